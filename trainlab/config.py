@@ -1,0 +1,288 @@
+"""The run config: one validated model per concern, loaded from YAML.
+
+Sections: ``name``, ``seed``, ``data``, ``model``, ``strategy``, ``metrics``,
+``output`` and ``runtime``. ``data`` and ``model`` pass their extra keys to the
+registered factory, whose signature validates them. Every other section is
+strict: an unknown key is an error with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainlab.errors import ConfigError
+from trainlab.registry import did_you_mean
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Named(BaseModel):
+    """A component: ``name`` plus keyword arguments for its factory."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+    def spec(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def _name_only(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    source: str
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # used when the source has no val split
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # used when the source has no test split
+    nan_policy: Literal["error", "drop"] = "error"
+
+    def source_kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ModelConfig(_Named):
+    pass
+
+
+class LossConfig(_Named):
+    pass
+
+
+class OptimizerConfig(_Named):
+    lr: float | Literal["auto"] = 1e-3  # "auto" runs the LR range test first
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not value > 0:
+            raise ValueError(f"must be > 0; got {value}")
+        return value
+
+
+class ScheduleConfig(_Named):
+    pass
+
+
+class InitConfig(_Named):
+    pass
+
+
+class Regularization(_Strict):
+    l1: float = Field(0.0, ge=0.0)  # coefficient of sum |w| added to the loss
+    l2: float = Field(0.0, ge=0.0)  # coefficient of sum w^2 added to the loss
+    weight_decay: float = Field(0.0, ge=0.0)  # decoupled: w <- w - lr * wd * w, not on biases/norms
+
+
+class EarlyStopping(_Strict):
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(10, ge=0)  # epochs without improvement before stopping
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = True
+
+
+class Divergence(_Strict):
+    policy: Literal["stop", "rollback", "off"] = "stop"
+    spike_factor: float = Field(20.0, gt=1.0)  # loss > factor * running median counts as a spike
+    window: int = Field(50, ge=5)  # steps in the running median
+    lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
+    max_rollbacks: int = Field(3, ge=0)
+
+
+class Finetune(_Strict):
+    freeze: bool = False  # freeze the backbone, train the head only
+    unfreeze_after_epochs: int | None = Field(None, ge=0)
+    layerwise_lr_decay: float | None = Field(None, gt=0.0, le=1.0)
+
+
+class Strategy(_Strict):
+    loss: LossConfig
+    optimizer: OptimizerConfig
+    batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = 32  # "full": batch gradient descent
+    epochs: int | None = Field(None, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    schedule: ScheduleConfig = ScheduleConfig(name="constant")
+    regularization: Regularization = Regularization()
+    clip_grad_norm: float | None = Field(None, gt=0.0)
+    clip_grad_value: float | None = Field(None, gt=0.0)
+    grad_accum_steps: int = Field(1, ge=1)
+    early_stopping: EarlyStopping | None = None
+    init: InitConfig | None = None
+    divergence: Divergence = Divergence()
+    finetune: Finetune | None = None
+
+    _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(
+        classmethod(lambda cls, v: _name_only(v))
+    )
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (not isinstance(value, int) and value != "full"):
+            raise ValueError(f"must be a positive int or 'full'; got {value!r}")
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"must be a positive int or 'full'; got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _some_stop(self) -> Strategy:
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("set 'epochs' or 'max_steps' (or both)")
+        return self
+
+
+class CheckpointConfig(_Strict):
+    every_n_steps: int | None = Field(None, ge=1)
+    every_n_epochs: int | None = Field(1, ge=1)
+    every_seconds: float | None = Field(300.0, gt=0.0)
+    keep_last: int = Field(2, ge=1)  # the best checkpoint is kept besides these
+
+
+class OutputConfig(_Strict):
+    dir: str | None = None  # default runs/<name>-<UTC timestamp>
+    progress: Literal["auto", "on", "off"] = "auto"  # "auto": a bar on a TTY only
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+
+class RuntimeConfig(_Strict):
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # "auto": CUDA when present
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # autocast dtype; "auto" picks bf16 where fast
+    num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None keeps torch's default
+
+
+class Config(_Strict):
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig
+    strategy: Strategy
+    metrics: list[str] | None = None  # None: accuracy/precision/recall/f1 or mse/mae/r2 by task
+    output: OutputConfig = OutputConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    _to_named = field_validator("model", mode="before")(classmethod(lambda cls, v: _name_only(v)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=False)
+
+    def hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the resolved config, excluding output paths."""
+        payload = self.to_dict()
+        payload["output"] = {k: v for k, v in payload["output"].items() if k != "dir"}
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- errors
+
+def _location(loc: tuple[Any, ...]) -> str:
+    # pydantic puts union-branch names ("int", "literal['full']") into locs; drop them
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in {"int", "float", "str"}))]
+    return ".".join(parts)
+
+
+def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
+    for part in path:
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
+    first = error.errors()[0]
+    where = _location(first["loc"])
+    if first["type"] == "extra_forbidden":
+        path = where.split(".")
+        valid = _fields_at(Config, path[:-1])
+        hint = did_you_mean(path[-1], valid)
+        return f"unknown config key '{where}'{hint} (valid: {', '.join(valid)})"
+    if first["type"] == "missing":
+        return f"config key '{where}' is required"
+    message = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    if isinstance(got, dict | list) or "got" in message:
+        return f"config key '{where or 'config'}': {message}"
+    return f"config key '{where or 'config'}': {message}; got {got!r}"
+
+
+# --------------------------------------------------------------------------- loading
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], YAML-parsed value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. strategy.optimizer.lr=0.01); got '{text}'")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if isinstance(child, str):  # "loss: mse" then --set strategy.loss.delta=2
+                child = {"name": child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text}: '{part}' is not a section")
+            node[part] = child
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a YAML mapping of sections; got {type(raw).__name__}")
+    return raw
+
+
+def validate(raw: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, raw)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, override (``--set``) and validate a YAML config."""
+    return validate(apply_overrides(read_yaml(path), list(overrides)))
+
+
+def dump_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

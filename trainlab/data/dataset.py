@@ -1,0 +1,120 @@
+"""In-memory datasets: splits of (x, y) tensors, task metadata, and batching.
+
+Data is batched by indexing a seeded permutation of the training split; there is
+no per-sample collate. A split may carry a per-batch ``transform`` (e.g. uint8
+images -> normalised float, with augmentation on the training split).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+
+from trainlab.errors import DataError
+
+Task = Literal["regression", "binary", "multiclass"]
+BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Features ``x`` (N, ...) and targets ``y`` (N,) or (N, d)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def take(self, index: torch.Tensor | np.ndarray) -> Split:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return Split(self.x[index], self.y[index])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/val/test splits plus what the model and loss need to know."""
+
+    train: Split
+    val: Split
+    test: Split
+    task: Task
+    num_classes: int | None = None  # classification only
+    class_names: list[str] | None = None
+    train_transform: BatchTransform | None = None  # applied per batch, training only
+    eval_transform: BatchTransform | None = None  # applied per batch at evaluation
+    extras: dict = field(default_factory=dict)  # source-specific facts (e.g. a tokenizer)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def target_dim(self) -> int:
+        return 1 if self.train.y.ndim == 1 else int(self.train.y.shape[1])
+
+    def with_splits(self, **splits: Split) -> Dataset:
+        return replace(self, **splits)
+
+
+def infer_task(y: np.ndarray) -> Task:
+    """Integer-valued 1-D targets are classes (2 -> binary); anything else is regression."""
+    if y.ndim == 1 and (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
+        return "binary" if len(np.unique(y)) <= 2 and y.max(initial=0) <= 1 else "multiclass"
+    return "regression"
+
+
+def split_indices(
+    n: int, fraction: float, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (stratified when ``labels`` is given) split into (keep, held_out) indices."""
+    rng = np.random.default_rng(seed)
+    if fraction <= 0:
+        return np.arange(n), np.arange(0)
+    if labels is None:
+        order = rng.permutation(n)
+        n_out = max(1, int(round(n * fraction)))
+        return np.sort(order[n_out:]), np.sort(order[:n_out])
+    held: list[np.ndarray] = []
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        n_out = int(round(len(members) * fraction))
+        if len(members) > 1:
+            n_out = min(max(n_out, 1), len(members) - 1)
+        held.append(members[:n_out])
+    held_out = np.sort(np.concatenate(held)) if held else np.arange(0)
+    keep = np.setdiff1d(np.arange(n), held_out)
+    return keep, held_out
+
+
+def check_finite(name: str, array: np.ndarray, policy: str) -> np.ndarray | None:
+    """Raise on the first NaN/Inf (row, column), or return the rows to keep when policy is 'drop'."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return None
+    flat = array.reshape(len(array), -1)
+    bad = ~np.isfinite(flat)
+    if not bad.any():
+        return None
+    if policy == "drop":
+        return np.flatnonzero(~bad.any(axis=1))
+    row, col = np.argwhere(bad)[0]
+    value = flat[row, col]
+    raise DataError(
+        f"{name} has a non-finite value ({value}) at row {row}, column {col}; "
+        "fix the data or set data.nan_policy: drop"
+    )
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of ``epoch``: a pure function of (seed, epoch), so resume needs no RNG state."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def batch_slices(n: int, batch_size: int) -> Iterator[slice]:
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))

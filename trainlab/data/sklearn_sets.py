@@ -1,0 +1,34 @@
+"""scikit-learn's bundled datasets (no download): digits, iris, wine, breast_cancer, diabetes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainlab.data import DATA_SOURCES, RawData
+
+
+def _bundled(loader_name: str, task: str | None, standardize: bool) -> RawData:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, loader_name)()
+    x = np.asarray(bunch.data, dtype=np.float32)
+    if standardize:  # features on very different scales (breast_cancer, wine) stall plain GD
+        x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-8)
+    names = [str(n) for n in bunch.target_names] if task else None
+    y = np.asarray(bunch.target)
+    return RawData(x, y if task else y.astype(np.float32), task=task, class_names=names)
+
+
+def _register(name: str, loader_name: str, task: str | None) -> None:
+    def source(standardize: bool = True) -> RawData:
+        return _bundled(loader_name, task, standardize)
+
+    source.__doc__ = f"sklearn.datasets.{loader_name}; features standardised unless standardize=false."
+    DATA_SOURCES.register(name)(source)
+
+
+_register("digits", "load_digits", "multiclass")
+_register("iris", "load_iris", "multiclass")
+_register("wine", "load_wine", "multiclass")
+_register("breast_cancer", "load_breast_cancer", "binary")
+_register("diabetes", "load_diabetes", None)

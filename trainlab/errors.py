@@ -1,0 +1,45 @@
+"""Errors users see, each carrying the CLI exit code it maps to.
+
+Exit codes: 2 usage or config error, 3 data error, 4 training failed.
+The CLI prints ``error: <message>`` on one line and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class TrainlabError(Exception):
+    """Base of every error trainlab reports to a user; ``str(err)`` is one line."""
+
+    exit_code = 1
+
+
+class ConfigError(TrainlabError):
+    """The config (or a command-line override) is invalid."""
+
+    exit_code = 2
+
+
+class DataError(TrainlabError):
+    """The data cannot be read, or does not fit the model, loss or metrics."""
+
+    exit_code = 3
+
+
+class TrainingError(TrainlabError):
+    """Training failed, e.g. the loss became non-finite."""
+
+    exit_code = 4
+
+
+class RunDirError(TrainlabError):
+    """A run folder cannot be used: it exists, is locked, or is from another version."""
+
+    exit_code = 2
+
+
+class Interrupted(TrainlabError):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -1,0 +1,24 @@
+"""Loss registry. Every loss follows :mod:`trainlab.losses.base`; build one by name or spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainlab.losses.base import Loss
+from trainlab.registry import Registry
+
+LOSSES: Registry = Registry("loss")
+
+
+def build_loss(spec: str | dict[str, Any]) -> Loss:
+    import trainlab.losses.catalog  # noqa: F401  (registers the built-in losses)
+
+    loss = LOSSES.build(spec)
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss '{spec}' must be a trainlab.losses.base.Loss; got {type(loss).__name__}")
+    name = spec if isinstance(spec, str) else spec["name"]
+    loss.registered_name = name
+    return loss
+
+
+__all__ = ["LOSSES", "Loss", "build_loss"]

@@ -1,0 +1,3 @@
+"""Imports every built-in loss module so that each registers itself."""
+
+from trainlab.losses import classification, regression  # noqa: F401

@@ -1,0 +1,3 @@
+"""Imports every built-in model module so that each registers itself."""
+
+from trainlab.models import cnn, mlp  # noqa: F401

@@ -1,0 +1,52 @@
+"""Optimizer registry and parameter groups.
+
+An optimizer factory is ``factory(param_groups, lr, **kwargs) -> torch.optim.Optimizer``.
+``param_groups`` is the list from :func:`param_groups`: a ``decay`` group (weights with
+``ndim >= 2``) and a ``no_decay`` group (biases and normalisation weights) whose
+``weight_decay`` is 0, so an optimizer's own weight decay never touches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.registry import Registry
+
+OPTIMIZERS: Registry = Registry("optimizer")
+
+
+def param_groups(model: nn.Module, extra: Iterable[torch.nn.Parameter] = ()) -> list[dict[str, Any]]:
+    """Split trainable parameters into ``decay`` (ndim >= 2) and ``no_decay`` (biases, norms, scalars).
+
+    ``extra`` (e.g. a loss's learned parameters) joins the no-decay group.
+    """
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+    no_decay += [p for p in extra if p.requires_grad]
+    groups = [{"params": decay, "group": "decay"}, {"params": no_decay, "group": "no_decay", "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    import trainlab.optim.catalog  # noqa: F401  (registers the built-in optimizers)
+
+    spec = dict(spec)
+    lr = spec.pop("lr")
+    optimizer = OPTIMIZERS.build(spec, groups, lr=float(lr))
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer '{spec['name']}' must build a torch.optim.Optimizer")
+    return optimizer
+
+
+def requires_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """Optimizers such as L-BFGS re-evaluate the loss inside ``step(closure)``."""
+    return bool(getattr(optimizer, "requires_closure", False)) or isinstance(optimizer, torch.optim.LBFGS)
+
+
+__all__ = ["OPTIMIZERS", "build_optimizer", "param_groups", "requires_closure"]
