@@ -1,3 +1,12 @@
 """Imports every built-in source module so that each registers itself."""
 
-from trainlab.data import files, mnist1d_source, sklearn_sets, synthetic  # noqa: F401
+from trainlab.data import (  # noqa: F401
+    cifar,
+    files,
+    idx,
+    images,
+    mnist1d_source,
+    sklearn_sets,
+    synthetic,
+    text,
+)

@@ -1,16 +1,34 @@
 """The loss contract every registered loss follows.
 
-A loss is an ``nn.Module`` whose ``forward(pred, target)`` returns a scalar
-(``reduction='mean'``, the default), and which declares what it expects:
+A loss is an ``nn.Module`` whose ``forward(pred, target, weight=None)`` returns a
+scalar (``reduction='mean'``, the default), a sum (``'sum'``) or one value per
+sample (``'none'``), and which declares what it expects:
 
-- ``target_kind``: ``"continuous"`` (regression; pred and target same shape),
-  ``"binary"`` (one logit or probability per sample; target in {0, 1}), or
-  ``"class_index"`` (K logits per sample; integer target in [0, K)).
-- ``output_dim(task, num_classes, target_dim)``: how many outputs the model needs.
+- ``target_kind``:
+
+  - ``"continuous"``: regression; pred and target have the same shape (N, d).
+  - ``"binary"``: one logit (or probability) per sample and int targets in {0, 1};
+    a multi-label task passes (N, L) outputs and (N, L) 0/1 targets.
+  - ``"class_index"``: K logits per sample and int64 targets in [0, K).
+  - ``"pair"``: metric learning on pairs. pred packs two embeddings per row,
+    ``[x1 | x2]`` of shape (N, 2 * embedding_dim) (or (N, 2, embedding_dim)); the
+    target is the pair label, 1 = similar, 0 (or -1) = dissimilar. The data is a
+    binary task; ``predict`` returns the 0/1 same-pair decision so binary metrics apply.
+  - ``"embedding"``: self-supervised / triplet losses. pred packs ``num_views``
+    embeddings per row (N, num_views * embedding_dim); the target is not used
+    (any (N,) tensor: the engine passes the data's y). ``predict`` returns the
+    embeddings as (N, num_views, embedding_dim).
+  - ``"multitask"``: pred and target are dicts keyed by task name
+    (:class:`trainlab.losses.composite.MultiTaskLoss`).
+
+- ``output_dim(task, num_classes, target_dim)``: how many outputs the model needs
+  (``task`` is ``"regression"``, ``"binary"``, ``"multiclass"`` or ``"multilabel"``).
 - ``check(pred, target)``: raises ``DataError`` with a one-line message before
   training starts when shapes or labels do not fit.
 - ``predict(output)``: turns model output into predictions for the metrics.
 
+Per-sample ``weight`` (shape (N,)) multiplies each sample's loss; the weighted
+mean divides by the sum of the weights (of every element the weight covers).
 Losses may own parameters (e.g. a learned scale); the engine gives them to the optimizer.
 """
 
@@ -23,19 +41,31 @@ from torch import nn
 
 from trainlab.errors import DataError
 
-TargetKind = Literal["continuous", "binary", "class_index"]
+TargetKind = Literal["continuous", "binary", "class_index", "pair", "embedding", "multitask"]
 Reduction = Literal["mean", "sum", "none"]
 
 
-def reduce(values: torch.Tensor, reduction: str, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Apply optional per-sample ``weight`` then mean/sum/none (weighted mean divides by sum of weights)."""
+def reduce(values: torch.Tensor, reduction: str, weight: torch.Tensor | None = None,
+           denominator: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply optional per-sample ``weight`` then mean/sum/none.
+
+    ``mean`` is ``sum(w * v) / sum(w)`` with ``w`` broadcast over each sample's
+    elements (plain ``v.mean()`` without weights). ``denominator`` overrides the
+    divisor of ``mean`` (cross-entropy with class weights divides by the summed
+    class weights of the targets, as PyTorch does).
+    """
     if weight is not None:
-        weight = weight.reshape(weight.shape + (1,) * (values.ndim - weight.ndim))
+        if weight.ndim != 1 or (values.ndim and weight.shape[0] != values.shape[0]):
+            raise DataError(
+                f"sample weight must have shape ({values.shape[0] if values.ndim else 1},); "
+                f"got {tuple(weight.shape)}"
+            )
+        weight = weight.to(values.dtype).reshape(weight.shape + (1,) * (values.ndim - 1))
         values = values * weight
-        if reduction == "mean":
-            return values.sum() / (weight.expand_as(values).sum())
+        if reduction == "mean" and denominator is None:
+            return values.sum() / weight.expand_as(values).sum()
     if reduction == "mean":
-        return values.mean()
+        return values.sum() / denominator if denominator is not None else values.mean()
     if reduction == "sum":
         return values.sum()
     return values
@@ -47,10 +77,40 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
+def split_views(pred: torch.Tensor, views: int, name: str) -> list[torch.Tensor]:
+    """(N, views * D) or (N, views, D) -> ``views`` tensors of shape (N, D)."""
+    if pred.ndim == 3 and pred.shape[1] == views:
+        return list(pred.unbind(1))
+    if pred.ndim != 2 or pred.shape[1] % views:
+        raise DataError(
+            f"{name} expects {views} embeddings per row, shape (N, {views} * D) or (N, {views}, D); "
+            f"got {tuple(pred.shape)}"
+        )
+    return list(pred.chunk(views, dim=1))
+
+
+def binary_targets(target: torch.Tensor, name: str, allow_signed: bool = False) -> None:
+    """Raise DataError unless every target is 0 or 1 (or -1/1 when ``allow_signed``)."""
+    if not target.numel():
+        return
+    ok = (target == 0) | (target == 1)
+    if allow_signed:
+        ok |= target == -1
+    if not torch.all(ok):
+        bad = target[~ok][0].item()
+        valid = "{0, 1} or {-1, 1}" if allow_signed else "{0, 1}"
+        raise DataError(f"{name} expects binary targets in {valid}; got {bad:g}")
+
+
 class Loss(nn.Module):
-    """Base class: subclasses set ``target_kind`` and implement ``forward``."""
+    """Base class: subclasses set ``target_kind`` and implement ``forward``.
+
+    ``pair`` and ``embedding`` losses also set ``num_views`` (class) and
+    ``embedding_dim`` (constructor argument).
+    """
 
     target_kind: ClassVar[TargetKind] = "continuous"
+    num_views: ClassVar[int] = 1
 
     def __init__(self, reduction: Reduction = "mean"):
         super().__init__()
@@ -62,43 +122,75 @@ class Loss(nn.Module):
 
     def output_dim(self, task: str, num_classes: int | None, target_dim: int) -> int:
         if self.target_kind == "class_index":
-            if task == "regression":
+            if task in ("regression", "multilabel"):
                 raise DataError(
-                    f"{self.name} is a classification loss but the data is a regression task "
-                    "with continuous targets; use a regression loss such as mse or huber"
+                    f"{self.name} is a single-label classification loss but the data is a {task} task; use "
+                    + ("a regression loss such as mse or huber" if task == "regression" else "bce")
                 )
             return int(num_classes or 2)
         if self.target_kind == "binary":
+            if task == "multilabel":
+                return target_dim
             if task != "binary":
                 raise DataError(
                     f"{self.name} expects binary targets in {{0, 1}} but the data is a {task} task"
                     + (f" with {num_classes} classes; use cross_entropy" if num_classes else "")
                 )
             return 1
+        if self.target_kind == "pair":
+            if task != "binary":
+                raise DataError(
+                    f"{self.name} trains on pairs labelled 1 (similar) / 0 (dissimilar), a binary task; "
+                    f"got a {task} task"
+                )
+            return self.num_views * int(self.embedding_dim)
+        if self.target_kind == "embedding":
+            return self.num_views * int(self.embedding_dim)
         if task != "regression":
             raise DataError(
                 f"{self.name} is a regression loss but the data is a {task} classification task"
-                f" ({num_classes} classes); use "
-                + ("bce or cross_entropy" if task == "binary" else "cross_entropy")
+                + (f" ({num_classes} classes)" if num_classes else "") + "; use "
+                + ("bce or cross_entropy" if task == "binary" else "bce" if task == "multilabel"
+                   else "cross_entropy")
             )
         return target_dim
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if self.target_kind in ("class_index", "binary", "pair") and len(pred) != len(target):
+            raise DataError(f"{self.name}: {len(pred)} predictions but {len(target)} targets")
         if self.target_kind == "class_index":
+            num_classes = pred.shape[-1]
             if target.is_floating_point():
                 raise DataError(
-                    f"{self.name} expects integer class labels in [0, {pred.shape[-1]}); got float targets"
+                    f"{self.name} expects integer class labels in [0, {num_classes}); got float targets"
                 )
-            if target.numel() and (target.min() < 0 or target.max() >= pred.shape[-1]):
+            if target.ndim != 1 or pred.ndim != 2:
                 raise DataError(
-                    f"{self.name} expects integer class labels in [0, {pred.shape[-1]}); "
-                    f"got labels in [{int(target.min())}, {int(target.max())}]"
+                    f"{self.name} expects (N, {num_classes}) outputs and (N,) labels; "
+                    f"got outputs {tuple(pred.shape)} and labels {tuple(target.shape)}"
+                )
+            ignore_index = getattr(self, "ignore_index", None)  # cross_entropy/nll skip these labels
+            labels = target if ignore_index is None else target[target != ignore_index]
+            if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+                raise DataError(
+                    f"{self.name} expects integer class labels in [0, {num_classes}); "
+                    f"got labels in [{int(labels.min())}, {int(labels.max())}]"
                 )
         elif self.target_kind == "binary":
-            if pred.reshape(len(pred), -1).shape[1] != 1:
+            if target.ndim == 2:
+                if pred.shape != target.shape:
+                    raise DataError(
+                        f"{self.name}: multi-label outputs {tuple(pred.shape)} do not match targets "
+                        f"{tuple(target.shape)}"
+                    )
+            elif pred.reshape(len(pred), -1).shape[1] != 1:
                 raise DataError(f"{self.name}: expects one output per sample; got shape {tuple(pred.shape)}")
-            if target.numel() and not torch.all((target == 0) | (target == 1)):
-                raise DataError(f"{self.name} expects binary targets in {{0, 1}}")
+            binary_targets(target, self.name, getattr(self, "signed_labels", False))
+        elif self.target_kind == "pair":
+            split_views(pred, self.num_views, self.name)
+            binary_targets(target, self.name, allow_signed=True)
+        elif self.target_kind == "embedding":
+            split_views(pred, self.num_views, self.name)
         elif pred.shape != target.shape:
             raise DataError(
                 f"{self.name}: prediction shape {tuple(pred.shape)} does not match target shape "
@@ -109,5 +201,9 @@ class Loss(nn.Module):
         if self.target_kind == "class_index":
             return output.argmax(dim=-1)
         if self.target_kind == "binary":
+            if output.ndim == 2 and output.shape[1] > 1:  # multi-label
+                return (output > 0).long()
             return (output.reshape(len(output)) > 0).long()
+        if self.target_kind == "embedding":
+            return torch.stack(split_views(output, self.num_views, self.name), dim=1)
         return output

@@ -1,12 +1,42 @@
-"""Classification losses on logits."""
+"""Classification losses: binary (one logit per sample or per label) and multi-class (K logits).
+
+Everything that can be is computed from ``logsigmoid`` / ``log_softmax`` so that
+logits of +-1e4 give finite losses and gradients. Binary losses also accept
+multi-label data: (N, L) outputs with (N, L) 0/1 targets, one loss per label.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from trainlab.errors import DataError
 from trainlab.losses import LOSSES
 from trainlab.losses.base import Loss, reduce
+
+
+def _binary_view(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1) / (N,) logits with (N,) targets, or (N, L) with (N, L): same-shape float pair."""
+    if target.ndim <= 1:
+        pred = pred.reshape(len(pred))
+    return pred, target.to(pred.dtype)
+
+
+def _per_class(values: list[float] | None, name: str, what: str) -> torch.Tensor | None:
+    if values is None:
+        return None
+    tensor = torch.as_tensor(values, dtype=torch.float32)
+    if tensor.ndim > 1 or not torch.all(tensor >= 0):
+        raise ValueError(f"{name} {what} must be a list of non-negative numbers; got {values}")
+    return tensor
+
+
+def _check_width(loss: Loss, pred: torch.Tensor, table: torch.Tensor | None, what: str) -> None:
+    if table is not None and table.ndim == 1 and table.numel() > 1 and table.numel() != pred.shape[-1]:
+        raise DataError(f"{loss.name}: {what} has {table.numel()} entries but the model outputs {pred.shape[-1]}")
+
+
+# --------------------------------------------------------------------------- binary
 
 
 @LOSSES.register("bce")
@@ -14,27 +44,112 @@ class BCEWithLogits(Loss):
     """Binary cross-entropy from logits z: -[p y log s(z) + (1 - y) log(1 - s(z))], p = pos_weight.
 
     Computed as ``F.binary_cross_entropy_with_logits`` (log-sum-exp form: stable for |z| large).
+    ``pos_weight`` is a number, or one number per label for multi-label data; n_neg / n_pos
+    balances the classes' total weight.
     """
 
     target_kind = "binary"
 
-    def __init__(self, pos_weight: float | None = None, reduction: str = "mean"):
+    def __init__(self, pos_weight: float | list[float] | None = None, reduction: str = "mean"):
         super().__init__(reduction)
-        if pos_weight is not None and not pos_weight > 0:
-            raise ValueError(f"bce pos_weight must be > 0; got {pos_weight}")
-        self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(float(pos_weight)))
+        if pos_weight is not None:
+            values = torch.as_tensor(pos_weight, dtype=torch.float32)
+            if values.ndim > 1 or not torch.all(values > 0):
+                raise ValueError(f"bce pos_weight must be > 0 (a number or a list per label); got {pos_weight}")
+        self.register_buffer("pos_weight", None if pos_weight is None else values)
+
+    def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        super().check(pred, target)
+        _check_width(self, pred, self.pos_weight, "pos_weight")
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
-        pred = pred.reshape(len(pred))
-        values = F.binary_cross_entropy_with_logits(
-            pred, target.to(pred.dtype), reduction="none", pos_weight=self.pos_weight
-        )
+        pred, target = _binary_view(pred, target)
+        pos_weight = None if self.pos_weight is None else self.pos_weight.to(pred.dtype)
+        values = F.binary_cross_entropy_with_logits(pred, target, reduction="none", pos_weight=pos_weight)
         return reduce(values, self.reduction, weight)
+
+
+@LOSSES.register("bce_prob")
+class BCEFromProbabilities(Loss):
+    """Binary cross-entropy from probabilities p: -[y log p + (1 - y) log(1 - p)], p clamped to [eps, 1 - eps].
+
+    The textbook (Keras) clamp keeps log finite when a sigmoid saturates to exactly 0
+    or 1; every term is then at most -log(eps) (16.1 for eps = 1e-7) and the gradient
+    at most 1/eps, and it is 0 outside the clamp, never NaN. log(1 - p) is computed as
+    log1p(-p), exact for small p. (``torch.nn.BCELoss`` instead clamps each log at -100,
+    which differs only where p < eps or p > 1 - eps.) Prefer ``bce`` on logits: it needs no clamp.
+    """
+
+    target_kind = "binary"
+
+    def __init__(self, eps: float = 1e-7, reduction: str = "mean"):
+        super().__init__(reduction)
+        if not 0.0 < eps < 0.5:
+            raise ValueError(f"bce_prob eps must be in (0, 0.5); got {eps}")
+        self.eps = float(eps)
+
+    def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        super().check(pred, target)
+        if pred.numel() and (pred.min() < 0 or pred.max() > 1):
+            raise DataError(
+                f"bce_prob expects probabilities in [0, 1]; got outputs in [{float(pred.min()):.3g}, "
+                f"{float(pred.max()):.3g}] (end the model with a sigmoid, or use bce on logits)"
+            )
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        prob, target = _binary_view(pred, target)
+        prob = prob.clamp(self.eps, 1.0 - self.eps)
+        values = -(target * torch.log(prob) + (1.0 - target) * torch.log1p(-prob))
+        return reduce(values, self.reduction, weight)
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        if output.ndim == 2 and output.shape[1] > 1:
+            return (output > 0.5).long()
+        return (output.reshape(len(output)) > 0.5).long()
+
+
+class _Hinge(Loss):
+    target_kind = "binary"
+    signed_labels = True  # check() accepts {-1, 1} as well as {0, 1}
+    power = 1
+
+    def __init__(self, margin: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        if not margin > 0:
+            raise ValueError(f"{type(self).__name__.lower()} margin must be > 0; got {margin}")
+        self.margin = float(margin)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        score, target = _binary_view(pred, target)
+        sign = torch.where(target > 0, 1.0, -1.0).to(score.dtype)  # 0 and -1 are the negative class
+        values = F.relu(self.margin - sign * score)
+        return reduce(values if self.power == 1 else values.square(), self.reduction, weight)
+
+
+@LOSSES.register("hinge")
+class HingeLoss(_Hinge):
+    """Hinge (SVM): max(0, margin - t z), t = +1 for label 1 and -1 for label 0 or -1."""
+
+
+@LOSSES.register("squared_hinge")
+class SquaredHingeLoss(_Hinge):
+    """Squared hinge (L2-SVM): max(0, margin - t z)^2, t = +1 for label 1 and -1 for label 0 or -1."""
+
+    power = 2
+
+
+# --------------------------------------------------------------------------- multi-class
 
 
 @LOSSES.register("cross_entropy")
 class CrossEntropy(Loss):
-    """Softmax cross-entropy: -log softmax(z)[y], with class weights, label smoothing, ignore_index."""
+    """Softmax cross-entropy with class weights w, label smoothing e and ignore_index.
+
+    Per sample, with log-probabilities l = log_softmax(z) over K classes:
+    (1 - e) * w_y * (-l_y) + (e / K) * sum_k w_k (-l_k); samples whose label is
+    ``ignore_index`` contribute 0. The mean divides by sum_i s_i w_{y_i} over the
+    non-ignored samples (s = sample weights, 1 by default), as ``F.cross_entropy`` does.
+    """
 
     target_kind = "class_index"
 
@@ -45,14 +160,153 @@ class CrossEntropy(Loss):
             raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
         self.ignore_index = int(ignore_index)
-        self.register_buffer(
-            "class_weights", None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
-        )
+        self.register_buffer("class_weights", _per_class(class_weights, "cross_entropy", "class_weights"))
+
+    def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        super().check(pred, target)
+        _check_width(self, pred, self.class_weights, "class_weights")
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
-        if weight is None:
-            return F.cross_entropy(pred, target, weight=self.class_weights, ignore_index=self.ignore_index,
-                                   label_smoothing=self.label_smoothing, reduction=self.reduction)
-        values = F.cross_entropy(pred, target, weight=self.class_weights, ignore_index=self.ignore_index,
+        class_weights = None if self.class_weights is None else self.class_weights.to(pred.dtype)
+        values = F.cross_entropy(pred, target, weight=class_weights, ignore_index=self.ignore_index,
                                  label_smoothing=self.label_smoothing, reduction="none")
+        return reduce(values, self.reduction, weight, _mean_denominator(target, class_weights,
+                                                                        self.ignore_index, weight, pred.dtype))
+
+
+def _mean_denominator(target, class_weights, ignore_index, weight, dtype) -> torch.Tensor:
+    """sum over non-ignored samples of sample_weight * class_weight[label]."""
+    kept = target != ignore_index
+    per_sample = kept.to(dtype)
+    if class_weights is not None:
+        per_sample = per_sample * class_weights[torch.where(kept, target, 0)]
+    if weight is not None:
+        per_sample = per_sample * weight.to(dtype)
+    return per_sample.sum()
+
+
+@LOSSES.register("nll")
+class NLLLoss(Loss):
+    """Negative log-likelihood of log-probabilities l (e.g. from ``nn.LogSoftmax``): -w_y l_y.
+
+    Same class weights, ``ignore_index`` and mean denominator as ``cross_entropy``;
+    the model must output log-probabilities (``check`` refuses positive values).
+    """
+
+    target_kind = "class_index"
+
+    def __init__(self, class_weights: list[float] | None = None, ignore_index: int = -100,
+                 reduction: str = "mean"):
+        super().__init__(reduction)
+        self.ignore_index = int(ignore_index)
+        self.register_buffer("class_weights", _per_class(class_weights, "nll", "class_weights"))
+
+    def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        super().check(pred, target)
+        _check_width(self, pred, self.class_weights, "class_weights")
+        if pred.numel() and pred.max() > 1e-4:
+            raise DataError(
+                f"nll expects log-probabilities (<= 0); got outputs up to {float(pred.max()):.3g} "
+                "(end the model with log_softmax, or use cross_entropy on logits)"
+            )
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        class_weights = None if self.class_weights is None else self.class_weights.to(pred.dtype)
+        values = F.nll_loss(pred, target, weight=class_weights, ignore_index=self.ignore_index, reduction="none")
+        return reduce(values, self.reduction, weight, _mean_denominator(target, class_weights,
+                                                                        self.ignore_index, weight, pred.dtype))
+
+
+@LOSSES.register("focal")
+class FocalLoss(Loss):
+    """Focal loss (Lin et al., ICCV 2017): -a_t (1 - p_t)^gamma log p_t, p_t = probability of the true class.
+
+    Binary data (the model has one output): p = sigmoid(z), a_t = alpha for label 1 and
+    1 - alpha for label 0 (``alpha`` a number in [0, 1]; None = no weighting), as in the paper.
+    Multi-class data (K outputs): p = softmax(z), a_t = alpha[y] (``alpha`` a list of K
+    class weights or None). log p_t comes from logsigmoid / log_softmax, and
+    log(1 - p_t) from logsigmoid(-z) (binary) or log(-expm1(log p_t)) (multi-class),
+    so saturated logits give finite values and gradients. gamma = 0 and no alpha is
+    cross-entropy. The loss is not normalised by the number of positives (a detector's
+    convention); ``mean`` averages over samples.
+    """
+
+    target_kind = "class_index"
+
+    def __init__(self, gamma: float = 2.0, alpha: float | list[float] | None = None, reduction: str = "mean"):
+        super().__init__(reduction)
+        if not gamma >= 0:
+            raise ValueError(f"focal gamma must be >= 0; got {gamma}")
+        self.gamma = float(gamma)
+        if alpha is not None:
+            values = torch.as_tensor(alpha, dtype=torch.float32)
+            if values.ndim > 1 or not torch.all(values >= 0) or (values.ndim == 0 and values > 1):
+                raise ValueError(f"focal alpha must be a number in [0, 1] (binary) or a list of "
+                                 f"non-negative class weights; got {alpha}")
+        self.register_buffer("alpha", None if alpha is None else values)
+
+    def output_dim(self, task: str, num_classes: int | None, target_dim: int) -> int:
+        return 1 if task == "binary" else super().output_dim(task, num_classes, target_dim)
+
+    def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if pred.ndim == 2 and pred.shape[1] == 1:  # binary: one logit, labels {0, 1}
+            Loss.check(self, torch.zeros(len(pred), 2), target)
+            if self.alpha is not None and self.alpha.ndim == 1:
+                raise DataError("focal on one logit (binary) needs alpha as one number in [0, 1]")
+            return
+        super().check(pred, target)
+        if self.alpha is not None and self.alpha.ndim == 0:
+            raise DataError(f"focal on {pred.shape[-1]} classes needs alpha as a list of "
+                            f"{pred.shape[-1]} class weights; got one number")
+        _check_width(self, pred, self.alpha, "alpha")
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        if pred.ndim == 2 and pred.shape[1] == 1:
+            logit, positive = pred.reshape(len(pred)), target.to(torch.bool)
+            log_p_true = torch.where(positive, F.logsigmoid(logit), F.logsigmoid(-logit))
+            log_p_other = torch.where(positive, F.logsigmoid(-logit), F.logsigmoid(logit))
+            alpha_t = None if self.alpha is None else torch.where(positive, self.alpha, 1.0 - self.alpha)
+        else:
+            log_p_true = F.log_softmax(pred, dim=-1).gather(1, target.reshape(-1, 1)).squeeze(1)
+            # log(1 - p) with p -> 1: clamp away from log(0) so (1 - p)^gamma has a finite gradient
+            tiny = torch.finfo(pred.dtype).tiny
+            log_p_other = torch.log((-torch.expm1(log_p_true)).clamp_min(tiny))
+            alpha_t = None if self.alpha is None else self.alpha.to(pred.dtype)[target]
+        values = -torch.exp(self.gamma * log_p_other) * log_p_true
+        if alpha_t is not None:
+            values = alpha_t.to(pred.dtype) * values
+        return reduce(values, self.reduction, weight)
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        if output.ndim == 2 and output.shape[1] == 1:
+            return (output.reshape(len(output)) > 0).long()
+        return output.argmax(dim=-1)
+
+
+@LOSSES.register("multiclass_hinge")
+class MulticlassHingeLoss(Loss):
+    """Multi-class hinge with margin m on scores z and label y.
+
+    ``variant="crammer_singer"`` (default): max(0, m + max_{j != y} z_j - z_y).
+    ``variant="weston_watkins"``: sum_{j != y} max(0, m + z_j - z_y).
+    (``torch.nn.MultiMarginLoss`` is Weston-Watkins divided by K.)
+    """
+
+    target_kind = "class_index"
+    VARIANTS = ("crammer_singer", "weston_watkins")
+
+    def __init__(self, variant: str = "crammer_singer", margin: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        if variant not in self.VARIANTS:
+            raise ValueError(f"multiclass_hinge variant must be one of {', '.join(self.VARIANTS)}; got {variant!r}")
+        if not margin > 0:
+            raise ValueError(f"multiclass_hinge margin must be > 0; got {margin}")
+        self.variant, self.margin = variant, float(margin)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        true_score = pred.gather(1, target.reshape(-1, 1))
+        margins = F.relu(self.margin + pred - true_score)
+        is_true = F.one_hot(target, pred.shape[1]).to(torch.bool)
+        margins = margins.masked_fill(is_true, 0.0)  # j = y is excluded
+        values = margins.amax(dim=1) if self.variant == "crammer_singer" else margins.sum(dim=1)
         return reduce(values, self.reduction, weight)

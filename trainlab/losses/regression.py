@@ -1,6 +1,12 @@
-"""Regression losses on continuous targets (pred and target of the same shape)."""
+"""Regression losses on continuous targets (pred and target of the same shape, r = pred - target).
+
+Ordered from the plain quadratic to the robust ones; Barron's adaptive loss is in
+:mod:`trainlab.losses.adaptive`.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +17,7 @@ from trainlab.losses.base import Loss, reduce
 
 @LOSSES.register("mse")
 class MSELoss(Loss):
-    """Mean squared error: mean((pred - target)^2)."""
+    """Mean squared error: r^2."""
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         return reduce((pred - target).square(), self.reduction, weight)
@@ -19,7 +25,7 @@ class MSELoss(Loss):
 
 @LOSSES.register("mae")
 class MAELoss(Loss):
-    """Mean absolute error (L1): mean(|pred - target|)."""
+    """Mean absolute error (L1): |r|."""
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         return reduce((pred - target).abs(), self.reduction, weight)
@@ -27,7 +33,12 @@ class MAELoss(Loss):
 
 @LOSSES.register("huber")
 class HuberLoss(Loss):
-    """Huber: 0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target."""
+    """Huber: 0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta).
+
+    Quadratic near 0, linear (slope ``delta``) beyond ``delta``: outliers pull with
+    bounded force. ``delta`` is in target units; pick it near the noise scale
+    (the advisor uses 1.345 * MAD-sigma, the 95%-efficiency constant).
+    """
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
@@ -37,3 +48,54 @@ class HuberLoss(Loss):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         return reduce(F.huber_loss(pred, target, reduction="none", delta=self.delta), self.reduction, weight)
+
+
+@LOSSES.register("smooth_l1")
+class SmoothL1Loss(Loss):
+    """Smooth L1: 0.5 r^2 / beta if |r| < beta else |r| - 0.5 beta (= huber(delta=beta) / beta).
+
+    ``beta = 0`` is exactly L1 (Fast R-CNN's box loss uses beta = 1).
+    """
+
+    def __init__(self, beta: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        if not beta >= 0:
+            raise ValueError(f"smooth_l1 beta must be >= 0; got {beta}")
+        self.beta = float(beta)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        return reduce(F.smooth_l1_loss(pred, target, reduction="none", beta=self.beta), self.reduction, weight)
+
+
+@LOSSES.register("log_cosh")
+class LogCoshLoss(Loss):
+    """Log-cosh: log(cosh(r)), computed as |r| + softplus(-2|r|) - log 2.
+
+    The rewrite never forms cosh (which overflows for |r| > ~89 in float32) and
+    stays exact for small r; the loss behaves like r^2 / 2 near 0 and |r| - log 2 far out.
+    """
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        distance = (pred - target).abs()
+        values = distance + F.softplus(-2.0 * distance) - math.log(2.0)
+        return reduce(values, self.reduction, weight)
+
+
+@LOSSES.register("quantile")
+class QuantileLoss(Loss):
+    """Pinball loss for the tau-quantile: max(tau u, (tau - 1) u), u = target - pred.
+
+    Its minimiser is the tau-quantile of the target distribution (tau = 0.5 gives
+    half the absolute error, i.e. the median).
+    """
+
+    def __init__(self, tau: float = 0.5, reduction: str = "mean"):
+        super().__init__(reduction)
+        if not 0.0 < tau < 1.0:
+            raise ValueError(f"quantile tau must be in (0, 1); got {tau}")
+        self.tau = float(tau)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        under = target - pred
+        values = torch.maximum(self.tau * under, (self.tau - 1.0) * under)
+        return reduce(values, self.reduction, weight)

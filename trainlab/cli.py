@@ -1,0 +1,189 @@
+"""The ``trainlab`` command line: thin shims over importable functions.
+
+Exit codes: 0 success, 2 usage or config error, 3 data error, 4 training failed,
+130/143 interrupted (SIGINT/SIGTERM, after a checkpoint). Errors print one line
+starting ``error:``; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainlab import __version__
+from trainlab.errors import ConfigError, TrainlabError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own contract)
+        self.exit(2, f"error: {message} (see 'trainlab --help')\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trainlab", description="Choose, run, compare and tune training strategies.")
+    parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--data-dir", help="root for relative data paths (or TRAINLAB_DATA_DIR)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a config into a run folder")
+    train.add_argument("config")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    train.add_argument("--out", help="run folder (default runs/<name>-<UTC time>)")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--resume", action="store_true", help="continue --out if it holds a run")
+    train.add_argument("--quiet", action="store_true")
+
+    evaluate = commands.add_parser("eval", help="reload a run's model.safetensors and print its metrics")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+
+    resume = commands.add_parser("resume", help="continue a run from its last checkpoint")
+    resume.add_argument("run_dir")
+    resume.add_argument("--quiet", action="store_true")
+
+    demo = commands.add_parser("demo", help="compare seven optimizers on MNIST-1D (no files needed)")
+    demo.add_argument("--epochs", type=int, default=40)
+
+    advise = commands.add_parser("advise", help="recommend a loss and metrics for a config's data")
+    advise.add_argument("config")
+    advise.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    schedule = commands.add_parser("schedule", help="plot a config's learning-rate schedule")
+    schedule.add_argument("config")
+    schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    schedule.add_argument("--plot", required=True, help="PNG file to write")
+
+    lr_find = commands.add_parser("lr-find", help="LR range test: plot loss vs LR and suggest an LR")
+    lr_find.add_argument("config")
+    lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    lr_find.add_argument("--plot", help="PNG file to write")
+    return parser
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    print(title)
+    for key, value in metrics.items():
+        shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
+        print(f"  {key:<12} {shown}")
+
+
+def _cmd_train(args) -> int:
+    from trainlab.config import load_config
+    from trainlab.experiment import train
+
+    config = load_config(args.config, args.set)
+    summary, path = train(config, out=args.out, overwrite=args.overwrite, quiet=args.quiet,
+                          resume_if_exists=args.resume)
+    _report(summary, path)
+    return 0
+
+
+def _report(summary: dict, path: Path) -> None:
+    print(f"run {summary['name']}: {summary['stop_reason']} after {summary['epochs_run']} epochs "
+          f"({summary['train_time_s']:.2f} s, {summary['mode']})")
+    _print_metrics("val:", summary["val"])
+    _print_metrics("test:", summary["test"])
+    print(f"saved to {path}")
+
+
+def _cmd_resume(args) -> int:
+    from trainlab.experiment import resume
+
+    summary, path = resume(args.run_dir, quiet=args.quiet)
+    _report(summary, path)
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from trainlab.experiment import evaluate_run
+
+    _print_metrics(f"{args.split}:", evaluate_run(args.run_dir, args.split))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from trainlab.demo import run_demo
+
+    run_demo(epochs=args.epochs)
+    return 0
+
+
+def _cmd_advise(args) -> int:
+    from trainlab.advisor import advise, format_advice
+    from trainlab.config import read_yaml
+    from trainlab.data import load_dataset
+    from trainlab.config import DataConfig, apply_overrides
+
+    raw = apply_overrides(read_yaml(args.config), args.set)
+    if "data" not in raw:
+        raise ConfigError(f"{args.config} has no 'data' section")
+    try:
+        data_config = DataConfig.model_validate(raw["data"])
+    except Exception as exc:
+        raise ConfigError(f"config key 'data': {str(exc).splitlines()[-1].strip()}") from None
+    data = load_dataset(data_config, int(raw.get("seed", 0)))
+    print(format_advice(advise(data.train.y.numpy(), data.task)))
+    return 0
+
+
+def _cmd_schedule(args) -> int:
+    from trainlab.config import load_config
+    from trainlab.experiment import build
+    from trainlab.plots import plot_schedule
+
+    config = load_config(args.config, args.set)
+    built = build(config, quiet=True)
+    trainer = built.trainer
+    path = plot_schedule(trainer.schedule, trainer.total_steps, trainer.base_lrs[0], args.plot,
+                         steps_per_epoch=trainer.steps_per_epoch, title=f"{config.name}: {config.strategy.schedule.name}")
+    print(f"wrote {path} ({trainer.total_steps} steps)")
+    return 0
+
+
+def _cmd_lr_find(args) -> int:
+    from trainlab.config import load_config
+    from trainlab.lr_finder import lr_find_config
+
+    config = load_config(args.config, args.set)
+    suggestion, _, _ = lr_find_config(config, plot=args.plot)
+    print(f"suggested lr: {suggestion:.3g}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "demo": _cmd_demo,
+            "advise": _cmd_advise, "schedule": _cmd_schedule, "lr-find": _cmd_lr_find}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.data_dir:
+        os.environ["TRAINLAB_DATA_DIR"] = args.data_dir
+    if not args.debug:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    try:
+        return COMMANDS[args.command](args)
+    except TrainlabError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

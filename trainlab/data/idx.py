@@ -1,0 +1,136 @@
+"""``idx``: MNIST-format IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST), gzipped or not.
+
+IDX layout (LeCun): a big-endian header ``0x00 0x00 <dtype> <ndim>`` followed by ``ndim``
+big-endian uint32 dimensions, then the values row-major. Images are ``0x00000803``
+(uint8, 3 dims: count, rows, cols), labels ``0x00000801`` (uint8, 1 dim: count).
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab.data import DATA_SOURCES, RawData
+from trainlab.data.paths import resolve
+from trainlab.data.transforms import image_transforms
+from trainlab.errors import DataError
+
+UBYTE = 0x08  # the IDX dtype byte of unsigned bytes, the only one MNIST-family files use
+IMAGES_MAGIC = 0x00000803
+LABELS_MAGIC = 0x00000801
+
+
+def _read_bytes(file: Path) -> bytes:
+    try:
+        if file.suffix == ".gz":
+            with gzip.open(file, "rb") as handle:
+                return handle.read()
+        return file.read_bytes()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"IDX file {file} is not a complete gzip stream ({exc}); re-download or gunzip it") from None
+    except OSError as exc:
+        raise DataError(f"cannot read IDX file {file}: {exc}") from None
+
+
+def read_idx(file: Path, ndim: int) -> np.ndarray:
+    """The uint8 array stored in an IDX file with ``ndim`` dimensions, after checking header and size."""
+    data = _read_bytes(file)
+    expected_magic = (UBYTE << 8) | ndim
+    kind = {1: "idx1-ubyte label", 3: "idx3-ubyte image"}.get(ndim, f"idx{ndim}-ubyte")
+    if len(data) < 4:
+        raise DataError(f"IDX file {file} is truncated: {len(data)} bytes, shorter than the 4-byte magic number")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expected_magic:
+        raise DataError(f"IDX file {file} has magic number 0x{magic:08x}; expected 0x{expected_magic:08x} "
+                        f"(a {kind} file: 2 zero bytes, dtype byte 0x08, {ndim} dimension(s))")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"IDX file {file} is truncated: {len(data)} bytes, expected a {header}-byte header")
+    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        state = "truncated" if len(data) < expected else "longer than its header says"
+        shape = " x ".join(str(d) for d in dims)
+        raise DataError(f"IDX file {file} is {state}: expected {expected} bytes ({header}-byte header + "
+                        f"{shape} values), got {len(data)}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()  # writable, for torch
+
+
+def _idx_file(folder: Path, name: str, what: str) -> Path:
+    """``name`` in ``folder``, also trying it with/without ``.gz`` and the ``train-images.idx3-ubyte`` spelling."""
+    base = name[:-3] if name.endswith(".gz") else name
+    names = [name, base if name.endswith(".gz") else f"{name}.gz"]
+    dotted = base.replace("-idx", ".idx")
+    if dotted != base:
+        names += [dotted, f"{dotted}.gz"]
+    tried = [folder / n for n in names]
+    for path in tried:
+        if path.is_file():
+            return path
+    raise DataError(f"no {what} file in {folder} (tried {', '.join(str(p) for p in tried)}); "
+                    f"set data.{what.replace(' ', '_')} to its file name")
+
+
+def _split(folder: Path, images_name: str, labels_name: str, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    images_file = _idx_file(folder, images_name, f"{prefix} images")
+    labels_file = _idx_file(folder, labels_name, f"{prefix} labels")
+    images, labels = read_idx(images_file, 3), read_idx(labels_file, 1)
+    if len(images) != len(labels):
+        raise DataError(f"IDX {prefix} split: {images_file} holds {len(images)} images but {labels_file} "
+                        f"holds {len(labels)} labels")
+    return images, labels.astype(np.int64)
+
+
+@DATA_SOURCES.register("idx")
+def idx(
+    path: str,
+    train_images: str = "train-images-idx3-ubyte",
+    train_labels: str = "train-labels-idx1-ubyte",
+    test_images: str | None = "t10k-images-idx3-ubyte",
+    test_labels: str | None = "t10k-labels-idx1-ubyte",
+    flatten: bool = False,
+    transpose: bool = False,
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
+    augment: bool | Mapping[str, Any] | None = None,
+    class_names: list[str] | None = None,
+) -> RawData:
+    """Images uint8 (N, 1, rows, cols) (``flatten``: (N, rows * cols)) and int64 labels; task multiclass.
+
+    Args:
+        path: the folder holding the four files. Each name is also found with/without ``.gz``.
+        test_images, test_labels: ``null`` for both to have ``load_dataset`` split a test set off train.
+        transpose: swap rows and columns (EMNIST stores its images transposed).
+        mean, std: normalisation in [0, 1] units; default: computed on the training file
+            (MNIST: 0.1307, 0.3081). Applied per batch: ``(x / 255 - mean) / std``.
+        augment: see :func:`trainlab.data.transforms.image_transforms` (not with ``flatten``).
+        class_names: e.g. Fashion-MNIST's ten names; default none (classes 0..max label).
+    """
+    folder = resolve(path, "a folder of IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], ...)")
+    if not folder.is_dir():
+        raise DataError(f"data.path for idx must be a folder of IDX files; {folder} is a file")
+    x_train, y_train = _split(folder, train_images, train_labels, "train")
+    x_test = y_test = None
+    if (test_images is None) != (test_labels is None):
+        raise DataError("set both data.test_images and data.test_labels, or both to null; got "
+                        f"test_images={test_images!r}, test_labels={test_labels!r}")
+    if test_images is not None and test_labels is not None:
+        x_test, y_test = _split(folder, test_images, test_labels, "test")
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise DataError(f"IDX test images are {x_test.shape[1]}x{x_test.shape[2]} but train images are "
+                            f"{x_train.shape[1]}x{x_train.shape[2]}")
+
+    def shape(images: np.ndarray) -> np.ndarray:
+        images = images.transpose(0, 2, 1) if transpose else images
+        return images.reshape(len(images), -1) if flatten else images[:, None, :, :]
+
+    x_train = np.ascontiguousarray(shape(x_train))
+    x_test = None if x_test is None else np.ascontiguousarray(shape(x_test))
+    train_transform, eval_transform = image_transforms(x_train, mean, std, augment)
+    return RawData(x_train, y_train, x_test=x_test, y_test=y_test, task="multiclass",
+                   class_names=class_names, train_transform=train_transform, eval_transform=eval_transform)

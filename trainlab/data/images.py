@@ -1,0 +1,250 @@
+"""``image_folder``: class-per-folder PNG/JPEG images, decoded with Pillow into uint8 (N, C, H, W).
+
+Layouts::
+
+    path/train/<class>/*.jpg   path/test/<class>/*.jpg   (path/val/<class>/... optional)
+    path/<class>/*.png                                     (no split folders: load_dataset splits)
+
+Classes are the sorted folder names of the training split; val/test folders must use the
+same names (a subset is fine). Hidden files (``.DS_Store``) are skipped; anything else that
+is not a ``.png``/``.jpg``/``.jpeg`` file is an error. Decoding runs in a pool of worker
+processes (Pillow holds the GIL, so threads do not help), in chunks written straight into
+one preallocated array. With ``cache_dir`` the decoded arrays are saved as an ``.npz`` keyed
+by the file list, sizes and modification times, and reused while none of them changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab.data import DATA_SOURCES, RawData
+from trainlab.data.paths import resolve
+from trainlab.data.transforms import image_transforms
+from trainlab.errors import ConfigError, DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+SPLITS = ("train", "val", "test")
+MODES = {"RGB": 3, "L": 1}  # Pillow mode -> channels
+POOL_MIN_FILES = 512  # below this a worker pool costs more than it saves
+CACHE_VERSION = 1  # bump when the cached layout changes
+
+
+# ----------------------------------------------------------------------------- scanning folders
+
+
+@dataclass(frozen=True)
+class FolderSplit:
+    files: list[Path]
+    labels: np.ndarray  # int64, indices into the training class names
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    folders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DataError(f"no class folders in {folder} (expected {folder}/<class>/*.png or *.jpg)")
+    return folders
+
+
+def _images_in(folder: Path) -> list[Path]:
+    files = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not (entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS):
+            raise DataError(f"class folder {folder} contains {entry.name}, which is not a "
+                            f"{'/'.join(IMAGE_EXTENSIONS)} image file; move it out")
+        files.append(entry)
+    if not files:
+        raise DataError(f"class folder {folder} has no images (expected *.png, *.jpg or *.jpeg)")
+    return files
+
+
+def scan(root: Path) -> tuple[dict[str, FolderSplit], list[str]]:
+    """The splits found under ``root`` (train, and val/test when present) and the class names."""
+    split_roots = {name: root / name for name in SPLITS if (root / name).is_dir()}
+    if split_roots and "train" not in split_roots:
+        raise DataError(f"{root} has {', '.join(n + '/' for n in split_roots)} but no train/ folder")
+    if not split_roots:
+        split_roots = {"train": root}
+    train_classes = [p.name for p in _class_folders(split_roots["train"])]
+    index = {name: i for i, name in enumerate(train_classes)}
+    splits = {}
+    for split, folder in split_roots.items():
+        files, labels = [], []
+        for class_folder in _class_folders(folder):
+            if class_folder.name not in index:
+                raise DataError(f"{split} class folder {class_folder} has no counterpart in the training "
+                                f"classes ({', '.join(train_classes[:20])})")
+            images = _images_in(class_folder)
+            files += images
+            labels += [index[class_folder.name]] * len(images)
+        splits[split] = FolderSplit(files, np.asarray(labels, dtype=np.int64))
+    return splits, train_classes
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
+    """One image as uint8 (H, W, C) in ``mode``, resized bilinearly to ``size`` = (H, W) when ``resize``."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            image = image.convert(mode)
+            if image.size != (size[1], size[0]):
+                if not resize:
+                    raise DataError(f"image {file} is {image.size[1]}x{image.size[0]} but the first image is "
+                                    f"{size[0]}x{size[1]}; set data.size: [H, W] to resize all images")
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except DataError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow: UnidentifiedImageError, truncated files
+        raise DataError(f"cannot decode image {file}: {exc}") from None
+    return pixels.reshape(size[0], size[1], -1)
+
+
+def _first_size(file: Path) -> tuple[int, int]:
+    """(H, W) of ``file``: the size every image must have when ``data.size`` is not set."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            return image.size[1], image.size[0]
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot decode image {file}: {exc}") from None
+
+
+def _decode_chunk(files: list[Path], size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
+    """Images (n, C, H, W); run in a worker process."""
+    out = np.empty((len(files), MODES[mode], *size), dtype=np.uint8)
+    for i, file in enumerate(files):
+        out[i] = _decode(file, size, mode, resize).transpose(2, 0, 1)
+    return out
+
+
+def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resize: bool,
+                  workers: int) -> np.ndarray:
+    """All ``files`` as uint8 (N, C, H, W), decoded by ``workers`` processes (in-process when <= 1)."""
+    out = np.empty((len(files), MODES[mode], *size), dtype=np.uint8)
+    if workers <= 1 or len(files) < POOL_MIN_FILES:
+        out[:] = _decode_chunk(list(files), size, mode, resize)
+        return out
+    chunk = max(256, math.ceil(len(files) / (4 * workers)))  # ~4 chunks per worker balance the load
+    starts = range(0, len(files), chunk)
+    # fork: workers start instantly and need not re-import torch; they only run Pillow and numpy
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = pool.map(_decode_chunk, [list(files[s:s + chunk]) for s in starts],
+                         [size] * len(starts), [mode] * len(starts), [resize] * len(starts))
+        for start, part in zip(starts, parts, strict=True):
+            out[start:start + len(part)] = part
+    return out
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def _cache_file(cache_dir: str, root: Path, splits: dict[str, FolderSplit], size: tuple[int, int] | None,
+                mode: str) -> Path:
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{root.resolve()}|{size}|{mode}".encode())
+    for name, split in splits.items():
+        for file, label in zip(split.files, split.labels, strict=True):
+            stat = file.stat()
+            digest.update(f"{name}|{label}|{file.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    folder = Path(cache_dir).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"image_folder-{digest.hexdigest()[:16]}.npz"
+
+
+def _read_cache(file: Path, splits: dict[str, FolderSplit]) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when the cache is missing or unreadable (it is then rebuilt)."""
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in splits}
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    if any(len(arrays[name]) != len(split.files) for name, split in splits.items()):
+        return None
+    return arrays
+
+
+def _write_cache(file: Path, arrays: dict[str, np.ndarray]) -> None:
+    partial = file.with_name(f"{file.stem}.{os.getpid()}.partial.npz")
+    np.savez(partial, **arrays)
+    os.replace(partial, file)  # atomic: a reader never sees half a cache
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    values = [size, size] if isinstance(size, int) else list(size)
+    if len(values) != 2 or not all(isinstance(v, int) and v > 0 for v in values):
+        raise ConfigError(f"data.size must be a positive int or [height, width]; got {size!r}")
+    return values[0], values[1]
+
+
+@DATA_SOURCES.register("image_folder")
+def image_folder(
+    path: str,
+    size: int | Sequence[int] | None = None,
+    mode: str = "RGB",
+    workers: int = 2,
+    cache_dir: str | None = None,
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
+    augment: bool | Mapping[str, Any] | None = None,
+) -> RawData:
+    """Class-per-folder images as uint8 (N, C, H, W) and int64 class indices.
+
+    Args:
+        path: the folder with ``train/`` (and optionally ``val/``, ``test/``), or with the class folders.
+        size: ``H`` or ``[H, W]``: resize every image (bilinear). Default: all images must share one size.
+        mode: ``RGB`` (3 channels) or ``L`` (grayscale, 1 channel).
+        workers: decoding processes; 0 or 1 decodes in this process.
+        cache_dir: folder for an ``.npz`` of the decoded arrays, reused while the files are unchanged.
+        mean, std, augment: per-batch normalisation and augmentation, see ``image_transforms``;
+            statistics default to those of the training images.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"data.mode must be one of {', '.join(MODES)}; got '{mode}'")
+    if not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"data.workers must be an int >= 0; got {workers!r}")
+    target = _size(size)
+    root = resolve(path, "a folder of class folders (<class>/*.jpg) or of train/ and test/ class folders")
+    if not root.is_dir():
+        raise DataError(f"data.path for image_folder must be a folder; {root} is a file")
+    splits, class_names = scan(root)
+
+    cache = _cache_file(cache_dir, root, splits, target, mode) if cache_dir else None
+    arrays = _read_cache(cache, splits) if cache else None
+    if arrays is None:
+        shape = target or _first_size(splits["train"].files[0])
+        arrays = {name: decode_images(split.files, shape, mode, target is not None, workers)
+                  for name, split in splits.items()}
+        if cache:
+            _write_cache(cache, arrays)
+
+    train_transform, eval_transform = image_transforms(arrays["train"], mean, std, augment)
+    return RawData(
+        arrays["train"], splits["train"].labels,
+        arrays.get("val"), splits["val"].labels if "val" in splits else None,
+        arrays.get("test"), splits["test"].labels if "test" in splits else None,
+        class_names=class_names, train_transform=train_transform, eval_transform=eval_transform,
+    )

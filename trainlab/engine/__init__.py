@@ -1,0 +1,1 @@
+"""The training engine: one event-driven loop, its state, callbacks and checkpoints."""

@@ -1,0 +1,67 @@
+"""Early stopping: stop when the monitored value has not improved for ``patience`` epochs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from trainlab.engine.callbacks import Callback
+from trainlab.engine.monitor import is_improvement, read
+
+
+class EarlyStopping(Callback):
+    """Keras/Lightning semantics; with ``restore_best`` the best weights are put back at the end."""
+
+    order = 30
+    name = "early_stopping"
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "min", patience: int = 10,
+                 min_delta: float = 0.0, restore_best: bool = True):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max'; got {mode!r}. Pass mode='max' for accuracy-like metrics")
+        self.monitor, self.mode, self.patience = monitor, mode, patience
+        self.min_delta, self.restore_best = min_delta, restore_best
+        self.reset()
+
+    def reset(self) -> None:
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def on_train_start(self, trainer) -> None:
+        if trainer.state.epoch == 0 and trainer.state.step == 0:
+            self.reset()  # instances can be re-used across fit() calls
+
+    def evaluate(self, value: float, epoch: int) -> tuple[bool, str | None]:
+        """Pure decision: (should_stop, reason); updates best/wait."""
+        if is_improvement(value, self.best, self.mode, self.min_delta):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return False, None
+        self.wait += 1
+        if self.wait > self.patience:
+            return True, (
+                f"early stopping: {self.monitor} did not improve for {self.wait} epochs "
+                f"(best {self.best:.6g} at epoch {self.best_epoch})"
+            )
+        return False, None
+
+    def on_validation_end(self, trainer, record: dict[str, Any]) -> None:
+        should_stop, reason = self.evaluate(read(record, self.monitor), record["epoch"])
+        if self.restore_best and self.best_epoch == record["epoch"]:
+            self.best_weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        if should_stop:
+            trainer.control.stop(reason)
+
+    def on_train_end(self, trainer) -> None:
+        if self.restore_best and self.best_weights is not None and trainer.state.finished:
+            trainer.model.load_state_dict(self.best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_weights = state["best_weights"]

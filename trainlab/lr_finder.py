@@ -1,0 +1,225 @@
+"""The LR range test: sweep the LR exponentially over a few steps and suggest one.
+
+Train for ``num_steps`` steps while the LR grows from ``start_lr`` to ``end_lr``
+(:func:`lr_sweep`), record the loss of each step, and stop once the loss
+diverges. :func:`suggest_lr` then picks the LR where the smoothed loss falls
+fastest per unit of log LR. The model and optimizer are restored exactly
+afterwards, so the test leaves no trace on the run that follows.
+
+References: Smith, "Cyclical Learning Rates for Training Neural Networks", 2017;
+fastai ``lr_find`` (smoothed loss with bias correction, stop at 4x the minimum).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainlab.errors import DataError, TrainingError
+from trainlab.optim import requires_closure, set_train_mode
+
+DIVERGENCE_FACTOR = 4.0  # the sweep is over once the smoothed loss exceeds 4x its minimum (fastai)
+
+
+def lr_sweep(start_lr: float, end_lr: float, num_steps: int) -> list[float]:
+    """lr_i = start * (end / start) ** (i / (n - 1)) for i in [0, n): evenly spaced in log LR, both ends included.
+
+    >>> lr_sweep(1e-4, 1e-1, 4)
+    [0.0001, 0.001, 0.01, 0.1]
+    """
+    if not (isinstance(start_lr, numbers.Real) and isinstance(end_lr, numbers.Real)
+            and 0 < start_lr < end_lr and math.isfinite(end_lr)):
+        raise ValueError(f"need 0 < start_lr < end_lr (finite); got start_lr={start_lr!r}, end_lr={end_lr!r}")
+    if not (isinstance(num_steps, numbers.Integral) and num_steps >= 2):
+        raise ValueError(f"num_steps must be an integer >= 2; got {num_steps!r}")
+    ratio = end_lr / start_lr
+    lrs = [start_lr * ratio ** (i / (num_steps - 1)) for i in range(num_steps)]
+    lrs[-1] = float(end_lr)  # exact end point despite rounding in the power
+    return [float(lr) for lr in lrs]
+
+
+class SmoothedLoss:
+    """Exponential moving average with bias correction: s_i = a_i / (1 - beta^(i+1)), a_i = beta a_{i-1} + (1 - beta) l_i.
+
+    ``update`` returns s_i; ``diverged`` is true once a loss is non-finite or s_i > 4 min_j<=i s_j.
+    """
+
+    def __init__(self, smoothing: float = 0.98):
+        if not (isinstance(smoothing, numbers.Real) and 0 <= smoothing < 1):
+            raise ValueError(f"smoothing must be in [0, 1); got {smoothing!r}")
+        self.beta = float(smoothing)
+        self.average = 0.0
+        self.count = 0
+        self.minimum = math.inf
+        self.diverged = False
+
+    def update(self, loss: float) -> float:
+        if not math.isfinite(loss):
+            self.diverged = True
+            return math.nan
+        self.count += 1
+        self.average = self.beta * self.average + (1 - self.beta) * loss
+        smoothed = self.average / (1 - self.beta**self.count)
+        if self.count > 1 and smoothed > DIVERGENCE_FACTOR * self.minimum:
+            self.diverged = True
+        self.minimum = min(self.minimum, smoothed)
+        return smoothed
+
+
+def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float = 0.98, *,
+               skip_start: int | None = None) -> float:
+    """The LR of steepest descent of the smoothed loss, argmin_i d s / d log(lr) at lr_i.
+
+    The loss is smoothed as :class:`SmoothedLoss`; points from the first divergence on (a
+    non-finite loss, or a smoothed loss above 4x its running minimum) are not considered.
+    The gradient is ``numpy.gradient`` over log LR (central differences inside, one-sided
+    at the ends). Candidates are the points from ``skip_start`` up to the minimum of the
+    smoothed loss: the first few (default a tenth, as fastai's ``lr_find`` drops
+    ``num_it // 10``) average over so few batches that batch-to-batch noise looks like
+    descent, and past the minimum the sweep is in its unstable range, where a recovery from
+    a spike is not descent. Losses are assumed >= 0, as the 4x rule needs.
+
+    Raises:
+        ValueError: ``lrs`` and ``losses`` differ in length, or ``lrs`` is not positive and increasing.
+        TrainingError: fewer than 3 points before the loss diverged (start lower or take more steps).
+    """
+    lr_values = np.asarray(lrs, dtype=np.float64)
+    loss_values = np.asarray(losses, dtype=np.float64)
+    if lr_values.ndim != 1 or lr_values.shape != loss_values.shape:
+        raise ValueError(f"lrs and losses must be 1-D of equal length; got {lr_values.shape} and {loss_values.shape}")
+    if np.any(lr_values <= 0) or np.any(np.diff(lr_values) <= 0):
+        raise ValueError("lrs must be positive and strictly increasing (an exponential sweep)")
+    tracker, smoothed = SmoothedLoss(smoothing), []
+    for loss in loss_values:
+        value = tracker.update(float(loss))
+        if tracker.diverged:
+            break
+        smoothed.append(value)
+    skip = len(lr_values) // 10 if skip_start is None else skip_start
+    if not (isinstance(skip, numbers.Integral) and skip >= 0):
+        raise ValueError(f"skip_start must be an integer >= 0 or None; got {skip_start!r}")
+    if len(smoothed) - skip < 3:
+        raise TrainingError(f"the LR range test diverged after {len(smoothed)} usable step(s) "
+                            f"(need {skip + 3}: 3 after skipping {skip}) "
+                            f"(lr {lr_values[min(len(smoothed), len(lr_values) - 1)]:.3g}); "
+                            "lower start_lr or raise num_steps")
+    kept = lr_values[:len(smoothed)]
+    lowest = int(np.argmin(smoothed))
+    if lowest < skip:
+        raise TrainingError(f"the smoothed loss was lowest at lr {kept[lowest]:.3g}, within the first {skip} "
+                            "steps of the LR range test; lower start_lr")
+    slope = np.gradient(np.asarray(smoothed), np.log(kept))
+    return float(kept[skip + int(np.argmin(slope[skip:lowest + 1]))])
+
+
+def _batches_forever(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Iterate ``batches`` again each time it is exhausted (a DataLoader reshuffles; a list repeats)."""
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:  # an empty iterable, or a one-shot generator that is used up
+            return
+
+
+def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                      optimizer: torch.optim.Optimizer, batches_iterable: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                      start_lr: float = 1e-7, end_lr: float = 10, num_steps: int = 100,
+                      smoothing: float = 0.98) -> tuple[list[float], list[float]]:
+    """Train ``num_steps`` steps at the LRs of :func:`lr_sweep`; return the (lrs, losses) it got through.
+
+    Step i sets every param group's LR to ``lr_i`` times the group's ratio to group 0 (so layer-wise
+    LRs keep their proportions), then does forward, ``loss_fn(model(x), y)``, backward and an
+    optimizer step. The loss of step i is recorded (before its update, as in fastai). The sweep
+    stops early once the smoothed loss diverges: a non-finite loss (recorded, as ``nan``/``inf``)
+    or above 4x its minimum. ``batches_iterable`` yields ``(x, y)`` and is iterated again when it
+    runs out. Afterwards the model's parameters, buffers, gradients and train/eval modes, the
+    optimizer's state and param groups, and the torch RNG state are restored to what they were,
+    also when the sweep raises.
+
+    Raises:
+        DataError: ``batches_iterable`` yields no batch.
+    """
+    lrs = lr_sweep(start_lr, end_lr, num_steps)
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    if not parameters:
+        raise ValueError("the optimizer has no parameters")
+    device = parameters[0].device
+    group_ratios = [float(group["lr"]) / float(optimizer.param_groups[0]["lr"]) for group in optimizer.param_groups]
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+    saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in parameters]
+    saved_modes = [module.training for module in model.modules()]
+    rng_devices = [device] if device.type == "cuda" else []
+    tracker = SmoothedLoss(smoothing)
+    used_lrs: list[float] = []
+    losses: list[float] = []
+    try:
+        with torch.random.fork_rng(devices=rng_devices):  # dropout etc. must not shift the run's RNG
+            model.train()
+            set_train_mode(optimizer, True)
+            batches = _batches_forever(batches_iterable)
+            for lr in lrs:
+                batch = next(batches, None)
+                if batch is None:
+                    if not losses:
+                        raise DataError("the LR range test got no batches from batches_iterable")
+                    break
+                for group, ratio in zip(optimizer.param_groups, group_ratios, strict=True):
+                    group["lr"] = lr * ratio
+                loss = _train_step(model, loss_fn, optimizer, batch, device)
+                used_lrs.append(lr)
+                losses.append(loss)
+                tracker.update(loss)
+                if tracker.diverged:
+                    break
+    finally:
+        _restore(model, optimizer, parameters, saved_model, saved_optimizer, saved_grads, saved_modes)
+    return used_lrs, losses
+
+
+def _train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, torch.Tensor],
+                device: torch.device) -> float:
+    x, y = batch
+    x, y = x.to(device), y.to(device)
+    if requires_closure(optimizer):  # L-BFGS evaluates the loss itself, maybe several times
+        recorded: list[torch.Tensor] = []
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            if not recorded:
+                recorded.append(loss.detach())
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        return float(recorded[0])
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return value  # no update from a non-finite loss: the sweep ends here anyway
+    loss.backward()
+    optimizer.step()
+    return value
+
+
+def _restore(model: nn.Module, optimizer: torch.optim.Optimizer, parameters: list[torch.Tensor],
+             saved_model: dict[str, Any], saved_optimizer: dict[str, Any],
+             saved_grads: list[torch.Tensor | None], saved_modes: list[bool]) -> None:
+    model.load_state_dict(saved_model)
+    optimizer.load_state_dict(saved_optimizer)
+    for parameter, grad in zip(parameters, saved_grads, strict=True):
+        parameter.grad = grad
+    for module, training in zip(model.modules(), saved_modes, strict=True):
+        module.training = training

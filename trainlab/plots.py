@@ -1,0 +1,178 @@
+"""Figures for schedules, LR range tests and training curves, written atomically.
+
+Each plot has a builder that returns a matplotlib :class:`~matplotlib.figure.Figure`
+(``schedule_figure``, ``lr_finder_figure``, ``curves_figure``; tests and reports
+can read the plotted data back from it) and a ``plot_*`` function that saves it.
+Figures are drawn with the Agg canvas directly, without pyplot, so plotting
+never touches global backend state and works headless. Files are written to a
+temporary file in the target directory and moved into place with
+``os.replace``, so a reader never sees a half-written image.
+
+Artists carry a ``gid`` naming their role: ``"lr"``, ``"epoch_boundary"``,
+``"loss"``, ``"suggestion"`` and ``"curve:<strategy>"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from trainlab.errors import ConfigError
+from trainlab.schedules import Schedule, schedule_series
+
+MAX_EPOCH_LINES = 100  # beyond this many epochs, draw every k-th boundary so the lines stay faint
+FORMATS = ("png", "pdf", "svg")
+
+
+def _new_figure() -> Figure:
+    figure = Figure(figsize=(7.0, 4.0), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)  # attach the Agg canvas: no pyplot, no global backend switch
+    return figure
+
+
+def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``figure`` to ``path`` atomically (temp file in the same directory, then ``os.replace``).
+
+    The format comes from the suffix (png, pdf or svg). Parent directories are created.
+    """
+    target = Path(path)
+    file_format = target.suffix.lower().lstrip(".")
+    if file_format not in FORMATS:
+        raise ValueError(f"plot path '{target}' must end in one of {', '.join('.' + f for f in FORMATS)}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            figure.savefig(handle, format=file_format)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------- schedule
+
+def schedule_figure(schedule: Schedule, total_steps: int, base_lr: float, steps_per_epoch: int | None = None,
+                    title: str | None = None) -> Figure:
+    """LR ``base_lr * schedule(t)`` against step t in [0, total_steps); faint lines where epochs start."""
+    if not (isinstance(base_lr, numbers.Real) and base_lr > 0 and math.isfinite(base_lr)):
+        raise ValueError(f"base_lr must be a finite number > 0; got {base_lr!r}")
+    if steps_per_epoch is not None and not (isinstance(steps_per_epoch, numbers.Integral) and steps_per_epoch >= 1):
+        raise ValueError(f"steps_per_epoch must be an integer >= 1 or None; got {steps_per_epoch!r}")
+    lrs = [base_lr * factor for factor in schedule_series(schedule, total_steps)]
+    figure = _new_figure()
+    axes = figure.add_subplot()
+    if steps_per_epoch is not None:
+        starts = list(range(steps_per_epoch, total_steps, steps_per_epoch))  # first step of epochs 2, 3, ...
+        stride = max(1, math.ceil(len(starts) / MAX_EPOCH_LINES))
+        for step in starts[stride - 1::stride]:
+            axes.axvline(step, color="0.5", alpha=0.25, linewidth=0.6, gid="epoch_boundary")
+    axes.plot(range(total_steps), lrs, color="C0", linewidth=1.5, gid="lr", label="lr")
+    axes.set_xlim(0, max(total_steps - 1, 1))
+    axes.set_ylim(bottom=0)
+    axes.set_xlabel("step")
+    axes.set_ylabel("learning rate")
+    axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    axes.set_title(title if title is not None else f"LR schedule (base lr {base_lr:g}, {total_steps} steps)")
+    axes.grid(True, axis="y", alpha=0.3)
+    return figure
+
+
+def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float, path: str | os.PathLike[str],
+                  steps_per_epoch: int | None = None, title: str | None = None) -> Path:
+    """Save :func:`schedule_figure` to ``path``; returns the path."""
+    return save_figure(schedule_figure(schedule, total_steps, base_lr, steps_per_epoch, title), path)
+
+
+# --------------------------------------------------------------------------- LR range test
+
+def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None) -> Figure:
+    """Loss against LR on a log axis; the suggested LR as a dashed line and a dot on the curve.
+
+    Non-finite losses (the divergence that ended the sweep) are left out of the line.
+    """
+    if len(lrs) != len(losses) or len(lrs) == 0:
+        raise ValueError(f"lrs and losses must be non-empty and of equal length; got {len(lrs)} and {len(losses)}")
+    if any(not (lr > 0) for lr in lrs):
+        raise ValueError("every lr must be > 0 to plot on a log axis")
+    points = [(float(lr), float(loss)) for lr, loss in zip(lrs, losses, strict=True) if math.isfinite(loss)]
+    figure = _new_figure()
+    axes = figure.add_subplot()
+    axes.plot([lr for lr, _ in points], [loss for _, loss in points], color="C0", gid="loss", label="loss")
+    axes.set_xscale("log")
+    if suggestion is not None:
+        if not (suggestion > 0 and math.isfinite(suggestion)):
+            raise ValueError(f"suggestion must be a finite lr > 0 or None; got {suggestion!r}")
+        axes.axvline(suggestion, color="C3", linestyle="--", linewidth=1.0, gid="suggestion",
+                     label=f"suggested lr = {suggestion:.2e}")
+        if points:  # mark the curve at the point nearest the suggestion (in log lr)
+            lr_at, loss_at = min(points, key=lambda point: abs(math.log(point[0] / suggestion)))
+            axes.plot([lr_at], [loss_at], "o", color="C3", gid="suggestion_point")
+    axes.set_xlabel("learning rate (log scale)")
+    axes.set_ylabel("training loss")
+    axes.set_title("LR range test")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="best")
+    return figure
+
+
+def plot_lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None,
+                   path: str | os.PathLike[str]) -> Path:
+    """Save :func:`lr_finder_figure` to ``path``; returns the path."""
+    return save_figure(lr_finder_figure(lrs, losses, suggestion), path)
+
+
+# --------------------------------------------------------------------------- training curves
+
+def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str) -> Figure:
+    """One line per strategy of ``metric`` against ``epoch``, from records like ``{"epoch": 1, "val_loss": 0.3}``.
+
+    Records without the metric (or with ``None``) are skipped. Raises :class:`ConfigError` listing the
+    available keys when no record of any strategy has the metric.
+    """
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    available: set[str] = set()
+    for strategy, records in histories.items():
+        epochs, values = [], []
+        for record in records:
+            available.update(record)
+            if record.get(metric) is not None:
+                if "epoch" not in record:
+                    raise ValueError(f"history '{strategy}' has a record without 'epoch': {dict(record)}")
+                epochs.append(float(record["epoch"]))
+                values.append(float(record[metric]))
+        if epochs:
+            series[strategy] = (epochs, values)
+    if not series:
+        keys = ", ".join(sorted(available - {"epoch"})) or "none"
+        raise ConfigError(f"metric '{metric}' is in no history; available: {keys}")
+    figure = _new_figure()
+    axes = figure.add_subplot()
+    for strategy, (epochs, values) in series.items():
+        axes.plot(epochs, values, marker="o" if len(epochs) <= 30 else None, markersize=3, label=strategy,
+                  gid=f"curve:{strategy}")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(metric)
+    axes.set_title(f"{metric} by epoch")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="best")
+    return figure
+
+
+def plot_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str,
+                path: str | os.PathLike[str]) -> Path:
+    """Save :func:`curves_figure` to ``path``; returns the path."""
+    return save_figure(curves_figure(histories, metric), path)
