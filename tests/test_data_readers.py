@@ -615,6 +615,11 @@ def test_image_folder_worker_pool_matches_in_process(tmp_path, monkeypatch):
     pooled = build(name="image_folder", path=str(tmp_path), workers=2)
     serial = build(name="image_folder", path=str(tmp_path), workers=0)
     np.testing.assert_array_equal(pooled.x_train, serial.x_train)
+    broken = tmp_path / "train" / "emu" / "999.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not a jpeg")
+    with pytest.raises(DataError) as err:  # raised in a worker process, reported as is
+        build(name="image_folder", path=str(tmp_path), workers=2)
+    one_line_error(err, "cannot decode image", str(broken))
 
 
 def test_image_folder_cache(tmp_path, monkeypatch):

@@ -32,6 +32,15 @@ def fixed(alpha: float, scale: float = 1.0, reduction: str = "none"):
     return build_loss({"name": "adaptive", "alpha": alpha, "scale": scale, "reduction": reduction}).double()
 
 
+@pytest.fixture
+def one_thread():
+    # small tensors in a training loop: extra intra-op threads only contend on a shared machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 X = np.linspace(-6, 6, 61)
 
 
@@ -142,12 +151,12 @@ def test_learned_gradcheck_in_residual_alpha_and_scale():
         loss.alpha_latent, loss.scale_latent = saved
 
 
-def test_learning_alpha_and_scale_recovers_the_tails():
+def test_learning_alpha_and_scale_recovers_the_tails(one_thread):
     """Maximum likelihood on Gaussian residuals drives alpha to ~2 and c to ~sigma; on standard
     Cauchy residuals alpha goes to 0, where the density is Cauchy with scale c * sqrt(2), so c -> 0.71."""
     rng = np.random.default_rng(0)
     fitted = {}
-    for kind, sample in (("gauss", 1.5 * rng.normal(size=4000)), ("cauchy", rng.standard_cauchy(4000))):
+    for kind, sample in (("gauss", 1.5 * rng.normal(size=2000)), ("cauchy", rng.standard_cauchy(2000))):
         loss = build_loss({"name": "adaptive", "learn_alpha": True, "learn_scale": True,
                            "alpha_range": [0.001, 2.999]}).double()
         residual = torch.tensor(sample)[:, None]

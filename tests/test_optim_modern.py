@@ -92,8 +92,8 @@ def lion_reference(problems, lrs, beta1, beta2, weight_decays):
     return out
 
 
-def lamb_reference(problems, lrs, beta1, beta2, eps, weight_decays):
-    """You et al. 2019, Algorithm 2 (phi = identity), one layer per tensor."""
+def lamb_reference(problems, lrs, beta1, beta2, eps, weight_decays, phi_bounds=(0.0, np.inf)):
+    """You et al. 2019, Algorithm 2 with phi(z) = min(max(z, lower), upper), one layer per tensor."""
     xs = [x0.copy() for _, _, x0 in problems]
     ms = [np.zeros_like(x) for x in xs]
     vs = [np.zeros_like(x) for x in xs]
@@ -105,7 +105,7 @@ def lamb_reference(problems, lrs, beta1, beta2, eps, weight_decays):
             vs[i] = beta2 * vs[i] + (1 - beta2) * g**2
             r = (ms[i] / (1 - beta1**t)) / (np.sqrt(vs[i] / (1 - beta2**t)) + eps)
             u = r + weight_decays[i] * xs[i]
-            w_norm, u_norm = np.linalg.norm(xs[i]), np.linalg.norm(u)
+            w_norm, u_norm = min(max(np.linalg.norm(xs[i]), phi_bounds[0]), phi_bounds[1]), np.linalg.norm(u)
             ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
             xs[i] = xs[i] - eta * ratio * u
         out.append([x.copy() for x in xs])
@@ -173,12 +173,15 @@ def test_lion_matches_reference(foreach):
     assert _moved(trajectory, problems) > 0.1
 
 
-@pytest.mark.parametrize("foreach", [True, False])
-def test_lamb_matches_reference(foreach):
+@pytest.mark.parametrize(("foreach", "bounds"), [(True, None), (False, None), (True, (3.3, 3.4)), (False, (3.3, 3.4))])
+def test_lamb_matches_reference(foreach, bounds):
     problems, lrs = _quadratics(1), _lrs(0.02)
     spec = {"name": "lamb", "betas": [0.8, 0.95], "eps": 1e-6, "foreach": foreach}
+    if bounds:  # initial norms are 3.49 (matrix) and 3.16 (vector): both bounds act
+        spec["norm_bounds"] = list(bounds)
     trajectory, _, _ = _run(spec, problems, lrs, weight_decay=0.1)
-    _assert_same(trajectory, lamb_reference(problems, lrs, 0.8, 0.95, 1e-6, [0.1, 0.0]))
+    reference = lamb_reference(problems, lrs, 0.8, 0.95, 1e-6, [0.1, 0.0], bounds or (0.0, np.inf))
+    _assert_same(trajectory, reference)
     assert _moved(trajectory, problems) > 0.1
 
 

@@ -290,7 +290,8 @@ def test_continuous_at_phase_boundaries_and_jumps_only_where_declared(name):
     for boundary in boundaries:
         assert continuous_at(values, boundary), f"{name} jumps at step {boundary}"
     if jumps or name in ("constant", "reduce_on_plateau"):
-        moving = {t for t in range(1, T) if change[t - 1] > 0 and (name != "cosine_restarts" or values[t] > values[t - 1])}
+        rises_only = name == "cosine_restarts"  # between restarts it decays smoothly; only the rises are jumps
+        moving = {t for t in range(1, T) if change[t - 1] > 0 and (not rises_only or values[t] > values[t - 1])}
         assert moving <= jumps, f"{name} changes at undeclared steps {sorted(moving - jumps)[:5]}"
         if name == "cosine_restarts":
             assert moving == jumps

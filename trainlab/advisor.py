@@ -132,7 +132,7 @@ def _advise_regression(y: np.ndarray) -> Advice:
         reasons.append(f"excess kurtosis {worst_kurtosis:.1f} > {EXCESS_KURTOSIS:g}: heavier tails than Laplace")
     reasons += [
         "squared error lets these few targets dominate the gradient; huber is quadratic for residuals "
-        f"below delta and linear beyond, so outliers pull with bounded force",
+        "below delta and linear beyond, so outliers pull with bounded force",
         f"delta = {HUBER_K} x robust sigma ({_round(sigma)}) = {delta}; the target's spread bounds the "
         "residual scale from above, so lower delta if the model explains most of the variance",
         "watch mae: outliers inflate mse on held-out data whatever the model does",

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true")
 
     demo = commands.add_parser("demo", help="compare seven optimizers on MNIST-1D (no files needed)")
-    demo.add_argument("--epochs", type=int, default=40)
+    demo.add_argument("--epochs", type=int, default=80)
 
     advise = commands.add_parser("advise", help="recommend a loss and metrics for a config's data")
     advise.add_argument("config")
@@ -183,6 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or a torch failure (e.g. out of memory): still one line
+        if args.debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:400]
+        code = 4 if isinstance(exc, RuntimeError) else 1
+        print(f"error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ class EarlyStopping(_Strict):
 
 class Divergence(_Strict):
     policy: Literal["stop", "rollback", "off"] = "stop"
-    spike_factor: float = Field(20.0, gt=1.0)  # loss > factor * running median counts as a spike
+    spike_factor: float = Field(100.0, gt=1.0)  # loss > factor * running median of recent losses is a spike
     window: int = Field(50, ge=5)  # steps in the running median
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
     max_rollbacks: int = Field(3, ge=0)

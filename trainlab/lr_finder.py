@@ -31,8 +31,8 @@ DIVERGENCE_FACTOR = 4.0  # the sweep is over once the smoothed loss exceeds 4x i
 def lr_sweep(start_lr: float, end_lr: float, num_steps: int) -> list[float]:
     """lr_i = start * (end / start) ** (i / (n - 1)) for i in [0, n): evenly spaced in log LR, both ends included.
 
-    >>> lr_sweep(1e-4, 1e-1, 4)
-    [0.0001, 0.001, 0.01, 0.1]
+    >>> [f"{lr:.0e}" for lr in lr_sweep(1e-4, 1e-1, 4)]
+    ['1e-04', '1e-03', '1e-02', '1e-01']
     """
     if not (isinstance(start_lr, numbers.Real) and isinstance(end_lr, numbers.Real)
             and 0 < start_lr < end_lr and math.isfinite(end_lr)):
@@ -88,7 +88,8 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
 
     Raises:
         ValueError: ``lrs`` and ``losses`` differ in length, or ``lrs`` is not positive and increasing.
-        TrainingError: fewer than 3 points before the loss diverged (start lower or take more steps).
+        TrainingError: fewer than ``skip_start + 3`` points before the loss diverged, or the smoothed
+            loss was lowest among the skipped points (start lower or take more steps).
     """
     lr_values = np.asarray(lrs, dtype=np.float64)
     loss_values = np.asarray(losses, dtype=np.float64)
@@ -106,10 +107,9 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
     if not (isinstance(skip, numbers.Integral) and skip >= 0):
         raise ValueError(f"skip_start must be an integer >= 0 or None; got {skip_start!r}")
     if len(smoothed) - skip < 3:
-        raise TrainingError(f"the LR range test diverged after {len(smoothed)} usable step(s) "
-                            f"(need {skip + 3}: 3 after skipping {skip}) "
-                            f"(lr {lr_values[min(len(smoothed), len(lr_values) - 1)]:.3g}); "
-                            "lower start_lr or raise num_steps")
+        raise TrainingError(f"the LR range test has {len(smoothed)} usable step(s) before it diverged or ended "
+                            f"(at lr {lr_values[len(smoothed) - 1] if smoothed else lr_values[0]:.3g}); "
+                            f"need {skip + 3} ({skip} skipped + 3): lower start_lr or raise num_steps")
     kept = lr_values[:len(smoothed)]
     lowest = int(np.argmin(smoothed))
     if lowest < skip:
@@ -153,10 +153,13 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
     if not parameters:
         raise ValueError("the optimizer has no parameters")
     device = parameters[0].device
-    group_ratios = [float(group["lr"]) / float(optimizer.param_groups[0]["lr"]) for group in optimizer.param_groups]
+    first_lr = float(optimizer.param_groups[0]["lr"])
+    group_ratios = [float(group["lr"]) / first_lr if first_lr > 0 else 1.0 for group in optimizer.param_groups]
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
-    saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in parameters]
+    # every tensor backward can touch: the optimizer's and the model's (frozen or not in the optimizer)
+    touched = list({id(p): p for p in [*parameters, *model.parameters()]}.values())
+    saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in touched]
     saved_modes = [module.training for module in model.modules()]
     rng_devices = [device] if device.type == "cuda" else []
     tracker = SmoothedLoss(smoothing)
@@ -182,7 +185,7 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
                 if tracker.diverged:
                     break
     finally:
-        _restore(model, optimizer, parameters, saved_model, saved_optimizer, saved_grads, saved_modes)
+        _restore(model, optimizer, touched, saved_model, saved_optimizer, saved_grads, saved_modes)
     return used_lrs, losses
 
 
@@ -223,3 +226,80 @@ def _restore(model: nn.Module, optimizer: torch.optim.Optimizer, parameters: lis
         parameter.grad = grad
     for module, training in zip(model.modules(), saved_modes, strict=True):
         module.training = training
+
+
+# --------------------------------------------------------------------------- wiring into experiments
+
+def training_batches(data: Any, batch_size: int, seed: int, device: torch.device | str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless training batches of a :class:`trainlab.data.Dataset`, in the engine's epoch order.
+
+    Epoch e uses ``epoch_permutation(n, seed, e)``; the training transform (augmentation) is
+    applied with a generator seeded from (seed, step), as the engine does.
+    """
+    from trainlab.data.dataset import epoch_permutation
+
+    n = len(data.train)
+    generator = torch.Generator(device=device) if data.train_transform is not None else None
+    step, epoch = 0, 0
+    while True:
+        order = epoch_permutation(n, seed, epoch)
+        for start in range(0, n, batch_size):
+            index = order[start:start + batch_size]
+            x, y = data.train.x[index].to(device), data.train.y[index].to(device)
+            if generator is not None:
+                x = data.train_transform(x, generator.manual_seed(seed * 7_919 + step))
+            step += 1
+            yield x, y
+        epoch += 1
+
+
+def range_test_for(model: nn.Module, loss: nn.Module, data: Any, optimizer: torch.optim.Optimizer,
+                   batch_size: int, device: torch.device | str, seed: int, *, start_lr: float = 1e-7,
+                   end_lr: float = 10.0, num_steps: int = 100) -> tuple[list[float], list[float]]:
+    """:func:`run_lr_range_test` on a dataset's training batches; the loss's own state is restored too."""
+    saved_loss = copy.deepcopy(loss.state_dict())  # losses may learn parameters (a scale, class weights)
+    try:
+        return run_lr_range_test(model, loss, optimizer, training_batches(data, batch_size, seed, device),
+                                 start_lr=start_lr, end_lr=end_lr, num_steps=num_steps)
+    finally:
+        loss.load_state_dict(saved_loss)
+
+
+def find_lr_for(model: nn.Module, loss: nn.Module, data: Any, optimizer_spec: dict[str, Any], batch_size: int,
+                device: torch.device | str, seed: int, *, start_lr: float = 1e-7, end_lr: float = 10.0,
+                num_steps: int = 100) -> float:
+    """The suggested LR for ``optimizer: {lr: auto}``: a range test on a throw-away optimizer of that spec.
+
+    The model and the loss are left exactly as they were; the caller then builds the real optimizer.
+    """
+    from trainlab.optim import build_optimizer, param_groups
+
+    optimizer = build_optimizer({**optimizer_spec, "lr": start_lr}, param_groups(model, loss.parameters()))
+    lrs, losses = range_test_for(model, loss, data, optimizer, batch_size, device, seed, start_lr=start_lr,
+                                 end_lr=end_lr, num_steps=num_steps)
+    return suggest_lr(lrs, losses)
+
+
+def lr_find_config(config: Any, plot: str | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
+                   num_steps: int = 100) -> tuple[float, list[float], list[float]]:
+    """``trainlab lr-find``: build the run of ``config``, range-test it; returns (suggestion, lrs, losses).
+
+    With ``plot``, also writes :func:`trainlab.plots.plot_lr_finder` there.
+    """
+    from trainlab.experiment import build
+
+    optimizer_config = config.strategy.optimizer
+    if optimizer_config.lr == "auto":  # build with a placeholder: the test below is the one that counts
+        config = config.model_copy(update={"strategy": config.strategy.model_copy(
+            update={"optimizer": optimizer_config.model_copy(update={"lr": start_lr})})})
+    built = build(config, quiet=True)
+    trainer = built.trainer
+    lrs, losses = range_test_for(built.model, built.loss, built.data, trainer.optimizer, trainer.settings.batch_size,
+                                 trainer.device, config.seed, start_lr=start_lr, end_lr=end_lr,
+                                 num_steps=num_steps)
+    suggestion = suggest_lr(lrs, losses)
+    if plot:
+        from trainlab.plots import plot_lr_finder
+
+        plot_lr_finder(lrs, losses, suggestion, plot)
+    return suggestion, lrs, losses

@@ -33,6 +33,7 @@ from trainlab.data.transforms import image_transforms
 from trainlab.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+PIL_FORMATS = ("JPEG", "PNG")  # the only decoders tried: faster to identify, and nothing unexpected is parsed
 SPLITS = ("train", "val", "test")
 MODES = {"RGB": 3, "L": 1}  # Pillow mode -> channels
 POOL_MIN_FILES = 512  # below this a worker pool costs more than it saves
@@ -49,7 +50,8 @@ class FolderSplit:
 
 
 def _class_folders(folder: Path) -> list[Path]:
-    folders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    with os.scandir(folder) as entries:
+        folders = sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith("."))
     if not folders:
         raise DataError(f"no class folders in {folder} (expected {folder}/<class>/*.png or *.jpg)")
     return folders
@@ -57,13 +59,15 @@ def _class_folders(folder: Path) -> list[Path]:
 
 def _images_in(folder: Path) -> list[Path]:
     files = []
-    for entry in sorted(folder.iterdir()):
+    with os.scandir(folder) as listing:  # scandir: the entry type comes with the listing, no stat per file
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
         if entry.name.startswith("."):
             continue
-        if not (entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS):
+        if not (entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS):
             raise DataError(f"class folder {folder} contains {entry.name}, which is not a "
                             f"{'/'.join(IMAGE_EXTENSIONS)} image file; move it out")
-        files.append(entry)
+        files.append(Path(entry.path))
     if not files:
         raise DataError(f"class folder {folder} has no images (expected *.png, *.jpg or *.jpeg)")
     return files
@@ -100,8 +104,8 @@ def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.nd
     from PIL import Image
 
     try:
-        with Image.open(file) as image:
-            image = image.convert(mode)
+        with Image.open(file, formats=PIL_FORMATS) as image:
+            image = image.convert(mode) if image.mode != mode else image
             if image.size != (size[1], size[0]):
                 if not resize:
                     raise DataError(f"image {file} is {image.size[1]}x{image.size[0]} but the first image is "
@@ -120,7 +124,7 @@ def _first_size(file: Path) -> tuple[int, int]:
     from PIL import Image
 
     try:
-        with Image.open(file) as image:
+        with Image.open(file, formats=PIL_FORMATS) as image:
             return image.size[1], image.size[0]
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image {file}: {exc}") from None
@@ -164,7 +168,10 @@ def _cache_file(cache_dir: str, root: Path, splits: dict[str, FolderSplit], size
             stat = file.stat()
             digest.update(f"{name}|{label}|{file.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     folder = Path(cache_dir).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create data.cache_dir {folder}: {exc}; fix it or remove cache_dir") from None
     return folder / f"image_folder-{digest.hexdigest()[:16]}.npz"
 
 
@@ -184,8 +191,12 @@ def _read_cache(file: Path, splits: dict[str, FolderSplit]) -> dict[str, np.ndar
 
 def _write_cache(file: Path, arrays: dict[str, np.ndarray]) -> None:
     partial = file.with_name(f"{file.stem}.{os.getpid()}.partial.npz")
-    np.savez(partial, **arrays)
-    os.replace(partial, file)  # atomic: a reader never sees half a cache
+    try:
+        np.savez(partial, **arrays)
+        os.replace(partial, file)  # atomic: a reader never sees half a cache
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"cannot write the image cache {file}: {exc}; free space or remove data.cache_dir") from None
 
 
 # ----------------------------------------------------------------------------- the source

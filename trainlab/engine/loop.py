@@ -265,7 +265,8 @@ class Trainer:
                 torch.nn.utils.clip_grad_value_(self._trainable(), settings.clip_grad_value)
             if settings.weight_decay and self.decay_params:  # decoupled: w <- w - lr * wd * w
                 lr = next(g["lr"] for g in optimizer.param_groups if g.get("group") == "decay")
-                torch._foreach_mul_(self.decay_params, 1.0 - lr * settings.weight_decay)
+                with torch.no_grad():
+                    torch._foreach_mul_(self.decay_params, 1.0 - lr * settings.weight_decay)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         if self._closure:

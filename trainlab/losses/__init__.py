@@ -1,4 +1,12 @@
-"""Loss registry. Every loss follows :mod:`trainlab.losses.base`; build one by name or spec."""
+"""Loss registry. Every loss follows :mod:`trainlab.losses.base`; build one by name or spec.
+
+Modules: ``regression`` (mse, mae, huber, smooth_l1, log_cosh, quantile), ``adaptive``
+(Barron's general/adaptive loss), ``classification`` (bce, bce_prob, hinge, squared_hinge,
+cross_entropy, nll, focal, multiclass_hinge), ``distribution`` (kl_div, poisson_nll,
+gaussian_nll), ``similarity`` (cosine_similarity, cosine_embedding, contrastive, triplet,
+nt_xent), ``composite`` (multitask; ``gradient_penalty`` for WGAN-GP) and ``penalties``
+(``penalty(model, l1, l2)``, not a registered loss).
+"""
 
 from __future__ import annotations
 

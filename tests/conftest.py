@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny configs written into tmp folders."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+LINREG = {
+    "name": "linreg-gd",
+    "seed": 0,
+    "data": {"source": "synthetic_linear", "n": 100},
+    "model": {"name": "linear"},
+    "strategy": {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": "full", "epochs": 5000},
+    "metrics": ["mse", "mae", "r2"],
+}
+
+DIGITS_MLP = {
+    "name": "digits-mlp",
+    "seed": 0,
+    "data": {"source": "digits"},
+    "model": {"name": "mlp", "hidden": [32], "dropout": 0.1},
+    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.003}, "batch_size": 32,
+                 "epochs": 3},
+    "metrics": ["accuracy", "precision", "recall", "f1"],
+    "output": {"progress": "off"},
+}
+
+
+def least_squares(n: int = 100, seed: int = 0):
+    import numpy as np
+
+    np.random.seed(seed)
+    x = np.linspace(0, 9, n).reshape(-1, 1)
+    y = 2 * x + 1 + np.random.normal(size=(n, 1))
+    slope, intercept = np.linalg.lstsq(np.hstack([x, np.ones_like(x)]), y, rcond=None)[0].ravel()
+    return slope, intercept
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    def write(base: dict, name: str = "config.yaml", **changes) -> Path:
+        config = copy.deepcopy(base)
+        for dotted, value in changes.items():
+            node = config
+            *parents, last = dotted.split("__")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return write

@@ -1,0 +1,118 @@
+"""Kill-and-resume: a run SIGKILLed at random moments and resumed ends bit-identical.
+
+Each training process is a real subprocess; the test kills it at a random time
+after its first checkpoint exists, resumes it (and kills it again), and finally
+compares ``model.safetensors`` byte for byte with a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+CONFIG = {
+    "name": "resume",
+    "seed": 3,
+    "data": {"source": "mnist1d", "num_samples": 4000},
+    "model": {"name": "mlp", "hidden": [128, 128], "dropout": 0.2},
+    "strategy": {
+        "loss": {"name": "cross_entropy", "label_smoothing": 0.05},
+        "optimizer": {"name": "adam", "lr": 0.003},
+        "batch_size": 16,
+        "epochs": 15,
+        "schedule": {"name": "warmup_cosine", "warmup_fraction": 0.1},
+        "regularization": {"weight_decay": 0.01, "l2": 1e-5},
+        "grad_accum_steps": 2,
+        "early_stopping": {"monitor": "val_accuracy", "mode": "max", "patience": 50},
+    },
+    "metrics": ["accuracy", "f1"],
+    "output": {"progress": "off", "checkpoint": {"every_n_steps": 7, "keep_last": 2}},
+    "runtime": {"num_threads": 1},
+}
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trainlab.cli", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+
+
+def _wait_for_checkpoint(folder: Path, process: subprocess.Popen, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if any(folder.glob("checkpoint/step-*")):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> bytes:
+    root = tmp_path_factory.mktemp("reference")
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    out = root / "run"
+    subprocess.run(_command("train", str(config), "--out", str(out), "--quiet"), check=True, env=_env(),
+                   capture_output=True, timeout=300)
+    return (out / "model.safetensors").read_bytes()
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, reference):
+    rng = random.Random(int(os.environ.get("TRAINLAB_KILL_SEED", "12345")))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    out = tmp_path / "run"
+    kills = 0
+    command = _command("train", str(config), "--out", str(out), "--quiet")
+    for _ in range(4):
+        process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if _wait_for_checkpoint(out, process):
+            time.sleep(rng.uniform(0.0, 1.5))
+            process.send_signal(signal.SIGKILL)
+            kills += process.wait() == -signal.SIGKILL
+        else:
+            process.wait()
+        if (out / "model.safetensors").exists():
+            break
+        command = _command("resume", str(out), "--quiet")
+    assert kills >= 2, "the run finished before it could be killed twice; make it longer"
+    if not (out / "model.safetensors").exists():
+        subprocess.run(_command("resume", str(out), "--quiet"), check=True, env=_env(), capture_output=True,
+                       timeout=300)
+    assert (out / "model.safetensors").read_bytes() == reference
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_run"] == CONFIG["strategy"]["epochs"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, CONFIG["strategy"]["epochs"] + 1))
+
+
+def test_sigterm_checkpoints_and_exits_143_then_resumes_identically(tmp_path, reference):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    out = tmp_path / "run"
+    process = subprocess.Popen(_command("train", str(config), "--out", str(out)), env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert _wait_for_checkpoint(out, process)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "trainlab resume" in lines[0] and "Traceback" not in stderr
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    subprocess.run(_command("resume", str(out), "--quiet"), check=True, env=_env(), capture_output=True,
+                   timeout=300)
+    assert (out / "model.safetensors").read_bytes() == reference
