@@ -5,7 +5,8 @@ own multi-tensor optimizers also the per-parameter for-loop path
 (``foreach=False``); for Adam/AdamW torch's three implementations (for-loop,
 foreach, fused). Gradients are fixed random tensors, so only ``step()`` is timed.
 Each row: warm-up steps, then the median over ``--repeats`` timings of
-``--steps`` steps. L-BFGS is left out: its ``step(closure)`` re-evaluates the
+``--steps`` steps, taken round-robin across rows (this machine is shared, so
+load bursts then hit every row alike). L-BFGS is left out: its ``step(closure)`` re-evaluates the
 model up to 20 times, so it is not comparable per step.
 
 Acceptance check printed at the end: trainlab's Lion and LAMB (foreach) must be
@@ -52,6 +53,11 @@ def _model() -> torch.nn.Module:
     return model
 
 
+def _torch_adam_foreach(groups: list[dict]) -> torch.optim.Optimizer:
+    """The acceptance baseline: torch's multi-tensor Adam."""
+    return torch.optim.Adam(groups, lr=1e-3, foreach=True)
+
+
 def _cases() -> list[tuple[str, str, Callable[[list[dict]], torch.optim.Optimizer]]]:
     """(optimizer, implementation, build(groups)) rows, in registry order."""
     cases = []
@@ -73,20 +79,27 @@ def _cases() -> list[tuple[str, str, Callable[[list[dict]], torch.optim.Optimize
     return cases
 
 
-def time_step(build: Callable[[list[dict]], torch.optim.Optimizer], repeats: int, steps: int,
-              warmup: int = 3) -> float:
-    """Median milliseconds per ``step()`` over ``repeats`` timings of ``steps`` steps."""
-    model = _model()
-    optimizer = build(param_groups(model))
-    for _ in range(warmup):  # allocates state, warms caches and the allocator
-        optimizer.step()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
+def time_steps(builds: list[Callable[[list[dict]], torch.optim.Optimizer]], repeats: int, steps: int,
+               warmup: int = 3) -> list[float]:
+    """Median milliseconds per ``step()`` of each optimizer over ``repeats`` timings of ``steps`` steps.
+
+    The timings are taken round-robin (one timing of every optimizer per round),
+    so a burst of load from other processes hits every row alike.
+    """
+    optimizers = []
+    for build in builds:
+        optimizer = build(param_groups(_model()))
+        for _ in range(warmup):  # allocates state, warms caches and the allocator
             optimizer.step()
-        timings.append((time.perf_counter() - start) / steps * 1e3)
-    return statistics.median(timings)
+        optimizers.append(optimizer)
+    timings: list[list[float]] = [[] for _ in optimizers]
+    for _ in range(repeats):
+        for optimizer, row in zip(optimizers, timings, strict=True):
+            start = time.perf_counter()
+            for _ in range(steps):
+                optimizer.step()
+            row.append((time.perf_counter() - start) / steps * 1e3)
+    return [statistics.median(row) for row in timings]
 
 
 def cpu_model() -> str:
@@ -114,14 +127,10 @@ def main() -> None:
     total = MATRICES * MATRIX_SHAPE[0] * MATRIX_SHAPE[1] + VECTORS * VECTOR_SHAPE[0]
     print(f"CPU: {cpu_model()}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
           f"{total:,} float32 parameters in {MATRICES + VECTORS} tensors; "
-          f"median of {args.repeats} x {args.steps} steps after 3 warm-up steps")
-    baseline = time_step(lambda g: torch.optim.Adam(g, lr=1e-3, foreach=True), args.repeats, args.steps)
-    rows = []
-    for name, implementation, build in _cases():
-        if only and name not in only:
-            continue
-        ms = time_step(build, args.repeats, args.steps)
-        rows.append((name, implementation, ms))
+          f"median of {args.repeats} x {args.steps} steps after 3 warm-up steps, round-robin")
+    cases = [case for case in _cases() if not only or case[0] in only]
+    baseline, *measured = time_steps([_torch_adam_foreach] + [build for _, _, build in cases], args.repeats, args.steps)
+    rows = [(name, implementation, ms) for (name, implementation, _), ms in zip(cases, measured, strict=True)]
 
     print()
     print("| optimizer | implementation | ms / step | x torch Adam foreach |")

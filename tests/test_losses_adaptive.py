@@ -32,9 +32,9 @@ def fixed(alpha: float, scale: float = 1.0, reduction: str = "none"):
     return build_loss({"name": "adaptive", "alpha": alpha, "scale": scale, "reduction": reduction}).double()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    # small tensors in a training loop: extra intra-op threads only contend on a shared machine
+    # tiny tensors: extra intra-op threads only contend on a shared machine
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -151,7 +151,7 @@ def test_learned_gradcheck_in_residual_alpha_and_scale():
         loss.alpha_latent, loss.scale_latent = saved
 
 
-def test_learning_alpha_and_scale_recovers_the_tails(one_thread):
+def test_learning_alpha_and_scale_recovers_the_tails():
     """Maximum likelihood on Gaussian residuals drives alpha to ~2 and c to ~sigma; on standard
     Cauchy residuals alpha goes to 0, where the density is Cauchy with scale c * sqrt(2), so c -> 0.71."""
     rng = np.random.default_rng(0)

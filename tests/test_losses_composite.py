@@ -15,9 +15,9 @@ from trainlab.losses.composite import gradient_penalty
 from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_parameters, penalty
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    # small tensors in a training loop: extra intra-op threads only contend on a shared machine
+    # tiny tensors: extra intra-op threads only contend on a shared machine
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -45,7 +45,7 @@ def test_multitask_fixed_weights_is_weighted_sum():
     assert loss.output_dims({"age": ("regression", None, 1), "kind": ("multiclass", 3, 1)}) == {"age": 1, "kind": 3}
 
 
-def test_multitask_uncertainty_weights_formula_and_learning(one_thread):
+def test_multitask_uncertainty_weights_formula_and_learning():
     pred, target = heads_and_targets()
     loss = build_loss({"name": "multitask", "losses": {"age": "mse", "kind": "cross_entropy"},
                        "learn_weights": True}).double()

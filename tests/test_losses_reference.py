@@ -18,9 +18,9 @@ from trainlab.losses import LOSSES, build_loss
 N = 7
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    # small tensors in a training loop: extra intra-op threads only contend on a shared machine
+    # tiny tensors: extra intra-op threads only contend on a shared machine
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -406,7 +406,7 @@ def test_kl_div_mean_is_batchmean():
                                rtol=0, atol=1e-9)
 
 
-def test_gaussian_nll_learned_variance(one_thread):
+def test_gaussian_nll_learned_variance():
     rng = np.random.default_rng(6)
     mu, y = torch.tensor(rng.normal(size=(N, 2))), torch.tensor(rng.normal(size=(N, 2)))
     loss = build_loss({"name": "gaussian_nll", "variance": "learned", "num_dims": 2}).double()

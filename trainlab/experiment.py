@@ -8,6 +8,7 @@ checkpoint; :func:`evaluate_run` reloads ``model.safetensors``.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import warnings
@@ -245,7 +246,8 @@ def _run(built: Built, run: RunDir, quiet: bool) -> dict[str, Any]:
     summary = _summary(built, run)
     write_safetensors(run.path / "model.safetensors",
                       {k: v for k, v in trainer.model.state_dict().items()},
-                      metadata={"format": "trainlab-model", "config_hash": built.config.hash()})
+                      # one metadata key: safetensors writes several in hash-map order, not byte-stable
+                      metadata={"trainlab": json.dumps({"format": "model", "config_hash": built.config.hash()})})
     run.write_summary(summary)
     run.write_info(status="finished")
     return summary

@@ -89,6 +89,7 @@ class Trainer:
         self._schedule_free = hasattr(optimizer, "train") and hasattr(optimizer, "eval")
         self.last_loss: torch.Tensor | None = None
         self._fit_started = time.perf_counter()
+        self._fitting = False
 
     # ------------------------------------------------------------------ sizes and stopping
 
@@ -117,6 +118,7 @@ class Trainer:
 
     def fit(self) -> TrainState:
         started = self._fit_started = time.perf_counter()
+        self._fitting = True
         self.callbacks.fire(Event.TRAIN_START, self)
         try:
             while not self.done():
@@ -131,6 +133,7 @@ class Trainer:
             self.state.finished = True
         finally:
             self.state.train_time_s += time.perf_counter() - started
+            self._fitting = False
             self.callbacks.fire(Event.TRAIN_END, self)
         return self.state
 
@@ -318,8 +321,11 @@ class Trainer:
     def capture(self, clone: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """Everything needed to continue bit-identically: (JSON tree, tensors)."""
         np_state = np.random.get_state(legacy=True)
+        train_state = self.state.state_dict()
+        if self._fitting:  # wall time of this fit() so far, so a resumed run keeps counting
+            train_state["train_time_s"] += time.perf_counter() - self._fit_started
         tree = {
-            "train_state": self.state.state_dict(),
+            "train_state": train_state,
             "epoch_samples": self._epoch_samples,
             "optimizer": None,
             "schedule": self.schedule.state_dict() if hasattr(self.schedule, "state_dict") else None,
