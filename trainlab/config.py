@@ -98,10 +98,18 @@ class Divergence(_Strict):
     max_rollbacks: int = Field(3, ge=0)
 
 
+class Lora(_Strict):
+    rank: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0.0)  # the update is scaled by alpha / rank
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None  # None: every Linear/Conv of the backbone
+
+
 class Finetune(_Strict):
-    freeze: bool = False  # freeze the backbone, train the head only
-    unfreeze_after_epochs: int | None = Field(None, ge=0)
-    layerwise_lr_decay: float | None = Field(None, gt=0.0, le=1.0)
+    freeze: bool = False  # freeze the backbone, train the head only (feature extraction)
+    unfreeze_after_epochs: int | None = Field(None, ge=1)  # gradual unfreezing (needs freeze)
+    layerwise_lr_decay: float | None = Field(None, gt=0.0, le=1.0)  # lr x decay^k for the k-th layer below the head
+    lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
 
 
 class Strategy(_Strict):
@@ -153,6 +161,11 @@ class OutputConfig(_Strict):
     dir: str | None = None  # default runs/<name>-<UTC timestamp>
     progress: Literal["auto", "on", "off"] = "auto"  # "auto": a bar on a TTY only
     checkpoint: CheckpointConfig = CheckpointConfig()
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class RuntimeConfig(_Strict):

@@ -109,9 +109,23 @@ def build(config: Config, quiet: bool = False) -> Built:
         notes["loss_advice"] = {"loss": advice.loss, "reasons": advice.reasons}
     loss = build_loss(loss_spec)
     output_dim = loss.output_dim(data.task, data.num_classes, data.target_dim)
-    model = build_model(config.model.spec(), data.input_shape, output_dim)
+    model_spec = config.model.spec()
+    if "vocab_size" in data.extras and model_spec["name"] == "transformer_encoder":
+        model_spec.setdefault("vocab_size", data.extras["vocab_size"])
+    model = build_model(model_spec, data.input_shape, output_dim)
     if strategy.init is not None:
         initialize(model, strategy.init.spec())
+    if hasattr(model, "whiten"):  # airbench: the stem's filters come from the training images
+        sample = data.train.x[:5000]
+        model.whiten(data.eval_transform(sample, None) if data.eval_transform else sample.float())
+    finetune = strategy.finetune
+    if finetune is not None:
+        from trainlab.finetune import apply_lora, check_finetune_options
+
+        lora = finetune.lora.model_dump() if finetune.lora else None
+        check_finetune_options(finetune.freeze, finetune.unfreeze_after_epochs, finetune.layerwise_lr_decay, lora)
+        if lora:
+            model = apply_lora(model, **lora)
     model.to(device)
     loss.to(device)
     _check_loss_fits(loss, model, data, device)
@@ -132,7 +146,20 @@ def build(config: Config, quiet: bool = False) -> Built:
 
         optimizer_spec["lr"] = notes["lr_auto"] = find_lr_for(model, loss, data, optimizer_spec, batch_size,
                                                              device, config.seed)
-    groups = param_groups(model, loss.parameters())
+    if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
+        from trainlab.finetune import layerwise_param_groups
+
+        groups = layerwise_param_groups(model, float(optimizer_spec["lr"]), finetune.layerwise_lr_decay or 1.0,
+                                        include_frozen=finetune.unfreeze_after_epochs is not None)
+        extra = [p for p in loss.parameters() if p.requires_grad]
+        if extra:
+            groups.append({"params": extra, "group": "no_decay", "weight_decay": 0.0})
+    else:
+        if finetune is not None and finetune.freeze:
+            from trainlab.finetune import freeze_backbone
+
+            freeze_backbone(model)
+        groups = param_groups(model, loss.parameters())
     optimizer = build_optimizer(optimizer_spec, groups)
     settings = LoopSettings(
         batch_size=batch_size, epochs=strategy.epochs, max_steps=strategy.max_steps, seed=config.seed,
@@ -149,6 +176,10 @@ def build(config: Config, quiet: bool = False) -> Built:
     schedule = build_schedule(strategy.schedule.spec(), trainer.total_steps, trainer.steps_per_epoch)
     trainer.schedule = schedule
     callbacks: list[Callback] = [LRScheduleCallback(schedule)]
+    if finetune is not None and finetune.freeze:
+        from trainlab.engine.finetuning import FinetuneSchedule
+
+        callbacks.append(FinetuneSchedule(finetune.freeze, finetune.unfreeze_after_epochs))
     if hasattr(schedule, "observe"):
         check_monitor(getattr(schedule, "monitor", "val_loss"), available, "schedule reduce_on_plateau")
     if strategy.divergence.policy != "off":

@@ -32,3 +32,12 @@ def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
     where = ", ".join(str(p) for p in tried)
     return_hint = "" if os.environ.get(DATA_DIR_ENV) else f" (set --data-dir or {DATA_DIR_ENV})"
     raise DataError(f"data file not found: '{path}' (tried {where}){hint}{return_hint}")
+
+
+def resolve_file(path: str | os.PathLike[str], expected: str = "") -> Path:
+    """:func:`resolve`, then refuse a folder where a file is expected (reading it would fail obscurely)."""
+    found = resolve(path, expected)
+    if found.is_dir():
+        hint = f"; expected {expected}" if expected else ""
+        raise DataError(f"data.path '{path}' is a folder ({found}), not a file{hint}")
+    return found

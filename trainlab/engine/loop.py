@@ -38,6 +38,7 @@ from trainlab.engine.callbacks import Callback, CallbackList, Event
 from trainlab.engine.serialize import join_state, split_state
 from trainlab.engine.state import Control, TrainState
 from trainlab.losses.base import Loss
+from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_parameters
 from trainlab.metrics import compute
 from trainlab.optim import requires_closure
 
@@ -81,8 +82,7 @@ class Trainer:
         self.n_train = len(data.train)
         self.steps_per_epoch = self._steps_per_epoch()
         self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
-        self.decay_params = [p for g in optimizer.param_groups if g.get("group") == "decay" for p in g["params"]]
-        self.penalty_params = [p for p in model.parameters() if p.ndim >= 2 and p.requires_grad]
+        self.refresh_parameters()
         self._epoch_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         self._epoch_samples = 0
         self._closure = requires_closure(optimizer)
@@ -90,6 +90,12 @@ class Trainer:
         self.last_loss: torch.Tensor | None = None
         self._fit_started = time.perf_counter()
         self._fitting = False
+
+    def refresh_parameters(self) -> None:
+        """Re-read which parameters train (call after freezing or unfreezing)."""
+        self.decay_params = [p for g in self.optimizer.param_groups if g.get("group") == "decay"
+                             for p in g["params"] if p.requires_grad]
+        self.penalty_params = penalised_parameters(self.model)
 
     # ------------------------------------------------------------------ sizes and stopping
 
@@ -144,13 +150,13 @@ class Trainer:
 
     def run_epoch(self) -> None:
         state, settings = self.state, self.settings
+        if self._schedule_free:
+            self.optimizer.train()
+        self.model.train()
         if state.batch_in_epoch == 0:
             self._epoch_loss.zero_()
             self._epoch_samples = 0
             self.callbacks.fire(Event.EPOCH_START, self)
-        if self._schedule_free:
-            self.optimizer.train()
-        self.model.train()
         order = epoch_permutation(self.n_train, settings.seed, state.epoch).to(self.device)
         bs, accum = settings.batch_size, settings.grad_accum_steps
         n_micro = -(-self.n_train // bs)
@@ -226,11 +232,9 @@ class Trainer:
         settings = self.settings
         if not (settings.l1 or settings.l2) or not self.penalty_params:
             return None
-        total = None
-        if settings.l1:
-            total = settings.l1 * torch.stack(torch._foreach_norm(self.penalty_params, 1)).sum()
+        total = settings.l1 * l1_penalty(self.penalty_params) if settings.l1 else None
         if settings.l2:
-            l2 = settings.l2 * torch.stack(torch._foreach_norm(self.penalty_params, 2)).square().sum()
+            l2 = settings.l2 * l2_penalty(self.penalty_params)
             total = l2 if total is None else total + l2
         return total
 

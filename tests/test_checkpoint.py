@@ -1,0 +1,144 @@
+"""Checkpoints: pickle-free round trip, corruption fallback, malicious pickle refused, failed writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import DIGITS_MLP
+from trainlab.cli import main
+from trainlab.engine import checkpoint
+from trainlab.engine.serialize import join_state, split_state
+
+
+def test_split_and_join_state_restores_types_exactly():
+    state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4)}},
+             "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "params": [0], "nesterov": False,
+                               "name": None}]}
+    tree, tensors = split_state(state)
+    json.dumps(tree)  # JSON-able
+    back = join_state(json.loads(json.dumps(tree)), tensors)
+    assert back["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert list(back["state"]) == [0]
+    assert torch.equal(back["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
+
+
+def _train_with_checkpoints(write_config, tmp_path: Path) -> Path:
+    config = write_config(DIGITS_MLP, strategy__epochs=3,
+                          output={"progress": "off", "checkpoint": {"every_n_epochs": 1, "keep_last": 3,
+                                                                   "every_seconds": None}})
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_keep_last_and_best_are_kept(write_config, tmp_path):
+    out = _train_with_checkpoints(write_config, tmp_path)
+    folders = [p.name for p in checkpoint.step_folders(out / "checkpoint")]
+    assert len(folders) == 3 and folders == sorted(folders, reverse=True)
+    manifest, tree, tensors = checkpoint.load(out / "checkpoint" / "best")
+    assert manifest["format"] == checkpoint.FORMAT_VERSION and "val_loss" in manifest
+
+
+@pytest.mark.parametrize("damage", ["truncate_tensors", "flip_state_byte", "delete_manifest", "garbage_manifest"])
+def test_corrupted_newest_checkpoint_falls_back_to_previous(write_config, tmp_path, damage):
+    out = _train_with_checkpoints(write_config, tmp_path)
+    newest, previous = checkpoint.step_folders(out / "checkpoint")[:2]
+    if damage == "truncate_tensors":
+        data = (newest / checkpoint.TENSORS).read_bytes()
+        (newest / checkpoint.TENSORS).write_bytes(data[: len(data) // 2])
+    elif damage == "flip_state_byte":
+        data = bytearray((newest / checkpoint.STATE).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (newest / checkpoint.STATE).write_bytes(bytes(data))
+    elif damage == "delete_manifest":
+        (newest / checkpoint.MANIFEST).unlink()
+    else:
+        (newest / checkpoint.MANIFEST).write_text("{not json")
+    with pytest.warns(UserWarning, match="skipping checkpoint"):
+        folder, manifest, _, _ = checkpoint.latest(out / "checkpoint")
+    assert folder == previous
+    # and resume uses it: mark the run unfinished, resume, finish
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert main(["resume", str(out), "--quiet"]) == 0
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Exploit.marker}",))
+
+
+def test_malicious_pickle_under_checkpoint_names_is_refused(write_config, tmp_path, capsys):
+    out = _train_with_checkpoints(write_config, tmp_path)
+    marker = tmp_path / "pwned"
+    _Exploit.marker = marker
+    payload = pickle.dumps(_Exploit())
+    newest = checkpoint.step_folders(out / "checkpoint")[0]
+    # an attacker replaces the tensors file with a pickle and fixes up the manifest hash
+    (newest / checkpoint.TENSORS).write_bytes(payload)
+    manifest = json.loads((newest / checkpoint.MANIFEST).read_text())
+    import hashlib
+
+    manifest["files"][checkpoint.TENSORS] = hashlib.sha256(payload).hexdigest()
+    (newest / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+    (newest / "model.pt").write_bytes(payload)  # a stray pickle file is never read either
+    with pytest.raises(checkpoint.CheckpointError, match="not a valid safetensors"):
+        checkpoint.load(newest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        folder, *_ = checkpoint.latest(out / "checkpoint")
+    assert folder != newest
+    assert not marker.exists()
+
+
+def test_failed_write_keeps_previous_checkpoint_and_training_goes_on(write_config, tmp_path, monkeypatch, capsys):
+    config = write_config(DIGITS_MLP, strategy__epochs=3,
+                          output={"progress": "off", "checkpoint": {"every_n_epochs": 1, "every_seconds": None}})
+    out = tmp_path / "run"
+    real_write = checkpoint._write_file
+    calls = {"n": 0}
+
+    def disk_full_after_first_checkpoint(path, data):
+        if path.name == checkpoint.TENSORS:
+            calls["n"] += 1
+        if calls["n"] >= 3:  # first checkpoint (+ best) succeed, then the disk is "full"
+            raise OSError(28, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(checkpoint, "_write_file", disk_full_after_first_checkpoint)
+    code = main(["train", str(config), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0  # training finished; the model and summary were written
+    assert "No space left on device" in err and "training continues" in err
+    folders = checkpoint.step_folders(out / "checkpoint")
+    assert len(folders) == 1
+    checkpoint.load(folders[0])  # the earlier checkpoint is intact
+    assert not list((out / "checkpoint").glob(".*tmp*"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(e["event"] == "checkpoint_failed" for e in summary["events"])
+
+
+def test_read_only_folder_is_a_clear_error(write_config, tmp_path, capsys):
+    if os.geteuid() == 0:
+        # root ignores permissions; simulate with a file where the run folder's parent should be
+        blocker = tmp_path / "blocker"
+        blocker.write_text("")
+        out = blocker / "run"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        out = locked / "run"
+    config = write_config(DIGITS_MLP, strategy__epochs=1)
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot create output folder")
+    shutil.rmtree(tmp_path / "locked", ignore_errors=True)
