@@ -158,6 +158,9 @@ def make_file(tmp: Path, spec: dict[str, Any], rng: np.random.Generator) -> None
     elif "npz" in spec:
         with open(path, "wb") as handle:
             np.savez(handle, **{name: make_array(a, rng) for name, a in spec["npz"].items()})
+    elif "npy" in spec:
+        with open(path, "wb") as handle:
+            np.save(handle, make_array(spec["npy"], rng))
     elif "idx" in spec:
         write_idx_folder(path, spec["idx"], rng)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
+from trainlab.errors import ConfigError
 
 
 @DATA_SOURCES.register("mnist1d")
@@ -13,6 +14,11 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, channels_first: bool = Fals
 
     ``channels_first`` shapes x as (N, 1, 40) for ``cnn1d``; otherwise (N, 40).
     """
+    # make_dataset fails obscurely ("need at least one array to stack") below one sample per class
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 10:
+        raise ConfigError(f"data.num_samples must be an integer >= 10 (one per class); got {num_samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"data.seed must be an integer; got {seed!r}")
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()

@@ -39,5 +39,6 @@ def resolve_file(path: str | os.PathLike[str], expected: str = "") -> Path:
     found = resolve(path, expected)
     if found.is_dir():
         hint = f"; expected {expected}" if expected else ""
-        raise DataError(f"data.path '{path}' is a folder ({found}), not a file{hint}")
+        resolved = f" (resolved to {found})" if Path(path) != found else ""
+        raise DataError(f"data.path '{path}' is a folder, not a file{resolved}{hint}")
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
+from trainlab.errors import ConfigError
 
 
 def _bundled(loader_name: str, task: str | None, standardize: bool) -> RawData:
@@ -21,8 +22,11 @@ def _bundled(loader_name: str, task: str | None, standardize: bool) -> RawData:
 
 def _register(name: str, loader_name: str, task: str | None) -> None:
     def source(standardize: bool = True) -> RawData:
+        if not isinstance(standardize, bool):
+            raise ConfigError(f"data.standardize must be true or false; got {standardize!r}")
         return _bundled(loader_name, task, standardize)
 
+    source.__name__ = source.__qualname__ = name  # messages then say "iris() got ...", not "_register.<locals>"
     source.__doc__ = f"sklearn.datasets.{loader_name}; features standardised unless standardize=false."
     DATA_SOURCES.register(name)(source)
 

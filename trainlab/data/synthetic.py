@@ -8,6 +8,11 @@ from trainlab.data import DATA_SOURCES, RawData
 from trainlab.errors import ConfigError
 
 
+def _count(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"data.{name} must be an integer >= {minimum}; got {value!r}")
+
+
 @DATA_SOURCES.register("synthetic_linear")
 def synthetic_linear(n: int = 100, seed: int = 0, n_val: int | None = None, n_test: int | None = None) -> RawData:
     """Train on exactly the tutorial's points; val/test are fresh draws of the same process.
@@ -16,8 +21,12 @@ def synthetic_linear(n: int = 100, seed: int = 0, n_val: int | None = None, n_te
     y = 2 * x + 1 + np.random.normal(size=(n, 1))``. Val and test draw x ~ U(0, 9)
     and fresh noise from a separate generator, so the training data is untouched.
     """
-    if n < 2:
-        raise ConfigError(f"data.n must be >= 2; got {n}")
+    _count("n", n, 2)
+    for name, value in (("n_val", n_val), ("n_test", n_test)):
+        if value is not None:
+            _count(name, value, 1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"data.seed must be an integer; got {seed!r}")
     np.random.seed(seed)
     x = np.linspace(0, 9, n).reshape(-1, 1)
     y = 2 * x + 1 + np.random.normal(size=(n, 1))

@@ -93,8 +93,12 @@ class Trainer:
 
     def refresh_parameters(self) -> None:
         """Re-read which parameters train (call after freezing or unfreezing)."""
-        self.decay_params = [p for g in self.optimizer.param_groups if g.get("group") == "decay"
-                             for p in g["params"] if p.requires_grad]
+        # decoupled weight decay: weights (ndim >= 2) of each group, scaled by that group's lr
+        self.decay_groups = [
+            (group, params) for group in self.optimizer.param_groups
+            if group.get("group") in ("decay", "all")
+            and (params := [p for p in group["params"] if p.requires_grad and p.ndim >= 2])
+        ]
         self.penalty_params = penalised_parameters(self.model)
 
     # ------------------------------------------------------------------ sizes and stopping
@@ -242,7 +246,7 @@ class Trainer:
         """One optimizer step over ``len(indices)`` micro-batches; returns the mean data loss (a tensor)."""
         settings, optimizer = self.settings, self.optimizer
         scale = 1.0 / len(indices)
-        total = torch.zeros((), device=self.device)
+        total = None
         samples = 0
         if self._closure:  # L-BFGS re-evaluates the loss itself
             x, y = self._batch(torch.cat(indices))
@@ -264,16 +268,19 @@ class Trainer:
                 objective = loss if penalty is None else loss + penalty
                 (objective * scale if scale != 1.0 else objective).backward()
                 self._epoch_loss.add_(loss.detach(), alpha=len(index))
-                total = loss.detach() if len(indices) == 1 else total + loss.detach() * (len(index) * scale)
+                part = loss.detach() if len(indices) == 1 else loss.detach() * len(index)
+                total = part if total is None else total + part
                 samples += len(index)
+            if len(indices) > 1:
+                total = total / samples
             if settings.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self._trainable(), settings.clip_grad_norm, foreach=True)
             if settings.clip_grad_value is not None:
                 torch.nn.utils.clip_grad_value_(self._trainable(), settings.clip_grad_value)
-            if settings.weight_decay and self.decay_params:  # decoupled: w <- w - lr * wd * w
-                lr = next(g["lr"] for g in optimizer.param_groups if g.get("group") == "decay")
+            if settings.weight_decay:  # decoupled: w <- w - lr * wd * w
                 with torch.no_grad():
-                    torch._foreach_mul_(self.decay_params, 1.0 - lr * settings.weight_decay)
+                    for group, params in self.decay_groups:
+                        torch._foreach_mul_(params, 1.0 - group["lr"] * settings.weight_decay)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         if self._closure:

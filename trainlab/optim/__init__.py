@@ -41,7 +41,19 @@ def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch
     optimizer = OPTIMIZERS.build(spec, groups, lr=float(lr))
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer '{spec['name']}' must build a torch.optim.Optimizer")
+    if _split_without_purpose(optimizer):
+        # no weight decay to keep off biases: one group is cheaper (one fused kernel launch per step)
+        merged = [{"params": [p for g in groups for p in g["params"]], "group": "all"}]
+        optimizer = OPTIMIZERS.build(spec, merged, lr=float(lr))
     return optimizer
+
+
+def _split_without_purpose(optimizer: torch.optim.Optimizer) -> bool:
+    kinds = [g.get("group") for g in optimizer.param_groups]
+    if sorted(kinds) != ["decay", "no_decay"] or any("layer" in g for g in optimizer.param_groups):
+        return False
+    decay = next(g for g in optimizer.param_groups if g.get("group") == "decay")
+    return not decay.get("weight_decay")
 
 
 def requires_closure(optimizer: torch.optim.Optimizer) -> bool:
