@@ -184,3 +184,11 @@ def test_zoo_reaches_least_squares(label):
     w, b = fit(entry)
     error = max(abs(w - slope), abs(b - intercept))
     assert error <= entry.tolerance, f"{label}: error {error:.2e} > tolerance {entry.tolerance:g}"
+
+
+def test_lr_may_be_omitted_where_the_factory_has_a_default():
+    model = _model()
+    assert build_optimizer({"name": "prodigy"}, param_groups(model)).param_groups[0]["lr"] == 1.0
+    assert build_optimizer({"name": "adadelta_zeiler", "lr": None}, param_groups(model)).param_groups[0]["lr"] == 1.0
+    with pytest.raises(ConfigError, match="optimizer 'sgd'.*lr"):
+        build_optimizer({"name": "sgd"}, param_groups(model))

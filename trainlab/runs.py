@@ -97,11 +97,11 @@ class RunDir:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunDirError(f"output path {path} exists and is not a folder")
+        if path.is_dir() and (path / LOCK).exists():
+            probe = cls(path)
+            probe.lock.acquire()  # refuses when another live process holds it; clears a stale lock
+            probe.lock.release()
         if path.is_dir() and any(path.iterdir()):
-            if (path / LOCK).exists():
-                run = cls(path)
-                run.lock.acquire()  # refuses when another live process holds it
-                run.lock.release()
             if not overwrite:
                 raise RunDirError(
                     f"output folder {path} already exists; pass --overwrite to replace it, "

@@ -2,7 +2,9 @@
 
 A loss is *bad* when it is NaN/Inf, or larger than ``spike_factor`` times the
 median of the last ``window`` good losses (the loss-spike recovery used in
-large-model training). Policy ``stop`` ends training with a TrainingError
+large-model training). The median is floored at 1% of the first window's median,
+so a run that has fit its training data almost perfectly does not flag every
+slightly harder batch. Policy ``stop`` ends training with a TrainingError
 naming the step, the value and the last good checkpoint. Policy ``rollback``
 restores the last good in-memory snapshot, multiplies the LR by ``lr_factor``,
 marks the offending batch to be skipped, and continues; after ``max_rollbacks``
@@ -35,14 +37,16 @@ class DivergenceGuard(Callback):
         self.recent: deque[float] = deque(maxlen=window)
         self._pending: list[tuple[int, int, int, torch.Tensor]] = []
         self._median: float | None = None
+        self.reference: float | None = None  # median of the first full window
         self.snapshot = None
         self._snapshot_step = -1
 
     def state_dict(self) -> dict[str, Any]:
-        return {"recent": list(self.recent)}
+        return {"recent": list(self.recent), "reference": self.reference}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.recent = deque(state["recent"], maxlen=self.window)
+        self.reference = state.get("reference")
         self._median = None
 
     def on_train_start(self, trainer) -> None:
@@ -59,8 +63,11 @@ class DivergenceGuard(Callback):
         if len(self.recent) >= max(5, self.window // 2):
             if self._median is None or len(self.recent) % 10 == 0:
                 self._median = statistics.median(self.recent)
-            if self._median > 0 and value > self.spike_factor * self._median:
-                return f"loss spike (> {self.spike_factor:g} x running median {self._median:.4g})"
+                if self.reference is None and len(self.recent) == self.window:
+                    self.reference = self._median
+            level = max(self._median, 0.01 * (self.reference or 0.0))
+            if level > 0 and value > self.spike_factor * level:
+                return f"loss spike (> {self.spike_factor:g} x running median {level:.4g})"
         return None
 
     def on_step_end(self, trainer, loss: torch.Tensor) -> None:

@@ -40,7 +40,7 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             return False, None
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # Keras/Lightning: stop after `patience` epochs without improvement
             return True, (
                 f"early stopping: {self.monitor} did not improve for {self.wait} epochs "
                 f"(best {self.best:.6g} at epoch {self.best_epoch})"

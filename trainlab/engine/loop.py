@@ -84,6 +84,7 @@ class Trainer:
         self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
         self.refresh_parameters()
         self._epoch_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._epoch_penalty = torch.zeros((), dtype=torch.float64, device=self.device)  # l1/l2 terms
         self._epoch_samples = 0
         self._closure = requires_closure(optimizer)
         self._schedule_free = hasattr(optimizer, "train") and hasattr(optimizer, "eval")
@@ -159,6 +160,7 @@ class Trainer:
         self.model.train()
         if state.batch_in_epoch == 0:
             self._epoch_loss.zero_()
+            self._epoch_penalty.zero_()
             self._epoch_samples = 0
             self.callbacks.fire(Event.EPOCH_START, self)
         order = epoch_permutation(self.n_train, settings.seed, state.epoch).to(self.device)
@@ -199,7 +201,9 @@ class Trainer:
         state.batch_in_epoch = 0
         record: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "lr": self.current_lr()}
         samples = max(self._epoch_samples, 1)
-        record["train_loss"] = float(self._epoch_loss) / samples
+        record["train_loss"] = float(self._epoch_loss) / samples  # the data loss alone
+        if self.settings.l1 or self.settings.l2:
+            record["train_penalty"] = float(self._epoch_penalty) / samples  # l1 * sum|w| + l2 * sum w^2
         record.update({f"val_{k}": v for k, v in self.evaluate(self.data.val).items()})
         record["elapsed_s"] = round(state.train_time_s + time.perf_counter() - self._fit_started, 6)
         state.history.append(record)
@@ -268,6 +272,8 @@ class Trainer:
                 objective = loss if penalty is None else loss + penalty
                 (objective * scale if scale != 1.0 else objective).backward()
                 self._epoch_loss.add_(loss.detach(), alpha=len(index))
+                if penalty is not None:
+                    self._epoch_penalty.add_(penalty.detach(), alpha=len(index))
                 part = loss.detach() if len(indices) == 1 else loss.detach() * len(index)
                 total = part if total is None else total + part
                 samples += len(index)
@@ -360,6 +366,7 @@ class Trainer:
         if torch.cuda.is_available() and self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         tensors["loop.epoch_loss"] = self._epoch_loss
+        tensors["loop.epoch_penalty"] = self._epoch_penalty
         if clone:
             tensors = {k: v.detach().clone() for k, v in tensors.items()}
             tree = join_state(split_state(tree)[0], {})  # a deep copy of the JSON part
@@ -382,6 +389,7 @@ class Trainer:
         self.state.load_state_dict(join_state(tree["train_state"], {}))
         self._epoch_samples = int(tree["epoch_samples"])
         self._epoch_loss.copy_(tensors["loop.epoch_loss"])
+        self._epoch_penalty.copy_(tensors["loop.epoch_penalty"])
         python_rng = join_state(tree["python_rng"], {})
         random.setstate((python_rng[0], tuple(python_rng[1]), python_rng[2]))
         kind, keys, *rest = tree["rng"]["numpy"]

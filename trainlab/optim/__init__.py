@@ -34,17 +34,23 @@ def param_groups(model: nn.Module, extra: Iterable[torch.nn.Parameter] = ()) -> 
 
 
 def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """Build ``spec`` (``{"name": ..., "lr": ..., **kwargs}``) over ``groups``.
+
+    ``lr`` may be absent or None for optimizers whose factory has a default
+    (``prodigy`` 1.0, ``adadelta_zeiler`` 1.0, ``lbfgs`` 1.0).
+    """
     import trainlab.optim.catalog  # noqa: F401  (registers the built-in optimizers)
 
     spec = dict(spec)
-    lr = spec.pop("lr")
-    optimizer = OPTIMIZERS.build(spec, groups, lr=float(lr))
+    lr = spec.pop("lr", None)
+    lr_kwarg = {} if lr is None else {"lr": float(lr)}
+    optimizer = OPTIMIZERS.build(spec, groups, **lr_kwarg)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer '{spec['name']}' must build a torch.optim.Optimizer")
     if _split_without_purpose(optimizer):
         # no weight decay to keep off biases: one group is cheaper (one fused kernel launch per step)
         merged = [{"params": [p for g in groups for p in g["params"]], "group": "all"}]
-        optimizer = OPTIMIZERS.build(spec, merged, lr=float(lr))
+        optimizer = OPTIMIZERS.build(spec, merged, **lr_kwarg)
     return optimizer
 
 

@@ -25,53 +25,60 @@ from trainlab.optim.core import (
 def _trust_ratio(weight_norm: Tensor, update_norm: Tensor, lower: float, upper: float | None) -> Tensor:
     """phi(||theta||) / ||u|| with phi = clamp to [lower, upper]; 1 where either side is 0."""
     weight_norm = weight_norm.clamp(min=lower, max=upper)
-    ok = (weight_norm > 0) & (update_norm > 0)
-    return torch.where(ok, weight_norm / torch.where(ok, update_norm, 1.0), 1.0)
+    return torch.where(weight_norm * update_norm > 0, weight_norm / update_norm, 1.0)
 
 
-def _denominator_scales(steps: list[int], beta1: float, beta2: float, eps: float) -> tuple[list[float], list[float]]:
-    # r = m_hat / (sqrt(v_hat) + eps) = m / (sqrt(v) * c1 / sqrt(c2) + eps * c1), c_i = 1 - beta_i^t
-    corrections1 = [1 - beta1**step for step in steps]
-    scales = [c1 / math.sqrt(1 - beta2**step) for c1, step in zip(corrections1, steps, strict=True)]
-    return scales, [eps * c1 for c1 in corrections1]
+def _moment_scales(steps: list[int], beta1: float, beta2: float, eps: float) -> tuple[list[float], list[float]]:
+    """Per tensor (1/k, eps'): r = m_hat / (sqrt(v_hat) + eps) = (1/k) m / (sqrt(v) + eps').
+
+    With c_i = 1 - beta_i^t: k = c1 / sqrt(c2) and eps' = eps sqrt(c2), so the bias
+    corrections cost no extra pass over the tensors.
+    """
+    inverse_scales, offsets = [], []
+    for step in steps:
+        correction2_sqrt = math.sqrt(1 - beta2**step)
+        inverse_scales.append(correction2_sqrt / (1 - beta1**step))
+        offsets.append(eps * correction2_sqrt)
+    return inverse_scales, offsets
 
 
 def _lamb_loop(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
                steps: list[int], *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
                norm_bounds: tuple[float, float | None]) -> None:
-    scales, offsets = _denominator_scales(steps, beta1, beta2, eps)
-    for param, grad, exp_avg, exp_avg_sq, scale, offset in zip(params, grads, exp_avgs, exp_avg_sqs, scales, offsets,
-                                                                strict=True):
+    inverse_scales, offsets = _moment_scales(steps, beta1, beta2, eps)
+    for param, grad, exp_avg, exp_avg_sq, inverse_scale, offset in zip(
+            params, grads, exp_avgs, exp_avg_sqs, inverse_scales, offsets, strict=True):
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = exp_avg_sq.sqrt().mul_(scale).add_(offset)
-        update = exp_avg.div(denom)
+        denom = exp_avg_sq.sqrt().add_(offset)
         if weight_decay != 0:
-            update.add_(param, alpha=weight_decay)
+            update = param.mul(weight_decay).addcdiv_(exp_avg, denom, value=inverse_scale)  # u = r + wd theta
+        else:
+            update = exp_avg.div(denom).mul_(inverse_scale)
         ratio = _trust_ratio(param.norm(), update.norm(), *norm_bounds)
-        update.mul_(ratio * -lr)
-        param.add_(update)
+        param.addcmul_(update, ratio, value=-lr)
 
 
 def _lamb_foreach(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
                   steps: list[int], *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
                   norm_bounds: tuple[float, float | None]) -> None:
-    scales, offsets = _denominator_scales(steps, beta1, beta2, eps)
+    inverse_scales, offsets = _moment_scales(steps, beta1, beta2, eps)
     for bucket in cache_buckets(params):
         p, g, m, v = params[bucket], grads[bucket], exp_avgs[bucket], exp_avg_sqs[bucket]
         torch._foreach_lerp_(m, g, 1 - beta1)
         torch._foreach_mul_(v, beta2)
         torch._foreach_addcmul_(v, g, g, value=1 - beta2)
         denom = torch._foreach_sqrt(v)
-        torch._foreach_mul_(denom, scales[bucket])
         torch._foreach_add_(denom, offsets[bucket])
-        update = torch._foreach_div(m, denom)
         if weight_decay != 0:
-            torch._foreach_add_(update, p, alpha=weight_decay)
-        ratios = _trust_ratio(torch.stack(torch._foreach_norm(p)), torch.stack(torch._foreach_norm(update)),
-                              *norm_bounds)
-        torch._foreach_mul_(update, (ratios * -lr).unbind())
-        torch._foreach_add_(p, update)
+            update = torch._foreach_mul(p, weight_decay)
+            torch._foreach_addcdiv_(update, m, denom, inverse_scales[bucket])
+        else:
+            update = torch._foreach_div(m, denom)
+            torch._foreach_mul_(update, inverse_scales[bucket])
+        norms = torch.stack(torch._foreach_norm([*p, *update])).view(2, len(p))  # one stack: ||theta||s then ||u||s
+        ratios = _trust_ratio(norms[0], norms[1], *norm_bounds)
+        torch._foreach_addcmul_(p, update, ratios.unbind(), value=-lr)  # no host sync: ratios stay tensors
 
 
 def lamb_step(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],

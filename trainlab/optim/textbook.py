@@ -220,7 +220,7 @@ def momentum_textbook(groups, lr: float, momentum: float = 0.9, weight_decay: fl
 
 
 @OPTIMIZERS.register("adadelta_zeiler")
-def adadelta_zeiler(groups, lr: float, rho: float = 0.95, eps: float = 1e-6,
+def adadelta_zeiler(groups, lr: float = 1.0, rho: float = 0.95, eps: float = 1e-6,
                     weight_decay: float = 0.0) -> AdadeltaZeiler:
     """Zeiler's Adadelta: delta = -(RMS[delta]_{t-1} / RMS[g]_t) g, no learning rate (lr must be 1.0)."""
     require(lr == 1.0, f"adadelta_zeiler has no learning rate (Zeiler 2012); set `lr` to 1.0, or use 'adadelta' "

@@ -1,0 +1,184 @@
+"""The loop: determinism, accumulation, penalties, early stopping, init, L-BFGS, locks, the demo."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import DIGITS_MLP, LINREG, least_squares
+from trainlab.cli import main
+from trainlab.config import validate
+from trainlab.engine.early_stopping import EarlyStopping
+from trainlab.experiment import build
+from trainlab.runs import RunDir
+
+
+def _fit(config: dict):
+    built = build(validate(config), quiet=True)
+    built.trainer.fit()
+    return built
+
+
+def _params(built) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in built.model.parameters()]
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, b = _fit(DIGITS_MLP), _fit(DIGITS_MLP)
+    c = _fit({**DIGITS_MLP, "seed": 1})
+    assert all(torch.equal(x, y) for x, y in zip(_params(a), _params(b), strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(_params(a), _params(c), strict=True))
+
+
+def test_grad_accumulation_equals_the_large_batch():
+    """2 micro-batches of 16 with accumulation == one batch of 32 (mean loss, no dropout).
+
+    30 steps stay clear of the epoch's last, partial batch (31 rows), where micro-batch means
+    of 16 and 15 rows are averaged with equal weight.
+    """
+    base = copy.deepcopy(DIGITS_MLP)
+    base["model"]["dropout"] = 0.0
+    base["strategy"].update(epochs=None, max_steps=30, optimizer={"name": "sgd", "lr": 0.1})
+    big = _fit({**base, "strategy": {**base["strategy"], "batch_size": 32}})
+    small = _fit({**base, "strategy": {**base["strategy"], "batch_size": 16, "grad_accum_steps": 2}})
+    assert big.trainer.state.step == small.trainer.state.step
+    for x, y in zip(_params(big), _params(small), strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+
+
+def test_penalties_are_logged_apart_from_the_data_loss():
+    config = copy.deepcopy(DIGITS_MLP)
+    config["strategy"]["regularization"] = {"l1": 1e-4, "l2": 1e-3}
+    record = _fit(config).trainer.state.history[-1]
+    assert record["train_penalty"] > 0 and record["train_loss"] > 0
+
+
+def test_decoupled_weight_decay_spares_biases():
+    config = copy.deepcopy(LINREG)
+    config["strategy"].update(optimizer={"name": "sgd", "lr": 1e-9}, epochs=10,
+                              regularization={"weight_decay": 1e6})  # lr * wd = 1e-3 per step
+    built = build(validate(config), quiet=True)
+    weight0, bias0 = (p.detach().clone() for p in built.model.parameters())
+    built.trainer.fit()
+    weight, bias = built.model.parameters()
+    torch.testing.assert_close(weight.detach(), weight0 * (1 - 1e-3) ** 10, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(bias.detach(), bias0, rtol=1e-4, atol=1e-6)
+
+
+class _Dummy:
+    """A stand-in trainer for callbacks: no training, scripted metrics (Keras early_stopping_test)."""
+
+    def __init__(self):
+        from trainlab.engine.state import Control, TrainState
+
+        self.control, self.state = Control(), TrainState()
+        self.model = torch.nn.Linear(1, 1)
+
+
+@pytest.mark.parametrize("mode,values,stop_epoch", [
+    ("min", [1.0, 0.9, 0.95, 0.96, 0.97], 4),
+    ("max", [0.5, 0.6, 0.61, 0.6, 0.59, 0.58], 5),
+    ("max", [0.5, 0.6, 0.7, 0.8], None),
+    ("max", [0.5, 0.4, 0.3, 0.2], 3),
+])
+def test_early_stopping_decisions_on_scripted_metrics(mode, values, stop_epoch):
+    callback = EarlyStopping(monitor="val_x", mode=mode, patience=2, min_delta=0.0)
+    trainer = _Dummy()
+    stopped_at = None
+    for epoch, value in enumerate(values, start=1):
+        callback.on_validation_end(trainer, {"epoch": epoch, "val_x": value})
+        if trainer.control.should_stop and stopped_at is None:
+            stopped_at = epoch
+    assert stopped_at == stop_epoch
+
+
+def test_early_stopping_restores_best_weights_and_reports_it(write_config, tmp_path):
+    config = write_config(DIGITS_MLP, strategy__epochs=40, strategy__optimizer={"name": "adam", "lr": 0.05},
+                          strategy__early_stopping={"monitor": "val_loss", "patience": 2})
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_early"] and "early stopping" in summary["stop_reason"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = min(records, key=lambda r: r["val_loss"])
+    assert summary["best_epoch"] == best["epoch"]
+    assert summary["val"]["loss"] == pytest.approx(best["val_loss"], rel=1e-6)
+
+
+def test_zero_init_of_a_hidden_layer_cannot_break_symmetry():
+    config = copy.deepcopy(DIGITS_MLP)
+    config["model"] = {"name": "mlp", "hidden": [16]}
+    config["strategy"]["init"] = "constant"  # every weight equal: the tutorials' symmetry lesson
+    built = _fit(config)
+    hidden = built.model[0].weight.detach()
+    assert torch.allclose(hidden, hidden[0].expand_as(hidden))  # all 16 hidden units stay identical
+    config["strategy"]["init"] = "kaiming_uniform"
+    hidden = _fit(config).model[0].weight.detach()
+    assert not torch.allclose(hidden, hidden[0].expand_as(hidden))
+
+
+def test_lbfgs_full_batch_uses_the_closure_and_solves_least_squares():
+    config = copy.deepcopy(LINREG)
+    config["strategy"].update(optimizer={"name": "lbfgs", "lr": 1.0}, epochs=20)
+    built = _fit(config)
+    slope, intercept = least_squares()
+    assert float(built.model.weight.detach()) == pytest.approx(slope, abs=1e-3)
+    assert float(built.model.bias.detach()) == pytest.approx(intercept, abs=1e-3)
+
+
+def test_reduce_on_plateau_lowers_the_logged_lr():
+    config = copy.deepcopy(DIGITS_MLP)
+    config["strategy"].update(epochs=8, optimizer={"name": "adam", "lr": 0.05},
+                              schedule={"name": "reduce_on_plateau", "patience": 0, "factor": 0.5})
+    lrs = [r["lr"] for r in _fit(config).trainer.state.history]
+    assert lrs[-1] < lrs[0]
+
+
+def test_a_live_lock_refuses_a_second_writer_and_a_stale_one_is_taken_over(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (folder / ".lock").write_text(str(sleeper.pid))
+        with pytest.raises(Exception, match=f"in use by process {sleeper.pid}"):
+            RunDir.create(folder)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    run = RunDir.create(folder)  # the owner is gone: stale
+    assert (folder / ".lock").read_text() == str(os.getpid())
+    run.close()
+
+
+def test_two_concurrent_trainings_into_one_folder(write_config, tmp_path):
+    config = write_config(LINREG, strategy__epochs=200000, output={"progress": "off"})
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "trainlab.cli", "train", str(config), "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            if (out / ".lock").exists():
+                break
+            import time
+
+            time.sleep(0.05)
+        second = subprocess.run([sys.executable, "-m", "trainlab.cli", "train", str(config), "--out", str(out),
+                                 "--overwrite"], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert second.stderr.strip().startswith("error: run folder") and "in use by process" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_demo_adam_on_mnist1d_reaches_sixty_percent():
+    from trainlab.demo import run_demo
+
+    rows = run_demo(optimizers=["adam"])
+    assert rows[0]["accuracy"] >= 0.60
