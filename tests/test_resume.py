@@ -116,3 +116,34 @@ def test_sigterm_checkpoints_and_exits_143_then_resumes_identically(tmp_path, re
     subprocess.run(_command("resume", str(out), "--quiet"), check=True, env=_env(), capture_output=True,
                    timeout=300)
     assert (out / "model.safetensors").read_bytes() == reference
+
+
+def test_resume_from_every_kind_of_checkpoint_position_is_bit_identical(tmp_path):
+    """In-process: resume from checkpoints early, mid-epoch, at an epoch boundary and near the end."""
+    import copy
+    import shutil
+
+    from trainlab.cli import main
+
+    config = copy.deepcopy(CONFIG)
+    config["strategy"]["epochs"] = 2
+    config["output"]["checkpoint"] = {"every_n_steps": 8, "keep_last": 1000, "every_seconds": None}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    full = tmp_path / "full"
+    assert main(["train", str(path), "--out", str(full), "--quiet"]) == 0
+    reference_bytes = (full / "model.safetensors").read_bytes()
+    folders = sorted((full / "checkpoint").glob("step-*"))
+    # steps per epoch here: 2560 rows / 16 / 2 = 80, so step 80 ends epoch 1
+    chosen = [f for f in folders if int(f.name.split("-")[1]) in (8, 40, 80, 152)]
+    assert len(chosen) == 4
+    for folder in chosen:
+        copy_dir = tmp_path / f"from-{folder.name}"
+        shutil.copytree(full, copy_dir, ignore=shutil.ignore_patterns("model.safetensors", "best"))
+        for other in (copy_dir / "checkpoint").glob("step-*"):
+            if other.name != folder.name:
+                shutil.rmtree(other)
+        info = json.loads((copy_dir / "run.json").read_text())
+        (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+        assert main(["resume", str(copy_dir), "--quiet"]) == 0
+        assert (copy_dir / "model.safetensors").read_bytes() == reference_bytes, folder.name

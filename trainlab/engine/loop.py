@@ -95,8 +95,9 @@ class Trainer:
     def refresh_parameters(self) -> None:
         """Re-read which parameters train (call after freezing or unfreezing)."""
         # decoupled weight decay: weights (ndim >= 2) of each group, scaled by that group's lr
+        # (group index, not the dict: optimizer.load_state_dict replaces the group dicts)
         self.decay_groups = [
-            (group, params) for group in self.optimizer.param_groups
+            (index, params) for index, group in enumerate(self.optimizer.param_groups)
             if group.get("group") in ("decay", "all")
             and (params := [p for p in group["params"] if p.requires_grad and p.ndim >= 2])
         ]
@@ -285,8 +286,9 @@ class Trainer:
                 torch.nn.utils.clip_grad_value_(self._trainable(), settings.clip_grad_value)
             if settings.weight_decay:  # decoupled: w <- w - lr * wd * w
                 with torch.no_grad():
-                    for group, params in self.decay_groups:
-                        torch._foreach_mul_(params, 1.0 - group["lr"] * settings.weight_decay)
+                    for index, params in self.decay_groups:
+                        lr = optimizer.param_groups[index]["lr"]
+                        torch._foreach_mul_(params, 1.0 - lr * settings.weight_decay)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         if self._closure:

@@ -1,0 +1,72 @@
+"""The command line end to end: eval, schedule plot, lr-find, advise, loss auto, version."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import DIGITS_MLP, LINREG
+from trainlab import __version__
+from trainlab.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_eval_reprints_the_summary_metrics(write_config, tmp_path, capsys):
+    config = write_config(DIGITS_MLP)
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(out), "--split", "val"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{summary['val']['accuracy']:.6g}" in printed
+
+
+def test_schedule_plot_draws_the_run_schedule(write_config, tmp_path, capsys):
+    config = write_config(DIGITS_MLP, strategy__schedule={"name": "warmup_cosine", "warmup_fraction": 0.1})
+    png = tmp_path / "lr.png"
+    assert main(["schedule", str(config), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "108 steps" in capsys.readouterr().out  # 3 epochs x 36 steps
+
+
+def test_lr_find_prints_a_suggestion_and_plots(write_config, tmp_path, capsys):
+    config = write_config(DIGITS_MLP)
+    png = tmp_path / "lrfind.png"
+    assert main(["lr-find", str(config), "--plot", str(png)]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    suggestion = float(line.split(":")[1])
+    assert 1e-5 < suggestion < 1.0 and png.exists()
+
+
+def test_lr_auto_trains_with_the_suggested_lr(write_config, tmp_path):
+    config = write_config(DIGITS_MLP, strategy__optimizer={"name": "adam", "lr": "auto"})
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["notes"]["lr_auto"] > 0 and summary["test"]["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("source,expected", [("diabetes", "mse"), ("breast_cancer", "bce"),
+                                             ("digits", "cross_entropy")])
+def test_advise_names_the_loss_family(write_config, capsys, source, expected):
+    config = write_config(DIGITS_MLP, data={"source": source})
+    assert main(["advise", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert expected in out
+
+
+def test_loss_auto_records_the_choice_and_why(write_config, tmp_path):
+    config = write_config(LINREG, strategy__loss="auto", strategy__epochs=50)
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    advice = summary["notes"]["loss_advice"]
+    assert advice["loss"]["name"] in {"mse", "huber"} and advice["reasons"]
+    assert summary["loss"] == advice["loss"]["name"]
