@@ -317,6 +317,10 @@ def resume(path: str | Path, quiet: bool = False) -> tuple[dict[str, Any], Path]
             print(f"warning: {warning.message}", file=sys.stderr)
         if found is not None:
             folder, manifest, tree, tensors = found
+            if manifest.get("config_hash") not in (None, config.hash()) and not quiet:
+                print(f"warning: {path / 'config.yaml'} changed since {folder.name} was written "
+                      f"(config hash {config.hash()} != {manifest['config_hash']}); resuming with it",
+                      file=sys.stderr)
             try:
                 built.trainer.restore((tree, tensors))
             except (RuntimeError, KeyError, ValueError) as exc:
