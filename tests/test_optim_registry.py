@@ -53,6 +53,15 @@ PROPERTIES = [
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(PROPERTIES)]
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tensors are tiny: intra-op threads only add contention on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 
 def test_property_table_covers_the_registry():
     assert sorted({name for name, _ in PROPERTIES}) == OPTIMIZERS.names()
@@ -111,7 +120,7 @@ def _steps(model: nn.Module, optimizer: torch.optim.Optimizer, start: int, count
     for _ in range(count):
         x, y = torch.randn(16, 3, generator=generator), torch.randn(16, 2, generator=generator)
 
-        def closure():
+        def closure(x=x, y=y):
             optimizer.zero_grad()
             loss = nn.functional.mse_loss(model(x), y)
             loss.backward()

@@ -20,6 +20,15 @@ from trainlab.optim import OPTIMIZERS
 STEPS = 50
 SHAPES = [(3, 4), (5,)]  # the decay-group matrix and the no-decay vector
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tensors are tiny: intra-op threads only add contention on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 
 def _quadratics(seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(seed)

@@ -14,10 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, not a boolean; got {value}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not counts
 
 
 class _Strict(BaseModel):
@@ -85,7 +94,7 @@ class Regularization(_Strict):
 class EarlyStopping(_Strict):
     monitor: str = "val_loss"
     mode: Literal["min", "max"] = "min"
-    patience: int = Field(10, ge=0)  # epochs without improvement before stopping
+    patience: Int = Field(10, ge=0)  # epochs without improvement before stopping
     min_delta: float = Field(0.0, ge=0.0)
     restore_best: bool = True
 
@@ -93,13 +102,13 @@ class EarlyStopping(_Strict):
 class Divergence(_Strict):
     policy: Literal["stop", "rollback", "off"] = "stop"
     spike_factor: float = Field(100.0, gt=1.0)  # loss > factor * running median of recent losses is a spike
-    window: int = Field(50, ge=5)  # steps in the running median
+    window: Int = Field(50, ge=5)  # steps in the running median
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
-    max_rollbacks: int = Field(3, ge=0)
+    max_rollbacks: Int = Field(3, ge=0)
 
 
 class Lora(_Strict):
-    rank: int = Field(8, ge=1)
+    rank: Int = Field(8, ge=1)
     alpha: float = Field(16.0, gt=0.0)  # the update is scaled by alpha / rank
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] | None = None  # None: every Linear/Conv of the backbone
@@ -107,7 +116,7 @@ class Lora(_Strict):
 
 class Finetune(_Strict):
     freeze: bool = False  # freeze the backbone, train the head only (feature extraction)
-    unfreeze_after_epochs: int | None = Field(None, ge=1)  # gradual unfreezing (needs freeze)
+    unfreeze_after_epochs: Int | None = Field(None, ge=1)  # gradual unfreezing (needs freeze)
     layerwise_lr_decay: float | None = Field(None, gt=0.0, le=1.0)  # lr x decay^k for the k-th layer below the head
     lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
 
@@ -116,13 +125,13 @@ class Strategy(_Strict):
     loss: LossConfig
     optimizer: OptimizerConfig
     batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = 32  # "full": batch gradient descent
-    epochs: int | None = Field(None, ge=1)
-    max_steps: int | None = Field(None, ge=1)
+    epochs: Int | None = Field(None, ge=1)
+    max_steps: Int | None = Field(None, ge=1)
     schedule: ScheduleConfig = ScheduleConfig(name="constant")
     regularization: Regularization = Regularization()
     clip_grad_norm: float | None = Field(None, gt=0.0)
     clip_grad_value: float | None = Field(None, gt=0.0)
-    grad_accum_steps: int = Field(1, ge=1)
+    grad_accum_steps: Int = Field(1, ge=1)
     early_stopping: EarlyStopping | None = None
     init: InitConfig | None = None
     divergence: Divergence = Divergence()
@@ -151,10 +160,10 @@ class Strategy(_Strict):
 class CheckpointConfig(_Strict):
     # default: every 30 s of training and at the end (a SIGKILL loses at most 30 s of work);
     # every_n_steps: 1 loses at most the last step, at the cost of one fsynced write per step
-    every_n_steps: int | None = Field(None, ge=1)
-    every_n_epochs: int | None = Field(None, ge=1)
+    every_n_steps: Int | None = Field(None, ge=1)
+    every_n_epochs: Int | None = Field(None, ge=1)
     every_seconds: float | None = Field(30.0, gt=0.0)
-    keep_last: int = Field(2, ge=1)  # the best checkpoint is kept besides these
+    keep_last: Int = Field(2, ge=1)  # the best checkpoint is kept besides these
 
 
 class OutputConfig(_Strict):
@@ -171,12 +180,12 @@ class OutputConfig(_Strict):
 class RuntimeConfig(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # "auto": CUDA when present
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # autocast dtype; "auto" picks bf16 where fast
-    num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None keeps torch's default
+    num_threads: Int | None = Field(None, ge=1)  # torch intra-op threads; None keeps torch's default
 
 
 class Config(_Strict):
     name: str = "run"
-    seed: int = 0
+    seed: Int = 0
     data: DataConfig
     model: ModelConfig
     strategy: Strategy
@@ -230,9 +239,10 @@ def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
         return f"config key '{where}' is required"
     message = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
-    if isinstance(got, dict | list) or "got" in message:
+    if isinstance(got, dict) or "got" in message:
         return f"config key '{where or 'config'}': {message}"
-    return f"config key '{where or 'config'}': {message}; got {got!r}"
+    shown = repr(got)
+    return f"config key '{where or 'config'}': {message}; got {shown if len(shown) < 80 else shown[:77] + '...'}"
 
 
 # --------------------------------------------------------------------------- loading
@@ -282,6 +292,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"config {path} is empty; it needs the sections data, model and strategy")
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a YAML mapping of sections; got {type(raw).__name__}")
     return raw

@@ -324,7 +324,8 @@ def resume(path: str | Path, quiet: bool = False) -> tuple[dict[str, Any], Path]
             try:
                 built.trainer.restore((tree, tensors))
             except (RuntimeError, KeyError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0][:300]
+                lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+                first = " ".join(lines[:2])[:300]
                 raise DataError(f"checkpoint {folder} does not match the model or optimizer built from "
                                 f"{path / 'config.yaml'}: {first}") from None
             if not quiet:

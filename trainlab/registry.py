@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -97,9 +98,26 @@ class Registry(Generic[T]):
         else:
             return spec
         factory = self.get(name)
+        self._check_options(name, factory, kwargs, skip=len(args) + len(extra))
         try:
             return factory(*args, **extra, **kwargs)
-        except TypeError as exc:
-            if "argument" in str(exc):
-                raise ConfigError(f"{self.kind} '{name}': {exc}") from exc
-            raise
+        except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"{self.kind} '{name}': {first}") from exc
+
+    def _check_options(self, name: str, factory: Callable[..., Any], kwargs: dict[str, Any], skip: int) -> None:
+        """Unknown keyword options -> one line naming the option, a did-you-mean and the valid ones."""
+        try:
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError):
+            return
+        parameters = list(signature.parameters.values())
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return
+        valid = [p.name for p in parameters[skip:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        for option in kwargs:
+            if option not in valid:
+                raise ConfigError(
+                    f"{self.kind} '{name}' has no option '{option}'{did_you_mean(option, valid)} "
+                    f"(options: {', '.join(valid) or 'none'})"
+                )

@@ -12,6 +12,8 @@ from trainlab.models.mlp import make_activation
 
 def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channels: list[int], kernel: int,
                 pool: int, batch_norm: bool, activation: str, dropout: float, hidden: int | None) -> nn.Module:
+    if not isinstance(channels, list | tuple) or not all(isinstance(c, int) and c > 0 for c in channels):
+        raise ConfigError(f"model.channels must be a list of positive channel counts, e.g. [32, 64]; got {channels!r}")
     if len(input_shape) != dims + 1:
         layout = "(channels, length)" if dims == 1 else "(channels, height, width)"
         raise ConfigError(
@@ -49,7 +51,7 @@ def cnn1d(input_shape: tuple[int, ...], output_dim: int, channels: list[int] = (
           pool: int = 2, batch_norm: bool = False, activation: str = "relu", dropout: float = 0.0,
           hidden: int | None = None) -> nn.Module:
     """Conv1d blocks over (C, L) signals, then a linear head."""
-    return _conv_stack(1, input_shape, output_dim, list(channels), kernel, pool, batch_norm, activation,
+    return _conv_stack(1, input_shape, output_dim, channels, kernel, pool, batch_norm, activation,
                        dropout, hidden)
 
 
@@ -58,5 +60,5 @@ def cnn2d(input_shape: tuple[int, ...], output_dim: int, channels: list[int] = (
           pool: int = 2, batch_norm: bool = False, activation: str = "relu", dropout: float = 0.0,
           hidden: int | None = None) -> nn.Module:
     """Conv2d blocks over (C, H, W) images, then a linear head."""
-    return _conv_stack(2, input_shape, output_dim, list(channels), kernel, pool, batch_norm, activation,
+    return _conv_stack(2, input_shape, output_dim, channels, kernel, pool, batch_norm, activation,
                        dropout, hidden)

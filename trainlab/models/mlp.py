@@ -41,6 +41,8 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
     """Flatten -> [Linear -> activation -> Dropout] per hidden size -> Linear."""
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1); got {dropout}")
+    if not isinstance(hidden, list | tuple) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hidden):
+        raise ConfigError(f"model 'mlp': hidden must be a list of layer sizes, e.g. [128, 64]; got {hidden!r}")
     if any(int(h) < 1 for h in hidden):
         raise ConfigError(f"model.hidden sizes must be positive; got {list(hidden)}")
     layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
