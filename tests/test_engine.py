@@ -182,3 +182,14 @@ def test_demo_adam_on_mnist1d_reaches_sixty_percent():
 
     rows = run_demo(optimizers=["adam"])
     assert rows[0]["accuracy"] >= 0.60
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains(precision):
+    config = copy.deepcopy(DIGITS_MLP)
+    config["runtime"] = {"precision": precision, "device": "cpu"}
+    built = _fit(config)
+    assert built.trainer.evaluate(built.data.test)["accuracy"] > 0.8
+    if precision == "fp16":
+        tree, _ = built.trainer.capture()
+        assert tree["scaler"]["scale"] > 0  # the loss scale is part of every checkpoint

@@ -87,6 +87,8 @@ class Trainer:
         self._epoch_penalty = torch.zeros((), dtype=torch.float64, device=self.device)  # l1/l2 terms
         self._epoch_samples = 0
         self._closure = requires_closure(optimizer)
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+        self.scaler = torch.amp.GradScaler(self.device.type) if settings.precision == "fp16" else None
         self._schedule_free = hasattr(optimizer, "train") and hasattr(optimizer, "eval")
         self.last_loss: torch.Tensor | None = None
         self._fit_started = time.perf_counter()
@@ -271,7 +273,8 @@ class Trainer:
                 loss = self._data_loss(x, y)
                 penalty = self._penalty()
                 objective = loss if penalty is None else loss + penalty
-                (objective * scale if scale != 1.0 else objective).backward()
+                objective = objective * scale if scale != 1.0 else objective
+                (objective if self.scaler is None else self.scaler.scale(objective)).backward()
                 self._epoch_loss.add_(loss.detach(), alpha=len(index))
                 if penalty is not None:
                     self._epoch_penalty.add_(penalty.detach(), alpha=len(index))
@@ -280,6 +283,8 @@ class Trainer:
                 samples += len(index)
             if len(indices) > 1:
                 total = total / samples
+            if self.scaler is not None:
+                self.scaler.unscale_(optimizer)  # clip and decay see true gradients
             if settings.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self._trainable(), settings.clip_grad_norm, foreach=True)
             if settings.clip_grad_value is not None:
@@ -289,7 +294,11 @@ class Trainer:
                     for index, params in self.decay_groups:
                         lr = optimizer.param_groups[index]["lr"]
                         torch._foreach_mul_(params, 1.0 - lr * settings.weight_decay)
-            optimizer.step()
+            if self.scaler is None:
+                optimizer.step()
+            else:
+                self.scaler.step(optimizer)  # skips the step when the scaled gradients overflowed
+                self.scaler.update()
             optimizer.zero_grad(set_to_none=True)
         if self._closure:
             self._epoch_loss.add_(total, alpha=samples)
@@ -348,6 +357,7 @@ class Trainer:
             "epoch_samples": self._epoch_samples,
             "optimizer": None,
             "schedule": self.schedule.state_dict() if hasattr(self.schedule, "state_dict") else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "callbacks": None,
             "rng": {
                 "python": random.getstate(),
@@ -387,6 +397,8 @@ class Trainer:
         if tree.get("schedule") is not None and hasattr(self.schedule, "load_state_dict"):
             self.schedule.load_state_dict(tree["schedule"])
         self.callbacks.load_state_dict(join_state(tree["callbacks"], tensors))
+        if self.scaler is not None and tree.get("scaler"):
+            self.scaler.load_state_dict(tree["scaler"])
         self.state = TrainState()
         self.state.load_state_dict(join_state(tree["train_state"], {}))
         self._epoch_samples = int(tree["epoch_samples"])

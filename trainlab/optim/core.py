@@ -10,8 +10,8 @@ paths.
 Why buckets: on CPU a ``torch._foreach_*`` op is a loop over the tensors, so a
 chain of foreach ops streams every state tensor through memory once per op.
 Running the chain over buckets of ~1 MiB per list keeps a bucket in cache for
-the whole chain; on a 2-core EPYC this makes the foreach Lion step ~3x faster
-than one foreach chain over all 5M parameters (benchmarks/optimizers.py). On
+the whole chain; on the 2-core EPYC this was developed on, a foreach Lion step
+over 5M parameters in 50 tensors took ~12 ms as one chain and ~4 ms in buckets. On
 CUDA the multi-tensor kernels want the whole list, so there is one bucket.
 """
 
