@@ -70,3 +70,23 @@ def test_loss_auto_records_the_choice_and_why(write_config, tmp_path):
     advice = summary["notes"]["loss_advice"]
     assert advice["loss"]["name"] in {"mse", "huber"} and advice["reasons"]
     assert summary["loss"] == advice["loss"]["name"]
+
+
+@pytest.mark.parametrize("optimizer,lr", [("schedule_free_adamw", 0.003), ("prodigy", None), ("muon", 0.01),
+                                          ("lion", 1e-3)])
+def test_project_optimizers_train_end_to_end_and_eval_reloads_the_reported_weights(
+        write_config, tmp_path, capsys, optimizer, lr):
+    config = write_config(DIGITS_MLP, strategy__optimizer={"name": optimizer, "lr": lr})
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["accuracy"] > 0.7
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    assert f"{summary['test']['accuracy']:.6g}" in capsys.readouterr().out
+
+
+def test_an_optimizer_without_default_lr_asks_for_one(write_config, tmp_path, capsys):
+    config = write_config(DIGITS_MLP, strategy__optimizer={"name": "lion"})
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "has no default learning rate" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import torch
 
 import trainlab.optim.catalog  # noqa: F401
 import trainlab.optim.core
+from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS
 from trainlab.optim.core import cache_buckets
 
@@ -232,7 +233,7 @@ def test_schedule_free_step_in_eval_mode_raises_and_switch_is_idempotent():
 
 
 def test_schedule_free_rejects_beta1_zero():
-    with pytest.raises(ValueError, match=r"`betas\[0\]` must be in \(0, 1\)"):
+    with pytest.raises(ConfigError, match=r"`betas\[0\]` must be in \(0, 1\)"):
         OPTIMIZERS.build({"name": "schedule_free_adamw", "betas": [0.0, 0.999]},
                          [{"params": [torch.nn.Parameter(torch.zeros(2))]}], lr=0.01)
 

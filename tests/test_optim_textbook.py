@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import trainlab.optim.catalog  # noqa: F401
+from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS
 
 STEPS = 50
@@ -160,7 +161,7 @@ def test_adadelta_zeiler_equals_torch_adadelta_at_lr_1():
 
 
 def test_adadelta_zeiler_requires_lr_one():
-    with pytest.raises(ValueError, match=r"adadelta_zeiler has no learning rate.*Received: lr=0.001"):
+    with pytest.raises(ConfigError, match=r"adadelta_zeiler has no learning rate.*Received: lr=0.001"):
         OPTIMIZERS.build("adadelta_zeiler", [{"params": [torch.nn.Parameter(torch.zeros(2))]}], lr=0.001)
 
 
@@ -185,9 +186,9 @@ def test_adam_textbook_with_bias_correction_is_torch_adam_and_without_is_not():
 
 def test_textbook_optimizers_validate_arguments():
     params = [torch.nn.Parameter(torch.zeros(2))]
-    with pytest.raises(ValueError, match=r"`momentum` must be in \[0, 1\). Received: momentum=1.5"):
+    with pytest.raises(ConfigError, match=r"`momentum` must be in \[0, 1\). Received: momentum=1.5"):
         OPTIMIZERS.build({"name": "momentum_textbook", "momentum": 1.5}, params, lr=0.1)
-    with pytest.raises(ValueError, match=r"`betas\[1\]` must be in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"`betas\[1\]` must be in \[0, 1\)"):
         OPTIMIZERS.build({"name": "adam_textbook", "betas": [0.9, 1.0]}, params, lr=0.1)
-    with pytest.raises(ValueError, match="bias_correction"):
+    with pytest.raises(ConfigError, match="bias_correction"):
         OPTIMIZERS.build({"name": "adam_textbook", "bias_correction": "yes"}, params, lr=0.1)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import trainlab.optim.catalog  # noqa: F401
+from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS, param_groups, requires_closure
 from trainlab.optim.muon import MuonWithAdamW
 
@@ -119,7 +120,7 @@ def test_lbfgs_merges_groups_and_matches_torch():
 
 
 def test_lbfgs_rejects_unknown_line_search():
-    with pytest.raises(ValueError, match="line_search_fn"):
+    with pytest.raises(ConfigError, match="line_search_fn"):
         OPTIMIZERS.build({"name": "lbfgs", "line_search_fn": "armijo"}, param_groups(_model()), lr=1.0)
 
 
@@ -189,5 +190,5 @@ def test_muon_state_dict_round_trip_continues_identically():
 
 
 def test_muon_rejects_unknown_adjust_lr_fn():
-    with pytest.raises(ValueError, match="adjust_lr_fn"):
+    with pytest.raises(ConfigError, match="adjust_lr_fn"):
         OPTIMIZERS.build({"name": "muon", "adjust_lr_fn": "rms"}, param_groups(_model()), lr=0.01)

@@ -67,11 +67,12 @@ class LossConfig(_Named):
 
 
 class OptimizerConfig(_Named):
-    lr: float | Literal["auto"] = 1e-3  # "auto" runs the LR range test first
+    # None: the optimizer's own default (1e-3 for Adam, 1.0 for Prodigy/L-BFGS); "auto": LR range test
+    lr: float | Literal["auto"] | None = None
 
     @field_validator("lr")
     @classmethod
-    def _positive_lr(cls, value: float | str) -> float | str:
+    def _positive_lr(cls, value: float | str | None) -> float | str | None:
         if isinstance(value, float) and not value > 0:
             raise ValueError(f"must be > 0; got {value}")
         return value

@@ -41,7 +41,7 @@ from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.metrics import default_metrics, validate_metrics
 from trainlab.models import build_model, count_parameters
-from trainlab.optim import build_optimizer, param_groups
+from trainlab.optim import build_optimizer, param_groups, set_train_mode
 from trainlab.runs import RunDir, default_dir
 from trainlab.runtime import environment, resolve_device, resolve_precision, seed_everything
 from trainlab.schedules import build_schedule
@@ -149,6 +149,9 @@ def build(config: Config, quiet: bool = False) -> Built:
     if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
         from trainlab.finetune import layerwise_param_groups
 
+        if optimizer_spec["lr"] is None:
+            raise ConfigError("strategy.optimizer.lr is required with finetune.layerwise_lr_decay / "
+                              "unfreeze_after_epochs (the head's learning rate)")
         groups = layerwise_param_groups(model, float(optimizer_spec["lr"]), finetune.layerwise_lr_decay or 1.0,
                                         include_frozen=finetune.unfreeze_after_epochs is not None)
         extra = [p for p in loss.parameters() if p.requires_grad]
@@ -274,6 +277,8 @@ def _run(built: Built, run: RunDir, quiet: bool) -> dict[str, Any]:
         raise Interrupted(
             f"{signal.Signals(signum).name} received: stopped at step {trainer.state.step} after writing a "
             f"checkpoint; continue with: trainlab resume {run.path}", signum)
+    trainer.model.eval()
+    set_train_mode(trainer.optimizer, False)  # schedule-free: report and save the averaged weights x
     summary = _summary(built, run)
     write_safetensors(run.path / "model.safetensors",
                       {k: v for k, v in trainer.model.state_dict().items()},

@@ -123,6 +123,8 @@ class RunDir:
     def open_existing(cls, path: str | Path) -> RunDir:
         path = Path(path)
         info_path = path / "run.json"
+        if not path.exists():
+            raise RunDirError(f"run folder {path} does not exist")
         if not info_path.is_file():
             raise RunDirError(f"{path} is not a trainlab run folder (no run.json)")
         try:

@@ -89,7 +89,7 @@ class Trainer:
         self._closure = requires_closure(optimizer)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
         self.scaler = torch.amp.GradScaler(self.device.type) if settings.precision == "fp16" else None
-        self._schedule_free = hasattr(optimizer, "train") and hasattr(optimizer, "eval")
+        self._schedule_free = hasattr(optimizer, "train") and hasattr(optimizer, "eval")  # see set_train_mode
         self.last_loss: torch.Tensor | None = None
         self._fit_started = time.perf_counter()
         self._fitting = False

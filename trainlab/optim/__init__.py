@@ -8,12 +8,14 @@ An optimizer factory is ``factory(param_groups, lr, **kwargs) -> torch.optim.Opt
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
+from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
@@ -44,6 +46,9 @@ def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch
     spec = dict(spec)
     lr = spec.pop("lr", None)
     lr_kwarg = {} if lr is None else {"lr": float(lr)}
+    if lr is None and _lr_required(OPTIMIZERS.get(spec["name"])):
+        raise ConfigError(f"optimizer '{spec['name']}' has no default learning rate; "
+                          "set strategy.optimizer.lr (or lr: auto for the LR range test)")
     optimizer = OPTIMIZERS.build(spec, groups, **lr_kwarg)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer '{spec['name']}' must build a torch.optim.Optimizer")
@@ -52,6 +57,14 @@ def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch
         merged = [{"params": [p for g in groups for p in g["params"]], "group": "all"}]
         optimizer = OPTIMIZERS.build(spec, merged, **lr_kwarg)
     return optimizer
+
+
+def _lr_required(factory: Any) -> bool:
+    try:
+        parameter = inspect.signature(factory).parameters.get("lr")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
 def _split_without_purpose(optimizer: torch.optim.Optimizer) -> bool:
