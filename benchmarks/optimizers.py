@@ -18,7 +18,6 @@ within 1.3x of torch's foreach Adam.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import torch
 
 import trainlab.optim.catalog  # noqa: F401
 from trainlab.optim import OPTIMIZERS, param_groups
+from trainlab.runtime import cpu_model
 
 # 40 weight matrices + 10 vectors = 40 * 256 * 480 + 10 * 10_000 = 5,015,200 parameters in 50 tensors
 MATRIX_SHAPE, MATRICES = (256, 480), 40
@@ -100,17 +100,6 @@ def time_steps(builds: list[Callable[[list[dict]], torch.optim.Optimizer]], repe
                 optimizer.step()
             row.append((time.perf_counter() - start) / steps * 1e3)
     return [statistics.median(row) for row in timings]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -6,7 +6,17 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Test tensors are tiny: a second intra-op thread only adds contention on a 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 LINREG = {
     "name": "linreg-gd",

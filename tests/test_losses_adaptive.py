@@ -32,13 +32,6 @@ def fixed(alpha: float, scale: float = 1.0, reduction: str = "none"):
     return build_loss({"name": "adaptive", "alpha": alpha, "scale": scale, "reduction": reduction}).double()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: extra intra-op threads only contend on a shared machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 X = np.linspace(-6, 6, 61)

@@ -15,15 +15,6 @@ from trainlab.losses.composite import gradient_penalty
 from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_parameters, penalty
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: extra intra-op threads only contend on a shared machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def heads_and_targets(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     pred = {"age": torch.randn(6, 1, generator=g, dtype=torch.float64),

@@ -19,13 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny full-batch models: extra intra-op threads only contend on a shared machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def fit(model: torch.nn.Module, loss: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int,

@@ -16,13 +16,6 @@ from trainlab.losses import build_loss
 FAST = settings(max_examples=40, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: extra intra-op threads only contend on a shared machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def finite_value_and_grad(loss, pred: torch.Tensor, target: torch.Tensor) -> None:

@@ -18,13 +18,6 @@ from trainlab.losses import LOSSES, build_loss
 N = 7
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: extra intra-op threads only contend on a shared machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -14,16 +14,6 @@ import trainlab.lr_finder as lr_finder_module
 from trainlab.errors import DataError, TrainingError
 from trainlab.lr_finder import SmoothedLoss, lr_sweep, run_lr_range_test, suggest_lr
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: thread start-up costs more than the math, and the sweep test runs ~2,300 steps
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------- pure logic
 
 

@@ -24,13 +24,6 @@ from trainlab.optim.core import cache_buckets
 STEPS = 50
 SHAPES = [(3, 4), (5,)]  # the decay-group matrix and the no-decay vector
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 

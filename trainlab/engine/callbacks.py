@@ -17,14 +17,14 @@ hooks a callback overrides are called, so an unused hook costs nothing per step.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trainlab.engine.loop import Trainer
 
 
-class Event(str, Enum):
+class Event(StrEnum):
     TRAIN_START = "on_train_start"
     EPOCH_START = "on_epoch_start"
     STEP_START = "on_step_start"
