@@ -142,3 +142,35 @@ def test_read_only_folder_is_a_clear_error(write_config, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot create output folder")
     shutil.rmtree(tmp_path / "locked", ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs: a real 'No space left on device' (skipped where mounting is not allowed)."""
+    import subprocess
+
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], capture_output=True)
+
+
+def test_a_full_disk_never_corrupts_a_checkpoint(write_config, tiny_disk, capsys):
+    config = write_config(DIGITS_MLP, model={"name": "mlp", "hidden": [384]}, strategy__epochs=4,
+                          output={"progress": "off", "checkpoint": {"every_n_epochs": 1, "keep_last": 3,
+                                                                   "every_seconds": None}})
+    out = tiny_disk / "run"
+    code = main(["train", str(config), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert "No space left on device" in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 0 or (code == 1 and len(lines) == 1 and "cannot write" in lines[0])
+    folders = checkpoint.step_folders(out / "checkpoint")
+    assert folders, "the first checkpoint fits and must survive"
+    for folder in folders:
+        checkpoint.load(folder)  # every checkpoint left on disk verifies
+    assert not list((out / "checkpoint").glob(".*tmp*"))  # no half-written leftovers
