@@ -21,14 +21,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from trainlab import __version__
+from trainlab.advisor import advise
 from trainlab.atomic import write_safetensors
 from trainlab.config import Config, dump_yaml, load_config
 from trainlab.data import Dataset, load_dataset
 from trainlab.engine import checkpoint
-from trainlab.engine.callbacks import Callback
+from trainlab.engine.callbacks import Callback, CallbackList
 from trainlab.engine.checkpointing import Checkpointing
 from trainlab.engine.divergence import DivergenceGuard
 from trainlab.engine.early_stopping import EarlyStopping
+from trainlab.engine.finetuning import FinetuneSchedule
 from trainlab.engine.loop import LoopSettings, Trainer
 from trainlab.engine.lr_schedule import LRScheduleCallback
 from trainlab.engine.monitor import check_monitor
@@ -36,9 +38,11 @@ from trainlab.engine.progress import ProgressBar, wants_progress
 from trainlab.engine.recorder import MetricsRecorder
 from trainlab.engine.signals import SignalStop
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
+from trainlab.finetune import apply_lora, check_finetune_options, freeze_backbone, layerwise_param_groups
 from trainlab.initializers import initialize
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
+from trainlab.lr_finder import find_lr_for
 from trainlab.metrics import default_metrics, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.optim import build_optimizer, param_groups, set_train_mode
@@ -102,8 +106,6 @@ def build(config: Config, quiet: bool = False) -> Built:
 
     loss_spec = strategy.loss.spec()
     if loss_spec["name"] == "auto":
-        from trainlab.advisor import advise
-
         advice = advise(data.train.y.numpy(), data.task)
         loss_spec = dict(advice.loss)
         notes["loss_advice"] = {"loss": advice.loss, "reasons": advice.reasons}
@@ -120,8 +122,6 @@ def build(config: Config, quiet: bool = False) -> Built:
         model.whiten(data.eval_transform(sample, None) if data.eval_transform else sample.float())
     finetune = strategy.finetune
     if finetune is not None:
-        from trainlab.finetune import apply_lora, check_finetune_options
-
         lora = finetune.lora.model_dump() if finetune.lora else None
         check_finetune_options(finetune.freeze, finetune.unfreeze_after_epochs, finetune.layerwise_lr_decay, lora)
         if lora:
@@ -142,13 +142,9 @@ def build(config: Config, quiet: bool = False) -> Built:
 
     optimizer_spec = strategy.optimizer.spec()
     if optimizer_spec["lr"] == "auto":
-        from trainlab.lr_finder import find_lr_for
-
         optimizer_spec["lr"] = notes["lr_auto"] = find_lr_for(model, loss, data, optimizer_spec, batch_size,
                                                              device, config.seed)
     if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
-        from trainlab.finetune import layerwise_param_groups
-
         if optimizer_spec["lr"] is None:
             raise ConfigError("strategy.optimizer.lr is required with finetune.layerwise_lr_decay / "
                               "unfreeze_after_epochs (the head's learning rate)")
@@ -159,8 +155,6 @@ def build(config: Config, quiet: bool = False) -> Built:
             groups.append({"params": extra, "group": "no_decay", "weight_decay": 0.0})
     else:
         if finetune is not None and finetune.freeze:
-            from trainlab.finetune import freeze_backbone
-
             freeze_backbone(model)
         groups = param_groups(model, loss.parameters())
     optimizer = build_optimizer(optimizer_spec, groups)
@@ -180,8 +174,6 @@ def build(config: Config, quiet: bool = False) -> Built:
     trainer.schedule = schedule
     callbacks: list[Callback] = [LRScheduleCallback(schedule)]
     if finetune is not None and finetune.freeze:
-        from trainlab.engine.finetuning import FinetuneSchedule
-
         callbacks.append(FinetuneSchedule(finetune.freeze, finetune.unfreeze_after_epochs))
     if hasattr(schedule, "observe"):
         check_monitor(getattr(schedule, "monitor", "val_loss"), available, "schedule reduce_on_plateau")
@@ -192,16 +184,12 @@ def build(config: Config, quiet: bool = False) -> Built:
     if stopping:
         callbacks.append(EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta,
                                        stopping.restore_best))
-    from trainlab.engine.callbacks import CallbackList
-
     trainer.callbacks = CallbackList(callbacks)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, model, loss, trainer, metric_names, monitor, mode, notes)
 
 
 def _attach_run_callbacks(built: Built, run: RunDir, quiet: bool) -> SignalStop:
-    from trainlab.engine.callbacks import CallbackList
-
     out = built.config.output
     ckpt = out.checkpoint
     checkpointing = Checkpointing(

@@ -90,7 +90,6 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
         self.scaler = torch.amp.GradScaler(self.device.type) if settings.precision == "fp16" else None
         self._schedule_free = hasattr(optimizer, "train") and hasattr(optimizer, "eval")  # see set_train_mode
-        self.last_loss: torch.Tensor | None = None
         self._fit_started = time.perf_counter()
         self._fitting = False
 
@@ -180,7 +179,6 @@ class Trainer:
             if loss is None:
                 continue
             state.step += 1
-            self.last_loss = loss
             self.callbacks.fire(Event.STEP_END, self, loss)
             if self.control.rollback_to is not None:
                 self.restore(self.control.rollback_to)
