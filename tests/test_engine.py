@@ -193,3 +193,24 @@ def test_mixed_precision_trains(precision):
     if precision == "fp16":
         tree, _ = built.trainer.capture()
         assert tree["scaler"]["scale"] > 0  # the loss scale is part of every checkpoint
+
+
+def test_finetune_freeze_trains_only_the_head_and_unfreezes_on_schedule(write_config, tmp_path):
+    config = copy.deepcopy(DIGITS_MLP)
+    config["strategy"]["finetune"] = {"freeze": True}
+    built = build(validate(config), quiet=True)
+    before = {k: v.clone() for k, v in built.model.state_dict().items()}
+    built.trainer.fit()
+    after = built.model.state_dict()
+    head = {"3.weight", "3.bias"}  # mlp hidden [32]: Linear(64,32) ReLU Dropout Linear(32,10)
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in head)
+    assert all(not torch.equal(before[k], after[k]) for k in head)
+    assert built.notes["parameters"] == {"total": 64 * 32 + 32 + 32 * 10 + 10, "trainable": 32 * 10 + 10}
+
+    config["strategy"]["finetune"] = {"freeze": True, "unfreeze_after_epochs": 2}
+    config["strategy"]["optimizer"]["lr"] = 0.003
+    built = build(validate(config), quiet=True)
+    built.trainer.fit()
+    counts = [e for e in built.trainer.state.events if e["event"] == "parameters"]
+    assert [c["backbone_frozen"] for c in counts] == [True, False]
+    assert counts[1]["trainable"] == counts[1]["total"] and counts[1]["epoch"] == 3
