@@ -180,7 +180,8 @@ def build(config: Config, quiet: bool = False) -> Built:
     if strategy.divergence.policy != "off":
         d = strategy.divergence
         callbacks.append(DivergenceGuard(d.policy, d.spike_factor, d.window, d.lr_factor, d.max_rollbacks,
-                                         check_every=16 if device.type == "cuda" else 1))
+                                         # read the loss every 10 steps: one sync, not one per step
+                                         check_every=10))
     if stopping:
         callbacks.append(EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta,
                                        stopping.restore_best))

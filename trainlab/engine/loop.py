@@ -43,6 +43,9 @@ from trainlab.metrics import compute
 from trainlab.optim import requires_closure
 
 
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable; fp32 steps skip building a context each time
+
+
 @dataclass(frozen=True)
 class LoopSettings:
     """How the loop runs, resolved from the strategy (batch size already an int)."""
@@ -171,9 +174,13 @@ class Trainer:
         skipped = {tuple(pair) for pair in state.skipped_batches if pair[0] == state.epoch}
         micro = state.batch_in_epoch
         while micro < n_micro:
-            group = [b for b in range(micro, min(micro + accum, n_micro)) if (state.epoch, b) not in skipped]
+            if accum == 1 and not skipped:  # the common case, kept lean: one slice, no lists
+                batches = [order[micro * bs:(micro + 1) * bs]]
+            else:
+                batches = [order[b * bs:(b + 1) * bs] for b in range(micro, min(micro + accum, n_micro))
+                           if (state.epoch, b) not in skipped]
             self.callbacks.fire(Event.STEP_START, self)
-            loss = self.train_step([order[b * bs:(b + 1) * bs] for b in group]) if group else None
+            loss = self.train_step(batches) if batches else None
             micro += accum
             state.batch_in_epoch = min(micro, n_micro)
             if loss is None:
@@ -215,7 +222,7 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager:
         precision = self.settings.precision
         if precision == "fp32":
-            return contextlib.nullcontext()
+            return _NO_AUTOCAST
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 

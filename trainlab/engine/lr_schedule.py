@@ -18,11 +18,16 @@ class LRScheduleCallback(Callback):
         self.schedule = schedule
         self.monitor = getattr(schedule, "monitor", monitor)
         self._dynamic = hasattr(schedule, "observe")
+        self._written: tuple[float, object] | None = None  # (factor, param_groups) last written
 
     def on_step_start(self, trainer) -> None:
         factor = self.schedule(trainer.state.step) * trainer.state.lr_scale
-        for group, base in zip(trainer.optimizer.param_groups, trainer.base_lrs, strict=True):
+        groups = trainer.optimizer.param_groups
+        if self._written is not None and self._written[0] == factor and self._written[1] is groups:
+            return  # constant stretches (and constant schedules) cost one comparison per step
+        for group, base in zip(groups, trainer.base_lrs, strict=True):
             group["lr"] = base * factor
+        self._written = (factor, groups)
 
     def on_validation_end(self, trainer, record: dict[str, Any]) -> None:
         if self._dynamic:
