@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import integrate, special
 
+from trainlab.errors import ConfigError
 from trainlab.losses import build_loss
 from trainlab.losses.adaptive import general_loss
 
@@ -171,5 +172,5 @@ def test_learning_alpha_and_scale_recovers_the_tails():
     ({"alpha": float("nan")}, "got nan"),
 ])
 def test_invalid_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):  # the registry names the loss
         build_loss({"name": "adaptive", **kwargs})

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
 from trainlab.losses import build_loss
 from trainlab.losses.composite import gradient_penalty
 from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_parameters, penalty
@@ -57,11 +57,11 @@ def test_multitask_uncertainty_weights_formula_and_learning():
 
 
 def test_multitask_errors():
-    with pytest.raises(ValueError, match="fixed 'weights' or learn_weights=True, not both"):
+    with pytest.raises(ConfigError, match="fixed 'weights' or learn_weights=True, not both"):
         build_loss({"name": "multitask", "losses": {"a": "mse"}, "weights": {"a": 1}, "learn_weights": True})
-    with pytest.raises(ValueError, match="weights name unknown task 'b'"):
+    with pytest.raises(ConfigError, match="weights name unknown task 'b'"):
         build_loss({"name": "multitask", "losses": {"a": "mse"}, "weights": {"b": 1}})
-    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum'"):
+    with pytest.raises(ConfigError, match="reduction must be 'mean' or 'sum'"):
         build_loss({"name": "multitask", "losses": {"a": "mse"}, "reduction": "none"})
     loss = build_loss({"name": "multitask", "losses": {"age": "mse", "kind": "cross_entropy"}})
     pred, target = heads_and_targets()
