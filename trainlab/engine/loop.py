@@ -42,7 +42,6 @@ from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_paramete
 from trainlab.metrics import compute
 from trainlab.optim import requires_closure
 
-
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable; fp32 steps skip building a context each time
 
 
