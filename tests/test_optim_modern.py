@@ -17,29 +17,18 @@ import torch
 
 import trainlab.optim.catalog  # noqa: F401
 import trainlab.optim.core
+from tests.optim_quadratics import assert_same, grad, quadratics
 from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS
 from trainlab.optim.core import cache_buckets
 
 STEPS = 50
-SHAPES = [(3, 4), (5,)]  # the decay-group matrix and the no-decay vector
 
 
 
 
-def _quadratics(seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    problems = []
-    for shape in SHAPES:
-        n = math.prod(shape)
-        m = rng.normal(size=(n, n))
-        problems.append((m @ m.T / n + 0.1 * np.eye(n), rng.normal(size=n), rng.normal(size=shape)))
-    return problems
 
 
-def _grad(problem, x: np.ndarray) -> np.ndarray:
-    a, b, _ = problem
-    return (a @ x.ravel() - b).reshape(x.shape)
 
 
 def _lrs(lr: float) -> list[float]:
@@ -61,16 +50,12 @@ def _run(spec: dict, problems, lrs: list[float], weight_decay: float):
         for group in optimizer.param_groups:
             group["lr"] = lr
         for p, problem in zip(params, problems, strict=True):
-            p.grad = torch.from_numpy(_grad(problem, p.detach().numpy()))
+            p.grad = torch.from_numpy(grad(problem, p.detach().numpy()))
         optimizer.step()
         trajectory.append([p.detach().numpy().copy() for p in params])
     return trajectory, optimizer, params
 
 
-def _assert_same(trajectory, reference) -> None:
-    for ours, theirs in zip(trajectory, reference, strict=True):
-        for a, b in zip(ours, theirs, strict=True):
-            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
 def _moved(trajectory, problems) -> float:
@@ -87,7 +72,7 @@ def lion_reference(problems, lrs, beta1, beta2, weight_decays):
     out = []
     for eta in lrs:
         for i, problem in enumerate(problems):
-            g = _grad(problem, xs[i])
+            g = grad(problem, xs[i])
             c = beta1 * ms[i] + (1 - beta1) * g
             xs[i] = xs[i] - eta * (np.sign(c) + weight_decays[i] * xs[i])
             ms[i] = beta2 * ms[i] + (1 - beta2) * g
@@ -103,7 +88,7 @@ def lamb_reference(problems, lrs, beta1, beta2, eps, weight_decays, phi_bounds=(
     out = []
     for t, eta in enumerate(lrs, start=1):
         for i, problem in enumerate(problems):
-            g = _grad(problem, xs[i])
+            g = grad(problem, xs[i])
             ms[i] = beta1 * ms[i] + (1 - beta1) * g
             vs[i] = beta2 * vs[i] + (1 - beta2) * g**2
             r = (ms[i] / (1 - beta1**t)) / (np.sqrt(vs[i] / (1 - beta2**t)) + eps)
@@ -129,7 +114,7 @@ def schedule_free_reference(problems, lrs, beta1, beta2, eps, weight_decays, war
         ys_next = []
         for i, problem in enumerate(problems):
             y = (1 - beta1) * zs[i] + beta1 * xs[i]
-            g = _grad(problem, y)
+            g = grad(problem, y)
             vs[i] = beta2 * vs[i] + (1 - beta2) * g**2
             zs[i] = zs[i] - gamma * g / (np.sqrt(vs[i]) + eps) - gamma * weight_decays[i] * y
             xs[i] = (1 - c) * xs[i] + c * zs[i]
@@ -149,7 +134,7 @@ def prodigy_reference(problems, lrs, beta1, beta2, eps, weight_decays, d0):
     d, r = d0, 0.0
     out, ds = [], []
     for gamma in lrs:
-        gs = [_grad(problem, x) for problem, x in zip(problems, xs, strict=True)]
+        gs = [grad(problem, x) for problem, x in zip(problems, xs, strict=True)]
         r = beta3 * r + (1 - beta3) * gamma * d**2 * sum(np.sum(g * (x0 - x)) for g, x0, x in zip(gs, x0s, xs, strict=True))
         for i, g in enumerate(gs):
             ms[i] = beta1 * ms[i] + (1 - beta1) * d * g
@@ -169,22 +154,22 @@ def prodigy_reference(problems, lrs, beta1, beta2, eps, weight_decays, d0):
 
 @pytest.mark.parametrize("foreach", [True, False])
 def test_lion_matches_reference(foreach):
-    problems, lrs = _quadratics(0), _lrs(0.01)
+    problems, lrs = quadratics(0), _lrs(0.01)
     spec = {"name": "lion", "betas": [0.8, 0.95], "foreach": foreach}
     trajectory, _, _ = _run(spec, problems, lrs, weight_decay=0.5)
-    _assert_same(trajectory, lion_reference(problems, lrs, 0.8, 0.95, [0.5, 0.0]))
+    assert_same(trajectory, lion_reference(problems, lrs, 0.8, 0.95, [0.5, 0.0]))
     assert _moved(trajectory, problems) > 0.1
 
 
 @pytest.mark.parametrize(("foreach", "bounds"), [(True, None), (False, None), (True, (3.3, 3.4)), (False, (3.3, 3.4))])
 def test_lamb_matches_reference(foreach, bounds):
-    problems, lrs = _quadratics(1), _lrs(0.02)
+    problems, lrs = quadratics(1), _lrs(0.02)
     spec = {"name": "lamb", "betas": [0.8, 0.95], "eps": 1e-6, "foreach": foreach}
     if bounds:  # initial norms are 3.49 (matrix) and 3.16 (vector): both bounds act
         spec["norm_bounds"] = list(bounds)
     trajectory, _, _ = _run(spec, problems, lrs, weight_decay=0.1)
     reference = lamb_reference(problems, lrs, 0.8, 0.95, 1e-6, [0.1, 0.0], bounds or (0.0, np.inf))
-    _assert_same(trajectory, reference)
+    assert_same(trajectory, reference)
     assert _moved(trajectory, problems) > 0.1
 
 
@@ -199,21 +184,21 @@ def test_lamb_trust_ratio_is_one_for_zero_weights():
 
 @pytest.mark.parametrize(("foreach", "warmup_steps"), [(True, 0), (False, 0), (True, 5)])
 def test_schedule_free_adamw_matches_reference(foreach, warmup_steps):
-    problems, lrs = _quadratics(2), _lrs(0.05)
+    problems, lrs = quadratics(2), _lrs(0.05)
     spec = {"name": "schedule_free_adamw", "betas": [0.9, 0.95], "eps": 1e-6, "warmup_steps": warmup_steps,
             "foreach": foreach}
     trajectory, optimizer, params = _run(spec, problems, lrs, weight_decay=0.1)
     ys, x_final = schedule_free_reference(problems, lrs, 0.9, 0.95, 1e-6, [0.1, 0.0], warmup_steps)
-    _assert_same(trajectory, ys)  # in train mode the parameters hold y
+    assert_same(trajectory, ys)  # in train mode the parameters hold y
     optimizer.eval()
-    _assert_same([[p.detach().numpy() for p in params]], [x_final])  # in eval mode, x
+    assert_same([[p.detach().numpy() for p in params]], [x_final])  # in eval mode, x
     optimizer.train()
-    _assert_same([[p.detach().numpy() for p in params]], [ys[-1]])
+    assert_same([[p.detach().numpy() for p in params]], [ys[-1]])
     assert _moved(trajectory, problems) > 0.1
 
 
 def test_schedule_free_step_in_eval_mode_raises_and_switch_is_idempotent():
-    problems = _quadratics(3)
+    problems = quadratics(3)
     trajectory, optimizer, params = _run({"name": "schedule_free_adamw"}, problems, [0.01] * 5, 0.0)
     optimizer.eval()
     x = [p.detach().clone() for p in params]
@@ -233,11 +218,11 @@ def test_schedule_free_rejects_beta1_zero():
 
 @pytest.mark.parametrize("foreach", [True, False])
 def test_prodigy_matches_reference(foreach):
-    problems, lrs = _quadratics(4), _lrs(1.0)
+    problems, lrs = quadratics(4), _lrs(1.0)
     spec = {"name": "prodigy", "betas": [0.9, 0.99], "eps": 1e-8, "d0": 1e-4, "foreach": foreach}
     trajectory, optimizer, _ = _run(spec, problems, lrs, weight_decay=0.01)
     reference, ds = prodigy_reference(problems, lrs, 0.9, 0.99, 1e-8, [0.01, 0.0], 1e-4)
-    _assert_same(trajectory, reference)
+    assert_same(trajectory, reference)
     assert optimizer.param_groups[0]["d"] == pytest.approx(ds[-1], rel=1e-9)
     assert optimizer.param_groups[1]["d"] == optimizer.param_groups[0]["d"]
     assert ds[-1] > 100 * 1e-4  # d grew from d0: the estimate is doing its job

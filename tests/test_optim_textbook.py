@@ -15,28 +15,17 @@ import pytest
 import torch
 
 import trainlab.optim.catalog  # noqa: F401
+from tests.optim_quadratics import assert_same, grad, quadratics
 from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS
 
 STEPS = 50
-SHAPES = [(3, 4), (5,)]  # the decay-group matrix and the no-decay vector
 
 
 
 
-def _quadratics(seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    problems = []
-    for shape in SHAPES:
-        n = math.prod(shape)
-        m = rng.normal(size=(n, n))
-        problems.append((m @ m.T / n + 0.1 * np.eye(n), rng.normal(size=n), rng.normal(size=shape)))
-    return problems
 
 
-def _grad(problem, x: np.ndarray) -> np.ndarray:
-    a, b, _ = problem
-    return (a @ x.ravel() - b).reshape(x.shape)
 
 
 def _lrs(lr: float) -> list[float]:
@@ -54,16 +43,12 @@ def _run(spec: dict, problems, lrs: list[float] | None, weight_decay: float = 0.
         for group in optimizer.param_groups:
             group["lr"] = lrs[t] if lrs else group["lr"]
         for p, problem in zip(params, problems, strict=True):
-            p.grad = torch.from_numpy(_grad(problem, p.detach().numpy()))
+            p.grad = torch.from_numpy(grad(problem, p.detach().numpy()))
         optimizer.step()
         trajectory.append([p.detach().numpy().copy() for p in params])
     return trajectory
 
 
-def _assert_same(trajectory, reference) -> None:
-    for ours, theirs in zip(trajectory, reference, strict=True):
-        for a, b in zip(ours, theirs, strict=True):
-            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
 # --- NumPy references -----------------------------------------------------------------------------
@@ -76,7 +61,7 @@ def momentum_reference(problems, lrs, gamma, weight_decays):
     out = []
     for eta in lrs:
         for i, problem in enumerate(problems):
-            g = _grad(problem, xs[i]) + weight_decays[i] * xs[i]
+            g = grad(problem, xs[i]) + weight_decays[i] * xs[i]
             vs[i] = gamma * vs[i] + eta * g
             xs[i] = xs[i] - vs[i]
         out.append([x.copy() for x in xs])
@@ -91,7 +76,7 @@ def zeiler_reference(problems, steps, rho, eps):
     out = []
     for _ in range(steps):
         for i, problem in enumerate(problems):
-            g = _grad(problem, xs[i])
+            g = grad(problem, xs[i])
             eg2[i] = rho * eg2[i] + (1 - rho) * g**2
             dx = -np.sqrt(edx2[i] + eps) / np.sqrt(eg2[i] + eps) * g
             edx2[i] = rho * edx2[i] + (1 - rho) * dx**2
@@ -108,7 +93,7 @@ def adam_reference(problems, lrs, beta1, beta2, eps, weight_decays, bias_correct
     out = []
     for t, alpha in enumerate(lrs, start=1):
         for i, problem in enumerate(problems):
-            g = _grad(problem, xs[i]) + weight_decays[i] * xs[i]
+            g = grad(problem, xs[i]) + weight_decays[i] * xs[i]
             ms[i] = beta1 * ms[i] + (1 - beta1) * g
             vs[i] = beta2 * vs[i] + (1 - beta2) * g * g
             m_hat = ms[i] / (1 - beta1**t) if bias_correction else ms[i]
@@ -122,17 +107,17 @@ def adam_reference(problems, lrs, beta1, beta2, eps, weight_decays, bias_correct
 
 
 def test_momentum_textbook_matches_reference():
-    problems, lrs = _quadratics(0), _lrs(0.05)
+    problems, lrs = quadratics(0), _lrs(0.05)
     trajectory = _run({"name": "momentum_textbook", "momentum": 0.8}, problems, lrs, weight_decay=0.1)
-    _assert_same(trajectory, momentum_reference(problems, lrs, 0.8, [0.1, 0.0]))
+    assert_same(trajectory, momentum_reference(problems, lrs, 0.8, [0.1, 0.0]))
 
 
 def test_momentum_textbook_differs_from_torch_only_when_lr_changes():
-    problems = _quadratics(1)
+    problems = quadratics(1)
     constant = [0.05] * STEPS
     ours = _run({"name": "momentum_textbook", "momentum": 0.8}, problems, constant)
     torch_form = _run({"name": "momentum", "momentum": 0.8}, problems, constant)
-    _assert_same(ours, torch_form)
+    assert_same(ours, torch_form)
     changing = _lrs(0.05)
     ours = _run({"name": "momentum_textbook", "momentum": 0.8}, problems, changing)
     torch_form = _run({"name": "momentum", "momentum": 0.8}, problems, changing)
@@ -140,17 +125,17 @@ def test_momentum_textbook_differs_from_torch_only_when_lr_changes():
 
 
 def test_adadelta_zeiler_matches_reference():
-    problems = _quadratics(2)
+    problems = quadratics(2)
     trajectory = _run({"name": "adadelta_zeiler", "rho": 0.9, "eps": 1e-4}, problems, None)
-    _assert_same(trajectory, zeiler_reference(problems, STEPS, 0.9, 1e-4))
+    assert_same(trajectory, zeiler_reference(problems, STEPS, 0.9, 1e-4))
     assert np.abs(trajectory[-1][0] - problems[0][2]).max() > 1e-2  # it moved
 
 
 def test_adadelta_zeiler_equals_torch_adadelta_at_lr_1():
-    problems = _quadratics(3)
+    problems = quadratics(3)
     ours = _run({"name": "adadelta_zeiler", "rho": 0.9}, problems, None)
     torch_form = _run({"name": "adadelta", "rho": 0.9, "eps": 1e-6}, problems, [1.0] * STEPS)
-    _assert_same(ours, torch_form)
+    assert_same(ours, torch_form)
 
 
 def test_adadelta_zeiler_requires_lr_one():
@@ -160,16 +145,16 @@ def test_adadelta_zeiler_requires_lr_one():
 
 @pytest.mark.parametrize("bias_correction", [True, False])
 def test_adam_textbook_matches_reference(bias_correction):
-    problems, lrs = _quadratics(4), _lrs(0.02)
+    problems, lrs = quadratics(4), _lrs(0.02)
     spec = {"name": "adam_textbook", "betas": [0.8, 0.95], "eps": 1e-6, "bias_correction": bias_correction}
     trajectory = _run(spec, problems, lrs, weight_decay=0.05)
-    _assert_same(trajectory, adam_reference(problems, lrs, 0.8, 0.95, 1e-6, [0.05, 0.0], bias_correction))
+    assert_same(trajectory, adam_reference(problems, lrs, 0.8, 0.95, 1e-6, [0.05, 0.0], bias_correction))
 
 
 def test_adam_textbook_with_bias_correction_is_torch_adam_and_without_is_not():
-    problems, lrs = _quadratics(5), _lrs(0.02)
+    problems, lrs = quadratics(5), _lrs(0.02)
     torch_adam = _run({"name": "adam", "fused": False}, problems, lrs)
-    _assert_same(_run({"name": "adam_textbook"}, problems, lrs), torch_adam)
+    assert_same(_run({"name": "adam_textbook"}, problems, lrs), torch_adam)
     uncorrected = _run({"name": "adam_textbook", "bias_correction": False}, problems, lrs)
     # first step: (1 - beta1) / sqrt(1 - beta2) = 3.16x the corrected step, per coordinate
     first_corrected = np.abs(torch_adam[0][1] - problems[1][2])
