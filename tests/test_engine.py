@@ -214,3 +214,70 @@ def test_finetune_freeze_trains_only_the_head_and_unfreezes_on_schedule(write_co
     counts = [e for e in built.trainer.state.events if e["event"] == "parameters"]
     assert [c["backbone_frozen"] for c in counts] == [True, False]
     assert counts[1]["trainable"] == counts[1]["total"] and counts[1]["epoch"] == 3
+
+
+def test_channels_last_trains_the_same_model_and_saves_plain_weights(tmp_path):
+    """NHWC layout is a speed option only: same weights as NCHW (to float tolerance), loadable model file."""
+    from safetensors.torch import load_file
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np_x = digits.images.reshape(-1, 1, 8, 8).astype("float32") / 16.0
+    import numpy as np
+
+    np.savez(tmp_path / "digits.npz", x=np_x, y=digits.target.astype("int64"))
+    config = {
+        "name": "digits-cnn", "seed": 0, "data": {"source": "npz", "path": str(tmp_path / "digits.npz")},
+        "model": {"name": "cnn2d", "channels": [8, 16], "batch_norm": True},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+                     "batch_size": 64, "epochs": None, "max_steps": 20},
+        "metrics": ["accuracy"], "output": {"progress": "off"},
+    }
+    plain = _fit(config)
+    nhwc = build(validate({**config, "runtime": {"channels_last": True}, "output": {"progress": "off",
+                                                                                    "dir": str(tmp_path / "run")}}),
+                 quiet=True)
+    conv = [p for p in nhwc.model.parameters() if p.ndim == 4][-1]  # 16x8x3x3 (the 1-channel one is both)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    nhwc.trainer.fit()
+    for a, b in zip(_params(plain), _params(nhwc), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert main(["train", "--quiet", "--out", str(tmp_path / "cli"), "--set", "runtime.channels_last=true",
+                 "--set", f"data.path={tmp_path / 'digits.npz'}", str(_write(tmp_path, config))]) == 0
+    weights = load_file(tmp_path / "cli" / "model.safetensors")
+    assert all(t.is_contiguous() for t in weights.values())
+
+
+def _write(tmp_path, config) -> os.PathLike:
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_epoch_sum_is_the_float64_weighted_sum_and_resumes_in_the_same_order(monkeypatch):
+    import numpy as np
+
+    from trainlab.engine.state import EpochSum
+
+    monkeypatch.setattr(EpochSum, "fold_every", 4)
+    rng = np.random.default_rng(0)
+    losses = rng.random(11).astype(np.float32) * 3
+    sizes = rng.integers(1, 65, 11)
+    whole = EpochSum(torch.device("cpu"))
+    for value, size in zip(losses, sizes, strict=True):
+        whole.add(torch.tensor(value), int(size))
+    assert whole.value() == pytest.approx(float(np.sum(losses.astype(np.float64) * sizes)), rel=1e-14)
+    assert len(whole.values) == 3  # 11 = 4 + 4 folded + 3 pending
+
+    first = EpochSum(torch.device("cpu"))
+    for value, size in zip(losses[:6], sizes[:6], strict=True):
+        first.add(torch.tensor(value), int(size))
+    resumed = EpochSum(torch.device("cpu"))
+    resumed.load_state_dict(*first.state_dict())
+    for value, size in zip(losses[6:], sizes[6:], strict=True):
+        resumed.add(torch.tensor(value), int(size))
+    assert resumed.value() == whole.value()  # bit-identical, not approximately
+    resumed.reset()
+    assert resumed.value() == 0.0 and resumed.values == []

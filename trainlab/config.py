@@ -190,6 +190,7 @@ class RuntimeConfig(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # "auto": CUDA when present
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # autocast dtype; "auto" picks bf16 where fast
     num_threads: Int | None = Field(None, ge=1)  # torch intra-op threads; None keeps torch's default
+    channels_last: bool = False  # NHWC memory layout for conv nets (faster convolutions on CPU and GPU)
 
 
 class Config(_Strict):

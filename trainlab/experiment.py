@@ -163,6 +163,7 @@ def build(config: Config, quiet: bool = False) -> Built:
         grad_accum_steps=strategy.grad_accum_steps, clip_grad_norm=strategy.clip_grad_norm,
         clip_grad_value=strategy.clip_grad_value, l1=strategy.regularization.l1, l2=strategy.regularization.l2,
         weight_decay=strategy.regularization.weight_decay, precision=precision,
+        channels_last=runtime.channels_last,
     )
     available = ["train_loss", "val_loss", *(f"val_{m}" for m in metric_names)]
     stopping = strategy.early_stopping

@@ -36,7 +36,7 @@ from torch import nn
 from trainlab.data.dataset import Dataset, Split, epoch_permutation
 from trainlab.engine.callbacks import Callback, CallbackList, Event
 from trainlab.engine.serialize import join_state, split_state
-from trainlab.engine.state import Control, TrainState
+from trainlab.engine.state import Control, EpochSum, TrainState
 from trainlab.losses.base import Loss
 from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_parameters
 from trainlab.metrics import compute
@@ -61,6 +61,7 @@ class LoopSettings:
     weight_decay: float = 0.0  # decoupled, decay group only
     eval_batch_size: int = 2048
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
+    channels_last: bool = False  # 4-d inputs and the model's conv weights in NHWC layout
 
 
 class Trainer:
@@ -71,6 +72,9 @@ class Trainer:
                  device: torch.device | str = "cpu", schedule: Callable[[int], float] | None = None):
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        self._input_format = torch.channels_last if settings.channels_last else None
+        if self._input_format is not None:
+            self.model.to(memory_format=self._input_format)  # 4-d weights only; others are left as they are
         self.loss_fn = loss_fn.to(self.device)
         self.optimizer = optimizer
         self.data = data
@@ -85,8 +89,8 @@ class Trainer:
         self.steps_per_epoch = self._steps_per_epoch()
         self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
         self.refresh_parameters()
-        self._epoch_loss = torch.zeros((), dtype=torch.float64, device=self.device)
-        self._epoch_penalty = torch.zeros((), dtype=torch.float64, device=self.device)  # l1/l2 terms
+        self._epoch_loss = EpochSum(self.device)  # sum of batch_size * data loss
+        self._epoch_penalty = EpochSum(self.device)  # the same for the l1/l2 terms
         self._epoch_samples = 0
         self._closure = requires_closure(optimizer)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
@@ -163,8 +167,8 @@ class Trainer:
             self.optimizer.train()
         self.model.train()
         if state.batch_in_epoch == 0:
-            self._epoch_loss.zero_()
-            self._epoch_penalty.zero_()
+            self._epoch_loss.reset()
+            self._epoch_penalty.reset()
             self._epoch_samples = 0
             self.callbacks.fire(Event.EPOCH_START, self)
         order = epoch_permutation(self.n_train, settings.seed, state.epoch).to(self.device)
@@ -208,9 +212,9 @@ class Trainer:
         state.batch_in_epoch = 0
         record: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "lr": self.current_lr()}
         samples = max(self._epoch_samples, 1)
-        record["train_loss"] = float(self._epoch_loss) / samples  # the data loss alone
+        record["train_loss"] = self._epoch_loss.value() / samples  # the data loss alone
         if self.settings.l1 or self.settings.l2:
-            record["train_penalty"] = float(self._epoch_penalty) / samples  # l1 * sum|w| + l2 * sum w^2
+            record["train_penalty"] = self._epoch_penalty.value() / samples  # l1 * sum|w| + l2 * sum w^2
         record.update({f"val_{k}": v for k, v in self.evaluate(self.data.val).items()})
         record["elapsed_s"] = round(state.train_time_s + time.perf_counter() - self._fit_started, 6)
         state.history.append(record)
@@ -238,9 +242,14 @@ class Trainer:
             generator = self._generator = torch.Generator(device=self.device)
         return generator.manual_seed(self.settings.seed * 7_919 + self.state.step)
 
-    def _data_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._input_format is not None and x.ndim == 4:
+            x = x.contiguous(memory_format=self._input_format)
         with self._autocast():
-            output = self.model(x)
+            return self.model(x)
+
+    def _data_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        output = self._forward(x)
         return self.loss_fn(output.float() if output.dtype != torch.float32 else output, y)
 
     def _penalty(self) -> torch.Tensor | None:
@@ -279,10 +288,11 @@ class Trainer:
                 objective = loss if penalty is None else loss + penalty
                 objective = objective * scale if scale != 1.0 else objective
                 (objective if self.scaler is None else self.scaler.scale(objective)).backward()
-                self._epoch_loss.add_(loss.detach(), alpha=len(index))
+                detached = loss.detach()
+                self._epoch_loss.add(detached, len(index))
                 if penalty is not None:
-                    self._epoch_penalty.add_(penalty.detach(), alpha=len(index))
-                part = loss.detach() if len(indices) == 1 else loss.detach() * len(index)
+                    self._epoch_penalty.add(penalty.detach(), len(index))
+                part = detached if len(indices) == 1 else detached * len(index)
                 total = part if total is None else total + part
                 samples += len(index)
             if len(indices) > 1:
@@ -305,7 +315,7 @@ class Trainer:
                 self.scaler.update()
             optimizer.zero_grad(set_to_none=True)
         if self._closure:
-            self._epoch_loss.add_(total, alpha=samples)
+            self._epoch_loss.add(total, samples)
         self._epoch_samples += samples
         self.state.samples_seen += samples
         return total
@@ -326,8 +336,7 @@ class Trainer:
             x = split.x[start:start + self.settings.eval_batch_size].to(self.device)
             if self.data.eval_transform is not None:
                 x = self.data.eval_transform(x, None)
-            with self._autocast():
-                outputs.append(self.model(x).float())
+            outputs.append(self._forward(x).float())
         if was_training:
             self.model.train()
             if self._schedule_free:
@@ -381,8 +390,10 @@ class Trainer:
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available() and self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        tensors["loop.epoch_loss"] = self._epoch_loss
-        tensors["loop.epoch_penalty"] = self._epoch_penalty
+        for name, tally in (("epoch_loss", self._epoch_loss), ("epoch_penalty", self._epoch_penalty)):
+            tree[f"{name}_sizes"], parts = tally.state_dict()
+            tensors[f"loop.{name}"] = parts["total"]
+            tensors[f"loop.{name}_pending"] = parts["pending"]
         if clone:
             tensors = {k: v.detach().clone() for k, v in tensors.items()}
             tree = join_state(split_state(tree)[0], {})  # a deep copy of the JSON part
@@ -406,8 +417,9 @@ class Trainer:
         self.state = TrainState()
         self.state.load_state_dict(join_state(tree["train_state"], {}))
         self._epoch_samples = int(tree["epoch_samples"])
-        self._epoch_loss.copy_(tensors["loop.epoch_loss"])
-        self._epoch_penalty.copy_(tensors["loop.epoch_penalty"])
+        for name, tally in (("epoch_loss", self._epoch_loss), ("epoch_penalty", self._epoch_penalty)):
+            tally.load_state_dict(tree.get(f"{name}_sizes", []), {"total": tensors[f"loop.{name}"],
+                                                                   "pending": tensors.get(f"loop.{name}_pending")})
         python_rng = join_state(tree["python_rng"], {})
         random.setstate((python_rng[0], tuple(python_rng[1]), python_rng[2]))
         kind, keys, *rest = tree["rng"]["numpy"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import torch
+
 
 @dataclass
 class TrainState:
@@ -46,3 +48,51 @@ class Control:
     def stop(self, reason: str) -> None:
         self.should_stop = True
         self.stop_reason = self.stop_reason or reason
+
+
+class EpochSum:
+    """Float64 sum of n_i * loss_i over an epoch's batches, with no tensor kernel per step.
+
+    Each batch's (detached, scalar) loss is kept and folded into the float64 total every
+    ``fold_every`` batches: ``total += sum_i float64(loss_i) * n_i``. Fold points depend only on
+    how many batches were added since :meth:`reset`, and the pending values are checkpointed,
+    so a resumed run sums in exactly the same order as one that never stopped.
+    """
+
+    fold_every: int = 256
+
+    def __init__(self, device: torch.device):
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.values: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+
+    def add(self, value: torch.Tensor, size: int) -> None:
+        self.values.append(value)
+        self.sizes.append(size)
+        if len(self.values) >= self.fold_every:
+            self.total += self._pending()
+            self.values, self.sizes = [], []
+
+    def _pending(self) -> torch.Tensor:
+        if not self.values:
+            return torch.zeros((), dtype=torch.float64, device=self.total.device)
+        values = torch.stack(self.values).to(torch.float64)
+        return (values * torch.tensor(self.sizes, dtype=torch.float64, device=values.device)).sum()
+
+    def reset(self) -> None:
+        self.total.zero_()
+        self.values, self.sizes = [], []
+
+    def value(self) -> float:
+        """The sum so far (does not fold: reading never changes the summation order)."""
+        return float(self.total + self._pending())
+
+    def state_dict(self) -> tuple[list[int], dict[str, torch.Tensor]]:
+        pending = torch.stack(self.values) if self.values else self.total.new_zeros(0)  # in the losses' dtype
+        return list(self.sizes), {"total": self.total, "pending": pending}
+
+    def load_state_dict(self, sizes: list[int], tensors: dict[str, torch.Tensor]) -> None:
+        self.total.copy_(tensors["total"])
+        pending = tensors.get("pending")
+        self.values = [] if pending is None else list(pending.to(self.total.device).unbind())
+        self.sizes = [int(n) for n in sizes]

@@ -65,6 +65,8 @@ class BCEWithLogits(Loss):
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         pred, target = _binary_view(pred, target)
         pos_weight = None if self.pos_weight is None else self.pos_weight.to(pred.dtype)
+        if weight is None and self.reduction != "none":
+            return F.binary_cross_entropy_with_logits(pred, target, reduction=self.reduction, pos_weight=pos_weight)
         values = F.binary_cross_entropy_with_logits(pred, target, reduction="none", pos_weight=pos_weight)
         return reduce(values, self.reduction, weight)
 
@@ -167,6 +169,9 @@ class CrossEntropy(Loss):
         _check_width(self, pred, self.class_weights, "class_weights")
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        if weight is None and self.class_weights is None and self.reduction != "none":  # the lean common case
+            return F.cross_entropy(pred, target, ignore_index=self.ignore_index,
+                                   label_smoothing=self.label_smoothing, reduction=self.reduction)
         class_weights = None if self.class_weights is None else self.class_weights.to(pred.dtype)
         values = F.cross_entropy(pred, target, weight=class_weights, ignore_index=self.ignore_index,
                                  label_smoothing=self.label_smoothing, reduction="none")

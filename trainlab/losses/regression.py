@@ -20,6 +20,8 @@ class MSELoss(Loss):
     """Mean squared error: r^2."""
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        if weight is None and self.reduction != "none":  # one fused kernel: the common case, kept lean
+            return F.mse_loss(pred, target, reduction=self.reduction)
         return reduce((pred - target).square(), self.reduction, weight)
 
 
@@ -28,6 +30,8 @@ class MAELoss(Loss):
     """Mean absolute error (L1): |r|."""
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        if weight is None and self.reduction != "none":
+            return F.l1_loss(pred, target, reduction=self.reduction)
         return reduce((pred - target).abs(), self.reduction, weight)
 
 
@@ -47,6 +51,8 @@ class HuberLoss(Loss):
         self.delta = float(delta)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        if weight is None and self.reduction != "none":
+            return F.huber_loss(pred, target, reduction=self.reduction, delta=self.delta)
         return reduce(F.huber_loss(pred, target, reduction="none", delta=self.delta), self.reduction, weight)
 
 
@@ -64,6 +70,8 @@ class SmoothL1Loss(Loss):
         self.beta = float(beta)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        if weight is None and self.reduction != "none":
+            return F.smooth_l1_loss(pred, target, reduction=self.reduction, beta=self.beta)
         return reduce(F.smooth_l1_loss(pred, target, reduction="none", beta=self.beta), self.reduction, weight)
 
 
