@@ -86,7 +86,7 @@ def compare(name: str, epochs: int, chunk: int) -> dict[str, float]:
         tutorial.steps(2 * chunk)  # and for the tutorial loop
         interleave = Interleave(chunk, tutorial.steps)
         trainer.callbacks = CallbackList([*trainer.callbacks.callbacks, interleave])
-        trainer.settings = replace(trainer.settings, max_steps=None, epochs=epochs)
+        trainer.settings = replace(trainer.settings, max_steps=None, epochs=1 + epochs)  # the warm-up closed one
         trainer.fit()
         run.close()
     return {**summarize(interleave.pairs), "steps": trainer.steps_per_epoch}
@@ -94,15 +94,19 @@ def compare(name: str, epochs: int, chunk: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(TUTORIAL_OPTIMIZERS), choices=list(TUTORIAL_OPTIMIZERS))
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"examples to compare (default: all of {', '.join(TUTORIAL_OPTIMIZERS)})")
     parser.add_argument("--data-dir", default=None, help="where relative data paths are resolved (MNIST)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs of trainlab (its first is partly warm-up)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of trainlab after the warm-up")
     parser.add_argument("--chunk", type=int, default=50, help="steps per side before switching")
     args = parser.parse_args()
     if args.data_dir:
         os.environ["TRAINLAB_DATA_DIR"] = args.data_dir
     print(f"environment: {environment()}")
-    for name in args.names:
+    unknown = [n for n in args.names if n not in TUTORIAL_OPTIMIZERS]
+    if unknown:
+        parser.error(f"unknown example {unknown[0]!r}; choose from {', '.join(TUTORIAL_OPTIMIZERS)}")
+    for name in args.names or list(TUTORIAL_OPTIMIZERS):
         stats = compare(name, args.epochs, args.chunk)
         print(f"{name}: {stats['chunks']} chunk pairs of {args.chunk} steps; per chunk: tutorial loop "
               f"{stats['theirs_s']:.3f} s, trainlab {stats['ours_s']:.3f} s (medians)")
