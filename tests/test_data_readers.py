@@ -80,7 +80,8 @@ def test_idx_round_trip(mnist_dir):
     np.testing.assert_array_equal(raw.y_train, arrays["train-labels-idx1-ubyte"])
     np.testing.assert_array_equal(raw.y_test, [2, 1, 0, 1])
     assert raw.task == "multiclass"
-    assert raw.eval_transform == Normalize(*channel_stats(arrays["train-images-idx3-ubyte"]))
+    _, normalize = raw.fit_transforms(raw.x_train)
+    assert normalize == Normalize(*channel_stats(arrays["train-images-idx3-ubyte"]))
 
 
 def test_idx_flatten_transpose_and_given_statistics(mnist_dir):
@@ -88,7 +89,8 @@ def test_idx_flatten_transpose_and_given_statistics(mnist_dir):
     raw = build(name="idx", path=str(folder), flatten=True, transpose=True, mean=0.1307, std=0.3081)
     expected = arrays["train-images-idx3-ubyte"].transpose(0, 2, 1).reshape(12, 20)
     np.testing.assert_array_equal(raw.x_train, expected)
-    out = raw.train_transform(torch.from_numpy(raw.x_train), None)
+    train_transform, _ = raw.fit_transforms(raw.x_train)
+    out = train_transform(torch.from_numpy(raw.x_train), None)
     np.testing.assert_allclose(out.numpy(), (expected / 255.0 - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
 
 
@@ -98,6 +100,10 @@ def test_idx_through_load_dataset(mnist_dir):
     assert dataset.train.x.dtype == torch.uint8 and dataset.input_shape == (1, 5, 4)
     assert len(dataset.train) + len(dataset.val) == 12 and len(dataset.test) == 4
     assert dataset.num_classes == 3
+    # normalisation statistics come from the 9 training rows left after the split, not all 12
+    kept = Normalize(*channel_stats(dataset.train.x.numpy()))
+    assert dataset.eval_transform == kept
+    assert kept != Normalize(*channel_stats(np.concatenate([dataset.train.x.numpy(), dataset.val.x.numpy()])))
     assert dataset.eval_transform(dataset.test.x, None).dtype == torch.float32
 
 

@@ -47,6 +47,9 @@ class RawData:
     ``locate(part, row, column)`` optionally names a cell of ``x_train`` (part
     ``"features"``) or ``y_train`` (``"targets"``) as the user knows it, e.g. a CSV
     line and column name; error messages use it instead of array indices.
+    ``fit_transforms(x_train)`` optionally builds ``(train_transform, eval_transform)`` from
+    the training split as it is *after* val/test are split off (image normalisation
+    statistics), so held-out rows never shape the inputs' scaling.
     """
 
     x_train: np.ndarray
@@ -61,6 +64,7 @@ class RawData:
     eval_transform: BatchTransform | None = None
     extras: dict | None = None
     locate: Callable[[str, int, int], str] | None = None
+    fit_transforms: Callable[[np.ndarray], tuple[BatchTransform, BatchTransform]] | None = None
 
 
 def _at(locate: Callable[[str, int, int], str] | None, part: str, row: int, col: int | None) -> str:
@@ -203,6 +207,10 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
         mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-8
         x_train, x_val, x_test = ((x - mean) / std for x in (x_train, x_val, x_test))
 
+    train_transform, eval_transform = raw.train_transform, raw.eval_transform
+    if raw.fit_transforms is not None:
+        train_transform, eval_transform = raw.fit_transforms(x_train)
+
     return Dataset(
         train=Split(_features(x_train), _targets(y_train, task)),
         val=Split(_features(x_val), _targets(y_val, task)),
@@ -210,8 +218,8 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
         task=task,
         num_classes=num_classes,
         class_names=raw.class_names,
-        train_transform=raw.train_transform,
-        eval_transform=raw.eval_transform,
+        train_transform=train_transform,
+        eval_transform=eval_transform,
         extras=dict(raw.extras or {}),
     )
 

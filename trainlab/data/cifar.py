@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,10 +182,9 @@ def _file(folder: Path, name: str) -> Path:
 
 def _raw(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
          class_names: list[str], mean: Any, std: Any, augment: Any) -> RawData:
-    train_transform, eval_transform = image_transforms(x_train, mean, std, augment)
     return RawData(x_train, y_train.astype(np.int64), x_test=x_test, y_test=y_test.astype(np.int64),
                    task="multiclass", class_names=class_names,
-                   train_transform=train_transform, eval_transform=eval_transform)
+                   fit_transforms=partial(image_transforms, mean=mean, std=std, augment=augment))
 
 
 # ----------------------------------------------------------------------------- sources

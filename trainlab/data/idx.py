@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,5 @@ def idx(
 
     x_train = np.ascontiguousarray(shape(x_train))
     x_test = None if x_test is None else np.ascontiguousarray(shape(x_test))
-    train_transform, eval_transform = image_transforms(x_train, mean, std, augment)
-    return RawData(x_train, y_train, x_test=x_test, y_test=y_test, task="multiclass",
-                   class_names=class_names, train_transform=train_transform, eval_transform=eval_transform)
+    return RawData(x_train, y_train, x_test=x_test, y_test=y_test, task="multiclass", class_names=class_names,
+                   fit_transforms=partial(image_transforms, mean=mean, std=std, augment=augment))

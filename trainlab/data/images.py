@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,7 @@ def image_folder(
         workers: decoding processes; 0 or 1 decodes in this process.
         cache_dir: folder for an ``.npz`` of the decoded arrays, reused while the files are unchanged.
         mean, std, augment: per-batch normalisation and augmentation, see ``image_transforms``;
-            statistics default to those of the training images.
+            statistics default to those of the training split, after val/test are held out.
     """
     if mode not in MODES:
         raise ConfigError(f"data.mode must be one of {', '.join(MODES)}; got '{mode}'")
@@ -252,10 +253,9 @@ def image_folder(
         if cache:
             _write_cache(cache, arrays)
 
-    train_transform, eval_transform = image_transforms(arrays["train"], mean, std, augment)
     return RawData(
         arrays["train"], splits["train"].labels,
         arrays.get("val"), splits["val"].labels if "val" in splits else None,
         arrays.get("test"), splits["test"].labels if "test" in splits else None,
-        class_names=class_names, train_transform=train_transform, eval_transform=eval_transform,
+        class_names=class_names, fit_transforms=partial(image_transforms, mean=mean, std=std, augment=augment),
     )
