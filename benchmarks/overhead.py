@@ -131,5 +131,6 @@ def main() -> None:
           f"(LR adapter, signals, divergence guard, checkpoint cadence)")
     print(f"ratio trainlab / raw = {stats['median']:.3f} (median of chunk pairs; total time {stats['total']:.3f})")
 
+
 if __name__ == "__main__":
     main()

@@ -102,10 +102,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.data_dir:
         os.environ["TRAINLAB_DATA_DIR"] = args.data_dir
-    print(f"environment: {environment()}")
     unknown = [n for n in args.names if n not in TUTORIAL_OPTIMIZERS]
     if unknown:
         parser.error(f"unknown example {unknown[0]!r}; choose from {', '.join(TUTORIAL_OPTIMIZERS)}")
+    print(f"environment: {environment()}")
     for name in args.names or list(TUTORIAL_OPTIMIZERS):
         stats = compare(name, args.epochs, args.chunk)
         print(f"{name}: {stats['chunks']} chunk pairs of {args.chunk} steps; per chunk: tutorial loop "
@@ -113,6 +113,7 @@ def main() -> None:
         print(f"  time ratio trainlab / tutorial: median {stats['median']:.3f} (quartiles {stats['q1']:.3f} / "
               f"{stats['q3']:.3f}), total {stats['total']:.3f}; trainlab is {1 / stats['median']:.2f}x "
               f"the tutorial's speed")
+
 
 if __name__ == "__main__":
     main()

@@ -8,13 +8,17 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
+from sklearn.datasets import load_digits
 
 from tests.conftest import DIGITS_MLP, LINREG, least_squares
 from trainlab.cli import main
 from trainlab.config import validate
 from trainlab.engine.early_stopping import EarlyStopping
+from trainlab.engine.state import EpochSum
 from trainlab.experiment import build
 from trainlab.runs import RunDir
 
@@ -216,16 +220,11 @@ def test_finetune_freeze_trains_only_the_head_and_unfreezes_on_schedule(write_co
     assert counts[1]["trainable"] == counts[1]["total"] and counts[1]["epoch"] == 3
 
 
-def test_channels_last_trains_the_same_model_and_saves_plain_weights(tmp_path):
+def test_channels_last_trains_the_same_model_and_saves_plain_weights(tmp_path, write_config):
     """NHWC layout is a speed option only: same weights as NCHW (to float tolerance), loadable model file."""
-    from safetensors.torch import load_file
-    from sklearn.datasets import load_digits
-
     digits = load_digits()
-    np_x = digits.images.reshape(-1, 1, 8, 8).astype("float32") / 16.0
-    import numpy as np
-
-    np.savez(tmp_path / "digits.npz", x=np_x, y=digits.target.astype("int64"))
+    images = digits.images.reshape(-1, 1, 8, 8).astype("float32") / 16.0
+    np.savez(tmp_path / "digits.npz", x=images, y=digits.target.astype("int64"))
     config = {
         "name": "digits-cnn", "seed": 0, "data": {"source": "npz", "path": str(tmp_path / "digits.npz")},
         "model": {"name": "cnn2d", "channels": [8, 16], "batch_norm": True},
@@ -243,24 +242,12 @@ def test_channels_last_trains_the_same_model_and_saves_plain_weights(tmp_path):
     for a, b in zip(_params(plain), _params(nhwc), strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     assert main(["train", "--quiet", "--out", str(tmp_path / "cli"), "--set", "runtime.channels_last=true",
-                 "--set", f"data.path={tmp_path / 'digits.npz'}", str(_write(tmp_path, config))]) == 0
+                 str(write_config(config))]) == 0
     weights = load_file(tmp_path / "cli" / "model.safetensors")
     assert all(t.is_contiguous() for t in weights.values())
 
 
-def _write(tmp_path, config) -> os.PathLike:
-    import yaml
-
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_epoch_sum_is_the_float64_weighted_sum_and_resumes_in_the_same_order(monkeypatch):
-    import numpy as np
-
-    from trainlab.engine.state import EpochSum
-
     monkeypatch.setattr(EpochSum, "fold_every", 4)
     rng = np.random.default_rng(0)
     losses = rng.random(11).astype(np.float32) * 3

@@ -25,12 +25,6 @@ from trainlab.optim.core import cache_buckets
 STEPS = 50
 
 
-
-
-
-
-
-
 def _lrs(lr: float) -> list[float]:
     return [lr * (1.0 + 0.5 * math.sin(t)) for t in range(STEPS)]
 
@@ -54,8 +48,6 @@ def _run(spec: dict, problems, lrs: list[float], weight_decay: float):
         optimizer.step()
         trajectory.append([p.detach().numpy().copy() for p in params])
     return trajectory, optimizer, params
-
-
 
 
 def _moved(trajectory, problems) -> float:

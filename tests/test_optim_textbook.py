@@ -22,12 +22,6 @@ from trainlab.optim import OPTIMIZERS
 STEPS = 50
 
 
-
-
-
-
-
-
 def _lrs(lr: float) -> list[float]:
     return [lr * (1.0 + 0.5 * math.sin(t)) for t in range(STEPS)]  # a changing LR, as a schedule writes it
 
@@ -47,8 +41,6 @@ def _run(spec: dict, problems, lrs: list[float] | None, weight_decay: float = 0.
         optimizer.step()
         trajectory.append([p.detach().numpy().copy() for p in params])
     return trajectory
-
-
 
 
 # --- NumPy references -----------------------------------------------------------------------------
