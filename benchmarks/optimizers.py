@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-import trainlab.optim.catalog  # noqa: F401
+import trainlab.optim.builtins  # noqa: F401
 from trainlab.optim import OPTIMIZERS, param_groups
 from trainlab.runtime import cpu_model
 

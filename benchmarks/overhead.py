@@ -27,9 +27,9 @@ from torch import nn
 
 from trainlab.config import validate
 from trainlab.data import DATA_SOURCES, RawData
-from trainlab.engine.callbacks import CallbackList, Event
+from trainlab.callbacks.base import CallbackList, Event
 from trainlab.experiment import _attach_run_callbacks, build
-from trainlab.runs import RunDir
+from trainlab.run_folder import RunDir
 from trainlab.runtime import environment
 
 N, FEATURES, CLASSES = 60_000, 784, 10

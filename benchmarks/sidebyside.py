@@ -9,7 +9,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from trainlab.engine.callbacks import Callback
+from trainlab.callbacks.base import Callback
 
 
 class Interleave(Callback):

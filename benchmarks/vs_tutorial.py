@@ -31,9 +31,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainlab.config import load_config
-from trainlab.engine.callbacks import CallbackList
+from trainlab.callbacks.base import CallbackList
 from trainlab.experiment import _attach_run_callbacks, build
-from trainlab.runs import RunDir
+from trainlab.run_folder import RunDir
 from trainlab.runtime import environment
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

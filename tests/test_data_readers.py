@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-import trainlab.data.sources  # noqa: F401  (registers the sources)
+import trainlab.data.builtins  # noqa: F401  (registers the sources)
 from trainlab.config import DataConfig
 from trainlab.data import DATA_SOURCES, load_dataset
 from trainlab.data import images as images_module

@@ -17,10 +17,10 @@ from sklearn.datasets import load_digits
 from tests.conftest import DIGITS_MLP, LINREG, least_squares
 from trainlab.cli import main
 from trainlab.config import validate
-from trainlab.engine.early_stopping import EarlyStopping
+from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.engine.state import EpochSum
 from trainlab.experiment import build
-from trainlab.runs import RunDir
+from trainlab.run_folder import RunDir
 
 
 def _fit(config: dict):

@@ -352,7 +352,7 @@ def test_gradcheck(case: Case):
 
 
 def test_every_registered_loss_is_covered():
-    import trainlab.losses.catalog  # noqa: F401
+    import trainlab.losses.builtins  # noqa: F401
 
     elsewhere = {"adaptive", "multitask"}  # tests/test_losses_adaptive.py, tests/test_losses_composite.py
     assert set(LOSSES.names()) == {c.name for c in CASES} | elsewhere

@@ -52,7 +52,7 @@ def test_builds_forward_backward(name, kwargs, input_shape, make_input):
 
 
 def test_zoo_registers_all_models():
-    import trainlab.models.zoo  # noqa: F401
+    import trainlab.models.builtins  # noqa: F401
 
     for name in ("resnet", "airbench", "cifar_tutorial_cnn", "transformer_encoder", "hf_pretrained"):
         assert name in MODELS

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-import trainlab.optim.catalog  # noqa: F401
+import trainlab.optim.builtins  # noqa: F401
 import trainlab.optim.core
 from tests.optim_quadratics import assert_same, grad, quadratics
 from trainlab.errors import ConfigError

@@ -4,7 +4,7 @@
   2-D parabola's loss 100x and at least halve Rosenbrock's in 300 steps;
 * save -> JSON + safetensors (the engine's pickle-free format) -> load into a
   fresh model and optimizer -> continue gives bit-identical parameters;
-* the zoo: each entry of ``trainlab.optim.zoo.ZOO`` reaches the least-squares
+* the zoo: each entry of ``trainlab.optim.conformance.ZOO`` reaches the least-squares
   line (from ``np.linalg.lstsq``) within its tolerance.
 """
 
@@ -20,11 +20,11 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import nn
 
-import trainlab.optim.catalog  # noqa: F401
+import trainlab.optim.builtins  # noqa: F401
 from trainlab.engine.serialize import join_state, split_state
 from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS, build_optimizer, param_groups, requires_closure, set_train_mode
-from trainlab.optim.zoo import ZOO, fit, zoo_data
+from trainlab.optim.conformance import ZOO, fit, zoo_data
 
 # (registry name, settings including lr): every registered optimizer must appear at least once
 PROPERTIES = [

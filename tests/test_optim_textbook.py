@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-import trainlab.optim.catalog  # noqa: F401
+import trainlab.optim.builtins  # noqa: F401
 from tests.optim_quadratics import assert_same, grad, quadratics
 from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-import trainlab.optim.catalog  # noqa: F401
+import trainlab.optim.builtins  # noqa: F401
 from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS, param_groups, requires_closure
 from trainlab.optim.muon import MuonWithAdamW

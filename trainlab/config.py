@@ -100,7 +100,7 @@ class Regularization(_Strict):
     weight_decay: float = Field(0.0, ge=0.0)  # decoupled: w <- w - lr * wd * w, not on biases/norms
 
 
-class EarlyStopping(_Strict):
+class EarlyStoppingConfig(_Strict):
     monitor: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     patience: Int = Field(10, ge=0)  # epochs without improvement before stopping
@@ -108,7 +108,7 @@ class EarlyStopping(_Strict):
     restore_best: bool = True
 
 
-class Divergence(_Strict):
+class DivergenceConfig(_Strict):
     policy: Literal["stop", "rollback", "off"] = "stop"
     spike_factor: float = Field(100.0, gt=1.0)  # loss > factor * running median of recent losses is a spike
     window: Int = Field(50, ge=5)  # steps in the running median
@@ -141,9 +141,9 @@ class Strategy(_Strict):
     clip_grad_norm: float | None = Field(None, gt=0.0)
     clip_grad_value: float | None = Field(None, gt=0.0)
     grad_accum_steps: Int = Field(1, ge=1)
-    early_stopping: EarlyStopping | None = None
+    early_stopping: EarlyStoppingConfig | None = None
     init: InitConfig | None = None
-    divergence: Divergence = Divergence()
+    divergence: DivergenceConfig = DivergenceConfig()
     finetune: Finetune | None = None
 
     _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(

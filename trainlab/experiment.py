@@ -14,6 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,17 +27,17 @@ from trainlab.atomic import write_safetensors
 from trainlab.config import Config, dump_yaml, load_config
 from trainlab.data import Dataset, load_dataset
 from trainlab.engine import checkpoint
-from trainlab.engine.callbacks import Callback, CallbackList
-from trainlab.engine.checkpointing import Checkpointing
-from trainlab.engine.divergence import DivergenceGuard
-from trainlab.engine.early_stopping import EarlyStopping
-from trainlab.engine.finetuning import FinetuneSchedule
+from trainlab.callbacks.base import Callback, CallbackList
+from trainlab.callbacks.checkpoint_saver import Checkpointing
+from trainlab.callbacks.divergence_guard import DivergenceGuard
+from trainlab.callbacks.early_stopping import EarlyStopping
+from trainlab.callbacks.unfreeze import FinetuneSchedule
 from trainlab.engine.loop import LoopSettings, Trainer
-from trainlab.engine.lr_schedule import LRScheduleCallback
-from trainlab.engine.monitor import check_monitor
-from trainlab.engine.progress import ProgressBar, wants_progress
-from trainlab.engine.recorder import MetricsRecorder
-from trainlab.engine.signals import SignalStop
+from trainlab.callbacks.lr_adapter import LRScheduleCallback
+from trainlab.callbacks.monitor import check_monitor
+from trainlab.callbacks.progress import ProgressBar, wants_progress
+from trainlab.callbacks.metrics_recorder import MetricsRecorder
+from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.finetune import apply_lora, check_finetune_options, freeze_backbone, layerwise_param_groups
 from trainlab.initializers import initialize
@@ -46,7 +47,7 @@ from trainlab.lr_finder import find_lr_for
 from trainlab.metrics import default_metrics, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.optim import build_optimizer, param_groups, set_train_mode
-from trainlab.runs import RunDir, default_dir
+from trainlab.run_folder import RunDir, default_dir
 from trainlab.runtime import environment, resolve_device, resolve_precision, seed_everything
 from trainlab.schedules import build_schedule
 
@@ -191,7 +192,7 @@ def build(config: Config, quiet: bool = False) -> Built:
     return Built(config, data, model, loss, trainer, metric_names, monitor, mode, notes)
 
 
-def _attach_run_callbacks(built: Built, run: RunDir, quiet: bool) -> SignalStop:
+def _attach_run_callbacks(built: Built, run: RunDir, quiet: bool, user: Sequence[Callback] = ()) -> SignalStop:
     out = built.config.output
     ckpt = out.checkpoint
     checkpointing = Checkpointing(
@@ -200,7 +201,7 @@ def _attach_run_callbacks(built: Built, run: RunDir, quiet: bool) -> SignalStop:
         monitor=built.monitor, mode=built.mode, warn=lambda m: print(m, file=sys.stderr),
     )
     signals = SignalStop()
-    extra: list[Callback] = [checkpointing, MetricsRecorder(run), signals]
+    extra: list[Callback] = [checkpointing, MetricsRecorder(run), signals, *user]
     if not quiet and wants_progress(out.progress):
         extra.append(ProgressBar(built.monitor))
     for cb in built.trainer.callbacks.callbacks:
@@ -246,8 +247,8 @@ def _summary(built: Built, run: RunDir | None) -> dict[str, Any]:
     }
 
 
-def _run(built: Built, run: RunDir, quiet: bool) -> dict[str, Any]:
-    signals = _attach_run_callbacks(built, run, quiet)
+def _run(built: Built, run: RunDir, quiet: bool, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    signals = _attach_run_callbacks(built, run, quiet, callbacks)
     trainer = built.trainer
     try:
         with signals.installed():
@@ -280,22 +281,25 @@ def _run(built: Built, run: RunDir, quiet: bool) -> dict[str, Any]:
 
 
 def train(config: Config, out: str | Path | None = None, overwrite: bool = False, quiet: bool = False,
-          resume_if_exists: bool = False) -> tuple[dict[str, Any], Path]:
-    """Train ``config`` into a new run folder; returns (summary, run folder)."""
+          resume_if_exists: bool = False, callbacks: Sequence[Callback] = ()) -> tuple[dict[str, Any], Path]:
+    """Train ``config`` into a new run folder; returns (summary, run folder).
+
+    ``callbacks`` are user :class:`trainlab.Callback` instances added to the built-in ones.
+    """
     target = Path(out or config.output.dir or default_dir(config.name))
     if resume_if_exists and (target / "run.json").exists():
-        return resume(target, quiet=quiet)
+        return resume(target, quiet=quiet, callbacks=callbacks)
     built = build(config, quiet=quiet)  # everything that can fail on bad input fails here, before any file
     run = RunDir.create(target, overwrite=overwrite)
     try:
         run.write_info(status="running", config_hash=config.hash(), created=time.time())
         run.write_config(dump_yaml(config))
-        return _run(built, run, quiet), run.path
+        return _run(built, run, quiet, callbacks), run.path
     finally:
         run.close()
 
 
-def resume(path: str | Path, quiet: bool = False) -> tuple[dict[str, Any], Path]:
+def resume(path: str | Path, quiet: bool = False, callbacks: Sequence[Callback] = ()) -> tuple[dict[str, Any], Path]:
     """Continue a run from its newest checkpoint that verifies."""
     path = Path(path)
     run = RunDir.open_existing(path)
@@ -331,7 +335,7 @@ def resume(path: str | Path, quiet: bool = False) -> tuple[dict[str, Any], Path]
                   file=sys.stderr)
         run.write_metrics(built.trainer.state.history, built.trainer.state.events)
         run.write_info(status="running")
-        return _run(built, run, quiet), path
+        return _run(built, run, quiet, callbacks), path
     finally:
         run.close()
 

@@ -162,7 +162,7 @@ def _features(x: np.ndarray) -> torch.Tensor:
 
 def load_dataset(config: DataConfig, seed: int) -> Dataset:
     """Read the configured source and return validated train/val/test splits."""
-    import trainlab.data.sources  # noqa: F401  (registers the built-in sources)
+    import trainlab.data.builtins  # noqa: F401  (registers the built-in sources)
 
     raw = DATA_SOURCES.build({"name": config.source, **config.source_kwargs()})
     if not isinstance(raw, RawData):

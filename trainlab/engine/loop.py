@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from trainlab.data.dataset import Dataset, Split, epoch_permutation
-from trainlab.engine.callbacks import Callback, CallbackList, Event
+from trainlab.callbacks.base import Callback, CallbackList, Event
 from trainlab.engine.serialize import join_state, split_state
 from trainlab.engine.state import Control, EpochSum, TrainState
 from trainlab.losses.base import Loss

@@ -19,7 +19,7 @@ LOSSES: Registry = Registry("loss")
 
 
 def build_loss(spec: str | dict[str, Any]) -> Loss:
-    import trainlab.losses.catalog  # noqa: F401  (registers the built-in losses)
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
 
     loss = LOSSES.build(spec)
     if not isinstance(loss, Loss):

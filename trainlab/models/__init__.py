@@ -16,7 +16,7 @@ MODELS: Registry = Registry("model")
 
 
 def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
-    import trainlab.models.zoo  # noqa: F401  (registers the built-in models)
+    import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
 
     model = MODELS.build(spec, input_shape, output_dim)
     if not isinstance(model, nn.Module):

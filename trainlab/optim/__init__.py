@@ -41,7 +41,7 @@ def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch
     ``lr`` may be absent or None for optimizers whose factory has a default
     (``prodigy`` 1.0, ``adadelta_zeiler`` 1.0, ``lbfgs`` 1.0).
     """
-    import trainlab.optim.catalog  # noqa: F401  (registers the built-in optimizers)
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
 
     spec = dict(spec)
     lr = spec.pop("lr", None)

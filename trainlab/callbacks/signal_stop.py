@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from contextlib import contextmanager
 
-from trainlab.engine.callbacks import Callback
+from trainlab.callbacks.base import Callback
 
 
 class SignalStop(Callback):

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.engine import checkpoint
-from trainlab.engine.callbacks import Callback
-from trainlab.engine.monitor import is_improvement
+from trainlab.callbacks.base import Callback
+from trainlab.callbacks.monitor import is_improvement
 
 
 class Checkpointing(Callback):

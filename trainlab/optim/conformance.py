@@ -10,7 +10,7 @@ is loose where an optimizer only reaches a neighbourhood with a constant LR
 stops shrinking at ~2e-2 here). ``muon`` is not in the zoo: orthogonalising a
 1x1 weight gives its sign, a step of fixed size that cannot settle.
 
-``python -m trainlab.optim.zoo`` prints the table in docs/optimizers.md.
+``python -m trainlab.optim.conformance`` prints the table in docs/optimizers.md.
 """
 
 from __future__ import annotations

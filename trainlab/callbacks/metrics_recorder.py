@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from trainlab.engine.callbacks import Callback
+from trainlab.callbacks.base import Callback
 
 
 class MetricsRecorder(Callback):

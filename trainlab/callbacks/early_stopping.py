@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from trainlab.engine.callbacks import Callback
-from trainlab.engine.monitor import is_improvement, read
+from trainlab.callbacks.base import Callback
+from trainlab.callbacks.monitor import is_improvement, read
 
 
 class EarlyStopping(Callback):

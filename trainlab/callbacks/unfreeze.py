@@ -8,7 +8,7 @@ counts are logged whenever they change.
 
 from __future__ import annotations
 
-from trainlab.engine.callbacks import Callback
+from trainlab.callbacks.base import Callback
 from trainlab.finetune import apply_epoch_freezing, frozen_norms_to_eval, parameter_counts
 
 

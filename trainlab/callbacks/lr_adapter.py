@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainlab.engine.callbacks import Callback
-from trainlab.engine.monitor import read
+from trainlab.callbacks.base import Callback
+from trainlab.callbacks.monitor import read
 
 
 class LRScheduleCallback(Callback):

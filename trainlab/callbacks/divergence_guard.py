@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from trainlab.engine.callbacks import Callback
+from trainlab.callbacks.base import Callback
 from trainlab.errors import TrainingError
 
 

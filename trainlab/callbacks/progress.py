@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from trainlab.engine.callbacks import Callback
+from trainlab.callbacks.base import Callback
 
 
 def wants_progress(mode: str) -> bool:
