@@ -19,14 +19,12 @@ from trainlab.cli import main
 from trainlab.config import validate
 from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.engine.state import EpochSum
-from trainlab.experiment import build
+from trainlab.builders import build, fit_config, run_scope
 from trainlab.run_folder import RunDir
 
 
 def _fit(config: dict):
-    built = build(validate(config), quiet=True)
-    built.trainer.fit()
-    return built
+    return fit_config(validate(config))
 
 
 def _params(built) -> list[torch.Tensor]:
@@ -67,9 +65,10 @@ def test_decoupled_weight_decay_spares_biases():
     config = copy.deepcopy(LINREG)
     config["strategy"].update(optimizer={"name": "sgd", "lr": 1e-9}, epochs=10,
                               regularization={"weight_decay": 1e6})  # lr * wd = 1e-3 per step
-    built = build(validate(config), quiet=True)
-    weight0, bias0 = (p.detach().clone() for p in built.model.parameters())
-    built.trainer.fit()
+    with run_scope(validate(config)):
+        built = build(validate(config), quiet=True)
+        weight0, bias0 = (p.detach().clone() for p in built.model.parameters())
+        built.trainer.fit()
     weight, bias = built.model.parameters()
     torch.testing.assert_close(weight.detach(), weight0 * (1 - 1e-3) ** 10, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(bias.detach(), bias0, rtol=1e-4, atol=1e-6)
@@ -83,6 +82,9 @@ class _Dummy:
 
         self.control, self.state = Control(), TrainState()
         self.model = torch.nn.Linear(1, 1)
+
+    def weights(self):
+        return {k: v.clone() for k, v in self.model.state_dict().items()}
 
 
 @pytest.mark.parametrize("mode,values,stop_epoch", [
@@ -193,18 +195,19 @@ def test_mixed_precision_trains(precision):
     config = copy.deepcopy(DIGITS_MLP)
     config["runtime"] = {"precision": precision, "device": "cpu"}
     built = _fit(config)
-    assert built.trainer.evaluate(built.data.test)["accuracy"] > 0.8
+    assert built.evaluator.evaluate(built.data.test)["accuracy"] > 0.8
     if precision == "fp16":
-        tree, _ = built.trainer.capture()
-        assert tree["scaler"]["scale"] > 0  # the loss scale is part of every checkpoint
+        tree = built.trainer.capture().tree
+        assert tree["parts"]["step"]["scaler"]["scale"] > 0  # the loss scale is part of every checkpoint
 
 
 def test_finetune_freeze_trains_only_the_head_and_unfreezes_on_schedule(write_config, tmp_path):
     config = copy.deepcopy(DIGITS_MLP)
     config["strategy"]["finetune"] = {"freeze": True}
-    built = build(validate(config), quiet=True)
-    before = {k: v.clone() for k, v in built.model.state_dict().items()}
-    built.trainer.fit()
+    with run_scope(validate(config)):
+        built = build(validate(config), quiet=True)
+        before = {k: v.clone() for k, v in built.model.state_dict().items()}
+        built.trainer.fit()
     after = built.model.state_dict()
     head = {"3.weight", "3.bias"}  # mlp hidden [32]: Linear(64,32) ReLU Dropout Linear(32,10)
     assert all(torch.equal(before[k], after[k]) for k in before if k not in head)
@@ -213,8 +216,7 @@ def test_finetune_freeze_trains_only_the_head_and_unfreezes_on_schedule(write_co
 
     config["strategy"]["finetune"] = {"freeze": True, "unfreeze_after_epochs": 2}
     config["strategy"]["optimizer"]["lr"] = 0.003
-    built = build(validate(config), quiet=True)
-    built.trainer.fit()
+    built = fit_config(validate(config))
     counts = [e for e in built.trainer.state.events if e["event"] == "parameters"]
     assert [c["backbone_frozen"] for c in counts] == [True, False]
     assert counts[1]["trainable"] == counts[1]["total"] and counts[1]["epoch"] == 3
@@ -233,12 +235,13 @@ def test_channels_last_trains_the_same_model_and_saves_plain_weights(tmp_path, w
         "metrics": ["accuracy"], "output": {"progress": "off"},
     }
     plain = _fit(config)
-    nhwc = build(validate({**config, "runtime": {"channels_last": True}, "output": {"progress": "off",
-                                                                                    "dir": str(tmp_path / "run")}}),
-                 quiet=True)
-    conv = [p for p in nhwc.model.parameters() if p.ndim == 4][-1]  # 16x8x3x3 (the 1-channel one is both)
-    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
-    nhwc.trainer.fit()
+    nhwc_config = validate({**config, "runtime": {"channels_last": True},
+                            "output": {"progress": "off", "dir": str(tmp_path / "run")}})
+    with run_scope(nhwc_config):
+        nhwc = build(nhwc_config, quiet=True)
+        conv = [p for p in nhwc.model.parameters() if p.ndim == 4][-1]  # 16x8x3x3 (the 1-channel one is both)
+        assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+        nhwc.trainer.fit()
     for a, b in zip(_params(plain), _params(nhwc), strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
     assert main(["train", "--quiet", "--out", str(tmp_path / "cli"), "--set", "runtime.channels_last=true",
@@ -262,7 +265,7 @@ def test_epoch_sum_is_the_float64_weighted_sum_and_resumes_in_the_same_order(mon
     for value, size in zip(losses[:6], sizes[:6], strict=True):
         first.add(torch.tensor(value), int(size))
     resumed = EpochSum(torch.device("cpu"))
-    resumed.load_state_dict(*first.state_dict())
+    resumed.load_state_dict(first.state_dict())
     for value, size in zip(losses[6:], sizes[6:], strict=True):
         resumed.add(torch.tensor(value), int(size))
     assert resumed.value() == whole.value()  # bit-identical, not approximately

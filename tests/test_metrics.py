@@ -14,7 +14,7 @@ from tests.conftest import DIGITS_MLP
 from trainlab import metrics
 from trainlab.cli import main
 from trainlab.config import load_config
-from trainlab.experiment import build
+from trainlab.builders import build
 
 
 @pytest.mark.parametrize("num_classes", [2, 3, 10])
@@ -58,7 +58,7 @@ def test_summary_equals_sklearn_on_the_same_predictions(write_config, tmp_path, 
     assert set(summary["test"]) == {"accuracy", "precision", "recall", "f1", "loss"}
     built = build(load_config(out / "config.yaml"), quiet=True)
     built.model.load_state_dict(load_file(out / "model.safetensors"))
-    output = built.trainer.predict_outputs(built.data.test)
+    output = built.evaluator.outputs(built.data.test)
     y_pred = built.loss.predict(output).numpy()
     y_true = built.data.test.y.numpy()
     average = "binary" if source == "breast_cancer" else "macro"

@@ -26,7 +26,7 @@ CONFIG = {
     "model": {"name": "mlp", "hidden": [128, 128], "dropout": 0.2},
     "strategy": {
         "loss": {"name": "cross_entropy", "label_smoothing": 0.05},
-        "optimizer": {"name": "adam", "lr": 0.003},
+        "optimizer": {"name": "adamw", "lr": 0.003},
         "batch_size": 16,
         "epochs": 15,
         "schedule": {"name": "warmup_cosine", "warmup_fraction": 0.1},

@@ -1,3 +1,24 @@
-"""trainlab: choose, run, compare and tune training strategies on PyTorch."""
+"""trainlab: choose, run, compare and tune training strategies on PyTorch.
+
+``trainlab.fit`` and ``trainlab.Callback`` are imported lazily, so ``trainlab --version``
+and the CLI's start-up do not pay for torch until a command needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["Callback", "FitResult", "__version__", "fit"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("fit", "FitResult"):
+        from trainlab import api
+
+        return getattr(api, name)
+    if name == "Callback":
+        from trainlab.callbacks.base import Callback
+
+        return Callback
+    raise AttributeError(f"module 'trainlab' has no attribute {name!r}")

@@ -131,22 +131,26 @@ def _cmd_advise(args) -> int:
 
 
 def _cmd_schedule(args) -> int:
+    from trainlab.builders import build, run_scope
+    from trainlab.callbacks.lr_adapter import LRAdapter
     from trainlab.config import load_config
-    from trainlab.experiment import build
     from trainlab.plots import plot_schedule
 
     config = load_config(args.config, args.set)
-    built = build(config, quiet=True)
+    with run_scope(config):
+        built = build(config, quiet=True)
     trainer = built.trainer
-    path = plot_schedule(trainer.schedule, trainer.total_steps, trainer.base_lrs[0], args.plot,
-                         steps_per_epoch=trainer.steps_per_epoch, title=f"{config.name}: {config.strategy.schedule.name}")
+    schedule = trainer.callbacks.find(LRAdapter)[0].schedule
+    path = plot_schedule(schedule, trainer.total_steps, built.step.lr(), args.plot,
+                         steps_per_epoch=trainer.plan.steps_per_epoch,
+                         title=f"{config.name}: {config.strategy.schedule.name}")
     print(f"wrote {path} ({trainer.total_steps} steps)")
     return 0
 
 
 def _cmd_lr_find(args) -> int:
     from trainlab.config import load_config
-    from trainlab.lr_finder import lr_find_config
+    from trainlab.experiment import lr_find_config
 
     config = load_config(args.config, args.set)
     suggestion, _, _ = lr_find_config(config, plot=args.plot)

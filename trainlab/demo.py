@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trainlab.config import validate
-from trainlab.experiment import build
+from trainlab.builders import build, run_scope
 
 # learning rates: the better of two per optimizer in a sweep (MNIST-1D, MLP 100-100, batch 100, 80 epochs)
 DEMO_OPTIMIZERS: dict[str, dict[str, Any]] = {
@@ -48,11 +48,13 @@ def run_demo(epochs: int = 80, optimizers: list[str] | None = None, console: Con
     console = console or Console()
     rows = []
     for name in optimizers or list(DEMO_OPTIMIZERS):
-        built = build(validate(demo_config(name, epochs)), quiet=True)
-        started = time.perf_counter()
-        built.trainer.fit()
-        elapsed = time.perf_counter() - started
-        test = built.trainer.evaluate(built.data.test)
+        config = validate(demo_config(name, epochs))
+        with run_scope(config):
+            built = build(config, quiet=True)
+            started = time.perf_counter()
+            built.trainer.fit()
+            elapsed = time.perf_counter() - started
+            test = built.evaluator.evaluate(built.data.test)
         rows.append({"optimizer": name, **test, "time_s": elapsed})
         console.print(f"  {name:<9} test accuracy {test['accuracy']:.3f}  ({elapsed:.1f} s)")
     rows.sort(key=lambda r: -r["accuracy"])

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainlab.engine.state import TrainState
 from trainlab.errors import DataError, TrainingError
 from trainlab.optim import requires_closure, set_train_mode
 
@@ -228,78 +229,41 @@ def _restore(model: nn.Module, optimizer: torch.optim.Optimizer, parameters: lis
         module.training = training
 
 
-# --------------------------------------------------------------------------- wiring into experiments
+# --------------------------------------------------------------------------- a run's own step
 
-def training_batches(data: Any, batch_size: int, seed: int, device: torch.device | str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless training batches of a :class:`trainlab.data.Dataset`, in the engine's epoch order.
+def range_test_step(step: Any, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], start_lr: float = 1e-7,
+                    end_lr: float = 10.0, num_steps: int = 100, smoothing: float = 0.98) -> tuple[list[float], list[float]]:
+    """The range test through a run's own :class:`~trainlab.engine.step.Step`: its objective (with
+    penalties), autocast and loss scaling, clipping and optimizer, on the engine's batches.
 
-    Epoch e uses ``epoch_permutation(n, seed, e)``; the training transform (augmentation) is
-    applied with a generator seeded from (seed, step), as the engine does.
+    Step i sets the LR factor so that the first param group's LR is ``lr_i`` (other groups keep
+    their ratios), runs one ``step.train_step``, and records its loss. The step's whole state
+    (weights, optimizer, scaler, loss) and the RNGs are restored afterwards, also when it raises.
     """
-    from trainlab.data.dataset import epoch_permutation
-
-    n = len(data.train)
-    generator = torch.Generator(device=device) if data.train_transform is not None else None
-    step, epoch = 0, 0
-    while True:
-        order = epoch_permutation(n, seed, epoch)
-        for start in range(0, n, batch_size):
-            index = order[start:start + batch_size]
-            x, y = data.train.x[index].to(device), data.train.y[index].to(device)
-            if generator is not None:
-                x = data.train_transform(x, generator.manual_seed(seed * 7_919 + step))
-            step += 1
-            yield x, y
-        epoch += 1
-
-
-def range_test_for(model: nn.Module, loss: nn.Module, data: Any, optimizer: torch.optim.Optimizer,
-                   batch_size: int, device: torch.device | str, seed: int, *, start_lr: float = 1e-7,
-                   end_lr: float = 10.0, num_steps: int = 100) -> tuple[list[float], list[float]]:
-    """:func:`run_lr_range_test` on a dataset's training batches; the loss's own state is restored too."""
-    saved_loss = copy.deepcopy(loss.state_dict())  # losses may learn parameters (a scale, class weights)
+    lrs = lr_sweep(start_lr, end_lr, num_steps)
+    base = step.lr()
+    saved = copy.deepcopy(step.state_dict())
+    device = getattr(step, "device", torch.device("cpu"))
+    tracker, used, losses = SmoothedLoss(smoothing), [], []
     try:
-        return run_lr_range_test(model, loss, optimizer, training_batches(data, batch_size, seed, device),
-                                 start_lr=start_lr, end_lr=end_lr, num_steps=num_steps)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            step.set_mode(training=True)
+            state = TrainState()
+            for lr in lrs:
+                batch = next(batches, None)
+                if batch is None:
+                    if not losses:
+                        raise DataError("the LR range test got no training batches")
+                    break
+                step.set_lr_factor(lr / base)
+                loss = float(step.train_step([batch], state).loss)
+                state.step += 1
+                used.append(lr)
+                losses.append(loss)
+                tracker.update(loss)
+                if tracker.diverged:
+                    break
     finally:
-        loss.load_state_dict(saved_loss)
-
-
-def find_lr_for(model: nn.Module, loss: nn.Module, data: Any, optimizer_spec: dict[str, Any], batch_size: int,
-                device: torch.device | str, seed: int, *, start_lr: float = 1e-7, end_lr: float = 10.0,
-                num_steps: int = 100) -> float:
-    """The suggested LR for ``optimizer: {lr: auto}``: a range test on a throw-away optimizer of that spec.
-
-    The model and the loss are left exactly as they were; the caller then builds the real optimizer.
-    """
-    from trainlab.optim import build_optimizer, param_groups
-
-    optimizer = build_optimizer({**optimizer_spec, "lr": start_lr}, param_groups(model, loss.parameters()))
-    lrs, losses = range_test_for(model, loss, data, optimizer, batch_size, device, seed, start_lr=start_lr,
-                                 end_lr=end_lr, num_steps=num_steps)
-    return suggest_lr(lrs, losses)
-
-
-def lr_find_config(config: Any, plot: str | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
-                   num_steps: int = 100) -> tuple[float, list[float], list[float]]:
-    """``trainlab lr-find``: build the run of ``config``, range-test it; returns (suggestion, lrs, losses).
-
-    With ``plot``, also writes :func:`trainlab.plots.plot_lr_finder` there.
-    """
-    from trainlab.experiment import build
-
-    optimizer_config = config.strategy.optimizer
-    if optimizer_config.lr == "auto":  # build with a placeholder: the test below is the one that counts
-        config = config.model_copy(update={"strategy": config.strategy.model_copy(
-            update={"optimizer": optimizer_config.model_copy(update={"lr": start_lr})})})
-    built = build(config, quiet=True)
-    trainer = built.trainer
-    lrs, losses = range_test_for(built.model, built.loss, built.data, trainer.optimizer, trainer.settings.batch_size,
-                                 trainer.device, config.seed, start_lr=start_lr, end_lr=end_lr,
-                                 num_steps=num_steps)
-    suggestion = suggest_lr(lrs, losses)
-    if plot:
-        from trainlab.plots import plot_lr_finder
-
-        plot_lr_finder(lrs, losses, suggestion, plot)
-    return suggestion, lrs, losses
+        step.load_state_dict(saved)
+        step.set_lr_factor(1.0)
+    return used, losses

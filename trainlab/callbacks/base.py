@@ -1,27 +1,36 @@
-"""Callback base class and the event names of the loop.
+"""The events of the loop, the ``Callback`` base class, and the narrow view callbacks get of the Trainer.
 
-The loop calls, in this order::
+The loop fires, in this order::
 
-    on_train_start
-    per epoch:  on_epoch_start
-                per optimizer step: on_step_start, (forward/backward/step), on_step_end
-                on_validation_end(record)   # record: epoch, step, lr, train_loss, val_* ...
-                on_epoch_end(record)
-    on_train_end                            # always, in a finally block
+    on_train_start(view)
+    per epoch:  on_epoch_start(view)                  # skipped when resuming mid-epoch
+                per optimizer step: on_step_start(view), (the Step runs), on_step_end(view, loss)
+                on_validation_end(view, record)       # record: epoch, step, lr, train_loss, val_* ...
+                on_epoch_end(view, record)
+    on_train_end(view)                                # always, in a finally block
+    on_before_save(view)                              # before any checkpoint is written (see below)
 
-Callbacks read the trainer and ask for changes through ``trainer.control``
-(``stop(reason)``, ``rollback_to``). Each has an ``order`` (lower runs first)
-and may keep resumable state via ``state_dict``/``load_state_dict``. Only the
-hooks a callback overrides are called, so an unused hook costs nothing per step.
+Callbacks see a :class:`TrainerView`, not the Trainer: the progress state
+(``view.state``), the control flags (``view.control``: ``stop(reason)``,
+``rollback(snapshot)``) and a few readers. ``on_before_save`` lets a callback
+that checks things lazily (the divergence guard reads the loss every few steps)
+clear every pending check before a checkpoint is written: a checkpoint is never
+written from a state a guard has not cleared.
+
+Each callback has an ``order`` (lower runs first) and may keep resumable state
+via ``state_dict``/``load_state_dict`` (tensors allowed anywhere in the tree).
+Only the hooks a callback overrides are called, so an unused hook costs nothing.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from trainlab.engine.loop import Trainer
+import torch
+
+from trainlab.engine.snapshot import Snapshot
+from trainlab.engine.state import Control, TrainState
 
 
 class Event(StrEnum):
@@ -32,27 +41,111 @@ class Event(StrEnum):
     VALIDATION_END = "on_validation_end"
     EPOCH_END = "on_epoch_end"
     TRAIN_END = "on_train_end"
+    BEFORE_SAVE = "on_before_save"
+
+
+class _Viewed(Protocol):
+    """What the view reads of the Trainer (a Protocol, so that this module never imports the loop)."""
+
+    state: TrainState
+    control: Control
+    plan: Any
+    limits: Any
+    step: Any
+    callbacks: CallbackList
+    total_steps: int
+
+    def capture(self) -> Snapshot: ...
+
+
+class TrainerView:
+    """What a callback may read and ask of the Trainer, and nothing more."""
+
+    def __init__(self, trainer: _Viewed):
+        self._trainer = trainer
+
+    @property
+    def state(self) -> TrainState:
+        return self._trainer.state
+
+    @property
+    def control(self) -> Control:
+        return self._trainer.control
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self._trainer.plan.steps_per_epoch
+
+    @property
+    def total_steps(self) -> int:
+        return self._trainer.total_steps
+
+    @property
+    def epochs(self) -> int | None:
+        return self._trainer.limits.epochs
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The step's model (None for steps that train several)."""
+        return self._trainer.step.model
+
+    @property
+    def lr(self) -> float:
+        return self._trainer.step.lr()
+
+    def set_lr_factor(self, factor: float) -> None:
+        """LR of every param group = its base LR x ``factor`` (the LR adapter is the only caller)."""
+        self._trainer.step.set_lr_factor(factor)
+
+    def parameters_changed(self) -> None:
+        """Tell the step that parameters were frozen or unfrozen."""
+        self._trainer.step.parameters_changed()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the model weights as evaluation sees them."""
+        return self._trainer.step.weights()
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self._trainer.step.load_weights(weights)
+
+    def capture(self) -> Snapshot:
+        """Everything needed to resume from here (references, not copies: write it out at once)."""
+        return self._trainer.capture()
+
+    def snapshot(self) -> Snapshot:
+        """A deep copy of :meth:`capture` to keep while training goes on."""
+        return self._trainer.capture().clone()
+
+    def prepare_save(self) -> bool:
+        """Fire ``on_before_save``; False when a callback asked for a rollback (then do not save)."""
+        self._trainer.callbacks.fire(Event.BEFORE_SAVE, self)
+        return self._trainer.control.rollback_to is None
 
 
 class Callback:
-    """No-op hooks; subclasses override what they need."""
+    """No-op hooks; subclasses override what they need (``view`` is a :class:`TrainerView`)."""
 
     order: int = 50
-    name: str = "callback"
+    name: str = ""  # unique per run; defaults to the class name
 
-    def on_train_start(self, trainer: Trainer) -> None: ...
-    def on_epoch_start(self, trainer: Trainer) -> None: ...
-    def on_step_start(self, trainer: Trainer) -> None: ...
-    def on_step_end(self, trainer: Trainer, loss: Any) -> None: ...
-    def on_validation_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
-    def on_train_end(self, trainer: Trainer) -> None: ...
+    def on_train_start(self, view: TrainerView) -> None: ...
+    def on_epoch_start(self, view: TrainerView) -> None: ...
+    def on_step_start(self, view: TrainerView) -> None: ...
+    def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None: ...
+    def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None: ...
+    def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None: ...
+    def on_train_end(self, view: TrainerView) -> None: ...
+    def on_before_save(self, view: TrainerView) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
+
+
+def callback_name(callback: Callback) -> str:
+    return callback.name or type(callback).__name__
 
 
 def overrides(callback: Callback, event: Event) -> bool:
@@ -63,22 +156,28 @@ class CallbackList:
     """Dispatches each event to the callbacks that override it, in ``order``."""
 
     def __init__(self, callbacks: list[Callback]):
+        for callback in callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"callbacks must subclass trainlab.Callback; got {type(callback).__name__}")
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
-        names = [cb.name for cb in self.callbacks]
+        names = [callback_name(cb) for cb in self.callbacks]
         if len(set(names)) != len(names):
-            raise ValueError(f"callback names must be unique; got {names}")
+            raise ValueError(f"callback names must be unique (set a 'name' attribute); got {names}")
         self.hooks = {
             event: [getattr(cb, event.value) for cb in self.callbacks if overrides(cb, event)] for event in Event
         }
 
-    def fire(self, event: Event, trainer: Trainer, *args: Any) -> None:
+    def fire(self, event: Event, view: TrainerView, *args: Any) -> None:
         for hook in self.hooks[event]:
-            hook(trainer, *args)
+            hook(view, *args)
+
+    def find(self, kind: type) -> list[Any]:
+        return [cb for cb in self.callbacks if isinstance(cb, kind)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {cb.name: cb.state_dict() for cb in self.callbacks}
+        return {callback_name(cb): cb.state_dict() for cb in self.callbacks}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for cb in self.callbacks:
-            if cb.name in state:
-                cb.load_state_dict(state[cb.name])
+            if callback_name(cb) in state:
+                cb.load_state_dict(state[callback_name(cb)])

@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainlab.engine import checkpoint
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import is_improvement
+from trainlab.engine import checkpoint
 
 
-class Checkpointing(Callback):
+class CheckpointSaver(Callback):
     """Saves every ``every_n_steps`` steps, every ``every_n_epochs`` epochs, every ``every_seconds``
-    seconds, and when training ends or is interrupted. A write that fails (disk full, permission
-    denied) is reported as a warning event; the previous checkpoint stays intact and training goes on.
+    seconds, and when training ends or is interrupted (the cadence defaults live in
+    :class:`trainlab.config.CheckpointConfig`). Before each save the other callbacks clear their
+    pending checks (``on_before_save``); a save they veto is skipped. A write that fails (disk
+    full, permission denied) is reported as a warning event; the previous checkpoint stays intact
+    and training goes on.
     """
 
     order = 90
     name = "checkpointing"
 
-    def __init__(self, root: str | Path, every_n_steps: int | None = None, every_n_epochs: int | None = 1,
-                 every_seconds: float | None = None, keep_last: int = 2, info: dict[str, Any] | None = None,
-                 monitor: str = "val_loss", mode: str = "min", warn=print):
+    def __init__(self, root: str | Path, every_n_steps: int | None, every_n_epochs: int | None,
+                 every_seconds: float | None, keep_last: int, info: dict[str, Any] | None = None,
+                 monitor: str = "val_loss", mode: str = "min", warn: Callable[[str], None] = print):
         self.root = Path(root)
         self.every_n_steps, self.every_n_epochs = every_n_steps, every_n_epochs
         self.every_seconds, self.keep_last = every_seconds, keep_last
         self.info = dict(info or {})
         self.monitor, self.mode, self.warn = monitor, mode, warn
         self.best: float | None = None
-        self.last_saved: str | None = None
+        self.last_saved: str | None = None  # the newest checkpoint written or resumed from
         self._last_time = time.monotonic()
         self._saved_step = -1
 
@@ -39,41 +43,44 @@ class Checkpointing(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state["best"]
 
-    def on_train_start(self, trainer) -> None:
+    def on_train_start(self, view: TrainerView) -> None:
         self._last_time = time.monotonic()
 
-    def on_step_end(self, trainer, loss) -> None:
-        step = trainer.state.step
+    def on_step_end(self, view: TrainerView, loss) -> None:
+        step = view.state.step
         if self.every_n_steps and step % self.every_n_steps == 0:
-            self.save(trainer)
+            self.save(view)
         elif self.every_seconds and time.monotonic() - self._last_time >= self.every_seconds:
-            self.save(trainer)
+            self.save(view)
 
-    def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
-        if self.every_n_epochs and trainer.state.epoch % self.every_n_epochs == 0:
-            self.save(trainer, record)
+    def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None:
+        if self.every_n_epochs and view.state.epoch % self.every_n_epochs == 0:
+            self.save(view, record)
 
-    def on_train_end(self, trainer) -> None:
-        if trainer.state.finished or trainer.control.interrupted_by is not None:
-            self.save(trainer)
+    def on_train_end(self, view: TrainerView) -> None:
+        if view.state.finished or view.control.interrupted_by is not None:
+            self.save(view)
 
-    def save(self, trainer, record: dict[str, Any] | None = None) -> Path | None:
-        state = trainer.state
-        if state.step == self._saved_step and state.batch_in_epoch == 0 and record is None:
+    def save(self, view: TrainerView, record: dict[str, Any] | None = None) -> Path | None:
+        state = view.state
+        if state.step == self._saved_step and state.batch_in_epoch == 0 and record is None and not state.finished:
             return None  # nothing new since the last save
+        if not view.prepare_save():
+            return None  # a guard found a bad step: the loop rolls back instead
         value = None
         if record is not None and self.monitor in record:
             value = float(record[self.monitor])
         improved = value is not None and is_improvement(value, self.best, self.mode)
         if improved:
             self.best = value
-        tree, tensors = trainer.capture()
+        captured = view.capture()
         info = {**self.info, "step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch}
         name = checkpoint.folder_name(state.step)
         try:
-            path = checkpoint.save(self.root, name, tree, tensors, info)
+            path = checkpoint.save(self.root, name, captured.tree, captured.tensors, info)
             if improved:
-                checkpoint.save(self.root, checkpoint.BEST, tree, tensors, {**info, self.monitor: value})
+                checkpoint.save(self.root, checkpoint.BEST, captured.tree, captured.tensors,
+                                {**info, self.monitor: value})
         except OSError as exc:
             reason = exc.strerror or str(exc)
             kept = f"previous checkpoint {self.last_saved} kept" if self.last_saved else "no earlier checkpoint"

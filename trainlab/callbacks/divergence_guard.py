@@ -1,14 +1,26 @@
-"""Divergence guard: non-finite or spiking loss -> stop (exit 4) or roll back and lower the LR.
+"""Divergence guard: a non-finite or spiking loss -> stop (exit 4) or roll back and lower the LR.
 
-A loss is *bad* when it is NaN/Inf, or larger than ``spike_factor`` times the
-median of the last ``window`` good losses (the loss-spike recovery used in
-large-model training). The median is floored at 1% of the first window's median,
-so a run that has fit its training data almost perfectly does not flag every
-slightly harder batch. Policy ``stop`` ends training with a TrainingError
-naming the step, the value and the last good checkpoint. Policy ``rollback``
-restores the last good in-memory snapshot, multiplies the LR by ``lr_factor``,
-marks the offending batch to be skipped, and continues; after ``max_rollbacks``
-it stops. Every event goes to ``state.events`` (and so to metrics.jsonl and the summary).
+A loss is *bad* when it is NaN/Inf, or a spike: larger than
+
+    median + spike_factor * spread,   spread = max(1.4826 * MAD, reference / 4)
+
+over the last ``window`` good losses, where MAD is their median absolute
+deviation (1.4826 * MAD estimates a standard deviation robustly) and
+``reference`` the median of the first half-window of the run (the loss's
+starting level). The rule scales with the loss's own spread, so a converged run
+whose batch losses vary from 1e-4 to 2 is healthy, and the floor keeps a
+near-constant loss from flagging every slightly harder batch: with the default
+``spike_factor`` 20 nothing below median + 5 x the starting loss is a spike.
+
+Losses are read every ``check_every`` steps (one device sync, not one per step),
+at every ``window``-th step, and before any checkpoint is written
+(``on_before_save``, which also checks that the weights are finite): a checkpoint
+never holds a state the guard has not cleared. Policy ``stop`` raises a
+TrainingError naming the step and the value. Policy ``rollback`` restores the
+snapshot taken at the last cleared ``window``-th step (:meth:`TrainerView.snapshot`),
+multiplies the LR by ``lr_factor``, skips the offending batch and continues;
+after ``max_rollbacks`` it stops. The snapshot is saved with the guard's state,
+so a resumed run rolls back exactly as the uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -20,95 +32,132 @@ from typing import Any
 
 import torch
 
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, TrainerView
+from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import TrainingError
+
+MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD * this estimates sigma for normal data
+
+
+def spike_threshold(recent: list[float], reference: float, spike_factor: float) -> float:
+    """median + spike_factor * max(1.4826 * MAD, reference / 4) of ``recent``."""
+    median = statistics.median(recent)
+    mad = statistics.median(abs(v - median) for v in recent)
+    return median + spike_factor * max(MAD_TO_SIGMA * mad, reference / 4)
 
 
 class DivergenceGuard(Callback):
     order = 20
     name = "divergence"
 
-    def __init__(self, policy: str = "stop", spike_factor: float = 20.0, window: int = 50,
-                 lr_factor: float = 0.5, max_rollbacks: int = 3, check_every: int = 1,
-                 last_checkpoint=lambda: None):
+    def __init__(self, policy: str, spike_factor: float, window: int, lr_factor: float, max_rollbacks: int,
+                 check_every: int = 10):
+        if policy not in ("stop", "rollback"):
+            raise ValueError(f"policy must be 'stop' or 'rollback'; got {policy!r}")
         self.policy, self.spike_factor, self.window = policy, spike_factor, window
         self.lr_factor, self.max_rollbacks, self.check_every = lr_factor, max_rollbacks, check_every
-        self.last_checkpoint = last_checkpoint  # () -> str | None, for the stop message
         self.recent: deque[float] = deque(maxlen=window)
+        self.reference: float | None = None
+        self._threshold: float | None = None
         self._pending: list[tuple[int, int, int, torch.Tensor]] = []
-        self._median: float | None = None
-        self.reference: float | None = None  # median of the first full window
-        self.snapshot = None
-        self._snapshot_step = -1
+        self.snapshot: Snapshot | None = None
+        self._capturing = False
+
+    # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        return {"recent": list(self.recent), "reference": self.reference}
+        state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference}
+        if self.snapshot is not None and not self._capturing:  # a snapshot never holds itself
+            state["snapshot"] = {"tree": self.snapshot.tree, "tensors": self.snapshot.tensors}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.recent = deque(state["recent"], maxlen=self.window)
         self.reference = state.get("reference")
-        self._median = None
+        self._threshold = None
+        self._pending = []
+        if "snapshot" in state:  # a rollback restores a snapshot without one: keep the current
+            self.snapshot = Snapshot(state["snapshot"]["tree"], dict(state["snapshot"]["tensors"]))
 
-    def on_train_start(self, trainer) -> None:
-        self._take_snapshot(trainer)
+    # ------------------------------------------------------------------ decisions
 
-    def _take_snapshot(self, trainer) -> None:
-        if self.policy == "rollback":
-            self.snapshot = trainer.capture(clone=True)
-            self._snapshot_step = trainer.state.step
-
-    def _bad(self, value: float) -> str | None:
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is bad given the recent good losses, or None (updates the cached threshold)."""
         if not math.isfinite(value):
             return "non-finite loss"
-        if len(self.recent) >= max(5, self.window // 2):
-            if self._median is None or len(self.recent) % 10 == 0:
-                self._median = statistics.median(self.recent)
-                if self.reference is None and len(self.recent) == self.window:
-                    self.reference = self._median
-            level = max(self._median, 0.01 * (self.reference or 0.0))
-            if level > 0 and value > self.spike_factor * level:
-                return f"loss spike (> {self.spike_factor:g} x running median {level:.4g})"
+        if self.reference is None:
+            return None
+        if self._threshold is None or len(self.recent) % 10 == 0:
+            self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
+        if value > self._threshold:
+            return f"loss spike (> {self._threshold:.4g} = median + {self.spike_factor:g} x spread of recent losses)"
         return None
 
-    def on_step_end(self, trainer, loss: torch.Tensor) -> None:
-        state = trainer.state
+    def _accept(self, value: float) -> None:
+        self.recent.append(value)
+        if self.reference is None and len(self.recent) >= max(5, self.window // 2):
+            self.reference = statistics.median(self.recent)
+
+    # ------------------------------------------------------------------ hooks
+
+    def on_train_start(self, view: TrainerView) -> None:
+        if self.policy == "rollback" and self.snapshot is None:
+            self._take_snapshot(view)
+
+    def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
+        state = view.state
         # the batch that produced this loss: the last micro-batch index of the step
         self._pending.append((state.step, state.epoch, state.batch_in_epoch - 1, loss))
-        if len(self._pending) < self.check_every:
+        on_snapshot_step = self.policy == "rollback" and state.step % self.window == 0
+        if len(self._pending) < self.check_every and not on_snapshot_step:
             return
-        pending, self._pending = self._pending, []
-        values = [float(loss)] if len(pending) == 1 else torch.stack([p[3] for p in pending]).tolist()
-        for (step, epoch, batch, _), value in zip(pending, values, strict=True):
-            problem = self._bad(value)
-            if problem is None:
-                self.recent.append(value)
-                continue
-            self._handle(trainer, problem, value, step, epoch, batch)
-            return
-        if self.policy == "rollback" and state.step - self._snapshot_step >= self.window:
-            self._take_snapshot(trainer)
+        if self._check(view) and on_snapshot_step:
+            self._take_snapshot(view)
 
-    def _handle(self, trainer, problem: str, value: float, step: int, epoch: int, batch: int) -> None:
-        state = trainer.state
-        event = {"event": "divergence", "step": step, "epoch": epoch + 1, "batch": batch, "value": value,
-                 "problem": problem, "policy": self.policy}
-        if self.policy == "rollback" and state.rollbacks < self.max_rollbacks and self.snapshot is not None:
-            restored_step = self._snapshot_step
-            tree, tensors = self.snapshot
-            # the restored state inherits the rollback bookkeeping, so replay skips this batch
-            train_state = dict(tree["train_state"])
-            train_state["rollbacks"] = state.rollbacks + 1
-            train_state["lr_scale"] = state.lr_scale * self.lr_factor
-            train_state["skipped_batches"] = [*state.skipped_batches, [epoch, batch]]
-            event.update(action="rollback", restored_step=restored_step, lr_scale=train_state["lr_scale"])
-            train_state["events"] = [*state.events, event]
-            trainer.control.rollback_to = ({**tree, "train_state": train_state}, tensors)
-            self.recent.clear()
-            self._median = None
+    def on_before_save(self, view: TrainerView) -> None:
+        if not self._check(view):
             return
-        checkpoint = self.last_checkpoint()
+        weights = view.weights()
+        if weights and not all(bool(torch.isfinite(w).all()) for w in weights.values() if w.is_floating_point()):
+            state = view.state
+            self._handle(view, "non-finite weights", math.nan, state.step, state.epoch, state.batch_in_epoch - 1)
+
+    def _check(self, view: TrainerView) -> bool:
+        """Check every pending loss; True when all were good."""
+        if not self._pending:
+            return True
+        pending, self._pending = self._pending, []
+        values = torch.stack([p[3].float() for p in pending]).tolist()
+        for (step, epoch, batch, _), value in zip(pending, values, strict=True):
+            problem = self.problem(value)
+            if problem is not None:
+                self._handle(view, problem, value, step, epoch, batch)
+                return False
+            self._accept(value)
+        return True
+
+    def _take_snapshot(self, view: TrainerView) -> None:
+        self._capturing = True
+        try:
+            self.snapshot = view.snapshot()
+        finally:
+            self._capturing = False
+
+    def _handle(self, view: TrainerView, problem: str, value: float, step: int, epoch: int, batch: int) -> None:
+        state = view.state
+        event = {"event": "divergence", "step": step, "epoch": epoch + 1, "batch": batch,
+                 "value": value if math.isfinite(value) else str(value), "problem": problem, "policy": self.policy}
+        if self.policy == "rollback" and state.rollbacks < self.max_rollbacks and self.snapshot is not None:
+            lr_scale = state.lr_scale * self.lr_factor
+            event.update(action="rollback", restored_step=self.snapshot.step, lr_scale=lr_scale)
+            # the restored state inherits the rollback bookkeeping, so the replay skips this batch
+            view.control.rollback_to = self.snapshot.with_train_state(
+                rollbacks=state.rollbacks + 1, lr_scale=lr_scale,
+                skipped_batches=[*state.skipped_batches, [epoch, batch]], events=[*state.events, event])
+            self._pending = []
+            return
         event["action"] = "stop"
         state.events.append(event)
-        where = f"; last good checkpoint: {checkpoint}" if checkpoint else "; no checkpoint was written yet"
         limit = " after the maximum number of rollbacks" if self.policy == "rollback" else ""
-        raise TrainingError(f"training diverged{limit} at step {step}: {problem} ({value:.6g}){where}")
+        shown = f"{value:.6g}" if math.isfinite(value) else str(value)
+        raise TrainingError(f"training diverged{limit} at step {step}: {problem} ({shown})")

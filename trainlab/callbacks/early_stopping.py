@@ -6,12 +6,17 @@ from typing import Any
 
 import torch
 
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import is_improvement, read
 
 
 class EarlyStopping(Callback):
-    """Keras/Lightning semantics; with ``restore_best`` the best weights are put back at the end."""
+    """Keras/Lightning semantics; with ``restore_best`` the best weights are put back at the end.
+
+    The weights kept are the ones validation evaluated (for schedule-free optimizers the
+    averaged weights x), and they are restored after the step is put in eval mode, so the
+    summary's validation loss is the best epoch's.
+    """
 
     order = 30
     name = "early_stopping"
@@ -30,8 +35,8 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
 
-    def on_train_start(self, trainer) -> None:
-        if trainer.state.epoch == 0 and trainer.state.step == 0:
+    def on_train_start(self, view: TrainerView) -> None:
+        if view.state.epoch == 0 and view.state.step == 0:
             self.reset()  # instances can be re-used across fit() calls
 
     def evaluate(self, value: float, epoch: int) -> tuple[bool, str | None]:
@@ -47,16 +52,16 @@ class EarlyStopping(Callback):
             )
         return False, None
 
-    def on_validation_end(self, trainer, record: dict[str, Any]) -> None:
+    def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
         should_stop, reason = self.evaluate(read(record, self.monitor), record["epoch"])
         if self.restore_best and self.best_epoch == record["epoch"]:
-            self.best_weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+            self.best_weights = view.weights()
         if should_stop:
-            trainer.control.stop(reason)
+            view.control.stop(reason)
 
-    def on_train_end(self, trainer) -> None:
-        if self.restore_best and self.best_weights is not None and trainer.state.finished:
-            trainer.model.load_state_dict(self.best_weights)
+    def on_train_end(self, view: TrainerView) -> None:
+        if self.restore_best and self.best_weights is not None and view.state.finished:
+            view.load_weights(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,

@@ -1,15 +1,19 @@
-"""The one adapter that writes a schedule's LR into the optimizer's param groups every step."""
+"""The one adapter between a schedule and the optimizer: writes the step's LR factor every step."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import read
 
 
-class LRScheduleCallback(Callback):
-    """lr_g(step) = base_lr_g * schedule(step) * lr_scale (lr_scale shrinks at divergence rollbacks)."""
+class LRAdapter(Callback):
+    """lr_g(step) = base_lr_g * schedule(step) * lr_scale (lr_scale shrinks at divergence rollbacks).
+
+    A schedule is a ``step -> factor`` function; one that adapts to a metric (reduce_on_plateau)
+    has ``observe(value)`` and ``monitor``, and its state is saved with this callback.
+    """
 
     order = 10
     name = "lr_schedule"
@@ -18,17 +22,17 @@ class LRScheduleCallback(Callback):
         self.schedule = schedule
         self.monitor = getattr(schedule, "monitor", monitor)
         self._dynamic = hasattr(schedule, "observe")
-        self._written: tuple[float, object] | None = None  # (factor, param_groups) last written
 
-    def on_step_start(self, trainer) -> None:
-        factor = self.schedule(trainer.state.step) * trainer.state.lr_scale
-        groups = trainer.optimizer.param_groups
-        if self._written is not None and self._written[0] == factor and self._written[1] is groups:
-            return  # constant stretches (and constant schedules) cost one comparison per step
-        for group, base in zip(groups, trainer.base_lrs, strict=True):
-            group["lr"] = base * factor
-        self._written = (factor, groups)
+    def on_step_start(self, view: TrainerView) -> None:
+        view.set_lr_factor(self.schedule(view.state.step) * view.state.lr_scale)
 
-    def on_validation_end(self, trainer, record: dict[str, Any]) -> None:
+    def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
         if self._dynamic:
             self.schedule.observe(read(record, self.monitor))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.state_dict() if hasattr(self.schedule, "state_dict") else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("schedule") is not None and hasattr(self.schedule, "load_state_dict"):
+            self.schedule.load_state_dict(state["schedule"])

@@ -1,28 +1,45 @@
-"""Writes metrics.jsonl from the loop's history (atomically, at most every ``min_interval_s``)."""
+"""Writes metrics.jsonl from the loop's history; a failed write (disk full) warns and is retried later."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, TrainerView
 
 
 class MetricsRecorder(Callback):
+    """Rewrites ``metrics.jsonl`` atomically at most every ``min_interval_s`` and at the end.
+
+    The file is written whole from the run's history each time, so one write that succeeds
+    after failed ones records everything: a temporary disk-full loses no record.
+    """
+
     order = 80
     name = "recorder"
 
-    def __init__(self, run_dir, min_interval_s: float = 2.0):
-        self.run_dir, self.min_interval_s = run_dir, min_interval_s
+    def __init__(self, run_dir, min_interval_s: float = 2.0, warn: Callable[[str], None] = print):
+        self.run_dir, self.min_interval_s, self.warn = run_dir, min_interval_s, warn
         self._last = 0.0
+        self.failed = False
 
-    def flush(self, trainer) -> None:
-        self.run_dir.write_metrics(trainer.state.history, trainer.state.events)
+    def flush(self, view: TrainerView) -> bool:
+        try:
+            self.run_dir.write_metrics(view.state.history, view.state.events)
+        except OSError as exc:
+            if not self.failed:
+                self.warn(f"warning: metrics.jsonl not written: {exc.strerror or exc}; training continues and "
+                          "the records are written once there is room")
+            self.failed = True
+            return False
+        self.failed = False
         self._last = time.monotonic()
+        return True
 
-    def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
-        if time.monotonic() - self._last >= self.min_interval_s:
-            self.flush(trainer)
+    def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None:
+        if self.failed or time.monotonic() - self._last >= self.min_interval_s:
+            self.flush(view)
 
-    def on_train_end(self, trainer) -> None:
-        self.flush(trainer)
+    def on_train_end(self, view: TrainerView) -> None:
+        self.flush(view)

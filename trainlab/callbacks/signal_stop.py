@@ -5,11 +5,15 @@ from __future__ import annotations
 import signal
 from contextlib import contextmanager
 
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, TrainerView
 
 
 class SignalStop(Callback):
-    """Turns a pending SIGINT/SIGTERM into ``control.interrupted_by`` at the next step end."""
+    """Turns a pending SIGINT/SIGTERM into ``control.interrupted_by`` at the next step end.
+
+    A signal that arrives after the last step (during the final evaluation or the saving)
+    is kept in ``received``; the caller reports it once the run's files are written.
+    """
 
     order = 5
     name = "signals"
@@ -22,10 +26,10 @@ class SignalStop(Callback):
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
         self.received = signum
 
-    def on_step_end(self, trainer, loss) -> None:
+    def on_step_end(self, view: TrainerView, loss) -> None:
         if self.received is not None:
-            trainer.control.interrupted_by = self.received
-            trainer.control.stop(f"interrupted by {signal.Signals(self.received).name}")
+            view.control.interrupted_by = self.received
+            view.control.stop(f"interrupted by {signal.Signals(self.received).name}")
 
     @contextmanager
     def installed(self):

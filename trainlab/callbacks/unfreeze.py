@@ -8,11 +8,11 @@ counts are logged whenever they change.
 
 from __future__ import annotations
 
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.finetune import apply_epoch_freezing, frozen_norms_to_eval, parameter_counts
 
 
-class FinetuneSchedule(Callback):
+class UnfreezeSchedule(Callback):
     order = 8
     name = "finetune"
 
@@ -21,20 +21,20 @@ class FinetuneSchedule(Callback):
         self._epoch: int | None = None
         self._counts: dict[str, int] | None = None
 
-    def on_step_start(self, trainer) -> None:
-        epoch = trainer.state.epoch
-        if epoch == self._epoch:
+    def on_step_start(self, view: TrainerView) -> None:
+        epoch = view.state.epoch
+        if epoch == self._epoch or view.model is None:
             return
         self._epoch = epoch
-        frozen = apply_epoch_freezing(trainer.model, epoch, self.freeze, self.unfreeze_after_epochs)
+        frozen = apply_epoch_freezing(view.model, epoch, self.freeze, self.unfreeze_after_epochs)
         if frozen:
-            frozen_norms_to_eval(trainer.model)
-        trainer.refresh_parameters()
-        counts = parameter_counts(trainer.model)
+            frozen_norms_to_eval(view.model)
+        view.parameters_changed()
+        counts = parameter_counts(view.model)
         if counts != self._counts:
             self._counts = counts
-            trainer.state.events.append({"event": "parameters", "step": trainer.state.step,
-                                         "epoch": epoch + 1, "backbone_frozen": frozen, **counts})
+            view.state.events.append({"event": "parameters", "step": view.state.step,
+                                      "epoch": epoch + 1, "backbone_frozen": frozen, **counts})
 
-    def on_validation_end(self, trainer, record) -> None:
+    def on_validation_end(self, view: TrainerView, record) -> None:
         self._epoch = None  # evaluation put every layer back in train mode: re-apply next step

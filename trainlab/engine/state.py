@@ -1,4 +1,4 @@
-"""The loop's resumable counters and the flags callbacks use to steer it."""
+"""The loop's resumable counters, the flags callbacks use to steer it, and the epoch's loss sums."""
 
 from __future__ import annotations
 
@@ -38,16 +38,29 @@ class TrainState:
 
 @dataclass
 class Control:
-    """Flags a callback sets to ask the loop for something (HF ``TrainerControl``)."""
+    """Flags a callback sets to ask the loop for something (HF ``TrainerControl``).
+
+    The stop request is resumable (``state_dict``): a run that decided to stop and was killed
+    before it ended stops on resume too. ``rollback_to`` and ``interrupted_by`` belong to
+    this process only.
+    """
 
     should_stop: bool = False
     stop_reason: str | None = None
-    rollback_to: Any = None  # a captured snapshot the loop restores at the next safe point
+    rollback_to: Any = None  # a Snapshot the loop restores at the next safe point
     interrupted_by: int | None = None  # signal number; the run stops after a checkpoint, unfinished
 
     def stop(self, reason: str) -> None:
         self.should_stop = True
         self.stop_reason = self.stop_reason or reason
+
+    def state_dict(self) -> dict[str, Any]:
+        interrupted = self.interrupted_by is not None  # a signal's stop is not the run's decision
+        return {"should_stop": self.should_stop and not interrupted,
+                "stop_reason": None if interrupted else self.stop_reason}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.should_stop, self.stop_reason = bool(state["should_stop"]), state["stop_reason"]
 
 
 class EpochSum:
@@ -87,12 +100,12 @@ class EpochSum:
         """The sum so far (does not fold: reading never changes the summation order)."""
         return float(self.total + self._pending())
 
-    def state_dict(self) -> tuple[list[int], dict[str, torch.Tensor]]:
+    def state_dict(self) -> dict[str, Any]:
         pending = torch.stack(self.values) if self.values else self.total.new_zeros(0)  # in the losses' dtype
-        return list(self.sizes), {"total": self.total, "pending": pending}
+        return {"sizes": list(self.sizes), "total": self.total.clone(), "pending": pending}
 
-    def load_state_dict(self, sizes: list[int], tensors: dict[str, torch.Tensor]) -> None:
-        self.total.copy_(tensors["total"])
-        pending = tensors.get("pending")
-        self.values = [] if pending is None else list(pending.to(self.total.device).unbind())
-        self.sizes = [int(n) for n in sizes]
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.total.copy_(state["total"])
+        pending = state.get("pending")
+        self.values = [] if pending is None else list(pending.to(self.total.device).clone().unbind())
+        self.sizes = [int(n) for n in state["sizes"]]

@@ -1,0 +1,292 @@
+"""From a validated Config to a ready Trainer: a short sequence of named builders.
+
+:func:`build` runs them in order: :func:`build_data`, :func:`build_loss_for`,
+:func:`build_model_for`, :func:`build_optimizer_for` (placing weight decay, resolving
+``lr: auto`` with the LR range test), :func:`build_step`, :func:`build_callbacks`,
+and returns a :class:`Built` holding the pieces and the *resolved* config (what
+``config.yaml`` records: ``lr: auto`` becomes the number it resolved to). Nothing
+touches files or global state beyond the run: the thread count and the seeding
+happen inside :func:`run_scope`, which restores them when the run is done, so
+several runs can follow one another in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab.advisor import advise
+from trainlab.callbacks.base import Callback
+from trainlab.callbacks.divergence_guard import DivergenceGuard
+from trainlab.callbacks.early_stopping import EarlyStopping
+from trainlab.callbacks.lr_adapter import LRAdapter
+from trainlab.callbacks.monitor import check_monitor
+from trainlab.callbacks.unfreeze import UnfreezeSchedule
+from trainlab.config import Config
+from trainlab.data import Dataset, load_dataset
+from trainlab.engine.batching import BatchPlan, TensorBatches
+from trainlab.engine.evaluation import Evaluator
+from trainlab.engine.loop import Limits, Trainer
+from trainlab.engine.objective import Objective
+from trainlab.engine.step import StandardStep, StepOptions
+from trainlab.errors import ConfigError, DataError
+from trainlab.finetune import apply_lora, check_finetune_options, freeze_backbone, layerwise_param_groups
+from trainlab.initializers import initialize
+from trainlab.losses import build_loss
+from trainlab.losses.base import Loss
+from trainlab.lr_finder import range_test_step, suggest_lr
+from trainlab.metrics import default_metrics, validate_metrics
+from trainlab.models import build_model, count_parameters
+from trainlab.optim import build_optimizer, param_groups
+from trainlab.optim.weight_decay import place_weight_decay
+from trainlab.runtime import resolve_device, resolve_precision, seed_everything
+from trainlab.schedules import build_schedule
+
+
+@dataclass
+class Built:
+    """Everything a run needs, built from a config; ``config`` is the resolved one."""
+
+    config: Config
+    data: Dataset
+    loss: Loss
+    step: StandardStep
+    trainer: Trainer
+    evaluator: Evaluator
+    metric_names: list[str]
+    monitor: str
+    mode: str
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.step.model
+
+
+@contextlib.contextmanager
+def run_scope(config: Config) -> Iterator[None]:
+    """Threads and seeds for one run; the process's thread count and RNG states come back afterwards."""
+    threads = torch.get_num_threads()
+    python_rng, numpy_rng, torch_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    if config.runtime.num_threads:
+        torch.set_num_threads(config.runtime.num_threads)
+    seed_everything(config.seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        random.setstate(python_rng)
+        np.random.set_state(numpy_rng)
+        torch.set_rng_state(torch_rng)
+
+
+def gd_mode(batch_size: int, n_train: int) -> str:
+    """BGD (full batch), SGD (single sample) or mini-batch, as the tutorials name them."""
+    if batch_size >= n_train:
+        return "batch gradient descent (full batch)"
+    if batch_size == 1:
+        return "stochastic gradient descent (single sample)"
+    return f"mini-batch gradient descent (batch {batch_size})"
+
+
+def build_data(config: Config) -> Dataset:
+    return load_dataset(config.data, config.seed)
+
+
+def build_loss_for(config: Config, data: Dataset, notes: dict[str, Any]) -> Loss:
+    spec = config.strategy.loss.spec()
+    if spec["name"] == "auto":
+        advice = advise(data.train.y.numpy(), data.task)
+        spec = dict(advice.loss)
+        notes["loss_advice"] = {"loss": advice.loss, "reasons": advice.reasons}
+    return build_loss(spec)
+
+
+def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Module:
+    output_dim = loss.output_dim(data.task, data.num_classes, data.target_dim)
+    spec = config.model.spec()
+    if "vocab_size" in data.extras and spec["name"] == "transformer_encoder":
+        spec.setdefault("vocab_size", data.extras["vocab_size"])
+    model = build_model(spec, data.input_shape, output_dim)
+    if config.strategy.init is not None:
+        initialize(model, config.strategy.init.spec())
+    if hasattr(model, "whiten"):  # airbench: the stem's filters come from the training images
+        sample = data.train.x[:5000]
+        model.whiten(data.eval_transform(sample, None) if data.eval_transform else sample.float())
+    finetune = config.strategy.finetune
+    if finetune is not None:
+        lora = finetune.lora.model_dump() if finetune.lora else None
+        check_finetune_options(finetune.freeze, finetune.unfreeze_after_epochs, finetune.layerwise_lr_decay, lora)
+        if lora:
+            model = apply_lora(model, **lora)
+    return model
+
+
+def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device) -> None:
+    """Run the model on a few training rows and let the loss check the output against the targets."""
+    k = min(len(data.train), 64)
+    x, y = data.train.x[:k].to(device), data.train.y[:k].to(device)
+    if data.eval_transform is not None:
+        x = data.eval_transform(x, None)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(x)
+    except RuntimeError as exc:
+        raise DataError(f"model '{type(model).__name__}' cannot take inputs shaped {tuple(x.shape[1:])}: "
+                        f"{str(exc).splitlines()[0]}") from None
+    finally:
+        model.train(was_training)
+    loss.check(output, y)
+
+
+def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
+    size = config.strategy.batch_size
+    batch_size = n_train if size == "full" else int(size)
+    if batch_size > n_train:
+        if not quiet:
+            print(f"warning: batch_size {batch_size} is larger than the training set ({n_train} rows); "
+                  f"using full batch ({n_train})", file=sys.stderr)
+        batch_size = n_train
+    return batch_size
+
+
+def build_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any]) -> torch.optim.Optimizer:
+    """The optimizer over the model's (and loss's) trainable parameters, with fine-tuning's groups."""
+    finetune = config.strategy.finetune
+    if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
+        if spec["lr"] is None:
+            raise ConfigError("strategy.optimizer.lr is required with finetune.layerwise_lr_decay / "
+                              "unfreeze_after_epochs (the head's learning rate)")
+        groups = layerwise_param_groups(model, float(spec["lr"]), finetune.layerwise_lr_decay or 1.0,
+                                        include_frozen=finetune.unfreeze_after_epochs is not None)
+        extra = [p for p in loss.parameters() if p.requires_grad]
+        if extra:
+            groups.append({"params": extra, "group": "no_decay", "weight_decay": 0.0})
+    else:
+        if finetune is not None and finetune.freeze:
+            freeze_backbone(model)
+        groups = param_groups(model, loss.parameters())
+    return build_optimizer(spec, groups)
+
+
+def optimizer_spec_for(config: Config) -> dict[str, Any]:
+    """The optimizer spec with ``regularization.weight_decay`` placed in it (see optim.weight_decay)."""
+    spec = place_weight_decay(config.strategy.optimizer.spec(), config.strategy.regularization.weight_decay)
+    if spec["name"] == "lbfgs" or spec.get("requires_closure"):
+        if config.runtime.precision == "fp16":
+            raise ConfigError("optimizer 'lbfgs' cannot run with runtime.precision: fp16 (the loss scaler "
+                              "cannot skip a closure's steps); use fp32 or bf16")
+    return spec
+
+
+def step_options(config: Config, precision: str) -> StepOptions:
+    strategy = config.strategy
+    return StepOptions(precision=precision, clip_grad_norm=strategy.clip_grad_norm,
+                       clip_grad_value=strategy.clip_grad_value, channels_last=config.runtime.channels_last)
+
+
+def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any], device: torch.device,
+               precision: str) -> StandardStep:
+    regularization = config.strategy.regularization
+    objective = Objective(loss, regularization.l1, regularization.l2)
+    return StandardStep(model, build_optimizer_for(config, model, loss, spec), objective,
+                        step_options(config, precision), device)
+
+
+def resolve_auto_lr(config: Config, data: Dataset, model: torch.nn.Module, loss: Loss, spec: dict[str, Any],
+                    plan: BatchPlan, device: torch.device, precision: str) -> float:
+    """``lr: auto``: the LR range test on a throw-away step of the same strategy; model and loss untouched."""
+    probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision)
+    batches = TensorBatches(data.train, data.train_transform, config.seed, device)
+    lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=100)
+    return suggest_lr(lrs, losses)
+
+
+def build_callbacks(config: Config, schedule: Any, available: list[str]) -> list[Callback]:
+    """The strategy's callbacks: LR schedule, fine-tuning freeze, divergence guard, early stopping."""
+    strategy = config.strategy
+    callbacks: list[Callback] = [LRAdapter(schedule)]
+    if hasattr(schedule, "observe"):
+        check_monitor(getattr(schedule, "monitor", "val_loss"), available, "schedule reduce_on_plateau")
+    if strategy.finetune is not None and strategy.finetune.freeze:
+        callbacks.append(UnfreezeSchedule(strategy.finetune.freeze, strategy.finetune.unfreeze_after_epochs))
+    divergence = strategy.divergence
+    if divergence.policy != "off":
+        callbacks.append(DivergenceGuard(divergence.policy, divergence.spike_factor, divergence.window,
+                                         divergence.lr_factor, divergence.max_rollbacks))
+    stopping = strategy.early_stopping
+    if stopping:
+        callbacks.append(EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta,
+                                       stopping.restore_best))
+    return callbacks
+
+
+def monitored(config: Config, metric_names: list[str]) -> tuple[str, str, list[str]]:
+    """(monitor, mode, available records) for early stopping and checkpoint-best."""
+    available = ["train_loss", "val_loss", *(f"val_{m}" for m in metric_names)]
+    stopping = config.strategy.early_stopping
+    monitor, mode = (stopping.monitor, stopping.mode) if stopping else ("val_loss", "min")
+    check_monitor(monitor, available, "early_stopping")
+    return monitor, mode, available
+
+
+def build(config: Config, quiet: bool = False) -> Built:
+    """Build every component of ``config``'s run (call inside :func:`run_scope`)."""
+    data = build_data(config)
+    notes: dict[str, Any] = {}
+    loss = build_loss_for(config, data, notes)
+    return assemble(config, data, loss, build_model_for(config, data, loss), notes, quiet)
+
+
+def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, notes: dict[str, Any],
+             quiet: bool = False) -> Built:
+    """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model."""
+    device = resolve_device(config.runtime.device)
+    precision = resolve_precision(config.runtime.precision, device)
+    model = model.to(device)
+    loss.to(device)
+    check_loss_fits(loss, model, data, device)
+    metric_names = validate_metrics(config.metrics or default_metrics(data.task), data.task)
+    monitor, mode, available = monitored(config, metric_names)
+
+    batch_size = batch_size_for(config, len(data.train), quiet)
+    notes["gd_mode"] = gd_mode(batch_size, len(data.train))
+    plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps)
+    spec = optimizer_spec_for(config)
+    if spec["lr"] == "auto":
+        spec["lr"] = notes["lr_auto"] = resolve_auto_lr(config, data, model, loss, spec, plan, device, precision)
+        config = resolved_lr(config, spec["lr"])
+    step = build_step(config, model, loss, spec, device, precision)
+
+    limits = Limits(config.strategy.epochs, config.strategy.max_steps)
+    schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
+                              plan.steps_per_epoch)
+    batches = TensorBatches(data.train, data.train_transform, config.seed, device)
+    evaluator = Evaluator(step, loss, metric_names, data.num_classes, data.eval_transform)
+    trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available),
+                      evaluate=lambda: evaluator.evaluate(data.val))
+    notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
+    return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes)
+
+
+def resolved_lr(config: Config, lr: float) -> Config:
+    """``config`` with ``strategy.optimizer.lr`` set to the number ``lr: auto`` resolved to."""
+    optimizer = config.strategy.optimizer.model_copy(update={"lr": float(lr)})
+    return config.model_copy(update={"strategy": config.strategy.model_copy(update={"optimizer": optimizer})})
+
+
+def fit_config(config: Config, quiet: bool = True) -> Built:
+    """Build and train ``config`` in memory (no run folder); returns the trained pieces."""
+    with run_scope(config):
+        built = build(config, quiet=quiet)
+        built.trainer.fit()
+    return built

@@ -1,0 +1,117 @@
+"""Which rows make up each optimizer step: the epoch order, the slicing, the augmentation seed.
+
+The data order of epoch ``e`` is a pure function of ``(seed, e)``
+(:func:`epoch_permutation`), and an augmentation's randomness a pure function of
+``(seed, step)`` (:func:`augmentation_generator`), so resuming needs no RNG state
+for either. :class:`BatchPlan` cuts an epoch into optimizer steps of ``accum``
+micro-batches of ``batch_size`` rows; :class:`TensorBatches` turns an index
+tensor into an ``(x, y)`` batch on the run's device. The Trainer and the LR
+finder both batch through this module.
+
+Where other sources plug in: a data-parallel source would take ``(rank, world)``
+and keep ``order[rank::world]`` of :meth:`BatchPlan.order`; a streaming
+(memory-mapped) source implements :meth:`TensorBatches.fetch` over its storage.
+Neither changes the plan or the Trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from trainlab.data.dataset import Split
+
+BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of ``epoch``: ``randperm(n)`` from a generator seeded with ``seed * 1_000_003 + epoch``."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def augmentation_seed(seed: int, step: int) -> int:
+    """The seed of step ``step``'s augmentation: ``seed * 7_919 + step`` (nothing to save for resume)."""
+    return seed * 7_919 + step
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """An epoch of ``n`` rows as optimizer steps of ``accum`` micro-batches of ``batch_size`` rows.
+
+    The last micro-batch of an epoch may be short, and so may the last step (fewer micro-batches).
+    """
+
+    n: int
+    batch_size: int
+    seed: int
+    accum: int = 1
+
+    @property
+    def micro_batches(self) -> int:
+        """ceil(n / batch_size) micro-batches per epoch."""
+        return -(-self.n // self.batch_size)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """ceil(micro_batches / accum) optimizer steps per epoch."""
+        return -(-self.micro_batches // self.accum)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        return epoch_permutation(self.n, self.seed, epoch)
+
+    def steps(self, epoch: int, start: int = 0, skipped: frozenset[int] = frozenset(),
+              device: torch.device | None = None) -> Iterator[tuple[int, list[torch.Tensor]]]:
+        """Yield ``(next_micro_batch, [index tensors])`` for each step of ``epoch`` from micro-batch ``start``.
+
+        Micro-batches listed in ``skipped`` (divergence rollbacks) are left out; a step whose
+        micro-batches are all skipped yields an empty list, and still advances the position.
+        """
+        order = self.order(epoch)
+        if device is not None:
+            order = order.to(device)
+        size, accum, count = self.batch_size, self.accum, self.micro_batches
+        micro = start
+        while micro < count:
+            end = min(micro + accum, count)
+            if accum == 1 and not skipped:  # the common case, kept lean: one slice, no filtering
+                indices = [order[micro * size:(micro + 1) * size]]
+            else:
+                indices = [order[b * size:(b + 1) * size] for b in range(micro, end) if b not in skipped]
+            micro = end
+            yield micro, indices
+
+
+class TensorBatches:
+    """Batches of an in-memory split on one device, with the training transform seeded by step."""
+
+    def __init__(self, split: Split, transform: BatchTransform | None, seed: int, device: torch.device):
+        self.x, self.y = split.x.to(device), split.y.to(device)
+        self.transform, self.seed, self.device = transform, seed, device
+        self._generator: torch.Generator | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def fetch(self, index: torch.Tensor, step: int) -> Batch:
+        x, y = self.x[index], self.y[index]
+        if self.transform is not None:
+            x = self.transform(x, self.augmentation_generator(step))
+        return x, y
+
+    def augmentation_generator(self, step: int) -> torch.Generator:
+        if self._generator is None:
+            self._generator = torch.Generator(device=self.device)
+        return self._generator.manual_seed(augmentation_seed(self.seed, step))
+
+    def forever(self, plan: BatchPlan) -> Iterator[Batch]:
+        """Every step's batch in the engine's order, epoch after epoch (the LR finder's sweep)."""
+        step, epoch = 0, 0
+        while True:
+            for _, indices in plan.steps(epoch, device=self.device):
+                yield self.fetch(torch.cat(indices) if len(indices) > 1 else indices[0], step)
+                step += 1
+            epoch += 1

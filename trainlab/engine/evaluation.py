@@ -1,0 +1,50 @@
+"""Evaluation: a split's loss and metrics from a Step's predictions, in batches, without gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from trainlab.data.dataset import Split
+from trainlab.engine.step import Step
+from trainlab.losses.base import Loss
+from trainlab.metrics import compute
+
+BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+
+class Evaluator:
+    """``evaluate(split)`` -> ``{"loss": ..., <metric>: ...}`` (no split prefix) for one step's model.
+
+    The step is put in eval mode (schedule-free optimizers: the averaged weights x) and left
+    there; the Trainer switches it back before the next training step.
+    """
+
+    def __init__(self, step: Step, loss: Loss, metric_names: Sequence[str], num_classes: int | None,
+                 transform: BatchTransform | None = None, batch_size: int = 2048):
+        self.step, self.loss, self.metric_names = step, loss, list(metric_names)
+        self.num_classes, self.transform, self.batch_size = num_classes, transform, batch_size
+
+    @torch.no_grad()
+    def outputs(self, split: Split) -> torch.Tensor:
+        """The model's outputs (float32) for every row of ``split``, in order."""
+        self.step.set_mode(training=False)
+        outputs = []
+        for start in range(0, len(split), self.batch_size):
+            x = split.x[start:start + self.batch_size].to(self.step.device)
+            if self.transform is not None:
+                x = self.transform(x, None)
+            outputs.append(self.step.predict(x).float())
+        return torch.cat(outputs) if outputs else torch.zeros(0)
+
+    def evaluate(self, split: Split) -> dict[str, Any]:
+        if len(split) == 0:
+            return {}
+        output = self.outputs(split)
+        target = split.y.to(self.step.device)
+        with torch.no_grad():
+            result: dict[str, Any] = {"loss": float(self.loss(output, target))}
+        result.update(compute(self.metric_names, self.loss.predict(output), target, self.num_classes))
+        return result

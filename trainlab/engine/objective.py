@@ -1,0 +1,59 @@
+"""What a step minimises: the data loss plus the L1/L2 penalties, each reported on its own.
+
+``objective(output, target, model)`` returns :class:`Terms`: ``total`` (what is
+back-propagated) and ``parts`` (detachable named values: ``"loss"``, the data
+loss alone, and ``"penalty"`` = l1 * sum|w| + l2 * sum w^2 over the weights
+with ndim >= 2, present only when a coefficient is set). Decoupled weight decay
+is not here: it lives in the optimizer's param groups.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from trainlab.losses.base import Loss
+from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_parameters
+
+
+class Terms(NamedTuple):
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor]
+
+
+class Objective(nn.Module):
+    """A loss wrapped with parameter penalties; the penalised weights are re-read on :meth:`parameters_changed`."""
+
+    def __init__(self, loss: Loss, l1: float = 0.0, l2: float = 0.0):
+        super().__init__()
+        if l1 < 0 or l2 < 0:
+            raise ValueError(f"penalty coefficients must be >= 0; got l1={l1}, l2={l2}")
+        self.loss, self.l1, self.l2 = loss, float(l1), float(l2)
+        self._params: list[torch.Tensor] | None = None
+
+    @property
+    def penalised(self) -> bool:
+        return bool(self.l1 or self.l2)
+
+    def parameters_changed(self, model: nn.Module) -> None:
+        self._params = penalised_parameters(model) if self.penalised else []
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        if self._params is None:
+            self.parameters_changed(model)
+        if not self._params:
+            return None
+        total = self.l1 * l1_penalty(self._params) if self.l1 else None
+        if self.l2:
+            l2 = self.l2 * l2_penalty(self._params)
+            total = l2 if total is None else total + l2
+        return total
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module) -> Terms:
+        data_loss = self.loss(output, target)
+        penalty = self.penalty(model) if self.penalised else None
+        if penalty is None:
+            return Terms(data_loss, {"loss": data_loss})
+        return Terms(data_loss + penalty, {"loss": data_loss, "penalty": penalty})

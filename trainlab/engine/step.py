@@ -1,0 +1,276 @@
+"""The training step as its own object: ``step.train_step(batches, state) -> StepOutput``.
+
+The Trainer sequences events and calls a :class:`Step`; it knows nothing of
+models, optimizers or losses. A Step owns those, and everything between "here
+are this step's micro-batches" and "the parameters were updated": autocast and
+the fp16 loss scaler, gradient accumulation, clipping, the optimizer step. It
+returns the step's named losses (detached; ``"loss"`` is the one the divergence
+guard and the progress display watch) and how many samples it consumed.
+
+A Step must provide (see :class:`Step`): ``train_step``, ``set_mode`` (train or
+eval weights; schedule-free optimizers switch weights here), ``predict`` (a
+forward pass for evaluation), ``lr``/``set_lr_factor`` (the one place LRs are
+written), ``weights``/``load_weights`` (what early stopping keeps), and
+``state_dict``/``load_state_dict`` (everything needed for a bit-identical
+resume, tensors anywhere in the tree). A GAN step (two models, two optimizers,
+``n_critic`` critic updates per generator update) or a multi-task step (named
+heads, a loss per head) is a new Step class; the Trainer does not change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.engine.objective import Objective
+from trainlab.engine.state import TrainState
+from trainlab.optim import requires_closure, set_train_mode
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable; fp32 steps skip building a context each time
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What one optimizer step reports: named detached losses (means over its samples) and the sample count."""
+
+    losses: dict[str, torch.Tensor]
+    samples: int
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return self.losses["loss"]
+
+
+class Step:
+    """The contract the Trainer relies on. Subclasses implement every method."""
+
+    model: nn.Module | None = None  # the model evaluation and fine-tuning callbacks act on (None: several)
+
+    def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
+        raise NotImplementedError
+
+    def set_mode(self, training: bool) -> None:
+        raise NotImplementedError
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def lr(self) -> float:
+        raise NotImplementedError
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Every param group's LR becomes its base LR times ``factor`` (schedules, rollbacks)."""
+        raise NotImplementedError
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def parameters_changed(self) -> None:
+        """Called after parameters were frozen or unfrozen."""
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """How :class:`StandardStep` runs, resolved from the strategy."""
+
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a loss scaler)
+    clip_grad_norm: float | None = None  # max global L2 norm of the gradients
+    clip_grad_value: float | None = None  # max |g| per element
+    channels_last: bool = False  # 4-d inputs and conv weights in NHWC layout
+
+
+class LRGroups:
+    """Writes ``lr = base_lr * factor`` into param groups; the base LRs are read once, at construction."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+        self.base = [[float(group["lr"]) for group in opt.param_groups] for opt in optimizers]
+        self._written: tuple[float, list[Any]] | None = None
+
+    def set_factor(self, factor: float) -> None:
+        groups = [opt.param_groups for opt in self.optimizers]
+        # constant stretches cost one comparison; load_state_dict replaces the group dicts, hence the identity check
+        if self._written is not None and self._written[0] == factor and all(
+                a is b for a, b in zip(self._written[1], groups, strict=True)):
+            return
+        for opt, bases in zip(self.optimizers, self.base, strict=True):
+            for group, base in zip(opt.param_groups, bases, strict=True):
+                group["lr"] = base * factor
+        self._written = (factor, groups)
+
+    def current(self) -> float:
+        return float(self.optimizers[0].param_groups[0]["lr"])
+
+
+class StandardStep(Step):
+    """One model, one optimizer, one objective: forward, loss (+ penalties), backward, clip, step.
+
+    With ``len(batches) > 1`` the gradients of the micro-batches accumulate: each
+    micro-batch's objective is divided by the number of micro-batches, so the step
+    follows the mean of their mean losses. Optimizers that need a closure (L-BFGS)
+    get one that runs the same objective, penalties and clipping on the step's rows.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, objective: Objective,
+                 options: StepOptions = StepOptions(), device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.optimizer, self.objective, self.options = optimizer, objective.to(self.device), options
+        self._memory_format = torch.channels_last if options.channels_last else None
+        if self._memory_format is not None:
+            self.model.to(memory_format=self._memory_format)  # 4-d weights only; others stay as they are
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
+        self.scaler = torch.amp.GradScaler(self.device.type) if options.precision == "fp16" else None
+        self._closure = requires_closure(optimizer)
+        self._lrs = LRGroups([optimizer])
+        self._training: bool | None = None
+        self._clipping = options.clip_grad_norm is not None or options.clip_grad_value is not None
+
+    # ------------------------------------------------------------------ forward
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        precision = self.options.precision
+        if precision == "fp32":
+            return _NO_AUTOCAST
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._memory_format is not None and x.ndim == 4:
+            x = x.contiguous(memory_format=self._memory_format)
+        with self._autocast():
+            output = self.model(x)
+        return output.float() if output.dtype in (torch.float16, torch.bfloat16) else output
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._forward(x)
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
+        if self._closure:
+            return self._closure_step(batches)
+        optimizer, scale = self.optimizer, 1.0 / len(batches)
+        totals: dict[str, torch.Tensor] = {}
+        samples = 0
+        for x, y in batches:
+            terms = self.objective(self._forward(x), y, self.model)
+            objective = terms.total if scale == 1.0 else terms.total * scale
+            (objective if self.scaler is None else self.scaler.scale(objective)).backward()
+            n = len(y)
+            for name, value in terms.parts.items():
+                part = value.detach() if len(batches) == 1 else value.detach() * n
+                totals[name] = part if name not in totals else totals[name] + part
+            samples += n
+        if len(batches) > 1:
+            totals = {name: value / samples for name, value in totals.items()}
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)  # clipping sees the true gradients
+        if self._clipping:
+            self._clip()
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)  # skips the update when the scaled gradients overflowed
+            self.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return StepOutput(totals, samples)
+
+    def _closure_step(self, batches: list[Batch]) -> StepOutput:
+        # one evaluation over all of the step's rows: for equal micro-batches, the accumulated mean
+        x = torch.cat([b[0] for b in batches]) if len(batches) > 1 else batches[0][0]
+        y = torch.cat([b[1] for b in batches]) if len(batches) > 1 else batches[0][1]
+        first: dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            terms = self.objective(self._forward(x), y, self.model)
+            terms.total.backward()
+            if self._clipping:
+                self._clip()
+            if not first:  # the loss before the step, as for every other optimizer
+                first.update({name: value.detach() for name, value in terms.parts.items()})
+            return terms.total
+
+        self.optimizer.step(closure)
+        self.optimizer.zero_grad(set_to_none=True)
+        return StepOutput(first, len(y))
+
+    def _clip(self) -> None:
+        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.options.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.options.clip_grad_norm, foreach=True)
+        if self.options.clip_grad_value is not None:
+            torch.nn.utils.clip_grad_value_(params, self.options.clip_grad_value)
+
+    # ------------------------------------------------------------------ modes, LR, weights, state
+
+    def set_mode(self, training: bool) -> None:
+        """Train or eval mode for the model, and for schedule-free optimizers their y / x weights."""
+        if self._training is training:
+            return
+        self._training = training
+        set_train_mode(self.optimizer, training)
+        self.model.train(training)
+
+    def lr(self) -> float:
+        return self._lrs.current()
+
+    def set_lr_factor(self, factor: float) -> None:
+        self._lrs.set_factor(factor)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(weights)
+
+    def parameters_changed(self) -> None:
+        self.objective.parameters_changed(self.model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "loss": self.objective.loss.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "training": self._training,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # copies: optimizer.load_state_dict aliases same-device tensors, and a snapshot may be reused
+        self.model.load_state_dict({k: v.clone() for k, v in state["model"].items()})
+        if state["loss"]:
+            self.objective.loss.load_state_dict({k: v.clone() for k, v in state["loss"].items()})
+        self.optimizer.load_state_dict(_cloned(state["optimizer"]))
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self._training = state.get("training")
+        if self._training is not None:
+            self.model.train(self._training)
+        self.parameters_changed()
+
+
+def _cloned(tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.clone()
+    if isinstance(tree, dict):
+        return {k: _cloned(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_cloned(v) for v in tree]
+    return tree

@@ -1,0 +1,89 @@
+"""The run records' schema: what metrics.jsonl and summary.json hold (documented in docs/records.md).
+
+Comparison, reports and tuning read these, so their keys are a contract:
+
+- an **epoch record** (one per validation at an epoch's end), an **event record**
+  (``"event"`` key: divergence, rollback, checkpoint_failed, parameters, ...) and
+  later **step records**, one JSON object per line of ``metrics.jsonl``;
+- the **summary** (``summary.json``) written once the run ends.
+
+Every value written is valid JSON: a non-finite float becomes ``null`` (and the
+summary says why in ``non_finite``), never ``NaN``/``Infinity``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NotRequired, TypedDict
+
+
+class EpochRecord(TypedDict):
+    epoch: int  # epochs completed, 1-based
+    step: int  # optimizer steps completed
+    lr: float  # the first param group's LR at the epoch's end
+    train_loss: float  # mean data loss over the epoch's samples (penalties apart)
+    train_penalty: NotRequired[float]  # mean l1 * sum|w| + l2 * sum w^2, when set
+    elapsed_s: float  # training wall time so far, summed over resumes
+    # plus val_loss and val_<metric> for every configured metric
+
+
+class EventRecord(TypedDict):
+    event: str  # divergence | checkpoint_failed | parameters | ...
+    step: int
+
+
+class Summary(TypedDict):
+    name: str
+    status: str  # finished | diverged
+    seed: int
+    config_hash: str  # of the config as given (before lr: auto and loss: auto were resolved)
+    epochs_run: int
+    steps: int
+    best_epoch: int | None
+    stopped_early: bool
+    stop_reason: str | None
+    train_time_s: float
+    samples_per_s: float | None
+    val: dict[str, Any]  # metric -> value, no prefix ("loss", "accuracy", ...)
+    test: dict[str, Any]
+    loss: str
+    optimizer: str
+    mode: str  # batch / mini-batch / stochastic gradient descent
+    events: list[dict[str, Any]]
+    notes: dict[str, Any]
+    environment: dict[str, Any]
+    trainlab: str
+
+
+def json_safe(value: Any, path: str = "", found: list[str] | None = None) -> Any:
+    """``value`` with every non-finite float replaced by None (their paths appended to ``found``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append(f"{path}={value}")
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary as valid JSON; non-finite values become null, listed under ``non_finite``."""
+    found: list[str] = []
+    safe = json_safe(summary, "", found)
+    if found:
+        safe["non_finite"] = found
+    return safe
+
+
+def best_epoch(history: list[dict[str, Any]], monitor: str, mode: str) -> int | None:
+    """The epoch whose ``monitor`` was best (first on ties; NaN never best), or None."""
+    best, epoch = None, None
+    for record in history:
+        value = record.get(monitor)
+        if not isinstance(value, int | float) or math.isnan(value):
+            continue
+        if best is None or (value < best if mode == "min" else value > best):
+            best, epoch = value, record["epoch"]
+    return epoch
