@@ -342,12 +342,11 @@ def blob_dataset():
                    num_classes=4)
 
 
-def test_training_batches_follow_the_engine_epoch_order():
-    from trainlab.data.dataset import epoch_permutation
-    from trainlab.lr_finder import training_batches
+def test_engine_batches_follow_the_epoch_order():
+    from trainlab.engine.batching import BatchPlan, TensorBatches, epoch_permutation
 
     data = blob_dataset()
-    batches = training_batches(data, 100, seed=3, device="cpu")
+    batches = TensorBatches(data.train, None, seed=3, device=torch.device("cpu")).forever(BatchPlan(256, 100, seed=3))
     first, second, third, fourth = (next(batches) for _ in range(4))
     order0, order1 = epoch_permutation(256, 3, 0), epoch_permutation(256, 3, 1)
     assert torch.equal(first[0], data.train.x[order0[:100]]) and torch.equal(third[1], data.train.y[order0[200:]])
@@ -355,25 +354,34 @@ def test_training_batches_follow_the_engine_epoch_order():
     assert torch.equal(second[1], data.train.y[order0[100:200]])
 
 
-def test_find_lr_for_restores_model_and_loss_and_matches_a_manual_range_test():
+def test_range_test_through_the_runs_step_restores_it_and_matches_a_plain_range_test():
+    """Same model, SGD, no penalties or clipping: the step-driven sweep equals the plain one."""
+    from trainlab.engine.batching import BatchPlan, TensorBatches
+    from trainlab.engine.objective import Objective
+    from trainlab.engine.step import StandardStep
     from trainlab.losses import build_loss
-    from trainlab.lr_finder import find_lr_for, training_batches
+    from trainlab.lr_finder import range_test_step
 
     data, loss = blob_dataset(), build_loss("cross_entropy")
     model = mlp(0)
+    step = StandardStep(model, torch.optim.SGD(model.parameters(), lr=1e-5), Objective(loss))
     before = copy.deepcopy(model.state_dict())
-    suggestion = find_lr_for(model, loss, data, {"name": "sgd", "lr": "auto"}, 32, "cpu", 0,
-                             start_lr=1e-5, end_lr=10.0, num_steps=60)
+    batches = TensorBatches(data.train, None, 0, torch.device("cpu"))
+    lrs, losses = range_test_step(step, batches.forever(BatchPlan(256, 32, seed=0)), start_lr=1e-5, end_lr=10.0,
+                                  num_steps=60)
     assert_same_tree(before, model.state_dict())
+    assert step.lr() == pytest.approx(1e-5)
     manual_model = mlp(0)
-    lrs, losses = run_lr_range_test(manual_model, loss, torch.optim.SGD(manual_model.parameters(), lr=1e-5),
-                                    training_batches(data, 32, 0, "cpu"), start_lr=1e-5, end_lr=10.0, num_steps=60)
-    assert suggestion == suggest_lr(lrs, losses)
+    manual_lrs, manual_losses = run_lr_range_test(
+        manual_model, loss, torch.optim.SGD(manual_model.parameters(), lr=1e-5),
+        batches.forever(BatchPlan(256, 32, seed=0)), start_lr=1e-5, end_lr=10.0, num_steps=60)
+    assert lrs == manual_lrs
+    np.testing.assert_allclose(losses, manual_losses, rtol=1e-5)
 
 
 def test_lr_find_config_builds_the_run_and_plots(tmp_path):
     from trainlab.config import Config
-    from trainlab.lr_finder import lr_find_config
+    from trainlab.experiment import lr_find_config
 
     config = Config.model_validate({
         "name": "lr-find", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp"},

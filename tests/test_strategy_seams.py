@@ -1,0 +1,183 @@
+"""Where the parts meet: weight decay's one home, restore-best with schedule-free, lr: auto resolved,
+L-BFGS with clipping, the Python API with a user callback, runs scoped to themselves."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import trainlab
+from tests.conftest import DIGITS_MLP, LINREG, least_squares
+from trainlab.builders import fit_config, run_scope
+from trainlab.cli import main
+from trainlab.config import validate
+from trainlab.errors import ConfigError
+
+SLOPE, INTERCEPT = least_squares()
+
+
+def _linreg(optimizer: dict, epochs: int, regularization: dict | None = None) -> dict:
+    config = copy.deepcopy(LINREG)
+    config["strategy"].update(optimizer=optimizer, epochs=epochs)
+    if regularization:
+        config["strategy"]["regularization"] = regularization
+    return config
+
+
+@pytest.mark.parametrize("optimizer,where", [
+    ({"name": "schedule_free_adamw", "lr": 0.5}, "own"),
+    ({"name": "schedule_free_adamw", "lr": 0.5}, "regularization"),
+    ({"name": "prodigy"}, "own"),
+    ({"name": "prodigy"}, "regularization"),
+])
+def test_decoupled_decay_optimizers_reach_least_squares_with_weight_decay(optimizer, where):
+    """Schedule-free decays z with its own step size, Prodigy by lr * d: the loop must not decay on top."""
+    wd = 0.1
+    spec = {**optimizer, "weight_decay": wd} if where == "own" else optimizer
+    config = _linreg(spec, 2000, {"weight_decay": wd} if where == "regularization" else None)
+    slope = float(fit_config(validate(config)).model.weight.detach())
+    assert abs(slope - SLOPE) < 0.1
+
+
+def test_regularization_weight_decay_is_the_optimizers_own_decay():
+    own = fit_config(validate(_linreg({"name": "adamw", "lr": 0.05, "weight_decay": 0.3}, 300)))
+    mapped = fit_config(validate(_linreg({"name": "adamw", "lr": 0.05}, 300, {"weight_decay": 0.3})))
+    for a, b in zip(own.model.parameters(), mapped.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    group = next(g for g in mapped.step.optimizer.param_groups if g.get("group") == "decay")
+    assert group["weight_decay"] == 0.3
+
+
+@pytest.mark.parametrize("optimizer,message", [
+    ({"name": "adamw", "lr": 0.01, "weight_decay": 0.01}, "weight decay is set twice"),
+    ({"name": "adam", "lr": 0.01}, "L2 term in the gradient"),
+    ({"name": "momentum", "lr": 0.01}, "no home in optimizer 'momentum'"),
+])
+def test_weight_decay_that_would_double_or_change_meaning_is_refused(write_config, capsys, optimizer, message):
+    config = write_config(_linreg(optimizer, 5, {"weight_decay": 0.01}))
+    assert main(["train", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+
+
+def test_restore_best_with_schedule_free_reports_the_best_epochs_val_loss(write_config, tmp_path):
+    config = write_config(DIGITS_MLP, strategy__epochs=12,
+                          strategy__optimizer={"name": "schedule_free_adamw", "lr": 0.05},
+                          strategy__early_stopping={"monitor": "val_loss", "patience": 3, "restore_best": True})
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = min((r for r in records if "val_loss" in r), key=lambda r: r["val_loss"])
+    assert summary["best_epoch"] == best["epoch"]
+    assert summary["val"]["loss"] == pytest.approx(best["val_loss"], abs=1e-6)
+
+
+def test_lr_auto_is_resolved_in_the_stored_config_and_eval_does_not_rerun_the_finder(write_config, tmp_path,
+                                                                                       monkeypatch, capsys):
+    config = write_config(DIGITS_MLP, strategy__optimizer={"name": "sgd", "lr": "auto"}, strategy__epochs=1)
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    lr = stored["strategy"]["optimizer"]["lr"]
+    assert isinstance(lr, float) and lr > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["notes"]["lr_auto"] == lr
+
+    import trainlab.builders
+
+    def no_finder(*args, **kwargs):
+        raise AssertionError("the LR range test ran again")
+
+    monkeypatch.setattr(trainlab.builders, "range_test_step", no_finder)
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_lbfgs_runs_clipping_inside_its_closure():
+    exact = fit_config(validate(_linreg({"name": "lbfgs", "lr": 1.0}, 20)))
+    assert float(exact.model.weight.detach()) == pytest.approx(SLOPE, abs=1e-3)
+    config = _linreg({"name": "lbfgs", "lr": 1.0}, 20)
+    config["strategy"]["clip_grad_norm"] = 1e-9
+    clipped = fit_config(validate(config))
+    assert abs(float(clipped.model.weight.detach()) - SLOPE) > 0.1
+
+
+def test_lbfgs_with_fp16_loss_scaling_is_refused():
+    with pytest.raises(ConfigError, match="fp16"):
+        config = _linreg({"name": "lbfgs", "lr": 1.0}, 2)
+        config["runtime"] = {"precision": "fp16", "device": "cpu"}
+        fit_config(validate(config))
+
+
+class StepLosses(trainlab.Callback):
+    """A user callback: sees every step's loss and every epoch's record."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+        self.records: list[dict] = []
+
+    def on_step_end(self, view, loss):
+        self.losses.append(float(loss))
+
+    def on_epoch_end(self, view, record):
+        self.records.append(record)
+
+
+class TwoLayer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = torch.nn.Linear(2, 16)
+        self.out = torch.nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+def test_fit_trains_a_custom_module_on_tensors_with_a_user_callback(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 2, generator=generator)
+    y = (x[:, 0] * x[:, 1] > 0).long()  # XOR-like: needs the hidden layer
+    callback = StepLosses()
+    result = trainlab.fit(TwoLayer(), train=(x[:300], y[:300]), val=(x[300:350], y[300:350]),
+                          test=(x[350:], y[350:]), callbacks=[callback], out=tmp_path / "fit",
+                          strategy={"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.02},
+                                    "batch_size": 30, "epochs": 30})
+    assert len(callback.losses) == 30 * 10  # every step's loss
+    assert len(callback.records) == len(result.history) == 30
+    assert callback.losses[-1] < callback.losses[0]
+    assert result.summary["test"]["accuracy"] > 0.85
+    assert (tmp_path / "fit" / "model.safetensors").is_file()
+    assert len((tmp_path / "fit" / "metrics.jsonl").read_text().splitlines()) == 30
+
+
+def test_runs_are_scoped_threads_and_rngs_come_back():
+    threads = torch.get_num_threads()
+    random.seed(5)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(5)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    config = validate({**DIGITS_MLP, "runtime": {"num_threads": 2 if threads != 2 else 1}})
+    with run_scope(config):
+        assert torch.get_num_threads() == config.runtime.num_threads
+    assert torch.get_num_threads() == threads
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
+
+
+def test_two_runs_in_one_process_equal_two_fresh_ones():
+    config = validate({**DIGITS_MLP, "strategy": {**DIGITS_MLP["strategy"], "epochs": 1}})
+    first = fit_config(config)
+    torch.rand(17)  # the caller's RNG use in between must not matter
+    second = fit_config(config)
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        assert torch.equal(a, b)
