@@ -251,6 +251,11 @@ class Loss(nn.Module):
             return torch.stack(split_views(output, self.num_views, self.name), dim=1)
         return output
 
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether ``probabilities`` gives class probabilities (score-based metrics need them)."""
+        return self.target_kind in ("class_index", "binary")
+
     def probabilities(self, output: torch.Tensor) -> torch.Tensor | None:
         """softmax over K logits (N, K); sigmoid of one logit (N,) or of each label's logit (N, L); else None."""
         output = widen(output)

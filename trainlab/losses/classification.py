@@ -129,6 +129,8 @@ class _Hinge(Loss):
             raise ValueError(f"{type(self).__name__.lower()} margin must be > 0; got {margin}")
         self.margin = float(margin)
 
+    has_probabilities = False
+
     def probabilities(self, output: torch.Tensor) -> None:
         """Margin scores are not probabilities: score-based metrics (roc_auc, log_loss ...) do not apply."""
         return None
@@ -361,6 +363,8 @@ class MulticlassHingeLoss(Loss):
         if not margin > 0:
             raise ValueError(f"multiclass_hinge margin must be > 0; got {margin}")
         self.variant, self.margin = variant, float(margin)
+
+    has_probabilities = False
 
     def probabilities(self, output: torch.Tensor) -> None:
         """Margin scores are not probabilities: score-based metrics do not apply."""
