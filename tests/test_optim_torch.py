@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 import trainlab.optim.builtins  # noqa: F401
+from tests.optim_quadratics import assert_same, grad, quadratics
 from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS, param_groups, requires_closure
-from tests.optim_quadratics import assert_same, grad, quadratics
 from trainlab.optim.muon import MuonWithAdamW
 
 STEPS = 50
