@@ -1,5 +1,8 @@
 """Every loss against an independent NumPy transcription of its formula and, where PyTorch has
-the same loss, against PyTorch's; gradients by gradcheck. All in float64."""
+the same loss and trainlab computes it by its own formula, against PyTorch's; gradients by
+gradcheck. All in float64. (Losses that call the same ``F.*`` function as the PyTorch loss,
+e.g. mse, huber, bce, cross_entropy, are checked against NumPy only: comparing ``F.x`` with
+``F.x`` could not fail.)"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -28,6 +32,8 @@ def inputs(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
         return rng.normal(size=(N, 3)), rng.normal(size=(N, 3))
     if kind == "binary":
         return 3 * rng.normal(size=(N, 1)), rng.integers(0, 2, N)
+    if kind == "saturated":  # logits where 1 - sigmoid(z) is 0 in float64: the log-sum-exp form is needed
+        return np.array([[800.0], [-800.0], [60.0], [-60.0], [1e4], [-1e4], [0.0]]), np.array([0, 1, 1, 0, 1, 0, 1])
     if kind == "signed":
         return 3 * rng.normal(size=(N, 1)), rng.choice([-1, 1], N)
     if kind == "multilabel":
@@ -95,10 +101,11 @@ def np_quantile(p, t, tau=0.5):
 
 
 def np_bce(z, y, pos_weight=None):
+    """-[p y log s(z) + (1 - y) log(1 - s(z))], with log s(z) = -log(1 + e^-z) (finite for |z| large)."""
     z = z.reshape(y.shape)
     pw = 1.0 if pos_weight is None else np.asarray(pos_weight)
-    p = np_sigmoid(z)
-    return -(pw * y * np.log(p) + (1 - y) * np.log(1 - p))
+    log_p, log_not_p = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
+    return -(pw * y * log_p + (1 - y) * log_not_p)
 
 
 def np_bce_prob(p, y, eps=1e-7):
@@ -126,8 +133,8 @@ def np_nll(logp, y, class_weights=None):
 
 
 def np_focal(z, y, gamma=2.0, alpha=None):
-    if z.shape[1] == 1:
-        p = np_sigmoid(z.reshape(-1))
+    if z.shape[1] == 1 or y.ndim == 2:  # sigmoid per sample (binary) or per label (multi-label)
+        p = np_sigmoid(z.reshape(y.shape))
         p_t = np.where(y == 1, p, 1 - p)
         a_t = 1.0 if alpha is None else np.where(y == 1, alpha, 1 - alpha)
     else:
@@ -230,44 +237,43 @@ class Case:
 
 
 CASES = [
-    Case("mse", {}, "regression", lambda p, t: (p - t) ** 2, lambda p, t: F.mse_loss(p, t, reduction="none")),
-    Case("mae", {}, "regression", lambda p, t: np.abs(p - t), lambda p, t: F.l1_loss(p, t, reduction="none")),
-    Case("huber", {"delta": 0.7}, "regression", lambda p, t: np_huber(p, t, 0.7),
-         lambda p, t: F.huber_loss(p, t, reduction="none", delta=0.7)),
-    Case("smooth_l1", {"beta": 0.5}, "regression", lambda p, t: np_smooth_l1(p, t, 0.5),
-         lambda p, t: F.smooth_l1_loss(p, t, reduction="none", beta=0.5)),
+    # mse, mae, huber, smooth_l1, bce, cross_entropy and nll call the F.* function of the same
+    # name: NumPy is their only reference
+    Case("mse", {}, "regression", lambda p, t: (p - t) ** 2),
+    Case("mae", {}, "regression", lambda p, t: np.abs(p - t)),
+    Case("huber", {"delta": 0.7}, "regression", lambda p, t: np_huber(p, t, 0.7)),
+    Case("smooth_l1", {"beta": 0.5}, "regression", lambda p, t: np_smooth_l1(p, t, 0.5)),
+    Case("smooth_l1", {"beta": 0.0}, "regression", lambda p, t: np.abs(p - t)),
     Case("log_cosh", {}, "regression", lambda p, t: np.log(np.cosh(p - t))),
     Case("quantile", {"tau": 0.9}, "regression", lambda p, t: np_quantile(p, t, 0.9)),
     Case("quantile", {"tau": 0.2}, "regression", lambda p, t: np_quantile(p, t, 0.2)),
-    Case("bce", {}, "binary", np_bce,
-         lambda z, y: F.binary_cross_entropy_with_logits(z.reshape(-1), y.double(), reduction="none")),
-    Case("bce", {"pos_weight": 4.0}, "binary", lambda z, y: np_bce(z, y, 4.0),
-         lambda z, y: F.binary_cross_entropy_with_logits(z.reshape(-1), y.double(), reduction="none",
-                                                         pos_weight=torch.tensor(4.0, dtype=torch.float64))),
+    Case("bce", {}, "binary", np_bce),
+    Case("bce", {}, "saturated", np_bce),
+    Case("bce", {"pos_weight": 4.0}, "binary", lambda z, y: np_bce(z, y, 4.0)),
     Case("bce", {"pos_weight": [1.0, 2.0, 3.0, 0.5]}, "multilabel", lambda z, y: np_bce(z, y, [1.0, 2.0, 3.0, 0.5])),
+    Case("bce", {"pos_weight": [0.1, 1 / 3, 7.3, 0.7]}, "multilabel",
+         lambda z, y: np_bce(z, y, [0.1, 1 / 3, 7.3, 0.7])),
     Case("bce_prob", {}, "prob", np_bce_prob,
          lambda p, y: F.binary_cross_entropy(p.reshape(-1), y.double(), reduction="none")),
     Case("hinge", {}, "binary", np_hinge),
     Case("hinge", {"margin": 2.0}, "signed", lambda z, y: np_hinge(z, y, 2.0)),
     Case("squared_hinge", {}, "binary", lambda z, y: np_hinge(z, y, power=2)),
     Case("squared_hinge", {}, "signed", lambda z, y: np_hinge(z, y, power=2)),
-    Case("cross_entropy", {}, "classes", np_cross_entropy,
-         lambda z, y: F.cross_entropy(z, y, reduction="none")),
-    Case("cross_entropy", {"class_weights": [1.0, 2.0, 0.5, 1.5, 3.0], "label_smoothing": 0.1}, "classes",
-         lambda z, y: np_cross_entropy(z, y, [1.0, 2.0, 0.5, 1.5, 3.0], 0.1),
-         lambda z, y: F.cross_entropy(z, y, weight=torch.tensor([1.0, 2.0, 0.5, 1.5, 3.0], dtype=torch.float64),
-                                      label_smoothing=0.1, reduction="none")),
-    Case("nll", {"class_weights": [1.0, 2.0, 0.5, 1.5, 3.0]}, "logprobs",
-         lambda z, y: np_nll(z, y, [1.0, 2.0, 0.5, 1.5, 3.0]),
-         lambda z, y: F.nll_loss(z, y, weight=torch.tensor([1.0, 2.0, 0.5, 1.5, 3.0], dtype=torch.float64),
-                                 reduction="none")),
+    Case("cross_entropy", {}, "classes", np_cross_entropy),
+    Case("cross_entropy", {"class_weights": [0.1, 2.0, 1 / 3, 1.5, 3.0], "label_smoothing": 0.1}, "classes",
+         lambda z, y: np_cross_entropy(z, y, [0.1, 2.0, 1 / 3, 1.5, 3.0], 0.1)),
+    Case("nll", {"class_weights": [0.1, 2.0, 1 / 3, 1.5, 3.0]}, "logprobs",
+         lambda z, y: np_nll(z, y, [0.1, 2.0, 1 / 3, 1.5, 3.0])),
     Case("focal", {}, "binary", np_focal),
-    Case("focal", {"gamma": 0.5, "alpha": 0.25}, "binary", lambda z, y: np_focal(z, y, 0.5, 0.25)),
+    Case("focal", {"gamma": 0.5, "alpha": 0.3}, "binary", lambda z, y: np_focal(z, y, 0.5, 0.3)),
     Case("focal", {"gamma": 0.0}, "binary", lambda z, y: np_focal(z, y, 0.0),
          lambda z, y: F.binary_cross_entropy_with_logits(z.reshape(-1), y.double(), reduction="none")),
     Case("focal", {"gamma": 2.0}, "classes", np_focal),
-    Case("focal", {"gamma": 1.5, "alpha": [1.0, 2.0, 0.5, 1.5, 3.0]}, "classes",
-         lambda z, y: np_focal(z, y, 1.5, [1.0, 2.0, 0.5, 1.5, 3.0])),
+    Case("focal", {"gamma": 1.5, "alpha": [0.1, 2.0, 1 / 3, 1.5, 3.0]}, "classes",
+         lambda z, y: np_focal(z, y, 1.5, [0.1, 2.0, 1 / 3, 1.5, 3.0])),
+    Case("focal", {"gamma": 2.0, "alpha": 0.25}, "multilabel", lambda z, y: np_focal(z, y, 2.0, 0.25)),
+    Case("focal", {"gamma": 1.0, "alpha": [0.1, 0.25, 0.5, 0.9]}, "multilabel",
+         lambda z, y: np_focal(z, y, 1.0, np.array([0.1, 0.25, 0.5, 0.9]))),
     Case("focal", {"gamma": 0.0}, "classes", lambda z, y: np_focal(z, y, 0.0),
          lambda z, y: F.cross_entropy(z, y, reduction="none")),
     Case("multiclass_hinge", {}, "classes", np_multiclass_hinge),
@@ -416,3 +422,63 @@ def test_gaussian_nll_learned_variance():
         loss(mu, y).backward()
         optimizer.step()
     torch.testing.assert_close(loss.log_var.exp(), ((y - mu) ** 2).mean(0), rtol=1e-3, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- clamps, precision, dtypes
+
+
+@pytest.mark.parametrize("eps", [1e-7, 1e-3])
+def test_bce_prob_clamps_saturated_probabilities(eps: float):
+    """p outside [eps, 1 - eps] (a saturated sigmoid) is clamped: every term is finite, at most -log(eps)."""
+    p = torch.tensor([0.0, 0.0, 1.0, 1.0, 1e-12, 1 - 1e-12, 0.5], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([1, 0, 0, 1, 1, 0, 1])
+    got = build_loss({"name": "bce_prob", "eps": eps, "reduction": "none"}).double()(p, y)
+    expected = [-math.log(eps), -math.log1p(-eps), -math.log1p(-(1 - eps)), -math.log(1 - eps),
+                -math.log(eps), -math.log1p(-(1 - eps)), math.log(2.0)]
+    np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-12)
+    assert got.max().item() == pytest.approx(-math.log(eps), rel=1e-6)  # the bound the docstring states
+    got.sum().backward()
+    assert torch.isfinite(p.grad).all()
+    assert torch.all(p.grad[:6] == 0) and p.grad[6] == pytest.approx(-2.0)  # clamped: no gradient; d/dp -log p
+
+
+@pytest.mark.parametrize("r", [1e-8, 1e-4, 1e-2, 1.0, 30.0, 1e4])
+def test_log_cosh_is_exact_in_float32(r: float):
+    """Relative error of a few float32 ulps at every scale, against 50-digit mpmath."""
+    mpmath.mp.dps = 50
+    for residual in (r, -r):
+        x = torch.tensor([residual], dtype=torch.float32)
+        got = build_loss({"name": "log_cosh", "reduction": "none"})(x, torch.zeros(1))
+        exact = mpmath.log(mpmath.cosh(mpmath.mpf(float(x))))  # at the float32 value actually passed
+        assert abs(float(got) - float(exact)) / float(exact) < 4 * torch.finfo(torch.float32).eps, residual
+    x = torch.tensor([1e-5, 0.5, 1.0, 1.5, 200.0], requires_grad=True)
+    build_loss("log_cosh")(x, torch.zeros(5)).backward()
+    torch.testing.assert_close(x.grad * 5, torch.tanh(x.detach()), rtol=1e-6, atol=0)  # d/dr log cosh r = tanh r
+
+
+WEIGHTED = [
+    ({"name": "bce", "pos_weight": [0.1, 1 / 3, 7.3, 0.7]}, "multilabel", "pos_weight",
+     lambda z, y: np_bce(z, y, [0.1, 1 / 3, 7.3, 0.7])),
+    ({"name": "bce", "pos_weight": 1 / 3}, "binary", "pos_weight", lambda z, y: np_bce(z, y, 1 / 3)),
+    ({"name": "cross_entropy", "class_weights": [0.1, 2.0, 1 / 3, 1.5, 3.0]}, "classes", "class_weights",
+     lambda z, y: np_cross_entropy(z, y, [0.1, 2.0, 1 / 3, 1.5, 3.0])),
+    ({"name": "focal", "alpha": 0.1}, "binary", "alpha", lambda z, y: np_focal(z, y, 2.0, 0.1)),
+    ({"name": "focal", "alpha": [0.1, 2.0, 1 / 3, 1.5, 3.0]}, "classes", "alpha",
+     lambda z, y: np_focal(z, y, 2.0, [0.1, 2.0, 1 / 3, 1.5, 3.0])),
+]
+
+
+@pytest.mark.parametrize("spec, kind, buffer, reference", WEIGHTED, ids=[w[2] + "-" + w[1] for w in WEIGHTED])
+def test_weights_follow_the_module_dtype(spec, kind, buffer, reference):
+    """A float64 run uses the config numbers in float64, not float32 values widened (0.1 differs at 1e-9)."""
+    loss = build_loss({**spec, "reduction": "none"})
+    assert getattr(loss, buffer).dtype == torch.float32
+    expected64 = torch.tensor(spec[buffer], dtype=torch.float64)
+    for move in (lambda m: m.double(), lambda m: m.to(torch.float64), lambda m: m.float().to(dtype=torch.float64)):
+        moved = move(build_loss({**spec, "reduction": "none"}))
+        assert getattr(moved, buffer).dtype == torch.float64
+        assert torch.equal(getattr(moved, buffer), expected64)
+    assert torch.equal(getattr(loss.double().float(), buffer), expected64.float())
+    pred, target = inputs(kind, np.random.default_rng(7))
+    got = build_loss({**spec, "reduction": "none"}).double()(*as_tensors(pred, target))
+    np.testing.assert_allclose(got.detach().numpy(), reference(pred, target), rtol=1e-14, atol=0)

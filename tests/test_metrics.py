@@ -9,12 +9,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from sklearn import metrics as sk
+from sklearn.preprocessing import label_binarize
 
 from tests.conftest import DIGITS_MLP
 from trainlab import metrics
 from trainlab.cli import main
 from trainlab.config import load_config
 from trainlab.builders import build
+from trainlab.errors import ConfigError, DataError
+from trainlab.losses import build_loss
 
 
 @pytest.mark.parametrize("num_classes", [2, 3, 10])
@@ -46,6 +49,180 @@ def test_regression_metrics_match_sklearn():
     assert got["mse"] == pytest.approx(sk.mean_squared_error(y, p), abs=1e-6)
     assert got["mae"] == pytest.approx(sk.mean_absolute_error(y, p), abs=1e-6)
     assert got["r2"] == pytest.approx(sk.r2_score(y, p), abs=1e-6)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(1, keepdims=True))
+    return exp / exp.sum(1, keepdims=True)
+
+
+def _scored(rng: np.random.Generator, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and softmax probabilities that carry some signal about them."""
+    y = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), y] += 1.0
+    return y, _softmax(logits)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_binary_score_metrics_match_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(400) < 0.3).astype(np.int64)
+    scores = 1 / (1 + np.exp(-(rng.normal(size=400) + 1.2 * y)))
+    if seed == 2:
+        scores = np.round(scores, 1)  # many tied scores: the curves must step over a tie at once
+        scores = np.clip(scores, 0.05, 0.95)
+    p = (scores > 0.5).astype(np.int64)
+    names = ["roc_auc", "average_precision", "log_loss", "balanced_accuracy", "matthews_corrcoef",
+             "precision_micro"]
+    got = metrics.compute(names, torch.from_numpy(p), torch.from_numpy(y), 2, task="binary",
+                          probabilities=torch.from_numpy(scores))
+    assert got["roc_auc"] == pytest.approx(sk.roc_auc_score(y, scores), abs=1e-12)
+    assert got["average_precision"] == pytest.approx(sk.average_precision_score(y, scores), abs=1e-12)
+    assert got["log_loss"] == pytest.approx(sk.log_loss(y, scores), abs=1e-12)
+    assert got["balanced_accuracy"] == pytest.approx(sk.balanced_accuracy_score(y, p), abs=1e-12)
+    assert got["matthews_corrcoef"] == pytest.approx(sk.matthews_corrcoef(y, p), abs=1e-12)
+    assert got["precision_micro"] == pytest.approx(sk.precision_score(y, p, average="micro"), abs=1e-12)
+    # cross_entropy on a binary task gives (N, 2) softmax probabilities: the positive column is used
+    two_columns = torch.from_numpy(np.stack([1 - scores, scores], 1))
+    again = metrics.compute(["roc_auc", "log_loss"], torch.from_numpy(p), torch.from_numpy(y), 2, task="binary",
+                            probabilities=two_columns)
+    assert again["roc_auc"] == pytest.approx(got["roc_auc"]) and again["log_loss"] == pytest.approx(got["log_loss"])
+
+
+@pytest.mark.parametrize("num_classes", [3, 10])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_multiclass_score_metrics_match_sklearn(num_classes, seed):
+    rng = np.random.default_rng(seed)
+    y, probabilities = _scored(rng, 500, num_classes)
+    p = probabilities.argmax(1)
+    ks = [k for k in (1, 2, 3, 5, 12) if k != num_classes]
+    names = ["roc_auc", "average_precision", "log_loss", "balanced_accuracy", "matthews_corrcoef", "f1_micro",
+             *[f"top_{k}_accuracy" for k in ks]]
+    got = metrics.compute(names, torch.from_numpy(p), torch.from_numpy(y), num_classes, task="multiclass",
+                          probabilities=torch.from_numpy(probabilities))
+    labels = list(range(num_classes))
+    assert got["roc_auc"] == pytest.approx(
+        sk.roc_auc_score(y, probabilities, multi_class="ovr", average="macro"), abs=1e-12)
+    assert got["average_precision"] == pytest.approx(
+        sk.average_precision_score(label_binarize(y, classes=labels), probabilities, average="macro"), abs=1e-12)
+    assert got["log_loss"] == pytest.approx(sk.log_loss(y, probabilities, labels=labels), abs=1e-12)
+    assert got["balanced_accuracy"] == pytest.approx(sk.balanced_accuracy_score(y, p), abs=1e-12)
+    assert got["matthews_corrcoef"] == pytest.approx(sk.matthews_corrcoef(y, p), abs=1e-12)
+    assert got["f1_micro"] == pytest.approx(sk.f1_score(y, p, average="micro"), abs=1e-12)
+    for k in ks:
+        expected = sk.top_k_accuracy_score(y, probabilities, k=min(k, num_classes - 1), labels=labels) \
+            if k < num_classes else 1.0
+        assert got[f"top_{k}_accuracy"] == pytest.approx(expected, abs=1e-12), k
+
+
+def test_balanced_accuracy_and_mcc_with_a_class_never_predicted():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 200)
+    p = np.where(rng.random(200) < 0.5, y, rng.integers(0, 4, 200))
+    p[p == 3] = 2
+    got = metrics.compute(["balanced_accuracy", "matthews_corrcoef"], torch.from_numpy(p), torch.from_numpy(y), 4,
+                          task="multiclass")
+    assert got["balanced_accuracy"] == pytest.approx(sk.balanced_accuracy_score(y, p), abs=1e-12)
+    assert got["matthews_corrcoef"] == pytest.approx(sk.matthews_corrcoef(y, p), abs=1e-12)
+    constant = metrics.compute(["matthews_corrcoef"], torch.zeros(5, dtype=torch.long),
+                               torch.tensor([0, 1, 0, 1, 1]), 2, task="binary")
+    assert constant["matthews_corrcoef"] == sk.matthews_corrcoef([0, 1, 0, 1, 1], [0] * 5) == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_multilabel_metrics_match_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    n, num_labels = 300, 5
+    y = (rng.random((n, num_labels)) < np.array([0.5, 0.1, 0.3, 0.05, 0.7])).astype(np.float32)
+    scores = 1 / (1 + np.exp(-(rng.normal(size=(n, num_labels)) + 2.0 * y - 1.0)))
+    p = (scores > 0.5).astype(np.int64)
+    if seed == 1:
+        p[:, 3] = 0  # a label never predicted: zero-division handling
+    names = ["accuracy", "subset_accuracy", "hamming_accuracy", "precision", "recall", "f1", "f1_macro",
+             "precision_micro", "recall_micro", "f1_micro", "precision_per_class", "recall_per_class",
+             "f1_per_class", "confusion_matrix", "roc_auc", "average_precision", "log_loss"]
+    got = metrics.compute(names, torch.from_numpy(p), torch.from_numpy(y), num_labels, task="multilabel",
+                          probabilities=torch.from_numpy(scores))
+    assert got["accuracy"] == got["subset_accuracy"] == pytest.approx(sk.accuracy_score(y, p), abs=1e-12)
+    assert got["hamming_accuracy"] == pytest.approx(1 - sk.hamming_loss(y, p), abs=1e-12)
+    for name, fn in (("precision", sk.precision_score), ("recall", sk.recall_score), ("f1", sk.f1_score)):
+        assert got[name] == pytest.approx(fn(y, p, average="macro", zero_division=0), abs=1e-12), name
+        assert got[f"{name}_micro"] == pytest.approx(fn(y, p, average="micro", zero_division=0), abs=1e-12), name
+        np.testing.assert_allclose(got[f"{name}_per_class"], fn(y, p, average=None, zero_division=0), atol=1e-12)
+    assert got["f1_macro"] == got["f1"]
+    assert got["confusion_matrix"] == sk.multilabel_confusion_matrix(y, p).tolist()
+    assert got["roc_auc"] == pytest.approx(sk.roc_auc_score(y, scores, average="macro"), abs=1e-12)
+    assert got["average_precision"] == pytest.approx(sk.average_precision_score(y, scores, average="macro"),
+                                                     abs=1e-12)
+    per_label = [sk.log_loss(y[:, j], scores[:, j], labels=[0, 1]) for j in range(num_labels)]
+    assert got["log_loss"] == pytest.approx(np.mean(per_label), abs=1e-12)
+    # the three-argument call reads a 2-D target with classes as multi-label
+    old = metrics.compute(["f1", "accuracy"], torch.from_numpy(p), torch.from_numpy(y), num_labels)
+    assert old == {"f1": got["f1"], "accuracy": got["accuracy"]}
+
+
+def test_score_metrics_skip_labels_without_both_values():
+    y = np.array([[1, 0], [0, 0], [1, 0], [0, 0]], dtype=np.float32)  # label 1 is never positive
+    scores = np.array([[0.9, 0.2], [0.4, 0.1], [0.3, 0.7], [0.2, 0.3]])
+    got = metrics.compute(["roc_auc", "average_precision"], torch.from_numpy((scores > 0.5).astype(np.int64)),
+                          torch.from_numpy(y), 2, task="multilabel", probabilities=torch.from_numpy(scores))
+    assert got["roc_auc"] == pytest.approx(sk.roc_auc_score(y[:, 0], scores[:, 0]))
+    assert got["average_precision"] == pytest.approx(sk.average_precision_score(y[:, 0], scores[:, 0]))
+    none = metrics.compute(["roc_auc"], torch.zeros(3, dtype=torch.long), torch.zeros(3, dtype=torch.long), 2,
+                           task="binary", probabilities=torch.tensor([0.1, 0.2, 0.3]))
+    assert np.isnan(none["roc_auc"])
+
+
+def test_loss_probabilities_feed_the_score_metrics():
+    """What the engine does: predictions and probabilities from the same loss and outputs."""
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(200, 4))
+    y = rng.integers(0, 4, 200)
+    loss = build_loss("cross_entropy")
+    output = torch.from_numpy(logits)
+    got = metrics.compute(["accuracy", "roc_auc", "log_loss"], loss.predict(output), torch.from_numpy(y), 4,
+                          task="multiclass", probabilities=loss.probabilities(output))
+    assert got["roc_auc"] == pytest.approx(sk.roc_auc_score(y, _softmax(logits), multi_class="ovr"), abs=1e-12)
+    assert got["log_loss"] == pytest.approx(sk.log_loss(y, _softmax(logits)), abs=1e-12)
+    with pytest.raises(DataError, match="metric 'roc_auc' needs the model's class probabilities"):
+        metrics.compute(["roc_auc"], loss.predict(output), torch.from_numpy(y), 4, task="multiclass")
+
+
+def test_validate_metrics_per_task():
+    assert metrics.validate_metrics(["loss", "roc_auc", "top_3_accuracy"], "multiclass") == ["roc_auc",
+                                                                                           "top_3_accuracy"]
+    cases = [
+        (["f1_macor"], "multiclass", r"unknown metric 'f1_macor'; did you mean 'f1_macro'\?"),
+        (["top5_accuracy"], "multiclass", r"unknown metric 'top5_accuracy'; did you mean 'top_5_accuracy'\?"),
+        (["top_0_accuracy"], "multiclass", r"metric 'top_0_accuracy': k must be >= 1"),
+        (["top_5_accuracy"], "binary", r"metric 'top_5_accuracy' applies to multiclass tasks but the data is a "
+                                       r"binary task \(use: accuracy, precision, recall, f1\)"),
+        (["hamming_accuracy"], "multiclass", r"applies to multilabel tasks but the data is a multiclass task"),
+        (["matthews_corrcoef"], "multilabel", r"applies to binary, multiclass tasks but the data is a multilabel"),
+        (["r2"], "binary", r"metric 'r2' applies to regression tasks"),
+        (["accuracy"], "regression", r"applies to binary, multiclass, multilabel tasks .* \(use: mse, mae, r2\)"),
+    ]
+    for names, task, message in cases:
+        with pytest.raises(ConfigError, match=message) as info:
+            metrics.validate_metrics(names, task)
+        assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="metric 'roc_auc' needs the model's class probabilities, which loss "
+                                          "'hinge' does not give"):
+        metrics.validate_metrics(["accuracy", "roc_auc"], "binary", loss=build_loss("hinge"))
+    assert metrics.validate_metrics(["roc_auc"], "binary", loss=build_loss("bce")) == ["roc_auc"]
+    assert metrics.default_metrics("multilabel")[:2] == ["subset_accuracy", "hamming_accuracy"]
+    assert metrics.validate_metrics(metrics.default_metrics("multilabel"), "multilabel")
+
+
+def test_scalar_and_direction():
+    assert not metrics.is_scalar("val_f1_per_class") and not metrics.is_scalar("confusion_matrix")
+    assert metrics.is_scalar("val_loss") and metrics.is_scalar("val_top_5_accuracy") and metrics.is_scalar("f1")
+    assert metrics.higher_is_better("val_roc_auc") and metrics.higher_is_better("top_2_accuracy")
+    assert not metrics.higher_is_better("val_loss") and not metrics.higher_is_better("log_loss")
+    assert not metrics.higher_is_better("test_mae")
+    with pytest.raises(ConfigError, match="unknown metric 'val_f2'"):
+        metrics.is_scalar("val_f2")
 
 
 @pytest.mark.parametrize("source", ["digits", "breast_cancer"])

@@ -1,22 +1,40 @@
-"""Loss advisor: recommend a loss (and metrics to watch) from the training targets alone.
+"""Loss advisor: recommend a loss (and metrics to watch) from the training data, with a reason for each.
 
-``advise(y, task=None) -> Advice`` looks only at ``y``; ``format_advice(advice)``
-renders it for a terminal. The rules, in order of the task:
+``advise(y, task, extras=None, x=None) -> Advice``: the task comes from the data
+(:func:`trainlab.data.infer_task` decides it, in one place); ``extras`` are the dataset's
+facts (``extras["target_kind"] == "count"`` marks count targets); ``x`` are the training
+features, used for the heavy-tail check where that is cheap. ``format_advice(advice)``
+renders it for a terminal. Every recommendation (the loss, each alternative, the metrics
+to watch) carries its reason. The rules, per task:
 
-- regression: ``mse``, unless the target has heavy tails or gross outliers, judged by
-  robust z-scores z = (y - median) / (1.4826 MAD) (Iglewicz & Hoaglin's modified
-  z-score): more than 1% of values with |z| > 3.5 (a Gaussian has 0.05%), or excess
-  kurtosis above 4 (Laplace has 3). Then ``huber`` with delta = 1.345 * sigma, where
-  sigma = 1.4826 MAD (1.345 is Huber's 95%-efficiency constant); ``adaptive`` is offered
-  as the alternative that learns the tail shape.
+- regression:
+
+  - counts (``target_kind == "count"``, or one column of whole numbers >= 0 that include 0,
+    with at least 3 distinct values): ``poisson_nll`` with ``log_input`` (the model outputs log lambda, so the rate is
+    positive; predictions are exp(output)).
+  - otherwise ``mse``, unless the *residuals* have heavy tails or gross outliers. The
+    residuals are those of a least-squares fit of y on [1, x] when ``x`` is given and has
+    at most 512 features and at least twice as many rows as columns (else the targets'
+    spread around their median stands in, and the advice says so). Heavy tails: robust
+    z-scores z = (r - median) / (1.4826 MAD) (Iglewicz & Hoaglin's modified z-score) with
+    more than 1% of values beyond |z| > 3.5 (a Gaussian has 0.05%), or excess kurtosis
+    above 4 (Laplace has 3). Then ``huber`` with delta = 1.345 * sigma, sigma = 1.4826 MAD
+    of the residuals (1.345 is Huber's 95%-efficiency constant); ``adaptive`` (learns the
+    tail shape) and ``log_cosh`` are offered as alternatives.
+
 - binary: ``bce`` on logits; when the minority class is under 20% of the targets,
-  ``pos_weight = n_neg / n_pos`` so both classes carry equal total weight, and f1 /
-  recall / precision replace accuracy as the metrics to watch.
+  ``pos_weight = n_neg / n_pos`` so both classes carry equal total weight (this raises the
+  minority class's recall over plain bce), and f1 / recall / precision / average precision
+  replace accuracy. The alternative is ``focal`` as Lin et al. (2017) tuned it: gamma = 2
+  with alpha = 0.25 on the rare class (``alpha`` weights label 1, so alpha = 0.75 when
+  label 0 is the rare one). That setting targets ranking quality (the paper's AP); it does
+  not raise the rare class's recall at the 0.5 threshold (measured in
+  tests/test_losses_demo.py: recall 0.16-0.21 against bce's 0.31 and pos_weight's 0.86).
 - multi-class: ``cross_entropy``; with class weights n / (K n_k) (inverse frequency,
-  mean 1) when the largest class outnumbers the smallest more than 3 to 1, and
-  ``focal`` (gamma = 2, the same weights as alpha) beyond 20 to 1.
-- multi-label (2-D 0/1 targets): ``bce`` per label, with a per-label pos_weight list
-  when any label is rarer than 20%.
+  mean 1) when the largest class outnumbers the smallest more than 3 to 1, and ``focal``
+  (gamma = 2, the same weights as its per-class alpha) beyond 20 to 1.
+- multi-label ((N, L) 0/1 targets): ``bce`` with one logit per label, with a per-label
+  ``pos_weight = n_neg / n_pos`` list when any label is positive in under 20% of samples.
 """
 
 from __future__ import annotations
@@ -32,11 +50,23 @@ TASKS = ("regression", "binary", "multiclass", "multilabel")
 MINORITY_FRACTION = 0.2  # below this share the minority class gets pos_weight / class weights
 CLASS_WEIGHT_RATIO = 3.0  # largest / smallest class count above which cross_entropy gets class weights
 FOCAL_RATIO = 20.0  # ... and above which focal loss is advised
+FOCAL_GAMMA, FOCAL_RARE_ALPHA = 2.0, 0.25  # Lin et al. 2017, Table 1a: the best pair on COCO
 OUTLIER_Z = 3.5  # |robust z| beyond this is an outlier (Iglewicz & Hoaglin 1993)
 OUTLIER_FRACTION = 0.01  # 20x the Gaussian rate of |z| > 3.5
 EXCESS_KURTOSIS = 4.0  # heavier tails than Laplace (3)
 MAD_TO_SIGMA = 1.4826  # sigma = 1.4826 MAD for Gaussian data
 HUBER_K = 1.345  # delta = 1.345 sigma: 95% efficiency at the Gaussian
+MIN_COUNT_VALUES = 3  # whole numbers >= 0 with at least this many distinct values read as counts
+MAX_FIT_FEATURES = 512  # the least-squares residual check runs up to this many features ...
+MAX_FIT_ROWS = 20_000  # ... on at most this many rows (a seeded subsample beyond)
+
+
+@dataclass
+class Alternative:
+    """Another loss worth trying, and why."""
+
+    loss: dict[str, Any]
+    reason: str
 
 
 @dataclass
@@ -48,7 +78,8 @@ class Advice:
     reasons: list[str]
     metrics: list[str]
     evidence: dict[str, Any]
-    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    alternatives: list[Alternative] = field(default_factory=list)
+    metrics_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,21 +91,6 @@ def _round(value: float, digits: int = 4) -> float:
     if value == 0 or not np.isfinite(value):
         return value
     return float(f"{value:.{digits}g}")
-
-
-def infer_task(y: np.ndarray) -> str:
-    """2-D 0/1 -> multilabel; integer/bool 1-D -> binary (values in {0, 1}) or multiclass; else regression.
-
-    A float 1-D target holding exactly the values 0 and 1 is also taken as binary.
-    """
-    if y.ndim == 2 and y.shape[1] > 1:
-        return "multilabel" if np.isin(y, (0, 1)).all() else "regression"
-    flat = y.reshape(len(y)) if y.ndim == 2 else y
-    if np.issubdtype(flat.dtype, np.integer) or np.issubdtype(flat.dtype, np.bool_):
-        return "binary" if np.isin(flat, (0, 1)).all() else "multiclass"
-    if flat.size and np.isin(flat, (0.0, 1.0)).all() and len(np.unique(flat)) == 2:
-        return "binary"
-    return "regression"
 
 
 def robust_stats(column: np.ndarray) -> dict[str, float]:
@@ -96,51 +112,132 @@ def robust_stats(column: np.ndarray) -> dict[str, float]:
     }
 
 
-def _advise_regression(y: np.ndarray) -> Advice:
-    columns = y.reshape(len(y), -1)
-    stats = [robust_stats(columns[:, j]) for j in range(columns.shape[1])]
-    evidence: dict[str, Any] = {"n": len(y), "target_dim": columns.shape[1]}
+# --------------------------------------------------------------------------- regression
+
+
+def least_squares_residuals(y: np.ndarray, x: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+    """Residuals of the least-squares fit of y on [1, x] (rows = samples), or None with why not.
+
+    Cheap by construction: at most ``MAX_FIT_FEATURES`` features and ``MAX_FIT_ROWS`` rows
+    (a seeded subsample), and at least twice as many rows as coefficients, so the fit does not
+    interpolate the targets.
+    """
+    if x is None:
+        return None, "no features given"
+    x = np.asarray(x)
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        return None, f"features of shape {x.shape} are not a numeric table"
+    if x.shape[1] > MAX_FIT_FEATURES:
+        return None, f"{x.shape[1]} features (the check fits up to {MAX_FIT_FEATURES})"
+    if len(x) != len(y):
+        raise DataError(f"advise: {len(x)} feature rows but {len(y)} targets")
+    rows = np.arange(len(y))
+    if len(rows) > MAX_FIT_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(len(y), MAX_FIT_ROWS, replace=False))
+    if len(rows) < 2 * (x.shape[1] + 1):
+        return None, f"{len(rows)} rows are too few to fit {x.shape[1] + 1} coefficients"
+    design = np.column_stack([np.ones(len(rows)), x[rows].astype(np.float64)])
+    targets = y[rows].reshape(len(rows), -1).astype(np.float64)
+    coefficients, *_ = np.linalg.lstsq(design, targets, rcond=None)
+    return targets - design @ coefficients, f"least-squares fit of y on {x.shape[1]} features"
+
+
+def _is_count(y: np.ndarray) -> bool:
+    """One column of whole numbers >= 0 that include 0, with at least 3 distinct values.
+
+    The fallback when the data did not mark the target (``extras["target_kind"]``): requiring
+    a 0 keeps whole-number measurements such as scikit-learn's diabetes target (25..346) as values.
+    """
+    flat = y.reshape(len(y), -1)
+    return flat.shape[1] == 1 and bool(flat.min() == 0) and bool(np.all(np.mod(flat, 1) == 0)) \
+        and len(np.unique(flat)) >= MIN_COUNT_VALUES
+
+
+def _advise_count(y: np.ndarray, marked: bool) -> Advice:
+    counts = y.reshape(-1).astype(np.float64)
+    mean, variance = float(counts.mean()), float(counts.var())
+    evidence = {"n": len(counts), "target_kind": "count", "mean": _round(mean), "variance": _round(variance),
+                "dispersion": _round(variance / mean) if mean > 0 else 0.0, "max": _round(counts.max()),
+                "distinct_values": int(len(np.unique(counts)))}
+    source = ("the data marks the target as counts" if marked else
+              f"the targets are whole numbers from 0 with {evidence['distinct_values']} distinct values")
+    reasons = [
+        f"{source}: counts of events, not classes and not Gaussian values",
+        "poisson_nll is the count's maximum-likelihood loss; with log_input the model outputs log lambda, "
+        "so the predicted rate exp(output) is always positive and the variance grows with the mean, as for counts",
+    ]
+    if mean > 0 and variance / mean > 2:
+        reasons.append(f"the variance is {variance / mean:.1f}x the mean (overdispersed): the fitted mean stays "
+                       "consistent, but the likelihood understates the spread")
+    alternatives = [Alternative({"name": "mse"}, "if the counts are large and roughly symmetric, squared error "
+                                "on the counts fits the same mean without the log link")]
+    return Advice({"name": "poisson_nll", "log_input": True}, "regression", reasons, ["mae", "mse", "r2"],
+                  evidence, alternatives, "mae and mse are reported on exp(output), in counts")
+
+
+def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
+    columns = y.reshape(len(y), -1).astype(np.float64)
+    residuals, source = least_squares_residuals(columns, x)
+    from_fit = residuals is not None
+    if not from_fit:
+        residuals = columns
+    stats = [robust_stats(residuals[:, j]) for j in range(residuals.shape[1])]
+    evidence: dict[str, Any] = {"n": len(y), "target_dim": columns.shape[1],
+                                "tails_measured_on": "residuals" if from_fit else "targets", "residual_source": source}
     keys = ("median", "mad", "robust_sigma", "outlier_fraction", "max_abs_robust_z", "excess_kurtosis",
             "skewness", "std")
     for key in keys:
         values = [_round(s[key]) for s in stats]
         evidence[key] = values[0] if len(values) == 1 else values
+    what = (f"residuals of a {source}" if from_fit else f"the targets around their median ({source}: "
+            "pass the features to measure the residuals instead)")
+    if all(float(np.std(columns[:, j])) == 0 for j in range(columns.shape[1])):
+        return Advice({"name": "mse"}, "regression", ["the target is constant: any loss fits it; mse"],
+                      ["mae", "mse", "r2"], evidence, metrics_reason="mse and mae in target units; r2 against the mean")
     worst_outliers = max(s["outlier_fraction"] for s in stats)
     worst_kurtosis = max(s["excess_kurtosis"] for s in stats)
-    if all(s["std"] == 0 for s in stats):
-        return Advice({"name": "mse"}, "regression", ["the target is constant: any loss fits it; mse"],
-                      ["mae", "mse", "r2"], evidence)
+    sigma = max(s["robust_sigma"] for s in stats)
+    delta = _round(HUBER_K * sigma, 3)
     heavy = worst_outliers > OUTLIER_FRACTION or worst_kurtosis > EXCESS_KURTOSIS
     if not heavy:
         reasons = [
-            f"continuous target without heavy tails: {worst_outliers:.1%} of values have |robust z| > "
-            f"{OUTLIER_Z} (threshold {OUTLIER_FRACTION:.0%}) and excess kurtosis is {worst_kurtosis:.2f} "
-            f"(threshold {EXCESS_KURTOSIS:g})",
+            f"continuous target without heavy tails in the {what}: {worst_outliers:.1%} of values have "
+            f"|robust z| > {OUTLIER_Z} (threshold {OUTLIER_FRACTION:.0%}) and excess kurtosis is "
+            f"{worst_kurtosis:.2f} (threshold {EXCESS_KURTOSIS:g})",
             "mse is the Gaussian maximum-likelihood loss and fits the conditional mean",
         ]
-        alternatives = [{"name": "huber", "delta": _round(HUBER_K * max(s["robust_sigma"] for s in stats), 3)}]
-        return Advice({"name": "mse"}, "regression", reasons, ["mse", "mae", "r2"], evidence, alternatives)
-    sigma = max(s["robust_sigma"] for s in stats)
-    delta = _round(HUBER_K * sigma, 3)
+        alternatives = [Alternative({"name": "huber", "delta": delta},
+                                    f"if outliers appear later: quadratic below delta = {HUBER_K} x robust sigma, "
+                                    "linear beyond")]
+        return Advice({"name": "mse"}, "regression", reasons, ["mse", "mae", "r2"], evidence, alternatives,
+                      "mse is what the loss minimises; mae and r2 read in target units and against the mean")
     reasons = []
     if worst_outliers > OUTLIER_FRACTION:
         reasons.append(
-            f"{worst_outliers:.1%} of targets have |robust z| > {OUTLIER_Z} (a Gaussian has 0.05%; "
-            f"robust z = (y - median) / (1.4826 MAD), median {evidence['median']}, MAD {evidence['mad']})"
+            f"{worst_outliers:.1%} of the {what} have |robust z| > {OUTLIER_Z} (a Gaussian has 0.05%; "
+            f"robust z = (r - median) / (1.4826 MAD), MAD {evidence['mad']})"
         )
     if worst_kurtosis > EXCESS_KURTOSIS:
-        reasons.append(f"excess kurtosis {worst_kurtosis:.1f} > {EXCESS_KURTOSIS:g}: heavier tails than Laplace")
+        reasons.append(f"excess kurtosis {worst_kurtosis:.1f} > {EXCESS_KURTOSIS:g} in the {what}: heavier tails "
+                       "than Laplace")
     reasons += [
-        "squared error lets these few targets dominate the gradient; huber is quadratic for residuals "
+        "squared error lets these few points dominate the gradient; huber is quadratic for residuals "
         "below delta and linear beyond, so outliers pull with bounded force",
-        f"delta = {HUBER_K} x robust sigma ({_round(sigma)}) = {delta}; the target's spread bounds the "
-        "residual scale from above, so lower delta if the model explains most of the variance",
-        "watch mae: outliers inflate mse on held-out data whatever the model does",
+        f"delta = {HUBER_K} x robust sigma ({_round(sigma)}) = {delta}"
+        + ("" if from_fit else "; the targets' spread bounds the residual scale from above, so lower delta "
+           "if the model explains most of the variance"),
     ]
-    alternatives = [{"name": "adaptive", "learn_alpha": True, "learn_scale": True, "scale": _round(sigma, 3)},
-                    {"name": "log_cosh"}]
+    alternatives = [
+        Alternative({"name": "adaptive", "learn_alpha": True, "learn_scale": True, "scale": _round(sigma, 3)},
+                    "Barron's adaptive loss learns how heavy the tails are instead of fixing delta"),
+        Alternative({"name": "log_cosh"}, "a smooth huber-like loss with no threshold to choose (assumes "
+                    "residuals of order 1)"),
+    ]
     return Advice({"name": "huber", "delta": delta}, "regression", reasons, ["mae", "r2", "mse"], evidence,
-                  alternatives)
+                  alternatives, "outliers inflate mse on held-out data whatever the model does: watch mae")
+
+
+# --------------------------------------------------------------------------- classification
 
 
 def _labels(y: np.ndarray, task: str) -> np.ndarray:
@@ -168,20 +265,29 @@ def _advise_binary(y: np.ndarray) -> Advice:
                 "minority_class": minority_class, "minority_fraction": _round(minority)}
     if minority >= MINORITY_FRACTION:
         reasons = [f"binary target, classes balanced enough ({minority:.1%} minority >= "
-                   f"{MINORITY_FRACTION:.0%}): plain bce on logits"]
-        return Advice({"name": "bce"}, "binary", reasons, ["accuracy", "f1"], evidence)
+                   f"{MINORITY_FRACTION:.0%}): plain bce on logits, the Bernoulli maximum-likelihood loss"]
+        return Advice({"name": "bce"}, "binary", reasons, ["accuracy", "f1", "roc_auc"], evidence,
+                      metrics_reason="with balanced classes accuracy is meaningful; roc_auc ranks "
+                      "independently of the 0.5 threshold")
     pos_weight = _round(n_neg / n_pos, 4)
     evidence["pos_weight"] = pos_weight
+    alpha = FOCAL_RARE_ALPHA if minority_class == 1 else 1.0 - FOCAL_RARE_ALPHA
     reasons = [
         f"class {minority_class} is only {minority:.1%} of {n} targets ({min(n_pos, n_neg)} samples)",
         f"pos_weight = n_neg / n_pos = {n_neg} / {n_pos} = {pos_weight} gives both classes equal total "
-        "weight in bce, so the rare class is not ignored",
-        f"accuracy is misleading: always predicting class {1 - minority_class} scores {1 - minority:.1%}; "
-        "watch f1 and recall",
+        "weight in bce, so the rare class is not ignored: its recall rises over plain bce's",
     ]
-    alternatives = [{"name": "focal", "gamma": 2.0, "alpha": _round(n_neg / n, 3)}]
-    return Advice({"name": "bce", "pos_weight": pos_weight}, "binary", reasons, ["f1", "recall", "precision"],
-                  evidence, alternatives)
+    alternatives = [Alternative(
+        {"name": "focal", "gamma": FOCAL_GAMMA, "alpha": alpha},
+        f"focal loss as Lin et al. (2017) tuned it: gamma = {FOCAL_GAMMA:g} with alpha = {FOCAL_RARE_ALPHA} on "
+        f"the rare class (alpha weights label 1, so alpha = {alpha}); gamma down-weights the many easy "
+        "examples, which can sharpen the ranking (watch average_precision), but it does not move the 0.5 "
+        "decision threshold toward the rare class as pos_weight does: choose the threshold on validation data")]
+    metrics_reason = (f"accuracy is misleading: always predicting class {1 - minority_class} scores "
+                      f"{1 - minority:.1%}; f1, recall and precision of class 1 and average precision show the "
+                      "rare class")
+    return Advice({"name": "bce", "pos_weight": pos_weight}, "binary", reasons,
+                  ["f1", "recall", "precision", "average_precision"], evidence, alternatives, metrics_reason)
 
 
 def _advise_multiclass(y: np.ndarray) -> Advice:
@@ -197,8 +303,9 @@ def _advise_multiclass(y: np.ndarray) -> Advice:
     notes = [f"classes {absent} never occur in the targets (they get weight 1)"] if absent else []
     if ratio <= CLASS_WEIGHT_RATIO:
         reasons = [f"{num_classes} classes, largest/smallest count ratio {ratio:.2f} <= {CLASS_WEIGHT_RATIO:g}: "
-                   "plain cross_entropy", *notes]
-        return Advice({"name": "cross_entropy"}, "multiclass", reasons, ["accuracy", "f1_macro"], evidence)
+                   "plain cross_entropy, the categorical maximum-likelihood loss", *notes]
+        return Advice({"name": "cross_entropy"}, "multiclass", reasons, ["accuracy", "f1_macro"], evidence,
+                      metrics_reason="classes are balanced enough for accuracy; macro f1 weighs every class alike")
     weights = np.where(counts > 0, n / (num_classes * np.maximum(counts, 1)), 1.0)
     class_weights = [_round(w, 4) for w in weights]
     evidence["class_weights"] = class_weights
@@ -206,18 +313,22 @@ def _advise_multiclass(y: np.ndarray) -> Advice:
         f"{num_classes} classes, the largest outnumbers the smallest {ratio:.1f} to 1 "
         f"(smallest class {present.min() / n:.1%} of {n})",
         "class weights n / (K n_k) (inverse frequency, mean 1) give every class equal total weight",
-        "accuracy hides the rare classes; watch macro f1 and per-class recall",
         *notes,
     ]
+    metrics = ["f1_macro", "balanced_accuracy", "recall_per_class", "accuracy"]
+    metrics_reason = "accuracy hides the rare classes; macro f1, balanced accuracy and per-class recall show them"
+    focal = {"name": "focal", "gamma": FOCAL_GAMMA, "alpha": class_weights}
     if ratio <= FOCAL_RATIO:
-        return Advice({"name": "cross_entropy", "class_weights": class_weights}, "multiclass", common,
-                      ["f1_macro", "recall_per_class", "accuracy"], evidence,
-                      [{"name": "focal", "gamma": 2.0, "alpha": class_weights}])
+        return Advice({"name": "cross_entropy", "class_weights": class_weights}, "multiclass", common, metrics,
+                      evidence, [Alternative(focal, "if the rare classes still lag: focal loss (gamma = 2) also "
+                                             "down-weights the many easy examples; its alpha here is a per-class "
+                                             "weight (the paper's alpha is binary)")], metrics_reason)
     reasons = common + [f"imbalance beyond {FOCAL_RATIO:g} to 1: focal loss (gamma = 2) also down-weights the "
-                        "many easy examples of the large classes (Lin et al. 2017)"]
-    return Advice({"name": "focal", "gamma": 2.0, "alpha": class_weights}, "multiclass", reasons,
-                  ["f1_macro", "recall_per_class", "accuracy"], evidence,
-                  [{"name": "cross_entropy", "class_weights": class_weights}])
+                        "many easy examples of the large classes (Lin et al. 2017); alpha is the per-class weight"]
+    return Advice(focal, "multiclass", reasons, metrics, evidence,
+                  [Alternative({"name": "cross_entropy", "class_weights": class_weights},
+                               "the simpler reweighting, if focal's extra down-weighting slows training")],
+                  metrics_reason)
 
 
 def _advise_multilabel(y: np.ndarray) -> Advice:
@@ -229,31 +340,39 @@ def _advise_multilabel(y: np.ndarray) -> Advice:
     evidence = {"n": n, "num_labels": num_labels, "positives_per_label": positives.tolist(),
                 "positive_fraction": [_round(f) for f in fractions]}
     never = np.flatnonzero(positives == 0).tolist()
-    reasons = [f"{num_labels} independent 0/1 labels per sample: bce on one logit per label"]
+    reasons = [f"{num_labels} independent 0/1 labels per sample: bce on one logit per label (a sigmoid each, "
+               "not a softmax over labels)"]
     if never:
-        reasons.append(f"labels {never} are never positive in the targets")
+        reasons.append(f"labels {never} are never positive in the targets (pos_weight 1)")
+    metrics = ["f1_macro", "f1_micro", "hamming_accuracy", "subset_accuracy"]
+    metrics_reason = ("macro f1 weighs every label alike, micro f1 every decision; hamming accuracy counts right "
+                      "(sample, label) decisions, subset accuracy whole samples")
     rare = (fractions < MINORITY_FRACTION) & (positives > 0)
     if not rare.any():
-        return Advice({"name": "bce"}, "multilabel", reasons, ["f1", "precision", "recall"], evidence)
+        return Advice({"name": "bce"}, "multilabel", reasons, metrics, evidence, metrics_reason=metrics_reason)
     pos_weight = [_round((n - p) / p, 4) if p > 0 else 1.0 for p in positives]
     evidence["pos_weight"] = pos_weight
     reasons.append(f"{int(rare.sum())} of {num_labels} labels are positive in under {MINORITY_FRACTION:.0%} of "
-                   "samples: per-label pos_weight = n_neg / n_pos")
-    return Advice({"name": "bce", "pos_weight": pos_weight}, "multilabel", reasons, ["f1", "recall", "precision"],
-                  evidence)
+                   "samples: per-label pos_weight = n_neg / n_pos gives each label's classes equal total weight")
+    alternatives = [Alternative({"name": "focal", "gamma": FOCAL_GAMMA, "alpha": FOCAL_RARE_ALPHA},
+                                "focal loss per label as Lin et al. (2017) tuned it (gamma = 2, alpha = 0.25 on "
+                                "the positive, usually rare, label value)")]
+    return Advice({"name": "bce", "pos_weight": pos_weight}, "multilabel", reasons, metrics, evidence,
+                  alternatives, metrics_reason)
 
 
-_ADVISORS = {"regression": _advise_regression, "binary": _advise_binary, "multiclass": _advise_multiclass,
-             "multilabel": _advise_multilabel}
+# --------------------------------------------------------------------------- entry points
 
 
-def advise(y: np.ndarray, task: str | None = None) -> Advice:
-    """Recommend a loss for training targets ``y`` (rows are samples).
+def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np.ndarray | None = None) -> Advice:
+    """Recommend a loss for training targets ``y`` (rows are samples) of a known task.
 
     Args:
         y: the training targets: (N,) labels or values, (N, d) values, or (N, L) 0/1 labels.
-        task: "regression", "binary", "multiclass" or "multilabel"; inferred from ``y`` when None
-            (integer labels are classes, floats are regression, 2-D 0/1 is multi-label).
+        task: "regression", "binary", "multiclass" or "multilabel" (``Dataset.task``).
+        extras: the dataset's facts (``Dataset.extras``); ``target_kind: count`` marks counts.
+        x: the training features (``Dataset.train.x``); a numeric (N, d) table lets the regression
+            rule measure tails on least-squares residuals instead of the targets' spread.
 
     Returns:
         :class:`Advice` whose ``loss`` is a spec for :func:`trainlab.losses.build_loss`.
@@ -261,8 +380,8 @@ def advise(y: np.ndarray, task: str | None = None) -> Advice:
     Raises:
         ConfigError: unknown ``task``. DataError: empty or non-finite targets, labels that do not fit the task.
     """
-    if task is not None and task not in TASKS:
-        raise ConfigError(f"advise task must be one of {', '.join(TASKS)} or None; got {task!r}")
+    if task not in TASKS:
+        raise ConfigError(f"advise task must be one of {', '.join(TASKS)}; got {task!r}")
     y = np.asarray(y)
     if y.size == 0 or len(y) == 0:
         raise DataError("cannot advise a loss for empty targets")
@@ -275,25 +394,31 @@ def advise(y: np.ndarray, task: str | None = None) -> Advice:
     if not np.all(np.isfinite(y)):
         raise DataError(f"targets contain {int(np.size(y) - np.isfinite(y).sum())} NaN/Inf values; "
                         "drop or impute them first")
-    inferred = task is None
-    task = infer_task(y) if inferred else task
-    advice = _ADVISORS[task](y)
-    advice.evidence["task_inferred"] = inferred
-    return advice
+    marked_count = (extras or {}).get("target_kind") == "count"
+    if task == "regression":
+        if marked_count or _is_count(y):
+            return _advise_count(y, marked_count)
+        return _advise_regression(y, x)
+    if task == "binary":
+        return _advise_binary(y)
+    if task == "multiclass":
+        return _advise_multiclass(y)
+    return _advise_multilabel(y)
 
 
 def format_advice(advice: Advice) -> str:
-    """A short report: the loss spec, why, the metrics to watch, alternatives and the evidence."""
+    """A short report: the loss spec and why, the metrics to watch and why, alternatives and the evidence."""
     def spec(loss: dict[str, Any]) -> str:
         options = ", ".join(f"{k}={v}" for k, v in loss.items() if k != "name")
         return loss["name"] + (f" ({options})" if options else "")
 
-    how = "inferred from the targets" if advice.evidence.get("task_inferred") else "given"
-    lines = [f"task:    {advice.task} ({how})", f"loss:    {spec(advice.loss)}", "why:"]
+    lines = [f"task:    {advice.task} (from the data)", f"loss:    {spec(advice.loss)}", "why:"]
     lines += [f"  - {reason}" for reason in advice.reasons]
     lines.append(f"watch:   {', '.join(advice.metrics)}")
-    if advice.alternatives:
-        lines.append(f"also try: {'; '.join(spec(a) for a in advice.alternatives)}")
-    shown = {k: v for k, v in advice.evidence.items() if k != "task_inferred"}
-    lines.append("evidence: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    if advice.metrics_reason:
+        lines.append(f"  - {advice.metrics_reason}")
+    for alternative in advice.alternatives:
+        lines.append(f"also try: {spec(alternative.loss)}")
+        lines.append(f"  - {alternative.reason}")
+    lines.append("evidence: " + ", ".join(f"{k}={v}" for k, v in advice.evidence.items()))
     return "\n".join(lines)

@@ -42,7 +42,7 @@ from trainlab.initializers import initialize
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.lr_finder import range_test_step, suggest_lr
-from trainlab.metrics import default_metrics, validate_metrics
+from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.optim import build_optimizer, param_groups
 from trainlab.optim.weight_decay import place_weight_decay
@@ -103,7 +103,8 @@ def build_data(config: Config) -> Dataset:
 def build_loss_for(config: Config, data: Dataset, notes: dict[str, Any]) -> Loss:
     spec = config.strategy.loss.spec()
     if spec["name"] == "auto":
-        advice = advise(data.train.y.numpy(), data.task)
+        x = data.train.x.numpy() if data.train.x.ndim == 2 and data.train.x.is_floating_point() else None
+        advice = advise(data.train.y.numpy(), data.task, data.extras, x=x)
         spec = dict(advice.loss)
         notes["loss_advice"] = {"loss": advice.loss, "reasons": advice.reasons}
     return build_loss(spec)
@@ -232,9 +233,12 @@ def build_callbacks(config: Config, schedule: Any, available: list[str]) -> list
 
 def monitored(config: Config, metric_names: list[str]) -> tuple[str, str, list[str]]:
     """(monitor, mode, available records) for early stopping and checkpoint-best."""
-    available = ["train_loss", "val_loss", *(f"val_{m}" for m in metric_names)]
+    available = ["train_loss", "val_loss", *(f"val_{m}" for m in metric_names if is_scalar(m))]
     stopping = config.strategy.early_stopping
     monitor, mode = (stopping.monitor, stopping.mode) if stopping else ("val_loss", "min")
+    if monitor.startswith("val_") and monitor[4:] in metric_names and not is_scalar(monitor):
+        raise ConfigError(f"early_stopping monitors '{monitor}', a list (one value per class), not a number; "
+                          f"monitor a scalar record (available: {', '.join(available)})")
     check_monitor(monitor, available, "early_stopping")
     return monitor, mode, available
 
@@ -255,7 +259,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     model = model.to(device)
     loss.to(device)
     check_loss_fits(loss, model, data, device)
-    metric_names = validate_metrics(config.metrics or default_metrics(data.task), data.task)
+    metric_names = validate_metrics(config.metrics or default_metrics(data.task), data.task, loss=loss)
     monitor, mode, available = monitored(config, metric_names)
 
     batch_size = batch_size_for(config, len(data.train), quiet)
@@ -271,7 +275,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
                               plan.steps_per_epoch)
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
-    evaluator = Evaluator(step, loss, metric_names, data.num_classes, data.eval_transform)
+    evaluator = Evaluator(step, loss, metric_names, data.num_classes, data.task, data.eval_transform)
     trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available),
                       evaluate=lambda: evaluator.evaluate(data.val))
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))

@@ -126,7 +126,7 @@ def _cmd_advise(args) -> int:
     except Exception as exc:
         raise ConfigError(f"config key 'data': {str(exc).splitlines()[-1].strip()}") from None
     data = load_dataset(data_config, int(raw.get("seed", 0)))
-    print(format_advice(advise(data.train.y.numpy(), data.task)))
+    print(format_advice(advise(data.train.y.numpy(), data.task, data.extras, x=data.train.x.numpy())))
     return 0
 
 

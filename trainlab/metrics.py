@@ -1,111 +1,344 @@
-"""Evaluation metrics on predictions (class indices or values) and targets.
+"""Evaluation metrics on a model's decisions, its class probabilities, and the targets.
 
-Classification: ``accuracy``; ``precision``, ``recall``, ``f1`` (binary: the
-positive class 1; multi-class: macro average over classes; 0 where undefined,
-as scikit-learn's ``zero_division=0``); ``*_per_class`` lists;
-``confusion_matrix`` (rows: true class, columns: predicted). Regression: ``mse``,
-``mae``, ``r2`` (1 - SS_res / SS_tot, averaged uniformly over outputs).
+A metric reads :class:`MetricInputs`: ``predictions`` (``loss.predict(output)``: class
+indices (N,), 0/1 decisions (N,) or per label (N, L), or values), the ``target``, the
+``task``, ``num_classes`` (K; 2 for binary; L for multi-label; None for regression) and,
+for the score-based metrics, ``probabilities`` (``loss.probabilities(output)``: P(class 1)
+(N,) for binary, softmax (N, K) for multi-class, a sigmoid per label (N, L) for multi-label).
+Every metric declares the tasks it applies to, its direction, whether it is one number
+(``is_scalar``: a list-valued metric cannot be monitored) and whether it needs probabilities.
+
+Classification (binary, multiclass, multilabel):
+  ``accuracy``: the fraction of samples whose prediction is entirely right. For multi-label
+  data this is the *subset* accuracy (every label of a sample right, scikit-learn's
+  ``accuracy_score``); ``subset_accuracy`` names it explicitly and ``hamming_accuracy``
+  (= 1 - Hamming loss) is the fraction of right (sample, label) decisions.
+  ``precision``, ``recall``, ``f1``: binary: of the positive class 1; multi-class and
+  multi-label: the macro average. ``*_macro``: the unweighted mean over classes (multi-class:
+  the classes present in the targets or the predictions; multi-label: every label), as
+  scikit-learn's ``average="macro"``. ``*_micro``: from the summed counts (for single-label
+  data it equals accuracy). ``*_per_class``: one value per class (per label for
+  multi-label). 0 where a ratio is 0/0 (scikit-learn's ``zero_division=0``).
+  ``confusion_matrix``: rows = true class, columns = predicted; multi-label: one
+  [[tn, fp], [fn, tp]] per label (scikit-learn's ``multilabel_confusion_matrix``).
+  ``roc_auc``, ``average_precision``: binary, macro one-vs-rest over classes (multi-class) or
+  labels (multi-label); classes whose targets are all one value have none and are left out
+  of the mean (NaN if none is left). ``log_loss``: mean negative log-likelihood of the true
+  class (multi-label: of each label) with probabilities clipped to [eps, 1 - eps], eps the
+  probabilities' dtype epsilon, as scikit-learn. ``balanced_accuracy`` (mean recall over the
+  classes present in the targets) and ``matthews_corrcoef`` (Gorodkin's K-class form):
+  binary and multi-class. ``top_<k>_accuracy`` (any k >= 1, e.g. ``top_5_accuracy``): the true
+  class is among the k most probable; multi-class.
+Regression: ``mse``, ``mae``, ``r2`` (1 - SS_res / SS_tot, averaged uniformly over outputs).
+
+Entry point: ``compute(names, predictions, target, num_classes, task=..., probabilities=...)``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
-from trainlab.errors import ConfigError
-from trainlab.registry import Registry
+from trainlab.errors import ConfigError, DataError
+from trainlab.registry import Registry, did_you_mean, import_reference
 
-MetricFn = Callable[[torch.Tensor, torch.Tensor, int | None], Any]
+TASKS = ("regression", "binary", "multiclass", "multilabel")
+SINGLE_LABEL = frozenset({"binary", "multiclass"})
+CLASSIFICATION = frozenset({"binary", "multiclass", "multilabel"})
+REGRESSION = frozenset({"regression"})
+DEFAULTS = {
+    "regression": ["mse", "mae", "r2"],
+    "binary": ["accuracy", "precision", "recall", "f1"],
+    "multiclass": ["accuracy", "precision", "recall", "f1"],
+    "multilabel": ["subset_accuracy", "hamming_accuracy", "precision_macro", "recall_macro", "f1_macro",
+                   "f1_micro"],
+}
+CLASSIFICATION_DEFAULT = DEFAULTS["binary"]
+REGRESSION_DEFAULT = DEFAULTS["regression"]
+TOP_K = re.compile(r"top_(\d+)_accuracy")
+
+
+@dataclass(frozen=True)
+class MetricInputs:
+    """Everything a metric may read; tensors are on the CPU."""
+
+    predictions: torch.Tensor
+    target: torch.Tensor
+    task: str
+    num_classes: int | None
+    probabilities: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: ``fn(inputs) -> float | list``, the tasks it fits and its direction."""
+
+    name: str
+    fn: Callable[[MetricInputs], Any]
+    tasks: frozenset[str]
+    higher_is_better: bool
+    scalar: bool = True
+    needs_probabilities: bool = False
+
+
 METRICS: Registry = Registry("metric")
-CLASSIFICATION_DEFAULT = ["accuracy", "precision", "recall", "f1"]
-REGRESSION_DEFAULT = ["mse", "mae", "r2"]
-_KIND: dict[str, str] = {}
-# metrics where larger is better; everything else (losses, errors) is minimised
-MAXIMIZE = {"accuracy", "precision", "recall", "f1", "r2", "precision_macro", "recall_macro", "f1_macro"}
 
 
-def _metric(name: str, kind: str) -> Callable[[MetricFn], MetricFn]:
-    def add(fn: MetricFn) -> MetricFn:
-        _KIND[name] = kind
-        return METRICS.register(name)(fn)
+def _metric(name: str, tasks: frozenset[str], higher_is_better: bool = True, scalar: bool = True,
+            needs_probabilities: bool = False) -> Callable[[Callable[[MetricInputs], Any]], Callable]:
+    def add(fn: Callable[[MetricInputs], Any]) -> Callable[[MetricInputs], Any]:
+        METRICS.register(name)(Metric(name, fn, tasks, higher_is_better, scalar, needs_probabilities))
+        return fn
 
     return add
 
 
+# --------------------------------------------------------------------------- counts
+
+
 def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """K x K counts, rows = true class, columns = predicted class."""
     index = target.long().reshape(-1) * num_classes + pred.long().reshape(-1)
     return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def _per_class(pred, target, num_classes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    matrix = confusion(pred, target, num_classes).double()
-    true_pos = matrix.diagonal()
-    predicted, actual = matrix.sum(0), matrix.sum(1)
-    precision = torch.where(predicted > 0, true_pos / predicted.clamp_min(1), torch.zeros_like(true_pos))
-    recall = torch.where(actual > 0, true_pos / actual.clamp_min(1), torch.zeros_like(true_pos))
-    denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp_min(1e-300), torch.zeros_like(denom))
-    return precision, recall, f1
+def _counts(inputs: MetricInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per class (per label for multi-label): true positives, predicted positives, actual positives."""
+    if inputs.task == "multilabel":
+        pred, target = _label_matrix(inputs.predictions), _label_matrix(inputs.target)
+        return (pred & target).sum(0).double(), pred.sum(0).double(), target.sum(0).double()
+    matrix = confusion(inputs.predictions, inputs.target, _num_classes(inputs)).double()
+    return matrix.diagonal(), matrix.sum(0), matrix.sum(1)
 
 
-def _macro_mean(values: torch.Tensor, pred, target, num_classes) -> float:
-    # scikit-learn averages over the labels present in target or prediction
-    present = torch.zeros(num_classes, dtype=torch.bool)
-    present[target.long().reshape(-1)] = True
-    present[pred.long().reshape(-1)] = True
+def _num_classes(inputs: MetricInputs) -> int:
+    if inputs.num_classes is not None:
+        return int(inputs.num_classes)
+    return int(max(inputs.target.max(), inputs.predictions.max())) + 1 if inputs.target.numel() else 1
+
+
+def _label_matrix(values: torch.Tensor) -> torch.Tensor:
+    """(N, L) bool from 0/1 values (float or int); a one-label multi-label task may come as (N,)."""
+    return values.reshape(len(values), -1) > 0.5
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """numerator / denominator, 0 where the denominator is 0 (zero_division=0)."""
+    return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
+
+
+def _per_class(inputs: MetricInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """precision, recall, f1 per class (or label)."""
+    true_pos, predicted, actual = _counts(inputs)
+    precision, recall = _ratio(true_pos, predicted), _ratio(true_pos, actual)
+    return precision, recall, _ratio(2 * precision * recall, precision + recall)
+
+
+def _macro_mean(values: torch.Tensor, inputs: MetricInputs) -> float:
+    if inputs.task == "multilabel":  # every label, as scikit-learn's average="macro" on indicator targets
+        return float(values.mean()) if values.numel() else 0.0
+    # single-label: scikit-learn averages over the classes present in the targets or the predictions
+    present = torch.zeros(len(values), dtype=torch.bool)
+    present[inputs.target.long().reshape(-1)] = True
+    present[inputs.predictions.long().reshape(-1)] = True
     return float(values[present].mean()) if present.any() else 0.0
 
 
-def _summary(index: int) -> MetricFn:
-    def fn(pred, target, num_classes):
-        values = _per_class(pred, target, num_classes)[index]
-        return float(values[1]) if num_classes == 2 else _macro_mean(values, pred, target, num_classes)
+def _micro(index: int) -> Callable[[MetricInputs], float]:
+    def fn(inputs: MetricInputs) -> float:
+        true_pos, predicted, actual = (c.sum() for c in _counts(inputs))
+        precision, recall = _ratio(true_pos, predicted), _ratio(true_pos, actual)
+        return float((precision, recall, _ratio(2 * precision * recall, precision + recall))[index])
 
     return fn
 
 
-def _macro(index: int) -> MetricFn:
-    def fn(pred, target, num_classes):
-        return _macro_mean(_per_class(pred, target, num_classes)[index], pred, target, num_classes)
+def _summary(index: int) -> Callable[[MetricInputs], float]:
+    def fn(inputs: MetricInputs) -> float:
+        values = _per_class(inputs)[index]
+        if inputs.task == "binary" and len(values) == 2:
+            return float(values[1])
+        return _macro_mean(values, inputs)
 
     return fn
 
 
-def _listed(index: int) -> MetricFn:
-    return lambda pred, target, num_classes: _per_class(pred, target, num_classes)[index].tolist()
+def _macro(index: int) -> Callable[[MetricInputs], float]:
+    return lambda inputs: _macro_mean(_per_class(inputs)[index], inputs)
 
 
-@_metric("accuracy", "classification")
-def accuracy(pred, target, num_classes=None) -> float:
-    return float((pred.reshape(-1) == target.reshape(-1)).double().mean())
+def _listed(index: int) -> Callable[[MetricInputs], list[float]]:
+    return lambda inputs: _per_class(inputs)[index].tolist()
 
 
-for _i, _name in enumerate(("precision", "recall", "f1")):
-    _metric(_name, "classification")(_summary(_i))
-    _metric(f"{_name}_macro", "classification")(_macro(_i))
-    _metric(f"{_name}_per_class", "classification")(_listed(_i))
+# --------------------------------------------------------------------------- decisions
 
 
-@_metric("confusion_matrix", "classification")
-def confusion_matrix(pred, target, num_classes) -> list[list[int]]:
-    return confusion(pred, target, num_classes).tolist()
+@_metric("accuracy", CLASSIFICATION)
+def accuracy(inputs: MetricInputs) -> float:
+    """Single-label: fraction right. Multi-label: subset accuracy (all of a sample's labels right)."""
+    if inputs.task == "multilabel":
+        return subset_accuracy(inputs)
+    return float((inputs.predictions.reshape(-1) == inputs.target.reshape(-1)).double().mean())
 
 
-@_metric("mse", "regression")
-def mse(pred, target, num_classes=None) -> float:
-    return float((pred.double() - target.double()).square().mean())
+@_metric("subset_accuracy", frozenset({"multilabel"}))
+def subset_accuracy(inputs: MetricInputs) -> float:
+    pred, target = _label_matrix(inputs.predictions), _label_matrix(inputs.target)
+    return float((pred == target).all(dim=1).double().mean())
 
 
-@_metric("mae", "regression")
-def mae(pred, target, num_classes=None) -> float:
-    return float((pred.double() - target.double()).abs().mean())
+@_metric("hamming_accuracy", frozenset({"multilabel"}))
+def hamming_accuracy(inputs: MetricInputs) -> float:
+    """1 - Hamming loss: the fraction of (sample, label) decisions that are right."""
+    pred, target = _label_matrix(inputs.predictions), _label_matrix(inputs.target)
+    return float((pred == target).double().mean())
 
 
-@_metric("r2", "regression")
-def r2(pred, target, num_classes=None) -> float:
-    pred, target = pred.double().reshape(len(pred), -1), target.double().reshape(len(target), -1)
+for _index, _name in enumerate(("precision", "recall", "f1")):
+    _metric(_name, CLASSIFICATION)(_summary(_index))
+    _metric(f"{_name}_macro", CLASSIFICATION)(_macro(_index))
+    _metric(f"{_name}_micro", CLASSIFICATION)(_micro(_index))
+    _metric(f"{_name}_per_class", CLASSIFICATION, scalar=False)(_listed(_index))
+
+
+@_metric("confusion_matrix", CLASSIFICATION, scalar=False)
+def confusion_matrix(inputs: MetricInputs) -> list:
+    if inputs.task == "multilabel":
+        pred, target = _label_matrix(inputs.predictions), _label_matrix(inputs.target)
+        tp, fp = (pred & target).sum(0), (pred & ~target).sum(0)
+        fn, tn = (~pred & target).sum(0), (~pred & ~target).sum(0)
+        return torch.stack([torch.stack([tn, fp], 1), torch.stack([fn, tp], 1)], 1).tolist()
+    return confusion(inputs.predictions, inputs.target, _num_classes(inputs)).tolist()
+
+
+@_metric("balanced_accuracy", SINGLE_LABEL)
+def balanced_accuracy(inputs: MetricInputs) -> float:
+    """Mean recall over the classes that occur in the targets."""
+    true_pos, _, actual = _counts(inputs)
+    present = actual > 0
+    return float((true_pos[present] / actual[present]).mean()) if present.any() else 0.0
+
+
+@_metric("matthews_corrcoef", SINGLE_LABEL)
+def matthews_corrcoef(inputs: MetricInputs) -> float:
+    """(c s - t.p) / sqrt((s^2 - p.p)(s^2 - t.t)), c = correct, s = samples, t/p = true/predicted class
+    counts (Gorodkin 2004; binary: the usual MCC); 0 when a factor under the root is 0."""
+    matrix = confusion(inputs.predictions, inputs.target, _num_classes(inputs)).double()
+    correct, samples = matrix.trace(), matrix.sum()
+    actual, predicted = matrix.sum(1), matrix.sum(0)
+    denominator = (samples**2 - predicted @ predicted) * (samples**2 - actual @ actual)
+    return float((correct * samples - actual @ predicted) / denominator.sqrt()) if denominator > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def _score_columns(inputs: MetricInputs) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, positives) as (N, C) arrays, one column per binary problem: the positive class
+    (binary), each class one-vs-rest (multi-class) or each label (multi-label)."""
+    probabilities = inputs.probabilities.double().numpy()
+    target = inputs.target.numpy()
+    if inputs.task == "binary":
+        if probabilities.ndim == 2:  # (N, 2) softmax or (N, 1)
+            probabilities = probabilities[:, -1]
+        return probabilities.reshape(-1, 1), (target.reshape(-1) == 1).reshape(-1, 1)
+    if inputs.task == "multiclass":
+        classes = np.arange(probabilities.shape[1])
+        return probabilities, target.reshape(-1, 1) == classes[None, :]
+    return probabilities.reshape(len(probabilities), -1), target.reshape(len(target), -1) > 0.5
+
+
+def _threshold_counts(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative true and false positives when predicting positive for score >= each distinct score,
+    from the highest down (tied scores enter together, as in scikit-learn's ``_binary_clf_curve``)."""
+    order = np.argsort(-scores, kind="mergesort")
+    scores, positive = scores[order], positive[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    true_pos = np.cumsum(positive)[last_of_tie]
+    return true_pos.astype(np.float64), (last_of_tie + 1 - true_pos).astype(np.float64)
+
+
+def _binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (fpr, tpr) from (0, 0), by the trapezoid rule."""
+    true_pos, false_pos = _threshold_counts(scores, positive)
+    tpr, fpr = np.r_[0.0, true_pos / true_pos[-1]], np.r_[0.0, false_pos / false_pos[-1]]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def _binary_average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
+    """AP = sum_n (R_n - R_{n-1}) P_n over the distinct thresholds (no interpolation)."""
+    true_pos, false_pos = _threshold_counts(scores, positive)
+    precision, recall = true_pos / (true_pos + false_pos), true_pos / true_pos[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _macro_over_columns(inputs: MetricInputs, binary: Callable[[np.ndarray, np.ndarray], float],
+                        needs_negatives: bool) -> float:
+    scores, positives = _score_columns(inputs)
+    values = []
+    for column in range(scores.shape[1]):
+        n_pos = positives[:, column].sum()
+        if n_pos == 0 or (needs_negatives and n_pos == len(positives)):
+            continue  # undefined for this class: left out of the mean
+        values.append(binary(scores[:, column], positives[:, column]))
+    return float(np.mean(values)) if values else float("nan")
+
+
+@_metric("roc_auc", CLASSIFICATION, needs_probabilities=True)
+def roc_auc(inputs: MetricInputs) -> float:
+    """Binary ROC AUC; macro one-vs-rest over classes (multi-class) or labels (multi-label)."""
+    return _macro_over_columns(inputs, _binary_auc, needs_negatives=True)
+
+
+@_metric("average_precision", CLASSIFICATION, needs_probabilities=True)
+def average_precision(inputs: MetricInputs) -> float:
+    """Binary average precision; macro one-vs-rest over classes (multi-class) or labels (multi-label)."""
+    return _macro_over_columns(inputs, _binary_average_precision, needs_negatives=False)
+
+
+@_metric("log_loss", CLASSIFICATION, higher_is_better=False, needs_probabilities=True)
+def log_loss(inputs: MetricInputs) -> float:
+    """-mean log P(true class), P clipped to [eps, 1 - eps]; multi-label: mean over samples and labels."""
+    eps = float(torch.finfo(inputs.probabilities.dtype).eps)
+    scores, positives = _score_columns(inputs)
+    scores = np.clip(scores, eps, 1 - eps)
+    if inputs.task == "multiclass":
+        return float(-np.mean(np.log(scores[positives])))
+    return float(-np.mean(np.where(positives, np.log(scores), np.log1p(-scores))))
+
+
+def _top_k_accuracy(k: int) -> Callable[[MetricInputs], float]:
+    def fn(inputs: MetricInputs) -> float:
+        probabilities = inputs.probabilities
+        top = probabilities.topk(min(k, probabilities.shape[1]), dim=1).indices
+        return float((top == inputs.target.long().reshape(-1, 1)).any(dim=1).double().mean())
+
+    return fn
+
+
+# --------------------------------------------------------------------------- regression
+
+
+@_metric("mse", REGRESSION, higher_is_better=False)
+def mse(inputs: MetricInputs) -> float:
+    return float((inputs.predictions.double() - inputs.target.double()).square().mean())
+
+
+@_metric("mae", REGRESSION, higher_is_better=False)
+def mae(inputs: MetricInputs) -> float:
+    return float((inputs.predictions.double() - inputs.target.double()).abs().mean())
+
+
+@_metric("r2", REGRESSION)
+def r2(inputs: MetricInputs) -> float:
+    pred = inputs.predictions.double().reshape(len(inputs.predictions), -1)
+    target = inputs.target.double().reshape(len(inputs.target), -1)
     residual = (target - pred).square().sum(0)
     total = (target - target.mean(0)).square().sum(0)
     # scikit-learn: constant target -> 1.0 if perfect else 0.0
@@ -114,27 +347,124 @@ def r2(pred, target, num_classes=None) -> float:
     return float(scores.mean())
 
 
+# --------------------------------------------------------------------------- lookup and validation
+
+
+def get_metric(name: str) -> Metric:
+    """The metric called ``name``: a registered one, ``top_<k>_accuracy``, or a user ``module:function``
+    taking (predictions, target, num_classes) and returning a float (higher is better, any task)."""
+    match = TOP_K.fullmatch(name)
+    if match:
+        k = int(match.group(1))
+        if k < 1:
+            raise ConfigError(f"metric '{name}': k must be >= 1 (e.g. top_5_accuracy)")
+        return Metric(name, _top_k_accuracy(k), frozenset({"multiclass"}), True, True, True)
+    if ":" in name:
+        user = import_reference(name, "metric")
+        return Metric(name, lambda inputs: user(inputs.predictions, inputs.target, inputs.num_classes),
+                      frozenset(TASKS), True)
+    if name.lower() not in METRICS:
+        choices = METRICS.names() + ["top_5_accuracy"]
+        raise ConfigError(f"unknown metric '{name}'{did_you_mean(name.lower(), choices)} "
+                          f"(valid: {', '.join(METRICS.names())}, top_<k>_accuracy)")
+    return METRICS.get(name)
+
+
+def _unprefixed(name: str) -> str:
+    """``val_f1`` -> ``f1``: a record key back to the metric's name."""
+    for prefix in ("val_", "test_", "train_"):
+        rest = name[len(prefix):]
+        if name.startswith(prefix) and (rest == "loss" or rest in METRICS or TOP_K.fullmatch(rest)):
+            return rest
+    return name
+
+
+def is_scalar(name: str) -> bool:
+    """False for list-valued metrics (``*_per_class``, ``confusion_matrix``): they cannot be monitored.
+
+    Accepts a record key too (``val_f1_per_class``); ``loss`` is a scalar.
+    """
+    name = _unprefixed(name)
+    return name == "loss" or get_metric(name).scalar
+
+
+def higher_is_better(name: str) -> bool:
+    """The direction of a metric or record key (``loss``, ``log_loss`` and errors are minimised)."""
+    name = _unprefixed(name)
+    return name != "loss" and get_metric(name).higher_is_better
+
+
 def default_metrics(task: str) -> list[str]:
-    return list(REGRESSION_DEFAULT if task == "regression" else CLASSIFICATION_DEFAULT)
+    return list(DEFAULTS.get(task, CLASSIFICATION_DEFAULT))
 
 
-def validate_metrics(names: list[str], task: str) -> list[str]:
-    """Check every name exists and fits the task; 'loss' is always reported and may be listed."""
-    wanted = "regression" if task == "regression" else "classification"
+def validate_metrics(names: list[str], task: str, loss: Any = None) -> list[str]:
+    """Check every name exists, fits the task and (given the loss) has the probabilities it needs.
+
+    'loss' is always reported and may be listed. ``loss`` is the built loss: a metric that needs
+    class probabilities (roc_auc, average_precision, log_loss, top_k) is refused when
+    ``loss.has_probabilities`` is False (hinge, regression losses). Raises ConfigError (one line).
+    """
     checked = []
     for name in names:
         if name == "loss":
             continue
-        METRICS.get(name)  # unknown name -> ConfigError with did-you-mean
-        if _KIND[name] != wanted:
+        metric = get_metric(name)  # unknown name -> ConfigError with did-you-mean
+        if task not in metric.tasks:
+            fits = ", ".join(t for t in TASKS if t in metric.tasks)
             raise ConfigError(
-                f"metric '{name}' is a {_KIND[name]} metric but the data is a {task} task "
+                f"metric '{name}' applies to {fits} tasks but the data is a {task} task "
                 f"(use: {', '.join(default_metrics(task))})"
+            )
+        if metric.needs_probabilities and loss is not None and not getattr(loss, "has_probabilities", True):
+            raise ConfigError(
+                f"metric '{name}' needs the model's class probabilities, which loss '{loss.name}' does not give "
+                "(use bce, cross_entropy or focal, or drop the metric)"
             )
         checked.append(name)
     return checked
 
 
-def compute(names: list[str], pred: torch.Tensor, target: torch.Tensor, num_classes: int | None) -> dict[str, Any]:
-    pred, target = pred.detach().cpu(), target.detach().cpu()
-    return {name: METRICS.get(name)(pred, target, num_classes) for name in names}
+def _task_from_call(target: torch.Tensor, num_classes: int | None) -> str:
+    """The task of a call without ``task`` (the old signature): no classes -> regression,
+    2-D targets with classes -> multilabel, 2 classes -> binary, else multiclass."""
+    if num_classes is None:
+        return "regression"
+    if target.ndim == 2 and target.shape[1] > 1:
+        return "multilabel"
+    return "binary" if num_classes == 2 else "multiclass"
+
+
+def compute(names: list[str], predictions: torch.Tensor, target: torch.Tensor, num_classes: int | None,
+            task: str | None = None, probabilities: torch.Tensor | None = None) -> dict[str, Any]:
+    """Every metric in ``names`` on one split.
+
+    Args:
+        names: metric names (see the module docstring).
+        predictions: ``loss.predict(output)``.
+        target: the split's targets.
+        num_classes: K (2 for binary, L for multi-label), None for regression.
+        task: "regression", "binary", "multiclass" or "multilabel"; when None it is read from
+            ``num_classes`` and the target's shape (the original three-argument call).
+        probabilities: ``loss.probabilities(output)``; required by roc_auc, average_precision,
+            log_loss and top_<k>_accuracy.
+
+    Raises:
+        DataError: a score-based metric without probabilities.
+    """
+    predictions, target = predictions.detach().cpu(), target.detach().cpu()
+    if probabilities is not None:
+        probabilities = probabilities.detach().cpu()
+    inputs = MetricInputs(predictions, target, task or _task_from_call(target, num_classes), num_classes,
+                          probabilities)
+    result = {}
+    for name in names:
+        metric = get_metric(name)
+        if metric.needs_probabilities and probabilities is None:
+            raise DataError(f"metric '{name}' needs the model's class probabilities; pass "
+                            "probabilities=loss.probabilities(output) (the loss must give them)")
+        result[name] = metric.fn(inputs)
+    return result
+
+
+MAXIMIZE = {name for name in METRICS.names() if METRICS.get(name).higher_is_better}

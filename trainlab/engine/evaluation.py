@@ -23,9 +23,10 @@ class Evaluator:
     """
 
     def __init__(self, step: Step, loss: Loss, metric_names: Sequence[str], num_classes: int | None,
-                 transform: BatchTransform | None = None, batch_size: int = 2048):
+                 task: str | None = None, transform: BatchTransform | None = None, batch_size: int = 2048):
         self.step, self.loss, self.metric_names = step, loss, list(metric_names)
-        self.num_classes, self.transform, self.batch_size = num_classes, transform, batch_size
+        self.num_classes, self.task = num_classes, task
+        self.transform, self.batch_size = transform, batch_size
 
     @torch.no_grad()
     def outputs(self, split: Split) -> torch.Tensor:
@@ -46,5 +47,6 @@ class Evaluator:
         target = split.y.to(self.step.device)
         with torch.no_grad():
             result: dict[str, Any] = {"loss": float(self.loss(output, target))}
-        result.update(compute(self.metric_names, self.loss.predict(output), target, self.num_classes))
+        result.update(compute(self.metric_names, self.loss.predict(output), target, self.num_classes,
+                              task=self.task, probabilities=self.loss.probabilities(output)))
         return result

@@ -22,10 +22,22 @@ sample (``'none'``), and which declares what it expects:
     (:class:`trainlab.losses.composite.MultiTaskLoss`).
 
 - ``output_dim(task, num_classes, target_dim)``: how many outputs the model needs
-  (``task`` is ``"regression"``, ``"binary"``, ``"multiclass"`` or ``"multilabel"``).
+  (``task`` is ``"regression"``, ``"binary"``, ``"multiclass"`` or ``"multilabel"``; L
+  for a multi-label task, which also sets ``multilabel`` so that ``predict`` and
+  ``probabilities`` read the outputs as one logit per label).
 - ``check(pred, target)``: raises ``DataError`` with a one-line message before
   training starts when shapes or labels do not fit.
-- ``predict(output)``: turns model output into predictions for the metrics.
+- ``predict(output)``: turns model output into predictions for the metrics: class
+  indices (N,), 0/1 per sample (N,) or per label (N, L) (sigmoid(z) > 0.5, i.e. z > 0), or values.
+- ``probabilities(output)``: the model's class probabilities for score-based metrics
+  (ROC AUC, average precision, log-loss, top-k): softmax (N, K) for K logits, sigmoid
+  P(label 1) as (N,) for one logit and (N, L) per label for multi-label data; ``None``
+  where the output is not a probability model (regression, hinge, metric learning).
+
+Per-class / per-label constants from the config (class weights, focal alpha, pos_weight)
+are registered with :meth:`Loss.register_constant`: a buffer in the default dtype that
+follows the module's dtype and device, re-rounded from the exact config numbers on every
+dtype move, so a float64 run uses float64 weights (not float32 values widened).
 
 Per-sample ``weight`` (shape (N,)) multiplies each sample's loss; the weighted
 mean divides by the sum of the weights (of every element the weight covers).
@@ -71,6 +83,11 @@ def reduce(values: torch.Tensor, reduction: str, weight: torch.Tensor | None = N
     return values
 
 
+def widen(output: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32 (probabilities near 0 or 1 need the mantissa); float64 stays."""
+    return output if output.dtype == torch.float64 else output.float()
+
+
 def check_reduction(reduction: str) -> str:
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
@@ -111,10 +128,29 @@ class Loss(nn.Module):
 
     target_kind: ClassVar[TargetKind] = "continuous"
     num_views: ClassVar[int] = 1
+    multilabel: bool = False  # set by output_dim(task="multilabel"): outputs are one logit per label
 
     def __init__(self, reduction: Reduction = "mean"):
         super().__init__()
         self.reduction = check_reduction(reduction)
+        self._constants: dict[str, float | list[float]] = {}
+
+    def register_constant(self, name: str, values: float | list[float] | None) -> None:
+        """A buffer holding config numbers, kept exact in whatever floating dtype the module moves to."""
+        if values is None:
+            self.register_buffer(name, None)
+            return
+        self._constants[name] = values
+        self.register_buffer(name, torch.tensor(values, dtype=torch.get_default_dtype()))
+
+    def _apply(self, fn, recurse=True):  # .to(dtype), .double(), .float(), .cuda() ... all end here
+        super()._apply(fn, recurse)
+        for name, values in getattr(self, "_constants", {}).items():
+            buffer = self._buffers.get(name)
+            if buffer is not None and buffer.is_floating_point():
+                # widening a float32 buffer would keep its float32 rounding: re-round from the config numbers
+                self._buffers[name] = torch.tensor(values, dtype=buffer.dtype, device=buffer.device)
+        return self
 
     @property
     def name(self) -> str:
@@ -130,6 +166,7 @@ class Loss(nn.Module):
             return int(num_classes or 2)
         if self.target_kind == "binary":
             if task == "multilabel":
+                self.multilabel = True
                 return target_dim
             if task != "binary":
                 raise DataError(
@@ -156,6 +193,11 @@ class Loss(nn.Module):
         return target_dim
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if self.target_kind == "class_index" and target.ndim == 2 and target.shape[1] > 1:
+            raise DataError(
+                f"{self.name} takes one class label per sample but the targets have {target.shape[1]} columns "
+                "(a multi-label task); use bce (one sigmoid per label)"
+            )
         if self.target_kind in ("class_index", "binary", "pair") and len(pred) != len(target):
             raise DataError(f"{self.name}: {len(pred)} predictions but {len(target)} targets")
         if self.target_kind == "class_index":
@@ -198,12 +240,29 @@ class Loss(nn.Module):
             )
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """Class indices (argmax), 0/1 decisions (logit > 0, i.e. sigmoid > 0.5) or the values themselves."""
         if self.target_kind == "class_index":
             return output.argmax(dim=-1)
         if self.target_kind == "binary":
-            if output.ndim == 2 and output.shape[1] > 1:  # multi-label
+            if self.multilabel or (output.ndim == 2 and output.shape[1] > 1):  # one decision per label
                 return (output > 0).long()
             return (output.reshape(len(output)) > 0).long()
         if self.target_kind == "embedding":
             return torch.stack(split_views(output, self.num_views, self.name), dim=1)
         return output
+
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether ``probabilities`` gives class probabilities (score-based metrics need them)."""
+        return self.target_kind in ("class_index", "binary")
+
+    def probabilities(self, output: torch.Tensor) -> torch.Tensor | None:
+        """softmax over K logits (N, K); sigmoid of one logit (N,) or of each label's logit (N, L); else None."""
+        output = widen(output)
+        if self.target_kind == "class_index":
+            return torch.softmax(output, dim=-1)
+        if self.target_kind == "binary":
+            if self.multilabel or (output.ndim == 2 and output.shape[1] > 1):
+                return torch.sigmoid(output)
+            return torch.sigmoid(output.reshape(len(output)))
+        return None

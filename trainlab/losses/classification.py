@@ -7,12 +7,13 @@ multi-label data: (N, L) outputs with (N, L) 0/1 targets, one loss per label.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from trainlab.errors import DataError
 from trainlab.losses import LOSSES
-from trainlab.losses.base import Loss, reduce
+from trainlab.losses.base import Loss, binary_targets, reduce, widen
 
 
 def _binary_view(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,13 +23,14 @@ def _binary_view(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
     return pred, target.to(pred.dtype)
 
 
-def _per_class(values: list[float] | None, name: str, what: str) -> torch.Tensor | None:
+def _per_class(values: list[float] | None, name: str, what: str) -> list[float] | None:
+    """Validate a list of non-negative per-class numbers (kept as Python floats: exact in any dtype)."""
     if values is None:
         return None
-    tensor = torch.as_tensor(values, dtype=torch.float32)
-    if tensor.ndim > 1 or not torch.all(tensor >= 0):
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or not np.all(array >= 0):
         raise ValueError(f"{name} {what} must be a list of non-negative numbers; got {values}")
-    return tensor
+    return array.tolist()
 
 
 def _check_width(loss: Loss, pred: torch.Tensor, table: torch.Tensor | None, what: str) -> None:
@@ -53,10 +55,11 @@ class BCEWithLogits(Loss):
     def __init__(self, pos_weight: float | list[float] | None = None, reduction: str = "mean"):
         super().__init__(reduction)
         if pos_weight is not None:
-            values = torch.as_tensor(pos_weight, dtype=torch.float32)
-            if values.ndim > 1 or not torch.all(values > 0):
+            values = np.asarray(pos_weight, dtype=np.float64)
+            if values.ndim > 1 or not np.all(values > 0):
                 raise ValueError(f"bce pos_weight must be > 0 (a number or a list per label); got {pos_weight}")
-        self.register_buffer("pos_weight", None if pos_weight is None else values)
+            pos_weight = values.tolist()
+        self.register_constant("pos_weight", pos_weight)
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
@@ -105,9 +108,14 @@ class BCEFromProbabilities(Loss):
         return reduce(values, self.reduction, weight)
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
-        if output.ndim == 2 and output.shape[1] > 1:
+        if self.multilabel or (output.ndim == 2 and output.shape[1] > 1):
             return (output > 0.5).long()
         return (output.reshape(len(output)) > 0.5).long()
+
+    def probabilities(self, output: torch.Tensor) -> torch.Tensor | None:
+        """The outputs are the probabilities already."""
+        output = widen(output)
+        return output if self.multilabel or (output.ndim == 2 and output.shape[1] > 1) else output.reshape(len(output))
 
 
 class _Hinge(Loss):
@@ -120,6 +128,12 @@ class _Hinge(Loss):
         if not margin > 0:
             raise ValueError(f"{type(self).__name__.lower()} margin must be > 0; got {margin}")
         self.margin = float(margin)
+
+    has_probabilities = False
+
+    def probabilities(self, output: torch.Tensor) -> None:
+        """Margin scores are not probabilities: score-based metrics (roc_auc, log_loss ...) do not apply."""
+        return None
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         score, target = _binary_view(pred, target)
@@ -162,7 +176,7 @@ class CrossEntropy(Loss):
             raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
         self.ignore_index = int(ignore_index)
-        self.register_buffer("class_weights", _per_class(class_weights, "cross_entropy", "class_weights"))
+        self.register_constant("class_weights", _per_class(class_weights, "cross_entropy", "class_weights"))
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
@@ -204,7 +218,7 @@ class NLLLoss(Loss):
                  reduction: str = "mean"):
         super().__init__(reduction)
         self.ignore_index = int(ignore_index)
-        self.register_buffer("class_weights", _per_class(class_weights, "nll", "class_weights"))
+        self.register_constant("class_weights", _per_class(class_weights, "nll", "class_weights"))
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
@@ -214,6 +228,9 @@ class NLLLoss(Loss):
                 f"nll expects log-probabilities (<= 0); got outputs up to {float(pred.max()):.3g} "
                 "(end the model with log_softmax, or use cross_entropy on logits)"
             )
+
+    def probabilities(self, output: torch.Tensor) -> torch.Tensor:
+        return torch.exp(widen(output))
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         class_weights = None if self.class_weights is None else self.class_weights.to(pred.dtype)
@@ -226,14 +243,20 @@ class NLLLoss(Loss):
 class FocalLoss(Loss):
     """Focal loss (Lin et al., ICCV 2017): -a_t (1 - p_t)^gamma log p_t, p_t = probability of the true class.
 
-    Binary data (the model has one output): p = sigmoid(z), a_t = alpha for label 1 and
-    1 - alpha for label 0 (``alpha`` a number in [0, 1]; None = no weighting), as in the paper.
-    Multi-class data (K outputs): p = softmax(z), a_t = alpha[y] (``alpha`` a list of K
-    class weights or None). log p_t comes from logsigmoid / log_softmax, and
-    log(1 - p_t) from logsigmoid(-z) (binary) or log(-expm1(log p_t)) (multi-class),
-    so saturated logits give finite values and gradients. gamma = 0 and no alpha is
-    cross-entropy. The loss is not normalised by the number of positives (a detector's
-    convention); ``mean`` averages over samples.
+    Sigmoid form, used for binary data (one output) and multi-label data ((N, L) outputs
+    and 0/1 targets, one term per label): p = sigmoid(z), a_t = alpha for label 1 and
+    1 - alpha for label 0, exactly the paper's alpha-balanced form: ``alpha`` weights the
+    positive class. The paper's best detector uses gamma = 2 with alpha = 0.25 for the rare
+    positive class (alpha < 0.5 down-weights the positives: the (1 - p_t)^gamma factor has
+    already removed most of the easy negatives' weight). ``alpha`` is a number in [0, 1]
+    (None = no weighting), or for multi-label data one number per label.
+    Softmax form, for multi-class data (K outputs): p = softmax(z), a_t = alpha[y]
+    (``alpha`` a list of K non-negative class weights or None).
+    log p_t comes from logsigmoid / log_softmax, and log(1 - p_t) from logsigmoid(-z)
+    (sigmoid form) or log(-expm1(log p_t)) (softmax form), so saturated logits give
+    finite values and gradients. gamma = 0 and no alpha is (binary) cross-entropy. The
+    loss is not normalised by the number of positives (a detector's convention);
+    ``mean`` averages over samples (and labels).
     """
 
     target_kind = "class_index"
@@ -244,20 +267,41 @@ class FocalLoss(Loss):
             raise ValueError(f"focal gamma must be >= 0; got {gamma}")
         self.gamma = float(gamma)
         if alpha is not None:
-            values = torch.as_tensor(alpha, dtype=torch.float32)
-            if values.ndim > 1 or not torch.all(values >= 0) or (values.ndim == 0 and values > 1):
+            values = np.asarray(alpha, dtype=np.float64)
+            if values.ndim > 1 or not np.all(values >= 0) or (values.ndim == 0 and values > 1):
                 raise ValueError(f"focal alpha must be a number in [0, 1] (binary) or a list of "
                                  f"non-negative class weights; got {alpha}")
-        self.register_buffer("alpha", None if alpha is None else values)
+            alpha = values.tolist()
+        self.register_constant("alpha", alpha)
+
+    @staticmethod
+    def _sigmoid_form(pred: torch.Tensor, target: torch.Tensor) -> bool:
+        """One logit per sample (binary) or (N, L) outputs with (N, L) targets (multi-label)."""
+        return pred.ndim == 2 and (pred.shape[1] == 1 or target.ndim == 2)
 
     def output_dim(self, task: str, num_classes: int | None, target_dim: int) -> int:
-        return 1 if task == "binary" else super().output_dim(task, num_classes, target_dim)
+        if task == "binary":
+            return 1
+        if task == "multilabel":
+            self.multilabel = True  # predict/probabilities: a sigmoid per label, not a softmax over them
+            return target_dim
+        return super().output_dim(task, num_classes, target_dim)
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        if pred.ndim == 2 and pred.shape[1] == 1:  # binary: one logit, labels {0, 1}
+        if pred.ndim == 2 and pred.shape[1] == 1 and target.ndim == 1:  # binary: one logit, labels {0, 1}
             Loss.check(self, torch.zeros(len(pred), 2), target)
             if self.alpha is not None and self.alpha.ndim == 1:
                 raise DataError("focal on one logit (binary) needs alpha as one number in [0, 1]")
+            return
+        if target.ndim == 2:  # multi-label
+            if pred.shape != target.shape:
+                raise DataError(f"focal: multi-label outputs {tuple(pred.shape)} do not match targets "
+                                f"{tuple(target.shape)}")
+            binary_targets(target, self.name)
+            if self.alpha is not None and self.alpha.ndim == 1 and (
+                    self.alpha.numel() != target.shape[1] or bool((self.alpha > 1).any())):
+                raise DataError(f"focal on {target.shape[1]} labels needs alpha as one number in [0, 1] or "
+                                f"{target.shape[1]} numbers in [0, 1]; got {self._constants['alpha']}")
             return
         super().check(pred, target)
         if self.alpha is not None and self.alpha.ndim == 0:
@@ -266,11 +310,13 @@ class FocalLoss(Loss):
         _check_width(self, pred, self.alpha, "alpha")
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
-        if pred.ndim == 2 and pred.shape[1] == 1:
-            logit, positive = pred.reshape(len(pred)), target.to(torch.bool)
+        if self._sigmoid_form(pred, target):
+            logit = pred if target.ndim == 2 else pred.reshape(len(pred))
+            positive = target.to(torch.bool)
             log_p_true = torch.where(positive, F.logsigmoid(logit), F.logsigmoid(-logit))
             log_p_other = torch.where(positive, F.logsigmoid(-logit), F.logsigmoid(logit))
-            alpha_t = None if self.alpha is None else torch.where(positive, self.alpha, 1.0 - self.alpha)
+            alpha = None if self.alpha is None else self.alpha.to(pred.dtype)
+            alpha_t = None if alpha is None else torch.where(positive, alpha, 1.0 - alpha)
         else:
             log_p_true = F.log_softmax(pred, dim=-1).gather(1, target.reshape(-1, 1)).squeeze(1)
             # log(1 - p) with p -> 1: clamp away from log(0) so (1 - p)^gamma has a finite gradient
@@ -279,13 +325,23 @@ class FocalLoss(Loss):
             alpha_t = None if self.alpha is None else self.alpha.to(pred.dtype)[target]
         values = -torch.exp(self.gamma * log_p_other) * log_p_true
         if alpha_t is not None:
-            values = alpha_t.to(pred.dtype) * values
+            values = alpha_t * values
         return reduce(values, self.reduction, weight)
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
+        if self.multilabel:
+            return (output > 0).long()
         if output.ndim == 2 and output.shape[1] == 1:
             return (output.reshape(len(output)) > 0).long()
         return output.argmax(dim=-1)
+
+    def probabilities(self, output: torch.Tensor) -> torch.Tensor | None:
+        output = widen(output)
+        if self.multilabel:
+            return torch.sigmoid(output)
+        if output.ndim == 2 and output.shape[1] == 1:
+            return torch.sigmoid(output.reshape(len(output)))
+        return torch.softmax(output, dim=-1)
 
 
 @LOSSES.register("multiclass_hinge")
@@ -307,6 +363,12 @@ class MulticlassHingeLoss(Loss):
         if not margin > 0:
             raise ValueError(f"multiclass_hinge margin must be > 0; got {margin}")
         self.variant, self.margin = variant, float(margin)
+
+    has_probabilities = False
+
+    def probabilities(self, output: torch.Tensor) -> None:
+        """Margin scores are not probabilities: score-based metrics do not apply."""
+        return None
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         true_score = pred.gather(1, target.reshape(-1, 1))
