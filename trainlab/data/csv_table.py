@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,25 +86,46 @@ def read_header(file: Path, delimiter: str) -> tuple[list[str], int]:
 
 @dataclass
 class CsvTable:
-    """The columns of a CSV file as pandas read them, and the file lines of its data rows."""
+    """The cells of a CSV file by column, and the file lines of its data rows.
+
+    ``frame`` is a pandas DataFrame (the usual, tall file) or, for a wide file (more than
+    :data:`WIDE_COLUMNS` columns, where pandas spends seconds per 10^4 columns on bookkeeping), a
+    NumPy array of the raw cell strings (N, W). Use :func:`numbers`, :func:`strings` and
+    :func:`numeric_block`, which read both.
+    """
 
     file: Path
     header: list[str]
     delimiter: str
-    frame: object  # pandas.DataFrame, one column per header name
+    frame: Any
     _lines: list[int] | None = field(default=None, repr=False)
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {name: j for j, name in enumerate(self.header)}
 
     def __len__(self) -> int:
-        return len(self.frame)  # type: ignore[arg-type]
+        return len(self.frame)
 
-    def column(self, name: str) -> np.ndarray:
-        return self.frame[name].to_numpy()  # type: ignore[index]
+    @property
+    def wide(self) -> bool:
+        return isinstance(self.frame, np.ndarray)
+
+    def cell(self, row: int, name: str) -> str:
+        """The cell as text, for messages."""
+        if self.wide:
+            return str(self.frame[row, self._index[name]]).strip()
+        return str(self.frame.iloc[row, self._index[name]]).strip()
 
     def line(self, row: int) -> int:
         """The file line (1-based) where data row ``row`` (0-based) starts."""
         if self._lines is None:
             self._lines = check_field_counts(self.file, self.delimiter, len(self.header))
         return self._lines[row]
+
+
+# above this many columns the table is read by the csv module into one array of strings
+WIDE_COLUMNS = 2000
 
 
 def check_field_counts(file: Path, delimiter: str, width: int) -> list[int]:
@@ -119,11 +141,28 @@ def check_field_counts(file: Path, delimiter: str, width: int) -> list[int]:
     return lines
 
 
+def _read_wide(file: Path, delimiter: str, header: list[str]) -> CsvTable:
+    """A wide file: the csv module, field counts checked as it goes, cells kept as strings."""
+    lines, cells = [], []
+    rows = _rows(file, delimiter)
+    next(rows, None)
+    for line, row in rows:
+        if len(row) != len(header):
+            rows.close()
+            raise DataError(f"CSV file {file} line {line} has {len(row)} fields; the header has {len(header)}")
+        lines.append(line)
+        cells.append(row)
+    frame = np.array(cells, dtype=str) if cells else np.empty((0, len(header)), dtype=str)
+    return CsvTable(file, header, delimiter, np.char.strip(frame), _lines=lines)
+
+
 def read_table(file: Path, delimiter: str = ",") -> CsvTable:
     """Every column of ``file`` (pandas infers each column's type); ragged rows are one-line errors."""
     import pandas as pd
 
     header, header_lines = read_header(file, delimiter)
+    if len(header) > WIDE_COLUMNS:
+        return _read_wide(file, delimiter, header)
     try:
         frame = pd.read_csv(
             file, sep=delimiter, header=None, skiprows=header_lines, names=[*header, _EXTRA],
@@ -133,7 +172,7 @@ def read_table(file: Path, delimiter: str = ",") -> CsvTable:
     except UnicodeDecodeError as exc:
         raise DataError(f"CSV file {file} is not UTF-8 ({exc})") from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"CSV file {file} is empty (expected a header row)") from None
+        frame = pd.DataFrame({name: np.empty(0) for name in [*header, _EXTRA]})
     except pd.errors.ParserError as exc:
         check_field_counts(file, delimiter, len(header))  # names the line when a row is ragged
         first = (str(exc).strip().splitlines() or ["parse error"])[0]
@@ -144,18 +183,37 @@ def read_table(file: Path, delimiter: str = ",") -> CsvTable:
     if len(frame) and (frame[_EXTRA].notna().any() or frame[header[-1]].isna().any()):
         # one field too many fills the sentinel; one too few leaves the last column missing: find the row
         table._lines = check_field_counts(file, delimiter, len(header))
-    table.frame = frame.drop(columns=[_EXTRA])
     return table
 
 
-def numbers(table: CsvTable, name: str, what: str = "column") -> tuple[np.ndarray, np.ndarray | None]:
+def _parse_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stripped strings -> float64 (missing markers NaN), and the rows that are not numbers (or None)."""
+    missing = np.isin(cells, MISSING)
+    text = np.where(missing, "nan", cells)
+    try:
+        return text.astype(np.float64), None
+    except ValueError:
+        pass
+    values = np.full(len(cells), np.nan)
+    bad = np.zeros(len(cells), dtype=bool)
+    for i, cell in enumerate(text):
+        try:
+            values[i] = float(cell)
+        except ValueError:
+            bad[i] = True
+    return values, np.flatnonzero(bad)
+
+
+def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Column ``name`` as float64 (NaN where missing), and the rows holding text that is not a number.
 
     The second value is None when every non-missing cell is a number.
     """
     import pandas as pd
 
-    series = table.frame[name]  # type: ignore[index]
+    if table.wide:
+        return _parse_numbers(table.frame[:, table._index[name]])
+    series = table.frame[name]
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan), None
     values = pd.to_numeric(series.str.strip(), errors="coerce")
@@ -163,7 +221,38 @@ def numbers(table: CsvTable, name: str, what: str = "column") -> tuple[np.ndarra
     return values.to_numpy(dtype=np.float64, na_value=np.nan), (np.flatnonzero(bad) if bad.any() else None)
 
 
+def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Columns ``names`` as float32 (N, len(names)) in one conversion where possible.
+
+    Returns the block and the names of the columns that are not all numbers (their block columns
+    are NaN; read them with :func:`numbers`).
+    """
+    import pandas as pd
+
+    if not names:
+        return np.empty((len(table), 0), dtype=np.float32), []
+    if table.wide:
+        cells = table.frame[:, [table._index[n] for n in names]]
+        values, bad = _parse_numbers(cells.reshape(-1))
+        if bad is None:
+            return values.reshape(cells.shape).astype(np.float32), []
+        columns = sorted({int(c) for c in bad % len(names)})
+        block = values.reshape(cells.shape).astype(np.float32)
+        block[:, columns] = np.nan
+        return block, [names[c] for c in columns]
+    frame = table.frame
+    numeric = [pd.api.types.is_bool_dtype(frame[n]) or pd.api.types.is_numeric_dtype(frame[n]) for n in names]
+    block = np.full((len(table), len(names)), np.nan, dtype=np.float32)
+    chosen = [j for j, ok in enumerate(numeric) if ok]
+    if chosen:
+        block[:, chosen] = frame[[names[j] for j in chosen]].to_numpy(dtype=np.float32, na_value=np.nan)
+    return block, [n for n, ok in zip(names, numeric, strict=True) if not ok]
+
+
 def strings(table: CsvTable, name: str) -> np.ndarray:
-    """Column ``name`` as stripped strings, missing cells as ``""``."""
-    series = table.frame[name]  # type: ignore[index]
+    """Column ``name`` as stripped strings, missing markers as ``""``."""
+    if table.wide:
+        cells = table.frame[:, table._index[name]]
+        return np.where(np.isin(cells, MISSING), "", cells)
+    series = table.frame[name]
     return series.astype("string").str.strip().fillna("").to_numpy(dtype=str)

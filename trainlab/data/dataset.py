@@ -133,8 +133,9 @@ def split_indices(
             n_out = min(max(n_out, 1), len(members) - 1)
         held.append(members[:n_out])
     held_out = np.sort(np.concatenate(held)) if held else np.arange(0)
-    keep = np.setdiff1d(np.arange(n), held_out)
-    return keep, held_out
+    kept = np.ones(n, dtype=bool)  # a mask, not np.setdiff1d: that sorts and hashes (seconds at 10^6 rows)
+    kept[held_out] = False
+    return np.flatnonzero(kept), held_out
 
 
 def check_finite(name: str, array: np.ndarray, policy: str) -> np.ndarray | None:

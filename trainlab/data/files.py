@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
-from trainlab.data.csv_table import CsvTable, check_delimiter, numbers, read_table, strings
+from trainlab.data.csv_table import CsvTable, check_delimiter, numbers, numeric_block, read_table, strings
 from trainlab.data.paths import resolve_file
 from trainlab.errors import ConfigError, DataError
 from trainlab.registry import did_you_mean
@@ -117,8 +117,7 @@ def _require(file: Path, header: list[str], names: list[str], what: str) -> None
 
 
 def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
-    cell = table.frame[name].iloc[row]  # type: ignore[index]
-    return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{str(cell).strip()}' "
+    return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{table.cell(row, name)}' "
                      "is not a number" + (" while other targets are numeric" if what == "target" else ""))
 
 
@@ -129,34 +128,26 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
     A column is categorical when ``data.categorical`` lists it, or (``categorical`` not given) when
     none of its cells is a number; a column mixing numbers and other text is an error.
     """
-    import pandas as pd
-
-    frame = table.frame
     listed = set(categorical or ())
-    numeric_names, categorical_names, numeric_parts = [], [], []
-    fast = [c for c in columns if c not in listed and pd.api.types.is_numeric_dtype(frame[c].dtype)]  # type: ignore[index]
-    fast_set = set(fast)
-    for name in columns:
-        if name in listed:
-            categorical_names.append(name)
-            continue
-        if name in fast_set:
-            numeric_names.append(name)
+    candidates = [c for c in columns if c not in listed]
+    block, unparsed = numeric_block(table, candidates)  # one conversion for the columns that are all numbers
+    unparsed_set = set(unparsed)
+    keep = np.ones(len(candidates), dtype=bool)
+    categorical_names = []
+    for j, name in enumerate(candidates):
+        if name not in unparsed_set:
             continue
         values, bad = numbers(table, name)
         if bad is not None and categorical is None and not np.isfinite(values).any():
             categorical_names.append(name)  # only text (and missing cells): a categorical column
+            keep[j] = False
             continue
         if bad is not None:
             raise _not_a_number(table, name, int(bad[0]), "column")
-        numeric_names.append(name)
-        numeric_parts.append((name, values))
-    x = np.empty((len(table), len(numeric_names)), dtype=np.float32)
-    position = {name: j for j, name in enumerate(numeric_names)}
-    if fast:  # one bulk conversion for the columns pandas already parsed as numbers
-        x[:, [position[n] for n in fast]] = frame[fast].to_numpy(dtype=np.float32, na_value=np.nan)  # type: ignore[index]
-    for name, values in numeric_parts:
-        x[:, position[name]] = values
+        block[:, j] = values
+    numeric_names = [c for c, k in zip(candidates, keep, strict=True) if k]
+    x = block if keep.all() else block[:, keep]
+    categorical_names = [c for c in columns if c in listed or c in set(categorical_names)]
     cats = np.stack([strings(table, n) for n in categorical_names], axis=1) if categorical_names else None
     return x, numeric_names, cats, categorical_names
 
