@@ -79,8 +79,9 @@ def fit(
     """
     tabular = x_train.ndim == 2
     if standardize and not tabular:
-        raise DataError(f"data.standardize applies to tabular features (N, F); these are shaped "
-                        f"{tuple(x_train.shape)} (images are normalised per channel instead); set data.standardize: false")
+        raise DataError(f"data.standardize applies to tabular features (one vector per row); these are shaped "
+                        f"{tuple(x_train.shape[1:])} per row (images are normalised per channel instead); "
+                        "set data.standardize: false")
     result: dict[str, Any] = {
         "format": FORMAT,
         "source": source,
