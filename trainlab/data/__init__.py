@@ -203,7 +203,8 @@ def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
 def _targets(y: np.ndarray, task: Task) -> torch.Tensor:
     if task == "regression":
         y = y.astype(np.float32)
-        return torch.from_numpy(y.reshape(len(y), -1).copy())
+        width = int(np.prod(y.shape[1:], dtype=np.int64))  # (N,) -> (N, 1); also for an empty split
+        return torch.from_numpy(y.reshape(len(y), width).copy())
     if task == "multilabel":
         return torch.from_numpy(y.astype(np.float32).copy())
     return torch.from_numpy(y.astype(np.int64).copy())

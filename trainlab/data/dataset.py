@@ -18,7 +18,9 @@ from trainlab.errors import DataError
 
 Task = Literal["regression", "binary", "multiclass", "multilabel"]
 TASKS: tuple[str, ...] = ("regression", "binary", "multiclass", "multilabel")
-# integer targets with more distinct values than this are counts (regression), not classes
+# whole-number targets 0..K-1 are classes up to SURE_CLASSES, and up to MAX_INFERRED_CLASSES when no
+# class is rare; beyond that they are counts (regression). See infer_task.
+SURE_CLASSES = 10
 MAX_INFERRED_CLASSES = 20
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
@@ -85,11 +87,17 @@ def infer_task(y: np.ndarray) -> Task:
 
     1. 2-D ``y`` (N, L) with L > 1 whose values are all 0 or 1: ``multilabel`` (L independent labels).
     2. 1-D whole-number ``y`` (integers, bools, or floats written ``0.0/1.0``) whose distinct values
-       are exactly ``0, 1, ..., K-1`` with ``K <= MAX_INFERRED_CLASSES`` (20): ``binary`` when the
-       values lie in {0, 1}, else ``multiclass``.
+       are exactly ``0, 1, ..., K-1`` are classes (``binary`` when the values lie in {0, 1}, else
+       ``multiclass``) when
+
+       - ``K <= SURE_CLASSES`` (10), or
+       - ``K <= MAX_INFERRED_CLASSES`` (20) and every class holds at least ``1 / (5 K)`` of the rows
+         (class labels are used; the high values of counts are rare).
+
     3. Anything else is ``regression``. This includes non-negative integers with many distinct
-       values or gaps (0, 3, 17, 250, ...): counts, not an 18-class problem (see
-       :func:`is_count_target`); set ``data.task: multiclass`` to read them as classes.
+       values, gaps or a rare tail (0, 1, ..., 17 from a Poisson count): counts, not an 18-class
+       problem (see :func:`is_count_target`). ``data.task: multiclass`` reads them as classes, and
+       ``data.task: regression`` reads small counts (0..5) as numbers.
 
     String labels never reach this function: readers turn them into indices 0..K-1 with the
     names in ``class_names``.
@@ -105,10 +113,13 @@ def infer_task(y: np.ndarray) -> Task:
         return "multilabel" if numeric and len(y) and np.all(np.isin(values, (0, 1))) else "regression"
     if y.ndim != 1 or len(y) == 0 or not _whole(y):
         return "regression"
-    values = np.unique(y)
-    if len(values) > MAX_INFERRED_CLASSES or values[0] != 0 or values[-1] != len(values) - 1:
-        return "binary" if len(values) == 1 and values[0] == 1 else "regression"
-    return "binary" if values[-1] <= 1 else "multiclass"
+    values, counts = np.unique(y, return_counts=True)
+    k = len(values)
+    if values[0] != 0 or values[-1] != k - 1:
+        return "binary" if k == 1 and values[0] == 1 else "regression"
+    if k > MAX_INFERRED_CLASSES or (k > SURE_CLASSES and counts.min() < len(y) / (5 * k)):
+        return "regression"
+    return "binary" if k <= 2 else "multiclass"
 
 
 def split_indices(
