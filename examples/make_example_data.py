@@ -84,12 +84,17 @@ def main(out_dir: str | Path = Path(__file__).parent / "data") -> list[Path]:
         np.savez_compressed(path, **arrays)
         written.append(path)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
-    header, rows = multilabel_tags()
-    path = out_dir / "multilabel_tags.csv"
-    path.write_text("\n".join(",".join(row) for row in [header, *rows]) + "\n")
-    written.append(path)
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+    write_csv_examples(out_dir)
     return written
+
+
+def write_csv_examples(out_dir: str | Path) -> list[Path]:
+    """Write the CSV examples (multilabel_tags.csv); main() calls it and returns only the .npz files."""
+    header, rows = multilabel_tags()
+    path = Path(out_dir) / "multilabel_tags.csv"
+    path.write_text("\n".join(",".join(row) for row in [header, *rows]) + "\n")
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+    return [path]
 
 
 if __name__ == "__main__":

@@ -310,3 +310,18 @@ def test_read_for_predict_npz(tmp_path):
     np.savez(tmp_path / "new.npz", x=x[:4])
     got = read_for_predict(config, data.preprocessing, str(tmp_path / "new.npz"))
     np.testing.assert_allclose(got.numpy(), StandardScaler().fit(x).transform(x[:4]), rtol=1e-5, atol=1e-6)
+
+
+def test_multilabel_example_csv_is_reproducible(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("make_example_data", root / "examples" / "make_example_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    [fresh] = module.write_csv_examples(tmp_path)
+    assert fresh.read_text() == (root / "examples" / "data" / fresh.name).read_text()
+    data = load(source="csv", path=str(fresh), target=["tag_sale", "tag_rush", "tag_gift"])
+    assert data.task == "multilabel" and data.preprocessing["categorical_columns"] == ["shop"]
+    assert data.input_shape == (6 + 4,)
