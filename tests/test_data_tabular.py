@@ -18,7 +18,13 @@ from sklearn.utils.multiclass import type_of_target
 from trainlab.config import DATA_TASKS, DataConfig
 from trainlab.data import MAX_CLASSES, TASKS, load_dataset
 from trainlab.data import preprocessing as prep
-from trainlab.data.dataset import MAX_INFERRED_CLASSES, SURE_CLASSES, infer_task, is_count_target, split_indices
+from trainlab.data.dataset import (
+    MAX_INFERRED_CLASSES,
+    SURE_CLASSES,
+    infer_task,
+    is_count_target,
+    split_indices,
+)
 from trainlab.data.predict_input import read_for_predict
 from trainlab.errors import DataError
 
