@@ -331,3 +331,12 @@ def test_multilabel_example_csv_is_reproducible(tmp_path):
     data = load(source="csv", path=str(fresh), target=["tag_sale", "tag_rush", "tag_gift"])
     assert data.task == "multilabel" and data.preprocessing["categorical_columns"] == ["shop"]
     assert data.input_shape == (6 + 4,)
+
+
+def test_listed_categorical_codes_keep_their_text(tmp_path):
+    rows = [[f"{i}.5", code, i % 2] for i, code in enumerate(["007", "7", "010", "007"] * 5)]
+    data = load(source="csv", path=write_csv(tmp_path / "z.csv", ["a", "zip", "y"], rows), target="y",
+                categorical=["zip"], val_fraction=0.0, test_fraction=0.0)
+    assert data.preprocessing["categories"] == [["007", "010", "7"]]
+    expected = OneHotEncoder(sparse_output=False).fit_transform(np.array([[r[1]] for r in rows]))
+    np.testing.assert_array_equal(data.train.x[:, 1:].numpy(), expected)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,8 +156,12 @@ def _read_wide(file: Path, delimiter: str, header: list[str]) -> CsvTable:
     return CsvTable(file, header, delimiter, np.char.strip(frame), _lines=lines)
 
 
-def read_table(file: Path, delimiter: str = ",") -> CsvTable:
-    """Every column of ``file`` (pandas infers each column's type); ragged rows are one-line errors."""
+def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = ()) -> CsvTable:
+    """Every column of ``file``; ragged rows are one-line errors.
+
+    pandas infers each column's type, except ``text_columns``, which are kept as text (a categorical
+    column of codes such as ``"007"`` keeps its leading zeros).
+    """
     import pandas as pd
 
     header, header_lines = read_header(file, delimiter)
@@ -168,6 +172,7 @@ def read_table(file: Path, delimiter: str = ",") -> CsvTable:
             file, sep=delimiter, header=None, skiprows=header_lines, names=[*header, _EXTRA],
             encoding="utf-8-sig", engine="c",
             na_values=list(MISSING), keep_default_na=False, skip_blank_lines=True, low_memory=False,
+            dtype={name: str for name in text_columns if name in set(header)} or None,
         )
     except UnicodeDecodeError as exc:
         raise DataError(f"CSV file {file} is not UTF-8 ({exc})") from None

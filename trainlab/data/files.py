@@ -200,7 +200,7 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     categorical = _column_names(categorical, "categorical")
     delimiter = check_delimiter(delimiter)
     file = resolve_file(path, "a CSV file with a header row")
-    table = read_table(file, delimiter)
+    table = read_table(file, delimiter, text_columns=categorical or ())
     header = table.header
     _require(file, header, targets, "target column")
     target_set = set(targets)

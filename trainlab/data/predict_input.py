@@ -36,7 +36,7 @@ def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> tu
     categorical = fitted.get("categorical_columns") or []
     if numeric is None:
         raise DataError("the run's preprocessing does not name its feature columns; it was not trained on a CSV")
-    table = read_table(file, check_delimiter(options.get("delimiter", ",")))
+    table = read_table(file, check_delimiter(options.get("delimiter", ",")), text_columns=categorical)
     for name in [*numeric, *categorical]:
         if name not in set(table.header):
             raise DataError(f"{file} has no feature column '{name}'{did_you_mean(name, table.header)}; the run was "
