@@ -151,10 +151,12 @@ def write_idx_folder(folder: Path, spec: dict[str, Any], rng: np.random.Generato
 
 def make_file(tmp: Path, spec: dict[str, Any], rng: np.random.Generator) -> None:
     path = tmp / spec["name"]
+    path.parent.mkdir(parents=True, exist_ok=True)  # names may hold folders: imgs/cat/a.png
     if "text" in spec:
         path.write_text(spec["text"])
-    elif "bytes_hex" in spec:
-        path.write_bytes(bytes.fromhex(spec["bytes_hex"]))
+    elif "bytes_hex" in spec:  # optionally followed by pad_zeros zero bytes, and gzip-compressed
+        blob = bytes.fromhex(spec["bytes_hex"]) + bytes(spec.get("pad_zeros", 0))
+        path.write_bytes(gzip.compress(blob, compresslevel=1) if spec.get("gzip") else blob)
     elif "npz" in spec:
         with open(path, "wb") as handle:
             np.savez(handle, **{name: make_array(a, rng) for name, a in spec["npz"].items()})

@@ -128,7 +128,7 @@ def test_example_configs_validate_and_build_their_loss(name: str):
     assert path.exists() and path.stat().st_size < 200_000
     with np.load(path) as data:
         assert set(data.files) == {"x", "y", "x_test", "y_test"}
-        task = config.data.source_kwargs()["task"]
+        task = config.data.task  # a DataConfig field (was a source option)
         assert loss.output_dim(task, 2 if task == "binary" else None, 1) == 1
         # the configs' loss options are what the advisor says for the training targets
         if name.endswith(("huber", "pos_weight")):

@@ -55,12 +55,33 @@ def _name_only(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+DATA_TASKS = ("regression", "binary", "multiclass", "multilabel")  # = trainlab.data.dataset.TASKS
+
+
 class DataConfig(BaseModel):
+    """``data``: the source (its extra keys go to the source) plus how every source is split and scaled."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
     source: str
+    # one of DATA_TASKS; None: inferred from the targets (trainlab.data.dataset.infer_task states the rule)
+    task: str | None = None
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # used when the source has no val split
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # used when the source has no test split
+    # seeds the train/val/test split; independent of `seed`, so runs over several seeds share one split
+    split_seed: Int = Field(0, ge=0)
     nan_policy: Literal["error", "drop"] = "error"
+    # z-score tabular features with the training split's mean/std; None: the source's default
+    # (on for csv and the scikit-learn sets, off for npz and the rest)
+    standardize: bool | None = None
+    standardize_target: bool = False  # z-score regression targets; metrics stay in original units
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str | None) -> str | None:
+        if value is not None and value not in DATA_TASKS:
+            raise ValueError(f"data.task must be one of {', '.join(DATA_TASKS)} (or left out to infer it); "
+                             f"got {value!r}")
+        return value
 
     def source_kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -16,22 +16,25 @@ import numpy as np
 import torch
 
 from trainlab.config import DataConfig
+from trainlab.data import preprocessing
 from trainlab.data.dataset import (
+    TASKS,
     BatchTransform,
     Dataset,
     Split,
     Task,
     check_finite,
     infer_task,
+    is_count_target,
     split_indices,
 )
+from trainlab.data.notices import warn
 from trainlab.errors import ConfigError, DataError
 from trainlab.registry import Registry
 
 DATA_SOURCES: Registry = Registry("data source")
-
-
-TASKS = ("regression", "binary", "multiclass")
+# more classes than this is a label typo (1000000000 would allocate a 64 GB output layer), not a task
+MAX_CLASSES = 100_000
 
 
 def check_task(task: str | None) -> None:
@@ -45,11 +48,16 @@ class RawData:
     """What a source reads: a train split, optional val/test splits, optional task facts.
 
     ``locate(part, row, column)`` optionally names a cell of ``x_train`` (part
-    ``"features"``) or ``y_train`` (``"targets"``) as the user knows it, e.g. a CSV
-    line and column name; error messages use it instead of array indices.
+    ``"features"``), ``y_train`` (``"targets"``) or ``x_categorical`` (``"categorical"``) as the
+    user knows it, e.g. a CSV line and column name; error messages use it instead of array indices.
     ``fit_transforms(x_train)`` optionally builds ``(train_transform, eval_transform)`` from
     the training split as it is *after* val/test are split off (image normalisation
     statistics), so held-out rows never shape the inputs' scaling.
+
+    Tabular sources also give ``feature_names`` (the numeric columns of ``x_train``), the raw
+    ``x_categorical`` strings (N, C) with their ``categorical_names`` (one-hot encoded by
+    :mod:`trainlab.data.preprocessing` once the split is drawn; missing cells are ``""``), and
+    ``standardize``: the default of ``data.standardize`` for this source.
     """
 
     x_train: np.ndarray
@@ -65,6 +73,10 @@ class RawData:
     extras: dict | None = None
     locate: Callable[[str, int, int], str] | None = None
     fit_transforms: Callable[[np.ndarray], tuple[BatchTransform, BatchTransform]] | None = None
+    standardize: bool = False
+    feature_names: list[str] | None = None
+    x_categorical: np.ndarray | None = None
+    categorical_names: list[str] | None = None
 
 
 def _at(locate: Callable[[str, int, int], str] | None, part: str, row: int, col: int | None) -> str:
@@ -82,7 +94,10 @@ def _check_numeric(name: str, part: str, array: np.ndarray) -> None:
 
 
 def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
-           locate: Callable[[str, int, int], str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+           locate: Callable[[str, int, int], str] | None = None,
+           categorical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Check shapes and dtypes; refuse (policy ``error``) or drop (``drop``) rows with NaN/Inf or a
+    missing category. Returns the kept ``(x, y, categorical)``."""
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(f"{name} must hold one row per sample; got features {x.shape} and targets {y.shape}")
     if len(x) != len(y):
@@ -91,6 +106,7 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
         raise DataError(f"{name} is empty (0 rows)")
     _check_numeric(name, "features", x)
     _check_numeric(name, "targets", y)
+    missing_category = (categorical == "") if categorical is not None else None
     if policy != "drop":
         for part, array in (("features", x), ("targets", y)):
             if not np.issubdtype(array.dtype, np.floating):
@@ -102,18 +118,25 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
                 where = _at(locate, part, row, col if array.ndim > 1 else None)
                 raise DataError(f"{name} {part} has a non-finite value ({value}) at {where}; "
                                 "fix the data or set data.nan_policy: drop")
-        return x, y
+        if missing_category is not None and missing_category.any():
+            row, col = (int(i) for i in np.argwhere(missing_category)[0])
+            raise DataError(f"{name} has a missing category at {_at(locate, 'categorical', row, col)}; "
+                            "fix the data or set data.nan_policy: drop")
+        return x, y, categorical
     keep_x = check_finite(f"{name} features", x, policy)
     keep_y = check_finite(f"{name} targets", y, policy)
-    if keep_x is not None or keep_y is not None:
+    keep_c = None if missing_category is None or not missing_category.any() \
+        else np.flatnonzero(~missing_category.any(axis=1))
+    if keep_x is not None or keep_y is not None or keep_c is not None:
         keep = np.arange(len(x))
-        for rows in (keep_x, keep_y):
+        for rows in (keep_x, keep_y, keep_c):
             if rows is not None:
                 keep = np.intersect1d(keep, rows)
         x, y = x[keep], y[keep]
+        categorical = None if categorical is None else categorical[keep]
         if len(x) == 0:
             raise DataError(f"{name} is empty after dropping rows with NaN/Inf")
-    return x, y
+    return x, y, categorical
 
 
 def _check_labels(name: str, y: np.ndarray, task: str, num_classes: int | None,
@@ -147,10 +170,43 @@ def _same_layout(name: str, x: np.ndarray, y: np.ndarray, x_train: np.ndarray, y
         raise DataError(f"{name} has {width} target value(s) per row but the training data {train_width}")
 
 
+def _check_class_count(name: str, y: np.ndarray, locate: Callable[[str, int, int], str] | None) -> None:
+    """Refuse labels that would make more than :data:`MAX_CLASSES` classes, before anything is allocated."""
+    row = int(np.argmax(y))
+    if y[row] + 1 > MAX_CLASSES:
+        raise DataError(f"{name} label {int(y[row])} at {_at(locate, 'targets', row, None)} would make "
+                        f"{int(y[row]) + 1} classes; trainlab allows at most {MAX_CLASSES} (class labels are "
+                        "0, 1, ..., K-1: a typo?)")
+
+
+def _check_multilabel(name: str, y: np.ndarray, locate: Callable[[str, int, int], str] | None = None) -> None:
+    """Multi-label targets are (N, L) of 0/1: one column per label."""
+    if y.ndim != 2:
+        raise DataError(f"{name} targets of a multilabel task must be one 0/1 column per label, shaped (N, L); "
+                        f"got shape {y.shape}")
+    bad = np.argwhere((y != 0) & (y != 1))
+    if len(bad):
+        row, col = (int(i) for i in bad[0])
+        raise DataError(f"{name} label {y[row, col]} at {_at(locate, 'targets', row, col)} must be 0 or 1 for a "
+                        "multilabel task")
+
+
+def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
+    """``data.task``, else the source's, else :func:`~trainlab.data.dataset.infer_task`."""
+    task = config.task or raw.task or infer_task(y_train)
+    if task == "regression" and raw.class_names is not None and y_train.ndim == 1:
+        raise DataError(f"data.task is regression but the targets are class labels such as "
+                        f"'{raw.class_names[0]}'; leave data.task out or set it to binary/multiclass")
+    return task  # type: ignore[return-value]
+
+
 def _targets(y: np.ndarray, task: Task) -> torch.Tensor:
     if task == "regression":
         y = y.astype(np.float32)
-        return torch.from_numpy(y.reshape(len(y), -1).copy())
+        width = int(np.prod(y.shape[1:], dtype=np.int64))  # (N,) -> (N, 1); also for an empty split
+        return torch.from_numpy(y.reshape(len(y), width).copy())
+    if task == "multilabel":
+        return torch.from_numpy(y.astype(np.float32).copy())
     return torch.from_numpy(y.astype(np.int64).copy())
 
 
@@ -160,8 +216,25 @@ def _features(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def load_dataset(config: DataConfig, seed: int) -> Dataset:
-    """Read the configured source and return validated train/val/test splits."""
+def _take(index: np.ndarray, *arrays: np.ndarray | None) -> list[np.ndarray | None]:
+    return [None if a is None else a[index] for a in arrays]
+
+
+def _warn_if_empty(split: str, n: int, fraction: float, n_rows: int) -> None:
+    if n == 0 and fraction > 0:
+        warn(f"the {split} split is empty: data.{split}_fraction {fraction} of {n_rows} row(s) rounds to 0 "
+             f"(or a class has a single row), so {split} metrics will be missing; add rows")
+
+
+def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
+    """Read the configured source and return validated, preprocessed train/val/test splits.
+
+    Steps: read (the source) -> clean (NaN policy) -> task (``data.task`` or :func:`infer_task`)
+    -> check labels -> split off test, then val, seeded by ``data.split_seed`` (stratified for
+    binary/multiclass) -> fit :mod:`~trainlab.data.preprocessing` on the training split and apply it
+    to every split. ``seed`` (the run's seed) is not used: the split depends on ``split_seed`` only,
+    so runs over several seeds compare on one split.
+    """
     import trainlab.data.builtins  # noqa: F401  (registers the built-in sources)
 
     raw = DATA_SOURCES.build({"name": config.source, **config.source_kwargs()})
@@ -170,42 +243,71 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
     check_task(raw.task)
     policy = config.nan_policy
     x_train, y_train = np.asarray(raw.x_train), np.asarray(raw.y_train)
-    x_train, y_train = _clean("training data", x_train, y_train, policy, raw.locate)
+    cat_train = raw.x_categorical
+    if cat_train is not None and (raw.x_val is not None or raw.x_test is not None):
+        raise ConfigError(f"data source '{config.source}': categorical columns need load_dataset to split val/test")
+    x_train, y_train, cat_train = _clean("training data", x_train, y_train, policy, raw.locate, cat_train)
     locate = raw.locate if len(x_train) == len(raw.x_train) else None  # dropping rows renumbers them
-    task = raw.task or infer_task(y_train)
+    task = _decide_task(config, raw, y_train)
+    extras = dict(raw.extras or {})
+    class_names = raw.class_names if task != "regression" else None  # (multi-target CSVs name their columns)
     num_classes = None
-    if task != "regression":  # checked before splitting, so that rows are the source's rows
+    if task == "multilabel":
+        _check_multilabel("training data", y_train, locate)
+        num_classes = int(y_train.shape[1])
+    elif task != "regression":  # checked before splitting, so that rows are the source's rows
         _check_labels("training data", y_train, task, None, locate)  # whole numbers >= 0
+        _check_class_count("training data", y_train, locate)
         num_classes = (2 if task == "binary" else len(raw.class_names) if raw.class_names
                        else int(max(y_train.max(), 1)) + 1)
         _check_labels("training data", y_train, task, num_classes, locate)
-    stratify = y_train if task != "regression" else None
+    elif raw.task is None and is_count_target(y_train):
+        extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
+    stratify = y_train if task in ("binary", "multiclass") else None
+    n_rows = len(x_train)
+
+    def check_given(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y, _ = _clean(name, np.asarray(x), np.asarray(y), policy)
+        _same_layout(name, x, y, x_train, y_train)
+        if task == "multilabel":
+            _check_multilabel(name, y)
+        elif num_classes is not None:
+            _check_labels(name, y, task, num_classes)
+        return x, y
 
     if raw.x_test is None:
-        keep, held = split_indices(len(x_train), config.test_fraction, seed, stratify)
+        keep, held = split_indices(len(x_train), config.test_fraction, config.split_seed, stratify)
         x_test, y_test = x_train[held], y_train[held]
-        x_train, y_train = x_train[keep], y_train[keep]
-        stratify = y_train if task != "regression" else None
+        cat_test = None if cat_train is None else cat_train[held]
+        x_train, y_train, cat_train = _take(keep, x_train, y_train, cat_train)
+        stratify = y_train if task in ("binary", "multiclass") else None
+        _warn_if_empty("test", len(x_test), config.test_fraction, n_rows)
     else:
-        x_test, y_test = _clean("test data", np.asarray(raw.x_test), np.asarray(raw.y_test), policy)
-        _same_layout("test data", x_test, y_test, x_train, y_train)
-        if num_classes is not None:
-            _check_labels("test data", y_test, task, num_classes)
+        x_test, y_test = check_given("test data", raw.x_test, raw.y_test)
+        cat_test = None
     if raw.x_val is None:
-        keep, held = split_indices(len(x_train), config.val_fraction, seed + 1, stratify)
+        keep, held = split_indices(len(x_train), config.val_fraction, config.split_seed + 1, stratify)
         x_val, y_val = x_train[held], y_train[held]
-        x_train, y_train = x_train[keep], y_train[keep]
+        cat_val = None if cat_train is None else cat_train[held]
+        x_train, y_train, cat_train = _take(keep, x_train, y_train, cat_train)
+        _warn_if_empty("val", len(x_val), config.val_fraction, n_rows)
     else:
-        x_val, y_val = _clean("validation data", np.asarray(raw.x_val), np.asarray(raw.y_val), policy)
-        _same_layout("validation data", x_val, y_val, x_train, y_train)
-        if num_classes is not None:
-            _check_labels("validation data", y_val, task, num_classes)
+        x_val, y_val = check_given("validation data", raw.x_val, raw.y_val)
+        cat_val = None
     if len(x_train) == 0:
         raise DataError("training data is empty after splitting off val/test")
-    if (raw.extras or {}).get("standardize"):
-        # z-score with the training split's statistics only: val/test never leak into the scaling
-        mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-8
-        x_train, x_val, x_test = ((x - mean) / std for x in (x_train, x_val, x_test))
+
+    standardize = raw.standardize if config.standardize is None else config.standardize
+    fitted = preprocessing.fit(
+        x_train, task=task, class_names=class_names, standardize=standardize,
+        numeric_columns=raw.feature_names, categorical_train=cat_train,
+        categorical_columns=raw.categorical_names or (), y_train=y_train,
+        standardize_target=config.standardize_target, source=config.source,
+    )
+    x_train = preprocessing.apply(fitted, x_train, cat_train, "training data")
+    x_val = preprocessing.apply(fitted, x_val, cat_val, "validation data")
+    x_test = preprocessing.apply(fitted, x_test, cat_test, "test data")
+    y_train, y_val, y_test = (preprocessing.transform_target(fitted, y) for y in (y_train, y_val, y_test))
 
     train_transform, eval_transform = raw.train_transform, raw.eval_transform
     if raw.fit_transforms is not None:
@@ -217,10 +319,11 @@ def load_dataset(config: DataConfig, seed: int) -> Dataset:
         test=Split(_features(x_test), _targets(y_test, task)),
         task=task,
         num_classes=num_classes,
-        class_names=raw.class_names,
+        class_names=class_names,
         train_transform=train_transform,
         eval_transform=eval_transform,
-        extras=dict(raw.extras or {}),
+        extras=extras,
+        preprocessing=fitted,
     )
 
 
@@ -228,9 +331,11 @@ def describe(dataset: Dataset) -> dict[str, Any]:
     return {
         "task": dataset.task,
         "num_classes": dataset.num_classes,
+        "class_names": dataset.class_names,
         "input_shape": list(dataset.input_shape),
         "sizes": {"train": len(dataset.train), "val": len(dataset.val), "test": len(dataset.test)},
     }
 
 
-__all__ = ["DATA_SOURCES", "TASKS", "Dataset", "RawData", "Split", "check_task", "describe", "load_dataset"]
+__all__ = ["DATA_SOURCES", "MAX_CLASSES", "TASKS", "Dataset", "RawData", "Split", "check_task", "describe",
+           "load_dataset"]

@@ -16,7 +16,12 @@ import torch
 
 from trainlab.errors import DataError
 
-Task = Literal["regression", "binary", "multiclass"]
+Task = Literal["regression", "binary", "multiclass", "multilabel"]
+TASKS: tuple[str, ...] = ("regression", "binary", "multiclass", "multilabel")
+# whole-number targets 0..K-1 are classes up to SURE_CLASSES, and up to MAX_INFERRED_CLASSES when no
+# class is rare; beyond that they are counts (regression). See infer_task.
+SURE_CLASSES = 10
+MAX_INFERRED_CLASSES = 20
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
@@ -47,7 +52,9 @@ class Dataset:
     class_names: list[str] | None = None
     train_transform: BatchTransform | None = None  # applied per batch, training only
     eval_transform: BatchTransform | None = None  # applied per batch at evaluation
-    extras: dict = field(default_factory=dict)  # source-specific facts (e.g. a tokenizer)
+    extras: dict = field(default_factory=dict)  # source-specific facts (e.g. a tokenizer, target_kind)
+    # the fitted preprocessing (trainlab.data.preprocessing): JSON-serialisable, for predict on new rows
+    preprocessing: dict = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -61,21 +68,71 @@ class Dataset:
         return replace(self, **splits)
 
 
+def _whole(y: np.ndarray) -> bool:
+    """Every value is a whole number (integer or bool dtype, or floats such as 0.0/1.0 as pandas writes)."""
+    if np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_):
+        return True
+    return bool(np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0))
+
+
+def is_count_target(y: np.ndarray) -> bool:
+    """Whole, non-negative 1-D targets that :func:`infer_task` reads as regression: event counts."""
+    return y.ndim == 1 and len(y) > 0 and _whole(y) and bool(y.min() >= 0) and infer_task(y) == "regression"
+
+
 def infer_task(y: np.ndarray) -> Task:
-    """Integer-valued 1-D targets are classes (2 -> binary); anything else is regression."""
-    if y.ndim == 1 and (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
-        return "binary" if len(np.unique(y)) <= 2 and y.max(initial=0) <= 1 else "multiclass"
-    return "regression"
+    """The task the targets ``y`` imply when ``data.task`` is not set: the one place trainlab decides.
+
+    Rule, in order:
+
+    1. 2-D ``y`` (N, L) with L > 1 whose values are all 0 or 1: ``multilabel`` (L independent labels).
+    2. 1-D whole-number ``y`` (integers, bools, or floats written ``0.0/1.0``) whose distinct values
+       are exactly ``0, 1, ..., K-1`` are classes (``binary`` when the values lie in {0, 1}, else
+       ``multiclass``) when
+
+       - ``K <= SURE_CLASSES`` (10), or
+       - ``K <= MAX_INFERRED_CLASSES`` (20) and every class holds at least ``1 / (5 K)`` of the rows
+         (class labels are used; the high values of counts are rare).
+
+    3. Anything else is ``regression``. This includes non-negative integers with many distinct
+       values, gaps or a rare tail (0, 1, ..., 17 from a Poisson count): counts, not an 18-class
+       problem (see :func:`is_count_target`). ``data.task: multiclass`` reads them as classes, and
+       ``data.task: regression`` reads small counts (0..5) as numbers.
+
+    String labels never reach this function: readers turn them into indices 0..K-1 with the
+    names in ``class_names``.
+
+    >>> infer_task(np.array([0, 1, 1, 0])), infer_task(np.array([0.0, 2.0, 1.0]))
+    ('binary', 'multiclass')
+    >>> infer_task(np.array([0, 3, 17, 250])), infer_task(np.array([[0, 1], [1, 1]]))
+    ('regression', 'multilabel')
+    """
+    if y.ndim == 2 and y.shape[1] > 1:
+        values = np.unique(y)
+        numeric = np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_)
+        return "multilabel" if numeric and len(y) and np.all(np.isin(values, (0, 1))) else "regression"
+    if y.ndim != 1 or len(y) == 0 or not _whole(y):
+        return "regression"
+    values, counts = np.unique(y, return_counts=True)
+    k = len(values)
+    if values[0] != 0 or values[-1] != k - 1:
+        return "binary" if k == 1 and values[0] == 1 else "regression"
+    if k > MAX_INFERRED_CLASSES or (k > SURE_CLASSES and counts.min() < len(y) / (5 * k)):
+        return "regression"
+    return "binary" if k <= 2 else "multiclass"
 
 
 def split_indices(
     n: int, fraction: float, seed: int, labels: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (stratified when ``labels`` is given) split into (keep, held_out) indices."""
+    """Seeded (stratified when ``labels`` is 1-D) split into (keep, held_out) indices.
+
+    Multi-label targets (``labels`` 2-D) are split at random: stratifying on label sets is not done.
+    """
     rng = np.random.default_rng(seed)
     if fraction <= 0:
         return np.arange(n), np.arange(0)
-    if labels is None:
+    if labels is None or labels.ndim != 1:
         order = rng.permutation(n)
         n_out = max(1, int(round(n * fraction)))
         return np.sort(order[n_out:]), np.sort(order[:n_out])
@@ -87,8 +144,9 @@ def split_indices(
             n_out = min(max(n_out, 1), len(members) - 1)
         held.append(members[:n_out])
     held_out = np.sort(np.concatenate(held)) if held else np.arange(0)
-    keep = np.setdiff1d(np.arange(n), held_out)
-    return keep, held_out
+    kept = np.ones(n, dtype=bool)  # a mask, not np.setdiff1d: that sorts and hashes (seconds at 10^6 rows)
+    kept[held_out] = False
+    return np.flatnonzero(kept), held_out
 
 
 def check_finite(name: str, array: np.ndarray, policy: str) -> np.ndarray | None:

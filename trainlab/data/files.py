@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from trainlab.data import DATA_SOURCES, RawData, check_task
+from trainlab.data import DATA_SOURCES, RawData
+from trainlab.data.csv_table import CsvTable, check_delimiter, numbers, numeric_block, read_table, strings
 from trainlab.data.paths import resolve_file
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
+from trainlab.registry import did_you_mean
 
 NPY_MAGIC = b"\x93NUMPY"  # a single-array .npy file
 ZIP_MAGIC = b"PK"  # every zip (and so every .npz) starts with a "PK" record
-# CSV cells read as missing (NaN), so that data.nan_policy decides; a subset of pandas' na_values
-MISSING = frozenset({"", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "<NA>", "#N/A"})
 
 
 # --------------------------------------------------------------------------- npz
@@ -60,12 +59,12 @@ def _check_array(file: Path, name: str, array: np.ndarray) -> None:
 
 
 @DATA_SOURCES.register("npz")
-def npz(path: str, x: str = "x", y: str = "y", task: str | None = None) -> RawData:
+def npz(path: str, x: str = "x", y: str = "y") -> RawData:
     """A NumPy ``.npz`` holding ``x``/``y`` (names configurable) and optionally ``x_val``, ``x_test`` ...
 
-    Read with ``allow_pickle=False``: object arrays are refused.
+    Read with ``allow_pickle=False``: object arrays are refused. A 2-D 0/1 ``y`` (N, L) is a
+    multi-label task (see :func:`trainlab.data.dataset.infer_task`).
     """
-    check_task(task)
     file = resolve_file(path, "a .npz archive")
     arrays = _open_npz(file, x, y)
     missing = [k for k in (x, y) if k not in arrays]
@@ -90,111 +89,138 @@ def npz(path: str, x: str = "x", y: str = "y", task: str | None = None) -> RawDa
     x_train, y_train = pair("")
     x_val, y_val = pair("val")
     x_test, y_test = pair("test")
-    return RawData(x_train, y_train, x_val, y_val, x_test, y_test, task=task)  # type: ignore[arg-type]
+    return RawData(x_train, y_train, x_val, y_val, x_test, y_test)
 
 
 # --------------------------------------------------------------------------- csv
 
-def _number(text: str) -> float | None:
-    """The cell as a float (NaN for a missing-value marker), or None when it is not a number."""
-    if text.strip() in MISSING:
-        return float("nan")
-    try:
-        return float(text)
-    except ValueError:
+def _shown(header: list[str]) -> str:
+    """The header for a message, cut after 50 names (a 60,000-column file stays one short line)."""
+    return ", ".join(header[:50]) + (f", ... ({len(header)} columns)" if len(header) > 50 else "")
+
+
+def _column_names(value: list[str] | str | None, key: str) -> list[str] | None:
+    if value is None:
         return None
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"data.{key} must be a column name or a list of column names; got {value!r}")
+    return list(names)
 
 
-def _read_rows(file: Path, delimiter: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the non-blank data rows, each with its line number in the file."""
-    try:
-        with open(file, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            header = next(reader, None)
-            body = [(reader.line_num, row) for row in reader if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"CSV file {file} is not UTF-8 ({exc})") from None
-    except csv.Error as exc:
-        raise DataError(f"CSV file {file} is not valid CSV: {exc}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read CSV file {file}: {exc.strerror or exc}") from None
-    if header is None:
-        raise DataError(f"CSV file {file} is empty (expected a header row)")
-    return [c.strip() for c in header], body
+def _require(file: Path, header: list[str], names: list[str], what: str) -> None:
+    known = set(header)
+    for name in names:
+        if name not in known:
+            raise DataError(f"CSV file {file} has no {what} '{name}'{did_you_mean(name, header)} "
+                            f"(columns: {_shown(header)})")
+
+
+def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
+    return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{table.cell(row, name)}' "
+                     "is not a number" + (" while other targets are numeric" if what == "target" else ""))
+
+
+def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
+              ) -> tuple[np.ndarray, list[str], np.ndarray | None, list[str]]:
+    """Numeric features (N, F) float32 with their names, and categorical strings (N, C) with theirs.
+
+    A column is categorical when ``data.categorical`` lists it, or (``categorical`` not given) when
+    none of its cells is a number; a column mixing numbers and other text is an error.
+    """
+    listed = set(categorical or ())
+    candidates = [c for c in columns if c not in listed]
+    block, unparsed = numeric_block(table, candidates)  # one conversion for the columns that are all numbers
+    unparsed_set = set(unparsed)
+    keep = np.ones(len(candidates), dtype=bool)
+    categorical_names = []
+    for j, name in enumerate(candidates):
+        if name not in unparsed_set:
+            continue
+        values, bad = numbers(table, name)
+        if bad is not None and categorical is None and not np.isfinite(values).any():
+            categorical_names.append(name)  # only text (and missing cells): a categorical column
+            keep[j] = False
+            continue
+        if bad is not None:
+            raise _not_a_number(table, name, int(bad[0]), "column")
+        block[:, j] = values
+    numeric_names = [c for c, k in zip(candidates, keep, strict=True) if k]
+    x = block if keep.all() else block[:, keep]
+    categorical_names = [c for c in columns if c in listed or c in set(categorical_names)]
+    cats = np.stack([strings(table, n) for n in categorical_names], axis=1) if categorical_names else None
+    return x, numeric_names, cats, categorical_names
+
+
+def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] | None]:
+    """Targets: numbers (N,) or (N, L) float64, or string class labels as indices with their sorted names."""
+    if len(targets) > 1:  # one 0/1 column per label (multilabel), or several regression outputs
+        columns = []
+        for name in targets:
+            values, bad = numbers(table, name)
+            if bad is not None:
+                raise _not_a_number(table, name, int(bad[0]), "target")
+            columns.append(values)
+        return np.stack(columns, axis=1), list(targets)
+    name = targets[0]
+    values, bad = numbers(table, name)
+    if bad is None:
+        return values, None
+    if np.isfinite(values).any():  # a mix of numbers and text
+        raise _not_a_number(table, name, int(bad[0]), "target")
+    labels = strings(table, name)
+    empty = np.flatnonzero(labels == "")
+    if len(empty):
+        raise DataError(f"CSV file {table.file} line {table.line(int(empty[0]))}: the class label in '{name}' "
+                        "is missing")
+    class_names, indices = np.unique(labels, return_inverse=True)  # sorted names, index = class id
+    return indices.astype(np.int64), [str(c) for c in class_names]
 
 
 @DATA_SOURCES.register("csv")
-def csv_file(path: str, target: str, features: list[str] | str | None = None, task: str | None = None,
-             delimiter: str = ",") -> RawData:
-    """A CSV with a header row: feature columns plus the named ``target`` column.
+def csv_file(path: str, target: str | list[str], features: list[str] | str | None = None,
+             categorical: list[str] | str | None = None, delimiter: str = ",") -> RawData:
+    """A CSV with a header row: feature columns plus the ``target`` column (or a list of them).
 
-    Features must be numeric; empty cells and missing-value markers (``NA``, ``NaN``,
-    ``null`` ...) are NaN, which ``data.nan_policy`` refuses (default) or drops. A
-    target column of non-numeric strings is a class label column (classes in sorted
-    order); a mix of numbers and strings is an error. Numeric targets are regression
-    unless ``task`` says binary or multiclass.
+    Read by pandas' C parser (:mod:`trainlab.data.csv_table`: BOM, quoted fields, ``delimiter``).
+    Numeric feature cells that are empty or a missing-value marker (``NA``, ``NaN``, ``null`` ...)
+    are NaN, which ``data.nan_policy`` refuses (default) or drops. Categorical features
+    (``categorical``, or every column holding no numbers at all) are one-hot encoded with the
+    training split's categories. Features are standardised by default (``data.standardize``).
+
+    Targets: a column of non-numeric strings is a class label column (classes in sorted order,
+    named in ``class_names``); a mix of numbers and strings is an error. Numeric targets get the
+    task of :func:`trainlab.data.dataset.infer_task` unless ``data.task`` says otherwise; a list
+    of 0/1 columns (``target: [a, b, c]``) is a multi-label task whose class names are the columns.
     """
-    check_task(task)
-    if isinstance(features, str):
-        features = [features]
+    targets = _column_names(target, "target") or []
+    if not targets:
+        raise ConfigError("data.target must name at least one column")
+    features = _column_names(features, "features")
+    categorical = _column_names(categorical, "categorical")
+    delimiter = check_delimiter(delimiter)
     file = resolve_file(path, "a CSV file with a header row")
-    header, body = _read_rows(file, delimiter)
-    repeated = sorted({c for c in header if header.count(c) > 1})
-    if repeated:
-        raise DataError(f"CSV file {file} has column '{repeated[0]}' more than once (columns: {', '.join(header)})")
-    if target not in header:
-        raise DataError(f"CSV file {file} has no target column '{target}' (columns: {', '.join(header)})")
-    columns = list(features) if features else [c for c in header if c != target]
-    unknown = [c for c in columns if c not in header]
-    if unknown:
-        raise DataError(f"CSV file {file} has no column '{unknown[0]}' (columns: {', '.join(header)})")
-    if not body:
+    table = read_table(file, delimiter, text_columns=categorical or ())
+    header = table.header
+    _require(file, header, targets, "target column")
+    target_set = set(targets)
+    columns = list(features) if features else [c for c in header if c not in target_set]
+    _require(file, header, columns, "column")
+    if categorical is not None:
+        _require(file, header, categorical, "categorical column")
+        outside = [c for c in categorical if c not in set(columns)]
+        if outside:
+            raise ConfigError(f"data.categorical names '{outside[0]}', which is not a feature column "
+                              f"(features: {_shown(columns)})")
+    if len(table) == 0:
         raise DataError(f"CSV file {file} has a header but no data rows")
-    for line, row in body:
-        if len(row) != len(header):
-            raise DataError(f"CSV file {file} line {line} has {len(row)} fields; the header has {len(header)}")
-    lines = [line for line, _ in body]
-
-    x = np.empty((len(body), len(columns)), dtype=np.float32)
-    for j, name in enumerate(columns):
-        col = header.index(name)
-        for i, (line, row) in enumerate(body):
-            value = _number(row[col])
-            if value is None:
-                raise DataError(f"CSV file {file} line {line}, column '{name}': '{row[col]}' is not a number")
-            x[i, j] = value
-
-    raw_targets = [row[header.index(target)] for _, row in body]
-    numbers = [_number(t) for t in raw_targets]
-    class_names = None
-    if all(v is not None for v in numbers):
-        y = np.asarray(numbers, dtype=np.float64)
-        if task in ("binary", "multiclass"):
-            labels = y[np.isfinite(y)]  # NaN rows are left to data.nan_policy
-            if not np.all(np.mod(labels, 1) == 0):
-                row = int(np.flatnonzero(np.isfinite(y) & (np.mod(y, 1) != 0))[0])
-                raise DataError(f"CSV file {file} line {lines[row]}: task '{task}' needs integer class labels in "
-                                f"'{target}'; got '{raw_targets[row]}'")
-            if len(labels) == len(y):
-                y = y.astype(np.int64)
-    elif not any(v is not None and not np.isnan(v) for v in numbers):  # strings (and missing markers)
-        empty = [i for i, t in enumerate(raw_targets) if t.strip() in MISSING]
-        if empty:
-            raise DataError(f"CSV file {file} line {lines[empty[0]]}: the class label in '{target}' is missing")
-        if task == "regression":
-            raise DataError(f"CSV file {file}: task 'regression' needs numeric targets; '{target}' holds "
-                            f"labels such as '{raw_targets[0]}'")
-        class_names = sorted(set(raw_targets))
-        y = np.asarray([class_names.index(t) for t in raw_targets], dtype=np.int64)
-        task = task or ("binary" if len(class_names) == 2 else "multiclass")
-    else:
-        row = next(i for i, v in enumerate(numbers) if v is None)
-        raise DataError(f"CSV file {file} line {lines[row]}, target '{target}': '{raw_targets[row]}' is not a "
-                        "number while other targets are numeric")
+    x, numeric_names, cats, categorical_names = _features(table, columns, categorical)
+    y, class_names = _target(table, targets)
 
     def locate(part: str, row: int, col: int) -> str:
-        name = columns[col] if part == "features" else target
-        return f"line {lines[row]}, column '{name}' of {file}"
+        names = {"features": numeric_names, "categorical": categorical_names, "targets": targets}[part]
+        name = names[col] if col < len(names) else names[0]
+        return f"line {table.line(row)}, column '{name}' of {file}"
 
-    return RawData(x, y, task=task, class_names=class_names, locate=locate)  # type: ignore[arg-type]
-
+    return RawData(x, y, class_names=class_names, locate=locate, standardize=True, feature_names=numeric_names,
+                   x_categorical=cats, categorical_names=categorical_names or None)

@@ -8,6 +8,7 @@ big-endian uint32 dimensions, then the values row-major. Images are ``0x00000803
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -26,40 +27,62 @@ IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 
 
-def _read_bytes(file: Path) -> bytes:
+# deflate expands at most ~1032:1, so a .gz file claiming more than this many bytes per byte is truncated
+MAX_DEFLATE_RATIO = 1032
+
+
+def _read_exactly(file: Path, ndim: int) -> tuple[tuple[int, ...], bytes]:
+    """The dimensions in the header and the ``prod(dims)`` value bytes, read no further than that.
+
+    The size the header claims is computed with Python integers (no int64 overflow) and checked
+    against what the file can hold *before* reading: the byte count of a plain file, and for
+    ``.gz`` the compressed size times the largest deflate ratio. A gzip stream that decompresses
+    to more than the header says (a gzip bomb) is refused after reading one byte past the claim.
+    """
+    kind = {1: "idx1-ubyte label", 3: "idx3-ubyte image"}.get(ndim, f"idx{ndim}-ubyte")
+    expected_magic = (UBYTE << 8) | ndim
+    header_size = 4 + 4 * ndim
+    gz = file.suffix == ".gz"
     try:
-        if file.suffix == ".gz":
-            with gzip.open(file, "rb") as handle:
-                return handle.read()
-        return file.read_bytes()
+        stored = file.stat().st_size
+        with (gzip.open(file, "rb") if gz else open(file, "rb")) as handle:
+            head = handle.read(header_size)
+            if len(head) < 4:
+                raise DataError(f"IDX file {file} is truncated: {len(head)} bytes, shorter than the 4-byte magic number")
+            magic = int.from_bytes(head[:4], "big")
+            if magic != expected_magic:
+                raise DataError(f"IDX file {file} has magic number 0x{magic:08x}; expected 0x{expected_magic:08x} "
+                                f"(a {kind} file: 2 zero bytes, dtype byte 0x08, {ndim} dimension(s))")
+            if len(head) < header_size:
+                raise DataError(f"IDX file {file} is truncated: {len(head)} bytes, expected a {header_size}-byte "
+                                "header")
+            dims = tuple(int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+            values = math.prod(dims)
+            expected = header_size + values
+            shape = " x ".join(str(d) for d in dims)
+            claim = f"expected {expected} bytes ({header_size}-byte header + {shape} values)"
+            possible = stored * MAX_DEFLATE_RATIO if gz else stored
+            if expected > possible:
+                got = f"a {stored}-byte gzip stream cannot hold that" if gz else f"got {stored}"
+                raise DataError(f"IDX file {file} is truncated: {claim}, {got}")
+            data = handle.read(values)
+            extra = handle.read(1)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"IDX file {file} is not a complete gzip stream ({exc}); re-download or gunzip it") from None
     except OSError as exc:
         raise DataError(f"cannot read IDX file {file}: {exc}") from None
+    if len(data) < values:
+        raise DataError(f"IDX file {file} is truncated: {claim}, got {header_size + len(data)}")
+    if extra:
+        got = "more (decompressing stopped there)" if gz else str(stored)
+        raise DataError(f"IDX file {file} is longer than its header says: {claim}, got {got}")
+    return dims, data
 
 
 def read_idx(file: Path, ndim: int) -> np.ndarray:
     """The uint8 array stored in an IDX file with ``ndim`` dimensions, after checking header and size."""
-    data = _read_bytes(file)
-    expected_magic = (UBYTE << 8) | ndim
-    kind = {1: "idx1-ubyte label", 3: "idx3-ubyte image"}.get(ndim, f"idx{ndim}-ubyte")
-    if len(data) < 4:
-        raise DataError(f"IDX file {file} is truncated: {len(data)} bytes, shorter than the 4-byte magic number")
-    magic = int.from_bytes(data[:4], "big")
-    if magic != expected_magic:
-        raise DataError(f"IDX file {file} has magic number 0x{magic:08x}; expected 0x{expected_magic:08x} "
-                        f"(a {kind} file: 2 zero bytes, dtype byte 0x08, {ndim} dimension(s))")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"IDX file {file} is truncated: {len(data)} bytes, expected a {header}-byte header")
-    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(data) != expected:
-        state = "truncated" if len(data) < expected else "longer than its header says"
-        shape = " x ".join(str(d) for d in dims)
-        raise DataError(f"IDX file {file} is {state}: expected {expected} bytes ({header}-byte header + "
-                        f"{shape} values), got {len(data)}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()  # writable, for torch
+    dims, data = _read_exactly(file, ndim)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims).copy()  # writable, for torch
 
 
 def _idx_file(folder: Path, name: str, what: str) -> Path:

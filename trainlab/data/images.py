@@ -19,8 +19,10 @@ import hashlib
 import math
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -100,35 +102,51 @@ def scan(root: Path) -> tuple[dict[str, FolderSplit], list[str]]:
 # ----------------------------------------------------------------------------- decoding
 
 
+@contextmanager
+def _opened(file: Path) -> Iterator[Any]:
+    """``Image.open`` with every failure, a decompression bomb included, as one-line DataError.
+
+    Pillow refuses images over ``2 * Image.MAX_IMAGE_PIXELS`` (~179 M pixels) with
+    DecompressionBombError and only warns between 1x and 2x; both are refused here, before the
+    pixels are decoded.
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(file, formats=PIL_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"image {file} is too large to decode (a decompression bomb?): "
+                        f"{str(exc).splitlines()[0]}") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # Pillow: UnidentifiedImageError, truncated files
+        raise DataError(f"cannot decode image {file}: {exc}") from None
+    with image:
+        yield image
+
+
 def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
     """One image as uint8 (H, W, C) in ``mode``, resized bilinearly to ``size`` = (H, W) when ``resize``."""
     from PIL import Image
 
-    try:
-        with Image.open(file, formats=PIL_FORMATS) as image:
+    with _opened(file) as image:
+        if image.size != (size[1], size[0]) and not resize:
+            raise DataError(f"image {file} is {image.size[1]}x{image.size[0]} but the first image is "
+                            f"{size[0]}x{size[1]}; set data.size: [H, W] to resize all images")
+        try:
             image = image.convert(mode) if image.mode != mode else image
             if image.size != (size[1], size[0]):
-                if not resize:
-                    raise DataError(f"image {file} is {image.size[1]}x{image.size[0]} but the first image is "
-                                    f"{size[0]}x{size[1]}; set data.size: [H, W] to resize all images")
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.uint8)
-    except DataError:
-        raise
-    except (OSError, SyntaxError, ValueError) as exc:  # Pillow: UnidentifiedImageError, truncated files
-        raise DataError(f"cannot decode image {file}: {exc}") from None
+        except (OSError, SyntaxError, ValueError) as exc:  # Pillow: truncated or corrupt pixel data
+            raise DataError(f"cannot decode image {file}: {exc}") from None
     return pixels.reshape(size[0], size[1], -1)
 
 
 def _first_size(file: Path) -> tuple[int, int]:
     """(H, W) of ``file``: the size every image must have when ``data.size`` is not set."""
-    from PIL import Image
-
-    try:
-        with Image.open(file, formats=PIL_FORMATS) as image:
-            return image.size[1], image.size[0]
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot decode image {file}: {exc}") from None
+    with _opened(file) as image:
+        return image.size[1], image.size[0]
 
 
 def _decode_chunk(files: list[Path], size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:

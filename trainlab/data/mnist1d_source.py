@@ -5,7 +5,28 @@ from __future__ import annotations
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
+from trainlab.data.cache import cached
 from trainlab.errors import ConfigError
+
+
+def _key(num_samples: int, seed: int) -> dict[str, object]:
+    """What shapes the generated arrays: our arguments, the package's default args and its version."""
+    from importlib.metadata import version
+
+    from mnist1d.data import get_dataset_args
+
+    defaults = {k: v for k, v in vars(get_dataset_args()).items() if k != "url"}
+    return {**defaults, "num_samples": num_samples, "seed": seed, "mnist1d": version("mnist1d")}
+
+
+def _generate(num_samples: int, seed: int) -> dict[str, np.ndarray]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = num_samples
+    args.seed = seed
+    data = make_dataset(args)
+    return {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
 
 
 @DATA_SOURCES.register("mnist1d")
@@ -19,12 +40,7 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, channels_first: bool = Fals
         raise ConfigError(f"data.num_samples must be an integer >= 10 (one per class); got {num_samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"data.seed must be an integer; got {seed!r}")
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    args.num_samples = num_samples
-    args.seed = seed
-    data = make_dataset(args)
+    data = cached("mnist1d", _key(num_samples, seed), lambda: _generate(num_samples, seed))
     x, x_test = (np.asarray(data[k], dtype=np.float32) for k in ("x", "x_test"))
     if channels_first:
         x, x_test = x[:, None, :], x_test[:, None, :]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from trainlab.errors import DataError
 
@@ -37,8 +38,43 @@ def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
 def resolve_file(path: str | os.PathLike[str], expected: str = "") -> Path:
     """:func:`resolve`, then refuse a folder where a file is expected (reading it would fail obscurely)."""
     found = resolve(path, expected)
+    hint = f"; expected {expected}" if expected else ""
+    resolved = f" (resolved to {found})" if Path(path) != found else ""
     if found.is_dir():
-        hint = f"; expected {expected}" if expected else ""
-        resolved = f" (resolved to {found})" if Path(path) != found else ""
         raise DataError(f"data.path '{path}' is a folder, not a file{resolved}{hint}")
+    if not found.is_file():  # /dev/zero, a FIFO, a socket: reading would never end or never start
+        raise DataError(f"data.path '{path}' is not a regular file (a device, pipe or socket){resolved}{hint}")
     return found
+
+
+# keys of a data section that name files or folders, made absolute by resolve_data_paths
+PATH_KEYS = ("path", "train", "val", "test", "tokenizer_path", "cache_dir")
+
+
+def resolve_data_paths(data: dict[str, Any], data_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """A copy of a ``data`` config section whose relative paths are absolute, for a run's config.yaml.
+
+    Each string under :data:`PATH_KEYS` that is a relative path is replaced by the first existing
+    candidate: ``data_dir / value`` (``data_dir`` defaults to ``$TRAINLAB_DATA_DIR``), then
+    ``cwd / value``, the order :func:`resolve` uses. A value with no existing candidate is left as it
+    is (loading reports it), except ``cache_dir``, which is made absolute against the cwd (it may not
+    exist yet). ``train``/``val``/``test`` are relative to ``path`` when ``path`` is set, so they are
+    left as they are then. The run then reads the same files from any working directory.
+    """
+    resolved = dict(data)
+    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
+    for key in PATH_KEYS:
+        value = resolved.get(key)
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+            if isinstance(value, str) and value.startswith("~"):
+                resolved[key] = str(Path(value).expanduser())
+            continue
+        if key in ("train", "val", "test") and resolved.get("path"):
+            continue
+        tried = ([Path(root).expanduser() / value] if root else []) + [Path.cwd() / value]
+        found = next((p for p in tried if p.exists()), None)
+        if found is not None:
+            resolved[key] = str(found.absolute())
+        elif key == "cache_dir":
+            resolved[key] = str((Path.cwd() / value).absolute())
+    return resolved

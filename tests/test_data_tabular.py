@@ -1,0 +1,342 @@
+"""Tabular data: task inference, the CSV dialect, multi-label targets, train-split preprocessing, predict input.
+
+References are independent of trainlab: scikit-learn's StandardScaler / OneHotEncoder /
+type_of_target, Python's csv module, and NumPy formulas written here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.multiclass import type_of_target
+
+from trainlab.config import DATA_TASKS, DataConfig
+from trainlab.data import MAX_CLASSES, TASKS, load_dataset
+from trainlab.data import preprocessing as prep
+from trainlab.data.dataset import (
+    MAX_INFERRED_CLASSES,
+    SURE_CLASSES,
+    infer_task,
+    is_count_target,
+    split_indices,
+)
+from trainlab.data.predict_input import read_for_predict
+from trainlab.errors import DataError
+
+
+def write_csv(path, header, rows, delimiter=",", bom=False):
+    with open(path, "w", newline="", encoding="utf-8-sig" if bom else "utf-8") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def load(**data):
+    return load_dataset(DataConfig(**data), seed=0)
+
+
+# ----------------------------------------------------------------------------- task inference
+
+
+def test_task_names_agree():
+    assert tuple(TASKS) == DATA_TASKS == ("regression", "binary", "multiclass", "multilabel")
+
+
+@pytest.mark.parametrize("y, sklearn_kind, task", [
+    (np.array([0, 1, 1, 0]), "binary", "binary"),
+    (np.array([0.0, 1.0, 1.0, 0.0]), "binary", "binary"),  # pandas writes 0.0/1.0
+    (np.array([0, 2, 1, 2]), "multiclass", "multiclass"),
+    (np.array([0.0, 2.0, 1.0]), "multiclass", "multiclass"),
+    (np.array([[0, 1, 1], [1, 0, 0], [0, 0, 1]]), "multilabel-indicator", "multilabel"),
+    (np.array([0.5, 1.5, 2.25]), "continuous", "regression"),
+])
+def test_infer_task_agrees_with_sklearn_type_of_target(y, sklearn_kind, task):
+    assert type_of_target(y) == sklearn_kind
+    assert infer_task(y) == task
+
+
+def test_counts_are_regression_not_classes():
+    counts = np.random.default_rng(0).poisson(6.0, size=500)  # ~18 distinct values, gaps at the top
+    assert len(np.unique(counts)) > 10
+    assert infer_task(counts) == "regression" and is_count_target(counts)
+    gaps = np.array([0, 1, 3])  # not 0..K-1
+    assert infer_task(gaps) == "regression"
+    many = np.arange(MAX_INFERRED_CLASSES + 1)  # 0..20: 21 classes would be too many to guess
+    assert infer_task(many) == "regression"
+    assert infer_task(np.arange(MAX_INFERRED_CLASSES)) == "multiclass"  # balanced: every class once
+    rare = np.concatenate([np.repeat(np.arange(SURE_CLASSES + 2), 20), [SURE_CLASSES + 2]])  # one rare class
+    assert infer_task(rare) == "regression"
+    assert infer_task(np.concatenate([np.zeros(200, int), np.arange(SURE_CLASSES)])) == "multiclass"
+    assert not is_count_target(np.array([0.5, 2.0]))
+
+
+def test_csv_integer_float_and_string_labels(tmp_path):
+    ints = load(source="csv", path=write_csv(tmp_path / "i.csv", ["a", "y"], [[i, i % 3] for i in range(30)]),
+                target="y")
+    assert ints.task == "multiclass" and ints.num_classes == 3 and ints.train.y.dtype == torch.int64
+    floats = load(source="csv", path=write_csv(tmp_path / "f.csv", ["a", "y"], [[i, f"{i % 2}.0"] for i in range(30)]),
+                  target="y")
+    assert floats.task == "binary" and set(floats.train.y.tolist()) <= {0, 1}
+    names = ["dog", "cat", "bird"]
+    rows = [[i, names[i % 3]] for i in range(30)]
+    strings = load(source="csv", path=write_csv(tmp_path / "s.csv", ["a", "y"], rows), target="y",
+                   val_fraction=0.0, test_fraction=0.0, standardize=False)
+    assert strings.class_names == ["bird", "cat", "dog"] and strings.preprocessing["class_names"] == strings.class_names
+    for x, label in zip(strings.train.x[:, 0].tolist(), strings.train.y.tolist(), strict=True):
+        assert strings.class_names[label] == names[int(x) % 3]
+
+
+def test_csv_counts_flagged_for_the_advisor(tmp_path):
+    counts = np.random.default_rng(1).poisson(6.0, size=200)
+    data = load(source="csv", path=write_csv(tmp_path / "c.csv", ["a", "n"], [[i, c] for i, c in enumerate(counts)]),
+                target="n")
+    assert data.task == "regression" and data.extras["target_kind"] == "count" and data.num_classes is None
+
+
+def test_absurd_label_refused_before_allocating(tmp_path):
+    rows = [[i, i % 3] for i in range(20)] + [[99, 1_000_000_000]]
+    with pytest.raises(DataError) as error:
+        load(source="csv", path=write_csv(tmp_path / "t.csv", ["a", "y"], rows), target="y", task="multiclass")
+    assert "would make 1000000001 classes" in str(error.value) and f"at most {MAX_CLASSES}" in str(error.value)
+    assert "line 22" in str(error.value)
+
+
+# ----------------------------------------------------------------------------- multi-label
+
+
+def test_multilabel_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=(40, 3))
+    rows = [[float(i), *row] for i, row in enumerate(labels)]
+    data = load(source="csv", path=write_csv(tmp_path / "m.csv", ["a", "t1", "t2", "t3"], rows),
+                target=["t1", "t2", "t3"], task="multilabel", standardize=False)
+    assert data.task == "multilabel" and data.num_classes == 3 and data.class_names == ["t1", "t2", "t3"]
+    assert data.train.y.dtype == torch.float32 and data.train.y.shape[1] == 3
+    n = len(data.train) + len(data.val) + len(data.test)
+    assert n == 40
+    for split in (data.train, data.val, data.test):  # each row keeps its own labels through the split
+        for x, y in zip(split.x[:, 0].tolist(), split.y.tolist(), strict=True):
+            assert y == labels[int(x)].tolist()
+
+
+def test_multilabel_npz_inferred(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=(50, 4)).astype(np.float64)
+    np.savez(tmp_path / "m.npz", x=rng.standard_normal((50, 3)), y=y)
+    data = load(source="npz", path=str(tmp_path / "m.npz"))
+    assert data.task == "multilabel" and data.num_classes == 4 and tuple(data.train.y.shape[1:]) == (4,)
+
+
+def test_split_indices_multilabel_does_not_stratify():
+    labels = np.random.default_rng(0).integers(0, 2, size=(30, 3))
+    keep, held = split_indices(30, 0.2, 0, labels)
+    assert len(held) == 6 and sorted(np.concatenate([keep, held]).tolist()) == list(range(30))
+
+
+# ----------------------------------------------------------------------------- the CSV dialect
+
+
+def test_bom_quotes_and_semicolons_match_the_csv_module(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [[f"{v:.4f}", f"{w:.3f}", "note; with, separators", i % 2] for i, (v, w) in
+            enumerate(rng.standard_normal((25, 2)))]
+    path = write_csv(tmp_path / "d.csv", ["x1", "x2", "note", "label"], rows, delimiter=";", bom=True)
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reference = list(csv.reader(handle, delimiter=";"))
+    assert reference[0][0] == "x1"
+    expected = np.array([[float(r[0]), float(r[1])] for r in reference[1:]], dtype=np.float32)
+    data = load(source="csv", path=path, target="label", features=["x1", "x2"], delimiter=";",
+                val_fraction=0.0, test_fraction=0.0, standardize=False)
+    np.testing.assert_array_equal(data.train.x.numpy(), expected)
+    np.testing.assert_array_equal(data.train.y.numpy(), [int(r[3]) for r in reference[1:]])
+
+
+def test_one_row_classification_warns(tmp_path, capsys):
+    data = load(source="csv", path=write_csv(tmp_path / "o.csv", ["a", "y"], [[1, "cat"]]), target="y")
+    assert len(data.train) == 1 and len(data.val) == 0 and len(data.test) == 0
+    err = capsys.readouterr().err
+    assert "the test split is empty" in err and "the val split is empty" in err
+
+
+def test_sixty_thousand_columns_is_linear(tmp_path):
+    import time
+
+    width = 60_000
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(width)) + ",y\n"
+                    + "".join(",".join(["1.5"] * width) + f",{r % 2}\n" for r in range(4)))
+    start = time.perf_counter()
+    data = load(source="csv", path=str(path), target="y", val_fraction=0.0, test_fraction=0.0)
+    assert time.perf_counter() - start < 20  # the quadratic header checks took 124 s
+    assert tuple(data.train.x.shape) == (4, width)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+def test_standardize_matches_sklearn_on_given_splits(tmp_path):
+    rng = np.random.default_rng(0)
+    x, xv, xt = (rng.normal(5.0, 3.0, size=(n, 4)) for n in (60, 20, 20))
+    x[:, 2] = 7.0  # constant in training
+    xv[:, 2], xt[:, 2] = 9.0, -3.0  # ... but not elsewhere: must stay bounded
+    y, yv, yt = (rng.normal(size=len(a)) for a in (x, xv, xt))
+    np.savez(tmp_path / "d.npz", x=x, y=y, x_val=xv, y_val=yv, x_test=xt, y_test=yt)
+    data = load(source="npz", path=str(tmp_path / "d.npz"), standardize=True)
+    scaler = StandardScaler().fit(x)  # keeps scale 1 for a zero-variance column, too
+    for split, raw in ((data.train, x), (data.val, xv), (data.test, xt)):
+        np.testing.assert_allclose(split.x.numpy(), scaler.transform(raw), rtol=1e-5, atol=1e-5)
+    assert data.preprocessing["constant_columns"] == [2]
+    assert abs(data.test.x[:, 2]).max() == pytest.approx(10.0)
+
+
+def test_digits_val_test_features_stay_bounded():
+    data = load(source="digits")
+    for split in (data.train, data.val, data.test):
+        assert float(split.x.abs().max()) < 100  # 1/(0 + 1e-8) gave 1e8 on columns constant in training
+
+
+def test_npz_not_standardised_by_default(tmp_path):
+    x = np.random.default_rng(0).normal(50.0, 10.0, size=(30, 2))
+    np.savez(tmp_path / "d.npz", x=x, y=x[:, 0] * 2)
+    data = load(source="npz", path=str(tmp_path / "d.npz"))
+    assert float(data.train.x.mean()) > 10 and not data.preprocessing["standardize"]
+
+
+def categorical_rows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    colours, cities = ["red", "green", "blue"], ["Oslo", "Lima", "Pune", "Kyiv"]
+    return [[f"{rng.normal(100, 20):.3f}", colours[rng.integers(3)], f"{rng.normal(0, 0.01):.5f}",
+             cities[rng.integers(4)], f"{rng.normal():.4f}"] for _ in range(n)]
+
+
+def test_categorical_one_hot_matches_sklearn(tmp_path):
+    rows = categorical_rows(60)
+    header = ["size", "colour", "tiny", "city", "y"]
+    data = load(source="csv", path=write_csv(tmp_path / "c.csv", header, rows), target="y",
+                val_fraction=0.0, test_fraction=0.0)  # every row is a training row
+    numeric = np.array([[float(r[0]), float(r[2])] for r in rows])
+    cats = np.array([[r[1], r[3]] for r in rows])
+    expected = np.hstack([StandardScaler().fit_transform(numeric),
+                          OneHotEncoder(sparse_output=False).fit_transform(cats)])
+    np.testing.assert_allclose(data.train.x.numpy(), expected, rtol=1e-5, atol=1e-5)
+    fitted = data.preprocessing
+    assert fitted["categorical_columns"] == ["colour", "city"]  # detected: no numbers in them
+    assert fitted["categories"] == [["blue", "green", "red"], ["Kyiv", "Lima", "Oslo", "Pune"]]
+    assert prep.output_features(fitted)[:3] == ["size", "tiny", "colour=blue"]
+    assert json.loads(json.dumps(fitted)) == fitted
+
+
+def test_categories_fitted_on_the_training_split_only(tmp_path, capsys):
+    rows = categorical_rows(80)
+    rows[3][1] = "purple"  # one rare colour; wherever it lands outside training it must encode as zeros
+    header = ["size", "colour", "tiny", "city", "y"]
+    data = load(source="csv", path=write_csv(tmp_path / "c.csv", header, rows), target="y",
+                categorical=["colour", "city"])
+    fitted = data.preprocessing
+    colours = fitted["categories"][0]
+    if "purple" not in colours:  # it was held out: an all-zero colour block and a warning
+        assert "not seen in training" in capsys.readouterr().err
+    blocks = [data.val.x[:, 2:2 + len(colours)], data.test.x[:, 2:2 + len(colours)]]
+    assert all(float(b.sum(axis=1).max()) <= 1.0 for b in blocks)
+
+
+def test_target_standardisation_and_inverse(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.normal(300.0, 40.0, size=50)
+    rows = [[f"{v:.3f}", f"{t:.4f}"] for v, t in zip(rng.normal(size=50), y, strict=True)]
+    data = load(source="csv", path=write_csv(tmp_path / "r.csv", ["a", "y"], rows), target="y",
+                val_fraction=0.0, test_fraction=0.0, standardize_target=True)
+    written = np.array([float(r[1]) for r in rows])
+    standardised = data.train.y.numpy()[:, 0]
+    np.testing.assert_allclose(standardised, (written - written.mean()) / written.std(), rtol=1e-4, atol=1e-5)
+    back = prep.inverse_target(data.preprocessing, data.train.y)
+    assert isinstance(back, torch.Tensor) and back.shape == data.train.y.shape
+    np.testing.assert_allclose(back.numpy()[:, 0], written, rtol=1e-5)
+    np.testing.assert_allclose(prep.inverse_target(data.preprocessing, standardised), written, rtol=1e-5)
+    plain = {"target": None}
+    assert prep.inverse_target(plain, data.train.y) is data.train.y
+
+
+def test_split_seed_is_independent_of_seed(tmp_path):
+    rows = [[i, i % 2] for i in range(100)]
+    path = write_csv(tmp_path / "s.csv", ["a", "y"], rows)
+
+    def test_rows(seed, split_seed):
+        data = load_dataset(DataConfig(source="csv", path=path, target="y", standardize=False,
+                                       split_seed=split_seed), seed=seed)
+        return sorted(data.test.x[:, 0].tolist())
+
+    assert test_rows(0, 0) == test_rows(1, 0) == test_rows(7, 0)
+    assert test_rows(0, 0) != test_rows(0, 1)
+
+
+# ----------------------------------------------------------------------------- predict input
+
+
+def test_read_for_predict_applies_the_runs_preprocessing(tmp_path, capsys):
+    rows = categorical_rows(60)
+    header = ["size", "colour", "tiny", "city", "y"]
+    train_path = write_csv(tmp_path / "train.csv", header, rows)
+    config = DataConfig(source="csv", path=train_path, target="y", val_fraction=0.0, test_fraction=0.0)
+    data = load_dataset(config, seed=0)
+    fitted = json.loads(json.dumps(data.preprocessing))  # as stored in the run folder
+    new = [[r[3], r[0], r[2], r[1]] for r in rows[:5]]  # other column order, no target column
+    new.append(["Atlantis", "120.0", "0.0", "red"])
+    predict_path = write_csv(tmp_path / "new.csv", ["city", "size", "tiny", "colour"], new)
+    x = read_for_predict(config, fitted, predict_path)
+    np.testing.assert_allclose(x[:5].numpy(), data.train.x[:5].numpy(), rtol=1e-6, atol=1e-6)
+    city_block = x[5, 2 + len(fitted["categories"][0]):]
+    assert float(city_block.abs().sum()) == 0.0 and "'Atlantis'" in capsys.readouterr().err
+    expected_size = (120.0 - fitted["mean"][0]) / fitted["scale"][0]
+    assert float(x[5, 0]) == pytest.approx(expected_size, rel=1e-5)
+
+
+def test_read_for_predict_names_a_missing_column(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ["alpha", "beta", "y"], [[i, i * 2, i % 2] for i in range(20)])
+    config = DataConfig(source="csv", path=path, target="y")
+    data = load_dataset(config, seed=0)
+    bad = write_csv(tmp_path / "new.csv", ["alpha", "betta"], [[1, 2]])
+    with pytest.raises(DataError, match="no feature column 'beta'; did you mean"):
+        read_for_predict(config, data.preprocessing, bad)
+
+
+def test_read_for_predict_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(40, 3))
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 3).astype(np.int64))
+    config = DataConfig(source="npz", path=str(tmp_path / "d.npz"), standardize=True, val_fraction=0.0,
+                        test_fraction=0.0)
+    data = load_dataset(config, seed=0)
+    np.savez(tmp_path / "new.npz", x=x[:4])
+    got = read_for_predict(config, data.preprocessing, str(tmp_path / "new.npz"))
+    np.testing.assert_allclose(got.numpy(), StandardScaler().fit(x).transform(x[:4]), rtol=1e-5, atol=1e-6)
+
+
+def test_multilabel_example_csv_is_reproducible(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("make_example_data", root / "examples" / "make_example_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    [fresh] = module.write_csv_examples(tmp_path)
+    assert fresh.read_text() == (root / "examples" / "data" / fresh.name).read_text()
+    data = load(source="csv", path=str(fresh), target=["tag_sale", "tag_rush", "tag_gift"])
+    assert data.task == "multilabel" and data.preprocessing["categorical_columns"] == ["shop"]
+    assert data.input_shape == (6 + 4,)
+
+
+def test_listed_categorical_codes_keep_their_text(tmp_path):
+    rows = [[f"{i}.5", code, i % 2] for i, code in enumerate(["007", "7", "010", "007"] * 5)]
+    data = load(source="csv", path=write_csv(tmp_path / "z.csv", ["a", "zip", "y"], rows), target="y",
+                categorical=["zip"], val_fraction=0.0, test_fraction=0.0)
+    assert data.preprocessing["categories"] == [["007", "010", "7"]]
+    expected = OneHotEncoder(sparse_output=False).fit_transform(np.array([[r[1]] for r in rows]))
+    np.testing.assert_array_equal(data.train.x[:, 1:].numpy(), expected)

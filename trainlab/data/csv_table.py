@@ -1,0 +1,263 @@
+"""Reading a CSV file into named columns with pandas' C parser, with one-line errors that name lines.
+
+The fast path is one ``pandas.read_csv`` call (about a second per 10^7 cells). Line numbers are
+only needed when something is wrong, so they come from a second, pure-Python pass over the file
+(:meth:`CsvTable.line`) that is made only on the error path, or when a row may be short.
+
+Dialect: a header row; UTF-8 with or without a byte-order mark; fields quoted with ``"`` may hold
+the delimiter and newlines; ``delimiter`` is one character (``,`` by default, ``;`` or a tab);
+blank lines are skipped. Cells in :data:`MISSING` (and empty cells) are missing values (NaN).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab.errors import ConfigError, DataError
+
+# cells read as missing (NaN), so that data.nan_policy decides; a subset of pandas' default na_values
+MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "<NA>", "#N/A")
+# a sentinel column one past the header's: a row with one field too many fills it instead of being
+# silently accepted (pandas would otherwise take an extra first-row field as an index column)
+_EXTRA = "\x00trainlab-extra-field"
+# the Python csv module refuses fields longer than this; big enough for any real cell
+FIELD_LIMIT = 64 * 1024 * 1024
+
+
+def check_delimiter(delimiter: object) -> str:
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        raise ConfigError(f"data.delimiter must be one character such as ',', ';' or '\\t'; got {delimiter!r}")
+    return delimiter
+
+
+def _open_text(file: Path) -> io.TextIOWrapper:
+    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name
+    return open(file, newline="", encoding="utf-8-sig")
+
+
+def _rows(file: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of every non-blank row, header included, in one pure-Python pass."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(FIELD_LIMIT)
+    try:
+        with _open_text(file) as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            start = 1
+            for row in reader:
+                if row:  # blank lines are skipped, as pandas does
+                    yield start, row
+                start = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        raise DataError(f"CSV file {file} is not UTF-8 ({exc})") from None
+    except csv.Error as exc:
+        raise DataError(f"CSV file {file} is not valid CSV: {exc}") from None
+    except OSError as exc:
+        raise DataError(f"cannot read CSV file {file}: {exc.strerror or exc}") from None
+    finally:
+        csv.field_size_limit(limit)
+
+
+def read_header(file: Path, delimiter: str) -> tuple[list[str], int]:
+    """The header's column names (stripped) and the number of file lines up to its end.
+
+    One-line errors for an empty file or repeated names.
+    """
+    rows = _rows(file, delimiter)
+    first = next(rows, None)
+    second = next(rows, None)  # where the first data row starts: the header ends on the line before
+    rows.close()
+    if first is None:
+        raise DataError(f"CSV file {file} is empty (expected a header row)")
+    header = [cell.strip() for cell in first[1]]
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        shown = ", ".join(header[:50]) + (", ..." if len(header) > 50 else "")
+        raise DataError(f"CSV file {file} has column '{repeated[0]}' more than once (columns: {shown})")
+    return header, (second[0] - 1 if second else first[0])
+
+
+@dataclass
+class CsvTable:
+    """The cells of a CSV file by column, and the file lines of its data rows.
+
+    ``frame`` is a pandas DataFrame (the usual, tall file) or, for a wide file (more than
+    :data:`WIDE_COLUMNS` columns, where pandas spends seconds per 10^4 columns on bookkeeping), a
+    NumPy array of the raw cell strings (N, W). Use :func:`numbers`, :func:`strings` and
+    :func:`numeric_block`, which read both.
+    """
+
+    file: Path
+    header: list[str]
+    delimiter: str
+    frame: Any
+    _lines: list[int] | None = field(default=None, repr=False)
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = {name: j for j, name in enumerate(self.header)}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def wide(self) -> bool:
+        return isinstance(self.frame, np.ndarray)
+
+    def cell(self, row: int, name: str) -> str:
+        """The cell as text, for messages."""
+        if self.wide:
+            return str(self.frame[row, self._index[name]]).strip()
+        return str(self.frame.iloc[row, self._index[name]]).strip()
+
+    def line(self, row: int) -> int:
+        """The file line (1-based) where data row ``row`` (0-based) starts."""
+        if self._lines is None:
+            self._lines = check_field_counts(self.file, self.delimiter, len(self.header))
+        return self._lines[row]
+
+
+# above this many columns the table is read by the csv module into one array of strings
+WIDE_COLUMNS = 2000
+
+
+def check_field_counts(file: Path, delimiter: str, width: int) -> list[int]:
+    """The start line of every data row; a DataError at the first row whose field count is not ``width``."""
+    lines = []
+    rows = _rows(file, delimiter)
+    next(rows, None)  # the header
+    for line, row in rows:
+        if len(row) != width:
+            rows.close()
+            raise DataError(f"CSV file {file} line {line} has {len(row)} fields; the header has {width}")
+        lines.append(line)
+    return lines
+
+
+def _read_wide(file: Path, delimiter: str, header: list[str]) -> CsvTable:
+    """A wide file: the csv module, field counts checked as it goes, cells kept as strings."""
+    lines, cells = [], []
+    rows = _rows(file, delimiter)
+    next(rows, None)
+    for line, row in rows:
+        if len(row) != len(header):
+            rows.close()
+            raise DataError(f"CSV file {file} line {line} has {len(row)} fields; the header has {len(header)}")
+        lines.append(line)
+        cells.append(row)
+    frame = np.array(cells, dtype=str) if cells else np.empty((0, len(header)), dtype=str)
+    return CsvTable(file, header, delimiter, np.char.strip(frame), _lines=lines)
+
+
+def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = ()) -> CsvTable:
+    """Every column of ``file``; ragged rows are one-line errors.
+
+    pandas infers each column's type, except ``text_columns``, which are kept as text (a categorical
+    column of codes such as ``"007"`` keeps its leading zeros).
+    """
+    import pandas as pd
+
+    header, header_lines = read_header(file, delimiter)
+    if len(header) > WIDE_COLUMNS:
+        return _read_wide(file, delimiter, header)
+    try:
+        frame = pd.read_csv(
+            file, sep=delimiter, header=None, skiprows=header_lines, names=[*header, _EXTRA],
+            encoding="utf-8-sig", engine="c",
+            na_values=list(MISSING), keep_default_na=False, skip_blank_lines=True, low_memory=False,
+            dtype={name: str for name in text_columns if name in set(header)} or None,
+        )
+    except UnicodeDecodeError as exc:
+        raise DataError(f"CSV file {file} is not UTF-8 ({exc})") from None
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame({name: np.empty(0) for name in [*header, _EXTRA]})
+    except pd.errors.ParserError as exc:
+        check_field_counts(file, delimiter, len(header))  # names the line when a row is ragged
+        first = (str(exc).strip().splitlines() or ["parse error"])[0]
+        raise DataError(f"CSV file {file} is not valid CSV: {first}") from None
+    except OSError as exc:
+        raise DataError(f"cannot read CSV file {file}: {exc.strerror or exc}") from None
+    table = CsvTable(file, header, delimiter, frame)
+    if len(frame) and (frame[_EXTRA].notna().any() or frame[header[-1]].isna().any()):
+        # one field too many fills the sentinel; one too few leaves the last column missing: find the row
+        table._lines = check_field_counts(file, delimiter, len(header))
+    return table
+
+
+def _parse_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stripped strings -> float64 (missing markers NaN), and the rows that are not numbers (or None)."""
+    missing = np.isin(cells, MISSING)
+    text = np.where(missing, "nan", cells)
+    try:
+        return text.astype(np.float64), None
+    except ValueError:
+        pass
+    values = np.full(len(cells), np.nan)
+    bad = np.zeros(len(cells), dtype=bool)
+    for i, cell in enumerate(text):
+        try:
+            values[i] = float(cell)
+        except ValueError:
+            bad[i] = True
+    return values, np.flatnonzero(bad)
+
+
+def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Column ``name`` as float64 (NaN where missing), and the rows holding text that is not a number.
+
+    The second value is None when every non-missing cell is a number.
+    """
+    import pandas as pd
+
+    if table.wide:
+        return _parse_numbers(table.frame[:, table._index[name]])
+    series = table.frame[name]
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan), None
+    values = pd.to_numeric(series.str.strip(), errors="coerce")
+    bad = values.isna().to_numpy() & series.notna().to_numpy()
+    return values.to_numpy(dtype=np.float64, na_value=np.nan), (np.flatnonzero(bad) if bad.any() else None)
+
+
+def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Columns ``names`` as float32 (N, len(names)) in one conversion where possible.
+
+    Returns the block and the names of the columns that are not all numbers (their block columns
+    are NaN; read them with :func:`numbers`).
+    """
+    import pandas as pd
+
+    if not names:
+        return np.empty((len(table), 0), dtype=np.float32), []
+    if table.wide:
+        cells = table.frame[:, [table._index[n] for n in names]]
+        values, bad = _parse_numbers(cells.reshape(-1))
+        if bad is None:
+            return values.reshape(cells.shape).astype(np.float32), []
+        columns = sorted({int(c) for c in bad % len(names)})
+        block = values.reshape(cells.shape).astype(np.float32)
+        block[:, columns] = np.nan
+        return block, [names[c] for c in columns]
+    frame = table.frame
+    numeric = [pd.api.types.is_bool_dtype(frame[n]) or pd.api.types.is_numeric_dtype(frame[n]) for n in names]
+    block = np.full((len(table), len(names)), np.nan, dtype=np.float32)
+    chosen = [j for j, ok in enumerate(numeric) if ok]
+    if chosen:
+        block[:, chosen] = frame[[names[j] for j in chosen]].to_numpy(dtype=np.float32, na_value=np.nan)
+    return block, [n for n, ok in zip(names, numeric, strict=True) if not ok]
+
+
+def strings(table: CsvTable, name: str) -> np.ndarray:
+    """Column ``name`` as stripped strings, missing markers as ``""``."""
+    if table.wide:
+        cells = table.frame[:, table._index[name]]
+        return np.where(np.isin(cells, MISSING), "", cells)
+    series = table.frame[name]
+    return series.astype("string").str.strip().fillna("").to_numpy(dtype=str)

@@ -1,0 +1,223 @@
+"""Tabular preprocessing fitted on the training split, kept as a JSON-serialisable dict.
+
+:func:`fit` learns, from the training rows only:
+
+- per numeric feature column j: ``mean_j`` and ``scale_j`` (the population standard deviation,
+  ``ddof=0``) when ``standardize`` is on; a column whose training std is (near) zero,
+  ``std_j <= 1e-6 * |mean_j|`` or ``std_j == 0``, keeps ``scale_j = 1`` so that val/test values that
+  differ from the constant stay bounded (a ``1/(0 + 1e-8)`` scale turned them into 1e8 on digits);
+- per categorical column: its categories, sorted, as seen in the training rows;
+- for regression with ``standardize_target``: per target column ``mean`` and ``scale`` (std; 1 when 0);
+- the task and the class names (index order), so a prediction can be named.
+
+:func:`apply` maps raw rows to model inputs::
+
+    x = [ (x_numeric - mean) / scale  |  one_hot(cat_1)  |  one_hot(cat_2)  | ... ]
+
+numeric columns first (in ``numeric_columns`` order), then one block per categorical column
+(in ``categorical_columns`` order, categories sorted). A category not seen in training encodes as
+an all-zero block and is reported with one warning line. :func:`transform_target` /
+:func:`inverse_target` map regression targets to and from standardised units:
+``y_std = (y - mean) / scale`` and ``y = y_std * scale + mean``; metrics are reported in original
+units by applying :func:`inverse_target` to both predictions and targets.
+
+The dict holds only str/int/float/bool/None, lists and dicts: ``json.dumps`` writes it as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from trainlab.data.notices import warn
+from trainlab.errors import DataError
+
+FORMAT = 1
+# relative tolerance under which a training column counts as constant (float32 rounding is ~6e-8)
+CONSTANT_RTOL = 1e-6
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
+
+
+def _column_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, scale, constant mask) per column of 2-D ``values``, computed in float64."""
+    values = values.astype(np.float64, copy=False)
+    mean = values.mean(axis=0)
+    std = values.std(axis=0)
+    constant = (std == 0) | (std <= CONSTANT_RTOL * np.abs(mean))
+    return mean, np.where(constant, 1.0, std), constant
+
+
+def fit(
+    x_train: np.ndarray,
+    *,
+    task: str,
+    class_names: Sequence[str] | None = None,
+    standardize: bool = False,
+    numeric_columns: Sequence[str] | None = None,
+    categorical_train: np.ndarray | None = None,
+    categorical_columns: Sequence[str] = (),
+    y_train: np.ndarray | None = None,
+    standardize_target: bool = False,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """The preprocessing learnt from the training split (see the module docstring).
+
+    Args:
+        x_train: numeric features (N, F) (or any shape when ``standardize`` is off and there are
+            no categorical columns: images and token ids pass through unchanged).
+        task, class_names: recorded so that a prediction can be mapped to its class name.
+        standardize: z-score each numeric column with the training statistics.
+        numeric_columns: names of the F numeric columns (CSV headers); None for unnamed arrays.
+        categorical_train: (N, C) strings, the categorical columns of the training rows.
+        categorical_columns: names of the C categorical columns.
+        y_train: training targets, needed for ``standardize_target``.
+        standardize_target: z-score regression targets (``task`` must be regression).
+        source: the data source name, for :mod:`trainlab.data.predict_input`.
+    """
+    tabular = x_train.ndim == 2
+    if standardize and not tabular:
+        raise DataError(f"data.standardize applies to tabular features (one vector per row); these are shaped "
+                        f"{tuple(x_train.shape[1:])} per row (images are normalised per channel instead); "
+                        "set data.standardize: false")
+    result: dict[str, Any] = {
+        "format": FORMAT,
+        "source": source,
+        "task": task,
+        "class_names": list(class_names) if class_names is not None else None,
+        "input_shape": list(x_train.shape[1:]),
+        "numeric_columns": list(numeric_columns) if numeric_columns is not None else None,
+        "standardize": bool(standardize),
+        "mean": None,
+        "scale": None,
+        "constant_columns": [],
+        "categorical_columns": list(categorical_columns),
+        "categories": [],
+        "target": None,
+    }
+    if standardize:
+        mean, scale, constant = _column_stats(x_train)
+        result["mean"], result["scale"] = mean.tolist(), scale.tolist()
+        result["constant_columns"] = np.flatnonzero(constant).tolist()
+    if categorical_train is not None and len(categorical_columns):
+        result["categories"] = [sorted({str(v) for v in np.unique(categorical_train[:, j])})
+                                for j in range(len(categorical_columns))]
+    if standardize_target:
+        if task != "regression":
+            raise DataError(f"data.standardize_target applies to regression targets; this task is {task}")
+        if y_train is None:
+            raise DataError("data.standardize_target needs the training targets")
+        mean, scale, _ = _column_stats(np.asarray(y_train).reshape(len(y_train), -1))
+        result["target"] = {"mean": mean.tolist(), "scale": scale.tolist()}
+    return result
+
+
+def output_features(preprocessing: dict[str, Any]) -> list[str] | None:
+    """Names of the model's input columns after :func:`apply` (``col=category`` for one-hot)."""
+    names = preprocessing.get("numeric_columns")
+    if names is None:
+        return None
+    encoded = [f"{col}={cat}" for col, cats in zip(preprocessing["categorical_columns"], preprocessing["categories"],
+                                                   strict=True) for cat in cats]
+    return list(names) + encoded
+
+
+def _one_hot(values: np.ndarray, categories: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, len(categories)) float32 one-hot of ``values`` and the mask of rows whose value is unseen."""
+    known = np.asarray(categories, dtype=str)
+    values = values.astype(str)
+    out = np.zeros((len(values), len(known)), dtype=np.float32)
+    if len(known) == 0:
+        return out, np.ones(len(values), dtype=bool)
+    position = np.searchsorted(known, values)
+    position = np.minimum(position, len(known) - 1)
+    seen = known[position] == values
+    out[np.flatnonzero(seen), position[seen]] = 1.0
+    return out, ~seen
+
+
+def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray | None = None,
+          what: str = "rows") -> np.ndarray:
+    """Model inputs from raw rows: standardise numeric columns, append one-hot categorical blocks.
+
+    Args:
+        preprocessing: from :func:`fit` (or read back from JSON).
+        x: numeric features (N, F) in ``numeric_columns`` order (any shape when not tabular).
+        categorical: (N, C) strings in ``categorical_columns`` order, when there are any.
+        what: how the warning about unseen categories names these rows ("test data", "input.csv").
+    """
+    columns = preprocessing.get("categorical_columns") or []
+    if not preprocessing.get("standardize") and not columns:
+        return x
+    if x.ndim != 2:
+        raise DataError(f"{what}: tabular preprocessing expects features (N, F); got {tuple(x.shape)}")
+    out = x.astype(np.float32, copy=True)
+    if preprocessing.get("standardize"):
+        mean = np.asarray(preprocessing["mean"], dtype=np.float64)
+        scale = np.asarray(preprocessing["scale"], dtype=np.float64)
+        if x.shape[1] != len(mean):
+            raise DataError(f"{what}: {x.shape[1]} numeric feature columns but the preprocessing was fitted on "
+                            f"{len(mean)}")
+        out = ((x.astype(np.float64) - mean) / scale).astype(np.float32)
+    if not columns:
+        return out
+    if categorical is None or categorical.shape != (len(x), len(columns)):
+        got = None if categorical is None else tuple(categorical.shape)
+        raise DataError(f"{what}: expected {len(columns)} categorical column(s) ({', '.join(columns)}); got {got}")
+    blocks = [out]
+    for j, (name, categories) in enumerate(zip(columns, preprocessing["categories"], strict=True)):
+        encoded, unseen = _one_hot(categorical[:, j], categories)
+        if unseen.any():
+            examples = ", ".join(repr(str(v)) for v in np.unique(categorical[unseen, j])[:3])
+            warn(f"{what}: {int(unseen.sum())} row(s) have categories of '{name}' not seen in training "
+                 f"({examples}); they are encoded as all zeros")
+        blocks.append(encoded)
+    return np.concatenate(blocks, axis=1)
+
+
+def _target_stats(preprocessing: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    target = preprocessing.get("target")
+    if not target:
+        return None
+    return np.asarray(target["mean"], dtype=np.float64), np.asarray(target["scale"], dtype=np.float64)
+
+
+def _affine(y: ArrayOrTensor, scale: np.ndarray, shift: np.ndarray) -> ArrayOrTensor:
+    """``y * scale + shift`` per target column, for (N,) or (N, d) ``y``, keeping its type and dtype."""
+    if isinstance(y, torch.Tensor):
+        dtype = y.dtype if y.is_floating_point() else torch.float32
+        s = torch.as_tensor(scale, dtype=dtype, device=y.device)
+        b = torch.as_tensor(shift, dtype=dtype, device=y.device)
+        if y.ndim == 1:
+            s, b = s.reshape(-1)[0], b.reshape(-1)[0]
+        return y.to(dtype) * s + b
+    y = np.asarray(y)
+    dtype = y.dtype if np.issubdtype(y.dtype, np.floating) else np.float32
+    if y.ndim == 1:
+        scale, shift = scale.reshape(-1)[:1], shift.reshape(-1)[:1]
+    return (y * scale + shift).astype(dtype)
+
+
+def transform_target(preprocessing: dict[str, Any], y: ArrayOrTensor) -> ArrayOrTensor:
+    """Regression targets in standardised units, ``(y - mean) / scale``; unchanged without target stats."""
+    stats = _target_stats(preprocessing)
+    if stats is None:
+        return y
+    mean, scale = stats
+    return _affine(y, 1.0 / scale, -mean / scale)
+
+
+def inverse_target(preprocessing: dict[str, Any], y: ArrayOrTensor) -> ArrayOrTensor:
+    """Predictions or targets back in original units, ``y * scale + mean``; unchanged without target stats.
+
+    Works on NumPy arrays and torch tensors, shaped (N,) or (N, d). The engine applies it to the
+    model's regression outputs and to the targets before computing metrics, and predict applies it
+    to what it writes.
+    """
+    stats = _target_stats(preprocessing)
+    if stats is None:
+        return y
+    mean, scale = stats
+    return _affine(y, scale, mean)
