@@ -29,8 +29,10 @@ from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.callbacks.lr_adapter import LRAdapter
 from trainlab.callbacks.monitor import check_monitor
 from trainlab.callbacks.unfreeze import UnfreezeSchedule
-from trainlab.config import Config
+from trainlab.config import Config, DataConfig
 from trainlab.data import Dataset, load_dataset
+from trainlab.data.paths import resolve_data_paths
+from trainlab.data.preprocessing import inverse_target
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.evaluation import Evaluator
 from trainlab.engine.loop import Limits, Trainer
@@ -275,11 +277,26 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
                               plan.steps_per_epoch)
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
-    evaluator = Evaluator(step, loss, metric_names, data.num_classes, data.task, data.eval_transform)
+    evaluator = Evaluator(step, loss, metric_names, data.num_classes, data.task, data.eval_transform,
+                          original_units=original_units(data))
     trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available),
                       evaluate=lambda: evaluator.evaluate(data.val))
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes)
+
+
+def original_units(data: Dataset) -> Any:
+    """The inverse of the data's target standardisation, or None when targets were not standardised."""
+    fitted = data.preprocessing or {}
+    if data.task != "regression" or not fitted.get("target"):
+        return None
+    return lambda y: inverse_target(fitted, y)
+
+
+def with_data_paths_resolved(config: Config, data_dir: str | None = None) -> Config:
+    """``config`` whose relative data paths are absolute, so its run folder works from any directory."""
+    data = DataConfig.model_validate(resolve_data_paths(config.data.model_dump(), data_dir))
+    return config.model_copy(update={"data": data})
 
 
 def resolved_lr(config: Config, lr: float) -> Config:

@@ -11,6 +11,7 @@ file behind), then creates the run folder, adds the folder's callbacks
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -23,8 +24,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from trainlab import __version__
-from trainlab.atomic import write_safetensors
-from trainlab.builders import Built, build, run_scope
+from trainlab.atomic import write_json, write_safetensors
+from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
 from trainlab.callbacks.base import Callback
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
 from trainlab.callbacks.early_stopping import EarlyStopping
@@ -32,11 +33,12 @@ from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.config import Config, dump_yaml, load_config
+from trainlab.data.paths import DATA_DIR_ENV
 from trainlab.engine import checkpoint
+from trainlab.engine.batching import TensorBatches
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.lr_finder import range_test_step, suggest_lr
-from trainlab.engine.batching import TensorBatches
 from trainlab.records import best_epoch, safe_summary
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.runtime import environment
@@ -137,17 +139,30 @@ def train(config: Config, out: str | Path | None = None, overwrite: bool = False
     target = Path(out or config.output.dir or default_dir(config.name))
     if resume_if_exists and (target / "run.json").exists():
         return resume(target, quiet=quiet, callbacks=callbacks, config=config)
+    requested_hash = config.hash()
+    data_dir = os.environ.get(DATA_DIR_ENV)
+    config = with_data_paths_resolved(config, data_dir)
     with run_scope(config):
         built = build(config, quiet=quiet)  # everything that can fail on bad input fails here, before any file
-        built.notes["requested_hash"] = config.hash()
+        built.notes["requested_hash"] = requested_hash
         run = RunDir.create(target, overwrite=overwrite)
         try:
+            write_data_records(run, built)
             run.write_config(dump_yaml(built.config))  # before run.json: a folder with run.json can resume
-            run.write_info(status="running", config_hash=config.hash(), resolved_config_hash=built.config.hash(),
-                           created=time.time())
+            run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
+                           data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time())
             return _run(built, run, quiet, callbacks), run.path
         finally:
             run.close()
+
+
+def write_data_records(run: RunDir, built: Built) -> None:
+    """``labels.json`` (class names in index order) and ``preprocessing.json`` (what predict re-applies)."""
+    data = built.data
+    if data.class_names is not None:
+        write_json(run.path / "labels.json", {"task": data.task, "class_names": list(data.class_names)})
+    if data.preprocessing:
+        write_json(run.path / "preprocessing.json", data.preprocessing)
 
 
 def _load_latest(built: Built, run: RunDir, quiet: bool) -> None:

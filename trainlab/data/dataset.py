@@ -165,14 +165,3 @@ def check_finite(name: str, array: np.ndarray, policy: str) -> np.ndarray | None
         f"{name} has a non-finite value ({value}) at row {row}, column {col}; "
         "fix the data or set data.nan_policy: drop"
     )
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The data order of ``epoch``: a pure function of (seed, epoch), so resume needs no RNG state."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=generator)
-
-
-def batch_slices(n: int, batch_size: int) -> Iterator[slice]:
-    for start in range(0, n, batch_size):
-        yield slice(start, min(start + batch_size, n))

@@ -18,15 +18,20 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 class Evaluator:
     """``evaluate(split)`` -> ``{"loss": ..., <metric>: ...}`` (no split prefix) for one step's model.
 
+    The loss is in the units the model trains on; regression metrics go through ``original_units``
+    (the inverse of a target standardisation) so that MSE, MAE and R² are in the data's own units.
+
     The step is put in eval mode (schedule-free optimizers: the averaged weights x) and left
     there; the Trainer switches it back before the next training step.
     """
 
     def __init__(self, step: Step, loss: Loss, metric_names: Sequence[str], num_classes: int | None,
-                 task: str | None = None, transform: BatchTransform | None = None, batch_size: int = 2048):
+                 task: str | None = None, transform: BatchTransform | None = None, batch_size: int = 2048,
+                 original_units: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.step, self.loss, self.metric_names = step, loss, list(metric_names)
         self.num_classes, self.task = num_classes, task
         self.transform, self.batch_size = transform, batch_size
+        self.original_units = original_units  # regression: standardised targets -> the data's units
 
     @torch.no_grad()
     def outputs(self, split: Split) -> torch.Tensor:
@@ -47,6 +52,10 @@ class Evaluator:
         target = split.y.to(self.step.device)
         with torch.no_grad():
             result: dict[str, Any] = {"loss": float(self.loss(output, target))}
-        result.update(compute(self.metric_names, self.loss.predict(output), target, self.num_classes,
+        predictions = self.loss.predict(output)
+        if self.original_units is not None and self.task == "regression":
+            # the loss stays in training units; metrics (mse, mae, r2) are reported in the data's own units
+            predictions, target = self.original_units(predictions), self.original_units(target)
+        result.update(compute(self.metric_names, predictions, target, self.num_classes,
                               task=self.task, probabilities=self.loss.probabilities(output)))
         return result
