@@ -40,7 +40,7 @@ import os
 import site
 import sys
 import sysconfig
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -68,7 +68,8 @@ class CodePolicy:
     folders: tuple[Path, ...] = field(default=())  # local folders besides the working directory
 
 
-_POLICY: contextvars.ContextVar[CodePolicy] = contextvars.ContextVar("trainlab_code_policy", default=CodePolicy())
+_POLICY: contextvars.ContextVar[CodePolicy] = contextvars.ContextVar(
+    "trainlab_code_policy", default=CodePolicy())  # noqa: B039 -- frozen, so sharing it is safe
 
 
 def current_policy() -> CodePolicy:
@@ -205,9 +206,10 @@ def import_reference(reference: str, kind: str) -> Any:
     policy = current_policy()
     trainlab_code = module_name.split(".")[0] == "trainlab"
     if not (policy.allow or trainlab_code or _is_users_code(module_name, policy)):
-        if policy.local and _module_files(module_name.split(".")[0]) is None:
-            raise ConfigError(f"cannot find module '{module_name}' for {kind} '{reference}' (looked in the "
-                              "config's folder, the working directory and installed packages)")
+        top = module_name.split(".")[0]
+        if policy.local and top not in sys.stdlib_module_names and _module_files(top) is None:
+            raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module "
+                              f"'{top}' in the config's folder, the working directory or installed packages")
         raise _refuse_outside(reference, kind)
     try:
         module = importlib.import_module(module_name)
