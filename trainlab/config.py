@@ -325,7 +325,7 @@ class _ConfigLoader(yaml.SafeLoader):
                 continue
             if first != key_node.start_mark.line + 1:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{_short(key)[:60]}' (first at line {first})", key_node.start_mark)
+                    None, None, f"duplicate key '{str(key)[:60]}' (first at line {first})", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -333,7 +333,7 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
 
 
-def check_tree(raw: Any, origin: str = "config") -> None:
+def check_tree(raw: Any, origin: str = "config", where: str = "") -> None:
     """Refuse before validation what would blow up later: alias bombs, deep nesting, non-finite floats.
 
     The size counts every value with YAML aliases expanded (a shared list counts once per use), memoised
@@ -363,7 +363,7 @@ def check_tree(raw: Any, origin: str = "config") -> None:
                               "(YAML aliases repeated many times?); a config is a few hundred values")
         return total
 
-    size(raw, "", 0)
+    size(raw, where, 0)
 
 
 def _unshare(node: Any) -> Any:
@@ -384,7 +384,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         parsed = _yaml_load(value) if value.strip() else None
     except (yaml.YAMLError, RecursionError):
         parsed = value
-    check_tree(parsed, f"--set {key.strip()}")
+    check_tree(parsed, f"--set {key.strip()}", key.strip())
     return key.strip().split("."), parsed
 
 
