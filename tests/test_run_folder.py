@@ -109,7 +109,7 @@ def test_overwrite_stages_beside_and_commit_swaps_in(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     final = _fake_run(tmp_path / "run")
     run = RunDir.create(final, overwrite=True)
-    assert run.staged and run.path == staging_name(final) and run.path.parent == final.parent
+    assert run.staged and run.path == staging_name(final) and run.final_path == final
     assert (final / "model.safetensors").read_bytes() == b"old weights"  # untouched until the commit
     with pytest.raises(RunDirError, match="in use"):
         RunDir.open_existing(final)  # the old run stays locked while it is being replaced

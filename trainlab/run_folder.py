@@ -216,6 +216,11 @@ class RunDir:
         return self.path / "checkpoint"
 
     @property
+    def final_path(self) -> Path:
+        """Where the run lives once committed: the folder to name in messages and to return to callers."""
+        return self.final if self.final is not None else self.path
+
+    @property
     def staged(self) -> bool:
         """True until :meth:`commit_overwrite` has swapped this run into place."""
         return self.final is not None
