@@ -3,6 +3,7 @@ run folder's planted references do not without --allow-code / TRAINLAB_ALLOW_COD
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -120,11 +121,18 @@ def test_train_with_a_user_model_then_eval_needs_the_opt_in(project, tmp_path, c
     capsys.readouterr()
     assert main(["eval", str(out)]) == 2  # someone else's run folder could have written that reference
     assert "outside your own code" in capsys.readouterr().err
-    sys.path.append(str(project))  # the opt-in runs it; the module must still be importable
-    try:
-        assert main(["--allow-code", "eval", str(out)]) == 0
-    finally:
-        sys.path.remove(str(project))
+    os.chdir(project)  # the opt-in runs it, importing from the working directory
+    assert main(["--allow-code", "eval", str(out)]) == 0
+    assert str(project) not in sys.path  # only for the command
+
+
+def test_a_module_in_the_working_directory_is_yours(project, tmp_path, monkeypatch):
+    monkeypatch.chdir(project)
+    config = tmp_path / "elsewhere" / "config.yaml"
+    config.parent.mkdir()
+    config.write_text(yaml.safe_dump({**LINREG, "model": {"name": "usernet_cp:net"}, "output": {"progress": "off"},
+                                      "strategy": {**LINREG["strategy"], "epochs": 1}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
 
 
 def test_planted_code_in_a_run_folder_never_runs_on_eval(project, tmp_path, capsys):

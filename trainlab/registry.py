@@ -118,11 +118,17 @@ def allow_local_modules(folder: str | os.PathLike[str]) -> Iterator[Path]:
 @contextlib.contextmanager
 def command_code_policy(allow: bool, config: str | os.PathLike[str] | None = None,
                         run_dir: str | os.PathLike[str] | None = None) -> Iterator[CodePolicy]:
-    """The policy of one CLI command: the user's ``config`` trusts its folder; a ``run_dir``'s trusts none."""
+    """The policy of one CLI command: the user's ``config`` trusts its folder and the working directory
+    (both importable); a ``run_dir``'s config trusts no folder (with ``allow``, the working directory
+    is importable)."""
     with contextlib.ExitStack() as stack:
         policy = stack.enter_context(code_policy(allow=allow or None, local=False if run_dir is not None else None))
-        if config is not None and run_dir is None:
-            stack.enter_context(allow_local_modules(Path(config).parent))
+        if run_dir is None:
+            stack.enter_context(allow_local_modules(Path.cwd()))
+            if config is not None:
+                stack.enter_context(allow_local_modules(Path(config).parent))
+        elif allow:
+            stack.enter_context(allow_local_modules(Path.cwd()))
         yield policy
 
 
