@@ -240,6 +240,8 @@ STATE_DAMAGE = {
     "null": b"null",
     "list": b"[1, 2]",
     "train-state-wrong-type": json.dumps({"train_state": 5, "optimizer": {}}).encode(),
+    "parts-train-state-wrong-type": json.dumps({"parts": {"train_state": "x"}, "rng": {}}).encode(),
+    "parts-not-an-object": json.dumps({"parts": [1], "rng": {}}).encode(),
     "epoch-samples-bool": json.dumps({"epoch_samples": True}).encode(),
     "tensor-not-stored": json.dumps({"optimizer": {"x": {"__tensor__": "optimizer.missing"}}}).encode(),
     "tensor-ref-not-string": json.dumps({"optimizer": {"x": {"__tensor__": [1]}}}).encode(),
@@ -299,7 +301,9 @@ def test_resume_falls_back_when_the_newest_state_has_wrong_types(write_config, t
     out = _train_with_checkpoints(write_config, tmp_path)
     newest, previous = checkpoint.step_folders(out / "checkpoint")[:2]
     tree = json.loads((newest / checkpoint.STATE).read_text())
-    tree["train_state"] = [1, 2]  # was a TypeError inside the engine, exit 1
+    parts = tree.get("parts", tree)
+    assert isinstance(parts["train_state"], dict)
+    parts["train_state"] = [1, 2]  # was a TypeError inside the engine, exit 1
     _rewrite_state(newest, json.dumps(tree).encode())
     info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))

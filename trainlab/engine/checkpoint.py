@@ -125,10 +125,12 @@ def check_manifest(manifest: Any, where: str) -> dict[str, Any]:
     return manifest
 
 
-# The current tree's top-level keys and their JSON types (absent keys are the engine's business).
+# Keys of the engine's tree (at the top or under "parts") and their JSON types; absent keys are the
+# engine's business (its ``validate`` hook).
 _STATE_TYPES: dict[str, tuple[type, ...]] = {
-    "train_state": (dict,), "epoch_samples": (int,), "optimizer": (dict,), "schedule": (dict, type(None)),
-    "scaler": (dict, type(None)), "callbacks": (dict, list, type(None)), "rng": (dict,), "python_rng": (dict, list),
+    "parts": (dict,), "train_state": (dict,), "epoch_samples": (int,), "optimizer": (dict,),
+    "schedule": (dict, type(None)), "scaler": (dict, type(None)), "callbacks": (dict, list, type(None)),
+    "rng": (dict,), "python_rng": (dict, list),
 }
 
 
@@ -137,9 +139,11 @@ def check_state(tree: Any, tensors: dict[str, Any], where: str) -> dict[str, Any
     (``{"__tensor__": key}``) names a tensor of the file; tuple/items markers hold lists."""
     if not isinstance(tree, dict):
         raise CheckpointError(f"{where}: state.json is a JSON {type(tree).__name__}, not an object")
-    for key, types in _STATE_TYPES.items():
-        if key in tree and (not isinstance(tree[key], types) or isinstance(tree[key], bool)):
-            raise CheckpointError(f"{where}: state '{key}' is a {type(tree[key]).__name__}")
+    for level in (tree, tree.get("parts")):
+        for key, types in _STATE_TYPES.items():
+            if isinstance(level, dict) and key in level and (not isinstance(level[key], types)
+                                                             or isinstance(level[key], bool)):
+                raise CheckpointError(f"{where}: state '{key}' is a {type(level[key]).__name__}")
     stack: list[tuple[Any, int]] = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
