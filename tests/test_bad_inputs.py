@@ -1,4 +1,4 @@
-"""The bad-input catalog (tests/bad_inputs/cases.yaml) run through the CLI.
+"""The bad-input catalog (tests/bad_inputs/*.yaml) run through the CLI.
 
 Each case writes its config and data files into a temp folder, runs
 ``trainlab.cli.main(argv)`` in-process and checks the user-facing contract:
@@ -32,7 +32,8 @@ import yaml
 from trainlab.cli import main
 
 HERE = Path(__file__).parent
-CASES: list[dict[str, Any]] = yaml.safe_load((HERE / "bad_inputs" / "cases.yaml").read_text())["cases"]
+CATALOG = sorted((HERE / "bad_inputs").glob("*.yaml"))  # cases.yaml, then one file per topic
+CASES: list[dict[str, Any]] = [case for file in CATALOG for case in yaml.safe_load(file.read_text())["cases"]]
 REPO = HERE.parent
 DELETE = "DELETE"
 
@@ -254,6 +255,8 @@ def test_bad_input(case: dict[str, Any], clean_env: Path, capsys):
     argv, out, out_existed = prepare(case, clean_env, capsys)
     code, stdout, stderr = run_cli(argv, capsys)
     shown = f"argv={argv}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    for path in fill(case.get("must_not_exist", []), {"tmp": str(clean_env)}):
+        assert not Path(path).exists(), f"{path} was created (planted code ran?)\n{shown}"
 
     assert "Traceback" not in stdout + stderr, shown
     assert code == case["exit"], shown

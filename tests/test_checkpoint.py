@@ -88,6 +88,7 @@ def test_malicious_pickle_under_checkpoint_names_is_refused(write_config, tmp_pa
     import hashlib
 
     manifest["files"][checkpoint.TENSORS] = hashlib.sha256(payload).hexdigest()
+    manifest["sizes"][checkpoint.TENSORS] = len(payload)
     (newest / checkpoint.MANIFEST).write_text(json.dumps(manifest))
     (newest / "model.pt").write_bytes(payload)  # a stray pickle file is never read either
     with pytest.raises(checkpoint.CheckpointError, match="not a valid safetensors"):
@@ -174,3 +175,138 @@ def test_a_full_disk_never_corrupts_a_checkpoint(write_config, tiny_disk, capsys
     for folder in folders:
         checkpoint.load(folder)  # every checkpoint left on disk verifies
     assert not list((out / "checkpoint").glob(".*tmp*"))  # no half-written leftovers
+
+
+# --------------------------------------------------------------------------- malformed and hostile checkpoints
+
+def _two_checkpoints(root: Path) -> tuple[Path, Path]:
+    """Two valid checkpoints written by checkpoint.save (no training): (previous, newest)."""
+    tree = {"train_state": {"epoch": 1, "step": 10}, "epoch_samples": 0,
+            "optimizer": {"state": {"__items__": [[0, {"exp_avg": {"__tensor__": "optimizer.0"}}]]}},
+            "rng": {"numpy": ["MT19937", [1, 2]]}, "python_rng": {"__tuple__": [3, [1, 2], None]}}
+    tensors = {"model.w": torch.arange(4.0), "optimizer.0": torch.ones(4)}
+    previous = checkpoint.save(root, checkpoint.folder_name(10), tree, tensors, {"step": 10, "epoch": 1})
+    newest = checkpoint.save(root, checkpoint.folder_name(20), tree, tensors, {"step": 20, "epoch": 2})
+    return previous, newest
+
+
+def _rewrite_state(folder: Path, data: bytes) -> None:
+    """Replace state.json and fix the manifest's hash and size, as an attacker (or a bug) would."""
+    import hashlib
+
+    (folder / checkpoint.STATE).write_bytes(data)
+    manifest = json.loads((folder / checkpoint.MANIFEST).read_text())
+    manifest["files"][checkpoint.STATE] = hashlib.sha256(data).hexdigest()
+    manifest["sizes"][checkpoint.STATE] = len(data)
+    (folder / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+
+
+MANIFEST_DAMAGE = {
+    "null": "null",
+    "list": "[1, 2]",
+    "files-as-list": json.dumps({"format": 1, "files": ["tensors.safetensors", "state.json"]}),
+    "files-null": json.dumps({"format": 1, "files": None}),
+    "format-true": json.dumps({"format": True, "files": {}}),
+    "format-string": json.dumps({"format": "1", "files": {}}),
+    "digest-not-hex": None,  # built from the real manifest below
+    "sizes-negative": None,
+    "step-string": None,
+    "deep-nesting": "[" * 100_000 + "]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("damage", list(MANIFEST_DAMAGE))
+def test_a_malformed_manifest_is_skipped_for_the_previous_checkpoint(tmp_path, damage):
+    previous, newest = _two_checkpoints(tmp_path)
+    text = MANIFEST_DAMAGE[damage]
+    if text is None:
+        manifest = json.loads((newest / checkpoint.MANIFEST).read_text())
+        if damage == "digest-not-hex":
+            manifest["files"][checkpoint.STATE] = ["not", "a", "digest"]
+        elif damage == "sizes-negative":
+            manifest["sizes"][checkpoint.STATE] = -1
+        else:
+            manifest["step"] = "20"
+        text = json.dumps(manifest)
+    (newest / checkpoint.MANIFEST).write_text(text)
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.load(newest)
+    with pytest.warns(UserWarning, match="skipping checkpoint"):
+        found = checkpoint.latest(tmp_path)
+    assert found[0] == previous
+
+
+STATE_DAMAGE = {
+    "null": b"null",
+    "list": b"[1, 2]",
+    "train-state-wrong-type": json.dumps({"train_state": 5, "optimizer": {}}).encode(),
+    "parts-train-state-wrong-type": json.dumps({"parts": {"train_state": "x"}, "rng": {}}).encode(),
+    "parts-not-an-object": json.dumps({"parts": [1], "rng": {}}).encode(),
+    "epoch-samples-bool": json.dumps({"epoch_samples": True}).encode(),
+    "tensor-not-stored": json.dumps({"optimizer": {"x": {"__tensor__": "optimizer.missing"}}}).encode(),
+    "tensor-ref-not-string": json.dumps({"optimizer": {"x": {"__tensor__": [1]}}}).encode(),
+    "tuple-not-list": json.dumps({"python_rng": {"__tuple__": 3}}).encode(),
+    "deep-nesting": b"[" * 100_000 + b"]" * 100_000,
+    "deep-but-parseable": ("{\"optimizer\": " + "[" * 500 + "]" * 500 + "}").encode(),
+}
+
+
+@pytest.mark.parametrize("damage", list(STATE_DAMAGE))
+def test_a_state_json_of_the_wrong_shape_is_skipped_even_when_its_hash_matches(tmp_path, damage):
+    previous, newest = _two_checkpoints(tmp_path)
+    _rewrite_state(newest, STATE_DAMAGE[damage])
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.load(newest)
+    with pytest.warns(UserWarning, match="skipping checkpoint"):
+        assert checkpoint.latest(tmp_path)[0] == previous
+
+
+def test_the_engines_own_validator_rejects_a_checkpoint(tmp_path):
+    previous, newest = _two_checkpoints(tmp_path)
+
+    def needs_step_20_or_less(tree):
+        if tree["train_state"]["step"] > 5:
+            raise ValueError("step beyond the data")
+
+    with pytest.raises(checkpoint.CheckpointError, match="step beyond the data"):
+        checkpoint.load(newest, validate=needs_step_20_or_less)
+
+
+@pytest.mark.parametrize("planted", ["dev-zero", "fifo", "huge-sparse"])
+def test_a_planted_state_file_is_never_read_unbounded(tmp_path, planted):
+    previous, newest = _two_checkpoints(tmp_path)
+    target = newest / checkpoint.STATE
+    target.unlink()
+    if planted == "dev-zero":
+        target.symlink_to("/dev/zero")
+    elif planted == "fifo":
+        os.mkfifo(target)  # opening it would block forever
+    else:
+        with open(target, "wb") as handle:
+            handle.truncate(1 << 40)  # 1 TiB, sparse
+    with pytest.warns(UserWarning, match="skipping checkpoint"):
+        assert checkpoint.latest(tmp_path)[0] == previous
+
+
+def test_a_manifest_without_sizes_still_loads(tmp_path):
+    """Checkpoints written before sizes were recorded stay readable."""
+    _, newest = _two_checkpoints(tmp_path)
+    manifest = json.loads((newest / checkpoint.MANIFEST).read_text())
+    del manifest["sizes"]
+    (newest / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+    assert checkpoint.load(newest)[0]["step"] == 20
+
+
+def test_resume_falls_back_when_the_newest_state_has_wrong_types(write_config, tmp_path, capsys):
+    out = _train_with_checkpoints(write_config, tmp_path)
+    newest, previous = checkpoint.step_folders(out / "checkpoint")[:2]
+    tree = json.loads((newest / checkpoint.STATE).read_text())
+    parts = tree.get("parts", tree)
+    assert isinstance(parts["train_state"], dict)
+    parts["train_state"] = [1, 2]  # was a TypeError inside the engine, exit 1
+    _rewrite_state(newest, json.dumps(tree).encode())
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert main(["resume", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "skipping checkpoint" in err and f"from {previous.name}" in err

@@ -149,15 +149,18 @@ def test_reduce_on_plateau_lowers_the_logged_lr():
 def test_a_live_lock_refuses_a_second_writer_and_a_stale_one_is_taken_over(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    holder = ("import sys, time; from trainlab.run_folder import RunLock; from pathlib import Path; "
+              "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(30)")
+    sleeper = subprocess.Popen([sys.executable, "-c", holder, str(folder)], stdout=subprocess.PIPE, text=True)
     try:
-        (folder / ".lock").write_text(str(sleeper.pid))
+        assert sleeper.stdout.readline().strip() == "held"
         with pytest.raises(Exception, match=f"in use by process {sleeper.pid}"):
             RunDir.create(folder)
     finally:
         sleeper.kill()
         sleeper.wait()
-    run = RunDir.create(folder)  # the owner is gone: stale
+    assert (folder / ".lock").read_text() == str(sleeper.pid)  # a killed owner leaves its lock file
+    run = RunDir.create(folder)  # the owner is gone: its flock went with it
     assert (folder / ".lock").read_text() == str(os.getpid())
     run.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -146,3 +147,26 @@ def test_bad_plot_arguments_are_rejected(tmp_path):
         lr_finder_figure([1e-3, 1e-2], [1.0], None)
     with pytest.raises(ValueError, match="> 0"):
         lr_finder_figure([0.0, 1e-2], [1.0, 0.5], None)
+
+
+def test_schedule_figure_of_an_absurdly_long_run_is_bounded():
+    """10^18 steps (epochs: 10**18 in a config) plot in bounded time: sampled steps, thinned epoch lines."""
+    import time
+
+    from trainlab.plots import MAX_EPOCH_LINES, MAX_SCHEDULE_POINTS
+
+    total = 10**18
+    schedule = build_schedule({"name": "warmup_cosine", "warmup_steps": 10**17}, total, 10**6)
+    started = time.perf_counter()
+    figure = schedule_figure(schedule, total, 0.1, steps_per_epoch=10**6)
+    assert time.perf_counter() - started < 10
+    (line,) = lines_with_gid(figure, "lr")
+    x, y = (np.asarray(v) for v in line.get_data())
+    assert len(x) == MAX_SCHEDULE_POINTS and x[0] == 0 and int(x[-1]) == total - 1
+    # cosine after a linear warm-up, at the sampled steps (independent closed form)
+    t = np.array([int(v) for v in x], dtype=object)
+    warm = 10**17
+    expected = [0.1 * (s + 1) / warm if s < warm else
+                0.1 * 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - warm))) for s in t]
+    np.testing.assert_allclose(y, np.array(expected, dtype=float), rtol=1e-6, atol=1e-12)
+    assert 0 < len(lines_with_gid(figure, "epoch_boundary")) <= MAX_EPOCH_LINES

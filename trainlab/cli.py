@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--data-dir", help="root for relative data paths (or TRAINLAB_DATA_DIR)")
+    parser.add_argument("--allow-code", action="store_true",
+                        help="let module:attr references import any module, e.g. from a run folder you were sent "
+                             "(or TRAINLAB_ALLOW_CODE=1)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a config into a run folder")
@@ -176,8 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    from trainlab.registry import command_code_policy
+
     try:
-        return COMMANDS[args.command](args)
+        with command_code_policy(args.allow_code, getattr(args, "config", None), getattr(args, "run_dir", None)):
+            return COMMANDS[args.command](args)
     except TrainlabError as exc:
         if args.debug:
             raise

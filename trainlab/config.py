@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import reprlib
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,14 +31,37 @@ from pydantic import (
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
 
+INT_LIMIT = 2**63  # every count fits a signed 64-bit integer (torch, numpy)
+
 
 def _no_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"must be an integer, not a boolean; got {value}")
+    if isinstance(value, int) and abs(value) >= INT_LIMIT:
+        raise ValueError(f"must be an integer below 2**63; got {_short(value)}")
     return value
 
 
 Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not counts
+
+# A config is a few hundred values; these bounds turn hostile or mistyped files into one line
+# before anything big is built (YAML alias bombs, absurd layer sizes, thread counts).
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB of YAML
+MAX_CONFIG_NODES = 100_000  # values in the config with every alias expanded
+MAX_CONFIG_DEPTH = 64  # nesting of mappings and lists
+MAX_MODEL_SIZE = 1_000_000  # any integer model option (a layer width, a channel count)
+MAX_THREADS = 1024
+MAX_NAME_CHARS = 200  # the folder runs/<name>-<timestamp> must fit NAME_MAX (255 bytes)
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
+def _short(value: Any) -> str:
+    """A repr of at most ~80 characters, whatever ``value`` holds (bounded depth and breadth)."""
+    shown = _REPR.repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 class _Strict(BaseModel):
@@ -88,7 +115,15 @@ class DataConfig(BaseModel):
 
 
 class ModelConfig(_Named):
-    pass
+    @model_validator(mode="after")
+    def _bounded_sizes(self) -> ModelConfig:
+        for key, value in (self.model_extra or {}).items():
+            sizes = value if isinstance(value, list) else [value]
+            for size in sizes:
+                if isinstance(size, int) and not isinstance(size, bool) and abs(size) > MAX_MODEL_SIZE:
+                    raise ValueError(f"option '{key}' holds {size}, beyond the sizes trainlab builds "
+                                     f"(at most {MAX_MODEL_SIZE:,} per layer); got {_short(value)}")
+        return self
 
 
 class LossConfig(_Named):
@@ -131,10 +166,16 @@ class EarlyStoppingConfig(_Strict):
 
 class DivergenceConfig(_Strict):
     policy: Literal["stop", "rollback", "off"] = "stop"
+
     spike_factor: float = Field(100.0, gt=1.0)  # loss > factor * running median of recent losses is a spike
     window: Int = Field(50, ge=5)  # steps in the running median
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
     max_rollbacks: Int = Field(3, ge=0)
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
 
 
 class Lora(_Strict):
@@ -210,13 +251,13 @@ class OutputConfig(_Strict):
 class RuntimeConfig(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # "auto": CUDA when present
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # autocast dtype; "auto" picks bf16 where fast
-    num_threads: Int | None = Field(None, ge=1)  # torch intra-op threads; None keeps torch's default
+    num_threads: Int | None = Field(None, ge=1, le=MAX_THREADS)  # torch intra-op threads; None keeps torch's default
     channels_last: bool = False  # NHWC memory layout for conv nets (faster convolutions on CPU and GPU)
 
 
 class Config(_Strict):
-    name: str = "run"
-    seed: Int = 0
+    name: str = "run"  # a folder name: runs/<name>-<UTC timestamp>
+    seed: Int = Field(0, ge=0, lt=2**63)
     data: DataConfig
     model: ModelConfig
     strategy: Strategy
@@ -225,6 +266,17 @@ class Config(_Strict):
     runtime: RuntimeConfig = RuntimeConfig()
 
     _to_named = field_validator("model", mode="before")(classmethod(lambda cls, v: _name_only(v)))
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        rule = (f"must be a folder name of 1 to {MAX_NAME_CHARS} characters without '/', '\\', NUL or "
+                "control characters, and not '.' or '..'")
+        if (not value or len(value) > MAX_NAME_CHARS or value in {".", ".."}
+                or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in value)):
+            shown = _short(value) if len(value) <= MAX_NAME_CHARS else f"{len(value)} characters"
+            raise ValueError(f"{rule}; got {shown}")
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)
@@ -269,14 +321,80 @@ def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
     if first["type"] == "missing":
         return f"config key '{where}' is required"
     message = first["msg"].removeprefix("Value error, ")
+    if len(message) > 300:
+        message = message[:297] + "..."
     got = first.get("input")
     if isinstance(got, dict) or "got" in message:
         return f"config key '{where or 'config'}': {message}"
-    shown = repr(got)
-    return f"config key '{where or 'config'}': {message}; got {shown if len(shown) < 80 else shown[:77] + '...'}"
+    return f"config key '{where or 'config'}': {message}; got {_short(got)}"
 
 
 # --------------------------------------------------------------------------- loading
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (YAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{str(key)[:60]}' (first at line {first})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
+
+
+def check_tree(raw: Any, origin: str = "config", where: str = "") -> None:
+    """Refuse before validation what would blow up later: alias bombs, deep nesting, non-finite floats.
+
+    The size counts every value with YAML aliases expanded (a shared list counts once per use), memoised
+    per object, so a billion-laughs file is measured in time linear in its text, not in its expansion.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: Any, path: str, depth: int) -> int:
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{origin} is nested deeper than {MAX_CONFIG_DEPTH} levels at '{path}'")
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"config key '{path or 'config'}': must be a finite number; got {node}")
+        if not isinstance(node, dict | list):
+            return 1
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = MAX_CONFIG_NODES + 1  # a cycle (a self-referencing alias) is unbounded
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        total = 1
+        for key, child in items:
+            total += size(child, f"{path}.{key}" if path else str(key), depth + 1)
+            if total > MAX_CONFIG_NODES:
+                break
+        sizes[id(node)] = total
+        if total > MAX_CONFIG_NODES:
+            raise ConfigError(f"{origin} expands to more than {MAX_CONFIG_NODES:,} values at '{path or 'config'}' "
+                              "(YAML aliases repeated many times?); a config is a few hundred values")
+        return total
+
+    size(raw, where, 0)
+
+
+def _unshare(node: Any) -> Any:
+    """A copy in which no two places share a dict or list (a YAML alias), so --set changes one place."""
+    if isinstance(node, dict):
+        return {key: _unshare(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_unshare(value) for value in node]
+    return node
+
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b.c=value`` -> (["a", "b", "c"], YAML-parsed value)."""
@@ -284,9 +402,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set expects KEY=VALUE (e.g. strategy.optimizer.lr=0.01); got '{text}'")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
+        parsed = _yaml_load(value) if value.strip() else None
+    except (yaml.YAMLError, RecursionError):
         parsed = value
+    check_tree(parsed, f"--set {key.strip()}", key.strip())
     return key.strip().split("."), parsed
 
 
@@ -308,33 +427,57 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+def _read_bounded(path: Path) -> str:
+    """The file's text, refusing non-regular files (/dev/zero, FIFOs) and files over MAX_CONFIG_BYTES."""
     try:
-        text = path.read_text()
+        info = os.stat(path)  # before opening: opening a FIFO would block
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(21, "Is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"config file {path} is not a regular file")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a few "
+                          "hundred lines")
     try:
-        raw = yaml.safe_load(text)
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    text = _read_bounded(path)
+    try:
+        raw = _yaml_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"config {path} is nested too deeply to read") from None
     if raw is None:
         raise ConfigError(f"config {path} is empty; it needs the sections data, model and strategy")
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a YAML mapping of sections; got {type(raw).__name__}")
-    return raw
+    check_tree(raw, f"config {path}")
+    return _unshare(raw)
 
 
 def validate(raw: dict[str, Any]) -> Config:
+    check_tree(raw)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, raw)) from None
+    except RecursionError:
+        raise ConfigError("config is nested too deeply to validate") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -30,6 +30,7 @@ from trainlab.errors import ConfigError
 from trainlab.schedules import Schedule, schedule_series
 
 MAX_EPOCH_LINES = 100  # beyond this many epochs, draw every k-th boundary so the lines stay faint
+MAX_SCHEDULE_POINTS = 4096  # beyond this many steps, plot this many evenly spaced steps (a 10^18-step run too)
 FORMATS = ("png", "pdf", "svg")
 
 
@@ -67,20 +68,32 @@ def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
 
 def schedule_figure(schedule: Schedule, total_steps: int, base_lr: float, steps_per_epoch: int | None = None,
                     title: str | None = None) -> Figure:
-    """LR ``base_lr * schedule(t)`` against step t in [0, total_steps); faint lines where epochs start."""
+    """LR ``base_lr * schedule(t)`` against step t in [0, total_steps); faint lines where epochs start.
+
+    Up to :data:`MAX_SCHEDULE_POINTS` steps every step is plotted; beyond, that many evenly spaced
+    steps including the first and the last (``t_i = i * (T - 1) // (N - 1)``, exact integers), so time
+    and memory do not grow with the number of steps.
+    """
     if not (isinstance(base_lr, numbers.Real) and base_lr > 0 and math.isfinite(base_lr)):
         raise ValueError(f"base_lr must be a finite number > 0; got {base_lr!r}")
     if steps_per_epoch is not None and not (isinstance(steps_per_epoch, numbers.Integral) and steps_per_epoch >= 1):
         raise ValueError(f"steps_per_epoch must be an integer >= 1 or None; got {steps_per_epoch!r}")
-    lrs = [base_lr * factor for factor in schedule_series(schedule, total_steps)]
+    if total_steps <= MAX_SCHEDULE_POINTS:
+        steps: Sequence[int] = range(total_steps)
+        lrs = [base_lr * factor for factor in schedule_series(schedule, total_steps)]
+    else:
+        last = total_steps - 1
+        steps = [i * last // (MAX_SCHEDULE_POINTS - 1) for i in range(MAX_SCHEDULE_POINTS)]
+        lrs = [base_lr * float(schedule(step)) for step in steps]
     figure = _new_figure()
     axes = figure.add_subplot()
     if steps_per_epoch is not None:
-        starts = list(range(steps_per_epoch, total_steps, steps_per_epoch))  # first step of epochs 2, 3, ...
-        stride = max(1, math.ceil(len(starts) / MAX_EPOCH_LINES))
-        for step in starts[stride - 1::stride]:
+        # first steps of epochs 2, 3, ...: (T - 1) // spe of them, every stride-th drawn (integer arithmetic)
+        count = max(0, (total_steps - 1) // steps_per_epoch)
+        stride = max(1, -(-count // MAX_EPOCH_LINES))
+        for step in (k * stride * steps_per_epoch for k in range(1, count // stride + 1)):
             axes.axvline(step, color="0.5", alpha=0.25, linewidth=0.6, gid="epoch_boundary")
-    axes.plot(range(total_steps), lrs, color="C0", linewidth=1.5, gid="lr", label="lr")
+    axes.plot(list(steps), lrs, color="C0", linewidth=1.5, gid="lr", label="lr")
     axes.set_xlim(0, max(total_steps - 1, 1))
     axes.set_ylim(bottom=0)
     axes.set_xlabel("step")

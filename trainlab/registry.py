@@ -6,19 +6,49 @@ instance (Keras ``optimizers.get``). A user component is referenced as
 ``package.module:attribute`` and follows the same contract as a built-in.
 Unknown names raise :class:`ConfigError` listing the valid choices, with a
 did-you-mean suggestion.
+
+Code policy (what a ``module:attr`` reference may import and call)
+-----------------------------------------------------------------
+A reference runs code, so :func:`import_reference` decides *before importing*:
+
+- the user's own modules, i.e. modules whose file lies in a *local folder*
+  (the working directory and folders added with :func:`allow_local_modules`,
+  e.g. the config's folder) and not in the standard library or site-packages,
+  are allowed;
+- trainlab's own modules are allowed only for a target that is a registered
+  factory of some registry (the same thing a plain name reaches);
+- everything else (the standard library, installed third-party packages, code
+  anywhere else) is refused with one line unless code is allowed: the CLI's
+  ``--allow-code`` flag, ``TRAINLAB_ALLOW_CODE=1``, or ``code_policy(allow=True)``;
+- ``code_policy(local=False)`` trusts no folder: the mode for a config read
+  from a run folder (``eval``/``resume``), which may come from someone else.
+
+Whatever the policy, the target must have a factory's shape: a class or a
+Python function (not a module, not a builtin like ``os.system``), reached
+through public attributes only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import importlib
+import importlib.util
 import inspect
+import os
+import site
+import sys
+import sysconfig
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from trainlab.errors import ConfigError
 
 T = TypeVar("T", bound=Callable[..., Any])
+ALLOW_CODE_ENV = "TRAINLAB_ALLOW_CODE"
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -27,11 +57,166 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+# --------------------------------------------------------------------------- code policy
+
+@dataclass(frozen=True)
+class CodePolicy:
+    """What ``module:attr`` references may reach (see the module docstring)."""
+
+    allow: bool = False  # --allow-code: any importable module
+    local: bool = True  # False: no folder counts as the user's own (config from a run folder)
+    folders: tuple[Path, ...] = field(default=())  # local folders besides the working directory
+
+
+_POLICY: contextvars.ContextVar[CodePolicy] = contextvars.ContextVar(
+    "trainlab_code_policy", default=CodePolicy())  # noqa: B039 -- frozen, so sharing it is safe
+
+
+def current_policy() -> CodePolicy:
+    policy = _POLICY.get()
+    if not policy.allow and os.environ.get(ALLOW_CODE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        policy = CodePolicy(True, policy.local, policy.folders)
+    return policy
+
+
+@contextlib.contextmanager
+def code_policy(allow: bool | None = None, local: bool | None = None) -> Iterator[CodePolicy]:
+    """Within the block, ``allow`` (None: keep) opts into any code; ``local=False`` trusts no folder.
+
+    ``with code_policy(allow=args.allow_code):`` around a CLI command; ``with code_policy(local=False):``
+    around building a config read from a run folder (eval/resume), so that only the opt-in runs its code.
+    """
+    now = _POLICY.get()
+    policy = CodePolicy(now.allow if allow is None else allow, now.local if local is None else local, now.folders)
+    token = _POLICY.set(policy)
+    try:
+        yield policy
+    finally:
+        _POLICY.reset(token)
+
+
+@contextlib.contextmanager
+def allow_local_modules(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Treat ``folder`` (the user's config folder) as the user's code: importable and allowed.
+
+    Appends it to ``sys.path`` (after everything installed, so it shadows nothing) for the block.
+    """
+    path = Path(folder).resolve()
+    now = _POLICY.get()
+    token = _POLICY.set(CodePolicy(now.allow, now.local, (*now.folders, path)))
+    added = str(path) not in sys.path
+    if added:
+        sys.path.append(str(path))
+    try:
+        yield path
+    finally:
+        _POLICY.reset(token)
+        if added and str(path) in sys.path:
+            sys.path.remove(str(path))
+
+
+@contextlib.contextmanager
+def command_code_policy(allow: bool, config: str | os.PathLike[str] | None = None,
+                        run_dir: str | os.PathLike[str] | None = None) -> Iterator[CodePolicy]:
+    """The policy of one CLI command: the user's ``config`` trusts its folder and the working directory
+    (both importable); a ``run_dir``'s config trusts no folder (with ``allow``, the working directory
+    is importable)."""
+    with contextlib.ExitStack() as stack:
+        policy = stack.enter_context(code_policy(allow=allow or None, local=False if run_dir is not None else None))
+        if run_dir is None:
+            stack.enter_context(allow_local_modules(Path.cwd()))
+            if config is not None:
+                stack.enter_context(allow_local_modules(Path(config).parent))
+        elif allow:
+            stack.enter_context(allow_local_modules(Path.cwd()))
+        yield policy
+
+
+def _installed_roots() -> list[Path]:
+    """Folders holding the standard library and installed packages."""
+    roots = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        with contextlib.suppress(KeyError):
+            roots.add(sysconfig.get_paths()[key])
+    with contextlib.suppress(AttributeError):
+        roots.update(site.getsitepackages())
+    with contextlib.suppress(AttributeError):
+        roots.add(site.getusersitepackages())
+    return [Path(r).resolve() for r in roots if r]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _module_files(top: str) -> list[Path] | None:
+    """Where the top-level module ``top`` would be imported from (not importing it); None: not a file."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    places = list(spec.submodule_search_locations or [])
+    if spec.origin and spec.has_location:
+        places.append(spec.origin)
+    return [Path(p).resolve() for p in places] or None
+
+
+def _is_users_code(module_name: str, policy: CodePolicy) -> bool:
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names or top == "trainlab":
+        return False
+    if not policy.local:
+        return False
+    files = _module_files(top)
+    if not files:
+        return False
+    installed = _installed_roots()
+    local = [Path.cwd().resolve(), *policy.folders]
+    for file in files:
+        if any(part in {"site-packages", "dist-packages"} for part in file.parts):
+            return False
+        if any(_inside(file, root) for root in installed):
+            return False
+        if not any(_inside(file, folder) for folder in local):
+            return False
+    return True
+
+
+_REGISTRIES: list[Registry[Any]] = []
+
+
+def _is_registered(target: Any) -> bool:
+    return any(target is factory for registry in _REGISTRIES for factory in registry._entries.values())
+
+
+def _refuse_outside(reference: str, kind: str) -> ConfigError:
+    return ConfigError(f"config references '{reference}', which is outside your own code; pass --allow-code "
+                       f"to run it (or set {ALLOW_CODE_ENV}=1)")
+
+
 def import_reference(reference: str, kind: str) -> Any:
-    """Import ``package.module:attribute``; the only way a config reaches user code."""
+    """Import ``package.module:attribute`` under the current :class:`CodePolicy`; the only way to user code.
+
+    Refuses (ConfigError, before importing anything) a module outside the policy, then a target reached
+    through a private attribute or a module, or one that is not a class or a Python function.
+    """
     module_name, _, attribute = reference.partition(":")
-    if not module_name or not attribute:
+    if not module_name or not attribute or ":" in attribute:
         raise ConfigError(f"{kind} reference '{reference}' must look like 'package.module:attribute'")
+    parts = attribute.split(".")
+    if any(not part or part.startswith("_") for part in module_name.split(".") + parts):
+        raise ConfigError(f"{kind} reference '{reference}' names a private attribute; "
+                          "reference a public class or function")
+    policy = current_policy()
+    trainlab_code = module_name.split(".")[0] == "trainlab"
+    if not (policy.allow or trainlab_code or _is_users_code(module_name, policy)):
+        top = module_name.split(".")[0]
+        if policy.local and top not in sys.stdlib_module_names and _module_files(top) is None:
+            raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module "
+                              f"'{top}' in the config's folder, the working directory or installed packages")
+        raise _refuse_outside(reference, kind)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import failure is the user's module, report it in one line
@@ -39,10 +224,22 @@ def import_reference(reference: str, kind: str) -> Any:
             f"cannot import module '{module_name}' for {kind} '{reference}': {type(exc).__name__}: {exc}"
         ) from exc
     target: Any = module
-    for part in attribute.split("."):
+    for part in parts:
         if not hasattr(target, part):
             raise ConfigError(f"module '{module_name}' has no attribute '{attribute}' (from {kind} '{reference}')")
         target = getattr(target, part)
+        if inspect.ismodule(target):
+            raise ConfigError(f"{kind} reference '{reference}' reaches the module '{target.__name__}' "
+                              f"through '{module_name}'; reference a class or function defined in your module")
+    if not (inspect.isclass(target) or inspect.isfunction(target) or inspect.ismethod(target)):
+        raise ConfigError(f"{kind} reference '{reference}' is a {type(target).__name__}, not a class or "
+                          "function (a factory following the component's contract)")
+    if not policy.allow:
+        defined_in = getattr(target, "__module__", None) or ""
+        if trainlab_code and not _is_registered(target):
+            raise _refuse_outside(reference, kind)
+        if not trainlab_code and not _is_users_code(defined_in, policy):
+            raise _refuse_outside(reference, kind)  # e.g. 'mymodule:rmtree' after 'from shutil import rmtree'
     return target
 
 
@@ -52,6 +249,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        _REGISTRIES.append(self)
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@LOSSES.register("mse")``."""

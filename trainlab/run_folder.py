@@ -1,4 +1,4 @@
-"""Run folders: layout, the single-writer lock, and the records written into them.
+"""Run folders: layout, the single-writer lock, overwriting safely, and the records written into them.
 
 ``runs/<name>-<UTC timestamp>/`` (or ``--out DIR``) holds::
 
@@ -8,26 +8,41 @@
     summary.json        written once training ends (see README "Run records")
     model.safetensors   the weights the summary reports
     checkpoint/         step-*/ (keep-last-K) and best/, see trainlab.engine.checkpoint
-    .lock               PID of the process writing the folder
+    .lock               PID of the process writing the folder, flock()ed while it runs
 
 Every file is written atomically (trainlab.atomic).
+
+Overwriting (``--overwrite``, ``output.dir`` of an old run) deletes nothing that trainlab cannot
+prove is its own: see :meth:`RunDir.create`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import errno
+import fcntl
 import json
 import os
+import re
+import shutil
+import stat
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from trainlab import __version__
-from trainlab.atomic import write_json, write_jsonl, write_text
+from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
 from trainlab.errors import RunDirError
 
 RUN_FORMAT = 1
 LOCK = ".lock"
+# What trainlab writes into a run folder; a folder holding anything else is not overwritten.
+RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json", "model.safetensors",
+                       "checkpoint", LOCK})
+MAX_RUN_JSON_BYTES = 1 << 20
 
 
 def default_dir(name: str, root: str | Path = "runs") -> Path:
@@ -36,49 +51,156 @@ def default_dir(name: str, root: str | Path = "runs") -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    except OverflowError:
+        return False
     return True
 
 
+# --------------------------------------------------------------------------- the lock
+
 class RunLock:
-    """``.lock`` created with O_EXCL holding the owner's PID; a lock whose PID is dead is stale."""
+    """``.lock``: an ``fcntl.flock`` held on the file for the whole run, plus the owner's PID for messages.
+
+    The kernel drops the flock when its process dies, so a lock left by a killed run is free without
+    anyone deciding it is stale; taking it is one atomic system call, so of two processes racing for
+    it exactly one wins. The file is unlinked on release while still locked; a process that opened
+    the old file before the unlink sees (by inode) that it locked a file no longer at the path, and
+    retries.
+    """
 
     def __init__(self, folder: Path):
         self.path = folder / LOCK
         self.held = False
+        self._fd: int | None = None
+
+    def _owner(self, fd: int) -> str:
+        with contextlib.suppress(OSError, ValueError):
+            text = os.pread(fd, 32, 0).decode().strip()
+            if text.isdigit():
+                return f"process {int(text)}"
+        return "another process"
 
     def acquire(self) -> None:
-        for _ in range(2):
+        for _ in range(50):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    owner = int(self.path.read_text().strip() or "0")
-                except (OSError, ValueError):
-                    owner = 0
-                if owner and owner != os.getpid() and _pid_alive(owner):
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except IsADirectoryError:
+                raise RunDirError(f"lock {self.path} is a folder, not a lock file; remove it if no trainlab "
+                                  "process uses this run folder") from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise RunDirError(f"lock {self.path} is a symbolic link; remove it") from None
+                raise RunDirError(f"cannot open the lock {self.path}: {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                owner = self._owner(fd)
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise RunDirError(
-                        f"run folder {self.path.parent} is in use by process {owner} (lock {self.path}); "
-                        "wait for it to finish or choose another --out"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                        f"run folder {self.path.parent} is in use by {owner} (lock {self.path}); "
+                        "wait for it to finish or choose another --out") from None
+                raise RunDirError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # locked a file its owner unlinked on release: retry on the new one
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
-            self.held = True
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise RunDirError(f"lock {self.path} is not a regular file; remove it")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self._fd, self.held = fd, True
             return
         raise RunDirError(f"could not take the lock {self.path}")
 
-    def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
+    def moved_to(self, folder: Path) -> None:
+        """The folder was renamed (the lock's open file moves with it)."""
+        self.path = folder / LOCK
 
+    def release(self) -> None:
+        if self.held and self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if os.fstat(self._fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino:
+                    self.path.unlink()  # while still locked: see the class docstring
+            os.close(self._fd)
+            self._fd, self.held = None, False
+
+
+# --------------------------------------------------------------------------- overwrite safety
+
+def is_run_folder(path: Path) -> bool:
+    """True if ``path/run.json`` is a regular file holding a JSON object with this run format."""
+    info_path = path / "run.json"
+    try:
+        st = os.stat(info_path, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_RUN_JSON_BYTES:
+            return False
+        info = json.loads(info_path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(info, dict) and info.get("format") == RUN_FORMAT
+
+
+def _check_deletable(path: Path, protect: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse (RunDirError) unless ``path`` is provably a run folder that holds nothing protected."""
+    real = path.resolve()
+    refuse = f"refusing to overwrite {path}"
+    cwd = Path.cwd().resolve()
+    if real == cwd or real in cwd.parents:
+        raise RunDirError(f"{refuse}: it is the working directory or one of its parents; choose another --out")
+    home = Path.home().resolve()
+    if real == home or real in home.parents or real == Path(real.anchor):
+        raise RunDirError(f"{refuse}: it is your home folder, one of its parents or a filesystem root")
+    for item in protect:
+        other = Path(item).resolve()
+        if real == other or real in other.parents:
+            raise RunDirError(f"{refuse}: it holds {item}, which this run reads; choose another --out")
+    if not is_run_folder(path):
+        raise RunDirError(f"{refuse}: it is not a trainlab run folder (no run.json of run format {RUN_FORMAT}); "
+                          "choose another --out, or empty it yourself")
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
+    if foreign:
+        raise RunDirError(f"{refuse}: it holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
+                          "which trainlab did not write; move it out or choose another --out")
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def staging_name(final: Path, pid: int | None = None) -> Path:
+    return final.parent / f".{final.name}.new-{os.getpid() if pid is None else pid}"
+
+
+# --------------------------------------------------------------------------- the run folder
 
 class RunDir:
     """A run folder being written by this process."""
@@ -86,38 +208,128 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.lock = RunLock(self.path)
+        self.final: Path | None = None  # set while this run is staged beside the run it overwrites
+        self._old_lock: RunLock | None = None
 
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoint"
 
+    @property
+    def final_path(self) -> Path:
+        """Where the run lives once committed: the folder to name in messages and to return to callers."""
+        return self.final if self.final is not None else self.path
+
+    @property
+    def staged(self) -> bool:
+        """True until :meth:`commit_overwrite` has swapped this run into place."""
+        return self.final is not None
+
     @classmethod
-    def create(cls, path: str | Path, overwrite: bool = False) -> RunDir:
-        """A new run folder; an existing non-empty one is refused unless ``overwrite``."""
+    def create(cls, path: str | Path, overwrite: bool = False,
+               protect: Sequence[str | os.PathLike[str]] = ()) -> RunDir:
+        """A new run folder at ``path``.
+
+        A missing or empty folder is used as is. A non-empty one is refused unless ``overwrite``, and
+        even then only if :func:`is_run_folder` proves it is a run folder, it is not the working
+        directory, the home folder or a parent of either, it contains none of ``protect`` (the config
+        file and data files this run reads), and it holds only files trainlab writes. Otherwise one
+        line (RunDirError, exit 2) and every file stays.
+
+        Overwriting never deletes first: the new run is written into a sibling staging folder
+        ``.<name>.new-<pid>`` (``run.path``), while the old run stays at ``path`` and stays locked.
+        The engine calls :meth:`commit_overwrite` once the new run has something to keep (its first
+        checkpoint or its final model); that atomically swaps the folders and deletes the old run,
+        after which ``run.path`` is ``path``. :meth:`close` commits too if the staging folder holds a
+        checkpoint or a model, and otherwise discards it, so a run that fails before then (bad
+        data, divergence at step 2) leaves the old run intact.
+        """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunDirError(f"output path {path} exists and is not a folder")
         if path.is_dir() and (path / LOCK).exists():
-            probe = cls(path)
-            probe.lock.acquire()  # refuses when another live process holds it; clears a stale lock
-            probe.lock.release()
+            probe = RunLock(path)
+            probe.acquire()  # refuses when another live process holds it
+            probe.release()
         if path.is_dir() and any(path.iterdir()):
             if not overwrite:
                 raise RunDirError(
                     f"output folder {path} already exists; pass --overwrite to replace it, "
                     f"or 'trainlab resume {path}' to continue it"
                 )
+            _check_deletable(path, protect)
+            return cls._staged_beside(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunDirError(f"cannot create output folder {path}: {exc.strerror}") from None
         run = cls(path)
         run.lock.acquire()
-        if overwrite:
-            for child in path.iterdir():
-                if child.name != LOCK:
-                    _remove(child)
         return run
+
+    @classmethod
+    def _staged_beside(cls, final: Path) -> RunDir:
+        old_lock = RunLock(final)
+        old_lock.acquire()  # nobody resumes the old run while it is being replaced
+        try:
+            clean_stale_staging(final)
+            staging = staging_name(final)
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            run = cls(staging)
+            run.lock.acquire()
+        except OSError as exc:
+            old_lock.release()
+            raise RunDirError(f"cannot create a staging folder beside {final}: {exc.strerror or exc}") from None
+        except BaseException:
+            old_lock.release()
+            raise
+        run.final, run._old_lock = final, old_lock
+        return run
+
+    def has_something_to_keep(self) -> bool:
+        """A finished model or at least one checkpoint folder."""
+        if (self.path / "model.safetensors").is_file():
+            return True
+        return self.checkpoints.is_dir() and any(
+            p.is_dir() and not p.name.startswith(".") for p in self.checkpoints.iterdir())
+
+    def commit_overwrite(self) -> Path:
+        """Swap the staged run into place and delete the run it replaces; a no-op when not staged.
+
+        Afterwards ``self.path`` (and ``self.checkpoints``) point at the final folder: callers that
+        cached the staging path must re-read them. Returns the final path.
+        """
+        if self.final is None:
+            return self.path
+        final, staging = self.final, self.path
+        if _exchange(staging, final):
+            aside = staging  # now holds the old run
+        else:  # two renames: a crash between them leaves both runs under their dot names
+            aside = final.parent / f".{final.name}.old-{os.getpid()}"
+            os.replace(final, aside)
+            os.replace(staging, final)
+        fsync_dir(final.parent)
+        self.path, self.final = final, None
+        self.lock.moved_to(final)
+        if self._old_lock is not None:
+            self._old_lock.moved_to(aside)
+            self._old_lock.release()
+            self._old_lock = None
+        shutil.rmtree(aside, ignore_errors=True)
+        return final
+
+    def discard_staging(self) -> None:
+        """Remove the staged run (nothing worth keeping); the old run at ``final`` is untouched."""
+        if self.final is None:
+            return
+        self.lock.release()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path, self.final = self.final, None
+        self.lock = RunLock(self.path)
+        if self._old_lock is not None:
+            self._old_lock.release()
+            self._old_lock = None
 
     @classmethod
     def open_existing(cls, path: str | Path) -> RunDir:
@@ -128,9 +340,13 @@ class RunDir:
         if not info_path.is_file():
             raise RunDirError(f"{path} is not a trainlab run folder (no run.json)")
         try:
+            if info_path.stat().st_size > MAX_RUN_JSON_BYTES:
+                raise ValueError(f"larger than {MAX_RUN_JSON_BYTES} bytes")
             info = json.loads(info_path.read_text())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise RunDirError(f"cannot read {info_path}: {exc}") from None
+        if not isinstance(info, dict):
+            raise RunDirError(f"cannot read {info_path}: not a JSON object")
         if info.get("format") != RUN_FORMAT:
             raise RunDirError(
                 f"run folder {path} has format {info.get('format')!r} (trainlab {info.get('trainlab', '?')}); "
@@ -138,6 +354,7 @@ class RunDir:
             )
         run = cls(path)
         run.lock.acquire()
+        clean_stale_temporaries(path)  # under the lock: nothing else writes here
         return run
 
     def info(self) -> dict[str, Any]:
@@ -159,12 +376,72 @@ class RunDir:
         write_json(self.path / "summary.json", summary)
 
     def close(self) -> None:
+        """Release the lock; a staged overwrite is committed if it has something to keep, else discarded."""
+        if self.final is not None:
+            if self.has_something_to_keep():
+                self.commit_overwrite()
+            else:
+                self.discard_staging()
+                return
         self.lock.release()
 
 
-def _remove(path: Path) -> None:
-    import shutil
+# --------------------------------------------------------------------------- leftovers of killed runs
 
+# .step-000000010.tmp-1234/ (checkpoint being written), .step-000000010.old-1234/ (being swapped),
+# .model.safetensors.abc123.tmp (atomic.write_bytes; no PID: only removed when nothing runs here),
+# anything.tmp-1234
+_TMP_WITH_PID = re.compile(r"^\..*\.(?:tmp|old|new)-(\d+)$")
+_ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
+
+
+def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporaries that killed processes left in ``run_dir`` and its ``checkpoint/``.
+
+    Call it while holding the run's lock (e.g. right after :meth:`RunDir.open_existing` on resume):
+    ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` folders or files are removed only when
+    ``<pid>`` is not a live process; ``.<file>.<random>.tmp`` files of :mod:`trainlab.atomic` carry no
+    PID and are removed because the lock proves no other process writes this folder. Returns what
+    was removed. Never follows symbolic links.
+    """
+    removed: list[Path] = []
+    root = Path(run_dir)
+    for folder in (root, root / "checkpoint"):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in folder.iterdir():
+            match = _TMP_WITH_PID.match(entry.name)
+            stale = (match is not None and int(match.group(1)) != os.getpid()
+                     and not _pid_alive(int(match.group(1)))) or (match is None and _ATOMIC_TMP.match(entry.name))
+            if stale:
+                _remove(entry)
+                removed.append(entry)
+    return removed
+
+
+def clean_stale_staging(final: Path) -> list[Path]:
+    """Remove ``.<name>.new-<pid>`` / ``.old-<pid>`` siblings of ``final`` left by dead processes.
+
+    A dead staging folder that holds a model or a checkpoint is kept (it is someone's work).
+    """
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(new|old)-(\d+)$")
+    for entry in final.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match is None or int(match.group(2)) == os.getpid() or _pid_alive(int(match.group(2))):
+            continue
+        if match.group(1) == "new" and RunDir(entry).has_something_to_keep():
+            continue
+        if match.group(1) == "old" and not final.exists():
+            continue  # a swap was cut between its two renames: this is the only copy of the old run
+        _remove(entry)
+        removed.append(entry)
+    return removed
+
+
+def _remove(path: Path) -> None:
     try:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

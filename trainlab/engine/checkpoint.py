@@ -4,13 +4,19 @@ Layout of one checkpoint folder ``checkpoint/step-000000123/``::
 
     tensors.safetensors   every tensor (weights, optimizer moments, RNG states, best weights)
     state.json            everything else (counters, history, callback state, python/numpy RNG)
-    manifest.json         written last: format version, step, epoch, SHA-256 of each file
+    manifest.json         written last: format version, step, epoch, SHA-256 and byte size of each file
 
 A checkpoint is written into a temporary folder, each file fsynced, the
 manifest last, then the folder is renamed into place. A checkpoint counts only
 if its manifest parses and every hash matches; :func:`latest` skips (with a
 warning) any that does not, and falls back to the previous one. Nothing here
 ever unpickles: tensors are read with safetensors, the rest with json.
+
+Reading is bounded and validated, so a planted or damaged checkpoint is skipped, never followed:
+each file must be a regular file (not a link to /dev/zero, not a FIFO) whose size is the one the
+manifest records (the manifest itself at most 1 MiB); the manifest and state.json must have the
+shapes checked by :func:`check_manifest` and :func:`check_state` (plus an optional ``validate``
+hook of the engine's own); JSON nested too deeply is refused. Anything wrong is a CheckpointError.
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,12 @@ FORMAT_VERSION = 1
 TENSORS, STATE, MANIFEST = "tensors.safetensors", "state.json", "manifest.json"
 PREFIX = "step-"
 BEST = "best"
+
+
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_STATE_BYTES = 1 << 30  # state.json of a manifest without sizes (format 1 before sizes were recorded)
+MAX_JSON_DEPTH = 100
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class CheckpointError(Exception):
@@ -63,7 +78,8 @@ def save(root: str | os.PathLike[str], name: str, tree: dict[str, Any], tensors:
         blobs = {TENSORS: tensors_to_bytes(tensors), STATE: json.dumps(tree).encode()}
         for file, data in blobs.items():
             _write_file(tmp / file, data)
-        manifest = {"format": FORMAT_VERSION, **info, "files": {f: _sha256(d) for f, d in blobs.items()}}
+        manifest = {"format": FORMAT_VERSION, **info, "files": {f: _sha256(d) for f, d in blobs.items()},
+                    "sizes": {f: len(d) for f, d in blobs.items()}}
         _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2).encode())
         fsync_dir(tmp)
         if final.exists():  # re-saving the same step (after a resume): swap, never delete first
@@ -80,34 +96,144 @@ def save(root: str | os.PathLike[str], name: str, tree: dict[str, Any], tensors:
     return final
 
 
-def load(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, torch.Tensor]]:
-    """(manifest, tree, tensors) of a verified checkpoint, or CheckpointError saying what is wrong."""
-    folder = Path(folder)
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_manifest(manifest: Any, where: str) -> dict[str, Any]:
+    """The manifest's shape: {"format": 1, "files": {file: sha256}, "sizes"?: {file: bytes}, "step"?: n, ...}."""
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{where}: manifest is a JSON {type(manifest).__name__}, not an object")
+    version = manifest.get("format")
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        raise CheckpointError(f"{where}: manifest format {str(version)[:20]!r} is not {FORMAT_VERSION}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != {TENSORS, STATE}:
+        shown = sorted(files) if isinstance(files, dict) else type(files).__name__
+        raise CheckpointError(f"{where}: manifest 'files' is {str(shown)[:80]}, expected {[TENSORS, STATE]}")
+    if not all(isinstance(d, str) and _SHA256.match(d) for d in files.values()):
+        raise CheckpointError(f"{where}: manifest 'files' must map each file to a SHA-256 hex digest")
+    sizes = manifest.get("sizes")
+    if sizes is not None and not (isinstance(sizes, dict) and set(sizes) == set(files)
+                                  and all(_is_count(n) for n in sizes.values())):
+        raise CheckpointError(f"{where}: manifest 'sizes' must map each file to its byte count")
+    for key in ("step", "epoch", "batch_in_epoch"):
+        if key in manifest and not _is_count(manifest[key]):
+            raise CheckpointError(f"{where}: manifest '{key}' must be a count; got {str(manifest[key])[:40]!r}")
+    if "config_hash" in manifest and not isinstance(manifest["config_hash"], str | None):
+        raise CheckpointError(f"{where}: manifest 'config_hash' must be a string")
+    return manifest
+
+
+# Keys of the engine's tree (at the top or under "parts") and their JSON types; absent keys are the
+# engine's business (its ``validate`` hook).
+_STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "parts": (dict,), "train_state": (dict,), "epoch_samples": (int,), "optimizer": (dict,),
+    "schedule": (dict, type(None)), "scaler": (dict, type(None)), "callbacks": (dict, list, type(None)),
+    "rng": (dict,), "python_rng": (dict, list),
+}
+
+
+def check_state(tree: Any, tensors: dict[str, Any], where: str) -> dict[str, Any]:
+    """The state tree's shape: an object; known keys of the right JSON type; every tensor reference
+    (``{"__tensor__": key}``) names a tensor of the file; tuple/items markers hold lists."""
+    if not isinstance(tree, dict):
+        raise CheckpointError(f"{where}: state.json is a JSON {type(tree).__name__}, not an object")
+    for level in (tree, tree.get("parts")):
+        for key, types in _STATE_TYPES.items():
+            if isinstance(level, dict) and key in level and (not isinstance(level[key], types)
+                                                             or isinstance(level[key], bool)):
+                raise CheckpointError(f"{where}: state '{key}' is a {type(level[key]).__name__}")
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise CheckpointError(f"{where}: state.json is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            if len(node) == 1:
+                (marker, value), = node.items()
+                if marker in ("__tensor__", "__ndarray__") and (not isinstance(value, str) or value not in tensors):
+                    raise CheckpointError(f"{where}: state refers to tensor {str(value)[:60]!r}, which is not stored")
+                if marker == "__tuple__" and not isinstance(value, list):
+                    raise CheckpointError(f"{where}: state holds a malformed tuple")
+                if marker == "__items__" and not (isinstance(value, list) and all(
+                        isinstance(pair, list) and len(pair) == 2 for pair in value)):
+                    raise CheckpointError(f"{where}: state holds a malformed mapping")
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+    return tree
+
+
+def _read_bounded(path: Path, where: str, size: int | None, limit: int | None) -> bytes:
+    """A regular file's bytes, refusing links, devices, FIFOs and sizes other than ``size`` / over ``limit``."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_bytes())
+        info = os.lstat(path)
     except FileNotFoundError:
-        raise CheckpointError(f"{folder.name}: no manifest (incomplete checkpoint)") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder.name}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{folder.name}: manifest format {manifest.get('format')!r} is not {FORMAT_VERSION}")
-    expected = manifest.get("files", {})
-    if set(expected) != {TENSORS, STATE}:
-        raise CheckpointError(f"{folder.name}: manifest lists {sorted(expected)}, expected {[TENSORS, STATE]}")
+        raise CheckpointError(f"{where}: missing (incomplete checkpoint)") from None
+    except OSError as exc:
+        raise CheckpointError(f"{where}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{where}: not a regular file (a link or a device is never part of a checkpoint)")
+    if size is not None and info.st_size != size:
+        raise CheckpointError(f"{where}: {info.st_size} bytes, the manifest says {size} (corrupted)")
+    if limit is not None and info.st_size > limit:
+        raise CheckpointError(f"{where}: {info.st_size} bytes, more than {limit} allowed")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(info.st_size + 1)
+    except OSError as exc:
+        raise CheckpointError(f"{where}: {exc.strerror or exc}") from None
+    if len(data) != info.st_size:
+        raise CheckpointError(f"{where}: changed size while being read")
+    return data
+
+
+def _json(data: bytes, where: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise CheckpointError(f"{where}: not valid JSON ({reason})") from None
+
+
+def load(folder: str | os.PathLike[str], validate: Callable[[dict[str, Any]], None] | None = None
+         ) -> tuple[dict[str, Any], dict[str, Any], dict[str, torch.Tensor]]:
+    """(manifest, tree, tensors) of a verified checkpoint, or CheckpointError saying what is wrong.
+
+    ``validate(tree)`` is the engine's own check of the state it wrote; a ValueError, TypeError or
+    KeyError it raises makes the checkpoint invalid like any other damage.
+    """
+    folder = Path(folder)
+    name = folder.name
+    if folder.is_symlink() or not folder.is_dir():
+        raise CheckpointError(f"{name}: not a checkpoint folder")
+    try:
+        manifest_bytes = _read_bounded(folder / MANIFEST, f"{name}/{MANIFEST}", None, MAX_MANIFEST_BYTES)
+    except CheckpointError as exc:
+        if not (folder / MANIFEST).exists() and not (folder / MANIFEST).is_symlink():
+            raise CheckpointError(f"{name}: no manifest (incomplete checkpoint)") from None
+        raise CheckpointError(f"{name}: unreadable manifest ({exc})") from None
+    manifest = check_manifest(_json(manifest_bytes, f"{name}/{MANIFEST}"), name)
+    sizes = manifest.get("sizes") or {}
     blobs = {}
-    for file, digest in expected.items():
-        try:
-            data = (folder / file).read_bytes()
-        except OSError as exc:
-            raise CheckpointError(f"{folder.name}/{file}: {exc.strerror or exc}") from None
+    for file, digest in manifest["files"].items():
+        limit = MAX_STATE_BYTES if file == STATE else None
+        data = _read_bounded(folder / file, f"{name}/{file}", sizes.get(file), limit)
         if _sha256(data) != digest:
-            raise CheckpointError(f"{folder.name}/{file}: SHA-256 does not match the manifest (corrupted)")
+            raise CheckpointError(f"{name}/{file}: SHA-256 does not match the manifest (corrupted)")
         blobs[file] = data
     try:
         tensors = safetensors_load(blobs[TENSORS])
-        tree = json.loads(blobs[STATE])
     except (SafetensorError, ValueError) as exc:
-        raise CheckpointError(f"{folder.name}: not a valid safetensors/JSON checkpoint ({exc})") from None
+        raise CheckpointError(f"{name}: not a valid safetensors/JSON checkpoint ({exc})") from None
+    tree = check_state(_json(blobs[STATE], f"{name}/{STATE}"), tensors, name)
+    if validate is not None:
+        try:
+            validate(tree)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise CheckpointError(f"{name}: state does not fit this run ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]})") from None
     return manifest, tree, tensors
 
 
@@ -123,11 +249,11 @@ def step_folders(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]), reverse=True)
 
 
-def latest(root: str | os.PathLike[str]):
+def latest(root: str | os.PathLike[str], validate: Callable[[dict[str, Any]], None] | None = None):
     """The newest checkpoint that verifies, skipping broken ones with a warning; None if none does."""
     for folder in step_folders(root):
         try:
-            return folder, *load(folder)
+            return folder, *load(folder, validate)
         except CheckpointError as exc:
             warnings.warn(f"skipping checkpoint {exc}; falling back to the previous one", stacklevel=2)
     return None

@@ -1,0 +1,150 @@
+"""module:attr references: the user's own code runs, the standard library, installed packages and a
+run folder's planted references do not without --allow-code / TRAINLAB_ALLOW_CODE."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import LINREG
+from trainlab.cli import main
+from trainlab.errors import ConfigError
+from trainlab.registry import allow_local_modules, code_policy, command_code_policy, import_reference
+
+USER_MODULE = '''
+import os
+import torch.nn as nn
+from shutil import rmtree
+
+
+def net(input_shape, output_dim):
+    return nn.Linear(input_shape[0], output_dim)
+
+
+class Net(nn.Module):
+    def __init__(self, input_shape, output_dim):
+        super().__init__()
+        self.layer = nn.Linear(input_shape[0], output_dim)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+helper = object()
+'''
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A config folder holding a user module, and a separate working directory."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "usernet_cp.py").write_text(USER_MODULE)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("TRAINLAB_ALLOW_CODE", raising=False)
+    yield folder
+    sys.modules.pop("usernet_cp", None)
+
+
+@pytest.mark.parametrize("reference", ["os:system", "subprocess:run", "os:remove", "builtins:eval",
+                                       "shutil:rmtree", "importlib:import_module", "pickle:loads",
+                                       "numpy:load", "torch:load", "trainlab.atomic:write_text",
+                                       "trainlab.run_folder:clean_stale_temporaries"])
+def test_references_outside_the_users_code_are_refused_before_import(reference):
+    with pytest.raises(ConfigError, match=f"config references '{reference}', which is outside your own code; "
+                                          "pass --allow-code to run it"):
+        import_reference(reference, "model")
+
+
+def test_the_users_module_beside_the_config_is_allowed(project):
+    with allow_local_modules(project):
+        assert import_reference("usernet_cp:net", "model").__name__ == "net"
+        assert import_reference("usernet_cp:Net", "model").__name__ == "Net"
+
+
+@pytest.mark.parametrize("reference, message", [
+    ("usernet_cp:rmtree", "outside your own code"),  # a re-export of shutil.rmtree
+    ("usernet_cp:os", "reaches the module 'os'"),
+    ("usernet_cp:os.system", "reaches the module 'os'"),
+    ("usernet_cp:helper", "not a class or function"),
+    ("usernet_cp:__builtins__", "private attribute"),
+    ("usernet_cp:net.__globals__", "private attribute"),
+])
+def test_a_user_module_is_no_door_to_other_code(project, reference, message):
+    with allow_local_modules(project), pytest.raises(ConfigError, match=message):
+        import_reference(reference, "model")
+
+
+def test_a_run_folder_config_trusts_no_folder_without_the_opt_in(project):
+    with allow_local_modules(project):
+        with code_policy(local=False), pytest.raises(ConfigError, match="outside your own code"):
+            import_reference("usernet_cp:net", "model")
+        with code_policy(allow=True, local=False):
+            assert import_reference("usernet_cp:net", "model").__name__ == "net"
+
+
+def test_the_opt_in_still_checks_the_contracts_shape(monkeypatch):
+    monkeypatch.setenv("TRAINLAB_ALLOW_CODE", "1")
+    assert import_reference("shutil:rmtree", "model").__name__ == "rmtree"  # the user asked for it
+    with pytest.raises(ConfigError, match="not a class or function"):
+        import_reference("os:system", "model")  # a builtin is never a component factory
+
+
+def test_trainlab_references_reach_registered_factories_only():
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
+    from trainlab.losses import LOSSES
+
+    target = LOSSES.get("mse")
+    reference = f"{target.__module__}:{target.__qualname__}"
+    assert import_reference(reference, "loss") is target
+
+
+def test_command_policy_trusts_the_config_folder_but_not_a_run_folder(project):
+    with command_code_policy(False, config=project / "c.yaml"):
+        assert import_reference("usernet_cp:net", "model")
+    with command_code_policy(False, run_dir=project), pytest.raises(ConfigError, match="outside your own"):
+        import_reference("usernet_cp:net", "model")
+
+
+def test_train_with_a_user_model_then_eval_needs_the_opt_in(project, tmp_path, capsys):
+    config = {**LINREG, "model": {"name": "usernet_cp:Net"}, "output": {"progress": "off"},
+              "strategy": {**LINREG["strategy"], "epochs": 2}}
+    path = project / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 2  # someone else's run folder could have written that reference
+    assert "outside your own code" in capsys.readouterr().err
+    os.chdir(project)  # the opt-in runs it, importing from the working directory
+    assert main(["--allow-code", "eval", str(out)]) == 0
+    assert str(project) not in sys.path  # only for the command
+
+
+def test_a_module_in_the_working_directory_is_yours(project, tmp_path, monkeypatch):
+    monkeypatch.chdir(project)
+    config = tmp_path / "elsewhere" / "config.yaml"
+    config.parent.mkdir()
+    config.write_text(yaml.safe_dump({**LINREG, "model": {"name": "usernet_cp:net"}, "output": {"progress": "off"},
+                                      "strategy": {**LINREG["strategy"], "epochs": 1}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+
+
+def test_planted_code_in_a_run_folder_never_runs_on_eval(project, tmp_path, capsys):
+    config = {**LINREG, "output": {"progress": "off"}, "strategy": {**LINREG["strategy"], "epochs": 1}}
+    path = project / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out), "--quiet"]) == 0
+    marker = tmp_path / "pwned"
+    planted = yaml.safe_load((out / "config.yaml").read_text())
+    planted["strategy"]["init"] = {"name": "os:system", "command": f"touch {marker}"}
+    (out / "config.yaml").write_text(yaml.safe_dump(planted))
+    assert main(["eval", str(out)]) == 2
+    assert main(["resume", str(out)]) == 2
+    assert not marker.exists()

@@ -1,0 +1,126 @@
+"""Config loading refuses hostile or mistyped YAML with one line, fast and in bounded memory."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import LINREG
+from trainlab.config import MAX_CONFIG_NODES, load_config, read_yaml, validate
+from trainlab.errors import ConfigError
+
+BASE = yaml.safe_dump(LINREG, sort_keys=False)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def _bomb(key: str, levels: int = 9) -> str:
+    lines = [f"{key}:", '  - &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"  - &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("key", ["seed", "name", "metrics"])
+def test_an_alias_bomb_is_one_line_fast_and_small(tmp_path, key):
+    text = BASE.replace(f"{key}:", "old_" + key + ":", 1) if f"\n{key}:" in "\n" + BASE else BASE
+    path = _write(tmp_path, text + _bomb(key))
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="expands to more than") as caught:
+        load_config(path)
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 5 and peak < 50 * 2**20  # was ~50 s and 4 GB, then MemoryError
+    assert "\n" not in str(caught.value)
+
+
+def test_a_long_config_below_the_bound_still_loads(tmp_path):
+    raw = {**LINREG, "metrics": ["mse"] * 5000}
+    assert len(read_yaml(_write(tmp_path, yaml.safe_dump(raw)))["metrics"]) == 5000 < MAX_CONFIG_NODES
+
+
+def test_duplicate_keys_name_the_key_and_both_lines(tmp_path):
+    text = "name: a\nseed: 1\nname: b\n"
+    with pytest.raises(ConfigError, match=r"duplicate key 'name' \(first at line 1\)") as caught:
+        read_yaml(_write(tmp_path, text))
+    assert "at line 3" in str(caught.value)
+
+
+def test_merge_keys_are_not_duplicates(tmp_path):
+    text = "defaults: &d {lr: 0.1, momentum: 0.9}\nopt:\n  <<: *d\n  lr: 0.2\n"
+    assert read_yaml(_write(tmp_path, text))["opt"] == {"lr": 0.2, "momentum": 0.9}
+
+
+def test_a_bare_off_policy_is_the_off_policy(tmp_path):
+    text = BASE.replace("strategy:\n", "strategy:\n  divergence:\n    policy: off\n", 1)
+    raw = yaml.safe_load(text)
+    assert raw["strategy"]["divergence"]["policy"] is False  # the YAML 1.1 pitfall itself
+    assert load_config(_write(tmp_path, text)).strategy.divergence.policy == "off"
+    path = _write(tmp_path, BASE)
+    assert load_config(path, ["strategy.divergence.policy=off"]).strategy.divergence.policy == "off"
+    with pytest.raises(ConfigError, match="divergence.policy"):
+        load_config(path, ["strategy.divergence.policy=on"])  # True is not a policy
+
+
+@pytest.mark.parametrize("override", ["strategy.optimizer.lr=.inf", "strategy.regularization.weight_decay=.inf",
+                                      "strategy.optimizer.momentum=.nan", "model.scale=-.inf",
+                                      "data.noise=.nan", "strategy.loss.weights=[1.0, .inf]"])
+def test_non_finite_floats_anywhere_are_refused(tmp_path, override):
+    with pytest.raises(ConfigError, match="must be a finite number") as caught:
+        load_config(_write(tmp_path, BASE), [override])
+    assert override.split("=")[0] in str(caught.value)
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"seed": -1}, "seed"), ({"seed": 2**70}, "2**63"), ({"seed": True}, "boolean"),
+    ({"runtime": {"num_threads": 10**12}}, "num_threads"),
+    ({"model": {"name": "mlp", "hidden": [100_000_000]}}, "hidden"),
+    ({"model": {"name": "mlp", "width": 10**9}}, "width"),
+    ({"name": "a\0b"}, "NUL"), ({"name": "x" * 300}, "300 characters"), ({"name": "../../x"}, "'/'"),
+    ({"name": "/abs/x"}, "'/'"), ({"name": ".."}, "'..'"), ({"name": "a\\b"}, "name"), ({"name": ""}, "name"),
+])
+def test_absurd_values_are_one_line(changes, fragment):
+    with pytest.raises(ConfigError) as caught:
+        validate({**LINREG, **changes})
+    message = str(caught.value)
+    assert fragment in message and "\n" not in message and len(message) < 400
+    assert "disk" not in message
+
+
+def test_sensible_extremes_are_accepted():
+    config = validate({**LINREG, "seed": 2**63 - 1, "name": "r" * 200, "runtime": {"num_threads": 64},
+                       "model": {"name": "mlp", "hidden": [4096, 4096]}})
+    assert config.seed == 2**63 - 1
+
+
+def test_the_error_formatter_never_reprs_a_huge_value():
+    huge = list(range(90_000))
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as caught:
+        validate({**LINREG, "strategy": {**LINREG["strategy"], "batch_size": huge}})
+    assert time.perf_counter() - started < 5 and len(str(caught.value)) < 400
+
+
+def test_a_config_that_is_not_a_regular_file_or_too_big(tmp_path):
+    with pytest.raises(ConfigError, match="not a regular file"):
+        read_yaml("/dev/zero")
+    big = tmp_path / "big.yaml"
+    with open(big, "wb") as handle:
+        handle.truncate(64 * 2**20)
+    with pytest.raises(ConfigError, match="larger than"):
+        read_yaml(big)
+
+
+def test_aliases_are_unshared_so_a_set_changes_one_place(tmp_path):
+    text = BASE + "anchors: &opt {name: sgd, lr: 0.01}\n"
+    raw = read_yaml(_write(tmp_path, text.replace("anchors:", "x:") + "y: *opt\n"))
+    assert raw["x"] == raw["y"] and raw["x"] is not raw["y"]

@@ -1,0 +1,238 @@
+"""Run folders: --overwrite deletes only provable run folders and swaps the new run in only when it has
+something to keep; the lock is atomic; leftovers of killed processes are cleaned, live ones never."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import LINREG
+from trainlab.cli import main
+from trainlab.errors import RunDirError
+from trainlab.run_folder import RunDir, RunLock, clean_stale_temporaries, is_run_folder, staging_name
+
+
+def _config(tmp_path: Path, **strategy) -> Path:
+    config = {**LINREG, "output": {"progress": "off"},
+              "strategy": {**LINREG["strategy"], "epochs": 2, **strategy}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fake_run(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text('{"format": 1, "status": "finished"}')
+    (folder / "model.safetensors").write_bytes(b"old weights")
+    return folder
+
+
+# --------------------------------------------------------------------------- what --overwrite may delete
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("\\documentclass{article}")
+    before = _tree(thesis)
+    code = main(["train", str(_config(tmp_path)), "--out", str(thesis), "--overwrite", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not a trainlab run folder" in err
+    assert _tree(thesis) == before
+
+
+def test_overwrite_refuses_the_working_directory_even_with_a_run_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = _config(tmp_path)
+    (tmp_path / "run.json").write_text('{"format": 1}')  # planted: still the cwd holding the config
+    before = _tree(tmp_path)
+    code = main(["train", str(config), "--out", ".", "--overwrite", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "working directory" in err and err.count("\n") == 1
+    assert _tree(tmp_path) == before
+
+
+def test_overwrite_refuses_a_parent_of_the_cwd(tmp_path, monkeypatch):
+    _fake_run(tmp_path / "run")
+    inner = tmp_path / "run" / "checkpoint"
+    inner.mkdir()
+    monkeypatch.chdir(inner)
+    with pytest.raises(RunDirError, match="working directory or one of its parents"):
+        RunDir.create(tmp_path / "run", overwrite=True)
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == b"old weights"
+
+
+def test_overwrite_refuses_a_folder_holding_a_protected_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = _fake_run(tmp_path / "run")
+    (run / "config.yaml").write_text("name: x\n")  # the config the new run reads lives in the old run
+    with pytest.raises(RunDirError, match="which this run reads"):
+        RunDir.create(run, overwrite=True, protect=[run / "config.yaml"])
+    assert (run / "config.yaml").read_text() == "name: x\n"
+
+
+def test_overwrite_refuses_a_run_folder_holding_foreign_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = _fake_run(tmp_path / "run")
+    (run / "data.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(RunDirError, match="data.csv, which trainlab did not write"):
+        RunDir.create(run, overwrite=True)
+    assert (run / "data.csv").is_file()
+
+
+@pytest.mark.parametrize("planted", ["null", "[1, 2]", '{"format": 99}', "not json", "dir"])
+def test_a_run_json_that_is_not_ours_does_not_prove_a_run_folder(tmp_path, planted):
+    folder = tmp_path / "x"
+    folder.mkdir()
+    if planted == "dir":
+        (folder / "run.json").mkdir()
+    else:
+        (folder / "run.json").write_text(planted)
+    assert not is_run_folder(folder)
+
+
+# --------------------------------------------------------------------------- staging and the swap
+
+def test_overwrite_stages_beside_and_commit_swaps_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    final = _fake_run(tmp_path / "run")
+    run = RunDir.create(final, overwrite=True)
+    assert run.staged and run.path == staging_name(final) and run.final_path == final
+    assert (final / "model.safetensors").read_bytes() == b"old weights"  # untouched until the commit
+    with pytest.raises(RunDirError, match="in use"):
+        RunDir.open_existing(final)  # the old run stays locked while it is being replaced
+    run.write_info(status="running")
+    (run.path / "model.safetensors").write_bytes(b"new weights")
+    assert run.commit_overwrite() == final and run.path == final and not run.staged
+    assert (final / "model.safetensors").read_bytes() == b"new weights"
+    assert not staging_name(final).exists()
+    run.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and not (final / ".lock").exists()
+
+
+def test_a_staged_run_with_nothing_to_keep_is_discarded_on_close(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    final = _fake_run(tmp_path / "run")
+    before = _tree(final)
+    run = RunDir.create(final, overwrite=True)
+    run.write_info(status="running")
+    run.close()
+    assert _tree(final) == before and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_overwriting_a_finished_run_with_a_diverging_one_keeps_the_old_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    before = _tree(out)
+    bad = _config(tmp_path, optimizer={"name": "sgd", "lr": 1e12}, epochs=50)
+    code = main(["train", str(bad), "--out", str(out), "--overwrite", "--quiet"])
+    assert code == 4, capsys.readouterr().err
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run"]
+
+
+def test_overwriting_a_run_with_a_good_one_replaces_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    old_model = (out / "model.safetensors").read_bytes()
+    config = _config(tmp_path, optimizer={"name": "sgd", "lr": 0.02})
+    assert main(["train", str(config), "--out", str(out), "--overwrite", "--quiet"]) == 0
+    assert (out / "summary.json").is_file() and (out / "model.safetensors").read_bytes() != old_model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run"]
+
+
+# --------------------------------------------------------------------------- the lock
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _race(folder: str, start, attempted, results) -> None:
+    lock = RunLock(Path(folder))
+    start.wait()
+    try:
+        lock.acquire()
+        won = True
+    except RunDirError:
+        won = False
+    attempted.wait()  # hold the lock until both have tried
+    results.put(won)
+    lock.release()
+
+
+def test_processes_racing_for_a_stale_lock_exactly_one_wins(tmp_path):
+    """Four racers per try make the old read-unlink-create scheme fail in about 1 try of 6."""
+    context, racers_per_try = multiprocessing.get_context("fork"), 4
+    dead = _dead_pid()
+    for attempt in range(30):
+        folder = tmp_path / f"r{attempt}"
+        folder.mkdir()
+        (folder / ".lock").write_text(str(dead))  # left by a killed run
+        start, attempted = context.Barrier(racers_per_try), context.Barrier(racers_per_try)
+        results = context.Queue()
+        racers = [context.Process(target=_race, args=(str(folder), start, attempted, results))
+                  for _ in range(racers_per_try)]
+        for racer in racers:
+            racer.start()
+        outcomes = [results.get(timeout=30) for _ in racers]
+        for racer in racers:
+            racer.join(timeout=30)
+        assert sum(outcomes) == 1, f"attempt {attempt}: {outcomes}"
+
+
+def test_lock_that_is_a_directory_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / ".lock").mkdir(parents=True)
+    code = main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is a folder, not a lock file" in err
+
+
+# --------------------------------------------------------------------------- leftovers
+
+def test_clean_stale_temporaries_removes_dead_ones_only(tmp_path):
+    run, dead, live = tmp_path / "run", _dead_pid(), os.getpid()
+    (run / "checkpoint").mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stale = [run / "checkpoint" / f".step-000000010.tmp-{dead}", run / "checkpoint" / f".best.old-{dead}",
+                 run / ".model.safetensors.k2j4h_x9.tmp"]
+        kept = [run / "checkpoint" / f".step-000000020.tmp-{sleeper.pid}",
+                run / "checkpoint" / f".step-000000030.tmp-{live}", run / "checkpoint" / "step-000000005",
+                run / "model.safetensors", run / "metrics.jsonl"]
+        for path in stale[:2] + kept[:3]:
+            path.mkdir()
+            (path / "tensors.safetensors").write_bytes(b"x")
+        for path in stale[2:] + kept[3:]:
+            path.write_bytes(b"x")
+        removed = clean_stale_temporaries(run)
+        assert sorted(removed) == sorted(stale)
+        assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_resume_cleans_leftovers_of_a_killed_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = _fake_run(tmp_path / "run")
+    leftover = out / "checkpoint" / f".step-000000003.tmp-{_dead_pid()}"
+    leftover.mkdir(parents=True)
+    RunDir.open_existing(out).close()
+    assert not leftover.exists()
