@@ -25,9 +25,9 @@ import torch
 from sidebyside import Interleave, summarize  # benchmarks/sidebyside.py, beside this script
 from torch import nn
 
+from trainlab.callbacks.base import CallbackList, Event
 from trainlab.config import validate
 from trainlab.data import DATA_SOURCES, RawData
-from trainlab.callbacks.base import CallbackList, Event
 from trainlab.experiment import _attach_run_callbacks, build
 from trainlab.run_folder import RunDir
 from trainlab.runtime import environment

@@ -30,8 +30,8 @@ from sidebyside import Interleave, summarize  # benchmarks/sidebyside.py, beside
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from trainlab.config import load_config
 from trainlab.callbacks.base import CallbackList
+from trainlab.config import load_config
 from trainlab.experiment import _attach_run_callbacks, build
 from trainlab.run_folder import RunDir
 from trainlab.runtime import environment

@@ -15,11 +15,11 @@ from safetensors.torch import load_file
 from sklearn.datasets import load_digits
 
 from tests.conftest import DIGITS_MLP, LINREG, least_squares
+from trainlab.builders import build, fit_config, run_scope
+from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.cli import main
 from trainlab.config import validate
-from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.engine.state import EpochSum
-from trainlab.builders import build, fit_config, run_scope
 from trainlab.run_folder import RunDir
 
 

@@ -13,9 +13,9 @@ from sklearn.preprocessing import label_binarize
 
 from tests.conftest import DIGITS_MLP
 from trainlab import metrics
+from trainlab.builders import build
 from trainlab.cli import main
 from trainlab.config import load_config
-from trainlab.builders import build
 from trainlab.errors import ConfigError, DataError
 from trainlab.losses import build_loss
 

@@ -11,8 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from trainlab.config import validate
 from trainlab.builders import build, run_scope
+from trainlab.config import validate
 
 # learning rates: the better of two per optimizer in a sweep (MNIST-1D, MLP 100-100, batch 100, 80 epochs)
 DEMO_OPTIMIZERS: dict[str, dict[str, Any]] = {

@@ -33,13 +33,14 @@ from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.config import Config, dump_yaml, load_config
-from trainlab.data.paths import DATA_DIR_ENV
+from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.batching import TensorBatches
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.lr_finder import range_test_step, suggest_lr
 from trainlab.records import best_epoch, safe_summary
+from trainlab.registry import code_policy
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.runtime import environment
 
@@ -103,6 +104,8 @@ def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callba
             trainer.fit()
     except TrainingError as exc:
         run.write_metrics(trainer.state.history, trainer.state.events)
+        if saver.last_saved:  # an overwrite keeps the new run only once it has something to keep
+            run.commit_overwrite()
         summary = {"name": built.config.name, "status": "diverged", "steps": trainer.state.step,
                    "events": trainer.state.events, "reason": str(exc)}
         run.write_summary(safe_summary(summary))
@@ -114,10 +117,12 @@ def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callba
         raise TrainingError(f"{exc}{where}{hint}") from None
     if trainer.control.interrupted_by is not None:
         run.write_info(status="interrupted")
+        if saver.last_saved:
+            run.commit_overwrite()
         signum = trainer.control.interrupted_by
         raise Interrupted(
             f"{signal.Signals(signum).name} received: stopped at step {trainer.state.step} after writing a "
-            f"checkpoint; continue with: trainlab resume {run.path.resolve()}", signum)
+            f"checkpoint; continue with: trainlab resume {run.final_path.resolve()}", signum)
     summary = summarize(built)
     weights = {k: v.contiguous() for k, v in built.model.state_dict().items()}
     write_safetensors(run.path / "model.safetensors", weights,
@@ -125,6 +130,7 @@ def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callba
                       metadata={"trainlab": json.dumps({"format": "model", "config_hash": built.config.hash()})})
     run.write_summary(summary)
     run.write_info(status="finished")
+    run.commit_overwrite()
     if signals.received is not None:  # a signal during the final evaluation: everything is written
         _warn(f"warning: {signal.Signals(signals.received).name} received while finishing; the run is complete")
     return summary
@@ -145,13 +151,14 @@ def train(config: Config, out: str | Path | None = None, overwrite: bool = False
     with run_scope(config):
         built = build(config, quiet=quiet)  # everything that can fail on bad input fails here, before any file
         built.notes["requested_hash"] = requested_hash
-        run = RunDir.create(target, overwrite=overwrite)
+        protect = [value for key in PATH_KEYS if isinstance(value := config.data.model_dump().get(key), str)]
+        run = RunDir.create(target, overwrite=overwrite, protect=protect)
         try:
             write_data_records(run, built)
             run.write_config(dump_yaml(built.config))  # before run.json: a folder with run.json can resume
             run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
                            data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time())
-            return _run(built, run, quiet, callbacks), run.path
+            return _run(built, run, quiet, callbacks), run.final_path
         finally:
             run.close()
 
@@ -197,8 +204,15 @@ def resume(path: str | Path, quiet: bool = False, callbacks: Sequence[Callback] 
            config: Config | None = None) -> tuple[dict[str, Any], Path]:
     """Continue a run from its newest checkpoint that verifies.
 
-    ``config`` (from ``train --resume``) must be the run's own: a different one is refused.
+    ``config`` (from ``train --resume``) must be the run's own: a different one is refused. The run
+    folder's config.yaml imports no ``module:attr`` code without the opt-in (docs/security.md).
     """
+    with code_policy(local=False):
+        return _resume(path, quiet, callbacks, config)
+
+
+def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
+            config: Config | None) -> tuple[dict[str, Any], Path]:
     path = Path(path)
     run = RunDir.open_existing(path)
     try:
@@ -223,6 +237,11 @@ def resume(path: str | Path, quiet: bool = False, callbacks: Sequence[Callback] 
 
 def evaluate_run(path: str | Path, split: str = "test") -> dict[str, Any]:
     """Reload a finished run's ``model.safetensors`` and recompute its metrics on ``split``."""
+    with code_policy(local=False):
+        return _evaluate_run(path, split)
+
+
+def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     path = Path(path)
     config_path = path / "config.yaml"
     if not config_path.is_file():

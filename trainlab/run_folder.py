@@ -41,7 +41,8 @@ RUN_FORMAT = 1
 LOCK = ".lock"
 # What trainlab writes into a run folder; a folder holding anything else is not overwritten.
 RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json", "model.safetensors",
-                       "checkpoint", LOCK})
+                       "labels.json", "preprocessing.json", "checkpoint", "events.out.tfevents", "metrics.csv",
+                       LOCK})
 MAX_RUN_JSON_BYTES = 1 << 20
 
 

@@ -7,7 +7,7 @@ images -> normalised float, with augmentation on the training split).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
