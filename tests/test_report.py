@@ -6,13 +6,12 @@ import base64
 import json
 import math
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from report_fixtures import SEVEN, fake_comparison, fake_run
+
 from trainlab.cli import main
 from trainlab.errors import ConfigError
 from trainlab.report import write_report

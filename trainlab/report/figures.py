@@ -110,8 +110,10 @@ def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], k
                                      row=1, col=column)
     several = any(len(runs) > 1 for runs in groups.values())
     figure.update_layout(showlegend=len(groups) > 1)
+    marked = axis == "step" and any(isinstance(e.get("step"), (int, float)) for e in events)
     style(figure, f"learning curves by {'step' if axis == 'step' else 'wall-clock time'}"
-                  + (" (line: mean over seeds, band: min-max)" if several else ""), 440)
+                  + (" (line: mean over seeds, band: min-max)" if several else "")
+                  + (" (dotted red lines: events, see the events table)" if marked else ""), 440)
     return figure
 
 
@@ -168,7 +170,8 @@ def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float]
                    palette: Mapping[str, str]) -> go.Figure:
     """Performance profiles: fraction of tasks within a factor tau of the best time to target."""
     figure = go.Figure()
-    for name, fractions in profile.items():
+    for name in [*[n for n in palette if n in profile], *[n for n in profile if n not in palette]]:
+        fractions = profile[name]
         figure.add_trace(go.Scatter(x=list(taus), y=list(fractions), mode="lines", name=name,
                                     line={"color": palette.get(name, "#333"), "width": 2, "shape": "hv"}))
     figure.update_xaxes(title_text="tau: time to target / best strategy's time (log scale)", type="log")

@@ -21,7 +21,7 @@ import numpy as np
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page
 from trainlab.report.predictions import Predictions, load_predictions
-from trainlab.report.series import config_diff, final_value, loss_gap, performance_profile
+from trainlab.report.series import config_diff, loss_gap, performance_profile
 from trainlab.report.sources import Comparison, RunRecords, run_labels
 
 PROFILE_TAUS = [float(t) for t in np.round(np.logspace(0, 1, 41), 4)]  # tau from 1 to 10

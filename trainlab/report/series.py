@@ -83,14 +83,6 @@ def seed_band(runs: Sequence[Sequence[Mapping[str, Any]]], key: str, axis: str =
                     np.array([g.max() for g in groups]), np.array([len(g) for g in groups]))
 
 
-def final_value(records: Sequence[Mapping[str, Any]], key: str) -> float | None:
-    """The last finite value of ``key`` in the records, or None."""
-    for record in reversed(records):
-        if _finite(record.get(key)):
-            return float(record[key])
-    return None
-
-
 def loss_gap(records: Sequence[Mapping[str, Any]]) -> float | None:
     """Generalisation gap in loss: val_loss - train_loss of the last record that holds both."""
     for record in reversed(records):
