@@ -295,3 +295,16 @@ def test_cli_plot_bad_input_exits_2(seven_by_five, tmp_path, capsys, args, messa
     assert message in capsys.readouterr().err
     assert main(["plot", str(seven_by_five), "-o", str(tmp_path / "c.png")]) == 2
     assert "is a comparison folder" in capsys.readouterr().err
+
+
+def test_a_diverged_seed_and_a_missing_summary_still_give_a_report(tmp_path):
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=3, epochs=4)
+    diverged = root / "runs/digits/adam/seed-0"
+    (diverged / "summary.json").write_text(json.dumps({"name": "x", "status": "diverged", "steps": 12, "events": []}))
+    (diverged / "run.json").write_text(json.dumps({"format": 1, "status": "diverged"}))
+    with (diverged / "metrics.jsonl").open("a") as handle:
+        handle.write(json.dumps({"event": "diverged", "step": 12, "loss": None}) + "\n")
+    (root / "runs/digits/sgd/seed-2/summary.json").unlink()
+    html = write_report([root], tmp_path / "r.html").read_text()
+    assert "confusion matrix on the test split: adam, seed 1" in html  # the first finished seed of the best
+    assert len(figures_of(html)) == 9
