@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,12 @@ def test_a_diverged_seed_and_a_missing_summary_still_give_a_report(tmp_path):
     html = write_report([root], tmp_path / "r.html").read_text()
     assert "confusion matrix on the test split: adam, seed 1" in html  # the first finished seed of the best
     assert len(figures_of(html)) == 9
+
+
+def test_class_names_recorded_in_labels_json_name_the_confusion_matrix(digits_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    (run / "labels.json").write_text(json.dumps({"class_names": names}))
+    predictions = load_predictions(run)
+    assert predictions.class_names == names

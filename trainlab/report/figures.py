@@ -62,18 +62,24 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
                      "thickness": 2, "width": 8}
         figure.add_trace(go.Scatter(x=[name], y=[mean], error_y=error, mode="markers", name=name,
                                     marker={"size": 12, "color": palette[name], "symbol": "diamond"},
-                                    hovertemplate=f"{name}<br>mean %{{y:.4g}}<br>95% CI {ci}<extra></extra>"))
+                                    hovertemplate=f"{name}<br>mean %{{y:.4g}}<br>95% CI {_interval(ci)}<extra></extra>"))
         if values:
             figure.add_trace(go.Box(x=[name] * len(values), y=values, name=name, boxpoints="all", jitter=0.3,
                                     pointpos=-1.6, fillcolor="rgba(0,0,0,0)", line={"width": 0},
                                     marker={"color": palette[name], "size": 6, "opacity": 0.55},
                                     showlegend=False, hoverinfo="y"))
     method = next(((e.get("metrics") or {}).get(metric, {}).get("ci_method") for e in entries), None)
-    figure.update_yaxes(title_text=f"{metric} (test split)" if metric.startswith("test_") else metric)
+    figure.update_yaxes(title_text=_metric_title(metric))
     figure.update_xaxes(title_text="strategy (ranked, best first)", type="category")
     style(figure, f"{metric}: mean with 95% CI ({method or 'method not given'}), dots are seeds", 420)
     figure.update_layout(showlegend=False)
     return figure
+
+
+def _interval(ci: Sequence[float | None] | None) -> str:
+    if not ci or None in ci:
+        return "not given"
+    return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
 
 
 def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], keys: Sequence[str], axis: str,
@@ -117,9 +123,23 @@ def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], k
     return figure
 
 
+FRACTION_METRICS = {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "auc",
+                    "average_precision", "top_k_accuracy", "top5_accuracy", "r2", "mcc"}
+
+
 def _metric_title(key: str) -> str:
+    """The record key with its unit: seconds, a fraction, target units, or the loss's own scale."""
+    name = key.split("_", 1)[1] if key.split("_", 1)[0] in ("train", "val", "test") else key
     if key.endswith("_s"):
         return f"{key} (s)"
+    if name in FRACTION_METRICS:
+        return f"{key} (fraction)"
+    if name in ("mae", "rmse"):
+        return f"{key} (target units)"
+    if name == "mse":
+        return f"{key} (target units²)"
+    if name == "loss":
+        return f"{key} (mean per sample)"
     return key
 
 
