@@ -4,7 +4,7 @@ Read from ``predictions.npz`` in the run folder when present (arrays ``y_true``,
 optionally ``class_names``), else recomputed: the run's config is rebuilt with
 :func:`trainlab.experiment.build` (the same split and preprocessing, as ``trainlab eval`` does),
 ``model.safetensors`` is loaded, and the loss's own ``predict`` turns outputs into predictions.
-Class names come from the data source, else from the run's ``labels.json``, else are the indices.
+Class names come from the run's ``labels.json``, else from the data source, else are the indices.
 When neither works the report says why instead of a figure (:class:`Unavailable`).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 PREDICTIONS_FILE = "predictions.npz"
-LABELS_FILE = "labels.json"  # class names recorded by the run (issue 14), used when the data source has none
+LABELS_FILE = "labels.json"  # class names the run recorded (issue 14); preferred over the data source's
 
 
 @dataclass
@@ -63,7 +63,7 @@ def _recompute(run: Path) -> Predictions:
     if built.data.task == "regression":
         return Predictions("regression", y_true.reshape(len(y_true), -1), y_pred.reshape(len(y_pred), -1), None)
     k = built.data.num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
-    names = list(built.data.class_names or _recorded_class_names(run, k) or [str(i) for i in range(k)])
+    names = list(_recorded_class_names(run, k) or built.data.class_names or [str(i) for i in range(k)])
     return Predictions("classification", y_true.astype(int).reshape(-1), y_pred.astype(int).reshape(-1), names)
 
 
