@@ -65,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     lr_find.add_argument("config")
     lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     lr_find.add_argument("--plot", help="PNG file to write")
+
+    report = commands.add_parser("report", help="self-contained HTML report of a comparison or of run folders")
+    report.add_argument("paths", nargs="+", metavar="DIR_OR_RUN", help="a 'trainlab compare' folder, or run folders")
+    report.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
+
+    plot = commands.add_parser("plot", help="plot learning curves of run folders to an image")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--metric", default="val_loss", help="record key to plot by epoch (default val_loss)")
+    plot.add_argument("-o", "--out", default="curves.png", help="PNG, PDF or SVG file (default curves.png)")
     return parser
 
 
@@ -163,8 +172,24 @@ def _cmd_lr_find(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from trainlab.report import write_report
+
+    path = write_report(args.paths, args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from trainlab.plots import plot_run_folders
+
+    print(f"wrote {plot_run_folders(args.run_dirs, args.metric, args.out)}")
+    return 0
+
+
 COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "demo": _cmd_demo,
-            "advise": _cmd_advise, "schedule": _cmd_schedule, "lr-find": _cmd_lr_find}
+            "advise": _cmd_advise, "schedule": _cmd_schedule, "lr-find": _cmd_lr_find,
+            "report": _cmd_report, "plot": _cmd_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

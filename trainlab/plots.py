@@ -32,6 +32,7 @@ from trainlab.schedules import Schedule, schedule_series
 MAX_EPOCH_LINES = 100  # beyond this many epochs, draw every k-th boundary so the lines stay faint
 MAX_SCHEDULE_POINTS = 4096  # beyond this many steps, plot this many evenly spaced steps (a 10^18-step run too)
 FORMATS = ("png", "pdf", "svg")
+LEGEND_INSIDE_MAX = 4  # more curves than this and the legend moves outside the axes
 
 
 def _new_figure() -> Figure:
@@ -181,7 +182,11 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: 
     axes.set_ylabel(metric)
     axes.set_title(f"{metric} by epoch")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="best")
+    if len(series) > LEGEND_INSIDE_MAX:  # many runs: the legend goes beside the axes, never over a curve
+        figure.set_size_inches(9.5, 4.5)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    else:
+        axes.legend(loc="best")
     return figure
 
 
@@ -189,3 +194,22 @@ def plot_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: st
                 path: str | os.PathLike[str]) -> Path:
     """Save :func:`curves_figure` to ``path``; returns the path."""
     return save_figure(curves_figure(histories, metric), path)
+
+
+def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, path: str | os.PathLike[str]) -> Path:
+    """``trainlab plot``: ``metric`` by epoch, one line per run folder, labelled by folder name
+    (with parent folders added where names repeat). Only epoch records are drawn (step records and
+    events are left out). Raises :class:`ConfigError` for a folder that is not a run folder.
+    """
+    from trainlab.report.sources import LEADERBOARD, load_run, run_labels
+
+    if Path(path).suffix.lower().lstrip(".") not in FORMATS:
+        raise ConfigError(f"plot path '{path}' must end in one of {', '.join('.' + f for f in FORMATS)}")
+    for run_dir in run_dirs:
+        if (Path(run_dir) / LEADERBOARD).is_file():
+            raise ConfigError(f"{run_dir} is a comparison folder; use 'trainlab report {run_dir} -o report.html', "
+                              f"or plot its run folders {Path(run_dir) / 'runs'}/<task>/<strategy>/seed-<k>")
+    runs = [load_run(run_dir) for run_dir in run_dirs]
+    histories = {label: [r for r in run.records if "epoch" in r]
+                 for label, run in zip(run_labels(runs), runs, strict=True)}
+    return plot_curves(histories, metric, path)

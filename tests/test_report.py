@@ -1,0 +1,320 @@
+"""trainlab.report: what is plotted (against NumPy written here), what the page holds, and bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import SEVEN, fake_comparison, fake_run
+
+from trainlab.cli import main
+from trainlab.errors import ConfigError
+from trainlab.report import write_report
+from trainlab.report.predictions import Predictions, confusion_matrix, load_predictions
+from trainlab.report.series import config_diff, curve, decimate, loss_gap, performance_profile, seed_band
+from trainlab.report.sources import classify, read_metrics
+
+MAX_BYTES = 5_000_000
+
+
+def figures_of(html: str) -> list[dict]:
+    blocks = re.findall(r'<script type="application/json" id="figure-\d+-json">(.*?)</script>', html, re.S)
+    return [json.loads(b.replace("<\\/", "</")) for b in blocks]
+
+
+def array(value) -> list:
+    """A plotly JSON array: a list, or a typed array {"dtype", "bdata" (base64)[, "shape"]}."""
+    if isinstance(value, dict) and "bdata" in value:
+        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        if "shape" in value:
+            data = data.reshape([int(n) for n in str(value["shape"]).split(",")])
+        return data.tolist()
+    return value
+
+
+# --------------------------------------------------------------------------- series
+
+def test_curve_keeps_finite_points_and_the_last_value_of_a_repeated_step():
+    records = [{"step": 1, "val_loss": 0.9}, {"step": 2, "val_loss": float("nan")}, {"step": 3},
+               {"step": 2, "val_loss": 0.5}, {"step": 1, "val_loss": 0.8}, {"val_loss": 0.1}]
+    assert curve(records, "val_loss") == ([2.0, 1.0], [0.5, 0.8])
+
+
+def test_decimate_keeps_first_last_and_at_most_the_budget():
+    assert list(decimate(5, 10)) == [0, 1, 2, 3, 4]
+    kept = decimate(1001, 300)
+    assert kept[0] == 0 and kept[-1] == 1000 and len(kept) <= 300 and np.all(np.diff(kept) > 0)
+
+
+def test_seed_band_is_the_mean_min_and_max_over_seeds_at_each_step():
+    rng = np.random.default_rng(1)
+    values = rng.random((3, 4))  # seed x epoch
+    clocks = np.cumsum(rng.random((3, 4)), axis=1)
+    runs = [[{"step": 10 * (e + 1), "val_loss": values[s, e], "elapsed_s": clocks[s, e]} for e in range(4)]
+            for s in range(3)]
+    runs[2] = runs[2][:2]  # the third seed stopped early: later steps average the other two
+    band = seed_band(runs, "val_loss")
+    assert band.x.tolist() == [10, 20, 30, 40]
+    expected_mean = [values[:, 0].mean(), values[:, 1].mean(), values[:2, 2].mean(), values[:2, 3].mean()]
+    np.testing.assert_allclose(band.mean, expected_mean, rtol=1e-12)
+    np.testing.assert_allclose(band.low, [values[:, 0].min(), values[:, 1].min(), values[:2, 2].min(),
+                                          values[:2, 3].min()])
+    np.testing.assert_allclose(band.high, [values[:, 0].max(), values[:, 1].max(), values[:2, 2].max(),
+                                           values[:2, 3].max()])
+    assert band.seeds.tolist() == [3, 3, 2, 2]
+    clock = seed_band(runs, "val_loss", axis="elapsed_s")
+    np.testing.assert_allclose(clock.x, [clocks[:, 0].mean(), clocks[:, 1].mean(), clocks[:2, 2].mean(),
+                                         clocks[:2, 3].mean()])
+    assert seed_band(runs, "val_accuracy") is None
+
+
+def test_loss_gap_is_val_minus_train_of_the_last_record_with_both():
+    records = [{"train_loss": 1.0, "val_loss": 1.5}, {"train_loss": 0.4, "val_loss": 0.7}, {"train_loss": 0.3}]
+    assert loss_gap(records) == pytest.approx(0.3)
+    assert loss_gap([{"train_loss": 0.3}]) is None
+
+
+def test_performance_profile_matches_the_dolan_more_formula():
+    times = {"a": {"x": 10.0, "y": 20.0, "z": None}, "b": {"x": 30.0, "y": 15.0, "z": 60.0},
+             "c": {"x": None, "y": None, "z": None}}
+    taus = [1.0, 1.5, 2.0, 4.0, 100.0]
+    # ratio table written out by hand: rows tasks a, b, c; columns x, y, z
+    ratios = np.array([[1.0, 2.0, np.inf], [2.0, 1.0, 4.0], [np.inf, np.inf, np.inf]])
+    expected = {s: [(ratios[:, j] <= tau).mean() for tau in taus] for j, s in enumerate("xyz")}
+    assert performance_profile(times, taus) == expected
+
+
+def test_config_diff_splits_shared_base_from_differences_and_ignores_names_seeds_output():
+    configs = {"sgd": {"name": "a", "seed": 1, "output": {"dir": "x"},
+                       "strategy": {"optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 5}},
+               "adam": {"name": "b", "seed": 2, "output": {"dir": "y"},
+                        "strategy": {"optimizer": {"name": "adam", "lr": 0.1, "betas": [0.9, 0.99]}, "epochs": 5}}}
+    base, diff = config_diff(configs)
+    assert base == {"strategy.epochs": 5, "strategy.optimizer.lr": 0.1}
+    assert diff == {"sgd": {"strategy.optimizer.betas": None, "strategy.optimizer.name": "sgd"},
+                    "adam": {"strategy.optimizer.betas": [0.9, 0.99], "strategy.optimizer.name": "adam"}}
+
+
+def test_confusion_matrix_counts_true_by_predicted():
+    rng = np.random.default_rng(3)
+    y_true, y_pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    expected = np.zeros((4, 4), dtype=int)
+    np.add.at(expected, (y_true, y_pred), 1)
+    names = ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(confusion_matrix(Predictions("classification", y_true, y_pred, names)), expected)
+
+
+def test_read_metrics_separates_events_and_skips_a_torn_last_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"epoch": 1, "step": 5, "val_loss": 1.0}\n{"event": "rollback", "step": 7}\n{"epoch": 2, "st')
+    records, events = read_metrics(path)
+    assert records == [{"epoch": 1, "step": 5, "val_loss": 1.0}] and events == [{"event": "rollback", "step": 7}]
+
+
+# --------------------------------------------------------------------------- pages
+
+@pytest.fixture(scope="module")
+def seven_by_five(tmp_path_factory) -> Path:
+    return fake_comparison(tmp_path_factory.mktemp("cmp") / "cmp", SEVEN, seeds=5)
+
+
+def test_comparison_report_of_seven_strategies_by_five_seeds_is_complete_and_under_5_mb(seven_by_five, tmp_path):
+    out = write_report([seven_by_five], tmp_path / "report.html")
+    html = out.read_text()
+    assert out.stat().st_size < MAX_BYTES
+    # self-contained: one embedded plotly bundle, nothing loaded from a file or host
+    assert html.count('id="plotly-js-gzip-base64"') == 1
+    assert not re.search(r"<(script|img|link|iframe)[^>]+(src|href)=", html)
+    assert "http://" not in html and "https://" not in html
+    sections = re.findall(r'<h2 id="s\d+">(.*?)</h2>', html)
+    assert sections == ["leaderboard", "learning curves", "time to target (val_accuracy reaching 0.8)",
+                        "learning rate followed", "generalisation gap", "predictions of the best strategy",
+                        "strategy configs (diff against the shared base)", "environment"]
+    board = json.loads((seven_by_five / "leaderboard.json").read_text())
+    entries = board["tasks"]["digits"]["strategies"]
+    for entry in entries:  # every strategy's row with its mean and verdict
+        row = re.search(rf"<td>{entry['name']}</td>.*?</tr>", html, re.S).group(0)
+        assert f"{entry['metrics']['test_accuracy']['mean']:.4g}" in row and entry["vs_best"]["verdict"] in row
+    figures = figures_of(html)
+    kinds = [f["layout"]["title"]["text"].split(":")[0] for f in figures]
+    assert len(figures) == 9 and "confusion matrix on the test split" in kinds
+    # the CI chart's error bars are the leaderboard's ci95
+    chart = figures[0]
+    adam = next(t for t in chart["data"] if t["type"] == "scatter" and t["name"] == entries[0]["name"])
+    stats = entries[0]["metrics"]["test_accuracy"]
+    assert adam["y"][0] + adam["error_y"]["array"][0] == pytest.approx(stats["ci95"][1])
+    assert adam["y"][0] - adam["error_y"]["arrayminus"][0] == pytest.approx(stats["ci95"][0])
+    # the LR chart plots the lr of the records (mean over seeds; the seeds share the schedule)
+    lr_chart = next(f for f in figures if f["layout"]["title"]["text"].startswith("learning rate"))
+    sgd = next(t for t in lr_chart["data"] if t["name"] == "sgd")
+    records = [json.loads(x) for x in (seven_by_five / "runs/digits/sgd/seed-0/metrics.jsonl").read_text().splitlines()]
+    by_step = {r["step"]: r["lr"] for r in records}
+    assert all(math.isclose(by_step[x], y, rel_tol=1e-9) for x, y in zip(array(sgd["x"]), array(sgd["y"]), strict=True))
+    # a strategy that never reached the target is named with its misses
+    assert "hopeless<br>(5 missed)" in json.dumps(figures)
+
+
+def test_two_tasks_give_both_leaderboards_and_the_performance_profile(tmp_path):
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam", "hopeless")}, seeds=2,
+                           tasks=("digits", "wine"), epochs=6)
+    html = write_report([root], tmp_path / "r.html").read_text()
+    sections = re.findall(r'<h2 id="s\d+">(.*?)</h2>', html)
+    assert "digits: leaderboard" in sections and "wine: leaderboard" in sections
+    assert "performance profile over tasks" in sections
+    profile = next(f for f in figures_of(html) if f["layout"]["title"]["text"].startswith("performance profile"))
+    curves = {t["name"]: array(t["y"]) for t in profile["data"]}
+    assert curves["adam"][0] == 1.0 and curves["hopeless"][-1] == 0.0  # adam fastest on both tasks; hopeless never
+
+
+def _train(tmp_path: Path, raw: dict) -> Path:
+    from trainlab.config import validate
+    from trainlab.experiment import train
+
+    return train(validate(raw), out=tmp_path / raw["name"], quiet=True)[1]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    raw = {"name": "digits", "seed": 0, "data": {"source": "digits"}, "model": {"name": "mlp", "hidden": [16]},
+           "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 64,
+                        "epochs": 2}, "metrics": ["accuracy"], "output": {"progress": "off"}}
+    return _train(tmp_path_factory.mktemp("runs"), raw)
+
+
+def test_single_run_report_rebuilds_the_model_for_its_confusion_matrix(digits_run, tmp_path):
+    assert not (digits_run / "predictions.npz").exists()
+    html = write_report([digits_run], tmp_path / "run.html").read_text()
+    sections = re.findall(r'<h2 id="s\d+">(.*?)</h2>', html)
+    assert sections == ["results", "learning curves", "learning rate followed", "confusion matrix or residuals",
+                        "events", "config", "environment"]
+    heatmap = next(t for f in figures_of(html) for t in f["data"] if t["type"] == "heatmap")
+    counts = np.asarray(array(heatmap["customdata"]))
+    summary = json.loads((digits_run / "summary.json").read_text())
+    # the rebuilt model's predictions agree with the accuracy the run recorded when it finished
+    assert np.trace(counts) / counts.sum() == pytest.approx(summary["test"]["accuracy"], abs=1e-9)
+    assert heatmap["x"] == [str(i) for i in range(10)]
+    assert "epochs=2 reached" in html or summary["stop_reason"] in html
+
+
+def test_comparison_report_rebuilds_a_real_best_run(digits_run, tmp_path):
+    root = fake_comparison(tmp_path / "cmp", {"adam": ("adam", 0.01, 0.99), "sgd": ("sgd", 0.1, 0.5)}, seeds=2,
+                           real_best_run=digits_run, epochs=4)
+    html = write_report([root], tmp_path / "r.html").read_text()
+    assert "confusion matrix on the test split: adam, seed 0" in html
+
+
+def test_regression_run_gets_a_residual_plot_in_target_units(tmp_path):
+    raw = {"name": "linreg", "seed": 0, "data": {"source": "synthetic_linear", "n": 200}, "model": {"name": "linear"},
+           "strategy": {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": 32, "epochs": 3},
+           "metrics": ["mse", "r2"], "output": {"progress": "off"}}
+    run = _train(tmp_path, raw)
+    predictions = load_predictions(run)
+    assert predictions.task == "regression"
+    summary = json.loads((run / "summary.json").read_text())
+    mse = float(np.mean((predictions.y_true - predictions.y_pred) ** 2))
+    assert mse == pytest.approx(summary["test"]["mse"], rel=1e-5)
+    html = write_report([run], tmp_path / "r.html").read_text()
+    residual = next(f for f in figures_of(html) if f["layout"]["title"]["text"].startswith("residuals"))
+    assert residual["layout"]["yaxis"]["title"]["text"] == "residual: true - predicted (target units)"
+
+
+def test_several_run_folders_and_a_run_without_model_or_predictions(tmp_path):
+    rng = np.random.default_rng(0)
+    for name, quality in (("a", 0.9), ("b", 0.8)):
+        fake_run(tmp_path / "x" / name, optimizer="sgd", lr=0.1, seed=0, quality=quality, rng=rng, epochs=4,
+                 predictions=name == "a",
+                 events=[{"event": "rollback", "step": 40, "epoch": 1, "lr": 0.05}] if name == "b" else None)
+    html = write_report([tmp_path / "x/a", tmp_path / "x/b"], tmp_path / "r.html").read_text()
+    assert "Confusion matrix / residuals unavailable for b:" in html and "no model.safetensors" in html
+    assert "<td>rollback</td>" in html
+    assert "confusion matrix on the test split: a" in html
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "does not exist"), ("not_a_run", "is not a run folder"), ("mixed", "pass one comparison folder"),
+    ("bad_out", "must end in .html")])
+def test_bad_paths_are_one_line_config_errors(tmp_path, seven_by_five, capsys, case, message):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / ("r.txt" if case == "bad_out" else "r.html")
+    paths = {"missing": [tmp_path / "nope"], "not_a_run": [tmp_path / "empty"],
+             "mixed": [seven_by_five, seven_by_five / "runs/digits/sgd/seed-0"], "bad_out": [seven_by_five]}[case]
+    with pytest.raises(ConfigError, match=message):
+        write_report(paths, out)
+    assert main(["report", *map(str, paths), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and not out.exists()
+
+
+def test_classify_reads_a_comparison_and_its_runs(seven_by_five):
+    comparison = classify([seven_by_five])
+    assert set(comparison.runs["digits"]) == set(SEVEN)
+    assert [r.seed for r in comparison.runs["digits"]["adam"]] == [0, 1, 2, 3, 4]
+
+
+def test_cli_report_writes_the_file(seven_by_five, tmp_path, capsys):
+    assert main(["report", str(seven_by_five), "-o", str(tmp_path / "r.html")]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'r.html'}")
+
+
+# --------------------------------------------------------------------------- trainlab plot
+
+def test_cli_plot_draws_one_line_per_run_with_the_legend_outside(seven_by_five, tmp_path, monkeypatch):
+    from trainlab import plots
+
+    drawn = {}
+    real = plots.curves_figure
+
+    def spy(histories, metric):
+        drawn["figure"] = figure = real(histories, metric)
+        return figure
+
+    monkeypatch.setattr(plots, "curves_figure", spy)
+    runs = [seven_by_five / f"runs/digits/{name}/seed-0" for name in SEVEN]
+    assert main(["plot", *map(str, runs), "--metric", "val_accuracy", "-o", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes = drawn["figure"].axes[0]
+    labels = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert labels == [f"{name}/seed-0" for name in SEVEN]  # seed-0 repeats, so the strategy folder is added
+    assert axes.get_legend().get_bbox_to_anchor().x0 >= axes.get_window_extent().x1  # beside the axes
+    first = [json.loads(x) for x in (runs[0] / "metrics.jsonl").read_text().splitlines() if '"epoch"' in x]
+    assert list(axes.get_lines()[0].get_ydata()) == [r["val_accuracy"] for r in first]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metric", "val_nope"], "metric 'val_nope' is in no history"), (["-o", "c.gif"], "must end in one of"),
+])
+def test_cli_plot_bad_input_exits_2(seven_by_five, tmp_path, capsys, args, message):
+    run = seven_by_five / "runs/digits/sgd/seed-0"
+    argv = ["plot", str(run), "-o", str(tmp_path / "c.png"), *args]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert main(["plot", str(seven_by_five), "-o", str(tmp_path / "c.png")]) == 2
+    assert "is a comparison folder" in capsys.readouterr().err
+
+
+def test_a_diverged_seed_and_a_missing_summary_still_give_a_report(tmp_path):
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=3, epochs=4)
+    diverged = root / "runs/digits/adam/seed-0"
+    (diverged / "summary.json").write_text(json.dumps({"name": "x", "status": "diverged", "steps": 12, "events": []}))
+    (diverged / "run.json").write_text(json.dumps({"format": 1, "status": "diverged"}))
+    with (diverged / "metrics.jsonl").open("a") as handle:
+        handle.write(json.dumps({"event": "diverged", "step": 12, "loss": None}) + "\n")
+    (root / "runs/digits/sgd/seed-2/summary.json").unlink()
+    html = write_report([root], tmp_path / "r.html").read_text()
+    assert "confusion matrix on the test split: adam, seed 1" in html  # the first finished seed of the best
+    assert len(figures_of(html)) == 9
+
+
+def test_class_names_recorded_in_labels_json_name_the_confusion_matrix(digits_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    (run / "labels.json").write_text(json.dumps({"class_names": names}))
+    predictions = load_predictions(run)
+    assert predictions.class_names == names

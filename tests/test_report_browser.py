@@ -1,0 +1,115 @@
+"""The report in a real browser: headless Chromium (Debian's /usr/bin/chromium, installed by
+.ci/setup-chromium.sh) driven by playwright. Every chart is drawn and visible, the console shows
+no error, no request leaves the page, and legends stay off the plotting areas, at 1366 px width."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import SEVEN, fake_comparison, fake_run
+
+from trainlab.report import write_report
+
+pytestmark = pytest.mark.slow  # each page unpacks and runs plotly.js (4.8 MB): seconds per page on a busy CPU
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAPTOP = {"width": 1366, "height": 900}
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: run .ci/setup-chromium.sh (apt-get install chromium)", allow_module_level=True)
+
+# Per chart: drawn by plotly, its size, axis titles, and whether the legend overlaps a plotting area.
+INSPECT = r"""
+() => {
+const titles = (div, pattern) => Array.from(div.querySelectorAll("g.infolayer > g"))
+  .filter((g) => pattern.test(g.getAttribute("class"))).map((g) => g.textContent);
+return Array.from(document.querySelectorAll("div[data-figure]")).map((div) => {
+  const box = div.getBoundingClientRect();
+  const inter = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const legend = div.querySelector("g.legend");
+  const areas = Array.from(div.querySelectorAll("rect.nsewdrag")).map((r) => r.getBoundingClientRect());
+  const legendBox = legend ? legend.getBoundingClientRect() : null;
+  return {
+    id: div.id, drawn: div.classList.contains("js-plotly-plot") && !!div.querySelector("svg.main-svg"),
+    width: box.width, height: box.height, right: box.right,
+    xtitles: titles(div, /^g-x\d*title$/), ytitles: titles(div, /^g-y\d*title$/),
+    legendOverData: !!legendBox && legendBox.width > 0 && areas.some((a) => inter(a, legendBox)),
+    areas: areas.length,
+  };
+});
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def open_report(browser, path: Path, screenshot: Path | None = None) -> tuple[list[dict], list[str], list[str], int]:
+    """(charts, console errors, requests other than the page, page scroll width) after every chart is drawn."""
+    errors: list[str] = []
+    requests: list[str] = []
+    url = path.resolve().as_uri()
+    page = browser.new_page(viewport=LAPTOP)
+    try:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        page.on("request", lambda r: requests.append(r.url) if r.url != url else None)
+        page.route("**/*", lambda route: route.continue_() if route.request.url == url else route.abort())
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.chartsRendered !== undefined", timeout=60_000)
+        charts = page.evaluate(INSPECT)
+        for chart in charts:
+            assert page.locator(f"#{chart['id']}").is_visible(), chart["id"]
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
+    return charts, errors, requests, width
+
+
+def check(browser, path: Path, expected_charts: int) -> None:
+    keep = os.environ.get("TRAINLAB_REPORT_SCREENSHOTS")  # a folder for full-page screenshots, for a person
+    shot = Path(keep) / f"{path.stem}.png" if keep else None
+    if shot is not None:
+        shot.parent.mkdir(parents=True, exist_ok=True)
+    charts, errors, requests, width = open_report(browser, path, shot)
+    assert errors == [] and requests == []
+    assert len(charts) == expected_charts
+    for chart in charts:
+        assert chart["drawn"] and chart["width"] > 300 and chart["height"] > 200, chart
+        assert chart["right"] <= LAPTOP["width"], chart  # no chart wider than the laptop screen
+        # every plotting area has both axis titles
+        assert chart["areas"] >= 1 and len(chart["xtitles"]) == len(chart["ytitles"]) == chart["areas"], chart
+        assert all(chart["xtitles"]) and all(chart["ytitles"]), chart
+        assert not chart["legendOverData"], chart
+    assert width <= LAPTOP["width"]
+
+
+def test_seven_strategies_by_five_seeds_in_chromium(browser, tmp_path):
+    root = fake_comparison(tmp_path / "cmp", SEVEN, seeds=5)
+    out = write_report([root], tmp_path / "seven.html")
+    assert out.stat().st_size < 5_000_000
+    check(browser, out, 9)
+
+
+def test_two_tasks_in_chromium(browser, tmp_path):
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam", "hopeless")}, seeds=3,
+                           tasks=("digits", "wine"), epochs=6)
+    check(browser, write_report([root], tmp_path / "two_tasks.html"), 2 * 9 + 1)
+
+
+def test_single_run_with_events_in_chromium(browser, tmp_path):
+    rng = np.random.default_rng(0)
+    fake_run(tmp_path / "run", optimizer="sgd", lr=0.1, seed=0, quality=0.9, rng=rng, epochs=8,
+             events=[{"event": "divergence_rollback", "step": 120, "epoch": 3, "lr": 0.05}])
+    check(browser, write_report([tmp_path / "run"], tmp_path / "single.html"), 4)

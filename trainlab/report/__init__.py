@@ -1,0 +1,39 @@
+"""Self-contained HTML reports of a comparison folder or of run folders (``trainlab report``).
+
+``write_report([DIR], out)`` for a ``trainlab compare`` folder (``DIR/leaderboard.json`` and
+``DIR/runs/<task>/<strategy>/seed-<k>/``), or ``write_report([RUN, ...], out)`` for run folders.
+The file opens offline: no request of any kind leaves the page (see :mod:`trainlab.report.page`).
+
+Modules: ``sources`` reads folders, ``series`` computes what is plotted, ``predictions`` gets test
+predictions, ``figures`` draws plotly figures, ``sections`` decides what the report says, and
+``page`` writes the HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainlab.atomic import write_text
+from trainlab.errors import ConfigError
+from trainlab.report.sources import Comparison, classify
+
+
+def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """Write the report of ``paths`` (one comparison folder, or run folders) to ``out``; returns ``out``.
+
+    Raises :class:`ConfigError` when a path is neither kind or ``out`` is not an .html file name.
+    """
+    from trainlab.report.sections import comparison_page, runs_page
+
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"report output '{out}' must end in .html")
+    source = classify([Path(p) for p in paths])
+    page = comparison_page(source) if isinstance(source, Comparison) else runs_page(source)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, page.render())
+    return out
+
+
+__all__ = ["write_report"]

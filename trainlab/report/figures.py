@@ -1,0 +1,245 @@
+"""Plotly figures of a report. Each builder returns a ``plotly.graph_objects.Figure``.
+
+Conventions shared by every figure: one colour per strategy (or run) across the whole report
+(:func:`colours`), axis titles with units, the legend in the margin below the plot so it never
+covers data, and no fixed width (the page sizes charts to the window).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from trainlab.report.predictions import Predictions, confusion_matrix
+from trainlab.report.series import decimate, seed_band
+
+AXIS_TITLES = {"step": "step (optimizer updates)", "elapsed_s": "wall-clock time (s)"}
+MAX_RESIDUAL_POINTS = 3000
+MAX_CONFUSION_TEXT = 20  # above this many classes the cells carry no numbers (colour and hover only)
+
+
+def colours(names: Sequence[str]) -> dict[str, str]:
+    """A stable colour per name, in the given order (Plotly's ten, then Dark24)."""
+    palette = [*qualitative.Plotly, *qualitative.Dark24]
+    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    value = hex_colour.lstrip("#")
+    r, g, b = (int(value[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def style(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
+    """Title top-left, white template, legend below the plotting area."""
+    figure.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 16}},
+        template="plotly_white", height=height, font={"size": 13},
+        margin={"l": 70, "r": 20, "t": 60, "b": 40},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0.0, "xanchor": "left"},
+        hovermode="closest",
+    )
+    return figure
+
+
+def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette: Mapping[str, str]) -> go.Figure:
+    """Mean of ``metric`` per strategy with its 95% CI as error bars, and each seed as a dot."""
+    figure = go.Figure()
+    for entry in entries:
+        name = entry["name"]
+        stats = (entry.get("metrics") or {}).get(metric) or {}
+        mean, ci = stats.get("mean"), stats.get("ci95")
+        values = [v for v in stats.get("values") or [] if v is not None]
+        error = None
+        if mean is not None and ci and None not in ci:
+            error = {"type": "data", "symmetric": False, "array": [ci[1] - mean], "arrayminus": [mean - ci[0]],
+                     "thickness": 2, "width": 8}
+        figure.add_trace(go.Scatter(x=[name], y=[mean], error_y=error, mode="markers", name=name,
+                                    marker={"size": 12, "color": palette[name], "symbol": "diamond"},
+                                    hovertemplate=f"{name}<br>mean %{{y:.4g}}<br>95% CI {_interval(ci)}<extra></extra>"))
+        if values:
+            figure.add_trace(go.Box(x=[name] * len(values), y=values, name=name, boxpoints="all", jitter=0.3,
+                                    pointpos=-1.6, fillcolor="rgba(0,0,0,0)", line={"width": 0},
+                                    marker={"color": palette[name], "size": 6, "opacity": 0.55},
+                                    showlegend=False, hoverinfo="y"))
+    method = next(((e.get("metrics") or {}).get(metric, {}).get("ci_method") for e in entries), None)
+    figure.update_yaxes(title_text=_metric_title(metric))
+    figure.update_xaxes(title_text="strategy (ranked, best first)", type="category")
+    style(figure, f"{metric}: mean with 95% CI ({method or 'method not given'}), dots are seeds", 420)
+    figure.update_layout(showlegend=False)
+    return figure
+
+
+def _interval(ci: Sequence[float | None] | None) -> str:
+    if not ci or None in ci:
+        return "not given"
+    return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], keys: Sequence[str], axis: str,
+                  palette: Mapping[str, str], events: Sequence[Mapping[str, Any]] = ()) -> go.Figure:
+    """One panel per key; per group (strategy) the mean over seeds as a line and the min-max band.
+
+    ``axis`` is "step" or "elapsed_s". ``events`` (single runs) are marked as dotted vertical lines.
+    """
+    figure = make_subplots(rows=1, cols=len(keys), subplot_titles=list(keys), horizontal_spacing=0.07)
+    for column, key in enumerate(keys, start=1):
+        for name, runs in groups.items():
+            band = seed_band(runs, key, axis)
+            if band is None:
+                continue
+            colour = palette[name]
+            if len(runs) > 1:
+                figure.add_trace(go.Scatter(x=band.x, y=band.high, mode="lines", line={"width": 0},
+                                            legendgroup=name, showlegend=False, hoverinfo="skip"), 1, column)
+                figure.add_trace(go.Scatter(x=band.x, y=band.low, mode="lines", line={"width": 0}, fill="tonexty",
+                                            fillcolor=_rgba(colour, 0.18), legendgroup=name, showlegend=False,
+                                            hoverinfo="skip"), 1, column)
+            figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines+markers" if len(band.x) <= 30 else "lines",
+                                        marker={"size": 5}, name=name, legendgroup=name,
+                                        line={"color": colour, "width": 2}, showlegend=column == 1,
+                                        hovertemplate=f"{name}<br>%{{x:.4g}}: %{{y:.4g}}<extra>{key}</extra>"),
+                             1, column)
+        figure.update_xaxes(title_text=AXIS_TITLES[axis], row=1, col=column)
+        figure.update_yaxes(title_text=_metric_title(key), row=1, col=column)
+    if axis == "step":
+        for event in events:
+            if isinstance(event.get("step"), (int, float)):
+                for column in range(1, len(keys) + 1):
+                    figure.add_vline(x=event["step"], line={"dash": "dot", "color": "#c0392b", "width": 1},
+                                     row=1, col=column)
+    several = any(len(runs) > 1 for runs in groups.values())
+    figure.update_layout(showlegend=len(groups) > 1)
+    marked = axis == "step" and any(isinstance(e.get("step"), (int, float)) for e in events)
+    style(figure, f"learning curves by {'step' if axis == 'step' else 'wall-clock time'}"
+                  + (" (line: mean over seeds, band: min-max)" if several else "")
+                  + (" (dotted red lines: events, see the events table)" if marked else ""), 440)
+    return figure
+
+
+FRACTION_METRICS = {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "auc",
+                    "average_precision", "top_k_accuracy", "top5_accuracy", "r2", "mcc"}
+
+
+def _metric_title(key: str) -> str:
+    """The record key with its unit: seconds, a fraction, target units, or the loss's own scale."""
+    name = key.split("_", 1)[1] if key.split("_", 1)[0] in ("train", "val", "test") else key
+    if key.endswith("_s"):
+        return f"{key} (s)"
+    if name in FRACTION_METRICS:
+        return f"{key} (fraction)"
+    if name in ("mae", "rmse"):
+        return f"{key} (target units)"
+    if name == "mse":
+        return f"{key} (target units²)"
+    if name == "loss":
+        return f"{key} (mean per sample)"
+    return key
+
+
+def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palette: Mapping[str, str]) -> go.Figure:
+    """The learning rate each group actually followed (the ``lr`` of its records), mean over seeds."""
+    figure = go.Figure()
+    lows, highs = [], []
+    for name, runs in groups.items():
+        band = seed_band(runs, "lr", "step", max_points=600)
+        if band is None:
+            continue
+        positive = band.mean[band.mean > 0]
+        if positive.size:
+            lows.append(positive.min())
+            highs.append(positive.max())
+        figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines", name=name, line={"color": palette[name],
+                                    "width": 2, "shape": "hv"}))
+    log = bool(lows) and max(highs) / min(lows) > 50
+    figure.update_xaxes(title_text=AXIS_TITLES["step"])
+    figure.update_yaxes(title_text="learning rate" + (" (log scale)" if log else ""), type="log" if log else "linear",
+                        exponentformat="e", rangemode="normal" if log else "tozero")
+    figure.update_layout(showlegend=len(figure.data) > 1)
+    return style(figure, "learning rate followed (from the records)", 400)
+
+
+def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[str, str], y_title: str,
+                 title: str, note_missing: str | None = None) -> go.Figure:
+    """A box with every point per group; None values are counted and written under the group's name."""
+    figure = go.Figure()
+    labels = []
+    for name, raw in values.items():
+        present = [float(v) for v in raw if v is not None and math.isfinite(v)]
+        missing = len(raw) - len(present)
+        label = name if not (note_missing and missing) else f"{name}<br>({missing} {note_missing})"
+        labels.append(label)
+        if present:
+            figure.add_trace(go.Box(x=[label] * len(present), y=present, name=name, boxpoints="all", jitter=0.3,
+                                    pointpos=0, marker={"color": palette[name], "size": 7},
+                                    line={"color": palette[name]}, showlegend=False))
+        else:  # nothing to draw, but the group keeps its place on the axis with its "missed" label
+            figure.add_trace(go.Scatter(x=[label], y=[None], mode="markers", name=name, showlegend=False))
+    figure.update_xaxes(title_text="strategy", type="category", categoryorder="array", categoryarray=labels)
+    figure.update_yaxes(title_text=y_title)
+    return style(figure, title, 400)
+
+
+def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float],
+                   palette: Mapping[str, str]) -> go.Figure:
+    """Performance profiles: fraction of tasks within a factor tau of the best time to target."""
+    figure = go.Figure()
+    for name in [*[n for n in palette if n in profile], *[n for n in profile if n not in palette]]:
+        fractions = profile[name]
+        figure.add_trace(go.Scatter(x=list(taus), y=list(fractions), mode="lines", name=name,
+                                    line={"color": palette.get(name, "#333"), "width": 2, "shape": "hv"}))
+    figure.update_xaxes(title_text="tau: time to target / best strategy's time (log scale)", type="log")
+    figure.update_yaxes(title_text="fraction of tasks within tau", range=[-0.02, 1.02])
+    return style(figure, "performance profile over tasks (Dolan-More; higher and further left is better)", 400)
+
+
+def confusion_figure(predictions: Predictions, title: str) -> go.Figure:
+    """Counts of true class (rows) by predicted class (columns); colour is the row share (recall)."""
+    counts = confusion_matrix(predictions)
+    names = predictions.class_names or []
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
+    show_text = len(names) <= MAX_CONFUSION_TEXT
+    figure = go.Figure(go.Heatmap(
+        z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, customdata=counts,
+        text=counts if show_text else None, texttemplate="%{text}" if show_text else None,
+        colorbar={"title": {"text": "share of<br>true class"}},
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata} samples (%{z:.1%} of row)<extra></extra>",
+    ))
+    figure.update_xaxes(title_text="predicted class", type="category", side="bottom")
+    figure.update_yaxes(title_text="true class", type="category", autorange="reversed")
+    size = min(720, 260 + 28 * len(names))
+    return style(figure, title, size)
+
+
+def residual_figure(predictions: Predictions, title: str) -> go.Figure:
+    """Residual (true - predicted) against the prediction, at most MAX_RESIDUAL_POINTS points."""
+    predicted = np.asarray(predictions.y_pred, dtype=float).reshape(-1)
+    residual = np.asarray(predictions.y_true, dtype=float).reshape(-1) - predicted
+    keep = decimate(len(predicted), MAX_RESIDUAL_POINTS)
+    figure = go.Figure(go.Scatter(x=predicted[keep], y=residual[keep], mode="markers", name="test samples",
+                                    marker={"size": 5, "opacity": 0.6, "color": "#1f77b4"}))
+    figure.add_hline(y=0, line={"color": "#555", "dash": "dash", "width": 1})
+    figure.update_xaxes(title_text="predicted value (target units)")
+    figure.update_yaxes(title_text="residual: true - predicted (target units)")
+    style(figure, title, 420)
+    figure.update_layout(showlegend=False)
+    return figure
+
+
+def metric_bars(values: Mapping[str, float | None], metric: str, palette: Mapping[str, str]) -> go.Figure:
+    """One bar per run (no seeds to average): a run-folder report's stand-in for the leaderboard chart."""
+    names = list(values)
+    figure = go.Figure(go.Bar(x=names, y=[values[n] for n in names], marker={"color": [palette[n] for n in names]},
+                              hovertemplate="%{x}<br>%{y:.4g}<extra></extra>"))
+    figure.update_xaxes(title_text="run", type="category")
+    figure.update_yaxes(title_text=metric)
+    style(figure, f"{metric} by run", 380)
+    figure.update_layout(showlegend=False)
+    return figure

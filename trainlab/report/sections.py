@@ -1,0 +1,366 @@
+"""What a report says, section by section, for a comparison folder or for run folders.
+
+:func:`comparison_page` follows the issue's list: leaderboard (table and CI chart), learning
+curves on a step and a wall-clock axis, time to target, the LR followed, the generalisation gap,
+the performance profile (several tasks), the best strategy's confusion matrix or residuals, each
+strategy's config as a diff against the shared base, and the environment. :func:`runs_page` shows
+one or more plain run folders: curves, LR, predictions, events, config and environment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab.report import figures
+from trainlab.report.page import Markup, Page
+from trainlab.report.predictions import Predictions, load_predictions
+from trainlab.report.series import config_diff, loss_gap, performance_profile
+from trainlab.report.sources import Comparison, RunRecords, run_labels
+
+PROFILE_TAUS = [float(t) for t in np.round(np.logspace(0, 1, 41), 4)]  # tau from 1 to 10
+MAX_PREDICTION_FIGURES = 4  # run-folder reports: confusion/residual figures for at most this many runs
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Numbers to ``digits`` significant figures; None as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+def curve_keys(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], metric: str | None) -> list[str]:
+    """train_loss, val_loss and the validation form of ``metric`` (else the first other val_ key) present."""
+    present = {k for runs in groups.values() for records in runs for r in records for k in r}
+    wanted = ["train_loss", "val_loss"]
+    if metric:
+        name = metric.split("_", 1)[1] if metric.split("_", 1)[0] in ("test", "val", "train") else metric
+        if f"val_{name}" in present and f"val_{name}" not in wanted:
+            wanted.append(f"val_{name}")
+    if len(wanted) == 2:
+        others = sorted(k for k in present if k.startswith("val_") and k != "val_loss"
+                        and any(isinstance(r.get(k), (int, float)) for runs in groups.values()
+                                for records in runs for r in records))
+        wanted += others[:1]
+    return [k for k in wanted if k in present]
+
+
+def add_curves(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], metric: str | None,
+               palette: Mapping[str, str], events: Sequence[Mapping[str, Any]] = ()) -> None:
+    keys = curve_keys(groups, metric)
+    if not keys:
+        page.paragraph("No metric records (metrics.jsonl is empty or missing).")
+        return
+    page.figure(figures.curves_figure(groups, keys, "step", palette, events))
+    has_clock = any("elapsed_s" in r for runs in groups.values() for records in runs for r in records)
+    if has_clock:
+        page.figure(figures.curves_figure(groups, keys, "elapsed_s", palette))
+    else:
+        page.paragraph("No wall-clock times in the records (elapsed_s), so no wall-clock axis.")
+
+
+def add_lr(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palette: Mapping[str, str]) -> None:
+    if any("lr" in r for runs in groups.values() for records in runs for r in records):
+        page.figure(figures.lr_figure(groups, palette))
+    else:
+        page.paragraph("The records hold no learning rate (lr).")
+
+
+def add_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str | None,
+            palette: Mapping[str, str]) -> None:
+    """val_loss - train_loss at the end of training, and val vs test of the chosen metric, per seed."""
+    loss = {name: [loss_gap(run.records) for run in runs] for name, runs in groups.items()}
+    if any(v is not None for values in loss.values() for v in values):
+        page.figure(figures.box_by_group(loss, palette, "val_loss - train_loss (final record)",
+                                         "generalisation gap in loss (above 0: validation loss is higher)"))
+    name = metric.split("_", 1)[1] if metric and "_" in metric else metric
+    if name and name != "loss":
+        split_gap = {}
+        for strategy, runs in groups.items():
+            values = []
+            for run in runs:
+                val, test = run.split_metric(f"val_{name}"), run.split_metric(f"test_{name}")
+                values.append(val - test if val is not None and test is not None else None)
+            split_gap[strategy] = values
+        if any(v is not None for values in split_gap.values() for v in values):
+            page.figure(figures.box_by_group(split_gap, palette, f"val_{name} - test_{name}",
+                                             f"validation vs test {name} (the best epoch was chosen on validation)"))
+
+
+def add_predictions(page: Page, run: RunRecords, label: str) -> None:
+    predictions = load_predictions(run.path)
+    if not isinstance(predictions, Predictions):
+        page.paragraph(f"Confusion matrix / residuals unavailable for {label}: {predictions.reason}.")
+        return
+    if predictions.task == "classification":
+        page.figure(figures.confusion_figure(predictions, f"confusion matrix on the test split: {label}"))
+    else:
+        page.figure(figures.residual_figure(predictions, f"residuals on the test split: {label}"))
+
+
+def _git_commit() -> str | None:
+    source = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def add_environment(page: Page, runs: Sequence[RunRecords], extra: Mapping[str, Any] | None = None) -> None:
+    """Hardware and versions recorded in the runs' summaries; differing values are all listed."""
+    facts: dict[str, list[str]] = {}
+    for run in runs:
+        environment = dict(run.summary.get("environment") or {})
+        environment.setdefault("trainlab", run.summary.get("trainlab") or run.info.get("trainlab"))
+        for key, value in environment.items():
+            if value is not None:
+                seen = facts.setdefault(key, [])
+                if str(value) not in seen:
+                    seen.append(str(value))
+    for key, value in (extra or {}).items():
+        if value is not None:
+            facts.setdefault(key, [str(value)])
+    if not any(key in facts for key in ("git_commit", "commit", "git")):
+        commit = _git_commit()
+        facts["git commit (trainlab source at report time)"] = [commit or "not a git checkout"]
+    if not facts:
+        page.paragraph("The runs recorded no environment (summary.json missing).")
+        return
+    page.table(["fact", "value (all runs)"], [[key, " | ".join(values)] for key, values in facts.items()])
+
+
+def add_config_diff(page: Page, configs: Mapping[str, Mapping[str, Any]], what: str) -> None:
+    base, differences = config_diff(configs)
+    keys = sorted({k for diff in differences.values() for k in diff})
+    if keys and len(configs) > 1:
+        page.paragraph(f"Keys where the {what} differ (every other key is in the shared base below; "
+                       "names, seeds and output settings are not compared).")
+        rows = [[Markup(f"<code>{k}</code>"), *(json.dumps(differences[n].get(k)) for n in configs)] for k in keys]
+        page.table(["config key", *configs], rows)
+    elif len(configs) > 1:
+        page.paragraph(f"All {what} share one config (apart from names, seeds and output settings).")
+    lines = [f"{k}: {json.dumps(v)}" for k, v in base.items()]
+    page.preformatted("\n".join(lines) or "(empty)", summary=f"shared base config ({len(lines)} keys)")
+
+
+def add_events(page: Page, runs: Mapping[str, RunRecords]) -> None:
+    rows = []
+    for label, run in runs.items():
+        for event in run.events:
+            details = {k: v for k, v in event.items() if k not in ("event", "step", "epoch")}
+            rows.append([label, fmt(event.get("step")), fmt(event.get("epoch")), event.get("event"),
+                         json.dumps(details)[:300]])
+        if run.summary.get("stop_reason") or run.status != "finished":
+            rows.append([label, fmt(run.summary.get("steps")), fmt(run.summary.get("epochs_run")), f"end: {run.status}",
+                         run.summary.get("stop_reason") or ""])
+    if rows:
+        page.table(["run", "step", "epoch", "event", "details"], rows)
+    else:
+        page.paragraph("No events were recorded.")
+
+
+# --------------------------------------------------------------------------- comparison
+
+def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric: str, has_target: bool) -> None:
+    header = ["rank", "strategy", f"{metric} mean ± std", "95% CI", "median", "runs (failed)",
+              "vs best", "P(improvement)", "train time (s, mean)"]
+    if has_target:
+        header.append("time to target (s, median; reached)")
+    rows, classes = [], []
+    for entry in entries:
+        stats = (entry.get("metrics") or {}).get(metric) or {}
+        ci = stats.get("ci95") or [None, None]
+        vs = entry.get("vs_best") or {}
+        verdict = vs.get("verdict") or "–"
+        if vs.get("p_holm") is not None and verdict in ("indistinguishable", "worse"):
+            verdict_text = f"{verdict} (p_holm = {fmt(vs['p_holm'], 3)}, {vs.get('test') or '?'})"
+        else:
+            verdict_text = verdict
+        css = "verdict-" + verdict.replace(" ", "-")
+        time_stats = (entry.get("metrics") or {}).get("train_time_s") or {}
+        row = [fmt(entry.get("rank")), entry.get("name"),
+               f"{fmt(stats.get('mean'))} ± {fmt(stats.get('std'), 2)}",
+               f"[{fmt(ci[0])}, {fmt(ci[1])}] {stats.get('ci_method') or ''}", fmt(stats.get("median")),
+               f"{entry.get('runs', '–')} ({entry.get('failed', 0)})",
+               Markup(f'<span class="{css}">{verdict_text}</span>'), fmt(vs.get("prob_improvement"), 3),
+               fmt(time_stats.get("mean"))]
+        if has_target:
+            ttt = entry.get("time_to_target_s") or {}
+            row.append(f"{fmt(ttt.get('median'))} ({ttt.get('reached', '–')}/{len(ttt.get('values') or [])})")
+        rows.append(row)
+        classes.append("best" if (entry.get("vs_best") or {}).get("verdict") == "best" else "")
+    page.table(header, rows, classes, numeric={0, 4, 7, 8})
+
+
+def _profile(comparison: Comparison, direction: str) -> tuple[dict[str, list[float]], list[float], str] | None:
+    """(profile, taus, what it measures): the leaderboard's own, else from medians to target, else the metric."""
+    given = comparison.leaderboard.get("profile")
+    if isinstance(given, dict):
+        taus = given.get("taus") or given.get("tau")
+        curves = given.get("strategies") or given.get("rho") or given.get("fractions")
+        if isinstance(taus, list) and isinstance(curves, dict) and all(
+                isinstance(v, list) and len(v) == len(taus) for v in curves.values()):
+            return {k: [float(x) for x in v] for k, v in curves.items()}, [float(t) for t in taus], \
+                "as computed by trainlab compare"
+    if comparison.leaderboard.get("target"):
+        times = {task: {e["name"]: (e.get("time_to_target_s") or {}).get("median") for e in comparison.strategies(task)}
+                 for task in comparison.tasks}
+        return performance_profile(times, PROFILE_TAUS), PROFILE_TAUS, "median time to target per task"
+    metric = comparison.leaderboard.get("metric")
+    costs: dict[str, dict[str, float | None]] = {}
+    for task in comparison.tasks:
+        costs[task] = {}
+        for entry in comparison.strategies(task):
+            mean = ((entry.get("metrics") or {}).get(metric) or {}).get("mean")
+            if mean is None or mean <= 0:
+                costs[task][entry["name"]] = None
+            else:  # a cost where lower is better: the metric itself (min) or its reciprocal (max)
+                costs[task][entry["name"]] = mean if direction == "min" else 1.0 / mean
+    return performance_profile(costs, PROFILE_TAUS), PROFILE_TAUS, f"mean {metric} (no --target was set)"
+
+
+def comparison_page(comparison: Comparison) -> Page:
+    board = comparison.leaderboard
+    metric = str(board.get("metric") or "test_loss")
+    direction = str(board.get("direction") or ("min" if metric.endswith("loss") else "max"))
+    target = board.get("target")
+    page = Page(f"trainlab comparison: {comparison.path.resolve().name}")
+    names = list(dict.fromkeys([e["name"] for t in comparison.tasks for e in comparison.strategies(t)]
+                               + [s for runs in comparison.runs.values() for s in runs]))
+    palette = figures.colours(names)
+    several = len(comparison.tasks) > 1
+    target_text = f"{target['metric']} reaching {target['value']}" if isinstance(target, dict) else "none"
+    subtitle = (f"{len(comparison.tasks)} task(s), {len(names)} strategies, {board.get('seeds', '?')} seeds; "
+                f"ranked by {metric} ({direction}); target: {target_text}. Folder: {comparison.path.resolve()}")
+    all_runs: list[RunRecords] = []
+    for task in comparison.tasks:
+        prefix = f"{task}: " if several else ""
+        entries = comparison.strategies(task)
+        runs = comparison.runs.get(task, {})
+        all_runs += [run for seeds in runs.values() for run in seeds]
+        order = [e["name"] for e in entries] + [s for s in runs if s not in {e["name"] for e in entries}]
+        groups = {name: runs[name] for name in order if name in runs}
+        records = {name: [run.records for run in seeds] for name, seeds in groups.items()}
+
+        page.heading(f"{prefix}leaderboard")
+        if entries:
+            _leaderboard_table(page, entries, metric, bool(target))
+            page.figure(figures.leaderboard_chart(entries, metric, palette))
+        else:
+            page.paragraph(f"leaderboard.json has no entries for task {task}.")
+        page.heading(f"{prefix}learning curves")
+        add_curves(page, records, metric, palette)
+        if target:
+            page.heading(f"{prefix}time to target ({target_text})")
+            ttt = {e["name"]: list((e.get("time_to_target_s") or {}).get("values") or []) for e in entries}
+            page.figure(figures.box_by_group(ttt, palette, "wall-clock time to target (s)",
+                                             "time to target per seed (a miss counts as never, AlgoPerf)",
+                                             note_missing="missed"))
+            steps = {e["name"]: list((e.get("steps_to_target") or {}).get("values") or []) for e in entries}
+            if any(v is not None for values in steps.values() for v in values):
+                page.figure(figures.box_by_group(steps, palette, "steps to target (optimizer updates)",
+                                                 "steps to target per seed", note_missing="missed"))
+        page.heading(f"{prefix}learning rate followed")
+        add_lr(page, records, palette)
+        page.heading(f"{prefix}generalisation gap")
+        add_gap(page, groups, metric, palette)
+        page.heading(f"{prefix}predictions of the best strategy")
+        best = entries[0]["name"] if entries else None
+        candidates = [r for r in runs.get(best, []) if r.status == "finished"] if best else []
+        if candidates:
+            add_predictions(page, candidates[0], f"{best}, seed {candidates[0].seed}")
+        else:
+            page.paragraph("No finished run of the best strategy to predict with.")
+    if several:
+        page.heading("performance profile over tasks")
+        profile = _profile(comparison, direction)
+        if profile:
+            curves, taus, what = profile
+            page.paragraph(f"Measured on: {what}.")
+            page.figure(figures.profile_figure(curves, taus, palette))
+    page.heading("strategy configs (diff against the shared base)")
+    configs = {}
+    for runs in comparison.runs.values():
+        for name, seeds in runs.items():
+            configs.setdefault(name, seeds[0].config)
+    add_config_diff(page, {n: configs[n] for n in names if n in configs}, "strategies")
+    page.heading("environment")
+    add_environment(page, all_runs, {k: board.get(k) for k in ("git_commit", "environment") if k in board})
+    page.subtitle = subtitle
+    return page
+
+
+# --------------------------------------------------------------------------- run folders
+
+def runs_page(runs: Sequence[RunRecords]) -> Page:
+    labels = run_labels(runs)
+    by_label = dict(zip(labels, runs, strict=True))
+    palette = figures.colours(labels)
+    single = len(runs) == 1
+    first = runs[0]
+    metric_names = [m for m in (first.config.get("metrics") or []) if isinstance(m, str)]
+    metric = f"test_{metric_names[0]}" if metric_names else None
+    page = Page(f"trainlab run: {first.name}" if single else f"trainlab runs: {len(runs)} run folders")
+    if single:
+        summary = first.summary
+        page.subtitle = (f"status {first.status}; {summary.get('stop_reason') or 'no stop reason'}; "
+                         f"{fmt(summary.get('epochs_run'))} epochs, {fmt(summary.get('steps'))} steps, "
+                         f"{fmt(summary.get('train_time_s'))} s training. Folder: {first.path.resolve()}")
+    else:
+        page.subtitle = "Folders: " + ", ".join(str(r.path.resolve()) for r in runs)
+
+    page.heading("results")
+    if single:
+        val, test = first.summary.get("val") or {}, first.summary.get("test") or {}
+        keys = list(dict.fromkeys([*val, *test]))
+        if keys:
+            page.table(["metric", "validation", "test"], [[k, fmt(val.get(k)), fmt(test.get(k))] for k in keys],
+                       numeric={1, 2})
+        else:
+            page.paragraph("No summary.json metrics (the run did not finish).")
+    else:
+        shown = metric or "test_loss"
+        rows = [[label, run.status, fmt(run.split_metric(shown.replace("test_", "val_", 1))), fmt(run.split_metric(shown)),
+                 fmt(run.split_metric("test_loss")), fmt(run.summary.get("epochs_run")), fmt(run.summary.get("train_time_s"))]
+                for label, run in by_label.items()]
+        page.table(["run", "status", shown.replace("test_", "val_", 1), shown, "test_loss", "epochs", "train time (s)"],
+                   rows, numeric={2, 3, 4, 5, 6})
+        values = {label: run.split_metric(shown) for label, run in by_label.items()}
+        if any(v is not None for v in values.values()):
+            page.figure(figures.metric_bars(values, shown, palette))
+    groups = {label: [run.records] for label, run in by_label.items()}
+    page.heading("learning curves")
+    add_curves(page, groups, metric, palette, events=first.events if single else ())
+    page.heading("learning rate followed")
+    add_lr(page, groups, palette)
+    if not single:
+        page.heading("generalisation gap")
+        add_gap(page, {label: [run] for label, run in by_label.items()}, metric, palette)
+    page.heading("confusion matrix or residuals")
+    for label, run in list(by_label.items())[:MAX_PREDICTION_FIGURES]:
+        add_predictions(page, run, label)
+    if len(runs) > MAX_PREDICTION_FIGURES:
+        page.paragraph(f"Predictions shown for the first {MAX_PREDICTION_FIGURES} runs only.")
+    page.heading("events")
+    add_events(page, by_label)
+    page.heading("config")
+    if single:
+        config_file = first.path / "config.yaml"
+        page.preformatted(config_file.read_text() if config_file.is_file() else "(no config.yaml)")
+    else:
+        add_config_diff(page, {label: run.config for label, run in by_label.items()}, "runs")
+    page.heading("environment")
+    add_environment(page, runs)
+    return page

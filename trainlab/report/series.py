@@ -1,0 +1,146 @@
+"""Numbers a report plots, computed from run records: curves, seed bands, gaps, profiles, config diffs.
+
+Pure functions over plain lists and dicts (no plotting), each tested against NumPy written in
+the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Keys that differ between runs of one strategy by design, or only say where files go.
+CONFIG_KEYS_NOT_COMPARED = ("name", "seed", "output.")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def curve(records: Sequence[Mapping[str, Any]], key: str, x: str = "step") -> tuple[list[float], list[float]]:
+    """The (x, value) points of ``key`` in file order, from records holding both finite numbers.
+
+    A repeated x (a record rewritten after a resume) keeps its last value.
+    """
+    points: dict[float, float] = {}
+    for record in records:
+        if _finite(record.get(key)) and _finite(record.get(x)):
+            points.pop(float(record[x]), None)
+            points[float(record[x])] = float(record[key])
+    return list(points), list(points.values())
+
+
+def decimate(count: int, max_points: int) -> np.ndarray:
+    """Indices of at most ``max_points`` evenly spaced points of ``count``, always keeping the first and last."""
+    if count <= max_points:
+        return np.arange(count)
+    return np.unique(np.round(np.linspace(0, count - 1, max_points)).astype(int))
+
+
+@dataclass
+class SeedBand:
+    """A metric over seeds, aligned by step: mean, min and max at each x, and how many seeds had it."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    seeds: np.ndarray
+
+
+def seed_band(runs: Sequence[Sequence[Mapping[str, Any]]], key: str, axis: str = "step",
+              max_points: int = 300) -> SeedBand | None:
+    """Mean and min-max band of ``key`` over runs (one record list per seed), aligned at equal steps.
+
+    ``axis="step"``: x is the step. ``axis="elapsed_s"``: x is the mean over seeds of the wall-clock
+    time at which each seed logged that step (seeds share the steps, not the clock). At most
+    ``max_points`` x values are kept (evenly spaced, first and last included). None when no run has
+    ``key``.
+    """
+    by_step: dict[float, list[float]] = {}
+    clock: dict[float, list[float]] = {}
+    for records in runs:
+        steps, values = curve(records, key, "step")
+        elapsed = dict(zip(*curve(records, "elapsed_s", "step"), strict=True)) if axis == "elapsed_s" else {}
+        for step, value in zip(steps, values, strict=True):
+            if axis == "elapsed_s":
+                if step not in elapsed:
+                    continue
+                clock.setdefault(step, []).append(elapsed[step])
+            by_step.setdefault(step, []).append(value)
+    if not by_step:
+        return None
+    steps = sorted(by_step)
+    keep = decimate(len(steps), max_points)
+    steps = [steps[i] for i in keep]
+    groups = [np.asarray(by_step[s]) for s in steps]
+    x = np.asarray([np.mean(clock[s]) for s in steps] if axis == "elapsed_s" else steps, dtype=float)
+    return SeedBand(x, np.array([g.mean() for g in groups]), np.array([g.min() for g in groups]),
+                    np.array([g.max() for g in groups]), np.array([len(g) for g in groups]))
+
+
+def loss_gap(records: Sequence[Mapping[str, Any]]) -> float | None:
+    """Generalisation gap in loss: val_loss - train_loss of the last record that holds both."""
+    for record in reversed(records):
+        if _finite(record.get("val_loss")) and _finite(record.get("train_loss")):
+            return float(record["val_loss"]) - float(record["train_loss"])
+    return None
+
+
+def performance_profile(times: Mapping[str, Mapping[str, float | None]], taus: Sequence[float]
+                        ) -> dict[str, list[float]]:
+    """Dolan-More performance profile: rho_s(tau) = |{tasks t : r_ts <= tau}| / |tasks|.
+
+    ``times[task][strategy]`` is the time to target (None or inf: never reached);
+    r_ts = time_ts / min_s time_ts. A task no strategy solved counts against every strategy.
+    """
+    strategies = sorted({s for per_task in times.values() for s in per_task})
+    ratios: dict[str, list[float]] = {s: [] for s in strategies}
+    for per_task in times.values():
+        reached = [t for t in per_task.values() if t is not None and math.isfinite(t)]
+        best = min(reached) if reached else None
+        for strategy in strategies:
+            t = per_task.get(strategy)
+            ok = best is not None and t is not None and math.isfinite(t)
+            ratios[strategy].append(t / best if ok and best > 0 else (1.0 if ok else math.inf))
+    n_tasks = max(len(times), 1)
+    return {s: [sum(r <= tau for r in ratios[s]) / n_tasks for tau in taus] for s in strategies}
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _compared(key: str) -> bool:
+    return not any(key == skip or (skip.endswith(".") and key.startswith(skip)) for skip in CONFIG_KEYS_NOT_COMPARED)
+
+
+def config_diff(configs: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(base, differences): base is every flattened key all configs share with one value; each config's
+    differences are its other keys (a key a config lacks shows as None there). Names, seeds and
+    output settings are not compared.
+    """
+    flats = {name: {k: v for k, v in flatten(c).items() if _compared(k)} for name, c in configs.items()}
+    keys = sorted({k for flat in flats.values() for k in flat})
+    base: dict[str, Any] = {}
+    differing: list[str] = []
+    for key in keys:
+        values = [flat.get(key, None) for flat in flats.values()]
+        present = all(key in flat for flat in flats.values())
+        if present and all(v == values[0] for v in values):
+            base[key] = values[0]
+        else:
+            differing.append(key)
+    return base, {name: {k: flat.get(k) for k in differing} for name, flat in flats.items()}

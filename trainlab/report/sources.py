@@ -1,0 +1,179 @@
+"""Reading what a report shows: run folders and comparison folders, as plain records.
+
+A run folder (see :mod:`trainlab.run_folder`) gives a :class:`RunRecords`: its resolved
+config, its metric records split into curve records and event records (records with an
+``"event"`` key), its summary and run.json. A comparison folder (``trainlab compare``) is
+``DIR/leaderboard.json`` plus ``DIR/runs/<task>/<strategy>/seed-<k>/``; it gives a
+:class:`Comparison`. Missing optional files (summary.json of a run that never finished,
+metrics.jsonl of a run that never logged) read as empty, so a partly failed comparison
+still reports; a path that is neither kind raises :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainlab.errors import ConfigError, DataError
+
+LEADERBOARD = "leaderboard.json"
+SEED_FOLDER = re.compile(r"^seed-(\d+)$")
+
+
+@dataclass
+class RunRecords:
+    """One run folder, read."""
+
+    path: Path
+    config: dict[str, Any]
+    records: list[dict[str, Any]]  # metric records in file order (epoch and step records)
+    events: list[dict[str, Any]]  # records with an "event" key
+    summary: dict[str, Any]
+    info: dict[str, Any]
+    seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.summary.get("name") or self.config.get("name") or self.path.name)
+
+    @property
+    def status(self) -> str:
+        return str(self.info.get("status") or self.summary.get("status") or "unknown")
+
+    def split_metric(self, key: str) -> float | None:
+        """``test_accuracy`` -> summary["test"]["accuracy"]; ``train_time_s`` -> summary["train_time_s"]."""
+        if key in self.summary and not isinstance(self.summary[key], dict):
+            return _number(self.summary[key])
+        split, _, metric = key.partition("_")
+        block = self.summary.get(split)
+        if isinstance(block, dict):
+            return _number(block.get(metric))
+        return None
+
+
+@dataclass
+class Comparison:
+    """A ``trainlab compare`` folder: the leaderboard and every run under ``runs/``."""
+
+    path: Path
+    leaderboard: dict[str, Any]
+    runs: dict[str, dict[str, list[RunRecords]]] = field(default_factory=dict)  # task -> strategy -> seeds
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.leaderboard.get("tasks") or self.runs)
+
+    def strategies(self, task: str) -> list[dict[str, Any]]:
+        """The leaderboard entries of ``task``, ranked (rank 1 first; unranked last, in file order)."""
+        entries = list(((self.leaderboard.get("tasks") or {}).get(task) or {}).get("strategies") or [])
+        return sorted(entries, key=lambda e: (e.get("rank") is None, e.get("rank") or 0))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(curve records, event records) from a metrics.jsonl; a torn last line (a killed writer) is skipped."""
+    records: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    if not path.is_file():
+        return records, events
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # only a crash mid-write leaves an unparsable line; the rest is still worth showing
+        if not isinstance(record, dict):
+            raise DataError(f"{path} line {number} is not a JSON object")
+        (events if "event" in record else records).append(record)
+    return records, events
+
+
+def is_run_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / "run.json").is_file() or (path / "config.yaml").is_file())
+
+
+def load_run(path: str | Path, seed: int | None = None) -> RunRecords:
+    """Read one run folder; raises :class:`ConfigError` when ``path`` is not one."""
+    path = Path(path)
+    if not is_run_folder(path):
+        raise ConfigError(f"{path} is not a run folder (no run.json or config.yaml) nor a comparison folder "
+                          f"(no {LEADERBOARD})")
+    config_path = path / "config.yaml"
+    try:
+        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"cannot read {config_path}: {str(exc).splitlines()[0]}") from None
+    records, events = read_metrics(path / "metrics.jsonl")
+    summary = _read_json(path / "summary.json", {})
+    events = events or [e for e in summary.get("events") or [] if isinstance(e, dict)]
+    if seed is None:
+        seed = summary.get("seed", (config or {}).get("seed"))
+    return RunRecords(path, config or {}, records, events, summary, _read_json(path / "run.json", {}), seed)
+
+
+def run_labels(runs: list[RunRecords]) -> list[str]:
+    """Folder names, with parent folders added until every label is unique (for legends)."""
+    depth = 1
+    while True:
+        labels = ["/".join(run.path.resolve().parts[-depth:]) for run in runs]
+        if len(set(labels)) == len(labels) or depth >= max(len(run.path.resolve().parts) for run in runs):
+            return labels
+        depth += 1
+
+
+def load_comparison(path: str | Path) -> Comparison:
+    """Read ``DIR/leaderboard.json`` and the runs under ``DIR/runs/<task>/<strategy>/seed-<k>/``."""
+    path = Path(path)
+    leaderboard = _read_json(path / LEADERBOARD, None)
+    if not isinstance(leaderboard, dict):
+        raise ConfigError(f"{path} has no {LEADERBOARD}; run 'trainlab compare' first, or pass run folders")
+    runs: dict[str, dict[str, list[RunRecords]]] = {}
+    root = path / "runs"
+    for task_dir in sorted(p for p in root.glob("*") if p.is_dir()):
+        for strategy_dir in sorted(p for p in task_dir.glob("*") if p.is_dir()):
+            seeds = []
+            for seed_dir in strategy_dir.iterdir():
+                match = SEED_FOLDER.match(seed_dir.name)
+                if match and is_run_folder(seed_dir):
+                    seeds.append(load_run(seed_dir, seed=int(match.group(1))))
+            if seeds:
+                seeds.sort(key=lambda run: run.seed if run.seed is not None else -1)
+                runs.setdefault(task_dir.name, {})[strategy_dir.name] = seeds
+    return Comparison(path, leaderboard, runs)
+
+
+def classify(paths: list[Path]) -> Comparison | list[RunRecords]:
+    """One comparison folder, or one or more run folders; anything else is a :class:`ConfigError`."""
+    if not paths:
+        raise ConfigError("report needs a comparison folder or at least one run folder")
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"{missing[0]} does not exist; pass a comparison folder or run folders")
+    comparisons = [p for p in paths if (p / LEADERBOARD).is_file()]
+    if comparisons:
+        if len(paths) > 1:
+            raise ConfigError(f"pass one comparison folder on its own (got {len(paths)} paths, "
+                              f"{comparisons[0]} holds a {LEADERBOARD}); write one report per comparison")
+        return load_comparison(comparisons[0])
+    return [load_run(p) for p in paths]
