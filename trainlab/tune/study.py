@@ -60,6 +60,7 @@ HEARTBEAT_INTERVAL_S = 20  # RDB storages: a worker records a heartbeat this oft
 HEARTBEAT_GRACE_S = 60  # ... and a RUNNING trial without one for this long is failed and retried
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 OBJECTIVE_FAILURES = ("diverged", "error")
+WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
 
 @dataclass(frozen=True)
@@ -120,26 +121,42 @@ def storage_url(url: str) -> str:
     return url
 
 
+_STORAGES: dict[tuple[str | None, Path], optuna.storages.BaseStorage] = {}
+
+
 def open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
+    """The study's storage, opened once per process (workers racing to create the tables retry)."""
+    key = (settings.storage, settings.out)
+    if key not in _STORAGES:
+        _STORAGES[key] = _open_storage(settings)
+    return _STORAGES[key]
+
+
+def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
     if settings.storage is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         settings.out.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(settings.out / JOURNAL_NAME)))
     url = storage_url(settings.storage)
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                              grace_period=HEARTBEAT_GRACE_S,
-                                              heartbeat_stale_trial_callback=retry)
-    except ImportError:
-        raise ConfigError(f"--storage {settings.storage}: the database driver is not installed "
-                          "(PostgreSQL: pip install 'trainlab[postgres]')") from None
-    except Exception as exc:  # SQLAlchemy's ArgumentError / OperationalError: a bad URL or no server
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ConfigError(f"--storage {settings.storage}: cannot open it: {first}") from None
+    for attempt in range(10):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                                  grace_period=HEARTBEAT_GRACE_S,
+                                                  heartbeat_stale_trial_callback=retry)
+        except ImportError:
+            raise ConfigError(f"--storage {settings.storage}: the database driver is not installed "
+                              "(PostgreSQL: pip install 'trainlab[postgres]')") from None
+        except Exception as exc:  # SQLAlchemy's ArgumentError / OperationalError: a bad URL or no server
+            if _is_duplicate(exc) and attempt < 9:  # another worker is creating the tables right now
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ConfigError(f"--storage {settings.storage}: cannot open it: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> optuna.Study:
@@ -295,7 +312,9 @@ def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | Po
             raise StudyExhausted(f"{len(failures)} trials failed (as many as --trials); the last, trial "
                                  f"{last.number}: {last.user_attrs.get(ATTR_FAIL_REASON)}")
         study.sampler = build_sampler(settings.seed, len(trials))  # the next trial's number
-        trial = study.ask()
+        with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); we beat ourselves
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()
         trial.set_user_attr(ATTR_PID, os.getpid())
         trial.set_user_attr(ATTR_HOST, socket.gethostname())
         return trial
@@ -350,7 +369,12 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
     while deadline is None or time.time() < deadline:
         trial = claim_trial(study, settings, lock)
         if trial is None:
-            return
+            # the total is claimed; a running trial may still fail and free a slot, so a worker
+            # leaves only when none runs (and every worker then writes complete results)
+            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return
+            time.sleep(WAIT_FOR_RUNNING_S)
+            continue
         try:
             with heartbeat(study, trial):
                 value = objective(trial)
