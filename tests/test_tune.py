@@ -296,3 +296,22 @@ def test_postgres_two_workers_share_one_study(tmp_path):
     assert run_folders == [t.number for t in loaded.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(read_trials(tmp_path / "out0")) == len(read_trials(tmp_path / "out1")) == 8
     assert not math.isnan(loaded.best_value)
+
+
+def test_refit_seeds_compares_tuned_with_base_or_is_refused_before_any_trial(tmp_path):
+    try:
+        import trainlab.compare  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="--refit-seeds needs trainlab.compare"):
+            tune(settings(tmp_path, 2, refit_seeds=2))
+        assert not (tmp_path / "out").exists()
+        return
+    best = tune(settings(tmp_path, 3, refit_seeds=2, pruner="none"))
+    refit = best["refit"]
+    assert refit["metric"] == "test_accuracy"
+    assert sorted(row["strategy"] for row in refit["rows"]) == ["base", "tuned"]
+    tuned_runs = sorted((tmp_path / "out" / "refit").glob("runs/*/tuned/seed-*/summary.json"))
+    assert len(tuned_runs) == 2
+    tuned = load_config(tuned_runs[0].parent / "config.yaml")
+    assert tuned.strategy.optimizer.lr == pytest.approx(best["params"]["strategy.optimizer.lr"])
+    assert "Refit over seeds" in (tmp_path / "out" / "report.html").read_text()

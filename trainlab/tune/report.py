@@ -97,8 +97,10 @@ def tune_section(study: optuna.Study, settings: TuneSettings, best: dict[str, An
     else:
         parts.append(f"<p>{html.escape(best.get('note', 'not computed'))}</p>")
     if best.get("refit"):
-        parts.append("<h3>Refit over seeds: tuned vs base</h3>")
-        parts.append(best["refit"].get("html") or _table(best["refit"].get("rows", [])))
+        refit = best["refit"]
+        parts.append(f"<h3>Refit over seeds: tuned vs base ({html.escape(refit['metric'])}, "
+                     f"trainlab compare in {html.escape(refit['dir'])})</h3>")
+        parts.append(_table(refit["rows"]))
     parts.append("<h3>Trials</h3>")
     parts.append(_table(trial_rows(study, _searched_keys(study))))
     return "\n".join(parts)

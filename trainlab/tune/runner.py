@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from trainlab.atomic import write_json
 from trainlab.tune.results import format_best, write_results
 from trainlab.tune.study import TuneSettings, prepare, run_workers, study_for
 
@@ -16,6 +17,10 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     refused before the first trial. The results are written even when a worker
     stops the study with an error, then the error is raised.
     """
+    if settings.refit_seeds:
+        from trainlab.tune.refit import check_available
+
+        check_available()
     space, base_raw = prepare(settings)
     try:
         run_workers(settings, space, base_raw)
@@ -24,7 +29,8 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     if settings.refit_seeds and "trial" in best:
         from trainlab.tune.refit import refit
 
-        best["refit"] = refit(settings, best)
+        best["refit"] = refit(settings, space, best)
+        write_json(settings.out / "best.json", best)
     from trainlab.tune.report import write_report
 
     write_report(study_for(settings), settings, best)

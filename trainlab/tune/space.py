@@ -104,6 +104,11 @@ class SearchSpace:
                 values[param.key] = param.suggest(trial)
         return values
 
+    def decode(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Optuna's stored parameters -> config values (a list choice is stored as its JSON text)."""
+        by_key = {p.key: p for p in self.params}
+        return {key: _decode(value, by_key[key].choices) if key in by_key else value for key, value in params.items()}
+
     def values_for(self, key: str, value: Any) -> dict[str, Any]:
         """``key=value`` plus the first value of each condition that switches ``key`` on."""
         by_key = {p.key: p for p in self.params}
