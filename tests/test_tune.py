@@ -315,3 +315,24 @@ def test_refit_seeds_compares_tuned_with_base_or_is_refused_before_any_trial(tmp
     tuned = load_config(tuned_runs[0].parent / "config.yaml")
     assert tuned.strategy.optimizer.lr == pytest.approx(best["params"]["strategy.optimizer.lr"])
     assert "Refit over seeds" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_the_base_config_is_the_first_trial_when_it_lies_in_the_space(tmp_path):
+    best = tune(settings(tmp_path / "in", 3, pruner="none"))
+    rows = read_trials(tmp_path / "in" / "out")
+    first = rows[0]
+    assert (first["strategy.optimizer.name"], float(first["strategy.optimizer.lr"]),
+            int(first["strategy.batch_size"]), first["strategy.optimizer.momentum"]) == ("adam", 0.01, 32, "")
+    assert best["value"] >= float(first["value"])
+    outside = {**SPACE, "strategy.batch_size": {"choices": [8, 16]}}  # the base's 32 is not a point
+    tune(settings(tmp_path / "out", 2, pruner="none", space=outside))
+    assert read_trials(tmp_path / "out" / "out")[0]["strategy.batch_size"] in ("8", "16")
+
+
+def test_a_metric_the_base_config_does_not_compute_is_refused_before_any_trial(tmp_path, capsys):
+    base, space = write(tmp_path)
+    code = main(["tune", str(base), "--space", str(space), "--trials", "2", "--metric", "val_f1",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "--metric 'val_f1' is not computed" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -65,24 +65,37 @@ class Param:
             high = int(high) if self.kind == "int" else float(high)
         return [self.low, high]
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a point of this key's range or one of its choices."""
+        if self.kind == "categorical":
+            return encode_choice(value) in [encode_choice(c) for c in self.choices]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return False
+        if self.kind == "int" and value != int(value):
+            return False
+        if self.step is None:
+            return True
+        steps = (value - self.low) / self.step
+        return abs(steps - round(steps)) < 1e-9
+
     def suggest(self, trial: Any) -> Any:
         """Sample this key on an Optuna trial (the Optuna parameter name is the key)."""
         if self.kind == "categorical":
-            encoded = [_encode(c) for c in self.choices]
+            encoded = [encode_choice(c) for c in self.choices]
             return _decode(trial.suggest_categorical(self.key, encoded), self.choices)
         if self.kind == "int":
             return trial.suggest_int(self.key, self.low, self.high, step=self.step or 1, log=self.log)
         return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
 
 
-def _encode(choice: Any) -> Any:
+def encode_choice(choice: Any) -> Any:
     """Optuna stores None/bool/int/float/str choices; a list or mapping travels as its JSON text."""
     return choice if choice is None or isinstance(choice, (bool, int, float, str)) else json.dumps(choice)
 
 
 def _decode(value: Any, choices: tuple[Any, ...]) -> Any:
     for choice in choices:
-        if _encode(choice) == value:
+        if encode_choice(choice) == value:
             return choice
     return value
 
@@ -155,7 +168,7 @@ def _parse_param(key: str, spec: Any) -> Param:
         choices = spec["choices"]
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"space key '{key}': 'choices' must be a non-empty list; got {choices!r}")
-        encoded = [_encode(c) for c in choices]
+        encoded = [encode_choice(c) for c in choices]
         if len(set(map(json.dumps, encoded))) != len(encoded):
             raise ConfigError(f"space key '{key}': 'choices' repeats a value; got {choices!r}")
         return Param(key, "categorical", choices=tuple(choices), when=when)

@@ -22,6 +22,7 @@ a restart.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import os
@@ -38,7 +39,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from trainlab.config import read_yaml
+from trainlab.config import read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
 from trainlab.registry import did_you_mean
 from trainlab.tune.objective import (
@@ -50,7 +51,7 @@ from trainlab.tune.objective import (
     Objective,
     TrialFailed,
 )
-from trainlab.tune.space import SearchSpace, check_space, load_space
+from trainlab.tune.space import SearchSpace, check_space, encode_choice, load_space
 
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
 DIRECTIONS = ["maximize", "minimize"]
@@ -163,15 +164,17 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> 
     """Create the study or load it; workers racing to create it retry instead of crashing."""
     for attempt in range(10):
         try:
-            return optuna.create_study(storage=storage, study_name=settings.name, direction=settings.direction,
-                                       pruner=build_pruner(settings.pruner), load_if_exists=True)
-        except ValueError as exc:  # an existing study with the other direction
-            raise ConfigError(f"study '{settings.name}' exists with another direction: {exc}") from None
+            study = optuna.create_study(storage=storage, study_name=settings.name, direction=settings.direction,
+                                        pruner=build_pruner(settings.pruner), load_if_exists=True)
+            break
         except Exception as exc:  # IntegrityError / DuplicatedStudyError: another worker created it first
             if attempt == 9 or not _is_duplicate(exc):
                 raise
             time.sleep(0.1 * (attempt + 1))
-    raise AssertionError("unreachable")
+    if study.direction.name.lower() != settings.direction:
+        raise ConfigError(f"study '{settings.name}' exists and is to {study.direction.name.lower()}; "
+                          f"--direction {settings.direction} needs another --study name or --out")
+    return study
 
 
 def _is_duplicate(exc: Exception) -> bool:
@@ -436,14 +439,57 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
         raise TrainingError(f"tune workers exited with codes {codes}; see the lines above")
 
 
+def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
+    """A --metric the base config does not compute is refused now (default metrics: at the first epoch)."""
+    metrics = validate(copy.deepcopy(base_raw)).metrics
+    name = settings.metric.removeprefix("val_")
+    if metrics is not None and name not in [*metrics, "loss"]:
+        valid = ["val_loss", *(f"val_{m}" for m in metrics)]
+        raise ConfigError(f"--metric '{settings.metric}' is not computed by {settings.base} "
+                          f"{did_you_mean(settings.metric, valid)}(its validation metrics: {', '.join(valid)})")
+
+
+def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The base config's value of every key the space switches on for it, in Optuna's form; None when
+    one lies outside the space (then the base config is not one of the space's points)."""
+    resolved = validate(copy.deepcopy(base_raw)).to_dict()
+    values: dict[str, Any] = {}
+    for param in space.params:
+        if not all(values.get(k) in allowed for k, allowed in param.when.items()):
+            continue
+        node: Any = resolved
+        for part in param.key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None or not param.contains(node):
+            return None
+        values[param.key] = node
+    return values
+
+
+def enqueue_base(study: optuna.Study, space: SearchSpace, base_raw: dict[str, Any], lock: Any) -> bool:
+    """A new study's first trial is the base config itself when it is a point of the space,
+    so the best trial is at least as good as the base on the tuned metric (same seed)."""
+    values = base_values(space, base_raw)
+    if values is None:
+        return False
+    with lock.held():
+        if study.get_trials(deepcopy=False):
+            return False
+        study.enqueue_trial({k: encode_choice(v) for k, v in values.items()}, user_attrs={"base_config": True})
+    return True
+
+
 def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
-    """Everything that can be refused before a trial: settings, base config, space, storage."""
+    """Everything that can be refused before a trial: settings, base config, space, storage.
+    A new study gets the base config as its first trial."""
     settings.check()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base_raw = read_yaml(settings.base)
+    check_metric(settings, base_raw)
     space = load_space(settings.space)
     check_space(space, base_raw)
-    open_study(settings, open_storage(settings))
+    study = open_study(settings, open_storage(settings))
+    enqueue_base(study, space, base_raw, claim_lock(settings))
     return space, base_raw
 
 
