@@ -402,10 +402,22 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
             _log(settings, f"trial {trial.number}: {settings.metric}={value:.6g}")
 
 
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM when the tune process dies, even by SIGKILL (no orphan workers);
+    SIGTERM inside a trial records it as interrupted, elsewhere the next start fails it as stale."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _worker_main(settings: TuneSettings, deadline: float | None) -> None:
     """Entry point of a ``--jobs`` worker process: errors are one line and an exit code."""
     from trainlab.errors import TrainlabError
 
+    _die_with_parent()
     space = load_space(settings.space)
     try:
         run_trials(settings, space, read_yaml(settings.base), deadline)
