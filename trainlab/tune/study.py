@@ -390,8 +390,13 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
         except MetricNotFound as exc:
             _fail(study, trial, "config", str(exc))
             raise
-        except (Interrupted, KeyboardInterrupt) as exc:
-            _fail(study, trial, "interrupted", str(exc) or "interrupted")
+        except Interrupted as exc:
+            _fail(study, trial, "interrupted", str(exc))
+            raise Interrupted(f"{str(exc).split(':')[0]} during trial {trial.number}, which is recorded as "
+                              f"failed; rerun the same trainlab tune command to continue the study to "
+                              f"{settings.trials} trials", exc.exit_code - 128) from None
+        except KeyboardInterrupt:
+            _fail(study, trial, "interrupted", "KeyboardInterrupt")
             raise
         except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
             first = (str(exc).strip().splitlines() or [""])[0][:300]
