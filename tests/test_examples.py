@@ -25,7 +25,7 @@ from trainlab.experiment import train
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-CONFIGS = sorted(EXAMPLES.glob("*.yaml"))
+CONFIGS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.stem.endswith("_space"))  # *_space.yaml: tune spaces
 MAX_STEPS = 6  # one_cycle needs pct_start * total_steps > 1 (0.25 * 6 = 1.5)
 TINY_BATCH = 4
 

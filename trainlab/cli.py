@@ -74,6 +74,25 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--metric", default="val_loss", help="record key to plot by epoch (default val_loss)")
     plot.add_argument("-o", "--out", default="curves.png", help="PNG, PDF or SVG file (default curves.png)")
+
+    tune = commands.add_parser("tune", help="search config keys with Optuna (docs/tune.md)")
+    tune.add_argument("config", help="base config (BASE.yaml)")
+    tune.add_argument("--space", required=True, help="SPACE.yaml: config key -> range or choices")
+    tune.add_argument("--trials", type=int, required=True, help="the study's total over all workers and restarts")
+    tune.add_argument("--metric", default="val_accuracy", help="validation metric to optimise (default val_accuracy)")
+    tune.add_argument("--direction", choices=["maximize", "minimize"],
+                      help="default: minimize for losses and errors, else maximize")
+    tune.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    tune.add_argument("--storage", help="Optuna RDB URL, e.g. postgresql://user:pw@host/db (default: "
+                                        "a file journal in --out)")
+    tune.add_argument("--study", help="study name (default trainlab-<config file stem>)")
+    tune.add_argument("--pruner", default="median", help="median, hyperband, wilcoxon or none")
+    tune.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    tune.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    tune.add_argument("--out", help="study folder (default tunes/<config file stem>)")
+    tune.add_argument("--refit-seeds", type=int, default=0, metavar="K",
+                      help="rerun best.yaml and the base config with K seeds through 'trainlab compare'")
+    tune.add_argument("--quiet", action="store_true")
     return parser
 
 
@@ -187,9 +206,24 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_tune(args) -> int:
+    from trainlab.tune import TuneSettings, tune
+    from trainlab.tune.study import default_direction
+
+    base = Path(args.config)
+    settings = TuneSettings(
+        base=base, space=Path(args.space), trials=args.trials, out=Path(args.out or Path("tunes") / base.stem),
+        metric=args.metric, direction=args.direction or default_direction(args.metric), jobs=args.jobs,
+        storage=args.storage, study_name=args.study, pruner=args.pruner, timeout_s=args.timeout, seed=args.seed,
+        refit_seeds=args.refit_seeds, quiet=args.quiet)
+    tune(settings)
+    print(f"results in {settings.out}: best.yaml, best.json, trials.csv, report.html")
+    return 0
+
+
 COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "demo": _cmd_demo,
             "advise": _cmd_advise, "schedule": _cmd_schedule, "lr-find": _cmd_lr_find,
-            "report": _cmd_report, "plot": _cmd_plot}
+            "report": _cmd_report, "plot": _cmd_plot, "tune": _cmd_tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,13 @@
+"""Hyper-parameter search with Optuna over any config key (``trainlab tune``).
+
+Modules: :mod:`space` (SPACE.yaml), :mod:`objective` (one trial = one run folder,
+pruning callback), :mod:`study` (storage, sampler, pruner, workers),
+:mod:`results` (best.yaml, trials.csv, importances), :mod:`report` (HTML),
+:mod:`refit` (best vs base over seeds through ``trainlab compare``),
+:mod:`runner` (the command end to end).
+"""
+
+from trainlab.tune.runner import tune
+from trainlab.tune.study import TuneSettings
+
+__all__ = ["TuneSettings", "tune"]

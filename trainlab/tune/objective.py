@@ -1,0 +1,120 @@
+"""One Optuna trial = one ordinary trainlab run folder, ``DIR/trials/<number>/``.
+
+The trial's config is the base config with the sampled values set (``--set``
+semantics). A :class:`PruningCallback` feeds the validation metric of every
+epoch to ``trial.report(value, step=epoch)`` and, when the pruner says so,
+asks the loop to stop; the run then finishes normally (its folder is complete
+and loadable) and the trial is reported PRUNED at that epoch.
+
+Outcomes: the objective returns the run's final validation metric (the model
+``best.yaml`` reproduces, after any ``restore_best``); raises
+``optuna.TrialPruned`` for a pruned run; raises :class:`TrialFailed` for a run
+that diverged (:class:`TrainingError`) or was refused (any other
+:class:`TrainlabError`), with the reason stored as the trial's ``fail_reason``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from trainlab.callbacks import Callback
+from trainlab.config import Config, validate
+from trainlab.errors import ConfigError, Interrupted, TrainingError, TrainlabError
+from trainlab.tune.space import SearchSpace, apply_values
+
+# user attributes a trial carries (trials.csv columns, stale-trial detection)
+ATTR_PID = "pid"
+ATTR_HOST = "host"
+ATTR_PRUNED_AT = "pruned_at_epoch"
+ATTR_FAIL_KIND = "fail_kind"  # diverged | error | stale | interrupted
+ATTR_FAIL_REASON = "fail_reason"
+ATTR_RUN_DIR = "run_dir"
+
+
+class MetricNotFound(ConfigError):
+    """The tuned metric is not in the epoch records: the same for every trial, so it ends the study."""
+
+
+class TrialFailed(Exception):
+    """A trial's run diverged or errored; ``kind`` is diverged or error."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+
+
+class PruningCallback(Callback):
+    """Reports ``record[metric]`` at step ``record["epoch"]`` and stops the loop when the pruner says so."""
+
+    name = "tune_pruning"
+    order = 90  # after early stopping and the recorders: the epoch is complete when it reports
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        self.trial = trial
+        self.metric = metric
+        self.pruned_at: int | None = None
+
+    def on_train_start(self, view: Any) -> None:
+        self.pruned_at = None
+
+    def on_validation_end(self, view: Any, record: dict[str, Any]) -> None:
+        if self.metric not in record:
+            available = sorted(k for k in record if k.startswith("val_") or k == "train_loss")
+            raise MetricNotFound(f"--metric '{self.metric}' is not in the epoch records "
+                                 f"(available: {', '.join(available)})")
+        epoch = int(record["epoch"])
+        self.trial.report(float(record[self.metric]), step=epoch)
+        if self.pruned_at is None and self.trial.should_prune():
+            self.pruned_at = epoch
+            view.control.stop(f"pruned by the tuner at epoch {epoch}")
+
+
+def trial_config(base_raw: dict[str, Any], values: dict[str, Any], name: str) -> Config:
+    """The base config with ``values`` set and ``name`` as the run name, validated."""
+    raw = apply_values(base_raw, values)
+    raw["name"] = name
+    return validate(raw)
+
+
+def final_value(summary: dict[str, Any], metric: str) -> float:
+    """``val_accuracy`` -> ``summary["val"]["accuracy"]`` (``val_loss`` -> ``summary["val"]["loss"]``)."""
+    name = metric.removeprefix("val_")
+    if name not in summary["val"]:
+        raise MetricNotFound(f"--metric '{metric}' is not among the validation metrics "
+                             f"(available: {', '.join('val_' + k for k in summary['val'])})")
+    return float(summary["val"][name])
+
+
+class Objective:
+    """``objective(trial) -> float``: sample, train into ``trials_dir/<number>``, return the metric."""
+
+    def __init__(self, base_raw: dict[str, Any], space: SearchSpace, metric: str, trials_dir: Path):
+        self.base_raw = base_raw
+        self.space = space
+        self.metric = metric
+        self.trials_dir = trials_dir
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from trainlab.experiment import train  # torch and the engine load in the worker, not at import
+
+        values = self.space.sample(trial)
+        base_name = str(self.base_raw.get("name", "run"))
+        out = self.trials_dir / str(trial.number)
+        trial.set_user_attr(ATTR_RUN_DIR, str(out))
+        pruning = PruningCallback(trial, self.metric)
+        try:
+            config = trial_config(self.base_raw, values, f"{base_name}-trial{trial.number}")
+            summary, _ = train(config, out=out, quiet=True, callbacks=[pruning])
+        except (MetricNotFound, Interrupted):
+            raise
+        except TrainingError as exc:
+            raise TrialFailed("diverged", str(exc)) from None
+        except TrainlabError as exc:
+            raise TrialFailed("error", f"{type(exc).__name__}: {exc}") from None
+        if pruning.pruned_at is not None:
+            trial.set_user_attr(ATTR_PRUNED_AT, pruning.pruned_at)
+            raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}")
+        return final_value(summary, self.metric)

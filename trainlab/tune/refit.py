@@ -1,0 +1,51 @@
+"""``--refit-seeds K``: rerun the tuned config and the base config with K seeds through ``trainlab compare``.
+
+Tuning picks the best of many noisy runs, so its winner's validation score is
+biased upward; rerunning both configs over fresh seeds, scored on the test
+split, says whether the tuned strategy is really better than the base. The
+comparison (runs, statistics, leaderboard) belongs to :mod:`trainlab.compare`;
+this module only calls it with two strategies: ``tuned`` (the best trial's
+values, i.e. best.yaml) and ``base`` (no change).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from trainlab.config import read_yaml
+from trainlab.errors import ConfigError
+from trainlab.tune.space import SearchSpace
+from trainlab.tune.study import TuneSettings
+
+
+def check_available() -> None:
+    """Before any trial: ``--refit-seeds`` without trainlab.compare is a usage error."""
+    try:
+        import trainlab.compare  # noqa: F401
+    except ImportError:
+        raise ConfigError("--refit-seeds needs trainlab.compare ('trainlab compare'), which this installation "
+                          "lacks; rerun without --refit-seeds") from None
+
+
+def refit(settings: TuneSettings, space: SearchSpace, best: dict[str, Any]) -> dict[str, Any]:
+    """Compare tuned vs base over ``settings.refit_seeds`` seeds in ``DIR/refit``.
+
+    Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them.
+    """
+    try:
+        from trainlab.compare import compare
+        from trainlab.compare.leaderboard import to_csv
+        from trainlab.compare.strategies import NamedStrategy
+    except ImportError:
+        raise ConfigError("--refit-seeds needs trainlab.compare ('trainlab compare'), which this installation "
+                          "lacks; the tune results are written; rerun without --refit-seeds") from None
+    out = settings.out / "refit"
+    metric = "test_" + settings.metric.removeprefix("val_")
+    strategies = [NamedStrategy("tuned", space.decode(best["params"])), NamedStrategy("base", {})]
+    board = compare({settings.base.stem: read_yaml(settings.base)}, strategies, out, seeds=settings.refit_seeds,
+                    jobs=1, metric=metric, direction="max" if settings.direction == "maximize" else "min",
+                    live=False, quiet=settings.quiet)
+    rows = list(csv.DictReader(io.StringIO(to_csv(board))))
+    return {"metric": metric, "dir": str(out), "rows": rows}

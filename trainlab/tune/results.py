@@ -1,0 +1,120 @@
+"""What a finished study leaves in DIR: ``best.yaml``, ``best.json``, ``trials.csv``, ``importances.json``.
+
+``best.yaml`` is the best trial's full resolved config (its run folder's
+``config.yaml``, renamed ``<base>-tuned``), ready for ``trainlab train``.
+``best.json`` holds its number, value, parameters and the run's val/test metrics.
+``trials.csv`` has one row per trial: number, state, value, duration_s,
+pruned_at_epoch, fail_reason, run_dir, then one column per searched key.
+``importances.json`` is Optuna's fANOVA importance of each key (the share of
+the metric's variance it explains), or the reason there is none.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from trainlab.atomic import write_json, write_text
+from trainlab.config import dump_yaml, read_yaml, validate
+from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT, ATTR_RUN_DIR
+
+MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the finished trials; fewer say nothing
+
+
+def trial_rows(study: optuna.Study, keys: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        duration = trial.duration.total_seconds() if trial.duration is not None else None
+        row = {
+            "number": trial.number,
+            "state": trial.state.name,
+            "value": trial.value,
+            "duration_s": None if duration is None else round(duration, 3),
+            "pruned_at_epoch": trial.user_attrs.get(ATTR_PRUNED_AT),
+            "fail_reason": trial.user_attrs.get(ATTR_FAIL_REASON),
+            "run_dir": trial.user_attrs.get(ATTR_RUN_DIR),
+        }
+        row.update({key: trial.params.get(key) for key in keys})
+        rows.append(row)
+    return rows
+
+
+def trials_csv(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return study.best_trial if complete else None
+
+
+def importances(study: optuna.Study, seed: int) -> dict[str, Any]:
+    """``{"importances": {key: share}}``, or ``{"note": why not}`` with too few or uniform trials."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        return {"note": f"{len(complete)} complete trials; importances need at least {MIN_TRIALS_FOR_IMPORTANCE}"}
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+        found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+        return {"note": f"Optuna could not compute importances: {exc}"}
+    return {"importances": {key: float(share) for key, share in found.items()}}
+
+
+def best_config_yaml(trial: FrozenTrial, study_name: str, metric: str) -> str:
+    """The best trial's resolved config, renamed ``<base>-tuned``, with a header saying where it came from."""
+    raw = read_yaml(Path(trial.user_attrs[ATTR_RUN_DIR]) / "config.yaml")
+    raw["name"] = str(raw.get("name", "run")).rsplit(f"-trial{trial.number}", 1)[0] + "-tuned"
+    header = (f"# best trial {trial.number} of study '{study_name}': {metric} = {trial.value:.6g}\n"
+              f"# params: {json.dumps(trial.params)}\n")
+    return header + dump_yaml(validate(raw))
+
+
+def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, seed: int) -> dict[str, Any]:
+    """Write best.yaml, best.json, trials.csv and importances.json into ``out``; returns best.json's content."""
+    rows = trial_rows(study, keys)
+    write_text(out / "trials.csv", trials_csv(rows))
+    found = importances(study, seed)
+    write_json(out / "importances.json", found)
+    counts = {state.name: sum(r["state"] == state.name for r in rows) for state in TrialState}
+    best: dict[str, Any] = {"study": study.study_name, "metric": metric,
+                            "direction": study.direction.name.lower(), "counts": counts, **found}
+    trial = best_trial(study)
+    if trial is not None:
+        run_dir = Path(trial.user_attrs[ATTR_RUN_DIR])
+        summary = json.loads((run_dir / "summary.json").read_text())
+        best.update(trial=trial.number, value=trial.value, params=trial.params, run_dir=str(run_dir),
+                    val=summary.get("val"), test=summary.get("test"))
+        write_text(out / "best.yaml", best_config_yaml(trial, study.study_name, metric))
+    write_json(out / "best.json", best)
+    return best
+
+
+def format_best(best: dict[str, Any]) -> str:
+    """A few lines for the terminal."""
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in best["counts"].items() if n)
+    lines = [f"study {best['study']}: {counts}"]
+    if "trial" in best:
+        lines.append(f"best trial {best['trial']}: {best['metric']} = {best['value']:.6g}")
+        lines.append("  " + yaml.safe_dump(best["params"], default_flow_style=True, width=1 << 20).strip())
+        if best.get("test"):
+            lines.append("  test: " + ", ".join(f"{k} {v:.4g}" for k, v in best["test"].items()))
+    else:
+        lines.append("no trial completed")
+    if "importances" in best:
+        lines.append("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in best["importances"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""``trainlab tune`` end to end: check, run the workers, write the results, refit, report."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from trainlab.atomic import write_json
+from trainlab.tune.results import format_best, write_results
+from trainlab.tune.study import TuneSettings, prepare, run_workers, study_for
+
+
+def tune(settings: TuneSettings) -> dict[str, Any]:
+    """Run the study to its total and write DIR's results; returns best.json's content.
+
+    Everything that can be refused (settings, base config, space, storage) is
+    refused before the first trial. The results are written even when a worker
+    stops the study with an error, then the error is raised.
+    """
+    if settings.refit_seeds:
+        from trainlab.tune.refit import check_available
+
+        check_available()
+    space, base_raw = prepare(settings)
+    try:
+        run_workers(settings, space, base_raw)
+    finally:
+        best = write_results(study_for(settings), settings.out, space.keys(), settings.metric, settings.seed)
+    if settings.refit_seeds and "trial" in best:
+        from trainlab.tune.refit import refit
+
+        best["refit"] = refit(settings, space, best)
+        write_json(settings.out / "best.json", best)
+    from trainlab.tune.report import write_report
+
+    write_report(study_for(settings), settings, best)
+    if not settings.quiet:
+        print(format_best(best), file=sys.stderr)
+    return best

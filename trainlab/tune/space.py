@@ -1,0 +1,322 @@
+"""The search space of ``trainlab tune``: SPACE.yaml parsed, checked, and sampled.
+
+SPACE.yaml maps a dotted config key (the ``--set`` form) to a range or a list::
+
+    strategy.optimizer.name: {choices: [sgd, adam, adamw]}
+    strategy.optimizer.lr: {low: 1.0e-5, high: 1.0, log: true}      # float, log-uniform
+    strategy.optimizer.momentum: {low: 0.0, high: 0.99, when: {strategy.optimizer.name: sgd}}
+    strategy.regularization.weight_decay: {low: 0.0, high: 0.1, step: 0.01}  # float on a grid
+    strategy.batch_size: {choices: [32, 64, 128, 256]}
+    strategy.epochs: {low: 2, high: 8}                               # int (both bounds integers)
+
+Kinds: ``choices`` is categorical; ``low``/``high`` give an int when both are
+integers (``type: float`` forces a float), else a float; ``log`` samples
+log-uniformly (low > 0), ``step`` on the grid low, low + step, ... <= high.
+``when: {KEY: VALUE or [VALUES]}`` makes a key conditional on a categorical
+key of the space: it is sampled, and set, only when that key took one of the
+values. Every rule is checked before any trial (:func:`check_space`), each
+failure one :class:`ConfigError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainlab.config import Config, apply_overrides, read_yaml, validate
+from trainlab.errors import ConfigError
+from trainlab.registry import did_you_mean
+
+SPEC_FIELDS = ["low", "high", "log", "step", "choices", "when", "type"]
+TYPES = ["float", "int", "categorical"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key.
+
+    ``kind`` is float, int or categorical; ``when`` maps a categorical key of
+    the space to the values that switch this key on (empty: always on).
+    """
+
+    key: str
+    kind: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+    when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def extremes(self) -> list[Any]:
+        """The values a config must accept: both bounds, or every choice."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        high = self.high
+        if self.step is not None:  # Optuna's grid stops at the last point <= high
+            high = self.low + math.floor((self.high - self.low) / self.step + 1e-9) * self.step
+            high = int(high) if self.kind == "int" else float(high)
+        return [self.low, high]
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a point of this key's range or one of its choices."""
+        if self.kind == "categorical":
+            return encode_choice(value) in [encode_choice(c) for c in self.choices]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return False
+        if self.kind == "int" and value != int(value):
+            return False
+        if self.step is None:
+            return True
+        steps = (value - self.low) / self.step
+        return abs(steps - round(steps)) < 1e-9
+
+    def suggest(self, trial: Any) -> Any:
+        """Sample this key on an Optuna trial (the Optuna parameter name is the key)."""
+        if self.kind == "categorical":
+            encoded = [encode_choice(c) for c in self.choices]
+            return _decode(trial.suggest_categorical(self.key, encoded), self.choices)
+        if self.kind == "int":
+            return trial.suggest_int(self.key, self.low, self.high, step=self.step or 1, log=self.log)
+        return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
+
+
+def encode_choice(choice: Any) -> Any:
+    """Optuna stores None/bool/int/float/str choices; a list or mapping travels as its JSON text."""
+    return choice if choice is None or isinstance(choice, (bool, int, float, str)) else json.dumps(choice)
+
+
+def _decode(value: Any, choices: tuple[Any, ...]) -> Any:
+    for choice in choices:
+        if encode_choice(choice) == value:
+            return choice
+    return value
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The parameters in sampling order: a conditional key comes after the keys it depends on."""
+
+    params: tuple[Param, ...]
+
+    def keys(self) -> list[str]:
+        return [p.key for p in self.params]
+
+    def sample(self, trial: Any) -> dict[str, Any]:
+        """``{key: value}`` for the keys switched on by the values sampled before them."""
+        values: dict[str, Any] = {}
+        for param in self.params:
+            if _active(param, values):
+                values[param.key] = param.suggest(trial)
+        return values
+
+    def decode(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Optuna's stored parameters -> config values (a list choice is stored as its JSON text)."""
+        by_key = {p.key: p for p in self.params}
+        return {key: _decode(value, by_key[key].choices) if key in by_key else value for key, value in params.items()}
+
+    def values_for(self, key: str, value: Any) -> dict[str, Any]:
+        """``key=value`` plus the first value of each condition that switches ``key`` on."""
+        by_key = {p.key: p for p in self.params}
+        values: dict[str, Any] = {key: value}
+        pending = [key]
+        while pending:
+            for condition, allowed in by_key[pending.pop()].when.items():
+                values.setdefault(condition, allowed[0])
+                pending.append(condition)
+        return values
+
+
+def _active(param: Param, values: dict[str, Any]) -> bool:
+    return all(condition in values and values[condition] in allowed for condition, allowed in param.when.items())
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _number(key: str, name: str, value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"space key '{key}': '{name}' must be a number; got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"space key '{key}': '{name}' must be finite; got {value!r}")
+    return value
+
+
+def _parse_param(key: str, spec: Any) -> Param:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"space key '{key}' needs a mapping such as {{low: 1.0e-4, high: 0.1, log: true}} "
+                          f"or {{choices: [a, b]}}; got {spec!r}")
+    for name in spec:
+        if name not in SPEC_FIELDS:
+            raise ConfigError(f"space key '{key}': unknown field '{name}'{did_you_mean(str(name), SPEC_FIELDS)} "
+                              f"(valid: {', '.join(SPEC_FIELDS)})")
+    kind = spec.get("type")
+    if kind is not None and kind not in TYPES:
+        raise ConfigError(f"space key '{key}': type must be one of {', '.join(TYPES)}; got {kind!r}")
+    when = _parse_when(key, spec.get("when"))
+    if "choices" in spec:
+        extra = [name for name in ("low", "high", "log", "step") if name in spec]
+        if extra or kind not in (None, "categorical"):
+            raise ConfigError(f"space key '{key}': 'choices' cannot be combined with "
+                              f"'{extra[0] if extra else 'type: ' + str(kind)}'")
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"space key '{key}': 'choices' must be a non-empty list; got {choices!r}")
+        encoded = [encode_choice(c) for c in choices]
+        if len(set(map(json.dumps, encoded))) != len(encoded):
+            raise ConfigError(f"space key '{key}': 'choices' repeats a value; got {choices!r}")
+        return Param(key, "categorical", choices=tuple(choices), when=when)
+    if kind == "categorical":
+        raise ConfigError(f"space key '{key}': type categorical needs 'choices'")
+    missing = [name for name in ("low", "high") if name not in spec]
+    if missing:
+        raise ConfigError(f"space key '{key}' needs 'low' and 'high' (or 'choices'); '{missing[0]}' is missing")
+    low, high = _number(key, "low", spec["low"]), _number(key, "high", spec["high"])
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"space key '{key}': 'log' must be true or false; got {log!r}")
+    step = None if spec.get("step") is None else _number(key, "step", spec["step"])
+    if kind is None:
+        kind = "int" if isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int)) \
+            else "float"
+    if kind == "int":
+        for name, value in (("low", low), ("high", high), ("step", step)):
+            if value is not None and value != int(value):
+                raise ConfigError(f"space key '{key}': type int needs an integer '{name}'; got {value!r}")
+        low, high, step = int(low), int(high), None if step is None else int(step)
+    else:
+        low, high = float(low), float(high)
+    if low > high:
+        raise ConfigError(f"space key '{key}': low ({low}) > high ({high}); swap them")
+    if log and low <= 0:
+        raise ConfigError(f"space key '{key}': log needs low > 0; got low={low}")
+    if step is not None:
+        if step <= 0:
+            raise ConfigError(f"space key '{key}': step must be > 0; got {step}")
+        if log and (kind == "float" or step != 1):
+            raise ConfigError(f"space key '{key}': 'log' and 'step' cannot be combined (Optuna samples a "
+                              "log range continuously); drop one")
+    return Param(key, kind, low, high, log, step, when=when)
+
+
+def _parse_when(key: str, when: Any) -> dict[str, tuple[Any, ...]]:
+    if when is None:
+        return {}
+    if not isinstance(when, Mapping) or not when:
+        raise ConfigError(f"space key '{key}': 'when' must map a categorical key to its value(s), e.g. "
+                          f"{{strategy.optimizer.name: sgd}}; got {when!r}")
+    return {str(k): tuple(v) if isinstance(v, list) else (v,) for k, v in when.items()}
+
+
+def _order(params: dict[str, Param]) -> tuple[Param, ...]:
+    """Conditions first: depth-first over ``when``; a cycle is an error."""
+    ordered: list[Param] = []
+    state: dict[str, str] = {}
+
+    def visit(param: Param) -> None:
+        if state.get(param.key) == "done":
+            return
+        if state.get(param.key) == "visiting":
+            raise ConfigError(f"space key '{param.key}': its 'when' conditions form a cycle")
+        state[param.key] = "visiting"
+        for condition in param.when:
+            visit(params[condition])
+        state[param.key] = "done"
+        ordered.append(param)
+
+    for param in params.values():
+        visit(param)
+    return tuple(ordered)
+
+
+def parse_space(raw: Any) -> SearchSpace:
+    """SPACE.yaml's mapping -> :class:`SearchSpace`; every malformed entry is one ConfigError line."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(f"the search space must be a non-empty mapping of config keys; got {raw!r}")
+    params = {str(key): _parse_param(str(key), spec) for key, spec in raw.items()}
+    for param in params.values():
+        for condition, allowed in param.when.items():
+            target = params.get(condition)
+            if target is None:
+                raise ConfigError(f"space key '{param.key}': 'when' names '{condition}', which is not a key of the "
+                                  f"space{did_you_mean(condition, list(params))} (keys: {', '.join(params)})")
+            if target.kind != "categorical":
+                raise ConfigError(f"space key '{param.key}': 'when' needs a key with 'choices'; "
+                                  f"'{condition}' is a {target.kind} range")
+            for value in allowed:
+                if value not in target.choices:
+                    raise ConfigError(f"space key '{param.key}': 'when' value {value!r} is not a choice of "
+                                      f"'{condition}' (choices: {', '.join(map(str, target.choices))})")
+    return SearchSpace(_order(params))
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    raw = read_yaml(path)
+    return parse_space(raw)
+
+
+# --------------------------------------------------------------------------- configs
+
+def format_value(value: Any) -> str:
+    """A value as ``--set`` YAML text that reads back as the same value (``1e-05`` alone would be a string)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1 << 20).removesuffix("\n...\n").strip()
+
+
+def apply_values(base_raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of the base config's mapping with ``values`` set through ``--set`` overrides."""
+    overrides = [f"{key}={format_value(value)}" for key, value in values.items()]
+    return apply_overrides(copy.deepcopy(base_raw), overrides)
+
+
+def check_components(config: Config) -> None:
+    """Build the cheap components (loss, optimizer on a dummy weight, schedule) and check model and
+    data option names, so an option the config schema lets through but a factory refuses fails now."""
+    import torch
+
+    import trainlab.data.builtins  # noqa: F401  (registers the sources)
+    import trainlab.models.builtins  # noqa: F401  (registers the models)
+    from trainlab.data import DATA_SOURCES
+    from trainlab.losses import build_loss
+    from trainlab.models import MODELS
+    from trainlab.optim import build_optimizer
+    from trainlab.schedules import build_schedule
+
+    strategy = config.strategy
+    try:
+        if strategy.loss.name != "auto":
+            build_loss(strategy.loss.spec())
+        optimizer = strategy.optimizer.spec()
+        if optimizer.get("lr") == "auto":
+            optimizer["lr"] = 1e-3
+        weight = torch.nn.Parameter(torch.zeros(2, 2))
+        build_optimizer(optimizer, [{"params": [weight], "group": "decay"}])
+        build_schedule(strategy.schedule.spec(), 100, 10)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc).strip().splitlines()[0]) from None
+    model = config.model.spec()
+    model_name = model.pop("name")
+    MODELS._check_options(model_name, MODELS.get(model_name), model, skip=2)  # factory(input_shape, output_dim)
+    source = config.data.source
+    DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
+
+
+def check_space(space: SearchSpace, base_raw: dict[str, Any]) -> None:
+    """Fail before any trial if the base config, with any one searched key at one of its extremes
+    (its conditions set to switch it on), is refused by the config schema or a component factory."""
+    base = validate(copy.deepcopy(base_raw))
+    check_components(base)
+    for param in space.params:
+        for value in param.extremes():
+            values = space.values_for(param.key, value)
+            try:
+                config = validate(apply_values(base_raw, values))
+                check_components(config)
+            except ConfigError as exc:
+                shown = ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
+                raise ConfigError(f"space key '{param.key}': the config refuses {shown}: {exc}") from None

@@ -1,0 +1,514 @@
+"""The Optuna study behind ``trainlab tune``: storage, sampler, pruner, workers, resume.
+
+Storage: by default Optuna's file journal ``DIR/study.journal`` (``JournalStorage``
+over ``JournalFileBackend``), which several processes on one machine (``--jobs``,
+or several ``trainlab tune`` on the same ``--out``) append to safely. Any Optuna
+RDB URL works unchanged; ``postgresql://`` is read as ``postgresql+psycopg://``
+(psycopg 3, the ``trainlab[postgres]`` extra) and is the way to tune from several
+machines, with heartbeats: a killed worker's trial is failed and retried.
+
+``--trials N`` is the study's total. A worker claims a trial under a lock (a file
+lock in DIR; a PostgreSQL advisory lock for ``postgresql`` storages) only while
+``COMPLETE + PRUNED + RUNNING + WAITING < N``, so any number of workers and
+restarts end with exactly N finished-or-pruned trials. Failed trials (diverged,
+errored, or left RUNNING by a dead worker) do not count; the study stops after
+N of its trials fail, so a broken space cannot loop forever.
+
+Reproducibility: trial ``k`` is sampled by a TPE sampler seeded with
+``(seed, k)``, so the same seed and one worker give the same trials, also across
+a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import os
+import socket
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from trainlab.config import read_yaml, validate
+from trainlab.errors import ConfigError, Interrupted, TrainingError
+from trainlab.registry import did_you_mean
+from trainlab.tune.objective import (
+    ATTR_FAIL_KIND,
+    ATTR_FAIL_REASON,
+    ATTR_HOST,
+    ATTR_PID,
+    MetricNotFound,
+    Objective,
+    TrialFailed,
+)
+from trainlab.tune.space import SearchSpace, check_space, encode_choice, load_space
+
+PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
+DIRECTIONS = ["maximize", "minimize"]
+JOURNAL_NAME = "study.journal"
+LOCK_NAME = ".tune.lock"
+HEARTBEAT_INTERVAL_S = 20  # RDB storages: a worker records a heartbeat this often ...
+HEARTBEAT_GRACE_S = 60  # ... and a RUNNING trial without one for this long is failed and retried
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+OBJECTIVE_FAILURES = ("diverged", "error")
+WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """Everything one ``trainlab tune`` invocation needs (picklable: it travels to worker processes)."""
+
+    base: Path
+    space: Path
+    trials: int
+    out: Path
+    metric: str = "val_accuracy"
+    direction: str = "maximize"
+    jobs: int = 1
+    storage: str | None = None
+    study_name: str | None = None
+    pruner: str = "median"
+    timeout_s: float | None = None
+    seed: int = 0
+    refit_seeds: int = 0
+    quiet: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.study_name or f"trainlab-{self.base.stem}"
+
+    def check(self) -> None:
+        if self.trials < 1:
+            raise ConfigError(f"--trials must be >= 1; got {self.trials}")
+        if self.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1; got {self.jobs}")
+        if self.direction not in DIRECTIONS:
+            raise ConfigError(f"--direction must be maximize or minimize; got '{self.direction}'")
+        if self.pruner not in PRUNERS:
+            raise ConfigError(f"--pruner '{self.pruner}' is unknown{did_you_mean(self.pruner, PRUNERS)} "
+                              f"(valid: {', '.join(PRUNERS)})")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ConfigError(f"--timeout must be > 0 seconds; got {self.timeout_s}")
+        if self.refit_seeds < 0:
+            raise ConfigError(f"--refit-seeds must be >= 0; got {self.refit_seeds}")
+        if not (self.metric.startswith("val_") and len(self.metric) > 4):
+            raise ConfigError(f"--metric must name a validation metric such as val_accuracy or val_loss; "
+                              f"got '{self.metric}'")
+
+
+def default_direction(metric: str) -> str:
+    """Errors and losses are minimised; every other validation metric (accuracy, f1, r2 ...) maximised."""
+    lower_is_better = ("loss", "mse", "mae", "rmse", "mape", "error")
+    return "minimize" if metric.removeprefix("val_") in lower_is_better or metric.endswith("_loss") else "maximize"
+
+
+# --------------------------------------------------------------------------- storage
+
+def storage_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3); others unchanged."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+_STORAGES: dict[tuple[str | None, Path], optuna.storages.BaseStorage] = {}
+
+
+def open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
+    """The study's storage, opened once per process (workers racing to create the tables retry)."""
+    key = (settings.storage, settings.out)
+    if key not in _STORAGES:
+        _STORAGES[key] = _open_storage(settings)
+    return _STORAGES[key]
+
+
+def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
+    if settings.storage is None:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        settings.out.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(settings.out / JOURNAL_NAME)))
+    url = storage_url(settings.storage)
+    for attempt in range(10):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                                                  grace_period=HEARTBEAT_GRACE_S,
+                                                  heartbeat_stale_trial_callback=retry)
+        except ImportError:
+            raise ConfigError(f"--storage {settings.storage}: the database driver is not installed "
+                              "(PostgreSQL: pip install 'trainlab[postgres]')") from None
+        except Exception as exc:  # SQLAlchemy's ArgumentError / OperationalError: a bad URL or no server
+            if _is_duplicate(exc) and attempt < 9:  # another worker is creating the tables right now
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ConfigError(f"--storage {settings.storage}: cannot open it: {first}") from None
+    raise AssertionError("unreachable")
+
+
+def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Create the study or load it; workers racing to create it retry instead of crashing."""
+    for attempt in range(10):
+        try:
+            study = optuna.create_study(storage=storage, study_name=settings.name, direction=settings.direction,
+                                        pruner=build_pruner(settings.pruner), load_if_exists=True)
+            break
+        except Exception as exc:  # IntegrityError / DuplicatedStudyError: another worker created it first
+            if attempt == 9 or not _is_duplicate(exc):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    if study.direction.name.lower() != settings.direction:
+        raise ConfigError(f"study '{settings.name}' exists and is to {study.direction.name.lower()}; "
+                          f"--direction {settings.direction} needs another --study name or --out")
+    return study
+
+
+def _is_duplicate(exc: Exception) -> bool:
+    return isinstance(exc, optuna.exceptions.DuplicatedStudyError) or type(exc).__name__ == "IntegrityError"
+
+
+# --------------------------------------------------------------------------- sampler, pruner
+
+def trial_seed(seed: int, number: int) -> int:
+    """Seed of trial ``number``'s sampler: fixed by (seed, number), whichever worker samples it."""
+    digest = hashlib.sha256(f"{seed}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def build_sampler(seed: int, number: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=trial_seed(seed, number))
+
+
+def build_pruner(name: str) -> optuna.pruners.BasePruner:
+    """median: stop a trial whose metric is worse than the median of earlier trials at the same epoch
+    (after 5 trials); hyperband: successive halving over epochs; wilcoxon: a signed-rank test
+    against the best trial; none: never prune."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    if name == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+    return optuna.pruners.NopPruner()
+
+
+# --------------------------------------------------------------------------- claiming trials
+
+class FileLock:
+    """An exclusive ``flock`` on a file: the processes of one machine (or one shared folder) take turns."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class PostgresLock:
+    """``pg_advisory_lock`` keyed by the study name: workers on several machines take turns."""
+
+    def __init__(self, url: str, study_name: str):
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+
+        self.engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        self.key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        import sqlalchemy
+
+        with self.engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+
+
+def claim_lock(settings: TuneSettings) -> FileLock | PostgresLock:
+    if settings.storage is not None and storage_url(settings.storage).startswith("postgresql"):
+        return PostgresLock(storage_url(settings.storage), settings.name)
+    return FileLock(settings.out / LOCK_NAME)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_workers(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose worker is gone; returns their numbers.
+
+    RDB storages: Optuna's heartbeat check (and its retry callback). Journal storage
+    (no heartbeats): a trial whose worker, on this host, has no live process. Call
+    with the claim lock held: a live worker sets its pid before releasing the lock,
+    so a RUNNING trial without one was left by a worker that died claiming it.
+    """
+    storage = study._storage
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        return []
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
+        if pid is not None and (trial_host != host or _pid_alive(int(pid))):
+            continue
+        storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_KIND, "stale")
+        storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
+                                    f"worker pid {pid} on {trial_host} died while the trial ran")
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+def objective_failures(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get(ATTR_FAIL_KIND) in OBJECTIVE_FAILURES]
+
+
+class StudyExhausted(TrainingError):
+    """As many trials failed as ``--trials`` asked for: the space or the base config is broken."""
+
+
+def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | PostgresLock) -> optuna.Trial | None:
+    """Under the lock: fail dead workers' trials, and ask for a trial if the total is not reached."""
+    with lock.held():
+        fail_dead_workers(study)
+        trials = study.get_trials(deepcopy=False)
+        if sum(t.state in COUNTED for t in trials) >= settings.trials:
+            return None
+        failures = [t for t in trials if t.state == TrialState.FAIL
+                    and t.user_attrs.get(ATTR_FAIL_KIND) in OBJECTIVE_FAILURES]
+        if len(failures) >= settings.trials:
+            last = failures[-1]
+            raise StudyExhausted(f"{len(failures)} trials failed (as many as --trials); the last, trial "
+                                 f"{last.number}: {last.user_attrs.get(ATTR_FAIL_REASON)}")
+        study.sampler = build_sampler(settings.seed, len(trials))  # the next trial's number
+        with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); we beat ourselves
+            warnings.simplefilter("ignore", UserWarning)
+            trial = study.ask()
+        trial.set_user_attr(ATTR_PID, os.getpid())
+        trial.set_user_attr(ATTR_HOST, socket.gethostname())
+        return trial
+
+
+# --------------------------------------------------------------------------- one worker
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """RDB storages: record the trial's heartbeat every ``HEARTBEAT_INTERVAL_S`` while it runs."""
+    storage = study._storage
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is retried; the grace period absorbs it
+                storage.record_heartbeat(trial._trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, reason: str) -> None:
+    trial.set_user_attr(ATTR_FAIL_KIND, kind)
+    trial.set_user_attr(ATTR_FAIL_REASON, reason[:500])
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def _log(settings: TuneSettings, message: str) -> None:
+    if not settings.quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any], deadline: float | None) -> None:
+    """One worker: claim, run and record trials until the total is reached or the deadline passes."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(settings)
+    study = open_study(settings, storage)
+    lock = claim_lock(settings)
+    objective = Objective(base_raw, space, settings.metric, settings.out / "trials")
+    while deadline is None or time.time() < deadline:
+        trial = claim_trial(study, settings, lock)
+        if trial is None:
+            # the total is claimed; a running trial may still fail and free a slot, so a worker
+            # leaves only when none runs (and every worker then writes complete results)
+            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return
+            time.sleep(WAIT_FOR_RUNNING_S)
+            continue
+        try:
+            with heartbeat(study, trial):
+                value = objective(trial)
+        except optuna.TrialPruned as exc:
+            study.tell(trial, state=TrialState.PRUNED)
+            _log(settings, f"trial {trial.number}: {exc}")
+        except TrialFailed as exc:
+            _fail(study, trial, exc.kind, str(exc))
+            _log(settings, f"trial {trial.number}: failed ({exc.kind}): {exc}")
+        except MetricNotFound as exc:
+            _fail(study, trial, "config", str(exc))
+            raise
+        except Interrupted as exc:
+            _fail(study, trial, "interrupted", str(exc))
+            raise Interrupted(f"{str(exc).split(':')[0]} during trial {trial.number}, which is recorded as "
+                              f"failed; rerun the same trainlab tune command to continue the study to "
+                              f"{settings.trials} trials", exc.exit_code - 128) from None
+        except KeyboardInterrupt:
+            _fail(study, trial, "interrupted", "KeyboardInterrupt")
+            raise
+        except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            _fail(study, trial, "error", f"{type(exc).__name__}: {first}")
+            _log(settings, f"trial {trial.number}: failed: {type(exc).__name__}: {first}")
+        else:
+            study.tell(trial, value)
+            _log(settings, f"trial {trial.number}: {settings.metric}={value:.6g}")
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM when the tune process dies, even by SIGKILL (no orphan workers);
+    SIGTERM inside a trial records it as interrupted, elsewhere the next start fails it as stale."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def _worker_main(settings: TuneSettings, deadline: float | None) -> None:
+    """Entry point of a ``--jobs`` worker process: errors are one line and an exit code."""
+    from trainlab.errors import TrainlabError
+
+    _die_with_parent()
+    space = load_space(settings.space)
+    try:
+        run_trials(settings, space, read_yaml(settings.base), deadline)
+    except TrainlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
+    """``--jobs 1``: trials in this process; ``--jobs N``: N spawned worker processes on the same storage."""
+    deadline = None if settings.timeout_s is None else time.time() + settings.timeout_s
+    if settings.jobs == 1:
+        run_trials(settings, space, base_raw, deadline)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    workers = [context.Process(target=_worker_main, args=(settings, deadline), name=f"tune-worker-{i}")
+               for i in range(settings.jobs)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.join()
+    except KeyboardInterrupt:
+        for worker in workers:
+            worker.join()
+        raise
+    codes = [w.exitcode for w in workers]
+    if any(codes):
+        raise TrainingError(f"tune workers exited with codes {codes}; see the lines above")
+
+
+def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
+    """A --metric the base config does not compute is refused now (default metrics: at the first epoch)."""
+    metrics = validate(copy.deepcopy(base_raw)).metrics
+    name = settings.metric.removeprefix("val_")
+    if metrics is not None and name not in [*metrics, "loss"]:
+        valid = ["val_loss", *(f"val_{m}" for m in metrics)]
+        raise ConfigError(f"--metric '{settings.metric}' is not computed by {settings.base} "
+                          f"{did_you_mean(settings.metric, valid)}(its validation metrics: {', '.join(valid)})")
+
+
+def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The base config's value of every key the space switches on for it, in Optuna's form; None when
+    one lies outside the space (then the base config is not one of the space's points)."""
+    resolved = validate(copy.deepcopy(base_raw)).to_dict()
+    values: dict[str, Any] = {}
+    for param in space.params:
+        if not all(values.get(k) in allowed for k, allowed in param.when.items()):
+            continue
+        node: Any = resolved
+        for part in param.key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None or not param.contains(node):
+            return None
+        values[param.key] = node
+    return values
+
+
+def enqueue_base(study: optuna.Study, space: SearchSpace, base_raw: dict[str, Any], lock: Any) -> bool:
+    """A new study's first trial is the base config itself when it is a point of the space,
+    so the best trial is at least as good as the base on the tuned metric (same seed)."""
+    values = base_values(space, base_raw)
+    if values is None:
+        return False
+    with lock.held():
+        if study.get_trials(deepcopy=False):
+            return False
+        study.enqueue_trial({k: encode_choice(v) for k, v in values.items()}, user_attrs={"base_config": True})
+    return True
+
+
+def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
+    """Everything that can be refused before a trial: settings, base config, space, storage.
+    A new study gets the base config as its first trial."""
+    settings.check()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base_raw = read_yaml(settings.base)
+    check_metric(settings, base_raw)
+    space = load_space(settings.space)
+    check_space(space, base_raw)
+    study = open_study(settings, open_storage(settings))
+    enqueue_base(study, space, base_raw, claim_lock(settings))
+    return space, base_raw
+
+
+def study_for(settings: TuneSettings) -> optuna.Study:
+    return optuna.load_study(study_name=settings.name, storage=open_storage(settings))
