@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
+TIE = 1e-12  # differences below this are float round-off (0.8 - 0.7 != 0.9 - 0.8), not effects
 WILCOXON_MIN_PAIRS = 10  # below this the exact signed-rank test cannot reach p < 0.05 after Holm over ~6 arms
 
 
@@ -124,7 +125,7 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) for n >= 10, where it has
     the power to matter (with n = 5 its smallest two-sided p is 0.0625, so it could
     never call anything different). None for n < 2.
-    Degenerate differences: all zero -> p = 1; all equal and non-zero -> p = 2**(1-n),
+    Degenerate differences (equal within ``TIE``): all zero -> p = 1; all equal and non-zero -> p = 2**(1-n),
     the exact sign test (t is infinite and Wilcoxon's p is the same bound).
     """
     a, b = _array(x), _array(y)
@@ -135,9 +136,9 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
         return None
     difference = a - b
     name = "wilcoxon" if n >= WILCOXON_MIN_PAIRS else "paired-t"
-    if np.all(difference == 0):
+    if np.allclose(difference, 0.0, rtol=0.0, atol=TIE):
         return TestResult(name, 1.0)
-    if np.all(difference == difference[0]):
+    if np.allclose(difference, difference[0], rtol=0.0, atol=TIE):
         return TestResult(name, float(2.0 ** (1 - n)))
     if name == "wilcoxon":
         return TestResult(name, float(stats.wilcoxon(a, b, zero_method="wilcox").pvalue))
@@ -153,8 +154,8 @@ def welch_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     a, b = _array(x), _array(y)
     if a.size < 2 or b.size < 2:
         return None
-    if np.all(a == a[0]) and np.all(b == b[0]):
-        p = 1.0 if a[0] == b[0] else min(1.0, 2.0 / math.comb(a.size + b.size, a.size))
+    if np.allclose(a, a[0], rtol=0.0, atol=TIE) and np.allclose(b, b[0], rtol=0.0, atol=TIE):
+        p = 1.0 if abs(a[0] - b[0]) <= TIE else min(1.0, 2.0 / math.comb(a.size + b.size, a.size))
         return TestResult("welch", p)
     return TestResult("welch", float(stats.ttest_ind(a, b, equal_var=False).pvalue))
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from trainlab.config import Config, read_yaml, validate
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
@@ -129,8 +131,23 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal mapping keys silently; a strategies file must not."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"duplicate strategy name '{key}' (line {key_node.start_mark.line + 1}); "
+                                  "give each strategy its own name")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_strategies(path: str | Path) -> list[NamedStrategy]:
-    return parse_strategies(read_yaml(path), str(path))
+    read_yaml(path)  # file and YAML errors, one line each
+    return parse_strategies(yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader), str(path))
 
 
 def check_components(config: Config) -> None:
