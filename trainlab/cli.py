@@ -56,8 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--direction", choices=["min", "max"], help="override the metric's direction")
     compare.add_argument("--out", help="comparison folder (default runs/compare-<strategies file name>)")
 
-    demo = commands.add_parser("demo", help="compare seven optimizers on MNIST-1D (no files needed)")
+    demo = commands.add_parser("demo", help="compare seven optimizers x 3 seeds on MNIST-1D (no files needed)")
     demo.add_argument("--epochs", type=int, default=80)
+    demo.add_argument("--seeds", type=int, default=3)
+    demo.add_argument("--jobs", type=int, default=2)
+    demo.add_argument("--out", default="runs/demo", help="comparison folder (default runs/demo)")
 
     advise = commands.add_parser("advise", help="recommend a loss and metrics for a config's data")
     advise.add_argument("config")
@@ -127,7 +130,7 @@ def _cmd_compare(args) -> int:
 def _cmd_demo(args) -> int:
     from trainlab.demo import run_demo
 
-    run_demo(epochs=args.epochs)
+    run_demo(epochs=args.epochs, seeds=args.seeds, jobs=args.jobs, out=args.out)
     return 0
 
 
