@@ -299,7 +299,7 @@ def test_time_to_target_agrees_with_metrics_jsonl(five_seeds):
     out, board = five_seeds
     for entry in board["tasks"]["iris"]["strategies"]:
         for seed, time_s, step in zip(entry["seeds"], entry["time_to_target_s"]["values"],
-                                      entry["steps_to_target"]["values"]):
+                                      entry["steps_to_target"]["values"], strict=True):
             lines = (out / "runs" / "iris" / entry["name"] / f"seed-{seed}" / "metrics.jsonl").read_text().splitlines()
             records = [json.loads(line) for line in lines]
             hits = [r for r in records if "event" not in r and r.get("val_accuracy", -1) >= 0.7]

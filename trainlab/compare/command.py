@@ -106,6 +106,6 @@ def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
 
 
 def compare_files(base_paths: Sequence[str], strategies_path: str, out: str | None = None, **options: Any):
-    bases = dict(zip(task_names(base_paths), (read_yaml(p) for p in base_paths)))
+    bases = dict(zip(task_names(base_paths), (read_yaml(p) for p in base_paths), strict=True))
     strategies = load_strategies(strategies_path)
     return compare(bases, strategies, Path(out) if out else default_out(strategies_path), **options)

@@ -246,10 +246,10 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
         entry["rank"] = rank
     best = entries[0]
     sign = 1.0 if direction == "max" else -1.0  # probability of improvement counts "better", not "larger"
-    best_values = dict(zip(best["metrics"][metric]["seeds"], best["metrics"][metric]["values"]))
+    best_values = dict(zip(best["metrics"][metric]["seeds"], best["metrics"][metric]["values"], strict=True))
     results = []
     for entry in entries[1:]:
-        values = dict(zip(entry["metrics"][metric]["seeds"], entry["metrics"][metric]["values"]))
+        values = dict(zip(entry["metrics"][metric]["seeds"], entry["metrics"][metric]["values"], strict=True))
         shared = sorted(set(values) & set(best_values))
         result = None
         if len(shared) >= 2:
@@ -262,7 +262,7 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
     adjusted = stats.holm([r.p if r else None for _, r, _ in results])
     best["vs_best"] = {"test": None, "p": None, "p_holm": None,
                        "verdict": "best" if best_values else "too few seeds", "prob_improvement": None}
-    for (entry, result, improvement), p_holm in zip(results, adjusted):
+    for (entry, result, improvement), p_holm in zip(results, adjusted, strict=True):
         if result is None:
             verdict = "too few seeds"
         else:
@@ -379,18 +379,18 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
         title = (f"{task}: ranked by {metric} ({board['direction']}), {board['seeds']} seeds, "
                  f"mean ± std [95% t CI]")
         table = Table(title=title)
-        columns = ["rank", "strategy", metric, "95% CI", "verdict vs best", "P(better than best)", "train s"]
+        columns = ["rank", "strategy", metric, "95% CI", "vs best (Holm p)", "P(beats best)", "train s"]
         if target:
             columns.insert(5, f"time to {target['metric']}={target['value']:g} (reached)")
         for column in columns:
-            table.add_column(column, justify="left" if column in ("strategy", "verdict vs best") else "right")
+            table.add_column(column, justify="left" if column in ("strategy", "vs best (Holm p)") else "right")
         for entry in table_data["strategies"]:
             block = entry["metrics"].get(metric, {})
             ci = block.get("ci95")
             vs = entry["vs_best"]
             verdict = vs["verdict"]
             if vs["p_holm"] is not None:
-                verdict += f" (p_holm={vs['p_holm']:.2g}, {vs['test']})"
+                verdict += f" p={vs['p_holm']:.2g}"
             style = {"best": "bold green", "worse": "red"}.get(vs["verdict"], "")
             runs = f" n={entry['runs']}" + (f", {entry['failed']} failed" if entry["failed"] else "")
             row = [str(entry["rank"]), entry["name"],

@@ -108,14 +108,26 @@ def run_action(plan: RunPlan) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------- one run (in a worker)
 
+_stop_requested = False  # set in a worker by SIGTERM from the parent: start no further run
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
 def _pin_worker(threads: int) -> None:
-    """Worker initializer: torch threads, no KeyboardInterrupt between runs, die with the parent."""
+    """Worker initializer: torch threads, no KeyboardInterrupt between runs, die with the parent.
+
+    On Ctrl-C the parent sends each worker SIGTERM: during a run, the run's own handler
+    (trainlab.callbacks.signal_stop) checkpoints and stops it; between runs it only sets
+    ``_stop_requested``, so a run already queued to this worker is not started.
+    """
     import torch
 
     torch.set_num_threads(threads)
-    # SIGINT reaches the whole process group: the run in progress checkpoints through its own
-    # handler (trainlab.callbacks.signal_stop); between runs the worker ignores it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    signal.signal(signal.SIGTERM, _request_stop)
     try:  # Linux: a SIGKILLed comparison takes its workers with it, so no stale lock outlives it
         import ctypes
 
@@ -126,10 +138,13 @@ def _pin_worker(threads: int) -> None:
 
 def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str, action: str) -> dict[str, Any]:
     """Run one planned run; never raises except on interruption. Returns an outcome dict."""
+    global _stop_requested
     from trainlab.experiment import resume, train
 
     folder = Path(path)
     started = time.perf_counter()
+    if _stop_requested:
+        return {"status": "interrupted", "reason": "not started: the comparison was interrupted", "seconds": 0.0}
     try:
         (folder / ERROR_FILE).unlink(missing_ok=True)
         if action == "partial":
@@ -145,6 +160,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
     except TrainingError as exc:
         return {"status": "failed", "reason": f"diverged: {exc}", "seconds": time.perf_counter() - started}
     except Interrupted as exc:
+        _stop_requested = True  # the parent's SIGTERM may have landed in the run's own handler
         return {"status": "interrupted", "reason": str(exc), "seconds": time.perf_counter() - started}
     except Exception as exc:  # noqa: BLE001 - one failed run must never stop the others
         reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
@@ -389,6 +405,11 @@ def _run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
                     finish(plan, outcome)
     except KeyboardInterrupt:
         display.note("interrupted: waiting for the runs in progress to checkpoint")
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except (ProcessLookupError, AttributeError):
+                pass
         pool.shutdown(wait=True, cancel_futures=True)
         raise Interrupted("interrupted: run the same command again to finish the comparison",
                           signal.SIGINT) from None

@@ -91,8 +91,8 @@ def grid_strategies(grid: dict[str, Any], source: str) -> list[NamedStrategy]:
             raise ConfigError(f"{source}: grid key '{key}' needs a non-empty list of values; got {values!r}")
     out = []
     for combination in itertools.product(*(grid[k] for k in keys)):
-        name = ",".join(f"{_grid_label(k, keys)}={_format_value(v)}" for k, v in zip(keys, combination))
-        out.append(NamedStrategy(name, dict(zip(keys, combination))))
+        name = ",".join(f"{_grid_label(k, keys)}={_format_value(v)}" for k, v in zip(keys, combination, strict=True))
+        out.append(NamedStrategy(name, dict(zip(keys, combination, strict=True))))
     return out
 
 
