@@ -181,6 +181,8 @@ def test_grid_is_a_named_cross_product():
     ({"strategies": {"a": {"strategy.optimizer": {"name": "adamm", "lr": 0.1}}}}, "did you mean 'adam'"),
     ({"strategies": {"a": {"strategy.optimizer.lr": -1.0}}}, "strategy.optimizer.lr"),
     ({"strategies": {"a": {"strategy.optimizer.momentun": 0.9}}}, "momentun"),
+    ({"strategies": {"a": {"model.hiden": [8]}}}, "hiden"),
+    ({"strategies": {"a": {"data.standardise": False}}}, "standardise"),
     ({"strategies": {"sgd": None}, "grid": {"strategy.epochs": [2]}, "grids": {}}, "unknown section 'grids'"),
 ])
 def test_bad_strategies_fail_before_any_run(strategies, message):
@@ -216,6 +218,7 @@ STRATEGIES = {"strategies": {
     "adam-twin": {"strategy.optimizer": {"name": "adam", "lr": 0.01}},
     "hopeless": {"strategy.optimizer": {"name": "sgd", "lr": 1e-6}},
     "exploding": {"strategy.optimizer": {"name": "sgd", "lr": 1e6}},
+    "broken": {"model.hidden": [-5]},  # passes the checks before the runs, fails when the model is built
 }}
 
 
@@ -239,7 +242,7 @@ def test_leaderboard_has_the_issue_keys(five_seeds):
     assert (on_disk["metric"], on_disk["direction"], on_disk["seeds"]) == ("test_accuracy", "max", 5)
     assert on_disk["target"] == {"metric": "val_accuracy", "value": 0.7}
     entries = on_disk["tasks"]["iris"]["strategies"]
-    assert sorted(e["name"] for e in entries) == ["adam", "adam-twin", "exploding", "hopeless"]
+    assert sorted(e["name"] for e in entries) == ["adam", "adam-twin", "broken", "exploding", "hopeless"]
     for entry in entries:
         assert {"name", "runs", "failed", "rank", "metrics", "time_to_target_s", "steps_to_target", "vs_best"} <= set(entry)
         assert {"test_accuracy", "test_loss", "train_time_s"} <= set(entry["metrics"]) or entry["runs"] == 0
@@ -248,9 +251,9 @@ def test_leaderboard_has_the_issue_keys(five_seeds):
         assert {"median", "reached", "values"} <= set(entry["time_to_target_s"])
         assert {"median", "values"} <= set(entry["steps_to_target"])
         assert {"test", "p", "p_holm", "verdict", "prob_improvement"} <= set(entry["vs_best"])
-    assert [e["rank"] for e in entries] == [1, 2, 3, 4]
+    assert [e["rank"] for e in entries] == [1, 2, 3, 4, 5]
     csv_lines = (out / "leaderboard.csv").read_text().splitlines()
-    assert len(csv_lines) == 1 + 4 and csv_lines[0].startswith("task,rank,strategy")
+    assert len(csv_lines) == 1 + 5 and csv_lines[0].startswith("task,rank,strategy")
 
 
 def test_statistics_agree_with_scipy_from_the_run_folders(five_seeds):
@@ -292,6 +295,8 @@ def test_a_diverging_strategy_is_failed_with_its_reason_and_stops_nothing(five_s
     assert exploding["failed"] == 5 and exploding["runs"] == 0
     assert exploding["vs_best"]["verdict"] == "too few seeds"
     assert all("diverged" in f["reason"] for f in exploding["failures"])
+    broken = entries["broken"]
+    assert broken["failed"] == 5 and all("hidden" in f["reason"] for f in broken["failures"])
     assert all(entries[n]["runs"] == 5 for n in ("adam", "adam-twin", "hopeless"))
 
 
@@ -300,8 +305,8 @@ def test_time_to_target_agrees_with_metrics_jsonl(five_seeds):
     for entry in board["tasks"]["iris"]["strategies"]:
         for seed, time_s, step in zip(entry["seeds"], entry["time_to_target_s"]["values"],
                                       entry["steps_to_target"]["values"], strict=True):
-            lines = (out / "runs" / "iris" / entry["name"] / f"seed-{seed}" / "metrics.jsonl").read_text().splitlines()
-            records = [json.loads(line) for line in lines]
+            jsonl = out / "runs" / "iris" / entry["name"] / f"seed-{seed}" / "metrics.jsonl"
+            records = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
             hits = [r for r in records if "event" not in r and r.get("val_accuracy", -1) >= 0.7]
             assert (time_s, step) == ((hits[0]["elapsed_s"], hits[0]["step"]) if hits else (None, None))
         reached = [t for t in entry["time_to_target_s"]["values"] if t is not None]
@@ -317,6 +322,16 @@ def test_rerun_skips_finished_runs_and_redoes_changed_ones(five_seeds, tmp_path:
                     target="val_accuracy=0.7", live=False, quiet=True)
     assert _mtimes(out / "runs") == before
     assert json.dumps(again["tasks"]) == json.dumps(board["tasks"])
+    # an interrupted run (status running, no summary) is resumed from its checkpoint
+    partial = out / "runs" / "iris" / "hopeless" / "seed-4"
+    info = json.loads((partial / "run.json").read_text())
+    (partial / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    (partial / "summary.json").unlink()
+    capsys.readouterr()
+    compare({"iris": BASE}, parse_strategies(STRATEGIES), out, seeds=5, jobs=1, live=False, quiet=True)
+    assert "resuming iris/hopeless/seed-4" in capsys.readouterr().out
+    assert json.loads((partial / "summary.json").read_text())["status"] == "finished"
+    before = _mtimes(out / "runs")
     # a changed base config: only the strategy whose resolved config changed runs again
     changed = {"strategies": {**STRATEGIES["strategies"], "adam": {"strategy.optimizer": {"name": "adam", "lr": 0.02}}}}
     capsys.readouterr()

@@ -102,7 +102,13 @@ def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
         from trainlab.report import write_report
     except ImportError:
         return None
-    return write_report([out], out / "report.html")
+    try:
+        return write_report([out], out / "report.html")
+    except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
+        import sys
+
+        print(f"warning: report.html not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
 
 
 def compare_files(base_paths: Sequence[str], strategies_path: str, out: str | None = None, **options: Any):

@@ -5,7 +5,8 @@ running, each planned run is classified by what its folder holds (:func:`run_act
 
     new      no run.json                         -> train
     finished status finished, same config hash   -> skip (files untouched)
-    failed   status diverged, same config hash   -> skip, reported as failed
+    failed   status diverged, or compare-error.json,
+             same config hash                    -> skip, reported as failed (delete the folder to retry)
     changed  config hash differs                 -> train again from scratch (said so)
     partial  running / interrupted, same hash    -> trainlab.experiment.resume
 
@@ -90,12 +91,15 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def run_action(plan: RunPlan) -> tuple[str, str]:
     """(action, note): action is new | finished | failed | changed | partial (see module docstring)."""
+    wanted = plan.config.hash()
+    error = _read_json(plan.path / ERROR_FILE)
+    if error is not None and error.get("config_hash") == wanted:
+        return "failed", str(error.get("reason"))  # the same config would fail the same way
     info = _read_json(plan.path / "run.json")
     if info is None:
         return "new", ""
     summary = _read_json(plan.path / "summary.json") or {}
     recorded = info.get("config_hash") or summary.get("config_hash")
-    wanted = plan.config.hash()
     if recorded != wanted:
         return "changed", f"config changed (hash {recorded} -> {wanted}): running {plan.label} again"
     status = info.get("status")
@@ -166,11 +170,19 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
         reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / ERROR_FILE).write_text(json.dumps({"reason": reason, "traceback": traceback.format_exc()}))
+            record = {"reason": reason, "config_hash": _hash_or_none(raw), "traceback": traceback.format_exc()}
+            (folder / ERROR_FILE).write_text(json.dumps(record))
         except OSError:
             pass
         return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - started}
     return {"status": "finished", "summary": summary, "seconds": time.perf_counter() - started}
+
+
+def _hash_or_none(raw: dict[str, Any]) -> str | None:
+    try:
+        return validate(raw).hash()
+    except Exception:  # noqa: BLE001 - only for the error record
+        return None
 
 
 # --------------------------------------------------------------------------- display
@@ -327,7 +339,7 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
             tally.done += 1
             tally.record(plan, _read_json(plan.path / "summary.json"))
         elif action == "failed":
-            outcomes[plan.label] = {"status": "failed", "skipped": True, "reason": "diverged"}
+            outcomes[plan.label] = {"status": "failed", "skipped": True, "reason": note}
             tally.done += 1
             tally.failed += 1
         else:

@@ -172,9 +172,15 @@ def check_components(config: Config) -> None:
     build_schedule(strategy.schedule.spec(), 100, 10)
     if strategy.loss.name != "auto":
         build_loss(strategy.loss.spec())
+    import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
+    from trainlab.data import DATA_SOURCES
 
-    MODELS.get(config.model.name)
+    # names and option names only: building these needs the data (input shape), which a run loads
+    model_options = {k: v for k, v in config.model.spec().items() if k != "name"}
+    MODELS._check_options(config.model.name, MODELS.get(config.model.name), model_options, skip=2)
+    source = config.data.source
+    DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
 
 
 def validate_strategies(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy]) -> None:
