@@ -19,6 +19,7 @@ and the AlgoPerf benchmark (Dahl et al. 2023) for performance profiles.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,27 +88,15 @@ def bootstrap_interval(values: Sequence[float], statistic: str = "iqm", confiden
     function = {"iqm": lambda s, axis: stats.trim_mean(s, 0.25, axis=axis),
                 "mean": lambda s, axis: np.mean(s, axis=axis)}[statistic]
     for method in ("BCa", "percentile"):
-        with np.errstate(all="ignore"), _quiet_warnings():
+        # scipy warns when BCa degenerates; the percentile fallback below handles that case
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             result = stats.bootstrap((x,), function, confidence_level=confidence, n_resamples=n_resamples,
                                      method=method, rng=np.random.default_rng(seed), vectorized=True)
         low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
         if math.isfinite(low) and math.isfinite(high):
             return (low, high), f"bootstrap-{method.lower()}"
     return None, "bootstrap-percentile"
-
-
-class _quiet_warnings:
-    """scipy warns about degenerate BCa; the fallback above handles it, so the warning is noise."""
-
-    def __enter__(self):
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc):
-        self._catch.__exit__(*exc)
 
 
 # --------------------------------------------------------------------------- two samples
