@@ -186,10 +186,10 @@ def test_two_concurrent_trainings_into_one_folder(write_config, tmp_path):
         first.wait()
 
 
-def test_demo_adam_on_mnist1d_reaches_sixty_percent():
+def test_demo_adam_on_mnist1d_reaches_sixty_percent(tmp_path):
     from trainlab.demo import run_demo
 
-    rows = run_demo(optimizers=["adam"])
+    rows = run_demo(optimizers=["adam"], seeds=1, jobs=1, out=tmp_path / "demo", quiet=True)
     assert rows[0]["accuracy"] >= 0.60
 
 

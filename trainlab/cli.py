@@ -49,8 +49,21 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir")
     resume.add_argument("--quiet", action="store_true")
 
-    demo = commands.add_parser("demo", help="compare seven optimizers on MNIST-1D (no files needed)")
+    compare = commands.add_parser("compare", help="compare strategies over seeds: runs, statistics, leaderboard")
+    compare.add_argument("configs", nargs="+", metavar="BASE.yaml", help="one base config per task")
+    compare.add_argument("--strategies", required=True, metavar="STRATEGIES.yaml")
+    compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per strategy (default 5)")
+    compare.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads")
+    compare.add_argument("--target", metavar="val_METRIC=VALUE", help="time-to-target, e.g. val_accuracy=0.9")
+    compare.add_argument("--metric", default="test_accuracy", help="ranking metric (default test_accuracy)")
+    compare.add_argument("--direction", choices=["min", "max"], help="override the metric's direction")
+    compare.add_argument("--out", help="comparison folder (default runs/compare-<strategies file name>)")
+
+    demo = commands.add_parser("demo", help="compare seven optimizers x 3 seeds on MNIST-1D (no files needed)")
     demo.add_argument("--epochs", type=int, default=80)
+    demo.add_argument("--seeds", type=int, default=3)
+    demo.add_argument("--jobs", type=int, default=2)
+    demo.add_argument("--out", default="runs/demo", help="comparison folder (default runs/demo)")
 
     advise = commands.add_parser("advise", help="recommend a loss and metrics for a config's data")
     advise.add_argument("config")
@@ -137,10 +150,18 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from trainlab.compare import compare_files
+
+    compare_files(args.configs, args.strategies, out=args.out, seeds=args.seeds, jobs=args.jobs,
+                  target=args.target, metric=args.metric, direction=args.direction)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from trainlab.demo import run_demo
 
-    run_demo(epochs=args.epochs)
+    run_demo(epochs=args.epochs, seeds=args.seeds, jobs=args.jobs, out=args.out)
     return 0
 
 
@@ -221,8 +242,8 @@ def _cmd_tune(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "demo": _cmd_demo,
-            "advise": _cmd_advise, "schedule": _cmd_schedule, "lr-find": _cmd_lr_find,
+COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "compare": _cmd_compare,
+            "demo": _cmd_demo, "advise": _cmd_advise, "schedule": _cmd_schedule, "lr-find": _cmd_lr_find,
             "report": _cmd_report, "plot": _cmd_plot, "tune": _cmd_tune}
 
 

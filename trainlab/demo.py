@@ -1,18 +1,20 @@
-"""``trainlab demo``: seven classic optimizers on MNIST-1D with one MLP, as a leaderboard.
+"""``trainlab demo``: seven classic optimizers x 3 seeds on MNIST-1D, as an honest comparison.
 
-No files are read or written: MNIST-1D is generated offline by the mnist1d package.
+The same machinery as ``trainlab compare`` (one run folder per optimizer and seed under
+``--out``, leaderboard.json/csv, Holm-corrected tests against the best optimizer), with
+the base config and strategies defined here instead of in YAML files. MNIST-1D is
+generated offline by the mnist1d package, so nothing is downloaded. Run it again with
+the same ``--out`` and it finishes what is missing and reuses what is done.
 """
 
 from __future__ import annotations
 
-import time
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from trainlab.builders import build, run_scope
-from trainlab.config import validate
+from trainlab.compare import compare
+from trainlab.compare.strategies import NamedStrategy
 
 # learning rates: the better of two per optimizer in a sweep (MNIST-1D, MLP 100-100, batch 100, 80 epochs)
 DEMO_OPTIMIZERS: dict[str, dict[str, Any]] = {
@@ -40,29 +42,33 @@ def demo_config(optimizer: str, epochs: int, seed: int = 0) -> dict[str, Any]:
             "schedule": {"name": "cosine"},
         },
         "metrics": ["accuracy", "f1"],
+        "output": {"progress": "off"},
         "runtime": {"num_threads": 1},  # a 40-100-100-10 MLP: one thread beats two (no sync overhead)
     }
 
 
-def run_demo(epochs: int = 80, optimizers: list[str] | None = None, console: Console | None = None) -> list[dict]:
-    console = console or Console()
+def demo_strategies(optimizers: list[str]) -> list[NamedStrategy]:
+    """One strategy per optimizer: its name, hyperparameters, nothing else changed."""
+    return [NamedStrategy(name, {"strategy.optimizer": {"name": name, **DEMO_OPTIMIZERS[name]}})
+            for name in optimizers]
+
+
+def run_demo(epochs: int = 80, optimizers: list[str] | None = None, seeds: int = 3, jobs: int = 2,
+             out: str | Path | None = None, quiet: bool = False) -> list[dict[str, Any]]:
+    """Compare the optimizers; returns one row per optimizer, best first (mean test metrics).
+
+    ``out`` None: a temporary folder, removed afterwards (the CLI passes ``runs/demo``).
+    """
+    names = optimizers or list(DEMO_OPTIMIZERS)
+    base = demo_config(names[0], epochs)
+    with tempfile.TemporaryDirectory(prefix="trainlab-demo-") as scratch:
+        folder = Path(out) if out is not None else Path(scratch)
+        board = compare({"mnist1d": base}, demo_strategies(names), folder, seeds=seeds, jobs=jobs,
+                        metric="test_accuracy", quiet=quiet)
     rows = []
-    for name in optimizers or list(DEMO_OPTIMIZERS):
-        config = validate(demo_config(name, epochs))
-        with run_scope(config):
-            built = build(config, quiet=True)
-            started = time.perf_counter()
-            built.trainer.fit()
-            elapsed = time.perf_counter() - started
-            test = built.evaluator.evaluate(built.data.test)
-        rows.append({"optimizer": name, **test, "time_s": elapsed})
-        console.print(f"  {name:<9} test accuracy {test['accuracy']:.3f}  ({elapsed:.1f} s)")
-    rows.sort(key=lambda r: -r["accuracy"])
-    table = Table(title=f"MNIST-1D, MLP 40-100-100-10, {epochs} epochs, batch 100, cosine LR")
-    for column in ("rank", "optimizer", "test accuracy", "test F1", "test loss", "time (s)"):
-        table.add_column(column, justify="right" if column != "optimizer" else "left")
-    for rank, row in enumerate(rows, start=1):
-        table.add_row(str(rank), row["optimizer"], f"{row['accuracy']:.3f}", f"{row['f1']:.3f}",
-                      f"{row['loss']:.3f}", f"{row['time_s']:.1f}")
-    console.print(table)
+    for entry in board["tasks"]["mnist1d"]["strategies"]:
+        means = {key.removeprefix("test_"): block["mean"] for key, block in entry["metrics"].items()
+                 if key.startswith("test_")}
+        rows.append({"optimizer": entry["name"], **means, "time_s": entry["metrics"]["train_time_s"]["mean"],
+                     "verdict": entry["vs_best"]["verdict"]})
     return rows

@@ -1,0 +1,382 @@
+"""trainlab compare: statistics against scipy/statsmodels, strategies files, runner and leaderboard."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats as sps
+
+from trainlab.cli import main
+from trainlab.compare import compare, stats
+from trainlab.compare.leaderboard import direction_of, parse_target, read_metric
+from trainlab.compare.strategies import load_strategies, parse_strategies, validate_strategies
+from trainlab.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_describe_matches_the_statistics_module():
+    values = [0.81, 0.79, 0.85, 0.80, 0.77]
+    out = stats.describe(values)
+    assert out["mean"] == pytest.approx(statistics.fmean(values))
+    assert out["std"] == pytest.approx(statistics.stdev(values))  # ddof = 1
+    assert out["median"] == pytest.approx(statistics.median(values))
+    assert (out["min"], out["max"], out["n"]) == (0.77, 0.85, 5)
+    assert stats.describe([0.5])["std"] is None
+
+
+def test_t_interval_matches_scipy():
+    values = [0.81, 0.79, 0.85, 0.80, 0.77]
+    sem = statistics.stdev(values) / math.sqrt(len(values))
+    low, high = sps.t.interval(0.95, df=4, loc=statistics.fmean(values), scale=sem)
+    assert stats.t_interval(values) == pytest.approx((low, high))
+    assert stats.t_interval([0.5]) is None
+    assert stats.t_interval([0.5, 0.5, 0.5]) == (0.5, 0.5)
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    values = [10.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -7.0]  # sorted: -7 1 2 3 | 4 5 6 10 -> middle 2 3 4 5
+    assert stats.iqm(values) == pytest.approx(3.5)
+
+
+def test_bootstrap_interval_matches_scipy_and_never_nans():
+    values = [0.81, 0.79, 0.85, 0.80, 0.77, 0.83]
+    interval, method = stats.bootstrap_interval(values, "mean", n_resamples=1000, seed=3)
+    reference = sps.bootstrap((np.array(values),), np.mean, method="BCa", n_resamples=1000,
+                              rng=np.random.default_rng(3)).confidence_interval
+    assert method == "bootstrap-bca"
+    assert interval == pytest.approx((reference.low, reference.high))
+    assert min(values) <= interval[0] < statistics.fmean(values) < interval[1] <= max(values)
+    assert stats.bootstrap_interval([0.7, 0.7, 0.7]) == ((0.7, 0.7), "bootstrap-bca")
+    degenerate, _ = stats.bootstrap_interval([0.5, 0.5, 0.5, 0.9])  # BCa jackknife is undefined-ish here
+    assert degenerate is not None and all(math.isfinite(v) for v in degenerate)
+
+
+def test_paired_t_below_ten_pairs_matches_the_formula():
+    x, y = [0.80, 0.82, 0.78, 0.85, 0.81], [0.75, 0.80, 0.74, 0.79, 0.80]
+    d = np.subtract(x, y)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(d.size))
+    result = stats.paired_test(x, y)
+    assert result.test == "paired-t"
+    assert result.p == pytest.approx(2 * sps.t.sf(abs(t), df=d.size - 1))
+
+
+def test_wilcoxon_from_ten_pairs_matches_scipy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.8, 0.02, 12)
+    y = x - rng.normal(0.01, 0.02, 12)
+    result = stats.paired_test(x, y)
+    assert result.test == "wilcoxon"
+    assert result.p == pytest.approx(sps.wilcoxon(x, y).pvalue)
+
+
+def test_identical_and_constant_differences_give_defined_p_values():
+    assert stats.paired_test([0.8, 0.9, 0.7], [0.8, 0.9, 0.7]).p == 1.0
+    constant = stats.paired_test([0.8, 0.9, 0.7, 0.6, 0.5], [0.7, 0.8, 0.6, 0.5, 0.4])
+    assert constant.p == pytest.approx(2 * 0.5**5)  # the exact two-sided sign test
+    assert stats.paired_test([0.8], [0.7]) is None
+
+
+def test_welch_matches_the_welch_satterthwaite_formula():
+    x, y = [0.80, 0.82, 0.78, 0.85], [0.70, 0.74, 0.69, 0.79, 0.71]
+    vx, vy = np.var(x, ddof=1) / len(x), np.var(y, ddof=1) / len(y)
+    t = (np.mean(x) - np.mean(y)) / math.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    assert stats.welch_test(x, y).p == pytest.approx(2 * sps.t.sf(abs(t), df))
+    assert stats.welch_test([0.5, 0.5], [0.5, 0.5]).p == 1.0
+    assert stats.welch_test([0.5, 0.5], [0.4, 0.4]).p == pytest.approx(2 / math.comb(4, 2))
+
+
+def test_holm_hand_example_and_statsmodels():
+    # hand: sorted 0.01, 0.02, 0.04 -> 0.03, 0.04, max(0.04, 0.04) = 0.04
+    adjusted = stats.holm([0.04, 0.01, None, 0.02])
+    assert adjusted[2] is None
+    assert adjusted[0] == pytest.approx(0.04) and adjusted[1] == pytest.approx(0.03)
+    assert adjusted[3] == pytest.approx(0.04)
+    multipletests = pytest.importorskip("statsmodels.stats.multitest").multipletests
+    pvalues = [0.001, 0.2, 0.03, 0.049, 0.6, 0.012]
+    assert stats.holm(pvalues) == pytest.approx(list(multipletests(pvalues, method="holm")[1]))
+
+
+def test_probability_of_improvement_is_mann_whitney_u_over_nm():
+    x, y = [0.8, 0.7, 0.9, 0.7], [0.7, 0.6, 0.75]
+    u = sps.mannwhitneyu(x, y).statistic
+    assert stats.probability_of_improvement(x, y) == pytest.approx(u / (len(x) * len(y)))
+    assert stats.probability_of_improvement([1.0, 2.0], [1.0, 2.0]) == 0.5
+
+
+def test_median_time_counts_misses_as_infinite():
+    assert stats.median_time([3.0, None, 1.0]) == 3.0
+    assert stats.median_time([3.0, None, None]) is None
+    assert stats.median_time([1.0, 2.0, 4.0, None]) == 3.0
+
+
+def test_curve_mean_of_a_line_is_its_midpoint():
+    epochs = [0, 1, 2, 3, 4]
+    assert stats.curve_mean(epochs, [2 * e + 1 for e in epochs]) == pytest.approx(5.0)
+
+
+def test_performance_profile_by_hand():
+    # task 1: a=10, b=20 (ratio 2); task 2: a=None (miss), b=5 (ratio 1)
+    profile = stats.performance_profile({"a": [10.0, None], "b": [20.0, 5.0]}, tau_max=4.0, points=3)
+    assert profile["taus"] == pytest.approx([1.0, 2.0, 4.0])
+    assert profile["rho"]["a"] == [0.5, 0.5, 0.5]
+    assert profile["rho"]["b"] == [0.5, 1.0, 1.0]
+    assert profile["geomean_ratio"]["a"] is None
+    assert profile["geomean_ratio"]["b"] == pytest.approx(math.sqrt(2.0))
+
+
+def test_direction_and_metric_keys():
+    assert [direction_of(k) for k in ("test_loss", "val_mse", "train_time_s", "test_accuracy", "val_f1",
+                                      "samples_per_s")] == ["min", "min", "min", "max", "max", "max"]
+    summary = {"train_time_s": 1.5, "test": {"accuracy": 0.9}, "val": {"loss": 0.3}}
+    assert read_metric(summary, "test_accuracy") == 0.9
+    assert read_metric(summary, "val_loss") == 0.3
+    assert read_metric(summary, "train_time_s") == 1.5
+    assert read_metric(summary, "test_f1") is None
+    assert parse_target("val_loss=0.3") == {"metric": "val_loss", "value": 0.3, "direction": "min"}
+    with pytest.raises(ConfigError, match="--target"):
+        parse_target("accuracy>0.9")
+
+
+# --------------------------------------------------------------------------- strategies files
+
+BASE = {
+    "name": "iris",
+    "seed": 0,
+    "data": {"source": "iris"},
+    "model": {"name": "mlp", "hidden": [16]},
+    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16,
+                 "epochs": 4},
+    "metrics": ["accuracy"],
+    "output": {"progress": "off"},
+    "runtime": {"num_threads": 1},
+}
+
+
+def test_grid_is_a_named_cross_product():
+    parsed = parse_strategies({"strategies": {"base": None},
+                               "grid": {"strategy.optimizer.name": ["sgd", "adam"], "strategy.batch_size": [8, 32]}})
+    assert [s.name for s in parsed] == ["base", "optimizer.name=sgd,batch_size=8", "optimizer.name=sgd,batch_size=32",
+                                        "optimizer.name=adam,batch_size=8", "optimizer.name=adam,batch_size=32"]
+    assert parsed[4].overrides == {"strategy.optimizer.name": "adam", "strategy.batch_size": 32}
+
+
+@pytest.mark.parametrize("strategies, message", [
+    ({"strategies": {"a": {"strategy.optimzer": {"name": "sgd"}}}}, "unknown config key 'strategy.optimzer'"),
+    ({"strategies": {"a": {"strategy.batch_size": -3}}}, "strategy.batch_size"),
+    ({"strategies": {"a": {"strategy.optimizer": {"name": "adamm", "lr": 0.1}}}}, "did you mean 'adam'"),
+    ({"strategies": {"a": {"strategy.optimizer.lr": -1.0}}}, "strategy.optimizer.lr"),
+    ({"strategies": {"a": {"strategy.optimizer.momentun": 0.9}}}, "momentun"),
+    ({"strategies": {"a": {"model.hiden": [8]}}}, "hiden"),
+    ({"strategies": {"a": {"data.standardise": False}}}, "standardise"),
+    ({"strategies": {"sgd": None}, "grid": {"strategy.epochs": [2]}, "grids": {}}, "unknown section 'grids'"),
+])
+def test_bad_strategies_fail_before_any_run(strategies, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_strategies({"iris": BASE}, parse_strategies(strategies))
+
+
+def test_duplicate_names_are_refused(tmp_path: Path):
+    with pytest.raises(ConfigError, match="duplicate strategy name 'epochs=2'"):
+        parse_strategies({"strategies": {"epochs=2": None}, "grid": {"strategy.epochs": [2, 3]}})
+    twice = tmp_path / "twice.yaml"  # YAML itself would keep only the last of two equal keys
+    twice.write_text("strategies:\n  a: {strategy.epochs: 2}\n  a: {strategy.epochs: 3}\n")
+    with pytest.raises(ConfigError, match="duplicate strategy name 'a'"):
+        load_strategies(twice)
+
+
+def test_cli_reports_a_bad_strategy_in_one_line_before_any_run(tmp_path: Path, capsys):
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(BASE))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategies:\n  a: {strategy.epochs: 2}\n  b: {strategy.optimizer.name: sgdd}\n")
+    code = main(["compare", str(base), "--strategies", str(bad), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: strategy 'b': unknown optimizer 'sgdd'; did you mean 'sgd'?")
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- running and the leaderboard
+
+STRATEGIES = {"strategies": {
+    "adam": {"strategy.optimizer": {"name": "adam", "lr": 0.01}},
+    "adam-twin": {"strategy.optimizer": {"name": "adam", "lr": 0.01}},
+    "hopeless": {"strategy.optimizer": {"name": "sgd", "lr": 1e-6}},
+    "exploding": {"strategy.optimizer": {"name": "sgd", "lr": 1e6}},
+    "broken": {"model.hidden": [-5]},  # passes the checks before the runs, fails when the model is built
+}}
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def five_seeds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    board = compare({"iris": BASE}, parse_strategies(STRATEGIES), out, seeds=5, jobs=2,
+                    target="val_accuracy=0.7", metric="test_accuracy", live=False, quiet=True)
+    return out, board
+
+
+def test_leaderboard_has_the_issue_keys(five_seeds):
+    out, board = five_seeds
+    on_disk = json.loads((out / "leaderboard.json").read_text())
+    assert on_disk == json.loads(json.dumps(board))
+    assert {"metric", "direction", "seeds", "target", "tasks"} <= set(on_disk)
+    assert (on_disk["metric"], on_disk["direction"], on_disk["seeds"]) == ("test_accuracy", "max", 5)
+    assert on_disk["target"] == {"metric": "val_accuracy", "value": 0.7}
+    entries = on_disk["tasks"]["iris"]["strategies"]
+    assert sorted(e["name"] for e in entries) == ["adam", "adam-twin", "broken", "exploding", "hopeless"]
+    for entry in entries:
+        assert {"name", "runs", "failed", "rank", "metrics", "time_to_target_s", "steps_to_target", "vs_best"} <= set(entry)
+        assert {"test_accuracy", "test_loss", "train_time_s"} <= set(entry["metrics"]) or entry["runs"] == 0
+        for block in entry["metrics"].values():
+            assert {"mean", "std", "median", "ci95", "ci_method", "values"} <= set(block)
+        assert {"median", "reached", "values"} <= set(entry["time_to_target_s"])
+        assert {"median", "values"} <= set(entry["steps_to_target"])
+        assert {"test", "p", "p_holm", "verdict", "prob_improvement"} <= set(entry["vs_best"])
+    assert [e["rank"] for e in entries] == [1, 2, 3, 4, 5]
+    csv_lines = (out / "leaderboard.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 5 and csv_lines[0].startswith("task,rank,strategy")
+
+
+def test_statistics_agree_with_scipy_from_the_run_folders(five_seeds):
+    out, board = five_seeds
+    entries = {e["name"]: e for e in board["tasks"]["iris"]["strategies"]}
+
+    def from_disk(name: str) -> list[float]:
+        values = []
+        for seed in range(5):
+            summary = json.loads((out / "runs" / "iris" / name / f"seed-{seed}" / "summary.json").read_text())
+            values.append(summary["test"]["accuracy"])
+        return values
+
+    best = entries[board["tasks"]["iris"]["best"]]
+    best_values = from_disk(best["name"])
+    for name in ("adam", "adam-twin", "hopeless"):
+        values = from_disk(name)
+        block = entries[name]["metrics"]["test_accuracy"]
+        assert block["values"] == pytest.approx(values)
+        assert block["mean"] == pytest.approx(np.mean(values))
+        assert block["std"] == pytest.approx(np.std(values, ddof=1))
+        if np.std(values) > 0:
+            low, high = sps.t.interval(0.95, 4, loc=np.mean(values), scale=sps.sem(values))
+            assert block["ci95"] == pytest.approx([low, high])
+    hopeless = entries["hopeless"]["vs_best"]
+    assert hopeless["test"] == "paired-t"
+    assert hopeless["p"] == pytest.approx(sps.ttest_rel(from_disk("hopeless"), best_values).pvalue)
+    assert hopeless["verdict"] == "worse" and hopeless["p_holm"] < 0.05
+    assert hopeless["prob_improvement"] < 0.5
+    twin = entries["adam-twin"] if best["name"] == "adam" else entries["adam"]
+    assert twin["vs_best"]["verdict"] in ("indistinguishable", "best")
+    assert twin["vs_best"]["p"] == 1.0 and twin["vs_best"]["prob_improvement"] == 0.5
+
+
+def test_a_diverging_strategy_is_failed_with_its_reason_and_stops_nothing(five_seeds):
+    _, board = five_seeds
+    entries = {e["name"]: e for e in board["tasks"]["iris"]["strategies"]}
+    exploding = entries["exploding"]
+    assert exploding["failed"] == 5 and exploding["runs"] == 0
+    assert exploding["vs_best"]["verdict"] == "too few seeds"
+    assert all("diverged" in f["reason"] for f in exploding["failures"])
+    broken = entries["broken"]
+    assert broken["failed"] == 5 and all("hidden" in f["reason"] for f in broken["failures"])
+    assert all(entries[n]["runs"] == 5 for n in ("adam", "adam-twin", "hopeless"))
+
+
+def test_time_to_target_agrees_with_metrics_jsonl(five_seeds):
+    out, board = five_seeds
+    for entry in board["tasks"]["iris"]["strategies"]:
+        for seed, time_s, step in zip(entry["seeds"], entry["time_to_target_s"]["values"],
+                                      entry["steps_to_target"]["values"], strict=True):
+            jsonl = out / "runs" / "iris" / entry["name"] / f"seed-{seed}" / "metrics.jsonl"
+            records = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+            hits = [r for r in records if "event" not in r and r.get("val_accuracy", -1) >= 0.7]
+            assert (time_s, step) == ((hits[0]["elapsed_s"], hits[0]["step"]) if hits else (None, None))
+        reached = [t for t in entry["time_to_target_s"]["values"] if t is not None]
+        assert entry["time_to_target_s"]["reached"] == len(reached)
+    hopeless = next(e for e in board["tasks"]["iris"]["strategies"] if e["name"] == "hopeless")
+    assert hopeless["time_to_target_s"]["median"] is None  # never reached: infinite time
+
+
+def test_rerun_skips_finished_runs_and_redoes_changed_ones(five_seeds, tmp_path: Path, capsys):
+    out, board = five_seeds
+    before = _mtimes(out / "runs")
+    again = compare({"iris": BASE}, parse_strategies(STRATEGIES), out, seeds=5, jobs=1,
+                    target="val_accuracy=0.7", live=False, quiet=True)
+    assert _mtimes(out / "runs") == before
+    assert json.dumps(again["tasks"]) == json.dumps(board["tasks"])
+    # an interrupted run (status running, no summary) is resumed from its checkpoint
+    partial = out / "runs" / "iris" / "hopeless" / "seed-4"
+    info = json.loads((partial / "run.json").read_text())
+    (partial / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    (partial / "summary.json").unlink()
+    capsys.readouterr()
+    compare({"iris": BASE}, parse_strategies(STRATEGIES), out, seeds=5, jobs=1, live=False, quiet=True)
+    assert "resuming iris/hopeless/seed-4" in capsys.readouterr().out
+    assert json.loads((partial / "summary.json").read_text())["status"] == "finished"
+    before = _mtimes(out / "runs")
+    # a changed base config: only the strategy whose resolved config changed runs again
+    changed = {"strategies": {**STRATEGIES["strategies"], "adam": {"strategy.optimizer": {"name": "adam", "lr": 0.02}}}}
+    capsys.readouterr()
+    compare({"iris": BASE}, parse_strategies(changed), out, seeds=1, jobs=1, live=False, quiet=True)
+    printed = capsys.readouterr().out
+    assert "config changed" in printed and "iris/adam/seed-0" in printed
+    after = _mtimes(out / "runs")
+    assert after["iris/adam/seed-0/summary.json"] != before["iris/adam/seed-0/summary.json"]
+    assert after["iris/adam-twin/seed-0/summary.json"] == before["iris/adam-twin/seed-0/summary.json"]
+
+
+def test_two_tasks_give_two_leaderboards_and_a_profile(tmp_path: Path):
+    other = {**BASE, "data": {"source": "wine"}}
+    strategies = parse_strategies({"strategies": {"adam": None, "sgd": {"strategy.optimizer": {"name": "sgd", "lr": 0.1}}}})
+    board = compare({"iris": BASE, "wine": other}, strategies, tmp_path / "two", seeds=2, jobs=1,
+                    target="val_loss=0.8", live=False, quiet=True)
+    assert set(board["tasks"]) == {"iris", "wine"}
+    profile = board["profile"]
+    assert profile["tasks"] == ["iris", "wine"] and set(profile["rho"]) == {"adam", "sgd"}
+    assert all(0.0 <= r <= 1.0 for rho in profile["rho"].values() for r in rho)
+    assert board["target_direction"] == "min"
+
+
+@pytest.mark.slow
+def test_sigkill_half_way_then_the_same_command_completes(tmp_path: Path):
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({**BASE, "strategy": {**BASE["strategy"], "epochs": 30}}))
+    strategies = tmp_path / "strategies.yaml"
+    strategies.write_text(yaml.safe_dump({"strategies": {"adam": None, "sgd": {"strategy.optimizer": {"name": "sgd", "lr": 0.1}}}}))
+    out = tmp_path / "cmp"
+    command = [sys.executable, "-m", "trainlab.cli", "compare", str(base), "--strategies", str(strategies),
+               "--seeds", "4", "--jobs", "2", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("runs/*/*/*/summary.json"))) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = [p.parent for p in out.glob("runs/*/*/*/summary.json")]
+    assert 3 <= len(finished) < 8, "the kill should land half-way"
+    before = {str(p): _mtimes(p) for p in finished}
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    for folder, mtimes in before.items():
+        assert _mtimes(Path(folder)) == mtimes
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert all(e["runs"] == 4 and e["failed"] == 0 for e in board["tasks"]["base"]["strategies"])

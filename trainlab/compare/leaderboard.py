@@ -1,0 +1,415 @@
+"""From the run folders of a comparison to ``leaderboard.json``, ``leaderboard.csv`` and a table.
+
+Everything is read back from disk (each run's ``summary.json`` and ``metrics.jsonl``),
+so a leaderboard can be rebuilt at any time and agrees with what the folders hold.
+
+Metric keys are the summary's names with their split prefix: ``test_accuracy`` is
+``summary["test"]["accuracy"]``, ``val_loss`` is ``summary["val"]["loss"]``, and a
+top-level number such as ``train_time_s`` is itself. Direction: loss-like names
+(:func:`direction_of`) are minimised, all others maximised, unless given explicitly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainlab.atomic import write_json, write_text
+from trainlab.compare import stats
+from trainlab.compare.runner import ERROR_FILE, RunPlan
+from trainlab.errors import ConfigError
+
+ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the best strategy
+MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time", "_s")
+
+
+def direction_of(metric: str) -> str:
+    """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``), else ``max``."""
+    name = metric.lower()
+    if name.endswith("per_s"):  # throughput: samples_per_s
+        return "max"
+    return "min" if any(name.endswith(token) or token in name.split("_") for token in MINIMISED) else "max"
+
+
+def read_metric(summary: dict[str, Any] | None, key: str) -> float | None:
+    """``test_accuracy`` -> ``summary["test"]["accuracy"]``; ``train_time_s`` -> ``summary["train_time_s"]``."""
+    if not summary:
+        return None
+    value = summary.get(key)
+    if value is None:
+        split, _, name = key.partition("_")
+        section = summary.get(split)
+        value = section.get(name) if isinstance(section, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def parse_target(text: str | None) -> dict[str, Any] | None:
+    """``val_accuracy=0.9`` -> ``{"metric": "val_accuracy", "value": 0.9, "direction": "max"}``."""
+    if not text:
+        return None
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not key.startswith("val_") or not math.isfinite(number):
+        raise ConfigError(f"--target expects val_<metric>=<number> (e.g. val_accuracy=0.9 or val_loss=0.3); "
+                          f"got '{text}'")
+    return {"metric": key, "value": number, "direction": direction_of(key)}
+
+
+# --------------------------------------------------------------------------- one run, read back
+
+@dataclass
+class RunRecord:
+    seed: int
+    path: Path
+    status: str  # finished | failed | missing
+    summary: dict[str, Any] | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl without event records; a torn last line (a killed writer) is skipped."""
+    records = []
+    try:
+        lines = (path / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return records
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "event" not in record:
+            records.append(record)
+    return records
+
+
+def load_run(plan: RunPlan) -> RunRecord:
+    summary = _read_json(plan.path / "summary.json")
+    records = read_records(plan.path)
+    if isinstance(summary, dict) and summary.get("status") == "finished":
+        return RunRecord(plan.seed, plan.path, "finished", summary, records)
+    error = _read_json(plan.path / ERROR_FILE)
+    if isinstance(summary, dict) and summary.get("status") == "diverged":
+        events = [e.get("reason") or e.get("event") for e in summary.get("events", []) if isinstance(e, dict)]
+        reason = "diverged" + (f": {events[-1]}" if events and events[-1] else "")
+        return RunRecord(plan.seed, plan.path, "failed", None, records, reason)
+    if isinstance(error, dict):
+        return RunRecord(plan.seed, plan.path, "failed", None, records, str(error.get("reason")))
+    return RunRecord(plan.seed, plan.path, "missing", None, records, "not run yet")
+
+
+def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tuple[float | None, int | None]:
+    """(elapsed_s, step) of the first validation record whose target metric reached the target value."""
+    key, value = target["metric"], target["value"]
+    reached = (lambda v: v >= value) if target["direction"] == "max" else (lambda v: v <= value)
+    for record in sorted((r for r in records if key in r), key=lambda r: (r.get("step", 0), r.get("elapsed_s", 0))):
+        observed = record[key]
+        if isinstance(observed, (int, float)) and math.isfinite(observed) and reached(observed):
+            return record.get("elapsed_s"), record.get("step")
+    return None, None
+
+
+def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[str, float | None]:
+    """Best-validation epoch, mean height of the validation curve, and the generalisation gaps."""
+    epochs = {}
+    for record in run.records:
+        if "epoch" in record and val_key in record:
+            epochs[record["epoch"]] = record  # a resumed run may repeat an epoch: keep the last
+    ordered = [epochs[e] for e in sorted(epochs)]
+    out: dict[str, float | None] = {"best_val_epoch": None, "val_curve_mean": None, "gap_loss": None,
+                                    "gap_val_test": None}
+    if ordered:
+        values = [r[val_key] for r in ordered]
+        pick = max if direction_of(val_key) == "max" else min
+        out["best_val_epoch"] = ordered[values.index(pick(values))]["epoch"]
+        out["val_curve_mean"] = stats.curve_mean([r["epoch"] for r in ordered], values)
+        last = ordered[-1]
+        if isinstance(last.get("train_loss"), (int, float)) and isinstance(last.get("val_loss"), (int, float)):
+            out["gap_loss"] = float(last["val_loss"] - last["train_loss"])
+    if metric_name and run.summary:
+        val, test = read_metric(run.summary, f"val_{metric_name}"), read_metric(run.summary, f"test_{metric_name}")
+        if val is not None and test is not None:
+            out["gap_val_test"] = val - test
+    return out
+
+
+# --------------------------------------------------------------------------- one strategy
+
+def metric_block(values: list[float], seeds: list[int]) -> dict[str, Any]:
+    described = stats.describe(values)
+    interval = stats.t_interval(values)
+    boot, boot_method = stats.bootstrap_interval(values, "iqm")
+    return {
+        **described,
+        "ci95": list(interval) if interval else None,
+        "ci_method": "t",
+        "iqm": stats.iqm(values) if values else None,
+        "iqm_ci95": list(boot) if boot else None,
+        "iqm_ci_method": boot_method,
+        "values": values,
+        "seeds": seeds,
+    }
+
+
+def _metric_keys(runs: list[RunRecord], metric: str) -> list[str]:
+    keys = [metric]
+    for run in runs:
+        for split in ("test", "val"):
+            for name in (run.summary or {}).get(split, {}) or {}:
+                keys.append(f"{split}_{name}")
+    keys.append("train_time_s")
+    return list(dict.fromkeys(keys))
+
+
+def _val_key(metric: str) -> tuple[str, str | None]:
+    split, _, name = metric.partition("_")
+    if split in ("test", "val") and name:
+        return f"val_{name}", name
+    return "val_loss", None
+
+
+def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[str, Any] | None) -> dict[str, Any]:
+    finished = [r for r in runs if r.status == "finished"]
+    keys = _metric_keys(finished, metric)
+    metrics = {}
+    for key in keys:
+        pairs = [(r.seed, read_metric(r.summary, key)) for r in finished]
+        pairs = [(s, v) for s, v in pairs if v is not None]
+        if pairs or key == metric:
+            metrics[key] = metric_block([v for _, v in pairs], [s for s, _ in pairs])
+    entry: dict[str, Any] = {
+        "name": name,
+        "runs": len(finished),
+        "failed": sum(r.status == "failed" for r in runs),
+        "missing": sum(r.status == "missing" for r in runs),
+        "failures": [{"seed": r.seed, "reason": r.reason} for r in runs if r.status == "failed"],
+        "seeds": [r.seed for r in runs],
+        "run_dirs": [str(r.path) for r in runs],
+        "metrics": metrics,
+    }
+    times, steps = [], []
+    for run in runs:
+        t, s = time_to_target(run.records, target) if target else (None, None)
+        times.append(t)
+        steps.append(s)
+    entry["time_to_target_s"] = {
+        "median": stats.median_time(times) if target else None,
+        "reached": sum(t is not None for t in times),
+        "fraction": (sum(t is not None for t in times) / len(runs)) if runs and target else None,
+        "values": times,
+    }
+    entry["steps_to_target"] = {"median": stats.median_time(steps) if target else None, "values": steps}
+    val_key, metric_name = _val_key(metric)
+    per_run = [convergence(r, val_key, metric_name) for r in finished]
+    block: dict[str, Any] = {"val_metric": val_key}
+    for field_name in ("best_val_epoch", "val_curve_mean", "gap_loss", "gap_val_test"):
+        values = [c[field_name] for c in per_run]
+        present = [v for v in values if v is not None]
+        block[field_name] = {"mean": float(sum(present) / len(present)) if present else None,
+                             "median": stats.describe(present)["median"], "values": values}
+    entry["convergence"] = block
+    return entry
+
+
+# --------------------------------------------------------------------------- ranking and tests
+
+def _score(entry: dict[str, Any], metric: str, direction: str) -> float:
+    mean = entry["metrics"].get(metric, {}).get("mean")
+    if mean is None:
+        return math.inf
+    return -mean if direction == "max" else mean
+
+
+def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) -> None:
+    """Rank by mean ``metric``; test each strategy against the best; Holm across strategies."""
+    entries.sort(key=lambda e: _score(e, metric, direction))  # stable: ties keep the file's order
+    for rank, entry in enumerate(entries, start=1):
+        entry["rank"] = rank
+    best = entries[0]
+    sign = 1.0 if direction == "max" else -1.0  # probability of improvement counts "better", not "larger"
+    best_values = dict(zip(best["metrics"][metric]["seeds"], best["metrics"][metric]["values"], strict=True))
+    results = []
+    for entry in entries[1:]:
+        values = dict(zip(entry["metrics"][metric]["seeds"], entry["metrics"][metric]["values"], strict=True))
+        shared = sorted(set(values) & set(best_values))
+        result = None
+        if len(shared) >= 2:
+            result = stats.paired_test([values[s] for s in shared], [best_values[s] for s in shared])
+        elif len(values) >= 2 and len(best_values) >= 2:
+            result = stats.welch_test(list(values.values()), list(best_values.values()))
+        improvement = stats.probability_of_improvement([sign * v for v in values.values()],
+                                                       [sign * v for v in best_values.values()])
+        results.append((entry, result, improvement))
+    adjusted = stats.holm([r.p if r else None for _, r, _ in results])
+    best["vs_best"] = {"test": None, "p": None, "p_holm": None,
+                       "verdict": "best" if best_values else "too few seeds", "prob_improvement": None}
+    for (entry, result, improvement), p_holm in zip(results, adjusted, strict=True):
+        if result is None:
+            verdict = "too few seeds"
+        else:
+            verdict = "worse" if p_holm < ALPHA else "indistinguishable"
+        entry["vs_best"] = {"test": result.test if result else None, "p": result.p if result else None,
+                            "p_holm": p_holm, "verdict": verdict, "prob_improvement": improvement}
+
+
+# --------------------------------------------------------------------------- the whole board
+
+def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None = None,
+                      target: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read every planned run folder and return the leaderboard (see docs/compare.md)."""
+    direction = direction or direction_of(metric)
+    seeds = sorted({p.seed for p in plans})
+    tasks: dict[str, dict[str, list[RunPlan]]] = {}
+    for plan in plans:
+        tasks.setdefault(plan.task, {}).setdefault(plan.strategy, []).append(plan)
+    board: dict[str, Any] = {
+        "metric": metric,
+        "direction": direction,
+        "seeds": len(seeds),
+        "seed_list": seeds,
+        "target": {"metric": target["metric"], "value": target["value"]} if target else None,
+        "target_direction": target["direction"] if target else None,
+        "alpha": ALPHA,
+        "methods": {
+            "ci95": "Student t interval of the mean over seeds (ci_method 't')",
+            "iqm_ci95": "scipy.stats.bootstrap of the interquartile mean, BCa (percentile where BCa is undefined)",
+            "vs_best": f"paired t over shared seeds (n < {stats.WILCOXON_MIN_PAIRS}), exact Wilcoxon signed-rank "
+                       f"(n >= {stats.WILCOXON_MIN_PAIRS}), Welch t when fewer than 2 seeds are shared; Holm "
+                       f"across strategies; worse when p_holm < {ALPHA}",
+            "prob_improvement": "P(X better than best) + P(tie)/2 over all seed pairs (Mann-Whitney U / nm)",
+            "time_to_target_s": "elapsed_s of the first validation record at or past the target; "
+                                "null = never reached, counted as infinite in the median",
+        },
+        "tasks": {},
+    }
+    for task, by_strategy in tasks.items():
+        entries = []
+        for name, strategy_plans in by_strategy.items():
+            runs = [load_run(p) for p in sorted(strategy_plans, key=lambda p: p.seed)]
+            entries.append(strategy_entry(name, runs, metric, target))
+        rank_and_test(entries, metric, direction)
+        board["tasks"][task] = {"strategies": entries, "best": entries[0]["name"]}
+    if len(tasks) > 1:
+        board["profile"] = task_profile(board, target)
+    return board
+
+
+def task_profile(board: dict[str, Any], target: dict[str, Any] | None) -> dict[str, Any]:
+    """Performance profile over tasks of the median time-to-target (median train time without --target)."""
+    times: dict[str, list[float | None]] = {}
+    task_names = list(board["tasks"])
+    for task in task_names:
+        for entry in board["tasks"][task]["strategies"]:
+            if target:
+                value = entry["time_to_target_s"]["median"]
+            else:
+                value = entry["metrics"].get("train_time_s", {}).get("median")
+            times.setdefault(entry["name"], []).append(value)
+    profile = stats.performance_profile(times)
+    measure = "median time_to_target_s" if target else "median train_time_s (no --target given)"
+    return {"measure": measure, "tasks": task_names, **profile}
+
+
+# --------------------------------------------------------------------------- outputs
+
+CSV_COLUMNS = ["task", "rank", "strategy", "runs", "failed", "mean", "std", "median", "ci95_low", "ci95_high",
+               "iqm", "test", "p", "p_holm", "verdict", "prob_improvement", "time_to_target_median_s",
+               "target_reached", "train_time_s_mean"]
+
+
+def to_csv(board: dict[str, Any]) -> str:
+    """One row per task x strategy; the ranking metric's statistics in the mean..iqm columns."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    metric = board["metric"]
+    for task, table in board["tasks"].items():
+        for entry in table["strategies"]:
+            block = entry["metrics"].get(metric, {})
+            ci = block.get("ci95") or [None, None]
+            vs = entry["vs_best"]
+            writer.writerow([task, entry["rank"], entry["name"], entry["runs"], entry["failed"], block.get("mean"),
+                             block.get("std"), block.get("median"), ci[0], ci[1], block.get("iqm"), vs["test"],
+                             vs["p"], vs["p_holm"], vs["verdict"], vs["prob_improvement"],
+                             entry["time_to_target_s"]["median"], entry["time_to_target_s"]["reached"],
+                             entry["metrics"].get("train_time_s", {}).get("mean")])
+    return buffer.getvalue()
+
+
+def write_leaderboard(board: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    json_path = write_json(out / "leaderboard.json", board)
+    csv_path = write_text(out / "leaderboard.csv", to_csv(board))
+    return json_path, csv_path
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
+    """A rich table per task, ranked by the metric."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log or a pipe: wide enough that no column is cut
+            console = Console(width=200)
+    metric, target = board["metric"], board["target"]
+    for task, table_data in board["tasks"].items():
+        title = (f"{task}: ranked by {metric} ({board['direction']}), {board['seeds']} seeds, "
+                 f"mean ± std [95% t CI]")
+        table = Table(title=title)
+        columns = ["rank", "strategy", metric, "95% CI", "vs best (Holm p)", "P(beats best)", "train s"]
+        if target:
+            columns.insert(5, f"time to {target['metric']}={target['value']:g} (reached)")
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("strategy", "vs best (Holm p)") else "right")
+        for entry in table_data["strategies"]:
+            block = entry["metrics"].get(metric, {})
+            ci = block.get("ci95")
+            vs = entry["vs_best"]
+            verdict = vs["verdict"]
+            if vs["p_holm"] is not None:
+                verdict += f" p={vs['p_holm']:.2g}"
+            style = {"best": "bold green", "worse": "red"}.get(vs["verdict"], "")
+            runs = f" n={entry['runs']}" + (f", {entry['failed']} failed" if entry["failed"] else "")
+            row = [str(entry["rank"]), entry["name"],
+                   f"{_fmt(block.get('mean'))} ± {_fmt(block.get('std'), 2)}{runs}",
+                   f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
+                   f"[{style}]{verdict}[/{style}]" if style else verdict,
+                   _fmt(vs["prob_improvement"], 2),
+                   _fmt(entry["metrics"].get("train_time_s", {}).get("mean"), 3)]
+            if target:
+                ttt = entry["time_to_target_s"]
+                row.insert(5, f"{_fmt(ttt['median'], 3)} s ({ttt['reached']}/{len(ttt['values'])})")
+            table.add_row(*row)
+        console.print(table)
+        for entry in table_data["strategies"]:
+            for failure in entry["failures"]:
+                console.print(f"  failed: {entry['name']} seed {failure['seed']}: {failure['reason']}")
+    profile = board.get("profile")
+    if profile:
+        console.print(f"performance profile over {len(profile['tasks'])} tasks ({profile['measure']}): "
+                      "geometric mean of time ratios to the best")
+        for name, ratio in profile["geomean_ratio"].items():
+            console.print(f"  {name:<24} {_fmt(ratio, 3) if ratio is not None else 'inf (a target missed)'}")

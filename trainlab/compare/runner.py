@@ -1,0 +1,429 @@
+"""Plan and run every task x strategy x seed of a comparison, resumably.
+
+Layout: ``DIR/runs/<task>/<strategy>/seed-<k>/`` is an ordinary run folder. Before
+running, each planned run is classified by what its folder holds (:func:`run_action`):
+
+    new      no run.json                         -> train
+    finished status finished, same config hash   -> skip (files untouched)
+    failed   status diverged, or compare-error.json,
+             same config hash                    -> skip, reported as failed (delete the folder to retry)
+    changed  config hash differs                 -> train again from scratch (said so)
+    partial  running / interrupted, same hash    -> trainlab.experiment.resume
+
+``--jobs N`` runs N runs at once in forked worker processes, each pinned to
+``cores // N`` torch threads. A run that diverges or raises is recorded as failed
+with its reason and never stops the others. The parent shows a live rich display on
+a TTY and plain lines otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainlab.compare.strategies import NamedStrategy, apply_strategy
+from trainlab.config import Config, validate
+from trainlab.errors import Interrupted, TrainingError
+
+ERROR_FILE = "compare-error.json"  # written into a run folder whose run raised (not diverged)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run of the comparison: where it lives and the resolved config it must have."""
+
+    task: str
+    strategy: str
+    seed: int
+    raw: dict[str, Any]
+    path: Path
+
+    @property
+    def config(self) -> Config:
+        return validate(self.raw)
+
+    @property
+    def label(self) -> str:
+        return f"{self.task}/{self.strategy}/seed-{self.seed}"
+
+
+def seed_config(raw: dict[str, Any], task: str, strategy: str, seed: int) -> dict[str, Any]:
+    """The run's raw config: ``seed`` = k (data order, initial weights; the split too unless
+    the config fixes ``data.split_seed``), a name per arm, and no progress bar."""
+    raw = dict(raw)
+    raw["seed"] = seed
+    raw["name"] = f"{task}-{strategy}"
+    output = dict(raw.get("output") or {})
+    output["progress"] = "off"
+    raw["output"] = output
+    return raw
+
+
+def plan_runs(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], seeds: list[int],
+              out: Path) -> list[RunPlan]:
+    """Every task x strategy x seed, seed-major so that early results already pair across arms."""
+    plans = []
+    for task, base in bases.items():
+        configs = {s.name: apply_strategy(base, s.overrides) for s in strategies}
+        for seed in seeds:
+            for strategy in strategies:
+                raw = seed_config(configs[strategy.name], task, strategy.name, seed)
+                plans.append(RunPlan(task, strategy.name, seed, raw, out / "runs" / task / strategy.name / f"seed-{seed}"))
+    return plans
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_action(plan: RunPlan) -> tuple[str, str]:
+    """(action, note): action is new | finished | failed | changed | partial (see module docstring)."""
+    wanted = plan.config.hash()
+    error = _read_json(plan.path / ERROR_FILE)
+    if error is not None and error.get("config_hash") == wanted:
+        return "failed", str(error.get("reason"))  # the same config would fail the same way
+    info = _read_json(plan.path / "run.json")
+    if info is None:
+        return "new", ""
+    summary = _read_json(plan.path / "summary.json") or {}
+    recorded = info.get("config_hash") or summary.get("config_hash")
+    if recorded != wanted:
+        return "changed", f"config changed (hash {recorded} -> {wanted}): running {plan.label} again"
+    status = info.get("status")
+    if status == "finished" and summary.get("status") == "finished":
+        return "finished", ""
+    if status == "diverged":
+        return "failed", "diverged"
+    return "partial", f"resuming {plan.label} (status {status})"
+
+
+# --------------------------------------------------------------------------- one run (in a worker)
+
+_stop_requested = False  # set in a worker by SIGTERM from the parent: start no further run
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
+def _pin_worker(threads: int) -> None:
+    """Worker initializer: torch threads, no KeyboardInterrupt between runs, die with the parent.
+
+    On Ctrl-C the parent sends each worker SIGTERM: during a run, the run's own handler
+    (trainlab.callbacks.signal_stop) checkpoints and stops it; between runs it only sets
+    ``_stop_requested``, so a run already queued to this worker is not started.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    signal.signal(signal.SIGTERM, _request_stop)
+    try:  # Linux: a SIGKILLed comparison takes its workers with it, so no stale lock outlives it
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str, action: str) -> dict[str, Any]:
+    """Run one planned run; never raises except on interruption. Returns an outcome dict."""
+    global _stop_requested
+    from trainlab.experiment import resume, train
+
+    folder = Path(path)
+    started = time.perf_counter()
+    if _stop_requested:
+        return {"status": "interrupted", "reason": "not started: the comparison was interrupted", "seconds": 0.0}
+    try:
+        (folder / ERROR_FILE).unlink(missing_ok=True)
+        if action == "partial":
+            try:
+                summary, _ = resume(folder, quiet=True)
+            except (TrainingError, Interrupted):
+                raise
+            except Exception as exc:  # an unreadable partial run: start it again
+                print(f"warning: cannot resume {folder} ({exc}); training it from scratch", file=sys.stderr)
+                summary, _ = train(validate(raw), out=folder, overwrite=True, quiet=True)
+        else:
+            summary, _ = train(validate(raw), out=folder, overwrite=True, quiet=True)
+    except TrainingError as exc:
+        return {"status": "failed", "reason": f"diverged: {exc}", "seconds": time.perf_counter() - started}
+    except Interrupted as exc:
+        _stop_requested = True  # the parent's SIGTERM may have landed in the run's own handler
+        return {"status": "interrupted", "reason": str(exc), "seconds": time.perf_counter() - started}
+    except Exception as exc:  # noqa: BLE001 - one failed run must never stop the others
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            record = {"reason": reason, "config_hash": _hash_or_none(raw), "traceback": traceback.format_exc()}
+            (folder / ERROR_FILE).write_text(json.dumps(record))
+        except OSError:
+            pass
+        return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - started}
+    return {"status": "finished", "summary": summary, "seconds": time.perf_counter() - started}
+
+
+def _hash_or_none(raw: dict[str, Any]) -> str | None:
+    try:
+        return validate(raw).hash()
+    except Exception:  # noqa: BLE001 - only for the error record
+        return None
+
+
+# --------------------------------------------------------------------------- display
+
+@dataclass
+class Tally:
+    """What the display shows: counts, timing and each arm's finished metric values (first task)."""
+
+    task: str
+    total: int
+    metric: str
+    direction: str
+    read_metric: Callable[[dict[str, Any], str], float | None]
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    run_seconds: list[float] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def record(self, plan: RunPlan, summary: dict[str, Any] | None) -> None:
+        value = self.read_metric(summary, self.metric) if summary else None
+        if value is not None and plan.task == self.task:
+            self.values.setdefault(plan.strategy, []).append(value)
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done - self.running
+
+    def eta_s(self, jobs: int) -> float | None:
+        if not self.run_seconds:
+            return None
+        per_run = sum(self.run_seconds) / len(self.run_seconds)
+        return per_run * math.ceil((self.left + self.running / 2) / jobs)
+
+    def leader(self) -> str:
+        if not self.values:
+            return "-"
+        pick = max if self.direction == "max" else min
+        means = {name: sum(v) / len(v) for name, v in self.values.items()}
+        best = pick(means, key=means.get)
+        return f"{best} {self.metric}={means[best]:.4g} (n={len(self.values[best])})"
+
+    def line(self, jobs: int) -> str:
+        eta = self.eta_s(jobs)
+        eta_text = f"{eta:.0f} s" if eta is not None else "?"
+        failed = f" ({self.failed} failed)" if self.failed else ""
+        return (f"done {self.done}{failed}, running {self.running}, left {self.left}, ETA {eta_text}, "
+                f"leader {self.leader()}")
+
+
+class PlainDisplay:
+    """One line per finished run (for logs and pipes)."""
+
+    def __init__(self, tally: Tally, jobs: int):
+        self.tally, self.jobs = tally, jobs
+
+    def __enter__(self) -> PlainDisplay:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        print(text, flush=True)
+
+    def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
+        t = self.tally
+        if outcome["status"] == "finished":
+            value = t.read_metric(outcome.get("summary") or {}, t.metric)
+            what = f"{t.metric}={value:.4g}" if value is not None else "finished"
+        else:
+            what = f"{outcome['status']}: {outcome.get('reason', '')}"
+        print(f"[{t.done}/{t.total}] {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s) | {t.line(self.jobs)}",
+              flush=True)
+
+    def refresh(self) -> None:
+        pass
+
+
+class LiveDisplay(PlainDisplay):
+    """A rich Live panel: counts, ETA, leader, and the last few finished runs."""
+
+    def __init__(self, tally: Tally, jobs: int):
+        super().__init__(tally, jobs)
+        from rich.console import Console
+
+        self.console = Console(stderr=False)
+        self.recent: list[str] = []
+        self.live = None
+
+    def _render(self):
+        from rich.console import Group
+        from rich.text import Text
+
+        lines = [Text(f"compare: {self.tally.line(self.jobs)}", style="bold"), *map(Text, self.recent[-5:])]
+        return Group(*lines)
+
+    def __enter__(self) -> LiveDisplay:
+        from rich.live import Live
+
+        self.live = Live(self._render(), console=self.console, refresh_per_second=2, transient=False)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+            self.live.__exit__(*exc)
+
+    def note(self, text: str) -> None:
+        self.console.print(text)
+
+    def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
+        t = self.tally
+        if outcome["status"] == "finished":
+            value = t.read_metric(outcome.get("summary") or {}, t.metric)
+            what = f"{t.metric}={value:.4g}" if value is not None else "finished"
+        else:
+            what = f"[red]{outcome['status']}[/red]: {outcome.get('reason', '')}"
+        self.recent.append(f"  {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s)")
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+
+
+# --------------------------------------------------------------------------- the comparison
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None) -> dict[str, dict[str, Any]]:
+    """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan.
+
+    Raises :class:`Interrupted` (exit 130) on Ctrl-C after the runs in progress have
+    checkpointed; everything finished so far stays on disk for the next invocation.
+    """
+    live = sys.stdout.isatty() if live is None else live
+    display = (LiveDisplay if live else PlainDisplay)(tally, jobs)
+    outcomes: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[RunPlan, str]] = []
+    for plan in plans:
+        action, note = run_action(plan)
+        if note and action != "failed":
+            display.note(note)
+        if action == "finished":
+            outcomes[plan.label] = {"status": "finished", "skipped": True}
+            tally.done += 1
+            tally.record(plan, _read_json(plan.path / "summary.json"))
+        elif action == "failed":
+            outcomes[plan.label] = {"status": "failed", "skipped": True, "reason": note}
+            tally.done += 1
+            tally.failed += 1
+        else:
+            todo.append((plan, action))
+    if tally.done:
+        display.note(f"{tally.done} of {tally.total} runs already done in their folders: skipped")
+    threads = max(1, cores() // jobs)
+    if not todo:
+        return outcomes
+
+    def finish(plan: RunPlan, outcome: dict[str, Any]) -> None:
+        outcomes[plan.label] = outcome
+        if outcome["status"] == "interrupted":
+            return
+        tally.done += 1
+        tally.failed += outcome["status"] == "failed"
+        tally.run_seconds.append(outcome.get("seconds", 0.0))
+        tally.record(plan, outcome.get("summary"))
+        display.finished(plan, outcome)
+
+    if jobs == 1:
+        _run_in_process(todo, threads, tally, display, finish)
+    else:
+        _run_in_pool(todo, jobs, threads, tally, display, finish)
+    interrupted = [label for label, o in outcomes.items() if o["status"] == "interrupted"]
+    if interrupted:
+        raise Interrupted(f"interrupted: {len(interrupted)} run(s) checkpointed; run the same command again "
+                          "to finish the comparison", signal.SIGINT)
+    return outcomes
+
+
+def _run_in_process(todo, threads, tally, display, finish) -> None:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with display:
+            for plan, action in todo:
+                tally.running = 1
+                display.refresh()
+                outcome = execute(plan.task, plan.strategy, plan.seed, plan.raw, str(plan.path), action)
+                tally.running = 0
+                finish(plan, outcome)
+                if outcome["status"] == "interrupted":
+                    break
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
+    import multiprocessing
+
+    # fork: the workers inherit the imported modules (no 5-10 s torch import per worker);
+    # every worker is started on the first submit, before the display's refresh thread exists
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_pin_worker, initargs=(threads,))
+    futures: dict[Future, RunPlan] = {}
+    try:
+        for plan, action in todo:
+            futures[pool.submit(execute, plan.task, plan.strategy, plan.seed, plan.raw, str(plan.path), action)] = plan
+        with display:
+            pending = set(futures)
+            while pending:
+                tally.running = min(jobs, len(pending))
+                display.refresh()
+                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                tally.running = min(jobs, len(pending))
+                for future in finished:
+                    plan = futures[future]
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 - e.g. the worker was killed (out of memory)
+                        outcome = {"status": "failed", "reason": f"worker died: {type(exc).__name__}: {exc}"}
+                    finish(plan, outcome)
+    except KeyboardInterrupt:
+        display.note("interrupted: waiting for the runs in progress to checkpoint")
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except (ProcessLookupError, AttributeError):
+                pass
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise Interrupted("interrupted: run the same command again to finish the comparison",
+                          signal.SIGINT) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,230 @@
+"""The statistics behind ``trainlab compare``: pure functions of lists of numbers.
+
+Each function names its method; each is tested against scipy.stats (or statsmodels)
+recomputed independently in tests/test_compare.py. Conventions:
+
+* ``values`` are one number per seed; ``None`` and non-finite values are the caller's
+  business (the leaderboard passes only finished runs).
+* "higher is better" throughout: for a metric whose direction is ``min`` the caller
+  passes ``better=False`` (or negates the values), never a hidden name rule.
+* Degenerate inputs give defined answers, never NaN: identical samples have p = 1; a
+  difference that is the same non-zero number on every seed has the smallest p a
+  distribution-free test can give for that n (the exact sign test's ``2 ** (1 - n)``).
+
+References: Agarwal et al. 2021, "Deep RL at the edge of the statistical precipice"
+(IQM, stratified bootstrap, probability of improvement); Holm 1979; Dolan & Moré 2002
+and the AlgoPerf benchmark (Dahl et al. 2023) for performance profiles.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+TIE = 1e-12  # differences below this are float round-off (0.8 - 0.7 != 0.9 - 0.8), not effects
+WILCOXON_MIN_PAIRS = 10  # below this the exact signed-rank test cannot reach p < 0.05 after Holm over ~6 arms
+
+
+def _array(values: Sequence[float]) -> np.ndarray:
+    return np.asarray(list(values), dtype=float)
+
+
+# --------------------------------------------------------------------------- one sample
+
+def describe(values: Sequence[float]) -> dict[str, float | int | None]:
+    """n, mean, sample std (ddof=1; None for n < 2), median, min and max."""
+    x = _array(values)
+    if x.size == 0:
+        return {"n": 0, "mean": None, "std": None, "median": None, "min": None, "max": None}
+    return {
+        "n": int(x.size),
+        "mean": float(x.mean()),
+        "std": float(x.std(ddof=1)) if x.size > 1 else None,
+        "median": float(np.median(x)),
+        "min": float(x.min()),
+        "max": float(x.max()),
+    }
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Student-t confidence interval of the mean: ``mean ± t_{(1+c)/2, n-1} * s / sqrt(n)``.
+
+    None for n < 2 (no spread to estimate); ``(mean, mean)`` when every value is equal.
+    """
+    x = _array(values)
+    if x.size < 2:
+        return None
+    mean, sem = float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
+    half = float(stats.t.ppf((1 + confidence) / 2, df=x.size - 1)) * sem
+    return mean - half, mean + half
+
+
+def iqm(values: Sequence[float]) -> float:
+    """Interquartile mean: the mean of the middle 50 % (``scipy.stats.trim_mean(x, 0.25)``, as rliable)."""
+    return float(stats.trim_mean(_array(values), 0.25))
+
+
+def bootstrap_interval(values: Sequence[float], statistic: str = "iqm", confidence: float = CONFIDENCE,
+                       n_resamples: int = 2000, seed: int = 0) -> tuple[tuple[float, float] | None, str]:
+    """Bootstrap CI of the mean or the IQM with ``scipy.stats.bootstrap``; returns (interval, method).
+
+    BCa (bias-corrected and accelerated) first; where BCa is undefined (its
+    acceleration needs spread in the jackknife, so few or tied values give NaN) the
+    percentile interval is used instead. The method actually used is returned as
+    ``"bootstrap-bca"`` or ``"bootstrap-percentile"``. Fixed ``seed``: the same runs give
+    the same interval. None for n < 2; ``(v, v)`` when every value is ``v``.
+    """
+    x = _array(values)
+    if x.size < 2:
+        return None, "bootstrap-bca"
+    if np.all(x == x[0]):
+        return (float(x[0]), float(x[0])), "bootstrap-bca"
+    function = {"iqm": lambda s, axis: stats.trim_mean(s, 0.25, axis=axis),
+                "mean": lambda s, axis: np.mean(s, axis=axis)}[statistic]
+    for method in ("BCa", "percentile"):
+        # scipy warns when BCa degenerates; the percentile fallback below handles that case
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = stats.bootstrap((x,), function, confidence_level=confidence, n_resamples=n_resamples,
+                                     method=method, rng=np.random.default_rng(seed), vectorized=True)
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        if math.isfinite(low) and math.isfinite(high):
+            return (low, high), f"bootstrap-{method.lower()}"
+    return None, "bootstrap-percentile"
+
+
+# --------------------------------------------------------------------------- two samples
+
+@dataclass(frozen=True)
+class TestResult:
+    test: str  # "paired-t" | "wilcoxon" | "welch"
+    p: float
+
+
+def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
+    """Two-sided test of a zero mean (median) difference over paired seeds.
+
+    Rule: paired t (``scipy.stats.ttest_rel``) for 2 <= n < 10 pairs; the exact
+    Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) for n >= 10, where it has
+    the power to matter (with n = 5 its smallest two-sided p is 0.0625, so it could
+    never call anything different). None for n < 2.
+    Degenerate differences (equal within ``TIE``): all zero -> p = 1; all equal and non-zero -> p = 2**(1-n),
+    the exact sign test (t is infinite and Wilcoxon's p is the same bound).
+    """
+    a, b = _array(x), _array(y)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples need equal lengths; got {a.size} and {b.size}")
+    n = a.size
+    if n < 2:
+        return None
+    difference = a - b
+    name = "wilcoxon" if n >= WILCOXON_MIN_PAIRS else "paired-t"
+    if np.allclose(difference, 0.0, rtol=0.0, atol=TIE):
+        return TestResult(name, 1.0)
+    if np.allclose(difference, difference[0], rtol=0.0, atol=TIE):
+        return TestResult(name, float(2.0 ** (1 - n)))
+    if name == "wilcoxon":
+        return TestResult(name, float(stats.wilcoxon(a, b, zero_method="wilcox").pvalue))
+    return TestResult(name, float(stats.ttest_rel(a, b).pvalue))
+
+
+def welch_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
+    """Welch's unequal-variance t-test (``scipy.stats.ttest_ind(equal_var=False)``), two-sided.
+
+    None unless each sample has >= 2 values. Both samples constant: p = 1 when equal,
+    else the exact two-sided Mann-Whitney p of complete separation, ``2 / C(n+m, n)``.
+    """
+    a, b = _array(x), _array(y)
+    if a.size < 2 or b.size < 2:
+        return None
+    if np.allclose(a, a[0], rtol=0.0, atol=TIE) and np.allclose(b, b[0], rtol=0.0, atol=TIE):
+        p = 1.0 if abs(a[0] - b[0]) <= TIE else min(1.0, 2.0 / math.comb(a.size + b.size, a.size))
+        return TestResult("welch", p)
+    return TestResult("welch", float(stats.ttest_ind(a, b, equal_var=False).pvalue))
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment (family-wise error), None entries passed through.
+
+    Sort the m p-values ascending, ``p_(i) * (m - i + 1)`` (i from 1), take the running
+    maximum so the order is kept, cap at 1. Equals statsmodels' ``multipletests(method="holm")``.
+    """
+    present = [(p, i) for i, p in enumerate(pvalues) if p is not None]
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, index) in enumerate(sorted(present)):
+        running = max(running, min(1.0, p * (m - rank)))
+        adjusted[index] = running
+    return adjusted
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """P(X > Y) + P(X = Y) / 2 over all pairs: the Mann-Whitney U of x over n*m (rliable).
+
+    Higher values are better; negate both samples for a metric to minimise.
+    None when either sample is empty.
+    """
+    a, b = _array(x), _array(y)
+    if a.size == 0 or b.size == 0:
+        return None
+    greater = (a[:, None] > b[None, :]).sum()
+    ties = (a[:, None] == b[None, :]).sum()
+    return float((greater + 0.5 * ties) / (a.size * b.size))
+
+
+# --------------------------------------------------------------------------- curves and times
+
+def median_time(times: Sequence[float | None]) -> float | None:
+    """Median with a miss (None) counted as infinite time (AlgoPerf); None if the median is infinite."""
+    if not times:
+        return None
+    x = np.array([math.inf if t is None else float(t) for t in times])
+    middle = float(np.median(x))  # numpy orders inf last: a majority of misses gives inf
+    return None if math.isinf(middle) else middle
+
+
+def curve_mean(epochs: Sequence[float], values: Sequence[float]) -> float | None:
+    """Area under a curve by the trapezoid rule divided by its span: the curve's mean height.
+
+    Dividing by the span makes runs of different lengths comparable. One point: its value.
+    """
+    x, y = _array(epochs), _array(values)
+    if x.size == 0:
+        return None
+    if x.size == 1 or x[-1] == x[0]:
+        return float(y[0])
+    area = float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+    return area / float(x[-1] - x[0])
+
+
+def performance_profile(times: dict[str, list[float | None]], tau_max: float = 4.0,
+                        points: int = 25) -> dict[str, object]:
+    """Dolan-Moré performance profile in AlgoPerf's form.
+
+    ``times[s][p]`` is strategy s's time on task p (None: target not reached = infinite).
+    Ratio ``r[s,p] = t[s,p] / min_s t[s,p]`` (infinite where s missed or no strategy reached
+    the target on p); ``rho_s(tau)`` = fraction of tasks with ``r[s,p] <= tau``, for tau on
+    a log grid from 1 to ``tau_max``. Also the geometric mean of each strategy's ratios
+    (None where any ratio is infinite).
+    """
+    names = list(times)
+    table = np.array([[math.inf if t is None else float(t) for t in times[s]] for s in names], dtype=float)
+    best = table.min(axis=0) if table.size else np.array([])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(np.isfinite(best)[None, :] & np.isfinite(table), table / best[None, :], math.inf)
+    taus = np.exp(np.linspace(0.0, math.log(tau_max), points))
+    tasks = max(table.shape[1], 1) if table.ndim == 2 else 1
+    profile = {s: [float((ratios[i] <= tau).sum() / tasks) for tau in taus] for i, s in enumerate(names)}
+    geomean = {}
+    for i, s in enumerate(names):
+        row = ratios[i]
+        geomean[s] = float(np.exp(np.log(row).mean())) if row.size and np.all(np.isfinite(row)) else None
+    return {"taus": [float(t) for t in taus], "rho": profile, "geomean_ratio": geomean,
+            "ratios": {s: [None if math.isinf(r) else float(r) for r in ratios[i]] for i, s in enumerate(names)}}

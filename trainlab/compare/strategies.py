@@ -1,0 +1,195 @@
+"""STRATEGIES.yaml: named strategies and grids of overrides on a base config.
+
+::
+
+    strategies:                      # name -> {dotted config key: value}
+      sgd:  {strategy.optimizer: {name: sgd, lr: 0.1}}
+      adam: {strategy.optimizer: {name: adam, lr: 0.001}}
+    grid:                            # cross product; each point named by its values
+      strategy.optimizer.name: [sgd, adam]
+      strategy.batch_size: [32, 256]
+
+A key is the same dotted path ``--set`` takes; the value replaces what the base
+config holds there (a mapping replaces the whole section, as ``--set`` does). Grid
+points are named ``optimizer.name=sgd,batch_size=32`` (the last key part, or the last
+two where the last is ``name``). Every strategy is validated against every base
+config before any run: an unknown key, a value the schema or a component refuses,
+or a duplicate name is one ConfigError.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainlab.config import Config, read_yaml, validate
+from trainlab.errors import ConfigError
+from trainlab.registry import did_you_mean
+
+SECTIONS = ("strategies", "grid")
+
+
+@dataclass(frozen=True)
+class NamedStrategy:
+    """One arm of a comparison: a name and its overrides ``{dotted key: value}``."""
+
+    name: str
+    overrides: dict[str, Any]
+
+
+def apply_strategy(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with each dotted key set to its value (``--set`` semantics)."""
+    raw = copy.deepcopy(base)
+    for dotted, value in overrides.items():
+        path = str(dotted).split(".")
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if isinstance(child, str):  # "optimizer: adam" then strategy.optimizer.lr
+                child = {"name": child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"key '{dotted}': '{part}' is not a section")
+            node[part] = child
+            node = child
+        node[path[-1]] = copy.deepcopy(value)
+    return raw
+
+
+def _grid_label(key: str, keys: list[str]) -> str:
+    parts = key.split(".")
+    label = ".".join(parts[-2:]) if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+    clashes = [k for k in keys if k != key and _short(k) == _short(key)]
+    return key if clashes else label
+
+
+def _short(key: str) -> str:
+    parts = key.split(".")
+    return ".".join(parts[-2:]) if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "-".join(f"{k}={_format_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def grid_strategies(grid: dict[str, Any], source: str) -> list[NamedStrategy]:
+    """The cross product of ``grid``'s value lists, in the file's key order."""
+    keys = list(grid)
+    if not keys:
+        return []
+    for key in keys:
+        values = grid[key]
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{source}: grid key '{key}' needs a non-empty list of values; got {values!r}")
+    out = []
+    for combination in itertools.product(*(grid[k] for k in keys)):
+        name = ",".join(f"{_grid_label(k, keys)}={_format_value(v)}" for k, v in zip(keys, combination, strict=True))
+        out.append(NamedStrategy(name, dict(zip(keys, combination, strict=True))))
+    return out
+
+
+def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStrategy]:
+    """Named strategies then grid points; checks the file's shape and name uniqueness."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must be a mapping with 'strategies' and/or 'grid'; got {type(raw).__name__}")
+    unknown = [k for k in raw if k not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"{source}: unknown section '{unknown[0]}'{did_you_mean(str(unknown[0]), list(SECTIONS))} "
+                          f"(valid: {', '.join(SECTIONS)})")
+    if not raw.get("strategies") and not raw.get("grid"):
+        raise ConfigError(f"{source} defines no strategies: add 'strategies: {{name: {{key: value}}}}' or a 'grid'")
+    named = raw.get("strategies") or {}
+    if not isinstance(named, dict):
+        raise ConfigError(f"{source}: 'strategies' must map names to overrides; got {type(named).__name__}")
+    out: list[NamedStrategy] = []
+    for name, overrides in named.items():
+        if overrides is None:
+            overrides = {}  # the base config itself, under this name
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{source}: strategy '{name}' must map config keys to values; got {overrides!r}")
+        out.append(NamedStrategy(str(name), dict(overrides)))
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{source}: 'grid' must map config keys to lists of values; got {type(grid).__name__}")
+    out.extend(grid_strategies(grid, source))
+    seen: set[str] = set()
+    for strategy in out:
+        if strategy.name in seen:
+            raise ConfigError(f"{source}: duplicate strategy name '{strategy.name}'; give each strategy its own name")
+        if not strategy.name or "/" in strategy.name or strategy.name.startswith("."):
+            raise ConfigError(f"{source}: strategy name {strategy.name!r} cannot be a folder name; "
+                              "use letters, digits, '-', '_', '=' or ','")
+        seen.add(strategy.name)
+    return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal mapping keys silently; a strategies file must not."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"duplicate strategy name '{key}' (line {key_node.start_mark.line + 1}); "
+                                  "give each strategy its own name")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_strategies(path: str | Path) -> list[NamedStrategy]:
+    read_yaml(path)  # file and YAML errors, one line each
+    return parse_strategies(yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader), str(path))
+
+
+def check_components(config: Config) -> None:
+    """Build what is cheap to build (optimizer on one parameter, schedule, loss) to catch bad names/values.
+
+    The schema accepts any ``name`` and extra keys for these components; their
+    registries refuse unknown names and options, and their constructors bad values.
+    """
+    import torch
+
+    from trainlab.losses import build_loss
+    from trainlab.models import MODELS
+    from trainlab.optim import build_optimizer
+    from trainlab.schedules import build_schedule
+
+    strategy = config.strategy
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    spec = strategy.optimizer.spec()
+    if spec.get("lr") == "auto":
+        spec["lr"] = 1e-3  # found at run time by the LR range test
+    build_optimizer(spec, [{"params": [parameter]}])
+    build_schedule(strategy.schedule.spec(), 100, 10)
+    if strategy.loss.name != "auto":
+        build_loss(strategy.loss.spec())
+    import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
+    import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
+    from trainlab.data import DATA_SOURCES
+
+    # names and option names only: building these needs the data (input shape), which a run loads
+    model_options = {k: v for k, v in config.model.spec().items() if k != "name"}
+    MODELS._check_options(config.model.name, MODELS.get(config.model.name), model_options, skip=2)
+    source = config.data.source
+    DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
+
+
+def validate_strategies(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy]) -> None:
+    """Every strategy on every base must give a valid config; else one ConfigError naming both."""
+    for task, base in bases.items():
+        for strategy in strategies:
+            try:
+                config = validate(apply_strategy(base, strategy.overrides))
+                check_components(config)
+            except ConfigError as exc:
+                where = f"strategy '{strategy.name}'" + (f" on task '{task}'" if len(bases) > 1 else "")
+                raise ConfigError(f"{where}: {exc}") from None
