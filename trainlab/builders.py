@@ -28,6 +28,7 @@ from trainlab.callbacks.divergence_guard import DivergenceGuard
 from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.callbacks.lr_adapter import LRAdapter
 from trainlab.callbacks.monitor import check_monitor
+from trainlab.callbacks.step_logger import StepLogger
 from trainlab.callbacks.unfreeze import UnfreezeSchedule
 from trainlab.config import Config, DataConfig
 from trainlab.data import Dataset, load_dataset
@@ -35,7 +36,7 @@ from trainlab.data.paths import resolve_data_paths
 from trainlab.data.preprocessing import inverse_target
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.evaluation import Evaluator
-from trainlab.engine.loop import Limits, Trainer
+from trainlab.engine.loop import Limits, Trainer, Validation
 from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, StepOptions
 from trainlab.errors import ConfigError, DataError
@@ -194,7 +195,8 @@ def optimizer_spec_for(config: Config) -> dict[str, Any]:
 def step_options(config: Config, precision: str) -> StepOptions:
     strategy = config.strategy
     return StepOptions(precision=precision, clip_grad_norm=strategy.clip_grad_norm,
-                       clip_grad_value=strategy.clip_grad_value, channels_last=config.runtime.channels_last)
+                       clip_grad_value=strategy.clip_grad_value, channels_last=config.runtime.channels_last,
+                       grad_norm_every=config.output.log_every_n_steps)
 
 
 def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any], device: torch.device,
@@ -214,10 +216,12 @@ def resolve_auto_lr(config: Config, data: Dataset, model: torch.nn.Module, loss:
     return suggest_lr(lrs, losses)
 
 
-def build_callbacks(config: Config, schedule: Any, available: list[str]) -> list[Callback]:
-    """The strategy's callbacks: LR schedule, fine-tuning freeze, divergence guard, early stopping."""
+def build_callbacks(config: Config, schedule: Any, available: list[str], plan: BatchPlan) -> list[Callback]:
+    """The strategy's callbacks: LR schedule, fine-tuning freeze, divergence guard, early stopping, step records."""
     strategy = config.strategy
     callbacks: list[Callback] = [LRAdapter(schedule)]
+    if config.output.log_every_n_steps:
+        callbacks.append(StepLogger(config.output.log_every_n_steps, plan.micro_batches))
     if hasattr(schedule, "observe"):
         check_monitor(getattr(schedule, "monitor", "val_loss"), available, "schedule reduce_on_plateau")
     if strategy.finetune is not None and strategy.finetune.freeze:
@@ -279,8 +283,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     evaluator = Evaluator(step, loss, metric_names, data.num_classes, data.task, data.eval_transform,
                           original_units=original_units(data))
-    trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available),
-                      evaluate=lambda: evaluator.evaluate(data.val))
+    validation = Validation(lambda: evaluator.evaluate(data.val), config.strategy.eval_every_n_steps)
+    trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available, plan), validation)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes)
 

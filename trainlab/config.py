@@ -167,7 +167,9 @@ class EarlyStoppingConfig(_Strict):
 class DivergenceConfig(_Strict):
     policy: Literal["stop", "rollback", "off"] = "stop"
 
-    spike_factor: float = Field(100.0, gt=1.0)  # loss > factor * running median of recent losses is a spike
+    # a spike: loss > median + spike_factor * max(1.4826 * MAD, starting loss / 4) of the recent window
+    # (callbacks/divergence_guard.py); 20 means nothing below median + 5 x the starting loss is a spike
+    spike_factor: float = Field(20.0, gt=0.0)
     window: Int = Field(50, ge=5)  # steps in the running median
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
     max_rollbacks: Int = Field(3, ge=0)
@@ -203,6 +205,7 @@ class Strategy(_Strict):
     clip_grad_norm: float | None = Field(None, gt=0.0)
     clip_grad_value: float | None = Field(None, gt=0.0)
     grad_accum_steps: Int = Field(1, ge=1)
+    eval_every_n_steps: Int | None = Field(None, ge=1)  # also validate mid-epoch (step records in metrics.jsonl)
     early_stopping: EarlyStoppingConfig | None = None
     init: InitConfig | None = None
     divergence: DivergenceConfig = DivergenceConfig()
@@ -239,7 +242,9 @@ class CheckpointConfig(_Strict):
 
 class OutputConfig(_Strict):
     dir: str | None = None  # default runs/<name>-<UTC timestamp>
-    progress: Literal["auto", "on", "off"] = "auto"  # "auto": a bar on a TTY only
+    progress: Literal["auto", "on", "off"] = "auto"  # "auto": a bar on a TTY, a log line every N s elsewhere
+    log_every_seconds: float = Field(30.0, gt=0.0)  # the plain progress line's cadence when not on a TTY
+    log_every_n_steps: Int | None = Field(None, ge=1)  # step records: train loss, LR, grad norm, samples/s
     checkpoint: CheckpointConfig = CheckpointConfig()
 
     @field_validator("progress", mode="before")

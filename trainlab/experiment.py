@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,31 @@ def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space to come back
+
+
+def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRITE_PATIENCE_S,
+             pause_s: float = 2.0) -> None:
+    """Run ``write`` until it succeeds; an OSError (disk full) warns once and retries for ``patience_s``.
+
+    Every write is atomic, so a failed attempt leaves the previous files intact.
+    """
+    deadline = time.monotonic() + patience_s
+    warned = False
+    while True:
+        try:
+            write()
+            return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not warned:
+                _warn(f"warning: cannot write {what} ({exc.strerror or exc}); retrying for up to "
+                      f"{patience_s:.0f} s: free some space and the run completes")
+                warned = True
+            time.sleep(pause_s)
+
+
 def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSaver, SignalStop, list[Callback]]:
     out = built.config.output
     ckpt = out.checkpoint
@@ -61,7 +86,7 @@ def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSa
     if kind == "bar":
         callbacks.append(ProgressBar(built.monitor))
     elif kind == "log":
-        callbacks.append(ProgressLog(built.monitor))
+        callbacks.append(ProgressLog(built.monitor, out.log_every_seconds))
     return saver, signals, callbacks
 
 
@@ -103,7 +128,7 @@ def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callba
         with signals.installed():
             trainer.fit()
     except TrainingError as exc:
-        run.write_metrics(trainer.state.history, trainer.state.events)
+        run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records)
         if saver.last_saved:  # an overwrite keeps the new run only once it has something to keep
             run.commit_overwrite()
         summary = {"name": built.config.name, "status": "diverged", "steps": trainer.state.step,
@@ -125,11 +150,16 @@ def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callba
             f"checkpoint; continue with: trainlab resume {run.final_path.resolve()}", signum)
     summary = summarize(built)
     weights = {k: v.contiguous() for k, v in built.model.state_dict().items()}
-    write_safetensors(run.path / "model.safetensors", weights,
-                      # one metadata key: safetensors writes several in hash-map order, not byte-stable
-                      metadata={"trainlab": json.dumps({"format": "model", "config_hash": built.config.hash()})})
-    run.write_summary(summary)
-    run.write_info(status="finished")
+
+    def write_results() -> None:
+        run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records)
+        write_safetensors(run.path / "model.safetensors", weights,
+                          # one metadata key: safetensors writes several in hash-map order, not byte-stable
+                          metadata={"trainlab": json.dumps({"format": "model", "config_hash": built.config.hash()})})
+        run.write_summary(summary)
+        run.write_info(status="finished")
+
+    retrying(write_results, "the run's results")
     run.commit_overwrite()
     if signals.received is not None:  # a signal during the final evaluation: everything is written
         _warn(f"warning: {signal.Signals(signals.received).name} received while finishing; the run is complete")
@@ -228,7 +258,8 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
             built = build(stored, quiet=True)
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
             _load_latest(built, run, quiet)
-            run.write_metrics(built.trainer.state.history, built.trainer.state.events)
+            run.write_metrics(built.trainer.state.history, built.trainer.state.events,
+                              built.trainer.state.step_records)
             run.write_info(status="running")
             return _run(built, run, quiet, callbacks), path
     finally:

@@ -36,6 +36,7 @@ from typing import Any
 from trainlab import __version__
 from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
 from trainlab.errors import RunDirError
+from trainlab.records import json_safe
 
 RUN_FORMAT = 1
 LOCK = ".lock"
@@ -369,9 +370,17 @@ class RunDir:
     def write_config(self, text: str) -> None:
         write_text(self.path / "config.yaml", text)
 
-    def write_metrics(self, history: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-        records = sorted([*history, *events], key=lambda r: (r.get("step", 0), "event" in r))
-        write_jsonl(self.path / "metrics.jsonl", records)
+    def write_metrics(self, history: list[dict[str, Any]], events: list[dict[str, Any]],
+                      step_records: list[dict[str, Any]] = ()) -> None:
+        """metrics.jsonl: step, epoch and event records ordered by step (step < epoch < event at one step).
+
+        Non-finite values are written as null (valid JSON everywhere).
+        """
+        def order(record: dict[str, Any]) -> tuple[int, int]:
+            return record.get("step", 0), 2 if "event" in record else 0 if record.get("scope") == "step" else 1
+
+        records = sorted([*step_records, *history, *events], key=order)
+        write_jsonl(self.path / "metrics.jsonl", [json_safe(r) for r in records])
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.path / "summary.json", summary)

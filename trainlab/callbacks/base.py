@@ -97,6 +97,11 @@ class TrainerView:
         """LR of every param group = its base LR x ``factor`` (the LR adapter is the only caller)."""
         self._trainer.step.set_lr_factor(factor)
 
+    def grad_norm(self) -> float | None:
+        """The global L2 norm of the last step's gradients (before clipping), when the step measured it."""
+        norm = getattr(self._trainer.step, "last_grad_norm", None)
+        return None if norm is None else float(norm)
+
     def parameters_changed(self) -> None:
         """Tell the step that parameters were frozen or unfrozen."""
         self._trainer.step.parameters_changed()

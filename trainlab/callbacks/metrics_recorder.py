@@ -26,7 +26,7 @@ class MetricsRecorder(Callback):
 
     def flush(self, view: TrainerView) -> bool:
         try:
-            self.run_dir.write_metrics(view.state.history, view.state.events)
+            self.run_dir.write_metrics(view.state.history, view.state.events, view.state.step_records)
         except OSError as exc:
             if not self.failed:
                 self.warn(f"warning: metrics.jsonl not written: {exc.strerror or exc}; training continues and "

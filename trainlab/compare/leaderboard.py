@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import trainlab.compare.stats as stats
 from trainlab.atomic import write_json, write_text
-from trainlab.compare import stats
 from trainlab.compare.runner import ERROR_FILE, RunPlan
 from trainlab.errors import ConfigError
 

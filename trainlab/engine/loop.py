@@ -10,6 +10,7 @@ Pseudo-code of :meth:`Trainer.fit`::
                 on_step_start              # e.g. the LR adapter writes the step's LR
                 output = step.train_step(batches, state)
                 on_step_end(output.loss)   # divergence guard, checkpoints, progress
+                (every validation.every_n_steps steps: a mid-epoch validation, on_validation_end)
             record = train_<loss> sums + evaluate()  (epoch, step, lr, train_loss, val_*, elapsed_s)
             on_validation_end(record), on_epoch_end(record)
     on_train_end                           # in finally, after the step is put in eval mode
@@ -55,14 +56,23 @@ class Limits:
         return min(by_epochs, self.max_steps) if self.epochs else self.max_steps
 
 
+@dataclass(frozen=True)
+class Validation:
+    """How the run validates: ``evaluate()`` -> metrics without prefix, at every epoch's end and, with
+    ``every_n_steps``, also every that many optimizer steps inside an epoch (recorded as step records)."""
+
+    evaluate: Callable[[], dict[str, Any]] = dict  # dict() -> {}: no validation data
+    every_n_steps: int | None = None
+
+
 class Trainer:
     """Runs a Step over planned batches until the limits, firing events to callbacks."""
 
     def __init__(self, step: Step, batches: TensorBatches, plan: BatchPlan, limits: Limits,
-                 callbacks: Sequence[Callback] = (), evaluate: Callable[[], dict[str, Any]] | None = None):
+                 callbacks: Sequence[Callback] = (), validation: Validation = Validation()):
         self.step, self.batches, self.plan, self.limits = step, batches, plan, limits
         self.callbacks = CallbackList(list(callbacks))
-        self.evaluate = evaluate or dict  # validation metrics without prefix; dict() -> {} when there is none
+        self.validation = validation
         self.state, self.control = TrainState(), Control()
         self.view = TrainerView(self)
         self._sums: dict[str, EpochSum] = {}  # per named loss: sum of samples * step mean
@@ -134,6 +144,9 @@ class Trainer:
             state.step += 1
             self._tally(output.losses, output.samples)
             self.callbacks.fire(Event.STEP_END, self.view, output.loss)
+            if self.control.rollback_to is None and self._validation_due(position):
+                self.callbacks.fire(Event.VALIDATION_END, self.view, self.validate_mid_epoch())
+                self.step.set_mode(training=True)
             if self.control.rollback_to is not None:
                 self.restore(self.control.rollback_to)
                 return  # the restored state says where to continue
@@ -156,9 +169,26 @@ class Trainer:
         for name, tally in self._sums.items():  # train_loss is the data loss alone; train_penalty apart
             record[f"train_{name}"] = tally.value() / samples
         self.step.set_mode(training=False)  # validation callbacks see the weights that were evaluated
-        record.update({f"val_{k}": v for k, v in self.evaluate().items()})
+        record.update({f"val_{k}": v for k, v in self.validation.evaluate().items()})
         record["elapsed_s"] = round(self.elapsed(), 6)
         state.history.append(record)
+        return record
+
+    def _validation_due(self, position: int) -> bool:
+        every = self.validation.every_n_steps
+        # not on an epoch's last step: the epoch record validates there anyway
+        return bool(every) and self.state.step % every == 0 and position < self.plan.micro_batches
+
+    def validate_mid_epoch(self) -> dict[str, Any]:
+        """A validation pass inside an epoch, recorded as a step record (``scope: step``)."""
+        state = self.state
+        epoch = state.epoch + state.batch_in_epoch / self.plan.micro_batches
+        record: dict[str, Any] = {"scope": "step", "step": state.step, "epoch": round(epoch, 6),
+                                  "lr": self.step.lr()}
+        self.step.set_mode(training=False)
+        record.update({f"val_{k}": v for k, v in self.validation.evaluate().items()})
+        record["elapsed_s"] = round(self.elapsed(), 6)
+        state.step_records.append(record)
         return record
 
     def elapsed(self) -> float:

@@ -21,6 +21,7 @@ class TrainState:
     rollbacks: int = 0
     skipped_batches: list[list[int]] = field(default_factory=list)  # [epoch, batch] pairs never replayed
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per finished epoch
+    step_records: list[dict[str, Any]] = field(default_factory=list)  # log_every_n_steps / eval_every_n_steps
     events: list[dict[str, Any]] = field(default_factory=list)  # divergence, checkpoint failures, ...
     stop_reason: str | None = None
     stopped_early: bool = False

@@ -91,6 +91,7 @@ class StepOptions:
     clip_grad_norm: float | None = None  # max global L2 norm of the gradients
     clip_grad_value: float | None = None  # max |g| per element
     channels_last: bool = False  # 4-d inputs and conv weights in NHWC layout
+    grad_norm_every: int | None = None  # measure the gradient norm every that many steps (step records)
 
 
 class LRGroups:
@@ -139,6 +140,7 @@ class StandardStep(Step):
         self._lrs = LRGroups([optimizer])
         self._training: bool | None = None
         self._clipping = options.clip_grad_norm is not None or options.clip_grad_value is not None
+        self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
 
     # ------------------------------------------------------------------ forward
 
@@ -181,6 +183,10 @@ class StandardStep(Step):
             totals = {name: value / samples for name, value in totals.items()}
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)  # clipping sees the true gradients
+        every = self.options.grad_norm_every
+        if every and (state.step + 1) % every == 0 and self.options.clip_grad_norm is None:
+            self.last_grad_norm = torch.nn.utils.get_total_norm(
+                [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
         if self._clipping:
             self._clip()
         if self.scaler is None:
@@ -214,7 +220,7 @@ class StandardStep(Step):
     def _clip(self) -> None:
         params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
         if self.options.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, self.options.clip_grad_norm, foreach=True)
+            self.last_grad_norm = torch.nn.utils.clip_grad_norm_(params, self.options.clip_grad_norm, foreach=True)
         if self.options.clip_grad_value is not None:
             torch.nn.utils.clip_grad_value_(params, self.options.clip_grad_value)
 

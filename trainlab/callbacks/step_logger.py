@@ -1,0 +1,54 @@
+"""Step records every ``log_every_n_steps`` optimizer steps (the HF Trainer's ``logging_steps``).
+
+Each record: ``{"scope": "step", "step", "epoch" (fractional), "train_loss" (mean of the steps'
+losses since the last record), "lr", "grad_norm" (global L2 norm of the last step's gradients,
+before clipping), "samples_per_s", "elapsed_s"}``, kept in ``state.step_records`` and so in
+metrics.jsonl and every checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from trainlab.callbacks.base import Callback, TrainerView
+
+
+class StepLogger(Callback):
+    order = 70
+    name = "step_logger"
+
+    def __init__(self, every_n_steps: int, micro_batches_per_epoch: int):
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1; got {every_n_steps}")
+        self.every, self.micro_batches = every_n_steps, micro_batches_per_epoch
+        self._loss_sum: torch.Tensor | None = None
+        self._count = 0
+        self._since: tuple[float, int] | None = None  # (monotonic time, samples_seen) at the last record
+
+    def on_train_start(self, view: TrainerView) -> None:
+        self._since = (time.monotonic(), view.state.samples_seen)
+        self._loss_sum, self._count = None, 0
+
+    def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
+        value = loss.detach().float()
+        self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
+        self._count += 1
+        state = view.state
+        if state.step % self.every:
+            return
+        now = time.monotonic()
+        then, samples = self._since or (now, state.samples_seen)
+        record: dict[str, Any] = {
+            "scope": "step", "step": state.step,
+            "epoch": round(state.epoch + state.batch_in_epoch / self.micro_batches, 6),
+            "train_loss": float(self._loss_sum) / self._count, "lr": view.lr,
+        }
+        grad_norm = view.grad_norm()
+        if grad_norm is not None:
+            record["grad_norm"] = grad_norm
+        record["samples_per_s"] = round((state.samples_seen - samples) / (now - then), 3) if now > then else None
+        state.step_records.append(record)
+        self._loss_sum, self._count, self._since = None, 0, (now, state.samples_seen)
