@@ -195,7 +195,7 @@ def test_duplicate_names_are_refused(tmp_path: Path):
         parse_strategies({"strategies": {"epochs=2": None}, "grid": {"strategy.epochs": [2, 3]}})
     twice = tmp_path / "twice.yaml"  # YAML itself would keep only the last of two equal keys
     twice.write_text("strategies:\n  a: {strategy.epochs: 2}\n  a: {strategy.epochs: 3}\n")
-    with pytest.raises(ConfigError, match="duplicate key 'a' \(first at line 2\)"):
+    with pytest.raises(ConfigError, match=r"duplicate key 'a' \(first at line 2\)"):
         load_strategies(twice)
 
 
