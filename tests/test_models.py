@@ -349,3 +349,20 @@ def test_minilm_package_loads_pretrained_weights():
     embeddings = F.normalize(masked_mean(hidden, x[:, 1].bool()), dim=-1)
     similar, unrelated = embeddings[0] @ embeddings[1], embeddings[0] @ embeddings[2]
     assert similar > 0.6 and unrelated < 0.2  # trained sentence embeddings; random weights give neither
+
+
+def test_hf_pretrained_never_loads_a_pickled_checkpoint(tmp_path):
+    """A folder holding only pytorch_model.bin (a pickle) is refused with one line, nothing unpickled."""
+    transformers = pytest.importorskip("transformers")
+    from trainlab.errors import DataError
+    from trainlab.models.hf import hf_pretrained
+
+    config = transformers.BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
+    model = transformers.BertModel(config)
+    model.save_pretrained(tmp_path)
+    for weights in tmp_path.glob("*.safetensors"):
+        weights.unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")  # the pickled form
+    with pytest.raises(DataError, match="never loads pickled pytorch_model.bin"):
+        hf_pretrained((2, 8), 2, path=str(tmp_path))

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS
 from trainlab.models.text import masked_mean
 
@@ -129,7 +129,13 @@ def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | Non
         raise ConfigError(f"model 'hf_pretrained': dropout must be in [0, 1); got {dropout}")
     transformers = _transformers()
     folder = resolve_model_dir(path, package)
-    backbone = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
+    try:  # safetensors only: a pytorch_model.bin is a pickle, never loaded
+        backbone = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"model 'hf_pretrained': cannot load {folder} with safetensors weights ({first}); "
+                        "trainlab never loads pickled pytorch_model.bin files: convert it to "
+                        "model.safetensors") from None
     length = int(input_shape[-1])
     max_positions = getattr(backbone.config, "max_position_embeddings", None)
     if max_positions is not None and length > int(max_positions):
