@@ -17,7 +17,6 @@ from pathlib import Path
 from trainlab import __version__
 from trainlab.errors import ConfigError, TrainlabError
 
-
 MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
 
 
@@ -217,10 +216,10 @@ def _cmd_schedule(args) -> int:
 
 
 def _cmd_lr_find(args) -> int:
+    import math
+
     from trainlab.config import load_config
     from trainlab.experiment import lr_find_config
-
-    import math
 
     if not (0 < args.start_lr < args.end_lr and math.isfinite(args.end_lr)):
         raise ConfigError(f"lr-find needs 0 < --start-lr < --end-lr (finite); got --start-lr {args.start_lr:g} "

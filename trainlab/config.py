@@ -245,14 +245,14 @@ class CheckpointConfig(_Strict):
         return "none" if value is None or value is False else value
 
 
-LOGGERS = ("tensorboard", "csv", "mlflow")  # trainlab.callbacks.loggers.LOGGERS builds each
+LOGGERS = ("tensorboard", "csv")  # trainlab.callbacks.loggers.LOGGERS builds each
 
 
 class OutputConfig(_Strict):
     dir: str | None = None  # default runs/<name>-<UTC timestamp>
     progress: Literal["auto", "on", "off"] = "auto"  # "auto": a bar on a TTY only
     checkpoint: CheckpointConfig = CheckpointConfig()
-    loggers: list[str] = []  # records also go to: tensorboard (runs/<x>/tensorboard), csv (metrics.csv), mlflow
+    loggers: list[str] = []  # records also go to: tensorboard (<run>/tensorboard/), csv (<run>/metrics.csv)
 
     @field_validator("progress", mode="before")
     @classmethod
@@ -267,6 +267,8 @@ class OutputConfig(_Strict):
         if not isinstance(value, list):
             raise ValueError(f"must be a list of logger names ({', '.join(LOGGERS)})")
         for name in value:
+            if name == "mlflow":
+                raise ValueError("the mlflow logger is not available (see docs/loggers.md); use tensorboard or csv")
             if name not in LOGGERS:
                 raise ValueError(f"unknown logger {_short(name)}{did_you_mean(str(name), list(LOGGERS))} "
                                  f"(valid: {', '.join(LOGGERS)})")
