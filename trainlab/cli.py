@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
     lr_find.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
 
+    predict = commands.add_parser("predict", help="predict the rows of a CSV or npz file with a finished run")
+    predict.add_argument("run_dir", metavar="RUN_DIR")
+    predict.add_argument("input", metavar="INPUT", help="CSV (the training feature columns) or npz (array x)")
+    predict.add_argument("-o", "--out", help="CSV file to write (default: print to stdout)")
+    predict.add_argument("--proba", action="store_true", help="add one probability column per class")
+
     report = commands.add_parser("report", help="self-contained HTML report of a comparison or of run folders")
     report.add_argument("paths", nargs="+", metavar="DIR_OR_RUN", help="a 'trainlab compare' folder, or run folders")
     report.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
@@ -235,6 +241,17 @@ def _cmd_lr_find(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    from trainlab.inference import predict_command
+
+    text = predict_command(args.run_dir, args.input, out=args.out, proba=args.proba)
+    if text is None:
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _cmd_report(args) -> int:
     from trainlab.report import write_report
 
@@ -267,7 +284,7 @@ def _cmd_tune(args) -> int:
 
 COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "compare": _cmd_compare,
             "demo": _cmd_demo, "advise": _cmd_advise, "schedule": _cmd_schedule, "lr-find": _cmd_lr_find,
-            "report": _cmd_report, "plot": _cmd_plot, "tune": _cmd_tune}
+            "predict": _cmd_predict, "report": _cmd_report, "plot": _cmd_plot, "tune": _cmd_tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
