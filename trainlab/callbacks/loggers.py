@@ -13,8 +13,8 @@
   order of first appearance); rewritten whole (atomically) from the run's history at each epoch,
   so a resumed run's file holds every epoch. Lists (per-class metrics) are written as JSON.
 
-MLflow is not included: ``mlflow`` (even ``mlflow-skinny``) pulls in some twenty packages, too
-heavy for a logger, and its file store is deprecated upstream; the config names it as unknown.
+MLflow is not included: even ``mlflow-skinny`` 3.17 installs 23 further packages (fastapi, uvicorn,
+databricks-sdk, opentelemetry, cryptography, ...), too heavy for a logger; the config refuses it.
 
 A logger never loses the run: any exception inside one (a full disk, a broken backend) is
 reported once as a warning line, and that logger disables itself; training goes on.
