@@ -53,18 +53,23 @@ def _train(tmp: Path, name: str, data: dict, loss: str, epochs: int, model: dict
     return out
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two finished runs whose folders hold model.json (as experiment.write_data_records will write it)."""
-    tmp = tmp_path_factory.mktemp("inference")
+def _with_model_record():
+    """experiment.write_data_records plus model.json, as the lead wires it into experiment.py."""
     real = trainlab.experiment.write_data_records
 
     def with_model_record(run, built):
         real(run, built)
         write_model_record(run.path, built)
 
+    return with_model_record
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two finished runs whose folders hold model.json (as experiment.write_data_records will write it)."""
+    tmp = tmp_path_factory.mktemp("inference")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainlab.experiment, "write_data_records", with_model_record)
+        patch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
         _classification_csv(tmp / "pets.csv", 300, 0)
         _regression_csv(tmp / "houses.csv", 300, 1)
         classify = _train(tmp, "pets", {"source": "csv", "path": str(tmp / "pets.csv"), "target": "species"},
@@ -185,3 +190,40 @@ def test_predict_errors_are_one_line(runs, tmp_path, capsys):
     assert "not a trainlab run folder" in capsys.readouterr().err
     assert main(["predict", str(runs["regress"]), str(runs["tmp"] / "new_houses.csv"), "--proba"]) == 3
     assert "--proba applies to classification" in capsys.readouterr().err
+
+
+def test_image_folder_run_predicts_a_folder_of_images(tmp_path, monkeypatch):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, level in (("dark", 40), ("bright", 210)):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(24):
+            pixels = np.clip(rng.normal(level, 20, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / label / f"{i}.png")
+    (tmp_path / "new" / "sub").mkdir(parents=True)
+    Image.fromarray(np.full((16, 16, 3), 230, np.uint8)).save(tmp_path / "new" / "a.png")  # another size: resized
+    Image.fromarray(np.full((8, 8, 3), 30, np.uint8)).save(tmp_path / "new" / "sub" / "b.jpg")
+    monkeypatch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
+    run = _train(tmp_path, "img", {"source": "image_folder", "path": str(tmp_path / "images"), "workers": 0},
+                 "cross_entropy", 10, {"name": "mlp", "hidden": [8]})
+    record = json.loads((run / MODEL_RECORD).read_text())
+    assert record["normalize"] is not None and record["eval_transform"] is False  # no rebuild from the images
+    shutil.rmtree(tmp_path / "images")
+    rows = trainlab.load_run(run).predict_file(tmp_path / "new", proba=True)
+    assert list(rows.columns) == ["file", "prediction", "bright", "dark"]
+    assert list(rows["file"]) == ["a.png", "sub/b.jpg"] and list(rows["prediction"]) == ["bright", "dark"]
+
+
+def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch):
+    good, bad = ["great fun film", "lovely acting", "a great story"], ["dull boring film", "awful plot", "boring"]
+    lines = ["sentence\tlabel"] + [f"{good[i % 3]}\tpos" if i % 2 else f"{bad[i % 3]}\tneg" for i in range(120)]
+    (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "new.tsv").write_text("sentence\nwhat a great lovely film\nboring and awful\n")
+    monkeypatch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
+    run = _train(tmp_path, "txt", {"source": "text_tsv", "train": str(tmp_path / "train.tsv"), "max_length": 8,
+                                   "vocab_size": 50},
+                 "cross_entropy", 10, {"name": "transformer_encoder", "d_model": 16, "heads": 2, "layers": 1})
+    (tmp_path / "train.tsv").unlink()
+    rows = trainlab.load_run(run).predict_file(tmp_path / "new.tsv")
+    assert list(rows["prediction"]) == ["pos", "neg"]

@@ -5,9 +5,10 @@
 - from ``model.json`` (written at training time by :func:`write_model_record`: the model's input
   shape and output width, the resolved loss and model specs) it builds the loss and the model
   directly, **without reading the training data**;
-- a run without ``model.json`` (or whose inputs pass through a per-batch transform fitted on the
-  training images, which is not recorded) is rebuilt with :func:`trainlab.builders.build`, which
-  reads and splits the training data once.
+  (image runs: the per-channel normalisation is recorded too; text runs: the tokenizer);
+- a run without ``model.json`` (or whose inputs pass through an evaluation transform other than a
+  normalisation) is rebuilt with :func:`trainlab.builders.build`, which reads and splits the
+  training data once.
 
 Either way the run folder's ``config.yaml`` is read under ``code_policy(local=False)``: it imports no
 ``module:attr`` code unless the user opted in (``--allow-code``; docs/security.md).
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from trainlab.config import Config
+from trainlab.data.predict_media import IMAGE_SOURCES, TEXT_SOURCES, read_images, read_texts, text_encoding
 from trainlab.errors import DataError, RunDirError
 
 MODEL_RECORD = "model.json"
@@ -52,6 +54,7 @@ def model_record(built: Any) -> dict[str, Any]:
     if "vocab_size" in data.extras and spec["name"] == "transformer_encoder":
         spec.setdefault("vocab_size", data.extras["vocab_size"])
     loss_spec = built.notes.get("loss_advice", {}).get("loss") or built.config.strategy.loss.spec()
+    normalize = _normalize_record(data.eval_transform)
     return {
         "format": FORMAT,
         "task": data.task,
@@ -62,8 +65,19 @@ def model_record(built: Any) -> dict[str, Any]:
         "output_dim": int(loss.output_dim(data.task, data.num_classes, data.target_dim)),
         "loss": loss_spec,
         "model": spec,
-        "eval_transform": data.eval_transform is not None,
+        # a per-batch evaluation transform that is not a recorded normalisation: load_run rebuilds from the data
+        "eval_transform": data.eval_transform is not None and normalize is None,
+        "normalize": normalize,
+        "text": text_encoding(data.extras),
     }
+
+
+def _normalize_record(transform: Any) -> dict[str, list[float]] | None:
+    from trainlab.data.transforms import Normalize
+
+    if isinstance(transform, Normalize):
+        return {"mean": list(transform.mean), "std": list(transform.std)}
+    return None
 
 
 def write_model_record(run_path: str | os.PathLike[str], built: Any) -> Path:
@@ -97,6 +111,8 @@ class LoadedRun:
     class_names: list[str] | None
     preprocessing: dict[str, Any]
     num_classes: int | None = None  # classes (binary: 2) or labels; None for regression
+    input_shape: tuple[int, ...] = ()  # one model input row, as the training split held it
+    text: dict[str, Any] | None = None  # the tokenizer of a text run (trainlab.data.predict_media.text_encoding)
     eval_transform: Any = None  # the run's per-batch evaluation transform (image normalisation), if any
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
@@ -147,22 +163,37 @@ class LoadedRun:
 
     # -- files in, rows out
     def read(self, path: str | os.PathLike[str]) -> torch.Tensor:
-        """The rows of a CSV or npz file, preprocessed exactly as the run's training data."""
+        """The inputs of ``path``, preprocessed exactly as the run's training data (see :meth:`predict_file`)."""
+        return self._read_rows(path)[0]
+
+    def _read_rows(self, path: str | os.PathLike[str]) -> tuple[torch.Tensor, list[str] | None]:
+        """(inputs, names of the rows: image paths for a folder, else None)."""
         from trainlab.data.predict_input import read_for_predict
 
-        return read_for_predict(self.config.data, self.preprocessing, path)
+        options = {**self.config.data.model_dump(), **dict(self.config.data.model_extra or {})}
+        source = self.preprocessing.get("source") or options.get("source")
+        if source in IMAGE_SOURCES:
+            images, names = read_images(path, options, self.input_shape)
+            return torch.from_numpy(images), names
+        if source in TEXT_SOURCES:
+            if self.text is None:
+                raise DataError(f"run {self.path} records no tokenizer; predict cannot encode its texts")
+            return torch.from_numpy(read_texts(path, source, options, self.text)), None
+        return read_for_predict(self.config.data, self.preprocessing, path), None
 
     def predict_file(self, path: str | os.PathLike[str], proba: bool = False):
-        """One row per input row of ``path`` (in file order) as a ``pandas.DataFrame``.
+        """One row per input of ``path`` (in file order) as a ``pandas.DataFrame``.
 
-        Columns: ``prediction`` (the class name; the value in original units for regression;
+        ``path``: a CSV or npz file like the training data; for an ``image_folder`` run a folder of
+        images (then the first column, ``file``, names each image); for a ``text_tsv``/``text_csv`` run a
+        file with the text column. Columns: ``prediction`` (the class name; the value in original units for regression;
         ``prediction_<i>`` per target for several), for multilabel one 0/1 column per label; with
         ``proba``, one probability column per class named by the class (multilabel: ``proba_<label>``).
         """
         import pandas as pd
 
-        x = self.read(path)
-        columns: dict[str, Any] = {}
+        x, row_names = self._read_rows(path)
+        columns: dict[str, Any] = {} if row_names is None else {"file": row_names}
         names = self.names()
         if self.task == "regression":
             values = self.predict(x)
@@ -273,6 +304,11 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
             and fitted is not None:
         model, loss = _from_record(config, record)
         task, num_classes = record["task"], record["num_classes"]
+        input_shape, text = tuple(record["input_shape"]), record.get("text")
+        if record.get("normalize"):
+            from trainlab.data.transforms import Normalize
+
+            eval_transform = Normalize(tuple(record["normalize"]["mean"]), tuple(record["normalize"]["std"]))
     else:  # rebuild the run as training did: reads and splits the data once
         from trainlab.builders import build, run_scope
 
@@ -283,6 +319,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         fitted = fitted if fitted is not None else dict(built.data.preprocessing)
         eval_transform = built.data.eval_transform
         labels = labels or {"class_names": built.data.class_names}
+        input_shape, text = tuple(built.data.input_shape), text_encoding(built.data.extras)
     if task not in PREDICTABLE_TASKS:
         raise DataError(f"predict supports {', '.join(PREDICTABLE_TASKS)} runs; this run's task is {task}")
     if getattr(loss, "target_kind", None) in ("pair", "embedding"):
@@ -293,7 +330,8 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
     model.eval()
     loaded = LoadedRun(path=path, config=config, model=model, loss=loss.to(device), task=task,
                        class_names=labels.get("class_names"), preprocessing=fitted or {},
-                       num_classes=num_classes, eval_transform=eval_transform, device=device)
+                       num_classes=num_classes, input_shape=input_shape, text=text, eval_transform=eval_transform,
+                       device=device)
     return loaded
 
 
