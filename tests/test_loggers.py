@@ -106,3 +106,22 @@ def test_unknown_or_missing_loggers_are_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
     with pytest.raises(ConfigError, match=r"pip install 'trainlab\[tensorboard\]'"):
         logger_callbacks(_config(loggers=["tensorboard"]), "unused")
+
+
+def test_a_resumed_run_replaces_the_steps_after_its_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    first = TensorBoardLogger(tmp_path)
+    for epoch, step, loss in [(1, 10, 0.9), (2, 20, 0.8), (3, 30, 0.7)]:
+        first.log({"epoch": epoch, "step": step, "train_loss": loss})
+    first.close(None)  # killed after step 30; the newest checkpoint is at step 20
+    resumed = TensorBoardLogger(tmp_path)
+    view = SimpleNamespace(state=SimpleNamespace(step=20, history=[]))
+    resumed.on_train_start(view)
+    for epoch, step, loss in [(3, 30, 0.65), (4, 40, 0.6)]:
+        resumed.log({"epoch": epoch, "step": step, "train_loss": loss}, view)
+    resumed.close(None)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(p.step, round(p.value, 6)) for p in events.Scalars("train_loss")] == [(10, 0.9), (20, 0.8), (30, 0.65),
+                                                                                    (40, 0.6)]

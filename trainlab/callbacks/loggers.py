@@ -152,7 +152,9 @@ class TensorBoardLogger(RecordLogger):
         from torch.utils.tensorboard import SummaryWriter
 
         resumed_at = view.state.step if view is not None else 0
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / self.folder), purge_step=resumed_at or None)
+        # a resumed run drops what was logged after its checkpoint (steps > resumed_at): they are replayed
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / self.folder),
+                                    purge_step=resumed_at + 1 if resumed_at else None)
         if self.config and not resumed_at:
             text = json.dumps(self.config, indent=2, default=str)
             self.writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)  # indented: a code block
