@@ -227,3 +227,15 @@ def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch):
     (tmp_path / "train.tsv").unlink()
     rows = trainlab.load_run(run).predict_file(tmp_path / "new.tsv")
     assert list(rows["prediction"]) == ["pos", "neg"]
+
+
+def test_load_run_leaves_the_callers_random_state_alone(runs):
+    import torch
+
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.manual_seed(123)
+    np.random.seed(123)
+    trainlab.load_run(runs["classify"])
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])

@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="predict the rows of a CSV or npz file with a finished run")
     predict.add_argument("run_dir", metavar="RUN_DIR")
-    predict.add_argument("input", metavar="INPUT", help="CSV (the training feature columns) or npz (array x)")
+    predict.add_argument("input", metavar="INPUT", help="new rows in the run's format: CSV, npz (array x), a folder "
+                                                         "of images, a text TSV/CSV (docs/predict.md)")
     predict.add_argument("-o", "--out", help="CSV file to write (default: print to stdout)")
     predict.add_argument("--proba", action="store_true", help="add one probability column per class")
 

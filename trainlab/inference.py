@@ -302,7 +302,10 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
     eval_transform = None
     if record is not None and record.get("format") == FORMAT and not record.get("eval_transform") \
             and fitted is not None:
-        model, loss = _from_record(config, record)
+        from trainlab.builders import run_scope
+
+        with run_scope(config):  # the model's random init must not move the caller's RNG streams
+            model, loss = _from_record(config, record)
         task, num_classes = record["task"], record["num_classes"]
         input_shape, text = tuple(record["input_shape"]), record.get("text")
         if record.get("normalize"):
