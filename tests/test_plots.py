@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from trainlab.errors import ConfigError
+from trainlab.lr_finder import suggest_lr
 from trainlab.plots import (
     curves_figure,
     lr_finder_figure,
@@ -170,3 +171,28 @@ def test_schedule_figure_of_an_absurdly_long_run_is_bounded():
                 0.1 * 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - warm))) for s in t]
     np.testing.assert_allclose(y, np.array(expected, dtype=float), rtol=1e-6, atol=1e-12)
     assert 0 < len(lines_with_gid(figure, "epoch_boundary")) <= MAX_EPOCH_LINES
+
+
+def test_lr_finder_figure_draws_the_smoothed_loss_the_suggestion_is_decided_on():
+    rng = np.random.default_rng(0)
+    lrs = np.geomspace(1e-5, 10.0, 60)
+    losses = 1.0 - 0.5 * np.tanh(np.log10(lrs) + 3) + 0.05 * rng.standard_normal(60)
+    losses[-5:] = [5.0, 20.0, 80.0, np.inf, np.nan]  # divergence: the smoothed curve stops before it
+    beta, average, reference = 0.98, 0.0, []  # bias-corrected EMA, written out here independently
+    for i, loss in enumerate(losses):
+        if not np.isfinite(loss):
+            break
+        average = beta * average + (1 - beta) * loss
+        value = average / (1 - beta ** (i + 1))
+        if i > 0 and value > 4 * min(reference):
+            break
+        reference.append(value)
+    suggestion = suggest_lr(lrs, losses)
+    figure = lr_finder_figure(lrs, losses, suggestion)
+    (smoothed,) = lines_with_gid(figure, "smoothed")
+    np.testing.assert_allclose(smoothed.get_ydata(), reference, rtol=1e-12)
+    np.testing.assert_allclose(smoothed.get_xdata(), lrs[:len(reference)])
+    (point,) = lines_with_gid(figure, "suggestion_point")
+    index = int(np.argmin(np.abs(np.log(lrs[:len(reference)] / suggestion))))
+    assert point.get_xdata()[0] == pytest.approx(suggestion)
+    assert point.get_ydata()[0] == pytest.approx(reference[index])  # on the smoothed curve, not the raw one

@@ -1,6 +1,6 @@
 """trainlab: choose, run, compare and tune training strategies on PyTorch.
 
-``trainlab.fit`` and ``trainlab.Callback`` are imported lazily, so ``trainlab --version``
+``trainlab.fit``, ``trainlab.load_run`` and ``trainlab.Callback`` are imported lazily, so ``trainlab --version``
 and the CLI's start-up do not pay for torch until a command needs it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Callback", "FitResult", "__version__", "fit"]
+__all__ = ["Callback", "FitResult", "LoadedRun", "__version__", "fit", "load_run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,6 +17,10 @@ def __getattr__(name: str) -> Any:
         from trainlab import api
 
         return getattr(api, name)
+    if name in ("load_run", "LoadedRun"):
+        from trainlab import inference
+
+        return getattr(inference, name)
     if name == "Callback":
         from trainlab.callbacks.base import Callback
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from trainlab import __version__
 from trainlab.errors import ConfigError, TrainlabError
 
+MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own contract)
@@ -26,11 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainlab", description="Choose, run, compare and tune training strategies.")
     parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("--data-dir", help="root for relative data paths (or TRAINLAB_DATA_DIR)")
-    parser.add_argument("--allow-code", action="store_true",
-                        help="let module:attr references import any module, e.g. from a run folder you were sent "
-                             "(or TRAINLAB_ALLOW_CODE=1)")
+    _global_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a config into a run folder")
@@ -78,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     lr_find.add_argument("config")
     lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     lr_find.add_argument("--plot", help="PNG file to write")
+    lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first LR of the sweep (default 1e-7)")
+    lr_find.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
+    lr_find.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
+
+    predict = commands.add_parser("predict", help="predict the rows of a CSV or npz file with a finished run")
+    predict.add_argument("run_dir", metavar="RUN_DIR")
+    predict.add_argument("input", metavar="INPUT", help="new rows in the run's format: CSV, npz (array x), a folder "
+                                                         "of images, a text TSV/CSV (docs/predict.md)")
+    predict.add_argument("-o", "--out", help="CSV file to write (default: print to stdout)")
+    predict.add_argument("--proba", action="store_true", help="add one probability column per class")
 
     report = commands.add_parser("report", help="self-contained HTML report of a comparison or of run folders")
     report.add_argument("paths", nargs="+", metavar="DIR_OR_RUN", help="a 'trainlab compare' folder, or run folders")
@@ -106,7 +114,21 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--refit-seeds", type=int, default=0, metavar="K",
                       help="rerun best.yaml and the base config with K seeds through 'trainlab compare'")
     tune.add_argument("--quiet", action="store_true")
+
+    for subcommand in commands.choices.values():  # the global flags also after the subcommand
+        _global_flags(subcommand, default=argparse.SUPPRESS)
     return parser
+
+
+def _global_flags(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """--debug, --data-dir, --allow-code. On a subcommand their default is SUPPRESS, so that a flag
+    given before the subcommand is not reset by the subcommand's parser."""
+    flag_default = False if default is None else default
+    parser.add_argument("--debug", action="store_true", default=flag_default, help="show tracebacks")
+    parser.add_argument("--data-dir", default=default, help="root for relative data paths (or TRAINLAB_DATA_DIR)")
+    parser.add_argument("--allow-code", action="store_true", default=flag_default,
+                        help="let module:attr references import any module, e.g. from a run folder you were sent "
+                             "(or TRAINLAB_ALLOW_CODE=1)")
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
@@ -201,14 +223,33 @@ def _cmd_schedule(args) -> int:
 
 
 def _cmd_lr_find(args) -> int:
+    import math
+
     from trainlab.config import load_config
     from trainlab.experiment import lr_find_config
 
+    if not (0 < args.start_lr < args.end_lr and math.isfinite(args.end_lr)):
+        raise ConfigError(f"lr-find needs 0 < --start-lr < --end-lr (finite); got --start-lr {args.start_lr:g} "
+                          f"and --end-lr {args.end_lr:g}")
+    if not 2 <= args.steps <= MAX_LR_FIND_STEPS:
+        raise ConfigError(f"--steps must be in [2, {MAX_LR_FIND_STEPS}]; got {args.steps}")
     config = load_config(args.config, args.set)
-    suggestion, _, _ = lr_find_config(config, plot=args.plot)
+    suggestion, _, _ = lr_find_config(config, plot=args.plot, start_lr=args.start_lr, end_lr=args.end_lr,
+                                      num_steps=args.steps)
     print(f"suggested lr: {suggestion:.3g}")
     if args.plot:
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from trainlab.inference import predict_command
+
+    text = predict_command(args.run_dir, args.input, out=args.out, proba=args.proba)
+    if text is None:
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -244,7 +285,7 @@ def _cmd_tune(args) -> int:
 
 COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "compare": _cmd_compare,
             "demo": _cmd_demo, "advise": _cmd_advise, "schedule": _cmd_schedule, "lr-find": _cmd_lr_find,
-            "report": _cmd_report, "plot": _cmd_plot, "tune": _cmd_tune}
+            "predict": _cmd_predict, "report": _cmd_report, "plot": _cmd_plot, "tune": _cmd_tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

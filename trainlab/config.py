@@ -238,6 +238,17 @@ class CheckpointConfig(_Strict):
     every_n_epochs: Int | None = Field(None, ge=1)
     every_seconds: float | None = Field(30.0, gt=0.0)
     keep_last: Int = Field(2, ge=1)  # the best checkpoint is kept besides these
+    # once the run finished: "last" keeps best/ and the newest checkpoint (a fine-tune's checkpoints
+    # are several times the model), "all" keeps what keep_last kept, "none" deletes every checkpoint
+    keep_after_finish: Literal["none", "last", "all"] = "last"
+
+    @field_validator("keep_after_finish", mode="before")
+    @classmethod
+    def _yaml_none(cls, value: Any) -> Any:
+        return "none" if value is None or value is False else value
+
+
+LOGGERS = ("tensorboard", "csv")  # trainlab.callbacks.loggers.LOGGERS builds each
 
 
 class OutputConfig(_Strict):
@@ -246,11 +257,29 @@ class OutputConfig(_Strict):
     log_every_seconds: float = Field(30.0, gt=0.0)  # the plain progress line's cadence when not on a TTY
     log_every_n_steps: Int | None = Field(None, ge=1)  # step records: train loss, LR, grad norm, samples/s
     checkpoint: CheckpointConfig = CheckpointConfig()
+    loggers: list[str] = []  # records also go to: tensorboard (<run>/tensorboard/), csv (<run>/metrics.csv)
 
     @field_validator("progress", mode="before")
     @classmethod
     def _yaml_booleans(cls, value: Any) -> Any:
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _known_loggers(cls, value: Any) -> Any:
+        if isinstance(value, str):  # loggers: tensorboard
+            value = [value]
+        if not isinstance(value, list):
+            raise ValueError(f"must be a list of logger names ({', '.join(LOGGERS)})")
+        for name in value:
+            if name == "mlflow":
+                raise ValueError("the mlflow logger is not available (see docs/loggers.md); use tensorboard or csv")
+            if name not in LOGGERS:
+                raise ValueError(f"unknown logger {_short(name)}{did_you_mean(str(name), list(LOGGERS))} "
+                                 f"(valid: {', '.join(LOGGERS)})")
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a logger twice; got {_short(value)}")
+        return value
 
 
 class RuntimeConfig(_Strict):
@@ -289,7 +318,11 @@ class Config(_Strict):
     def hash(self) -> str:
         """SHA-256 (first 16 hex digits) of the resolved config, excluding output paths."""
         payload = self.to_dict()
-        payload["output"] = {k: v for k, v in payload["output"].items() if k != "dir"}
+        # where and how a run is recorded does not change its results: output paths, loggers and
+        # what is kept after finishing stay out of the hash (so adding them kept old hashes)
+        output = {k: v for k, v in payload["output"].items() if k not in ("dir", "loggers")}
+        output["checkpoint"] = {k: v for k, v in output["checkpoint"].items() if k != "keep_after_finish"}
+        payload["output"] = output
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

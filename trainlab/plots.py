@@ -9,7 +9,7 @@ temporary file in the target directory and moved into place with
 ``os.replace``, so a reader never sees a half-written image.
 
 Artists carry a ``gid`` naming their role: ``"lr"``, ``"epoch_boundary"``,
-``"loss"``, ``"suggestion"`` and ``"curve:<strategy>"``.
+``"loss"``, ``"smoothed"``, ``"suggestion"`` and ``"curve:<strategy>"``.
 """
 
 from __future__ import annotations
@@ -113,27 +113,53 @@ def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float, path: st
 
 # --------------------------------------------------------------------------- LR range test
 
-def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None) -> Figure:
-    """Loss against LR on a log axis; the suggested LR as a dashed line and a dot on the curve.
+def smoothed_losses(losses: Sequence[float], smoothing: float = 0.98) -> list[float]:
+    """The losses as :func:`trainlab.lr_finder.suggest_lr` sees them: :class:`~trainlab.lr_finder.SmoothedLoss`
+    values up to (not including) the first divergence."""
+    from trainlab.lr_finder import SmoothedLoss  # torch-heavy; only the LR range test needs it
 
-    Non-finite losses (the divergence that ended the sweep) are left out of the line.
+    tracker, smoothed = SmoothedLoss(smoothing), []
+    for loss in losses:
+        value = tracker.update(float(loss))
+        if tracker.diverged:
+            break
+        smoothed.append(value)
+    return smoothed
+
+
+def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None,
+                     smoothing: float = 0.98) -> Figure:
+    """Loss against LR on a log axis: the raw losses faint, the smoothed loss the suggestion is decided
+    on (:func:`smoothed_losses`, gid ``"smoothed"``) bold; the suggested LR as a dashed line and a dot
+    on the smoothed curve.
+
+    Non-finite losses (the divergence that ended the sweep) are left out of the raw line.
     """
     if len(lrs) != len(losses) or len(lrs) == 0:
         raise ValueError(f"lrs and losses must be non-empty and of equal length; got {len(lrs)} and {len(losses)}")
     if any(not (lr > 0) for lr in lrs):
         raise ValueError("every lr must be > 0 to plot on a log axis")
     points = [(float(lr), float(loss)) for lr, loss in zip(lrs, losses, strict=True) if math.isfinite(loss)]
+    smoothed = list(zip([float(lr) for lr in lrs], smoothed_losses(losses, smoothing), strict=False))
     figure = _new_figure()
     axes = figure.add_subplot()
-    axes.plot([lr for lr, _ in points], [loss for _, loss in points], color="C0", gid="loss", label="loss")
+    axes.plot([lr for lr, _ in points], [loss for _, loss in points], color="C0", alpha=0.35, linewidth=1.0,
+              gid="loss", label="loss")
+    axes.plot([lr for lr, _ in smoothed], [value for _, value in smoothed], color="C0", linewidth=2.0,
+              gid="smoothed", label=f"smoothed loss (EMA {smoothing:g})")
     axes.set_xscale("log")
+    if smoothed:  # the raw loss of the diverging steps would squash the curve the decision is made on
+        low, high = min(v for _, v in smoothed), max(v for _, v in smoothed)
+        margin = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
+        axes.set_ylim(low - margin, high + margin)
     if suggestion is not None:
         if not (suggestion > 0 and math.isfinite(suggestion)):
             raise ValueError(f"suggestion must be a finite lr > 0 or None; got {suggestion!r}")
         axes.axvline(suggestion, color="C3", linestyle="--", linewidth=1.0, gid="suggestion",
                      label=f"suggested lr = {suggestion:.2e}")
-        if points:  # mark the curve at the point nearest the suggestion (in log lr)
-            lr_at, loss_at = min(points, key=lambda point: abs(math.log(point[0] / suggestion)))
+        curve = smoothed or points
+        if curve:  # mark the curve at the point nearest the suggestion (in log lr)
+            lr_at, loss_at = min(curve, key=lambda point: abs(math.log(point[0] / suggestion)))
             axes.plot([lr_at], [loss_at], "o", color="C3", gid="suggestion_point")
     axes.set_xlabel("learning rate (log scale)")
     axes.set_ylabel("training loss")

@@ -266,3 +266,32 @@ def prune(root: str | os.PathLike[str], keep_last: int) -> None:
 
 def folder_name(step: int) -> str:
     return f"{PREFIX}{step:09d}"
+
+
+KEEP_AFTER_FINISH = ("none", "last", "all")
+
+
+def prune_after_finish(root: str | os.PathLike[str], keep: str) -> list[Path]:
+    """Delete the checkpoints a finished run no longer needs; returns the folders kept, newest first.
+
+    ``keep``: ``"all"`` deletes nothing; ``"last"`` keeps ``best/`` and the newest step folder
+    (what ``trainlab resume`` and a look at the best epoch need); ``"none"`` deletes every
+    checkpoint (``model.safetensors`` holds the final weights). Leftover temporary folders of
+    interrupted writes (``.step-*.tmp-*``) go in every mode but ``all``. A folder that cannot be
+    deleted is left in place and reported as kept.
+    """
+    if keep not in KEEP_AFTER_FINISH:
+        raise ValueError(f"keep must be one of {', '.join(KEEP_AFTER_FINISH)}; got {keep!r}")
+    root = Path(root)
+    steps = step_folders(root)
+    best = root / BEST
+    kept = [*steps, *([best] if best.is_dir() else [])]
+    if keep == "all" or not root.is_dir():
+        return kept
+    keep_set = set() if keep == "none" else {*steps[:1], best}
+    for path in list(root.iterdir()):
+        temporary = path.name.startswith(".") and ".tmp-" in path.name
+        if path in keep_set or not (path in kept or temporary) or path.is_symlink():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+    return [path for path in kept if path.exists()]

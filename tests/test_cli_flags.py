@@ -1,0 +1,68 @@
+"""Global flags after the subcommand, and lr-find's sweep flags."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import DIGITS_MLP
+from trainlab.cli import _parser, main
+
+
+def test_global_flags_are_accepted_after_the_subcommand():
+    args = _parser().parse_args(["schedule", "c.yaml", "--plot", "p.png", "--data-dir", "D", "--debug",
+                                 "--allow-code"])
+    assert (args.data_dir, args.debug, args.allow_code) == ("D", True, True)
+    before = _parser().parse_args(["--data-dir", "D", "--debug", "schedule", "c.yaml", "--plot", "p.png"])
+    assert (before.data_dir, before.debug, before.allow_code) == ("D", True, False)  # not reset by the subparser
+    neither = _parser().parse_args(["eval", "run"])
+    assert (neither.data_dir, neither.debug, neither.allow_code) == (None, False, False)
+
+
+def test_data_dir_after_the_subcommand_resolves_relative_paths(write_config, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "table.csv").write_text("a,b,y\n" + "".join(f"{i % 7},{(i * 3) % 5},{i % 2}\n" for i in range(60)))
+    config = write_config(DIGITS_MLP, data={"source": "csv", "path": "table.csv", "target": "y"},
+                          strategy__epochs=1)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
+    png = tmp_path / "lr.png"
+    assert main(["schedule", str(config), "--plot", str(png)]) == 3  # table.csv is not in the working directory
+    assert main(["schedule", str(config), "--plot", str(png), "--data-dir", str(data)]) == 0
+    assert png.exists()
+    os.environ.pop("TRAINLAB_DATA_DIR", None)  # main() exports it for the command
+
+
+def test_lr_find_takes_the_sweep_from_its_flags(write_config, tmp_path, capsys, monkeypatch):
+    import trainlab.experiment
+
+    seen = {}
+    real = trainlab.experiment.lr_find_config
+
+    def spy(config, plot=None, **kwargs):
+        seen.update(kwargs)
+        suggestion, lrs, losses = real(config, plot, **kwargs)
+        seen["lrs"] = lrs
+        return suggestion, lrs, losses
+
+    monkeypatch.setattr(trainlab.experiment, "lr_find_config", spy)
+    config = write_config(DIGITS_MLP)
+    assert main(["lr-find", str(config), "--start-lr", "1e-5", "--end-lr", "1", "--steps", "30"]) == 0
+    assert {k: seen[k] for k in ("start_lr", "end_lr", "num_steps")} == {"start_lr": 1e-5, "end_lr": 1.0,
+                                                                          "num_steps": 30}
+    assert seen["lrs"][0] == pytest.approx(1e-5) and len(seen["lrs"]) <= 30
+    assert seen["lrs"][-1] <= 1.0
+    suggestion = float(capsys.readouterr().out.splitlines()[0].split(":")[1])
+    assert 1e-5 <= suggestion <= 1.0
+
+
+@pytest.mark.parametrize("flags,message", [(["--start-lr", "1", "--end-lr", "0.1"], "0 < --start-lr < --end-lr"),
+                                           (["--start-lr", "0"], "0 < --start-lr"),
+                                           (["--steps", "1"], "--steps must be in [2, ")])
+def test_lr_find_refuses_a_bad_sweep_in_one_line(write_config, capsys, flags, message):
+    config = write_config(DIGITS_MLP)
+    assert main(["lr-find", str(config), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,73 @@
+"""docs/extending.md's model factory and data source, run as written: a config in their folder trains from
+another working directory without PYTHONPATH, and predict names the source's classes."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from trainlab.cli import main
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+
+
+def _examples() -> dict[str, str]:
+    """The ```python blocks of docs/extending.md, keyed by the file named in their first line."""
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    return {block.splitlines()[0].removeprefix("# ").strip(): block for block in blocks}
+
+
+@pytest.fixture
+def project(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    for name, code in _examples().items():
+        (folder / name).write_text(code)
+    config = {"name": "moons", "seed": 0, "data": {"source": "mydata:two_moons", "n": 300},
+              "model": {"name": "mymodels:make_net", "hidden": 16},
+              "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.03}, "batch_size": 32,
+                           "epochs": 15},
+              "output": {"progress": "off"}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    yield folder
+    for module in ("mymodels", "mydata"):
+        sys.modules.pop(module, None)
+
+
+def test_doc_examples_exist():
+    assert set(_examples()) == {"mymodels.py", "mydata.py"}
+
+
+def test_config_folder_modules_train_from_another_directory(project, tmp_path, monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert not any(Path(p or ".").resolve() == project for p in sys.path)
+    out = tmp_path / "run"
+    assert main(["train", str(project / "config.yaml"), "--out", str(out), "--quiet"]) == 0
+    assert not any(Path(p or ".").resolve() == project for p in sys.path)  # only for the command
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["accuracy"] > 0.8
+    # the run folder's config names user code: predict needs the opt-in, then names the classes
+    np.savez(tmp_path / "new.npz", x=np.array([[0.0, 1.0], [1.0, -0.5]]))  # a source without named columns: npz
+    capsys.readouterr()
+    assert main(["predict", str(out), str(tmp_path / "new.npz")]) == 2
+    assert "outside your own code" in capsys.readouterr().err
+    monkeypatch.chdir(project)
+    assert main(["--allow-code", "predict", str(out), str(tmp_path / "new.npz")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "prediction" and set(printed[1:]) <= {"upper", "lower"} and len(printed) == 3
+
+
+def test_a_missing_module_says_where_it_looked(project, tmp_path, capsys):
+    (project / "mymodels.py").unlink()
+    assert main(["train", str(project / "config.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no module 'mymodels' in the config's folder, the working directory or installed packages" in err

@@ -1,0 +1,262 @@
+"""Loggers as callbacks: the run's records also go to TensorBoard and to a CSV file.
+
+``output.loggers: [tensorboard, csv]`` adds, per name, a :class:`RecordLogger` from
+:data:`LOGGERS` (built by :func:`logger_callbacks`):
+
+- ``tensorboard``: ``<run>/tensorboard/`` event files (``torch.utils.tensorboard.SummaryWriter``):
+  every scalar of each epoch record as tag ``<key>`` at x = the record's ``step``; each step record
+  (a record with ``"step"`` and no ``"epoch"``) as tag ``step/<key>``; the resolved config as text
+  (tag ``config``) at the start, and the hyperparameters (flattened config keys) with the last
+  epoch's scalars as ``hparam/<key>`` at the end (the HPARAMS tab). A resumed run purges the
+  events after the step it resumes from, so replayed steps are not drawn twice.
+- ``csv``: ``<run>/metrics.csv``, one row per epoch record, one column per key (the union, in
+  order of first appearance); rewritten whole (atomically) from the run's history at each epoch,
+  so a resumed run's file holds every epoch. Lists (per-class metrics) are written as JSON.
+
+MLflow is not included: even ``mlflow-skinny`` 3.17 installs 23 further packages (fastapi, uvicorn,
+databricks-sdk, opentelemetry, cryptography, ...), too heavy for a logger; the config refuses it.
+
+A logger never loses the run: any exception inside one (a full disk, a broken backend) is
+reported once as a warning line, and that logger disables itself; training goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import numbers
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from trainlab.atomic import write_text
+from trainlab.callbacks.base import Callback, TrainerView
+from trainlab.errors import ConfigError
+
+Warn = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
+def is_scalar_value(value: Any) -> bool:
+    """A finite-or-not real number (not a bool, not a list): what a scalar chart can draw."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and None become their JSON text (hparams take scalars)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool | int | float | str):
+            flat[name] = value
+        else:
+            flat[name] = json.dumps(value)
+    return flat
+
+
+class RecordLogger(Callback):
+    """Base of the loggers: sends records somewhere; a failure warns once and disables the logger.
+
+    Subclasses override :meth:`open`, :meth:`write_epoch`, :meth:`write_step` and :meth:`close`.
+    Epoch records arrive through ``on_epoch_end``; step records through ``on_log`` (the loop's hook
+    for records logged between epochs) or :meth:`log`.
+    """
+
+    order = 95  # after the recorder (80) and the checkpoints (90): a logger only reads
+
+    def __init__(self, run_dir: str | Path, config: Mapping[str, Any] | None = None, warn: Warn = _stderr):
+        self.run_dir = Path(run_dir)
+        self.config = dict(config or {})
+        self.warn = warn
+        self.disabled = False
+        self._opened = False
+
+    # -- what a backend implements
+    def open(self, view: TrainerView) -> None: ...
+    def write_epoch(self, view: TrainerView | None, record: dict[str, Any]) -> None: ...
+    def write_step(self, record: dict[str, Any]) -> None: ...
+    def close(self, view: TrainerView) -> None: ...
+
+    # -- the guard every hook goes through
+    def _guarded(self, action: Callable[..., None], *args: Any) -> None:
+        if self.disabled:
+            return
+        try:
+            action(*args)
+        except Exception as exc:  # noqa: BLE001 -- a logger must never end the run
+            self.disabled = True
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            self.warn(f"warning: logger '{self.name or type(self).__name__}' failed and is disabled for the rest "
+                      f"of the run ({type(exc).__name__}: {first}); training goes on")
+            try:
+                self.close(None)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 -- already reported
+                pass
+
+    def _ensure_open(self, view: TrainerView | None) -> None:
+        if not self._opened:
+            self._opened = True
+            self.open(view)  # type: ignore[arg-type]
+
+    def log(self, record: Mapping[str, Any], view: TrainerView | None = None) -> None:
+        """Send one record: an epoch record (has ``epoch``), a step record (``step``, no ``epoch``);
+        event records (``event``) are not logged."""
+        record = dict(record)
+        if "event" in record:
+            return
+
+        def send() -> None:
+            self._ensure_open(view)
+            if "epoch" in record:
+                self.write_epoch(view, record)
+            elif "step" in record:
+                self.write_step(record)
+
+        self._guarded(send)
+
+    # -- the loop's hooks
+    def on_train_start(self, view: TrainerView) -> None:
+        self._guarded(self._ensure_open, view)
+
+    def on_log(self, view: TrainerView, record: dict[str, Any]) -> None:
+        self.log(record, view)
+
+    def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None:
+        self.log(record, view)
+
+    def on_train_end(self, view: TrainerView) -> None:
+        if self._opened:
+            self._guarded(self.close, view)
+
+
+class TensorBoardLogger(RecordLogger):
+    """Scalars, config text and hparams into ``<run>/tensorboard`` (see the module docstring)."""
+
+    name = "logger:tensorboard"
+    folder = "tensorboard"
+
+    def __init__(self, run_dir: str | Path, config: Mapping[str, Any] | None = None, warn: Warn = _stderr):
+        super().__init__(run_dir, config, warn)
+        self.writer: Any = None
+        self._last_epoch: dict[str, Any] = {}
+
+    def open(self, view: TrainerView | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        resumed_at = view.state.step if view is not None else 0
+        # a resumed run drops what was logged after its checkpoint (steps > resumed_at): they are replayed
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / self.folder),
+                                    purge_step=resumed_at + 1 if resumed_at else None)
+        if self.config and not resumed_at:
+            text = json.dumps(self.config, indent=2, default=str)
+            self.writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)  # indented: a code block
+
+    def write_epoch(self, view: TrainerView | None, record: dict[str, Any]) -> None:
+        x = int(record.get("step", record["epoch"]))
+        for key, value in record.items():
+            if key not in ("epoch", "step") and is_scalar_value(value):
+                self.writer.add_scalar(key, float(value), x)
+        self.writer.add_scalar("epoch", float(record["epoch"]), x)
+        self._last_epoch = record
+
+    def write_step(self, record: dict[str, Any]) -> None:
+        x = int(record["step"])
+        for key, value in record.items():
+            if key != "step" and is_scalar_value(value):
+                self.writer.add_scalar(f"step/{key}", float(value), x)
+
+    def close(self, view: TrainerView | None) -> None:
+        if self.writer is None:
+            return
+        writer, self.writer = self.writer, None
+        try:
+            if view is not None and self.config and self._last_epoch:
+                from torch.utils.tensorboard.summary import hparams
+
+                metrics = {f"hparam/{k}": float(v) for k, v in self._last_epoch.items()
+                           if k not in ("epoch", "step") and is_scalar_value(v)}
+                experiment, start, end = hparams(flatten(self.config), metrics)
+                step = int(self._last_epoch.get("step", 0))
+                for summary in (experiment, start, end):  # add_hparams would write them into a sub-folder
+                    writer.file_writer.add_summary(summary, step)
+                for key, value in metrics.items():
+                    writer.add_scalar(key, value, step)
+        finally:
+            writer.close()
+
+
+class CsvLogger(RecordLogger):
+    """``<run>/metrics.csv``: the epoch records of the run's history, one row each."""
+
+    name = "logger:csv"
+    file = "metrics.csv"
+
+    def write_epoch(self, view: TrainerView | None, record: dict[str, Any]) -> None:
+        history = view.state.history if view is not None else [record]
+        records = [r for r in history if "epoch" in r and "event" not in r]
+        if not records or records[-1] is not record and records[-1] != record:
+            records.append(record)  # a record not (yet) in the history: write it too
+        write_text(self.run_dir / self.file, csv_text(records))
+
+
+def csv_text(records: list[Mapping[str, Any]]) -> str:
+    """CSV of ``records``: header = every key in order of first appearance; missing cells empty;
+    lists and dicts as JSON; None as an empty cell."""
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for record in records:
+        row = []
+        for column in columns:
+            value = record.get(column)
+            if value is None:
+                row.append("")
+            elif isinstance(value, list | dict):
+                row.append(json.dumps(value))
+            else:
+                row.append(value if not isinstance(value, float) else repr(value))
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+LOGGERS: dict[str, type[RecordLogger]] = {"tensorboard": TensorBoardLogger, "csv": CsvLogger}
+EXTRAS = {"tensorboard": ("tensorboard", "trainlab[tensorboard]")}  # logger -> (module it needs, pip extra)
+
+
+def check_loggers(names: list[str]) -> None:
+    """Refuse (ConfigError, one line) a logger that is unknown or whose package is not installed."""
+    import importlib.util
+
+    from trainlab.registry import did_you_mean
+
+    for name in names:
+        if name not in LOGGERS:
+            raise ConfigError(f"output.loggers: unknown logger '{name}'{did_you_mean(name, list(LOGGERS))} "
+                              f"(available: {', '.join(LOGGERS)})")
+        module, extra = EXTRAS.get(name, (None, None))
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"output.loggers: '{name}' needs the '{module}' package, which is not installed; "
+                              f"pip install '{extra}' (or remove '{name}' from output.loggers)")
+
+
+def logger_callbacks(config: Any, run_dir: str | Path, warn: Warn = _stderr) -> list[Callback]:
+    """The callbacks of ``config.output.loggers``, writing into ``run_dir`` (the run folder being written).
+
+    Nothing is created until training starts. Raises ConfigError for an unknown logger or a missing
+    package (call it before the run folder is created to leave no folder behind).
+    """
+    names = list(config.output.loggers)
+    check_loggers(names)
+    tree = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    return [LOGGERS[name](run_dir, tree, warn) for name in names]

@@ -1,0 +1,68 @@
+"""Inputs for ``trainlab predict`` from image and text runs: a folder of images, a text TSV/CSV.
+
+:func:`read_images` decodes every ``.png``/``.jpg``/``.jpeg`` under a folder (recursively, sorted by
+relative path, hidden files skipped) into uint8 (N, C, H, W) in the run's ``data.mode``, resized
+(bilinear) to the training images' H x W; the run's evaluation transform (per-channel
+normalisation) is applied later, by the predictor. :func:`read_texts` reads the text column of a
+TSV/CSV (``data.text_column``; a label column is ignored) and encodes it with the run's own
+tokenizer: the training vocabulary of ``tokenizer: word`` (recorded in ``model.json``), or the
+``tokenizer.json`` of ``tokenizer: hf``, truncated/padded to ``data.max_length`` as in training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab.errors import DataError
+
+IMAGE_SOURCES = ("image_folder",)
+TEXT_SOURCES = {"text_tsv": ("\t", "sentence"), "text_csv": (",", "text")}  # source -> (delimiter, text column)
+
+
+def text_encoding(extras: dict[str, Any]) -> dict[str, Any] | None:
+    """What :func:`read_texts` needs of a text source's ``extras`` (JSON-serialisable); None for other data."""
+    if extras.get("tokenizer") == "word":
+        return {"tokenizer": "word", "vocab": list(extras["vocab"]), "max_length": int(extras["max_length"])}
+    if extras.get("tokenizer") == "hf":
+        return {"tokenizer": "hf", "tokenizer_path": extras["tokenizer_path"], "max_length": int(extras["max_length"])}
+    return None
+
+
+def read_images(folder: str | os.PathLike[str], options: dict[str, Any],
+                input_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    """(uint8 images (N, C, H, W), their paths relative to ``folder``)."""
+    from trainlab.data.images import IMAGE_EXTENSIONS, MODES, decode_images
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"predict on an image run reads a folder of images; {root} is not a folder")
+    files = sorted(path for path in root.rglob("*")
+                   if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+                   and not any(part.startswith(".") for part in path.relative_to(root).parts))
+    if not files:
+        raise DataError(f"no {'/'.join(IMAGE_EXTENSIONS)} images under {root}")
+    mode = options.get("mode", "RGB")
+    if len(input_shape) != 3 or input_shape[0] != MODES.get(mode):
+        raise DataError(f"the run's model takes inputs shaped {tuple(input_shape)}, not {MODES.get(mode)}-channel "
+                        "images; predict reads image folders for image_folder runs")
+    size = (int(input_shape[1]), int(input_shape[2]))
+    return decode_images(files, size, mode, resize=True, workers=0), [str(f.relative_to(root)) for f in files]
+
+
+def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any],
+               encoding: dict[str, Any]) -> np.ndarray:
+    """The token ids of the texts of ``file``, encoded as the run's training texts were."""
+    from trainlab.data.paths import resolve_file
+    from trainlab.data.text import WordTokenizer, _hf_encode, _hf_tokenizer, read_table
+
+    delimiter, default_column = TEXT_SOURCES[source]
+    path = resolve_file(file, "a text file with a header row")
+    table = read_table(path, options.get("text_column", default_column), options.get("label_column", "label"),
+                       delimiter)
+    if encoding["tokenizer"] == "word":
+        return WordTokenizer(tuple(encoding["vocab"])).encode(table.texts, encoding["max_length"])
+    return _hf_encode(_hf_tokenizer(encoding["tokenizer_path"], encoding["max_length"]), table.texts)

@@ -1,0 +1,353 @@
+"""A finished run folder as a predictor: ``trainlab.load_run(RUN_DIR)`` and ``trainlab predict``.
+
+:func:`load_run` rebuilds the run's model from its folder and loads ``model.safetensors``:
+
+- from ``model.json`` (written at training time by :func:`write_model_record`: the model's input
+  shape and output width, the resolved loss and model specs) it builds the loss and the model
+  directly, **without reading the training data**;
+  (image runs: the per-channel normalisation is recorded too; text runs: the tokenizer);
+- a run without ``model.json`` (or whose inputs pass through an evaluation transform other than a
+  normalisation) is rebuilt with :func:`trainlab.builders.build`, which reads and splits the
+  training data once.
+
+Either way the run folder's ``config.yaml`` is read under ``code_policy(local=False)``: it imports no
+``module:attr`` code unless the user opted in (``--allow-code``; docs/security.md).
+
+Outputs (:meth:`LoadedRun.predict`, :meth:`LoadedRun.predict_file`):
+
+- binary / multiclass: the class index (``predict``) or the class **name** (``predict_file``,
+  from ``labels.json``); probabilities from the loss's ``probabilities(output)`` (softmax over K
+  logits; for one binary logit, ``[1 - sigmoid(z), sigmoid(z)]``), one column per class;
+- multilabel: one 0/1 column per label (logit > 0), probabilities ``sigmoid(z)`` per label;
+- regression: the model's outputs in the target's original units
+  (:func:`trainlab.data.preprocessing.inverse_target`, ``y = y_std * scale + mean``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab.config import Config
+from trainlab.data.predict_media import IMAGE_SOURCES, TEXT_SOURCES, read_images, read_texts, text_encoding
+from trainlab.errors import DataError, RunDirError
+
+MODEL_RECORD = "model.json"
+FORMAT = 1
+PREDICT_BATCH = 4096  # rows per forward pass: bounds memory on large files
+# (run -> predict) tasks whose outputs predict can name; metric-learning losses give embeddings instead
+PREDICTABLE_TASKS = ("regression", "binary", "multiclass", "multilabel")
+
+
+# --------------------------------------------------------------------------- the record written at training
+
+def model_record(built: Any) -> dict[str, Any]:
+    """What :func:`load_run` needs to rebuild ``built``'s model without the data (JSON-serialisable)."""
+    data, loss = built.data, built.loss
+    spec = built.config.model.spec()
+    if "vocab_size" in data.extras and spec["name"] == "transformer_encoder":
+        spec.setdefault("vocab_size", data.extras["vocab_size"])
+    loss_spec = built.notes.get("loss_advice", {}).get("loss") or built.config.strategy.loss.spec()
+    normalize = _normalize_record(data.eval_transform)
+    return {
+        "format": FORMAT,
+        "task": data.task,
+        "num_classes": data.num_classes,
+        "target_dim": data.target_dim,
+        "input_shape": list(data.input_shape),
+        "input_dtype": str(data.train.x.dtype).removeprefix("torch."),
+        "output_dim": int(loss.output_dim(data.task, data.num_classes, data.target_dim)),
+        "loss": loss_spec,
+        "model": spec,
+        # a per-batch evaluation transform that is not a recorded normalisation: load_run rebuilds from the data
+        "eval_transform": data.eval_transform is not None and normalize is None,
+        "normalize": normalize,
+        "text": text_encoding(data.extras),
+    }
+
+
+def _normalize_record(transform: Any) -> dict[str, list[float]] | None:
+    from trainlab.data.transforms import Normalize
+
+    if isinstance(transform, Normalize):
+        return {"mean": list(transform.mean), "std": list(transform.std)}
+    return None
+
+
+def write_model_record(run_path: str | os.PathLike[str], built: Any) -> Path:
+    """Write ``model.json`` into the run folder being written (``run.path``)."""
+    from trainlab.atomic import write_json
+
+    return write_json(Path(run_path) / MODEL_RECORD, model_record(built))
+
+
+# --------------------------------------------------------------------------- the loaded run
+
+@dataclass
+class LoadedRun:
+    """A finished run, ready to predict. ``model`` is in eval mode on ``device``.
+
+    Attributes:
+        path: the run folder.
+        config: the run's resolved config (``config.yaml``).
+        model: the trained ``nn.Module`` with the weights of ``model.safetensors``.
+        loss: the run's loss (decides how outputs become predictions and probabilities).
+        task: regression, binary, multiclass or multilabel.
+        class_names: class (or label) names in index order; None for regression.
+        preprocessing: the fitted preprocessing (``preprocessing.json``) new rows go through.
+    """
+
+    path: Path
+    config: Config
+    model: torch.nn.Module
+    loss: Any
+    task: str
+    class_names: list[str] | None
+    preprocessing: dict[str, Any]
+    num_classes: int | None = None  # classes (binary: 2) or labels; None for regression
+    input_shape: tuple[int, ...] = ()  # one model input row, as the training split held it
+    text: dict[str, Any] | None = None  # the tokenizer of a text run (trainlab.data.predict_media.text_encoding)
+    eval_transform: Any = None  # the run's per-batch evaluation transform (image normalisation), if any
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    # -- arrays in, arrays out
+    def outputs(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The model's raw outputs for preprocessed inputs ``x`` (N, ...), in batches, without gradients."""
+        x = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+        if x.ndim == 0:
+            raise DataError("predict needs one input row per sample, shaped (N, ...); got a scalar")
+        if x.is_floating_point():
+            x = x.float()
+        chunks = []
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(x), PREDICT_BATCH):
+                batch = x[start:start + PREDICT_BATCH].to(self.device)
+                if self.eval_transform is not None:
+                    batch = self.eval_transform(batch, None)
+                chunks.append(self.model(batch).float().cpu())
+        if not chunks:
+            return torch.empty(0)
+        return torch.cat(chunks)
+
+    def predict(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Predictions for preprocessed inputs: class indices (N,), 0/1 labels (N, L), or regression
+        values in original units (N,) for one target, (N, d) for several."""
+        output = self.outputs(x)
+        if self.task == "regression":
+            values = self._original_units(output).numpy()
+            return values.reshape(len(values)) if values.ndim == 2 and values.shape[1] == 1 else values
+        return self.loss.predict(output).numpy()
+
+    def predict_proba(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Class probabilities (N, K) (binary: K = 2, columns P(class 0), P(class 1)); per-label (N, L)."""
+        if self.task == "regression":
+            raise DataError("probabilities exist for classification runs; this run is a regression")
+        probabilities = self.loss.probabilities(self.outputs(x))
+        if probabilities is None:
+            raise DataError(f"loss '{self.loss.name}' gives no class probabilities")
+        if self.task == "binary" and probabilities.ndim == 1:
+            probabilities = torch.stack([1 - probabilities, probabilities], dim=1)
+        return probabilities.numpy()
+
+    def _original_units(self, output: torch.Tensor) -> torch.Tensor:
+        from trainlab.data.preprocessing import inverse_target
+
+        return inverse_target(self.preprocessing, output)
+
+    # -- files in, rows out
+    def read(self, path: str | os.PathLike[str]) -> torch.Tensor:
+        """The inputs of ``path``, preprocessed exactly as the run's training data (see :meth:`predict_file`)."""
+        return self._read_rows(path)[0]
+
+    def _read_rows(self, path: str | os.PathLike[str]) -> tuple[torch.Tensor, list[str] | None]:
+        """(inputs, names of the rows: image paths for a folder, else None)."""
+        from trainlab.data.predict_input import read_for_predict
+
+        options = {**self.config.data.model_dump(), **dict(self.config.data.model_extra or {})}
+        source = self.preprocessing.get("source") or options.get("source")
+        if source in IMAGE_SOURCES:
+            images, names = read_images(path, options, self.input_shape)
+            return torch.from_numpy(images), names
+        if source in TEXT_SOURCES:
+            if self.text is None:
+                raise DataError(f"run {self.path} records no tokenizer; predict cannot encode its texts")
+            return torch.from_numpy(read_texts(path, source, options, self.text)), None
+        return read_for_predict(self.config.data, self.preprocessing, path), None
+
+    def predict_file(self, path: str | os.PathLike[str], proba: bool = False):
+        """One row per input of ``path`` (in file order) as a ``pandas.DataFrame``.
+
+        ``path``: a CSV or npz file like the training data; for an ``image_folder`` run a folder of
+        images (then the first column, ``file``, names each image); for a ``text_tsv``/``text_csv`` run a
+        file with the text column. Columns: ``prediction`` (the class name; the value in original units for regression;
+        ``prediction_<i>`` per target for several), for multilabel one 0/1 column per label; with
+        ``proba``, one probability column per class named by the class (multilabel: ``proba_<label>``).
+        """
+        import pandas as pd
+
+        x, row_names = self._read_rows(path)
+        columns: dict[str, Any] = {} if row_names is None else {"file": row_names}
+        names = self.names()
+        if self.task == "regression":
+            values = self.predict(x)
+            if values.ndim == 1:
+                columns["prediction"] = values
+            else:
+                for j in range(values.shape[1]):
+                    columns[f"prediction_{j}"] = values[:, j]
+            if proba:
+                raise DataError("--proba applies to classification runs; this run is a regression")
+        elif self.task == "multilabel":
+            decisions = self.predict(x)
+            for j, name in enumerate(names):
+                columns[name] = decisions[:, j].astype(np.int64)
+            if proba:
+                probabilities = self.predict_proba(x)
+                for j, name in enumerate(names):
+                    columns[f"proba_{name}"] = probabilities[:, j]
+        else:
+            indices = self.predict(x)
+            label = "prediction" if "prediction" not in names else "predicted_class"
+            columns[label] = [names[int(i)] for i in indices]
+            if proba:
+                probabilities = self.predict_proba(x)
+                for j, name in enumerate(names):
+                    columns[name] = probabilities[:, j]
+        return pd.DataFrame(columns)
+
+    def names(self) -> list[str]:
+        """Class or label names in index order (their indices as text when the data had none)."""
+        if self.class_names is not None:
+            return [str(name) for name in self.class_names]
+        return [str(i) for i in range(self.num_classes or 0)]
+
+
+# --------------------------------------------------------------------------- loading
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"cannot read {what} {path}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _load_weights(model: torch.nn.Module, weights: Path, config_path: Path) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(weights)
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"cannot read {weights}: {exc}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"{weights} does not match the model in {config_path}: "
+                        f"{str(exc).strip().splitlines()[0][:300]}") from None
+
+
+def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
+    """Loss and model from ``model.json``: no data is read."""
+    from trainlab.finetune import apply_lora
+    from trainlab.losses import build_loss
+    from trainlab.models import build_model
+
+    loss = build_loss(record["loss"])
+    output_dim = loss.output_dim(record["task"], record["num_classes"], record["target_dim"])  # sets multilabel
+    if output_dim != record["output_dim"]:
+        raise DataError(f"model.json records an output width of {record['output_dim']} but loss "
+                        f"'{loss.name}' gives {output_dim}; the run folder is inconsistent")
+    model = build_model(dict(record["model"]), tuple(record["input_shape"]), output_dim)
+    finetune = config.strategy.finetune
+    if finetune is not None and finetune.lora:
+        model = apply_lora(model, **finetune.lora.model_dump())
+    return model, loss
+
+
+def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedRun:
+    """The finished run in ``path`` with its trained model, ready to predict (see the module docstring).
+
+    Raises:
+        RunDirError: ``path`` is not a finished run folder.
+        DataError: the weights do not match the model the config builds.
+    """
+    from trainlab.registry import code_policy
+
+    with code_policy(local=False):  # a run folder's config imports no user code without the opt-in
+        return _load_run(Path(path), torch.device(device))
+
+
+def _load_run(path: Path, device: torch.device) -> LoadedRun:
+    from trainlab.config import load_config
+
+    config_path = path / "config.yaml"
+    if not config_path.is_file():
+        raise RunDirError(f"{path} is not a trainlab run folder (no config.yaml)")
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise RunDirError(f"{path} has no model.safetensors (the run did not finish; try 'trainlab resume {path}')")
+    config = load_config(config_path)
+    labels = _read_json(path / "labels.json", "class names") if (path / "labels.json").is_file() else {}
+    fitted = _read_json(path / "preprocessing.json", "preprocessing") \
+        if (path / "preprocessing.json").is_file() else None
+    record = _read_json(path / MODEL_RECORD, "model record") if (path / MODEL_RECORD).is_file() else None
+
+    eval_transform = None
+    if record is not None and record.get("format") == FORMAT and not record.get("eval_transform") \
+            and fitted is not None:
+        from trainlab.builders import run_scope
+
+        with run_scope(config):  # the model's random init must not move the caller's RNG streams
+            model, loss = _from_record(config, record)
+        task, num_classes = record["task"], record["num_classes"]
+        input_shape, text = tuple(record["input_shape"]), record.get("text")
+        if record.get("normalize"):
+            from trainlab.data.transforms import Normalize
+
+            eval_transform = Normalize(tuple(record["normalize"]["mean"]), tuple(record["normalize"]["std"]))
+    else:  # rebuild the run as training did: reads and splits the data once
+        from trainlab.builders import build, run_scope
+
+        with run_scope(config):
+            built = build(config, quiet=True)
+        model, loss = built.model, built.loss
+        task, num_classes = built.data.task, built.data.num_classes
+        fitted = fitted if fitted is not None else dict(built.data.preprocessing)
+        eval_transform = built.data.eval_transform
+        labels = labels or {"class_names": built.data.class_names}
+        input_shape, text = tuple(built.data.input_shape), text_encoding(built.data.extras)
+    if task not in PREDICTABLE_TASKS:
+        raise DataError(f"predict supports {', '.join(PREDICTABLE_TASKS)} runs; this run's task is {task}")
+    if getattr(loss, "target_kind", None) in ("pair", "embedding"):
+        raise DataError(f"loss '{loss.name}' trains embeddings, not predictions; predict supports classification "
+                        "and regression losses")
+    model = model.to(device)
+    _load_weights(model, weights, config_path)
+    model.eval()
+    loaded = LoadedRun(path=path, config=config, model=model, loss=loss.to(device), task=task,
+                       class_names=labels.get("class_names"), preprocessing=fitted or {},
+                       num_classes=num_classes, input_shape=input_shape, text=text, eval_transform=eval_transform,
+                       device=device)
+    return loaded
+
+
+# --------------------------------------------------------------------------- the command
+
+def predict_command(run_dir: str, input_path: str, out: str | None = None, proba: bool = False) -> str | None:
+    """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out`` (atomically), or
+    return the CSV text when ``out`` is None (the CLI prints it)."""
+    from trainlab.atomic import write_text
+
+    table = load_run(run_dir).predict_file(input_path, proba=proba)
+    text = table.to_csv(index=False, lineterminator="\n", float_format="%.9g")
+    if out is None:
+        return text
+    write_text(out, text)
+    return None
