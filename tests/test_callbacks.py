@@ -52,6 +52,9 @@ class FakeView:
     def grad_norm(self):
         return 2.5
 
+    def log(self, record):
+        self.state.step_records.append(record)
+
     def step_with(self, callback, loss: float) -> None:
         self.state.step += 1
         self.state.batch_in_epoch += 1

@@ -17,7 +17,7 @@ import trainlab
 import trainlab.experiment
 from trainlab.cli import main
 from trainlab.config import validate
-from trainlab.inference import MODEL_RECORD, write_model_record
+from trainlab.inference import MODEL_RECORD
 
 SPECIES = ["cat", "dog", "bird"]
 
@@ -54,14 +54,8 @@ def _train(tmp: Path, name: str, data: dict, loss: str, epochs: int, model: dict
 
 
 def _with_model_record():
-    """experiment.write_data_records plus model.json, as the lead wires it into experiment.py."""
-    real = trainlab.experiment.write_data_records
-
-    def with_model_record(run, built):
-        real(run, built)
-        write_model_record(run.path, built)
-
-    return with_model_record
+    """experiment.write_data_records, which writes model.json."""
+    return trainlab.experiment.write_data_records
 
 
 @pytest.fixture(scope="module")

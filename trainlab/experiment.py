@@ -29,6 +29,7 @@ from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
 from trainlab.callbacks.base import Callback
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
 from trainlab.callbacks.early_stopping import EarlyStopping
+from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
@@ -38,6 +39,7 @@ from trainlab.engine import checkpoint
 from trainlab.engine.batching import TensorBatches
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
+from trainlab.inference import write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr
 from trainlab.records import best_epoch, safe_summary
 from trainlab.registry import code_policy
@@ -81,7 +83,8 @@ def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSa
                             ckpt.keep_last, info={"config_hash": built.config.hash(), "trainlab": __version__},
                             monitor=built.monitor, mode=built.mode, warn=_warn)
     signals = SignalStop()
-    callbacks: list[Callback] = [saver, MetricsRecorder(run, warn=_warn), signals]
+    callbacks: list[Callback] = [saver, MetricsRecorder(run, warn=_warn), signals,
+                                 *logger_callbacks(built.config, run.path, warn=_warn)]
     kind = None if quiet else progress_kind(out.progress)
     if kind == "bar":
         callbacks.append(ProgressBar(built.monitor))
@@ -160,6 +163,10 @@ def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callba
         run.write_info(status="finished")
 
     retrying(write_results, "the run's results")
+    keep = built.config.output.checkpoint.keep_after_finish
+    kept = checkpoint.prune_after_finish(run.checkpoints, keep)
+    if not quiet:
+        _warn(f"checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
     run.commit_overwrite()
     if signals.received is not None:  # a signal during the final evaluation: everything is written
         _warn(f"warning: {signal.Signals(signals.received).name} received while finishing; the run is complete")
@@ -181,6 +188,7 @@ def train(config: Config, out: str | Path | None = None, overwrite: bool = False
     with run_scope(config):
         built = build(config, quiet=quiet)  # everything that can fail on bad input fails here, before any file
         built.notes["requested_hash"] = requested_hash
+        check_loggers(list(config.output.loggers))  # a missing package is refused before any folder exists
         protect = [value for key in PATH_KEYS if isinstance(value := config.data.model_dump().get(key), str)]
         run = RunDir.create(target, overwrite=overwrite, protect=protect)
         try:
@@ -200,6 +208,7 @@ def write_data_records(run: RunDir, built: Built) -> None:
         write_json(run.path / "labels.json", {"task": data.task, "class_names": list(data.class_names)})
     if data.preprocessing:
         write_json(run.path / "preprocessing.json", data.preprocessing)
+    write_model_record(run.path, built)
 
 
 def _load_latest(built: Built, run: RunDir, quiet: bool) -> None:

@@ -42,7 +42,7 @@ RUN_FORMAT = 1
 LOCK = ".lock"
 # What trainlab writes into a run folder; a folder holding anything else is not overwritten.
 RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json", "model.safetensors",
-                       "labels.json", "preprocessing.json", "checkpoint", "events.out.tfevents", "metrics.csv",
+                       "labels.json", "preprocessing.json", "model.json", "checkpoint", "tensorboard", "metrics.csv",
                        LOCK})
 MAX_RUN_JSON_BYTES = 1 << 20
 

@@ -9,6 +9,7 @@ The loop fires, in this order::
                 on_epoch_end(view, record)
     on_train_end(view)                                # always, in a finally block
     on_before_save(view)                              # before any checkpoint is written (see below)
+    on_log(view, record)                              # a step record (log_every_n_steps, eval_every_n_steps)
 
 Callbacks see a :class:`TrainerView`, not the Trainer: the progress state
 (``view.state``), the control flags (``view.control``: ``stop(reason)``,
@@ -42,6 +43,7 @@ class Event(StrEnum):
     EPOCH_END = "on_epoch_end"
     TRAIN_END = "on_train_end"
     BEFORE_SAVE = "on_before_save"
+    LOG = "on_log"
 
 
 class _Viewed(Protocol):
@@ -121,6 +123,11 @@ class TrainerView:
         """A deep copy of :meth:`capture` to keep while training goes on."""
         return self._trainer.capture().clone()
 
+    def log(self, record: dict[str, Any]) -> None:
+        """Keep a step record (metrics.jsonl, checkpoints) and hand it to the ``on_log`` hooks (loggers)."""
+        self._trainer.state.step_records.append(record)
+        self._trainer.callbacks.fire(Event.LOG, self, record)
+
     def prepare_save(self) -> bool:
         """Fire ``on_before_save``; False when a callback asked for a rollback (then do not save)."""
         self._trainer.callbacks.fire(Event.BEFORE_SAVE, self)
@@ -141,6 +148,7 @@ class Callback:
     def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None: ...
     def on_train_end(self, view: TrainerView) -> None: ...
     def on_before_save(self, view: TrainerView) -> None: ...
+    def on_log(self, view: TrainerView, record: dict[str, Any]) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -50,5 +50,5 @@ class StepLogger(Callback):
         if grad_norm is not None:
             record["grad_norm"] = grad_norm
         record["samples_per_s"] = round((state.samples_seen - samples) / (now - then), 3) if now > then else None
-        state.step_records.append(record)
+        view.log(record)
         self._loss_sum, self._count, self._since = None, 0, (now, state.samples_seen)

@@ -188,7 +188,7 @@ class Trainer:
         self.step.set_mode(training=False)
         record.update({f"val_{k}": v for k, v in self.validation.evaluate().items()})
         record["elapsed_s"] = round(self.elapsed(), 6)
-        state.step_records.append(record)
+        self.view.log(record)
         return record
 
     def elapsed(self) -> float:
