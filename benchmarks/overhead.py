@@ -120,7 +120,7 @@ def measure(batch_size: int, epochs: int, chunk: int) -> dict[str, Any]:
             _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
             raw = raw_loop(trainer.batches.x, trainer.batches.y, batch_size)
             steps = trainer.plan.steps_per_epoch
-            interleave = Interleave(chunk, raw.steps, skip_epochs=1, warmup_steps=steps)
+            interleave = Interleave(chunk, raw.steps, skip_steps=steps, warmup_steps=steps)
             trainer.add_callbacks([*run_callbacks, interleave])
             trainer.fit()
             trainer.callbacks = CallbackList([cb for cb in trainer.callbacks.callbacks if cb is not interleave])

@@ -20,31 +20,36 @@ class Interleave(Callback):
 
     Both loops share the process, the data and the moment: a chunk of trainlab steps (with every
     callback it fires) is timed, then the same number of reference steps right after it, so a drift
-    of the machine's speed hits both sides alike. The first ``skip_epochs`` epochs of trainlab are a
-    warm-up (nothing is timed); at the start of the first timed epoch the reference loop gets its own
-    warm-up of ``warmup_steps`` steps. The partial chunk that contains an epoch's end (and its
-    validation) is dropped.
+    of the machine's speed hits both sides alike. trainlab's first ``skip_steps`` steps are its
+    warm-up (nothing is timed); right after them the reference loop gets its own warm-up of
+    ``warmup_steps`` steps. The partial chunk that contains an epoch's end (and its validation) is
+    dropped.
     """
 
     order = 99  # after every built-in callback: a chunk's time includes their step hooks
     name = "interleave"
 
-    def __init__(self, chunk: int, reference_steps: Callable[[int], None], skip_epochs: int = 1,
+    def __init__(self, chunk: int, reference_steps: Callable[[int], None], skip_steps: int = 0,
                  warmup_steps: int = 0):
         self.chunk, self.reference_steps = chunk, reference_steps
-        self.skip_epochs, self.warmup_steps = skip_epochs, warmup_steps
+        self.skip_steps, self.warmup_steps = skip_steps, warmup_steps
         self.pairs: list[tuple[float, float]] = []  # (trainlab seconds, reference seconds) per chunk
         self.active = False
+        self._restart()
+
+    def _restart(self) -> None:
+        self.count, self.resumed = 0, time.perf_counter()
 
     def on_epoch_start(self, view: TrainerView) -> None:
-        self.active = view.state.epoch >= self.skip_epochs
-        if self.active and self.warmup_steps:
-            self.reference_steps(self.warmup_steps)
-            self.warmup_steps = 0
-        self.count, self.resumed = 0, time.perf_counter()
+        self._restart()
 
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
         if not self.active:
+            if view.state.step >= self.skip_steps:
+                self.active = True
+                if self.warmup_steps:
+                    self.reference_steps(self.warmup_steps)
+                self._restart()
             return
         self.count += 1
         if self.count < self.chunk:
@@ -53,7 +58,7 @@ class Interleave(Callback):
         started = time.perf_counter()
         self.reference_steps(self.chunk)
         self.pairs.append((ours, time.perf_counter() - started))
-        self.count, self.resumed = 0, time.perf_counter()
+        self._restart()
 
 
 def summarize(pairs: list[tuple[float, float]]) -> dict[str, float]:
