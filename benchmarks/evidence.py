@@ -61,7 +61,7 @@ def machine(**contenders: str) -> dict[str, Any]:
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "trainlab": trainlab.__version__, **contenders},
         "git": git_commit(),
-        "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 

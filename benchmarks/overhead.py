@@ -38,7 +38,7 @@ from trainlab.builders import build, run_scope  # noqa: E402
 from trainlab.callbacks.base import CallbackList, Event  # noqa: E402
 from trainlab.config import Config, validate  # noqa: E402
 from trainlab.data import DATA_SOURCES, RawData  # noqa: E402
-from trainlab.engine.loop import Limits, Trainer  # noqa: E402
+from trainlab.engine.loop import Trainer  # noqa: E402
 from trainlab.experiment import _run_callbacks  # noqa: E402
 from trainlab.run_folder import RunDir  # noqa: E402
 

@@ -14,7 +14,9 @@ own run:
 
 Lightning's ``fit`` owns its loop, so it runs in a second thread that a callback parks after every
 ``chunk`` steps; trainlab's Interleave callback hands it the baton and times it (the hand-over costs
-tens of microseconds per chunk of ~50 ms). Only one side computes at any moment.
+tens of microseconds per chunk of ~50 ms). Only one side computes at any moment. The control
+``--loaders thread-control`` runs overhead.py's hand-written loop in the same kind of parked thread:
+its ratio next to overhead.py's ``trainlab/raw b64`` shows what the thread hand-over itself costs.
 
 Writes ``benchmarks/results/lightning.json`` with ``"ratios": {"trainlab/lightning b64": ...,
 "trainlab/lightning-batched b64": ...}``. Needs the ``bench`` extra (``pip install -e .[bench]``).
@@ -38,7 +40,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, T
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evidence import write_result  # noqa: E402
-from overhead import CLASSES, FEATURES, overhead_config  # noqa: E402
+from overhead import CLASSES, FEATURES, overhead_config, raw_loop  # noqa: E402
 from sidebyside import Interleave, summarize  # noqa: E402
 
 from trainlab.builders import build, run_scope  # noqa: E402
@@ -142,6 +144,39 @@ def lightning_contender(model: nn.Module, loader: DataLoader, threads: int) -> A
     return Contender()
 
 
+LABELS = {"lightning": "lightning", "lightning-batched": "lightning-batched", "thread-control": "raw-in-thread"}
+
+
+class ThreadControl:
+    """overhead.py's hand-written loop, run ``steps(count)`` at a time in a parked thread like Lightning's fit."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, threads: int):
+        self.raw = raw_loop(x, y, batch_size)
+        self.go, self.done = threading.Semaphore(0), threading.Semaphore(0)
+        self.count, self.finish = 0, False
+        self.thread = threading.Thread(target=self._serve, args=(threads,), daemon=True)
+        self.thread.start()
+
+    def _serve(self, threads: int) -> None:
+        torch.set_num_threads(threads)
+        while True:
+            self.go.acquire()
+            if self.finish:
+                return
+            self.raw.steps(self.count)
+            self.done.release()
+
+    def steps(self, count: int) -> None:
+        self.count = count
+        self.go.release()
+        self.done.acquire()
+
+    def close(self) -> None:
+        self.finish = True
+        self.go.release()
+        self.thread.join(timeout=60)
+
+
 def measure(kind: str, epochs: int, chunk: int, batch_size: int = 64) -> dict[str, Any]:
     config = overhead_config(batch_size, 1 + epochs)
     with run_scope(config), tempfile.TemporaryDirectory() as folder:
@@ -151,8 +186,11 @@ def measure(kind: str, epochs: int, chunk: int, batch_size: int = 64) -> dict[st
         model = nn.Sequential(nn.Linear(FEATURES, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
                               nn.Linear(64, CLASSES))
         model.load_state_dict(built.model.state_dict())  # the same initial weights as trainlab's
-        contender = lightning_contender(model, loader_for(kind, trainer.batches.x, trainer.batches.y, batch_size),
-                                        torch.get_num_threads())
+        if kind == "thread-control":
+            contender = ThreadControl(trainer.batches.x, trainer.batches.y, batch_size, torch.get_num_threads())
+        else:
+            loader = loader_for(kind, trainer.batches.x, trainer.batches.y, batch_size)
+            contender = lightning_contender(model, loader, torch.get_num_threads())
         run = RunDir.create(f"{folder}/run")
         try:
             _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
@@ -165,7 +203,7 @@ def measure(kind: str, epochs: int, chunk: int, batch_size: int = 64) -> dict[st
             run.close()
     stats = summarize(interleave.pairs)
     return {**stats, "contender": kind, "batch_size": batch_size, "chunk_steps": chunk, "timed_epochs": epochs,
-            "lightning_steps_per_s": chunk / stats["theirs_s"], "trainlab_steps_per_s": chunk / stats["ours_s"]}
+            "contender_steps_per_s": chunk / stats["theirs_s"], "trainlab_steps_per_s": chunk / stats["ours_s"]}
 
 
 def run(kinds: list[str], epochs: int = 2, chunk: int = 50, write: bool = True) -> dict[str, Any]:
@@ -174,11 +212,11 @@ def run(kinds: list[str], epochs: int = 2, chunk: int = 50, write: bool = True) 
     for name in ("lightning.pytorch", "lightning.fabric"):  # its banner and tips, once per fit
         logging.getLogger(name).setLevel(logging.ERROR)
     rows = [measure(kind, epochs, chunk) for kind in kinds]
-    ratios = {f"trainlab/{row['contender']} b{row['batch_size']}": row["median"] for row in rows}
+    ratios = {f"trainlab/{LABELS[row['contender']]} b{row['batch_size']}": row["median"] for row in rows}
     for row in rows:
         print(f"{row['contender']:<18} b{row['batch_size']}: {row['chunks']} chunk pairs of {row['chunk_steps']} "
-              f"steps; Lightning {row['lightning_steps_per_s']:.0f} steps/s, trainlab "
-              f"{row['trainlab_steps_per_s']:.0f} steps/s (median chunks); ratio trainlab/Lightning median "
+              f"steps; contender {row['contender_steps_per_s']:.0f} steps/s, trainlab "
+              f"{row['trainlab_steps_per_s']:.0f} steps/s (median chunks); ratio trainlab/contender median "
               f"{row['median']:.3f} (quartiles {row['q1']:.3f} / {row['q3']:.3f}; total {row['total']:.3f})")
     details = {"task": "MLP 784-128-64-10, Adam lr 1e-3 (fused), 60,000 MNIST-shaped rows in memory; "
                        "Lightning without logger, progress bar, checkpointing or model summary",
@@ -196,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk", type=int, default=50, help="steps per side before switching")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--loaders", nargs="+", default=["lightning", "lightning-batched"],
-                        choices=["lightning", "lightning-batched"])
+                        choices=["lightning", "lightning-batched", "thread-control"])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
