@@ -39,12 +39,14 @@ def cpu_flags() -> dict[str, bool]:
 
 
 def git_commit() -> dict[str, Any]:
-    """The commit of the checkout the benchmark ran from, and whether it had uncommitted changes."""
+    """The commit of the checkout the benchmark ran from, and whether its code had uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        # the result files themselves do not make the code dirty
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                 ":(exclude)benchmarks/results"], cwd=root,
                                 capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
