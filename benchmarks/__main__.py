@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if importlib.util.find_spec("lightning") is None:
             print("skipped: PyTorch Lightning is not installed (pip install -e '.[bench]')")
         else:
-            ratios.update(vs_lightning.run(["lightning", "lightning-batched"], args.epochs,
+            ratios.update(vs_lightning.run(["lightning", "lightning-batched", "thread-control"], args.epochs,
                                            write=not args.no_write)["ratios"])
     print("== ratios (trainlab time / contender time; median of chunk pairs)")
     missed = 0
