@@ -26,6 +26,7 @@ test: $(STAMP)
 	TRAINLAB_TEST_POSTGRES_URL="$$(bash .ci/setup-postgres.sh 2>/dev/null | tail -1)" $(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)

@@ -10,10 +10,10 @@ import argparse
 import numpy as np
 import torch
 
+from trainlab.builders import fit_config
 from trainlab.config import validate
 from trainlab.demo import demo_config
-from trainlab.experiment import build
-from trainlab.lr_finder import lr_find_config
+from trainlab.experiment import lr_find_config
 from trainlab.runtime import environment
 
 
@@ -29,9 +29,8 @@ def main() -> None:
     results = {}
     for lr in np.logspace(-4, 0, 9):
         raw["strategy"]["optimizer"]["lr"] = float(lr)
-        built = build(validate(raw), quiet=True)
-        built.trainer.fit()
-        results[float(lr)] = built.trainer.evaluate(built.data.val)["accuracy"]
+        built = fit_config(validate(raw))  # build + fit inside the run's scope (threads, seeds)
+        results[float(lr)] = built.evaluator.evaluate(built.data.val)["accuracy"]
         print(f"  lr {lr:.2e}: val accuracy {results[float(lr)]:.3f}", flush=True)
     best = max(results, key=results.get)
     ratio = suggestion / best

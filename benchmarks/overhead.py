@@ -1,52 +1,80 @@
 """trainlab's training loop vs a hand-written PyTorch loop, side by side in one process.
 
-Same model (MLP 784-128-64-10), same optimizer (Adam, lr 1e-3, fused where torch has it),
-same batch size (64), same in-memory MNIST-shaped data (60,000 random images and labels),
-same per-epoch shuffling by an indexed permutation. After a warm-up epoch each, the two loops
-take turns in chunks of ``--chunk`` optimizer steps (50: about 40 ms a side here), so the
-machine's speed swings (this 2-core VM's epoch times wander by up to 1.7x) hit both sides alike.
-Printed: the median and quartiles of the per-chunk ratio (trainlab time / raw time) and the ratio
-of total times. trainlab runs with its default callbacks (LR schedule adapter, divergence guard,
-checkpoint cadence by time, signal handling, metrics recorder); the chunks that contain an epoch's
-end, with its validation (which the raw loop does not do), are left out.
+Same model (MLP 784-128-64-10), same optimizer (Adam, lr 1e-3, fused where torch has it), same
+batch size (64 and 512 by default), same in-memory MNIST-shaped data (60,000 random float32 images
+and labels), same per-epoch shuffling by an indexed permutation. trainlab trains through the whole
+engine (``build`` inside ``run_scope``, ``Trainer.fit``) with every default callback of a run folder
+(LR schedule adapter, divergence guard, checkpoint saver, metrics recorder, signal stop). After a
+warm-up epoch of each, the two loops take turns in chunks of about ``--chunk-samples`` rows
+(3,200: 50 steps at batch 64, 6 at batch 512), so the machine's speed swings (this shared 2-core
+VM's epoch times wander by up to 1.7x) hit both sides alike. Reported per batch size: the median
+and quartiles of the per-chunk ratio (trainlab time / raw time) and the ratio of total times. The
+chunks that contain an epoch's end, with its validation (which the raw loop does not do), are left out.
 
-    python benchmarks/overhead.py [--epochs 3] [--chunk 50] [--batch-size 64] [--threads N]
+Writes ``benchmarks/results/overhead.json`` (see benchmarks/evidence.py) with
+``"ratios": {"trainlab/raw b64": ..., "trainlab/raw b512": ...}``.
+
+    python benchmarks/overhead.py [--batch-sizes 64 512] [--epochs 3] [--chunk-samples 3200] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
-from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from sidebyside import Interleave, summarize  # benchmarks/sidebyside.py, beside this script
 from torch import nn
 
-from trainlab.callbacks.base import CallbackList, Event
-from trainlab.config import validate
-from trainlab.data import DATA_SOURCES, RawData
-from trainlab.experiment import _attach_run_callbacks, build
-from trainlab.run_folder import RunDir
-from trainlab.runtime import environment
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sidebyside, evidence: beside this script
+from evidence import write_result  # noqa: E402
+from sidebyside import Interleave, summarize  # noqa: E402
+
+from trainlab.builders import build, run_scope  # noqa: E402
+from trainlab.callbacks.base import CallbackList, Event  # noqa: E402
+from trainlab.config import Config, validate  # noqa: E402
+from trainlab.data import DATA_SOURCES, RawData  # noqa: E402
+from trainlab.engine.loop import Trainer  # noqa: E402
+from trainlab.experiment import _run_callbacks  # noqa: E402
+from trainlab.run_folder import RunDir  # noqa: E402
 
 N, FEATURES, CLASSES = 60_000, 784, 10
+SOURCE = "benchmark_mnist_shaped"
 
 
-@DATA_SOURCES.register("benchmark_mnist_shaped")
 def mnist_shaped(n: int = N) -> RawData:
+    """60,000 random float32 'images' of 784 pixels in [0, 1) and labels 0-9 (seeded; no files)."""
     rng = np.random.default_rng(0)
     x = rng.random((n, FEATURES), dtype=np.float32)
     y = rng.integers(0, CLASSES, n)
     return RawData(x, y, x[:100], y[:100], x[:100], y[:100], task="multiclass")
 
 
+if SOURCE not in DATA_SOURCES.names():
+    DATA_SOURCES.register(SOURCE)(mnist_shaped)
+
+
+def overhead_config(batch_size: int, epochs: int) -> Config:
+    return validate({
+        "name": "overhead", "seed": 0,
+        "data": {"source": SOURCE},
+        "model": {"name": "mlp", "hidden": [128, 64]},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 1e-3},
+                     "batch_size": batch_size, "epochs": epochs},
+        "metrics": ["accuracy"],
+        "output": {"progress": "off"},
+    })
+
+
 class RawLoop:
     """The hand-written loop: a shuffled permutation per epoch, index, forward, backward, step."""
 
-    def __init__(self, model, optimizer, x, y, batch_size):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                 batch_size: int):
         self.model, self.optimizer, self.x, self.y, self.batch_size = model, optimizer, x, y, batch_size
         self.epoch, self.start = 0, len(x)
 
@@ -65,71 +93,78 @@ class RawLoop:
             optimizer.zero_grad(set_to_none=True)
 
 
-def hook_cost(trainer, steps: int = 20_000) -> float:
+def raw_loop(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> RawLoop:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(FEATURES, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, CLASSES))
+    return RawLoop(model, torch.optim.Adam(model.parameters(), lr=1e-3, fused=True), x, y, batch_size)
+
+
+def hook_cost(trainer: Trainer, steps: int = 20_000) -> float:
     """Microseconds per step spent in the callbacks' step hooks (on_step_start + on_step_end), timed alone."""
     loss = torch.tensor(2.3)
     started = time.perf_counter()
     for _ in range(steps):
-        trainer.callbacks.fire(Event.STEP_START, trainer)
-        trainer.callbacks.fire(Event.STEP_END, trainer, loss)
+        trainer.callbacks.fire(Event.STEP_START, trainer.view)
+        trainer.callbacks.fire(Event.STEP_END, trainer.view, loss)
     return (time.perf_counter() - started) / steps * 1e6
 
 
-def main() -> None:
+def measure(batch_size: int, epochs: int, chunk: int) -> dict[str, Any]:
+    """One warm-up epoch, then ``epochs`` epochs of trainlab interleaved with the raw loop; the chunk statistics."""
+    config = overhead_config(batch_size, 1 + epochs)
+    with run_scope(config), tempfile.TemporaryDirectory() as folder:
+        built = build(config, quiet=True)
+        trainer = built.trainer
+        run = RunDir.create(f"{folder}/run")
+        try:
+            _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
+            raw = raw_loop(trainer.batches.x, trainer.batches.y, batch_size)
+            steps = trainer.plan.steps_per_epoch
+            interleave = Interleave(chunk, raw.steps, skip_steps=steps, warmup_steps=steps)
+            trainer.add_callbacks([*run_callbacks, interleave])
+            trainer.fit()
+            trainer.callbacks = CallbackList([cb for cb in trainer.callbacks.callbacks if cb is not interleave])
+            hooks_us = hook_cost(trainer)
+        finally:
+            run.close()
+    stats = summarize(interleave.pairs)
+    return {**stats, "batch_size": batch_size, "chunk_steps": chunk, "steps_per_epoch": steps,
+            "timed_epochs": epochs, "hooks_us_per_step": hooks_us,
+            "raw_steps_per_s": chunk / stats["theirs_s"], "trainlab_steps_per_s": chunk / stats["ours_s"]}
+
+
+def run(batch_sizes: list[int], epochs: int = 3, chunk_samples: int = 3200, write: bool = True) -> dict[str, Any]:
+    """Measure every batch size, print the table, write results/overhead.json; returns the result's parts."""
+    rows = [measure(bs, epochs, max(2, chunk_samples // bs)) for bs in batch_sizes]
+    ratios = {f"trainlab/raw b{row['batch_size']}": row["median"] for row in rows}
+    for row in rows:
+        print(f"batch {row['batch_size']:>4}: {row['chunks']} chunk pairs of {row['chunk_steps']} steps; "
+              f"raw {row['raw_steps_per_s']:.0f} steps/s, trainlab {row['trainlab_steps_per_s']:.0f} steps/s "
+              f"(median chunks); ratio trainlab/raw median {row['median']:.3f} (quartiles {row['q1']:.3f} / "
+              f"{row['q3']:.3f}; total {row['total']:.3f}); step hooks {row['hooks_us_per_step']:.1f} us/step")
+    details = {"task": f"MLP 784-128-64-10, Adam lr 1e-3 (fused), {N} MNIST-shaped rows in memory, "
+                       "trainlab with every default run-folder callback",
+               "method": "one process; one warm-up epoch each; then alternating chunks; chunks containing an "
+                         "epoch end (validation) dropped; ratio = trainlab chunk time / raw chunk time",
+               "rows": rows}
+    if write:
+        path = write_result("overhead", ratios, details)
+        print(f"wrote {path}")
+    return {"ratios": ratios, **details}
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--chunk", type=int, default=50, help="steps per side before switching")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 512])
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs of trainlab after the warm-up epoch")
+    parser.add_argument("--chunk-samples", type=int, default=3200,
+                        help="rows per chunk and side (chunk steps = this // batch size)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave results/overhead.json alone")
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    config = validate({
-        "name": "overhead", "seed": 0,
-        "data": {"source": "benchmark_mnist_shaped"},
-        "model": {"name": "mlp", "hidden": [128, 64]},
-        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 1e-3},
-                     "batch_size": args.batch_size, "epochs": 10_000},
-        "metrics": ["accuracy"],
-        "output": {"progress": "off"},
-    })
-    built = build(config, quiet=True)
-    trainer = built.trainer
-    with tempfile.TemporaryDirectory() as folder:
-        run = RunDir.create(f"{folder}/run")
-        _attach_run_callbacks(built, run, quiet=True)
-
-        torch.manual_seed(0)
-        raw_model = nn.Sequential(nn.Linear(FEATURES, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
-                                  nn.Linear(64, CLASSES))
-        raw_optimizer = torch.optim.Adam(raw_model.parameters(), lr=1e-3, fused=True)
-        x, y = built.data.train.x, built.data.train.y
-
-        raw = RawLoop(raw_model, raw_optimizer, x, y, args.batch_size)
-        steps = -(-len(x) // args.batch_size)
-        trainer.settings = replace(trainer.settings, epochs=1)
-        trainer.fit()  # warm-up epoch (first-call costs) for trainlab
-        raw.steps(steps)  # and for the raw loop
-        interleave = Interleave(args.chunk, raw.steps)
-        trainer.callbacks = CallbackList([*trainer.callbacks.callbacks, interleave])
-        trainer.settings = replace(trainer.settings, epochs=1 + args.epochs)
-        trainer.fit()
-        trainer.callbacks = CallbackList([cb for cb in trainer.callbacks.callbacks if cb is not interleave])
-        hooks_us = hook_cost(trainer)
-        run.close()
-
-    stats = summarize(interleave.pairs)
-    print(f"environment: {environment()}")
-    print(f"MLP 784-128-64-10, Adam (fused), batch {args.batch_size}, {len(x)} samples, {steps} steps/epoch, "
-          f"{args.epochs} epochs of trainlab interleaved with the raw loop in chunks of {args.chunk} steps "
-          f"({stats['chunks']} chunk pairs)")
-    print(f"raw PyTorch loop : {args.chunk / stats['theirs_s']:.0f} steps/s (median chunk)")
-    print(f"trainlab         : {args.chunk / stats['ours_s']:.0f} steps/s (median chunk; all default callbacks on)")
-    print(f"chunk ratios     : quartiles {stats['q1']:.3f} / {stats['median']:.3f} / {stats['q3']:.3f}")
-    print(f"callback hooks   : {hooks_us:.1f} us per step of {stats['ours_s'] / args.chunk * 1e6:.0f} us, timed alone "
-          f"(LR adapter, signals, divergence guard, checkpoint cadence)")
-    print(f"ratio trainlab / raw = {stats['median']:.3f} (median of chunk pairs; total time {stats['total']:.3f})")
+    run(args.batch_sizes, args.epochs, args.chunk_samples, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Timing two training loops side by side: trainlab's and a reference loop, in alternating chunks.
 
-Used by overhead.py (vs a hand-written loop) and vs_tutorial.py (vs the tutorials' DataLoader loops).
+Used by overhead.py (vs a hand-written loop), vs_tutorial.py (vs the tutorials' DataLoader loops)
+and lightning.py (vs PyTorch Lightning).
 """
 
 from __future__ import annotations
@@ -9,43 +10,66 @@ import statistics
 import time
 from collections.abc import Callable
 
-from trainlab.callbacks.base import Callback
+import torch
+
+from trainlab.callbacks.base import Callback, TrainerView
 
 
 class Interleave(Callback):
-    """Every ``chunk`` trainlab steps, run ``chunk`` raw-loop steps, timing both sides.
+    """Every ``chunk`` trainlab steps, run ``chunk`` reference steps, timing both sides.
 
     Both loops share the process, the data and the moment: a chunk of trainlab steps (with every
-    callback it fires) is timed, then the same number of raw steps right after it, so a drift of the
-    machine's speed hits both sides alike. The partial chunk that contains an epoch's end (and its
-    validation) is dropped.
+    callback it fires) is timed, then the same number of reference steps right after it, so a drift
+    of the machine's speed hits both sides alike. trainlab's first ``skip_steps`` steps are its
+    warm-up (nothing is timed); right after them the reference loop gets its own warm-up of
+    ``warmup_steps`` steps. The partial chunk that contains an epoch's end (and its validation) is
+    dropped.
     """
 
-    order = 99
+    order = 99  # after every built-in callback: a chunk's time includes their step hooks
     name = "interleave"
 
-    def __init__(self, chunk: int, raw_steps: Callable[[int], None]):
-        self.chunk, self.raw_steps = chunk, raw_steps
-        self.pairs: list[tuple[float, float]] = []  # (trainlab seconds, raw seconds) per chunk
+    def __init__(self, chunk: int, reference_steps: Callable[[int], None], skip_steps: int = 0,
+                 warmup_steps: int = 0):
+        self.chunk, self.reference_steps = chunk, reference_steps
+        self.skip_steps, self.warmup_steps = skip_steps, warmup_steps
+        self.pairs: list[tuple[float, float]] = []  # (trainlab seconds, reference seconds) per chunk
+        self.active = False
+        self._restart()
 
-    def on_epoch_start(self, trainer) -> None:
+    def _restart(self) -> None:
         self.count, self.resumed = 0, time.perf_counter()
 
-    def on_step_end(self, trainer, loss) -> None:
+    def on_epoch_start(self, view: TrainerView) -> None:
+        self._restart()
+
+    def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
+        if not self.active:
+            if view.state.step >= self.skip_steps:
+                self.active = True
+                if self.warmup_steps:
+                    self.reference_steps(self.warmup_steps)
+                self._restart()
+            return
         self.count += 1
         if self.count < self.chunk:
             return
         ours = time.perf_counter() - self.resumed
         started = time.perf_counter()
-        self.raw_steps(self.chunk)
+        self.reference_steps(self.chunk)
         self.pairs.append((ours, time.perf_counter() - started))
-        self.count, self.resumed = 0, time.perf_counter()
+        self._restart()
 
 
 def summarize(pairs: list[tuple[float, float]]) -> dict[str, float]:
-    """Median and quartiles of the per-chunk ratio trainlab / reference, and the ratio of total times."""
+    """Median and quartiles of the per-chunk ratio trainlab / reference, and the ratio of total times.
+
+    ``ours_s`` and ``theirs_s`` are the median seconds per chunk of each side.
+    """
+    if len(pairs) < 2:
+        raise ValueError(f"need at least 2 chunk pairs to summarize; got {len(pairs)} (more epochs or a smaller chunk)")
     ratios = sorted(ours / theirs for ours, theirs in pairs)
-    low, median, high = statistics.quantiles(ratios, n=4)
+    low, _, high = statistics.quantiles(ratios, n=4)
     return {"median": statistics.median(ratios), "q1": low, "q3": high, "chunks": len(ratios),
             "total": sum(p[0] for p in pairs) / sum(p[1] for p in pairs),
             "ours_s": statistics.median(p[0] for p in pairs), "theirs_s": statistics.median(p[1] for p in pairs)}

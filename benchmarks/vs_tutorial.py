@@ -21,20 +21,22 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from sidebyside import Interleave, summarize  # benchmarks/sidebyside.py, beside this script
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from trainlab.callbacks.base import CallbackList
-from trainlab.config import load_config
-from trainlab.experiment import _attach_run_callbacks, build
-from trainlab.run_folder import RunDir
-from trainlab.runtime import environment
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sidebyside: beside this script
+from sidebyside import Interleave, summarize  # noqa: E402
+
+from trainlab.builders import build, run_scope  # noqa: E402
+from trainlab.config import load_config  # noqa: E402
+from trainlab.experiment import _run_callbacks  # noqa: E402
+from trainlab.run_folder import RunDir  # noqa: E402
+from trainlab.runtime import environment  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TUTORIAL_OPTIMIZERS = {
@@ -67,29 +69,29 @@ class TutorialLoop:
 
 
 def compare(name: str, epochs: int, chunk: int) -> dict[str, float]:
-    """Side-by-side statistics (see sidebyside.summarize) over ``epochs`` epochs of trainlab."""
-    config = load_config(EXAMPLES / f"{name}.yaml", ["output.progress=off"])
-    built = build(config, quiet=True)
-    trainer = built.trainer
-    tutorial_model = copy.deepcopy(built.model)
-    x = built.data.train.x
-    if built.data.eval_transform is not None:  # the tutorial normalises once, up front
-        x = torch.cat([built.data.eval_transform(x[i:i + 4096], None) for i in range(0, len(x), 4096)])
-    loader = DataLoader(TensorDataset(x, built.data.train.y), batch_size=config.strategy.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
-    tutorial = TutorialLoop(tutorial_model, TUTORIAL_OPTIMIZERS[name](tutorial_model.parameters()), loader)
-    with tempfile.TemporaryDirectory() as folder:
+    """Side-by-side statistics (see sidebyside.summarize) over ``epochs`` epochs of trainlab after a warm-up."""
+    # the warm-up (2 chunks) lies in the first epoch; the timed epochs follow it
+    config = load_config(EXAMPLES / f"{name}.yaml", ["output.progress=off", f"strategy.epochs={epochs + 1}"])
+    with run_scope(config), tempfile.TemporaryDirectory() as folder:
+        built = build(config, quiet=True)
+        trainer = built.trainer
+        tutorial_model = copy.deepcopy(built.model)
+        x = built.data.train.x
+        if built.data.eval_transform is not None:  # the tutorial normalises once, up front
+            x = torch.cat([built.data.eval_transform(x[i:i + 4096], None) for i in range(0, len(x), 4096)])
+        loader = DataLoader(TensorDataset(x, built.data.train.y), batch_size=config.strategy.batch_size,
+                            shuffle=True, generator=torch.Generator().manual_seed(0))
+        tutorial = TutorialLoop(tutorial_model, TUTORIAL_OPTIMIZERS[name](tutorial_model.parameters()), loader)
         run = RunDir.create(f"{folder}/run")
-        _attach_run_callbacks(built, run, quiet=True)
-        trainer.settings = replace(trainer.settings, max_steps=2 * chunk)
-        trainer.fit()  # warm-up steps (first-call costs) for trainlab
-        tutorial.steps(2 * chunk)  # and for the tutorial loop
-        interleave = Interleave(chunk, tutorial.steps)
-        trainer.callbacks = CallbackList([*trainer.callbacks.callbacks, interleave])
-        trainer.settings = replace(trainer.settings, max_steps=None, epochs=1 + epochs)  # the warm-up closed one
-        trainer.fit()
-        run.close()
-    return {**summarize(interleave.pairs), "steps": trainer.steps_per_epoch}
+        try:
+            _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
+            # warm-up: trainlab's first 2 chunks and 2 chunks of the tutorial loop (first-call costs)
+            interleave = Interleave(chunk, tutorial.steps, skip_steps=2 * chunk, warmup_steps=2 * chunk)
+            trainer.add_callbacks([*run_callbacks, interleave])
+            trainer.fit()
+        finally:
+            run.close()
+    return {**summarize(interleave.pairs), "steps": trainer.plan.steps_per_epoch}
 
 
 def main() -> None:
