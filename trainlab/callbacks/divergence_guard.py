@@ -59,6 +59,7 @@ class DivergenceGuard(Callback):
         self.recent: deque[float] = deque(maxlen=window)
         self.reference: float | None = None
         self._threshold: float | None = None
+        self._judged = 0  # losses judged against the threshold; it is recomputed every 10th
         self._pending: list[tuple[int, int, int, torch.Tensor]] = []
         self.snapshot: Snapshot | None = None
         self._capturing = False
@@ -66,7 +67,8 @@ class DivergenceGuard(Callback):
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference}
+        state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference,
+                                 "judged": self._judged, "threshold": self._threshold}
         if self.snapshot is not None and not self._capturing:  # a snapshot never holds itself
             state["snapshot"] = {"tree": self.snapshot.tree, "tensors": self.snapshot.tensors}
         return state
@@ -74,7 +76,8 @@ class DivergenceGuard(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.recent = deque(state["recent"], maxlen=self.window)
         self.reference = state.get("reference")
-        self._threshold = None
+        # the cached threshold is state: a resumed run judges with the same one as the uninterrupted run
+        self._judged, self._threshold = int(state.get("judged", 0)), state.get("threshold")
         self._pending = []
         if "snapshot" in state:  # a rollback restores a snapshot without one: keep the current
             self.snapshot = Snapshot(state["snapshot"]["tree"], dict(state["snapshot"]["tensors"]))
@@ -87,8 +90,9 @@ class DivergenceGuard(Callback):
             return "non-finite loss"
         if self.reference is None:
             return None
-        if self._threshold is None or len(self.recent) % 10 == 0:
+        if self._threshold is None or self._judged % 10 == 0:  # two medians of the window: not every step
             self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
+        self._judged += 1
         if value > self._threshold:
             return f"loss spike (> {self._threshold:.4g} = median + {self.spike_factor:g} x spread of recent losses)"
         return None

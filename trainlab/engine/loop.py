@@ -134,23 +134,28 @@ class Trainer:
             self._reset_sums()
             self.callbacks.fire(Event.EPOCH_START, self.view)
         skipped = frozenset(batch for epoch, batch in state.skipped_batches if epoch == state.epoch)
+        view, control, fetch, train_step = self.view, self.control, self.batches.fetch, self.step.train_step
+        step_start, step_end = self.callbacks.hooks[Event.STEP_START], self.callbacks.hooks[Event.STEP_END]
+        max_steps, every = self.limits.max_steps, self.validation.every_n_steps
         for position, indices in self.plan.steps(state.epoch, state.batch_in_epoch, skipped, self.batches.device):
-            self.callbacks.fire(Event.STEP_START, self.view)
-            batches = [self.batches.fetch(index, state.step) for index in indices]
+            for hook in step_start:
+                hook(view)
             state.batch_in_epoch = position
-            if not batches:
+            if not indices:
                 continue  # every micro-batch of this step was skipped after a rollback
-            output = self.step.train_step(batches, state)
+            output = train_step([fetch(index, state.step) for index in indices], state)
             state.step += 1
             self._tally(output.losses, output.samples)
-            self.callbacks.fire(Event.STEP_END, self.view, output.loss)
-            if self.control.rollback_to is None and self._validation_due(position):
-                self.callbacks.fire(Event.VALIDATION_END, self.view, self.validate_mid_epoch())
+            loss = output.losses["loss"]
+            for hook in step_end:
+                hook(view, loss)
+            if every and control.rollback_to is None and self._validation_due(position):
+                self.callbacks.fire(Event.VALIDATION_END, view, self.validate_mid_epoch())
                 self.step.set_mode(training=True)
-            if self.control.rollback_to is not None:
-                self.restore(self.control.rollback_to)
+            if control.rollback_to is not None:
+                self.restore(control.rollback_to)
                 return  # the restored state says where to continue
-            if self.control.should_stop or self._step_limit_reached():
+            if control.should_stop or (max_steps is not None and state.step >= max_steps):
                 break
         if state.batch_in_epoch < self.plan.micro_batches and not self._step_limit_reached():
             return  # stopped mid-epoch: no record (a max_steps stop still validates, so the run ends with one)
@@ -202,10 +207,11 @@ class Trainer:
         self._epoch_samples = 0
 
     def _tally(self, losses: dict[str, torch.Tensor], samples: int) -> None:
+        sums = self._sums
         for name, value in losses.items():
-            tally = self._sums.get(name)
+            tally = sums.get(name)
             if tally is None:
-                tally = self._sums[name] = EpochSum(value.device)
+                tally = sums[name] = EpochSum(value.device)
             tally.add(value, samples)
         self._epoch_samples += samples
         self.state.samples_seen += samples

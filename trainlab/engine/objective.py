@@ -23,11 +23,13 @@ class Terms(NamedTuple):
     parts: dict[str, torch.Tensor]
 
 
-class Objective(nn.Module):
-    """A loss wrapped with parameter penalties; the penalised weights are re-read on :meth:`parameters_changed`."""
+class Objective:
+    """A loss wrapped with parameter penalties; the penalised weights are re-read on :meth:`parameters_changed`.
+
+    A plain callable, not an ``nn.Module``: the loss module is the one holding state and parameters.
+    """
 
     def __init__(self, loss: Loss, l1: float = 0.0, l2: float = 0.0):
-        super().__init__()
         if l1 < 0 or l2 < 0:
             raise ValueError(f"penalty coefficients must be >= 0; got l1={l1}, l2={l2}")
         self.loss, self.l1, self.l2 = loss, float(l1), float(l2)
@@ -51,9 +53,11 @@ class Objective(nn.Module):
             total = l2 if total is None else total + l2
         return total
 
-    def forward(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module) -> Terms:
+    def __call__(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module) -> Terms:
         data_loss = self.loss(output, target)
-        penalty = self.penalty(model) if self.penalised else None
+        if not self.penalised:
+            return Terms(data_loss, {"loss": data_loss})
+        penalty = self.penalty(model)
         if penalty is None:
             return Terms(data_loss, {"loss": data_loss})
         return Terms(data_loss + penalty, {"loss": data_loss, "penalty": penalty})

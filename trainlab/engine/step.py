@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -34,8 +34,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable; fp32 steps skip building a context each time
 
 
-@dataclass(frozen=True)
-class StepOutput:
+class StepOutput(NamedTuple):
     """What one optimizer step reports: named detached losses (means over its samples) and the sample count."""
 
     losses: dict[str, torch.Tensor]
@@ -100,18 +99,18 @@ class LRGroups:
     def __init__(self, optimizers: list[torch.optim.Optimizer]):
         self.optimizers = optimizers
         self.base = [[float(group["lr"]) for group in opt.param_groups] for opt in optimizers]
-        self._written: tuple[float, list[Any]] | None = None
+        self._written: tuple[float, dict[str, Any]] | None = None
 
     def set_factor(self, factor: float) -> None:
-        groups = [opt.param_groups for opt in self.optimizers]
-        # constant stretches cost one comparison; load_state_dict replaces the group dicts, hence the identity check
-        if self._written is not None and self._written[0] == factor and all(
-                a is b for a, b in zip(self._written[1], groups, strict=True)):
+        # constant stretches cost one comparison; load_state_dict replaces the group dicts (and their
+        # LRs), hence the identity check on a group dict
+        if self._written is not None and self._written[0] == factor and \
+                self._written[1] is self.optimizers[0].param_groups[0]:
             return
         for opt, bases in zip(self.optimizers, self.base, strict=True):
             for group, base in zip(opt.param_groups, bases, strict=True):
                 group["lr"] = base * factor
-        self._written = (factor, groups)
+        self._written = (factor, self.optimizers[0].param_groups[0])
 
     def current(self) -> float:
         return float(self.optimizers[0].param_groups[0]["lr"])
@@ -130,7 +129,8 @@ class StandardStep(Step):
                  options: StepOptions = StepOptions(), device: torch.device | str = "cpu"):
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.optimizer, self.objective, self.options = optimizer, objective.to(self.device), options
+        self.optimizer, self.objective, self.options = optimizer, objective, options
+        objective.loss.to(self.device)
         self._memory_format = torch.channels_last if options.channels_last else None
         if self._memory_format is not None:
             self.model.to(memory_format=self._memory_format)  # 4-d weights only; others stay as they are
@@ -140,6 +140,10 @@ class StandardStep(Step):
         self._lrs = LRGroups([optimizer])
         self._training: bool | None = None
         self._clipping = options.clip_grad_norm is not None or options.clip_grad_value is not None
+        # the common step, kept as lean as a hand-written loop: fp32, no scaler, clipping, penalties,
+        # layout change or gradient-norm records
+        self._plain = (options.precision == "fp32" and not self._clipping and not objective.penalised
+                       and self._memory_format is None and not options.grad_norm_every and not self._closure)
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
 
     # ------------------------------------------------------------------ forward
@@ -165,6 +169,13 @@ class StandardStep(Step):
     # ------------------------------------------------------------------ one step
 
     def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
+        if self._plain and len(batches) == 1:
+            x, y = batches[0]
+            loss = self.objective.loss(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            return StepOutput({"loss": loss.detach()}, len(y))
         if self._closure:
             return self._closure_step(batches)
         optimizer, scale = self.optimizer, 1.0 / len(batches)
