@@ -1,0 +1,137 @@
+"""Divergence rollback with Adam on a task that really diverges.
+
+Adam at lr 10 on digits blows the loss up to ~1e3 several times. With policy rollback the run
+must finish with finite weights, log each rollback, never write a checkpoint holding a
+non-finite tensor, and resume bit-identically from any checkpoint, in particular from the
+ones written between a snapshot and the detection of the spike that rolls back to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.forked_runs import copy_with_only, records, run_inline, train_losses, write_config
+from trainlab.engine import checkpoint
+
+DIVERGING_ADAM = {
+    "name": "rollback-adam",
+    "seed": 5,
+    "data": {"source": "digits"},
+    "model": {"name": "mlp", "hidden": [32]},
+    "strategy": {
+        "loss": "cross_entropy",
+        "optimizer": {"name": "adam", "lr": 10.0},
+        "batch_size": 32,
+        "epochs": 4,
+        "schedule": {"name": "warmup_linear", "warmup_fraction": 0.5},
+        "divergence": {"policy": "rollback", "spike_factor": 20, "window": 10, "lr_factor": 0.1,
+                       "max_rollbacks": 4},
+    },
+    "metrics": ["accuracy"],
+    "output": {"progress": "off", "checkpoint": {"every_n_steps": 5, "keep_last": 1000, "every_seconds": None}},
+    "runtime": {"num_threads": 1},
+}
+
+
+def _non_finite(path: Path) -> list[str]:
+    """Names of the floating-point tensors of a safetensors file holding NaN or Inf."""
+    return [name for name, tensor in load_file(path).items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+
+
+def _all_checkpoints(run: Path) -> list[Path]:
+    return [p for p in (run / "checkpoint").iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+
+@pytest.fixture(scope="module")
+def rolled_back(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("rollback")
+    out = root / "run"
+    assert run_inline(["train", str(write_config(root / "config.yaml", DIVERGING_ADAM)), "--out", str(out),
+                       "--quiet"]) == 0
+    return out
+
+
+def test_rollback_with_adam_finishes_with_finite_weights_and_logs_each_rollback(rolled_back):
+    assert not _non_finite(rolled_back / "model.safetensors")
+    summary = json.loads((rolled_back / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_run"] == 4
+    assert summary["test"]["accuracy"] > 0.5  # it recovered; chance is 0.1
+    rollbacks = [e for e in summary["events"] if e.get("action") == "rollback"]
+    assert len(rollbacks) >= 2, summary["events"]
+    for event in rollbacks:  # each names what was bad and where it went back to
+        assert event["event"] == "divergence" and event["restored_step"] < event["step"]
+    assert [e["lr_scale"] for e in rollbacks] == pytest.approx([0.1 ** (i + 1) for i in range(len(rollbacks))])
+    logged = [r for r in records(rolled_back) if r.get("event") == "divergence"]
+    assert logged == rollbacks
+
+
+def test_no_checkpoint_ever_holds_a_non_finite_tensor(rolled_back):
+    folders = _all_checkpoints(rolled_back)
+    assert len(folders) > 20
+    bad = {folder.name: _non_finite(folder / "tensors.safetensors") for folder in folders}
+    assert not {name: tensors for name, tensors in bad.items() if tensors}
+
+
+def _resume_points(run: Path) -> list[Path]:
+    """The checkpoints written between a rollback's snapshot and the spike it undid, plus the first and last."""
+    summary = json.loads((run / "summary.json").read_text())
+    folders = checkpoint.step_folders(run / "checkpoint")
+    step = {folder: int(folder.name.split("-")[1]) for folder in folders}
+    chosen = {folders[0], folders[-1]}
+    for event in summary["events"]:
+        if event.get("action") == "rollback":
+            around = [f for f in folders if event["restored_step"] <= step[f] <= event["step"] + 5]
+            chosen.update(around[:2] + around[-2:])
+    return sorted(chosen, key=step.get)
+
+
+def test_resume_from_each_checkpoint_around_a_rollback_is_bit_identical(rolled_back, tmp_path):
+    reference_model = (rolled_back / "model.safetensors").read_bytes()
+    reference_losses = train_losses(rolled_back)
+    reference_events = json.loads((rolled_back / "summary.json").read_text())["events"]
+    points = _resume_points(rolled_back)
+    assert len(points) >= 4
+    failures = []
+    for folder in points:
+        copy_dir = copy_with_only(rolled_back, folder, tmp_path / folder.name)
+        code = run_inline(["resume", str(copy_dir), "--quiet"])
+        if code != 0:
+            failures.append(f"{folder.name}: resume exit {code}")
+            continue
+        if (copy_dir / "model.safetensors").read_bytes() != reference_model:
+            failures.append(f"{folder.name}: model.safetensors differs")
+        if train_losses(copy_dir) != reference_losses:
+            failures.append(f"{folder.name}: train_loss differs")
+        if json.loads((copy_dir / "summary.json").read_text())["events"] != reference_events:
+            failures.append(f"{folder.name}: events differ")
+    assert not failures, failures
+
+
+def test_when_rollbacks_run_out_the_last_good_checkpoint_named_is_good(tmp_path, capsys):
+    config = copy.deepcopy(DIVERGING_ADAM)
+    config["strategy"]["epochs"] = 10  # the warm-up reaches lr 10 again after the rollbacks: it gives up
+    config["strategy"]["divergence"]["max_rollbacks"] = 2
+    out = tmp_path / "run"
+    assert run_inline(["train", str(write_config(tmp_path / "config.yaml", config)), "--out", str(out),
+                       "--quiet"]) == 4
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "after the maximum number of rollbacks" in error[0]
+    named = re.search(r"last good checkpoint: (\S+?);", error[0])
+    assert named, error[0]
+    folder = Path(named.group(1))
+    assert folder.is_dir(), f"{folder} named as the last good checkpoint does not exist"
+    assert not _non_finite(folder / "tensors.safetensors")
+    for other in _all_checkpoints(out):
+        assert not _non_finite(other / "tensors.safetensors"), other.name
+    # the named checkpoint resumes; the run then diverges again the same way (exit 4), not a crash
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert run_inline(["resume", str(out), "--quiet"]) == 4
