@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ def fork_cli(args: Sequence[str], log: Path) -> int:
             os.dup2(devnull, 1)
             errors = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(errors, 2)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - pytest's capture objects are not fd 1/2
+            sys.stderr = open(errors, "w", buffering=1, closefd=False)  # noqa: SIM115
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             from trainlab.cli import main
@@ -43,6 +46,7 @@ def fork_cli(args: Sequence[str], log: Path) -> int:
 
             traceback.print_exc()
         finally:
+            sys.stderr.flush()
             os._exit(code)
     return pid
 
