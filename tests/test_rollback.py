@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 
@@ -18,7 +19,10 @@ import torch
 from safetensors.torch import load_file
 
 from tests.forked_runs import copy_with_only, records, run_inline, train_losses, write_config
+from trainlab.callbacks import Callback
+from trainlab.config import load_config
 from trainlab.engine import checkpoint
+from trainlab.experiment import train
 
 DIVERGING_ADAM = {
     "name": "rollback-adam",
@@ -135,3 +139,39 @@ def test_when_rollbacks_run_out_the_last_good_checkpoint_named_is_good(tmp_path,
     info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     assert run_inline(["resume", str(out), "--quiet"]) == 4
+
+
+class PoisonWeightsOnce(Callback):
+    """Sets every weight to NaN once, at the end of step ``at`` (a step that blew up, as seen by the loop)."""
+
+    order = 10  # before the guard (20) and the saver (90) look at this step
+    name = "poison"
+
+    def __init__(self, at: int):
+        self.at, self.fired = at, False
+
+    def on_step_end(self, view, loss) -> None:
+        if view.state.step == self.at and not self.fired:
+            self.fired = True
+            with torch.no_grad():
+                for parameter in view.model.parameters():
+                    parameter.fill_(math.nan)
+
+
+@pytest.mark.parametrize("poisoned_step", [23, 24], ids=["NaN loss pending at a checkpoint", "NaN weights at a checkpoint"])
+def test_nan_between_two_guard_checks_never_reaches_a_checkpoint(poisoned_step, tmp_path):
+    """Checkpoints every 4 steps, losses read every 10: the step-24 checkpoint comes before the guard's read."""
+    config = copy.deepcopy(DIVERGING_ADAM)
+    config["strategy"]["optimizer"] = {"name": "adam", "lr": 0.003}
+    config["strategy"]["schedule"] = {"name": "constant"}
+    config["strategy"]["epochs"] = 2
+    config["strategy"]["divergence"] = {"policy": "rollback", "window": 20, "lr_factor": 0.5, "max_rollbacks": 2}
+    config["output"]["checkpoint"]["every_n_steps"] = 4
+    path = write_config(tmp_path / "config.yaml", config)
+    out = tmp_path / "run"
+    summary, _ = train(load_config(path, []), out=out, quiet=True, callbacks=[PoisonWeightsOnce(poisoned_step)])
+    assert summary["status"] == "finished" and not _non_finite(out / "model.safetensors")
+    rollbacks = [e for e in summary["events"] if e.get("action") == "rollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["restored_step"] == 20, summary["events"]
+    for folder in _all_checkpoints(out):
+        assert not _non_finite(folder / "tensors.safetensors"), folder.name
