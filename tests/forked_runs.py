@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from safetensors.torch import load_file
 
 
 def fork_cli(args: Sequence[str], log: Path) -> int:
@@ -34,14 +33,14 @@ def fork_cli(args: Sequence[str], log: Path) -> int:
             os.dup2(devnull, 1)
             errors = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(errors, 2)
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - pytest's capture objects are not fd 1/2
-            sys.stderr = open(errors, "w", buffering=1, closefd=False)  # noqa: SIM115
+            sys.stdout = open(os.devnull, "w")  # pytest replaced sys.stdout/stderr with capture objects
+            sys.stderr = open(errors, "w", buffering=1, closefd=False)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             from trainlab.cli import main
 
             code = main(list(args))
-        except BaseException:  # noqa: BLE001 - anything escaping main is reported as exit 70
+        except BaseException:  # anything escaping main is reported (exit 70)
             import traceback
 
             traceback.print_exc()
@@ -133,7 +132,3 @@ def copy_with_only(run: Path, keep: Path, destination: Path) -> Path:
     info = json.loads((destination / "run.json").read_text())
     (destination / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     return destination
-
-
-def checkpoint_tensors(folder: Path) -> dict[str, Any]:
-    return load_file(folder / "tensors.safetensors")

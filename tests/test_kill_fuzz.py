@@ -25,7 +25,17 @@ from typing import Any
 
 import pytest
 
-from tests.forked_runs import fork_cli, has_checkpoint, records, run_cli, run_inline, status, wait, wait_until, write_config
+from tests.forked_runs import (
+    fork_cli,
+    has_checkpoint,
+    records,
+    run_cli,
+    run_inline,
+    status,
+    wait,
+    wait_until,
+    write_config,
+)
 
 BASE: dict[str, Any] = {
     "seed": 5,
