@@ -120,15 +120,15 @@ def records(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
-def copy_with_only(run: Path, keep: Path, destination: Path) -> Path:
-    """A copy of ``run`` as a crash right after checkpoint ``keep`` would leave it (an interrupted run).
+def copy_with_only(run: Path, keep: Path, destination: Path, name: str | None = None) -> Path:
+    """A copy of ``run`` as a crash right after checkpoint ``keep`` was written would leave it (interrupted).
 
-    The copy holds no model.safetensors, no summary.json and no other checkpoint.
+    The copy holds no model.safetensors, no summary.json and no other checkpoint; ``keep`` may be a
+    checkpoint folder kept elsewhere, copied in as ``checkpoint/<name>`` (default: its own name).
     """
-    shutil.copytree(run, destination, ignore=shutil.ignore_patterns("model.safetensors", "summary.json", "best"))
-    for other in (destination / "checkpoint").glob("step-*"):
-        if other.name != keep.name:
-            shutil.rmtree(other)
+    shutil.copytree(run, destination, ignore=shutil.ignore_patterns("model.safetensors", "summary.json", "best",
+                                                                   "step-*"))
+    shutil.copytree(keep, destination / "checkpoint" / (name or keep.name))
     info = json.loads((destination / "run.json").read_text())
     (destination / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     return destination

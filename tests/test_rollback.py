@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,25 @@ def _all_checkpoints(run: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def rolled_back(tmp_path_factory) -> Path:
+    """The run, with a copy of every checkpoint as it was written in ``<run>/../written/``.
+
+    A replay after a rollback rewrites the checkpoints between the snapshot and the spike under
+    the same names; the copies keep the versions written before the spike was detected.
+    """
     root = tmp_path_factory.mktemp("rollback")
-    out = root / "run"
-    assert run_inline(["train", str(write_config(root / "config.yaml", DIVERGING_ADAM)), "--out", str(out),
-                       "--quiet"]) == 0
+    out, written = root / "run", root / "written"
+    save = checkpoint.save
+
+    def save_and_copy(folder_root, name, *args, **kwargs):
+        path = save(folder_root, name, *args, **kwargs)
+        if name != checkpoint.BEST:
+            shutil.copytree(path, written / f"{len(list(written.glob('*'))) if written.exists() else 0:04d}-{name}")
+        return path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "save", save_and_copy)
+        assert run_inline(["train", str(write_config(root / "config.yaml", DIVERGING_ADAM)), "--out", str(out),
+                           "--quiet"]) == 0
     return out
 
 
@@ -84,28 +100,37 @@ def test_no_checkpoint_ever_holds_a_non_finite_tensor(rolled_back):
     assert not {name: tensors for name, tensors in bad.items() if tensors}
 
 
+def _step(folder: Path) -> int:
+    return int(folder.name.rsplit("-", 1)[1])
+
+
 def _resume_points(run: Path) -> list[Path]:
-    """The checkpoints written between a rollback's snapshot and the spike it undid, plus the first and last."""
-    summary = json.loads((run / "summary.json").read_text())
-    folders = checkpoint.step_folders(run / "checkpoint")
-    step = {folder: int(folder.name.split("-")[1]) for folder in folders}
-    chosen = {folders[0], folders[-1]}
-    for event in summary["events"]:
-        if event.get("action") == "rollback":
-            around = [f for f in folders if event["restored_step"] <= step[f] <= event["step"] + 5]
-            chosen.update(around[:2] + around[-2:])
-    return sorted(chosen, key=step.get)
+    """The copies of the checkpoints written after a snapshot and before the spike that rolled back to it
+    (the replay rewrote them under the same names), plus the first and the last checkpoint written."""
+    copies = sorted((run.parent / "written").iterdir())
+    events = json.loads((run / "summary.json").read_text())["events"]
+    spans = [(e["restored_step"], e["step"]) for e in events if e.get("action") == "rollback"]
+    first_writes = {}
+    for copy_dir in copies:
+        first_writes.setdefault(_step(copy_dir), copy_dir)
+    before_spikes = [c for s, c in first_writes.items() if any(start < s < spike for start, spike in spans)]
+    return [copies[0], *before_spikes, copies[-1]]
 
 
+@pytest.mark.xfail(strict=True, reason="DivergenceGuard.state_dict nests the snapshot's tree with its "
+                   "{'__tensor__': 'parts...'} markers inside the checkpoint; on resume join_state resolves them "
+                   "against the checkpoint's own tensors (the current weights, epoch sums): exit 4 at the rollback")
 def test_resume_from_each_checkpoint_around_a_rollback_is_bit_identical(rolled_back, tmp_path):
     reference_model = (rolled_back / "model.safetensors").read_bytes()
     reference_losses = train_losses(rolled_back)
     reference_events = json.loads((rolled_back / "summary.json").read_text())["events"]
     points = _resume_points(rolled_back)
-    assert len(points) >= 4
+    assert len(points) >= 4, [p.name for p in points]  # at least two written before their spike was detected
     failures = []
-    for folder in points:
-        copy_dir = copy_with_only(rolled_back, folder, tmp_path / folder.name)
+    for written in points:
+        name = checkpoint.folder_name(_step(written))
+        copy_dir = copy_with_only(rolled_back, written, tmp_path / written.name, name=name)
+        folder = copy_dir / "checkpoint" / name
         code = run_inline(["resume", str(copy_dir), "--quiet"])
         if code != 0:
             failures.append(f"{folder.name}: resume exit {code}")
