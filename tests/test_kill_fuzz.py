@@ -8,8 +8,14 @@ final evaluation, between model.safetensors and summary.json. The finished run m
 equal the reference byte for byte (model.safetensors) and record for record
 (metrics.jsonl without wall times, summary epochs/steps/stop reason).
 
-The kill times come from ``random.Random(seed)``; the seed is printed and can be
-set with ``TRAINLAB_KILL_SEED`` to replay a failure.
+A second fuzz places the kills by optimizer step instead of wall time (a callback that
+SIGKILLs its own process right after step k and its checkpoint): reproducible on any
+machine, and for the rollback config one kill always lands after a checkpoint written
+between a snapshot and the spike that rolls back to it.
+
+The kill times and steps come from ``random.Random(seed)``; the seed is printed and can
+be set with ``TRAINLAB_KILL_SEED`` to replay a failure. The processes are forks of the
+test process (see :mod:`tests.forked_runs`): no interpreter start-up per kill.
 """
 
 from __future__ import annotations
