@@ -1,0 +1,112 @@
+"""SIGINT/SIGTERM while a run finishes: a clean exit with one message, the run complete or resumable.
+
+The signal is sent by the (forked) training process to itself at two late moments: while the
+final checkpoint is written (inside ``fit``) and during the final evaluation (the summary's
+val/test metrics, after ``fit``). Either the run completes (exit 0, a warning) or it stops
+with exit 128 + signal and one ``error:`` line saying how to continue; never a traceback,
+never a silent death. Resumed, it ends with the model of a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import trainlab.experiment
+from tests.forked_runs import fork_cli, run_inline, status, wait, write_config
+from trainlab.callbacks.checkpoint_saver import CheckpointSaver
+
+CONFIG = {
+    "name": "finish",
+    "seed": 1,
+    "data": {"source": "digits"},
+    "model": {"name": "mlp", "hidden": [32], "dropout": 0.2},
+    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.003}, "batch_size": 32,
+                 "epochs": 3},
+    "metrics": ["accuracy"],
+    "output": {"progress": "off", "checkpoint": {"every_n_steps": 10, "keep_last": 2, "every_seconds": None}},
+    "runtime": {"num_threads": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> bytes:
+    root = tmp_path_factory.mktemp("finish-reference")
+    out = root / "run"
+    assert run_inline(["train", str(write_config(root / "config.yaml", CONFIG)), "--out", str(out), "--quiet"]) == 0
+    return (out / "model.safetensors").read_bytes()
+
+
+def _signal_self_then(original, signum: int):
+    def wrapped(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(0.05)  # the handler runs here, in the middle of the work
+        return original(*args, **kwargs)
+
+    return wrapped
+
+
+# experiment._run installs the signal handlers around trainer.fit() only; the final evaluation runs
+# with Python's defaults: SIGINT -> "error: interrupted" (no way to continue named, run.json "running"),
+# SIGTERM -> a silent death. The patch in the fuzz branch report keeps them installed until the end.
+OUTSIDE_FIT = pytest.mark.xfail(strict=True, reason="issue 13 item 17: signal handlers are not installed during "
+                                "the final evaluation (trainlab/experiment.py _run)")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("moment", ["final_checkpoint", pytest.param("final_evaluation", marks=OUTSIDE_FIT)])
+def test_a_signal_while_finishing_exits_cleanly_and_the_run_completes(moment, signum, reference, tmp_path,
+                                                                      monkeypatch):
+    if moment == "final_checkpoint":
+        monkeypatch.setattr(CheckpointSaver, "on_train_end",
+                            _signal_self_then(CheckpointSaver.on_train_end, signum))
+    else:
+        monkeypatch.setattr(trainlab.experiment, "summarize", _signal_self_then(trainlab.experiment.summarize, signum))
+    out = tmp_path / "run"
+    log = tmp_path / "stderr.log"
+    config = write_config(tmp_path / "config.yaml", CONFIG)
+    code = wait(fork_cli(["train", str(config), "--out", str(out)], log))
+    monkeypatch.undo()
+    err = log.read_text()
+    assert "Traceback" not in err, err
+    assert code in (0, 128 + signum), f"exit {code}: {err}"
+    if code == 0:
+        assert status(out) == "finished" and "received" in err, err
+    else:
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "trainlab resume" in errors[0], err
+        assert status(out) == "interrupted", status(out)
+        assert run_inline(["resume", str(out), "--quiet"]) == 0
+    assert (out / "model.safetensors").read_bytes() == reference
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_run"] == CONFIG["strategy"]["epochs"]
+
+
+def test_sigint_from_a_terminal_during_the_final_evaluation(reference, tmp_path: Path, monkeypatch):
+    """Ctrl-C twice during the final evaluation: the second one stops at once, still with one line, exit 130."""
+    def twice(original):
+        def wrapped(*args, **kwargs):
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(trainlab.experiment, "summarize", twice(trainlab.experiment.summarize))
+    out = tmp_path / "run"
+    log = tmp_path / "stderr.log"
+    code = wait(fork_cli(["train", str(write_config(tmp_path / "config.yaml", CONFIG)), "--out", str(out)], log))
+    monkeypatch.undo()
+    err = log.read_text()
+    assert code == 130 and "Traceback" not in err, f"exit {code}: {err}"
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err
+    assert status(out) != "finished" or (out / "summary.json").exists()
+    if status(out) != "finished":
+        assert run_inline(["resume", str(out), "--quiet"]) == 0
+    assert (out / "model.safetensors").read_bytes() == reference
