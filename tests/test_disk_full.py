@@ -101,8 +101,6 @@ def test_a_disk_full_during_training_loses_no_record(small_disk, tmp_path):
     assert events, "no checkpoint write failed: the disk was freed too early to test anything"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 8: the final model.safetensors/summary.json writes do not "
-                   "retry; a disk full at the end exits 1 with no model (see the fuzz branch report)")
 def test_a_disk_full_while_writing_the_final_files_is_waited_out(small_disk, tmp_path, monkeypatch):
     out = small_disk / "run"
     config = write_config(tmp_path / "config.yaml", CONFIG)

@@ -36,7 +36,7 @@ STOPPING = {
     },
     "metrics": ["accuracy"],
     "output": {"progress": "off",
-               "checkpoint": {"every_n_steps": 12, "every_n_epochs": 1, "keep_last": 1000, "every_seconds": None}},
+               "checkpoint": {"every_n_steps": 12, "every_n_epochs": 1, "keep_last": 1000, "every_seconds": None, "keep_after_finish": "all"}},
     "runtime": {"num_threads": 1},
 }
 

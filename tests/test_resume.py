@@ -139,7 +139,7 @@ def test_resume_from_every_kind_of_checkpoint_position_is_bit_identical(tmp_path
 
     config = copy.deepcopy(CONFIG)
     config["strategy"]["epochs"] = 2
-    config["output"]["checkpoint"] = {"every_n_steps": 8, "keep_last": 1000, "every_seconds": None}
+    config["output"]["checkpoint"] = {"every_n_steps": 8, "keep_last": 1000, "every_seconds": None, "keep_after_finish": "all"}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     full = tmp_path / "full"

@@ -52,14 +52,10 @@ def _signal_self_then(original, signum: int):
 
 
 # experiment._run installs the signal handlers around trainer.fit() only; the final evaluation runs
-# with Python's defaults: SIGINT -> "error: interrupted" (no way to continue named, run.json "running"),
-# SIGTERM -> a silent death. The patch in the fuzz branch report keeps them installed until the end.
-OUTSIDE_FIT = pytest.mark.xfail(strict=True, reason="issue 13 item 17: signal handlers are not installed during "
-                                "the final evaluation (trainlab/experiment.py _run)")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("moment", ["final_checkpoint", pytest.param("final_evaluation", marks=OUTSIDE_FIT)])
+@pytest.mark.parametrize("moment", ["final_checkpoint", "final_evaluation"])
 def test_a_signal_while_finishing_exits_cleanly_and_the_run_completes(moment, signum, reference, tmp_path,
                                                                       monkeypatch):
     if moment == "final_checkpoint":

@@ -10,6 +10,7 @@ file behind), then creates the run folder, adds the folder's callbacks
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -56,7 +57,8 @@ FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space
 
 def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRITE_PATIENCE_S,
              pause_s: float = 2.0) -> None:
-    """Run ``write`` until it succeeds; an OSError (disk full) warns once and retries for ``patience_s``.
+    """Run ``write`` until it succeeds; a full disk or quota (ENOSPC, EDQUOT) warns once and retries for
+    ``patience_s`` (any other OSError is raised at once).
 
     Every write is atomic, so a failed attempt leaves the previous files intact.
     """
@@ -67,7 +69,7 @@ def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRI
             write()
             return
         except OSError as exc:
-            if time.monotonic() >= deadline:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or time.monotonic() >= deadline:
                 raise
             if not warned:
                 _warn(f"warning: cannot write {what} ({exc.strerror or exc}); retrying for up to "
@@ -125,13 +127,19 @@ def summarize(built: Built) -> dict[str, Any]:
 def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callback]) -> dict[str, Any]:
     saver, signals, run_callbacks = _run_callbacks(built, run, quiet)
     saver.last_saved = built.notes.pop("resumed_from", None)
+    built.trainer.add_callbacks([*run_callbacks, *user_callbacks])
+    with signals.installed():  # until every file is written: a signal while finishing lets the run complete
+        return _train_and_write(built, run, saver, signals, quiet)
+
+
+def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
+                     quiet: bool) -> dict[str, Any]:
     trainer = built.trainer
-    trainer.add_callbacks([*run_callbacks, *user_callbacks])
     try:
-        with signals.installed():
-            trainer.fit()
+        trainer.fit()
     except TrainingError as exc:
-        run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records)
+        retrying(lambda: run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records),
+                 "metrics.jsonl")
         if saver.last_saved:  # an overwrite keeps the new run only once it has something to keep
             run.commit_overwrite()
         summary = {"name": built.config.name, "status": "diverged", "steps": trainer.state.step,

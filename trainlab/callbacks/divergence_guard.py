@@ -17,14 +17,17 @@ at every ``window``-th step, and before any checkpoint is written
 (``on_before_save``, which also checks that the weights are finite): a checkpoint
 never holds a state the guard has not cleared. Policy ``stop`` raises a
 TrainingError naming the step and the value. Policy ``rollback`` restores the
-snapshot taken at the last cleared ``window``-th step (:meth:`TrainerView.snapshot`),
+snapshot taken at a cleared ``window``-th step at least ``window`` steps before the bad one (the
+guard keeps the last two: a loss that climbs for a while before it counts as a spike has often
+damaged the newest one; :meth:`TrainerView.snapshot`),
 multiplies the LR by ``lr_factor``, skips the offending batch and continues;
-after ``max_rollbacks`` it stops. The snapshot is saved with the guard's state,
+after ``max_rollbacks`` it stops. The snapshots are saved with the guard's state,
 so a resumed run rolls back exactly as the uninterrupted one would.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import deque
@@ -61,7 +64,7 @@ class DivergenceGuard(Callback):
         self._threshold: float | None = None
         self._judged = 0  # losses judged against the threshold; it is recomputed every 10th
         self._pending: list[tuple[int, int, int, torch.Tensor]] = []
-        self.snapshot: Snapshot | None = None
+        self.snapshots: list[Snapshot] = []  # the last two, oldest first
         self._capturing = False
 
     # ------------------------------------------------------------------ state
@@ -69,8 +72,10 @@ class DivergenceGuard(Callback):
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference,
                                  "judged": self._judged, "threshold": self._threshold}
-        if self.snapshot is not None and not self._capturing:  # a snapshot never holds itself
-            state["snapshot"] = {"tree": self.snapshot.tree, "tensors": self.snapshot.tensors}
+        if self.snapshots and not self._capturing:  # a snapshot never holds itself
+            # each tree as a JSON string: its {"__tensor__": key} markers name the snapshot's own tensors,
+            # which a checkpoint's loader would otherwise resolve against the checkpoint's (same keys)
+            state["snapshots"] = [{"tree": json.dumps(s.tree), "tensors": s.tensors} for s in self.snapshots]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -79,8 +84,9 @@ class DivergenceGuard(Callback):
         # the cached threshold is state: a resumed run judges with the same one as the uninterrupted run
         self._judged, self._threshold = int(state.get("judged", 0)), state.get("threshold")
         self._pending = []
-        if "snapshot" in state:  # a rollback restores a snapshot without one: keep the current
-            self.snapshot = Snapshot(state["snapshot"]["tree"], dict(state["snapshot"]["tensors"]))
+        stored = state.get("snapshots")  # a rollback restores a state without them: keep the current
+        if isinstance(stored, list) and all(isinstance(s.get("tree"), str) for s in stored):
+            self.snapshots = [Snapshot(json.loads(s["tree"]), dict(s["tensors"])) for s in stored]
 
     # ------------------------------------------------------------------ decisions
 
@@ -105,7 +111,7 @@ class DivergenceGuard(Callback):
     # ------------------------------------------------------------------ hooks
 
     def on_train_start(self, view: TrainerView) -> None:
-        if self.policy == "rollback" and self.snapshot is None:
+        if self.policy == "rollback" and not self.snapshots:
             self._take_snapshot(view)
 
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
@@ -140,10 +146,20 @@ class DivergenceGuard(Callback):
             self._accept(value)
         return True
 
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The newest snapshot."""
+        return self.snapshots[-1] if self.snapshots else None
+
+    def rollback_target(self, bad_step: int) -> Snapshot:
+        """The newest snapshot at least ``window`` steps before ``bad_step``, else the oldest kept."""
+        early = [s for s in self.snapshots if s.step <= bad_step - self.window]
+        return early[-1] if early else self.snapshots[0]
+
     def _take_snapshot(self, view: TrainerView) -> None:
         self._capturing = True
         try:
-            self.snapshot = view.snapshot()
+            self.snapshots = [*self.snapshots, view.snapshot()][-2:]
         finally:
             self._capturing = False
 
@@ -151,11 +167,13 @@ class DivergenceGuard(Callback):
         state = view.state
         event = {"event": "divergence", "step": step, "epoch": epoch + 1, "batch": batch,
                  "value": value if math.isfinite(value) else str(value), "problem": problem, "policy": self.policy}
-        if self.policy == "rollback" and state.rollbacks < self.max_rollbacks and self.snapshot is not None:
+        if self.policy == "rollback" and state.rollbacks < self.max_rollbacks and self.snapshots:
+            target = self.rollback_target(step)
+            self.snapshots = [s for s in self.snapshots if s.step <= target.step]  # later ones are off-course
             lr_scale = state.lr_scale * self.lr_factor
-            event.update(action="rollback", restored_step=self.snapshot.step, lr_scale=lr_scale)
+            event.update(action="rollback", restored_step=target.step, lr_scale=lr_scale)
             # the restored state inherits the rollback bookkeeping, so the replay skips this batch
-            view.control.rollback_to = self.snapshot.with_train_state(
+            view.control.rollback_to = target.with_train_state(
                 rollbacks=state.rollbacks + 1, lr_scale=lr_scale,
                 skipped_batches=[*state.skipped_batches, [epoch, batch]], events=[*state.events, event])
             self._pending = []
