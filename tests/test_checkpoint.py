@@ -33,7 +33,8 @@ def test_split_and_join_state_restores_types_exactly():
 def _train_with_checkpoints(write_config, tmp_path: Path) -> Path:
     config = write_config(DIGITS_MLP, strategy__epochs=3,
                           output={"progress": "off", "checkpoint": {"every_n_epochs": 1, "keep_last": 3,
-                                                                   "every_seconds": None}})
+                                                                   "every_seconds": None,
+                                                                   "keep_after_finish": "all"}})
     out = tmp_path / "run"
     assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
     return out

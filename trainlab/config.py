@@ -168,8 +168,9 @@ class DivergenceConfig(_Strict):
     policy: Literal["stop", "rollback", "off"] = "stop"
 
     # a spike: loss > median + spike_factor * max(1.4826 * MAD, starting loss / 4) of the recent window
-    # (callbacks/divergence_guard.py); 20 means nothing below median + 5 x the starting loss is a spike
-    spike_factor: float = Field(20.0, gt=0.0)
+    # (callbacks/divergence_guard.py); 50 means nothing below median + 12.5 x the starting loss, or below
+    # median + 74 robust sigmas (single-sample losses are heavy-tailed), is a spike
+    spike_factor: float = Field(50.0, gt=0.0)
     window: Int = Field(50, ge=5)  # steps in the running median
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
     max_rollbacks: Int = Field(3, ge=0)

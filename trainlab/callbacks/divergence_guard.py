@@ -10,7 +10,7 @@ deviation (1.4826 * MAD estimates a standard deviation robustly) and
 starting level). The rule scales with the loss's own spread, so a converged run
 whose batch losses vary from 1e-4 to 2 is healthy, and the floor keeps a
 near-constant loss from flagging every slightly harder batch: with the default
-``spike_factor`` 20 nothing below median + 5 x the starting loss is a spike.
+``spike_factor`` 50 nothing below median + 12.5 x the starting loss is a spike.
 
 Losses are read every ``check_every`` steps (one device sync, not one per step),
 at every ``window``-th step, and before any checkpoint is written
