@@ -448,21 +448,26 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
+def set_dotted(raw: dict[str, Any], path: list[str], value: Any, label: str) -> None:
+    """``raw[a][b][c] = value`` for ``path`` [a, b, c], creating sections; ``label`` names it in errors."""
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if isinstance(child, str):  # "loss: mse" then --set strategy.loss.delta=2
+            child = {"name": child}
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{label}: '{part}' is not a section")
+        node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for text in overrides:
         path, value = parse_override(text)
-        node = raw
-        for part in path[:-1]:
-            child = node.get(part)
-            if isinstance(child, str):  # "loss: mse" then --set strategy.loss.delta=2
-                child = {"name": child}
-            if child is None:
-                child = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {text}: '{part}' is not a section")
-            node[part] = child
-            node = child
-        node[path[-1]] = value
+        set_dotted(raw, path, value, f"--set {text}")
     return raw
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from trainlab.config import Config, read_yaml, validate
+from trainlab.config import Config, read_yaml, set_dotted, validate
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
 
@@ -46,19 +46,7 @@ def apply_strategy(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
     """A deep copy of ``base`` with each dotted key set to its value (``--set`` semantics)."""
     raw = copy.deepcopy(base)
     for dotted, value in overrides.items():
-        path = str(dotted).split(".")
-        node = raw
-        for part in path[:-1]:
-            child = node.get(part)
-            if isinstance(child, str):  # "optimizer: adam" then strategy.optimizer.lr
-                child = {"name": child}
-            if child is None:
-                child = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"key '{dotted}': '{part}' is not a section")
-            node[part] = child
-            node = child
-        node[path[-1]] = copy.deepcopy(value)
+        set_dotted(raw, str(dotted).split("."), copy.deepcopy(value), f"key '{dotted}'")
     return raw
 
 
