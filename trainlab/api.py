@@ -30,6 +30,7 @@ from trainlab.atomic import write_json, write_jsonl, write_safetensors, write_te
 from trainlab.builders import assemble, build_loss_for, run_scope
 from trainlab.callbacks.base import Callback
 from trainlab.config import Config, Strategy, read_yaml, validate
+from trainlab.data import targets_tensor
 from trainlab.data.dataset import Dataset, Split, infer_task
 from trainlab.errors import ConfigError, DataError
 from trainlab.experiment import summarize
@@ -68,16 +69,12 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
 
 
 def _dataset(train: Split, val: Split | None, test: Split | None) -> Dataset:
+    """The splits with the data layer's task inference and target types (multi-label targets stay float)."""
     task = infer_task(train.y.numpy())
     empty = Split(train.x[:0], train.y[:0])
-
-    def convert(split: Split) -> Split:
-        if task == "regression":
-            return Split(split.x, split.y.float().reshape(len(split.y), -1))
-        return Split(split.x, split.y.long())
-
-    splits = [convert(s if s is not None else empty) for s in (train, val, test)]
-    num_classes = None if task == "regression" else (2 if task == "binary" else int(train.y.max()) + 1)
+    splits = [Split(s.x, targets_tensor(s.y.numpy(), task)) for s in (train, val or empty, test or empty)]
+    y = splits[0].y
+    num_classes = {"regression": None, "binary": 2, "multilabel": int(y.shape[-1])}.get(task, int(y.max()) + 1)
     return Dataset(splits[0], splits[1], splits[2], task=task, num_classes=num_classes)
 
 

@@ -207,11 +207,10 @@ def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[st
                         step_options(config, precision), device)
 
 
-def resolve_auto_lr(config: Config, data: Dataset, model: torch.nn.Module, loss: Loss, spec: dict[str, Any],
-                    plan: BatchPlan, device: torch.device, precision: str) -> float:
+def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any],
+                    batches: TensorBatches, plan: BatchPlan, device: torch.device, precision: str) -> float:
     """``lr: auto``: the LR range test on a throw-away step of the same strategy; model and loss untouched."""
     probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision)
-    batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=100)
     return suggest_lr(lrs, losses)
 
@@ -272,15 +271,15 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     notes["gd_mode"] = gd_mode(batch_size, len(data.train))
     plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps)
     spec = optimizer_spec_for(config)
+    batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     if spec["lr"] == "auto":
-        spec["lr"] = notes["lr_auto"] = resolve_auto_lr(config, data, model, loss, spec, plan, device, precision)
+        spec["lr"] = notes["lr_auto"] = resolve_auto_lr(config, model, loss, spec, batches, plan, device, precision)
         config = resolved_lr(config, spec["lr"])
     step = build_step(config, model, loss, spec, device, precision)
 
     limits = Limits(config.strategy.epochs, config.strategy.max_steps)
     schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
                               plan.steps_per_epoch)
-    batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     evaluator = Evaluator(step, loss, metric_names, data.num_classes, data.task, data.eval_transform,
                           original_units=original_units(data))
     validation = Validation(lambda: evaluator.evaluate(data.val), config.strategy.eval_every_n_steps)

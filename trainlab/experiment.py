@@ -37,7 +37,6 @@ from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.config import Config, dump_yaml, load_config
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
-from trainlab.engine.batching import TensorBatches
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import write_model_record
@@ -326,8 +325,8 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
             update={"optimizer": optimizer_config.model_copy(update={"lr": start_lr})})})
     with run_scope(config):
         built = build(config, quiet=True)
-        batches = TensorBatches(built.data.train, built.data.train_transform, config.seed, built.step.device)
-        lrs, losses = range_test_step(built.step, batches.forever(built.trainer.plan), start_lr=start_lr,
+        trainer = built.trainer
+        lrs, losses = range_test_step(built.step, trainer.batches.forever(trainer.plan), start_lr=start_lr,
                                       end_lr=end_lr, num_steps=num_steps)
     suggestion = suggest_lr(lrs, losses)
     if plot:

@@ -163,31 +163,39 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
     saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in touched]
     saved_modes = [module.training for module in model.modules()]
     rng_devices = [device] if device.type == "cuda" else []
-    tracker = SmoothedLoss(smoothing)
-    used_lrs: list[float] = []
-    losses: list[float] = []
+    def set_lr(lr: float) -> None:
+        for group, ratio in zip(optimizer.param_groups, group_ratios, strict=True):
+            group["lr"] = lr * ratio
+
     try:
         with torch.random.fork_rng(devices=rng_devices):  # dropout etc. must not shift the run's RNG
             model.train()
             set_train_mode(optimizer, True)
-            batches = _batches_forever(batches_iterable)
-            for lr in lrs:
-                batch = next(batches, None)
-                if batch is None:
-                    if not losses:
-                        raise DataError("the LR range test got no batches from batches_iterable")
-                    break
-                for group, ratio in zip(optimizer.param_groups, group_ratios, strict=True):
-                    group["lr"] = lr * ratio
-                loss = _train_step(model, loss_fn, optimizer, batch, device)
-                used_lrs.append(lr)
-                losses.append(loss)
-                tracker.update(loss)
-                if tracker.diverged:
-                    break
+            return _sweep(lrs, _batches_forever(batches_iterable), set_lr,
+                          lambda batch: _train_step(model, loss_fn, optimizer, batch, device), smoothing)
     finally:
         _restore(model, optimizer, touched, saved_model, saved_optimizer, saved_grads, saved_modes)
-    return used_lrs, losses
+
+
+def _sweep(lrs: list[float], batches: Iterator[tuple[torch.Tensor, torch.Tensor]], set_lr: Callable[[float], None],
+           train_one: Callable[[tuple[torch.Tensor, torch.Tensor]], float],
+           smoothing: float) -> tuple[list[float], list[float]]:
+    """Step i: ``set_lr(lr_i)``, one ``train_one(batch)``, record its loss; stop once the smoothed loss diverges."""
+    tracker, used, losses = SmoothedLoss(smoothing), [], []
+    for lr in lrs:
+        batch = next(batches, None)
+        if batch is None:
+            if not losses:
+                raise DataError("the LR range test got no batches to train on")
+            break
+        set_lr(lr)
+        loss = train_one(batch)
+        used.append(lr)
+        losses.append(loss)
+        tracker.update(loss)
+        if tracker.diverged:
+            break
+    return used, losses
 
 
 def _train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -244,26 +252,17 @@ def range_test_step(step: Any, batches: Iterator[tuple[torch.Tensor, torch.Tenso
     base = step.lr()
     saved = copy.deepcopy(step.state_dict())
     device = getattr(step, "device", torch.device("cpu"))
-    tracker, used, losses = SmoothedLoss(smoothing), [], []
+    state = TrainState()
+
+    def train_one(batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+        loss = float(step.train_step([batch], state).loss)
+        state.step += 1
+        return loss
+
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             step.set_mode(training=True)
-            state = TrainState()
-            for lr in lrs:
-                batch = next(batches, None)
-                if batch is None:
-                    if not losses:
-                        raise DataError("the LR range test got no training batches")
-                    break
-                step.set_lr_factor(lr / base)
-                loss = float(step.train_step([batch], state).loss)
-                state.step += 1
-                used.append(lr)
-                losses.append(loss)
-                tracker.update(loss)
-                if tracker.diverged:
-                    break
+            return _sweep(lrs, batches, lambda lr: step.set_lr_factor(lr / base), train_one, smoothing)
     finally:
         step.load_state_dict(saved)
         step.set_lr_factor(1.0)
-    return used, losses

@@ -234,6 +234,15 @@ class Tally:
                 f"leader {self.leader()}")
 
 
+
+def outcome_text(tally: Tally, outcome: dict[str, Any], failed_style: str | None = None) -> str:
+    """One run's outcome for the display: its metric when finished, else its status and reason."""
+    if outcome["status"] == "finished":
+        value = tally.read_metric(outcome.get("summary") or {}, tally.metric)
+        return f"{tally.metric}={value:.4g}" if value is not None else "finished"
+    status = f"[{failed_style}]{outcome['status']}[/{failed_style}]" if failed_style else outcome["status"]
+    return f"{status}: {outcome.get('reason', '')}"
+
 class PlainDisplay:
     """One line per finished run (for logs and pipes)."""
 
@@ -251,11 +260,7 @@ class PlainDisplay:
 
     def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
         t = self.tally
-        if outcome["status"] == "finished":
-            value = t.read_metric(outcome.get("summary") or {}, t.metric)
-            what = f"{t.metric}={value:.4g}" if value is not None else "finished"
-        else:
-            what = f"{outcome['status']}: {outcome.get('reason', '')}"
+        what = outcome_text(t, outcome)
         print(f"[{t.done}/{t.total}] {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s) | {t.line(self.jobs)}",
               flush=True)
 
@@ -297,12 +302,7 @@ class LiveDisplay(PlainDisplay):
         self.console.print(text)
 
     def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
-        t = self.tally
-        if outcome["status"] == "finished":
-            value = t.read_metric(outcome.get("summary") or {}, t.metric)
-            what = f"{t.metric}={value:.4g}" if value is not None else "finished"
-        else:
-            what = f"[red]{outcome['status']}[/red]: {outcome.get('reason', '')}"
+        what = outcome_text(self.tally, outcome, failed_style="red")
         self.recent.append(f"  {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s)")
         self.refresh()
 

@@ -200,7 +200,8 @@ def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
     return task  # type: ignore[return-value]
 
 
-def _targets(y: np.ndarray, task: Task) -> torch.Tensor:
+def targets_tensor(y: np.ndarray, task: Task) -> torch.Tensor:
+    """Targets as the losses take them: float (N, d) for regression, float (N, L) 0/1 for multilabel, int64 classes."""
     if task == "regression":
         y = y.astype(np.float32)
         width = int(np.prod(y.shape[1:], dtype=np.int64))  # (N,) -> (N, 1); also for an empty split
@@ -314,9 +315,9 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
         train_transform, eval_transform = raw.fit_transforms(x_train)
 
     return Dataset(
-        train=Split(_features(x_train), _targets(y_train, task)),
-        val=Split(_features(x_val), _targets(y_val, task)),
-        test=Split(_features(x_test), _targets(y_test, task)),
+        train=Split(_features(x_train), targets_tensor(y_train, task)),
+        val=Split(_features(x_val), targets_tensor(y_val, task)),
+        test=Split(_features(x_test), targets_tensor(y_test, task)),
         task=task,
         num_classes=num_classes,
         class_names=class_names,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -45,41 +45,33 @@ class StepOutput(NamedTuple):
         return self.losses["loss"]
 
 
-class Step:
-    """The contract the Trainer relies on. Subclasses implement every method."""
+class Step(Protocol):
+    """The contract the Trainer relies on (a Protocol: implement these, subclassing is optional)."""
 
-    model: nn.Module | None = None  # the model evaluation and fine-tuning callbacks act on (None: several)
+    model: nn.Module | None  # the model evaluation and fine-tuning callbacks act on (None: several)
+    device: torch.device
 
-    def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
-        raise NotImplementedError
+    def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput: ...
 
-    def set_mode(self, training: bool) -> None:
-        raise NotImplementedError
+    def set_mode(self, training: bool) -> None: ...
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def predict(self, x: torch.Tensor) -> torch.Tensor: ...
 
-    def lr(self) -> float:
-        raise NotImplementedError
+    def lr(self) -> float: ...
 
     def set_lr_factor(self, factor: float) -> None:
         """Every param group's LR becomes its base LR times ``factor`` (schedules, rollbacks)."""
-        raise NotImplementedError
 
-    def weights(self) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+    def weights(self) -> dict[str, torch.Tensor]: ...
 
-    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        raise NotImplementedError
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None: ...
 
     def parameters_changed(self) -> None:
         """Called after parameters were frozen or unfrozen."""
 
-    def state_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+    def state_dict(self) -> dict[str, Any]: ...
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +108,7 @@ class LRGroups:
         return float(self.optimizers[0].param_groups[0]["lr"])
 
 
-class StandardStep(Step):
+class StandardStep:
     """One model, one optimizer, one objective: forward, loss (+ penalties), backward, clip, step.
 
     With ``len(batches) > 1`` the gradients of the micro-batches accumulate: each
@@ -270,10 +262,11 @@ class StandardStep(Step):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        # copies: optimizer.load_state_dict aliases same-device tensors, and a snapshot may be reused
-        self.model.load_state_dict({k: v.clone() for k, v in state["model"].items()})
+        # module.load_state_dict copies into the parameters; optimizer.load_state_dict aliases same-device
+        # tensors, and a snapshot may be reused: its state is cloned
+        self.model.load_state_dict(state["model"])
         if state["loss"]:
-            self.objective.loss.load_state_dict({k: v.clone() for k, v in state["loss"].items()})
+            self.objective.loss.load_state_dict(state["loss"])
         self.optimizer.load_state_dict(_cloned(state["optimizer"]))
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
