@@ -229,6 +229,41 @@ def test_clean_stale_temporaries_removes_dead_ones_only(tmp_path):
         sleeper.wait()
 
 
+def test_a_folder_left_by_a_run_killed_before_run_json_is_reused(tmp_path, monkeypatch):
+    """Killed between taking the lock and writing run.json: only ``.lock`` and temporaries remain."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(str(_dead_pid()))
+    (out / ".run.json.k2j4h_x9.tmp").write_text("{")
+    (out / "labels.json").write_text("{")  # written before run.json
+    (out / "config.yaml").write_text("half")
+    code = main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"])
+    assert code == 0 and is_run_folder(out)
+    assert not (out / ".run.json.k2j4h_x9.tmp").exists() and not (out / "labels.json").exists()
+
+
+def test_creation_files_without_a_lock_are_not_taken_for_a_killed_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("the user's own")
+    code = main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"])
+    assert code == 2 and "already exists" in capsys.readouterr().err
+    assert (out / "config.yaml").read_text() == "the user's own"
+
+
+def test_a_folder_with_a_lock_and_a_foreign_file_is_still_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(str(_dead_pid()))
+    (out / "notes.txt").write_text("mine")
+    code = main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"])
+    assert code == 2 and "already exists" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_resume_cleans_leftovers_of_a_killed_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = _fake_run(tmp_path / "run")

@@ -44,6 +44,8 @@ LOCK = ".lock"
 RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json", "model.safetensors",
                        "labels.json", "preprocessing.json", "model.json", "checkpoint", "tensorboard", "metrics.csv",
                        LOCK})
+# What a new run writes before run.json (experiment.train); run.json's arrival marks the folder complete.
+CREATION_FILES = frozenset({"config.yaml", "labels.json", "preprocessing.json", "model.json"})
 MAX_RUN_JSON_BYTES = 1 << 20
 
 
@@ -232,7 +234,8 @@ class RunDir:
                protect: Sequence[str | os.PathLike[str]] = ()) -> RunDir:
         """A new run folder at ``path``.
 
-        A missing or empty folder is used as is. A non-empty one is refused unless ``overwrite``, and
+        A missing or empty folder is used as is, and so is one left by a run killed before it wrote
+        run.json (its free lock, :data:`CREATION_FILES` and temporaries only). A non-empty one is refused unless ``overwrite``, and
         even then only if :func:`is_run_folder` proves it is a run folder, it is not the working
         directory, the home folder or a parent of either, it contains none of ``protect`` (the config
         file and data files this run reads), and it holds only files trainlab writes. Otherwise one
@@ -252,8 +255,19 @@ class RunDir:
         if path.is_dir() and (path / LOCK).exists():
             probe = RunLock(path)
             probe.acquire()  # refuses when another live process holds it
+            try:
+                if _killed_while_created(path):  # under the lock: nobody else writes here
+                    for entry in path.iterdir():
+                        if entry.name != LOCK:
+                            _remove(entry)
+                    run = cls(path)
+                    run.lock = probe
+                    return run
+            except BaseException:
+                probe.release()
+                raise
             probe.release()
-        if path.is_dir() and any(path.iterdir()):
+        if path.is_dir() and any(not _is_stale_temporary(p) for p in path.iterdir()):
             if not overwrite:
                 raise RunDirError(
                     f"output folder {path} already exists; pass --overwrite to replace it, "
@@ -267,6 +281,7 @@ class RunDir:
             raise RunDirError(f"cannot create output folder {path}: {exc.strerror}") from None
         run = cls(path)
         run.lock.acquire()
+        clean_stale_temporaries(path)  # under the lock
         return run
 
     @classmethod
@@ -405,6 +420,28 @@ _TMP_WITH_PID = re.compile(r"^\..*\.(?:tmp|old|new)-(\d+)$")
 _ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 
 
+def _is_stale_temporary(entry: Path) -> bool:
+    """A temporary of a dead process (``.<name>.tmp-<pid>`` etc.) or of :mod:`trainlab.atomic`."""
+    match = _TMP_WITH_PID.match(entry.name)
+    if match is not None:
+        return int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1)))
+    return _ATOMIC_TMP.match(entry.name) is not None
+
+
+def _killed_while_created(path: Path) -> bool:
+    """True if ``path`` holds what a run killed before writing run.json leaves: its lock (a file,
+    taken and free, checked by the caller), no run.json, and only :data:`CREATION_FILES` and
+    stale temporaries besides. Such a folder is reused as if empty."""
+    for entry in path.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.name in CREATION_FILES and entry.is_file() and not entry.is_symlink():
+            continue
+        if not _is_stale_temporary(entry):
+            return False
+    return True
+
+
 def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
     """Remove temporaries that killed processes left in ``run_dir`` and its ``checkpoint/``.
 
@@ -420,10 +457,7 @@ def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
         if not folder.is_dir() or folder.is_symlink():
             continue
         for entry in folder.iterdir():
-            match = _TMP_WITH_PID.match(entry.name)
-            stale = (match is not None and int(match.group(1)) != os.getpid()
-                     and not _pid_alive(int(match.group(1)))) or (match is None and _ATOMIC_TMP.match(entry.name))
-            if stale:
+            if _is_stale_temporary(entry):
                 _remove(entry)
                 removed.append(entry)
     return removed
