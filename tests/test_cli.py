@@ -28,6 +28,28 @@ def test_eval_reprints_the_summary_metrics(write_config, tmp_path, capsys):
     assert f"{summary['val']['accuracy']:.6g}" in printed
 
 
+def test_train_target_prints_the_time_the_validation_metric_first_reached_it(write_config, tmp_path, capsys):
+    config = write_config(DIGITS_MLP, strategy__epochs=4)
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet", "--target", "val_accuracy=0.5"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    first = next(r for r in records if r.get("val_accuracy", 0) >= 0.5)  # the reference: read by hand
+    assert line == f"time to val_accuracy >= 0.5: {first['elapsed_s']:.2f} s of training (step {first['step']})"
+    assert main(["train", str(config), "--out", str(tmp_path / "b"), "--quiet", "--target", "val_loss=1e-9"]) == 0
+    best = min(r["val_loss"] for r in records if "val_loss" in r)
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("val_loss <= 1e-09 was not reached (best ")
+    assert best > 1e-9
+
+
+def test_train_target_that_is_not_a_validation_metric_is_one_line(write_config, tmp_path, capsys):
+    config = write_config(DIGITS_MLP)
+    assert main(["train", str(config), "--out", str(tmp_path / "r"), "--target", "accuracy=0.9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --target expects val_<metric>=<number>") and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
 def test_schedule_plot_draws_the_run_schedule(write_config, tmp_path, capsys):
     config = write_config(DIGITS_MLP, strategy__schedule={"name": "warmup_cosine", "warmup_fraction": 0.1})
     png = tmp_path / "lr.png"

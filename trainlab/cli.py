@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--resume", action="store_true", help="continue --out if it holds a run")
     train.add_argument("--quiet", action="store_true")
+    train.add_argument("--target", metavar="val_METRIC=VALUE",
+                       help="also print the training time until the validation metric first reached VALUE")
 
     evaluate = commands.add_parser("eval", help="reload a run's model.safetensors and print its metrics")
     evaluate.add_argument("run_dir")
@@ -143,10 +145,32 @@ def _cmd_train(args) -> int:
     from trainlab.experiment import train
 
     config = load_config(args.config, args.set)
+    target = None
+    if args.target:
+        from trainlab.compare.leaderboard import parse_target
+
+        target = parse_target(args.target)  # a bad --target fails before training
     summary, path = train(config, out=args.out, overwrite=args.overwrite, quiet=args.quiet,
                           resume_if_exists=args.resume)
     _report(summary, path)
+    if target is not None:
+        print(_time_to_target_line(path, target))
     return 0
+
+
+def _time_to_target_line(path: Path, target: dict) -> str:
+    """When the run's validation records first reached ``target`` (training seconds, step)."""
+    from trainlab.compare.leaderboard import read_records, time_to_target
+
+    records = read_records(path)
+    seconds, step = time_to_target(records, target)
+    relation = ">=" if target["direction"] == "max" else "<="
+    wanted = f"{target['metric']} {relation} {target['value']:g}"
+    if seconds is not None:
+        return f"time to {wanted}: {seconds:.2f} s of training (step {step})"
+    seen = [r[target["metric"]] for r in records if isinstance(r.get(target["metric"]), int | float)]
+    best = (max(seen) if target["direction"] == "max" else min(seen)) if seen else None
+    return f"{wanted} was not reached" + (f" (best {best:.6g})" if best is not None else " (no such validation metric)")
 
 
 def _report(summary: dict, path: Path) -> None:

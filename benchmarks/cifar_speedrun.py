@@ -1,0 +1,123 @@
+"""The CIFAR-10 speedrun: trainlab's examples/cifar10_speedrun.yaml beside the plain-PyTorch reference.
+
+Two measurements, both on the JPEG-75 CIFAR-10 of ../shared/datasets (extracted to a folder first,
+see examples/README.md):
+
+* ``--side-by-side`` (default): trainlab trains the speedrun config through its whole engine
+  (``build``, ``Trainer.fit``, every run-folder callback) and, every ``--chunk`` steps, the
+  reference (benchmarks/airbench_reference.py) runs as many steps of the same recipe on the same
+  images, in the same process. Reported: the median and quartiles of the per-chunk time ratio
+  trainlab / reference (target <= 1.05). Only ``--steps`` steps are timed (a full run is ~35 min
+  per side on a 2-core CPU without native bf16).
+* ``--reference-only --epochs E``: train the reference for E epochs and print its test accuracy
+  without and with TTA, and its training time: the accuracy to set beside the speedrun config's
+  (``trainlab train examples/cifar10_speedrun.yaml``).
+
+Writes ``benchmarks/results/cifar_speedrun.json`` (side by side) or
+``benchmarks/results/cifar_speedrun_reference.json`` (reference only); see evidence.py.
+
+    python benchmarks/cifar_speedrun.py [--data /tmp/cifar10-jpg] [--steps 12 --chunk 2] [--threads N]
+    python benchmarks/cifar_speedrun.py --reference-only --epochs 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # siblings: evidence, sidebyside, airbench_reference
+import airbench_reference as reference  # noqa: E402
+from evidence import write_result  # noqa: E402
+
+from trainlab.config import load_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "examples" / "cifar10_speedrun.yaml"
+
+
+def load_images(data: str, cache_dir: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 train/test images (N, 3, 32, 32) and labels through trainlab's image-folder reader (+ cache)."""
+    from trainlab.data import load_dataset
+
+    config = load_config(CONFIG, [f"data.path={data}", f"data.cache_dir={cache_dir}", "data.augment=false"])
+    dataset = load_dataset(config.data, config.seed)
+    return dataset.train.x, dataset.train.y, dataset.test.x, dataset.test.y
+
+
+def reference_only(args: argparse.Namespace) -> None:
+    train_x, train_y, test_x, test_y = load_images(args.data, args.cache_dir)
+    hyp = {**reference.HYP, "epochs": args.epochs}
+    started = time.perf_counter()
+    training = reference.Training(train_x, train_y, hyp, seed=args.seed)
+    per_epoch = len(training.loader)
+    for epoch in range(args.epochs):
+        loss = training.train_steps(per_epoch)
+        print(f"epoch {epoch + 1}: train loss {loss:.4f}, {time.perf_counter() - started:.0f} s", flush=True)
+    train_s = time.perf_counter() - started
+    plain = reference.accuracy(training.model, test_x, test_y, tta_level=0)
+    tta = reference.accuracy(training.model, test_x, test_y, tta_level=reference.HYP["tta_level"])
+    print(f"reference, {args.epochs} epochs: test accuracy {plain:.4f} (TTA {tta:.4f}) in {train_s:.0f} s of training")
+    path = write_result("cifar_speedrun_reference", {}, {
+        "settings": {"epochs": args.epochs, "seed": args.seed, "hyp": hyp},
+        "test_accuracy": plain, "test_accuracy_tta": tta, "train_time_s": train_s})
+    print(f"wrote {path}")
+
+
+def side_by_side(args: argparse.Namespace) -> None:
+    from sidebyside import Interleave, summarize
+
+    from trainlab.builders import build, run_scope
+    from trainlab.experiment import _run_callbacks
+    from trainlab.run_folder import RunDir
+
+    config = load_config(CONFIG, [f"data.path={args.data}", f"data.cache_dir={args.cache_dir}",
+                                  f"strategy.max_steps={args.warmup + args.steps + 1}", "output.progress=off",
+                                  "output.checkpoint.every_seconds=100000"])
+    train_x, train_y, _, _ = load_images(args.data, args.cache_dir)
+    with run_scope(config):
+        built = build(config, quiet=True)
+        ref = reference.Training(train_x, train_y, reference.HYP, seed=config.seed)
+        interleave = Interleave(args.chunk, ref.train_steps, skip_steps=args.warmup, warmup_steps=args.warmup)
+        with tempfile.TemporaryDirectory() as folder:
+            run = RunDir.create(Path(folder) / "run")
+            try:
+                _, _, callbacks = _run_callbacks(built, run, quiet=True)
+                built.trainer.add_callbacks([*callbacks, interleave])
+                built.trainer.fit()
+            finally:
+                run.close()
+    result = summarize(interleave.pairs)
+    print(f"trainlab/reference per-step time: median {result['median']:.3f} (quartiles {result['q1']:.3f}-"
+          f"{result['q3']:.3f}, {result['chunks']} chunks of {args.chunk} steps; "
+          f"{result['ours_s'] / args.chunk:.2f} s vs {result['theirs_s'] / args.chunk:.2f} s per step)")
+    path = write_result("cifar_speedrun", {"trainlab/reference speedrun b2000": result["median"]},
+                        {"settings": {"steps": args.steps, "chunk": args.chunk, "warmup": args.warmup},
+                         "per_chunk": result})
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="/tmp/cifar10-jpg", help="the extracted CIFAR-10 JPEG folders")
+    parser.add_argument("--cache-dir", default="/tmp/trainlab-cache")
+    parser.add_argument("--reference-only", action="store_true")
+    parser.add_argument("--epochs", type=int, default=8, help="reference-only: epochs to train")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=12, help="side by side: timed steps per side")
+    parser.add_argument("--chunk", type=int, default=2, help="side by side: steps per turn")
+    parser.add_argument("--warmup", type=int, default=2, help="side by side: untimed steps per side first")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    (reference_only if args.reference_only else side_by_side)(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
