@@ -195,6 +195,14 @@ class Finetune(_Strict):
     lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
 
 
+class TTAConfig(_Strict):
+    """``strategy.tta``: test-time augmentation at evaluation (trainlab.engine.tta; docs/augmentation.md)."""
+
+    flip: bool = True  # also predict on the left-right mirror and average
+    translate: Int = Field(1, ge=0)  # also on the views shifted by -/+ this many pixels (reflect); 0: none
+    when: Literal["final", "always"] = "final"  # final: summary val/test and `trainlab eval`; always: every validation
+
+
 class Strategy(_Strict):
     loss: LossConfig
     optimizer: OptimizerConfig
@@ -211,10 +219,16 @@ class Strategy(_Strict):
     init: InitConfig | None = None
     divergence: DivergenceConfig = DivergenceConfig()
     finetune: Finetune | None = None
+    tta: TTAConfig | None = None  # true: flip + translate 1 (airbench's tta_level 2), only at the final evaluation
 
     _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(
         classmethod(lambda cls, v: _name_only(v))
     )
+
+    @field_validator("tta", mode="before")
+    @classmethod
+    def _tta_switch(cls, value: Any) -> Any:
+        return {True: {}, False: None}.get(value, value) if isinstance(value, bool) else value
 
     @field_validator("batch_size", mode="before")
     @classmethod
