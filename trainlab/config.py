@@ -195,6 +195,10 @@ class Finetune(_Strict):
     lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
 
 
+# (section, key) of optional keys added after runs were recorded: unset (None), they are left out of the hash
+ADDED_OPTIONAL_KEYS = (("strategy", "tta"),)
+
+
 class TTAConfig(_Strict):
     """``strategy.tta``: test-time augmentation at evaluation (trainlab.engine.tta; docs/augmentation.md)."""
 
@@ -228,7 +232,11 @@ class Strategy(_Strict):
     @field_validator("tta", mode="before")
     @classmethod
     def _tta_switch(cls, value: Any) -> Any:
-        return {True: {}, False: None}.get(value, value) if isinstance(value, bool) else value
+        if isinstance(value, bool):
+            return {} if value else None
+        if value is not None and not isinstance(value, dict | TTAConfig):
+            raise ValueError(f"must be true, false or a mapping with keys flip, translate, when; got {_short(value)}")
+        return value
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -338,6 +346,9 @@ class Config(_Strict):
         output = {k: v for k, v in payload["output"].items() if k not in ("dir", "loggers")}
         output["checkpoint"] = {k: v for k, v in output["checkpoint"].items() if k != "keep_after_finish"}
         payload["output"] = output
+        for section, key in ADDED_OPTIONAL_KEYS:  # unset, they leave older configs' hashes as they were
+            if payload[section].get(key) is None:
+                payload[section].pop(key, None)
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
