@@ -133,10 +133,9 @@ def test_tta_config_forms_and_hash():
     raw["strategy"]["tta"] = {"translate": 0, "when": "always"}
     assert validate(raw).strategy.tta.model_dump() == {"flip": True, "translate": 0, "when": "always"}
     assert validate(raw).hash() != plain.hash()
-    # unset, the new key leaves the hash of configs written before it existed unchanged
-    payload = plain.to_dict()
-    del payload["strategy"]["tta"]
-    assert "tta" not in yaml.safe_dump(payload) and plain.hash() == "975cbb0b7158430a"
+    # unset, the new key leaves the hash of configs written before it existed unchanged: 975cbb0b7158430a is
+    # BASE's hash on main before strategy.tta was added (a key added later without this care changes it too)
+    assert plain.hash() == "975cbb0b7158430a"
 
 
 # ----------------------------------------------------------------------------- whole runs
