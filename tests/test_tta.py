@@ -14,7 +14,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from trainlab.config import validate
