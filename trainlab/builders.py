@@ -39,6 +39,7 @@ from trainlab.engine.evaluation import Evaluator
 from trainlab.engine.loop import Limits, Trainer, Validation
 from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, StepOptions
+from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.errors import ConfigError, DataError
 from trainlab.finetune import apply_lora, check_finetune_options, freeze_backbone, layerwise_param_groups
 from trainlab.initializers import initialize
@@ -280,12 +281,26 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     limits = Limits(config.strategy.epochs, config.strategy.max_steps)
     schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
                               plan.steps_per_epoch)
-    evaluator = Evaluator(step, loss, metric_names, data.num_classes, data.task, data.eval_transform,
-                          original_units=original_units(data))
-    validation = Validation(lambda: evaluator.evaluate(data.val), config.strategy.eval_every_n_steps)
+    evaluator, validator = build_evaluators(config, data, step, loss, metric_names)
+    validation = Validation(lambda: validator.evaluate(data.val), config.strategy.eval_every_n_steps)
     trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available, plan), validation)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes)
+
+
+def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Loss,
+                     metric_names: list[str]) -> tuple[Evaluator, Evaluator]:
+    """(final evaluator, per-validation evaluator): both with ``strategy.tta`` when ``when: always``,
+    else the per-validation one without it (one forward pass per batch during training)."""
+    tta_config = config.strategy.tta
+    tta = build_tta(TestTimeAugmentation(**tta_config.model_dump()) if tta_config else None, data.input_shape)
+
+    def evaluator(with_tta: bool) -> Evaluator:
+        return Evaluator(step, loss, metric_names, data.num_classes, data.task, data.eval_transform,
+                         original_units=original_units(data), tta=tta if with_tta else None)
+
+    final = evaluator(with_tta=True)
+    return final, (final if tta is None or tta.when == "always" else evaluator(with_tta=False))
 
 
 def original_units(data: Dataset) -> Any:

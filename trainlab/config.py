@@ -195,6 +195,18 @@ class Finetune(_Strict):
     lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
 
 
+# (section, key) of optional keys added after runs were recorded: unset (None), they are left out of the hash
+ADDED_OPTIONAL_KEYS = (("strategy", "tta"),)
+
+
+class TTAConfig(_Strict):
+    """``strategy.tta``: test-time augmentation at evaluation (trainlab.engine.tta; docs/augmentation.md)."""
+
+    flip: bool = True  # also predict on the left-right mirror and average
+    translate: Int = Field(1, ge=0)  # also on the views shifted by -/+ this many pixels (reflect); 0: none
+    when: Literal["final", "always"] = "final"  # final: summary val/test and `trainlab eval`; always: every validation
+
+
 class Strategy(_Strict):
     loss: LossConfig
     optimizer: OptimizerConfig
@@ -211,10 +223,20 @@ class Strategy(_Strict):
     init: InitConfig | None = None
     divergence: DivergenceConfig = DivergenceConfig()
     finetune: Finetune | None = None
+    tta: TTAConfig | None = None  # true: flip + translate 1 (airbench's tta_level 2), only at the final evaluation
 
     _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(
         classmethod(lambda cls, v: _name_only(v))
     )
+
+    @field_validator("tta", mode="before")
+    @classmethod
+    def _tta_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {} if value else None
+        if value is not None and not isinstance(value, dict | TTAConfig):
+            raise ValueError(f"must be true, false or a mapping with keys flip, translate, when; got {_short(value)}")
+        return value
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -324,6 +346,9 @@ class Config(_Strict):
         output = {k: v for k, v in payload["output"].items() if k not in ("dir", "loggers")}
         output["checkpoint"] = {k: v for k, v in output["checkpoint"].items() if k != "keep_after_finish"}
         payload["output"] = output
+        for section, key in ADDED_OPTIONAL_KEYS:  # unset, they leave older configs' hashes as they were
+            if payload[section].get(key) is None:
+                payload[section].pop(key, None)
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

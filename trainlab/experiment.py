@@ -113,6 +113,7 @@ def summarize(built: Built) -> dict[str, Any]:
         "samples_per_s": round(state.samples_seen / state.train_time_s, 3) if state.train_time_s > 0 else None,
         "val": built.evaluator.evaluate(built.data.val),
         "test": built.evaluator.evaluate(built.data.test),
+        "evaluation": {"tta": built.evaluator.tta.describe() if built.evaluator.tta else None},
         "loss": built.loss.name,
         "optimizer": built.config.strategy.optimizer.name,
         "mode": built.notes["gd_mode"],

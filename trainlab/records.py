@@ -46,6 +46,7 @@ class Summary(TypedDict):
     samples_per_s: float | None
     val: dict[str, Any]  # metric -> value, no prefix ("loss", "accuracy", ...)
     test: dict[str, Any]
+    evaluation: dict[str, Any]  # {"tta": None | {flip, translate, when, views}}: how val/test were evaluated
     loss: str
     optimizer: str
     mode: str  # batch / mini-batch / stochastic gradient descent

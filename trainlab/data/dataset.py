@@ -26,6 +26,22 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
 @dataclass(frozen=True)
+class BatchRows:
+    """Which training rows a batch holds, for a transform whose draw depends on the sample and the epoch.
+
+    A transform with the attribute ``takes_rows = True`` is called ``transform(x, generator, rows)``
+    (the alternating flip, :mod:`trainlab.data.alternating_flip`); every other transform is called
+    ``transform(x, generator)``. All four fields are pure functions of the run's position, so such a
+    transform needs no state in the checkpoint.
+    """
+
+    index: torch.Tensor  # (N,) int64: each sample's row in the training split, in batch order
+    epoch: int  # the 0-based epoch the batch belongs to
+    seed: int  # the run's seed
+    n: int  # rows in the training split
+
+
+@dataclass(frozen=True)
 class Split:
     """Features ``x`` (N, ...) and targets ``y`` (N,) or (N, d)."""
 

@@ -3,7 +3,10 @@
 The data order of epoch ``e`` is a pure function of ``(seed, e)``
 (:func:`epoch_permutation`), and an augmentation's randomness a pure function of
 ``(seed, step)`` (:func:`augmentation_generator`), so resuming needs no RNG state
-for either. :class:`BatchPlan` cuts an epoch into optimizer steps of ``accum``
+for either. A transform that depends on the sample itself (the alternating flip: row i mirrored
+in epoch e iff ``bit(seed, i) XOR (e odd)``) asks for :class:`~trainlab.data.dataset.BatchRows`
+(``takes_rows = True``) and gets the batch's row indices, epoch, seed and split size, again
+nothing to save. :class:`BatchPlan` cuts an epoch into optimizer steps of ``accum``
 micro-batches of ``batch_size`` rows; :class:`TensorBatches` turns an index
 tensor into an ``(x, y)`` batch on the run's device. The Trainer and the LR
 finder both batch through this module.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainlab.data.dataset import Split
+from trainlab.data.dataset import BatchRows, Split
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -91,15 +94,24 @@ class TensorBatches:
     def __init__(self, split: Split, transform: BatchTransform | None, seed: int, device: torch.device):
         self.x, self.y = split.x.to(device), split.y.to(device)
         self.transform, self.seed, self.device = transform, seed, device
+        self._takes_rows = bool(getattr(transform, "takes_rows", False))
         self._generator: torch.Generator | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def fetch(self, index: torch.Tensor, step: int) -> Batch:
+    def fetch(self, index: torch.Tensor, step: int, epoch: int | None = None) -> Batch:
+        """Rows ``index`` of step ``step`` (in epoch ``epoch``), the training transform applied.
+
+        A transform with ``takes_rows`` also gets :class:`BatchRows` (it refuses ``epoch=None``).
+        """
         x, y = self.x[index], self.y[index]
         if self.transform is not None:
-            x = self.transform(x, self.augmentation_generator(step))
+            if self._takes_rows:
+                rows = BatchRows(index, epoch, self.seed, len(self)) if epoch is not None else None
+                x = self.transform(x, self.augmentation_generator(step), rows)
+            else:
+                x = self.transform(x, self.augmentation_generator(step))
         return x, y
 
     def augmentation_generator(self, step: int) -> torch.Generator:
@@ -112,6 +124,6 @@ class TensorBatches:
         step, epoch = 0, 0
         while True:
             for _, indices in plan.steps(epoch, device=self.device):
-                yield self.fetch(torch.cat(indices) if len(indices) > 1 else indices[0], step)
+                yield self.fetch(torch.cat(indices) if len(indices) > 1 else indices[0], step, epoch)
                 step += 1
             epoch += 1

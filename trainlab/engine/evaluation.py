@@ -9,6 +9,7 @@ import torch
 
 from trainlab.data.dataset import Split
 from trainlab.engine.step import Step
+from trainlab.engine.tta import TestTimeAugmentation
 from trainlab.losses.base import Loss
 from trainlab.metrics import compute
 
@@ -21,17 +22,22 @@ class Evaluator:
     The loss is in the units the model trains on; regression metrics go through ``original_units``
     (the inverse of a target standardisation) so that MSE, MAE and R² are in the data's own units.
 
+    With ``tta`` the outputs are the average over its views of each (transformed) batch
+    (:mod:`trainlab.engine.tta`); the loss and metrics are computed on that average.
+
     The step is put in eval mode (schedule-free optimizers: the averaged weights x) and left
     there; the Trainer switches it back before the next training step.
     """
 
     def __init__(self, step: Step, loss: Loss, metric_names: Sequence[str], num_classes: int | None,
                  task: str | None = None, transform: BatchTransform | None = None, batch_size: int = 2048,
-                 original_units: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 original_units: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 tta: TestTimeAugmentation | None = None):
         self.step, self.loss, self.metric_names = step, loss, list(metric_names)
         self.num_classes, self.task = num_classes, task
         self.transform, self.batch_size = transform, batch_size
         self.original_units = original_units  # regression: standardised targets -> the data's units
+        self.tta = tta
 
     @torch.no_grad()
     def outputs(self, split: Split) -> torch.Tensor:
@@ -42,7 +48,7 @@ class Evaluator:
             x = split.x[start:start + self.batch_size].to(self.step.device)
             if self.transform is not None:
                 x = self.transform(x, None)
-            outputs.append(self.step.predict(x).float())
+            outputs.append(self.step.predict(x).float() if self.tta is None else self.tta(self.step.predict, x))
         return torch.cat(outputs) if outputs else torch.zeros(0)
 
     def evaluate(self, split: Split) -> dict[str, Any]:

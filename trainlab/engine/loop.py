@@ -143,7 +143,7 @@ class Trainer:
             state.batch_in_epoch = position
             if not indices:
                 continue  # every micro-batch of this step was skipped after a rollback
-            output = train_step([fetch(index, state.step) for index in indices], state)
+            output = train_step([fetch(index, state.step, state.epoch) for index in indices], state)
             state.step += 1
             self._tally(output.losses, output.samples)
             loss = output.losses["loss"]
