@@ -160,3 +160,54 @@ def test_airbench_without_whitening_keeps_a_trainable_random_stem():
     assert _config("dirac").strategy.init.name == "dirac"
     assert [one.name for one in _config(["dirac", {"name": "patch_whitening"}]).strategy.init] == [
         "dirac", "patch_whitening"]
+
+
+def test_whitened_run_resumed_from_a_checkpoint_is_bit_identical(tmp_path):
+    """The whitening is recomputed on resume and the weight stays frozen: resume == uninterrupted."""
+    import json
+    import shutil
+
+    import yaml
+    from PIL import Image
+
+    from trainlab.cli import main
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 48), ("test", 12)):
+        for label in range(3):
+            folder = tmp_path / "images" / split / f"c{label}"
+            folder.mkdir(parents=True)
+            for index in range(n // 3):
+                pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                pixels[..., label] //= 2
+                Image.fromarray(pixels).save(folder / f"{index}.png")
+    config = {
+        "name": "whitened", "seed": 0,
+        "data": {"source": "image_folder", "path": str(tmp_path / "images"), "val_fraction": 0.25},
+        "model": {"name": "airbench", "widths": [8, 8, 8]},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                     "batch_size": 8, "epochs": 2, "init": ["dirac", {"name": "patch_whitening", "images": 20}]},
+        "output": {"progress": "off", "checkpoint": {"every_n_steps": 3, "every_seconds": None,
+                                                     "keep_last": 100, "keep_after_finish": "all"}},
+        "runtime": {"num_threads": 1},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    full = tmp_path / "full"
+    assert main(["train", str(path), "--out", str(full), "--quiet"]) == 0
+    middle = next(f for f in (full / "checkpoint").glob("step-*") if int(f.name.split("-")[1]) == 6)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(full, resumed, ignore=shutil.ignore_patterns("model.safetensors", "best"))
+    for other in (resumed / "checkpoint").glob("step-*"):
+        if other.name != middle.name:
+            shutil.rmtree(other)
+    info = json.loads((resumed / "run.json").read_text())
+    (resumed / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert main(["resume", str(resumed), "--quiet"]) == 0
+    assert (resumed / "model.safetensors").read_bytes() == (full / "model.safetensors").read_bytes()
+    from safetensors.torch import load_file
+
+    final = load_file(full / "model.safetensors")
+    at_step_3 = load_file(full / "checkpoint" / "step-000000003" / "tensors.safetensors")
+    assert torch.equal(final["backbone.whiten.weight"], at_step_3["parts.step.model.backbone.whiten.weight"])  # frozen
+    assert not torch.equal(final["backbone.whiten.bias"], at_step_3["parts.step.model.backbone.whiten.bias"])  # trained
