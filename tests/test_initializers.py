@@ -114,6 +114,12 @@ def test_patch_whitening_needs_a_conv_and_images():
         initialize(nn.Conv2d(3, 24, 2), "patch_whitening")
 
 
+def test_eps_written_as_yaml_1_1_reads_it_without_a_dot():
+    assert build_initializers({"name": "patch_whitening", "eps": "5e-4"})[0].eps == 5e-4  # YAML's '5e-4' is a str
+    with pytest.raises(ConfigError, match="eps must be a number > 0; got eps='small'"):
+        build_initializers({"name": "patch_whitening", "eps": "small"})
+
+
 def test_images_needed_is_the_most_any_initializer_reads():
     assert images_needed(build_initializers(["kaiming_normal", "dirac"])) == 0
     assert images_needed(build_initializers([{"name": "patch_whitening", "images": 300}, "dirac"])) == 300

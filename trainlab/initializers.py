@@ -18,6 +18,7 @@ the identity in every conv's first filters, then the whitened first conv.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -202,6 +203,9 @@ def patch_whitening(eps: float = 5e-4, images: int = 5000, freeze: bool = True,
         freeze: keep the whitened weight fixed in training (airbench: true).
         layer: the Conv2d to whiten, by module name (default: the model's first Conv2d).
     """
+    if isinstance(eps, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
+        with contextlib.suppress(ValueError):
+            eps = float(eps)
     if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps > 0:
         raise ValueError(f"eps must be a number > 0; got eps={eps!r}")
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
