@@ -182,8 +182,8 @@ class PatchWhitening(ModelInitializer):
     def _conv(self, model: nn.Module) -> tuple[str, nn.Conv2d]:
         convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
         if not convs:
-            raise ConfigError(f"initializer 'patch_whitening' needs a model with a Conv2d; "
-                              f"'{type(model).__name__}' has none")
+            raise ConfigError(f"initializer 'patch_whitening' needs a model with a Conv2d layer; "
+                              f"the model ({type(model).__name__}) has none")
         if self.layer is None:
             return next(iter(convs.items()))  # the first registered: the stem, in every built-in model
         if self.layer not in convs:
