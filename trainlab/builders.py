@@ -41,7 +41,7 @@ from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, StepOptions
 from trainlab.errors import ConfigError, DataError
 from trainlab.finetune import apply_lora, check_finetune_options, freeze_backbone, layerwise_param_groups
-from trainlab.initializers import build_initializers, images_needed
+from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.lr_finder import range_test_step, suggest_lr
@@ -123,9 +123,7 @@ def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Modul
         init = config.strategy.init
         chain = build_initializers([one.spec() for one in (init if isinstance(init, list) else [init])])
         needed = images_needed(chain)
-        sample = first_training_inputs(data, needed) if needed else None
-        for initializer in chain:
-            initializer(model, sample)
+        apply_initializers(chain, model, first_training_inputs(data, needed) if needed else None)
     finetune = config.strategy.finetune
     if finetune is not None:
         lora = finetune.lora.model_dump() if finetune.lora else None

@@ -242,12 +242,16 @@ def images_needed(chain: Sequence[ModelInitializer]) -> int:
 
 
 @torch.no_grad()
+def apply_initializers(chain: Sequence[ModelInitializer], model: nn.Module, images: torch.Tensor | None) -> None:
+    """Run the chain on ``model`` in order; each initializer gets the first ``images_needed`` of ``images``."""
+    for init in chain:
+        needed = int(getattr(init, "images_needed", 0))
+        init(model, images[:needed] if needed and images is not None else None)
+
+
 def initialize(model: nn.Module, spec: InitSpec | Sequence[InitSpec], images: torch.Tensor | None = None) -> None:
     """Apply ``spec`` (one initializer or a list, in order) to ``model`` in place.
 
-    ``images``: normalised training inputs for initializers that read data (patch_whitening);
-    each receives its first ``images_needed`` of them.
+    ``images``: normalised training inputs for initializers that read data (patch_whitening).
     """
-    for init in build_initializers(spec):
-        needed = int(getattr(init, "images_needed", 0))
-        init(model, images[:needed] if needed and images is not None else None)
+    apply_initializers(build_initializers(spec), model, images)
