@@ -31,6 +31,7 @@ CASES = [
     ("resnet", {"depth": 8}, (3, 32, 32), _images),
     ("resnet", {"depth": 20, "widths": [8, 16, 32], "shortcut": "conv"}, (3, 32, 32), _images),
     ("airbench", {"widths": [16, 32, 32]}, (3, 32, 32), _images),
+    ("airbench_muon", {"widths": [16, 32, 32]}, (3, 32, 32), _images),
     ("cifar_tutorial_cnn", {}, (3, 32, 32), _images),
     ("transformer_encoder", {"vocab_size": 50, "d_model": 16, "heads": 2}, (12,), lambda: _ids()),
     ("transformer_encoder", {"vocab_size": 50, "d_model": 16, "heads": 2, "pooling": "cls"}, (12,), lambda: _ids()),
@@ -54,7 +55,7 @@ def test_builds_forward_backward(name, kwargs, input_shape, make_input):
 def test_zoo_registers_all_models():
     import trainlab.models.builtins  # noqa: F401
 
-    for name in ("resnet", "airbench", "cifar_tutorial_cnn", "transformer_encoder", "hf_pretrained"):
+    for name in ("resnet", "airbench", "airbench_muon", "cifar_tutorial_cnn", "transformer_encoder", "hf_pretrained"):
         assert name in MODELS
 
 
@@ -141,24 +142,49 @@ def test_airbench_conv_identity_init():
     torch.testing.assert_close(conv(x)[:, :4], x)
 
 
-def test_airbench_whitening_gives_unit_second_moment():
-    model = build_model({"name": "airbench", "widths": [8, 8, 8]}, (3, 16, 16), 10)
-    generator = torch.Generator().manual_seed(1)
-    mixing = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.5, 0.5, 0.7]])
-    images = torch.einsum("dc,nchw->ndhw", mixing, torch.randn(200, 3, 16, 16, generator=generator))
-    images = images + 0.5 * torch.roll(images, 1, dims=-1)  # neighbouring pixels correlated
-    eps = 5e-4
-    model.whiten(images, eps=eps)
-    assert not model.whiten_conv.weight.requires_grad
-    # independent reference: NumPy eigenvalues of the 2x2-patch second-moment matrix
-    x = images.numpy().astype(np.float64)
-    patches = np.stack([x[:, :, i:i + 15, j:j + 15] for i in range(2) for j in range(2)], axis=2)  # N,C,4,15,15
-    patches = patches.transpose(0, 3, 4, 1, 2).reshape(-1, 12)
-    eigenvalues = np.linalg.eigvalsh(patches.T @ patches / len(patches))[::-1]
-    out = F.conv2d(images, model.whiten_conv.weight).permute(0, 2, 3, 1).reshape(-1, 24).double().numpy()
-    second_moment = out[:, :12].T @ out[:, :12] / len(out)
-    np.testing.assert_allclose(second_moment, np.diag(eigenvalues / (eigenvalues + eps)), atol=2e-3)
-    np.testing.assert_allclose(out[:, 12:], -out[:, :12], atol=1e-5)
+def test_airbench_muon_matches_cifarnet_of_airbench94_muon():
+    """Shapes, parameter count, BN and output scaling of airbench94_muon.py's CifarNet."""
+    model = build_model({"name": "airbench_muon"}, (3, 32, 32), 10)
+    # CifarNet, counted by hand: whiten conv 3->24 (2x2, bias); per ConvGroup two 3x3 convs without
+    # bias and two BatchNorms (weight + bias each); a bias-free 256->10 head
+    whiten = 24 * 3 * 2 * 2 + 24
+    group1 = 64 * 24 * 9 + 64 * 64 * 9 + 2 * 2 * 64
+    group2 = 256 * 64 * 9 + 256 * 256 * 9 + 2 * 2 * 256
+    group3 = 256 * 256 * 9 + 256 * 256 * 9 + 2 * 2 * 256
+    head = 256 * 10
+    assert count_parameters(model)["total"] == whiten + group1 + group2 + group3 + head == 1_972_792
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert shapes["backbone.whiten.weight"] == (24, 3, 2, 2) and shapes["backbone.whiten.bias"] == (24,)
+    assert shapes["backbone.group1.conv1.weight"] == (64, 24, 3, 3)
+    assert shapes["backbone.group2.conv1.weight"] == (256, 64, 3, 3)
+    assert shapes["backbone.group3.conv2.weight"] == (256, 256, 3, 3)
+    assert shapes["head.weight"] == (10, 256)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 6 and all(m.eps == 1e-12 and m.momentum == pytest.approx(1 - 0.6) for m in norms)
+    assert all(not m.weight.requires_grad for m in norms)
+    assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+    # head(x) / x.size(-1) with the head weight rescaled to unit std at reset
+    assert model.scaling_factor == 1 / 256
+    assert float(model.head.weight.detach().std()) == pytest.approx(1.0, rel=1e-6)
+    x = _images(2)
+    torch.testing.assert_close(model(x), model.head(model.backbone(x)) / 256)
+    # the stem bias keeps PyTorch's Conv2d init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = 3*2*2
+    bias = model.whiten_conv.bias.detach()
+    assert bias.abs().max() <= 12 ** -0.5 and bias.abs().max() > 0
+
+
+def test_airbench_scaling_and_init_options():
+    plain = build_model({"name": "airbench", "widths": [8, 8, 16]}, (3, 16, 16), 10)
+    assert plain.scaling_factor == pytest.approx(1 / 9) and not plain.whiten_conv.bias.any()
+    muon_like = build_model({"name": "airbench", "widths": [8, 8, 16], "scaling_factor": "1/width",
+                             "head_init": "unit_std", "whiten_bias_init": "default"}, (3, 16, 16), 10)
+    assert muon_like.scaling_factor == 1 / 16
+    assert float(muon_like.head.weight.detach().std()) == pytest.approx(1.0, rel=1e-6)
+    for bad, message in [({"scaling_factor": "1/9"}, "scaling_factor must be one of 1/width"),
+                         ({"scaling_factor": 0}, "scaling_factor must be a number > 0"),
+                         ({"head_init": "unit"}, "head_init must be one of default, unit_std")]:
+        with pytest.raises(ConfigError, match=message):
+            build_model({"name": "airbench", **bad}, (3, 32, 32), 10)
 
 
 def test_airbench_rejects_small_images():

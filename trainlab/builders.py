@@ -42,7 +42,7 @@ from trainlab.engine.step import StandardStep, StepOptions
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.errors import ConfigError, DataError
 from trainlab.finetune import apply_lora, check_finetune_options, freeze_backbone, layerwise_param_groups
-from trainlab.initializers import initialize
+from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.lr_finder import range_test_step, suggest_lr
@@ -121,10 +121,10 @@ def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Modul
         spec.setdefault("vocab_size", data.extras["vocab_size"])
     model = build_model(spec, data.input_shape, output_dim)
     if config.strategy.init is not None:
-        initialize(model, config.strategy.init.spec())
-    if hasattr(model, "whiten"):  # airbench: the stem's filters come from the training images
-        sample = data.train.x[:5000]
-        model.whiten(data.eval_transform(sample, None) if data.eval_transform else sample.float())
+        init = config.strategy.init
+        chain = build_initializers([one.spec() for one in (init if isinstance(init, list) else [init])])
+        needed = images_needed(chain)
+        apply_initializers(chain, model, first_training_inputs(data, needed) if needed else None)
     finetune = config.strategy.finetune
     if finetune is not None:
         lora = finetune.lora.model_dump() if finetune.lora else None
@@ -132,6 +132,12 @@ def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Modul
         if lora:
             model = apply_lora(model, **lora)
     return model
+
+
+def first_training_inputs(data: Dataset, n: int) -> torch.Tensor:
+    """The first ``n`` training inputs as the model sees them at evaluation (``eval_transform``: normalised)."""
+    sample = data.train.x[:n]
+    return data.eval_transform(sample, None) if data.eval_transform is not None else sample.float()
 
 
 def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device) -> None:

@@ -220,13 +220,13 @@ class Strategy(_Strict):
     grad_accum_steps: Int = Field(1, ge=1)
     eval_every_n_steps: Int | None = Field(None, ge=1)  # also validate mid-epoch (step records in metrics.jsonl)
     early_stopping: EarlyStoppingConfig | None = None
-    init: InitConfig | None = None
+    init: InitConfig | list[InitConfig] | None = None  # one initializer or a list applied in order
     divergence: DivergenceConfig = DivergenceConfig()
     finetune: Finetune | None = None
     tta: TTAConfig | None = None  # true: flip + translate 1 (airbench's tta_level 2), only at the final evaluation
 
     _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(
-        classmethod(lambda cls, v: _name_only(v))
+        classmethod(lambda cls, v: [_name_only(one) for one in v] if isinstance(v, list) else _name_only(v))
     )
 
     @field_validator("tta", mode="before")

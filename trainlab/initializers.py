@@ -1,24 +1,74 @@
-"""Weight initializers, applied per layer type with biases zeroed.
+"""Weight initializers, applied to a built model: per-layer fills and whole-model initializers.
 
-An initializer factory is ``factory(**kwargs) -> fn(weight_tensor)`` that fills a
-weight in place. :func:`initialize` applies it to every Linear / Conv / Embedding
-weight and sets their biases to 0; normalisation layers keep weight 1, bias 0.
+Two kinds of factory share the registry ``INITIALIZERS``:
+
+- a *weight fill*, ``factory(**kwargs) -> fn(weight_tensor)``, fills one weight in place;
+  it is applied to every Linear / Conv / Embedding weight, and their biases are set to 0
+  (normalisation layers keep weight 1, bias 0);
+- a :class:`ModelInitializer`, ``factory(**kwargs) -> init`` with ``init(model, images)``,
+  sets whatever it chooses (``dirac``: the identity in every conv; ``patch_whitening``: the
+  first conv from the training images). ``init.images_needed`` says how many training
+  inputs it reads (0: none, and ``images`` is None); the builder passes the first that many
+  training inputs, normalised as the model sees them (the dataset's ``eval_transform``).
+
+``strategy.init`` is one spec or a list of specs applied in order, so the initializers
+compose: ``[kaiming_normal, dirac, {name: patch_whitening}]`` is He-init everywhere, then
+the identity in every conv's first filters, then the whitened first conv.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from trainlab.registry import Registry
+from trainlab.errors import ConfigError
+from trainlab.patch_whitening import whiten_conv_
+from trainlab.registry import Registry, did_you_mean
 
 Initializer = Callable[[torch.Tensor], Any]
+InitSpec = str | Mapping[str, Any]
 INITIALIZERS: Registry = Registry("initializer")
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+class ModelInitializer:
+    """Initialises a whole model in place: ``init(model, images)``.
+
+    Subclasses set ``images_needed`` (how many training inputs they read; 0: none) and
+    implement ``__call__``. ``images`` holds at most that many inputs (fewer when the
+    training set is smaller), normalised as the model sees them; None when 0 are needed.
+    """
+
+    images_needed: int = 0
+
+    def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
+        raise NotImplementedError
+
+
+class PerLayer(ModelInitializer):
+    """A weight fill applied to every Linear / Conv / Embedding weight, with their biases set to 0."""
+
+    def __init__(self, fill: Initializer):
+        self.fill = fill
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
+        for module in model.modules():
+            if isinstance(module, _WEIGHTED):
+                self.fill(module.weight)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+
+
+# ---------------------------------------------------------------------------
+# Weight fills
+# ---------------------------------------------------------------------------
 
 
 @INITIALIZERS.register("zeros")
@@ -75,11 +125,133 @@ def orthogonal(gain: float = 1.0) -> Initializer:
     return lambda w: nn.init.orthogonal_(w, gain)
 
 
+# ---------------------------------------------------------------------------
+# Whole-model initializers
+# ---------------------------------------------------------------------------
+
+
 @torch.no_grad()
-def initialize(model: nn.Module, spec: str | dict[str, Any]) -> None:
-    fill = INITIALIZERS.build(spec)
-    for module in model.modules():
-        if isinstance(module, _WEIGHTED):
-            fill(module.weight)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
+def dirac_first_filters_(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """Make a conv the identity on its first channels, in place; the other filters keep their values.
+
+    weight is (out, in / groups, *kernel). Within each group g, filter g * out_g + o for
+    o < min(out_g, in_g) becomes the Dirac delta at the kernel's centre on input channel o
+    of the group (out_g = out / groups, in_g = in / groups), so with "same" padding and
+    stride 1, conv(x) reproduces x on those channels (airbench's "implicit residual":
+    ``dirac_(w[:w.size(1)])``).
+    """
+    out_per_group = weight.shape[0] // groups
+    identity = min(out_per_group, weight.shape[1])
+    for group in range(groups):
+        first = group * out_per_group
+        nn.init.dirac_(weight[first:first + identity])
+    return weight
+
+
+class Dirac(ModelInitializer):
+    """Every Conv1d/2d/3d starts as the identity on its first min(out, in) channels (per group)."""
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
+        for module in model.modules():
+            if isinstance(module, _CONVS):
+                dirac_first_filters_(module.weight, module.groups)
+
+
+@INITIALIZERS.register("dirac")
+def dirac() -> ModelInitializer:
+    """Identity init of every conv's first min(out, in) filters; the rest keep their init (compose it)."""
+    return Dirac()
+
+
+class PatchWhitening(ModelInitializer):
+    """The first Conv2d (or the one named ``layer``) becomes the whitening of the training patches.
+
+    See :mod:`trainlab.patch_whitening` for the formula.
+    """
+
+    def __init__(self, eps: float, images: int, freeze: bool, layer: str | None):
+        self.eps, self.images_needed, self.freeze, self.layer = eps, images, freeze, layer
+
+    def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
+        if images is None:
+            raise ConfigError("initializer 'patch_whitening' needs training images; pass images= to initialize()")
+        name, conv = self._conv(model)
+        whiten_conv_(conv, images, self.eps, self.freeze, name)
+
+    def _conv(self, model: nn.Module) -> tuple[str, nn.Conv2d]:
+        convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+        if not convs:
+            raise ConfigError(f"initializer 'patch_whitening' needs a model with a Conv2d layer; "
+                              f"the model ({type(model).__name__}) has none")
+        if self.layer is None:
+            return next(iter(convs.items()))  # the first registered: the stem, in every built-in model
+        if self.layer not in convs:
+            raise ConfigError(f"initializer 'patch_whitening': no Conv2d named '{self.layer}'"
+                              f"{did_you_mean(self.layer, list(convs))} (Conv2d layers: {', '.join(list(convs)[:8])})")
+        return self.layer, convs[self.layer]
+
+
+@INITIALIZERS.register("patch_whitening")
+def patch_whitening(eps: float = 5e-4, images: int = 5000, freeze: bool = True,
+                    layer: str | None = None) -> ModelInitializer:
+    """The first conv's filters whiten the k x k patches of the first ``images`` training inputs.
+
+    Args:
+        eps: added to each eigenvalue of the patch second-moment matrix (airbench: 5e-4).
+        images: how many training inputs to estimate it from (airbench: 5000).
+        freeze: keep the whitened weight fixed in training (airbench: true).
+        layer: the Conv2d to whiten, by module name (default: the model's first Conv2d).
+    """
+    if isinstance(eps, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
+        with contextlib.suppress(ValueError):
+            eps = float(eps)
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps > 0:
+        raise ValueError(f"eps must be a number > 0; got eps={eps!r}")
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ValueError(f"images must be a positive integer; got images={images!r}")
+    if not isinstance(freeze, bool):
+        raise ValueError(f"freeze must be true or false; got freeze={freeze!r}")
+    return PatchWhitening(float(eps), images, freeze, layer)
+
+
+# ---------------------------------------------------------------------------
+# Building and applying
+# ---------------------------------------------------------------------------
+
+
+def build_initializers(spec: InitSpec | Sequence[InitSpec]) -> list[ModelInitializer]:
+    """One spec or a list of specs -> model initializers, in order (weight fills wrapped in PerLayer)."""
+    specs = [spec] if isinstance(spec, str | Mapping) else list(spec)
+    chain = []
+    for one in specs:
+        built = INITIALIZERS.build(one)
+        if isinstance(built, ModelInitializer):
+            chain.append(built)
+        elif callable(built):
+            chain.append(PerLayer(built))
+        else:
+            raise ConfigError(f"initializer {one!r} built a {type(built).__name__}, not a weight fill "
+                              "(fn(weight)) or a ModelInitializer")
+    return chain
+
+
+def images_needed(chain: Sequence[ModelInitializer]) -> int:
+    """How many training inputs the chain reads (the most any of its initializers asks for)."""
+    return max((int(getattr(init, "images_needed", 0)) for init in chain), default=0)
+
+
+@torch.no_grad()
+def apply_initializers(chain: Sequence[ModelInitializer], model: nn.Module, images: torch.Tensor | None) -> None:
+    """Run the chain on ``model`` in order; each initializer gets the first ``images_needed`` of ``images``."""
+    for init in chain:
+        needed = int(getattr(init, "images_needed", 0))
+        init(model, images[:needed] if needed and images is not None else None)
+
+
+def initialize(model: nn.Module, spec: InitSpec | Sequence[InitSpec], images: torch.Tensor | None = None) -> None:
+    """Apply ``spec`` (one initializer or a list, in order) to ``model`` in place.
+
+    ``images``: normalised training inputs for initializers that read data (patch_whitening).
+    """
+    apply_initializers(build_initializers(spec), model, images)

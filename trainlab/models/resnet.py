@@ -1,4 +1,5 @@
-"""CIFAR-style image classifiers over (C, H, W) inputs: ``resnet``, ``airbench``, ``cifar_tutorial_cnn``.
+"""CIFAR-style image classifiers over (C, H, W) inputs: ``resnet``, ``airbench`` (and ``airbench_muon``),
+``cifar_tutorial_cnn``.
 
 Each model exposes ``backbone`` (features) and ``head`` (the last linear layer),
 which :mod:`trainlab.finetune` uses to freeze the backbone or give it smaller
@@ -15,12 +16,14 @@ References:
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.initializers import dirac_first_filters_
 from trainlab.models import MODELS
 
 
@@ -148,18 +151,26 @@ def resnet(input_shape: tuple[int, ...], output_dim: int, depth: int = 20, width
 # airbench94-style net (Keller Jordan)
 # ---------------------------------------------------------------------------
 #
-# Taken from airbench94.py: a 2x2 "whitening" conv stem (width 2 * C * 2 * 2, bias, no padding)
-# followed by GELU; three ConvGroups of conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU
-# (widths 64, 256, 256); convs without bias and with an identity (dirac) init of their first
-# in_channels filters; BatchNorm with eps 1e-12, momentum 0.6 in airbench's convention (PyTorch
-# momentum 0.4), scale fixed at 1 (not trained), shift trained; a global max pool (airbench's
-# MaxPool2d(3) on the 3x3 map of a 32x32 input); a bias-free linear head whose output is scaled
-# by 1/9. The whitening init (``AirbenchNet.whiten``) sets the stem to the PCA whitening of 2x2
-# input patches, the positive and negated eigenvectors, and freezes its weight.
-# Left to the training recipe, not the model: airbench's Nesterov SGD with decoupled
-# hyperparameters, 64x bias learning rate, label smoothing 0.2, lookahead EMA, alternating
-# flips, test-time augmentation, training the whitening bias only for the first 3 epochs.
-# Without ``whiten`` the stem weight stays trainable (a random frozen stem would be useless).
+# Taken from airbench94.py and airbench94_muon.py (checked against both): a 2x2 "whitening" conv
+# stem (width 2 * C * 2 * 2, bias, no padding) followed by GELU; three ConvGroups of conv3x3 ->
+# maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU (widths 64, 256, 256); convs without bias and
+# with an identity (dirac) init of their first in_channels filters; BatchNorm with eps 1e-12,
+# momentum 0.6 in airbench's convention (PyTorch momentum 0.4), scale fixed at 1 (not trained),
+# shift trained; a global max pool (airbench's MaxPool2d(3) on the 3x3 map of a 32x32 input); a
+# bias-free linear head whose output is scaled by a constant. The two scripts differ only in:
+#   airbench94:      logits = head(x) * 1/9; whitening bias starts at 0.
+#   airbench94_muon: logits = head(x) / 256 (the feature width); head weight rescaled to unit std
+#                    at reset (w *= 1 / w.std()); whitening bias keeps PyTorch's default uniform init.
+# ``model: airbench`` is the first, ``model: airbench_muon`` the second (the same options, other
+# defaults). The whitening of the stem is not part of the model: it is the ``patch_whitening``
+# initializer (``strategy.init``), which needs the training images; without it the stem weight
+# stays trainable (a random frozen stem would be useless).
+# Left to the training recipe, not the model: the optimizers, label smoothing, lookahead EMA,
+# alternating flips, test-time augmentation, training the whitening bias only for the first epochs.
+
+SCALING_FACTORS = ("1/width",)  # the named scalings, besides a positive number
+HEAD_INITS = ("default", "unit_std")
+WHITEN_BIAS_INITS = ("zeros", "default")
 
 
 class _AirbenchBatchNorm(nn.BatchNorm2d):
@@ -175,7 +186,7 @@ class _AirbenchConv(nn.Conv2d):
     def reset_parameters(self) -> None:
         super().reset_parameters()
         # an implicit residual: the first in_channels filters start as the identity
-        nn.init.dirac_(self.weight.data[: self.weight.size(1)])
+        dirac_first_filters_(self.weight.data)
 
 
 class ConvGroup(nn.Module):
@@ -199,11 +210,13 @@ class AirbenchNet(nn.Module):
     """whitening conv -> GELU -> 3 ConvGroups -> global max pool -> linear (no bias) * scaling_factor."""
 
     def __init__(self, in_channels: int, output_dim: int, widths: list[int], whiten_kernel: int,
-                 batchnorm_momentum: float, scaling_factor: float):
+                 batchnorm_momentum: float, scaling_factor: float, head_init: str = "default",
+                 whiten_bias_init: str = "zeros"):
         super().__init__()
         whiten_width = 2 * in_channels * whiten_kernel**2
         whiten_conv = nn.Conv2d(in_channels, whiten_width, whiten_kernel, padding=0, bias=True)
-        nn.init.zeros_(whiten_conv.bias)
+        if whiten_bias_init == "zeros":
+            nn.init.zeros_(whiten_conv.bias)
         groups: list[tuple[str, nn.Module]] = [("whiten", whiten_conv), ("whiten_activation", nn.GELU())]
         width = whiten_width
         for index, group_width in enumerate(widths):
@@ -212,6 +225,9 @@ class AirbenchNet(nn.Module):
         groups += [("pool", nn.AdaptiveMaxPool2d(1)), ("flatten", nn.Flatten())]
         self.backbone = nn.Sequential(OrderedDict(groups))
         self.head = nn.Linear(width, output_dim, bias=False)
+        if head_init == "unit_std":
+            with torch.no_grad():
+                self.head.weight.mul_(1 / self.head.weight.std())
         self.scaling_factor = float(scaling_factor)
 
     @property
@@ -221,50 +237,67 @@ class AirbenchNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x)) * self.scaling_factor
 
-    @torch.no_grad()
-    def whiten(self, images: torch.Tensor, eps: float = 5e-4) -> None:
-        """Set the stem to the PCA whitening of the images' k x k patches and freeze its weight.
 
-        With patches p (flattened, length d = C k^2), second-moment matrix S = E[p p^T] = V diag(l) V^T,
-        the first d filters are the rows of diag(l + eps)^(-1/2) V^T (largest eigenvalue first) and the
-        next d their negation, so that the first d output channels have second moment ~ I.
-        ``images`` are normalised training images (N, C, H, W); airbench uses 5000.
-        """
-        weight = self.whiten_conv.weight
-        channels, height, width = weight.shape[1:]
-        images = images.to(device=weight.device, dtype=torch.float64)
-        patches = images.unfold(2, height, 1).unfold(3, width, 1)  # N, C, H', W', kh, kw
-        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, channels * height * width)
-        covariance = patches.T @ patches / patches.shape[0]
-        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-        eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
-        filters = (eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]).reshape(-1, channels, height, width)
-        weight.copy_(torch.cat((filters, -filters)).to(weight.dtype))
-        weight.requires_grad_(False)
+def _choice(option: str, value: Any, choices: tuple[str, ...], model: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"model '{model}': {option} must be one of {', '.join(choices)}; got {option}={value!r}")
+    return value
 
 
 @MODELS.register("airbench")
 def airbench(input_shape: tuple[int, ...], output_dim: int, widths: list[int] = (64, 256, 256),
-             whiten_kernel: int = 2, batchnorm_momentum: float = 0.6, scaling_factor: float = 1 / 9) -> nn.Module:
-    """airbench94's network (see the notes above); call ``model.whiten(train_images)`` before training.
+             whiten_kernel: int = 2, batchnorm_momentum: float = 0.6, scaling_factor: float | str = 1 / 9,
+             head_init: str = "default", whiten_bias_init: str = "zeros") -> nn.Module:
+    """airbench94's network (see the notes above); whiten its stem with ``strategy.init: patch_whitening``.
 
     Args:
         widths: channels of the three conv groups (airbench94: 64, 256, 256).
         whiten_kernel: patch size of the whitening stem (airbench94: 2).
         batchnorm_momentum: running-average momentum in airbench's convention (weight on the old
             value; PyTorch's momentum is 1 minus this).
-        scaling_factor: multiplies the logits (airbench94: 1/9).
+        scaling_factor: multiplies the logits: a number (airbench94: 1/9) or ``"1/width"``,
+            1 / widths[-1] (airbench94_muon's ``head(x) / x.size(-1)``, 1/256).
+        head_init: ``default`` (PyTorch's Linear init) or ``unit_std`` (then w *= 1 / std(w),
+            airbench94_muon).
+        whiten_bias_init: ``zeros`` (airbench94) or ``default`` (PyTorch's uniform Conv2d bias
+            init, airbench94_muon).
     """
-    channels, height, width = _image_shape("airbench", input_shape)
-    widths = _positive_widths("airbench", widths, 3)
+    return _airbench("airbench", input_shape, output_dim, widths, whiten_kernel, batchnorm_momentum,
+                     scaling_factor, head_init, whiten_bias_init)
+
+
+@MODELS.register("airbench_muon")
+def airbench_muon(input_shape: tuple[int, ...], output_dim: int, widths: list[int] = (64, 256, 256),
+                  whiten_kernel: int = 2, batchnorm_momentum: float = 0.6, scaling_factor: float | str = "1/width",
+                  head_init: str = "unit_std", whiten_bias_init: str = "default") -> nn.Module:
+    """airbench94_muon's CifarNet: ``airbench`` with logits / 256, a unit-std head and a default-init stem bias."""
+    return _airbench("airbench_muon", input_shape, output_dim, widths, whiten_kernel, batchnorm_momentum,
+                     scaling_factor, head_init, whiten_bias_init)
+
+
+def _airbench(name: str, input_shape: tuple[int, ...], output_dim: int, widths: list[int], whiten_kernel: int,
+              batchnorm_momentum: float, scaling_factor: float | str, head_init: str,
+              whiten_bias_init: str) -> nn.Module:
+    channels, height, width = _image_shape(name, input_shape)
+    widths = _positive_widths(name, widths, 3)
     if not 0.0 <= batchnorm_momentum < 1.0:
-        raise ConfigError(f"model 'airbench': batchnorm_momentum must be in [0, 1); got {batchnorm_momentum}")
+        raise ConfigError(f"model '{name}': batchnorm_momentum must be in [0, 1); got {batchnorm_momentum}")
     if int(whiten_kernel) < 1:
-        raise ConfigError(f"model 'airbench': whiten_kernel must be >= 1; got {whiten_kernel}")
+        raise ConfigError(f"model '{name}': whiten_kernel must be >= 1; got {whiten_kernel}")
     smallest = (min(height, width) - int(whiten_kernel) + 1) // 8
     if smallest < 1:
-        raise ConfigError(f"model 'airbench': images of {height}x{width} are too small for 3 pooling stages (need >= {7 + int(whiten_kernel)})")
-    return AirbenchNet(channels, output_dim, widths, int(whiten_kernel), float(batchnorm_momentum), scaling_factor)
+        raise ConfigError(f"model '{name}': images of {height}x{width} are too small for 3 pooling stages "
+                          f"(need >= {7 + int(whiten_kernel)})")
+    if isinstance(scaling_factor, str):
+        _choice("scaling_factor", scaling_factor, SCALING_FACTORS, name)
+        scaling_factor = 1 / widths[-1]
+    elif isinstance(scaling_factor, bool) or not isinstance(scaling_factor, int | float) or not scaling_factor > 0:
+        raise ConfigError(f"model '{name}': scaling_factor must be a number > 0 or '1/width'; "
+                          f"got scaling_factor={scaling_factor!r}")
+    _choice("head_init", head_init, HEAD_INITS, name)
+    _choice("whiten_bias_init", whiten_bias_init, WHITEN_BIAS_INITS, name)
+    return AirbenchNet(channels, output_dim, widths, int(whiten_kernel), float(batchnorm_momentum),
+                       float(scaling_factor), head_init, whiten_bias_init)
 
 
 # ---------------------------------------------------------------------------

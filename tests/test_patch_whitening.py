@@ -1,0 +1,116 @@
+"""Patch whitening against the formula written out in NumPy, and its whitening property."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import trainlab.patch_whitening as pw
+from trainlab.errors import ConfigError
+from trainlab.patch_whitening import patch_second_moment, whiten_conv_, whitening_filters
+
+
+def correlated_images(n: int = 40, size: int = 12, seed: int = 0) -> np.ndarray:
+    """Images whose channels and neighbouring pixels are correlated (float64, N, 3, H, W)."""
+    rng = np.random.default_rng(seed)
+    mixing = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.5, 0.5, 0.7]])
+    x = np.einsum("dc,nchw->ndhw", mixing, rng.normal(size=(n, 3, size, size)))
+    x = x + 0.6 * np.roll(x, 1, axis=-1) + 0.3 * np.roll(x, 1, axis=-2)  # neighbours correlated
+    return x + 0.2  # a non-zero mean: S is the second moment, not the covariance
+
+
+def numpy_patches(x: np.ndarray, k: int) -> np.ndarray:
+    """Every k x k patch, flattened (channel, row, column): (P, C k^2), written with loops."""
+    n, c, h, w = x.shape
+    rows = []
+    for image in range(n):
+        for top in range(h - k + 1):
+            for left in range(w - k + 1):
+                rows.append(x[image, :, top:top + k, left:left + k].reshape(-1))
+    return np.array(rows)
+
+
+def numpy_whitening(x: np.ndarray, k: int, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """S, its eigenvalues (decreasing) and W = diag(l + eps)^(-1/2) V^T."""
+    p = numpy_patches(x, k)
+    s = p.T @ p / len(p)
+    eigenvalues, eigenvectors = np.linalg.eigh(s)
+    eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
+    return s, eigenvalues, np.diag(1 / np.sqrt(eigenvalues + eps)) @ eigenvectors.T
+
+
+@pytest.mark.parametrize("chunk_elements", [1 << 22, 500])  # one chunk; one image at a time
+def test_second_moment_matches_numpy(monkeypatch, chunk_elements):
+    monkeypatch.setattr(pw, "_CHUNK_ELEMENTS", chunk_elements)
+    x = correlated_images()
+    for k in (2, 3):
+        s, _, _ = numpy_whitening(x, k, 5e-4)
+        np.testing.assert_allclose(patch_second_moment(torch.from_numpy(x), (k, k)).numpy(), s, rtol=1e-10)
+
+
+def test_filters_equal_the_formula_written_in_numpy():
+    x = correlated_images()
+    eps = 5e-4
+    s, _, expected = numpy_whitening(x, 2, eps)
+    filters = whitening_filters(torch.from_numpy(s), eps).numpy()
+    # eigenvectors are defined up to sign: align each row's sign, then compare
+    signs = np.sign(np.sum(filters * expected, axis=1))
+    np.testing.assert_allclose(filters * signs[:, None], expected, rtol=1e-7, atol=1e-9)
+    # and a sign-free closed form: W^T W = (S + eps I)^-1
+    np.testing.assert_allclose(filters.T @ filters, np.linalg.inv(s + eps * np.eye(12)), rtol=1e-7)
+
+
+def test_whitened_patches_have_identity_second_moment():
+    x = correlated_images(n=60)
+    images = torch.from_numpy(x).float()
+    conv = nn.Conv2d(3, 24, 2)
+    eps = 1e-7
+    whiten_conv_(conv, images, eps=eps)
+    out = F.conv2d(images, conv.weight).double().permute(0, 2, 3, 1).reshape(-1, 24).numpy()  # no bias
+    first = out[:, :12]
+    np.testing.assert_allclose(first.T @ first / len(first), np.eye(12), atol=2e-4)
+    np.testing.assert_allclose(out[:, 12:], -first, atol=1e-6)  # the next d channels: the negation
+    # with airbench's eps the second moment is diag(l / (l + eps)), l from NumPy
+    eps = 5e-4
+    whiten_conv_(conv, images, eps=eps)
+    first = F.conv2d(images, conv.weight[:12]).double().permute(0, 2, 3, 1).reshape(-1, 12).numpy()
+    _, eigenvalues, _ = numpy_whitening(x, 2, eps)
+    np.testing.assert_allclose(first.T @ first / len(first), np.diag(eigenvalues / (eigenvalues + eps)), atol=2e-4)
+
+
+def test_conv_with_d_outputs_gets_the_filters_only_and_keeps_its_bias():
+    x = correlated_images()
+    conv = nn.Conv2d(3, 27, 3)
+    bias = conv.bias.detach().clone()
+    whiten_conv_(conv, torch.from_numpy(x).float(), eps=5e-4)
+    _, _, expected = numpy_whitening(x, 3, 5e-4)
+    got = conv.weight.detach().double().reshape(27, 27).numpy()
+    signs = np.sign(np.sum(got * expected, axis=1))
+    np.testing.assert_allclose(got * signs[:, None], expected, rtol=2e-4, atol=1e-5)
+    assert torch.equal(conv.bias, bias)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_flag(freeze):
+    conv = nn.Conv2d(3, 24, 2)
+    before = conv.weight.detach().clone()
+    whiten_conv_(conv, torch.from_numpy(correlated_images()).float(), freeze=freeze)
+    assert conv.weight.requires_grad is not freeze
+    assert conv.bias.requires_grad
+    assert not torch.allclose(conv.weight, before)
+
+
+@pytest.mark.parametrize("conv, images, message", [
+    (nn.Conv2d(3, 10, 2), torch.zeros(2, 3, 8, 8), "10 output channels.*needs 12.*or 24"),
+    (nn.Conv2d(3, 24, 2, groups=3), torch.zeros(2, 3, 8, 8), "groups=3"),
+    (nn.Conv2d(1, 8, 2), torch.zeros(2, 3, 8, 8), "takes 1 channels but the images have 3"),
+    (nn.Conv2d(3, 24, 2), torch.zeros(2, 12), r"\(N, C, H, W\)"),
+    (nn.Conv2d(3, 24, 2), torch.zeros(2, 3, 1, 1), "smaller than the 2x2 patches"),
+])
+def test_bad_layers_and_inputs_are_one_line_config_errors(conv, images, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        whiten_conv_(conv, images)
+    assert "\n" not in str(info.value)
