@@ -124,7 +124,7 @@ def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Modul
         init = config.strategy.init
         chain = build_initializers([one.spec() for one in (init if isinstance(init, list) else [init])])
         needed = images_needed(chain)
-        apply_initializers(chain, model, first_training_inputs(data, needed) if needed else None)
+        apply_initializers(chain, model, training_sample(data, needed, config.seed) if needed else None)
     finetune = config.strategy.finetune
     if finetune is not None:
         lora = finetune.lora.model_dump() if finetune.lora else None
@@ -134,9 +134,14 @@ def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Modul
     return model
 
 
-def first_training_inputs(data: Dataset, n: int) -> torch.Tensor:
-    """The first ``n`` training inputs as the model sees them at evaluation (``eval_transform``: normalised)."""
-    sample = data.train.x[:n]
+def training_sample(data: Dataset, n: int, seed: int) -> torch.Tensor:
+    """``n`` training inputs drawn without replacement, as the model sees them at evaluation (normalised).
+
+    The rows are ``torch.randperm(len(train), generator seeded with seed)[:n]``: a random sample, since
+    a training split may come sorted by class (image folders read class by class).
+    """
+    rows = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n]
+    sample = data.train.x[rows]
     return data.eval_transform(sample, None) if data.eval_transform is not None else sample.float()
 
 
