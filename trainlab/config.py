@@ -181,6 +181,22 @@ class DivergenceConfig(_Strict):
         return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
 
 
+class WeightAveragingConfig(_Strict):
+    """Averaged weights for evaluation and the saved model (formulas: trainlab/engine/weight_averaging.py)."""
+
+    kind: Literal["ema", "lookahead"]  # ema: a shadow copy; lookahead: training restarts from the average
+    decay: float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps
+    every_n_steps: Int = Field(1, ge=1)  # optimizer steps between averaging updates (airbench: 5)
+    start_epochs: float = Field(0.0, ge=0.0)  # averaging begins after this many epochs (airbench: 3)
+    decay_power: float = Field(0.0, ge=0.0)  # airbench: decay x (step / total steps) ** power (3); 0: constant
+    warmup: bool = False  # cap the k-th update's decay at (1 + k) / (10 + k) (TensorFlow's EMA num_updates)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_only(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value  # `weight_averaging: ema`
+
+
 class Lora(_Strict):
     rank: Int = Field(8, ge=1)
     alpha: float = Field(16.0, gt=0.0)  # the update is scaled by alpha / rank
@@ -211,6 +227,7 @@ class Strategy(_Strict):
     init: InitConfig | None = None
     divergence: DivergenceConfig = DivergenceConfig()
     finetune: Finetune | None = None
+    weight_averaging: WeightAveragingConfig | None = None  # EMA / lookahead weights for evaluation and saving
 
     _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(
         classmethod(lambda cls, v: _name_only(v))
@@ -324,6 +341,8 @@ class Config(_Strict):
         output = {k: v for k, v in payload["output"].items() if k not in ("dir", "loggers")}
         output["checkpoint"] = {k: v for k, v in output["checkpoint"].items() if k != "keep_after_finish"}
         payload["output"] = output
+        if payload["strategy"].get("weight_averaging") is None:  # configs without it keep their old hashes
+            payload["strategy"].pop("weight_averaging", None)
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
