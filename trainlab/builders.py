@@ -38,8 +38,9 @@ from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.evaluation import Evaluator
 from trainlab.engine.loop import Limits, Trainer, Validation
 from trainlab.engine.objective import Objective
-from trainlab.engine.step import StandardStep, StepOptions
+from trainlab.engine.step import StandardStep, Step, StepOptions
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
+from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
 from trainlab.errors import ConfigError, DataError
 from trainlab.finetune import apply_lora, check_finetune_options, freeze_backbone, layerwise_param_groups
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
@@ -61,7 +62,7 @@ class Built:
     config: Config
     data: Dataset
     loss: Loss
-    step: StandardStep
+    step: StandardStep | AveragedStep
     trainer: Trainer
     evaluator: Evaluator
     metric_names: list[str]
@@ -219,6 +220,23 @@ def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[st
                         step_options(config, precision), device)
 
 
+def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total_steps: int,
+                      notes: dict[str, Any]) -> Step:
+    """``strategy.weight_averaging``: the step wrapped so that evaluation and saving see the averaged weights."""
+    averaging = config.strategy.weight_averaging
+    if averaging is None:
+        return step
+    if callable(getattr(step.optimizer, "eval", None)):
+        raise ConfigError(f"strategy.weight_averaging cannot be combined with optimizer "
+                          f"'{config.strategy.optimizer.name}', which evaluates its own averaged weights; "
+                          f"remove one of them")
+    rule = AveragingRule(averaging.kind, averaging.decay, averaging.every_n_steps,
+                         start_step=round(averaging.start_epochs * plan.steps_per_epoch),
+                         decay_power=averaging.decay_power, warmup=averaging.warmup, total_steps=max(total_steps, 1))
+    notes["weight_averaging"] = {**averaging.model_dump(), "evaluated": "averaged weights"}
+    return AveragedStep(step, rule, plan.micro_batches)
+
+
 def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any],
                     batches: TensorBatches, plan: BatchPlan, device: torch.device, precision: str) -> float:
     """``lr: auto``: the LR range test on a throw-away step of the same strategy; model and loss untouched."""
@@ -290,6 +308,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     step = build_step(config, model, loss, spec, device, precision)
 
     limits = Limits(config.strategy.epochs, config.strategy.max_steps)
+    step = averaged_step_for(config, step, plan, limits.total_steps(plan.steps_per_epoch), notes)
     schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
                               plan.steps_per_epoch)
     evaluator, validator = build_evaluators(config, data, step, loss, metric_names)

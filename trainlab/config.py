@@ -181,6 +181,22 @@ class DivergenceConfig(_Strict):
         return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
 
 
+class WeightAveragingConfig(_Strict):
+    """Averaged weights for evaluation and the saved model (formulas: trainlab/engine/weight_averaging.py)."""
+
+    kind: Literal["ema", "lookahead"]  # ema: a shadow copy; lookahead: training restarts from the average
+    decay: float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps
+    every_n_steps: Int = Field(1, ge=1)  # optimizer steps between averaging updates (airbench: 5)
+    start_epochs: float = Field(0.0, ge=0.0)  # averaging begins after this many epochs (airbench: 3)
+    decay_power: float = Field(0.0, ge=0.0)  # airbench: decay x (step / total steps) ** power (3); 0: constant
+    warmup: bool = False  # cap the k-th update's decay at (1 + k) / (10 + k) (TensorFlow's EMA num_updates)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_only(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value  # `weight_averaging: ema`
+
+
 class Lora(_Strict):
     rank: Int = Field(8, ge=1)
     alpha: float = Field(16.0, gt=0.0)  # the update is scaled by alpha / rank
@@ -196,7 +212,7 @@ class Finetune(_Strict):
 
 
 # (section, key) of optional keys added after runs were recorded: unset (None), they are left out of the hash
-ADDED_OPTIONAL_KEYS = (("strategy", "tta"),)
+ADDED_OPTIONAL_KEYS = (("strategy", "tta"), ("strategy", "weight_averaging"))
 
 
 class TTAConfig(_Strict):
@@ -224,6 +240,7 @@ class Strategy(_Strict):
     divergence: DivergenceConfig = DivergenceConfig()
     finetune: Finetune | None = None
     tta: TTAConfig | None = None  # true: flip + translate 1 (airbench's tta_level 2), only at the final evaluation
+    weight_averaging: WeightAveragingConfig | None = None  # EMA / lookahead weights for evaluation and saving
 
     _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(
         classmethod(lambda cls, v: [_name_only(one) for one in v] if isinstance(v, list) else _name_only(v))
