@@ -320,3 +320,29 @@ def test_resume_from_a_checkpoint_is_bit_identical(tmp_path):
         (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
         assert main(["resume", str(copy_dir), "--quiet"]) == 0
         assert (copy_dir / "model.safetensors").read_bytes() == reference_bytes, step
+
+
+def test_docs_airbench_recipe_validates_and_routes_the_airbench_model():
+    import re
+    from pathlib import Path
+
+    import trainlab.models.builtins  # noqa: F401
+    from trainlab.builders import build_routed_optimizer_for
+    from trainlab.losses import build_loss
+    from trainlab.models import MODELS
+
+    doc = (Path(__file__).parents[1] / "docs" / "param_groups.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", doc, flags=re.S) if "ns_steps" in b)
+    strategy = yaml.safe_load(block)["strategy"]
+    config = validate({**BASE, "strategy": {**strategy, "epochs": 1}})
+    model = MODELS.get("airbench")((3, 16, 16), 10, widths=[4, 8, 8])
+    model.backbone.whiten.weight.requires_grad_(False)  # airbench's frozen whitening filter
+    spec = config.strategy.optimizer.spec()
+    optimizer = build_routed_optimizer_for(config, model, build_loss(config.strategy.loss.spec()), spec)
+    routes = _routes(model, optimizer)
+    convs = [f"backbone.group{i}.conv{j}.weight" for i in (1, 2, 3) for j in (1, 2)]
+    norms = [f"backbone.group{i}.norm{j}.bias" for i in (1, 2, 3) for j in (1, 2)]
+    assert routes == {"filters": convs, "biases": ["backbone.whiten.bias", *norms], "head": ["head.weight"]}
+    settings = {g["route"]: (g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
+    assert settings == {"filters": (0.24, 0.0), "biases": (0.053, pytest.approx(2e-6 * 2000 / 0.053, rel=1e-3)),
+                        "head": (0.67, pytest.approx(2e-6 * 2000 / 0.67, rel=1e-3))}
