@@ -273,6 +273,19 @@ def test_config_without_groups_keeps_its_hash_and_spec():
     assert "groups" not in validate(BASE).strategy.optimizer.spec()
 
 
+def test_cli_exits_2_with_one_line_for_a_group_matching_nothing(tmp_path, capsys):
+    from trainlab.cli import main
+
+    config = copy.deepcopy(BASE)
+    config["strategy"]["optimizer"]["groups"].append({"name": "attention", "match": "*attn*"})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "groups[3] ('attention': match: '*attn*') matches no trainable parameter" in error
+
+
 # --- through the engine: the schedule and a bit-identical resume -------------------------------------
 
 

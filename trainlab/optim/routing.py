@@ -138,7 +138,7 @@ class GroupRule:
         where = f"strategy.optimizer.groups[{index}]"
         known = {key: entry.pop(key) for key in RULE_KEYS if key in entry}
         rule = cls(label=known.pop("name", None) or f"group{index}", **known,
-                   options={k: v for k, v in entry.items() if v is not None})
+                   options=entry)
         if all(getattr(rule, key) is None for key in SELECTOR_KEYS):
             raise ConfigError(f"{where} selects nothing: give one of {', '.join(SELECTOR_KEYS)} "
                               f"(e.g. select: conv_filters, match: 'head.*', ndim_at_least: 2)")
