@@ -49,7 +49,7 @@ def newton_schulz5(matrix: Tensor, steps: int, dtype: torch.dtype = torch.float3
     .. code-block:: text
 
         X = G / (||G||_F + eps)               # singular values <= 1
-        X = X^T  if rows > cols               # iterate on the wide side: X X^T is the small Gram matrix
+        X = X^T  if rows > cols               # same result (p(X X^T) X = X p(X^T X)); X X^T is the smaller Gram matrix
         repeat steps:  A = X X^T;  X = a X + (b A + c A A) X
         X = X^T  if it was transposed
 
