@@ -50,6 +50,7 @@ from trainlab.lr_finder import range_test_step, suggest_lr
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.optim import build_optimizer, param_groups
+from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
 from trainlab.runtime import resolve_device, resolve_precision, seed_everything
 from trainlab.schedules import build_schedule
@@ -179,6 +180,8 @@ def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
 def build_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any]) -> torch.optim.Optimizer:
     """The optimizer over the model's (and loss's) trainable parameters, with fine-tuning's groups."""
     finetune = config.strategy.finetune
+    if config.strategy.optimizer.groups:
+        return build_routed_optimizer_for(config, model, loss, spec)
     if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
         if spec["lr"] is None:
             raise ConfigError("strategy.optimizer.lr is required with finetune.layerwise_lr_decay / "
@@ -193,6 +196,20 @@ def build_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss, spec
             freeze_backbone(model)
         groups = param_groups(model, loss.parameters())
     return build_optimizer(spec, groups)
+
+
+def build_routed_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss,
+                               spec: dict[str, Any]) -> torch.optim.Optimizer:
+    """``strategy.optimizer.groups``: each group's parameters with their own optimizer and lr (optim.routing)."""
+    finetune = config.strategy.finetune
+    if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
+        raise ConfigError("strategy.optimizer.groups cannot be combined with finetune.layerwise_lr_decay / "
+                          "unfreeze_after_epochs (both set the param groups); use one of them")
+    if finetune is not None and finetune.freeze:
+        freeze_backbone(model)
+    groups = [group.model_dump() for group in config.strategy.optimizer.groups or []]
+    return build_routed_optimizer(model, spec, groups, loss.parameters(),
+                                  config.strategy.regularization.weight_decay)
 
 
 def optimizer_spec_for(config: Config) -> dict[str, Any]:

@@ -130,9 +130,30 @@ class LossConfig(_Named):
     pass
 
 
+class OptimizerGroupConfig(BaseModel):
+    """One entry of ``strategy.optimizer.groups`` (trainlab.optim.routing): a selector plus overrides.
+
+    The selector fields given must all hold; the first group that selects a parameter takes it.
+    Extra keys are options of the group's optimizer (momentum, betas, ns_steps, ...).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str | None = None  # a label (in param_groups' "route"); default group<i>
+    select: str | None = None  # preset: conv_filters, linear_weights, norm_weights, norm_biases, biases, head
+    match: str | None = None  # fnmatch glob on the parameter's name, e.g. "*norm*.bias", "head.*"
+    regex: str | None = None  # re.search on the parameter's name
+    ndim: Int | None = Field(None, ge=0)  # the tensor's number of dimensions equals this
+    ndim_at_least: Int | None = Field(None, ge=0)
+    optimizer: str | None = None  # None: strategy.optimizer.name (and its options)
+    lr: float | None = Field(None, gt=0.0)  # None: strategy.optimizer.lr; the schedule scales this base lr
+    weight_decay: float | None = Field(None, ge=0.0)  # applies to every parameter of the group, biases too
+
+
 class OptimizerConfig(_Named):
     # None: the optimizer's own default (1e-3 for Adam, 1.0 for Prodigy/L-BFGS); "auto": LR range test
     lr: float | Literal["auto"] | None = None
+    # per-parameter-group routing (docs/param_groups.md); left out of dumps when unset (config hashes)
+    groups: list[OptimizerGroupConfig] | None = Field(None, exclude_if=lambda value: value is None)
 
     @field_validator("lr")
     @classmethod
@@ -140,6 +161,19 @@ class OptimizerConfig(_Named):
         if isinstance(value, float) and not value > 0:
             raise ValueError(f"must be > 0; got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _groups_have_lrs(self) -> OptimizerConfig:
+        if self.groups is not None and not self.groups:
+            raise ValueError("groups must list at least one group (or be left out)")
+        if self.groups and self.lr == "auto":
+            raise ValueError("lr: auto cannot be combined with groups (each group has its own base lr); "
+                             "give lr a number")
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        """The top-level optimizer's factory spec (name, lr, options), without ``groups``."""
+        return {k: v for k, v in self.model_dump().items() if k != "groups"}
 
 
 class ScheduleConfig(_Named):

@@ -4,6 +4,7 @@ from trainlab.optim import (  # noqa: F401
     lamb,
     lion,
     muon,
+    muon_conv,
     prodigy,
     schedule_free,
     textbook,

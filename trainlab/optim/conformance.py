@@ -7,8 +7,9 @@ it must reach the least-squares solution (slope ~1.967, intercept ~1.208):
 ``max(|slope - slope*|, |intercept - intercept*|) <= tolerance``. The tolerance
 is loose where an optimizer only reaches a neighbourhood with a constant LR
 (sign-based steps oscillate at ~lr; Adadelta's step ratio RMS[dx]/RMS[g]
-stops shrinking at ~2e-2 here). ``muon`` is not in the zoo: orthogonalising a
-1x1 weight gives its sign, a step of fixed size that cannot settle.
+stops shrinking at ~2e-2 here). ``muon`` and ``muon_conv`` are not in the zoo:
+orthogonalising a 1x1 weight gives its sign, a step of fixed size that cannot
+settle (and ``muon_conv`` refuses the 1-D bias).
 
 ``python -m trainlab.optim.conformance`` prints the table in docs/optimizers.md.
 """

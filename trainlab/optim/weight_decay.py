@@ -25,6 +25,7 @@ DECOUPLED: dict[str, dict[str, Any]] = {
     "lamb": {},
     "lion": {},
     "muon": {},
+    "muon_conv": {},
     "prodigy": {},
     "schedule_free_adamw": {},
     "nadam": {"decoupled_weight_decay": True},

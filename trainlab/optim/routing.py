@@ -1,0 +1,371 @@
+"""Per-parameter-group routing: ``strategy.optimizer.groups`` sends parameters to their own optimizer and lr.
+
+A config lists groups, each a selector plus overrides::
+
+    optimizer:
+      name: nesterov            # the top-level optimizer: every parameter no group selects
+      lr: 0.053
+      momentum: 0.85
+      groups:
+        - {name: filters, select: conv_filters, optimizer: muon_conv, lr: 0.24}
+        - {name: head, select: head, lr: 0.67, weight_decay: 0.006}
+
+Rules (each one tested in tests/test_optim_routing.py):
+
+* **Selection.** A group's selector fields (``select`` preset, ``match`` glob,
+  ``regex``, ``ndim``, ``ndim_at_least``) must all hold for a parameter; at
+  least one is required. Parameters are the model's trainable
+  ``named_parameters()`` (``requires_grad`` False ones are left out), each
+  parameter once; **the first group that matches a parameter takes it**.
+  Parameters no group takes stay with the top-level optimizer and lr, split
+  into ``decay``/``no_decay`` as without groups; a loss's learned parameters
+  join that ``no_decay`` part. A group that takes nothing is a ConfigError
+  naming some parameters.
+* **Optimizer and options.** ``optimizer`` defaults to the top-level one; a
+  group on the same optimizer inherits the top-level options (momentum,
+  betas, ...) and overrides the ones it sets; a group on another optimizer
+  starts from that optimizer's defaults. Groups with the same optimizer and
+  the same options share one ``torch.optim.Optimizer``.
+* **lr.** A group's ``lr`` (default: the top-level lr) is stored in its
+  param groups, so it is the base lr the LR schedule scales
+  (``lr_g(t) = lr_g * schedule(t)``).
+* **Weight decay.** An explicit group ``weight_decay`` applies to every
+  parameter of the group, biases included (airbench decays its BN biases).
+  Without one, the group is split like the top level: the optimizer's own
+  weight decay (the top-level ``weight_decay``, with
+  ``regularization.weight_decay`` placed in it, for a group on the top-level
+  optimizer; ``regularization.weight_decay`` placed as for the top level for
+  a group on another optimizer) acts on its ``ndim >= 2`` parameters, and its
+  1-D parameters get 0.
+* Optimizers that need a closure (``lbfgs``) cannot share a step and are refused.
+
+The optimizers built are presented as ONE optimizer, :class:`RoutedOptimizer`,
+so the engine (LR schedule, clipping, checkpoints) is unchanged.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.errors import ConfigError
+from trainlab.optim import OPTIMIZERS, requires_closure
+from trainlab.optim.weight_decay import place_weight_decay
+from trainlab.registry import did_you_mean
+
+# --------------------------------------------------------------------------- which parameter is which
+
+
+@dataclass(frozen=True)
+class NamedParameter:
+    """A trainable parameter with what selectors look at: its name, owning module and attribute."""
+
+    name: str  # as in model.named_parameters(), e.g. "backbone.group1.norm1.bias"
+    parameter: nn.Parameter
+    owner: nn.Module  # the module the parameter is registered on
+    attribute: str  # its name on ``owner`` ("weight", "bias", ...)
+    in_head: bool  # one of trainlab.finetune.split_backbone_head's head parameters
+
+
+def _is_norm(module: nn.Module) -> bool:
+    # torch's normalisation layers, and custom ones by class name (T5LayerNorm, LlamaRMSNorm, ...)
+    torch_norms = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.RMSNorm, nn.LocalResponseNorm)
+    return isinstance(module, torch_norms) or "norm" in type(module).__name__.lower()
+
+
+#: ``select:`` presets, name -> predicate
+PRESETS: dict[str, Callable[[NamedParameter], bool]] = {
+    # the kernels of Conv1d/2d/3d (and transposed) layers: what airbench gives Muon
+    "conv_filters": lambda p: isinstance(p.owner, nn.modules.conv._ConvNd) and p.attribute == "weight",
+    "linear_weights": lambda p: isinstance(p.owner, nn.Linear) and p.attribute == "weight",
+    "norm_weights": lambda p: _is_norm(p.owner) and p.attribute == "weight",
+    "norm_biases": lambda p: _is_norm(p.owner) and p.attribute == "bias",
+    "biases": lambda p: p.attribute == "bias",
+    "head": lambda p: p.in_head,
+}
+
+
+def named_trainable_parameters(model: nn.Module) -> list[NamedParameter]:
+    """The model's trainable parameters in ``named_parameters()`` order, each once (shared ones by first name)."""
+    from trainlab.finetune import split_backbone_head
+
+    _, head = split_backbone_head(model)
+    head_ids = {id(p) for p in head}
+    out, seen = [], set()
+    for module_name, module in model.named_modules():
+        for attribute, parameter in module.named_parameters(recurse=False):
+            if not parameter.requires_grad or id(parameter) in seen:
+                continue
+            seen.add(id(parameter))
+            name = f"{module_name}.{attribute}" if module_name else attribute
+            out.append(NamedParameter(name, parameter, module, attribute, id(parameter) in head_ids))
+    order = {name: i for i, (name, _) in enumerate(model.named_parameters())}
+    return sorted(out, key=lambda p: order.get(p.name, len(order)))
+
+
+# --------------------------------------------------------------------------- one group of the config
+
+SELECTOR_KEYS = ("select", "match", "regex", "ndim", "ndim_at_least")
+RULE_KEYS = ("name", *SELECTOR_KEYS, "optimizer", "lr", "weight_decay")
+
+
+@dataclass(frozen=True)
+class GroupRule:
+    """One entry of ``strategy.optimizer.groups``: selector fields, overrides, and the optimizer's options."""
+
+    label: str
+    select: str | None = None
+    match: str | None = None
+    regex: str | None = None
+    ndim: int | None = None
+    ndim_at_least: int | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, entry: Mapping[str, Any], index: int) -> GroupRule:
+        entry = dict(entry)
+        where = f"strategy.optimizer.groups[{index}]"
+        known = {key: entry.pop(key) for key in RULE_KEYS if key in entry}
+        rule = cls(label=known.pop("name", None) or f"group{index}", **known,
+                   options=entry)
+        if all(getattr(rule, key) is None for key in SELECTOR_KEYS):
+            raise ConfigError(f"{where} selects nothing: give one of {', '.join(SELECTOR_KEYS)} "
+                              f"(e.g. select: conv_filters, match: 'head.*', ndim_at_least: 2)")
+        if rule.select is not None and rule.select not in PRESETS:
+            raise ConfigError(f"{where}: unknown select preset '{rule.select}'"
+                              f"{did_you_mean(rule.select, list(PRESETS))} (valid: {', '.join(PRESETS)})")
+        if rule.regex is not None:
+            try:
+                re.compile(rule.regex)
+            except re.error as exc:
+                raise ConfigError(f"{where}: regex {rule.regex!r} does not compile: {exc}") from None
+        return rule
+
+    def selects(self, p: NamedParameter) -> bool:
+        """True when every selector field given holds for ``p`` (``match``: fnmatch glob; ``regex``: re.search)."""
+        return ((self.select is None or PRESETS[self.select](p))
+                and (self.match is None or fnmatch.fnmatchcase(p.name, self.match))
+                and (self.regex is None or re.search(self.regex, p.name) is not None)
+                and (self.ndim is None or p.parameter.ndim == self.ndim)
+                and (self.ndim_at_least is None or p.parameter.ndim >= self.ndim_at_least))
+
+    def describe(self) -> str:
+        return ", ".join(f"{key}: {getattr(self, key)!r}" for key in SELECTOR_KEYS if getattr(self, key) is not None)
+
+
+def assign(parameters: list[NamedParameter], rules: list[GroupRule]) -> tuple[list[list[NamedParameter]], list[NamedParameter]]:
+    """(the parameters each rule takes, the rest): the first rule that selects a parameter takes it.
+
+    Raises ConfigError for a rule that takes nothing.
+    """
+    taken: list[list[NamedParameter]] = [[] for _ in rules]
+    rest = []
+    for p in parameters:
+        index = next((i for i, rule in enumerate(rules) if rule.selects(p)), None)
+        (rest if index is None else taken[index]).append(p)
+    for i, (rule, params) in enumerate(zip(rules, taken, strict=True)):
+        if not params:
+            names = [p.name for p in parameters]
+            shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+            earlier = " not already taken by an earlier group" if any(rule.selects(p) for p in parameters) else ""
+            raise ConfigError(f"strategy.optimizer.groups[{i}] ('{rule.label}': {rule.describe()}) matches no "
+                              f"trainable parameter{earlier}; parameters: {shown or 'none'}")
+    return taken, rest
+
+
+# --------------------------------------------------------------------------- the composite optimizer
+
+
+class RoutedOptimizer(torch.optim.Optimizer):
+    """Several optimizers over disjoint parameters, behaving as one ``torch.optim.Optimizer``.
+
+    ``param_groups`` is the concatenation of the inner optimizers' param groups
+    (the same dicts: writing ``group["lr"]`` here is what the inner optimizer
+    reads); each group carries ``"route"`` (its config label) and ``"inner"``
+    (the index of its optimizer). ``state`` is a merged read-only view of the
+    inner states. ``step(closure)`` evaluates the closure once and steps every
+    inner optimizer; ``state_dict`` is ``{"optimizers": [inner state dicts]}``,
+    each loaded by its own optimizer's ``load_state_dict``; ``train()``/``eval()``
+    reach the inner optimizers that have them (schedule-free).
+    """
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        if not optimizers:
+            raise ValueError("RoutedOptimizer needs at least one optimizer")
+        self.optimizers = list(optimizers)
+        for index, inner in enumerate(self.optimizers):
+            for group in inner.param_groups:
+                group["inner"] = index
+        super().__init__(self._inner_groups(), {})
+
+    def _inner_groups(self) -> list[dict[str, Any]]:
+        return [group for inner in self.optimizers for group in inner.param_groups]
+
+    @property
+    def state(self) -> dict[torch.Tensor, Any]:  # type: ignore[override]
+        merged: dict[torch.Tensor, Any] = {}
+        for inner in self.optimizers:
+            merged.update(inner.state)
+        return merged
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        # torch.optim.Optimizer.__init__ assigns an empty state; the inner optimizers own theirs
+        if value:
+            raise AttributeError("RoutedOptimizer.state is a view of its optimizers' states; it cannot be set")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for inner in self.optimizers:
+            inner.step()
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizers": [inner.state_dict() for inner in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict["optimizers"]
+        if len(saved) != len(self.optimizers):
+            raise ValueError(f"the state holds {len(saved)} routed optimizers; this one has {len(self.optimizers)}")
+        for inner, inner_state in zip(self.optimizers, saved, strict=True):
+            inner.load_state_dict(inner_state)
+        self.param_groups = self._inner_groups()  # load_state_dict gave the inner optimizers new group dicts
+
+    def train(self) -> None:
+        for inner in self.optimizers:
+            if callable(getattr(inner, "train", None)):
+                inner.train()
+
+    def eval(self) -> None:
+        for inner in self.optimizers:
+            if callable(getattr(inner, "eval", None)):
+                inner.eval()
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _split_by_decay(params: list[nn.Parameter], base: dict[str, Any]) -> list[dict[str, Any]]:
+    """``decay`` (ndim >= 2, the optimizer's weight decay) and ``no_decay`` (weight_decay 0) groups."""
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{**base, "params": decay, "group": "decay"},
+              {**base, "params": no_decay, "group": "no_decay", "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def _default_lr(name: str) -> float | None:
+    """The factory's default lr, or None when it has none (lr required)."""
+    try:
+        parameter = inspect.signature(OPTIMIZERS.get(name)).parameters.get("lr")
+    except (TypeError, ValueError):
+        return None
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
+
+
+@dataclass
+class _Inner:
+    spec: dict[str, Any]  # name and constructor options (no lr)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Iterable[Mapping[str, Any]],
+                           extra: Iterable[nn.Parameter] = (), weight_decay: float = 0.0) -> RoutedOptimizer:
+    """The optimizer of ``spec`` (top level) and ``groups`` (``strategy.optimizer.groups``) over ``model``.
+
+    Args:
+        model: its trainable parameters are routed (see the module docstring).
+        spec: the top-level optimizer spec ``{"name", "lr", **options}``, ``regularization.weight_decay``
+            already placed in it (:func:`trainlab.optim.weight_decay.place_weight_decay`).
+        groups: the config's groups as mappings (``GroupRule.from_mapping`` reads each).
+        extra: further trainable parameters (a loss's) for the top level's ``no_decay`` part.
+        weight_decay: ``regularization.weight_decay``, placed into groups on another optimizer that set none.
+
+    Raises:
+        ConfigError: a group that selects nothing, an unknown preset/optimizer/option, a closure optimizer.
+    """
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
+
+    rules = [GroupRule.from_mapping(entry, i) for i, entry in enumerate(groups)]
+    top = dict(spec)
+    top_name, top_lr = top.pop("name"), top.pop("lr", None)
+    if top_lr == "auto":
+        raise ConfigError("lr: auto cannot be combined with strategy.optimizer.groups (each group has its own "
+                          "base lr); give strategy.optimizer.lr a number")
+    taken, rest = assign(named_trainable_parameters(model), rules)
+
+    inners: dict[str, _Inner] = {}
+
+    def add(name: str, options: dict[str, Any], lr: float | None, label: str,
+            param_groups: list[dict[str, Any]]) -> None:
+        OPTIMIZERS.get(name)  # unknown name: ConfigError with did-you-mean
+        if lr is None:
+            lr = _default_lr(name)
+            if lr is None:
+                raise ConfigError(f"optimizer '{name}' (strategy.optimizer.groups '{label}') has no default "
+                                  "learning rate; set lr in the group or strategy.optimizer.lr")
+        key = json.dumps([name.lower(), options], sort_keys=True, default=repr)
+        inner = inners.setdefault(key, _Inner({"name": name, **options}))
+        inner.groups += [{**g, "lr": float(lr), "route": label} for g in param_groups]
+        inner.labels.append(label)
+
+    rest_params = [p.parameter for p in rest] + [p for p in extra if p.requires_grad]
+    if rest_params:
+        add(top_name, top, top_lr, "rest", _split_by_decay(rest_params, {}))
+    for i, (rule, params) in enumerate(zip(rules, taken, strict=True)):
+        where = f"strategy.optimizer.groups[{i}]"
+        name = rule.optimizer or top_name
+        if rule.optimizer is not None and rule.optimizer not in OPTIMIZERS and ":" not in rule.optimizer:
+            valid = OPTIMIZERS.names()
+            raise ConfigError(f"{where}: unknown optimizer '{rule.optimizer}'"
+                              f"{did_you_mean(rule.optimizer.lower(), valid)} (valid: {', '.join(valid)})")
+        same = name.lower() == top_name.lower()
+        options = {**(top if same else {}), **rule.options}
+        if not same and rule.weight_decay is None and weight_decay:
+            placed = place_weight_decay({"name": name, **options}, weight_decay)
+            options = {k: v for k, v in placed.items() if k != "name"}
+        tensors = [p.parameter for p in params]
+        if rule.weight_decay is not None:
+            param_groups = [{"params": tensors, "group": "explicit", "weight_decay": float(rule.weight_decay)}]
+        else:
+            param_groups = _split_by_decay(tensors, {})
+        add(name, options, rule.lr if rule.lr is not None else top_lr, rule.label, param_groups)
+
+    optimizers = []
+    for inner in inners.values():
+        labels = ", ".join(f"'{label}'" for label in inner.labels)
+        try:
+            built = OPTIMIZERS.build(dict(inner.spec), inner.groups, lr=inner.groups[0]["lr"])
+        except ConfigError as exc:
+            raise ConfigError(f"strategy.optimizer.groups {labels}: {exc}") from None
+        if not isinstance(built, torch.optim.Optimizer):
+            raise ConfigError(f"optimizer '{inner.spec['name']}' (groups {labels}) did not build a "
+                              "torch.optim.Optimizer")
+        if requires_closure(built):
+            raise ConfigError(f"optimizer '{inner.spec['name']}' (groups {labels}) re-evaluates the loss in "
+                              "step(closure) and cannot share a step with other groups; use a first-order "
+                              "optimizer (e.g. sgd, nesterov, adamw, muon_conv)")
+        optimizers.append(built)
+    return RoutedOptimizer(optimizers)
+
+
+__all__ = ["PRESETS", "GroupRule", "NamedParameter", "RoutedOptimizer", "assign", "build_routed_optimizer",
+           "named_trainable_parameters"]
