@@ -152,7 +152,7 @@ def check_components(config: Config) -> None:
     from trainlab.schedules import build_schedule
 
     strategy = config.strategy
-    parameter = torch.nn.Parameter(torch.zeros(1))
+    parameter = torch.nn.Parameter(torch.zeros(2, 2))  # 2-D: optimizers for matrices only (muon_conv) accept it
     spec = strategy.optimizer.spec()
     if spec.get("lr") == "auto":
         spec["lr"] = 1e-3  # found at run time by the LR range test
