@@ -339,3 +339,34 @@ def test_a_missing_data_path_is_one_line_exit_3(tmp_path, capsys):
     assert main(["schedule", str(config), "--plot", str(tmp_path / "lr.png")]) == 3
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and re.search(r"data file not found: '.*x'", err)
+
+
+USER_SOURCE = """
+import numpy as np
+
+from trainlab.data import RawData
+
+
+def blobs(n=50):
+    rng = np.random.default_rng(0)
+    return RawData(rng.normal(size=(n, 2)), np.arange(n) % 3)
+"""
+
+
+def test_a_source_without_counter_is_read_and_says_so(tmp_path, monkeypatch, capsys):
+    import sys
+
+    (tmp_path / "usersource_sc.py").write_text(USER_SOURCE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        config = Config.model_validate({**DIGITS_MLP, "data": {"source": "usersource_sc:blobs", "n": 47}})
+        with run_scope(config):
+            trainer = build(config, quiet=True).trainer
+        capsys.readouterr()
+        plan = plan_schedule(config, count_splits(config.data).train)
+        err = capsys.readouterr().err
+        assert "'usersource_sc:blobs' has no row counter" in err and len(err.splitlines()) == 1
+        assert plan.total_steps == trainer.total_steps
+    finally:
+        sys.modules.pop("usersource_sc", None)

@@ -17,7 +17,8 @@ would return. It gets there in two steps:
 
 A source without a counter (a ``module:attr`` source, for one) is read by the source itself and
 counted from its arrays; that still builds no model and skips the preprocessing, and a one-line
-note on stderr says so. Counting validates only what it reads: a file the loader would refuse
+note on stderr says so. A user source can register a counter under its reference
+(``@row_counter("mydata:two_moons")`` in its module, which the reference imports). Counting validates only what it reads: a file the loader would refuse
 for a bad pixel or token is counted anyway.
 """
 
@@ -147,7 +148,7 @@ def _bound_options(config: DataConfig) -> tuple[Callable[..., Any], dict[str, An
 def count_rows(config: DataConfig) -> SourceRows:
     """The source's rows, counted by its registered counter (or read by the source, with a note)."""
     factory, options = _bound_options(config)
-    counter = ROW_COUNTERS.get(config.source.lower()) if ":" not in config.source else None
+    counter = ROW_COUNTERS.get(config.source) or ROW_COUNTERS.get(config.source.lower())  # also "module:attr"
     if counter is None:
         print(f"note: data source '{config.source}' has no row counter; reading it to count the rows "
               "(no model is built)", file=sys.stderr)
@@ -367,7 +368,7 @@ def archive_listing(archives: Iterable[Path]) -> list[PurePosixPath]:
     files = []
     for archive in archives:
         try:
-            with tarfile.open(archive, "r:*") as tar:
+            with tarfile.open(archive, "r|*") as tar:  # a stream: member data is skipped, never seeked back to
                 files += [PurePosixPath(member.name) for member in tar if member.isfile()]  # "./a" -> "a"
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise DataError(f"cannot read archive {archive}: {exc}") from None
