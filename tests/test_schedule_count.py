@@ -19,7 +19,7 @@ import yaml
 import trainlab.data.builtins  # noqa: F401  (registers the sources)
 import trainlab.optim.builtins  # noqa: F401  (registers the optimizers)
 from tests.conftest import DIGITS_MLP
-from tests.test_data_readers import pixels, save_image, write_cifar10, write_idx
+from tests.test_data_readers import cifar_images, cifar_records, pixels, save_image, write_cifar10, write_idx
 from trainlab.builders import build, run_scope
 from trainlab.callbacks.lr_adapter import LRAdapter
 from trainlab.cli import main
@@ -176,6 +176,28 @@ def test_idx_counts_from_headers(tmp_path):
 def test_cifar10_release(tmp_path, fmt):
     write_cifar10(tmp_path, fmt)
     assert assert_counts_match(source="cifar10", path=str(tmp_path), val_fraction=0.3)[2] == 3
+
+
+@pytest.mark.parametrize("fmt", ["binary", "python"])
+def test_cifar100_counts_on_the_chosen_label_column(tmp_path, fmt):
+    """Fine labels are all distinct (a 1-row class holds nothing out), coarse ones are 8 + 4: val differs."""
+    import pickle
+
+    images, coarse, fine = cifar_images(12, 3), np.repeat([0, 1], [8, 4]), np.arange(12)
+    if fmt == "binary":
+        folder = tmp_path / "cifar-100-binary"
+        folder.mkdir()
+        (folder / "train.bin").write_bytes(cifar_records(images, coarse, fine))
+        (folder / "test.bin").write_bytes(cifar_records(images[:5], coarse[:5], fine[:5]))
+    else:
+        folder = tmp_path / "cifar-100-python"
+        folder.mkdir()
+        for name, n in (("train", 12), ("test", 5)):
+            with open(folder / name, "wb") as handle:
+                pickle.dump({b"data": images[:n].reshape(n, -1), b"coarse_labels": [int(v) for v in coarse[:n]],
+                             b"fine_labels": [int(v) for v in fine[:n]]}, handle, protocol=2)
+    assert assert_counts_match(source="cifar100", path=str(tmp_path), val_fraction=0.4) == (12, 0, 5)
+    assert assert_counts_match(source="cifar100", path=str(tmp_path), label="coarse", val_fraction=0.4) == (7, 5, 5)
 
 
 # ----------------------------------------------------------------------------- image folders and their tars
