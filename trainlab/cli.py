@@ -229,20 +229,23 @@ def _cmd_advise(args) -> int:
 
 
 def _cmd_schedule(args) -> int:
-    from trainlab.builders import build, run_scope
-    from trainlab.callbacks.lr_adapter import LRAdapter
+    from trainlab.builders import run_scope
     from trainlab.config import load_config
+    from trainlab.data.counting import count_splits
     from trainlab.plots import plot_schedule
+    from trainlab.schedule_plan import plan_schedule
 
     config = load_config(args.config, args.set)
-    with run_scope(config):
-        built = build(config, quiet=True)
-    trainer = built.trainer
-    schedule = trainer.callbacks.find(LRAdapter)[0].schedule
-    path = plot_schedule(schedule, trainer.total_steps, built.step.lr(), args.plot,
-                         steps_per_epoch=trainer.plan.steps_per_epoch,
-                         title=f"{config.name}: {config.strategy.schedule.name}")
-    print(f"wrote {path} ({trainer.total_steps} steps)")
+    with run_scope(config):  # counting data rows only: no model, no decoding (trainlab.data.counting)
+        plan = plan_schedule(config, count_splits(config.data).train)
+    title = f"{config.name}: {config.strategy.schedule.name}"
+    if plan.base_lr is None:
+        print("note: lr: auto is found by the LR range test at train time; the plot shows the schedule's "
+              f"multiplier of that lr (run trainlab lr-find {args.config} for the value)", file=sys.stderr)
+        title += " (lr: auto, lr = 1 x the lr found)"
+    path = plot_schedule(plan.schedule, plan.total_steps, plan.base_lr or 1.0, args.plot,
+                         steps_per_epoch=plan.steps_per_epoch, title=title)
+    print(f"wrote {path} ({plan.total_steps} steps)")
     return 0
 
 

@@ -1,0 +1,75 @@
+"""The LR schedule a config will train with, worked out without its model or its data's contents.
+
+:func:`plan_schedule` needs only the number of training rows (from
+:func:`trainlab.data.counting.count_splits`, which reads no pixels and tokenizes nothing) and
+the strategy:
+
+1. ``batch_size`` (``full`` = every training row; larger than the training set = full batch),
+2. :class:`~trainlab.engine.batching.BatchPlan`: ``steps_per_epoch = ceil(ceil(n / batch_size) / grad_accum_steps)``,
+3. :class:`~trainlab.engine.loop.Limits`: ``total_steps = epochs * steps_per_epoch``, capped by ``max_steps``,
+4. the schedule of ``strategy.schedule`` over those steps (the one the run's LR adapter follows),
+5. the base LR: ``strategy.optimizer.lr``, or the optimizer's own default when it is unset (what
+   the optimizer's first parameter group starts at). With ``finetune.layerwise_lr_decay`` it is the
+   head's LR (a model's lower layers run at ``lr * decay^k``).
+
+``lr: auto`` is decided by the LR range test on the model and data at train time; here it has no
+value, and ``base_lr`` is None: the caller plots the schedule's multiplier instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+from trainlab.builders import batch_size_for, optimizer_spec_for
+from trainlab.config import Config
+from trainlab.engine.batching import BatchPlan
+from trainlab.engine.loop import Limits
+from trainlab.errors import ConfigError
+from trainlab.optim import OPTIMIZERS
+from trainlab.schedules import Schedule, build_schedule
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    schedule: Schedule  # step -> LR multiplier
+    total_steps: int
+    steps_per_epoch: int
+    batch_size: int
+    base_lr: float | None  # None: ``lr: auto``, known only after the LR range test
+
+
+def base_lr(config: Config) -> float | None:
+    """The LR the schedule multiplies: ``strategy.optimizer.lr``, or the optimizer factory's default ``lr``
+    when it is unset; None for ``lr: auto``.
+
+    Read from the factory's signature rather than by building the optimizer: the first
+    ``torch.optim.Optimizer`` built in a process imports torch's compiler stack (seconds). Every
+    registered optimizer puts this LR in its first parameter group (tests/test_schedule_count.py).
+    """
+    spec = optimizer_spec_for(config)
+    lr = spec.get("lr")
+    if lr == "auto":
+        return None
+    if lr is not None:
+        return float(lr)
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
+
+    factory = OPTIMIZERS.get(spec["name"])
+    try:
+        default = inspect.signature(factory).parameters.get("lr")
+    except (TypeError, ValueError):
+        default = None
+    if default is None or default.default is inspect.Parameter.empty or default.default is None:
+        raise ConfigError(f"optimizer '{spec['name']}' has no default learning rate; "
+                          "set strategy.optimizer.lr (or lr: auto for the LR range test)")
+    return float(default.default)
+
+
+def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
+    """Steps and LR schedule of ``config``'s run over ``n_train`` training rows."""
+    batch_size = batch_size_for(config, n_train, quiet=True)
+    plan = BatchPlan(n_train, batch_size, config.seed, config.strategy.grad_accum_steps)
+    total = Limits(config.strategy.epochs, config.strategy.max_steps).total_steps(plan.steps_per_epoch)
+    schedule = build_schedule(config.strategy.schedule.spec(), total, plan.steps_per_epoch)
+    return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, base_lr(config))
