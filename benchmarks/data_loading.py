@@ -7,8 +7,10 @@ README), in samples per second:
   (gunzip, header checks, array), and ``load_dataset`` on it (the source plus the val split and
   the normalisation statistics), each the median of ``--repeats`` reads. IDX has no cache.
 * **CIFAR-10 JPEG** (``cifar10-jpg/``, two gzipped tars of class folders, 60,000 images): the
-  tars are extracted once into a temporary folder (timed: ``tarfile`` with the ``data`` filter,
-  as ``tar -xzf`` would), then trainlab's ``image_folder`` source reads it ``--repeats`` times in
+  tars are extracted into ``--images`` (default ``/tmp/cifar10-jpg``, where examples/README.md
+  puts them; timed: ``tarfile`` with the ``data`` filter, as ``tar -xzf`` would) unless that
+  folder already holds all the images (then reused: extracting and deleting 60,000 files takes
+  minutes on a slow disk), then trainlab's ``image_folder`` source reads it ``--repeats`` times in
   alternation: **cold** (a new, empty ``cache_dir``: scan, decode with ``--workers`` processes,
   write the ``.npz``) and **warm** (the same ``cache_dir``: scan, stat every file for the cache
   key, read the ``.npz``). Once more without a cache and with the decoding in this process
@@ -25,8 +27,8 @@ Writes ``benchmarks/results/data_loading.json``: ``"throughput"`` (label -> samp
 decode with cache write; the warm speed-up is its inverse), ``"cifar cold/no-cache workers 0"``
 and ``"cifar fetch augment/plain b128"`` (the augmentation's share of a batch fetch).
 
-    python benchmarks/data_loading.py [--data-dir ../shared/datasets] [--repeats 3] [--workers 2]
-                                      [--per-class N] [--threads 1]
+    python benchmarks/data_loading.py [--data-dir ../shared/datasets] [--images /tmp/cifar10-jpg]
+                                      [--repeats 2] [--workers 2] [--per-class N] [--threads 1]
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ from trainlab.engine.batching import BatchPlan, TensorBatches  # noqa: E402
 
 # ../shared/datasets from the project root, as in the examples
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+CIFAR_FILES = 60_000  # cifar10-jpg: 50,000 train + 10,000 test
+# where the tars are extracted and kept between runs: the folder examples/README.md extracts into
+DEFAULT_IMAGES = Path(tempfile.gettempdir()) / "cifar10-jpg"
 CIFAR_STATS = {"mean": [0.491, 0.481, 0.443], "std": [0.246, 0.244, 0.262]}  # cifar10-jpg/README.md
 
 
@@ -109,12 +114,29 @@ def extract(archives: list[Path], into: Path, per_class: int | None) -> int:
     return written
 
 
-def cifar(folder: Path, scratch: Path, repeats: int, workers: int, per_class: int | None) -> dict[str, Any]:
-    """Extract once, then cold (empty cache) and warm (cache hit) reads in alternation, and one in-process decode."""
-    images = scratch / "cifar10-jpg"
-    archives = [folder / "train.tar.gz", folder / "test.tar.gz"]
-    extract_s, files = timed(lambda: extract(archives, images, per_class))
-    rows: dict[str, dict[str, Any]] = {"cifar extract tar.gz": _stats([extract_s], files)}
+def image_count(folder: Path) -> int:
+    """Files in ``folder``'s ``<split>/<class>/`` folders (0 when there are none)."""
+    return sum(1 for split in ("train", "test") if (folder / split).is_dir()
+               for classes in (folder / split).iterdir() if classes.is_dir() for _ in classes.iterdir())
+
+
+def images_folder(archives: list[Path], folder: Path, per_class: int | None) -> tuple[Path, dict[str, Any] | None]:
+    """The extracted class folders, reused when complete, else extracted (timed): (folder, the extraction's row)."""
+    if per_class is not None:
+        folder = folder.with_name(f"{folder.name}-{per_class}-per-class")
+    expected = CIFAR_FILES if per_class is None else 10 * min(per_class, 5000) + 10 * min(per_class, 1000)
+    if image_count(folder) == expected:
+        return folder, None
+    seconds, files = timed(lambda: extract(archives, folder, per_class))
+    return folder, _stats([seconds], files)
+
+
+def cifar(folder: Path, images: Path, scratch: Path, repeats: int, workers: int,
+          per_class: int | None) -> dict[str, Any]:
+    """Extract (unless done before), then cold (empty cache) and warm (cache hit) reads in alternation, and one
+    in-process decode without a cache."""
+    images, extraction = images_folder([folder / "train.tar.gz", folder / "test.tar.gz"], images, per_class)
+    rows: dict[str, dict[str, Any]] = {} if extraction is None else {"cifar extract tar.gz": extraction}
     cold_s, warm_s = [], []
     for repeat in range(repeats):
         read = partial(image_folder, str(images), workers=workers, cache_dir=str(scratch / f"cache-{repeat}"))
@@ -131,7 +153,8 @@ def cifar(folder: Path, scratch: Path, repeats: int, workers: int, per_class: in
     rows["cifar jpeg warm (cache hit)"] = _stats(warm_s, samples)
     seconds, _ = timed(lambda: image_folder(str(images), workers=0))
     rows["cifar jpeg no cache, decode in-process"] = _stats([seconds], samples)
-    return {"rows": rows, "cache": scratch / f"cache-{repeats - 1}", "images": images, "files": files}
+    return {"rows": rows, "cache": scratch / f"cache-{repeats - 1}", "images": images, "files": samples,
+            "extracted": extraction is not None}
 
 
 # ----------------------------------------------------------------------------- the batch path
@@ -168,8 +191,8 @@ def image_dataset(images: Path, cache: Path, workers: int) -> Dataset:
 # ----------------------------------------------------------------------------- the benchmark
 
 
-def run(data_dir: Path = DEFAULT_DATA_DIR, repeats: int = 3, workers: int = 2, per_class: int | None = None,
-        chunk_s: float = 0.3, chunks: int = 5, write: bool = True) -> dict[str, Any]:
+def run(data_dir: Path = DEFAULT_DATA_DIR, repeats: int = 2, workers: int = 2, per_class: int | None = None,
+        images: Path = DEFAULT_IMAGES, chunk_s: float = 0.3, chunks: int = 5, write: bool = True) -> dict[str, Any]:
     """Every measurement; prints samples/s and writes results/data_loading.json."""
     data_dir = Path(data_dir).expanduser().resolve()
     for needed in (data_dir / "mnist", data_dir / "cifar10-jpg" / "train.tar.gz"):
@@ -180,7 +203,7 @@ def run(data_dir: Path = DEFAULT_DATA_DIR, repeats: int = 3, workers: int = 2, p
     rows: dict[str, dict[str, Any]] = {}
     rows.update(mnist(data_dir / "mnist", repeats))
     with tempfile.TemporaryDirectory(prefix="trainlab-bench-data-") as scratch:
-        loaded = cifar(data_dir / "cifar10-jpg", Path(scratch), repeats, workers, per_class)
+        loaded = cifar(data_dir / "cifar10-jpg", Path(images), Path(scratch), repeats, workers, per_class)
         rows.update(loaded["rows"])
         seconds, dataset = timed(lambda: image_dataset(loaded["images"], loaded["cache"], workers))
         rows["cifar load_dataset (warm cache, split, statistics)"] = _stats([seconds], loaded["files"])
@@ -210,7 +233,8 @@ def run(data_dir: Path = DEFAULT_DATA_DIR, repeats: int = 3, workers: int = 2, p
         print(f"  {label:<52} {value:.3f} (time ratio)")
     print(f"  warm cache speed-up over a cold decode: {1 / ratios['cifar warm/cold']:.1f}x")
     details = {
-        "data_dir": str(data_dir), "decode_workers": workers,
+        "data_dir": str(data_dir), "decode_workers": workers, "images": str(loaded["images"]),
+        "extracted_in_this_run": loaded["extracted"],
         "cifar_subset": (f"first {per_class} images per class folder and split ({loaded['files']} files)"
                          if per_class else f"all {loaded['files']} files"),
         "method": "wall time of trainlab's sources (idx, image_folder) and load_dataset, median of alternating "
@@ -230,16 +254,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="the folder holding mnist/ and cifar10-jpg/ (default: ../shared/datasets)")
-    parser.add_argument("--repeats", type=int, default=3, help="cold/warm pairs and MNIST reads")
+    parser.add_argument("--repeats", type=int, default=2, help="cold/warm pairs and MNIST reads")
     parser.add_argument("--workers", type=int, default=2, help="image_folder decoding processes (its default: 2)")
     parser.add_argument("--per-class", type=int, default=None,
                         help="extract only the first N images per class and split (a subset for slow machines)")
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
+                        help="where the tars are extracted, and reused from when complete (default /tmp/cifar10-jpg)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/data_loading.json alone")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    run(args.data_dir, args.repeats, args.workers, args.per_class, write=not args.no_write)
+    run(args.data_dir, args.repeats, args.workers, args.per_class, args.images, write=not args.no_write)
 
 
 if __name__ == "__main__":
