@@ -18,6 +18,7 @@ the identity in every conv's first filters, then the whitened first conv.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,7 +38,7 @@ _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-class ModelInitializer:
+class ModelInitializer(abc.ABC):
     """Initialises a whole model in place: ``init(model, images)``.
 
     Subclasses set ``images_needed`` (how many training inputs they read; 0: none) and
@@ -47,8 +48,9 @@ class ModelInitializer:
 
     images_needed: int = 0
 
+    @abc.abstractmethod
     def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
-        raise NotImplementedError
+        """Initialise ``model`` in place (``images``: see the class docstring)."""
 
 
 class PerLayer(ModelInitializer):

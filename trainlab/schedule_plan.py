@@ -18,7 +18,6 @@ value, and ``base_lr`` is None: the caller plots the schedule's multiplier inste
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 from trainlab.builders import batch_size_for, optimizer_spec_for
@@ -26,7 +25,7 @@ from trainlab.config import Config
 from trainlab.engine.batching import BatchPlan
 from trainlab.engine.loop import Limits
 from trainlab.errors import ConfigError
-from trainlab.optim import OPTIMIZERS
+from trainlab.optim import default_lr
 from trainlab.schedules import Schedule, build_schedule
 
 
@@ -53,17 +52,11 @@ def base_lr(config: Config) -> float | None:
         return None
     if lr is not None:
         return float(lr)
-    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
-
-    factory = OPTIMIZERS.get(spec["name"])
-    try:
-        default = inspect.signature(factory).parameters.get("lr")
-    except (TypeError, ValueError):
-        default = None
-    if default is None or default.default is inspect.Parameter.empty or default.default is None:
+    default = default_lr(spec["name"])
+    if default is None:
         raise ConfigError(f"optimizer '{spec['name']}' has no default learning rate; "
                           "set strategy.optimizer.lr (or lr: auto for the LR range test)")
-    return float(default.default)
+    return default
 
 
 def plan_schedule(config: Config, n_train: int) -> SchedulePlan:

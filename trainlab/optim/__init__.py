@@ -21,18 +21,39 @@ from trainlab.registry import Registry
 OPTIMIZERS: Registry = Registry("optimizer")
 
 
-def param_groups(model: nn.Module, extra: Iterable[torch.nn.Parameter] = ()) -> list[dict[str, Any]]:
-    """Split trainable parameters into ``decay`` (ndim >= 2) and ``no_decay`` (biases, norms, scalars).
+def split_by_decay(params: Iterable[torch.nn.Parameter],
+                   no_decay_extra: Iterable[torch.nn.Parameter] = ()) -> list[dict[str, Any]]:
+    """``decay`` (ndim >= 2: the optimizer's weight decay) and ``no_decay`` (weight_decay 0) groups.
 
-    ``extra`` (e.g. a loss's learned parameters) joins the no-decay group.
+    ``no_decay_extra`` (e.g. a loss's learned parameters) joins the no-decay group whatever its shape.
+    Empty groups are left out.
     """
-    decay, no_decay = [], []
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-    no_decay += [p for p in extra if p.requires_grad]
+    params = list(params)
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2] + list(no_decay_extra)
     groups = [{"params": decay, "group": "decay"}, {"params": no_decay, "group": "no_decay", "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]
+
+
+def param_groups(model: nn.Module, extra: Iterable[torch.nn.Parameter] = ()) -> list[dict[str, Any]]:
+    """The model's trainable parameters split by :func:`split_by_decay`; trainable ``extra`` joins no-decay."""
+    return split_by_decay([p for p in model.parameters() if p.requires_grad], [p for p in extra if p.requires_grad])
+
+
+def default_lr(name: str) -> float | None:
+    """The factory's own default ``lr`` (prodigy 1.0, lbfgs 1.0, ...); None when it has none or takes no lr.
+
+    Read from the signature, so no optimizer is built (the first one built in a process is slow).
+    """
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
+
+    try:
+        parameter = inspect.signature(OPTIMIZERS.get(name)).parameters.get("lr")
+    except (TypeError, ValueError):
+        return None
+    if parameter is None or parameter.default is inspect.Parameter.empty or parameter.default is None:
+        return None
+    return float(parameter.default)
 
 
 def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
@@ -93,4 +114,4 @@ def set_train_mode(optimizer: torch.optim.Optimizer, training: bool) -> None:
         method()
 
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "param_groups", "requires_closure", "set_train_mode"]
+__all__ = ["OPTIMIZERS", "build_optimizer", "default_lr", "param_groups", "split_by_decay", "requires_closure", "set_train_mode"]

@@ -46,7 +46,6 @@ so the engine (LR schedule, clipping, checkpoints) is unchanged.
 from __future__ import annotations
 
 import fnmatch
-import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -57,7 +56,7 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
-from trainlab.optim import OPTIMIZERS, requires_closure
+from trainlab.optim import OPTIMIZERS, default_lr, requires_closure, split_by_decay
 from trainlab.optim.weight_decay import place_weight_decay
 from trainlab.registry import did_you_mean
 
@@ -260,26 +259,6 @@ class RoutedOptimizer(torch.optim.Optimizer):
 # --------------------------------------------------------------------------- building
 
 
-def _split_by_decay(params: list[nn.Parameter], base: dict[str, Any]) -> list[dict[str, Any]]:
-    """``decay`` (ndim >= 2, the optimizer's weight decay) and ``no_decay`` (weight_decay 0) groups."""
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{**base, "params": decay, "group": "decay"},
-              {**base, "params": no_decay, "group": "no_decay", "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
-
-
-def _default_lr(name: str) -> float | None:
-    """The factory's default lr, or None when it has none (lr required)."""
-    try:
-        parameter = inspect.signature(OPTIMIZERS.get(name)).parameters.get("lr")
-    except (TypeError, ValueError):
-        return None
-    if parameter is None or parameter.default is inspect.Parameter.empty:
-        return None
-    return parameter.default
-
-
 @dataclass
 class _Inner:
     spec: dict[str, Any]  # name and constructor options (no lr)
@@ -318,7 +297,7 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
             param_groups: list[dict[str, Any]]) -> None:
         OPTIMIZERS.get(name)  # unknown name: ConfigError with did-you-mean
         if lr is None:
-            lr = _default_lr(name)
+            lr = default_lr(name)
             if lr is None:
                 raise ConfigError(f"optimizer '{name}' (strategy.optimizer.groups '{label}') has no default "
                                   "learning rate; set lr in the group or strategy.optimizer.lr")
@@ -327,9 +306,9 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
         inner.groups += [{**g, "lr": float(lr), "route": label} for g in param_groups]
         inner.labels.append(label)
 
-    rest_params = [p.parameter for p in rest] + [p for p in extra if p.requires_grad]
-    if rest_params:
-        add(top_name, top, top_lr, "rest", _split_by_decay(rest_params, {}))
+    rest_groups = split_by_decay([p.parameter for p in rest], [p for p in extra if p.requires_grad])
+    if rest_groups:
+        add(top_name, top, top_lr, "rest", rest_groups)
     for i, (rule, params) in enumerate(zip(rules, taken, strict=True)):
         where = f"strategy.optimizer.groups[{i}]"
         name = rule.optimizer or top_name
@@ -346,7 +325,7 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
         if rule.weight_decay is not None:
             param_groups = [{"params": tensors, "group": "explicit", "weight_decay": float(rule.weight_decay)}]
         else:
-            param_groups = _split_by_decay(tensors, {})
+            param_groups = split_by_decay(tensors)
         add(name, options, rule.lr if rule.lr is not None else top_lr, rule.label, param_groups)
 
     optimizers = []
