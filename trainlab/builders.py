@@ -39,6 +39,7 @@ from trainlab.engine.evaluation import Evaluator
 from trainlab.engine.loop import Limits, Trainer, Validation
 from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, Step, StepOptions
+from trainlab.engine.step_budget import epochs_for_step_budget
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
 from trainlab.errors import ConfigError, DataError
@@ -324,7 +325,14 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         config = resolved_lr(config, spec["lr"])
     step = build_step(config, model, loss, spec, device, precision)
 
-    limits = Limits(config.strategy.epochs, config.strategy.max_steps)
+    epochs = epochs_for_step_budget(config.strategy.epochs, config.strategy.min_steps, plan.steps_per_epoch)
+    if epochs != config.strategy.epochs:
+        notes["epochs_for_min_steps"] = epochs
+        if not quiet:
+            print(f"strategy.min_steps={config.strategy.min_steps}: {epochs} epochs of {plan.steps_per_epoch} steps "
+                  f"(strategy.epochs={config.strategy.epochs} would give {config.strategy.epochs * plan.steps_per_epoch})",
+                  file=sys.stderr)
+    limits = Limits(epochs, config.strategy.max_steps)
     step = averaged_step_for(config, step, plan, limits.total_steps(plan.steps_per_epoch), notes)
     schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
                               plan.steps_per_epoch)

