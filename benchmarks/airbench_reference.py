@@ -24,8 +24,16 @@ examples/cifar10_speedrun.yaml, so both sides train the same thing):
   0.67 x 2000 (the original sums the loss over the batch; here it is averaged, so the SGD
   learning rates are multiplied by the batch size, 2000, and Muon, which normalises its update,
   is unchanged), weight decay 2e-6 x 2000 / lr per group (coupled, as torch.optim.SGD applies it).
-* loss: cross-entropy with label smoothing 0.2; batch 2000; 8 epochs of 25 steps (all 50,000
+* loss: cross-entropy with label smoothing 0.2; batch 2000; 10 epochs of 25 steps (all 50,000
   training images, no validation split), learning rates decaying linearly to 0 over the run.
+  The original runs 8 epochs to 94% on the PNG images; the JPEG-75 copies here lose about 3 points,
+  and 10 epochs buy part of that back.
+* CPU layout: each step's 2000 rows go through the network as 8 micro-batches of 250 whose
+  gradients accumulate (the loss of each scaled by 250 / 2000, so the step follows the same mean
+  loss), in channels_last. On a 2-core CPU a 2000-row batch's activations (0.5 GB per 64-channel
+  layer) are allocated and page-faulted afresh every step; 250-row micro-batches in NHWC train
+  2.2x faster (86 -> 188 samples/s here). BatchNorm then normalises over 250 rows ("ghost batch
+  norm"), not 2000: the one change to the recipe's arithmetic.
 * Difference: the original trains the whitening conv's bias for the first 3 epochs only, on its
   own schedule; here it trains with the other biases for the whole run.
 * evaluation: test-time augmentation level 2 (the mean of the logits of the image and its mirror,
@@ -47,7 +55,9 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 HYP = {
     "batch_size": 2000,
-    "epochs": 8,
+    "micro_batch": 250,       # each step's 2000 rows as 8 micro-batches (CPU memory traffic; see above)
+    "channels_last": True,    # NHWC activations and filters
+    "epochs": 10,
     "label_smoothing": 0.2,
     "sgd_momentum": 0.85,     # Nesterov SGD on biases and the head
     "bias_lr": 0.053 * 2000,  # per the mean loss (airbench's 0.053 is per the summed loss)
@@ -225,8 +235,10 @@ class Training:
         self.hyp = hyp
         train = normalize(images)
         self.model = CifarNet()
+        self.layout = torch.channels_last if hyp["channels_last"] else torch.contiguous_format
         sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:hyp["whiten_images"]]
         self.model.init_whiten(train[sample], hyp["whiten_eps"])  # a random sample: files come sorted by class
+        self.model.to(memory_format=self.layout)
         self.optimizers = optimizers(self.model, hyp)
         self.loader = AlternatingFlipLoader(train, labels, hyp["batch_size"], hyp["translate"], seed)
         self.total_steps = hyp["epochs"] * len(self.loader)
@@ -251,8 +263,12 @@ class Training:
             for optimizer in self.optimizers:
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * factor
-            loss = F.cross_entropy(self.model(inputs), labels, label_smoothing=self.hyp["label_smoothing"])
-            loss.backward()
+            micro = self.hyp["micro_batch"]
+            for start in range(0, len(labels), micro):
+                x = inputs[start:start + micro].contiguous(memory_format=self.layout)
+                y = labels[start:start + micro]
+                loss = F.cross_entropy(self.model(x), y, label_smoothing=self.hyp["label_smoothing"])
+                (loss * (len(y) / len(labels))).backward()
             for optimizer in self.optimizers:
                 optimizer.step()
             self.model.zero_grad(set_to_none=True)

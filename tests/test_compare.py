@@ -211,6 +211,26 @@ def test_cli_reports_a_bad_strategy_in_one_line_before_any_run(tmp_path: Path, c
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_set_changes_every_base_before_the_strategies(tmp_path: Path):
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(BASE))
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**BASE, "name": "iris-b"}))
+    strategies = tmp_path / "s.yaml"  # the strategy's own value wins over --set for its key
+    strategies.write_text("strategies:\n  plain:\n  wide: {model.hidden: [24]}\n")
+    out = tmp_path / "out"
+    code = main(["compare", str(base), str(other), "--strategies", str(strategies), "--seeds", "1", "--jobs", "1",
+                 "--out", str(out), "--set", "strategy.epochs=1", "--set", "model.hidden=[8]"])
+    assert code == 0
+    for task in ("base", "other"):
+        plain = yaml.safe_load((out / "runs" / task / "plain" / "seed-0" / "config.yaml").read_text())
+        wide = yaml.safe_load((out / "runs" / task / "wide" / "seed-0" / "config.yaml").read_text())
+        assert plain["strategy"]["epochs"] == wide["strategy"]["epochs"] == 1
+        assert (plain["model"]["hidden"], wide["model"]["hidden"]) == ([8], [24])
+    bad = main(["compare", str(base), "--strategies", str(strategies), "--out", str(out), "--set", "nokey"])
+    assert bad == 2
+
+
 # --------------------------------------------------------------------------- running and the leaderboard
 
 STRATEGIES = {"strategies": {

@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="compare strategies over seeds: runs, statistics, leaderboard")
     compare.add_argument("configs", nargs="+", metavar="BASE.yaml", help="one base config per task")
     compare.add_argument("--strategies", required=True, metavar="STRATEGIES.yaml")
+    compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a key of every base config (before the strategies' overrides)")
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per strategy (default 5)")
     compare.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads")
     compare.add_argument("--target", metavar="val_METRIC=VALUE", help="time-to-target, e.g. val_accuracy=0.9")
@@ -199,7 +201,7 @@ def _cmd_eval(args) -> int:
 def _cmd_compare(args) -> int:
     from trainlab.compare import compare_files
 
-    compare_files(args.configs, args.strategies, out=args.out, seeds=args.seeds, jobs=args.jobs,
+    compare_files(args.configs, args.strategies, out=args.out, overrides=args.set, seeds=args.seeds, jobs=args.jobs,
                   target=args.target, metric=args.metric, direction=args.direction)
     return 0
 

@@ -16,7 +16,7 @@ from trainlab.compare.leaderboard import (
 )
 from trainlab.compare.runner import RunPlan, Tally, plan_runs, run_plans
 from trainlab.compare.strategies import NamedStrategy, load_strategies, validate_strategies
-from trainlab.config import read_yaml
+from trainlab.config import apply_overrides, read_yaml
 from trainlab.errors import ConfigError
 
 
@@ -111,7 +111,10 @@ def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
         return None
 
 
-def compare_files(base_paths: Sequence[str], strategies_path: str, out: str | None = None, **options: Any):
-    bases = dict(zip(task_names(base_paths), (read_yaml(p) for p in base_paths), strict=True))
+def compare_files(base_paths: Sequence[str], strategies_path: str, out: str | None = None,
+                  overrides: Sequence[str] = (), **options: Any):
+    """``compare`` on config files; ``overrides`` (``--set KEY=VALUE``) change every base before the strategies."""
+    bases = dict(zip(task_names(base_paths), (apply_overrides(read_yaml(p), list(overrides)) for p in base_paths),
+                     strict=True))
     strategies = load_strategies(strategies_path)
     return compare(bases, strategies, Path(out) if out else default_out(strategies_path), **options)
