@@ -1,18 +1,73 @@
 """Timing two training loops side by side: trainlab's and a reference loop, in alternating chunks.
 
-Used by overhead.py (vs a hand-written loop), vs_tutorial.py (vs the tutorials' DataLoader loops)
-and lightning.py (vs PyTorch Lightning).
+Used by overhead.py (vs a hand-written loop), vs_tutorial.py (vs the tutorials' DataLoader loops),
+vs_lightning.py (vs PyTorch Lightning) and vs_hf_trainer.py (vs the Hugging Face Trainer). A
+library that owns its loop runs in a :class:`ParkedFit` thread.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
 import torch
 
 from trainlab.callbacks.base import Callback, TrainerView
+
+
+class ParkedFit:
+    """Another library's fit loop in its own thread, parked after every chunk of steps.
+
+    The library's callback calls :meth:`begin` when training starts and :meth:`after_step` after each
+    optimizer step (True: stop the fit now). :meth:`steps` lets the fit run ``count`` steps and waits
+    for them, so only one side computes at any moment; :meth:`close` ends the fit.
+    """
+
+    def __init__(self, name: str, threads: int):
+        self.name, self.threads = name, threads
+        self.go, self.done = threading.Semaphore(0), threading.Semaphore(0)
+        self.remaining, self.finish = 0, False
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self, fit: Callable[[], object]) -> ParkedFit:
+        self.thread = threading.Thread(target=self._run, args=(fit,), daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self, fit: Callable[[], object]) -> None:
+        torch.set_num_threads(self.threads)  # the intra-op thread count is per thread
+        try:
+            fit()
+        except BaseException as exc:  # surfaced in steps()
+            self.error = exc
+            self.done.release()
+
+    def begin(self) -> None:
+        self.go.acquire()
+
+    def after_step(self) -> bool:
+        self.remaining -= 1
+        if self.remaining > 0:
+            return False
+        self.done.release()
+        self.go.acquire()
+        return self.finish
+
+    def steps(self, count: int) -> None:
+        self.remaining = count
+        self.go.release()
+        self.done.acquire()
+        if self.error is not None:
+            raise RuntimeError(f"{self.name} failed: {self.error!r}") from self.error
+
+    def close(self, timeout: float = 120) -> None:
+        self.finish, self.remaining = True, 1
+        self.go.release()
+        if self.thread is not None:
+            self.thread.join(timeout=timeout)
 
 
 class Interleave(Callback):

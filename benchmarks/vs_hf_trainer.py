@@ -47,7 +47,6 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evidence import write_result  # noqa: E402
-from sidebyside import Interleave, summarize  # noqa: E402
+from sidebyside import Interleave, ParkedFit, summarize  # noqa: E402
 
 from trainlab.builders import build, run_scope  # noqa: E402
 from trainlab.config import Config, validate  # noqa: E402
@@ -137,23 +136,14 @@ def hf_contender(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, order:
         def _get_train_sampler(self, train_dataset=None):
             return torch.utils.data.SequentialSampler(train_dataset if train_dataset is not None else dataset)
 
+    parked = ParkedFit("the HF Trainer", threads)
+
     class Baton(TrainerCallback):
-        """Parks the fit after each chunk; ``steps`` wakes it for the next one."""
-
-        def __init__(self) -> None:
-            self.go, self.done = threading.Semaphore(0), threading.Semaphore(0)
-            self.remaining, self.finish = 0, False
-
         def on_train_begin(self, args, state, control, **kwargs):
-            self.go.acquire()
+            parked.begin()
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.remaining -= 1
-            if self.remaining > 0:
-                return
-            self.done.release()
-            self.go.acquire()
-            if self.finish:
+            if parked.after_step():
                 control.should_training_stop = True
 
     arguments = TrainingArguments(
@@ -162,38 +152,10 @@ def hf_contender(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, order:
         report_to=[], save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
         dataloader_num_workers=0)
 
-    class Contender:
-        def __init__(self) -> None:
-            self.baton = Baton()
-            self.trainer = InTrainlabOrder(model=ForTrainer(classifier), args=arguments, train_dataset=dataset,
-                                           data_collator=collator, callbacks=[self.baton])
-            self.trainer.remove_callback(PrinterCallback)  # disable_tqdm's stand-in prints the final log dict
-            self.thread = threading.Thread(target=self._fit, daemon=True)
-            self.error: BaseException | None = None
-            self.thread.start()
-
-        def _fit(self) -> None:
-            torch.set_num_threads(threads)  # the intra-op thread count is per thread
-            try:
-                self.trainer.train()
-            except BaseException as exc:  # surfaced in steps()
-                self.error = exc
-                self.baton.done.release()
-
-        def steps(self, count: int) -> None:
-            self.baton.remaining = count
-            self.baton.go.release()
-            self.baton.done.acquire()
-            if self.error is not None:
-                raise RuntimeError(f"the HF Trainer failed: {self.error!r}") from self.error
-
-        def close(self) -> None:
-            self.baton.finish = True
-            self.baton.remaining = 1
-            self.baton.go.release()
-            self.thread.join(timeout=120)
-
-    return Contender()
+    trainer = InTrainlabOrder(model=ForTrainer(classifier), args=arguments, train_dataset=dataset,
+                              data_collator=collator, callbacks=[Baton()])
+    trainer.remove_callback(PrinterCallback)  # disable_tqdm's stand-in prints the final log dict
+    return parked.start(trainer.train)
 
 
 def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: int, warmup: int,

@@ -41,7 +41,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, T
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evidence import write_result  # noqa: E402
 from overhead import CLASSES, FEATURES, overhead_config, raw_loop  # noqa: E402
-from sidebyside import Interleave, summarize  # noqa: E402
+from sidebyside import Interleave, ParkedFit, summarize  # noqa: E402
 
 from trainlab.builders import build, run_scope  # noqa: E402
 from trainlab.experiment import _run_callbacks  # noqa: E402
@@ -90,58 +90,20 @@ def lightning_contender(model: nn.Module, loader: DataLoader, threads: int) -> A
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), lr=1e-3, fused=True)
 
+    parked = ParkedFit("Lightning's fit", threads)
+
     class Baton(L.Callback):
-        """Parks the fit after each chunk; ``steps`` wakes it for the next one."""
-
-        def __init__(self) -> None:
-            self.go, self.done = threading.Semaphore(0), threading.Semaphore(0)
-            self.remaining, self.finish = 0, False
-
         def on_train_start(self, trainer, module) -> None:
-            self.go.acquire()
+            parked.begin()
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-            self.remaining -= 1
-            if self.remaining > 0:
-                return
-            self.done.release()
-            self.go.acquire()
-            if self.finish:
+            if parked.after_step():
                 trainer.should_stop = True
 
-    class Contender:
-        def __init__(self) -> None:
-            self.baton = Baton()
-            self.trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=-1, logger=False,
-                                     enable_progress_bar=False, enable_checkpointing=False,
-                                     enable_model_summary=False, num_sanity_val_steps=0,
-                                     callbacks=[self.baton])
-            self.thread = threading.Thread(target=self._fit, daemon=True)
-            self.error: BaseException | None = None
-            self.thread.start()
-
-        def _fit(self) -> None:
-            torch.set_num_threads(threads)  # the intra-op thread count is per thread
-            try:
-                self.trainer.fit(Classifier(model), loader)
-            except BaseException as exc:  # surfaced in steps()
-                self.error = exc
-                self.baton.done.release()
-
-        def steps(self, count: int) -> None:
-            self.baton.remaining = count
-            self.baton.go.release()
-            self.baton.done.acquire()
-            if self.error is not None:
-                raise RuntimeError(f"Lightning's fit failed: {self.error!r}") from self.error
-
-        def close(self) -> None:
-            self.baton.finish = True
-            self.baton.remaining = 1
-            self.baton.go.release()
-            self.thread.join(timeout=60)
-
-    return Contender()
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=-1, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        callbacks=[Baton()])
+    return parked.start(lambda: trainer.fit(Classifier(model), loader))
 
 
 LABELS = {"lightning": "lightning", "lightning-batched": "lightning-batched", "thread-control": "raw-in-thread"}
