@@ -62,3 +62,13 @@ def test_min_steps_config_errors():
         build(config, quiet=True)
     with pytest.raises(ConfigError, match="strategy.min_steps"):
         _config(epochs=1, min_steps=0)
+
+
+def test_the_mode_names_the_rows_of_one_optimizer_step():
+    from trainlab.builders import gd_mode
+
+    assert gd_mode(32, 1000) == "mini-batch gradient descent (batch 32)"
+    assert gd_mode(250, 49_000, accum=8) == ("mini-batch gradient descent (batch 2000: 8 accumulated "
+                                             "micro-batches of 250)")
+    assert gd_mode(100, 400, accum=4).startswith("batch gradient descent")
+    assert gd_mode(1, 50).startswith("stochastic gradient descent")

@@ -401,6 +401,18 @@ def test_schedule_free_optimizers_are_refused():
     assert "schedule_free_adamw" in str(error.value) and "\n" not in str(error.value)
 
 
+def test_routed_groups_average_unless_a_group_is_schedule_free():
+    config = _config()  # airbench's combination: lookahead over SGD groups (the routed optimizer has eval())
+    config["strategy"]["optimizer"] = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "groups": [
+        {"name": "head", "select": "head", "lr": 0.1}]}
+    with run_scope(validate(config)):
+        built = build(validate(config), quiet=True)
+    assert isinstance(built.step, AveragedStep)
+    config["strategy"]["optimizer"]["groups"][0]["optimizer"] = "schedule_free_adamw"
+    with run_scope(validate(config)), pytest.raises(ConfigError, match="evaluates its own averaged weights"):
+        build(validate(config), quiet=True)
+
+
 def test_weight_averaging_changes_the_config_hash():
     config = copy.deepcopy(DIGITS_MLP)
     with_it = validate({**config, "strategy": {**config["strategy"], "weight_averaging": "ema"}})

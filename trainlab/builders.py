@@ -50,7 +50,7 @@ from trainlab.losses.base import Loss
 from trainlab.lr_finder import range_test_step, suggest_lr
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
-from trainlab.optim import build_optimizer, param_groups
+from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
 from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
 from trainlab.runtime import resolve_device, resolve_precision, seed_everything
@@ -94,12 +94,15 @@ def run_scope(config: Config) -> Iterator[None]:
         torch.set_rng_state(torch_rng)
 
 
-def gd_mode(batch_size: int, n_train: int) -> str:
-    """BGD (full batch), SGD (single sample) or mini-batch, as the tutorials name them."""
-    if batch_size >= n_train:
+def gd_mode(batch_size: int, n_train: int, accum: int = 1) -> str:
+    """BGD (full batch), SGD (single sample) or mini-batch, as the tutorials name them, per optimizer step."""
+    rows = batch_size * accum  # the rows behind one optimizer step
+    if rows >= n_train:
         return "batch gradient descent (full batch)"
-    if batch_size == 1:
+    if rows == 1:
         return "stochastic gradient descent (single sample)"
+    if accum > 1:
+        return f"mini-batch gradient descent (batch {rows}: {accum} accumulated micro-batches of {batch_size})"
     return f"mini-batch gradient descent (batch {batch_size})"
 
 
@@ -244,7 +247,7 @@ def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total
     averaging = config.strategy.weight_averaging
     if averaging is None:
         return step
-    if callable(getattr(step.optimizer, "eval", None)):
+    if keeps_evaluation_weights(step.optimizer):
         raise ConfigError(f"strategy.weight_averaging cannot be combined with optimizer "
                           f"'{config.strategy.optimizer.name}', which evaluates its own averaged weights; "
                           f"remove one of them")
@@ -327,7 +330,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     monitor, mode, available = monitored(config, metric_names)
 
     batch_size = batch_size_for(config, len(data.train), quiet)
-    notes["gd_mode"] = gd_mode(batch_size, len(data.train))
+    notes["gd_mode"] = gd_mode(batch_size, len(data.train), config.strategy.grad_accum_steps)
     plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps,
                      lengths=train_lengths(config, data))
     spec = optimizer_spec_for(config)

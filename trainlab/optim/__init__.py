@@ -101,6 +101,18 @@ def requires_closure(optimizer: torch.optim.Optimizer) -> bool:
     return bool(getattr(optimizer, "requires_closure", False)) or isinstance(optimizer, torch.optim.LBFGS)
 
 
+def keeps_evaluation_weights(optimizer: torch.optim.Optimizer) -> bool:
+    """True when ``optimizer`` swaps in weights of its own for evaluation (schedule-free ``eval()``).
+
+    A routed optimizer (``strategy.optimizer.groups``) has ``train``/``eval`` to pass them on; it
+    keeps evaluation weights only when one of its inner optimizers does.
+    """
+    inner = getattr(optimizer, "optimizers", None)
+    if isinstance(inner, list | tuple):
+        return any(keeps_evaluation_weights(one) for one in inner)
+    return callable(getattr(optimizer, "eval", None))
+
+
 def set_train_mode(optimizer: torch.optim.Optimizer, training: bool) -> None:
     """Call ``optimizer.train()`` or ``optimizer.eval()`` when the optimizer has them (schedule-free).
 
