@@ -162,7 +162,7 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
             max_rows: int) -> dict[str, Any]:
     trim, grouped = pairing in ("dynamic", "grouped"), pairing == "grouped"
     if grouped:  # one mega-batch per chunk (length_grouped_order's size), as many as one epoch holds
-        train_rows = count_splits(finetune_config(data_dir, max_length, trim, 1, max_rows).data)[0]
+        train_rows = count_splits(finetune_config(data_dir, max_length, trim, 1, max_rows).data).train
         chunk = min(max(train_rows // (4 * BATCH), 1), 50)
         chunks = min(chunks, (-(-train_rows // BATCH) - warmup - 1) // chunk)
     max_steps = warmup + chunk * chunks + 1  # the last step ends the run (its validation is not timed)
