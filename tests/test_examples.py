@@ -25,7 +25,8 @@ from trainlab.experiment import train
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-CONFIGS = sorted(p for p in EXAMPLES.glob("*.yaml") if not p.stem.endswith("_space"))  # *_space.yaml: tune spaces
+CONFIGS = sorted(p for p in EXAMPLES.glob("*.yaml")  # not the tune spaces, not compare strategies files
+                 if not p.stem.endswith(("_space", "_strategies")))
 MAX_STEPS = 6  # one_cycle needs pct_start * total_steps > 1 (0.25 * 6 = 1.5)
 TINY_BATCH = 4
 
@@ -174,3 +175,17 @@ def test_readme_commands_name_existing_configs() -> None:
     named = set(re.findall(r"examples/([\w.]+\.yaml)", readme))
     missing = sorted(n for n in named if not (EXAMPLES / n).is_file())
     assert not missing, f"examples/README.md names configs that do not exist: {missing}"
+
+
+def test_the_speedrun_ablation_strategies_apply_to_the_speedrun_config() -> None:
+    from trainlab.compare.strategies import load_strategies, validate_strategies
+    from trainlab.config import apply_overrides, read_yaml
+
+    strategies = load_strategies(EXAMPLES / "cifar10_speedrun_ablation_strategies.yaml")
+    assert {s.name for s in strategies} >= {"recipe", "no_whitening", "muon_to_sgd", "no_tta", "random_flip",
+                                            "no_label_smoothing", "plus_lookahead"}
+    base = apply_overrides(read_yaml(EXAMPLES / "cifar10_speedrun.yaml"),
+                           ["strategy.epochs=2", "model.widths=[32,64,64]", "model.scaling_factor=0.00390625"])
+    validate_strategies({"cifar10_speedrun": base}, strategies)  # raises ConfigError on a bad strategy
+    readme = (EXAMPLES / "README.md").read_text()
+    assert "examples/cifar10_speedrun_ablation_strategies.yaml" in readme
