@@ -100,7 +100,7 @@ def profile(batch_size: int, epochs: int, use_cprofile: bool) -> None:
             counters.wrap(trainer.batches, "fetch", "batches.fetch (x[index], y[index])")
             counters.wrap(trainer.step, "train_step", "step.train_step")
             counters.wrap(trainer, "_tally", "trainer._tally (loss sums)")
-            counters.wrap(trainer.step.objective, "forward", "  in train_step: objective (loss)")
+            counters.wrap(trainer.step.objective.loss, "forward", "  in train_step: loss (its forward)")
             counters.wrap(trainer.step.optimizer, "step", "  in train_step: optimizer.step")
             counters.wrap(trainer.step.optimizer, "zero_grad", "  in train_step: optimizer.zero_grad")
             trainer.fit()
