@@ -38,6 +38,7 @@ from evidence import cpu_flags, write_result  # noqa: E402
 from vs_hf_trainer import BATCH, finetune_config  # noqa: E402
 
 from trainlab.builders import build, run_scope  # noqa: E402
+from trainlab.engine.batching import token_lengths  # noqa: E402
 from trainlab.engine.state import TrainState  # noqa: E402
 
 
@@ -77,7 +78,7 @@ def measure_length(data_dir: str, max_length: int, modes: list[str], chunk: int,
             seconds[mode].append(run_steps(mode, chunk))
     per_s = {mode: [chunk * BATCH / s for s in values] for mode, values in seconds.items()}
     ratios = sorted(d / p for d, p in zip(per_s["dynamic"], per_s["padded"], strict=True))
-    lengths = batches.x[:, 1].sum(dim=1).float()
+    lengths = token_lengths(batches.x).float()
     return {"max_length": max_length, "chunk_steps": chunk, "chunks": chunks,
             "samples_per_s": {mode: statistics.median(values) for mode, values in per_s.items()},
             "dynamic_over_padded": {"median": statistics.median(ratios), "min": ratios[0], "max": ratios[-1]},

@@ -61,7 +61,7 @@ from sidebyside import Interleave, ParkedFit, summarize  # noqa: E402
 from trainlab.builders import build, run_scope  # noqa: E402
 from trainlab.config import Config, validate  # noqa: E402
 from trainlab.data.counting import count_splits  # noqa: E402
-from trainlab.engine.batching import epoch_permutation  # noqa: E402
+from trainlab.engine.batching import epoch_permutation, mega_batch_rows, token_lengths  # noqa: E402
 from trainlab.experiment import _run_callbacks  # noqa: E402
 from trainlab.models.hf import resolve_model_dir  # noqa: E402
 from trainlab.run_folder import RunDir  # noqa: E402
@@ -107,7 +107,7 @@ class RowsInOrder(torch.utils.data.Dataset):
     """Training rows as the HF data collator wants them: unpadded ``input_ids``, ``attention_mask``, ``labels``."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        lengths = x[:, 1].sum(dim=1).tolist()
+        lengths = token_lengths(x).tolist()
         self.rows = [{"input_ids": x[i, 0, :n].tolist(), "attention_mask": [1] * n, "labels": int(y[i])}
                      for i, n in enumerate(lengths)]
 
@@ -163,7 +163,7 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
     trim, grouped = pairing in ("dynamic", "grouped"), pairing == "grouped"
     if grouped:  # one mega-batch per chunk (length_grouped_order's size), as many as one epoch holds
         train_rows = count_splits(finetune_config(data_dir, max_length, trim, 1, max_rows).data).train
-        chunk = min(max(train_rows // (4 * BATCH), 1), 50)
+        chunk = mega_batch_rows(train_rows, BATCH) // BATCH
         chunks = min(chunks, (-(-train_rows // BATCH) - warmup - 1) // chunk)
     max_steps = warmup + chunk * chunks + 1  # the last step ends the run (its validation is not timed)
     config = finetune_config(data_dir, max_length, trim, max_steps, max_rows, group_by_length=grouped)
@@ -176,7 +176,7 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
         twin = build(config, quiet=True).model  # the same architecture; then trainlab's initial weights
         twin.load_state_dict(built.model.state_dict())
         twin.trim_padding = False  # the HF collator does the padding on that side
-        lengths = trainer.batches.x[:, 1].sum(dim=1).float()
+        lengths = token_lengths(trainer.batches.x).float()
         hf_order = epoch_permutation(trainer.plan.n, config.seed, 0)  # trainlab's order without grouping
         contender = hf_contender(twin, trainer.batches.x, trainer.batches.y, hf_order, pairing,
                                  max_length, max_steps + warmup + 1, torch.get_num_threads(), f"{folder}/hf")

@@ -307,6 +307,12 @@ def build(config: Config, quiet: bool = False) -> Built:
     return assemble(config, data, loss, build_model_for(config, data, loss), notes, quiet)
 
 
+def limits_for(config: Config, steps_per_epoch: int) -> Limits:
+    """The run's length: ``strategy.epochs`` stretched by ``strategy.min_steps``, capped by ``max_steps``."""
+    epochs = epochs_for_step_budget(config.strategy.epochs, config.strategy.min_steps, steps_per_epoch)
+    return Limits(epochs, config.strategy.max_steps)
+
+
 def train_lengths(config: Config, data: Dataset) -> torch.Tensor | None:
     """The training rows' text lengths when ``strategy.group_by_length`` is on, else None."""
     if not config.strategy.group_by_length:
@@ -340,14 +346,13 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         config = resolved_lr(config, spec["lr"])
     step = build_step(config, model, loss, spec, device, precision)
 
-    epochs = epochs_for_step_budget(config.strategy.epochs, config.strategy.min_steps, plan.steps_per_epoch)
-    if epochs != config.strategy.epochs:
-        notes["epochs_for_min_steps"] = epochs
+    limits = limits_for(config, plan.steps_per_epoch)
+    if limits.epochs != config.strategy.epochs:
+        notes["epochs_for_min_steps"] = limits.epochs
         if not quiet:
-            print(f"strategy.min_steps={config.strategy.min_steps}: {epochs} epochs of {plan.steps_per_epoch} steps "
-                  f"(strategy.epochs={config.strategy.epochs} would give {config.strategy.epochs * plan.steps_per_epoch})",
-                  file=sys.stderr)
-    limits = Limits(epochs, config.strategy.max_steps)
+            print(f"strategy.min_steps={config.strategy.min_steps}: {limits.epochs} epochs of {plan.steps_per_epoch} "
+                  f"steps (strategy.epochs={config.strategy.epochs} would give "
+                  f"{config.strategy.epochs * plan.steps_per_epoch})", file=sys.stderr)
     step = averaged_step_for(config, step, plan, limits.total_steps(plan.steps_per_epoch), notes)
     schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
                               plan.steps_per_epoch)

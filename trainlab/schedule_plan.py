@@ -22,11 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainlab.builders import batch_size_for, optimizer_spec_for
+from trainlab.builders import batch_size_for, limits_for, optimizer_spec_for
 from trainlab.config import Config
 from trainlab.engine.batching import BatchPlan
-from trainlab.engine.loop import Limits
-from trainlab.engine.step_budget import epochs_for_step_budget
 from trainlab.errors import ConfigError
 from trainlab.optim import default_lr
 from trainlab.schedules import Schedule, build_schedule
@@ -66,7 +64,6 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     """Steps and LR schedule of ``config``'s run over ``n_train`` training rows."""
     batch_size = batch_size_for(config, n_train, quiet=True)
     plan = BatchPlan(n_train, batch_size, config.seed, config.strategy.grad_accum_steps)
-    epochs = epochs_for_step_budget(config.strategy.epochs, config.strategy.min_steps, plan.steps_per_epoch)
-    total = Limits(epochs, config.strategy.max_steps).total_steps(plan.steps_per_epoch)
+    total = limits_for(config, plan.steps_per_epoch).total_steps(plan.steps_per_epoch)
     schedule = build_schedule(config.strategy.schedule.spec(), total, plan.steps_per_epoch)
     return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, base_lr(config))

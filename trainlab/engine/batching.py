@@ -36,16 +36,20 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
+def mega_batch_rows(n: int, batch_size: int) -> int:
+    """Rows of one length-grouping mega-batch: ``batch_size * min(max(n // (4 * batch_size), 1), 50)``."""
+    return batch_size * min(max(n // (4 * batch_size), 1), 50)
+
+
 def length_grouped_order(order: torch.Tensor, lengths: torch.Tensor, batch_size: int) -> torch.Tensor:
     """``order`` cut into mega-batches, each sorted by length, longest first (the HF Trainer's group_by_length).
 
-    A mega-batch is ``batch_size * min(max(n // (4 * batch_size), 1), 50)`` consecutive rows of
-    ``order``; sorting inside it (stable, by ``lengths[row]`` descending) makes consecutive batches
+    A mega-batch is :func:`mega_batch_rows` consecutive rows of ``order``; sorting inside it (stable, by ``lengths[row]`` descending) makes consecutive batches
     hold texts of similar length, so a model that pads each batch to its longest text pads little,
     while the mega-batches keep the epoch's randomness. Every row still comes once per epoch.
     """
     n = len(order)
-    size = batch_size * min(max(n // (4 * batch_size), 1), 50)
+    size = mega_batch_rows(n, batch_size)
     pieces = []
     for start in range(0, n, size):
         chunk = order[start:start + size]
