@@ -189,3 +189,29 @@ def test_the_speedrun_ablation_strategies_apply_to_the_speedrun_config() -> None
     validate_strategies({"cifar10_speedrun": base}, strategies)  # raises ConfigError on a bad strategy
     readme = (EXAMPLES / "README.md").read_text()
     assert "examples/cifar10_speedrun_ablation_strategies.yaml" in readme
+
+
+def test_movie_reviews_csv_writes_balanced_disjoint_text_csv_files(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("movie_reviews_csv", EXAMPLES / "movie_reviews_csv.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    packaged = tmp_path / "combined_movie_reviews.csv"  # the package's layout: text,label,source
+    lines = ["text,label,source"]
+    for i in range(40):
+        lines.append(f'"review {i}, {"good" if i % 2 else "bad"}<br /><br />film",{i % 2},'
+                     f'{"imdb" if i < 30 else "rotten_tomatoes"}')
+    packaged.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    texts, labels = module.read_reviews(packaged, "imdb")
+    assert len(texts) == 30 and labels.tolist() == [i % 2 for i in range(30)]
+    train, test = module.balanced_split(labels, 10, 8, seed=0)
+    assert len(train) == 10 and len(test) == 8 and not set(train) & set(test)
+    assert labels[train].sum() == 5 and labels[test].sum() == 4
+    module.write_csv(tmp_path / "train.csv", texts, labels, train)
+    module.write_csv(tmp_path / "test.csv", texts, labels, test)
+    from trainlab.data.text import text_csv
+
+    raw = text_csv(train="train.csv", test="test.csv", path=str(tmp_path), max_length=8)
+    assert len(raw.y_train) == 10 and len(raw.y_test) == 8 and sorted(raw.y_train.tolist()) == [0] * 5 + [1] * 5
+    assert "<br" not in (tmp_path / "train.csv").read_text()
+    with pytest.raises(SystemExit, match="error: 32 \\+ 0 rows ask for 16 of label 0"):
+        module.balanced_split(labels, 32, 0, seed=0)
