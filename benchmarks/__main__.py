@@ -31,6 +31,7 @@ import vs_lightning  # noqa: E402
 # label prefix -> (bound, inclusive, why): a ratio is trainlab's time / the contender's (lower is faster)
 TARGETS = {
     "trainlab/raw": (1.03, True, "issue 17; issue 12's bound is 1.05"),
+    "trainlab/raw-index_select": (1.03, True, "issue 17's bound, against a raw loop that gathers as trainlab does"),
     "trainlab/lightning": (0.85, False, "issue 17, at batch 64"),
 }
 # label prefix -> (bound, why) for samples/s ratios trainlab / contender (higher is faster)

@@ -274,3 +274,20 @@ def test_epoch_sum_is_the_float64_weighted_sum_and_resumes_in_the_same_order(mon
     assert resumed.value() == whole.value()  # bit-identical, not approximately
     resumed.reset()
     assert resumed.value() == 0.0 and resumed.values == []
+
+
+@pytest.mark.parametrize("shape, dtype", [((40, 3, 4, 4), torch.uint8), ((40, 2, 7), torch.int64), ((40, 5), torch.float32)])
+def test_fetch_gathers_the_indexed_rows(shape, dtype):
+    """TensorBatches.fetch (index_select) returns exactly the rows NumPy fancy indexing picks, in order."""
+    from trainlab.data.dataset import Split
+    from trainlab.engine.batching import TensorBatches
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 200, shape)
+    y = rng.integers(0, 4, shape[0])
+    batches = TensorBatches(Split(torch.tensor(x, dtype=dtype), torch.tensor(y)), None, 0, torch.device("cpu"))
+    index = np.array([7, 0, 39, 7, 12])
+    got_x, got_y = batches.fetch(torch.tensor(index), step=0)
+    assert got_x.dtype == dtype and got_x.is_contiguous()
+    np.testing.assert_array_equal(got_x.numpy(), x[index].astype(got_x.numpy().dtype))
+    np.testing.assert_array_equal(got_y.numpy(), y[index])

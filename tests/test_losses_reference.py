@@ -482,3 +482,28 @@ def test_weights_follow_the_module_dtype(spec, kind, buffer, reference):
     pred, target = inputs(kind, np.random.default_rng(7))
     got = build_loss({**spec, "reduction": "none"}).double()(*as_tensors(pred, target))
     np.testing.assert_allclose(got.detach().numpy(), reference(pred, target), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("spec", [
+    {"name": "cross_entropy"},
+    {"name": "cross_entropy", "label_smoothing": 0.2},
+    {"name": "cross_entropy", "reduction": "sum"},
+    {"name": "cross_entropy", "class_weights": [0.5, 2.0, 1.0]},  # weighted: stays the module
+    {"name": "mse"},
+])
+def test_unweighted_callable_matches_the_formula(spec):
+    """The training step's ``unweighted()`` callable gives the loss of the formula, written out in NumPy."""
+    rng = np.random.default_rng(3)
+    loss = build_loss(spec)
+    if spec["name"] == "mse":
+        pred, target = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+        expected = ((pred - target) ** 2).mean()
+    else:
+        pred, target = rng.normal(size=(6, 3)) * 3, rng.integers(0, 3, 6)
+        values = np_cross_entropy(pred, target, spec.get("class_weights"), spec.get("label_smoothing", 0.0))
+        weights = np.asarray(spec.get("class_weights", [1.0, 1.0, 1.0]))[target]
+        expected = values.sum() if spec.get("reduction") == "sum" else values.sum() / weights.sum()
+    fast = loss.unweighted()
+    assert (fast is loss) == ("class_weights" in spec or spec["name"] == "mse")
+    got = fast(torch.tensor(pred), torch.tensor(target))
+    np.testing.assert_allclose(float(got), expected, rtol=1e-12)

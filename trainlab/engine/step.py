@@ -136,6 +136,7 @@ class StandardStep:
         # layout change or gradient-norm records
         self._plain = (options.precision == "fp32" and not self._clipping and not objective.penalised
                        and self._memory_format is None and not options.grad_norm_every and not self._closure)
+        self._plain_loss = objective.loss.unweighted()  # the plain step's (pred, target) -> loss
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
 
     # ------------------------------------------------------------------ forward
@@ -163,7 +164,7 @@ class StandardStep:
     def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
         if self._plain and len(batches) == 1:
             x, y = batches[0]
-            loss = self.objective.loss(self.model(x), y)
+            loss = self._plain_loss(self.model(x), y)
             loss.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)

@@ -7,6 +7,8 @@ multi-label data: (N, L) outputs with (N, L) 0/1 targets, one loss per label.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -181,6 +183,12 @@ class CrossEntropy(Loss):
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
         _check_width(self, pred, self.class_weights, "class_weights")
+
+    def unweighted(self):
+        if self.class_weights is not None or self.reduction == "none":
+            return self
+        return functools.partial(F.cross_entropy, ignore_index=self.ignore_index,
+                                 label_smoothing=self.label_smoothing, reduction=self.reduction)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         if weight is None and self.class_weights is None and self.reduction != "none":  # the lean common case
