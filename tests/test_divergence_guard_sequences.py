@@ -162,3 +162,47 @@ def test_a_rollback_resumed_from_the_guards_state_rolls_back_the_same_way():
     assert resumed_view.control.rollback_to is not None
     assert resumed_view.control.rollback_to.step == reference_view.control.rollback_to.step == 550
     assert resumed_view.control.rollback_to.train_state() == reference_view.control.rollback_to.train_state()
+
+
+def one_by_one_rule(losses, spike_factor: float, window: int) -> tuple[int | None, list[float]]:
+    """The guard's rule written out value by value (module docstring): the index of the first bad loss
+    (None if none) and the thresholds used. Threshold = median + k * max(1.4826 MAD, reference / 4) over
+    the last ``window`` good losses, recomputed at every 10th judged loss; no judging before the
+    reference (median of the first max(5, window // 2) good losses) exists."""
+    recent, reference, judged, threshold, used = [], None, 0, None, []
+    for index, value in enumerate(losses):
+        if not math.isfinite(value):
+            return index, used
+        if reference is not None:
+            if threshold is None or judged % 10 == 0:
+                med = float(np.median(recent[-window:]))
+                mad = float(np.median(np.abs(np.array(recent[-window:]) - med)))
+                threshold = med + spike_factor * max(1.4826 * mad, reference / 4)
+            judged += 1
+            used.append(threshold)
+            if value > threshold:
+                return index, used
+        recent.append(value)
+        if reference is None and len(recent) >= max(5, window // 2):
+            reference = float(np.median(recent))
+    return None, used
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batched_judging_stops_exactly_where_the_one_by_one_rule_does(seed):
+    """The guard judges a check's pending losses in runs under one threshold; the first bad loss it
+    reports and its cached threshold are those of the rule applied one loss at a time."""
+    rng = np.random.default_rng(seed)
+    steps = 600
+    losses = np.exp(rng.normal(0.0, 0.4, steps)) * np.linspace(2.0, 0.5, steps)
+    bad_at = int(rng.integers(40, steps))
+    losses[bad_at] = [np.nan, np.inf, 500.0][seed % 3]
+    losses = losses.astype(np.float32).astype(np.float64)  # the guard sees float32 losses
+    expected, thresholds = one_by_one_rule(losses.tolist(), 20.0, 30)
+    assert expected == bad_at
+    g, view = guard(spike_factor=20.0, window=30), FakeView()
+    with pytest.raises(TrainingError, match=f"step {bad_at + 1}"):
+        feed(g, view, losses)
+    assert g._judged == len(thresholds)
+    if thresholds:
+        assert g._threshold == pytest.approx(thresholds[-1], rel=1e-12)

@@ -103,6 +103,28 @@ class DivergenceGuard(Callback):
             return f"loss spike (> {self._threshold:.4g} = median + {self.spike_factor:g} x spread of recent losses)"
         return None
 
+    def _good_run(self, values: list[float], start: int) -> int:
+        """How many values from ``start`` on are good under one threshold, judged at once (0: judge one).
+
+        Judging value by value recomputes the threshold at every 10th judged value; the values up to
+        the next recompute point all meet the same threshold (and accepting them in order is
+        ``recent.extend``). If all of them are finite and the largest is <= it, they are accepted
+        here in one go; otherwise 0, and the caller judges ``values[start]`` alone, which recomputes
+        the same threshold: outcome and saved state are those of the value-by-value rule.
+        """
+        if self.reference is None:
+            return 0
+        run = values[start:start + 10 - self._judged % 10]
+        if not all(map(math.isfinite, run)):
+            return 0
+        if self._threshold is None or self._judged % 10 == 0:
+            self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
+        if max(run) > self._threshold:
+            return 0
+        self._judged += len(run)
+        self.recent.extend(run)
+        return len(run)
+
     def _accept(self, value: float) -> None:
         self.recent.append(value)
         if self.reference is None and len(self.recent) >= max(5, self.window // 2):
@@ -138,12 +160,19 @@ class DivergenceGuard(Callback):
             return True
         pending, self._pending = self._pending, []
         values = torch.stack([p[3].float() for p in pending]).tolist()
-        for (step, epoch, batch, _), value in zip(pending, values, strict=True):
-            problem = self.problem(value)
+        i = 0
+        while i < len(values):
+            good = self._good_run(values, i)
+            if good:
+                i += good
+                continue
+            step, epoch, batch, _ = pending[i]
+            problem = self.problem(values[i])
             if problem is not None:
-                self._handle(view, problem, value, step, epoch, batch)
+                self._handle(view, problem, values[i], step, epoch, batch)
                 return False
-            self._accept(value)
+            self._accept(values[i])
+            i += 1
         return True
 
     @property

@@ -143,7 +143,10 @@ class Trainer:
             state.batch_in_epoch = position
             if not indices:
                 continue  # every micro-batch of this step was skipped after a rollback
-            output = train_step([fetch(index, state.step, state.epoch) for index in indices], state)
+            step, epoch = state.step, state.epoch
+            batches = [fetch(indices[0], step, epoch)] if len(indices) == 1 else \
+                [fetch(index, step, epoch) for index in indices]
+            output = train_step(batches, state)
             state.step += 1
             self._tally(output.losses, output.samples)
             loss = output.losses["loss"]
