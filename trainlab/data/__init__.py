@@ -227,6 +227,33 @@ def _warn_if_empty(split: str, n: int, fraction: float, n_rows: int) -> None:
              f"(or a class has a single row), so {split} metrics will be missing; add rows")
 
 
+def _check_training_targets(raw: RawData, task: str, y_train: np.ndarray, locate, extras: dict[str, Any]) -> int | None:
+    """Check the training labels for ``task`` (before splitting, so rows are the source's rows) and return
+    the class count (None for regression); a count-like regression target is noted in ``extras``."""
+    if task == "multilabel":
+        _check_multilabel("training data", y_train, locate)
+        return int(y_train.shape[1])
+    if task != "regression":
+        _check_labels("training data", y_train, task, None, locate)  # whole numbers >= 0
+        _check_class_count("training data", y_train, locate)
+        num_classes = (2 if task == "binary" else len(raw.class_names) if raw.class_names
+                       else int(max(y_train.max(), 1)) + 1)
+        _check_labels("training data", y_train, task, num_classes, locate)
+        return num_classes
+    if raw.task is None and is_count_target(y_train):
+        extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
+    return None
+
+
+def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarray, cat: np.ndarray | None,
+               stratify: np.ndarray | None, n_rows: int) -> tuple[tuple, tuple]:
+    """``((x, y, cat) kept, (x, y, cat) held out)``: a seeded (stratified) ``fraction`` of the rows held out."""
+    keep, held = split_indices(len(x), fraction, seed, stratify)
+    held_out = (x[held], y[held], None if cat is None else cat[held])
+    _warn_if_empty(name, len(held), fraction, n_rows)
+    return _take(keep, x, y, cat), held_out
+
+
 def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     """Read the configured source and return validated, preprocessed train/val/test splits.
 
@@ -252,18 +279,7 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     task = _decide_task(config, raw, y_train)
     extras = dict(raw.extras or {})
     class_names = raw.class_names if task != "regression" else None  # (multi-target CSVs name their columns)
-    num_classes = None
-    if task == "multilabel":
-        _check_multilabel("training data", y_train, locate)
-        num_classes = int(y_train.shape[1])
-    elif task != "regression":  # checked before splitting, so that rows are the source's rows
-        _check_labels("training data", y_train, task, None, locate)  # whole numbers >= 0
-        _check_class_count("training data", y_train, locate)
-        num_classes = (2 if task == "binary" else len(raw.class_names) if raw.class_names
-                       else int(max(y_train.max(), 1)) + 1)
-        _check_labels("training data", y_train, task, num_classes, locate)
-    elif raw.task is None and is_count_target(y_train):
-        extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
+    num_classes = _check_training_targets(raw, task, y_train, locate, extras)
     stratify = y_train if task in ("binary", "multiclass") else None
     n_rows = len(x_train)
 
@@ -277,21 +293,15 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
         return x, y
 
     if raw.x_test is None:
-        keep, held = split_indices(len(x_train), config.test_fraction, config.split_seed, stratify)
-        x_test, y_test = x_train[held], y_train[held]
-        cat_test = None if cat_train is None else cat_train[held]
-        x_train, y_train, cat_train = _take(keep, x_train, y_train, cat_train)
+        (x_train, y_train, cat_train), (x_test, y_test, cat_test) = _split_off(
+            "test", config.test_fraction, config.split_seed, x_train, y_train, cat_train, stratify, n_rows)
         stratify = y_train if task in ("binary", "multiclass") else None
-        _warn_if_empty("test", len(x_test), config.test_fraction, n_rows)
     else:
         x_test, y_test = check_given("test data", raw.x_test, raw.y_test)
         cat_test = None
     if raw.x_val is None:
-        keep, held = split_indices(len(x_train), config.val_fraction, config.split_seed + 1, stratify)
-        x_val, y_val = x_train[held], y_train[held]
-        cat_val = None if cat_train is None else cat_train[held]
-        x_train, y_train, cat_train = _take(keep, x_train, y_train, cat_train)
-        _warn_if_empty("val", len(x_val), config.val_fraction, n_rows)
+        (x_train, y_train, cat_train), (x_val, y_val, cat_val) = _split_off(
+            "val", config.val_fraction, config.split_seed + 1, x_train, y_train, cat_train, stratify, n_rows)
     else:
         x_val, y_val = check_given("validation data", raw.x_val, raw.y_val)
         cat_val = None
