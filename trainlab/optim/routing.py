@@ -266,6 +266,56 @@ class _Inner:
     labels: list[str] = field(default_factory=list)
 
 
+def _add_groups(inners: dict[str, _Inner], name: str, options: dict[str, Any], lr: float | None, label: str,
+                param_groups: list[dict[str, Any]]) -> None:
+    """Add ``param_groups`` (routed as ``label``, at ``lr`` or the optimizer's default) to the optimizer
+    ``name`` with ``options``, created in ``inners`` on first use."""
+    OPTIMIZERS.get(name)  # unknown name: ConfigError with did-you-mean
+    if lr is None:
+        lr = default_lr(name)
+        if lr is None:
+            raise ConfigError(f"optimizer '{name}' (strategy.optimizer.groups '{label}') has no default "
+                              "learning rate; set lr in the group or strategy.optimizer.lr")
+    key = json.dumps([name.lower(), options], sort_keys=True, default=repr)
+    inner = inners.setdefault(key, _Inner({"name": name, **options}))
+    inner.groups += [{**g, "lr": float(lr), "route": label} for g in param_groups]
+    inner.labels.append(label)
+
+
+def _rule_optimizer(rule: GroupRule, where: str, top_name: str, top: dict[str, Any],
+                    weight_decay: float) -> tuple[str, dict[str, Any]]:
+    """The optimizer name and options of a group: its own, or the top level's (whose options it inherits);
+    ``regularization.weight_decay`` placed into another optimizer's options when the group set none."""
+    name = rule.optimizer or top_name
+    if rule.optimizer is not None and rule.optimizer not in OPTIMIZERS and ":" not in rule.optimizer:
+        valid = OPTIMIZERS.names()
+        raise ConfigError(f"{where}: unknown optimizer '{rule.optimizer}'"
+                          f"{did_you_mean(rule.optimizer.lower(), valid)} (valid: {', '.join(valid)})")
+    same = name.lower() == top_name.lower()
+    options = {**(top if same else {}), **rule.options}
+    if not same and rule.weight_decay is None and weight_decay:
+        placed = place_weight_decay({"name": name, **options}, weight_decay)
+        options = {k: v for k, v in placed.items() if k != "name"}
+    return name, options
+
+
+def _build_inner(inner: _Inner) -> torch.optim.Optimizer:
+    """Construct one inner optimizer; refuse one that is not a torch optimizer or needs a closure."""
+    labels = ", ".join(f"'{label}'" for label in inner.labels)
+    try:
+        built = OPTIMIZERS.build(dict(inner.spec), inner.groups, lr=inner.groups[0]["lr"])
+    except ConfigError as exc:
+        raise ConfigError(f"strategy.optimizer.groups {labels}: {exc}") from None
+    if not isinstance(built, torch.optim.Optimizer):
+        raise ConfigError(f"optimizer '{inner.spec['name']}' (groups {labels}) did not build a "
+                          "torch.optim.Optimizer")
+    if requires_closure(built):
+        raise ConfigError(f"optimizer '{inner.spec['name']}' (groups {labels}) re-evaluates the loss in "
+                          "step(closure) and cannot share a step with other groups; use a first-order "
+                          "optimizer (e.g. sgd, nesterov, adamw, muon_conv)")
+    return built
+
+
 def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Iterable[Mapping[str, Any]],
                            extra: Iterable[nn.Parameter] = (), weight_decay: float = 0.0) -> RoutedOptimizer:
     """The optimizer of ``spec`` (top level) and ``groups`` (``strategy.optimizer.groups``) over ``model``.
@@ -290,59 +340,19 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
         raise ConfigError("lr: auto cannot be combined with strategy.optimizer.groups (each group has its own "
                           "base lr); give strategy.optimizer.lr a number")
     taken, rest = assign(named_trainable_parameters(model), rules)
-
-    inners: dict[str, _Inner] = {}
-
-    def add(name: str, options: dict[str, Any], lr: float | None, label: str,
-            param_groups: list[dict[str, Any]]) -> None:
-        OPTIMIZERS.get(name)  # unknown name: ConfigError with did-you-mean
-        if lr is None:
-            lr = default_lr(name)
-            if lr is None:
-                raise ConfigError(f"optimizer '{name}' (strategy.optimizer.groups '{label}') has no default "
-                                  "learning rate; set lr in the group or strategy.optimizer.lr")
-        key = json.dumps([name.lower(), options], sort_keys=True, default=repr)
-        inner = inners.setdefault(key, _Inner({"name": name, **options}))
-        inner.groups += [{**g, "lr": float(lr), "route": label} for g in param_groups]
-        inner.labels.append(label)
-
+    inners: dict[str, _Inner] = {}  # one optimizer per (name, options): groups that agree share it
     rest_groups = split_by_decay([p.parameter for p in rest], [p for p in extra if p.requires_grad])
     if rest_groups:
-        add(top_name, top, top_lr, "rest", rest_groups)
+        _add_groups(inners, top_name, top, top_lr, "rest", rest_groups)
     for i, (rule, params) in enumerate(zip(rules, taken, strict=True)):
-        where = f"strategy.optimizer.groups[{i}]"
-        name = rule.optimizer or top_name
-        if rule.optimizer is not None and rule.optimizer not in OPTIMIZERS and ":" not in rule.optimizer:
-            valid = OPTIMIZERS.names()
-            raise ConfigError(f"{where}: unknown optimizer '{rule.optimizer}'"
-                              f"{did_you_mean(rule.optimizer.lower(), valid)} (valid: {', '.join(valid)})")
-        same = name.lower() == top_name.lower()
-        options = {**(top if same else {}), **rule.options}
-        if not same and rule.weight_decay is None and weight_decay:
-            placed = place_weight_decay({"name": name, **options}, weight_decay)
-            options = {k: v for k, v in placed.items() if k != "name"}
+        name, options = _rule_optimizer(rule, f"strategy.optimizer.groups[{i}]", top_name, top, weight_decay)
         tensors = [p.parameter for p in params]
         if rule.weight_decay is not None:
             param_groups = [{"params": tensors, "group": "explicit", "weight_decay": float(rule.weight_decay)}]
         else:
             param_groups = split_by_decay(tensors)
-        add(name, options, rule.lr if rule.lr is not None else top_lr, rule.label, param_groups)
-
-    optimizers = []
-    for inner in inners.values():
-        labels = ", ".join(f"'{label}'" for label in inner.labels)
-        try:
-            built = OPTIMIZERS.build(dict(inner.spec), inner.groups, lr=inner.groups[0]["lr"])
-        except ConfigError as exc:
-            raise ConfigError(f"strategy.optimizer.groups {labels}: {exc}") from None
-        if not isinstance(built, torch.optim.Optimizer):
-            raise ConfigError(f"optimizer '{inner.spec['name']}' (groups {labels}) did not build a "
-                              "torch.optim.Optimizer")
-        if requires_closure(built):
-            raise ConfigError(f"optimizer '{inner.spec['name']}' (groups {labels}) re-evaluates the loss in "
-                              "step(closure) and cannot share a step with other groups; use a first-order "
-                              "optimizer (e.g. sgd, nesterov, adamw, muon_conv)")
-        optimizers.append(built)
+        _add_groups(inners, name, options, rule.lr if rule.lr is not None else top_lr, rule.label, param_groups)
+    optimizers = [_build_inner(inner) for inner in inners.values()]
     return RoutedOptimizer(optimizers)
 
 
