@@ -12,15 +12,13 @@ import hashlib
 import json
 import math
 import os
-import reprlib
 import stat
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -28,59 +26,22 @@ from pydantic import (
     model_validator,
 )
 
+from trainlab.config_fields import (
+    MAX_CONFIG_BYTES,
+    MAX_CONFIG_DEPTH,
+    MAX_CONFIG_NODES,
+    MAX_MODEL_SIZE,
+    MAX_NAME_CHARS,
+    MAX_THREADS,
+    Int,
+    Named,
+    Strict,
+    name_only,
+    short_repr,
+)
+from trainlab.config_strategy import Strategy
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
-
-INT_LIMIT = 2**63  # every count fits a signed 64-bit integer (torch, numpy)
-
-
-def _no_bool(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(f"must be an integer, not a boolean; got {value}")
-    if isinstance(value, int) and abs(value) >= INT_LIMIT:
-        raise ValueError(f"must be an integer below 2**63; got {_short(value)}")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not counts
-
-# A config is a few hundred values; these bounds turn hostile or mistyped files into one line
-# before anything big is built (YAML alias bombs, absurd layer sizes, thread counts).
-MAX_CONFIG_BYTES = 1 << 20  # 1 MiB of YAML
-MAX_CONFIG_NODES = 100_000  # values in the config with every alias expanded
-MAX_CONFIG_DEPTH = 64  # nesting of mappings and lists
-MAX_MODEL_SIZE = 1_000_000  # any integer model option (a layer width, a channel count)
-MAX_THREADS = 1024
-MAX_NAME_CHARS = 200  # the folder runs/<name>-<timestamp> must fit NAME_MAX (255 bytes)
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
-_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
-
-
-def _short(value: Any) -> str:
-    """A repr of at most ~80 characters, whatever ``value`` holds (bounded depth and breadth)."""
-    shown = _REPR.repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Named(BaseModel):
-    """A component: ``name`` plus keyword arguments for its factory."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    name: str
-
-    def spec(self) -> dict[str, Any]:
-        return self.model_dump()
-
-
-def _name_only(value: Any) -> Any:
-    return {"name": value} if isinstance(value, str) else value
-
 
 DATA_TASKS = ("regression", "binary", "multiclass", "multilabel")  # = trainlab.data.dataset.TASKS
 
@@ -114,7 +75,7 @@ class DataConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class ModelConfig(_Named):
+class ModelConfig(Named):
     @model_validator(mode="after")
     def _bounded_sizes(self) -> ModelConfig:
         for key, value in (self.model_extra or {}).items():
@@ -122,127 +83,8 @@ class ModelConfig(_Named):
             for size in sizes:
                 if isinstance(size, int) and not isinstance(size, bool) and abs(size) > MAX_MODEL_SIZE:
                     raise ValueError(f"option '{key}' holds {size}, beyond the sizes trainlab builds "
-                                     f"(at most {MAX_MODEL_SIZE:,} per layer); got {_short(value)}")
+                                     f"(at most {MAX_MODEL_SIZE:,} per layer); got {short_repr(value)}")
         return self
-
-
-class LossConfig(_Named):
-    pass
-
-
-class OptimizerGroupConfig(BaseModel):
-    """One entry of ``strategy.optimizer.groups`` (trainlab.optim.routing): a selector plus overrides.
-
-    The selector fields given must all hold; the first group that selects a parameter takes it.
-    Extra keys are options of the group's optimizer (momentum, betas, ns_steps, ...).
-    """
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    name: str | None = None  # a label (in param_groups' "route"); default group<i>
-    select: str | None = None  # preset: conv_filters, linear_weights, norm_weights, norm_biases, biases, head
-    match: str | None = None  # fnmatch glob on the parameter's name, e.g. "*norm*.bias", "head.*"
-    regex: str | None = None  # re.search on the parameter's name
-    ndim: Int | None = Field(None, ge=0)  # the tensor's number of dimensions equals this
-    ndim_at_least: Int | None = Field(None, ge=0)
-    optimizer: str | None = None  # None: strategy.optimizer.name (and its options)
-    lr: float | None = Field(None, gt=0.0)  # None: strategy.optimizer.lr; the schedule scales this base lr
-    weight_decay: float | None = Field(None, ge=0.0)  # applies to every parameter of the group, biases too
-
-
-class OptimizerConfig(_Named):
-    # None: the optimizer's own default (1e-3 for Adam, 1.0 for Prodigy/L-BFGS); "auto": LR range test
-    lr: float | Literal["auto"] | None = None
-    # per-parameter-group routing (docs/param_groups.md); left out of dumps when unset (config hashes)
-    groups: list[OptimizerGroupConfig] | None = Field(None, exclude_if=lambda value: value is None)
-
-    @field_validator("lr")
-    @classmethod
-    def _positive_lr(cls, value: float | str | None) -> float | str | None:
-        if isinstance(value, float) and not value > 0:
-            raise ValueError(f"must be > 0; got {value}")
-        return value
-
-    @model_validator(mode="after")
-    def _groups_have_lrs(self) -> OptimizerConfig:
-        if self.groups is not None and not self.groups:
-            raise ValueError("groups must list at least one group (or be left out)")
-        if self.groups and self.lr == "auto":
-            raise ValueError("lr: auto cannot be combined with groups (each group has its own base lr); "
-                             "give lr a number")
-        return self
-
-    def spec(self) -> dict[str, Any]:
-        """The top-level optimizer's factory spec (name, lr, options), without ``groups``."""
-        return {k: v for k, v in self.model_dump().items() if k != "groups"}
-
-
-class ScheduleConfig(_Named):
-    pass
-
-
-class InitConfig(_Named):
-    pass
-
-
-class Regularization(_Strict):
-    l1: float = Field(0.0, ge=0.0)  # coefficient of sum |w| added to the loss
-    l2: float = Field(0.0, ge=0.0)  # coefficient of sum w^2 added to the loss
-    weight_decay: float = Field(0.0, ge=0.0)  # decoupled: w <- w - lr * wd * w, not on biases/norms
-
-
-class EarlyStoppingConfig(_Strict):
-    monitor: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
-    patience: Int = Field(10, ge=0)  # epochs without improvement before stopping
-    min_delta: float = Field(0.0, ge=0.0)
-    restore_best: bool = True
-
-
-class DivergenceConfig(_Strict):
-    policy: Literal["stop", "rollback", "off"] = "stop"
-
-    # a spike: loss > median + spike_factor * max(1.4826 * MAD, starting loss / 4) of the recent window
-    # (callbacks/divergence_guard.py); 50 means nothing below median + 12.5 x the starting loss, or below
-    # median + 74 robust sigmas (single-sample losses are heavy-tailed), is a spike
-    spike_factor: float = Field(50.0, gt=0.0)
-    window: Int = Field(50, ge=5)  # steps in the running median
-    lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
-    max_rollbacks: Int = Field(3, ge=0)
-
-    @field_validator("policy", mode="before")
-    @classmethod
-    def _yaml_off(cls, value: Any) -> Any:
-        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
-
-
-class WeightAveragingConfig(_Strict):
-    """Averaged weights for evaluation and the saved model (formulas: trainlab/engine/weight_averaging.py)."""
-
-    kind: Literal["ema", "lookahead"]  # ema: a shadow copy; lookahead: training restarts from the average
-    decay: float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps
-    every_n_steps: Int = Field(1, ge=1)  # optimizer steps between averaging updates (airbench: 5)
-    start_epochs: float = Field(0.0, ge=0.0)  # averaging begins after this many epochs (airbench: 3)
-    decay_power: float = Field(0.0, ge=0.0)  # airbench: decay x (step / total steps) ** power (3); 0: constant
-    warmup: bool = False  # cap the k-th update's decay at (1 + k) / (10 + k) (TensorFlow's EMA num_updates)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_only(cls, value: Any) -> Any:
-        return {"kind": value} if isinstance(value, str) else value  # `weight_averaging: ema`
-
-
-class Lora(_Strict):
-    rank: Int = Field(8, ge=1)
-    alpha: float = Field(16.0, gt=0.0)  # the update is scaled by alpha / rank
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] | None = None  # None: every Linear/Conv of the backbone
-
-
-class Finetune(_Strict):
-    freeze: bool = False  # freeze the backbone, train the head only (feature extraction)
-    unfreeze_after_epochs: Int | None = Field(None, ge=1)  # gradual unfreezing (needs freeze)
-    layerwise_lr_decay: float | None = Field(None, gt=0.0, le=1.0)  # lr x decay^k for the k-th layer below the head
-    lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
 
 
 # (section, key) -> default of keys added after runs were recorded: at their default they are left out of
@@ -251,69 +93,7 @@ ADDED_OPTIONAL_KEYS = {("strategy", "tta"): None, ("strategy", "weight_averaging
                        ("strategy", "min_steps"): None, ("strategy", "group_by_length"): False}
 
 
-class TTAConfig(_Strict):
-    """``strategy.tta``: test-time augmentation at evaluation (trainlab.engine.tta; docs/augmentation.md)."""
-
-    flip: bool = True  # also predict on the left-right mirror and average
-    translate: Int = Field(1, ge=0)  # also on the views shifted by -/+ this many pixels (reflect); 0: none
-    when: Literal["final", "always"] = "final"  # final: summary val/test and `trainlab eval`; always: every validation
-
-
-class Strategy(_Strict):
-    loss: LossConfig
-    optimizer: OptimizerConfig
-    batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = 32  # "full": batch gradient descent
-    epochs: Int | None = Field(None, ge=1)
-    max_steps: Int | None = Field(None, ge=1)
-    # a step budget: epochs = max(epochs, ceil(min_steps / steps_per_epoch)), so small datasets still
-    # get enough optimizer steps (trainlab.engine.step_budget); needs epochs, capped by max_steps
-    min_steps: Int | None = Field(None, ge=1)
-    # batches of texts of similar length (the HF Trainer's group_by_length): less padding with a model
-    # that pads each batch to its longest text (trainlab.engine.batching.length_grouped_order)
-    group_by_length: bool = False
-    schedule: ScheduleConfig = ScheduleConfig(name="constant")
-    regularization: Regularization = Regularization()
-    clip_grad_norm: float | None = Field(None, gt=0.0)
-    clip_grad_value: float | None = Field(None, gt=0.0)
-    grad_accum_steps: Int = Field(1, ge=1)
-    eval_every_n_steps: Int | None = Field(None, ge=1)  # also validate mid-epoch (step records in metrics.jsonl)
-    early_stopping: EarlyStoppingConfig | None = None
-    init: InitConfig | list[InitConfig] | None = None  # one initializer or a list applied in order
-    divergence: DivergenceConfig = DivergenceConfig()
-    finetune: Finetune | None = None
-    tta: TTAConfig | None = None  # true: flip + translate 1 (airbench's tta_level 2), only at the final evaluation
-    weight_averaging: WeightAveragingConfig | None = None  # EMA / lookahead weights for evaluation and saving
-
-    _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(
-        classmethod(lambda cls, v: [_name_only(one) for one in v] if isinstance(v, list) else _name_only(v))
-    )
-
-    @field_validator("tta", mode="before")
-    @classmethod
-    def _tta_switch(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return {} if value else None
-        if value is not None and not isinstance(value, dict | TTAConfig):
-            raise ValueError(f"must be true, false or a mapping with keys flip, translate, when; got {_short(value)}")
-        return value
-
-    @field_validator("batch_size", mode="before")
-    @classmethod
-    def _batch_size(cls, value: Any) -> Any:
-        if isinstance(value, bool) or (not isinstance(value, int) and value != "full"):
-            raise ValueError(f"must be a positive int or 'full'; got {value!r}")
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"must be a positive int or 'full'; got {value}")
-        return value
-
-    @model_validator(mode="after")
-    def _some_stop(self) -> Strategy:
-        if self.epochs is None and self.max_steps is None:
-            raise ValueError("set 'epochs' or 'max_steps' (or both)")
-        return self
-
-
-class CheckpointConfig(_Strict):
+class CheckpointConfig(Strict):
     # default: every 30 s of training and at the end (a SIGKILL loses at most 30 s of work);
     # every_n_steps: 1 loses at most the last step, at the cost of one fsynced write per step
     every_n_steps: Int | None = Field(None, ge=1)
@@ -333,7 +113,7 @@ class CheckpointConfig(_Strict):
 LOGGERS = ("tensorboard", "csv")  # trainlab.callbacks.loggers.LOGGERS builds each
 
 
-class OutputConfig(_Strict):
+class OutputConfig(Strict):
     dir: str | None = None  # default runs/<name>-<UTC timestamp>
     progress: Literal["auto", "on", "off"] = "auto"  # "auto": a bar on a TTY, a log line every N s elsewhere
     log_every_seconds: float = Field(30.0, gt=0.0)  # the plain progress line's cadence when not on a TTY
@@ -357,21 +137,21 @@ class OutputConfig(_Strict):
             if name == "mlflow":
                 raise ValueError("the mlflow logger is not available (see docs/loggers.md); use tensorboard or csv")
             if name not in LOGGERS:
-                raise ValueError(f"unknown logger {_short(name)}{did_you_mean(str(name), list(LOGGERS))} "
+                raise ValueError(f"unknown logger {short_repr(name)}{did_you_mean(str(name), list(LOGGERS))} "
                                  f"(valid: {', '.join(LOGGERS)})")
         if len(set(value)) != len(value):
-            raise ValueError(f"lists a logger twice; got {_short(value)}")
+            raise ValueError(f"lists a logger twice; got {short_repr(value)}")
         return value
 
 
-class RuntimeConfig(_Strict):
+class RuntimeConfig(Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # "auto": CUDA when present
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # autocast dtype; "auto" picks bf16 where fast
     num_threads: Int | None = Field(None, ge=1, le=MAX_THREADS)  # torch intra-op threads; None keeps torch's default
     channels_last: bool = False  # NHWC memory layout for conv nets (faster convolutions on CPU and GPU)
 
 
-class Config(_Strict):
+class Config(Strict):
     name: str = "run"  # a folder name: runs/<name>-<UTC timestamp>
     seed: Int = Field(0, ge=0, lt=2**63)
     data: DataConfig
@@ -381,7 +161,7 @@ class Config(_Strict):
     output: OutputConfig = OutputConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
-    _to_named = field_validator("model", mode="before")(classmethod(lambda cls, v: _name_only(v)))
+    _to_named = field_validator("model", mode="before")(classmethod(lambda cls, v: name_only(v)))
 
     @field_validator("name")
     @classmethod
@@ -390,7 +170,7 @@ class Config(_Strict):
                 "control characters, and not '.' or '..'")
         if (not value or len(value) > MAX_NAME_CHARS or value in {".", ".."}
                 or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in value)):
-            shown = _short(value) if len(value) <= MAX_NAME_CHARS else f"{len(value)} characters"
+            shown = short_repr(value) if len(value) <= MAX_NAME_CHARS else f"{len(value)} characters"
             raise ValueError(f"{rule}; got {shown}")
         return value
 
@@ -449,7 +229,7 @@ def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
     got = first.get("input")
     if isinstance(got, dict) or "got" in message:
         return f"config key '{where or 'config'}': {message}"
-    return f"config key '{where or 'config'}': {message}; got {_short(got)}"
+    return f"config key '{where or 'config'}': {message}; got {short_repr(got)}"
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,0 +1,196 @@
+"""``strategy``: everything besides the model that decides how it learns, one validated model per part.
+
+The loss, the optimizer (with per-parameter-group routing), the schedule, initialization,
+regularization, early stopping, divergence handling, weight averaging, test-time augmentation and
+fine-tuning; :class:`Strategy` gathers them with the batch size and the run's length.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trainlab.config_fields import Int, Named, Strict, name_only, short_repr
+
+
+class LossConfig(Named):
+    pass
+
+
+class OptimizerGroupConfig(BaseModel):
+    """One entry of ``strategy.optimizer.groups`` (trainlab.optim.routing): a selector plus overrides.
+
+    The selector fields given must all hold; the first group that selects a parameter takes it.
+    Extra keys are options of the group's optimizer (momentum, betas, ns_steps, ...).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str | None = None  # a label (in param_groups' "route"); default group<i>
+    select: str | None = None  # preset: conv_filters, linear_weights, norm_weights, norm_biases, biases, head
+    match: str | None = None  # fnmatch glob on the parameter's name, e.g. "*norm*.bias", "head.*"
+    regex: str | None = None  # re.search on the parameter's name
+    ndim: Int | None = Field(None, ge=0)  # the tensor's number of dimensions equals this
+    ndim_at_least: Int | None = Field(None, ge=0)
+    optimizer: str | None = None  # None: strategy.optimizer.name (and its options)
+    lr: float | None = Field(None, gt=0.0)  # None: strategy.optimizer.lr; the schedule scales this base lr
+    weight_decay: float | None = Field(None, ge=0.0)  # applies to every parameter of the group, biases too
+
+
+class OptimizerConfig(Named):
+    # None: the optimizer's own default (1e-3 for Adam, 1.0 for Prodigy/L-BFGS); "auto": LR range test
+    lr: float | Literal["auto"] | None = None
+    # per-parameter-group routing (docs/param_groups.md); left out of dumps when unset (config hashes)
+    groups: list[OptimizerGroupConfig] | None = Field(None, exclude_if=lambda value: value is None)
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and not value > 0:
+            raise ValueError(f"must be > 0; got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _groups_have_lrs(self) -> OptimizerConfig:
+        if self.groups is not None and not self.groups:
+            raise ValueError("groups must list at least one group (or be left out)")
+        if self.groups and self.lr == "auto":
+            raise ValueError("lr: auto cannot be combined with groups (each group has its own base lr); "
+                             "give lr a number")
+        return self
+
+    def spec(self) -> dict[str, Any]:
+        """The top-level optimizer's factory spec (name, lr, options), without ``groups``."""
+        return {k: v for k, v in self.model_dump().items() if k != "groups"}
+
+
+class ScheduleConfig(Named):
+    pass
+
+
+class InitConfig(Named):
+    pass
+
+
+class Regularization(Strict):
+    l1: float = Field(0.0, ge=0.0)  # coefficient of sum |w| added to the loss
+    l2: float = Field(0.0, ge=0.0)  # coefficient of sum w^2 added to the loss
+    weight_decay: float = Field(0.0, ge=0.0)  # decoupled: w <- w - lr * wd * w, not on biases/norms
+
+
+class EarlyStoppingConfig(Strict):
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: Int = Field(10, ge=0)  # epochs without improvement before stopping
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = True
+
+
+class DivergenceConfig(Strict):
+    policy: Literal["stop", "rollback", "off"] = "stop"
+
+    # a spike: loss > median + spike_factor * max(1.4826 * MAD, starting loss / 4) of the recent window
+    # (callbacks/divergence_guard.py); 50 means nothing below median + 12.5 x the starting loss, or below
+    # median + 74 robust sigmas (single-sample losses are heavy-tailed), is a spike
+    spike_factor: float = Field(50.0, gt=0.0)
+    window: Int = Field(50, ge=5)  # steps in the running median
+    lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
+    max_rollbacks: Int = Field(3, ge=0)
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+
+
+class WeightAveragingConfig(Strict):
+    """Averaged weights for evaluation and the saved model (formulas: trainlab/engine/weight_averaging.py)."""
+
+    kind: Literal["ema", "lookahead"]  # ema: a shadow copy; lookahead: training restarts from the average
+    decay: float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps
+    every_n_steps: Int = Field(1, ge=1)  # optimizer steps between averaging updates (airbench: 5)
+    start_epochs: float = Field(0.0, ge=0.0)  # averaging begins after this many epochs (airbench: 3)
+    decay_power: float = Field(0.0, ge=0.0)  # airbench: decay x (step / total steps) ** power (3); 0: constant
+    warmup: bool = False  # cap the k-th update's decay at (1 + k) / (10 + k) (TensorFlow's EMA num_updates)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_only(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value  # `weight_averaging: ema`
+
+
+class Lora(Strict):
+    rank: Int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0.0)  # the update is scaled by alpha / rank
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None  # None: every Linear/Conv of the backbone
+
+
+class Finetune(Strict):
+    freeze: bool = False  # freeze the backbone, train the head only (feature extraction)
+    unfreeze_after_epochs: Int | None = Field(None, ge=1)  # gradual unfreezing (needs freeze)
+    layerwise_lr_decay: float | None = Field(None, gt=0.0, le=1.0)  # lr x decay^k for the k-th layer below the head
+    lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
+
+
+
+class TTAConfig(Strict):
+    """``strategy.tta``: test-time augmentation at evaluation (trainlab.engine.tta; docs/augmentation.md)."""
+
+    flip: bool = True  # also predict on the left-right mirror and average
+    translate: Int = Field(1, ge=0)  # also on the views shifted by -/+ this many pixels (reflect); 0: none
+    when: Literal["final", "always"] = "final"  # final: summary val/test and `trainlab eval`; always: every validation
+
+
+class Strategy(Strict):
+    loss: LossConfig
+    optimizer: OptimizerConfig
+    batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = 32  # "full": batch gradient descent
+    epochs: Int | None = Field(None, ge=1)
+    max_steps: Int | None = Field(None, ge=1)
+    # a step budget: epochs = max(epochs, ceil(min_steps / steps_per_epoch)), so small datasets still
+    # get enough optimizer steps (trainlab.engine.step_budget); needs epochs, capped by max_steps
+    min_steps: Int | None = Field(None, ge=1)
+    # batches of texts of similar length (the HF Trainer's group_by_length): less padding with a model
+    # that pads each batch to its longest text (trainlab.engine.batching.length_grouped_order)
+    group_by_length: bool = False
+    schedule: ScheduleConfig = ScheduleConfig(name="constant")
+    regularization: Regularization = Regularization()
+    clip_grad_norm: float | None = Field(None, gt=0.0)
+    clip_grad_value: float | None = Field(None, gt=0.0)
+    grad_accum_steps: Int = Field(1, ge=1)
+    eval_every_n_steps: Int | None = Field(None, ge=1)  # also validate mid-epoch (step records in metrics.jsonl)
+    early_stopping: EarlyStoppingConfig | None = None
+    init: InitConfig | list[InitConfig] | None = None  # one initializer or a list applied in order
+    divergence: DivergenceConfig = DivergenceConfig()
+    finetune: Finetune | None = None
+    tta: TTAConfig | None = None  # true: flip + translate 1 (airbench's tta_level 2), only at the final evaluation
+    weight_averaging: WeightAveragingConfig | None = None  # EMA / lookahead weights for evaluation and saving
+
+    _to_named = field_validator("loss", "optimizer", "schedule", "init", mode="before")(
+        classmethod(lambda cls, v: [name_only(one) for one in v] if isinstance(v, list) else name_only(v))
+    )
+
+    @field_validator("tta", mode="before")
+    @classmethod
+    def _tta_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {} if value else None
+        if value is not None and not isinstance(value, dict | TTAConfig):
+            raise ValueError(f"must be true, false or a mapping with keys flip, translate, when; got {short_repr(value)}")
+        return value
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (not isinstance(value, int) and value != "full"):
+            raise ValueError(f"must be a positive int or 'full'; got {value!r}")
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"must be a positive int or 'full'; got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _some_stop(self) -> Strategy:
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("set 'epochs' or 'max_steps' (or both)")
+        return self
