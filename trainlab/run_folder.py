@@ -18,11 +18,9 @@ prove is its own: see :meth:`RunDir.create`.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import errno
-import fcntl
 import json
 import os
 import re
@@ -37,9 +35,9 @@ from trainlab import __version__
 from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
 from trainlab.errors import RunDirError
 from trainlab.records import json_safe
+from trainlab.run_lock import LOCK, RunLock, pid_alive
 
 RUN_FORMAT = 1
-LOCK = ".lock"
 # What trainlab writes into a run folder; a folder holding anything else is not overwritten.
 RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json", "model.safetensors",
                        "labels.json", "preprocessing.json", "model.json", "checkpoint", "tensorboard", "metrics.csv",
@@ -52,94 +50,6 @@ MAX_RUN_JSON_BYTES = 1 << 20
 def default_dir(name: str, root: str | Path = "runs") -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path(root) / f"{name}-{stamp}"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OverflowError:
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------- the lock
-
-class RunLock:
-    """``.lock``: an ``fcntl.flock`` held on the file for the whole run, plus the owner's PID for messages.
-
-    The kernel drops the flock when its process dies, so a lock left by a killed run is free without
-    anyone deciding it is stale; taking it is one atomic system call, so of two processes racing for
-    it exactly one wins. The file is unlinked on release while still locked; a process that opened
-    the old file before the unlink sees (by inode) that it locked a file no longer at the path, and
-    retries.
-    """
-
-    def __init__(self, folder: Path):
-        self.path = folder / LOCK
-        self.held = False
-        self._fd: int | None = None
-
-    def _owner(self, fd: int) -> str:
-        with contextlib.suppress(OSError, ValueError):
-            text = os.pread(fd, 32, 0).decode().strip()
-            if text.isdigit():
-                return f"process {int(text)}"
-        return "another process"
-
-    def acquire(self) -> None:
-        for _ in range(50):
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            except IsADirectoryError:
-                raise RunDirError(f"lock {self.path} is a folder, not a lock file; remove it if no trainlab "
-                                  "process uses this run folder") from None
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise RunDirError(f"lock {self.path} is a symbolic link; remove it") from None
-                raise RunDirError(f"cannot open the lock {self.path}: {exc.strerror or exc}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                owner = self._owner(fd)
-                os.close(fd)
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise RunDirError(
-                        f"run folder {self.path.parent} is in use by {owner} (lock {self.path}); "
-                        "wait for it to finish or choose another --out") from None
-                raise RunDirError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:  # locked a file its owner unlinked on release: retry on the new one
-                os.close(fd)
-                continue
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise RunDirError(f"lock {self.path} is not a regular file; remove it")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            self._fd, self.held = fd, True
-            return
-        raise RunDirError(f"could not take the lock {self.path}")
-
-    def moved_to(self, folder: Path) -> None:
-        """The folder was renamed (the lock's open file moves with it)."""
-        self.path = folder / LOCK
-
-    def release(self) -> None:
-        if self.held and self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
-                if os.fstat(self._fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino:
-                    self.path.unlink()  # while still locked: see the class docstring
-            os.close(self._fd)
-            self._fd, self.held = None, False
 
 
 # --------------------------------------------------------------------------- overwrite safety
@@ -424,7 +334,7 @@ def _is_stale_temporary(entry: Path) -> bool:
     """A temporary of a dead process (``.<name>.tmp-<pid>`` etc.) or of :mod:`trainlab.atomic`."""
     match = _TMP_WITH_PID.match(entry.name)
     if match is not None:
-        return int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1)))
+        return int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1)))
     return _ATOMIC_TMP.match(entry.name) is not None
 
 
@@ -474,7 +384,7 @@ def clean_stale_staging(final: Path) -> list[Path]:
     pattern = re.compile(rf"^\.{re.escape(final.name)}\.(new|old)-(\d+)$")
     for entry in final.parent.iterdir():
         match = pattern.match(entry.name)
-        if match is None or int(match.group(2)) == os.getpid() or _pid_alive(int(match.group(2))):
+        if match is None or int(match.group(2)) == os.getpid() or pid_alive(int(match.group(2))):
             continue
         if match.group(1) == "new" and RunDir(entry).has_something_to_keep():
             continue

@@ -42,6 +42,7 @@ from optuna.trial import TrialState
 from trainlab.config import read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
 from trainlab.registry import did_you_mean
+from trainlab.run_lock import pid_alive
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
     ATTR_FAIL_REASON,
@@ -253,16 +254,6 @@ def claim_lock(settings: TuneSettings) -> FileLock | PostgresLock:
     return FileLock(settings.out / LOCK_NAME)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_dead_workers(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials whose worker is gone; returns their numbers.
 
@@ -281,7 +272,7 @@ def fail_dead_workers(study: optuna.Study) -> list[int]:
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
-        if pid is not None and (trial_host != host or _pid_alive(int(pid))):
+        if pid is not None and (trial_host != host or pid_alive(int(pid))):
             continue
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_KIND, "stale")
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,

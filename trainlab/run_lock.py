@@ -1,0 +1,101 @@
+"""The single-writer lock of a run folder (``.lock``), and whether a process is alive."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+from pathlib import Path
+
+from trainlab.errors import RunDirError
+
+LOCK = ".lock"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (signal 0; one we may not signal counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+class RunLock:
+    """``.lock``: an ``fcntl.flock`` held on the file for the whole run, plus the owner's PID for messages.
+
+    The kernel drops the flock when its process dies, so a lock left by a killed run is free without
+    anyone deciding it is stale; taking it is one atomic system call, so of two processes racing for
+    it exactly one wins. The file is unlinked on release while still locked; a process that opened
+    the old file before the unlink sees (by inode) that it locked a file no longer at the path, and
+    retries.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK
+        self.held = False
+        self._fd: int | None = None
+
+    def _owner(self, fd: int) -> str:
+        with contextlib.suppress(OSError, ValueError):
+            text = os.pread(fd, 32, 0).decode().strip()
+            if text.isdigit():
+                return f"process {int(text)}"
+        return "another process"
+
+    def acquire(self) -> None:
+        for _ in range(50):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except IsADirectoryError:
+                raise RunDirError(f"lock {self.path} is a folder, not a lock file; remove it if no trainlab "
+                                  "process uses this run folder") from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise RunDirError(f"lock {self.path} is a symbolic link; remove it") from None
+                raise RunDirError(f"cannot open the lock {self.path}: {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                owner = self._owner(fd)
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise RunDirError(
+                        f"run folder {self.path.parent} is in use by {owner} (lock {self.path}); "
+                        "wait for it to finish or choose another --out") from None
+                raise RunDirError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # locked a file its owner unlinked on release: retry on the new one
+                os.close(fd)
+                continue
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise RunDirError(f"lock {self.path} is not a regular file; remove it")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self._fd, self.held = fd, True
+            return
+        raise RunDirError(f"could not take the lock {self.path}")
+
+    def moved_to(self, folder: Path) -> None:
+        """The folder was renamed (the lock's open file moves with it)."""
+        self.path = folder / LOCK
+
+    def release(self) -> None:
+        if self.held and self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if os.fstat(self._fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino:
+                    self.path.unlink()  # while still locked: see the class docstring
+            os.close(self._fd)
+            self._fd, self.held = None, False
