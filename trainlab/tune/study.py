@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import hashlib
 import os
 import socket
@@ -53,13 +52,16 @@ from trainlab.tune.objective import (
     TrialFailed,
 )
 from trainlab.tune.space import SearchSpace, check_space, encode_choice, load_space
+from trainlab.tune.storage import (
+    FileLock,
+    PostgresLock,
+    claim_lock,
+    is_duplicate,
+    open_storage,
+)
 
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
 DIRECTIONS = ["maximize", "minimize"]
-JOURNAL_NAME = "study.journal"
-LOCK_NAME = ".tune.lock"
-HEARTBEAT_INTERVAL_S = 20  # RDB storages: a worker records a heartbeat this often ...
-HEARTBEAT_GRACE_S = 60  # ... and a RUNNING trial without one for this long is failed and retried
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 OBJECTIVE_FAILURES = ("diverged", "error")
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
@@ -115,52 +117,6 @@ def default_direction(metric: str) -> str:
 
 # --------------------------------------------------------------------------- storage
 
-def storage_url(url: str) -> str:
-    """``postgresql://`` and ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3); others unchanged."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
-
-
-_STORAGES: dict[tuple[str | None, Path], optuna.storages.BaseStorage] = {}
-
-
-def open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
-    """The study's storage, opened once per process (workers racing to create the tables retry)."""
-    key = (settings.storage, settings.out)
-    if key not in _STORAGES:
-        _STORAGES[key] = _open_storage(settings)
-    return _STORAGES[key]
-
-
-def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
-    if settings.storage is None:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        settings.out.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(settings.out / JOURNAL_NAME)))
-    url = storage_url(settings.storage)
-    for attempt in range(10):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                                                  grace_period=HEARTBEAT_GRACE_S,
-                                                  heartbeat_stale_trial_callback=retry)
-        except ImportError:
-            raise ConfigError(f"--storage {settings.storage}: the database driver is not installed "
-                              "(PostgreSQL: pip install 'trainlab[postgres]')") from None
-        except Exception as exc:  # SQLAlchemy's ArgumentError / OperationalError: a bad URL or no server
-            if _is_duplicate(exc) and attempt < 9:  # another worker is creating the tables right now
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise ConfigError(f"--storage {settings.storage}: cannot open it: {first}") from None
-    raise AssertionError("unreachable")
-
-
 def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create the study or load it; workers racing to create it retry instead of crashing."""
     for attempt in range(10):
@@ -169,17 +125,13 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> 
                                         pruner=build_pruner(settings.pruner), load_if_exists=True)
             break
         except Exception as exc:  # IntegrityError / DuplicatedStudyError: another worker created it first
-            if attempt == 9 or not _is_duplicate(exc):
+            if attempt == 9 or not is_duplicate(exc):
                 raise
             time.sleep(0.1 * (attempt + 1))
     if study.direction.name.lower() != settings.direction:
         raise ConfigError(f"study '{settings.name}' exists and is to {study.direction.name.lower()}; "
                           f"--direction {settings.direction} needs another --study name or --out")
     return study
-
-
-def _is_duplicate(exc: Exception) -> bool:
-    return isinstance(exc, optuna.exceptions.DuplicatedStudyError) or type(exc).__name__ == "IntegrityError"
 
 
 # --------------------------------------------------------------------------- sampler, pruner
@@ -208,51 +160,6 @@ def build_pruner(name: str) -> optuna.pruners.BasePruner:
 
 
 # --------------------------------------------------------------------------- claiming trials
-
-class FileLock:
-    """An exclusive ``flock`` on a file: the processes of one machine (or one shared folder) take turns."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class PostgresLock:
-    """``pg_advisory_lock`` keyed by the study name: workers on several machines take turns."""
-
-    def __init__(self, url: str, study_name: str):
-        import sqlalchemy
-        from sqlalchemy.pool import NullPool
-
-        self.engine = sqlalchemy.create_engine(url, poolclass=NullPool)
-        self.key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        import sqlalchemy
-
-        with self.engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
-
-
-def claim_lock(settings: TuneSettings) -> FileLock | PostgresLock:
-    if settings.storage is not None and storage_url(settings.storage).startswith("postgresql"):
-        return PostgresLock(storage_url(settings.storage), settings.name)
-    return FileLock(settings.out / LOCK_NAME)
-
 
 def fail_dead_workers(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials whose worker is gone; returns their numbers.
