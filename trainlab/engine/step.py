@@ -136,7 +136,9 @@ class StandardStep:
         # layout change or gradient-norm records
         self._plain = (options.precision == "fp32" and not self._clipping and not objective.penalised
                        and self._memory_format is None and not options.grad_norm_every and not self._closure)
-        self._plain_loss = objective.loss.unweighted()  # the plain step's (pred, target) -> loss
+        # the plain step's (pred, target) -> loss: a trainlab Loss may offer a leaner callable
+        unweighted = getattr(objective.loss, "unweighted", None)
+        self._plain_loss = unweighted() if unweighted is not None else objective.loss
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
 
     # ------------------------------------------------------------------ forward
