@@ -68,6 +68,8 @@ def test_held_out_counts_equal_split_indices(fraction, stratified):
 
 
 def test_every_builtin_source_has_a_counter():
+    import trainlab.data.builtins  # noqa: F401  (registers the built-in sources)
+    import trainlab.data.row_counters  # noqa: F401  (registers their counters)
     from trainlab.data import DATA_SOURCES
 
     assert set(DATA_SOURCES.names()) <= set(ROW_COUNTERS), set(DATA_SOURCES.names()) - set(ROW_COUNTERS)
