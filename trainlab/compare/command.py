@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import (
     build_leaderboard,
     direction_of,
@@ -14,7 +15,7 @@ from trainlab.compare.leaderboard import (
     read_metric,
     write_leaderboard,
 )
-from trainlab.compare.runner import RunPlan, Tally, plan_runs, run_plans
+from trainlab.compare.runner import RunPlan, plan_runs, run_plans
 from trainlab.compare.strategies import NamedStrategy, load_strategies, validate_strategies
 from trainlab.config import apply_overrides, read_yaml
 from trainlab.errors import ConfigError

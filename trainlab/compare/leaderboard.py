@@ -21,7 +21,7 @@ from typing import Any
 
 import trainlab.compare.stats as stats
 from trainlab.atomic import write_json, write_text
-from trainlab.compare.runner import ERROR_FILE, RunPlan
+from trainlab.compare.runner import ERROR_FILE, RunPlan, read_json
 from trainlab.errors import ConfigError
 
 ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the best strategy
@@ -78,13 +78,6 @@ class RunRecord:
     reason: str | None = None
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def read_records(path: Path) -> list[dict[str, Any]]:
     """metrics.jsonl without event records; a torn last line (a killed writer) is skipped."""
     records = []
@@ -103,11 +96,11 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def load_run(plan: RunPlan) -> RunRecord:
-    summary = _read_json(plan.path / "summary.json")
+    summary = read_json(plan.path / "summary.json")
     records = read_records(plan.path)
     if isinstance(summary, dict) and summary.get("status") == "finished":
         return RunRecord(plan.seed, plan.path, "finished", summary, records)
-    error = _read_json(plan.path / ERROR_FILE)
+    error = read_json(plan.path / ERROR_FILE)
     if isinstance(summary, dict) and summary.get("status") == "diverged":
         events = [e.get("reason") or e.get("event") for e in summary.get("events", []) if isinstance(e, dict)]
         reason = "diverged" + (f": {events[-1]}" if events and events[-1] else "")

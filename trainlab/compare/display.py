@@ -1,0 +1,140 @@
+"""What ``trainlab compare`` shows while it runs: the tally (counts, ETA, leader) and its displays.
+
+:class:`PlainDisplay` prints one line per finished run (logs, pipes); :class:`LiveDisplay` keeps a
+rich Live panel on a TTY with the tally and the last few finished runs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainlab.compare.runner import RunPlan
+
+
+@dataclass
+class Tally:
+    """What the display shows: counts, timing and each arm's finished metric values (first task)."""
+
+    task: str
+    total: int
+    metric: str
+    direction: str
+    read_metric: Callable[[dict[str, Any], str], float | None]
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    run_seconds: list[float] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def record(self, plan: RunPlan, summary: dict[str, Any] | None) -> None:
+        value = self.read_metric(summary, self.metric) if summary else None
+        if value is not None and plan.task == self.task:
+            self.values.setdefault(plan.strategy, []).append(value)
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done - self.running
+
+    def eta_s(self, jobs: int) -> float | None:
+        if not self.run_seconds:
+            return None
+        per_run = sum(self.run_seconds) / len(self.run_seconds)
+        return per_run * math.ceil((self.left + self.running / 2) / jobs)
+
+    def leader(self) -> str:
+        if not self.values:
+            return "-"
+        pick = max if self.direction == "max" else min
+        means = {name: sum(v) / len(v) for name, v in self.values.items()}
+        best = pick(means, key=means.get)
+        return f"{best} {self.metric}={means[best]:.4g} (n={len(self.values[best])})"
+
+    def line(self, jobs: int) -> str:
+        eta = self.eta_s(jobs)
+        eta_text = f"{eta:.0f} s" if eta is not None else "?"
+        failed = f" ({self.failed} failed)" if self.failed else ""
+        return (f"done {self.done}{failed}, running {self.running}, left {self.left}, ETA {eta_text}, "
+                f"leader {self.leader()}")
+
+
+def outcome_text(tally: Tally, outcome: dict[str, Any], failed_style: str | None = None) -> str:
+    """One run's outcome for the display: its metric when finished, else its status and reason."""
+    if outcome["status"] == "finished":
+        value = tally.read_metric(outcome.get("summary") or {}, tally.metric)
+        return f"{tally.metric}={value:.4g}" if value is not None else "finished"
+    status = f"[{failed_style}]{outcome['status']}[/{failed_style}]" if failed_style else outcome["status"]
+    return f"{status}: {outcome.get('reason', '')}"
+
+
+class PlainDisplay:
+    """One line per finished run (for logs and pipes)."""
+
+    def __init__(self, tally: Tally, jobs: int):
+        self.tally, self.jobs = tally, jobs
+
+    def __enter__(self) -> PlainDisplay:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        print(text, flush=True)
+
+    def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
+        t = self.tally
+        what = outcome_text(t, outcome)
+        print(f"[{t.done}/{t.total}] {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s) | {t.line(self.jobs)}",
+              flush=True)
+
+    def refresh(self) -> None:
+        pass
+
+
+class LiveDisplay(PlainDisplay):
+    """A rich Live panel: counts, ETA, leader, and the last few finished runs."""
+
+    def __init__(self, tally: Tally, jobs: int):
+        super().__init__(tally, jobs)
+        from rich.console import Console
+
+        self.console = Console(stderr=False)
+        self.recent: list[str] = []
+        self.live = None
+
+    def _render(self):
+        from rich.console import Group
+        from rich.text import Text
+
+        lines = [Text(f"compare: {self.tally.line(self.jobs)}", style="bold"), *map(Text, self.recent[-5:])]
+        return Group(*lines)
+
+    def __enter__(self) -> LiveDisplay:
+        from rich.live import Live
+
+        self.live = Live(self._render(), console=self.console, refresh_per_second=2, transient=False)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+            self.live.__exit__(*exc)
+
+    def note(self, text: str) -> None:
+        self.console.print(text)
+
+    def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
+        what = outcome_text(self.tally, outcome, failed_style="red")
+        self.recent.append(f"  {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s)")
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
