@@ -143,10 +143,7 @@ class Trainer:
             state.batch_in_epoch = position
             if not indices:
                 continue  # every micro-batch of this step was skipped after a rollback
-            step, epoch = state.step, state.epoch
-            batches = [fetch(indices[0], step, epoch)] if len(indices) == 1 else \
-                [fetch(index, step, epoch) for index in indices]
-            output = train_step(batches, state)
+            output = train_step([fetch(index, state.step, state.epoch) for index in indices], state)
             state.step += 1
             self._tally(output.losses, output.samples)
             loss = output.losses["loss"]
