@@ -39,7 +39,12 @@ examples/cifar10_speedrun.yaml, so both sides train the same thing):
 * evaluation: test-time augmentation level 2 (the mean of the logits of the image and its mirror,
   averaged half-and-half with the same for the image shifted one pixel up-left and down-right).
 * precision: fp32 on a CPU without native bf16, with the Newton-Schulz iteration in fp32 too (the
-  original runs fp16 weights and a bf16 iteration on a GPU).
+  original runs fp16 weights and a bf16 iteration on a GPU). ``precision="bf16"`` (a GPU, or a CPU
+  with native bf16) runs the forward pass under bf16 autocast and the iteration in bf16, as
+  trainlab's ``runtime.precision: bf16`` and ``muon_conv`` (``ns_dtype: auto``) do there.
+* device: ``Training(..., device="cuda")`` keeps the images, the network and the augmentation on the
+  GPU (the random draws still come from a seeded CPU generator); on a GPU the natural layout is
+  ``micro_batch = batch_size`` (one pass of 2000 rows, as the original).
 """
 
 from __future__ import annotations
@@ -76,21 +81,22 @@ HYP = {
 # --------------------------------------------------------------------------- data
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float32 ``(x / 255 - mean) / std`` per channel."""
-    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    """uint8 (N, 3, H, W) -> float32 ``(x / 255 - mean) / std`` per channel, on ``images``' device."""
+    mean = torch.tensor(CIFAR_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR_STD, device=images.device).view(1, 3, 1, 1)
     return (images.float() / 255 - mean) / std
 
 
 def translate_batch(padded: torch.Tensor, size: int, shift: int, generator: torch.Generator) -> torch.Tensor:
     """Crop each image of ``padded`` (reflect-padded by ``shift``) at an offset uniform in [-shift, shift]^2."""
     offsets = torch.randint(0, 2 * shift + 1, (len(padded), 2), generator=generator)
-    out = torch.empty((len(padded), padded.shape[1], size, size), dtype=padded.dtype)
+    out = torch.empty((len(padded), padded.shape[1], size, size), dtype=padded.dtype, device=padded.device)
     for dy in range(2 * shift + 1):
         for dx in range(2 * shift + 1):
-            mask = (offsets[:, 0] == dy) & (offsets[:, 1] == dx)
-            if mask.any():
-                out[mask] = padded[mask, :, dy:dy + size, dx:dx + size]
+            rows = torch.nonzero((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).flatten()  # decided on the CPU
+            if len(rows):
+                rows = rows.to(padded.device)
+                out[rows] = padded[rows, :, dy:dy + size, dx:dx + size]
     return out
 
 
@@ -98,9 +104,9 @@ class AlternatingFlipLoader:
     """Epochs of (images, labels) batches: alternating flip + translation, shuffled, full batches only."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, translate: int, seed: int):
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU whatever the images' device
         flip = torch.rand(len(images), generator=self.generator) < 0.5  # flipped once, for good
-        flipped = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+        flipped = torch.where(flip.to(images.device).view(-1, 1, 1, 1), images.flip(-1), images)
         self.padded = F.pad(flipped, (translate,) * 4, mode="reflect")
         self.labels, self.size, self.translate = labels, images.shape[-1], translate
         self.batch_size, self.epoch = batch_size, 0
@@ -113,7 +119,7 @@ class AlternatingFlipLoader:
         if self.epoch % 2 == 1:  # every other epoch each image is seen mirrored relative to the last
             images = images.flip(-1)
         self.epoch += 1
-        order = torch.randperm(len(images), generator=self.generator)
+        order = torch.randperm(len(images), generator=self.generator).to(images.device)
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield images[index], self.labels[index]
@@ -178,24 +184,27 @@ class CifarNet(nn.Module):
 
 # --------------------------------------------------------------------------- optimizer
 
-def newton_schulz(g: torch.Tensor, steps: int, eps: float = 1e-7) -> torch.Tensor:
-    """Approximately orthogonalise a 2-D ``g`` (U S V^T -> ~U V^T) with the quintic iteration of Muon."""
+def newton_schulz(g: torch.Tensor, steps: int, dtype: torch.dtype = torch.float32, eps: float = 1e-7) -> torch.Tensor:
+    """Approximately orthogonalise a 2-D ``g`` (U S V^T -> ~U V^T) with the quintic iteration of Muon, in ``dtype``."""
     a, b, c = 3.4445, -4.7750, 2.0315
-    x = g / (g.norm() + eps)
+    x = g.to(dtype)
+    x = x / (x.norm() + eps)
     transposed = g.size(0) > g.size(1)
     if transposed:
         x = x.T
     for _ in range(steps):
         s = x @ x.T
         x = a * x + (b * s + c * s @ s) @ x
-    return x.T if transposed else x
+    return (x.T if transposed else x).to(g.dtype)
 
 
 class Muon(torch.optim.Optimizer):
     """Momentum, then weight renormalisation and an orthogonalised update of each filter bank."""
 
-    def __init__(self, params, lr: float, momentum: float, nesterov: bool = True, steps: int = 3):
-        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "steps": steps})
+    def __init__(self, params, lr: float, momentum: float, nesterov: bool = True, steps: int = 3,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "steps": steps,
+                                  "dtype": dtype})
 
     @torch.no_grad()
     def step(self) -> None:
@@ -207,18 +216,19 @@ class Muon(torch.optim.Optimizer):
                 buffer.mul_(group["momentum"]).add_(p.grad)
                 g = p.grad.add(buffer, alpha=group["momentum"]) if group["nesterov"] else buffer
                 p.mul_(math.sqrt(len(p)) / p.norm())
-                update = newton_schulz(g.reshape(len(g), -1), group["steps"]).view_as(p)
+                update = newton_schulz(g.reshape(len(g), -1), group["steps"], group["dtype"]).view_as(p)
                 p.add_(update, alpha=-group["lr"])
 
 
-def optimizers(model: CifarNet, hyp: dict) -> list[torch.optim.Optimizer]:
+def optimizers(model: CifarNet, hyp: dict, ns_dtype: torch.dtype = torch.float32) -> list[torch.optim.Optimizer]:
     filters = [p for p in model.parameters() if p.ndim == 4 and p.requires_grad]
     biases = [p for p in model.parameters() if p.ndim == 1 and p.requires_grad]
     wd = hyp["weight_decay"]
     sgd = torch.optim.SGD([{"params": biases, "lr": hyp["bias_lr"], "weight_decay": wd / hyp["bias_lr"]},
                            {"params": [model.head.weight], "lr": hyp["head_lr"], "weight_decay": wd / hyp["head_lr"]}],
                           momentum=hyp["sgd_momentum"], nesterov=True)
-    muon = Muon(filters, lr=hyp["muon_lr"], momentum=hyp["muon_momentum"], steps=hyp["newton_schulz_steps"])
+    muon = Muon(filters, lr=hyp["muon_lr"], momentum=hyp["muon_momentum"], steps=hyp["newton_schulz_steps"],
+                dtype=ns_dtype)
     for optimizer in (sgd, muon):
         for group in optimizer.param_groups:
             group["initial_lr"] = group["lr"]
@@ -228,18 +238,27 @@ def optimizers(model: CifarNet, hyp: dict) -> list[torch.optim.Optimizer]:
 # --------------------------------------------------------------------------- training and evaluation
 
 class Training:
-    """The recipe as a resumable sequence of steps: ``train_steps(k)`` runs the next k steps."""
+    """The recipe as a resumable sequence of steps: ``train_steps(k)`` runs the next k steps.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, hyp: dict = HYP, seed: int = 0):
+    ``device``: where the images, network and augmentation live; ``precision``: ``"fp32"`` or
+    ``"bf16"`` (autocast for the forward pass and a bf16 Newton-Schulz iteration).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, hyp: dict = HYP, seed: int = 0,
+                 device: str | torch.device = "cpu", precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16'; got {precision!r}")
         torch.manual_seed(seed)
-        self.hyp = hyp
-        train = normalize(images)
-        self.model = CifarNet()
+        self.hyp, self.device = hyp, torch.device(device)
+        self.autocast = precision == "bf16"
+        train = normalize(images.to(self.device))
+        labels = labels.to(self.device)
+        self.model = CifarNet().to(self.device)
         self.layout = torch.channels_last if hyp["channels_last"] else torch.contiguous_format
         sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:hyp["whiten_images"]]
-        self.model.init_whiten(train[sample], hyp["whiten_eps"])  # a random sample: files come sorted by class
+        self.model.init_whiten(train[sample.to(self.device)], hyp["whiten_eps"])  # a random sample: files come sorted by class
         self.model.to(memory_format=self.layout)
-        self.optimizers = optimizers(self.model, hyp)
+        self.optimizers = optimizers(self.model, hyp, torch.bfloat16 if self.autocast else torch.float32)
         self.loader = AlternatingFlipLoader(train, labels, hyp["batch_size"], hyp["translate"], seed)
         self.total_steps = hyp["epochs"] * len(self.loader)
         self.step, self._batches = 0, iter(())
@@ -267,7 +286,9 @@ class Training:
             for start in range(0, len(labels), micro):
                 x = inputs[start:start + micro].contiguous(memory_format=self.layout)
                 y = labels[start:start + micro]
-                loss = F.cross_entropy(self.model(x), y, label_smoothing=self.hyp["label_smoothing"])
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                    logits = self.model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=self.hyp["label_smoothing"])
                 (loss * (len(y) / len(labels))).backward()
             for optimizer in self.optimizers:
                 optimizer.step()
@@ -294,9 +315,12 @@ def logits_with_tta(model: nn.Module, images: torch.Tensor, level: int) -> torch
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, tta_level: int = 0,
-             batch: int = 2000) -> float:
+             batch: int = 2000, precision: str = "fp32") -> float:
+    """Test accuracy on the model's device (bf16 autocast with ``precision="bf16"``)."""
     model.eval()
-    inputs = normalize(images)
-    predictions = torch.cat([logits_with_tta(model, inputs[i:i + batch], tta_level).argmax(1)
-                             for i in range(0, len(inputs), batch)])
-    return float((predictions == labels).float().mean())
+    device = next(model.parameters()).device
+    inputs = normalize(images.to(device))
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        predictions = torch.cat([logits_with_tta(model, inputs[i:i + batch], tta_level).argmax(1)
+                                 for i in range(0, len(inputs), batch)])
+    return float((predictions == labels.to(device)).float().mean())

@@ -13,11 +13,17 @@ see examples/README.md):
   without and with TTA, and its training time: the accuracy to set beside the speedrun config's
   (``trainlab train examples/cifar10_speedrun.yaml``).
 
+On a GPU (``--device cuda``) both sides keep the images on the GPU, run bf16 autocast
+(``--precision auto``) and, by default, step on whole 2,000-row batches (``--micro-batch``; the
+CPU default is 8 micro-batches of 250), and the clocks are read after ``torch.cuda.synchronize``.
+
 Writes ``benchmarks/results/cifar_speedrun.json`` (side by side) or
-``benchmarks/results/cifar_speedrun_reference.json`` (reference only); see evidence.py.
+``benchmarks/results/cifar_speedrun_reference.json`` (reference only), with a ``_cuda`` suffix on
+a GPU; see evidence.py.
 
     python benchmarks/cifar_speedrun.py [--data /tmp/cifar10-jpg] [--steps 12 --chunk 2] [--threads N]
     python benchmarks/cifar_speedrun.py --reference-only --epochs 8
+    python benchmarks/cifar_speedrun.py --device cuda --steps 60 --chunk 5     (benchmarks/gpu/check.sh)
 """
 
 from __future__ import annotations
@@ -33,11 +39,38 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # siblings: evidence, sidebyside, airbench_reference
 import airbench_reference as reference  # noqa: E402
 from evidence import write_result  # noqa: E402
+from sidebyside import device_sync  # noqa: E402
 
 from trainlab.config import load_config  # noqa: E402
+from trainlab.runtime import resolve_device, resolve_precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "cifar10_speedrun.yaml"
+BATCH = reference.HYP["batch_size"]
+
+
+def layout(args: argparse.Namespace) -> tuple[torch.device, str, int]:
+    """(device, precision, micro-batch rows) of this run: ``auto`` precision is bf16 where native."""
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    if precision not in ("fp32", "bf16"):
+        raise SystemExit(f"error: --precision {precision!r}: the reference runs fp32 or bf16")
+    micro = args.micro_batch or (BATCH if device.type == "cuda" else reference.HYP["micro_batch"])
+    if micro < 1 or BATCH % micro:
+        raise SystemExit(f"error: --micro-batch {micro} must divide the batch of {BATCH} rows")
+    return device, precision, micro
+
+
+def result_name(base: str, device: torch.device) -> str:
+    return base if device.type == "cpu" else f"{base}_{device.type}"
+
+
+def trainlab_overrides(args: argparse.Namespace) -> list[str]:
+    """The speedrun config's settings for this device, precision and micro-batch layout."""
+    device, precision, micro = layout(args)
+    return [f"data.path={args.data}", f"data.cache_dir={args.cache_dir}", f"runtime.device={device.type}",
+            f"runtime.precision={precision}", f"strategy.batch_size={micro}",
+            f"strategy.grad_accum_steps={BATCH // micro}"]
 
 
 def load_images(data: str, cache_dir: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -50,20 +83,26 @@ def load_images(data: str, cache_dir: str) -> tuple[torch.Tensor, torch.Tensor, 
 
 
 def reference_only(args: argparse.Namespace) -> None:
+    device, precision, micro = layout(args)
+    sync = device_sync(device) or (lambda: None)
     train_x, train_y, test_x, test_y = load_images(args.data, args.cache_dir)
-    hyp = {**reference.HYP, "epochs": args.epochs}
+    hyp = {**reference.HYP, "epochs": args.epochs, "micro_batch": micro}
     started = time.perf_counter()
-    training = reference.Training(train_x, train_y, hyp, seed=args.seed)
+    training = reference.Training(train_x, train_y, hyp, seed=args.seed, device=device, precision=precision)
     per_epoch = len(training.loader)
     for epoch in range(args.epochs):
         loss = training.train_steps(per_epoch)
-        print(f"epoch {epoch + 1}: train loss {loss:.4f}, {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"epoch {epoch + 1}: train loss {loss:.4f}, {time.perf_counter() - started:.1f} s", flush=True)
+    sync()
     train_s = time.perf_counter() - started
-    plain = reference.accuracy(training.model, test_x, test_y, tta_level=0)
-    tta = reference.accuracy(training.model, test_x, test_y, tta_level=reference.HYP["tta_level"])
-    print(f"reference, {args.epochs} epochs: test accuracy {plain:.4f} (TTA {tta:.4f}) in {train_s:.0f} s of training")
-    path = write_result("cifar_speedrun_reference", {}, {
-        "settings": {"epochs": args.epochs, "seed": args.seed, "hyp": hyp},
+    plain = reference.accuracy(training.model, test_x, test_y, tta_level=0, precision=precision)
+    tta = reference.accuracy(training.model, test_x, test_y, tta_level=reference.HYP["tta_level"],
+                             precision=precision)
+    print(f"reference, {args.epochs} epochs on {device.type} ({precision}): test accuracy {plain:.4f} "
+          f"(TTA {tta:.4f}) in {train_s:.1f} s of training")
+    path = write_result(result_name("cifar_speedrun_reference", device), {}, {
+        "settings": {"epochs": args.epochs, "seed": args.seed, "hyp": hyp, "device": str(device),
+                     "precision": precision},
         "test_accuracy": plain, "test_accuracy_tta": tta, "train_time_s": train_s})
     print(f"wrote {path}")
 
@@ -75,14 +114,16 @@ def side_by_side(args: argparse.Namespace) -> None:
     from trainlab.experiment import _run_callbacks
     from trainlab.run_folder import RunDir
 
-    config = load_config(CONFIG, [f"data.path={args.data}", f"data.cache_dir={args.cache_dir}",
-                                  f"strategy.max_steps={args.warmup + args.steps + 1}", "output.progress=off",
-                                  "output.checkpoint.every_seconds=100000"])
+    device, precision, micro = layout(args)
+    config = load_config(CONFIG, [*trainlab_overrides(args), f"strategy.max_steps={args.warmup + args.steps + 1}",
+                                  "output.progress=off", "output.checkpoint.every_seconds=100000"])
     train_x, train_y, _, _ = load_images(args.data, args.cache_dir)
     with run_scope(config):
         built = build(config, quiet=True)
-        ref = reference.Training(train_x, train_y, reference.HYP, seed=config.seed)
-        interleave = Interleave(args.chunk, ref.train_steps, skip_steps=args.warmup, warmup_steps=args.warmup)
+        ref = reference.Training(train_x, train_y, {**reference.HYP, "micro_batch": micro}, seed=config.seed,
+                                 device=device, precision=precision)
+        interleave = Interleave(args.chunk, ref.train_steps, skip_steps=args.warmup, warmup_steps=args.warmup,
+                                sync=device_sync(device))
         with tempfile.TemporaryDirectory() as folder:
             run = RunDir.create(Path(folder) / "run")
             try:
@@ -95,8 +136,10 @@ def side_by_side(args: argparse.Namespace) -> None:
     print(f"trainlab/reference per-step time: median {result['median']:.3f} (quartiles {result['q1']:.3f}-"
           f"{result['q3']:.3f}, {result['chunks']} chunks of {args.chunk} steps; "
           f"{result['ours_s'] / args.chunk:.2f} s vs {result['theirs_s'] / args.chunk:.2f} s per step)")
-    path = write_result("cifar_speedrun", {"trainlab/reference speedrun b2000": result["median"]},
-                        {"settings": {"steps": args.steps, "chunk": args.chunk, "warmup": args.warmup},
+    path = write_result(result_name("cifar_speedrun", device),
+                        {"trainlab/reference speedrun b2000": result["median"]},
+                        {"settings": {"steps": args.steps, "chunk": args.chunk, "warmup": args.warmup,
+                                      "device": str(device), "precision": precision, "micro_batch": micro},
                          "per_chunk": result})
     print(f"wrote {path}")
 
@@ -112,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=2, help="side by side: steps per turn")
     parser.add_argument("--warmup", type=int, default=2, help="side by side: untimed steps per side first")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 on a GPU or a CPU with native bf16, else fp32 (as runtime.precision)")
+    parser.add_argument("--micro-batch", type=int, default=None,
+                        help="rows per forward pass (default: 250 on a CPU, the whole 2,000-row batch on a GPU)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

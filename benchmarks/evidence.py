@@ -23,7 +23,8 @@ import torch
 import trainlab
 from trainlab.runtime import cpu_model
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# TRAINLAB_BENCH_RESULTS moves them elsewhere (benchmarks/gpu/check.sh writes to the device tool's $OUT)
+RESULTS = Path(os.environ.get("TRAINLAB_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 # flags that decide which kernels run: native bf16 (avx512_bf16, amx_bf16), avx512, avx2, fma
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
@@ -49,14 +50,18 @@ def git_commit() -> dict[str, Any]:
                                  ":(exclude)benchmarks/results"], cwd=root,
                                 capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
+        # a copy without .git (the GPU machine's working tree): benchmarks/gpu/prepare.sh leaves the commit here
+        commit = os.environ.get("TRAINLAB_GIT_COMMIT")
+        return {"commit": commit, "dirty": None}
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
 def machine(**contenders: str) -> dict[str, Any]:
     """The facts every result file starts with; ``contenders`` adds versions, e.g. ``lightning="2.6.6"``."""
+    gpu = {"gpu": torch.cuda.get_device_name(0), "cuda": torch.version.cuda} if torch.cuda.is_available() else {}
     return {
         "cpu": cpu_model(),
+        **gpu,
         "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),

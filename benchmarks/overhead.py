@@ -12,9 +12,12 @@ and quartiles of the per-chunk ratio (trainlab time / raw time) and the ratio of
 chunks that contain an epoch's end, with its validation (which the raw loop does not do), are left out.
 
 Writes ``benchmarks/results/overhead.json`` (see benchmarks/evidence.py) with
-``"ratios": {"trainlab/raw b64": ..., "trainlab/raw b512": ...}``.
+``"ratios": {"trainlab/raw b64": ..., "trainlab/raw b512": ...}``. With ``--device cuda`` both loops
+keep data, model and optimizer on the GPU, the clocks are read after ``torch.cuda.synchronize``,
+and the file is ``overhead_cuda.json``.
 
     python benchmarks/overhead.py [--batch-sizes 64 512] [--epochs 3] [--chunk-samples 3200] [--threads N]
+                                  [--device cuda]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sidebyside, evidence: beside this script
 from evidence import write_result  # noqa: E402
-from sidebyside import Interleave, summarize  # noqa: E402
+from sidebyside import Interleave, device_sync, summarize  # noqa: E402
 
 from trainlab.builders import build, run_scope  # noqa: E402
 from trainlab.callbacks.base import CallbackList, Event  # noqa: E402
@@ -58,7 +61,7 @@ if SOURCE not in DATA_SOURCES.names():
     DATA_SOURCES.register(SOURCE)(mnist_shaped)
 
 
-def overhead_config(batch_size: int, epochs: int) -> Config:
+def overhead_config(batch_size: int, epochs: int, device: str = "cpu") -> Config:
     return validate({
         "name": "overhead", "seed": 0,
         "data": {"source": SOURCE},
@@ -67,6 +70,7 @@ def overhead_config(batch_size: int, epochs: int) -> Config:
                      "batch_size": batch_size, "epochs": epochs},
         "metrics": ["accuracy"],
         "output": {"progress": "off"},
+        "runtime": {"device": device},
     })
 
 
@@ -90,7 +94,7 @@ class RawLoop:
         select = self.gather == "index_select"
         for _ in range(count):
             if self.start >= len(x):
-                self.order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.epoch))
+                self.order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.epoch)).to(x.device)
                 self.epoch, self.start = self.epoch + 1, 0
             index = self.order[self.start:self.start + bs]
             self.start += bs
@@ -106,6 +110,7 @@ class RawLoop:
 def raw_loop(x: torch.Tensor, y: torch.Tensor, batch_size: int, gather: str = "index") -> RawLoop:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(FEATURES, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, CLASSES))
+    model.to(x.device)
     return RawLoop(model, torch.optim.Adam(model.parameters(), lr=1e-3, fused=True), x, y, batch_size, gather)
 
 
@@ -119,9 +124,9 @@ def hook_cost(trainer: Trainer, steps: int = 20_000) -> float:
     return (time.perf_counter() - started) / steps * 1e6
 
 
-def measure(batch_size: int, epochs: int, chunk: int, gather: str = "index") -> dict[str, Any]:
+def measure(batch_size: int, epochs: int, chunk: int, gather: str = "index", device: str = "cpu") -> dict[str, Any]:
     """One warm-up epoch, then ``epochs`` epochs of trainlab interleaved with the raw loop; the chunk statistics."""
-    config = overhead_config(batch_size, 1 + epochs)
+    config = overhead_config(batch_size, 1 + epochs, device)
     with run_scope(config), tempfile.TemporaryDirectory() as folder:
         built = build(config, quiet=True)
         trainer = built.trainer
@@ -130,7 +135,8 @@ def measure(batch_size: int, epochs: int, chunk: int, gather: str = "index") -> 
             _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
             raw = raw_loop(trainer.batches.x, trainer.batches.y, batch_size, gather)
             steps = trainer.plan.steps_per_epoch
-            interleave = Interleave(chunk, raw.steps, skip_steps=steps, warmup_steps=steps)
+            interleave = Interleave(chunk, raw.steps, skip_steps=steps, warmup_steps=steps,
+                                    sync=device_sync(trainer.batches.device))
             trainer.add_callbacks([*run_callbacks, interleave])
             trainer.fit()
             trainer.callbacks = CallbackList([cb for cb in trainer.callbacks.callbacks if cb is not interleave])
@@ -138,7 +144,8 @@ def measure(batch_size: int, epochs: int, chunk: int, gather: str = "index") -> 
         finally:
             run.close()
     stats = summarize(interleave.pairs)
-    return {**stats, "batch_size": batch_size, "gather": gather, "chunk_steps": chunk, "steps_per_epoch": steps,
+    return {**stats, "batch_size": batch_size, "gather": gather, "device": device, "chunk_steps": chunk,
+            "steps_per_epoch": steps,
             "timed_epochs": epochs, "hooks_us_per_step": hooks_us,
             "raw_steps_per_s": chunk / stats["theirs_s"], "trainlab_steps_per_s": chunk / stats["ours_s"]}
 
@@ -147,9 +154,10 @@ GATHERS = {"index": "raw", "index_select": "raw-index_select"}  # the raw loop's
 
 
 def run(batch_sizes: list[int], epochs: int = 3, chunk_samples: int = 3200, write: bool = True,
-        gathers: tuple[str, ...] = tuple(GATHERS)) -> dict[str, Any]:
-    """Measure every batch size against each raw gather, print the table, write results/overhead.json."""
-    rows = [measure(bs, epochs, max(2, chunk_samples // bs), gather) for bs in batch_sizes for gather in gathers]
+        gathers: tuple[str, ...] = tuple(GATHERS), device: str = "cpu") -> dict[str, Any]:
+    """Measure every batch size against each raw gather, print the table, write results/overhead[_cuda].json."""
+    rows = [measure(bs, epochs, max(2, chunk_samples // bs), gather, device)
+            for bs in batch_sizes for gather in gathers]
     ratios = {f"trainlab/{GATHERS[row['gather']]} b{row['batch_size']}": row["median"] for row in rows}
     for row in rows:
         print(f"batch {row['batch_size']:>4} vs {GATHERS[row['gather']]:<16}: {row['chunks']} chunk pairs of "
@@ -158,14 +166,14 @@ def run(batch_sizes: list[int], epochs: int = 3, chunk_samples: int = 3200, writ
               f"{row['median']:.3f} (quartiles {row['q1']:.3f} / {row['q3']:.3f}; total {row['total']:.3f}); "
               f"step hooks {row['hooks_us_per_step']:.1f} us/step")
     details = {"task": f"MLP 784-128-64-10, Adam lr 1e-3 (fused), {N} MNIST-shaped rows in memory, "
-                       "trainlab with every default run-folder callback",
+                       "trainlab with every default run-folder callback", "device": device,
                "method": "one process; one warm-up epoch each; then alternating chunks; chunks containing an "
                          "epoch end (validation) dropped; ratio = trainlab chunk time / raw chunk time; "
                          "'raw' gathers batches as x[index], 'raw-index_select' as x.index_select(0, index) "
                          "like trainlab",
                "rows": rows}
     if write:
-        path = write_result("overhead", ratios, details)
+        path = write_result("overhead" if device == "cpu" else f"overhead_{device}", ratios, details)
         print(f"wrote {path}")
     return {"ratios": ratios, **details}
 
@@ -180,10 +188,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="the raw loop's batch gather(s): x[index] as tutorials write it, and/or index_select")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results/overhead.json alone")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where both loops run")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    run(args.batch_sizes, args.epochs, args.chunk_samples, write=not args.no_write, gathers=tuple(args.gathers))
+    run(args.batch_sizes, args.epochs, args.chunk_samples, write=not args.no_write, gathers=tuple(args.gathers),
+        device=args.device)
 
 
 if __name__ == "__main__":

@@ -78,21 +78,24 @@ class Interleave(Callback):
     of the machine's speed hits both sides alike. trainlab's first ``skip_steps`` steps are its
     warm-up (nothing is timed); right after them the reference loop gets its own warm-up of
     ``warmup_steps`` steps. The partial chunk that contains an epoch's end (and its validation) is
-    dropped.
+    dropped. On a GPU, ``sync`` (``torch.cuda.synchronize``) runs before every clock reading, so a
+    chunk's time is the time its kernels took to finish, not to be queued.
     """
 
     order = 99  # after every built-in callback: a chunk's time includes their step hooks
     name = "interleave"
 
     def __init__(self, chunk: int, reference_steps: Callable[[int], None], skip_steps: int = 0,
-                 warmup_steps: int = 0):
+                 warmup_steps: int = 0, sync: Callable[[], None] | None = None):
         self.chunk, self.reference_steps = chunk, reference_steps
+        self.sync = sync if sync is not None else (lambda: None)
         self.skip_steps, self.warmup_steps = skip_steps, warmup_steps
         self.pairs: list[tuple[float, float]] = []  # (trainlab seconds, reference seconds) per chunk
         self.active = False
         self._restart()
 
     def _restart(self) -> None:
+        self.sync()
         self.count, self.resumed = 0, time.perf_counter()
 
     def on_epoch_start(self, view: TrainerView) -> None:
@@ -109,11 +112,21 @@ class Interleave(Callback):
         self.count += 1
         if self.count < self.chunk:
             return
+        self.sync()
         ours = time.perf_counter() - self.resumed
         started = time.perf_counter()
         self.reference_steps(self.chunk)
+        self.sync()
         self.pairs.append((ours, time.perf_counter() - started))
         self._restart()
+
+
+def device_sync(device: torch.device | str) -> Callable[[], None] | None:
+    """``torch.cuda.synchronize`` for a CUDA device (GPU kernels run asynchronously), None on a CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return None
 
 
 def summarize(pairs: list[tuple[float, float]]) -> dict[str, float]:
