@@ -9,6 +9,11 @@ import pytest
 import torch
 import yaml
 
+# On a GPU machine (benchmarks/gpu/check.sh runs this suite with runtime.device auto = cuda) fp32 must
+# mean fp32: TF32 convolutions and matmuls would loosen every comparison with a float32/64 reference.
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():

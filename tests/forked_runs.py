@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +23,23 @@ from typing import Any
 
 import yaml
 
+_STARTED: list[subprocess.Popen] = []  # fresh interpreters started instead of forks (see fork_cli)
+
 
 def fork_cli(args: Sequence[str], log: Path) -> int:
-    """Start ``trainlab <args>`` in a forked child; returns its pid (reap it with :func:`wait`)."""
+    """Start ``trainlab <args>`` in a forked child; returns its pid (reap it with :func:`wait`).
+
+    Where this process has used CUDA (a GPU machine), a forked child could not use it again: the
+    child is then a fresh ``python -m trainlab.cli`` (slower to start, the same contract).
+    """
+    import torch
+
+    if torch.cuda.is_initialized():
+        with open(log, "ab") as errors:
+            child = subprocess.Popen([sys.executable, "-m", "trainlab.cli", *args], stdout=subprocess.DEVNULL,
+                                     stderr=errors)
+        _STARTED.append(child)
+        return child.pid
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 70

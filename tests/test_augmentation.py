@@ -205,3 +205,23 @@ def test_random_crop_with_reflect_padding_is_airbench_translate(r):
     normalize = Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
     normalized = normalize(torch.from_numpy(images), None).numpy()
     np.testing.assert_array_equal(normalize(out, None).numpy(), airbench_batch_crop(normalized, shifts, r))
+
+
+@pytest.mark.parametrize("augment", [{"crop_padding": 2, "pad_mode": "reflect", "hflip": "alternating"},
+                                     {"crop_padding": 2, "pad_mode": "zero", "hflip": True}])
+def test_augmented_batches_stay_on_the_data_device(augment):
+    """Every transform draws from the step's CPU generator and computes on the batch's device.
+
+    The 'meta' device (shapes only) refuses any tensor from another device, as CUDA does, so a
+    stray CPU tensor in a transform (an arange, a mask, per-channel statistics) fails here without a GPU.
+    """
+    images = np.zeros((6, 3, 8, 8), dtype=np.uint8)
+    train, evaluate = image_transforms(images, mean=[0.5, 0.4, 0.3], std=[0.2, 0.2, 0.2], augment=augment)
+    split = Split(torch.zeros(6, 3, 8, 8, dtype=torch.uint8), torch.zeros(6, dtype=torch.long))
+    meta = torch.device("meta")
+    batches = TensorBatches(split, train, 0, meta)
+    index = torch.tensor([0, 2, 5], device=meta)
+    x, y = batches.fetch(index, step=3, epoch=1)
+    assert x.device == meta and y.device == meta and x.shape == (3, 3, 8, 8) and x.dtype == torch.float32
+    assert evaluate(split.x.to(meta), None).device == meta
+    assert batches.augmentation_generator(3).device == torch.device("cpu")  # the same draws on every device

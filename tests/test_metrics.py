@@ -236,7 +236,7 @@ def test_summary_equals_sklearn_on_the_same_predictions(write_config, tmp_path, 
     built = build(load_config(out / "config.yaml"), quiet=True)
     built.model.load_state_dict(load_file(out / "model.safetensors"))
     output = built.evaluator.outputs(built.data.test)
-    y_pred = built.loss.predict(output).numpy()
+    y_pred = built.loss.predict(output).cpu().numpy()
     y_true = built.data.test.y.numpy()
     average = "binary" if source == "breast_cancer" else "macro"
     expected = {

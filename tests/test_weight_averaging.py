@@ -265,11 +265,12 @@ def _val_loss_by_hand(model_weights: dict[str, torch.Tensor], built) -> float:
     """Cross-entropy of a plain copy of the model with ``model_weights`` on the validation split."""
     model = copy.deepcopy(built.model).eval()
     model.load_state_dict(model_weights)
-    x = built.data.val.x
+    device = next(model.parameters()).device
+    x = built.data.val.x.to(device)
     if built.data.eval_transform is not None:
         x = built.data.eval_transform(x, None)
     with torch.no_grad():
-        return float(F.cross_entropy(model(x.float()), built.data.val.y))
+        return float(F.cross_entropy(model(x.float()), built.data.val.y.to(device)))
 
 
 def test_validation_and_the_model_use_the_averaged_weights():

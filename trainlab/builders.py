@@ -82,6 +82,7 @@ def run_scope(config: Config) -> Iterator[None]:
     """Threads and seeds for one run; the process's thread count and RNG states come back afterwards."""
     threads = torch.get_num_threads()
     python_rng, numpy_rng, torch_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     if config.runtime.num_threads:
         torch.set_num_threads(config.runtime.num_threads)
     seed_everything(config.seed)
@@ -92,6 +93,8 @@ def run_scope(config: Config) -> Iterator[None]:
         random.setstate(python_rng)
         np.random.set_state(numpy_rng)
         torch.set_rng_state(torch_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def gd_mode(batch_size: int, n_train: int, accum: int = 1) -> str:

@@ -267,9 +267,13 @@ def _run_in_process(todo, threads, tally, display, finish) -> None:
 def _run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
     import multiprocessing
 
+    import torch
+
     # fork: the workers inherit the imported modules (no 5-10 s torch import per worker);
-    # every worker is started on the first submit, before the display's refresh thread exists
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+    # every worker is started on the first submit, before the display's refresh thread exists.
+    # A process that has used CUDA cannot fork a worker that uses it again: spawn then.
+    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
                                initializer=_pin_worker, initargs=(threads,))
     futures: dict[Future, RunPlan] = {}
     try:

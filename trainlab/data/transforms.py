@@ -93,9 +93,9 @@ class Normalize:
         if channels > 1 and (x.ndim < 3 or x.shape[1] != channels):
             raise ConfigError(f"normalize has {channels} channel statistics but the batch has shape "
                               f"{tuple(x.shape)} (channels on axis 1)")
-        std = torch.tensor(self.std, dtype=torch.float32)
+        std = torch.tensor(self.std, dtype=torch.float32, device=x.device)
         scale = _channel_view(1.0 / (255.0 * std), x)  # (x/255 - m)/s == x * 1/(255 s) - m/s
-        shift = _channel_view(torch.tensor(self.mean, dtype=torch.float32) / std, x)
+        shift = _channel_view(torch.tensor(self.mean, dtype=torch.float32, device=x.device) / std, x)
         out = x.to(torch.float32)  # a fresh tensor for uint8 input; in place from here (4x faster on CPU)
         if out is x:
             out = out.clone()
@@ -120,8 +120,9 @@ def crop_at(x: torch.Tensor, offsets: torch.Tensor, padding: int, mode: str = "r
     n reads source pixel (fold(i + dy - padding), fold(j + dx - padding)).
     """
     n, c, h, w = x.shape
-    rows = torch.arange(h).unsqueeze(0) + offsets[:, :1] - padding  # (N, H) positions in the unpadded frame
-    cols = torch.arange(w).unsqueeze(0) + offsets[:, 1:] - padding  # (N, W)
+    offsets = offsets.to(x.device)
+    rows = torch.arange(h, device=x.device).unsqueeze(0) + offsets[:, :1] - padding  # (N, H) unpadded-frame positions
+    cols = torch.arange(w, device=x.device).unsqueeze(0) + offsets[:, 1:] - padding  # (N, W)
     rows, row_ok = _source_index(rows, h, mode)
     cols, col_ok = _source_index(cols, w, mode)
     flat = rows.unsqueeze(2) * w + cols.unsqueeze(1)  # (N, H, W) source positions in the flattened image
@@ -142,7 +143,8 @@ def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class RandomCrop:
     """Pad by ``padding`` ('reflect' or 'zero') and crop back to H x W at a uniform random offset per sample.
 
-    Offsets: ``torch.randint(0, 2 * padding + 1, (N, 2), generator=generator)`` as (dy, dx).
+    Offsets: ``torch.randint(0, 2 * padding + 1, (N, 2), generator=generator)`` as (dy, dx), drawn on
+    the CPU (the generator's device) and moved to the images' device.
 
     With reflect padding this is airbench's random translate (``translate: r``, ``batch_crop``):
     airbench draws a shift s uniform in [-r, r] per axis and crops the r-padded image at r + s,
@@ -170,12 +172,13 @@ class RandomCrop:
 
 @dataclass(frozen=True)
 class RandomFlip:
-    """Mirror left-right each sample with probability ``p``: mask = ``torch.rand(N, generator) < p``."""
+    """Mirror left-right each sample with probability ``p``: mask = ``torch.rand(N, generator) < p``
+    (drawn on the CPU, the generator's device, and moved to the images' device)."""
 
     p: float = 0.5
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return flip_where(x, torch.rand(len(x), generator=generator) < self.p)
+        return flip_where(x, (torch.rand(len(x), generator=generator) < self.p).to(x.device))
 
 
 FLIP_BITS_SALT = 0x5EED_F11B  # keeps the flip bits' generator apart from the epoch orders' seeds

@@ -152,8 +152,10 @@ class TensorBatches:
         return x, y
 
     def augmentation_generator(self, step: int) -> torch.Generator:
+        """A CPU generator seeded for ``step``: the transforms draw on the CPU and move the draws to the
+        batch's device, so a step's augmentation is the same on every device."""
         if self._generator is None:
-            self._generator = torch.Generator(device=self.device)
+            self._generator = torch.Generator()
         return self._generator.manual_seed(augmentation_seed(self.seed, step))
 
     def forever(self, plan: BatchPlan) -> Iterator[Batch]:
