@@ -253,6 +253,34 @@ def test_channels_last_trains_the_same_model_and_saves_plain_weights(tmp_path, w
     assert all(t.is_contiguous() for t in weights.values())
 
 
+@pytest.mark.slow
+def test_compile_trains_like_eager_and_saves_the_plain_module(tmp_path, write_config):
+    """runtime.compile is a speed option only: the eager run's weights (to float tolerance: Inductor
+    fuses and reorders float ops) and predictions, a model file with the module's own keys."""
+    config = {**DIGITS_MLP, "strategy": {**DIGITS_MLP["strategy"], "epochs": None, "max_steps": 12,
+                                          "batch_size": 50},
+              "model": {"name": "mlp", "hidden": [32], "dropout": 0.0}}
+    eager = _fit(config)
+    compiled_config = {**config, "runtime": {"compile": True}}
+    compiled = _fit(compiled_config)
+    assert compiled.step._module is not compiled.model  # the forward passes did go through torch.compile
+    for a, b in zip(_params(eager), _params(compiled), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    x = eager.data.test.x[:20]
+    torch.testing.assert_close(eager.step.predict(x), compiled.step.predict(x), atol=1e-5, rtol=1e-5)
+    out = tmp_path / "cli"
+    assert main(["train", "--quiet", "--out", str(out), str(write_config(compiled_config))]) == 0
+    assert set(load_file(out / "model.safetensors")) == set(eager.model.state_dict())
+
+
+def test_compile_without_a_cpp_compiler_is_one_config_error(monkeypatch, write_config, capsys):
+    monkeypatch.setattr("trainlab.runtime.shutil.which", lambda name: None)
+    config = write_config({**DIGITS_MLP, "runtime": {"device": "cpu", "compile": True}})
+    assert main(["train", "--quiet", "--out", str(config.parent / "run"), str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: runtime.compile: true needs a C++ compiler")
+
+
 def test_epoch_sum_is_the_float64_weighted_sum_and_resumes_in_the_same_order(monkeypatch):
     monkeypatch.setattr(EpochSum, "fold_every", 4)
     rng = np.random.default_rng(0)

@@ -53,7 +53,7 @@ from trainlab.models import build_model, count_parameters
 from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
 from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
-from trainlab.runtime import resolve_device, resolve_precision, seed_everything
+from trainlab.runtime import check_compile_toolchain, resolve_device, resolve_precision, seed_everything
 from trainlab.schedules import build_schedule
 
 
@@ -233,7 +233,7 @@ def step_options(config: Config, precision: str) -> StepOptions:
     strategy = config.strategy
     return StepOptions(precision=precision, clip_grad_norm=strategy.clip_grad_norm,
                        clip_grad_value=strategy.clip_grad_value, channels_last=config.runtime.channels_last,
-                       grad_norm_every=config.output.log_every_n_steps)
+                       grad_norm_every=config.output.log_every_n_steps, compile=config.runtime.compile)
 
 
 def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any], device: torch.device,
@@ -332,6 +332,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model."""
     device = resolve_device(config.runtime.device)
     precision = resolve_precision(config.runtime.precision, device)
+    if config.runtime.compile:
+        check_compile_toolchain(device)
     model = model.to(device)
     loss.to(device)
     check_loss_fits(loss, model, data, device)

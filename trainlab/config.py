@@ -149,6 +149,7 @@ class RuntimeConfig(Strict):
     precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"  # autocast dtype; "auto" picks bf16 where fast
     num_threads: Int | None = Field(None, ge=1, le=MAX_THREADS)  # torch intra-op threads; None keeps torch's default
     channels_last: bool = False  # NHWC memory layout for conv nets (faster convolutions on CPU and GPU)
+    compile: bool = False  # torch.compile the model's forward passes (the first steps compile; C++ compiler on CPU)
 
 
 class Config(Strict):

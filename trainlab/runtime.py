@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import shutil
 from functools import cache
 
 import numpy as np
@@ -50,6 +51,16 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def check_compile_toolchain(device: torch.device) -> None:
+    """``runtime.compile`` on a CPU needs a C++ compiler: Inductor writes C++ kernels and builds them."""
+    if device.type == "cpu" and not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+        from trainlab.errors import ConfigError
+
+        raise ConfigError("runtime.compile: true needs a C++ compiler on a CPU (torch.compile builds C++ "
+                          "kernels) and none of g++, c++, clang++ is on PATH; install one (apt-get install g++) "
+                          "or set runtime.compile: false")
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run THERE (the GPU machine of the `device` tool, repository root, with carry [".gpu"] filled by
-# benchmarks/gpu/prepare.sh): every GPU item of the speed issue in one command of at most ~8.5 minutes (stage limits below).
+# benchmarks/gpu/prepare.sh): every GPU item of the speed issue in one command of at most ~9.5 minutes (stage limits below).
 #
 #   1. the machine: GPU, driver, torch, CUDA
 #   2. trainlab's dependencies from .gpu/wheels, trainlab itself --no-deps
@@ -9,13 +9,14 @@
 #   5. speedrun side by side: trainlab's speedrun config vs benchmarks/airbench_reference.py, bf16
 #   6. the reference alone, 14 epochs: test accuracy (TTA) and training time
 #   7. trainlab train examples/cifar10_speedrun.yaml on the GPU (bf16, whole 2,000-row batches,
-#      channels_last) with --target val_accuracy=0.91, then a longer run with --target 0.94
+#      channels_last) with --target val_accuracy=0.91, the same with runtime.compile: true, then a
+#      longer run with --target 0.94
 #
 # Each stage has its own time limit and the next starts whatever the last one did; everything it
 # prints goes to $OUT/check.log, the pytest log to $OUT/tests.log, the benchmarks' result files
 # (*_cuda.json) and the runs' summaries to $OUT. Usage (device tool): command
 # "bash benchmarks/gpu/check.sh", carry [".gpu"],
-# timeout_s 560. Stage limits can be shortened with e.g. TESTS_S=120 (seconds). A dry run of the
+# timeout_s 590. Stage limits can be shortened with e.g. TESTS_S=120 (seconds). A dry run of the
 # wiring on a CPU machine: PYTHON=.venv/bin/python SKIP_INSTALL=1 DEVICE=cpu PRECISION=fp32 with short
 # limits (each stage starts, then times out).
 set -uo pipefail
@@ -57,7 +58,7 @@ mkdir -p /tmp/cifar10-jpg
 for part in train test; do tar -xzf "$KIT/datasets/$part.tar.gz" -C /tmp/cifar10-jpg; done
 DATA=(--data /tmp/cifar10-jpg --cache-dir /tmp/trainlab-cache)
 
-stage "3. tests on $DEVICE (limit ${TESTS_S:=120} s; the whole log in tests.log)"
+stage "3. tests on $DEVICE (limit ${TESTS_S:=100} s; the whole log in tests.log)"
 parallel=()
 "$PYTHON" -c "import xdist" 2>/dev/null && parallel=(-n "${WORKERS:-8}")  # pytest-xdist is in the GPU image
 timeout -k 15 "$TESTS_S" "$PYTHON" -m pytest -q -p no:cacheprovider "${parallel[@]}" --maxfail=40 tests > "$OUT/tests.log" 2>&1
@@ -81,7 +82,12 @@ timeout -k 15 "$TRAIN_S" "${TRAINLAB[@]}" train examples/cifar10_speedrun.yaml "
     --target val_accuracy=0.91
 cp /tmp/runs/speedrun14/summary.json "$OUT/speedrun14_summary.json" 2>/dev/null
 
-stage "7b. trainlab speedrun on $DEVICE, ${LONG_EPOCHS:=30} epochs toward 94% (limit ${LONG_S:=100} s)"
+stage "7b. the same with runtime.compile: true (limit ${COMPILE_S:=90} s)"
+timeout -k 15 "$COMPILE_S" "${TRAINLAB[@]}" train examples/cifar10_speedrun.yaml "${GPU_SET[@]}" --set runtime.compile=true \
+    --out /tmp/runs/speedrun14_compiled --overwrite --target val_accuracy=0.91
+cp /tmp/runs/speedrun14_compiled/summary.json "$OUT/speedrun14_compiled_summary.json" 2>/dev/null
+
+stage "7c. trainlab speedrun on $DEVICE, ${LONG_EPOCHS:=30} epochs toward 94% (limit ${LONG_S:=80} s)"
 timeout -k 15 "$LONG_S" "${TRAINLAB[@]}" train examples/cifar10_speedrun.yaml "${GPU_SET[@]}" --set strategy.epochs="$LONG_EPOCHS" \
     --out /tmp/runs/speedrun_long --overwrite --target val_accuracy=0.94
 cp /tmp/runs/speedrun_long/summary.json "$OUT/speedrun_long_summary.json" 2>/dev/null

@@ -83,6 +83,7 @@ class StepOptions:
     clip_grad_value: float | None = None  # max |g| per element
     channels_last: bool = False  # 4-d inputs and conv weights in NHWC layout
     grad_norm_every: int | None = None  # measure the gradient norm every that many steps (step records)
+    compile: bool = False  # forward passes through torch.compile(model) (Inductor)
 
 
 class LRGroups:
@@ -126,6 +127,9 @@ class StandardStep:
         self._memory_format = torch.channels_last if options.channels_last else None
         if self._memory_format is not None:
             self.model.to(memory_format=self._memory_format)  # 4-d weights only; others stay as they are
+        # what the forward passes call: the compiled module shares the model's parameters and buffers, and
+        # self.model stays the module itself (its state_dict keys, train/eval, the objective's penalties)
+        self._module = torch.compile(self.model) if options.compile else self.model
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
         self.scaler = torch.amp.GradScaler(self.device.type) if options.precision == "fp16" else None
         self._closure = requires_closure(optimizer)
@@ -154,7 +158,7 @@ class StandardStep:
         if self._memory_format is not None and x.ndim == 4:
             x = x.contiguous(memory_format=self._memory_format)
         with self._autocast():
-            output = self.model(x)
+            output = self._module(x)
         return output.float() if output.dtype in (torch.float16, torch.bfloat16) else output
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +170,7 @@ class StandardStep:
     def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
         if self._plain and len(batches) == 1:
             x, y = batches[0]
-            loss = self._plain_loss(self.model(x), y)
+            loss = self._plain_loss(self._module(x), y)
             loss.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
