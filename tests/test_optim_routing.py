@@ -340,9 +340,9 @@ def test_docs_airbench_recipe_validates_and_routes_the_airbench_model():
     from pathlib import Path
 
     import trainlab.models.builtins  # noqa: F401
-    from trainlab.builders import build_routed_optimizer_for
     from trainlab.losses import build_loss
     from trainlab.models import MODELS
+    from trainlab.step_builders import build_routed_optimizer_for
 
     doc = (Path(__file__).parents[1] / "docs" / "param_groups.md").read_text()
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", doc, flags=re.S) if "ns_steps" in b)

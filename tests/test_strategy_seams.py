@@ -90,12 +90,12 @@ def test_lr_auto_is_resolved_in_the_stored_config_and_eval_does_not_rerun_the_fi
     summary = json.loads((out / "summary.json").read_text())
     assert summary["notes"]["lr_auto"] == lr
 
-    import trainlab.builders
+    import trainlab.step_builders
 
     def no_finder(*args, **kwargs):
         raise AssertionError("the LR range test ran again")
 
-    monkeypatch.setattr(trainlab.builders, "range_test_step", no_finder)
+    monkeypatch.setattr(trainlab.step_builders, "range_test_step", no_finder)
     capsys.readouterr()
     assert main(["eval", str(out)]) == 0
     assert "accuracy" in capsys.readouterr().out

@@ -1,8 +1,8 @@
 """From a validated Config to a ready Trainer: a short sequence of named builders.
 
 :func:`build` runs them in order: :func:`build_data`, :func:`build_loss_for`,
-:func:`build_model_for`, :func:`build_optimizer_for` (placing weight decay, resolving
-``lr: auto`` with the LR range test), :func:`build_step`, :func:`build_callbacks`,
+:func:`build_model_for`, the optimizer and step (trainlab.step_builders: weight decay placed,
+``lr: auto`` resolved with the LR range test), :func:`build_callbacks`,
 and returns a :class:`Built` holding the pieces and the *resolved* config (what
 ``config.yaml`` records: ``lr: auto`` becomes the number it resolved to). Nothing
 touches files or global state beyond the run: the thread count and the seeding
@@ -37,24 +37,20 @@ from trainlab.data.preprocessing import inverse_target
 from trainlab.engine.batching import BatchPlan, TensorBatches, token_lengths
 from trainlab.engine.evaluation import Evaluator
 from trainlab.engine.loop import Limits, Trainer, Validation
-from trainlab.engine.objective import Objective
-from trainlab.engine.step import StandardStep, Step, StepOptions
+from trainlab.engine.step import StandardStep
 from trainlab.engine.step_budget import epochs_for_step_budget
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
-from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
+from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import ConfigError, DataError
-from trainlab.finetune import apply_lora, check_finetune_options, freeze_backbone, layerwise_param_groups
+from trainlab.finetune import apply_lora, check_finetune_options
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
-from trainlab.lr_finder import range_test_step, suggest_lr
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
-from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
-from trainlab.optim.routing import build_routed_optimizer
-from trainlab.optim.weight_decay import place_weight_decay
 from trainlab.runtime import check_compile_toolchain, resolve_device, resolve_precision, seed_everything
 from trainlab.schedules import build_schedule
+from trainlab.step_builders import averaged_step_for, build_step, optimizer_spec_for, resolve_auto_lr
 
 
 @dataclass
@@ -182,91 +178,6 @@ def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
                   f"using full batch ({n_train})", file=sys.stderr)
         batch_size = n_train
     return batch_size
-
-
-def build_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any]) -> torch.optim.Optimizer:
-    """The optimizer over the model's (and loss's) trainable parameters, with fine-tuning's groups."""
-    finetune = config.strategy.finetune
-    if config.strategy.optimizer.groups:
-        return build_routed_optimizer_for(config, model, loss, spec)
-    if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
-        if spec["lr"] is None:
-            raise ConfigError("strategy.optimizer.lr is required with finetune.layerwise_lr_decay / "
-                              "unfreeze_after_epochs (the head's learning rate)")
-        groups = layerwise_param_groups(model, float(spec["lr"]), finetune.layerwise_lr_decay or 1.0,
-                                        include_frozen=finetune.unfreeze_after_epochs is not None)
-        extra = [p for p in loss.parameters() if p.requires_grad]
-        if extra:
-            groups.append({"params": extra, "group": "no_decay", "weight_decay": 0.0})
-    else:
-        if finetune is not None and finetune.freeze:
-            freeze_backbone(model)
-        groups = param_groups(model, loss.parameters())
-    return build_optimizer(spec, groups)
-
-
-def build_routed_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss,
-                               spec: dict[str, Any]) -> torch.optim.Optimizer:
-    """``strategy.optimizer.groups``: each group's parameters with their own optimizer and lr (optim.routing)."""
-    finetune = config.strategy.finetune
-    if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
-        raise ConfigError("strategy.optimizer.groups cannot be combined with finetune.layerwise_lr_decay / "
-                          "unfreeze_after_epochs (both set the param groups); use one of them")
-    if finetune is not None and finetune.freeze:
-        freeze_backbone(model)
-    groups = [group.model_dump() for group in config.strategy.optimizer.groups or []]
-    return build_routed_optimizer(model, spec, groups, loss.parameters(),
-                                  config.strategy.regularization.weight_decay)
-
-
-def optimizer_spec_for(config: Config) -> dict[str, Any]:
-    """The optimizer spec with ``regularization.weight_decay`` placed in it (see optim.weight_decay)."""
-    spec = place_weight_decay(config.strategy.optimizer.spec(), config.strategy.regularization.weight_decay)
-    if spec["name"] == "lbfgs" or spec.get("requires_closure"):
-        if config.runtime.precision == "fp16":
-            raise ConfigError("optimizer 'lbfgs' cannot run with runtime.precision: fp16 (the loss scaler "
-                              "cannot skip a closure's steps); use fp32 or bf16")
-    return spec
-
-
-def step_options(config: Config, precision: str) -> StepOptions:
-    strategy = config.strategy
-    return StepOptions(precision=precision, clip_grad_norm=strategy.clip_grad_norm,
-                       clip_grad_value=strategy.clip_grad_value, channels_last=config.runtime.channels_last,
-                       grad_norm_every=config.output.log_every_n_steps, compile=config.runtime.compile)
-
-
-def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any], device: torch.device,
-               precision: str) -> StandardStep:
-    regularization = config.strategy.regularization
-    objective = Objective(loss, regularization.l1, regularization.l2)
-    return StandardStep(model, build_optimizer_for(config, model, loss, spec), objective,
-                        step_options(config, precision), device)
-
-
-def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total_steps: int,
-                      notes: dict[str, Any]) -> Step:
-    """``strategy.weight_averaging``: the step wrapped so that evaluation and saving see the averaged weights."""
-    averaging = config.strategy.weight_averaging
-    if averaging is None:
-        return step
-    if keeps_evaluation_weights(step.optimizer):
-        raise ConfigError(f"strategy.weight_averaging cannot be combined with optimizer "
-                          f"'{config.strategy.optimizer.name}', which evaluates its own averaged weights; "
-                          f"remove one of them")
-    rule = AveragingRule(averaging.kind, averaging.decay, averaging.every_n_steps,
-                         start_step=round(averaging.start_epochs * plan.steps_per_epoch),
-                         decay_power=averaging.decay_power, warmup=averaging.warmup, total_steps=max(total_steps, 1))
-    notes["weight_averaging"] = {**averaging.model_dump(), "evaluated": "averaged weights"}
-    return AveragedStep(step, rule, plan.micro_batches)
-
-
-def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any],
-                    batches: TensorBatches, plan: BatchPlan, device: torch.device, precision: str) -> float:
-    """``lr: auto``: the LR range test on a throw-away step of the same strategy; model and loss untouched."""
-    probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision)
-    lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=100)
-    return suggest_lr(lrs, losses)
 
 
 def build_callbacks(config: Config, schedule: Any, available: list[str], plan: BatchPlan) -> list[Callback]:

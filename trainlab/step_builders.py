@@ -1,0 +1,116 @@
+"""The optimizer and the training step of a config's strategy.
+
+:func:`optimizer_spec_for` places ``regularization.weight_decay`` in the optimizer spec;
+:func:`build_optimizer_for` builds the optimizer over the model's (and loss's) trainable
+parameters with fine-tuning's groups or ``optimizer.groups`` routing; :func:`build_step` wraps it
+with the objective (loss + L1/L2 penalties) into a :class:`StandardStep` run as
+:func:`step_options` says (precision, clipping, layout, compile); :func:`resolve_auto_lr` runs the LR
+range test for ``lr: auto``; :func:`averaged_step_for` adds ``strategy.weight_averaging``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from trainlab.config import Config
+from trainlab.engine.batching import BatchPlan, TensorBatches
+from trainlab.engine.objective import Objective
+from trainlab.engine.step import StandardStep, Step, StepOptions
+from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
+from trainlab.errors import ConfigError
+from trainlab.finetune import freeze_backbone, layerwise_param_groups
+from trainlab.losses.base import Loss
+from trainlab.lr_finder import range_test_step, suggest_lr
+from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
+from trainlab.optim.routing import build_routed_optimizer
+from trainlab.optim.weight_decay import place_weight_decay
+
+
+def optimizer_spec_for(config: Config) -> dict[str, Any]:
+    """The optimizer spec with ``regularization.weight_decay`` placed in it (see optim.weight_decay)."""
+    spec = place_weight_decay(config.strategy.optimizer.spec(), config.strategy.regularization.weight_decay)
+    if spec["name"] == "lbfgs" or spec.get("requires_closure"):
+        if config.runtime.precision == "fp16":
+            raise ConfigError("optimizer 'lbfgs' cannot run with runtime.precision: fp16 (the loss scaler "
+                              "cannot skip a closure's steps); use fp32 or bf16")
+    return spec
+
+
+def build_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any]) -> torch.optim.Optimizer:
+    """The optimizer over the model's (and loss's) trainable parameters, with fine-tuning's groups."""
+    finetune = config.strategy.finetune
+    if config.strategy.optimizer.groups:
+        return build_routed_optimizer_for(config, model, loss, spec)
+    if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
+        if spec["lr"] is None:
+            raise ConfigError("strategy.optimizer.lr is required with finetune.layerwise_lr_decay / "
+                              "unfreeze_after_epochs (the head's learning rate)")
+        groups = layerwise_param_groups(model, float(spec["lr"]), finetune.layerwise_lr_decay or 1.0,
+                                        include_frozen=finetune.unfreeze_after_epochs is not None)
+        extra = [p for p in loss.parameters() if p.requires_grad]
+        if extra:
+            groups.append({"params": extra, "group": "no_decay", "weight_decay": 0.0})
+    else:
+        if finetune is not None and finetune.freeze:
+            freeze_backbone(model)
+        groups = param_groups(model, loss.parameters())
+    return build_optimizer(spec, groups)
+
+
+def build_routed_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss,
+                               spec: dict[str, Any]) -> torch.optim.Optimizer:
+    """``strategy.optimizer.groups``: each group's parameters with their own optimizer and lr (optim.routing)."""
+    finetune = config.strategy.finetune
+    if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
+        raise ConfigError("strategy.optimizer.groups cannot be combined with finetune.layerwise_lr_decay / "
+                          "unfreeze_after_epochs (both set the param groups); use one of them")
+    if finetune is not None and finetune.freeze:
+        freeze_backbone(model)
+    groups = [group.model_dump() for group in config.strategy.optimizer.groups or []]
+    return build_routed_optimizer(model, spec, groups, loss.parameters(),
+                                  config.strategy.regularization.weight_decay)
+
+
+def step_options(config: Config, precision: str) -> StepOptions:
+    strategy = config.strategy
+    return StepOptions(precision=precision, clip_grad_norm=strategy.clip_grad_norm,
+                       clip_grad_value=strategy.clip_grad_value, channels_last=config.runtime.channels_last,
+                       grad_norm_every=config.output.log_every_n_steps, compile=config.runtime.compile)
+
+
+def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any], device: torch.device,
+               precision: str, options: StepOptions | None = None) -> StandardStep:
+    """The objective and a fresh optimizer around ``model``, run as ``options`` (default: :func:`step_options`)."""
+    regularization = config.strategy.regularization
+    objective = Objective(loss, regularization.l1, regularization.l2)
+    return StandardStep(model, build_optimizer_for(config, model, loss, spec), objective,
+                        options or step_options(config, precision), device)
+
+
+def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total_steps: int,
+                      notes: dict[str, Any]) -> Step:
+    """``strategy.weight_averaging``: the step wrapped so that evaluation and saving see the averaged weights."""
+    averaging = config.strategy.weight_averaging
+    if averaging is None:
+        return step
+    if keeps_evaluation_weights(step.optimizer):
+        raise ConfigError(f"strategy.weight_averaging cannot be combined with optimizer "
+                          f"'{config.strategy.optimizer.name}', which evaluates its own averaged weights; "
+                          f"remove one of them")
+    rule = AveragingRule(averaging.kind, averaging.decay, averaging.every_n_steps,
+                         start_step=round(averaging.start_epochs * plan.steps_per_epoch),
+                         decay_power=averaging.decay_power, warmup=averaging.warmup, total_steps=max(total_steps, 1))
+    notes["weight_averaging"] = {**averaging.model_dump(), "evaluated": "averaged weights"}
+    return AveragedStep(step, rule, plan.micro_batches)
+
+
+def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any],
+                    batches: TensorBatches, plan: BatchPlan, device: torch.device, precision: str) -> float:
+    """``lr: auto``: the LR range test on a throw-away step of the same strategy; model and loss untouched."""
+    eager = dataclasses.replace(step_options(config, precision), compile=False)  # 100 steps: not worth compiling
+    probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision, eager)
+    lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=100)
+    return suggest_lr(lrs, losses)
