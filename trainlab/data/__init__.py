@@ -308,6 +308,23 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     if len(x_train) == 0:
         raise DataError("training data is empty after splitting off val/test")
 
+    fitted, prepared = _preprocess(config, raw, task, class_names, {
+        "training data": (x_train, y_train, cat_train), "validation data": (x_val, y_val, cat_val),
+        "test data": (x_test, y_test, cat_test)})
+    train, val, test = (Split(_features(x), targets_tensor(y, task)) for x, y in prepared)
+    train_transform, eval_transform = raw.train_transform, raw.eval_transform
+    if raw.fit_transforms is not None:
+        train_transform, eval_transform = raw.fit_transforms(prepared[0][0])
+    return Dataset(train=train, val=val, test=test, task=task, num_classes=num_classes, class_names=class_names,
+                   train_transform=train_transform, eval_transform=eval_transform, extras=extras,
+                   preprocessing=fitted)
+
+
+def _preprocess(config: DataConfig, raw: RawData, task: str, class_names: list[str] | None,
+                splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+                ) -> tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray]]]:
+    """Fit the preprocessing on the first split (training) and apply it to every split: ``(fitted, [(x, y)])``."""
+    x_train, y_train, cat_train = next(iter(splits.values()))
     standardize = raw.standardize if config.standardize is None else config.standardize
     fitted = preprocessing.fit(
         x_train, task=task, class_names=class_names, standardize=standardize,
@@ -315,27 +332,8 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
         categorical_columns=raw.categorical_names or (), y_train=y_train,
         standardize_target=config.standardize_target, source=config.source,
     )
-    x_train = preprocessing.apply(fitted, x_train, cat_train, "training data")
-    x_val = preprocessing.apply(fitted, x_val, cat_val, "validation data")
-    x_test = preprocessing.apply(fitted, x_test, cat_test, "test data")
-    y_train, y_val, y_test = (preprocessing.transform_target(fitted, y) for y in (y_train, y_val, y_test))
-
-    train_transform, eval_transform = raw.train_transform, raw.eval_transform
-    if raw.fit_transforms is not None:
-        train_transform, eval_transform = raw.fit_transforms(x_train)
-
-    return Dataset(
-        train=Split(_features(x_train), targets_tensor(y_train, task)),
-        val=Split(_features(x_val), targets_tensor(y_val, task)),
-        test=Split(_features(x_test), targets_tensor(y_test, task)),
-        task=task,
-        num_classes=num_classes,
-        class_names=class_names,
-        train_transform=train_transform,
-        eval_transform=eval_transform,
-        extras=extras,
-        preprocessing=fitted,
-    )
+    return fitted, [(preprocessing.apply(fitted, x, cat, name), preprocessing.transform_target(fitted, y))
+                    for name, (x, y, cat) in splits.items()]
 
 
 def describe(dataset: Dataset) -> dict[str, Any]:
