@@ -23,7 +23,7 @@ a GPU; see evidence.py.
 
     python benchmarks/cifar_speedrun.py [--data /tmp/cifar10-jpg] [--steps 12 --chunk 2] [--threads N]
     python benchmarks/cifar_speedrun.py --reference-only --epochs 8
-    python benchmarks/cifar_speedrun.py --device cuda --steps 60 --chunk 5     (benchmarks/gpu/check.sh)
+    python benchmarks/cifar_speedrun.py --device cuda --steps 40 --chunk 5 --warmup 5   (benchmarks/gpu/check.sh)
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,23 +22,9 @@ from typing import Any
 
 import yaml
 
-_STARTED: list[subprocess.Popen] = []  # fresh interpreters started instead of forks (see fork_cli)
-
 
 def fork_cli(args: Sequence[str], log: Path) -> int:
-    """Start ``trainlab <args>`` in a forked child; returns its pid (reap it with :func:`wait`).
-
-    Where this process has used CUDA (a GPU machine), a forked child could not use it again: the
-    child is then a fresh ``python -m trainlab.cli`` (slower to start, the same contract).
-    """
-    import torch
-
-    if torch.cuda.is_initialized():
-        with open(log, "ab") as errors:
-            child = subprocess.Popen([sys.executable, "-m", "trainlab.cli", *args], stdout=subprocess.DEVNULL,
-                                     stderr=errors)
-        _STARTED.append(child)
-        return child.pid
+    """Start ``trainlab <args>`` in a forked child; returns its pid (reap it with :func:`wait`)."""
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 70
@@ -115,7 +100,10 @@ def has_checkpoint(run: Path) -> bool:
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(config))
+    """Write ``config`` pinned to the CPU: a forked child cannot use CUDA once its parent has (on a GPU
+    machine the suite runs with device auto = cuda), and the reference run must train where the child does."""
+    pinned = {**config, "runtime": {**config.get("runtime", {}), "device": "cpu"}}
+    path.write_text(yaml.safe_dump(pinned))
     return path
 
 

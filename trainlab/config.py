@@ -90,7 +90,8 @@ class ModelConfig(Named):
 # (section, key) -> default of keys added after runs were recorded: at their default they are left out of
 # the hash, so a config that does not use them keeps the hash it had before they existed
 ADDED_OPTIONAL_KEYS = {("strategy", "tta"): None, ("strategy", "weight_averaging"): None,
-                       ("strategy", "min_steps"): None, ("strategy", "group_by_length"): False}
+                       ("strategy", "min_steps"): None, ("strategy", "group_by_length"): False,
+                       ("runtime", "compile"): False}
 
 
 class CheckpointConfig(Strict):

@@ -82,6 +82,9 @@ def environment() -> dict[str, object]:
         "native_bf16": cpu_has_native_bf16(),
         "cores": os.cpu_count(),
     }
-    if torch.cuda.is_available():
-        facts["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        if torch.cuda.is_available():
+            facts["gpu"] = torch.cuda.get_device_name(0)
+    except RuntimeError:  # a process forked after its parent used CUDA cannot query it (and runs on the CPU)
+        pass
     return facts

@@ -271,8 +271,9 @@ def _run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
 
     # fork: the workers inherit the imported modules (no 5-10 s torch import per worker);
     # every worker is started on the first submit, before the display's refresh thread exists.
-    # A process that has used CUDA cannot fork a worker that uses it again: spawn then.
-    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    # Where CUDA is present, spawn: a process that has touched CUDA (torch.cuda.is_available() is enough)
+    # cannot fork a worker that uses it again.
+    method = "spawn" if torch.cuda.is_available() else "fork"
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
                                initializer=_pin_worker, initargs=(threads,))
     futures: dict[Future, RunPlan] = {}
