@@ -254,6 +254,7 @@ def test_channels_last_trains_the_same_model_and_saves_plain_weights(tmp_path, w
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # inside torch
 def test_compile_trains_like_eager_and_saves_the_plain_module(tmp_path, write_config):
     """runtime.compile is a speed option only: the eager run's weights (to float tolerance: Inductor
     fuses and reorders float ops) and predictions, a model file with the module's own keys."""

@@ -95,7 +95,12 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         test: Arrays | torch.utils.data.Dataset | None = None, callbacks: Sequence[Callback] = (),
         metrics: list[str] | None = None, seed: int = 0, out: str | Path | None = None,
         runtime: dict[str, Any] | None = None) -> FitResult:
-    """Train ``model`` on ``train`` with ``strategy``; evaluate on ``val`` each epoch and on val/test at the end."""
+    """Train ``model`` on ``train`` with ``strategy``; evaluate on ``val`` each epoch and on val/test at the end.
+
+    ``model`` is trained in place and stays on the run's device (``runtime={"device": ...}``; ``auto``
+    is CUDA where present), as the Hugging Face Trainer leaves it: move it with ``.cpu()`` to use it
+    with CPU tensors afterwards.
+    """
     splits = [_as_split(train, "train"), _as_split(val, "val"), _as_split(test, "test")]
     data = _dataset(*splits)
     config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
