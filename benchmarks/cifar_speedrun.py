@@ -49,15 +49,21 @@ CONFIG = ROOT / "examples" / "cifar10_speedrun.yaml"
 BATCH = reference.HYP["batch_size"]
 
 
+def usage_error(message: str) -> None:
+    """One ``error:`` line on stderr, exit status 2 (bad usage)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def layout(args: argparse.Namespace) -> tuple[torch.device, str, int]:
     """(device, precision, micro-batch rows) of this run: ``auto`` precision is bf16 where native."""
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     if precision not in ("fp32", "bf16"):
-        raise SystemExit(f"error: --precision {precision!r}: the reference runs fp32 or bf16")
+        usage_error(f"--precision {precision!r}: the reference runs fp32 or bf16")
     micro = args.micro_batch or (BATCH if device.type == "cuda" else reference.HYP["micro_batch"])
     if micro < 1 or BATCH % micro:
-        raise SystemExit(f"error: --micro-batch {micro} must divide the batch of {BATCH} rows")
+        usage_error(f"--micro-batch {micro} must divide the batch of {BATCH} rows")
     return device, precision, micro
 
 
@@ -65,9 +71,8 @@ def result_name(base: str, device: torch.device) -> str:
     return base if device.type == "cpu" else f"{base}_{device.type}"
 
 
-def trainlab_overrides(args: argparse.Namespace) -> list[str]:
+def trainlab_overrides(args: argparse.Namespace, device: torch.device, precision: str, micro: int) -> list[str]:
     """The speedrun config's settings for this device, precision and micro-batch layout."""
-    device, precision, micro = layout(args)
     return [f"data.path={args.data}", f"data.cache_dir={args.cache_dir}", f"runtime.device={device.type}",
             f"runtime.precision={precision}", f"strategy.batch_size={micro}",
             f"strategy.grad_accum_steps={BATCH // micro}"]
@@ -84,7 +89,7 @@ def load_images(data: str, cache_dir: str) -> tuple[torch.Tensor, torch.Tensor, 
 
 def reference_only(args: argparse.Namespace) -> None:
     device, precision, micro = layout(args)
-    sync = device_sync(device) or (lambda: None)
+    sync = device_sync(device)
     train_x, train_y, test_x, test_y = load_images(args.data, args.cache_dir)
     hyp = {**reference.HYP, "epochs": args.epochs, "micro_batch": micro}
     started = time.perf_counter()
@@ -115,7 +120,7 @@ def side_by_side(args: argparse.Namespace) -> None:
     from trainlab.run_folder import RunDir
 
     device, precision, micro = layout(args)
-    config = load_config(CONFIG, [*trainlab_overrides(args), f"strategy.max_steps={args.warmup + args.steps + 1}",
+    config = load_config(CONFIG, [*trainlab_overrides(args, device, precision, micro), f"strategy.max_steps={args.warmup + args.steps + 1}",
                                   "output.progress=off", "output.checkpoint.every_seconds=100000"])
     train_x, train_y, _, _ = load_images(args.data, args.cache_dir)
     with run_scope(config):

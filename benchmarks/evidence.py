@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 import trainlab
-from trainlab.runtime import cpu_model
+from trainlab.runtime import cpu_model, environment
 
 # TRAINLAB_BENCH_RESULTS moves them elsewhere (benchmarks/gpu/check.sh writes to the device tool's $OUT)
 RESULTS = Path(os.environ.get("TRAINLAB_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
@@ -58,7 +58,7 @@ def git_commit() -> dict[str, Any]:
 
 def machine(**contenders: str) -> dict[str, Any]:
     """The facts every result file starts with; ``contenders`` adds versions, e.g. ``lightning="2.6.6"``."""
-    gpu = {"gpu": torch.cuda.get_device_name(0), "cuda": torch.version.cuda} if torch.cuda.is_available() else {}
+    gpu = {"gpu": environment()["gpu"], "cuda": torch.version.cuda} if "gpu" in environment() else {}
     return {
         "cpu": cpu_model(),
         **gpu,

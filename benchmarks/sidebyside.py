@@ -70,6 +70,18 @@ class ParkedFit:
             self.thread.join(timeout=timeout)
 
 
+def no_sync() -> None:
+    """A CPU's kernels have finished when they return: nothing to wait for."""
+
+
+def device_sync(device: torch.device | str) -> Callable[[], None]:
+    """``torch.cuda.synchronize`` for a CUDA device (GPU kernels run asynchronously), :func:`no_sync` elsewhere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return no_sync
+
+
 class Interleave(Callback):
     """Every ``chunk`` trainlab steps, run ``chunk`` reference steps, timing both sides.
 
@@ -86,9 +98,8 @@ class Interleave(Callback):
     name = "interleave"
 
     def __init__(self, chunk: int, reference_steps: Callable[[int], None], skip_steps: int = 0,
-                 warmup_steps: int = 0, sync: Callable[[], None] | None = None):
-        self.chunk, self.reference_steps = chunk, reference_steps
-        self.sync = sync if sync is not None else (lambda: None)
+                 warmup_steps: int = 0, sync: Callable[[], None] = no_sync):
+        self.chunk, self.reference_steps, self.sync = chunk, reference_steps, sync
         self.skip_steps, self.warmup_steps = skip_steps, warmup_steps
         self.pairs: list[tuple[float, float]] = []  # (trainlab seconds, reference seconds) per chunk
         self.active = False
@@ -119,14 +130,6 @@ class Interleave(Callback):
         self.sync()
         self.pairs.append((ours, time.perf_counter() - started))
         self._restart()
-
-
-def device_sync(device: torch.device | str) -> Callable[[], None] | None:
-    """``torch.cuda.synchronize`` for a CUDA device (GPU kernels run asynchronously), None on a CPU."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return None
 
 
 def summarize(pairs: list[tuple[float, float]]) -> dict[str, float]:
