@@ -114,3 +114,34 @@ def test_bad_layers_and_inputs_are_one_line_config_errors(conv, images, message)
     with pytest.raises(ConfigError, match=message) as info:
         whiten_conv_(conv, images)
     assert "\n" not in str(info.value)
+
+
+def grayscale_as_rgb(n: int = 40, size: int = 12, seed: int = 0) -> np.ndarray:
+    """Gray images stored as RGB, then normalised per channel as for CIFAR: every channel is one
+    affine function of the gray value, so the 2x2 patches (d = 12) span 4 directions plus the offset."""
+    gray = correlated_images(n, size, seed)[:, :1]
+    mean, std = np.array([0.49, 0.48, 0.45]), np.array([0.25, 0.24, 0.26])
+    return (np.repeat(gray, 3, axis=1) - mean[:, None, None]) / std[:, None, None]
+
+
+def test_rank_deficient_patches_get_no_noise_filters():
+    x = grayscale_as_rgb()
+    patches = numpy_patches(x, 2)
+    rank = np.linalg.matrix_rank(patches)  # NumPy's own tolerance, from the singular values
+    assert rank == 5  # 4 gray pixels + the per-channel offsets
+    eps = 5e-4
+    s, eigenvalues, expected = numpy_whitening(x, 2, eps)
+    filters = whitening_filters(torch.from_numpy(s), eps).numpy()
+    # the r genuine directions: the formula
+    signs = np.sign(np.sum(filters[:rank] * expected[:rank], axis=1))
+    np.testing.assert_allclose(filters[:rank] * signs[:, None], expected[:rank], rtol=1e-6, atol=1e-8)
+    # the null directions repeat them, cyclically
+    np.testing.assert_array_equal(filters[rank:], filters[np.arange(12 - rank) % rank])
+    # so every channel of a whitening conv responds at whitened scale, the same in float32 and float64
+    conv = nn.Conv2d(3, 24, 2, bias=False)
+    whiten_conv_(conv, torch.from_numpy(x).float(), eps=eps)
+    out32 = conv(torch.from_numpy(x).float()).double()
+    out64 = F.conv2d(torch.from_numpy(x), conv.weight.double())
+    second_moment = (out64 ** 2).mean(dim=(0, 2, 3)).numpy()
+    assert second_moment.min() > 0.5, second_moment  # no channel of pure rounding noise
+    np.testing.assert_allclose(out32.numpy(), out64.numpy(), atol=1e-4)

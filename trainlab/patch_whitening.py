@@ -13,6 +13,16 @@ so that the responses W p have second moment W S W^T = diag(l / (l + eps)) ~ I, 
 W^T W = (S + eps I)^(-1) (a sign-free way to state the same thing). airbench gives its
 stem 2d filters, W and -W, so that the GELU after it keeps both signs of every response.
 
+Null directions: where the patches span only r < d dimensions (grayscale images stored as
+RGB, whose channels are all one affine function of the gray value; constant channels), the
+eigenvalues l_i <= NULL_RTOL * l_1 are float64 round-off and the patches have no component
+along v_i. Their filters would respond only to the float32 or bf16 rounding of the conv, at a
+gain of (l_i + eps)^(-1/2) (45 at airbench's eps): noise that a BatchNorm with a tiny eps
+(airbench: 1e-12) scales up to unit variance, differently in training and in evaluation. A zero
+filter is no better: its channel is constant, and such a BatchNorm's backward overflows on it.
+So the rows of the null directions repeat the rows of the r others, in order and cyclically:
+every channel carries a whitened response, the first r of them distinct.
+
 Reference: Keller Jordan, airbench (github.com/KellerJordan/cifar10-airbench,
 ``airbench94.py``: ``init_whitening_conv``), and Jordan, "94% on CIFAR-10 in 3.29 Seconds
 on a Single GPU", arXiv:2404.00498.
@@ -26,6 +36,7 @@ from torch import nn
 
 from trainlab.errors import ConfigError
 
+NULL_RTOL = 1e-10  # eigenvalues at most this fraction of the largest are treated as 0 (see above)
 _CHUNK_ELEMENTS = 1 << 19  # patch values unfolded at a time (4 MiB of float64; ~2x faster here than 32 MiB)
 
 
@@ -55,10 +66,18 @@ def patch_second_moment(images: torch.Tensor, kernel_size: tuple[int, int],
 
 
 def whitening_filters(second_moment: torch.Tensor, eps: float) -> torch.Tensor:
-    """The rows of diag(l + eps)^(-1/2) V^T for S = V diag(l) V^T, largest eigenvalue first: (d, d)."""
+    """The rows of diag(l + eps)^(-1/2) V^T for S = V diag(l) V^T, largest eigenvalue first: (d, d).
+
+    The rows of the null directions (``l_i <= NULL_RTOL * l_1``, see the module notes) are copies of
+    the first r rows, cyclically: row ``r + j`` is row ``j mod r``.
+    """
     eigenvalues, eigenvectors = torch.linalg.eigh(second_moment)  # ascending
     eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
-    return eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]
+    filters = eigenvectors.T * torch.rsqrt(eigenvalues.clamp(min=0) + eps)[:, None]
+    rank = int((eigenvalues > NULL_RTOL * eigenvalues[0]).sum())
+    if 0 < rank < len(filters):
+        filters[rank:] = filters[torch.arange(len(filters) - rank) % rank]
+    return filters
 
 
 @torch.no_grad()
