@@ -193,6 +193,28 @@ def test_demo_adam_on_mnist1d_reaches_sixty_percent(tmp_path):
     assert rows[0]["accuracy"] >= 0.60
 
 
+def test_emulated_low_precision_on_a_cpu_gets_one_warning_line(monkeypatch, capsys):
+    import trainlab.runtime as runtime
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "_cpu_has_flag", lambda *names: False)
+    assert runtime.emulated_precision_warning("fp32", cpu) is None
+    line = runtime.emulated_precision_warning("bf16", cpu)
+    assert line.startswith("warning: runtime.precision=bf16 on a CPU without native bf16") and "\n" not in line
+    assert "emulated" in runtime.emulated_precision_warning("fp16", cpu)
+    assert runtime.emulated_precision_warning("bf16", torch.device("cuda")) is None
+    config = copy.deepcopy(DIGITS_MLP)
+    config["runtime"] = {"precision": "bf16", "device": "cpu"}
+    config["strategy"]["epochs"] = 1
+    validated = validate(config)
+    with run_scope(validated):
+        build(validated)
+    assert capsys.readouterr().err.count("warning: runtime.precision=bf16") == 1
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert runtime.emulated_precision_warning("bf16", cpu) is None
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains(precision):
     config = copy.deepcopy(DIGITS_MLP)

@@ -48,7 +48,13 @@ from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
-from trainlab.runtime import check_compile_toolchain, resolve_device, resolve_precision, seed_everything
+from trainlab.runtime import (
+    check_compile_toolchain,
+    emulated_precision_warning,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+)
 from trainlab.schedules import build_schedule
 from trainlab.step_builders import averaged_step_for, build_step, optimizer_spec_for, resolve_auto_lr
 
@@ -243,6 +249,9 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model."""
     device = resolve_device(config.runtime.device)
     precision = resolve_precision(config.runtime.precision, device)
+    warning = emulated_precision_warning(precision, device)
+    if warning and not quiet:
+        print(warning, file=sys.stderr)
     if config.runtime.compile:
         check_compile_toolchain(device)
     model = model.to(device)
