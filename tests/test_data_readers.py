@@ -423,6 +423,24 @@ def test_text_csv_quoted_fields_and_string_labels(tmp_path):
     assert dataset.train.x.dtype == torch.int64 and dataset.task == "binary"
 
 
+
+@pytest.mark.parametrize("classes", [2, 25])
+def test_named_classes_are_classes_however_many(tmp_path, classes):
+    """Class folders and string labels make a classification task, also beyond infer_task's 20 classes
+    (25 numeric labels 0..24 alone would be read as a regression target)."""
+    for c in range(classes):
+        for i in range(2):
+            save_image(tmp_path / "images" / f"class {c:02d}" / f"{i}.png", pixels((4, 4, 3), seed=10 * c + i))
+    rows = "".join(f"text {c} {i},topic_{c:02d}\n" for c in range(classes) for i in range(3))
+    write(tmp_path / "train.csv", "text,label\n" + rows)
+    expected = "binary" if classes == 2 else "multiclass"
+    images = load_dataset(DataConfig(source="image_folder", path=str(tmp_path / "images"), val_fraction=0.0,
+                                     test_fraction=0.0, workers=0), seed=0)
+    texts = load_dataset(DataConfig(source="text_csv", train=str(tmp_path / "train.csv"), val_fraction=0.0,
+                                    test_fraction=0.0), seed=0)
+    for dataset in (images, texts):
+        assert dataset.task == expected and dataset.num_classes == classes
+
 def test_text_unknown_label_in_val(tmp_path):
     write(tmp_path / "train.csv", "text,label\na,pos\nb,neg\n")
     write(tmp_path / "val.csv", "text,label\nc,neutral\n")

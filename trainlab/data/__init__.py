@@ -192,8 +192,12 @@ def _check_multilabel(name: str, y: np.ndarray, locate: Callable[[str, int, int]
 
 
 def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
-    """``data.task``, else the source's, else :func:`~trainlab.data.dataset.infer_task`."""
-    task = config.task or raw.task or infer_task(y_train)
+    """``data.task``, else the source's, else classes where the source names them (class folders, string
+    labels: binary for up to 2 names, else multiclass), else :func:`~trainlab.data.dataset.infer_task`."""
+    task = config.task or raw.task
+    if task is None and raw.class_names is not None and y_train.ndim == 1:
+        task = "binary" if len(raw.class_names) <= 2 else "multiclass"
+    task = task or infer_task(y_train)
     if task == "regression" and raw.class_names is not None and y_train.ndim == 1:
         raise DataError(f"data.task is regression but the targets are class labels such as "
                         f"'{raw.class_names[0]}'; leave data.task out or set it to binary/multiclass")
