@@ -603,6 +603,27 @@ def test_image_folder_size_mismatch_without_resize(tmp_path):
     one_line_error(err, str(odd), "7x5", "6x5", "data.size")
 
 
+def test_image_folder_scales_16_bit_images_to_8_bit(tmp_path):
+    """A 16-bit PNG's 0..65535 maps onto 0..255 as round(v / 257); Pillow's convert would clip at 255."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 65536, size=(6, 5), dtype=np.uint16)
+    wide[0, :3] = [0, 65535, 129]  # the ends and a value that rounds up to 1 (128 / 257 rounds down)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(wide).save(tmp_path / name / "wide.png")
+        save_image(tmp_path / name / "narrow.png", pixels((6, 5), seed=1))
+    with Image.open(tmp_path / "a" / "wide.png") as image:
+        assert image.mode.startswith("I")  # Pillow reads it as a 16-bit (or 32-bit int) image
+    expected = np.floor(wide.astype(np.float64) / 257 + 0.5).astype(np.uint8)
+    assert expected[0, :3].tolist() == [0, 255, 1]
+    for mode, channels in (("L", 1), ("RGB", 3)):
+        raw = build(name="image_folder", path=str(tmp_path), mode=mode, workers=0)
+        assert raw.x_train.shape == (4, channels, 6, 5)  # a: narrow, wide; b: narrow, wide
+        for c in range(channels):
+            np.testing.assert_array_equal(raw.x_train[1, c], expected)
+
 @pytest.mark.parametrize("problem", ["empty_root", "empty_class", "non_image", "corrupt", "unknown_test_class",
                                      "test_without_train"])
 def test_image_folder_rejects(tmp_path, problem):

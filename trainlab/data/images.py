@@ -40,7 +40,7 @@ PIL_FORMATS = ("JPEG", "PNG")  # the only decoders tried: faster to identify, an
 SPLITS = ("train", "val", "test")
 MODES = {"RGB": 3, "L": 1}  # Pillow mode -> channels
 POOL_MIN_FILES = 512  # below this a worker pool costs more than it saves
-CACHE_VERSION = 1  # bump when the cached layout changes
+CACHE_VERSION = 2  # bump when the cached layout or the decoding changes (2: 16-bit images scaled, not clipped)
 
 
 # ----------------------------------------------------------------------------- scanning folders
@@ -134,6 +134,7 @@ def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.nd
             raise DataError(f"image {file} is {image.size[1]}x{image.size[0]} but the first image is "
                             f"{size[0]}x{size[1]}; set data.size: [H, W] to resize all images")
         try:
+            image = _eight_bit(image)
             image = image.convert(mode) if image.mode != mode else image
             if image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
@@ -141,6 +142,18 @@ def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.nd
         except (OSError, SyntaxError, ValueError) as exc:  # Pillow: truncated or corrupt pixel data
             raise DataError(f"cannot decode image {file}: {exc}") from None
     return pixels.reshape(size[0], size[1], -1)
+
+
+def _eight_bit(image: Any) -> Any:
+    """A 16-bit grayscale PNG (Pillow mode ``I;16``, or ``I`` in older Pillow) as 8-bit ``L``: ``round(v / 257)``,
+    so 0..65535 maps onto 0..255 (Pillow's ``convert`` would clip every value above 255 to 255).
+    Other modes are returned as they are (8-bit, palette, RGBA, CMYK: ``convert`` handles them)."""
+    from PIL import Image
+
+    if not (image.mode == "I" or image.mode.startswith("I;16")):
+        return image
+    values = np.asarray(image).astype(np.int64).clip(0, 65535)
+    return Image.fromarray(((values + 128) // 257).astype(np.uint8))  # 2-D uint8: mode L
 
 
 def _first_size(file: Path) -> tuple[int, int]:
