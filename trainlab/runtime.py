@@ -87,8 +87,7 @@ def emulated_precision_warning(precision: str, device: torch.device) -> str | No
     if precision == "fp16" and _cpu_has_flag("avx512_fp16", "amx_fp16"):
         return None
     return (f"warning: runtime.precision={precision} on a CPU without native {precision} ({cpu_model()}): "
-            f"it is emulated, often many times slower than fp32; 'auto' picks {precision} only where it is native")
-
+            "it is emulated, often many times slower than fp32 (runtime.precision: auto picks fp32 here)")
 
 
 def environment() -> dict[str, object]:
