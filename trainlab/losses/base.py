@@ -169,7 +169,9 @@ class Loss(nn.Module):
             if task in ("regression", "multilabel"):
                 raise DataError(
                     f"{self.name} is a single-label classification loss but the data is a {task} task; use "
-                    + ("a regression loss such as mse or huber" if task == "regression" else "bce")
+                    + ("a regression loss such as mse or huber, or set data.task: multiclass (or binary) if the "
+                       "targets are class labels (numbers other than 0..K-1 are read as a regression target)"
+                       if task == "regression" else "bce")
                 )
             return int(num_classes or 2)
         if self.target_kind == "binary":
