@@ -224,6 +224,114 @@ def test_regression_run_gets_a_residual_plot_in_target_units(tmp_path):
     assert residual["layout"]["yaxis"]["title"]["text"] == "residual: true - predicted (target units)"
 
 
+def _npz_splits(tmp_path: Path, targets, seed: int = 0) -> dict[str, np.ndarray]:
+    """train/val/test splits of x ~ N(0, 1) with 3 features and y = targets(x, rng), saved as data.npz."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for suffix, n in (("", 150), ("_val", 40), ("_test", 40)):
+        x = rng.normal(size=(n, 3))
+        splits[f"x{suffix}"], splits[f"y{suffix}"] = x, targets(x, rng)
+    np.savez(tmp_path / "data.npz", **splits)
+    return splits
+
+
+def _linear_by_hand(run: Path, x: np.ndarray) -> np.ndarray:
+    """x W^T + b in float64 with the weights of the run's linear model."""
+    from safetensors.numpy import load_file
+
+    weights = load_file(run / "model.safetensors")
+    return x @ weights["weight"].astype(np.float64).T + weights["bias"].astype(np.float64)
+
+
+def test_residuals_of_a_standardised_target_are_in_its_own_units_one_panel_per_output(tmp_path):
+    def targets(x, rng):  # a price (~5e5 +- 1e5) and a rate (~+-0.02): units five million times apart
+        price = 5e5 + 2e5 * (x @ [0.5, -0.3, 0.2]) + 1e4 * rng.normal(size=len(x))
+        return np.stack([price, 0.01 * (x @ [1.0, 0.5, -1.0])], axis=1)
+
+    splits = _npz_splits(tmp_path, targets)
+    raw = {"name": "price", "seed": 0, "data": {"source": "npz", "path": str(tmp_path / "data.npz"),
+                                                "standardize_target": True},
+           "model": {"name": "linear"}, "output": {"progress": "off"}, "metrics": ["mse"],
+           "strategy": {"loss": "mse", "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 32, "epochs": 3}}
+    run = _train(tmp_path, raw)
+    # by hand: the model predicts z-scored targets; back in units with the training targets' mean and
+    # population std (ddof=0), per output column
+    y_train = splits["y"]
+    predicted = _linear_by_hand(run, splits["x_test"]) * y_train.std(axis=0) + y_train.mean(axis=0)
+    residual = splits["y_test"] - predicted
+    html = write_report([run], tmp_path / "r.html").read_text()
+    figure = next(f for f in figures_of(html) if f["layout"]["title"]["text"].startswith("residuals"))
+    traces = [t for t in figure["data"] if t["type"] == "scatter"]
+    assert [t["name"] for t in traces] == ["output 0", "output 1"]  # npz targets have no column names
+    for column, trace in enumerate(traces):
+        atol = 1e-5 * y_train[:, column].std()  # float32 model outputs
+        np.testing.assert_allclose(array(trace["x"]), predicted[:, column], rtol=0, atol=atol)
+        np.testing.assert_allclose(array(trace["y"]), residual[:, column], rtol=0, atol=atol)
+        suffix = "" if column == 0 else str(column + 1)
+        assert figure["layout"][f"xaxis{suffix}"]["title"]["text"] == f"predicted output {column} (units of output {column})"
+        assert figure["layout"][f"yaxis{suffix}"]["title"]["text"] == (f"residual: true - predicted "
+                                                                       f"(units of output {column})")
+
+
+def test_multi_output_csv_residual_panels_are_named_by_the_target_columns(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 2))
+    rows = ["a,b,t_price,t_rate"] + [f"{a},{b},{5e5 + 1e5 * a},{0.01 * b}" for a, b in x]
+    (tmp_path / "two.csv").write_text("\n".join(rows) + "\n")
+    raw = {"name": "two", "seed": 0, "data": {"source": "csv", "path": str(tmp_path / "two.csv"),
+                                              "target": ["t_price", "t_rate"], "standardize_target": True},
+           "model": {"name": "linear"}, "output": {"progress": "off"}, "metrics": ["mse"],
+           "strategy": {"loss": "mse", "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 32, "epochs": 2}}
+    run = _train(tmp_path, raw)
+    figure = next(f for f in figures_of(write_report([run], tmp_path / "r.html").read_text())
+                  if f["layout"]["title"]["text"].startswith("residuals"))
+    assert [t["name"] for t in figure["data"]] == ["t_price", "t_rate"]
+    assert [a["text"] for a in figure["layout"]["annotations"]] == ["t_price", "t_rate"]
+    price = np.asarray(array(figure["data"][0]["x"]))
+    assert 1e5 < np.median(price) < 1e6  # the price in its units, not z-scores near 0
+
+
+def test_multilabel_confusion_matrices_are_sklearns_per_label():
+    from sklearn.metrics import multilabel_confusion_matrix
+
+    rng = np.random.default_rng(4)
+    y_true, y_pred = rng.integers(0, 2, (200, 3)), rng.integers(0, 2, (200, 3))
+    y_pred[:, 2] = 0  # a label never predicted still gets its matrix
+    counts = confusion_matrix(Predictions("multilabel", y_true, y_pred, ["a", "b", "c"]))
+    np.testing.assert_array_equal(counts, multilabel_confusion_matrix(y_true, y_pred))
+
+
+def test_multilabel_predictions_npz_is_read_as_multilabel(tmp_path):
+    y_true = np.array([[1, 0, 1], [0, 0, 1]])
+    np.savez(tmp_path / "predictions.npz", y_true=y_true, y_pred=1 - y_true, class_names=np.array(["r", "g", "b"]))
+    predictions = load_predictions(tmp_path)
+    assert predictions.task == "multilabel" and predictions.names == ["r", "g", "b"]
+    np.testing.assert_array_equal(predictions.y_true, y_true)
+
+
+def test_multilabel_run_gets_one_2x2_matrix_per_label_not_a_class_matrix(tmp_path):
+    from sklearn.metrics import multilabel_confusion_matrix
+
+    splits = _npz_splits(tmp_path, lambda x, rng: (x @ np.array([[1.0, 0, -1], [0, 1, 1], [1, 1, 0]])
+                                                   + 0.5 * rng.normal(size=(len(x), 3)) > 0).astype(int))
+    raw = {"name": "tags", "seed": 0, "data": {"source": "npz", "path": str(tmp_path / "data.npz")},
+           "model": {"name": "linear"}, "output": {"progress": "off"},
+           "strategy": {"loss": "bce", "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 32, "epochs": 3}}
+    run = _train(tmp_path, raw)
+    (run / "labels.json").write_text(json.dumps({"class_names": ["red", "big", "new"]}))
+    logits = _linear_by_hand(run, splits["x_test"])
+    assert np.abs(logits).min() > 1e-4  # no decision hangs on float32 rounding
+    expected = multilabel_confusion_matrix(splits["y_test"], (logits > 0).astype(int))
+    html = write_report([run], tmp_path / "r.html").read_text()
+    heatmaps = [t for f in figures_of(html) for t in f["data"] if t["type"] == "heatmap"]
+    assert [h["name"] for h in heatmaps] == ["red", "big", "new"]
+    for heatmap, matrix in zip(heatmaps, expected, strict=True):
+        np.testing.assert_array_equal(array(heatmap["customdata"]), matrix)
+        assert heatmap["x"] == heatmap["y"] == ["absent", "present"]
+        assert np.asarray(heatmap["text"])[0, 0] == f"TN {matrix[0, 0]}"
+    assert "confusion matrix per label on the test split" in html
+
+
 def test_several_run_folders_and_a_run_without_model_or_predictions(tmp_path):
     rng = np.random.default_rng(0)
     for name, quality in (("a", 0.9), ("b", 0.8)):
@@ -317,4 +425,4 @@ def test_class_names_recorded_in_labels_json_name_the_confusion_matrix(digits_ru
     names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     (run / "labels.json").write_text(json.dumps({"class_names": names}))
     predictions = load_predictions(run)
-    assert predictions.class_names == names
+    assert predictions.names == names

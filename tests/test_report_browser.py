@@ -113,3 +113,16 @@ def test_single_run_with_events_in_chromium(browser, tmp_path):
     fake_run(tmp_path / "run", optimizer="sgd", lr=0.1, seed=0, quality=0.9, rng=rng, epochs=8,
              events=[{"event": "divergence_rollback", "step": 120, "epoch": 3, "lr": 0.05}])
     check(browser, write_report([tmp_path / "run"], tmp_path / "single.html"), 4)
+
+
+def test_per_label_matrices_and_per_output_residual_panels_in_chromium(browser, tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("tags", "prices"):
+        fake_run(tmp_path / name, optimizer="adam", lr=0.01, seed=0, quality=0.9, rng=rng, epochs=4, predictions=False)
+    y_true = rng.integers(0, 2, (200, 6))
+    np.savez(tmp_path / "tags/predictions.npz", y_true=y_true, y_pred=np.where(rng.random((200, 6)) < 0.8, y_true, 0),
+             class_names=np.array(["red", "big", "new", "old", "cheap", "rare"]))
+    y = np.stack([5e5 + 1e5 * rng.standard_normal(300), 0.01 * rng.standard_normal(300)], axis=1)
+    np.savez(tmp_path / "prices/predictions.npz", y_true=y, y_pred=y + [1e4, 1e-3] * rng.standard_normal((300, 2)))
+    check(browser, write_report([tmp_path / "tags"], tmp_path / "tags.html"), 4)
+    check(browser, write_report([tmp_path / "prices"], tmp_path / "prices.html"), 4)

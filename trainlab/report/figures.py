@@ -20,8 +20,10 @@ from trainlab.report.predictions import Predictions, confusion_matrix
 from trainlab.report.series import decimate, seed_band
 
 AXIS_TITLES = {"step": "step (optimizer updates)", "elapsed_s": "wall-clock time (s)"}
-MAX_RESIDUAL_POINTS = 3000
+MAX_RESIDUAL_POINTS = 3000  # per figure, shared by its panels
 MAX_CONFUSION_TEXT = 20  # above this many classes the cells carry no numbers (colour and hover only)
+MAX_PANELS = 16  # multi-label / multi-output figures: one panel per label or output, at most this many
+LABEL_COLUMNS = 4  # multi-label matrices per row
 
 
 def colours(names: Sequence[str]) -> dict[str, str]:
@@ -202,7 +204,7 @@ def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float]
 def confusion_figure(predictions: Predictions, title: str) -> go.Figure:
     """Counts of true class (rows) by predicted class (columns); colour is the row share (recall)."""
     counts = confusion_matrix(predictions)
-    names = predictions.class_names or []
+    names = predictions.names or []
     totals = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
     show_text = len(names) <= MAX_CONFUSION_TEXT
@@ -218,17 +220,58 @@ def confusion_figure(predictions: Predictions, title: str) -> go.Figure:
     return style(figure, title, size)
 
 
+def label_confusion_figure(predictions: Predictions, title: str) -> go.Figure:
+    """Multi-label: one 2x2 matrix per label, ``[[TN, FP], [FN, TP]]``, true (rows) by predicted
+    (columns) absent/present; colour is the row share, as in :func:`confusion_figure`."""
+    every = confusion_matrix(predictions)
+    counts = every[:MAX_PANELS]
+    names = (predictions.names or [str(i) for i in range(len(every))])[:len(counts)]
+    columns = min(len(counts), LABEL_COLUMNS)
+    rows = math.ceil(len(counts) / columns)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.08,
+                           vertical_spacing=0.5 / rows)
+    ticks = ["absent", "present"]
+    for index, (name, matrix) in enumerate(zip(names, counts, strict=True)):
+        row, column = index // columns + 1, index % columns + 1
+        totals = matrix.sum(axis=1, keepdims=True)
+        share = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
+        text = [[f"TN {matrix[0, 0]}", f"FP {matrix[0, 1]}"], [f"FN {matrix[1, 0]}", f"TP {matrix[1, 1]}"]]
+        figure.add_trace(go.Heatmap(
+            z=share, x=ticks, y=ticks, customdata=matrix, text=text, texttemplate="%{text}", coloraxis="coloraxis",
+            name=name,
+            hovertemplate=f"{name}<br>true %{{y}}<br>predicted %{{x}}<br>%{{customdata}} samples "
+                          "(%{z:.1%} of row)<extra></extra>"), row, column)
+        figure.update_xaxes(title_text="predicted", type="category", row=row, col=column)
+        figure.update_yaxes(title_text="true", type="category", autorange="reversed", row=row, col=column)
+    shown = "" if len(counts) == len(every) else f" (first {len(counts)} of {len(every)} labels)"
+    style(figure, title + shown, 120 + 260 * rows)
+    figure.update_layout(coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1,
+                                    "colorbar": {"title": {"text": "share of<br>true row"}}})
+    return figure
+
+
 def residual_figure(predictions: Predictions, title: str) -> go.Figure:
-    """Residual (true - predicted) against the prediction, at most MAX_RESIDUAL_POINTS points."""
-    predicted = np.asarray(predictions.y_pred, dtype=float).reshape(-1)
-    residual = np.asarray(predictions.y_true, dtype=float).reshape(-1) - predicted
-    keep = decimate(len(predicted), MAX_RESIDUAL_POINTS)
-    figure = go.Figure(go.Scatter(x=predicted[keep], y=residual[keep], mode="markers", name="test samples",
-                                    marker={"size": 5, "opacity": 0.6, "color": "#1f77b4"}))
-    figure.add_hline(y=0, line={"color": "#555", "dash": "dash", "width": 1})
-    figure.update_xaxes(title_text="predicted value (target units)")
-    figure.update_yaxes(title_text="residual: true - predicted (target units)")
-    style(figure, title, 420)
+    """Residual (true - predicted) against the prediction, in the target's units: one panel per output
+    (named by its target column), at most MAX_RESIDUAL_POINTS points over all panels."""
+    predicted = np.asarray(predictions.y_pred, dtype=float).reshape(len(predictions.y_pred), -1)
+    residual = np.asarray(predictions.y_true, dtype=float).reshape(predicted.shape) - predicted
+    names = predictions.names or [f"output {i}" for i in range(predicted.shape[1])]
+    panels = min(predicted.shape[1], MAX_PANELS)
+    keep = decimate(len(predicted), max(1, MAX_RESIDUAL_POINTS // panels))
+    several = predicted.shape[1] > 1
+    figure = make_subplots(rows=panels, cols=1, subplot_titles=names[:panels] if several else None,
+                           vertical_spacing=0.35 / panels)
+    for index in range(panels):
+        unit = f"units of {names[index]}" if several else "target units"
+        figure.add_trace(go.Scatter(x=predicted[keep, index], y=residual[keep, index], mode="markers",
+                                    name=names[index], marker={"size": 5, "opacity": 0.6, "color": "#1f77b4"}),
+                         index + 1, 1)
+        figure.add_hline(y=0, line={"color": "#555", "dash": "dash", "width": 1}, row=index + 1, col=1)
+        figure.update_xaxes(title_text=f"predicted {names[index] if several else 'value'} ({unit})",
+                            row=index + 1, col=1)
+        figure.update_yaxes(title_text=f"residual: true - predicted ({unit})", row=index + 1, col=1)
+    shown = "" if panels == predicted.shape[1] else f" (first {panels} of {predicted.shape[1]} outputs)"
+    style(figure, title + shown, 60 + 360 * panels)
     figure.update_layout(showlegend=False)
     return figure
 

@@ -1,10 +1,15 @@
-"""Test-split predictions of a finished run, for the confusion matrix or the residual plot.
+"""Test-split predictions of a finished run, for the confusion matrices or the residual plot.
 
 Read from ``predictions.npz`` in the run folder when present (arrays ``y_true``, ``y_pred`` and
-optionally ``class_names``), else recomputed: the run's config is rebuilt with
+optionally ``class_names``; regression values in the data's own units; integer (N, L) arrays are
+multi-label 0/1 decisions), else recomputed: the run's config is rebuilt with
 :func:`trainlab.experiment.build` (the same split and preprocessing, as ``trainlab eval`` does),
 ``model.safetensors`` is loaded, and the loss's own ``predict`` turns outputs into predictions.
-Class names come from the run's ``labels.json``, else from the data source, else are the indices.
+Regression targets and predictions are put back in the data's units with
+:func:`trainlab.data.preprocessing.inverse_target` (``y = y_std * scale + mean``, as the metrics
+are), so a ``data.standardize_target`` run is not plotted in standardised units.
+Class and label names come from the run's ``labels.json``, else from the data source, else are the
+indices; regression outputs are named by ``data.target``, else ``output i``.
 When neither works the report says why instead of a figure (:class:`Unavailable`).
 """
 
@@ -21,12 +26,17 @@ LABELS_FILE = "labels.json"  # class names the run recorded (issue 14); preferre
 
 @dataclass
 class Predictions:
-    """Targets and predictions on the test split; ``class_names`` for classification, else None."""
+    """Targets and predictions on the test split, by ``task``:
 
-    task: str  # "regression" or "classification"
+    - "classification": class indices, shaped (N,); ``names`` are the classes;
+    - "multilabel": 0/1 per label, shaped (N, L); ``names`` are the L labels;
+    - "regression": values in the data's own units, shaped (N, d); ``names`` are the d target columns.
+    """
+
+    task: str
     y_true: np.ndarray
     y_pred: np.ndarray
-    class_names: list[str] | None
+    names: list[str] | None
 
 
 @dataclass
@@ -40,9 +50,25 @@ def _from_file(path: Path) -> Predictions:
         names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
     classification = names is not None or (np.issubdtype(y_true.dtype, np.integer)
                                            and np.issubdtype(y_pred.dtype, np.integer))
-    if classification and names is None:
+    if not classification:
+        y_true, y_pred = y_true.reshape(len(y_true), -1), y_pred.reshape(len(y_pred), -1)
+        return Predictions("regression", y_true, y_pred, _output_names(None, y_true.shape[1]))
+    if y_true.ndim == 2:
+        labels = y_true.shape[1]
+        names = names if names is not None and len(names) == labels else [str(i) for i in range(labels)]
+        return Predictions("multilabel", y_true.astype(int), y_pred.astype(int), names)
+    if names is None:
         names = [str(i) for i in range(int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1)]
-    return Predictions("classification" if classification else "regression", y_true, y_pred, names)
+    return Predictions("classification", y_true, y_pred, names)
+
+
+def _output_names(target: object, count: int) -> list[str]:
+    """Regression output names: ``data.target`` (a column or a list of ``count``), else ``output i``."""
+    if isinstance(target, str) and count == 1:
+        return [target]
+    if isinstance(target, list) and len(target) == count:
+        return [str(name) for name in target]
+    return ["target"] if count == 1 else [f"output {i}" for i in range(count)]
 
 
 def _recompute(run: Path) -> Predictions:
@@ -51,6 +77,7 @@ def _recompute(run: Path) -> Predictions:
 
     from trainlab.builders import build, run_scope
     from trainlab.config import load_config
+    from trainlab.data.preprocessing import inverse_target
     from trainlab.registry import code_policy
 
     with code_policy(local=False):  # a run folder's config imports no code without the opt-in
@@ -64,10 +91,17 @@ def _recompute(run: Path) -> Predictions:
         predicted = built.loss.predict(output)
     y_true = split.y.cpu().numpy()
     y_pred = predicted.cpu().numpy() if isinstance(predicted, torch.Tensor) else np.asarray(predicted)
-    if built.data.task == "regression":
-        return Predictions("regression", y_true.reshape(len(y_true), -1), y_pred.reshape(len(y_pred), -1), None)
-    k = built.data.num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
+    if built.data.task == "regression":  # the model may predict standardised targets: back to the data's units
+        y_true, y_pred = (inverse_target(built.data.preprocessing or {}, y.reshape(len(y), -1))
+                          for y in (y_true, y_pred))
+        return Predictions("regression", y_true, y_pred,
+                           _output_names(config.data.source_kwargs().get("target"), y_true.shape[1]))
+    multilabel = built.data.task == "multilabel"
+    k = (y_true.shape[1] if multilabel
+         else (built.data.num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1))
     names = list(_recorded_class_names(run, k) or built.data.class_names or [str(i) for i in range(k)])
+    if multilabel:  # one 0/1 decision per label, not a class index: kept (N, L)
+        return Predictions("multilabel", y_true.astype(int), y_pred.astype(int).reshape(y_true.shape), names)
     return Predictions("classification", y_true.astype(int).reshape(-1), y_pred.astype(int).reshape(-1), names)
 
 
@@ -104,8 +138,16 @@ def load_predictions(run: Path) -> Predictions | Unavailable:
 
 
 def confusion_matrix(predictions: Predictions) -> np.ndarray:
-    """counts[i, j] = test samples of true class i predicted as class j (sklearn's convention)."""
+    """counts[i, j] = test samples of true class i predicted as class j (sklearn's convention).
+
+    Multi-label: one 2x2 matrix per label, shaped (L, 2, 2), ``[[TN, FP], [FN, TP]]`` (rows: the
+    label absent/present, columns: predicted absent/present), as sklearn's multilabel_confusion_matrix.
+    """
     from sklearn.metrics import confusion_matrix as sk_confusion
 
-    k = len(predictions.class_names or [])
+    if predictions.task == "multilabel":
+        true, predicted = predictions.y_true.astype(bool), predictions.y_pred.astype(bool)
+        cells = [[~true & ~predicted, ~true & predicted], [true & ~predicted, true & predicted]]
+        return np.array([[cell.sum(axis=0) for cell in row] for row in cells]).transpose(2, 0, 1)
+    k = len(predictions.names or [])
     return sk_confusion(predictions.y_true, predictions.y_pred, labels=list(range(k)))

@@ -104,6 +104,8 @@ def add_predictions(page: Page, run: RunRecords, label: str) -> None:
         return
     if predictions.task == "classification":
         page.figure(figures.confusion_figure(predictions, f"confusion matrix on the test split: {label}"))
+    elif predictions.task == "multilabel":
+        page.figure(figures.label_confusion_figure(predictions, f"confusion matrix per label on the test split: {label}"))
     else:
         page.figure(figures.residual_figure(predictions, f"residuals on the test split: {label}"))
 
