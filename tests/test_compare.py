@@ -60,7 +60,7 @@ def test_bootstrap_interval_matches_scipy_and_never_nans():
     assert method == "bootstrap-bca"
     assert interval == pytest.approx((reference.low, reference.high))
     assert min(values) <= interval[0] < statistics.fmean(values) < interval[1] <= max(values)
-    assert stats.bootstrap_interval([0.7, 0.7, 0.7]) == ((0.7, 0.7), "bootstrap-bca")
+    assert stats.bootstrap_interval([0.7, 0.7, 0.7]) == ((0.7, 0.7), "bootstrap-percentile")
     degenerate, _ = stats.bootstrap_interval([0.5, 0.5, 0.5, 0.9])  # BCa jackknife is undefined-ish here
     assert degenerate is not None and all(math.isfinite(v) for v in degenerate)
 

@@ -15,10 +15,14 @@ from trainlab.compare.leaderboard import (
     read_metric,
     write_leaderboard,
 )
-from trainlab.compare.runner import RunPlan, plan_runs, run_plans
-from trainlab.compare.strategies import NamedStrategy, load_strategies, validate_strategies
-from trainlab.config import apply_overrides, read_yaml
-from trainlab.errors import ConfigError
+from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_plans
+from trainlab.compare.strategies import SET_BY_COMPARE, NamedStrategy, load_strategies, validate_strategies
+from trainlab.config import Config, apply_overrides, read_yaml
+from trainlab.errors import ConfigError, TrainingError
+from trainlab.metrics import default_metrics, is_scalar
+from trainlab.registry import did_you_mean
+
+DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
 
 
 def task_names(paths: Sequence[str | Path]) -> list[str]:
@@ -39,24 +43,28 @@ def default_out(strategies_path: str | Path) -> Path:
 
 
 def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], out: Path, seeds: int = 5,
-            jobs: int = 2, target: str | None = None, metric: str = "test_accuracy",
+            jobs: int = 2, target: str | None = None, metric: str = DEFAULT_METRIC,
             direction: str | None = None, live: bool | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Run (or finish) a comparison in ``out`` and return its leaderboard (also written to disk)."""
+    """Run (or finish) a comparison in ``out`` and return its leaderboard (also written to disk).
+
+    Before any run: the options, every strategy on every base (:func:`validate_strategies`), and
+    that every run will record ``metric`` and the target's metric (:func:`check_recorded`); each
+    refusal is one ConfigError. Failed runs are in the leaderboard with their reasons, never raised.
+    """
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1; got {seeds}")
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1; got {jobs}")
     if direction not in (None, "min", "max"):
         raise ConfigError(f"--direction must be 'min' or 'max'; got {direction!r}")
-    check_metric_name(metric)
     parsed_target = parse_target(target)
-    validate_strategies(bases, strategies)  # before any run: a bad strategy costs nothing
+    configs = validate_strategies(bases, strategies)  # before any run: a bad strategy costs nothing
+    check_recorded(configs, metric, parsed_target["metric"] if parsed_target else None)
     direction = direction or direction_of(metric)
     plans = plan_runs(bases, strategies, list(range(seeds)), Path(out))
     tally = Tally(task=plans[0].task, total=len(plans), metric=metric, direction=direction, read_metric=read_metric)
     run_plans(plans, jobs, tally, live=live)
     board = build_leaderboard(plans, metric, direction, parsed_target)
-    _check_metric(board, metric)
     write_leaderboard(board, Path(out))
     if not quiet:
         print_leaderboard(board)
@@ -71,30 +79,69 @@ def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], o
 SUMMARY_NUMBERS = ("train_time_s", "samples_per_s", "epochs_run", "steps", "best_epoch")
 
 
-def check_metric_name(metric: str) -> None:
-    """Before any run: a metric key is ``test_<name>``, ``val_<name>`` or a top-level summary number."""
-    split, _, name = metric.partition("_")
-    if not ((split in ("test", "val") and name) or metric in SUMMARY_NUMBERS):
-        from trainlab.registry import did_you_mean
+def recorded_keys(config: Config, task: str | None) -> list[str]:
+    """The numeric keys every finished run of ``config`` has (:func:`read_metric` reads them).
 
-        raise ConfigError(f"--metric must be test_<metric>, val_<metric> or one of {', '.join(SUMMARY_NUMBERS)}"
-                          f"{did_you_mean(metric, list(SUMMARY_NUMBERS))}; got '{metric}'")
+    ``test_``/``val_`` + ``loss`` and each scalar metric of ``config.metrics`` (none listed: the
+    defaults of ``task``, the data's task, which only then is needed), then :data:`SUMMARY_NUMBERS`.
+    An unknown metric name is trainlab.metrics' ConfigError.
+    """
+    names = config.metrics or default_metrics(task or "")
+    scalars = ["loss", *(n for n in names if n != "loss" and (":" in n or is_scalar(n)))]  # ':' a user metric
+    return [f"{split}_{name}" for split in ("test", "val") for name in scalars] + list(SUMMARY_NUMBERS)
 
 
-def _check_metric(board: dict[str, Any], metric: str) -> None:
-    """A --metric no finished run has is a usage error naming the keys that exist."""
-    available: set[str] = set()
-    any_values = False
-    for table in board["tasks"].values():
-        for entry in table["strategies"]:
-            available.update(k for k, v in entry["metrics"].items() if v["values"])
-            any_values = any_values or bool(entry["metrics"].get(metric, {}).get("values"))
-    if available and not any_values:
-        from trainlab.registry import did_you_mean
+def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None) -> None:
+    """Before any run: every run records ``metric`` (``--metric``) and ``target_metric`` (``--target``'s).
 
-        names = sorted(available)
-        raise ConfigError(f"--metric '{metric}' is not in the runs' summaries{did_you_mean(metric, names)} "
-                          f"(available: {', '.join(names)})")
+    ``configs`` by ``(task, strategy)`` as :func:`validate_strategies` returns them. A config that
+    lists no ``metrics`` and sets no ``data.task`` has its data read (as its runs will read it, once
+    per data section) for the task, only when the key is not a loss or a summary number. Raises
+    ConfigError naming the flag, the key and the task (the strategy too, where only some of the
+    task's strategies lack it), with a did-you-mean and the keys that are recorded.
+    """
+    from trainlab.data import load_dataset
+
+    tasks: dict[str, str] = {}  # data section (JSON) -> its task
+
+    def keys_of(config: Config) -> list[str]:
+        task = config.data.task
+        if not (config.metrics or task):
+            data = config.data.model_dump_json()
+            if data not in tasks:
+                tasks[data] = load_dataset(config.data, config.seed).task
+            task = tasks[data]
+        return recorded_keys(config, task)
+
+    always = {"test_loss", "val_loss", *SUMMARY_NUMBERS}
+    for flag, wanted in (("--metric", metric), ("--target", target_metric)):
+        if wanted is None or wanted in always:
+            continue
+        for task in dict.fromkeys(task for task, _ in configs):
+            own = {strategy: keys_of(config) for (t, strategy), config in configs.items() if t == task}
+            if flag == "--target":
+                own = {strategy: [k for k in keys if k.startswith("val_")] for strategy, keys in own.items()}
+            missing = [strategy for strategy, keys in own.items() if wanted not in keys]
+            if not missing:
+                continue
+            keys = own[missing[0]]
+            where = (f"the runs of task '{task}'" if len(missing) == len(own)
+                     else f"strategy '{missing[0]}' on task '{task}'")
+            hint = (f"; {DEFAULT_METRIC} is --metric's default: pass --metric with one of these"
+                    if flag == "--metric" and wanted == DEFAULT_METRIC else "")
+            raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{did_you_mean(wanted, keys)} "
+                              f"(recorded: {', '.join(keys)}){hint}")
+
+
+def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
+    """The error line for a comparison where not one run finished (None when one did)."""
+    entries = [e for table in board["tasks"].values() for e in table["strategies"]]
+    if any(e["runs"] for e in entries):
+        return None
+    failed = sum(e["failed"] for e in entries)
+    return (f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed; the "
+            f"reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run folder's "
+            f"{ERROR_FILE} or summary.json)")
 
 
 def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
@@ -113,9 +160,21 @@ def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
 
 
 def compare_files(base_paths: Sequence[str], strategies_path: str, out: str | None = None,
-                  overrides: Sequence[str] = (), **options: Any):
-    """``compare`` on config files; ``overrides`` (``--set KEY=VALUE``) change every base before the strategies."""
+                  overrides: Sequence[str] = (), **options: Any) -> dict[str, Any]:
+    """``compare`` on config files; ``overrides`` (``--set KEY=VALUE``) change every base before the strategies.
+
+    Raises TrainingError (exit 4), once the leaderboard is written, when not one run finished.
+    """
+    for text in overrides:
+        key = text.partition("=")[0].strip()
+        if key in SET_BY_COMPARE:
+            raise ConfigError(f"--set {text}: compare sets '{key}' for every run: {SET_BY_COMPARE[key]}")
     bases = dict(zip(task_names(base_paths), (apply_overrides(read_yaml(p), list(overrides)) for p in base_paths),
                      strict=True))
     strategies = load_strategies(strategies_path)
-    return compare(bases, strategies, Path(out) if out else default_out(strategies_path), **options)
+    folder = Path(out) if out else default_out(strategies_path)
+    board = compare(bases, strategies, folder, **options)
+    error = no_run_finished(board, folder)
+    if error:
+        raise TrainingError(error)
+    return board

@@ -51,7 +51,11 @@ def read_metric(summary: dict[str, Any] | None, key: str) -> float | None:
 
 
 def parse_target(text: str | None) -> dict[str, Any] | None:
-    """``val_accuracy=0.9`` -> ``{"metric": "val_accuracy", "value": 0.9, "direction": "max"}``."""
+    """``val_accuracy=0.9`` -> ``{"metric": "val_accuracy", "value": 0.9, "direction": "max"}``.
+
+    Checks the form only; whether the runs record the metric is checked by
+    ``trainlab.compare.command.check_recorded`` once the configs are known.
+    """
     if not text:
         return None
     key, sep, value = text.partition("=")

@@ -25,6 +25,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,8 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
         return {"status": "failed", "reason": f"diverged: {exc}", "seconds": time.perf_counter() - started}
     except Interrupted as exc:
         _stop_requested = True  # the parent's SIGTERM may have landed in the run's own handler
-        return {"status": "interrupted", "reason": str(exc), "seconds": time.perf_counter() - started}
+        return {"status": "interrupted", "reason": str(exc), "signum": exc.exit_code - 128,
+                "seconds": time.perf_counter() - started}
     except Exception as exc:  # noqa: BLE001 - one failed run must never stop the others
         reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
         try:
@@ -194,11 +196,32 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+@contextmanager
+def _sigterm_as_ctrl_c(received: list[int]):
+    """SIGTERM to the comparison acts as Ctrl-C does (the runs in progress checkpoint) and is appended
+    to ``received``, so the comparison exits 128 + 15. Outside the main thread nothing changes."""
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None) -> dict[str, dict[str, Any]]:
     """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan.
 
-    Raises :class:`Interrupted` (exit 130) on Ctrl-C after the runs in progress have
-    checkpointed; everything finished so far stays on disk for the next invocation.
+    Raises :class:`Interrupted` (exit 128 + signal: 130 for Ctrl-C/SIGINT, 143 for SIGTERM) after
+    the runs in progress have checkpointed; everything finished so far stays on disk for the next
+    invocation.
     """
     live = sys.stdout.isatty() if live is None else live
     display = (LiveDisplay if live else PlainDisplay)(tally, jobs)
@@ -234,14 +257,20 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
         tally.record(plan, outcome.get("summary"))
         display.finished(plan, outcome)
 
-    if jobs == 1:
-        _run_in_process(todo, threads, tally, display, finish)
-    else:
-        _run_in_pool(todo, jobs, threads, tally, display, finish)
-    interrupted = [label for label, o in outcomes.items() if o["status"] == "interrupted"]
+    received: list[int] = []
+    try:
+        with _sigterm_as_ctrl_c(received):
+            if jobs == 1:
+                _run_in_process(todo, threads, tally, display, finish)
+            else:
+                _run_in_pool(todo, jobs, threads, tally, display, finish)
+    except KeyboardInterrupt:  # between runs, or in the pool's parent (which stops its workers first)
+        raise Interrupted("interrupted: run the same command again to finish the comparison",
+                          received[-1] if received else signal.SIGINT) from None
+    interrupted = [o for o in outcomes.values() if o["status"] == "interrupted"]
     if interrupted:
         raise Interrupted(f"interrupted: {len(interrupted)} run(s) checkpointed; run the same command again "
-                          "to finish the comparison", signal.SIGINT)
+                          "to finish the comparison", interrupted[0].get("signum", signal.SIGINT))
     return outcomes
 
 
@@ -302,7 +331,6 @@ def _run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
             except (ProcessLookupError, AttributeError):
                 pass
         pool.shutdown(wait=True, cancel_futures=True)
-        raise Interrupted("interrupted: run the same command again to finish the comparison",
-                          signal.SIGINT) from None
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -78,13 +78,14 @@ def bootstrap_interval(values: Sequence[float], statistic: str = "iqm", confiden
     acceleration needs spread in the jackknife, so few or tied values give NaN) the
     percentile interval is used instead. The method actually used is returned as
     ``"bootstrap-bca"`` or ``"bootstrap-percentile"``. Fixed ``seed``: the same runs give
-    the same interval. None for n < 2; ``(v, v)`` when every value is ``v``.
+    the same interval. None for n < 2; ``(v, v)`` when every value is ``v``: the percentile
+    interval (every resample's statistic is ``v``; BCa's acceleration is 0/0 there).
     """
     x = _array(values)
     if x.size < 2:
         return None, "bootstrap-bca"
     if np.all(x == x[0]):
-        return (float(x[0]), float(x[0])), "bootstrap-bca"
+        return (float(x[0]), float(x[0])), "bootstrap-percentile"
     function = {"iqm": lambda s, axis: stats.trim_mean(s, 0.25, axis=axis),
                 "mean": lambda s, axis: np.mean(s, axis=axis)}[statistic]
     for method in ("BCa", "percentile"):

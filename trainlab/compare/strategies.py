@@ -14,7 +14,8 @@ config holds there (a mapping replaces the whole section, as ``--set`` does). Gr
 points are named ``optimizer.name=sgd,batch_size=32`` (the last key part, or the last
 two where the last is ``name``). Every strategy is validated against every base
 config before any run: an unknown key, a value the schema or a component refuses,
-or a duplicate name is one ConfigError.
+a duplicate name, or a key the comparison sets itself (``seed``: seed k of --seeds;
+``name``: ``<task>-<strategy>``) is one ConfigError.
 """
 
 from __future__ import annotations
@@ -27,11 +28,18 @@ from typing import Any
 
 import yaml
 
-from trainlab.config import Config, read_yaml, set_dotted, validate
+from trainlab.config import MAX_CONFIG_BYTES, Config, read_yaml, set_dotted, validate
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
 
 SECTIONS = ("strategies", "grid")
+SHAPE = "'strategies: {name: {config key: value}}' and/or 'grid: {config key: [values]}'"
+# keys the comparison sets in every run itself, so a strategy's value would be silently replaced
+SET_BY_COMPARE = {
+    "seed": "each run's seed is k of --seeds (0..N-1, the same for every strategy, so runs pair); "
+            "pass --seeds N, or data.split_seed to change the data split",
+    "name": "each run is named <task>-<strategy>; the strategy's own name is its label",
+}
 
 
 @dataclass(frozen=True)
@@ -85,9 +93,11 @@ def grid_strategies(grid: dict[str, Any], source: str) -> list[NamedStrategy]:
 
 
 def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStrategy]:
-    """Named strategies then grid points; checks the file's shape and name uniqueness."""
+    """Named strategies then grid points; checks the file's shape, name uniqueness and :data:`SET_BY_COMPARE`."""
+    if raw is None:
+        raise ConfigError(f"{source} is empty; a strategies file holds {SHAPE}")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source} must be a mapping with 'strategies' and/or 'grid'; got {type(raw).__name__}")
+        raise ConfigError(f"{source} must be a mapping with {SHAPE}; got {type(raw).__name__}")
     unknown = [k for k in raw if k not in SECTIONS]
     if unknown:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}'{did_you_mean(str(unknown[0]), list(SECTIONS))} "
@@ -115,6 +125,10 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
         if not strategy.name or "/" in strategy.name or strategy.name.startswith("."):
             raise ConfigError(f"{source}: strategy name {strategy.name!r} cannot be a folder name; "
                               "use letters, digits, '-', '_', '=' or ','")
+        for key in strategy.overrides:
+            if key in SET_BY_COMPARE:
+                raise ConfigError(f"{source}: strategy '{strategy.name}' sets '{key}', which compare sets for "
+                                  f"every run: {SET_BY_COMPARE[key]}")
         seen.add(strategy.name)
     return out
 
@@ -134,8 +148,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_strategies(path: str | Path) -> list[NamedStrategy]:
-    read_yaml(path)  # file and YAML errors, one line each
-    return parse_strategies(yaml.load(Path(path).read_text(), Loader=_UniqueKeyLoader), str(path))
+    """The strategies of a STRATEGIES.yaml file (:func:`parse_strategies`); ConfigError (one line) otherwise.
+
+    An empty file, or one that is not a mapping, is described as a strategies file (read_yaml
+    describes a run config); a missing, unreadable, oversized or malformed file gets read_yaml's line.
+    """
+    path = Path(path)
+    try:
+        read_yaml(path)
+    except ConfigError:
+        top: Any = {}
+        if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES:  # a file read_yaml could read
+            try:
+                top = yaml.safe_load(path.read_text())
+            except (OSError, ValueError, RecursionError, yaml.YAMLError):
+                pass
+        if isinstance(top, dict):
+            raise  # not the top level's shape: read_yaml's line says what
+        parse_strategies(top, str(path))  # empty or not a mapping: raises with what the file must hold
+    return parse_strategies(yaml.load(path.read_text(), Loader=_UniqueKeyLoader), str(path))
 
 
 def check_components(config: Config) -> None:
@@ -143,6 +174,8 @@ def check_components(config: Config) -> None:
 
     The schema accepts any ``name`` and extra keys for these components; their
     registries refuse unknown names and options, and their constructors bad values.
+    The optimizer's spec is the run's own (:func:`trainlab.step_builders.optimizer_spec_for`),
+    so ``regularization.weight_decay`` is placed, or refused, exactly as training does.
     """
     import torch
 
@@ -150,10 +183,11 @@ def check_components(config: Config) -> None:
     from trainlab.models import MODELS
     from trainlab.optim import build_optimizer
     from trainlab.schedules import build_schedule
+    from trainlab.step_builders import optimizer_spec_for
 
     strategy = config.strategy
     parameter = torch.nn.Parameter(torch.zeros(2, 2))  # 2-D: optimizers for matrices only (muon_conv) accept it
-    spec = strategy.optimizer.spec()
+    spec = optimizer_spec_for(config)  # as the run builds it: regularization.weight_decay placed, or refused
     if spec.get("lr") == "auto":
         spec["lr"] = 1e-3  # found at run time by the LR range test
     build_optimizer(spec, [{"params": [parameter]}])
@@ -171,8 +205,13 @@ def check_components(config: Config) -> None:
     DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
 
 
-def validate_strategies(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy]) -> None:
-    """Every strategy on every base must give a valid config; else one ConfigError naming both."""
+def validate_strategies(bases: dict[str, dict[str, Any]],
+                        strategies: list[NamedStrategy]) -> dict[tuple[str, str], Config]:
+    """Every strategy on every base must give a valid config; else one ConfigError naming both.
+
+    Returns the validated configs by ``(task, strategy name)``.
+    """
+    configs = {}
     for task, base in bases.items():
         for strategy in strategies:
             try:
@@ -181,3 +220,5 @@ def validate_strategies(bases: dict[str, dict[str, Any]], strategies: list[Named
             except ConfigError as exc:
                 where = f"strategy '{strategy.name}'" + (f" on task '{task}'" if len(bases) > 1 else "")
                 raise ConfigError(f"{where}: {exc}") from None
+            configs[task, strategy.name] = config
+    return configs

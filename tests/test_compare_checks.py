@@ -1,0 +1,173 @@
+"""trainlab compare refuses before any run what every run would fail or ignore, and exits as documented:
+2 for a bad strategy, --metric or --target (no run folder made), 4 when no run finished, 143 on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_compare import BASE, ROOT
+from trainlab.cli import main
+from trainlab.compare import compare, stats
+from trainlab.compare.strategies import load_strategies, parse_strategies, validate_strategies
+from trainlab.errors import ConfigError
+
+# no metrics list and no data.task: the task (regression) is read from the data before any run
+REGRESSION = {**BASE, "name": "diabetes", "data": {"source": "diabetes"}, "model": {"name": "linear"},
+              "strategy": {**BASE["strategy"], "loss": "mse", "epochs": 2}, "metrics": None}
+
+
+def _compare(tmp_path: Path, base: dict, strategies: dict | str, *flags: str) -> tuple[int, Path]:
+    """``trainlab compare`` in process: (exit code, --out folder)."""
+    base_file, strategies_file, out = tmp_path / "base.yaml", tmp_path / "strategies.yaml", tmp_path / "out"
+    base_file.write_text(yaml.safe_dump(base))
+    strategies_file.write_text(strategies if isinstance(strategies, str) else yaml.safe_dump(strategies))
+    code = main(["compare", str(base_file), "--strategies", str(strategies_file), "--seeds", "1", "--jobs", "1",
+                 "--out", str(out), *flags])
+    return code, out
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err.strip()
+
+
+# --------------------------------------------------------------------------- refused before any run
+
+
+def test_weight_decay_is_placed_as_the_run_places_it(tmp_path: Path, capsys):
+    decay = {"strategies": {"wd": {"strategy.regularization.weight_decay": 0.01}}}
+    code, out = _compare(tmp_path, BASE, decay)  # adam: its weight_decay is L2, not decoupled
+    line = _one_error_line(capsys)
+    assert code == 2 and not out.exists()
+    assert line.startswith("error: strategy 'wd': strategy.regularization.weight_decay (decoupled) has no home "
+                           "in optimizer 'adam'")
+    adamw = {**BASE, "strategy": {**BASE["strategy"], "optimizer": {"name": "adamw", "lr": 0.01}}}
+    validate_strategies({"iris": adamw}, parse_strategies(decay))  # decoupled: placed, accepted
+
+
+def test_a_metric_no_run_records_is_refused_with_a_did_you_mean(tmp_path: Path, capsys):
+    code, out = _compare(tmp_path, BASE, {"strategies": {"a": None}}, "--metric", "test_acuracy")
+    line = _one_error_line(capsys)
+    assert code == 2 and not out.exists()
+    assert line.startswith("error: --metric 'test_acuracy' is not recorded by the runs of task 'base'; "
+                           "did you mean 'test_accuracy'? (recorded: test_loss, test_accuracy, val_loss")
+
+
+def test_the_default_metric_on_a_regression_task_is_refused_before_any_run(tmp_path: Path, capsys):
+    code, out = _compare(tmp_path, REGRESSION, {"strategies": {"a": None}})
+    line = _one_error_line(capsys)
+    assert code == 2 and not out.exists()
+    assert "--metric 'test_accuracy' is not recorded by the runs of task 'base'" in line
+    assert "test_mse, test_mae, test_r2" in line and line.endswith("pass --metric with one of these")
+
+
+def test_a_metric_only_some_strategies_record_names_the_strategy(tmp_path: Path):
+    strategies = parse_strategies({"strategies": {"a": None, "f1-only": {"metrics": ["f1"]}}})
+    with pytest.raises(ConfigError, match="--metric 'test_accuracy' is not recorded by strategy 'f1-only' on "
+                                          "task 'iris'"):
+        compare({"iris": BASE}, strategies, tmp_path / "out", seeds=1, jobs=1, quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_target_metric_is_refused_with_a_did_you_mean(tmp_path: Path, capsys):
+    code, out = _compare(tmp_path, BASE, {"strategies": {"a": None}}, "--target", "val_acc=0.9")
+    line = _one_error_line(capsys)
+    assert code == 2 and not out.exists()
+    assert line == ("error: --target 'val_acc' is not recorded by the runs of task 'base'; did you mean "
+                    "'val_accuracy'? (recorded: val_loss, val_accuracy)")
+
+
+@pytest.mark.parametrize("strategies, message", [
+    ({"strategies": {"a": {"seed": 5}}}, "strategy 'a' sets 'seed', which compare sets for every run: each run's "
+                                         "seed is k of --seeds"),
+    ({"grid": {"seed": [1, 2]}}, "strategy 'seed=1' sets 'seed'"),
+    ({"strategies": {"a": {"name": "x"}}}, "strategy 'a' sets 'name'"),
+])
+def test_keys_compare_sets_itself_are_refused_in_a_strategy(strategies, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_strategies(strategies)
+
+
+def test_set_seed_is_refused(tmp_path: Path, capsys):
+    code, out = _compare(tmp_path, BASE, {"strategies": {"a": None}}, "--set", "seed=3")
+    assert code == 2 and not out.exists()
+    assert _one_error_line(capsys).startswith("error: --set seed=3: compare sets 'seed' for every run")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "is empty; a strategies file holds 'strategies: {name: {config key: value}}' and/or 'grid: "),
+    ("# only a comment\n", "is empty; a strategies file holds"),
+    ("- a\n- b\n", "must be a mapping with 'strategies: {name: {config key: value}}' and/or 'grid: "
+                   "{config key: [values]}'; got list"),
+])
+def test_an_empty_or_shapeless_strategies_file_says_what_it_must_hold(tmp_path: Path, text, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        load_strategies(path)
+    assert "data, model and strategy" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- exit statuses after runs
+
+
+def test_no_finished_run_exits_4_naming_where_the_reasons_are(tmp_path: Path, capsys):
+    losses = {"strategies": {"mse": {"strategy.loss": "mse"}, "mae": {"strategy.loss": "mae"}}}  # on 3 classes
+    code, out = _compare(tmp_path, BASE, losses)
+    line = _one_error_line(capsys)
+    assert code == 4
+    assert line == (f"error: no run finished: 2 of 2 runs failed; the reasons are under 'failures' in "
+                    f"{out / 'leaderboard.json'} (and in each run folder's compare-error.json or summary.json)")
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert all("regression loss" in f["reason"] for e in board["tasks"]["base"]["strategies"] for f in e["failures"])
+
+
+def test_a_regression_leaderboard_ranks_lower_is_better_first(tmp_path: Path):
+    strategies = parse_strategies({"strategies": {"crawl": {"strategy.optimizer.lr": 1e-5},
+                                                  "good": {"strategy.optimizer.lr": 0.3}}})
+    board = compare({"diabetes": REGRESSION}, strategies, tmp_path / "reg", seeds=2, jobs=1, metric="test_mse",
+                     live=False, quiet=True)
+    assert board["direction"] == "min"
+    entries = board["tasks"]["diabetes"]["strategies"]
+    assert [e["name"] for e in entries] == ["good", "crawl"] and board["tasks"]["diabetes"]["best"] == "good"
+    assert entries[0]["metrics"]["test_mse"]["mean"] < entries[1]["metrics"]["test_mse"]["mean"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({**BASE, "strategy": {**BASE["strategy"], "epochs": 100_000}}))
+    strategies = tmp_path / "s.yaml"
+    strategies.write_text("strategies:\n  a:\n  b: {strategy.optimizer.lr: 0.02}\n")
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "trainlab.cli", "compare", str(base), "--strategies",
+                                str(strategies), "--seeds", "1", "--jobs", jobs, "--out", str(out)],
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("runs/*/*/*/run.json")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the first run's training loop
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("error: interrupted")
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_identical_values_report_the_percentile_interval():
+    assert stats.bootstrap_interval([0.7, 0.7, 0.7]) == ((0.7, 0.7), "bootstrap-percentile")
