@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,13 @@ import pytest
 import yaml
 
 from trainlab.cli import main
-from trainlab.config import load_config
-from trainlab.errors import ConfigError
+from trainlab.config import load_config, read_yaml
+from trainlab.errors import ConfigError, Interrupted
 from trainlab.tune import TuneSettings, tune
+from trainlab.tune.refit import _typed
 from trainlab.tune.space import check_space, format_value, parse_space
+from trainlab.tune.storage import FileLock
+from trainlab.tune.study import ATTR_BASE, build_pruner, claim_trial
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,6 +89,13 @@ BAD_SPACES = [
     ({"strategy.optimizer.lr": {"lo": 1e-3, "high": 0.1}}, "unknown field 'lo'; did you mean 'low'"),
     ({"strategy.optimizer.lr": {"low": 1e-3, "high": 0.1, "log": True, "step": 0.01}}, "cannot be combined"),
     ({"strategy.optimizer.lr": 0.01}, "needs a mapping"),
+    # placed as training places it: Adam's weight_decay is an L2 term, not the decoupled decay
+    ({"strategy.regularization.weight_decay": {"low": 0.0, "high": 0.1}}, "has no home in optimizer 'adam'"),
+    # fine alone with the base's Adam, refused together with momentum SGD
+    ({"strategy.optimizer.name": {"choices": ["adam", "sgd"]},
+      "strategy.regularization.weight_decay": {"low": 0.0, "high": 0.1},
+      "strategy.optimizer.momentum": {"low": 0.0, "high": 0.9, "when": {"strategy.optimizer.name": "sgd"}}},
+     "has no home in optimizer 'adam'"),
 ]
 
 
@@ -97,6 +108,52 @@ def test_bad_space_fails_in_one_line_before_any_trial(tmp_path, capsys, space, e
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert expected in err
     assert not (tmp_path / "out" / "trials").exists()
+
+
+def test_two_keys_fine_alone_but_not_together_are_refused_with_the_when_that_avoids_it(tmp_path, capsys):
+    base = {**BASE, "strategy": {**BASE["strategy"], "optimizer": {"name": "adamw", "lr": 0.01}}}
+    space = {"strategy.optimizer.name": {"choices": ["adam", "adamw"]},
+             "strategy.regularization.weight_decay": {"low": 0.0, "high": 0.1}}
+    base_file, space_file = write(tmp_path, base=base, space=space)
+    code = main(["tune", str(base_file), "--space", str(space_file), "--trials", "3", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "space keys 'strategy.optimizer.name' and 'strategy.regularization.weight_decay'" in err
+    assert "strategy.optimizer.name=adam, strategy.regularization.weight_decay=0.1" in err
+    assert "when: {strategy.optimizer.name: [adamw]}" in err
+    assert not (tmp_path / "out").exists()
+    space["strategy.regularization.weight_decay"]["when"] = {"strategy.optimizer.name": "adamw"}
+    check_space(parse_space(space), base)
+
+
+def _docs_space() -> dict:
+    text = (REPO / "docs" / "tune.md").read_text().split("## The search space", 1)[1]
+    return yaml.safe_load(text.split("```yaml", 1)[1].split("```", 1)[0])
+
+
+@pytest.mark.parametrize("space", ["example", "docs"])
+def test_the_shipped_spaces_pass_the_checks_on_the_example_base(space):
+    raw = read_yaml(REPO / "examples" / "tune_mnist1d_space.yaml") if space == "example" else _docs_space()
+    check_space(parse_space(raw), read_yaml(REPO / "examples" / "tune_mnist1d.yaml"))
+
+
+@pytest.mark.parametrize("text,expected", [("", "is empty; it maps config keys"), ("# nothing\n", "is empty"),
+                                           ("- strategy.optimizer.lr\n", "got a list"),
+                                           ("0.1\n", "got a float")])
+def test_an_empty_or_non_mapping_space_file_is_refused_as_a_space(tmp_path, capsys, text, expected):
+    base, space = write(tmp_path)
+    space.write_text(text)
+    code = main(["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: space file {space} ") and expected in err
+    assert "config keys to a range or choices" in err and "sections" not in err
+
+
+def test_the_wilcoxon_pruner_is_built_without_optunas_experimental_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_pruner("wilcoxon")
 
 
 def test_conditional_key_is_sampled_exactly_when_its_condition_holds():
@@ -158,6 +215,132 @@ def test_same_seed_gives_the_same_trials_and_results_are_written(tmp_path):
     assert report.count("Plotly.newPlot") >= 3
     assert "<script src=" not in report  # plotly.js is inline: no network request
     assert "importances" in best or "note" in best
+
+
+def test_one_trial_runs_the_queued_base_config(tmp_path):
+    best = tune(settings(tmp_path, 1, pruner="none"))
+    rows = read_trials(tmp_path / "out")
+    assert [(r["state"], r["strategy.optimizer.name"], float(r["strategy.optimizer.lr"])) for r in rows] == \
+        [("COMPLETE", "adam", 0.01)]
+    assert best["trial"] == 0 and (tmp_path / "out" / "best.yaml").exists()
+
+
+def test_a_study_that_completes_no_trial_is_an_error_without_claiming_a_best_yaml(tmp_path, capsys):
+    base, space = write(tmp_path)
+    out = tmp_path / "out"
+    code = main(["tune", str(base), "--space", str(space), "--trials", "2", "--out", str(out), "--timeout", "1e-9"])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert err.splitlines()[-1].startswith("error: no trial of study 'trainlab-base' completed"), err
+    assert "results in" not in err and not (out / "best.yaml").exists()
+    assert (out / "trials.csv").exists()
+
+
+def _study_with_lock(tmp_path: Path, trials: int) -> tuple[optuna.Study, TuneSettings, FileLock]:
+    study = optuna.create_study(direction="maximize")
+    return study, settings(tmp_path, trials), FileLock(tmp_path / ".tune.lock")
+
+
+def test_a_waiting_trial_is_claimed_while_finished_and_running_ones_are_below_the_total(tmp_path):
+    study, tune_settings, lock = _study_with_lock(tmp_path, 1)
+    study.enqueue_trial({"strategy.optimizer.lr": 0.02})  # e.g. a heartbeat retry's copy
+    first = claim_trial(study, tune_settings, lock)
+    assert first.number == 0 and first.suggest_float("strategy.optimizer.lr", 1e-4, 0.5) == 0.02
+    assert claim_trial(study, tune_settings, lock) is None  # 1 running: the total is claimed
+
+
+@pytest.mark.parametrize("kind,requeued", [("interrupted", True), ("stale", True), (None, True),
+                                           ("diverged", False), ("error", False)])
+def test_the_base_config_is_queued_again_only_when_its_trial_was_cut_short(tmp_path, kind, requeued):
+    study, tune_settings, lock = _study_with_lock(tmp_path, 3)
+    base = {"strategy.optimizer.lr": 0.01}
+    first = claim_trial(study, tune_settings, lock, base)
+    assert first.user_attrs[ATTR_BASE] and first.suggest_float("strategy.optimizer.lr", 1e-4, 0.5) == 0.01
+    if kind is not None:
+        first.set_user_attr("fail_kind", kind)
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    second = claim_trial(study, tune_settings, lock, base)
+    assert bool(second.user_attrs.get(ATTR_BASE)) == requeued
+    claim_trial(study, tune_settings, lock, base)
+    assert sum(bool(t.user_attrs.get(ATTR_BASE)) for t in study.trials) == 1 + requeued
+
+
+def test_an_interrupted_base_trial_is_run_again_and_not_sent_to_trainlab_resume(tmp_path, monkeypatch):
+    import trainlab.experiment
+
+    real_train = trainlab.experiment.train
+
+    def interrupted(config, out, **kwargs):
+        out.mkdir(parents=True)
+        raise Interrupted(f"SIGTERM received: stopped at step 3 after writing a checkpoint; continue with: "
+                          f"trainlab resume {out}", 15)
+
+    monkeypatch.setattr(trainlab.experiment, "train", interrupted)
+    with pytest.raises(Interrupted, match="during trial 0"):
+        tune(settings(tmp_path, 3, pruner="none"))
+    monkeypatch.setattr(trainlab.experiment, "train", real_train)
+    best = tune(settings(tmp_path, 3, pruner="none"))
+    rows = read_trials(tmp_path / "out")
+    assert rows[0]["state"] == "FAIL" and "trainlab resume" not in rows[0]["fail_reason"]
+    assert "SIGTERM received" in rows[0]["fail_reason"]
+    again = rows[1]  # the base config, queued again before any sampled trial
+    assert (again["state"], again["strategy.optimizer.name"], float(again["strategy.optimizer.lr"]),
+            int(again["strategy.batch_size"])) == ("COMPLETE", "adam", 0.01, 32)
+    assert best["value"] >= float(again["value"])
+    assert len(_finished(rows)) == 3
+
+
+def test_a_study_refuses_another_space_base_config_or_metric_and_keeps_its_results(tmp_path, capsys):
+    base, space = write(tmp_path)
+    out = tmp_path / "out"
+    command = ["tune", str(base), "--space", str(space), "--trials", "2", "--out", str(out), "--pruner", "none"]
+    assert main(command) == 0
+    before = (out / "trials.csv").read_text(), (out / "best.json").read_text()
+    other_space = tmp_path / "other_space.yaml"
+    other_space.write_text(yaml.safe_dump({**SPACE, "strategy.optimizer.lr": {"low": 1.0e-4, "high": 0.1,
+                                                                               "log": True}}))
+    other_base = tmp_path / "other" / "base.yaml"
+    other_base.parent.mkdir()
+    other_base.write_text(yaml.safe_dump({**BASE, "strategy": {**BASE["strategy"], "epochs": 3}}))
+    capsys.readouterr()
+    refusals = [([*command[:3], str(other_space), *command[4:], "--trials", "4"],
+                 "another search space (strategy.optimizer.lr.high: was 0.5, now 0.1)"),
+                ([command[0], str(other_base), *command[2:]], "another base config (strategy.epochs: was 2, now 3)"),
+                ([*command, "--metric", "val_loss", "--direction", "maximize"],
+                 "tunes val_accuracy, not --metric val_loss")]
+    for args, expected in refusals:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err and "another --out" in err, err
+    assert ((out / "trials.csv").read_text(), (out / "best.json").read_text()) == before
+
+
+def test_one_out_folder_holds_one_study(tmp_path, capsys):
+    base, space = write(tmp_path)
+    out = tmp_path / "out"
+    command = ["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(out), "--pruner", "none"]
+    assert main(command) == 0
+    before = (out / "trials.csv").read_text()
+    capsys.readouterr()
+    assert main([*command, "--study", "other"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{out} holds the trials of study 'trainlab-base'; study 'other' needs another --out" in err
+    assert (out / "trials.csv").read_text() == before
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    assert optuna.get_all_study_names(storage) == ["trainlab-base"]
+
+
+def test_a_study_made_before_the_record_is_refused_when_its_trials_lie_outside_the_space(tmp_path, capsys):
+    base, space = write(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    study = optuna.create_study(study_name="trainlab-base", storage=storage, direction="maximize")
+    study.add_trial(optuna.create_trial(params={"strategy.optimizer.lr": 0.9}, value=0.5, distributions={
+        "strategy.optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True)}))
+    assert main(["tune", str(base), "--space", str(space), "--trials", "2", "--out", str(out)]) == 2
+    assert "its trial 0 has strategy.optimizer.lr=0.9, not a point of" in capsys.readouterr().err
 
 
 def test_hopeless_learning_rates_are_pruned_with_their_epoch(tmp_path):
@@ -309,12 +492,23 @@ def test_refit_seeds_compares_tuned_with_base_or_is_refused_before_any_trial(tmp
     best = tune(settings(tmp_path, 3, refit_seeds=2, pruner="none"))
     refit = best["refit"]
     assert refit["metric"] == "test_accuracy"
+    on_disk = json.loads((tmp_path / "out" / "best.json").read_text())["refit"]["rows"]
+    assert sorted(row["rank"] for row in on_disk) == [1, 2]  # numbers, not the CSV's text
+    assert all(isinstance(row["mean"], float) and isinstance(row["runs"], int) for row in on_disk)
     assert sorted(row["strategy"] for row in refit["rows"]) == ["base", "tuned"]
     tuned_runs = sorted((tmp_path / "out" / "refit").glob("runs/*/tuned/seed-*/summary.json"))
     assert len(tuned_runs) == 2
     tuned = load_config(tuned_runs[0].parent / "config.yaml")
     assert tuned.strategy.optimizer.lr == pytest.approx(best["params"]["strategy.optimizer.lr"])
     assert "Refit over seeds" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_refit_rows_keep_numbers_typed_and_names_as_text():
+    cells = {"task": "123", "rank": "1", "mean": "0.93", "p": "", "verdict": "better", "target_reached": "True",
+             "strategy": "tuned"}
+    assert {k: _typed(k, v) for k, v in cells.items()} == {
+        "task": "123", "rank": 1, "mean": 0.93, "p": None, "verdict": "better", "target_reached": True,
+        "strategy": "tuned"}
 
 
 def test_the_base_config_is_the_first_trial_when_it_lies_in_the_space(tmp_path):

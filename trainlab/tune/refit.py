@@ -32,7 +32,8 @@ def check_available() -> None:
 def refit(settings: TuneSettings, space: SearchSpace, best: dict[str, Any]) -> dict[str, Any]:
     """Compare tuned vs base over ``settings.refit_seeds`` seeds in ``DIR/refit``.
 
-    Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them.
+    Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them
+    (leaderboard.csv's columns), numbers as numbers and empty cells as None.
     """
     try:
         from trainlab.compare import compare
@@ -47,5 +48,25 @@ def refit(settings: TuneSettings, space: SearchSpace, best: dict[str, Any]) -> d
     board = compare({settings.base.stem: read_yaml(settings.base)}, strategies, out, seeds=settings.refit_seeds,
                     jobs=1, metric=metric, direction="max" if settings.direction == "maximize" else "min",
                     live=False, quiet=settings.quiet)
-    rows = list(csv.DictReader(io.StringIO(to_csv(board))))
+    rows = [{key: _typed(key, text) for key, text in row.items()}
+            for row in csv.DictReader(io.StringIO(to_csv(board)))]
     return {"metric": metric, "dir": str(out), "rows": rows}
+
+
+TEXT_COLUMNS = ("task", "strategy", "test", "verdict")  # leaderboard.csv's columns that stay text
+
+
+def _typed(column: str, text: str) -> Any:
+    """A leaderboard.csv cell as the value it was written from: None, bool, int, float or text."""
+    if text == "":
+        return None
+    if column in TEXT_COLUMNS:
+        return text
+    if text in ("True", "False"):
+        return text == "True"
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return text

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from trainlab.atomic import write_json
+from trainlab.errors import TrainingError
 from trainlab.tune.results import format_best, write_results
 from trainlab.tune.study import TuneSettings, prepare, run_workers, study_for
 
@@ -15,7 +16,9 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
 
     Everything that can be refused (settings, base config, space, storage) is
     refused before the first trial. The results are written even when a worker
-    stops the study with an error, then the error is raised.
+    stops the study with an error, then the error is raised. A study that ends
+    without a complete trial (all pruned, failed or cut by ``--timeout``) has no
+    best.yaml and raises :class:`TrainingError` once its results are written.
     """
     if settings.refit_seeds:
         from trainlab.tune.refit import check_available
@@ -34,6 +37,10 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     from trainlab.tune.report import write_report
 
     write_report(study_for(settings), settings, best)
+    if "trial" not in best:
+        counts = ", ".join(f"{n} {state.lower()}" for state, n in best["counts"].items() if n) or "no trials"
+        raise TrainingError(f"no trial of study '{best['study']}' completed ({counts}), so there is no best.yaml; "
+                            f"{settings.out / 'trials.csv'} says why each ended")
     if not settings.quiet:
         print(format_best(best), file=sys.stderr)
     return best

@@ -5,7 +5,8 @@ SPACE.yaml maps a dotted config key (the ``--set`` form) to a range or a list::
     strategy.optimizer.name: {choices: [sgd, adam, adamw]}
     strategy.optimizer.lr: {low: 1.0e-5, high: 1.0, log: true}      # float, log-uniform
     strategy.optimizer.momentum: {low: 0.0, high: 0.99, when: {strategy.optimizer.name: sgd}}
-    strategy.regularization.weight_decay: {low: 0.0, high: 0.1, step: 0.01}  # float on a grid
+    strategy.regularization.weight_decay: {low: 0.0, high: 0.1, step: 0.01,  # float on a grid
+                                           when: {strategy.optimizer.name: adamw}}  # decoupled decay only
     strategy.batch_size: {choices: [32, 64, 128, 256]}
     strategy.epochs: {low: 2, high: 8}                               # int (both bounds integers)
 
@@ -15,22 +16,24 @@ log-uniformly (low > 0), ``step`` on the grid low, low + step, ... <= high.
 ``when: {KEY: VALUE or [VALUES]}`` makes a key conditional on a categorical
 key of the space: it is sampled, and set, only when that key took one of the
 values. Every rule is checked before any trial (:func:`check_space`), each
-failure one :class:`ConfigError` line naming the key.
+failure one :class:`ConfigError` line naming the key (or the two keys that
+cannot be combined).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from trainlab.config import Config, apply_overrides, read_yaml, validate
+from trainlab.config import Config, _read_bounded, apply_overrides, read_yaml, validate
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
 
@@ -122,16 +125,28 @@ class SearchSpace:
         by_key = {p.key: p for p in self.params}
         return {key: _decode(value, by_key[key].choices) if key in by_key else value for key, value in params.items()}
 
-    def values_for(self, key: str, value: Any) -> dict[str, Any]:
-        """``key=value`` plus the first value of each condition that switches ``key`` on."""
+    def point(self, values: dict[str, Any]) -> dict[str, Any] | None:
+        """``values`` plus the first allowed value of each condition that switches one of them on and
+        is not set yet; None when a set condition switches one of them off (not a point of the space)."""
         by_key = {p.key: p for p in self.params}
-        values: dict[str, Any] = {key: value}
-        pending = [key]
+        point = dict(values)
+        pending = list(values)
         while pending:
             for condition, allowed in by_key[pending.pop()].when.items():
-                values.setdefault(condition, allowed[0])
-                pending.append(condition)
-        return values
+                if condition not in point:
+                    point[condition] = allowed[0]
+                    pending.append(condition)
+                elif point[condition] not in allowed:
+                    return None
+        return point
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parsed space as JSON data, each key's fields without their defaults (what a study
+        records to recognise its space)."""
+        fields = {p.key: {k: v for k, v in asdict(p).items()
+                          if k != "key" and v is not None and v is not False and v not in ((), {})}
+                  for p in self.params}
+        return json.loads(json.dumps(fields))
 
 
 def _active(param: Param, values: dict[str, Any]) -> bool:
@@ -257,8 +272,19 @@ def parse_space(raw: Any) -> SearchSpace:
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    raw = read_yaml(path)
-    return parse_space(raw)
+    """SPACE.yaml -> :class:`SearchSpace`; an empty or non-mapping file is refused as a space, not a config."""
+    path = Path(path)
+    example = "e.g. 'strategy.optimizer.lr: {low: 1.0e-4, high: 0.1, log: true}'"
+    try:
+        shape = yaml.safe_load(_read_bounded(path))
+    except (yaml.YAMLError, RecursionError):
+        shape = {}  # read_yaml below says where the YAML breaks
+    if shape is None:
+        raise ConfigError(f"space file {path} is empty; it maps config keys to a range or choices, {example}")
+    if not isinstance(shape, Mapping):
+        raise ConfigError(f"space file {path} must map config keys to a range or choices, {example}; "
+                          f"got a {type(shape).__name__}")
+    return parse_space(read_yaml(path))
 
 
 # --------------------------------------------------------------------------- configs
@@ -275,8 +301,9 @@ def apply_values(base_raw: dict[str, Any], values: dict[str, Any]) -> dict[str, 
 
 
 def check_components(config: Config) -> None:
-    """Build the cheap components (loss, optimizer on a dummy weight, schedule) and check model and
-    data option names, so an option the config schema lets through but a factory refuses fails now."""
+    """Build the cheap components (loss, optimizer on a dummy weight with ``regularization.weight_decay``
+    placed as training places it, schedule) and check model and data option names, so an option the
+    config schema lets through but a factory refuses fails now."""
     import torch
 
     import trainlab.data.builtins  # noqa: F401  (registers the sources)
@@ -286,12 +313,13 @@ def check_components(config: Config) -> None:
     from trainlab.models import MODELS
     from trainlab.optim import build_optimizer
     from trainlab.schedules import build_schedule
+    from trainlab.step_builders import optimizer_spec_for
 
     strategy = config.strategy
     try:
         if strategy.loss.name != "auto":
             build_loss(strategy.loss.spec())
-        optimizer = strategy.optimizer.spec()
+        optimizer = optimizer_spec_for(config)
         if optimizer.get("lr") == "auto":
             optimizer["lr"] = 1e-3
         weight = torch.nn.Parameter(torch.zeros(2, 2))
@@ -306,17 +334,63 @@ def check_components(config: Config) -> None:
     DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
 
 
-def check_space(space: SearchSpace, base_raw: dict[str, Any]) -> None:
-    """Fail before any trial if the base config, with any one searched key at one of its extremes
-    (its conditions set to switch it on), is refused by the config schema or a component factory."""
-    base = validate(copy.deepcopy(base_raw))
-    check_components(base)
+def check_point(base_raw: dict[str, Any], values: dict[str, Any]) -> None:
+    """ConfigError unless the base config with ``values`` set passes the schema and :func:`check_components`."""
+    check_components(validate(apply_values(base_raw, values)))
+
+
+def _extreme_points(space: SearchSpace) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """``(searched keys, point)``: each key at each extreme, then each pair of keys at each pair of extremes
+    (with the conditions that switch them on; pairs that no condition lets meet are skipped)."""
     for param in space.params:
         for value in param.extremes():
-            values = space.values_for(param.key, value)
-            try:
-                config = validate(apply_values(base_raw, values))
-                check_components(config)
-            except ConfigError as exc:
-                shown = ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
-                raise ConfigError(f"space key '{param.key}': the config refuses {shown}: {exc}") from None
+            yield (param.key,), space.point({param.key: value})
+    for first, second in itertools.combinations(space.params, 2):
+        for a, b in itertools.product(first.extremes(), second.extremes()):
+            point = space.point({first.key: a, second.key: b})
+            if point is not None:
+                yield (first.key, second.key), point
+
+
+def _passes(base_raw: dict[str, Any], values: dict[str, Any] | None) -> bool:
+    """Whether ``values`` is a point of the space (not None) that :func:`check_point` accepts."""
+    if values is None:
+        return False
+    try:
+        check_point(base_raw, values)
+    except ConfigError:
+        return False
+    return True
+
+
+def _when_hint(space: SearchSpace, base_raw: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """A ``when:`` that would keep a refused key away from the values it cannot take, if one exists:
+    the choices of a categorical key (for a pair: the other one, the later key conditioned on the
+    earlier first) under which every extreme of the key passes."""
+    by_key = {p.key: p for p in space.params}
+    for key in reversed(keys):
+        others = [k for k in keys if k != key] or [p.key for p in space.params if p.key != key]
+        for condition in [by_key[k] for k in others if by_key[k].kind == "categorical"]:
+            works = [choice for choice in condition.choices
+                     if all(_passes(base_raw, space.point({condition.key: choice, key: value}))
+                            for value in by_key[key].extremes())]
+            if 0 < len(works) < len(condition.choices):
+                return (f"; search '{key}' only where it works: when: {{{condition.key}: "
+                        f"{format_value(works)}}}")
+    return "; make one of them conditional (when:) so they are never sampled together" if len(keys) > 1 else ""
+
+
+def check_space(space: SearchSpace, base_raw: dict[str, Any]) -> None:
+    """Fail before any trial if the base config is refused by the config schema or a component factory
+    with any searched key at one of its extremes, or any two searched keys at a pair of their extremes
+    (the conditions that switch them on set too). The error names the key or the two keys and, where
+    one exists, the ``when:`` condition that would avoid the refused values."""
+    check_components(validate(copy.deepcopy(base_raw)))
+    for keys, point in _extreme_points(space):
+        try:
+            check_point(base_raw, point)
+        except ConfigError as exc:
+            shown = ", ".join(f"{k}={format_value(v)}" for k, v in point.items())
+            where = f"space key '{keys[0]}'" if len(keys) == 1 else f"space keys '{keys[0]}' and '{keys[1]}'"
+            raise ConfigError(f"{where}: the config refuses {shown}: {exc}{_when_hint(space, base_raw, keys)}") \
+                from None

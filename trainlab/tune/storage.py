@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 JOURNAL_NAME = "study.journal"
 LOCK_NAME = ".tune.lock"
+STUDY_MARKER = ".tune.study"  # the name of the study whose run folders DIR holds
 HEARTBEAT_INTERVAL_S = 20  # RDB storages: a worker records a heartbeat this often ...
 HEARTBEAT_GRACE_S = 60  # ... and a RUNNING trial without one for this long is failed and retried
 

@@ -9,10 +9,15 @@ machines, with heartbeats: a killed worker's trial is failed and retried.
 
 ``--trials N`` is the study's total. A worker claims a trial under a lock (a file
 lock in DIR; a PostgreSQL advisory lock for ``postgresql`` storages) only while
-``COMPLETE + PRUNED + RUNNING + WAITING < N``, so any number of workers and
-restarts end with exactly N finished-or-pruned trials. Failed trials (diverged,
-errored, or left RUNNING by a dead worker) do not count; the study stops after
-N of its trials fail, so a broken space cannot loop forever.
+``COMPLETE + PRUNED + RUNNING < N``, taking a WAITING trial (the queued base
+config, a heartbeat retry) before sampling a new one, so any number of workers
+and restarts end with exactly N finished-or-pruned trials. Failed trials
+(diverged, errored, interrupted, or left RUNNING by a dead worker) do not count;
+the study stops after N of its trials fail on their own (diverged, errored), so
+a broken space cannot loop forever.
+
+A study records what it was made with (the space, the base config, the metric)
+and refuses another; one ``--out`` holds one study's run folders.
 
 Reproducibility: trial ``k`` is sampled by a TPE sampler seeded with
 ``(seed, k)``, so the same seed and one worker give the same trials, also across
@@ -42,6 +47,7 @@ from trainlab.config import read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import pid_alive
+from trainlab.tune.identity import check_made_with, claim_folder, made_with
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
     ATTR_FAIL_REASON,
@@ -62,8 +68,9 @@ from trainlab.tune.storage import (
 
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
 DIRECTIONS = ["maximize", "minimize"]
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # WAITING trials are claimed, not counted
 OBJECTIVE_FAILURES = ("diverged", "error")
+ATTR_BASE = "base_config"  # trial user attr: this trial runs the base config's own values
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
 
@@ -155,7 +162,9 @@ def build_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     if name == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
+        with warnings.catch_warnings():  # chosen on purpose: Optuna's "experimental" warning says nothing to users
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
     return optuna.pruners.NopPruner()
 
 
@@ -199,8 +208,25 @@ class StudyExhausted(TrainingError):
     """As many trials failed as ``--trials`` asked for: the space or the base config is broken."""
 
 
-def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | PostgresLock) -> optuna.Trial | None:
-    """Under the lock: fail dead workers' trials, and ask for a trial if the total is not reached."""
+def queue_base(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], base: dict[str, Any] | None) -> None:
+    """Queue the base config's values (``base``, Optuna's form; None: not a point of the space) as a
+    WAITING trial when the study has no trial yet, or when every trial of it failed without failing on
+    its own (interrupted, or its worker died): the best trial is then at least as good as the base."""
+    if base is None:
+        return
+    runs = [t for t in trials if t.user_attrs.get(ATTR_BASE)]
+    if trials and not runs:
+        return  # an older study that began without the base trial
+    if any(t.state != TrialState.FAIL or t.user_attrs.get(ATTR_FAIL_KIND) in (*OBJECTIVE_FAILURES, "config")
+           for t in runs):
+        return  # waiting, running, finished, or failed for a reason a rerun would repeat
+    study.enqueue_trial(base, user_attrs={ATTR_BASE: True})
+
+
+def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | PostgresLock,
+                base: dict[str, Any] | None = None) -> optuna.Trial | None:
+    """Under the lock: fail dead workers' trials, (re)queue the base config (:func:`queue_base`), and
+    claim a trial, a WAITING one first, while COMPLETE + PRUNED + RUNNING trials number fewer than the total."""
     with lock.held():
         fail_dead_workers(study)
         trials = study.get_trials(deepcopy=False)
@@ -212,7 +238,10 @@ def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | Po
             last = failures[-1]
             raise StudyExhausted(f"{len(failures)} trials failed (as many as --trials); the last, trial "
                                  f"{last.number}: {last.user_attrs.get(ATTR_FAIL_REASON)}")
-        study.sampler = build_sampler(settings.seed, len(trials))  # the next trial's number
+        queue_base(study, trials, base)
+        trials = study.get_trials(deepcopy=False)
+        waiting = [t.number for t in trials if t.state == TrialState.WAITING]
+        study.sampler = build_sampler(settings.seed, min(waiting, default=len(trials)))  # the trial ask() returns
         with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); we beat ourselves
             warnings.simplefilter("ignore", UserWarning)
             trial = study.ask()
@@ -267,8 +296,9 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
     study = open_study(settings, storage)
     lock = claim_lock(settings)
     objective = Objective(base_raw, space, settings.metric, settings.out / "trials")
+    base = base_values(space, base_raw)
     while deadline is None or time.time() < deadline:
-        trial = claim_trial(study, settings, lock)
+        trial = claim_trial(study, settings, lock, base)
         if trial is None:
             # the total is claimed; a running trial may still fail and free a slot, so a worker
             # leaves only when none runs (and every worker then writes complete results)
@@ -289,8 +319,10 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
             _fail(study, trial, "config", str(exc))
             raise
         except Interrupted as exc:
-            _fail(study, trial, "interrupted", str(exc))
-            raise Interrupted(f"{str(exc).split(':')[0]} during trial {trial.number}, which is recorded as "
+            signal_name = str(exc).split(":")[0]  # "SIGTERM received"; its "trainlab resume" advice is not for trials
+            _fail(study, trial, "interrupted", f"{signal_name}: interrupted; a rerun of trainlab tune runs another "
+                                               "trial in its place (the base config again if this was its trial)")
+            raise Interrupted(f"{signal_name} during trial {trial.number}, which is recorded as "
                               f"failed; rerun the same trainlab tune command to continue the study to "
                               f"{settings.trials} trials", exc.exit_code - 128) from None
         except KeyboardInterrupt:
@@ -378,33 +410,23 @@ def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] 
         if node is None or not param.contains(node):
             return None
         values[param.key] = node
-    return values
-
-
-def enqueue_base(study: optuna.Study, space: SearchSpace, base_raw: dict[str, Any], lock: Any) -> bool:
-    """A new study's first trial is the base config itself when it is a point of the space,
-    so the best trial is at least as good as the base on the tuned metric (same seed)."""
-    values = base_values(space, base_raw)
-    if values is None:
-        return False
-    with lock.held():
-        if study.get_trials(deepcopy=False):
-            return False
-        study.enqueue_trial({k: encode_choice(v) for k, v in values.items()}, user_attrs={"base_config": True})
-    return True
+    return {key: encode_choice(value) for key, value in values.items()}
 
 
 def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
-    """Everything that can be refused before a trial: settings, base config, space, storage.
-    A new study gets the base config as its first trial."""
+    """Everything that can be refused before a trial: settings, base config, space, storage, an --out
+    holding another study, a study made with another metric, space or base config."""
     settings.check()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base_raw = read_yaml(settings.base)
     check_metric(settings, base_raw)
     space = load_space(settings.space)
     check_space(space, base_raw)
-    study = open_study(settings, open_storage(settings))
-    enqueue_base(study, space, base_raw, claim_lock(settings))
+    storage = open_storage(settings)
+    claim_folder(settings, storage)
+    study = open_study(settings, storage)
+    with claim_lock(settings).held():
+        check_made_with(study, settings, space, made_with(settings, space, base_raw))
     return space, base_raw
 
 

@@ -1,0 +1,93 @@
+"""What a study is made with, and the one study an ``--out`` folder holds.
+
+A study records, as its user attribute ``trainlab_made_with``, the metric, the parsed search
+space and the resolved base config it was created with (:func:`made_with`), and a rerun with
+another of them is refused (:func:`check_made_with`): its trials would mix two searches. One
+``--out`` holds the run folders of one study (``trials/<number>`` would collide), its name kept
+in ``DIR/.tune.study`` (:func:`claim_folder`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from trainlab.atomic import write_text
+from trainlab.config import validate
+from trainlab.errors import ConfigError
+from trainlab.tune.space import SearchSpace, format_value
+from trainlab.tune.storage import LOCK_NAME, STUDY_MARKER, FileLock
+
+if TYPE_CHECKING:
+    from trainlab.tune.study import TuneSettings
+
+ATTR_MADE_WITH = "trainlab_made_with"  # study user attr: {"metric", "space", "base"} it was made with
+
+
+def made_with(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any]:
+    """What decides a study's trial values: the metric, the parsed space and the resolved base config
+    (without its name, output section and runtime.num_threads, which do not change a trial's result)."""
+    base = validate(copy.deepcopy(base_raw)).to_dict()
+    del base["name"], base["output"], base["runtime"]["num_threads"]
+    return {"metric": settings.metric, "space": space.to_dict(), "base": base}
+
+
+_ABSENT = object()
+
+
+def _difference(old: Any, new: Any, where: str = "") -> str | None:
+    """The first dotted key where two JSON trees differ, with both values; None when equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            found = _difference(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{where}.{key}".lstrip("."))
+            if found:
+                return found
+        return None
+    if old == new:
+        return None
+    shown = ["absent" if value is _ABSENT else format_value(value) for value in (old, new)]
+    return f"{where}: was {shown[0]}, now {shown[1]}"
+
+
+def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSpace, made: dict[str, Any]) -> None:
+    """Refuse to continue a study with another metric, space or base config (its trials would mix two
+    searches). A study without the record takes this one: a new study, or one made before the record
+    was kept, whose trials must then lie in the space."""
+    new_study = "another --out" if settings.storage is None else "another --study name (and --out)"
+    recorded = study.user_attrs.get(ATTR_MADE_WITH)
+    if recorded is None:
+        by_key = {p.key: p for p in space.params}
+        for trial in study.get_trials(deepcopy=False):
+            for key, value in space.decode(trial.params).items():
+                if key not in by_key or not by_key[key].contains(value):
+                    raise ConfigError(f"study '{settings.name}' was made with another search space (its trial "
+                                      f"{trial.number} has {key}={format_value(value)}, not a point of "
+                                      f"{settings.space}); rerun with the study's own, or start a new study "
+                                      f"with {new_study}")
+        study.set_user_attr(ATTR_MADE_WITH, made)
+        return
+    if recorded["metric"] != made["metric"]:
+        raise ConfigError(f"study '{settings.name}' tunes {recorded['metric']}, not --metric {made['metric']}; "
+                          f"rerun with --metric {recorded['metric']}, or start a new study with {new_study}")
+    for part, what in (("space", "search space"), ("base", "base config")):
+        found = _difference(recorded[part], made[part])
+        if found:
+            raise ConfigError(f"study '{settings.name}' was made with another {what} ({found}); rerun with the "
+                              f"study's own, or start a new study with {new_study}")
+
+
+def claim_folder(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> None:
+    """One --out holds the run folders of one study (``trials/<number>`` would collide): the first
+    study's name is kept in ``DIR/.tune.study``, another is refused before it is created."""
+    marker = settings.out / STUDY_MARKER
+    with FileLock(settings.out / LOCK_NAME).held():
+        owner = marker.read_text().strip() if marker.exists() else None
+        if owner is None and settings.storage is None:  # a folder from before the marker: its journal says
+            owner = next((n for n in optuna.get_all_study_names(storage) if n != settings.name), None)
+        if owner is not None and owner != settings.name:
+            raise ConfigError(f"{settings.out} holds the trials of study '{owner}'; study '{settings.name}' "
+                              f"needs another --out (or --study {owner} to continue that one)")
+        if not marker.exists():
+            write_text(marker, settings.name + "\n")
