@@ -144,6 +144,26 @@ def test_a_regression_leaderboard_ranks_lower_is_better_first(tmp_path: Path):
     assert entries[0]["metrics"]["test_mse"]["mean"] < entries[1]["metrics"]["test_mse"]["mean"]
 
 
+def test_a_comparison_after_an_interrupted_one_in_the_same_process_runs(tmp_path: Path, monkeypatch):
+    """--jobs 1 runs in this process: the stop flag an interruption leaves must not skip the next comparison."""
+    from trainlab.compare import runner
+
+    monkeypatch.setattr(runner, "_stop_requested", True)  # as an interrupted in-process comparison leaves it
+    strategies = parse_strategies({"strategies": {"fast": {"strategy.optimizer.lr": 0.1}}})
+    board = compare({"diabetes": REGRESSION}, strategies, tmp_path / "again", seeds=1, jobs=1, metric="test_mse",
+                     live=False, quiet=True)
+    assert board["tasks"]["diabetes"]["strategies"][0]["runs"] == 1
+
+def test_a_metric_of_an_empty_split_is_an_error_after_the_runs_with_the_board_kept(tmp_path: Path, capsys):
+    """No test split: the runs record no test_ keys, which only the finished runs can show."""
+    base = {**REGRESSION, "data": {"source": "diabetes", "test_fraction": 0.0}}
+    code, out = _compare(tmp_path, base, {"strategies": {"fast": {"strategy.optimizer.lr": 0.1}}},
+                         "--metric", "test_mse")
+    line = _one_error_line(capsys)
+    assert code == 2 and "--metric 'test_mse' is in none of the finished runs' summaries" in line
+    assert "they have: train_time_s, val_loss, val_mae, val_mse, val_r2" in line
+    assert (out / "leaderboard.json").is_file()
+
 @pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
@@ -159,11 +179,14 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("runs/*/*/*/run.json")):
         time.sleep(0.05)
+    assert time.time() < deadline, "no run started within 120 s"
     time.sleep(1.0)  # inside the first run's training loop
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert err.strip().splitlines()[-1].startswith("error: interrupted")
+    # the runs in progress checkpointed on their way out: a rerun resumes them
+    assert list(out.glob("runs/*/*/*/checkpoint/step-*")), "no checkpoint written"
 
 
 # --------------------------------------------------------------------------- statistics

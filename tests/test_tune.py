@@ -126,6 +126,29 @@ def test_two_keys_fine_alone_but_not_together_are_refused_with_the_when_that_avo
     check_space(parse_space(space), base)
 
 
+
+def test_conditions_of_a_point_are_intersected_whatever_the_key_order():
+    """A key conditioned on A in {x, y} meets one conditioned on A = y at A = y, in either order; a key
+    whose conditions allow no common value can never be sampled and is refused with one line."""
+    space = parse_space({"strategy.optimizer.name": {"choices": ["sgd", "adam"]},
+                         "strategy.optimizer.momentum": {"low": 0.0, "high": 0.9,
+                                                         "when": {"strategy.optimizer.name": "sgd"}},
+                         "strategy.batch_size": {"choices": [16, 32],
+                                                 "when": {"strategy.optimizer.name": ["adam", "sgd"]}}})
+    for values in ({"strategy.optimizer.momentum": 0.5, "strategy.batch_size": 16},
+                   {"strategy.batch_size": 16, "strategy.optimizer.momentum": 0.5}):
+        assert space.point(values) == {**values, "strategy.optimizer.name": "sgd"}
+    assert space.point({"strategy.optimizer.momentum": 0.5, "strategy.optimizer.name": "adam"}) is None
+    conflicting = parse_space({
+        "strategy.optimizer.name": {"choices": ["sgd", "adam"]},
+        "strategy.batch_size": {"choices": [16, 32], "when": {"strategy.optimizer.name": "sgd"}},
+        "strategy.optimizer.lr": {"low": 0.001, "high": 0.1,
+                                  "when": {"strategy.optimizer.name": "adam", "strategy.batch_size": 16}}})
+    assert conflicting.point({"strategy.optimizer.lr": 0.01}) is None
+    with pytest.raises(ConfigError, match="space key 'strategy.optimizer.lr' can never be sampled") as info:
+        check_space(conflicting, BASE)
+    assert "\n" not in str(info.value)
+
 def _docs_space() -> dict:
     text = (REPO / "docs" / "tune.md").read_text().split("## The search space", 1)[1]
     return yaml.safe_load(text.split("```yaml", 1)[1].split("```", 1)[0])
@@ -265,6 +288,19 @@ def test_the_base_config_is_queued_again_only_when_its_trial_was_cut_short(tmp_p
     assert sum(bool(t.user_attrs.get(ATTR_BASE)) for t in study.trials) == 1 + requeued
 
 
+def test_a_base_config_whose_worker_dies_twice_is_not_queued_a_third_time(tmp_path):
+    study, tune_settings, lock = _study_with_lock(tmp_path, 6)
+    base = {"strategy.optimizer.lr": 0.01}
+    kinds = []
+    for kind in ("interrupted", "stale", "interrupted", "stale"):
+        trial = claim_trial(study, tune_settings, lock, base)
+        kinds.append(bool(trial.user_attrs.get(ATTR_BASE)))
+        trial.set_user_attr("fail_kind", kind)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert kinds == [True, True, True, True]  # interruptions never count; the first death does not stop it
+    assert not claim_trial(study, tune_settings, lock, base).user_attrs.get(ATTR_BASE)  # died twice: sampled
+
+
 def test_an_interrupted_base_trial_is_run_again_and_not_sent_to_trainlab_resume(tmp_path, monkeypatch):
     import trainlab.experiment
 
@@ -289,6 +325,19 @@ def test_an_interrupted_base_trial_is_run_again_and_not_sent_to_trainlab_resume(
     assert best["value"] >= float(again["value"])
     assert len(_finished(rows)) == 3
 
+
+def test_a_studys_record_leaves_out_keys_added_later_at_their_default(tmp_path):
+    """A study recorded before a config key existed must match after the upgrade: such keys at their
+    default are not part of the record (as they are not part of a run's hash)."""
+    from trainlab.config import ADDED_OPTIONAL_KEYS
+    from trainlab.tune.identity import made_with
+
+    settings = TuneSettings(base=tmp_path / "base.yaml", space=tmp_path / "space.yaml", out=tmp_path / "out",
+                            trials=2)
+    record = made_with(settings, parse_space(SPACE), BASE)
+    for section, key in ADDED_OPTIONAL_KEYS:
+        assert key not in record["base"][section]
+    assert "name" not in record["base"] and "output" not in record["base"]
 
 def test_a_study_refuses_another_space_base_config_or_metric_and_keeps_its_results(tmp_path, capsys):
     base, space = write(tmp_path)

@@ -180,7 +180,14 @@ class Config(Strict):
         return self.model_dump(mode="json", exclude_none=False)
 
     def hash(self) -> str:
-        """SHA-256 (first 16 hex digits) of the resolved config, excluding output paths."""
+        """SHA-256 (first 16 hex digits) of :meth:`results_dict`."""
+        blob = json.dumps(self.results_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def results_dict(self) -> dict[str, Any]:
+        """The resolved config as JSON data without what does not change a run's results (output paths,
+        loggers, what is kept after finishing) and without keys added later that sit at their default
+        (:data:`ADDED_OPTIONAL_KEYS`), so that it stays the same across trainlab versions."""
         payload = self.to_dict()
         # where and how a run is recorded does not change its results: output paths, loggers and
         # what is kept after finishing stay out of the hash (so adding them kept old hashes)
@@ -190,8 +197,7 @@ class Config(Strict):
         for (section, key), default in ADDED_OPTIONAL_KEYS.items():
             if key in payload[section] and payload[section][key] == default:
                 payload[section].pop(key)
-        blob = json.dumps(payload, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return payload
 
 
 # --------------------------------------------------------------------------- errors

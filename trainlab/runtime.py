@@ -87,7 +87,8 @@ def emulated_precision_warning(precision: str, device: torch.device) -> str | No
     if precision == "fp16" and _cpu_has_flag("avx512_fp16", "amx_fp16"):
         return None
     return (f"warning: runtime.precision={precision} on a CPU without native {precision} ({cpu_model()}): "
-            "it is emulated, often many times slower than fp32 (runtime.precision: auto picks fp32 here)")
+            f"it is emulated, often many times slower than fp32 (runtime.precision: auto picks "
+            f"{resolve_precision('auto', device)} here)")
 
 
 def environment() -> dict[str, object]:

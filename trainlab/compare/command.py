@@ -73,7 +73,23 @@ def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], o
         print(f"report: {report}")
     if not quiet:
         print(f"leaderboard: {Path(out) / 'leaderboard.json'}, {Path(out) / 'leaderboard.csv'}")
+    check_metric_found(board, metric)
     return board
+
+
+def check_metric_found(board: dict[str, Any], metric: str) -> None:
+    """After the runs: finished runs none of which has ``metric`` in its summary (an empty test or
+    validation split records no test_/val_ keys) are a usage error naming the keys they have."""
+    available: set[str] = set()
+    found = False
+    for table in board["tasks"].values():
+        for entry in table["strategies"]:
+            available.update(k for k, v in entry["metrics"].items() if v["values"])
+            found = found or bool(entry["metrics"].get(metric, {}).get("values"))
+    if available and not found:
+        names = sorted(available)
+        raise ConfigError(f"--metric '{metric}' is in none of the finished runs' summaries (is its split empty?)"
+                          f"{did_you_mean(metric, names)} (they have: {', '.join(names)})")
 
 
 SUMMARY_NUMBERS = ("train_time_s", "samples_per_s", "epochs_run", "steps", "best_epoch")

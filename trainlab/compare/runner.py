@@ -149,7 +149,8 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
     folder = Path(path)
     started = time.perf_counter()
     if _stop_requested:
-        return {"status": "interrupted", "reason": "not started: the comparison was interrupted", "seconds": 0.0}
+        return {"status": "interrupted", "reason": "not started: the comparison was interrupted",
+                "signum": signal.SIGTERM, "seconds": 0.0}
     try:
         (folder / ERROR_FILE).unlink(missing_ok=True)
         if action == "partial":
@@ -224,6 +225,8 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
     invocation.
     """
     live = sys.stdout.isatty() if live is None else live
+    global _stop_requested
+    _stop_requested = False  # an earlier comparison in this process (--jobs 1) may have been interrupted
     display = (LiveDisplay if live else PlainDisplay)(tally, jobs)
     outcomes: dict[str, dict[str, Any]] = {}
     todo: list[tuple[RunPlan, str]] = []

@@ -30,6 +30,7 @@ import yaml
 
 from trainlab.config import MAX_CONFIG_BYTES, Config, read_yaml, set_dotted, validate
 from trainlab.errors import ConfigError
+from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean
 
 SECTIONS = ("strategies", "grid")
@@ -167,42 +168,6 @@ def load_strategies(path: str | Path) -> list[NamedStrategy]:
             raise  # not the top level's shape: read_yaml's line says what
         parse_strategies(top, str(path))  # empty or not a mapping: raises with what the file must hold
     return parse_strategies(yaml.load(path.read_text(), Loader=_UniqueKeyLoader), str(path))
-
-
-def check_components(config: Config) -> None:
-    """Build what is cheap to build (optimizer on one parameter, schedule, loss) to catch bad names/values.
-
-    The schema accepts any ``name`` and extra keys for these components; their
-    registries refuse unknown names and options, and their constructors bad values.
-    The optimizer's spec is the run's own (:func:`trainlab.step_builders.optimizer_spec_for`),
-    so ``regularization.weight_decay`` is placed, or refused, exactly as training does.
-    """
-    import torch
-
-    from trainlab.losses import build_loss
-    from trainlab.models import MODELS
-    from trainlab.optim import build_optimizer
-    from trainlab.schedules import build_schedule
-    from trainlab.step_builders import optimizer_spec_for
-
-    strategy = config.strategy
-    parameter = torch.nn.Parameter(torch.zeros(2, 2))  # 2-D: optimizers for matrices only (muon_conv) accept it
-    spec = optimizer_spec_for(config)  # as the run builds it: regularization.weight_decay placed, or refused
-    if spec.get("lr") == "auto":
-        spec["lr"] = 1e-3  # found at run time by the LR range test
-    build_optimizer(spec, [{"params": [parameter]}])
-    build_schedule(strategy.schedule.spec(), 100, 10)
-    if strategy.loss.name != "auto":
-        build_loss(strategy.loss.spec())
-    import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
-    import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
-    from trainlab.data import DATA_SOURCES
-
-    # names and option names only: building these needs the data (input shape), which a run loads
-    model_options = {k: v for k, v in config.model.spec().items() if k != "name"}
-    MODELS._check_options(config.model.name, MODELS.get(config.model.name), model_options, skip=2)
-    source = config.data.source
-    DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
 
 
 def validate_strategies(bases: dict[str, dict[str, Any]],

@@ -27,9 +27,11 @@ ATTR_MADE_WITH = "trainlab_made_with"  # study user attr: {"metric", "space", "b
 
 
 def made_with(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any]:
-    """What decides a study's trial values: the metric, the parsed space and the resolved base config
-    (without its name, output section and runtime.num_threads, which do not change a trial's result)."""
-    base = validate(copy.deepcopy(base_raw)).to_dict()
+    """What decides a study's trial values: the metric, the parsed space and the base config as its
+    run hash sees it (``Config.results_dict``: keys added by later trainlab versions at their default
+    are left out, so an upgrade keeps the record), without its name, output section and
+    runtime.num_threads, which do not change a trial's result."""
+    base = validate(copy.deepcopy(base_raw)).results_dict()
     del base["name"], base["output"], base["runtime"]["num_threads"]
     return {"metric": settings.metric, "space": space.to_dict(), "base": base}
 

@@ -33,8 +33,9 @@ from typing import Any
 
 import yaml
 
-from trainlab.config import Config, _read_bounded, apply_overrides, read_yaml, validate
+from trainlab.config import _read_bounded, apply_overrides, read_yaml, validate
 from trainlab.errors import ConfigError
+from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean
 
 SPEC_FIELDS = ["low", "high", "log", "step", "choices", "when", "type"]
@@ -126,19 +127,24 @@ class SearchSpace:
         return {key: _decode(value, by_key[key].choices) if key in by_key else value for key, value in params.items()}
 
     def point(self, values: dict[str, Any]) -> dict[str, Any] | None:
-        """``values`` plus the first allowed value of each condition that switches one of them on and
-        is not set yet; None when a set condition switches one of them off (not a point of the space)."""
+        """``values`` plus a value for every condition that switches one of them on (directly or through
+        other conditions) and is not set: the first value every key conditioned on it allows. None when
+        no such value exists or a set value is not allowed (then ``values`` is not a point of the space)."""
         by_key = {p.key: p for p in self.params}
-        point = dict(values)
+        allowed: dict[str, list[Any]] = {}  # unset condition key -> the values all its dependants allow
         pending = list(values)
         while pending:
-            for condition, allowed in by_key[pending.pop()].when.items():
-                if condition not in point:
-                    point[condition] = allowed[0]
+            for condition, options in by_key[pending.pop()].when.items():
+                if condition in values:
+                    if values[condition] not in options:
+                        return None
+                    continue
+                if condition not in allowed:
                     pending.append(condition)
-                elif point[condition] not in allowed:
-                    return None
-        return point
+                allowed[condition] = [v for v in allowed.get(condition, options) if v in options]
+        if any(not options for options in allowed.values()):
+            return None
+        return {**values, **{condition: options[0] for condition, options in allowed.items()}}
 
     def to_dict(self) -> dict[str, Any]:
         """The parsed space as JSON data, each key's fields without their defaults (what a study
@@ -300,48 +306,15 @@ def apply_values(base_raw: dict[str, Any], values: dict[str, Any]) -> dict[str, 
     return apply_overrides(copy.deepcopy(base_raw), overrides)
 
 
-def check_components(config: Config) -> None:
-    """Build the cheap components (loss, optimizer on a dummy weight with ``regularization.weight_decay``
-    placed as training places it, schedule) and check model and data option names, so an option the
-    config schema lets through but a factory refuses fails now."""
-    import torch
-
-    import trainlab.data.builtins  # noqa: F401  (registers the sources)
-    import trainlab.models.builtins  # noqa: F401  (registers the models)
-    from trainlab.data import DATA_SOURCES
-    from trainlab.losses import build_loss
-    from trainlab.models import MODELS
-    from trainlab.optim import build_optimizer
-    from trainlab.schedules import build_schedule
-    from trainlab.step_builders import optimizer_spec_for
-
-    strategy = config.strategy
-    try:
-        if strategy.loss.name != "auto":
-            build_loss(strategy.loss.spec())
-        optimizer = optimizer_spec_for(config)
-        if optimizer.get("lr") == "auto":
-            optimizer["lr"] = 1e-3
-        weight = torch.nn.Parameter(torch.zeros(2, 2))
-        build_optimizer(optimizer, [{"params": [weight], "group": "decay"}])
-        build_schedule(strategy.schedule.spec(), 100, 10)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(str(exc).strip().splitlines()[0]) from None
-    model = config.model.spec()
-    model_name = model.pop("name")
-    MODELS._check_options(model_name, MODELS.get(model_name), model, skip=2)  # factory(input_shape, output_dim)
-    source = config.data.source
-    DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
-
-
 def check_point(base_raw: dict[str, Any], values: dict[str, Any]) -> None:
     """ConfigError unless the base config with ``values`` set passes the schema and :func:`check_components`."""
     check_components(validate(apply_values(base_raw, values)))
 
 
-def _extreme_points(space: SearchSpace) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
-    """``(searched keys, point)``: each key at each extreme, then each pair of keys at each pair of extremes
-    (with the conditions that switch them on; pairs that no condition lets meet are skipped)."""
+def _extreme_points(space: SearchSpace) -> Iterator[tuple[tuple[str, ...], dict[str, Any] | None]]:
+    """``(searched keys, point)``: each key at each extreme (None: its conditions conflict), then each pair
+    of keys at each pair of extremes (with the conditions that switch them on; pairs that their
+    conditions never let meet are skipped)."""
     for param in space.params:
         for value in param.extremes():
             yield (param.key,), space.point({param.key: value})
@@ -387,6 +360,9 @@ def check_space(space: SearchSpace, base_raw: dict[str, Any]) -> None:
     one exists, the ``when:`` condition that would avoid the refused values."""
     check_components(validate(copy.deepcopy(base_raw)))
     for keys, point in _extreme_points(space):
+        if point is None:  # a single key whose conditions ask for values no key can hold at once
+            raise ConfigError(f"space key '{keys[0]}' can never be sampled: the conditions that switch it on "
+                              f"(its when: and theirs) allow no common value")
         try:
             check_point(base_raw, point)
         except ConfigError as exc:

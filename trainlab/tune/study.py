@@ -211,7 +211,8 @@ class StudyExhausted(TrainingError):
 def queue_base(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], base: dict[str, Any] | None) -> None:
     """Queue the base config's values (``base``, Optuna's form; None: not a point of the space) as a
     WAITING trial when the study has no trial yet, or when every trial of it failed without failing on
-    its own (interrupted, or its worker died): the best trial is then at least as good as the base."""
+    its own: interrupted (a signal), or its worker died (at most once: a base config whose worker dies
+    twice, say killed for memory, is not tried again). The best trial is then at least as good as the base."""
     if base is None:
         return
     runs = [t for t in trials if t.user_attrs.get(ATTR_BASE)]
@@ -220,6 +221,8 @@ def queue_base(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], base
     if any(t.state != TrialState.FAIL or t.user_attrs.get(ATTR_FAIL_KIND) in (*OBJECTIVE_FAILURES, "config")
            for t in runs):
         return  # waiting, running, finished, or failed for a reason a rerun would repeat
+    if sum(t.user_attrs.get(ATTR_FAIL_KIND) != "interrupted" for t in runs) >= 2:
+        return  # its worker died twice
     study.enqueue_trial(base, user_attrs={ATTR_BASE: True})
 
 
