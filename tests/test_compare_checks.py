@@ -154,6 +154,22 @@ def test_a_comparison_after_an_interrupted_one_in_the_same_process_runs(tmp_path
                      live=False, quiet=True)
     assert board["tasks"]["diabetes"]["strategies"][0]["runs"] == 1
 
+def _die(*args):
+    os._exit(9)  # a worker killed under its run (as the kernel's OOM killer would)
+
+
+def test_a_run_whose_worker_died_is_listed_as_failed_and_run_again_next_time(tmp_path: Path, monkeypatch):
+    from trainlab.compare import runner
+
+    monkeypatch.setattr(runner, "execute", _die)
+    strategies = parse_strategies({"strategies": {"fast": {"strategy.optimizer.lr": 0.1}}})
+    board = compare({"diabetes": REGRESSION}, strategies, tmp_path / "dead", seeds=1, jobs=2, metric="test_mse",
+                     live=False, quiet=True)
+    entry = board["tasks"]["diabetes"]["strategies"][0]
+    assert entry["failed"] == 1 and entry["failures"][0]["reason"].startswith("worker died")
+    plan = runner.plan_runs({"diabetes": REGRESSION}, strategies, [0], tmp_path / "dead")[0]
+    assert runner.run_action(plan)[0] != "failed"  # a death need not recur: the next invocation retries it
+
 def test_a_metric_of_an_empty_split_is_an_error_after_the_runs_with_the_board_kept(tmp_path: Path, capsys):
     """No test split: the runs record no test_ keys, which only the finished runs can show."""
     base = {**REGRESSION, "data": {"source": "diabetes", "test_fraction": 0.0}}

@@ -353,6 +353,8 @@ def to_csv(board: dict[str, Any]) -> str:
 
 
 def write_leaderboard(board: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """``out/leaderboard.json`` and ``.csv``, written atomically (``out`` made if no run made it)."""
+    out.mkdir(parents=True, exist_ok=True)
     json_path = write_json(out / "leaderboard.json", board)
     csv_path = write_text(out / "leaderboard.csv", to_csv(board))
     return json_path, csv_path

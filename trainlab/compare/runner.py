@@ -181,6 +181,16 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
     return {"status": "finished", "summary": summary, "seconds": time.perf_counter() - started}
 
 
+def _record_death(plan: RunPlan, reason: str) -> None:
+    """The run's ``ERROR_FILE`` for a worker that died under it, so the leaderboard lists the failure;
+    it carries no config hash, so the next invocation runs it again (a kill need not recur)."""
+    try:
+        plan.path.mkdir(parents=True, exist_ok=True)
+        (plan.path / ERROR_FILE).write_text(json.dumps({"reason": reason, "config_hash": None}))
+    except OSError:
+        pass
+
+
 def _hash_or_none(raw: dict[str, Any]) -> str | None:
     try:
         return validate(raw).hash()
@@ -325,6 +335,7 @@ def _run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
                         outcome = future.result()
                     except Exception as exc:  # noqa: BLE001 - e.g. the worker was killed (out of memory)
                         outcome = {"status": "failed", "reason": f"worker died: {type(exc).__name__}: {exc}"}
+                        _record_death(plan, outcome["reason"])
                     finish(plan, outcome)
     except KeyboardInterrupt:
         display.note("interrupted: waiting for the runs in progress to checkpoint")
