@@ -224,6 +224,17 @@ def test_regression_run_gets_a_residual_plot_in_target_units(tmp_path):
     assert residual["layout"]["yaxis"]["title"]["text"] == "residual: true - predicted (target units)"
 
 
+
+def test_a_run_without_test_or_validation_split_says_so_instead_of_a_figure(tmp_path):
+    from trainlab.report.predictions import Unavailable
+
+    raw = {"name": "nosplit", "seed": 0,
+           "data": {"source": "diabetes", "test_fraction": 0.0, "val_fraction": 0.0},
+           "model": {"name": "linear"}, "strategy": {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01},
+                                                     "batch_size": 32, "epochs": 1}, "output": {"progress": "off"}}
+    predictions = load_predictions(_train(tmp_path, raw))
+    assert isinstance(predictions, Unavailable) and "has no test or validation split" in predictions.reason
+
 def _npz_splits(tmp_path: Path, targets, seed: int = 0) -> dict[str, np.ndarray]:
     """train/val/test splits of x ~ N(0, 1) with 3 features and y = targets(x, rng), saved as data.npz."""
     rng = np.random.default_rng(seed)

@@ -71,7 +71,7 @@ def _output_names(target: object, count: int) -> list[str]:
     return ["target"] if count == 1 else [f"output {i}" for i in range(count)]
 
 
-def _recompute(run: Path) -> Predictions:
+def _recompute(run: Path) -> Predictions | Unavailable:
     import torch
     from safetensors.torch import load_file
 
@@ -86,6 +86,8 @@ def _recompute(run: Path) -> Predictions:
             built = build(config, quiet=True)
     built.model.load_state_dict(load_file(run / "model.safetensors"))
     split = built.data.test if len(built.data.test) else built.data.val
+    if not len(split):
+        return Unavailable(f"{run} has no test or validation split to predict on")
     with torch.no_grad():
         output = built.evaluator.outputs(split)
         predicted = built.loss.predict(output)
