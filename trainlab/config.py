@@ -366,7 +366,9 @@ def _read_bounded(path: Path) -> str:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml_file(path: str | Path, what: str = "config") -> Any:
+    """A YAML file's top level, whatever it is (None when empty): read bounded (:func:`_read_bounded`),
+    parsed refusing duplicate keys, checked by :func:`check_tree` as ``what``; one ConfigError line otherwise."""
     path = Path(path)
     text = _read_bounded(path)
     try:
@@ -377,13 +379,21 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
     except RecursionError:
-        raise ConfigError(f"config {path} is nested too deeply to read") from None
+        raise ConfigError(f"{what} {path} is nested too deeply to read") from None
+    if raw is None:
+        return None
+    check_tree(raw, f"{what} {path}")
+    return _unshare(raw)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A run config file's mapping of sections (:func:`load_yaml_file`)."""
+    raw = load_yaml_file(path)
     if raw is None:
         raise ConfigError(f"config {path} is empty; it needs the sections data, model and strategy")
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a YAML mapping of sections; got {type(raw).__name__}")
-    check_tree(raw, f"config {path}")
-    return _unshare(raw)
+    return raw
 
 
 def validate(raw: dict[str, Any]) -> Config:

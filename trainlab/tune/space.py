@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from trainlab.config import _read_bounded, apply_overrides, read_yaml, validate
+from trainlab.config import apply_overrides, load_yaml_file, validate
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean
@@ -279,18 +279,14 @@ def parse_space(raw: Any) -> SearchSpace:
 
 def load_space(path: str | Path) -> SearchSpace:
     """SPACE.yaml -> :class:`SearchSpace`; an empty or non-mapping file is refused as a space, not a config."""
-    path = Path(path)
     example = "e.g. 'strategy.optimizer.lr: {low: 1.0e-4, high: 0.1, log: true}'"
-    try:
-        shape = yaml.safe_load(_read_bounded(path))
-    except (yaml.YAMLError, RecursionError):
-        shape = {}  # read_yaml below says where the YAML breaks
-    if shape is None:
+    raw = load_yaml_file(path, "space file")
+    if raw is None:
         raise ConfigError(f"space file {path} is empty; it maps config keys to a range or choices, {example}")
-    if not isinstance(shape, Mapping):
+    if not isinstance(raw, Mapping):
         raise ConfigError(f"space file {path} must map config keys to a range or choices, {example}; "
-                          f"got a {type(shape).__name__}")
-    return parse_space(read_yaml(path))
+                          f"got a {type(raw).__name__}")
+    return parse_space(raw)
 
 
 # --------------------------------------------------------------------------- configs
