@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from trainlab.config import MAX_CONFIG_BYTES, Config, read_yaml, set_dotted, validate
+from trainlab.config import Config, load_yaml_file, set_dotted, validate
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean
@@ -134,40 +132,11 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
     return out
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal mapping keys silently; a strategies file must not."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise ConfigError(f"duplicate strategy name '{key}' (line {key_node.start_mark.line + 1}); "
-                                  "give each strategy its own name")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_strategies(path: str | Path) -> list[NamedStrategy]:
-    """The strategies of a STRATEGIES.yaml file (:func:`parse_strategies`); ConfigError (one line) otherwise.
-
-    An empty file, or one that is not a mapping, is described as a strategies file (read_yaml
-    describes a run config); a missing, unreadable, oversized or malformed file gets read_yaml's line.
-    """
-    path = Path(path)
-    try:
-        read_yaml(path)
-    except ConfigError:
-        top: Any = {}
-        if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES:  # a file read_yaml could read
-            try:
-                top = yaml.safe_load(path.read_text())
-            except (OSError, ValueError, RecursionError, yaml.YAMLError):
-                pass
-        if isinstance(top, dict):
-            raise  # not the top level's shape: read_yaml's line says what
-        parse_strategies(top, str(path))  # empty or not a mapping: raises with what the file must hold
-    return parse_strategies(yaml.load(path.read_text(), Loader=_UniqueKeyLoader), str(path))
+    """The strategies of a STRATEGIES.yaml file (:func:`parse_strategies`); ConfigError (one line) otherwise:
+    a missing, unreadable, oversized or malformed file, a duplicate key (YAML would keep the last),
+    an empty file or one that is not a mapping (described as a strategies file)."""
+    return parse_strategies(load_yaml_file(path, "strategies file"), str(path))
 
 
 def validate_strategies(bases: dict[str, dict[str, Any]],
