@@ -23,10 +23,11 @@ from trainlab.cli import main
 from trainlab.config import load_config, read_yaml
 from trainlab.errors import ConfigError, Interrupted
 from trainlab.tune import TuneSettings, tune
+from trainlab.tune.claims import ATTR_BASE, claim_trial
 from trainlab.tune.refit import _typed
 from trainlab.tune.space import check_space, format_value, parse_space
 from trainlab.tune.storage import FileLock
-from trainlab.tune.study import ATTR_BASE, build_pruner, claim_trial
+from trainlab.tune.study import build_pruner
 
 REPO = Path(__file__).resolve().parents[1]
 

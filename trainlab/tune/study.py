@@ -1,4 +1,4 @@
-"""The Optuna study behind ``trainlab tune``: storage, sampler, pruner, workers, resume.
+"""The Optuna study behind ``trainlab tune``: storage, pruner, workers, resume.
 
 Storage: by default Optuna's file journal ``DIR/study.journal`` (``JournalStorage``
 over ``JournalFileBackend``), which several processes on one machine (``--jobs``,
@@ -7,30 +7,21 @@ RDB URL works unchanged; ``postgresql://`` is read as ``postgresql+psycopg://``
 (psycopg 3, the ``trainlab[postgres]`` extra) and is the way to tune from several
 machines, with heartbeats: a killed worker's trial is failed and retried.
 
-``--trials N`` is the study's total. A worker claims a trial under a lock (a file
-lock in DIR; a PostgreSQL advisory lock for ``postgresql`` storages) only while
-``COMPLETE + PRUNED + RUNNING < N``, taking a WAITING trial (the queued base
-config, a heartbeat retry) before sampling a new one, so any number of workers
-and restarts end with exactly N finished-or-pruned trials. Failed trials
-(diverged, errored, interrupted, or left RUNNING by a dead worker) do not count;
-the study stops after N of its trials fail on their own (diverged, errored), so
-a broken space cannot loop forever.
+``--trials N`` is the study's total; which trial a worker runs next, under the
+claim lock (a file lock in DIR; a PostgreSQL advisory lock for ``postgresql``
+storages), is :mod:`trainlab.tune.claims`. A study records what it was made with
+(the space, the base config, the metric) and refuses another; one ``--out`` holds
+one study's run folders (:mod:`trainlab.tune.identity`).
 
-A study records what it was made with (the space, the base config, the metric)
-and refuses another; one ``--out`` holds one study's run folders.
-
-Reproducibility: trial ``k`` is sampled by a TPE sampler seeded with
-``(seed, k)``, so the same seed and one worker give the same trials, also across
-a restart.
+Reproducibility: trial ``k`` is sampled by a TPE sampler seeded with ``(seed, k)``,
+so the same seed and one worker give the same trials, also across a restart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import os
-import socket
+import signal
 import sys
 import threading
 import time
@@ -46,21 +37,17 @@ from optuna.trial import TrialState
 from trainlab.config import read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
 from trainlab.registry import did_you_mean
-from trainlab.run_lock import pid_alive
+from trainlab.tune.claims import claim_trial
 from trainlab.tune.identity import check_made_with, claim_folder, made_with
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
     ATTR_FAIL_REASON,
-    ATTR_HOST,
-    ATTR_PID,
     MetricNotFound,
     Objective,
     TrialFailed,
 )
 from trainlab.tune.space import SearchSpace, check_space, encode_choice, load_space
 from trainlab.tune.storage import (
-    FileLock,
-    PostgresLock,
     claim_lock,
     is_duplicate,
     open_storage,
@@ -68,9 +55,6 @@ from trainlab.tune.storage import (
 
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
 DIRECTIONS = ["maximize", "minimize"]
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # WAITING trials are claimed, not counted
-OBJECTIVE_FAILURES = ("diverged", "error")
-ATTR_BASE = "base_config"  # trial user attr: this trial runs the base config's own values
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
 
@@ -141,17 +125,7 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> 
     return study
 
 
-# --------------------------------------------------------------------------- sampler, pruner
-
-def trial_seed(seed: int, number: int) -> int:
-    """Seed of trial ``number``'s sampler: fixed by (seed, number), whichever worker samples it."""
-    digest = hashlib.sha256(f"{seed}:{number}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-def build_sampler(seed: int, number: int) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=trial_seed(seed, number))
-
+# --------------------------------------------------------------------------- pruner
 
 def build_pruner(name: str) -> optuna.pruners.BasePruner:
     """median: stop a trial whose metric is worse than the median of earlier trials at the same epoch
@@ -166,91 +140,6 @@ def build_pruner(name: str) -> optuna.pruners.BasePruner:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
     return optuna.pruners.NopPruner()
-
-
-# --------------------------------------------------------------------------- claiming trials
-
-def fail_dead_workers(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials whose worker is gone; returns their numbers.
-
-    RDB storages: Optuna's heartbeat check (and its retry callback). Journal storage
-    (no heartbeats): a trial whose worker, on this host, has no live process. Call
-    with the claim lock held: a live worker sets its pid before releasing the lock,
-    so a RUNNING trial without one was left by a worker that died claiming it.
-    """
-    storage = study._storage
-    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        return []
-    host = socket.gethostname()
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
-        if pid is not None and (trial_host != host or pid_alive(int(pid))):
-            continue
-        storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_KIND, "stale")
-        storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
-                                    f"worker pid {pid} on {trial_host} died while the trial ran")
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-            failed.append(trial.number)
-    return failed
-
-
-def objective_failures(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get(ATTR_FAIL_KIND) in OBJECTIVE_FAILURES]
-
-
-class StudyExhausted(TrainingError):
-    """As many trials failed as ``--trials`` asked for: the space or the base config is broken."""
-
-
-def queue_base(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], base: dict[str, Any] | None) -> None:
-    """Queue the base config's values (``base``, Optuna's form; None: not a point of the space) as a
-    WAITING trial when the study has no trial yet, or when every trial of it failed without failing on
-    its own: interrupted (a signal), or its worker died (at most once: a base config whose worker dies
-    twice, say killed for memory, is not tried again). The best trial is then at least as good as the base."""
-    if base is None:
-        return
-    runs = [t for t in trials if t.user_attrs.get(ATTR_BASE)]
-    if trials and not runs:
-        return  # an older study that began without the base trial
-    if any(t.state != TrialState.FAIL or t.user_attrs.get(ATTR_FAIL_KIND) in (*OBJECTIVE_FAILURES, "config")
-           for t in runs):
-        return  # waiting, running, finished, or failed for a reason a rerun would repeat
-    if sum(t.user_attrs.get(ATTR_FAIL_KIND) != "interrupted" for t in runs) >= 2:
-        return  # its worker died twice
-    study.enqueue_trial(base, user_attrs={ATTR_BASE: True})
-
-
-def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | PostgresLock,
-                base: dict[str, Any] | None = None) -> optuna.Trial | None:
-    """Under the lock: fail dead workers' trials, (re)queue the base config (:func:`queue_base`), and
-    claim a trial, a WAITING one first, while COMPLETE + PRUNED + RUNNING trials number fewer than the total."""
-    with lock.held():
-        fail_dead_workers(study)
-        trials = study.get_trials(deepcopy=False)
-        if sum(t.state in COUNTED for t in trials) >= settings.trials:
-            return None
-        failures = [t for t in trials if t.state == TrialState.FAIL
-                    and t.user_attrs.get(ATTR_FAIL_KIND) in OBJECTIVE_FAILURES]
-        if len(failures) >= settings.trials:
-            last = failures[-1]
-            raise StudyExhausted(f"{len(failures)} trials failed (as many as --trials); the last, trial "
-                                 f"{last.number}: {last.user_attrs.get(ATTR_FAIL_REASON)}")
-        queue_base(study, trials, base)
-        trials = study.get_trials(deepcopy=False)
-        waiting = [t.number for t in trials if t.state == TrialState.WAITING]
-        study.sampler = build_sampler(settings.seed, min(waiting, default=len(trials)))  # the trial ask() returns
-        with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); we beat ourselves
-            warnings.simplefilter("ignore", UserWarning)
-            trial = study.ask()
-        trial.set_user_attr(ATTR_PID, os.getpid())
-        trial.set_user_attr(ATTR_HOST, socket.gethostname())
-        return trial
 
 
 # --------------------------------------------------------------------------- one worker
@@ -322,7 +211,7 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
             _fail(study, trial, "config", str(exc))
             raise
         except Interrupted as exc:
-            signal_name = str(exc).split(":")[0]  # "SIGTERM received"; its "trainlab resume" advice is not for trials
+            signal_name = f"{signal.Signals(exc.exit_code - 128).name} received"  # not the run's "trainlab resume" advice
             _fail(study, trial, "interrupted", f"{signal_name}: interrupted; a rerun of trainlab tune runs another "
                                                "trial in its place (the base config again if this was its trial)")
             raise Interrupted(f"{signal_name} during trial {trial.number}, which is recorded as "
