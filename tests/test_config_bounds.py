@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tests.conftest import LINREG
-from trainlab.config import MAX_CONFIG_NODES, load_config, read_yaml, validate
+from trainlab.config import load_config, read_yaml, validate
+from trainlab.config_fields import MAX_CONFIG_NODES
 from trainlab.errors import ConfigError
 
 BASE = yaml.safe_dump(LINREG, sort_keys=False)

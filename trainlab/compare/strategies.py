@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainlab.config import Config, load_yaml_file, set_dotted, validate
+from trainlab.config import Config, set_dotted, validate
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean
+from trainlab.yaml_files import load_yaml_file
 
 SECTIONS = ("strategies", "grid")
 SHAPE = "'strategies: {name: {config key: value}}' and/or 'grid: {config key: [values]}'"

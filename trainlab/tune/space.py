@@ -33,10 +33,11 @@ from typing import Any
 
 import yaml
 
-from trainlab.config import apply_overrides, load_yaml_file, validate
+from trainlab.config import apply_overrides, validate
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean
+from trainlab.yaml_files import load_yaml_file
 
 SPEC_FIELDS = ["low", "high", "log", "step", "choices", "when", "type"]
 TYPES = ["float", "int", "categorical"]
