@@ -201,12 +201,17 @@ def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float]
     return style(figure, "performance profile over tasks (Dolan-More; higher and further left is better)", 400)
 
 
+def row_share(counts: np.ndarray) -> np.ndarray:
+    """Each count over its row's total (0 for an empty row): the colour of a confusion matrix."""
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
+
+
 def confusion_figure(predictions: Predictions, title: str) -> go.Figure:
     """Counts of true class (rows) by predicted class (columns); colour is the row share (recall)."""
     counts = confusion_matrix(predictions)
     names = predictions.names or []
-    totals = counts.sum(axis=1, keepdims=True)
-    share = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
+    share = row_share(counts)
     show_text = len(names) <= MAX_CONFUSION_TEXT
     figure = go.Figure(go.Heatmap(
         z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, customdata=counts,
@@ -233,8 +238,7 @@ def label_confusion_figure(predictions: Predictions, title: str) -> go.Figure:
     ticks = ["absent", "present"]
     for index, (name, matrix) in enumerate(zip(names, counts, strict=True)):
         row, column = index // columns + 1, index % columns + 1
-        totals = matrix.sum(axis=1, keepdims=True)
-        share = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
+        share = row_share(matrix)
         text = [[f"TN {matrix[0, 0]}", f"FP {matrix[0, 1]}"], [f"FN {matrix[1, 0]}", f"TP {matrix[1, 1]}"]]
         figure.add_trace(go.Heatmap(
             z=share, x=ticks, y=ticks, customdata=matrix, text=text, texttemplate="%{text}", coloraxis="coloraxis",
