@@ -35,6 +35,7 @@ from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.config import Config, dump_yaml, load_config
+from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
@@ -193,6 +194,7 @@ def train(config: Config, out: str | Path | None = None, overwrite: bool = False
     requested_hash = config.hash()
     data_dir = os.environ.get(DATA_DIR_ENV)
     config = with_data_paths_resolved(config, data_dir)
+    fingerprint = data_fingerprint(config.data.model_dump())  # before reading: what the run reads, or newer
     with run_scope(config):
         built = build(config, quiet=quiet)  # everything that can fail on bad input fails here, before any file
         built.notes["requested_hash"] = requested_hash
@@ -203,6 +205,7 @@ def train(config: Config, out: str | Path | None = None, overwrite: bool = False
             write_data_records(run, built)
             run.write_config(dump_yaml(built.config))  # before run.json: a folder with run.json can resume
             run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
+                           data_fingerprint=fingerprint,
                            data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time())
             return _run(built, run, quiet, callbacks), run.final_path
         finally:
@@ -271,6 +274,10 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
         if run.info().get("status") == "finished":
             raise RunDirError(f"run {path} already finished; start a new run, or evaluate it with "
                               f"'trainlab eval {path}'")
+        recorded = run.info().get("data_fingerprint")
+        if recorded is not None and recorded != data_fingerprint(stored.data.model_dump()):  # results change
+            _warn(f"warning: the data files of {path} changed since the run started (files under "
+                  f"{', '.join(str(p) for p in named_files(stored.data.model_dump()).values())}); resuming with them")
         with run_scope(stored):
             built = build(stored, quiet=True)
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())

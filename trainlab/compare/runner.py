@@ -4,11 +4,14 @@ Layout: ``DIR/runs/<task>/<strategy>/seed-<k>/`` is an ordinary run folder. Befo
 running, each planned run is classified by what its folder holds (:func:`run_action`):
 
     new      no run.json                         -> train
-    finished status finished, same config hash   -> skip (files untouched)
+    finished status finished, same config + data -> skip (files untouched)
     failed   status diverged, or compare-error.json,
              same config hash                    -> skip, reported as failed (delete the folder to retry)
-    changed  config hash differs                 -> train again from scratch (said so)
+    changed  config hash or data files differ    -> train again from scratch (said so)
     partial  running / interrupted, same hash    -> trainlab.experiment.resume
+
+"Same data" is the same ``data_fingerprint`` (trainlab.data.fingerprint: the data files' paths,
+sizes and modification times); a failure recorded on other data is tried again.
 
 ``--jobs N`` runs N runs at once in forked worker processes, each pinned to
 ``cores // N`` torch threads. A run that diverges or raises is recorded as failed
@@ -33,6 +36,8 @@ from typing import Any
 from trainlab.compare.display import LiveDisplay, PlainDisplay, Tally
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
 from trainlab.config import Config, validate
+from trainlab.data.fingerprint import data_fingerprint
+from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import Interrupted, TrainingError
 
 ERROR_FILE = "compare-error.json"  # written into a run folder whose run raised (not diverged)
@@ -90,12 +95,19 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def current_data_fingerprint(config: Config) -> str | None:
+    """:func:`~trainlab.data.fingerprint.data_fingerprint` of the files ``config`` names now, its paths
+    resolved as a run resolves them (``TRAINLAB_DATA_DIR``, then the cwd)."""
+    return data_fingerprint(resolve_data_paths(config.data.model_dump()))
+
+
 def run_action(plan: RunPlan) -> tuple[str, str]:
     """(action, note): action is new | finished | failed | changed | partial (see module docstring)."""
     wanted = plan.config.hash()
+    data = current_data_fingerprint(plan.config)
     error = read_json(plan.path / ERROR_FILE)
-    if error is not None and error.get("config_hash") == wanted:
-        return "failed", str(error.get("reason"))  # the same config would fail the same way
+    if error is not None and error.get("config_hash") == wanted and error.get("data_fingerprint") == data:
+        return "failed", str(error.get("reason"))  # the same config on the same data would fail the same way
     info = read_json(plan.path / "run.json")
     if info is None:
         return "new", ""
@@ -103,6 +115,8 @@ def run_action(plan: RunPlan) -> tuple[str, str]:
     recorded = info.get("config_hash") or summary.get("config_hash")
     if recorded != wanted:
         return "changed", f"config changed (hash {recorded} -> {wanted}): running {plan.label} again"
+    if info.get("data_fingerprint", data) != data:  # runs recorded before fingerprints: by config alone
+        return "changed", f"data files changed since {plan.label} ran: running it again"
     status = info.get("status")
     if status == "finished" and summary.get("status") == "finished":
         return "finished", ""
@@ -173,7 +187,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
         reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            record = {"reason": reason, "config_hash": _hash_or_none(raw), "traceback": traceback.format_exc()}
+            record = {"reason": reason, **_identity_or_none(raw), "traceback": traceback.format_exc()}
             (folder / ERROR_FILE).write_text(json.dumps(record))
         except OSError:
             pass
@@ -191,11 +205,14 @@ def _record_death(plan: RunPlan, reason: str) -> None:
         pass
 
 
-def _hash_or_none(raw: dict[str, Any]) -> str | None:
+def _identity_or_none(raw: dict[str, Any]) -> dict[str, str | None]:
+    """The config hash and data fingerprint of a failed run's config, for its error record (None where
+    they cannot be had: such a run is tried again next time)."""
     try:
-        return validate(raw).hash()
+        config = validate(raw)
+        return {"config_hash": config.hash(), "data_fingerprint": current_data_fingerprint(config)}
     except Exception:  # noqa: BLE001 - only for the error record
-        return None
+        return {"config_hash": None, "data_fingerprint": None}
 
 
 # --------------------------------------------------------------------------- the comparison

@@ -1,0 +1,113 @@
+"""A run records what its data files were (run.json ``data_fingerprint``): compare reuses a finished run,
+and a recorded failure, only on the same files; resume warns when they changed under it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from tests.test_compare import BASE
+from trainlab.compare import compare
+from trainlab.compare.strategies import parse_strategies
+from trainlab.config import validate
+from trainlab.data.fingerprint import data_fingerprint
+from trainlab.experiment import resume, train
+
+
+def _table(path: Path, rows: int = 60, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    path.write_text("a,b,c,y\n" + "".join(f"{a:.4f},{b:.4f},{c:.4f},{t}\n" for (a, b, c), t in zip(x, y, strict=True)))
+    return path
+
+
+def test_the_fingerprint_follows_sizes_times_and_the_files_of_a_folder(tmp_path: Path):
+    table = _table(tmp_path / "t.csv")
+    csv = {"source": "csv", "path": str(table), "target": "y"}
+    first = data_fingerprint(csv)
+    assert first is not None and first == data_fingerprint(csv)
+    stat = table.stat()
+    os.utime(table, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # touched: counted as changed
+    assert data_fingerprint(csv) != first
+    # moved with its times (mv): the same files, so the same fingerprint
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(str(table), moved / "t.csv")
+    touched = data_fingerprint({**csv, "path": str(moved / "t.csv")})
+    os.utime(moved / "t.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert data_fingerprint({**csv, "path": str(moved / "t.csv")}) == touched
+
+    root = tmp_path / "images"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        (root / label / "0.png").write_bytes(b"x" * 10)
+    folder = {"source": "image_folder", "path": str(root), "cache_dir": str(root / ".cache")}
+    before = data_fingerprint(folder)
+    (root / ".cache").mkdir()
+    (root / ".cache" / "decoded.npz").write_bytes(b"cache")  # the run's own cache inside the folder
+    assert data_fingerprint(folder) == before
+    (root / "dog" / "1.png").write_bytes(b"y" * 10)
+    assert data_fingerprint(folder) != before
+    # train/val/test under path; a missing one appearing later is a change
+    split = {"source": "image_folder", "path": str(root), "train": "dog", "test": "missing"}
+    absent = data_fingerprint(split)
+    (root / "missing").mkdir()
+    (root / "missing" / "a.png").write_bytes(b"z")
+    assert data_fingerprint(split) != absent
+    assert data_fingerprint({"source": "iris"}) is None  # a built-in set: the config fixes it
+
+
+CSV_BASE = {**BASE, "name": "table", "data": {"source": "csv", "target": "y"}}
+ONE = parse_strategies({"strategies": {"adam": None}})
+
+
+def test_compare_runs_again_when_the_data_files_changed_and_retries_a_failure_on_new_data(tmp_path: Path, capsys):
+    table = _table(tmp_path / "t.csv")
+    base = {**CSV_BASE, "data": {**CSV_BASE["data"], "path": str(table)}}
+    out = tmp_path / "out"
+    compare({"table": base}, ONE, out, seeds=1, jobs=1, live=False, quiet=True)
+    summary = out / "runs" / "table" / "adam" / "seed-0" / "summary.json"
+    written = summary.stat().st_mtime_ns
+    assert json.loads((summary.parent / "run.json").read_text())["data_fingerprint"] == data_fingerprint(base["data"])
+    compare({"table": base}, ONE, out, seeds=1, jobs=1, live=False, quiet=True)
+    assert summary.stat().st_mtime_ns == written  # same config, same files: reused
+
+    _table(table, rows=80, seed=1)  # rewritten in place: same path, same config
+    capsys.readouterr()
+    compare({"table": base}, ONE, out, seeds=1, jobs=1, live=False, quiet=True)
+    assert "data files changed since table/adam/seed-0 ran" in capsys.readouterr().out
+    assert summary.stat().st_mtime_ns != written
+
+    # a failure (the target column names a missing column) is recorded with the data it failed on ...
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c,label\n" + "1,2,3,0\n" * 20)
+    failing = {**base, "data": {**base["data"], "path": str(bad)}}
+    board = compare({"table": failing}, ONE, tmp_path / "failing", seeds=1, jobs=1, live=False, quiet=True)
+    assert board["tasks"]["table"]["strategies"][0]["failed"] == 1
+    again = compare({"table": failing}, ONE, tmp_path / "failing", seeds=1, jobs=1, live=False, quiet=True)
+    assert again["tasks"]["table"]["strategies"][0]["failed"] == 1  # same files: skipped as failed
+    # ... and tried again once the file is fixed
+    _table(bad)
+    fixed = compare({"table": failing}, ONE, tmp_path / "failing", seeds=1, jobs=1, live=False, quiet=True)
+    entry = fixed["tasks"]["table"]["strategies"][0]
+    assert entry["failed"] == 0 and entry["runs"] == 1
+
+
+def test_resume_warns_when_the_data_files_changed_under_the_run(tmp_path: Path, capsys):
+    table = _table(tmp_path / "t.csv")
+    config = validate({**CSV_BASE, "data": {**CSV_BASE["data"], "path": str(table)}})
+    _, folder = train(config, out=tmp_path / "run", quiet=True)
+    info = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**info, "status": "running"}))  # as a killed run leaves it
+    resume(folder, quiet=True)
+    assert "changed since the run started" not in capsys.readouterr().err
+    (folder / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    _table(table, rows=70, seed=2)
+    resume(folder, quiet=True)
+    err = capsys.readouterr().err
+    assert f"warning: the data files of {folder} changed since the run started" in err and str(table) in err
