@@ -580,3 +580,16 @@ def test_a_metric_the_base_config_does_not_compute_is_refused_before_any_trial(t
     assert code == 2
     assert "--metric 'val_f1' is not computed" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("metrics", "metric", "valid"), [
+    (["accuracy", "confusion_matrix"], "val_confusion_matrix", "val_loss, val_accuracy"),  # not one number
+    (None, "val_r2", "val_loss, val_accuracy, val_precision, val_recall, val_f1"),  # iris' own defaults
+])
+def test_tune_and_compare_apply_one_rule_for_the_metrics_a_run_records(tmp_path, capsys, metrics, metric, valid):
+    base, space = write(tmp_path, {**BASE, "metrics": metrics})
+    code = main(["tune", str(base), "--space", str(space), "--trials", "2", "--metric", metric,
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--metric '{metric}' is not computed" in err and f"(its validation metrics: {valid})" in err
+    assert not (tmp_path / "out").exists()

@@ -14,7 +14,12 @@ summary says why in ``non_finite``), never ``NaN``/``Infinity``.
 from __future__ import annotations
 
 import math
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+
+from trainlab.metrics import default_metrics, is_scalar
+
+if TYPE_CHECKING:
+    from trainlab.config import Config
 
 
 class EpochRecord(TypedDict):
@@ -88,3 +93,30 @@ def best_epoch(history: list[dict[str, Any]], monitor: str, mode: str) -> int | 
         if best is None or (value < best if mode == "min" else value > best):
             best, epoch = value, record["epoch"]
     return epoch
+
+
+# --------------------------------------------------------------------------- which keys a run records
+
+# the summary's own numbers, recorded by every finished run (``summary[key]``)
+SUMMARY_NUMBERS = ("train_time_s", "samples_per_s", "epochs_run", "steps", "best_epoch")
+
+
+def data_task(config: Config) -> str:
+    """``config.data.task``, or (left out) the task inferred from the data, which is read for it."""
+    if config.data.task:
+        return config.data.task
+    from trainlab.data import load_dataset
+
+    return load_dataset(config.data, config.seed).task
+
+
+def recorded_keys(config: Config, task: str | None) -> list[str]:
+    """The numeric keys every finished run of ``config`` records, in the flat form ``test_accuracy``:
+    ``test_``/``val_`` + ``loss`` and each scalar metric of ``config.metrics`` (none listed: the
+    defaults of ``task``, the data's task, which only then is needed; see :func:`data_task`), then
+    :data:`SUMMARY_NUMBERS`. The ``val_`` ones are also in every epoch record. An unknown metric
+    name is trainlab.metrics' ConfigError.
+    """
+    names = config.metrics or default_metrics(task or "")
+    scalars = ["loss", *(n for n in names if n != "loss" and (":" in n or is_scalar(n)))]  # ':' a user metric
+    return [f"{split}_{name}" for split in ("test", "val") for name in scalars] + list(SUMMARY_NUMBERS)

@@ -19,7 +19,7 @@ from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_plans
 from trainlab.compare.strategies import SET_BY_COMPARE, NamedStrategy, load_strategies, validate_strategies
 from trainlab.config import Config, apply_overrides, read_yaml
 from trainlab.errors import ConfigError, TrainingError
-from trainlab.metrics import default_metrics, is_scalar
+from trainlab.records import SUMMARY_NUMBERS, data_task, recorded_keys
 from trainlab.registry import did_you_mean
 
 DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
@@ -92,21 +92,6 @@ def check_metric_found(board: dict[str, Any], metric: str) -> None:
                           f"{did_you_mean(metric, names)} (they have: {', '.join(names)})")
 
 
-SUMMARY_NUMBERS = ("train_time_s", "samples_per_s", "epochs_run", "steps", "best_epoch")
-
-
-def recorded_keys(config: Config, task: str | None) -> list[str]:
-    """The numeric keys every finished run of ``config`` has (:func:`read_metric` reads them).
-
-    ``test_``/``val_`` + ``loss`` and each scalar metric of ``config.metrics`` (none listed: the
-    defaults of ``task``, the data's task, which only then is needed), then :data:`SUMMARY_NUMBERS`.
-    An unknown metric name is trainlab.metrics' ConfigError.
-    """
-    names = config.metrics or default_metrics(task or "")
-    scalars = ["loss", *(n for n in names if n != "loss" and (":" in n or is_scalar(n)))]  # ':' a user metric
-    return [f"{split}_{name}" for split in ("test", "val") for name in scalars] + list(SUMMARY_NUMBERS)
-
-
 def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None) -> None:
     """Before any run: every run records ``metric`` (``--metric``) and ``target_metric`` (``--target``'s).
 
@@ -116,8 +101,6 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
     ConfigError naming the flag, the key and the task (the strategy too, where only some of the
     task's strategies lack it), with a did-you-mean and the keys that are recorded.
     """
-    from trainlab.data import load_dataset
-
     tasks: dict[str, str] = {}  # data section (JSON) -> its task
 
     def keys_of(config: Config) -> list[str]:
@@ -125,7 +108,7 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
         if not (config.metrics or task):
             data = config.data.model_dump_json()
             if data not in tasks:
-                tasks[data] = load_dataset(config.data, config.seed).task
+                tasks[data] = data_task(config)
             task = tasks[data]
         return recorded_keys(config, task)
 

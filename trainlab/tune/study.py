@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 
 from trainlab.config import read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
+from trainlab.records import data_task, recorded_keys
 from trainlab.registry import did_you_mean
 from trainlab.tune.claims import claim_trial
 from trainlab.tune.identity import check_made_with, claim_folder, made_with
@@ -279,11 +280,15 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
 
 
 def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
-    """A --metric the base config does not compute is refused now (default metrics: at the first epoch)."""
-    metrics = validate(copy.deepcopy(base_raw)).metrics
-    name = settings.metric.removeprefix("val_")
-    if metrics is not None and name not in [*metrics, "loss"]:
-        valid = ["val_loss", *(f"val_{m}" for m in metrics)]
+    """A --metric that the base config's epoch records lack is refused now: the ``val_`` keys of
+    :func:`trainlab.records.recorded_keys` (the rule ``compare --metric`` applies), so a metric that
+    is not one number (``confusion_matrix``) is refused too. With neither ``metrics`` nor
+    ``data.task`` in the base config, the data is read for its task's default metrics."""
+    if settings.metric == "val_loss":
+        return
+    config = validate(copy.deepcopy(base_raw))
+    valid = [k for k in recorded_keys(config, None if config.metrics else data_task(config)) if k.startswith("val_")]
+    if settings.metric not in valid:
         raise ConfigError(f"--metric '{settings.metric}' is not computed by {settings.base} "
                           f"{did_you_mean(settings.metric, valid)}(its validation metrics: {', '.join(valid)})")
 
