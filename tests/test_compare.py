@@ -19,7 +19,7 @@ from scipy import stats as sps
 
 from trainlab.cli import main
 from trainlab.compare import compare, stats
-from trainlab.compare.leaderboard import direction_of, parse_target, read_metric
+from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.strategies import load_strategies, parse_strategies, validate_strategies
 from trainlab.errors import ConfigError
 

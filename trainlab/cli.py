@@ -176,7 +176,7 @@ def _cmd_train(args) -> int:
     config = load_config(args.config, args.set)
     target = None
     if args.target:
-        from trainlab.compare.leaderboard import parse_target
+        from trainlab.compare.metric_keys import parse_target
 
         target = parse_target(args.target)  # a bad --target fails before training
     summary, path = train(config, out=args.out, overwrite=args.overwrite, quiet=args.quiet,
@@ -189,7 +189,7 @@ def _cmd_train(args) -> int:
 
 def _time_to_target_line(path: Path, target: dict) -> str:
     """When the run's validation records first reached ``target`` (training seconds, step)."""
-    from trainlab.compare.leaderboard import read_records, time_to_target
+    from trainlab.compare.run_record import read_records, time_to_target
 
     records = read_records(path)
     seconds, step = time_to_target(records, target)

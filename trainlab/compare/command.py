@@ -7,14 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.compare.display import Tally
-from trainlab.compare.leaderboard import (
-    build_leaderboard,
-    direction_of,
-    parse_target,
-    print_leaderboard,
-    read_metric,
-    write_leaderboard,
-)
+from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
+from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_plans
 from trainlab.compare.strategies import SET_BY_COMPARE, NamedStrategy, load_strategies, validate_strategies
 from trainlab.config import Config, apply_overrides, read_yaml

@@ -3,150 +3,25 @@
 Everything is read back from disk (each run's ``summary.json`` and ``metrics.jsonl``),
 so a leaderboard can be rebuilt at any time and agrees with what the folders hold.
 
-Metric keys are the summary's names with their split prefix: ``test_accuracy`` is
-``summary["test"]["accuracy"]``, ``val_loss`` is ``summary["val"]["loss"]``, and a
-top-level number such as ``train_time_s`` is itself. Direction: loss-like names
-(:func:`direction_of`) are minimised, all others maximised, unless given explicitly.
+Metric keys and their direction: :mod:`trainlab.compare.metric_keys`; one run read back:
+:mod:`trainlab.compare.run_record`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import trainlab.compare.stats as stats
 from trainlab.atomic import write_json, write_text
-from trainlab.compare.runner import ERROR_FILE, RunPlan, read_json
-from trainlab.errors import ConfigError
+from trainlab.compare.metric_keys import direction_of, read_metric
+from trainlab.compare.run_record import RunRecord, convergence, load_run, time_to_target
+from trainlab.compare.runner import RunPlan
 
 ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the best strategy
-MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time", "_s")
-
-
-def direction_of(metric: str) -> str:
-    """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``), else ``max``."""
-    name = metric.lower()
-    if name.endswith("per_s"):  # throughput: samples_per_s
-        return "max"
-    return "min" if any(name.endswith(token) or token in name.split("_") for token in MINIMISED) else "max"
-
-
-def read_metric(summary: dict[str, Any] | None, key: str) -> float | None:
-    """``test_accuracy`` -> ``summary["test"]["accuracy"]``; ``train_time_s`` -> ``summary["train_time_s"]``."""
-    if not summary:
-        return None
-    value = summary.get(key)
-    if value is None:
-        split, _, name = key.partition("_")
-        section = summary.get(split)
-        value = section.get(name) if isinstance(section, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def parse_target(text: str | None) -> dict[str, Any] | None:
-    """``val_accuracy=0.9`` -> ``{"metric": "val_accuracy", "value": 0.9, "direction": "max"}``.
-
-    Checks the form only; whether the runs record the metric is checked by
-    ``trainlab.compare.command.check_recorded`` once the configs are known.
-    """
-    if not text:
-        return None
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not sep or not key.startswith("val_") or not math.isfinite(number):
-        raise ConfigError(f"--target expects val_<metric>=<number> (e.g. val_accuracy=0.9 or val_loss=0.3); "
-                          f"got '{text}'")
-    return {"metric": key, "value": number, "direction": direction_of(key)}
-
-
-# --------------------------------------------------------------------------- one run, read back
-
-@dataclass
-class RunRecord:
-    seed: int
-    path: Path
-    status: str  # finished | failed | missing
-    summary: dict[str, Any] | None
-    records: list[dict[str, Any]] = field(default_factory=list)
-    reason: str | None = None
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl without event records; a torn last line (a killed writer) is skipped."""
-    records = []
-    try:
-        lines = (path / "metrics.jsonl").read_text().splitlines()
-    except OSError:
-        return records
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "event" not in record:
-            records.append(record)
-    return records
-
-
-def load_run(plan: RunPlan) -> RunRecord:
-    summary = read_json(plan.path / "summary.json")
-    records = read_records(plan.path)
-    if isinstance(summary, dict) and summary.get("status") == "finished":
-        return RunRecord(plan.seed, plan.path, "finished", summary, records)
-    error = read_json(plan.path / ERROR_FILE)
-    if isinstance(summary, dict) and summary.get("status") == "diverged":
-        events = [e.get("reason") or e.get("event") for e in summary.get("events", []) if isinstance(e, dict)]
-        reason = "diverged" + (f": {events[-1]}" if events and events[-1] else "")
-        return RunRecord(plan.seed, plan.path, "failed", None, records, reason)
-    if isinstance(error, dict):
-        return RunRecord(plan.seed, plan.path, "failed", None, records, str(error.get("reason")))
-    return RunRecord(plan.seed, plan.path, "missing", None, records, "not run yet")
-
-
-def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tuple[float | None, int | None]:
-    """(elapsed_s, step) of the first validation record whose target metric reached the target value."""
-    key, value = target["metric"], target["value"]
-    reached = (lambda v: v >= value) if target["direction"] == "max" else (lambda v: v <= value)
-    for record in sorted((r for r in records if key in r), key=lambda r: (r.get("step", 0), r.get("elapsed_s", 0))):
-        observed = record[key]
-        if isinstance(observed, (int, float)) and math.isfinite(observed) and reached(observed):
-            return record.get("elapsed_s"), record.get("step")
-    return None, None
-
-
-def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[str, float | None]:
-    """Best-validation epoch, mean height of the validation curve, and the generalisation gaps."""
-    epochs = {}
-    for record in run.records:
-        if "epoch" in record and val_key in record:
-            epochs[record["epoch"]] = record  # a resumed run may repeat an epoch: keep the last
-    ordered = [epochs[e] for e in sorted(epochs)]
-    out: dict[str, float | None] = {"best_val_epoch": None, "val_curve_mean": None, "gap_loss": None,
-                                    "gap_val_test": None}
-    if ordered:
-        values = [r[val_key] for r in ordered]
-        pick = max if direction_of(val_key) == "max" else min
-        out["best_val_epoch"] = ordered[values.index(pick(values))]["epoch"]
-        out["val_curve_mean"] = stats.curve_mean([r["epoch"] for r in ordered], values)
-        last = ordered[-1]
-        if isinstance(last.get("train_loss"), (int, float)) and isinstance(last.get("val_loss"), (int, float)):
-            out["gap_loss"] = float(last["val_loss"] - last["train_loss"])
-    if metric_name and run.summary:
-        val, test = read_metric(run.summary, f"val_{metric_name}"), read_metric(run.summary, f"test_{metric_name}")
-        if val is not None and test is not None:
-            out["gap_val_test"] = val - test
-    return out
 
 
 # --------------------------------------------------------------------------- one strategy

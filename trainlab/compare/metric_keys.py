@@ -1,0 +1,56 @@
+"""A comparison's metric keys: ``test_accuracy`` names ``summary["test"]["accuracy"]``, ``val_loss``
+names ``summary["val"]["loss"]``, and a top-level summary number such as ``train_time_s`` is itself.
+Loss-like names (:func:`direction_of`) are minimised, all others maximised; ``--target`` is
+``val_<metric>=<number>`` (:func:`parse_target`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from trainlab.errors import ConfigError
+
+MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time", "_s")
+
+
+def direction_of(metric: str) -> str:
+    """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``), else ``max``."""
+    name = metric.lower()
+    if name.endswith("per_s"):  # throughput: samples_per_s
+        return "max"
+    return "min" if any(name.endswith(token) or token in name.split("_") for token in MINIMISED) else "max"
+
+
+def read_metric(summary: dict[str, Any] | None, key: str) -> float | None:
+    """``test_accuracy`` -> ``summary["test"]["accuracy"]``; ``train_time_s`` -> ``summary["train_time_s"]``."""
+    if not summary:
+        return None
+    value = summary.get(key)
+    if value is None:
+        split, _, name = key.partition("_")
+        section = summary.get(split)
+        value = section.get(name) if isinstance(section, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def parse_target(text: str | None) -> dict[str, Any] | None:
+    """``val_accuracy=0.9`` -> ``{"metric": "val_accuracy", "value": 0.9, "direction": "max"}``.
+
+    Checks the form only; whether the runs record the metric is checked by
+    ``trainlab.compare.command.check_recorded`` once the configs are known.
+    """
+    if not text:
+        return None
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not key.startswith("val_") or not math.isfinite(number):
+        raise ConfigError(f"--target expects val_<metric>=<number> (e.g. val_accuracy=0.9 or val_loss=0.3); "
+                          f"got '{text}'")
+    return {"metric": key, "value": number, "direction": direction_of(key)}

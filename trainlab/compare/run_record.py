@@ -1,0 +1,92 @@
+"""One run of a comparison read back from its folder: ``summary.json``, ``metrics.jsonl`` and the
+failure record, as a :class:`RunRecord`; the time it took to reach a target and its convergence figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trainlab.compare.stats as stats
+from trainlab.compare.metric_keys import direction_of, read_metric
+from trainlab.compare.runner import ERROR_FILE, RunPlan, read_json
+
+
+@dataclass
+class RunRecord:
+    seed: int
+    path: Path
+    status: str  # finished | failed | missing
+    summary: dict[str, Any] | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl without event records; a torn last line (a killed writer) is skipped."""
+    records = []
+    try:
+        lines = (path / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return records
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "event" not in record:
+            records.append(record)
+    return records
+
+
+def load_run(plan: RunPlan) -> RunRecord:
+    summary = read_json(plan.path / "summary.json")
+    records = read_records(plan.path)
+    if isinstance(summary, dict) and summary.get("status") == "finished":
+        return RunRecord(plan.seed, plan.path, "finished", summary, records)
+    error = read_json(plan.path / ERROR_FILE)
+    if isinstance(summary, dict) and summary.get("status") == "diverged":
+        events = [e.get("reason") or e.get("event") for e in summary.get("events", []) if isinstance(e, dict)]
+        reason = "diverged" + (f": {events[-1]}" if events and events[-1] else "")
+        return RunRecord(plan.seed, plan.path, "failed", None, records, reason)
+    if isinstance(error, dict):
+        return RunRecord(plan.seed, plan.path, "failed", None, records, str(error.get("reason")))
+    return RunRecord(plan.seed, plan.path, "missing", None, records, "not run yet")
+
+
+def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tuple[float | None, int | None]:
+    """(elapsed_s, step) of the first validation record whose target metric reached the target value."""
+    key, value = target["metric"], target["value"]
+    reached = (lambda v: v >= value) if target["direction"] == "max" else (lambda v: v <= value)
+    for record in sorted((r for r in records if key in r), key=lambda r: (r.get("step", 0), r.get("elapsed_s", 0))):
+        observed = record[key]
+        if isinstance(observed, (int, float)) and math.isfinite(observed) and reached(observed):
+            return record.get("elapsed_s"), record.get("step")
+    return None, None
+
+
+def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[str, float | None]:
+    """Best-validation epoch, mean height of the validation curve, and the generalisation gaps."""
+    epochs = {}
+    for record in run.records:
+        if "epoch" in record and val_key in record:
+            epochs[record["epoch"]] = record  # a resumed run may repeat an epoch: keep the last
+    ordered = [epochs[e] for e in sorted(epochs)]
+    out: dict[str, float | None] = {"best_val_epoch": None, "val_curve_mean": None, "gap_loss": None,
+                                    "gap_val_test": None}
+    if ordered:
+        values = [r[val_key] for r in ordered]
+        pick = max if direction_of(val_key) == "max" else min
+        out["best_val_epoch"] = ordered[values.index(pick(values))]["epoch"]
+        out["val_curve_mean"] = stats.curve_mean([r["epoch"] for r in ordered], values)
+        last = ordered[-1]
+        if isinstance(last.get("train_loss"), (int, float)) and isinstance(last.get("val_loss"), (int, float)):
+            out["gap_loss"] = float(last["val_loss"] - last["train_loss"])
+    if metric_name and run.summary:
+        val, test = read_metric(run.summary, f"val_{metric_name}"), read_metric(run.summary, f"test_{metric_name}")
+        if val is not None and test is not None:
+            out["gap_val_test"] = val - test
+    return out
