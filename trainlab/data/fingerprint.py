@@ -43,16 +43,23 @@ def _entries(root: Path, skip: Path | None) -> list[str]:
     if root.is_file():
         stat = root.stat()
         return [f"{stat.st_size}|{stat.st_mtime_ns}"]
-    lines = []
-    for folder, subfolders, files in os.walk(root):
-        here = Path(folder)
-        subfolders[:] = sorted(d for d in subfolders if skip is None or (here / d).resolve() != skip)
-        for name in sorted(files):
+    lines: list[str] = []
+
+    def walk(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if skip is None or Path(entry.path).resolve() != skip:
+                    walk(entry.path, f"{prefix}{entry.name}/")
+                continue
             try:
-                stat = (here / name).stat()
+                stat = entry.stat()
             except OSError:  # a dangling link or a file removed while walking
                 continue
-            lines.append(f"{(here / name).relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}")
+            lines.append(f"{prefix}{entry.name}|{stat.st_size}|{stat.st_mtime_ns}")
+
+    walk(str(root), "")
     return lines
 
 
