@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -580,6 +581,21 @@ def test_a_metric_the_base_config_does_not_compute_is_refused_before_any_trial(t
     assert code == 2
     assert "--metric 'val_f1' is not computed" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_metrics_that_are_not_one_number_are_left_out_of_the_best_trial_lines(tmp_path, capsys):
+    base, space = write(tmp_path, {**BASE, "metrics": ["accuracy", "confusion_matrix", "f1_per_class"]})
+    code = main(["tune", str(base), "--space", str(space), "--trials", "2", "--seed", "0",
+                 "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr()
+    assert code == 0 and (tmp_path / "out" / "report.html").is_file()
+    lines = (printed.out + printed.err).splitlines()
+    test_line = next(line for line in lines if line.strip().startswith("test:"))
+    assert re.fullmatch(r"  test: loss [0-9.e-]+, accuracy [0-9.e-]+", test_line)
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert len(best["test"]["confusion_matrix"]) == 3  # the record keeps them
+    from trainlab.tune.results import numbers_line
+    assert numbers_line({"loss": None, "accuracy": 0.5, "flag": True}) == "loss nan, accuracy 0.5"
 
 
 @pytest.mark.parametrize(("metrics", "metric", "valid"), [

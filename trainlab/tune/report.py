@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from trainlab.atomic import write_text
-from trainlab.tune.results import trial_rows
+from trainlab.tune.results import numbers_line, trial_rows
 from trainlab.tune.study import TuneSettings
 
 
@@ -77,8 +77,7 @@ def tune_section(study: optuna.Study, settings: TuneSettings, best: dict[str, An
         parts.append(f"<h3>Best trial {best['trial']}: {html.escape(settings.metric)} = {best['value']:.6g}</h3>")
         parts.append(_table([{"key": k, "value": v} for k, v in best["params"].items()]))
         if best.get("test"):
-            parts.append("<p>test: " + html.escape(", ".join(f"{k} {v:.4g}" for k, v in best["test"].items()))
-                         + "</p>")
+            parts.append("<p>test: " + html.escape(numbers_line(best["test"])) + "</p>")
     plotly_js: bool | str = "inline" if include_plotlyjs else False
     for title, make in _figures(study, settings.metric):
         with warnings.catch_warnings():

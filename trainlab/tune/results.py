@@ -104,6 +104,16 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
     return best
 
 
+def numbers_line(metrics: dict[str, Any]) -> str:
+    """``accuracy 0.9444, f1 0.9412``: the metrics that are one number (a confusion matrix or a
+    per-class list is left out; a non-finite value, null in summary.json, is shown as nan)."""
+    def shown(value: Any) -> str:
+        return "nan" if value is None else f"{value:.4g}"
+
+    return ", ".join(f"{k} {shown(v)}" for k, v in metrics.items()
+                     if v is None or (isinstance(v, int | float) and not isinstance(v, bool)))
+
+
 def format_best(best: dict[str, Any]) -> str:
     """A few lines for the terminal."""
     counts = ", ".join(f"{n} {state.lower()}" for state, n in best["counts"].items() if n)
@@ -112,7 +122,7 @@ def format_best(best: dict[str, Any]) -> str:
         lines.append(f"best trial {best['trial']}: {best['metric']} = {best['value']:.6g}")
         lines.append("  " + yaml.safe_dump(best["params"], default_flow_style=True, width=1 << 20).strip())
         if best.get("test"):
-            lines.append("  test: " + ", ".join(f"{k} {v:.4g}" for k, v in best["test"].items()))
+            lines.append("  test: " + numbers_line(best["test"]))
     else:
         lines.append("no trial completed")
     if "importances" in best:
