@@ -121,6 +121,16 @@ def test_counts_get_poisson_nll():
     assert advise(np.array([0.0, 1.0, 0.0, 1.0]), "regression").loss == {"name": "mse"}  # 2 values: no counts
 
 
+def test_labels_numbered_from_one_are_offered_as_classes_not_counts():
+    y = np.tile([1.0, 2.0, 3.0], 40)
+    advice = checked(advise(y, "regression", x=np.random.default_rng(0).normal(size=(120, 2))))
+    assert advice.loss["name"] != "poisson_nll"
+    first = advice.alternatives[0]
+    assert first.loss == {"name": "cross_entropy"} and "set data.task: multiclass" in first.reason
+    assert "1..3" in first.reason
+    assert all(a.loss["name"] != "cross_entropy" for a in advise(np.tile([1.0, 2.5, 3.0], 40), "regression").alternatives)
+
+
 def test_imbalanced_binary_gets_pos_weight_and_the_papers_focal():
     y = np.r_[np.zeros(950, dtype=np.int64), np.ones(50, dtype=np.int64)]
     advice = checked(advise(np.random.default_rng(0).permutation(y), "binary"))

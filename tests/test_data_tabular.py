@@ -23,6 +23,7 @@ from trainlab.data.dataset import (
     SURE_CLASSES,
     infer_task,
     is_count_target,
+    numbered_from_one,
     split_indices,
 )
 from trainlab.data.predict_input import read_for_predict
@@ -92,6 +93,46 @@ def test_csv_integer_float_and_string_labels(tmp_path):
         assert strings.class_names[label] == names[int(x) % 3]
 
 
+def test_labels_numbered_from_one_with_the_task_set_are_classes_named_by_their_values(tmp_path):
+    """UCI wine writes its classes 1, 2, 3: inferred as a regression target (and not as counts); with
+    data.task: multiclass they are 3 classes (as sklearn's LabelEncoder reads them), none empty."""
+    rows = [[i, 1 + i % 3] for i in range(60)]
+    path = write_csv(tmp_path / "w.csv", ["a", "class"], rows)
+    inferred = load(source="csv", path=path, target="class")
+    assert inferred.task == "regression" and "target_kind" not in inferred.extras
+    assert numbered_from_one(np.array([1, 2, 3, 3])) and not numbered_from_one(np.array([0, 1, 2]))
+    assert not numbered_from_one(np.array([1, 3])) and not numbered_from_one(np.arange(1, SURE_CLASSES + 2))
+    data = load(source="csv", path=path, target="class", task="multiclass", val_fraction=0.0, test_fraction=0.0,
+                standardize=False)
+    assert data.num_classes == 3 and data.class_names == ["1", "2", "3"]
+    for x, label in zip(data.train.x[:, 0].tolist(), data.train.y.tolist(), strict=True):
+        assert data.class_names[label] == str(1 + int(x) % 3)
+    # with gaps: 1, 2, 5 -> 3 classes; given test labels are mapped alike, an unseen one is refused
+    x = np.arange(30, dtype=np.float32).reshape(30, 1)
+    y = np.array([1, 2, 5] * 10)
+    np.savez(tmp_path / "g.npz", x=x, y=y, x_test=x[:4], y_test=np.array([5, 1, 2, 2]))
+    gaps = load(source="npz", path=str(tmp_path / "g.npz"), task="multiclass")
+    assert gaps.class_names == ["1", "2", "5"] and gaps.test.y.tolist() == [2, 0, 1, 1]
+    np.savez(tmp_path / "u.npz", x=x, y=y, x_test=x[:2], y_test=np.array([5, 0]))
+    with pytest.raises(DataError, match=r"test data label 0 at row 1 \(counting from 0\) is not a class of the "
+                                        r"training data \(classes: 1, 2, 5\)"):
+        load(source="npz", path=str(tmp_path / "u.npz"), task="multiclass")
+    # labels holding 0 are the indices 0..K-1 as before (no names)
+    plain = load(source="csv", path=write_csv(tmp_path / "p.csv", ["a", "y"], [[i, i % 3] for i in range(30)]),
+                 target="y", task="multiclass")
+    assert plain.class_names is None and plain.num_classes == 3
+
+
+def test_a_single_class_is_refused(tmp_path):
+    named = write_csv(tmp_path / "one.csv", ["a", "y"], [[i, "yes"] for i in range(20)])
+    with pytest.raises(DataError, match=r"the training targets hold one class \('yes' in all 20 rows\); a binary "
+                                        "classifier needs rows of at least two classes"):
+        load(source="csv", path=named, target="y")
+    ones = write_csv(tmp_path / "ones.csv", ["a", "y"], [[i, 1] for i in range(20)])
+    with pytest.raises(DataError, match=r"one class \('1' in all 20 rows\)"):
+        load(source="csv", path=ones, target="y", task="binary")
+
+
 def test_csv_counts_flagged_for_the_advisor(tmp_path):
     counts = np.random.default_rng(1).poisson(6.0, size=200)
     data = load(source="csv", path=write_csv(tmp_path / "c.csv", ["a", "n"], [[i, c] for i, c in enumerate(counts)]),
@@ -157,9 +198,9 @@ def test_bom_quotes_and_semicolons_match_the_csv_module(tmp_path):
     np.testing.assert_array_equal(data.train.y.numpy(), [int(r[3]) for r in reference[1:]])
 
 
-def test_one_row_classification_warns(tmp_path, capsys):
-    data = load(source="csv", path=write_csv(tmp_path / "o.csv", ["a", "y"], [[1, "cat"]]), target="y")
-    assert len(data.train) == 1 and len(data.val) == 0 and len(data.test) == 0
+def test_a_tiny_classification_set_warns_of_its_empty_splits(tmp_path, capsys):
+    data = load(source="csv", path=write_csv(tmp_path / "o.csv", ["a", "y"], [[1, "cat"], [2, "dog"]]), target="y")
+    assert len(data.train) == 2 and len(data.val) == 0 and len(data.test) == 0
     err = capsys.readouterr().err
     assert "the test split is empty" in err and "the val split is empty" in err
 

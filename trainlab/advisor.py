@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.data.dataset import numbered_from_one
 from trainlab.errors import ConfigError, DataError
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
@@ -398,7 +399,14 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
     if task == "regression":
         if marked_count or _is_count(y):
             return _advise_count(y, marked_count)
-        return _advise_regression(y, x)
+        advice = _advise_regression(y, x)
+        column = y.reshape(len(y), -1)
+        if column.shape[1] == 1 and numbered_from_one(column[:, 0]):
+            k = int(column.max())
+            advice.alternatives.insert(0, Alternative({"name": "cross_entropy"}, (
+                f"the targets are the whole numbers 1..{k}: if they are class labels, set data.task: multiclass "
+                f"(read as {k} classes named 1..{k}) and use cross_entropy")))
+        return advice
     if task == "binary":
         return _advise_binary(y)
     if task == "multiclass":

@@ -24,6 +24,7 @@ from trainlab.data.dataset import (
     Split,
     Task,
     check_finite,
+    class_values,
     infer_task,
     is_count_target,
     split_indices,
@@ -179,6 +180,17 @@ def _check_class_count(name: str, y: np.ndarray, locate: Callable[[str, int, int
                         "0, 1, ..., K-1: a typo?)")
 
 
+def _as_training_classes(name: str, y: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A given split's labels as the training classes' indices (``values``: the training labels, sorted)."""
+    index = np.searchsorted(values, y)
+    known = (index < len(values)) & (values[np.minimum(index, len(values) - 1)] == y)
+    if not np.all(known):
+        row = int(np.flatnonzero(~known)[0])
+        raise DataError(f"{name} label {y[row]:g} at {_at(None, 'targets', row, None)} is not a class of the "
+                        f"training data (classes: {', '.join(f'{v:g}' for v in values)})")
+    return index
+
+
 def _check_multilabel(name: str, y: np.ndarray, locate: Callable[[str, int, int], str] | None = None) -> None:
     """Multi-label targets are (N, L) of 0/1: one column per label."""
     if y.ndim != 2:
@@ -231,7 +243,8 @@ def _warn_if_empty(split: str, n: int, fraction: float, n_rows: int) -> None:
              f"(or a class has a single row), so {split} metrics will be missing; add rows")
 
 
-def _check_training_targets(raw: RawData, task: str, y_train: np.ndarray, locate, extras: dict[str, Any]) -> int | None:
+def _check_training_targets(raw: RawData, task: str, y_train: np.ndarray, class_names: list[str] | None, locate,
+                            extras: dict[str, Any]) -> int | None:
     """Check the training labels for ``task`` (before splitting, so rows are the source's rows) and return
     the class count (None for regression); a count-like regression target is noted in ``extras``."""
     if task == "multilabel":
@@ -240,9 +253,13 @@ def _check_training_targets(raw: RawData, task: str, y_train: np.ndarray, locate
     if task != "regression":
         _check_labels("training data", y_train, task, None, locate)  # whole numbers >= 0
         _check_class_count("training data", y_train, locate)
-        num_classes = (2 if task == "binary" else len(raw.class_names) if raw.class_names
+        num_classes = (2 if task == "binary" else len(class_names) if class_names
                        else int(max(y_train.max(), 1)) + 1)
         _check_labels("training data", y_train, task, num_classes, locate)
+        if len(np.unique(y_train)) < 2:
+            only = class_names[int(y_train[0])] if class_names else f"{y_train[0]:g}"
+            raise DataError(f"the training targets hold one class ('{only}' in all {len(y_train)} rows); a "
+                            f"{task} classifier needs rows of at least two classes")
         return num_classes
     if raw.task is None and is_count_target(y_train):
         extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
@@ -283,13 +300,18 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     task = _decide_task(config, raw, y_train)
     extras = dict(raw.extras or {})
     class_names = raw.class_names if task != "regression" else None  # (multi-target CSVs name their columns)
-    num_classes = _check_training_targets(raw, task, y_train, locate, extras)
+    values = class_values(y_train) if task in ("binary", "multiclass") and class_names is None else None
+    if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label
+        y_train, class_names = np.searchsorted(values, y_train), [f"{v:g}" for v in values]
+    num_classes = _check_training_targets(raw, task, y_train, class_names, locate, extras)
     stratify = y_train if task in ("binary", "multiclass") else None
     n_rows = len(x_train)
 
     def check_given(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y, _ = _clean(name, np.asarray(x), np.asarray(y), policy)
         _same_layout(name, x, y, x_train, y_train)
+        if values is not None:
+            y = _as_training_classes(name, y, values)
         if task == "multilabel":
             _check_multilabel(name, y)
         elif num_classes is not None:

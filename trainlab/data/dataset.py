@@ -91,9 +91,21 @@ def _whole(y: np.ndarray) -> bool:
     return bool(np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0))
 
 
+def numbered_from_one(y: np.ndarray) -> bool:
+    """1-D whole-number targets whose distinct values are exactly ``1, ..., K`` with ``2 <= K <=``
+    :data:`SURE_CLASSES`: class labels numbered from 1 (UCI's wine: 1, 2, 3) more likely than counts.
+    :func:`infer_task` still reads them as regression; ``data.task: multiclass`` reads them as classes."""
+    if y.ndim != 1 or len(y) == 0 or not _whole(y):
+        return False
+    values = np.unique(y)
+    return 2 <= len(values) <= SURE_CLASSES and values[0] == 1 and values[-1] == len(values)
+
+
 def is_count_target(y: np.ndarray) -> bool:
-    """Whole, non-negative 1-D targets that :func:`infer_task` reads as regression: event counts."""
-    return y.ndim == 1 and len(y) > 0 and _whole(y) and bool(y.min() >= 0) and infer_task(y) == "regression"
+    """Whole, non-negative 1-D targets that :func:`infer_task` reads as regression: event counts
+    (not labels numbered from 1, :func:`numbered_from_one`)."""
+    return (y.ndim == 1 and len(y) > 0 and _whole(y) and bool(y.min() >= 0) and infer_task(y) == "regression"
+            and not numbered_from_one(y))
 
 
 def infer_task(y: np.ndarray) -> Task:
@@ -136,6 +148,20 @@ def infer_task(y: np.ndarray) -> Task:
     if k > MAX_INFERRED_CLASSES or (k > SURE_CLASSES and counts.min() < len(y) / (5 * k)):
         return "regression"
     return "binary" if k <= 2 else "multiclass"
+
+
+def class_values(y: np.ndarray) -> np.ndarray | None:
+    """The sorted distinct labels of 1-D whole-number class targets ``y`` that hold no 0 (numbered
+    from 1, as UCI's wine writes 1, 2, 3, or from any positive number); None otherwise.
+
+    A task set to ``binary``/``multiclass`` on such labels reads the k-th smallest value as class k
+    and keeps the values as the class names (what scikit-learn's ``LabelEncoder`` does), so no
+    class is left without rows and predictions print the labels as the data wrote them. Labels
+    that hold 0 are class indices 0..K-1, where a stray large value is a typo to refuse.
+    """
+    if y.ndim != 1 or len(y) == 0 or not _whole(y) or bool(y.min() <= 0):
+        return None
+    return np.unique(y)
 
 
 def split_indices(
