@@ -15,7 +15,7 @@ from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
 from trainlab.config import validate
 from trainlab.data.fingerprint import data_fingerprint
-from trainlab.experiment import resume, train
+from trainlab.experiment import evaluate_run, resume, train
 
 
 def _table(path: Path, rows: int = 60, seed: int = 0) -> Path:
@@ -111,3 +111,18 @@ def test_resume_warns_when_the_data_files_changed_under_the_run(tmp_path: Path, 
     resume(folder, quiet=True)
     err = capsys.readouterr().err
     assert f"warning: the data files of {folder} changed since the run started" in err and str(table) in err
+
+
+def test_eval_warns_when_the_data_files_changed_since_training(tmp_path: Path, capsys):
+    table = _table(tmp_path / "t.csv")
+    config = validate({**CSV_BASE, "data": {**CSV_BASE["data"], "path": str(table)}})
+    _, folder = train(config, out=tmp_path / "run", quiet=True)
+    capsys.readouterr()
+    evaluate_run(folder, "test")
+    assert "warning" not in capsys.readouterr().err
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")  # the same rows, reordered
+    evaluate_run(folder, "test")
+    err = capsys.readouterr().err
+    assert (f"warning: the data files of {folder} changed since it was trained (files under {table}); evaluating "
+            "on them as they are now (the test split may hold other rows)") in err

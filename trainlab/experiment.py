@@ -274,10 +274,7 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
         if run.info().get("status") == "finished":
             raise RunDirError(f"run {path} already finished; start a new run, or evaluate it with "
                               f"'trainlab eval {path}'")
-        recorded = run.info().get("data_fingerprint")
-        if recorded is not None and recorded != data_fingerprint(stored.data.model_dump()):  # results change
-            _warn(f"warning: the data files of {path} changed since the run started (files under "
-                  f"{', '.join(str(p) for p in named_files(stored.data.model_dump()).values())}); resuming with them")
+        _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
         with run_scope(stored):
             built = build(stored, quiet=True)
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
@@ -288,6 +285,16 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
             return _run(built, run, quiet, callbacks), path
     finally:
         run.close()
+
+
+def _warn_if_data_changed(path: Path, info: dict[str, Any], config: Config, since: str, then: str) -> None:
+    """One warning line when the files ``config``'s data names are not those the run recorded in
+    run.json (``data_fingerprint``); results change, so it is never quiet."""
+    recorded = info.get("data_fingerprint")
+    data = config.data.model_dump()
+    if recorded is not None and recorded != data_fingerprint(data):
+        files = ", ".join(str(p) for p in named_files(data).values())
+        _warn(f"warning: the data files of {path} changed {since} (files under {files}); {then}")
 
 
 def evaluate_run(path: str | Path, split: str = "test") -> dict[str, Any]:
@@ -307,6 +314,12 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
     config = load_config(config_path)
+    try:
+        info = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    _warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
+                          f"evaluating on them as they are now (the {split} split may hold other rows)")
     with run_scope(config):
         built = build(config, quiet=True)
         try:
