@@ -48,6 +48,15 @@ def test_train_target_that_is_not_a_validation_metric_is_one_line(write_config, 
     err = capsys.readouterr().err
     assert err.startswith("error: --target expects val_<metric>=<number>") and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+    # a metric the run does not record is refused before training too, with a did-you-mean
+    assert main(["train", str(config), "--out", str(tmp_path / "r"), "--target", "val_acc=0.9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --target 'val_acc' is not recorded by this run; did you mean 'val_accuracy'?")
+    assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+    regression = write_config(DIGITS_MLP, data={"source": "diabetes"}, metrics=None,
+                              strategy__loss="mse", model={"name": "linear"})
+    assert main(["train", str(regression), "--out", str(tmp_path / "r"), "--target", "val_accuracy=0.9"]) == 2
+    assert "(its validation metrics: val_loss, val_mse, val_mae, val_r2)" in capsys.readouterr().err
 
 
 def test_schedule_plot_draws_the_run_schedule(write_config, tmp_path, capsys):

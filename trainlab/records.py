@@ -120,3 +120,11 @@ def recorded_keys(config: Config, task: str | None) -> list[str]:
     names = config.metrics or default_metrics(task or "")
     scalars = ["loss", *(n for n in names if n != "loss" and (":" in n or is_scalar(n)))]  # ':' a user metric
     return [f"{split}_{name}" for split in ("test", "val") for name in scalars] + list(SUMMARY_NUMBERS)
+
+
+def validation_keys(config: Config) -> list[str]:
+    """The ``val_`` keys of :func:`recorded_keys`: what every epoch record of ``config``'s runs holds
+    (``--target`` and ``tune --metric`` choose among them). With neither ``metrics`` nor
+    ``data.task`` set, the data is read for its task."""
+    task = None if config.metrics else data_task(config)
+    return [key for key in recorded_keys(config, task) if key.startswith("val_")]

@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 
 from trainlab.config import read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
-from trainlab.records import data_task, recorded_keys
+from trainlab.records import validation_keys
 from trainlab.registry import did_you_mean
 from trainlab.tune.claims import claim_trial
 from trainlab.tune.identity import check_made_with, claim_folder, made_with
@@ -287,7 +287,7 @@ def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
     if settings.metric == "val_loss":
         return
     config = validate(copy.deepcopy(base_raw))
-    valid = [k for k in recorded_keys(config, None if config.metrics else data_task(config)) if k.startswith("val_")]
+    valid = validation_keys(config)
     if settings.metric not in valid:
         raise ConfigError(f"--metric '{settings.metric}' is not computed by {settings.base} "
                           f"{did_you_mean(settings.metric, valid)}(its validation metrics: {', '.join(valid)})")
