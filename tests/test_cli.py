@@ -42,6 +42,21 @@ def test_train_target_prints_the_time_the_validation_metric_first_reached_it(wri
     assert best > 1e-9
 
 
+def test_a_reader_gone_before_the_output_is_sigpipes_code_and_no_error_line(write_config, tmp_path, capsys):
+    """`trainlab eval RUN | head -0`: the pipe breaks on our first print. Exit 141 (128 + SIGPIPE) like
+    any Unix filter, not the disk-full message with exit 1."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    assert main(["train", str(write_config(DIGITS_MLP, strategy__epochs=1)), "--out", str(out), "--quiet"]) == 0
+    process = subprocess.Popen([sys.executable, "-m", "trainlab", "eval", str(out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait() == 141 and err == ""
+
+
 def test_train_target_that_is_not_a_validation_metric_is_one_line(write_config, tmp_path, capsys):
     config = write_config(DIGITS_MLP)
     assert main(["train", str(config), "--out", str(tmp_path / "r"), "--target", "accuracy=0.9"]) == 2

@@ -8,6 +8,7 @@ starting ``error:``; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainlab import __version__
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import EXIT_BROKEN_PIPE, EXIT_SYSTEM, ConfigError, TrainingError, TrainlabError
 
 MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
 
@@ -380,13 +381,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader of our output went away (`trainlab predict ... | head`): as SIGPIPE would
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return EXIT_BROKEN_PIPE
     except OSError as exc:  # the disk, not the config: full, read-only, gone
         if args.debug:
             raise
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"error: cannot write{where}: {exc.strerror or exc}; finished checkpoints are intact, "
               "resume once there is room", file=sys.stderr)
-        return 1
+        return EXIT_SYSTEM
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -394,9 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         first = (str(exc).strip().splitlines() or [""])[0][:400]
-        code = 4 if isinstance(exc, RuntimeError) else 1
         print(f"error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
-        return code
+        return TrainingError.exit_code
 
 
 if __name__ == "__main__":

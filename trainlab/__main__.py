@@ -1,0 +1,7 @@
+"""``python -m trainlab ...``: the same command line as ``trainlab ...``."""
+
+import sys
+
+from trainlab.cli import main
+
+sys.exit(main())
