@@ -375,6 +375,31 @@ def test_two_tasks_give_two_leaderboards_and_a_profile(tmp_path: Path):
     assert board["target_direction"] == "min"
 
 
+def test_the_printed_table_shows_no_float_noise_as_spread():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from trainlab.compare.leaderboard import metric_block, print_leaderboard
+
+    def entry(name: str, values: list[float]) -> dict:
+        return {"name": name, "rank": 1, "runs": len(values), "failed": 0, "failures": [],
+                "metrics": {"test_accuracy": metric_block(values, list(range(len(values))))},
+                "vs_best": {"test": None, "p": None, "p_holm": None, "verdict": "best", "prob_improvement": None},
+                "time_to_target_s": {"median": None, "reached": 0, "values": []}}
+
+    equal = entry("equal", [17 / 18] * 3)
+    assert 0 < equal["metrics"]["test_accuracy"]["std"] < 1e-15  # what numpy gives for three equal values
+    spread = entry("spread", [0.5, 0.5 + 1e-9, 0.5 + 2e-9])  # tiny but real: still shown
+    board = {"metric": "test_accuracy", "direction": "max", "seeds": 3, "target": None, "profile": None,
+             "tasks": {"iris": {"strategies": [equal, spread]}}}
+    buffer = StringIO()
+    print_leaderboard(board, Console(file=buffer, width=200))
+    printed = buffer.getvalue()
+    assert "0.9444 ± 0 n=3" in printed and "e-16" not in printed
+    assert "0.5 ± 1e-09 n=3" in printed
+
+
 @pytest.mark.slow
 def test_sigkill_half_way_then_the_same_command_completes(tmp_path: Path):
     base = tmp_path / "base.yaml"

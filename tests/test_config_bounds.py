@@ -125,3 +125,32 @@ def test_aliases_are_unshared_so_a_set_changes_one_place(tmp_path):
     text = BASE + "anchors: &opt {name: sgd, lr: 0.01}\n"
     raw = read_yaml(_write(tmp_path, text.replace("anchors:", "x:") + "y: *opt\n"))
     assert raw["x"] == raw["y"] and raw["x"] is not raw["y"]
+
+
+# ------------------------------------------------------------------ typos of keys outside the factory's signature
+
+@pytest.mark.parametrize("override, fragments", [
+    # keys every data source shares: suggested and listed beside the source's own options
+    ("data.val_fracton=0.3", ["data source 'synthetic_linear' has no option 'val_fracton'; did you mean 'val_fraction'?",
+                              "options: n, seed, n_val, n_test; shared data keys: source, task, val_fraction, "
+                              "test_fraction, split_seed, nan_policy, standardize, standardize_target)"]),
+    ("data.nan_polcy=drop", ["has no option 'nan_polcy'; did you mean 'nan_policy'?"]),
+    ("data.standardise=false", ["did you mean 'standardize'?"]),
+    ("data.nn=3", ["has no option 'nn'; did you mean 'n'?"]),  # the source's own options still come first
+    # the optimizer's lr is passed apart from its other options, but it is one of them
+    ("strategy.optimizer.lrr=0.1", ["optimizer 'sgd' has no option 'lrr'; did you mean 'lr'?", "(options: lr, "]),
+    ("strategy.optimizer.momentun=0.9", ["did you mean 'momentum'?"]),
+])
+def test_option_typos_suggest_shared_keys_and_lr(tmp_path, capsys, override, fragments):
+    from trainlab.cli import main
+    from trainlab.preflight import check_components
+
+    config_path = _write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as caught:  # compare/tune's check before any run words it the same
+        check_components(load_config(config_path, [override]))
+    assert main(["train", str(config_path), "--set", override, "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == f"error: {caught.value}"
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -209,7 +209,7 @@ def test_image_folder_run_predicts_a_folder_of_images(tmp_path, monkeypatch):
     assert list(rows["file"]) == ["a.png", "sub/b.jpg"] and list(rows["prediction"]) == ["bright", "dark"]
 
 
-def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch):
+def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch, capsys):
     good, bad = ["great fun film", "lovely acting", "a great story"], ["dull boring film", "awful plot", "boring"]
     lines = ["sentence\tlabel"] + [f"{good[i % 3]}\tpos" if i % 2 else f"{bad[i % 3]}\tneg" for i in range(120)]
     (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
@@ -221,6 +221,46 @@ def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch):
     (tmp_path / "train.tsv").unlink()
     rows = trainlab.load_run(run).predict_file(tmp_path / "new.tsv")
     assert list(rows["prediction"]) == ["pos", "neg"]
+    # the wrong column, through the CLI: the hint names what the file must hold, not a --set predict lacks
+    (tmp_path / "other.tsv").write_text("text\nwhat a great lovely film\n")
+    capsys.readouterr()
+    assert main(["predict", str(run), str(tmp_path / "other.tsv")]) == 3
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"error: text file {tmp_path / 'other.tsv'}: the input needs a column named 'sentence' "
+                     "(this run's data.text_column), tab-separated; got columns: 'text'"]
+
+
+@pytest.mark.parametrize("source, header, fragments", [
+    ("text_tsv", "text", ["column named 'sentence' (this run's data.text_column), tab-separated; "
+                          "got columns: 'text'"]),
+    ("text_tsv", "sentence,label", ["got columns: 'sentence,label'; the file looks comma-separated: "
+                                    "save it tab-separated"]),
+    ("text_tsv", "sentence;label", ["the file looks semicolon-separated"]),
+    ("text_csv", "text\tlabel", ["column named 'text' (this run's data.text_column), comma-separated; "
+                                  "got columns: 'text\\tlabel'; the file looks tab-separated: save it comma-separated"]),
+])
+def test_predict_text_input_without_the_runs_text_column(tmp_path, source, header, fragments):
+    from trainlab.data.predict_media import read_texts
+    from trainlab.errors import DataError
+
+    file = tmp_path / "new.txt"
+    file.write_text(f"{header}\na b\n")
+    with pytest.raises(DataError) as caught:
+        read_texts(file, source, {}, {"tokenizer": "word", "vocab": ["<pad>", "<unk>", "a"], "max_length": 4})
+    message = str(caught.value)
+    assert "set data.text_column" not in message and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_predict_text_input_reads_the_runs_own_text_column(tmp_path):
+    from trainlab.data.predict_media import read_texts
+
+    file = tmp_path / "new.tsv"
+    file.write_text("id\tbody\n1\ta b\n")
+    ids = read_texts(file, "text_tsv", {"text_column": "body"},
+                     {"tokenizer": "word", "vocab": ["<pad>", "<unk>", "a"], "max_length": 4})
+    assert ids.shape == (1, 4)
 
 
 def test_load_run_leaves_the_callers_random_state_alone(runs):

@@ -193,6 +193,65 @@ def test_airbench_rejects_small_images():
 
 
 # ---------------------------------------------------------------------------
+# cnn1d / cnn2d: inputs too small for the pooling stages
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_cnn2d_refuses_images_too_small_for_its_pooling_stages(batch_norm):
+    # 8x8 pooled by 2 four times is 0x0: torch fails only at the first batch, with a raw message
+    spec = {"name": "cnn2d", "channels": [8, 16, 32, 64], "batch_norm": batch_norm}
+    with pytest.raises(ConfigError) as caught:
+        build_model(spec, (1, 8, 8), 10)
+    message = str(caught.value)
+    assert "images of 8x8 are too small for 4 pooling stages of 2 (need >= 16x16)" in message
+    assert "at most 3 model.channels entries" in message and "data.size: [16, 16]" in message
+
+
+@pytest.mark.parametrize("name, spec, shape, message", [
+    ("cnn1d", {"channels": [4, 4, 4, 4]}, (1, 8), "length 8 are too small for 4 pooling stages of 2 (need length >= 16)"),
+    ("cnn2d", {"channels": [4], "pool": 3}, (1, 2, 9), "images of 2x9 are too small for 1 pooling stages of 3"),
+    ("cnn2d", {"channels": [4, 4], "pool": 3, "kernel": 4}, (1, 4, 4), "need >= 5x5"),
+])
+def test_conv_nets_refuse_inputs_too_small(name, spec, shape, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_model({"name": name, **spec}, shape, 3)
+
+
+@pytest.mark.parametrize("name, spec, shape", [
+    ("cnn2d", {"channels": [8, 16, 32, 64], "batch_norm": True}, (1, 16, 16)),  # pooled down to exactly 1x1
+    ("cnn2d", {"channels": [4, 4], "pool": 3, "kernel": 4}, (1, 5, 5)),  # even kernels grow the map by one
+    ("cnn1d", {"channels": [4, 4, 4, 4], "batch_norm": True}, (1, 16)),
+    ("cnn2d", {"channels": [4], "pool": 1, "batch_norm": True}, (1, 1, 1)),  # no pooling: any size
+])
+def test_conv_nets_build_at_the_smallest_size_and_train(name, spec, shape):
+    model = build_model({"name": name, **spec}, shape, 3)
+    out = model.train()(torch.randn(2, *shape))
+    assert out.shape == (2, 3)
+    out.square().mean().backward()
+
+
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4])
+@pytest.mark.parametrize("pool", [2, 3])
+def test_cnn1d_smallest_length_agrees_with_torch(kernel, pool):
+    # the stated minimum is exact: torch's own layers fail one below it and work from it on
+    spec = {"name": "cnn1d", "channels": [2, 2, 2], "kernel": kernel, "pool": pool}
+    try:
+        build_model(spec, (1, 1), 2)
+        smallest = 1  # an even kernel grows the signal by one before each pool of 2
+    except ConfigError as exc:
+        smallest = int(str(exc).split("need length >= ")[1].split(")")[0])
+        bare = nn.Sequential(*[nn.Sequential(nn.Conv1d(1, 1, kernel, padding=kernel // 2), nn.MaxPool1d(pool))
+                               for _ in range(3)])
+        with pytest.raises(RuntimeError):
+            bare(torch.zeros(1, 1, smallest - 1))
+        with pytest.raises(ConfigError, match="too small"):
+            build_model(spec, (1, smallest - 1), 2)
+    for length in range(smallest, smallest + 2 * pool):
+        assert build_model(spec, (1, length), 2)(torch.zeros(2, 1, length)).shape == (2, 2)
+
+
+# ---------------------------------------------------------------------------
 # cifar_tutorial_cnn
 # ---------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from trainlab.config_fields import (
 )
 from trainlab.config_strategy import Strategy
 from trainlab.errors import ConfigError
-from trainlab.registry import did_you_mean
+from trainlab.registry import declare_section_keys, did_you_mean
 from trainlab.yaml_files import check_tree, load_yaml_file, yaml_load
 
 DATA_TASKS = ("regression", "binary", "multiclass", "multilabel")  # = trainlab.data.dataset.TASKS
@@ -68,6 +68,10 @@ class DataConfig(BaseModel):
 
     def source_kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+# a data key no source takes is reported by the source's signature: let it suggest these keys too
+declare_section_keys("data source", "data", DataConfig.model_fields)
 
 
 class ModelConfig(Named):

@@ -40,7 +40,7 @@ import os
 import site
 import sys
 import sysconfig
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -186,6 +186,16 @@ def _is_users_code(module_name: str, policy: CodePolicy) -> bool:
 
 _REGISTRIES: list[Registry[Any]] = []
 
+# Keys a config section reads itself next to its factory's options, by registry kind: ``data.val_fraction``
+# sits beside the csv source's ``delimiter``. The config module that defines the section declares them
+# (:func:`declare_section_keys`), so that a typo of one gets the same did-you-mean as a typo of an option.
+_SECTION_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def declare_section_keys(kind: str, section: str, keys: Iterable[str]) -> None:
+    """Every ``kind`` factory's section (e.g. ``data``) also takes ``keys``; unknown-option errors list them."""
+    _SECTION_KEYS[kind] = (section, tuple(keys))
+
 
 def _is_registered(target: Any) -> bool:
     return any(target is factory for registry in _REGISTRIES for factory in registry._entries.values())
@@ -296,7 +306,7 @@ class Registry(Generic[T]):
         else:
             return spec
         factory = self.get(name)
-        self._check_options(name, factory, kwargs, skip=len(args) + len(extra))
+        self._check_options(name, factory, kwargs, skip=len(args))
         try:
             return factory(*args, **extra, **kwargs)
         except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault
@@ -304,7 +314,12 @@ class Registry(Generic[T]):
             raise ConfigError(f"{self.kind} '{name}': {first}") from exc
 
     def _check_options(self, name: str, factory: Callable[..., Any], kwargs: dict[str, Any], skip: int) -> None:
-        """Unknown keyword options -> one line naming the option, a did-you-mean and the valid ones."""
+        """Unknown keyword options -> one line naming the option, a did-you-mean and the valid ones.
+
+        The options are the factory's parameters after the ``skip`` positional arguments the caller supplies,
+        including those it passes by keyword from the same config section (the optimizer's ``lr``), then
+        the section's own keys (:func:`declare_section_keys`).
+        """
         try:
             signature = inspect.signature(factory)
         except (TypeError, ValueError):
@@ -312,10 +327,13 @@ class Registry(Generic[T]):
         parameters = list(signature.parameters.values())
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
             return
-        valid = [p.name for p in parameters[skip:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        options = [p.name for p in parameters[skip:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        section, shared = _SECTION_KEYS.get(self.kind, ("", ()))
+        shared = [key for key in shared if key not in options]
         for option in kwargs:
-            if option not in valid:
-                raise ConfigError(
-                    f"{self.kind} '{name}' has no option '{option}'{did_you_mean(option, valid)} "
-                    f"(options: {', '.join(valid) or 'none'})"
-                )
+            if option not in options:
+                listed = f"options: {', '.join(options) or 'none'}"
+                if shared:
+                    listed += f"; shared {section} keys: {', '.join(shared)}"
+                raise ConfigError(f"{self.kind} '{name}' has no option '{option}'"
+                                  f"{did_you_mean(option, options + shared)} ({listed})")

@@ -239,6 +239,20 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
+def _fmt_spread(block: dict[str, Any]) -> str:
+    """The std of ``block`` for the table: 0 when the runs agree to float precision.
+
+    Equal values give a rounding-noise std (0.9444 ± 1.4e-16), which reads as a real spread;
+    leaderboard.json and .csv keep the number as computed.
+    """
+    std, mean = block.get("std"), block.get("mean")
+    if std is not None and mean is not None:
+        equal = block.get("min") is not None and block.get("min") == block.get("max")
+        if equal or abs(std) <= 1e-12 * abs(mean):
+            return "0"
+    return _fmt(std, 2)
+
+
 def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
     """A rich table per task, ranked by the metric."""
     from rich.console import Console
@@ -268,7 +282,7 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
             style = {"best": "bold green", "worse": "red"}.get(vs["verdict"], "")
             runs = f" n={entry['runs']}" + (f", {entry['failed']} failed" if entry["failed"] else "")
             row = [str(entry["rank"]), entry["name"],
-                   f"{_fmt(block.get('mean'))} ± {_fmt(block.get('std'), 2)}{runs}",
+                   f"{_fmt(block.get('mean'))} ± {_fmt_spread(block)}{runs}",
                    f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
                    f"[{style}]{verdict}[/{style}]" if style else verdict,
                    _fmt(vs["prob_improvement"], 2),

@@ -10,6 +10,51 @@ from trainlab.models import MODELS
 from trainlab.models.mlp import make_activation
 
 
+def _pooled(size: int, kernel: int, pool: int) -> int:
+    """One block's output size along one axis: conv (padding kernel // 2) then max-pool ``pool``; 0: too small."""
+    size += 2 * (kernel // 2) - kernel + 1  # odd kernels keep the size, even ones add one
+    return size // pool if pool > 1 else size
+
+
+def _smallest_input(stages: int, kernel: int, pool: int) -> int:
+    """The smallest size along one axis that ``stages`` blocks pool down to at least 1 (worked backwards)."""
+    needed = 1
+    for _ in range(stages):
+        needed = max(1, pool * needed - (2 * (kernel // 2) - kernel + 1))
+    return needed
+
+
+def _check_pooling_fits(dims: int, sizes: tuple[int, ...], stages: int, kernel: int, pool: int) -> None:
+    """Refuse, at build time, inputs that the pooling stages would shrink below one pixel (or step).
+
+    Without this, torch fails at the first batch: "Output size is too small", or with BatchNorm "Expected
+    more than 1 value per channel when training".
+    """
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (kernel, pool)) or kernel < 1 or pool <= 1:
+        return  # no pooling, or options torch itself refuses
+    sizes = tuple(int(s) for s in sizes)
+    fitting, current = 0, sizes
+    while fitting < stages:
+        current = tuple(_pooled(s, kernel, pool) for s in current)
+        if min(current) < 1:
+            break
+        fitting += 1
+    if fitting == stages:
+        return
+    smallest = _smallest_input(stages, kernel, pool)
+    fewer = (f"at most {fitting} model.channels entries" if fitting else
+             "model.pool: 1 (no pooling)")
+    if dims == 2:
+        shown = "x".join(str(s) for s in sizes)
+        raise ConfigError(
+            f"model 'cnn2d': images of {shown} are too small for {stages} pooling stages of {pool} "
+            f"(need >= {smallest}x{smallest}); use {fewer}, larger images, or resize them "
+            f"(data.size: [{smallest}, {smallest}] for an image_folder)")
+    raise ConfigError(
+        f"model 'cnn1d': inputs of length {sizes[0]} are too small for {stages} pooling stages of {pool} "
+        f"(need length >= {smallest}); use {fewer}, longer inputs, or a smaller model.pool")
+
+
 def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channels: list[int], kernel: int,
                 pool: int, batch_norm: bool, activation: str, dropout: float, hidden: int | None) -> nn.Module:
     if not isinstance(channels, list | tuple) or not all(isinstance(c, int) and c > 0 for c in channels):
@@ -20,6 +65,7 @@ def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channe
             f"cnn{dims}d expects inputs shaped {layout}; got {tuple(input_shape)}"
             + (" (set data.channels_first: true)" if dims == 1 and len(input_shape) == 1 else "")
         )
+    _check_pooling_fits(dims, input_shape[1:], len(channels), kernel, pool)
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
     pooling = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
@@ -34,8 +80,11 @@ def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channe
             layers.append(pooling(pool))
         width = size
     features = nn.Sequential(*layers)
-    with torch.no_grad():  # the flatten size, measured instead of hand-computed
+    # the flatten size, measured instead of hand-computed; in eval mode, where BatchNorm takes a batch of one
+    features.eval()
+    with torch.no_grad():
         flat = features(torch.zeros(1, *input_shape)).numel()
+    features.train()
     head: list[nn.Module] = [nn.Flatten()]
     if dropout > 0:
         head.append(nn.Dropout(dropout))
