@@ -133,10 +133,14 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
         for rows in (keep_x, keep_y, keep_c):
             if rows is not None:
                 keep = np.intersect1d(keep, rows)
+        dropped = len(x) - len(keep)
         x, y = x[keep], y[keep]
         categorical = None if categorical is None else categorical[keep]
         if len(x) == 0:
             raise DataError(f"{name} is empty after dropping rows with NaN/Inf")
+        if dropped:
+            warn(f"data.nan_policy: drop dropped {dropped} of {dropped + len(x)} rows of the {name} "
+                 "(a NaN/Inf value or a missing category)")
     return x, y, categorical
 
 
