@@ -123,6 +123,23 @@ def test_labels_numbered_from_one_with_the_task_set_are_classes_named_by_their_v
     assert plain.class_names is None and plain.num_classes == 3
 
 
+def test_true_false_labels_keep_their_names_and_case_twins_are_warned_of(tmp_path, capsys):
+    rows = [[i, "True" if i % 3 else "False"] for i in range(30)]
+    flags = load(source="csv", path=write_csv(tmp_path / "b.csv", ["a", "y"], rows), target="y",
+                 val_fraction=0.0, test_fraction=0.0, standardize=False)
+    assert flags.task == "binary" and flags.class_names == ["False", "True"]
+    assert flags.train.y.tolist() == [1 if i % 3 else 0 for i in range(30)]
+    missing = write_csv(tmp_path / "m.csv", ["a", "y"], [[i, "True" if i % 2 else ""] for i in range(10)])
+    with pytest.raises(DataError, match=r"line 2: the class label in 'y' is missing"):
+        load(source="csv", path=missing, target="y")
+    capsys.readouterr()
+    twins = [[i, ["benign", "Benign ", "malignant"][i % 3]] for i in range(30)]
+    data = load(source="csv", path=write_csv(tmp_path / "t.csv", ["a", "y"], twins), target="y")
+    assert data.class_names == ["Benign", "benign", "malignant"]
+    assert ("the class labels 'Benign' and 'benign' in 'y' differ only in case, so they are two classes"
+            in capsys.readouterr().err)
+
+
 def test_a_single_class_is_refused(tmp_path):
     named = write_csv(tmp_path / "one.csv", ["a", "y"], [[i, "yes"] for i in range(20)])
     with pytest.raises(DataError, match=r"the training targets hold one class \('yes' in all 20 rows\); a binary "

@@ -221,6 +221,9 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     series = table.frame[name]
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan), None
+    if is_bool_column(table, name):  # True/False with missing cells: pandas keeps Python bools and NaN
+        return series.map(lambda v: float(v) if isinstance(v, bool | np.bool_) else np.nan).to_numpy(
+            dtype=np.float64), None
     values = pd.to_numeric(series.str.strip(), errors="coerce")
     bad = values.isna().to_numpy() & series.notna().to_numpy()
     return values.to_numpy(dtype=np.float64, na_value=np.nan), (np.flatnonzero(bad) if bad.any() else None)
@@ -252,6 +255,19 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
     if chosen:
         block[:, chosen] = frame[[names[j] for j in chosen]].to_numpy(dtype=np.float32, na_value=np.nan)
     return block, [n for n, ok in zip(names, numeric, strict=True) if not ok]
+
+
+def is_bool_column(table: CsvTable, name: str) -> bool:
+    """Column ``name`` holds only ``True``/``False`` (and missing cells), which pandas reads as booleans."""
+    import pandas as pd
+
+    if table.wide:
+        return False
+    series = table.frame[name]
+    if pd.api.types.is_bool_dtype(series):
+        return True
+    present = series.dropna()
+    return len(present) > 0 and present.map(lambda v: isinstance(v, bool | np.bool_)).all()
 
 
 def strings(table: CsvTable, name: str) -> np.ndarray:

@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
-from trainlab.data.csv_table import CsvTable, check_delimiter, numbers, numeric_block, read_table, strings
+from trainlab.data.csv_table import (
+    CsvTable,
+    check_delimiter,
+    is_bool_column,
+    numbers,
+    numeric_block,
+    read_table,
+    strings,
+)
+from trainlab.data.notices import warn
 from trainlab.data.paths import resolve_file
 from trainlab.errors import ConfigError, DataError
 from trainlab.registry import did_you_mean
@@ -164,6 +173,11 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
         return np.stack(columns, axis=1), list(targets)
     name = targets[0]
     values, bad = numbers(table, name)
+    if bad is None and is_bool_column(table, name):  # True/False: classes named so (predict prints them)
+        if np.isnan(values).any():
+            raise DataError(f"CSV file {table.file} line {table.line(int(np.flatnonzero(np.isnan(values))[0]))}: "
+                            f"the class label in '{name}' is missing")
+        return values.astype(np.int64), ["False", "True"]
     if bad is None:
         return values, None
     if np.isfinite(values).any():  # a mix of numbers and text
@@ -174,7 +188,13 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
         raise DataError(f"CSV file {table.file} line {table.line(int(empty[0]))}: the class label in '{name}' "
                         "is missing")
     class_names, indices = np.unique(labels, return_inverse=True)  # sorted names, index = class id
-    return indices.astype(np.int64), [str(c) for c in class_names]
+    names = [str(c) for c in class_names]
+    folded: dict[str, str] = {}
+    for class_name in names:
+        if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
+            warn(f"CSV file {table.file}: the class labels '{twin}' and '{class_name}' in '{name}' differ only in "
+                 "case, so they are two classes; fix the data if they are one")
+    return indices.astype(np.int64), names
 
 
 @DATA_SOURCES.register("csv")
