@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -55,6 +56,14 @@ def test_a_reader_gone_before_the_output_is_sigpipes_code_and_no_error_line(writ
     process.stdout.close()
     err = process.stderr.read().decode()
     assert process.wait() == 141 and err == ""
+
+
+def test_the_progress_line_counts_the_epochs_max_steps_leaves(write_config, tmp_path, capsys):
+    config = write_config(DIGITS_MLP, strategy__epochs=43, strategy__max_steps=40,
+                          output={"progress": "auto", "log_every_seconds": 1e-9})
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 0  # 36 steps per epoch: 2 epochs
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("progress:")]
+    assert lines and all(re.match(r"progress: epoch [12]/2  step \d+/40", line) for line in lines), lines
 
 
 def test_train_target_that_is_not_a_validation_metric_is_one_line(write_config, tmp_path, capsys):

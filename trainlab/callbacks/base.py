@@ -83,8 +83,10 @@ class TrainerView:
         return self._trainer.total_steps
 
     @property
-    def epochs(self) -> int | None:
-        return self._trainer.limits.epochs
+    def epochs(self) -> int:
+        """The epochs this run trains, ``ceil(total_steps / steps_per_epoch)``: fewer than
+        ``strategy.epochs`` when ``max_steps`` ends it first."""
+        return -(-self.total_steps // max(self.steps_per_epoch, 1))
 
     @property
     def model(self) -> torch.nn.Module | None:

@@ -87,13 +87,15 @@ class ProgressLog(Callback):
         now = time.monotonic()
         if now - self._last >= self.every_seconds:
             self._last = now
-            self.write(self.line(view, record.get("train_loss")))
+            self.write(self.line(view, record.get("train_loss"), epoch_ended=True))
 
-    def line(self, view: TrainerView, loss: float | None) -> str:
+    def line(self, view: TrainerView, loss: float | None, epoch_ended: bool = False) -> str:
+        """``epoch_ended``: at an epoch's end ``state.epoch`` already counts it, so it is the one shown."""
         state = view.state
         rate, eta = self._rate.figures(view)
         epochs = f"/{view.epochs}" if view.epochs else ""
-        parts = [f"epoch {state.epoch + 1}{epochs}", f"step {state.step}/{view.total_steps}"]
+        shown = state.epoch if epoch_ended else state.epoch + 1
+        parts = [f"epoch {shown}{epochs}", f"step {state.step}/{view.total_steps}"]
         parts.append(f"{rate:.1f} samples/s" if rate is not None else "- samples/s")
         parts.append(f"ETA {format_eta(eta)}")
         if loss is not None:
