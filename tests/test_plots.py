@@ -50,6 +50,31 @@ def test_schedule_figure_plots_the_schedule_values_and_epoch_boundaries():
     assert figure.axes[0].get_title() == "wc"
 
 
+def test_schedule_figure_draws_each_optimizer_groups_lr(write_config, tmp_path, capsys):
+    """Per-group lrs (the speedrun's Muon 0.24 beside SGD 106 and 1340): one line each, lr_g x the
+    schedule, on a log axis when they span more than 100x."""
+    schedule = build_schedule({"name": "warmup_linear", "warmup_steps": 0}, 40, 10)
+    factors = np.array(schedule_series(schedule, 40))
+    groups = {"filters": 0.24, "biases": 106.0, "head": 1340.0}
+    figure = schedule_figure(schedule, 40, 106.0, steps_per_epoch=10, group_lrs=groups)
+    for name, lr in groups.items():
+        (line,) = lines_with_gid(figure, f"lr:{name}")
+        np.testing.assert_allclose(np.asarray(line.get_ydata()), lr * factors, rtol=1e-12)
+        assert line.get_label() == f"{name} (lr {lr:g})"
+    assert figure.axes[0].get_yscale() == "log"
+    near = schedule_figure(schedule, 40, 0.1, group_lrs={"a": 0.1, "b": 0.3})
+    assert near.axes[0].get_yscale() == "linear"
+    # trainlab schedule: the groups' lrs come from the config (a group without lr takes the top-level one)
+    from tests.conftest import DIGITS_MLP
+    from trainlab.cli import main
+
+    config = write_config(DIGITS_MLP, strategy__optimizer={
+        "name": "sgd", "lr": 0.05, "groups": [{"name": "head", "select": "head", "lr": 0.5}, {"select": "biases"}]})
+    assert main(["schedule", str(config), "--plot", str(tmp_path / "lr.png")]) == 0
+    assert "groups: head lr 0.5, group1 lr 0.05)" in capsys.readouterr().out
+    assert_png(tmp_path / "lr.png")
+
+
 def test_schedule_figure_without_epochs_has_no_boundaries_and_thins_many_epochs():
     schedule = build_schedule("constant", 50, 5)
     assert lines_with_gid(schedule_figure(schedule, 50, 0.1), "epoch_boundary") == []

@@ -68,8 +68,12 @@ def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
 # --------------------------------------------------------------------------- schedule
 
 def schedule_figure(schedule: Schedule, total_steps: int, base_lr: float, steps_per_epoch: int | None = None,
-                    title: str | None = None) -> Figure:
+                    title: str | None = None, group_lrs: Mapping[str, float] | None = None) -> Figure:
     """LR ``base_lr * schedule(t)`` against step t in [0, total_steps); faint lines where epochs start.
+
+    ``group_lrs`` (name -> base lr of each ``strategy.optimizer.groups`` entry): one line per group,
+    ``lr_g * schedule(t)`` (gid ``lr:<name>``), plus the base lr's for parameters no group selects
+    (gid ``lr``, dashed); a log axis when the lrs span more than 100x (Muon 0.24 next to SGD 1340).
 
     Up to :data:`MAX_SCHEDULE_POINTS` steps every step is plotted; beyond, that many evenly spaced
     steps including the first and the last (``t_i = i * (T - 1) // (N - 1)``, exact integers), so time
@@ -94,21 +98,35 @@ def schedule_figure(schedule: Schedule, total_steps: int, base_lr: float, steps_
         stride = max(1, -(-count // MAX_EPOCH_LINES))
         for step in (k * stride * steps_per_epoch for k in range(1, count // stride + 1)):
             axes.axvline(step, color="0.5", alpha=0.25, linewidth=0.6, gid="epoch_boundary")
-    axes.plot(list(steps), lrs, color="C0", linewidth=1.5, gid="lr", label="lr")
     axes.set_xlim(0, max(total_steps - 1, 1))
-    axes.set_ylim(bottom=0)
     axes.set_xlabel("step")
     axes.set_ylabel("learning rate")
-    axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    if group_lrs:
+        for index, (name, lr) in enumerate(group_lrs.items()):
+            axes.plot(list(steps), [value / base_lr * lr for value in lrs], color=f"C{index + 1}", linewidth=1.5,
+                      gid=f"lr:{name}", label=f"{name} (lr {lr:g})")
+        axes.plot(list(steps), lrs, color="0.4", linewidth=1.0, linestyle="--", gid="lr",
+                  label=f"parameters no group selects (lr {base_lr:g})")
+        every = [*group_lrs.values(), base_lr]
+        if max(every) > 100 * min(every):
+            axes.set_yscale("log")
+        else:
+            axes.set_ylim(bottom=0)
+        axes.legend(loc="best", fontsize="small")
+    else:
+        axes.plot(list(steps), lrs, color="C0", linewidth=1.5, gid="lr", label="lr")
+        axes.set_ylim(bottom=0)
+        axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     axes.set_title(title if title is not None else f"LR schedule (base lr {base_lr:g}, {total_steps} steps)")
     axes.grid(True, axis="y", alpha=0.3)
     return figure
 
 
 def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float, path: str | os.PathLike[str],
-                  steps_per_epoch: int | None = None, title: str | None = None) -> Path:
+                  steps_per_epoch: int | None = None, title: str | None = None,
+                  group_lrs: Mapping[str, float] | None = None) -> Path:
     """Save :func:`schedule_figure` to ``path``; returns the path."""
-    return save_figure(schedule_figure(schedule, total_steps, base_lr, steps_per_epoch, title), path)
+    return save_figure(schedule_figure(schedule, total_steps, base_lr, steps_per_epoch, title, group_lrs), path)
 
 
 # --------------------------------------------------------------------------- LR range test

@@ -38,6 +38,9 @@ class SchedulePlan:
     steps_per_epoch: int
     batch_size: int
     base_lr: float | None  # None: ``lr: auto``, known only after the LR range test
+    # strategy.optimizer.groups: each group's base lr by name (its own lr, else base_lr); the schedule
+    # multiplies every one of them alike. None without groups.
+    group_lrs: dict[str, float] | None = None
 
 
 def base_lr(config: Config) -> float | None:
@@ -67,4 +70,8 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     plan = BatchPlan(n_train, batch_size, config.seed, config.strategy.grad_accum_steps)
     total = limits_for(config, plan.steps_per_epoch).total_steps(plan.steps_per_epoch)
     schedule = build_schedule(config.strategy.schedule.spec(), total, plan.steps_per_epoch)
-    return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, base_lr(config))
+    lr = base_lr(config)
+    groups = config.strategy.optimizer.groups
+    group_lrs = None if not groups or lr is None else {
+        group.name or f"group{i}": float(group.lr if group.lr is not None else lr) for i, group in enumerate(groups)}
+    return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, lr, group_lrs)
