@@ -173,3 +173,11 @@ def test_image_transforms_options():
         image_transforms(x.reshape(4, -1), augment=True)
     with pytest.raises(ConfigError, match="pad_mode: zero"):
         image_transforms(images(n=2, h=3, w=3).numpy(), augment=True)
+
+
+def test_a_crop_padding_large_for_the_images_is_warned_of(capsys):
+    image_transforms(images(n=2, h=32, w=32).numpy(), augment=True)  # CIFAR's 4 px on 32: no word
+    assert capsys.readouterr().err == ""
+    image_transforms(images(n=2, h=8, w=8).numpy(), augment=True)  # the CIFAR recipe on 8x8 digits
+    assert ("warning: data.augment.crop_padding=4 shifts 8x8 images by up to 4 px (50% of a side"
+            in capsys.readouterr().err)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from trainlab.data.dataset import BatchRows, BatchTransform
+from trainlab.data.notices import warn
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
 
@@ -305,6 +306,11 @@ def image_transforms(
         if pad_mode == "reflect" and padding >= min(x_train.shape[2:]):
             raise ConfigError(f"data.augment.crop_padding={padding} must be smaller than the image size "
                               f"{tuple(x_train.shape[2:])} for reflect padding; use pad_mode: zero")
+        if 8 * padding > min(x_train.shape[2:]):  # CIFAR's 4 px on 32 is 1/8; 4 px on 8x8 digits is half
+            side = "x".join(str(s) for s in x_train.shape[2:])
+            warn(f"data.augment.crop_padding={padding} shifts {side} images by up to {padding} px "
+                 f"({padding / min(x_train.shape[2:]):.0%} of a side; CIFAR recipes use 4 px on 32): set a smaller "
+                 "crop_padding, or augment: false, if that moves the content out of the frame")
         steps.append(RandomCrop(padding, pad_mode))
     if options["hflip"] == "alternating":
         steps.append(AlternatingFlip())
