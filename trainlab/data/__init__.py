@@ -190,8 +190,9 @@ def _as_training_classes(name: str, y: np.ndarray, values: np.ndarray) -> np.nda
     known = (index < len(values)) & (values[np.minimum(index, len(values) - 1)] == y)
     if not np.all(known):
         row = int(np.flatnonzero(~known)[0])
-        raise DataError(f"{name} label {y[row]:g} at {_at(None, 'targets', row, None)} is not a class of the "
-                        f"training data (classes: {', '.join(f'{v:g}' for v in values)})")
+        shown = f"{y[row]:g}" if y[row] != int(y[row]) else str(int(y[row]))
+        raise DataError(f"{name} label {shown} at {_at(None, 'targets', row, None)} is not a class of the "
+                        f"training data (classes: {', '.join(str(int(v)) for v in values)})")
     return index
 
 
@@ -306,7 +307,7 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     class_names = raw.class_names if task != "regression" else None  # (multi-target CSVs name their columns)
     values = class_values(y_train) if task in ("binary", "multiclass") and class_names is None else None
     if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label
-        y_train, class_names = np.searchsorted(values, y_train), [f"{v:g}" for v in values]
+        y_train, class_names = np.searchsorted(values, y_train), [str(int(v)) for v in values]
     num_classes = _check_training_targets(raw, task, y_train, class_names, locate, extras)
     stratify = y_train if task in ("binary", "multiclass") else None
     n_rows = len(x_train)

@@ -267,7 +267,9 @@ def is_bool_column(table: CsvTable, name: str) -> bool:
     if pd.api.types.is_bool_dtype(series):
         return True
     present = series.dropna()
-    return len(present) > 0 and present.map(lambda v: isinstance(v, bool | np.bool_)).all()
+    if len(present) == 0 or not isinstance(present.iloc[0], bool | np.bool_):  # text: no pass over the rows
+        return False
+    return bool(present.map(lambda v: isinstance(v, bool | np.bool_)).all())
 
 
 def strings(table: CsvTable, name: str) -> np.ndarray:
