@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -156,6 +157,72 @@ def test_fit_trains_a_custom_module_on_tensors_with_a_user_callback(tmp_path):
     assert result.summary["test"]["accuracy"] > 0.85
     assert (tmp_path / "fit" / "model.safetensors").is_file()
     assert len((tmp_path / "fit" / "metrics.jsonl").read_text().splitlines()) == 30
+
+
+def test_fit_applies_the_strategys_init_and_lora_to_the_users_module():
+    """strategy.init and strategy.finetune.lora act on a module given to fit as on one a config builds."""
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
+    y = (x[:, 0] > 0).long()
+    seen = {}
+
+    class FirstWeights(trainlab.Callback):
+        def on_train_start(self, view):
+            seen["hidden"] = view.model.get_submodule("hidden").weight.detach().clone()
+
+    base = {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 16, "epochs": 1}
+    trainlab.fit(TwoLayer(), train=(x, y), strategy={**base, "init": "zeros"}, callbacks=[FirstWeights()])
+    assert torch.count_nonzero(seen["hidden"]) == 0  # zeros before the first step
+    model = TwoLayer()
+    torch.nn.init.constant_(model.hidden.weight, 0.5)
+    trainlab.fit(model, train=(x, y), strategy={**base, "init": {"name": "orthogonal"}}, callbacks=[FirstWeights()])
+    w = seen["hidden"]  # (16, 2): orthonormal columns
+    torch.testing.assert_close(w.T @ w, torch.eye(2), atol=1e-5, rtol=0)
+    lora = trainlab.fit(TwoLayer(), train=(x, y), strategy={
+        **base, "finetune": {"lora": {"rank": 2, "target_modules": ["hidden"]}}})
+    trainable = {name for name, p in lora.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in name or "out" in name for name in trainable)
+    assert not any(name.endswith("hidden.base_layer.weight") for name in trainable)
+
+
+def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_does(tmp_path):
+    from trainlab.errors import DataError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 2)).astype(np.float32)
+    y = np.arange(90) % 3
+    base = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 30, "epochs": 1}
+
+    def net(outputs=3):
+        return torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, outputs))
+
+    cases = [
+        (DataError, "train y must hold numbers; got dtype <U1 (class names: encode them as 0..K-1",
+         lambda: trainlab.fit(net(), train=(x, np.array(list("abc"))[y]), strategy=base)),
+        (DataError, "the model outputs 2 scores per row but the data has 3 classes (labels 0..2)",
+         lambda: trainlab.fit(net(2), train=(x[np.argsort(y)], np.sort(y)), strategy=base)),
+        (DataError, "val y label 2 at row 2 is not a class of the training data (a binary task of 2 classes",
+         lambda: trainlab.fit(net(2), train=(x[y < 2], y[y < 2]), val=(x, y), strategy=base)),
+        (ConfigError, "early_stopping monitors 'val_loss', but the run has no validation split to record it",
+         lambda: trainlab.fit(net(), train=(x, y), strategy={**base, "early_stopping": {"monitor": "val_loss"}})),
+        (ConfigError, "schedule reduce_on_plateau monitors 'val_loss', but the run has no validation split",
+         lambda: trainlab.fit(net(), train=(x, y), strategy={**base, "schedule": "reduce_on_plateau"})),
+        (ConfigError, "model must be a torch.nn.Module; got function",
+         lambda: trainlab.fit(lambda v: v, train=(x, y), strategy=base)),
+        (DataError, "train x has a non-finite value at row 4, column 1 (counting from 0)",
+         lambda: trainlab.fit(net(), train=(np.where(np.arange(180).reshape(90, 2) == 9, np.nan, x), y),
+                              strategy=base)),
+        (ConfigError, "task must be one of regression, binary, multiclass, multilabel",
+         lambda: trainlab.fit(net(), train=(x, y), strategy=base, task="classes")),
+    ]
+    for error, message, call in cases:
+        with pytest.raises(error, match=re.escape(message)):
+            call()
+    # labels numbered from 1 with the task given: 3 classes named by their values; (N, 1) labels are rows
+    named = trainlab.fit(net(), train=(x, (y + 1)[:, None]), val=(x, y + 1), strategy=base, task="multiclass")
+    assert named.summary["val"]["accuracy"] >= 0.0 and len(named.history) == 1
+    with pytest.raises(ConfigError, match="is a file"):
+        (tmp_path / "file").write_text("")
+        trainlab.fit(net(), train=(x, y), strategy=base, out=tmp_path / "file")
 
 
 def test_runs_are_scoped_threads_and_rngs_come_back():

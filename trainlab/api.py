@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from trainlab.atomic import write_json, write_jsonl, write_safetensors, write_text
-from trainlab.builders import assemble, build_loss_for, run_scope
+from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback
 from trainlab.config import Config, Strategy, read_yaml, validate
-from trainlab.data import targets_tensor
-from trainlab.data.dataset import Dataset, Split, infer_task
+from trainlab.data import TASKS, as_training_classes, targets_tensor
+from trainlab.data.dataset import Dataset, Split, class_values, infer_task
 from trainlab.errors import ConfigError, DataError
 from trainlab.experiment import summarize
 
@@ -47,11 +47,32 @@ class FitResult:
     model: torch.nn.Module
 
 
+def _tensor(value: Any, what: str) -> torch.Tensor:
+    """``value`` (tensor, array, DataFrame, nested lists) as a tensor of numbers, or one DataError."""
+    if isinstance(value, torch.Tensor):
+        return value
+    array = np.asarray(value)
+    if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
+        hint = (" (class names: encode them as 0..K-1, e.g. with sklearn's LabelEncoder, or train from a CSV "
+                "config, which keeps the names)" if what.endswith(" y") else
+                " (text or category columns: encode them first, or train from a CSV config, which one-hot "
+                "encodes them)")
+        raise DataError(f"{what} must hold numbers; got dtype {array.dtype}{hint}")
+    return torch.as_tensor(array)
+
+
+def _check_finite(what: str, values: torch.Tensor) -> None:
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        bad = torch.nonzero(~torch.isfinite(values.reshape(len(values), -1)))[0].tolist()
+        raise DataError(f"{what} has a non-finite value at row {bad[0]}, column {bad[1]} (counting from 0); "
+                        "drop or impute such rows first")
+
+
 def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split | None:
     if data is None:
         return None
     if isinstance(data, tuple | list) and len(data) == 2:
-        x, y = (torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for v in data)
+        x, y = _tensor(data[0], f"{name} x"), _tensor(data[1], f"{name} y")
     elif isinstance(data, torch.utils.data.Dataset):
         rows = [data[i] for i in range(len(data))]  # a map-style dataset of (x, y) pairs
         if not rows:
@@ -63,19 +84,43 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
                         f"got {type(data).__name__}")
     if len(x) != len(y):
         raise DataError(f"{name}: x has {len(x)} rows but y has {len(y)}")
+    if y.ndim == 2 and y.shape[1] == 1 and not y.is_floating_point():
+        y = y[:, 0]  # class labels shaped (N, 1), as Keras' sparse labels may come
+    if len(x) == 0 and name == "train":
+        raise DataError("train is empty (0 rows)")
+    _check_finite(f"{name} x", x)
+    _check_finite(f"{name} y", y)
     if x.is_floating_point() and x.dtype != torch.float32:
         x = x.float()
     return Split(x, y)
 
 
-def _dataset(train: Split, val: Split | None, test: Split | None) -> Dataset:
-    """The splits with the data layer's task inference and target types (multi-label targets stay float)."""
-    task = infer_task(train.y.numpy())
+def _dataset(train: Split, val: Split | None, test: Split | None, task: str | None) -> Dataset:
+    """The splits with the data layer's task rule (``task``, else :func:`infer_task` on the training
+    targets) and target types (multi-label targets stay float). Classification labels are 0..K-1,
+    or numbered from 1 (``class_values``: then class k is the k-th smallest, named by its value)."""
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}")
+    task = task or infer_task(train.y.numpy())
     empty = Split(train.x[:0], train.y[:0])
-    splits = [Split(s.x, targets_tensor(s.y.numpy(), task)) for s in (train, val or empty, test or empty)]
+    given = [train, val or empty, test or empty]
+    class_names = None
+    values = class_values(train.y.numpy()) if task in ("binary", "multiclass") else None
+    if values is not None:
+        class_names = [str(int(v)) for v in values]
+        given = [Split(s.x, torch.from_numpy(as_training_classes(f"{name} y", s.y.numpy(), values)))
+                 for name, s in zip(("train", "val", "test"), given, strict=True)]
+    splits = [Split(s.x, targets_tensor(s.y.numpy(), task)) for s in given]
     y = splits[0].y
     num_classes = {"regression": None, "binary": 2, "multilabel": int(y.shape[-1])}.get(task, int(y.max()) + 1)
-    return Dataset(splits[0], splits[1], splits[2], task=task, num_classes=num_classes)
+    if num_classes is not None and task != "multilabel":
+        for name, split in zip(("train", "val", "test"), splits, strict=True):
+            outside = torch.nonzero((split.y < 0) | (split.y >= num_classes))
+            if len(outside):
+                row = int(outside[0, 0])
+                raise DataError(f"{name} y label {int(split.y[row])} at row {row} is not a class of the training "
+                                f"data (a {task} task of {num_classes} classes: 0..{num_classes - 1})")
+    return Dataset(splits[0], splits[1], splits[2], task=task, num_classes=num_classes, class_names=class_names)
 
 
 def _strategy(strategy: dict[str, Any] | str | Path | Strategy) -> dict[str, Any]:
@@ -94,21 +139,28 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         strategy: dict[str, Any] | str | Path | Strategy, val: Arrays | torch.utils.data.Dataset | None = None,
         test: Arrays | torch.utils.data.Dataset | None = None, callbacks: Sequence[Callback] = (),
         metrics: list[str] | None = None, seed: int = 0, out: str | Path | None = None,
-        runtime: dict[str, Any] | None = None) -> FitResult:
+        runtime: dict[str, Any] | None = None, task: str | None = None) -> FitResult:
     """Train ``model`` on ``train`` with ``strategy``; evaluate on ``val`` each epoch and on val/test at the end.
 
     ``model`` is trained in place and stays on the run's device (``runtime={"device": ...}``; ``auto``
     is CUDA where present), as the Hugging Face Trainer leaves it: move it with ``.cpu()`` to use it
-    with CPU tensors afterwards.
+    with CPU tensors afterwards. ``task`` (``regression``, ``binary``, ``multiclass``, ``multilabel``)
+    is ``data.task``: left out, it is inferred from the training targets as for a config run.
     """
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "
+                          "Module whose forward calls it)")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"out '{out}' is a file; give a folder for the records")
     splits = [_as_split(train, "train"), _as_split(val, "val"), _as_split(test, "test")]
-    data = _dataset(*splits)
+    data = _dataset(*splits, task)
     config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
                        "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
                        "metrics": metrics, "runtime": runtime or {}, "output": {"progress": "off"}})
     with run_scope(config):
         notes: dict[str, Any] = {}
         loss = build_loss_for(config, data, notes)
+        model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
         built = assemble(config, data, loss, model, notes, quiet=True)
         built.trainer.add_callbacks(list(callbacks))
         built.trainer.fit()

@@ -130,7 +130,13 @@ def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Modul
     spec = config.model.spec()
     if "vocab_size" in data.extras and spec["name"] == "transformer_encoder":
         spec.setdefault("vocab_size", data.extras["vocab_size"])
-    model = build_model(spec, data.input_shape, output_dim)
+    return prepare_model(config, data, build_model(spec, data.input_shape, output_dim))
+
+
+def prepare_model(config: Config, data: Dataset, model: torch.nn.Module) -> torch.nn.Module:
+    """``strategy.init`` (the initializer chain, in order), then ``strategy.finetune``'s checks and LoRA,
+    applied to ``model``: one trainlab built, or the user's own given to :func:`trainlab.fit`. Returns
+    the model to train (LoRA wraps the targeted layers in place)."""
     if config.strategy.init is not None:
         init = config.strategy.init
         chain = build_initializers([one.spec() for one in (init if isinstance(init, list) else [init])])
@@ -172,6 +178,10 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
                         f"{str(exc).splitlines()[0]}") from None
     finally:
         model.train(was_training)
+    if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
+            and output.shape[1] < data.num_classes:  # the rows checked below may not hold every class
+        raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
+                        f"classes (labels 0..{data.num_classes - 1}); give its last layer {data.num_classes} outputs")
     loss.check(output, y)
 
 
@@ -193,7 +203,10 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
     if config.output.log_every_n_steps:
         callbacks.append(StepLogger(config.output.log_every_n_steps, plan.micro_batches))
     if hasattr(schedule, "observe"):
-        check_monitor(getattr(schedule, "monitor", "val_loss"), available, "schedule reduce_on_plateau")
+        plateau = getattr(schedule, "monitor", "val_loss")
+        if available == ["train_loss"] and plateau != "train_loss":
+            raise ConfigError(f"schedule reduce_on_plateau monitors '{plateau}', but {NO_VALIDATION}")
+        check_monitor(plateau, available, "schedule reduce_on_plateau")
     if strategy.finetune is not None and strategy.finetune.freeze:
         callbacks.append(UnfreezeSchedule(strategy.finetune.freeze, strategy.finetune.unfreeze_after_epochs))
     divergence = strategy.divergence
@@ -207,11 +220,22 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
     return callbacks
 
 
-def monitored(config: Config, metric_names: list[str]) -> tuple[str, str, list[str]]:
-    """(monitor, mode, available records) for early stopping and checkpoint-best."""
+NO_VALIDATION = ("the run has no validation split to record it: set data.val_fraction > 0 (trainlab.fit: pass "
+                 "val=), or monitor train_loss")
+
+
+def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> tuple[str, str, list[str]]:
+    """(monitor, mode, available records) for early stopping and checkpoint-best. Without validation
+    data only ``train_loss`` is recorded: early stopping on a ``val_`` record is refused."""
     available = ["train_loss", "val_loss", *(f"val_{m}" for m in metric_names if is_scalar(m))]
     stopping = config.strategy.early_stopping
     monitor, mode = (stopping.monitor, stopping.mode) if stopping else ("val_loss", "min")
+    if not has_val:
+        available = ["train_loss"]
+        if stopping is None:
+            return monitor, mode, available  # nothing to check: no val_ record exists to watch
+        if monitor != "train_loss":
+            raise ConfigError(f"early_stopping monitors '{monitor}', but {NO_VALIDATION}")
     if monitor.startswith("val_") and monitor[4:] in metric_names and not is_scalar(monitor):
         raise ConfigError(f"early_stopping monitors '{monitor}', a list (one value per class), not a number; "
                           f"monitor a scalar record (available: {', '.join(available)})")
@@ -258,7 +282,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     loss.to(device)
     check_loss_fits(loss, model, data, device)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task), data.task, loss=loss)
-    monitor, mode, available = monitored(config, metric_names)
+    monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
 
     batch_size = batch_size_for(config, len(data.train), quiet)
     notes["gd_mode"] = gd_mode(batch_size, len(data.train), config.strategy.grad_accum_steps)

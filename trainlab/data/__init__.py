@@ -184,7 +184,7 @@ def _check_class_count(name: str, y: np.ndarray, locate: Callable[[str, int, int
                         "0, 1, ..., K-1: a typo?)")
 
 
-def _as_training_classes(name: str, y: np.ndarray, values: np.ndarray) -> np.ndarray:
+def as_training_classes(name: str, y: np.ndarray, values: np.ndarray) -> np.ndarray:
     """A given split's labels as the training classes' indices (``values``: the training labels, sorted)."""
     index = np.searchsorted(values, y)
     known = (index < len(values)) & (values[np.minimum(index, len(values) - 1)] == y)
@@ -316,7 +316,7 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
         x, y, _ = _clean(name, np.asarray(x), np.asarray(y), policy)
         _same_layout(name, x, y, x_train, y_train)
         if values is not None:
-            y = _as_training_classes(name, y, values)
+            y = as_training_classes(name, y, values)
         if task == "multilabel":
             _check_multilabel(name, y)
         elif num_classes is not None:
