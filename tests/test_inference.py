@@ -273,3 +273,155 @@ def test_load_run_leaves_the_callers_random_state_alone(runs):
     np.random.seed(123)
     trainlab.load_run(runs["classify"])
     assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+
+
+# --------------------------------------------------------------------------- predict's inputs: arrays
+
+
+def test_predict_checks_rows_against_the_runs_input_shape(runs):
+    from trainlab.errors import DataError
+
+    loaded = trainlab.load_run(runs["classify"])
+    x = loaded.read(runs["tmp"] / "new_pets.csv").numpy()  # 2 numeric + 3 one-hot colour columns
+    assert loaded.input_shape == (5,)
+    with pytest.raises(DataError) as caught:
+        loaded.predict(x[:, :4])
+    assert str(caught.value) == ("predict: rows are shaped (4,) but the run was trained on (5,); "
+                                 "pass an array shaped (N, 5)")
+    for bad in (x[0, :4], x[None]):
+        with pytest.raises(DataError, match=r"the run takes one row shaped \(5,\) or N rows shaped \(N, 5\)"):
+            loaded.predict(bad)
+    # one row without the batch axis is one row, as x[:1] is
+    np.testing.assert_array_equal(loaded.predict(x[0]), loaded.predict(x[:1]))
+    np.testing.assert_allclose(loaded.predict_proba(x[0]), loaded.predict_proba(x[:1]))
+    assert loaded.predict(x[0]).shape == (1,)
+
+
+def test_predict_converts_numbers_to_the_dtype_the_model_takes(runs):
+    import torch
+
+    loaded = trainlab.load_run(runs["classify"])
+    x = loaded.read(runs["tmp"] / "new_pets.csv").numpy()
+    expected = loaded.predict(x)
+    rounded = np.round(x).astype(np.int64)  # integer features: float32 for this model, as in training
+    np.testing.assert_array_equal(loaded.predict(rounded), loaded.predict(rounded.astype(np.float32)))
+    np.testing.assert_array_equal(loaded.predict(x.astype(np.float64)), expected)
+    np.testing.assert_array_equal(loaded.predict(x.tolist()), expected)
+    np.testing.assert_array_equal(loaded.predict(torch.from_numpy(x).double().requires_grad_()), expected)
+    assert loaded.predict(x > 0).shape == (len(x),)  # booleans are numbers too
+
+
+def test_predict_on_zero_rows_returns_an_empty_result(runs):
+    loaded = trainlab.load_run(runs["classify"])
+    for empty in (np.zeros((0, 5), np.float32), []):
+        predicted = loaded.predict(empty)
+        assert predicted.shape == (0,) and predicted.dtype == np.int64
+    assert loaded.predict_proba(np.zeros((0, 5))).shape == (0, 3)
+    assert trainlab.load_run(runs["regress"]).predict(np.zeros((0, 2))).shape == (0,)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([[0.0] * 5, [np.nan] * 5], "predict: row 1 holds nan (as float32); the model takes finite numbers"),
+    ([[0.0] * 5, [1.0] * 4], "all of one length; this list does not make one array"),
+    ([["red"] * 5], "got values of dtype <U3 such as 'red': for a run trained on a CSV pass a pandas DataFrame"),
+    (3.0, "got a scalar"),
+])
+def test_predict_refuses_values_the_model_cannot_take_in_one_line(runs, rows, message):
+    from trainlab.errors import DataError
+
+    with pytest.raises(DataError) as caught:
+        trainlab.load_run(runs["classify"]).predict(rows)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_model_rows_keeps_integer_inputs_whole_and_in_range():
+    import torch
+
+    from trainlab.data.predict_input import model_rows
+    from trainlab.errors import DataError
+
+    ids = model_rows(np.array([[1.0, 4.0, 0.0]]), (3,), "int64", vocab_size=5)
+    assert ids.dtype == torch.int64 and ids.tolist() == [[1, 4, 0]]
+    assert model_rows(np.array([3, 1], np.int32), (2,), "int64").dtype == torch.int64  # one row of ids
+    with pytest.raises(DataError, match=r"row 1 holds 0.5, not a whole number; this run's model takes int64"):
+        model_rows([[1, 2, 3], [0.5, 1, 1]], (3,), "int64", vocab_size=5)
+    with pytest.raises(DataError, match=r"row 0 holds 7; this run's model takes token ids from 0 to 4 "
+                                        r"\(vocabulary size 5\)"):
+        model_rows([[1, 7, 3]], (3,), "int64", vocab_size=5)
+    with pytest.raises(DataError, match=r"row 0 holds 300; this run's model takes uint8 inputs, as its training "
+                                        r"rows were \(0 to 255\)"):
+        model_rows(np.array([[[300]]]), (1, 1), "uint8")
+
+
+def test_text_run_predicts_token_ids_of_any_integer_or_whole_float_dtype(tmp_path, monkeypatch):
+    from trainlab.errors import DataError
+
+    lines = ["sentence\tlabel"] + [f"good film {i % 5}\tpos" if i % 2 else f"bad film {i % 5}\tneg" for i in range(40)]
+    (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "new.tsv").write_text("sentence\ngood film\nbad film\n")
+    monkeypatch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
+    run = _train(tmp_path, "tokens", {"source": "text_tsv", "train": str(tmp_path / "train.tsv"), "max_length": 4},
+                 "cross_entropy", 1, {"name": "transformer_encoder", "d_model": 8, "heads": 1, "layers": 1})
+    loaded = trainlab.load_run(run)
+    ids = loaded.read(tmp_path / "new.tsv")
+    assert loaded.input_dtype == "int64" and not ids.is_floating_point()
+    expected = loaded.predict(ids)
+    np.testing.assert_array_equal(loaded.predict(ids.numpy().astype(np.float64)), expected)
+    np.testing.assert_array_equal(loaded.predict(ids.numpy().astype(np.int32).tolist()), expected)
+    with pytest.raises(DataError, match=f"token ids from 0 to {loaded.vocab_size - 1}"):
+        loaded.predict(np.full((1, 4), loaded.vocab_size))
+
+
+# --------------------------------------------------------------------------- predict's inputs: DataFrames
+
+
+def test_read_takes_a_dataframe_like_the_training_csv(runs, tmp_path):
+    loaded = trainlab.load_run(runs["classify"])
+    table = _classification_csv(tmp_path / "with_target.csv", 30, 11)  # the target column is there
+    from_csv = loaded.read(tmp_path / "with_target.csv")
+    shuffled = table[["species", "colour", "height", "weight"]].set_index(np.arange(100, 130))
+    torch_rows = loaded.read(shuffled)
+    np.testing.assert_array_equal(torch_rows.numpy(), from_csv.numpy())
+    np.testing.assert_array_equal(loaded.predict(shuffled), loaded.predict(from_csv))
+    np.testing.assert_allclose(loaded.predict_proba(shuffled), loaded.predict_proba(from_csv))
+    np.testing.assert_array_equal(loaded.predict(table.iloc[3]), loaded.predict(from_csv[3:4]))  # a Series: a row
+    rows = loaded.predict_file(shuffled, proba=True)
+    expected = loaded.predict_file(tmp_path / "with_target.csv", proba=True)
+    assert list(rows.index) == list(range(100, 130))  # the DataFrame's own index, to join on
+    pd.testing.assert_frame_equal(rows.reset_index(drop=True), expected)
+    assert loaded.predict(table.iloc[:0]).shape == (0,)
+
+
+def test_predict_takes_a_dataframe_of_raw_columns_in_original_units(runs):
+    loaded = trainlab.load_run(runs["regress"])
+    table = runs["new_houses"]
+    expected = loaded.predict_file(runs["tmp"] / "new_houses.csv")["prediction"].to_numpy()
+    np.testing.assert_allclose(loaded.predict(table.drop(columns="price")), expected, rtol=1e-6)
+    raw = table[["x1", "x2"]].to_numpy()  # arrays are model inputs: the raw columns are not standardised
+    assert not np.allclose(loaded.predict(raw), expected, rtol=1e-3)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.drop(columns="height"), "the DataFrame has no feature column 'height'; did you mean 'weight'?; "
+                                         "the run was trained on columns weight, height, colour"),
+    (lambda t: t.assign(weight=t["weight"].astype(object).where(t.index != 4, "heavy")),
+     "the DataFrame, row index 4, column 'weight': 'heavy' is not a number"),
+    (lambda t: t.assign(height=t["height"].where(t.index != 2)),
+     "the DataFrame, row index 2, column 'height': a missing or non-finite value; predict needs every feature"),
+])
+def test_dataframe_errors_name_the_column_and_row(runs, change, message):
+    from trainlab.errors import DataError
+
+    with pytest.raises(DataError) as caught:
+        trainlab.load_run(runs["classify"]).predict(change(runs["new_pets"]))
+    assert str(caught.value) == message
+
+
+def test_a_dataframe_for_a_run_not_trained_on_a_csv_is_refused_in_one_line():
+    from trainlab.data.predict_input import read_for_predict
+    from trainlab.errors import DataError
+
+    fitted = {"source": "npz", "numeric_columns": None, "input_shape": [2]}
+    with pytest.raises(DataError, match=r"a DataFrame holds the raw columns of a run trained on a CSV; this run's "
+                                        r"data source is 'npz': pass predict\(\) its rows as an array"):
+        read_for_predict({"source": "npz"}, fitted, pd.DataFrame({"a": [1.0], "b": [2.0]}))

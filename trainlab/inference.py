@@ -13,6 +13,11 @@
 Either way the run folder's ``config.yaml`` is read under ``code_policy(local=False)``: it imports no
 ``module:attr`` code unless the user opted in (``--allow-code``; docs/security.md).
 
+Inputs: :meth:`LoadedRun.predict` takes the model's inputs, preprocessed as the training split was
+(what :meth:`LoadedRun.read` returns), checked against the recorded row shape and converted to the
+training rows' dtype (:func:`trainlab.data.predict_input.model_rows`); for a run trained on a CSV
+it also takes a ``pandas.DataFrame`` of raw columns, which goes through :meth:`LoadedRun.read` first.
+
 Outputs (:meth:`LoadedRun.predict`, :meth:`LoadedRun.predict_file`):
 
 - binary / multiclass: the class index (``predict``) or the class **name** (``predict_file``,
@@ -29,14 +34,18 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from trainlab.config import Config
+from trainlab.data.predict_input import is_table, model_rows, read_for_predict
 from trainlab.data.predict_media import IMAGE_SOURCES, TEXT_SOURCES, read_images, read_texts, text_encoding
 from trainlab.errors import DataError, RunDirError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MODEL_RECORD = "model.json"
 FORMAT = 1
@@ -101,6 +110,8 @@ class LoadedRun:
         task: regression, binary, multiclass or multilabel.
         class_names: class (or label) names in index order; None for regression.
         preprocessing: the fitted preprocessing (``preprocessing.json``) new rows go through.
+        input_shape, input_dtype: one model input row as the training split held it; what
+            :meth:`predict` checks and converts its inputs to.
     """
 
     path: Path
@@ -111,19 +122,26 @@ class LoadedRun:
     class_names: list[str] | None
     preprocessing: dict[str, Any]
     num_classes: int | None = None  # classes (binary: 2) or labels; None for regression
-    input_shape: tuple[int, ...] = ()  # one model input row, as the training split held it
+    input_shape: tuple[int, ...] = ()  # one model input row, as the training split held it (): not checked
+    input_dtype: str | None = None  # the training rows' dtype ("float32"; "int64" token ids; "uint8" pixels)
+    output_dim: int | None = None  # the model's output width (the shape of an empty result)
+    vocab_size: int | None = None  # token ids the model embeds (text runs), bounds the ids predict accepts
     text: dict[str, Any] | None = None  # the tokenizer of a text run (trainlab.data.predict_media.text_encoding)
     eval_transform: Any = None  # the run's per-batch evaluation transform (image normalisation), if any
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     # -- arrays in, arrays out
-    def outputs(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """The model's raw outputs for preprocessed inputs ``x`` (N, ...), in batches, without gradients."""
-        x = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
-        if x.ndim == 0:
-            raise DataError("predict needs one input row per sample, shaped (N, ...); got a scalar")
-        if x.is_floating_point():
-            x = x.float()
+    def model_input(self, x: Any) -> torch.Tensor:
+        """``x`` as the model takes it (see :meth:`predict`): checked, converted, always (N, *input_shape)."""
+        if is_table(x):
+            x = self.read(x)
+        return model_rows(x, self.input_shape, self.input_dtype, self.vocab_size)
+
+    def outputs(self, x: Any) -> torch.Tensor:
+        """The model's raw outputs for inputs ``x`` (see :meth:`predict`), in batches, without gradients."""
+        x = self.model_input(x)
+        if len(x) == 0 and self.output_dim is not None:
+            return torch.empty((0, self.output_dim))
         chunks = []
         self.model.eval()
         with torch.inference_mode():
@@ -136,17 +154,34 @@ class LoadedRun:
             return torch.empty(0)
         return torch.cat(chunks)
 
-    def predict(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Predictions for preprocessed inputs: class indices (N,), 0/1 labels (N, L), or regression
-        values in original units (N,) for one target, (N, d) for several."""
+    def predict(self, x: Any) -> np.ndarray:
+        """Predictions: class indices (N,), 0/1 labels (N, L), or regression values in original units
+        (N,) for one target, (N, d) for several.
+
+        Args:
+            x: the model's inputs, preprocessed as the run's training split was (what :meth:`read`
+                returns): a tensor, NumPy array or nested lists shaped (N, *input_shape). Numbers are
+                converted to the training rows' dtype (float32 features; integer token ids stay
+                integers, and must be whole numbers). One row shaped ``input_shape`` (a 1-D row of D
+                features) counts as N = 1; 0 rows give an empty result. For a run trained on a CSV,
+                also a ``pandas.DataFrame`` of raw columns (as :meth:`read` takes it), preprocessed
+                by the run.
+
+        Raises:
+            DataError: rows of another shape, values that are not numbers, non-finite values, or
+                (integer inputs) values that are not whole or out of range.
+        """
         output = self.outputs(x)
         if self.task == "regression":
             values = self._original_units(output).numpy()
             return values.reshape(len(values)) if values.ndim == 2 and values.shape[1] == 1 else values
         return self.loss.predict(output).numpy()
 
-    def predict_proba(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Class probabilities (N, K) (binary: K = 2, columns P(class 0), P(class 1)); per-label (N, L)."""
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Class probabilities (N, K) (binary: K = 2, columns P(class 0), P(class 1)); per-label (N, L).
+
+        ``x`` as for :meth:`predict`.
+        """
         if self.task == "regression":
             raise DataError("probabilities exist for classification runs; this run is a regression")
         probabilities = self.loss.probabilities(self.outputs(x))
@@ -162,14 +197,19 @@ class LoadedRun:
         return inverse_target(self.preprocessing, output)
 
     # -- files in, rows out
-    def read(self, path: str | os.PathLike[str]) -> torch.Tensor:
-        """The inputs of ``path``, preprocessed exactly as the run's training data (see :meth:`predict_file`)."""
+    def read(self, path: str | os.PathLike[str] | pd.DataFrame) -> torch.Tensor:
+        """The inputs of ``path``, preprocessed exactly as the run's training data (see :meth:`predict_file`).
+
+        ``path`` may also be a ``pandas.DataFrame`` for a run trained on a CSV: the training CSV's
+        feature columns by name, in any order (other columns, such as the target, are ignored), read
+        as the CSV file would be. An empty DataFrame gives 0 rows.
+        """
         return self._read_rows(path)[0]
 
-    def _read_rows(self, path: str | os.PathLike[str]) -> tuple[torch.Tensor, list[str] | None]:
+    def _read_rows(self, path: str | os.PathLike[str] | pd.DataFrame) -> tuple[torch.Tensor, list[str] | None]:
         """(inputs, names of the rows: image paths for a folder, else None)."""
-        from trainlab.data.predict_input import read_for_predict
-
+        if is_table(path):  # the columns of a CSV run (read_for_predict refuses the other sources)
+            return read_for_predict(self.config.data, self.preprocessing, path), None
         options = {**self.config.data.model_dump(), **dict(self.config.data.model_extra or {})}
         source = self.preprocessing.get("source") or options.get("source")
         if source in IMAGE_SOURCES:
@@ -181,10 +221,11 @@ class LoadedRun:
             return torch.from_numpy(read_texts(path, source, options, self.text)), None
         return read_for_predict(self.config.data, self.preprocessing, path), None
 
-    def predict_file(self, path: str | os.PathLike[str], proba: bool = False):
+    def predict_file(self, path: str | os.PathLike[str] | pd.DataFrame, proba: bool = False) -> pd.DataFrame:
         """One row per input of ``path`` (in file order) as a ``pandas.DataFrame``.
 
-        ``path``: a CSV or npz file like the training data; for an ``image_folder`` run a folder of
+        ``path``: a CSV or npz file like the training data (for a CSV run also a ``pandas.DataFrame``
+        as :meth:`read` takes it; the result then keeps its index); for an ``image_folder`` run a folder of
         images (then the first column, ``file``, names each image); for a ``text_tsv``/``text_csv`` run a
         file with the text column. Columns: ``prediction`` (the class name; the value in original units for regression;
         ``prediction_<i>`` per target for several), for multilabel one 0/1 column per label; with
@@ -220,7 +261,7 @@ class LoadedRun:
                 probabilities = self.predict_proba(x)
                 for j, name in enumerate(names):
                     columns[name] = probabilities[:, j]
-        return pd.DataFrame(columns)
+        return pd.DataFrame(columns, index=path.index if isinstance(path, pd.DataFrame) else None)
 
     def names(self) -> list[str]:
         """Class or label names in index order (their indices as text when the data had none)."""
@@ -308,6 +349,8 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
             model, loss = _from_record(config, record)
         task, num_classes = record["task"], record["num_classes"]
         input_shape, text = tuple(record["input_shape"]), record.get("text")
+        input_dtype, output_dim = record.get("input_dtype"), record["output_dim"]
+        vocab_size = record["model"].get("vocab_size")
         if record.get("normalize"):
             from trainlab.data.transforms import Normalize
 
@@ -323,6 +366,9 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         eval_transform = built.data.eval_transform
         labels = labels or {"class_names": built.data.class_names}
         input_shape, text = tuple(built.data.input_shape), text_encoding(built.data.extras)
+        input_dtype = str(built.data.train.x.dtype).removeprefix("torch.")
+        output_dim = int(loss.output_dim(task, num_classes, built.data.target_dim))
+        vocab_size = built.config.model.spec().get("vocab_size") or built.data.extras.get("vocab_size")
     if task not in PREDICTABLE_TASKS:
         raise DataError(f"predict supports {', '.join(PREDICTABLE_TASKS)} runs; this run's task is {task}")
     if getattr(loss, "target_kind", None) in ("pair", "embedding"):
@@ -333,7 +379,8 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
     model.eval()
     loaded = LoadedRun(path=path, config=config, model=model, loss=loss.to(device), task=task,
                        class_names=labels.get("class_names"), preprocessing=fitted or {},
-                       num_classes=num_classes, input_shape=input_shape, text=text, eval_transform=eval_transform,
+                       num_classes=num_classes, input_shape=input_shape, input_dtype=input_dtype,
+                       output_dim=output_dim, vocab_size=vocab_size, text=text, eval_transform=eval_transform,
                        device=device)
     return loaded
 

@@ -1,16 +1,23 @@
-"""Inputs for ``trainlab predict``: new rows read like the run's training data, without targets.
+"""Inputs for ``trainlab predict`` and :class:`trainlab.inference.LoadedRun`: new rows read like the run's
+training data, without targets, and checked against what the run's model takes.
 
-:func:`read_for_predict` reads a CSV or npz file holding the feature columns the run was trained
-on (a target column may be present; it is ignored), and applies the run's own fitted
-preprocessing (:mod:`trainlab.data.preprocessing`: training-split standardisation statistics,
-one-hot categories). Nothing is re-fitted on the new rows. Rows come back in file order, one per
-input row, so that outputs can be written next to them.
+:func:`read_for_predict` reads a CSV or npz file, or a ``pandas.DataFrame``, holding the feature
+columns the run was trained on (a target column may be present; it is ignored), and applies the
+run's own fitted preprocessing (:mod:`trainlab.data.preprocessing`: training-split standardisation
+statistics, one-hot categories). Nothing is re-fitted on the new rows. Rows come back in input
+order, one per input row, so that outputs can be written next to them. A DataFrame goes through
+the CSV path: its columns are read as a CSV file's are, so both give the same inputs.
+
+:func:`model_rows` checks arrays that are already model inputs: the row shape the run was trained
+on, numeric values (finite floats; whole, in-range numbers for integer inputs such as token ids),
+and converts them to the training rows' dtype.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +25,12 @@ import numpy as np
 import torch
 
 from trainlab.data import preprocessing as prep
-from trainlab.data.csv_table import check_delimiter, numbers, read_table, strings
+from trainlab.data.csv_table import CsvTable, check_delimiter, numbers, read_table, strings
 from trainlab.data.paths import resolve_file
 from trainlab.errors import DataError
 from trainlab.registry import did_you_mean
+
+FRAME = "the DataFrame"  # how messages name rows given as a pandas DataFrame
 
 
 def _options(data_config: Any) -> dict[str, Any]:
@@ -31,32 +40,93 @@ def _options(data_config: Any) -> dict[str, Any]:
     return {**data_config.model_dump(), **dict(data_config.model_extra or {})}
 
 
-def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+def is_table(x: object) -> bool:
+    """``x`` is a pandas DataFrame or Series (checked without importing pandas)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(x, pandas.DataFrame | pandas.Series)
+
+
+# --------------------------------------------------------------------------- named columns (CSV, DataFrame)
+
+def _feature_columns(fitted: dict[str, Any]) -> tuple[list[str], list[str]]:
     numeric = fitted.get("numeric_columns")
-    categorical = fitted.get("categorical_columns") or []
     if numeric is None:
         raise DataError("the run's preprocessing does not name its feature columns; it was not trained on a CSV")
-    table = read_table(file, check_delimiter(options.get("delimiter", ",")), text_columns=categorical)
-    for name in [*numeric, *categorical]:
-        if name not in set(table.header):
-            raise DataError(f"{file} has no feature column '{name}'{did_you_mean(name, table.header)}; the run was "
-                            f"trained on columns {', '.join([*numeric, *categorical][:50])}")
-    if len(table) == 0:
-        raise DataError(f"CSV file {file} has a header but no rows to predict")
+    return list(numeric), list(fitted.get("categorical_columns") or [])
+
+
+def _missing_column(name: str, where: str, have: list[str], wanted: list[str]) -> DataError:
+    return DataError(f"{where} has no feature column '{name}'{did_you_mean(name, have)}; the run was "
+                     f"trained on columns {', '.join(wanted[:50])}")
+
+
+def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
+                  at: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(numeric features (N, F) float32, categorical cells (N, C) str or None) of ``table``'s rows.
+
+    ``at(row)`` names data row ``row`` in messages ("CSV file f.csv line 7").
+    """
     x = np.empty((len(table), len(numeric)), dtype=np.float32)
     for j, name in enumerate(numeric):
         values, bad = numbers(table, name)
         if bad is not None:
             row = int(bad[0])
-            raise DataError(f"CSV file {file} line {table.line(row)}, column '{name}': "
+            raise DataError(f"{at(row)}, column '{name}': "
                             f"'{str(table.frame[name].iloc[row]).strip()}' is not a number")  # type: ignore[index]
         missing = np.flatnonzero(~np.isfinite(values))
         if len(missing):
-            raise DataError(f"CSV file {file} line {table.line(int(missing[0]))}, column '{name}': a missing or "
+            raise DataError(f"{at(int(missing[0]))}, column '{name}': a missing or "
                             "non-finite value; predict needs every feature")
         x[:, j] = values
     cats = np.stack([strings(table, n) for n in categorical], axis=1) if categorical else None
     return x, cats
+
+
+def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    numeric, categorical = _feature_columns(fitted)
+    table = read_table(file, check_delimiter(options.get("delimiter", ",")), text_columns=categorical)
+    for name in [*numeric, *categorical]:
+        if name not in set(table.header):
+            raise _missing_column(name, str(file), table.header, [*numeric, *categorical])
+    if len(table) == 0:
+        raise DataError(f"CSV file {file} has a header but no rows to predict")
+    return _feature_rows(table, numeric, categorical, lambda row: f"CSV file {file} line {table.line(row)}")
+
+
+def _frame_cells(series: Any) -> Any:
+    """A feature column as :func:`numbers` reads a CSV column: numbers and booleans as they are, else text."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return series
+    present = series.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+        return series  # True/False with missing cells, as pandas reads them from a CSV
+    return series.astype("string")  # mixed numbers and text (or categories): each cell as its text
+
+
+def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The feature columns of a DataFrame (or a Series: one row), by name, in any order; others are ignored."""
+    import pandas as pd
+
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame().T.infer_objects()  # one row, its index the column names
+    numeric, categorical = _feature_columns(fitted)
+    header = [str(column).strip() for column in frame.columns]  # a CSV header's names are stripped too
+    positions = {}
+    for name in [*numeric, *categorical]:
+        found = [j for j, have in enumerate(header) if have == name]
+        if not found:
+            raise _missing_column(name, FRAME, header, [*numeric, *categorical])
+        if len(found) > 1:
+            raise DataError(f"{FRAME} has column '{name}' more than once")
+        positions[name] = found[0]
+    columns = {}
+    for name, j in positions.items():
+        series = frame.iloc[:, j].reset_index(drop=True)
+        columns[name] = _frame_cells(series) if name in numeric else series
+    table = CsvTable(Path(FRAME), list(columns), ",", pd.DataFrame(columns))
+    return _feature_rows(table, numeric, categorical, lambda row: f"{FRAME}, row index {frame.index[row]!r}")
 
 
 def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
@@ -73,7 +143,7 @@ def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
         raise DataError(f"cannot read npz file {file}: {str(exc).splitlines()[0]}") from None
 
 
-def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.PathLike[str]) -> torch.Tensor:
+def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.PathLike[str] | Any) -> torch.Tensor:
     """The model inputs for the rows of ``path``, preprocessed exactly as the run's training data.
 
     Args:
@@ -81,25 +151,146 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
             gives ``delimiter`` (csv) and ``x`` (the npz array name).
         fitted: the run's preprocessing (``Dataset.preprocessing``, as stored in the run folder).
         path: a CSV (with the training feature columns; a target column is ignored) or an ``.npz``
-            (array ``x``, or its only array). Its format follows the run's source.
+            (array ``x``, or its only array). Its format follows the run's source. For a run trained
+            on a CSV, also a ``pandas.DataFrame`` with the CSV's columns (or a Series: one row); it
+            may have no rows.
 
     Returns:
-        (N, ...) float32 features (integer ids stay int64), one row per input row in file order.
+        (N, ...) float32 features (integer ids stay int64), one row per input row in input order.
     """
     options = _options(data_config)
     source = fitted.get("source") or options.get("source")
-    file = resolve_file(path, "a file of rows to predict")
-    if source == "csv" or (source is None and file.suffix.lower() in (".csv", ".tsv", ".txt")):
-        x, cats = _csv_rows(file, options, fitted)
-    elif source == "npz" or file.suffix.lower() == ".npz":
-        x, cats = _npz_rows(file, options), None
-        shape = fitted.get("input_shape")
-        if shape is not None and list(x.shape[1:]) != list(shape):
-            raise DataError(f"npz file {file}: rows are shaped {tuple(x.shape[1:])} but the run was trained on "
-                            f"{tuple(shape)}")
+    if is_table(path):
+        if fitted.get("numeric_columns") is None:
+            raise DataError(f"a DataFrame holds the raw columns of a run trained on a CSV; this run's data source is "
+                            f"'{source}': pass predict() its rows as an array (df.to_numpy(), preprocessed as the "
+                            "training rows were), or pass read() a file in the run's format")
+        x, cats = _frame_rows(path, fitted)
+        what = FRAME
     else:
-        raise DataError(f"predict reads CSV and npz inputs; the run's data source is '{source}' (not supported yet)")
-    x = prep.apply(fitted, x, cats, what=str(file))
+        file = resolve_file(path, "a file of rows to predict")
+        what = str(file)
+        if source == "csv" or (source is None and file.suffix.lower() in (".csv", ".tsv", ".txt")):
+            x, cats = _csv_rows(file, options, fitted)
+        elif source == "npz" or file.suffix.lower() == ".npz":
+            x, cats = _npz_rows(file, options), None
+            shape = fitted.get("input_shape")
+            if shape is not None and list(x.shape[1:]) != list(shape):
+                raise DataError(f"npz file {file}: rows are shaped {tuple(x.shape[1:])} but the run was trained on "
+                                f"{tuple(shape)}")
+        else:
+            raise DataError(f"predict reads CSV and npz inputs; the run's data source is '{source}' "
+                            "(not supported yet)")
+    x = prep.apply(fitted, x, cats, what=what)
     if np.issubdtype(x.dtype, np.integer):
         return torch.from_numpy(np.ascontiguousarray(x))
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- arrays that are model inputs already
+
+def _rows_shape(shape: tuple[int, ...]) -> str:
+    """``(N, 30)``: the shape of N rows shaped ``shape``."""
+    return "(" + ", ".join(["N", *(str(d) for d in shape)]) + ")"
+
+
+def _as_tensor(x: Any) -> torch.Tensor:
+    """``x`` (a tensor, a NumPy array, nested lists) as a tensor of numbers; one DataError for anything else."""
+    if isinstance(x, torch.Tensor):
+        rows = x.detach()
+    else:
+        try:
+            array = np.asarray(x)
+        except (ValueError, TypeError) as exc:  # ragged lists
+            reason = str(exc).splitlines()[0].split(". ")[0][:200]
+            raise DataError(f"predict takes rows of numbers shaped (N, ...), all of one length; this "
+                            f"{type(x).__name__} does not make one array ({reason})") from None
+        if array.dtype.kind not in "biuf":
+            example = array.reshape(-1)[0].item() if array.size else None
+            raise DataError(f"predict takes rows of numbers (the model's inputs, preprocessed as in training); got "
+                            f"values of dtype {array.dtype} such as {example!r}: for a run trained on a CSV pass a "
+                            "pandas DataFrame with its columns, or read a file with run.read(path)")
+        if array.dtype.kind == "u" and array.dtype.itemsize > 1:  # torch has few ops for uint16/32/64
+            array = array.astype(np.int64)
+        rows = torch.from_numpy(array if array.flags.c_contiguous else array.copy())  # copy: negative strides
+    if rows.is_complex():
+        raise DataError(f"predict takes rows of real numbers; got {rows.dtype}")
+    return rows
+
+
+def _first_row(bad: torch.Tensor) -> int:
+    """The first row (axis 0) of boolean ``bad`` with a True element."""
+    return int(bad.reshape(len(bad), -1).any(dim=1).nonzero()[0, 0])
+
+
+def _check_ids(rows: torch.Tensor, dtype: torch.dtype, vocab_size: int | None) -> None:
+    """Integer model inputs (token ids, uint8 pixels): whole numbers within ``dtype`` (ids below ``vocab_size``)."""
+    kind = f"{str(dtype).removeprefix('torch.')} inputs, as its training rows were"
+    rows = rows.double() if rows.is_floating_point() else rows.long()  # bounds compare without wrapping around
+    if rows.is_floating_point():
+        whole = torch.isfinite(rows) & (rows == rows.round())
+        if not bool(whole.all()):
+            row = _first_row(~whole)
+            value = rows[row][~whole[row]].reshape(-1)[0].item()
+            raise DataError(f"predict: row {row} holds {value!r}, not a whole number; this run's model takes {kind}")
+    info = torch.iinfo(dtype)
+    low, high = (0, vocab_size - 1) if vocab_size else (info.min, info.max)
+    if vocab_size:
+        kind = f"token ids from 0 to {high} (vocabulary size {vocab_size})"
+    outside = (rows < low) | (rows > high)
+    if bool(outside.any()):
+        row = _first_row(outside)
+        value = rows[row][outside[row]].reshape(-1)[0].item()
+        raise DataError(f"predict: row {row} holds {value!r}; this run's model takes {kind}"
+                        + ("" if vocab_size else f" ({low} to {high})"))
+
+
+def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = None,
+               vocab_size: int | None = None) -> torch.Tensor:
+    """``x`` as the run's model takes it: rows shaped ``input_shape``, of the training rows' dtype.
+
+    Args:
+        x: the model's inputs, preprocessed as the training split was: a tensor, a NumPy array or
+            nested lists, shaped (N, *input_shape). One row shaped ``input_shape`` is taken as N = 1
+            (unambiguous: a batch has one more axis); an empty array is N = 0.
+        input_shape: one training row's shape (``()``: not recorded, not checked).
+        input_dtype: the training rows' dtype (``model.json``'s ``input_dtype``). Floating: any real
+            numbers, converted to it; they must be finite. Integer (token ids, uint8 pixels): whole
+            numbers (of any numeric dtype) within its range, and below ``vocab_size`` when given.
+            None (not recorded): floats become float32, integers stay as they are.
+        vocab_size: the number of token ids the model embeds, when known.
+
+    Raises:
+        DataError: one line naming the shape or value received and what the run takes.
+    """
+    rows = _as_tensor(x)
+    if rows.ndim == 0:
+        raise DataError("predict needs one input row per sample, shaped (N, ...); got a scalar")
+    shape = tuple(input_shape)
+    if shape:
+        got = tuple(rows.shape)
+        if got == (0,):
+            rows = rows.reshape(0, *shape)
+        elif got == shape:
+            rows = rows.unsqueeze(0)
+        elif got[1:] != shape:
+            if len(got) == len(shape) + 1:
+                raise DataError(f"predict: rows are shaped {got[1:]} but the run was trained on {shape}; pass an "
+                                f"array shaped {_rows_shape(shape)}")
+            hint = "; for N rows of one feature pass x.reshape(-1, 1)" if shape == (1,) and len(got) == 1 else ""
+            raise DataError(f"predict: got an input shaped {got}; the run takes one row shaped {shape} or N rows "
+                            f"shaped {_rows_shape(shape)}{hint}")
+    dtype = getattr(torch, input_dtype, None) if input_dtype else None
+    if not isinstance(dtype, torch.dtype):
+        return rows.float() if rows.is_floating_point() else rows
+    if dtype.is_floating_point:
+        rows = rows.to(dtype)
+        finite = torch.isfinite(rows)
+        if not bool(finite.all()):
+            row = _first_row(~finite)
+            value = rows[row][~finite[row]].reshape(-1)[0].item()
+            raise DataError(f"predict: row {row} holds {value!r} (as {input_dtype}); the model takes finite numbers")
+        return rows
+    if rows.numel():
+        _check_ids(rows, dtype, vocab_size)
+    return rows.to(dtype)
