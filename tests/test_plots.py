@@ -221,3 +221,21 @@ def test_lr_finder_figure_draws_the_smoothed_loss_the_suggestion_is_decided_on()
     index = int(np.argmin(np.abs(np.log(lrs[:len(reference)] / suggestion))))
     assert point.get_xdata()[0] == pytest.approx(suggestion)
     assert point.get_ydata()[0] == pytest.approx(reference[index])  # on the smoothed curve, not the raw one
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_files_written_atomically_get_the_mode_a_plain_open_would(tmp_path, mask):
+    """mkstemp makes 0o600 files: a report or run folder could not be shared; open() honours the umask."""
+    from trainlab.atomic import write_text
+
+    previous = os.umask(mask)
+    try:
+        text = write_text(tmp_path / "summary.json", "{}")
+        figure = save_figure(schedule_figure(build_schedule("constant", 10, 5), 10, 0.1), tmp_path / "lr.png")
+        with open(tmp_path / "plain.txt", "w") as handle:
+            handle.write("x")
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~mask
+    assert os.stat(tmp_path / "plain.txt").st_mode & 0o777 == expected  # the reference: open() itself
+    assert os.stat(text).st_mode & 0o777 == expected and os.stat(figure).st_mode & 0o777 == expected

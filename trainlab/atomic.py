@@ -24,9 +24,34 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)  # elsewhere: the set-and-restore read (not thread-safe, but rare)
+    os.umask(current)
+    return current
+
+
+def open_temporary(path: Path) -> tuple[int, str]:
+    """``mkstemp`` beside ``path``, with the mode ``open`` would give a new file (0o666 less the umask)
+    instead of mkstemp's private 0o600: reports and run folders are shared as any file is."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())
+    except OSError:
+        pass
+    return fd, tmp
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = open_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

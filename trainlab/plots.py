@@ -18,7 +18,6 @@ import contextlib
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from trainlab.atomic import open_temporary
 from trainlab.errors import ConfigError
 from trainlab.schedules import Schedule, schedule_series
 
@@ -51,7 +51,7 @@ def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
     if file_format not in FORMATS:
         raise ValueError(f"plot path '{target}' must end in one of {', '.join('.' + f for f in FORMATS)}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    descriptor, temporary = open_temporary(target)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             figure.savefig(handle, format=file_format)
