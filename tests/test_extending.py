@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from trainlab.cli import main
@@ -41,7 +42,32 @@ def project(tmp_path):
 
 
 def test_doc_examples_exist():
-    assert set(_examples()) == {"mymodels.py", "mydata.py"}
+    assert set(_examples()) == {"mymodels.py", "mydata.py", "mylosses.py"}
+
+
+def test_the_doc_loss_trains_and_a_torch_loss_is_refused_in_one_line(project, tmp_path, capsys):
+    namespace: dict = {}
+    exec(_examples()["mylosses.py"], namespace)  # noqa: S102 - the doc's own example
+    pred, target = torch.randn(16, 2), torch.randn(16, 2)
+    reference = np.mean((pred.numpy() - target.numpy()) ** 4)  # the formula, in NumPy
+    assert float(namespace["MeanQuartic"]()(pred, target)) == pytest.approx(float(reference), rel=1e-6)
+    config = {"name": "quartic", "seed": 0, "data": {"source": "diabetes"}, "model": {"name": "linear"},
+              "strategy": {"loss": "mylosses:MeanQuartic", "optimizer": {"name": "adam", "lr": 0.01},
+                           "batch_size": 32, "epochs": 2},
+              "output": {"progress": "off"}}
+    (project / "quartic.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(project / "quartic.yaml"), "--out", str(tmp_path / "q"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "q" / "summary.json").read_text())["loss"] == "mylosses:MeanQuartic"
+    (project / "torchloss.py").write_text("import torch\n\n\ndef MSE():\n    return torch.nn.MSELoss()\n")
+    config["strategy"]["loss"] = "torchloss:MSE"
+    (project / "torchloss.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert main(["train", str(project / "torchloss.yaml"), "--out", str(tmp_path / "t"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: loss 'torchloss:MSE' built a MSELoss, not a trainlab.losses.base.Loss")
+    assert err.count("\n") == 1
+    for module in ("mylosses", "torchloss"):
+        sys.modules.pop(module, None)
 
 
 def test_config_folder_modules_train_from_another_directory(project, tmp_path, monkeypatch, capsys):

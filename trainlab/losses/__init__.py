@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainlab.errors import ConfigError
 from trainlab.losses.base import Loss
 from trainlab.registry import Registry
 
@@ -22,9 +23,10 @@ def build_loss(spec: str | dict[str, Any]) -> Loss:
     import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
 
     loss = LOSSES.build(spec)
-    if not isinstance(loss, Loss):
-        raise TypeError(f"loss '{spec}' must be a trainlab.losses.base.Loss; got {type(loss).__name__}")
     name = spec if isinstance(spec, str) else spec["name"]
+    if not isinstance(loss, Loss):  # e.g. `module:attr` naming torch.nn.MSELoss or a plain function's result
+        raise ConfigError(f"loss '{name}' built a {type(loss).__name__}, not a trainlab.losses.base.Loss: a custom "
+                          "loss subclasses Loss (target_kind, forward(pred, target)); see docs/extending.md")
     loss.registered_name = name
     return loss
 

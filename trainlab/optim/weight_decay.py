@@ -58,4 +58,4 @@ def place_weight_decay(spec: dict[str, Any], weight_decay: float) -> dict[str, A
         f"strategy.regularization.weight_decay (decoupled) has no home in optimizer '{name}', whose "
         f"weight_decay is an L2 term in the gradient; use an optimizer with decoupled decay ({hint}; valid: "
         f"{', '.join(sorted(DECOUPLED))}, sgd without momentum), or strategy.optimizer.weight_decay for "
-        f"'{name}''s own L2 form, or strategy.regularization.l2")
+        f"the L2 form of '{name}' itself, or strategy.regularization.l2")
