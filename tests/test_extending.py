@@ -1,4 +1,4 @@
-"""docs/extending.md's model factory and data source, run as written: a config in their folder trains from
+"""docs/extending.md's model factory, data source and loss, run as written: a config in their folder trains from
 another working directory without PYTHONPATH, and predict names the source's classes."""
 
 from __future__ import annotations

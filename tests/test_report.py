@@ -189,7 +189,7 @@ def digits_run(tmp_path_factory) -> Path:
 
 def test_single_run_report_rebuilds_the_model_for_its_confusion_matrix(digits_run, tmp_path):
     assert not (digits_run / "predictions.npz").exists()
-    html = write_report([digits_run], tmp_path / "run.html").read_text()
+    html = write_report(str(digits_run), tmp_path / "run.html").read_text()  # one folder, not in a list
     sections = re.findall(r'<h2 id="s\d+">(.*?)</h2>', html)
     assert sections == ["results", "learning curves", "learning rate followed", "confusion matrix or residuals",
                         "events", "config", "environment"]

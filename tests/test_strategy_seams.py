@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
 import trainlab
 from tests.conftest import DIGITS_MLP, LINREG, least_squares
@@ -157,6 +158,13 @@ def test_fit_trains_a_custom_module_on_tensors_with_a_user_callback(tmp_path):
     assert result.summary["test"]["accuracy"] > 0.85
     assert (tmp_path / "fit" / "model.safetensors").is_file()
     assert len((tmp_path / "fit" / "metrics.jsonl").read_text().splitlines()) == 30
+    from trainlab.errors import RunDirError
+
+    with pytest.raises(RunDirError, match=r"holds the records of trainlab.fit, whose model is your own module"):
+        trainlab.load_run(tmp_path / "fit")
+    reloaded = TwoLayer()
+    reloaded.load_state_dict(load_file(tmp_path / "fit" / "model.safetensors"))  # what the message says to do
+    torch.testing.assert_close(reloaded(x[350:]), result.model.cpu()(x[350:]))
 
 
 def test_fit_applies_the_strategys_init_and_lora_to_the_users_module():

@@ -334,8 +334,9 @@ def test_a_studys_record_leaves_out_keys_added_later_at_their_default(tmp_path):
     from trainlab.config import ADDED_OPTIONAL_KEYS
     from trainlab.tune.identity import made_with
 
-    settings = TuneSettings(base=tmp_path / "base.yaml", space=tmp_path / "space.yaml", out=tmp_path / "out",
-                            trials=2)
+    settings = TuneSettings(base=str(tmp_path / "base.yaml"), space=str(tmp_path / "space.yaml"),
+                            out=str(tmp_path / "out"), trials=2)  # strings from Python: paths as from the CLI
+    assert settings.out == tmp_path / "out" and settings.name == "trainlab-base"
     record = made_with(settings, parse_space(SPACE), BASE)
     for section, key in ADDED_OPTIONAL_KEYS:
         assert key not in record["base"][section]

@@ -330,6 +330,10 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
 
     config_path = path / "config.yaml"
     if not config_path.is_file():
+        if (path / "strategy.yaml").is_file() and (path / "model.safetensors").is_file():  # trainlab.fit(out=...)
+            raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: load "
+                              f"its weights into it with model.load_state_dict(safetensors.torch.load_file("
+                              f"'{path / 'model.safetensors'}'))")
         raise RunDirError(f"{path} is not a trainlab run folder (no config.yaml)")
     weights = path / "model.safetensors"
     if not weights.is_file():

@@ -19,13 +19,15 @@ from trainlab.errors import ConfigError
 from trainlab.report.sources import Comparison, classify
 
 
-def write_report(paths: Sequence[str | Path], out: str | Path) -> Path:
+def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path) -> Path:
     """Write the report of ``paths`` (one comparison folder, or run folders) to ``out``; returns ``out``.
 
     Raises :class:`ConfigError` when a path is neither kind or ``out`` is not an .html file name.
     """
     from trainlab.report.sections import comparison_page, runs_page
 
+    if isinstance(paths, str | Path):  # one folder given as it is, not as a one-item list
+        paths = [paths]
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"report output '{out}' must end in .html")

@@ -78,6 +78,10 @@ class TuneSettings:
     refit_seeds: int = 0
     quiet: bool = False
 
+    def __post_init__(self) -> None:  # paths given as strings (from Python) work as from the CLI
+        for key in ("base", "space", "out"):
+            object.__setattr__(self, key, Path(getattr(self, key)))
+
     @property
     def name(self) -> str:
         return self.study_name or f"trainlab-{self.base.stem}"
