@@ -573,6 +573,12 @@ def test_the_base_config_is_the_first_trial_when_it_lies_in_the_space(tmp_path):
     outside = {**SPACE, "strategy.batch_size": {"choices": [8, 16]}}  # the base's 32 is not a point
     tune(settings(tmp_path / "out", 2, pruner="none", space=outside))
     assert read_trials(tmp_path / "out" / "out")[0]["strategy.batch_size"] in ("8", "16")
+    # plain sgd with momentum unset: torch's default momentum 0 lies in [0, 0.9], so the base is trial 0
+    sgd = {**BASE, "strategy": {**BASE["strategy"], "optimizer": {"name": "sgd", "lr": 0.01}}}
+    tune(settings(tmp_path / "sgd", 1, pruner="none", base=sgd))
+    first = read_trials(tmp_path / "sgd" / "out")[0]
+    assert (first["strategy.optimizer.name"], float(first["strategy.optimizer.momentum"])) == ("sgd", 0.0)
+    assert float(first["strategy.optimizer.lr"]) == 0.01
 
 
 def test_a_metric_the_base_config_does_not_compute_is_refused_before_any_trial(tmp_path, capsys):

@@ -40,20 +40,27 @@ def param_groups(model: nn.Module, extra: Iterable[torch.nn.Parameter] = ()) -> 
     return split_by_decay([p for p in model.parameters() if p.requires_grad], [p for p in extra if p.requires_grad])
 
 
-def default_lr(name: str) -> float | None:
-    """The factory's own default ``lr`` (prodigy 1.0, lbfgs 1.0, ...); None when it has none or takes no lr.
+def default_option(name: str, option: str) -> Any:
+    """The default of ``option`` in optimizer ``name``'s factory (sgd's ``momentum`` 0.0); None when it
+    has none, takes no such option, or ``name`` is unknown.
 
     Read from the signature, so no optimizer is built (the first one built in a process is slow).
     """
     import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
 
     try:
-        parameter = inspect.signature(OPTIMIZERS.get(name)).parameters.get("lr")
-    except (TypeError, ValueError):
+        parameter = inspect.signature(OPTIMIZERS.get(name)).parameters.get(option)
+    except (TypeError, ValueError, ConfigError):
         return None
-    if parameter is None or parameter.default is inspect.Parameter.empty or parameter.default is None:
+    if parameter is None or parameter.default is inspect.Parameter.empty:
         return None
-    return float(parameter.default)
+    return parameter.default
+
+
+def default_lr(name: str) -> float | None:
+    """The factory's own default ``lr`` (prodigy 1.0, lbfgs 1.0, ...); None when it has none or takes no lr."""
+    lr = default_option(name, "lr")
+    return None if lr is None else float(lr)
 
 
 def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch.optim.Optimizer:

@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 
 from trainlab.config import read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
+from trainlab.optim import default_option
 from trainlab.records import validation_keys
 from trainlab.registry import did_you_mean
 from trainlab.tune.claims import claim_trial
@@ -299,7 +300,8 @@ def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
 
 def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] | None:
     """The base config's value of every key the space switches on for it, in Optuna's form; None when
-    one lies outside the space (then the base config is not one of the space's points)."""
+    one lies outside the space (then the base config is not one of the space's points). An optimizer
+    option the base config leaves unset has the optimizer's own default (sgd's momentum 0)."""
     resolved = validate(copy.deepcopy(base_raw)).to_dict()
     values: dict[str, Any] = {}
     for param in space.params:
@@ -308,6 +310,9 @@ def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] 
         node: Any = resolved
         for part in param.key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
+        parts = param.key.split(".")
+        if node is None and parts[:2] == ["strategy", "optimizer"] and len(parts) == 3:
+            node = default_option(resolved["strategy"]["optimizer"]["name"], parts[2])  # unset: the optimizer's own
         if node is None or not param.contains(node):
             return None
         values[param.key] = node
