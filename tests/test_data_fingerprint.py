@@ -35,11 +35,10 @@ def test_the_fingerprint_follows_sizes_times_and_the_files_of_a_folder(tmp_path:
     os.utime(table, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # touched: counted as changed
     assert data_fingerprint(csv) != first
     # moved with its times (mv): the same files, so the same fingerprint
+    touched = data_fingerprint(csv)
     moved = tmp_path / "moved"
     moved.mkdir()
     shutil.move(str(table), moved / "t.csv")
-    touched = data_fingerprint({**csv, "path": str(moved / "t.csv")})
-    os.utime(moved / "t.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
     assert data_fingerprint({**csv, "path": str(moved / "t.csv")}) == touched
 
     root = tmp_path / "images"
@@ -53,6 +52,14 @@ def test_the_fingerprint_follows_sizes_times_and_the_files_of_a_folder(tmp_path:
     assert data_fingerprint(folder) == before
     (root / "dog" / "1.png").write_bytes(b"y" * 10)
     assert data_fingerprint(folder) != before
+    # a class folder that is a link (as image_folder follows it): a file changed behind it is a change
+    (tmp_path / "real" / "bird").mkdir(parents=True)
+    (tmp_path / "real" / "bird" / "0.png").write_bytes(b"b")
+    (root / "bird").symlink_to(tmp_path / "real" / "bird")
+    (root / "loop").symlink_to(root)  # a link back up the tree is walked once
+    linked = data_fingerprint(folder)
+    (tmp_path / "real" / "bird" / "0.png").write_bytes(b"bb")
+    assert data_fingerprint(folder) != linked
     # train/val/test under path; a missing one appearing later is a change
     split = {"source": "image_folder", "path": str(root), "train": "dog", "test": "missing"}
     absent = data_fingerprint(split)

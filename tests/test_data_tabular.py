@@ -117,6 +117,9 @@ def test_labels_numbered_from_one_with_the_task_set_are_classes_named_by_their_v
     with pytest.raises(DataError, match=r"test data label 0 at row 1 \(counting from 0\) is not a class of the "
                                         r"training data \(classes: 1, 2, 5\)"):
         load(source="npz", path=str(tmp_path / "u.npz"), task="multiclass")
+    with pytest.raises(DataError, match=r"data.task is binary but the training labels hold 3 values \(1, 2, 3\); "
+                                        "set data.task: multiclass"):
+        load(source="csv", path=path, target="class", task="binary")
     # labels holding 0 are the indices 0..K-1 as before (no names)
     plain = load(source="csv", path=write_csv(tmp_path / "p.csv", ["a", "y"], [[i, i % 3] for i in range(30)]),
                  target="y", task="multiclass")

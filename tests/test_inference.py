@@ -425,3 +425,15 @@ def test_a_dataframe_for_a_run_not_trained_on_a_csv_is_refused_in_one_line():
     with pytest.raises(DataError, match=r"a DataFrame holds the raw columns of a run trained on a CSV; this run's "
                                         r"data source is 'npz': pass predict\(\) its rows as an array"):
         read_for_predict({"source": "npz"}, fitted, pd.DataFrame({"a": [1.0], "b": [2.0]}))
+
+
+def test_a_dataframe_category_column_of_whole_floats_reads_as_the_csv_wrote_it():
+    """An int category column with a missing cell is float in pandas (1.0); a CSV had '1': the same text."""
+    from trainlab.data.csv_table import CsvTable, strings
+    from trainlab.data.predict_input import _category_cells
+
+    frame = pd.DataFrame({"zip": _category_cells(pd.Series([1.0, np.nan, 20.0])),
+                          "code": _category_cells(pd.Series([1.5, 2.0, np.nan]))})
+    table = CsvTable(Path("frame"), ["zip", "code"], ",", frame)
+    assert strings(table, "zip").tolist() == ["1", "", "20"]
+    assert strings(table, "code").tolist() == ["1.5", "2.0", ""]  # not whole: left as pandas writes it

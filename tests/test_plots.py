@@ -73,6 +73,10 @@ def test_schedule_figure_draws_each_optimizer_groups_lr(write_config, tmp_path, 
     assert main(["schedule", str(config), "--plot", str(tmp_path / "lr.png")]) == 0
     assert "groups: head lr 0.5, group1 lr 0.05)" in capsys.readouterr().out
     assert_png(tmp_path / "lr.png")
+    twins = write_config(DIGITS_MLP, strategy__optimizer={
+        "name": "sgd", "lr": 0.05, "groups": [{"name": "a", "select": "head", "lr": 0.5}, {"name": "a", "select": "biases"}]})
+    assert main(["schedule", str(twins), "--plot", str(tmp_path / "twins.png")]) == 0
+    assert "groups: a lr 0.5, a (group 1) lr 0.05)" in capsys.readouterr().out  # two groups stay two lines
 
 
 def test_schedule_figure_without_epochs_has_no_boundaries_and_thins_many_epochs():

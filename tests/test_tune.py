@@ -586,7 +586,7 @@ def test_a_metric_the_base_config_does_not_compute_is_refused_before_any_trial(t
     code = main(["tune", str(base), "--space", str(space), "--trials", "2", "--metric", "val_f1",
                  "--out", str(tmp_path / "out")])
     assert code == 2
-    assert "--metric 'val_f1' is not computed" in capsys.readouterr().err
+    assert "--metric 'val_f1' is not recorded by" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -609,10 +609,28 @@ def test_metrics_that_are_not_one_number_are_left_out_of_the_best_trial_lines(tm
     (["accuracy", "confusion_matrix"], "val_confusion_matrix", "val_loss, val_accuracy"),  # not one number
     (None, "val_r2", "val_loss, val_accuracy, val_precision, val_recall, val_f1"),  # iris' own defaults
 ])
-def test_tune_and_compare_apply_one_rule_for_the_metrics_a_run_records(tmp_path, capsys, metrics, metric, valid):
+def test_tune_train_and_compare_apply_one_rule_for_the_metrics_a_run_records(tmp_path, capsys, metrics, metric,
+                                                                             valid):
     base, space = write(tmp_path, {**BASE, "metrics": metrics})
     code = main(["tune", str(base), "--space", str(space), "--trials", "2", "--metric", metric,
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 2 and f"--metric '{metric}' is not computed" in err and f"(its validation metrics: {valid})" in err
+    assert code == 2 and f"--metric '{metric}' is not recorded by" in err and f"(its validation metrics: {valid})" in err
     assert not (tmp_path / "out").exists()
+    assert main(["train", str(base), "--target", f"{metric}=0.5", "--out", str(tmp_path / "run")]) == 2
+    assert f"(its validation metrics: {valid})" in capsys.readouterr().err
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump({"strategies": {"adam": None}}))
+    assert main(["compare", str(base), "--strategies", str(tmp_path / "one.yaml"), "--seeds", "1",
+                 "--target", f"{metric}=0.5", "--out", str(tmp_path / "cmp")]) == 2
+    assert f"--target '{metric}' is not recorded by the runs of task 'base'" in capsys.readouterr().err
+
+
+def test_a_validation_metric_without_a_validation_split_is_refused_before_anything_runs(tmp_path, capsys):
+    base, space = write(tmp_path, {**BASE, "data": {"source": "iris", "val_fraction": 0.0}})
+    for argv in (["tune", str(base), "--space", str(space), "--trials", "1", "--metric", "val_loss",
+                  "--out", str(tmp_path / "out")],
+                 ["train", str(base), "--target", "val_accuracy=0.9", "--out", str(tmp_path / "run")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "needs validation records, but" in err and "has no validation split: set data.val_fraction > 0" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()

@@ -30,7 +30,7 @@ from trainlab.atomic import write_json, write_jsonl, write_safetensors, write_te
 from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback
 from trainlab.config import Config, Strategy, read_yaml, validate
-from trainlab.data import TASKS, as_training_classes, targets_tensor
+from trainlab.data import TASKS, as_training_classes, refuse_one_class, targets_tensor
 from trainlab.data.dataset import Dataset, Split, class_values, infer_task
 from trainlab.errors import ConfigError, DataError
 from trainlab.experiment import summarize
@@ -112,6 +112,8 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
                  for name, s in zip(("train", "val", "test"), given, strict=True)]
     splits = [Split(s.x, targets_tensor(s.y.numpy(), task)) for s in given]
     y = splits[0].y
+    if task in ("binary", "multiclass"):
+        refuse_one_class(y.numpy(), class_names, task)
     num_classes = {"regression": None, "binary": 2, "multilabel": int(y.shape[-1])}.get(task, int(y.max()) + 1)
     if num_classes is not None and task != "multilabel":
         for name, split in zip(("train", "val", "test"), splits, strict=True):

@@ -178,28 +178,16 @@ def _cmd_train(args) -> int:
     target = None
     if args.target:
         from trainlab.compare.metric_keys import parse_target
+        from trainlab.records import check_validation_key
 
         target = parse_target(args.target)  # a bad --target fails before training: its form ...
-        _check_target_recorded(config, target["metric"])  # ... and its metric
+        check_validation_key(config, target["metric"], "--target", "this run")  # ... and its metric
     summary, path = train(config, out=args.out, overwrite=args.overwrite, quiet=args.quiet,
                           resume_if_exists=args.resume)
     _report(summary, path)
     if target is not None:
         print(_time_to_target_line(path, target))
     return 0
-
-
-def _check_target_recorded(config, metric: str) -> None:
-    """``--target``'s metric is one the run's epoch records hold (the rule of ``compare --target``)."""
-    from trainlab.records import validation_keys
-    from trainlab.registry import did_you_mean
-
-    if metric == "val_loss":
-        return
-    keys = validation_keys(config)
-    if metric not in keys:
-        raise ConfigError(f"--target '{metric}' is not recorded by this run{did_you_mean(metric, keys)} "
-                          f"(its validation metrics: {', '.join(keys)})")
 
 
 def _time_to_target_line(path: Path, target: dict) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
+from trainlab.errors import ConfigError
 from trainlab.metrics import default_metrics, is_scalar
 
 if TYPE_CHECKING:
@@ -128,3 +129,21 @@ def validation_keys(config: Config) -> list[str]:
     ``data.task`` set, the data is read for its task."""
     task = None if config.metrics else data_task(config)
     return [key for key in recorded_keys(config, task) if key.startswith("val_")]
+
+
+def check_validation_key(config: Config, key: str, flag: str, where: str) -> None:
+    """One ConfigError unless ``key`` is in every epoch record of ``config``'s runs (:func:`validation_keys`):
+    ``flag`` (``--target``, ``--metric``) and ``where`` (``this run``, a file name) word the message.
+    A run without a validation split records none (its split sizes are counted, not loaded)."""
+    from trainlab.data.counting import count_splits
+    from trainlab.registry import did_you_mean
+
+    if count_splits(config.data).val == 0:
+        raise ConfigError(f"{flag} '{key}' needs validation records, but {where} has no validation split: set "
+                          "data.val_fraction > 0 (or give the source a val split)")
+    if key == "val_loss":
+        return
+    keys = validation_keys(config)
+    if key not in keys:
+        raise ConfigError(f"{flag} '{key}' is not recorded by {where}{did_you_mean(key, keys)} "
+                          f"(its validation metrics: {', '.join(keys)})")

@@ -72,6 +72,11 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     schedule = build_schedule(config.strategy.schedule.spec(), total, plan.steps_per_epoch)
     lr = base_lr(config)
     groups = config.strategy.optimizer.groups
-    group_lrs = None if not groups or lr is None else {
-        group.name or f"group{i}": float(group.lr if group.lr is not None else lr) for i, group in enumerate(groups)}
+    group_lrs: dict[str, float] | None = None
+    if groups and lr is not None:
+        group_lrs = {}
+        for i, group in enumerate(groups):
+            name = group.name or f"group{i}"
+            group_lrs[name if name not in group_lrs else f"{name} (group {i})"] = float(
+                group.lr if group.lr is not None else lr)  # two groups of one name stay two lines
     return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, lr, group_lrs)

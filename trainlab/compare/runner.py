@@ -6,7 +6,7 @@ running, each planned run is classified by what its folder holds (:func:`run_act
     new      no run.json                         -> train
     finished status finished, same config + data -> skip (files untouched)
     failed   status diverged, or compare-error.json,
-             same config hash                    -> skip, reported as failed (delete the folder to retry)
+             same config hash and data           -> skip, reported as failed (delete the folder to retry)
     changed  config hash or data files differ    -> train again from scratch (said so)
     partial  running / interrupted, same hash    -> trainlab.experiment.resume
 

@@ -248,6 +248,14 @@ def _warn_if_empty(split: str, n: int, fraction: float, n_rows: int) -> None:
              f"(or a class has a single row), so {split} metrics will be missing; add rows")
 
 
+def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None, task: str) -> None:
+    """A DataError when the training labels (class indices) hold a single class: nothing to learn."""
+    if len(y_train) and len(np.unique(y_train)) < 2:
+        only = class_names[int(y_train[0])] if class_names else f"{y_train[0]:g}"
+        raise DataError(f"the training targets hold one class ('{only}' in all {len(y_train)} rows); a "
+                        f"{task} classifier needs rows of at least two classes")
+
+
 def _check_training_targets(raw: RawData, task: str, y_train: np.ndarray, class_names: list[str] | None, locate,
                             extras: dict[str, Any]) -> int | None:
     """Check the training labels for ``task`` (before splitting, so rows are the source's rows) and return
@@ -261,10 +269,7 @@ def _check_training_targets(raw: RawData, task: str, y_train: np.ndarray, class_
         num_classes = (2 if task == "binary" else len(class_names) if class_names
                        else int(max(y_train.max(), 1)) + 1)
         _check_labels("training data", y_train, task, num_classes, locate)
-        if len(np.unique(y_train)) < 2:
-            only = class_names[int(y_train[0])] if class_names else f"{y_train[0]:g}"
-            raise DataError(f"the training targets hold one class ('{only}' in all {len(y_train)} rows); a "
-                            f"{task} classifier needs rows of at least two classes")
+        refuse_one_class(y_train, class_names, task)
         return num_classes
     if raw.task is None and is_count_target(y_train):
         extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
@@ -307,6 +312,10 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     class_names = raw.class_names if task != "regression" else None  # (multi-target CSVs name their columns)
     values = class_values(y_train) if task in ("binary", "multiclass") and class_names is None else None
     if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label
+        if task == "binary" and len(values) > 2:
+            raise DataError(f"data.task is binary but the training labels hold {len(values)} values "
+                            f"({', '.join(str(int(v)) for v in values[:5])}{', ...' if len(values) > 5 else ''}); "
+                            "set data.task: multiclass")
         y_train, class_names = np.searchsorted(values, y_train), [str(int(v)) for v in values]
     num_classes = _check_training_targets(raw, task, y_train, class_names, locate, extras)
     stratify = y_train if task in ("binary", "multiclass") else None

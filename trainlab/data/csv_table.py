@@ -259,11 +259,13 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
 
 def is_bool_column(table: CsvTable, name: str) -> bool:
     """Column ``name`` holds only ``True``/``False`` (and missing cells), which pandas reads as booleans."""
+    return not table.wide and is_bool_series(table.frame[name])
+
+
+def is_bool_series(series: Any) -> bool:
+    """``series`` holds only booleans and missing cells (pandas keeps Python bools and NaN then)."""
     import pandas as pd
 
-    if table.wide:
-        return False
-    series = table.frame[name]
     if pd.api.types.is_bool_dtype(series):
         return True
     present = series.dropna()

@@ -44,13 +44,16 @@ def _entries(root: Path, skip: Path | None) -> list[str]:
         stat = root.stat()
         return [f"{stat.st_size}|{stat.st_mtime_ns}"]
     lines: list[str] = []
+    seen: set[Path] = set()  # folders walked, resolved: a link back up the tree is not walked again
 
     def walk(folder: str, prefix: str) -> None:
+        seen.add(Path(folder).resolve())
         with os.scandir(folder) as scan:
             entries = sorted(scan, key=lambda e: e.name)
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                if skip is None or Path(entry.path).resolve() != skip:
+            if entry.is_dir():  # following links, as the readers do (a class folder may be a link)
+                real = Path(entry.path).resolve()
+                if real not in seen and (skip is None or real != skip):
                     walk(entry.path, f"{prefix}{entry.name}/")
                 continue
             try:

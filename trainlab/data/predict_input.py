@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from trainlab.data import preprocessing as prep
-from trainlab.data.csv_table import CsvTable, check_delimiter, numbers, read_table, strings
+from trainlab.data.csv_table import CsvTable, check_delimiter, is_bool_series, numbers, read_table, strings
 from trainlab.data.paths import resolve_file
 from trainlab.errors import DataError
 from trainlab.registry import did_you_mean
@@ -99,10 +99,21 @@ def _frame_cells(series: Any) -> Any:
 
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series
-    present = series.dropna()
-    if len(present) and present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+    if is_bool_series(series):
         return series  # True/False with missing cells, as pandas reads them from a CSV
     return series.astype("string")  # mixed numbers and text (or categories): each cell as its text
+
+
+def _category_cells(series: Any) -> Any:
+    """A category column as its CSV text: whole-number floats (ints that a missing cell made floats:
+    1.0) are written as the CSV had them (1), so they match the training categories."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(series):
+        present = series.dropna()
+        if len(present) and bool((present == present.round()).all()):
+            return series.astype("Int64").astype("string")
+    return series
 
 
 def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -124,7 +135,7 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndar
     columns = {}
     for name, j in positions.items():
         series = frame.iloc[:, j].reset_index(drop=True)
-        columns[name] = _frame_cells(series) if name in numeric else series
+        columns[name] = _frame_cells(series) if name in numeric else _category_cells(series)
     table = CsvTable(Path(FRAME), list(columns), ",", pd.DataFrame(columns))
     return _feature_rows(table, numeric, categorical, lambda row: f"{FRAME}, row index {frame.index[row]!r}")
 

@@ -37,7 +37,7 @@ from optuna.trial import TrialState
 from trainlab.config import read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
 from trainlab.optim import default_option
-from trainlab.records import validation_keys
+from trainlab.records import check_validation_key
 from trainlab.registry import did_you_mean
 from trainlab.tune.claims import claim_trial
 from trainlab.tune.identity import check_made_with, claim_folder, made_with
@@ -285,23 +285,17 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
 
 
 def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
-    """A --metric that the base config's epoch records lack is refused now: the ``val_`` keys of
-    :func:`trainlab.records.recorded_keys` (the rule ``compare --metric`` applies), so a metric that
-    is not one number (``confusion_matrix``) is refused too. With neither ``metrics`` nor
-    ``data.task`` in the base config, the data is read for its task's default metrics."""
-    if settings.metric == "val_loss":
-        return
-    config = validate(copy.deepcopy(base_raw))
-    valid = validation_keys(config)
-    if settings.metric not in valid:
-        raise ConfigError(f"--metric '{settings.metric}' is not computed by {settings.base} "
-                          f"{did_you_mean(settings.metric, valid)}(its validation metrics: {', '.join(valid)})")
+    """A --metric that the base config's epoch records lack is refused now, by the rule ``train --target``
+    applies (:func:`trainlab.records.check_validation_key`; ``compare`` applies it per run): ``val_loss``
+    and ``val_`` + each metric of ``metrics`` that is one number (not ``confusion_matrix``)."""
+    check_validation_key(validate(copy.deepcopy(base_raw)), settings.metric, "--metric", str(settings.base))
 
 
 def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] | None:
     """The base config's value of every key the space switches on for it, in Optuna's form; None when
     one lies outside the space (then the base config is not one of the space's points). An optimizer
-    option the base config leaves unset has the optimizer's own default (sgd's momentum 0)."""
+    option the base config leaves unset has the optimizer's own default (sgd's momentum 0), except a
+    weight_decay that strategy.regularization.weight_decay places there (setting both is refused)."""
     resolved = validate(copy.deepcopy(base_raw)).to_dict()
     values: dict[str, Any] = {}
     for param in space.params:
@@ -311,7 +305,8 @@ def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] 
         for part in param.key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         parts = param.key.split(".")
-        if node is None and parts[:2] == ["strategy", "optimizer"] and len(parts) == 3:
+        placed = parts[-1] == "weight_decay" and resolved["strategy"]["regularization"].get("weight_decay")
+        if node is None and parts[:2] == ["strategy", "optimizer"] and len(parts) == 3 and not placed:
             node = default_option(resolved["strategy"]["optimizer"]["name"], parts[2])  # unset: the optimizer's own
         if node is None or not param.contains(node):
             return None
