@@ -352,9 +352,6 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         with run_scope(config):  # the model's random init must not move the caller's RNG streams
             model, loss = _from_record(config, record)
         task, num_classes = record["task"], record["num_classes"]
-        input_shape, text = tuple(record["input_shape"]), record.get("text")
-        input_dtype, output_dim = record.get("input_dtype"), record["output_dim"]
-        vocab_size = record["model"].get("vocab_size")
         if record.get("normalize"):
             from trainlab.data.transforms import Normalize
 
@@ -369,10 +366,10 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         fitted = fitted if fitted is not None else dict(built.data.preprocessing)
         eval_transform = built.data.eval_transform
         labels = labels or {"class_names": built.data.class_names}
-        input_shape, text = tuple(built.data.input_shape), text_encoding(built.data.extras)
-        input_dtype = str(built.data.train.x.dtype).removeprefix("torch.")
-        output_dim = int(loss.output_dim(task, num_classes, built.data.target_dim))
-        vocab_size = built.config.model.spec().get("vocab_size") or built.data.extras.get("vocab_size")
+        record = model_record(built)  # what the run folder would hold: one source for the facts below
+    input_shape, text = tuple(record["input_shape"]), record.get("text")
+    input_dtype, output_dim = record.get("input_dtype"), record["output_dim"]
+    vocab_size = record["model"].get("vocab_size")
     if task not in PREDICTABLE_TASKS:
         raise DataError(f"predict supports {', '.join(PREDICTABLE_TASKS)} runs; this run's task is {task}")
     if getattr(loss, "target_kind", None) in ("pair", "embedding"):
