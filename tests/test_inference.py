@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 import trainlab
@@ -437,3 +438,25 @@ def test_a_dataframe_category_column_of_whole_floats_reads_as_the_csv_wrote_it()
     table = CsvTable(Path("frame"), ["zip", "code"], ",", frame)
     assert strings(table, "zip").tolist() == ["1", "", "20"]
     assert strings(table, "code").tolist() == ["1.5", "2.0", ""]  # not whole: left as pandas writes it
+
+
+@pytest.mark.parametrize(("loss", "reading"), [
+    ({"name": "poisson_nll", "log_input": True}, torch.exp),  # the model outputs log lambda: the rate is exp
+    ({"name": "gaussian_nll"}, lambda output: output[:, :1]),  # means and variances: the mean is the prediction
+])
+def test_regression_predict_reads_outputs_as_the_loss_and_the_metrics_do(tmp_path, loss, reading):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)).astype(np.float32)
+    y = rng.poisson(np.exp(0.5 * x[:, 0] + 1.0)).astype(np.float32)
+    np.savez(tmp_path / "counts.npz", x=x, y=y)
+    config = {"name": "counts", "seed": 0, "data": {"source": "npz", "path": str(tmp_path / "counts.npz"),
+                                                     "task": "regression"},
+              "model": {"name": "linear"}, "strategy": {"loss": loss, "optimizer": {"name": "adam", "lr": 0.05},
+                                                        "batch_size": 50, "epochs": 3},
+              "output": {"progress": "off"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    run = trainlab.load_run(tmp_path / "run")
+    with torch.no_grad():
+        expected = reading(run.model(torch.from_numpy(x[:5]))).reshape(5).numpy()
+    np.testing.assert_allclose(run.predict(x[:5]), expected, rtol=1e-5)

@@ -172,8 +172,8 @@ class LoadedRun:
                 (integer inputs) values that are not whole or out of range.
         """
         output = self.outputs(x)
-        if self.task == "regression":
-            values = self._original_units(output).numpy()
+        if self.task == "regression":  # as the metrics saw them: the loss's reading (poisson: exp), original units
+            values = self._original_units(self.loss.predict(output)).numpy()
             return values.reshape(len(values)) if values.ndim == 2 and values.shape[1] == 1 else values
         return self.loss.predict(output).numpy()
 
