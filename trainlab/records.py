@@ -125,8 +125,8 @@ def recorded_keys(config: Config, task: str | None) -> list[str]:
 
 def validation_keys(config: Config) -> list[str]:
     """The ``val_`` keys of :func:`recorded_keys`: what every epoch record of ``config``'s runs holds
-    (``--target`` and ``tune --metric`` choose among them). With neither ``metrics`` nor
-    ``data.task`` set, the data is read for its task."""
+    when they have a validation split (:func:`check_validation_key` checks that too). With neither
+    ``metrics`` nor ``data.task`` set, the data is read for its task."""
     task = None if config.metrics else data_task(config)
     return [key for key in recorded_keys(config, task) if key.startswith("val_")]
 
