@@ -126,3 +126,16 @@ def test_per_label_matrices_and_per_output_residual_panels_in_chromium(browser, 
     np.savez(tmp_path / "prices/predictions.npz", y_true=y, y_pred=y + [1e4, 1e-3] * rng.standard_normal((300, 2)))
     check(browser, write_report([tmp_path / "tags"], tmp_path / "tags.html"), 4)
     check(browser, write_report([tmp_path / "prices"], tmp_path / "prices.html"), 4)
+
+
+def test_the_tune_report_in_chromium(browser, tmp_path):
+    """tune's report.html is a Page as compare's: plotly.js unpacked once, every optuna chart drawn."""
+    from tests.test_tune import settings
+    from trainlab.tune import tune
+
+    tune(settings(tmp_path, 4, pruner="median"))
+    report = tmp_path / "out" / "report.html"
+    charts, errors, requests, width = open_report(browser, report)
+    assert errors == [] and requests == [] and width <= LAPTOP["width"]
+    assert len(charts) == 4  # history, parallel coordinates, slices, intermediate values
+    assert all(chart["drawn"] and chart["height"] > 200 for chart in charts), charts

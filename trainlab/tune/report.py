@@ -1,4 +1,4 @@
-"""``DIR/report.html``: the tune section, one self-contained page (plotly.js inline once, no network).
+"""``DIR/report.html``: one self-contained page (trainlab.report.page: plotly.js inline once, no network).
 
 Sections: the best trial and its config keys; optimisation history; parallel
 coordinates; the metric against each searched key; the intermediate values
@@ -9,7 +9,6 @@ trials table. Figures come from ``optuna.visualization`` (plotly figures).
 
 from __future__ import annotations
 
-import html
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ import plotly.graph_objects as go
 from optuna.trial import TrialState
 
 from trainlab.atomic import write_text
+from trainlab.report.page import Page
 from trainlab.tune.results import numbers_line, trial_rows
 from trainlab.tune.study import TuneSettings
 
@@ -52,57 +52,53 @@ def _figures(study: optuna.Study, metric: str) -> list[tuple[str, Callable[[], g
     ]
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p>none</p>"
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values()) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def tune_section(study: optuna.Study, settings: TuneSettings, best: dict[str, Any], include_plotlyjs: bool) -> str:
-    """The tune section's HTML; ``include_plotlyjs`` inlines plotly.js in the first figure."""
-    parts = [f"<h2>Tuning: study {html.escape(study.study_name)}</h2>"]
+def _table(page: Page, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        page.paragraph("none")
+        return
+    page.table([str(k) for k in rows[0]], [[_cell(v) for v in row.values()] for row in rows])
+
+
+def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any]) -> Page:
+    """The report's :class:`~trainlab.report.page.Page` (plotly.js inline once, compressed, as compare's)."""
+    page = Page(f"trainlab tune: study {study.study_name}")
     counts = ", ".join(f"{n} {s.lower()}" for s, n in best["counts"].items() if n)
-    parts.append(f"<p>{html.escape(counts)}; metric {html.escape(settings.metric)} "
-                 f"({html.escape(best['direction'])}); pruner {html.escape(settings.pruner)}.</p>")
+    page.subtitle = f"{counts}; metric {settings.metric} ({best['direction']}); pruner {settings.pruner}."
     if "trial" in best:
-        parts.append(f"<h3>Best trial {best['trial']}: {html.escape(settings.metric)} = {best['value']:.6g}</h3>")
-        parts.append(_table([{"key": k, "value": v} for k, v in best["params"].items()]))
+        page.heading(f"Best trial {best['trial']}: {settings.metric} = {best['value']:.6g}")
+        _table(page, [{"key": k, "value": v} for k, v in best["params"].items()])
         if best.get("test"):
-            parts.append("<p>test: " + html.escape(numbers_line(best["test"])) + "</p>")
-    plotly_js: bool | str = "inline" if include_plotlyjs else False
+            page.paragraph("test: " + numbers_line(best["test"]))
     for title, make in _figures(study, settings.metric):
+        page.heading(title)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 figure = make()
             except (ValueError, RuntimeError, KeyError) as exc:  # e.g. no complete trial yet
-                parts.append(f"<h3>{title}</h3><p>not available: {html.escape(str(exc))}</p>")
+                page.paragraph(f"not available: {exc}")
                 continue
-        parts.append(f"<h3>{title}</h3>")
-        parts.append(figure.to_html(full_html=False, include_plotlyjs=plotly_js is not False))
-        plotly_js = False
-    parts.append("<h3>Key importances (fANOVA)</h3>")
+        if figure.layout.height is None:  # the page's charts take the figure's height (optuna sets none)
+            figure.update_layout(height=460)
+        page.figure(figure)
+    page.heading("Key importances (fANOVA)")
     if "importances" in best:
-        parts.append(_table([{"key": k, "importance": v} for k, v in best["importances"].items()]))
+        _table(page, [{"key": k, "importance": v} for k, v in best["importances"].items()])
     else:
-        parts.append(f"<p>{html.escape(best.get('note', 'not computed'))}</p>")
+        page.paragraph(best.get("note", "not computed"))
     if best.get("refit"):
         refit = best["refit"]
-        parts.append(f"<h3>Refit over seeds: tuned vs base ({html.escape(refit['metric'])}, "
-                     f"trainlab compare in {html.escape(refit['dir'])})</h3>")
-        parts.append(_table(refit["rows"]))
-    parts.append("<h3>Trials</h3>")
-    parts.append(_table(trial_rows(study, _searched_keys(study))))
-    return "\n".join(parts)
+        page.heading(f"Refit over seeds: tuned vs base ({refit['metric']}, trainlab compare in {refit['dir']})")
+        _table(page, refit["rows"])
+    page.heading("Trials")
+    _table(page, trial_rows(study, _searched_keys(study)))
+    return page
 
 
 def _searched_keys(study: optuna.Study) -> list[str]:
@@ -112,14 +108,6 @@ def _searched_keys(study: optuna.Study) -> list[str]:
     return list(keys)
 
 
-STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
-         "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:2px 6px}"
-         "th{background:#f3f3f3}")
-
-
 def write_report(study: optuna.Study, settings: TuneSettings, best: dict[str, Any]) -> None:
-    """``settings.out / report.html``: a whole page holding only the tune section."""
-    body = tune_section(study, settings, best, include_plotlyjs=True)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>trainlab tune: "
-            f"{html.escape(study.study_name)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
-    write_text(settings.out / "report.html", page)
+    """``settings.out / report.html``: :func:`tune_page`, rendered."""
+    write_text(settings.out / "report.html", tune_page(study, settings, best).render())
