@@ -30,8 +30,9 @@ from trainlab.atomic import write_json, write_jsonl, write_safetensors, write_te
 from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback
 from trainlab.config import Config, Strategy, read_yaml, validate
-from trainlab.data import TASKS, as_training_classes, refuse_one_class, targets_tensor
-from trainlab.data.dataset import Dataset, Split, class_values, infer_task
+from trainlab.data import TASKS, targets_tensor
+from trainlab.data.dataset import Dataset, Split, infer_task
+from trainlab.data.labels import as_training_classes, read_class_labels
 from trainlab.errors import ConfigError, DataError
 from trainlab.experiment import summarize
 
@@ -97,32 +98,31 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
 
 def _dataset(train: Split, val: Split | None, test: Split | None, task: str | None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else :func:`infer_task` on the training
-    targets) and target types (multi-label targets stay float). Classification labels are 0..K-1,
-    or numbered from 1 (``class_values``: then class k is the k-th smallest, named by its value)."""
+    targets) and target types (multi-label targets stay float); the labels are read and checked by
+    :func:`~trainlab.data.labels.read_class_labels`, as a config run's are."""
     if task is not None and task not in TASKS:
         raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}")
     task = task or infer_task(train.y.numpy())
+    labels, y_train = read_class_labels(task, train.y.numpy(), None)  # as load_dataset reads a source's
     empty = Split(train.x[:0], train.y[:0])
-    given = [train, val or empty, test or empty]
-    class_names = None
-    values = class_values(train.y.numpy()) if task in ("binary", "multiclass") else None
-    if values is not None:
-        class_names = [str(int(v)) for v in values]
-        given = [Split(s.x, torch.from_numpy(as_training_classes(f"{name} y", s.y.numpy(), values)))
-                 for name, s in zip(("train", "val", "test"), given, strict=True)]
-    splits = [Split(s.x, targets_tensor(s.y.numpy(), task)) for s in given]
-    y = splits[0].y
-    if task in ("binary", "multiclass"):
-        refuse_one_class(y.numpy(), class_names, task)
-    num_classes = {"regression": None, "binary": 2, "multilabel": int(y.shape[-1])}.get(task, int(y.max()) + 1)
+
+    def given(name: str, split: Split) -> np.ndarray:
+        y = split.y.numpy()
+        return y if labels.values is None else as_training_classes(f"{name} y", y, labels.values)
+
+    splits = [Split(train.x, targets_tensor(y_train, task)),
+              *(Split(s.x, targets_tensor(given(name, s), task)) for name, s in (("val", val or empty),
+                                                                                  ("test", test or empty)))]
+    num_classes = labels.num_classes
     if num_classes is not None and task != "multilabel":
-        for name, split in zip(("train", "val", "test"), splits, strict=True):
+        for name, split in zip(("val", "test"), splits[1:], strict=True):  # training labels: checked above
             outside = torch.nonzero((split.y < 0) | (split.y >= num_classes))
             if len(outside):
                 row = int(outside[0, 0])
                 raise DataError(f"{name} y label {int(split.y[row])} at row {row} is not a class of the training "
                                 f"data (a {task} task of {num_classes} classes: 0..{num_classes - 1})")
-    return Dataset(splits[0], splits[1], splits[2], task=task, num_classes=num_classes, class_names=class_names)
+    return Dataset(splits[0], splits[1], splits[2], task=task, num_classes=num_classes,
+                   class_names=labels.class_names)
 
 
 def _strategy(strategy: dict[str, Any] | str | Path | Strategy) -> dict[str, Any]:

@@ -24,18 +24,16 @@ from trainlab.data.dataset import (
     Split,
     Task,
     check_finite,
-    class_values,
     infer_task,
     is_count_target,
     split_indices,
 )
+from trainlab.data.labels import MAX_CLASSES, cell_at, read_class_labels
 from trainlab.data.notices import warn
 from trainlab.errors import ConfigError, DataError
 from trainlab.registry import Registry
 
 DATA_SOURCES: Registry = Registry("data source")
-# more classes than this is a label typo (1000000000 would allocate a 64 GB output layer), not a task
-MAX_CLASSES = 100_000
 
 
 def check_task(task: str | None) -> None:
@@ -80,13 +78,6 @@ class RawData:
     categorical_names: list[str] | None = None
 
 
-def _at(locate: Callable[[str, int, int], str] | None, part: str, row: int, col: int | None) -> str:
-    """Where a cell is, for messages: the source's own words (``locate``) or 0-based indices."""
-    if locate:
-        return locate(part, row, col or 0)
-    return f"row {row}" + (f", column {col}" if col is not None else "") + " (counting from 0)"
-
-
 def _check_numeric(name: str, part: str, array: np.ndarray) -> None:
     if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)) \
             or np.issubdtype(array.dtype, np.complexfloating):
@@ -116,12 +107,12 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
             if len(bad):
                 row, col = (int(i) for i in bad[0])
                 value = array.reshape(len(array), -1)[row, col]
-                where = _at(locate, part, row, col if array.ndim > 1 else None)
+                where = cell_at(locate, part, row, col if array.ndim > 1 else None)
                 raise DataError(f"{name} {part} has a non-finite value ({value}) at {where}; "
                                 "fix the data or set data.nan_policy: drop")
         if missing_category is not None and missing_category.any():
             row, col = (int(i) for i in np.argwhere(missing_category)[0])
-            raise DataError(f"{name} has a missing category at {_at(locate, 'categorical', row, col)}; "
+            raise DataError(f"{name} has a missing category at {cell_at(locate, 'categorical', row, col)}; "
                             "fix the data or set data.nan_policy: drop")
         return x, y, categorical
     keep_x = check_finite(f"{name} features", x, policy)
@@ -144,28 +135,6 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
     return x, y, categorical
 
 
-def _check_labels(name: str, y: np.ndarray, task: str, num_classes: int | None,
-                  locate: Callable[[str, int, int], str] | None = None) -> None:
-    """Class labels are whole numbers in [0, num_classes) (num_classes None: only >= 0 is checked)."""
-    if y.ndim != 1:
-        raise DataError(f"{name} labels of a {task} task must be one label per row; got shape {y.shape}")
-    whole = np.equal(np.mod(y, 1), 0)
-    if not np.all(whole):
-        row = int(np.flatnonzero(~whole)[0])
-        raise DataError(f"{name} labels must be integer class indices for a {task} task; got {y[row]} at "
-                        f"{_at(locate, 'targets', row, None)}")
-    hint = " (binary labels are 0 and 1)" if task == "binary" else ""
-    negative = np.flatnonzero(y < 0)
-    if len(negative):
-        row = int(negative[0])
-        raise DataError(f"{name} label {int(y[row])} at {_at(locate, 'targets', row, None)} is negative; "
-                        f"class labels are 0, 1, ..., K-1{hint}")
-    if num_classes is not None and len(too_big := np.flatnonzero(y >= num_classes)):
-        row = int(too_big[0])
-        raise DataError(f"{name} label {int(y[row])} at {_at(locate, 'targets', row, None)} is out of range "
-                        f"[0, {num_classes}){hint}")
-
-
 def _same_layout(name: str, x: np.ndarray, y: np.ndarray, x_train: np.ndarray, y_train: np.ndarray) -> None:
     if x.shape[1:] != x_train.shape[1:]:
         raise DataError(f"{name} features are shaped {tuple(x.shape[1:])} per row but the training features "
@@ -173,39 +142,6 @@ def _same_layout(name: str, x: np.ndarray, y: np.ndarray, x_train: np.ndarray, y
     width, train_width = (int(np.prod(a.shape[1:], dtype=np.int64)) for a in (y, y_train))
     if width != train_width:
         raise DataError(f"{name} has {width} target value(s) per row but the training data {train_width}")
-
-
-def _check_class_count(name: str, y: np.ndarray, locate: Callable[[str, int, int], str] | None) -> None:
-    """Refuse labels that would make more than :data:`MAX_CLASSES` classes, before anything is allocated."""
-    row = int(np.argmax(y))
-    if y[row] + 1 > MAX_CLASSES:
-        raise DataError(f"{name} label {int(y[row])} at {_at(locate, 'targets', row, None)} would make "
-                        f"{int(y[row]) + 1} classes; trainlab allows at most {MAX_CLASSES} (class labels are "
-                        "0, 1, ..., K-1: a typo?)")
-
-
-def as_training_classes(name: str, y: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """A given split's labels as the training classes' indices (``values``: the training labels, sorted)."""
-    index = np.searchsorted(values, y)
-    known = (index < len(values)) & (values[np.minimum(index, len(values) - 1)] == y)
-    if not np.all(known):
-        row = int(np.flatnonzero(~known)[0])
-        shown = f"{y[row]:g}" if y[row] != int(y[row]) else str(int(y[row]))
-        raise DataError(f"{name} label {shown} at {_at(None, 'targets', row, None)} is not a class of the "
-                        f"training data (classes: {', '.join(str(int(v)) for v in values)})")
-    return index
-
-
-def _check_multilabel(name: str, y: np.ndarray, locate: Callable[[str, int, int], str] | None = None) -> None:
-    """Multi-label targets are (N, L) of 0/1: one column per label."""
-    if y.ndim != 2:
-        raise DataError(f"{name} targets of a multilabel task must be one 0/1 column per label, shaped (N, L); "
-                        f"got shape {y.shape}")
-    bad = np.argwhere((y != 0) & (y != 1))
-    if len(bad):
-        row, col = (int(i) for i in bad[0])
-        raise DataError(f"{name} label {y[row, col]} at {_at(locate, 'targets', row, col)} must be 0 or 1 for a "
-                        "multilabel task")
 
 
 def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
@@ -248,34 +184,6 @@ def _warn_if_empty(split: str, n: int, fraction: float, n_rows: int) -> None:
              f"(or a class has a single row), so {split} metrics will be missing; add rows")
 
 
-def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None, task: str) -> None:
-    """A DataError when the training labels (class indices) hold a single class: nothing to learn."""
-    if len(y_train) and len(np.unique(y_train)) < 2:
-        only = class_names[int(y_train[0])] if class_names else f"{y_train[0]:g}"
-        raise DataError(f"the training targets hold one class ('{only}' in all {len(y_train)} rows); a "
-                        f"{task} classifier needs rows of at least two classes")
-
-
-def _check_training_targets(raw: RawData, task: str, y_train: np.ndarray, class_names: list[str] | None, locate,
-                            extras: dict[str, Any]) -> int | None:
-    """Check the training labels for ``task`` (before splitting, so rows are the source's rows) and return
-    the class count (None for regression); a count-like regression target is noted in ``extras``."""
-    if task == "multilabel":
-        _check_multilabel("training data", y_train, locate)
-        return int(y_train.shape[1])
-    if task != "regression":
-        _check_labels("training data", y_train, task, None, locate)  # whole numbers >= 0
-        _check_class_count("training data", y_train, locate)
-        num_classes = (2 if task == "binary" else len(class_names) if class_names
-                       else int(max(y_train.max(), 1)) + 1)
-        _check_labels("training data", y_train, task, num_classes, locate)
-        refuse_one_class(y_train, class_names, task)
-        return num_classes
-    if raw.task is None and is_count_target(y_train):
-        extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
-    return None
-
-
 def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarray, cat: np.ndarray | None,
                stratify: np.ndarray | None, n_rows: int) -> tuple[tuple, tuple]:
     """``((x, y, cat) kept, (x, y, cat) held out)``: a seeded (stratified) ``fraction`` of the rows held out."""
@@ -310,27 +218,16 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     task = _decide_task(config, raw, y_train)
     extras = dict(raw.extras or {})
     class_names = raw.class_names if task != "regression" else None  # (multi-target CSVs name their columns)
-    values = class_values(y_train) if task in ("binary", "multiclass") and class_names is None else None
-    if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label
-        if task == "binary" and len(values) > 2:
-            raise DataError(f"data.task is binary but the training labels hold {len(values)} values "
-                            f"({', '.join(str(int(v)) for v in values[:5])}{', ...' if len(values) > 5 else ''}); "
-                            "set data.task: multiclass")
-        y_train, class_names = np.searchsorted(values, y_train), [str(int(v)) for v in values]
-    num_classes = _check_training_targets(raw, task, y_train, class_names, locate, extras)
+    labels, y_train = read_class_labels(task, y_train, class_names, locate)
+    if task == "regression" and raw.task is None and is_count_target(y_train):
+        extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
     stratify = y_train if task in ("binary", "multiclass") else None
     n_rows = len(x_train)
 
     def check_given(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y, _ = _clean(name, np.asarray(x), np.asarray(y), policy)
         _same_layout(name, x, y, x_train, y_train)
-        if values is not None:
-            y = as_training_classes(name, y, values)
-        if task == "multilabel":
-            _check_multilabel(name, y)
-        elif num_classes is not None:
-            _check_labels(name, y, task, num_classes)
-        return x, y
+        return x, labels.given(name, y)
 
     if raw.x_test is None:
         (x_train, y_train, cat_train), (x_test, y_test, cat_test) = _split_off(
@@ -348,14 +245,15 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     if len(x_train) == 0:
         raise DataError("training data is empty after splitting off val/test")
 
-    fitted, prepared = _preprocess(config, raw, task, class_names, {
+    fitted, prepared = _preprocess(config, raw, task, labels.class_names, {
         "training data": (x_train, y_train, cat_train), "validation data": (x_val, y_val, cat_val),
         "test data": (x_test, y_test, cat_test)})
     train, val, test = (Split(_features(x), targets_tensor(y, task)) for x, y in prepared)
     train_transform, eval_transform = raw.train_transform, raw.eval_transform
     if raw.fit_transforms is not None:
         train_transform, eval_transform = raw.fit_transforms(prepared[0][0])
-    return Dataset(train=train, val=val, test=test, task=task, num_classes=num_classes, class_names=class_names,
+    return Dataset(train=train, val=val, test=test, task=task, num_classes=labels.num_classes,
+                   class_names=labels.class_names,
                    train_transform=train_transform, eval_transform=eval_transform, extras=extras,
                    preprocessing=fitted)
 

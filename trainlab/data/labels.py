@@ -1,0 +1,137 @@
+"""Class labels: the checks every split's targets get, and classes numbered from 1 read as 0..K-1.
+
+:func:`read_class_labels` decides, on the training targets (before splitting, so rows are the
+source's rows), how a task's labels become the model's: class indices 0..K-1 as they are, labels
+numbered from 1 (UCI's wine: 1, 2, 3) mapped to 0..K-1 and named by their values, 0/1 columns for a
+multi-label task. The :class:`ClassLabels` it returns checks and maps a given val/test split alike.
+``load_dataset`` and ``trainlab.fit`` both read their labels through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainlab.data.dataset import class_values
+from trainlab.errors import DataError
+
+# more classes than this is a label typo (1000000000 would allocate a 64 GB output layer), not a task
+MAX_CLASSES = 100_000
+
+Locate = Callable[[str, int, int], str]
+
+
+def cell_at(locate: Locate | None, part: str, row: int, col: int | None) -> str:
+    """Where a cell is, for messages: the source's own words (``locate``) or 0-based indices."""
+    if locate:
+        return locate(part, row, col or 0)
+    return f"row {row}" + (f", column {col}" if col is not None else "") + " (counting from 0)"
+
+
+def check_labels(name: str, y: np.ndarray, task: str, num_classes: int | None,
+                  locate: Locate | None = None) -> None:
+    """Class labels are whole numbers in [0, num_classes) (num_classes None: only >= 0 is checked)."""
+    if y.ndim != 1:
+        raise DataError(f"{name} labels of a {task} task must be one label per row; got shape {y.shape}")
+    whole = np.equal(np.mod(y, 1), 0)
+    if not np.all(whole):
+        row = int(np.flatnonzero(~whole)[0])
+        raise DataError(f"{name} labels must be integer class indices for a {task} task; got {y[row]} at "
+                        f"{cell_at(locate, 'targets', row, None)}")
+    hint = " (binary labels are 0 and 1)" if task == "binary" else ""
+    negative = np.flatnonzero(y < 0)
+    if len(negative):
+        row = int(negative[0])
+        raise DataError(f"{name} label {int(y[row])} at {cell_at(locate, 'targets', row, None)} is negative; "
+                        f"class labels are 0, 1, ..., K-1{hint}")
+    if num_classes is not None and len(too_big := np.flatnonzero(y >= num_classes)):
+        row = int(too_big[0])
+        raise DataError(f"{name} label {int(y[row])} at {cell_at(locate, 'targets', row, None)} is out of range "
+                        f"[0, {num_classes}){hint}")
+
+
+def check_class_count(name: str, y: np.ndarray, locate: Locate | None) -> None:
+    """Refuse labels that would make more than :data:`MAX_CLASSES` classes, before anything is allocated."""
+    row = int(np.argmax(y))
+    if y[row] + 1 > MAX_CLASSES:
+        raise DataError(f"{name} label {int(y[row])} at {cell_at(locate, 'targets', row, None)} would make "
+                        f"{int(y[row]) + 1} classes; trainlab allows at most {MAX_CLASSES} (class labels are "
+                        "0, 1, ..., K-1: a typo?)")
+
+
+def as_training_classes(name: str, y: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A given split's labels as the training classes' indices (``values``: the training labels, sorted)."""
+    index = np.searchsorted(values, y)
+    known = (index < len(values)) & (values[np.minimum(index, len(values) - 1)] == y)
+    if not np.all(known):
+        row = int(np.flatnonzero(~known)[0])
+        shown = f"{y[row]:g}" if y[row] != int(y[row]) else str(int(y[row]))
+        raise DataError(f"{name} label {shown} at {cell_at(None, 'targets', row, None)} is not a class of the "
+                        f"training data (classes: {', '.join(str(int(v)) for v in values)})")
+    return index
+
+
+def check_multilabel(name: str, y: np.ndarray, locate: Locate | None = None) -> None:
+    """Multi-label targets are (N, L) of 0/1: one column per label."""
+    if y.ndim != 2:
+        raise DataError(f"{name} targets of a multilabel task must be one 0/1 column per label, shaped (N, L); "
+                        f"got shape {y.shape}")
+    bad = np.argwhere((y != 0) & (y != 1))
+    if len(bad):
+        row, col = (int(i) for i in bad[0])
+        raise DataError(f"{name} label {y[row, col]} at {cell_at(locate, 'targets', row, col)} must be 0 or 1 for a "
+                        "multilabel task")
+
+
+def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None, task: str) -> None:
+    """A DataError when the training labels (class indices) hold a single class: nothing to learn."""
+    if len(y_train) and len(np.unique(y_train)) < 2:
+        only = class_names[int(y_train[0])] if class_names else f"{y_train[0]:g}"
+        raise DataError(f"the training targets hold one class ('{only}' in all {len(y_train)} rows); a "
+                        f"{task} classifier needs rows of at least two classes")
+
+
+@dataclass(frozen=True)
+class ClassLabels:
+    """How ``task``'s targets are read: ``num_classes`` (None for regression), ``class_names`` (None:
+    unnamed indices), and ``values``, the training labels when they were numbered from 1."""
+
+    task: str
+    num_classes: int | None
+    class_names: list[str] | None
+    values: np.ndarray | None = None
+
+    def given(self, name: str, y: np.ndarray) -> np.ndarray:
+        """A given (val/test) split's targets, mapped as the training ones were and checked."""
+        if self.values is not None:
+            y = as_training_classes(name, y, self.values)
+        if self.task == "multilabel":
+            check_multilabel(name, y)
+        elif self.num_classes is not None:
+            check_labels(name, y, self.task, self.num_classes)
+        return y
+
+
+def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | None,
+                      locate: Locate | None = None) -> tuple[ClassLabels, np.ndarray]:
+    """``(labels, training targets as the model takes them)``; checks the training labels of ``task``."""
+    values = class_values(y_train) if task in ("binary", "multiclass") and class_names is None else None
+    if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label
+        if task == "binary" and len(values) > 2:
+            raise DataError(f"data.task is binary but the training labels hold {len(values)} values "
+                            f"({', '.join(str(int(v)) for v in values[:5])}{', ...' if len(values) > 5 else ''}); "
+                            "set data.task: multiclass")
+        y_train, class_names = np.searchsorted(values, y_train), [str(int(v)) for v in values]
+    if task == "multilabel":
+        check_multilabel("training data", y_train, locate)
+        return ClassLabels(task, int(y_train.shape[1]), class_names), y_train
+    if task == "regression":
+        return ClassLabels(task, None, class_names), y_train
+    check_labels("training data", y_train, task, None, locate)  # whole numbers >= 0
+    check_class_count("training data", y_train, locate)
+    num_classes = 2 if task == "binary" else len(class_names) if class_names else int(max(y_train.max(), 1)) + 1
+    check_labels("training data", y_train, task, num_classes, locate)
+    refuse_one_class(y_train, class_names, task)
+    return ClassLabels(task, num_classes, class_names, values), y_train
