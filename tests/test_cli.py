@@ -145,3 +145,12 @@ def test_an_optimizer_without_default_lr_asks_for_one(write_config, tmp_path, ca
     config = write_config(DIGITS_MLP, strategy__optimizer={"name": "lion"})
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert "has no default learning rate" in capsys.readouterr().err
+
+
+
+def test_adam_without_lr_takes_torchs_default(write_config, tmp_path):
+    config = write_config(DIGITS_MLP, strategy__optimizer={"name": "adam"}, strategy__epochs=1,
+                          strategy__schedule="constant")
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["lr"] == 1e-3  # torch.optim.Adam's and Keras's default

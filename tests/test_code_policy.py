@@ -3,6 +3,7 @@ run folder's planted references do not without --allow-code / TRAINLAB_ALLOW_COD
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -121,9 +122,20 @@ def test_train_with_a_user_model_then_eval_needs_the_opt_in(project, tmp_path, c
     capsys.readouterr()
     assert main(["eval", str(out)]) == 2  # someone else's run folder could have written that reference
     assert "outside your own code" in capsys.readouterr().err
-    os.chdir(project)  # the opt-in runs it, importing from the working directory
+    sys.modules.pop("usernet_cp", None)  # imported by the training: make eval find it again
+    assert os.getcwd() != str(project)
+    # the opt-in runs it from any directory: run.json records the folders the run was trained from
+    assert str(project) in json.loads((out / "run.json").read_text())["code_folders"]
     assert main(["--allow-code", "eval", str(out)]) == 0
+    assert "usernet_cp" in sys.modules
     assert str(project) not in sys.path  # only for the command
+    sys.modules.pop("usernet_cp", None)
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "code_folders": []}))  # a run from before the record
+    assert main(["--allow-code", "eval", str(out)]) == 2
+    assert "No module named 'usernet_cp'" in capsys.readouterr().err
+    os.chdir(project)  # then the working directory is where the opt-in imports from
+    assert main(["--allow-code", "eval", str(out)]) == 0
 
 
 def test_a_module_in_the_working_directory_is_yours(project, tmp_path, monkeypatch):

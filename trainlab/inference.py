@@ -10,8 +10,9 @@
   normalisation) is rebuilt with :func:`trainlab.builders.build`, which reads and splits the
   training data once.
 
-Either way the run folder's ``config.yaml`` is read under ``code_policy(local=False)``: it imports no
-``module:attr`` code unless the user opted in (``--allow-code``; docs/security.md).
+Either way the run folder's ``config.yaml`` is read under :func:`trainlab.registry.run_code_policy`: it
+imports no ``module:attr`` code unless the user opted in (``--allow-code``; docs/security.md), and then
+also from the folders the run was trained from.
 
 Inputs: :meth:`LoadedRun.predict` takes the model's inputs, preprocessed as the training split was
 (what :meth:`LoadedRun.read` returns), checked against the recorded row shape and converted to the
@@ -319,9 +320,9 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu") -
         RunDirError: ``path`` is not a finished run folder.
         DataError: the weights do not match the model the config builds.
     """
-    from trainlab.registry import code_policy
+    from trainlab.registry import run_code_policy
 
-    with code_policy(local=False):  # a run folder's config imports no user code without the opt-in
+    with run_code_policy(path):  # a run folder's config imports no user code without the opt-in
         return _load_run(Path(path), torch.device(device))
 
 

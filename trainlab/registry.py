@@ -36,6 +36,7 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import site
 import sys
@@ -130,6 +131,37 @@ def command_code_policy(allow: bool, config: str | os.PathLike[str] | None = Non
         elif allow:
             stack.enter_context(allow_local_modules(Path.cwd()))
         yield policy
+
+
+def users_folders() -> list[str]:
+    """The folders whose modules count as the user's own now (the working directory first): what a run
+    records in run.json (``code_folders``) so that its ``module:attr`` code is found from anywhere later."""
+    policy = current_policy()
+    if not policy.local:
+        return []
+    return list(dict.fromkeys(str(folder) for folder in (Path.cwd().resolve(), *policy.folders)))
+
+
+@contextlib.contextmanager
+def run_code_policy(run_dir: str | os.PathLike[str]) -> Iterator[CodePolicy]:
+    """The policy for a run folder's config (eval, resume, ``load_run``): it trusts no folder. With the
+    opt-in (``--allow-code``), the folders the run was trained from (``code_folders`` in its run.json) are
+    importable, after everything installed, so its ``module:attr`` code is found from any directory."""
+    with contextlib.ExitStack() as stack:
+        policy = stack.enter_context(code_policy(local=False))
+        if current_policy().allow:
+            for folder in _recorded_code_folders(Path(run_dir)):
+                stack.enter_context(allow_local_modules(folder))
+        yield policy
+
+
+def _recorded_code_folders(run_dir: Path) -> list[str]:
+    try:
+        folders = json.loads((run_dir / "run.json").read_text()).get("code_folders", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(folder) for folder in folders if isinstance(folder, str) and Path(folder).is_dir()] \
+        if isinstance(folders, list) else []
 
 
 def _installed_roots() -> list[Path]:

@@ -229,7 +229,7 @@ def adadelta_zeiler(groups, lr: float = 1.0, rho: float = 0.95, eps: float = 1e-
 
 
 @OPTIMIZERS.register("adam_textbook")
-def adam_textbook(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+def adam_textbook(groups, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                   weight_decay: float = 0.0, bias_correction: bool = True) -> AdamTextbook:
     """Kingma & Ba Algorithm 1, with or without bias correction."""
     return AdamTextbook(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,

@@ -2,6 +2,9 @@
 
 Adam and AdamW use the fused kernel where torch has one for the parameters'
 device (on this 2-core CPU it is ~2.5x the for-loop step).
+
+The adaptive methods default to torch's ``lr`` (Adam 1e-3, NAdam 2e-3, RMSprop 1e-2, ...), as
+``torch.optim`` and Keras do; the SGD family has no default, its step size being the problem's.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def nesterov(groups, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
 
 
 @OPTIMIZERS.register("rmsprop")
-def rmsprop(groups, lr: float, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
+def rmsprop(groups, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0,
             centered: bool = False, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """v <- alpha v + (1 - alpha) g^2; theta <- theta - lr g / (sqrt(v) + eps)."""
     return torch.optim.RMSprop(groups, lr=lr, alpha=alpha, eps=eps, momentum=momentum, centered=centered,
@@ -47,7 +50,7 @@ def rmsprop(groups, lr: float, alpha: float = 0.99, eps: float = 1e-8, momentum:
 
 
 @OPTIMIZERS.register("adagrad")
-def adagrad(groups, lr: float, lr_decay: float = 0.0, eps: float = 1e-10, initial_accumulator_value: float = 0.0,
+def adagrad(groups, lr: float = 1e-2, lr_decay: float = 0.0, eps: float = 1e-10, initial_accumulator_value: float = 0.0,
             weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """s <- s + g^2; theta <- theta - lr g / (sqrt(s) + eps)."""
     return torch.optim.Adagrad(groups, lr=lr, lr_decay=lr_decay, eps=eps,
@@ -55,14 +58,14 @@ def adagrad(groups, lr: float, lr_decay: float = 0.0, eps: float = 1e-10, initia
 
 
 @OPTIMIZERS.register("adadelta")
-def adadelta(groups, lr: float, rho: float = 0.9, eps: float = 1e-6,
+def adadelta(groups, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
              weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """PyTorch's Adadelta (with an lr multiplier; lr=1 is Zeiler's rule)."""
     return torch.optim.Adadelta(groups, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("adam")
-def adam(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+def adam(groups, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
          weight_decay: float = 0.0, amsgrad: bool = False, fused: bool | None = None) -> torch.optim.Optimizer:
     """m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2; theta <- theta - lr m_hat / (sqrt(v_hat) + eps)."""
     fused = _fused_ok(groups) if fused is None else fused
@@ -71,7 +74,7 @@ def adam(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: floa
 
 
 @OPTIMIZERS.register("adamw")
-def adamw(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+def adamw(groups, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
           weight_decay: float = 0.01, amsgrad: bool = False, fused: bool | None = None) -> torch.optim.Optimizer:
     """Adam with decoupled weight decay: theta <- theta - lr (m_hat / (sqrt(v_hat) + eps) + wd theta)."""
     fused = _fused_ok(groups) if fused is None else fused
@@ -80,7 +83,7 @@ def adamw(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: flo
 
 
 @OPTIMIZERS.register("nadam")
-def nadam(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+def nadam(groups, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
           weight_decay: float = 0.0, momentum_decay: float = 4e-3,
           decoupled_weight_decay: bool = False) -> torch.optim.Optimizer:
     """Adam with Nesterov momentum (Dozat 2016): the step uses mu_{t+1} m_hat + (1 - mu_t) g_hat."""
@@ -89,7 +92,7 @@ def nadam(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: flo
 
 
 @OPTIMIZERS.register("radam")
-def radam(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+def radam(groups, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
           weight_decay: float = 0.0, decoupled_weight_decay: bool = False) -> torch.optim.Optimizer:
     """Rectified Adam (Liu et al. 2020): SGD-with-momentum steps until the variance of v_hat is tractable."""
     return torch.optim.RAdam(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
@@ -97,14 +100,14 @@ def radam(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: flo
 
 
 @OPTIMIZERS.register("adamax")
-def adamax(groups, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+def adamax(groups, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
            weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam with the infinity norm: u <- max(beta2 u, |g| + eps); theta <- theta - lr/(1-beta1^t) m / u."""
     return torch.optim.Adamax(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("adafactor")
-def adafactor(groups, lr: float, beta2_decay: float = -0.8, eps: tuple[float | None, float] = (None, 1e-3),
+def adafactor(groups, lr: float = 1e-2, beta2_decay: float = -0.8, eps: tuple[float | None, float] = (None, 1e-3),
               d: float = 1.0, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adafactor (Shazeer & Stern 2018; torch form): factored second moments (row and column means of g^2)
     for matrices, beta2_t = 1 - t^beta2_decay, update clipped to RMS d, lr relative to max(eps2, RMS(theta)).

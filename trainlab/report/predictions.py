@@ -78,9 +78,9 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     from trainlab.builders import build, run_scope
     from trainlab.config import load_config
     from trainlab.data.preprocessing import inverse_target
-    from trainlab.registry import code_policy
+    from trainlab.registry import run_code_policy
 
-    with code_policy(local=False):  # a run folder's config imports no code without the opt-in
+    with run_code_policy(run):  # a run folder's config imports no code without the opt-in
         config = load_config(run / "config.yaml")
         with run_scope(config):
             built = build(config, quiet=True)
