@@ -635,3 +635,21 @@ def test_a_validation_metric_without_a_validation_split_is_refused_before_anythi
         err = capsys.readouterr().err
         assert "needs validation records, but" in err and "has no validation split: set data.val_fraction > 0" in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+
+
+def test_set_overrides_the_base_config_of_every_trial_and_of_best_yaml(tmp_path, capsys):
+    base, space = write(tmp_path)
+    out = tmp_path / "out"
+    args = ["tune", str(base), "--space", str(space), "--trials", "2", "--pruner", "none", "--out", str(out)]
+    assert main([*args, "--set", "strategy.epochs=1", "--set", "model.hidden=[5]"]) == 0
+    for trial in (out / "trials").iterdir():
+        config = load_config(trial / "config.yaml")
+        assert config.strategy.epochs == 1 and config.model.model_dump()["hidden"] == [5]
+    best = load_config(out / "best.yaml")
+    assert best.strategy.epochs == 1
+    capsys.readouterr()
+    assert main([*args, "--set", "strategy.epochs=3", "--set", "model.hidden=[5]"]) == 2  # another base config
+    assert "(strategy.epochs: was 1, now 3); rerun with the study's own (base file and --set)" \
+        in capsys.readouterr().err
+    assert main([*args, "--set", "strategy.epoch=3"]) == 2
+    assert "unknown config key 'strategy.epoch'; did you mean 'epochs'?" in capsys.readouterr().err

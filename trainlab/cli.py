@@ -135,6 +135,8 @@ def _tune_command(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser("tune", help="search config keys with Optuna (docs/tune.md)")
     tune.add_argument("config", help="base config (BASE.yaml)")
     tune.add_argument("--space", required=True, help="SPACE.yaml: config key -> range or choices")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a key of the base config (every trial, the refit and best.yaml)")
     tune.add_argument("--trials", type=int, required=True, help="the study's total over all workers and restarts")
     tune.add_argument("--metric", default="val_accuracy", help="validation metric to optimise (default val_accuracy)")
     tune.add_argument("--direction", choices=["maximize", "minimize"],
@@ -337,7 +339,7 @@ def _cmd_tune(args) -> int:
         base=base, space=Path(args.space), trials=args.trials, out=Path(args.out or Path("tunes") / base.stem),
         metric=args.metric, direction=args.direction or default_direction(args.metric), jobs=args.jobs,
         storage=args.storage, study_name=args.study, pruner=args.pruner, timeout_s=args.timeout, seed=args.seed,
-        refit_seeds=args.refit_seeds, quiet=args.quiet)
+        refit_seeds=args.refit_seeds, quiet=args.quiet, overrides=tuple(args.set))
     tune(settings)
     print(f"results in {settings.out}: best.yaml, best.json, trials.csv, report.html")
     return 0

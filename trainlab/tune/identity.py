@@ -76,8 +76,9 @@ def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSp
     for part, what in (("space", "search space"), ("base", "base config")):
         found = _difference(recorded[part], made[part])
         if found:
-            raise ConfigError(f"study '{settings.name}' was made with another {what} ({found}); rerun with the "
-                              f"study's own, or start a new study with {new_study}")
+            own = "the study's own (base file and --set)" if part == "base" else "the study's own"
+            raise ConfigError(f"study '{settings.name}' was made with another {what} ({found}); rerun with "
+                              f"{own}, or start a new study with {new_study}")
 
 
 def claim_folder(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> None:

@@ -14,7 +14,6 @@ import csv
 import io
 from typing import Any
 
-from trainlab.config import read_yaml
 from trainlab.errors import ConfigError
 from trainlab.tune.space import SearchSpace
 from trainlab.tune.study import TuneSettings
@@ -45,7 +44,7 @@ def refit(settings: TuneSettings, space: SearchSpace, best: dict[str, Any]) -> d
     out = settings.out / "refit"
     metric = "test_" + settings.metric.removeprefix("val_")
     strategies = [NamedStrategy("tuned", space.decode(best["params"])), NamedStrategy("base", {})]
-    board = compare({settings.base.stem: read_yaml(settings.base)}, strategies, out, seeds=settings.refit_seeds,
+    board = compare({settings.base.stem: settings.base_config()}, strategies, out, seeds=settings.refit_seeds,
                     jobs=1, metric=metric, direction="max" if settings.direction == "maximize" else "min",
                     live=False, quiet=settings.quiet)
     rows = [{key: _typed(key, text) for key, text in row.items()}

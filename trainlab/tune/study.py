@@ -34,7 +34,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from trainlab.config import read_yaml, validate
+from trainlab.config import apply_overrides, read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
 from trainlab.optim import default_option
 from trainlab.records import check_validation_key
@@ -78,10 +78,16 @@ class TuneSettings:
     seed: int = 0
     refit_seeds: int = 0
     quiet: bool = False
+    overrides: tuple[str, ...] = ()  # --set KEY=VALUE on the base config, as in train and compare
 
     def __post_init__(self) -> None:  # paths given as strings (from Python) work as from the CLI
         for key in ("base", "space", "out"):
             object.__setattr__(self, key, Path(getattr(self, key)))
+        object.__setattr__(self, "overrides", tuple(self.overrides))
+
+    def base_config(self) -> dict[str, Any]:
+        """The base config file's mapping with the ``overrides`` applied: what every trial starts from."""
+        return apply_overrides(read_yaml(self.base), list(self.overrides))
 
     @property
     def name(self) -> str:
@@ -253,7 +259,7 @@ def _worker_main(settings: TuneSettings, deadline: float | None) -> None:
     _die_with_parent()
     space = load_space(settings.space)
     try:
-        run_trials(settings, space, read_yaml(settings.base), deadline)
+        run_trials(settings, space, settings.base_config(), deadline)
     except TrainlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -319,7 +325,7 @@ def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
     holding another study, a study made with another metric, space or base config."""
     settings.check()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    base_raw = read_yaml(settings.base)
+    base_raw = settings.base_config()
     check_metric(settings, base_raw)
     space = load_space(settings.space)
     check_space(space, base_raw)
