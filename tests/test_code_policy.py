@@ -8,6 +8,7 @@ import os
 import sys
 
 import pytest
+import torch
 import yaml
 
 from tests.conftest import LINREG
@@ -136,6 +137,22 @@ def test_train_with_a_user_model_then_eval_needs_the_opt_in(project, tmp_path, c
     assert "No module named 'usernet_cp'" in capsys.readouterr().err
     os.chdir(project)  # then the working directory is where the opt-in imports from
     assert main(["--allow-code", "eval", str(out)]) == 0
+
+
+def test_load_run_imports_the_runs_own_code_only_with_allow_code(project, tmp_path):
+    import trainlab
+
+    config = {**LINREG, "model": {"name": "usernet_cp:Net"}, "output": {"progress": "off"},
+              "strategy": {**LINREG["strategy"], "epochs": 1}}
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert main(["train", str(project / "config.yaml"), "--out", str(out), "--quiet"]) == 0
+    sys.modules.pop("usernet_cp", None)
+    with pytest.raises(ConfigError, match="outside your own code"):
+        trainlab.load_run(out)
+    run = trainlab.load_run(out, allow_code=True)  # from tmp_path/work: found in the recorded folder
+    assert type(run.model).__name__ == "Net"
+    assert run.predict(torch.zeros(4, *run.input_shape)).shape == (4,)
 
 
 def test_a_module_in_the_working_directory_is_yours(project, tmp_path, monkeypatch):

@@ -313,16 +313,19 @@ def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Modul
     return model, loss
 
 
-def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedRun:
+def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu", allow_code: bool = False) -> LoadedRun:
     """The finished run in ``path`` with its trained model, ready to predict (see the module docstring).
+
+    ``allow_code=True`` is the CLI's ``--allow-code``: the run's ``module:attr`` components (your model,
+    metric, ...) are imported, from the working directory or the folders the run was trained from.
 
     Raises:
         RunDirError: ``path`` is not a finished run folder.
         DataError: the weights do not match the model the config builds.
     """
-    from trainlab.registry import run_code_policy
+    from trainlab.registry import code_policy, run_code_policy
 
-    with run_code_policy(path):  # a run folder's config imports no user code without the opt-in
+    with code_policy(allow=allow_code or None), run_code_policy(path):  # no user code without the opt-in
         return _load_run(Path(path), torch.device(device))
 
 
