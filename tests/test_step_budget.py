@@ -56,6 +56,18 @@ def test_a_tiny_dataset_trains_the_budgeted_steps():
     assert plain.trainer.state.step == 14 and "epochs_for_min_steps" not in plain.notes
 
 
+def test_a_stretch_to_many_passes_over_a_tiny_set_is_warned_of(capsys):
+    """100 rows at batch 16: 7 steps per epoch; 400 steps need ceil(400 / 7) = 58 epochs."""
+    config = _config(epochs=2, min_steps=400)
+    with run_scope(config):
+        build(config, quiet=True)
+    assert "warning: strategy.min_steps=400 makes 58 passes over 100 training rows" in capsys.readouterr().err
+    config = _config(epochs=2, min_steps=40)  # 6 epochs: no warning
+    with run_scope(config):
+        build(config, quiet=True)
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_min_steps_config_errors():
     config = _config(max_steps=30, min_steps=20)
     with run_scope(config), pytest.raises(ConfigError, match="set strategy.epochs too"):

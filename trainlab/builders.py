@@ -32,13 +32,14 @@ from trainlab.callbacks.step_logger import StepLogger
 from trainlab.callbacks.unfreeze import UnfreezeSchedule
 from trainlab.config import Config, DataConfig
 from trainlab.data import Dataset, load_dataset
+from trainlab.data.notices import warn
 from trainlab.data.paths import resolve_data_paths
 from trainlab.data.preprocessing import inverse_target
 from trainlab.engine.batching import BatchPlan, TensorBatches, token_lengths
 from trainlab.engine.evaluation import Evaluator
 from trainlab.engine.loop import Limits, Trainer, Validation
 from trainlab.engine.step import StandardStep
-from trainlab.engine.step_budget import epochs_for_step_budget
+from trainlab.engine.step_budget import STRETCH_WARNING_EPOCHS, epochs_for_step_budget
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import ConfigError, DataError
@@ -302,6 +303,10 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
             print(f"strategy.min_steps={config.strategy.min_steps}: {limits.epochs} epochs of {plan.steps_per_epoch} "
                   f"steps (strategy.epochs={config.strategy.epochs} would give "
                   f"{config.strategy.epochs * plan.steps_per_epoch})", file=sys.stderr)
+        if limits.epochs > STRETCH_WARNING_EPOCHS:
+            warn(f"strategy.min_steps={config.strategy.min_steps} makes {limits.epochs} passes over "
+                 f"{len(data.train)} training rows, which a set this small overfits long before; lower "
+                 "strategy.min_steps (null keeps strategy.epochs) or add early stopping")
     step = averaged_step_for(config, step, plan, limits.total_steps(plan.steps_per_epoch), notes)
     schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
                               plan.steps_per_epoch)

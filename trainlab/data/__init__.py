@@ -8,6 +8,7 @@ to tensors.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -144,6 +145,23 @@ def _same_layout(name: str, x: np.ndarray, y: np.ndarray, x_train: np.ndarray, y
         raise DataError(f"{name} has {width} target value(s) per row but the training data {train_width}")
 
 
+FORWARDED = ("task", "nan_policy")  # data keys of every config a source receives when its signature names them
+
+
+def source_options(config: DataConfig) -> dict[str, Any]:
+    """The source's keyword arguments: its own data keys, plus ``data.task`` and ``data.nan_policy`` for
+    a source that declares them (the text sources read labels by the task and drop unlabeled rows)."""
+    options = config.source_kwargs()
+    try:
+        parameters = inspect.signature(DATA_SOURCES.get(config.source)).parameters
+    except (ConfigError, TypeError, ValueError):  # unknown source: the build words the error
+        return options
+    for key in FORWARDED:
+        if key in parameters and key not in options:
+            options[key] = getattr(config, key)
+    return options
+
+
 def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
     """``data.task``, else the source's, else classes where the source names them (class folders, string
     labels: binary for up to 2 names, else multiclass), else :func:`~trainlab.data.dataset.infer_task`."""
@@ -204,7 +222,7 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     """
     import trainlab.data.builtins  # noqa: F401  (registers the built-in sources)
 
-    raw = DATA_SOURCES.build({"name": config.source, **config.source_kwargs()})
+    raw = DATA_SOURCES.build({"name": config.source, **source_options(config)})
     if not isinstance(raw, RawData):
         raise ConfigError(f"data source '{config.source}' must return trainlab.data.RawData")
     check_task(raw.task)

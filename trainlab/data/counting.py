@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from trainlab.config import DataConfig
-from trainlab.data import DATA_SOURCES, RawData, _clean
+from trainlab.data import DATA_SOURCES, RawData, _clean, source_options
 from trainlab.data.dataset import infer_task
 from trainlab.errors import ConfigError
 
@@ -130,7 +130,7 @@ def _bound_options(config: DataConfig) -> tuple[Callable[..., Any], dict[str, An
     import trainlab.data.builtins  # noqa: F401  (registers the built-in sources)
 
     factory = DATA_SOURCES.get(config.source)
-    options = config.source_kwargs()
+    options = source_options(config)
     try:
         bound = inspect.signature(factory).bind(**options)
     except TypeError:  # let the registry word the error (unknown option, did-you-mean, valid options)
@@ -151,7 +151,7 @@ def count_rows(config: DataConfig) -> SourceRows:
     if counter is None:
         print(f"note: data source '{config.source}' has no row counter; reading it to count the rows "
               "(no model is built)", file=sys.stderr)
-        return rows_of_raw(DATA_SOURCES.build({"name": config.source, **config.source_kwargs()}), config)
+        return rows_of_raw(DATA_SOURCES.build({"name": config.source, **source_options(config)}), config)
     return counter(options, config)
 
 

@@ -33,6 +33,9 @@ FIELD_LIMIT = 64 * 1024 * 1024
 
 
 def check_delimiter(delimiter: object) -> str:
+    """One character; the two characters ``\\t`` (what ``--set data.delimiter=\\t`` gives) mean a tab."""
+    if delimiter == "\\t":
+        return "\t"
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
         raise ConfigError(f"data.delimiter must be one character such as ',', ';' or '\\t'; got {delimiter!r}")
     return delimiter

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.data.csv_table import check_delimiter
 from trainlab.errors import DataError
 
 IMAGE_SOURCES = ("image_folder",)
@@ -54,40 +55,35 @@ def read_images(folder: str | os.PathLike[str], options: dict[str, Any],
     return decode_images(files, size, mode, resize=True, workers=0), [str(f.relative_to(root)) for f in files]
 
 
-DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon"}
-
-
-def check_text_header(path: Path, text_column: str, delimiter: str) -> None:
+def check_text_header(path: Path, text_column: str, delimiter: str, quoted: bool | None = None) -> None:
     """Refuse a file whose header lacks the run's text column, saying what predict needs.
 
     The training reader's own message ends "set data.text_column", which predict cannot take (the run
     fixes it); a header read with the wrong delimiter (a CSV given to a TSV run) comes back as one
     column, so the likely delimiter is named. An unreadable or empty file is left to the reader.
     """
+    from trainlab.data.text import DELIMITER_NAMES, header_hint
+
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             line = handle.readline()
     except (OSError, UnicodeDecodeError):
         return
     line = line.rstrip("\r\n")
     if not line.strip():
         return
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    quoting = csv.QUOTE_MINIMAL if (delimiter != "\t" if quoted is None else quoted) else csv.QUOTE_NONE
     try:
         columns = [c.strip() for c in next(csv.reader([line], delimiter=delimiter, quoting=quoting))]
     except csv.Error:
         return
     if text_column in columns:
         return
-    message = (f"text file {path}: the input needs a column named '{text_column}' (this run's data.text_column), "
-               f"{DELIMITER_NAMES[delimiter]}-separated; got columns: {', '.join(repr(c) for c in columns)}")
-    if delimiter not in line:
-        others = [other for other in DELIMITER_NAMES if other != delimiter and other in line]
-        if others:
-            looks = max(others, key=line.count)
-            message += (f"; the file looks {DELIMITER_NAMES[looks]}-separated: save it "
-                        f"{DELIMITER_NAMES[delimiter]}-separated")
-    raise DataError(message)
+    name = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+    hint = header_hint(line, delimiter)
+    raise DataError(f"text file {path}: the input needs a column named '{text_column}' (this run's data.text_column), "
+                    f"{name}-separated; got columns: {', '.join(repr(c) for c in columns)}"
+                    + (f"{hint}: save it {name}-separated" if "separated" in hint else hint))  # run's delimiter
 
 
 def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any],
@@ -97,10 +93,12 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
     from trainlab.data.text import WordTokenizer, _hf_encode, _hf_tokenizer, read_table
 
     delimiter, default_column = TEXT_SOURCES[source]
+    delimiter = check_delimiter(options.get("delimiter", delimiter))
     path = resolve_file(file, "a text file with a header row")
     text_column = options.get("text_column", default_column)
-    check_text_header(path, text_column, delimiter)
-    table = read_table(path, text_column, options.get("label_column", "label"), delimiter)
+    quoted = source == "text_csv"
+    check_text_header(path, text_column, delimiter, quoted)
+    table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted)
     if encoding["tokenizer"] == "word":
         return WordTokenizer(tuple(encoding["vocab"])).encode(table.texts, encoding["max_length"])
     return _hf_encode(_hf_tokenizer(encoding["tokenizer_path"], encoding["max_length"]), table.texts)

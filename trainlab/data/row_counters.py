@@ -95,28 +95,17 @@ def _csv(options: dict[str, Any], config: DataConfig) -> SourceRows:
 
 @row_counter("text_tsv", "text_csv")
 def _text(options: dict[str, Any], config: DataConfig) -> SourceRows:
-    """The rows and labels of each file (``max_rows`` drawn as the source draws them); nothing tokenized."""
-    from trainlab.data.paths import resolve
-    from trainlab.data.text import _subset, encode_labels, read_table
+    """The rows and labels of each file, read as the source reads them; nothing tokenized."""
+    from trainlab.data.csv_table import check_delimiter
+    from trainlab.data.text import encode_labels, read_labeled_tables
 
-    delimiter = "\t" if config.source.lower() == "text_tsv" else ","
-    max_rows = options["max_rows"]
-    if max_rows is not None and max_rows < 1:
-        raise ConfigError(f"data.max_rows must be >= 1 or null; got {max_rows}")
-    folder = resolve(options["path"], "a folder holding the text files") if options["path"] else None
-    kind = "a TSV file with a header row" if delimiter == "\t" else "a CSV file with a header row"
-    files = {name: resolve(folder / given if folder else given, kind)
-             for name in ("train", "val", "test") if (given := options[name])}
-    rng = np.random.default_rng(options["seed"])  # the same draws, in the same order, as the source
-    tables = {name: _subset(read_table(file, options["text_column"], options["label_column"], delimiter),
-                            max_rows, rng) for name, file in files.items()}
-    for name, table in tables.items():
-        if table.labels is None:
-            raise DataError(f"{name} file {files[name]} has no label column '{options['label_column']}' "
-                            f"(columns: {', '.join(table.columns)})")
-    labels, _ = encode_labels({n: t.labels or [] for n, t in tables.items()}, files)
+    delimiter = "\t" if config.source.lower() == "text_tsv" else check_delimiter(options["delimiter"])
+    tables, files = read_labeled_tables(delimiter, *(options[key] for key in (
+        "train", "val", "test", "path", "text_column", "label_column", "max_rows", "seed", "nan_policy")),
+        quoted=config.source.lower() != "text_tsv")
+    labels = encode_labels(tables, files, options["task"])
     sizes = {name: len(tables[name].texts) if name in tables else None for name in ("val", "test")}
-    return SourceRows(labels["train"], sizes["val"], sizes["test"], options.get("task"))
+    return SourceRows(labels.labels["train"], sizes["val"], sizes["test"], labels.task)
 
 
 # ----------------------------------------------------------------------------- idx: headers and labels

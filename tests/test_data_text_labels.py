@@ -1,0 +1,141 @@
+"""Text sources on other public sets' conventions: label schemes (AG News 1..4, -1/1, STS-B scores,
+30 intents), missing labels, max_rows on train only, byte-order marks, delimiters, one-column files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trainlab.data.builtins  # noqa: F401  (registers the sources)
+from trainlab.config import DataConfig
+from trainlab.data import load_dataset
+from trainlab.data.counting import count_splits
+from trainlab.data.text import read_table
+from trainlab.errors import ConfigError, DataError
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def rows(labels: list[str], start: int = 0) -> str:
+    return "".join(f"text number {start + i} about {label},{label}\n" for i, label in enumerate(labels))
+
+
+def load(tmp_path: Path, **options) -> object:
+    options = {"source": "text_csv", "path": str(tmp_path), "train": "train.csv", "val_fraction": 0.0,
+               "test_fraction": 0.0, **options}
+    return load_dataset(DataConfig(**options))
+
+
+@pytest.mark.parametrize(("labels", "names", "task"), [
+    (["1", "2", "3", "4"], ["1", "2", "3", "4"], "multiclass"),  # AG News
+    (["-1", "1"], ["-1", "1"], "binary"),  # sentiment as -1/1
+    (["0", "2"], ["0", "2"], "binary"),  # a gap: two classes, none empty
+    (["1.0", "3.0", "5.0"], ["1", "3", "5"], "multiclass"),  # whole numbers written as floats
+])
+def test_whole_number_labels_are_classes_named_by_their_values(tmp_path, labels, names, task):
+    write(tmp_path / "train.csv", "text,label\n" + rows(labels * 6))
+    write(tmp_path / "test.csv", "text,label\n" + rows(list(reversed(labels))))
+    data = load(tmp_path, test="test.csv")
+    assert data.task == task and data.class_names == names and data.num_classes == len(names)
+    assert data.train.y.tolist() == list(range(len(labels))) * 6
+    assert data.test.y.tolist() == list(reversed(range(len(labels))))
+
+
+def test_thirty_intents_numbered_from_zero_are_thirty_classes_not_a_regression(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows([str(i % 30) for i in range(90)]))
+    data = load(tmp_path)
+    assert data.task == "multiclass" and data.num_classes == 30 and data.class_names is None
+    assert data.train.y.tolist() == [i % 30 for i in range(90)]
+
+
+def test_scores_are_a_regression_target_and_a_task_set_to_regression_reads_numbers(tmp_path):
+    scores = [f"{(i * 0.37) % 5:.2f}" for i in range(40)]
+    write(tmp_path / "train.csv", "text,label\n" + rows(scores))
+    data = load(tmp_path)
+    assert data.task == "regression" and data.num_classes is None
+    np.testing.assert_allclose(data.train.y.numpy().ravel(), [float(s) for s in scores], rtol=1e-6)
+    write(tmp_path / "ints.csv", "text,label\n" + rows(["1", "2", "5"] * 4))
+    assert load(tmp_path, train="ints.csv", task="regression").train.y.ravel().tolist() == [1.0, 2.0, 5.0] * 4
+    write(tmp_path / "words.csv", "text,label\n" + rows(["pos", "neg"] * 4))
+    with pytest.raises(DataError, match=r"data.task is regression but train file .*words.csv line 2 has the "
+                                        r"label 'pos', not a number"):
+        load(tmp_path, train="words.csv", task="regression")
+
+
+def test_a_binary_task_on_three_classes_is_refused(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["a", "b", "c"] * 3))
+    with pytest.raises(DataError, match=r"data.task is binary but the training labels hold 3 classes \(a, b, c\); "
+                                        "set data.task: multiclass"):
+        load(tmp_path, task="binary")
+
+
+def test_a_val_label_the_training_file_lacks_names_its_line(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["1", "2"] * 3))
+    write(tmp_path / "val.csv", "text,label\n" + rows(["1", "7"]))
+    with pytest.raises(DataError, match=r"val file .*val.csv line 3: label '7' does not occur in the training "
+                                        r"file \(classes: 1, 2\)"):
+        load(tmp_path, val="val.csv")
+
+
+def test_missing_labels_are_refused_with_their_line_or_dropped_with_a_warning(tmp_path, capsys):
+    text = "text,label\n" + rows(["pos", "neg"] * 3) + "a quoted\nline break,\nshort,NA\n" + rows(["pos"])
+    write(tmp_path / "train.csv", text.replace('a quoted\nline break', '"a quoted\nline break"'))
+    with pytest.raises(DataError, match=r"train file .*train.csv line 8: the label is missing \(''\); fix the "
+                                        "data or set data.nan_policy: drop"):
+        load(tmp_path)
+    data = load(tmp_path, nan_policy="drop")
+    assert data.class_names == ["neg", "pos"] and len(data.train) == 7  # not the classes '' and 'NA'
+    assert "dropped 2 of 9 rows" in capsys.readouterr().err
+    config = DataConfig(source="text_csv", path=str(tmp_path), train="train.csv", nan_policy="drop")
+    sizes, data = count_splits(config), load_dataset(config)
+    assert (sizes.train, sizes.val, sizes.test) == (len(data.train), len(data.val), len(data.test))
+
+
+def test_max_rows_subsamples_the_training_file_only(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["pos", "neg"] * 25))
+    write(tmp_path / "test.csv", "text,label\n" + rows(["pos", "neg"] * 15))
+    config = DataConfig(source="text_csv", path=str(tmp_path), train="train.csv", test="test.csv", max_rows=10,
+                        val_fraction=0.2)
+    data = load_dataset(config)
+    assert len(data.train) + len(data.val) == 10 and len(data.test) == 30
+    sizes = count_splits(config)
+    assert (sizes.train, sizes.val, sizes.test) == (len(data.train), len(data.val), 30)
+
+
+def test_a_byte_order_mark_and_other_delimiters(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["pos", "neg"] * 3), encoding="utf-8-sig")
+    assert load(tmp_path).class_names == ["neg", "pos"]
+    write(tmp_path / "semi.csv", "text;label\n" + rows(["pos", "neg"] * 3).replace(",", ";"))
+    with pytest.raises(DataError, match=r"no text column 'text' \(columns: text;label\); set data.text_column; "
+                                        r"the file looks semicolon-separated \(set data.delimiter"):
+        load(tmp_path, train="semi.csv")
+    assert load(tmp_path, train="semi.csv", delimiter=";").class_names == ["neg", "pos"]
+    quoted = "text\tlabel\n" + "".join(f'"said ""hi""\tthere"\t{label}\n' for label in ["pos", "neg"] * 3)
+    write(tmp_path / "pandas.tsv", quoted)  # what pandas' to_csv(sep="\t") writes
+    with pytest.raises(DataError, match=r"line 2 has 3 fields; .*text_tsv reads no quoting .* use data.source: "
+                                        r"text_csv with data.delimiter: '\\t'"):
+        load(tmp_path, source="text_tsv", train="pandas.tsv", text_column="text")
+    data = load(tmp_path, train="pandas.tsv", delimiter="\\t")  # as --set data.delimiter=\t writes it
+    assert data.class_names == ["neg", "pos"] and len(data.train) == 6
+
+
+def test_json_lines_and_sentence_pairs_are_named_for_what_they_are(tmp_path):
+    write(tmp_path / "train.csv", '{"text": "good", "label": 1}\n{"text": "bad", "label": 0}\n')
+    with pytest.raises(DataError, match="looks like JSON lines, which text_tsv/text_csv do not read"):
+        load(tmp_path)
+    with pytest.raises(ConfigError, match=r"data.text_column must be one column name; got \['a', 'b'\] "
+                                          r"\(sentence pairs are not supported"):
+        load(tmp_path, text_column=["a", "b"])
+
+
+def test_a_one_column_file_keeps_its_empty_texts_so_predictions_stay_one_per_row(tmp_path):
+    file = write(tmp_path / "predict.csv", 'text\n""\n   \nfine film\n\n')
+    assert read_table(file, "text", "label", ",").texts == ["", "   ", "fine film"]
+    two = write(tmp_path / "two.csv", "text,label\nfine,1\n   \n\nbad,0\n")  # blank lines between rows
+    table = read_table(two, "text", "label", ",")
+    assert table.texts == ["fine", "bad"] and table.lines == (2, 5)
