@@ -154,3 +154,10 @@ def test_adam_without_lr_takes_torchs_default(write_config, tmp_path):
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["lr"] == 1e-3  # torch.optim.Adam's and Keras's default
+
+
+def test_focal_trains_a_binary_task_on_one_logit_as_the_advisor_proposes(write_config, tmp_path):
+    config = write_config(DIGITS_MLP, data={"source": "breast_cancer"}, strategy__loss={"name": "focal", "alpha": 0.25},
+                          strategy__epochs=2, metrics=["accuracy", "f1"])
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["output_dim"] == 1

@@ -179,10 +179,13 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
                         f"{str(exc).splitlines()[0]}") from None
     finally:
         model.train(was_training)
-    if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
-            and output.shape[1] < data.num_classes:  # the rows checked below may not hold every class
-        raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
-                        f"classes (labels 0..{data.num_classes - 1}); give its last layer {data.num_classes} outputs")
+    if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2:
+        # the rows checked below may not hold every class: compare with the width the loss asks for
+        # (focal on binary data: one logit)
+        needed = loss.output_dim(data.task, data.num_classes, data.train.y.shape[1] if data.train.y.ndim > 1 else 1)
+        if output.shape[1] < needed:
+            raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
+                            f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs")
     loss.check(output, y)
 
 
