@@ -210,3 +210,28 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
 
 def test_identical_values_report_the_percentile_interval():
     assert stats.bootstrap_interval([0.7, 0.7, 0.7]) == ((0.7, 0.7), "bootstrap-percentile")
+
+
+def _entry(name: str, values: list[float], failed: int = 0) -> dict:
+    mean = sum(values) / len(values) if values else None
+    return {"name": name, "failed": failed,
+            "metrics": {"test_accuracy": {"mean": mean, "values": values, "seeds": list(range(len(values)))}}}
+
+
+def test_a_lucky_survivor_of_failed_seeds_never_ranks_first():
+    from trainlab.compare.leaderboard import rank_and_test
+
+    entries = [_entry("lucky", [0.99], failed=4), _entry("flaky", [0.97, 0.98, 0.96], failed=2),
+               _entry("steady", [0.90, 0.91, 0.92, 0.90, 0.91]), _entry("steady-too", [0.88, 0.89, 0.90, 0.88, 0.9])]
+    rank_and_test(entries, "test_accuracy", "max")
+    assert [e["name"] for e in entries] == ["steady", "steady-too", "flaky", "lucky"]
+    assert entries[0]["vs_best"]["verdict"] == "best" and entries[1]["vs_best"]["test"] is not None
+    assert entries[3]["vs_best"]["verdict"] == "too few seeds"
+
+
+def test_a_loss_that_cannot_fit_the_configs_task_is_refused_before_any_run(tmp_path: Path, capsys):
+    base = {**REGRESSION, "data": {"source": "diabetes", "task": "regression"}}
+    code, out = _compare(tmp_path, base, {"strategies": {"ce": {"strategy.loss": "cross_entropy"}}}, "--metric", "test_mse")
+    assert code == 2 and not (out / "runs").exists()
+    assert "strategy 'ce': cross_entropy is a single-label classification loss but the data is a regression task" \
+        in _one_error_line(capsys)

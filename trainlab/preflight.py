@@ -11,7 +11,7 @@ fails once, before the first run, with the run's own error line.
 from __future__ import annotations
 
 from trainlab.config import Config
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 
 
 def check_components(config: Config) -> None:
@@ -30,14 +30,16 @@ def check_components(config: Config) -> None:
     strategy = config.strategy
     try:
         if strategy.loss.name != "auto":
-            build_loss(strategy.loss.spec())
+            loss = build_loss(strategy.loss.spec())
+            if config.data.task is not None and not hasattr(loss, "output_dims"):  # a task the config fixes
+                loss.output_dim(config.data.task, 2 if config.data.task == "binary" else None, 2)  # must fit it
         optimizer = optimizer_spec_for(config)  # as the run builds it: regularization.weight_decay placed, or refused
         if optimizer.get("lr") == "auto":
             optimizer["lr"] = 1e-3  # found at run time by the LR range test
         weight = torch.nn.Parameter(torch.zeros(2, 2))  # 2-D: optimizers for matrices only (muon_conv) accept it
         build_optimizer(optimizer, [{"params": [weight], "group": "decay"}])
         build_schedule(strategy.schedule.spec(), 100, 10)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, DataError) as exc:
         raise ConfigError(str(exc).strip().splitlines()[0]) from None
     model = config.model.spec()
     model_name = model.pop("name")

@@ -104,15 +104,23 @@ def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[s
 
 # --------------------------------------------------------------------------- ranking and tests
 
-def _score(entry: dict[str, Any], metric: str, direction: str) -> float:
+def standing(entry: dict[str, Any], metric: str) -> int:
+    """0: at least two runs of ``metric`` and no failed run; 1: two or more, but some seeds failed
+    (crashed or diverged: a weakness, not noise to leave out); 2: fewer than two, so untestable."""
+    finished = len(entry["metrics"].get(metric, {}).get("values") or [])
+    return 2 if finished < 2 else 1 if entry.get("failed") else 0
+
+
+def _score(entry: dict[str, Any], metric: str, direction: str) -> tuple[int, float]:
     mean = entry["metrics"].get(metric, {}).get("mean")
     if mean is None:
-        return math.inf
-    return -mean if direction == "max" else mean
+        return 3, math.inf
+    return standing(entry, metric), -mean if direction == "max" else mean
 
 
 def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) -> None:
-    """Rank by mean ``metric``; test each strategy against the best; Holm across strategies."""
+    """Rank by mean ``metric`` within each :func:`standing` (so the one surviving seed of a strategy
+    that failed the others never ranks first); test each strategy against the best; Holm across them."""
     entries.sort(key=lambda e: _score(e, metric, direction))  # stable: ties keep the file's order
     for rank, entry in enumerate(entries, start=1):
         entry["rank"] = rank

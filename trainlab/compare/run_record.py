@@ -50,7 +50,8 @@ def load_run(plan: RunPlan) -> RunRecord:
     error = read_json(plan.path / ERROR_FILE)
     if isinstance(summary, dict) and summary.get("status") == "diverged":
         events = [e.get("reason") or e.get("event") for e in summary.get("events", []) if isinstance(e, dict)]
-        reason = "diverged" + (f": {events[-1]}" if events and events[-1] else "")
+        why = summary.get("reason") if isinstance(summary.get("reason"), str) else events[-1] if events else None
+        reason = "diverged" + (f": {why}" if why else "")
         return RunRecord(plan.seed, plan.path, "failed", None, records, reason)
     if isinstance(error, dict):
         return RunRecord(plan.seed, plan.path, "failed", None, records, str(error.get("reason")))

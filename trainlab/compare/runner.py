@@ -192,7 +192,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
         return {"status": "interrupted", "reason": str(exc), "signum": exc.exit_code - 128,
                 "seconds": time.perf_counter() - started}
     except Exception as exc:  # noqa: BLE001 - one failed run must never stop the others
-        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:1000]}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             record = {"reason": reason, **_identity_or_none(raw), "traceback": traceback.format_exc()}
