@@ -91,6 +91,9 @@ BAD_SPACES = [
     ({"strategy.optimizer.lr": {"lo": 1e-3, "high": 0.1}}, "unknown field 'lo'; did you mean 'low'"),
     ({"strategy.optimizer.lr": {"low": 1e-3, "high": 0.1, "log": True, "step": 0.01}}, "cannot be combined"),
     ({"strategy.optimizer.lr": 0.01}, "needs a mapping"),
+    ({"strategy.epochs": {"low": 5, "high": 20, "step": 100}}, "step (100) is larger than high - low (15)"),
+    ({"strategy.optimizer.momentum": {"low": 0.0, "high": 0.9, "when": {"strategy.optimizer.name": "sgd"}}},
+     "which is not a key of the space; add it as a key with 'choices'"),
     # placed as training places it: Adam's weight_decay is an L2 term, not the decoupled decay
     ({"strategy.regularization.weight_decay": {"low": 0.0, "high": 0.1}}, "has no home in optimizer 'adam'"),
     # fine alone with the base's Adam, refused together with momentum SGD
@@ -201,6 +204,13 @@ def test_list_choices_and_float_values_survive_the_override_text():
     for value in [1e-05, 0.1, 3, "adam", [16, 16], True]:
         assert yaml.safe_load(format_value(value)) == value  # PyYAML reads a bare 1e-05 as a string
     check_space(space, BASE)
+
+
+def test_a_bound_yaml_reads_as_text_is_the_number_written():
+    space = parse_space(yaml.safe_load("strategy.optimizer.lr: {low: 1e-4, high: 1e-1, log: true}"))  # YAML 1.1: str
+    assert (space.params[0].low, space.params[0].high, space.params[0].kind) == (1e-4, 0.1, "float")
+    with pytest.raises(ConfigError, match="'low' must be a number; got 'tiny'"):
+        parse_space({"strategy.optimizer.lr": {"low": "tiny", "high": 0.1}})
 
 
 def test_int_step_and_float_step_ranges_parse_with_their_kinds():

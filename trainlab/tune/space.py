@@ -22,6 +22,7 @@ cannot be combined).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -163,6 +164,9 @@ def _active(param: Param, values: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------- parsing
 
 def _number(key: str, name: str, value: Any) -> float | int:
+    if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no '.') as text: the number the user wrote
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"space key '{key}': '{name}' must be a number; got {value!r}")
     if not math.isfinite(value):
@@ -221,6 +225,9 @@ def _parse_param(key: str, spec: Any) -> Param:
     if step is not None:
         if step <= 0:
             raise ConfigError(f"space key '{key}': step must be > 0; got {step}")
+        if step > high - low and high > low:
+            raise ConfigError(f"space key '{key}': step ({step}) is larger than high - low ({high - low}), so the "
+                              "key would take one value; use a smaller step")
         if log and (kind == "float" or step != 1):
             raise ConfigError(f"space key '{key}': 'log' and 'step' cannot be combined (Optuna samples a "
                               "log range continuously); drop one")
@@ -266,8 +273,10 @@ def parse_space(raw: Any) -> SearchSpace:
         for condition, allowed in param.when.items():
             target = params.get(condition)
             if target is None:
+                others = [other for other in params if other != param.key]
                 raise ConfigError(f"space key '{param.key}': 'when' names '{condition}', which is not a key of the "
-                                  f"space{did_you_mean(condition, list(params))} (keys: {', '.join(params)})")
+                                  f"space{did_you_mean(condition, others)}; add it as a key with 'choices' "
+                                  f"(keys: {', '.join(params)})")
             if target.kind != "categorical":
                 raise ConfigError(f"space key '{param.key}': 'when' needs a key with 'choices'; "
                                   f"'{condition}' is a {target.kind} range")
