@@ -28,6 +28,7 @@ from trainlab.data import load_dataset
 from trainlab.data.counting import ROW_COUNTERS, SourceRows, count_splits, split_sizes
 from trainlab.data.dataset import split_indices
 from trainlab.optim import OPTIMIZERS, build_optimizer
+from trainlab.errors import DataError
 from trainlab.schedule_plan import base_lr, plan_schedule
 
 
@@ -237,6 +238,29 @@ def test_image_folder_and_its_unextracted_tars(tmp_path):
     assert counted_sizes(source="image_folder", path=str(tars), val_fraction=0.3) == expected
     single = tar_of(extracted, ["train", "test"], tmp_path / "both.tar")
     assert counted_sizes(source="image_folder", path=str(single), val_fraction=0.3) == expected
+
+
+@pytest.mark.parametrize("names", [("Train", "Valid", "Test"), ("training", "validation", "testing"),
+                                   ("train", "dev", "test")])
+def test_split_folders_as_other_datasets_name_them_extracted_or_in_a_tar(tmp_path, names):
+    """Kaggle/Roboflow ship valid/, MNIST-PNG training/testing/, some Train/: each is its split, never a class."""
+    extracted = tmp_path / "extracted"
+    jpeg_tree(extracted, names, CLASSES)
+    (extracted / "__MACOSX").mkdir()  # a Mac zip's resource folder: hidden
+    expected = assert_counts_match(source="image_folder", path=str(extracted))
+    assert expected == (14, 14, 14)  # the given val split is read, none carved from train
+    archive = tar_of(extracted, list(names), tmp_path / "all.tgz")
+    assert counted_sizes(source="image_folder", path=str(archive)) == expected
+
+
+def test_two_folders_for_one_split_are_refused_and_loose_images_warned_of(tmp_path, capsys):
+    jpeg_tree(tmp_path / "d", ("train", "val", "valid"), CLASSES)
+    with pytest.raises(DataError, match=r"has both val/ and valid/ as the val split; keep one"):
+        load_dataset(DataConfig(source="image_folder", path=str(tmp_path / "d")))
+    jpeg_tree(tmp_path / "e", ("train",), CLASSES)
+    save_image(tmp_path / "e" / "train" / "loose.jpg", pixels((8, 8, 3)))
+    load_dataset(DataConfig(source="image_folder", path=str(tmp_path / "e")))
+    assert "1 image file(s) lie directly in" in capsys.readouterr().err
 
 
 def test_image_folder_tar_of_class_folders_splits_val_and_test(tmp_path):

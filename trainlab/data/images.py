@@ -5,9 +5,11 @@ Layouts::
     path/train/<class>/*.jpg   path/test/<class>/*.jpg   (path/val/<class>/... optional)
     path/<class>/*.png                                     (no split folders: load_dataset splits)
 
-Classes are the sorted folder names of the training split; val/test folders must use the
-same names (a subset is fine). Hidden files (``.DS_Store``) are skipped; anything else that
-is not a ``.png``/``.jpg``/``.jpeg`` file is an error. Decoding runs in a pool of worker
+Split folders may also be named as other datasets ship them, in any case (:data:`SPLIT_NAMES`:
+``training/``, ``valid/``, ``validation/``, ``dev/``, ``testing/``, ``Train/``). Classes are the
+sorted folder names of the training split; val/test folders must use the same names (a subset is
+fine). Hidden files (``.DS_Store``) and a Mac zip's ``__MACOSX/`` are skipped; images lying directly
+in ``train/`` are warned of; anything else that is not a ``.png``/``.jpg``/``.jpeg`` file is an error. Decoding runs in a pool of worker
 processes (Pillow holds the GIL, so threads do not help), in chunks written straight into
 one preallocated array. With ``cache_dir`` the decoded arrays are saved as an ``.npz`` keyed
 by the file list, sizes and modification times, and reused while none of them changes.
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
+from trainlab.data.notices import warn
 from trainlab.data.paths import resolve
 from trainlab.data.transforms import image_transforms
 from trainlab.errors import ConfigError, DataError
@@ -38,6 +41,9 @@ from trainlab.errors import ConfigError, DataError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 PIL_FORMATS = ("JPEG", "PNG")  # the only decoders tried: faster to identify, and nothing unexpected is parsed
 SPLITS = ("train", "val", "test")
+# split folder names as datasets ship them, matched case-insensitively (Kaggle's valid/, Train/, testing/)
+SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation", "dev"),
+               "test": ("test", "testing")}
 MODES = {"RGB": 3, "L": 1}  # Pillow mode -> channels
 POOL_MIN_FILES = 512  # below this a worker pool costs more than it saves
 CACHE_VERSION = 2  # bump when the cached layout or the decoding changes (2: 16-bit images scaled, not clipped)
@@ -52,9 +58,31 @@ class FolderSplit:
     labels: np.ndarray  # int64, indices into the training class names
 
 
+def is_hidden(name: str) -> bool:
+    """Dot files and folders, and the ``__MACOSX`` folder of a zip made on a Mac: never classes or images."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def split_folders(names: list[str], where: str) -> dict[str, str]:
+    """The split folders among ``names`` (a folder's entries): split -> the folder's own name, by
+    :data:`SPLIT_NAMES`; two folders naming one split (val/ and valid/) are refused."""
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        split = next((s for s, aliases in SPLIT_NAMES.items() if name.lower() in aliases), None)
+        if split is None:
+            continue
+        if split in found:
+            raise DataError(f"{where} has both {found[split]}/ and {name}/ as the {split} split; keep one")
+        found[split] = name
+    if found and "train" not in found:
+        raise DataError(f"{where} has {', '.join(n + '/' for n in found.values())} but no train/ folder "
+                        "(or training/)")
+    return {split: found[split] for split in SPLITS if split in found}
+
+
 def _class_folders(folder: Path) -> list[Path]:
     with os.scandir(folder) as entries:
-        folders = sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith("."))
+        folders = sorted(Path(e.path) for e in entries if e.is_dir() and not is_hidden(e.name))
     if not folders:
         raise DataError(f"no class folders in {folder} (expected {folder}/<class>/*.png or *.jpg)")
     return folders
@@ -65,7 +93,7 @@ def _images_in(folder: Path) -> list[Path]:
     with os.scandir(folder) as listing:  # scandir: the entry type comes with the listing, no stat per file
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
-        if entry.name.startswith("."):
+        if is_hidden(entry.name):
             continue
         if not (entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS):
             raise DataError(f"class folder {folder} contains {entry.name}, which is not a "
@@ -78,11 +106,17 @@ def _images_in(folder: Path) -> list[Path]:
 
 def scan(root: Path) -> tuple[dict[str, FolderSplit], list[str]]:
     """The splits found under ``root`` (train, and val/test when present) and the class names."""
-    split_roots = {name: root / name for name in SPLITS if (root / name).is_dir()}
-    if split_roots and "train" not in split_roots:
-        raise DataError(f"{root} has {', '.join(n + '/' for n in split_roots)} but no train/ folder")
+    with os.scandir(root) as entries:
+        names = [e.name for e in entries if e.is_dir()]
+    split_roots = {split: root / name for split, name in split_folders(names, str(root)).items()}
     if not split_roots:
         split_roots = {"train": root}
+    else:
+        loose = [f for f in os.listdir(split_roots["train"])
+                 if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS and not is_hidden(f)]
+        if loose:
+            warn(f"{len(loose)} image file(s) lie directly in {split_roots['train']} (e.g. {loose[0]}), outside "
+                 "any class folder: they are not read")
     train_classes = [p.name for p in _class_folders(split_roots["train"])]
     index = {name: i for i, name in enumerate(train_classes)}
     splits = {}

@@ -214,22 +214,17 @@ def listing_labels(files: list[PurePosixPath]) -> tuple[dict[str, np.ndarray], l
     """The labels of each split of a class-folder tree given as relative file paths, by the rules of
     :func:`trainlab.data.images.scan`: ``train/``, ``val/``, ``test/`` when present, else the class
     folders at the top; classes are the training split's sorted folder names; hidden names skipped."""
-    from trainlab.data.images import IMAGE_EXTENSIONS, SPLITS
+    from trainlab.data.images import IMAGE_EXTENSIONS, is_hidden, split_folders
 
-    def hidden(path: PurePosixPath) -> bool:
-        return any(part.startswith(".") for part in path.parts)
-
-    files = [f for f in files if not hidden(f)]
+    files = [f for f in files if not any(is_hidden(part) for part in f.parts)]
     tops = {f.parts[0] for f in files if len(f.parts) > 1}
-    present = [s for s in SPLITS if s in tops]
-    if present and "train" not in present:
-        raise DataError(f"the archive has {', '.join(s + '/' for s in present)} but no train/ folder")
+    present = {name: split for split, name in split_folders(sorted(tops), "the archive").items()}
     depth = 1 if present else 0  # class folder at parts[depth], image at parts[depth + 1]
-    images: dict[str, dict[str, int]] = {split: {} for split in (present or ["train"])}
+    images: dict[str, dict[str, int]] = {split: {} for split in (present.values() or ["train"])}
     for file in files:
         if len(file.parts) != depth + 2 or os.path.splitext(file.name)[1].lower() not in IMAGE_EXTENSIONS:
             continue
-        split = file.parts[0] if present else "train"
+        split = present.get(file.parts[0]) if present else "train"
         if split in images:
             images[split][file.parts[depth]] = images[split].get(file.parts[depth], 0) + 1
     classes = sorted(images["train"])
@@ -252,7 +247,7 @@ def _image_folder(options: dict[str, Any], config: DataConfig) -> SourceRows:
     """Files listed, never decoded. ``data.path`` may also be the tar(s) of such a folder, not extracted:
     a ``.tar[.gz]`` file, or a folder holding only archives (CIFAR-10's ``train.tar.gz`` and
     ``test.tar.gz``); their members are counted as if extracted there."""
-    from trainlab.data.images import scan
+    from trainlab.data.images import is_hidden, scan
     from trainlab.data.paths import resolve
 
     root = resolve(options["path"], "a folder of class folders (<class>/*.jpg), or a .tar[.gz] of one")
@@ -263,7 +258,7 @@ def _image_folder(options: dict[str, Any], config: DataConfig) -> SourceRows:
     else:
         with os.scandir(root) as entries:
             listing = sorted(entries, key=lambda e: e.name)
-        folders = [e for e in listing if e.is_dir() and not e.name.startswith(".")]
+        folders = [e for e in listing if e.is_dir() and not is_hidden(e.name)]
         archives = [Path(e.path) for e in listing if _is_archive(Path(e.path))]
         if not folders and archives:
             labels, _ = listing_labels(archive_listing(archives))
