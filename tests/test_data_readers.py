@@ -684,3 +684,43 @@ def test_image_folder_cache(tmp_path, monkeypatch):
     save_image(tmp_path / "data" / "train" / "cat" / "zzz.png", pixels((6, 5, 3), 99))  # a change: rebuilt
     changed = build(name="image_folder", path=str(tmp_path / "data"), cache_dir=str(cache))
     assert changed.x_train.shape[0] == 7 and len(list(cache.glob("*.npz"))) == 2
+
+
+def test_idx_labels_from_one_take_the_class_names_given_and_a_wrong_count_says_so(tmp_path):
+    """EMNIST letters write 1..26; Fashion-MNIST's 10 classes given 9 names is named as such."""
+    write_idx(tmp_path / "train-images-idx3-ubyte", pixels((6, 2, 2)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([1, 2, 3, 1, 2, 3], np.uint8))
+    config = {"source": "idx", "path": str(tmp_path), "test_images": None, "test_labels": None,
+              "val_fraction": 0.0, "test_fraction": 0.0}
+    data = load_dataset(DataConfig(**config, class_names=["a", "b", "c"]))
+    assert data.class_names == ["a", "b", "c"] and data.train.y.tolist() == [0, 1, 2, 0, 1, 2]
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(**config, class_names=["a", "b"]))
+    one_line_error(err, "the training labels hold 3 values (1, 2, 3) but 2 class names are given (data.class_names)")
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 1, 2, 0, 1, 2], np.uint8))
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(**config, class_names=["a", "b"]))
+    one_line_error(err, "the training labels go up to 2 but 2 class names are given (data.class_names): labels "
+                        "0..K-1 need K = 3 names")
+
+
+def test_idx_labels_with_gaps_warn_of_their_empty_classes(tmp_path, capsys):
+    write_idx(tmp_path / "train-images-idx3-ubyte", pixels((6, 2, 2)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 2, 4, 0, 2, 4], np.uint8))
+    data = load_dataset(DataConfig(source="idx", path=str(tmp_path), test_images=None, test_labels=None,
+                                   val_fraction=0.0, test_fraction=0.0))
+    assert data.num_classes == 5
+    assert "2 of the 5 classes have no training rows (labels 1, 3)" in capsys.readouterr().err
+
+
+def test_idx_missing_file_lists_the_idx_files_there_and_how_to_split_a_test_set(tmp_path):
+    write_idx(tmp_path / "emnist-letters-train-images-idx3-ubyte", pixels((3, 2, 2)), gz=True)
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(tmp_path))
+    one_line_error(err, "IDX files there: emnist-letters-train-images-idx3-ubyte.gz", "set data.train_images")
+    write_idx(tmp_path / "train-images-idx3-ubyte", pixels((3, 2, 2)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 1, 0], np.uint8))
+    with pytest.raises(DataError) as err:
+        build(name="idx", path=str(tmp_path))
+    one_line_error(err, "no test images file", "(or data.test_images=null with data.test_labels=null to split a "
+                                               "test set off train)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import zlib
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -96,8 +97,16 @@ def _idx_file(folder: Path, name: str, what: str) -> Path:
     for path in tried:
         if path.is_file():
             return path
-    raise DataError(f"no {what} file in {folder} (tried {', '.join(str(p) for p in tried)}); "
-                    f"set data.{what.replace(' ', '_')} to its file name")
+    key = f"data.{what.replace(' ', '_')}"
+    try:
+        present = sorted(e.name for e in os.scandir(folder) if e.is_file() and "idx" in e.name)
+    except OSError:
+        present = []
+    seen = f"; IDX files there: {', '.join(present[:8])}{', ...' if len(present) > 8 else ''}" if present else ""
+    split_off = (f" (or {key}=null with data.{'test_labels' if 'images' in what else 'test_images'}=null to split "
+                 "a test set off train)" if what.startswith("test") else "")
+    raise DataError(f"no {what} file in {folder} (tried {', '.join(str(p) for p in tried)}){seen}; "
+                    f"set {key} to its file name{split_off}")
 
 
 def _split(folder: Path, images_name: str, labels_name: str, prefix: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainlab.data.dataset import class_values
+from trainlab.data.notices import warn
 from trainlab.errors import DataError
 
 # more classes than this is a label typo (1000000000 would allocate a 64 GB output layer), not a task
@@ -114,16 +115,29 @@ class ClassLabels:
         return y
 
 
+def _listed(values: np.ndarray) -> str:
+    return ", ".join(str(int(v)) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+
+
 def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | None,
                       locate: Locate | None = None) -> tuple[ClassLabels, np.ndarray]:
     """``(labels, training targets as the model takes them)``; checks the training labels of ``task``."""
-    values = class_values(y_train) if task in ("binary", "multiclass") and class_names is None else None
-    if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label
+    values = class_values(y_train) if task in ("binary", "multiclass") else None
+    if values is not None and class_names is not None:  # names given (data.class_names) for labels 1..K
+        if y_train.max() < len(class_names):
+            values = None  # indices into the names (a split that lacks class 0)
+        elif len(values) != len(class_names):
+            raise DataError(f"the training labels hold {len(values)} values ({_listed(values)}) but "
+                            f"{len(class_names)} class names are given (data.class_names); give one name per value")
+    elif class_names is not None and task in ("binary", "multiclass") and len(y_train) \
+            and y_train.ndim == 1 and y_train.max() >= len(class_names):
+        raise DataError(f"the training labels go up to {int(y_train.max())} but {len(class_names)} class names are "
+                        f"given (data.class_names): labels 0..K-1 need K = {int(y_train.max()) + 1} names")
+    if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label (or the names given)
         if task == "binary" and len(values) > 2:
             raise DataError(f"data.task is binary but the training labels hold {len(values)} values "
-                            f"({', '.join(str(int(v)) for v in values[:5])}{', ...' if len(values) > 5 else ''}); "
-                            "set data.task: multiclass")
-        y_train, class_names = np.searchsorted(values, y_train), [str(int(v)) for v in values]
+                            f"({_listed(values)}); set data.task: multiclass")
+        y_train, class_names = np.searchsorted(values, y_train), class_names or [str(int(v)) for v in values]
     if task == "multilabel":
         check_multilabel("training data", y_train, locate)
         return ClassLabels(task, int(y_train.shape[1]), class_names), y_train
@@ -134,4 +148,9 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
     num_classes = 2 if task == "binary" else len(class_names) if class_names else int(max(y_train.max(), 1)) + 1
     check_labels("training data", y_train, task, num_classes, locate)
     refuse_one_class(y_train, class_names, task)
+    empty = np.flatnonzero(np.bincount(y_train.astype(np.int64), minlength=num_classes) == 0)
+    if len(empty) and class_names is None:
+        warn(f"{len(empty)} of the {num_classes} classes have no training rows (labels {_listed(empty)}): labels "
+             f"holding 0 are class indices 0..{num_classes - 1}, so gaps make empty classes; relabel the data "
+             "0..K-1 if those classes do not exist")
     return ClassLabels(task, num_classes, class_names, values), y_train
