@@ -16,10 +16,11 @@ from typing import Any
 import torch
 
 from trainlab.config import Config
+from trainlab.data.notices import warn
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, Step, StepOptions
-from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
+from trainlab.engine.weight_averaging import AveragedStep, AveragingRule, start_share
 from trainlab.errors import ConfigError
 from trainlab.finetune import freeze_backbone, layerwise_param_groups
 from trainlab.losses.base import Loss
@@ -90,6 +91,9 @@ def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[st
                         options or step_options(config, precision), device)
 
 
+STALE_AVERAGE_SHARE = 0.2  # an average still this much its starting point at the end is warned of
+
+
 def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total_steps: int,
                       notes: dict[str, Any]) -> Step:
     """``strategy.weight_averaging``: the step wrapped so that evaluation and saving see the averaged weights."""
@@ -104,6 +108,11 @@ def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total
                          start_step=round(averaging.start_epochs * plan.steps_per_epoch),
                          decay_power=averaging.decay_power, warmup=averaging.warmup, total_steps=max(total_steps, 1))
     notes["weight_averaging"] = {**averaging.model_dump(), "evaluated": "averaged weights"}
+    share = start_share(rule, total_steps)
+    if share is not None and share > STALE_AVERAGE_SHARE:
+        warn(f"strategy.weight_averaging {averaging.kind} with decay {averaging.decay} over this run's "
+             f"{total_steps} steps keeps {share:.0%} of the starting weights in the averaged model that is "
+             f"evaluated and saved; lower the decay (about {1 - 5 / max(total_steps, 10):.3g}) or set warmup: true")
     return AveragedStep(step, rule, plan.micro_batches)
 
 

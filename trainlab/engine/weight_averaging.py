@@ -102,6 +102,20 @@ class AveragingRule:
 
 
 @torch.no_grad()
+def start_share(rule: AveragingRule, total_steps: int) -> float | None:
+    """The weight the averaged model still gives the weights it started from after ``total_steps``
+    optimizer steps: the product of every update's ``d_k`` (None for runs of more than 10^6 steps,
+    where any decay below 1 has long forgotten its start). 0.999 over 24 steps keeps 0.98."""
+    if total_steps > 1_000_000:
+        return None
+    share, updates = 1.0, 0
+    for step in range(rule.start_step + 1, total_steps + 1):
+        if rule.due(step):
+            share *= rule.decay_at(step, updates)
+            updates += 1
+    return share
+
+
 def ema_update(shadow: list[torch.Tensor], live: list[torch.Tensor], decay: float) -> None:
     """In place: ``shadow <- decay * shadow + (1 - decay) * live`` (``lerp``, as airbench)."""
     for average, current in zip(shadow, live, strict=True):
