@@ -401,3 +401,13 @@ def test_listed_categorical_codes_keep_their_text(tmp_path):
     assert data.preprocessing["categories"] == [["007", "010", "7"]]
     expected = OneHotEncoder(sparse_output=False).fit_transform(np.array([[r[1]] for r in rows]))
     np.testing.assert_array_equal(data.train.x[:, 1:].numpy(), expected)
+
+
+def test_minus_one_one_labels_with_the_task_set_are_two_named_classes_and_a_stray_minus_one_is_refused(tmp_path):
+    rows = [[i, -1 if i % 2 else 1] for i in range(20)]
+    data = load(source="csv", path=write_csv(tmp_path / "pm.csv", ["a", "y"], rows), target="y", task="binary",
+                val_fraction=0.0, test_fraction=0.0, standardize=False)
+    assert data.class_names == ["-1", "1"] and data.train.y.tolist() == [1, 0] * 10
+    stray = write_csv(tmp_path / "stray.csv", ["a", "y"], [[i, i % 3] for i in range(9)] + [[9, -1]])
+    with pytest.raises(DataError, match="is negative; class labels are 0, 1, ..., K-1 .*-1 often marks unlabeled rows"):
+        load(source="csv", path=stray, target="y", task="multiclass")

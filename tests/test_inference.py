@@ -460,3 +460,22 @@ def test_regression_predict_reads_outputs_as_the_loss_and_the_metrics_do(tmp_pat
     with torch.no_grad():
         expected = reading(run.model(torch.from_numpy(x[:5]))).reshape(5).numpy()
     np.testing.assert_allclose(run.predict(x[:5]), expected, rtol=1e-5)
+
+
+def test_an_idx_run_reads_one_channel_images_stored_h_w_and_names_what_it_reads(tmp_path):
+    from trainlab.data.predict_input import read_for_predict
+    from trainlab.errors import DataError
+
+    fitted = {"format": 1, "source": "idx", "task": "multiclass", "class_names": None, "input_shape": [1, 3, 2],
+              "numeric_columns": None, "standardize": False, "mean": None, "scale": None, "constant_columns": [],
+              "categorical_columns": [], "categories": [], "target": None}
+    images = np.arange(4 * 3 * 2, dtype=np.uint8).reshape(4, 3, 2)  # (N, H, W) as IDX stores them
+    np.savez(tmp_path / "x.npz", x=images)
+    rows = read_for_predict({"source": "idx"}, fitted, tmp_path / "x.npz")
+    assert tuple(rows.shape) == (4, 1, 3, 2) and torch.equal(rows[:, 0], torch.from_numpy(images))
+    with pytest.raises(DataError, match=r"the input '.*' is a folder, not a file.*expected a .npz of images shaped "
+                                        r"\(N, C, H, W\) or \(N, H, W\)"):
+        read_for_predict({"source": "idx"}, fitted, tmp_path)
+    with pytest.raises(DataError, match=r"rows are shaped \(3, 2\) but the run was trained on \(6,\); reshape them "
+                                        r"with x.reshape\(len\(x\), -1\)"):
+        read_for_predict({"source": "idx"}, {**fitted, "input_shape": [6]}, tmp_path / "x.npz")

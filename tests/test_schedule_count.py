@@ -27,8 +27,8 @@ from trainlab.config import Config, DataConfig, load_config
 from trainlab.data import load_dataset
 from trainlab.data.counting import ROW_COUNTERS, SourceRows, count_splits, split_sizes
 from trainlab.data.dataset import split_indices
-from trainlab.optim import OPTIMIZERS, build_optimizer
 from trainlab.errors import DataError
+from trainlab.optim import OPTIMIZERS, build_optimizer
 from trainlab.schedule_plan import base_lr, plan_schedule
 
 

@@ -359,7 +359,7 @@ def test_reduce_on_plateau_state_dict_round_trip():
     ({"name": "polynomial", "end_factor": "low"}, 400, "schedule.end_factor ('low')"),
     ({"name": "cosine_restarts", "T_mult": 1.5}, 400, "schedule.T_mult (1.5) must be an integer >= 1"),
     ({"name": "cosine_restarts", "per": "batch"}, 400, "schedule.per ('batch')"),
-    ({"name": "one_cycle", "pct_start": 0.001}, 400, "schedule.pct_start (0.001)"),
+    ({"name": "one_cycle", "pct_start": 0.001}, 400, "0.001 x 400 = 0.4 steps, which must be more than 1: train at least 1001 steps"),
     ({"name": "one_cycle", "anneal_strategy": "cosine"}, 400, "schedule.anneal_strategy ('cosine')"),
     ({"name": "one_cycle", "div_factor": 0.5}, 400, "schedule.div_factor (0.5)"),
     ({"name": "one_cycle", "pct_start": 0.6, "three_phase": True}, 400, "schedule.pct_start (0.6) with three_phase"),

@@ -68,6 +68,19 @@ def test_a_stretch_to_many_passes_over_a_tiny_set_is_warned_of(capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_an_accumulated_step_larger_than_the_training_set_is_warned_of(capsys):
+    """The speedrun's 250 x 8 rows per step on 100 rows: one optimizer step per epoch."""
+    config = _config(epochs=2, batch_size=50, grad_accum_steps=8)
+    with run_scope(config):
+        build(config, quiet=True)
+    assert "an optimizer step of 50 x 8 (grad_accum_steps) rows exceeds the training set (100 rows): 1 step(s) " \
+           "per epoch, 2 in all" in capsys.readouterr().err
+    config = _config(epochs=2, batch_size=10, grad_accum_steps=2)
+    with run_scope(config):
+        build(config, quiet=True)
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_min_steps_config_errors():
     config = _config(max_steps=30, min_steps=20)
     with run_scope(config), pytest.raises(ConfigError, match="set strategy.epochs too"):

@@ -300,6 +300,13 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     step = build_step(config, model, loss, spec, device, precision)
 
     limits = limits_for(config, plan.steps_per_epoch)
+    accum = config.strategy.grad_accum_steps
+    if accum > 1 and config.strategy.batch_size != "full" and plan.steps_per_epoch <= 2 \
+            and int(config.strategy.batch_size) * accum > len(data.train):
+        warn(f"an optimizer step of {config.strategy.batch_size} x {accum} (grad_accum_steps) rows exceeds the "
+             f"training set ({len(data.train)} rows): {plan.steps_per_epoch} step(s) per epoch, "
+             f"{limits.total_steps(plan.steps_per_epoch)} in all; lower strategy.grad_accum_steps (or batch_size) "
+             "for a set this small")
     if limits.epochs != config.strategy.epochs:
         notes["epochs_for_min_steps"] = limits.epochs
         if not quiet:

@@ -312,8 +312,10 @@ def one_cycle(total_steps: int, steps_per_epoch: int, pct_start: float = 0.3, di
     _check_choice("anneal_strategy", anneal_strategy, ("cos", "linear"))
     _require(isinstance(three_phase, bool), f"schedule.three_phase ({three_phase!r}) must be true or false")
     peak = float(pct_start * total_steps) - 1  # torch's end of phase 1, possibly fractional
-    _require(peak > 0, f"schedule.pct_start ({pct_start:g}) leaves {pct_start * total_steps:g} warmup steps "
-                       f"of total steps ({total_steps}); pct_start * total steps must be > 1")
+    _require(peak > 0, f"schedule one_cycle warms up over pct_start x total steps = {pct_start:g} x {total_steps} = "
+                       f"{pct_start * total_steps:g} steps, which must be more than 1: train at least "
+                       f"{math.floor(1 / pct_start) + 1} steps (strategy.max_steps / epochs), raise schedule.pct_start, "
+                       "or use another schedule (constant) for so short a run")
     initial, minimum = 1.0 / div_factor, 1.0 / (div_factor * final_div_factor)
     if three_phase:
         _require(2 * peak < total_steps - 1,

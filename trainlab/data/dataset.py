@@ -152,15 +152,15 @@ def infer_task(y: np.ndarray) -> Task:
 
 def class_values(y: np.ndarray) -> np.ndarray | None:
     """The sorted distinct labels of 1-D whole-number class targets ``y`` that hold no 0 (numbered
-    from 1, as UCI's wine writes 1, 2, 3, or from any positive number) or a negative one (-1/1);
-    None otherwise.
+    from 1, as UCI's wine writes 1, 2, 3, or from any positive number, or -1/1); None otherwise: labels
+    holding 0 are class indices 0..K-1, where a negative one (-1 often marks unlabeled rows) is refused.
 
     A task set to ``binary``/``multiclass`` on such labels reads the k-th smallest value as class k
     and keeps the values as the class names (what scikit-learn's ``LabelEncoder`` does), so no
     class is left without rows and predictions print the labels as the data wrote them. Labels
     that hold 0 are class indices 0..K-1, where a stray large value is a typo to refuse.
     """
-    if y.ndim != 1 or len(y) == 0 or not _whole(y) or bool(y.min() == 0):
+    if y.ndim != 1 or len(y) == 0 or not _whole(y) or bool((y == 0).any()):
         return None
     return np.unique(y)
 

@@ -46,7 +46,7 @@ def check_labels(name: str, y: np.ndarray, task: str, num_classes: int | None,
     if len(negative):
         row = int(negative[0])
         raise DataError(f"{name} label {int(y[row])} at {cell_at(locate, 'targets', row, None)} is negative; "
-                        f"class labels are 0, 1, ..., K-1{hint}")
+                        f"class labels are 0, 1, ..., K-1{hint} (-1 often marks unlabeled rows: drop or relabel them)")
     if num_classes is not None and len(too_big := np.flatnonzero(y >= num_classes)):
         row = int(too_big[0])
         raise DataError(f"{name} label {int(y[row])} at {cell_at(locate, 'targets', row, None)} is out of range "

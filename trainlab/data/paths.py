@@ -35,15 +35,16 @@ def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
     raise DataError(f"data file not found: '{path}' (tried {where}){hint}{return_hint}")
 
 
-def resolve_file(path: str | os.PathLike[str], expected: str = "") -> Path:
-    """:func:`resolve`, then refuse a folder where a file is expected (reading it would fail obscurely)."""
+def resolve_file(path: str | os.PathLike[str], expected: str = "", what: str = "data.path") -> Path:
+    """:func:`resolve`, then refuse a folder where a file is expected (reading it would fail obscurely).
+    ``what`` names the path in messages (``data.path``, or predict's input)."""
     found = resolve(path, expected)
     hint = f"; expected {expected}" if expected else ""
     resolved = f" (resolved to {found})" if Path(path) != found else ""
     if found.is_dir():
-        raise DataError(f"data.path '{path}' is a folder, not a file{resolved}{hint}")
+        raise DataError(f"{what} '{path}' is a folder, not a file{resolved}{hint}")
     if not found.is_file():  # /dev/zero, a FIFO, a socket: reading would never end or never start
-        raise DataError(f"data.path '{path}' is not a regular file (a device, pipe or socket){resolved}{hint}")
+        raise DataError(f"{what} '{path}' is not a regular file (a device, pipe or socket){resolved}{hint}")
     return found
 
 

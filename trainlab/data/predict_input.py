@@ -179,16 +179,22 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
         x, cats = _frame_rows(path, fitted)
         what = FRAME
     else:
-        file = resolve_file(path, "a file of rows to predict")
+        expected = ("a .npz of images shaped (N, C, H, W) or (N, H, W) (a run on IDX or CIFAR files does not read "
+                    "image folders)" if source in ("idx", "cifar10", "cifar100") else "a file of rows to predict")
+        file = resolve_file(path, expected, what="the input")
         what = str(file)
         if source == "csv" or (source is None and file.suffix.lower() in (".csv", ".tsv", ".txt")):
             x, cats = _csv_rows(file, options, fitted)
         elif source == "npz" or file.suffix.lower() == ".npz":
             x, cats = _npz_rows(file, options), None
             shape = fitted.get("input_shape")
+            if shape is not None and len(shape) == 3 and shape[0] == 1 and list(x.shape[1:]) == list(shape[1:]):
+                x = x[:, None]  # one-channel images stored (N, H, W), as IDX holds them
             if shape is not None and list(x.shape[1:]) != list(shape):
+                fix = ("; reshape them with x.reshape(len(x), -1) (flattened as in training)"
+                       if len(shape) == 1 and int(np.prod(x.shape[1:])) == shape[0] else "")
                 raise DataError(f"npz file {file}: rows are shaped {tuple(x.shape[1:])} but the run was trained on "
-                                f"{tuple(shape)}")
+                                f"{tuple(shape)}{fix}")
         else:
             raise DataError(f"predict reads CSV and npz inputs; the run's data source is '{source}' "
                             "(not supported yet)")
