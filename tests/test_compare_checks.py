@@ -235,3 +235,11 @@ def test_a_loss_that_cannot_fit_the_configs_task_is_refused_before_any_run(tmp_p
     assert code == 2 and not (out / "runs").exists()
     assert "strategy 'ce': cross_entropy is a single-label classification loss but the data is a regression task" \
         in _one_error_line(capsys)
+
+
+def test_a_bad_set_value_is_blamed_on_the_base_config_not_the_first_strategy(tmp_path: Path, capsys):
+    code, _ = _compare(tmp_path, REGRESSION, {"strategies": {"a": {"strategy.batch_size": 8}, "b": {}}},
+                       "--metric", "test_mse", "--set", "strategy.epochs=0")
+    assert code == 2
+    assert _one_error_line(capsys).startswith("error: the base config of task 'base' (with any --set): config key "
+                                              "'strategy.epochs'")

@@ -74,7 +74,8 @@ def _compare_command(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads")
     compare.add_argument("--target", metavar="val_METRIC=VALUE", help="time-to-target, e.g. val_accuracy=0.9")
     compare.add_argument("--metric", default="test_accuracy", help="ranking metric (default test_accuracy)")
-    compare.add_argument("--direction", choices=["min", "max"], help="override the metric's direction")
+    compare.add_argument("--direction", choices=["min", "max", "minimize", "maximize"],
+                         help="override the metric's direction")
     compare.add_argument("--out", help="comparison folder (default runs/compare-<strategies file name>)")
 
 
@@ -139,7 +140,7 @@ def _tune_command(commands: argparse._SubParsersAction) -> None:
                       help="override a key of the base config (every trial, the refit and best.yaml)")
     tune.add_argument("--trials", type=int, required=True, help="the study's total over all workers and restarts")
     tune.add_argument("--metric", default="val_accuracy", help="validation metric to optimise (default val_accuracy)")
-    tune.add_argument("--direction", choices=["maximize", "minimize"],
+    tune.add_argument("--direction", choices=["maximize", "minimize", "max", "min"],
                       help="default: minimize for losses and errors, else maximize")
     tune.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
     tune.add_argument("--storage", help="Optuna RDB URL, e.g. postgresql://user:pw@host/db (default: "
@@ -234,7 +235,8 @@ def _cmd_compare(args) -> int:
     from trainlab.compare import compare_files
 
     compare_files(args.configs, args.strategies, out=args.out, overrides=args.set, seeds=args.seeds, jobs=args.jobs,
-                  target=args.target, metric=args.metric, direction=args.direction)
+                  target=args.target, metric=args.metric,
+                  direction={"minimize": "min", "maximize": "max"}.get(args.direction, args.direction))
     return 0
 
 
@@ -337,7 +339,8 @@ def _cmd_tune(args) -> int:
     base = Path(args.config)
     settings = TuneSettings(
         base=base, space=Path(args.space), trials=args.trials, out=Path(args.out or Path("tunes") / base.stem),
-        metric=args.metric, direction=args.direction or default_direction(args.metric), jobs=args.jobs,
+        metric=args.metric, direction={"min": "minimize", "max": "maximize"}.get(args.direction, args.direction)
+        or default_direction(args.metric), jobs=args.jobs,
         storage=args.storage, study_name=args.study, pruner=args.pruner, timeout_s=args.timeout, seed=args.seed,
         refit_seeds=args.refit_seeds, quiet=args.quiet, overrides=tuple(args.set))
     tune(settings)

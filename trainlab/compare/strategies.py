@@ -140,6 +140,15 @@ def load_strategies(path: str | Path) -> list[NamedStrategy]:
     return parse_strategies(load_yaml_file(path, "strategies file"), str(path))
 
 
+def _fails_alike(base: dict[str, Any], message: str) -> bool:
+    """Whether ``base`` alone is refused with ``message``: then a strategy only inherited the fault."""
+    try:
+        check_components(validate(copy.deepcopy(base)))
+    except ConfigError as exc:
+        return str(exc) == message
+    return False
+
+
 def validate_strategies(bases: dict[str, dict[str, Any]],
                         strategies: list[NamedStrategy]) -> dict[tuple[str, str], Config]:
     """Every strategy on every base must give a valid config; else one ConfigError naming both.
@@ -154,6 +163,8 @@ def validate_strategies(bases: dict[str, dict[str, Any]],
                 check_components(config)
             except ConfigError as exc:
                 where = f"strategy '{strategy.name}'" + (f" on task '{task}'" if len(bases) > 1 else "")
+                if _fails_alike(base, str(exc)):  # the base itself (or a --set on it), not the strategy
+                    where = f"the base config of task '{task}' (with any --set)"
                 raise ConfigError(f"{where}: {exc}") from None
             configs[task, strategy.name] = config
     return configs

@@ -249,7 +249,7 @@ def _per_channel(name: str, value: float | Sequence[float], channels: int) -> tu
     values = (value,) if isinstance(value, int | float) else tuple(value)
     if not all(isinstance(v, int | float) for v in values) or len(values) not in (1, channels):
         raise ConfigError(f"data.{name} must be a number or a list of {channels} numbers (one per channel, "
-                          f"in [0, 1] units); got {value!r}")
+                          f"in [0, 1] units); got {value!r} (null computes them from the training images)")
     return tuple(float(v) for v in values) * (channels if len(values) == 1 else 1)
 
 
@@ -305,7 +305,8 @@ def image_transforms(
     if padding > 0:
         if pad_mode == "reflect" and padding >= min(x_train.shape[2:]):
             raise ConfigError(f"data.augment.crop_padding={padding} must be smaller than the image size "
-                              f"{tuple(x_train.shape[2:])} for reflect padding; use pad_mode: zero")
+                              f"{tuple(x_train.shape[2:])} for reflect padding; use pad_mode: zero (from the command "
+                              f"line: --set 'data.augment={{crop_padding: {padding}, pad_mode: zero}}')")
         if 8 * padding > min(x_train.shape[2:]):  # CIFAR's 4 px on 32 is 1/8; 4 px on 8x8 digits is half
             side = "x".join(str(s) for s in x_train.shape[2:])
             warn(f"data.augment.crop_padding={padding} shifts {side} images by up to {padding} px "
