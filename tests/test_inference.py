@@ -220,8 +220,18 @@ def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch, 
                                    "vocab_size": 50},
                  "cross_entropy", 10, {"name": "transformer_encoder", "d_model": 16, "heads": 2, "layers": 1})
     (tmp_path / "train.tsv").unlink()
-    rows = trainlab.load_run(run).predict_file(tmp_path / "new.tsv")
+    loaded = trainlab.load_run(run)
+    rows = loaded.predict_file(tmp_path / "new.tsv")
     assert list(rows["prediction"]) == ["pos", "neg"]
+    # from Python: a list of strings, a Series, a DataFrame with the text column; one row per text
+    texts = ["what a great lovely film", "boring and awful", ""]
+    indices = loaded.predict(texts)
+    assert [loaded.class_names[i] for i in indices[:2]] == ["pos", "neg"] and len(indices) == 3
+    np.testing.assert_array_equal(loaded.predict(pd.Series(texts)), indices)
+    table = loaded.predict_file(pd.DataFrame({"sentence": texts[:2]}), proba=True)
+    assert list(table["prediction"]) == ["pos", "neg"] and list(table.columns) == ["prediction", "neg", "pos"]
+    with pytest.raises(trainlab.errors.DataError, match="the DataFrame needs the text column 'sentence'"):
+        loaded.predict(pd.DataFrame({"text": texts}))
     # the wrong column, through the CLI: the hint names what the file must hold, not a --set predict lacks
     (tmp_path / "other.tsv").write_text("text\nwhat a great lovely film\n")
     capsys.readouterr()

@@ -90,7 +90,7 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
                encoding: dict[str, Any]) -> np.ndarray:
     """The token ids of the texts of ``file``, encoded as the run's training texts were."""
     from trainlab.data.paths import resolve_file
-    from trainlab.data.text import WordTokenizer, _hf_encode, _hf_tokenizer, read_table
+    from trainlab.data.text import read_table
 
     delimiter, default_column = TEXT_SOURCES[source]
     delimiter = check_delimiter(options.get("delimiter", delimiter))
@@ -99,6 +99,17 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
     quoted = source == "text_csv"
     check_text_header(path, text_column, delimiter, quoted)
     table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted)
+    return encode_texts(table.texts, encoding)
+
+
+def encode_texts(texts: Any, encoding: dict[str, Any]) -> np.ndarray:
+    """Token ids of ``texts`` (strings; a pandas Series of them), encoded as the run's training texts were."""
+    from trainlab.data.text import WordTokenizer, _hf_encode, _hf_tokenizer
+
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    bad = next((t for t in texts if not isinstance(t, str)), None)
+    if bad is not None:
+        raise DataError(f"a text run predicts strings; got {type(bad).__name__} {bad!r} among the texts")
     if encoding["tokenizer"] == "word":
-        return WordTokenizer(tuple(encoding["vocab"])).encode(table.texts, encoding["max_length"])
-    return _hf_encode(_hf_tokenizer(encoding["tokenizer_path"], encoding["max_length"]), table.texts)
+        return WordTokenizer(tuple(encoding["vocab"])).encode(texts, encoding["max_length"])
+    return _hf_encode(_hf_tokenizer(encoding["tokenizer_path"], encoding["max_length"]), texts)
