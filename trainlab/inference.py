@@ -45,9 +45,11 @@ from trainlab.data.predict_input import is_table, model_rows, read_for_predict
 from trainlab.data.predict_media import (
     IMAGE_SOURCES,
     TEXT_SOURCES,
+    are_texts,
     encode_texts,
     read_images,
     read_texts,
+    text_cells,
     text_encoding,
 )
 from trainlab.errors import DataError, RunDirError
@@ -141,7 +143,7 @@ class LoadedRun:
     # -- arrays in, arrays out
     def model_input(self, x: Any) -> torch.Tensor:
         """``x`` as the model takes it (see :meth:`predict`): checked, converted, always (N, *input_shape)."""
-        if is_table(x) or (self.text is not None and _are_texts(x)):
+        if is_table(x) or (self.text is not None and are_texts(x)):
             x = self.read(x)
         return model_rows(x, self.input_shape, self.input_dtype, self.vocab_size)
 
@@ -219,8 +221,8 @@ class LoadedRun:
         """(inputs, names of the rows: image paths for a folder, else None)."""
         options = {**self.config.data.model_dump(), **dict(self.config.data.model_extra or {})}
         source = self.preprocessing.get("source") or options.get("source")
-        if source in TEXT_SOURCES and self.text is not None and (is_table(path) or _are_texts(path)):
-            return torch.from_numpy(encode_texts(self._text_cells(path, source, options), self.text)), None
+        if source in TEXT_SOURCES and self.text is not None and (is_table(path) or are_texts(path)):
+            return torch.from_numpy(encode_texts(text_cells(path, source, options), self.text)), None
         if is_table(path):  # the columns of a CSV run (read_for_predict refuses the other sources)
             return read_for_predict(self.config.data, self.preprocessing, path), None
         if source in IMAGE_SOURCES:
@@ -231,19 +233,6 @@ class LoadedRun:
                 raise DataError(f"run {self.path} records no tokenizer; predict cannot encode its texts")
             return torch.from_numpy(read_texts(path, source, options, self.text)), None
         return read_for_predict(self.config.data, self.preprocessing, path), None
-
-    @staticmethod
-    def _text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:
-        """The texts of ``x``: strings as they are; a Series; a DataFrame's text column (data.text_column)."""
-        import pandas as pd
-
-        if isinstance(x, pd.DataFrame):
-            column = options.get("text_column") or TEXT_SOURCES[source][1]
-            if column not in x.columns:
-                raise DataError(f"the DataFrame needs the text column '{column}' (this run's data.text_column); "
-                                f"got columns: {', '.join(map(str, x.columns))}")
-            return x[column].tolist()
-        return x.tolist() if isinstance(x, pd.Series) else x
 
     def predict_file(self, path: str | os.PathLike[str] | pd.DataFrame, proba: bool = False) -> pd.DataFrame:
         """One row per input of ``path`` (in file order) as a ``pandas.DataFrame``.
@@ -334,11 +323,6 @@ def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Modul
     if finetune is not None and finetune.lora:
         model = apply_lora(model, **finetune.lora.model_dump())
     return model, loss
-
-
-def _are_texts(x: Any) -> bool:
-    """A list or tuple of strings: what a text run predicts from Python (a lone string is a file's path)."""
-    return isinstance(x, list | tuple) and len(x) > 0 and all(isinstance(t, str) for t in x)
 
 
 def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu", allow_code: bool = False) -> LoadedRun:

@@ -113,3 +113,21 @@ def encode_texts(texts: Any, encoding: dict[str, Any]) -> np.ndarray:
     if encoding["tokenizer"] == "word":
         return WordTokenizer(tuple(encoding["vocab"])).encode(texts, encoding["max_length"])
     return _hf_encode(_hf_tokenizer(encoding["tokenizer_path"], encoding["max_length"]), texts)
+
+
+def are_texts(x: Any) -> bool:
+    """A list or tuple of strings: what a text run predicts from Python (a lone string is a file's path)."""
+    return isinstance(x, list | tuple) and len(x) > 0 and all(isinstance(t, str) for t in x)
+
+
+def text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:
+    """The texts of ``x``: strings as they are; a Series; a DataFrame's text column (data.text_column)."""
+    import pandas as pd
+
+    if isinstance(x, pd.DataFrame):
+        column = options.get("text_column") or TEXT_SOURCES[source][1]
+        if column not in x.columns:
+            raise DataError(f"the DataFrame needs the text column '{column}' (this run's data.text_column); "
+                            f"got columns: {', '.join(map(str, x.columns))}")
+        return x[column].tolist()
+    return x.tolist() if isinstance(x, pd.Series) else x
