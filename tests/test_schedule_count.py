@@ -253,6 +253,15 @@ def test_split_folders_as_other_datasets_name_them_extracted_or_in_a_tar(tmp_pat
     assert counted_sizes(source="image_folder", path=str(archive)) == expected
 
 
+def test_classes_named_like_a_split_alias_stay_classes_without_a_train_folder(tmp_path):
+    jpeg_tree(tmp_path / "d", ("",), {"valid": 3, "invalid": 3, "Dev": 2})
+    data = load_dataset(DataConfig(source="image_folder", path=str(tmp_path / "d"), val_fraction=0.0,
+                                   test_fraction=0.0))
+    assert data.class_names == ["Dev", "invalid", "valid"]
+    archive = tar_of(tmp_path / "d", ["valid", "invalid", "Dev"], tmp_path / "d.tgz")
+    assert counted_sizes(source="image_folder", path=str(archive), val_fraction=0.0, test_fraction=0.0) == (8, 0, 0)
+
+
 def test_two_folders_for_one_split_are_refused_and_loose_images_warned_of(tmp_path, capsys):
     jpeg_tree(tmp_path / "d", ("train", "val", "valid"), CLASSES)
     with pytest.raises(DataError, match=r"has both val/ and valid/ as the val split; keep one"):

@@ -206,6 +206,11 @@ def test_list_choices_and_float_values_survive_the_override_text():
     check_space(space, BASE)
 
 
+def test_a_float_step_that_spans_the_range_up_to_rounding_is_accepted():
+    param = parse_space({"strategy.optimizer.momentum": {"low": 0.1, "high": 0.3, "step": 0.2}}).params[0]
+    assert (param.low, param.high, param.step) == (0.1, 0.3, 0.2)  # 0.3 - 0.1 = 0.19999999999999998
+
+
 def test_a_bound_yaml_reads_as_text_is_the_number_written():
     space = parse_space(yaml.safe_load("strategy.optimizer.lr: {low: 1e-4, high: 1e-1, log: true}"))  # YAML 1.1: str
     assert (space.params[0].low, space.params[0].high, space.params[0].kind) == (1e-4, 0.1, "float")

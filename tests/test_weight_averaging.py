@@ -28,7 +28,7 @@ from trainlab.engine import checkpoint
 from trainlab.engine.serialize import join_state, split_state
 from trainlab.engine.state import TrainState
 from trainlab.engine.step import StepOutput
-from trainlab.engine.weight_averaging import AveragedStep, AveragingRule, start_share
+from trainlab.engine.weight_averaging import AveragedStep, AveragingRule, averaging_updates, start_share
 from trainlab.errors import ConfigError
 from trainlab.experiment import evaluate_run, resume, train
 
@@ -421,13 +421,18 @@ def test_weight_averaging_changes_the_config_hash():
 
 
 def test_the_share_of_the_starting_weights_is_the_product_of_the_decays_and_a_stale_average_is_warned_of(capsys):
+    """The first due step copies the weights; each later update multiplies the copy's share by its d_k."""
     rule = AveragingRule("ema", 0.999, 1, total_steps=24)
-    assert start_share(rule, 24) == pytest.approx(0.999 ** 24)
+    assert averaging_updates(rule, 24) == 24 and start_share(rule, 24) == pytest.approx(0.999 ** 23)
     warm = AveragingRule("ema", 0.999, 1, total_steps=24, warmup=True)
-    assert start_share(warm, 24) == pytest.approx(np.prod([min(0.999, (1 + k) / (10 + k)) for k in range(24)]))
-    every = AveragingRule("lookahead", 0.5, 5, start_step=3, total_steps=24)  # updates after steps 5, 10, 15, 20
-    assert start_share(every, 24) == pytest.approx((0.5 ** 5) ** 4)
+    assert start_share(warm, 24) == pytest.approx(np.prod([min(0.999, (1 + k) / (10 + k)) for k in range(23)]))
+    every = AveragingRule("lookahead", 0.5, 5, start_step=3, total_steps=24)  # due after steps 5, 10, 15, 20
+    assert averaging_updates(every, 24) == 4 and start_share(every, 24) == pytest.approx((0.5 ** 5) ** 3)
+    late = AveragingRule("ema", 0.9, 1, start_step=40, total_steps=36)
+    assert averaging_updates(late, 36) == 0 and start_share(late, 36) == 1.0
     fit_config(validate(_config(kind="ema", decay=0.999)))  # 2 epochs of digits at batch 64: 36 steps
-    assert "over this run's 36 steps keeps 96% of the starting weights" in capsys.readouterr().err  # 0.999^36
+    assert "decay 0.999 keeps 97% of its starting weights over the 35 averaging update(s)" in capsys.readouterr().err
     fit_config(validate(_config(kind="ema", decay=0.9)))
     assert "starting weights" not in capsys.readouterr().err
+    fit_config(validate(_config(kind="ema", decay=0.9, start_epochs=3)))  # after the run's 2 epochs
+    assert "nothing is averaged and the raw weights are evaluated; lower start_epochs" in capsys.readouterr().err

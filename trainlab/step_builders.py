@@ -20,7 +20,7 @@ from trainlab.data.notices import warn
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, Step, StepOptions
-from trainlab.engine.weight_averaging import AveragedStep, AveragingRule, start_share
+from trainlab.engine.weight_averaging import AveragedStep, AveragingRule, averaging_updates, start_share
 from trainlab.errors import ConfigError
 from trainlab.finetune import freeze_backbone, layerwise_param_groups
 from trainlab.losses.base import Loss
@@ -94,6 +94,23 @@ def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[st
 STALE_AVERAGE_SHARE = 0.2  # an average still this much its starting point at the end is warned of
 
 
+def warn_if_stale(rule: AveragingRule, total_steps: int, kind: str, decay: float) -> None:
+    """One warning when the averaged model that is evaluated and saved will not be an average of this run:
+    averaging never starts, or its start (the copy at the first due step) keeps most of the weight."""
+    updates = averaging_updates(rule, total_steps)
+    if updates == 0:
+        warn(f"strategy.weight_averaging starts after step {rule.start_step} (start_epochs) but the run has "
+             f"{total_steps} steps: nothing is averaged and the raw weights are evaluated; lower start_epochs")
+        return
+    share = start_share(rule, total_steps, stop_below=STALE_AVERAGE_SHARE)
+    if share > STALE_AVERAGE_SHARE:
+        steps = (updates - 1) * rule.every_n_steps  # the optimizer steps the later updates span
+        fitting = 0.05 ** (1 / max(steps, 1))  # keeps 5% of the start
+        warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.0%} of its starting weights "
+             f"over the {updates - 1} averaging update(s) of this run ({total_steps} steps), so the evaluated and "
+             f"saved model is mostly where averaging began; lower the decay (about {fitting:.3g}) or set warmup: true")
+
+
 def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total_steps: int,
                       notes: dict[str, Any]) -> Step:
     """``strategy.weight_averaging``: the step wrapped so that evaluation and saving see the averaged weights."""
@@ -108,11 +125,7 @@ def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total
                          start_step=round(averaging.start_epochs * plan.steps_per_epoch),
                          decay_power=averaging.decay_power, warmup=averaging.warmup, total_steps=max(total_steps, 1))
     notes["weight_averaging"] = {**averaging.model_dump(), "evaluated": "averaged weights"}
-    share = start_share(rule, total_steps)
-    if share is not None and share > STALE_AVERAGE_SHARE:
-        warn(f"strategy.weight_averaging {averaging.kind} with decay {averaging.decay} over this run's "
-             f"{total_steps} steps keeps {share:.0%} of the starting weights in the averaged model that is "
-             f"evaluated and saved; lower the decay (about {1 - 5 / max(total_steps, 10):.3g}) or set warmup: true")
+    warn_if_stale(rule, total_steps, averaging.kind, averaging.decay)
     return AveragedStep(step, rule, plan.micro_batches)
 
 

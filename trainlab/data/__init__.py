@@ -8,7 +8,6 @@ to tensors.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -145,20 +144,25 @@ def _same_layout(name: str, x: np.ndarray, y: np.ndarray, x_train: np.ndarray, y
         raise DataError(f"{name} has {width} target value(s) per row but the training data {train_width}")
 
 
-FORWARDED = ("task", "nan_policy")  # data keys of every config a source receives when its signature names them
+FORWARDED = ("task", "nan_policy")  # shared data keys a source marked with receives_shared() is given
+
+
+def receives_shared(factory: Callable[..., RawData]) -> Callable[..., RawData]:
+    """Mark a data source that takes ``data.task`` and ``data.nan_policy`` as ``task=``/``nan_policy=``
+    (the text sources read labels by the task and drop unlabeled rows); other sources never get them."""
+    factory.receives_shared = True  # type: ignore[attr-defined]
+    return factory
 
 
 def source_options(config: DataConfig) -> dict[str, Any]:
-    """The source's keyword arguments: its own data keys, plus ``data.task`` and ``data.nan_policy`` for
-    a source that declares them (the text sources read labels by the task and drop unlabeled rows)."""
+    """The source's keyword arguments: its own data keys, plus :data:`FORWARDED` for a marked source."""
     options = config.source_kwargs()
     try:
-        parameters = inspect.signature(DATA_SOURCES.get(config.source)).parameters
-    except (ConfigError, TypeError, ValueError):  # unknown source: the build words the error
+        factory = DATA_SOURCES.get(config.source)
+    except ConfigError:  # unknown source: the build words the error
         return options
-    for key in FORWARDED:
-        if key in parameters and key not in options:
-            options[key] = getattr(config, key)
+    if getattr(factory, "receives_shared", False):
+        options.update({key: getattr(config, key) for key in FORWARDED})
     return options
 
 

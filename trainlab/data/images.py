@@ -65,19 +65,23 @@ def is_hidden(name: str) -> bool:
 
 def split_folders(names: list[str], where: str) -> dict[str, str]:
     """The split folders among ``names`` (a folder's entries): split -> the folder's own name, by
-    :data:`SPLIT_NAMES`; two folders naming one split (val/ and valid/) are refused."""
-    found: dict[str, str] = {}
+    :data:`SPLIT_NAMES`; two folders naming one split (val/ and valid/) are refused. Without a train
+    folder, alias names alone (classes called ``valid/`` and ``invalid/``) are class folders, while
+    ``val/`` or ``test/`` is an error, as before the aliases."""
+    matches: dict[str, list[str]] = {}
     for name in sorted(names):
         split = next((s for s, aliases in SPLIT_NAMES.items() if name.lower() in aliases), None)
-        if split is None:
-            continue
-        if split in found:
-            raise DataError(f"{where} has both {found[split]}/ and {name}/ as the {split} split; keep one")
-        found[split] = name
-    if found and "train" not in found:
-        raise DataError(f"{where} has {', '.join(n + '/' for n in found.values())} but no train/ folder "
-                        "(or training/)")
-    return {split: found[split] for split in SPLITS if split in found}
+        if split is not None:
+            matches.setdefault(split, []).append(name)
+    if "train" not in matches:
+        present = [n for found in matches.values() for n in found]
+        if {"val", "test"} & set(present):
+            raise DataError(f"{where} has {', '.join(n + '/' for n in present)} but no train/ folder (or training/)")
+        return {}  # only alias names (classes called valid/, Dev/): class folders
+    for split, folders in matches.items():
+        if len(folders) > 1:
+            raise DataError(f"{where} has both {folders[0]}/ and {folders[1]}/ as the {split} split; keep one")
+    return {split: matches[split][0] for split in SPLITS if split in matches}
 
 
 def _class_folders(folder: Path) -> list[Path]:

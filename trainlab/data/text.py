@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.data import DATA_SOURCES, RawData
+from trainlab.data import DATA_SOURCES, RawData, receives_shared
 from trainlab.data.csv_table import MISSING, check_delimiter
 from trainlab.data.notices import warn
 from trainlab.data.paths import resolve
@@ -397,6 +397,7 @@ _ARGS_DOC = """
 
 
 @DATA_SOURCES.register("text_tsv")
+@receives_shared
 def text_tsv(train: str, val: str | None = None, test: str | None = None, path: str | None = None,
              text_column: str = "sentence", label_column: str = "label", max_rows: int | None = None,
              seed: int = 0, tokenizer: str = "word", vocab_size: int = 20000, max_length: int = 64,
@@ -406,6 +407,7 @@ def text_tsv(train: str, val: str | None = None, test: str | None = None, path: 
 
 
 @DATA_SOURCES.register("text_csv")
+@receives_shared
 def text_csv(train: str, val: str | None = None, test: str | None = None, path: str | None = None,
              text_column: str = "text", label_column: str = "label", max_rows: int | None = None,
              seed: int = 0, tokenizer: str = "word", vocab_size: int = 20000, max_length: int = 256,

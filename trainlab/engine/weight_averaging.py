@@ -101,21 +101,31 @@ class AveragingRule:
         return decay
 
 
-@torch.no_grad()
-def start_share(rule: AveragingRule, total_steps: int) -> float | None:
-    """The weight the averaged model still gives the weights it started from after ``total_steps``
-    optimizer steps: the product of every update's ``d_k`` (None for runs of more than 10^6 steps,
-    where any decay below 1 has long forgotten its start). 0.999 over 24 steps keeps 0.98."""
-    if total_steps > 1_000_000:
-        return None
-    share, updates = 1.0, 0
+def averaging_updates(rule: AveragingRule, total_steps: int) -> int:
+    """How many due steps a run of ``total_steps`` optimizer steps has (the first copies the weights)."""
+    return max(0, total_steps // rule.every_n_steps - rule.start_step // rule.every_n_steps)
+
+
+def start_share(rule: AveragingRule, total_steps: int, stop_below: float = 0.0) -> float:
+    """The weight the averaged model still gives the weights it started from (the copy at the first due
+    step) after ``total_steps`` optimizer steps: the product of the later updates' ``d_k`` (1.0 with one
+    due step or none). 0.999 over 24 steps: 0.999 ** 23 ~ 0.98. The product stops once below
+    ``stop_below`` (what a warning needs to know)."""
+    share, updates, copied = 1.0, 0, False
     for step in range(rule.start_step + 1, total_steps + 1):
-        if rule.due(step):
-            share *= rule.decay_at(step, updates)
-            updates += 1
+        if not rule.due(step):
+            continue
+        if not copied:
+            copied = True
+            continue
+        share *= rule.decay_at(step, updates)
+        updates += 1
+        if share < stop_below:
+            break
     return share
 
 
+@torch.no_grad()
 def ema_update(shadow: list[torch.Tensor], live: list[torch.Tensor], decay: float) -> None:
     """In place: ``shadow <- decay * shadow + (1 - decay) * live`` (``lerp``, as airbench)."""
     for average, current in zip(shadow, live, strict=True):

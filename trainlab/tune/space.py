@@ -225,7 +225,7 @@ def _parse_param(key: str, spec: Any) -> Param:
     if step is not None:
         if step <= 0:
             raise ConfigError(f"space key '{key}': step must be > 0; got {step}")
-        if step > high - low and high > low:
+        if high > low and step - (high - low) > 1e-9 * max(abs(high), abs(low), 1.0):  # float rounding aside
             raise ConfigError(f"space key '{key}': step ({step}) is larger than high - low ({high - low}), so the "
                               "key would take one value; use a smaller step")
         if log and (kind == "float" or step != 1):
