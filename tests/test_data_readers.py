@@ -696,12 +696,12 @@ def test_idx_labels_from_one_take_the_class_names_given_and_a_wrong_count_says_s
     assert data.class_names == ["a", "b", "c"] and data.train.y.tolist() == [0, 1, 2, 0, 1, 2]
     with pytest.raises(DataError) as err:
         load_dataset(DataConfig(**config, class_names=["a", "b"]))
-    one_line_error(err, "the training labels hold 3 values (1, 2, 3) but 2 class names are given (data.class_names)")
+    one_line_error(err, "the training labels hold 3 values (1, 2, 3) but 2 class names are given (data.class_names")
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 1, 2, 0, 1, 2], np.uint8))
     with pytest.raises(DataError) as err:
         load_dataset(DataConfig(**config, class_names=["a", "b"]))
-    one_line_error(err, "the training labels go up to 2 but 2 class names are given (data.class_names): labels "
-                        "0..K-1 need K = 3 names")
+    one_line_error(err, "the training labels go up to 2 but 2 class names are given (data.class_names",
+                   "labels 0..K-1 need K = 3 names")
 
 
 def test_idx_labels_with_gaps_warn_of_their_empty_classes(tmp_path, capsys):

@@ -83,7 +83,7 @@ def test_a_val_label_the_training_file_lacks_names_its_line(tmp_path):
 
 
 def test_missing_labels_are_refused_with_their_line_or_dropped_with_a_warning(tmp_path, capsys):
-    text = "text,label\n" + rows(["pos", "neg"] * 3) + "a quoted\nline break,\nshort,NA\n" + rows(["pos"])
+    text = "text,label\n" + rows(["pos", "neg"] * 3) + "a quoted\nline break,\nshort,\"\"\n" + rows(["pos"])
     write(tmp_path / "train.csv", text.replace('a quoted\nline break', '"a quoted\nline break"'))
     with pytest.raises(DataError, match=r"train file .*train.csv line 8: the label is missing \(''\); fix the "
                                         "data or set data.nan_policy: drop"):
@@ -139,3 +139,26 @@ def test_a_one_column_file_keeps_its_empty_texts_so_predictions_stay_one_per_row
     two = write(tmp_path / "two.csv", "text,label\nfine,1\n   \n\nbad,0\n")  # blank lines between rows
     table = read_table(two, "text", "label", ",")
     assert table.texts == ["fine", "bad"] and table.lines == (2, 5)
+
+
+def test_none_and_na_are_class_names_among_names_but_missing_among_numbers(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["None", "book_flight", "NA"] * 3))
+    assert load(tmp_path).class_names == ["NA", "None", "book_flight"]  # LUIS's None intent is a class
+    write(tmp_path / "nums.csv", "text,label\n" + rows(["1", "2", "NA"] * 3))
+    with pytest.raises(DataError, match=r"line 4: the label is missing \('NA'\)"):
+        load(tmp_path, train="nums.csv")
+
+
+def test_a_fractional_val_label_is_refused_when_the_training_labels_are_classes(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["1", "2"] * 3))
+    write(tmp_path / "val.csv", "text,label\n" + rows(["2.5"]))
+    with pytest.raises(DataError, match=r"val file .*val.csv line 2: label '2.5' does not occur in the training file"):
+        load(tmp_path, val="val.csv")
+
+
+def test_a_val_class_missing_from_the_max_rows_draw_says_so(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["pos"] * 30 + ["rare"]))
+    write(tmp_path / "val.csv", "text,label\n" + rows(["rare"]))
+    with pytest.raises(DataError, match=r"does not occur in the 5 training rows data.max_rows drew from 31 "
+                                        r"\(raise max_rows or leave it out\)"):
+        load(tmp_path, val="val.csv", max_rows=5, seed=0)

@@ -301,8 +301,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
 
     limits = limits_for(config, plan.steps_per_epoch)
     accum = config.strategy.grad_accum_steps
-    if accum > 1 and config.strategy.batch_size != "full" and plan.steps_per_epoch <= 2 \
-            and int(config.strategy.batch_size) * accum > len(data.train):
+    if accum > 1 and config.strategy.batch_size != "full" and int(config.strategy.batch_size) * accum > len(data.train):
         warn(f"an optimizer step of {config.strategy.batch_size} x {accum} (grad_accum_steps) rows exceeds the "
              f"training set ({len(data.train)} rows): {plan.steps_per_epoch} step(s) per epoch, "
              f"{limits.total_steps(plan.steps_per_epoch)} in all; lower strategy.grad_accum_steps (or batch_size) "
@@ -313,8 +312,9 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
             print(f"strategy.min_steps={config.strategy.min_steps}: {limits.epochs} epochs of {plan.steps_per_epoch} "
                   f"steps (strategy.epochs={config.strategy.epochs} would give "
                   f"{config.strategy.epochs * plan.steps_per_epoch})", file=sys.stderr)
-        if limits.epochs > STRETCH_WARNING_EPOCHS:
-            warn(f"strategy.min_steps={config.strategy.min_steps} makes {limits.epochs} passes over "
+        passes = -(-limits.total_steps(plan.steps_per_epoch) // plan.steps_per_epoch)  # max_steps may cut it
+        if passes > STRETCH_WARNING_EPOCHS:
+            warn(f"strategy.min_steps={config.strategy.min_steps} makes {passes} passes over "
                  f"{len(data.train)} training rows, which a set this small overfits long before; lower "
                  "strategy.min_steps (null keeps strategy.epochs) or add early stopping")
     step = averaged_step_for(config, step, plan, limits.total_steps(plan.steps_per_epoch), notes)

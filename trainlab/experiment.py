@@ -43,7 +43,7 @@ from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, Tr
 from trainlab.inference import write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr
 from trainlab.records import best_epoch, safe_summary
-from trainlab.registry import run_code_policy, users_folders
+from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.runtime import environment
 
@@ -205,7 +205,7 @@ def train(config: Config, out: str | Path | None = None, overwrite: bool = False
             write_data_records(run, built)
             run.write_config(dump_yaml(built.config))  # before run.json: a folder with run.json can resume
             run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
-                           data_fingerprint=fingerprint, code_folders=users_folders(),
+                           data_fingerprint=fingerprint, code_folders=trusted_code_folders(),
                            data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time())
             return _run(built, run, quiet, callbacks), run.final_path
         finally:

@@ -31,6 +31,7 @@ Outputs (:meth:`LoadedRun.predict`, :meth:`LoadedRun.predict_file`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -335,9 +336,13 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu", a
         RunDirError: ``path`` is not a finished run folder.
         DataError: the weights do not match the model the config builds.
     """
-    from trainlab.registry import code_policy, run_code_policy
+    from trainlab.registry import allow_local_modules, code_policy, run_code_policy
 
-    with code_policy(allow=allow_code or None), run_code_policy(path):  # no user code without the opt-in
+    with contextlib.ExitStack() as stack:  # no user code without the opt-in; with it, as the CLI's --allow-code
+        stack.enter_context(code_policy(allow=allow_code or None))
+        if allow_code:
+            stack.enter_context(allow_local_modules(Path.cwd()))
+        stack.enter_context(run_code_policy(path))
         return _load_run(Path(path), torch.device(device))
 
 

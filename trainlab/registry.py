@@ -133,7 +133,7 @@ def command_code_policy(allow: bool, config: str | os.PathLike[str] | None = Non
         yield policy
 
 
-def users_folders() -> list[str]:
+def trusted_code_folders() -> list[str]:
     """The folders whose modules count as the user's own now (the working directory first): what a run
     records in run.json (``code_folders``) so that its ``module:attr`` code is found from anywhere later."""
     policy = current_policy()

@@ -200,12 +200,13 @@ def _take(index: np.ndarray, *arrays: np.ndarray | None) -> list[np.ndarray | No
     return [None if a is None else a[index] for a in arrays]
 
 
-def _warn_if_empty(split: str, n: int, fraction: float, n_rows: int, stratified: bool) -> None:
-    """An empty held-out split: a stratified split holds rows out per class and keeps a class's only row
-    in training, so there every class has a single row; a random split holds at least one row out."""
+def _warn_if_empty(split: str, n: int, fraction: float, stratified: bool) -> None:
+    """An empty held-out split. A stratified split holds rows out per class and keeps a class's only row
+    in training, so there every class has one row left; a random split holds at least one row out, so
+    there no row is left (the test split took them)."""
     if n == 0 and fraction > 0:
-        why = ("every class holds a single row, and the stratified split keeps each class's only row in training"
-               if stratified else f"data.{split}_fraction {fraction} of {n_rows} row(s) rounds to 0")
+        why = ("every class has a single row left (after any test split), and the stratified split keeps each "
+               "class's only row in training" if stratified else "no rows are left after the test split")
         warn(f"the {split} split is empty: {why}, so {split} metrics will be missing; add rows")
 
 
@@ -214,7 +215,7 @@ def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarr
     """``((x, y, cat) kept, (x, y, cat) held out)``: a seeded (stratified) ``fraction`` of the rows held out."""
     keep, held = split_indices(len(x), fraction, seed, stratify)
     held_out = (x[held], y[held], None if cat is None else cat[held])
-    _warn_if_empty(name, len(held), fraction, n_rows, stratify is not None and stratify.ndim == 1)
+    _warn_if_empty(name, len(held), fraction, stratify is not None and stratify.ndim == 1)
     return _take(keep, x, y, cat), held_out
 
 

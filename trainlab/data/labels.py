@@ -128,11 +128,13 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
             values = None  # indices into the names (a split that lacks class 0)
         elif len(values) != len(class_names):
             raise DataError(f"the training labels hold {len(values)} values ({_listed(values)}) but "
-                            f"{len(class_names)} class names are given (data.class_names); give one name per value")
+                            f"{len(class_names)} class names are given (data.class_names, or the source's); give one name per "
+                            "value")
     elif class_names is not None and task in ("binary", "multiclass") and len(y_train) \
             and y_train.ndim == 1 and y_train.max() >= len(class_names):
         raise DataError(f"the training labels go up to {int(y_train.max())} but {len(class_names)} class names are "
-                        f"given (data.class_names): labels 0..K-1 need K = {int(y_train.max()) + 1} names")
+                        f"given (data.class_names, or the source's): labels 0..K-1 need K = {int(y_train.max()) + 1} "
+                        "names")
     if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label (or the names given)
         if task == "binary" and len(values) > 2:
             raise DataError(f"data.task is binary but the training labels hold {len(values)} values "

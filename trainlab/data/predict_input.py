@@ -179,8 +179,10 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
         x, cats = _frame_rows(path, fitted)
         what = FRAME
     else:
-        expected = ("a .npz of images shaped (N, C, H, W) or (N, H, W) (a run on IDX or CIFAR files does not read "
-                    "image folders)" if source in ("idx", "cifar10", "cifar100") else "a file of rows to predict")
+        shape = fitted.get("input_shape") or []
+        layouts = "(N, C, H, W) or (N, H, W)" if len(shape) == 3 and shape[0] == 1 else "(N, C, H, W)"
+        expected = (f"a .npz of images shaped {layouts} (a run on IDX or CIFAR files does not read image folders)"
+                    if source in ("idx", "cifar10", "cifar100") else "a file of rows to predict")
         file = resolve_file(path, expected, what="the input")
         what = str(file)
         if source == "csv" or (source is None and file.suffix.lower() in (".csv", ".tsv", ".txt")):

@@ -92,10 +92,9 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
     from trainlab.data.paths import resolve_file
     from trainlab.data.text import read_table
 
-    delimiter, default_column = TEXT_SOURCES[source]
-    delimiter = check_delimiter(options.get("delimiter", delimiter))
+    delimiter = check_delimiter(options.get("delimiter", TEXT_SOURCES[source][0]))
     path = resolve_file(file, "a text file with a header row")
-    text_column = options.get("text_column", default_column)
+    text_column = text_column_of(source, options)
     quoted = source == "text_csv"
     check_text_header(path, text_column, delimiter, quoted)
     table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted)
@@ -125,9 +124,14 @@ def text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:
     import pandas as pd
 
     if isinstance(x, pd.DataFrame):
-        column = options.get("text_column") or TEXT_SOURCES[source][1]
+        column = text_column_of(source, options)
         if column not in x.columns:
             raise DataError(f"the DataFrame needs the text column '{column}' (this run's data.text_column); "
                             f"got columns: {', '.join(map(str, x.columns))}")
         return x[column].tolist()
     return x.tolist() if isinstance(x, pd.Series) else x
+
+
+def text_column_of(source: str, options: dict[str, Any]) -> str:
+    """The run's text column: ``data.text_column``, else the source's default (sentence / text)."""
+    return options.get("text_column") or TEXT_SOURCES[source][1]

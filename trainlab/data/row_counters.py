@@ -100,12 +100,12 @@ def _text(options: dict[str, Any], config: DataConfig) -> SourceRows:
     from trainlab.data.text import encode_labels, read_labeled_tables
 
     delimiter = "\t" if config.source.lower() == "text_tsv" else check_delimiter(options["delimiter"])
-    tables, files = read_labeled_tables(delimiter, *(options[key] for key in (
-        "train", "val", "test", "path", "text_column", "label_column", "max_rows", "seed", "nan_policy")),
-        quoted=config.source.lower() != "text_tsv")
+    keys = ("train", "val", "test", "path", "text_column", "label_column", "max_rows", "seed", "nan_policy")
+    tables, files = read_labeled_tables(delimiter, **{key: options[key] for key in keys},
+                                        quoted=config.source.lower() != "text_tsv")
     labels = encode_labels(tables, files, options["task"])
     sizes = {name: len(tables[name].texts) if name in tables else None for name in ("val", "test")}
-    return SourceRows(labels.labels["train"], sizes["val"], sizes["test"], labels.task)
+    return SourceRows(labels.by_file["train"], sizes["val"], sizes["test"], labels.task)
 
 
 # ----------------------------------------------------------------------------- idx: headers and labels

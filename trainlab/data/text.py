@@ -28,8 +28,9 @@ Labels (:func:`encode_labels`), decided on the training file:
   whole numbers as values);
 - anything else is a class name; the classes are the sorted training names.
 
-Empty label cells and ``NA``, ``N/A``, ``NaN``, ``null``, ``None`` ... (the ``csv`` source's missing
-values) are refused with their file and line, or dropped with a warning under ``data.nan_policy: drop``.
+Missing labels (:func:`missing_markers`: an empty cell; ``NA``, ``null``, ``None`` ... where the other
+labels are numbers) are refused with their file and line, or dropped with a warning under
+``data.nan_policy: drop``.
 A val/test label the training file lacks is refused. ``max_rows`` subsamples the training file only:
 val and test files are scored whole.
 """
@@ -67,8 +68,9 @@ class TextTable:
     labels: list[str] | None  # None: the file has no label column
     columns: tuple[str, ...] = ()
     lines: tuple[int, ...] = ()  # the file line each row starts on (for messages)
+    drawn_from: int | None = None  # the file's rows when these are a max_rows draw
 
-    def rows(self, keep: Sequence[int]) -> TextTable:
+    def take(self, keep: Sequence[int]) -> TextTable:
         labels = None if self.labels is None else [self.labels[i] for i in keep]
         lines = tuple(self.lines[i] for i in keep) if self.lines else ()
         return replace(self, texts=[self.texts[i] for i in keep], labels=labels, lines=lines)
@@ -156,16 +158,28 @@ def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) ->
     """At most ``max_rows`` rows, drawn without replacement, kept in file order."""
     if max_rows is None or len(table.texts) <= max_rows:
         return table
-    return table.rows(np.sort(rng.choice(len(table.texts), size=max_rows, replace=False)).tolist())
+    keep = np.sort(rng.choice(len(table.texts), size=max_rows, replace=False)).tolist()
+    return replace(table.take(keep), drawn_from=len(table.texts))
+
+
+def missing_markers(train: TextTable) -> frozenset[str]:
+    """The label cells that mean "no label": an empty cell always; ``NA``, ``null``, ``None`` ... (the
+    ``csv`` source's markers) only where every other training label is a number, since among names
+    they may be a class (LUIS's ``None`` intent, a "not applicable" ``NA``)."""
+    others = [label for label in train.labels or [] if label not in MISSING]
+    if others and all(_number(label) is not None for label in others):
+        return frozenset(MISSING)
+    return frozenset({""})
 
 
 def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], policy: str) -> dict[str, TextTable]:
-    """Rows whose label cell is empty or a missing-value marker (``NA``, ``null`` ...): refused with
-    their file and line (``data.nan_policy: error``), or dropped with a warning (``drop``)."""
+    """Rows whose label is missing (:func:`missing_markers`): refused with their file and line
+    (``data.nan_policy: error``), or dropped with a warning (``drop``)."""
+    markers = missing_markers(tables["train"])
     out = {}
     for name, table in tables.items():
         labels = table.labels or []
-        missing = [i for i, label in enumerate(labels) if label in MISSING]
+        missing = [i for i, label in enumerate(labels) if label in markers]
         if not missing:
             out[name] = table
             continue
@@ -173,9 +187,10 @@ def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], po
             row = missing[0]
             raise DataError(f"{name} file {files[name]} line {table.lines[row]}: the label is missing "
                             f"('{labels[row]}'); fix the data or set data.nan_policy: drop")
-        kept = table.rows([i for i in range(len(labels)) if labels[i] not in MISSING])
+        kept = table.take([i for i in range(len(labels)) if labels[i] not in markers])
         if not kept.texts:
-            raise DataError(f"{name} file {files[name]} has no row with a label")
+            raise DataError(f"{name} file {files[name]} has no row with a label: every cell of its label column "
+                            "is empty or a missing-value marker (NA, null, ...); check data.label_column")
         warn(f"data.nan_policy: drop dropped {len(missing)} of {len(labels)} rows of {files[name]} "
              "(a missing label)")
         out[name] = kept
@@ -186,7 +201,7 @@ def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], po
 class EncodedLabels:
     """Every file's labels as the model takes them: class indices (int64) or regression values (float32)."""
 
-    labels: dict[str, np.ndarray]
+    by_file: dict[str, np.ndarray]
     class_names: list[str] | None
     task: str
 
@@ -225,7 +240,7 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
     if whole:
         values = sorted({int(v) for v in numbers})  # type: ignore[arg-type]
         names = None if values == list(range(len(values))) else [str(v) for v in values]
-        keys = {name: [int(v) for v in as_numbers(name)] for name in tables}
+        keys = {name: [int(v) if v.is_integer() else v for v in as_numbers(name)] for name in tables}  # 2.5: unknown
     else:
         names = sorted(set(train))
         keys = {name: tables[name].labels or [] for name in tables}
@@ -236,8 +251,11 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
         unknown = [row for row, key in enumerate(column) if key not in index]
         if unknown:
             row = unknown[0]
+            drawn = tables["train"].drawn_from
+            source = (f"the {len(train)} training rows data.max_rows drew from {drawn} (raise max_rows or leave it "
+                      "out)" if drawn else "the training file")
             raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label "
-                            f"'{(tables[name].labels or [])[row]}' does not occur in the training file "
+                            f"'{(tables[name].labels or [])[row]}' does not occur in {source} "
                             f"(classes: {', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
         labels[name] = np.asarray([index[key] for key in column], dtype=np.int64)
     if task == "binary" and len(classes) > 2:
@@ -327,7 +345,8 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
     refused or dropped), and the files; what the source tokenizes and the row counter counts."""
     if not isinstance(text_column, str) or not isinstance(label_column, str):
         bad = "text_column" if not isinstance(text_column, str) else "label_column"
-        raise ConfigError(f"data.{bad} must be one column name; got {text_column if bad == 'text_column' else label_column!r}"
+        given = text_column if bad == "text_column" else label_column
+        raise ConfigError(f"data.{bad} must be one column name; got {given!r}"
                           " (sentence pairs are not supported: join the two columns into one)")
     if max_rows is not None and max_rows < 1:
         raise ConfigError(f"data.max_rows must be >= 1 or null; got {max_rows}")
@@ -372,7 +391,7 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
         extras = {"tokenizer": "hf", "tokenizer_path": str(tokenizer_path), "vocab_size": hf.get_vocab_size(),
                   "pad_id": hf.padding["pad_id"], "max_length": max_length,
                   "layout": "x[:, 0] input_ids, x[:, 1] attention_mask (N, 2, max_length)"}
-    y = labels.labels
+    y = labels.by_file
     return RawData(
         encoded["train"], y["train"], encoded.get("val"), y.get("val"), encoded.get("test"), y.get("test"),
         task=labels.task, class_names=labels.class_names, extras=extras,  # type: ignore[arg-type]
