@@ -189,23 +189,10 @@ def _cmd_train(args) -> int:
                           resume_if_exists=args.resume)
     _report(summary, path)
     if target is not None:
-        print(_time_to_target_line(path, target))
+        from trainlab.compare.run_record import time_to_target_line
+
+        print(time_to_target_line(path, target))
     return 0
-
-
-def _time_to_target_line(path: Path, target: dict) -> str:
-    """When the run's validation records first reached ``target`` (training seconds, step)."""
-    from trainlab.compare.run_record import read_records, time_to_target
-
-    records = read_records(path)
-    seconds, step = time_to_target(records, target)
-    relation = ">=" if target["direction"] == "max" else "<="
-    wanted = f"{target['metric']} {relation} {target['value']:g}"
-    if seconds is not None:
-        return f"time to {wanted}: {seconds:.2f} s of training (step {step})"
-    seen = [r[target["metric"]] for r in records if isinstance(r.get(target["metric"]), int | float)]
-    best = (max(seen) if target["direction"] == "max" else min(seen)) if seen else None
-    return f"{wanted} was not reached" + (f" (best {best:.6g})" if best is not None else " (no such validation metric)")
 
 
 def _report(summary: dict, path: Path) -> None:

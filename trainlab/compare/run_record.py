@@ -91,3 +91,16 @@ def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[s
         if val is not None and test is not None:
             out["gap_val_test"] = val - test
     return out
+
+
+def time_to_target_line(path: Path, target: dict) -> str:
+    """When the run's validation records first reached ``target`` (training seconds, step)."""
+    records = read_records(path)
+    seconds, step = time_to_target(records, target)
+    relation = ">=" if target["direction"] == "max" else "<="
+    wanted = f"{target['metric']} {relation} {target['value']:g}"
+    if seconds is not None:
+        return f"time to {wanted}: {seconds:.2f} s of training (step {step})"
+    seen = [r[target["metric"]] for r in records if isinstance(r.get(target["metric"]), int | float)]
+    best = (max(seen) if target["direction"] == "max" else min(seen)) if seen else None
+    return f"{wanted} was not reached" + (f" (best {best:.6g})" if best is not None else " (no such validation metric)")
