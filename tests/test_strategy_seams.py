@@ -192,6 +192,30 @@ def test_fit_applies_the_strategys_init_and_lora_to_the_users_module():
     assert not any(name.endswith("hidden.base_layer.weight") for name in trainable)
 
 
+class Pair(torch.nn.Module):
+    """A model whose forward returns a tuple (as Lightning users' often do)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.layer(x), x
+
+
+class Dicts(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return {"x": torch.zeros(2), "y": i % 2}
+
+
+class Stream(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        return iter([(torch.zeros(2), 0)])
+
+
 def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_does(tmp_path):
     from trainlab.errors import DataError
 
@@ -208,8 +232,30 @@ def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_doe
          lambda: trainlab.fit(net(), train=(x, np.array(list("abc"))[y]), strategy=base)),
         (DataError, "the model outputs 2 scores per row but the data has 3 classes (labels 0..2)",
          lambda: trainlab.fit(net(2), train=(x[np.argsort(y)], np.sort(y)), strategy=base)),
-        (DataError, "val y label 2 at row 2 is not a class of the training data (a binary task of 2 classes",
+        (DataError, "val y label 2 at row 2 (counting from 0) is out of range [0, 2) (binary labels are 0 and 1)",
          lambda: trainlab.fit(net(2), train=(x[y < 2], y[y < 2]), val=(x, y), strategy=base)),
+        # the sweep's cases: more outputs than classes, a tuple output, val rows of another width, fractional
+        # val labels, a Dataset of dicts, an IterableDataset, a loss the task does not suit
+        (DataError, "the model outputs 5 scores per row but the data has 3 classes (labels 0..2); give its last "
+                    "layer 3 outputs", lambda: trainlab.fit(net(5), train=(x, y), strategy=base)),
+        (DataError, "returned a tuple; its forward(x) must return one tensor shaped (N, outputs)",
+         lambda: trainlab.fit(Pair(), train=(x, y), strategy=base)),
+        (DataError, "val x rows are shaped (1,) but train x rows (2,)",
+         lambda: trainlab.fit(net(), train=(x, y), val=(x[:, :1], y), strategy=base)),
+        (DataError, "val y labels must be integer class indices for a multiclass task; got 0.5",
+         lambda: trainlab.fit(net(), train=(x, y), val=(x, y + 0.5), strategy=base)),
+        (DataError, "train dataset items must be (x, y) pairs; item 0 is a dict with keys x, y",
+         lambda: trainlab.fit(net(), train=Dicts(), strategy=base)),
+        (DataError, "train is an IterableDataset; fit takes a map-style Dataset",
+         lambda: trainlab.fit(net(), train=Stream(), strategy=base)),
+        (DataError, "mse is a regression loss but the data is a multiclass classification task",
+         lambda: trainlab.fit(net(), train=(x, y), strategy={**base, "loss": "mse"})),
+        (ConfigError, "model 'Linear' has nothing to train: all its parameters are frozen (requires_grad False)",
+         lambda: trainlab.fit(torch.nn.Linear(2, 3).requires_grad_(False), train=(x, y), strategy=base)),
+        (ConfigError, "each epoch ends on a batch of 1 row (89 training rows at batch_size 4), which the model's "
+                      "BatchNorm cannot normalise in training",
+         lambda: trainlab.fit(torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 3)),
+                              train=(x[:89], y[:89]), strategy={**base, "batch_size": 4})),
         (ConfigError, "early_stopping monitors 'val_loss', but the run has no validation split to record it",
          lambda: trainlab.fit(net(), train=(x, y), strategy={**base, "early_stopping": {"monitor": "val_loss"}})),
         (ConfigError, "schedule reduce_on_plateau monitors 'val_loss', but the run has no validation split",
@@ -230,9 +276,19 @@ def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_doe
     # labels numbered from 1 with the task given: 3 classes named by their values; (N, 1) labels are rows
     named = trainlab.fit(net(), train=(x, (y + 1)[:, None]), val=(x, y + 1), strategy=base, task="multiclass")
     assert named.summary["val"]["accuracy"] >= 0.0 and len(named.history) == 1
+    # Keras' binary labels: a float (N, 1) column of 0/1 with bce is a binary task, not a regression
+    binary = trainlab.fit(net(1), train=(x, (y % 2).astype(np.float32)[:, None]), val=(x, (y % 2)[:, None]),
+                          strategy={**base, "loss": "bce"}, callbacks=trainlab.Callback())
+    assert "accuracy" in binary.summary["val"] and "mse" not in binary.summary["val"]
     with pytest.raises(ConfigError, match="is a file"):
         (tmp_path / "file").write_text("")
         trainlab.fit(net(), train=(x, y), strategy=base, out=tmp_path / "file")
+    trainlab.fit(net(), train=(x, y), strategy=base, out=tmp_path / "records")
+    with pytest.raises(ConfigError, match="already holds files; give a new folder, or overwrite=True"):
+        trainlab.fit(net(), train=(x, y), strategy=base, out=tmp_path / "records")
+    trainlab.fit(net(), train=(x, y), strategy=base, out=tmp_path / "records", overwrite=True)
+    with pytest.raises(ConfigError, match="is the working directory"):
+        trainlab.fit(net(), train=(x, y), strategy=base, out=".")
 
 
 def test_runs_are_scoped_threads_and_rngs_come_back():
@@ -258,3 +314,22 @@ def test_two_runs_in_one_process_equal_two_fresh_ones():
     second = fit_config(config)
     for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_early_stopping_takes_the_monitors_direction_when_mode_is_not_given():
+    """val_accuracy rising must not look like 'no improvement' (the old default mode was min for any monitor)."""
+    from trainlab.config_strategy import EarlyStoppingConfig
+
+    assert EarlyStoppingConfig(monitor="val_accuracy").mode == "max"
+    assert EarlyStoppingConfig(monitor="val_r2").mode == "max"
+    assert EarlyStoppingConfig().mode == "min" and EarlyStoppingConfig(monitor="val_mae").mode == "min"
+    assert EarlyStoppingConfig(monitor="val_accuracy", mode="min").mode == "min"  # given: kept
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    result = trainlab.fit(torch.nn.Linear(2, 2), train=(x, y), val=(x, y),
+                          strategy={"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.05},
+                                    "batch_size": 120, "epochs": 30,
+                                    "early_stopping": {"monitor": "val_accuracy", "patience": 3}})
+    accuracies = [r["val_accuracy"] for r in result.history]
+    assert result.summary["val"]["accuracy"] == max(accuracies)  # restore_best kept the best, not the first

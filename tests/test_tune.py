@@ -668,3 +668,12 @@ def test_set_overrides_the_base_config_of_every_trial_and_of_best_yaml(tmp_path,
         in capsys.readouterr().err
     assert main([*args, "--set", "strategy.epoch=3"]) == 2
     assert "unknown config key 'strategy.epoch'; did you mean 'epochs'?" in capsys.readouterr().err
+
+
+def test_best_params_hold_config_values_so_a_list_choice_is_a_list(tmp_path):
+    space = {"model.hidden": {"choices": [[8], [4, 4]]}}
+    base, space_file = write(tmp_path, space=space)
+    best = tune(TuneSettings(base=base, space=space_file, trials=2, out=tmp_path / "out", pruner="none", quiet=True))
+    assert best["params"]["model.hidden"] in ([8], [4, 4])
+    saved = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert saved["params"]["model.hidden"] == best["params"]["model.hidden"]

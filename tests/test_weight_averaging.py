@@ -431,7 +431,7 @@ def test_the_share_of_the_starting_weights_is_the_product_of_the_decays_and_a_st
     late = AveragingRule("ema", 0.9, 1, start_step=40, total_steps=36)
     assert averaging_updates(late, 36) == 0 and start_share(late, 36) == 1.0
     fit_config(validate(_config(kind="ema", decay=0.999)))  # 2 epochs of digits at batch 64: 36 steps
-    assert "decay 0.999 keeps 97% of its starting weights over the 35 averaging update(s)" in capsys.readouterr().err
+    assert "decay 0.999 keeps 96.6% of its starting weights over the 35 averaging update(s)" in capsys.readouterr().err
     fit_config(validate(_config(kind="ema", decay=0.9)))
     assert "starting weights" not in capsys.readouterr().err
     fit_config(validate(_config(kind="ema", decay=0.9, start_epochs=3)))  # after the run's 2 epochs

@@ -32,7 +32,7 @@ from trainlab.callbacks.base import Callback
 from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, infer_task
-from trainlab.data.labels import as_training_classes, read_class_labels
+from trainlab.data.labels import read_class_labels
 from trainlab.errors import ConfigError, DataError
 from trainlab.experiment import summarize
 
@@ -74,10 +74,18 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
         return None
     if isinstance(data, tuple | list) and len(data) == 2:
         x, y = _tensor(data[0], f"{name} x"), _tensor(data[1], f"{name} y")
+    elif isinstance(data, torch.utils.data.IterableDataset):
+        raise DataError(f"{name} is an IterableDataset; fit takes a map-style Dataset of (x, y) pairs (with len "
+                        "and [i]) or (x, y) tensors: collect its items into tensors first")
     elif isinstance(data, torch.utils.data.Dataset):
         rows = [data[i] for i in range(len(data))]  # a map-style dataset of (x, y) pairs
         if not rows:
             raise DataError(f"{name} dataset is empty")
+        first = rows[0]
+        if not (isinstance(first, tuple | list) and len(first) == 2):
+            what = (f"a dict with keys {', '.join(map(str, first))}" if isinstance(first, dict)
+                    else f"a {type(first).__name__}")
+            raise DataError(f"{name} dataset items must be (x, y) pairs; item 0 is {what}")
         x = torch.stack([torch.as_tensor(r[0]) for r in rows])
         y = torch.stack([torch.as_tensor(r[1]) for r in rows])
     else:
@@ -85,8 +93,8 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
                         f"got {type(data).__name__}")
     if len(x) != len(y):
         raise DataError(f"{name}: x has {len(x)} rows but y has {len(y)}")
-    if y.ndim == 2 and y.shape[1] == 1 and not y.is_floating_point():
-        y = y[:, 0]  # class labels shaped (N, 1), as Keras' sparse labels may come
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # one target shaped (N, 1), as Keras' labels come: the task rule reads it as one column
     if len(x) == 0 and name == "train":
         raise DataError("train is empty (0 rows)")
     _check_finite(f"{name} x", x)
@@ -106,22 +114,15 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
     labels, y_train = read_class_labels(task, train.y.numpy(), None)  # as load_dataset reads a source's
     empty = Split(train.x[:0], train.y[:0])
 
-    def given(name: str, split: Split) -> np.ndarray:
+    def given(name: str, split: Split) -> Split:
+        if split.x.shape[1:] != train.x.shape[1:]:
+            raise DataError(f"{name} x rows are shaped {tuple(split.x.shape[1:])} but train x rows "
+                            f"{tuple(train.x.shape[1:])}")
         y = split.y.numpy()
-        return y if labels.values is None else as_training_classes(f"{name} y", y, labels.values)
+        return Split(split.x, targets_tensor(y if task == "regression" else labels.given(f"{name} y", y), task))
 
-    splits = [Split(train.x, targets_tensor(y_train, task)),
-              *(Split(s.x, targets_tensor(given(name, s), task)) for name, s in (("val", val or empty),
-                                                                                  ("test", test or empty)))]
-    num_classes = labels.num_classes
-    if num_classes is not None and task != "multilabel":
-        for name, split in zip(("val", "test"), splits[1:], strict=True):  # training labels: checked above
-            outside = torch.nonzero((split.y < 0) | (split.y >= num_classes))
-            if len(outside):
-                row = int(outside[0, 0])
-                raise DataError(f"{name} y label {int(split.y[row])} at row {row} is not a class of the training "
-                                f"data (a {task} task of {num_classes} classes: 0..{num_classes - 1})")
-    return Dataset(splits[0], splits[1], splits[2], task=task, num_classes=num_classes,
+    return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),
+                   given("test", test or empty), task=task, num_classes=labels.num_classes,
                    class_names=labels.class_names)
 
 
@@ -141,19 +142,21 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         strategy: dict[str, Any] | str | Path | Strategy, val: Arrays | torch.utils.data.Dataset | None = None,
         test: Arrays | torch.utils.data.Dataset | None = None, callbacks: Sequence[Callback] = (),
         metrics: list[str] | None = None, seed: int = 0, out: str | Path | None = None,
-        runtime: dict[str, Any] | None = None, task: str | None = None) -> FitResult:
+        runtime: dict[str, Any] | None = None, task: str | None = None, overwrite: bool = False) -> FitResult:
     """Train ``model`` on ``train`` with ``strategy``; evaluate on ``val`` each epoch and on val/test at the end.
 
     ``model`` is trained in place and stays on the run's device (``runtime={"device": ...}``; ``auto``
     is CUDA where present), as the Hugging Face Trainer leaves it: move it with ``.cpu()`` to use it
     with CPU tensors afterwards. ``task`` (``regression``, ``binary``, ``multiclass``, ``multilabel``)
-    is ``data.task``: left out, it is inferred from the training targets as for a config run.
+    is ``data.task``: left out, it is inferred from the training targets as for a config run. ``out``
+    must be a new or empty folder (not the working directory), unless ``overwrite=True`` lets the
+    records replace those of an earlier ``fit`` there.
     """
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "
                           "Module whose forward calls it)")
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise ConfigError(f"out '{out}' is a file; give a folder for the records")
+    if out is not None:
+        _check_out(Path(out), overwrite)
     splits = [_as_split(train, "train"), _as_split(val, "val"), _as_split(test, "test")]
     data = _dataset(*splits, task)
     config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
@@ -164,12 +167,24 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         loss = build_loss_for(config, data, notes)
         model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
         built = assemble(config, data, loss, model, notes, quiet=True)
-        built.trainer.add_callbacks(list(callbacks))
+        built.trainer.add_callbacks([callbacks] if isinstance(callbacks, Callback) else list(callbacks))
         built.trainer.fit()
         summary = summarize(built)
     if out is not None:
         _write_records(Path(out), built.config, built.trainer.state, summary, model)
     return FitResult(built.trainer.state.history, summary, built.model)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """``out`` as the CLI's ``--out``: a file, the working directory, or a folder already holding files
+    (without ``overwrite``) is refused before training."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out '{out}' is a file; give a folder for the records")
+    if out.resolve() == Path.cwd().resolve():
+        raise ConfigError(f"out '{out}' is the working directory; give a folder of its own for the records")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"out '{out}' already holds files; give a new folder, or overwrite=True to replace "
+                          "the records of an earlier fit there")
 
 
 def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any], model: torch.nn.Module) -> None:

@@ -164,7 +164,9 @@ def training_sample(data: Dataset, n: int, seed: int) -> torch.Tensor:
 
 
 def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device) -> None:
-    """Run the model on a few training rows and let the loss check the output against the targets."""
+    """Run the model on a few training rows and check its output against the loss and the targets:
+    one tensor (not a tuple or dict), a loss that suits the task, the width the loss asks for (a
+    class-index loss: exactly one score per class), then the loss's own shape check."""
     k = min(len(data.train), 64)
     x, y = data.train.x[:k].to(device), data.train.y[:k].to(device)
     if data.eval_transform is not None:
@@ -175,18 +177,42 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
         with torch.no_grad():
             output = model(x)
     except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        if "dtype" in first or "scalar type" in first:
+            weights = next((p.dtype for p in model.parameters()), None)
+            raise DataError(f"model '{type(model).__name__}' cannot take {str(x.dtype).removeprefix('torch.')} inputs"
+                            + (f" with {str(weights).removeprefix('torch.')} weights" if weights else "")
+                            + f" ({first}); give float32 inputs and a float32 model (model.float()); integer "
+                            "inputs are kept as they are for token-id models") from None
         raise DataError(f"model '{type(model).__name__}' cannot take inputs shaped {tuple(x.shape[1:])}: "
-                        f"{str(exc).splitlines()[0]}") from None
+                        f"{first}") from None
     finally:
         model.train(was_training)
-    if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2:
-        # the rows checked below may not hold every class: compare with the width the loss asks for
-        # (focal on binary data: one logit)
-        needed = loss.output_dim(data.task, data.num_classes, data.train.y.shape[1] if data.train.y.ndim > 1 else 1)
-        if output.shape[1] < needed:
-            raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
-                            f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs")
+    if not isinstance(output, torch.Tensor):
+        raise DataError(f"model '{type(model).__name__}' returned a {type(output).__name__}; its forward(x) must "
+                        "return one tensor shaped (N, outputs) (return the logits, or wrap the model)")
+    if hasattr(loss, "output_dims"):  # multitask: one head per task, checked by the loss itself
+        loss.check(output, y)
+        return
+    needed = loss.output_dim(data.task, data.num_classes, data.target_dim)  # refuses a loss the task does not suit
+    if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
+            and output.shape[1] != needed:  # the rows checked below may not hold every class
+        raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
+                        f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs")
+    if data.task == "regression" and output.ndim == 1 and needed == 1:
+        raise DataError(f"model '{type(model).__name__}' returns shape (N,); a regression model returns (N, 1) for "
+                        "one target (drop a final .squeeze())")
     loss.check(output, y)
+
+
+def check_batch_norm_remainder(model: torch.nn.Module, n_train: int, batch_size: int) -> None:
+    """A ConfigError when each epoch would end on a 1-row batch that the model's BatchNorm cannot
+    normalise in training (torch: "Expected more than 1 value per channel")."""
+    norms = (torch.nn.modules.batchnorm._BatchNorm,)
+    if batch_size > 1 and n_train % batch_size == 1 and any(isinstance(m, norms) for m in model.modules()):
+        raise ConfigError(f"each epoch ends on a batch of 1 row ({n_train} training rows at batch_size "
+                          f"{batch_size}), which the model's BatchNorm cannot normalise in training; use "
+                          f"batch_size {batch_size + 1} or {batch_size - 1}")
 
 
 def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
@@ -292,6 +318,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     notes["gd_mode"] = gd_mode(batch_size, len(data.train), config.strategy.grad_accum_steps)
     plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps,
                      lengths=train_lengths(config, data))
+    check_batch_norm_remainder(model, len(data.train), batch_size)
     spec = optimizer_spec_for(config)
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     if spec["lr"] == "auto":

@@ -26,6 +26,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see 'trainlab --help')\n")
 
 
+QUIET_HELP = "no progress line and no notes (warnings and the final summary still print)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainlab", description="Choose, run, compare and tune training strategies.")
     parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
@@ -47,7 +50,7 @@ def _train_command(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--out", help="run folder (default runs/<name>-<UTC time>)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--resume", action="store_true", help="continue --out if it holds a run")
-    train.add_argument("--quiet", action="store_true")
+    train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     train.add_argument("--target", metavar="val_METRIC=VALUE",
                        help="also print the training time until the validation metric first reached VALUE")
 
@@ -61,7 +64,7 @@ def _eval_command(commands: argparse._SubParsersAction) -> None:
 def _resume_command(commands: argparse._SubParsersAction) -> None:
     resume = commands.add_parser("resume", help="continue a run from its last checkpoint")
     resume.add_argument("run_dir")
-    resume.add_argument("--quiet", action="store_true")
+    resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def _compare_command(commands: argparse._SubParsersAction) -> None:
@@ -152,7 +155,7 @@ def _tune_command(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--out", help="study folder (default tunes/<config file stem>)")
     tune.add_argument("--refit-seeds", type=int, default=0, metavar="K",
                       help="rerun best.yaml and the base config with K seeds through 'trainlab compare'")
-    tune.add_argument("--quiet", action="store_true")
+    tune.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def _global_flags(parser: argparse.ArgumentParser, default: object = None) -> None:

@@ -80,10 +80,25 @@ class Regularization(Strict):
 
 class EarlyStoppingConfig(Strict):
     monitor: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] | None = None  # None: the monitor's direction (val_accuracy max, losses min)
     patience: Int = Field(10, ge=0)  # epochs without improvement before stopping
     min_delta: float = Field(0.0, ge=0.0)
     restore_best: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_of_the_monitor(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("mode") is None:
+            from trainlab.errors import ConfigError
+            from trainlab.metrics import higher_is_better
+
+            monitor = value.get("monitor", "val_loss")
+            try:
+                mode = "max" if isinstance(monitor, str) and higher_is_better(monitor) else "min"
+            except ConfigError:  # an unknown monitor: refused with a did-you-mean when the run is built
+                mode = "min"
+            value = {**value, "mode": mode}
+        return value
 
 
 class DivergenceConfig(Strict):

@@ -234,6 +234,10 @@ def _is_registered(target: Any) -> bool:
 
 
 def _refuse_outside(reference: str, kind: str) -> ConfigError:
+    if not current_policy().local:  # a run folder's config: it may come from someone else
+        return ConfigError(f"config references '{reference}', which is outside your own code: a run folder's "
+                           f"config imports no code without the opt-in; pass --allow-code to run it (or set "
+                           f"{ALLOW_CODE_ENV}=1; from Python, load_run(..., allow_code=True))")
     return ConfigError(f"config references '{reference}', which is outside your own code; pass --allow-code "
                        f"to run it (or set {ALLOW_CODE_ENV}=1)")
 

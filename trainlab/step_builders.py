@@ -85,6 +85,10 @@ def step_options(config: Config, precision: str) -> StepOptions:
 def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any], device: torch.device,
                precision: str, options: StepOptions | None = None) -> StandardStep:
     """The objective and a fresh optimizer around ``model``, run as ``options`` (default: :func:`step_options`)."""
+    if not any(p.requires_grad for p in model.parameters()):
+        frozen = "all its parameters are frozen (requires_grad False)" if any(True for _ in model.parameters()) \
+            else "it has no parameters"
+        raise ConfigError(f"model '{type(model).__name__}' has nothing to train: {frozen}")
     regularization = config.strategy.regularization
     objective = Objective(loss, regularization.l1, regularization.l2)
     return StandardStep(model, build_optimizer_for(config, model, loss, spec), objective,
@@ -106,7 +110,7 @@ def warn_if_stale(rule: AveragingRule, total_steps: int, kind: str, decay: float
     if share > STALE_AVERAGE_SHARE:
         steps = (updates - 1) * rule.every_n_steps  # the optimizer steps the later updates span
         fitting = 0.05 ** (1 / max(steps, 1))  # keeps 5% of the start
-        warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.0%} of its starting weights "
+        warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.1%} of its starting weights "
              f"over the {updates - 1} averaging update(s) of this run ({total_steps} steps), so the evaluated and "
              f"saved model is mostly where averaging began; lower the decay (about {fitting:.3g}) or set warmup: true")
 

@@ -15,7 +15,6 @@ import io
 from typing import Any
 
 from trainlab.errors import ConfigError
-from trainlab.tune.space import SearchSpace
 from trainlab.tune.study import TuneSettings
 
 
@@ -28,7 +27,7 @@ def check_available() -> None:
                           "lacks; rerun without --refit-seeds") from None
 
 
-def refit(settings: TuneSettings, space: SearchSpace, best: dict[str, Any]) -> dict[str, Any]:
+def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
     """Compare tuned vs base over ``settings.refit_seeds`` seeds in ``DIR/refit``.
 
     Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them
@@ -43,7 +42,7 @@ def refit(settings: TuneSettings, space: SearchSpace, best: dict[str, Any]) -> d
                           "lacks; the tune results are written; rerun without --refit-seeds") from None
     out = settings.out / "refit"
     metric = "test_" + settings.metric.removeprefix("val_")
-    strategies = [NamedStrategy("tuned", space.decode(best["params"])), NamedStrategy("base", {})]
+    strategies = [NamedStrategy("tuned", dict(best["params"])), NamedStrategy("base", {})]  # config values
     board = compare({settings.base.stem: settings.base_config()}, strategies, out, seeds=settings.refit_seeds,
                     jobs=1, metric=metric, direction="max" if settings.direction == "maximize" else "min",
                     live=False, quiet=settings.quiet)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,10 @@ def best_config_yaml(trial: FrozenTrial, study_name: str, metric: str) -> str:
     return header + dump_yaml(validate(raw))
 
 
-def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, seed: int) -> dict[str, Any]:
-    """Write best.yaml, best.json, trials.csv and importances.json into ``out``; returns best.json's content."""
+def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, seed: int,
+                  decode: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> dict[str, Any]:
+    """Write best.yaml, best.json, trials.csv and importances.json into ``out``; returns best.json's content.
+    ``decode`` turns Optuna's stored parameters into config values (a list choice from its JSON text)."""
     rows = trial_rows(study, keys)
     write_text(out / "trials.csv", trials_csv(rows))
     found = importances(study, seed)
@@ -97,7 +100,7 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
     if trial is not None:
         run_dir = Path(trial.user_attrs[ATTR_RUN_DIR])
         summary = json.loads((run_dir / "summary.json").read_text())
-        best.update(trial=trial.number, value=trial.value, params=trial.params, run_dir=str(run_dir),
+        best.update(trial=trial.number, value=trial.value, params=decode(trial.params), run_dir=str(run_dir),
                     val=summary.get("val"), test=summary.get("test"))
         write_text(out / "best.yaml", best_config_yaml(trial, study.study_name, metric))
     write_json(out / "best.json", best)

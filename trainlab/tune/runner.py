@@ -28,11 +28,12 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     try:
         run_workers(settings, space, base_raw)
     finally:
-        best = write_results(study_for(settings), settings.out, space.keys(), settings.metric, settings.seed)
+        best = write_results(study_for(settings), settings.out, space.keys(), settings.metric, settings.seed,
+                             decode=space.decode)
     if settings.refit_seeds and "trial" in best:
         from trainlab.tune.refit import refit
 
-        best["refit"] = refit(settings, space, best)
+        best["refit"] = refit(settings, best)
         write_json(settings.out / "best.json", best)
     from trainlab.tune.report import write_report
 
