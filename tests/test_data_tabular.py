@@ -411,3 +411,14 @@ def test_minus_one_one_labels_with_the_task_set_are_two_named_classes_and_a_stra
     stray = write_csv(tmp_path / "stray.csv", ["a", "y"], [[i, i % 3] for i in range(9)] + [[9, -1]])
     with pytest.raises(DataError, match="is negative; class labels are 0, 1, ..., K-1 .*-1 often marks unlabeled rows"):
         load(source="csv", path=stray, target="y", task="multiclass")
+
+
+def test_minus_one_one_labels_are_inferred_binary_and_counts_need_a_zero(tmp_path):
+    from trainlab.data.dataset import infer_task, is_count_target
+
+    assert infer_task(np.array([-1, 1, 1, -1])) == "binary"
+    data = load(source="csv", path=write_csv(tmp_path / "pm.csv", ["a", "y"], [[i, 1 - 2 * (i % 2)] for i in range(20)]),
+                target="y", val_fraction=0.0, test_fraction=0.0, standardize=False)
+    assert data.task == "binary" and data.class_names == ["-1", "1"]
+    assert is_count_target(np.array([0, 1, 3, 7, 2, 0, 12]))
+    assert not is_count_target(np.array([25, 151, 346, 75, 141]))  # diabetes scores: no 0, not counts

@@ -206,3 +206,20 @@ def test_batched_judging_stops_exactly_where_the_one_by_one_rule_does(seed):
     assert g._judged == len(thresholds)
     if thresholds:
         assert g._threshold == pytest.approx(thresholds[-1], rel=1e-12)
+
+
+def test_one_hard_batch_is_not_divergence_but_a_spike_that_recurs_is():
+    """A classifier's batch of 16 with two confidently wrong rows reaches ~13x its starting loss: noise.
+    The same level on two checked losses in a row, or one loss far beyond the threshold, stops."""
+    losses = converging_run(seed=5)
+    at = 100 * STEPS_PER_EPOCH + 3
+    lone = losses.copy()
+    lone[at] = 40.0  # above the threshold (~29 = median + 50 x starting loss / 4), below 10 x it
+    view = FakeView()
+    feed(guard("stop", spike_factor=50.0), view, lone)
+    assert view.state.events == []
+    twice = lone.copy()
+    twice[at + 1] = 40.0
+    view = FakeView()
+    with pytest.raises(TrainingError, match=f"at step {at + 2}: loss spike"):
+        feed(guard("stop", spike_factor=50.0), view, twice)

@@ -183,7 +183,7 @@ def test_predict_errors_are_one_line(runs, tmp_path, capsys):
     assert err.startswith("error: ") and "no feature column 'height'" in err and len(err.strip().splitlines()) == 1
     assert main(["predict", str(tmp_path), str(bad)]) != 0
     assert "not a trainlab run folder" in capsys.readouterr().err
-    assert main(["predict", str(runs["regress"]), str(runs["tmp"] / "new_houses.csv"), "--proba"]) == 3
+    assert main(["predict", str(runs["regress"]), str(runs["tmp"] / "new_houses.csv"), "--proba"]) == 2  # usage, not data
     assert "--proba applies to classification" in capsys.readouterr().err
 
 

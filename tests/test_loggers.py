@@ -125,3 +125,17 @@ def test_a_resumed_run_replaces_the_steps_after_its_checkpoint(tmp_path):
     events.Reload()
     assert [(p.step, round(p.value, 6)) for p in events.Scalars("train_loss")] == [(10, 0.9), (20, 0.8), (30, 0.65),
                                                                                     (40, 0.6)]
+
+
+def test_step_records_as_the_engine_writes_them_stay_out_of_the_epoch_tags(tmp_path):
+    """The step logger's records carry scope: step and a fractional epoch (docs/records.md)."""
+    logger = TensorBoardLogger(tmp_path)
+    for step in (5, 10):
+        logger.log({"scope": "step", "step": step, "epoch": step / 20, "train_loss": 1.0 / step, "lr": 0.1})
+    logger.log({"epoch": 1, "step": 20, "train_loss": 0.05, "lr": 0.1})
+    logger.close(None)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [p.step for p in events.Scalars("step/train_loss")] == [5, 10]
+    epoch_tag = next(t for t in events.Tags()["scalars"] if not t.startswith("step/") and t.endswith("train_loss"))
+    assert [p.value for p in events.Scalars(epoch_tag)] == [pytest.approx(0.05)]  # the epoch record only

@@ -120,7 +120,10 @@ def build_loss_for(config: Config, data: Dataset, notes: dict[str, Any]) -> Loss
     spec = config.strategy.loss.spec()
     if spec["name"] == "auto":
         x = data.train.x.numpy() if data.train.x.ndim == 2 and data.train.x.is_floating_point() else None
-        advice = advise(data.train.y.numpy(), data.task, data.extras, x=x)
+        extras = dict(data.extras)
+        if config.data.standardize_target:  # z-scored targets are no counts: a count loss would refuse them
+            extras.pop("target_kind", None)
+        advice = advise(data.train.y.numpy(), data.task, extras, x=x)
         spec = dict(advice.loss)
         notes["loss_advice"] = {"loss": advice.loss, "reasons": advice.reasons}
     return build_loss(spec)
@@ -203,6 +206,22 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
         raise DataError(f"model '{type(model).__name__}' returns shape (N,); a regression model returns (N, 1) for "
                         "one target (drop a final .squeeze())")
     loss.check(output, y)
+
+
+RAW_SCALE = 100.0  # regression targets whose mean or spread exceeds this are warned of when not standardised
+
+
+def warn_if_raw_scale_targets(config: Config, data: Dataset, loss: Loss) -> None:
+    """One warning for regression targets of a large scale (house prices ~1e6) trained as they are: a
+    learning rate fit for unit-scale outputs barely moves them (test R^2 -25 where standardised gives 0.98)."""
+    if data.task != "regression" or config.data.standardize_target or loss.name.startswith("poisson"):
+        return
+    y = data.train.y.double()
+    mean, spread = float(y.mean()), float(y.std()) if len(y) > 1 else 0.0
+    if max(abs(mean), spread) > RAW_SCALE:
+        warn(f"the regression targets are large (mean {mean:.4g}, std {spread:.4g}) and not standardised, so "
+             "the model must learn outputs of that size; set data.standardize_target: true (metrics and "
+             "predictions stay in the original units)")
 
 
 def check_batch_norm_remainder(model: torch.nn.Module, n_train: int, batch_size: int) -> None:
@@ -311,6 +330,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     model = model.to(device)
     loss.to(device)
     check_loss_fits(loss, model, data, device)
+    warn_if_raw_scale_targets(config, data, loss)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task), data.task, loss=loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
 

@@ -378,8 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: cannot write{where}: {exc.strerror or exc}; finished checkpoints are intact, "
-              "resume once there is room", file=sys.stderr)
+        after = ("; finished checkpoints are intact, resume once the disk is writable"
+                 if args.command in ("train", "resume", "compare", "tune") else "")
+        print(f"error: cannot write{where}: {exc.strerror or exc}{after}", file=sys.stderr)
         return EXIT_SYSTEM
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

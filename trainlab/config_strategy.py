@@ -15,7 +15,12 @@ from trainlab.config_fields import Int, Named, Strict, name_only, short_repr
 
 
 class LossConfig(Named):
-    pass
+    @model_validator(mode="after")
+    def _auto_takes_no_options(self) -> LossConfig:
+        if self.name == "auto" and self.model_extra:
+            raise ValueError(f"loss 'auto' takes no options (got {', '.join(self.model_extra)}): the advisor picks "
+                             "the loss and its options; name the loss to set them (e.g. {name: bce, pos_weight: 3})")
+        return self
 
 
 class OptimizerGroupConfig(BaseModel):

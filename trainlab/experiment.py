@@ -149,8 +149,9 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         run.write_info(status="diverged")
         where = (f"; last good checkpoint: {saver.last_saved}" if saver.last_saved
                  else "; no checkpoint was written yet")
-        hint = ("; try a lower learning rate ('trainlab lr-find'), gradient clipping, or standardising the "
-                "target (data.standardize_target)")
+        hint = "; try a lower learning rate ('trainlab lr-find') or gradient clipping" + (
+            ", or standardising the target (data.standardize_target)"
+            if built.data.task == "regression" and not built.config.data.standardize_target else "")
         raise TrainingError(f"{exc}{where}{hint}") from None
     if trainer.control.interrupted_by is not None:
         run.write_info(status="interrupted")

@@ -53,7 +53,7 @@ from trainlab.data.predict_media import (
     text_cells,
     text_encoding,
 )
-from trainlab.errors import DataError, RunDirError
+from trainlab.errors import ConfigError, DataError, RunDirError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -258,7 +258,7 @@ class LoadedRun:
                 for j in range(values.shape[1]):
                     columns[f"prediction_{j}"] = values[:, j]
             if proba:
-                raise DataError("--proba applies to classification runs; this run is a regression")
+                raise ConfigError("--proba applies to classification runs; this run is a regression")
         elif self.task == "multilabel":
             decisions = self.predict(x)
             for j, name in enumerate(names):

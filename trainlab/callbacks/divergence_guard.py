@@ -11,6 +11,9 @@ starting level). The rule scales with the loss's own spread, so a converged run
 whose batch losses vary from 1e-4 to 2 is healthy, and the floor keeps a
 near-constant loss from flagging every slightly harder batch: with the default
 ``spike_factor`` 50 nothing below median + 12.5 x the starting loss is a spike.
+A spike up to ``LONE_SPIKE`` x the threshold must recur in the next loss to count: one hard
+mini-batch (a classifier's batch of 16 holding two confidently wrong rows reaches 13 x its
+starting loss) is noise, while divergence persists; a larger spike counts at once.
 
 Losses are read every ``check_every`` steps (one device sync, not one per step),
 at every ``window``-th step, and before any checkpoint is written
@@ -40,6 +43,7 @@ from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import TrainingError
 
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD * this estimates sigma for normal data
+LONE_SPIKE = 10.0  # a spike below this x the threshold counts only when the next loss is one too
 
 
 def spike_threshold(recent: list[float], reference: float, spike_factor: float) -> float:
@@ -63,6 +67,7 @@ class DivergenceGuard(Callback):
         self.reference: float | None = None
         self._threshold: float | None = None
         self._judged = 0  # losses judged against the threshold; it is recomputed every 10th
+        self._spiked = False  # the last judged loss was a lone spike, not yet counted
         self._pending: list[tuple[int, int, int, torch.Tensor]] = []
         self.snapshots: list[Snapshot] = []  # the last two, oldest first
         self._capturing = False
@@ -71,7 +76,7 @@ class DivergenceGuard(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference,
-                                 "judged": self._judged, "threshold": self._threshold}
+                                 "judged": self._judged, "threshold": self._threshold, "spiked": self._spiked}
         if self.snapshots and not self._capturing:  # a snapshot never holds itself
             # each tree as a JSON string: its {"__tensor__": key} markers name the snapshot's own tensors,
             # which a checkpoint's loader would otherwise resolve against the checkpoint's (same keys)
@@ -83,6 +88,7 @@ class DivergenceGuard(Callback):
         self.reference = state.get("reference")
         # the cached threshold is state: a resumed run judges with the same one as the uninterrupted run
         self._judged, self._threshold = int(state.get("judged", 0)), state.get("threshold")
+        self._spiked = bool(state.get("spiked", False))
         self._pending = []
         stored = state.get("snapshots")  # a rollback restores a state without them: keep the current
         if isinstance(stored, list) and all(isinstance(s.get("tree"), str) for s in stored):
@@ -123,6 +129,7 @@ class DivergenceGuard(Callback):
             return 0
         self._judged += len(run)
         self.recent.extend(run)
+        self._spiked = False
         return len(run)
 
     def _accept(self, value: float) -> None:
@@ -168,12 +175,22 @@ class DivergenceGuard(Callback):
                 continue
             step, epoch, batch, _ = pending[i]
             problem = self.problem(values[i])
+            if problem is not None and self._lone_spike(values[i]):
+                self._spiked = True  # one hard batch, left out of the window; counted if the next is one too
+                i += 1
+                continue
             if problem is not None:
                 self._handle(view, problem, values[i], step, epoch, batch)
                 return False
+            self._spiked = False
             self._accept(values[i])
             i += 1
         return True
+
+    def _lone_spike(self, value: float) -> bool:
+        """A finite spike below LONE_SPIKE x the threshold right after a good loss: not counted yet."""
+        return (math.isfinite(value) and not self._spiked and self._threshold is not None
+                and value <= LONE_SPIKE * self._threshold)
 
     @property
     def snapshot(self) -> Snapshot | None:

@@ -107,18 +107,18 @@ class RecordLogger(Callback):
             self.open(view)  # type: ignore[arg-type]
 
     def log(self, record: Mapping[str, Any], view: TrainerView | None = None) -> None:
-        """Send one record: an epoch record (has ``epoch``), a step record (``step``, no ``epoch``);
-        event records (``event``) are not logged."""
+        """Send one record: a step record (``scope: step``, whose ``epoch`` is fractional, or ``step`` without
+        ``epoch``), else an epoch record (has ``epoch``); event records (``event``) are not logged."""
         record = dict(record)
         if "event" in record:
             return
 
         def send() -> None:
             self._ensure_open(view)
-            if "epoch" in record:
-                self.write_epoch(view, record)
-            elif "step" in record:
+            if record.get("scope") == "step" or ("step" in record and "epoch" not in record):
                 self.write_step(record)
+            elif "epoch" in record:
+                self.write_epoch(view, record)
 
         self._guarded(send)
 

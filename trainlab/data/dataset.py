@@ -101,11 +101,17 @@ def numbered_from_one(y: np.ndarray) -> bool:
     return 2 <= len(values) <= SURE_CLASSES and values[0] == 1 and values[-1] == len(values)
 
 
+SMALL_COUNT = 30  # whole targets without a 0 read as counts only up to this (Poisson(6): 1..15)
+
+
 def is_count_target(y: np.ndarray) -> bool:
-    """Whole, non-negative 1-D targets that :func:`infer_task` reads as regression: event counts
-    (not labels numbered from 1, :func:`numbered_from_one`)."""
-    return (y.ndim == 1 and len(y) > 0 and _whole(y) and bool(y.min() >= 0) and infer_task(y) == "regression"
-            and not numbered_from_one(y))
+    """Whole, non-negative 1-D targets that :func:`infer_task` reads as regression and that look like event
+    counts: they include 0, or stay small (<= :data:`SMALL_COUNT`). Not labels numbered from 1
+    (:func:`numbered_from_one`), nor whole-number measurements such as prices in whole units or
+    diabetes scores 25..346, which never reach 0 and run large."""
+    return (y.ndim == 1 and len(y) > 0 and _whole(y) and bool(y.min() >= 0)
+            and (bool(y.min() == 0) or bool(y.max() <= SMALL_COUNT))
+            and infer_task(y) == "regression" and not numbered_from_one(y))
 
 
 def infer_task(y: np.ndarray) -> Task:
@@ -122,7 +128,8 @@ def infer_task(y: np.ndarray) -> Task:
        - ``K <= MAX_INFERRED_CLASSES`` (20) and every class holds at least ``1 / (5 K)`` of the rows
          (class labels are used; the high values of counts are rare).
 
-    3. Anything else is ``regression``. This includes non-negative integers with many distinct
+    3. Exactly -1 and 1 (the SVM convention): ``binary``, classes named ``-1`` and ``1``.
+    4. Anything else is ``regression``. This includes non-negative integers with many distinct
        values, gaps or a rare tail (0, 1, ..., 17 from a Poisson count): counts, not an 18-class
        problem (see :func:`is_count_target`). ``data.task: multiclass`` reads them as classes, and
        ``data.task: regression`` reads small counts (0..5) as numbers.
@@ -143,6 +150,8 @@ def infer_task(y: np.ndarray) -> Task:
         return "regression"
     values, counts = np.unique(y, return_counts=True)
     k = len(values)
+    if k == 2 and values[0] == -1 and values[1] == 1:
+        return "binary"  # the SVM/perceptron convention: two classes named -1 and 1
     if values[0] != 0 or values[-1] != k - 1:
         return "binary" if k == 1 and values[0] == 1 else "regression"
     if k > MAX_INFERRED_CLASSES or (k > SURE_CLASSES and counts.min() < len(y) / (5 * k)):

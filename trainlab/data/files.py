@@ -117,12 +117,19 @@ def _column_names(value: list[str] | str | None, key: str) -> list[str] | None:
     return list(names)
 
 
+_DELIMITER_WORDS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
 def _require(file: Path, header: list[str], names: list[str], what: str) -> None:
     known = set(header)
     for name in names:
         if name not in known:
+            other = next((d for d in (";", "\t", "|") if len(header) == 1 and d in header[0]), None)
+            written = "\\t" if other == "\t" else other  # as it is written in YAML or --set
+            hint = f"; the header looks {_DELIMITER_WORDS[other]}-separated: set data.delimiter: '{written}'" \
+                if other else ""
             raise DataError(f"CSV file {file} has no {what} '{name}'{did_you_mean(name, header)} "
-                            f"(columns: {_shown(header)})")
+                            f"(columns: {_shown(header)}){hint}")
 
 
 def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
