@@ -199,7 +199,7 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
         return
     needed = loss.output_dim(data.task, data.num_classes, data.target_dim)  # refuses a loss the task does not suit
     if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
-            and output.shape[1] != needed:  # the rows checked below may not hold every class
+            and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)
         raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
                         f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs")
     if data.task == "regression" and output.ndim == 1 and needed == 1:
