@@ -172,7 +172,7 @@ def test_a_run_whose_worker_died_is_listed_as_failed_and_run_again_next_time(tmp
 
 def test_a_metric_of_an_empty_split_is_an_error_after_the_runs_with_the_board_kept(tmp_path: Path, capsys):
     """No test split: the runs record no test_ keys, which only the finished runs can show."""
-    base = {**REGRESSION, "data": {"source": "diabetes", "test_fraction": 0.0}}
+    base = {**REGRESSION, "data": {"source": "diabetes", "test_fraction": 0.0, "standardize_target": True}}
     code, out = _compare(tmp_path, base, {"strategies": {"fast": {"strategy.optimizer.lr": 0.1}}},
                          "--metric", "test_mse")
     line = _one_error_line(capsys)

@@ -36,7 +36,7 @@ DIVERGING_ADAM = {
         "batch_size": 32,
         "epochs": 4,
         "schedule": {"name": "warmup_linear", "warmup_fraction": 0.5},
-        "divergence": {"policy": "rollback", "spike_factor": 20, "window": 10, "lr_factor": 0.1,
+        "divergence": {"policy": "rollback", "spike_factor": 20, "window": 10, "lr_factor": 0.3,
                        "max_rollbacks": 4},
     },
     "metrics": ["accuracy"],
@@ -88,7 +88,7 @@ def test_rollback_with_adam_finishes_with_finite_weights_and_logs_each_rollback(
     assert len(rollbacks) >= 2, summary["events"]
     for event in rollbacks:  # each names what was bad and where it went back to
         assert event["event"] == "divergence" and event["restored_step"] < event["step"]
-    assert [e["lr_scale"] for e in rollbacks] == pytest.approx([0.1 ** (i + 1) for i in range(len(rollbacks))])
+    assert [e["lr_scale"] for e in rollbacks] == pytest.approx([0.3 ** (i + 1) for i in range(len(rollbacks))])
     logged = [r for r in records(rolled_back) if r.get("event") == "divergence"]
     assert logged == rollbacks
 
