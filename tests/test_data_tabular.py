@@ -422,3 +422,15 @@ def test_minus_one_one_labels_are_inferred_binary_and_counts_need_a_zero(tmp_pat
     assert data.task == "binary" and data.class_names == ["-1", "1"]
     assert is_count_target(np.array([0, 1, 3, 7, 2, 0, 12]))
     assert not is_count_target(np.array([25, 151, 346, 75, 141]))  # diabetes scores: no 0, not counts
+
+
+def test_a_csv_header_read_with_the_wrong_delimiter_names_the_one_it_uses(tmp_path):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("a;b;y\n1;2;0\n3;4;1\n")
+    with pytest.raises(DataError, match=r"has no target column 'y' \(columns: a;b;y\); the header looks "
+                                        r"semicolon-separated: set data.delimiter: ';'"):
+        load(source="csv", path=str(semi), target="y")
+    tabbed = tmp_path / "tab.csv"
+    tabbed.write_text("a\tb\ty\n1\t2\t0\n3\t4\t1\n")
+    with pytest.raises(DataError, match=r"the header looks tab-separated: set data.delimiter: '\\t'"):
+        load(source="csv", path=str(tabbed), target="y")

@@ -32,23 +32,29 @@ from trainlab.callbacks.step_logger import StepLogger
 from trainlab.callbacks.unfreeze import UnfreezeSchedule
 from trainlab.config import Config, DataConfig
 from trainlab.data import Dataset, load_dataset
-from trainlab.data.notices import warn
 from trainlab.data.paths import resolve_data_paths
 from trainlab.data.preprocessing import inverse_target
 from trainlab.engine.batching import BatchPlan, TensorBatches, token_lengths
 from trainlab.engine.evaluation import Evaluator
 from trainlab.engine.loop import Limits, Trainer, Validation
 from trainlab.engine.step import StandardStep
-from trainlab.engine.step_budget import STRETCH_WARNING_EPOCHS, epochs_for_step_budget
+from trainlab.engine.step_budget import epochs_for_step_budget
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.engine.weight_averaging import AveragedStep
-from trainlab.errors import ConfigError, DataError
+from trainlab.errors import ConfigError
 from trainlab.finetune import apply_lora, check_finetune_options
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
+from trainlab.run_checks import (
+    check_batch_norm_remainder,
+    check_loss_fits,
+    warn_if_raw_scale_targets,
+    warn_if_step_exceeds_data,
+    warn_if_stretched,
+)
 from trainlab.runtime import (
     check_compile_toolchain,
     emulated_precision_warning,
@@ -166,74 +172,6 @@ def training_sample(data: Dataset, n: int, seed: int) -> torch.Tensor:
     return data.eval_transform(sample, None) if data.eval_transform is not None else sample.float()
 
 
-def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device) -> None:
-    """Run the model on a few training rows and check its output against the loss and the targets:
-    one tensor (not a tuple or dict), a loss that suits the task, the width the loss asks for (a
-    class-index loss: exactly one score per class), then the loss's own shape check."""
-    k = min(len(data.train), 64)
-    x, y = data.train.x[:k].to(device), data.train.y[:k].to(device)
-    if data.eval_transform is not None:
-        x = data.eval_transform(x, None)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            output = model(x)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        if "dtype" in first or "scalar type" in first:
-            weights = next((p.dtype for p in model.parameters()), None)
-            raise DataError(f"model '{type(model).__name__}' cannot take {str(x.dtype).removeprefix('torch.')} inputs"
-                            + (f" with {str(weights).removeprefix('torch.')} weights" if weights else "")
-                            + f" ({first}); give float32 inputs and a float32 model (model.float()); integer "
-                            "inputs are kept as they are for token-id models") from None
-        raise DataError(f"model '{type(model).__name__}' cannot take inputs shaped {tuple(x.shape[1:])}: "
-                        f"{first}") from None
-    finally:
-        model.train(was_training)
-    if not isinstance(output, torch.Tensor):
-        raise DataError(f"model '{type(model).__name__}' returned a {type(output).__name__}; its forward(x) must "
-                        "return one tensor shaped (N, outputs) (return the logits, or wrap the model)")
-    if hasattr(loss, "output_dims"):  # multitask: one head per task, checked by the loss itself
-        loss.check(output, y)
-        return
-    needed = loss.output_dim(data.task, data.num_classes, data.target_dim)  # refuses a loss the task does not suit
-    if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
-            and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)
-        raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
-                        f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs")
-    if data.task == "regression" and output.ndim == 1 and needed == 1:
-        raise DataError(f"model '{type(model).__name__}' returns shape (N,); a regression model returns (N, 1) for "
-                        "one target (drop a final .squeeze())")
-    loss.check(output, y)
-
-
-RAW_SCALE = 100.0  # regression targets whose mean or spread exceeds this are warned of when not standardised
-
-
-def warn_if_raw_scale_targets(config: Config, data: Dataset, loss: Loss) -> None:
-    """One warning for regression targets of a large scale (house prices ~1e6) trained as they are: a
-    learning rate fit for unit-scale outputs barely moves them (test R^2 -25 where standardised gives 0.98)."""
-    if data.task != "regression" or config.data.standardize_target or loss.name.startswith("poisson"):
-        return
-    y = data.train.y.double()
-    mean, spread = float(y.mean()), float(y.std()) if len(y) > 1 else 0.0
-    if max(abs(mean), spread) > RAW_SCALE:
-        warn(f"the regression targets are large (mean {mean:.4g}, std {spread:.4g}) and not standardised, so "
-             "the model must learn outputs of that size; set data.standardize_target: true (metrics and "
-             "predictions stay in the original units)")
-
-
-def check_batch_norm_remainder(model: torch.nn.Module, n_train: int, batch_size: int) -> None:
-    """A ConfigError when each epoch would end on a 1-row batch that the model's BatchNorm cannot
-    normalise in training (torch: "Expected more than 1 value per channel")."""
-    norms = (torch.nn.modules.batchnorm._BatchNorm,)
-    if batch_size > 1 and n_train % batch_size == 1 and any(isinstance(m, norms) for m in model.modules()):
-        raise ConfigError(f"each epoch ends on a batch of 1 row ({n_train} training rows at batch_size "
-                          f"{batch_size}), which the model's BatchNorm cannot normalise in training; use "
-                          f"batch_size {batch_size + 1} or {batch_size - 1}")
-
-
 def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
     size = config.strategy.batch_size
     batch_size = n_train if size == "full" else int(size)
@@ -330,7 +268,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     model = model.to(device)
     loss.to(device)
     check_loss_fits(loss, model, data, device)
-    warn_if_raw_scale_targets(config, data, loss)
+    warn_if_raw_scale_targets(data, loss, config.data.standardize_target)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task), data.task, loss=loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
 
@@ -347,26 +285,17 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     step = build_step(config, model, loss, spec, device, precision)
 
     limits = limits_for(config, plan.steps_per_epoch)
-    accum = config.strategy.grad_accum_steps
-    if accum > 1 and config.strategy.batch_size != "full" and int(config.strategy.batch_size) * accum > len(data.train):
-        warn(f"an optimizer step of {config.strategy.batch_size} x {accum} (grad_accum_steps) rows exceeds the "
-             f"training set ({len(data.train)} rows): {plan.steps_per_epoch} step(s) per epoch, "
-             f"{limits.total_steps(plan.steps_per_epoch)} in all; lower strategy.grad_accum_steps (or batch_size) "
-             "for a set this small")
+    total_steps = limits.total_steps(plan.steps_per_epoch)
+    warn_if_step_exceeds_data(config.strategy.batch_size, config.strategy.grad_accum_steps, plan, total_steps)
     if limits.epochs != config.strategy.epochs:
         notes["epochs_for_min_steps"] = limits.epochs
         if not quiet:
             print(f"strategy.min_steps={config.strategy.min_steps}: {limits.epochs} epochs of {plan.steps_per_epoch} "
                   f"steps (strategy.epochs={config.strategy.epochs} would give "
                   f"{config.strategy.epochs * plan.steps_per_epoch})", file=sys.stderr)
-        passes = -(-limits.total_steps(plan.steps_per_epoch) // plan.steps_per_epoch)  # max_steps may cut it
-        if passes > STRETCH_WARNING_EPOCHS:
-            warn(f"strategy.min_steps={config.strategy.min_steps} makes {passes} passes over "
-                 f"{len(data.train)} training rows, which a set this small overfits long before; lower "
-                 "strategy.min_steps (null keeps strategy.epochs) or add early stopping")
-    step = averaged_step_for(config, step, plan, limits.total_steps(plan.steps_per_epoch), notes)
-    schedule = build_schedule(config.strategy.schedule.spec(), limits.total_steps(plan.steps_per_epoch),
-                              plan.steps_per_epoch)
+        warn_if_stretched(config.strategy.min_steps, plan, total_steps)
+    step = averaged_step_for(config, step, plan, total_steps, notes)
+    schedule = build_schedule(config.strategy.schedule.spec(), total_steps, plan.steps_per_epoch)
     evaluator, validator = build_evaluators(config, data, step, loss, metric_names)
     validation = Validation(lambda: validator.evaluate(data.val), config.strategy.eval_every_n_steps)
     trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available, plan), validation)

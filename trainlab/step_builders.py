@@ -16,11 +16,10 @@ from typing import Any
 import torch
 
 from trainlab.config import Config
-from trainlab.data.notices import warn
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, Step, StepOptions
-from trainlab.engine.weight_averaging import AveragedStep, AveragingRule, averaging_updates, start_share
+from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
 from trainlab.errors import ConfigError
 from trainlab.finetune import freeze_backbone, layerwise_param_groups
 from trainlab.losses.base import Loss
@@ -28,6 +27,7 @@ from trainlab.lr_finder import range_test_step, suggest_lr
 from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
 from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
+from trainlab.run_checks import warn_if_stale
 
 
 def optimizer_spec_for(config: Config) -> dict[str, Any]:
@@ -93,26 +93,6 @@ def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[st
     objective = Objective(loss, regularization.l1, regularization.l2)
     return StandardStep(model, build_optimizer_for(config, model, loss, spec), objective,
                         options or step_options(config, precision), device)
-
-
-STALE_AVERAGE_SHARE = 0.2  # an average still this much its starting point at the end is warned of
-
-
-def warn_if_stale(rule: AveragingRule, total_steps: int, kind: str, decay: float) -> None:
-    """One warning when the averaged model that is evaluated and saved will not be an average of this run:
-    averaging never starts, or its start (the copy at the first due step) keeps most of the weight."""
-    updates = averaging_updates(rule, total_steps)
-    if updates == 0:
-        warn(f"strategy.weight_averaging starts after step {rule.start_step} (start_epochs) but the run has "
-             f"{total_steps} steps: nothing is averaged and the raw weights are evaluated; lower start_epochs")
-        return
-    share = start_share(rule, total_steps, stop_below=STALE_AVERAGE_SHARE)
-    if share > STALE_AVERAGE_SHARE:
-        steps = (updates - 1) * rule.every_n_steps  # the optimizer steps the later updates span
-        fitting = 0.05 ** (1 / max(steps, 1))  # keeps 5% of the start
-        warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.1%} of its starting weights "
-             f"over the {updates - 1} averaging update(s) of this run ({total_steps} steps), so the evaluated and "
-             f"saved model is mostly where averaging began; lower the decay (about {fitting:.3g}) or set warmup: true")
 
 
 def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total_steps: int,

@@ -211,7 +211,7 @@ def _warn_if_empty(split: str, n: int, fraction: float, stratified: bool) -> Non
 
 
 def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarray, cat: np.ndarray | None,
-               stratify: np.ndarray | None, n_rows: int) -> tuple[tuple, tuple]:
+               stratify: np.ndarray | None) -> tuple[tuple, tuple]:
     """``((x, y, cat) kept, (x, y, cat) held out)``: a seeded (stratified) ``fraction`` of the rows held out."""
     keep, held = split_indices(len(x), fraction, seed, stratify)
     held_out = (x[held], y[held], None if cat is None else cat[held])
@@ -248,7 +248,6 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     if task == "regression" and raw.task is None and is_count_target(y_train):
         extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
     stratify = y_train if task in ("binary", "multiclass") else None
-    n_rows = len(x_train)
 
     def check_given(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y, _ = _clean(name, np.asarray(x), np.asarray(y), policy)
@@ -257,14 +256,14 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
 
     if raw.x_test is None:
         (x_train, y_train, cat_train), (x_test, y_test, cat_test) = _split_off(
-            "test", config.test_fraction, config.split_seed, x_train, y_train, cat_train, stratify, n_rows)
+            "test", config.test_fraction, config.split_seed, x_train, y_train, cat_train, stratify)
         stratify = y_train if task in ("binary", "multiclass") else None
     else:
         x_test, y_test = check_given("test data", raw.x_test, raw.y_test)
         cat_test = None
     if raw.x_val is None:
         (x_train, y_train, cat_train), (x_val, y_val, cat_val) = _split_off(
-            "val", config.val_fraction, config.split_seed + 1, x_train, y_train, cat_train, stratify, n_rows)
+            "val", config.val_fraction, config.split_seed + 1, x_train, y_train, cat_train, stratify)
     else:
         x_val, y_val = check_given("validation data", raw.x_val, raw.y_val)
         cat_val = None

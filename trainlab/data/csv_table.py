@@ -32,6 +32,18 @@ _EXTRA = "\x00trainlab-extra-field"
 FIELD_LIMIT = 64 * 1024 * 1024
 
 
+DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}
+
+
+def other_delimiter(line: str, delimiter: str) -> str | None:
+    """The delimiter a header line read with ``delimiter`` seems to use instead: the commonest other one
+    of :data:`DELIMITER_NAMES` in it; None when the line holds ``delimiter`` or none of them."""
+    if delimiter in line:
+        return None
+    others = [other for other in DELIMITER_NAMES if other != delimiter and other in line]
+    return max(others, key=line.count) if others else None
+
+
 def check_delimiter(delimiter: object) -> str:
     """One character; the two characters ``\\t`` (what ``--set data.delimiter=\\t`` gives) mean a tab."""
     if delimiter == "\\t":

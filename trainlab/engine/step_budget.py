@@ -16,9 +16,6 @@ from __future__ import annotations
 
 from trainlab.errors import ConfigError
 
-# more passes than this over a tiny training set is warned of (28 sentences: 600 epochs for 600 steps)
-STRETCH_WARNING_EPOCHS = 50
-
 
 def epochs_for_step_budget(epochs: int | None, min_steps: int | None, steps_per_epoch: int) -> int | None:
     """``max(epochs, ceil(min_steps / steps_per_epoch))``; ``epochs`` unchanged when ``min_steps`` is None.

@@ -1,0 +1,128 @@
+"""Checks and warnings of a run's plan, made before training: does the model's output fit the loss and
+the data, will an epoch end on a 1-row batch BatchNorm cannot take, and the plans that train but likely
+not as meant (targets of a large scale left unstandardised, an optimizer step larger than the training
+set, ``min_steps`` stretching a tiny set, an averaged model that stays mostly its starting weights).
+Refusals raise one-line errors; the rest are ``warning:`` lines (:func:`trainlab.data.notices.warn`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trainlab.data import Dataset
+from trainlab.data.notices import warn
+from trainlab.engine.batching import BatchPlan
+from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
+from trainlab.errors import ConfigError, DataError
+from trainlab.losses.base import Loss
+
+
+def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device) -> None:
+    """Run the model on a few training rows and check its output against the loss and the targets:
+    one tensor (not a tuple or dict), a loss that suits the task, the width the loss asks for (a
+    class-index loss: exactly one score per class), then the loss's own shape check."""
+    k = min(len(data.train), 64)
+    x, y = data.train.x[:k].to(device), data.train.y[:k].to(device)
+    if data.eval_transform is not None:
+        x = data.eval_transform(x, None)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(x)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        if "dtype" in first or "scalar type" in first:
+            weights = next((p.dtype for p in model.parameters()), None)
+            raise DataError(f"model '{type(model).__name__}' cannot take {str(x.dtype).removeprefix('torch.')} inputs"
+                            + (f" with {str(weights).removeprefix('torch.')} weights" if weights else "")
+                            + f" ({first}); give float32 inputs and a float32 model (model.float()); integer "
+                            "inputs are kept as they are for token-id models") from None
+        raise DataError(f"model '{type(model).__name__}' cannot take inputs shaped {tuple(x.shape[1:])}: "
+                        f"{first}") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(output, torch.Tensor):
+        raise DataError(f"model '{type(model).__name__}' returned a {type(output).__name__}; its forward(x) must "
+                        "return one tensor shaped (N, outputs) (return the logits, or wrap the model)")
+    if hasattr(loss, "output_dims"):  # multitask: one head per task, checked by the loss itself
+        loss.check(output, y)
+        return
+    needed = loss.output_dim(data.task, data.num_classes, data.target_dim)  # refuses a loss the task does not suit
+    if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
+            and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)
+        raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
+                        f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs")
+    if data.task == "regression" and output.ndim == 1 and needed == 1:
+        raise DataError(f"model '{type(model).__name__}' returns shape (N,); a regression model returns (N, 1) for "
+                        "one target (drop a final .squeeze())")
+    loss.check(output, y)
+
+
+RAW_SCALE = 100.0  # regression targets whose mean or spread exceeds this are warned of when not standardised
+
+
+def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool) -> None:
+    """One warning for regression targets of a large scale (house prices ~1e6) trained as they are: a
+    learning rate fit for unit-scale outputs barely moves them (test R^2 -25 where standardised gives 0.98)."""
+    if data.task != "regression" or standardized or loss.name.startswith("poisson"):
+        return
+    y = data.train.y.double()
+    mean, spread = float(y.mean()), float(y.std()) if len(y) > 1 else 0.0
+    if max(abs(mean), spread) > RAW_SCALE:
+        warn(f"the regression targets are large (mean {mean:.4g}, std {spread:.4g}) and not standardised, so "
+             "the model must learn outputs of that size; set data.standardize_target: true (metrics and "
+             "predictions stay in the original units)")
+
+
+def check_batch_norm_remainder(model: torch.nn.Module, n_train: int, batch_size: int) -> None:
+    """A ConfigError when each epoch would end on a 1-row batch that the model's BatchNorm cannot
+    normalise in training (torch: "Expected more than 1 value per channel")."""
+    norms = (torch.nn.modules.batchnorm._BatchNorm,)
+    if batch_size > 1 and n_train % batch_size == 1 and any(isinstance(m, norms) for m in model.modules()):
+        raise ConfigError(f"each epoch ends on a batch of 1 row ({n_train} training rows at batch_size "
+                          f"{batch_size}), which the model's BatchNorm cannot normalise in training; use "
+                          f"batch_size {batch_size + 1} or {batch_size - 1}")
+
+
+def warn_if_step_exceeds_data(batch_size: int | str, accum: int, plan: BatchPlan, total_steps: int) -> None:
+    """One warning when an accumulated optimizer step (``batch_size`` x ``accum`` rows) is larger than the
+    training set: the speedrun recipe's 250 x 8 rows on 600 images makes one step per epoch."""
+    if accum > 1 and batch_size != "full" and int(batch_size) * accum > plan.n:
+        warn(f"an optimizer step of {batch_size} x {accum} (grad_accum_steps) rows exceeds the training set "
+             f"({plan.n} rows): {plan.steps_per_epoch} step(s) per epoch, {total_steps} in all; lower "
+             "strategy.grad_accum_steps (or batch_size) for a set this small")
+
+
+# more passes than this over a tiny training set is warned of (28 sentences: 600 epochs for 600 steps)
+STRETCH_WARNING_EPOCHS = 50
+
+
+def warn_if_stretched(min_steps: int | None, plan: BatchPlan, total_steps: int) -> None:
+    """One warning when ``strategy.min_steps`` makes more than :data:`STRETCH_WARNING_EPOCHS` passes over
+    the training set (counted on the steps the run takes: ``max_steps`` may cut it)."""
+    passes = -(-total_steps // plan.steps_per_epoch)
+    if passes > STRETCH_WARNING_EPOCHS:
+        warn(f"strategy.min_steps={min_steps} makes {passes} passes over {plan.n} training rows, which a set "
+             "this small overfits long before; lower strategy.min_steps (null keeps strategy.epochs) or add "
+             "early stopping")
+
+
+STALE_AVERAGE_SHARE = 0.2  # an average still this much its starting point at the end is warned of
+
+
+def warn_if_stale(rule: AveragingRule, total_steps: int, kind: str, decay: float) -> None:
+    """One warning when the averaged model that is evaluated and saved will not be an average of this run:
+    averaging never starts, or its start (the copy at the first due step) keeps most of the weight."""
+    updates = averaging_updates(rule, total_steps)
+    if updates == 0:
+        warn(f"strategy.weight_averaging starts after step {rule.start_step} (start_epochs) but the run has "
+             f"{total_steps} steps: nothing is averaged and the raw weights are evaluated; lower start_epochs")
+        return
+    share = start_share(rule, total_steps, stop_below=STALE_AVERAGE_SHARE)
+    if share > STALE_AVERAGE_SHARE:
+        steps = (updates - 1) * rule.every_n_steps  # the optimizer steps the later updates span
+        fitting = 0.05 ** (1 / max(steps, 1))  # keeps 5% of the start
+        warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.1%} of its starting weights "
+             f"over the {updates - 1} averaging update(s) of this run ({total_steps} steps), so the evaluated and "
+             f"saved model is mostly where averaging began; lower the decay (about {fitting:.3g}) or set warmup: true")
