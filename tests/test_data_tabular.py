@@ -434,3 +434,44 @@ def test_a_csv_header_read_with_the_wrong_delimiter_names_the_one_it_uses(tmp_pa
     tabbed.write_text("a\tb\ty\n1\t2\t0\n3\t4\t1\n")
     with pytest.raises(DataError, match=r"the header looks tab-separated: set data.delimiter: '\\t'"):
         load(source="csv", path=str(tabbed), target="y")
+
+
+@pytest.mark.parametrize("column, cells, fragment", [
+    ("price", ["864,237", "1,200", "950"], "line 2, target 'price': '864,237' is a number written with thousands "
+                                           "separators, which would make the column text (one class per value)"),
+    ("area", ["1 234", "2 000", "75"], "line 2, column 'area': '1 234' is a number written with thousands "
+                                       "separators, which would make the column text (one category per value); "
+                                       "write its numbers without them (e.g. 1234)"),
+])
+def test_numbers_with_thousands_separators_are_refused_naming_the_cell(tmp_path, column, cells, fragment):
+    rows = [[i, cells[i % 3], f"{i * 1.5:.1f}"] for i in range(30)]
+    last = "extra" if column == "price" else "price"  # the target: 'price', in the middle or last column
+    path = write_csv(tmp_path / "t.csv", ["x", column, last], rows)
+    with pytest.raises(DataError, match="thousands separators") as caught:
+        load(source="csv", path=path, target="price")
+    assert fragment in str(caught.value)
+
+
+def test_a_text_column_of_other_words_stays_categorical(tmp_path):
+    rows = [[i, ["red", "1,5 kg", "blue"][i % 3], i % 2] for i in range(30)]  # "1,5 kg": not a number
+    data = load(source="csv", path=write_csv(tmp_path / "c.csv", ["x", "colour", "y"], rows), target="y")
+    assert data.preprocessing["categorical_columns"] == ["colour"]
+
+
+def test_default_feature_columns_that_look_like_ids_are_warned_of(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    n = 60
+    order = rng.permutation(n) + 1000  # a shuffled row id
+    rows = [[int(order[i]), f"2021-03-{i % 28 + 1:02d}T{i:02d}", ["a", "b"][i % 2], float(rng.normal()), i % 2]
+            for i in range(n)]
+    path = write_csv(tmp_path / "ids.csv", ["id", "when", "kind", "x", "y"], rows)
+    load(source="csv", path=path, target="y")
+    err = capsys.readouterr().err
+    assert "column 'id' holds 60 consecutive whole numbers, each once (a row number or id?)" in err
+    assert "text column 'when' has 60 distinct values in 60 rows" in err
+    assert "'kind'" not in err and "'x'" not in err  # two categories; real numbers
+    load(source="csv", path=path, target="y", features=["kind", "x"])  # chosen columns: nothing to say
+    assert "warning" not in capsys.readouterr().err
+    small = write_csv(tmp_path / "small.csv", ["id", "y"], [[i, i % 2] for i in range(10)])
+    load(source="csv", path=small, target="y")  # too few rows to call anything an id
+    assert "row number" not in capsys.readouterr().err

@@ -489,3 +489,27 @@ def test_an_idx_run_reads_one_channel_images_stored_h_w_and_names_what_it_reads(
     with pytest.raises(DataError, match=r"rows are shaped \(3, 2\) but the run was trained on \(6,\); reshape them "
                                         r"with x.reshape\(len\(x\), -1\)"):
         read_for_predict({"source": "idx"}, {**fitted, "input_shape": [6]}, tmp_path / "x.npz")
+
+
+def test_a_header_only_csv_predicts_zero_rows_with_the_usual_columns(runs, tmp_path, capsys):
+    header_only = tmp_path / "none.csv"
+    runs["new_pets"].iloc[:0].to_csv(header_only, index=False)
+    assert header_only.read_text().strip() == "weight,height,colour"
+    rows = trainlab.load_run(runs["classify"]).predict_file(header_only, proba=True)
+    assert len(rows) == 0 and list(rows.columns) == ["prediction", *sorted(SPECIES)]
+    capsys.readouterr()
+    assert main(["predict", str(runs["classify"]), str(header_only)]) == 0
+    assert capsys.readouterr().out.strip() == "prediction"
+
+
+def test_several_regression_targets_predict_one_column_named_by_each_target(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 2))
+    table = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "rent": 2 * x[:, 0], "tax": x[:, 1] - x[:, 0]})
+    table.to_csv(tmp_path / "two.csv", index=False)
+    run = _train(tmp_path, "two", {"source": "csv", "path": str(tmp_path / "two.csv"), "target": ["rent", "tax"]},
+                 "mse", 30, {"name": "linear"})
+    rows = trainlab.load_run(run).predict_file(table)
+    assert list(rows.columns) == ["prediction_rent", "prediction_tax"]
+    assert np.corrcoef(rows["prediction_rent"], table["rent"])[0, 1] > 0.95  # each column is its own target
+    assert np.corrcoef(rows["prediction_tax"], table["tax"])[0, 1] > 0.95

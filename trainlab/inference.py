@@ -242,7 +242,7 @@ class LoadedRun:
         as :meth:`read` takes it; the result then keeps its index); for an ``image_folder`` run a folder of
         images (then the first column, ``file``, names each image); for a ``text_tsv``/``text_csv`` run a
         file with the text column. Columns: ``prediction`` (the class name; the value in original units for regression;
-        ``prediction_<i>`` per target for several), for multilabel one 0/1 column per label; with
+        ``prediction_<target column>`` per target for several, ``prediction_<i>`` for unnamed targets), for multilabel one 0/1 column per label; with
         ``proba``, one probability column per class named by the class (multilabel: ``proba_<label>``).
         """
         import pandas as pd
@@ -255,8 +255,8 @@ class LoadedRun:
             if values.ndim == 1:
                 columns["prediction"] = values
             else:
-                for j in range(values.shape[1]):
-                    columns[f"prediction_{j}"] = values[:, j]
+                for j, name in enumerate(self._target_names(values.shape[1])):
+                    columns[f"prediction_{name}"] = values[:, j]
             if proba:
                 raise ConfigError("--proba applies to classification runs; this run is a regression")
         elif self.task == "multilabel":
@@ -276,6 +276,13 @@ class LoadedRun:
                 for j, name in enumerate(names):
                     columns[name] = probabilities[:, j]
         return pd.DataFrame(columns, index=path.index if isinstance(path, pd.DataFrame) else None)
+
+    def _target_names(self, count: int) -> list[str]:
+        """The regression targets' column names (``data.target`` of a CSV run), else their indices."""
+        target = getattr(self.config.data, "target", None)
+        if isinstance(target, list | tuple) and len(target) == count:
+            return [str(name) for name in target]
+        return [str(j) for j in range(count)]
 
     def names(self) -> list[str]:
         """Class or label names in index order (their indices as text when the data had none)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -287,6 +288,31 @@ def is_bool_series(series: Any) -> bool:
     if len(present) == 0 or not isinstance(present.iloc[0], bool | np.bool_):  # text: no pass over the rows
         return False
     return bool(present.map(lambda v: isinstance(v, bool | np.bool_)).all())
+
+
+# a number written with thousands separators: 1,234 / 1 234 / 1'234 / 1_234 (and a decimal part)
+_GROUPED = re.compile(r"[-+]?\d{1,3}(?:([,' _])\d{3})(?:\1\d{3})*(?:\.\d+)?")
+
+
+def grouped_number(cells: np.ndarray) -> str | None:
+    """The first cell written with thousands separators when every non-empty cell is a number, else None.
+
+    ``"864,237"`` read as text makes a target of many one-row classes or a categorical feature of
+    many one-row categories; the caller says so instead.
+    """
+    present = [c for c in cells if c]
+    if not present:
+        return None
+    example = None
+    for cell in present:
+        if _GROUPED.fullmatch(cell):
+            example = example or cell
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            return None
+    return example
 
 
 def strings(table: CsvTable, name: str) -> np.ndarray:

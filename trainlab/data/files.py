@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -13,6 +14,7 @@ from trainlab.data.csv_table import (
     DELIMITER_NAMES,
     CsvTable,
     check_delimiter,
+    grouped_number,
     is_bool_column,
     numbers,
     numeric_block,
@@ -136,6 +138,48 @@ def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
                      "is not a number" + (" while other targets are numeric" if what == "target" else ""))
 
 
+def _grouped(table: CsvTable, name: str, cells: np.ndarray, what: str) -> DataError | None:
+    """The error for a column of numbers written with thousands separators (read as text otherwise)."""
+    example = grouped_number(cells)
+    if example is None:
+        return None
+    row = int(np.flatnonzero(cells == example)[0])
+    return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{example}' is a number "
+                     f"written with thousands separators, which would make the column text (one "
+                     f"{'class' if what == 'target' else 'category'} per value); write its numbers without them "
+                     f"(e.g. {re.sub(r'[^0-9.+-]', '', example)})")
+
+
+# a column is called an identifier when at least this many rows hold distinct values
+IDENTIFIER_MIN_ROWS = 20
+
+
+def _identifier_warnings(file: Path, x: np.ndarray, numeric_names: list[str], cats: np.ndarray | None,
+                         categorical_names: list[str]) -> None:
+    """Warn of feature columns chosen by default that look like row ids, dates or free text.
+
+    Numeric: ``n >= 20`` whole numbers, each once, consecutive (``max - min + 1 == n``): a row number.
+    Text: more distinct values than half the rows (and at least 20): each becomes a one-hot feature
+    seen in about one row, which a model can only memorise.
+    """
+    n = len(x)
+    if n < IDENTIFIER_MIN_ROWS:
+        return
+    hint = "; choose the feature columns with data.features"
+    for j, name in enumerate(numeric_names):
+        column = x[:, j].astype(np.float64)
+        if not np.isfinite(column).all() or not np.array_equal(column, np.round(column)):
+            continue
+        if column.max() - column.min() + 1 == n and len(np.unique(column)) == n:
+            warn(f"CSV file {file}: column '{name}' holds {n} consecutive whole numbers, each once (a row number "
+                 f"or id?), and is used as a feature{hint}")
+    for j, name in enumerate(categorical_names):
+        distinct = len(np.unique(cats[:, j]))
+        if distinct >= IDENTIFIER_MIN_ROWS and distinct > n / 2:
+            warn(f"CSV file {file}: text column '{name}' has {distinct} distinct values in {n} rows (an id, a date "
+                 f"or free text?): one-hot encoded into {distinct} features that a model can only memorise{hint}")
+
+
 def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
               ) -> tuple[np.ndarray, list[str], np.ndarray | None, list[str]]:
     """Numeric features (N, F) float32 with their names, and categorical strings (N, C) with theirs.
@@ -153,6 +197,8 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
         if name not in unparsed_set:
             continue
         values, bad = numbers(table, name)
+        if bad is not None and (error := _grouped(table, name, strings(table, name), "column")) is not None:
+            raise error
         if bad is not None and categorical is None and not np.isfinite(values).any():
             categorical_names.append(name)  # only text (and missing cells): a categorical column
             keep[j] = False
@@ -186,9 +232,11 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
         return values.astype(np.int64), ["False", "True"]
     if bad is None:
         return values, None
+    labels = strings(table, name)
+    if (error := _grouped(table, name, labels, "target")) is not None:
+        raise error
     if np.isfinite(values).any():  # a mix of numbers and text
         raise _not_a_number(table, name, int(bad[0]), "target")
-    labels = strings(table, name)
     empty = np.flatnonzero(labels == "")
     if len(empty):
         raise DataError(f"CSV file {table.file} line {table.line(int(empty[0]))}: the class label in '{name}' "
@@ -242,6 +290,9 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
         raise DataError(f"CSV file {file} has a header but no data rows")
     x, numeric_names, cats, categorical_names = _features(table, columns, categorical)
     y, class_names = _target(table, targets)
+    if not features:
+        _identifier_warnings(file, x, numeric_names, cats if categorical is None else None,
+                             categorical_names if categorical is None else [])
 
     def locate(part: str, row: int, col: int) -> str:
         names = {"features": numeric_names, "categorical": categorical_names, "targets": targets}[part]

@@ -88,8 +88,6 @@ def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> tu
     for name in [*numeric, *categorical]:
         if name not in set(table.header):
             raise _missing_column(name, str(file), table.header, [*numeric, *categorical])
-    if len(table) == 0:
-        raise DataError(f"CSV file {file} has a header but no rows to predict")
     return _feature_rows(table, numeric, categorical, lambda row: f"CSV file {file} line {table.line(row)}")
 
 
@@ -163,8 +161,8 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
         fitted: the run's preprocessing (``Dataset.preprocessing``, as stored in the run folder).
         path: a CSV (with the training feature columns; a target column is ignored) or an ``.npz``
             (array ``x``, or its only array). Its format follows the run's source. For a run trained
-            on a CSV, also a ``pandas.DataFrame`` with the CSV's columns (or a Series: one row); it
-            may have no rows.
+            on a CSV, also a ``pandas.DataFrame`` with the CSV's columns (or a Series: one row). A CSV
+            or DataFrame may have no rows (a header only): the result has none either.
 
     Returns:
         (N, ...) float32 features (integer ids stay int64), one row per input row in input order.
