@@ -154,3 +154,21 @@ def test_option_typos_suggest_shared_keys_and_lr(tmp_path, capsys, override, fra
     for fragment in fragments:
         assert fragment in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_set_tilde_key_deletes_a_key_and_names_what_is_there_when_it_is_missing():
+    from trainlab.config import apply_overrides
+
+    raw = {"data": {"source": "synthetic_linear", "n": 100}, "strategy": {"loss": "mse"}}
+    apply_overrides(raw, ["~data.n", "data.source=csv"])
+    assert raw["data"] == {"source": "csv"}  # the other source's option is gone, not null
+    apply_overrides(raw, ["~strategy"])
+    assert "strategy" not in raw
+    with pytest.raises(ConfigError, match=r"^--set ~data.sourc: data has no key 'sourc'; did you mean 'source'\?$"):
+        apply_overrides(raw, ["~data.sourc"])
+    with pytest.raises(ConfigError, match=r"^--set ~data.source.x: data.source is a value, not a section$"):
+        apply_overrides(raw, ["~data.source.x"])
+    with pytest.raises(ConfigError, match="deletes a key"):
+        apply_overrides(raw, ["~data.source=csv"])
+    with pytest.raises(ConfigError, match=r"the config has no key 'model' \(keys: data\)"):
+        apply_overrides(raw, ["~model"])

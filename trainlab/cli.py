@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 def _train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a config into a run folder")
     train.add_argument("config")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key (~KEY deletes one)")
     train.add_argument("--out", help="run folder (default runs/<name>-<UTC time>)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--resume", action="store_true", help="continue --out if it holds a run")

@@ -270,8 +270,32 @@ def set_dotted(raw: dict[str, Any], path: list[str], value: Any, label: str) -> 
     node[path[-1]] = value
 
 
+def delete_dotted(raw: dict[str, Any], path: list[str], label: str) -> None:
+    """``del raw[a][b][c]`` for ``path`` [a, b, c]; a key that is not there is an error naming the keys that are."""
+    node: Any = raw
+    for depth, part in enumerate(path):
+        where = ".".join(path[:depth]) or "the config"
+        if not isinstance(node, dict):
+            raise ConfigError(f"{label}: {where} is a value, not a section")
+        if part not in node:
+            keys = sorted(node)
+            hint = did_you_mean(part, keys) or f" (keys: {', '.join(keys) or 'none'})"
+            raise ConfigError(f"{label}: {where} has no key '{part}'{hint}")
+        if depth == len(path) - 1:
+            del node[part]
+        else:
+            node = node[part]
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Each ``KEY=VALUE`` sets a dotted key (creating sections); ``~KEY`` (Hydra's spelling) deletes one."""
     for text in overrides:
+        if text.startswith("~"):
+            key = text[1:].strip()
+            if not key or "=" in key:
+                raise ConfigError(f"--set ~KEY deletes a key (e.g. --set ~data.n); got '{text}'")
+            delete_dotted(raw, key.split("."), f"--set {text}")
+            continue
         path, value = parse_override(text)
         set_dotted(raw, path, value, f"--set {text}")
     return raw
