@@ -3,6 +3,7 @@ something to keep; the lock is atomic; leftovers of killed processes are cleaned
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import multiprocessing
 import os
@@ -271,3 +272,18 @@ def test_resume_cleans_leftovers_of_a_killed_run(tmp_path, monkeypatch):
     leftover.mkdir(parents=True)
     RunDir.open_existing(out).close()
     assert not leftover.exists()
+
+
+@pytest.mark.parametrize("code, exit_code", [(errno.EROFS, 5), (errno.ENOSPC, 5), (errno.EACCES, 5),
+                                             (errno.ENOTDIR, 2), (errno.ENAMETOOLONG, 2)])
+def test_an_output_folder_the_disk_refuses_exits_5_and_a_bad_path_exits_2(tmp_path, monkeypatch, capsys, code,
+                                                                          exit_code):
+    def refuse(self, *args, **kwargs):
+        raise OSError(code, os.strerror(code), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(LINREG))
+    assert main(["train", str(config), "--out", str(tmp_path / "new" / "run")]) == exit_code
+    assert capsys.readouterr().err == (f"error: cannot create output folder {tmp_path / 'new' / 'run'}: "
+                                       f"{os.strerror(code)}\n")

@@ -8,6 +8,8 @@ The CLI prints ``error: <message>`` on one line and exits with ``exit_code``.
 
 from __future__ import annotations
 
+import errno
+
 EXIT_SYSTEM = 5  # an OSError: the disk is full or read-only, a file vanished
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's code: `trainlab predict ... | head` once head has read enough
 
@@ -40,6 +42,21 @@ class RunDirError(TrainlabError):
     """A run folder cannot be used: it exists, is locked, or is from another version."""
 
     exit_code = 2
+
+
+class WriteError(TrainlabError):
+    """A file or folder could not be written: the disk is full or read-only, or permission is denied."""
+
+    exit_code = EXIT_SYSTEM
+
+
+# a folder or lock that cannot be made for these reasons is the disk's fault (exit 5), not the path's (exit 2)
+WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM})
+
+
+def folder_error(message: str, exc: OSError) -> TrainlabError:
+    """``message`` as a :class:`WriteError` when ``exc`` is the disk's fault, else as a :class:`RunDirError`."""
+    return (WriteError if exc.errno in WRITE_ERRNOS else RunDirError)(f"{message}: {exc.strerror or exc}")
 
 
 class Interrupted(TrainlabError):

@@ -33,7 +33,7 @@ from typing import Any
 
 from trainlab import __version__
 from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
-from trainlab.errors import RunDirError
+from trainlab.errors import RunDirError, folder_error
 from trainlab.records import json_safe
 from trainlab.run_lock import LOCK, RunLock, pid_alive
 
@@ -188,7 +188,7 @@ class RunDir:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise RunDirError(f"cannot create output folder {path}: {exc.strerror}") from None
+            raise folder_error(f"cannot create output folder {path}", exc) from None
         run = cls(path)
         run.lock.acquire()
         clean_stale_temporaries(path)  # under the lock
@@ -207,7 +207,7 @@ class RunDir:
             run.lock.acquire()
         except OSError as exc:
             old_lock.release()
-            raise RunDirError(f"cannot create a staging folder beside {final}: {exc.strerror or exc}") from None
+            raise folder_error(f"cannot create a staging folder beside {final}", exc) from None
         except BaseException:
             old_lock.release()
             raise

@@ -9,7 +9,7 @@ import os
 import stat
 from pathlib import Path
 
-from trainlab.errors import RunDirError
+from trainlab.errors import RunDirError, folder_error
 
 LOCK = ".lock"
 
@@ -61,7 +61,7 @@ class RunLock:
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise RunDirError(f"lock {self.path} is a symbolic link; remove it") from None
-                raise RunDirError(f"cannot open the lock {self.path}: {exc.strerror or exc}") from None
+                raise folder_error(f"cannot open the lock {self.path}", exc) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -71,7 +71,7 @@ class RunLock:
                     raise RunDirError(
                         f"run folder {self.path.parent} is in use by {owner} (lock {self.path}); "
                         "wait for it to finish or choose another --out") from None
-                raise RunDirError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+                raise folder_error(f"cannot lock {self.path}", exc) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
             except FileNotFoundError:
