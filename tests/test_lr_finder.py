@@ -27,15 +27,17 @@ def numpy_smoothed(losses: np.ndarray, beta: float) -> np.ndarray:
 
 def numpy_suggestion(lrs: np.ndarray, losses: np.ndarray, beta: float) -> float:
     smoothed = numpy_smoothed(losses, beta)
-    running_min = np.minimum.accumulate(smoothed)
-    over = np.nonzero(smoothed[1:] > 4 * running_min[:-1])[0]
-    end = over[0] + 1 if len(over) else len(smoothed)  # first point above 4x the minimum so far
+    skip = len(lrs) // 10  # the warm-up: neither a minimum nor divergence before it
+    running_min = np.minimum.accumulate(smoothed[skip:])
+    over = np.nonzero(smoothed[skip + 1:] > 4 * running_min[:-1])[0]
+    end = skip + over[0] + 1 if len(over) else len(smoothed)  # first point above 4x the minimum so far
     s, x = smoothed[:end], np.log(lrs[:end])
     slope = np.empty(end)  # central differences on the (uniform) log-lr grid, one-sided at the ends
     slope[1:-1] = (s[2:] - s[:-2]) / (x[2:] - x[:-2])
     slope[0], slope[-1] = (s[1] - s[0]) / (x[1] - x[0]), (s[-1] - s[-2]) / (x[-1] - x[-2])
-    skip, lowest = len(lrs) // 10, int(np.argmin(s))
-    return float(lrs[skip + int(np.argmin(slope[skip:lowest + 1]))])
+    lowest = skip + int(np.argmin(s[skip:]))
+    first = max(skip, int(np.nonzero(lrs >= lrs[lowest] / 1000)[0][0]))  # at most three decades below the minimum
+    return float(lrs[first + int(np.argmin(slope[first:lowest + 1]))])
 
 
 def test_lr_sweep_is_geometric_with_exact_ends():
@@ -67,6 +69,12 @@ def test_smoothed_loss_flags_divergence_at_four_times_the_minimum_and_on_nan():
     assert not tracker.diverged
     tracker.update(2.01)  # > 4 * 0.5
     assert tracker.diverged
+    warmed = SmoothedLoss(0.0, warmup=2)  # 0.1 and 0.2 are warm-up: the minimum starts at 0.5
+    for loss in (0.1, 0.2, 0.5, 1.9):
+        warmed.update(loss)
+    assert not warmed.diverged and warmed.minimum == 0.5
+    warmed.update(2.01)
+    assert warmed.diverged
     nan_tracker = SmoothedLoss()
     nan_tracker.update(float("nan"))
     assert nan_tracker.diverged
@@ -118,8 +126,37 @@ def test_suggest_lr_errors():
         suggest_lr(lrs[::-1], np.ones(20))
     with pytest.raises(TrainingError, match="has 2 usable step.* need 5 "):
         suggest_lr(lrs, np.array([1.0, 1.0] + [np.nan] * 18))
-    with pytest.raises(TrainingError, match="lower start_lr"):
+    with pytest.raises(TrainingError, match="never fell during the LR range test: it was lowest at its first "
+                                            r"counted step \(lr 3.36e-05\)"):
         suggest_lr(lrs, np.linspace(1.0, 3.0, 20), smoothing=0.0)  # rising from the start
+
+
+def test_a_lucky_first_batch_is_neither_the_minimum_nor_a_divergence():
+    # losses near 1 with one lucky batch of 0.1 first: 1.0 > 4 x 0.1 must not end the sweep
+    lrs = np.geomspace(1e-7, 10.0, 100)
+    log_lr = np.log10(lrs)
+    losses = 1.0 - 0.7 * (np.tanh(log_lr + 2.0) + 1) / 2 + np.where(log_lr > -0.5, 20 * (log_lr + 0.5) ** 2, 0.0)
+    losses = losses * (1 + 0.2 * np.random.default_rng(1).standard_normal(100))
+    losses[0] = 0.1
+    tracker = SmoothedLoss(warmup=10)
+    assert not any(tracker.diverged for _ in [tracker.update(v) for v in losses[:60]])
+    eager = SmoothedLoss(warmup=0)  # without the warm-up the sweep would end within 5 steps
+    assert any(eager.update(v) is not None and eager.diverged for v in losses[:5])
+    suggestion = suggest_lr(lrs, losses)
+    assert suggestion == numpy_suggestion(lrs, losses, 0.98)
+    assert 1e-4 < suggestion < 0.3  # in the descent (centred on 1e-2, smoothed with a lag), before the rise
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_on_a_very_noisy_sweep_the_suggestion_stays_within_three_decades_of_the_minimum(seed):
+    # batch-of-2 noise (+-60%) on a descent centred on 1e-2: early wiggles must not win
+    lrs = np.geomspace(1e-7, 10.0, 100)
+    log_lr = np.log10(lrs)
+    curve = 2.0 - np.tanh(log_lr + 2.0) + np.where(log_lr > -0.5, 40 * (log_lr + 0.5) ** 2, 0.0)
+    losses = np.abs(curve * (1 + 0.6 * np.random.default_rng(seed).standard_normal(100)))
+    suggestion = suggest_lr(lrs, losses)
+    assert suggestion == numpy_suggestion(lrs, losses, 0.98)
+    assert suggestion > 1e-5
 
 
 def test_docstring_examples_run():
@@ -391,3 +428,7 @@ def test_lr_find_config_builds_the_run_and_plots(tmp_path):
     suggestion, lrs, losses = lr_find_config(config, plot=str(tmp_path / "lr.png"), num_steps=40)
     assert suggestion in lrs and len(lrs) == len(losses) >= 20
     assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a sweep that diverges at once: no suggestion, but the plot that shows why is written
+    with pytest.raises(TrainingError, match=r"usable step.*\(the curve: .*none.png\)$"):
+        lr_find_config(config, plot=str(tmp_path / "none.png"), start_lr=1e4, end_lr=1e8, num_steps=40)
+    assert (tmp_path / "none.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

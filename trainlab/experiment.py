@@ -335,11 +335,18 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
         return built.evaluator.evaluate(getattr(built.data, split))
 
 
+def _plot_lr_finder(lrs: list[float], losses: list[float], suggestion: float | None, path: str) -> None:
+    from trainlab.plots import plot_lr_finder  # matplotlib: only when a plot is asked for
+
+    plot_lr_finder(lrs, losses, suggestion, path)
+
+
 def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
                    num_steps: int = 100) -> tuple[float, list[float], list[float]]:
     """``trainlab lr-find``: build the run of ``config`` and range-test its own step; (suggestion, lrs, losses).
 
-    With ``plot``, also writes :func:`trainlab.plots.plot_lr_finder` there.
+    With ``plot``, also writes :func:`trainlab.plots.plot_lr_finder` there, also when no LR can be
+    suggested (the TrainingError then names the plot).
     """
     optimizer_config = config.strategy.optimizer
     if optimizer_config.lr == "auto":  # build with a placeholder: the test below is the one that counts
@@ -350,9 +357,13 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
         trainer = built.trainer
         lrs, losses = range_test_step(built.step, trainer.batches.forever(trainer.plan), start_lr=start_lr,
                                       end_lr=end_lr, num_steps=num_steps)
-    suggestion = suggest_lr(lrs, losses)
+    try:
+        suggestion = suggest_lr(lrs, losses)
+    except TrainingError as exc:
+        if not plot:
+            raise
+        _plot_lr_finder(lrs, losses, None, plot)  # the curve is what tells why there is no suggestion
+        raise TrainingError(f"{exc} (the curve: {plot})") from None
     if plot:
-        from trainlab.plots import plot_lr_finder
-
-        plot_lr_finder(lrs, losses, suggestion, plot)
+        _plot_lr_finder(lrs, losses, suggestion, plot)
     return suggestion, lrs, losses

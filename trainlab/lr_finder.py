@@ -49,13 +49,19 @@ def lr_sweep(start_lr: float, end_lr: float, num_steps: int) -> list[float]:
 class SmoothedLoss:
     """Exponential moving average with bias correction: s_i = a_i / (1 - beta^(i+1)), a_i = beta a_{i-1} + (1 - beta) l_i.
 
-    ``update`` returns s_i; ``diverged`` is true once a loss is non-finite or s_i > 4 min_j<=i s_j.
+    ``update`` returns s_i; ``diverged`` is true once a loss is non-finite or, for i > ``warmup``,
+    s_i > 4 min_{warmup <= j < i} s_j. The first ``warmup`` values average over so few batches that one
+    lucky batch (a loss of 0.1 among losses near 1) would set a minimum that ordinary noise then
+    "exceeds" 4x: they neither set the minimum nor count as divergence.
     """
 
-    def __init__(self, smoothing: float = 0.98):
+    def __init__(self, smoothing: float = 0.98, warmup: int = 0):
         if not (isinstance(smoothing, numbers.Real) and 0 <= smoothing < 1):
             raise ValueError(f"smoothing must be in [0, 1); got {smoothing!r}")
+        if not (isinstance(warmup, numbers.Integral) and warmup >= 0):
+            raise ValueError(f"warmup must be an integer >= 0; got {warmup!r}")
         self.beta = float(smoothing)
+        self.warmup = int(warmup)
         self.average = 0.0
         self.count = 0
         self.minimum = math.inf
@@ -68,9 +74,10 @@ class SmoothedLoss:
         self.count += 1
         self.average = self.beta * self.average + (1 - self.beta) * loss
         smoothed = self.average / (1 - self.beta**self.count)
-        if self.count > 1 and smoothed > DIVERGENCE_FACTOR * self.minimum:
-            self.diverged = True
-        self.minimum = min(self.minimum, smoothed)
+        if self.count > self.warmup:
+            if smoothed > DIVERGENCE_FACTOR * self.minimum:
+                self.diverged = True
+            self.minimum = min(self.minimum, smoothed)
         return smoothed
 
 
@@ -78,19 +85,23 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
                skip_start: int | None = None) -> float:
     """The LR of steepest descent of the smoothed loss, argmin_i d s / d log(lr) at lr_i.
 
-    The loss is smoothed as :class:`SmoothedLoss`; points from the first divergence on (a
-    non-finite loss, or a smoothed loss above 4x its running minimum) are not considered.
-    The gradient is ``numpy.gradient`` over log LR (central differences inside, one-sided
-    at the ends). Candidates are the points from ``skip_start`` up to the minimum of the
-    smoothed loss: the first few (default a tenth, as fastai's ``lr_find`` drops
-    ``num_it // 10``) average over so few batches that batch-to-batch noise looks like
-    descent, and past the minimum the sweep is in its unstable range, where a recovery from
-    a spike is not descent. Losses are assumed >= 0, as the 4x rule needs.
+    The loss is smoothed as :class:`SmoothedLoss` with ``warmup = skip_start``; points from the first
+    divergence on (a non-finite loss, or a smoothed loss above 4x its running minimum) are not
+    considered. The first ``skip_start`` points (default a tenth, as fastai's ``lr_find`` drops
+    ``num_it // 10``) average over so few batches that batch-to-batch noise looks like descent: they
+    are never candidates. The minimum of the smoothed loss is taken after them, at ``lr_min``, and
+    the candidates are the points from ``max(skip_start, first lr >= lr_min / 1000)`` up to it: past the
+    minimum the sweep is in its unstable range (a recovery from a spike is not descent), and more than
+    three decades below it (the smoothing's lag at 100 steps over 8 decades is about four) a noisy
+    sweep's wiggles are not the descent that led to it. The gradient is
+    ``numpy.gradient`` over log LR (central differences inside, one-sided at the ends). Losses are
+    assumed >= 0, as the 4x rule needs.
 
     Raises:
         ValueError: ``lrs`` and ``losses`` differ in length, or ``lrs`` is not positive and increasing.
         TrainingError: fewer than ``skip_start + 3`` points before the loss diverged, or the smoothed
-            loss was lowest among the skipped points (start lower or take more steps).
+            loss never fell below its value at the first candidate (start lower, end higher, or take
+            more steps).
     """
     lr_values = np.asarray(lrs, dtype=np.float64)
     loss_values = np.asarray(losses, dtype=np.float64)
@@ -98,26 +109,34 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
         raise ValueError(f"lrs and losses must be 1-D of equal length; got {lr_values.shape} and {loss_values.shape}")
     if np.any(lr_values <= 0) or np.any(np.diff(lr_values) <= 0):
         raise ValueError("lrs must be positive and strictly increasing (an exponential sweep)")
-    tracker, smoothed = SmoothedLoss(smoothing), []
-    for loss in loss_values:
-        value = tracker.update(float(loss))
-        if tracker.diverged:
-            break
-        smoothed.append(value)
     skip = len(lr_values) // 10 if skip_start is None else skip_start
     if not (isinstance(skip, numbers.Integral) and skip >= 0):
         raise ValueError(f"skip_start must be an integer >= 0 or None; got {skip_start!r}")
+    smoothed = smoothed_until_divergence(loss_values, smoothing, skip)
     if len(smoothed) - skip < 3:
         raise TrainingError(f"the LR range test has {len(smoothed)} usable step(s) before it diverged or ended "
                             f"(at lr {lr_values[len(smoothed) - 1] if smoothed else lr_values[0]:.3g}); "
                             f"need {skip + 3} ({skip} skipped + 3): lower start_lr or raise num_steps")
     kept = lr_values[:len(smoothed)]
-    lowest = int(np.argmin(smoothed))
-    if lowest < skip:
-        raise TrainingError(f"the smoothed loss was lowest at lr {kept[lowest]:.3g}, within the first {skip} "
-                            "steps of the LR range test; lower start_lr")
+    lowest = skip + int(np.argmin(smoothed[skip:]))
+    if lowest == skip:
+        raise TrainingError(f"the smoothed loss never fell during the LR range test: it was lowest at its first "
+                            f"counted step (lr {kept[skip]:.3g}); lower start_lr, raise end_lr or num_steps, or set "
+                            "the lr yourself")
+    first = max(skip, int(np.searchsorted(kept, kept[lowest] / 1000)))
     slope = np.gradient(np.asarray(smoothed), np.log(kept))
-    return float(kept[skip + int(np.argmin(slope[skip:lowest + 1]))])
+    return float(kept[first + int(np.argmin(slope[first:lowest + 1]))])
+
+
+def smoothed_until_divergence(losses: Sequence[float], smoothing: float = 0.98, warmup: int = 0) -> list[float]:
+    """The :class:`SmoothedLoss` values of ``losses`` up to (not including) the first divergence."""
+    tracker, smoothed = SmoothedLoss(smoothing, warmup), []
+    for loss in losses:
+        value = tracker.update(float(loss))
+        if tracker.diverged:
+            break
+        smoothed.append(value)
+    return smoothed
 
 
 def _batches_forever(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -180,8 +199,9 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
 def _sweep(lrs: list[float], batches: Iterator[tuple[torch.Tensor, torch.Tensor]], set_lr: Callable[[float], None],
            train_one: Callable[[tuple[torch.Tensor, torch.Tensor]], float],
            smoothing: float) -> tuple[list[float], list[float]]:
-    """Step i: ``set_lr(lr_i)``, one ``train_one(batch)``, record its loss; stop once the smoothed loss diverges."""
-    tracker, used, losses = SmoothedLoss(smoothing), [], []
+    """Step i: ``set_lr(lr_i)``, one ``train_one(batch)``, record its loss; stop once the smoothed loss
+    diverges (:class:`SmoothedLoss` with the warm-up :func:`suggest_lr` skips: a tenth of the sweep)."""
+    tracker, used, losses = SmoothedLoss(smoothing, warmup=len(lrs) // 10), [], []
     for lr in lrs:
         batch = next(batches, None)
         if batch is None:

@@ -132,17 +132,11 @@ def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float, path: st
 # --------------------------------------------------------------------------- LR range test
 
 def smoothed_losses(losses: Sequence[float], smoothing: float = 0.98) -> list[float]:
-    """The losses as :func:`trainlab.lr_finder.suggest_lr` sees them: :class:`~trainlab.lr_finder.SmoothedLoss`
-    values up to (not including) the first divergence."""
-    from trainlab.lr_finder import SmoothedLoss  # torch-heavy; only the LR range test needs it
+    """The losses as :func:`trainlab.lr_finder.suggest_lr` sees them by default: smoothed, with a tenth of the
+    sweep as warm-up, up to (not including) the first divergence."""
+    from trainlab.lr_finder import smoothed_until_divergence  # torch-heavy; only the LR range test needs it
 
-    tracker, smoothed = SmoothedLoss(smoothing), []
-    for loss in losses:
-        value = tracker.update(float(loss))
-        if tracker.diverged:
-            break
-        smoothed.append(value)
-    return smoothed
+    return smoothed_until_divergence(losses, smoothing, len(losses) // 10)
 
 
 def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None,
