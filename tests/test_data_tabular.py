@@ -377,6 +377,15 @@ def test_read_for_predict_npz(tmp_path):
     np.savez(tmp_path / "new.npz", x=x[:4])
     got = read_for_predict(config, data.preprocessing, str(tmp_path / "new.npz"))
     np.testing.assert_allclose(got.numpy(), StandardScaler().fit(x).transform(x[:4]), rtol=1e-5, atol=1e-6)
+    (tmp_path / "new.csv").write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(DataError, match=r"new.csv is a CSV file; for a run on the 'npz' source predict reads an "
+                                        r"\.npz holding the inputs as array 'x' \(np.savez\(path, x=rows\)\)$"):
+        read_for_predict(config, data.preprocessing, str(tmp_path / "new.csv"))
+    np.save(tmp_path / "one.npy", x[:4])
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")  # an .npy under an .npz name: no talk of 'y'
+    with pytest.raises(DataError, match=r"single-array .npy file; .* holding 'x' \(write it with np.savez\(path, "
+                                        r"x=\.\.\.\)\)$"):
+        read_for_predict(config, data.preprocessing, str(tmp_path / "one.npz"))
 
 
 def test_multilabel_example_csv_is_reproducible(tmp_path):

@@ -513,3 +513,15 @@ def test_several_regression_targets_predict_one_column_named_by_each_target(tmp_
     assert list(rows.columns) == ["prediction_rent", "prediction_tax"]
     assert np.corrcoef(rows["prediction_rent"], table["rent"])[0, 1] > 0.95  # each column is its own target
     assert np.corrcoef(rows["prediction_tax"], table["tax"])[0, 1] > 0.95
+
+
+def test_cli_predict_creates_the_output_folder_and_a_write_error_names_the_users_file(runs, tmp_path, capsys):
+    out = tmp_path / "new" / "sub" / "p.csv"
+    assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o", str(out)]) == 0
+    assert out.read_text().startswith("prediction\n")
+    from trainlab.atomic import write_text
+
+    with pytest.raises(FileNotFoundError) as caught:
+        write_text(tmp_path / "absent" / "x.csv", "a")
+    assert caught.value.filename == str(tmp_path / "absent" / "x.csv")  # not the hidden temporary beside it
+    assert "its folder does not exist" in str(caught.value)

@@ -141,6 +141,20 @@ def test_curves_missing_metric_lists_available_keys(tmp_path):
     assert not (tmp_path / "c.png").exists()
 
 
+def test_a_metric_that_is_not_a_number_per_epoch_is_refused_and_runs_without_it_are_named():
+    from trainlab.plots import missing_metric
+
+    histories = {"a": [{"epoch": 1, "val_confusion_matrix": [[3, 1], [0, 4]], "val_loss": 0.5, "ok": True}],
+                 "b": [{"epoch": 1, "val_loss": 0.7}]}
+    with pytest.raises(ConfigError, match=r"^metric 'val_confusion_matrix' is not one number per epoch \(it holds "
+                                          r"a list\); plot one of: val_loss$"):
+        curves_figure(histories, "val_confusion_matrix")
+    with pytest.raises(ConfigError, match="available: val_loss$"):  # lists and booleans are not offered
+        curves_figure(histories, "val_nope")
+    assert missing_metric(histories, "val_confusion_matrix") == ["b"]
+    assert missing_metric(histories, "val_loss") == []
+
+
 def test_plot_curves_writes_a_png(tmp_path):
     histories = {name: [{"epoch": e, "val_loss": 1 / (e + k)} for e in range(1, 11)] for k, name in enumerate("abc")}
     assert_png(plot_curves(histories, "val_loss", tmp_path / "curves.png"))
@@ -167,7 +181,7 @@ def test_save_is_atomic_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch)
 
 def test_bad_plot_arguments_are_rejected(tmp_path):
     schedule = build_schedule("constant", 10, 1)
-    with pytest.raises(ValueError, match="must end in one of .png, .pdf, .svg"):
+    with pytest.raises(ConfigError, match="must end in one of .png, .pdf, .svg"):
         plot_schedule(schedule, 10, 0.1, tmp_path / "plot.jpg")
     with pytest.raises(ValueError, match="base_lr"):
         schedule_figure(schedule, 10, 0.0)

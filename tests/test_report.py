@@ -417,6 +417,28 @@ def test_cli_plot_bad_input_exits_2(seven_by_five, tmp_path, capsys, args, messa
     assert "is a comparison folder" in capsys.readouterr().err
 
 
+def test_cli_plot_names_the_runs_it_leaves_out_for_lack_of_the_metric(seven_by_five, tmp_path, capsys):
+    import shutil
+
+    run = seven_by_five / "runs/digits/sgd/seed-0"
+    other = tmp_path / "no-accuracy"
+    shutil.copytree(run, other)
+    records = [json.loads(line) for line in (other / "metrics.jsonl").read_text().splitlines()]
+    (other / "metrics.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "val_accuracy"}) + "\n"
+                                                 for r in records))
+    assert main(["plot", str(run), str(other), "--metric", "val_accuracy", "-o", str(tmp_path / "c.png")]) == 0
+    assert "warning: no 'val_accuracy' in no-accuracy: left out of the plot" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["schedule", "lr-find"])
+def test_a_plot_path_of_another_format_is_refused_before_any_work(tmp_path, capsys, command, monkeypatch):
+    import trainlab.config
+
+    monkeypatch.setattr(trainlab.config, "load_config", lambda *a, **k: pytest.fail("read the config first"))
+    assert main([command, str(tmp_path / "missing.yaml"), "--plot", str(tmp_path / "s.jpg")]) == 2
+    assert capsys.readouterr().err == f"error: plot path '{tmp_path / 's.jpg'}' must end in one of .png, .pdf, .svg\n"
+
+
 def test_a_diverged_seed_and_a_missing_summary_still_give_a_report(tmp_path):
     root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=3, epochs=4)
     diverged = root / "runs/digits/adam/seed-0"

@@ -6,6 +6,7 @@ name, never a half-written file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -41,7 +42,12 @@ def umask() -> int:
 def open_temporary(path: Path) -> tuple[int, str]:
     """``mkstemp`` beside ``path``, with the mode ``open`` would give a new file (0o666 less the umask)
     instead of mkstemp's private 0o600: reports and run folders are shared as any file is."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file the caller asked for, not the temporary beside it
+        missing = exc.errno == errno.ENOENT and not path.parent.is_dir()
+        raise OSError(exc.errno, f"{exc.strerror}{' (its folder does not exist)' if missing else ''}",
+                      str(path)) from None
     try:
         os.fchmod(fd, 0o666 & ~umask())
     except OSError:

@@ -259,9 +259,10 @@ def _cmd_schedule(args) -> int:
     from trainlab.builders import run_scope
     from trainlab.config import load_config
     from trainlab.data.counting import count_splits
-    from trainlab.plots import plot_schedule
+    from trainlab.plots import check_plot_path, plot_schedule
     from trainlab.schedule_plan import plan_schedule
 
+    check_plot_path(args.plot)
     config = load_config(args.config, args.set)
     with run_scope(config):  # counting data rows only: no model, no decoding (trainlab.data.counting)
         plan = plan_schedule(config, count_splits(config.data).train)
@@ -288,6 +289,10 @@ def _cmd_lr_find(args) -> int:
                           f"and --end-lr {args.end_lr:g}")
     if not 2 <= args.steps <= MAX_LR_FIND_STEPS:
         raise ConfigError(f"--steps must be in [2, {MAX_LR_FIND_STEPS}]; got {args.steps}")
+    if args.plot:
+        from trainlab.plots import check_plot_path
+
+        check_plot_path(args.plot)
     config = load_config(args.config, args.set)
     suggestion, _, _ = lr_find_config(config, plot=args.plot, start_lr=args.start_lr, end_lr=args.end_lr,
                                       num_steps=args.steps)

@@ -417,13 +417,15 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
 # --------------------------------------------------------------------------- the command
 
 def predict_command(run_dir: str, input_path: str, out: str | None = None, proba: bool = False) -> str | None:
-    """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out`` (atomically), or
-    return the CSV text when ``out`` is None (the CLI prints it)."""
+    """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out`` (atomically; its
+    folders are created, as ``report`` and ``plot`` create theirs), or return the CSV text when ``out``
+    is None (the CLI prints it)."""
     from trainlab.atomic import write_text
 
     table = load_run(run_dir).predict_file(input_path, proba=proba)
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.9g")
     if out is None:
         return text
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     write_text(out, text)
     return None

@@ -18,6 +18,7 @@ import contextlib
 import math
 import numbers
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,21 @@ def _new_figure() -> Figure:
     return figure
 
 
+def check_plot_path(path: str | os.PathLike[str]) -> str:
+    """The plot format of ``path`` (its suffix: png, pdf or svg), or a :class:`ConfigError` naming them."""
+    file_format = Path(path).suffix.lower().lstrip(".")
+    if file_format not in FORMATS:
+        raise ConfigError(f"plot path '{path}' must end in one of {', '.join('.' + f for f in FORMATS)}")
+    return file_format
+
+
 def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``figure`` to ``path`` atomically (temp file in the same directory, then ``os.replace``).
 
     The format comes from the suffix (png, pdf or svg). Parent directories are created.
     """
     target = Path(path)
-    file_format = target.suffix.lower().lstrip(".")
-    if file_format not in FORMATS:
-        raise ValueError(f"plot path '{target}' must end in one of {', '.join('.' + f for f in FORMATS)}")
+    file_format = check_plot_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = open_temporary(target)
     try:
@@ -189,6 +196,15 @@ def plot_lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: fl
 
 # --------------------------------------------------------------------------- training curves
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def missing_metric(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str) -> list[str]:
+    """The histories none of whose records has ``metric``: :func:`curves_figure` draws no line for them."""
+    return [name for name, records in histories.items() if not any(r.get(metric) is not None for r in records)]
+
+
 def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str) -> Figure:
     """One line per strategy of ``metric`` against ``epoch``, from records like ``{"epoch": 1, "val_loss": 0.3}``.
 
@@ -200,8 +216,12 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: 
     for strategy, records in histories.items():
         epochs, values = [], []
         for record in records:
-            available.update(record)
+            available.update(k for k, v in record.items() if _is_number(v))
             if record.get(metric) is not None:
+                if not _is_number(record[metric]):
+                    shown = ", ".join(sorted(k for k, v in record.items() if _is_number(v) and k != "epoch"))
+                    raise ConfigError(f"metric '{metric}' is not one number per epoch (it holds a "
+                                      f"{type(record[metric]).__name__}); plot one of: {shown}")
                 if "epoch" not in record:
                     raise ValueError(f"history '{strategy}' has a record without 'epoch': {dict(record)}")
                 epochs.append(float(record["epoch"]))
@@ -241,8 +261,7 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     """
     from trainlab.report.sources import LEADERBOARD, load_run, run_labels
 
-    if Path(path).suffix.lower().lstrip(".") not in FORMATS:
-        raise ConfigError(f"plot path '{path}' must end in one of {', '.join('.' + f for f in FORMATS)}")
+    check_plot_path(path)
     for run_dir in run_dirs:
         if (Path(run_dir) / LEADERBOARD).is_file():
             raise ConfigError(f"{run_dir} is a comparison folder; use 'trainlab report {run_dir} -o report.html', "
@@ -250,4 +269,7 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     runs = [load_run(run_dir) for run_dir in run_dirs]
     histories = {label: [r for r in run.records if "epoch" in r]
                  for label, run in zip(run_labels(runs), runs, strict=True)}
-    return plot_curves(histories, metric, path)
+    path = plot_curves(histories, metric, path)
+    if missing := missing_metric(histories, metric):
+        print(f"warning: no '{metric}' in {', '.join(missing)}: left out of the plot", file=sys.stderr)
+    return path

@@ -33,8 +33,12 @@ ZIP_MAGIC = b"PK"  # every zip (and so every .npz) starts with a "PK" record
 
 # --------------------------------------------------------------------------- npz
 
-def _open_npz(file: Path, x: str, y: str) -> dict[str, np.ndarray]:
-    """Every array of the archive; each way an archive can be unusable is its own one-line DataError."""
+def open_npz(file: Path, x: str = "x", y: str | None = "y") -> dict[str, np.ndarray]:
+    """Every array of the archive; each way an archive can be unusable is its own one-line DataError.
+
+    ``x`` and ``y`` (None: inputs only, as predict reads) name the arrays the caller wants, in the hint
+    for a single-array .npy file.
+    """
     try:
         with open(file, "rb") as handle:
             head = handle.read(len(NPY_MAGIC))
@@ -43,8 +47,9 @@ def _open_npz(file: Path, x: str, y: str) -> dict[str, np.ndarray]:
     if not head:
         raise DataError(f"npz file {file} is empty (0 bytes)")
     if head.startswith(NPY_MAGIC):
+        holding, written = (f"'{x}' and '{y}'", f"{x}=..., {y}=...") if y else (f"'{x}'", f"{x}=...")
         raise DataError(f"{file} is a single-array .npy file; the npz source reads an .npz archive holding "
-                        f"'{x}' and '{y}' (write it with np.savez(path, {x}=..., {y}=...))")
+                        f"{holding} (write it with np.savez(path, {written}))")
     if not head.startswith(ZIP_MAGIC):
         raise DataError(f"{file} is not an .npz archive (a zip of .npy arrays); it starts with {head!r}")
     arrays: dict[str, np.ndarray] = {}
@@ -79,7 +84,7 @@ def npz(path: str, x: str = "x", y: str = "y") -> RawData:
     multi-label task (see :func:`trainlab.data.dataset.infer_task`).
     """
     file = resolve_file(path, "a .npz archive")
-    arrays = _open_npz(file, x, y)
+    arrays = open_npz(file, x, y)
     missing = [k for k in (x, y) if k not in arrays]
     if missing:
         raise DataError(f"npz file {file} has no array '{missing[0]}' (arrays: {', '.join(sorted(arrays))})")

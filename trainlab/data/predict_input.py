@@ -139,17 +139,18 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndar
 
 
 def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
+    """Array ``x`` (the run's ``data.x``) of an .npz, or its only array."""
+    from trainlab.data.files import open_npz
+
     key = options.get("x", "x")
-    try:
-        with np.load(file, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if key not in names and len(names) != 1:
-                raise DataError(f"npz file {file} has no array '{key}' (arrays: {', '.join(sorted(names))})")
-            return archive[key if key in names else names[0]]
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read npz file {file}: {str(exc).splitlines()[0]}") from None
+    if file.suffix.lower() in (".csv", ".tsv", ".txt", ".json", ".jsonl"):
+        raise DataError(f"{file} is a {file.suffix.lower()[1:].upper()} file; for a run on the "
+                        f"'{options.get('source', 'npz')}' source predict reads an .npz holding the inputs as array "
+                        f"'{key}' (np.savez(path, {key}=rows))")
+    arrays = open_npz(file, key, None)
+    if key not in arrays and len(arrays) != 1:
+        raise DataError(f"npz file {file} has no array '{key}' (arrays: {', '.join(sorted(arrays))})")
+    return arrays[key if key in arrays else next(iter(arrays))]
 
 
 def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.PathLike[str] | Any) -> torch.Tensor:
