@@ -66,3 +66,20 @@ def test_lr_find_refuses_a_bad_sweep_in_one_line(write_config, capsys, flags, me
     assert main(["lr-find", str(config), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_ctrl_c_during_the_torch_import_is_held_and_reported_after_it(tmp_path, monkeypatch):
+    import signal
+
+    from trainlab.cli import import_holding_sigint
+
+    (tmp_path / "interrupted_while_importing.py").write_text(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nFINISHED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    handler = signal.getsignal(signal.SIGINT)
+    assert import_holding_sigint("interrupted_while_importing") is True  # no KeyboardInterrupt mid-import
+    import interrupted_while_importing
+
+    assert interrupted_while_importing.FINISHED
+    assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C behaves as before afterwards
+    assert import_holding_sigint("json") is False

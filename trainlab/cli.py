@@ -354,6 +354,29 @@ COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "comp
             "predict": _cmd_predict, "report": _cmd_report, "plot": _cmd_plot, "tune": _cmd_tune}
 
 
+def import_holding_sigint(module: str = "torch") -> bool:
+    """Import ``module`` with Ctrl-C held back; True when one came meanwhile (the caller then exits 130).
+
+    A KeyboardInterrupt raised inside torch's C-extension import is swallowed (the command then ran
+    on, ignoring the Ctrl-C) or leaves numpy half-imported (an AttributeError later), so during
+    the import a SIGINT is only recorded.
+    """
+    import importlib
+    import signal
+
+    received: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    except ValueError:  # not the main thread: signals cannot be handled here anyway
+        importlib.import_module(module)
+        return False
+    try:
+        importlib.import_module(module)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return bool(received)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -366,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    if args.command not in ("plot", "report") and import_holding_sigint("torch"):
+        print("error: interrupted", file=sys.stderr)
+        return 130
     from trainlab.registry import command_code_policy
 
     try:
