@@ -83,16 +83,38 @@ def test_a_signal_while_finishing_exits_cleanly_and_the_run_completes(moment, si
     assert summary["status"] == "finished" and summary["epochs_run"] == CONFIG["strategy"]["epochs"]
 
 
+def twice(original):
+    def wrapped(*args, **kwargs):
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        return original(*args, **kwargs)
+
+    return wrapped
+
+
+def test_ctrl_c_twice_mid_training_stops_at_once_says_where_resuming_starts_and_resumes(reference, tmp_path,
+                                                                                       monkeypatch):
+    from trainlab.engine.loop import Trainer
+
+    monkeypatch.setattr(Trainer, "end_epoch", twice(Trainer.end_epoch))  # inside fit: epoch 1 ends at step 36
+    out = tmp_path / "run"
+    log = tmp_path / "stderr.log"
+    code = wait(fork_cli(["train", str(write_config(tmp_path / "config.yaml", CONFIG)), "--out", str(out)], log))
+    monkeypatch.undo()
+    err = log.read_text()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 130 and "Traceback" not in err and len(errors) == 1, f"exit {code}: {err}"
+    assert ("SIGINT received twice: stopped at once at step 36; resuming continues from its last checkpoint "
+            f"({out.resolve()}/checkpoint/step-000000030)") in errors[0]
+    assert errors[0].endswith(f"trainlab resume {out.resolve()}")
+    assert status(out) == "interrupted"
+    assert run_inline(["resume", str(out), "--quiet"]) == 0
+    assert (out / "model.safetensors").read_bytes() == reference
+
+
 def test_sigint_from_a_terminal_during_the_final_evaluation(reference, tmp_path: Path, monkeypatch):
     """Ctrl-C twice during the final evaluation: the second one stops at once, still with one line, exit 130."""
-    def twice(original):
-        def wrapped(*args, **kwargs):
-            for _ in range(2):
-                os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(0.05)
-            return original(*args, **kwargs)
-
-        return wrapped
 
     monkeypatch.setattr(trainlab.experiment, "summarize", twice(trainlab.experiment.summarize))
     out = tmp_path / "run"

@@ -415,7 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot write{where}: {exc.strerror or exc}{after}", file=sys.stderr)
         return EXIT_SYSTEM
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        folder = getattr(args, "run_dir", None) or getattr(args, "out", None)
+        after = (f"; checkpoints written are intact: trainlab resume {folder}" if args.command == "resume" or
+                 (args.command == "train" and folder) else
+                 "; checkpoints written are intact: trainlab resume <run folder>" if args.command == "train" else "")
+        print(f"error: interrupted{after}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug or a torch failure (e.g. out of memory): still one line
         if args.debug:

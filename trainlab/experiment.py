@@ -10,6 +10,7 @@ file behind), then creates the run folder, adds the folder's callbacks
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -130,7 +131,22 @@ def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callba
     saver.last_saved = built.notes.pop("resumed_from", None)
     built.trainer.add_callbacks([*run_callbacks, *user_callbacks])
     with signals.installed():  # until every file is written: a signal while finishing lets the run complete
-        return _train_and_write(built, run, saver, signals, quiet)
+        try:
+            return _train_and_write(built, run, saver, signals, quiet)
+        except KeyboardInterrupt:  # a second Ctrl-C (SignalStop): stopped at once
+            raise _stopped_at_once(built, run, saver) from None
+
+
+def _stopped_at_once(built: Built, run: RunDir, saver: CheckpointSaver) -> Interrupted:
+    """Record a run stopped by a second Ctrl-C (unless it had finished) and say where resuming starts."""
+    with contextlib.suppress(OSError, ValueError):
+        if run.info().get("status") != "finished":
+            run.write_info(status="interrupted")
+    if saver.last_saved:
+        run.commit_overwrite()
+    start = f"its last checkpoint ({saver.last_saved})" if saver.last_saved else "the start (no checkpoint yet)"
+    return Interrupted(f"SIGINT received twice: stopped at once at step {built.trainer.state.step}; resuming "
+                       f"continues from {start}: trainlab resume {run.final_path.resolve()}", signal.SIGINT)
 
 
 def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
