@@ -165,6 +165,13 @@ def test_fit_trains_a_custom_module_on_tensors_with_a_user_callback(tmp_path):
     reloaded = TwoLayer()
     reloaded.load_state_dict(load_file(tmp_path / "fit" / "model.safetensors"))  # what the message says to do
     torch.testing.assert_close(reloaded(x[350:]), result.model.cpu()(x[350:]))
+    # the CLI: plot draws the records; eval and report say what the folder is
+    from trainlab.cli import main
+
+    assert main(["plot", str(tmp_path / "fit"), "--metric", "val_accuracy", "-o", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["eval", str(tmp_path / "fit")]) == 2
+    assert main(["report", str(tmp_path / "fit"), "-o", str(tmp_path / "r.html")]) == 2
 
 
 def test_fit_applies_the_strategys_init_and_lora_to_the_users_module():

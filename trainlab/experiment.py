@@ -41,7 +41,7 @@ from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
-from trainlab.inference import write_model_record
+from trainlab.inference import run_config_path, write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr
 from trainlab.records import best_epoch, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
@@ -322,9 +322,7 @@ def evaluate_run(path: str | Path, split: str = "test") -> dict[str, Any]:
 
 def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     path = Path(path)
-    config_path = path / "config.yaml"
-    if not config_path.is_file():
-        raise RunDirError(f"{path} is not a trainlab run folder (no config.yaml)")
+    config_path = run_config_path(path)
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise RunDirError(f"{path} has no model.safetensors (the run did not finish; try 'trainlab resume {path}')")

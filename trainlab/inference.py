@@ -353,16 +353,22 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu", a
         return _load_run(Path(path), torch.device(device))
 
 
-def _load_run(path: Path, device: torch.device) -> LoadedRun:
-    from trainlab.config import load_config
-
+def run_config_path(path: Path) -> Path:
+    """``path/config.yaml``; a folder without one is a RunDirError (one that says so for ``trainlab.fit``'s records)."""
     config_path = path / "config.yaml"
     if not config_path.is_file():
         if (path / "strategy.yaml").is_file() and (path / "model.safetensors").is_file():  # trainlab.fit(out=...)
             raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: load "
                               f"its weights into it with model.load_state_dict(safetensors.torch.load_file("
-                              f"'{path / 'model.safetensors'}'))")
+                              f"'{path / 'model.safetensors'}')); 'trainlab plot {path}' draws its curves")
         raise RunDirError(f"{path} is not a trainlab run folder (no config.yaml)")
+    return config_path
+
+
+def _load_run(path: Path, device: torch.device) -> LoadedRun:
+    from trainlab.config import load_config
+
+    config_path = run_config_path(path)
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise RunDirError(f"{path} has no model.safetensors (the run did not finish; try 'trainlab resume {path}')")

@@ -257,7 +257,8 @@ def plot_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: st
 def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, path: str | os.PathLike[str]) -> Path:
     """``trainlab plot``: ``metric`` by epoch, one line per run folder, labelled by folder name
     (with parent folders added where names repeat). Only epoch records are drawn (step records and
-    events are left out). Raises :class:`ConfigError` for a folder that is not a run folder.
+    events are left out). Folders written by ``trainlab.fit(out=...)`` are drawn too. Raises
+    :class:`ConfigError` for a folder that is neither.
     """
     from trainlab.report.sources import LEADERBOARD, load_run, run_labels
 
@@ -266,7 +267,7 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
         if (Path(run_dir) / LEADERBOARD).is_file():
             raise ConfigError(f"{run_dir} is a comparison folder; use 'trainlab report {run_dir} -o report.html', "
                               f"or plot its run folders {Path(run_dir) / 'runs'}/<task>/<strategy>/seed-<k>")
-    runs = [load_run(run_dir) for run_dir in run_dirs]
+    runs = [load_run(run_dir, fit_records=True) for run_dir in run_dirs]
     histories = {label: [r for r in run.records if "epoch" in r]
                  for label, run in zip(run_labels(runs), runs, strict=True)}
     path = plot_curves(histories, metric, path)

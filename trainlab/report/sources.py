@@ -113,13 +113,27 @@ def is_run_folder(path: Path) -> bool:
     return path.is_dir() and ((path / "run.json").is_file() or (path / "config.yaml").is_file())
 
 
-def load_run(path: str | Path, seed: int | None = None) -> RunRecords:
-    """Read one run folder; raises :class:`ConfigError` when ``path`` is not one."""
+FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml")  # what trainlab.fit(out=...) writes
+
+
+def is_fit_records(path: Path) -> bool:
+    """``path`` holds the records of ``trainlab.fit(out=...)`` (no run.json: it is not a run folder)."""
+    return not is_run_folder(path) and all((path / name).is_file() for name in FIT_RECORDS)
+
+
+def load_run(path: str | Path, seed: int | None = None, fit_records: bool = False) -> RunRecords:
+    """Read one run folder (with ``fit_records``, also a folder of ``trainlab.fit(out=...)``, whose config
+    is its strategy.yaml); raises :class:`ConfigError` when ``path`` is not one."""
     path = Path(path)
-    if not is_run_folder(path):
+    if fit_records and is_fit_records(path):
+        config_path = path / "strategy.yaml"
+    elif not is_run_folder(path):
+        fit = (f"; it holds the records of trainlab.fit ({', '.join(FIT_RECORDS)}), which 'trainlab plot' draws, "
+               "while report and eval need a run folder of 'trainlab train'") if is_fit_records(path) else ""
         raise ConfigError(f"{path} is not a run folder (no run.json or config.yaml) nor a comparison folder "
-                          f"(no {LEADERBOARD})")
-    config_path = path / "config.yaml"
+                          f"(no {LEADERBOARD}){fit}")
+    else:
+        config_path = path / "config.yaml"
     try:
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
     except (OSError, yaml.YAMLError) as exc:
