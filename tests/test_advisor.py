@@ -253,3 +253,16 @@ def test_format_advice_prints_every_reason():
     assert "evidence: n=1000, n_pos=50, n_neg=950" in text
     for reason in [*advice.reasons, advice.metrics_reason, *(a.reason for a in advice.alternatives)]:
         assert f"  - {reason}" in lines
+
+
+def test_several_targets_on_different_scales_are_told_one_delta_does_not_suit_them_all():
+    rng = np.random.default_rng(0)
+    wide = rng.standard_t(2, 500) * 10.0  # heavy tails: huber
+    narrow = rng.standard_t(2, 500) * 2.0
+    advice = advise(np.column_stack([wide, narrow]), "regression")
+    sigmas = advice.evidence["robust_sigma"]
+    assert advice.loss["name"] == "huber" and advice.loss["delta"] == pytest.approx(1.345 * max(sigmas), rel=1e-2)
+    note = [r for r in advice.reasons if "robust sigmas differ" in r]
+    assert len(note) == 1 and f"{max(sigmas) / min(sigmas):.1f}x" in note[0] and "standardize_target" in note[0]
+    one = advise(np.column_stack([wide, wide * 1.5]), "regression")  # within 3x: nothing to say
+    assert not any("robust sigmas differ" in r for r in one.reasons)

@@ -114,7 +114,10 @@ def test_advise_names_the_loss_family(write_config, capsys, source, expected):
     config = write_config(DIGITS_MLP, data={"source": source})
     assert main(["advise", str(config)]) == 0
     out = capsys.readouterr().out
-    assert expected in out
+    assert expected in out and out.splitlines()[0].endswith("(from the data)")
+    task = {"mse": "regression", "bce": "binary", "cross_entropy": "multiclass"}[expected]
+    assert main(["advise", str(config), "--set", f"data.task={task}"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"task:    {task} (set by data.task)"
 
 
 def test_loss_auto_records_the_choice_and_why(write_config, tmp_path):

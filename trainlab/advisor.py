@@ -57,6 +57,7 @@ OUTLIER_FRACTION = 0.01  # 20x the Gaussian rate of |z| > 3.5
 EXCESS_KURTOSIS = 4.0  # heavier tails than Laplace (3)
 MAD_TO_SIGMA = 1.4826  # sigma = 1.4826 MAD for Gaussian data
 HUBER_K = 1.345  # delta = 1.345 sigma: 95% efficiency at the Gaussian
+SCALE_SPREAD = 3.0  # several targets whose robust sigmas differ more than this share no one delta
 MIN_COUNT_VALUES = 3  # whole numbers >= 0 with at least this many distinct values read as counts
 MAX_FIT_FEATURES = 512  # the least-squares residual check runs up to this many features ...
 MAX_FIT_ROWS = 20_000  # ... on at most this many rows (a seeded subsample beyond)
@@ -228,6 +229,12 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
         + ("" if from_fit else "; the targets' spread bounds the residual scale from above, so lower delta "
            "if the model explains most of the variance"),
     ]
+    sigmas = [s["robust_sigma"] for s in stats]
+    if len(sigmas) > 1 and min(sigmas) > 0 and max(sigmas) / min(sigmas) > SCALE_SPREAD:
+        reasons.append(f"the {len(sigmas)} targets' robust sigmas differ up to {max(sigmas) / min(sigmas):.1f}x "
+                       f"({', '.join(str(_round(s)) for s in sigmas)}): one delta, set by the widest, is nearly mse "
+                       "on the narrow ones; with data.standardize_target: true each target is in units of its own "
+                       "std, and a delta from those units suits them all")
     alternatives = [
         Alternative({"name": "adaptive", "learn_alpha": True, "learn_scale": True, "scale": _round(sigma, 3)},
                     "Barron's adaptive loss learns how heavy the tails are instead of fixing delta"),
@@ -414,13 +421,16 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
     return _advise_multilabel(y)
 
 
-def format_advice(advice: Advice) -> str:
-    """A short report: the loss spec and why, the metrics to watch and why, alternatives and the evidence."""
+def format_advice(advice: Advice, task_source: str = "from the data") -> str:
+    """A short report: the loss spec and why, the metrics to watch and why, alternatives and the evidence.
+
+    ``task_source`` says where the task came from ("from the data", or "data.task" when the config set it).
+    """
     def spec(loss: dict[str, Any]) -> str:
         options = ", ".join(f"{k}={v}" for k, v in loss.items() if k != "name")
         return loss["name"] + (f" ({options})" if options else "")
 
-    lines = [f"task:    {advice.task} (from the data)", f"loss:    {spec(advice.loss)}", "why:"]
+    lines = [f"task:    {advice.task} ({task_source})", f"loss:    {spec(advice.loss)}", "why:"]
     lines += [f"  - {reason}" for reason in advice.reasons]
     lines.append(f"watch:   {', '.join(advice.metrics)}")
     if advice.metrics_reason:
