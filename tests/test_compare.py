@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -150,6 +151,13 @@ def test_direction_and_metric_keys():
     assert parse_target("val_loss=0.3") == {"metric": "val_loss", "value": 0.3, "direction": "min"}
     with pytest.raises(ConfigError, match="--target"):
         parse_target("accuracy>0.9")
+    for text, message in [("val_accuracy=1.5", "--target val_accuracy=1.5 can never be reached: accuracy is in [0, 1]"),
+                          ("val_top_3_accuracy=-0.1", "accuracy is in [0, 1]"),
+                          ("val_matthews_corrcoef=-2", "matthews_corrcoef is in [-1, 1]"),
+                          ("val_r2=1.2", "r2 is <= 1"), ("val_mse=-1", "mse is >= 0")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_target(text)
+    assert parse_target("val_accuracy=1")["value"] == 1.0 and parse_target("val_r2=-3")["value"] == -3.0
 
 
 # --------------------------------------------------------------------------- strategies files

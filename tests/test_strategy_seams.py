@@ -340,3 +340,20 @@ def test_early_stopping_takes_the_monitors_direction_when_mode_is_not_given():
                                     "early_stopping": {"monitor": "val_accuracy", "patience": 3}})
     accuracies = [r["val_accuracy"] for r in result.history]
     assert result.summary["val"]["accuracy"] == max(accuracies)  # restore_best kept the best, not the first
+
+
+def test_fit_takes_pandas_frames_without_torchs_read_only_array_warning():
+    import warnings
+
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(120, 3)), columns=["a", "b", "c"])
+    labels = pd.Series((frame["a"] > 0).astype(int))
+    assert not frame.to_numpy().flags.writeable or not np.asarray(labels).flags.writeable  # pandas' own views
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "NumPy array is not writable" UserWarning would fail here
+        result = trainlab.fit(torch.nn.Linear(3, 2), train=(frame, labels),
+                              strategy={"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05},
+                                        "batch_size": 16, "epochs": 5})
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]

@@ -59,6 +59,8 @@ def _tensor(value: Any, what: str) -> torch.Tensor:
                 " (text or category columns: encode them first, or train from a CSV config, which one-hot "
                 "encodes them)")
         raise DataError(f"{what} must hold numbers; got dtype {array.dtype}{hint}")
+    if not array.flags.writeable:  # a pandas frame's read-only view: torch would warn of it, and may not share it
+        array = array.copy()
     return torch.as_tensor(array)
 
 

@@ -12,6 +12,11 @@ from typing import Any
 from trainlab.errors import ConfigError
 
 MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time", "_s")
+# the values a metric can take, by the end of its name (top_3_accuracy is an accuracy): a --target outside
+# them can never be reached
+RANGES = (("accuracy", 0.0, 1.0), ("precision", 0.0, 1.0), ("recall", 0.0, 1.0), ("f1", 0.0, 1.0),
+          ("roc_auc", 0.0, 1.0), ("average_precision", 0.0, 1.0), ("matthews_corrcoef", -1.0, 1.0),
+          ("r2", -math.inf, 1.0), ("mse", 0.0, math.inf), ("mae", 0.0, math.inf))
 
 
 def direction_of(metric: str) -> str:
@@ -53,4 +58,8 @@ def parse_target(text: str | None) -> dict[str, Any] | None:
     if not sep or not key.startswith("val_") or not math.isfinite(number):
         raise ConfigError(f"--target expects val_<metric>=<number> (e.g. val_accuracy=0.9 or val_loss=0.3); "
                           f"got '{text}'")
+    for name, low, high in RANGES:
+        if key.endswith(name) and not low <= number <= high:
+            bounds = f"<= {high:g}" if low == -math.inf else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            raise ConfigError(f"--target {key}={value.strip()} can never be reached: {name} is {bounds}")
     return {"metric": key, "value": number, "direction": direction_of(key)}
