@@ -89,6 +89,10 @@ def test_schedule_plot_draws_the_run_schedule(write_config, tmp_path, capsys):
     assert main(["schedule", str(config), "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "108 steps" in capsys.readouterr().out  # 3 epochs x 36 steps
+    plateau = write_config(DIGITS_MLP, strategy__schedule={"name": "reduce_on_plateau", "patience": 2})
+    assert main(["schedule", str(plateau), "--plot", str(png)]) == 0
+    assert "note: reduce_on_plateau lowers the lr when the validation metric stops improving" in \
+        capsys.readouterr().err
 
 
 def test_lr_find_prints_a_suggestion_and_plots(write_config, tmp_path, capsys):

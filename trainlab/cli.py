@@ -268,6 +268,9 @@ def _cmd_schedule(args) -> int:
     with run_scope(config):  # counting data rows only: no model, no decoding (trainlab.data.counting)
         plan = plan_schedule(config, count_splits(config.data).train)
     title = f"{config.name}: {config.strategy.schedule.name}"
+    if config.strategy.schedule.name == "reduce_on_plateau":
+        print("note: reduce_on_plateau lowers the lr when the validation metric stops improving, which only "
+              "training shows; the plot is the lr before any reduction", file=sys.stderr)
     if plan.base_lr is None:
         print("note: lr: auto is found by the LR range test at train time; the plot shows the schedule's "
               f"multiplier of that lr (run trainlab lr-find {args.config} for the value)", file=sys.stderr)
