@@ -83,3 +83,9 @@ def test_a_ctrl_c_during_the_torch_import_is_held_and_reported_after_it(tmp_path
     assert interrupted_while_importing.FINISHED
     assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C behaves as before afterwards
     assert import_holding_sigint("json") is False
+    (tmp_path / "interrupted_while_ignored.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, or `trainlab ... &` in a script: Ctrl-C is ignored
+    try:
+        assert import_holding_sigint("interrupted_while_ignored") is False
+    finally:
+        signal.signal(signal.SIGINT, handler)

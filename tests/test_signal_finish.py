@@ -113,6 +113,26 @@ def test_ctrl_c_twice_mid_training_stops_at_once_says_where_resuming_starts_and_
     assert (out / "model.safetensors").read_bytes() == reference
 
 
+def test_ctrl_c_twice_in_an_overwrite_before_its_first_checkpoint_leaves_the_old_run_untouched(reference, tmp_path,
+                                                                                              monkeypatch):
+    from trainlab.engine.loop import Trainer
+
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "config.yaml", {**CONFIG, "output": {
+        "progress": "off", "checkpoint": {"every_n_steps": 1000, "every_seconds": None}}})
+    assert run_inline(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    old = (out / "model.safetensors").read_bytes()
+    monkeypatch.setattr(Trainer, "end_epoch", twice(Trainer.end_epoch))
+    log = tmp_path / "stderr.log"
+    code = wait(fork_cli(["train", str(config), "--out", str(out), "--overwrite"], log))
+    monkeypatch.undo()
+    errors = [line for line in log.read_text().splitlines() if line.startswith("error:")]
+    assert code == 130 and len(errors) == 1, log.read_text()
+    assert errors[0].endswith(f"before the first checkpoint; the run in {out.resolve()} is untouched (train with "
+                              "--overwrite again to replace it)")
+    assert (out / "model.safetensors").read_bytes() == old and status(out) == "finished"
+
+
 def test_sigint_from_a_terminal_during_the_final_evaluation(reference, tmp_path: Path, monkeypatch):
     """Ctrl-C twice during the final evaluation: the second one stops at once, still with one line, exit 130."""
 

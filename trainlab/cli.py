@@ -369,6 +369,9 @@ def import_holding_sigint(module: str = "torch") -> bool:
     import signal
 
     received: list[int] = []
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # ignored (nohup, `cmd &`) or custom
+        importlib.import_module(module)
+        return False
     try:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     except ValueError:  # not the main thread: signals cannot be handled here anyway
@@ -393,12 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    if args.command not in ("plot", "report") and import_holding_sigint("torch"):
-        print("error: interrupted", file=sys.stderr)
-        return 130
     from trainlab.registry import command_code_policy
 
     try:
+        if args.command not in ("plot", "report") and import_holding_sigint("torch"):
+            raise KeyboardInterrupt
         with command_code_policy(args.allow_code, getattr(args, "config", None), getattr(args, "run_dir", None)):
             return COMMANDS[args.command](args)
     except TrainlabError as exc:
@@ -418,11 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  if args.command in ("train", "resume", "compare", "tune") else "")
         print(f"error: cannot write{where}: {exc.strerror or exc}{after}", file=sys.stderr)
         return EXIT_SYSTEM
-    except KeyboardInterrupt:
-        folder = getattr(args, "run_dir", None) or getattr(args, "out", None)
-        after = (f"; checkpoints written are intact: trainlab resume {folder}" if args.command == "resume" or
-                 (args.command == "train" and folder) else
-                 "; checkpoints written are intact: trainlab resume <run folder>" if args.command == "train" else "")
+    except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
+        after = f"; its checkpoints are intact: trainlab resume {args.run_dir}" if args.command == "resume" else ""
         print(f"error: interrupted{after}", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug or a torch failure (e.g. out of memory): still one line

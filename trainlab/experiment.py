@@ -139,14 +139,18 @@ def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callba
 
 def _stopped_at_once(built: Built, run: RunDir, saver: CheckpointSaver) -> Interrupted:
     """Record a run stopped by a second Ctrl-C (unless it had finished) and say where resuming starts."""
+    stopped = f"SIGINT received twice: stopped at once at step {built.trainer.state.step}"
+    if run.staged and not saver.last_saved:  # an --overwrite with nothing to keep: the old run stays as it was
+        return Interrupted(f"{stopped}, before the first checkpoint; the run in {run.final_path.resolve()} is "
+                           "untouched (train with --overwrite again to replace it)", signal.SIGINT)
     with contextlib.suppress(OSError, ValueError):
         if run.info().get("status") != "finished":
             run.write_info(status="interrupted")
     if saver.last_saved:
         run.commit_overwrite()
     start = f"its last checkpoint ({saver.last_saved})" if saver.last_saved else "the start (no checkpoint yet)"
-    return Interrupted(f"SIGINT received twice: stopped at once at step {built.trainer.state.step}; resuming "
-                       f"continues from {start}: trainlab resume {run.final_path.resolve()}", signal.SIGINT)
+    return Interrupted(f"{stopped}; resuming continues from {start}: trainlab resume {run.final_path.resolve()}",
+                       signal.SIGINT)
 
 
 def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
