@@ -36,7 +36,7 @@ def numpy_suggestion(lrs: np.ndarray, losses: np.ndarray, beta: float) -> float:
     slope[1:-1] = (s[2:] - s[:-2]) / (x[2:] - x[:-2])
     slope[0], slope[-1] = (s[1] - s[0]) / (x[1] - x[0]), (s[-1] - s[-2]) / (x[-1] - x[-2])
     lowest = skip + int(np.argmin(s[skip:]))
-    first = max(skip, int(np.nonzero(lrs >= lrs[lowest] / 1000)[0][0]))  # at most three decades below the minimum
+    first = max(skip, int(np.nonzero(lrs >= lrs[lowest] / 1e3)[0][0]))  # at most three decades below the minimum
     return float(lrs[first + int(np.argmin(slope[first:lowest + 1]))])
 
 

@@ -42,7 +42,7 @@ from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
-from trainlab.lr_finder import range_test_step, suggest_lr
+from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.records import best_epoch, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
@@ -353,10 +353,10 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
         return built.evaluator.evaluate(getattr(built.data, split))
 
 
-def _plot_lr_finder(lrs: list[float], losses: list[float], suggestion: float | None, path: str) -> None:
+def _plot_lr_finder(lrs: list[float], losses: list[float], suggestion: float | None, path: str, warmup: int) -> None:
     from trainlab.plots import plot_lr_finder  # matplotlib: only when a plot is asked for
 
-    plot_lr_finder(lrs, losses, suggestion, path)
+    plot_lr_finder(lrs, losses, suggestion, path, warmup=warmup)
 
 
 def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
@@ -375,13 +375,14 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
         trainer = built.trainer
         lrs, losses = range_test_step(built.step, trainer.batches.forever(trainer.plan), start_lr=start_lr,
                                       end_lr=end_lr, num_steps=num_steps)
+    skip = warmup_steps(num_steps)  # of the planned sweep, also when it stopped early
     try:
-        suggestion = suggest_lr(lrs, losses)
+        suggestion = suggest_lr(lrs, losses, skip_start=skip)
     except TrainingError as exc:
         if not plot:
             raise
-        _plot_lr_finder(lrs, losses, None, plot)  # the curve is what tells why there is no suggestion
+        _plot_lr_finder(lrs, losses, None, plot, skip)  # the curve is what tells why there is no suggestion
         raise TrainingError(f"{exc} (the curve: {plot})") from None
     if plot:
-        _plot_lr_finder(lrs, losses, suggestion, plot)
+        _plot_lr_finder(lrs, losses, suggestion, plot, skip)
     return suggestion, lrs, losses

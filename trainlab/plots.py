@@ -138,16 +138,16 @@ def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float, path: st
 
 # --------------------------------------------------------------------------- LR range test
 
-def smoothed_losses(losses: Sequence[float], smoothing: float = 0.98) -> list[float]:
-    """The losses as :func:`trainlab.lr_finder.suggest_lr` sees them by default: smoothed, with a tenth of the
-    sweep as warm-up, up to (not including) the first divergence."""
+def smoothed_losses(losses: Sequence[float], smoothing: float = 0.98, warmup: int | None = None) -> list[float]:
+    """The losses as :func:`trainlab.lr_finder.suggest_lr` sees them: smoothed, with ``warmup`` first points
+    (None: a tenth of them) as the warm-up, up to (not including) the first divergence."""
     from trainlab.lr_finder import smoothed_until_divergence  # torch-heavy; only the LR range test needs it
 
-    return smoothed_until_divergence(losses, smoothing, len(losses) // 10)
+    return smoothed_until_divergence(losses, smoothing, len(losses) // 10 if warmup is None else warmup)
 
 
 def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None,
-                     smoothing: float = 0.98) -> Figure:
+                     smoothing: float = 0.98, warmup: int | None = None) -> Figure:
     """Loss against LR on a log axis: the raw losses faint, the smoothed loss the suggestion is decided
     on (:func:`smoothed_losses`, gid ``"smoothed"``) bold; the suggested LR as a dashed line and a dot
     on the smoothed curve.
@@ -159,7 +159,7 @@ def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: 
     if any(not (lr > 0) for lr in lrs):
         raise ValueError("every lr must be > 0 to plot on a log axis")
     points = [(float(lr), float(loss)) for lr, loss in zip(lrs, losses, strict=True) if math.isfinite(loss)]
-    smoothed = list(zip([float(lr) for lr in lrs], smoothed_losses(losses, smoothing), strict=False))
+    smoothed = list(zip([float(lr) for lr in lrs], smoothed_losses(losses, smoothing, warmup), strict=False))
     figure = _new_figure()
     axes = figure.add_subplot()
     axes.plot([lr for lr, _ in points], [loss for _, loss in points], color="C0", alpha=0.35, linewidth=1.0,
@@ -189,9 +189,9 @@ def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: 
 
 
 def plot_lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None,
-                   path: str | os.PathLike[str]) -> Path:
+                   path: str | os.PathLike[str], warmup: int | None = None) -> Path:
     """Save :func:`lr_finder_figure` to ``path``; returns the path."""
-    return save_figure(lr_finder_figure(lrs, losses, suggestion), path)
+    return save_figure(lr_finder_figure(lrs, losses, suggestion, warmup=warmup), path)
 
 
 # --------------------------------------------------------------------------- training curves

@@ -23,7 +23,7 @@ from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
 from trainlab.errors import ConfigError
 from trainlab.finetune import freeze_backbone, layerwise_param_groups
 from trainlab.losses.base import Loss
-from trainlab.lr_finder import range_test_step, suggest_lr
+from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
 from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
@@ -119,4 +119,4 @@ def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: di
     eager = dataclasses.replace(step_options(config, precision), compile=False)  # 100 steps: not worth compiling
     probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision, eager)
     lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=100)
-    return suggest_lr(lrs, losses)
+    return suggest_lr(lrs, losses, skip_start=warmup_steps(100))
