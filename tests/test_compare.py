@@ -151,12 +151,16 @@ def test_direction_and_metric_keys():
     assert parse_target("val_loss=0.3") == {"metric": "val_loss", "value": 0.3, "direction": "min"}
     with pytest.raises(ConfigError, match="--target"):
         parse_target("accuracy>0.9")
-    for text, message in [("val_accuracy=1.5", "--target val_accuracy=1.5 can never be reached: accuracy is in [0, 1]"),
-                          ("val_top_3_accuracy=-0.1", "accuracy is in [0, 1]"),
-                          ("val_matthews_corrcoef=-2", "matthews_corrcoef is in [-1, 1]"),
-                          ("val_r2=1.2", "r2 is <= 1"), ("val_mse=-1", "mse is >= 0")]:
+    for text, message in [("val_accuracy=1.5", "--target val_accuracy=1.5 can never be reached: val_accuracy is in "
+                                               "[0, 1]"),
+                          ("val_top_3_accuracy=-0.1", "val_top_3_accuracy is in [0, 1]"),
+                          ("val_f1_macro=1.5", "val_f1_macro is in [0, 1]"),
+                          ("val_matthews_corrcoef=-2", "val_matthews_corrcoef is in [-1, 1]"),
+                          ("val_r2=1.2", "val_r2 is <= 1"), ("val_rmse=-1", "val_rmse is >= 0")]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_target(text)
+    for unbounded in ("val_error2=1.5", "val_layer2=3", "val_neg_mse=-0.1"):  # names that only end like one
+        assert parse_target(unbounded)["metric"] == unbounded.split("=")[0]
     assert parse_target("val_accuracy=1")["value"] == 1.0 and parse_target("val_r2=-3")["value"] == -3.0
 
 

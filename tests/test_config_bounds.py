@@ -172,3 +172,8 @@ def test_set_tilde_key_deletes_a_key_and_names_what_is_there_when_it_is_missing(
         apply_overrides(raw, ["~data.source=csv"])
     with pytest.raises(ConfigError, match=r"the config has no key 'model' \(keys: data\)"):
         apply_overrides(raw, ["~model"])
+    weights = {"data": {"class_weights": {0: 1.0, 1: 3.0}, True: "yes"}}  # YAML's number and boolean keys
+    apply_overrides(weights, ["~data.class_weights.1", "~data.True"])
+    assert weights == {"data": {"class_weights": {0: 1.0}}}
+    with pytest.raises(ConfigError, match=r"data.class_weights has no key '2' \(keys: 0\)"):
+        apply_overrides(weights, ["~data.class_weights.2"])

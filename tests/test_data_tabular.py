@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -461,6 +462,24 @@ def test_numbers_with_thousands_separators_are_refused_naming_the_cell(tmp_path,
     assert fragment in str(caught.value)
 
 
+@pytest.mark.parametrize("cells, plain", [(["1\u00a0234", "2\u00a0500", "7"], "1234"),  # French exports
+                                          (["1,00,000", "12,34,567", "5"], "100000"),  # Indian grouping
+                                          (["1.234.567,5", "2.000.000", "3"], "1234567.5")])  # decimal comma
+def test_other_groupings_are_refused_with_the_plain_number(tmp_path, cells, plain):
+    rows = [[i, cells[i % 3], i % 2] for i in range(30)]
+    with pytest.raises(DataError, match=rf"write its numbers without them \(e.g. {re.escape(plain)}\)$"):
+        load(source="csv", path=write_csv(tmp_path / "g.csv", ["x", "amount", "y"], rows), target="y")
+
+
+def test_decimal_commas_are_not_taken_for_grouping_and_several_targets_are_checked_too(tmp_path):
+    rows = [[i, ["0,125", "1,250", "2,500"][i % 3], i % 2] for i in range(30)]  # 0,125: a decimal comma
+    data = load(source="csv", path=write_csv(tmp_path / "d.csv", ["x", "w", "y"], rows), target="y")
+    assert data.preprocessing["categorical_columns"] == ["w"]  # text, as before (no grouping to name)
+    two = [[i, f"{i}.5", ["1,200", "2,400", "300"][i % 3]] for i in range(30)]
+    with pytest.raises(DataError, match="target 'b': '1,200' is a number written with thousands separators"):
+        load(source="csv", path=write_csv(tmp_path / "t.csv", ["x", "a", "b"], two), target=["a", "b"])
+
+
 def test_a_text_column_of_other_words_stays_categorical(tmp_path):
     rows = [[i, ["red", "1,5 kg", "blue"][i % 3], i % 2] for i in range(30)]  # "1,5 kg": not a number
     data = load(source="csv", path=write_csv(tmp_path / "c.csv", ["x", "colour", "y"], rows), target="y")
@@ -476,11 +495,17 @@ def test_default_feature_columns_that_look_like_ids_are_warned_of(tmp_path, caps
     path = write_csv(tmp_path / "ids.csv", ["id", "when", "kind", "x", "y"], rows)
     load(source="csv", path=path, target="y")
     err = capsys.readouterr().err
-    assert "column 'id' holds 60 consecutive whole numbers, each once (a row number or id?)" in err
+    assert "column 'id' holds 60 consecutive whole numbers, each once (a row number, an id or a year?)" in err
     assert "text column 'when' has 60 distinct values in 60 rows" in err
     assert "'kind'" not in err and "'x'" not in err  # two categories; real numbers
     load(source="csv", path=path, target="y", features=["kind", "x"])  # chosen columns: nothing to say
     assert "warning" not in capsys.readouterr().err
+    big_ids = write_csv(tmp_path / "big.csv", ["id", "name", "y"],  # ids past float32's 2^24; missing names
+                        [[20_000_001 + i, f"n{i}" if i < 20 else "", i % 2] for i in range(40)])
+    load(source="csv", path=big_ids, target="y", nan_policy="drop")
+    err = capsys.readouterr().err
+    assert "column 'id' holds 40 consecutive whole numbers" in err
+    assert "text column 'name'" not in err  # 20 names in 40 rows: not more than half (missing cells: no value)
     small = write_csv(tmp_path / "small.csv", ["id", "y"], [[i, i % 2] for i in range(10)])
     load(source="csv", path=small, target="y")  # too few rows to call anything an id
     assert "row number" not in capsys.readouterr().err

@@ -519,6 +519,10 @@ def test_cli_predict_creates_the_output_folder_and_a_write_error_names_the_users
     out = tmp_path / "new" / "sub" / "p.csv"
     assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o", str(out)]) == 0
     assert out.read_text().startswith("prediction\n")
+    (tmp_path / "a_file").write_text("x")
+    assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o",
+                 str(tmp_path / "a_file" / "p.csv")]) == 2  # a path through a file: the path's fault
+    assert capsys.readouterr().err.endswith("Not a directory\n")
     from trainlab.atomic import write_text
 
     with pytest.raises(FileNotFoundError) as caught:

@@ -424,7 +424,7 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
 def format_advice(advice: Advice, task_source: str = "from the data") -> str:
     """A short report: the loss spec and why, the metrics to watch and why, alternatives and the evidence.
 
-    ``task_source`` says where the task came from ("from the data", or "data.task" when the config set it).
+    ``task_source`` says where the task came from: "from the data", or "set by data.task" when the config set it.
     """
     def spec(loss: dict[str, Any]) -> str:
         options = ", ".join(f"{k}={v}" for k, v in loss.items() if k != "name")

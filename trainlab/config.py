@@ -277,14 +277,15 @@ def delete_dotted(raw: dict[str, Any], path: list[str], label: str) -> None:
         where = ".".join(path[:depth]) or "the config"
         if not isinstance(node, dict):
             raise ConfigError(f"{label}: {where} is a value, not a section")
-        if part not in node:
-            keys = sorted(node)
-            hint = did_you_mean(part, keys) or f" (keys: {', '.join(keys) or 'none'})"
+        keys = {str(key): key for key in node}  # YAML keys may be numbers or booleans (`0: 1.0`, `on:`)
+        if part not in keys:
+            names = sorted(keys)
+            hint = did_you_mean(part, names) or f" (keys: {', '.join(names) or 'none'})"
             raise ConfigError(f"{label}: {where} has no key '{part}'{hint}")
         if depth == len(path) - 1:
-            del node[part]
+            del node[keys[part]]
         else:
-            node = node[part]
+            node = node[keys[part]]
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

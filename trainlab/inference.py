@@ -53,7 +53,7 @@ from trainlab.data.predict_media import (
     text_cells,
     text_encoding,
 )
-from trainlab.errors import ConfigError, DataError, RunDirError
+from trainlab.errors import ConfigError, DataError, RunDirError, folder_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -432,6 +432,9 @@ def predict_command(run_dir: str, input_path: str, out: str | None = None, proba
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.9g")
     if out is None:
         return text
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be: the path's fault (exit 2); a read-only disk: 5
+        raise folder_error(f"cannot create the folder of {out}", exc) from None
     write_text(out, text)
     return None

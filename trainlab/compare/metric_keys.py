@@ -7,17 +7,26 @@ Loss-like names (:func:`direction_of`) are minimised, all others maximised; ``--
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from trainlab.errors import ConfigError
 
 MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time", "_s")
-# the values a metric can take, by the end of its name (top_3_accuracy is an accuracy): a --target outside
-# them can never be reached
-RANGES = (("accuracy", 0.0, 1.0), ("precision", 0.0, 1.0), ("recall", 0.0, 1.0), ("f1", 0.0, 1.0),
-          ("roc_auc", 0.0, 1.0), ("average_precision", 0.0, 1.0), ("matthews_corrcoef", -1.0, 1.0),
-          ("r2", -math.inf, 1.0), ("mse", 0.0, math.inf), ("mae", 0.0, math.inf))
+# the values a metric can take (an averaging suffix aside: f1_macro is an f1; top_3_accuracy an accuracy):
+# a --target outside them can never be reached
+RANGES = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "subset_accuracy": (0.0, 1.0),
+          "hamming_accuracy": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f1": (0.0, 1.0),
+          "roc_auc": (0.0, 1.0), "average_precision": (0.0, 1.0), "matthews_corrcoef": (-1.0, 1.0),
+          "r2": (-math.inf, 1.0), "mse": (0.0, math.inf), "rmse": (0.0, math.inf), "mae": (0.0, math.inf)}
+_AVERAGING = re.compile(r"_(?:macro|micro|weighted|samples|binary)$")
+_TOP_K = re.compile(r"^top_\d+_accuracy$")
 
+
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """The (low, high) values ``metric`` (``val_f1_macro``, ``val_top_3_accuracy``) can take, or None if unknown."""
+    name = _AVERAGING.sub("", metric.removeprefix("val_").removeprefix("test_"))
+    return RANGES.get("accuracy" if _TOP_K.match(name) else name)
 
 def direction_of(metric: str) -> str:
     """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``), else ``max``."""
@@ -58,8 +67,9 @@ def parse_target(text: str | None) -> dict[str, Any] | None:
     if not sep or not key.startswith("val_") or not math.isfinite(number):
         raise ConfigError(f"--target expects val_<metric>=<number> (e.g. val_accuracy=0.9 or val_loss=0.3); "
                           f"got '{text}'")
-    for name, low, high in RANGES:
-        if key.endswith(name) and not low <= number <= high:
-            bounds = f"<= {high:g}" if low == -math.inf else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-            raise ConfigError(f"--target {key}={value.strip()} can never be reached: {name} is {bounds}")
+    bounds = metric_range(key)
+    if bounds is not None and not bounds[0] <= number <= bounds[1]:
+        low, high = bounds
+        shown = f"<= {high:g}" if low == -math.inf else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise ConfigError(f"--target {key}={value.strip()} can never be reached: {key} is {shown}")
     return {"metric": key, "value": number, "direction": direction_of(key)}

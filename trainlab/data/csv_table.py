@@ -290,8 +290,12 @@ def is_bool_series(series: Any) -> bool:
     return bool(present.map(lambda v: isinstance(v, bool | np.bool_)).all())
 
 
-# a number written with thousands separators: 1,234 / 1 234 / 1'234 / 1_234 (and a decimal part)
-_GROUPED = re.compile(r"[-+]?\d{1,3}(?:([,' _])\d{3})(?:\1\d{3})*(?:\.\d+)?")
+# a number written with thousands separators: 1,234 / 1 234 / 1'234 / 1_234 / 1\u00a0234 (French exports) with
+# a decimal point, 1.234.567 with a decimal comma, or Indian grouping 1,00,000; a first group starting with 0
+# ("0,125") is a decimal comma, not grouping
+_GROUPED = (re.compile(r"[-+]?[1-9]\d{0,2}(?:([,' _\u00a0\u202f])\d{3})(?:\1\d{3})*(?:\.\d+)?"),
+            re.compile(r"[-+]?[1-9]\d{0,2}(?:\.\d{3}){2,}(?:,\d+)?"),
+            re.compile(r"[-+]?[1-9]\d?(?:,\d{2})+,\d{3}(?:\.\d+)?"))
 
 
 def grouped_number(cells: np.ndarray) -> str | None:
@@ -305,7 +309,7 @@ def grouped_number(cells: np.ndarray) -> str | None:
         return None
     example = None
     for cell in present:
-        if _GROUPED.fullmatch(cell):
+        if any(pattern.fullmatch(cell) for pattern in _GROUPED):
             example = example or cell
             continue
         try:
@@ -313,6 +317,13 @@ def grouped_number(cells: np.ndarray) -> str | None:
         except ValueError:
             return None
     return example
+
+
+def ungrouped(cell: str) -> str:
+    """``cell`` (a :func:`grouped_number` example) as a plain number: ``1.234.567,5`` -> ``1234567.5``."""
+    if _GROUPED[1].fullmatch(cell):
+        return cell.replace(".", "").replace(",", ".")
+    return re.sub(r"[,' _\u00a0\u202f]", "", cell)
 
 
 def strings(table: CsvTable, name: str) -> np.ndarray:

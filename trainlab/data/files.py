@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,6 +20,7 @@ from trainlab.data.csv_table import (
     other_delimiter,
     read_table,
     strings,
+    ungrouped,
 )
 from trainlab.data.notices import warn
 from trainlab.data.paths import resolve_file
@@ -152,37 +152,37 @@ def _grouped(table: CsvTable, name: str, cells: np.ndarray, what: str) -> DataEr
     return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{example}' is a number "
                      f"written with thousands separators, which would make the column text (one "
                      f"{'class' if what == 'target' else 'category'} per value); write its numbers without them "
-                     f"(e.g. {re.sub(r'[^0-9.+-]', '', example)})")
+                     f"(e.g. {ungrouped(example)})")
 
 
 # a column is called an identifier when at least this many rows hold distinct values
 IDENTIFIER_MIN_ROWS = 20
 
 
-def _identifier_warnings(file: Path, x: np.ndarray, numeric_names: list[str], cats: np.ndarray | None,
+def _identifier_warnings(table: CsvTable, numeric_names: list[str], cats: np.ndarray | None,
                          categorical_names: list[str]) -> None:
     """Warn of feature columns chosen by default that look like row ids, dates or free text.
 
-    Numeric: ``n >= 20`` whole numbers, each once, consecutive (``max - min + 1 == n``): a row number.
-    Text: more distinct values than half the rows (and at least 20): each becomes a one-hot feature
-    seen in about one row, which a model can only memorise.
+    Numeric: ``n >= 20`` whole numbers, each once, consecutive (``max - min + 1 == n``): a row number
+    (or a year per row). Text: more distinct non-missing values than half the rows (and at least 20):
+    each becomes a one-hot feature seen in about one row, which a model can only memorise.
     """
-    n = len(x)
+    n = len(table)
     if n < IDENTIFIER_MIN_ROWS:
         return
     hint = "; choose the feature columns with data.features"
-    for j, name in enumerate(numeric_names):
-        column = x[:, j].astype(np.float64)
+    for name in numeric_names:
+        column, _ = numbers(table, name)  # float64: ids beyond 2^24 stay exact
         if not np.isfinite(column).all() or not np.array_equal(column, np.round(column)):
             continue
         if column.max() - column.min() + 1 == n and len(np.unique(column)) == n:
-            warn(f"CSV file {file}: column '{name}' holds {n} consecutive whole numbers, each once (a row number "
-                 f"or id?), and is used as a feature{hint}")
+            warn(f"CSV file {table.file}: column '{name}' holds {n} consecutive whole numbers, each once (a row "
+                 f"number, an id or a year?), and is used as a feature{hint}")
     for j, name in enumerate(categorical_names):
-        distinct = len(np.unique(cats[:, j]))
+        distinct = len(set(np.unique(cats[:, j])) - {""})  # a missing cell is not a value
         if distinct >= IDENTIFIER_MIN_ROWS and distinct > n / 2:
-            warn(f"CSV file {file}: text column '{name}' has {distinct} distinct values in {n} rows (an id, a date "
-                 f"or free text?): one-hot encoded into {distinct} features that a model can only memorise{hint}")
+            warn(f"CSV file {table.file}: text column '{name}' has {distinct} distinct values in {n} rows (an id, a "
+                 f"date or free text?): one-hot encoded into {distinct} features that a model can only memorise{hint}")
 
 
 def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
@@ -224,6 +224,8 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
         columns = []
         for name in targets:
             values, bad = numbers(table, name)
+            if bad is not None and (error := _grouped(table, name, strings(table, name), "target")) is not None:
+                raise error
             if bad is not None:
                 raise _not_a_number(table, name, int(bad[0]), "target")
             columns.append(values)
@@ -296,7 +298,7 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     x, numeric_names, cats, categorical_names = _features(table, columns, categorical)
     y, class_names = _target(table, targets)
     if not features:
-        _identifier_warnings(file, x, numeric_names, cats if categorical is None else None,
+        _identifier_warnings(table, numeric_names, cats if categorical is None else None,
                              categorical_names if categorical is None else [])
 
     def locate(part: str, row: int, col: int) -> str:

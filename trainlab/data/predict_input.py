@@ -149,7 +149,7 @@ def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
                         f"'{key}' (np.savez(path, {key}=rows))")
     arrays = open_npz(file, key, None)
     if key not in arrays and len(arrays) != 1:
-        raise DataError(f"npz file {file} has no array '{key}' (arrays: {', '.join(sorted(arrays))})")
+        raise DataError(f"npz file {file} has no array '{key}' (arrays: {', '.join(sorted(arrays)) or 'none'})")
     return arrays[key if key in arrays else next(iter(arrays))]
 
 
