@@ -241,9 +241,10 @@ class LoadedRun:
         ``path``: a CSV or npz file like the training data (for a CSV run also a ``pandas.DataFrame``
         as :meth:`read` takes it; the result then keeps its index); for an ``image_folder`` run a folder of
         images (then the first column, ``file``, names each image); for a ``text_tsv``/``text_csv`` run a
-        file with the text column. Columns: ``prediction`` (the class name; the value in original units for regression;
-        ``prediction_<target column>`` per target for several, ``prediction_<i>`` for unnamed targets), for multilabel one 0/1 column per label; with
-        ``proba``, one probability column per class named by the class (multilabel: ``proba_<label>``).
+        file with the text column. Columns: ``prediction`` (the class name; the value in original units for
+        regression; ``prediction_<target column>`` per target for several, ``prediction_<i>`` for unnamed
+        targets), for multilabel one 0/1 column per label; with ``proba``, one probability column per class
+        named by the class (multilabel: ``proba_<label>``).
         """
         import pandas as pd
 

@@ -141,9 +141,9 @@ def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float, path: st
 def smoothed_losses(losses: Sequence[float], smoothing: float = 0.98, warmup: int | None = None) -> list[float]:
     """The losses as :func:`trainlab.lr_finder.suggest_lr` sees them: smoothed, with ``warmup`` first points
     (None: a tenth of them) as the warm-up, up to (not including) the first divergence."""
-    from trainlab.lr_finder import smoothed_until_divergence  # torch-heavy; only the LR range test needs it
+    from trainlab.lr_finder import smoothed_until_divergence, warmup_steps  # torch-heavy: imported when needed
 
-    return smoothed_until_divergence(losses, smoothing, len(losses) // 10 if warmup is None else warmup)
+    return smoothed_until_divergence(losses, smoothing, warmup_steps(len(losses)) if warmup is None else warmup)
 
 
 def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None,

@@ -28,6 +28,7 @@ def metric_range(metric: str) -> tuple[float, float] | None:
     name = _AVERAGING.sub("", metric.removeprefix("val_").removeprefix("test_"))
     return RANGES.get("accuracy" if _TOP_K.match(name) else name)
 
+
 def direction_of(metric: str) -> str:
     """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``), else ``max``."""
     name = metric.lower()
