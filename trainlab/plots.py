@@ -141,7 +141,10 @@ def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float, path: st
 def smoothed_losses(losses: Sequence[float], smoothing: float = 0.98, warmup: int | None = None) -> list[float]:
     """The losses as :func:`trainlab.lr_finder.suggest_lr` sees them: smoothed, with ``warmup`` first points
     (None: a tenth of them) as the warm-up, up to (not including) the first divergence."""
-    from trainlab.lr_finder import smoothed_until_divergence, warmup_steps  # torch-heavy: imported when needed
+    from trainlab.lr_finder import (  # torch-heavy: imported when needed
+        smoothed_until_divergence,
+        warmup_steps,
+    )
 
     return smoothed_until_divergence(losses, smoothing, warmup_steps(len(losses)) if warmup is None else warmup)
 
