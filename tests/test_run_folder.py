@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -287,3 +289,33 @@ def test_an_output_folder_the_disk_refuses_exits_5_and_a_bad_path_exits_2(tmp_pa
     assert main(["train", str(config), "--out", str(tmp_path / "new" / "run")]) == exit_code
     assert capsys.readouterr().err == (f"error: cannot create output folder {tmp_path / 'new' / 'run'}: "
                                        f"{os.strerror(code)}\n")
+
+
+def test_resume_adopts_an_overwrite_killed_after_its_first_checkpoint_and_a_new_overwrite_replaces_it(tmp_path):
+    """A `train --overwrite` SIGKILLed mid-run leaves its staging folder; resume continues it there."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**LINREG, "strategy": {**LINREG["strategy"], "epochs": 20},
+                                      "output": {"progress": "off", "checkpoint": {"every_n_steps": 5}}}))
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    old_model = (out / "model.safetensors").read_bytes()
+    # what a killed overwrite leaves: a complete copy of a run stopped at a checkpoint, under a dead pid's name
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stranded = out.parent / f".run.new-{dead}"
+    second = tmp_path / "second"
+    assert main(["train", str(config), "--out", str(second), "--set", "seed=7", "--quiet",
+                 "--set", "strategy.max_steps=7"]) == 0
+    shutil.copytree(second, stranded)
+    (stranded / "model.safetensors").unlink()  # stopped before finishing: checkpoints only
+    (stranded / "summary.json").unlink()
+    info = json.loads((stranded / "run.json").read_text())
+    (stranded / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    assert RunDir(stranded).has_something_to_keep()
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert not stranded.exists() and (out / "model.safetensors").read_bytes() != old_model
+    assert json.loads((out / "summary.json").read_text())["seed"] == 7  # the overwrite's run, finished
+    # a second stranded attempt, then a new --overwrite: the attempt goes, the new run replaces the folder
+    shutil.copytree(second, stranded)
+    assert main(["train", str(config), "--out", str(out), "--overwrite", "--quiet"]) == 0
+    assert not stranded.exists() and json.loads((out / "summary.json").read_text())["seed"] == LINREG.get("seed", 0)

@@ -286,6 +286,9 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
             config: Config | None) -> tuple[dict[str, Any], Path]:
     path = Path(path)
     run = RunDir.open_existing(path)
+    if run.adopted_from is not None:
+        _warn(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
+              f"run there (it was in {run.adopted_from.name}); the replaced run is deleted, as the overwrite asked")
     try:
         stored = load_config(path / "config.yaml")
         if config is not None and config.hash() not in (stored.hash(), run.info().get("config_hash")):

@@ -124,6 +124,7 @@ class RunDir:
         self.lock = RunLock(self.path)
         self.final: Path | None = None  # set while this run is staged beside the run it overwrites
         self._old_lock: RunLock | None = None
+        self.adopted_from: Path | None = None  # the stranded overwrite this run was taken from (resume)
 
     @property
     def checkpoints(self) -> Path:
@@ -153,11 +154,13 @@ class RunDir:
 
         Overwriting never deletes first: the new run is written into a sibling staging folder
         ``.<name>.new-<pid>`` (``run.path``), while the old run stays at ``path`` and stays locked.
-        The engine calls :meth:`commit_overwrite` once the new run has something to keep (its first
-        checkpoint or its final model); that atomically swaps the folders and deletes the old run,
-        after which ``run.path`` is ``path``. :meth:`close` commits too if the staging folder holds a
-        checkpoint or a model, and otherwise discards it, so a run that fails before then (bad
-        data, divergence at step 2) leaves the old run intact.
+        The engine calls :meth:`commit_overwrite` when the new run ends (finished, diverged or
+        interrupted) with something to keep (a checkpoint or its final model); that atomically swaps
+        the folders and deletes the old run, after which ``run.path`` is ``path``. :meth:`close`
+        commits too if the staging folder holds a checkpoint or a model, and otherwise discards it, so
+        a run that fails before then (bad data, divergence at step 2) leaves the old run intact. A run
+        killed (SIGKILL) after its first checkpoint is left in its staging folder; ``trainlab resume
+        path`` adopts it (:func:`stranded_overwrites`), and another ``--overwrite`` replaces it.
         """
         path = Path(path)
         if path.exists() and not path.is_dir():
@@ -200,6 +203,8 @@ class RunDir:
         old_lock.acquire()  # nobody resumes the old run while it is being replaced
         try:
             clean_stale_staging(final)
+            for stranded in stranded_overwrites(final):  # earlier overwrites of it, killed: this one replaces them
+                _remove(stranded)
             staging = staging_name(final)
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
@@ -282,7 +287,22 @@ class RunDir:
         run = cls(path)
         run.lock.acquire()
         clean_stale_temporaries(path)  # under the lock: nothing else writes here
+        stranded = stranded_overwrites(path)
+        if stranded:  # a `train --overwrite` of this run killed after its first checkpoint: continue that run
+            return run._adopt(stranded)
         return run
+
+    def _adopt(self, stranded: list[Path]) -> RunDir:
+        """Swap the newest of ``stranded`` (dead staging folders of an overwrite, newest first) into place,
+        deleting the run it replaces and the older attempts; returns the adopted run, locked at ``self.path``."""
+        staged = RunDir(stranded[0])
+        staged.lock.acquire()
+        staged.final, staged._old_lock = self.path, self.lock
+        staged.adopted_from = stranded[0]
+        staged.commit_overwrite()
+        for older in stranded[1:]:
+            _remove(older)
+        return staged
 
     def info(self) -> dict[str, Any]:
         return json.loads((self.path / "run.json").read_text())
@@ -371,6 +391,21 @@ def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
                 _remove(entry)
                 removed.append(entry)
     return removed
+
+
+def stranded_overwrites(final: Path) -> list[Path]:
+    """``.<name>.new-<pid>`` siblings of ``final`` whose process is dead and that hold a run with something
+    to keep (a checkpoint or a model), newest first: a ``train --overwrite`` killed before it could swap
+    itself into place. :meth:`RunDir.open_existing` (``resume``) adopts the newest."""
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.new-(\d+)$")
+    found = []
+    for entry in final.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid() or pid_alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink() and is_run_folder(entry) and RunDir(entry).has_something_to_keep():
+            found.append(entry)
+    return sorted(found, key=lambda entry: entry.stat().st_mtime, reverse=True)
 
 
 def clean_stale_staging(final: Path) -> list[Path]:
