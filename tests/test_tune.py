@@ -677,3 +677,27 @@ def test_best_params_hold_config_values_so_a_list_choice_is_a_list(tmp_path):
     assert best["params"]["model.hidden"] in ([8], [4, 4])
     saved = json.loads((tmp_path / "out" / "best.json").read_text())
     assert saved["params"]["model.hidden"] == best["params"]["model.hidden"]
+
+
+def test_a_journal_cut_off_by_a_crash_is_repaired_and_the_study_reads_on(tmp_path):
+    """A torn last line (a crash mid-append) and a line glued onto one: moved aside; Optuna reads the rest."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from trainlab.tune.storage import repair_journal
+
+    journal = tmp_path / "study.journal"
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.create_study(storage=storage, study_name="s")
+    for value in (3.0, 1.0, 2.0):
+        trial = study.ask()
+        study.tell(trial, value)
+    intact = journal.read_bytes()
+    glued = b'{"op_code": 5, "worker' + b'{"op_code": 0, "study_name": "s2"}\n'  # a rerun appended onto a torn tail
+    journal.write_bytes(intact + glued + b'{"op_code": 4, "trial_id": 9, "sta')  # and its own append torn
+    assert repair_journal(journal) == 2
+    assert journal.read_bytes() == intact
+    aside = list(tmp_path.glob("study.journal.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == glued + b'{"op_code": 4, "trial_id": 9, "sta'
+    reread = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert [t.value for t in reread.trials] == [3.0, 1.0, 2.0] and reread.best_value == 1.0
+    assert repair_journal(journal) == 0 and repair_journal(tmp_path / "none.journal") == 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
+from trainlab.atomic import write_bytes
 from trainlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -51,12 +54,48 @@ def open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
     return _STORAGES[key]
 
 
+def repair_journal(path: Path) -> int:
+    """Move the journal's damaged lines aside, under Optuna's own journal lock; returns how many.
+
+    A line is damaged when it does not end in a newline (an append cut off by a crash or a full disk)
+    or is not JSON. Optuna stops at the first one (the whole study unreadable), and the next append
+    would glue its record onto a cut-off tail. The damaged lines are written to
+    ``<journal>.damaged-<unix time>`` (nothing is thrown away) and the journal keeps the others, in order.
+    """
+    if not path.is_file():
+        return 0
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        kept, damaged = [], []
+        for line in data.splitlines(keepends=True):
+            try:
+                ok = line.endswith(b"\n") and isinstance(json.loads(line), dict)
+            except ValueError:
+                ok = False
+            (kept if ok else damaged).append(line)
+        if damaged:
+            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+            write_bytes(aside, b"".join(damaged))
+            write_bytes(path, b"".join(kept))
+    finally:
+        lock.release()
+    return len(damaged)
+
+
 def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
     if settings.storage is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         settings.out.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(settings.out / JOURNAL_NAME)))
+        journal = settings.out / JOURNAL_NAME
+        if damaged := repair_journal(journal):
+            print(f"warning: {journal}: {damaged} damaged line(s) (a write cut off by a crash or a full disk) "
+                  f"moved to {journal.name}.damaged-*; the study goes on from its intact records", file=sys.stderr)
+        return JournalStorage(JournalFileBackend(str(journal)))
     url = storage_url(settings.storage)
     for attempt in range(10):
         try:
