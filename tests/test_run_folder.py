@@ -319,3 +319,23 @@ def test_resume_adopts_an_overwrite_killed_after_its_first_checkpoint_and_a_new_
     shutil.copytree(second, stranded)
     assert main(["train", str(config), "--out", str(out), "--overwrite", "--quiet"]) == 0
     assert not stranded.exists() and json.loads((out / "summary.json").read_text())["seed"] == LINREG.get("seed", 0)
+
+
+def test_record_files_are_read_bounded_and_damaged_bytes_do_not_stop_the_readers(tmp_path):
+    from trainlab.compare.run_record import read_records
+    from trainlab.records import read_record_text
+    from trainlab.report.sources import read_metrics
+
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match="is not a regular file"):
+        read_record_text(tmp_path / "zero")  # not read without end
+    (tmp_path / "big").write_bytes(b"x" * 2049)
+    with pytest.raises(ValueError, match="larger than"):
+        read_record_text(tmp_path / "big", limit=2048)
+    good = '{"epoch": 1, "val_loss": 0.5}\n'
+    (tmp_path / "metrics.jsonl").write_bytes(good.encode() + b'{"epoch": 2, "val_loss": \xff\xfe}\n' + good.encode())
+    assert [r["epoch"] for r in read_records(tmp_path)] == [1, 1]  # the damaged line skipped like a torn one
+    assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl")[0]] == [1, 1]
+    (tmp_path / "metrics.jsonl").unlink()
+    (tmp_path / "metrics.jsonl").symlink_to("/dev/zero")
+    assert read_records(tmp_path) == []

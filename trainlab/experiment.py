@@ -43,7 +43,7 @@ from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
-from trainlab.records import best_epoch, safe_summary
+from trainlab.records import best_epoch, read_record_text, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.runtime import environment
@@ -337,7 +337,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
         raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
     config = load_config(config_path)
     try:
-        info = json.loads((path / "run.json").read_text())
+        info = json.loads(read_record_text(path / "run.json"))
     except (OSError, ValueError):
         info = {}
     _warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",

@@ -14,6 +14,8 @@ summary says why in ``non_finite``), never ``NaN``/``Infinity``.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from trainlab.errors import ConfigError
@@ -21,6 +23,27 @@ from trainlab.metrics import default_metrics, is_scalar
 
 if TYPE_CHECKING:
     from trainlab.config import Config
+
+
+MAX_RECORD_BYTES = 256 * 2**20  # a run's metrics.jsonl of a million epochs is far below this
+
+
+def read_record_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> str:
+    """The text of a run-folder record file (run.json, summary.json, metrics.jsonl, config.yaml).
+
+    Bounded as a run folder may be someone else's: a link to /dev/zero, a FIFO or a folder is refused
+    (ValueError) instead of read without end, a file over ``limit`` bytes too; bytes that are not UTF-8
+    (a damaged file) become U+FFFD, so a JSON line holding them fails to parse like any torn line.
+    Raises OSError when the file cannot be read.
+    """
+    info = os.stat(path)  # before opening: opening a FIFO would block
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file")
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than {limit // 2**20} MiB")
+    return data.decode("utf-8", errors="replace")
 
 
 class EpochRecord(TypedDict):

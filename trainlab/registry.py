@@ -157,7 +157,9 @@ def run_code_policy(run_dir: str | os.PathLike[str]) -> Iterator[CodePolicy]:
 
 def _recorded_code_folders(run_dir: Path) -> list[str]:
     try:
-        folders = json.loads((run_dir / "run.json").read_text()).get("code_folders", [])
+        from trainlab.records import read_record_text  # records imports metrics: not at registry's import
+
+        folders = json.loads(read_record_text(run_dir / "run.json")).get("code_folders", [])
     except (OSError, ValueError, AttributeError):
         return []
     return [str(folder) for folder in folders if isinstance(folder, str) and Path(folder).is_dir()] \

@@ -13,6 +13,7 @@ from typing import Any
 import trainlab.compare.stats as stats
 from trainlab.compare.metric_keys import direction_of, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan, read_json
+from trainlab.records import read_record_text
 
 
 @dataclass
@@ -29,8 +30,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     """metrics.jsonl without event records; a torn last line (a killed writer) is skipped."""
     records = []
     try:
-        lines = (path / "metrics.jsonl").read_text().splitlines()
-    except OSError:
+        lines = read_record_text(path / "metrics.jsonl").splitlines()
+    except (OSError, ValueError):
         return records
     for line in lines:
         try:

@@ -39,6 +39,7 @@ from trainlab.config import Config, validate
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import Interrupted, TrainingError
+from trainlab.records import read_record_text
 
 ERROR_FILE = "compare-error.json"  # written into a run folder whose run raised (not diverged)
 
@@ -90,7 +91,7 @@ def plan_runs(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy],
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON file's content, or None when it is missing or unreadable."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_record_text(path))
     except (OSError, ValueError):
         return None
 

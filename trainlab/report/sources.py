@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from trainlab.errors import ConfigError, DataError
+from trainlab.records import read_record_text
 
 LEADERBOARD = "leaderboard.json"
 SEED_FOLDER = re.compile(r"^seed-(\d+)$")
@@ -85,7 +86,7 @@ def _read_json(path: Path, default: Any) -> Any:
     if not path.is_file():
         return default
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_record_text(path))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
 
@@ -96,7 +97,11 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     events: list[dict[str, Any]] = []
     if not path.is_file():
         return records, events
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = read_record_text(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -135,8 +140,8 @@ def load_run(path: str | Path, seed: int | None = None, fit_records: bool = Fals
     else:
         config_path = path / "config.yaml"
     try:
-        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    except (OSError, yaml.YAMLError) as exc:
+        config = yaml.safe_load(read_record_text(config_path)) if config_path.is_file() else {}
+    except (OSError, ValueError, yaml.YAMLError) as exc:
         raise DataError(f"cannot read {config_path}: {str(exc).splitlines()[0]}") from None
     records, events = read_metrics(path / "metrics.jsonl")
     summary = _read_json(path / "summary.json", {})
