@@ -75,17 +75,17 @@ def test_a_ctrl_c_during_the_torch_import_is_held_and_reported_after_it(tmp_path
 
     (tmp_path / "interrupted_while_importing.py").write_text(
         "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nFINISHED = True\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    handler = signal.getsignal(signal.SIGINT)
-    assert import_holding_sigint("interrupted_while_importing") is True  # no KeyboardInterrupt mid-import
-    import interrupted_while_importing
-
-    assert interrupted_while_importing.FINISHED
-    assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C behaves as before afterwards
-    assert import_holding_sigint("json") is False
     (tmp_path / "interrupted_while_ignored.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, or `trainlab ... &` in a script: Ctrl-C is ignored
+    monkeypatch.syspath_prepend(str(tmp_path))
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh `trainlab` process has it
     try:
+        assert import_holding_sigint("interrupted_while_importing") is True  # no KeyboardInterrupt mid-import
+        import interrupted_while_importing
+
+        assert interrupted_while_importing.FINISHED
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C behaves as before afterwards
+        assert import_holding_sigint("json") is False
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, or `trainlab ... &` in a script: Ctrl-C is ignored
         assert import_holding_sigint("interrupted_while_ignored") is False
     finally:
-        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGINT, outer)
