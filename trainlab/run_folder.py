@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -393,18 +393,25 @@ def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def stranded_overwrites(final: Path) -> list[Path]:
-    """``.<name>.new-<pid>`` siblings of ``final`` whose process is dead and that hold a run with something
-    to keep (a checkpoint or a model), newest first: a ``train --overwrite`` killed before it could swap
-    itself into place. :meth:`RunDir.open_existing` (``resume``) adopts the newest."""
-    pattern = re.compile(rf"^\.{re.escape(final.name)}\.new-(\d+)$")
-    found = []
+def _dead_siblings(final: Path) -> Iterator[tuple[str, Path]]:
+    """(``"new"`` or ``"old"``, folder) for each ``.<name>.new-<pid>`` / ``.old-<pid>`` sibling of ``final``
+    whose process is dead: an overwrite's staging folder, or the old run set aside during a swap."""
+    if not final.parent.is_dir():
+        return
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(new|old)-(\d+)$")
     for entry in final.parent.iterdir():
         match = pattern.match(entry.name)
-        if match is None or int(match.group(1)) == os.getpid() or pid_alive(int(match.group(1))):
-            continue
-        if entry.is_dir() and not entry.is_symlink() and is_run_folder(entry) and RunDir(entry).has_something_to_keep():
-            found.append(entry)
+        if match is not None and int(match.group(2)) != os.getpid() and not pid_alive(int(match.group(2))):
+            yield match.group(1), entry
+
+
+def stranded_overwrites(final: Path) -> list[Path]:
+    """Dead staging folders of ``final`` that hold a run with something to keep (a checkpoint or a model),
+    newest first: a ``train --overwrite`` killed before it could swap itself into place.
+    :meth:`RunDir.open_existing` (``resume``) adopts the newest."""
+    found = [entry for kind, entry in _dead_siblings(final)
+             if kind == "new" and entry.is_dir() and not entry.is_symlink() and is_run_folder(entry)
+             and RunDir(entry).has_something_to_keep()]
     return sorted(found, key=lambda entry: entry.stat().st_mtime, reverse=True)
 
 
@@ -414,16 +421,10 @@ def clean_stale_staging(final: Path) -> list[Path]:
     A dead staging folder that holds a model or a checkpoint is kept (it is someone's work).
     """
     removed = []
-    if not final.parent.is_dir():
-        return removed
-    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(new|old)-(\d+)$")
-    for entry in final.parent.iterdir():
-        match = pattern.match(entry.name)
-        if match is None or int(match.group(2)) == os.getpid() or pid_alive(int(match.group(2))):
+    for kind, entry in _dead_siblings(final):
+        if kind == "new" and RunDir(entry).has_something_to_keep():
             continue
-        if match.group(1) == "new" and RunDir(entry).has_something_to_keep():
-            continue
-        if match.group(1) == "old" and not final.exists():
+        if kind == "old" and not final.exists():
             continue  # a swap was cut between its two renames: this is the only copy of the old run
         _remove(entry)
         removed.append(entry)
