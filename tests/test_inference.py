@@ -529,3 +529,30 @@ def test_cli_predict_creates_the_output_folder_and_a_write_error_names_the_users
         write_text(tmp_path / "absent" / "x.csv", "a")
     assert caught.value.filename == str(tmp_path / "absent" / "x.csv")  # not the hidden temporary beside it
     assert "its folder does not exist" in str(caught.value)
+
+
+def test_a_changed_model_file_is_refused_by_eval_predict_and_report_and_an_old_run_still_loads(runs, tmp_path, capsys):
+    import hashlib
+
+    run = tmp_path / "pets"
+    shutil.copytree(runs["classify"], run)
+    weights = run / "model.safetensors"
+    info = json.loads((run / "run.json").read_text())
+    assert info["model_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()  # vouched for by run.json
+    assert main(["predict", str(run), str(runs["tmp"] / "new_pets.csv")]) == 0
+    capsys.readouterr()
+
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x40  # a flipped bit in the last float: still valid safetensors, another model
+    weights.write_bytes(bytes(data))
+    for argv in (["eval", str(run)], ["predict", str(run), str(runs["tmp"] / "new_pets.csv")]):  # eval: before the data
+        assert main(argv) == 3
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "\n" not in err and "SHA-256" in err and "model_sha256" in err, err
+    from trainlab.report.predictions import Unavailable, load_predictions
+
+    assert isinstance(load_predictions(run), Unavailable)  # the report says why instead of drawing another model
+
+    del info["model_sha256"]  # a run written before the digest existed loads as it did
+    (run / "run.json").write_text(json.dumps(info))
+    assert trainlab.load_run(run).predict(np.zeros((1, 5), np.float32)).shape == (1,)

@@ -22,11 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-
 from trainlab import __version__
-from trainlab.atomic import write_json, write_safetensors
+from trainlab.atomic import write_json
 from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
 from trainlab.callbacks.base import Callback
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
@@ -42,6 +39,7 @@ from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
+from trainlab.model_file import DIGEST_KEY, MODEL_FILE, read_model, write_model
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.records import best_epoch, read_record_text, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
@@ -186,11 +184,11 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
 
     def write_results() -> None:
         run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records)
-        write_safetensors(run.path / "model.safetensors", weights,
-                          # one metadata key: safetensors writes several in hash-map order, not byte-stable
-                          metadata={"trainlab": json.dumps({"format": "model", "config_hash": built.config.hash()})})
+        digest = write_model(run.path / MODEL_FILE, weights,
+                             # one metadata key: safetensors writes several in hash-map order, not byte-stable
+                             metadata={"trainlab": json.dumps({"format": "model", "config_hash": built.config.hash()})})
         run.write_summary(summary)
-        run.write_info(status="finished")
+        run.write_info(status="finished", **{DIGEST_KEY: digest})
 
     retrying(write_results, "the run's results")
     keep = built.config.output.checkpoint.keep_after_finish
@@ -330,11 +328,9 @@ def evaluate_run(path: str | Path, split: str = "test") -> dict[str, Any]:
 def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     path = Path(path)
     config_path = run_config_path(path)
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        raise RunDirError(f"{path} has no model.safetensors (the run did not finish; try 'trainlab resume {path}')")
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
+    state = read_model(path)
     config = load_config(config_path)
     try:
         info = json.loads(read_record_text(path / "run.json"))
@@ -345,13 +341,9 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     with run_scope(config):
         built = build(config, quiet=True)
         try:
-            state = load_file(weights)
-        except (SafetensorError, OSError) as exc:
-            raise DataError(f"cannot read {weights}: {exc}") from None
-        try:
             built.model.load_state_dict(state)
         except RuntimeError as exc:
-            raise DataError(f"{weights} does not match the model in {config_path}: "
+            raise DataError(f"{path / MODEL_FILE} does not match the model in {config_path}: "
                             f"{str(exc).strip().splitlines()[0][:300]}") from None
         return built.evaluator.evaluate(getattr(built.data, split))
 

@@ -301,18 +301,14 @@ def _read_json(path: Path, what: str) -> Any:
         raise RunDirError(f"cannot read {what} {path}: {str(exc).splitlines()[0][:200]}") from None
 
 
-def _load_weights(model: torch.nn.Module, weights: Path, config_path: Path) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def _load_weights(model: torch.nn.Module, run: Path, config_path: Path) -> None:
+    from trainlab.model_file import MODEL_FILE, read_model
 
-    try:
-        state = load_file(weights)
-    except (SafetensorError, OSError) as exc:
-        raise DataError(f"cannot read {weights}: {exc}") from None
+    state = read_model(run)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise DataError(f"{weights} does not match the model in {config_path}: "
+        raise DataError(f"{run / MODEL_FILE} does not match the model in {config_path}: "
                         f"{str(exc).strip().splitlines()[0][:300]}") from None
 
 
@@ -411,7 +407,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         raise DataError(f"loss '{loss.name}' trains embeddings, not predictions; predict supports classification "
                         "and regression losses")
     model = model.to(device)
-    _load_weights(model, weights, config_path)
+    _load_weights(model, path, config_path)
     model.eval()
     loaded = LoadedRun(path=path, config=config, model=model, loss=loss.to(device), task=task,
                        class_names=labels.get("class_names"), preprocessing=fitted or {},

@@ -2,7 +2,7 @@
 
 ``runs/<name>-<UTC timestamp>/`` (or ``--out DIR``) holds::
 
-    run.json            format version, trainlab version, config hash, status
+    run.json            format version, trainlab version, config hash, status, model_sha256
     config.yaml         the fully resolved config
     metrics.jsonl       one JSON object per epoch (epoch, step, lr, train_loss, val_*, elapsed_s)
     summary.json        written once training ends (see README "Run records")
