@@ -39,8 +39,8 @@ from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
-from trainlab.model_file import DIGEST_KEY, MODEL_FILE, read_model, write_model
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
+from trainlab.model_file import DIGEST_KEY, MODEL_FILE, read_model, write_model
 from trainlab.records import best_epoch, read_record_text, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir

@@ -73,6 +73,7 @@ def _output_names(target: object, count: int) -> list[str]:
 
 def _recompute(run: Path) -> Predictions | Unavailable:
     import torch
+
     from trainlab.builders import build, run_scope
     from trainlab.config import load_config
     from trainlab.data.preprocessing import inverse_target
