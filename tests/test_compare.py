@@ -243,6 +243,31 @@ def test_cli_set_changes_every_base_before_the_strategies(tmp_path: Path):
     assert bad == 2
 
 
+def test_a_second_compare_into_a_folder_in_use_is_refused_in_one_line_and_touches_nothing(tmp_path: Path, capsys):
+    from trainlab.run_lock import RunLock
+
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(BASE))
+    strategies = tmp_path / "s.yaml"
+    strategies.write_text("strategies:\n  plain:\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    held = RunLock(out)  # what the first comparison holds while it runs (flock: a second open file conflicts)
+    held.acquire()
+    try:
+        code = main(["compare", str(base), "--strategies", str(strategies), "--seeds", "1", "--jobs", "1",
+                     "--out", str(out), "--set", "strategy.epochs=1"])
+    finally:
+        held.release()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: comparison folder {out} is in use by process {os.getpid()}"), err
+    assert list(out.iterdir()) == []  # no run started, no error record written into the other's runs
+    assert main(["compare", str(base), "--strategies", str(strategies), "--seeds", "1", "--jobs", "1",
+                 "--out", str(out), "--set", "strategy.epochs=1"]) == 0  # free again: it runs
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.csv", "leaderboard.json", "report.html", "runs"]
+
+
 # --------------------------------------------------------------------------- running and the leaderboard
 
 STRATEGIES = {"strategies": {

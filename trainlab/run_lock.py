@@ -30,7 +30,8 @@ def pid_alive(pid: int) -> bool:
 
 
 class RunLock:
-    """``.lock``: an ``fcntl.flock`` held on the file for the whole run, plus the owner's PID for messages.
+    """``.lock``: an ``fcntl.flock`` held on the file for the whole run (or comparison: ``what`` names the
+    folder in messages), plus the owner's PID for messages.
 
     The kernel drops the flock when its process dies, so a lock left by a killed run is free without
     anyone deciding it is stale; taking it is one atomic system call, so of two processes racing for
@@ -39,8 +40,8 @@ class RunLock:
     retries.
     """
 
-    def __init__(self, folder: Path):
-        self.path = folder / LOCK
+    def __init__(self, folder: Path, what: str = "run folder"):
+        self.path, self.what = folder / LOCK, what
         self.held = False
         self._fd: int | None = None
 
@@ -57,7 +58,7 @@ class RunLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             except IsADirectoryError:
                 raise RunDirError(f"lock {self.path} is a folder, not a lock file; remove it if no trainlab "
-                                  "process uses this run folder") from None
+                                  f"process uses this {self.what}") from None
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise RunDirError(f"lock {self.path} is a symbolic link; remove it") from None
@@ -69,7 +70,7 @@ class RunLock:
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise RunDirError(
-                        f"run folder {self.path.parent} is in use by {owner} (lock {self.path}); "
+                        f"{self.what} {self.path.parent} is in use by {owner} (lock {self.path}); "
                         "wait for it to finish or choose another --out") from None
                 raise folder_error(f"cannot lock {self.path}", exc) from None
             try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_plans
 from trainlab.compare.strategies import SET_BY_COMPARE, NamedStrategy, load_strategies, validate_strategies
 from trainlab.config import Config, apply_overrides, read_yaml
-from trainlab.errors import ConfigError, TrainingError
+from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.records import SUMMARY_NUMBERS, data_task, recorded_keys
 from trainlab.registry import did_you_mean
+from trainlab.run_lock import RunLock
 
 DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
 
@@ -57,18 +59,36 @@ def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], o
     direction = direction or direction_of(metric)
     plans = plan_runs(bases, strategies, list(range(seeds)), Path(out))
     tally = Tally(task=plans[0].task, total=len(plans), metric=metric, direction=direction, read_metric=read_metric)
-    run_plans(plans, jobs, tally, live=live)
-    board = build_leaderboard(plans, metric, direction, parsed_target)
-    write_leaderboard(board, Path(out))
-    if not quiet:
-        print_leaderboard(board)
-    report = write_report_if_available(plans, Path(out))
+    with comparison_lock(Path(out)):  # a second compare into the same folder would race for its runs
+        run_plans(plans, jobs, tally, live=live)
+        board = build_leaderboard(plans, metric, direction, parsed_target)
+        write_leaderboard(board, Path(out))
+        if not quiet:
+            print_leaderboard(board)
+        report = write_report_if_available(plans, Path(out))
     if report is not None and not quiet:
         print(f"report: {report}")
     if not quiet:
         print(f"leaderboard: {Path(out) / 'leaderboard.json'}, {Path(out) / 'leaderboard.csv'}")
     check_metric_found(board, metric)
     return board
+
+
+@contextmanager
+def comparison_lock(out: Path) -> Iterator[None]:
+    """``out/.lock`` held for the whole comparison: a second ``compare`` into ``out`` is refused in one
+    line naming the process, instead of both racing for the same runs (each run's own lock would then
+    fail the loser's runs with error records the winner's finished runs keep)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise folder_error(f"cannot create the comparison folder {out}", exc) from None
+    lock = RunLock(out, what="comparison folder")
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def check_metric_found(board: dict[str, Any], metric: str) -> None:
