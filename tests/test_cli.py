@@ -168,3 +168,22 @@ def test_focal_trains_a_binary_task_on_one_logit_as_the_advisor_proposes(write_c
                           strategy__epochs=2, metrics=["accuracy", "f1"])
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert json.loads((tmp_path / "run" / "model.json").read_text())["output_dim"] == 1
+
+
+@pytest.mark.parametrize("number, said", [(28, "cannot write (/x/run.json): No space left on device; finished"),
+                                          (5, "cannot read or write (/x/run.json): Input/output error")])
+def test_an_os_error_is_called_a_write_only_when_only_a_write_meets_it(monkeypatch, capsys, number, said):
+    import errno
+    import os
+
+    import trainlab.cli
+
+    assert number in (errno.ENOSPC, errno.EIO)
+
+    def failing(args):
+        raise OSError(number, os.strerror(number), "/x/run.json")
+
+    monkeypatch.setitem(trainlab.cli.COMMANDS, "resume", failing)
+    assert main(["resume", "/x"]) == 5
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {said}") and err.count("\n") == 1, err

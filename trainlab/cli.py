@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainlab import __version__
-from trainlab.errors import EXIT_BROKEN_PIPE, EXIT_SYSTEM, ConfigError, TrainingError, TrainlabError
+from trainlab.errors import (
+    DISK_FULL_OR_READ_ONLY,
+    EXIT_BROKEN_PIPE,
+    EXIT_SYSTEM,
+    ConfigError,
+    TrainingError,
+    TrainlabError,
+)
 
 MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
 
@@ -416,9 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         where = f" ({exc.filename})" if exc.filename else ""
+        written = exc.errno in DISK_FULL_OR_READ_ONLY  # else it may as well be a read: say neither
         after = ("; finished checkpoints are intact, resume once the disk is writable"
-                 if args.command in ("train", "resume", "compare", "tune") else "")
-        print(f"error: cannot write{where}: {exc.strerror or exc}{after}", file=sys.stderr)
+                 if written and args.command in ("train", "resume", "compare", "tune") else "")
+        print(f"error: cannot {'write' if written else 'read or write'}{where}: {exc.strerror or exc}{after}",
+              file=sys.stderr)
         return EXIT_SYSTEM
     except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
         after = f"; its checkpoints are intact: trainlab resume {args.run_dir}" if args.command == "resume" else ""

@@ -27,7 +27,8 @@ class ConfigError(TrainlabError):
 
 
 class DataError(TrainlabError):
-    """The data cannot be read, or does not fit the model, loss or metrics."""
+    """The data cannot be read, or does not fit the model, loss or metrics; also a damaged record of a run
+    folder (run.json, model.json, model.safetensors...): a file that exists but cannot be read as written."""
 
     exit_code = 3
 
@@ -39,7 +40,7 @@ class TrainingError(TrainlabError):
 
 
 class RunDirError(TrainlabError):
-    """A run folder cannot be used: it exists, is locked, or is from another version."""
+    """A run folder cannot be used: it exists, is missing, is locked, or is from another version."""
 
     exit_code = 2
 
@@ -50,6 +51,8 @@ class WriteError(TrainlabError):
     exit_code = EXIT_SYSTEM
 
 
+# errors only a write meets: the CLI says "cannot write" for these, "cannot read or write" for other OSErrors
+DISK_FULL_OR_READ_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 # a folder or lock that cannot be made for these reasons is the disk's fault (exit 5), not the path's (exit 2)
 WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM})
 

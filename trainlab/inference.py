@@ -298,7 +298,7 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise RunDirError(f"cannot read {what} {path}: {str(exc).splitlines()[0][:200]}") from None
+        raise DataError(f"cannot read {what} {path}: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _load_weights(model: torch.nn.Module, run: Path, config_path: Path) -> None:

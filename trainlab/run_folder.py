@@ -33,7 +33,7 @@ from typing import Any
 
 from trainlab import __version__
 from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
-from trainlab.errors import RunDirError, folder_error
+from trainlab.errors import DataError, RunDirError, folder_error
 from trainlab.records import json_safe
 from trainlab.run_lock import LOCK, RunLock, pid_alive
 
@@ -276,9 +276,9 @@ class RunDir:
                 raise ValueError(f"larger than {MAX_RUN_JSON_BYTES} bytes")
             info = json.loads(info_path.read_text())
         except (OSError, ValueError, RecursionError) as exc:
-            raise RunDirError(f"cannot read {info_path}: {exc}") from None
+            raise DataError(f"cannot read {info_path}: {exc}") from None  # damaged: a data error, as in plot/report
         if not isinstance(info, dict):
-            raise RunDirError(f"cannot read {info_path}: not a JSON object")
+            raise DataError(f"cannot read {info_path}: not a JSON object")
         if info.get("format") != RUN_FORMAT:
             raise RunDirError(
                 f"run folder {path} has format {info.get('format')!r} (trainlab {info.get('trainlab', '?')}); "
