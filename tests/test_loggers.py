@@ -139,3 +139,32 @@ def test_step_records_as_the_engine_writes_them_stay_out_of_the_epoch_tags(tmp_p
     assert [p.step for p in events.Scalars("step/train_loss")] == [5, 10]
     epoch_tag = next(t for t in events.Tags()["scalars"] if not t.startswith("step/") and t.endswith("train_loss"))
     assert [p.value for p in events.Scalars(epoch_tag)] == [pytest.approx(0.05)]  # the epoch record only
+
+
+def test_a_run_stopped_by_a_signal_and_resumed_is_one_hparams_session(tmp_path):
+    from types import SimpleNamespace
+
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    def view(step, interrupted_by):
+        return SimpleNamespace(state=SimpleNamespace(step=step, history=[]),
+                               control=SimpleNamespace(interrupted_by=interrupted_by))
+
+    config = {"strategy": {"optimizer": {"name": "adam", "lr": 0.01}}}
+    first = TensorBoardLogger(tmp_path, config)
+    first.on_train_start(view(0, None))
+    first.log({"epoch": 1, "step": 10, "train_loss": 0.9}, view(10, None))
+    first.on_train_end(view(10, 15))  # SIGTERM: checkpointed at step 10, resumed later
+    resumed = TensorBoardLogger(tmp_path, config)
+    resumed.on_train_start(view(10, None))
+    resumed.log({"epoch": 2, "step": 20, "train_loss": 0.7}, view(20, None))
+    resumed.on_train_end(view(20, None))
+    sessions, finals = [], []
+    for path in sorted((tmp_path / "tensorboard").iterdir()):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    sessions.append(event.step)
+                if value.tag == "hparam/train_loss":
+                    finals.append((event.step, round(value.tensor.float_val[0], 6)))  # the loader stores tensors
+    assert sessions == [20] and finals == [(20, 0.7)]

@@ -7,8 +7,9 @@
   every scalar of each epoch record as tag ``<key>`` at x = the record's ``step``; each step record
   (a record with ``"step"`` and no ``"epoch"``) as tag ``step/<key>``; the resolved config as text
   (tag ``config``) at the start, and the hyperparameters (flattened config keys) with the last
-  epoch's scalars as ``hparam/<key>`` at the end (the HPARAMS tab). A resumed run purges the
-  events after the step it resumes from, so replayed steps are not drawn twice.
+  epoch's scalars as ``hparam/<key>`` at the end (the HPARAMS tab; not when a signal stopped the run:
+  its resumed end writes them, so a run is one session). A resumed run purges the events after the
+  step it resumes from, so replayed steps are not drawn twice.
 - ``csv``: ``<run>/metrics.csv``, one row per epoch record, one column per key (the union, in
   order of first appearance); rewritten whole (atomically) from the run's history at each epoch,
   so a resumed run's file holds every epoch. Lists (per-class metrics) are written as JSON.
@@ -178,7 +179,8 @@ class TensorBoardLogger(RecordLogger):
             return
         writer, self.writer = self.writer, None
         try:
-            if view is not None and self.config and self._last_epoch:
+            # a segment stopped by a signal is continued by `resume`, whose close writes them: one session per run
+            if view is not None and self.config and self._last_epoch and view.control.interrupted_by is None:
                 from torch.utils.tensorboard.summary import hparams
 
                 metrics = {f"hparam/{k}": float(v) for k, v in self._last_epoch.items()
