@@ -465,3 +465,17 @@ def test_sigkill_half_way_then_the_same_command_completes(tmp_path: Path):
         assert _mtimes(Path(folder)) == mtimes
     board = json.loads((out / "leaderboard.json").read_text())
     assert all(e["runs"] == 4 and e["failed"] == 0 for e in board["tasks"]["base"]["strategies"])
+
+
+def test_the_t_interval_of_a_bounded_metric_is_clipped_to_its_range_and_says_so():
+    from trainlab.compare.leaderboard import metric_block
+
+    values = [0.99, 1.0, 1.0]
+    low, high = sps.t.interval(0.95, df=2, loc=np.mean(values), scale=sps.sem(values))
+    assert high > 1.0  # the plain interval reaches past a perfect accuracy
+    block = metric_block(values, [0, 1, 2], "test_accuracy")
+    assert block["ci95"] == pytest.approx([low, 1.0]) and block["ci_method"] == "t, clipped to [0, 1]"
+    assert metric_block(values, [0, 1, 2], "test_loss")["ci95"] == pytest.approx([low, high])  # unbounded above
+    inside = metric_block([0.7, 0.8, 0.75], [0, 1, 2], "val_f1_macro")
+    assert inside["ci_method"] == "t" and inside["ci95"] == pytest.approx(
+        sps.t.interval(0.95, df=2, loc=0.75, scale=sps.sem([0.7, 0.8, 0.75])))

@@ -17,7 +17,7 @@ from typing import Any
 
 import trainlab.compare.stats as stats
 from trainlab.atomic import write_json, write_text
-from trainlab.compare.metric_keys import direction_of, read_metric
+from trainlab.compare.metric_keys import direction_of, metric_range, read_metric
 from trainlab.compare.run_record import RunRecord, convergence, load_run, time_to_target
 from trainlab.compare.runner import RunPlan
 
@@ -26,14 +26,23 @@ ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the b
 
 # --------------------------------------------------------------------------- one strategy
 
-def metric_block(values: list[float], seeds: list[int]) -> dict[str, Any]:
+def metric_block(values: list[float], seeds: list[int], key: str | None = None) -> dict[str, Any]:
+    """Statistics of one metric over seeds. The t interval of a bounded metric (``key``'s
+    :func:`~trainlab.compare.metric_keys.metric_range`: accuracy in [0, 1]) is clipped to the values the
+    metric can take, and ``ci_method`` says so (``"t, clipped to [0, 1]"``): few seeds near a bound
+    would otherwise give an accuracy interval reaching past 1."""
     described = stats.describe(values)
     interval = stats.t_interval(values)
+    method = "t"
+    bounds = metric_range(key) if key else None
+    if interval and bounds and (interval[0] < bounds[0] or interval[1] > bounds[1]):
+        interval = (max(interval[0], bounds[0]), min(interval[1], bounds[1]))
+        method = f"t, clipped to [{bounds[0]:g}, {bounds[1]:g}]"
     boot, boot_method = stats.bootstrap_interval(values, "iqm")
     return {
         **described,
         "ci95": list(interval) if interval else None,
-        "ci_method": "t",
+        "ci_method": method,
         "iqm": stats.iqm(values) if values else None,
         "iqm_ci95": list(boot) if boot else None,
         "iqm_ci_method": boot_method,
@@ -67,7 +76,7 @@ def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[s
         pairs = [(r.seed, read_metric(r.summary, key)) for r in finished]
         pairs = [(s, v) for s, v in pairs if v is not None]
         if pairs or key == metric:
-            metrics[key] = metric_block([v for _, v in pairs], [s for s, _ in pairs])
+            metrics[key] = metric_block([v for _, v in pairs], [s for s, _ in pairs], key)
     entry: dict[str, Any] = {
         "name": name,
         "runs": len(finished),
@@ -170,7 +179,8 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
         "target_direction": target["direction"] if target else None,
         "alpha": ALPHA,
         "methods": {
-            "ci95": "Student t interval of the mean over seeds (ci_method 't')",
+            "ci95": "Student t interval of the mean over seeds (ci_method 't'; clipped to a bounded metric's range, "
+                    "ci_method says so)",
             "iqm_ci95": "scipy.stats.bootstrap of the interquartile mean, BCa (percentile where BCa is undefined)",
             "vs_best": f"paired t over shared seeds (n < {stats.WILCOXON_MIN_PAIRS}), exact Wilcoxon signed-rank "
                        f"(n >= {stats.WILCOXON_MIN_PAIRS}), Welch t when fewer than 2 seeds are shared; Holm "

@@ -70,7 +70,9 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
                                     pointpos=-1.6, fillcolor="rgba(0,0,0,0)", line={"width": 0},
                                     marker={"color": palette[name], "size": 6, "opacity": 0.55},
                                     showlegend=False, hoverinfo="y"))
-    method = next(((e.get("metrics") or {}).get(metric, {}).get("ci_method") for e in entries), None)
+    methods = [(e.get("metrics") or {}).get(metric, {}).get("ci_method") for e in entries]
+    # one clipped interval names the clipping in the title (the others, inside the range, are plain t)
+    method = next((m for m in methods if m and "clipped" in m), next((m for m in methods if m), None))
     figure.update_yaxes(title_text=_metric_title(metric))
     figure.update_xaxes(title_text="strategy (ranked, best first)", type="category")
     style(figure, f"{metric}: mean with 95% CI ({method or 'method not given'}), dots are seeds", 420)
