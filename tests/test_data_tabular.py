@@ -471,10 +471,24 @@ def test_other_groupings_are_refused_with_the_plain_number(tmp_path, cells, plai
         load(source="csv", path=write_csv(tmp_path / "g.csv", ["x", "amount", "y"], rows), target="y")
 
 
-def test_decimal_commas_are_not_taken_for_grouping_and_several_targets_are_checked_too(tmp_path):
-    rows = [[i, ["0,125", "1,250", "2,500"][i % 3], i % 2] for i in range(30)]  # 0,125: a decimal comma
-    data = load(source="csv", path=write_csv(tmp_path / "d.csv", ["x", "w", "y"], rows), target="y")
-    assert data.preprocessing["categorical_columns"] == ["w"]  # text, as before (no grouping to name)
+@pytest.mark.parametrize("cells, example, plain", [
+    (["0,125", "1,250", "2,500"], "0,125", "0.125"),  # 0,125 can only be a decimal comma: 1,250 is 1.25 then
+    (["12,5", "-3,75", "7"], "12,5", "12.5"),
+    (["1.234,5", "2,25", "1e3"], "1.234,5", "1234.5"),  # dot-grouped with a decimal comma
+])
+def test_decimal_commas_are_refused_naming_the_cell_not_taken_for_grouping(tmp_path, cells, example, plain):
+    rows = [[i, cells[i % 3], i % 2] for i in range(30)]
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=write_csv(tmp_path / "d.csv", ["x", "w", "y"], rows), target="y")
+    assert str(caught.value).endswith(
+        f"line 2, column 'w': '{example}' is a number written with a decimal comma, which would make the column "
+        f"text (one category per value); write its numbers with a decimal point (e.g. {plain})")
+    target = [[i, cells[i % 3]] for i in range(30)]
+    with pytest.raises(DataError, match=r"target .w.: .* decimal comma.* \(one class per value\)"):
+        load(source="csv", path=write_csv(tmp_path / "t.csv", ["x", "w"], target), target="w")
+
+
+def test_several_targets_are_checked_for_separators_too(tmp_path):
     two = [[i, f"{i}.5", ["1,200", "2,400", "300"][i % 3]] for i in range(30)]
     with pytest.raises(DataError, match="target 'b': '1,200' is a number written with thousands separators"):
         load(source="csv", path=write_csv(tmp_path / "t.csv", ["x", "a", "b"], two), target=["a", "b"])

@@ -298,30 +298,39 @@ _GROUPED = (re.compile(r"[-+]?[1-9]\d{0,2}(?:([,' _\u00a0\u202f])\d{3})(?:\1\d{3
             re.compile(r"[-+]?[1-9]\d?(?:,\d{2})+,\d{3}(?:\.\d+)?"))
 
 
-def grouped_number(cells: np.ndarray) -> str | None:
-    """The first cell written with thousands separators when every non-empty cell is a number, else None.
+# a decimal comma (European exports): 12,5 / -0,125 / 3,14159 / 1.234,5 (dot-grouped) / 1,5e-3
+_DECIMAL_COMMA = re.compile(r"[-+]?(?:\d+|[1-9]\d{0,2}(?:\.\d{3})+),\d+(?:[eE][-+]?\d+)?")
 
-    ``"864,237"`` read as text makes a target of many one-row classes or a categorical feature of
-    many one-row categories; the caller says so instead.
+
+def separated_number(cells: np.ndarray) -> tuple[str, str] | None:
+    """``(kind, example)`` when every non-empty cell is a number and some are written with separators
+    that make them text, else None. ``kind`` is ``"decimal"`` when some cell can only be a decimal
+    comma (``12,5``, ``0,125``, ``3,14159``: then ``1,234`` in the same column is 1.234 too), else
+    ``"grouped"`` (thousands separators: ``864,237``). Read as text, such a column makes a target of
+    many one-row classes or a categorical feature of many one-row categories; the caller says so instead.
     """
     present = [c for c in cells if c]
-    if not present:
-        return None
-    example = None
+    grouped = decimal = None
     for cell in present:
         if any(pattern.fullmatch(cell) for pattern in _GROUPED):
-            example = example or cell
+            grouped = grouped or cell
+            continue
+        if _DECIMAL_COMMA.fullmatch(cell):
+            decimal = decimal or cell
             continue
         try:
             float(cell)
         except ValueError:
             return None
-    return example
+    if decimal is not None:
+        return "decimal", decimal
+    return ("grouped", grouped) if grouped is not None else None
 
 
-def ungrouped(cell: str) -> str:
-    """``cell`` (a :func:`grouped_number` example) as a plain number: ``1.234.567,5`` -> ``1234567.5``."""
-    if _GROUPED[1].fullmatch(cell):
+def plain_number(cell: str, kind: str) -> str:
+    """``cell`` (a :func:`separated_number` example of ``kind``) as a plain number: ``1.234.567,5`` and
+    (decimal) ``12,5`` -> ``1234567.5`` and ``12.5``; (grouped) ``1 234`` -> ``1234``."""
+    if kind == "decimal" or _GROUPED[1].fullmatch(cell):
         return cell.replace(".", "").replace(",", ".")
     return re.sub(r"[,' _\u00a0\u202f]", "", cell)
 

@@ -13,14 +13,14 @@ from trainlab.data.csv_table import (
     DELIMITER_NAMES,
     CsvTable,
     check_delimiter,
-    grouped_number,
     is_bool_column,
     numbers,
     numeric_block,
     other_delimiter,
+    plain_number,
     read_table,
+    separated_number,
     strings,
-    ungrouped,
 )
 from trainlab.data.notices import warn
 from trainlab.data.paths import resolve_file
@@ -144,15 +144,19 @@ def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
 
 
 def _grouped(table: CsvTable, name: str, cells: np.ndarray, what: str) -> DataError | None:
-    """The error for a column of numbers written with thousands separators (read as text otherwise)."""
-    example = grouped_number(cells)
-    if example is None:
+    """The error for a column of numbers written with thousands separators or a decimal comma (read as
+    text otherwise)."""
+    found = separated_number(cells)
+    if found is None:
         return None
+    kind, example = found
     row = int(np.flatnonzero(cells == example)[0])
+    how, fix = (("a decimal comma", "with a decimal point") if kind == "decimal"
+                else ("thousands separators", "without them"))
     return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{example}' is a number "
-                     f"written with thousands separators, which would make the column text (one "
-                     f"{'class' if what == 'target' else 'category'} per value); write its numbers without them "
-                     f"(e.g. {ungrouped(example)})")
+                     f"written with {how}, which would make the column text (one "
+                     f"{'class' if what == 'target' else 'category'} per value); write its numbers {fix} "
+                     f"(e.g. {plain_number(example, kind)})")
 
 
 # a column is called an identifier when at least this many rows hold distinct values
