@@ -177,3 +177,28 @@ def test_planted_code_in_a_run_folder_never_runs_on_eval(project, tmp_path, caps
     assert main(["eval", str(out)]) == 2
     assert main(["resume", str(out)]) == 2
     assert not marker.exists()
+
+
+def test_compare_reports_runs_of_the_users_own_model_but_not_code_planted_in_them(project, tmp_path, capsys):
+    config = {**LINREG, "model": {"name": "usernet_cp:Net"}, "output": {"progress": "off"},
+              "strategy": {**LINREG["strategy"], "epochs": 2}}
+    (project / "base.yaml").write_text(yaml.safe_dump(config))
+    (project / "s.yaml").write_text("strategies:\n  plain:\n")
+    out = tmp_path / "cmp"
+    argv = ["compare", str(project / "base.yaml"), "--strategies", str(project / "s.yaml"), "--seeds", "1",
+            "--jobs", "1", "--out", str(out), "--metric", "test_r2"]
+    assert main(argv) == 0
+    report = (out / "report.html").read_text()
+    assert "could not rebuild" not in report and "outside your own code" not in report  # the user's own model
+    capsys.readouterr()
+    assert main(["report", str(out), "-o", str(tmp_path / "later.html")]) == 0  # a folder read later: opt-in
+    assert "outside your own code" in (tmp_path / "later.html").read_text()
+
+    run = out / "runs" / "base" / "plain" / "seed-0"
+    marker = tmp_path / "pwned"
+    planted = yaml.safe_load((run / "config.yaml").read_text())
+    planted["strategy"]["init"] = {"name": "os:system", "command": f"touch {marker}"}
+    (run / "config.yaml").write_text(yaml.safe_dump(planted))  # run.json unchanged: compare skips the run
+    assert main(argv) == 0
+    assert "outside your own code" in (out / "report.html").read_text()  # not trusted: it names other code
+    assert not marker.exists()

@@ -408,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command not in ("plot", "report") and import_holding_sigint("torch"):
             raise KeyboardInterrupt
-        with command_code_policy(args.allow_code, getattr(args, "config", None), getattr(args, "run_dir", None)):
+        configs = getattr(args, "configs", None) or getattr(args, "config", None)  # compare's bases, or one config
+        with command_code_policy(args.allow_code, configs, getattr(args, "run_dir", None)):
             return COMMANDS[args.command](args)
     except TrainlabError as exc:
         if args.debug:

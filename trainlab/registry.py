@@ -38,10 +38,11 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 import site
 import sys
 import sysconfig
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -117,17 +118,18 @@ def allow_local_modules(folder: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def command_code_policy(allow: bool, config: str | os.PathLike[str] | None = None,
+def command_code_policy(allow: bool, config: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
                         run_dir: str | os.PathLike[str] | None = None) -> Iterator[CodePolicy]:
-    """The policy of one CLI command: the user's ``config`` trusts its folder and the working directory
-    (both importable); a ``run_dir``'s config trusts no folder (with ``allow``, the working directory
-    is importable)."""
+    """The policy of one CLI command: the user's ``config`` (or configs: compare's bases) trusts its
+    folder and the working directory (all importable); a ``run_dir``'s config trusts no folder (with
+    ``allow``, the working directory is importable)."""
+    configs = [] if config is None else [config] if isinstance(config, str | os.PathLike) else list(config)
     with contextlib.ExitStack() as stack:
         policy = stack.enter_context(code_policy(allow=allow or None, local=False if run_dir is not None else None))
         if run_dir is None:
             stack.enter_context(allow_local_modules(Path.cwd()))
-            if config is not None:
-                stack.enter_context(allow_local_modules(Path(config).parent))
+            for folder in dict.fromkeys(Path(path).parent.resolve() for path in configs):
+                stack.enter_context(allow_local_modules(folder))
         elif allow:
             stack.enter_context(allow_local_modules(Path.cwd()))
         yield policy
@@ -142,11 +144,42 @@ def trusted_code_folders() -> list[str]:
     return list(dict.fromkeys(str(folder) for folder in (Path.cwd().resolve(), *policy.folders)))
 
 
+_TRUSTED_RUNS: contextvars.ContextVar[frozenset[Path]] = contextvars.ContextVar(
+    "trainlab_trusted_runs", default=frozenset())  # noqa: B039 -- frozen
+_REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def code_references(tree: Any) -> set[str]:
+    """Every string in a config tree (dicts, lists) shaped like a ``module:attr`` reference."""
+    if isinstance(tree, Mapping):
+        return set().union(*(code_references(value) for value in tree.values()))
+    if isinstance(tree, list):
+        return set().union(*(code_references(value) for value in tree))
+    return {tree} if isinstance(tree, str) and _REFERENCE.fullmatch(tree) else set()
+
+
+@contextlib.contextmanager
+def trusting_runs(folders: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
+    """Within the block, the configs of the run folders ``folders`` are read under the current policy, as
+    the user's own config is: ``compare`` trusts the runs it just planned from the user's configs (whose
+    config.yaml names no code those configs do not), so their report rebuilds a ``module:attr`` model
+    without ``--allow-code``."""
+    token = _TRUSTED_RUNS.set(_TRUSTED_RUNS.get() | {Path(folder).resolve() for folder in folders})
+    try:
+        yield
+    finally:
+        _TRUSTED_RUNS.reset(token)
+
+
 @contextlib.contextmanager
 def run_code_policy(run_dir: str | os.PathLike[str]) -> Iterator[CodePolicy]:
     """The policy for a run folder's config (eval, resume, ``load_run``): it trusts no folder. With the
     opt-in (``--allow-code``), the folders the run was trained from (``code_folders`` in its run.json) are
-    importable, after everything installed, so its ``module:attr`` code is found from any directory."""
+    importable, after everything installed, so its ``module:attr`` code is found from any directory.
+    A folder of :func:`trusting_runs` keeps the current policy."""
+    if Path(run_dir).resolve() in _TRUSTED_RUNS.get():
+        yield current_policy()
+        return
     with contextlib.ExitStack() as stack:
         policy = stack.enter_context(code_policy(local=False))
         if current_policy().allow:

@@ -13,10 +13,11 @@ from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_plans
 from trainlab.compare.strategies import SET_BY_COMPARE, NamedStrategy, load_strategies, validate_strategies
 from trainlab.config import Config, apply_overrides, read_yaml
-from trainlab.errors import ConfigError, TrainingError, folder_error
+from trainlab.errors import ConfigError, TrainingError, TrainlabError, folder_error
 from trainlab.records import SUMMARY_NUMBERS, data_task, recorded_keys
-from trainlab.registry import did_you_mean
+from trainlab.registry import code_references, did_you_mean, trusting_runs
 from trainlab.run_lock import RunLock
+from trainlab.yaml_files import load_yaml_file
 
 DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
 
@@ -157,6 +158,20 @@ def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
             f"{ERROR_FILE} or summary.json)")
 
 
+def own_runs(plans: list[RunPlan]) -> list[Path]:
+    """The planned run folders whose config.yaml names no ``module:attr`` code beyond what the plan's
+    config (the user's base with the strategy) names; a folder whose config cannot be read is left out."""
+    own = []
+    for plan in plans:
+        try:
+            stored = load_yaml_file(plan.path / "config.yaml")
+        except (TrainlabError, OSError):
+            continue
+        if code_references(stored) <= code_references(plan.raw):
+            own.append(plan.path)
+    return own
+
+
 def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
     """``DIR/report.html`` through trainlab.report when that module is installed."""
     try:
@@ -164,7 +179,8 @@ def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
     except ImportError:
         return None
     try:
-        return write_report([out], out / "report.html")
+        with trusting_runs(own_runs(plans)):  # their module:attr models are the user's own: no --allow-code
+            return write_report([out], out / "report.html")
     except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
         import sys
 
