@@ -482,3 +482,26 @@ def test_hf_pretrained_uses_sdpa_attention(tiny_bert_dir):
     assert model.backbone.config._attn_implementation == "sdpa"
     with pytest.raises(ConfigError, match="trim_padding"):
         build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir), "trim_padding": "yes"}, (2, 8), 3)
+
+
+def test_a_model_over_the_parameter_bound_is_refused_before_any_memory_is_taken(tmp_path, capsys):
+    import time
+
+    from trainlab.models import MAX_PARAMETERS
+
+    widths = [784, 100_000, 100_000, 10]  # two widths typed with extra zeros: a 40 GB model
+    total = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    assert total > MAX_PARAMETERS
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=rf"model 'mlp' would have {total:,} parameters \(40 GB as float32\); "
+                                          r"trainlab builds at most 1,000,000,000.*hidden=\[100000, 100000\]"):
+        build_model({"name": "mlp", "hidden": [100_000, 100_000]}, (784,), 10)
+    assert time.perf_counter() - started < 5  # counted on the meta device, not allocated
+    torch.manual_seed(0)  # under the bound: built as before, the same weights and random stream
+    counted = build_model({"name": "mlp", "hidden": [4096]}, (784,), 10)
+    after_counted = torch.rand(1)
+    torch.manual_seed(0)
+    plain = MODELS.build({"name": "mlp", "hidden": [4096]}, (784,), 10)
+    assert all(torch.equal(a, b) for a, b in zip(counted.state_dict().values(), plain.state_dict().values()))
+    assert torch.equal(after_counted, torch.rand(1))
+    assert count_parameters(counted)["total"] == 784 * 4096 + 4096 + 4096 * 10 + 10

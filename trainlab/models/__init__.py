@@ -6,22 +6,64 @@ needs (1 for regression with one target or a binary logit, K for K-class logits)
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import torch
 from torch import nn
 
+from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
 MODELS: Registry = Registry("model")
 
 
+MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights (16 GB with Adam's moments and the gradients)
+UNBOUNDED = frozenset({"hf_pretrained"})  # its size is the checkpoint's, read from a file the user chose
+
+
 def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
+    """``MODELS.build(spec, input_shape, output_dim)``; a built-in model is first built on the meta device
+    (no memory) and refused with a ConfigError when it would hold more than :data:`MAX_PARAMETERS`
+    parameters: each size option is bounded alone (``config_fields.MAX_MODEL_SIZE``), but two hidden
+    layers of 100,000 would make a 40 GB model that fails late, or is killed for memory without a word.
+    Only specs that :func:`_may_be_large` are counted: the first meta build of a conv net or a
+    transformer costs ~3 s (torch loads its meta kernels)."""
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
 
+    name = str(spec.get("name", ""))
+    if name in MODELS.names() and name not in UNBOUNDED and _may_be_large(spec, input_shape):
+        with torch.device("meta"):
+            total = sum(p.numel() for p in MODELS.build(spec, input_shape, output_dim).parameters())
+        if total > MAX_PARAMETERS:
+            raise ConfigError(f"model '{name}' would have {total:,} parameters ({total * 4 / 1e9:,.0f} GB as "
+                              f"float32); trainlab builds at most {MAX_PARAMETERS:,}: check the model's size "
+                              f"options ({', '.join(f'{k}={v}' for k, v in spec.items() if k != 'name') or 'none set'})")
     model = MODELS.build(spec, input_shape, output_dim)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model factory '{spec.get('name')}' returned {type(model).__name__}, not nn.Module")
     return model
+
+
+LARGE_OPTION = 2048  # a size option (a width, a channel count) from which the total is counted
+LARGE_INPUT = 1 << 20  # input elements per row from which the total is counted
+
+
+def _may_be_large(spec: dict[str, Any], input_shape: tuple[int, ...]) -> bool:
+    """Whether to count a built-in model of ``spec`` before building it: some integer option (nested in
+    lists too) other than ``vocab_size`` of at least :data:`LARGE_OPTION`, or rows of at least
+    :data:`LARGE_INPUT` elements. A screen for sizes typed with extra digits, not a proof: an MLP of
+    width 2,047 on 600,000 inputs has 1.2e9 parameters and is not counted. ``vocab_size`` (set from the
+    data's tokenizer) is left out: the embedding is vocab x ``d_model``, and counting costs a text
+    model ~3 s (the meta build loads torch's meta kernels)."""
+    stack: list[Any] = [value for key, value in spec.items() if key != "vocab_size"]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list | tuple):
+            stack.extend(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= LARGE_OPTION:
+            return True
+    return math.prod(input_shape) >= LARGE_INPUT
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
