@@ -490,7 +490,7 @@ def test_a_model_over_the_parameter_bound_is_refused_before_any_memory_is_taken(
     from trainlab.models import MAX_PARAMETERS
 
     widths = [784, 100_000, 100_000, 10]  # two widths typed with extra zeros: a 40 GB model
-    total = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    total = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
     assert total > MAX_PARAMETERS
     started = time.perf_counter()
     with pytest.raises(ConfigError, match=rf"model 'mlp' would have {total:,} parameters \(40 GB as float32\); "
@@ -502,6 +502,6 @@ def test_a_model_over_the_parameter_bound_is_refused_before_any_memory_is_taken(
     after_counted = torch.rand(1)
     torch.manual_seed(0)
     plain = MODELS.build({"name": "mlp", "hidden": [4096]}, (784,), 10)
-    assert all(torch.equal(a, b) for a, b in zip(counted.state_dict().values(), plain.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(counted.state_dict().values(), plain.state_dict().values(), strict=True))
     assert torch.equal(after_counted, torch.rand(1))
     assert count_parameters(counted)["total"] == 784 * 4096 + 4096 + 4096 * 10 + 10
