@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
 
 import torch
 
 from trainlab.atomic import tensors_to_bytes, write_bytes
+from trainlab.bounded_read import NotRegularFileError, read_regular_file
 from trainlab.errors import DataError, RunDirError
 from trainlab.records import read_record_text
 
@@ -57,15 +57,11 @@ def read_model(run: Path) -> dict[str, torch.Tensor]:
 
     path = run / MODEL_FILE
     try:
-        info = os.stat(path)
+        data = read_regular_file(path)
     except FileNotFoundError:
         raise RunDirError(f"{run} has no {MODEL_FILE} (the run did not finish; try 'trainlab resume {run}')") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"{path} is not a regular file")
-    try:
-        data = path.read_bytes()
+    except NotRegularFileError:
+        raise DataError(f"{path} is not a regular file") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     expected = recorded_digest(run)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
+from trainlab.bounded_read import read_regular_file
 from trainlab.errors import ConfigError
 from trainlab.metrics import default_metrics, is_scalar
 
@@ -36,14 +36,7 @@ def read_record_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES
     (a damaged file) become U+FFFD, so a JSON line holding them fails to parse like any torn line.
     Raises OSError when the file cannot be read.
     """
-    info = os.stat(path)  # before opening: opening a FIFO would block
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{path} is not a regular file")
-    with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"{path} is larger than {limit // 2**20} MiB")
-    return data.decode("utf-8", errors="replace")
+    return read_regular_file(path, limit).decode("utf-8", errors="replace")
 
 
 class EpochRecord(TypedDict):

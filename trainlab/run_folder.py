@@ -33,6 +33,7 @@ from typing import Any
 
 from trainlab import __version__
 from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
+from trainlab.bounded_read import read_regular_file
 from trainlab.errors import DataError, RunDirError, folder_error
 from trainlab.records import json_safe
 from trainlab.run_lock import LOCK, RunLock, pid_alive
@@ -272,9 +273,7 @@ class RunDir:
         if not info_path.is_file():
             raise RunDirError(f"{path} is not a trainlab run folder (no run.json)")
         try:
-            if info_path.stat().st_size > MAX_RUN_JSON_BYTES:
-                raise ValueError(f"larger than {MAX_RUN_JSON_BYTES} bytes")
-            info = json.loads(info_path.read_text())
+            info = json.loads(read_regular_file(info_path, MAX_RUN_JSON_BYTES))
         except (OSError, ValueError, RecursionError) as exc:
             raise DataError(f"cannot read {info_path}: {exc}") from None  # damaged: a data error, as in plot/report
         if not isinstance(info, dict):

@@ -11,13 +11,12 @@ caller's to say.
 from __future__ import annotations
 
 import math
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trainlab.bounded_read import FileTooLargeError, NotRegularFileError, read_regular_file
 from trainlab.config_fields import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_NODES
 from trainlab.errors import ConfigError
 
@@ -91,20 +90,16 @@ def _unshare(node: Any) -> Any:
 def _read_bounded(path: Path) -> str:
     """The file's text, refusing non-regular files (/dev/zero, FIFOs) and files over MAX_CONFIG_BYTES."""
     try:
-        info = os.stat(path)  # before opening: opening a FIFO would block
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(21, "Is a directory")
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"config file {path} is not a regular file")
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+        data = read_regular_file(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except NotRegularFileError:
+        raise ConfigError(f"config file {path} is not a regular file") from None
+    except FileTooLargeError:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a few "
+                          "hundred lines") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a few "
-                          "hundred lines")
     try:
         return data.decode()
     except UnicodeDecodeError as exc:

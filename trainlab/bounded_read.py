@@ -1,0 +1,43 @@
+"""Reading a file that someone else may have put there: a regular file, of bounded size.
+
+A run folder, a config or a study may come from elsewhere: a link to ``/dev/zero`` would be read
+without end, and opening a FIFO blocks. :func:`read_regular_file` stats the path first and refuses
+both before opening, then reads at most ``limit + 1`` bytes. Callers turn the exceptions into their
+own one-line errors.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+
+class NotRegularFileError(ValueError):
+    """The path is a device, a FIFO or a socket (through a link or not)."""
+
+
+class FileTooLargeError(ValueError):
+    """The file holds more than the caller's limit."""
+
+
+def read_regular_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of the regular file at ``path`` (links followed), at most ``limit`` of them.
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        NotRegularFileError: ``path`` is not a regular file.
+        FileTooLargeError: it holds more than ``limit`` bytes.
+        OSError: it cannot be read (missing, permission, I/O).
+    """
+    info = os.stat(path)  # before opening: opening a FIFO would block
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise NotRegularFileError(f"{path} is not a regular file")
+    with open(path, "rb") as handle:
+        data = handle.read(-1 if limit is None else limit + 1)
+    if limit is not None and len(data) > limit:
+        raise FileTooLargeError(f"{path} is larger than {limit // 2**20} MiB" if limit >= 2**20
+                                else f"{path} is larger than {limit // 1024} KiB")
+    return data
