@@ -243,3 +243,15 @@ def test_a_bad_set_value_is_blamed_on_the_base_config_not_the_first_strategy(tmp
     assert code == 2
     assert _one_error_line(capsys).startswith("error: the base config of task 'base' (with any --set): config key "
                                               "'strategy.epochs'")
+
+
+def test_compare_and_report_read_a_damaged_metrics_jsonl_alike(tmp_path):
+    from trainlab.compare.run_record import read_records
+    from trainlab.report.sources import read_metrics
+
+    lines = ['{"epoch": 1, "step": 5, "val_loss": 0.5}', '{"event": "divergence", "step": 6}', "[1, 2]",
+             '{"epoch": 2, "step": 10, "val_\ufffd": 1}', '{"epoch": 3, "step": 15, "val_lo']  # a list, a torn tail
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    curves, events = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in curves] == [5, 10] and events == [{"event": "divergence", "step": 6}]
+    assert read_records(tmp_path) == curves

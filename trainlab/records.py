@@ -13,6 +13,7 @@ summary says why in ``non_finite``), never ``NaN``/``Infinity``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
@@ -37,6 +38,23 @@ def read_record_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES
     Raises OSError when the file cannot be read.
     """
     return read_regular_file(path, limit).decode("utf-8", errors="replace")
+
+
+def metrics_records(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(curve records, event records) of a metrics.jsonl's text, in file order. A line that is not a JSON
+    object (the torn last line of a killed writer, a damaged byte) is skipped: the rest is still worth reading."""
+    records: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            (events if "event" in record else records).append(record)
+    return records, events
 
 
 class EpochRecord(TypedDict):

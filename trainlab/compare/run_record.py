@@ -4,7 +4,6 @@ failure record, as a :class:`RunRecord`; the time it took to reach a target and 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import trainlab.compare.stats as stats
 from trainlab.compare.metric_keys import direction_of, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan, read_json
-from trainlab.records import read_record_text
+from trainlab.records import metrics_records, read_record_text
 
 
 @dataclass
@@ -27,20 +26,11 @@ class RunRecord:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl without event records; a torn last line (a killed writer) is skipped."""
-    records = []
+    """metrics.jsonl's curve records (no events; :func:`~trainlab.records.metrics_records`); none when unreadable."""
     try:
-        lines = read_record_text(path / "metrics.jsonl").splitlines()
+        return metrics_records(read_record_text(path / "metrics.jsonl"))[0]
     except (OSError, ValueError):
-        return records
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "event" not in record:
-            records.append(record)
-    return records
+        return []
 
 
 def load_run(plan: RunPlan) -> RunRecord:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from trainlab.errors import ConfigError, DataError
-from trainlab.records import read_record_text
+from trainlab.records import metrics_records, read_record_text
 
 LEADERBOARD = "leaderboard.json"
 SEED_FOLDER = re.compile(r"^seed-(\d+)$")
@@ -92,26 +92,14 @@ def _read_json(path: Path, default: Any) -> Any:
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(curve records, event records) from a metrics.jsonl; a torn last line (a killed writer) is skipped."""
-    records: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    """(curve records, event records) from a metrics.jsonl (:func:`~trainlab.records.metrics_records`: a
+    torn line is skipped); an unreadable file is a DataError."""
     if not path.is_file():
-        return records, events
+        return [], []
     try:
-        text = read_record_text(path)
+        return metrics_records(read_record_text(path))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # only a crash mid-write leaves an unparsable line; the rest is still worth showing
-        if not isinstance(record, dict):
-            raise DataError(f"{path} line {number} is not a JSON object")
-        (events if "event" in record else records).append(record)
-    return records, events
 
 
 def is_run_folder(path: Path) -> bool:
