@@ -23,10 +23,9 @@ import ctypes.util
 import errno
 import json
 import os
-import re
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,8 @@ from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
 from trainlab.bounded_read import read_regular_file
 from trainlab.errors import DataError, RunDirError, folder_error
 from trainlab.records import json_safe
-from trainlab.run_lock import LOCK, RunLock, pid_alive
+from trainlab.run_leftovers import clean_stale_temporaries, dead_siblings, is_stale_temporary, remove_path
+from trainlab.run_lock import LOCK, RunLock
 
 RUN_FORMAT = 1
 # What trainlab writes into a run folder; a folder holding anything else is not overwritten.
@@ -173,7 +173,7 @@ class RunDir:
                 if _killed_while_created(path):  # under the lock: nobody else writes here
                     for entry in path.iterdir():
                         if entry.name != LOCK:
-                            _remove(entry)
+                            remove_path(entry)
                     run = cls(path)
                     run.lock = probe
                     return run
@@ -181,7 +181,7 @@ class RunDir:
                 probe.release()
                 raise
             probe.release()
-        if path.is_dir() and any(not _is_stale_temporary(p) for p in path.iterdir()):
+        if path.is_dir() and any(not is_stale_temporary(p) for p in path.iterdir()):
             if not overwrite:
                 raise RunDirError(
                     f"output folder {path} already exists; pass --overwrite to replace it, "
@@ -205,7 +205,7 @@ class RunDir:
         try:
             clean_stale_staging(final)
             for stranded in stranded_overwrites(final):  # earlier overwrites of it, killed: this one replaces them
-                _remove(stranded)
+                remove_path(stranded)
             staging = staging_name(final)
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
@@ -300,7 +300,7 @@ class RunDir:
         staged.adopted_from = stranded[0]
         staged.commit_overwrite()
         for older in stranded[1:]:
-            _remove(older)
+            remove_path(older)
         return staged
 
     def info(self) -> dict[str, Any]:
@@ -340,22 +340,7 @@ class RunDir:
         self.lock.release()
 
 
-# --------------------------------------------------------------------------- leftovers of killed runs
-
-# .step-000000010.tmp-1234/ (checkpoint being written), .step-000000010.old-1234/ (being swapped),
-# .model.safetensors.abc123.tmp (atomic.write_bytes; no PID: only removed when nothing runs here),
-# anything.tmp-1234
-_TMP_WITH_PID = re.compile(r"^\..*\.(?:tmp|old|new)-(\d+)$")
-_ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
-
-
-def _is_stale_temporary(entry: Path) -> bool:
-    """A temporary of a dead process (``.<name>.tmp-<pid>`` etc.) or of :mod:`trainlab.atomic`."""
-    match = _TMP_WITH_PID.match(entry.name)
-    if match is not None:
-        return int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1)))
-    return _ATOMIC_TMP.match(entry.name) is not None
-
+# --------------------------------------------------------------------------- leftovers of killed runs (trainlab.run_leftovers)
 
 def _killed_while_created(path: Path) -> bool:
     """True if ``path`` holds what a run killed before writing run.json leaves: its lock (a file,
@@ -366,49 +351,16 @@ def _killed_while_created(path: Path) -> bool:
             continue
         if entry.name in CREATION_FILES and entry.is_file() and not entry.is_symlink():
             continue
-        if not _is_stale_temporary(entry):
+        if not is_stale_temporary(entry):
             return False
     return True
-
-
-def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """Remove temporaries that killed processes left in ``run_dir`` and its ``checkpoint/``.
-
-    Call it while holding the run's lock (e.g. right after :meth:`RunDir.open_existing` on resume):
-    ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` folders or files are removed only when
-    ``<pid>`` is not a live process; ``.<file>.<random>.tmp`` files of :mod:`trainlab.atomic` carry no
-    PID and are removed because the lock proves no other process writes this folder. Returns what
-    was removed. Never follows symbolic links.
-    """
-    removed: list[Path] = []
-    root = Path(run_dir)
-    for folder in (root, root / "checkpoint"):
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for entry in folder.iterdir():
-            if _is_stale_temporary(entry):
-                _remove(entry)
-                removed.append(entry)
-    return removed
-
-
-def _dead_siblings(final: Path) -> Iterator[tuple[str, Path]]:
-    """(``"new"`` or ``"old"``, folder) for each ``.<name>.new-<pid>`` / ``.old-<pid>`` sibling of ``final``
-    whose process is dead: an overwrite's staging folder, or the old run set aside during a swap."""
-    if not final.parent.is_dir():
-        return
-    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(new|old)-(\d+)$")
-    for entry in final.parent.iterdir():
-        match = pattern.match(entry.name)
-        if match is not None and int(match.group(2)) != os.getpid() and not pid_alive(int(match.group(2))):
-            yield match.group(1), entry
 
 
 def stranded_overwrites(final: Path) -> list[Path]:
     """Dead staging folders of ``final`` that hold a run with something to keep (a checkpoint or a model),
     newest first: a ``train --overwrite`` killed before it could swap itself into place.
     :meth:`RunDir.open_existing` (``resume``) adopts the newest."""
-    found = [entry for kind, entry in _dead_siblings(final)
+    found = [entry for kind, entry in dead_siblings(final)
              if kind == "new" and entry.is_dir() and not entry.is_symlink() and is_run_folder(entry)
              and RunDir(entry).has_something_to_keep()]
     return sorted(found, key=lambda entry: entry.stat().st_mtime, reverse=True)
@@ -420,22 +372,11 @@ def clean_stale_staging(final: Path) -> list[Path]:
     A dead staging folder that holds a model or a checkpoint is kept (it is someone's work).
     """
     removed = []
-    for kind, entry in _dead_siblings(final):
+    for kind, entry in dead_siblings(final):
         if kind == "new" and RunDir(entry).has_something_to_keep():
             continue
         if kind == "old" and not final.exists():
             continue  # a swap was cut between its two renames: this is the only copy of the old run
-        _remove(entry)
+        remove_path(entry)
         removed.append(entry)
     return removed
-
-
-def _remove(path: Path) -> None:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise

@@ -1,0 +1,79 @@
+"""What killed processes leave in and beside run folders, recognised by name and removed.
+
+- ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` (a checkpoint being written or swapped, an
+  overwrite's staging folder): stale once ``<pid>`` is no live process;
+- ``.<file>.<random>.tmp`` (:mod:`trainlab.atomic`): no PID, stale when the folder's lock is held
+  (nothing else writes there).
+
+:mod:`trainlab.run_folder` decides, under the run's lock, which of these to remove or adopt.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from trainlab.run_lock import pid_alive
+
+# .step-000000010.tmp-1234/ (checkpoint being written), .step-000000010.old-1234/ (being swapped),
+# .model.safetensors.abc123.tmp (atomic.write_bytes; no PID: only removed when nothing runs here),
+# anything.tmp-1234
+_TMP_WITH_PID = re.compile(r"^\..*\.(?:tmp|old|new)-(\d+)$")
+_ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
+
+
+def is_stale_temporary(entry: Path) -> bool:
+    """A temporary of a dead process (``.<name>.tmp-<pid>`` etc.) or of :mod:`trainlab.atomic`."""
+    match = _TMP_WITH_PID.match(entry.name)
+    if match is not None:
+        return int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1)))
+    return _ATOMIC_TMP.match(entry.name) is not None
+
+
+def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporaries that killed processes left in ``run_dir`` and its ``checkpoint/``.
+
+    Call it while holding the run's lock (e.g. right after :meth:`RunDir.open_existing` on resume):
+    ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` folders or files are removed only when
+    ``<pid>`` is not a live process; ``.<file>.<random>.tmp`` files of :mod:`trainlab.atomic` carry no
+    PID and are removed because the lock proves no other process writes this folder. Returns what
+    was removed. Never follows symbolic links.
+    """
+    removed: list[Path] = []
+    root = Path(run_dir)
+    for folder in (root, root / "checkpoint"):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in folder.iterdir():
+            if is_stale_temporary(entry):
+                remove_path(entry)
+                removed.append(entry)
+    return removed
+
+
+def dead_siblings(final: Path) -> Iterator[tuple[str, Path]]:
+    """(``"new"`` or ``"old"``, folder) for each ``.<name>.new-<pid>`` / ``.old-<pid>`` sibling of ``final``
+    whose process is dead: an overwrite's staging folder, or the old run set aside during a swap."""
+    if not final.parent.is_dir():
+        return
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(new|old)-(\d+)$")
+    for entry in final.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match is not None and int(match.group(2)) != os.getpid() and not pid_alive(int(match.group(2))):
+            yield match.group(1), entry
+
+
+def remove_path(path: Path) -> None:
+    """A file, a link or a folder tree; one already gone is no error."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
