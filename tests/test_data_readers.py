@@ -713,6 +713,27 @@ def test_idx_labels_with_gaps_warn_of_their_empty_classes(tmp_path, capsys):
     assert "2 of the 5 classes have no training rows (labels 1, 3)" in capsys.readouterr().err
 
 
+def test_named_classes_without_training_rows_are_warned_of_and_labels_from_1_told_how_to_name(tmp_path, capsys):
+    """Labels 1..3 with four names are read as indices (class 0 empty): ambiguous with letters from 1
+    lacking the last, so the warning says so and how to name them; the names of the labels present fix it."""
+    write_idx(tmp_path / "train-images-idx3-ubyte", pixels((6, 2, 2)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([1, 2, 3, 1, 2, 3], np.uint8))
+    config = {"source": "idx", "path": str(tmp_path), "test_images": None, "test_labels": None,
+              "val_fraction": 0.0, "test_fraction": 0.0}
+    data = load_dataset(DataConfig(**config, class_names=["a", "b", "c", "d"]))
+    assert data.train.y.tolist() == [1, 2, 3, 1, 2, 3] and data.num_classes == 4
+    err = capsys.readouterr().err
+    assert ("the training labels hold no 0 (1, 2, 3) but are read as indices 0..3 into the 4 class names "
+            "(data.class_names, or the source's), so class 0 ('a') has no training rows; if the labels count "
+            "from 1, give names for the 3 labels present only") in err
+    data = load_dataset(DataConfig(**config, class_names=["a", "b", "c"]))  # as the warning says
+    assert data.train.y.tolist() == [0, 1, 2, 0, 1, 2] and data.class_names == ["a", "b", "c"]
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 1, 0, 1, 0, 1], np.uint8))
+    load_dataset(DataConfig(**config, class_names=["cat", "dog", "bird"]))
+    assert "class 2 ('bird') of the 3 named classes (data.class_names, or the source's) has no training rows" \
+        in capsys.readouterr().err
+
+
 def test_idx_missing_file_lists_the_idx_files_there_and_how_to_split_a_test_set(tmp_path):
     write_idx(tmp_path / "emnist-letters-train-images-idx3-ubyte", pixels((3, 2, 2)), gz=True)
     with pytest.raises(DataError) as err:

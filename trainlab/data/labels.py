@@ -115,6 +115,12 @@ class ClassLabels:
         return y
 
 
+def _named(indices: np.ndarray, names: list[str]) -> str:
+    """``class 0 ('a')`` or ``classes 3, 7 ('d', 'h')`` (at most five shown)."""
+    shown = ", ".join(repr(names[int(i)]) for i in indices[:5]) + (", ..." if len(indices) > 5 else "")
+    return f"class{'' if len(indices) == 1 else 'es'} {_listed(indices)} ({shown})"
+
+
 def _listed(values: np.ndarray) -> str:
     return ", ".join(str(int(v)) for v in values[:5]) + (", ..." if len(values) > 5 else "")
 
@@ -123,9 +129,10 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
                       locate: Locate | None = None) -> tuple[ClassLabels, np.ndarray]:
     """``(labels, training targets as the model takes them)``; checks the training labels of ``task``."""
     values = class_values(y_train) if task in ("binary", "multiclass") else None
+    from_one_as_indices = None  # labels without 0 read as indices because the names reach past them
     if values is not None and class_names is not None:  # names given (data.class_names) for labels 1..K
         if y_train.max() < len(class_names):
-            values = None  # indices into the names (a split that lacks class 0)
+            values, from_one_as_indices = None, values  # indices into the names (a split that lacks class 0)
         elif len(values) != len(class_names):
             raise DataError(f"the training labels hold {len(values)} values ({_listed(values)}) but "
                             f"{len(class_names)} class names are given (data.class_names, or the source's); give one name per "
@@ -151,7 +158,16 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
     check_labels("training data", y_train, task, num_classes, locate)
     refuse_one_class(y_train, class_names, task)
     empty = np.flatnonzero(np.bincount(y_train.astype(np.int64), minlength=num_classes) == 0)
-    if len(empty) and class_names is None:
+    if len(empty) and from_one_as_indices is not None:
+        warn(f"the training labels hold no 0 ({_listed(from_one_as_indices)}) but are read as indices "
+             f"0..{num_classes - 1} into the {num_classes} class names (data.class_names, or the source's), so {_named(empty, class_names)} "
+             f"{'has' if len(empty) == 1 else 'have'} no training rows; if the labels count from 1, give names for "
+             f"the {len(from_one_as_indices)} labels present only (the k-th smallest label takes the k-th name)")
+    elif len(empty) and class_names is not None:
+        warn(f"{_named(empty, class_names)} of the {num_classes} named classes (data.class_names, or the "
+             f"source's) {'has' if len(empty) == 1 else 'have'} no training rows: the model cannot learn to predict "
+             f"{'it' if len(empty) == 1 else 'them'} (a subset of the data that lacks {'it' if len(empty) == 1 else 'them'}?)")
+    elif len(empty):
         warn(f"{len(empty)} of the {num_classes} classes have no training rows (labels {_listed(empty)}): labels "
              f"holding 0 are class indices 0..{num_classes - 1}, so gaps make empty classes; relabel the data "
              "0..K-1 if those classes do not exist")
