@@ -556,3 +556,20 @@ def test_a_changed_model_file_is_refused_by_eval_predict_and_report_and_an_old_r
     del info["model_sha256"]  # a run written before the digest existed loads as it did
     (run / "run.json").write_text(json.dumps(info))
     assert trainlab.load_run(run).predict(np.zeros((1, 5), np.float32)).shape == (1,)
+
+
+@pytest.mark.parametrize("source, text", [("text_tsv", "sentence\nawful\n\ngreat\n\n\n"),
+                                          ("text_csv", "text\nawful\n\n\"\"\ngreat\n\n")])
+def test_predict_text_keeps_an_empty_line_as_an_empty_text_so_rows_stay_aligned(tmp_path, source, text):
+    from trainlab.data.predict_media import read_texts
+
+    file = tmp_path / "new.txt"
+    file.write_text(text)
+    vocab = {"tokenizer": "word", "vocab": ["<pad>", "<unk>", "awful", "great"], "max_length": 3}
+    ids = read_texts(file, source, {}, vocab)
+    rows = [line for line in text.split("\n")[1:]]
+    while rows and rows[-1] == "":  # the trailing newlines end the file; they are no rows
+        rows.pop()
+    assert ids.shape == (len(rows), 3)
+    first = {"awful": 2, "great": 3}
+    assert [int(row[0]) for row in ids] == [first.get(r.strip('"'), 0) for r in rows]  # empty: all padding

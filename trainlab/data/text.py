@@ -82,8 +82,9 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     """The text and label columns of a delimited file with a header; ragged rows are errors.
 
     ``labels`` is None when the file has no ``label_column`` (the caller decides if that is fine).
-    Empty lines are skipped; in a file of one column a line holding an empty or blank field (``""``)
-    is an empty text, kept, so that predictions stay one per input row. A UTF-8 byte-order mark
+    Empty lines are skipped, except in a file of one column (what ``trainlab predict`` reads): there an
+    empty line, or one holding a blank field (``""``), is an empty text, kept, so that predictions stay
+    one per input line; only the empty lines after the last row are dropped (a file's trailing newlines). A UTF-8 byte-order mark
     (Excel's "CSV UTF-8") is read as such. ``quoted``: fields may be quoted (text_csv); default: unless
     tab-separated (text_tsv, GLUE TSV).
     """
@@ -103,10 +104,18 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             text_at = columns.index(text_column)
             label_at = columns.index(label_column) if label_column in columns else None
             texts, labels, lines = [], [], []
+            blank_lines: list[int] = []  # one column: empty lines kept once a row follows them
             for row in reader:
                 start = reader.line_num - sum(field.count("\n") for field in row)
+                if not row and len(columns) == 1:
+                    blank_lines.append(start)
+                    continue
                 if not row or (len(columns) > 1 and len(row) == 1 and not row[0].strip()):
                     continue
+                for blank in blank_lines:  # an empty text between rows (not the blank lines at the end)
+                    texts.append("")
+                    lines.append(blank)
+                blank_lines.clear()
                 if len(row) != len(columns):
                     hint = ("; text_tsv reads no quoting (GLUE TSV): for a file with quoted fields (pandas' "
                             "to_csv(sep='\\t')) use data.source: text_csv with data.delimiter: '\\t'"
