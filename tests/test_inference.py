@@ -573,3 +573,18 @@ def test_predict_text_keeps_an_empty_line_as_an_empty_text_so_rows_stay_aligned(
     assert ids.shape == (len(rows), 3)
     first = {"awful": 2, "great": 3}
     assert [int(row[0]) for row in ids] == [first.get(r.strip('"'), 0) for r in rows]  # empty: all padding
+
+
+def test_a_transposed_idx_run_says_how_predict_takes_its_rows(tmp_path, capsys):
+    from tests.test_data_readers import write_idx
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 60), ("t10k", 20)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 6, 6), dtype=np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 3)
+    run = _train(tmp_path, "emnist", {"source": "idx", "path": str(tmp_path), "transpose": True}, "cross_entropy", 1)
+    np.savez(tmp_path / "rows.npz", x=rng.integers(0, 256, (4, 1, 6, 6), dtype=np.uint8))
+    capsys.readouterr()
+    assert len(trainlab.load_run(run).predict_file(tmp_path / "rows.npz")) == 4
+    assert ("this run trained on IDX images transposed (data.transpose): predict takes rows as the model saw "
+            "them, already transposed") in capsys.readouterr().err

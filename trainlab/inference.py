@@ -233,6 +233,11 @@ class LoadedRun:
             if self.text is None:
                 raise DataError(f"run {self.path} records no tokenizer; predict cannot encode its texts")
             return torch.from_numpy(read_texts(path, source, options, self.text)), None
+        if source == "idx" and options.get("transpose"):  # square images: no shape check can tell
+            from trainlab.data.notices import warn
+
+            warn("this run trained on IDX images transposed (data.transpose): predict takes rows as the model "
+                 "saw them, already transposed; images as the IDX files store them need x.transpose(0, 2, 1) first")
         return read_for_predict(self.config.data, self.preprocessing, path), None
 
     def predict_file(self, path: str | os.PathLike[str] | pd.DataFrame, proba: bool = False) -> pd.DataFrame:
