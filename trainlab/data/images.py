@@ -84,11 +84,29 @@ def split_folders(names: list[str], where: str) -> dict[str, str]:
     return {split: matches[split][0] for split in SPLITS if split in matches}
 
 
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+def is_archive_name(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _extract_hint(folder: Path) -> str:
+    """How to go on when ``folder`` holds archives instead of class folders (the shared CIFAR tars)."""
+    archives = sorted(name for name in os.listdir(folder) if is_archive_name(name) and (folder / name).is_file())
+    if not archives:
+        return ""
+    shown = ", ".join(archives[:3]) + (", ..." if len(archives) > 3 else "")
+    return (f"; it holds archives ({shown}): training reads images extracted, e.g. "
+            f"tar -xf {folder / archives[0]} -C <folder>, then set data.path to that folder")
+
+
 def _class_folders(folder: Path) -> list[Path]:
     with os.scandir(folder) as entries:
         folders = sorted(Path(e.path) for e in entries if e.is_dir() and not is_hidden(e.name))
     if not folders:
-        raise DataError(f"no class folders in {folder} (expected {folder}/<class>/*.png or *.jpg)")
+        raise DataError(f"no class folders in {folder} (expected {folder}/<class>/*.png or *.jpg)"
+                        f"{_extract_hint(folder)}")
     return folders
 
 
@@ -310,7 +328,9 @@ def image_folder(
     target = _size(size)
     root = resolve(path, "a folder of class folders (<class>/*.jpg) or of train/ and test/ class folders")
     if not root.is_dir():
-        raise DataError(f"data.path for image_folder must be a folder; {root} is a file")
+        extract = (f": training reads images extracted, e.g. tar -xf {root} -C <folder>, then set data.path to "
+                   "that folder") if is_archive_name(root.name) else ""
+        raise DataError(f"data.path for image_folder must be a folder; {root} is a file{extract}")
     splits, class_names = scan(root)
 
     cache = _cache_file(cache_dir, root, splits, target, mode) if cache_dir else None

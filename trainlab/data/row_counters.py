@@ -192,11 +192,10 @@ def _cifar(options: dict[str, Any], config: DataConfig) -> SourceRows:
 # ----------------------------------------------------------------------------- image folders and their tars
 
 
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-
-
 def _is_archive(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+    from trainlab.data.images import is_archive_name
+
+    return path.is_file() and is_archive_name(path.name)
 
 
 def archive_listing(archives: Iterable[Path]) -> list[PurePosixPath]:
