@@ -183,6 +183,9 @@ class Loss(nn.Module):
                 raise DataError(
                     f"{self.name} expects binary targets in {{0, 1}} but the data is a {task} task"
                     + (f" with {num_classes} classes; use cross_entropy" if num_classes else "")
+                    + ("; if the targets are two class labels (such as 1/2 or -1/1), set data.task: binary (more than "
+                       "two: data.task: multiclass with cross_entropy): labels without a 0 are read as a regression "
+                       "target unless data.task says otherwise" if task == "regression" else "")
                 )
             return 1
         if self.target_kind == "pair":
