@@ -187,7 +187,7 @@ def test_predict_errors_are_one_line(runs, tmp_path, capsys):
     assert "--proba applies to classification" in capsys.readouterr().err
 
 
-def test_image_folder_run_predicts_a_folder_of_images(tmp_path, monkeypatch):
+def test_image_folder_run_predicts_a_folder_of_images(tmp_path, monkeypatch, capsys):
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -205,9 +205,13 @@ def test_image_folder_run_predicts_a_folder_of_images(tmp_path, monkeypatch):
     record = json.loads((run / MODEL_RECORD).read_text())
     assert record["normalize"] is not None and record["eval_transform"] is False  # no rebuild from the images
     shutil.rmtree(tmp_path / "images")
+    (tmp_path / "new" / "README.txt").write_text("my photos")  # not an image: skipped, and said so
+    (tmp_path / "new" / ".DS_Store").write_text("x")  # hidden: skipped silently
     rows = trainlab.load_run(run).predict_file(tmp_path / "new", proba=True)
     assert list(rows.columns) == ["file", "prediction", "bright", "dark"]
     assert list(rows["file"]) == ["a.png", "sub/b.jpg"] and list(rows["prediction"]) == ["bright", "dark"]
+    err = capsys.readouterr().err
+    assert "predict skips 1 file(s) under" in err and "(e.g. README.txt); no row is written for them" in err
 
 
 def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch, capsys):

@@ -42,11 +42,17 @@ def read_images(folder: str | os.PathLike[str], options: dict[str, Any],
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"predict on an image run reads a folder of images; {root} is not a folder")
-    files = sorted(path for path in root.rglob("*")
-                   if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
-                   and not any(part.startswith(".") for part in path.relative_to(root).parts))
+    visible = sorted(path for path in root.rglob("*")
+                     if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts))
+    files = [path for path in visible if path.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
         raise DataError(f"no {'/'.join(IMAGE_EXTENSIONS)} images under {root}")
+    if len(files) < len(visible):  # a README beside the images, or a .webp predict cannot read: said, not silent
+        from trainlab.data.notices import warn
+
+        other = next(path for path in visible if path.suffix.lower() not in IMAGE_EXTENSIONS)
+        warn(f"predict skips {len(visible) - len(files)} file(s) under {root} that are not "
+             f"{'/'.join(IMAGE_EXTENSIONS)} images (e.g. {other.relative_to(root)}); no row is written for them")
     mode = options.get("mode", "RGB")
     if len(input_shape) != 3 or input_shape[0] != MODES.get(mode):
         raise DataError(f"the run's model takes inputs shaped {tuple(input_shape)}, not {MODES.get(mode)}-channel "
