@@ -202,3 +202,25 @@ def test_compare_reports_runs_of_the_users_own_model_but_not_code_planted_in_the
     assert main(argv) == 0
     assert "outside your own code" in (out / "report.html").read_text()  # not trusted: it names other code
     assert not marker.exists()
+
+
+def _reference_name_in_worker(reference: str) -> str:
+    return import_reference(reference, "model").__name__
+
+
+def test_a_spawned_compare_worker_keeps_the_parents_code_policy(project):
+    """compare spawns its workers where CUDA is present: they start without the parent's ContextVar."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from trainlab.compare.runner import _pin_worker
+    from trainlab.registry import current_policy
+
+    with allow_local_modules(project):  # as for a base config in project/, run from another folder
+        policy = current_policy()
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn, initializer=_pin_worker, initargs=(1, policy)) as pool:
+        assert pool.submit(_reference_name_in_worker, "usernet_cp:net").result() == "net"
+    with ProcessPoolExecutor(1, mp_context=spawn, initializer=_pin_worker, initargs=(1,)) as pool:
+        with pytest.raises(ConfigError, match="outside your own code|cannot import module"):
+            pool.submit(_reference_name_in_worker, "usernet_cp:net").result()

@@ -454,7 +454,8 @@ def test_a_csv_header_read_with_the_wrong_delimiter_names_the_one_it_uses(tmp_pa
                                        "write its numbers without them (e.g. 1234)"),
 ])
 def test_numbers_with_thousands_separators_are_refused_naming_the_cell(tmp_path, column, cells, fragment):
-    rows = [[i, cells[i % 3], f"{i * 1.5:.1f}"] for i in range(30)]
+    # a target of many values (a price per row); a feature whatever it holds
+    rows = [[i, cells[i % 3] if i < 3 or column != "price" else f"{1000 + i:,}", f"{i * 1.5:.1f}"] for i in range(30)]
     last = "extra" if column == "price" else "price"  # the target: 'price', in the middle or last column
     path = write_csv(tmp_path / "t.csv", ["x", column, last], rows)
     with pytest.raises(DataError, match="thousands separators") as caught:
@@ -467,7 +468,8 @@ def test_numbers_with_thousands_separators_are_refused_naming_the_cell(tmp_path,
                                           (["1.234.567,5", "2.000.000", "3"], "1234567.5")])  # decimal comma
 def test_other_groupings_are_refused_with_the_plain_number(tmp_path, cells, plain):
     rows = [[i, cells[i % 3], i % 2] for i in range(30)]
-    with pytest.raises(DataError, match=rf"write its numbers without them \(e.g. {re.escape(plain)}\)$"):
+    with pytest.raises(DataError, match=rf"write its numbers without them \(e.g. {re.escape(plain)}\), or list "
+                                        r"the column in data.categorical if it is text$"):
         load(source="csv", path=write_csv(tmp_path / "g.csv", ["x", "amount", "y"], rows), target="y")
 
 
@@ -482,10 +484,18 @@ def test_decimal_commas_are_refused_naming_the_cell_not_taken_for_grouping(tmp_p
         load(source="csv", path=write_csv(tmp_path / "d.csv", ["x", "w", "y"], rows), target="y")
     assert str(caught.value).endswith(
         f"line 2, column 'w': '{example}' is a number written with a decimal comma, which would make the column "
-        f"text (one category per value); write its numbers with a decimal point (e.g. {plain})")
-    target = [[i, cells[i % 3]] for i in range(30)]
+        f"text (one category per value); write its numbers with a decimal point (e.g. {plain}), or list the "
+        "column in data.categorical if it is text")
+    target = [[i, cells[i] if i < 3 else f"{i},5"] for i in range(30)]  # a value per row: no classes
     with pytest.raises(DataError, match=r"target .w.: .* decimal comma.* \(one class per value\)"):
         load(source="csv", path=write_csv(tmp_path / "t.csv", ["x", "w"], target), target="w")
+
+
+def test_grades_with_a_decimal_comma_are_class_names_when_few_and_a_listed_column_stays_text(tmp_path):
+    rows = [[i, ["10,12", "4,6", "8,9"][i % 3], ["1,3", "2,0", "1,7"][i % 3]] for i in range(30)]
+    data = load(source="csv", path=write_csv(tmp_path / "g.csv", ["x", "range", "grade"], rows), target="grade",
+                categorical=["range"], task="multiclass")
+    assert data.class_names == ["1,3", "1,7", "2,0"] and data.preprocessing["categorical_columns"] == ["range"]
 
 
 def test_several_targets_are_checked_for_separators_too(tmp_path):

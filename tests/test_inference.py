@@ -557,6 +557,11 @@ def test_a_changed_model_file_is_refused_by_eval_predict_and_report_and_an_old_r
 
     assert isinstance(load_predictions(run), Unavailable)  # the report says why instead of drawing another model
 
+    for damaged in ('{"format": 1, "model_sha', json.dumps({**info, "model_sha256": None})):
+        (run / "run.json").write_text(damaged)  # a check that cannot be made is not skipped
+        assert main(["predict", str(run), str(runs["tmp"] / "new_pets.csv")]) == 3
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and ("cannot read" in err or "not a SHA-256 hex digest" in err), err
     del info["model_sha256"]  # a run written before the digest existed loads as it did
     (run / "run.json").write_text(json.dumps(info))
     assert trainlab.load_run(run).predict(np.zeros((1, 5), np.float32)).shape == (1,)

@@ -496,6 +496,8 @@ def test_a_model_over_the_parameter_bound_is_refused_before_any_memory_is_taken(
     with pytest.raises(ConfigError, match=rf"model 'mlp' would have {total:,} parameters \(40 GB as float32\); "
                                           r"trainlab builds at most 1,000,000,000.*hidden=\[100000, 100000\]"):
         build_model({"name": "mlp", "hidden": [100_000, 100_000]}, (784,), 10)
+    with pytest.raises(ConfigError, match=f"model 'mlp' would have {total:,} parameters"):
+        build_model({"name": "MLP", "hidden": [100_000, 100_000]}, (784,), 10)  # the registry ignores case
     assert time.perf_counter() - started < 5  # counted on the meta device, not allocated
     torch.manual_seed(0)  # under the bound: built as before, the same weights and random stream
     counted = build_model({"name": "mlp", "hidden": [4096]}, (784,), 10)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 import torch
 
 from trainlab.atomic import tensors_to_bytes, write_bytes
-from trainlab.bounded_read import NotRegularFileError, read_regular_file
 from trainlab.errors import DataError, RunDirError
 from trainlab.records import read_record_text
 
@@ -35,41 +35,68 @@ def write_model(path: str | os.PathLike[str], weights: dict[str, torch.Tensor],
 
 
 def recorded_digest(run: Path) -> str | None:
-    """``model_sha256`` from ``run/run.json``; None when the run (or its run.json) predates it or is unreadable
-    (a damaged run.json is reported by whatever reads the run's status)."""
-    try:
-        info = json.loads(read_record_text(run / "run.json"))
-    except (OSError, ValueError):
+    """``model_sha256`` from ``run/run.json``; None when the run predates it (no run.json, or no such key).
+
+    Raises:
+        DataError: run.json is there but damaged, or its ``model_sha256`` is not a hex digest: a check
+            that cannot be made is not skipped.
+    """
+    path = run / "run.json"
+    if not path.exists():
         return None
-    digest = info.get(DIGEST_KEY) if isinstance(info, dict) else None
-    return digest if isinstance(digest, str) else None
+    try:
+        info = json.loads(read_record_text(path))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} to check {MODEL_FILE}: {exc}") from None
+    if not isinstance(info, dict) or DIGEST_KEY not in info:
+        if not isinstance(info, dict):
+            raise DataError(f"cannot read {path} to check {MODEL_FILE}: not a JSON object")
+        return None
+    digest = info[DIGEST_KEY]
+    if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise DataError(f"{path}: {DIGEST_KEY} is {digest!r}, not a SHA-256 hex digest")
+    return digest
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of the file, read in 1 MiB blocks (a fine-tuned transformer is hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_model(run: Path) -> dict[str, torch.Tensor]:
     """The tensors of ``run/model.safetensors`` (on the CPU), checked against run.json's digest.
 
+    The file is hashed in blocks, then loaded by safetensors (memory-mapped): its bytes are never all
+    in memory twice.
+
     Raises:
         RunDirError: no model file (the run did not finish).
-        DataError: the file cannot be read, is not safetensors, or its SHA-256 is not the recorded one.
+        DataError: the file is not a regular file, cannot be read, is not safetensors, or its SHA-256 is
+            not the recorded one (or run.json cannot be read to check it).
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors.torch import load_file
 
     path = run / MODEL_FILE
     try:
-        data = read_regular_file(path)
+        info = os.stat(path)
     except FileNotFoundError:
         raise RunDirError(f"{run} has no {MODEL_FILE} (the run did not finish; try 'trainlab resume {run}')") from None
-    except NotRegularFileError:
-        raise DataError(f"{path} is not a regular file") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):  # before opening: a FIFO would block, /dev/zero never end
+        raise DataError(f"{path} is not a regular file")
     expected = recorded_digest(run)
-    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-        raise DataError(f"{path} is not the model this run saved: its SHA-256 differs from {DIGEST_KEY} in "
-                        f"{run / 'run.json'} (the file was changed or damaged after training); restore it or "
-                        f"train the run again (if you replaced the weights on purpose, delete {DIGEST_KEY} from run.json)")
     try:
-        return load(data)
-    except SafetensorError as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+        if expected is not None and _file_digest(path) != expected:
+            raise DataError(f"{path} is not the model this run saved: its SHA-256 differs from {DIGEST_KEY} in "
+                            f"{run / 'run.json'} (the file was changed or damaged after training); restore it or "
+                            f"train the run again (if you replaced the weights on purpose, delete {DIGEST_KEY} from "
+                            "run.json)")
+        return load_file(path)
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None

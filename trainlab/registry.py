@@ -38,7 +38,6 @@ import importlib.util
 import inspect
 import json
 import os
-import re
 import site
 import sys
 import sysconfig
@@ -79,6 +78,15 @@ def current_policy() -> CodePolicy:
     if not policy.allow and os.environ.get(ALLOW_CODE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
         policy = CodePolicy(True, policy.local, policy.folders)
     return policy
+
+
+def set_policy(policy: CodePolicy) -> None:
+    """Make ``policy`` this process's code policy for good (a compare worker takes its parent's), its
+    folders importable as :func:`allow_local_modules` makes them."""
+    _POLICY.set(policy)
+    for folder in policy.folders:
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
 
 
 @contextlib.contextmanager
@@ -146,16 +154,15 @@ def trusted_code_folders() -> list[str]:
 
 _TRUSTED_RUNS: contextvars.ContextVar[frozenset[Path]] = contextvars.ContextVar(
     "trainlab_trusted_runs", default=frozenset())  # noqa: B039 -- frozen
-_REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
-
-
 def code_references(tree: Any) -> set[str]:
-    """Every string in a config tree (dicts, lists) shaped like a ``module:attr`` reference."""
+    """Every string in a config tree (dicts, lists) that could be a ``module:attr`` reference: every one
+    holding a ``:`` (what :func:`import_reference` itself splits on; a path or URL among them only makes
+    a comparison of two trees stricter)."""
     if isinstance(tree, Mapping):
         return set().union(*(code_references(value) for value in tree.values()))
     if isinstance(tree, list):
         return set().union(*(code_references(value) for value in tree))
-    return {tree} if isinstance(tree, str) and _REFERENCE.fullmatch(tree) else set()
+    return {tree} if isinstance(tree, str) and ":" in tree else set()
 
 
 @contextlib.contextmanager

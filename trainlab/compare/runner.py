@@ -40,6 +40,7 @@ from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import Interrupted, TrainingError
 from trainlab.records import read_record_text
+from trainlab.registry import CodePolicy, current_policy, set_policy
 
 ERROR_FILE = "compare-error.json"  # written into a run folder whose run raised (not diverged)
 
@@ -144,8 +145,10 @@ def _request_stop(signum: int, frame: Any) -> None:
     _stop_requested = True
 
 
-def _pin_worker(threads: int) -> None:
-    """Worker initializer: torch threads, no KeyboardInterrupt between runs, die with the parent.
+def _pin_worker(threads: int, policy: CodePolicy | None = None) -> None:
+    """Worker initializer: torch threads, the parent's code policy (a spawned worker starts without it:
+    the user's module beside a base config, ``--allow-code``), no KeyboardInterrupt between runs, die
+    with the parent.
 
     On Ctrl-C the parent sends each worker SIGTERM: during a run, the run's own handler
     (trainlab.callbacks.signal_stop) checkpoints and stops it; between runs it only sets
@@ -154,6 +157,8 @@ def _pin_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if policy is not None:
+        set_policy(policy)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     signal.signal(signal.SIGTERM, _request_stop)
     try:  # Linux: a SIGKILLed comparison takes its workers with it, so no stale lock outlives it
@@ -344,7 +349,7 @@ def _run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
     # cannot fork a worker that uses it again.
     method = "spawn" if torch.cuda.is_available() else "fork"
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
-                               initializer=_pin_worker, initargs=(threads,))
+                               initializer=_pin_worker, initargs=(threads, current_policy()))
     futures: dict[Future, RunPlan] = {}
     try:
         for plan, action in todo:

@@ -143,11 +143,16 @@ def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
                      "is not a number" + (" while other targets are numeric" if what == "target" else ""))
 
 
-def _grouped(table: CsvTable, name: str, cells: np.ndarray, what: str) -> DataError | None:
+def _grouped(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True) -> DataError | None:
     """The error for a column of numbers written with thousands separators or a decimal comma (read as
-    text otherwise)."""
+    text otherwise). A target is refused only when it would make more classes than half its rows: grades
+    written ``1,3``/``2,0``/``1,7`` over many rows are classes, a price per row is not (a feature column
+    can be kept as text with ``data.categorical``, which the message says; one of several targets,
+    ``may_be_classes=False``, is a number whatever it holds)."""
     found = separated_number(cells)
     if found is None:
+        return None
+    if what == "target" and may_be_classes and len(set(cells.tolist()) - {""}) <= len(cells) / 2:
         return None
     kind, example = found
     row = int(np.flatnonzero(cells == example)[0])
@@ -156,7 +161,8 @@ def _grouped(table: CsvTable, name: str, cells: np.ndarray, what: str) -> DataEr
     return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{example}' is a number "
                      f"written with {how}, which would make the column text (one "
                      f"{'class' if what == 'target' else 'category'} per value); write its numbers {fix} "
-                     f"(e.g. {plain_number(example, kind)})")
+                     f"(e.g. {plain_number(example, kind)})"
+                     + ("" if what == "target" else ", or list the column in data.categorical if it is text"))
 
 
 # a column is called an identifier when at least this many rows hold distinct values
@@ -228,7 +234,8 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
         columns = []
         for name in targets:
             values, bad = numbers(table, name)
-            if bad is not None and (error := _grouped(table, name, strings(table, name), "target")) is not None:
+            if bad is not None and (error := _grouped(table, name, strings(table, name), "target",
+                                                      may_be_classes=False)) is not None:  # several: numbers
                 raise error
             if bad is not None:
                 raise _not_a_number(table, name, int(bad[0]), "target")

@@ -31,7 +31,7 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
     transformer costs ~3 s (torch loads its meta kernels)."""
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
 
-    name = str(spec.get("name", ""))
+    name = str(spec.get("name", "")).lower()  # the registry's own lookup ignores case
     if name in MODELS.names() and name not in UNBOUNDED and _may_be_large(spec, input_shape):
         with torch.device("meta"):
             total = sum(p.numel() for p in MODELS.build(spec, input_shape, output_dim).parameters())
