@@ -734,6 +734,13 @@ def test_named_classes_without_training_rows_are_warned_of_and_labels_from_1_tol
         in capsys.readouterr().err
 
 
+def test_minus_one_and_one_with_two_names_take_the_names_in_order():
+    from trainlab.data.labels import read_class_labels
+
+    labels, y = read_class_labels("binary", np.array([-1, 1, -1, 1]), ["negative", "positive"])
+    assert y.tolist() == [0, 1, 0, 1] and labels.class_names == ["negative", "positive"]
+
+
 def test_idx_missing_file_lists_the_idx_files_there_and_how_to_split_a_test_set(tmp_path):
     write_idx(tmp_path / "emnist-letters-train-images-idx3-ubyte", pixels((3, 2, 2)), gz=True)
     with pytest.raises(DataError) as err:

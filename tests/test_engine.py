@@ -193,7 +193,7 @@ def test_demo_adam_on_mnist1d_reaches_sixty_percent(tmp_path):
     assert rows[0]["accuracy"] >= 0.60
 
 
-def test_emulated_low_precision_on_a_cpu_gets_one_warning_line(monkeypatch, capsys):
+def test_emulated_low_precision_on_a_cpu_gets_one_warning_line(monkeypatch, capsys, tmp_path):
     import trainlab.runtime as runtime
 
     cpu = torch.device("cpu")
@@ -211,6 +211,11 @@ def test_emulated_low_precision_on_a_cpu_gets_one_warning_line(monkeypatch, caps
     with run_scope(validated):
         build(validated)
     assert capsys.readouterr().err.count("warning: runtime.precision=bf16") == 1
+    from trainlab.experiment import train
+
+    for quiet in (True, False):  # a warning: `train --quiet` shows it too, once
+        train(validated, out=tmp_path / f"run-{quiet}", quiet=quiet)
+        assert capsys.readouterr().err.count("warning: runtime.precision=bf16") == 1
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     assert runtime.emulated_precision_warning("bf16", cpu) is None
 

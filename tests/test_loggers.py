@@ -168,3 +168,25 @@ def test_a_run_stopped_by_a_signal_and_resumed_is_one_hparams_session(tmp_path):
                 if value.tag == "hparam/train_loss":
                     finals.append((event.step, round(value.tensor.float_val[0], 6)))  # the loader stores tensors
     assert sessions == [20] and finals == [(20, 0.7)]
+
+
+def test_a_run_stopped_on_its_last_step_still_gets_its_hparams_session_when_resumed(tmp_path):
+    from types import SimpleNamespace
+
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    config = {"strategy": {"optimizer": {"name": "adam"}}}
+    last = {"epoch": 2, "step": 20, "train_loss": 0.7}
+    first = TensorBoardLogger(tmp_path, config)
+    first.on_train_start(SimpleNamespace(state=SimpleNamespace(step=0, history=[]), control=None))
+    first.log(last, None)
+    first.on_train_end(SimpleNamespace(state=SimpleNamespace(step=20, history=[last]),
+                                       control=SimpleNamespace(interrupted_by=15)))
+    resumed = TensorBoardLogger(tmp_path, config)  # nothing left to train: no epoch is logged
+    view = SimpleNamespace(state=SimpleNamespace(step=20, history=[last]), control=SimpleNamespace(interrupted_by=None))
+    resumed.on_train_start(view)
+    resumed.on_train_end(view)
+    sessions = [event.step for path in (tmp_path / "tensorboard").iterdir()
+                for event in EventFileLoader(str(path)).Load()
+                for value in event.summary.value if value.tag == "_hparams_/session_start_info"]
+    assert sessions == [20]

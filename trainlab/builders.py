@@ -80,6 +80,7 @@ class Built:
     monitor: str
     mode: str
     notes: dict[str, Any] = field(default_factory=dict)
+    precision_warning: str | None = None  # runtime.precision emulated on this device (printed unless quiet)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -300,7 +301,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     validation = Validation(lambda: validator.evaluate(data.val), config.strategy.eval_every_n_steps)
     trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available, plan), validation)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
-    return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes)
+    return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes, warning)
 
 
 def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Loss,

@@ -216,6 +216,8 @@ def train(config: Config, out: str | Path | None = None, overwrite: bool = False
     fingerprint = data_fingerprint(config.data.model_dump())  # before reading: what the run reads, or newer
     with run_scope(config):
         built = build(config, quiet=quiet)  # everything that can fail on bad input fails here, before any file
+        if quiet and built.precision_warning:  # a warning: shown under --quiet too
+            _warn(built.precision_warning)
         built.notes["requested_hash"] = requested_hash
         check_loggers(list(config.output.loggers))  # a missing package is refused before any folder exists
         protect = [value for key in PATH_KEYS if isinstance(value := config.data.model_dump().get(key), str)]
@@ -299,6 +301,8 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
         _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
         with run_scope(stored):
             built = build(stored, quiet=True)
+            if built.precision_warning:
+                _warn(built.precision_warning)
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
             _load_latest(built, run, quiet)
             run.write_metrics(built.trainer.state.history, built.trainer.state.events,

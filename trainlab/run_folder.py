@@ -274,7 +274,9 @@ class RunDir:
             raise RunDirError(f"{path} is not a trainlab run folder (no run.json)")
         try:
             info = json.loads(read_regular_file(info_path, MAX_RUN_JSON_BYTES))
-        except (OSError, ValueError, RecursionError) as exc:
+        except OSError as exc:  # permission, I/O: the folder cannot be used, its record may be fine
+            raise RunDirError(f"cannot read {info_path}: {exc.strerror or exc}") from None
+        except (ValueError, RecursionError) as exc:
             raise DataError(f"cannot read {info_path}: {exc}") from None  # damaged: a data error, as in plot/report
         if not isinstance(info, dict):
             raise DataError(f"cannot read {info_path}: not a JSON object")

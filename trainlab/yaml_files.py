@@ -93,6 +93,8 @@ def _read_bounded(path: Path) -> str:
         data = read_regular_file(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder, not a file") from None
     except NotRegularFileError:
         raise ConfigError(f"config file {path} is not a regular file") from None
     except FileTooLargeError:

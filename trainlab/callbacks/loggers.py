@@ -153,6 +153,8 @@ class TensorBoardLogger(RecordLogger):
         from torch.utils.tensorboard import SummaryWriter
 
         resumed_at = view.state.step if view is not None else 0
+        if resumed_at and view.state.history:  # a segment that logs no epoch still ends the run's session
+            self._last_epoch = dict(view.state.history[-1])
         # a resumed run drops what was logged after its checkpoint (steps > resumed_at): they are replayed
         self.writer = SummaryWriter(log_dir=str(self.run_dir / self.folder),
                                     purge_step=resumed_at + 1 if resumed_at else None)

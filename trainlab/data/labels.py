@@ -131,7 +131,7 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
     values = class_values(y_train) if task in ("binary", "multiclass") else None
     from_one_as_indices = None  # labels without 0 read as indices because the names reach past them
     if values is not None and class_names is not None:  # names given (data.class_names) for labels 1..K
-        if y_train.max() < len(class_names):
+        if y_train.max() < len(class_names) and values.min() > 0:  # -1/1 with two names: the values path
             values, from_one_as_indices = None, values  # indices into the names (a split that lacks class 0)
         elif len(values) != len(class_names):
             raise DataError(f"the training labels hold {len(values)} values ({_listed(values)}) but "
