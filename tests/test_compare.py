@@ -479,3 +479,23 @@ def test_the_t_interval_of_a_bounded_metric_is_clipped_to_its_range_and_says_so(
     inside = metric_block([0.7, 0.8, 0.75], [0, 1, 2], "val_f1_macro")
     assert inside["ci_method"] == "t" and inside["ci95"] == pytest.approx(
         sps.t.interval(0.95, df=2, loc=0.75, scale=sps.sem([0.7, 0.8, 0.75])))
+
+
+def test_a_comparison_told_to_wait_takes_the_folder_once_the_other_lets_it_go(tmp_path: Path):
+    """tune workers of one study refit into one folder: the later waits instead of failing."""
+    import threading
+
+    from trainlab.compare.command import comparison_lock
+    from trainlab.errors import RunDirError
+    from trainlab.run_lock import RunLock
+
+    held = RunLock(tmp_path)
+    held.acquire()
+    with pytest.raises(RunDirError, match="comparison folder .* is in use"), comparison_lock(tmp_path):
+        pass
+    threading.Timer(0.5, held.release).start()
+    started = time.perf_counter()
+    with comparison_lock(tmp_path, wait=True):
+        waited = time.perf_counter() - started
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    assert waited >= 0.4

@@ -52,7 +52,8 @@ class RunLock:
                 return f"process {int(text)}"
         return "another process"
 
-    def acquire(self) -> None:
+    def acquire(self, wait: bool = False) -> None:
+        """Take the lock; held by another process: RunDirError, or with ``wait`` block until it is free."""
         for _ in range(50):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -64,7 +65,7 @@ class RunLock:
                     raise RunDirError(f"lock {self.path} is a symbolic link; remove it") from None
                 raise folder_error(f"cannot open the lock {self.path}", exc) from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 owner = self._owner(fd)
                 os.close(fd)

@@ -41,8 +41,12 @@ def default_out(strategies_path: str | Path) -> Path:
 
 def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], out: Path, seeds: int = 5,
             jobs: int = 2, target: str | None = None, metric: str = DEFAULT_METRIC,
-            direction: str | None = None, live: bool | None = None, quiet: bool = False) -> dict[str, Any]:
+            direction: str | None = None, live: bool | None = None, quiet: bool = False,
+            wait: bool = False) -> dict[str, Any]:
     """Run (or finish) a comparison in ``out`` and return its leaderboard (also written to disk).
+
+    ``out`` is locked for the whole comparison: another comparison writing it is refused, or with
+    ``wait`` waited for (tune workers sharing a study refit into one folder: the later finds the runs done).
 
     Before any run: the options, every strategy on every base (:func:`validate_strategies`), and
     that every run will record ``metric`` and the target's metric (:func:`check_recorded`); each
@@ -60,7 +64,7 @@ def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], o
     direction = direction or direction_of(metric)
     plans = plan_runs(bases, strategies, list(range(seeds)), Path(out))
     tally = Tally(task=plans[0].task, total=len(plans), metric=metric, direction=direction, read_metric=read_metric)
-    with comparison_lock(Path(out)):  # a second compare into the same folder would race for its runs
+    with comparison_lock(Path(out), wait):  # a second compare into the same folder would race for its runs
         run_plans(plans, jobs, tally, live=live)
         board = build_leaderboard(plans, metric, direction, parsed_target)
         write_leaderboard(board, Path(out))
@@ -76,7 +80,7 @@ def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], o
 
 
 @contextmanager
-def comparison_lock(out: Path) -> Iterator[None]:
+def comparison_lock(out: Path, wait: bool = False) -> Iterator[None]:
     """``out/.lock`` held for the whole comparison: a second ``compare`` into ``out`` is refused in one
     line naming the process, instead of both racing for the same runs (each run's own lock would then
     fail the loser's runs with error records the winner's finished runs keep)."""
@@ -85,7 +89,7 @@ def comparison_lock(out: Path) -> Iterator[None]:
     except OSError as exc:
         raise folder_error(f"cannot create the comparison folder {out}", exc) from None
     lock = RunLock(out, what="comparison folder")
-    lock.acquire()
+    lock.acquire(wait)
     try:
         yield
     finally:

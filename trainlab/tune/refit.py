@@ -45,7 +45,7 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
     strategies = [NamedStrategy("tuned", dict(best["params"])), NamedStrategy("base", {})]  # config values
     board = compare({settings.base.stem: settings.base_config()}, strategies, out, seeds=settings.refit_seeds,
                     jobs=1, metric=metric, direction="max" if settings.direction == "maximize" else "min",
-                    live=False, quiet=settings.quiet)
+                    live=False, quiet=settings.quiet, wait=True)  # workers of one study refit in turn
     rows = [{key: _typed(key, text) for key, text in row.items()}
             for row in csv.DictReader(io.StringIO(to_csv(board)))]
     return {"metric": metric, "dir": str(out), "rows": rows}
