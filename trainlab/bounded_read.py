@@ -21,8 +21,25 @@ class FileTooLargeError(ValueError):
     """The file holds more than the caller's limit."""
 
 
+def regular_file_info(path: str | os.PathLike[str]) -> os.stat_result:
+    """``os.stat(path)`` (links followed) of a regular file, checked before anything opens it (opening a
+    FIFO would block): for a caller that reads the file its own way (safetensors maps it).
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder.
+        NotRegularFileError: ``path`` is not a regular file.
+        OSError: it cannot be reached (missing, permission, I/O).
+    """
+    info = os.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise NotRegularFileError(f"{path} is not a regular file")
+    return info
+
+
 def read_regular_file(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
-    """The bytes of the regular file at ``path`` (links followed), at most ``limit`` of them.
+    """The bytes of the regular file at ``path`` (:func:`regular_file_info`), at most ``limit`` of them.
 
     Raises:
         IsADirectoryError: ``path`` is a folder.
@@ -30,11 +47,7 @@ def read_regular_file(path: str | os.PathLike[str], limit: int | None = None) ->
         FileTooLargeError: it holds more than ``limit`` bytes.
         OSError: it cannot be read (missing, permission, I/O).
     """
-    info = os.stat(path)  # before opening: opening a FIFO would block
-    if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    if not stat.S_ISREG(info.st_mode):
-        raise NotRegularFileError(f"{path} is not a regular file")
+    regular_file_info(path)
     with open(path, "rb") as handle:
         data = handle.read(-1 if limit is None else limit + 1)
     if limit is not None and len(data) > limit:

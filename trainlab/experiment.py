@@ -40,7 +40,7 @@ from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
-from trainlab.model_file import DIGEST_KEY, MODEL_FILE, read_model, write_model
+from trainlab.model_file import DIGEST_KEY, MODEL_FILE, load_weights, read_model, write_model
 from trainlab.records import best_epoch, read_record_text, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
@@ -344,11 +344,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
                           f"evaluating on them as they are now (the {split} split may hold other rows)")
     with run_scope(config):
         built = build(config, quiet=True)
-        try:
-            built.model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise DataError(f"{path / MODEL_FILE} does not match the model in {config_path}: "
-                            f"{str(exc).strip().splitlines()[0][:300]}") from None
+        load_weights(built.model, state, path, config_path)
         return built.evaluator.evaluate(getattr(built.data, split))
 
 

@@ -306,17 +306,6 @@ def _read_json(path: Path, what: str) -> Any:
         raise DataError(f"cannot read {what} {path}: {str(exc).splitlines()[0][:200]}") from None
 
 
-def _load_weights(model: torch.nn.Module, run: Path, config_path: Path) -> None:
-    from trainlab.model_file import MODEL_FILE, read_model
-
-    state = read_model(run)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise DataError(f"{run / MODEL_FILE} does not match the model in {config_path}: "
-                        f"{str(exc).strip().splitlines()[0][:300]}") from None
-
-
 def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
     """Loss and model from ``model.json``: no data is read."""
     from trainlab.finetune import apply_lora
@@ -369,11 +358,10 @@ def run_config_path(path: Path) -> Path:
 
 def _load_run(path: Path, device: torch.device) -> LoadedRun:
     from trainlab.config import load_config
+    from trainlab.model_file import load_weights, read_model
 
     config_path = run_config_path(path)
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        raise RunDirError(f"{path} has no model.safetensors (the run did not finish; try 'trainlab resume {path}')")
+    state = read_model(path)  # before any building: an unfinished or changed run is said at once
     config = load_config(config_path)
     labels = _read_json(path / "labels.json", "class names") if (path / "labels.json").is_file() else {}
     fitted = _read_json(path / "preprocessing.json", "preprocessing") \
@@ -412,7 +400,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         raise DataError(f"loss '{loss.name}' trains embeddings, not predictions; predict supports classification "
                         "and regression losses")
     model = model.to(device)
-    _load_weights(model, path, config_path)
+    load_weights(model, state, path, config_path)
     model.eval()
     loaded = LoadedRun(path=path, config=config, model=model, loss=loss.to(device), task=task,
                        class_names=labels.get("class_names"), preprocessing=fitted or {},

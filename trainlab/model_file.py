@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
 
 import torch
 
 from trainlab.atomic import tensors_to_bytes, write_bytes
+from trainlab.bounded_read import NotRegularFileError, regular_file_info
 from trainlab.errors import DataError, RunDirError
 from trainlab.records import read_record_text
 
@@ -83,13 +83,11 @@ def read_model(run: Path) -> dict[str, torch.Tensor]:
 
     path = run / MODEL_FILE
     try:
-        info = os.stat(path)
+        regular_file_info(path)  # before opening: a FIFO would block, /dev/zero never end
     except FileNotFoundError:
         raise RunDirError(f"{run} has no {MODEL_FILE} (the run did not finish; try 'trainlab resume {run}')") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(info.st_mode):  # before opening: a FIFO would block, /dev/zero never end
-        raise DataError(f"{path} is not a regular file")
+    except (OSError, NotRegularFileError) as exc:
+        raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     expected = recorded_digest(run)
     try:
         if expected is not None and _file_digest(path) != expected:
@@ -100,3 +98,13 @@ def read_model(run: Path) -> dict[str, torch.Tensor]:
         return load_file(path)
     except (SafetensorError, OSError) as exc:
         raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], run: Path, config_path: Path) -> None:
+    """``model.load_state_dict(state)`` (``state``: :func:`read_model` of ``run``); weights of another
+    shape than the model ``config_path`` builds are one DataError naming both files."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"{run / MODEL_FILE} does not match the model in {config_path}: "
+                        f"{str(exc).strip().splitlines()[0][:300]}") from None

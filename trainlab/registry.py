@@ -153,7 +153,9 @@ def trusted_code_folders() -> list[str]:
 
 
 _TRUSTED_RUNS: contextvars.ContextVar[frozenset[Path]] = contextvars.ContextVar(
-    "trainlab_trusted_runs", default=frozenset())  # noqa: B039 -- frozen
+    "trainlab_trusted_runs", default=frozenset())  # noqa: B039 -- frozen: run folders read as the user's own
+
+
 def code_references(tree: Any) -> set[str]:
     """Every string in a config tree (dicts, lists) that could be a ``module:attr`` reference: every one
     holding a ``:`` (what :func:`import_reference` itself splits on; a path or URL among them only makes

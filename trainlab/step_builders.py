@@ -118,5 +118,6 @@ def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: di
     """``lr: auto``: the LR range test on a throw-away step of the same strategy; model and loss untouched."""
     eager = dataclasses.replace(step_options(config, precision), compile=False)  # 100 steps: not worth compiling
     probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision, eager)
-    lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=100)
-    return suggest_lr(lrs, losses, skip_start=warmup_steps(100))
+    steps = 100
+    lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=steps)
+    return suggest_lr(lrs, losses, skip_start=warmup_steps(steps))  # of the planned sweep, also if it stopped early

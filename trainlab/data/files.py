@@ -143,7 +143,7 @@ def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
                      "is not a number" + (" while other targets are numeric" if what == "target" else ""))
 
 
-def _grouped(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True) -> DataError | None:
+def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True) -> DataError | None:
     """The error for a column of numbers written with thousands separators or a decimal comma (read as
     text otherwise). A target is refused only when it would make more classes than half its rows: grades
     written ``1,3``/``2,0``/``1,7`` over many rows are classes, a price per row is not (a feature column
@@ -212,7 +212,7 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
         if name not in unparsed_set:
             continue
         values, bad = numbers(table, name)
-        if bad is not None and (error := _grouped(table, name, strings(table, name), "column")) is not None:
+        if bad is not None and (error := _separated(table, name, strings(table, name), "column")) is not None:
             raise error
         if bad is not None and categorical is None and not np.isfinite(values).any():
             categorical_names.append(name)  # only text (and missing cells): a categorical column
@@ -234,7 +234,7 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
         columns = []
         for name in targets:
             values, bad = numbers(table, name)
-            if bad is not None and (error := _grouped(table, name, strings(table, name), "target",
+            if bad is not None and (error := _separated(table, name, strings(table, name), "target",
                                                       may_be_classes=False)) is not None:  # several: numbers
                 raise error
             if bad is not None:
@@ -251,7 +251,7 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
     if bad is None:
         return values, None
     labels = strings(table, name)
-    if (error := _grouped(table, name, labels, "target")) is not None:
+    if (error := _separated(table, name, labels, "target")) is not None:
         raise error
     if np.isfinite(values).any():  # a mix of numbers and text
         raise _not_a_number(table, name, int(bad[0]), "target")

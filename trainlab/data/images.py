@@ -91,14 +91,17 @@ def is_archive_name(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
+def _extract_advice(archive: Path) -> str:
+    return f"training reads images extracted, e.g. tar -xf {archive} -C <folder>, then set data.path to that folder"
+
+
 def _extract_hint(folder: Path) -> str:
     """How to go on when ``folder`` holds archives instead of class folders (the shared CIFAR tars)."""
     archives = sorted(name for name in os.listdir(folder) if is_archive_name(name) and (folder / name).is_file())
     if not archives:
         return ""
     shown = ", ".join(archives[:3]) + (", ..." if len(archives) > 3 else "")
-    return (f"; it holds archives ({shown}): training reads images extracted, e.g. "
-            f"tar -xf {folder / archives[0]} -C <folder>, then set data.path to that folder")
+    return f"; it holds archives ({shown}): {_extract_advice(folder / archives[0])}"
 
 
 def _class_folders(folder: Path) -> list[Path]:
@@ -328,8 +331,7 @@ def image_folder(
     target = _size(size)
     root = resolve(path, "a folder of class folders (<class>/*.jpg) or of train/ and test/ class folders")
     if not root.is_dir():
-        extract = (f": training reads images extracted, e.g. tar -xf {root} -C <folder>, then set data.path to "
-                   "that folder") if is_archive_name(root.name) else ""
+        extract = f": {_extract_advice(root)}" if is_archive_name(root.name) else ""
         raise DataError(f"data.path for image_folder must be a folder; {root} is a file{extract}")
     splits, class_names = scan(root)
 

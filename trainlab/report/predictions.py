@@ -77,14 +77,14 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     from trainlab.builders import build, run_scope
     from trainlab.config import load_config
     from trainlab.data.preprocessing import inverse_target
-    from trainlab.model_file import read_model
+    from trainlab.model_file import load_weights, read_model
     from trainlab.registry import run_code_policy
 
     with run_code_policy(run):  # a run folder's config imports no code without the opt-in
         config = load_config(run / "config.yaml")
         with run_scope(config):
             built = build(config, quiet=True)
-    built.model.load_state_dict(read_model(run))
+    load_weights(built.model, read_model(run), run, run / "config.yaml")
     split = built.data.test if len(built.data.test) else built.data.val
     if not len(split):
         return Unavailable(f"{run} has no test or validation split to predict on")
