@@ -507,3 +507,10 @@ def test_a_model_over_the_parameter_bound_is_refused_before_any_memory_is_taken(
     assert all(torch.equal(a, b) for a, b in zip(counted.state_dict().values(), plain.state_dict().values(), strict=True))
     assert torch.equal(after_counted, torch.rand(1))
     assert count_parameters(counted)["total"] == 784 * 4096 + 4096 + 4096 * 10 + 10
+
+
+def test_a_wide_input_times_a_width_under_2048_is_counted_too():
+    # 600,000 inputs x 2,047 = 1.2e9 weights in the first layer: no option reaches 2,048 nor the input 2^20
+    with pytest.raises(ConfigError, match=r"model 'mlp' would have 1,228,2\d\d,\d{3} parameters"):
+        build_model({"name": "mlp", "hidden": [2047]}, (600_000,), 10)
+    assert count_parameters(build_model({"name": "mlp", "hidden": [64]}, (600,), 10))["total"] == 600 * 64 + 64 + 650

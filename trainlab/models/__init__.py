@@ -47,23 +47,27 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
 
 LARGE_OPTION = 2048  # a size option (a width, a channel count) from which the total is counted
 LARGE_INPUT = 1 << 20  # input elements per row from which the total is counted
+LARGE_FIRST_LAYER = 100_000_000  # input elements x the largest option: a dense first layer's weights
 
 
 def _may_be_large(spec: dict[str, Any], input_shape: tuple[int, ...]) -> bool:
     """Whether to count a built-in model of ``spec`` before building it: some integer option (nested in
-    lists too) other than ``vocab_size`` of at least :data:`LARGE_OPTION`, or rows of at least
-    :data:`LARGE_INPUT` elements. A screen for sizes typed with extra digits, not a proof: an MLP of
-    width 2,047 on 600,000 inputs has 1.2e9 parameters and is not counted. ``vocab_size`` (set from the
+    lists too) other than ``vocab_size`` of at least :data:`LARGE_OPTION`, rows of at least
+    :data:`LARGE_INPUT` elements, or rows whose elements times the largest option reach
+    :data:`LARGE_FIRST_LAYER` (an MLP of width 2,047 on 600,000 inputs: 1.2e9 weights in its first
+    layer). A screen for sizes typed with extra digits, not a proof. ``vocab_size`` (set from the
     data's tokenizer) is left out: the embedding is vocab x ``d_model``, and counting costs a text
     model ~3 s (the meta build loads torch's meta kernels)."""
     stack: list[Any] = [value for key, value in spec.items() if key != "vocab_size"]
+    largest = 1
     while stack:
         value = stack.pop()
         if isinstance(value, list | tuple):
             stack.extend(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and value >= LARGE_OPTION:
-            return True
-    return math.prod(input_shape) >= LARGE_INPUT
+        elif isinstance(value, int) and not isinstance(value, bool):
+            largest = max(largest, value)
+    inputs = math.prod(input_shape)
+    return largest >= LARGE_OPTION or inputs >= LARGE_INPUT or inputs * largest >= LARGE_FIRST_LAYER
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
