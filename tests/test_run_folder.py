@@ -321,6 +321,31 @@ def test_resume_adopts_an_overwrite_killed_after_its_first_checkpoint_and_a_new_
     assert not stranded.exists() and json.loads((out / "summary.json").read_text())["seed"] == LINREG.get("seed", 0)
 
 
+def test_a_replaced_run_left_by_a_kill_during_its_deletion_is_removed_not_adopted(tmp_path, capsys):
+    """commit_overwrite swaps the folders, so the replaced run carries the staging name until deleted:
+    a kill then must not make resume bring the old run back and delete the finished new one."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**LINREG, "output": {"progress": "off", "checkpoint": {"every_n_steps": 5}}}))
+    old, out = tmp_path / "old", tmp_path / "run"
+    assert main(["train", str(config), "--out", str(old), "--quiet"]) == 0
+    assert main(["train", str(config), "--out", str(out), "--set", "seed=7", "--quiet"]) == 0  # created later
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    aside = out.parent / f".run.new-{dead}"
+    shutil.copytree(old, aside)  # the state a kill between the swap and the deletion leaves
+    assert main(["resume", str(out), "--quiet"]) == 2
+    assert "already finished" in capsys.readouterr().err
+    assert not aside.exists() and json.loads((out / "summary.json").read_text())["seed"] == 7
+    shutil.copytree(old, aside)
+    (aside / "run.json").unlink()  # the deletion got as far as run.json: checkpoints remain
+    assert main(["resume", str(out), "--quiet"]) == 2
+    assert not aside.exists() and json.loads((out / "summary.json").read_text())["seed"] == 7
+    shutil.copytree(old, aside)
+    (aside / "run.json").write_text("{")  # a damaged record is not proof of anything: kept
+    assert main(["resume", str(out), "--quiet"]) == 2
+    assert aside.exists()
+
+
 def test_record_files_are_read_bounded_and_damaged_bytes_do_not_stop_the_readers(tmp_path):
     from trainlab.compare.run_record import read_records
     from trainlab.records import read_record_text

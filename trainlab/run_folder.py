@@ -291,6 +291,7 @@ class RunDir:
         stranded = stranded_overwrites(path)
         if stranded:  # a `train --overwrite` of this run killed after its first checkpoint: continue that run
             return run._adopt(stranded)
+        clean_stale_staging(path)  # under the lock: e.g. a replaced run whose deletion was cut short
         return run
 
     def _adopt(self, stranded: list[Path]) -> RunDir:
@@ -361,21 +362,44 @@ def _killed_while_created(path: Path) -> bool:
 def stranded_overwrites(final: Path) -> list[Path]:
     """Dead staging folders of ``final`` that hold a run with something to keep (a checkpoint or a model),
     newest first: a ``train --overwrite`` killed before it could swap itself into place.
-    :meth:`RunDir.open_existing` (``resume``) adopts the newest."""
+    :meth:`RunDir.open_existing` (``resume``) adopts the newest. One that :func:`_set_aside` is not one."""
     found = [entry for kind, entry in dead_siblings(final)
              if kind == "new" and entry.is_dir() and not entry.is_symlink() and is_run_folder(entry)
-             and RunDir(entry).has_something_to_keep()]
+             and RunDir(entry).has_something_to_keep() and not _set_aside(entry, final)]
     return sorted(found, key=lambda entry: entry.stat().st_mtime, reverse=True)
+
+
+def _created(run: Path) -> float | None:
+    """run.json's ``created`` (when its training started), None when unreadable or absent."""
+    try:
+        created = json.loads(read_regular_file(run / "run.json", MAX_RUN_JSON_BYTES)).get("created")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return float(created) if isinstance(created, int | float) and not isinstance(created, bool) else None
+
+
+def _set_aside(entry: Path, final: Path) -> bool:
+    """True if the dead staging folder ``entry`` holds the run an overwrite *replaced*: the swap
+    (:meth:`RunDir.commit_overwrite`) gives the old run the staging folder's name, and a kill before
+    its deletion ends leaves it there, older than the run now at ``final``. Such a folder is removed,
+    never adopted (adopting it would bring the old run back and delete the finished new one). A
+    folder without run.json but with checkpoints is one whose deletion removed run.json first (an
+    overwrite writes run.json before any checkpoint); one with a damaged run.json is kept."""
+    if not os.path.lexists(entry / "run.json"):
+        return RunDir(entry).has_something_to_keep() and is_run_folder(final)
+    ours, theirs = _created(entry), _created(final)
+    return ours is not None and theirs is not None and ours < theirs
 
 
 def clean_stale_staging(final: Path) -> list[Path]:
     """Remove ``.<name>.new-<pid>`` / ``.old-<pid>`` siblings of ``final`` left by dead processes.
 
-    A dead staging folder that holds a model or a checkpoint is kept (it is someone's work).
+    A dead staging folder that holds a model or a checkpoint is kept (it is someone's work), unless it
+    is a replaced run whose deletion was cut short (:func:`_set_aside`).
     """
     removed = []
     for kind, entry in dead_siblings(final):
-        if kind == "new" and RunDir(entry).has_something_to_keep():
+        if kind == "new" and RunDir(entry).has_something_to_keep() and not _set_aside(entry, final):
             continue
         if kind == "old" and not final.exists():
             continue  # a swap was cut between its two renames: this is the only copy of the old run
