@@ -97,7 +97,7 @@ def test_patch_whitening_options_layer_and_freeze_false():
 @pytest.mark.parametrize("spec, message", [
     ({"name": "patch_whitening", "eps": 0}, "eps must be a number > 0"),
     ({"name": "patch_whitening", "images": 0}, "images must be a positive integer"),
-    ({"name": "patch_whitening", "freeze": "yes"}, "freeze must be true or false"),
+    ({"name": "patch_whitening", "freeze": "yes"}, "option .freeze. must be true or false; got .yes."),
     ({"name": "patch_whitening", "epsilon": 1e-3}, "no option 'epsilon'; did you mean 'eps'"),
     ({"name": "patch_whitenin"}, "did you mean 'patch_whitening'"),
 ])
@@ -116,8 +116,10 @@ def test_patch_whitening_needs_a_conv_and_images():
 
 def test_eps_written_as_yaml_1_1_reads_it_without_a_dot():
     assert build_initializers({"name": "patch_whitening", "eps": "5e-4"})[0].eps == 5e-4  # YAML's '5e-4' is a str
-    with pytest.raises(ConfigError, match="eps must be a number > 0; got eps='small'"):
+    with pytest.raises(ConfigError, match="option 'eps' must be a number; got 'small'"):
         build_initializers({"name": "patch_whitening", "eps": "small"})
+    with pytest.raises(ConfigError, match="eps must be a number > 0; got eps=-0.001"):
+        build_initializers({"name": "patch_whitening", "eps": "-1e-3"})
 
 
 def test_images_needed_is_the_most_any_initializer_reads():

@@ -356,8 +356,9 @@ def test_reduce_on_plateau_state_dict_round_trip():
     ({"name": "step", "gamma": 1.5}, 400, "schedule.gamma (1.5) must be a number in (0, 1]"),
     ({"name": "step", "step_size": 0}, 400, "schedule.step_size (0) must be an integer >= 1"),
     ({"name": "polynomial", "power": 0}, 400, "schedule.power (0)"),
-    ({"name": "polynomial", "end_factor": "low"}, 400, "schedule.end_factor ('low')"),
-    ({"name": "cosine_restarts", "T_mult": 1.5}, 400, "schedule.T_mult (1.5) must be an integer >= 1"),
+    ({"name": "polynomial", "end_factor": "low"}, 400, "option 'end_factor' must be a number; got 'low'"),
+    ({"name": "cosine_restarts", "T_mult": 1.5}, 400, "option 'T_mult' must be a whole number; got 1.5"),
+    ({"name": "cosine_restarts", "T_mult": 0}, 400, "schedule.T_mult (0) must be an integer >= 1"),
     ({"name": "cosine_restarts", "per": "batch"}, 400, "schedule.per ('batch')"),
     ({"name": "one_cycle", "pct_start": 0.001}, 400, "0.001 x 400 = 0.4 steps, which must be more than 1: train at least 1001 steps"),
     ({"name": "one_cycle", "anneal_strategy": "cosine"}, 400, "schedule.anneal_strategy ('cosine')"),
@@ -366,7 +367,7 @@ def test_reduce_on_plateau_state_dict_round_trip():
     ({"name": "exponential", "per": "batch"}, 400, "schedule.per ('batch')"),
     ({"name": "reduce_on_plateau", "factor": 1.0}, 400, "schedule.factor (1.0)"),
     ({"name": "reduce_on_plateau", "mode": "lower"}, 400, "schedule.mode ('lower')"),
-    ({"name": "cosine", "min_factor": True}, 400, "schedule.min_factor (True)"),
+    ({"name": "cosine", "min_factor": True}, 400, "option 'min_factor' must be a number; got True"),
     ({"name": "cosine"}, 0, "total steps >= 1; got 0"),
 ])
 def test_bad_arguments_raise_config_error_naming_key_and_value(spec, total, message):

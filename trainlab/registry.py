@@ -46,7 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
+from trainlab.option_types import mismatch
 
 T = TypeVar("T", bound=Callable[..., Any])
 ALLOW_CODE_ENV = "TRAINLAB_ALLOW_CODE"
@@ -387,6 +389,11 @@ class Registry(Generic[T]):
             return spec
         factory = self.get(name)
         self._check_options(name, factory, kwargs, skip=len(args))
+        wrong = mismatch(factory, kwargs)
+        if wrong is not None:
+            option, expected = wrong
+            raise ConfigError(f"{self.kind} '{name}': option '{option}' must be {expected}; "
+                              f"got {short_repr(kwargs[option])}")
         try:
             return factory(*args, **extra, **kwargs)
         except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault
