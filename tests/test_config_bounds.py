@@ -177,3 +177,18 @@ def test_set_tilde_key_deletes_a_key_and_names_what_is_there_when_it_is_missing(
     assert weights == {"data": {"class_weights": {0: 1.0}}}
     with pytest.raises(ConfigError, match=r"data.class_weights has no key '2' \(keys: 0\)"):
         apply_overrides(weights, ["~data.class_weights.2"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("strategy.optimizer.lr=true", "strategy.optimizer.lr': must be a number, not a boolean; got True"),
+    ("strategy.optimizer.lr=inf", "strategy.optimizer.lr': Input should be a finite number"),
+    ("strategy.optimizer.lr=1e999", "strategy.optimizer.lr': Input should be a finite number"),  # YAML: a string
+    ("strategy.optimizer.lr=1.0e+300", "strategy.optimizer.lr': must be > 0 and at most 3.4e+38 (float32's largest); "
+                                       "got 1e+300"),
+    ("strategy.regularization.l1=true", "strategy.regularization.l1': must be a number, not a boolean; got True"),
+    ("strategy.clip_grad_norm=.inf", "strategy.clip_grad_norm': must be a finite number; got inf"),
+])
+def test_a_float_setting_refuses_booleans_and_infinities(tmp_path, override, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, BASE), [override])
+    assert message in str(caught.value) and "\n" not in str(caught.value)

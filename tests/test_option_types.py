@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -82,3 +83,21 @@ def test_the_registry_refuses_before_the_factory_runs():
 
     with pytest.raises(ConfigError, match="option 'nesterov' must be true or false; got 'no'"):
         OPTIMIZERS.build({"name": "sgd", "nesterov": "no"}, [], lr=0.1)  # no parameters: the factory never ran
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "sgd", "momentum": 1.5}, "optimizer 'sgd': momentum must be in [0, 1); got 1.5"),
+    ({"name": "sgd", "momentum": 1.0}, "optimizer 'sgd': momentum must be in [0, 1); got 1.0"),
+    ({"name": "sgd", "momentum": 0.9, "dampening": 5}, "optimizer 'sgd': dampening must be in [0, 1]; got 5"),
+    ({"name": "adam", "betas": [0.9, 1.0]}, "optimizer 'adam': betas[1] must be in [0, 1); got 1.0"),
+    ({"name": "muon", "momentum": 2}, "optimizer 'muon': momentum must be in"),
+    ({"name": "lbfgs", "history_size": 0}, "optimizer 'lbfgs': `history_size` must be >= 1"),
+])
+def test_optimizer_options_no_optimizer_can_use_are_refused(spec, message):
+    import torch
+
+    from trainlab.optim import OPTIMIZERS
+
+    weight = torch.nn.Parameter(torch.zeros(2, 2))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        OPTIMIZERS.build(spec, [{"params": [weight]}], lr=0.1)

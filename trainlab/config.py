@@ -27,6 +27,7 @@ from trainlab.config_fields import (
     MAX_MODEL_SIZE,
     MAX_NAME_CHARS,
     MAX_THREADS,
+    Float,
     Int,
     Named,
     Strict,
@@ -48,8 +49,8 @@ class DataConfig(BaseModel):
     source: str
     # one of DATA_TASKS; None: inferred from the targets (trainlab.data.dataset.infer_task states the rule)
     task: str | None = None
-    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # used when the source has no val split
-    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)  # used when the source has no test split
+    val_fraction: Float = Field(0.2, ge=0.0, lt=1.0)  # used when the source has no val split
+    test_fraction: Float = Field(0.2, ge=0.0, lt=1.0)  # used when the source has no test split
     # seeds the train/val/test split; independent of `seed`, so runs over several seeds share one split
     split_seed: Int = Field(0, ge=0)
     nan_policy: Literal["error", "drop"] = "error"
@@ -98,7 +99,7 @@ class CheckpointConfig(Strict):
     # every_n_steps: 1 loses at most the last step, at the cost of one fsynced write per step
     every_n_steps: Int | None = Field(None, ge=1)
     every_n_epochs: Int | None = Field(None, ge=1)
-    every_seconds: float | None = Field(30.0, gt=0.0)
+    every_seconds: Float | None = Field(30.0, gt=0.0)
     keep_last: Int = Field(2, ge=1)  # the best checkpoint is kept besides these
     # once the run finished: "last" keeps best/ and the newest checkpoint (a fine-tune's checkpoints
     # are several times the model), "all" keeps what keep_last kept, "none" deletes every checkpoint
@@ -116,7 +117,7 @@ LOGGERS = ("tensorboard", "csv")  # trainlab.callbacks.loggers.LOGGERS builds ea
 class OutputConfig(Strict):
     dir: str | None = None  # default runs/<name>-<UTC timestamp>
     progress: Literal["auto", "on", "off"] = "auto"  # "auto": a bar on a TTY, a log line every N s elsewhere
-    log_every_seconds: float = Field(30.0, gt=0.0)  # the plain progress line's cadence when not on a TTY
+    log_every_seconds: Float = Field(30.0, gt=0.0)  # the plain progress line's cadence when not on a TTY
     log_every_n_steps: Int | None = Field(None, ge=1)  # step records: train loss, LR, grad norm, samples/s
     checkpoint: CheckpointConfig = CheckpointConfig()
     loggers: list[str] = []  # records also go to: tensorboard (<run>/tensorboard/), csv (<run>/metrics.csv)

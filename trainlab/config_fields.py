@@ -10,7 +10,7 @@ from __future__ import annotations
 import reprlib
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 INT_LIMIT = 2**63  # every count fits a signed 64-bit integer (torch, numpy)
 
@@ -24,6 +24,16 @@ def _no_bool(value: Any) -> Any:
 
 
 Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not counts
+
+
+def _number_not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not a boolean; got {value}")
+    return value
+
+
+# YAML's true is not 1.0, and inf or nan (.inf, 1e999, --set x=inf) is no setting
+Float = Annotated[float, BeforeValidator(_number_not_bool), Field(allow_inf_nan=False)]
 
 # A config is a few hundred values; these bounds turn hostile or mistyped files into one line
 # before anything big is built (YAML alias bombs, absurd layer sizes, thread counts).

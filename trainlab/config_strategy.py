@@ -11,7 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trainlab.config_fields import Int, Named, Strict, name_only, short_repr
+from trainlab.config_fields import Float, Int, Named, Strict, name_only, short_repr
+
+
+MAX_LR = 3.4028234663852886e38  # float32's largest: torch's fused and foreach steps hold the lr in float32
 
 
 class LossConfig(Named):
@@ -38,21 +41,21 @@ class OptimizerGroupConfig(BaseModel):
     ndim: Int | None = Field(None, ge=0)  # the tensor's number of dimensions equals this
     ndim_at_least: Int | None = Field(None, ge=0)
     optimizer: str | None = None  # None: strategy.optimizer.name (and its options)
-    lr: float | None = Field(None, gt=0.0)  # None: strategy.optimizer.lr; the schedule scales this base lr
-    weight_decay: float | None = Field(None, ge=0.0)  # applies to every parameter of the group, biases too
+    lr: Float | None = Field(None, gt=0.0, le=MAX_LR)  # None: strategy.optimizer.lr; the schedule scales this base lr
+    weight_decay: Float | None = Field(None, ge=0.0)  # applies to every parameter of the group, biases too
 
 
 class OptimizerConfig(Named):
     # None: the optimizer's own default (1e-3 for Adam, 1.0 for Prodigy/L-BFGS); "auto": LR range test
-    lr: float | Literal["auto"] | None = None
+    lr: Float | Literal["auto"] | None = None
     # per-parameter-group routing (docs/param_groups.md); left out of dumps when unset (config hashes)
     groups: list[OptimizerGroupConfig] | None = Field(None, exclude_if=lambda value: value is None)
 
     @field_validator("lr")
     @classmethod
     def _positive_lr(cls, value: float | str | None) -> float | str | None:
-        if isinstance(value, float) and not value > 0:
-            raise ValueError(f"must be > 0; got {value}")
+        if isinstance(value, float) and not 0 < value <= MAX_LR:
+            raise ValueError(f"must be > 0 and at most {MAX_LR:.3g} (float32's largest); got {value}")
         return value
 
     @model_validator(mode="after")
@@ -78,16 +81,16 @@ class InitConfig(Named):
 
 
 class Regularization(Strict):
-    l1: float = Field(0.0, ge=0.0)  # coefficient of sum |w| added to the loss
-    l2: float = Field(0.0, ge=0.0)  # coefficient of sum w^2 added to the loss
-    weight_decay: float = Field(0.0, ge=0.0)  # decoupled: w <- w - lr * wd * w, not on biases/norms
+    l1: Float = Field(0.0, ge=0.0)  # coefficient of sum |w| added to the loss
+    l2: Float = Field(0.0, ge=0.0)  # coefficient of sum w^2 added to the loss
+    weight_decay: Float = Field(0.0, ge=0.0)  # decoupled: w <- w - lr * wd * w, not on biases/norms
 
 
 class EarlyStoppingConfig(Strict):
     monitor: str = "val_loss"
     mode: Literal["min", "max"] | None = None  # None: the monitor's direction (val_accuracy max, losses min)
     patience: Int = Field(10, ge=0)  # epochs without improvement before stopping
-    min_delta: float = Field(0.0, ge=0.0)
+    min_delta: Float = Field(0.0, ge=0.0)
     restore_best: bool = True
 
     @model_validator(mode="before")
@@ -112,9 +115,9 @@ class DivergenceConfig(Strict):
     # a spike: loss > median + spike_factor * max(1.4826 * MAD, starting loss / 4) of the recent window
     # (callbacks/divergence_guard.py); 50 means nothing below median + 12.5 x the starting loss, or below
     # median + 74 robust sigmas (single-sample losses are heavy-tailed), is a spike
-    spike_factor: float = Field(50.0, gt=0.0)
+    spike_factor: Float = Field(50.0, gt=0.0)
     window: Int = Field(50, ge=5)  # steps in the running median
-    lr_factor: float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
+    lr_factor: Float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
     max_rollbacks: Int = Field(3, ge=0)
 
     @field_validator("policy", mode="before")
@@ -127,10 +130,10 @@ class WeightAveragingConfig(Strict):
     """Averaged weights for evaluation and the saved model (formulas: trainlab/engine/weight_averaging.py)."""
 
     kind: Literal["ema", "lookahead"]  # ema: a shadow copy; lookahead: training restarts from the average
-    decay: float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps
+    decay: Float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps
     every_n_steps: Int = Field(1, ge=1)  # optimizer steps between averaging updates (airbench: 5)
-    start_epochs: float = Field(0.0, ge=0.0)  # averaging begins after this many epochs (airbench: 3)
-    decay_power: float = Field(0.0, ge=0.0)  # airbench: decay x (step / total steps) ** power (3); 0: constant
+    start_epochs: Float = Field(0.0, ge=0.0)  # averaging begins after this many epochs (airbench: 3)
+    decay_power: Float = Field(0.0, ge=0.0)  # airbench: decay x (step / total steps) ** power (3); 0: constant
     warmup: bool = False  # cap the k-th update's decay at (1 + k) / (10 + k) (TensorFlow's EMA num_updates)
 
     @model_validator(mode="before")
@@ -141,15 +144,15 @@ class WeightAveragingConfig(Strict):
 
 class Lora(Strict):
     rank: Int = Field(8, ge=1)
-    alpha: float = Field(16.0, gt=0.0)  # the update is scaled by alpha / rank
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    alpha: Float = Field(16.0, gt=0.0)  # the update is scaled by alpha / rank
+    dropout: Float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] | None = None  # None: every Linear/Conv of the backbone
 
 
 class Finetune(Strict):
     freeze: bool = False  # freeze the backbone, train the head only (feature extraction)
     unfreeze_after_epochs: Int | None = Field(None, ge=1)  # gradual unfreezing (needs freeze)
-    layerwise_lr_decay: float | None = Field(None, gt=0.0, le=1.0)  # lr x decay^k for the k-th layer below the head
+    layerwise_lr_decay: Float | None = Field(None, gt=0.0, le=1.0)  # lr x decay^k for the k-th layer below the head
     lora: Lora | None = None  # low-rank adapters through peft (the 'lora' extra)
 
 
@@ -176,8 +179,8 @@ class Strategy(Strict):
     group_by_length: bool = False
     schedule: ScheduleConfig = ScheduleConfig(name="constant")
     regularization: Regularization = Regularization()
-    clip_grad_norm: float | None = Field(None, gt=0.0)
-    clip_grad_value: float | None = Field(None, gt=0.0)
+    clip_grad_norm: Float | None = Field(None, gt=0.0)
+    clip_grad_value: Float | None = Field(None, gt=0.0)
     grad_accum_steps: Int = Field(1, ge=1)
     eval_every_n_steps: Int | None = Field(None, ge=1)  # also validate mid-epoch (step records in metrics.jsonl)
     early_stopping: EarlyStoppingConfig | None = None

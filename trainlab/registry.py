@@ -338,8 +338,11 @@ def import_reference(reference: str, kind: str) -> Any:
 class Registry(Generic[T]):
     """A named table of factories of one kind (losses, optimizers, ...)."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, check: Callable[[str, dict[str, Any]], None] | None = None):
+        """``check(name, options)``, when given, raises ConfigError for option values the annotations allow
+        but no factory of this kind can use (an optimizer's momentum of 1.5)."""
         self.kind = kind
+        self.check = check
         self._entries: dict[str, T] = {}
         _REGISTRIES.append(self)
 
@@ -394,6 +397,8 @@ class Registry(Generic[T]):
             option, expected = wrong
             raise ConfigError(f"{self.kind} '{name}': option '{option}' must be {expected}; "
                               f"got {short_repr(kwargs[option])}")
+        if self.check is not None:
+            self.check(name, kwargs)
         try:
             return factory(*args, **extra, **kwargs)
         except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault

@@ -18,7 +18,35 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
-OPTIMIZERS: Registry = Registry("optimizer")
+def check_option_ranges(name: str, options: dict[str, Any]) -> None:
+    """Refuse (ConfigError) option values no optimizer can use; each factory checks its own as well.
+
+    ``momentum`` (SGD's mu, Muon's, schedule-free's beta) and each of ``betas`` are moving-average
+    weights in [0, 1): at 1 the average never forgets and beyond it grows without bound (torch checks
+    only >= 0). ``dampening`` scales the gradient's share of SGD's buffer by 1 - dampening: [0, 1].
+    """
+    def number(value: Any) -> float | None:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None  # a wrong kind: the annotation check names it
+
+    momentum = number(options.get("momentum", 0.0))
+    if momentum is not None and not 0.0 <= momentum < 1.0:
+        raise ConfigError(f"optimizer '{name}': momentum must be in [0, 1); got {options['momentum']}")
+    dampening = number(options.get("dampening", 0.0))
+    if dampening is not None and not 0.0 <= dampening <= 1.0:
+        raise ConfigError(f"optimizer '{name}': dampening must be in [0, 1]; got {options['dampening']}")
+    betas = options.get("betas")
+    if isinstance(betas, list | tuple):
+        for index, beta in enumerate(betas):
+            value = number(beta)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ConfigError(f"optimizer '{name}': betas[{index}] must be in [0, 1); got {beta} "
+                                  f"(betas {list(betas)})")
+
+
+OPTIMIZERS: Registry = Registry("optimizer", check=check_option_ranges)
 
 
 def split_by_decay(params: Iterable[torch.nn.Parameter],

@@ -128,6 +128,9 @@ def lbfgs(groups, lr: float = 1.0, max_iter: int = 20, history_size: int = 100, 
     """
     if line_search_fn not in (None, "strong_wolfe"):
         raise ValueError(f"`line_search_fn` must be 'strong_wolfe' or null. Received: line_search_fn={line_search_fn!r}")
+    for option, value in (("max_iter", max_iter), ("history_size", history_size)):
+        if value < 1:  # torch takes 0 and fails in its first step (pop from an empty history)
+            raise ValueError(f"`{option}` must be >= 1. Received: {option}={value}")
     params = [p for group in groups for p in group["params"]]
     return torch.optim.LBFGS(params, lr=lr, max_iter=max_iter, history_size=history_size,
                              tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
