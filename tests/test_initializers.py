@@ -100,6 +100,11 @@ def test_patch_whitening_options_layer_and_freeze_false():
     ({"name": "patch_whitening", "freeze": "yes"}, "option .freeze. must be true or false; got .yes."),
     ({"name": "patch_whitening", "epsilon": 1e-3}, "no option 'epsilon'; did you mean 'eps'"),
     ({"name": "patch_whitenin"}, "did you mean 'patch_whitening'"),
+    ({"name": "normal", "std": -1}, "initializer 'normal': std must be >= 0; got std=-1"),  # torch failed in apply
+    ({"name": "uniform", "low": 1, "high": 0}, "low must be <= high; got low=1, high=0"),
+    ({"name": "kaiming_uniform", "mode": "fan_middle"}, "option 'mode' must be one of 'fan_in', 'fan_out'"),
+    ({"name": "kaiming_normal", "nonlinearity": "swish"}, "option 'nonlinearity' must be one of 'relu', "),
+    ({"name": "constant", "value": "x"}, "option 'value' must be a number; got 'x'"),
 ])
 def test_bad_specs_are_one_line_config_errors(spec, message):
     with pytest.raises(ConfigError, match=message) as info:

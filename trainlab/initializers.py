@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -33,6 +33,11 @@ from trainlab.registry import Registry, did_you_mean
 Initializer = Callable[[torch.Tensor], Any]
 InitSpec = str | Mapping[str, Any]
 INITIALIZERS: Registry = Registry("initializer")
+
+# the gains torch.nn.init.calculate_gain knows, and the fan He's formula divides by
+Nonlinearity = Literal["relu", "leaky_relu", "selu", "tanh", "sigmoid", "linear", "conv1d", "conv2d", "conv3d",
+                       "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
+FanMode = Literal["fan_in", "fan_out"]
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -88,12 +93,16 @@ def constant(value: float = 0.01) -> Initializer:
 @INITIALIZERS.register("normal")
 def normal(mean: float = 0.0, std: float = 0.01) -> Initializer:
     """w ~ N(mean, std^2)."""
+    if not std >= 0:
+        raise ValueError(f"std must be >= 0; got std={std}")
     return lambda w: nn.init.normal_(w, mean, std)
 
 
 @INITIALIZERS.register("uniform")
 def uniform(low: float = -0.05, high: float = 0.05) -> Initializer:
     """w ~ U(low, high)."""
+    if not low <= high:
+        raise ValueError(f"low must be <= high; got low={low}, high={high}")
     return lambda w: nn.init.uniform_(w, low, high)
 
 
@@ -110,13 +119,13 @@ def xavier_normal(gain: float = 1.0) -> Initializer:
 
 
 @INITIALIZERS.register("kaiming_uniform")
-def kaiming_uniform(nonlinearity: str = "relu", mode: str = "fan_in") -> Initializer:
+def kaiming_uniform(nonlinearity: Nonlinearity = "relu", mode: FanMode = "fan_in") -> Initializer:
     """He: w ~ U(-b, b), b = sqrt(6 / fan_in) for ReLU."""
     return lambda w: nn.init.kaiming_uniform_(w, mode=mode, nonlinearity=nonlinearity)
 
 
 @INITIALIZERS.register("kaiming_normal")
-def kaiming_normal(nonlinearity: str = "relu", mode: str = "fan_in") -> Initializer:
+def kaiming_normal(nonlinearity: Nonlinearity = "relu", mode: FanMode = "fan_in") -> Initializer:
     """He: w ~ N(0, 2 / fan_in) for ReLU."""
     return lambda w: nn.init.kaiming_normal_(w, mode=mode, nonlinearity=nonlinearity)
 
