@@ -13,6 +13,7 @@ from sklearn.preprocessing import label_binarize
 
 from tests.conftest import DIGITS_MLP
 from trainlab import metrics
+from trainlab.losses import LOSSES
 from trainlab.builders import build
 from trainlab.cli import main
 from trainlab.config import load_config
@@ -248,3 +249,17 @@ def test_summary_equals_sklearn_on_the_same_predictions(write_config, tmp_path, 
     for key, value in expected.items():
         assert summary["test"][key] == pytest.approx(value, abs=1e-6), key
     assert summary["test"]["accuracy"] > 0.8
+
+
+def test_a_loss_that_trains_embeddings_reports_the_loss_only(tmp_path):
+    """triplet / nt_xent outputs predict no target: no default metric (accuracy failed inside the evaluation)."""
+    from trainlab.config import validate
+    from trainlab.experiment import train
+
+    config = validate({"name": "t", "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [4]},
+                       "strategy": {"loss": {"name": "triplet", "embedding_dim": 4}, "optimizer": "adam",
+                                    "batch_size": 32, "epochs": 1}, "output": {"progress": "off"}})
+    summary, _ = train(config, out=tmp_path / "run", quiet=True)
+    assert set(summary["test"]) == {"loss"} and set(summary["val"]) == {"loss"}
+    assert metrics.default_metrics("multiclass", LOSSES.get("nt_xent")) == []
+    assert metrics.default_metrics("multiclass", LOSSES.get("cross_entropy")) == ["accuracy", "precision", "recall", "f1"]

@@ -270,7 +270,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     loss.to(device)
     check_loss_fits(loss, model, data, device)
     warn_if_raw_scale_targets(data, loss, config.data.standardize_target)
-    metric_names = validate_metrics(config.metrics or default_metrics(data.task), data.task, loss=loss)
+    metric_names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
 
     batch_size = batch_size_for(config, len(data.train), quiet)

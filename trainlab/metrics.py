@@ -394,8 +394,16 @@ def higher_is_better(name: str) -> bool:
     return name != "loss" and get_metric(name).higher_is_better
 
 
-def default_metrics(task: str) -> list[str]:
-    return list(DEFAULTS.get(task, CLASSIFICATION_DEFAULT))
+def gives_predictions(loss: Any) -> bool:
+    """False for a loss (instance or class) that trains embeddings (``target_kind == "embedding"``:
+    triplet, nt_xent): its outputs predict no target, so no metric but the loss applies."""
+    return getattr(loss, "target_kind", None) != "embedding"
+
+
+def default_metrics(task: str, loss: Any = None) -> list[str]:
+    """The metrics a run of ``task`` reports when the config lists none (none but the loss for a loss
+    that gives no predictions, see :func:`gives_predictions`)."""
+    return list(DEFAULTS.get(task, CLASSIFICATION_DEFAULT)) if gives_predictions(loss) else []
 
 
 def validate_metrics(names: list[str], task: str, loss: Any = None) -> list[str]:
@@ -410,6 +418,9 @@ def validate_metrics(names: list[str], task: str, loss: Any = None) -> list[str]
         if name == "loss":
             continue
         metric = get_metric(name)  # unknown name -> ConfigError with did-you-mean
+        if loss is not None and not gives_predictions(loss):
+            raise ConfigError(f"metric '{name}' needs predictions, which loss '{loss.name}' does not give (it trains "
+                              "embeddings: its runs report the loss only); leave metrics out or set metrics: [loss]")
         if task not in metric.tasks:
             fits = ", ".join(t for t in TASKS if t in metric.tasks)
             raise ConfigError(

@@ -152,7 +152,10 @@ def recorded_keys(config: Config, task: str | None) -> list[str]:
     :data:`SUMMARY_NUMBERS`. The ``val_`` ones are also in every epoch record. An unknown metric
     name is trainlab.metrics' ConfigError.
     """
-    names = config.metrics or default_metrics(task or "")
+    from trainlab.losses import LOSSES
+
+    loss = config.strategy.loss.name
+    names = config.metrics or default_metrics(task or "", LOSSES.get(loss) if loss in LOSSES else None)
     scalars = ["loss", *(n for n in names if n != "loss" and (":" in n or is_scalar(n)))]  # ':' a user metric
     return [f"{split}_{name}" for split in ("test", "val") for name in scalars] + list(SUMMARY_NUMBERS)
 

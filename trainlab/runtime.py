@@ -23,10 +23,12 @@ def resolve_device(name: str) -> torch.device:
     """``auto``: CUDA when present, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if name in available and not available[name]():
         from trainlab.errors import ConfigError
 
-        raise ConfigError("runtime.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+        what = "CUDA device" if name == "cuda" else "Apple MPS device (or this torch has no MPS support)"
+        raise ConfigError(f"runtime.device is '{name}' but no {what} is available (use 'auto' or 'cpu')")
     return torch.device(name)
 
 
