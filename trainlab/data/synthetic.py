@@ -8,9 +8,12 @@ from trainlab.data import DATA_SOURCES, RawData
 from trainlab.errors import ConfigError
 
 
+MAX_ROWS = 100_000_000  # 1.6 GB of float64 x and y: a count beyond is a typo, not a tutorial
+
+
 def _count(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"data.{name} must be an integer >= {minimum}; got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_ROWS:
+        raise ConfigError(f"data.{name} must be an integer from {minimum} to {MAX_ROWS:,}; got {value!r}")
 
 
 @DATA_SOURCES.register("synthetic_linear")
