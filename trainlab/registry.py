@@ -392,6 +392,7 @@ class Registry(Generic[T]):
             return spec
         factory = self.get(name)
         self._check_options(name, factory, kwargs, skip=len(args))
+        self._check_required(name, factory, {**extra, **kwargs}, skip=len(args))
         wrong = mismatch(factory, kwargs)
         if wrong is not None:
             option, expected = wrong
@@ -404,6 +405,21 @@ class Registry(Generic[T]):
         except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(f"{self.kind} '{name}': {first}") from exc
+
+    def _check_required(self, name: str, factory: Callable[..., Any], given: dict[str, Any], skip: int) -> None:
+        """A required option the config left out -> one line naming it (not Python's "missing 1 required
+        positional argument"); a data source's is a ``data.`` key."""
+        try:
+            parameters = list(inspect.signature(factory).parameters.values())[skip:]
+        except (TypeError, ValueError):
+            return
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        missing = [p.name for p in parameters
+                   if p.kind in kinds and p.default is inspect.Parameter.empty and p.name not in given]
+        if missing:
+            section = _SECTION_KEYS.get(self.kind, ("", ()))[0]
+            keys = ", ".join(f"{section}.{option}" if section else f"'{option}'" for option in missing)
+            raise ConfigError(f"{self.kind} '{name}' needs {keys} (not set)")
 
     def _check_options(self, name: str, factory: Callable[..., Any], kwargs: dict[str, Any], skip: int) -> None:
         """Unknown keyword options -> one line naming the option, a did-you-mean and the valid ones.

@@ -32,6 +32,10 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
             output = model(x)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
+        if data.extras.get("tokenizer") and not x.is_floating_point():
+            raise DataError(f"model '{type(model).__name__}' cannot take the token ids of text data "
+                            f"({str(x.dtype).removeprefix('torch.')}); use a model for text: transformer_encoder, or "
+                            "hf_pretrained for a pretrained one") from None
         if "dtype" in first or "scalar type" in first:
             weights = next((p.dtype for p in model.parameters()), None)
             raise DataError(f"model '{type(model).__name__}' cannot take {str(x.dtype).removeprefix('torch.')} inputs"
