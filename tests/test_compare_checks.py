@@ -105,6 +105,20 @@ def test_set_seed_is_refused(tmp_path: Path, capsys):
     assert _one_error_line(capsys).startswith("error: --set seed=3: compare sets 'seed' for every run")
 
 
+def test_a_grid_of_a_million_points_is_refused_at_once():
+    import time
+
+    grid = {f"k{i}": list(range(10)) for i in range(6)}
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"the grid makes 1,000,000 strategies \(10 x 10 x 10 x 10 x 10 x 10 "
+                                          r"values\); a comparison runs at most 1,000"):
+        parse_strategies({"grid": grid})
+    assert time.perf_counter() - started < 1  # counted, not listed
+    named = {"strategies": {f"s{i}": {} for i in range(600)}, "grid": {"a": list(range(20)), "b": list(range(25))}}
+    with pytest.raises(ConfigError, match="defines 1,100 strategies; a comparison runs at most 1,000"):
+        parse_strategies(named)
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "is empty; a strategies file holds 'strategies: {name: {config key: value}}' and/or 'grid: "),
     ("# only a comment\n", "is empty; a strategies file holds"),
@@ -123,14 +137,14 @@ def test_an_empty_or_shapeless_strategies_file_says_what_it_must_hold(tmp_path: 
 
 
 def test_no_finished_run_exits_4_naming_where_the_reasons_are(tmp_path: Path, capsys):
-    losses = {"strategies": {"mse": {"strategy.loss": "mse"}, "mae": {"strategy.loss": "mae"}}}  # on 3 classes
-    code, out = _compare(tmp_path, BASE, losses)
+    blowups = {"strategies": {"huge": {"strategy.optimizer.lr": 1e30}, "huger": {"strategy.optimizer.lr": 1e35}}}
+    code, out = _compare(tmp_path, BASE, blowups)
     line = _one_error_line(capsys)
     assert code == 4
     assert line == (f"error: no run finished: 2 of 2 runs failed; the reasons are under 'failures' in "
                     f"{out / 'leaderboard.json'} (and in each run folder's compare-error.json or summary.json)")
     board = json.loads((out / "leaderboard.json").read_text())
-    assert all("regression loss" in f["reason"] for e in board["tasks"]["base"]["strategies"] for f in e["failures"])
+    assert all("diverged" in f["reason"] for e in board["tasks"]["base"]["strategies"] for f in e["failures"])
 
 
 def test_a_regression_leaderboard_ranks_lower_is_better_first(tmp_path: Path):
@@ -235,6 +249,21 @@ def test_a_loss_that_cannot_fit_the_configs_task_is_refused_before_any_run(tmp_p
     assert code == 2 and not (out / "runs").exists()
     assert "strategy 'ce': cross_entropy is a single-label classification loss but the data is a regression task" \
         in _one_error_line(capsys)
+
+
+def test_a_strategy_whose_loss_cannot_fit_the_datas_inferred_task_is_refused_before_any_run(tmp_path: Path, capsys):
+    """data.task left out: the data is read for its task (iris: multiclass), once, before the runs."""
+    base = {**REGRESSION, "data": {"source": "iris"}, "strategy": {**REGRESSION["strategy"], "loss": "cross_entropy"}}
+    code, out = _compare(tmp_path, base, {"strategies": {"ce": {}, "mse": {"strategy.loss": "mse"}}})
+    assert code == 2 and not (out / "runs").exists()
+    assert "strategy 'mse': mse is a regression loss but the data is a multiclass classification task" \
+        in _one_error_line(capsys)
+
+
+def test_a_strategy_leaving_a_data_source_without_its_file_is_refused_before_any_run(tmp_path: Path, capsys):
+    code, out = _compare(tmp_path, REGRESSION, {"strategies": {"csv": {"data.source": "csv"}}}, "--metric", "test_mse")
+    assert code == 2 and not (out / "runs").exists()
+    assert "strategy 'csv': data source 'csv' needs data.path, data.target (not set)" in _one_error_line(capsys)
 
 
 def test_a_bad_set_value_is_blamed_on_the_base_config_not_the_first_strategy(tmp_path: Path, capsys):

@@ -13,12 +13,11 @@ from sklearn.preprocessing import label_binarize
 
 from tests.conftest import DIGITS_MLP
 from trainlab import metrics
-from trainlab.losses import LOSSES
 from trainlab.builders import build
 from trainlab.cli import main
 from trainlab.config import load_config
 from trainlab.errors import ConfigError, DataError
-from trainlab.losses import build_loss
+from trainlab.losses import LOSSES, build_loss
 
 
 @pytest.mark.parametrize("num_classes", [2, 3, 10])

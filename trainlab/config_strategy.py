@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from trainlab.config_fields import Float, Int, Named, Strict, name_only, short_repr
 
-
 MAX_LR = 3.4028234663852886e38  # float32's largest: torch's fused and foreach steps hold the lr in float32
 
 

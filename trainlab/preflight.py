@@ -46,3 +46,4 @@ def check_components(config: Config) -> None:
     MODELS._check_options(model_name, MODELS.get(model_name), model, skip=2)  # factory(input_shape, output_dim)
     source = config.data.source
     DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
+    DATA_SOURCES._check_required(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)

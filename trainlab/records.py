@@ -145,6 +145,21 @@ def data_task(config: Config) -> str:
     return load_dataset(config.data, config.seed).task
 
 
+class DataTasks:
+    """:func:`data_task` per data section, each section's data read at most once."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, str] = {}
+
+    def __call__(self, config: Config) -> str:
+        if config.data.task:
+            return config.data.task
+        section = config.data.model_dump_json()
+        if section not in self._tasks:
+            self._tasks[section] = data_task(config)
+        return self._tasks[section]
+
+
 def recorded_keys(config: Config, task: str | None) -> list[str]:
     """The numeric keys every finished run of ``config`` records, in the flat form ``test_accuracy``:
     ``test_``/``val_`` + ``loss`` and each scalar metric of ``config.metrics`` (none listed: the

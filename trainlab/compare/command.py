@@ -14,7 +14,7 @@ from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_plans
 from trainlab.compare.strategies import SET_BY_COMPARE, NamedStrategy, load_strategies, validate_strategies
 from trainlab.config import Config, apply_overrides, read_yaml
 from trainlab.errors import ConfigError, TrainingError, TrainlabError, folder_error
-from trainlab.records import SUMMARY_NUMBERS, data_task, recorded_keys
+from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import code_references, did_you_mean, trusting_runs
 from trainlab.run_lock import RunLock
 from trainlab.yaml_files import load_yaml_file
@@ -120,16 +120,10 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
     ConfigError naming the flag, the key and the task (the strategy too, where only some of the
     task's strategies lack it), with a did-you-mean and the keys that are recorded.
     """
-    tasks: dict[str, str] = {}  # data section (JSON) -> its task
+    tasks = DataTasks()
 
     def keys_of(config: Config) -> list[str]:
-        task = config.data.task
-        if not (config.metrics or task):
-            data = config.data.model_dump_json()
-            if data not in tasks:
-                tasks[data] = data_task(config)
-            task = tasks[data]
-        return recorded_keys(config, task)
+        return recorded_keys(config, config.data.task if config.metrics else tasks(config))
 
     always = {"test_loss", "val_loss", *SUMMARY_NUMBERS}
     for flag, wanted in (("--metric", metric), ("--target", target_metric)):

@@ -22,17 +22,20 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainlab.config import Config, set_dotted, validate
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.preflight import check_components
+from trainlab.records import DataTasks
 from trainlab.registry import did_you_mean
 from trainlab.yaml_files import load_yaml_file
 
 SECTIONS = ("strategies", "grid")
+MAX_STRATEGIES = 1_000  # x seeds x tasks runs: beyond, a grid is a search (trainlab tune), not a comparison
 SHAPE = "'strategies: {name: {config key: value}}' and/or 'grid: {config key: [values]}'"
 # keys the comparison sets in every run itself, so a strategy's value would be silently replaced
 SET_BY_COMPARE = {
@@ -85,6 +88,12 @@ def grid_strategies(grid: dict[str, Any], source: str) -> list[NamedStrategy]:
         values = grid[key]
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: grid key '{key}' needs a non-empty list of values; got {values!r}")
+    points = math.prod(len(grid[k]) for k in keys)
+    if points > MAX_STRATEGIES:
+        sizes = " x ".join(str(len(grid[k])) for k in keys)
+        raise ConfigError(f"{source}: the grid makes {points:,} strategies ({sizes} values); a comparison runs at "
+                          f"most {MAX_STRATEGIES:,} (each x its seeds): compare fewer values, or search the space "
+                          "with 'trainlab tune'")
     out = []
     for combination in itertools.product(*(grid[k] for k in keys)):
         name = ",".join(f"{_grid_label(k, keys)}={_format_value(v)}" for k, v in zip(keys, combination, strict=True))
@@ -118,6 +127,8 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
     if not isinstance(grid, dict):
         raise ConfigError(f"{source}: 'grid' must map config keys to lists of values; got {type(grid).__name__}")
     out.extend(grid_strategies(grid, source))
+    if len(out) > MAX_STRATEGIES:
+        raise ConfigError(f"{source} defines {len(out):,} strategies; a comparison runs at most {MAX_STRATEGIES:,}")
     seen: set[str] = set()
     for strategy in out:
         if strategy.name in seen:
@@ -149,6 +160,31 @@ def _fails_alike(base: dict[str, Any], message: str) -> bool:
     return False
 
 
+def _loss_name(raw: dict[str, Any]) -> Any:
+    """The loss a raw config names (``strategy.loss`` as a name or ``{name: ...}``), before validation."""
+    loss = (raw.get("strategy") or {}).get("loss") if isinstance(raw.get("strategy"), dict) else None
+    return loss.get("name") if isinstance(loss, dict) else loss
+
+
+def _check_loss_fits_task(config: Config, tasks: DataTasks) -> None:
+    """A strategy that swaps the base's loss for another must suit the task of the data (``mse`` on a
+    classification set fails every run); the data is read for its task, once per data section, when
+    ``data.task`` does not say it."""
+    from trainlab.losses import build_loss
+
+    loss = build_loss(config.strategy.loss.spec())
+    if hasattr(loss, "output_dims"):  # multitask: its heads are checked by the run
+        return
+    try:
+        task = tasks(config)
+    except (DataError, ConfigError, OSError):
+        return  # the data itself is the problem: every run reports it
+    try:
+        loss.output_dim(task, None, 1)
+    except DataError as exc:
+        raise ConfigError(str(exc).strip().splitlines()[0]) from None
+
+
 def validate_strategies(bases: dict[str, dict[str, Any]],
                         strategies: list[NamedStrategy]) -> dict[tuple[str, str], Config]:
     """Every strategy on every base must give a valid config; else one ConfigError naming both.
@@ -156,11 +192,15 @@ def validate_strategies(bases: dict[str, dict[str, Any]],
     Returns the validated configs by ``(task, strategy name)``.
     """
     configs = {}
+    tasks = DataTasks()
     for task, base in bases.items():
+        base_loss = _loss_name(base)
         for strategy in strategies:
             try:
                 config = validate(apply_strategy(base, strategy.overrides))
                 check_components(config)
+                if config.strategy.loss.name not in (base_loss, "auto"):
+                    _check_loss_fits_task(config, tasks)
             except ConfigError as exc:
                 where = f"strategy '{strategy.name}'" + (f" on task '{task}'" if len(bases) > 1 else "")
                 if _fails_alike(base, str(exc)):  # the base itself (or a --set on it), not the strategy

@@ -8,7 +8,6 @@ from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.cache import cached
 from trainlab.errors import ConfigError
 
-
 MAX_SAMPLES = 1_000_000  # the generator makes ~1,500 signals a second in Python (this bound: ~11 min)
 
 

@@ -7,7 +7,6 @@ import numpy as np
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.errors import ConfigError
 
-
 MAX_ROWS = 100_000_000  # 1.6 GB of float64 x and y: a count beyond is a typo, not a tutorial
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
+
 def check_option_ranges(name: str, options: dict[str, Any]) -> None:
     """Refuse (ConfigError) option values no optimizer can use; each factory checks its own as well.
 
