@@ -64,19 +64,27 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
 
 
 RAW_SCALE = 100.0  # regression targets whose mean or spread exceeds this are warned of when not standardised
+TINY_SCALE = 0.01  # ... and those whose mean and spread are both below this
 
 
 def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool) -> None:
-    """One warning for regression targets of a large scale (house prices ~1e6) trained as they are: a
-    learning rate fit for unit-scale outputs barely moves them (test R^2 -25 where standardised gives 0.98)."""
+    """One warning for regression targets far from unit scale trained as they are. Large ones (house
+    prices ~1e6): a learning rate fit for unit-scale outputs barely moves them (test R^2 -25 where
+    standardised gives 0.98). Tiny ones (std 3.5e-4): the same learning rate's steps are far larger
+    than the outputs to learn (diabetes scaled down: R^2 0.27, standardised 0.52, least squares 0.52)."""
     if data.task != "regression" or standardized or loss.name.startswith("poisson"):
         return
     y = data.train.y.double()
     mean, spread = float(y.mean()), float(y.std()) if len(y) > 1 else 0.0
     if max(abs(mean), spread) > RAW_SCALE:
-        warn(f"the regression targets are large (mean {mean:.4g}, std {spread:.4g}) and not standardised, so "
-             "the model must learn outputs of that size; set data.standardize_target: true (metrics and "
-             "predictions stay in the original units)")
+        size = "large"
+    elif 0 < spread and max(abs(mean), spread) < TINY_SCALE:
+        size = "tiny"
+    else:
+        return
+    warn(f"the regression targets are {size} (mean {mean:.4g}, std {spread:.4g}) and not standardised, so the "
+         "model must learn outputs of that size; set data.standardize_target: true (metrics and predictions "
+         "stay in the original units)")
 
 
 def check_batch_norm_remainder(model: torch.nn.Module, n_train: int, batch_size: int) -> None:
