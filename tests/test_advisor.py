@@ -142,6 +142,14 @@ def test_imbalanced_binary_gets_pos_weight_and_the_papers_focal():
     flipped = advise(1 - y, "binary")
     assert flipped.loss["pos_weight"] == pytest.approx(50 / 950, rel=1e-3)  # 4 significant digits
     assert flipped.alternatives[0].loss["alpha"] == 0.75
+    # ... and f1 / recall / precision are of class 1, the majority: the advice watches metrics that show class 0
+    named = advise(1 - y, "binary", class_names=["fraud", "ok"])
+    assert not {"f1", "recall", "precision", "average_precision"} & set(named.metrics)
+    assert named.metrics[:2] == ["f1_macro", "balanced_accuracy"]
+    assert "the rare class is class 0 ('fraud'), but f1, recall, precision and average_precision are of class 1 " \
+           "('ok'), the majority" in named.metrics_reason
+    assert named.reasons[0].startswith("class 0 ('fraud') is only 5.0% of 1000 targets")
+    checked(named)
 
 
 def test_focal_alpha_weights_label_one():

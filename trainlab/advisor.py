@@ -258,7 +258,13 @@ def _labels(y: np.ndarray, task: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def _advise_binary(y: np.ndarray) -> Advice:
+def _class_label(index: int, class_names: list[str] | None) -> str:
+    """``class 0`` or, with names, ``class 0 ('fraud')``."""
+    named = class_names is not None and index < len(class_names)
+    return f"class {index}" + (f" ({class_names[index]!r})" if named else "")
+
+
+def _advise_binary(y: np.ndarray, class_names: list[str] | None = None) -> Advice:
     labels = _labels(y, "binary")
     if labels.max() > 1:
         raise DataError(f"binary targets must be 0 or 1; got a label {int(labels.max())} (use task='multiclass')")
@@ -281,7 +287,8 @@ def _advise_binary(y: np.ndarray) -> Advice:
     evidence["pos_weight"] = pos_weight
     alpha = FOCAL_RARE_ALPHA if minority_class == 1 else 1.0 - FOCAL_RARE_ALPHA
     reasons = [
-        f"class {minority_class} is only {minority:.1%} of {n} targets ({min(n_pos, n_neg)} samples)",
+        f"{_class_label(minority_class, class_names)} is only {minority:.1%} of {n} targets ({min(n_pos, n_neg)} "
+        "samples)",
         f"pos_weight = n_neg / n_pos = {n_neg} / {n_pos} = {pos_weight} gives both classes equal total "
         "weight in bce, so the rare class is not ignored: its recall rises over plain bce's",
     ]
@@ -291,11 +298,18 @@ def _advise_binary(y: np.ndarray) -> Advice:
         f"the rare class (alpha weights label 1, so alpha = {alpha}); gamma down-weights the many easy "
         "examples, which can sharpen the ranking (watch average_precision), but it does not move the 0.5 "
         "decision threshold toward the rare class as pos_weight does: choose the threshold on validation data")]
-    metrics_reason = (f"accuracy is misleading: always predicting class {1 - minority_class} scores "
-                      f"{1 - minority:.1%}; f1, recall and precision of class 1 and average precision show the "
-                      "rare class")
-    return Advice({"name": "bce", "pos_weight": pos_weight}, "binary", reasons,
-                  ["f1", "recall", "precision", "average_precision"], evidence, alternatives, metrics_reason)
+    misleading = f"accuracy is misleading: always predicting class {1 - minority_class} scores {1 - minority:.1%}"
+    if minority_class == 1:
+        metrics = ["f1", "recall", "precision", "average_precision"]
+        metrics_reason = f"{misleading}; f1, recall and precision of class 1 and average precision show the rare class"
+    else:  # precision, recall, f1 and average_precision are of class 1: here the majority
+        metrics = ["f1_macro", "balanced_accuracy", "recall_per_class", "f1_per_class"]
+        metrics_reason = (f"{misleading}; the rare class is {_class_label(0, class_names)}, but f1, recall, "
+                          f"precision and average_precision are of {_class_label(1, class_names)}, the majority: "
+                          "macro f1, balanced accuracy and the per-class recall and f1 (class 0 first) show the "
+                          "rare class (or relabel the data so that the rare class is 1)")
+    return Advice({"name": "bce", "pos_weight": pos_weight}, "binary", reasons, metrics, evidence, alternatives,
+                  metrics_reason)
 
 
 def _advise_multiclass(y: np.ndarray) -> Advice:
@@ -372,7 +386,8 @@ def _advise_multilabel(y: np.ndarray) -> Advice:
 # --------------------------------------------------------------------------- entry points
 
 
-def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np.ndarray | None = None) -> Advice:
+def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np.ndarray | None = None,
+           class_names: list[str] | None = None) -> Advice:
     """Recommend a loss for training targets ``y`` (rows are samples) of a known task.
 
     Args:
@@ -381,6 +396,7 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
         extras: the dataset's facts (``Dataset.extras``); ``target_kind: count`` marks counts.
         x: the training features (``Dataset.train.x``); a numeric (N, d) table lets the regression
             rule measure tails on least-squares residuals instead of the targets' spread.
+        class_names: the classes' names (``Dataset.class_names``), to name them in the advice.
 
     Returns:
         :class:`Advice` whose ``loss`` is a spec for :func:`trainlab.losses.build_loss`.
@@ -415,7 +431,7 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
                 f"(read as {k} classes named 1..{k}) and use cross_entropy")))
         return advice
     if task == "binary":
-        return _advise_binary(y)
+        return _advise_binary(y, class_names)
     if task == "multiclass":
         return _advise_multiclass(y)
     return _advise_multilabel(y)

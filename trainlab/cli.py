@@ -258,7 +258,7 @@ def _cmd_advise(args) -> int:
     except Exception as exc:
         raise ConfigError(f"config key 'data': {str(exc).splitlines()[-1].strip()}") from None
     data = load_dataset(data_config, int(raw.get("seed", 0)))
-    advice = advise(data.train.y.numpy(), data.task, data.extras, x=data.train.x.numpy())
+    advice = advise(data.train.y.numpy(), data.task, data.extras, x=data.train.x.numpy(), class_names=data.class_names)
     print(format_advice(advice, "set by data.task" if data_config.task else "from the data"))
     return 0
 
