@@ -432,3 +432,18 @@ def test_lr_find_config_builds_the_run_and_plots(tmp_path):
     with pytest.raises(TrainingError, match=r"usable step.*\(the curve: .*none.png\)$"):
         lr_find_config(config, plot=str(tmp_path / "none.png"), start_lr=1e4, end_lr=1e8, num_steps=40)
     assert (tmp_path / "none.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_fall_within_the_noise_is_no_descent_and_a_real_one_above_the_same_noise_is():
+    """Batch losses of sd 0.03 around a flat 0.69 (labels unrelated to the inputs): the smoothed minimum's
+    wiggle was taken for descent (a 'suggested' 1.6e-6); the same noise over a real fall gives an lr."""
+    rng = np.random.default_rng(0)
+    lrs = np.logspace(-7, 1, 100)
+    noise = rng.normal(0, 0.03, 100)
+    flat = np.where(lrs < 0.5, 0.69, 0.69 * (1 + 10 * (lrs - 0.5))) + noise
+    with pytest.raises(TrainingError, match=r"the loss shows no descent during the LR range test .* within its "
+                                            r"batch-to-batch noise: trend p = "):
+        suggest_lr(lrs, flat)
+    descent = 0.69 - 0.25 / (1 + np.exp(-3 * (np.log10(lrs) + 3)))  # falls by 0.25 around lr 1e-3
+    descent = np.where(lrs < 0.5, descent, 10.0) + noise
+    assert 1e-5 < suggest_lr(lrs, descent) < 1e-2
