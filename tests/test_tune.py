@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import json
 import math
@@ -579,7 +581,7 @@ def test_refit_rows_keep_numbers_typed_and_names_as_text():
         "strategy": "tuned"}
 
 
-def test_the_base_config_is_the_first_trial_when_it_lies_in_the_space(tmp_path):
+def test_the_base_config_is_the_first_trial_when_it_lies_in_the_space(tmp_path, capsys):
     best = tune(settings(tmp_path / "in", 3, pruner="none"))
     rows = read_trials(tmp_path / "in" / "out")
     first = rows[0]
@@ -587,8 +589,11 @@ def test_the_base_config_is_the_first_trial_when_it_lies_in_the_space(tmp_path):
             int(first["strategy.batch_size"]), first["strategy.optimizer.momentum"]) == ("adam", 0.01, 32, "")
     assert best["value"] >= float(first["value"])
     outside = {**SPACE, "strategy.batch_size": {"choices": [8, 16]}}  # the base's 32 is not a point
-    tune(settings(tmp_path / "out", 2, pruner="none", space=outside))
+    told = settings(tmp_path / "out", 2, pruner="none", space=outside)
+    tune(dataclasses.replace(told, quiet=False))
     assert read_trials(tmp_path / "out" / "out")[0]["strategy.batch_size"] in ("8", "16")
+    assert ("note: the base config is no point of the space (its strategy.batch_size 32 is outside the space's "
+            "choices 8, 16), so it is not trial 0: the best trial may score below it") in capsys.readouterr().err
     # plain sgd with momentum unset: torch's default momentum 0 lies in [0, 0.9], so the base is trial 0
     sgd = {**BASE, "strategy": {**BASE["strategy"], "optimizer": {"name": "sgd", "lr": 0.01}}}
     tune(settings(tmp_path / "sgd", 1, pruner="none", base=sgd))

@@ -8,7 +8,7 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.errors import TrainingError
 from trainlab.tune.results import format_best, write_results
-from trainlab.tune.study import TuneSettings, prepare, run_workers, study_for
+from trainlab.tune.study import TuneSettings, base_outside, prepare, run_workers, study_for
 
 
 def tune(settings: TuneSettings) -> dict[str, Any]:
@@ -25,6 +25,10 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
 
         check_available()
     space, base_raw = prepare(settings)
+    outside = base_outside(space, base_raw)
+    if outside and not settings.quiet:
+        print(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
+              "trial may score below it", file=sys.stderr)
     try:
         run_workers(settings, space, base_raw)
     finally:

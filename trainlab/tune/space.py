@@ -84,6 +84,12 @@ class Param:
         steps = (value - self.low) / self.step
         return abs(steps - round(steps)) < 1e-9
 
+    def describe(self) -> str:
+        """``choices [16], [64]``, ``range [1e-05, 0.1]`` or ``range [1, 9] in steps of 2``."""
+        if self.kind == "categorical":
+            return "choices " + ", ".join(json.dumps(c) if not isinstance(c, str) else c for c in self.choices)
+        return f"range [{self.low:g}, {self.high:g}]" + (f" in steps of {self.step:g}" if self.step else "")
+
     def suggest(self, trial: Any) -> Any:
         """Sample this key on an Optuna trial (the Optuna parameter name is the key)."""
         if self.kind == "categorical":

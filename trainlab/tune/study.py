@@ -299,9 +299,20 @@ def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
 
 def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] | None:
     """The base config's value of every key the space switches on for it, in Optuna's form; None when
-    one lies outside the space (then the base config is not one of the space's points). An optimizer
-    option the base config leaves unset has the optimizer's own default (sgd's momentum 0), except a
-    weight_decay that strategy.regularization.weight_decay places there (setting both is refused)."""
+    one lies outside the space (:func:`base_outside` says which)."""
+    return _base_point(space, base_raw)[0]
+
+
+def base_outside(space: SearchSpace, base_raw: dict[str, Any]) -> str | None:
+    """Why the base config is no point of the space (``model.hidden [32] is outside its choices [16],
+    [64]``), or None when it is one: then it is the study's first trial."""
+    return _base_point(space, base_raw)[1]
+
+
+def _base_point(space: SearchSpace, base_raw: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(values, None) or (None, the reason). An optimizer option the base config leaves unset has the
+    optimizer's own default (sgd's momentum 0), except a weight_decay that
+    strategy.regularization.weight_decay places there (setting both is refused)."""
     resolved = validate(copy.deepcopy(base_raw)).to_dict()
     values: dict[str, Any] = {}
     for param in space.params:
@@ -314,10 +325,12 @@ def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] 
         placed = parts[-1] == "weight_decay" and resolved["strategy"]["regularization"].get("weight_decay")
         if node is None and parts[:2] == ["strategy", "optimizer"] and len(parts) == 3 and not placed:
             node = default_option(resolved["strategy"]["optimizer"]["name"], parts[2])  # unset: the optimizer's own
-        if node is None or not param.contains(node):
-            return None
+        if node is None:
+            return None, f"it sets no {param.key}"
+        if not param.contains(node):
+            return None, f"its {param.key} {node!r} is outside the space's {param.describe()}"
         values[param.key] = node
-    return {key: encode_choice(value) for key, value in values.items()}
+    return {key: encode_choice(value) for key, value in values.items()}, None
 
 
 def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
