@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import csv
+import dataclasses
 import json
 import math
 import os
