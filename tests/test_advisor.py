@@ -193,9 +193,10 @@ def test_multiclass_imbalance_levels():
     n, k = 1000, 3
     np.testing.assert_allclose(advice.loss["class_weights"], [n / (k * 600), n / (k * 300), n / (k * 100)], rtol=1e-3)
     strong = np.repeat(np.arange(4), [1000, 200, 50, 10])  # 100 to 1
-    advice = checked(advise(strong, "multiclass"))
-    assert advice.loss["name"] == "focal" and advice.loss["gamma"] == 2.0 and len(advice.loss["alpha"]) == 4
-    assert advice.metrics[0] == "f1_macro"
+    advice = checked(advise(strong, "multiclass"))  # focal measured no better at 47 to 1: an alternative only
+    assert advice.loss["name"] == "cross_entropy" and len(advice.loss["class_weights"]) == 4
+    assert advice.alternatives[0].loss["name"] == "focal" and advice.alternatives[0].loss["gamma"] == 2.0
+    assert advice.metrics[0] == "balanced_accuracy" and "macro f1 can fall" in advice.metrics_reason
 
 
 def test_multilabel_gets_per_label_bce():

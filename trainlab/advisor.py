@@ -31,8 +31,14 @@ to watch) carries its reason. The rules, per task:
   not raise the rare class's recall at the 0.5 threshold (measured in
   tests/test_losses_demo.py: recall 0.16-0.21 against bce's 0.31 and pos_weight's 0.86).
 - multi-class: ``cross_entropy``; with class weights n / (K n_k) (inverse frequency,
-  mean 1) when the largest class outnumbers the smallest more than 3 to 1, and ``focal``
-  (gamma = 2, the same weights as its per-class alpha) beyond 20 to 1.
+  mean 1) when the largest class outnumbers the smallest more than 3 to 1, with ``focal``
+  (gamma = 2, the same weights as its per-class alpha) as the alternative. Measured with
+  ``trainlab compare`` (5 seeds, MLP [32], Adam 0.01, 30 epochs) on scikit-learn's
+  ``make_classification(4000, n_features=10, n_informative=6, n_classes=4,
+  n_clusters_per_class=1, weights=[0.85, 0.1, 0.035, 0.015], random_state=5)``, 47 to 1: the
+  weights raise balanced accuracy (0.813 vs plain 0.797) and lower macro f1 (0.692 vs 0.860:
+  rare-class precision falls); focal did no better than either (0.791, 0.652), so it is not
+  advised first at any imbalance.
 - multi-label ((N, L) 0/1 targets): ``bce`` with one logit per label, with a per-label
   ``pos_weight = n_neg / n_pos`` list when any label is positive in under 20% of samples.
 """
@@ -50,7 +56,6 @@ from trainlab.errors import ConfigError, DataError
 TASKS = ("regression", "binary", "multiclass", "multilabel")
 MINORITY_FRACTION = 0.2  # below this share the minority class gets pos_weight / class weights
 CLASS_WEIGHT_RATIO = 3.0  # largest / smallest class count above which cross_entropy gets class weights
-FOCAL_RATIO = 20.0  # ... and above which focal loss is advised
 FOCAL_GAMMA, FOCAL_RARE_ALPHA = 2.0, 0.25  # Lin et al. 2017, Table 1a: the best pair on COCO
 OUTLIER_Z = 3.5  # |robust z| beyond this is an outlier (Iglewicz & Hoaglin 1993)
 OUTLIER_FRACTION = 0.01  # 20x the Gaussian rate of |z| > 3.5
@@ -337,20 +342,17 @@ def _advise_multiclass(y: np.ndarray) -> Advice:
         "class weights n / (K n_k) (inverse frequency, mean 1) give every class equal total weight",
         *notes,
     ]
-    metrics = ["f1_macro", "balanced_accuracy", "recall_per_class", "accuracy"]
-    metrics_reason = "accuracy hides the rare classes; macro f1, balanced accuracy and per-class recall show them"
+    metrics = ["balanced_accuracy", "f1_macro", "recall_per_class", "accuracy"]
+    metrics_reason = ("accuracy hides the rare classes; balanced accuracy and per-class recall show them; "
+                      "the weights trade the rare classes' precision for their recall, so macro f1 can fall "
+                      "below plain cross_entropy's (4 classes at 47 to 1, 5 seeds: balanced accuracy 0.813 vs "
+                      "0.797, macro f1 0.692 vs 0.860): drop the weights if precision matters more")
     focal = {"name": "focal", "gamma": FOCAL_GAMMA, "alpha": class_weights}
-    if ratio <= FOCAL_RATIO:
-        return Advice({"name": "cross_entropy", "class_weights": class_weights}, "multiclass", common, metrics,
-                      evidence, [Alternative(focal, "if the rare classes still lag: focal loss (gamma = 2) also "
-                                             "down-weights the many easy examples; its alpha here is a per-class "
-                                             "weight (the paper's alpha is binary)")], metrics_reason)
-    reasons = common + [f"imbalance beyond {FOCAL_RATIO:g} to 1: focal loss (gamma = 2) also down-weights the "
-                        "many easy examples of the large classes (Lin et al. 2017); alpha is the per-class weight"]
-    return Advice(focal, "multiclass", reasons, metrics, evidence,
-                  [Alternative({"name": "cross_entropy", "class_weights": class_weights},
-                               "the simpler reweighting, if focal's extra down-weighting slows training")],
-                  metrics_reason)
+    return Advice({"name": "cross_entropy", "class_weights": class_weights}, "multiclass", common, metrics,
+                  evidence, [Alternative(focal, "focal loss (gamma = 2) also down-weights the many easy examples; "
+                                         "its alpha here is a per-class weight (the paper's alpha is binary); on 4 "
+                                         "classes at 47 to 1 it did no better (balanced accuracy 0.791, macro f1 "
+                                         "0.652 over 5 seeds): compare it on your data")], metrics_reason)
 
 
 def _advise_multilabel(y: np.ndarray) -> Advice:
