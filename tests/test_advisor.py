@@ -114,6 +114,10 @@ def test_counts_get_poisson_nll():
     assert advice.loss == {"name": "poisson_nll", "log_input": True}
     assert "whole numbers from 0" in advice.reasons[0] and "maximum-likelihood" in advice.reasons[1]
     assert advice.evidence["target_kind"] == "count"
+    # Poisson given a varying rate: the targets alone are spread 2x+ their mean, which is no overdispersion
+    assert advice.evidence["dispersion"] > 2
+    assert not any(reason.startswith("the variance is") and "(overdispersed)" in reason for reason in advice.reasons)
+    assert any("rates that vary with the features spread the counts" in reason for reason in advice.reasons)
     # the data layer's mark is enough, zeros or not
     marked = checked(advise(counts + 5, "regression", extras={"target_kind": "count"}))
     assert marked.loss["name"] == "poisson_nll" and "the data marks the target as counts" in marked.reasons[0]

@@ -173,9 +173,11 @@ def _advise_count(y: np.ndarray, marked: bool) -> Advice:
         "poisson_nll is the count's maximum-likelihood loss; with log_input the model outputs log lambda, "
         "so the predicted rate exp(output) is always positive and the variance grows with the mean, as for counts",
     ]
-    if mean > 0 and variance / mean > 2:
-        reasons.append(f"the variance is {variance / mean:.1f}x the mean (overdispersed): the fitted mean stays "
-                       "consistent, but the likelihood understates the spread")
+    if mean > 0 and variance / mean > 2:  # of the targets alone: rates that vary with the features spread them too
+        reasons.append(f"the targets' variance is {variance / mean:.1f}x their mean: rates that vary with the "
+                       "features spread the counts as much (Poisson given the features still fits); if the counts "
+                       "are overdispersed given the features, the fitted mean stays consistent but the "
+                       "likelihood understates the spread")
     alternatives = [Alternative({"name": "mse"}, "if the counts are large and roughly symmetric, squared error "
                                 "on the counts fits the same mean without the log link")]
     return Advice({"name": "poisson_nll", "log_input": True}, "regression", reasons, ["mae", "mse", "r2"],
