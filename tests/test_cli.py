@@ -6,10 +6,12 @@ import json
 import re
 
 import pytest
+import yaml
 
 from tests.conftest import DIGITS_MLP, LINREG
 from trainlab import __version__
 from trainlab.cli import main
+from trainlab.config import load_config
 
 
 def test_version(capsys):
@@ -132,6 +134,11 @@ def test_loss_auto_records_the_choice_and_why(write_config, tmp_path):
     advice = summary["notes"]["loss_advice"]
     assert advice["loss"]["name"] in {"mse", "huber"} and advice["reasons"]
     assert summary["loss"] == advice["loss"]["name"]
+    stored = yaml.safe_load((out / "config.yaml").read_text())["strategy"]["loss"]  # the resolved config
+    assert (stored if isinstance(stored, dict) else {"name": stored}) == advice["loss"]
+    requested = json.loads((out / "run.json").read_text())["config_hash"]
+    assert requested == load_config(config).hash()  # compare still finds the run by the config asked for
+    assert main(["eval", str(out)]) == 0
 
 
 @pytest.mark.parametrize("optimizer,lr", [("schedule_free_adamw", 0.003), ("prodigy", None), ("muon", 0.01),

@@ -283,6 +283,12 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     if spec["lr"] == "auto":
         spec["lr"] = notes["lr_auto"] = resolve_auto_lr(config, model, loss, spec, batches, plan, device, precision)
         config = resolved_lr(config, spec["lr"])
+    if "loss_advice" in notes:  # loss: auto, as the advisor chose it (config.yaml records the resolved config)
+        config = resolved_loss(config, notes["loss_advice"]["loss"])
+        if not quiet:
+            options = ", ".join(f"{k}={v}" for k, v in notes["loss_advice"]["loss"].items() if k != "name")
+            print(f"loss auto: {loss.name}{f' ({options})' if options else ''} ('trainlab advise' says why)",
+                  file=sys.stderr)
     step = build_step(config, model, loss, spec, device, precision)
 
     limits = limits_for(config, plan.steps_per_epoch)
@@ -331,6 +337,12 @@ def with_data_paths_resolved(config: Config, data_dir: str | None = None) -> Con
     """``config`` whose relative data paths are absolute, so its run folder works from any directory."""
     data = DataConfig.model_validate(resolve_data_paths(config.data.model_dump(), data_dir))
     return config.model_copy(update={"data": data})
+
+
+def resolved_loss(config: Config, spec: dict[str, Any]) -> Config:
+    """``config`` with ``strategy.loss`` set to the spec ``loss: auto`` resolved to."""
+    loss = type(config.strategy.loss).model_validate(spec)
+    return config.model_copy(update={"strategy": config.strategy.model_copy(update={"loss": loss})})
 
 
 def resolved_lr(config: Config, lr: float) -> Config:
