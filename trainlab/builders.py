@@ -51,6 +51,7 @@ from trainlab.models import build_model, count_parameters
 from trainlab.run_checks import (
     check_batch_norm_remainder,
     check_loss_fits,
+    warn_if_full_batch_method_on_mini_batches,
     warn_if_raw_scale_targets,
     warn_if_step_exceeds_data,
     warn_if_stretched,
@@ -279,6 +280,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
                      lengths=train_lengths(config, data))
     check_batch_norm_remainder(model, len(data.train), batch_size)
     spec = optimizer_spec_for(config)
+    warn_if_full_batch_method_on_mini_batches(spec, batch_size, len(data.train))
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     if spec["lr"] == "auto":
         spec["lr"] = notes["lr_auto"] = resolve_auto_lr(config, model, loss, spec, batches, plan, device, precision)

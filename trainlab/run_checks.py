@@ -7,6 +7,8 @@ Refusals raise one-line errors; the rest are ``warning:`` lines (:func:`trainlab
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from trainlab.data import Dataset
@@ -85,6 +87,15 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool) -> 
     warn(f"the regression targets are {size} (mean {mean:.4g}, std {spread:.4g}) and not standardised, so the "
          "model must learn outputs of that size; set data.standardize_target: true (metrics and predictions "
          "stay in the original units)")
+
+
+def warn_if_full_batch_method_on_mini_batches(spec: dict[str, Any], batch_size: int, n_train: int) -> None:
+    """One warning for L-BFGS (or any optimizer that re-evaluates a closure) on mini-batches: its line
+    search and curvature pairs assume one loss every step, and a new batch each step breaks both."""
+    if (spec["name"] == "lbfgs" or spec.get("requires_closure")) and batch_size < n_train:
+        warn(f"optimizer '{spec['name']}' is a full-batch method (its line search and curvature pairs assume the "
+             f"same loss each step), but batch_size {batch_size} < {n_train} training rows makes each step's loss "
+             "another batch's: set strategy.batch_size: full")
 
 
 def check_batch_norm_remainder(model: torch.nn.Module, n_train: int, batch_size: int) -> None:
