@@ -337,6 +337,7 @@ def test_predict_on_zero_rows_returns_an_empty_result(runs):
 
 @pytest.mark.parametrize("rows, message", [
     ([[0.0] * 5, [np.nan] * 5], "predict: row 1 holds nan (as float32); the model takes finite numbers"),
+    ([[0.0] * 5, [0.0] * 4 + [-1e39]], "predict: row 1: -1e+39 is beyond float32's range (about ±3.4e38)"),
     ([[0.0] * 5, [1.0] * 4], "all of one length; this list does not make one array"),
     ([["red"] * 5], "got values of dtype <U3 such as 'red': for a run trained on a CSV pass a pandas DataFrame"),
     (3.0, "got a scalar"),

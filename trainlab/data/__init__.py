@@ -24,6 +24,7 @@ from trainlab.data.dataset import (
     Split,
     Task,
     check_finite,
+    check_float32_range,
     infer_task,
     is_count_target,
     split_indices,
@@ -88,8 +89,8 @@ def _check_numeric(name: str, part: str, array: np.ndarray) -> None:
 def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
            locate: Callable[[str, int, int], str] | None = None,
            categorical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Check shapes and dtypes; refuse (policy ``error``) or drop (``drop``) rows with NaN/Inf or a
-    missing category. Returns the kept ``(x, y, categorical)``."""
+    """Check shapes and dtypes; refuse values beyond float32's range; refuse (policy ``error``) or drop
+    (``drop``) rows with NaN/Inf or a missing category. Returns the kept ``(x, y, categorical)``."""
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(f"{name} must hold one row per sample; got features {x.shape} and targets {y.shape}")
     if len(x) != len(y):
@@ -98,6 +99,9 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
         raise DataError(f"{name} is empty (0 rows)")
     _check_numeric(name, "features", x)
     _check_numeric(name, "targets", y)
+    for part, array in (("features", x), ("targets", y)):  # refused whatever the policy: rescaling fixes them
+        check_float32_range(array, lambda row, col, part=part, array=array:
+                            f"{name} {part} at {cell_at(locate, part, row, col if array.ndim > 1 else None)}")
     missing_category = (categorical == "") if categorical is not None else None
     if policy != "drop":
         for part, array in (("features", x), ("targets", y)):

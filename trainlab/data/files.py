@@ -22,6 +22,7 @@ from trainlab.data.csv_table import (
     separated_number,
     strings,
 )
+from trainlab.data.dataset import check_float32_range
 from trainlab.data.notices import warn
 from trainlab.data.paths import resolve_file
 from trainlab.errors import ConfigError, DataError
@@ -220,6 +221,7 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
             continue
         if bad is not None:
             raise _not_a_number(table, name, int(bad[0]), "column")
+        check_float32_range(values, lambda row, _col, name=name: table.place(row, name))
         block[:, j] = values
     numeric_names = [c for c, k in zip(candidates, keep, strict=True) if k]
     x = block if keep.all() else block[:, keep]

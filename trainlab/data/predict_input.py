@@ -26,6 +26,7 @@ import torch
 
 from trainlab.data import preprocessing as prep
 from trainlab.data.csv_table import CsvTable, check_delimiter, is_bool_series, numbers, read_table, strings
+from trainlab.data.dataset import check_float32_range
 from trainlab.data.paths import resolve_file
 from trainlab.errors import DataError
 from trainlab.registry import did_you_mean
@@ -77,6 +78,7 @@ def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
         if len(missing):
             raise DataError(f"{at(int(missing[0]))}, column '{name}': a missing or "
                             "non-finite value; predict needs every feature")
+        check_float32_range(values, lambda row, _col, name=name: f"{at(row)}, column '{name}'")
         x[:, j] = values
     cats = np.stack([strings(table, n) for n in categorical], axis=1) if categorical else None
     return x, cats
@@ -188,6 +190,7 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
             x, cats = _csv_rows(file, options, fitted)
         elif source == "npz" or file.suffix.lower() == ".npz":
             x, cats = _npz_rows(file, options), None
+            check_float32_range(x, lambda row, col: f"npz file {file}: row {row}, column {col} (counting from 0)")
             shape = fitted.get("input_shape")
             if shape is not None and len(shape) == 3 and shape[0] == 1 and list(x.shape[1:]) == list(shape[1:]):
                 x = x[:, None]  # one-channel images stored (N, H, W), as IDX holds them
@@ -299,6 +302,8 @@ def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = N
             raise DataError(f"predict: got an input shaped {got}; the run takes one row shaped {shape} or N rows "
                             f"shaped {_rows_shape(shape)}{hint}")
     dtype = getattr(torch, input_dtype, None) if input_dtype else None
+    if rows.dtype == torch.float64 and (not isinstance(dtype, torch.dtype) or dtype == torch.float32):
+        check_float32_range(rows.cpu().numpy(), lambda row, _col: f"predict: row {row}")  # else it becomes inf
     if not isinstance(dtype, torch.dtype):
         return rows.float() if rows.is_floating_point() else rows
     if dtype.is_floating_point:
