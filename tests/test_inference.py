@@ -422,6 +422,8 @@ def test_predict_takes_a_dataframe_of_raw_columns_in_original_units(runs):
                                          "the run was trained on columns weight, height, colour"),
     (lambda t: t.assign(weight=t["weight"].astype(object).where(t.index != 4, "heavy")),
      "the DataFrame, row index 4, column 'weight': 'heavy' is not a number"),
+    (lambda t: t.assign(weight=t["weight"].astype(object).where(t.index != 4, "1\n2")).set_index(t.index + 100),
+     "the DataFrame, row index 104, column 'weight': '1\\n2' is not a number"),  # one line; not np.int64(104)
     (lambda t: t.assign(height=t["height"].where(t.index != 2)),
      "the DataFrame, row index 2, column 'height': a missing or non-finite value; predict needs every feature"),
 ])

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from trainlab.config import DataConfig
+from trainlab.config_fields import short_repr
 from trainlab.data import preprocessing
 from trainlab.data.dataset import (
     TASKS,
@@ -179,7 +180,7 @@ def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
     task = task or infer_task(y_train)
     if task == "regression" and raw.class_names is not None and y_train.ndim == 1:
         raise DataError(f"data.task is regression but the targets are class labels such as "
-                        f"'{raw.class_names[0]}'; leave data.task out or set it to binary/multiclass")
+                        f"{short_repr(raw.class_names[0])}; leave data.task out or set it to binary/multiclass")
     return task  # type: ignore[return-value]
 
 

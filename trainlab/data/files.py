@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainlab.config_fields import short_repr
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.csv_table import (
     DELIMITER_NAMES,
@@ -140,7 +141,7 @@ def _require(file: Path, header: list[str], names: list[str], what: str, delimit
 
 
 def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
-    return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{table.cell(row, name)}' "
+    return DataError(f"{table.place(row, name, what)}: {short_repr(table.cell(row, name))} "
                      "is not a number" + (" while other targets are numeric" if what == "target" else ""))
 
 
@@ -266,7 +267,8 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
     folded: dict[str, str] = {}
     for class_name in names:
         if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
-            warn(f"CSV file {table.file}: the class labels '{twin}' and '{class_name}' in '{name}' differ only in "
+            warn(f"CSV file {table.file}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{name}' "
+                 "differ only in "
                  "case, so they are two classes; fix the data if they are one")
     return indices.astype(np.int64), names
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainlab.config_fields import short_repr
 from trainlab.data import preprocessing as prep
 from trainlab.data.csv_table import CsvTable, check_delimiter, is_bool_series, numbers, read_table, strings
 from trainlab.data.dataset import check_float32_range
@@ -73,7 +74,7 @@ def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
         if bad is not None:
             row = int(bad[0])
             raise DataError(f"{at(row)}, column '{name}': "
-                            f"'{str(table.frame[name].iloc[row]).strip()}' is not a number")  # type: ignore[index]
+                            f"{short_repr(table.cell(row, name))} is not a number")
         missing = np.flatnonzero(~np.isfinite(values))
         if len(missing):
             raise DataError(f"{at(int(missing[0]))}, column '{name}': a missing or "
@@ -137,7 +138,11 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndar
         series = frame.iloc[:, j].reset_index(drop=True)
         columns[name] = _frame_cells(series) if name in numeric else _category_cells(series)
     table = CsvTable(Path(FRAME), list(columns), ",", pd.DataFrame(columns))
-    return _feature_rows(table, numeric, categorical, lambda row: f"{FRAME}, row index {frame.index[row]!r}")
+    def at(row: int) -> str:
+        label = frame.index[row]  # as the user wrote it: 10, not np.int64(10); a text label's newline escaped
+        return f"{FRAME}, row index {short_repr(label.item() if isinstance(label, np.generic) else label)}"
+
+    return _feature_rows(table, numeric, categorical, at)
 
 
 def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
