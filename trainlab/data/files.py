@@ -301,6 +301,10 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     _require(file, header, targets, "target column", delimiter)
     target_set = set(targets)
     columns = list(features) if features else [c for c in header if c not in target_set]
+    if not columns:  # a model of no inputs would train (input_shape [0]) and predict a constant
+        raise DataError(f"CSV file {file} has no feature columns besides the target "
+                        f"{', '.join(repr(t) for t in targets)} (columns: {_shown(header)}); add the columns to "
+                        "predict it from")
     _require(file, header, columns, "column", delimiter)
     if categorical is not None:
         _require(file, header, categorical, "categorical column", delimiter)
