@@ -600,3 +600,29 @@ def test_a_transposed_idx_run_says_how_predict_takes_its_rows(tmp_path, capsys):
     assert len(trainlab.load_run(run).predict_file(tmp_path / "rows.npz")) == 4
     assert ("this run trained on IDX images transposed (data.transpose): predict takes rows as the model saw "
             "them, already transposed") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("file, change, message", [
+    ("labels.json", lambda r: {**r, "class_names": 5},  # the fuzzer's: TypeError 'int' object is not iterable, exit 4
+     "labels.json: 'class_names' is 5, not a list of class names (strings); the file was changed or damaged"),
+    ("labels.json", lambda r: [1, 2], "labels.json holds list [1, 2], not a JSON object"),
+    ("labels.json", lambda r: {**r, "class_names": ["cat", "dog"]}, "labels.json names 2 classes but the model has 3"),
+    ("model.json", lambda r: {**r, "input_shape": "5"}, "model.json: 'input_shape' is '5', not a list of whole numbers"),
+    ("model.json", lambda r: {k: v for k, v in r.items() if k != "output_dim"}, "model.json has no 'output_dim'"),
+    ("model.json", lambda r: {**r, "model": ["mlp"]}, "model.json: 'model' is ['mlp'], not a model spec with a name"),
+    ("preprocessing.json", lambda r: {**r, "mean": "x"}, "preprocessing.json: 'mean' is 'x', not a list of numbers"),
+    ("preprocessing.json", lambda r: {**r, "mean": r["mean"][:1]},
+     "preprocessing.json: 'mean' and 'scale' must give one number per numeric column (2)"),
+    ("preprocessing.json", lambda r: {**r, "categories": []},
+     "preprocessing.json: 'categories' must hold one list per categorical column (1); got 0"),
+])
+def test_a_run_record_of_the_wrong_json_types_is_one_data_error_naming_the_file(runs, tmp_path, file, change,
+                                                                                message):
+    from trainlab.errors import DataError
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["classify"], run)
+    (run / file).write_text(json.dumps(change(json.loads((run / file).read_text()))))
+    with pytest.raises(DataError) as caught:
+        trainlab.load_run(run)
+    assert str(caught.value).startswith(str(run / file)) and message in str(caught.value)
