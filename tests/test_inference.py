@@ -322,6 +322,10 @@ def test_predict_converts_numbers_to_the_dtype_the_model_takes(runs):
     np.testing.assert_array_equal(loaded.predict(rounded), loaded.predict(rounded.astype(np.float32)))
     np.testing.assert_array_equal(loaded.predict(x.astype(np.float64)), expected)
     np.testing.assert_array_equal(loaded.predict(x.tolist()), expected)
+    # an object array of numbers (df.to_numpy() gives one whenever the frame has a text column)
+    np.testing.assert_array_equal(loaded.predict(x.astype(object)), expected)
+    np.testing.assert_array_equal(loaded.predict(np.array([[1, 2.5, True, np.float32(0), np.int64(1)]], object)),
+                                  loaded.predict(np.array([[1, 2.5, 1, 0, 1]], np.float32)))
     np.testing.assert_array_equal(loaded.predict(torch.from_numpy(x).double().requires_grad_()), expected)
     assert loaded.predict(x > 0).shape == (len(x),)  # booleans are numbers too
 
@@ -340,6 +344,8 @@ def test_predict_on_zero_rows_returns_an_empty_result(runs):
     ([[0.0] * 5, [0.0] * 4 + [-1e39]], "predict: row 1: -1e+39 is beyond float32's range (about ±3.4e38)"),
     ([[0.0] * 5, [1.0] * 4], "all of one length; this list does not make one array"),
     ([["red"] * 5], "got values of dtype <U3 such as 'red': for a run trained on a CSV pass a pandas DataFrame"),
+    (np.array([[0.5, 1.0, 2.0, 0, "red"]], dtype=object),  # was AttributeError: 'float' object has no attribute 'item'
+     "got values of dtype object such as 'red': for a run trained on a CSV pass a pandas DataFrame"),
     (3.0, "got a scalar"),
 ])
 def test_predict_refuses_values_the_model_cannot_take_in_one_line(runs, rows, message):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,23 @@ def _rows_shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(["N", *(str(d) for d in shape)]) + ")"
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real | np.bool_)  # Python and NumPy ints, floats and bools
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (np.str_('red') -> 'red'), for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _numbers_of(array: np.ndarray) -> np.ndarray:
+    """An object array (``df.to_numpy()`` of a frame with a text column gives one) as float64 when every
+    element is a real number, else unchanged (and then refused as not numbers)."""
+    if all(_is_real(v) for v in array.reshape(-1)):
+        return array.astype(np.float64)
+    return array
+
+
 def _as_tensor(x: Any) -> torch.Tensor:
     """``x`` (a tensor, a NumPy array, nested lists) as a tensor of numbers; one DataError for anything else."""
     if isinstance(x, torch.Tensor):
@@ -231,11 +249,14 @@ def _as_tensor(x: Any) -> torch.Tensor:
             reason = str(exc).splitlines()[0].split(". ")[0][:200]
             raise DataError(f"predict takes rows of numbers shaped (N, ...), all of one length; this "
                             f"{type(x).__name__} does not make one array ({reason})") from None
+        if array.dtype == object:
+            array = _numbers_of(array)
         if array.dtype.kind not in "biuf":
-            example = array.reshape(-1)[0].item() if array.size else None
+            example = next((v for v in array.reshape(-1) if not _is_real(v)), None)
             raise DataError(f"predict takes rows of numbers (the model's inputs, preprocessed as in training); got "
-                            f"values of dtype {array.dtype} such as {example!r}: for a run trained on a CSV pass a "
-                            "pandas DataFrame with its columns, or read a file with run.read(path)")
+                            f"values of dtype {array.dtype} such as {short_repr(_plain(example))}: for a run "
+                            "trained on a CSV pass a pandas DataFrame with its columns, or read a file with "
+                            "run.read(path)")
         if array.dtype.kind == "u" and array.dtype.itemsize > 1:  # torch has few ops for uint16/32/64
             array = array.astype(np.int64)
         rows = torch.from_numpy(array if array.flags.c_contiguous else array.copy())  # copy: negative strides
@@ -276,8 +297,8 @@ def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = N
     """``x`` as the run's model takes it: rows shaped ``input_shape``, of the training rows' dtype.
 
     Args:
-        x: the model's inputs, preprocessed as the training split was: a tensor, a NumPy array or
-            nested lists, shaped (N, *input_shape). One row shaped ``input_shape`` is taken as N = 1
+        x: the model's inputs, preprocessed as the training split was: a tensor, a NumPy array (an
+            object array when every element is a number) or nested lists, shaped (N, *input_shape). One row shaped ``input_shape`` is taken as N = 1
             (unambiguous: a batch has one more axis); an empty array is N = 0.
         input_shape: one training row's shape (``()``: not recorded, not checked).
         input_dtype: the training rows' dtype (``model.json``'s ``input_dtype``). Floating: any real
