@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -239,6 +240,69 @@ def test_sixty_thousand_columns_is_linear(tmp_path):
     assert tuple(data.train.x.shape) == (4, width)
 
 
+FLOAT32_RANGE = "beyond float32's range (about ±3.4e38)"
+
+
+@pytest.mark.parametrize("width", [2, 2001])  # the pandas path, and the wide path (csv module, strings)
+def test_a_csv_number_beyond_float32_is_refused_naming_its_cell_without_a_warning(tmp_path, width):
+    header = [f"c{i}" for i in range(width)] + ["y"]
+    rows = [[str(r + i) for i in range(width)] + [str(r % 2)] for r in range(10)]
+    rows[1][1] = "1e308"  # a float64, but 2.9e269 times float32's largest
+    path = write_csv(tmp_path / "d.csv", header, rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" would be one
+        with pytest.raises(DataError) as info:
+            load(source="csv", path=path, target="y")
+    assert str(info.value) == (f"CSV file {path} line 3, column 'c1': 1e+308 is {FLOAT32_RANGE}, in which the "
+                               "model computes; rescale the column (e.g. a larger unit or a log scale)")
+    rows[1][1] = "inf"  # an infinite cell is the NaN policy's, as before
+    write_csv(tmp_path / "d.csv", header, rows)
+    with pytest.raises(DataError, match=r"non-finite value \(inf\) at line 3, column 'c1'.*nan_policy: drop"):
+        load(source="csv", path=path, target="y")
+
+
+def test_a_csv_target_beyond_float32_is_refused_naming_its_cell(tmp_path):
+    path = write_csv(tmp_path / "d.csv", ["a", "y"], [[i, 0.5 * i] for i in range(8)] + [[8, -3e38], [9, -4e38]])
+    with pytest.raises(DataError, match=rf"^training data targets at line 11, column 'y' of {re.escape(path)}: "
+                                        rf"-4e\+38 is {re.escape(FLOAT32_RANGE)}.*rescale"):
+        load(source="csv", path=path, target="y", nan_policy="drop")  # refused whatever the NaN policy
+
+
+def test_an_npz_value_beyond_float32_is_refused_in_training_and_predict(tmp_path):
+    x = np.arange(80, dtype=np.float64).reshape(40, 2)
+    y = np.arange(40) % 2
+    x[7, 1] = 1e39
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    with pytest.raises(DataError, match=rf"^training data features at row 7, column 1 \(counting from 0\): "
+                                        rf"1e\+39 is {re.escape(FLOAT32_RANGE)}"):
+        load(source="npz", path=str(tmp_path / "d.npz"))
+    x[7, 1] = 3e38  # within range: trains
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    config = DataConfig(source="npz", path=str(tmp_path / "d.npz"))
+    data = load_dataset(config, seed=0)
+    x[2, 0] = -1e300
+    np.savez(tmp_path / "new.npz", x=x[:4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=rf"new.npz: row 2, column 0 \(counting from 0\): -1e\+300 is "
+                                            rf"{re.escape(FLOAT32_RANGE)}"):
+            read_for_predict(config, data.preprocessing, str(tmp_path / "new.npz"))
+
+
+def test_a_predict_csv_or_frame_number_beyond_float32_names_its_cell(tmp_path):
+    import pandas as pd
+
+    path = write_csv(tmp_path / "t.csv", ["alpha", "beta", "y"], [[i, i * 2, i % 2] for i in range(20)])
+    config = DataConfig(source="csv", path=path, target="y")
+    data = load_dataset(config, seed=0)
+    new = write_csv(tmp_path / "new.csv", ["alpha", "beta"], [[1, 2], [3, "-2e40"]])
+    with pytest.raises(DataError, match=rf"^CSV file {re.escape(new)} line 3, column 'beta': -2e\+40 is beyond"):
+        read_for_predict(config, data.preprocessing, new)
+    frame = pd.DataFrame({"alpha": [1.0, 2.0], "beta": [1.0, 5e38]})
+    with pytest.raises(DataError, match=r"^the DataFrame, row index 1, column 'beta': 5e\+38 is beyond"):
+        read_for_predict(config, data.preprocessing, frame)
+
+
 # ----------------------------------------------------------------------------- preprocessing
 
 
@@ -306,6 +370,18 @@ def test_categories_fitted_on_the_training_split_only(tmp_path, capsys):
         assert "not seen in training" in capsys.readouterr().err
     blocks = [data.val.x[:, 2:2 + len(colours)], data.test.x[:, 2:2 + len(colours)]]
     assert all(float(b.sum(axis=1).max()) <= 1.0 for b in blocks)
+
+
+def test_the_unseen_categories_warning_counts_them_and_says_e_g_when_it_shows_some(capsys):
+    fitted = prep.fit(np.zeros((4, 0), np.float32), task="regression", categorical_columns=["store"],
+                      categorical_train=np.array([["1"], ["2"], ["3"], ["4"]]))
+    new = np.array([["1.0"], ["2.0"], ["3.0"], ["4.0"], ["4.0"], ["2"]])
+    prep.apply(fitted, np.zeros((6, 0), np.float32), new, what="new.csv")  # listed 3 values, '4.0' silently dropped
+    assert capsys.readouterr().err == ("warning: new.csv: 5 row(s) have categories of 'store' not seen in training "
+                                       "(4 values, e.g. '1.0', '2.0', '3.0'); they are encoded as all zeros\n")
+    prep.apply(fitted, np.zeros((2, 0), np.float32), np.array([["1"], ["x\ny"]]), what="new.csv")
+    assert capsys.readouterr().err == ("warning: new.csv: 1 row(s) have categories of 'store' not seen in training "
+                                       "(1 value: 'x\\ny'); they are encoded as all zeros\n")
 
 
 def test_target_standardisation_and_inverse(tmp_path):

@@ -322,6 +322,10 @@ def test_predict_converts_numbers_to_the_dtype_the_model_takes(runs):
     np.testing.assert_array_equal(loaded.predict(rounded), loaded.predict(rounded.astype(np.float32)))
     np.testing.assert_array_equal(loaded.predict(x.astype(np.float64)), expected)
     np.testing.assert_array_equal(loaded.predict(x.tolist()), expected)
+    # an object array of numbers (df.to_numpy() gives one whenever the frame has a text column)
+    np.testing.assert_array_equal(loaded.predict(x.astype(object)), expected)
+    np.testing.assert_array_equal(loaded.predict(np.array([[1, 2.5, True, np.float32(0), np.int64(1)]], object)),
+                                  loaded.predict(np.array([[1, 2.5, 1, 0, 1]], np.float32)))
     np.testing.assert_array_equal(loaded.predict(torch.from_numpy(x).double().requires_grad_()), expected)
     assert loaded.predict(x > 0).shape == (len(x),)  # booleans are numbers too
 
@@ -337,8 +341,11 @@ def test_predict_on_zero_rows_returns_an_empty_result(runs):
 
 @pytest.mark.parametrize("rows, message", [
     ([[0.0] * 5, [np.nan] * 5], "predict: row 1 holds nan (as float32); the model takes finite numbers"),
+    ([[0.0] * 5, [0.0] * 4 + [-1e39]], "predict: row 1: -1e+39 is beyond float32's range (about ±3.4e38)"),
     ([[0.0] * 5, [1.0] * 4], "all of one length; this list does not make one array"),
     ([["red"] * 5], "got values of dtype <U3 such as 'red': for a run trained on a CSV pass a pandas DataFrame"),
+    (np.array([[0.5, 1.0, 2.0, 0, "red"]], dtype=object),  # was AttributeError: 'float' object has no attribute 'item'
+     "got values of dtype object such as 'red': for a run trained on a CSV pass a pandas DataFrame"),
     (3.0, "got a scalar"),
 ])
 def test_predict_refuses_values_the_model_cannot_take_in_one_line(runs, rows, message):
@@ -421,6 +428,8 @@ def test_predict_takes_a_dataframe_of_raw_columns_in_original_units(runs):
                                          "the run was trained on columns weight, height, colour"),
     (lambda t: t.assign(weight=t["weight"].astype(object).where(t.index != 4, "heavy")),
      "the DataFrame, row index 4, column 'weight': 'heavy' is not a number"),
+    (lambda t: t.assign(weight=t["weight"].astype(object).where(t.index != 4, "1\n2")).set_index(t.index + 100),
+     "the DataFrame, row index 104, column 'weight': '1\\n2' is not a number"),  # one line; not np.int64(104)
     (lambda t: t.assign(height=t["height"].where(t.index != 2)),
      "the DataFrame, row index 2, column 'height': a missing or non-finite value; predict needs every feature"),
 ])
@@ -597,3 +606,29 @@ def test_a_transposed_idx_run_says_how_predict_takes_its_rows(tmp_path, capsys):
     assert len(trainlab.load_run(run).predict_file(tmp_path / "rows.npz")) == 4
     assert ("this run trained on IDX images transposed (data.transpose): predict takes rows as the model saw "
             "them, already transposed") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("file, change, message", [
+    ("labels.json", lambda r: {**r, "class_names": 5},  # the fuzzer's: TypeError 'int' object is not iterable, exit 4
+     "labels.json: 'class_names' is 5, not a list of class names (strings); the file was changed or damaged"),
+    ("labels.json", lambda r: [1, 2], "labels.json holds list [1, 2], not a JSON object"),
+    ("labels.json", lambda r: {**r, "class_names": ["cat", "dog"]}, "labels.json names 2 classes but the model has 3"),
+    ("model.json", lambda r: {**r, "input_shape": "5"}, "model.json: 'input_shape' is '5', not a list of whole numbers"),
+    ("model.json", lambda r: {k: v for k, v in r.items() if k != "output_dim"}, "model.json has no 'output_dim'"),
+    ("model.json", lambda r: {**r, "model": ["mlp"]}, "model.json: 'model' is ['mlp'], not a model spec with a name"),
+    ("preprocessing.json", lambda r: {**r, "mean": "x"}, "preprocessing.json: 'mean' is 'x', not a list of numbers"),
+    ("preprocessing.json", lambda r: {**r, "mean": r["mean"][:1]},
+     "preprocessing.json: 'mean' and 'scale' must give one number per numeric column (2)"),
+    ("preprocessing.json", lambda r: {**r, "categories": []},
+     "preprocessing.json: 'categories' must hold one list per categorical column (1); got 0"),
+])
+def test_a_run_record_of_the_wrong_json_types_is_one_data_error_naming_the_file(runs, tmp_path, file, change,
+                                                                                message):
+    from trainlab.errors import DataError
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["classify"], run)
+    (run / file).write_text(json.dumps(change(json.loads((run / file).read_text()))))
+    with pytest.raises(DataError) as caught:
+        trainlab.load_run(run)
+    assert str(caught.value).startswith(str(run / file)) and message in str(caught.value)

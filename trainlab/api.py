@@ -31,7 +31,7 @@ from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback
 from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.data import TASKS, targets_tensor
-from trainlab.data.dataset import Dataset, Split, infer_task
+from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import read_class_labels
 from trainlab.errors import ConfigError, DataError
 from trainlab.experiment import summarize
@@ -99,8 +99,11 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
         y = y[:, 0]  # one target shaped (N, 1), as Keras' labels come: the task rule reads it as one column
     if len(x) == 0 and name == "train":
         raise DataError("train is empty (0 rows)")
-    _check_finite(f"{name} x", x)
-    _check_finite(f"{name} y", y)
+    for what, values in ((f"{name} x", x), (f"{name} y", y)):
+        _check_finite(what, values)
+        if values.dtype == torch.float64:  # float32 training: a larger value would become inf
+            check_float32_range(values.cpu().numpy(), lambda row, col, what=what:
+                                f"{what} at row {row}, column {col} (counting from 0)")
     if x.is_floating_point() and x.dtype != torch.float32:
         x = x.float()
     return Split(x, y)

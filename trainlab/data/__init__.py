@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from trainlab.config import DataConfig
+from trainlab.config_fields import short_repr
 from trainlab.data import preprocessing
 from trainlab.data.dataset import (
     TASKS,
@@ -24,6 +25,7 @@ from trainlab.data.dataset import (
     Split,
     Task,
     check_finite,
+    check_float32_range,
     infer_task,
     is_count_target,
     split_indices,
@@ -88,8 +90,8 @@ def _check_numeric(name: str, part: str, array: np.ndarray) -> None:
 def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
            locate: Callable[[str, int, int], str] | None = None,
            categorical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Check shapes and dtypes; refuse (policy ``error``) or drop (``drop``) rows with NaN/Inf or a
-    missing category. Returns the kept ``(x, y, categorical)``."""
+    """Check shapes and dtypes; refuse values beyond float32's range; refuse (policy ``error``) or drop
+    (``drop``) rows with NaN/Inf or a missing category. Returns the kept ``(x, y, categorical)``."""
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(f"{name} must hold one row per sample; got features {x.shape} and targets {y.shape}")
     if len(x) != len(y):
@@ -98,6 +100,9 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
         raise DataError(f"{name} is empty (0 rows)")
     _check_numeric(name, "features", x)
     _check_numeric(name, "targets", y)
+    for part, array in (("features", x), ("targets", y)):  # refused whatever the policy: rescaling fixes them
+        check_float32_range(array, lambda row, col, part=part, array=array:
+                            f"{name} {part} at {cell_at(locate, part, row, col if array.ndim > 1 else None)}")
     missing_category = (categorical == "") if categorical is not None else None
     if policy != "drop":
         for part, array in (("features", x), ("targets", y)):
@@ -175,7 +180,7 @@ def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
     task = task or infer_task(y_train)
     if task == "regression" and raw.class_names is not None and y_train.ndim == 1:
         raise DataError(f"data.task is regression but the targets are class labels such as "
-                        f"'{raw.class_names[0]}'; leave data.task out or set it to binary/multiclass")
+                        f"{short_repr(raw.class_names[0])}; leave data.task out or set it to binary/multiclass")
     return task  # type: ignore[return-value]
 
 

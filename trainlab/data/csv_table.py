@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.data.dataset import check_float32_range
 from trainlab.errors import ConfigError, DataError
 
 # cells read as missing (NaN), so that data.nan_policy decides; a subset of pandas' default na_values
@@ -139,6 +140,10 @@ class CsvTable:
             self._lines = check_field_counts(self.file, self.delimiter, len(self.header))
         return self._lines[row]
 
+    def place(self, row: int, name: str, what: str = "column") -> str:
+        """A cell for messages: ``CSV file f.csv line 7, column 'a'`` (``what``: ``target`` for a target column)."""
+        return f"CSV file {self.file} line {self.line(row)}, {what} '{name}'"
+
 
 # above this many columns the table is read by the csv module into one array of strings
 WIDE_COLUMNS = 2000
@@ -249,7 +254,8 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
     """Columns ``names`` as float32 (N, len(names)) in one conversion where possible.
 
     Returns the block and the names of the columns that are not all numbers (their block columns
-    are NaN; read them with :func:`numbers`).
+    are NaN; read them with :func:`numbers`). A number beyond float32's range (1e308) is a DataError
+    naming its cell, not an inf.
     """
     import pandas as pd
 
@@ -258,10 +264,12 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
     if table.wide:
         cells = table.frame[:, [table._index[n] for n in names]]
         values, bad = _parse_numbers(cells.reshape(-1))
+        values = values.reshape(cells.shape)
+        check_float32_range(values, lambda row, col: table.place(row, names[col]))
+        block = values.astype(np.float32)
         if bad is None:
-            return values.reshape(cells.shape).astype(np.float32), []
+            return block, []
         columns = sorted({int(c) for c in bad % len(names)})
-        block = values.reshape(cells.shape).astype(np.float32)
         block[:, columns] = np.nan
         return block, [names[c] for c in columns]
     frame = table.frame
@@ -269,7 +277,11 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
     block = np.full((len(table), len(names)), np.nan, dtype=np.float32)
     chosen = [j for j, ok in enumerate(numeric) if ok]
     if chosen:
-        block[:, chosen] = frame[[names[j] for j in chosen]].to_numpy(dtype=np.float32, na_value=np.nan)
+        with np.errstate(over="ignore"):  # a value beyond float32's range becomes inf: refused just below
+            block[:, chosen] = frame[[names[j] for j in chosen]].to_numpy(dtype=np.float32, na_value=np.nan)
+        for j in np.flatnonzero(np.isinf(block).any(axis=0)):  # a cell of "inf" stays inf: the NaN policy's
+            column, _ = numbers(table, names[j])
+            check_float32_range(column, lambda row, _col, name=names[j]: table.place(row, name))
     return block, [n for n, ok in zip(names, numeric, strict=True) if not ok]
 
 

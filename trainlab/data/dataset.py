@@ -201,6 +201,27 @@ def split_indices(
     return np.flatnonzero(kept), held_out
 
 
+# the models compute in float32: a larger value (float64 holds up to 1.8e308) would become inf
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
+
+
+def check_float32_range(array: np.ndarray, where: Callable[[int, int], str]) -> None:
+    """Raise a one-line DataError at the first finite value of ``array`` whose magnitude exceeds float32's
+    range (it would become inf), naming it by ``where(row, column)`` (column: the index in the row flattened).
+
+    Only a wider float array (float64) can hold one; any other dtype passes at no cost. NaN and inf are
+    left to the NaN policy (:func:`check_finite`): they are missing or infinite, not too large.
+    """
+    if not np.issubdtype(array.dtype, np.floating) or np.finfo(array.dtype).max <= FLOAT32_MAX or not array.size:
+        return
+    flat = array.reshape(len(array), -1)
+    beyond = np.isfinite(flat) & (np.abs(flat) > FLOAT32_MAX)
+    if beyond.any():
+        row, col = (int(i) for i in np.argwhere(beyond)[0])
+        raise DataError(f"{where(row, col)}: {flat[row, col]:g} is beyond float32's range (about ±3.4e38), "
+                        "in which the model computes; rescale the column (e.g. a larger unit or a log scale)")
+
+
 def check_finite(name: str, array: np.ndarray, policy: str) -> np.ndarray | None:
     """Raise on the first NaN/Inf (row, column), or return the rows to keep when policy is 'drop'."""
     if not np.issubdtype(array.dtype, np.floating):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainlab.config_fields import short_repr
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.csv_table import (
     DELIMITER_NAMES,
@@ -22,6 +23,7 @@ from trainlab.data.csv_table import (
     separated_number,
     strings,
 )
+from trainlab.data.dataset import check_float32_range
 from trainlab.data.notices import warn
 from trainlab.data.paths import resolve_file
 from trainlab.errors import ConfigError, DataError
@@ -139,7 +141,7 @@ def _require(file: Path, header: list[str], names: list[str], what: str, delimit
 
 
 def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
-    return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{table.cell(row, name)}' "
+    return DataError(f"{table.place(row, name, what)}: {short_repr(table.cell(row, name))} "
                      "is not a number" + (" while other targets are numeric" if what == "target" else ""))
 
 
@@ -220,6 +222,7 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
             continue
         if bad is not None:
             raise _not_a_number(table, name, int(bad[0]), "column")
+        check_float32_range(values, lambda row, _col, name=name: table.place(row, name))
         block[:, j] = values
     numeric_names = [c for c, k in zip(candidates, keep, strict=True) if k]
     x = block if keep.all() else block[:, keep]
@@ -264,7 +267,8 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
     folded: dict[str, str] = {}
     for class_name in names:
         if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
-            warn(f"CSV file {table.file}: the class labels '{twin}' and '{class_name}' in '{name}' differ only in "
+            warn(f"CSV file {table.file}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{name}' "
+                 "differ only in "
                  "case, so they are two classes; fix the data if they are one")
     return indices.astype(np.int64), names
 
@@ -297,6 +301,10 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     _require(file, header, targets, "target column", delimiter)
     target_set = set(targets)
     columns = list(features) if features else [c for c in header if c not in target_set]
+    if not columns:  # a model of no inputs would train (input_shape [0]) and predict a constant
+        raise DataError(f"CSV file {file} has no feature columns besides the target "
+                        f"{', '.join(repr(t) for t in targets)} (columns: {_shown(header)}); add the columns to "
+                        "predict it from")
     _require(file, header, columns, "column", delimiter)
     if categorical is not None:
         _require(file, header, categorical, "categorical column", delimiter)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trainlab.config_fields import short_repr
 from trainlab.data.dataset import class_values
 from trainlab.data.notices import warn
 from trainlab.errors import DataError
@@ -90,7 +91,7 @@ def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None, task: s
     """A DataError when the training labels (class indices) hold a single class: nothing to learn."""
     if len(y_train) and len(np.unique(y_train)) < 2:
         only = class_names[int(y_train[0])] if class_names else f"{y_train[0]:g}"
-        raise DataError(f"the training targets hold one class ('{only}' in all {len(y_train)} rows); a "
+        raise DataError(f"the training targets hold one class ({short_repr(str(only))} in all {len(y_train)} rows); a "
                         f"{task} classifier needs rows of at least two classes")
 
 
@@ -117,7 +118,7 @@ class ClassLabels:
 
 def _named(indices: np.ndarray, names: list[str]) -> str:
     """``class 0 ('a')`` or ``classes 3, 7 ('d', 'h')`` (at most five shown)."""
-    shown = ", ".join(repr(names[int(i)]) for i in indices[:5]) + (", ..." if len(indices) > 5 else "")
+    shown = ", ".join(short_repr(str(names[int(i)])) for i in indices[:5]) + (", ..." if len(indices) > 5 else "")
     return f"class{'' if len(indices) == 1 else 'es'} {_listed(indices)} ({shown})"
 
 

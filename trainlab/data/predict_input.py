@@ -18,14 +18,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from trainlab.config_fields import short_repr
 from trainlab.data import preprocessing as prep
 from trainlab.data.csv_table import CsvTable, check_delimiter, is_bool_series, numbers, read_table, strings
+from trainlab.data.dataset import check_float32_range
 from trainlab.data.paths import resolve_file
 from trainlab.errors import DataError
 from trainlab.registry import did_you_mean
@@ -72,11 +75,12 @@ def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
         if bad is not None:
             row = int(bad[0])
             raise DataError(f"{at(row)}, column '{name}': "
-                            f"'{str(table.frame[name].iloc[row]).strip()}' is not a number")  # type: ignore[index]
+                            f"{short_repr(table.cell(row, name))} is not a number")
         missing = np.flatnonzero(~np.isfinite(values))
         if len(missing):
             raise DataError(f"{at(int(missing[0]))}, column '{name}': a missing or "
                             "non-finite value; predict needs every feature")
+        check_float32_range(values, lambda row, _col, name=name: f"{at(row)}, column '{name}'")
         x[:, j] = values
     cats = np.stack([strings(table, n) for n in categorical], axis=1) if categorical else None
     return x, cats
@@ -135,7 +139,11 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndar
         series = frame.iloc[:, j].reset_index(drop=True)
         columns[name] = _frame_cells(series) if name in numeric else _category_cells(series)
     table = CsvTable(Path(FRAME), list(columns), ",", pd.DataFrame(columns))
-    return _feature_rows(table, numeric, categorical, lambda row: f"{FRAME}, row index {frame.index[row]!r}")
+    def at(row: int) -> str:
+        label = frame.index[row]  # as the user wrote it: 10, not np.int64(10); a text label's newline escaped
+        return f"{FRAME}, row index {short_repr(label.item() if isinstance(label, np.generic) else label)}"
+
+    return _feature_rows(table, numeric, categorical, at)
 
 
 def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
@@ -188,6 +196,7 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
             x, cats = _csv_rows(file, options, fitted)
         elif source == "npz" or file.suffix.lower() == ".npz":
             x, cats = _npz_rows(file, options), None
+            check_float32_range(x, lambda row, col: f"npz file {file}: row {row}, column {col} (counting from 0)")
             shape = fitted.get("input_shape")
             if shape is not None and len(shape) == 3 and shape[0] == 1 and list(x.shape[1:]) == list(shape[1:]):
                 x = x[:, None]  # one-channel images stored (N, H, W), as IDX holds them
@@ -212,6 +221,23 @@ def _rows_shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(["N", *(str(d) for d in shape)]) + ")"
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real | np.bool_)  # Python and NumPy ints, floats and bools
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (np.str_('red') -> 'red'), for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _numbers_of(array: np.ndarray) -> np.ndarray:
+    """An object array (``df.to_numpy()`` of a frame with a text column gives one) as float64 when every
+    element is a real number, else unchanged (and then refused as not numbers)."""
+    if all(_is_real(v) for v in array.reshape(-1)):
+        return array.astype(np.float64)
+    return array
+
+
 def _as_tensor(x: Any) -> torch.Tensor:
     """``x`` (a tensor, a NumPy array, nested lists) as a tensor of numbers; one DataError for anything else."""
     if isinstance(x, torch.Tensor):
@@ -223,11 +249,14 @@ def _as_tensor(x: Any) -> torch.Tensor:
             reason = str(exc).splitlines()[0].split(". ")[0][:200]
             raise DataError(f"predict takes rows of numbers shaped (N, ...), all of one length; this "
                             f"{type(x).__name__} does not make one array ({reason})") from None
+        if array.dtype == object:
+            array = _numbers_of(array)
         if array.dtype.kind not in "biuf":
-            example = array.reshape(-1)[0].item() if array.size else None
+            example = next((v for v in array.reshape(-1) if not _is_real(v)), None)
             raise DataError(f"predict takes rows of numbers (the model's inputs, preprocessed as in training); got "
-                            f"values of dtype {array.dtype} such as {example!r}: for a run trained on a CSV pass a "
-                            "pandas DataFrame with its columns, or read a file with run.read(path)")
+                            f"values of dtype {array.dtype} such as {short_repr(_plain(example))}: for a run "
+                            "trained on a CSV pass a pandas DataFrame with its columns, or read a file with "
+                            "run.read(path)")
         if array.dtype.kind == "u" and array.dtype.itemsize > 1:  # torch has few ops for uint16/32/64
             array = array.astype(np.int64)
         rows = torch.from_numpy(array if array.flags.c_contiguous else array.copy())  # copy: negative strides
@@ -268,8 +297,8 @@ def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = N
     """``x`` as the run's model takes it: rows shaped ``input_shape``, of the training rows' dtype.
 
     Args:
-        x: the model's inputs, preprocessed as the training split was: a tensor, a NumPy array or
-            nested lists, shaped (N, *input_shape). One row shaped ``input_shape`` is taken as N = 1
+        x: the model's inputs, preprocessed as the training split was: a tensor, a NumPy array (an
+            object array when every element is a number) or nested lists, shaped (N, *input_shape). One row shaped ``input_shape`` is taken as N = 1
             (unambiguous: a batch has one more axis); an empty array is N = 0.
         input_shape: one training row's shape (``()``: not recorded, not checked).
         input_dtype: the training rows' dtype (``model.json``'s ``input_dtype``). Floating: any real
@@ -299,6 +328,8 @@ def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = N
             raise DataError(f"predict: got an input shaped {got}; the run takes one row shaped {shape} or N rows "
                             f"shaped {_rows_shape(shape)}{hint}")
     dtype = getattr(torch, input_dtype, None) if input_dtype else None
+    if rows.dtype == torch.float64 and (not isinstance(dtype, torch.dtype) or dtype == torch.float32):
+        check_float32_range(rows.cpu().numpy(), lambda row, _col: f"predict: row {row}")  # else it becomes inf
     if not isinstance(dtype, torch.dtype):
         return rows.float() if rows.is_floating_point() else rows
     if dtype.is_floating_point:

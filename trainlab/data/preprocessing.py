@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from trainlab.config_fields import short_repr
 from trainlab.data.notices import warn
 from trainlab.errors import DataError
 
@@ -39,6 +40,7 @@ FORMAT = 1
 # relative tolerance under which a training column counts as constant (float32 rounding is ~6e-8)
 CONSTANT_RTOL = 1e-6
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
+UNSEEN_SHOWN = 3  # unseen categories a warning names; it counts them all
 
 
 def _column_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,9 +172,12 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
     for j, (name, categories) in enumerate(zip(columns, preprocessing["categories"], strict=True)):
         encoded, unseen = _one_hot(categorical[:, j], categories)
         if unseen.any():
-            examples = ", ".join(repr(str(v)) for v in np.unique(categorical[unseen, j])[:3])
+            values = np.unique(categorical[unseen, j])
+            shown = ", ".join(short_repr(str(v)) for v in values[:UNSEEN_SHOWN])
+            listed = (f"{len(values)} values, e.g. {shown}" if len(values) > UNSEEN_SHOWN
+                      else f"{len(values)} value{'s' if len(values) > 1 else ''}: {shown}")
             warn(f"{what}: {int(unseen.sum())} row(s) have categories of '{name}' not seen in training "
-                 f"({examples}); they are encoded as all zeros")
+                 f"({listed}); they are encoded as all zeros")
         blocks.append(encoded)
     return np.concatenate(blocks, axis=1)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainlab.config_fields import short_repr
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
 from trainlab.data.csv_table import DELIMITER_NAMES, MISSING, check_delimiter, other_delimiter
 from trainlab.data.notices import warn
@@ -170,7 +171,7 @@ def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], po
         if policy != "drop":
             row = missing[0]
             raise DataError(f"{name} file {files[name]} line {table.lines[row]}: the label is missing "
-                            f"('{labels[row]}'); fix the data or set data.nan_policy: drop")
+                            f"({short_repr(labels[row])}); fix the data or set data.nan_policy: drop")
         kept = table.take([i for i in range(len(labels)) if labels[i] not in markers])
         if not kept.texts:
             raise DataError(f"{name} file {files[name]} has no row with a label: every cell of its label column "
@@ -210,7 +211,7 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
         out = [_number(v) for v in values]
         for row, value in enumerate(out):
             if value is None:
-                raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label '{values[row]}' "
+                raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label {short_repr(values[row])} "
                                 "is not a number while the training labels are")
         return out  # type: ignore[return-value]
 
@@ -218,7 +219,7 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
         if not numeric:
             row = numbers.index(None)
             raise DataError(f"data.task is regression but train file {files['train']} line "
-                            f"{tables['train'].lines[row]} has the label '{train[row]}', not a number")
+                            f"{tables['train'].lines[row]} has the label {short_repr(train[row])}, not a number")
         labels = {name: np.asarray(as_numbers(name), dtype=np.float32) for name in tables}
         return EncodedLabels(labels, None, "regression")
     if whole:
@@ -239,7 +240,7 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
             source = (f"the {len(train)} training rows data.max_rows drew from {drawn} (raise max_rows or leave it "
                       "out)" if drawn else "the training file")
             raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label "
-                            f"'{(tables[name].labels or [])[row]}' does not occur in {source} "
+                            f"{short_repr((tables[name].labels or [])[row])} does not occur in {source} "
                             f"(classes: {', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
         labels[name] = np.asarray([index[key] for key in column], dtype=np.int64)
     if task == "binary" and len(classes) > 2:
