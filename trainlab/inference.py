@@ -32,7 +32,6 @@ Outputs (:meth:`LoadedRun.predict`, :meth:`LoadedRun.predict_file`):
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,6 @@ import numpy as np
 import torch
 
 from trainlab.config import Config
-from trainlab.config_fields import short_repr
 from trainlab.data.predict_input import is_table, model_rows, read_for_predict
 from trainlab.data.predict_media import (
     IMAGE_SOURCES,
@@ -55,14 +53,21 @@ from trainlab.data.predict_media import (
     text_encoding,
 )
 from trainlab.errors import ConfigError, DataError, RunDirError, folder_error
-from trainlab.records import read_record_text
+from trainlab.run_records import (
+    LABELS_FIELDS,
+    LABELS_RECORD,
+    MODEL_FIELDS,
+    PREPROCESSING_FIELDS,
+    PREPROCESSING_RECORD,
+    checked,
+    consistent,
+    read_json,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MODEL_RECORD = "model.json"
-LABELS_RECORD = "labels.json"  # {"task", "class_names"}: the names predict writes
-PREPROCESSING_RECORD = "preprocessing.json"  # trainlab.data.preprocessing's fitted dict
 FORMAT = 1
 PREDICT_BATCH = 4096  # rows per forward pass: bounds memory on large files
 # (run -> predict) tasks whose outputs predict can name; metric-learning losses give embeddings instead
@@ -303,95 +308,6 @@ class LoadedRun:
 
 # --------------------------------------------------------------------------- loading
 
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(read_record_text(path))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise DataError(f"cannot read {what} {path}: {str(exc).splitlines()[0][:200]}") from None
-
-
-# What load_run and predict read from each record, as JSON types: a record that is valid JSON but holds
-# another type (a hand edit, another tool's file) is one DataError naming the file and key, not a TypeError
-# deep in predict. Each key: (test, what it must be, required).
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _numbers(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-
-
-def _texts(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _or_null(test: Any) -> Any:
-    return lambda value: value is None or test(value)
-
-
-def _stats(*keys: str) -> Any:
-    return lambda value: isinstance(value, dict) and all(_numbers(value.get(key)) for key in keys)
-
-
-LABELS_FIELDS = {"class_names": (_or_null(_texts), "a list of class names (strings)", False)}
-MODEL_FIELDS = {
-    "task": (lambda v: isinstance(v, str), "a task name", True),
-    "num_classes": (_or_null(_whole), "a whole number or null", True),
-    "target_dim": (_whole, "a whole number", True),
-    "input_shape": (lambda v: isinstance(v, list) and all(_whole(d) for d in v), "a list of whole numbers", True),
-    "input_dtype": (_or_null(lambda v: isinstance(v, str)), "a dtype name", False),
-    "output_dim": (_whole, "a whole number", True),
-    "loss": (lambda v: isinstance(v, str | dict), "a loss name or spec", True),
-    "model": (lambda v: isinstance(v, dict) and isinstance(v.get("name"), str), "a model spec with a name", True),
-    "eval_transform": (lambda v: isinstance(v, bool), "true or false", False),
-    "normalize": (_or_null(_stats("mean", "std")), "null or lists of numbers 'mean' and 'std'", False),
-    "text": (_or_null(lambda v: isinstance(v, dict)), "null or a tokenizer record", False),
-}
-PREPROCESSING_FIELDS = {
-    "source": (_or_null(lambda v: isinstance(v, str)), "a data source name", False),
-    "input_shape": (lambda v: isinstance(v, list) and all(_whole(d) for d in v), "a list of whole numbers", False),
-    "numeric_columns": (_or_null(_texts), "a list of column names", False),
-    "standardize": (lambda v: isinstance(v, bool), "true or false", False),
-    "mean": (_or_null(_numbers), "a list of numbers", False),
-    "scale": (_or_null(_numbers), "a list of numbers", False),
-    "categorical_columns": (_or_null(_texts), "a list of column names", False),
-    "categories": (_or_null(lambda v: isinstance(v, list) and all(_texts(c) for c in v)),
-                   "a list of lists of categories", False),
-    "target": (_or_null(_stats("mean", "scale")), "null or lists of numbers 'mean' and 'scale'", False),
-}
-
-
-def _checked(record: Any, path: Path, fields: dict[str, tuple[Any, str, bool]]) -> dict[str, Any]:
-    """``record`` (read from ``path``) when it is a JSON object whose ``fields`` hold what they must."""
-    damaged = "the file was changed or damaged after training; restore it or retrain the run"
-    if not isinstance(record, dict):
-        raise DataError(f"{path} holds {type(record).__name__} {short_repr(record)}, not a JSON object; {damaged}")
-    for key, (test, expected, required) in fields.items():
-        if key not in record:
-            if required:
-                raise DataError(f"{path} has no '{key}'; {damaged}")
-        elif not test(record[key]):
-            raise DataError(f"{path}: '{key}' is {short_repr(record[key])}, not {expected}; {damaged}")
-    return record
-
-
-def _consistent(path: Path, fitted: dict[str, Any]) -> dict[str, Any]:
-    """Preprocessing whose lists agree: a statistic per numeric column, a category list per categorical one."""
-    numeric = fitted.get("numeric_columns")
-    if fitted.get("standardize"):
-        mean, scale = fitted.get("mean"), fitted.get("scale")
-        widths = {len(mean or []), len(scale or [])} | ({len(numeric)} if numeric is not None else set())
-        if mean is None or scale is None or len(widths) != 1:
-            raise DataError(f"{path}: 'mean' and 'scale' must give one number per numeric column "
-                            f"({len(numeric) if numeric is not None else 'unnamed'}); got "
-                            f"{short_repr(mean)} and {short_repr(scale)}; restore the file or retrain the run")
-    columns, categories = fitted.get("categorical_columns") or [], fitted.get("categories") or []
-    if len(columns) != len(categories):
-        raise DataError(f"{path}: 'categories' must hold one list per categorical column ({len(columns)}); got "
-                        f"{len(categories)}; restore the file or retrain the run")
-    return fitted
-
-
 def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
     """Loss and model from ``model.json``: no data is read."""
     from trainlab.finetune import apply_lora
@@ -451,15 +367,15 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
     config = load_config(config_path)
     labels, fitted, record = {}, None, None
     if (path / LABELS_RECORD).is_file():
-        labels = _checked(_read_json(path / LABELS_RECORD, "class names"), path / LABELS_RECORD, LABELS_FIELDS)
+        labels = checked(read_json(path / LABELS_RECORD, "class names"), path / LABELS_RECORD, LABELS_FIELDS)
     if (path / PREPROCESSING_RECORD).is_file():
-        fitted = _checked(_read_json(path / PREPROCESSING_RECORD, "preprocessing"), path / PREPROCESSING_RECORD,
+        fitted = checked(read_json(path / PREPROCESSING_RECORD, "preprocessing"), path / PREPROCESSING_RECORD,
                           PREPROCESSING_FIELDS)
-        fitted = _consistent(path / PREPROCESSING_RECORD, fitted)
+        fitted = consistent(path / PREPROCESSING_RECORD, fitted)
     if (path / MODEL_RECORD).is_file():
-        record = _read_json(path / MODEL_RECORD, "model record")
+        record = read_json(path / MODEL_RECORD, "model record")
         if not isinstance(record, dict) or record.get("format") == FORMAT:  # another format: rebuilt from the data
-            record = _checked(record, path / MODEL_RECORD, MODEL_FIELDS)
+            record = checked(record, path / MODEL_RECORD, MODEL_FIELDS)
 
     eval_transform = None
     if record is not None and record.get("format") == FORMAT and not record.get("eval_transform") \
