@@ -307,6 +307,31 @@ def test_the_base_config_is_queued_again_only_when_its_trial_was_cut_short(tmp_p
     assert sum(bool(t.user_attrs.get(ATTR_BASE)) for t in study.trials) == 1 + requeued
 
 
+def test_a_trial_whose_pid_a_new_process_reuses_is_failed_as_dead(tmp_path):
+    """A tune killed as pid 1 of a container, rerun as pid 1 again: the killed trial's pid is alive (it is
+    the new worker's own) but names another process, so it is failed, not waited for without end."""
+    from optuna.trial import TrialState
+
+    from trainlab.run_lock import process_start, same_process
+    from trainlab.tune.claims import fail_dead_workers
+
+    own, start = os.getpid(), process_start(os.getpid())
+    assert start is not None and process_start(own) == start and same_process(own, start)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert process_start(child.pid) not in (None, start) and not same_process(own, process_start(child.pid))
+    finally:
+        child.kill()
+        child.wait()
+    study, tune_settings, lock = _study_with_lock(tmp_path, 3)
+    claimed = claim_trial(study, tune_settings, lock)
+    assert claimed.user_attrs["pid"] == own and claimed.user_attrs["pid_start"] == start
+    assert fail_dead_workers(study) == []  # this process: alive
+    study._storage.set_trial_user_attr(claimed._trial_id, "pid_start", start - 1)  # an earlier process, same pid
+    assert fail_dead_workers(study) == [claimed.number]
+    assert study.trials[claimed.number].state == TrialState.FAIL
+
+
 def test_a_base_config_whose_worker_dies_twice_is_not_queued_a_third_time(tmp_path):
     study, tune_settings, lock = _study_with_lock(tmp_path, 6)
     base = {"strategy.optimizer.lr": 0.01}

@@ -29,6 +29,25 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (/proc/<pid>/stat, field 22); None where
+    unreadable (no such process, no /proc). With the pid it names one process: a pid is reused, by a
+    later process or by a fresh PID namespace whose first process is always pid 1."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode("ascii", "replace")
+        return int(text[text.rindex(")") + 2:].split()[19])  # fields after the command name, which may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def same_process(pid: int, start: int | None) -> bool:
+    """Whether ``pid`` is alive and, when ``start`` (its :func:`process_start`) was recorded, the same process."""
+    if not pid_alive(pid):
+        return False
+    return start is None or process_start(pid) in (None, start)
+
+
 class RunLock:
     """``.lock``: an ``fcntl.flock`` held on the file for the whole run (or comparison: ``what`` names the
     folder in messages), plus the owner's PID for messages.

@@ -21,8 +21,8 @@ import optuna
 from optuna.trial import TrialState
 
 from trainlab.errors import TrainingError
-from trainlab.run_lock import pid_alive
-from trainlab.tune.objective import ATTR_FAIL_KIND, ATTR_FAIL_REASON, ATTR_HOST, ATTR_PID
+from trainlab.run_lock import process_start, same_process
+from trainlab.tune.objective import ATTR_FAIL_KIND, ATTR_FAIL_REASON, ATTR_HOST, ATTR_PID, ATTR_PID_START
 from trainlab.tune.storage import FileLock, PostgresLock
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def fail_dead_workers(study: optuna.Study) -> list[int]:
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
-        if pid is not None and (trial_host != host or pid_alive(int(pid))):
+        if pid is not None and (trial_host != host or same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))):
             continue
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_KIND, "stale")
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
@@ -121,5 +121,6 @@ def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | Po
             warnings.simplefilter("ignore", UserWarning)
             trial = study.ask()
         trial.set_user_attr(ATTR_PID, os.getpid())
+        trial.set_user_attr(ATTR_PID_START, process_start(os.getpid()))
         trial.set_user_attr(ATTR_HOST, socket.gethostname())
         return trial

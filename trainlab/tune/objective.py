@@ -27,6 +27,7 @@ from trainlab.tune.space import SearchSpace, apply_values
 
 # user attributes a trial carries (trials.csv columns, stale-trial detection)
 ATTR_PID = "pid"
+ATTR_PID_START = "pid_start"  # the worker's start time (run_lock.process_start): a reused pid is no live worker
 ATTR_HOST = "host"
 ATTR_PRUNED_AT = "pruned_at_epoch"
 ATTR_FAIL_KIND = "fail_kind"  # diverged | error | stale | interrupted
