@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -364,3 +365,25 @@ def test_record_files_are_read_bounded_and_damaged_bytes_do_not_stop_the_readers
     (tmp_path / "metrics.jsonl").unlink()
     (tmp_path / "metrics.jsonl").symlink_to("/dev/zero")
     assert read_records(tmp_path) == []
+
+
+def test_leftovers_named_by_a_reused_pid_are_stale_and_this_processs_own_are_not(tmp_path):
+    """A container's trainlab is pid 1 every time: what the killed pid 1 left is named by the live pid of
+    the rerun. A leftover last changed before the process now holding its pid started is stale."""
+    from trainlab.run_leftovers import dead_siblings, is_stale_temporary
+    from trainlab.run_lock import process_started_at, writer_gone
+
+    own = os.getpid()
+    started = process_started_at(own)
+    assert started is not None and started <= time.time()
+    final = tmp_path / "run"
+    final.mkdir()
+    ours, earlier = tmp_path / f".run.new-{own}", tmp_path / "checkpoint" / f".step-000000010.tmp-{own}"
+    ours.mkdir()
+    earlier.parent.mkdir()
+    earlier.mkdir()
+    assert not is_stale_temporary(ours) and not list(dead_siblings(final))  # this process's own, just made
+    os.utime(earlier, (started - 3600, started - 3600))  # left by the pid's earlier holder
+    assert is_stale_temporary(earlier) and writer_gone(own, started - 3600) and not writer_gone(own, time.time())
+    os.utime(ours, (started - 3600, started - 3600))
+    assert [entry for _, entry in dead_siblings(final)] == [ours]

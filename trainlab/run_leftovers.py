@@ -1,7 +1,8 @@
 """What killed processes leave in and beside run folders, recognised by name and removed.
 
 - ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` (a checkpoint being written or swapped, an
-  overwrite's staging folder): stale once ``<pid>`` is no live process;
+  overwrite's staging folder): stale once ``<pid>`` is no live process, or a process that started
+  after the entry's last change (the pid reused: a container's trainlab is pid 1 every time);
 - ``.<file>.<random>.tmp`` (:mod:`trainlab.atomic`): no PID, stale when the folder's lock is held
   (nothing else writes there).
 
@@ -17,7 +18,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from trainlab.run_lock import pid_alive
+from trainlab.run_lock import writer_gone
 
 # .step-000000010.tmp-1234/ (checkpoint being written), .step-000000010.old-1234/ (being swapped),
 # .model.safetensors.abc123.tmp (atomic.write_bytes; no PID: only removed when nothing runs here),
@@ -26,11 +27,21 @@ _TMP_WITH_PID = re.compile(r"^\..*\.(?:tmp|old|new)-(\d+)$")
 _ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 
 
+def _gone(pid: int, entry: Path) -> bool:
+    """Whether the process that named ``entry`` by ``pid`` is gone (:func:`trainlab.run_lock.writer_gone`,
+    by the entry's last change): a pid reused by a later process, this one included, is no live writer."""
+    try:
+        written = entry.lstat().st_mtime
+    except OSError:
+        return False  # already gone: nothing to remove
+    return writer_gone(pid, written)
+
+
 def is_stale_temporary(entry: Path) -> bool:
     """A temporary of a dead process (``.<name>.tmp-<pid>`` etc.) or of :mod:`trainlab.atomic`."""
     match = _TMP_WITH_PID.match(entry.name)
     if match is not None:
-        return int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1)))
+        return _gone(int(match.group(1)), entry)
     return _ATOMIC_TMP.match(entry.name) is not None
 
 
@@ -63,7 +74,7 @@ def dead_siblings(final: Path) -> Iterator[tuple[str, Path]]:
     pattern = re.compile(rf"^\.{re.escape(final.name)}\.(new|old)-(\d+)$")
     for entry in final.parent.iterdir():
         match = pattern.match(entry.name)
-        if match is not None and int(match.group(2)) != os.getpid() and not pid_alive(int(match.group(2))):
+        if match is not None and _gone(int(match.group(2)), entry):
             yield match.group(1), entry
 
 

@@ -41,6 +41,30 @@ def process_start(pid: int) -> int | None:
         return None
 
 
+def process_started_at(pid: int) -> float | None:
+    """:func:`process_start` as a Unix time (boot time from /proc/stat plus the ticks); None where unreadable."""
+    ticks = process_start(pid)
+    if ticks is None:
+        return None
+    try:
+        with open("/proc/stat", "rb") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration):
+        return None
+
+
+def writer_gone(pid: int, written: float) -> bool:
+    """Whether the process ``pid`` that named a file or folder it last changed at ``written`` (a Unix time)
+    is gone: no process has that pid, or the one that has it started after the change (the pid was
+    reused, e.g. this process, pid 1 of a container, after the earlier pid 1 was killed). One second of
+    slack covers the boot time's whole-second precision."""
+    if not pid_alive(pid):
+        return True
+    started = process_started_at(pid)
+    return started is not None and written < started - 1.0
+
+
 def same_process(pid: int, start: int | None) -> bool:
     """Whether ``pid`` is alive and, when ``start`` (its :func:`process_start`) was recorded, the same process."""
     if not pid_alive(pid):
