@@ -576,6 +576,32 @@ def test_a_changed_model_file_is_refused_by_eval_predict_and_report_and_an_old_r
     assert trainlab.load_run(run).predict(np.zeros((1, 5), np.float32)).shape == (1,)
 
 
+def test_a_config_yaml_changed_after_training_is_refused_by_eval_predict_and_report(runs, tmp_path, capsys):
+    import yaml
+
+    run = tmp_path / "pets"
+    shutil.copytree(runs["classify"], run)
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text("# reformatted\n" + yaml.safe_dump(stored, sort_keys=True))  # same settings
+    new_rows = str(runs["tmp"] / "new_pets.csv")
+    assert main(["predict", str(run), new_rows]) == 0  # (the training data is gone: eval could not run)
+    capsys.readouterr()
+    stored["data"]["val_fraction"] = 0.3  # another split: eval reported its numbers as the run's
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    for argv in (["eval", str(run), "--split", "val"], ["predict", str(run), new_rows]):  # eval: before the data
+        assert main(argv) == 3
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {run / 'config.yaml'} was changed after training (its config hash ") \
+            and "recorded in" in err and err.count("\n") == 1, err
+    from trainlab.report.predictions import Unavailable, load_predictions
+
+    assert isinstance(load_predictions(run), Unavailable)
+    info = json.loads((run / "run.json").read_text())
+    del info["resolved_config_hash"]  # a run older than the record loads as it did
+    (run / "run.json").write_text(json.dumps(info))
+    assert main(["predict", str(run), new_rows]) == 0
+
+
 @pytest.mark.parametrize("source, text", [("text_tsv", "sentence\nawful\n\ngreat\n\n\n"),
                                           ("text_csv", "text\nawful\n\n\"\"\ngreat\n\n")])
 def test_predict_text_keeps_an_empty_line_as_an_empty_text_so_rows_stay_aligned(tmp_path, source, text):

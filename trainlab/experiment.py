@@ -44,6 +44,7 @@ from trainlab.model_file import DIGEST_KEY, MODEL_FILE, load_weights, read_model
 from trainlab.records import best_epoch, read_record_text, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
+from trainlab.run_records import load_trained_config
 from trainlab.runtime import environment
 
 
@@ -335,7 +336,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
     state = read_model(path)
-    config = load_config(config_path)
+    config = load_trained_config(path, config_path)
     try:
         info = json.loads(read_record_text(path / "run.json"))
     except (OSError, ValueError):

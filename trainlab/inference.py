@@ -61,6 +61,7 @@ from trainlab.run_records import (
     PREPROCESSING_RECORD,
     checked,
     consistent,
+    load_trained_config,
     read_json,
 )
 
@@ -359,12 +360,11 @@ def run_config_path(path: Path) -> Path:
 
 
 def _load_run(path: Path, device: torch.device) -> LoadedRun:
-    from trainlab.config import load_config
     from trainlab.model_file import load_weights, read_model
 
     config_path = run_config_path(path)
     state = read_model(path)  # before any building: an unfinished or changed run is said at once
-    config = load_config(config_path)
+    config = load_trained_config(path, config_path)
     labels, fitted, record = {}, None, None
     if (path / LABELS_RECORD).is_file():
         labels = checked(read_json(path / LABELS_RECORD, "class names"), path / LABELS_RECORD, LABELS_FIELDS)

@@ -1,5 +1,6 @@
 """The JSON records of a run folder that :func:`trainlab.inference.load_run` reads, checked as read.
 
+``config.yaml`` is checked against the hash run.json recorded for it (:func:`load_trained_config`).
 ``labels.json`` (``{"task", "class_names"}``), ``model.json`` (what predict rebuilds the model from) and
 ``preprocessing.json`` (trainlab.data.preprocessing's fitted dict) are plain JSON anyone can edit. A
 record that is valid JSON but holds another type (a hand edit, another tool's file) is one DataError
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from trainlab.config import Config, load_config
 from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
 from trainlab.records import read_record_text
@@ -106,3 +108,23 @@ def consistent(path: Path, fitted: dict[str, Any]) -> dict[str, Any]:
         raise DataError(f"{path}: 'categories' must hold one list per categorical column ({len(columns)}); got "
                         f"{len(categories)}; restore the file or retrain the run")
     return fitted
+
+
+def load_trained_config(run: Path, config_path: Path | None = None) -> Config:
+    """The run's config (``config_path``, default ``run/config.yaml``) when its hash is the one run.json
+    recorded for it (``resolved_config_hash``, the config the run trained with). A config.yaml changed
+    after training (``val_fraction: 0.1`` made 0.3: another split, evaluated without a word) raises a
+    DataError; a run older than the record, or without run.json, is not checked (a damaged run.json is
+    refused where the model's digest is read)."""
+    config_path = config_path or run / "config.yaml"
+    config = load_config(config_path)
+    try:
+        info = json.loads(read_record_text(run / "run.json"))
+    except (OSError, ValueError, RecursionError):
+        return config
+    recorded = info.get("resolved_config_hash") if isinstance(info, dict) else None
+    if isinstance(recorded, str) and config.hash() != recorded:
+        raise DataError(f"{config_path} was changed after training (its config hash {config.hash()} is not the "
+                        f"{recorded} recorded in {run / 'run.json'}): the model was trained with other settings; "
+                        "restore the file, or train a new run with the new settings")
+    return config

@@ -75,13 +75,13 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     import torch
 
     from trainlab.builders import build, run_scope
-    from trainlab.config import load_config
     from trainlab.data.preprocessing import inverse_target
     from trainlab.model_file import load_weights, read_model
     from trainlab.registry import run_code_policy
+    from trainlab.run_records import load_trained_config
 
     with run_code_policy(run):  # a run folder's config imports no code without the opt-in
-        config = load_config(run / "config.yaml")
+        config = load_trained_config(run)
         with run_scope(config):
             built = build(config, quiet=True)
     load_weights(built.model, read_model(run), run, run / "config.yaml")
