@@ -730,3 +730,22 @@ def test_a_journal_cut_off_by_a_crash_is_repaired_and_the_study_reads_on(tmp_pat
     reread = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(journal))))
     assert [t.value for t in reread.trials] == [3.0, 1.0, 2.0] and reread.best_value == 1.0
     assert repair_journal(journal) == 0 and repair_journal(tmp_path / "none.journal") == 0
+
+
+def test_the_journal_is_opened_by_its_absolute_path_so_a_dead_workers_lock_can_be_broken(tmp_path, monkeypatch):
+    """Optuna's journal lock is a symlink to the path it is given, and its stale-lock check follows the link
+    from the journal's folder: a relative --out (the default tunes/<stem>) left a lock nothing could break."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from trainlab.tune import storage as storage_module
+
+    monkeypatch.chdir(tmp_path)
+    relative = settings(Path("rel"), 1)  # base and space written under rel/, --out rel/out
+    opened = storage_module._open_storage(relative)
+    path = Path(opened._backend._file_path)
+    assert path.is_absolute() and path == tmp_path / "rel" / "out" / "study.journal"
+    lock = JournalFileSymlinkLock(str(path))
+    assert lock.acquire()
+    target = Path(os.readlink(str(path) + ".lock"))
+    assert (path.parent / target).exists()  # what the stale check stats: it resolves, so a dead holder's lock ages out
+    lock.release()

@@ -91,7 +91,10 @@ def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         settings.out.mkdir(parents=True, exist_ok=True)
-        journal = settings.out / JOURNAL_NAME
+        # absolute: Optuna's lock is a symlink to this path, and its stale-lock check follows the link from
+        # the journal's folder; a relative target (tunes/x/study.journal) resolves to nothing there, so a lock
+        # left by a killed worker was never broken and every later worker spun on it
+        journal = settings.out.absolute() / JOURNAL_NAME
         if damaged := repair_journal(journal):
             print(f"warning: {journal}: {damaged} damaged line(s) (a write cut off by a crash or a full disk) "
                   f"moved to {journal.name}.damaged-*; the study goes on from its intact records", file=sys.stderr)
