@@ -387,3 +387,23 @@ def test_leftovers_named_by_a_reused_pid_are_stale_and_this_processs_own_are_not
     assert is_stale_temporary(earlier) and writer_gone(own, started - 3600) and not writer_gone(own, time.time())
     os.utime(ours, (started - 3600, started - 3600))
     assert [entry for _, entry in dead_siblings(final)] == [ours]
+
+
+def test_a_zombie_is_no_live_process():
+    """A killed tune worker its parent has not reaped yet answers signal 0: it must still count as dead,
+    or the surviving worker waits for its trial forever."""
+    from trainlab.run_lock import pid_alive, writer_gone
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with open(f"/proc/{child.pid}/stat") as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    try:
+        os.kill(child.pid, 0)  # signal 0 still reaches it
+        assert not pid_alive(child.pid) and writer_gone(child.pid, time.time())
+    finally:
+        child.wait()
+    assert pid_alive(os.getpid())

@@ -15,7 +15,9 @@ LOCK = ".lock"
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host (signal 0; one we may not signal counts as alive)."""
+    """Whether a process ``pid`` runs on this host (signal 0; one we may not signal counts as alive). A
+    zombie (dead, not yet reaped by its parent: a killed ``tune --jobs`` worker its parent has not joined
+    yet) is not alive: it holds no lock and finishes no trial."""
     if pid <= 0:
         return False
     try:
@@ -26,18 +28,34 @@ def pid_alive(pid: int) -> bool:
         return True
     except OverflowError:
         return False
-    return True
+    return _state(pid) not in ("Z", "X")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (which may hold spaces and parentheses): the state
+    letter first, the start time 20th; None where unreadable (no such process, no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode("ascii", "replace")
+        return text[text.rindex(")") + 2:].split()
+    except (OSError, ValueError):
+        return None
+
+
+def _state(pid: int) -> str | None:
+    """The process state letter (R, S, D, Z, ...); None where unreadable."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def process_start(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (/proc/<pid>/stat, field 22); None where
     unreadable (no such process, no /proc). With the pid it names one process: a pid is reused, by a
     later process or by a fresh PID namespace whose first process is always pid 1."""
+    fields = _stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            text = handle.read().decode("ascii", "replace")
-        return int(text[text.rindex(")") + 2:].split()[19])  # fields after the command name, which may hold spaces
-    except (OSError, ValueError, IndexError):
+        return int(fields[19]) if fields else None
+    except (ValueError, IndexError):
         return None
 
 
