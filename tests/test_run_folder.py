@@ -326,7 +326,8 @@ def test_a_replaced_run_left_by_a_kill_during_its_deletion_is_removed_not_adopte
     """commit_overwrite swaps the folders, so the replaced run carries the staging name until deleted:
     a kill then must not make resume bring the old run back and delete the finished new one."""
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({**LINREG, "output": {"progress": "off", "checkpoint": {"every_n_steps": 5}}}))
+    config.write_text(yaml.safe_dump({**LINREG, "strategy": {**LINREG["strategy"], "epochs": 20},
+                                      "output": {"progress": "off", "checkpoint": {"every_n_steps": 5}}}))
     old, out = tmp_path / "old", tmp_path / "run"
     assert main(["train", str(config), "--out", str(old), "--quiet"]) == 0
     assert main(["train", str(config), "--out", str(out), "--set", "seed=7", "--quiet"]) == 0  # created later
