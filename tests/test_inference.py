@@ -18,6 +18,7 @@ import trainlab
 import trainlab.experiment
 from trainlab.cli import main
 from trainlab.config import validate
+from trainlab.errors import DataError
 from trainlab.inference import MODEL_RECORD
 
 SPECIES = ["cat", "dog", "bird"]
@@ -144,6 +145,11 @@ def test_without_model_json_the_run_is_rebuilt_from_its_data(runs, tmp_path):
     run = tmp_path / "copy"
     shutil.copytree(runs["regress"], run)
     (run / MODEL_RECORD).unlink()
+    with pytest.raises(DataError, match=r"model.json is missing, though .*run.json records it"):
+        trainlab.load_run(run)
+    info = json.loads((run / "run.json").read_text())
+    del info["records_sha256"]  # a run older than model.json and the digests
+    (run / "run.json").write_text(json.dumps(info))
     _regression_csv(runs["tmp"] / "houses.csv", 300, 1)  # the rebuild reads the training data again
     try:
         rebuilt = trainlab.load_run(run).predict_file(runs["tmp"] / "new_houses.csv")
@@ -655,6 +661,11 @@ def test_a_run_record_of_the_wrong_json_types_is_one_data_error_naming_the_file(
     run = tmp_path / "run"
     shutil.copytree(runs["classify"], run)
     (run / file).write_text(json.dumps(change(json.loads((run / file).read_text()))))
+    with pytest.raises(DataError, match=r"was changed after training \(its SHA-256 is not the one"):
+        trainlab.load_run(run)  # the digest run.json records for it
+    info = json.loads((run / "run.json").read_text())
+    del info["records_sha256"]  # a run older than the digests: its records are checked by type
+    (run / "run.json").write_text(json.dumps(info))
     with pytest.raises(DataError) as caught:
         trainlab.load_run(run)
     assert str(caught.value).startswith(str(run / file)) and message in str(caught.value)

@@ -408,3 +408,29 @@ def test_a_zombie_is_no_live_process():
     finally:
         child.wait()
     assert pid_alive(os.getpid())
+
+
+def test_resume_remakes_the_records_predict_reads_and_the_finished_run_vouches_for_them(tmp_path):
+    """A model.json damaged while the run was stopped is written again by resume (from the data the run
+    trains on), so the finished run is predictable; run.json then records each record's SHA-256."""
+    import hashlib
+
+    import numpy as np
+
+    import trainlab
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**LINREG, "strategy": {**LINREG["strategy"], "epochs": 20},
+                                      "output": {"progress": "off", "checkpoint": {"every_n_steps": 5}}}))
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(run), "--quiet"]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["records_sha256"] == {name: hashlib.sha256((run / name).read_bytes()).hexdigest()
+                                      for name in ("model.json", "preprocessing.json")}
+    for name in ("model.safetensors", "summary.json"):
+        (run / name).unlink()
+    (run / "run.json").write_text(json.dumps({key: value for key, value in info.items()
+                                              if key not in ("model_sha256", "records_sha256")} | {"status": "interrupted"}))
+    (run / "model.json").write_text('{"format": 1, "task": ')  # torn while stopped
+    assert main(["resume", str(run), "--quiet"]) == 0
+    assert trainlab.load_run(run).predict(np.zeros((2, 1), np.float32)).shape == (2,)

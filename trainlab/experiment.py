@@ -44,7 +44,7 @@ from trainlab.model_file import DIGEST_KEY, MODEL_FILE, load_weights, read_model
 from trainlab.records import best_epoch, read_record_text, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
-from trainlab.run_records import load_trained_config
+from trainlab.run_records import DIGESTS_KEY, load_trained_config, record_digests
 from trainlab.runtime import environment
 
 
@@ -189,7 +189,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
                              # one metadata key: safetensors writes several in hash-map order, not byte-stable
                              metadata={"trainlab": json.dumps({"format": "model", "config_hash": built.config.hash()})})
         run.write_summary(summary)
-        run.write_info(status="finished", **{DIGEST_KEY: digest})
+        run.write_info(status="finished", **{DIGEST_KEY: digest, DIGESTS_KEY: record_digests(run.path)})
 
     retrying(write_results, "the run's results")
     keep = built.config.output.checkpoint.keep_after_finish
@@ -306,6 +306,7 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
                 _warn(built.precision_warning)
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
             _load_latest(built, run, quiet)
+            write_data_records(run, built)  # as the resumed training reads its data: a damaged record is remade
             run.write_metrics(built.trainer.state.history, built.trainer.state.events,
                               built.trainer.state.step_records)
             run.write_info(status="running")

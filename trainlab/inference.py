@@ -57,8 +57,10 @@ from trainlab.run_records import (
     LABELS_FIELDS,
     LABELS_RECORD,
     MODEL_FIELDS,
+    MODEL_RECORD,
     PREPROCESSING_FIELDS,
     PREPROCESSING_RECORD,
+    check_record_digests,
     checked,
     consistent,
     load_trained_config,
@@ -68,7 +70,6 @@ from trainlab.run_records import (
 if TYPE_CHECKING:
     import pandas as pd
 
-MODEL_RECORD = "model.json"
 FORMAT = 1
 PREDICT_BATCH = 4096  # rows per forward pass: bounds memory on large files
 # (run -> predict) tasks whose outputs predict can name; metric-learning losses give embeddings instead
@@ -364,6 +365,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
 
     config_path = run_config_path(path)
     state = read_model(path)  # before any building: an unfinished or changed run is said at once
+    check_record_digests(path)
     config = load_trained_config(path, config_path)
     labels, fitted, record = {}, None, None
     if (path / LABELS_RECORD).is_file():

@@ -1,6 +1,8 @@
 """The JSON records of a run folder that :func:`trainlab.inference.load_run` reads, checked as read.
 
-``config.yaml`` is checked against the hash run.json recorded for it (:func:`load_trained_config`).
+``config.yaml`` is checked against the hash run.json recorded for it (:func:`load_trained_config`), and
+the three JSON records against the SHA-256 digests run.json records when the run finishes
+(:func:`check_record_digests`): a changed mean in preprocessing.json silently changed predictions.
 ``labels.json`` (``{"task", "class_names"}``), ``model.json`` (what predict rebuilds the model from) and
 ``preprocessing.json`` (trainlab.data.preprocessing's fitted dict) are plain JSON anyone can edit. A
 record that is valid JSON but holds another type (a hand edit, another tool's file) is one DataError
@@ -10,17 +12,21 @@ naming the file and the key (exit 3), not a TypeError deep in predict. Each chec
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from trainlab.bounded_read import read_regular_file
 from trainlab.config import Config, load_config
 from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
-from trainlab.records import read_record_text
+from trainlab.records import MAX_RECORD_BYTES, read_record_text
 
 LABELS_RECORD = "labels.json"
 PREPROCESSING_RECORD = "preprocessing.json"
+MODEL_RECORD = "model.json"
+DIGESTS_KEY = "records_sha256"  # run.json: {record file: SHA-256}, written when the run finishes
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -128,3 +134,33 @@ def load_trained_config(run: Path, config_path: Path | None = None) -> Config:
                         f"{recorded} recorded in {run / 'run.json'}): the model was trained with other settings; "
                         "restore the file, or train a new run with the new settings")
     return config
+
+
+def record_digests(run: Path) -> dict[str, str]:
+    """SHA-256 of each record predict reads that ``run`` holds, for run.json's :data:`DIGESTS_KEY`."""
+    return {name: hashlib.sha256((run / name).read_bytes()).hexdigest()
+            for name in (LABELS_RECORD, PREPROCESSING_RECORD, MODEL_RECORD) if (run / name).is_file()}
+
+
+def check_record_digests(run: Path) -> None:
+    """DataError when a record run.json vouches for is gone or changed; runs older than the digests (or
+    without a readable run.json: refused where the model's digest is read) are not checked."""
+    try:
+        info = json.loads(read_record_text(run / "run.json"))
+    except (OSError, ValueError, RecursionError):
+        return
+    digests = info.get(DIGESTS_KEY) if isinstance(info, dict) else None
+    if not isinstance(digests, dict):
+        return
+    for name, digest in digests.items():
+        path = run / str(name)
+        if not path.is_file():
+            raise DataError(f"{path} is missing, though {run / 'run.json'} records it; restore it or retrain the run")
+        try:
+            held = read_regular_file(path, MAX_RECORD_BYTES)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read {path}: {exc}") from None
+        if hashlib.sha256(held).hexdigest() != digest:
+            raise DataError(f"{path} was changed after training (its SHA-256 is not the one {run / 'run.json'} "
+                            "records): predictions would use other class names, scaling or model settings; "
+                            "restore it or retrain the run")
