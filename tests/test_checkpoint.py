@@ -125,7 +125,9 @@ def test_failed_write_keeps_previous_checkpoint_and_training_goes_on(write_confi
     checkpoint.load(folders[0])  # the earlier checkpoint is intact
     assert not list((out / "checkpoint").glob(".*tmp*"))
     summary = json.loads((out / "summary.json").read_text())
-    assert any(e["event"] == "checkpoint_failed" for e in summary["events"])
+    failed = [e for e in summary["events"] if e["event"] == "checkpoint_failed"]
+    assert len(failed) == 1 and failed[0]["failures"] >= 2 and failed[0]["last_step"] > failed[0]["step"]
+    assert err.count("not written") == 1  # every later save failed too: counted, not repeated
 
 
 def test_read_only_folder_is_a_clear_error(write_config, tmp_path, capsys):

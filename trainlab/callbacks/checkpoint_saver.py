@@ -17,8 +17,8 @@ class CheckpointSaver(Callback):
     seconds, and when training ends or is interrupted (the cadence defaults live in
     :class:`trainlab.config.CheckpointConfig`). Before each save the other callbacks clear their
     pending checks (``on_before_save``); a save they veto is skipped. A write that fails (disk
-    full, permission denied) is reported as a warning event; the previous checkpoint stays intact
-    and training goes on.
+    full, permission denied) is reported as a warning and an event, once per run of failures for one
+    reason (the event counts them); the previous checkpoint stays intact and training goes on.
     """
 
     order = 90
@@ -36,6 +36,7 @@ class CheckpointSaver(Callback):
         self.last_saved: str | None = None  # the newest checkpoint written or resumed from
         self._last_time = time.monotonic()
         self._saved_step = -1
+        self._failing: dict[str, Any] | None = None  # the event of the current run of failed saves
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -61,6 +62,20 @@ class CheckpointSaver(Callback):
         if view.state.finished or view.control.interrupted_by is not None:
             self.save(view)
 
+    def _failed(self, state: Any, reason: str) -> None:
+        """One warning and one ``checkpoint_failed`` event per run of failures with the same reason (a full
+        disk fails every save until it is freed): the event counts them (``failures``, ``last_step``)."""
+        if self._failing is not None and self._failing["error"] == reason:
+            self._failing["failures"] += 1
+            self._failing["last_step"] = state.step
+            return
+        kept = f"previous checkpoint {self.last_saved} kept" if self.last_saved else "no earlier checkpoint"
+        self.warn(f"warning: checkpoint at step {state.step} not written: {reason} ({kept}); training continues "
+                  "(further failures for the same reason are counted, not repeated)")
+        self._failing = {"event": "checkpoint_failed", "step": state.step, "error": reason, "failures": 1,
+                         "last_step": state.step}
+        state.events.append(self._failing)
+
     def save(self, view: TrainerView, record: dict[str, Any] | None = None) -> Path | None:
         state = view.state
         if state.step == self._saved_step and state.batch_in_epoch == 0 and record is None and not state.finished:
@@ -82,12 +97,12 @@ class CheckpointSaver(Callback):
                 checkpoint.save(self.root, checkpoint.BEST, captured.tree, captured.tensors,
                                 {**info, self.monitor: value})
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            kept = f"previous checkpoint {self.last_saved} kept" if self.last_saved else "no earlier checkpoint"
-            message = f"checkpoint at step {state.step} not written: {reason} ({kept}); training continues"
-            state.events.append({"event": "checkpoint_failed", "step": state.step, "error": reason})
-            self.warn(f"warning: {message}")
+            self._failed(state, exc.strerror or str(exc))
             return None
+        if self._failing is not None:
+            self.warn(f"note: checkpoints written again from step {state.step}, after {self._failing['failures']} "
+                      "failed")
+            self._failing = None
         self._saved_step = state.step
         self._last_time = time.monotonic()
         self.last_saved = str(path)
