@@ -174,7 +174,14 @@ def test_planted_code_in_a_run_folder_never_runs_on_eval(project, tmp_path, caps
     planted = yaml.safe_load((out / "config.yaml").read_text())
     planted["strategy"]["init"] = {"name": "os:system", "command": f"touch {marker}"}
     (out / "config.yaml").write_text(yaml.safe_dump(planted))
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 3  # the config no longer matches the hash run.json recorded
+    assert "was changed after training" in capsys.readouterr().err
+    info = json.loads((out / "run.json").read_text())
+    del info["resolved_config_hash"]  # a run from before the hash was recorded: the code policy stops it
+    (out / "run.json").write_text(json.dumps(info))
     assert main(["eval", str(out)]) == 2
+    assert "os:system" in capsys.readouterr().err
     assert main(["resume", str(out)]) == 2
     assert not marker.exists()
 
@@ -200,7 +207,12 @@ def test_compare_reports_runs_of_the_users_own_model_but_not_code_planted_in_the
     planted["strategy"]["init"] = {"name": "os:system", "command": f"touch {marker}"}
     (run / "config.yaml").write_text(yaml.safe_dump(planted))  # run.json unchanged: compare skips the run
     assert main(argv) == 0
-    assert "outside your own code" in (out / "report.html").read_text()  # not trusted: it names other code
+    assert "was changed after training" in (out / "report.html").read_text()  # not rebuilt: not trained so
+    info = json.loads((run / "run.json").read_text())
+    del info["resolved_config_hash"]  # a run from before the hash was recorded: the code policy stops it
+    (run / "run.json").write_text(json.dumps(info))
+    assert main(["report", str(out), "-o", str(tmp_path / "planted.html")]) == 0
+    assert "outside your own code" in (tmp_path / "planted.html").read_text()  # not trusted: it names other code
     assert not marker.exists()
 
 

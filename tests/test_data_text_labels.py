@@ -128,8 +128,8 @@ def test_json_lines_and_sentence_pairs_are_named_for_what_they_are(tmp_path):
     write(tmp_path / "train.csv", '{"text": "good", "label": 1}\n{"text": "bad", "label": 0}\n')
     with pytest.raises(DataError, match="looks like JSON lines, which text_tsv/text_csv do not read"):
         load(tmp_path)
-    with pytest.raises(ConfigError, match=r"data.text_column must be one column name; got \['a', 'b'\] "
-                                          r"\(sentence pairs are not supported"):
+    with pytest.raises(ConfigError, match=r"option 'text_column' must be a string; got \['a', 'b'\] \(one column "
+                                          r"name: sentence pairs are not supported"):
         load(tmp_path, text_column=["a", "b"])
 
 

@@ -241,7 +241,7 @@ def test_constructor_and_spec_errors():
     for spec, text in [({"name": "huber", "delta": -1}, "huber delta must be > 0; got -1"),
                        ({"name": "quantile", "tau": 1.5}, "quantile tau must be in \\(0, 1\\); got 1.5"),
                        ({"name": "multiclass_hinge", "variant": "ovr"}, "variant must be one of crammer_singer"),
-                       ({"name": "mse", "reduction": "avg"}, "reduction must be 'mean', 'sum' or 'none'"),
+                       ({"name": "mse", "reduction": "avg"}, "option 'reduction' must be one of 'mean', 'sum', 'none'; got 'avg'"),
                        ({"name": "bce", "pos_weight": 0}, "bce pos_weight must be > 0"),
                        ({"name": "nt_xent", "temperature": 0}, "nt_xent temperature must be > 0"),
                        ({"name": "gaussian_nll", "variance": "fixed"}, "variance must be one of predicted, learned")]:

@@ -156,9 +156,9 @@ def test_adam_textbook_with_bias_correction_is_torch_adam_and_without_is_not():
 
 def test_textbook_optimizers_validate_arguments():
     params = [torch.nn.Parameter(torch.zeros(2))]
-    with pytest.raises(ConfigError, match=r"`momentum` must be in \[0, 1\). Received: momentum=1.5"):
+    with pytest.raises(ConfigError, match=r"momentum_textbook': momentum must be in \[0, 1\); got 1.5"):
         OPTIMIZERS.build({"name": "momentum_textbook", "momentum": 1.5}, params, lr=0.1)
-    with pytest.raises(ConfigError, match=r"`betas\[1\]` must be in \[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"betas\[1\] must be in \[0, 1\); got 1.0"):
         OPTIMIZERS.build({"name": "adam_textbook", "betas": [0.9, 1.0]}, params, lr=0.1)
     with pytest.raises(ConfigError, match="bias_correction"):
         OPTIMIZERS.build({"name": "adam_textbook", "bias_correction": "yes"}, params, lr=0.1)

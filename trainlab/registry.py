@@ -396,8 +396,9 @@ class Registry(Generic[T]):
         wrong = mismatch(factory, kwargs)
         if wrong is not None:
             option, expected = wrong
+            note = getattr(factory, "option_notes", {}).get(option)  # a factory's hint for this option
             raise ConfigError(f"{self.kind} '{name}': option '{option}' must be {expected}; "
-                              f"got {short_repr(kwargs[option])}")
+                              f"got {short_repr(kwargs[option])}{f' ({note})' if note else ''}")
         if self.check is not None:
             self.check(name, kwargs)
         try:

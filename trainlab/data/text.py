@@ -350,6 +350,9 @@ def text_csv(train: str, val: str | None = None, test: str | None = None, path: 
                         tokenizer, vocab_size, max_length, tokenizer_path, task, nan_policy, quoted=True)
 
 
+# the registry adds these to its "option must be a string" errors
+text_tsv.option_notes = text_csv.option_notes = {  # type: ignore[attr-defined]
+    "text_column": "one column name: sentence pairs are not supported; join the two columns into one"}
 text_tsv.__doc__ = "Tab-separated text classification (GLUE TSV: ``sentence<TAB>label``, no quoting)." + _ARGS_DOC
 text_csv.__doc__ = ("Quoted CSV text classification (IMDB ``review,sentiment``; ``delimiter`` ';' or '\\t' for "
                     "other quoted files)." + _ARGS_DOC)

@@ -135,7 +135,8 @@ def load_predictions(run: Path) -> Predictions | Unavailable:
     try:
         return _recompute(run)
     except Exception as exc:  # a report must still be written when the data moved or the code changed
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first if len(first) <= 600 else first[:600] + "..."
         return Unavailable(f"could not rebuild {run} to predict ({type(exc).__name__}: {first})")
 
 
