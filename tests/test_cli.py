@@ -31,6 +31,21 @@ def test_eval_reprints_the_summary_metrics(write_config, tmp_path, capsys):
     assert f"{summary['val']['accuracy']:.6g}" in printed
 
 
+def test_per_class_metrics_are_printed_against_the_class_names(write_config, tmp_path, capsys):
+    config = write_config({**DIGITS_MLP, "data": {"source": "iris"}, "metrics": ["accuracy", "recall_per_class"]})
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    names = json.loads((out / "labels.json").read_text())["class_names"]
+    recalls = json.loads((out / "summary.json").read_text())["test"]["recall_per_class"]
+    assert len(names) == 3 and len(recalls) == 3
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "recall_per_class" in x)
+    shown = json.loads(line.split("recall_per_class", 1)[1])
+    assert list(shown) == names  # each value named by its class, in the model's class order
+    assert list(shown.values()) == pytest.approx(recalls, rel=1e-5)
+
+
 def test_train_target_prints_the_time_the_validation_metric_first_reached_it(write_config, tmp_path, capsys):
     config = write_config(DIGITS_MLP, strategy__epochs=4)
     out = tmp_path / "run"

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from tests.conftest import DIGITS_MLP
-from trainlab.cli import _parser, main
+from trainlab.cli import main
+from trainlab.cli_parser import build_parser as _parser
 
 
 def test_global_flags_are_accepted_after_the_subcommand():

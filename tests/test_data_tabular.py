@@ -510,6 +510,15 @@ def test_minus_one_one_labels_are_inferred_binary_and_counts_need_a_zero(tmp_pat
     assert not is_count_target(np.array([25, 151, 346, 75, 141]))  # diabetes scores: no 0, not counts
 
 
+def test_a_header_name_holding_a_newline_is_escaped_so_the_error_stays_one_line(tmp_path):
+    path = tmp_path / "nl.csv"
+    path.write_text('"a\nb",c\n1,0\n2,1\n')  # a quoted header cell spanning two lines
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=str(path), target="y")
+    message = str(caught.value)
+    assert "\n" not in message and "(columns: 'a\\nb', c)" in message
+
+
 def test_a_csv_header_read_with_the_wrong_delimiter_names_the_one_it_uses(tmp_path):
     semi = tmp_path / "semi.csv"
     semi.write_text("a;b;y\n1;2;0\n3;4;1\n")

@@ -2,12 +2,11 @@
 
 Exit codes: 0 success, 2 usage or config error, 3 data error, 4 training failed,
 130/143 interrupted (SIGINT/SIGTERM, after a checkpoint). Errors print one line
-starting ``error:``; ``--debug`` shows the traceback instead.
+starting ``error:``; ``--debug`` shows the traceback instead. The parser is in :mod:`trainlab.cli_parser`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -15,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainlab import __version__
+from trainlab.cli_parser import build_parser
 from trainlab.errors import (
     DISK_FULL_OR_READ_ONLY,
     EXIT_BROKEN_PIPE,
@@ -28,159 +27,26 @@ from trainlab.errors import (
 MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse's own contract)
-        self.exit(2, f"error: {message} (see 'trainlab --help')\n")
+def _class_names(run: Path) -> list[str] | None:
+    """The run's class names (labels.json) for showing per-class metrics; None when it has none."""
+    try:
+        names = json.loads((Path(run) / "labels.json").read_text(encoding="utf-8")).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
 
 
-QUIET_HELP = "no progress line and no notes (warnings and the final summary still print)"
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="trainlab", description="Choose, run, compare and tune training strategies.")
-    parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
-    _global_flags(parser)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add_command in (_train_command, _eval_command, _resume_command, _compare_command, _demo_command,
-                        _advise_command, _schedule_command, _lr_find_command, _predict_command,
-                        _report_command, _plot_command, _tune_command):  # one function per subcommand
-        add_command(commands)
-    for subcommand in commands.choices.values():  # the global flags also after the subcommand
-        _global_flags(subcommand, default=argparse.SUPPRESS)
-    return parser
-
-
-def _train_command(commands: argparse._SubParsersAction) -> None:
-    train = commands.add_parser("train", help="train a config into a run folder")
-    train.add_argument("config")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key (~KEY deletes one)")
-    train.add_argument("--out", help="run folder (default runs/<name>-<UTC time>)")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    train.add_argument("--resume", action="store_true", help="continue --out if it holds a run")
-    train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-    train.add_argument("--target", metavar="val_METRIC=VALUE",
-                       help="also print the training time until the validation metric first reached VALUE")
-
-
-def _eval_command(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("eval", help="reload a run's model.safetensors and print its metrics")
-    evaluate.add_argument("run_dir")
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
-
-
-def _resume_command(commands: argparse._SubParsersAction) -> None:
-    resume = commands.add_parser("resume", help="continue a run from its last checkpoint")
-    resume.add_argument("run_dir")
-    resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-
-
-def _compare_command(commands: argparse._SubParsersAction) -> None:
-    compare = commands.add_parser("compare", help="compare strategies over seeds: runs, statistics, leaderboard")
-    compare.add_argument("configs", nargs="+", metavar="BASE.yaml", help="one base config per task")
-    compare.add_argument("--strategies", required=True, metavar="STRATEGIES.yaml")
-    compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a key of every base config (before the strategies' overrides)")
-    compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per strategy (default 5)")
-    compare.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads")
-    compare.add_argument("--target", metavar="val_METRIC=VALUE", help="time-to-target, e.g. val_accuracy=0.9")
-    compare.add_argument("--metric", default="test_accuracy", help="ranking metric (default test_accuracy)")
-    compare.add_argument("--direction", choices=["min", "max", "minimize", "maximize"],
-                         help="override the metric's direction")
-    compare.add_argument("--out", help="comparison folder (default runs/compare-<strategies file name>)")
-
-
-def _demo_command(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="compare seven optimizers x 3 seeds on MNIST-1D (no files needed)")
-    demo.add_argument("--epochs", type=int, default=80)
-    demo.add_argument("--seeds", type=int, default=3)
-    demo.add_argument("--jobs", type=int, default=2)
-    demo.add_argument("--out", default="runs/demo", help="comparison folder (default runs/demo)")
-
-
-def _advise_command(commands: argparse._SubParsersAction) -> None:
-    advise = commands.add_parser("advise", help="recommend a loss and metrics for a config's data")
-    advise.add_argument("config")
-    advise.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-
-
-def _schedule_command(commands: argparse._SubParsersAction) -> None:
-    schedule = commands.add_parser("schedule", help="plot a config's learning-rate schedule")
-    schedule.add_argument("config")
-    schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    schedule.add_argument("--plot", required=True, help="PNG file to write")
-
-
-def _lr_find_command(commands: argparse._SubParsersAction) -> None:
-    lr_find = commands.add_parser("lr-find", help="LR range test: plot loss vs LR and suggest an LR")
-    lr_find.add_argument("config")
-    lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    lr_find.add_argument("--plot", help="PNG file to write")
-    lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first LR of the sweep (default 1e-7)")
-    lr_find.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
-    lr_find.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
-
-
-def _predict_command(commands: argparse._SubParsersAction) -> None:
-    predict = commands.add_parser("predict", help="predict the rows of a CSV or npz file with a finished run")
-    predict.add_argument("run_dir", metavar="RUN_DIR")
-    predict.add_argument("input", metavar="INPUT", help="new rows in the run's format: CSV, npz (array x), a folder "
-                                                         "of images, a text TSV/CSV (docs/predict.md)")
-    predict.add_argument("-o", "--out", help="CSV file to write (default: print to stdout)")
-    predict.add_argument("--proba", action="store_true", help="add one probability column per class")
-
-
-def _report_command(commands: argparse._SubParsersAction) -> None:
-    report = commands.add_parser("report", help="self-contained HTML report of a comparison or of run folders")
-    report.add_argument("paths", nargs="+", metavar="DIR_OR_RUN", help="a 'trainlab compare' folder, or run folders")
-    report.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
-
-
-def _plot_command(commands: argparse._SubParsersAction) -> None:
-    plot = commands.add_parser("plot", help="plot learning curves of run folders to an image")
-    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    plot.add_argument("--metric", default="val_loss", help="record key to plot by epoch (default val_loss)")
-    plot.add_argument("-o", "--out", default="curves.png", help="PNG, PDF or SVG file (default curves.png)")
-
-
-def _tune_command(commands: argparse._SubParsersAction) -> None:
-    tune = commands.add_parser("tune", help="search config keys with Optuna (docs/tune.md)")
-    tune.add_argument("config", help="base config (BASE.yaml)")
-    tune.add_argument("--space", required=True, help="SPACE.yaml: config key -> range or choices")
-    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a key of the base config (every trial, the refit and best.yaml)")
-    tune.add_argument("--trials", type=int, required=True, help="the study's total over all workers and restarts")
-    tune.add_argument("--metric", default="val_accuracy", help="validation metric to optimise (default val_accuracy)")
-    tune.add_argument("--direction", choices=["maximize", "minimize", "max", "min"],
-                      help="default: minimize for losses and errors, else maximize")
-    tune.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
-    tune.add_argument("--storage", help="Optuna RDB URL, e.g. postgresql://user:pw@host/db (default: "
-                                        "a file journal in --out)")
-    tune.add_argument("--study", help="study name (default trainlab-<config file stem>)")
-    tune.add_argument("--pruner", default="median", help="median, hyperband, wilcoxon or none")
-    tune.add_argument("--timeout", type=float, help="start no trial after this many seconds")
-    tune.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
-    tune.add_argument("--out", help="study folder (default tunes/<config file stem>)")
-    tune.add_argument("--refit-seeds", type=int, default=0, metavar="K",
-                      help="rerun best.yaml and the base config with K seeds through 'trainlab compare'")
-    tune.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-
-
-def _global_flags(parser: argparse.ArgumentParser, default: object = None) -> None:
-    """--debug, --data-dir, --allow-code. On a subcommand their default is SUPPRESS, so that a flag
-    given before the subcommand is not reset by the subcommand's parser."""
-    flag_default = False if default is None else default
-    parser.add_argument("--debug", action="store_true", default=flag_default, help="show tracebacks")
-    parser.add_argument("--data-dir", default=default, help="root for relative data paths (or TRAINLAB_DATA_DIR)")
-    parser.add_argument("--allow-code", action="store_true", default=flag_default,
-                        help="let module:attr references import any module, e.g. from a run folder you were sent "
-                             "(or TRAINLAB_ALLOW_CODE=1)")
-
-
-def _print_metrics(title: str, metrics: dict) -> None:
+def _print_metrics(title: str, metrics: dict, class_names: list[str] | None = None) -> None:
+    """One metric a line; a ``*_per_class`` list is shown against the class names when the run has them."""
     print(title)
     for key, value in metrics.items():
-        shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
+        if isinstance(value, float):
+            shown = f"{value:.6g}"
+        elif (key.endswith("_per_class") and class_names and isinstance(value, list)
+              and len(value) == len(class_names)):
+            shown = json.dumps({name: float(f"{v:.6g}") for name, v in zip(class_names, value, strict=True)})
+        else:
+            shown = json.dumps(value)
         print(f"  {key:<12} {shown}")
 
 
@@ -209,8 +75,9 @@ def _cmd_train(args) -> int:
 def _report(summary: dict, path: Path) -> None:
     print(f"run {summary['name']}: {summary['stop_reason']} after {summary['epochs_run']} epochs "
           f"({summary['train_time_s']:.2f} s, {summary['mode']})")
-    _print_metrics("val:", summary["val"])
-    _print_metrics("test:", summary["test"])
+    names = _class_names(path)
+    _print_metrics("val:", summary["val"], names)
+    _print_metrics("test:", summary["test"], names)
     print(f"saved to {path}")
 
 
@@ -225,7 +92,7 @@ def _cmd_resume(args) -> int:
 def _cmd_eval(args) -> int:
     from trainlab.experiment import evaluate_run
 
-    _print_metrics(f"{args.split}:", evaluate_run(args.run_dir, args.split))
+    _print_metrics(f"{args.split}:", evaluate_run(args.run_dir, args.split), _class_names(args.run_dir))
     return 0
 
 
@@ -392,7 +259,7 @@ def import_holding_sigint(module: str = "torch") -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -55,6 +55,13 @@ def short_repr(value: Any) -> str:
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
+def shown_name(name: Any) -> str:
+    """A column or class name for a one-line message: as written when printable and short, else its
+    escaped repr (a quoted CSV header may hold a newline, which would split the message)."""
+    text = str(name)
+    return text if text.isprintable() and len(text) <= 80 else short_repr(text)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -17,7 +17,8 @@ the factory's annotation and says what was expected:
     Literal[...]         -> one of the literals
     A | B                -> either
 Any other type (a tensor, a callable, a class) and an annotation that cannot be resolved are not
-checked: the check only refuses what the annotation rules out.
+checked: the check only refuses what the annotation rules out. A factory may carry ``option_notes``
+(``{option: hint}``): :class:`trainlab.registry.Registry` adds the hint to that option's message.
 """
 
 from __future__ import annotations

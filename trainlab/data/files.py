@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.csv_table import (
     DELIMITER_NAMES,
@@ -116,7 +116,7 @@ def npz(path: str, x: str = "x", y: str = "y") -> RawData:
 
 def _shown(header: list[str]) -> str:
     """The header for a message, cut after 50 names (a 60,000-column file stays one short line)."""
-    return ", ".join(header[:50]) + (f", ... ({len(header)} columns)" if len(header) > 50 else "")
+    return ", ".join(shown_name(name) for name in header[:50]) + (f", ... ({len(header)} columns)" if len(header) > 50 else "")
 
 
 def _column_names(value: list[str] | str | None, key: str) -> list[str] | None:

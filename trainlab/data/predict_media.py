@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.config_fields import shown_name
 from trainlab.data.csv_table import check_delimiter
 from trainlab.errors import DataError
 
@@ -134,7 +135,7 @@ def text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:
         column = text_column_of(source, options)
         if column not in x.columns:
             raise DataError(f"the DataFrame needs the text column '{column}' (this run's data.text_column); "
-                            f"got columns: {', '.join(map(str, x.columns))}")
+                            f"got columns: {', '.join(map(shown_name, x.columns))}")
         return x[column].tolist()
     return x.tolist() if isinstance(x, pd.Series) else x
 

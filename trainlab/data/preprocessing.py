@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import short_repr, shown_name
 from trainlab.data.notices import warn
 from trainlab.errors import DataError
 
@@ -167,7 +167,7 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
         return out
     if categorical is None or categorical.shape != (len(x), len(columns)):
         got = None if categorical is None else tuple(categorical.shape)
-        raise DataError(f"{what}: expected {len(columns)} categorical column(s) ({', '.join(columns)}); got {got}")
+        raise DataError(f"{what}: expected {len(columns)} categorical column(s) ({', '.join(map(shown_name, columns))}); got {got}")
     blocks = [out]
     for j, (name, categories) in enumerate(zip(columns, preprocessing["categories"], strict=True)):
         encoded, unseen = _one_hot(categorical[:, j], categories)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
 from trainlab.data.csv_table import DELIMITER_NAMES, MISSING, check_delimiter, other_delimiter
 from trainlab.data.notices import warn
@@ -101,7 +101,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             columns = [c.strip() for c in header]
             if text_column not in columns:
                 raise DataError(f"text file {file} has no text column '{text_column}' (columns: "
-                                f"{', '.join(columns)}); set data.text_column{_reading_hint(header, delimiter)}")
+                                f"{', '.join(map(shown_name, columns))}); set data.text_column{_reading_hint(header, delimiter)}")
             text_at = columns.index(text_column)
             label_at = columns.index(label_column) if label_column in columns else None
             texts, labels, lines = [], [], []
@@ -275,7 +275,7 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
             fix = ("an unlabeled test file (GLUE test.tsv) cannot be scored: leave data.test out and a test set "
                    "is split off train" if name == "test" else "set data.label_column")
             raise DataError(f"{name} file {files[name]} has no label column '{label_column}' (columns: "
-                            f"{', '.join(table.columns)}); {fix}")
+                            f"{', '.join(map(shown_name, table.columns))}); {fix}")
     return drop_missing_labels(tables, files, nan_policy), files
 
 
