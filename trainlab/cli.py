@@ -27,15 +27,6 @@ from trainlab.errors import (
 MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
 
 
-def _class_names(run: Path) -> list[str] | None:
-    """The run's class names (labels.json) for showing per-class metrics; None when it has none."""
-    try:
-        names = json.loads((Path(run) / "labels.json").read_text(encoding="utf-8")).get("class_names")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
-
-
 def _print_metrics(title: str, metrics: dict, class_names: list[str] | None = None) -> None:
     """One metric a line; a ``*_per_class`` list is shown against the class names when the run has them."""
     print(title)
@@ -73,9 +64,11 @@ def _cmd_train(args) -> int:
 
 
 def _report(summary: dict, path: Path) -> None:
+    from trainlab.run_records import recorded_class_names
+
     print(f"run {summary['name']}: {summary['stop_reason']} after {summary['epochs_run']} epochs "
           f"({summary['train_time_s']:.2f} s, {summary['mode']})")
-    names = _class_names(path)
+    names = recorded_class_names(path)
     _print_metrics("val:", summary["val"], names)
     _print_metrics("test:", summary["test"], names)
     print(f"saved to {path}")
@@ -91,8 +84,10 @@ def _cmd_resume(args) -> int:
 
 def _cmd_eval(args) -> int:
     from trainlab.experiment import evaluate_run
+    from trainlab.run_records import recorded_class_names
 
-    _print_metrics(f"{args.split}:", evaluate_run(args.run_dir, args.split), _class_names(args.run_dir))
+    _print_metrics(f"{args.split}:", evaluate_run(args.run_dir, args.split),
+                   recorded_class_names(Path(args.run_dir)))
     return 0
 
 

@@ -85,6 +85,21 @@ PREPROCESSING_FIELDS = {
 }
 
 
+def recorded_class_names(run: Path, count: int | None = None) -> list[str] | None:
+    """The class names ``run``'s labels.json records (``{"class_names": [...]}``, or a bare list), as
+    strings, when there are ``count`` of them (any number when None); None when the file is absent,
+    unreadable or holds none. For display (the report, printed metrics): predict reads it checked."""
+    try:
+        recorded = json.loads(read_record_text(run / LABELS_RECORD))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if isinstance(recorded, dict):
+        recorded = recorded.get("class_names")
+    if isinstance(recorded, list) and (count is None or len(recorded) == count):
+        return [str(name) for name in recorded]
+    return None
+
+
 def checked(record: Any, path: Path, fields: dict[str, tuple[Any, str, bool]]) -> dict[str, Any]:
     """``record`` (read from ``path``) when it is a JSON object whose ``fields`` hold what they must."""
     damaged = "the file was changed or damaged after training; restore it or retrain the run"

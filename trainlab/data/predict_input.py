@@ -141,7 +141,7 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndar
     table = CsvTable(Path(FRAME), list(columns), ",", pd.DataFrame(columns))
     def at(row: int) -> str:
         label = frame.index[row]  # as the user wrote it: 10, not np.int64(10); a text label's newline escaped
-        return f"{FRAME}, row index {short_repr(label.item() if isinstance(label, np.generic) else label)}"
+        return f"{FRAME}, row index {short_repr(_plain(label))}"
 
     return _feature_rows(table, numeric, categorical, at)
 

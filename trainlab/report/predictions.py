@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 PREDICTIONS_FILE = "predictions.npz"
-LABELS_FILE = "labels.json"  # class names the run recorded (issue 14); preferred over the data source's
 
 
 @dataclass
@@ -78,7 +77,7 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     from trainlab.data.preprocessing import inverse_target
     from trainlab.model_file import load_weights, read_model
     from trainlab.registry import run_code_policy
-    from trainlab.run_records import load_trained_config
+    from trainlab.run_records import load_trained_config, recorded_class_names
 
     with run_code_policy(run):  # a run folder's config imports no code without the opt-in
         config = load_trained_config(run)
@@ -101,25 +100,10 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     multilabel = built.data.task == "multilabel"
     k = (y_true.shape[1] if multilabel
          else (built.data.num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1))
-    names = list(_recorded_class_names(run, k) or built.data.class_names or [str(i) for i in range(k)])
+    names = list(recorded_class_names(run, k) or built.data.class_names or [str(i) for i in range(k)])
     if multilabel:  # one 0/1 decision per label, not a class index: kept (N, L)
         return Predictions("multilabel", y_true.astype(int), y_pred.astype(int).reshape(y_true.shape), names)
     return Predictions("classification", y_true.astype(int).reshape(-1), y_pred.astype(int).reshape(-1), names)
-
-
-def _recorded_class_names(run: Path, count: int) -> list[str] | None:
-    """Class names from the run folder's labels.json (a list, or {"class_names": [...]}) when it has ``count``."""
-    import json
-
-    try:
-        recorded = json.loads((run / LABELS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if isinstance(recorded, dict):
-        recorded = recorded.get("class_names")
-    if isinstance(recorded, list) and len(recorded) == count:
-        return [str(name) for name in recorded]
-    return None
 
 
 def load_predictions(run: Path) -> Predictions | Unavailable:
