@@ -332,6 +332,27 @@ def test_a_trial_whose_pid_a_new_process_reuses_is_failed_as_dead(tmp_path):
     assert study.trials[claimed.number].state == TrialState.FAIL
 
 
+def test_a_running_trial_naming_this_process_that_it_did_not_claim_is_failed_as_dead(tmp_path):
+    """The pid (and start) a killed worker recorded can match a rerun's own, where /proc says too little to
+    tell them apart: a trial this process did not claim is then no trial it runs, so it is failed."""
+    import socket
+
+    from optuna.trial import TrialState
+
+    from trainlab.run_lock import process_start
+    from trainlab.tune.claims import fail_dead_workers
+
+    study, tune_settings, lock = _study_with_lock(tmp_path, 3)
+    left = study.ask()  # as a killed worker left it: RUNNING, naming this host, pid and start
+    for key, value in (("host", socket.gethostname()), ("pid_start", process_start(os.getpid())),
+                       ("pid", os.getpid())):
+        left.set_user_attr(key, value)
+    claimed = claim_trial(study, tune_settings, lock)
+    assert study.trials[left.number].state == TrialState.FAIL
+    assert study.trials[claimed.number].state == TrialState.RUNNING
+    assert fail_dead_workers(study) == []  # the one it claimed runs here
+
+
 def test_a_base_config_whose_worker_dies_twice_is_not_queued_a_third_time(tmp_path):
     study, tune_settings, lock = _study_with_lock(tmp_path, 6)
     base = {"strategy.optimizer.lr": 0.01}
@@ -499,6 +520,17 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+def _running_trials(out: Path) -> str:
+    """The study's RUNNING trials and whether the pid each names is alive: why a worker would wait for them."""
+    from trainlab.run_lock import pid_alive, process_start
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    study = optuna.load_study(study_name=storage.get_all_studies()[0].study_name, storage=storage)
+    return "; ".join(f"trial {t.number} {t.user_attrs} alive={pid_alive(int(t.user_attrs.get('pid', 0)))} "
+                     f"start now={process_start(int(t.user_attrs.get('pid', 0)))}"
+                     for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))) or "none running"
+
+
 def _finished(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return [r for r in rows if r["state"] in ("COMPLETE", "PRUNED")]
 
@@ -530,8 +562,11 @@ def test_sigkill_then_rerun_continues_to_the_total(tmp_path):
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     assert not (out / "trials.csv").exists()  # killed mid-study, before the results
-    rerun = subprocess.run(_command(base, space, out, 8, "--pruner", "none"), env=_env(), capture_output=True,
-                           text=True, timeout=300)
+    try:
+        rerun = subprocess.run(_command(base, space, out, 8, "--pruner", "none"), env=_env(), capture_output=True,
+                               text=True, timeout=300)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the rerun did not end: {_running_trials(out)}; its stderr: {exc.stderr!r}")
     assert rerun.returncode == 0, rerun.stderr
     rows = read_trials(out)
     assert len(_finished(rows)) == 8
@@ -749,3 +784,65 @@ def test_the_journal_is_opened_by_its_absolute_path_so_a_dead_workers_lock_can_b
     target = Path(os.readlink(str(path) + ".lock"))
     assert (path.parent / target).exists()  # what the stale check stats: it resolves, so a dead holder's lock ages out
     lock.release()
+
+
+def test_the_journal_lock_of_a_killed_worker_is_free_at_once(tmp_path):
+    """A worker killed while appending to the journal holds its lock no longer (Optuna's default symlink
+    lock held the next worker 30 seconds); while its holder lives, another acquire waits."""
+    import threading
+
+    from trainlab.tune.storage import journal_lock
+
+    journal = tmp_path / "study.journal"
+    journal.touch()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                               "from trainlab.tune.storage import journal_lock\n"
+                               "lock = journal_lock(Path(sys.argv[1]))\nlock.acquire(); print('held', flush=True); time.sleep(60)",
+                               str(journal)], env=_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        lock, got = journal_lock(journal), threading.Event()
+        waiter = threading.Thread(target=lambda: (lock.acquire(), got.set()), daemon=True)
+        waiter.start()
+        assert not got.wait(1.0)  # held by the live process
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert got.wait(5.0)  # free as soon as its holder died
+        lock.release()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_worker_waiting_for_another_hosts_trial_says_which_it_waits_for(tmp_path, capsys):
+    """With the total claimed, a worker waits for the running trials (one may fail and free a slot) and
+    names them, their pid and host, once; here until its deadline, as the trial's host is another machine."""
+    from trainlab.tune.study import prepare, run_trials, study_for
+
+    tune_settings = dataclasses.replace(settings(tmp_path, 1), quiet=False)
+    space, base_raw = prepare(tune_settings)
+    elsewhere = study_for(tune_settings).ask()
+    for key, value in (("host", "other-machine"), ("pid_start", 1), ("pid", 4242)):
+        elsewhere.set_user_attr(key, value)
+    started = time.time()
+    run_trials(tune_settings, space, base_raw, deadline=time.time() + 2.5)
+    assert time.time() - started >= 2.0  # waited: a trial of a live worker on another host
+    waits = [line for line in capsys.readouterr().err.splitlines() if "waiting for" in line]
+    assert waits == [f"all trials claimed; waiting for trial {elsewhere.number} (pid 4242 on other-machine)"]
+
+
+def test_a_trial_whose_worker_died_between_recording_its_pid_and_its_host_is_failed(tmp_path):
+    """A worker killed mid-claim can leave a RUNNING trial with a pid but no host: it is this host's (a
+    worker records the pid last now), so its dead pid fails it; read as another host's, a rerun waited
+    for it without end."""
+    from optuna.trial import TrialState
+
+    study, tune_settings, lock = _study_with_lock(tmp_path, 2)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = study.ask()
+    left.set_user_attr("pid", dead.pid)
+    claimed = claim_trial(study, tune_settings, lock)
+    assert study.trials[left.number].state == TrialState.FAIL
+    assert "died" in study.trials[left.number].user_attrs["fail_reason"]
+    assert claimed is not None and study.trials[claimed.number].state == TrialState.RUNNING

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # WAITING trials are claimed, not counted
 OBJECTIVE_FAILURES = ("diverged", "error")
 ATTR_BASE = "base_config"  # trial user attr: this trial runs the base config's own values
+_CLAIMED: set[tuple[int, int]] = set()  # (id of the storage, trial id) of each trial this process claimed
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -47,9 +48,11 @@ def fail_dead_workers(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials whose worker is gone; returns their numbers.
 
     RDB storages: Optuna's heartbeat check (and its retry callback). Journal storage
-    (no heartbeats): a trial whose worker, on this host, has no live process. Call
-    with the claim lock held: a live worker sets its pid before releasing the lock,
-    so a RUNNING trial without one was left by a worker that died claiming it.
+    (no heartbeats): a trial whose worker, on this host, has no live process, or whose
+    recorded pid is this process's own while this process did not claim it (the pid of a
+    killed worker, reused). Call with the claim lock held: a live worker sets its pid
+    (after its host and start) before releasing the lock, so a RUNNING trial without one
+    was left by a worker that died claiming it.
     """
     storage = study._storage
     if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
@@ -57,12 +60,17 @@ def fail_dead_workers(study: optuna.Study) -> list[int]:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
         return []
-    host = socket.gethostname()
+    host, me = socket.gethostname(), os.getpid()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
-        if pid is not None and (trial_host != host or same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))):
-            continue
+        if pid is not None:
+            elsewhere = trial_host not in (None, host)
+            alive = not elsewhere and same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))
+            if int(pid) == me and not elsewhere:
+                alive = alive and (id(storage), trial._trial_id) in _CLAIMED
+            if elsewhere or alive:
+                continue
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_KIND, "stale")
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
                                     f"worker pid {pid} on {trial_host} died while the trial ran")
@@ -120,7 +128,9 @@ def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | Po
         with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); we beat ourselves
             warnings.simplefilter("ignore", UserWarning)
             trial = study.ask()
-        trial.set_user_attr(ATTR_PID, os.getpid())
-        trial.set_user_attr(ATTR_PID_START, process_start(os.getpid()))
+        # the pid last: a trial that has one names its host and start too, whenever its worker is killed
         trial.set_user_attr(ATTR_HOST, socket.gethostname())
+        trial.set_user_attr(ATTR_PID_START, process_start(os.getpid()))
+        trial.set_user_attr(ATTR_PID, os.getpid())
+        _CLAIMED.add((id(study._storage), trial._trial_id))
         return trial

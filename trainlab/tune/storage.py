@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -55,7 +55,7 @@ def open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
 
 
 def repair_journal(path: Path) -> int:
-    """Move the journal's damaged lines aside, under Optuna's own journal lock; returns how many.
+    """Move the journal's damaged lines aside, under the journal's lock (:func:`journal_lock`); returns how many.
 
     A line is damaged when it does not end in a newline (an append cut off by a crash or a full disk)
     or is not JSON. Optuna stops at the first one (the whole study unreadable), and the next append
@@ -64,9 +64,7 @@ def repair_journal(path: Path) -> int:
     """
     if not path.is_file():
         return 0
-    from optuna.storages.journal import JournalFileSymlinkLock
-
-    lock = JournalFileSymlinkLock(str(path))
+    lock = journal_lock(path)
     lock.acquire()
     try:
         data = path.read_bytes()
@@ -86,19 +84,51 @@ def repair_journal(path: Path) -> int:
     return len(damaged)
 
 
+def journal_lock(journal: Path) -> JournalFlock:
+    """The lock the journal's appends (and :func:`repair_journal`) take: a :class:`JournalFlock` on
+    ``.<journal name>.flock`` beside it."""
+    return JournalFlock(journal.with_name(f".{journal.name}.flock"))
+
+
+class JournalFlock:
+    """A lock for Optuna's ``JournalFileBackend`` (it calls only ``acquire`` and ``release``): an
+    exclusive ``flock`` on a file of its own (not the journal, which :func:`repair_journal` replaces).
+    The kernel drops it when its holder dies, so a worker killed while appending blocks no one; Optuna's
+    default (a symlink) stays until 30 seconds have passed without the journal changing, holding every
+    other worker of the study that long. Each acquire opens its own descriptor, so threads of one process
+    take turns too."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._handle: Any = None
+
+    def acquire(self) -> bool:
+        handle = open(self.path, "a")  # noqa: SIM115 - held open until release()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except BaseException:
+            handle.close()
+            raise
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
 def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
     if settings.storage is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         settings.out.mkdir(parents=True, exist_ok=True)
-        # absolute: Optuna's lock is a symlink to this path, and its stale-lock check follows the link from
-        # the journal's folder; a relative target (tunes/x/study.journal) resolves to nothing there, so a lock
-        # left by a killed worker was never broken and every later worker spun on it
         journal = settings.out.absolute() / JOURNAL_NAME
         if damaged := repair_journal(journal):
             print(f"warning: {journal}: {damaged} damaged line(s) (a write cut off by a crash or a full disk) "
                   f"moved to {journal.name}.damaged-*; the study goes on from its intact records", file=sys.stderr)
-        return JournalStorage(JournalFileBackend(str(journal)))
+        return JournalStorage(JournalFileBackend(str(journal), lock_obj=journal_lock(journal)))
     url = storage_url(settings.storage)
     for attempt in range(10):
         try:

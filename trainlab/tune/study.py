@@ -44,6 +44,8 @@ from trainlab.tune.identity import check_made_with, claim_folder, made_with
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
     ATTR_FAIL_REASON,
+    ATTR_HOST,
+    ATTR_PID,
     MetricNotFound,
     Objective,
     TrialFailed,
@@ -201,13 +203,20 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
     lock = claim_lock(settings)
     objective = Objective(base_raw, space, settings.metric, settings.out / "trials")
     base = base_values(space, base_raw)
+    waited_for: list[int] = []
     while deadline is None or time.time() < deadline:
         trial = claim_trial(study, settings, lock, base)
         if trial is None:
             # the total is claimed; a running trial may still fail and free a slot, so a worker
             # leaves only when none runs (and every worker then writes complete results)
-            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not running:
                 return
+            if [t.number for t in running] != waited_for:
+                waited_for = [t.number for t in running]
+                _log(settings, "all trials claimed; waiting for " + ", ".join(
+                    f"trial {t.number} (pid {t.user_attrs.get(ATTR_PID)} on {t.user_attrs.get(ATTR_HOST)})"
+                    for t in running))
             time.sleep(WAIT_FOR_RUNNING_S)
             continue
         try:
