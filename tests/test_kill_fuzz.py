@@ -124,6 +124,8 @@ def _killed_run(config_path: Path, out: Path, log: Path, rng: random.Random, dur
             break
         landed.append(f"kill {attempt + 1} ({args[0]}) at {time.monotonic() - started:.2f} s, "
                       f"{delay:.2f} s after a checkpoint existed; status then {status(out)}")
+        if status(out) == "finished":  # the kill came after the run had finished, as it was exiting
+            break
         args = ["resume", str(out), "--quiet"]
     while status(out) != "finished":  # resume until the run is complete
         code = run_cli(["resume", str(out), "--quiet"], log)
