@@ -70,6 +70,13 @@ def reference(tmp_path_factory) -> bytes:
     return (out / "model.safetensors").read_bytes()
 
 
+def _finished(run: Path) -> bool:
+    try:
+        return json.loads((run / "run.json").read_text()).get("status") == "finished"
+    except (OSError, ValueError):
+        return False
+
+
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, reference):
     rng = random.Random(int(os.environ.get("TRAINLAB_KILL_SEED", "12345")))
     config = tmp_path / "config.yaml"
@@ -85,11 +92,11 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, refere
             kills += process.wait() == -signal.SIGKILL
         else:
             process.wait()
-        if (out / "model.safetensors").exists():
+        if _finished(out):  # also when a kill came as the finished run was exiting
             break
         command = _command("resume", str(out), "--quiet")
     assert kills >= 2, "the run finished before it could be killed twice; make it longer"
-    if not (out / "model.safetensors").exists():
+    if not _finished(out):  # model.safetensors alone is no finished run: it is written before summary.json
         subprocess.run(_command("resume", str(out), "--quiet"), check=True, env=_env(), capture_output=True,
                        timeout=300)
     assert (out / "model.safetensors").read_bytes() == reference
