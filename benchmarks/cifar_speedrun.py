@@ -14,8 +14,8 @@ see examples/README.md):
   (``trainlab train examples/cifar10_speedrun.yaml``).
 
 On a GPU (``--device cuda``) both sides keep the images on the GPU, run bf16 autocast
-(``--precision auto``) and, by default, step on whole 2,000-row batches (``--micro-batch``; the
-CPU default is 8 micro-batches of 250), and the clocks are read after ``torch.cuda.synchronize``.
+(``--precision auto``) and, by default, step on whole batches (``--micro-batch``; the
+CPU default is micro-batches of 250), and the clocks are read after ``torch.cuda.synchronize``.
 
 Writes ``benchmarks/results/cifar_speedrun.json`` (side by side) or
 ``benchmarks/results/cifar_speedrun_reference.json`` (reference only), with a ``_cuda`` suffix on
@@ -142,7 +142,7 @@ def side_by_side(args: argparse.Namespace) -> None:
           f"{result['q3']:.3f}, {result['chunks']} chunks of {args.chunk} steps; "
           f"{result['ours_s'] / args.chunk:.2f} s vs {result['theirs_s'] / args.chunk:.2f} s per step)")
     path = write_result(result_name("cifar_speedrun", device),
-                        {"trainlab/reference speedrun b2000": result["median"]},
+                        {f"trainlab/reference speedrun b{BATCH}": result["median"]},
                         {"settings": {"steps": args.steps, "chunk": args.chunk, "warmup": args.warmup,
                                       "device": str(device), "precision": precision, "micro_batch": micro},
                          "per_chunk": result})
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="auto: bf16 on a GPU or a CPU with native bf16, else fp32 (as runtime.precision)")
     parser.add_argument("--micro-batch", type=int, default=None,
-                        help="rows per forward pass (default: 250 on a CPU, the whole 2,000-row batch on a GPU)")
+                        help="rows per forward pass (default: 250 on a CPU, the whole batch on a GPU)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

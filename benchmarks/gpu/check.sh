@@ -12,7 +12,7 @@
 #   4. overhead: trainlab vs a hand-written loop on the GPU (MLP, Adam, b64/b512)
 #   5. speedrun side by side: trainlab's speedrun config vs benchmarks/airbench_reference.py, bf16
 #   6. the reference alone, 14 epochs: test accuracy (TTA) and training time
-#   7. trainlab train examples/cifar10_speedrun.yaml on the GPU (bf16, whole 2,000-row batches,
+#   7. trainlab train examples/cifar10_speedrun.yaml on the GPU (bf16, whole 1,000-row batches,
 #      channels_last): a) 14 epochs with --target val_accuracy=0.91, b) 100 steps with
 #      runtime.compile: true (per-epoch times printed beside a's), c) 30 epochs with --target 0.94
 #
@@ -93,7 +93,7 @@ timeout -k 15 "$REFERENCE_S" "$PYTHON" benchmarks/cifar_speedrun.py --device "$D
     "${DATA[@]}" --reference-only --epochs 14
 
 GPU_SET=(--set data.path=/tmp/cifar10-jpg --set data.cache_dir=/tmp/trainlab-cache --set data.workers=8
-         --set runtime.device="$DEVICE" --set runtime.precision="$PRECISION" --set strategy.batch_size=2000
+         --set runtime.device="$DEVICE" --set runtime.precision="$PRECISION" --set strategy.batch_size=1000
          --set strategy.grad_accum_steps=1 --set output.progress=off)
 stage "7a. trainlab speedrun on $DEVICE, 14 epochs (limit ${TRAIN_S:=50} s)"
 timeout -k 15 "$TRAIN_S" "${TRAINLAB[@]}" train examples/cifar10_speedrun.yaml "${GPU_SET[@]}" \
