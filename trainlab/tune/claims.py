@@ -64,13 +64,11 @@ def fail_dead_workers(study: optuna.Study) -> list[int]:
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
-        if pid is not None:
-            elsewhere = trial_host not in (None, host)
-            alive = not elsewhere and same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))
-            if int(pid) == me and not elsewhere:
-                alive = alive and (id(storage), trial._trial_id) in _CLAIMED
-            if elsewhere or alive:
-                continue
+        if pid is not None and trial_host not in (None, host):
+            continue  # another machine's worker: its liveness cannot be read here
+        if (pid is not None and same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))
+                and (int(pid) != me or (id(storage), trial._trial_id) in _CLAIMED)):
+            continue  # a live worker (this process: only for the trials it claimed)
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_KIND, "stale")
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
                                     f"worker pid {pid} on {trial_host} died while the trial ran")

@@ -84,39 +84,13 @@ def repair_journal(path: Path) -> int:
     return len(damaged)
 
 
-def journal_lock(journal: Path) -> JournalFlock:
-    """The lock the journal's appends (and :func:`repair_journal`) take: a :class:`JournalFlock` on
-    ``.<journal name>.flock`` beside it."""
-    return JournalFlock(journal.with_name(f".{journal.name}.flock"))
-
-
-class JournalFlock:
-    """A lock for Optuna's ``JournalFileBackend`` (it calls only ``acquire`` and ``release``): an
-    exclusive ``flock`` on a file of its own (not the journal, which :func:`repair_journal` replaces).
-    The kernel drops it when its holder dies, so a worker killed while appending blocks no one; Optuna's
-    default (a symlink) stays until 30 seconds have passed without the journal changing, holding every
-    other worker of the study that long. Each acquire opens its own descriptor, so threads of one process
-    take turns too."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._handle: Any = None
-
-    def acquire(self) -> bool:
-        handle = open(self.path, "a")  # noqa: SIM115 - held open until release()
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except BaseException:
-            handle.close()
-            raise
-        self._handle = handle
-        return True
-
-    def release(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
+def journal_lock(journal: Path) -> FileLock:
+    """The lock the journal's appends (Optuna's ``JournalFileBackend`` calls its ``acquire`` and ``release``)
+    and :func:`repair_journal` take: a :class:`FileLock` on ``.<journal name>.flock`` beside the journal (not
+    the journal itself, which :func:`repair_journal` replaces). The kernel drops it when its holder dies, so
+    a worker killed while appending blocks no one; Optuna's default (a symlink) stays until 30 seconds have
+    passed without the journal changing, holding every other worker of the study that long."""
+    return FileLock(journal.with_name(f".{journal.name}.flock"))
 
 
 def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
@@ -155,20 +129,37 @@ def is_duplicate(exc: Exception) -> bool:
 
 
 class FileLock:
-    """An exclusive ``flock`` on a file: the processes of one machine (or one shared folder) take turns."""
+    """An exclusive ``flock`` on a file: the processes of one machine (or one shared folder) take turns.
+    Each acquire opens its own descriptor, so threads of one process take turns too."""
 
     def __init__(self, path: Path):
         self.path = path
+        self._handle: Any = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a")  # noqa: SIM115 - held open until release()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except BaseException:
+            handle.close()
+            raise
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
 
 
 class PostgresLock:
