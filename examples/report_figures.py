@@ -37,28 +37,38 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "chart"
 
 
-def save_charts(report: Path, out: Path, width: int = 1100, only: list[str] | None = None) -> list[Path]:
-    """Screenshot every chart of ``report`` (whose section heading contains one of ``only``, if given)."""
-    from playwright.sync_api import sync_playwright
+def save_charts(report: Path, out: Path, width: int = 1100, only: list[str] | None = None,
+                browser=None) -> list[Path]:
+    """Screenshot every chart of ``report`` (whose section heading contains one of ``only``, if given).
 
+    ``browser``: a playwright Chromium browser already launched (one process may run only one
+    playwright); by default one is launched from ``/usr/bin/chromium`` and closed afterwards.
+    """
+    if browser is None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            try:
+                return save_charts(report, out, width, only, launched)
+            finally:
+                launched.close()
     url = report.resolve().as_uri()
     out.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 900})
-            page.route("**/*", lambda route: route.continue_() if route.request.url == url else route.abort())
-            page.goto(url)
-            page.wait_for_function("document.body.dataset.chartsRendered !== undefined", timeout=120_000)
-            for number, chart in enumerate(page.evaluate(CHARTS), start=1):
-                if only and not any(word in chart["heading"] for word in only):
-                    continue
-                path = out / f"{number:02d}-{slug(chart['heading'])}.png"
-                page.locator(f"#{chart['id']}").screenshot(path=str(path))
-                saved.append(path)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    try:
+        page.route("**/*", lambda route: route.continue_() if route.request.url == url else route.abort())
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.chartsRendered !== undefined", timeout=120_000)
+        for number, chart in enumerate(page.evaluate(CHARTS), start=1):
+            if only and not any(word in chart["heading"] for word in only):
+                continue
+            path = out / f"{number:02d}-{slug(chart['heading'])}.png"
+            page.locator(f"#{chart['id']}").screenshot(path=str(path))
+            saved.append(path)
+    finally:
+        page.close()
     return saved
 
 

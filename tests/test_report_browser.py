@@ -141,7 +141,7 @@ def test_the_tune_report_in_chromium(browser, tmp_path):
     assert all(chart["drawn"] and chart["height"] > 200 for chart in charts), charts
 
 
-def test_report_figures_script_saves_every_chart_as_a_png(tmp_path):
+def test_report_figures_script_saves_every_chart_as_a_png(browser, tmp_path):
     """examples/report_figures.py: one PNG per chart, named after its section, each a chart-sized image."""
     import importlib.util
 
@@ -153,7 +153,7 @@ def test_report_figures_script_saves_every_chart_as_a_png(tmp_path):
     spec.loader.exec_module(module)
     root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=3)
     report = write_report([root], tmp_path / "two.html")
-    saved = module.save_charts(report, tmp_path / "png", width=1000)
+    saved = module.save_charts(report, tmp_path / "png", width=1000, browser=browser)
     assert len(saved) == 9  # every chart of a one-task comparison (as in the seven-strategy page)
     assert [p.name[:3] for p in saved] == [f"{i:02d}-" for i in range(1, 10)]
     assert any("leaderboard" in p.name for p in saved) and any("learning-curves" in p.name for p in saved)
@@ -161,5 +161,5 @@ def test_report_figures_script_saves_every_chart_as_a_png(tmp_path):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.width > 300 and image.height > 200, (path, image.size)
             assert len(np.unique(np.asarray(image.convert("L")))) > 10, path  # drawn, not a blank rectangle
-    only = module.save_charts(report, tmp_path / "only", only=["leaderboard"])
+    only = module.save_charts(report, tmp_path / "only", only=["leaderboard"], browser=browser)
     assert only and all("leaderboard" in p.name for p in only)
