@@ -214,6 +214,17 @@ class ConvGroup(nn.Module):
         return self.activation(self.norm2(self.conv2(x)))
 
 
+class Fp32Conv2d(nn.Conv2d):
+    """A Conv2d that computes in fp32 when autocast is on (the stem, ``stem_precision: fp32``: notes above)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = x.device.type
+        if not torch.is_autocast_enabled(device):
+            return super().forward(x)
+        with torch.autocast(device, enabled=False):
+            return super().forward(x.float())
+
+
 class AirbenchNet(nn.Module):
     """whitening conv -> GELU -> 3 ConvGroups -> global max pool -> linear (no bias) * scaling_factor."""
 
@@ -221,9 +232,9 @@ class AirbenchNet(nn.Module):
                  batchnorm_momentum: float, scaling_factor: float, head_init: str = "default",
                  whiten_bias_init: str = "zeros", stem_precision: str = "fp32"):
         super().__init__()
-        self.stem_precision = stem_precision
         whiten_width = 2 * in_channels * whiten_kernel**2
-        whiten_conv = nn.Conv2d(in_channels, whiten_width, whiten_kernel, padding=0, bias=True)
+        conv_type = Fp32Conv2d if stem_precision == "fp32" else nn.Conv2d
+        whiten_conv = conv_type(in_channels, whiten_width, whiten_kernel, padding=0, bias=True)
         if whiten_bias_init == "zeros":
             nn.init.zeros_(whiten_conv.bias)
         groups: list[tuple[str, nn.Module]] = [("whiten", whiten_conv), ("whiten_activation", nn.GELU())]
@@ -244,16 +255,7 @@ class AirbenchNet(nn.Module):
         return self.backbone.whiten
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """head(backbone(x)) * scaling_factor; under autocast the stem runs in fp32 (``stem_precision``)."""
-        device = x.device.type
-        if self.stem_precision == "autocast" or not torch.is_autocast_enabled(device):
-            return self.head(self.backbone(x)) * self.scaling_factor
-        layers = iter(self.backbone)
-        with torch.autocast(device, enabled=False):
-            x = next(layers)(x.float())  # the whitening conv
-        for layer in layers:
-            x = layer(x)
-        return self.head(x) * self.scaling_factor
+        return self.head(self.backbone(x)) * self.scaling_factor
 
 
 def _choice(option: str, value: Any, choices: tuple[str, ...], model: str) -> str:
