@@ -36,8 +36,8 @@ examples/cifar10_speedrun.yaml, so both sides train the same thing):
   channels_last. On a 2-core CPU a 2000-row batch's activations (0.5 GB per 64-channel layer) are
   allocated and page-faulted afresh every step; 250-row micro-batches in NHWC train 2.2x faster
   (86 -> 188 samples/s here). BatchNorm then normalises over 250 rows ("ghost batch norm").
-* Difference: the original trains the whitening conv's bias for the first 3 epochs only, on its
-  own schedule; here it trains with the other biases for the whole run.
+* the whitening conv's bias trains for the first 3 epochs only, its lr on its own linear decay
+  ``bias_lr * (1 - t / T_3)``; after them it gets no gradient (``requires_grad`` False).
 * evaluation: test-time augmentation level 2 (the mean of the logits of the image and its mirror,
   averaged half-and-half with the same for the image shifted one pixel up-left and down-right).
 * precision: fp32 on a CPU without native bf16, with the Newton-Schulz iteration in fp32 too (the
@@ -80,6 +80,7 @@ HYP = {
     "newton_schulz_steps": 3,
     "whiten_eps": 5e-4,
     "whiten_images": 5000,    # 5,000 training images (a seeded random sample) estimate the patch covariance
+    "whiten_bias_epochs": 3,  # the whitening bias trains this long, on a linear decay of its own
     "translate": 2,           # pixels, reflect padding
     "tta_level": 2,
 }
@@ -233,10 +234,12 @@ class Muon(torch.optim.Optimizer):
 
 
 def optimizers(model: CifarNet, hyp: dict, ns_dtype: torch.dtype = torch.float32) -> list[torch.optim.Optimizer]:
+    """[SGD, Muon]; SGD's first param group is the whitening bias alone (its own schedule)."""
     filters = [p for p in model.parameters() if p.ndim == 4 and p.requires_grad]
-    biases = [p for p in model.parameters() if p.ndim == 1 and p.requires_grad]
+    biases = [p for p in model.parameters() if p.ndim == 1 and p.requires_grad and p is not model.whiten.bias]
     wd = hyp["weight_decay"]
-    sgd = torch.optim.SGD([{"params": biases, "lr": hyp["bias_lr"], "weight_decay": wd / hyp["bias_lr"]},
+    sgd = torch.optim.SGD([{"params": [model.whiten.bias], "lr": hyp["bias_lr"], "weight_decay": wd / hyp["bias_lr"]},
+                           {"params": biases, "lr": hyp["bias_lr"], "weight_decay": wd / hyp["bias_lr"]},
                            {"params": [model.head.weight], "lr": hyp["head_lr"], "weight_decay": wd / hyp["head_lr"]}],
                           momentum=hyp["sgd_momentum"], nesterov=True)
     muon = Muon(filters, lr=hyp["muon_lr"], momentum=hyp["muon_momentum"], steps=hyp["newton_schulz_steps"],
@@ -273,6 +276,7 @@ class Training:
         self.optimizers = optimizers(self.model, hyp, torch.bfloat16 if self.autocast else torch.float32)
         self.loader = AlternatingFlipLoader(train, labels, hyp["batch_size"], hyp["translate"], seed)
         self.total_steps = hyp["epochs"] * len(self.loader)
+        self.whiten_bias_steps = math.ceil(hyp["whiten_bias_epochs"] * len(self.loader))
         self.step, self._batches = 0, iter(())
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,6 +298,9 @@ class Training:
             for optimizer in self.optimizers:
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * factor
+            whiten_bias = self.optimizers[0].param_groups[0]  # its own decay, then no gradient
+            whiten_bias["lr"] = whiten_bias["initial_lr"] * max(0.0, 1 - self.step / self.whiten_bias_steps)
+            self.model.whiten.bias.requires_grad_(self.step < self.whiten_bias_steps)
             micro = self.hyp["micro_batch"]
             for start in range(0, len(labels), micro):
                 x = inputs[start:start + micro].contiguous(memory_format=self.layout)

@@ -355,7 +355,10 @@ def test_docs_airbench_recipe_validates_and_routes_the_airbench_model():
     routes = _routes(model, optimizer)
     convs = [f"backbone.group{i}.conv{j}.weight" for i in (1, 2, 3) for j in (1, 2)]
     norms = [f"backbone.group{i}.norm{j}.bias" for i in (1, 2, 3) for j in (1, 2)]
-    assert routes == {"filters": convs, "biases": ["backbone.whiten.bias", *norms], "head": ["head.weight"]}
+    assert routes == {"filters": convs, "whiten_bias": ["backbone.whiten.bias"], "biases": norms,
+                      "head": ["head.weight"]}
+    assert config.strategy.optimizer.groups[1].train_epochs == 3
     settings = {g["route"]: (g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
-    assert settings == {"filters": (0.24, 0.0), "biases": (0.053, pytest.approx(2e-6 * 2000 / 0.053, rel=1e-3)),
+    bias_settings = (0.053, pytest.approx(2e-6 * 2000 / 0.053, rel=1e-3))
+    assert settings == {"filters": (0.24, 0.0), "whiten_bias": bias_settings, "biases": bias_settings,
                         "head": (0.67, pytest.approx(2e-6 * 2000 / 0.67, rel=1e-3))}

@@ -13,6 +13,7 @@ several runs can follow one another in one process.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import sys
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from trainlab.advisor import advise
 from trainlab.callbacks.base import Callback
 from trainlab.callbacks.divergence_guard import DivergenceGuard
 from trainlab.callbacks.early_stopping import EarlyStopping
-from trainlab.callbacks.lr_adapter import LRAdapter
+from trainlab.callbacks.lr_adapter import GroupHorizon, LRAdapter
 from trainlab.callbacks.monitor import check_monitor
 from trainlab.callbacks.step_logger import StepLogger
 from trainlab.callbacks.unfreeze import UnfreezeSchedule
@@ -188,7 +189,7 @@ def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
 def build_callbacks(config: Config, schedule: Any, available: list[str], plan: BatchPlan) -> list[Callback]:
     """The strategy's callbacks: LR schedule, fine-tuning freeze, divergence guard, early stopping, step records."""
     strategy = config.strategy
-    callbacks: list[Callback] = [LRAdapter(schedule)]
+    callbacks: list[Callback] = [LRAdapter(schedule, horizons=group_horizons(config, schedule, plan.steps_per_epoch))]
     if config.output.log_every_n_steps:
         callbacks.append(StepLogger(config.output.log_every_n_steps, plan.micro_batches))
     if hasattr(schedule, "observe"):
@@ -207,6 +208,27 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
         callbacks.append(EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta,
                                        stopping.restore_best))
     return callbacks
+
+
+def group_horizons(config: Config, schedule: Any, steps_per_epoch: int) -> tuple[GroupHorizon, ...]:
+    """One :class:`GroupHorizon` per ``strategy.optimizer.groups`` entry with ``train_epochs``: its first
+    ``ceil(train_epochs * steps_per_epoch)`` steps, on ``strategy.schedule`` built over them."""
+    groups = config.strategy.optimizer.groups or []
+    labels = [group.name or f"group{i}" for i, group in enumerate(groups)]
+    horizons = []
+    for i, (group, label) in enumerate(zip(groups, labels, strict=True)):
+        if group.train_epochs is None:
+            continue
+        where = f"strategy.optimizer.groups[{i}] ('{label}') train_epochs"
+        if labels.count(label) > 1:
+            raise ConfigError(f"{where}: another group has the name '{label}'; give this one a name of its own")
+        if hasattr(schedule, "observe"):
+            raise ConfigError(f"{where}: needs a schedule of the step (e.g. warmup_linear, cosine); "
+                              f"'{config.strategy.schedule.name}' follows a metric")
+        steps = math.ceil(group.train_epochs * steps_per_epoch)
+        horizons.append(GroupHorizon(label, steps, build_schedule(config.strategy.schedule.spec(), steps,
+                                                                  steps_per_epoch)))
+    return tuple(horizons)
 
 
 NO_VALIDATION = ("the run has no validation split to record it: set data.val_fraction > 0 (trainlab.fit: pass "

@@ -145,8 +145,11 @@ def _cmd_schedule(args) -> int:
               f"multiplier of that lr (run trainlab lr-find {args.config} for the value)", file=sys.stderr)
         title += " (lr: auto, lr = 1 x the lr found)"
     path = plot_schedule(plan.schedule, plan.total_steps, plan.base_lr or 1.0, args.plot,
-                         steps_per_epoch=plan.steps_per_epoch, title=title, group_lrs=plan.group_lrs)
-    groups = ", ".join(f"{name} lr {lr:g}" for name, lr in (plan.group_lrs or {}).items())
+                         steps_per_epoch=plan.steps_per_epoch, title=title, group_lrs=plan.group_lrs,
+                         horizons=plan.horizons)
+    horizons = plan.horizons or {}
+    groups = ", ".join(f"{name} lr {lr:g}" + (f" for its first {horizons[name][0]} steps" if name in horizons else "")
+                       for name, lr in (plan.group_lrs or {}).items())
     print(f"wrote {path} ({plan.total_steps} steps" + (f"; groups: {groups})" if groups else ")"))
     return 0
 

@@ -42,6 +42,9 @@ class OptimizerGroupConfig(BaseModel):
     optimizer: str | None = None  # None: strategy.optimizer.name (and its options)
     lr: Float | None = Field(None, gt=0.0, le=MAX_LR)  # None: strategy.optimizer.lr; the schedule scales this base lr
     weight_decay: Float | None = Field(None, ge=0.0)  # applies to every parameter of the group, biases too
+    # the group trains for its first train_epochs epochs only, on the strategy's schedule built over them
+    # (a linear decay reaches 0 there), then stops: lr 0, requires_grad False (airbench: whitening bias, 3)
+    train_epochs: Float | None = Field(None, gt=0.0, exclude_if=lambda value: value is None)  # (config hashes)
 
 
 class OptimizerConfig(Named):

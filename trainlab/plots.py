@@ -75,12 +75,15 @@ def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
 # --------------------------------------------------------------------------- schedule
 
 def schedule_figure(schedule: Schedule, total_steps: int, base_lr: float, steps_per_epoch: int | None = None,
-                    title: str | None = None, group_lrs: Mapping[str, float] | None = None) -> Figure:
+                    title: str | None = None, group_lrs: Mapping[str, float] | None = None,
+                    horizons: Mapping[str, tuple[int, Schedule]] | None = None) -> Figure:
     """LR ``base_lr * schedule(t)`` against step t in [0, total_steps); faint lines where epochs start.
 
     ``group_lrs`` (name -> base lr of each ``strategy.optimizer.groups`` entry): one line per group,
     ``lr_g * schedule(t)`` (gid ``lr:<name>``), plus the base lr's for parameters no group selects
     (gid ``lr``, dashed); a log axis when the lrs span more than 100x (Muon 0.24 next to SGD 1340).
+    A group in ``horizons`` (name -> (T_g, its own schedule): ``train_epochs``) is drawn as
+    ``lr_g * own(t)`` for t < T_g and 0 after.
 
     Up to :data:`MAX_SCHEDULE_POINTS` steps every step is plotted; beyond, that many evenly spaced
     steps including the first and the last (``t_i = i * (T - 1) // (N - 1)``, exact integers), so time
@@ -110,8 +113,12 @@ def schedule_figure(schedule: Schedule, total_steps: int, base_lr: float, steps_
     axes.set_ylabel("learning rate")
     if group_lrs:
         for index, (name, lr) in enumerate(group_lrs.items()):
-            axes.plot(list(steps), [value / base_lr * lr for value in lrs], color=f"C{index + 1}", linewidth=1.5,
-                      gid=f"lr:{name}", label=f"{name} (lr {lr:g})")
+            label, ys = f"{name} (lr {lr:g})", [value / base_lr * lr for value in lrs]
+            if horizons and name in horizons:
+                own_steps, own = horizons[name]
+                label = f"{name} (lr {lr:g}, its first {own_steps} steps)"
+                ys = [lr * float(own(step)) if step < own_steps else 0.0 for step in steps]
+            axes.plot(list(steps), ys, color=f"C{index + 1}", linewidth=1.5, gid=f"lr:{name}", label=label)
         axes.plot(list(steps), lrs, color="0.4", linewidth=1.0, linestyle="--", gid="lr",
                   label=f"parameters no group selects (lr {base_lr:g})")
         every = [*group_lrs.values(), base_lr]
@@ -131,9 +138,11 @@ def schedule_figure(schedule: Schedule, total_steps: int, base_lr: float, steps_
 
 def plot_schedule(schedule: Schedule, total_steps: int, base_lr: float, path: str | os.PathLike[str],
                   steps_per_epoch: int | None = None, title: str | None = None,
-                  group_lrs: Mapping[str, float] | None = None) -> Path:
+                  group_lrs: Mapping[str, float] | None = None,
+                  horizons: Mapping[str, tuple[int, Schedule]] | None = None) -> Path:
     """Save :func:`schedule_figure` to ``path``; returns the path."""
-    return save_figure(schedule_figure(schedule, total_steps, base_lr, steps_per_epoch, title, group_lrs), path)
+    return save_figure(schedule_figure(schedule, total_steps, base_lr, steps_per_epoch, title, group_lrs, horizons),
+                       path)
 
 
 # --------------------------------------------------------------------------- LR range test

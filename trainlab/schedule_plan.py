@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainlab.builders import batch_size_for, limits_for
+from trainlab.builders import batch_size_for, group_horizons, limits_for
 from trainlab.config import Config
 from trainlab.engine.batching import BatchPlan
 from trainlab.errors import ConfigError
@@ -41,6 +41,8 @@ class SchedulePlan:
     # strategy.optimizer.groups: each group's base lr by name (its own lr, else base_lr); the schedule
     # multiplies every one of them alike. None without groups.
     group_lrs: dict[str, float] | None = None
+    # groups with train_epochs: name -> (their steps T_g, their own schedule over them); 0 after T_g
+    horizons: dict[str, tuple[int, Schedule]] | None = None
 
 
 def base_lr(config: Config) -> float | None:
@@ -73,10 +75,13 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     lr = base_lr(config)
     groups = config.strategy.optimizer.groups
     group_lrs: dict[str, float] | None = None
+    # groups with train_epochs: name -> (their steps T_g, their own schedule over them); 0 after T_g
+    horizons: dict[str, tuple[int, Schedule]] | None = None
     if groups and lr is not None:
         group_lrs = {}
         for i, group in enumerate(groups):
             name = group.name or f"group{i}"
             group_lrs[name if name not in group_lrs else f"{name} (group {i})"] = float(
                 group.lr if group.lr is not None else lr)  # two groups of one name stay two lines
-    return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, lr, group_lrs)
+    horizons = {h.route: (h.steps, h.schedule) for h in group_horizons(config, schedule, plan.steps_per_epoch)}
+    return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, lr, group_lrs, horizons or None)

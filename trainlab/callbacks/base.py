@@ -25,6 +25,7 @@ Only the hooks a callback overrides are called, so an unused hook costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -97,9 +98,10 @@ class TrainerView:
     def lr(self) -> float:
         return self._trainer.step.lr()
 
-    def set_lr_factor(self, factor: float) -> None:
-        """LR of every param group = its base LR x ``factor`` (the LR adapter is the only caller)."""
-        self._trainer.step.set_lr_factor(factor)
+    def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
+        """LR of every param group = its base LR x ``factor``, a routed group named in ``routes`` its own
+        factor (None: stopped); the LR adapter is the only caller."""
+        self._trainer.step.set_lr_factor(factor, routes)
 
     def grad_norm(self) -> float | None:
         """The global L2 norm of the last step's gradients (before clipping), when the step measured it."""

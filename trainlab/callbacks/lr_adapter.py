@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import read
 
 
+@dataclass(frozen=True)
+class GroupHorizon:
+    """A routed parameter group that trains for its first ``steps`` optimizer steps only.
+
+    From ``strategy.optimizer.groups[i].train_epochs = E``: ``steps = ceil(E * steps_per_epoch)`` and
+    ``schedule`` is the strategy's schedule built over ``steps`` (a linear decay reaches 0 there). Its
+    param groups (``"route" == route``) get ``lr = base_lr * schedule(step) * lr_scale`` while
+    ``step < steps``, and from then on are stopped: lr 0 and their parameters' ``requires_grad`` False
+    (airbench's whitening bias: 3 epochs, then no gradient).
+    """
+
+    route: str
+    steps: int
+    schedule: Any  # step -> factor
+
+
 class LRAdapter(Callback):
     """lr_g(step) = base_lr_g * schedule(step) * lr_scale (lr_scale shrinks at divergence rollbacks).
 
     A schedule is a ``step -> factor`` function; one that adapts to a metric (reduce_on_plateau)
-    has ``observe(value)`` and ``monitor``, and its state is saved with this callback.
+    has ``observe(value)`` and ``monitor``, and its state is saved with this callback. Routed groups
+    with a :class:`GroupHorizon` follow their own schedule and stop at its end.
     """
 
     order = 10
     name = "lr_schedule"
 
-    def __init__(self, schedule, monitor: str = "val_loss"):
+    def __init__(self, schedule, monitor: str = "val_loss", horizons: tuple[GroupHorizon, ...] = ()):
         self.schedule = schedule
         self.monitor = getattr(schedule, "monitor", monitor)
         self._dynamic = hasattr(schedule, "observe")
+        self.horizons = tuple(horizons)
 
     def on_step_start(self, view: TrainerView) -> None:
-        view.set_lr_factor(self.schedule(view.state.step) * view.state.lr_scale)
+        step, scale = view.state.step, view.state.lr_scale
+        if not self.horizons:
+            view.set_lr_factor(self.schedule(step) * scale)
+            return
+        routes = {h.route: (h.schedule(step) * scale if step < h.steps else None) for h in self.horizons}
+        view.set_lr_factor(self.schedule(step) * scale, routes)
 
     def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
         if self._dynamic:

@@ -20,6 +20,7 @@ heads, a loss per head) is a new Step class; the Trainer does not change.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -59,8 +60,9 @@ class Step(Protocol):
 
     def lr(self) -> float: ...
 
-    def set_lr_factor(self, factor: float) -> None:
-        """Every param group's LR becomes its base LR times ``factor`` (schedules, rollbacks)."""
+    def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
+        """Every param group's LR becomes its base LR times ``factor`` (schedules, rollbacks); a routed group
+        named in ``routes`` takes its own factor, and None stops it (:class:`LRGroups`)."""
 
     def weights(self) -> dict[str, torch.Tensor]: ...
 
@@ -87,23 +89,48 @@ class StepOptions:
 
 
 class LRGroups:
-    """Writes ``lr = base_lr * factor`` into param groups; the base LRs are read once, at construction."""
+    """Writes ``lr = base_lr * factor`` into param groups; the base LRs are read once, at construction.
+
+    A param group routed as ``route`` (``group["route"]``, trainlab.optim.routing) that ``routes`` names
+    takes ``routes[route]`` instead of ``factor``; ``routes[route] = None`` stops the route: lr 0 and its
+    parameters' ``requires_grad`` False, gradient dropped (given back when a later call, after a rollback
+    to an earlier step, names a factor again).
+    """
 
     def __init__(self, optimizers: list[torch.optim.Optimizer]):
         self.optimizers = optimizers
         self.base = [[float(group["lr"]) for group in opt.param_groups] for opt in optimizers]
-        self._written: tuple[float, dict[str, Any]] | None = None
+        self._written: tuple[Any, dict[str, Any]] | None = None
+        self._stopped: list[torch.Tensor] = []  # the parameters this object set requires_grad False
 
-    def set_factor(self, factor: float) -> None:
+    def set_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> bool:
+        """Write the LRs; True when parameters were stopped or started (the caller re-reads them)."""
         # constant stretches cost one comparison; load_state_dict replaces the group dicts (and their
         # LRs), hence the identity check on a group dict
-        if self._written is not None and self._written[0] == factor and \
+        key = factor if not routes else (factor, tuple(sorted(routes.items())))
+        if self._written is not None and self._written[0] == key and \
                 self._written[1] is self.optimizers[0].param_groups[0]:
-            return
+            return False
+        stopped: list[torch.Tensor] = []
         for opt, bases in zip(self.optimizers, self.base, strict=True):
             for group, base in zip(opt.param_groups, bases, strict=True):
-                group["lr"] = base * factor
-        self._written = (factor, self.optimizers[0].param_groups[0])
+                route_factor = routes.get(group.get("route"), factor) if routes else factor
+                group["lr"] = 0.0 if route_factor is None else base * route_factor
+                if route_factor is None:
+                    stopped += group["params"]
+        self._written = (key, self.optimizers[0].param_groups[0])
+        return self._stop(stopped)
+
+    def _stop(self, stopped: list[torch.Tensor]) -> bool:
+        if [id(p) for p in stopped] == [id(p) for p in self._stopped]:
+            return False
+        for p in self._stopped:
+            p.requires_grad_(True)
+        for p in stopped:
+            p.requires_grad_(False)
+            p.grad = None
+        self._stopped = stopped
+        return True
 
     def current(self) -> float:
         return float(self.optimizers[0].param_groups[0]["lr"])
@@ -247,8 +274,9 @@ class StandardStep:
     def lr(self) -> float:
         return self._lrs.current()
 
-    def set_lr_factor(self, factor: float) -> None:
-        self._lrs.set_factor(factor)
+    def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
+        if self._lrs.set_factor(factor, routes):
+            self.parameters_changed()
 
     def weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}

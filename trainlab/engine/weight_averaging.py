@@ -44,6 +44,7 @@ count and (when captured in eval mode) the raw weights go into every checkpoint 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -235,8 +236,8 @@ class AveragedStep:
     def lr(self) -> float:
         return self.inner.lr()
 
-    def set_lr_factor(self, factor: float) -> None:
-        self.inner.set_lr_factor(factor)
+    def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
+        self.inner.set_lr_factor(factor, routes)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The model's weights as they are now: the averaged ones in eval mode (what early stopping keeps)."""

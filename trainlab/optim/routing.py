@@ -37,6 +37,11 @@ Rules (each one tested in tests/test_optim_routing.py):
   optimizer; ``regularization.weight_decay`` placed as for the top level for
   a group on another optimizer) acts on its ``ndim >= 2`` parameters, and its
   1-D parameters get 0.
+* **Training horizon.** ``train_epochs: E`` trains the group for its first
+  ``ceil(E * steps_per_epoch)`` optimizer steps only, its lr on the strategy's
+  schedule built over those steps; after them it is frozen (lr 0,
+  ``requires_grad`` False). airbench trains its whitening bias so, for 3 epochs.
+  The LR adapter applies it (:class:`trainlab.callbacks.lr_adapter.GroupHorizon`).
 * Optimizers that need a closure (``lbfgs``) cannot share a step and are refused.
 
 The optimizers built are presented as ONE optimizer, :class:`RoutedOptimizer`,
@@ -113,7 +118,7 @@ def named_trainable_parameters(model: nn.Module) -> list[NamedParameter]:
 # --------------------------------------------------------------------------- one group of the config
 
 SELECTOR_KEYS = ("select", "match", "regex", "ndim", "ndim_at_least")
-RULE_KEYS = ("name", *SELECTOR_KEYS, "optimizer", "lr", "weight_decay")
+RULE_KEYS = ("name", *SELECTOR_KEYS, "optimizer", "lr", "weight_decay", "train_epochs")
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,7 @@ class GroupRule:
     optimizer: str | None = None
     lr: float | None = None
     weight_decay: float | None = None
+    train_epochs: float | None = None  # read by the LR adapter (trainlab.callbacks.lr_adapter.GroupHorizon)
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

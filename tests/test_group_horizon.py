@@ -1,0 +1,178 @@
+"""``strategy.optimizer.groups[i].train_epochs``: a group trains for its first epochs only, then stops.
+
+The contract (trainlab.callbacks.lr_adapter.GroupHorizon): with ``T_g = ceil(E * steps_per_epoch)``
+the group's lr is ``lr_g * schedule_{T_g}(t)`` for ``t < T_g`` (warmup_linear with no warmup:
+``lr_g * (T_g - t) / T_g``, airbench's whitening-bias rule) and from step ``T_g`` on its parameters
+do not move at all (no gradient, so no momentum or weight decay either).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from trainlab.config import validate
+from trainlab.engine.step import LRGroups
+from trainlab.errors import ConfigError
+from trainlab.optim.routing import build_routed_optimizer
+
+BASE = {
+    "name": "horizon",
+    "seed": 3,
+    "data": {"source": "mnist1d", "num_samples": 400, "channels_first": True},
+    "model": {"name": "cnn1d", "channels": [4, 8], "batch_norm": True},
+    "strategy": {
+        "loss": "cross_entropy",
+        "optimizer": {"name": "nesterov", "lr": 0.05, "momentum": 0.85, "groups": [
+            {"name": "norm_biases", "select": "norm_biases", "lr": 0.03, "weight_decay": 0.05,
+             "train_epochs": 1.5},
+            {"name": "head", "select": "head", "lr": 0.3, "weight_decay": 0.005},
+        ]},
+        "batch_size": 32,
+        "epochs": 3,
+        "schedule": {"name": "warmup_linear", "warmup_steps": 0},
+        # the clip sees every gradient: a group that kept its gradients past its horizon would change the
+        # clipped steps of the others, so the resume test below fails unless the group is stopped again
+        "clip_grad_norm": 0.05,
+    },
+    "output": {"progress": "off"},
+    "runtime": {"num_threads": 1},
+}
+
+
+def _norm_biases(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    norms = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)]
+    assert norms
+    return {f"{name}.bias": m.bias for name, m in norms}
+
+
+def test_group_follows_its_own_linear_decay_then_stops_while_the_rest_trains_on():
+    from trainlab.builders import build, run_scope
+
+    config = validate(BASE)
+    with run_scope(config):
+        built = build(config, quiet=True)
+        optimizer, model = built.step.optimizer, built.step.model
+        steps_per_epoch, total = built.trainer.plan.steps_per_epoch, built.trainer.total_steps
+        horizon = math.ceil(1.5 * steps_per_epoch)
+        seen, frozen_at = [], {}
+        inner_step = optimizer.step
+
+        def recording_step(closure=None):
+            k = len(seen)
+            seen.append({g["route"]: g["lr"] for g in optimizer.param_groups})
+            biases = _norm_biases(model)
+            if k == horizon:  # the first stopped step: its gradients were never computed
+                assert all(not p.requires_grad and p.grad is None for p in biases.values())
+                frozen_at.update({n: p.detach().clone() for n, p in biases.items()})
+            if k == horizon - 1:
+                assert all(p.requires_grad and p.grad is not None for p in biases.values())
+            return inner_step(closure)
+
+        before = {n: p.detach().clone() for n, p in _norm_biases(model).items()}
+        optimizer.step = recording_step
+        built.trainer.fit()
+    assert 0 < horizon < total and len(seen) == total
+    for k, lrs in enumerate(seen):  # closed forms: the run's decay over T, the group's over T_g
+        assert lrs["head"] == pytest.approx(0.3 * (total - k) / total, rel=1e-12), k
+        expected = 0.03 * (horizon - k) / horizon if k < horizon else 0.0
+        assert lrs["norm_biases"] == pytest.approx(expected, rel=1e-12, abs=0.0), k
+    final = _norm_biases(model)
+    assert frozen_at and all(torch.equal(final[n], frozen_at[n]) for n in final)  # not moved after T_g
+    assert all(not torch.equal(frozen_at[n], before[n]) for n in final)  # but trained before it
+
+
+def test_resume_across_the_horizon_is_bit_identical(tmp_path):
+    from trainlab.cli import main
+
+    config = copy.deepcopy(BASE)
+    config["output"]["checkpoint"] = {"every_n_steps": 5, "keep_last": 100, "every_seconds": None,
+                                      "keep_after_finish": "all"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    full = tmp_path / "full"
+    assert main(["train", str(path), "--out", str(full), "--quiet"]) == 0
+    reference = (full / "model.safetensors").read_bytes()
+    folders = {int(f.name.split("-")[1]): f for f in (full / "checkpoint").glob("step-*")}
+    # 8 steps per epoch (256 training rows): the horizon is step 12; resume before it and after it
+    assert max(folders) == 24
+    for step in (10, 20):
+        copy_dir = tmp_path / f"from-{step}"
+        shutil.copytree(full, copy_dir, ignore=shutil.ignore_patterns("model.safetensors", "best"))
+        for other in (copy_dir / "checkpoint").glob("step-*"):
+            if other.name != folders[step].name:
+                shutil.rmtree(other)
+        info = json.loads((copy_dir / "run.json").read_text())
+        (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+        assert main(["resume", str(copy_dir), "--quiet"]) == 0
+        assert (copy_dir / "model.safetensors").read_bytes() == reference, step
+
+
+def test_lr_groups_stop_a_route_and_give_it_back():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    optimizer = build_routed_optimizer(net, {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                                       [{"name": "last", "match": "1.*", "lr": 0.4}])
+    lrs = LRGroups([optimizer])
+    by_route = lambda: {g["route"]: g["lr"] for g in optimizer.param_groups}  # noqa: E731
+    net(torch.ones(1, 3)).sum().backward()
+    assert lrs.set_factor(0.5, {"last": 0.25}) is False  # nothing stopped
+    assert by_route() == {"rest": 0.05, "last": 0.1}
+    assert lrs.set_factor(0.5, {"last": None}) is True
+    assert by_route() == {"rest": 0.05, "last": 0.0}
+    assert not net[1].weight.requires_grad and net[1].weight.grad is None and net[0].weight.requires_grad
+    assert lrs.set_factor(0.5, {"last": None}) is False  # unchanged: nothing to do
+    assert lrs.set_factor(0.5, {"last": 1.0}) is True  # a rollback to before the horizon trains it again
+    assert net[1].weight.requires_grad and net[1].bias.requires_grad and by_route()["last"] == pytest.approx(0.4)
+
+
+def test_bad_horizons_are_one_line_config_errors():
+    raw = copy.deepcopy(BASE)
+    raw["strategy"]["optimizer"]["groups"][0]["train_epochs"] = 0
+    with pytest.raises(ConfigError, match=r"groups\.0\.train_epochs"):
+        validate(raw)
+    from trainlab.builders import build, run_scope
+
+    raw = copy.deepcopy(BASE)
+    raw["strategy"]["optimizer"]["groups"][1]["name"] = "norm_biases"
+    config = validate(raw)
+    with run_scope(config), pytest.raises(ConfigError, match=r"another group has the name 'norm_biases'"):
+        build(config, quiet=True)
+    raw = copy.deepcopy(BASE)
+    raw["strategy"]["schedule"] = {"name": "reduce_on_plateau"}
+    config = validate(raw)
+    with run_scope(config), pytest.raises(ConfigError, match=r"train_epochs: needs a schedule of the step"):
+        build(config, quiet=True)
+
+
+def test_config_without_horizons_keeps_its_dump():
+    raw = copy.deepcopy(BASE)
+    del raw["strategy"]["optimizer"]["groups"][0]["train_epochs"]
+    groups = validate(raw).to_dict()["strategy"]["optimizer"]["groups"]
+    assert all("train_epochs" not in group for group in groups)
+    assert validate(BASE).to_dict()["strategy"]["optimizer"]["groups"][0]["train_epochs"] == 1.5
+
+
+def test_schedule_plan_and_plot_draw_the_group_to_its_horizon_then_zero(tmp_path, capsys):
+    from trainlab.cli import main
+    from trainlab.plots import schedule_figure
+    from trainlab.schedule_plan import plan_schedule
+
+    config = validate(BASE)
+    plan = plan_schedule(config, 256)  # 256 training rows, batch 32: 8 steps per epoch, 24 in all
+    assert plan.total_steps == 24 and plan.horizons is not None and plan.horizons["norm_biases"][0] == 12
+    figure = schedule_figure(plan.schedule, plan.total_steps, plan.base_lr, plan.steps_per_epoch,
+                             group_lrs=plan.group_lrs, horizons=plan.horizons)
+    lines = {line.get_gid(): line.get_ydata() for line in figure.axes[0].lines if line.get_gid()}
+    expected = [0.03 * (12 - t) / 12 if t < 12 else 0.0 for t in range(24)]
+    assert list(lines["lr:norm_biases"]) == pytest.approx(expected, rel=1e-12, abs=0.0)
+    assert list(lines["lr:head"]) == pytest.approx([0.3 * (24 - t) / 24 for t in range(24)], rel=1e-12)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    assert main(["schedule", str(path), "--plot", str(tmp_path / "lr.png")]) == 0
+    assert "norm_biases lr 0.03 for its first 12 steps" in capsys.readouterr().out
