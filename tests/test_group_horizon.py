@@ -34,7 +34,9 @@ BASE = {
              "train_epochs": 1.5},
             {"name": "head", "select": "head", "lr": 0.3, "weight_decay": 0.005},
         ]},
-        "batch_size": 32,
+        # micro-batches of 16, two to an optimizer step: the horizon counts optimizer steps (8 an epoch)
+        "batch_size": 16,
+        "grad_accum_steps": 2,
         "epochs": 3,
         "schedule": {"name": "warmup_linear", "warmup_steps": 0},
         # the clip sees every gradient: a group that kept its gradients past its horizon would change the
@@ -78,7 +80,7 @@ def test_group_follows_its_own_linear_decay_then_stops_while_the_rest_trains_on(
         before = {n: p.detach().clone() for n, p in _norm_biases(model).items()}
         optimizer.step = recording_step
         built.trainer.fit()
-    assert 0 < horizon < total and len(seen) == total
+    assert (steps_per_epoch, horizon, total) == (8, 12, 24) and len(seen) == total
     for k, lrs in enumerate(seen):  # closed forms: the run's decay over T, the group's over T_g
         assert lrs["head"] == pytest.approx(0.3 * (total - k) / total, rel=1e-12), k
         expected = 0.03 * (horizon - k) / horizon if k < horizon else 0.0
@@ -86,6 +88,7 @@ def test_group_follows_its_own_linear_decay_then_stops_while_the_rest_trains_on(
     final = _norm_biases(model)
     assert frozen_at and all(torch.equal(final[n], frozen_at[n]) for n in final)  # not moved after T_g
     assert all(not torch.equal(frozen_at[n], before[n]) for n in final)  # but trained before it
+    assert all(p.requires_grad for p in final.values())  # given back at the end: the model trains on elsewhere
 
 
 def test_resume_across_the_horizon_is_bit_identical(tmp_path):
@@ -132,22 +135,53 @@ def test_lr_groups_stop_a_route_and_give_it_back():
 
 
 def test_bad_horizons_are_one_line_config_errors():
-    raw = copy.deepcopy(BASE)
-    raw["strategy"]["optimizer"]["groups"][0]["train_epochs"] = 0
-    with pytest.raises(ConfigError, match=r"groups\.0\.train_epochs"):
-        validate(raw)
     from trainlab.builders import build, run_scope
 
-    raw = copy.deepcopy(BASE)
-    raw["strategy"]["optimizer"]["groups"][1]["name"] = "norm_biases"
-    config = validate(raw)
-    with run_scope(config), pytest.raises(ConfigError, match=r"another group has the name 'norm_biases'"):
+    def changed(edit) -> dict:
+        raw = copy.deepcopy(BASE)
+        edit(raw["strategy"])
+        return raw
+
+    cases = [
+        (lambda st: st["optimizer"]["groups"][0].update(train_epochs=0), r"groups\.0\.train_epochs"),
+        (lambda st: st["optimizer"]["groups"][1].update(name="norm_biases"),
+         r"groups\[0\] with train_epochs: another group has the name 'norm_biases'"),
+        (lambda st: st["optimizer"]["groups"][0].update(name="rest"), r"the name 'rest' is the top level's route"),
+        (lambda st: st.update(schedule={"name": "reduce_on_plateau"}),
+         r"'norm_biases' has train_epochs, which needs a schedule of the step"),
+    ]
+    for edit, message in cases:
+        with pytest.raises(ConfigError, match=message) as caught:
+            validate(changed(edit))
+        assert "\n" not in str(caught.value)
+    # every parameter stopped before the end: nothing would train
+    config = validate(changed(lambda st: st["optimizer"].update(groups=[
+        {"name": "all", "ndim_at_least": 0, "train_epochs": 1}])))
+    with run_scope(config), pytest.raises(ConfigError, match=r"stops at step 8 of the run's 24: nothing would train"):
         build(config, quiet=True)
-    raw = copy.deepcopy(BASE)
-    raw["strategy"]["schedule"] = {"name": "reduce_on_plateau"}
-    config = validate(raw)
-    with run_scope(config), pytest.raises(ConfigError, match=r"train_epochs: needs a schedule of the step"):
+    # the group's own schedule cannot be built over its steps: the message says why, with train_epochs
+    config = validate(changed(lambda st: st.update(schedule={"name": "warmup_linear", "warmup_steps": 15})))
+    with run_scope(config), pytest.raises(ConfigError, match=r"train_epochs=1\.5 is 12 steps, over which its "
+                                                             r"schedule is built: .*warmup_steps"):
         build(config, quiet=True)
+
+
+def test_a_step_with_the_one_argument_lr_contract_still_runs_under_the_adapter():
+    from types import SimpleNamespace
+
+    from trainlab.callbacks.base import TrainerView
+    from trainlab.callbacks.lr_adapter import LRAdapter
+
+    class OneArgumentStep:
+        factors: list[float] = []
+
+        def set_lr_factor(self, factor: float) -> None:
+            self.factors.append(factor)
+
+    step = OneArgumentStep()
+    view = TrainerView(SimpleNamespace(step=step, state=SimpleNamespace(step=3, lr_scale=0.5)))
+    LRAdapter(lambda t: 1.0 - t / 10).on_step_start(view)
+    assert step.factors == [pytest.approx(0.35)]
 
 
 def test_config_without_horizons_keeps_its_dump():
@@ -164,7 +198,7 @@ def test_schedule_plan_and_plot_draw_the_group_to_its_horizon_then_zero(tmp_path
     from trainlab.schedule_plan import plan_schedule
 
     config = validate(BASE)
-    plan = plan_schedule(config, 256)  # 256 training rows, batch 32: 8 steps per epoch, 24 in all
+    plan = plan_schedule(config, 256)  # 256 training rows, 2 x 16 per step: 8 steps per epoch, 24 in all
     assert plan.total_steps == 24 and plan.horizons is not None and plan.horizons["norm_biases"][0] == 12
     figure = schedule_figure(plan.schedule, plan.total_steps, plan.base_lr, plan.steps_per_epoch,
                              group_lrs=plan.group_lrs, horizons=plan.horizons)

@@ -186,10 +186,12 @@ def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
     return batch_size
 
 
-def build_callbacks(config: Config, schedule: Any, available: list[str], plan: BatchPlan) -> list[Callback]:
-    """The strategy's callbacks: LR schedule, fine-tuning freeze, divergence guard, early stopping, step records."""
+def build_callbacks(config: Config, schedule: Any, available: list[str], plan: BatchPlan,
+                    horizons: tuple[GroupHorizon, ...] = ()) -> list[Callback]:
+    """The strategy's callbacks: LR schedule (with the groups' horizons), fine-tuning freeze, divergence
+    guard, early stopping, step records."""
     strategy = config.strategy
-    callbacks: list[Callback] = [LRAdapter(schedule, horizons=group_horizons(config, schedule, plan.steps_per_epoch))]
+    callbacks: list[Callback] = [LRAdapter(schedule, horizons=horizons)]
     if config.output.log_every_n_steps:
         callbacks.append(StepLogger(config.output.log_every_n_steps, plan.micro_batches))
     if hasattr(schedule, "observe"):
@@ -210,25 +212,36 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
     return callbacks
 
 
-def group_horizons(config: Config, schedule: Any, steps_per_epoch: int) -> tuple[GroupHorizon, ...]:
+def group_horizons(config: Config, steps_per_epoch: int) -> tuple[GroupHorizon, ...]:
     """One :class:`GroupHorizon` per ``strategy.optimizer.groups`` entry with ``train_epochs``: its first
-    ``ceil(train_epochs * steps_per_epoch)`` steps, on ``strategy.schedule`` built over them."""
-    groups = config.strategy.optimizer.groups or []
-    labels = [group.name or f"group{i}" for i, group in enumerate(groups)]
+    ``ceil(train_epochs * steps_per_epoch)`` steps, on ``strategy.schedule`` built over them (names and
+    the schedule's kind are checked by the config)."""
     horizons = []
-    for i, (group, label) in enumerate(zip(groups, labels, strict=True)):
+    for i, group in enumerate(config.strategy.optimizer.groups or []):
         if group.train_epochs is None:
             continue
-        where = f"strategy.optimizer.groups[{i}] ('{label}') train_epochs"
-        if labels.count(label) > 1:
-            raise ConfigError(f"{where}: another group has the name '{label}'; give this one a name of its own")
-        if hasattr(schedule, "observe"):
-            raise ConfigError(f"{where}: needs a schedule of the step (e.g. warmup_linear, cosine); "
-                              f"'{config.strategy.schedule.name}' follows a metric")
+        label = group.name or f"group{i}"
         steps = math.ceil(group.train_epochs * steps_per_epoch)
-        horizons.append(GroupHorizon(label, steps, build_schedule(config.strategy.schedule.spec(), steps,
-                                                                  steps_per_epoch)))
+        try:
+            schedule = build_schedule(config.strategy.schedule.spec(), steps, steps_per_epoch)
+        except ConfigError as exc:
+            raise ConfigError(f"strategy.optimizer.groups[{i}] ('{label}') train_epochs={group.train_epochs:g} is "
+                              f"{steps} steps, over which its schedule is built: {exc}") from None
+        horizons.append(GroupHorizon(label, steps, schedule))
     return tuple(horizons)
+
+
+def check_something_trains(horizons: tuple[GroupHorizon, ...], optimizer: Any, total_steps: int) -> None:
+    """ConfigError when every routed param group stops (``train_epochs``) before the run's last step."""
+    if not horizons:
+        return
+    routes = {group.get("route") for group in optimizer.param_groups if group["params"]}
+    last = max(h.steps for h in horizons)
+    if routes <= {h.route for h in horizons} and last < total_steps:
+        raise ConfigError(f"strategy.optimizer.groups: every trainable parameter is in a group with train_epochs, "
+                          f"and the last of them stops at step {last} of the run's {total_steps}: nothing would "
+                          "train after it; leave train_epochs out of one group or shorten the run "
+                          "(strategy.epochs / max_steps)")
 
 
 NO_VALIDATION = ("the run has no validation split to record it: set data.val_fraction > 0 (trainlab.fit: pass "
@@ -318,6 +331,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     limits = limits_for(config, plan.steps_per_epoch)
     total_steps = limits.total_steps(plan.steps_per_epoch)
     warn_if_step_exceeds_data(config.strategy.batch_size, config.strategy.grad_accum_steps, plan, total_steps)
+    horizons = group_horizons(config, plan.steps_per_epoch)
+    check_something_trains(horizons, step.optimizer, total_steps)
     if limits.epochs != config.strategy.epochs:
         notes["epochs_for_min_steps"] = limits.epochs
         if not quiet:
@@ -329,7 +344,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     schedule = build_schedule(config.strategy.schedule.spec(), total_steps, plan.steps_per_epoch)
     evaluator, validator = build_evaluators(config, data, step, loss, metric_names)
     validation = Validation(lambda: validator.evaluate(data.val), config.strategy.eval_every_n_steps)
-    trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available, plan), validation)
+    trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available, plan, horizons),
+                      validation)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes, warning)
 

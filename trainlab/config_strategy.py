@@ -67,6 +67,16 @@ class OptimizerConfig(Named):
         if self.groups and self.lr == "auto":
             raise ValueError("lr: auto cannot be combined with groups (each group has its own base lr); "
                              "give lr a number")
+        labels = [group.name or f"group{i}" for i, group in enumerate(self.groups or [])]
+        for i, (group, label) in enumerate(zip(self.groups or [], labels, strict=True)):
+            if group.train_epochs is None:
+                continue
+            if label == "rest":  # the route of the parameters no group selects
+                raise ValueError(f"groups[{i}] with train_epochs: the name 'rest' is the top level's route "
+                                 "(the parameters no group selects); give the group another name")
+            if labels.count(label) > 1:
+                raise ValueError(f"groups[{i}] with train_epochs: another group has the name '{label}'; "
+                                 "give this one a name of its own")
         return self
 
     def spec(self) -> dict[str, Any]:
@@ -218,4 +228,13 @@ class Strategy(Strict):
     def _some_stop(self) -> Strategy:
         if self.epochs is None and self.max_steps is None:
             raise ValueError("set 'epochs' or 'max_steps' (or both)")
+        return self
+
+    @model_validator(mode="after")
+    def _horizons_need_a_step_schedule(self) -> Strategy:
+        timed = [group.name or f"group{i}" for i, group in enumerate(self.optimizer.groups or [])
+                 if group.train_epochs is not None]
+        if timed and self.schedule.name == "reduce_on_plateau":
+            raise ValueError(f"optimizer.groups '{timed[0]}' has train_epochs, which needs a schedule of the step "
+                             "(e.g. warmup_linear, cosine, constant); reduce_on_plateau follows a metric")
         return self

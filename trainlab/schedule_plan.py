@@ -75,13 +75,11 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     lr = base_lr(config)
     groups = config.strategy.optimizer.groups
     group_lrs: dict[str, float] | None = None
-    # groups with train_epochs: name -> (their steps T_g, their own schedule over them); 0 after T_g
-    horizons: dict[str, tuple[int, Schedule]] | None = None
     if groups and lr is not None:
         group_lrs = {}
         for i, group in enumerate(groups):
             name = group.name or f"group{i}"
             group_lrs[name if name not in group_lrs else f"{name} (group {i})"] = float(
                 group.lr if group.lr is not None else lr)  # two groups of one name stay two lines
-    horizons = {h.route: (h.steps, h.schedule) for h in group_horizons(config, schedule, plan.steps_per_epoch)}
+    horizons = {h.route: (h.steps, h.schedule) for h in group_horizons(config, plan.steps_per_epoch)}
     return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, lr, group_lrs, horizons or None)

@@ -101,7 +101,10 @@ class TrainerView:
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
         """LR of every param group = its base LR x ``factor``, a routed group named in ``routes`` its own
         factor (None: stopped); the LR adapter is the only caller."""
-        self._trainer.step.set_lr_factor(factor, routes)
+        if routes is None:  # a Step written to the one-argument contract keeps working
+            self._trainer.step.set_lr_factor(factor)
+        else:
+            self._trainer.step.set_lr_factor(factor, routes)
 
     def grad_norm(self) -> float | None:
         """The global L2 norm of the last step's gradients (before clipping), when the step measured it."""

@@ -41,6 +41,7 @@ class LRAdapter(Callback):
         self.monitor = getattr(schedule, "monitor", monitor)
         self._dynamic = hasattr(schedule, "observe")
         self.horizons = tuple(horizons)
+        self._last: tuple[float, dict[str, float | None]] | None = None  # the last (factor, routes) written
 
     def on_step_start(self, view: TrainerView) -> None:
         step, scale = view.state.step, view.state.lr_scale
@@ -48,7 +49,15 @@ class LRAdapter(Callback):
             view.set_lr_factor(self.schedule(step) * scale)
             return
         routes = {h.route: (h.schedule(step) * scale if step < h.steps else None) for h in self.horizons}
-        view.set_lr_factor(self.schedule(step) * scale, routes)
+        self._last = (self.schedule(step) * scale, routes)
+        view.set_lr_factor(*self._last)
+
+    def on_train_end(self, view: TrainerView) -> None:
+        # give stopped parameters back (requires_grad True; their lr stays 0): trainlab.fit trains the
+        # user's model in place, and a later fit or loop must find every parameter trainable
+        if self._last is not None and None in self._last[1].values():
+            factor, routes = self._last
+            view.set_lr_factor(factor, {route: 0.0 if value is None else value for route, value in routes.items()})
 
     def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
         if self._dynamic:

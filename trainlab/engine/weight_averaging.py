@@ -237,7 +237,10 @@ class AveragedStep:
         return self.inner.lr()
 
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
-        self.inner.set_lr_factor(factor, routes)
+        if routes is None:  # an inner Step written to the one-argument contract keeps working
+            self.inner.set_lr_factor(factor)
+        else:
+            self.inner.set_lr_factor(factor, routes)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The model's weights as they are now: the averaged ones in eval mode (what early stopping keeps)."""
