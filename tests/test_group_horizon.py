@@ -9,14 +9,13 @@ do not move at all (no gradient, so no momentum or weight decay either).
 from __future__ import annotations
 
 import copy
-import json
 import math
-import shutil
 
 import pytest
 import torch
 import yaml
 
+from tests.resume_from_checkpoints import resumed_model_bytes, train_keeping_checkpoints
 from trainlab.config import validate
 from trainlab.engine.step import LRGroups
 from trainlab.errors import ConfigError
@@ -92,29 +91,12 @@ def test_group_follows_its_own_linear_decay_then_stops_while_the_rest_trains_on(
 
 
 def test_resume_across_the_horizon_is_bit_identical(tmp_path):
-    from trainlab.cli import main
-
-    config = copy.deepcopy(BASE)
-    config["output"]["checkpoint"] = {"every_n_steps": 5, "keep_last": 100, "every_seconds": None,
-                                      "keep_after_finish": "all"}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    full = tmp_path / "full"
-    assert main(["train", str(path), "--out", str(full), "--quiet"]) == 0
+    full, folders = train_keeping_checkpoints(BASE, tmp_path, every_n_steps=5)
     reference = (full / "model.safetensors").read_bytes()
-    folders = {int(f.name.split("-")[1]): f for f in (full / "checkpoint").glob("step-*")}
     # 8 steps per epoch (256 training rows): the horizon is step 12; resume before it and after it
     assert max(folders) == 24
     for step in (10, 20):
-        copy_dir = tmp_path / f"from-{step}"
-        shutil.copytree(full, copy_dir, ignore=shutil.ignore_patterns("model.safetensors", "best"))
-        for other in (copy_dir / "checkpoint").glob("step-*"):
-            if other.name != folders[step].name:
-                shutil.rmtree(other)
-        info = json.loads((copy_dir / "run.json").read_text())
-        (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
-        assert main(["resume", str(copy_dir), "--quiet"]) == 0
-        assert (copy_dir / "model.safetensors").read_bytes() == reference, step
+        assert resumed_model_bytes(full, folders[step], tmp_path) == reference, step
 
 
 def test_lr_groups_stop_a_route_and_give_it_back():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tests.muon_reference import NumpyMuon
+from tests.resume_from_checkpoints import resumed_model_bytes, train_keeping_checkpoints
 from trainlab.config import validate
 from trainlab.engine.step import LRGroups
 from trainlab.errors import ConfigError
@@ -312,27 +311,10 @@ def test_engine_schedule_scales_every_group_base_lr():
 
 
 def test_resume_from_a_checkpoint_is_bit_identical(tmp_path):
-    from trainlab.cli import main
-
-    config = copy.deepcopy(BASE)
-    config["output"]["checkpoint"] = {"every_n_steps": 4, "keep_last": 100, "every_seconds": None,
-                                      "keep_after_finish": "all"}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    full = tmp_path / "full"
-    assert main(["train", str(path), "--out", str(full), "--quiet"]) == 0
+    full, folders = train_keeping_checkpoints(BASE, tmp_path, every_n_steps=4)
     reference_bytes = (full / "model.safetensors").read_bytes()
-    folders = {int(f.name.split("-")[1]): f for f in (full / "checkpoint").glob("step-*")}
     for step in (4, 16):  # mid-epoch 1 and in epoch 2 (10 steps per epoch here)
-        copy_dir = tmp_path / f"from-{step}"
-        shutil.copytree(full, copy_dir, ignore=shutil.ignore_patterns("model.safetensors", "best"))
-        for other in (copy_dir / "checkpoint").glob("step-*"):
-            if other.name != folders[step].name:
-                shutil.rmtree(other)
-        info = json.loads((copy_dir / "run.json").read_text())
-        (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
-        assert main(["resume", str(copy_dir), "--quiet"]) == 0
-        assert (copy_dir / "model.safetensors").read_bytes() == reference_bytes, step
+        assert resumed_model_bytes(full, folders[step], tmp_path) == reference_bytes, step
 
 
 def test_docs_airbench_recipe_validates_and_routes_the_airbench_model():
