@@ -26,9 +26,9 @@ def train_keeping_checkpoints(config: dict[str, Any], tmp_path: Path, every_n_st
     return full, {int(f.name.split("-")[1]): f for f in (full / "checkpoint").glob("step-*")}
 
 
-def resumed_model_bytes(full: Path, checkpoint: Path, tmp_path: Path) -> bytes:
-    """Copy the run without its model, keep only ``checkpoint``, mark it interrupted, resume it; the
-    resumed run's model.safetensors."""
+def resume_a_copy(full: Path, checkpoint: Path, tmp_path: Path) -> Path:
+    """Copy the run without its model, keep only ``checkpoint``, mark it interrupted and resume it; returns
+    the resumed copy's folder."""
     from trainlab.cli import main
 
     copy_dir = tmp_path / f"from-{checkpoint.name}"
@@ -39,4 +39,9 @@ def resumed_model_bytes(full: Path, checkpoint: Path, tmp_path: Path) -> bytes:
     info = json.loads((copy_dir / "run.json").read_text())
     (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     assert main(["resume", str(copy_dir), "--quiet"]) == 0
-    return (copy_dir / "model.safetensors").read_bytes()
+    return copy_dir
+
+
+def resumed_model_bytes(full: Path, checkpoint: Path, tmp_path: Path) -> bytes:
+    """:func:`resume_a_copy`'s model.safetensors."""
+    return (resume_a_copy(full, checkpoint, tmp_path) / "model.safetensors").read_bytes()

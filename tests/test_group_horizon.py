@@ -16,35 +16,27 @@ import torch
 import yaml
 
 from tests.resume_from_checkpoints import resumed_model_bytes, train_keeping_checkpoints
+from tests.test_optim_routing import BASE as ROUTED
 from trainlab.config import validate
 from trainlab.engine.step import LRGroups
 from trainlab.errors import ConfigError
 from trainlab.optim.routing import build_routed_optimizer
 
-BASE = {
-    "name": "horizon",
-    "seed": 3,
-    "data": {"source": "mnist1d", "num_samples": 400, "channels_first": True},
-    "model": {"name": "cnn1d", "channels": [4, 8], "batch_norm": True},
-    "strategy": {
-        "loss": "cross_entropy",
-        "optimizer": {"name": "nesterov", "lr": 0.05, "momentum": 0.85, "groups": [
-            {"name": "norm_biases", "select": "norm_biases", "lr": 0.03, "weight_decay": 0.05,
-             "train_epochs": 1.5},
-            {"name": "head", "select": "head", "lr": 0.3, "weight_decay": 0.005},
-        ]},
-        # micro-batches of 16, two to an optimizer step: the horizon counts optimizer steps (8 an epoch)
-        "batch_size": 16,
-        "grad_accum_steps": 2,
-        "epochs": 3,
-        "schedule": {"name": "warmup_linear", "warmup_steps": 0},
-        # the clip sees every gradient: a group that kept its gradients past its horizon would change the
-        # clipped steps of the others, so the resume test below fails unless the group is stopped again
-        "clip_grad_norm": 0.05,
-    },
-    "output": {"progress": "off"},
-    "runtime": {"num_threads": 1},
-}
+# the routing tests' mnist1d CNN (tests/test_optim_routing.py) on 400 samples, with a horizon
+BASE = copy.deepcopy(ROUTED)
+BASE.update(name="horizon", seed=3)
+BASE["data"]["num_samples"] = 400
+BASE["strategy"].update(
+    optimizer={"name": "nesterov", "lr": 0.05, "momentum": 0.85, "groups": [
+        {"name": "norm_biases", "select": "norm_biases", "lr": 0.03, "weight_decay": 0.05, "train_epochs": 1.5},
+        {"name": "head", "select": "head", "lr": 0.3, "weight_decay": 0.005},
+    ]},
+    # micro-batches of 16, two to an optimizer step: the horizon counts optimizer steps (8 an epoch)
+    batch_size=16, grad_accum_steps=2, epochs=3,
+    # the clip sees every gradient: a group that kept its gradients past its horizon would change the
+    # clipped steps of the others, so the resume test below fails unless the group is stopped again
+    clip_grad_norm=0.05,
+)
 
 
 def _norm_biases(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.resume_from_checkpoints import resume_a_copy
 from tests.test_patch_whitening import correlated_images, numpy_whitening
 from trainlab.builders import build_model_for
 from trainlab.config import validate
@@ -180,8 +181,6 @@ def test_airbench_without_whitening_keeps_a_trainable_random_stem():
 
 def test_whitened_run_resumed_from_a_checkpoint_is_bit_identical(tmp_path):
     """The whitening is recomputed on resume and the weight stays frozen: resume == uninterrupted."""
-    import json
-    import shutil
 
     import yaml
     from PIL import Image
@@ -212,14 +211,7 @@ def test_whitened_run_resumed_from_a_checkpoint_is_bit_identical(tmp_path):
     full = tmp_path / "full"
     assert main(["train", str(path), "--out", str(full), "--quiet"]) == 0
     middle = next(f for f in (full / "checkpoint").glob("step-*") if int(f.name.split("-")[1]) == 6)
-    resumed = tmp_path / "resumed"
-    shutil.copytree(full, resumed, ignore=shutil.ignore_patterns("model.safetensors", "best"))
-    for other in (resumed / "checkpoint").glob("step-*"):
-        if other.name != middle.name:
-            shutil.rmtree(other)
-    info = json.loads((resumed / "run.json").read_text())
-    (resumed / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
-    assert main(["resume", str(resumed), "--quiet"]) == 0
+    resumed = resume_a_copy(full, middle, tmp_path)
     assert (resumed / "model.safetensors").read_bytes() == (full / "model.safetensors").read_bytes()
     from safetensors.torch import load_file
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.resume_from_checkpoints import resume_a_copy
+
 CONFIG = {
     "name": "resume",
     "seed": 3,
@@ -137,7 +139,6 @@ def test_resume_from_every_kind_of_checkpoint_position_is_bit_identical(tmp_path
     pending batch losses in a checkpoint are part of what must come back exactly.
     """
     import copy
-    import shutil
 
     from trainlab.cli import main
     from trainlab.engine.state import EpochSum
@@ -157,13 +158,6 @@ def test_resume_from_every_kind_of_checkpoint_position_is_bit_identical(tmp_path
     chosen = [f for f in folders if int(f.name.split("-")[1]) in (8, 40, 80, 152)]
     assert len(chosen) == 4
     for folder in chosen:
-        copy_dir = tmp_path / f"from-{folder.name}"
-        shutil.copytree(full, copy_dir, ignore=shutil.ignore_patterns("model.safetensors", "best"))
-        for other in (copy_dir / "checkpoint").glob("step-*"):
-            if other.name != folder.name:
-                shutil.rmtree(other)
-        info = json.loads((copy_dir / "run.json").read_text())
-        (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
-        assert main(["resume", str(copy_dir), "--quiet"]) == 0
+        copy_dir = resume_a_copy(full, folder, tmp_path)
         assert (copy_dir / "model.safetensors").read_bytes() == reference_bytes, folder.name
         assert _train_losses(copy_dir) == _train_losses(full), folder.name
