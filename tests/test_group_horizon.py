@@ -133,6 +133,11 @@ def test_bad_horizons_are_one_line_config_errors():
         {"name": "all", "ndim_at_least": 0, "train_epochs": 1}])))
     with run_scope(config), pytest.raises(ConfigError, match=r"stops at step 8 of the run's 24: nothing would train"):
         build(config, quiet=True)
+    # a misspelt group key: named as such, not as an unknown option of the group's optimizer
+    config = validate(changed(lambda st: st["optimizer"]["groups"][0].update(train_epoch=2)))
+    with run_scope(config), pytest.raises(ConfigError, match=r"groups\[0\]: unknown key 'train_epoch'; did you "
+                                                             r"mean 'train_epochs'\?"):
+        build(config, quiet=True)
     # the group's own schedule cannot be built over its steps: the message says why, with train_epochs
     config = validate(changed(lambda st: st.update(schedule={"name": "warmup_linear", "warmup_steps": 15})))
     with run_scope(config), pytest.raises(ConfigError, match=r"train_epochs=1\.5 is 12 steps, over which its "

@@ -50,6 +50,7 @@ so the engine (LR schedule, clipping, checkpoints) is unchanged.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import re
@@ -142,6 +143,11 @@ class GroupRule:
         entry = dict(entry)
         where = f"strategy.optimizer.groups[{index}]"
         known = {key: entry.pop(key) for key in RULE_KEYS if key in entry}
+        for key in entry:  # a misspelt group key would otherwise be refused as an option of the optimizer
+            close = difflib.get_close_matches(str(key), RULE_KEYS, n=1, cutoff=0.85)
+            if close:
+                raise ConfigError(f"{where}: unknown key '{key}'; did you mean '{close[0]}'? (a group's own keys: "
+                                  f"{', '.join(RULE_KEYS)}; other keys are options of its optimizer)")
         rule = cls(label=known.pop("name", None) or f"group{index}", **known,
                    options=entry)
         if all(getattr(rule, key) is None for key in SELECTOR_KEYS):
