@@ -220,7 +220,7 @@ def group_horizons(config: Config, steps_per_epoch: int) -> tuple[GroupHorizon, 
     for i, group in enumerate(config.strategy.optimizer.groups or []):
         if group.train_epochs is None:
             continue
-        label = group.name or f"group{i}"
+        label = group.label(i)
         steps = math.ceil(group.train_epochs * steps_per_epoch)
         try:
             schedule = build_schedule(config.strategy.schedule.spec(), steps, steps_per_epoch)

@@ -46,6 +46,10 @@ class OptimizerGroupConfig(BaseModel):
     # (a linear decay reaches 0 there), then stops: lr 0, requires_grad False (airbench: whitening bias, 3)
     train_epochs: Float | None = Field(None, gt=0.0, exclude_if=lambda value: value is None)  # (config hashes)
 
+    def label(self, index: int) -> str:
+        """The group's route label: its ``name``, else ``group<index>`` (its place in the list)."""
+        return self.name or f"group{index}"
+
 
 class OptimizerConfig(Named):
     # None: the optimizer's own default (1e-3 for Adam, 1.0 for Prodigy/L-BFGS); "auto": LR range test
@@ -67,7 +71,7 @@ class OptimizerConfig(Named):
         if self.groups and self.lr == "auto":
             raise ValueError("lr: auto cannot be combined with groups (each group has its own base lr); "
                              "give lr a number")
-        labels = [group.name or f"group{i}" for i, group in enumerate(self.groups or [])]
+        labels = [group.label(i) for i, group in enumerate(self.groups or [])]
         for i, (group, label) in enumerate(zip(self.groups or [], labels, strict=True)):
             if group.train_epochs is None:
                 continue
@@ -232,7 +236,7 @@ class Strategy(Strict):
 
     @model_validator(mode="after")
     def _horizons_need_a_step_schedule(self) -> Strategy:
-        timed = [group.name or f"group{i}" for i, group in enumerate(self.optimizer.groups or [])
+        timed = [group.label(i) for i, group in enumerate(self.optimizer.groups or [])
                  if group.train_epochs is not None]
         if timed and self.schedule.name == "reduce_on_plateau":
             raise ValueError(f"optimizer.groups '{timed[0]}' has train_epochs, which needs a schedule of the step "

@@ -78,7 +78,7 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     if groups and lr is not None:
         group_lrs = {}
         for i, group in enumerate(groups):
-            name = group.name or f"group{i}"
+            name = group.label(i)
             group_lrs[name if name not in group_lrs else f"{name} (group {i})"] = float(
                 group.lr if group.lr is not None else lr)  # two groups of one name stay two lines
     horizons = {h.route: (h.steps, h.schedule) for h in group_horizons(config, plan.steps_per_epoch)}

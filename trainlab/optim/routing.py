@@ -135,7 +135,7 @@ class GroupRule:
     optimizer: str | None = None
     lr: float | None = None
     weight_decay: float | None = None
-    train_epochs: float | None = None  # read by the LR adapter (trainlab.callbacks.lr_adapter.GroupHorizon)
+    train_epochs: float | None = None  # not routing's: the LR adapter applies it (builders.group_horizons)
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
