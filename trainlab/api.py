@@ -35,6 +35,7 @@ from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_tas
 from trainlab.data.labels import read_class_labels
 from trainlab.errors import ConfigError, DataError
 from trainlab.experiment import summarize
+from trainlab.time_budget import assemble_within_budget
 
 Arrays = tuple[Any, Any]
 
@@ -171,7 +172,7 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         notes: dict[str, Any] = {}
         loss = build_loss_for(config, data, notes)
         model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
-        built = assemble(config, data, loss, model, notes, quiet=True)
+        built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
         built.trainer.add_callbacks([callbacks] if isinstance(callbacks, Callback) else list(callbacks))
         built.trainer.fit()
         summary = summarize(built)

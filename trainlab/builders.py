@@ -66,6 +66,7 @@ from trainlab.runtime import (
 )
 from trainlab.schedules import build_schedule
 from trainlab.step_builders import averaged_step_for, build_step, optimizer_spec_for, resolve_auto_lr
+from trainlab.time_budget import BudgetPlan, assemble_within_budget, budgeted
 
 
 @dataclass
@@ -267,12 +268,17 @@ def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> 
     return monitor, mode, available
 
 
-def build(config: Config, quiet: bool = False) -> Built:
-    """Build every component of ``config``'s run (call inside :func:`run_scope`)."""
+def build(config: Config, quiet: bool = False, time_budget: bool = False) -> Built:
+    """Build every component of ``config``'s run (call inside :func:`run_scope`). ``time_budget``: a run
+    about to train times its step for ``strategy.time_budget_s`` first (trainlab.time_budget); builds for
+    evaluation or the LR finder do not."""
     data = build_data(config)
     notes: dict[str, Any] = {}
     loss = build_loss_for(config, data, notes)
-    return assemble(config, data, loss, build_model_for(config, data, loss), notes, quiet)
+    model = build_model_for(config, data, loss)
+    if time_budget:
+        return assemble_within_budget(assemble, config, data, loss, model, notes, quiet)
+    return assemble(config, data, loss, model, notes, quiet)
 
 
 def limits_for(config: Config, steps_per_epoch: int) -> Limits:
@@ -293,8 +299,9 @@ def train_lengths(config: Config, data: Dataset) -> torch.Tensor | None:
 
 
 def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, notes: dict[str, Any],
-             quiet: bool = False) -> Built:
-    """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model."""
+             quiet: bool = False, budget: BudgetPlan | None = None) -> Built:
+    """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model;
+    with ``budget`` (trainlab.time_budget), fitted to it as it runs."""
     device = resolve_device(config.runtime.device)
     precision = resolve_precision(config.runtime.precision, device)
     warning = emulated_precision_warning(precision, device)
@@ -342,10 +349,14 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         warn_if_stretched(config.strategy.min_steps, plan, total_steps)
     step = averaged_step_for(config, step, plan, total_steps, notes)
     schedule = build_schedule(config.strategy.schedule.spec(), total_steps, plan.steps_per_epoch)
+    budget_callbacks: list[Callback] = []
+    if budget is not None:
+        schedule, planner = budgeted(schedule, total_steps, budget)
+        budget_callbacks.append(planner)
     evaluator, validator = build_evaluators(config, data, step, loss, metric_names)
     validation = Validation(lambda: validator.evaluate(data.val), config.strategy.eval_every_n_steps)
-    trainer = Trainer(step, batches, plan, limits, build_callbacks(config, schedule, available, plan, horizons),
-                      validation)
+    trainer = Trainer(step, batches, plan, limits,
+                      [*budget_callbacks, *build_callbacks(config, schedule, available, plan, horizons)], validation)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes, warning)
 

@@ -140,6 +140,10 @@ def _cmd_schedule(args) -> int:
     if config.strategy.schedule.name == "reduce_on_plateau":
         print("note: reduce_on_plateau lowers the lr when the validation metric stops improving, which only "
               "training shows; the plot is the lr before any reduction", file=sys.stderr)
+    if config.strategy.time_budget_s is not None:
+        print(f"note: strategy.time_budget_s={config.strategy.time_budget_s:g}: the run times its step and squeezes "
+              "this schedule onto the steps that fit; the plot is its longest form (epochs/max_steps)",
+              file=sys.stderr)
     if plan.base_lr is None:
         print("note: lr: auto is found by the LR range test at train time; the plot shows the schedule's "
               f"multiplier of that lr (run trainlab lr-find {args.config} for the value)", file=sys.stderr)

@@ -91,6 +91,7 @@ class ModelConfig(Named):
 # the hash, so a config that does not use them keeps the hash it had before they existed
 ADDED_OPTIONAL_KEYS = {("strategy", "tta"): None, ("strategy", "weight_averaging"): None,
                        ("strategy", "min_steps"): None, ("strategy", "group_by_length"): False,
+                       ("strategy", "time_budget_s"): None,
                        ("runtime", "compile"): False}
 
 

@@ -190,6 +190,9 @@ class Strategy(Strict):
     # a step budget: epochs = max(epochs, ceil(min_steps / steps_per_epoch)), so small datasets still
     # get enough optimizer steps (trainlab.engine.step_budget); needs epochs, capped by max_steps
     min_steps: Int | None = Field(None, ge=1)
+    # a time budget: the run times its own step first and trains as many steps as fit these seconds, its
+    # schedule laid over them; epochs/max_steps cap it (trainlab.time_budget)
+    time_budget_s: Float | None = Field(None, gt=0.0)
     # batches of texts of similar length (the HF Trainer's group_by_length): less padding with a model
     # that pads each batch to its longest text (trainlab.engine.batching.length_grouped_order)
     group_by_length: bool = False

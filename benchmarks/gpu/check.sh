@@ -94,10 +94,10 @@ timeout -k 15 "$REFERENCE_S" "$PYTHON" benchmarks/cifar_speedrun.py --device "$D
 
 GPU_SET=(--set data.path=/tmp/cifar10-jpg --set data.cache_dir=/tmp/trainlab-cache --set data.workers=8
          --set runtime.device="$DEVICE" --set runtime.precision="$PRECISION" --set strategy.batch_size=1000
-         --set strategy.grad_accum_steps=1 --set output.progress=off)
+         --set strategy.grad_accum_steps=1 --set output.progress=off --set strategy.time_budget_s=null)
 stage "7a. trainlab speedrun on $DEVICE, 14 epochs (limit ${TRAIN_S:=50} s)"
 timeout -k 15 "$TRAIN_S" "${TRAINLAB[@]}" train examples/cifar10_speedrun.yaml "${GPU_SET[@]}" \
-    --out /tmp/runs/speedrun14 --overwrite --target val_accuracy=0.91
+    --set strategy.epochs=14 --out /tmp/runs/speedrun14 --overwrite --target val_accuracy=0.91
 epoch_times /tmp/runs/speedrun14
 cp /tmp/runs/speedrun14/summary.json "$OUT/speedrun14_summary.json" 2>/dev/null
 

@@ -58,6 +58,10 @@ class _Viewed(Protocol):
     callbacks: CallbackList
     total_steps: int
 
+    def elapsed(self) -> float: ...
+
+    def end_at_step(self, step: int) -> None: ...
+
     def capture(self) -> Snapshot: ...
 
 
@@ -88,6 +92,15 @@ class TrainerView:
         """The epochs this run trains, ``ceil(total_steps / steps_per_epoch)``: fewer than
         ``strategy.epochs`` when ``max_steps`` ends it first."""
         return -(-self.total_steps // max(self.steps_per_epoch, 1))
+
+    @property
+    def elapsed_s(self) -> float:
+        """Training wall time so far, summed over resumes (``train_time_s``)."""
+        return self._trainer.elapsed()
+
+    def end_at_step(self, step: int) -> None:
+        """End training at optimizer step ``step`` (the time budget's planner is the one caller)."""
+        self._trainer.end_at_step(step)
 
     @property
     def model(self) -> torch.nn.Module | None:

@@ -68,6 +68,8 @@ class Validation:
 class Trainer:
     """Runs a Step over planned batches until the limits, firing events to callbacks."""
 
+    clock = staticmethod(time.perf_counter)  # the wall clock of train_time_s (tests put in a fake one)
+
     def __init__(self, step: Step, batches: TensorBatches, plan: BatchPlan, limits: Limits,
                  callbacks: Sequence[Callback] = (), validation: Validation = Validation()):
         self.step, self.batches, self.plan, self.limits = step, batches, plan, limits
@@ -82,6 +84,10 @@ class Trainer:
     @property
     def total_steps(self) -> int:
         return self.limits.total_steps(self.plan.steps_per_epoch)
+
+    def end_at_step(self, step: int) -> None:
+        """Train until step ``step`` (a time budget re-planning the run; the epochs still cap it)."""
+        self.limits = Limits(self.limits.epochs, step)
 
     def add_callbacks(self, callbacks: Sequence[Callback]) -> None:
         """Add callbacks before :meth:`fit` (a run folder's callbacks join once the folder exists)."""
@@ -98,7 +104,7 @@ class Trainer:
     # ------------------------------------------------------------------ fit
 
     def fit(self) -> TrainState:
-        self._fit_started = time.perf_counter()
+        self._fit_started = self.clock()
         self.callbacks.fire(Event.TRAIN_START, self.view)
         try:
             while True:
@@ -111,7 +117,7 @@ class Trainer:
             if self.control.interrupted_by is None and not self.state.finished:
                 self._finish()
         finally:
-            self.state.train_time_s += time.perf_counter() - self._fit_started
+            self.state.train_time_s += self.clock() - self._fit_started
             self._fit_started = None
             self.step.set_mode(training=False)  # evaluation, restore-best and saving see the eval weights
             self.callbacks.fire(Event.TRAIN_END, self.view)
@@ -136,7 +142,7 @@ class Trainer:
         skipped = frozenset(batch for epoch, batch in state.skipped_batches if epoch == state.epoch)
         view, control, fetch, train_step = self.view, self.control, self.batches.fetch, self.step.train_step
         step_start, step_end = self.callbacks.hooks[Event.STEP_START], self.callbacks.hooks[Event.STEP_END]
-        max_steps, every = self.limits.max_steps, self.validation.every_n_steps
+        every = self.validation.every_n_steps
         for position, indices in self.plan.steps(state.epoch, state.batch_in_epoch, skipped, self.batches.device):
             for hook in step_start:
                 hook(view)
@@ -155,8 +161,8 @@ class Trainer:
             if control.rollback_to is not None:
                 self.restore(control.rollback_to)
                 return  # the restored state says where to continue
-            if control.should_stop or (max_steps is not None and state.step >= max_steps):
-                break
+            if control.should_stop or (self.limits.max_steps is not None and state.step >= self.limits.max_steps):
+                break  # the limit is read every step: a time budget moves it
         if state.batch_in_epoch < self.plan.micro_batches and not self._step_limit_reached():
             return  # stopped mid-epoch: no record (a max_steps stop still validates, so the run ends with one)
         record = self.end_epoch()
@@ -198,7 +204,7 @@ class Trainer:
 
     def elapsed(self) -> float:
         """Training wall time so far, summed over resumes."""
-        running = 0.0 if self._fit_started is None else time.perf_counter() - self._fit_started
+        running = 0.0 if self._fit_started is None else self.clock() - self._fit_started
         return self.state.train_time_s + running
 
     def _reset_sums(self) -> None:
@@ -232,11 +238,15 @@ class Trainer:
         }, self.batches.device)
 
     def restore(self, captured: Snapshot) -> None:
+        # inside fit (a rollback) the wall time already spent stays spent: train_time_s never goes back
+        spent = self.elapsed() if self._fit_started is not None else None
         parts = snapshot.restore(captured, self.batches.device)
         self.step.load_state_dict(parts["step"])
         self.callbacks.load_state_dict(parts["callbacks"])
         self.state = TrainState()
         self.state.load_state_dict(parts["train_state"])
+        if spent is not None:
+            self.state.train_time_s, self._fit_started = spent, self.clock()
         self.control = Control()
         self.control.load_state_dict(parts["control"])
         self._sums = {}

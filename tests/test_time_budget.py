@@ -1,0 +1,251 @@
+"""``strategy.time_budget_s``: the run times its own step, then trains the steps that fit the budget.
+
+The contract (trainlab.time_budget): ``S`` is the largest step count with ``S * step_s +
+validations(S) * validation_s <= budget - calibration_s``, capped by the config's own length; the
+run is then built from ``max_steps: S`` with the model, loss and RNGs as they were before the
+calibration, so it trains exactly as a run of its recorded ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import yaml
+
+from trainlab.config import validate
+from trainlab.errors import ConfigError
+from trainlab.time_budget import StepTiming, steps_within_budget, validations_within
+
+BASE = {
+    "name": "budget",
+    "seed": 5,
+    "data": {"source": "mnist1d", "num_samples": 400, "channels_first": True},
+    # BatchNorm (buffers the calibration moves) and dropout (RNG the calibration draws) in one model
+    "model": {"name": "cnn1d", "channels": [4, 8], "batch_norm": True, "hidden": 16, "dropout": 0.3},
+    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32,
+                 "epochs": 40, "schedule": {"name": "cosine"}, "time_budget_s": 3.0},
+    "output": {"progress": "off"},
+    "runtime": {"num_threads": 1},
+}
+
+
+class TickingClock:
+    """A clock that advances ``tick`` seconds each time it is read: the calibration's timings are then
+    a function of how often it reads the clock, not of the machine."""
+
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_validations_count_epoch_ends_a_last_partial_epoch_and_mid_epoch_passes():
+    assert validations_within(8, 4, None) == 2
+    assert validations_within(9, 4, None) == 3  # the step limit ends epoch 3 early: it still validates
+    assert validations_within(9, 4, 2) == 3 + 4
+    assert validations_within(0, 4, None) == 0
+
+
+def test_steps_are_the_most_that_fit_the_budget_left_after_the_calibration():
+    # by hand: budget 10, calibration 1, 1 s a step, 0.5 s a validation, 4 steps an epoch:
+    # S = 8 costs 8 + 2 * 0.5 = 9 = 10 - 1; S = 9 costs 9 + 3 * 0.5 = 10.5
+    timing = StepTiming(step_s=1.0, validation_s=0.5, calibration_s=1.0, timed_steps=3)
+    assert steps_within_budget(10.0, timing, 4, cap_steps=100) == 8
+    assert steps_within_budget(10.0, timing, 4, cap_steps=5) == 5  # the config's own length caps it
+    assert steps_within_budget(0.5, timing, 4, cap_steps=100) == 0  # the calibration alone overran
+    # against a plain scan of every step count, over a grid of timings
+    for step_s, validation_s, every, spe in itertools.product((0.03, 0.7, 2.4), (0.0, 0.3, 5.0), (None, 3), (1, 7)):
+        timing = StepTiming(step_s, validation_s, 0.4, 3)
+        left = 40.0 - 0.4
+        fits = [s for s in range(0, 2001)
+                if s * step_s + (math.ceil(s / spe) + (s // every if every else 0)) * validation_s <= left]
+        assert steps_within_budget(40.0, timing, spe, 2000, every) == max(fits)
+
+
+def _assemble_pieces(config):
+    from trainlab.builders import build_data, build_loss_for, build_model_for
+
+    data, notes = build_data(config), {}
+    loss = build_loss_for(config, data, notes)
+    return data, loss, build_model_for(config, data, loss), notes
+
+
+def _trained_weights(built) -> dict[str, torch.Tensor]:
+    built.trainer.fit()
+    return {k: v.clone() for k, v in built.step.model.state_dict().items()}
+
+
+def test_calibration_leaves_no_trace_a_budget_beyond_the_length_trains_as_the_plain_config():
+    from trainlab.builders import assemble, build, run_scope
+    from trainlab.time_budget import assemble_within_budget
+
+    config = validate({**BASE, "strategy": {**BASE["strategy"], "epochs": 3, "time_budget_s": 1e6}})
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True,
+                                       clock=TickingClock(0.01))
+        record = notes["time_budget"]
+        assert record["timed_steps"] >= 3 and record["planned_steps"] == built.trainer.total_steps
+        budgeted = _trained_weights(built)
+    assert built.trainer.state.step == 3 * built.trainer.plan.steps_per_epoch
+    plain_config = validate({**BASE, "strategy": {**BASE["strategy"], "epochs": 3, "time_budget_s": None}})
+    with run_scope(plain_config):
+        reference = _trained_weights(build(plain_config, quiet=True))
+    # bit-identical: the calibration's steps, BatchNorm statistics and dropout draws left no trace
+    assert budgeted.keys() == reference.keys()
+    for name in reference:
+        assert torch.equal(budgeted[name], reference[name]), name
+
+
+class StepClock:
+    """The trainer's wall clock as a function of its step: ``fast`` seconds a step up to ``slow_from``,
+    ``slow`` seconds a step after (a machine that slows down mid-run)."""
+
+    def __init__(self, trainer, fast: float, slow: float, slow_from: int):
+        self.trainer, self.fast, self.slow, self.slow_from = trainer, fast, slow, slow_from
+
+    def __call__(self) -> float:
+        step = self.trainer.state.step
+        return min(step, self.slow_from) * self.fast + max(0, step - self.slow_from) * self.slow
+
+
+class LRRecorder:
+    """The LR of each step, read after the LR adapter wrote it."""
+
+    def __init__(self):
+        from trainlab.callbacks.base import Callback
+
+        recorder = self
+
+        class Recording(Callback):
+            order = 20
+
+            def on_step_start(self, view):
+                recorder.lrs[view.state.step] = view.lr
+
+        self.lrs: dict[int, float] = {}
+        self.callback = Recording()
+
+
+def _budgeted_linear_run(budget_steps: int, train_s: float, clock_args: tuple[float, float, int]):
+    from trainlab.builders import assemble, run_scope
+    from trainlab.time_budget import BudgetPlan
+
+    config = validate({**BASE, "strategy": {**BASE["strategy"], "schedule": {"name": "warmup_linear",
+                                                                            "warmup_steps": 0}}})
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        record: dict = {}
+        built = assemble(config, data, loss, model, notes, quiet=True,
+                         budget=BudgetPlan(budget_steps, train_s, record))
+        recorder = LRRecorder()
+        built.trainer.add_callbacks([recorder.callback])
+        built.trainer.clock = StepClock(built.trainer, *clock_args)
+        built.trainer.fit()
+    return built, recorder.lrs, record
+
+
+def test_a_machine_that_slows_down_mid_run_shortens_it_and_the_schedule_still_ends_at_zero():
+    # planned 100 steps at 0.01 s in a 1.0 s budget; from step 40 a step takes 0.02 s: 0.6 s left buys
+    # 30 more steps, so the run ends at step 70 (69 where floating point rounds 0.52 / 0.02 down)
+    built, lrs, record = _budgeted_linear_run(100, 1.0, (0.01, 0.02, 40))
+    length = 40 * built.trainer.plan.steps_per_epoch  # the config's 40 epochs: the schedule's virtual steps
+    base = 0.01
+    end = built.trainer.state.step
+    assert end in (69, 70)
+    assert built.trainer.elapsed() <= 1.0 + 1e-9
+    assert record["replans"] and record["replans"][0]["end"] == end
+    # before the first re-plan after the slowdown the warp is the first plan's: virtual(t) = t * L / 100
+    for t in range(0, 41):
+        assert lrs[t] == pytest.approx(base * (length - math.floor(t * length / 100)) / length, rel=1e-9), t
+    # after it, the rest of the schedule spreads over the steps left: virtual(t) = u0 + (t - t0) (L - u0) / (end - t0)
+    t0 = record["replans"][0]["step"]
+    u0 = t0 * length / 100
+    for t in range(t0, end):
+        virtual = u0 + (t - t0) * (length - u0) / (end - t0)
+        assert lrs[t] == pytest.approx(base * (length - math.floor(virtual)) / length, rel=1e-9), t
+    assert lrs[end - 1] < 0.04 * base  # the decay reached (nearly) 0 at the run's last step
+    assert built.trainer.state.history[-1]["step"] == end  # the last, partial epoch was validated
+
+
+def test_a_machine_faster_than_the_calibration_lengthens_the_run_up_to_the_configs_length():
+    built, _, record = _budgeted_linear_run(100, 1.0, (0.001, 0.001, 0))
+    length = 40 * built.trainer.plan.steps_per_epoch
+    assert built.trainer.state.step == length  # never beyond the config's 40 epochs
+    assert record["replans"][0]["end"] == length
+
+
+def test_resume_continues_the_plan_of_the_checkpoint():
+    from trainlab.builders import assemble, run_scope
+    from trainlab.callbacks.base import Callback
+    from trainlab.callbacks.time_budget import BudgetPlanner
+    from trainlab.time_budget import BudgetPlan
+
+    class StopAt(Callback):
+        def on_step_end(self, view, loss):
+            if view.state.step == 50:
+                view.control.stop("killed")
+
+    config = validate(BASE)
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        first = assemble(config, data, loss, model, notes, quiet=True, budget=BudgetPlan(100, 1.0, {}))
+        first.trainer.add_callbacks([StopAt()])
+        first.trainer.clock = StepClock(first.trainer, 0.01, 0.02, 40)
+        first.trainer.fit()
+        saved = first.trainer.capture().clone()
+    planner = first.trainer.callbacks.find(BudgetPlanner)[0]
+    assert planner.end != 100 and planner.warp.t0 > 0  # it re-planned before the stop
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        second = assemble(config, data, loss, model, notes, quiet=True, budget=BudgetPlan(300, 5.0, {}))
+        second.trainer.restore(saved)
+    resumed = second.trainer.callbacks.find(BudgetPlanner)[0]
+    assert (resumed.end, resumed.train_budget_s, resumed.window) == (planner.end, 1.0, planner.window)
+    assert resumed.warp.state_dict() == planner.warp.state_dict()
+    assert resumed.record["replans"] == planner.replans
+
+
+def test_budget_too_short_for_one_step_is_a_one_line_config_error():
+    from trainlab.builders import assemble, run_scope
+    from trainlab.time_budget import assemble_within_budget
+
+    config = validate({**BASE, "strategy": {**BASE["strategy"], "time_budget_s": 2.0}})
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        with pytest.raises(ConfigError) as caught:
+            assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True, clock=TickingClock(1.0))
+    message = str(caught.value)
+    assert "\n" not in message and "strategy.time_budget_s=2 leaves no time to train" in message
+    assert "raise time_budget_s to at least" in message
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is given back
+
+
+def test_zero_budget_is_refused_by_the_config():
+    with pytest.raises(Exception) as caught:
+        validate({**BASE, "strategy": {**BASE["strategy"], "time_budget_s": 0}})
+    assert "time_budget_s" in str(caught.value)
+
+
+def test_cli_run_records_the_measurement_and_keeps_the_budget_in_its_config(tmp_path, capsys):
+    from trainlab.experiment import train
+
+    config = validate({**BASE, "strategy": {**BASE["strategy"], "epochs": 1000, "time_budget_s": 1.5}})
+    summary, path = train(config, out=tmp_path / "run")
+    record = summary["notes"]["time_budget"]
+    assert record["seconds"] == 1.5 and 1 <= record["planned_steps"] < record["length_steps"] == 1000 * 8
+    assert summary["stop_reason"] == f"max_steps={summary['steps']} reached"
+    # the planner's last re-plan set the end it stopped at; the time spent is the budget's, loosely (a real clock)
+    assert not record["replans"] or record["replans"][-1]["end"] == summary["steps"]
+    assert summary["train_time_s"] + record["calibration_s"] < 1.5 * 1.5
+    stored = yaml.safe_load((path / "config.yaml").read_text())["strategy"]
+    assert stored["time_budget_s"] == 1.5 and stored["max_steps"] is None  # the length follows the machine
+    printed = capsys.readouterr().err
+    assert f"time budget 1.5 s: {record['timed_steps']} timed steps" in printed
+    assert f"-> {record['planned_steps']} steps" in printed and printed.count("time budget") == 1

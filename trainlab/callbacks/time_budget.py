@@ -1,0 +1,111 @@
+"""A time budget during the run: the schedule squeezed onto the steps that fit, re-planned as the machine's
+speed changes (the calibration before the run is trainlab.time_budget).
+
+The strategy's schedule is built over the config's whole length ``L`` (``epochs``/``max_steps``: the
+virtual steps) and a :class:`ScheduleWarp` maps the run's real steps onto it piecewise linearly:
+with the last re-plan at real step ``t0`` (virtual position ``u0``) ending the run at real step ``E``,
+
+    virtual(t) = u0 + (t - t0) * (L - u0) / (E - t0)          for t0 <= t < E
+
+so the schedule always reaches its end (a linear decay: 0) at the run's last step, and moving ``E``
+never makes the LR jump (``virtual`` is continuous at ``t0``). Before any re-plan ``t0 = u0 = 0`` and
+``E`` is the calibration's estimate; with ``E = L`` the warp is the identity.
+
+:class:`BudgetPlanner` re-plans every ``every`` steps: the pace ``p`` of the steps since the last
+re-plan (seconds a step, validations and checkpoints included), the training time left ``r =
+budget - elapsed``, and ``E = min(L, t + floor(r / p))``. So a machine that slows down mid-run
+shortens the run, one that speeds up lengthens it (never beyond ``L``), and the run ends within the
+budget up to one window's change of pace. A change of the end by at most one step or 1% of the steps
+left is not acted on (jitter in the measured pace). The planner's state (``E``, ``t0``, ``u0``, the window's
+start) is checkpointed: a resumed run continues the plan, then re-plans on the machine it runs on
+(budgeted runs are not bit-identical across a resume: their length depends on timings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainlab.callbacks.base import Callback, TrainerView
+
+
+class ScheduleWarp:
+    """``schedule(virtual(step))``: a ``step -> factor`` schedule built over ``length`` steps, laid over the
+    run's real steps ``[0, end)`` (module docstring)."""
+
+    def __init__(self, schedule: Any, length: int, end: int):
+        self.schedule, self.length = schedule, length
+        self.t0, self.u0, self.end = 0, 0.0, end
+
+    def virtual(self, step: int) -> float:
+        """The virtual step of real ``step``: ``u0 + (step - t0) (length - u0) / (end - t0)``, at most ``length``."""
+        if self.end <= self.t0:
+            return float(self.length)
+        return min(float(self.length), self.u0 + (step - self.t0) * (self.length - self.u0) / (self.end - self.t0))
+
+    def __call__(self, step: int) -> float:
+        return self.schedule(int(self.virtual(step)))
+
+    def replan(self, step: int, end: int) -> None:
+        """From real ``step`` on, the rest of the schedule spreads over the steps up to ``end``."""
+        self.u0, self.t0, self.end = self.virtual(step), step, end
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"t0": self.t0, "u0": self.u0, "end": self.end}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t0, self.u0, self.end = int(state["t0"]), float(state["u0"]), int(state["end"])
+
+
+class BudgetPlanner(Callback):
+    """Ends the run when ``train_budget_s`` seconds of training are spent, re-planning every ``every`` steps
+    (module docstring). ``warp`` is the LR adapter's :class:`ScheduleWarp`; ``end`` the planned last step."""
+
+    order = 5  # before the LR adapter (10): a re-plan at step end is in effect for the next step's LR
+    name = "time_budget"
+
+    def __init__(self, train_budget_s: float, length: int, end: int, every: int, warp: ScheduleWarp | None,
+                 record: dict[str, Any] | None = None):
+        self.train_budget_s, self.length, self.every, self.warp = train_budget_s, length, max(1, every), warp
+        self.end = end
+        self.window: tuple[int, float] | None = None  # (step, elapsed) where the pace window starts
+        self.replans: list[dict[str, float]] = []  # each re-plan that moved the end: step, elapsed, pace, end
+        self.record = record if record is not None else {}  # summary.json's notes.time_budget
+        self.record["replans"] = self.replans
+
+    def on_train_start(self, view: TrainerView) -> None:
+        view.end_at_step(self.end)
+        if self.window is None:
+            self.window = (view.state.step, view.elapsed_s)
+
+    def on_step_end(self, view: TrainerView, loss: Any) -> None:
+        step = view.state.step
+        start_step, start_elapsed = self.window
+        if step - start_step < self.every:
+            return
+        elapsed = view.elapsed_s
+        pace = (elapsed - start_elapsed) / (step - start_step)
+        self.window = (step, elapsed)
+        left = self.train_budget_s - elapsed
+        end = min(self.length, step + (int(left / pace + 1e-9) if left > 0 and pace > 0 else 0))
+        end = max(end, step)
+        # a change of a step or 1% of the steps left is jitter in the pace: re-planning on it would only
+        # put kinks in the schedule (it costs at most that many steps' time)
+        if abs(end - self.end) > max(1, round(0.01 * (self.end - step))):
+            if self.warp is not None:
+                self.warp.replan(step, end)
+            self.end = end
+            view.end_at_step(end)
+            self.replans.append({"step": step, "elapsed_s": round(elapsed, 3), "pace_s": pace, "end": end})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_budget_s": self.train_budget_s, "end": self.end,
+                "window": list(self.window) if self.window else None, "replans": [dict(r) for r in self.replans],
+                "warp": self.warp.state_dict() if self.warp is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.train_budget_s, self.end = float(state["train_budget_s"]), int(state["end"])
+        self.window = (int(state["window"][0]), float(state["window"][1])) if state.get("window") else None
+        self.replans = list(state.get("replans") or [])
+        self.record["replans"] = self.replans
+        if self.warp is not None and state.get("warp"):
+            self.warp.load_state_dict(state["warp"])

@@ -1,0 +1,230 @@
+"""A time budget: as many optimizer steps as fit ``strategy.time_budget_s`` seconds on this machine.
+
+A recipe written as "9 epochs" takes 7 minutes on one CPU and 19 on another; a speed target ("the
+best model in 18 minutes") needs the run's length to follow the machine. With
+``strategy.time_budget_s: B`` the run first times its own step, then trains the steps that fit, its
+LR schedule laid over exactly those steps (budgeted training: the schedule decays to its end within
+the budget instead of being cut off; Li, Yumer & Ramanan, ICLR 2020). Here, before the run:
+
+1. calibrate: ``WARMUP_STEPS`` steps (not timed: first-call allocations, kernel selection), then
+   timed steps until at least ``MIN_TIMED_STEPS`` steps and ``max(MIN_TIMED_S, TIMED_SHARE * B)``
+   seconds (1% of the budget: a long run is worth a steadier estimate), at most
+   ``MAX_TIMED_STEPS`` and the run's own length; ``s`` = their mean time per optimizer step (micro-batches, augmentation,
+   forward, backward, clipping, update: the run's own Step). One validation pass is timed too:
+   ``v`` seconds. ``c`` = the whole calibration's wall time.
+2. ``S`` = the largest step count with ``S s + validations(S) v <= B - c``, where
+   ``validations(S)`` counts the epoch ends up to ``S`` (a last partial epoch validates too) and
+   the mid-epoch validations of ``strategy.eval_every_n_steps``; never more than the config's own
+   length ``L`` (``epochs``/``max_steps``/``min_steps``: the budget only shortens a run).
+3. the model, loss and RNG states go back to what they were before the calibration (the probe's
+   steps leave no trace), and the run is built with its schedule over ``L`` squeezed onto ``S``
+   steps and a planner that re-plans as it runs, so that ``B - c`` seconds of training hold when the
+   machine's speed drifts (trainlab.callbacks.time_budget).
+
+The calibration's steps run the Step alone (no callbacks: a backbone that a callback would freeze is
+timed unfrozen, so the first estimate errs long; the planner corrects it). The budget counts
+training, as the summary's ``train_time_s`` does, plus the calibration; not the final (test, TTA)
+evaluation. ``config.yaml`` keeps ``time_budget_s``: a budgeted run's length depends on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp
+from trainlab.config import Config
+from trainlab.engine.state import TrainState
+from trainlab.errors import ConfigError
+
+MIN_TIMED_STEPS = 3
+MIN_TIMED_S = 1.0
+TIMED_SHARE = 0.01
+MAX_TIMED_STEPS = 50
+WARMUP_STEPS = 1
+REPLANS = 25  # re-plans over a run (trainlab.callbacks.time_budget.BudgetPlanner)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """What the calibration measured (seconds)."""
+
+    step_s: float  # mean wall time of one optimizer step
+    validation_s: float  # one validation pass (0 without validation data)
+    calibration_s: float  # the whole calibration: warm-up, timed steps, validation, restore
+    timed_steps: int
+
+
+def validations_within(steps: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
+    """Validation passes a run of ``steps`` optimizer steps makes: ``ceil(steps / steps_per_epoch)`` epoch
+    records (a last partial epoch validates when the step limit ends it) plus ``floor(steps / every)``
+    mid-epoch passes (counted also where they fall on an epoch's end, where none is made: errs long)."""
+    return -(-steps // steps_per_epoch) + (steps // every_n_steps if every_n_steps else 0)
+
+
+def steps_within_budget(budget_s: float, timing: StepTiming, steps_per_epoch: int, cap_steps: int,
+                        every_n_steps: int | None = None) -> int:
+    """The largest ``S <= cap_steps`` with ``S * step_s + validations_within(S) * validation_s <= budget_s
+    - calibration_s`` (0 when not even one step fits). The left side grows with ``S``: a bisection."""
+    left = budget_s - timing.calibration_s
+
+    def cost(steps: int) -> float:
+        return steps * timing.step_s + validations_within(steps, steps_per_epoch, every_n_steps) * timing.validation_s
+
+    low, high = 0, cap_steps  # cost(low) <= left holds for low = 0 whenever left >= 0
+    if left < 0:
+        return 0
+    while low < high:
+        middle = (low + high + 1) // 2
+        if cost(middle) <= left:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
+               clock: Callable[[], float] = time.perf_counter) -> StepTiming:
+    """Calibration steps through ``built``'s own Step on the run's first batches (timed for at least
+    ``min_timed_s``), and one validation pass; ``built``'s model and optimizer are left changed (the caller
+    restores what it keeps)."""
+    trainer, step = built.trainer, built.step
+    device = trainer.batches.device
+    state = TrainState()
+    started = clock()
+    step.set_mode(training=True)
+
+    def batches():
+        epoch = 0
+        while True:
+            for _, indices in trainer.plan.steps(epoch, device=device):
+                if indices:
+                    yield indices
+            epoch += 1
+
+    timed, first = 0, None
+    for indices in batches():
+        step.train_step([trainer.batches.fetch(index, state.step, 0) for index in indices], state)
+        state.step += 1
+        _sync(device)
+        if state.step == WARMUP_STEPS:
+            first = clock()
+        elif state.step > WARMUP_STEPS:
+            timed += 1
+            elapsed = clock() - first
+            if timed >= min(MAX_TIMED_STEPS, trainer.total_steps) or \
+                    (timed >= MIN_TIMED_STEPS and elapsed >= min_timed_s):
+                break
+    step_s = (clock() - first) / timed
+    step.set_mode(training=False)
+    validation_started = clock()
+    trainer.validation.evaluate()
+    _sync(device)
+    validation_s = clock() - validation_started
+    return StepTiming(step_s, validation_s, clock() - started, timed)
+
+
+def _saved_states(model: torch.nn.Module, loss: torch.nn.Module) -> dict[str, Any]:
+    return {"model": copy.deepcopy(model.state_dict()), "loss": copy.deepcopy(loss.state_dict()),
+            "requires_grad": [p.requires_grad for p in model.parameters()], "training": model.training,
+            "rng": (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+                    torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None)}
+
+
+def _restore_states(model: torch.nn.Module, loss: torch.nn.Module, saved: dict[str, Any]) -> None:
+    model.load_state_dict(saved["model"])
+    if saved["loss"]:
+        loss.load_state_dict(saved["loss"])
+    for parameter, requires_grad in zip(model.parameters(), saved["requires_grad"], strict=True):
+        parameter.requires_grad_(requires_grad)
+        parameter.grad = None
+    model.train(saved["training"])
+    python_rng, numpy_rng, torch_rng, cuda_rng = saved["rng"]
+    random.setstate(python_rng)
+    np.random.set_state(numpy_rng)
+    torch.set_rng_state(torch_rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state_all(cuda_rng)
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What the run starts with: ``steps`` (the calibration's estimate of the steps that fit) within
+    ``train_s`` seconds of training (the budget less the calibration), and the record that
+    ``summary.json`` keeps as ``notes.time_budget`` (the planner adds its re-plans to it)."""
+
+    steps: int
+    train_s: float
+    record: dict[str, Any]
+
+    @property
+    def every(self) -> int:
+        """Steps between re-plans: about ``REPLANS`` of them over the run."""
+        return max(1, self.steps // REPLANS)
+
+
+def budgeted(schedule: Any, length: int, budget: BudgetPlan) -> tuple[Any, BudgetPlanner]:
+    """(the LR adapter's schedule, the planner) of a budgeted run whose schedule was built over ``length`` steps;
+    a schedule that follows a metric (reduce_on_plateau) is not warped, only the run's end moves."""
+    warp = None if hasattr(schedule, "observe") else ScheduleWarp(schedule, length, budget.steps)
+    planner = BudgetPlanner(budget.train_s, length, budget.steps, budget.every, warp, budget.record)
+    return (schedule if warp is None else warp), planner
+
+
+def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: Any, loss: Any,
+                           model: torch.nn.Module, notes: dict[str, Any], quiet: bool,
+                           clock: Callable[[], float] = time.perf_counter) -> Any:
+    """``assemble(config, data, loss, model, notes, quiet)``, fitted to ``strategy.time_budget_s`` (module
+    docstring); without a budget, ``assemble`` itself. ``notes["time_budget"]`` records the measurement."""
+    budget = config.strategy.time_budget_s
+    if budget is None:
+        return assemble(config, data, loss, model, notes, quiet)
+    saved = _saved_states(model, loss)
+    probe_output = io.StringIO()  # the probe's warnings: the real build below prints them once
+    try:
+        with contextlib.redirect_stderr(probe_output):
+            probe = assemble(config, data, loss, model, notes, True)
+        timing = time_steps(probe, max(MIN_TIMED_S, TIMED_SHARE * budget), clock)
+    except BaseException:
+        sys.stderr.write(probe_output.getvalue())
+        raise
+    finally:
+        _restore_states(model, loss, saved)
+    plan = probe.trainer.plan
+    length = probe.trainer.total_steps
+    every = config.strategy.eval_every_n_steps
+    steps = steps_within_budget(budget, timing, plan.steps_per_epoch, length, every)
+    if steps < 1:
+        raise ConfigError(
+            f"strategy.time_budget_s={budget:g} leaves no time to train: the calibration took "
+            f"{timing.calibration_s:.1f} s and a step takes {timing.step_s:.3g} s (a validation "
+            f"{timing.validation_s:.3g} s); raise time_budget_s to at least "
+            f"{math.ceil(timing.calibration_s + 10 * timing.step_s + timing.validation_s)}, or set epochs instead")
+    record = {"seconds": budget, **asdict(timing), "planned_steps": steps, "length_steps": length,
+              "planned_epochs": round(steps / plan.steps_per_epoch, 3), "replans": []}
+    notes["time_budget"] = record
+    if not quiet:
+        print(f"time budget {budget:g} s: {timing.timed_steps} timed steps at {timing.step_s:.3g} s a step, "
+              f"a validation {timing.validation_s:.3g} s, calibration {timing.calibration_s:.1f} s -> {steps} steps "
+              f"({steps / plan.steps_per_epoch:.2f} epochs of {plan.steps_per_epoch}"
+              f"{'' if steps < length else '; the config' + chr(39) + 's whole length'}), re-planned as it runs",
+              file=sys.stderr)
+    # the probe's config keeps what its building resolved (lr: auto, loss: auto): not resolved twice
+    return assemble(probe.config, data, loss, model, notes, quiet,
+                    budget=BudgetPlan(steps, budget - timing.calibration_s, record))
