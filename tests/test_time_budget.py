@@ -151,26 +151,28 @@ def _budgeted_linear_run(budget_steps: int, train_s: float, clock_args: tuple[fl
 
 
 def test_a_machine_that_slows_down_mid_run_shortens_it_and_the_schedule_still_ends_at_zero():
-    # planned 100 steps at 0.01 s in a 1.0 s budget; from step 40 a step takes 0.02 s: 0.6 s left buys
-    # 30 more steps, so the run ends at step 70 (69 where floating point rounds 0.52 / 0.02 down)
+    # planned 100 steps at 0.01 s in a 1.0 s budget; from step 40 a step takes 0.02 s. Re-plans every
+    # 4 steps (100 // 25), the pace over the last 3 windows (12 steps): at step 44, (0.48 - 0.32) / 12 s a
+    # step leaves 0.52 s for 39 steps (end 83); at 48, 0.44 s / (0.2 / 12) = 26 (end 74); at 52 the
+    # window is all slow steps: 0.36 s / 0.02 = 18 (end 70), and 0.4 + 30 * 0.02 = 1.0 s exactly
     built, lrs, record = _budgeted_linear_run(100, 1.0, (0.01, 0.02, 40))
     length = 40 * built.trainer.plan.steps_per_epoch  # the config's 40 epochs: the schedule's virtual steps
     base = 0.01
+    assert [(r["step"], r["end"]) for r in record["replans"]] == [(44, 83), (48, 74), (52, 70)]
     end = built.trainer.state.step
-    assert end in (69, 70)
-    assert built.trainer.elapsed() <= 1.0 + 1e-9
-    assert record["replans"] and record["replans"][0]["end"] == end
-    # before the first re-plan after the slowdown the warp is the first plan's: virtual(t) = t * L / 100
-    for t in range(0, 41):
-        assert lrs[t] == pytest.approx(base * (length - math.floor(t * length / 100)) / length, rel=1e-9), t
-    # after it, the rest of the schedule spreads over the steps left: virtual(t) = u0 + (t - t0) (L - u0) / (end - t0)
-    t0 = record["replans"][0]["step"]
-    u0 = t0 * length / 100
-    for t in range(t0, end):
-        virtual = u0 + (t - t0) * (length - u0) / (end - t0)
+    assert end == 70 and built.trainer.elapsed() == pytest.approx(1.0)
+    # the LR of every step from the warp's formula, re-plan by re-plan:
+    # virtual(t) = u0 + (t - t0) (L - u0) / (end - t0), and at a re-plan (t0, u0) <- (t, virtual(t))
+    t0, u0, planned = 0, 0.0, 100
+    replans = {r["step"]: r["end"] for r in record["replans"]}
+    for t in range(end):
+        if t in replans:
+            t0, u0, planned = t, u0 + (t - t0) * (length - u0) / (planned - t0), replans[t]
+        virtual = u0 + (t - t0) * (length - u0) / (planned - t0)
         assert lrs[t] == pytest.approx(base * (length - math.floor(virtual)) / length, rel=1e-9), t
     assert lrs[end - 1] < 0.04 * base  # the decay reached (nearly) 0 at the run's last step
     assert built.trainer.state.history[-1]["step"] == end  # the last, partial epoch was validated
+    assert built.trainer.state.stop_reason == "time budget: ended at step 70"
 
 
 def test_a_machine_faster_than_the_calibration_lengthens_the_run_up_to_the_configs_length():
@@ -182,12 +184,16 @@ def test_a_machine_faster_than_the_calibration_lengthens_the_run_up_to_the_confi
 
 def test_resume_continues_the_plan_of_the_checkpoint():
     from trainlab.builders import assemble, run_scope
-    from trainlab.callbacks.base import Callback
+    from trainlab.callbacks.base import Callback, Event
     from trainlab.callbacks.time_budget import BudgetPlanner
     from trainlab.time_budget import BudgetPlan
 
     class StopAt(Callback):
+        early = None
+
         def on_step_end(self, view, loss):
+            if view.state.step == 10:
+                StopAt.early = view.snapshot()  # the first plan: end 100
             if view.state.step == 50:
                 view.control.stop("killed")
 
@@ -206,9 +212,16 @@ def test_resume_continues_the_plan_of_the_checkpoint():
         second = assemble(config, data, loss, model, notes, quiet=True, budget=BudgetPlan(300, 5.0, {}))
         second.trainer.restore(saved)
     resumed = second.trainer.callbacks.find(BudgetPlanner)[0]
-    assert (resumed.end, resumed.train_budget_s, resumed.window) == (planner.end, 1.0, planner.window)
+    assert (resumed.end, resumed.train_budget_s, resumed.points) == (planner.end, 1.0, planner.points)
     assert resumed.warp.state_dict() == planner.warp.state_dict()
     assert resumed.record["replans"] == planner.replans
+
+    # a rollback inside a run (the divergence guard) brings back an earlier plan: the trainer's end follows
+    # it before the next step, not the later re-plan's end it still holds
+    first.trainer.restore(StopAt.early)
+    assert planner.end == 100 and first.trainer.total_steps != 100
+    first.trainer.callbacks.fire(Event.STEP_START, first.trainer.view)
+    assert first.trainer.total_steps == 100 and planner.warp.end == 100
 
 
 def test_budget_too_short_for_one_step_is_a_one_line_config_error():
@@ -240,7 +253,7 @@ def test_cli_run_records_the_measurement_and_keeps_the_budget_in_its_config(tmp_
     summary, path = train(config, out=tmp_path / "run")
     record = summary["notes"]["time_budget"]
     assert record["seconds"] == 1.5 and 1 <= record["planned_steps"] < record["length_steps"] == 1000 * 8
-    assert summary["stop_reason"] == f"max_steps={summary['steps']} reached"
+    assert summary["stop_reason"] == f"time budget: ended at step {summary['steps']}"
     # the planner's last re-plan set the end it stopped at; the time spent is the budget's, loosely (a real clock)
     assert not record["replans"] or record["replans"][-1]["end"] == summary["steps"]
     assert summary["train_time_s"] + record["calibration_s"] < 1.5 * 1.5
@@ -249,3 +262,21 @@ def test_cli_run_records_the_measurement_and_keeps_the_budget_in_its_config(tmp_
     printed = capsys.readouterr().err
     assert f"time budget 1.5 s: {record['timed_steps']} timed steps" in printed
     assert f"-> {record['planned_steps']} steps" in printed and printed.count("time budget") == 1
+
+
+def test_a_resumed_run_keeps_the_first_runs_plan_and_calibration_without_timing_again(tmp_path):
+    import json
+
+    from tests.resume_from_checkpoints import resume_a_copy, train_keeping_checkpoints
+
+    config = {**BASE, "strategy": {**BASE["strategy"], "epochs": 1000, "time_budget_s": 2.0}}
+    full, checkpoints = train_keeping_checkpoints(config, tmp_path, every_n_steps=40)
+    first = json.loads((full / "summary.json").read_text())["notes"]["time_budget"]
+    middle = sorted(checkpoints)[len(checkpoints) // 2]
+    resumed = resume_a_copy(full, checkpoints[middle], tmp_path)
+    record = json.loads((resumed / "summary.json").read_text())["notes"]["time_budget"]
+    # the checkpoint's calibration, not a new one: a resume times nothing
+    for key in ("step_s", "validation_s", "calibration_s", "timed_steps", "planned_steps", "length_steps"):
+        assert record[key] == first[key], key
+    assert record["replans"][: len([r for r in first["replans"] if r["step"] <= middle])] == \
+        [r for r in first["replans"] if r["step"] <= middle]

@@ -268,16 +268,18 @@ def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> 
     return monitor, mode, available
 
 
-def build(config: Config, quiet: bool = False, time_budget: bool = False) -> Built:
-    """Build every component of ``config``'s run (call inside :func:`run_scope`). ``time_budget``: a run
-    about to train times its step for ``strategy.time_budget_s`` first (trainlab.time_budget); builds for
-    evaluation or the LR finder do not."""
+def build(config: Config, quiet: bool = False, time_budget: str | None = None) -> Built:
+    """Build every component of ``config``'s run (call inside :func:`run_scope`). ``time_budget`` (for
+    ``strategy.time_budget_s``, trainlab.time_budget): ``"calibrate"``, a new run times its step first;
+    ``"resume"``, a run about to load a checkpoint gets the planner without timing; None (evaluation, the
+    LR finder), no planner."""
     data = build_data(config)
     notes: dict[str, Any] = {}
     loss = build_loss_for(config, data, notes)
     model = build_model_for(config, data, loss)
-    if time_budget:
-        return assemble_within_budget(assemble, config, data, loss, model, notes, quiet)
+    if time_budget is not None:
+        return assemble_within_budget(assemble, config, data, loss, model, notes, quiet,
+                                      calibrate=time_budget == "calibrate")
     return assemble(config, data, loss, model, notes, quiet)
 
 
@@ -347,7 +349,9 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
                   f"steps (strategy.epochs={config.strategy.epochs} would give "
                   f"{config.strategy.epochs * plan.steps_per_epoch})", file=sys.stderr)
         warn_if_stretched(config.strategy.min_steps, plan, total_steps)
-    step = averaged_step_for(config, step, plan, total_steps, notes)
+    # a budgeted run's averaging decay (decay_power) runs over its first plan, not the config's whole length
+    step = averaged_step_for(config, step, plan, total_steps if budget is None or budget.steps is None
+                             else min(budget.steps, total_steps), notes)
     schedule = build_schedule(config.strategy.schedule.spec(), total_steps, plan.steps_per_epoch)
     budget_callbacks: list[Callback] = []
     if budget is not None:

@@ -216,7 +216,7 @@ def train(config: Config, out: str | Path | None = None, overwrite: bool = False
     config = with_data_paths_resolved(config, data_dir)
     fingerprint = data_fingerprint(config.data.model_dump())  # before reading: what the run reads, or newer
     with run_scope(config):
-        built = build(config, quiet=quiet, time_budget=True)  # every bad input fails here, before any file
+        built = build(config, quiet=quiet, time_budget="calibrate")  # every bad input fails here, before any file
         if quiet and built.precision_warning:  # a warning: shown under --quiet too
             _warn(built.precision_warning)
         built.notes["requested_hash"] = requested_hash
@@ -301,7 +301,7 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
                               f"'trainlab eval {path}'")
         _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
         with run_scope(stored):
-            built = build(stored, quiet=True, time_budget=True)  # a checkpoint's plan replaces the new estimate
+            built = build(stored, quiet=True, time_budget="resume")  # the checkpoint holds the plan
             if built.precision_warning:
                 _warn(built.precision_warning)
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())

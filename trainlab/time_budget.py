@@ -8,10 +8,11 @@ the budget instead of being cut off; Li, Yumer & Ramanan, ICLR 2020). Here, befo
 
 1. calibrate: ``WARMUP_STEPS`` steps (not timed: first-call allocations, kernel selection), then
    timed steps until at least ``MIN_TIMED_STEPS`` steps and ``max(MIN_TIMED_S, TIMED_SHARE * B)``
-   seconds (1% of the budget: a long run is worth a steadier estimate), at most
-   ``MAX_TIMED_STEPS`` and the run's own length; ``s`` = their mean time per optimizer step (micro-batches, augmentation,
-   forward, backward, clipping, update: the run's own Step). One validation pass is timed too:
-   ``v`` seconds. ``c`` = the whole calibration's wall time.
+   seconds (1% of the budget: a long run is worth a steadier estimate), at most ``MAX_TIMED_STEPS``
+   and the run's own length; ``s`` = their mean time per optimizer step (micro-batches,
+   augmentation, forward, backward, clipping, update: the run's own Step). One validation pass is
+   timed too (after an untimed one on a GPU or with ``runtime.compile``): ``v`` seconds. ``c`` = the
+   calibration's wall time.
 2. ``S`` = the largest step count with ``S s + validations(S) v <= B - c``, where
    ``validations(S)`` counts the epoch ends up to ``S`` (a last partial epoch validates too) and
    the mid-epoch validations of ``strategy.eval_every_n_steps``; never more than the config's own
@@ -22,7 +23,7 @@ the budget instead of being cut off; Li, Yumer & Ramanan, ICLR 2020). Here, befo
    machine's speed drifts (trainlab.callbacks.time_budget).
 
 The calibration's steps run the Step alone (no callbacks: a backbone that a callback would freeze is
-timed unfrozen, so the first estimate errs long; the planner corrects it). The budget counts
+timed unfrozen, so the first plan errs on the short side; the planner lengthens it). The budget counts
 training, as the summary's ``train_time_s`` does, plus the calibration; not the final (test, TTA)
 evaluation. ``config.yaml`` keeps ``time_budget_s``: a budgeted run's length depends on the machine.
 """
@@ -36,6 +37,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -47,6 +49,7 @@ from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp
 from trainlab.config import Config
 from trainlab.engine.state import TrainState
 from trainlab.errors import ConfigError
+from trainlab.runtime import resolve_device
 
 MIN_TIMED_STEPS = 3
 MIN_TIMED_S = 1.0
@@ -62,7 +65,7 @@ class StepTiming:
 
     step_s: float  # mean wall time of one optimizer step
     validation_s: float  # one validation pass (0 without validation data)
-    calibration_s: float  # the whole calibration: warm-up, timed steps, validation, restore
+    calibration_s: float  # the calibration's steps and validation (not the probe's building: lr: auto's sweep)
     timed_steps: int
 
 
@@ -102,7 +105,8 @@ def _sync(device: torch.device) -> None:
 def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
                clock: Callable[[], float] = time.perf_counter) -> StepTiming:
     """Calibration steps through ``built``'s own Step on the run's first batches (timed for at least
-    ``min_timed_s``), and one validation pass; ``built``'s model and optimizer are left changed (the caller
+    ``min_timed_s``), and one validation pass (after an untimed one on a GPU or with ``runtime.compile``);
+    ``built``'s model and optimizer are left changed (the caller
     restores what it keeps)."""
     trainer, step = built.trainer, built.step
     device = trainer.batches.device
@@ -133,6 +137,8 @@ def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
                 break
     step_s = (clock() - first) / timed
     step.set_mode(training=False)
+    if device.type == "cuda" or getattr(step, "options", None) is not None and step.options.compile:
+        trainer.validation.evaluate()  # not timed: its first pass compiles or autotunes the eval graph
     validation_started = clock()
     trainer.validation.evaluate()
     _sync(device)
@@ -140,11 +146,18 @@ def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
     return StepTiming(step_s, validation_s, clock() - started, timed)
 
 
-def _saved_states(model: torch.nn.Module, loss: torch.nn.Module) -> dict[str, Any]:
-    return {"model": copy.deepcopy(model.state_dict()), "loss": copy.deepcopy(loss.state_dict()),
+def _on_cpu(tree: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a state dict with its tensors on the CPU (no second copy of the weights on a GPU)."""
+    return {k: v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+            for k, v in tree.items()}
+
+
+def _saved_states(model: torch.nn.Module, loss: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+    cuda = device.type == "cuda" and torch.cuda.is_available()  # the probe would start CUDA's RNG itself
+    return {"model": _on_cpu(model.state_dict()), "loss": _on_cpu(loss.state_dict()),
             "requires_grad": [p.requires_grad for p in model.parameters()], "training": model.training,
             "rng": (random.getstate(), np.random.get_state(), torch.get_rng_state(),
-                    torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None)}
+                    torch.cuda.get_rng_state_all() if cuda else None)}
 
 
 def _restore_states(model: torch.nn.Module, loss: torch.nn.Module, saved: dict[str, Any]) -> None:
@@ -169,36 +182,42 @@ class BudgetPlan:
     ``train_s`` seconds of training (the budget less the calibration), and the record that
     ``summary.json`` keeps as ``notes.time_budget`` (the planner adds its re-plans to it)."""
 
-    steps: int
+    steps: int | None  # None: the run's whole length (a resume, whose checkpoint holds the plan)
     train_s: float
     record: dict[str, Any]
-
-    @property
-    def every(self) -> int:
-        """Steps between re-plans: about ``REPLANS`` of them over the run."""
-        return max(1, self.steps // REPLANS)
 
 
 def budgeted(schedule: Any, length: int, budget: BudgetPlan) -> tuple[Any, BudgetPlanner]:
     """(the LR adapter's schedule, the planner) of a budgeted run whose schedule was built over ``length`` steps;
     a schedule that follows a metric (reduce_on_plateau) is not warped, only the run's end moves."""
-    warp = None if hasattr(schedule, "observe") else ScheduleWarp(schedule, length, budget.steps)
-    planner = BudgetPlanner(budget.train_s, length, budget.steps, budget.every, warp, budget.record)
+    steps = length if budget.steps is None else budget.steps
+    warp = None if hasattr(schedule, "observe") else ScheduleWarp(schedule, length, steps)
+    planner = BudgetPlanner(budget.train_s, length, steps, max(1, steps // REPLANS), warp, budget.record)
     return (schedule if warp is None else warp), planner
 
 
 def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: Any, loss: Any,
-                           model: torch.nn.Module, notes: dict[str, Any], quiet: bool,
+                           model: torch.nn.Module, notes: dict[str, Any], quiet: bool, calibrate: bool = True,
                            clock: Callable[[], float] = time.perf_counter) -> Any:
     """``assemble(config, data, loss, model, notes, quiet)``, fitted to ``strategy.time_budget_s`` (module
-    docstring); without a budget, ``assemble`` itself. ``notes["time_budget"]`` records the measurement."""
+    docstring); without a budget, ``assemble`` itself. ``notes["time_budget"]`` records the measurement.
+
+    ``calibrate=False`` (a resume) times nothing: the run starts planned at its whole length and the
+    checkpoint's planner state, loaded next, brings back the plan and the record of the first run.
+    """
     budget = config.strategy.time_budget_s
     if budget is None:
         return assemble(config, data, loss, model, notes, quiet)
-    saved = _saved_states(model, loss)
-    probe_output = io.StringIO()  # the probe's warnings: the real build below prints them once
+    if not calibrate:
+        notes["time_budget"] = {"seconds": budget, "replans": []}
+        return assemble(config, data, loss, model, notes, quiet, budget=BudgetPlan(None, budget, notes["time_budget"]))
+    saved = _saved_states(model, loss, resolve_device(config.runtime.device))
+    probe_output = io.StringIO()  # the probe's notices: the real build below prints them once
     try:
-        with contextlib.redirect_stderr(probe_output):
+        # the probe's warnings.warn are silenced; leaving catch_warnings resets the once-per-line registry,
+        # so the real build below shows each of them
+        with contextlib.redirect_stderr(probe_output), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             probe = assemble(config, data, loss, model, notes, True)
         timing = time_steps(probe, max(MIN_TIMED_S, TIMED_SHARE * budget), clock)
     except BaseException:
@@ -206,10 +225,11 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
         raise
     finally:
         _restore_states(model, loss, saved)
-    plan = probe.trainer.plan
-    length = probe.trainer.total_steps
+    steps_per_epoch, length = probe.trainer.plan.steps_per_epoch, probe.trainer.total_steps
+    resolved = probe.config  # what the probe's building resolved (lr: auto, loss: auto): not resolved twice
+    del probe  # its step, optimizer state and device copy of the data go before the run's own are built
     every = config.strategy.eval_every_n_steps
-    steps = steps_within_budget(budget, timing, plan.steps_per_epoch, length, every)
+    steps = steps_within_budget(budget, timing, steps_per_epoch, length, every)
     if steps < 1:
         raise ConfigError(
             f"strategy.time_budget_s={budget:g} leaves no time to train: the calibration took "
@@ -217,14 +237,13 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
             f"{timing.validation_s:.3g} s); raise time_budget_s to at least "
             f"{math.ceil(timing.calibration_s + 10 * timing.step_s + timing.validation_s)}, or set epochs instead")
     record = {"seconds": budget, **asdict(timing), "planned_steps": steps, "length_steps": length,
-              "planned_epochs": round(steps / plan.steps_per_epoch, 3), "replans": []}
+              "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
     notes["time_budget"] = record
     if not quiet:
         print(f"time budget {budget:g} s: {timing.timed_steps} timed steps at {timing.step_s:.3g} s a step, "
               f"a validation {timing.validation_s:.3g} s, calibration {timing.calibration_s:.1f} s -> {steps} steps "
-              f"({steps / plan.steps_per_epoch:.2f} epochs of {plan.steps_per_epoch}"
+              f"({steps / steps_per_epoch:.2f} epochs of {steps_per_epoch}"
               f"{'' if steps < length else '; the config' + chr(39) + 's whole length'}), re-planned as it runs",
               file=sys.stderr)
-    # the probe's config keeps what its building resolved (lr: auto, loss: auto): not resolved twice
-    return assemble(probe.config, data, loss, model, notes, quiet,
+    return assemble(resolved, data, loss, model, notes, quiet,
                     budget=BudgetPlan(steps, budget - timing.calibration_s, record))

@@ -60,7 +60,7 @@ class _Viewed(Protocol):
 
     def elapsed(self) -> float: ...
 
-    def end_at_step(self, step: int) -> None: ...
+    def end_at_step(self, step: int, reason: str) -> None: ...
 
     def capture(self) -> Snapshot: ...
 
@@ -98,9 +98,9 @@ class TrainerView:
         """Training wall time so far, summed over resumes (``train_time_s``)."""
         return self._trainer.elapsed()
 
-    def end_at_step(self, step: int) -> None:
-        """End training at optimizer step ``step`` (the time budget's planner is the one caller)."""
-        self._trainer.end_at_step(step)
+    def end_at_step(self, step: int, reason: str) -> None:
+        """End training at optimizer step ``step``, for ``reason`` (the time budget's planner is the one caller)."""
+        self._trainer.end_at_step(step, reason)
 
     @property
     def model(self) -> torch.nn.Module | None:

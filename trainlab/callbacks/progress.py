@@ -132,7 +132,7 @@ class ProgressBar(Callback):
         if loss is not None:
             info += f"  loss {loss:.4f}"
         epochs = f"/{view.epochs}" if view.epochs else ""
-        self._progress.update(self._task, completed=view.state.step, info=info + self._metric,
+        self._progress.update(self._task, total=view.total_steps, completed=view.state.step, info=info + self._metric,
                               description=f"epoch {view.state.epoch + 1}{epochs}")
 
     def on_step_end(self, view: TrainerView, loss) -> None:

@@ -11,14 +11,17 @@ so the schedule always reaches its end (a linear decay: 0) at the run's last ste
 never makes the LR jump (``virtual`` is continuous at ``t0``). Before any re-plan ``t0 = u0 = 0`` and
 ``E`` is the calibration's estimate; with ``E = L`` the warp is the identity.
 
-:class:`BudgetPlanner` re-plans every ``every`` steps: the pace ``p`` of the steps since the last
-re-plan (seconds a step, validations and checkpoints included), the training time left ``r =
-budget - elapsed``, and ``E = min(L, t + floor(r / p))``. So a machine that slows down mid-run
-shortens the run, one that speeds up lengthens it (never beyond ``L``), and the run ends within the
-budget up to one window's change of pace. A change of the end by at most one step or 1% of the steps
-left is not acted on (jitter in the measured pace). The planner's state (``E``, ``t0``, ``u0``, the window's
-start) is checkpointed: a resumed run continues the plan, then re-plans on the machine it runs on
-(budgeted runs are not bit-identical across a resume: their length depends on timings).
+:class:`BudgetPlanner` re-plans every ``every`` steps: the pace ``p`` of the steps since the
+``PACE_WINDOWS``-th last re-plan (seconds a step, validations and checkpoints included: a few windows,
+so that one disturbed window does not swing the plan), the training time left ``r = budget -
+elapsed``, and ``E = min(L, t + floor(r / p))``. So a machine that slows down mid-run shortens the
+run, one that speeds up lengthens it (never beyond ``L``), and the run ends within the budget up to
+the change of pace over its last windows. A change of the end by at most one step or 1% of the steps
+left is not acted on (jitter in the measured pace). The planner's state (``E``, ``t0``, ``u0``, the
+windows' starts) is checkpointed: a resumed run continues the plan, then re-plans on the machine it runs on
+(budgeted runs are not bit-identical across a resume: their length depends on timings). A resume does
+not time its step again: the checkpoint holds the plan and the first run's calibration record.
+After a divergence rollback the restored plan is applied again before the next step.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from __future__ import annotations
 from typing import Any
 
 from trainlab.callbacks.base import Callback, TrainerView
+
+REASON = "time budget"
+PACE_WINDOWS = 3  # the pace is measured over the last this many re-plan windows
 
 
 class ScheduleWarp:
@@ -67,24 +73,31 @@ class BudgetPlanner(Callback):
                  record: dict[str, Any] | None = None):
         self.train_budget_s, self.length, self.every, self.warp = train_budget_s, length, max(1, every), warp
         self.end = end
-        self.window: tuple[int, float] | None = None  # (step, elapsed) where the pace window starts
+        self.points: list[tuple[int, float]] = []  # (step, elapsed) at the last PACE_WINDOWS re-plans
         self.replans: list[dict[str, float]] = []  # each re-plan that moved the end: step, elapsed, pace, end
         self.record = record if record is not None else {}  # summary.json's notes.time_budget
         self.record["replans"] = self.replans
+        self._restored = False  # a checkpoint or rollback was loaded: the trainer's end is set again
 
     def on_train_start(self, view: TrainerView) -> None:
-        view.end_at_step(self.end)
-        if self.window is None:
-            self.window = (view.state.step, view.elapsed_s)
+        view.end_at_step(self.end, REASON)
+        self._restored = False
+        if not self.points:
+            self.points = [(view.state.step, view.elapsed_s)]
+
+    def on_step_start(self, view: TrainerView) -> None:
+        if self._restored:  # a rollback brought back an earlier plan: the trainer ends where it says
+            view.end_at_step(self.end, REASON)
+            self._restored = False
 
     def on_step_end(self, view: TrainerView, loss: Any) -> None:
         step = view.state.step
-        start_step, start_elapsed = self.window
-        if step - start_step < self.every:
+        if step - self.points[-1][0] < self.every:
             return
         elapsed = view.elapsed_s
+        start_step, start_elapsed = self.points[0]
         pace = (elapsed - start_elapsed) / (step - start_step)
-        self.window = (step, elapsed)
+        self.points = [*self.points, (step, elapsed)][-PACE_WINDOWS:]
         left = self.train_budget_s - elapsed
         end = min(self.length, step + (int(left / pace + 1e-9) if left > 0 and pace > 0 else 0))
         end = max(end, step)
@@ -94,18 +107,21 @@ class BudgetPlanner(Callback):
             if self.warp is not None:
                 self.warp.replan(step, end)
             self.end = end
-            view.end_at_step(end)
+            view.end_at_step(end, REASON)
             self.replans.append({"step": step, "elapsed_s": round(elapsed, 3), "pace_s": pace, "end": end})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"train_budget_s": self.train_budget_s, "end": self.end,
-                "window": list(self.window) if self.window else None, "replans": [dict(r) for r in self.replans],
+        calibration = {k: v for k, v in self.record.items() if k != "replans"}
+        return {"train_budget_s": self.train_budget_s, "end": self.end, "record": calibration,
+                "points": [list(point) for point in self.points], "replans": [dict(r) for r in self.replans],
                 "warp": self.warp.state_dict() if self.warp is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.train_budget_s, self.end = float(state["train_budget_s"]), int(state["end"])
-        self.window = (int(state["window"][0]), float(state["window"][1])) if state.get("window") else None
+        self.points = [(int(step), float(elapsed)) for step, elapsed in state.get("points") or []]
         self.replans = list(state.get("replans") or [])
+        self.record.update(state.get("record") or {})  # the first run's calibration, not a resume's
         self.record["replans"] = self.replans
+        self._restored = True
         if self.warp is not None and state.get("warp"):
             self.warp.load_state_dict(state["warp"])

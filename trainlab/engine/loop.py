@@ -80,14 +80,17 @@ class Trainer:
         self._sums: dict[str, EpochSum] = {}  # per named loss: sum of samples * step mean
         self._epoch_samples = 0
         self._fit_started: float | None = None
+        self._limit_reason: str | None = None  # who set limits.max_steps, when not the config
 
     @property
     def total_steps(self) -> int:
         return self.limits.total_steps(self.plan.steps_per_epoch)
 
-    def end_at_step(self, step: int) -> None:
-        """Train until step ``step`` (a time budget re-planning the run; the epochs still cap it)."""
+    def end_at_step(self, step: int, reason: str) -> None:
+        """Train until step ``step`` (a time budget re-planning the run; the epochs still cap it); the
+        summary's ``stop_reason`` names ``reason``."""
         self.limits = Limits(self.limits.epochs, step)
+        self._limit_reason = reason
 
     def add_callbacks(self, callbacks: Sequence[Callback]) -> None:
         """Add callbacks before :meth:`fit` (a run folder's callbacks join once the folder exists)."""
@@ -127,6 +130,8 @@ class Trainer:
         state = self.state
         if self.control.should_stop:
             state.stop_reason, state.stopped_early = self.control.stop_reason, True
+        elif self._step_limit_reached() and self._limit_reason is not None:
+            state.stop_reason = f"{self._limit_reason}: ended at step {self.limits.max_steps}"
         elif self._step_limit_reached():
             state.stop_reason = f"max_steps={self.limits.max_steps} reached"
         else:
