@@ -13,7 +13,6 @@ several runs can follow one another in one process.
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import sys
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import ConfigError
 from trainlab.finetune import apply_lora, check_finetune_options
+from trainlab.group_horizons import check_something_trains, group_horizons
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
@@ -211,38 +211,6 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
         callbacks.append(EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta,
                                        stopping.restore_best))
     return callbacks
-
-
-def group_horizons(config: Config, steps_per_epoch: int) -> tuple[GroupHorizon, ...]:
-    """One :class:`GroupHorizon` per ``strategy.optimizer.groups`` entry with ``train_epochs``: its first
-    ``ceil(train_epochs * steps_per_epoch)`` steps, on ``strategy.schedule`` built over them (names and
-    the schedule's kind are checked by the config)."""
-    horizons = []
-    for i, group in enumerate(config.strategy.optimizer.groups or []):
-        if group.train_epochs is None:
-            continue
-        label = group.label(i)
-        steps = math.ceil(group.train_epochs * steps_per_epoch)
-        try:
-            schedule = build_schedule(config.strategy.schedule.spec(), steps, steps_per_epoch)
-        except ConfigError as exc:
-            raise ConfigError(f"strategy.optimizer.groups[{i}] ('{label}') train_epochs={group.train_epochs:g} is "
-                              f"{steps} steps, over which its schedule is built: {exc}") from None
-        horizons.append(GroupHorizon(label, steps, schedule))
-    return tuple(horizons)
-
-
-def check_something_trains(horizons: tuple[GroupHorizon, ...], optimizer: Any, total_steps: int) -> None:
-    """ConfigError when every routed param group stops (``train_epochs``) before the run's last step."""
-    if not horizons:
-        return
-    routes = {group.get("route") for group in optimizer.param_groups if group["params"]}
-    last = max(h.steps for h in horizons)
-    if routes <= {h.route for h in horizons} and last < total_steps:
-        raise ConfigError(f"strategy.optimizer.groups: every trainable parameter is in a group with train_epochs, "
-                          f"and the last of them stops at step {last} of the run's {total_steps}: nothing would "
-                          "train after it; leave train_epochs out of one group or shorten the run "
-                          "(strategy.epochs / max_steps)")
 
 
 NO_VALIDATION = ("the run has no validation split to record it: set data.val_fraction > 0 (trainlab.fit: pass "

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainlab.builders import batch_size_for, group_horizons, limits_for
+from trainlab.builders import batch_size_for, limits_for
 from trainlab.config import Config
 from trainlab.engine.batching import BatchPlan
 from trainlab.errors import ConfigError
+from trainlab.group_horizons import group_horizons
 from trainlab.optim import default_lr
 from trainlab.schedules import Schedule, build_schedule
 from trainlab.step_builders import optimizer_spec_for
