@@ -13,13 +13,11 @@ several runs can follow one another in one process.
 from __future__ import annotations
 
 import contextlib
-import random
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from trainlab.advisor import advise
@@ -60,9 +58,11 @@ from trainlab.run_checks import (
 from trainlab.runtime import (
     check_compile_toolchain,
     emulated_precision_warning,
+    process_rng_states,
     resolve_device,
     resolve_precision,
     seed_everything,
+    set_process_rng_states,
 )
 from trainlab.schedules import build_schedule
 from trainlab.step_builders import averaged_step_for, build_step, optimizer_spec_for, resolve_auto_lr
@@ -94,8 +94,7 @@ class Built:
 def run_scope(config: Config) -> Iterator[None]:
     """Threads and seeds for one run; the process's thread count and RNG states come back afterwards."""
     threads = torch.get_num_threads()
-    python_rng, numpy_rng, torch_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    rng_states = process_rng_states()
     if config.runtime.num_threads:
         torch.set_num_threads(config.runtime.num_threads)
     seed_everything(config.seed)
@@ -103,11 +102,7 @@ def run_scope(config: Config) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-        random.setstate(python_rng)
-        np.random.set_state(numpy_rng)
-        torch.set_rng_state(torch_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
+        set_process_rng_states(rng_states)
 
 
 def gd_mode(batch_size: int, n_train: int, accum: int = 1) -> str:

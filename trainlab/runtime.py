@@ -7,6 +7,7 @@ import platform
 import random
 import shutil
 from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,24 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def process_rng_states(cuda: bool | None = None) -> tuple[Any, ...]:
+    """(python, numpy, torch CPU, CUDA or None) RNG states of the process; ``cuda`` None: CUDA's when it is
+    already initialised, True: also when it is not yet (a run about to start it)."""
+    with_cuda = torch.cuda.is_initialized() if cuda is None else cuda and torch.cuda.is_available()
+    return (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+            torch.cuda.get_rng_state_all() if with_cuda else None)
+
+
+def set_process_rng_states(states: tuple[Any, ...]) -> None:
+    """Put back what :func:`process_rng_states` returned."""
+    python_rng, numpy_rng, torch_rng, cuda_rng = states
+    random.setstate(python_rng)
+    np.random.set_state(numpy_rng)
+    torch.set_rng_state(torch_rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -34,7 +34,6 @@ import contextlib
 import copy
 import io
 import math
-import random
 import sys
 import time
 import warnings
@@ -42,14 +41,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp
 from trainlab.config import Config
 from trainlab.engine.state import TrainState
 from trainlab.errors import ConfigError
-from trainlab.runtime import resolve_device
+from trainlab.runtime import process_rng_states, resolve_device, set_process_rng_states
 
 MIN_TIMED_STEPS = 3
 MIN_TIMED_S = 1.0
@@ -153,11 +151,9 @@ def _on_cpu(tree: dict[str, Any]) -> dict[str, Any]:
 
 
 def _saved_states(model: torch.nn.Module, loss: torch.nn.Module, device: torch.device) -> dict[str, Any]:
-    cuda = device.type == "cuda" and torch.cuda.is_available()  # the probe would start CUDA's RNG itself
     return {"model": _on_cpu(model.state_dict()), "loss": _on_cpu(loss.state_dict()),
             "requires_grad": [p.requires_grad for p in model.parameters()], "training": model.training,
-            "rng": (random.getstate(), np.random.get_state(), torch.get_rng_state(),
-                    torch.cuda.get_rng_state_all() if cuda else None)}
+            "rng": process_rng_states(cuda=device.type == "cuda")}  # the probe would start CUDA's RNG itself
 
 
 def _restore_states(model: torch.nn.Module, loss: torch.nn.Module, saved: dict[str, Any]) -> None:
@@ -168,12 +164,7 @@ def _restore_states(model: torch.nn.Module, loss: torch.nn.Module, saved: dict[s
         parameter.requires_grad_(requires_grad)
         parameter.grad = None
     model.train(saved["training"])
-    python_rng, numpy_rng, torch_rng, cuda_rng = saved["rng"]
-    random.setstate(python_rng)
-    np.random.set_state(numpy_rng)
-    torch.set_rng_state(torch_rng)
-    if cuda_rng is not None:
-        torch.cuda.set_rng_state_all(cuda_rng)
+    set_process_rng_states(saved["rng"])
 
 
 @dataclass(frozen=True)
