@@ -183,7 +183,7 @@ def test_the_speedrun_ablation_strategies_apply_to_the_speedrun_config() -> None
 
     strategies = load_strategies(EXAMPLES / "cifar10_speedrun_ablation_strategies.yaml")
     assert {s.name for s in strategies} >= {"recipe", "no_whitening", "muon_to_sgd", "no_tta", "random_flip",
-                                            "no_label_smoothing", "plus_lookahead"}
+                                            "no_label_smoothing", "plus_lookahead", "plus_ema"}
     base = apply_overrides(read_yaml(EXAMPLES / "cifar10_speedrun.yaml"),
                            ["strategy.epochs=2", "model.widths=[32,64,64]", "model.scaling_factor=0.00390625"])
     validate_strategies({"cifar10_speedrun": base}, strategies)  # raises ConfigError on a bad strategy
