@@ -280,3 +280,25 @@ def test_a_resumed_run_keeps_the_first_runs_plan_and_calibration_without_timing_
         assert record[key] == first[key], key
     assert record["replans"][: len([r for r in first["replans"] if r["step"] <= middle])] == \
         [r for r in first["replans"] if r["step"] <= middle]
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_timed_when_resumed(tmp_path):
+    import json
+    import shutil
+
+    from tests.resume_from_checkpoints import train_keeping_checkpoints
+    from trainlab.cli import main
+
+    config = {**BASE, "strategy": {**BASE["strategy"], "epochs": 1000, "time_budget_s": 1.5}}
+    full, _ = train_keeping_checkpoints(config, tmp_path, every_n_steps=40)
+    for folder in (full / "checkpoint").glob("step-*"):  # as if killed before the first checkpoint was written
+        shutil.rmtree(folder)
+    (full / "model.safetensors").unlink()
+    info = json.loads((full / "run.json").read_text())
+    (full / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert main(["resume", str(full), "--quiet"]) == 0
+    summary = json.loads((full / "summary.json").read_text())
+    record = summary["notes"]["time_budget"]
+    # timed afresh, so planned within the budget, not started at the config's whole length of 8,000 steps
+    assert record["timed_steps"] >= 3 and 1 <= record["planned_steps"] < record["length_steps"] == 8000
+    assert summary["stop_reason"] == f"time budget: ended at step {summary['steps']}" and summary["steps"] < 8000

@@ -244,12 +244,18 @@ def write_data_records(run: RunDir, built: Built) -> None:
     write_model_record(run.path, built)
 
 
-def _load_latest(built: Built, run: RunDir, quiet: bool) -> None:
+def _latest_checkpoint(run: RunDir) -> Any:
+    """``checkpoint.latest`` of the run (None: no checkpoint verifies); its warnings as warning lines."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         found = checkpoint.latest(run.checkpoints)
     for warning in caught:
         _warn(f"warning: {warning.message}")
+    return found
+
+
+def _load_latest(built: Built, run: RunDir, quiet: bool, found: Any) -> None:
+    """Restore ``found`` (:func:`_latest_checkpoint`) into ``built``; None: the run starts from step 0."""
     path = run.path
     if found is None:
         if not quiet:
@@ -300,12 +306,14 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
             raise RunDirError(f"run {path} already finished; start a new run, or evaluate it with "
                               f"'trainlab eval {path}'")
         _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
+        found = _latest_checkpoint(run)
         with run_scope(stored):
-            built = build(stored, quiet=True, time_budget="resume")  # the checkpoint holds the plan
+            # a checkpoint holds the time budget's plan; a run killed before its first one starts afresh: timed
+            built = build(stored, quiet=True, time_budget="resume" if found is not None else "calibrate")
             if built.precision_warning:
                 _warn(built.precision_warning)
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
-            _load_latest(built, run, quiet)
+            _load_latest(built, run, quiet, found)
             write_data_records(run, built)  # as the resumed training reads its data: a damaged record is remade
             run.write_metrics(built.trainer.state.history, built.trainer.state.events,
                               built.trainer.state.step_records)
