@@ -302,3 +302,17 @@ def test_a_run_killed_before_its_first_checkpoint_is_timed_when_resumed(tmp_path
     # timed afresh, so planned within the budget, not started at the config's whole length of 8,000 steps
     assert record["timed_steps"] >= 3 and 1 <= record["planned_steps"] < record["length_steps"] == 8000
     assert summary["stop_reason"] == f"time budget: ended at step {summary['steps']}" and summary["steps"] < 8000
+
+
+def test_lr_auto_range_test_is_spent_out_of_the_budget(tmp_path):
+    from trainlab.experiment import train
+
+    strategy = {**BASE["strategy"], "optimizer": {"name": "adam", "lr": "auto"}, "epochs": 1000, "time_budget_s": 3.0}
+    summary, _ = train(validate({**BASE, "strategy": strategy}), out=tmp_path / "run", quiet=True)
+    notes = summary["notes"]
+    record = notes["time_budget"]
+    assert record["lr_auto_s"] == notes["lr_auto_s"] > 0
+    # c (what the plan subtracts from the budget) holds the range test as well as the timed steps
+    assert record["calibration_s"] >= record["lr_auto_s"] + record["timed_steps"] * record["step_s"]
+    timing = StepTiming(record["step_s"], record["validation_s"], record["calibration_s"], record["timed_steps"])
+    assert record["planned_steps"] == steps_within_budget(3.0, timing, 8, 8000)

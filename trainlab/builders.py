@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,7 +291,9 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     warn_if_full_batch_method_on_mini_batches(spec, batch_size, len(data.train))
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     if spec["lr"] == "auto":
+        started = time.perf_counter()
         spec["lr"] = notes["lr_auto"] = resolve_auto_lr(config, model, loss, spec, batches, plan, device, precision)
+        notes["lr_auto_s"] = time.perf_counter() - started  # a time budget counts it (trainlab.time_budget)
         config = resolved_lr(config, spec["lr"])
     if "loss_advice" in notes:  # loss: auto, as the advisor chose it (config.yaml records the resolved config)
         config = resolved_loss(config, notes["loss_advice"]["loss"])

@@ -24,7 +24,8 @@ the budget instead of being cut off; Li, Yumer & Ramanan, ICLR 2020). Here, befo
 
 The calibration's steps run the Step alone (no callbacks: a backbone that a callback would freeze is
 timed unfrozen, so the first plan errs on the short side; the planner lengthens it). The budget counts
-training, as the summary's ``train_time_s`` does, plus the calibration; not the final (test, TTA)
+training, as the summary's ``train_time_s`` does, plus the calibration and, with ``lr: auto``, the LR
+range test the probe's building runs (``lr_auto_s``: ``c`` includes it); not the final (test, TTA)
 evaluation. ``config.yaml`` keeps ``time_budget_s``: a budgeted run's length depends on the machine.
 """
 
@@ -38,7 +39,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -55,6 +56,7 @@ TIMED_SHARE = 0.01
 MAX_TIMED_STEPS = 50
 WARMUP_STEPS = 1
 REPLANS = 25  # re-plans over a run (trainlab.callbacks.time_budget.BudgetPlanner)
+WITH_RANGE_TEST = " (with lr: auto's range test)"
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class StepTiming:
 
     step_s: float  # mean wall time of one optimizer step
     validation_s: float  # one validation pass (0 without validation data)
-    calibration_s: float  # the calibration's steps and validation (not the probe's building: lr: auto's sweep)
+    calibration_s: float  # the calibration's steps and validation (and lr: auto's range test, when it ran)
     timed_steps: int
 
 
@@ -219,16 +221,22 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
     steps_per_epoch, length = probe.trainer.plan.steps_per_epoch, probe.trainer.total_steps
     resolved = probe.config  # what the probe's building resolved (lr: auto, loss: auto): not resolved twice
     del probe  # its step, optimizer state and device copy of the data go before the run's own are built
+    lr_auto_s = notes.get("lr_auto_s", 0.0)  # lr: auto's range test ran before the calibration: counted too
+    if lr_auto_s:
+        timing = replace(timing, calibration_s=timing.calibration_s + lr_auto_s)
     every = config.strategy.eval_every_n_steps
     steps = steps_within_budget(budget, timing, steps_per_epoch, length, every)
     if steps < 1:
         raise ConfigError(
-            f"strategy.time_budget_s={budget:g} leaves no time to train: the calibration took "
+            f"strategy.time_budget_s={budget:g} leaves no time to train: the calibration"
+            f"{WITH_RANGE_TEST if lr_auto_s else ''} took "
             f"{timing.calibration_s:.1f} s and a step takes {timing.step_s:.3g} s (a validation "
             f"{timing.validation_s:.3g} s); raise time_budget_s to at least "
             f"{math.ceil(timing.calibration_s + 10 * timing.step_s + timing.validation_s)}, or set epochs instead")
     record = {"seconds": budget, **asdict(timing), "planned_steps": steps, "length_steps": length,
               "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
+    if lr_auto_s:
+        record["lr_auto_s"] = lr_auto_s
     notes["time_budget"] = record
     if not quiet:
         print(f"time budget {budget:g} s: {timing.timed_steps} timed steps at {timing.step_s:.3g} s a step, "
