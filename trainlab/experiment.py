@@ -244,7 +244,10 @@ def write_data_records(run: RunDir, built: Built) -> None:
     write_model_record(run.path, built)
 
 
-def _latest_checkpoint(run: RunDir) -> Any:
+FoundCheckpoint = tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]  # checkpoint.latest: folder, manifest, tree, tensors
+
+
+def _latest_checkpoint(run: RunDir) -> FoundCheckpoint | None:
     """``checkpoint.latest`` of the run (None: no checkpoint verifies); its warnings as warning lines."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -254,7 +257,7 @@ def _latest_checkpoint(run: RunDir) -> Any:
     return found
 
 
-def _load_latest(built: Built, run: RunDir, quiet: bool, found: Any) -> None:
+def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint | None) -> None:
     """Restore ``found`` (:func:`_latest_checkpoint`) into ``built``; None: the run starts from step 0."""
     path = run.path
     if found is None:
@@ -308,7 +311,8 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
         _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
         found = _latest_checkpoint(run)
         with run_scope(stored):
-            # a checkpoint holds the time budget's plan; a run killed before its first one starts afresh: timed
+            # a checkpoint holds the time budget's plan; a run with none that verifies (killed before its first,
+            # or all damaged) starts afresh from step 0, so it is timed as a new run is
             built = build(stored, quiet=True, time_budget="resume" if found is not None else "calibrate")
             if built.precision_warning:
                 _warn(built.precision_warning)

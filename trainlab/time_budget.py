@@ -12,7 +12,7 @@ the budget instead of being cut off; Li, Yumer & Ramanan, ICLR 2020). Here, befo
    and the run's own length; ``s`` = their mean time per optimizer step (micro-batches,
    augmentation, forward, backward, clipping, update: the run's own Step). One validation pass is
    timed too (after an untimed one on a GPU or with ``runtime.compile``): ``v`` seconds. ``c`` = the
-   calibration's wall time.
+   calibration's wall time, plus ``lr: auto``'s range test when the probe's building ran one.
 2. ``S`` = the largest step count with ``S s + validations(S) v <= B - c``, where
    ``validations(S)`` counts the epoch ends up to ``S`` (a last partial epoch validates too) and
    the mid-epoch validations of ``strategy.eval_every_n_steps``; never more than the config's own
@@ -240,7 +240,8 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
     notes["time_budget"] = record
     if not quiet:
         print(f"time budget {budget:g} s: {timing.timed_steps} timed steps at {timing.step_s:.3g} s a step, "
-              f"a validation {timing.validation_s:.3g} s, calibration {timing.calibration_s:.1f} s -> {steps} steps "
+              f"a validation {timing.validation_s:.3g} s, calibration {timing.calibration_s:.1f} s"
+              f"{f' ({lr_auto_s:.1f} s of it lr: auto' + chr(39) + 's range test)' if lr_auto_s else ''} -> {steps} steps "
               f"({steps / steps_per_epoch:.2f} epochs of {steps_per_epoch}"
               f"{'' if steps < length else '; the config' + chr(39) + 's whole length'}), re-planned as it runs",
               file=sys.stderr)

@@ -19,8 +19,9 @@ run, one that speeds up lengthens it (never beyond ``L``), and the run ends with
 the change of pace over its last windows. A change of the end by at most one step or 1% of the steps
 left is not acted on (jitter in the measured pace). The planner's state (``E``, ``t0``, ``u0``, the
 windows' starts) is checkpointed: a resumed run continues the plan, then re-plans on the machine it runs on
-(budgeted runs are not bit-identical across a resume: their length depends on timings). A resume does
-not time its step again: the checkpoint holds the plan and the first run's calibration record.
+(budgeted runs are not bit-identical across a resume: their length depends on timings). A resume from a
+checkpoint does not time its step again: the checkpoint holds the plan and the first run's calibration
+record (a run with no checkpoint that verifies starts afresh and is timed as a new run).
 After a divergence rollback the restored plan is applied again before the next step.
 """
 
