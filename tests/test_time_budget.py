@@ -282,7 +282,7 @@ def test_a_resumed_run_keeps_the_first_runs_plan_and_calibration_without_timing_
         [r for r in first["replans"] if r["step"] <= middle]
 
 
-def test_a_run_killed_before_its_first_checkpoint_is_timed_when_resumed(tmp_path):
+def test_a_run_killed_before_its_first_checkpoint_is_timed_when_resumed(tmp_path, capsys):
     import json
     import shutil
 
@@ -298,9 +298,13 @@ def test_a_run_killed_before_its_first_checkpoint_is_timed_when_resumed(tmp_path
         (full / name).unlink()
     info = json.loads((full / "run.json").read_text())
     (full / "run.json").write_text(json.dumps({**info, "status": "running"}))
-    assert main(["resume", str(full), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["resume", str(full)]) == 0
     summary = json.loads((full / "summary.json").read_text())
     record = summary["notes"]["time_budget"]
+    printed = capsys.readouterr().err  # the new plan is told, as a new run tells it
+    assert f"time budget 1.5 s: {record['timed_steps']} timed steps" in printed
+    assert f"-> {record['planned_steps']} steps" in printed
     # timed afresh (a resume from a checkpoint records no timing of its own: the keys below would be missing),
     # so planned within the budget, not started at the config's whole length of 8,000 steps
     assert record["timed_steps"] >= 3 and 1 <= record["planned_steps"] < record["length_steps"] == 8000

@@ -46,6 +46,7 @@ from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, load_trained_config, record_digests
 from trainlab.runtime import environment
+from trainlab.time_budget import plan_line
 
 
 def _warn(message: str) -> None:
@@ -316,6 +317,8 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
             built = build(stored, quiet=True, time_budget="resume" if found is not None else "calibrate")
             if built.precision_warning:
                 _warn(built.precision_warning)
+            if found is None and not quiet and "planned_steps" in built.notes.get("time_budget", {}):
+                _warn(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
             _load_latest(built, run, quiet, found)
             write_data_records(run, built)  # as the resumed training reads its data: a damaged record is remade

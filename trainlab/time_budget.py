@@ -169,6 +169,17 @@ def _restore_states(model: torch.nn.Module, loss: torch.nn.Module, saved: dict[s
     set_process_rng_states(saved["rng"])
 
 
+def plan_line(record: dict[str, Any]) -> str:
+    """The one line that tells the user what the calibration measured and planned (``notes.time_budget``)."""
+    steps, per_epoch, range_test = record["planned_steps"], record["steps_per_epoch"], record.get("lr_auto_s")
+    return (f"time budget {record['seconds']:g} s: {record['timed_steps']} timed steps at {record['step_s']:.3g} s a "
+            f"step, a validation {record['validation_s']:.3g} s, calibration {record['calibration_s']:.1f} s"
+            f"{f' ({range_test:.1f} s of it lr: auto' + chr(39) + 's range test)' if range_test else ''} -> {steps} "
+            f"steps ({steps / per_epoch:.2f} epochs of {per_epoch}"
+            f"{'' if steps < record['length_steps'] else '; the config' + chr(39) + 's whole length'}), "
+            f"re-planned as it runs")
+
+
 @dataclass(frozen=True)
 class BudgetPlan:
     """What the run starts with: ``steps`` (the calibration's estimate of the steps that fit) within
@@ -234,16 +245,11 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
             f"{timing.validation_s:.3g} s); raise time_budget_s to at least "
             f"{math.ceil(timing.calibration_s + 10 * timing.step_s + timing.validation_s)}, or set epochs instead")
     record = {"seconds": budget, **asdict(timing), "planned_steps": steps, "length_steps": length,
-              "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
+              "steps_per_epoch": steps_per_epoch, "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
     if lr_auto_s:
         record["lr_auto_s"] = lr_auto_s
     notes["time_budget"] = record
     if not quiet:
-        print(f"time budget {budget:g} s: {timing.timed_steps} timed steps at {timing.step_s:.3g} s a step, "
-              f"a validation {timing.validation_s:.3g} s, calibration {timing.calibration_s:.1f} s"
-              f"{f' ({lr_auto_s:.1f} s of it lr: auto' + chr(39) + 's range test)' if lr_auto_s else ''} -> {steps} steps "
-              f"({steps / steps_per_epoch:.2f} epochs of {steps_per_epoch}"
-              f"{'' if steps < length else '; the config' + chr(39) + 's whole length'}), re-planned as it runs",
-              file=sys.stderr)
+        print(plan_line(record), file=sys.stderr)
     return assemble(resolved, data, loss, model, notes, quiet,
                     budget=BudgetPlan(steps, budget - timing.calibration_s, record))
