@@ -317,7 +317,7 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
             built = build(stored, quiet=True, time_budget="resume" if found is not None else "calibrate")
             if built.precision_warning:
                 _warn(built.precision_warning)
-            if found is None and not quiet and "planned_steps" in built.notes.get("time_budget", {}):
+            if found is None and not quiet and stored.strategy.time_budget_s is not None:
                 _warn(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
             _load_latest(built, run, quiet, found)

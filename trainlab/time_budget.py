@@ -113,18 +113,9 @@ def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
     state = TrainState()
     started = clock()
     step.set_mode(training=True)
-
-    def batches():
-        epoch = 0
-        while True:
-            for _, indices in trainer.plan.steps(epoch, device=device):
-                if indices:
-                    yield indices
-            epoch += 1
-
     timed, first = 0, None
-    for indices in batches():
-        step.train_step([trainer.batches.fetch(index, state.step, 0) for index in indices], state)
+    for micro_batches in trainer.batches.steps_forever(trainer.plan):
+        step.train_step(micro_batches, state)
         state.step += 1
         _sync(device)
         if state.step == WARMUP_STEPS:

@@ -158,11 +158,23 @@ class TensorBatches:
             self._generator = torch.Generator()
         return self._generator.manual_seed(augmentation_seed(self.seed, step))
 
-    def forever(self, plan: BatchPlan) -> Iterator[Batch]:
-        """Every step's batch in the engine's order, epoch after epoch (the LR finder's sweep)."""
+    def _planned_forever(self, plan: BatchPlan) -> Iterator[tuple[int, int, list[torch.Tensor]]]:
+        """``(step, epoch, [index tensors])`` of every optimizer step in the engine's order, epoch after epoch."""
         step, epoch = 0, 0
         while True:
             for _, indices in plan.steps(epoch, device=self.device):
-                yield self.fetch(torch.cat(indices) if len(indices) > 1 else indices[0], step, epoch)
+                yield step, epoch, indices
                 step += 1
             epoch += 1
+
+    def forever(self, plan: BatchPlan) -> Iterator[Batch]:
+        """Every step's batch (its micro-batches as one) in the engine's order, epoch after epoch (the LR
+        finder's sweep)."""
+        for step, epoch, indices in self._planned_forever(plan):
+            yield self.fetch(torch.cat(indices) if len(indices) > 1 else indices[0], step, epoch)
+
+    def steps_forever(self, plan: BatchPlan) -> Iterator[list[Batch]]:
+        """Every step's micro-batches, as ``Step.train_step`` takes them, in the engine's order, epoch after
+        epoch (a time budget's calibration)."""
+        for step, epoch, indices in self._planned_forever(plan):
+            yield [self.fetch(index, step, epoch) for index in indices]

@@ -130,10 +130,9 @@ class Trainer:
         state = self.state
         if self.control.should_stop:
             state.stop_reason, state.stopped_early = self.control.stop_reason, True
-        elif self._step_limit_reached() and self._limit_reason is not None:
-            state.stop_reason = f"{self._limit_reason}: ended at step {self.limits.max_steps}"
         elif self._step_limit_reached():
-            state.stop_reason = f"max_steps={self.limits.max_steps} reached"
+            state.stop_reason = (f"max_steps={self.limits.max_steps} reached" if self._limit_reason is None
+                                 else f"{self._limit_reason}: ended at step {self.limits.max_steps}")
         else:
             state.stop_reason = f"epochs={self.limits.epochs} reached"
         state.finished = True
