@@ -332,9 +332,12 @@ def test_a_trial_whose_pid_a_new_process_reuses_is_failed_as_dead(tmp_path):
     assert study.trials[claimed.number].state == TrialState.FAIL
 
 
-def test_a_running_trial_naming_this_process_that_it_did_not_claim_is_failed_as_dead(tmp_path):
+@pytest.mark.parametrize("token", [None, uuid.uuid4().hex])
+def test_a_running_trial_naming_this_process_that_it_did_not_claim_is_failed_as_dead(tmp_path, token):
     """The pid (and start) a killed worker recorded can match a rerun's own, where /proc says too little to
-    tell them apart: a trial this process did not claim is then no trial it runs, so it is failed."""
+    tell them apart: a trial this process did not claim (no claim token, or one another process drew) is
+    then no trial it runs, so it is failed. The study before this one in the process claimed a trial of the
+    same id in a storage whose id() this one's can reuse: what marks a claim is its token, not the ids."""
     import socket
 
     from optuna.trial import TrialState
@@ -342,10 +345,13 @@ def test_a_running_trial_naming_this_process_that_it_did_not_claim_is_failed_as_
     from trainlab.run_lock import process_start
     from trainlab.tune.claims import fail_dead_workers
 
+    earlier, earlier_settings, earlier_lock = _study_with_lock(tmp_path, 3)
+    assert claim_trial(earlier, earlier_settings, earlier_lock)._trial_id == 0
+    del earlier
     study, tune_settings, lock = _study_with_lock(tmp_path, 3)
     left = study.ask()  # as a killed worker left it: RUNNING, naming this host, pid and start
-    for key, value in (("host", socket.gethostname()), ("pid_start", process_start(os.getpid())),
-                       ("pid", os.getpid())):
+    attrs = {"host": socket.gethostname(), "pid_start": process_start(os.getpid()), "pid": os.getpid()}
+    for key, value in (({"claim": token} if token else {}) | attrs).items():
         left.set_user_attr(key, value)
     claimed = claim_trial(study, tune_settings, lock)
     assert study.trials[left.number].state == TrialState.FAIL

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import uuid
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # WAITING trials are claimed, not counted
 OBJECTIVE_FAILURES = ("diverged", "error")
 ATTR_BASE = "base_config"  # trial user attr: this trial runs the base config's own values
-_CLAIMED: set[tuple[int, int]] = set()  # (id of the storage, trial id) of each trial this process claimed
+ATTR_CLAIM = "claim"  # trial user attr: a token drawn afresh for each claim
+_CLAIMED: set[str] = set()  # the claim tokens of the trials this process claimed (a storage's id can be reused)
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -50,7 +52,7 @@ def fail_dead_workers(study: optuna.Study) -> list[int]:
     RDB storages: Optuna's heartbeat check (and its retry callback). Journal storage
     (no heartbeats): a trial whose worker, on this host, has no live process, or whose
     recorded pid is this process's own while this process did not claim it (the pid of a
-    killed worker, reused). Call with the claim lock held: a live worker sets its pid
+    killed worker, reused: the trial's claim token is none this process drew). Call with the claim lock held: a live worker sets its pid
     (after its host and start) before releasing the lock, so a RUNNING trial without one
     was left by a worker that died claiming it.
     """
@@ -67,7 +69,7 @@ def fail_dead_workers(study: optuna.Study) -> list[int]:
         if pid is not None and trial_host not in (None, host):
             continue  # another machine's worker: its liveness cannot be read here
         if (pid is not None and same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))
-                and (int(pid) != me or (id(storage), trial._trial_id) in _CLAIMED)):
+                and (int(pid) != me or trial.user_attrs.get(ATTR_CLAIM) in _CLAIMED)):
             continue  # a live worker (this process: only for the trials it claimed)
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_KIND, "stale")
         storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
@@ -127,8 +129,10 @@ def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | Po
             warnings.simplefilter("ignore", UserWarning)
             trial = study.ask()
         # the pid last: a trial that has one names its host and start too, whenever its worker is killed
+        token = uuid.uuid4().hex
+        _CLAIMED.add(token)
+        trial.set_user_attr(ATTR_CLAIM, token)
         trial.set_user_attr(ATTR_HOST, socket.gethostname())
         trial.set_user_attr(ATTR_PID_START, process_start(os.getpid()))
         trial.set_user_attr(ATTR_PID, os.getpid())
-        _CLAIMED.add((id(study._storage), trial._trial_id))
         return trial
