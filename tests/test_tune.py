@@ -773,6 +773,22 @@ def test_a_journal_cut_off_by_a_crash_is_repaired_and_the_study_reads_on(tmp_pat
     assert repair_journal(journal) == 0 and repair_journal(tmp_path / "none.journal") == 0
 
 
+def test_a_second_tune_in_one_process_after_its_out_folder_was_deleted_starts_a_new_study(tmp_path):
+    """The storage is opened once per process, but not past its file: a notebook that deletes the out folder
+    and tunes again got the first study's storage, reading a journal that was gone (FileNotFoundError)."""
+    import shutil
+
+    first = tune(settings(tmp_path, 1))
+    shutil.rmtree(tmp_path / "out")
+    second = tune(settings(tmp_path, 1))
+    assert second["trial"] == 0 and second["params"] == first["params"]
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    reread = JournalStorage(JournalFileBackend(str(tmp_path / "out" / "study.journal")))
+    study = optuna.load_study(study_name="trainlab-base", storage=reread)  # the new file holds the second study
+    assert [t.value for t in study.trials] == [second["value"]]
+
+
 def test_the_journal_is_opened_by_its_absolute_path_so_a_dead_workers_lock_can_be_broken(tmp_path, monkeypatch):
     """Optuna's journal lock is a symlink to the path it is given, and its stale-lock check follows the link
     from the journal's folder: a relative --out (the default tunes/<stem>) left a lock nothing could break."""

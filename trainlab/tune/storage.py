@@ -43,15 +43,31 @@ def storage_url(url: str) -> str:
     return url
 
 
-_STORAGES: dict[tuple[str | None, Path], optuna.storages.BaseStorage] = {}
+_STORAGES: dict[tuple[str | None, Path], tuple[optuna.storages.BaseStorage, tuple[int, int] | None]] = {}
 
 
 def open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
-    """The study's storage, opened once per process (workers racing to create the tables retry)."""
+    """The study's storage, opened once per process (workers racing to create the tables retry).
+
+    A journal is opened again when its file is no longer the one opened (the out folder deleted or
+    replaced between two tunes of one Python session): the open storage would read a file that is gone.
+    """
     key = (settings.storage, settings.out)
-    if key not in _STORAGES:
-        _STORAGES[key] = _open_storage(settings)
-    return _STORAGES[key]
+    journal = None if settings.storage is not None else settings.out.absolute() / JOURNAL_NAME
+    opened = _STORAGES.get(key)
+    if opened is None or (journal is not None and _file_identity(journal) != opened[1]):
+        storage = _open_storage(settings)
+        _STORAGES[key] = opened = (storage, None if journal is None else _file_identity(journal))
+    return opened[0]
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``; None when it does not exist."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def repair_journal(path: Path) -> int:
