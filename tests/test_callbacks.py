@@ -35,6 +35,9 @@ class FakeView:
     def set_lr_factor(self, factor: float) -> None:
         self.lr_factors.append(factor)
 
+    def lrs(self) -> dict[str, float]:
+        return {"lr": self.lr}
+
     def weights(self):
         return {"w": self.weight.clone()}
 

@@ -189,3 +189,39 @@ def test_schedule_plan_and_plot_draw_the_group_to_its_horizon_then_zero(tmp_path
     path.write_text(yaml.safe_dump(BASE))
     assert main(["schedule", str(path), "--plot", str(tmp_path / "lr.png")]) == 0
     assert "norm_biases lr 0.03 for its first 12 steps" in capsys.readouterr().out
+
+
+def test_records_carry_each_groups_lr_next_to_the_first_groups(tmp_path):
+    """Epoch and step records: ``lr`` (the first param group's, here the unselected parameters') and
+    ``lr/<group>`` for every route, at the closed forms of the test above: a record at step t holds the
+    lrs its last optimizer step (k = t - 1, counted from 0) ran with."""
+    import json
+
+    from trainlab.experiment import train
+
+    config = validate({**BASE, "output": {**BASE["output"], "log_every_n_steps": 3}})
+    _, run_dir = train(config, out=tmp_path / "run", quiet=True)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if "val_loss" in r and r.get("scope") != "step"]
+    steps = [r for r in records if r.get("scope") == "step" and "train_loss" in r]
+    assert [r["step"] for r in epochs] == [8, 16, 24] and [r["step"] for r in steps][:3] == [3, 6, 9]
+    total, horizon = 24, 12
+    for record in epochs + steps:
+        t = record["step"] - 1
+        assert {k for k in record if k.startswith("lr")} == {"lr", "lr/rest", "lr/norm_biases", "lr/head"}
+        assert record["lr"] == record["lr/rest"] == pytest.approx(0.05 * (total - t) / total, abs=1e-12), t
+        assert record["lr/head"] == pytest.approx(0.3 * (total - t) / total, abs=1e-12), t
+        own = 0.03 * (horizon - t) / horizon if t < horizon else 0.0
+        assert record["lr/norm_biases"] == pytest.approx(own, abs=1e-12), t
+
+
+def test_records_of_an_optimizer_without_groups_have_lr_alone(tmp_path):
+    import json
+
+    from trainlab.experiment import train
+
+    plain = copy.deepcopy(BASE)
+    plain["strategy"]["optimizer"] = {"name": "nesterov", "lr": 0.05, "momentum": 0.85}
+    _, run_dir = train(validate(plain), out=tmp_path / "run", quiet=True)
+    first = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert [k for k in first if k.startswith("lr")] == ["lr"]

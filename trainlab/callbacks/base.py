@@ -33,6 +33,7 @@ import torch
 
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
+from trainlab.engine.step import lr_columns
 
 
 class Event(StrEnum):
@@ -110,6 +111,10 @@ class TrainerView:
     @property
     def lr(self) -> float:
         return self._trainer.step.lr()
+
+    def lrs(self) -> dict[str, Any]:
+        """``{"lr": first param group's LR, "lr/<group>": each routed group's LR}``: a record's LR columns."""
+        return lr_columns(self._trainer.step)
 
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
         """LR of every param group = its base LR x ``factor``, a routed group named in ``routes`` its own

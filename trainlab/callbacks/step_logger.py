@@ -44,7 +44,7 @@ class StepLogger(Callback):
         record: dict[str, Any] = {
             "scope": "step", "step": state.step,
             "epoch": round(state.epoch + state.batch_in_epoch / self.micro_batches, 6),
-            "train_loss": float(self._loss_sum) / self._count, "lr": view.lr,
+            "train_loss": float(self._loss_sum) / self._count, **view.lrs(),
         }
         grad_norm = view.grad_norm()
         if grad_norm is not None:

@@ -35,7 +35,7 @@ from trainlab.engine import snapshot
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, EpochSum, TrainState
-from trainlab.engine.step import Step
+from trainlab.engine.step import Step, lr_columns
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class Trainer:
         state = self.state
         state.epoch += 1
         state.batch_in_epoch = 0
-        record: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "lr": self.step.lr()}
+        record: dict[str, Any] = {"epoch": state.epoch, "step": state.step, **lr_columns(self.step)}
         samples = max(self._epoch_samples, 1)
         for name, tally in self._sums.items():  # train_loss is the data loss alone; train_penalty apart
             record[f"train_{name}"] = tally.value() / samples
@@ -199,7 +199,7 @@ class Trainer:
         state = self.state
         epoch = state.epoch + state.batch_in_epoch / self.plan.micro_batches
         record: dict[str, Any] = {"scope": "step", "step": state.step, "epoch": round(epoch, 6),
-                                  "lr": self.step.lr()}
+                                  **lr_columns(self.step)}
         self.step.set_mode(training=False)
         record.update({f"val_{k}": v for k, v in self.validation.evaluate().items()})
         record["elapsed_s"] = round(self.elapsed(), 6)

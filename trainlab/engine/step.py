@@ -10,7 +10,8 @@ guard and the progress display watch) and how many samples it consumed.
 A Step must provide (see :class:`Step`): ``train_step``, ``set_mode`` (train or
 eval weights; schedule-free optimizers switch weights here), ``predict`` (a
 forward pass for evaluation), ``lr``/``set_lr_factor`` (the one place LRs are
-written), ``weights``/``load_weights`` (what early stopping keeps), and
+written; optionally ``route_lrs``, each routed group's LR, for the records' ``lr/<group>``),
+``weights``/``load_weights`` (what early stopping keeps), and
 ``state_dict``/``load_state_dict`` (everything needed for a bit-identical
 resume, tensors anywhere in the tree). A GAN step (two models, two optimizers,
 ``n_critic`` critic updates per generator update) or a multi-task step (named
@@ -58,7 +59,11 @@ class Step(Protocol):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor: ...
 
-    def lr(self) -> float: ...
+    def lr(self) -> float:
+        """The first param group's LR (the records' ``lr``)."""
+
+    # optional: ``route_lrs() -> dict[str, float]``, ``{group label: LR}`` of routed param groups
+    # (records add ``lr/<label>``); a Step without it records ``lr`` alone
 
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
         """Every param group's LR becomes its base LR times ``factor`` (schedules, rollbacks); a routed group
@@ -74,6 +79,14 @@ class Step(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def lr_columns(step: Step) -> dict[str, float]:
+    """A record's LR columns: ``lr`` (the first param group's) and, when the optimizer routes groups
+    (``strategy.optimizer.groups``), ``lr/<label>`` for each, the unselected parameters' as ``lr/rest``."""
+    route_lrs = getattr(step, "route_lrs", None)
+    routed = route_lrs() if route_lrs is not None else {}
+    return {"lr": step.lr(), **{f"lr/{route}": lr for route, lr in routed.items()}}
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,17 @@ class LRGroups:
 
     def current(self) -> float:
         return float(self.optimizers[0].param_groups[0]["lr"])
+
+    def by_route(self) -> dict[str, float]:
+        """``{route: LR}`` of the routed param groups (``strategy.optimizer.groups``; a route's first group),
+        in the optimizer's order; empty when no group is routed."""
+        lrs: dict[str, float] = {}
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                route = group.get("route")
+                if route is not None and route not in lrs:
+                    lrs[route] = float(group["lr"])
+        return lrs
 
 
 class StandardStep:
@@ -273,6 +297,9 @@ class StandardStep:
 
     def lr(self) -> float:
         return self._lrs.current()
+
+    def route_lrs(self) -> dict[str, float]:
+        return self._lrs.by_route()
 
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
         if self._lrs.set_factor(factor, routes):

@@ -236,6 +236,10 @@ class AveragedStep:
     def lr(self) -> float:
         return self.inner.lr()
 
+    def route_lrs(self) -> dict[str, float]:
+        route_lrs = getattr(self.inner, "route_lrs", None)
+        return route_lrs() if route_lrs is not None else {}
+
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
         if routes is None:  # an inner Step written to the one-argument contract keeps working
             self.inner.set_lr_factor(factor)
