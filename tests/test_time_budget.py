@@ -323,3 +323,12 @@ def test_lr_auto_range_test_is_spent_out_of_the_budget(tmp_path):
     assert record["lr_auto_s"] == notes["lr_auto_s"] > 0 and record["planned_steps"] == 20 * 8
     # c (what the plan subtracts from the budget) holds the range test as well as the timed steps
     assert record["calibration_s"] >= record["lr_auto_s"] + record["timed_steps"] * record["step_s"]
+
+
+def test_the_cli_line_gives_a_budgeted_runs_length_in_fractional_epochs_when_it_ended_inside_one():
+    from trainlab.cli import _length
+
+    budget = {"time_budget": {"steps_per_epoch": 49}}
+    assert _length({"epochs_run": 24, "steps": 1134, "notes": budget}) == "23.14 epochs (1134 steps)"
+    assert _length({"epochs_run": 2, "steps": 98, "notes": budget}) == "2 epochs"  # on an epoch's end
+    assert _length({"epochs_run": 3, "steps": 100, "notes": {}}) == "3 epochs"  # no budget: the epochs run

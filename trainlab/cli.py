@@ -63,10 +63,18 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _length(summary: dict) -> str:
+    """"9 epochs", or for a time-budgeted run that ended inside an epoch "23.14 epochs (1134 steps)"."""
+    per_epoch = summary.get("notes", {}).get("time_budget", {}).get("steps_per_epoch")
+    if per_epoch and summary.get("steps", 0) % per_epoch:
+        return f"{summary['steps'] / per_epoch:.2f} epochs ({summary['steps']} steps)"
+    return f"{summary['epochs_run']} epochs"
+
+
 def _report(summary: dict, path: Path) -> None:
     from trainlab.run_records import recorded_class_names
 
-    print(f"run {summary['name']}: {summary['stop_reason']} after {summary['epochs_run']} epochs "
+    print(f"run {summary['name']}: {summary['stop_reason']} after {_length(summary)} "
           f"({summary['train_time_s']:.2f} s, {summary['mode']})")
     names = recorded_class_names(path)
     _print_metrics("val:", summary["val"], names)
