@@ -52,9 +52,10 @@ def fail_dead_workers(study: optuna.Study) -> list[int]:
     RDB storages: Optuna's heartbeat check (and its retry callback). Journal storage
     (no heartbeats): a trial whose worker, on this host, has no live process, or whose
     recorded pid is this process's own while this process did not claim it (the pid of a
-    killed worker, reused: the trial's claim token is none this process drew). Call with the claim lock held: a live worker sets its pid
-    (after its host and start) before releasing the lock, so a RUNNING trial without one
-    was left by a worker that died claiming it.
+    killed worker, reused: the trial's claim token is none this process drew). Call with
+    the claim lock held: a live worker sets its pid (after its host and start) before
+    releasing the lock, so a RUNNING trial without one was left by a worker that died
+    claiming it.
     """
     storage = study._storage
     if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
