@@ -67,6 +67,15 @@ class DataConfig(BaseModel):
                              f"got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _no_name_key(self) -> DataConfig:
+        # the source is looked up as {"name": source, **options}: a data.name would replace the source
+        if "name" in (self.model_extra or {}):
+            name = self.model_extra["name"]
+            raise ValueError(f"data.name ({name!r}) is not a data option: the data section names its source "
+                             f"with data.source (here {self.source!r}); for that set, write source: {name}")
+        return self
+
     def source_kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
