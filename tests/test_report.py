@@ -459,3 +459,23 @@ def test_class_names_recorded_in_labels_json_name_the_confusion_matrix(digits_ru
     (run / "labels.json").write_text(json.dumps({"class_names": names}))
     predictions = load_predictions(run)
     assert predictions.names == names
+
+
+def test_the_lr_chart_draws_each_param_groups_lr_where_the_records_have_them():
+    """``lr/<label>`` columns (strategy.optimizer.groups): one line per label, the mean over seeds at each
+    step (written here in NumPy), in the strategy's colour; a strategy without them keeps its one ``lr``."""
+    from trainlab.report.figures import lr_figure
+
+    rng = np.random.default_rng(4)
+    steps = [5, 10, 15]
+    head = rng.random((2, 3))  # seed x step
+    routed = [[{"step": t, "lr": 0.1, "lr/rest": 0.1, "lr/head": head[s, i]} for i, t in enumerate(steps)]
+              for s in range(2)]
+    plain = [[{"step": t, "lr": 0.5 / (i + 1)} for i, t in enumerate(steps)]]
+    figure = lr_figure({"muon": routed, "sgd": plain}, {"muon": "#111111", "sgd": "#222222"}).to_plotly_json()
+    traces = {t["name"]: t for t in figure["data"]}
+    assert list(traces) == ["muon · rest", "muon · head", "sgd"]
+    assert array(traces["muon · head"]["y"]) == pytest.approx(head.mean(axis=0).tolist(), rel=1e-12)
+    assert array(traces["muon · rest"]["y"]) == pytest.approx([0.1] * 3) and array(traces["sgd"]["x"]) == steps
+    assert {traces[n]["line"]["color"] for n in ("muon · rest", "muon · head")} == {"#111111"}
+    assert traces["muon · rest"]["line"]["dash"] != traces["muon · head"]["line"]["dash"]

@@ -147,20 +147,29 @@ def _metric_title(key: str) -> str:
     return key
 
 
+ROUTE_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
 def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palette: Mapping[str, str]) -> go.Figure:
-    """The learning rate each group actually followed (the ``lr`` of its records), mean over seeds."""
+    """The learning rate each group actually followed, mean over seeds: the ``lr`` of its records, or
+    where they have them (``strategy.optimizer.groups``) each param group's ``lr/<label>``, one line
+    per label in the group's colour (dashes tell the labels apart; named ``<group> · <label>``)."""
     figure = go.Figure()
     lows, highs = [], []
     for name, runs in groups.items():
-        band = seed_band(runs, "lr", "step", max_points=600)
-        if band is None:
-            continue
-        positive = band.mean[band.mean > 0]
-        if positive.size:
-            lows.append(positive.min())
-            highs.append(positive.max())
-        figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines", name=name, line={"color": palette[name],
-                                    "width": 2, "shape": "hv"}))
+        routes = list(dict.fromkeys(k for records in runs for r in records for k in r if k.startswith("lr/")))
+        for index, key in enumerate(routes or ["lr"]):
+            band = seed_band(runs, key, "step", max_points=600)
+            if band is None:
+                continue
+            positive = band.mean[band.mean > 0]
+            if positive.size:
+                lows.append(positive.min())
+                highs.append(positive.max())
+            label = f"{name} · {key.removeprefix('lr/')}" if routes else name
+            figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines", name=label, legendgroup=name,
+                                        line={"color": palette[name], "width": 2, "shape": "hv",
+                                              "dash": ROUTE_DASHES[index % len(ROUTE_DASHES)]}))
     log = bool(lows) and max(highs) / min(lows) > 50
     figure.update_xaxes(title_text=AXIS_TITLES["step"])
     figure.update_yaxes(title_text="learning rate" + (" (log scale)" if log else ""), type="log" if log else "linear",
