@@ -301,6 +301,105 @@ def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_doe
         trainlab.fit(net(), train=(x, y), strategy=base, out=".")
 
 
+class _Items(torch.utils.data.Dataset):
+    """A map-style dataset whose items ``make(i)`` returns."""
+
+    def __init__(self, make, n=12):
+        self.make, self.n = make, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.make(i)
+
+
+class _NoLen(torch.utils.data.Dataset):
+    def __getitem__(self, i):
+        return torch.zeros(2), 0
+
+
+class _Stop(trainlab.Callback):
+    def __init__(self):
+        self.started = False
+
+    def on_train_start(self, view):
+        self.started = True
+
+
+def test_fit_refuses_odd_datasets_arrays_callbacks_and_folders_before_training(tmp_path):
+    """What an exploratory sweep of the API found raising raw NumPy/torch/Python errors, or writing into a
+    finished run folder: each is now one trainlab error, raised before any training."""
+    from trainlab.errors import DataError, RunDirError
+
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.normal(size=(60, 2)), dtype=torch.float32)
+    y = torch.arange(60) % 2
+    base = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 30, "epochs": 1}
+    (tmp_path / "file").write_text("")
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    (run_folder / "run.json").write_text("{}")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    cases = [
+        (DataError, "train x of item 1 is shaped (3,) but item 0's (2,)",
+         dict(train=_Items(lambda i: (torch.zeros(2 + i % 2), i % 2)))),
+        (DataError, "train y of item 0 is a str", dict(train=_Items(lambda i: (torch.zeros(2), "cat")))),
+        (DataError, "train y of item 0 is a NoneType", dict(train=_Items(lambda i: (torch.zeros(2), None)))),
+        (DataError, "train dataset has no len()", dict(train=_NoLen())),
+        (DataError, "train x does not make one array (rows of different lengths?)",
+         dict(train=([[1.0, 2.0], [3.0], [5.0, 6.0]], [0, 1, 0]))),
+        (DataError, "train x is a single number", dict(train=(3.0, 1.0))),
+        (DataError, f"training data label {2**63 - 1} at row 5 (counting from 0) would make",
+         dict(train=(x, torch.where(torch.arange(60) == 5, 2**63 - 1, y)), task="multiclass")),
+        (ConfigError, "callbacks must be trainlab.Callback instances", dict(callbacks=[lambda view: None])),
+        (ConfigError, "callback name '_Stop' is used twice", dict(callbacks=[_Stop(), _Stop()])),
+        (RunDirError, f"out '{tmp_path / 'file' / 'sub'}': cannot create the folder",
+         dict(out=tmp_path / "file" / "sub")),
+        (ConfigError, "holds a trainlab run folder; overwrite=True replaces only the records of an earlier fit",
+         dict(out=run_folder, overwrite=True)),
+        (ConfigError, "holds files that are not fit records ('keep.txt')", dict(out=mine, overwrite=True)),
+    ]
+    for error, message, given in cases:
+        watcher = _Stop()
+        arguments = {"train": (x, y), "strategy": base, "callbacks": [watcher], **given}
+        with pytest.raises(error, match=re.escape(message)):
+            trainlab.fit(torch.nn.Linear(2, 2), **arguments)
+        assert not watcher.started, message
+    assert sorted(p.name for p in run_folder.iterdir()) == ["run.json"] and (mine / "keep.txt").read_text() == "mine"
+    # bf16 and fp16 labels are read as the numbers they hold
+    for dtype in (torch.bfloat16, torch.float16):
+        result = trainlab.fit(torch.nn.Linear(2, 2), train=(x, y.to(dtype)), val=(x, y), strategy=base)
+        assert "accuracy" in result.summary["val"]
+    # loss: auto picks bce for binary labels; a model with two outputs is told what auto chose
+    with pytest.raises(DataError, match=re.escape("(loss: auto chose 'bce' for these binary targets, which takes 1")):
+        trainlab.fit(torch.nn.Linear(2, 2), train=(x, y), strategy={**base, "loss": "auto"})
+
+
+def test_config_runs_take_a_path_or_a_dict_and_one_override_string(tmp_path):
+    from trainlab.config import load_config
+    from trainlab.experiment import train
+
+    path = tmp_path / "linreg.yaml"
+    path.write_text(yaml.safe_dump(LINREG))
+    assert load_config(path, "strategy.epochs=3").strategy.epochs == 3  # one string: one override, not its letters
+    summary, run_dir = train(path, out=tmp_path / "a", quiet=True)
+    assert summary["status"] == "finished" and (run_dir / "model.safetensors").exists()
+    summary, _ = train(copy.deepcopy(LINREG), out=tmp_path / "b", quiet=True)
+    assert summary["status"] == "finished"
+    with pytest.raises(ConfigError, match="config must be a trainlab Config, a YAML path or a dict; got int"):
+        train(3, out=tmp_path / "c")
+    for device, message in (("gpu", "device is 'gpu', not a device (valid: 'auto', 'cpu'"),
+                            ("cuda", "device is 'cuda' but no CUDA device is available")):
+        if device == "cuda" and torch.cuda.is_available():
+            continue
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            trainlab.load_run(run_dir, device=device)
+    assert trainlab.load_run(run_dir, device="auto").model is not None
+
+
 def test_runs_are_scoped_threads_and_rngs_come_back():
     threads = torch.get_num_threads()
     random.seed(5)

@@ -180,6 +180,8 @@ def test_a_machine_faster_than_the_calibration_lengthens_the_run_up_to_the_confi
     length = 40 * built.trainer.plan.steps_per_epoch
     assert built.trainer.state.step == length  # never beyond the config's 40 epochs
     assert record["replans"][0]["end"] == length
+    # the config's length ended the run, not the budget: the summary says so
+    assert built.trainer.state.stop_reason == f"the config's whole length fit in the time budget: ended at step {length}"
 
 
 def test_resume_continues_the_plan_of_the_checkpoint():

@@ -33,7 +33,7 @@ from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import read_class_labels
-from trainlab.errors import ConfigError, DataError
+from trainlab.errors import ConfigError, DataError, folder_error
 from trainlab.experiment import summarize
 from trainlab.time_budget import assemble_within_budget
 
@@ -52,8 +52,21 @@ class FitResult:
 def _tensor(value: Any, what: str) -> torch.Tensor:
     """``value`` (tensor, array, DataFrame, nested lists) as a tensor of numbers, or one DataError."""
     if isinstance(value, torch.Tensor):
-        return value
-    array = np.asarray(value)
+        tensor = value
+    else:
+        tensor = _from_array(value, what)
+    if tensor.ndim == 0:
+        raise DataError(f"{what} is a single number; give one row per sample (an array or tensor)")
+    if tensor.dtype in (torch.bfloat16, torch.float16):  # read as NumPy below (no bf16 there), trained in fp32
+        tensor = tensor.float()
+    return tensor
+
+
+def _from_array(value: Any, what: str) -> torch.Tensor:
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        raise DataError(f"{what} does not make one array (rows of different lengths?)") from None
     if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
         hint = (" (class names: encode them as 0..K-1, e.g. with sklearn's LabelEncoder, or train from a CSV "
                 "config, which keeps the names)" if what.endswith(" y") else
@@ -63,6 +76,26 @@ def _tensor(value: Any, what: str) -> torch.Tensor:
     if not array.flags.writeable:  # a pandas frame's read-only view: torch would warn of it, and may not share it
         array = array.copy()
     return torch.as_tensor(array)
+
+
+def _stack(rows: list[Any], part: int, what: str) -> torch.Tensor:
+    """Part ``part`` (0: x, 1: y) of a dataset's items stacked into one tensor, or one DataError."""
+    items = []
+    for i, row in enumerate(rows):
+        if not (isinstance(row, tuple | list) and len(row) == 2):
+            raise DataError(f"{what}: dataset items must be (x, y) pairs; item {i} is a {type(row).__name__}")
+        value = row[part]
+        if value is None or isinstance(value, str | bytes | tuple | dict):
+            raise DataError(f"{what} of item {i} is a {type(value).__name__}; each must be a tensor, an array or "
+                            "a number (encode class names as 0..K-1)")
+        try:
+            items.append(value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value)))
+        except (TypeError, ValueError, RuntimeError):
+            raise DataError(f"{what} of item {i} is not numbers (a {type(value).__name__})") from None
+        if items[-1].shape != items[0].shape:
+            raise DataError(f"{what} of item {i} is shaped {tuple(items[-1].shape)} but item 0's "
+                            f"{tuple(items[0].shape)}; every item must have the same shape")
+    return torch.stack(items)
 
 
 def _check_finite(what: str, values: torch.Tensor) -> None:
@@ -81,6 +114,9 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
         raise DataError(f"{name} is an IterableDataset; fit takes a map-style Dataset of (x, y) pairs (with len "
                         "and [i]) or (x, y) tensors: collect its items into tensors first")
     elif isinstance(data, torch.utils.data.Dataset):
+        if not hasattr(data, "__len__"):
+            raise DataError(f"{name} dataset has no len(); fit takes a map-style Dataset with __len__ and "
+                            "__getitem__, or (x, y) tensors")
         rows = [data[i] for i in range(len(data))]  # a map-style dataset of (x, y) pairs
         if not rows:
             raise DataError(f"{name} dataset is empty")
@@ -89,8 +125,7 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
             what = (f"a dict with keys {', '.join(map(str, first))}" if isinstance(first, dict)
                     else f"a {type(first).__name__}")
             raise DataError(f"{name} dataset items must be (x, y) pairs; item 0 is {what}")
-        x = torch.stack([torch.as_tensor(r[0]) for r in rows])
-        y = torch.stack([torch.as_tensor(r[1]) for r in rows])
+        x, y = _tensor(_stack(rows, 0, f"{name} x"), f"{name} x"), _tensor(_stack(rows, 1, f"{name} y"), f"{name} y")
     else:
         raise DataError(f"{name} must be (x, y) tensors or arrays, or a torch Dataset of (x, y) pairs; "
                         f"got {type(data).__name__}")
@@ -181,16 +216,31 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     return FitResult(built.trainer.state.history, summary, built.model)
 
 
+FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml", "model.safetensors")
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
-    """``out`` as the CLI's ``--out``: a file, the working directory, or a folder already holding files
-    (without ``overwrite``) is refused before training."""
+    """``out`` as the CLI's ``--out``, checked and created before training: a file, the working directory,
+    a folder already holding files (without ``overwrite``), a folder holding anything but an earlier
+    fit's records (:data:`FIT_RECORDS`, and the hidden temporaries of an interrupted write; even with
+    ``overwrite``: a run folder or your own files are never written into), or a folder that cannot be
+    created is refused."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out '{out}' is a file; give a folder for the records")
     if out.resolve() == Path.cwd().resolve():
         raise ConfigError(f"out '{out}' is the working directory; give a folder of its own for the records")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if present and not overwrite:
         raise ConfigError(f"out '{out}' already holds files; give a new folder, or overwrite=True to replace "
                           "the records of an earlier fit there")
+    if others := [name for name in present if name not in FIT_RECORDS and not name.startswith(".")]:
+        kind = "a trainlab run folder" if "run.json" in present else f"files that are not fit records ({others[0]!r})"
+        raise ConfigError(f"out '{out}' holds {kind}; overwrite=True replaces only the records of an earlier "
+                          f"fit ({', '.join(FIT_RECORDS)}): give a new folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise folder_error(f"out '{out}': cannot create the folder", exc) from None
 
 
 def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any], model: torch.nn.Module) -> None:

@@ -333,9 +333,20 @@ def validate(raw: dict[str, Any]) -> Config:
         raise ConfigError("config is nested too deeply to validate") from None
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read, override (``--set``) and validate a YAML config."""
-    return validate(apply_overrides(read_yaml(path), list(overrides)))
+def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, override (``--set``: ``"key=value"`` strings, or one such string) and validate a YAML config."""
+    return validate(apply_overrides(read_yaml(path), [overrides] if isinstance(overrides, str) else list(overrides)))
+
+
+def as_config(config: Config | str | Path | dict[str, Any]) -> Config:
+    """A :class:`Config` as it is, a YAML path read (:func:`load_config`), a dict validated."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, str | Path):
+        return load_config(config)
+    if isinstance(config, dict):
+        return validate(config)
+    raise ConfigError(f"config must be a trainlab Config, a YAML path or a dict; got {type(config).__name__}")
 
 
 def dump_yaml(config: Config) -> str:

@@ -32,7 +32,7 @@ from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
-from trainlab.config import Config, dump_yaml, load_config
+from trainlab.config import Config, as_config, dump_yaml, load_config
 from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
@@ -203,12 +203,15 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     return summary
 
 
-def train(config: Config, out: str | Path | None = None, overwrite: bool = False, quiet: bool = False,
-          resume_if_exists: bool = False, callbacks: Sequence[Callback] = ()) -> tuple[dict[str, Any], Path]:
-    """Train ``config`` into a new run folder; returns (summary, run folder).
+def train(config: Config | str | Path | dict[str, Any], out: str | Path | None = None, overwrite: bool = False,
+          quiet: bool = False, resume_if_exists: bool = False,
+          callbacks: Sequence[Callback] = ()) -> tuple[dict[str, Any], Path]:
+    """Train ``config`` (a :class:`Config`, a YAML path, or a config dict) into a new run folder; returns
+    (summary, run folder).
 
     ``callbacks`` are user :class:`trainlab.Callback` instances, run beside the built-in ones.
     """
+    config = as_config(config)
     target = Path(out or config.output.dir or default_dir(config.name))
     if resume_if_exists and (target / "run.json").exists():
         return resume(target, quiet=quiet, callbacks=callbacks, config=config)

@@ -66,6 +66,7 @@ from trainlab.run_records import (
     load_trained_config,
     read_json,
 )
+from trainlab.runtime import resolve_device
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -345,7 +346,7 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu", a
         if allow_code:
             stack.enter_context(allow_local_modules(Path.cwd()))
         stack.enter_context(run_code_policy(path))
-        return _load_run(Path(path), torch.device(device))
+        return _load_run(Path(path), resolve_device(str(device), "device"))
 
 
 def run_config_path(path: Path) -> Path:

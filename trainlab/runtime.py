@@ -38,17 +38,23 @@ def set_process_rng_states(states: tuple[Any, ...]) -> None:
         torch.cuda.set_rng_state_all(cuda_rng)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when present, else CPU."""
+def resolve_device(name: str, setting: str = "runtime.device") -> torch.device:
+    """``auto``: CUDA when present, else CPU; a device this machine lacks, or no device name, is a
+    ConfigError naming ``setting``."""
+    from trainlab.errors import ConfigError
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{setting} is {name!r}, not a device (valid: 'auto', 'cpu', 'cuda', 'cuda:1', "
+                          "'mps')") from None
     available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
-    if name in available and not available[name]():
-        from trainlab.errors import ConfigError
-
-        what = "CUDA device" if name == "cuda" else "Apple MPS device (or this torch has no MPS support)"
-        raise ConfigError(f"runtime.device is '{name}' but no {what} is available (use 'auto' or 'cpu')")
-    return torch.device(name)
+    if device.type in available and not available[device.type]():
+        what = "CUDA device" if device.type == "cuda" else "Apple MPS device (or this torch has no MPS support)"
+        raise ConfigError(f"{setting} is '{name}' but no {what} is available (use 'auto' or 'cpu')")
+    return device
 
 
 @cache

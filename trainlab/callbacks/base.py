@@ -34,6 +34,7 @@ import torch
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
 from trainlab.engine.step import lr_columns
+from trainlab.errors import ConfigError
 
 
 class Event(StrEnum):
@@ -196,11 +197,14 @@ class CallbackList:
     def __init__(self, callbacks: list[Callback]):
         for callback in callbacks:
             if not isinstance(callback, Callback):
-                raise TypeError(f"callbacks must subclass trainlab.Callback; got {type(callback).__name__}")
+                raise ConfigError(f"callbacks must be trainlab.Callback instances (a class overriding the hooks it "
+                                  f"needs); got {type(callback).__name__}")
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         names = [callback_name(cb) for cb in self.callbacks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"callback names must be unique (set a 'name' attribute); got {names}")
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise ConfigError(f"callback name {twice[0]!r} is used twice (callbacks: {', '.join(names)}); a "
+                              "callback's state is saved under its name: give each instance its own "
+                              "(callback.name = '...')")
         self.hooks = {
             event: [getattr(cb, event.value) for cb in self.callbacks if overrides(cb, event)] for event in Event
         }

@@ -32,6 +32,7 @@ from typing import Any
 from trainlab.callbacks.base import Callback, TrainerView
 
 REASON = "time budget"
+WHOLE_LENGTH = "the config's whole length fit in the time budget"  # the stop reason when it did
 PACE_WINDOWS = 3  # the pace is measured over the last this many re-plan windows
 
 
@@ -81,14 +82,14 @@ class BudgetPlanner(Callback):
         self._restored = False  # a checkpoint or rollback was loaded: the trainer's end is set again
 
     def on_train_start(self, view: TrainerView) -> None:
-        view.end_at_step(self.end, REASON)
+        view.end_at_step(self.end, self._reason(self.end))
         self._restored = False
         if not self.points:
             self.points = [(view.state.step, view.elapsed_s)]
 
     def on_step_start(self, view: TrainerView) -> None:
         if self._restored:  # a rollback brought back an earlier plan: the trainer ends where it says
-            view.end_at_step(self.end, REASON)
+            view.end_at_step(self.end, self._reason(self.end))
             self._restored = False
 
     def on_step_end(self, view: TrainerView, loss: Any) -> None:
@@ -108,8 +109,12 @@ class BudgetPlanner(Callback):
             if self.warp is not None:
                 self.warp.replan(step, end)
             self.end = end
-            view.end_at_step(end, REASON)
+            view.end_at_step(end, self._reason(end))
             self.replans.append({"step": step, "elapsed_s": round(elapsed, 3), "pace_s": pace, "end": end})
+
+    def _reason(self, end: int) -> str:
+        """The summary's stop reason when the run ends at ``end``: the budget's, or the config's own length."""
+        return REASON if end < self.length else WHOLE_LENGTH
 
     def state_dict(self) -> dict[str, Any]:
         calibration = {k: v for k, v in self.record.items() if k != "replans"}

@@ -57,7 +57,7 @@ def check_labels(name: str, y: np.ndarray, task: str, num_classes: int | None,
 def check_class_count(name: str, y: np.ndarray, locate: Locate | None) -> None:
     """Refuse labels that would make more than :data:`MAX_CLASSES` classes, before anything is allocated."""
     row = int(np.argmax(y))
-    if y[row] + 1 > MAX_CLASSES:
+    if y[row] >= MAX_CLASSES:  # not y + 1 > ...: the largest integers would wrap around
         raise DataError(f"{name} label {int(y[row])} at {cell_at(locate, 'targets', row, None)} would make "
                         f"{int(y[row]) + 1} classes; trainlab allows at most {MAX_CLASSES} (class labels are "
                         "0, 1, ..., K-1: a typo?)")
