@@ -178,6 +178,31 @@ def test_bad_hflip_is_one_config_error_line(value, fragment):
     assert fragment in message
 
 
+@pytest.mark.parametrize("augment, fragment", [
+    ({"crop_padding": "abc"}, "data.augment.crop_padding must be a whole number of pixels >= 0 (0: no shift); got 'abc'"),
+    ({"crop_padding": -1}, "crop_padding must be a whole number of pixels >= 0 (0: no shift); got -1"),
+    ({"crop_padding": 2.5}, "got 2.5"), ({"crop_padding": True}, "got True"), ({"crop_padding": None}, "got None"),
+    ({"pad_mode": "reflekt"}, "data.augment.pad_mode must be one of reflect, zero; got 'reflekt'; did you mean"),
+])
+def test_bad_crop_padding_and_pad_mode_are_one_config_error_line(augment, fragment):
+    """They went through int() and str() unchecked: a ValueError (exit 4), or -1 silently no crop."""
+    x = np.random.default_rng(0).integers(0, 256, (4, 3, 6, 6), dtype=np.uint8)
+    with pytest.raises(ConfigError) as err:
+        image_transforms(x, augment=augment)
+    assert "\n" not in str(err.value) and fragment in str(err.value)
+
+
+def test_a_constant_channel_is_a_data_error_saying_what_to_give():
+    from trainlab.errors import DataError
+
+    x = np.random.default_rng(0).integers(0, 256, (4, 3, 6, 6), dtype=np.uint8)
+    x[:, 2] = 0  # no blue
+    with pytest.raises(DataError, match=r"channel 2 of the training images is constant \(every pixel 0\).*give data\.std"):
+        image_transforms(x)
+    _, evaluate = image_transforms(x, std=[0.5, 0.5, 1.0])  # given: used as it is
+    assert evaluate.std == (0.5, 0.5, 1.0)
+
+
 # ----------------------------------------------------------------------------- random translate = airbench batch_crop
 
 

@@ -119,8 +119,12 @@ def test_bad_horizons_are_one_line_config_errors():
     cases = [
         (lambda st: st["optimizer"]["groups"][0].update(train_epochs=0), r"groups\.0\.train_epochs"),
         (lambda st: st["optimizer"]["groups"][1].update(name="norm_biases"),
-         r"groups\[0\] with train_epochs: another group has the name 'norm_biases'"),
+         r"groups\[1\]: groups\[0\] has the name 'norm_biases' too; give each group a name of its own"),
         (lambda st: st["optimizer"]["groups"][0].update(name="rest"), r"the name 'rest' is the top level's route"),
+        # names are routes for every group, with train_epochs or without (the records' lr/<name>)
+        (lambda st: st["optimizer"]["groups"][1].update(name="rest"), r"groups\[1\]: the name 'rest' is the top"),
+        (lambda st: st["optimizer"]["groups"].append({"name": "head", "select": "biases"}),
+         r"groups\[2\]: groups\[1\] has the name 'head' too"),
         (lambda st: st.update(schedule={"name": "reduce_on_plateau"}),
          r"'norm_biases' has train_epochs, which needs a schedule of the step"),
     ]

@@ -220,6 +220,10 @@ def test_unknown_optimizer_preset_and_option_get_did_you_mean():
         build_routed_optimizer(_net(), TOP, [{"select": "conv_filters", "optimizer": "muon_conv", "momentun": 0.9}])
     with pytest.raises(ConfigError, match=r"groups\[0\] selects nothing"):
         build_routed_optimizer(_net(), TOP, [{"lr": 0.1}])
+    # a top-level option the groups inherit is named as the top level's, not as every inheriting group's
+    with pytest.raises(ConfigError, match=r"^strategy\.optimizer: optimizer 'nesterov' has no option 'momentun'; did "
+                                          r"you mean 'momentum'\?"):
+        build_routed_optimizer(_net(), {**TOP, "momentun": 0.9}, [{"select": "conv_filters", "lr": 0.1}])
 
 
 def test_closure_optimizers_and_vectors_for_muon_conv_are_refused():

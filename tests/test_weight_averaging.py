@@ -434,5 +434,11 @@ def test_the_share_of_the_starting_weights_is_the_product_of_the_decays_and_a_st
     assert "decay 0.999 keeps 96.6% of its starting weights over the 35 averaging update(s)" in capsys.readouterr().err
     fit_config(validate(_config(kind="ema", decay=0.9)))
     assert "starting weights" not in capsys.readouterr().err
-    fit_config(validate(_config(kind="ema", decay=0.9, start_epochs=3)))  # after the run's 2 epochs
+    late_run = fit_config(validate(_config(kind="ema", decay=0.9, start_epochs=3)))  # after the run's 2 epochs
     assert "nothing is averaged and the raw weights are evaluated; lower start_epochs" in capsys.readouterr().err
+    from trainlab.experiment import summarize
+
+    # the summary says what was evaluated: the raw weights, not "averaged weights"
+    assert summarize(late_run)["notes"]["weight_averaging"]["evaluated"] == "raw weights (averaging never began)"
+    assert summarize(fit_config(validate(_config(kind="ema", decay=0.9))))["notes"]["weight_averaging"][
+        "evaluated"] == "averaged weights"

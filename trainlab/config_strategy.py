@@ -71,16 +71,15 @@ class OptimizerConfig(Named):
         if self.groups and self.lr == "auto":
             raise ValueError("lr: auto cannot be combined with groups (each group has its own base lr); "
                              "give lr a number")
+        # a group's name is its route: its lr in the records (lr/<name>), its train_epochs, its plot line
         labels = [group.label(i) for i, group in enumerate(self.groups or [])]
-        for i, (group, label) in enumerate(zip(self.groups or [], labels, strict=True)):
-            if group.train_epochs is None:
-                continue
+        for i, label in enumerate(labels):
             if label == "rest":  # the route of the parameters no group selects
-                raise ValueError(f"groups[{i}] with train_epochs: the name 'rest' is the top level's route "
-                                 "(the parameters no group selects); give the group another name")
-            if labels.count(label) > 1:
-                raise ValueError(f"groups[{i}] with train_epochs: another group has the name '{label}'; "
-                                 "give this one a name of its own")
+                raise ValueError(f"groups[{i}]: the name 'rest' is the top level's route (the parameters no "
+                                 "group selects); give the group another name")
+            if labels.index(label) != i:
+                raise ValueError(f"groups[{i}]: groups[{labels.index(label)}] has the name '{label}' too; give "
+                                 "each group a name of its own")
         return self
 
     def spec(self) -> dict[str, Any]:

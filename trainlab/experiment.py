@@ -37,6 +37,7 @@ from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
+from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
@@ -96,6 +97,15 @@ def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSa
     return saver, signals, callbacks
 
 
+def _final_notes(built: Built) -> dict[str, Any]:
+    """The build's notes for the summary, told what the run ended as: weight averaging that never began
+    (``start_epochs`` past the run's end, or a time budget that ended it sooner) evaluated the raw weights."""
+    notes = {k: v for k, v in built.notes.items() if k not in ("gd_mode", "requested_hash")}
+    if "weight_averaging" in notes and isinstance(built.step, AveragedStep) and built.step.shadow is None:
+        notes["weight_averaging"] = {**notes["weight_averaging"], "evaluated": "raw weights (averaging never began)"}
+    return notes
+
+
 def summarize(built: Built) -> dict[str, Any]:
     """The run's summary (see :class:`trainlab.records.Summary`), evaluated on val and test."""
     trainer, state = built.trainer, built.trainer.state
@@ -120,7 +130,7 @@ def summarize(built: Built) -> dict[str, Any]:
         "optimizer": built.config.strategy.optimizer.name,
         "mode": built.notes["gd_mode"],
         "events": state.events,
-        "notes": {k: v for k, v in built.notes.items() if k not in ("gd_mode", "requested_hash")},
+        "notes": _final_notes(built),
         "environment": environment(),
         "trainlab": __version__,
     })

@@ -407,6 +407,11 @@ class Registry(Generic[T]):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(f"{self.kind} '{name}': {first}") from exc
 
+    def check_options(self, name: str, options: Mapping[str, Any], skip: int = 0) -> None:
+        """The one-line ConfigError :meth:`build` gives for an option ``name``'s factory does not take
+        (``skip``: the positional arguments the caller supplies), without building anything."""
+        self._check_options(name, self.get(name), dict(options), skip)
+
     def _check_required(self, name: str, factory: Callable[..., Any], given: dict[str, Any], skip: int) -> None:
         """A required option the config left out -> one line naming it (not Python's "missing 1 required
         positional argument"); a data source's is a ``data.`` key."""

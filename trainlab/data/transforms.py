@@ -24,7 +24,7 @@ import torch
 
 from trainlab.data.dataset import BatchRows, BatchTransform
 from trainlab.data.notices import warn
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.registry import did_you_mean
 
 PAD_MODES = ("reflect", "zero")
@@ -270,6 +270,14 @@ def augment_options(augment: bool | Mapping[str, Any] | None) -> dict[str, Any] 
     if not any(hflip is choice or (isinstance(hflip, str) and hflip == choice) for choice in HFLIP_CHOICES):
         hint = did_you_mean(hflip, ["alternating"]) if isinstance(hflip, str) else ""
         raise ConfigError(f"data.augment.hflip must be true, false or 'alternating'; got {hflip!r}{hint}")
+    padding = augment.get("crop_padding", AUGMENT_DEFAULTS["crop_padding"])
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ConfigError(f"data.augment.crop_padding must be a whole number of pixels >= 0 (0: no shift); "
+                          f"got {padding!r}")
+    pad_mode = augment.get("pad_mode", AUGMENT_DEFAULTS["pad_mode"])
+    if pad_mode not in PAD_MODES:
+        raise ConfigError(f"data.augment.pad_mode must be one of {', '.join(PAD_MODES)}; got {pad_mode!r}"
+                          f"{did_you_mean(pad_mode, list(PAD_MODES)) if isinstance(pad_mode, str) else ''}")
     return {**AUGMENT_DEFAULTS, **augment}
 
 
@@ -292,14 +300,21 @@ def image_transforms(
     if mean is None or std is None:
         fitted_mean, fitted_std = channel_stats(x_train)
         mean = fitted_mean if mean is None else mean
-        std = fitted_std if std is None else std
+        if std is None:
+            flat = [c for c, value in enumerate(np.atleast_1d(fitted_std)) if value <= 0]
+            if flat:
+                raise DataError(f"channel {flat[0]} of the training images is constant (every pixel "
+                                f"{float(np.atleast_1d(fitted_mean)[flat[0]]) * 255:g}): its std is 0 and it cannot "
+                                f"be normalised; give data.std (one value per channel, e.g. 1.0 for that one), or "
+                                "images with that channel varying")
+            std = fitted_std
     normalize = Normalize(_per_channel("mean", mean, channels), _per_channel("std", std, channels))
     options = augment_options(augment)
     if options is None:
         return normalize, normalize
     if x_train.ndim != 4:
         raise ConfigError(f"data.augment needs images shaped (N, C, H, W); got {tuple(x_train.shape)} "
-                          "(set flatten: false, or augment: false)")
+                          "(set augment: false; images an IDX source flattened: data.flatten: false)")
     steps: list[BatchTransform] = []
     padding, pad_mode = int(options["crop_padding"]), str(options["pad_mode"])
     if padding > 0:

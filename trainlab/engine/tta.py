@@ -60,7 +60,7 @@ class TestTimeAugmentation:
         """One-line ConfigError unless inputs are images (C, H, W) larger than the reflect padding."""
         if len(input_shape) != 3:
             raise ConfigError(f"strategy.tta needs image inputs shaped (C, H, W); got inputs shaped "
-                              f"{tuple(input_shape)} (remove strategy.tta, or set flatten: false)")
+                              f"{tuple(input_shape)} (remove strategy.tta; images an IDX source flattened: data.flatten: false)")
         if self.translate >= min(input_shape[1:]):
             raise ConfigError(f"strategy.tta.translate={self.translate} must be smaller than the image size "
                               f"{tuple(input_shape[1:])} (reflect padding)")

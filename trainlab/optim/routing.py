@@ -351,6 +351,10 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
     if top_lr == "auto":
         raise ConfigError("lr: auto cannot be combined with strategy.optimizer.groups (each group has its own "
                           "base lr); give strategy.optimizer.lr a number")
+    try:  # a misspelt top-level option is the top level's, not the groups' that inherit it
+        OPTIMIZERS.check_options(top_name, top, skip=1)
+    except ConfigError as exc:
+        raise ConfigError(f"strategy.optimizer: {exc}") from None
     taken, rest = assign(named_trainable_parameters(model), rules)
     inners: dict[str, _Inner] = {}  # one optimizer per (name, options): groups that agree share it
     rest_groups = split_by_decay([p.parameter for p in rest], [p for p in extra if p.requires_grad])
