@@ -243,6 +243,25 @@ def test_cli_set_changes_every_base_before_the_strategies(tmp_path: Path):
     assert bad == 2
 
 
+@pytest.mark.parametrize("marker, what", [("study.journal", "a tuning study (trainlab tune)"),
+                                          (".tune.study", "a tuning study (trainlab tune)"),
+                                          ("run.json", "a trainlab run folder (trainlab train)")])
+def test_compare_refuses_an_out_holding_another_commands_results(tmp_path: Path, capsys, marker, what):
+    """compare and tune each write report.html: pointed at a tune folder, compare replaced the study's report."""
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(BASE))
+    strategies = tmp_path / "s.yaml"
+    strategies.write_text("strategies:\n  plain:\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / marker).write_text("x")
+    code = main(["compare", str(base), "--strategies", str(strategies), "--seeds", "1", "--out", str(out)])
+    assert code == 2 and capsys.readouterr().err.strip() == (
+        f"error: --out {out} holds {what}; trainlab compare writes its own results (and report.html) there: "
+        "give another --out")
+    assert [p.name for p in out.iterdir()] == [marker]
+
+
 def test_a_second_compare_into_a_folder_in_use_is_refused_in_one_line_and_touches_nothing(tmp_path: Path, capsys):
     from trainlab.run_lock import RunLock
 

@@ -669,3 +669,21 @@ def test_a_run_record_of_the_wrong_json_types_is_one_data_error_naming_the_file(
     with pytest.raises(DataError) as caught:
         trainlab.load_run(run)
     assert str(caught.value).startswith(str(run / file)) and message in str(caught.value)
+
+
+def test_a_csv_given_to_a_run_of_a_scikit_learn_set_says_what_the_run_reads(tmp_path, capsys):
+    """It said 'predict reads CSV and npz inputs ... (not supported yet)' of a CSV, to a run that reads an npz."""
+    from trainlab.experiment import train
+
+    _, run = train(validate({"name": "iris", "seed": 0, "data": {"source": "iris"}, "model": {"name": "linear"},
+                             "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01},
+                                          "batch_size": 32, "epochs": 1}, "output": {"progress": "off"}}),
+                   out=tmp_path / "run", quiet=True)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,c,d\n1,2,3,4\n")
+    assert main(["predict", str(run), str(rows)]) == 3
+    assert capsys.readouterr().err.strip() == ("error: rows.csv: a run trained on data source 'iris' predicts from an "
+                                               ".npz holding an array x shaped (N, 4) (CSV inputs are read for runs "
+                                               "trained on a CSV)")
+    np.savez(tmp_path / "rows.npz", x=np.ones((2, 4), dtype=np.float32))
+    assert main(["predict", str(run), str(tmp_path / "rows.npz")]) == 0

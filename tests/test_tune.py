@@ -267,15 +267,29 @@ def test_one_trial_runs_the_queued_base_config(tmp_path):
     assert best["trial"] == 0 and (tmp_path / "out" / "best.yaml").exists()
 
 
-def test_a_study_that_completes_no_trial_is_an_error_without_claiming_a_best_yaml(tmp_path, capsys):
+def test_a_study_that_completes_no_trial_is_an_error_without_claiming_a_best_yaml(tmp_path, capfd):
     base, space = write(tmp_path)
     out = tmp_path / "out"
     code = main(["tune", str(base), "--space", str(space), "--trials", "2", "--out", str(out), "--timeout", "1e-9"])
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert code == 4
     assert err.splitlines()[-1].startswith("error: no trial of study 'trainlab-base' completed"), err
     assert "results in" not in err and not (out / "best.yaml").exists()
-    assert (out / "trials.csv").exists()
+    assert (out / "trials.csv").exists() and (out / "report.html").exists()
+    assert "[W " not in err, err  # Optuna's plots log "There are no complete trials." where the report says so
+
+
+def test_a_study_whose_every_trial_fails_still_writes_its_report(tmp_path, capfd):
+    """docs/tune.md: a study that ends without a complete trial writes trials.csv, best.json and report.html;
+    a study stopped by its failures (StudyExhausted, raised by a worker) skipped the report."""
+    base, space = write(tmp_path, space={"strategy.optimizer.lr": {"low": 1.0e7, "high": 1.0e8, "log": True}})
+    out = tmp_path / "out"
+    code = main(["tune", str(base), "--space", str(space), "--trials", "2", "--out", str(out),
+                 "--set", "strategy.optimizer.name=sgd", "--pruner", "none"])
+    err = capfd.readouterr().err
+    assert code == 4 and "error: 2 trials failed (as many as --trials)" in err, err
+    assert [r["state"] for r in read_trials(out)] == ["FAIL", "FAIL"]
+    assert (out / "report.html").exists() and (out / "best.json").exists()
 
 
 def _study_with_lock(tmp_path: Path, trials: int) -> tuple[optuna.Study, TuneSettings, FileLock]:
@@ -868,3 +882,45 @@ def test_a_trial_whose_worker_died_between_recording_its_pid_and_its_host_is_fai
     assert study.trials[left.number].state == TrialState.FAIL
     assert "died" in study.trials[left.number].user_attrs["fail_reason"]
     assert claimed is not None and study.trials[claimed.number].state == TrialState.RUNNING
+
+
+def test_ctrl_c_while_the_jobs_workers_start_up_is_one_error_line_and_results_that_match_the_study(tmp_path):
+    """A Ctrl-C (SIGINT to the whole process group) while the spawned workers import: they are born with
+    SIGINT blocked, so it reaches each in its entry point, not in Python's start-up (a traceback per
+    worker); the tune process says it once, and trials.csv agrees with the journal."""
+    base, space = write(tmp_path, {**BASE, "strategy": {**BASE["strategy"], "epochs": 500}})
+    out = tmp_path / "out"
+    tune = subprocess.Popen(_command(base, space, out, 4, "--jobs", "2", "--pruner", "none"), env=_env(),
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    children = Path(f"/proc/{tune.pid}/task/{tune.pid}/children")
+    deadline = time.time() + 120
+    while time.time() < deadline and tune.poll() is None and len(children.read_text().split()) < 2:
+        time.sleep(0.01)  # until both workers are spawned
+    assert tune.poll() is None and len(children.read_text().split()) >= 2, tune.stderr.read()
+    os.killpg(tune.pid, signal.SIGINT)
+    _, err = tune.communicate(timeout=120)
+    assert tune.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ")
+    rows = read_trials(out) if (out / "trials.csv").exists() else []
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    study = optuna.load_study(study_name="trainlab-base", storage=storage)
+    assert [row["state"] for row in rows] == [t.state.name for t in study.trials]
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
+
+
+@pytest.mark.parametrize("marker, what", [("leaderboard.json", "a comparison (trainlab compare)"),
+                                          ("run.json", "a trainlab run folder (trainlab train)")])
+def test_tune_refuses_an_out_holding_another_commands_results(tmp_path, capsys, marker, what):
+    """compare and tune each write report.html: pointed at the other's folder, tune replaced its report."""
+    base, space = write(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / marker).write_text("{}")
+    (out / "report.html").write_text("the comparison's")
+    code = main(["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(out)])
+    assert code == 2 and capsys.readouterr().err.strip() == (
+        f"error: --out {out} holds {what}; trainlab tune writes its own results (and report.html) there: give "
+        "another --out")
+    assert sorted(p.name for p in out.iterdir()) == sorted([marker, "report.html"])
+    assert (out / "report.html").read_text() == "the comparison's"

@@ -14,6 +14,7 @@ from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_plans
 from trainlab.compare.strategies import SET_BY_COMPARE, NamedStrategy, load_strategies, validate_strategies
 from trainlab.config import Config, apply_overrides, read_yaml
 from trainlab.errors import ConfigError, TrainingError, TrainlabError, folder_error
+from trainlab.folder_owner import refuse_foreign
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import code_references, did_you_mean, trusting_runs
 from trainlab.run_lock import RunLock
@@ -58,6 +59,7 @@ def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], o
         raise ConfigError(f"--jobs must be >= 1; got {jobs}")
     if direction not in (None, "min", "max"):
         raise ConfigError(f"--direction must be 'min' or 'max'; got {direction!r}")
+    refuse_foreign(Path(out), "compare", own=("leaderboard.json",))
     parsed_target = parse_target(target)
     configs = validate_strategies(bases, strategies)  # before any run: a bad strategy costs nothing
     check_recorded(configs, metric, parsed_target["metric"] if parsed_target else None)

@@ -206,8 +206,9 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
                 raise DataError(f"npz file {file}: rows are shaped {tuple(x.shape[1:])} but the run was trained on "
                                 f"{tuple(shape)}{fix}")
         else:
-            raise DataError(f"predict reads CSV and npz inputs; the run's data source is '{source}' "
-                            "(not supported yet)")
+            rows = f" shaped (N, {', '.join(str(n) for n in shape)})" if shape else ""
+            raise DataError(f"{file.name}: a run trained on data source '{source}' predicts from an .npz holding "
+                            f"an array x{rows} (CSV inputs are read for runs trained on a CSV)")
     x = prep.apply(fitted, x, cats, what=what)
     if np.issubdtype(x.dtype, np.integer):
         return torch.from_numpy(np.ascontiguousarray(x))

@@ -9,8 +9,9 @@ trials table. Figures come from ``optuna.visualization`` (plotly figures).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -52,6 +53,17 @@ def _figures(study: optuna.Study, metric: str) -> list[tuple[str, Callable[[], g
     ]
 
 
+@contextlib.contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """Optuna's own log lines off (its plots log "There are no complete trials." where the page says so)."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -77,7 +89,7 @@ def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any])
             page.paragraph("test: " + numbers_line(best["test"]))
     for title, make in _figures(study, settings.metric):
         page.heading(title)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _optuna_quiet():
             warnings.simplefilter("ignore")
             try:
                 figure = make()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -29,18 +30,23 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     if outside and not settings.quiet:
         print(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
               "trial may score below it", file=sys.stderr)
+    from trainlab.tune.report import write_report
+
+    stopped = True  # by an error or an interrupt, until the workers return
     try:
         run_workers(settings, space, base_raw)
+        stopped = False
     finally:
         best = write_results(study_for(settings), settings.out, space.keys(), settings.metric, settings.seed,
                              decode=space.decode)
+        if stopped:  # the report too, as the results (never hiding the workers' error)
+            with contextlib.suppress(Exception):
+                write_report(study_for(settings), settings, best)
     if settings.refit_seeds and "trial" in best:
         from trainlab.tune.refit import refit
 
         best["refit"] = refit(settings, best)
         write_json(settings.out / "best.json", best)
-    from trainlab.tune.report import write_report
-
     write_report(study_for(settings), settings, best)
     if "trial" not in best:
         counts = ", ".join(f"{n} {state.lower()}" for state, n in best["counts"].items() if n) or "no trials"

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 
 from trainlab.config import apply_overrides, read_yaml, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError
+from trainlab.folder_owner import refuse_foreign
 from trainlab.optim import default_option
 from trainlab.records import check_validation_key
 from trainlab.registry import did_you_mean
@@ -52,6 +53,8 @@ from trainlab.tune.objective import (
 )
 from trainlab.tune.space import SearchSpace, check_space, encode_choice, load_space
 from trainlab.tune.storage import (
+    JOURNAL_NAME,
+    STUDY_MARKER,
     claim_lock,
     is_duplicate,
     open_storage,
@@ -59,6 +62,8 @@ from trainlab.tune.storage import (
 
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
 DIRECTIONS = ["maximize", "minimize"]
+RERUN_NOTE = ("interrupted; a rerun of trainlab tune runs another trial in its place (the base config again if "
+              "this was its trial)")
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
 
@@ -195,8 +200,10 @@ def _log(settings: TuneSettings, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any], deadline: float | None) -> None:
-    """One worker: claim, run and record trials until the total is reached or the deadline passes."""
+def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any], deadline: float | None,
+               stopped: Callable[[], bool] | None = None) -> None:
+    """One worker: claim, run and record trials until the total is reached, the deadline passes, or
+    ``stopped()`` (the tune process was interrupted) says so before the next claim."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(settings)
     study = open_study(settings, storage)
@@ -205,6 +212,8 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
     base = base_values(space, base_raw)
     waited_for: list[int] = []
     while deadline is None or time.time() < deadline:
+        if stopped is not None and stopped():
+            return
         trial = claim_trial(study, settings, lock, base)
         if trial is None:
             # the total is claimed; a running trial may still fail and free a slot, so a worker
@@ -233,13 +242,12 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
             raise
         except Interrupted as exc:
             signal_name = f"{signal.Signals(exc.exit_code - 128).name} received"  # not the run's "trainlab resume" advice
-            _fail(study, trial, "interrupted", f"{signal_name}: interrupted; a rerun of trainlab tune runs another "
-                                               "trial in its place (the base config again if this was its trial)")
+            _fail(study, trial, "interrupted", f"{signal_name}: {RERUN_NOTE}")
             raise Interrupted(f"{signal_name} during trial {trial.number}, which is recorded as "
                               f"failed; rerun the same trainlab tune command to continue the study to "
                               f"{settings.trials} trials", exc.exit_code - 128) from None
-        except KeyboardInterrupt:
-            _fail(study, trial, "interrupted", "KeyboardInterrupt")
+        except KeyboardInterrupt:  # before the run's own handler was up (its data loading, say)
+            _fail(study, trial, "interrupted", f"SIGINT received: {RERUN_NOTE}")
             raise
         except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
             first = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -261,17 +269,49 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _worker_main(settings: TuneSettings, deadline: float | None) -> None:
-    """Entry point of a ``--jobs`` worker process: errors are one line and an exit code."""
+def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any) -> None:
+    """Entry point of a ``--jobs`` worker process: errors are one line and an exit code; an interrupt is
+    the tune process's to report (one line), so here it is an exit code alone.
+
+    The worker starts with SIGINT blocked (:func:`run_workers`): a Ctrl-C during its start-up (the
+    imports of a fresh interpreter, seconds) stays pending and lands here, not in Python's start-up,
+    which would print a traceback."""
     from trainlab.errors import TrainlabError
 
     _die_with_parent()
-    space = load_space(settings.space)
     try:
-        run_trials(settings, space, settings.base_config(), deadline)
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        space = load_space(settings.space)
+        run_trials(settings, space, settings.base_config(), deadline, stop.is_set)
+    except KeyboardInterrupt:
+        sys.exit(128 + signal.SIGINT)
+    except Interrupted as exc:
+        sys.exit(exc.exit_code)
     except TrainlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    if stop.is_set():
+        sys.exit(128 + signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[list[int]]:
+    """While starting the workers: SIGINT blocked in this thread, so the workers are born with it blocked
+    (the mask is inherited; :func:`_worker_main` unblocks it), and only recorded here (another thread of
+    this process may take it), so that a start is never cut off halfway (the worker would read a
+    truncated start-up message and print a traceback). Yields the list of signals received meanwhile."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield received
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
@@ -283,17 +323,25 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    workers = [context.Process(target=_worker_main, args=(settings, deadline), name=f"tune-worker-{i}")
+    stop = context.Event()  # set on an interrupt: a worker claims no further trial
+    workers = [context.Process(target=_worker_main, args=(settings, deadline, stop), name=f"tune-worker-{i}")
                for i in range(settings.jobs)]
-    for worker in workers:
-        worker.start()
     try:
+        with _sigint_held() as received:
+            for worker in workers:
+                worker.start()
+        if received:
+            raise KeyboardInterrupt
         for worker in workers:
             worker.join()
     except KeyboardInterrupt:
+        stop.set()
         for worker in workers:
-            worker.join()
-        raise
+            if worker.pid is not None:
+                worker.join()
+        raise Interrupted(f"SIGINT received: the trials it cut short are recorded as failed; rerun the same "
+                          f"trainlab tune command to continue the study to {settings.trials} trials",
+                          signal.SIGINT) from None
     codes = [w.exitcode for w in workers]
     if any(codes):
         raise TrainingError(f"tune workers exited with codes {codes}; see the lines above")
@@ -346,6 +394,7 @@ def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
     """Everything that can be refused before a trial: settings, base config, space, storage, an --out
     holding another study, a study made with another metric, space or base config."""
     settings.check()
+    refuse_foreign(settings.out, "tune", own=(JOURNAL_NAME, STUDY_MARKER))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base_raw = settings.base_config()
     check_metric(settings, base_raw)
