@@ -75,8 +75,8 @@ def test_schedule_figure_draws_each_optimizer_groups_lr(write_config, tmp_path, 
     assert_png(tmp_path / "lr.png")
     twins = write_config(DIGITS_MLP, strategy__optimizer={
         "name": "sgd", "lr": 0.05, "groups": [{"name": "a", "select": "head", "lr": 0.5}, {"name": "a", "select": "biases"}]})
-    assert main(["schedule", str(twins), "--plot", str(tmp_path / "twins.png")]) == 0
-    assert "groups: a lr 0.5, a (group 1) lr 0.05)" in capsys.readouterr().out  # two groups stay two lines
+    assert main(["schedule", str(twins), "--plot", str(tmp_path / "twins.png")]) == 2  # a name is a route: unique
+    assert "groups[1]: groups[0] has the name 'a' too" in capsys.readouterr().err
 
 
 def test_schedule_figure_without_epochs_has_no_boundaries_and_thins_many_epochs():

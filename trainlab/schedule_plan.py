@@ -76,11 +76,7 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     lr = base_lr(config)
     groups = config.strategy.optimizer.groups
     group_lrs: dict[str, float] | None = None
-    if groups and lr is not None:
-        group_lrs = {}
-        for i, group in enumerate(groups):
-            name = group.label(i)
-            group_lrs[name if name not in group_lrs else f"{name} (group {i})"] = float(
-                group.lr if group.lr is not None else lr)  # two groups of one name stay two lines
+    if groups and lr is not None:  # names are unique (the config refuses twins)
+        group_lrs = {group.label(i): float(group.lr if group.lr is not None else lr) for i, group in enumerate(groups)}
     horizons = {h.route: (h.steps, h.schedule) for h in group_horizons(config, plan.steps_per_epoch)}
     return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, lr, group_lrs, horizons or None)
