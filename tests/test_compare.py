@@ -243,17 +243,23 @@ def test_cli_set_changes_every_base_before_the_strategies(tmp_path: Path):
     assert bad == 2
 
 
-@pytest.mark.parametrize("marker, what", [("study.journal", "a tuning study (trainlab tune)"),
-                                          (".tune.study", "a tuning study (trainlab tune)"),
-                                          ("run.json", "a trainlab run folder (trainlab train)")])
-def test_compare_refuses_an_out_holding_another_commands_results(tmp_path: Path, capsys, marker, what):
-    """compare and tune each write report.html: pointed at a tune folder, compare replaced the study's report."""
+def _plain_comparison(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The base config, a one-strategy strategies file, and an empty --out folder."""
     base = tmp_path / "base.yaml"
     base.write_text(yaml.safe_dump(BASE))
     strategies = tmp_path / "s.yaml"
     strategies.write_text("strategies:\n  plain:\n")
     out = tmp_path / "out"
     out.mkdir()
+    return base, strategies, out
+
+
+@pytest.mark.parametrize("marker, what", [("study.journal", "a tuning study (trainlab tune)"),
+                                          (".tune.study", "a tuning study (trainlab tune)"),
+                                          ("run.json", "a trainlab run folder (trainlab train)")])
+def test_compare_refuses_an_out_holding_another_commands_results(tmp_path: Path, capsys, marker, what):
+    """compare and tune each write report.html: pointed at a tune folder, compare replaced the study's report."""
+    base, strategies, out = _plain_comparison(tmp_path)
     (out / marker).write_text("x")
     code = main(["compare", str(base), "--strategies", str(strategies), "--seeds", "1", "--out", str(out)])
     assert code == 2 and capsys.readouterr().err.strip() == (
@@ -265,12 +271,7 @@ def test_compare_refuses_an_out_holding_another_commands_results(tmp_path: Path,
 def test_a_second_compare_into_a_folder_in_use_is_refused_in_one_line_and_touches_nothing(tmp_path: Path, capsys):
     from trainlab.run_lock import RunLock
 
-    base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump(BASE))
-    strategies = tmp_path / "s.yaml"
-    strategies.write_text("strategies:\n  plain:\n")
-    out = tmp_path / "out"
-    out.mkdir()
+    base, strategies, out = _plain_comparison(tmp_path)
     held = RunLock(out)  # what the first comparison holds while it runs (flock: a second open file conflicts)
     held.acquire()
     try:
