@@ -81,12 +81,16 @@ class Step(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def routed_lrs(step: Step) -> dict[str, float]:
+    """``step.route_lrs()`` (the optional part of the contract); empty for a Step without it."""
+    route_lrs = getattr(step, "route_lrs", None)
+    return route_lrs() if route_lrs is not None else {}
+
+
 def lr_columns(step: Step) -> dict[str, float]:
     """A record's LR columns: ``lr`` (the first param group's) and, when the optimizer routes groups
     (``strategy.optimizer.groups``), ``lr/<label>`` for each, the unselected parameters' as ``lr/rest``."""
-    route_lrs = getattr(step, "route_lrs", None)
-    routed = route_lrs() if route_lrs is not None else {}
-    return {"lr": step.lr(), **{f"lr/{route}": lr for route, lr in routed.items()}}
+    return {"lr": step.lr(), **{f"lr/{route}": lr for route, lr in routed_lrs(step).items()}}
 
 
 @dataclass(frozen=True)

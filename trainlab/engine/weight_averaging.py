@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from trainlab.engine.state import TrainState
-from trainlab.engine.step import Batch, Step, StepOutput
+from trainlab.engine.step import Batch, Step, StepOutput, routed_lrs
 
 KINDS = ("ema", "lookahead")
 
@@ -237,8 +237,7 @@ class AveragedStep:
         return self.inner.lr()
 
     def route_lrs(self) -> dict[str, float]:
-        route_lrs = getattr(self.inner, "route_lrs", None)
-        return route_lrs() if route_lrs is not None else {}
+        return routed_lrs(self.inner)
 
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
         if routes is None:  # an inner Step written to the one-argument contract keeps working
