@@ -88,10 +88,7 @@ def _stack(rows: list[Any], part: int, what: str) -> torch.Tensor:
         if value is None or isinstance(value, str | bytes | tuple | dict):
             raise DataError(f"{what} of item {i} is a {type(value).__name__}; each must be a tensor, an array or "
                             "a number (encode class names as 0..K-1)")
-        try:
-            items.append(value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value)))
-        except (TypeError, ValueError, RuntimeError):
-            raise DataError(f"{what} of item {i} is not numbers (a {type(value).__name__})") from None
+        items.append(value if isinstance(value, torch.Tensor) else _from_array(value, f"{what} of item {i}"))
         if items[-1].shape != items[0].shape:
             raise DataError(f"{what} of item {i} is shaped {tuple(items[-1].shape)} but item 0's "
                             f"{tuple(items[0].shape)}; every item must have the same shape")

@@ -316,7 +316,7 @@ def image_transforms(
         raise ConfigError(f"data.augment needs images shaped (N, C, H, W); got {tuple(x_train.shape)} "
                           "(set augment: false; images an IDX source flattened: data.flatten: false)")
     steps: list[BatchTransform] = []
-    padding, pad_mode = int(options["crop_padding"]), str(options["pad_mode"])
+    padding, pad_mode = options["crop_padding"], options["pad_mode"]  # checked by augment_options
     if padding > 0:
         if pad_mode == "reflect" and padding >= min(x_train.shape[2:]):
             raise ConfigError(f"data.augment.crop_padding={padding} must be smaller than the image size "
