@@ -40,7 +40,7 @@ from trainlab.engine.step import StandardStep
 from trainlab.engine.step_budget import epochs_for_step_budget
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.engine.weight_averaging import AveragedStep
-from trainlab.errors import ConfigError, DataError
+from trainlab.errors import ConfigError
 from trainlab.finetune import apply_lora, check_finetune_options
 from trainlab.group_horizons import check_something_trains, group_horizons
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
@@ -277,15 +277,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         check_compile_toolchain(device)
     model = model.to(device)
     loss.to(device)
-    try:
-        check_loss_fits(loss, model, data, device)
-    except DataError as exc:  # the model's outputs do not fit the loss: say which loss auto chose
-        if "loss_advice" not in notes:
-            raise
-        width = loss.output_dim(data.task, data.num_classes, data.target_dim)
-        raise DataError(f"{exc} (loss: auto chose '{loss.name}' for these {data.task} targets, which takes "
-                        f"{width} output(s) per sample; name a loss that fits the model's outputs, e.g. "
-                        "cross_entropy for one output per class)") from None
+    check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes)
     warn_if_raw_scale_targets(data, loss, config.data.standardize_target)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)

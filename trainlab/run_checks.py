@@ -19,10 +19,24 @@ from trainlab.errors import ConfigError, DataError
 from trainlab.losses.base import Loss
 
 
-def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device) -> None:
+def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device,
+                    chosen_by_auto: bool = False) -> None:
     """Run the model on a few training rows and check its output against the loss and the targets:
     one tensor (not a tuple or dict), a loss that suits the task, the width the loss asks for (a
-    class-index loss: exactly one score per class), then the loss's own shape check."""
+    class-index loss: exactly one score per class), then the loss's own shape check. A loss that
+    ``loss: auto`` chose (``chosen_by_auto``) is named as its choice in the error."""
+    try:
+        _check_loss_fits(loss, model, data, device)
+    except DataError as exc:
+        if not chosen_by_auto:
+            raise
+        width = loss.output_dim(data.task, data.num_classes, data.target_dim)
+        raise DataError(f"{exc} (loss: auto chose '{loss.name}' for these {data.task} targets, which takes "
+                        f"{width} output(s) per sample; name a loss that fits the model's outputs, e.g. "
+                        "cross_entropy for one output per class)") from None
+
+
+def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device) -> None:
     k = min(len(data.train), 64)
     x, y = data.train.x[:k].to(device), data.train.y[:k].to(device)
     if data.eval_transform is not None:
