@@ -82,14 +82,14 @@ class BudgetPlanner(Callback):
         self._restored = False  # a checkpoint or rollback was loaded: the trainer's end is set again
 
     def on_train_start(self, view: TrainerView) -> None:
-        view.end_at_step(self.end, self._reason(self.end))
+        self._end_at(view, self.end)
         self._restored = False
         if not self.points:
             self.points = [(view.state.step, view.elapsed_s)]
 
     def on_step_start(self, view: TrainerView) -> None:
         if self._restored:  # a rollback brought back an earlier plan: the trainer ends where it says
-            view.end_at_step(self.end, self._reason(self.end))
+            self._end_at(view, self.end)
             self._restored = False
 
     def on_step_end(self, view: TrainerView, loss: Any) -> None:
@@ -108,13 +108,14 @@ class BudgetPlanner(Callback):
         if abs(end - self.end) > max(1, round(0.01 * (self.end - step))):
             if self.warp is not None:
                 self.warp.replan(step, end)
-            self.end = end
-            view.end_at_step(end, self._reason(end))
+            self._end_at(view, end)
             self.replans.append({"step": step, "elapsed_s": round(elapsed, 3), "pace_s": pace, "end": end})
 
-    def _reason(self, end: int) -> str:
-        """The summary's stop reason when the run ends at ``end``: the budget's, or the config's own length."""
-        return REASON if end < self.length else WHOLE_LENGTH
+    def _end_at(self, view: TrainerView, end: int) -> None:
+        """The run ends at step ``end``; the summary's stop reason is the budget's, or the config's own
+        length when the budget fits all of it."""
+        self.end = end
+        view.end_at_step(end, REASON if end < self.length else WHOLE_LENGTH)
 
     def state_dict(self) -> dict[str, Any]:
         calibration = {k: v for k, v in self.record.items() if k != "replans"}
