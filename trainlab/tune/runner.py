@@ -9,7 +9,8 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.errors import TrainingError
 from trainlab.tune.results import format_best, write_results
-from trainlab.tune.study import TuneSettings, base_outside, prepare, run_workers, study_for
+from trainlab.tune.study import TuneSettings, base_outside, prepare, study_for
+from trainlab.tune.workers import run_workers
 
 
 def tune(settings: TuneSettings) -> dict[str, Any]:

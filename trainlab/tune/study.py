@@ -1,4 +1,5 @@
-"""The Optuna study behind ``trainlab tune``: storage, pruner, workers, resume.
+"""The Optuna study behind ``trainlab tune``: storage, pruner, one worker's trials, resume (``--jobs``:
+:mod:`trainlab.tune.workers`).
 
 Storage: by default Optuna's file journal ``DIR/study.journal`` (``JournalStorage``
 over ``JournalFileBackend``), which several processes on one machine (``--jobs``,
@@ -35,7 +36,7 @@ import optuna
 from optuna.trial import TrialState
 
 from trainlab.config import apply_overrides, read_yaml, validate
-from trainlab.errors import ConfigError, Interrupted, TrainingError
+from trainlab.errors import ConfigError, Interrupted
 from trainlab.folder_owner import refuse_foreign
 from trainlab.optim import default_option
 from trainlab.records import check_validation_key
@@ -189,6 +190,10 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         thread.join()
 
 
+def continue_advice(settings: TuneSettings) -> str:
+    return f"rerun the same trainlab tune command to continue the study to {settings.trials} trials"
+
+
 def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, reason: str) -> None:
     trial.set_user_attr(ATTR_FAIL_KIND, kind)
     trial.set_user_attr(ATTR_FAIL_REASON, reason[:500])
@@ -244,8 +249,7 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
             signal_name = f"{signal.Signals(exc.exit_code - 128).name} received"  # not the run's "trainlab resume" advice
             _fail(study, trial, "interrupted", f"{signal_name}: {RERUN_NOTE}")
             raise Interrupted(f"{signal_name} during trial {trial.number}, which is recorded as "
-                              f"failed; rerun the same trainlab tune command to continue the study to "
-                              f"{settings.trials} trials", exc.exit_code - 128) from None
+                              f"failed; {continue_advice(settings)}", exc.exit_code - 128) from None
         except KeyboardInterrupt:  # before the run's own handler was up (its data loading, say)
             _fail(study, trial, "interrupted", f"SIGINT received: {RERUN_NOTE}")
             raise
@@ -256,95 +260,6 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
         else:
             study.tell(trial, value)
             _log(settings, f"trial {trial.number}: {settings.metric}={value:.6g}")
-
-
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGTERM when the tune process dies, even by SIGKILL (no orphan workers);
-    SIGTERM inside a trial records it as interrupted, elsewhere the next start fails it as stale."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any) -> None:
-    """Entry point of a ``--jobs`` worker process: errors are one line and an exit code; an interrupt is
-    the tune process's to report (one line), so here it is an exit code alone.
-
-    The worker starts with SIGINT blocked (:func:`run_workers`): a Ctrl-C during its start-up (the
-    imports of a fresh interpreter, seconds) stays pending and lands here, not in Python's start-up,
-    which would print a traceback."""
-    from trainlab.errors import TrainlabError
-
-    _die_with_parent()
-    try:
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        space = load_space(settings.space)
-        run_trials(settings, space, settings.base_config(), deadline, stop.is_set)
-    except KeyboardInterrupt:
-        sys.exit(128 + signal.SIGINT)
-    except Interrupted as exc:
-        sys.exit(exc.exit_code)
-    except TrainlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    if stop.is_set():
-        sys.exit(128 + signal.SIGINT)
-
-
-@contextlib.contextmanager
-def _sigint_held() -> Iterator[list[int]]:
-    """While starting the workers: SIGINT blocked in this thread, so the workers are born with it blocked
-    (the mask is inherited; :func:`_worker_main` unblocks it), and only recorded here (another thread of
-    this process may take it), so that a start is never cut off halfway (the worker would read a
-    truncated start-up message and print a traceback). Yields the list of signals received meanwhile."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield received
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield received
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        signal.signal(signal.SIGINT, previous)
-
-
-def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
-    """``--jobs 1``: trials in this process; ``--jobs N``: N spawned worker processes on the same storage."""
-    deadline = None if settings.timeout_s is None else time.time() + settings.timeout_s
-    if settings.jobs == 1:
-        run_trials(settings, space, base_raw, deadline)
-        return
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    stop = context.Event()  # set on an interrupt: a worker claims no further trial
-    workers = [context.Process(target=_worker_main, args=(settings, deadline, stop), name=f"tune-worker-{i}")
-               for i in range(settings.jobs)]
-    try:
-        with _sigint_held() as received:
-            for worker in workers:
-                worker.start()
-        if received:
-            raise KeyboardInterrupt
-        for worker in workers:
-            worker.join()
-    except KeyboardInterrupt:
-        stop.set()
-        for worker in workers:
-            if worker.pid is not None:
-                worker.join()
-        raise Interrupted(f"SIGINT received: the trials it cut short are recorded as failed; rerun the same "
-                          f"trainlab tune command to continue the study to {settings.trials} trials",
-                          signal.SIGINT) from None
-    codes = [w.exitcode for w in workers]
-    if any(codes):
-        raise TrainingError(f"tune workers exited with codes {codes}; see the lines above")
 
 
 def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
