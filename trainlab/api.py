@@ -34,7 +34,7 @@ from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import read_class_labels
 from trainlab.errors import ConfigError, DataError, folder_error
-from trainlab.experiment import summarize
+from trainlab.run_summary import summarize
 from trainlab.time_budget import assemble_within_budget
 
 Arrays = tuple[Any, Any]

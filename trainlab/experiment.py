@@ -27,7 +27,6 @@ from trainlab.atomic import write_json
 from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
 from trainlab.callbacks.base import Callback
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
-from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
@@ -37,16 +36,15 @@ from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
-from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.model_file import DIGEST_KEY, MODEL_FILE, load_weights, read_model, write_model
-from trainlab.records import best_epoch, read_record_text, safe_summary
+from trainlab.records import read_record_text, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, load_trained_config, record_digests
-from trainlab.runtime import environment
+from trainlab.run_summary import summarize
 from trainlab.time_budget import plan_line
 
 
@@ -95,45 +93,6 @@ def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSa
     elif kind == "log":
         callbacks.append(ProgressLog(built.monitor, out.log_every_seconds))
     return saver, signals, callbacks
-
-
-def _final_notes(built: Built) -> dict[str, Any]:
-    """The build's notes for the summary, told what the run ended as: weight averaging that never began
-    (``start_epochs`` past the run's end, or a time budget that ended it sooner) evaluated the raw weights."""
-    notes = {k: v for k, v in built.notes.items() if k not in ("gd_mode", "requested_hash")}
-    if "weight_averaging" in notes and isinstance(built.step, AveragedStep) and built.step.shadow is None:
-        notes["weight_averaging"] = {**notes["weight_averaging"], "evaluated": "raw weights (averaging never began)"}
-    return notes
-
-
-def summarize(built: Built) -> dict[str, Any]:
-    """The run's summary (see :class:`trainlab.records.Summary`), evaluated on val and test."""
-    trainer, state = built.trainer, built.trainer.state
-    stopping = trainer.callbacks.find(EarlyStopping)
-    best = stopping[0].best_epoch if stopping else best_epoch(state.history, built.monitor, built.mode)
-    return safe_summary({
-        "name": built.config.name,
-        "status": "finished",
-        "seed": built.config.seed,
-        "config_hash": built.notes.get("requested_hash", built.config.hash()),
-        "epochs_run": state.epoch,
-        "steps": state.step,
-        "best_epoch": best,
-        "stopped_early": state.stopped_early,
-        "stop_reason": state.stop_reason,
-        "train_time_s": round(state.train_time_s, 6),
-        "samples_per_s": round(state.samples_seen / state.train_time_s, 3) if state.train_time_s > 0 else None,
-        "val": built.evaluator.evaluate(built.data.val),
-        "test": built.evaluator.evaluate(built.data.test),
-        "evaluation": {"tta": built.evaluator.tta.describe() if built.evaluator.tta else None},
-        "loss": built.loss.name,
-        "optimizer": built.config.strategy.optimizer.name,
-        "mode": built.notes["gd_mode"],
-        "events": state.events,
-        "notes": _final_notes(built),
-        "environment": environment(),
-        "trainlab": __version__,
-    })
 
 
 def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callback]) -> dict[str, Any]:
