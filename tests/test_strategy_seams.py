@@ -301,6 +301,33 @@ def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_doe
         trainlab.fit(net(), train=(x, y), strategy=base, out=".")
 
 
+def test_fit_class_names_set_the_class_count_and_its_hints_name_fits_arguments():
+    from trainlab.errors import DataError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2)).astype(np.float32)
+    y = np.arange(60) % 3  # classes 3 and 4 have no training rows
+    base = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 30, "epochs": 1}
+    five = trainlab.fit(torch.nn.Linear(2, 5), train=(x, y), val=(x[:5], np.array([4, 3, 0, 1, 2])),
+                        strategy=base, class_names=list("abcde"))
+    assert five.model(torch.zeros(1, 2)).shape == (1, 5) and "accuracy" in five.summary["val"]
+    cases = [
+        (DataError, "give its last layer 3 outputs (or, when classes are missing from the training labels, name "
+                    "them all in class_names)", dict(model=torch.nn.Linear(2, 5))),
+        (DataError, "the training labels go up to 2 but 2 class names are given (class_names, or the source's)",
+         dict(class_names=["a", "b"])),
+        (ConfigError, "class_names must be a list of strings, one per class; got 'abc'", dict(class_names="abc")),
+        # labels 1/2 read as a regression target: the hint names fit's task argument, not data.task
+        (DataError, "or set task='multiclass' (or binary) if the targets are class labels",
+         dict(train=(x, (y % 2 + 1).astype(np.float32)))),
+    ]
+    for error, message, changed in cases:
+        args = {"model": torch.nn.Linear(2, 3), "train": (x, y), "strategy": base, **changed}
+        with pytest.raises(error) as raised:
+            trainlab.fit(**args)
+        assert message in str(raised.value) and "data." not in str(raised.value), str(raised.value)
+
+
 class _Items(torch.utils.data.Dataset):
     """A map-style dataset whose items ``make(i)`` returns."""
 

@@ -466,6 +466,17 @@ def test_one_out_folder_holds_one_study(tmp_path, capsys):
     assert optuna.get_all_study_names(storage) == ["trainlab-base"]
 
 
+def test_a_study_folder_that_cannot_be_made_is_one_error_line_with_train_s_exit_code(tmp_path, capsys):
+    base, space = write(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    for out, code in ((tmp_path / "file" / "study", 2), (tmp_path / "missing" / "x", 0)):
+        assert main(["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(out),
+                     "--pruner", "none"]) == code
+        err = capsys.readouterr().err
+        if code:
+            assert err == f"error: cannot create study folder {out}: Not a directory\n", err
+
+
 def test_a_study_made_before_the_record_is_refused_when_its_trials_lie_outside_the_space(tmp_path, capsys):
     base, space = write(tmp_path)
     out = tmp_path / "out"

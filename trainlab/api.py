@@ -17,8 +17,10 @@ written there; resumable run folders come from config-driven runs (``trainlab tr
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,14 +144,19 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
     return Split(x, y)
 
 
-def _dataset(train: Split, val: Split | None, test: Split | None, task: str | None) -> Dataset:
+def _dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
+             class_names: list[str] | None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else :func:`infer_task` on the training
     targets) and target types (multi-label targets stay float); the labels are read and checked by
-    :func:`~trainlab.data.labels.read_class_labels`, as a config run's are."""
+    :func:`~trainlab.data.labels.read_class_labels`, as a config run's are (``class_names`` as
+    ``data.class_names``)."""
     if task is not None and task not in TASKS:
         raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}")
+    if class_names is not None and (isinstance(class_names, str) or not isinstance(class_names, Sequence)
+                                    or not all(isinstance(name, str) for name in class_names)):
+        raise ConfigError(f"class_names must be a list of strings, one per class; got {class_names!r}")
     task = task or infer_task(train.y.numpy())
-    labels, y_train = read_class_labels(task, train.y.numpy(), None)  # as load_dataset reads a source's
+    labels, y_train = read_class_labels(task, train.y.numpy(), None if class_names is None else list(class_names))  # as load_dataset reads a source's
     empty = Split(train.x[:0], train.y[:0])
 
     def given(name: str, split: Split) -> Split:
@@ -180,13 +187,16 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         strategy: dict[str, Any] | str | Path | Strategy, val: Arrays | torch.utils.data.Dataset | None = None,
         test: Arrays | torch.utils.data.Dataset | None = None, callbacks: Sequence[Callback] = (),
         metrics: list[str] | None = None, seed: int = 0, out: str | Path | None = None,
-        runtime: dict[str, Any] | None = None, task: str | None = None, overwrite: bool = False) -> FitResult:
+        runtime: dict[str, Any] | None = None, task: str | None = None, class_names: Sequence[str] | None = None,
+        overwrite: bool = False) -> FitResult:
     """Train ``model`` on ``train`` with ``strategy``; evaluate on ``val`` each epoch and on val/test at the end.
 
     ``model`` is trained in place and stays on the run's device (``runtime={"device": ...}``; ``auto``
     is CUDA where present), as the Hugging Face Trainer leaves it: move it with ``.cpu()`` to use it
     with CPU tensors afterwards. ``task`` (``regression``, ``binary``, ``multiclass``, ``multilabel``)
-    is ``data.task``: left out, it is inferred from the training targets as for a config run. ``out``
+    is ``data.task``: left out, it is inferred from the training targets as for a config run.
+    ``class_names`` is ``data.class_names``: one name per class, for labels 0..K-1 (or the K sorted
+    values of labels without a 0); it sets K when some classes are missing from ``train``. ``out``
     must be a new or empty folder (not the working directory), unless ``overwrite=True`` lets the
     records replace those of an earlier ``fit`` there.
     """
@@ -196,21 +206,43 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     if out is not None:
         _check_out(Path(out), overwrite)
     splits = [_as_split(train, "train"), _as_split(val, "val"), _as_split(test, "test")]
-    data = _dataset(*splits, task)
+    with _in_fit_terms():
+        data = _dataset(*splits, task, class_names)
     config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
                        "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
                        "metrics": metrics, "runtime": runtime or {}, "output": {"progress": "off"}})
     with run_scope(config):
         notes: dict[str, Any] = {}
-        loss = build_loss_for(config, data, notes)
-        model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
-        built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
+        with _in_fit_terms():
+            loss = build_loss_for(config, data, notes)
+            model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
+            built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
         built.trainer.add_callbacks([callbacks] if isinstance(callbacks, Callback) else list(callbacks))
         built.trainer.fit()
         summary = summarize(built)
     if out is not None:
         _write_records(Path(out), built.config, built.trainer.state, summary, model)
     return FitResult(built.trainer.state.history, summary, built.model)
+
+
+# the config keys the shared checks name, as fit's arguments name them
+_FIT_TERMS = ((re.compile(r"data\.task: (\w+)"), r"task='\1'"), (re.compile(r"data\.task\b"), "task"),
+              (re.compile(r"data\.class_names\b"), "class_names"))
+
+
+@contextlib.contextmanager
+def _in_fit_terms() -> Iterator[None]:
+    """Re-raises a :class:`ConfigError` or :class:`DataError` of the checks a config run shares with
+    fit with its config keys (``data.task: binary``) named as fit's arguments (``task='binary'``)."""
+    try:
+        yield
+    except (ConfigError, DataError) as exc:
+        message = str(exc)
+        for pattern, term in _FIT_TERMS:
+            message = pattern.sub(term, message)
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from None
 
 
 FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml", "model.safetensors")

@@ -72,7 +72,8 @@ def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: 
     if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
             and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)
         raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
-                        f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs")
+                        f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs (or, when "
+                        "classes are missing from the training labels, name them all in data.class_names)")
     if data.task == "regression" and output.ndim == 1 and needed == 1:
         raise DataError(f"model '{type(model).__name__}' returns shape (N,); a regression model returns (N, 1) for "
                         "one target (drop a final .squeeze())")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from trainlab.atomic import write_bytes
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, folder_error
 
 if TYPE_CHECKING:
     from trainlab.tune.study import TuneSettings
@@ -113,7 +113,10 @@ def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
     if settings.storage is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        settings.out.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise folder_error(f"cannot create study folder {settings.out}", exc) from None
         journal = settings.out.absolute() / JOURNAL_NAME
         if damaged := repair_journal(journal):
             print(f"warning: {journal}: {damaged} damaged line(s) (a write cut off by a crash or a full disk) "
