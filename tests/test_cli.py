@@ -110,6 +110,12 @@ def test_schedule_plot_draws_the_run_schedule(write_config, tmp_path, capsys):
     assert main(["schedule", str(plateau), "--plot", str(png)]) == 0
     assert "note: reduce_on_plateau lowers the lr when the validation metric stops improving" in \
         capsys.readouterr().err
+    # an option a run would refuse is refused here too, in the run's words, before anything is drawn
+    png.unlink()
+    assert main(["schedule", str(config), "--plot", str(png), "--set", "strategy.optimizer.betaz=[0.9,0.99]"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: optimizer ") and "did you mean 'betas'?" in err and err.count("\n") == 1
+    assert not png.exists()
 
 
 def test_lr_find_prints_a_suggestion_and_plots(write_config, tmp_path, capsys):

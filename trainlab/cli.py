@@ -138,10 +138,12 @@ def _cmd_schedule(args) -> int:
     from trainlab.config import load_config
     from trainlab.data.counting import count_splits
     from trainlab.plots import check_plot_path, plot_schedule
+    from trainlab.preflight import check_components
     from trainlab.schedule_plan import plan_schedule
 
     check_plot_path(args.plot)
     config = load_config(args.config, args.set)
+    check_components(config)  # the loss, optimizer and schedule a run would build, refused as a run refuses them
     with run_scope(config):  # counting data rows only: no model, no decoding (trainlab.data.counting)
         plan = plan_schedule(config, count_splits(config.data).train)
     title = f"{config.name}: {config.strategy.schedule.name}"
