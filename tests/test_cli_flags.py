@@ -69,24 +69,34 @@ def test_lr_find_refuses_a_bad_sweep_in_one_line(write_config, capsys, flags, me
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_ctrl_c_during_the_torch_import_is_held_and_reported_after_it(tmp_path, monkeypatch):
+def test_a_ctrl_c_or_sigterm_during_the_torch_import_is_held_and_reported_after_it(tmp_path, monkeypatch):
     import signal
 
-    from trainlab.cli import import_holding_sigint
+    from trainlab.cli import import_holding_signals
+    from trainlab.sigterm import sigterm_as_ctrl_c
 
-    (tmp_path / "interrupted_while_importing.py").write_text(
-        "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nFINISHED = True\n")
-    (tmp_path / "interrupted_while_ignored.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n")
+    for name, sig in (("interrupted_while_importing", "SIGINT"), ("terminated_while_importing", "SIGTERM"),
+                      ("interrupted_while_ignored", "SIGINT")):
+        (tmp_path / f"{name}.py").write_text(f"import os, signal\nos.kill(os.getpid(), signal.{sig})\nFINISHED = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a fresh `trainlab` process has it
+    received: list[int] = []
     try:
-        assert import_holding_sigint("interrupted_while_importing") is True  # no KeyboardInterrupt mid-import
-        import interrupted_while_importing
+        with sigterm_as_ctrl_c(received):
+            ours = signal.getsignal(signal.SIGTERM)
+            assert import_holding_signals("interrupted_while_importing", received) is True  # no KeyboardInterrupt
+            assert import_holding_signals("terminated_while_importing", received) is True  # mid-import
+            import interrupted_while_importing
+            import terminated_while_importing
 
-        assert interrupted_while_importing.FINISHED
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C behaves as before afterwards
-        assert import_holding_sigint("json") is False
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, or `trainlab ... &` in a script: Ctrl-C is ignored
-        assert import_holding_sigint("interrupted_while_ignored") is False
+            assert interrupted_while_importing.FINISHED and terminated_while_importing.FINISHED
+            assert received == [signal.SIGINT, signal.SIGTERM]
+            # Ctrl-C and SIGTERM behave as before afterwards
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            assert signal.getsignal(signal.SIGTERM) is ours
+            assert import_holding_signals("json", received) is False
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, or `trainlab ... &` in a script: Ctrl-C is ignored
+            assert import_holding_signals("interrupted_while_ignored", received) is False
+            assert received == [signal.SIGINT, signal.SIGTERM]
     finally:
         signal.signal(signal.SIGINT, outer)

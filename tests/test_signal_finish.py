@@ -148,3 +148,19 @@ def test_sigint_from_a_terminal_during_the_final_evaluation(reference, tmp_path:
     if status(out) != "finished":
         assert run_inline(["resume", str(out), "--quiet"]) == 0
     assert (out / "model.safetensors").read_bytes() == reference
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_data_loads_is_one_error_line_and_no_run(signum, tmp_path, monkeypatch):
+    """Before the run's own handler is up (its data loading), SIGTERM is handled as Ctrl-C: one line, 128 + N."""
+    import trainlab.builders
+
+    monkeypatch.setattr(trainlab.builders, "load_dataset", _signal_self_then(trainlab.builders.load_dataset, signum))
+    out = tmp_path / "run"
+    log = tmp_path / "stderr.log"
+    code = wait(fork_cli(["train", str(write_config(tmp_path / "config.yaml", CONFIG)), "--out", str(out)], log))
+    monkeypatch.undo()
+    err = log.read_text()
+    assert code == 128 + signum and "Traceback" not in err, f"exit {code}: {err}"
+    assert err.splitlines()[-1] == "error: interrupted" + (" by SIGTERM" if signum == signal.SIGTERM else ""), err
+    assert not (out / "model.safetensors").exists() and status(out) != "finished"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from trainlab.errors import (
     TrainingError,
     TrainlabError,
 )
+from trainlab.sigterm import sigterm_as_ctrl_c
 
 MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
 
@@ -244,30 +246,32 @@ COMMANDS = {"train": _cmd_train, "resume": _cmd_resume, "eval": _cmd_eval, "comp
             "predict": _cmd_predict, "report": _cmd_report, "plot": _cmd_plot, "tune": _cmd_tune}
 
 
-def import_holding_sigint(module: str = "torch") -> bool:
-    """Import ``module`` with Ctrl-C held back; True when one came meanwhile (the caller then exits 130).
+def import_holding_signals(module: str, received: list[int]) -> bool:
+    """Import ``module`` with Ctrl-C (and SIGTERM, when it is handled as Ctrl-C) held back; True when one
+    came meanwhile, its number appended to ``received`` (the caller then exits 128 + it).
 
     A KeyboardInterrupt raised inside torch's C-extension import is swallowed (the command then ran
     on, ignoring the Ctrl-C) or leaves numpy half-imported (an AttributeError later), so during
-    the import a SIGINT is only recorded.
+    the import these signals are only recorded. An ignored SIGINT (nohup, `cmd &`) stays ignored.
     """
     import importlib
-    import signal
 
-    received: list[int] = []
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # ignored (nohup, `cmd &`) or custom
-        importlib.import_module(module)
-        return False
+    held = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
+    if callable(signal.getsignal(signal.SIGTERM)):  # sigterm_as_ctrl_c's, not the default (die) or ignored
+        held.append(signal.SIGTERM)
+    before = len(received)
+    previous: dict[int, object] = {}
     try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+        for sig in held:
+            previous[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
     except ValueError:  # not the main thread: signals cannot be handled here anyway
-        importlib.import_module(module)
-        return False
+        pass
     try:
         importlib.import_module(module)
     finally:
-        signal.signal(signal.SIGINT, previous)
-    return bool(received)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return len(received) > before
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -284,12 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     from trainlab.registry import command_code_policy
 
+    received: list[int] = []  # SIGTERM, handled as Ctrl-C (tune's workers keep their own handling of it)
     try:
-        if args.command not in ("plot", "report") and import_holding_sigint("torch"):
-            raise KeyboardInterrupt
-        configs = getattr(args, "configs", None) or getattr(args, "config", None)  # compare's bases, or one config
-        with command_code_policy(args.allow_code, configs, getattr(args, "run_dir", None)):
-            return COMMANDS[args.command](args)
+        with contextlib.nullcontext() if args.command == "tune" else sigterm_as_ctrl_c(received):
+            if args.command not in ("plot", "report") and import_holding_signals("torch", received):
+                raise KeyboardInterrupt
+            configs = getattr(args, "configs", None) or getattr(args, "config", None)  # compare's bases, or one
+            with command_code_policy(args.allow_code, configs, getattr(args, "run_dir", None)):
+                return COMMANDS[args.command](args)
     except TrainlabError as exc:
         if args.debug:
             raise
@@ -311,8 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SYSTEM
     except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
         after = f"; its checkpoints are intact: trainlab resume {args.run_dir}" if args.command == "resume" else ""
-        print(f"error: interrupted{after}", file=sys.stderr)
-        return 130
+        by = " by SIGTERM" if received and received[-1] == signal.SIGTERM else ""
+        print(f"error: interrupted{by}{after}", file=sys.stderr)
+        return 128 + (received[-1] if received else signal.SIGINT)
     except Exception as exc:  # a bug or a torch failure (e.g. out of memory): still one line
         if args.debug:
             raise

@@ -28,7 +28,6 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import Interrupted, TrainingError
 from trainlab.records import read_record_text
 from trainlab.registry import CodePolicy, current_policy, set_policy
+from trainlab.sigterm import sigterm_as_ctrl_c
 
 ERROR_FILE = "compare-error.json"  # written into a run folder whose run raised (not diverged)
 
@@ -238,26 +238,6 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-@contextmanager
-def _sigterm_as_ctrl_c(received: list[int]):
-    """SIGTERM to the comparison acts as Ctrl-C does (the runs in progress checkpoint) and is appended
-    to ``received``, so the comparison exits 128 + 15. Outside the main thread nothing changes."""
-
-    def handler(signum: int, frame: Any) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None) -> dict[str, dict[str, Any]]:
     """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan.
 
@@ -304,7 +284,7 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
 
     received: list[int] = []
     try:
-        with _sigterm_as_ctrl_c(received):
+        with sigterm_as_ctrl_c(received):  # the runs in progress checkpoint; exit 143
             if jobs == 1:
                 _run_in_process(todo, threads, tally, display, finish)
             else:
