@@ -72,6 +72,18 @@ def test_corrupted_newest_checkpoint_falls_back_to_previous(write_config, tmp_pa
     assert main(["resume", str(out), "--quiet"]) == 0
 
 
+def test_a_resume_that_finds_no_checkpoint_says_it_starts_over_even_with_quiet(write_config, tmp_path, capsys):
+    out = _train_with_checkpoints(write_config, tmp_path)
+    for folder in (out / "checkpoint").iterdir():
+        shutil.rmtree(folder)
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    capsys.readouterr()
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert f"warning: no valid checkpoint in {out / 'checkpoint'}; starting {out} from step 0" in \
+        capsys.readouterr().err
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, (f"touch {_Exploit.marker}",))

@@ -214,6 +214,11 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(name, tmp_path, mo
         kill_steps[0] = rng.choice(inside)
     kill_steps.sort()
     print(f"{name}: kills at steps {kill_steps} of {steps}")
+    _assert_kills_at_steps_resume_identically(config_path, reference, kill_steps, tmp_path, monkeypatch)
+
+
+def _assert_kills_at_steps_resume_identically(config_path: Path, reference: Path, kill_steps: list[int],
+                                              tmp_path: Path, monkeypatch) -> None:
     run_callbacks = trainlab.experiment._run_callbacks
     out, log = tmp_path / "killed", tmp_path / "stderr.log"
     args = ["train", str(config_path), "--out", str(out), "--quiet"]
@@ -232,3 +237,25 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(name, tmp_path, mo
     assert (out / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
     assert _comparable(out) == _comparable(reference)
     assert _summary(out) == _summary(reference)
+
+
+def test_a_kill_after_a_checkpoint_at_a_mid_epoch_validation_step_resumes_identically(tmp_path, monkeypatch):
+    """The checkpoint of a step is written in its step-end hooks, before the mid-epoch validation that
+    step owes (eval_every_n_steps): a run killed between the two validates first on resume. Without that
+    the resumed run skipped the validation, and here, where it is the one that stops the run early, trained
+    on past the step where the uninterrupted run stopped."""
+    every = 7
+    config = _variant(epochs=20, eval_every_n_steps=every,
+                      early_stopping={"monitor": "val_accuracy", "patience": 3, "restore_best": False},
+                      output={"checkpoint": {"every_n_steps": every, "keep_last": 2, "every_seconds": None,
+                                            "keep_after_finish": "all"}})
+    config_path = write_config(tmp_path / "config.yaml", {**config, "name": "eval_every"})
+    reference = tmp_path / "reference"
+    assert run_inline(["train", str(config_path), "--out", str(reference), "--quiet"]) == 0
+    summary = json.loads((reference / "summary.json").read_text())
+    validated = [r["step"] for r in records(reference) if r.get("scope") == "step" and "val_accuracy" in r]
+    assert summary["stopped_early"] and summary["steps"] in validated, (summary["steps"], validated)
+    assert summary["steps"] % 36, "the early stop must come at a mid-epoch validation (36 steps an epoch)"
+    # one kill at an earlier validation step, one right after the checkpoint of the step that stops the run
+    _assert_kills_at_steps_resume_identically(config_path, reference, [validated[2], summary["steps"]],
+                                              tmp_path, monkeypatch)

@@ -225,9 +225,17 @@ def test_clean_stale_temporaries_removes_dead_ones_only(tmp_path):
             (path / "tensors.safetensors").write_bytes(b"x")
         for path in stale[2:] + kept[3:]:
             path.write_bytes(b"x")
+        # a run's end re-saves its last step: killed between the swap's two renames, only the set-aside
+        # copy of step 40 is left (and the new copy, not yet renamed): the copy is put back, not removed
+        for path in (run / "checkpoint" / f".step-000000040.old-{dead}", run / "checkpoint" / f".step-000000005.old-{dead}"):
+            path.mkdir()
+            (path / "tensors.safetensors").write_bytes(path.name.encode())
+        stale.append(run / "checkpoint" / f".step-000000005.old-{dead}")  # step 5 is there: removed
         removed = clean_stale_temporaries(run)
         assert sorted(removed) == sorted(stale)
         assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)
+        assert (run / "checkpoint" / "step-000000040" / "tensors.safetensors").read_bytes() == \
+            f".step-000000040.old-{dead}".encode()
     finally:
         sleeper.kill()
         sleeper.wait()

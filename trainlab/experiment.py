@@ -233,9 +233,8 @@ def _latest_checkpoint(run: RunDir) -> FoundCheckpoint | None:
 def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint | None) -> None:
     """Restore ``found`` (:func:`_latest_checkpoint`) into ``built``; None: the run starts from step 0."""
     path = run.path
-    if found is None:
-        if not quiet:
-            _warn(f"warning: no valid checkpoint in {run.checkpoints}; starting {path} from step 0")
+    if found is None:  # the work done so far is lost: said even with --quiet
+        _warn(f"warning: no valid checkpoint in {run.checkpoints}; starting {path} from step 0")
         return
     folder, manifest, tree, tensors = found
     if manifest.get("config_hash") not in (None, built.config.hash()):  # results change: never quiet

@@ -51,19 +51,40 @@ def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
     Call it while holding the run's lock (e.g. right after :meth:`RunDir.open_existing` on resume):
     ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` folders or files are removed only when
     ``<pid>`` is not a live process; ``.<file>.<random>.tmp`` files of :mod:`trainlab.atomic` carry no
-    PID and are removed because the lock proves no other process writes this folder. Returns what
-    was removed. Never follows symbolic links.
+    PID and are removed because the lock proves no other process writes this folder; a dead process's
+    ``checkpoint/.step-N.old-<pid>`` with no ``step-N`` beside it is renamed back to ``step-N``
+    (:func:`_swapped_out_step`). Returns what was removed. Never follows symbolic links.
     """
     removed: list[Path] = []
     root = Path(run_dir)
     for folder in (root, root / "checkpoint"):
         if not folder.is_dir() or folder.is_symlink():
             continue
-        for entry in folder.iterdir():
-            if is_stale_temporary(entry):
+        for entry in sorted(folder.iterdir()):
+            if not is_stale_temporary(entry):
+                continue
+            original = _swapped_out_step(entry)
+            if original is not None and not original.exists():
+                os.replace(entry, original)  # the swap's first rename ran, its second did not: put it back
+            else:
                 remove_path(entry)
                 removed.append(entry)
     return removed
+
+
+_STEP_SET_ASIDE = re.compile(r"^\.(step-\d+)\.old-\d+$")
+
+
+def _swapped_out_step(entry: Path) -> Path | None:
+    """``checkpoint/step-N`` for ``checkpoint/.step-N.old-<pid>``: a complete checkpoint that
+    :func:`trainlab.engine.checkpoint.save` set aside to write the same step again (a run's end re-saves
+    its last step as finished). Killed between its two renames, the run has no ``step-N`` but this copy,
+    which :func:`clean_stale_temporaries` renames back instead of removing (a resume would else start
+    over from an earlier checkpoint, or from step 0)."""
+    match = _STEP_SET_ASIDE.match(entry.name)
+    if match is None or entry.parent.name != "checkpoint" or not entry.is_dir() or entry.is_symlink():
+        return None
+    return entry.with_name(match.group(1))
 
 
 def dead_siblings(final: Path) -> Iterator[tuple[str, Path]]:

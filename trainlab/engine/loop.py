@@ -110,6 +110,8 @@ class Trainer:
         self._fit_started = self.clock()
         self.callbacks.fire(Event.TRAIN_START, self.view)
         try:
+            if self.state.validation_due:  # resumed from a checkpoint written just before a mid-epoch validation
+                self._validate_due()
             while True:
                 while not self.done():
                     self.run_epoch()
@@ -157,11 +159,11 @@ class Trainer:
             state.step += 1
             self._tally(output.losses, output.samples)
             loss = output.losses["loss"]
+            state.validation_due = bool(every) and self._validation_due(position)  # before a checkpoint is written
             for hook in step_end:
                 hook(view, loss)
-            if every and control.rollback_to is None and self._validation_due(position):
-                self.callbacks.fire(Event.VALIDATION_END, view, self.validate_mid_epoch())
-                self.step.set_mode(training=True)
+            if state.validation_due and control.rollback_to is None:
+                self._validate_due()
             if control.rollback_to is not None:
                 self.restore(control.rollback_to)
                 return  # the restored state says where to continue
@@ -193,6 +195,12 @@ class Trainer:
         every = self.validation.every_n_steps
         # not on an epoch's last step: the epoch record validates there anyway
         return bool(every) and self.state.step % every == 0 and position < self.plan.micro_batches
+
+    def _validate_due(self) -> None:
+        """The mid-epoch validation the last step owes (``state.validation_due``), and its callbacks."""
+        self.state.validation_due = False
+        self.callbacks.fire(Event.VALIDATION_END, self.view, self.validate_mid_epoch())
+        self.step.set_mode(training=True)
 
     def validate_mid_epoch(self) -> dict[str, Any]:
         """A validation pass inside an epoch, recorded as a step record (``scope: step``)."""
@@ -251,6 +259,7 @@ class Trainer:
         self.state.load_state_dict(parts["train_state"])
         if spent is not None:
             self.state.train_time_s, self._fit_started = spent, self.clock()
+            self.state.validation_due = False  # a rollback: that validation ran after the snapshot was taken
         self.control = Control()
         self.control.load_state_dict(parts["control"])
         self._sums = {}

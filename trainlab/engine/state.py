@@ -26,6 +26,9 @@ class TrainState:
     stop_reason: str | None = None
     stopped_early: bool = False
     finished: bool = False
+    # the step just taken owes a mid-epoch validation (eval_every_n_steps) that runs after its step-end
+    # hooks: a checkpoint written by those hooks carries it, and a run resumed from it validates first
+    validation_due: bool = False
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)
