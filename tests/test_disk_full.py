@@ -118,3 +118,23 @@ def test_a_disk_full_while_writing_the_final_files_is_waited_out(small_disk, tmp
     monkeypatch.undo()
     assert code == 0, log.read_text()
     _assert_complete(out, CONFIG["strategy"]["epochs"])
+
+
+def test_a_write_that_fills_the_disk_names_the_file_it_was_writing(small_disk):
+    """ENOSPC from write() names no file; the error (and so the CLI's 'cannot write (FILE)' line) names the
+    file or checkpoint the caller asked for, not a temporary beside it."""
+    import torch
+
+    from trainlab.atomic import write_bytes
+    from trainlab.engine import checkpoint
+
+    target = small_disk / "model.safetensors"
+    with pytest.raises(OSError) as raised:
+        write_bytes(target, b"\0" * (8 << 20))
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
+    assert not target.exists() and list(small_disk.iterdir()) == []
+    with pytest.raises(OSError) as raised:
+        checkpoint.save(small_disk / "checkpoint", "step-000000001", {}, {"w": torch.zeros(2 << 20)}, {"step": 1})
+    assert raised.value.errno == errno.ENOSPC
+    assert raised.value.filename == str(small_disk / "checkpoint" / "step-000000001")
+    assert list((small_disk / "checkpoint").iterdir()) == []

@@ -64,12 +64,20 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            raise named_after(exc, path) from None
         raise
     fsync_dir(path.parent)
     return path
+
+
+def named_after(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``exc`` naming ``path``: a write's OSError (a full disk's ENOSPC) names no file, or the temporary
+    beside the file the caller asked for; the CLI's ``error: cannot write (<file>)`` line names this one."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

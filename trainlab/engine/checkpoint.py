@@ -36,7 +36,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 
-from trainlab.atomic import fsync_dir, tensors_to_bytes
+from trainlab.atomic import fsync_dir, named_after, tensors_to_bytes
 
 FORMAT_VERSION = 1
 TENSORS, STATE, MANIFEST = "tensors.safetensors", "state.json", "manifest.json"
@@ -90,8 +90,10 @@ def save(root: str | os.PathLike[str], name: str, tree: dict[str, Any], tensors:
         else:
             os.replace(tmp, final)
         fsync_dir(root)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and (exc.filename is None or str(exc.filename).startswith(str(tmp))):
+            raise named_after(exc, final) from None
         raise
     return final
 
