@@ -106,6 +106,15 @@ def test_gaussian_target_stays_mse():
         assert advise(np.random.default_rng(seed).normal(size=5000), "regression").loss == {"name": "mse"}
 
 
+def test_a_noise_free_linear_target_is_mse_not_a_huber_fitted_to_rounding_error():
+    x = np.linspace(-1, 1, 10)[:, None]
+    for y in (3 * x[:, 0] + 1, 1e6 * x[:, 0], np.column_stack([2 * x[:, 0], -x[:, 0] + 5])):
+        advice = advise(y, "regression", x=x)
+        assert advice.loss == {"name": "mse"} and "noise-free linear relation" in advice.reasons[0], advice
+    noisy = 3 * x[:, 0] + 1 + np.random.default_rng(0).normal(scale=1e-3, size=10)
+    assert "noise-free" not in advise(noisy, "regression", x=x).reasons[0]
+
+
 def test_counts_get_poisson_nll():
     rng = np.random.default_rng(2)
     counts = rng.poisson(np.exp(rng.normal(1.0, 0.7, 2000))).astype(np.float32)

@@ -61,6 +61,7 @@ OUTLIER_Z = 3.5  # |robust z| beyond this is an outlier (Iglewicz & Hoaglin 1993
 OUTLIER_FRACTION = 0.01  # 20x the Gaussian rate of |z| > 3.5
 EXCESS_KURTOSIS = 4.0  # heavier tails than Laplace (3)
 MAD_TO_SIGMA = 1.4826  # sigma = 1.4826 MAD for Gaussian data
+EXACT_FIT = 1e-9  # residuals below this fraction of the targets' spread are a linear fit's rounding error
 HUBER_K = 1.345  # delta = 1.345 sigma: 95% efficiency at the Gaussian
 SCALE_SPREAD = 3.0  # several targets whose robust sigmas differ more than this share no one delta
 MIN_COUNT_VALUES = 3  # whole numbers >= 0 with at least this many distinct values read as counts
@@ -203,6 +204,13 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
     if all(float(np.std(columns[:, j])) == 0 for j in range(columns.shape[1])):
         return Advice({"name": "mse"}, "regression", ["the target is constant: any loss fits it; mse"],
                       ["mae", "mse", "r2"], evidence, metrics_reason="mse and mae in target units; r2 against the mean")
+    if from_fit and float(np.abs(residuals).max()) <= EXACT_FIT * float(np.abs(columns - columns.mean(0)).max()):
+        # the residuals are rounding error: their "tails" say nothing of the data's noise
+        return Advice({"name": "mse"}, "regression",
+                      [f"the {source} leaves residuals below {EXACT_FIT:g} of the targets' spread: a noise-free "
+                       "linear relation, with no tails to be robust to; mse"],
+                      ["mse", "mae", "r2"], evidence,
+                      metrics_reason="mse is what the loss minimises; mae and r2 read in target units and against the mean")
     worst_outliers = max(s["outlier_fraction"] for s in stats)
     worst_kurtosis = max(s["excess_kurtosis"] for s in stats)
     sigma = max(s["robust_sigma"] for s in stats)
