@@ -61,12 +61,22 @@ def test_lr_find_takes_the_sweep_from_its_flags(write_config, tmp_path, capsys, 
 
 @pytest.mark.parametrize("flags,message", [(["--start-lr", "1", "--end-lr", "0.1"], "0 < --start-lr < --end-lr"),
                                            (["--start-lr", "0"], "0 < --start-lr"),
-                                           (["--steps", "1"], "--steps must be in [2, ")])
+                                           (["--steps", "1"], "--steps must be in [30, "),
+                                           (["--steps", "29"], "--steps must be in [30, 100000]; got 29 (a shorter "
+                                                               "sweep skips fewer than the 3 warm-up steps")])
 def test_lr_find_refuses_a_bad_sweep_in_one_line(write_config, capsys, flags, message):
     config = write_config(DIGITS_MLP)
     assert main(["lr-find", str(config), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_lr_find_help_states_the_shortest_sweep(capsys):
+    from trainlab.lr_finder import MIN_SWEEP_STEPS
+
+    with pytest.raises(SystemExit):
+        main(["lr-find", "--help"])
+    assert f"at least {MIN_SWEEP_STEPS}" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_ctrl_c_or_sigterm_during_the_torch_import_is_held_and_reported_after_it(tmp_path, monkeypatch):
@@ -100,3 +110,56 @@ def test_a_ctrl_c_or_sigterm_during_the_torch_import_is_held_and_reported_after_
             assert received == [signal.SIGINT, signal.SIGTERM]
     finally:
         signal.signal(signal.SIGINT, outer)
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path, capsys, monkeypatch):
+    """--debug re-raised: exit 1 whatever the error, so scripts run with it lost 2/3/4/5."""
+    import trainlab.cli
+
+    assert main(["--debug", "eval", str(tmp_path / "nonexist")]) == 2  # a TrainlabError (RunDirError)
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RunDirError" in err
+
+    def fails(kind):
+        def command(args):
+            raise kind
+        return command
+
+    for error, code in ((OSError(28, "No space left on device"), 5), (ZeroDivisionError("a bug"), 4)):
+        monkeypatch.setitem(trainlab.cli.COMMANDS, "eval", fails(error))
+        assert main(["--debug", "eval", "x"]) == code
+        assert type(error).__name__ in capsys.readouterr().err
+        assert main(["eval", "x"]) == code  # without --debug: the one line, as before
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_mistyped_command_or_choice_gets_a_did_you_mean(capsys):
+    for argv, hint in ((["traon", "x.yaml"], "; did you mean 'train'?"),
+                       (["eval", "r", "--split", "tst"], "; did you mean 'test'?")):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        err = capsys.readouterr().err
+        assert caught.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+        assert hint in err and "invalid choice" in err
+
+
+@pytest.mark.parametrize("command", [["eval"], ["predict", "{missing}", "new.csv"]])
+def test_a_missing_run_folder_is_said_not_to_exist_as_resume_says(tmp_path, capsys, command):
+    """eval and predict said 'is not a trainlab run folder (no config.yaml)' for a path that is not there."""
+    missing = tmp_path / "nonexist"
+    argv = [part.format(missing=missing) for part in command] + ([] if len(command) > 1 else [str(missing)])
+    assert main(argv) == 2
+    assert main(["resume", str(missing)]) == 2
+    eval_err, resume_err = capsys.readouterr().err.splitlines()
+    assert eval_err == resume_err == f"error: run folder {missing} does not exist"
+
+
+def test_a_data_dir_that_is_missing_or_a_file_is_one_error_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
+    (tmp_path / "a_file").write_text("")
+    for path, what in ((tmp_path / "nonexist", "does not exist"), (tmp_path / "a_file", "is not a folder")):
+        assert main(["--data-dir", str(path), "eval", str(tmp_path / "run")]) == 2
+        assert capsys.readouterr().err == (f"error: --data-dir {path} {what}; give the folder that relative data "
+                                           "paths are read from\n")
+    assert "TRAINLAB_DATA_DIR" not in os.environ

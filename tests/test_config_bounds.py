@@ -192,3 +192,27 @@ def test_a_float_setting_refuses_booleans_and_infinities(tmp_path, override, mes
     with pytest.raises(ConfigError) as caught:
         load_config(_write(tmp_path, BASE), [override])
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("override, reading", [
+    ("model.name=foo:", """--set model.name=foo: was read as a mapping {foo: null}; quote it: --set 'model.name="foo:"'"""),
+    ("name=", "--set name= was read as null (an empty value): give a value after '='"),
+    ("name=yes", """--set name=yes was read as the boolean true; quote it: --set 'name="yes"'"""),
+    ("strategy.epochs=[1, 2]", """--set strategy.epochs=[1, 2] was read as a list [1, 2]; quote it"""),
+])
+def test_a_set_value_yaml_reads_as_another_kind_is_shown_as_typed_and_as_read(tmp_path, override, reading):
+    """'Input should be a valid string' alone did not show that YAML read `foo:` as a mapping."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, BASE), ["seed=1", override, "seed=2"])
+    message = str(caught.value)
+    assert message.startswith(f"config key '{override.partition('=')[0]}': ") and reading in message
+    assert "\n" not in message
+
+
+def test_a_set_value_read_as_a_string_or_number_gets_no_reading(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, BASE), ["strategy.optimizer.lr=abc"])
+    assert str(caught.value).endswith("; got 'abc'")
+    with pytest.raises(ConfigError) as caught:
+        validate({**yaml.safe_load(BASE), "name": {"foo": None}})  # a file's own mapping: no --set to name
+    assert "--set" not in str(caught.value)

@@ -97,3 +97,18 @@ def test_a_missing_module_says_where_it_looked(project, tmp_path, capsys):
     assert main(["train", str(project / "config.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "no module 'mymodels' in the config's folder, the working directory or installed packages" in err
+
+
+def test_a_factory_that_returns_no_module_is_a_config_error_naming_it(project, tmp_path, capsys):
+    """It was 'error: TypeError: ... (rerun with --debug for the traceback)', exit 4: the unexpected-error path."""
+    (project / "badmods.py").write_text("def returns_none(input_shape, output_dim, hidden=16):\n    return None\n")
+    argv = ["train", str(project / "config.yaml"), "--set", "model.name=badmods:returns_none",
+            "--out", str(tmp_path / "run"), "--quiet"]
+    try:
+        assert main(argv) == 2
+    finally:
+        sys.modules.pop("badmods", None)
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "model factory 'badmods:returns_none' returned NoneType (None), not a torch.nn.Module" in err
+    assert "TypeError" not in err and "--debug" not in err

@@ -687,3 +687,20 @@ def test_a_csv_given_to_a_run_of_a_scikit_learn_set_says_what_the_run_reads(tmp_
                                                "trained on a CSV)")
     np.savez(tmp_path / "rows.npz", x=np.ones((2, 4), dtype=np.float32))
     assert main(["predict", str(run), str(tmp_path / "rows.npz")]) == 0
+
+
+def test_cli_predict_refuses_an_output_that_is_a_folder_before_predicting(tmp_path, capsys, monkeypatch):
+    """It predicted, then said 'cannot read or write (.../.pets run é.usbfkz29.tmp): Is a directory', exit 5."""
+    import trainlab.inference
+
+    def no_predicting(*args, **kwargs):
+        raise AssertionError("predicted before checking -o")
+
+    monkeypatch.setattr(trainlab.inference, "load_run", no_predicting)
+    folder = tmp_path / "out dir é"
+    folder.mkdir()
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "new.csv"), "-o", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: -o {folder} is a folder; give the CSV file to write, e.g. -o "
+                   f"{folder / 'predictions.csv'}\n")
+    assert list(folder.iterdir()) == []

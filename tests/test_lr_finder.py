@@ -12,7 +12,14 @@ from torch import nn
 
 import trainlab.lr_finder as lr_finder_module
 from trainlab.errors import DataError, TrainingError
-from trainlab.lr_finder import SmoothedLoss, lr_sweep, run_lr_range_test, suggest_lr
+from trainlab.lr_finder import (
+    MIN_SWEEP_STEPS,
+    SmoothedLoss,
+    lr_sweep,
+    run_lr_range_test,
+    suggest_lr,
+    warmup_steps,
+)
 
 # --------------------------------------------------------------------------- pure logic
 
@@ -37,7 +44,7 @@ def numpy_suggestion(lrs: np.ndarray, losses: np.ndarray, beta: float) -> float:
     slope[0], slope[-1] = (s[1] - s[0]) / (x[1] - x[0]), (s[-1] - s[-2]) / (x[-1] - x[-2])
     lowest = skip + int(np.argmin(s[skip:]))
     first = max(skip, int(np.nonzero(lrs >= lrs[lowest] / 1e3)[0][0]))  # at most three decades below the minimum
-    return float(lrs[first + int(np.argmin(slope[first:lowest + 1]))])
+    return float(lrs[first + int(np.argmin(slope[first:lowest]))])  # not lr_lowest: the loss rose after it
 
 
 def test_lr_sweep_is_geometric_with_exact_ends():
@@ -119,16 +126,40 @@ def test_points_past_the_minimum_are_not_candidates():
 
 
 def test_suggest_lr_errors():
-    lrs = np.geomspace(1e-5, 1.0, 20)
+    lrs = np.geomspace(1e-5, 1.0, 30)
     with pytest.raises(ValueError, match="equal length"):
-        suggest_lr(lrs, np.ones(19))
+        suggest_lr(lrs, np.ones(29))
     with pytest.raises(ValueError, match="strictly increasing"):
-        suggest_lr(lrs[::-1], np.ones(20))
-    with pytest.raises(TrainingError, match="has 2 usable step.* need 5 "):
-        suggest_lr(lrs, np.array([1.0, 1.0] + [np.nan] * 18))
+        suggest_lr(lrs[::-1], np.ones(30))
+    with pytest.raises(TrainingError, match=r"has 5 usable step.* need 6 .*\(trainlab lr-find --start-lr, --steps\)"):
+        suggest_lr(lrs, np.array([1.0] * 5 + [np.nan] * 25))
     with pytest.raises(TrainingError, match="never fell during the LR range test: it was lowest at its first "
-                                            r"counted step \(lr 3.36e-05\)"):
-        suggest_lr(lrs, np.linspace(1.0, 3.0, 20), smoothing=0.0)  # rising from the start
+                                            r"counted step \(lr 3.29e-05\); .*\(trainlab lr-find --start-lr, --end-lr, --steps\)"):
+        suggest_lr(lrs, np.linspace(1.0, 3.0, 30), smoothing=0.0)  # rising from the start
+
+
+@pytest.mark.parametrize("steps", [2, 3, 5, 10, 29])
+def test_a_sweep_too_short_for_the_noise_test_gets_no_suggestion(steps):
+    """3 steps suggested the end lr (10) and 5 steps one that diverged (0.1): their warm-up (a tenth) is under
+    the 3 points the noise test needs, so it never ran. Losses of a clean descent: still no suggestion."""
+    lrs = lr_sweep(1e-7, 10.0, steps)
+    losses = np.linspace(2.0, 1.0, steps)
+    with pytest.raises(TrainingError, match=f"of {steps} steps skips {steps // 10} warm-up step.*at least "
+                                            f"{MIN_SWEEP_STEPS} steps \\(trainlab lr-find --steps\\)"):
+        suggest_lr(lrs, losses)
+    assert warmup_steps(MIN_SWEEP_STEPS) == 3 and warmup_steps(MIN_SWEEP_STEPS - 1) == 2
+
+
+def test_the_lr_at_the_minimum_and_the_sweeps_last_lr_are_never_suggested():
+    """The loss of step i is taken before lr_i's update: the lr at the smoothed minimum is the end lr, whose
+    effect no loss shows, or the one after which the loss rose. Both were suggested when the steepest fall (a
+    one-sided difference at the end of the kept points) led into the minimum."""
+    lrs = lr_sweep(1e-4, 1.0, 40)
+    falling = np.concatenate([np.full(4, 2.0), np.linspace(2.0, 1.0, 35), [0.0]])  # lowest at the end lr
+    assert suggest_lr(lrs, falling, smoothing=0.0) == lrs[-2]
+    rising = falling.copy()
+    rising[-2:] = [0.0, 3.0]  # lr[-2]'s update sent the loss up (> 4x its minimum: the sweep ends there)
+    assert suggest_lr(lrs, rising, smoothing=0.0) == lrs[-3]
 
 
 def test_a_lucky_first_batch_is_neither_the_minimum_nor_a_divergence():

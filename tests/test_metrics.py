@@ -189,12 +189,20 @@ def test_loss_probabilities_feed_the_score_metrics():
         metrics.compute(["roc_auc"], loss.predict(output), torch.from_numpy(y), 4, task="multiclass")
 
 
+def test_an_abbreviation_is_suggested_only_when_it_names_one_metric():
+    assert metrics._abbreviation_hint("acc", metrics.METRICS.names()) == "; did you mean 'accuracy'?"
+    assert metrics._abbreviation_hint("recall_m", ["recall_macro", "recall_micro"]) == ""  # which one?
+    assert metrics._abbreviation_hint("ac", ["accuracy"]) == ""  # too short to tell
+
+
 def test_validate_metrics_per_task():
     assert metrics.validate_metrics(["loss", "roc_auc", "top_3_accuracy"], "multiclass") == ["roc_auc",
                                                                                            "top_3_accuracy"]
     cases = [
         (["f1_macor"], "multiclass", r"unknown metric 'f1_macor'; did you mean 'f1_macro'\?"),
         (["top5_accuracy"], "multiclass", r"unknown metric 'top5_accuracy'; did you mean 'top_5_accuracy'\?"),
+        (["acc"], "multiclass", r"unknown metric 'acc'; did you mean 'accuracy'\?"),  # difflib: 0.55 < 0.6
+        (["bal_acc"], "multiclass", r"unknown metric 'bal_acc'; did you mean 'balanced_accuracy'\?"),
         (["top_0_accuracy"], "multiclass", r"metric 'top_0_accuracy': k must be >= 1"),
         (["top_5_accuracy"], "binary", r"metric 'top_5_accuracy' applies to multiclass tasks but the data is a "
                                        r"binary task \(use: accuracy, precision, recall, f1\)"),

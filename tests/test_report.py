@@ -14,7 +14,7 @@ import pytest
 from report_fixtures import SEVEN, fake_comparison, fake_run
 
 from trainlab.cli import main
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, RunDirError
 from trainlab.report import write_report
 from trainlab.report.predictions import Predictions, confusion_matrix, load_predictions
 from trainlab.report.series import config_diff, curve, decimate, loss_gap, performance_profile, seed_band
@@ -479,3 +479,37 @@ def test_the_lr_chart_draws_each_param_groups_lr_where_the_records_have_them():
     assert array(traces["muon · rest"]["y"]) == pytest.approx([0.1] * 3) and array(traces["sgd"]["x"]) == steps
     assert {traces[n]["line"]["color"] for n in ("muon · rest", "muon · head")} == {"#111111"}
     assert traces["muon · rest"]["line"]["dash"] != traces["muon · head"]["line"]["dash"]
+
+
+def test_a_diverged_run_is_said_to_have_diverged_with_its_reason_not_to_be_resumed(tmp_path, capsys):
+    """Its summary.json as a diverged run writes it: 'reason', no 'stop_reason', no metrics, no model. The
+    report said 'no stop reason' and 'the run did not finish'; eval said "try 'trainlab resume'", which starts
+    over and diverges again."""
+    from trainlab import load_run
+
+    run = tmp_path / "q"
+    fake_run(run, optimizer="sgd", lr=0.001, seed=0, quality=0.5, rng=np.random.default_rng(0), epochs=2,
+             predictions=False, status="diverged")
+    reason = "training diverged at step 4: non-finite loss (inf)"
+    (run / "summary.json").write_text(json.dumps({"name": "quartic", "status": "diverged", "steps": 10,
+                                                  "events": [], "reason": reason}))
+    html = write_report([run], tmp_path / "r.html").read_text()
+    assert f"status diverged; {reason};" in html and "no stop reason" not in html
+    assert f"No summary.json metrics (the run diverged: {reason})." in html
+    assert f"no model.safetensors (the run diverged: {reason}; resuming would diverge again" in html
+    assert "did not finish" not in html
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run} has no model.safetensors (the run diverged: {reason}; resuming would "
+                          "diverge again: train it again with a lower learning rate") and err.count("\n") == 1
+    assert "trainlab resume" not in err and "did not finish" not in err
+    with pytest.raises(RunDirError, match=r"the run diverged: training diverged at step 4.*strategy\.divergence"):
+        load_run(run)
+
+
+def test_a_run_without_a_model_that_did_not_diverge_is_still_told_to_resume(tmp_path, capsys):
+    run = tmp_path / "r"
+    fake_run(run, optimizer="sgd", lr=0.1, seed=0, quality=0.5, rng=np.random.default_rng(0), epochs=2,
+             predictions=False, status="interrupted")
+    assert main(["eval", str(run)]) == 2
+    assert f"(the run did not finish; try 'trainlab resume {run}')" in capsys.readouterr().err

@@ -279,6 +279,8 @@ def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_doe
          lambda: trainlab.fit(net(), train=(x, np.full(90, 5)), strategy=base, task="multiclass")),
         (ConfigError, "task must be one of regression, binary, multiclass, multilabel",
          lambda: trainlab.fit(net(), train=(x, y), strategy=base, task="classes")),
+        (ConfigError, "(or left out to infer it); got 'multiclas'; did you mean 'multiclass'?",
+         lambda: trainlab.fit(net(), train=(x, y), strategy=base, task="multiclas")),
     ]
     for error, message, call in cases:
         with pytest.raises(error, match=re.escape(message)):

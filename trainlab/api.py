@@ -36,6 +36,7 @@ from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import read_class_labels
 from trainlab.errors import ConfigError, DataError, folder_error
+from trainlab.registry import did_you_mean
 from trainlab.run_summary import summarize
 from trainlab.time_budget import assemble_within_budget
 
@@ -151,7 +152,8 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
     :func:`~trainlab.data.labels.read_class_labels`, as a config run's are (``class_names`` as
     ``data.class_names``)."""
     if task is not None and task not in TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}")
+        hint = did_you_mean(task, list(TASKS)) if isinstance(task, str) else ""
+        raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}{hint}")
     if class_names is not None and (isinstance(class_names, str) or not isinstance(class_names, Sequence)
                                     or not all(isinstance(name, str) for name in class_names)):
         raise ConfigError(f"class_names must be a list of strings, one per class; got {class_names!r}")

@@ -1,8 +1,9 @@
 """The ``trainlab`` command line: thin shims over importable functions.
 
 Exit codes: 0 success, 2 usage or config error, 3 data error, 4 training failed,
-130/143 interrupted (SIGINT/SIGTERM, after a checkpoint). Errors print one line
-starting ``error:``; ``--debug`` shows the traceback instead. The parser is in :mod:`trainlab.cli_parser`.
+5 a file could not be read or written, 130/143 interrupted (SIGINT/SIGTERM, after a checkpoint).
+Errors print one line starting ``error:``; ``--debug`` shows the traceback instead, with the same
+exit code. The parser is in :mod:`trainlab.cli_parser`.
 """
 
 from __future__ import annotations
@@ -175,12 +176,14 @@ def _cmd_lr_find(args) -> int:
 
     from trainlab.config import load_config
     from trainlab.experiment import lr_find_config
+    from trainlab.lr_finder import MIN_SWEEP_STEPS
 
     if not (0 < args.start_lr < args.end_lr and math.isfinite(args.end_lr)):
         raise ConfigError(f"lr-find needs 0 < --start-lr < --end-lr (finite); got --start-lr {args.start_lr:g} "
                           f"and --end-lr {args.end_lr:g}")
-    if not 2 <= args.steps <= MAX_LR_FIND_STEPS:
-        raise ConfigError(f"--steps must be in [2, {MAX_LR_FIND_STEPS}]; got {args.steps}")
+    if not MIN_SWEEP_STEPS <= args.steps <= MAX_LR_FIND_STEPS:
+        raise ConfigError(f"--steps must be in [{MIN_SWEEP_STEPS}, {MAX_LR_FIND_STEPS}]; got {args.steps} (a shorter "
+                          "sweep skips fewer than the 3 warm-up steps its noise test needs)")
     if args.plot:
         from trainlab.plots import check_plot_path
 
@@ -281,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.data_dir:
+        if not Path(args.data_dir).is_dir():  # else it only showed in a data error's "tried ..." list
+            what = "is not a folder" if Path(args.data_dir).exists() else "does not exist"
+            print(f"error: --data-dir {args.data_dir} {what}; give the folder that relative data paths are read "
+                  "from", file=sys.stderr)
+            return ConfigError.exit_code
         os.environ["TRAINLAB_DATA_DIR"] = args.data_dir
     if not args.debug:
         import warnings
@@ -297,23 +305,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             with command_code_policy(args.allow_code, configs, getattr(args, "run_dir", None)):
                 return COMMANDS[args.command](args)
     except TrainlabError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}", args.debug)
         return exc.exit_code
     except BrokenPipeError:  # the reader of our output went away (`trainlab predict ... | head`): as SIGPIPE would
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # the disk, not the config: full, read-only, gone
-        if args.debug:
-            raise
         where = f" ({exc.filename})" if exc.filename else ""
         written = exc.errno in DISK_FULL_OR_READ_ONLY  # else it may as well be a read: say neither
         after = ("; finished checkpoints are intact, resume once the disk is writable"
                  if written and args.command in ("train", "resume", "compare", "tune") else "")
-        print(f"error: cannot {'write' if written else 'read or write'}{where}: {exc.strerror or exc}{after}",
-              file=sys.stderr)
+        _say(f"error: cannot {'write' if written else 'read or write'}{where}: {exc.strerror or exc}{after}", args.debug)
         return EXIT_SYSTEM
     except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
         after = f"; its checkpoints are intact: trainlab resume {args.run_dir}" if args.command == "resume" else ""
@@ -321,11 +324,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: interrupted{by}{after}", file=sys.stderr)
         return 128 + (received[-1] if received else signal.SIGINT)
     except Exception as exc:  # a bug or a torch failure (e.g. out of memory): still one line
-        if args.debug:
-            raise
         first = (str(exc).strip().splitlines() or [""])[0][:400]
-        print(f"error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
+        _say(f"error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", args.debug)
         return TrainingError.exit_code
+
+
+def _say(line: str, debug: bool) -> None:
+    """The one ``error:`` line on stderr; with ``--debug`` the traceback of the exception being handled
+    instead. Either way the caller returns the same exit code: scripts run with --debug keep 2/3/4/5."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    else:
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own contract)
         self.exit(2, f"error: {message} (see 'trainlab --help')\n")
 
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        """argparse's "invalid choice: 'traon' (choose from ...)", with "; did you mean 'train'?" where one is close."""
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            from trainlab.registry import did_you_mean
+
+            hint = did_you_mean(value, [str(c) for c in action.choices or ()]) if isinstance(value, str) else ""
+            raise argparse.ArgumentError(action, f"{exc.message}{hint}") from None
+
 
 QUIET_HELP = "no progress line and no notes (warnings and the final summary still print)"
 
@@ -102,7 +112,9 @@ def _lr_find_command(commands: argparse._SubParsersAction) -> None:
     lr_find.add_argument("--plot", help="PNG file to write")
     lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first LR of the sweep (default 1e-7)")
     lr_find.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
-    lr_find.add_argument("--steps", type=int, default=100, help="steps of the sweep (default 100)")
+    lr_find.add_argument("--steps", type=int, default=100,
+                         help="steps of the sweep (default 100, at least 30: its first tenth is a warm-up of at "
+                              "least the 3 steps the noise test compares the descent against)")
 
 
 def _predict_command(commands: argparse._SubParsersAction) -> None:

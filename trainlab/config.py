@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -265,6 +266,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
+def override_reading(where: str, overrides: Sequence[str]) -> str:
+    """For an invalid config key set by the last ``--set KEY=VALUE`` of ``overrides`` (or by one of a section
+    above it), "; --set KEY=VALUE was read as ..." and the fix, when YAML read VALUE as something other than a
+    plain string or number: ``foo:`` is a mapping, ``[1`` a list, ``yes`` a boolean, an empty value null.
+    "" otherwise (the error line already shows a string or number it got)."""
+    for text in reversed(overrides):
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if text.startswith("~") or not sep or not (where == key or where.startswith(key + ".")):
+            continue
+        try:
+            parsed = parse_override(text)[1]
+        except ConfigError:
+            return ""
+        if parsed is None and not value.strip():
+            return f"; --set {text} was read as null (an empty value): give a value after '=', or delete the key " \
+                   f"with --set '~{key}'"
+        if parsed is not None and not isinstance(parsed, dict | list | bool):
+            return ""
+        kinds = {dict: "a mapping", list: "a list", bool: "the boolean"}
+        kind = next((name for type_, name in kinds.items() if isinstance(parsed, type_)), "null")
+        shown = "" if parsed is None else " " + yaml.safe_dump(parsed, default_flow_style=True, width=10**6).strip()
+        shown = shown.removesuffix("\n...").removesuffix(" ...")
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f"; --set {text} was read as {kind}{shown}; quote it: --set '{key}=\"{quoted}\"'"
+    return ""
+
+
 def set_dotted(raw: dict[str, Any], path: list[str], value: Any, label: str) -> None:
     """``raw[a][b][c] = value`` for ``path`` [a, b, c], creating sections; ``label`` names it in errors."""
     node = raw
@@ -323,19 +352,24 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def validate(raw: dict[str, Any]) -> Config:
+def validate(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Config:
+    """``raw`` as a :class:`Config`; the first problem is one ConfigError line. ``overrides``: the ``--set``
+    texts applied to ``raw``; when the bad key is one of them, the line also says how YAML read its value
+    (:func:`override_reading`)."""
     check_tree(raw)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc, raw)) from None
+        where = _location(exc.errors()[0]["loc"])
+        raise ConfigError(_one_line(exc, raw) + override_reading(where, overrides)) from None
     except RecursionError:
         raise ConfigError("config is nested too deeply to validate") from None
 
 
 def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] = ()) -> Config:
     """Read, override (``--set``: ``"key=value"`` strings, or one such string) and validate a YAML config."""
-    return validate(apply_overrides(read_yaml(path), [overrides] if isinstance(overrides, str) else list(overrides)))
+    texts = [overrides] if isinstance(overrides, str) else list(overrides)
+    return validate(apply_overrides(read_yaml(path), texts), texts)
 
 
 def as_config(config: Config | str | Path | dict[str, Any]) -> Config:

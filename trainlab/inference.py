@@ -353,6 +353,8 @@ def run_config_path(path: Path) -> Path:
     """``path/config.yaml``; a folder without one is a RunDirError (one that says so for ``trainlab.fit``'s records)."""
     config_path = path / "config.yaml"
     if not config_path.is_file():
+        if not path.exists():  # the same words as resume's (trainlab.run_folder)
+            raise RunDirError(f"run folder {path} does not exist")
         if (path / "strategy.yaml").is_file() and (path / "model.safetensors").is_file():  # trainlab.fit(out=...)
             raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: load "
                               f"its weights into it with model.load_state_dict(safetensors.torch.load_file("
@@ -431,9 +433,15 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
 def predict_command(run_dir: str, input_path: str, out: str | None = None, proba: bool = False) -> str | None:
     """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out`` (atomically; its
     folders are created, as ``report`` and ``plot`` create theirs), or return the CSV text when ``out``
-    is None (the CLI prints it)."""
+    is None (the CLI prints it).
+
+    Raises:
+        ConfigError: ``out`` is an existing folder (checked before predicting).
+    """
     from trainlab.atomic import write_text
 
+    if out is not None and Path(out).is_dir():  # else the atomic writer's temp file is what the error names
+        raise ConfigError(f"-o {out} is a folder; give the CSV file to write, e.g. -o {Path(out) / 'predictions.csv'}")
     table = load_run(run_dir).predict_file(input_path, proba=proba)
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.9g")
     if out is None:

@@ -30,6 +30,9 @@ DIVERGENCE_FACTOR = 4.0  # the sweep is over once the smoothed loss exceeds 4x i
 WINDOW_DECADES = 3  # candidates lie at most this many decades of LR below the smoothed loss's minimum
 TREND_P = 0.01  # a descent: the losses before the minimum fall (Kendall's tau, one-sided) at this p ...
 NEAR_MIN, SHIFT_P = 10, 0.001  # ... or the 10 losses ending at it lie below the skipped first ones (Mann-Whitney)
+# the shortest sweep whose warm-up (a tenth: warmup_steps) has the 3 points the noise test (_check_descent) needs
+# as its baseline; shorter sweeps suggested their end LR (3 steps: lr 10) or one that diverged (5 steps: 0.1)
+MIN_SWEEP_STEPS = 30
 
 
 def warmup_steps(num_steps: int) -> int:
@@ -99,7 +102,9 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
     ``num_it // 10``) average over so few batches that batch-to-batch noise looks like descent: they
     are never candidates (pass :func:`warmup_steps` of the sweep's planned length when it stopped
     early). The minimum of the smoothed loss is taken after them, at ``lr_min``, and the candidates
-    are the points from ``max(skip_start, first lr >= lr_min / 10^3)`` up to it: past the minimum the
+    are the points from ``max(skip_start, first lr >= lr_min / 10^3)`` up to the one before it: the
+    loss of step i is taken before lr_i's update, so lr_min is the LR after which the loss rose (or the
+    sweep's last LR, whose effect it never saw); past the minimum the
     sweep is in its unstable range (a recovery from a spike is not descent), and further below it a
     noisy sweep's wiggles out-steepen the descent (Friedman-1 MLPs at batch 2 to 32: a window of four
     decades picked 1e-5 to 2e-5 from noise, three decades 1e-3 to 4e-2). The price: a descent more
@@ -109,7 +114,8 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
 
     Raises:
         ValueError: ``lrs`` and ``losses`` differ in length, or ``lrs`` is not positive and increasing.
-        TrainingError: fewer than ``skip_start + 3`` points before the loss diverged, or the smoothed
+        TrainingError: ``skip_start`` < 3 (a sweep shorter than :data:`MIN_SWEEP_STEPS`: the noise test
+            has no baseline), fewer than ``skip_start + 3`` points before the loss diverged, or the smoothed
             loss never fell below its value at the first candidate (start lower, end higher, or take
             more steps), or the losses show no descent a test can tell from noise (:func:`_check_descent`).
     """
@@ -123,27 +129,35 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
     if not (isinstance(skip, numbers.Integral) and skip >= 0):
         raise ValueError(f"skip_start must be an integer >= 0 or None; got {skip_start!r}")
     smoothed = smoothed_until_divergence(loss_values, smoothing, skip)
+    if skip < 3:
+        raise TrainingError(f"an LR range test of {len(lr_values)} steps skips {skip} warm-up step(s), fewer than "
+                            f"the 3 its noise test compares the descent against: sweep at least {MIN_SWEEP_STEPS} "
+                            "steps (trainlab lr-find --steps)")
     if len(smoothed) - skip < 3:
         raise TrainingError(f"the LR range test has {len(smoothed)} usable step(s) before it diverged or ended "
                             f"(at lr {lr_values[len(smoothed) - 1] if smoothed else lr_values[0]:.3g}); "
-                            f"need {skip + 3} ({skip} skipped + 3): lower start_lr or raise num_steps")
+                            f"need {skip + 3} ({skip} skipped + 3): start the sweep lower or take more steps "
+                            "(trainlab lr-find --start-lr, --steps), or set the lr yourself")
     kept = lr_values[:len(smoothed)]
     lowest = skip + int(np.argmin(smoothed[skip:]))
     if lowest == skip:
         raise TrainingError(f"the smoothed loss never fell during the LR range test: it was lowest at its first "
-                            f"counted step (lr {kept[skip]:.3g}); lower start_lr, raise end_lr or num_steps, or set "
-                            "the lr yourself")
+                            f"counted step (lr {kept[skip]:.3g}); start the sweep lower, end it higher or take more steps "
+                            "(trainlab lr-find --start-lr, --end-lr, --steps), or set the lr yourself")
     _check_descent(loss_values, smoothed, skip, lowest, kept)
     first = max(skip, int(np.searchsorted(kept, kept[lowest] / 10.0**WINDOW_DECADES)))
     slope = np.gradient(np.asarray(smoothed), np.log(kept))
-    return float(kept[first + int(np.argmin(slope[first:lowest + 1]))])
+    # lr_lowest's own update is judged only by the next loss, which rose (or never came: the sweep's end):
+    # candidates stop before it (first < lowest, as lowest > skip and the window reaches below lr_lowest)
+    return float(kept[first + int(np.argmin(slope[first:lowest]))])
 
 
 def _check_descent(losses: np.ndarray, smoothed: list[float], skip: int, lowest: int, lrs: np.ndarray) -> None:
     """TrainingError unless the raw losses up to the smoothed minimum show a descent a test can tell
     from batch-to-batch noise: a falling trend over the candidates (Kendall's tau, one-sided p <
     :data:`TREND_P`), or the :data:`NEAR_MIN` losses ending at the minimum below the ``skip`` first
-    ones (Mann-Whitney U, one-sided p < :data:`SHIFT_P`; a late descent after a long plateau).
+    ones (Mann-Whitney U, one-sided p < :data:`SHIFT_P`; a late descent after a long plateau). A minimum
+    fewer than 3 steps after the ``skip`` (>= 3) first ones is too close to test: also no descent.
 
     The smoothed minimum of pure noise always lies somewhat below its start: labels unrelated to the
     inputs (flat at 0.69) and unstandardised 1e6 targets gave "suggested" lrs of 1e-6 from it. On
@@ -152,8 +166,11 @@ def _check_descent(losses: np.ndarray, smoothed: list[float], skip: int, lowest:
     """
     from scipy import stats
 
-    if skip < 3 or lowest - skip < 3:
-        return
+    if lowest - skip < 3:
+        raise TrainingError(f"the smoothed loss of the LR range test was lowest {lowest - skip} step(s) after its "
+                            f"warm-up (at lr {lrs[lowest]:.3g}), too few to tell a descent from noise: start the "
+                            "sweep lower or take more steps (trainlab lr-find --start-lr, --steps), or set the lr "
+                            "yourself")
     candidates = losses[skip:lowest + 1]
     trend = stats.kendalltau(np.arange(len(candidates)), candidates, alternative="less").pvalue
     near = losses[max(skip, lowest + 1 - NEAR_MIN):lowest + 1]

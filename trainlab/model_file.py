@@ -58,6 +58,30 @@ def recorded_digest(run: Path) -> str | None:
     return digest
 
 
+def recorded_status(run: Path) -> tuple[str | None, str | None]:
+    """(run.json's ``status``, summary.json's ``reason``); None for what is missing or unreadable."""
+    found: list[str | None] = []
+    for name, key in (("run.json", "status"), ("summary.json", "reason")):
+        try:
+            record = json.loads(read_record_text(run / name))
+        except (OSError, ValueError):
+            record = None
+        value = record.get(key) if isinstance(record, dict) else None
+        found.append(value if isinstance(value, str) and value else None)
+    return found[0], found[1]
+
+
+def why_no_model(run: Path) -> str:
+    """Why ``run`` has no model file, and what to do: a diverged run would diverge again on resume
+    (it restarts from its last checkpoint, often step 0), so it is told to train again differently."""
+    status, reason = recorded_status(run)
+    if status == "diverged":
+        return (f"the run diverged: {reason or 'a non-finite or exploding loss'}; resuming would diverge "
+                "again: train it again with a lower learning rate ('trainlab lr-find'), gradient clipping "
+                "(strategy.clip_grad_norm) or strategy.divergence.policy: rollback")
+    return f"the run did not finish; try 'trainlab resume {run}'"
+
+
 def _file_digest(path: Path) -> str:
     """SHA-256 of the file, read in 1 MiB blocks (a fine-tuned transformer is hundreds of MB)."""
     digest = hashlib.sha256()
@@ -74,7 +98,7 @@ def read_model(run: Path) -> dict[str, torch.Tensor]:
     in memory twice.
 
     Raises:
-        RunDirError: no model file (the run did not finish).
+        RunDirError: no model file: the run diverged, or did not finish (:func:`why_no_model`).
         DataError: the file is not a regular file, cannot be read, is not safetensors, or its SHA-256 is
             not the recorded one (or run.json cannot be read to check it).
     """
@@ -85,7 +109,7 @@ def read_model(run: Path) -> dict[str, torch.Tensor]:
     try:
         regular_file_info(path)  # before opening: a FIFO would block, /dev/zero never end
     except FileNotFoundError:
-        raise RunDirError(f"{run} has no {MODEL_FILE} (the run did not finish; try 'trainlab resume {run}')") from None
+        raise RunDirError(f"{run} has no {MODEL_FILE} ({why_no_model(run)})") from None
     except (OSError, NotRegularFileError) as exc:
         raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     expected = recorded_digest(run)

@@ -28,7 +28,8 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
     parameters: each size option is bounded alone (``config_fields.MAX_MODEL_SIZE``), but two hidden
     layers of 100,000 would make a 40 GB model that fails late, or is killed for memory without a word.
     Only specs that :func:`_may_be_large` are counted: the first meta build of a conv net or a
-    transformer costs ~3 s (torch loads its meta kernels)."""
+    transformer costs ~3 s (torch loads its meta kernels). A factory that returns anything but an
+    ``nn.Module`` is a ConfigError naming it and what it returned."""
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
 
     name = str(spec.get("name", "")).lower()  # the registry's own lookup ignores case
@@ -40,8 +41,11 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
                               f"float32); trainlab builds at most {MAX_PARAMETERS:,}: check the model's size "
                               f"options ({', '.join(f'{k}={v}' for k, v in spec.items() if k != 'name') or 'none set'})")
     model = MODELS.build(spec, input_shape, output_dim)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model factory '{spec.get('name')}' returned {type(model).__name__}, not nn.Module")
+    if not isinstance(model, nn.Module):  # a user's module:attr factory: the config names the wrong thing
+        shown = repr(model) if len(repr(model)) <= 60 else f"{repr(model)[:57]}..."
+        raise ConfigError(f"model factory '{spec.get('name')}' returned {type(model).__name__} ({shown}), not a "
+                          "torch.nn.Module: model.name must name a factory(input_shape, output_dim, **options) "
+                          "that returns the model")
     return model
 
 

@@ -115,7 +115,9 @@ def load_predictions(run: Path) -> Predictions | Unavailable:
         except (OSError, KeyError, ValueError) as exc:
             return Unavailable(f"{run / PREDICTIONS_FILE} is unreadable ({exc})")
     if not (run / "model.safetensors").is_file():
-        return Unavailable(f"{run} has no model.safetensors (the run did not finish) and no {PREDICTIONS_FILE}")
+        from trainlab.model_file import why_no_model
+
+        return Unavailable(f"{run} has no model.safetensors ({why_no_model(run)}) and no {PREDICTIONS_FILE}")
     try:
         return _recompute(run)
     except Exception as exc:  # a report must still be written when the data moved or the code changed

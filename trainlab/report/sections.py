@@ -164,9 +164,9 @@ def add_events(page: Page, runs: Mapping[str, RunRecords]) -> None:
             details = {k: v for k, v in event.items() if k not in ("event", "step", "epoch")}
             rows.append([label, fmt(event.get("step")), fmt(event.get("epoch")), event.get("event"),
                          json.dumps(details)[:300]])
-        if run.summary.get("stop_reason") or run.status != "finished":
+        if run.stop_reason or run.status != "finished":
             rows.append([label, fmt(run.summary.get("steps")), fmt(run.summary.get("epochs_run")), f"end: {run.status}",
-                         run.summary.get("stop_reason") or ""])
+                         run.stop_reason or ""])
     if rows:
         page.table(["run", "step", "epoch", "event", "details"], rows)
     else:
@@ -317,7 +317,7 @@ def runs_page(runs: Sequence[RunRecords]) -> Page:
     page = Page(f"trainlab run: {first.name}" if single else f"trainlab runs: {len(runs)} run folders")
     if single:
         summary = first.summary
-        page.subtitle = (f"status {first.status}; {summary.get('stop_reason') or 'no stop reason'}; "
+        page.subtitle = (f"status {first.status}; {first.stop_reason or 'no stop reason'}; "
                          f"{fmt(summary.get('epochs_run'))} epochs, {fmt(summary.get('steps'))} steps, "
                          f"{fmt(summary.get('train_time_s'))} s training. Folder: {first.path.resolve()}")
     else:
@@ -331,7 +331,9 @@ def runs_page(runs: Sequence[RunRecords]) -> Page:
             page.table(["metric", "validation", "test"], [[k, fmt(val.get(k)), fmt(test.get(k))] for k in keys],
                        numeric={1, 2})
         else:
-            page.paragraph("No summary.json metrics (the run did not finish).")
+            ended = (f"the run diverged: {first.stop_reason or 'a non-finite or exploding loss'}"
+                     if first.status == "diverged" else "the run did not finish")
+            page.paragraph(f"No summary.json metrics ({ended}).")
     else:
         shown = metric or "test_loss"
         rows = [[label, run.status, fmt(run.split_metric(shown.replace("test_", "val_", 1))), fmt(run.split_metric(shown)),

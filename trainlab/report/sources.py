@@ -47,6 +47,12 @@ class RunRecords:
     def status(self) -> str:
         return str(self.info.get("status") or self.summary.get("status") or "unknown")
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run ended: summary.json's ``stop_reason``, or for a diverged run its ``reason``."""
+        reason = self.summary.get("stop_reason") or self.summary.get("reason")
+        return str(reason) if reason else None
+
     def split_metric(self, key: str) -> float | None:
         """``test_accuracy`` -> summary["test"]["accuracy"]; ``train_time_s`` -> summary["train_time_s"]."""
         if key in self.summary and not isinstance(self.summary[key], dict):
