@@ -686,6 +686,31 @@ def test_image_folder_cache(tmp_path, monkeypatch):
     assert changed.x_train.shape[0] == 7 and len(list(cache.glob("*.npz"))) == 2
 
 
+@pytest.mark.parametrize("splits, where", [  # train/ and test/ folders, or the class folders at the top
+    (("train", "test"), "train/cache"), (("train", "test"), "train/cat/cache"), (("",), "cache"), (("",), "cat/cache")])
+def test_an_image_cache_dir_inside_the_data_folder_is_not_read_as_a_class(tmp_path, splits, where):
+    """The second run read the cache folder as a class (or as a stray entry of a class folder)."""
+    from trainlab.data.counting import count_splits
+
+    written = image_tree(tmp_path / "data", splits=splits)
+    cache = tmp_path / "data" / where
+    config = DataConfig(source="image_folder", path=str(tmp_path / "data"), cache_dir=str(cache), workers=0)
+    runs = [load_dataset(config) for _ in range(2)]  # the second reads the cache the first wrote
+    assert len(list(cache.glob("*.npz"))) == 1
+    for data in runs:
+        assert data.class_names == ["cat", "dog", "emu"]
+        sizes = count_splits(config)
+        assert (sizes.train, sizes.val, sizes.test) == (len(data.train), len(data.val), len(data.test))
+        assert len(data.train) + len(data.val) + len(data.test) == sum(len(w) for w in written.values())
+
+
+def test_an_image_cache_dir_that_is_a_class_folder_is_refused(tmp_path):
+    image_tree(tmp_path, splits=("",))
+    with pytest.raises(ConfigError) as err:
+        build(name="image_folder", path=str(tmp_path), cache_dir=str(tmp_path / "dog"))
+    one_line_error(err, f"data.cache_dir {tmp_path / 'dog'} is the class folder", "choose a folder outside")
+
+
 def test_idx_labels_from_one_take_the_class_names_given_and_a_wrong_count_says_so(tmp_path):
     """EMNIST letters write 1..26; Fashion-MNIST's 10 classes given 9 names is named as such."""
     write_idx(tmp_path / "train-images-idx3-ubyte", pixels((6, 2, 2)))

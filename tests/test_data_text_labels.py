@@ -149,6 +149,32 @@ def test_none_and_na_are_class_names_among_names_but_missing_among_numbers(tmp_p
         load(tmp_path, train="nums.csv")
 
 
+@pytest.mark.parametrize("bad", ["inf", "-Infinity", "1e999", "NaN"])
+@pytest.mark.parametrize("labels", [["0", "1"], ["0.25", "3.5", "4.75"]])  # classes; an STS-B-like regression
+def test_a_non_finite_label_among_numbers_is_refused_or_dropped_never_a_class_name(tmp_path, capsys, labels, bad):
+    """One ``inf`` made every label a class name: classes '0', '1', 'inf', or a 155-class task on STS-B scores."""
+    write(tmp_path / "train.csv", "text,label\n" + rows(labels * 4) + rows([bad], start=99) + rows(labels))
+    line = 2 + 4 * len(labels)
+    with pytest.raises(DataError, match=rf"^train file .*train.csv line {line}: the label is (not a finite number|"
+                                        rf"missing) \('{bad}'\); fix the data or set data.nan_policy: drop$"):
+        load(tmp_path)
+    data = load(tmp_path, nan_policy="drop")
+    assert len(data.train) == 5 * len(labels) and "dropped 1 of" in capsys.readouterr().err
+    if labels == ["0", "1"]:
+        assert data.task == "binary" and data.num_classes == 2
+    else:
+        assert data.task == "regression" and data.class_names is None
+    write(tmp_path / "train.csv", "text,label\n" + rows(labels * 4))
+    write(tmp_path / "val.csv", "text,label\n" + rows(labels[:1] + [bad]))  # a val file: the same rule
+    with pytest.raises(DataError, match=r"^val file .*val.csv line 3: the label is"):
+        load(tmp_path, val="val.csv")
+
+
+def test_inf_among_class_names_is_a_class_name(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["cat", "inf", "dog"] * 3))
+    assert load(tmp_path).class_names == ["cat", "dog", "inf"]
+
+
 def test_a_fractional_val_label_is_refused_when_the_training_labels_are_classes(tmp_path):
     write(tmp_path / "train.csv", "text,label\n" + rows(["1", "2"] * 3))
     write(tmp_path / "val.csv", "text,label\n" + rows(["2.5"]))

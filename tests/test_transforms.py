@@ -175,6 +175,27 @@ def test_image_transforms_options():
         image_transforms(images(n=2, h=3, w=3).numpy(), augment=True)
 
 
+@pytest.mark.parametrize("mean, std, message", [
+    (120, 60, "data.mean must be in [0, 1]: statistics are in [0, 1] units, of the pixels scaled by 1/255; got 120 "
+              "(0-255 units? divided by 255: mean: 0.4706)"),
+    ([125.3, 123.0, 113.9], [63.0, 62.1, 66.7], "divided by 255: mean: [0.4914, 0.4824, 0.4467])"),  # CIFAR's
+    (-0.1, 0.2, "data.mean must be in [0, 1]"),
+    (0.5, 60, "data.std must be at most 1: statistics are in [0, 1] units, of the pixels scaled by 1/255; got 60 "
+              "(0-255 units? divided by 255: std: 0.2353)"),
+])
+def test_image_statistics_in_pixel_units_are_refused_with_the_scaled_values(mean, std, message):
+    """mean 120 / std 60 trained at chance: every input was about -2 whatever the image."""
+    x = images(n=4, h=8, w=8).numpy()
+    with pytest.raises(ConfigError) as info:
+        image_transforms(x, mean=mean, std=std)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_image_statistics_at_the_edges_of_their_units_are_taken():
+    x = images(n=4, h=8, w=8).numpy()
+    assert image_transforms(x, mean=[0.0, 1.0, 0.5], std=1.0)[1] == Normalize((0.0, 1.0, 0.5), (1.0, 1.0, 1.0))
+
+
 def test_a_crop_padding_large_for_the_images_is_warned_of(capsys):
     image_transforms(images(n=2, h=32, w=32).numpy(), augment=True)  # CIFAR's 4 px on 32: no word
     assert capsys.readouterr().err == ""

@@ -52,12 +52,17 @@ def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: 
             raise DataError(f"model '{type(model).__name__}' cannot take the token ids of text data "
                             f"({str(x.dtype).removeprefix('torch.')}); use a model for text: transformer_encoder, or "
                             "hf_pretrained for a pretrained one") from None
-        if "dtype" in first or "scalar type" in first:
+        if "dtype" in first or "scalar type" in first or not x.is_floating_point():
             weights = next((p.dtype for p in model.parameters()), None)
+            # integer features reach the model as they are (token ids): name the config fix, not model.float()
+            fix = ("integer inputs are kept as they are, for token-id models; to read them as numbers set "
+                   "data.standardize: true, or save the features as float32" if x.ndim == 2 else
+                   "integer inputs are kept as they are, for token-id models; save the features as float32 "
+                   "(images: x / 255)") if not x.is_floating_point() else \
+                "give float32 inputs and a float32 model (model.float())"
             raise DataError(f"model '{type(model).__name__}' cannot take {str(x.dtype).removeprefix('torch.')} inputs"
                             + (f" with {str(weights).removeprefix('torch.')} weights" if weights else "")
-                            + f" ({first}); give float32 inputs and a float32 model (model.float()); integer "
-                            "inputs are kept as they are for token-id models") from None
+                            + f" ({first}); {fix}") from None
         raise DataError(f"model '{type(model).__name__}' cannot take inputs shaped {tuple(x.shape[1:])}: "
                         f"{first}") from None
     finally:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from trainlab.config import DataConfig
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import preprocessing
 from trainlab.data.dataset import (
     TASKS,
@@ -92,6 +92,14 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
            categorical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Check shapes and dtypes; refuse values beyond float32's range; refuse (policy ``error``) or drop
     (``drop``) rows with NaN/Inf or a missing category. Returns the kept ``(x, y, categorical)``."""
+    x, y, categorical, _ = _clean_rows(name, x, y, policy, locate, categorical)
+    return x, y, categorical
+
+
+def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
+                locate: Callable[[str, int, int], str] | None = None, categorical: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`_clean`, plus the indices of the kept rows among the given ones (None: every row kept)."""
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(f"{name} must hold one row per sample; got features {x.shape} and targets {y.shape}")
     if len(x) != len(y):
@@ -119,11 +127,12 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
             row, col = (int(i) for i in np.argwhere(missing_category)[0])
             raise DataError(f"{name} has a missing category at {cell_at(locate, 'categorical', row, col)}; "
                             "fix the data or set data.nan_policy: drop")
-        return x, y, categorical
+        return x, y, categorical, None
     keep_x = check_finite(f"{name} features", x, policy)
     keep_y = check_finite(f"{name} targets", y, policy)
     keep_c = None if missing_category is None or not missing_category.any() \
         else np.flatnonzero(~missing_category.any(axis=1))
+    keep = None
     if keep_x is not None or keep_y is not None or keep_c is not None:
         keep = np.arange(len(x))
         for rows in (keep_x, keep_y, keep_c):
@@ -137,7 +146,18 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
         if dropped:
             warn(f"data.nan_policy: drop dropped {dropped} of {dropped + len(x)} rows of the {name} "
                  "(a NaN/Inf value or a missing category)")
-    return x, y, categorical
+    return x, y, categorical, keep
+
+
+def _zero_based(part: str, row: int, column: int) -> str:
+    """A cell by its 0-based row in the source's data, for a source that gives no ``locate``."""
+    return (f"row {row}" + (f", column {column}" if column else "")
+            + " (counting from 0 in the source's arrays, before data.nan_policy dropped rows)")
+
+
+def _renumbered(locate: Callable[[str, int, int], str], kept: np.ndarray) -> Callable[[str, int, int], str]:
+    """``locate`` for the rows left after dropping: row i is the source's row ``kept[i]``."""
+    return lambda part, row, column: locate(part, int(kept[row]), column)
 
 
 def _same_layout(name: str, x: np.ndarray, y: np.ndarray, x_train: np.ndarray, y_train: np.ndarray) -> None:
@@ -215,12 +235,31 @@ def _warn_if_empty(split: str, n: int, fraction: float, stratified: bool) -> Non
         warn(f"the {split} split is empty: {why}, so {split} metrics will be missing; add rows")
 
 
+def _warn_if_classes_missing(split: str, held: np.ndarray, stratify: np.ndarray, class_names: list[str] | None
+                             ) -> None:
+    """One warning naming the classes a non-empty stratified held-out split has no row of: classes too
+    small for the fraction (:func:`~trainlab.data.dataset.held_out_counts` keeps each class's last row in
+    training), whose absence that split's metrics do not show."""
+    if not len(held):
+        return
+    classes = np.unique(stratify)
+    missing = classes[~np.isin(classes, stratify[held])]
+    if len(missing):
+        names = [class_names[int(c)] if class_names else str(c) for c in missing[:5]]
+        warn(f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
+             f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): they have too few rows "
+             f"for {split}_fraction, so {split} metrics leave them out; add rows or lower {split}_fraction")
+
+
 def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarray, cat: np.ndarray | None,
-               stratify: np.ndarray | None) -> tuple[tuple, tuple]:
+               stratify: np.ndarray | None, class_names: list[str] | None = None) -> tuple[tuple, tuple]:
     """``((x, y, cat) kept, (x, y, cat) held out)``: a seeded (stratified) ``fraction`` of the rows held out."""
     keep, held = split_indices(len(x), fraction, seed, stratify)
     held_out = (x[held], y[held], None if cat is None else cat[held])
-    _warn_if_empty(name, len(held), fraction, stratify is not None and stratify.ndim == 1)
+    stratified = stratify is not None and stratify.ndim == 1
+    _warn_if_empty(name, len(held), fraction, stratified)
+    if stratified:
+        _warn_if_classes_missing(name, held, stratify, class_names)
     return _take(keep, x, y, cat), held_out
 
 
@@ -244,8 +283,10 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     cat_train = raw.x_categorical
     if cat_train is not None and (raw.x_val is not None or raw.x_test is not None):
         raise ConfigError(f"data source '{config.source}': categorical columns need load_dataset to split val/test")
-    x_train, y_train, cat_train = _clean("training data", x_train, y_train, policy, raw.locate, cat_train)
-    locate = raw.locate if len(x_train) == len(raw.x_train) else None  # dropping rows renumbers them
+    x_train, y_train, cat_train, kept = _clean_rows("training data", x_train, y_train, policy, raw.locate, cat_train)
+    locate = raw.locate
+    if kept is not None and len(kept) < len(raw.x_train):  # name a cell by its row in the source (a file line)
+        locate = _renumbered(raw.locate or _zero_based, kept)
     task = _decide_task(config, raw, y_train)
     extras = dict(raw.extras or {})
     class_names = raw.class_names if task != "regression" else None  # (multi-target CSVs name their columns)
@@ -261,14 +302,16 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
 
     if raw.x_test is None:
         (x_train, y_train, cat_train), (x_test, y_test, cat_test) = _split_off(
-            "test", config.test_fraction, config.split_seed, x_train, y_train, cat_train, stratify)
+            "test", config.test_fraction, config.split_seed, x_train, y_train, cat_train, stratify,
+            labels.class_names)
         stratify = y_train if task in ("binary", "multiclass") else None
     else:
         x_test, y_test = check_given("test data", raw.x_test, raw.y_test)
         cat_test = None
     if raw.x_val is None:
         (x_train, y_train, cat_train), (x_val, y_val, cat_val) = _split_off(
-            "val", config.val_fraction, config.split_seed + 1, x_train, y_train, cat_train, stratify)
+            "val", config.val_fraction, config.split_seed + 1, x_train, y_train, cat_train, stratify,
+            labels.class_names)
     else:
         x_val, y_val = check_given("validation data", raw.x_val, raw.y_val)
         cat_val = None

@@ -12,9 +12,8 @@ would return. It gets there in two steps:
    of the val/test splits the source has of its own (None where it has none).
 2. :func:`split_sizes` applies :func:`trainlab.data.dataset.split_indices`' arithmetic: test is
    carved from train (when the source has no test split), then val from what remains; stratified
-   per class for binary/multiclass tasks (``round(n_class * fraction)``, at least 1 and at most
-   ``n_class - 1`` of a class with two or more rows), otherwise ``max(1, round(n * fraction))``.
-   The counts do not depend on the seed; only which rows go where does.
+   per class for binary/multiclass tasks (:func:`trainlab.data.dataset.held_out_counts`), otherwise
+   ``max(1, round(n * fraction))``. The counts do not depend on the seed; only which rows go where does.
 
 A source without a counter (a ``module:attr`` source, for one) is read by the source itself and
 counted from its arrays; that still builds no model and skips the preprocessing, and a one-line
@@ -35,7 +34,7 @@ import numpy as np
 
 from trainlab.config import DataConfig
 from trainlab.data import DATA_SOURCES, RawData, _clean, source_options
-from trainlab.data.dataset import infer_task
+from trainlab.data.dataset import held_out_counts, infer_task
 from trainlab.errors import ConfigError
 
 
@@ -91,13 +90,9 @@ def _held_out(groups: list[int], fraction: float, stratified: bool) -> list[int]
     if not stratified:
         n = groups[0]
         return [min(n, max(1, int(round(n * fraction))))]
-    held = []
-    for size in groups:
-        n_out = int(round(size * fraction))
-        if size > 1:
-            n_out = min(max(n_out, 1), size - 1)
-        held.append(min(n_out, size))
-    return held
+    # the classes' order stands for split_indices' seeded tie-break: neither the total nor the sizes left
+    # (as a multiset) depend on it
+    return held_out_counts(groups, fraction)
 
 
 def split_sizes(rows: SourceRows, config: DataConfig) -> SplitSizes:

@@ -7,7 +7,8 @@ images -> normalised float, with augmentation on the training split).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -174,11 +175,58 @@ def class_values(y: np.ndarray) -> np.ndarray | None:
     return np.unique(y)
 
 
+# per-class rounding is kept while its total is within this share of n * fraction (or within one row)
+ROUNDING_TOLERANCE = 0.1
+
+
+def held_out_counts(sizes: Sequence[int], fraction: float, tie_order: Sequence[int] | None = None) -> list[int]:
+    """Rows a stratified split holds out of each class of ``sizes`` rows, for ``0 < fraction < 1``.
+
+    1. Each class rounded on its own, ``round(size * fraction)``, when that gives every class of two
+       or more rows between 1 and ``size - 1`` rows (a class of one row: none) and the total is within
+       :data:`ROUNDING_TOLERANCE` (10%) of ``n * fraction``, or within one row. Rounding is off by at
+       most half a row per class, so this holds for classes of dozens of rows or more: every bundled
+       and example data set (digits, iris, breast_cancer, MNIST, CIFAR-10, SST-2 ...), whose splits,
+       and so the documented figures, are those of earlier versions.
+    2. Otherwise the classes are too small for per-class rounding (15 classes of 3 rows would hold out
+       a third at fraction 0.2; 50 classes of 2 rows half). ``max(1, round(n * fraction))`` rows are then
+       allocated by largest remainder, as scikit-learn's ``StratifiedShuffleSplit`` does:
+       ``floor(size * fraction)`` each, then one more row to the classes with the largest fractional
+       parts (on a tie the larger class, then the order of ``tie_order``, a permutation of the classes;
+       default their order), never a class's last row. Some classes then hold no row out.
+
+    The counts' sum, and the sizes the classes are left with (as a multiset), depend on ``sizes`` and
+    ``fraction`` only, never on ``tie_order``: :func:`trainlab.data.counting.split_sizes` relies on it.
+
+    >>> held_out_counts([178, 182, 177], 0.2), held_out_counts([3] * 5, 0.2)
+    ([36, 36, 35], [1, 1, 1, 0, 0])
+    """
+    exact = [size * fraction for size in sizes]
+    rounded = [int(round(value)) for value in exact]
+    if abs(sum(rounded) - sum(exact)) <= max(1.0, ROUNDING_TOLERANCE * sum(exact)) and all(
+            1 <= r <= size - 1 if size > 1 else r == 0 for r, size in zip(rounded, sizes, strict=True)):
+        return rounded
+    capacity = [max(size - 1, 0) for size in sizes]  # a class keeps one row in training
+    held = [min(math.floor(value), cap) for value, cap in zip(exact, capacity, strict=True)]
+    ties = list(tie_order) if tie_order is not None else list(range(len(sizes)))
+    rank = {k: i for i, k in enumerate(ties)}
+    order = sorted(range(len(sizes)), key=lambda k: (-(exact[k] - math.floor(exact[k])), -sizes[k], rank[k]))
+    left = min(max(1, int(round(sum(sizes) * fraction))), sum(capacity)) - sum(held)
+    while left > 0:  # one row per class and pass, largest remainder first, until the total is reached
+        for k in order:
+            if left and held[k] < capacity[k]:
+                held[k] += 1
+                left -= 1
+    return held
+
+
 def split_indices(
     n: int, fraction: float, seed: int, labels: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (stratified when ``labels`` is 1-D) split into (keep, held_out) indices.
 
+    A random split holds out ``max(1, round(n * fraction))`` rows; a stratified one holds out
+    :func:`held_out_counts` of each class (about as many; fewer where each class must keep a row).
     Multi-label targets (``labels`` 2-D) are split at random: stratifying on label sets is not done.
     """
     rng = np.random.default_rng(seed)
@@ -188,13 +236,10 @@ def split_indices(
         order = rng.permutation(n)
         n_out = max(1, int(round(n * fraction)))
         return np.sort(order[n_out:]), np.sort(order[:n_out])
-    held: list[np.ndarray] = []
-    for cls in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == cls))
-        n_out = int(round(len(members) * fraction))
-        if len(members) > 1:
-            n_out = min(max(n_out, 1), len(members) - 1)
-        held.append(members[:n_out])
+    members = [rng.permutation(np.flatnonzero(labels == cls)) for cls in np.unique(labels)]
+    # drawn after the permutations, so the permutations are those of every earlier version
+    counts = held_out_counts([len(m) for m in members], fraction, rng.permutation(len(members)))
+    held = [m[:count] for m, count in zip(members, counts, strict=True)]
     held_out = np.sort(np.concatenate(held)) if held else np.arange(0)
     kept = np.ones(n, dtype=bool)  # a mask, not np.setdiff1d: that sorts and hashes (seconds at 10^6 rows)
     kept[held_out] = False

@@ -128,6 +128,21 @@ def _column_names(value: list[str] | str | None, key: str) -> list[str] | None:
     return list(names)
 
 
+def _check_column_lists(features: list[str] | None, targets: list[str]) -> None:
+    """Each column at most once in ``data.features`` and in ``data.target``, and no target among the features:
+    a feature column that is the target hands the model its answer (test accuracy 1.0 on random labels)."""
+    for key, names in (("features", features or []), ("target", targets)):
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ConfigError(f"data.{key} lists the column {short_repr(name)} twice; list each column once")
+            seen.add(name)
+    leaked = [name for name in features or [] if name in set(targets)]
+    if leaked:
+        raise ConfigError(f"data.features lists the target column {short_repr(leaked[0])}, which would give the "
+                          "model its own answer as an input; remove it from data.features")
+
+
 def _require(file: Path, header: list[str], names: list[str], what: str, delimiter: str) -> None:
     known = set(header)
     for name in names:
@@ -221,7 +236,11 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
             keep[j] = False
             continue
         if bad is not None:
-            raise _not_a_number(table, name, int(bad[0]), "column")
+            error = _not_a_number(table, name, int(bad[0]), "column")
+            if categorical is not None:  # listing columns turns off telling text columns apart on their own
+                error = DataError(f"{error}; the column is read as numbers because data.categorical does not list "
+                                  f"it: add {short_repr(name)} to data.categorical if it is text")
+            raise error
         check_float32_range(values, lambda row, _col, name=name: table.place(row, name))
         block[:, j] = values
     numeric_names = [c for c, k in zip(candidates, keep, strict=True) if k]
@@ -232,7 +251,10 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
 
 
 def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] | None]:
-    """Targets: numbers (N,) or (N, L) float64, or string class labels as indices with their sorted names."""
+    """Targets: numbers (N,) or (N, L) float64, or string class labels as indices with their sorted names.
+
+    A missing class label (an empty cell) is NaN among the indices (float64 then), which ``data.nan_policy``
+    refuses with its line or drops, as it does a missing number."""
     if len(targets) > 1:  # one 0/1 column per label (multilabel), or several regression outputs
         columns = []
         for name in targets:
@@ -247,10 +269,8 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
     name = targets[0]
     values, bad = numbers(table, name)
     if bad is None and is_bool_column(table, name):  # True/False: classes named so (predict prints them)
-        if np.isnan(values).any():
-            raise DataError(f"CSV file {table.file} line {table.line(int(np.flatnonzero(np.isnan(values))[0]))}: "
-                            f"the class label in '{name}' is missing")
-        return values.astype(np.int64), ["False", "True"]
+        missing = np.isnan(values)  # kept as NaN: data.nan_policy refuses or drops the row
+        return (values if missing.any() else values.astype(np.int64)), ["False", "True"]
     if bad is None:
         return values, None
     labels = strings(table, name)
@@ -258,11 +278,8 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
         raise error
     if np.isfinite(values).any():  # a mix of numbers and text
         raise _not_a_number(table, name, int(bad[0]), "target")
-    empty = np.flatnonzero(labels == "")
-    if len(empty):
-        raise DataError(f"CSV file {table.file} line {table.line(int(empty[0]))}: the class label in '{name}' "
-                        "is missing")
-    class_names, indices = np.unique(labels, return_inverse=True)  # sorted names, index = class id
+    empty = labels == ""
+    class_names, indices = np.unique(labels[~empty], return_inverse=True)  # sorted names, index = class id
     names = [str(c) for c in class_names]
     folded: dict[str, str] = {}
     for class_name in names:
@@ -270,7 +287,17 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
             warn(f"CSV file {table.file}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{name}' "
                  "differ only in "
                  "case, so they are two classes; fix the data if they are one")
-    return indices.astype(np.int64), names
+    return _with_missing(indices.astype(np.int64), empty), names
+
+
+def _with_missing(indices: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Class indices (N,) int64 of the labelled rows, or, where ``missing`` marks a row, float64 with NaN
+    there, so that ``data.nan_policy`` refuses or drops those rows as it does a missing number."""
+    if not missing.any():
+        return indices
+    out = np.full(len(missing), np.nan)
+    out[~missing] = indices
+    return out
 
 
 @DATA_SOURCES.register("csv")
@@ -294,6 +321,7 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
         raise ConfigError("data.target must name at least one column")
     features = _column_names(features, "features")
     categorical = _column_names(categorical, "categorical")
+    _check_column_lists(features, targets)
     delimiter = check_delimiter(delimiter)
     file = resolve_file(path, "a CSV file with a header row")
     table = read_table(file, delimiter, text_columns=categorical or ())

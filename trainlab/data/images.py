@@ -104,21 +104,30 @@ def _extract_hint(folder: Path) -> str:
     return f"; it holds archives ({shown}): {_extract_advice(folder / archives[0])}"
 
 
-def _class_folders(folder: Path) -> list[Path]:
+def _is_cache(entry: os.DirEntry, cache: Path | None) -> bool:
+    """``entry`` is the folder ``data.cache_dir`` names, holding no image (runs write it; a class folder
+    named as the cache_dir holds images, and :func:`scan` refuses it)."""
+    if cache is None or not entry.is_dir() or Path(entry.path).resolve() != cache:
+        return False
+    return not any(os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS for name in os.listdir(entry.path))
+
+
+def _class_folders(folder: Path, cache: Path | None = None) -> list[Path]:
     with os.scandir(folder) as entries:
-        folders = sorted(Path(e.path) for e in entries if e.is_dir() and not is_hidden(e.name))
+        folders = sorted(Path(e.path) for e in entries
+                         if e.is_dir() and not is_hidden(e.name) and not _is_cache(e, cache))
     if not folders:
         raise DataError(f"no class folders in {folder} (expected {folder}/<class>/*.png or *.jpg)"
                         f"{_extract_hint(folder)}")
     return folders
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _images_in(folder: Path, cache: Path | None = None) -> list[Path]:
     files = []
     with os.scandir(folder) as listing:  # scandir: the entry type comes with the listing, no stat per file
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
-        if is_hidden(entry.name):
+        if is_hidden(entry.name) or _is_cache(entry, cache):
             continue
         if not (entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS):
             raise DataError(f"class folder {folder} contains {entry.name}, which is not a "
@@ -129,10 +138,16 @@ def _images_in(folder: Path) -> list[Path]:
     return files
 
 
-def scan(root: Path) -> tuple[dict[str, FolderSplit], list[str]]:
-    """The splits found under ``root`` (train, and val/test when present) and the class names."""
+def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSplit], list[str]]:
+    """The splits found under ``root`` (train, and val/test when present) and the class names.
+
+    A ``cache_dir`` inside ``root`` (beside the class folders, or inside one) is not a class folder and
+    is skipped; a ``cache_dir`` that is a class folder itself is refused (its cache would be read as an
+    image of that class).
+    """
+    cache = Path(cache_dir).expanduser().resolve() if cache_dir else None
     with os.scandir(root) as entries:
-        names = [e.name for e in entries if e.is_dir()]
+        names = [e.name for e in entries if e.is_dir() and not _is_cache(e, cache)]
     split_roots = {split: root / name for split, name in split_folders(names, str(root)).items()}
     if not split_roots:
         split_roots = {"train": root}
@@ -142,16 +157,20 @@ def scan(root: Path) -> tuple[dict[str, FolderSplit], list[str]]:
         if loose:
             warn(f"{len(loose)} image file(s) lie directly in {split_roots['train']} (e.g. {loose[0]}), outside "
                  "any class folder: they are not read")
-    train_classes = [p.name for p in _class_folders(split_roots["train"])]
+    train_classes = [p.name for p in _class_folders(split_roots["train"], cache)]
     index = {name: i for i, name in enumerate(train_classes)}
     splits = {}
     for split, folder in split_roots.items():
         files, labels = [], []
-        for class_folder in _class_folders(folder):
+        for class_folder in _class_folders(folder, cache):
             if class_folder.name not in index:
                 raise DataError(f"{split} class folder {class_folder} has no counterpart in the training "
                                 f"classes ({', '.join(train_classes[:20])})")
-            images = _images_in(class_folder)
+            if class_folder.resolve() == cache:
+                raise ConfigError(f"data.cache_dir {cache_dir} is the class folder {class_folder}, where the cache "
+                                  "would be read as an image of that class; choose a folder outside the class "
+                                  f"folders (e.g. {root / 'cache'})")
+            images = _images_in(class_folder, cache)
             files += images
             labels += [index[class_folder.name]] * len(images)
         splits[split] = FolderSplit(files, np.asarray(labels, dtype=np.int64))
@@ -320,7 +339,8 @@ def image_folder(
         size: ``H`` or ``[H, W]``: resize every image (bilinear). Default: all images must share one size.
         mode: ``RGB`` (3 channels) or ``L`` (grayscale, 1 channel).
         workers: decoding processes; 0 or 1 decodes in this process.
-        cache_dir: folder for an ``.npz`` of the decoded arrays, reused while the files are unchanged.
+        cache_dir: folder for an ``.npz`` of the decoded arrays, reused while the files are unchanged. It
+            may lie inside ``path`` (it is skipped when the class folders are read), but not be a class folder.
         mean, std, augment: per-batch normalisation and augmentation, see ``image_transforms``;
             statistics default to those of the training split, after val/test are held out.
     """
@@ -333,7 +353,7 @@ def image_folder(
     if not root.is_dir():
         extract = f": {_extract_advice(root)}" if is_archive_name(root.name) else ""
         raise DataError(f"data.path for image_folder must be a folder; {root} is a file{extract}")
-    splits, class_names = scan(root)
+    splits, class_names = scan(root, cache_dir)
 
     cache = _cache_file(cache_dir, root, splits, target, mode) if cache_dir else None
     arrays = _read_cache(cache, splits) if cache else None

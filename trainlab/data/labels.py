@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import short_repr, shown_name
 from trainlab.data.dataset import class_values
 from trainlab.data.notices import warn
 from trainlab.errors import DataError
@@ -154,6 +154,11 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
     if task == "regression":
         return ClassLabels(task, None, class_names), y_train
     check_labels("training data", y_train, task, None, locate)  # whole numbers >= 0
+    if task == "binary" and class_names is not None and len(class_names) > 2 and len(y_train) and y_train.max() >= 2:
+        # named classes (string labels, a source's names): "label 2 ... out of range" would name a label no file holds
+        raise DataError(f"data.task is binary but the training labels hold {len(class_names)} classes "
+                        f"({', '.join(map(shown_name, class_names[:5]))}{', ...' if len(class_names) > 5 else ''}); "
+                        "set data.task: multiclass")
     check_class_count("training data", y_train, locate)
     num_classes = 2 if task == "binary" else len(class_names) if class_names else int(max(y_train.max(), 1)) + 1
     check_labels("training data", y_train, task, num_classes, locate)

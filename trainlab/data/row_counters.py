@@ -263,7 +263,7 @@ def _image_folder(options: dict[str, Any], config: DataConfig) -> SourceRows:
         if not folders and archives:
             labels, _ = listing_labels(archive_listing(archives))
         else:
-            splits, _ = scan(root)
+            splits, _ = scan(root, options.get("cache_dir"))
             labels = {name: split.labels for name, split in splits.items()}
     return SourceRows(labels["train"], len(labels["val"]) if "val" in labels else None,
                       len(labels["test"]) if "test" in labels else None)

@@ -20,8 +20,8 @@ Labels (:func:`encode_labels`), decided on the training file:
 - anything else is a class name; the classes are the sorted training names.
 
 Missing labels (:func:`missing_markers`: an empty cell; ``NA``, ``null``, ``None`` ... where the other
-labels are numbers) are refused with their file and line, or dropped with a warning under
-``data.nan_policy: drop``.
+labels are numbers), and non-finite numbers (``inf``) among numbers, are refused with their file and
+line, or dropped with a warning under ``data.nan_policy: drop``.
 A val/test label the training file lacks is refused. ``max_rows`` subsamples the training file only:
 val and test files are scored whole.
 """
@@ -151,33 +151,45 @@ def missing_markers(train: TextTable) -> frozenset[str]:
     """The label cells that mean "no label": an empty cell always; ``NA``, ``null``, ``None`` ... (the
     ``csv`` source's markers) only where every other training label is a number, since among names
     they may be a class (LUIS's ``None`` intent, a "not applicable" ``NA``)."""
+    return frozenset(MISSING) if _numeric_labels(train) else frozenset({""})
+
+
+def _numeric_labels(train: TextTable) -> bool:
+    """Every training label that is not a missing-value marker is a number (``inf`` and ``1e999`` count:
+    a non-finite label in a column of numbers is a bad value, not a class name)."""
     others = [label for label in train.labels or [] if label not in MISSING]
-    if others and all(_number(label) is not None for label in others):
-        return frozenset(MISSING)
-    return frozenset({""})
+    return bool(others) and all(_parsed(label) is not None for label in others)
 
 
 def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], policy: str) -> dict[str, TextTable]:
-    """Rows whose label is missing (:func:`missing_markers`): refused with their file and line
-    (``data.nan_policy: error``), or dropped with a warning (``drop``)."""
+    """Rows whose label is missing (:func:`missing_markers`), or, where the training labels are numbers, a
+    non-finite number (``inf``): refused with their file and line (``data.nan_policy: error``), or dropped
+    with a warning (``drop``), as the ``csv`` source treats a NaN/Inf target."""
     markers = missing_markers(tables["train"])
+    numeric = _numeric_labels(tables["train"])
+
+    def unusable(label: str) -> bool:
+        return label in markers or (numeric and _number(label) is None and _parsed(label) is not None)
+
     out = {}
     for name, table in tables.items():
         labels = table.labels or []
-        missing = [i for i, label in enumerate(labels) if label in markers]
+        missing = [i for i, label in enumerate(labels) if unusable(label)]
         if not missing:
             out[name] = table
             continue
         if policy != "drop":
             row = missing[0]
-            raise DataError(f"{name} file {files[name]} line {table.lines[row]}: the label is missing "
+            what = "is missing" if labels[row] in markers else "is not a finite number"
+            raise DataError(f"{name} file {files[name]} line {table.lines[row]}: the label {what} "
                             f"({short_repr(labels[row])}); fix the data or set data.nan_policy: drop")
-        kept = table.take([i for i in range(len(labels)) if labels[i] not in markers])
+        kept = table.take([i for i in range(len(labels)) if not unusable(labels[i])])
         if not kept.texts:
             raise DataError(f"{name} file {files[name]} has no row with a label: every cell of its label column "
-                            "is empty or a missing-value marker (NA, null, ...); check data.label_column")
+                            "is empty, a missing-value marker (NA, null, ...) or not finite (inf); check "
+                            "data.label_column")
         warn(f"data.nan_policy: drop dropped {len(missing)} of {len(labels)} rows of {files[name]} "
-             "(a missing label)")
+             "(a missing or non-finite label)")
         out[name] = kept
     return out
 
@@ -191,12 +203,18 @@ class EncodedLabels:
     task: str
 
 
-def _number(text: str) -> float | None:
+def _parsed(text: str) -> float | None:
+    """The label as a float (``inf`` and ``nan`` included), or None when it is not a number."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+
+
+def _number(text: str) -> float | None:
+    """The label as a finite float, or None (not a number, or ``inf``/``nan``)."""
+    value = _parsed(text)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: str | None = None) -> EncodedLabels:

@@ -250,7 +250,17 @@ def _per_channel(name: str, value: float | Sequence[float], channels: int) -> tu
     if not all(isinstance(v, int | float) for v in values) or len(values) not in (1, channels):
         raise ConfigError(f"data.{name} must be a number or a list of {channels} numbers (one per channel, "
                           f"in [0, 1] units); got {value!r} (null computes them from the training images)")
-    return tuple(float(v) for v in values) * (channels if len(values) == 1 else 1)
+    out = tuple(float(v) for v in values) * (channels if len(values) == 1 else 1)
+    # pixels are scaled by 1/255 before normalising: a mean beyond 1 (or a std beyond 1, where 0.5 is the
+    # largest a [0, 1] channel can have) is in 0-255 units, and would leave every input near one constant
+    limit_ok = (lambda v: 0.0 <= v <= 1.0) if name == "mean" else (lambda v: v <= 1.0)
+    if not all(limit_ok(v) for v in values):
+        scaled = [float(f"{v / 255:.4g}") for v in values]
+        shown = scaled[0] if isinstance(value, int | float) else scaled
+        rule = "in [0, 1]" if name == "mean" else "at most 1"
+        raise ConfigError(f"data.{name} must be {rule}: statistics are in [0, 1] units, of the pixels scaled by "
+                          f"1/255; got {value!r} (0-255 units? divided by 255: {name}: {shown})")
+    return out
 
 
 def augment_options(augment: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:

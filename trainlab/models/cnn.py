@@ -63,7 +63,9 @@ def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channe
         layout = "(channels, length)" if dims == 1 else "(channels, height, width)"
         raise ConfigError(
             f"cnn{dims}d expects inputs shaped {layout}; got {tuple(input_shape)}"
-            + (" (set data.channels_first: true)" if dims == 1 and len(input_shape) == 1 else "")
+            # only the mnist1d source has channels_first; the model does not know the source, so name both ways
+            + ("; for mnist1d set data.channels_first: true; other rows of features suit model: mlp, or an npz "
+               "source with x saved shaped (N, 1, length)" if dims == 1 and len(input_shape) == 1 else "")
         )
     _check_pooling_fits(dims, input_shape[1:], len(channels), kernel, pool)
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
