@@ -167,9 +167,11 @@ class LRGroups:
 class StandardStep:
     """One model, one optimizer, one objective: forward, loss (+ penalties), backward, clip, step.
 
-    With ``len(batches) > 1`` the gradients of the micro-batches accumulate: each
-    micro-batch's objective is divided by the number of micro-batches, so the step
-    follows the mean of their mean losses. Optimizers that need a closure (L-BFGS)
+    With ``len(batches) > 1`` the gradients of the micro-batches accumulate: micro-batch i's objective
+    (a mean over its n_i rows) is weighted by n_i / N, N the step's rows, so the step follows the mean
+    loss over all N rows, as one batch of N would, also when an epoch's last micro-batch is shorter
+    (weights of 1 / k instead over-weighted its rows; for equal micro-batches n_i / N is exactly 1 / k).
+    Penalties, computed once per micro-batch, get weights that sum to 1. Optimizers that need a closure (L-BFGS)
     get one that runs the same objective, penalties and clipping on the step's rows.
     """
 
@@ -232,12 +234,12 @@ class StandardStep:
             return StepOutput({"loss": loss.detach()}, len(y))
         if self._closure:
             return self._closure_step(batches)
-        optimizer, scale = self.optimizer, 1.0 / len(batches)
+        optimizer, rows = self.optimizer, sum(len(y) for _, y in batches)
         totals: dict[str, torch.Tensor] = {}
         samples = 0
         for x, y in batches:
             terms = self.objective(self._forward(x), y, self.model)
-            objective = terms.total if scale == 1.0 else terms.total * scale
+            objective = terms.total if len(batches) == 1 else terms.total * (len(y) / rows)
             (objective if self.scaler is None else self.scaler.scale(objective)).backward()
             n = len(y)
             for name, value in terms.parts.items():
