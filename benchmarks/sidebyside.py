@@ -135,12 +135,15 @@ class Interleave(Callback):
 def summarize(pairs: list[tuple[float, float]]) -> dict[str, float]:
     """Median and quartiles of the per-chunk ratio trainlab / reference, and the ratio of total times.
 
-    ``ours_s`` and ``theirs_s`` are the median seconds per chunk of each side.
+    ``ours_s`` and ``theirs_s`` are the median seconds per chunk of each side. The quartiles are
+    ``statistics.quantiles(method="inclusive")``, the linear interpolation of ``np.percentile``'s
+    default (as data_loading.py and mfu.py): they stay within the observed ratios, where the
+    default "exclusive" method extrapolates past them (ratios [1, 2] would give 0.75 and 2.25).
     """
     if len(pairs) < 2:
         raise ValueError(f"need at least 2 chunk pairs to summarize; got {len(pairs)} (more epochs or a smaller chunk)")
     ratios = sorted(ours / theirs for ours, theirs in pairs)
-    low, _, high = statistics.quantiles(ratios, n=4)
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
     return {"median": statistics.median(ratios), "q1": low, "q3": high, "chunks": len(ratios),
             "total": sum(p[0] for p in pairs) / sum(p[1] for p in pairs),
             "ours_s": statistics.median(p[0] for p in pairs), "theirs_s": statistics.median(p[1] for p in pairs)}

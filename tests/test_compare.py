@@ -87,8 +87,66 @@ def test_wilcoxon_from_ten_pairs_matches_scipy():
 def test_identical_and_constant_differences_give_defined_p_values():
     assert stats.paired_test([0.8, 0.9, 0.7], [0.8, 0.9, 0.7]).p == 1.0
     constant = stats.paired_test([0.8, 0.9, 0.7, 0.6, 0.5], [0.7, 0.8, 0.6, 0.5, 0.4])
-    assert constant.p == pytest.approx(2 * 0.5**5)  # the exact two-sided sign test
+    assert constant.p == 0.0 and constant.sign == 1  # the paired t test's limit: t is infinite
     assert stats.paired_test([0.8], [0.7]) is None
+
+
+def _t_p(d: np.ndarray) -> float:
+    """Two-sided one-sample t test of mean(d) = 0, written out."""
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(d.size))
+    return float(2 * sps.t.sf(abs(t), df=d.size - 1))
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 9])
+@pytest.mark.filterwarnings("ignore:Precision loss occurred")  # scipy, on the constant sample of the Welch case
+def test_a_constant_difference_is_never_weaker_than_an_almost_constant_one(n):
+    """Accuracy on a fixed split moves in steps of 1/N, so an exactly constant difference is common:
+    it must get at least the evidence a difference with a 1e-7 wobble gets (p ~ 1e-13 at n = 3)."""
+    y = np.linspace(0.6, 0.9, n)
+    x = y + 0.1
+    wobbly = x.copy()
+    wobbly[-1] += 1e-7
+    near = stats.paired_test(wobbly, y)
+    assert near.p == pytest.approx(_t_p(wobbly - y), rel=1e-6) and near.p < 1e-6
+    exact = stats.paired_test(x, y)  # differences 0.1 up to round-off (0.9 - 0.8 != 0.7 - 0.6)
+    assert exact.p <= near.p and exact.p == 0.0 and exact.sign == 1
+    assert stats.paired_test(y, x).sign == -1
+    # two constant samples (Welch): the same rule, never weaker than a wobble
+    a, b = np.full(n, 0.5), np.full(n, 0.4)
+    wobbly_a = a.copy()
+    wobbly_a[-1] += 1e-7
+    welch_near = stats.welch_test(wobbly_a, b)
+    assert welch_near.p == pytest.approx(sps.ttest_ind(wobbly_a, b, equal_var=False).pvalue, rel=1e-6)
+    assert stats.welch_test(a, b).p == 0.0 <= welch_near.p and stats.welch_test(b, a).sign == -1
+
+
+def test_from_ten_pairs_a_constant_difference_gets_wilcoxons_exact_one_signed_p():
+    rng = np.random.default_rng(1)
+    y = rng.uniform(0.6, 0.8, 12)
+    one_signed = y + rng.uniform(0.01, 0.02, 12)  # every difference positive, all distinct
+    exact = sps.wilcoxon(one_signed, y, method="exact").pvalue
+    assert exact == pytest.approx(2 * 0.5**12)
+    constant = stats.paired_test(y + 0.05, y)
+    assert constant.test == "wilcoxon" and constant.p == pytest.approx(exact) and constant.sign == 1
+    assert stats.paired_test(one_signed, y).p == pytest.approx(exact)
+
+
+@pytest.mark.parametrize("scale", [1e-13, 1e-6, 1.0, 1e6])
+def test_the_tie_tolerance_is_relative_to_the_values_scale(scale):
+    """An MSE of 1e-13 is as testable as one of 1e6: the tests agree with scipy at every scale."""
+    a = np.array([1.0, 1.1, 1.2, 1.05, 1.15]) * scale
+    b = np.array([5.0, 6.0, 8.0, 5.5, 7.0]) * scale
+    paired = stats.paired_test(a, b)
+    assert paired.p == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-9) and paired.sign == -1
+    assert paired.p == pytest.approx(_t_p(a - b), rel=1e-9)
+    welch = stats.welch_test(a[:3], b[:3])
+    assert welch.p == pytest.approx(sps.ttest_ind(a[:3], b[:3], equal_var=False).pvalue, rel=1e-9)
+    # round-off at that scale is still a tie: the same numbers summed in another order
+    x = np.array([0.1 + 0.2, 0.3, 0.7, 0.4]) * scale
+    y = np.array([0.3, 0.1 + 0.2, 0.7, 0.4]) * scale
+    assert stats.paired_test(x, y).p == 1.0 and stats.welch_test(x[:2], y[:2]).p == 1.0
+    assert stats.tied(sum([0.8, 0.9, 0.85]) * scale, sum([0.85, 0.8, 0.9]) * scale)
+    assert not stats.tied(1.0 * scale, (1.0 + 1e-9) * scale)
 
 
 def test_welch_matches_the_welch_satterthwaite_formula():
@@ -98,7 +156,7 @@ def test_welch_matches_the_welch_satterthwaite_formula():
     df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
     assert stats.welch_test(x, y).p == pytest.approx(2 * sps.t.sf(abs(t), df))
     assert stats.welch_test([0.5, 0.5], [0.5, 0.5]).p == 1.0
-    assert stats.welch_test([0.5, 0.5], [0.4, 0.4]).p == pytest.approx(2 / math.comb(4, 2))
+    assert stats.welch_test([0.5, 0.5], [0.4, 0.4]).p == 0.0  # Welch's limit as both spreads vanish
 
 
 def test_holm_hand_example_and_statsmodels():

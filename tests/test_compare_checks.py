@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from scipy import stats as sps
 
 from tests.test_compare import BASE, ROOT
 from trainlab.cli import main
@@ -284,3 +286,106 @@ def test_compare_and_report_read_a_damaged_metrics_jsonl_alike(tmp_path):
     curves, events = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in curves] == [5, 10] and events == [{"event": "divergence", "step": 6}]
     assert read_records(tmp_path) == curves
+
+
+def _block_entry(name: str, values: list[float], failed: int = 0, metric: str = "test_accuracy") -> dict:
+    from trainlab.compare.leaderboard import metric_block
+
+    return {"name": name, "failed": failed, "metrics": {metric: metric_block(values, list(range(len(values))), metric)}}
+
+
+def test_a_strategy_better_than_the_best_on_the_shared_seeds_is_called_better_not_worse():
+    """b beats a on every seed both finished, but one of b's seeds diverged, so b ranks below a."""
+    from trainlab.compare.leaderboard import rank_and_test
+
+    a, b, c = [0.80, 0.81, 0.82], [0.95, 0.97, 0.96], [0.60, 0.62, 0.61]
+    entries = [_block_entry("a", a), _block_entry("b", b, failed=1), _block_entry("c", c)]
+    rank_and_test(entries, "test_accuracy", "max")
+    by_name = {e["name"]: e for e in entries}
+    assert [e["name"] for e in entries] == ["a", "c", "b"]
+    better, worse = by_name["b"]["vs_best"], by_name["c"]["vs_best"]
+    assert better["p"] == pytest.approx(sps.ttest_rel(b, a).pvalue) and better["p_holm"] < 0.05
+    assert better["verdict"] == "better" and better["prob_improvement"] == 1.0
+    assert worse["p"] == pytest.approx(sps.ttest_rel(c, a).pvalue) and worse["p_holm"] < 0.05
+    assert worse["verdict"] == "worse" and worse["prob_improvement"] == 0.0
+
+
+def test_a_lower_loss_than_the_best_on_the_shared_seeds_is_better():
+    from trainlab.compare.leaderboard import rank_and_test
+
+    entries = [_block_entry("steady", [0.50, 0.52, 0.51], metric="test_loss"),
+               _block_entry("flaky", [0.20, 0.23, 0.21], failed=2, metric="test_loss")]
+    rank_and_test(entries, "test_loss", "min")
+    flaky = entries[1]["vs_best"]
+    assert entries[1]["name"] == "flaky" and flaky["p"] == pytest.approx(
+        sps.ttest_rel([0.20, 0.23, 0.21], [0.50, 0.52, 0.51]).pvalue)
+    assert flaky["verdict"] == "better" and flaky["prob_improvement"] == 1.0
+
+
+def test_means_equal_up_to_round_off_keep_the_files_order():
+    from trainlab.compare.leaderboard import rank_and_test
+
+    first, second = [0.85, 0.8, 0.9], [0.8, 0.9, 0.85]
+    assert np.mean(first) != np.mean(second)  # the same three numbers, summed in another order
+    for names in (["b", "a"], ["a", "b"]):
+        entries = [_block_entry(names[0], first), _block_entry(names[1], second), _block_entry("low", [0.7, 0.7, 0.71])]
+        rank_and_test(entries, "test_accuracy", "max")
+        assert [e["name"] for e in entries] == [*names, "low"]
+    # a real difference, however small, still ranks
+    entries = [_block_entry("a", [0.5, 0.5, 0.5]), _block_entry("b", [0.5 + 1e-9] * 3)]
+    rank_and_test(entries, "test_accuracy", "max")
+    assert [e["name"] for e in entries] == ["b", "a"]
+
+
+def test_the_log_loss_interval_is_clipped_at_zero():
+    from trainlab.compare.leaderboard import metric_block
+
+    values = [0.01, 0.02, 0.2]
+    low, high = sps.t.interval(0.95, df=2, loc=np.mean(values), scale=sps.sem(values))
+    assert low < 0
+    block = metric_block(values, [0, 1, 2], "test_log_loss")
+    assert block["ci95"] == pytest.approx([0.0, high]) and block["ci_method"] == "t, clipped to [0, inf]"
+
+
+def _finished_run(folder: Path, test_value: float, val_values: list[float | None]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(
+        {"status": "finished", "test": {"roc_auc": test_value, "loss": 0.3}, "val": {"roc_auc": None, "loss": 0.3},
+         "train_time_s": 1.0}))
+    lines = [{"epoch": e, "step": 10 * e, "train_loss": 0.5, "val_loss": 0.4, "elapsed_s": float(e), "val_roc_auc": v}
+             for e, v in enumerate(val_values, start=1)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_null_validation_values_are_left_out_of_convergence_and_the_board_says_so(tmp_path: Path):
+    """NaN is written as null (roc_auc on a val split lacking a class): no crash, no leaderboard lost."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard
+    from trainlab.compare.runner import RunPlan
+
+    curves = {("holes", 0): [0.7, None, 0.8, None], ("holes", 1): [0.6, 0.9, None, 0.5],
+              ("empty", 0): [None, None], ("empty", 1): [None, None, None]}
+    plans = []
+    for (strategy, seed), values in curves.items():
+        path = tmp_path / strategy / f"seed-{seed}"
+        _finished_run(path, 0.8 + seed / 100, values)
+        plans.append(RunPlan("task", strategy, seed, {}, path))
+    board = build_leaderboard(plans, "test_roc_auc")
+    entries = {e["name"]: e["convergence"] for e in board["tasks"]["task"]["strategies"]}
+    holes = entries["holes"]
+    assert holes["best_val_epoch"]["values"] == [3, 2]  # the largest finite value's epoch
+    # mean height over the finite points only, trapezoid rule written out
+    expected = [((3 - 1) * (0.7 + 0.8) / 2) / (3 - 1),
+                ((2 - 1) * (0.6 + 0.9) / 2 + (4 - 2) * (0.9 + 0.5) / 2) / (4 - 1)]
+    assert holes["val_curve_mean"]["values"] == pytest.approx(expected)
+    assert holes["gap_loss"]["values"] == pytest.approx([-0.1, -0.1]) and "note" not in holes
+    empty = entries["empty"]
+    assert empty["best_val_epoch"] == {"mean": None, "median": None, "values": [None, None]}
+    assert empty["val_curve_mean"]["values"] == [None, None]
+    assert empty["note"].startswith("val_roc_auc has no finite value in 2 of 2 finished runs")
+    buffer = StringIO()
+    print_leaderboard(board, Console(file=buffer, width=200))
+    assert "note: empty: val_roc_auc has no finite value" in buffer.getvalue()

@@ -270,3 +270,78 @@ def test_a_loss_that_trains_embeddings_reports_the_loss_only(tmp_path):
     assert set(summary["test"]) == {"loss"} and set(summary["val"]) == {"loss"}
     assert metrics.default_metrics("multiclass", LOSSES.get("nt_xent")) == []
     assert metrics.default_metrics("multiclass", LOSSES.get("cross_entropy")) == ["accuracy", "precision", "recall", "f1"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_top_k_accuracy_takes_tied_classes_in_argmax_order(seed):
+    """Rounded logits tie often. The rule: the lower class index first, as argmax; scikit-learn's
+    top_k_accuracy_score takes the higher index first, so on the columns reversed it is the reference."""
+    rng = np.random.default_rng(seed)
+    num_classes = 5
+    logits = np.round(rng.normal(size=(300, num_classes)))
+    logits[:20, 2:] = -200.0  # softmax underflows to exactly 0: classes 2..4 tie for the places after 0 and 1
+    probabilities = torch.from_numpy(logits).float().softmax(1).numpy()
+    y = rng.integers(0, num_classes, 300)
+    predicted = probabilities.argmax(1)  # numpy: the first of equal maxima
+    names = ["accuracy", *[f"top_{k}_accuracy" for k in range(1, num_classes)]]
+    got = metrics.compute(names, torch.from_numpy(predicted), torch.from_numpy(y), num_classes, task="multiclass",
+                          probabilities=torch.from_numpy(probabilities))
+    labels = list(range(num_classes))
+    assert got["top_1_accuracy"] == got["accuracy"] == pytest.approx(sk.accuracy_score(y, predicted), abs=1e-12)
+    for k in range(1, num_classes):
+        mirrored = sk.top_k_accuracy_score(num_classes - 1 - y, probabilities[:, ::-1], k=k, labels=labels)
+        assert got[f"top_{k}_accuracy"] == pytest.approx(mirrored, abs=1e-12), k
+    # the ties matter here: scikit-learn's own order gives other numbers
+    assert any(got[f"top_{k}_accuracy"] != pytest.approx(sk.top_k_accuracy_score(y, probabilities, k=k, labels=labels))
+               for k in range(1, num_classes))
+
+
+def test_top_1_accuracy_equals_accuracy_when_softmax_ties_what_the_logits_order():
+    """float32 softmax of logits 1e-8 apart gives equal probabilities; the loss predicts the larger logit."""
+    logits = torch.tensor([[0.0, 1e-8, -3.0], [0.0, 1e-8, -3.0], [-3.0, 0.0, 1e-8]])
+    loss = build_loss("cross_entropy")
+    probabilities = loss.probabilities(logits)
+    assert probabilities[0, 0] == probabilities[0, 1] and probabilities[2, 1] == probabilities[2, 2]
+    y = torch.tensor([1, 0, 1])
+    predicted = loss.predict(logits)
+    got = metrics.compute(["accuracy", "top_1_accuracy", "top_2_accuracy"], predicted, y, 3, task="multiclass",
+                          probabilities=probabilities)
+    expected = sk.accuracy_score(y.numpy(), logits.numpy().argmax(1))
+    assert got["accuracy"] == got["top_1_accuracy"] == pytest.approx(expected)
+    assert expected == pytest.approx(1 / 3)
+    assert got["top_2_accuracy"] == 1.0  # every row's two most probable classes are the tied two
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_score_metrics_of_non_finite_probabilities_are_nan_not_a_plausible_number(bad):
+    """scikit-learn raises on such input; a run records NaN (null) and goes on, as for an undefined AUC."""
+    y = np.array([0, 1, 1, 0])
+    scores = np.array([0.2, bad, 0.7, 0.1])
+    with pytest.raises(ValueError):
+        sk.roc_auc_score(y, scores)
+    names = ["roc_auc", "average_precision", "log_loss"]
+    got = metrics.compute(names, torch.tensor([0, 0, 1, 0]), torch.from_numpy(y), 2, task="binary",
+                          probabilities=torch.from_numpy(scores))
+    assert all(np.isnan(got[name]) for name in names), got
+    probabilities = np.full((3, 3), 1 / 3)
+    probabilities[1] = bad
+    multi = metrics.compute([*names, "top_2_accuracy"], torch.tensor([0, 0, 0]), torch.tensor([0, 1, 2]), 3,
+                            task="multiclass", probabilities=torch.from_numpy(probabilities))
+    assert all(np.isnan(value) for value in multi.values()), multi
+    labels = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
+    label_scores = np.array([[0.9, bad], [0.1, 0.8], [0.7, 0.6]])
+    multilabel = metrics.compute(names, torch.from_numpy(labels), torch.from_numpy(labels), 2, task="multilabel",
+                                 probabilities=torch.from_numpy(label_scores))
+    assert all(np.isnan(value) for value in multilabel.values()), multilabel
+
+
+def test_r2_of_fewer_than_two_rows_is_nan_as_sklearn():
+    import warnings
+
+    one = metrics.compute(["r2", "mse"], torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0]]), None, task="regression")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn: "R^2 score is not well-defined with less than two samples."
+        reference = sk.r2_score([[0.0, 0.0]], [[1.0, 2.0]])
+    assert np.isnan(reference) and np.isnan(one["r2"]) and one["mse"] == pytest.approx(2.5)
+    two = metrics.compute(["r2"], torch.tensor([1.0, 2.0]), torch.tensor([0.0, 3.0]), None, task="regression")
+    assert two["r2"] == pytest.approx(sk.r2_score([0.0, 3.0], [1.0, 2.0]))

@@ -513,3 +513,16 @@ def test_a_run_without_a_model_that_did_not_diverge_is_still_told_to_resume(tmp_
              predictions=False, status="interrupted")
     assert main(["eval", str(run)]) == 2
     assert f"(the run did not finish; try 'trainlab resume {run}')" in capsys.readouterr().err
+
+
+def test_a_better_verdict_is_shown_with_its_holm_p_and_its_own_colour(tmp_path):
+    """compare calls a lower-ranked strategy that beat the best on the shared seeds 'better'."""
+    root = fake_comparison(tmp_path / "cmp", {name: SEVEN[name] for name in ("adam", "sgd", "hopeless")}, seeds=2)
+    board = json.loads((root / "leaderboard.json").read_text())
+    flaky = board["tasks"]["digits"]["strategies"][1]
+    flaky["vs_best"].update({"verdict": "better", "p_holm": 0.0123, "test": "paired-t"})
+    (root / "leaderboard.json").write_text(json.dumps(board))
+    html = write_report([root], tmp_path / "report.html").read_text()
+    row = re.search(rf"<td>{flaky['name']}</td>.*?</tr>", html, re.S).group(0)
+    assert '<span class="verdict-better">better (p_holm = 0.0123, paired-t)</span>' in row
+    assert ".verdict-better {" in html

@@ -28,8 +28,16 @@ Classification (binary, multiclass, multilabel):
   probabilities' dtype epsilon, as scikit-learn. ``balanced_accuracy`` (mean recall over the
   classes present in the targets) and ``matthews_corrcoef`` (Gorodkin's K-class form):
   binary and multi-class. ``top_<k>_accuracy`` (any k >= 1, e.g. ``top_5_accuracy``): the true
-  class is among the k most probable; multi-class.
-Regression: ``mse``, ``mae``, ``r2`` (1 - SS_res / SS_tot, averaged uniformly over outputs).
+  class is among the k most probable; multi-class. Equally probable classes are taken in a fixed
+  order: the predicted class first (so ``top_1_accuracy`` equals ``accuracy``), then the lower
+  class index (argmax's rule; scikit-learn's ``top_k_accuracy_score`` takes the higher index first,
+  so the two differ only on ties).
+  The score-based metrics (roc_auc, average_precision, log_loss, top_<k>_accuracy) are NaN when a
+  probability is NaN or infinite (a diverged model): no number of a broken model passes for a
+  score. scikit-learn raises there; a run records NaN as null and goes on.
+Regression: ``mse``, ``mae``, ``r2`` (1 - SS_res / SS_tot, averaged uniformly over outputs; a
+constant target column scores 1 if predicted exactly, else 0, as scikit-learn; NaN for fewer than
+2 rows, where R² is not defined, as scikit-learn).
 
 Entry point: ``compute(names, predictions, target, num_classes, task=..., probabilities=...)``.
 """
@@ -239,6 +247,11 @@ def matthews_corrcoef(inputs: MetricInputs) -> float:
 # --------------------------------------------------------------------------- scores
 
 
+def _finite_probabilities(inputs: MetricInputs) -> bool:
+    """False when a probability is NaN or infinite: the score-based metrics are then NaN."""
+    return bool(torch.isfinite(inputs.probabilities).all())
+
+
 def _score_columns(inputs: MetricInputs) -> tuple[np.ndarray, np.ndarray]:
     """(scores, positives) as (N, C) arrays, one column per binary problem: the positive class
     (binary), each class one-vs-rest (multi-class) or each label (multi-label)."""
@@ -280,6 +293,8 @@ def _binary_average_precision(scores: np.ndarray, positive: np.ndarray) -> float
 
 def _macro_over_columns(inputs: MetricInputs, binary: Callable[[np.ndarray, np.ndarray], float],
                         needs_negatives: bool) -> float:
+    if not _finite_probabilities(inputs):
+        return float("nan")  # sorting NaN scores would give a plausible-looking but meaningless curve
     scores, positives = _score_columns(inputs)
     values = []
     for column in range(scores.shape[1]):
@@ -305,6 +320,8 @@ def average_precision(inputs: MetricInputs) -> float:
 @_metric("log_loss", CLASSIFICATION, higher_is_better=False, needs_probabilities=True)
 def log_loss(inputs: MetricInputs) -> float:
     """-mean log P(true class), P clipped to [eps, 1 - eps]; multi-label: mean over samples and labels."""
+    if not _finite_probabilities(inputs):
+        return float("nan")  # clipping would turn an infinite probability into 1 - eps
     eps = float(torch.finfo(inputs.probabilities.dtype).eps)
     scores, positives = _score_columns(inputs)
     scores = np.clip(scores, eps, 1 - eps)
@@ -315,9 +332,21 @@ def log_loss(inputs: MetricInputs) -> float:
 
 def _top_k_accuracy(k: int) -> Callable[[MetricInputs], float]:
     def fn(inputs: MetricInputs) -> float:
+        """The true class's place among the classes by probability is below k. Among equally probable
+        classes the predicted one comes first, then the lower index (torch.topk's choice in a tie
+        is arbitrary: top_1 would differ from accuracy on tied rows)."""
+        if not _finite_probabilities(inputs):
+            return float("nan")
         probabilities = inputs.probabilities
-        top = probabilities.topk(min(k, probabilities.shape[1]), dim=1).indices
-        return float((top == inputs.target.long().reshape(-1, 1)).any(dim=1).double().mean())
+        target = inputs.target.long().reshape(-1, 1)
+        predicted = inputs.predictions.long().reshape(-1, 1)
+        classes = torch.arange(probabilities.shape[1]).reshape(1, -1)
+        true_probability = probabilities.gather(1, target)
+        above = (probabilities > true_probability).sum(1)
+        tied = (probabilities == true_probability) & (classes != target)
+        ahead_in_tie = tied & (predicted != target) & ((classes == predicted) | (classes < target))
+        place = above + ahead_in_tie.sum(1)
+        return float((place < k).double().mean())
 
     return fn
 
@@ -337,6 +366,8 @@ def mae(inputs: MetricInputs) -> float:
 
 @_metric("r2", REGRESSION)
 def r2(inputs: MetricInputs) -> float:
+    if len(inputs.target) < 2:
+        return float("nan")  # one row has no variance to explain (scikit-learn: nan, "not well-defined")
     pred = inputs.predictions.double().reshape(len(inputs.predictions), -1)
     target = inputs.target.double().reshape(len(inputs.target), -1)
     residual = (target - pred).square().sum(0)

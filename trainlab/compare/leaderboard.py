@@ -107,6 +107,11 @@ def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[s
         present = [v for v in values if v is not None]
         block[field_name] = {"mean": float(sum(present) / len(present)) if present else None,
                              "median": stats.describe(present)["median"], "values": values}
+    recorded = [any("epoch" in r and val_key in r for r in run.records) for run in finished]
+    without = sum(c["best_val_epoch"] is None and seen for c, seen in zip(per_run, recorded, strict=True))
+    if without:  # recorded, but only as null: said in the board, not left to a reader to guess
+        block["note"] = (f"{val_key} has no finite value in {without} of {len(per_run)} finished runs (NaN and inf "
+                         "are recorded as null and left out of best_val_epoch and val_curve_mean)")
     entry["convergence"] = block
     return entry
 
@@ -127,10 +132,31 @@ def _score(entry: dict[str, Any], metric: str, direction: str) -> tuple[int, flo
     return standing(entry, metric), -mean if direction == "max" else mean
 
 
+def _ranked(entries: list[dict[str, Any]], metric: str, direction: str) -> list[dict[str, Any]]:
+    """``entries`` by (standing, mean), where means equal within :func:`~trainlab.compare.stats.tied`
+    keep the file's order: the same number summed in another order differs in its last bits
+    (0.85 vs 0.8500000000000001), which is no reason to rank one first. Ties chain: a run of means
+    each within round-off of the next forms one group."""
+    by_score = sorted(enumerate(entries), key=lambda item: _score(item[1], metric, direction))
+    group, previous, keyed = 0, None, []
+    for position, entry in by_score:
+        score = _score(entry, metric, direction)
+        if previous is not None and not (score[0] == previous[0] and (
+                score[1] == previous[1] or stats.tied(score[1], previous[1]))):
+            group += 1
+        keyed.append((score[0], group, position, entry))
+        previous = score
+    return [entry for *_, entry in sorted(keyed, key=lambda item: item[:3])]
+
+
 def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) -> None:
     """Rank by mean ``metric`` within each :func:`standing` (so the one surviving seed of a strategy
-    that failed the others never ranks first); test each strategy against the best; Holm across them."""
-    entries.sort(key=lambda e: _score(e, metric, direction))  # stable: ties keep the file's order
+    that failed the others never ranks first); test each strategy against the best; Holm across them.
+
+    The verdict follows the test and the side of the difference: ``worse`` or ``better`` when
+    ``p_holm < ALPHA`` (``better`` only for a strategy ranked below the best for another reason: its
+    failed seeds, or a mean over other seeds than the best's), else ``indistinguishable``."""
+    entries[:] = _ranked(entries, metric, direction)
     for rank, entry in enumerate(entries, start=1):
         entry["rank"] = rank
     best = entries[0]
@@ -154,8 +180,10 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
     for (entry, result, improvement), p_holm in zip(results, adjusted, strict=True):
         if result is None:
             verdict = "too few seeds"
+        elif p_holm < ALPHA and result.sign != 0:
+            verdict = "better" if result.sign * sign > 0 else "worse"
         else:
-            verdict = "worse" if p_holm < ALPHA else "indistinguishable"
+            verdict = "indistinguishable"
         entry["vs_best"] = {"test": result.test if result else None, "p": result.p if result else None,
                             "p_holm": p_holm, "verdict": verdict, "prob_improvement": improvement}
 
@@ -184,7 +212,9 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
             "iqm_ci95": "scipy.stats.bootstrap of the interquartile mean, BCa (percentile where BCa is undefined)",
             "vs_best": f"paired t over shared seeds (n < {stats.WILCOXON_MIN_PAIRS}), exact Wilcoxon signed-rank "
                        f"(n >= {stats.WILCOXON_MIN_PAIRS}), Welch t when fewer than 2 seeds are shared; Holm "
-                       f"across strategies; worse when p_holm < {ALPHA}",
+                       f"across strategies; worse (or better) when p_holm < {ALPHA} and the difference "
+                       "is against (for) the strategy; a difference the same on every seed gets p = 0 (paired t, "
+                       "Welch) or 2^(1-n) (Wilcoxon); ties within 1e-12 x the values' scale",
             "prob_improvement": "P(X better than best) + P(tie)/2 over all seed pairs (Mann-Whitney U / nm)",
             "time_to_target_s": "elapsed_s of the first validation record at or past the target; "
                                 "null = never reached, counted as infinite in the median",
@@ -297,7 +327,7 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
             verdict = vs["verdict"]
             if vs["p_holm"] is not None:
                 verdict += f" p={vs['p_holm']:.2g}"
-            style = {"best": "bold green", "worse": "red"}.get(vs["verdict"], "")
+            style = {"best": "bold green", "worse": "red", "better": "bold yellow"}.get(vs["verdict"], "")
             runs = f" n={entry['runs']}" + (f", {entry['failed']} failed" if entry["failed"] else "")
             row = [str(entry["rank"]), entry["name"],
                    f"{_fmt(block.get('mean'))} ± {_fmt_spread(block)}{runs}",
@@ -313,6 +343,9 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
         for entry in table_data["strategies"]:
             for failure in entry["failures"]:
                 console.print(f"  failed: {entry['name']} seed {failure['seed']}: {failure['reason']}")
+            note = (entry.get("convergence") or {}).get("note")
+            if note:
+                console.print(f"  note: {entry['name']}: {note}")
     profile = board.get("profile")
     if profile:
         console.print(f"performance profile over {len(profile['tasks'])} tasks ({profile['measure']}): "

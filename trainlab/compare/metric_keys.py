@@ -18,7 +18,8 @@ MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time"
 RANGES = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "subset_accuracy": (0.0, 1.0),
           "hamming_accuracy": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f1": (0.0, 1.0),
           "roc_auc": (0.0, 1.0), "average_precision": (0.0, 1.0), "matthews_corrcoef": (-1.0, 1.0),
-          "r2": (-math.inf, 1.0), "mse": (0.0, math.inf), "rmse": (0.0, math.inf), "mae": (0.0, math.inf)}
+          "r2": (-math.inf, 1.0), "mse": (0.0, math.inf), "rmse": (0.0, math.inf), "mae": (0.0, math.inf),
+          "log_loss": (0.0, math.inf)}
 _AVERAGING = re.compile(r"_(?:macro|micro|weighted|samples|binary)$")
 _TOP_K = re.compile(r"^top_\d+_accuracy$")
 

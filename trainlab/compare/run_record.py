@@ -60,8 +60,18 @@ def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tup
     return None, None
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[str, float | None]:
-    """Best-validation epoch, mean height of the validation curve, and the generalisation gaps."""
+    """Best-validation epoch, mean height of the validation curve, and the generalisation gaps.
+
+    A validation value that is not a finite number (NaN or inf, written as null in metrics.jsonl:
+    ``roc_auc`` on a split lacking a class, an overflowing ``val_loss``) is left out, as
+    :func:`trainlab.records.best_epoch` does (NaN is never best); with none left, ``best_val_epoch``
+    and ``val_curve_mean`` are None.
+    """
     epochs = {}
     for record in run.records:
         if "epoch" in record and val_key in record:
@@ -69,13 +79,15 @@ def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[s
     ordered = [epochs[e] for e in sorted(epochs)]
     out: dict[str, float | None] = {"best_val_epoch": None, "val_curve_mean": None, "gap_loss": None,
                                     "gap_val_test": None}
-    if ordered:
-        values = [r[val_key] for r in ordered]
+    finite = [r for r in ordered if _finite(r[val_key])]
+    if finite:
+        values = [float(r[val_key]) for r in finite]
         pick = max if direction_of(val_key) == "max" else min
-        out["best_val_epoch"] = ordered[values.index(pick(values))]["epoch"]
-        out["val_curve_mean"] = stats.curve_mean([r["epoch"] for r in ordered], values)
+        out["best_val_epoch"] = finite[values.index(pick(values))]["epoch"]
+        out["val_curve_mean"] = stats.curve_mean([r["epoch"] for r in finite], values)
+    if ordered:
         last = ordered[-1]
-        if isinstance(last.get("train_loss"), (int, float)) and isinstance(last.get("val_loss"), (int, float)):
+        if _finite(last.get("train_loss")) and _finite(last.get("val_loss")):
             out["gap_loss"] = float(last["val_loss"] - last["train_loss"])
     if metric_name and run.summary:
         val, test = read_metric(run.summary, f"val_{metric_name}"), read_metric(run.summary, f"test_{metric_name}")

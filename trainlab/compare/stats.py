@@ -8,8 +8,12 @@ recomputed independently in tests/test_compare.py. Conventions:
 * "higher is better" throughout: for a metric whose direction is ``min`` the caller
   passes ``better=False`` (or negates the values), never a hidden name rule.
 * Degenerate inputs give defined answers, never NaN: identical samples have p = 1; a
-  difference that is the same non-zero number on every seed has the smallest p a
-  distribution-free test can give for that n (the exact sign test's ``2 ** (1 - n)``).
+  difference that is the same non-zero number on every seed gets the limit its test reaches
+  as the spread vanishes, so a perfectly consistent effect is never judged weaker than an
+  almost consistent one: p = 0 for the t tests (t -> infinity), ``2 ** (1 - n)`` for the exact
+  Wilcoxon test (every sign alike, the same p as any difference with one sign).
+* "Equal" means equal within ``TIE`` relative to the values' scale (:func:`tolerance`), so
+  float round-off is no effect, whatever the metric's units (an MSE of 1e-13 as much as 1e3).
 
 References: Agarwal et al. 2021, "Deep RL at the edge of the statistical precipice"
 (IQM, stratified bootstrap, probability of improvement); Holm 1979; Dolan & Moré 2002
@@ -27,12 +31,28 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-TIE = 1e-12  # differences below this are float round-off (0.8 - 0.7 != 0.9 - 0.8), not effects
+TIE = 1e-12  # relative: differences below TIE x the values' scale are round-off (0.8 - 0.7 != 0.9 - 0.8)
 WILCOXON_MIN_PAIRS = 10  # below this the exact signed-rank test cannot reach p < 0.05 after Holm over ~6 arms
 
 
 def _array(values: Sequence[float]) -> np.ndarray:
     return np.asarray(list(values), dtype=float)
+
+
+def tolerance(*samples: np.ndarray) -> float:
+    """The largest difference between values of ``samples`` that is float round-off: ``TIE`` times
+    the largest magnitude among them (0 when every value is 0, so only exact equality ties there).
+
+    Relative, not absolute: metrics come in their data's units (an MSE of 1e-13 or of 1e6), and
+    round-off scales with the values (a few ulps, about 1e-16 x |value| each).
+    """
+    scale = max((float(np.max(np.abs(x))) for x in samples if np.size(x)), default=0.0)
+    return TIE * scale
+
+
+def tied(a: float, b: float) -> bool:
+    """``a`` and ``b`` are equal within :func:`tolerance` (round-off, not a difference)."""
+    return abs(a - b) <= tolerance(np.array([a, b]))
 
 
 # --------------------------------------------------------------------------- one sample
@@ -104,8 +124,17 @@ def bootstrap_interval(values: Sequence[float], statistic: str = "iqm", confiden
 
 @dataclass(frozen=True)
 class TestResult:
+    """A test's name, its two-sided p and the side the data lie on: ``sign`` is +1 when x is
+    larger than y by the test's own measure (the mean difference for the t tests, the signed-rank
+    sum for Wilcoxon), -1 when smaller, 0 when neither (then p = 1)."""
+
     test: str  # "paired-t" | "wilcoxon" | "welch"
     p: float
+    sign: int = 0
+
+
+def _sign(value: float) -> int:
+    return 1 if value > 0 else -1 if value < 0 else 0
 
 
 def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
@@ -115,8 +144,13 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) for n >= 10, where it has
     the power to matter (with n = 5 its smallest two-sided p is 0.0625, so it could
     never call anything different). None for n < 2.
-    Degenerate differences (equal within ``TIE``): all zero -> p = 1; all equal and non-zero -> p = 2**(1-n),
-    the exact sign test (t is infinite and Wilcoxon's p is the same bound).
+
+    Differences within :func:`tolerance` of 0 are 0 (round-off). Degenerate differences:
+    all 0 -> p = 1. All the same non-zero number -> the test's own limit as the spread of the
+    differences vanishes, so that the verdict is monotone in how consistent the effect is:
+    paired t: p = 0 (t = mean / (s / sqrt(n)) -> infinity; a wobble of 1e-7 already gives
+    p ~ 1e-13); Wilcoxon: p = 2**(1-n), its exact p for differences that all have one sign,
+    the same whether they are equal or not.
     """
     a, b = _array(x), _array(y)
     if a.shape != b.shape:
@@ -124,30 +158,35 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     n = a.size
     if n < 2:
         return None
+    tie = tolerance(a, b)
     difference = a - b
+    difference[np.abs(difference) <= tie] = 0.0
     name = "wilcoxon" if n >= WILCOXON_MIN_PAIRS else "paired-t"
-    if np.allclose(difference, 0.0, rtol=0.0, atol=TIE):
-        return TestResult(name, 1.0)
-    if np.allclose(difference, difference[0], rtol=0.0, atol=TIE):
-        return TestResult(name, float(2.0 ** (1 - n)))
+    if np.all(difference == 0.0):
+        return TestResult(name, 1.0, 0)
+    if np.ptp(difference) <= tie and np.all(difference != 0.0):  # the same non-zero number on every seed
+        return TestResult(name, 0.0 if name == "paired-t" else float(2.0 ** (1 - n)), _sign(difference[0]))
     if name == "wilcoxon":
-        return TestResult(name, float(stats.wilcoxon(a, b, zero_method="wilcox").pvalue))
-    return TestResult(name, float(stats.ttest_rel(a, b).pvalue))
+        ranks = stats.rankdata(np.abs(difference[difference != 0.0]))
+        signed = float(np.sum(np.sign(difference[difference != 0.0]) * ranks))  # W+ - W-
+        return TestResult(name, float(stats.wilcoxon(difference, zero_method="wilcox").pvalue), _sign(signed))
+    return TestResult(name, float(stats.ttest_1samp(difference, 0.0).pvalue), _sign(float(difference.mean())))
 
 
 def welch_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     """Welch's unequal-variance t-test (``scipy.stats.ttest_ind(equal_var=False)``), two-sided.
 
-    None unless each sample has >= 2 values. Both samples constant: p = 1 when equal,
-    else the exact two-sided Mann-Whitney p of complete separation, ``2 / C(n+m, n)``.
+    None unless each sample has >= 2 values. Both samples constant (within :func:`tolerance`):
+    p = 1 when equal, else p = 0, Welch's limit as both spreads vanish (as :func:`paired_test`).
     """
     a, b = _array(x), _array(y)
     if a.size < 2 or b.size < 2:
         return None
-    if np.allclose(a, a[0], rtol=0.0, atol=TIE) and np.allclose(b, b[0], rtol=0.0, atol=TIE):
-        p = 1.0 if abs(a[0] - b[0]) <= TIE else min(1.0, 2.0 / math.comb(a.size + b.size, a.size))
-        return TestResult("welch", p)
-    return TestResult("welch", float(stats.ttest_ind(a, b, equal_var=False).pvalue))
+    tie = tolerance(a, b)
+    if np.ptp(a) <= tie and np.ptp(b) <= tie:
+        difference = float(a.mean() - b.mean())
+        return TestResult("welch", 1.0, 0) if abs(difference) <= tie else TestResult("welch", 0.0, _sign(difference))
+    return TestResult("welch", float(stats.ttest_ind(a, b, equal_var=False).pvalue), _sign(float(a.mean() - b.mean())))
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

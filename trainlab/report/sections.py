@@ -186,7 +186,7 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
         ci = stats.get("ci95") or [None, None]
         vs = entry.get("vs_best") or {}
         verdict = vs.get("verdict") or "–"
-        if vs.get("p_holm") is not None and verdict in ("indistinguishable", "worse"):
+        if vs.get("p_holm") is not None and verdict in ("indistinguishable", "worse", "better"):
             verdict_text = f"{verdict} (p_holm = {fmt(vs['p_holm'], 3)}, {vs.get('test') or '?'})"
         else:
             verdict_text = verdict
