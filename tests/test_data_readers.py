@@ -523,6 +523,33 @@ def test_text_hf_tokenizer_layout(tmp_path):
     assert raw.extras["tokenizer"] == "hf" and raw.extras["pad_id"] == 0 and raw.extras["vocab_size"] == 9
 
 
+def test_text_hf_max_length_must_hold_the_special_tokens_and_some_text(tmp_path, capsys):
+    """max_length 1 died on NumPy's 'inhomogeneous shape' (the tokenizer keeps [CLS] [SEP] whatever the limit)."""
+    write_hf_tokenizer(tmp_path / "tok")
+    write(tmp_path / "train.tsv", SST)
+    options = dict(name="text_tsv", train=str(tmp_path / "train.tsv"), tokenizer="hf",
+                   tokenizer_path=str(tmp_path / "tok"))
+    with pytest.raises(ConfigError) as err:
+        build(**options, max_length=1)
+    one_line_error(err, "data.max_length must be >= 2 for tokenizer: hf", "[CLS] and [SEP]", "got 1")
+    raw = build(**options, max_length=2)  # trains, on texts that are all [CLS] [SEP]: said once
+    np.testing.assert_array_equal(raw.x_train[:, 0], [[2, 3]] * 4)
+    assert capsys.readouterr().err == ("warning: data.max_length=2 leaves no room for text: the tokenizer adds 2 "
+                                       "special tokens to every text, so every text becomes the same ids; use at "
+                                       "least 3\n")
+    build(**options, max_length=3)
+    assert capsys.readouterr().err == ""
+    from tokenizers import Tokenizer, processors
+
+    three = Tokenizer.from_file(str(tmp_path / "tok" / "tokenizer.json"))
+    three.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP] [SEP]",
+                                                         special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    three.save(str(tmp_path / "tok" / "tokenizer.json"))
+    with pytest.raises(ConfigError) as err:
+        build(**options, max_length=2)
+    one_line_error(err, "data.max_length must be >= 4 for this tokenizer (it adds 3 special tokens", "got 2")
+
+
 def test_text_hf_without_the_package(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tokenizers", None)  # import now raises ImportError
     with pytest.raises(ConfigError, match="pip install tokenizers"):

@@ -286,11 +286,10 @@ def _bert_batch():
 def test_bert_layers_embeddings_lowest(tiny_bert):
     model = tiny_bert()
     names = [name for name, _ in model_layers(model)]
-    assert names == ["backbone.embeddings", "backbone.encoder.layer.0", "backbone.encoder.layer.1",
-                     "backbone.pooler", "head"]
+    assert names == ["unused", "backbone.embeddings", "backbone.encoder.layer.0", "backbone.encoder.layer.1", "head"]
     lrs = {g["layer"]: g["lr"] for g in layerwise_param_groups(model, 2e-5, 0.9)}
-    assert lrs["backbone.embeddings"] == pytest.approx(2e-5 * 0.9**4)
-    assert lrs["backbone.encoder.layer.1"] == pytest.approx(2e-5 * 0.9**2)
+    assert lrs["backbone.embeddings"] == pytest.approx(2e-5 * 0.9**3)
+    assert lrs["backbone.encoder.layer.1"] == pytest.approx(2e-5 * 0.9)  # just below the head
     no_decay = [g for g in layerwise_param_groups(model, 2e-5, 0.9) if g["group"] == "no_decay"]
     layer_norm_weight = model.backbone.encoder.layer[0].output.LayerNorm.weight
     assert any(p is layer_norm_weight for g in no_decay for p in g["params"])
@@ -344,3 +343,45 @@ def test_lora_without_peft(monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)
     with pytest.raises(ConfigError, match=r"needs the 'lora' extra: pip install 'trainlab\[lora\]'"):
         apply_lora(_text(), rank=2)
+
+
+@pytest.mark.parametrize("unfreeze_after_epochs, max_steps, warned", [
+    (3, None, "unfreeze_after_epochs=3, but the run trains 3 epoch(s) (24 steps): the backbone never unfreezes, "
+              "as with freeze alone; set it below 3 to train the backbone, or remove it"),
+    (2, 8, "unfreeze_after_epochs=2, but the run trains 1 epoch(s) (8 steps): the backbone never unfreezes, as "
+           "with freeze alone; train more epochs to unfreeze the backbone, or remove it"),
+    (2, None, None),
+])
+def test_an_unfreeze_the_run_never_reaches_is_warned_of(capsys, unfreeze_after_epochs, max_steps, warned):
+    from trainlab.builders import build, run_scope
+    from trainlab.config import validate
+
+    config = validate({"name": "u", "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [4]},
+                       "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01},
+                                    "batch_size": 12, "epochs": 3, "max_steps": max_steps,
+                                    "finetune": {"freeze": True, "unfreeze_after_epochs": unfreeze_after_epochs}},
+                       "output": {"progress": "off"}})
+    with run_scope(config):
+        build(config, quiet=True)
+    err = capsys.readouterr().err
+    assert err == (f"warning: strategy.finetune.{warned}\n" if warned else "")
+
+
+def test_layerwise_decay_skips_the_pooler_the_model_never_reads(tiny_bert_dir):
+    """BERT's pooler was counted as the layer below the head, so the top encoder layer got decay^2: but
+    hf_pretrained pools last_hidden_state (mean or [CLS]), and the pooler gets no gradient."""
+    from trainlab.models.hf import tokenize_texts
+
+    torch.manual_seed(0)
+    model = build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (2, 8), 3)
+    x = tokenize_texts(tiny_bert_dir, ["the cat sat", "a dog ran fast"], max_length=8)
+    F.cross_entropy(model(x), torch.tensor([0, 2])).backward()
+    pooler = list(model.backbone.pooler.parameters())
+    assert pooler and all(p.grad is None for p in pooler)
+    assert model.backbone.encoder.layer[1].output.dense.weight.grad is not None
+    layers = dict(model_layers(model))
+    assert [id(p) for p in layers["unused"]] == [id(p) for p in pooler]
+    assert sum(len(params) for params in layers.values()) == len(list(model.parameters()))  # each once
+    lrs = {g["layer"]: g["lr"] for g in layerwise_param_groups(model, 1.0, 0.5)}
+    assert lrs == {"head": 1.0, "backbone.encoder.layer.1": 0.5, "backbone.encoder.layer.0": 0.25,
+                   "backbone.embeddings": 0.125, "unused": 0.0625}

@@ -8,7 +8,13 @@ import torch
 
 from trainlab.builders import build, run_scope
 from trainlab.config import validate
-from trainlab.engine.batching import BatchPlan, epoch_permutation, length_grouped_order, token_lengths
+from trainlab.engine.batching import (
+    BatchPlan,
+    epoch_permutation,
+    length_grouped_order,
+    mega_batch_rows,
+    token_lengths,
+)
 from trainlab.errors import ConfigError
 
 
@@ -53,8 +59,45 @@ def test_token_lengths_reads_the_attention_mask():
     for row, n in enumerate([6, 2, 4]):
         x[row, 0, :n], x[row, 1, :n] = 7, 1
     assert token_lengths(x).tolist() == [6, 2, 4]
-    with pytest.raises(ValueError, match=r"needs token inputs .* got inputs of shape \(5, 4\)"):
+    with pytest.raises(ValueError, match=r"^token inputs are \(N, L\) integer ids or \(N, 2, L\) ids and attention "
+                                         r"mask; got float32 inputs shaped \(5, 4\)$"):
         token_lengths(torch.zeros(5, 4))
+    with pytest.raises(ValueError, match=r"got int64 inputs shaped \(5, 3, 8, 8\)"):
+        token_lengths(torch.zeros(5, 3, 8, 8, dtype=torch.long))
+
+
+def test_token_lengths_counts_the_word_ids_that_are_not_padding():
+    """tokenizer: word rows (N, L), right-padded with 0 (an unknown word is 1, and counts)."""
+    x = torch.tensor([[5, 1, 9, 0, 0], [3, 0, 0, 0, 0], [4, 4, 4, 4, 4]])
+    assert token_lengths(x).tolist() == [3, 1, 5]
+    assert token_lengths(x + 1, pad_id=1).tolist() == [3, 1, 5]  # a tokenizer padding with 1
+
+
+def test_group_by_length_groups_word_tokenizer_texts(tmp_path):
+    """text_tsv with the default word tokenizer (the README's text source) trains in length-grouped batches."""
+    rng = np.random.default_rng(0)
+    words = "the cat dog sat ran on a mat fast slow".split()
+    texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(1, 20, size=64)]
+    rows = "".join(f"{text}\t{i % 2}\n" for i, text in enumerate(texts))
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + rows)
+    config = validate({"name": "g", "data": {"source": "text_tsv", "train": str(tmp_path / "train.tsv"),
+                                             "max_length": 24, "val_fraction": 0.0, "test_fraction": 0.0},
+                       "model": {"name": "transformer_encoder", "d_model": 8, "heads": 2, "layers": 1},
+                       "strategy": {"loss": "cross_entropy", "optimizer": "adam", "epochs": 1, "batch_size": 4,
+                                    "group_by_length": True},
+                       "output": {"progress": "off"}})
+    with run_scope(config):
+        built = build(config, quiet=True)
+    plan, x = built.trainer.plan, built.data.train.x
+    lengths = (x != 0).sum(dim=1)
+    torch.testing.assert_close(plan.lengths, lengths)
+    order = plan.order(0)
+    size = mega_batch_rows(len(x), 4)
+    assert size < len(x)  # several mega-batches
+    for start in range(0, len(x), size):  # each mega-batch longest first: consecutive batches of like length
+        chunk = lengths[order[start:start + size]]
+        assert torch.equal(chunk, chunk.sort(descending=True).values)
+    assert sorted(order.tolist()) == list(range(len(x)))
 
 
 def test_group_by_length_on_tabular_data_is_a_config_error():
@@ -62,9 +105,12 @@ def test_group_by_length_on_tabular_data_is_a_config_error():
                        "strategy": {"loss": "cross_entropy", "optimizer": "adam", "epochs": 1,
                                     "group_by_length": True},
                        "output": {"progress": "off"}})
-    with run_scope(config), pytest.raises(ConfigError, match=r"^strategy.group_by_length: needs token inputs.*"
-                                                              r"turn it off for data source 'iris'"):
+    with run_scope(config), pytest.raises(ConfigError) as caught:
         build(config, quiet=True)
+    assert str(caught.value) == (
+        "strategy.group_by_length groups texts by length, but data source 'iris' gives no token inputs (token "
+        "inputs are (N, L) integer ids or (N, 2, L) ids and attention mask; got float32 inputs shaped (96, 4)); "
+        "turn group_by_length off, or use a text source (text_tsv, text_csv)")
 
 
 def test_group_by_length_off_keeps_the_config_hash():

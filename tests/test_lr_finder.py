@@ -478,3 +478,54 @@ def test_a_fall_within_the_noise_is_no_descent_and_a_real_one_above_the_same_noi
     descent = 0.69 - 0.25 / (1 + np.exp(-3 * (np.log10(lrs) + 3)))  # falls by 0.25 around lr 1e-3
     descent = np.where(lrs < 0.5, descent, 10.0) + noise
     assert 1e-5 < suggest_lr(lrs, descent) < 1e-2
+
+
+FREEZE_THEN_UNFREEZE = {
+    "name": "lr-find-frozen", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [8]},
+    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adamw", "lr": "auto"}, "batch_size": 16,
+                 "epochs": 3, "finetune": {"freeze": True, "unfreeze_after_epochs": 1}},
+    "runtime": {"device": "cpu"}, "output": {"progress": "off"}}
+
+
+def _sweep_recorder(seen: list[int]):
+    """A range test that records how many weights are trainable while it runs (and sweeps nothing)."""
+    def range_test_step(step, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, **_):
+        seen.append(sum(p.numel() for p in step.model.parameters() if p.requires_grad))
+        return [start_lr, end_lr], [1.0, 1.0]
+    return range_test_step
+
+
+@pytest.mark.parametrize("unfreeze_after_epochs", [1, None])
+def test_lr_auto_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone(monkeypatch, unfreeze_after_epochs):
+    """freeze + unfreeze_after_epochs: the first epochs train the head, so the search must (it swept the
+    whole model: MiniLM's head then trained at an lr ~150x below a head-only sweep's)."""
+    import trainlab.step_builders
+    from trainlab.builders import build, run_scope
+    from trainlab.config import Config
+    from trainlab.finetune import split_backbone_head
+
+    seen: list[int] = []
+    monkeypatch.setattr(trainlab.step_builders, "range_test_step", _sweep_recorder(seen))
+    monkeypatch.setattr(trainlab.step_builders, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
+    raw = copy.deepcopy(FREEZE_THEN_UNFREEZE)
+    raw["strategy"]["finetune"]["unfreeze_after_epochs"] = unfreeze_after_epochs
+    config = Config.model_validate(raw)
+    with run_scope(config):
+        built = build(config, quiet=True)
+    backbone, head = split_backbone_head(built.model)
+    assert seen == [sum(p.numel() for p in head)]  # 8 x 3 weights + 3 biases
+    assert built.notes["lr_auto"] == built.config.strategy.optimizer.lr == 0.02
+    # the backbone is frozen after the sweep as the run's own plan has it: by the optimizer (freeze alone)
+    # or by the unfreeze callback at the first step (trainable until then, as before the sweep)
+    assert all(p.requires_grad == (unfreeze_after_epochs is not None) for p in backbone)
+
+
+def test_lr_find_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone(monkeypatch):
+    import trainlab.experiment
+    from trainlab.config import Config
+
+    seen: list[int] = []
+    monkeypatch.setattr(trainlab.experiment, "range_test_step", _sweep_recorder(seen))
+    monkeypatch.setattr(trainlab.experiment, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
+    assert trainlab.experiment.lr_find_config(Config.model_validate(FREEZE_THEN_UNFREEZE))[0] == 0.02
+    assert seen == [8 * 3 + 3]

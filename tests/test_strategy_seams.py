@@ -199,6 +199,24 @@ def test_fit_applies_the_strategys_init_and_lora_to_the_users_module():
     assert not any(name.endswith("hidden.base_layer.weight") for name in trainable)
 
 
+@pytest.mark.parametrize("unfreeze_after_epochs", [None, 1])
+def test_fit_with_freeze_gives_the_users_backbone_back_trainable(unfreeze_after_epochs):
+    """finetune.freeze froze the user's backbone for good (requires_grad False after fit), though a model
+    given to fit must find every parameter as it was; one the user froze stays frozen."""
+    torch.manual_seed(0)
+    model = TwoLayer()
+    model.hidden.bias.requires_grad_(False)  # frozen by the user: not fit's to give back
+    before = model.hidden.weight.detach().clone()
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
+    finetune = {"freeze": True, "unfreeze_after_epochs": unfreeze_after_epochs}
+    trainlab.fit(model, train=(x, (x[:, 0] > 0).long()), strategy={
+        "loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16, "epochs": 2,
+        "finetune": {k: v for k, v in finetune.items() if v is not None}})
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == {
+        "hidden.weight": True, "hidden.bias": False, "out.weight": True, "out.bias": True}
+    assert torch.equal(model.hidden.weight, before) == (unfreeze_after_epochs is None)  # frozen while it trained
+
+
 class Pair(torch.nn.Module):
     """A model whose forward returns a tuple (as Lightning users' often do)."""
 

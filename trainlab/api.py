@@ -36,6 +36,7 @@ from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import read_class_labels
 from trainlab.errors import ConfigError, DataError, folder_error
+from trainlab.finetune import unfreeze_all
 from trainlab.registry import did_you_mean
 from trainlab.run_summary import summarize
 from trainlab.time_budget import assemble_within_budget
@@ -200,7 +201,8 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     ``class_names`` is ``data.class_names``: one name per class, for labels 0..K-1 (or the K sorted
     values of labels without a 0); it sets K when some classes are missing from ``train``. ``out``
     must be a new or empty folder (not the working directory), unless ``overwrite=True`` lets the
-    records replace those of an earlier ``fit`` there.
+    records replace those of an earlier ``fit`` there. ``finetune.freeze`` freezes the backbone for the
+    run only: afterwards every parameter it froze has ``requires_grad`` True again.
     """
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "
@@ -220,7 +222,10 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
             model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
             built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
         built.trainer.add_callbacks([callbacks] if isinstance(callbacks, Callback) else list(callbacks))
-        built.trainer.fit()
+        try:
+            built.trainer.fit()
+        finally:  # finetune.freeze froze the user's backbone for the run: give it back trainable
+            unfreeze_all(built.model)
         summary = summarize(built)
     if out is not None:
         _write_records(Path(out), built.config, built.trainer.state, summary, model)

@@ -52,6 +52,7 @@ from trainlab.run_checks import (
     check_batch_norm_remainder,
     check_loss_fits,
     warn_if_full_batch_method_on_mini_batches,
+    warn_if_never_unfrozen,
     warn_if_raw_scale_targets,
     warn_if_step_exceeds_data,
     warn_if_stretched,
@@ -136,8 +137,16 @@ def build_loss_for(config: Config, data: Dataset, notes: dict[str, Any]) -> Loss
 
 
 def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Module:
+    """The config's model for this data and loss; ``transformer_encoder`` gets a text source's vocab_size.
+    ``hf_pretrained`` on word-tokenizer ids is a ConfigError: the word vocabulary numbers the training set's
+    words, ids that mean other tokens (or none) in the checkpoint's embedding table."""
     output_dim = loss.output_dim(data.task, data.num_classes, data.target_dim)
     spec = config.model.spec()
+    if str(spec["name"]).lower() == "hf_pretrained" and data.extras.get("tokenizer") == "word":
+        checkpoint = spec.get("package") or spec.get("path") or "the checkpoint"
+        raise ConfigError(f"model hf_pretrained needs the checkpoint's own tokenizer, but data.tokenizer is word "
+                          f"(ids numbering the training words, which the checkpoint reads as other tokens); set "
+                          f"data.tokenizer: hf and data.tokenizer_path: {checkpoint}")
     if "vocab_size" in data.extras and spec["name"] == "transformer_encoder":
         spec.setdefault("vocab_size", data.extras["vocab_size"])
     return prepare_model(config, data, build_model(spec, data.input_shape, output_dim))
@@ -258,10 +267,11 @@ def train_lengths(config: Config, data: Dataset) -> torch.Tensor | None:
     if not config.strategy.group_by_length:
         return None
     try:
-        return token_lengths(data.train.x)
+        return token_lengths(data.train.x, int(data.extras.get("pad_id", 0)))
     except ValueError as exc:
-        raise ConfigError(f"strategy.group_by_length: {exc}; turn it off for data source "
-                          f"'{config.data.source}'") from None
+        raise ConfigError(f"strategy.group_by_length groups texts by length, but data source "
+                          f"'{config.data.source}' gives no token inputs ({exc}); turn group_by_length off, or "
+                          "use a text source (text_tsv, text_csv)") from None
 
 
 def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, notes: dict[str, Any],
@@ -277,12 +287,12 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         check_compile_toolchain(device)
     model = model.to(device)
     loss.to(device)
-    check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes)
+    batch_size = batch_size_for(config, len(data.train), quiet)
+    check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes, batch_rows=batch_size)
     warn_if_raw_scale_targets(data, loss, config.data.standardize_target)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
 
-    batch_size = batch_size_for(config, len(data.train), quiet)
     notes["gd_mode"] = gd_mode(batch_size, len(data.train), config.strategy.grad_accum_steps)
     plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps,
                      lengths=train_lengths(config, data))
@@ -306,6 +316,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     limits = limits_for(config, plan.steps_per_epoch)
     total_steps = limits.total_steps(plan.steps_per_epoch)
     warn_if_step_exceeds_data(config.strategy.batch_size, config.strategy.grad_accum_steps, plan, total_steps)
+    if config.strategy.finetune is not None:
+        warn_if_never_unfrozen(config.strategy.finetune.unfreeze_after_epochs, plan, total_steps)
     horizons = group_horizons(config, plan.steps_per_epoch)
     check_something_trains(horizons, step.optimizer, total_steps)
     if limits.epochs != config.strategy.epochs:

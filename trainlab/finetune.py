@@ -207,22 +207,28 @@ def model_layers(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
 
     The backbone is cut into layers by opening containers: for a BERT-like ``backbone``
     (embeddings, encoder.layer[i], pooler) that gives embeddings, encoder.layer.0, ...,
-    pooler; for ``resnet`` the stem and every residual block; for ``transformer_encoder`` the
+    encoder.layer.N; for ``resnet`` the stem and every residual block; for ``transformer_encoder`` the
     embeddings, each encoder layer, the final norm. Every parameter lands in exactly one layer;
     ones outside any listed module (direct parameters) form a layer just below the head.
+
+    Modules a model names in ``unused_modules`` (``hf_pretrained``: BERT's pooler, whose output its mean
+    or [CLS] pooling never reads) are no layer of the path to the head: they come first, lowest, as
+    ``unused``, so the top encoder layer is the one just below the head (lr x decay, not decay^2).
     """
     model = _unwrap(model)
     head = _head_module(model)
     _, head_params = split_backbone_head(model)
     head_ids = {id(p) for p in head_params}
+    unused = [p for name in getattr(model, "unused_modules", ()) for p in model.get_submodule(name).parameters()
+              if id(p) not in head_ids]
     root = getattr(model, "backbone", None)
     if isinstance(root, nn.Module):
         units = _layer_units(root, "backbone")
     else:
         units = [(name, child) for name, child in model.named_children() if child is not head]
         units = [unit for name, child in units for unit in _layer_units(child, name)]
-    layers: list[tuple[str, list[nn.Parameter]]] = []
-    seen = set(head_ids)
+    layers: list[tuple[str, list[nn.Parameter]]] = [("unused", unused)] if unused else []
+    seen = head_ids | {id(p) for p in unused}
     for name, unit in units:
         params = [p for p in unit.parameters() if id(p) not in seen]
         seen.update(id(p) for p in params)

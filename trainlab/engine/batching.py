@@ -58,12 +58,18 @@ def length_grouped_order(order: torch.Tensor, lengths: torch.Tensor, batch_size:
     return torch.cat(pieces) if pieces else order
 
 
-def token_lengths(x: torch.Tensor) -> torch.Tensor:
-    """Per-row text lengths of token inputs: the attention mask's sum for (N, 2, L) ``[ids, mask]`` rows."""
-    if x.ndim == 3 and x.shape[1] == 2 and not x.is_floating_point():
-        return x[:, 1].sum(dim=1)
-    raise ValueError(f"needs token inputs (N, 2, L) of input ids and attention mask, as the "
-                     f"text sources give; got inputs of shape {tuple(x.shape)} ({x.dtype})")
+def token_lengths(x: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
+    """Per-row text lengths of token inputs, as the text sources give them: for (N, 2, L) ``[ids, mask]``
+    rows (``tokenizer: hf``) the attention mask's sum; for (N, L) token ids (``tokenizer: word``, padded
+    with ``pad_id`` 0) the count of ids that are not ``pad_id``. Other inputs (floats, images) have no
+    lengths: a ValueError."""
+    if not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
+        if x.ndim == 3 and x.shape[1] == 2:
+            return x[:, 1].sum(dim=1)
+        if x.ndim == 2:
+            return (x != pad_id).sum(dim=1)
+    raise ValueError(f"token inputs are (N, L) integer ids or (N, 2, L) ids and attention mask; got "
+                     f"{str(x.dtype).removeprefix('torch.')} inputs shaped {tuple(x.shape)}")
 
 
 def augmentation_seed(seed: int, step: int) -> int:

@@ -108,7 +108,12 @@ class HFClassifier(nn.Module):
     """``backbone`` (a transformers ``PreTrainedModel``) -> pooling -> ``dropout`` -> ``head`` (linear).
 
     With ``trim_padding`` each batch is first cut to its longest text (:func:`trim_trailing_padding`).
+    Inputs are integer ids of the checkpoint's own tokenizer; ``vocab_size`` (the checkpoint's embedding
+    rows) and ``vocab_advice`` let the run check refuse other ids before training (trainlab.run_checks).
     """
+
+    vocab_advice = ("the ids must come from the checkpoint's own tokenizer: set data.tokenizer: hf and "
+                    "data.tokenizer_path to the checkpoint (its package name or folder)")
 
     def __init__(self, backbone: nn.Module, output_dim: int, pooling: str, dropout: float, trim_padding: bool = True):
         super().__init__()
@@ -119,8 +124,23 @@ class HFClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(backbone.config.hidden_size), output_dim)
 
+    @property
+    def vocab_size(self) -> int:
+        return int(self.backbone.get_input_embeddings().num_embeddings)
+
+    @property
+    def unused_modules(self) -> tuple[str, ...]:
+        """Modules whose output never reaches this model's output: the backbone's pooler (BERT's tanh layer
+        over [CLS]), which the encoder computes but both poolings here skip (they read last_hidden_state).
+        Layer-wise learning rates leave them out of the layer count (trainlab.finetune.model_layers)."""
+        pooler = getattr(self.backbone, "pooler", None)
+        return ("backbone.pooler",) if isinstance(pooler, nn.Module) and any(True for _ in pooler.parameters()) else ()
+
     def split_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input_ids, attention_mask) from (N, 2, L) or (N, L) token ids."""
+        """(input_ids, attention_mask) from (N, 2, L) or (N, L) integer token ids; floats are refused
+        (cast to ids they would index arbitrary embedding rows)."""
+        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(f"hf_pretrained expects integer token ids; got {x.dtype} {tuple(x.shape)}")
         if x.ndim == 3 and x.shape[1] == 2:
             return x[:, 0].long(), x[:, 1].long()
         if x.ndim == 2:

@@ -71,11 +71,22 @@ def masked_mean(hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
 
 
 class TransformerClassifier(nn.Module):
+    """Token ids (N, L) -> (N, output_dim) scores. Like every token-id model it declares ``vocab_size``
+    (ids are 0..vocab_size-1) and ``vocab_advice`` (the fix for larger ids): the run check reads both to
+    refuse float features and out-of-range ids before training (trainlab.run_checks)."""
+
+    vocab_advice = ("set model.vocab_size above the largest id (a text source sets it from its vocabulary when "
+                    "model.vocab_size is left out)")
+
     def __init__(self, backbone: TextEncoder, d_model: int, output_dim: int, pooling: str):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
         self.head = nn.Linear(d_model, output_dim)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.backbone.embeddings.tokens.num_embeddings)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         hidden, padding = self.backbone(ids)
