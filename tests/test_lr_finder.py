@@ -447,6 +447,37 @@ def test_range_test_through_the_runs_step_restores_it_and_matches_a_plain_range_
     np.testing.assert_allclose(losses, manual_losses, rtol=1e-5)
 
 
+def test_the_sweeps_lrs_are_the_configured_lr_not_the_first_param_groups():
+    """layerwise_lr_decay puts the lowest layer first, at lr x decay^K: the sweep's lrs (and so the
+    suggestion) must be values of the configured lr (the head's), every group keeping its ratio to it;
+    read off the first group, the head then trained decay^K below the lr the sweep had found."""
+    from trainlab.engine.batching import BatchPlan, TensorBatches
+    from trainlab.engine.objective import Objective
+    from trainlab.engine.step import StandardStep
+    from trainlab.losses import build_loss
+    from trainlab.lr_finder import range_test_step
+
+    data, model = blob_dataset(), mlp(0)
+    lower, head = list(model.parameters())[:-2], list(model.parameters())[-2:]
+    optimizer = torch.optim.SGD([{"params": lower, "lr": 1e-5 * 0.25}, {"params": head, "lr": 1e-5}], lr=1e-5)
+    step = StandardStep(model, optimizer, Objective(build_loss("cross_entropy")))
+    seen: list[tuple[float, float]] = []
+    train_step = step.train_step
+
+    def recording(batches, state):
+        seen.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[1]["lr"]))
+        return train_step(batches, state)
+
+    step.train_step = recording
+    batches = TensorBatches(data.train, None, 0, torch.device("cpu"))
+    lrs, _ = range_test_step(step, batches.forever(BatchPlan(256, 32, seed=0)), start_lr=1e-5, end_lr=1.0,
+                             num_steps=30, reference_lr=1e-5)
+    assert len(seen) == len(lrs)
+    for lr, (first, second) in zip(lrs, seen, strict=False):
+        assert second == pytest.approx(lr) and first == pytest.approx(lr * 0.25)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([2.5e-6, 1e-5])  # restored
+
+
 def test_lr_find_config_builds_the_run_and_plots(tmp_path):
     from trainlab.config import Config
     from trainlab.experiment import lr_find_config

@@ -45,6 +45,7 @@ from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, load_trained_config, record_digests
 from trainlab.run_summary import summarize
+from trainlab.schedule_plan import base_lr
 from trainlab.step_builders import first_epoch_freezing
 from trainlab.time_budget import plan_line
 
@@ -360,7 +361,7 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
         with first_epoch_freezing(config, built.model):  # what the first step trains: a frozen backbone stays so
             built.step.parameters_changed()
             lrs, losses = range_test_step(built.step, trainer.batches.forever(trainer.plan), start_lr=start_lr,
-                                          end_lr=end_lr, num_steps=num_steps)
+                                          end_lr=end_lr, num_steps=num_steps, reference_lr=base_lr(config))
     skip = warmup_steps(num_steps)  # of the planned sweep, also when it stopped early
     try:
         suggestion = suggest_lr(lrs, losses, skip_start=skip)

@@ -315,16 +315,20 @@ def _restore(model: nn.Module, optimizer: torch.optim.Optimizer, parameters: lis
 # --------------------------------------------------------------------------- a run's own step
 
 def range_test_step(step: Any, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], start_lr: float = 1e-7,
-                    end_lr: float = 10.0, num_steps: int = 100, smoothing: float = 0.98) -> tuple[list[float], list[float]]:
+                    end_lr: float = 10.0, num_steps: int = 100, smoothing: float = 0.98,
+                    reference_lr: float | None = None) -> tuple[list[float], list[float]]:
     """The range test through a run's own :class:`~trainlab.engine.step.Step`: its objective (with
     penalties), autocast and loss scaling, clipping and optimizer, on the engine's batches.
 
-    Step i sets the LR factor so that the first param group's LR is ``lr_i`` (other groups keep
-    their ratios), runs one ``step.train_step``, and records its loss. The step's whole state
-    (weights, optimizer, scaler, loss) and the RNGs are restored afterwards, also when it raises.
+    Step i sets the LR factor so that ``reference_lr``, the ``strategy.optimizer.lr`` the step was built
+    with, becomes ``lr_i`` (every param group keeps its ratio to it), runs one ``step.train_step``, and
+    records its loss: ``lrs`` are values of ``strategy.optimizer.lr``, the head's with
+    ``finetune.layerwise_lr_decay``, whose lowest layer is the first param group at lr x decay^K. Left
+    out, the first param group's LR stands for it (equal without layerwise decay). The step's whole
+    state (weights, optimizer, scaler, loss) and the RNGs are restored afterwards, also when it raises.
     """
     lrs = lr_sweep(start_lr, end_lr, num_steps)
-    base = step.lr()
+    base = step.lr() if reference_lr is None else reference_lr
     saved = copy.deepcopy(step.state_dict())
     device = getattr(step, "device", torch.device("cpu"))
     state = TrainState()

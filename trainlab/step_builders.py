@@ -144,5 +144,6 @@ def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: di
     with first_epoch_freezing(config, model):
         probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision, eager)
         steps = 100
-        lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=steps)
+        lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=steps,
+                                      reference_lr=1e-7)  # lrs of strategy.optimizer.lr (the head's)
     return suggest_lr(lrs, losses, skip_start=warmup_steps(steps))  # of the planned sweep, also if it stopped early
