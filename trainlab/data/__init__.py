@@ -248,7 +248,7 @@ def _warn_if_classes_missing(split: str, held: np.ndarray, stratify: np.ndarray,
         names = [class_names[int(c)] if class_names else str(c) for c in missing[:5]]
         warn(f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
              f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): they have too few rows "
-             f"for {split}_fraction, so {split} metrics leave them out; add rows or lower {split}_fraction")
+             f"for {split}_fraction, so {split} metrics leave them out; add rows of those classes")
 
 
 def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarray, cat: np.ndarray | None,
