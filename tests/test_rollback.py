@@ -197,3 +197,38 @@ def test_nan_between_two_guard_checks_never_reaches_a_checkpoint(poisoned_step, 
     assert len(rollbacks) == 1 and rollbacks[0]["restored_step"] == 0, summary["events"]  # window 20: the snapshot a window before step 24
     for folder in _all_checkpoints(out):
         assert not _non_finite(folder / "tensors.safetensors"), folder.name
+
+
+class _RollBackOnce(Callback):
+    """Snapshots the state at the end of step ``at`` (as the divergence guard does, in a step-end hook:
+    before that step's mid-epoch validation) and rolls back to it at step ``back``."""
+
+    name = "roll_back_once"
+
+    def __init__(self, at: int, back: int):
+        self.at, self.back, self.kept = at, back, None
+
+    def on_step_end(self, view, loss) -> None:
+        if view.state.step == self.at and self.kept is None:
+            self.kept = view.snapshot()
+        elif view.state.step == self.back and view.state.rollbacks == 0:
+            view.control.rollback_to = self.kept.with_train_state(rollbacks=1)
+
+
+def test_a_rollback_to_a_snapshot_taken_before_its_steps_validation_validates_there_again():
+    """The snapshot holds the state before step 8's mid-epoch validation; restoring it dropped that
+    validation's record (and early stopping's view of it) for good. It now runs again after the restore."""
+    from trainlab.builders import build, run_scope
+    from trainlab.config import validate
+
+    config = validate({"name": "rollback-validation", "seed": 0, "data": {"source": "digits"},
+                       "model": {"name": "mlp", "hidden": [16]},
+                       "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.05},
+                                    "batch_size": 32, "max_steps": 14, "epochs": None, "eval_every_n_steps": 4},
+                       "output": {"progress": "off"}})
+    with run_scope(config):
+        built = build(config, quiet=True)
+        built.trainer.add_callbacks([_RollBackOnce(at=8, back=10)])
+        state = built.trainer.fit()
+    validated = [r["step"] for r in state.step_records if "val_loss" in r]
+    assert state.rollbacks == 1 and validated == [4, 8, 12], validated

@@ -145,6 +145,8 @@ class Trainer:
         if state.batch_in_epoch == 0:
             self._reset_sums()
             self.callbacks.fire(Event.EPOCH_START, self.view)
+        if state.validation_due:  # rolled back to a snapshot taken before its step's validation: it runs again
+            self._validate_due()
         skipped = frozenset(batch for epoch, batch in state.skipped_batches if epoch == state.epoch)
         view, control, fetch, train_step = self.view, self.control, self.batches.fetch, self.step.train_step
         step_start, step_end = self.callbacks.hooks[Event.STEP_START], self.callbacks.hooks[Event.STEP_END]
@@ -259,7 +261,6 @@ class Trainer:
         self.state.load_state_dict(parts["train_state"])
         if spent is not None:
             self.state.train_time_s, self._fit_started = spent, self.clock()
-            self.state.validation_due = False  # a rollback: that validation ran after the snapshot was taken
         self.control = Control()
         self.control.load_state_dict(parts["control"])
         self._sums = {}
