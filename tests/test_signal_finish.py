@@ -164,3 +164,46 @@ def test_a_signal_while_the_data_loads_is_one_error_line_and_no_run(signum, tmp_
     assert code == 128 + signum and "Traceback" not in err, f"exit {code}: {err}"
     assert err.splitlines()[-1] == "error: interrupted" + (" by SIGTERM" if signum == signal.SIGTERM else ""), err
     assert not (out / "model.safetensors").exists() and status(out) != "finished"
+
+
+def test_image_decoding_workers_die_silently_on_a_signal_to_the_process_group(tmp_path, monkeypatch):
+    """Forked decoding workers inherited the CLI's SIGTERM-as-Ctrl-C handler: a SIGTERM (or Ctrl-C) sent to the
+    whole process group, as systemd, Docker and Slurm send it, raised KeyboardInterrupt in each worker. Their
+    initializer now restores the default: killed at once, nothing printed (the parent reports it once)."""
+    import trainlab.data.images as images
+    from trainlab.sigterm import sigterm_as_ctrl_c
+
+    log = tmp_path / "child.log"
+    for quiet in (False, True):
+        pid = os.fork()
+        if pid == 0:  # a worker as fork makes it: the parent's Python handler for SIGTERM
+            code = 0
+            try:
+                os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+                with sigterm_as_ctrl_c([]):
+                    if quiet:
+                        images._quiet_worker()
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(5)
+            except KeyboardInterrupt:
+                os.write(2, b"KeyboardInterrupt in the worker")
+                code = 70
+            finally:
+                os._exit(code)
+        assert wait(pid) == (-signal.SIGTERM if quiet else 70)
+        assert ("KeyboardInterrupt" in log.read_text()) is not quiet
+    started: list[dict] = []  # and decode_images starts its workers with it
+
+    class Pool(images.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    from PIL import Image
+
+    for i in range(images.POOL_MIN_FILES):
+        Image.new("RGB", (4, 4), (i % 256, 0, 0)).save(tmp_path / f"{i}.png")
+    monkeypatch.setattr(images, "ProcessPoolExecutor", Pool)
+    files = sorted(tmp_path.glob("*.png"))
+    assert images.decode_images(files, (4, 4), "RGB", False, workers=2).shape == (len(files), 3, 4, 4)
+    assert started and started[0].get("initializer") is images._quiet_worker

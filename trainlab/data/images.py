@@ -21,6 +21,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import signal
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -248,6 +249,14 @@ def _decode_chunk(files: list[Path], size: tuple[int, int], mode: str, resize: b
     return out
 
 
+def _quiet_worker() -> None:
+    """A decoding worker dies at once and silently on Ctrl-C or SIGTERM: forked, it inherited the CLI's
+    handlers (SIGTERM as Ctrl-C), and a signal sent to the whole process group (Ctrl-C, systemd, Docker,
+    Slurm) made every worker print a KeyboardInterrupt traceback. The parent says it once."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resize: bool,
                   workers: int) -> np.ndarray:
     """All ``files`` as uint8 (N, C, H, W), decoded by ``workers`` processes (in-process when <= 1)."""
@@ -259,11 +268,15 @@ def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resiz
     starts = range(0, len(files), chunk)
     # fork: workers start instantly and need not re-import torch; they only run Pillow and numpy
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        parts = pool.map(_decode_chunk, [list(files[s:s + chunk]) for s in starts],
-                         [size] * len(starts), [mode] * len(starts), [resize] * len(starts))
-        for start, part in zip(starts, parts, strict=True):
-            out[start:start + len(part)] = part
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
+        try:
+            parts = pool.map(_decode_chunk, [list(files[s:s + chunk]) for s in starts],
+                             [size] * len(starts), [mode] * len(starts), [resize] * len(starts))
+            for start, part in zip(starts, parts, strict=True):
+                out[start:start + len(part)] = part
+        except BaseException:  # Ctrl-C or SIGTERM of the parent alone: no queued chunk starts after it
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return out
 
 
