@@ -155,6 +155,26 @@ def test_load_run_imports_the_runs_own_code_only_with_allow_code(project, tmp_pa
     assert run.predict(torch.zeros(4, *run.input_shape)).shape == (4,)
 
 
+def test_an_explicit_allow_code_false_wins_over_the_environment_variable(project, tmp_path, monkeypatch):
+    """A service calling load_run(..., allow_code=False) imported a sent run's code when TRAINLAB_ALLOW_CODE=1
+    was set anywhere up its process tree; docs/predict.md promises a run imports nothing without the opt-in."""
+    import trainlab
+
+    config = {**LINREG, "model": {"name": "usernet_cp:Net"}, "output": {"progress": "off"},
+              "strategy": {**LINREG["strategy"], "epochs": 1}}
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert main(["train", str(project / "config.yaml"), "--out", str(out), "--quiet"]) == 0
+    sys.modules.pop("usernet_cp", None)
+    monkeypatch.setenv("TRAINLAB_ALLOW_CODE", "1")
+    with pytest.raises(ConfigError, match="outside your own code"):
+        trainlab.load_run(out, allow_code=False)
+    assert "usernet_cp" not in sys.modules
+    with code_policy(allow=False), pytest.raises(ConfigError, match="outside your own code"):
+        import_reference("shutil:rmtree", "model")
+    assert import_reference("shutil:rmtree", "model").__name__ == "rmtree"  # undecided: the variable decides
+
+
 def test_a_module_in_the_working_directory_is_yours(project, tmp_path, monkeypatch):
     monkeypatch.chdir(project)
     config = tmp_path / "elsewhere" / "config.yaml"

@@ -216,3 +216,14 @@ def test_a_set_value_read_as_a_string_or_number_gets_no_reading(tmp_path):
     with pytest.raises(ConfigError) as caught:
         validate({**yaml.safe_load(BASE), "name": {"foo": None}})  # a file's own mapping: no --set to name
     assert "--set" not in str(caught.value)
+
+
+@pytest.mark.parametrize("number, message", [
+    ("9" * 5000, r"malformed YAML in .*config.yaml: Exceeds the limit"),
+    ("0x" + "f" * 5000, r"config key 'seed': .*; got <an integer of about 6021 digits>")])  # hex: read, then refused
+def test_an_integer_of_more_digits_than_python_converts_is_one_line(tmp_path, number, message):
+    """PyYAML's int() raised ValueError ('Exceeds the limit (4300 digits)'), and so did repr() of a hex one in
+    the refusal's message: exit 4 with a bare exception."""
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(_write(tmp_path, BASE.replace("seed:", "old_seed:", 1) + f"seed: {number}\n"))
+    assert "\n" not in str(caught.value)

@@ -804,3 +804,42 @@ def test_idx_missing_file_lists_the_idx_files_there_and_how_to_split_a_test_set(
         build(name="idx", path=str(tmp_path))
     one_line_error(err, "no test images file", "(or data.test_images=null with data.test_labels=null to split a "
                                                "test set off train)")
+
+
+def _npy_member(shape: tuple[int, ...], data: bytes = b"\0" * 16) -> bytes:
+    """An .npy member whose header declares ``shape`` (float32) whatever data follows it."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + data
+
+
+def test_an_npz_array_declaring_more_than_memory_is_refused_from_its_header(tmp_path):
+    """A decompression bomb (2 MB of deflated zeros declaring 2 GiB) was decompressed whole first."""
+    import zipfile
+
+    from trainlab.data.files import open_npz
+
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", _npy_member((10**7, 10**5)))
+    with pytest.raises(DataError, match=r"bomb.npz: array 'x' declares shape \(10000000, 100000\) of float32, "
+                                        r"3,725.3 GiB once decompressed, more than the [\d,.]+ GiB"):
+        open_npz(path, "x", None)
+
+
+def test_predict_decompresses_only_the_array_it_reads(tmp_path):
+    import zipfile
+
+    from trainlab.data.predict_input import _npz_rows
+
+    rows = np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = tmp_path / "rows.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", _npy_member((2, 3), rows.tobytes()))
+        archive.writestr("junk.npy", _npy_member((1000,)))  # its data is cut short: reading it would fail
+    np.testing.assert_array_equal(_npz_rows(path, {"x": "x"}), rows)
+    np.savez(tmp_path / "one.npz", features=rows)  # no array 'x': the archive's only array
+    np.testing.assert_array_equal(_npz_rows(tmp_path / "one.npz", {"x": "x"}), rows)
+    np.savez(tmp_path / "two.npz", a=rows, b=rows)
+    with pytest.raises(DataError, match=r"two.npz has no array 'x' \(arrays: a, b\)"):
+        _npz_rows(tmp_path / "two.npz", {"x": "x"})

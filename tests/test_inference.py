@@ -704,3 +704,48 @@ def test_cli_predict_refuses_an_output_that_is_a_folder_before_predicting(tmp_pa
     assert err == (f"error: -o {folder} is a folder; give the CSV file to write, e.g. -o "
                    f"{folder / 'predictions.csv'}\n")
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("record", ["config.yaml", "run.json", "labels.json", "preprocessing.json", "model.json",
+                                    "model.safetensors"])
+def test_a_record_that_is_a_link_is_refused_by_eval_and_predict_even_to_the_same_bytes(runs, tmp_path, capsys,
+                                                                                       record):
+    """A run folder's records are the files its run wrote: a link (config.yaml to ~/.config/gh/hosts.yml) is
+    refused before it is read, even when it points at a copy of the very file."""
+    run = tmp_path / "pets"
+    shutil.copytree(runs["classify"], run)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(run / record, elsewhere / record)
+    (run / record).symlink_to(elsewhere / record)
+    commands = [["predict", str(run), str(runs["tmp"] / "new_pets.csv")]]
+    if record in ("config.yaml", "run.json", "model.safetensors"):  # what eval reads (it rebuilds from the data)
+        commands.append(["eval", str(run)])
+    for argv in commands:
+        assert main(argv) in (2, 3)
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and err.count("\n") == 1 and "is a symbolic link" in err, err
+
+
+@pytest.mark.parametrize("name", ["/etc/hostname", "../outside.txt", "config.yaml"])
+def test_records_sha256_may_name_only_the_runs_own_records(runs, tmp_path, name):
+    """A planted name made predict read any file and say whether it matched a guessed digest."""
+    run = tmp_path / "pets"
+    shutil.copytree(runs["classify"], run)
+    (tmp_path / "outside.txt").write_text("secret")
+    info = json.loads((run / "run.json").read_text())
+    info["records_sha256"] = {**info["records_sha256"], name: "0" * 64}
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match=r"records_sha256 names '.*', which is not a record of a run \(labels.json"):
+        trainlab.load_run(run)
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_a_run_json_nested_too_deeply_is_one_data_error(runs, tmp_path, capsys, command):
+    run = tmp_path / "pets"
+    shutil.copytree(runs["classify"], run)
+    (run / "run.json").write_text("[" * 200_000 + "]" * 200_000)
+    argv = [command, str(run)] + ([str(runs["tmp"] / "new_pets.csv")] if command == "predict" else [])
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "nested too deeply" in err, err

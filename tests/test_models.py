@@ -570,3 +570,28 @@ def test_a_wide_input_times_a_width_under_2048_is_counted_too():
     with pytest.raises(ConfigError, match=r"model 'mlp' would have 1,228,2\d\d,\d{3} parameters"):
         build_model({"name": "mlp", "hidden": [2047]}, (600_000,), 10)
     assert count_parameters(build_model({"name": "mlp", "hidden": [64]}, (600,), 10))["total"] == 600 * 64 + 64 + 650
+
+
+@pytest.mark.parametrize("spec, shape", [
+    ({"name": "mlp", "hidden": [2047] * 300}, (64,)),  # each layer under 2,048: 1.26e9 parameters, 5 GB
+    ({"name": "transformer_encoder", "vocab_size": 100, "d_model": 1024, "heads": 4, "layers": 90}, (16,)),  # ~12 d^2 each
+    ({"name": "cnn1d", "channels": [1000] * 250, "kernel": 5, "pool": 1}, (1, 64))])  # 250 convs of 5 c^2
+def test_many_layers_each_under_2048_wide_are_counted_and_refused(spec, shape):
+    """The screen looked only at the largest option, so a long list of narrow layers was built, layer by
+    layer, until memory ran out."""
+    from trainlab.models import _may_be_large
+
+    assert _may_be_large(spec, shape)
+    with pytest.raises(ConfigError, match=rf"model '{spec['name']}' would have [\d,]+ parameters"):
+        build_model(spec, shape, 10)
+
+
+@pytest.mark.parametrize("spec, shape", [
+    ({"name": "mlp", "hidden": [512, 512]}, (784,)), ({"name": "cnn2d", "channels": [32, 64], "hidden": 128}, (1, 28, 28)),
+    ({"name": "transformer_encoder", "d_model": 256, "heads": 8, "layers": 6, "ff_dim": 1024}, (128,)),
+    ({"name": "resnet", "depth": 56}, (3, 32, 32)), ({"name": "airbench"}, (3, 32, 32))])
+def test_ordinary_models_are_not_counted_on_the_meta_device(spec, shape):
+    """Their first meta build would cost ~3 s (torch loads its meta kernels) for a count far under the bound."""
+    from trainlab.models import _may_be_large
+
+    assert not _may_be_large(spec, shape)

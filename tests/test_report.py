@@ -526,3 +526,88 @@ def test_a_better_verdict_is_shown_with_its_holm_p_and_its_own_colour(tmp_path):
     row = re.search(rf"<td>{flaky['name']}</td>.*?</tr>", html, re.S).group(0)
     assert '<span class="verdict-better">better (p_holm = 0.0123, paired-t)</span>' in row
     assert ".verdict-better {" in html
+
+
+# --------------------------------------------------------------------------- a run folder sent by someone else
+
+def _tiny_run(folder: Path, config_extra: dict | None = None) -> Path:
+    fake_run(folder, optimizer="sgd", lr=0.1, seed=0, quality=0.9, rng=np.random.default_rng(0), epochs=2,
+             predictions=False)
+    if config_extra:
+        with open(folder / "config.yaml", "a") as handle:
+            handle.write(json.dumps(config_extra)[1:-1] + "\n")  # one flow-style mapping entry per key
+    return folder
+
+
+@pytest.mark.parametrize("record, code", [("config.yaml", 2), ("run.json", 3), ("summary.json", 3),
+                                          ("metrics.jsonl", 3), ("leaderboard.json", 3)])
+def test_a_record_linked_to_a_file_outside_the_folder_is_refused_not_copied_into_the_report(
+        tmp_path, capsys, record, code):
+    """A folder sent to you can link config.yaml to your ~/.config/gh/hosts.yml: the report copied it."""
+    secret = tmp_path / "hosts.yml"
+    secret.write_text('{"oauth_token": "gho_SECRET123", "seed": 0}\n')  # valid YAML and JSON
+    if record == "leaderboard.json":
+        folder = fake_comparison(tmp_path / "cmp", {name: SEVEN[name] for name in ("adam", "sgd")}, seeds=2,
+                                 target=None, epochs=2)
+    else:
+        folder = _tiny_run(tmp_path / "run")
+    (folder / record).unlink()
+    (folder / record).symlink_to(secret)
+    out = tmp_path / "r.html"
+    assert main(["report", str(folder), "-o", str(out)]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "symbolic link" in err
+    assert not out.exists() and "SECRET" not in err
+
+
+BOMB = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n" for i in range(1, 7))
+
+
+@pytest.mark.parametrize("record, text, code, message", [
+    ("config.yaml", "l0: &l0 [x]\n" + BOMB, 2, "expands to more than"),  # 10^6 values: an alias bomb
+    ("config.yaml", "[" * 5000 + "]" * 5000, 2, "nested too deeply"),
+    ("config.yaml", "- a list\n", 3, "not a mapping of config sections"),
+    ("config.yaml", f"seed: {'9' * 5000}\n", 2, "Exceeds the limit"),
+    ("summary.json", "[" * 200_000 + "]" * 200_000, 3, "nested too deeply"),
+    ("run.json", "[" * 200_000 + "]" * 200_000, 3, "nested too deeply"),
+    ("summary.json", "[1, 2]", 3, "not an object"),
+])
+def test_a_hostile_record_is_one_error_line_with_exit_2_or_3(tmp_path, capsys, record, text, code, message):
+    folder = _tiny_run(tmp_path / "run")
+    (folder / record).write_text(text)
+    out = tmp_path / "r.html"
+    assert main(["report", str(folder), "-o", str(out)]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err and not out.exists()
+
+
+def test_a_deeply_nested_metrics_line_is_skipped_like_a_torn_one(tmp_path):
+    folder = _tiny_run(tmp_path / "run")
+    with open(folder / "metrics.jsonl", "a") as handle:
+        handle.write("[" * 200_000 + "]" * 200_000 + "\n")
+    records, _ = read_metrics(folder / "metrics.jsonl")
+    assert len(records) > 0 and all(isinstance(r, dict) for r in records)
+
+
+def test_a_config_key_holding_html_is_escaped_in_the_config_diff(tmp_path):
+    a = _tiny_run(tmp_path / "a")
+    b = _tiny_run(tmp_path / "b", {"<img src=x onerror=alert(document.cookie)>": 1})
+    html = write_report([a, b], tmp_path / "r.html").read_text()
+    assert "<code>&lt;img src=x onerror=alert(document.cookie)&gt;</code>" in html
+    assert "<img" not in html
+
+
+def test_a_leaderboard_verdict_holding_html_is_escaped_and_gets_the_neutral_class(tmp_path):
+    root = fake_comparison(tmp_path / "cmp", {name: SEVEN[name] for name in ("adam", "sgd", "hopeless")}, seeds=2,
+                           target=None, epochs=2)
+    board = json.loads((root / "leaderboard.json").read_text())
+    first, second, third = board["tasks"]["digits"]["strategies"]
+    first["vs_best"] = {"verdict": '"><img src=x onerror=alert(1)>'}
+    second["vs_best"] = {"verdict": "worse", "p_holm": 0.01, "test": "<script>alert(2)</script>"}
+    third["vs_best"] = {"verdict": "x onmouseover=alert(3)"}
+    (root / "leaderboard.json").write_text(json.dumps(board))
+    html = write_report([root], tmp_path / "report.html").read_text()
+    assert "<img" not in html and "<script>alert" not in html and "onmouseover=alert(3)" in html
+    assert '<span class="verdict-other">&quot;&gt;&lt;img src=x onerror=alert(1)&gt;</span>' in html
+    assert '<span class="verdict-other">x onmouseover=alert(3)</span>' in html
+    assert '<span class="verdict-worse">worse (p_holm = 0.01, &lt;script&gt;alert(2)&lt;/script&gt;)</span>' in html

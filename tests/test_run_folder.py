@@ -361,9 +361,11 @@ def test_record_files_are_read_bounded_and_damaged_bytes_do_not_stop_the_readers
     from trainlab.records import read_record_text
     from trainlab.report.sources import read_metrics
 
-    (tmp_path / "zero").symlink_to("/dev/zero")
     with pytest.raises(ValueError, match="is not a regular file"):
-        read_record_text(tmp_path / "zero")  # not read without end
+        read_record_text(Path("/dev/zero"))  # not read without end
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        read_record_text(tmp_path / "zero")  # a record is never read through a link
     (tmp_path / "big").write_bytes(b"x" * 2049)
     with pytest.raises(ValueError, match="larger than"):
         read_record_text(tmp_path / "big", limit=2048)
@@ -442,3 +444,26 @@ def test_resume_remakes_the_records_predict_reads_and_the_finished_run_vouches_f
     (run / "model.json").write_text('{"format": 1, "task": ')  # torn while stopped
     assert main(["resume", str(run), "--quiet"]) == 0
     assert trainlab.load_run(run).predict(np.zeros((2, 1), np.float32)).shape == (2,)
+
+
+@pytest.mark.parametrize("linked", ["checkpoint", "metrics.jsonl"])
+def test_resume_refuses_a_run_folder_whose_records_are_links_before_writing_or_deleting(
+        tmp_path, monkeypatch, capsys, linked):
+    """A sent folder whose checkpoint/ links to another run's: resume pruned (deleted) that run's checkpoints."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    victim = tmp_path / "other-run" / linked
+    victim.parent.mkdir()
+    shutil.move(out / linked, victim)
+    if linked == "checkpoint":
+        (victim / "step-000000001").mkdir()
+        (victim / "step-000000001" / "data").write_text("precious")
+    (out / linked).symlink_to(victim)
+    before = _tree(victim.parent)
+    code = main(["resume", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"its {linked} is a symbolic link" in err
+    assert _tree(victim.parent) == before and not (out / ".lock").exists()

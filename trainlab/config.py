@@ -342,9 +342,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A run config file's mapping of sections (:func:`load_yaml_file`)."""
-    raw = load_yaml_file(path)
+def read_yaml(path: str | Path, follow_links: bool = True) -> dict[str, Any]:
+    """A run config file's mapping of sections (:func:`load_yaml_file`; a link refused unless ``follow_links``)."""
+    raw = load_yaml_file(path, follow_links=follow_links)
     if raw is None:
         raise ConfigError(f"config {path} is empty; it needs the sections data, model and strategy")
     if not isinstance(raw, dict):
@@ -366,10 +366,11 @@ def validate(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Config:
         raise ConfigError("config is nested too deeply to validate") from None
 
 
-def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] = ()) -> Config:
-    """Read, override (``--set``: ``"key=value"`` strings, or one such string) and validate a YAML config."""
+def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] = (), follow_links: bool = True) -> Config:
+    """Read, override (``--set``: ``"key=value"`` strings, or one such string) and validate a YAML config.
+    ``follow_links=False`` for a run folder's config.yaml: a symbolic link there is refused (docs/security.md)."""
     texts = [overrides] if isinstance(overrides, str) else list(overrides)
-    return validate(apply_overrides(read_yaml(path), texts), texts)
+    return validate(apply_overrides(read_yaml(path, follow_links), texts), texts)
 
 
 def as_config(config: Config | str | Path | dict[str, Any]) -> Config:

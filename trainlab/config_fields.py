@@ -7,6 +7,7 @@ The ``MAX_*`` bounds turn hostile or mistyped config files into one error line.
 
 from __future__ import annotations
 
+import math
 import reprlib
 from typing import Annotated, Any
 
@@ -44,7 +45,15 @@ MAX_MODEL_SIZE = 1_000_000  # any integer model option (a layer width, a channel
 MAX_THREADS = 1024
 MAX_NAME_CHARS = 200  # the folder runs/<name>-<timestamp> must fit NAME_MAX (255 bytes)
 
-_REPR = reprlib.Repr()
+class _ShortRepr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        # repr() of an int over 4,300 digits raises ValueError (a YAML hex literal has no such limit)
+        if abs(x).bit_length() > 10_000:
+            return f"<an integer of about {int(abs(x).bit_length() * math.log10(2)) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+_REPR = _ShortRepr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
 _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
 

@@ -274,7 +274,7 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
         _warn(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
               f"run there (it was in {run.adopted_from.name}); the replaced run is deleted, as the overwrite asked")
     try:
-        stored = load_config(path / "config.yaml")
+        stored = load_config(path / "config.yaml", follow_links=False)
         if config is not None and config.hash() not in (stored.hash(), run.info().get("config_hash")):
             raise ConfigError(f"--resume: {path} holds a run of another config (config hash "
                               f"{run.info().get('config_hash')} != {config.hash()}); use another --out, "
@@ -328,7 +328,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     config = load_trained_config(path, config_path)
     try:
         info = json.loads(read_record_text(path / "run.json"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         info = {}
     _warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
                           f"evaluating on them as they are now (the {split} split may hold other rows)")

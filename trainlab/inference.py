@@ -329,11 +329,14 @@ def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Modul
     return model, loss
 
 
-def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu", allow_code: bool = False) -> LoadedRun:
+def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
+             allow_code: bool | None = None) -> LoadedRun:
     """The finished run in ``path`` with its trained model, ready to predict (see the module docstring).
 
     ``allow_code=True`` is the CLI's ``--allow-code``: the run's ``module:attr`` components (your model,
     metric, ...) are imported, from the working directory or the folders the run was trained from.
+    ``allow_code=False`` imports none of them, even with ``TRAINLAB_ALLOW_CODE=1`` set (a service loading
+    runs sent to it); left out (None), that variable decides, as for the CLI.
 
     Raises:
         RunDirError: ``path`` is not a finished run folder.
@@ -342,7 +345,7 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu", a
     from trainlab.registry import allow_local_modules, code_policy, run_code_policy
 
     with contextlib.ExitStack() as stack:  # no user code without the opt-in; with it, as the CLI's --allow-code
-        stack.enter_context(code_policy(allow=allow_code or None))
+        stack.enter_context(code_policy(allow=allow_code))
         if allow_code:
             stack.enter_context(allow_local_modules(Path.cwd()))
         stack.enter_context(run_code_policy(path))

@@ -48,6 +48,8 @@ def recorded_digest(run: Path) -> str | None:
         info = json.loads(read_record_text(path))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path} to check {MODEL_FILE}: {exc}") from None
+    except RecursionError:
+        raise DataError(f"cannot read {path} to check {MODEL_FILE}: its JSON is nested too deeply") from None
     if not isinstance(info, dict) or DIGEST_KEY not in info:
         if not isinstance(info, dict):
             raise DataError(f"cannot read {path} to check {MODEL_FILE}: not a JSON object")
@@ -64,7 +66,7 @@ def recorded_status(run: Path) -> tuple[str | None, str | None]:
     for name, key in (("run.json", "status"), ("summary.json", "reason")):
         try:
             record = json.loads(read_record_text(run / name))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             record = None
         value = record.get(key) if isinstance(record, dict) else None
         found.append(value if isinstance(value, str) and value else None)
@@ -107,7 +109,7 @@ def read_model(run: Path) -> dict[str, torch.Tensor]:
 
     path = run / MODEL_FILE
     try:
-        regular_file_info(path)  # before opening: a FIFO would block, /dev/zero never end
+        regular_file_info(path, follow_links=False)  # before opening: a FIFO would block, /dev/zero never end
     except FileNotFoundError:
         raise RunDirError(f"{run} has no {MODEL_FILE} ({why_no_model(run)})") from None
     except (OSError, NotRegularFileError) as exc:

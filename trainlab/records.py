@@ -32,17 +32,19 @@ MAX_RECORD_BYTES = 256 * 2**20  # a run's metrics.jsonl of a million epochs is f
 def read_record_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES) -> str:
     """The text of a run-folder record file (run.json, summary.json, metrics.jsonl, config.yaml).
 
-    Bounded as a run folder may be someone else's: a link to /dev/zero, a FIFO or a folder is refused
-    (ValueError) instead of read without end, a file over ``limit`` bytes too; bytes that are not UTF-8
-    (a damaged file) become U+FFFD, so a JSON line holding them fails to parse like any torn line.
-    Raises OSError when the file cannot be read.
+    Bounded as a run folder may be someone else's: a symbolic link (trainlab writes its records in place;
+    a link could point at any file of yours, e.g. a token), a FIFO or a folder is refused (ValueError:
+    :class:`~trainlab.bounded_read.LinkError`, ``NotRegularFileError``) instead of read, a file over
+    ``limit`` bytes too; bytes that are not UTF-8 (a damaged file) become U+FFFD, so a JSON line holding
+    them fails to parse like any torn line. Raises OSError when the file cannot be read.
     """
-    return read_regular_file(path, limit).decode("utf-8", errors="replace")
+    return read_regular_file(path, limit, follow_links=False).decode("utf-8", errors="replace")
 
 
 def metrics_records(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(curve records, event records) of a metrics.jsonl's text, in file order. A line that is not a JSON
-    object (the torn last line of a killed writer, a damaged byte) is skipped: the rest is still worth reading."""
+    object (the torn last line of a killed writer, a damaged byte, JSON nested too deeply to parse) is
+    skipped: the rest is still worth reading."""
     records: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for line in text.splitlines():
@@ -50,7 +52,7 @@ def metrics_records(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(record, dict):
             (events if "event" in record else records).append(record)

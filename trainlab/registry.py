@@ -66,7 +66,8 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 class CodePolicy:
     """What ``module:attr`` references may reach (see the module docstring)."""
 
-    allow: bool = False  # --allow-code: any importable module
+    allow: bool | None = None  # True: --allow-code, any importable module; None: TRAINLAB_ALLOW_CODE decides;
+    # False: refused whatever the environment says (load_run(..., allow_code=False))
     local: bool = True  # False: no folder counts as the user's own (config from a run folder)
     folders: tuple[Path, ...] = field(default=())  # local folders besides the working directory
 
@@ -76,9 +77,12 @@ _POLICY: contextvars.ContextVar[CodePolicy] = contextvars.ContextVar(
 
 
 def current_policy() -> CodePolicy:
+    """The policy in force, its ``allow`` a bool: left undecided (None), :data:`ALLOW_CODE_ENV` decides it;
+    an explicit False (``load_run(..., allow_code=False)``) wins over the environment."""
     policy = _POLICY.get()
-    if not policy.allow and os.environ.get(ALLOW_CODE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
-        policy = CodePolicy(True, policy.local, policy.folders)
+    if policy.allow is None:
+        allowed = os.environ.get(ALLOW_CODE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+        policy = CodePolicy(allowed, policy.local, policy.folders)
     return policy
 
 
@@ -93,7 +97,8 @@ def set_policy(policy: CodePolicy) -> None:
 
 @contextlib.contextmanager
 def code_policy(allow: bool | None = None, local: bool | None = None) -> Iterator[CodePolicy]:
-    """Within the block, ``allow`` (None: keep) opts into any code; ``local=False`` trusts no folder.
+    """Within the block, ``allow=True`` opts into any code, ``False`` refuses it even with
+    :data:`ALLOW_CODE_ENV` set (None: keep); ``local=False`` trusts no folder.
 
     ``with code_policy(allow=args.allow_code):`` around a CLI command; ``with code_policy(local=False):``
     around building a config read from a run folder (eval/resume), so that only the opt-in runs its code.
@@ -204,7 +209,7 @@ def _recorded_code_folders(run_dir: Path) -> list[str]:
         from trainlab.records import read_record_text  # records imports metrics: not at registry's import
 
         folders = json.loads(read_record_text(run_dir / "run.json")).get("code_folders", [])
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, RecursionError, AttributeError):
         return []
     return [str(folder) for folder in folders if isinstance(folder, str) and Path(folder).is_dir()] \
         if isinstance(folders, list) else []

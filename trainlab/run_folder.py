@@ -91,6 +91,17 @@ def _check_deletable(path: Path, protect: Iterable[str | os.PathLike[str]]) -> N
                           "which trainlab did not write; move it out or choose another --out")
 
 
+def refuse_linked_records(path: Path, action: str) -> None:
+    """RunDirError when one of :data:`RUN_FILES` in ``path`` is a symbolic link. Resuming writes checkpoints
+    into ``checkpoint/`` and deletes the ones it no longer keeps: through a link (a folder sent to you, its
+    ``checkpoint`` pointing at another run's) that would write and delete outside the run folder."""
+    linked = sorted(name for name in RUN_FILES if os.path.islink(path / name))
+    if linked:
+        raise RunDirError(f"cannot {action} {path}: its {linked[0]} is a symbolic link, and trainlab writes and "
+                          "deletes only inside a run folder; replace the link by a copy of what it points at, "
+                          "or start a new run")
+
+
 _RENAME_EXCHANGE = 2
 
 
@@ -273,7 +284,7 @@ class RunDir:
         if not info_path.is_file():
             raise RunDirError(f"{path} is not a trainlab run folder (no run.json)")
         try:
-            info = json.loads(read_regular_file(info_path, MAX_RUN_JSON_BYTES))
+            info = json.loads(read_regular_file(info_path, MAX_RUN_JSON_BYTES, follow_links=False))
         except OSError as exc:  # permission, I/O: the folder cannot be used, its record may be fine
             raise RunDirError(f"cannot read {info_path}: {exc.strerror or exc}") from None
         except (ValueError, RecursionError) as exc:
@@ -285,6 +296,7 @@ class RunDir:
                 f"run folder {path} has format {info.get('format')!r} (trainlab {info.get('trainlab', '?')}); "
                 f"this trainlab {__version__} reads format {RUN_FORMAT}"
             )
+        refuse_linked_records(path, "resume")  # before the lock, the leftovers' cleanup and any checkpoint
         run = cls(path)
         run.lock.acquire()
         clean_stale_temporaries(path)  # under the lock: nothing else writes here

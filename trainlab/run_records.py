@@ -27,6 +27,7 @@ LABELS_RECORD = "labels.json"
 PREPROCESSING_RECORD = "preprocessing.json"
 MODEL_RECORD = "model.json"
 DIGESTS_KEY = "records_sha256"  # run.json: {record file: SHA-256}, written when the run finishes
+DIGESTED_RECORDS = (LABELS_RECORD, PREPROCESSING_RECORD, MODEL_RECORD)  # the only names DIGESTS_KEY may hold
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -138,7 +139,7 @@ def load_trained_config(run: Path, config_path: Path | None = None) -> Config:
     DataError; a run older than the record, or without run.json, is not checked (a damaged run.json is
     refused where the model's digest is read)."""
     config_path = config_path or run / "config.yaml"
-    config = load_config(config_path)
+    config = load_config(config_path, follow_links=False)
     try:
         info = json.loads(read_record_text(run / "run.json"))
     except (OSError, ValueError, RecursionError):
@@ -153,13 +154,16 @@ def load_trained_config(run: Path, config_path: Path | None = None) -> Config:
 
 def record_digests(run: Path) -> dict[str, str]:
     """SHA-256 of each record predict reads that ``run`` holds, for run.json's :data:`DIGESTS_KEY`."""
-    return {name: hashlib.sha256((run / name).read_bytes()).hexdigest()
-            for name in (LABELS_RECORD, PREPROCESSING_RECORD, MODEL_RECORD) if (run / name).is_file()}
+    return {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in DIGESTED_RECORDS
+            if (run / name).is_file()}
 
 
 def check_record_digests(run: Path) -> None:
-    """DataError when a record run.json vouches for is gone or changed; runs older than the digests (or
-    without a readable run.json: refused where the model's digest is read) are not checked."""
+    """DataError when a record run.json vouches for is gone, changed or a symbolic link, or when run.json
+    names a file that is none of :data:`DIGESTED_RECORDS` (``/etc/shadow``, ``../x``: a damaged or planted
+    run.json must not make predict read, and its error tell about, any file outside the run folder); runs
+    older than the digests (or without a readable run.json: refused where the model's digest is read)
+    are not checked."""
     try:
         info = json.loads(read_record_text(run / "run.json"))
     except (OSError, ValueError, RecursionError):
@@ -168,11 +172,15 @@ def check_record_digests(run: Path) -> None:
     if not isinstance(digests, dict):
         return
     for name, digest in digests.items():
-        path = run / str(name)
-        if not path.is_file():
-            raise DataError(f"{path} is missing, though {run / 'run.json'} records it; restore it or retrain the run")
+        if name not in DIGESTED_RECORDS:
+            raise DataError(f"{run / 'run.json'}: {DIGESTS_KEY} names {short_repr(name)}, which is not a record of "
+                            f"a run ({', '.join(DIGESTED_RECORDS)}); the file was damaged: restore it or retrain the run")
+        path = run / name
         try:
-            held = read_regular_file(path, MAX_RECORD_BYTES)
+            held = read_regular_file(path, MAX_RECORD_BYTES, follow_links=False)
+        except FileNotFoundError:
+            raise DataError(f"{path} is missing, though {run / 'run.json'} records it; restore it or retrain the run") \
+                from None
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read {path}: {exc}") from None
         if hashlib.sha256(held).hexdigest() != digest:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from trainlab.bounded_read import FileTooLargeError, NotRegularFileError, read_regular_file
+from trainlab.bounded_read import FileTooLargeError, LinkError, NotRegularFileError, read_regular_file
 from trainlab.config_fields import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_NODES
 from trainlab.errors import ConfigError
 
@@ -87,14 +87,17 @@ def _unshare(node: Any) -> Any:
     return node
 
 
-def _read_bounded(path: Path) -> str:
-    """The file's text, refusing non-regular files (/dev/zero, FIFOs) and files over MAX_CONFIG_BYTES."""
+def _read_bounded(path: Path, follow_links: bool = True) -> str:
+    """The file's text, refusing non-regular files (/dev/zero, FIFOs), files over MAX_CONFIG_BYTES and,
+    unless ``follow_links``, symbolic links."""
     try:
-        data = read_regular_file(path, MAX_CONFIG_BYTES)
+        data = read_regular_file(path, MAX_CONFIG_BYTES, follow_links)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a folder, not a file") from None
+    except LinkError as exc:
+        raise ConfigError(f"config file {exc}; a run folder's config.yaml is the file its run wrote") from None
     except NotRegularFileError:
         raise ConfigError(f"config file {path} is not a regular file") from None
     except FileTooLargeError:
@@ -108,11 +111,13 @@ def _read_bounded(path: Path) -> str:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
 
 
-def load_yaml_file(path: str | Path, what: str = "config") -> Any:
-    """A YAML file's top level, whatever it is (None when empty): read bounded (:func:`_read_bounded`),
-    parsed refusing duplicate keys, checked by :func:`check_tree` as ``what``; one ConfigError line otherwise."""
+def load_yaml_file(path: str | Path, what: str = "config", follow_links: bool = True) -> Any:
+    """A YAML file's top level, whatever it is (None when empty): read bounded (:func:`_read_bounded`; a
+    symbolic link refused unless ``follow_links``: pass False for a run folder's config.yaml), parsed
+    refusing duplicate keys, checked by :func:`check_tree` as ``what``; one ConfigError line otherwise
+    (also for an integer of more digits than Python converts, 4,300)."""
     path = Path(path)
-    text = _read_bounded(path)
+    text = _read_bounded(path, follow_links)
     try:
         raw = yaml_load(text)
     except yaml.YAMLError as exc:
@@ -122,6 +127,8 @@ def load_yaml_file(path: str | Path, what: str = "config") -> Any:
         raise ConfigError(f"malformed YAML in {path}{where}: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{what} {path} is nested too deeply to read") from None
+    except ValueError as exc:  # PyYAML's int() of a number over sys.get_int_max_str_digits() digits
+        raise ConfigError(f"malformed YAML in {path}: {str(exc).splitlines()[0][:200]}") from None
     if raw is None:
         return None
     check_tree(raw, f"{what} {path}")

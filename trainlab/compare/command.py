@@ -164,7 +164,7 @@ def own_runs(plans: list[RunPlan]) -> list[Path]:
     own = []
     for plan in plans:
         try:
-            stored = load_yaml_file(plan.path / "config.yaml")
+            stored = load_yaml_file(plan.path / "config.yaml", follow_links=False)
         except (TrainlabError, OSError):
             continue
         if code_references(stored) <= code_references(plan.raw):

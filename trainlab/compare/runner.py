@@ -93,7 +93,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON file's content, or None when it is missing or unreadable."""
     try:
         return json.loads(read_record_text(path))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 

@@ -155,10 +155,12 @@ def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
         raise DataError(f"{file} is a {file.suffix.lower()[1:].upper()} file; for a run on the "
                         f"'{options.get('source', 'npz')}' source predict reads an .npz holding the inputs as array "
                         f"'{key}' (np.savez(path, {key}=rows))")
-    arrays = open_npz(file, key, None)
-    if key not in arrays and len(arrays) != 1:
-        raise DataError(f"npz file {file} has no array '{key}' (arrays: {', '.join(sorted(arrays)) or 'none'})")
-    return arrays[key if key in arrays else next(iter(arrays))]
+    arrays = open_npz(file, key, None, only=key)  # the one array predict reads: the others stay compressed
+    if not arrays:
+        with np.load(file, allow_pickle=False) as archive:
+            names = archive.files
+        raise DataError(f"npz file {file} has no array '{key}' (arrays: {', '.join(sorted(names)) or 'none'})")
+    return next(iter(arrays.values()))
 
 
 def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.PathLike[str] | Any) -> torch.Tensor:

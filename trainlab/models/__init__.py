@@ -52,26 +52,67 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
 LARGE_OPTION = 2048  # a size option (a width, a channel count) from which the total is counted
 LARGE_INPUT = 1 << 20  # input elements per row from which the total is counted
 LARGE_FIRST_LAYER = 100_000_000  # input elements x the largest option: a dense first layer's weights
+LAYER_MARGIN = 16  # parameters per width^2 in one layer: a transformer block holds ~12 d^2, a 3x3 conv 9 c^2
+COUNT_WORDS = ("layers", "depth")  # an option whose name holds one of these repeats the layers (a multiplier)
+KERNEL_WORD = "kernel"  # an option whose name holds this multiplies each layer by kernel^2 (2-d convolutions)
+
+
+def _integers(value: Any) -> list[int]:
+    """The integers in an option, lists and tuples flattened (bools are not sizes)."""
+    found, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            found.append(item)
+    return found
+
+
+def _options_bound(spec: dict[str, Any]) -> int:
+    """A cheap upper estimate of a built-in model's parameters from its options alone (the factory's integer
+    defaults filled in): ``LAYER_MARGIN x (product of the layer counts) x (product of kernel^2) x (sum of
+    width^2 over every other integer option)``. A stack of widths w_1..w_n holds sum w_i w_(i+1) <= sum w_i^2
+    weights, so a long list of narrow layers (``hidden: [2047] * 300``: 1.26e9) is caught, which the largest
+    option alone misses; a transformer's ``layers`` repeats its d_model^2 blocks."""
+    import inspect
+
+    options = dict(spec)
+    try:
+        signature = inspect.signature(MODELS.get(str(spec.get("name", ""))))
+    except (TypeError, ValueError, ConfigError):
+        signature = None
+    if signature is not None:
+        for key, parameter in signature.parameters.items():
+            if key not in options and isinstance(parameter.default, int | list | tuple):
+                options[key] = parameter.default
+    count, widths = 1, 0
+    for key, value in options.items():
+        if key in ("name", "vocab_size"):
+            continue
+        numbers = _integers(value)
+        if any(word in key for word in COUNT_WORDS):
+            count *= math.prod(max(n, 1) for n in numbers)
+        elif KERNEL_WORD in key:
+            count *= math.prod(max(n, 1) ** 2 for n in numbers)
+        else:
+            widths += sum(n * n for n in numbers)
+    return LAYER_MARGIN * count * widths
 
 
 def _may_be_large(spec: dict[str, Any], input_shape: tuple[int, ...]) -> bool:
     """Whether to count a built-in model of ``spec`` before building it: some integer option (nested in
     lists too) other than ``vocab_size`` of at least :data:`LARGE_OPTION`, rows of at least
-    :data:`LARGE_INPUT` elements, or rows whose elements times the largest option reach
+    :data:`LARGE_INPUT` elements, rows whose elements times the largest option reach
     :data:`LARGE_FIRST_LAYER` (an MLP of width 2,047 on 600,000 inputs: 1.2e9 weights in its first
-    layer). A screen for sizes typed with extra digits, not a proof. ``vocab_size`` (set from the
-    data's tokenizer) is left out: the embedding is vocab x ``d_model``, and counting costs a text
-    model ~3 s (the meta build loads torch's meta kernels)."""
-    stack: list[Any] = [value for key, value in spec.items() if key != "vocab_size"]
-    largest = 1
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list | tuple):
-            stack.extend(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            largest = max(largest, value)
+    layer), or options whose :func:`_options_bound` reaches :data:`MAX_PARAMETERS` (many layers, each
+    under :data:`LARGE_OPTION`). A screen for sizes typed with extra digits, not a proof. ``vocab_size``
+    (set from the data's tokenizer) is left out: the embedding is vocab x ``d_model``, and counting costs
+    a text model ~3 s (the meta build loads torch's meta kernels)."""
+    largest = max([1, *(n for key, value in spec.items() if key != "vocab_size" for n in _integers(value))])
     inputs = math.prod(input_shape)
-    return largest >= LARGE_OPTION or inputs >= LARGE_INPUT or inputs * largest >= LARGE_FIRST_LAYER
+    return (largest >= LARGE_OPTION or inputs >= LARGE_INPUT or inputs * largest >= LARGE_FIRST_LAYER
+            or _options_bound(spec) >= MAX_PARAMETERS)
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

@@ -9,6 +9,7 @@ one or more plain run folders: curves, LR, predictions, events, config and envir
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import subprocess
@@ -18,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.config_fields import MAX_CONFIG_BYTES
+from trainlab.records import read_record_text
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page
 from trainlab.report.predictions import Predictions, load_predictions
@@ -26,6 +29,10 @@ from trainlab.report.sources import Comparison, RunRecords, run_labels
 
 PROFILE_TAUS = [float(t) for t in np.round(np.logspace(0, 1, 41), 4)]  # tau from 1 to 10
 MAX_PREDICTION_FIGURES = 4  # run-folder reports: confusion/residual figures for at most this many runs
+# the verdicts trainlab compare writes (compare/leaderboard.py), each with a CSS class of the page; any other
+# value in a leaderboard.json (a hand edit, a planted file) gets the neutral class, never its own text
+VERDICT_CLASSES = {verdict: "verdict-" + verdict.replace(" ", "-")
+                   for verdict in ("best", "better", "worse", "indistinguishable", "too few seeds")}
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -149,7 +156,8 @@ def add_config_diff(page: Page, configs: Mapping[str, Mapping[str, Any]], what: 
     if keys and len(configs) > 1:
         page.paragraph(f"Keys where the {what} differ (every other key is in the shared base below; "
                        "names, seeds and output settings are not compared).")
-        rows = [[Markup(f"<code>{k}</code>"), *(json.dumps(differences[n].get(k)) for n in configs)] for k in keys]
+        rows = [[Markup(f"<code>{html.escape(k)}</code>"), *(json.dumps(differences[n].get(k)) for n in configs)]
+                for k in keys]
         page.table(["config key", *configs], rows)
     elif len(configs) > 1:
         page.paragraph(f"All {what} share one config (apart from names, seeds and output settings).")
@@ -185,18 +193,18 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
         stats = (entry.get("metrics") or {}).get(metric) or {}
         ci = stats.get("ci95") or [None, None]
         vs = entry.get("vs_best") or {}
-        verdict = vs.get("verdict") or "–"
+        verdict = str(vs.get("verdict") or "–")
         if vs.get("p_holm") is not None and verdict in ("indistinguishable", "worse", "better"):
             verdict_text = f"{verdict} (p_holm = {fmt(vs['p_holm'], 3)}, {vs.get('test') or '?'})"
         else:
             verdict_text = verdict
-        css = "verdict-" + verdict.replace(" ", "-")
+        css = VERDICT_CLASSES.get(verdict, "verdict-other")
         time_stats = (entry.get("metrics") or {}).get("train_time_s") or {}
         row = [fmt(entry.get("rank")), entry.get("name"),
                f"{fmt(stats.get('mean'))} ± {fmt(stats.get('std'), 2)}",
                f"[{fmt(ci[0])}, {fmt(ci[1])}] {stats.get('ci_method') or ''}", fmt(stats.get("median")),
                f"{entry.get('runs', '–')} ({entry.get('failed', 0)})",
-               Markup(f'<span class="{css}">{verdict_text}</span>'), fmt(vs.get("prob_improvement"), 3),
+               Markup(f'<span class="{css}">{html.escape(verdict_text)}</span>'), fmt(vs.get("prob_improvement"), 3),
                fmt(time_stats.get("mean"))]
         if has_target:
             ttt = entry.get("time_to_target_s") or {}
@@ -306,6 +314,16 @@ def comparison_page(comparison: Comparison) -> Page:
 
 # --------------------------------------------------------------------------- run folders
 
+def _config_text(path: Path) -> str:
+    """A run's config.yaml as written, read as load_run read it (bounded, never through a link)."""
+    if not path.is_file():
+        return "(no config.yaml)"
+    try:
+        return read_record_text(path, MAX_CONFIG_BYTES)
+    except (OSError, ValueError) as exc:
+        return f"(config.yaml cannot be shown: {exc})"
+
+
 def runs_page(runs: Sequence[RunRecords]) -> Page:
     labels = run_labels(runs)
     by_label = dict(zip(labels, runs, strict=True))
@@ -361,8 +379,7 @@ def runs_page(runs: Sequence[RunRecords]) -> Page:
     add_events(page, by_label)
     page.heading("config")
     if single:
-        config_file = first.path / "config.yaml"
-        page.preformatted(config_file.read_text() if config_file.is_file() else "(no config.yaml)")
+        page.preformatted(_config_text(first.path / "config.yaml"))
     else:
         add_config_diff(page, {label: run.config for label, run in by_label.items()}, "runs")
     page.heading("environment")

@@ -7,6 +7,11 @@ config, its metric records split into curve records and event records (records w
 :class:`Comparison`. Missing optional files (summary.json of a run that never finished,
 metrics.jsonl of a run that never logged) read as empty, so a partly failed comparison
 still reports; a path that is neither kind raises :class:`ConfigError`.
+
+A folder may be someone else's, and its records end up in an HTML page: every record is read
+bounded and never through a symbolic link (:func:`~trainlab.records.read_record_text`; config.yaml
+through :func:`~trainlab.yaml_files.load_yaml_file`, with its size, alias and depth limits), and a
+record that is damaged, nested too deeply or of the wrong type is one DataError or ConfigError line.
 """
 
 from __future__ import annotations
@@ -18,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from trainlab.errors import ConfigError, DataError
 from trainlab.records import metrics_records, read_record_text
+from trainlab.yaml_files import load_yaml_file
 
 LEADERBOARD = "leaderboard.json"
 SEED_FOLDER = re.compile(r"^seed-(\d+)$")
@@ -89,12 +93,25 @@ def _number(value: Any) -> float | None:
 
 
 def _read_json(path: Path, default: Any) -> Any:
+    """The JSON in ``path`` (``default`` when there is no such file); DataError when it cannot be read."""
     if not path.is_file():
         return default
     try:
         return json.loads(read_record_text(path))
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
+    except RecursionError:
+        raise DataError(f"cannot read {path}: its JSON is nested too deeply") from None
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (summary.json, run.json), {} when there is no such file; DataError
+    when it cannot be read or holds another type."""
+    record = _read_json(path, {})
+    if not isinstance(record, dict):
+        raise DataError(f"{path} holds a JSON {type(record).__name__}, not an object; the file was changed or "
+                        "damaged: restore it or leave the run out of the report")
+    return record
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -105,7 +122,7 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     try:
         return metrics_records(read_record_text(path))
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
 
 
 def is_run_folder(path: Path) -> bool:
@@ -133,16 +150,16 @@ def load_run(path: str | Path, seed: int | None = None, fit_records: bool = Fals
                           f"(no {LEADERBOARD}){fit}")
     else:
         config_path = path / "config.yaml"
-    try:
-        config = yaml.safe_load(read_record_text(config_path)) if config_path.is_file() else {}
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise DataError(f"cannot read {config_path}: {str(exc).splitlines()[0]}") from None
+    config = load_yaml_file(config_path, follow_links=False) if config_path.is_file() else {}
+    if config is not None and not isinstance(config, dict):
+        raise DataError(f"{config_path} holds a YAML {type(config).__name__}, not a mapping of config sections; "
+                        "the file was changed or damaged: restore it or leave the run out of the report")
     records, events = read_metrics(path / "metrics.jsonl")
-    summary = _read_json(path / "summary.json", {})
+    summary = _read_object(path / "summary.json")
     events = events or [e for e in summary.get("events") or [] if isinstance(e, dict)]
     if seed is None:
         seed = summary.get("seed", (config or {}).get("seed"))
-    return RunRecords(path, config or {}, records, events, summary, _read_json(path / "run.json", {}), seed)
+    return RunRecords(path, config or {}, records, events, summary, _read_object(path / "run.json"), seed)
 
 
 def run_labels(runs: list[RunRecords]) -> list[str]:
