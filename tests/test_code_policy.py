@@ -139,15 +139,21 @@ def test_train_with_a_user_model_then_eval_needs_the_opt_in(project, tmp_path, c
     assert main(["--allow-code", "eval", str(out)]) == 0
 
 
-def test_load_run_imports_the_runs_own_code_only_with_allow_code(project, tmp_path):
-    import trainlab
-
+def _run_of_the_users_net(project, tmp_path):
+    """A finished run whose model is the project's own ``usernet_cp:Net``, the module then unloaded."""
     config = {**LINREG, "model": {"name": "usernet_cp:Net"}, "output": {"progress": "off"},
               "strategy": {**LINREG["strategy"], "epochs": 1}}
     (project / "config.yaml").write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
     assert main(["train", str(project / "config.yaml"), "--out", str(out), "--quiet"]) == 0
     sys.modules.pop("usernet_cp", None)
+    return out
+
+
+def test_load_run_imports_the_runs_own_code_only_with_allow_code(project, tmp_path):
+    import trainlab
+
+    out = _run_of_the_users_net(project, tmp_path)
     with pytest.raises(ConfigError, match="outside your own code"):
         trainlab.load_run(out)
     run = trainlab.load_run(out, allow_code=True)  # from tmp_path/work: found in the recorded folder
@@ -160,12 +166,7 @@ def test_an_explicit_allow_code_false_wins_over_the_environment_variable(project
     was set anywhere up its process tree; docs/predict.md promises a run imports nothing without the opt-in."""
     import trainlab
 
-    config = {**LINREG, "model": {"name": "usernet_cp:Net"}, "output": {"progress": "off"},
-              "strategy": {**LINREG["strategy"], "epochs": 1}}
-    (project / "config.yaml").write_text(yaml.safe_dump(config))
-    out = tmp_path / "run"
-    assert main(["train", str(project / "config.yaml"), "--out", str(out), "--quiet"]) == 0
-    sys.modules.pop("usernet_cp", None)
+    out = _run_of_the_users_net(project, tmp_path)
     monkeypatch.setenv("TRAINLAB_ALLOW_CODE", "1")
     with pytest.raises(ConfigError, match="outside your own code"):
         trainlab.load_run(out, allow_code=False)
