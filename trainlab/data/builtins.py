@@ -6,6 +6,7 @@ from trainlab.data import (  # noqa: F401
     idx,
     images,
     mnist1d_source,
+    npz_file,
     sklearn_sets,
     synthetic,
     text,
