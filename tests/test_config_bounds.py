@@ -227,3 +227,8 @@ def test_an_integer_of_more_digits_than_python_converts_is_one_line(tmp_path, nu
     with pytest.raises(ConfigError, match=message) as caught:
         load_config(_write(tmp_path, BASE.replace("seed:", "old_seed:", 1) + f"seed: {number}\n"))
     assert "\n" not in str(caught.value)
+
+
+def test_a_set_value_of_more_digits_than_python_converts_is_one_config_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"--set seed: a number of 5,000 characters is more than any config value"):
+        load_config(_write(tmp_path, BASE), [f"seed={'9' * 5000}"])

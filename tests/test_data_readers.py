@@ -817,7 +817,7 @@ def test_an_npz_array_declaring_more_than_memory_is_refused_from_its_header(tmp_
     """A decompression bomb (2 MB of deflated zeros declaring 2 GiB) was decompressed whole first."""
     import zipfile
 
-    from trainlab.data.npz_file import open_npz
+    from trainlab.npz_archive import open_npz
 
     path = tmp_path / "bomb.npz"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:

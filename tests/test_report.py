@@ -320,6 +320,25 @@ def test_multilabel_predictions_npz_is_read_as_multilabel(tmp_path):
     np.testing.assert_array_equal(predictions.y_true, y_true)
 
 
+def test_a_predictions_npz_that_is_a_link_or_declares_too_much_is_not_read(tmp_path, monkeypatch):
+    import trainlab.npz_archive as npz_archive
+    from trainlab.report.predictions import Unavailable
+
+    elsewhere = tmp_path / "elsewhere.npz"
+    np.savez(elsewhere, y_true=np.array([0, 1]), y_pred=np.array([0, 1]))
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "predictions.npz").symlink_to(elsewhere)
+    found = load_predictions(linked)
+    assert isinstance(found, Unavailable) and "symbolic link" in found.reason, found
+    bomb = tmp_path / "bomb"
+    bomb.mkdir()
+    np.savez_compressed(bomb / "predictions.npz", y_true=np.zeros(100_000), y_pred=np.zeros(100_000))
+    monkeypatch.setattr(npz_archive, "array_bytes_limit", lambda: 1000)  # as if the arrays were larger than memory
+    found = load_predictions(bomb)
+    assert isinstance(found, Unavailable) and "declares shape" in found.reason, found
+
+
 def test_multilabel_run_gets_one_2x2_matrix_per_label_not_a_class_matrix(tmp_path):
     from sklearn.metrics import multilabel_confusion_matrix
 

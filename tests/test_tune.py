@@ -935,3 +935,25 @@ def test_tune_refuses_an_out_holding_another_commands_results(tmp_path, capsys, 
         "another --out")
     assert sorted(p.name for p in out.iterdir()) == sorted([marker, "report.html"])
     assert (out / "report.html").read_text() == "the comparison's"
+
+
+def test_the_best_trials_damaged_summary_leaves_its_figures_out_of_best_json(tmp_path):
+    """best.json took the best trial's val/test from its summary.json, read unbounded, and a damaged one
+    (a torn write, a link) raised out of the study's results: now the figures are left out."""
+    from trainlab.tune.results import write_results
+
+    run = tmp_path / "trial-0"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({**BASE, "name": "base-trial0"}))
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.create_trial(params={"strategy.optimizer.lr": 0.1}, value=0.9, user_attrs={"run_dir": str(run)},
+                                        distributions={"strategy.optimizer.lr": optuna.distributions.FloatDistribution(0.01, 0.5)}))
+    for damage in ('{"val": {"accuracy": 0.9', '[1, 2]', None):
+        (run / "summary.json").unlink(missing_ok=True)
+        if damage is None:
+            (run / "summary.json").symlink_to(tmp_path / "trial-0" / "config.yaml")
+        else:
+            (run / "summary.json").write_text(damage)
+        best = write_results(study, tmp_path, ["strategy.optimizer.lr"], "val_accuracy", 0)
+        assert best["trial"] == 0 and best["val"] is None and best["test"] is None
+        assert (tmp_path / "best.yaml").exists()

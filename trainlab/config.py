@@ -262,6 +262,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         parsed = yaml_load(value) if value.strip() else None
     except (yaml.YAMLError, RecursionError):
         parsed = value
+    except ValueError:  # PyYAML's int() of a number of more digits than Python converts (4,300)
+        raise ConfigError(f"--set {key.strip()}: a number of {len(value.strip()):,} characters is more than any "
+                          "config value takes; give a number of ordinary size") from None
     check_tree(parsed, f"--set {key.strip()}", key.strip())
     return key.strip().split("."), parsed
 

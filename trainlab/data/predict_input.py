@@ -148,7 +148,7 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndar
 
 def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
     """Array ``x`` (the run's ``data.x``) of an .npz, or its only array."""
-    from trainlab.data.npz_file import open_npz
+    from trainlab.npz_archive import open_npz
 
     key = options.get("x", "x")
     if file.suffix.lower() in (".csv", ".tsv", ".txt", ".json", ".jsonl"):

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from trainlab.errors import DataError
+from trainlab.npz_archive import open_npz
+
 PREDICTIONS_FILE = "predictions.npz"
 
 
@@ -44,9 +47,13 @@ class Unavailable:
 
 
 def _from_file(path: Path) -> Predictions:
-    with np.load(path, allow_pickle=False) as arrays:
-        y_true, y_pred = np.asarray(arrays["y_true"]), np.asarray(arrays["y_pred"])
-        names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
+    """The run's saved predictions, read as any run-folder record of someone else's may need: a symbolic
+    link refused, each array's size checked from its header before it is decompressed (open_npz)."""
+    if path.is_symlink():
+        raise ValueError("a symbolic link; trainlab reads a run's records in place")
+    arrays = open_npz(path, "y_true", "y_pred")
+    y_true, y_pred = np.asarray(arrays["y_true"]), np.asarray(arrays["y_pred"])
+    names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
     classification = names is not None or (np.issubdtype(y_true.dtype, np.integer)
                                            and np.issubdtype(y_pred.dtype, np.integer))
     if not classification:
@@ -112,7 +119,7 @@ def load_predictions(run: Path) -> Predictions | Unavailable:
     if (run / PREDICTIONS_FILE).is_file():
         try:
             return _from_file(run / PREDICTIONS_FILE)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, DataError) as exc:
             return Unavailable(f"{run / PREDICTIONS_FILE} is unreadable ({exc})")
     if not (run / "model.safetensors").is_file():
         from trainlab.model_file import why_no_model
