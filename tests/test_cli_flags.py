@@ -155,11 +155,21 @@ def test_a_missing_run_folder_is_said_not_to_exist_as_resume_says(tmp_path, caps
     assert eval_err == resume_err == f"error: run folder {missing} does not exist"
 
 
-def test_a_data_dir_that_is_missing_or_a_file_is_one_error_naming_it(tmp_path, capsys, monkeypatch):
+def test_a_data_dir_that_is_missing_or_a_file_is_named_where_a_data_path_is_looked_for(write_config, tmp_path,
+                                                                                      capsys, monkeypatch):
+    """Said where a relative data path is looked for in it, not up front: a command that reads no data
+    file (a built-in set here) is not refused for it."""
     monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "a_file").write_text("")
+    csv_config = write_config(DIGITS_MLP, "csv.yaml", data={"source": "csv", "path": "table.csv", "target": "y"})
+    digits_config = write_config(DIGITS_MLP, "digits.yaml")
     for path, what in ((tmp_path / "nonexist", "does not exist"), (tmp_path / "a_file", "is not a folder")):
-        assert main(["--data-dir", str(path), "eval", str(tmp_path / "run")]) == 2
-        assert capsys.readouterr().err == (f"error: --data-dir {path} {what}; give the folder that relative data "
-                                           "paths are read from\n")
+        assert main(["--data-dir", str(path), "schedule", str(csv_config), "--plot", str(tmp_path / "p.png")]) == 3
+        err = capsys.readouterr().err
+        assert err.startswith("error: data file not found: 'table.csv'") and err.count("\n") == 1, err
+        assert err.rstrip().endswith(f"; the data folder {path} (--data-dir or TRAINLAB_DATA_DIR) {what}"), err
+        monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
+        assert main(["--data-dir", str(path), "schedule", str(digits_config), "--plot", str(tmp_path / "p.png")]) == 0
+        monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
     assert "TRAINLAB_DATA_DIR" not in os.environ

@@ -283,12 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.data_dir:
-        if not Path(args.data_dir).is_dir():  # else it only showed in a data error's "tried ..." list
-            what = "is not a folder" if Path(args.data_dir).exists() else "does not exist"
-            print(f"error: --data-dir {args.data_dir} {what}; give the folder that relative data paths are read "
-                  "from", file=sys.stderr)
-            return ConfigError.exit_code
+    if args.data_dir:  # a folder that is not there is said where a data path is looked for in it (data/paths.py)
         os.environ["TRAINLAB_DATA_DIR"] = args.data_dir
     if not args.debug:
         import warnings

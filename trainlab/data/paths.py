@@ -31,8 +31,20 @@ def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
             return candidate
     hint = f"; expected {expected}" if expected else ""
     where = ", ".join(str(p) for p in tried)
-    return_hint = "" if os.environ.get(DATA_DIR_ENV) else f" (set --data-dir or {DATA_DIR_ENV})"
+    root = os.environ.get(DATA_DIR_ENV)
+    return_hint = f" (set --data-dir or {DATA_DIR_ENV})" if not root else missing_data_dir(root)
     raise DataError(f"data file not found: '{path}' (tried {where}){hint}{return_hint}")
+
+
+def missing_data_dir(root: str) -> str:
+    """``"; the data folder ROOT (--data-dir or TRAINLAB_DATA_DIR) does not exist"`` (or "is not a folder")
+    when ``root`` is no folder, for the error of a data path not found in it; ``""`` otherwise. Checked
+    only there: commands that read no data files (built-in sets, eval of a run) are not refused for it."""
+    folder = Path(root).expanduser()
+    if folder.is_dir():
+        return ""
+    what = "is not a folder" if folder.exists() else "does not exist"
+    return f"; the data folder {root} (--data-dir or {DATA_DIR_ENV}) {what}"
 
 
 def resolve_file(path: str | os.PathLike[str], expected: str = "", what: str = "data.path") -> Path:
