@@ -547,6 +547,23 @@ def test_a_better_verdict_is_shown_with_its_holm_p_and_its_own_colour(tmp_path):
     assert ".verdict-better {" in html
 
 
+@pytest.mark.parametrize("damage", ["tasks a list", "strategies a mapping", "an entry a number"])
+def test_a_leaderboard_of_another_shape_is_one_data_error(tmp_path, capsys, damage):
+    root = fake_comparison(tmp_path / "cmp", {name: SEVEN[name] for name in ("adam", "sgd")}, seeds=2)
+    board = json.loads((root / "leaderboard.json").read_text())
+    if damage == "tasks a list":
+        board["tasks"] = [1, 2]
+    elif damage == "strategies a mapping":
+        board["tasks"]["digits"]["strategies"] = {"adam": 1}
+    else:
+        board["tasks"]["digits"]["strategies"][0] = 7
+    (root / "leaderboard.json").write_text(json.dumps(board))
+    assert main(["report", str(root), "--out", str(tmp_path / "r.html")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {root / 'leaderboard.json'} is not a leaderboard as 'trainlab compare' writes it")
+    assert err.count("\n") == 1 and not (tmp_path / "r.html").exists()
+
+
 # --------------------------------------------------------------------------- a run folder sent by someone else
 
 def _tiny_run(folder: Path, config_extra: dict | None = None) -> Path:

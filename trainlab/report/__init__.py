@@ -15,14 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainlab.atomic import write_text
-from trainlab.errors import ConfigError
-from trainlab.report.sources import Comparison, classify
+from trainlab.errors import ConfigError, DataError
+from trainlab.report.sources import LEADERBOARD, Comparison, classify
 
 
 def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path) -> Path:
     """Write the report of ``paths`` (one comparison folder, or run folders) to ``out``; returns ``out``.
 
-    Raises :class:`ConfigError` when a path is neither kind or ``out`` is not an .html file name.
+    Raises :class:`ConfigError` when a path is neither kind or ``out`` is not an .html file name, and
+    :class:`DataError` when a comparison's leaderboard.json is valid JSON of another shape (edited, or
+    damaged): the page building's AttributeError/TypeError/KeyError, as one line.
     """
     from trainlab.report.sections import comparison_page, runs_page
 
@@ -32,7 +34,15 @@ def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path) -> P
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"report output '{out}' must end in .html")
     source = classify([Path(p) for p in paths])
-    page = comparison_page(source) if isinstance(source, Comparison) else runs_page(source)
+    if isinstance(source, Comparison):
+        try:
+            page = comparison_page(source)
+        except (AttributeError, TypeError, KeyError) as exc:  # valid JSON, but not what compare writes
+            raise DataError(f"{source.path / LEADERBOARD} is not a leaderboard as 'trainlab compare' writes it "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
+                            "run the same 'trainlab compare' command again to rewrite it") from None
+    else:
+        page = runs_page(source)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, page.render())
     return out
