@@ -185,6 +185,23 @@ def _advise_count(y: np.ndarray, marked: bool) -> Advice:
                   evidence, alternatives, "mae and mse are reported on exp(output), in counts")
 
 
+def _advise_without_tails(columns: np.ndarray, residuals: np.ndarray | None, source: str,
+                          evidence: dict[str, Any]) -> Advice | None:
+    """mse where there are no tails to weigh: a constant target, or one a linear fit leaves only
+    rounding error of (``residuals``: the fit's, None without one), whose "tails" say nothing of
+    the data's noise. None otherwise."""
+    if all(float(np.std(columns[:, j])) == 0 for j in range(columns.shape[1])):
+        return Advice({"name": "mse"}, "regression", ["the target is constant: any loss fits it; mse"],
+                      ["mae", "mse", "r2"], evidence, metrics_reason="mse and mae in target units; r2 against the mean")
+    if residuals is not None and float(np.abs(residuals).max()) <= EXACT_FIT * float(np.abs(columns - columns.mean(0)).max()):
+        return Advice({"name": "mse"}, "regression",
+                      [f"the {source} leaves residuals below {EXACT_FIT:g} of the targets' spread: a noise-free "
+                       "linear relation, with no tails to be robust to; mse"],
+                      ["mse", "mae", "r2"], evidence,
+                      metrics_reason="mse is what the loss minimises; mae and r2 read in target units and against the mean")
+    return None
+
+
 def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
     columns = y.reshape(len(y), -1).astype(np.float64)
     residuals, source = least_squares_residuals(columns, x)
@@ -201,16 +218,9 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
         evidence[key] = values[0] if len(values) == 1 else values
     what = (f"residuals of a {source}" if from_fit else f"the targets around their median ({source}: "
             "pass the features to measure the residuals instead)")
-    if all(float(np.std(columns[:, j])) == 0 for j in range(columns.shape[1])):
-        return Advice({"name": "mse"}, "regression", ["the target is constant: any loss fits it; mse"],
-                      ["mae", "mse", "r2"], evidence, metrics_reason="mse and mae in target units; r2 against the mean")
-    if from_fit and float(np.abs(residuals).max()) <= EXACT_FIT * float(np.abs(columns - columns.mean(0)).max()):
-        # the residuals are rounding error: their "tails" say nothing of the data's noise
-        return Advice({"name": "mse"}, "regression",
-                      [f"the {source} leaves residuals below {EXACT_FIT:g} of the targets' spread: a noise-free "
-                       "linear relation, with no tails to be robust to; mse"],
-                      ["mse", "mae", "r2"], evidence,
-                      metrics_reason="mse is what the loss minimises; mae and r2 read in target units and against the mean")
+    untailed = _advise_without_tails(columns, residuals if from_fit else None, source, evidence)
+    if untailed is not None:
+        return untailed
     worst_outliers = max(s["outlier_fraction"] for s in stats)
     worst_kurtosis = max(s["excess_kurtosis"] for s in stats)
     sigma = max(s["robust_sigma"] for s in stats)
