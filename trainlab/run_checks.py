@@ -13,7 +13,7 @@ import torch
 
 from trainlab.data import Dataset
 from trainlab.data.notices import warn
-from trainlab.engine.batching import BatchPlan
+from trainlab.engine.batching import BatchPlan, is_ids_and_mask
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
 from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss
@@ -77,7 +77,7 @@ def check_token_inputs(model: torch.nn.Module, data: Dataset) -> None:
     for split_name, split in (("training", data.train), ("validation", data.val), ("test", data.test)):
         if len(split) == 0:
             continue
-        ids = split.x[:, 0] if split.x.ndim == 3 and split.x.shape[1] == 2 else split.x  # [ids, mask] rows
+        ids = split.x[:, 0] if is_ids_and_mask(split.x) else split.x
         largest, smallest = int(ids.max()), int(ids.min())
         if largest >= vocab or smallest < 0:
             bad = largest if largest >= vocab else smallest

@@ -58,13 +58,19 @@ def length_grouped_order(order: torch.Tensor, lengths: torch.Tensor, batch_size:
     return torch.cat(pieces) if pieces else order
 
 
+def is_ids_and_mask(x: torch.Tensor) -> bool:
+    """Rows of ``tokenizer: hf`` text: (N, 2, L), ``x[:, 0]`` the input ids and ``x[:, 1]`` the attention mask
+    (``tokenizer: word`` gives (N, L) ids alone)."""
+    return x.ndim == 3 and x.shape[1] == 2
+
+
 def token_lengths(x: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
     """Per-row text lengths of token inputs, as the text sources give them: for (N, 2, L) ``[ids, mask]``
     rows (``tokenizer: hf``) the attention mask's sum; for (N, L) token ids (``tokenizer: word``, padded
     with ``pad_id`` 0) the count of ids that are not ``pad_id``. Other inputs (floats, images) have no
     lengths: a ValueError."""
     if not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
-        if x.ndim == 3 and x.shape[1] == 2:
+        if is_ids_and_mask(x):
             return x[:, 1].sum(dim=1)
         if x.ndim == 2:
             return (x != pad_id).sum(dim=1)
