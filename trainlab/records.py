@@ -120,6 +120,12 @@ def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
+def is_finite_number(value: Any) -> bool:
+    """A record's value that is a number (not a bool) and finite: NaN and inf are written as null, and
+    a damaged or edited record may hold anything."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def best_epoch(history: list[dict[str, Any]], monitor: str, mode: str) -> int | None:
     """The epoch whose ``monitor`` was best (first on ties; NaN never best), or None."""
     best, epoch = None, None

@@ -12,7 +12,7 @@ from typing import Any
 import trainlab.compare.stats as stats
 from trainlab.compare.metric_keys import direction_of, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan, read_json
-from trainlab.records import metrics_records, read_record_text
+from trainlab.records import is_finite_number, metrics_records, read_record_text
 
 
 @dataclass
@@ -60,9 +60,6 @@ def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tup
     return None, None
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
 
 def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[str, float | None]:
     """Best-validation epoch, mean height of the validation curve, and the generalisation gaps.
@@ -79,7 +76,7 @@ def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[s
     ordered = [epochs[e] for e in sorted(epochs)]
     out: dict[str, float | None] = {"best_val_epoch": None, "val_curve_mean": None, "gap_loss": None,
                                     "gap_val_test": None}
-    finite = [r for r in ordered if _finite(r[val_key])]
+    finite = [r for r in ordered if is_finite_number(r[val_key])]
     if finite:
         values = [float(r[val_key]) for r in finite]
         pick = max if direction_of(val_key) == "max" else min
@@ -87,7 +84,7 @@ def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[s
         out["val_curve_mean"] = stats.curve_mean([r["epoch"] for r in finite], values)
     if ordered:
         last = ordered[-1]
-        if _finite(last.get("train_loss")) and _finite(last.get("val_loss")):
+        if is_finite_number(last.get("train_loss")) and is_finite_number(last.get("val_loss")):
             out["gap_loss"] = float(last["val_loss"] - last["train_loss"])
     if metric_name and run.summary:
         val, test = read_metric(run.summary, f"val_{metric_name}"), read_metric(run.summary, f"test_{metric_name}")

@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.records import is_finite_number
+
 # Keys that differ between runs of one strategy by design, or only say where files go.
 CONFIG_KEYS_NOT_COMPARED = ("name", "seed", "output.")
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def curve(records: Sequence[Mapping[str, Any]], key: str, x: str = "step") -> tuple[list[float], list[float]]:
@@ -28,7 +27,7 @@ def curve(records: Sequence[Mapping[str, Any]], key: str, x: str = "step") -> tu
     """
     points: dict[float, float] = {}
     for record in records:
-        if _finite(record.get(key)) and _finite(record.get(x)):
+        if is_finite_number(record.get(key)) and is_finite_number(record.get(x)):
             points.pop(float(record[x]), None)
             points[float(record[x])] = float(record[key])
     return list(points), list(points.values())
@@ -86,7 +85,7 @@ def seed_band(runs: Sequence[Sequence[Mapping[str, Any]]], key: str, axis: str =
 def loss_gap(records: Sequence[Mapping[str, Any]]) -> float | None:
     """Generalisation gap in loss: val_loss - train_loss of the last record that holds both."""
     for record in reversed(records):
-        if _finite(record.get("val_loss")) and _finite(record.get("train_loss")):
+        if is_finite_number(record.get("val_loss")) and is_finite_number(record.get("train_loss")):
             return float(record["val_loss"]) - float(record["train_loss"])
     return None
 
