@@ -190,9 +190,11 @@ def test_loss_probabilities_feed_the_score_metrics():
 
 
 def test_an_abbreviation_is_suggested_only_when_it_names_one_metric():
-    assert metrics._abbreviation_hint("acc", metrics.METRICS.names()) == "; did you mean 'accuracy'?"
-    assert metrics._abbreviation_hint("recall_m", ["recall_macro", "recall_micro"]) == ""  # which one?
-    assert metrics._abbreviation_hint("ac", ["accuracy"]) == ""  # too short to tell
+    from trainlab.registry import _abbreviated, did_you_mean
+
+    assert did_you_mean("acc", metrics.METRICS.names()) == "; did you mean 'accuracy'?"
+    assert _abbreviated("recall_m", ["recall_macro", "recall_micro"]) == []  # which one?
+    assert _abbreviated("ac", ["accuracy"]) == []  # too short to tell
 
 
 def test_validate_metrics_per_task():

@@ -396,22 +396,9 @@ def get_metric(name: str) -> Metric:
                       frozenset(TASKS), True)
     if name.lower() not in METRICS:
         choices = METRICS.names() + ["top_5_accuracy"]
-        hint = did_you_mean(name.lower(), choices) or _abbreviation_hint(name.lower(), METRICS.names())
-        raise ConfigError(f"unknown metric '{name}'{hint} "
+        raise ConfigError(f"unknown metric '{name}'{did_you_mean(name.lower(), choices)} "
                           f"(valid: {', '.join(METRICS.names())}, top_<k>_accuracy)")
     return METRICS.get(name)
-
-
-def _abbreviation_hint(name: str, choices: list[str]) -> str:
-    """``"; did you mean 'accuracy'?"`` for ``acc``: the one choice ``name`` (3 letters or more) begins, or
-    whose ``_``-separated words it abbreviates in order (``bal_acc``); ``""`` when none or several do.
-    difflib's similarity misses these: 'acc' is 0.55 like 'accuracy' (the cut-off is 0.6)."""
-    if len(name) < 3:
-        return ""
-    words = name.split("_")
-    found = [choice for choice in choices if choice.startswith(name) or (
-        len(words) == len(choice.split("_")) and all(c.startswith(w) for w, c in zip(words, choice.split("_"), strict=True)))]
-    return f"; did you mean '{found[0]}'?" if len(found) == 1 else ""
 
 
 def _unprefixed(name: str) -> str:

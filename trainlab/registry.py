@@ -55,9 +55,22 @@ ALLOW_CODE_ENV = "TRAINLAB_ALLOW_CODE"
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``: difflib's closest (similarity
+    0.6 or more), else the one choice ``name`` abbreviates (:func:`_abbreviated`)."""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6) or _abbreviated(name, choices)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _abbreviated(name: str, choices: list[str]) -> list[str]:
+    """The one choice ``name`` (3 letters or more) begins, or whose ``_``-separated words it abbreviates in
+    order (``bal_acc``: ``balanced_accuracy``); none when several do. difflib misses these: 'acc' is 0.55
+    similar to 'accuracy' (the cut-off is 0.6)."""
+    if len(name) < 3:
+        return []
+    words = name.split("_")
+    found = [choice for choice in choices if choice.startswith(name) or (
+        len(words) == len(choice.split("_")) and all(c.startswith(w) for w, c in zip(words, choice.split("_"), strict=True)))]
+    return found if len(found) == 1 else []
 
 
 # --------------------------------------------------------------------------- code policy
