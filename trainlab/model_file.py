@@ -20,7 +20,7 @@ import torch
 from trainlab.atomic import tensors_to_bytes, write_bytes
 from trainlab.bounded_read import NotRegularFileError, regular_file_info
 from trainlab.errors import DataError, RunDirError
-from trainlab.records import read_record_text
+from trainlab.records import read_record_object, read_record_text
 
 MODEL_FILE = "model.safetensors"
 DIGEST_KEY = "model_sha256"  # in run.json
@@ -64,11 +64,7 @@ def recorded_status(run: Path) -> tuple[str | None, str | None]:
     """(run.json's ``status``, summary.json's ``reason``); None for what is missing or unreadable."""
     found: list[str | None] = []
     for name, key in (("run.json", "status"), ("summary.json", "reason")):
-        try:
-            record = json.loads(read_record_text(run / name))
-        except (OSError, ValueError, RecursionError):
-            record = None
-        value = record.get(key) if isinstance(record, dict) else None
+        value = (read_record_object(run / name) or {}).get(key)
         found.append(value if isinstance(value, str) and value else None)
     return found[0], found[1]
 

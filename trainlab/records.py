@@ -41,6 +41,16 @@ def read_record_text(path: str | os.PathLike[str], limit: int = MAX_RECORD_BYTES
     return read_regular_file(path, limit, follow_links=False).decode("utf-8", errors="replace")
 
 
+def read_record_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object of a run-folder record (run.json, summary.json), read as :func:`read_record_text`
+    reads it; None when it is missing, unreadable, damaged or not an object."""
+    try:
+        record = json.loads(read_record_text(path))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def metrics_records(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(curve records, event records) of a metrics.jsonl's text, in file order. A line that is not a JSON
     object (the torn last line of a killed writer, a damaged byte, JSON nested too deeply to parse) is

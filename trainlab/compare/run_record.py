@@ -11,8 +11,8 @@ from typing import Any
 
 import trainlab.compare.stats as stats
 from trainlab.compare.metric_keys import direction_of, read_metric
-from trainlab.compare.runner import ERROR_FILE, RunPlan, read_json
-from trainlab.records import is_finite_number, metrics_records, read_record_text
+from trainlab.compare.runner import ERROR_FILE, RunPlan
+from trainlab.records import is_finite_number, metrics_records, read_record_object, read_record_text
 
 
 @dataclass
@@ -34,11 +34,11 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def load_run(plan: RunPlan) -> RunRecord:
-    summary = read_json(plan.path / "summary.json")
+    summary = read_record_object(plan.path / "summary.json")
     records = read_records(plan.path)
     if isinstance(summary, dict) and summary.get("status") == "finished":
         return RunRecord(plan.seed, plan.path, "finished", summary, records)
-    error = read_json(plan.path / ERROR_FILE)
+    error = read_record_object(plan.path / ERROR_FILE)
     if isinstance(summary, dict) and summary.get("status") == "diverged":
         events = [e.get("reason") or e.get("event") for e in summary.get("events", []) if isinstance(e, dict)]
         why = summary.get("reason") if isinstance(summary.get("reason"), str) else events[-1] if events else None

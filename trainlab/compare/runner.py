@@ -38,7 +38,7 @@ from trainlab.config import Config, validate
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import Interrupted, TrainingError
-from trainlab.records import read_record_text
+from trainlab.records import read_record_object
 from trainlab.registry import CodePolicy, current_policy, set_policy
 from trainlab.sigterm import sigterm_as_ctrl_c
 
@@ -89,12 +89,6 @@ def plan_runs(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy],
     return plans
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file's content, or None when it is missing or unreadable."""
-    try:
-        return json.loads(read_record_text(path))
-    except (OSError, ValueError, RecursionError):
-        return None
 
 
 def current_data_fingerprint(config: Config, memo: dict[str, str | None] | None = None) -> str | None:
@@ -115,13 +109,13 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     ``memo``: data fingerprints already taken (:func:`current_data_fingerprint`)."""
     wanted = plan.config.hash()
     data = current_data_fingerprint(plan.config, memo)
-    error = read_json(plan.path / ERROR_FILE)
+    error = read_record_object(plan.path / ERROR_FILE)
     if error is not None and error.get("config_hash") == wanted and error.get("data_fingerprint") == data:
         return "failed", str(error.get("reason"))  # the same config on the same data would fail the same way
-    info = read_json(plan.path / "run.json")
+    info = read_record_object(plan.path / "run.json")
     if info is None:
         return "new", ""
-    summary = read_json(plan.path / "summary.json") or {}
+    summary = read_record_object(plan.path / "summary.json") or {}
     recorded = info.get("config_hash") or summary.get("config_hash")
     if recorded != wanted:
         return "changed", f"config changed (hash {recorded} -> {wanted}): running {plan.label} again"
@@ -259,7 +253,7 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
         if action == "finished":
             outcomes[plan.label] = {"status": "finished", "skipped": True}
             tally.done += 1
-            tally.record(plan, read_json(plan.path / "summary.json"))
+            tally.record(plan, read_record_object(plan.path / "summary.json"))
         elif action == "failed":
             outcomes[plan.label] = {"status": "failed", "skipped": True, "reason": note}
             tally.done += 1

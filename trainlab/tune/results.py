@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.atomic import write_json, write_text
 from trainlab.config import dump_yaml, read_yaml, validate
-from trainlab.records import read_record_text
+from trainlab.records import read_record_object
 from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT, ATTR_RUN_DIR
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the finished trials; fewer say nothing
@@ -100,11 +100,7 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
     trial = best_trial(study)
     if trial is not None:
         run_dir = Path(trial.user_attrs[ATTR_RUN_DIR])
-        try:  # the trial's own run folder: read as any run record (bounded, no links); damaged, no figures
-            summary = json.loads(read_record_text(run_dir / "summary.json"))
-        except (OSError, ValueError, RecursionError):
-            summary = {}
-        summary = summary if isinstance(summary, dict) else {}
+        summary = read_record_object(run_dir / "summary.json") or {}  # damaged: best.json without its figures
         best.update(trial=trial.number, value=trial.value, params=decode(trial.params), run_dir=str(run_dir),
                     val=summary.get("val"), test=summary.get("test"))
         write_text(out / "best.yaml", best_config_yaml(trial, study.study_name, metric))
