@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from trainlab.bounded_read import read_regular_file
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.metrics import default_metrics, is_scalar
 
@@ -51,22 +53,68 @@ def read_record_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def metrics_records(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(curve records, event records) of a metrics.jsonl's text, in file order. A line that is not a JSON
-    object (the torn last line of a killed writer, a damaged byte, JSON nested too deeply to parse) is
-    skipped: the rest is still worth reading."""
+@dataclass(frozen=True)
+class MetricsLines:
+    """A metrics.jsonl's text read line by line (:func:`parse_metrics`).
+
+    ``damaged``: the 1-based numbers of the lines that are not a JSON object, left out of ``records`` and
+    ``events``; ``cut_off``: the text ends inside its last line and that line is damaged (a truncated file).
+    """
+
+    records: list[dict[str, Any]]  # curve records (epoch and step records), in file order
+    events: list[dict[str, Any]]  # records with an "event" key, in file order
+    damaged: tuple[int, ...] = ()
+    cut_off: bool = False
+
+
+def parse_metrics(text: str) -> MetricsLines:
+    """The records of a metrics.jsonl's text, and which lines are damaged.
+
+    trainlab rewrites metrics.jsonl whole and atomically (trainlab.atomic), so a kill leaves the previous
+    file or the new one, never a torn line: a line that is not a JSON object (cut off, a damaged byte, JSON
+    nested too deeply to parse, a bare list) was damaged after it was written (a truncated copy, a disk
+    fault, an edit). It is left out, the rest is still worth reading, and the caller says so
+    (:func:`damaged_lines_warning`). Blank lines are no records and no damage.
+    """
     records: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    for line in text.splitlines():
+    damaged: list[int] = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):
-            continue
+            record = None
         if isinstance(record, dict):
             (events if "event" in record else records).append(record)
-    return records, events
+        else:
+            damaged.append(number)
+    cut_off = bool(damaged) and damaged[-1] == len(lines) and not text.endswith(("\n", "\r"))
+    return MetricsLines(records, events, tuple(damaged), cut_off)
+
+
+def metrics_records(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(curve records, event records) of a metrics.jsonl's text, in file order, damaged lines left out
+    (:func:`parse_metrics`, which also says which lines those were)."""
+    parsed = parse_metrics(text)
+    return parsed.records, parsed.events
+
+
+def damaged_lines_warning(path: str | os.PathLike[str], parsed: MetricsLines, left_out_of: str) -> str | None:
+    """One ``warning:`` line naming ``path`` and its damaged lines (:func:`parse_metrics`), left out of
+    ``left_out_of`` (what the caller computes from the records); None when no line is damaged."""
+    lines = parsed.damaged
+    if not lines:
+        return None
+    shown = ", ".join(str(n) for n in lines[:5]) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
+    what = f"line {shown} is not a JSON record" if len(lines) == 1 else f"lines {shown} are not JSON records"
+    if parsed.cut_off:
+        why = "the file ends inside its last line: it was cut off" + (", and damaged before" if len(lines) > 1 else "")
+    else:
+        why = "the file was damaged after trainlab wrote it"
+    return f"warning: {path}: {what} ({why}); left out of {left_out_of}"
 
 
 class EpochRecord(TypedDict):
@@ -128,6 +176,45 @@ def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
     if found:
         safe["non_finite"] = found
     return safe
+
+
+JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+              bool: "a boolean", type(None): "null"}
+
+
+def finished_summary_damage(path: str | os.PathLike[str]) -> str | None:
+    """What is wrong with ``path``, the summary.json of a run whose run.json says it finished, worded to
+    follow the file's name (``is missing``, ``is not valid JSON (...)``); None when it has the shape of a
+    :class:`Summary`: an object with status ``finished``, ``val`` and ``test`` objects, and each of
+    :data:`SUMMARY_NUMBERS` it holds a number or null.
+
+    A run writes summary.json atomically before run.json's ``finished`` (trainlab.experiment), so for a
+    finished run anything else is damage after the run (a truncated copy, an edit), never a kill.
+    """
+    try:
+        record = json.loads(read_record_text(path))
+    except FileNotFoundError:
+        return "is missing"
+    except json.JSONDecodeError as exc:
+        return f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}: cut off or damaged)"
+    except (OSError, ValueError) as exc:  # a link, a FIFO, over the size limit, unreadable
+        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    except RecursionError:
+        return "is JSON nested too deeply to read"
+    if not isinstance(record, dict):
+        return f"holds {JSON_TYPES.get(type(record), type(record).__name__)}, not a JSON object"
+    if record.get("status") != "finished":
+        return f"has status {short_repr(record.get('status'))}, not 'finished' as run.json says"
+    for key in ("val", "test"):
+        if key not in record:
+            return f"has no '{key}' metrics"
+        if not isinstance(record[key], dict):
+            return f"has '{key}' as {JSON_TYPES.get(type(record[key]), 'another type')}, not an object of metrics"
+    for key in SUMMARY_NUMBERS:
+        value = record.get(key)
+        if key in record and value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"has '{key}' as {JSON_TYPES.get(type(value), 'another type')}, not a number"
+    return None
 
 
 def is_finite_number(value: Any) -> bool:

@@ -109,9 +109,17 @@ def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[s
                              "median": stats.describe(present)["median"], "values": values}
     recorded = [any("epoch" in r and val_key in r for r in run.records) for run in finished]
     without = sum(c["best_val_epoch"] is None and seen for c, seen in zip(per_run, recorded, strict=True))
+    notes = []
     if without:  # recorded, but only as null: said in the board, not left to a reader to guess
-        block["note"] = (f"{val_key} has no finite value in {without} of {len(per_run)} finished runs (NaN and inf "
-                         "are recorded as null and left out of best_val_epoch and val_curve_mean)")
+        notes.append(f"{val_key} has no finite value in {without} of {len(per_run)} finished runs (NaN and inf "
+                     "are recorded as null and left out of best_val_epoch and val_curve_mean)")
+    damaged = [r.seed for r in runs if r.damaged_lines]
+    if damaged:  # the figures stand on fewer records than the runs wrote (the warning named the lines)
+        seeds = f"seed {damaged[0]} has" if len(damaged) == 1 else f"seeds {', '.join(map(str, damaged))} have"
+        notes.append(f"metrics.jsonl of {seeds} damaged lines, left out of time_to_target_s, steps_to_target "
+                     "and these figures")
+    if notes:
+        block["note"] = "; ".join(notes)
     entry["convergence"] = block
     return entry
 

@@ -5,6 +5,7 @@ failure record, as a :class:`RunRecord`; the time it took to reach a target and 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,15 @@ from typing import Any
 import trainlab.compare.stats as stats
 from trainlab.compare.metric_keys import direction_of, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan
-from trainlab.records import is_finite_number, metrics_records, read_record_object, read_record_text
+from trainlab.records import (
+    MetricsLines,
+    damaged_lines_warning,
+    is_finite_number,
+    metrics_records,
+    parse_metrics,
+    read_record_object,
+    read_record_text,
+)
 
 
 @dataclass
@@ -23,6 +32,26 @@ class RunRecord:
     summary: dict[str, Any] | None
     records: list[dict[str, Any]] = field(default_factory=list)
     reason: str | None = None
+    damaged_lines: tuple[int, ...] = ()  # of metrics.jsonl, left out of records (trainlab.records.parse_metrics)
+
+
+def read_metrics_lines(path: Path, left_out_of: str) -> MetricsLines:
+    """``path/metrics.jsonl`` read as :func:`~trainlab.records.parse_metrics` reads it, with one warning line on
+    stderr when a line of it is damaged or the file is there but cannot be read (a link, unreadable): what
+    ``left_out_of`` figures then leave out is said, not silently missing. No file: no records, no warning."""
+    metrics = path / "metrics.jsonl"
+    try:
+        parsed = parse_metrics(read_record_text(metrics))
+    except FileNotFoundError:
+        return MetricsLines([], [])
+    except (OSError, ValueError) as exc:
+        print(f"warning: cannot read {metrics} ({getattr(exc, 'strerror', None) or exc}); its records are left "
+              f"out of {left_out_of}", file=sys.stderr)
+        return MetricsLines([], [])
+    warning = damaged_lines_warning(metrics, parsed, left_out_of)
+    if warning:
+        print(warning, file=sys.stderr)
+    return parsed
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -35,18 +64,19 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 def load_run(plan: RunPlan) -> RunRecord:
     summary = read_record_object(plan.path / "summary.json")
-    records = read_records(plan.path)
+    metrics = read_metrics_lines(plan.path, f"the time to target and convergence figures of {plan.label}")
+    records, damaged = metrics.records, metrics.damaged
     if isinstance(summary, dict) and summary.get("status") == "finished":
-        return RunRecord(plan.seed, plan.path, "finished", summary, records)
+        return RunRecord(plan.seed, plan.path, "finished", summary, records, damaged_lines=damaged)
     error = read_record_object(plan.path / ERROR_FILE)
     if isinstance(summary, dict) and summary.get("status") == "diverged":
         events = [e.get("reason") or e.get("event") for e in summary.get("events", []) if isinstance(e, dict)]
         why = summary.get("reason") if isinstance(summary.get("reason"), str) else events[-1] if events else None
         reason = "diverged" + (f": {why}" if why else "")
-        return RunRecord(plan.seed, plan.path, "failed", None, records, reason)
+        return RunRecord(plan.seed, plan.path, "failed", None, records, reason, damaged)
     if isinstance(error, dict):
-        return RunRecord(plan.seed, plan.path, "failed", None, records, str(error.get("reason")))
-    return RunRecord(plan.seed, plan.path, "missing", None, records, "not run yet")
+        return RunRecord(plan.seed, plan.path, "failed", None, records, str(error.get("reason")), damaged)
+    return RunRecord(plan.seed, plan.path, "missing", None, records, "not run yet", damaged)
 
 
 def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tuple[float | None, int | None]:
@@ -95,7 +125,7 @@ def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[s
 
 def time_to_target_line(path: Path, target: dict) -> str:
     """When the run's validation records first reached ``target`` (training seconds, step)."""
-    records = read_records(path)
+    records = read_metrics_lines(path, "the time to target").records
     seconds, step = time_to_target(records, target)
     relation = ">=" if target["direction"] == "max" else "<="
     wanted = f"{target['metric']} {relation} {target['value']:g}"

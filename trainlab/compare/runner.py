@@ -9,6 +9,9 @@ running, each planned run is classified by what its folder holds (:func:`run_act
              same config hash and data           -> skip, reported as failed (delete the folder to retry)
     changed  config hash or data files differ    -> train again from scratch (said so)
     partial  running / interrupted, same hash    -> trainlab.experiment.resume
+    damaged  run.json unreadable or of an unknown status, or status finished with a summary.json that is
+             missing or not a finished run's summary -> the comparison is refused before any run (DataError,
+             exit 3) naming the file: a finished run is never trained again, nor its files replaced, unasked
 
 "Same data" is the same ``data_fingerprint`` (trainlab.data.fingerprint: the data files' paths,
 sizes and modification times); a failure recorded on other data is tried again.
@@ -32,13 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainlab.atomic import write_json
 from trainlab.compare.display import LiveDisplay, PlainDisplay, Tally
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
 from trainlab.config import Config, validate
+from trainlab.config_fields import short_repr
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
-from trainlab.errors import Interrupted, TrainingError
-from trainlab.records import read_record_object
+from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError
+from trainlab.records import finished_summary_damage, read_record_object
 from trainlab.registry import CodePolicy, current_policy, set_policy
 from trainlab.sigterm import sigterm_as_ctrl_c
 
@@ -112,21 +117,47 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     error = read_record_object(plan.path / ERROR_FILE)
     if error is not None and error.get("config_hash") == wanted and error.get("data_fingerprint") == data:
         return "failed", str(error.get("reason"))  # the same config on the same data would fail the same way
-    info = read_record_object(plan.path / "run.json")
+    info_path = plan.path / "run.json"
+    info = read_record_object(info_path)
     if info is None:
-        return "new", ""
-    summary = read_record_object(plan.path / "summary.json") or {}
-    recorded = info.get("config_hash") or summary.get("config_hash")
+        if not (info_path.exists() or info_path.is_symlink()):
+            return "new", ""
+        # run.json is written atomically, so a kill never leaves it unreadable: someone damaged it, and whether
+        # the run finished cannot be told
+        return "damaged", (f"{info_path} cannot be read as a JSON object (damaged, or not a regular file), so "
+                           f"whether {plan.label} finished cannot be told; {_RESTORE} {plan.path} to train that "
+                           "run again")
+    summary_path = plan.path / "summary.json"
+    summary = read_record_object(summary_path) or {}
+    status = info.get("status")
+    damage = finished_summary_damage(summary_path) if status == "finished" else None
+    recorded = info.get("config_hash") or (None if damage else summary.get("config_hash"))
+    if damage and recorded is None:  # nothing left says which config the finished run trained
+        return "damaged", _damaged_summary(plan, summary_path, damage)
     if recorded != wanted:
         return "changed", f"config changed (hash {recorded} -> {wanted}): running {plan.label} again"
     if info.get("data_fingerprint", data) != data:  # runs recorded before fingerprints: by config alone
         return "changed", f"data files changed since {plan.label} ran: running it again"
-    status = info.get("status")
-    if status == "finished" and summary.get("status") == "finished":
+    if damage:
+        return "damaged", _damaged_summary(plan, summary_path, damage)
+    if status == "finished":
         return "finished", ""
     if status == "diverged":
         return "failed", "diverged"
+    if status not in RESUMABLE:
+        return "damaged", (f"{info_path} has status {short_repr(status)}, which no run records (one of "
+                           f"running, interrupted, finished, diverged); {_RESTORE} {plan.path} to train that "
+                           "run again")
     return "partial", f"resuming {plan.label} (status {status})"
+
+
+RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
+_RESTORE = "restore the file from a copy, or delete the folder"
+
+
+def _damaged_summary(plan: RunPlan, path: Path, damage: str) -> str:
+    return (f"{path} of the finished run {plan.label} {damage}; compare never trains a finished run again "
+            f"unasked: {_RESTORE} {plan.path} to train that run again")
 
 
 # --------------------------------------------------------------------------- one run (in a worker)
@@ -178,7 +209,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
         if action == "partial":
             try:
                 summary, _ = resume(folder, quiet=True)
-            except (TrainingError, Interrupted):
+            except (TrainingError, Interrupted, RunDirError):  # RunDirError: finished, in use, linked records
                 raise
             except Exception as exc:  # an unreadable partial run: start it again
                 print(f"warning: cannot resume {folder} ({exc}); training it from scratch", file=sys.stderr)
@@ -196,7 +227,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
         try:
             folder.mkdir(parents=True, exist_ok=True)
             record = {"reason": reason, **_identity_or_none(raw), "traceback": traceback.format_exc()}
-            (folder / ERROR_FILE).write_text(json.dumps(record))
+            write_json(folder / ERROR_FILE, record)  # atomic: a kill leaves no torn record
         except OSError:
             pass
         return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - started}
@@ -208,7 +239,7 @@ def _record_death(plan: RunPlan, reason: str) -> None:
     it carries no config hash, so the next invocation runs it again (a kill need not recur)."""
     try:
         plan.path.mkdir(parents=True, exist_ok=True)
-        (plan.path / ERROR_FILE).write_text(json.dumps({"reason": reason, "config_hash": None}))
+        write_json(plan.path / ERROR_FILE, {"reason": reason, "config_hash": None})
     except OSError:
         pass
 
@@ -237,7 +268,8 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
 
     Raises :class:`Interrupted` (exit 128 + signal: 130 for Ctrl-C/SIGINT, 143 for SIGTERM) after
     the runs in progress have checkpointed; everything finished so far stays on disk for the next
-    invocation.
+    invocation. Raises :class:`DataError` (exit 3) before any run when a run folder is damaged
+    (:func:`run_action`'s ``damaged``), naming the first such file.
     """
     live = sys.stdout.isatty() if live is None else live
     global _stop_requested
@@ -246,8 +278,13 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
     outcomes: dict[str, dict[str, Any]] = {}
     todo: list[tuple[RunPlan, str]] = []
     fingerprints: dict[str, str | None] = {}
-    for plan in plans:
-        action, note = run_action(plan, fingerprints)
+    actions = [(plan, *run_action(plan, fingerprints)) for plan in plans]
+    damaged = [note for _, action, note in actions if action == "damaged"]
+    if damaged:  # before any run: nothing is trained or written while a folder is in doubt
+        others = len(damaged) - 1
+        more = (f" ({others} more run folder{'s are' if others > 1 else ' is'} damaged too)" if others else "")
+        raise DataError(damaged[0] + more)
+    for plan, action, note in actions:
         if note and action != "failed":
             display.note(note)
         if action == "finished":
