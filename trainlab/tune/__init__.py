@@ -4,6 +4,7 @@ Modules: :mod:`space` (SPACE.yaml), :mod:`objective` (one trial = one run folder
 pruning callback), :mod:`study` (storage, sampler, pruner, workers),
 :mod:`results` (best.yaml, trials.csv, importances), :mod:`report` (HTML),
 :mod:`refit` (best vs base over seeds through ``trainlab compare``),
+:mod:`leftovers` (checkpoints a killed worker left in finished trial folders),
 :mod:`runner` (the command end to end).
 """
 

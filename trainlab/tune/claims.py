@@ -6,6 +6,10 @@ heartbeat retry) before sampling a new one, so any number of workers and restart
 with exactly N finished-or-pruned trials. Failed trials do not count; the study stops
 after N trials fail on their own (diverged, errored). Trial ``k`` is sampled by a TPE
 sampler seeded with ``(seed, k)`` (:func:`trial_seed`), whichever worker samples it.
+
+A claim cut short (a Ctrl-C, an error) leaves no RUNNING trial that no one runs: the trial it made is
+failed at once (``interrupted``; ``stale`` for an error), and a trial this process claimed counts as
+running here only until :func:`release_claim` (its worker is done with it, however it ended).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import socket
 import uuid
 import warnings
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -33,7 +38,9 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # WAITIN
 OBJECTIVE_FAILURES = ("diverged", "error")
 ATTR_BASE = "base_config"  # trial user attr: this trial runs the base config's own values
 ATTR_CLAIM = "claim"  # trial user attr: a token drawn afresh for each claim
-_CLAIMED: set[str] = set()  # the claim tokens of the trials this process claimed (a storage's id can be reused)
+RERUN = "a rerun of trainlab tune runs another trial in its place (the base config again if this was its trial)"
+RERUN_NOTE = f"interrupted; {RERUN}"  # the fail_reason of a trial cut short by a signal, after the signal's name
+_HELD: set[str] = set()  # the claim tokens of the trials this process runs now (a storage's id can be reused)
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -47,38 +54,80 @@ def build_sampler(seed: int, number: int) -> optuna.samplers.BaseSampler:
 
 
 def fail_dead_workers(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials whose worker is gone; returns their numbers.
+    """Fail the RUNNING trials whose worker is gone; returns their numbers (heartbeat failures aside).
 
-    RDB storages: Optuna's heartbeat check (and its retry callback). Journal storage
-    (no heartbeats): a trial whose worker, on this host, has no live process, or whose
-    recorded pid is this process's own while this process did not claim it (the pid of a
-    killed worker, reused: the trial's claim token is none this process drew). Call with
-    the claim lock held: a live worker sets its pid (after its host and start) before
-    releasing the lock, so a RUNNING trial without one was left by a worker that died
-    claiming it.
+    Call with the claim lock held: a live worker records its trial's pid (after its host, its start
+    and, with heartbeats, a first heartbeat) before releasing the lock, so a RUNNING trial without a
+    pid was left by a worker that died claiming it (RDB storages: once it is older than the heartbeat
+    grace period, as the workers of an RDB other than PostgreSQL share the lock only when they share
+    DIR). RDB storages: Optuna's heartbeat check (and its retry callback) for the trials with a pid,
+    each of which has a heartbeat, wherever its worker is killed. Journal storage (no heartbeats): a trial
+    whose worker, on this host, has no live process, or whose recorded pid is this process's own while
+    this process does not run it (:func:`release_claim` was called for it, or its claim token is none
+    this process drew: the pid of a killed worker, reused).
     """
     storage = study._storage
-    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    heartbeats = interval is not None
+    if heartbeats:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        return []
+        backend = getattr(storage, "_backend", storage)  # an RDBStorage in Optuna's _CachedStorage
+        grace = timedelta(seconds=getattr(backend, "grace_period", None) or 2 * interval)  # Optuna's default
     host, me = socket.gethostname(), os.getpid()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
-        if pid is not None and trial_host not in (None, host):
+        if pid is None:
+            if heartbeats and datetime.now() - (trial.datetime_start or datetime.now()) < grace:
+                continue  # a claim may be under way: an RDB's workers need not share the claim lock (MySQL, SQLite)
+            reason = "its worker died while claiming it"
+        elif heartbeats:
+            continue  # its heartbeats tell whether its worker lives (the check above)
+        elif trial_host not in (None, host):
             continue  # another machine's worker: its liveness cannot be read here
-        if (pid is not None and same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))
-                and (int(pid) != me or trial.user_attrs.get(ATTR_CLAIM) in _CLAIMED)):
-            continue  # a live worker (this process: only for the trials it claimed)
-        storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_KIND, "stale")
-        storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
-                                    f"worker pid {pid} on {trial_host} died while the trial ran")
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        elif (same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))
+              and (int(pid) != me or trial.user_attrs.get(ATTR_CLAIM) in _HELD)):
+            continue  # a live worker (this process: only for the trials it runs now)
+        else:
+            reason = f"worker pid {pid} on {trial_host} died while the trial ran"
+        if _fail_left(storage, trial._trial_id, "stale", reason):
             failed.append(trial.number)
     return failed
+
+
+def _fail_left(storage: optuna.storages.BaseStorage, trial_id: int, kind: str, reason: str) -> bool:
+    """Record a RUNNING trial that no worker runs as FAIL (``kind``, ``reason``); False when it had finished."""
+    if storage.get_trial(trial_id).state != TrialState.RUNNING:
+        return False
+    try:
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_KIND, kind)
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
+        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it meanwhile
+        return False
+    return True
+
+
+def abandon(study: optuna.Study, trial_id: int, exc: BaseException, doing: str) -> None:
+    """Fail a trial still RUNNING whose worker gives it up, ``exc`` having cut short what the worker was
+    ``doing`` ("claimed it", "recorded its outcome"): ``interrupted`` for a signal (a rerun queues the base
+    config again, if it was its trial), ``stale`` for an error (as a dead worker's). A trial already
+    finished is left as it is. An error in doing so is swallowed: ``exc``, which goes on, says more."""
+    if isinstance(exc, Exception):
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        kind, reason = "stale", f"its worker failed while it {doing} ({type(exc).__name__}: {first}); {RERUN}"
+    else:
+        kind, reason = "interrupted", f"interrupted while its worker {doing}; {RERUN}"
+    with contextlib.suppress(Exception):
+        _fail_left(study._storage, trial_id, kind, reason)
+
+
+def release_claim(trial: optuna.Trial) -> None:
+    """This process no longer runs ``trial`` (its result is recorded, or recording it was cut short): from
+    now on a RUNNING ``trial`` naming this process is a dead worker's to :func:`fail_dead_workers`."""
+    _HELD.discard(trial.user_attrs.get(ATTR_CLAIM))
 
 
 def objective_failures(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
@@ -111,29 +160,65 @@ def queue_base(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], base
 def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | PostgresLock,
                 base: dict[str, Any] | None = None) -> optuna.Trial | None:
     """Under the lock: fail dead workers' trials, (re)queue the base config (:func:`queue_base`), and
-    claim a trial, a WAITING one first, while COMPLETE + PRUNED + RUNNING trials number fewer than the total."""
-    with lock.held():
-        fail_dead_workers(study)
-        trials = study.get_trials(deepcopy=False)
-        if sum(t.state in COUNTED for t in trials) >= settings.trials:
-            return None
-        failures = objective_failures(trials)
-        if len(failures) >= settings.trials:
-            last = failures[-1]
-            raise StudyExhausted(f"{len(failures)} trials failed (as many as --trials); the last, trial "
-                                 f"{last.number}: {last.user_attrs.get(ATTR_FAIL_REASON)}")
-        queue_base(study, trials, base)
-        trials = study.get_trials(deepcopy=False)
-        waiting = [t.number for t in trials if t.state == TrialState.WAITING]
-        study.sampler = build_sampler(settings.seed, min(waiting, default=len(trials)))  # the trial ask() returns
-        with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); we beat ourselves
-            warnings.simplefilter("ignore", UserWarning)
-            trial = study.ask()
-        # the pid last: a trial that has one names its host and start too, whenever its worker is killed
-        token = uuid.uuid4().hex
-        _CLAIMED.add(token)
-        trial.set_user_attr(ATTR_CLAIM, token)
-        trial.set_user_attr(ATTR_HOST, socket.gethostname())
-        trial.set_user_attr(ATTR_PID_START, process_start(os.getpid()))
-        trial.set_user_attr(ATTR_PID, os.getpid())
-        return trial
+    claim a trial, a WAITING one first, while COMPLETE + PRUNED + RUNNING trials number fewer than the total.
+
+    A claim cut short once it asked for its trial (a Ctrl-C in Optuna's ``ask``, in recording the
+    trial's owner or in releasing the lock; an error) fails that trial before the exception goes on:
+    no RUNNING trial is left that no worker will finish. Inside ``ask`` the trial may exist without
+    this claim holding it; only claims make RUNNING trials, one at a time under the lock, so the
+    RUNNING trials that were not RUNNING before this claim's ``ask`` (and carry no other claim's
+    token) are the one it made.
+    """
+    token = uuid.uuid4().hex
+    claimed: optuna.Trial | None = None
+    try:
+        with lock.held():
+            fail_dead_workers(study)
+            trials = study.get_trials(deepcopy=False)
+            if sum(t.state in COUNTED for t in trials) >= settings.trials:
+                return None
+            failures = objective_failures(trials)
+            if len(failures) >= settings.trials:
+                last = failures[-1]
+                raise StudyExhausted(f"{len(failures)} trials failed (as many as --trials); the last, trial "
+                                     f"{last.number}: {last.user_attrs.get(ATTR_FAIL_REASON)}")
+            queue_base(study, trials, base)
+            trials = study.get_trials(deepcopy=False)
+            waiting = [t.number for t in trials if t.state == TrialState.WAITING]
+            study.sampler = build_sampler(settings.seed, min(waiting, default=len(trials)))  # the trial ask() returns
+            running_before = {t._trial_id for t in trials if t.state == TrialState.RUNNING}
+            try:
+                claimed = _ask(study, token)
+            except BaseException as exc:
+                _HELD.discard(token)
+                with contextlib.suppress(Exception):  # the exception that cut the claim short says more
+                    made = [t._trial_id for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                            if t._trial_id not in running_before  # under the lock: the one this claim made
+                            and t.user_attrs.get(ATTR_CLAIM) in (None, token)]
+                    for trial_id in made:
+                        abandon(study, trial_id, exc, "claimed it")
+                raise
+        return claimed
+    except BaseException as exc:
+        if claimed is not None:  # cut short in releasing the lock: the claim was complete, its trial is known
+            _HELD.discard(token)
+            abandon(study, claimed._trial_id, exc, "claimed it")
+        raise
+
+
+def _ask(study: optuna.Study, token: str) -> optuna.Trial:
+    """Optuna's ``ask``, then the trial's owner: its claim ``token`` (held by this process), host, start,
+    first heartbeat (storages that keep them) and pid, the pid last: a trial that has one has the rest,
+    whenever its worker is killed."""
+    with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); we beat ourselves
+        warnings.simplefilter("ignore", UserWarning)
+        trial = study.ask()
+    _HELD.add(token)
+    trial.set_user_attr(ATTR_CLAIM, token)
+    trial.set_user_attr(ATTR_HOST, socket.gethostname())
+    trial.set_user_attr(ATTR_PID_START, process_start(os.getpid()))
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None:
+        study._storage.record_heartbeat(trial._trial_id)
+    trial.set_user_attr(ATTR_PID, os.getpid())
+    return trial
+

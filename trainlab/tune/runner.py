@@ -1,4 +1,5 @@
-"""``trainlab tune`` end to end: check, run the workers, write the results, refit, report."""
+"""``trainlab tune`` end to end: check, tidy what killed workers left, run the workers, write the results,
+refit, report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from trainlab.atomic import write_json
 from trainlab.errors import TrainingError
+from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
 from trainlab.tune.study import TuneSettings, base_outside, prepare, study_for
 from trainlab.tune.workers import run_workers
@@ -27,6 +29,10 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
 
         check_available()
     space, base_raw = prepare(settings)
+    tidied = tidy_trial_folders(settings.out / "trials")
+    if tidied and not settings.quiet:
+        print(f"note: deleted the checkpoints that a killed worker left in finished trial folders "
+              f"{', '.join(p.name for p in tidied)} (as their keep_after_finish says)", file=sys.stderr)
     outside = base_outside(space, base_raw)
     if outside and not settings.quiet:
         print(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "

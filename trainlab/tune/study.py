@@ -41,7 +41,7 @@ from trainlab.folder_owner import refuse_foreign
 from trainlab.optim import default_option
 from trainlab.records import check_validation_key
 from trainlab.registry import did_you_mean
-from trainlab.tune.claims import claim_trial
+from trainlab.tune.claims import RERUN_NOTE, abandon, claim_trial, release_claim
 from trainlab.tune.identity import check_made_with, claim_folder, made_with
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
@@ -63,8 +63,6 @@ from trainlab.tune.storage import (
 
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
 DIRECTIONS = ["maximize", "minimize"]
-RERUN_NOTE = ("interrupted; a rerun of trainlab tune runs another trial in its place (the base config again if "
-              "this was its trial)")
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
 
@@ -234,32 +232,45 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
             time.sleep(WAIT_FOR_RUNNING_S)
             continue
         try:
-            with heartbeat(study, trial):
-                value = objective(trial)
-        except optuna.TrialPruned as exc:
-            study.tell(trial, state=TrialState.PRUNED)
-            _log(settings, f"trial {trial.number}: {exc}")
-        except TrialFailed as exc:
-            _fail(study, trial, exc.kind, str(exc))
-            _log(settings, f"trial {trial.number}: failed ({exc.kind}): {exc}")
-        except MetricNotFound as exc:
-            _fail(study, trial, "config", str(exc))
+            _run_trial(settings, study, objective, trial)
+        except BaseException as exc:  # its outcome left unrecorded (a Ctrl-C in the tell that records it)
+            abandon(study, trial._trial_id, exc, "recorded its outcome")
             raise
-        except Interrupted as exc:
-            signal_name = f"{signal.Signals(exc.exit_code - 128).name} received"  # not the run's "trainlab resume" advice
-            _fail(study, trial, "interrupted", f"{signal_name}: {RERUN_NOTE}")
-            raise Interrupted(f"{signal_name} during trial {trial.number}, which is recorded as "
-                              f"failed; {continue_advice(settings)}", exc.exit_code - 128) from None
-        except KeyboardInterrupt:  # before the run's own handler was up (its data loading, say)
-            _fail(study, trial, "interrupted", f"SIGINT received: {RERUN_NOTE}")
-            raise
-        except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            _fail(study, trial, "error", f"{type(exc).__name__}: {first}")
-            _log(settings, f"trial {trial.number}: failed: {type(exc).__name__}: {first}")
-        else:
-            study.tell(trial, value)
-            _log(settings, f"trial {trial.number}: {settings.metric}={value:.6g}")
+        finally:  # done with it: from now on, a RUNNING trial naming this process is a dead worker's
+            release_claim(trial)
+
+
+def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective, trial: optuna.Trial) -> None:
+    """Run one claimed trial and record its outcome: COMPLETE with its value, PRUNED, or FAIL with its
+    kind and reason. A trial failure is logged and the study goes on; a metric the runs lack (the study
+    cannot go on) and an interrupt are recorded, then raised."""
+    try:
+        with heartbeat(study, trial):
+            value = objective(trial)
+    except optuna.TrialPruned as exc:
+        study.tell(trial, state=TrialState.PRUNED)
+        _log(settings, f"trial {trial.number}: {exc}")
+    except TrialFailed as exc:
+        _fail(study, trial, exc.kind, str(exc))
+        _log(settings, f"trial {trial.number}: failed ({exc.kind}): {exc}")
+    except MetricNotFound as exc:
+        _fail(study, trial, "config", str(exc))
+        raise
+    except Interrupted as exc:
+        signal_name = f"{signal.Signals(exc.exit_code - 128).name} received"  # not the run's "trainlab resume" advice
+        _fail(study, trial, "interrupted", f"{signal_name}: {RERUN_NOTE}")
+        raise Interrupted(f"{signal_name} during trial {trial.number}, which is recorded as "
+                          f"failed; {continue_advice(settings)}", exc.exit_code - 128) from None
+    except KeyboardInterrupt:  # before the run's own handler was up (its data loading, say)
+        _fail(study, trial, "interrupted", f"SIGINT received: {RERUN_NOTE}")
+        raise
+    except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        _fail(study, trial, "error", f"{type(exc).__name__}: {first}")
+        _log(settings, f"trial {trial.number}: failed: {type(exc).__name__}: {first}")
+    else:
+        study.tell(trial, value)
+        _log(settings, f"trial {trial.number}: {settings.metric}={value:.6g}")
 
 
 def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
