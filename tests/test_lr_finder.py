@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import doctest
 
@@ -560,3 +561,197 @@ def test_lr_find_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone
     monkeypatch.setattr(trainlab.experiment, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
     assert trainlab.experiment.lr_find_config(Config.model_validate(FREEZE_THEN_UNFREEZE))[0] == 0.02
     assert seen == [8 * 3 + 3]
+
+
+# --------------------------------------------------------------------------- the modes the run trains in
+
+def frozen_norm_model(freeze: bool) -> nn.Module:
+    """A backbone with a BatchNorm (moved off its initial statistics) under a linear head; with ``freeze``,
+    the backbone frozen as ``strategy.finetune.freeze`` freezes it."""
+    from trainlab.finetune import freeze_backbone
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU()), nn.Linear(16, 4))
+    with torch.no_grad():
+        model(blobs(5, n=64)[0])  # running_mean/var now hold one batch's statistics (not the 0/1 defaults)
+    if freeze:
+        freeze_backbone(model)
+    return model
+
+
+def norm_recorder(norm: nn.Module) -> list[tuple[bool, dict[str, torch.Tensor]]]:
+    """(train mode, the buffers after the forward) of each forward pass of ``norm``."""
+    seen: list[tuple[bool, dict[str, torch.Tensor]]] = []
+    norm.register_forward_hook(lambda module, inputs, output: seen.append(
+        (module.training, {name: value.clone() for name, value in module.named_buffers()})))
+    return seen
+
+
+def sweep_plain(model: nn.Module) -> None:
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    run_lr_range_test(model, nn.CrossEntropyLoss(), optimizer, batches_of(*blobs(0, n=128)), start_lr=1e-4,
+                      end_lr=1.0, num_steps=30)
+
+
+def sweep_through_step(model: nn.Module) -> None:
+    from trainlab.engine.objective import Objective
+    from trainlab.engine.step import StandardStep
+    from trainlab.losses import build_loss
+    from trainlab.lr_finder import range_test_step
+
+    step = StandardStep(model, torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3),
+                        Objective(build_loss("cross_entropy")))
+    batches = iter(batches_of(*blobs(0, n=128)) * 10)
+    range_test_step(step, batches, start_lr=1e-4, end_lr=1.0, num_steps=30, reference_lr=1e-3)
+
+
+@pytest.mark.parametrize("sweep", [sweep_plain, sweep_through_step])
+def test_the_sweep_keeps_a_frozen_backbones_batch_norm_statistics(sweep):
+    """finetune.freeze trains the head with the backbone's BatchNorm in eval mode (the UnfreezeSchedule
+    callback): the sweep ran it in train mode, so every step moved its running statistics."""
+    model = frozen_norm_model(freeze=True)
+    norm = model[0][1]
+    before = {name: value.clone() for name, value in norm.named_buffers()}
+    model.eval()  # a mode of the caller's, given back after the sweep
+    seen = norm_recorder(norm)
+    sweep(model)
+    assert len(seen) >= 20
+    for training, buffers in seen:
+        assert not training
+        assert_same_tree(before, buffers)  # running_mean, running_var, num_batches_tracked: all unchanged
+    assert not any(module.training for module in model.modules())
+
+
+@pytest.mark.parametrize("sweep", [sweep_plain, sweep_through_step])
+def test_the_sweep_trains_a_batch_norm_the_run_trains(sweep):
+    """Without finetune.freeze the run trains the BatchNorm (and its statistics) in train mode: so does the
+    sweep, and the same layers frozen by the model itself (not by finetune) change nothing."""
+    model = frozen_norm_model(freeze=False)
+    norm = model[0][1]
+    seen = norm_recorder(norm)
+    sweep(model)
+    assert all(training for training, _ in seen)
+    assert not torch.equal(seen[0][1]["running_mean"], seen[-1][1]["running_mean"])
+    frozen_by_design = frozen_norm_model(freeze=False)
+    frozen_by_design[0].requires_grad_(False)
+    seen = norm_recorder(frozen_by_design[0][1])
+    sweep(frozen_by_design)
+    assert all(training for training, _ in seen)
+
+
+BN_FREEZE = {
+    "name": "lr-find-bn", "seed": 0, "model": {"name": "cnn1d", "channels": [4], "batch_norm": True},
+    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": 16,
+                 "epochs": 2, "finetune": {"freeze": True}},
+    "runtime": {"device": "cpu"}, "output": {"progress": "off"}}
+
+
+@pytest.mark.parametrize("finetune", [{"freeze": True}, {"freeze": True, "unfreeze_after_epochs": 1}, None])
+def test_lr_find_sweeps_in_the_modes_of_the_runs_first_step(tmp_path, monkeypatch, finetune):
+    """The reference: the modules' train/eval modes at the first step of the run ``trainlab train`` makes
+    of the same config; ``trainlab lr-find`` must sweep in those (and the BN statistics it froze stay)."""
+    import trainlab.experiment
+    from trainlab.callbacks.base import Callback
+    from trainlab.config import Config
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2, 8)).astype("float32")
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0, :4].sum(1) > 0).astype("int64"))
+    raw = copy.deepcopy(BN_FREEZE)
+    raw["data"] = {"source": "npz", "path": str(tmp_path / "d.npz")}
+    raw["strategy"]["finetune"] = finetune
+    config = Config.model_validate(raw)
+
+    def modes(model: nn.Module) -> dict[str, bool]:
+        return {name: module.training for name, module in model.named_modules()}
+
+    class FirstStep(Callback):
+        def __init__(self):
+            self.modes: dict[str, bool] | None = None
+
+        def on_step_end(self, view, loss) -> None:
+            if self.modes is None:
+                self.modes = modes(view.model)
+
+    first = FirstStep()
+    trainlab.experiment.train(config, out=tmp_path / "run", quiet=True, callbacks=[first])
+    during: list[dict[str, bool]] = []
+    statistics: list[torch.Tensor] = []
+    real = trainlab.experiment.range_test_step
+
+    def spy(step, batches, **options):
+        def record(module, inputs, output) -> None:
+            during.append(modes(step.model))
+            statistics.append(module.running_mean.clone())
+
+        next(m for m in step.model.modules() if isinstance(m, nn.BatchNorm1d)).register_forward_hook(record)
+        return real(step, batches, **options)
+
+    monkeypatch.setattr(trainlab.experiment, "range_test_step", spy)
+    with contextlib.suppress(TrainingError):  # 30 steps of a toy set may show no descent: the modes are the point
+        trainlab.experiment.lr_find_config(config, num_steps=30)
+    assert first.modes is not None and len(during) >= 10
+    assert all(seen == first.modes for seen in during)
+    frozen = finetune is not None
+    assert first.modes["0.1"] is not frozen  # the BatchNorm: eval mode while finetune freezes the backbone
+    assert all(torch.equal(s, statistics[0]) for s in statistics) is frozen
+
+
+# --------------------------------------------------------------------------- a 1-row batch under BatchNorm
+
+def one_row_plan_sweep(model: nn.Module, n: int = 89, batch_size: int = 4, width: int = 2) -> list[int]:
+    """A 60-step sweep through the run's step over ``n`` rows at ``batch_size`` (89 at 4: the epoch's 23rd
+    batch is 1 row); returns the rows of every batch the step trained on."""
+    from trainlab.data.dataset import Split
+    from trainlab.engine.batching import BatchPlan, TensorBatches
+    from trainlab.engine.objective import Objective
+    from trainlab.engine.step import StandardStep
+    from trainlab.losses import build_loss
+    from trainlab.lr_finder import range_test_step
+
+    generator = torch.Generator().manual_seed(0)
+    split = Split(torch.randn(n, width, generator=generator), torch.arange(n) % 3)
+    step = StandardStep(model, torch.optim.SGD(model.parameters(), lr=1e-4), Objective(build_loss("cross_entropy")))
+    rows: list[int] = []
+    train_step = step.train_step
+
+    def recording(batches, state):
+        rows.append(sum(len(x) for x, _ in batches))
+        return train_step(batches, state)
+
+    step.train_step = recording
+    batches = TensorBatches(split, None, 0, torch.device("cpu")).forever(BatchPlan(n, batch_size, seed=0))
+    lrs, _ = range_test_step(step, batches, start_lr=1e-4, end_lr=1e-2, num_steps=60)
+    assert len(lrs) == 60
+    return rows
+
+
+def test_the_sweep_skips_a_one_row_batch_batch_norm_cannot_train_on():
+    """max_steps may end a run before its epoch's 1-row batch (accepted, as it never trains on it), but the
+    sweep runs on through the epochs: torch's ValueError escaped from lr: auto and lr-find."""
+    torch.manual_seed(0)
+    features = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
+    rows = one_row_plan_sweep(features)
+    assert len(rows) == 60 and min(rows) == 4  # steps 23 and 46 of the plan were skipped for the next batch
+
+
+def test_the_sweep_trains_a_one_row_batch_batch_norm_can_normalise():
+    """In eval mode (a frozen backbone's) or over positions (a conv net's), BatchNorm takes one row: kept."""
+    torch.manual_seed(0)
+    frozen = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
+    from trainlab.finetune import freeze_backbone
+
+    freeze_backbone(frozen)
+    assert one_row_plan_sweep(frozen).count(1) == 2
+    signal = nn.Sequential(nn.Unflatten(1, (1, 8)), nn.Conv1d(1, 4, 3, padding=1), nn.BatchNorm1d(4), nn.Flatten(),
+                           nn.Linear(32, 3))
+    assert one_row_plan_sweep(signal, width=8).count(1) == 2
+
+
+def test_a_sweep_of_one_row_batches_under_batch_norm_is_one_data_error():
+    torch.manual_seed(0)
+    features = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Linear(4, 3))
+    with pytest.raises(DataError, match=r"^the LR range test's batches hold 1 row each, which the model's BatchNorm "
+                                        r"cannot normalise in training \(one value per channel\); use a batch size "
+                                        r"of 2 or more$"):
+        one_row_plan_sweep(features, n=10, batch_size=1)

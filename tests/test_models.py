@@ -595,3 +595,59 @@ def test_ordinary_models_are_not_counted_on_the_meta_device(spec, shape):
     from trainlab.models import _may_be_large
 
     assert not _may_be_large(spec, shape)
+
+
+@pytest.mark.parametrize("spec, shape, fragment", [
+    ({"name": "mlp", "hidden": [4] * 90_000}, (4,), "option 'hidden' lists 90,000 layers ([4, 4, 4, 4, ...])"),
+    ({"name": "MLP", "hidden": [4] * 2_001}, (4,), "option 'hidden' lists 2,001 layers ([4, 4, 4, 4, ...])"),
+    ({"name": "cnn1d", "channels": [4] * 2_001, "pool": 1}, (1, 8),
+     "option 'channels' lists 2,001 layers ([4, 4, 4, 4, ...])"),
+    ({"name": "transformer_encoder", "vocab_size": 50, "d_model": 8, "heads": 2, "layers": 90_000}, (8,),
+     "option 'layers' is 90,000 layers"),
+    ({"name": "resnet", "depth": 6 * 334 + 2}, (3, 8, 8), "option 'depth' is 2,006 layers")])
+def test_a_model_deeper_than_the_layer_bound_is_refused_before_anything_is_built(monkeypatch, spec, shape, fragment):
+    """hidden: [4] * 90000 (1.8M parameters, far under the parameter bound) was built, 90,000 modules in
+    8-13 s, then trained at minutes an epoch; transformer layers: 90000 was first built on the meta device."""
+    import time
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built before the layer bound was checked")
+
+    monkeypatch.setattr(MODELS, "build", no_build)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as caught:
+        build_model(spec, shape, 3)
+    assert time.perf_counter() - started < 1
+    assert str(caught.value) == f"model '{spec['name'].lower()}': {fragment}; trainlab builds at most 2,000 layers"
+
+
+@pytest.mark.parametrize("spec, shape, layers", [
+    ({"name": "mlp", "hidden": [4] * 2_000}, (4,), 2_001),  # 2,000 hidden layers and the output layer
+    ({"name": "resnet", "depth": 1202, "widths": [2, 2, 2]}, (3, 8, 8), 1202)])  # the paper's deepest CIFAR net
+def test_a_model_at_the_layer_bound_builds(spec, shape, layers):
+    model = build_model(spec, shape, 3)
+    weighted = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    assert len(weighted) == layers
+
+
+def test_user_factories_keep_their_own_meaning_of_long_options():
+    """A user's factory is not screened: a list option of its own may be anything (here 5,000 class weights)."""
+    from trainlab.models import check_layer_counts
+
+    check_layer_counts({"name": "my_package.models:weighted", "class_weights": [1.0] * 5_000})
+    check_layer_counts({"name": "hf_pretrained", "layers": 5_000})
+
+
+def test_the_layer_bound_is_one_error_line_with_exit_2_from_train_and_before_compare_runs(write_config, capsys):
+    from tests.conftest import LINREG
+    from trainlab.cli import main
+    from trainlab.config import validate
+    from trainlab.preflight import check_components
+
+    deep = {**LINREG, "model": {"name": "mlp", "hidden": [4] * 90_000}}
+    assert main(["train", str(write_config(deep)), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: model 'mlp': option 'hidden' lists 90,000 layers ([4, 4, 4, 4, ...]); trainlab builds at "
+                   "most 2,000 layers\n")
+    with pytest.raises(ConfigError, match="lists 90,000 layers"):
+        check_components(validate(deep))  # compare and tune: refused once, before any run reads data

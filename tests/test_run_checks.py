@@ -146,3 +146,101 @@ def test_hf_pretrained_on_word_tokenizer_ids_is_a_config_error(tiny_bert_dir, tm
         "model hf_pretrained needs the checkpoint's own tokenizer, but data.tokenizer is word (ids numbering the "
         f"training words, which the checkpoint reads as other tokens); set data.tokenizer: hf and "
         f"data.tokenizer_path: {tiny_bert_dir}")
+
+
+# --------------------------------------------------------------------------- a 1-row batch under BatchNorm
+
+def _features_norm() -> nn.Module:
+    """BatchNorm over (N, C) features: one row is one value per channel, which torch cannot train on."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
+
+
+class _SignalNorm(nn.Module):
+    """BatchNorm over (N, C, L) signals: one row still has L values per channel."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.norm, self.head = nn.Conv1d(1, 4, 3, padding=1), nn.BatchNorm1d(4), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.norm(self.conv(x[:, None, :]))).mean(dim=1))
+
+
+def _fit_89_rows(model: nn.Module, **strategy):
+    """89 rows of 2 (or 8) features: at batch_size 4, 23 steps an epoch, the last of them on 1 row."""
+    import trainlab
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(89, 8 if isinstance(model, _SignalNorm) else 2, generator=generator)
+    settings = {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.05}, "batch_size": 4, "epochs": 1,
+                "divergence": {"policy": "off"}, **strategy}
+    return trainlab.fit(model, train=(x, torch.arange(89) % 3), strategy=settings)
+
+
+def test_torch_cannot_train_batch_norm_on_one_value_per_channel_but_can_on_one_row_of_positions():
+    """The fact the check guards, straight from torch (the reference for the cases below)."""
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        _features_norm().train()(torch.randn(1, 2))
+    assert _SignalNorm().train()(torch.randn(1, 8)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("limits", [{}, {"max_steps": 23}, {"max_steps": 40, "epochs": 2}])
+def test_a_one_row_last_batch_the_run_reaches_is_refused(limits):
+    with pytest.raises(ConfigError, match=r"^each epoch ends on a batch of 1 row \(89 training rows at batch_size "
+                                          r"4\), which the model's BatchNorm cannot normalise in training \(one "
+                                          r"value per channel\); training reaches it at step 23 \(of \d+\); use "
+                                          r"batch_size 5 or 3$"):
+        _fit_89_rows(_features_norm(), **limits)
+
+
+@pytest.mark.parametrize("max_steps", [5, 22])
+def test_a_one_row_last_batch_the_run_never_reaches_is_accepted(max_steps):
+    """max_steps ends the run before the epoch's 23rd step, the only one on 1 row: it trains (it was refused)."""
+    result = _fit_89_rows(_features_norm(), max_steps=max_steps)
+    assert result.history[-1]["step"] == max_steps
+
+
+def test_a_time_budgets_calibration_that_reaches_the_one_row_batch_is_refused():
+    """The calibration times a step past a run of 22 (warm-up + 22 timed): it would train step 23."""
+    with pytest.raises(ConfigError, match=r"training reaches it at step 23 \(of 23\)"):
+        _fit_89_rows(_features_norm(), max_steps=22, time_budget_s=60)
+
+
+def test_a_one_row_batch_with_positions_to_normalise_over_is_trained():
+    """A conv net's BatchNorm sees L values per channel in one row: the epoch's last batch trains (it was refused)."""
+    result = _fit_89_rows(_SignalNorm())
+    assert result.history[-1]["step"] == 23
+
+
+def test_batch_size_one_under_batch_norm_is_refused_up_front():
+    """Every batch is 1 row: torch's ValueError escaped at the first step (exit 1); now a ConfigError."""
+    with pytest.raises(ConfigError, match=r"^batch_size 1 trains on batches of 1 row, which the model's BatchNorm "
+                                          r"cannot normalise in training \(one value per channel\); use batch_size "
+                                          r"2 or more$"):
+        _fit_89_rows(_features_norm(), batch_size=1)
+    assert _fit_89_rows(_SignalNorm(), batch_size=1, max_steps=3).history[-1]["step"] == 3
+
+
+def test_the_suggested_batch_sizes_leave_no_one_row_batch():
+    from trainlab.run_checks import _sizes_without_one_row
+
+    assert _sizes_without_one_row(89, 4) == [5, 3]
+    assert _sizes_without_one_row(31, 3) == [4]  # 31 % 2 == 1: no smaller size fits
+    for n, size in ((31, 3), (89, 4), (1001, 10), (13, 12)):
+        assert all(n % s != 1 and 2 <= s <= n for s in _sizes_without_one_row(n, size))
+
+
+def test_the_one_row_probe_moves_no_statistics_and_keeps_every_mode():
+    from trainlab.run_checks import one_row_stops_batch_norm
+
+    model = _features_norm()
+    model[3].eval()  # a mixed set of modes, to be given back as they were
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert one_row_stops_batch_norm(model, torch.randn(1, 2))
+    assert [m.training for m in model.modules()] == [True, True, True, True, False]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model[1].eval()  # a BatchNorm in eval mode normalises one row with its running statistics
+    assert not one_row_stops_batch_norm(model, torch.randn(1, 2), training_only=True)
+    assert one_row_stops_batch_norm(model, torch.randn(1, 2))

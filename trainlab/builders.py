@@ -68,7 +68,7 @@ from trainlab.runtime import (
 )
 from trainlab.schedules import build_schedule
 from trainlab.step_builders import averaged_step_for, build_step, optimizer_spec_for, resolve_auto_lr
-from trainlab.time_budget import BudgetPlan, assemble_within_budget, budgeted
+from trainlab.time_budget import MAX_TIMED_STEPS, WARMUP_STEPS, BudgetPlan, assemble_within_budget, budgeted
 
 
 @dataclass
@@ -262,6 +262,17 @@ def limits_for(config: Config, steps_per_epoch: int) -> Limits:
     return Limits(epochs, config.strategy.max_steps)
 
 
+def steps_trained(config: Config, total_steps: int) -> int:
+    """The most optimizer steps anything trains on the run's batch plan from its first step: the run's
+    ``total_steps``, or a time budget's calibration (``WARMUP_STEPS`` untimed, then up to
+    ``min(MAX_TIMED_STEPS, total_steps)`` timed: one step past a run shorter than that). The LR range
+    test, which sweeps on past the run's end, is left out: it skips a batch BatchNorm cannot train on
+    (trainlab.lr_finder)."""
+    if config.strategy.time_budget_s is None:
+        return total_steps
+    return max(total_steps, WARMUP_STEPS + min(MAX_TIMED_STEPS, total_steps))
+
+
 def train_lengths(config: Config, data: Dataset) -> torch.Tensor | None:
     """The training rows' text lengths when ``strategy.group_by_length`` is on, else None."""
     if not config.strategy.group_by_length:
@@ -296,7 +307,9 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     notes["gd_mode"] = gd_mode(batch_size, len(data.train), config.strategy.grad_accum_steps)
     plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps,
                      lengths=train_lengths(config, data))
-    check_batch_norm_remainder(model, len(data.train), batch_size)
+    limits = limits_for(config, plan.steps_per_epoch)
+    total_steps = limits.total_steps(plan.steps_per_epoch)
+    check_batch_norm_remainder(model, data, device, plan, steps_trained(config, total_steps))
     spec = optimizer_spec_for(config)
     warn_if_full_batch_method_on_mini_batches(spec, batch_size, len(data.train))
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
@@ -313,8 +326,6 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
                   file=sys.stderr)
     step = build_step(config, model, loss, spec, device, precision)
 
-    limits = limits_for(config, plan.steps_per_epoch)
-    total_steps = limits.total_steps(plan.steps_per_epoch)
     warn_if_step_exceeds_data(config.strategy.batch_size, config.strategy.grad_accum_steps, plan, total_steps)
     if config.strategy.finetune is not None:
         warn_if_never_unfrozen(config.strategy.finetune.unfreeze_after_epochs, plan, total_steps)

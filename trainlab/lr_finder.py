@@ -24,6 +24,8 @@ from torch import nn
 
 from trainlab.engine.state import TrainState
 from trainlab.errors import DataError, TrainingError
+from trainlab.finetune import _FROZEN_ATTR as _FROZEN_BY_FINETUNE
+from trainlab.finetune import frozen_norms_to_eval, split_backbone_head
 from trainlab.optim import requires_closure, set_train_mode
 
 DIVERGENCE_FACTOR = 4.0  # the sweep is over once the smoothed loss exceeds 4x its minimum (fastai)
@@ -194,6 +196,20 @@ def smoothed_until_divergence(losses: Sequence[float], smoothing: float = 0.98, 
     return smoothed
 
 
+def _train_modes(model: nn.Module) -> None:
+    """After ``model.train()``: the modes the run's first steps train in. While ``strategy.finetune.freeze``
+    keeps the backbone frozen (:func:`~trainlab.finetune.freeze_backbone`, applied by the caller as the
+    run's first epoch has it), the run's UnfreezeSchedule callback puts the batch norms whose parameters
+    are all frozen in eval mode (:func:`~trainlab.finetune.frozen_norms_to_eval`); a sweep in train mode
+    moved their running statistics, and so tested another model than the one the run trains. Without
+    that freezing (no finetune, LoRA, layers a model freezes itself) the run keeps every layer in train
+    mode, and so does the sweep."""
+    frozen_by_finetune = getattr(model, _FROZEN_BY_FINETUNE, None) is not None  # freeze_backbone's mark
+    backbone, _ = split_backbone_head(model)
+    if frozen_by_finetune and backbone and not any(p.requires_grad for p in backbone):
+        frozen_norms_to_eval(model)
+
+
 def _batches_forever(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Iterate ``batches`` again each time it is exhausted (a DataLoader reshuffles; a list repeats)."""
     while True:
@@ -213,10 +229,11 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
 
     Step i sets every param group's LR to ``lr_i`` times the group's ratio to group 0 (so layer-wise
     LRs keep their proportions), then does forward, ``loss_fn(model(x), y)``, backward and an
-    optimizer step. The loss of step i is recorded (before its update, as in fastai). The sweep
-    stops early once the smoothed loss diverges: a non-finite loss (recorded, as ``nan``/``inf``)
-    or above 4x its minimum. ``batches_iterable`` yields ``(x, y)`` and is iterated again when it
-    runs out. Afterwards the model's parameters, buffers, gradients and train/eval modes, the
+    optimizer step, with the model in train mode (the batch norms of a backbone that ``finetune.freeze``
+    froze in eval mode, :func:`_train_modes`). The loss of step i is recorded (before its update, as in
+    fastai). The sweep stops early once the smoothed loss diverges: a non-finite loss (recorded, as
+    ``nan``/``inf``) or above 4x its minimum. ``batches_iterable`` yields ``(x, y)`` and is iterated
+    again when it runs out. Afterwards the model's parameters, buffers, gradients and train/eval modes, the
     optimizer's state and param groups, and the torch RNG state are restored to what they were,
     also when the sweep raises.
 
@@ -244,21 +261,50 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
     try:
         with torch.random.fork_rng(devices=rng_devices):  # dropout etc. must not shift the run's RNG
             model.train()
+            _train_modes(model)
             set_train_mode(optimizer, True)
             return _sweep(lrs, _batches_forever(batches_iterable), set_lr,
-                          lambda batch: _train_step(model, loss_fn, optimizer, batch, device), smoothing)
+                          lambda batch: _train_step(model, loss_fn, optimizer, batch, device), smoothing,
+                          _batch_norm_stopper(model, device))
     finally:
         _restore(model, optimizer, touched, saved_model, saved_optimizer, saved_grads, saved_modes)
 
 
+def _batch_norm_stopper(model: nn.Module, device: torch.device) -> Callable[[tuple[Any, Any]], bool]:
+    """``stops(batch)``: whether ``batch`` is one row that a BatchNorm of ``model`` in train mode cannot
+    normalise (:func:`trainlab.run_checks.one_row_stops_batch_norm`, probed on the first such batch). The
+    run never trains on it (its remainder check refuses a run that would); the sweep, which runs on past
+    the run's end (``max_steps`` may stop it first), skips it."""
+    from trainlab.run_checks import one_row_stops_batch_norm
+
+    verdict: list[bool] = []
+
+    def stops(batch: tuple[Any, Any]) -> bool:
+        x = batch[0]
+        if not isinstance(x, torch.Tensor) or len(x) != 1:
+            return False
+        if not verdict:
+            verdict.append(one_row_stops_batch_norm(model, x.to(device), training_only=True))
+        return verdict[0]
+
+    return stops
+
+
 def _sweep(lrs: list[float], batches: Iterator[tuple[torch.Tensor, torch.Tensor]], set_lr: Callable[[float], None],
-           train_one: Callable[[tuple[torch.Tensor, torch.Tensor]], float],
-           smoothing: float) -> tuple[list[float], list[float]]:
+           train_one: Callable[[tuple[torch.Tensor, torch.Tensor]], float], smoothing: float,
+           stops: Callable[[tuple[Any, Any]], bool] = lambda batch: False) -> tuple[list[float], list[float]]:
     """Step i: ``set_lr(lr_i)``, one ``train_one(batch)``, record its loss; stop once the smoothed loss
-    diverges (:class:`SmoothedLoss` with the warm-up :func:`suggest_lr` skips: :func:`warmup_steps`)."""
+    diverges (:class:`SmoothedLoss` with the warm-up :func:`suggest_lr` skips: :func:`warmup_steps`).
+    A batch the model cannot train on (``stops``: an epoch's last batch of 1 row under BatchNorm) is
+    skipped for the next; two in a row are a DataError (every batch is one row)."""
     tracker, used, losses = SmoothedLoss(smoothing, warmup=warmup_steps(len(lrs))), [], []
     for lr in lrs:
         batch = next(batches, None)
+        if batch is not None and stops(batch):
+            batch = next(batches, None)
+            if batch is not None and stops(batch):
+                raise DataError("the LR range test's batches hold 1 row each, which the model's BatchNorm cannot "
+                                "normalise in training (one value per channel); use a batch size of 2 or more")
         if batch is None:
             if not losses:
                 raise DataError("the LR range test got no batches to train on")
@@ -324,12 +370,17 @@ def range_test_step(step: Any, batches: Iterator[tuple[torch.Tensor, torch.Tenso
     with, becomes ``lr_i`` (every param group keeps its ratio to it), runs one ``step.train_step``, and
     records its loss: ``lrs`` are values of ``strategy.optimizer.lr``, the head's with
     ``finetune.layerwise_lr_decay``, whose lowest layer is the first param group at lr x decay^K. Left
-    out, the first param group's LR stands for it (equal without layerwise decay). The step's whole
-    state (weights, optimizer, scaler, loss) and the RNGs are restored afterwards, also when it raises.
+    out, the first param group's LR stands for it (equal without layerwise decay). The modules train
+    in the run's modes: ``step.set_mode(training=True)``, then the batch norms of a backbone that
+    ``finetune.freeze`` froze in eval mode (:func:`_train_modes`), as the run's first steps have them.
+    The step's whole state (weights, optimizer, scaler, loss), every module's train/eval mode and the
+    RNGs are restored afterwards, also when it raises.
     """
     lrs = lr_sweep(start_lr, end_lr, num_steps)
     base = step.lr() if reference_lr is None else reference_lr
     saved = copy.deepcopy(step.state_dict())
+    model = getattr(step, "model", None)  # None: a step of several models (the Step contract)
+    saved_modes = [module.training for module in model.modules()] if model is not None else []
     device = getattr(step, "device", torch.device("cpu"))
     state = TrainState()
 
@@ -341,7 +392,13 @@ def range_test_step(step: Any, batches: Iterator[tuple[torch.Tensor, torch.Tenso
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             step.set_mode(training=True)
-            return _sweep(lrs, batches, lambda lr: step.set_lr_factor(lr / base), train_one, smoothing)
+            if model is not None:
+                _train_modes(model)
+            stops = _batch_norm_stopper(model, device) if model is not None else (lambda batch: False)
+            return _sweep(lrs, batches, lambda lr: step.set_lr_factor(lr / base), train_one, smoothing, stops)
     finally:
         step.load_state_dict(saved)
         step.set_lr_factor(1.0)
+        if model is not None:
+            for module, training in zip(model.modules(), saved_modes, strict=True):
+                module.training = training

@@ -4,8 +4,8 @@ The config schema accepts any component ``name`` and extra options; the registri
 unknown names and options, and the constructors bad values. :func:`check_components` builds
 what is cheap to build (the loss, the optimizer on one 2-D dummy weight with
 ``regularization.weight_decay`` placed exactly as a run places it, the schedule) and checks
-the model's and the data source's option names, so a config that every run would refuse
-fails once, before the first run, with the run's own error line.
+the model's option names and layer counts and the data source's option names, so a config that
+every run would refuse fails once, before the first run, with the run's own error line.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def check_components(config: Config) -> None:
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
     from trainlab.data import DATA_SOURCES
     from trainlab.losses import build_loss
-    from trainlab.models import MODELS
+    from trainlab.models import MODELS, check_layer_counts
     from trainlab.optim import build_optimizer
     from trainlab.schedules import build_schedule
     from trainlab.step_builders import optimizer_spec_for
@@ -42,6 +42,7 @@ def check_components(config: Config) -> None:
     except (ValueError, TypeError, DataError) as exc:
         raise ConfigError(str(exc).strip().splitlines()[0]) from None
     model = config.model.spec()
+    check_layer_counts(model)  # hidden: [4] * 90000 is refused before any run reads its data
     model_name = model.pop("name")
     MODELS._check_options(model_name, MODELS.get(model_name), model, skip=2)  # factory(input_shape, output_dim)
     source = config.data.source

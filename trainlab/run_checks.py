@@ -7,6 +7,7 @@ Refusals raise one-line errors; the rest are ``warning:`` lines (:func:`trainlab
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -178,14 +179,81 @@ def warn_if_full_batch_method_on_mini_batches(spec: dict[str, Any], batch_size: 
              "another batch's: set strategy.batch_size: full")
 
 
-def check_batch_norm_remainder(model: torch.nn.Module, n_train: int, batch_size: int) -> None:
-    """A ConfigError when each epoch would end on a 1-row batch that the model's BatchNorm cannot
-    normalise in training (torch: "Expected more than 1 value per channel")."""
-    norms = (torch.nn.modules.batchnorm._BatchNorm,)
-    if batch_size > 1 and n_train % batch_size == 1 and any(isinstance(m, norms) for m in model.modules()):
-        raise ConfigError(f"each epoch ends on a batch of 1 row ({n_train} training rows at batch_size "
-                          f"{batch_size}), which the model's BatchNorm cannot normalise in training; use "
-                          f"batch_size {batch_size + 1} or {batch_size - 1}")
+def one_row_stops_batch_norm(model: torch.nn.Module, x: torch.Tensor, training_only: bool = False) -> bool:
+    """Whether training on the 1-row batch ``x`` would give a BatchNorm of ``model`` (with ``training_only``,
+    one in train mode now; else any, as the run may train each) a single value per channel, which torch
+    refuses ("Expected more than 1 value per channel when training"). BatchNorm over (1, C) features does;
+    over (1, C, L) signals or (1, C, H, W) images it normalises over the L or H x W positions of the row and
+    trains. Found by an eval-mode forward of ``x`` (no running statistics move, no dropout is drawn) that
+    records each BatchNorm's input shape; every module's mode is restored after it. A forward that fails
+    on one row counts as stopping it (the batch breaks the model either way)."""
+    norms = [m for m in model.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and (m.training or not training_only)]
+    if not norms:
+        return False
+    single: list[bool] = []
+
+    def record(module: torch.nn.Module, inputs: tuple[Any, ...]) -> None:
+        shape = inputs[0].shape  # torch's rule (_verify_batch_size): N x (positions) values per channel
+        single.append(shape[0] * math.prod(shape[2:]) == 1)
+
+    handles = [norm.register_forward_pre_hook(record) for norm in norms]
+    modes = [module.training for module in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    except Exception:  # noqa: BLE001  (whatever a model raises on one row: it cannot train on it)
+        return True
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in zip(model.modules(), modes, strict=True):
+            module.training = training
+    return any(single)
+
+
+def check_batch_norm_remainder(model: torch.nn.Module, data: Dataset, device: torch.device, plan: BatchPlan,
+                               trained_steps: int) -> None:
+    """Refuse a run that would train on a micro-batch of 1 row that a BatchNorm of the model cannot
+    normalise (:func:`one_row_stops_batch_norm`): at batch_size 1 every micro-batch (a ConfigError; a
+    DataError for a training set of 1 row), else each epoch's last one when ``n % batch_size == 1``
+    (a ConfigError naming the nearest batch sizes that leave no such row).
+
+    ``trained_steps`` is the most optimizer steps anything trains on the plan from its first step (the run's
+    total, a time budget's calibration): the 1-row micro-batch is trained on from step 1 at batch_size 1,
+    else from the epoch's last step (``steps_per_epoch``); a run that ``max_steps`` ends before it is
+    accepted (the LR range test, which sweeps on past the run's end, skips it: trainlab.lr_finder).
+    """
+    if plan.batch_size == 1:
+        first_step_with_it = 1
+    elif plan.n % plan.batch_size == 1:
+        first_step_with_it = plan.steps_per_epoch
+    else:
+        return
+    if trained_steps < first_step_with_it:
+        return
+    x = data.train.x[:1].to(device)
+    if data.eval_transform is not None:  # the rows as the run's forward sees them (as check_loss_fits does)
+        x = data.eval_transform(x, None)
+    if not one_row_stops_batch_norm(model, x):
+        return
+    reason = "which the model's BatchNorm cannot normalise in training (one value per channel)"
+    if plan.n == 1:
+        raise DataError(f"the training set has 1 row, {reason}; give it at least 2 rows")
+    if plan.batch_size == 1:
+        raise ConfigError(f"batch_size 1 trains on batches of 1 row, {reason}; use batch_size 2 or more")
+    sizes = " or ".join(str(size) for size in _sizes_without_one_row(plan.n, plan.batch_size))
+    raise ConfigError(f"each epoch ends on a batch of 1 row ({plan.n} training rows at batch_size "
+                      f"{plan.batch_size}), {reason}; training reaches it at step {first_step_with_it} "
+                      f"(of {trained_steps}); use batch_size {sizes}")
+
+
+def _sizes_without_one_row(n: int, batch_size: int) -> list[int]:
+    """The nearest batch sizes above and below ``batch_size`` (2..n) whose last batch of ``n`` rows is not 1 row."""
+    above = next((size for size in range(batch_size + 1, n + 1) if n % size != 1), None)
+    below = next((size for size in range(batch_size - 1, 1, -1) if n % size != 1), None)
+    return [size for size in (above, below) if size is not None] or [n]
 
 
 def warn_if_step_exceeds_data(batch_size: int | str, accum: int, plan: BatchPlan, total_steps: int) -> None:

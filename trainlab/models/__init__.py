@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
@@ -20,6 +21,10 @@ MODELS: Registry = Registry("model")
 
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights (16 GB with Adam's moments and the gradients)
 UNBOUNDED = frozenset({"hf_pretrained"})  # its size is the checkpoint's, read from a file the user chose
+# layers of a built-in model: above ResNet-1202 (He et al. 2016, the deepest net of the papers the zoo follows)
+# and 10x any transformer stack in use; such a model builds in about a second, where hidden: [4] * 90000 took
+# 8-13 s to build (its parameters far under MAX_PARAMETERS) and minutes an epoch
+MAX_LAYERS = 2_000
 
 
 def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
@@ -32,14 +37,16 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
     ``nn.Module`` is a ConfigError naming it and what it returned."""
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
 
+    check_layer_counts(spec)
     name = str(spec.get("name", "")).lower()  # the registry's own lookup ignores case
     if name in MODELS.names() and name not in UNBOUNDED and _may_be_large(spec, input_shape):
         with torch.device("meta"):
             total = sum(p.numel() for p in MODELS.build(spec, input_shape, output_dim).parameters())
         if total > MAX_PARAMETERS:
+            options = ", ".join(f"{k}={short_repr(v)}" for k, v in spec.items() if k != "name") or "none set"
             raise ConfigError(f"model '{name}' would have {total:,} parameters ({total * 4 / 1e9:,.0f} GB as "
                               f"float32); trainlab builds at most {MAX_PARAMETERS:,}: check the model's size "
-                              f"options ({', '.join(f'{k}={v}' for k, v in spec.items() if k != 'name') or 'none set'})")
+                              f"options ({options})")
     model = MODELS.build(spec, input_shape, output_dim)
     if not isinstance(model, nn.Module):  # a user's module:attr factory: the config names the wrong thing
         shown = repr(model) if len(repr(model)) <= 60 else f"{repr(model)[:57]}..."
@@ -47,6 +54,30 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
                           "torch.nn.Module: model.name must name a factory(input_shape, output_dim, **options) "
                           "that returns the model")
     return model
+
+
+def check_layer_counts(spec: dict[str, Any]) -> None:
+    """A ConfigError naming the option, its value and :data:`MAX_LAYERS` when a built-in model's options ask
+    for more layers: a list of layer sizes (``mlp`` ``hidden``, ``cnn1d``/``cnn2d`` ``channels``) of more
+    entries, or a layer count (an option named with ``layers`` or ``depth``: ``transformer_encoder`` ``layers``,
+    ``resnet`` ``depth``) above it. Checked before anything is built: each layer is a module built in Python
+    (and counted on the meta device first when the model may be large), so a long list of narrow layers
+    took seconds to build and minutes an epoch while its parameters stayed far under :data:`MAX_PARAMETERS`."""
+    import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
+
+    name = str(spec.get("name", "")).lower()
+    if name not in MODELS.names() or name in UNBOUNDED:
+        return  # a user's factory: what its options mean is its own
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        if isinstance(value, list | tuple) and len(value) > MAX_LAYERS:
+            raise ConfigError(f"model '{name}': option '{key}' lists {len(value):,} layers ({short_repr(value)}); "
+                              f"trainlab builds at most {MAX_LAYERS:,} layers")
+        if any(word in key for word in COUNT_WORDS) and isinstance(value, int) and not isinstance(value, bool) \
+                and value > MAX_LAYERS:
+            raise ConfigError(f"model '{name}': option '{key}' is {value:,} layers; trainlab builds at most "
+                              f"{MAX_LAYERS:,} layers")
 
 
 LARGE_OPTION = 2048  # a size option (a width, a channel count) from which the total is counted
