@@ -67,6 +67,49 @@ def test_steps_are_the_most_that_fit_the_budget_left_after_the_calibration():
         assert steps_within_budget(40.0, timing, spe, 2000, every) == max(fits)
 
 
+class CountingProbe:
+    """What ``time_steps`` reads of a built run, with a Step that counts the steps it trains (no model)."""
+
+    def __init__(self, total_steps: int):
+        from types import SimpleNamespace
+
+        self.trained = 0
+
+        def train_step(micro_batches, state):
+            self.trained += 1
+
+        def steps_forever(plan):
+            while True:
+                yield []
+
+        self.step = SimpleNamespace(train_step=train_step, set_mode=lambda training: None)
+        batches = SimpleNamespace(device=torch.device("cpu"), steps_forever=steps_forever)
+        self.trainer = SimpleNamespace(batches=batches, plan=None, total_steps=total_steps,
+                                       validation=SimpleNamespace(evaluate=dict))
+
+
+@pytest.mark.parametrize(("total_steps", "trained", "timed"),
+                         [(1, 1, 1), (2, 2, 1), (3, 3, 2), (5, 5, 4), (51, 51, 50), (60, 51, 50)])
+def test_calibration_trains_no_more_steps_than_the_run_itself(total_steps, trained, timed):
+    from trainlab.time_budget import MAX_TIMED_STEPS, WARMUP_STEPS, time_steps
+
+    assert (WARMUP_STEPS, MAX_TIMED_STEPS) == (1, 50)  # the table's warm-up step and cap
+    # a clock that never reaches the timed seconds: only the step counts end the calibration. A run of one
+    # step times that step with no warm-up; otherwise 1 warm-up step, then timed steps up to the run's length
+    probe = CountingProbe(total_steps)
+    timing = time_steps(probe, min_timed_s=1e9, clock=TickingClock(0.01))
+    assert (probe.trained, timing.timed_steps) == (trained, timed)
+    assert timing.step_s > 0
+
+
+def test_calibration_stops_at_its_timed_seconds_after_the_fewest_timed_steps():
+    from trainlab.time_budget import MIN_TIMED_STEPS, time_steps
+
+    probe = CountingProbe(1000)
+    timing = time_steps(probe, min_timed_s=1e-9, clock=TickingClock(0.01))
+    assert timing.timed_steps == MIN_TIMED_STEPS and probe.trained == 1 + MIN_TIMED_STEPS
+
+
 def _assemble_pieces(config):
     from trainlab.builders import build_data, build_loss_for, build_model_for
 
@@ -182,6 +225,73 @@ def test_a_machine_faster_than_the_calibration_lengthens_the_run_up_to_the_confi
     assert record["replans"][0]["end"] == length
     # the config's length ended the run, not the budget: the summary says so
     assert built.trainer.state.stop_reason == f"the config's whole length fit in the time budget: ended at step {length}"
+
+
+class ScriptedRun:
+    """A budgeted run without training: the trainer's loop order (trainlab.engine.loop) over a scripted
+    clock. Each step reads its LR at its start (the LR adapter: ``schedule(step)``), then its seconds pass,
+    then the planner's step end runs, then the run stops once its step reaches the planned end."""
+
+    def __init__(self, planner):
+        from types import SimpleNamespace
+
+        self.planner, self.state, self.elapsed_s, self.end = planner, SimpleNamespace(step=0), 0.0, None
+
+    def end_at_step(self, step: int, reason: str) -> None:
+        self.end = step
+
+    def fit(self, schedule, seconds_of_step) -> list[float]:
+        lrs = []
+        self.planner.on_train_start(self)
+        while self.state.step < self.end:
+            lrs.append(schedule(self.state.step))
+            self.state.step += 1
+            self.elapsed_s += seconds_of_step(self.state.step)
+            self.planner.on_step_end(self, None)
+        return lrs
+
+
+def _stall_then_recovery(step: int) -> float:
+    """1 s a step, a stall of 3 s a step over steps 6-10, then 0.8 s a step."""
+    return 1.0 if step <= 5 else 3.0 if step <= 10 else 0.8
+
+
+def test_a_run_that_reaches_its_planned_end_stops_there_and_is_not_lengthened_at_lr_zero():
+    from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp
+
+    # a linear decay over L = 100 virtual steps; planned 32 steps in 32 s, re-plans every 5 steps, the pace
+    # over the last 3 windows. By hand: at 5 (5 s) the pace 1 s keeps the end at 32; at 10 (20 s) the
+    # stall's pace 20 / 10 = 2 s leaves 12 s: end 16; at 15 (24 s) the pace 24 / 15 = 1.6 s leaves 8 s: end
+    # 20, the schedule's remainder spread over 5 steps, not 1; at 20 (28 s), the planned end, the pace
+    # (28 - 5) / 15 s would leave 4 s for 2 steps more, but the schedule is at its end there (LR 0): it stops
+    length = 100
+    schedule = lambda virtual: (length - virtual) / length  # noqa: E731
+    warp = ScheduleWarp(schedule, length, 32)
+    planner = BudgetPlanner(32.0, length, 32, 5, warp)
+    run = ScriptedRun(planner)
+    lrs = run.fit(warp, _stall_then_recovery)
+    assert [(r["step"], r["end"]) for r in planner.replans] == [(10, 16), (15, 20)]
+    assert run.state.step == run.end == 20
+    # every step's LR by the warp's formula, segment by segment: virtual(t) = u0 + (t - t0) (L - u0) / (E - t0)
+    u1 = 10 * length / 32
+    u2 = u1 + 5 * (length - u1) / (16 - 10)  # 88.5: the re-plan at 15 was near the end
+    virtual = [t * length / 32 for t in range(10)] + [u1 + (t - 10) * (length - u1) / 6 for t in range(10, 15)] + \
+        [u2 + (t - 15) * (length - u2) / 5 for t in range(15, 20)]
+    assert lrs == pytest.approx([(length - math.floor(v)) / length for v in virtual], rel=1e-12)
+    assert min(lrs) > 0  # no step trained at the schedule's end
+
+
+def test_a_schedule_that_is_not_warped_may_still_lengthen_the_run_at_its_planned_end():
+    from trainlab.callbacks.time_budget import BudgetPlanner
+
+    # the same timings with no warp (reduce_on_plateau follows a metric, not the run's end): at 20 the
+    # planner finds 4 s left for 2 more steps, (28 - 5) / 15 s each, and takes them; the run ends at 22,
+    # before the next re-plan is due
+    planner = BudgetPlanner(32.0, 100, 32, 5, None)
+    run = ScriptedRun(planner)
+    run.fit(lambda step: 1.0, _stall_then_recovery)
+    assert [(r["step"], r["end"]) for r in planner.replans] == [(10, 16), (15, 20), (20, 22)]
+    assert run.state.step == 22
 
 
 def test_resume_continues_the_plan_of_the_checkpoint():

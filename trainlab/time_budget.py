@@ -8,8 +8,9 @@ the budget instead of being cut off; Li, Yumer & Ramanan, ICLR 2020). Here, befo
 
 1. calibrate: ``WARMUP_STEPS`` steps (not timed: first-call allocations, kernel selection), then
    timed steps until at least ``MIN_TIMED_STEPS`` steps and ``max(MIN_TIMED_S, TIMED_SHARE * B)``
-   seconds (1% of the budget: a long run is worth a steadier estimate), at most ``MAX_TIMED_STEPS``
-   and the run's own length; ``s`` = their mean time per optimizer step (micro-batches,
+   seconds (1% of the budget: a long run is worth a steadier estimate), at most ``MAX_TIMED_STEPS``,
+   and warm-up and timed steps together at most the run's own length (a run of one step times that
+   step, with no warm-up); ``s`` = their mean time per optimizer step (micro-batches,
    augmentation, forward, backward, clipping, update: the run's own Step). One validation pass is
    timed too (after an untimed one on a GPU or with ``runtime.compile``): ``v`` seconds. ``c`` = the
    calibration's wall time, plus ``lr: auto``'s range test when the probe's building ran one.
@@ -106,25 +107,29 @@ def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
                clock: Callable[[], float] = time.perf_counter) -> StepTiming:
     """Calibration steps through ``built``'s own Step on the run's first batches (timed for at least
     ``min_timed_s``), and one validation pass (after an untimed one on a GPU or with ``runtime.compile``);
-    ``built``'s model and optimizer are left changed (the caller
-    restores what it keeps)."""
+    ``built``'s model and optimizer are left changed (the caller restores what it keeps). The warm-up
+    and timed steps together are at most ``MAX_TIMED_STEPS + WARMUP_STEPS`` and the run's
+    ``total_steps``: the calibration trains no batch the run itself would not."""
     trainer, step = built.trainer, built.step
     device = trainer.batches.device
+    # never more steps than the run trains (no batch the run would not reach): a run of one step is timed
+    # with no warm-up step
+    warmup = min(WARMUP_STEPS, trainer.total_steps - 1)
+    most_timed = min(MAX_TIMED_STEPS, trainer.total_steps - warmup)
     state = TrainState()
     started = clock()
     step.set_mode(training=True)
-    timed, first = 0, None
+    timed, first = 0, started
     for micro_batches in trainer.batches.steps_forever(trainer.plan):
         step.train_step(micro_batches, state)
         state.step += 1
         _sync(device)
-        if state.step == WARMUP_STEPS:
+        if state.step == warmup:
             first = clock()
-        elif state.step > WARMUP_STEPS:
+        elif state.step > warmup:
             timed += 1
             elapsed = clock() - first
-            if timed >= min(MAX_TIMED_STEPS, trainer.total_steps) or \
-                    (timed >= MIN_TIMED_STEPS and elapsed >= min_timed_s):
+            if timed >= most_timed or (timed >= MIN_TIMED_STEPS and elapsed >= min_timed_s):
                 break
     step_s = (clock() - first) / timed
     step.set_mode(training=False)

@@ -17,9 +17,13 @@ so that one disturbed window does not swing the plan), the training time left ``
 elapsed``, and ``E = min(L, t + floor(r / p))``. So a machine that slows down mid-run shortens the
 run, one that speeds up lengthens it (never beyond ``L``), and the run ends within the budget up to
 the change of pace over its last windows. A change of the end by at most one step or 1% of the steps
-left is not acted on (jitter in the measured pace). The planner's state (``E``, ``t0``, ``u0``, the
-windows' starts) is checkpointed: a resumed run continues the plan, then re-plans on the machine it runs on
-(budgeted runs are not bit-identical across a resume: their length depends on timings). A resume from a
+left is not acted on (jitter in the measured pace). A run that reaches its planned end stops there, even
+when a re-plan at that step would find time for more: its warped schedule is at its end (``virtual = L``,
+a decay's 0), and steps added then would only train at that. A re-plan before the end still lengthens
+the run: the schedule's remainder (``u0`` up to ``L``) is spread over the added steps. A schedule that is
+not warped (one that follows a metric) does not end with the run, which may lengthen there. The
+planner's state (``E``, ``t0``, ``u0``, the windows' starts) is checkpointed: a resumed run continues
+the plan, then re-plans on the machine it runs on (budgeted runs are not bit-identical across a resume: their length depends on timings). A resume from a
 checkpoint does not time its step again: the checkpoint holds the plan and the first run's calibration
 record (a run with no checkpoint that verifies starts afresh and is timed as a new run).
 After a divergence rollback the restored plan is applied again before the next step.
@@ -94,6 +98,10 @@ class BudgetPlanner(Callback):
 
     def on_step_end(self, view: TrainerView, loss: Any) -> None:
         step = view.state.step
+        if self.warp is not None and self.warp.virtual(step) >= self.length:
+            # the schedule has run to its end (``step`` is the planned end): a re-plan now would pin the
+            # warp there and every added step would train at the schedule's last value (0 for a decay)
+            return
         if step - self.points[-1][0] < self.every:
             return
         elapsed = view.elapsed_s
