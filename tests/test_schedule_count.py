@@ -106,6 +106,17 @@ def test_npz_with_and_without_own_splits(tmp_path):
     assert_counts_match(source="npz", path=str(tmp_path / "c.npz"))
 
 
+@pytest.mark.parametrize("names", [{}, {"x": "x_train", "y": "y_train"}])
+def test_npz_in_keras_layout_counts_its_given_test_split(tmp_path, names):
+    """x_train/y_train/x_test/y_test (Keras's mnist.npz), named by default or by hand: the count holds
+    the 9 given test rows, as loading does (it used to look for x_train_test and count none)."""
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "k.npz", x_train=rng.normal(size=(40, 2)), y_train=np.arange(40) % 3,
+             x_test=rng.normal(size=(9, 2)), y_test=np.arange(9) % 3)
+    counted = assert_counts_match(source="npz", path=str(tmp_path / "k.npz"), val_fraction=0.25, **names)
+    assert counted[2] == 9
+
+
 def test_npz_nan_policy_drop(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(30, 2))

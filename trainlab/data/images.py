@@ -8,8 +8,11 @@ Layouts::
 Split folders may also be named as other datasets ship them, in any case (:data:`SPLIT_NAMES`:
 ``training/``, ``valid/``, ``validation/``, ``dev/``, ``testing/``, ``Train/``). Classes are the
 sorted folder names of the training split; val/test folders must use the same names (a subset is
-fine). Hidden files (``.DS_Store``) and a Mac zip's ``__MACOSX/`` are skipped; images lying directly
-in ``train/`` are warned of; anything else that is not a ``.png``/``.jpg``/``.jpeg`` file is an error. Decoding runs in a pool of worker
+fine). Hidden files (``.DS_Store``) and a Mac zip's ``__MACOSX/`` are skipped. What is not read is
+warned of, one line each: other folders beside the split folders (``holdout/``, ``eval/``: not a test
+split, which is then held out of train), and images lying outside any class folder (in ``path`` or
+directly in ``train/``). In a class folder, a nested folder or a file that is not a
+``.png``/``.jpg``/``.jpeg`` image is an error. Decoding runs in a pool of worker
 processes (Pillow holds the GIL, so threads do not help), in chunks written straight into
 one preallocated array. With ``cache_dir`` the decoded arrays are saved as an ``.npz`` keyed
 by the file list, sizes and modification times, and reused while none of them changes.
@@ -64,6 +67,21 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def is_image_name(name: str) -> bool:
+    """A ``.png``/``.jpg``/``.jpeg`` name, in any case: what image_folder decodes."""
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def split_names_text() -> str:
+    """The accepted split folder names, for messages: ``train/ (or training/), val/ (or valid/, ...) ...``."""
+    def one(aliases: tuple[str, ...]) -> str:
+        rest = ", ".join(f"{a}/" for a in aliases[1:])
+        return f"{aliases[0]}/ (or {rest})" if rest else f"{aliases[0]}/"
+
+    parts = [one(SPLIT_NAMES[split]) for split in SPLITS]
+    return f"{', '.join(parts[:-1])} and {parts[-1]}, in any case"
+
+
 def split_folders(names: list[str], where: str) -> dict[str, str]:
     """The split folders among ``names`` (a folder's entries): split -> the folder's own name, by
     :data:`SPLIT_NAMES`; two folders naming one split (val/ and valid/) are refused. Without a train
@@ -110,7 +128,18 @@ def _is_cache(entry: os.DirEntry, cache: Path | None) -> bool:
     named as the cache_dir holds images, and :func:`scan` refuses it)."""
     if cache is None or not entry.is_dir() or Path(entry.path).resolve() != cache:
         return False
-    return not any(os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS for name in os.listdir(entry.path))
+    return not any(is_image_name(name) for name in os.listdir(entry.path))
+
+
+def _examples(names: list[str], suffix: str = "") -> str:
+    """Up to three of ``names`` for a message, each followed by ``suffix``."""
+    return ", ".join(n + suffix for n in names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _loose_images(folder: Path) -> list[str]:
+    """The image files lying directly in ``folder``, sorted (hidden ones left out)."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_file() and is_image_name(e.name) and not is_hidden(e.name))
 
 
 def _class_folders(folder: Path, cache: Path | None = None) -> list[Path]:
@@ -118,25 +147,62 @@ def _class_folders(folder: Path, cache: Path | None = None) -> list[Path]:
         folders = sorted(Path(e.path) for e in entries
                          if e.is_dir() and not is_hidden(e.name) and not _is_cache(e, cache))
     if not folders:
+        loose = _loose_images(folder)
+        unlabeled = (f"; its {len(loose)} image file(s) ({_examples(loose)}) lie in no class folder, so they have "
+                     "no label: put each into its <class>/ folder (a set without labels, such as Kaggle's test/, "
+                     "cannot be scored: move it out of data.path; trainlab predict reads it)") if loose else ""
         raise DataError(f"no class folders in {folder} (expected {folder}/<class>/*.png or *.jpg)"
-                        f"{_extract_hint(folder)}")
+                        f"{unlabeled}{_extract_hint(folder)}")
     return folders
 
 
-def _images_in(folder: Path, cache: Path | None = None) -> list[Path]:
+def _images_in(folder: Path, cache: Path | None = None, at_top: bool = False) -> list[Path]:
+    """The images of one class folder; a nested folder or another file is an error. ``at_top``: the class
+    folders lie directly in ``data.path`` (no split folders), where a folder of folders may be a split
+    named otherwise (Kaggle's ``training_set/``), which the error then says."""
     files = []
     with os.scandir(folder) as listing:  # scandir: the entry type comes with the listing, no stat per file
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
         if is_hidden(entry.name) or _is_cache(entry, cache):
             continue
-        if not (entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS):
+        if entry.is_dir():
+            split_hint = (f"; if {folder.name}/ is a split of class folders, name the split folders "
+                          f"{split_names_text()}") if at_top else ""
+            raise DataError(f"class folder {folder} contains the folder {entry.name}/; a class folder holds "
+                            f"{'/'.join(IMAGE_EXTENSIONS)} images and nested folders are not read: move its "
+                            f"images up into {folder} or move it out{split_hint}")
+        if not (entry.is_file() and is_image_name(entry.name)):
             raise DataError(f"class folder {folder} contains {entry.name}, which is not a "
                             f"{'/'.join(IMAGE_EXTENSIONS)} image file; move it out")
         files.append(Path(entry.path))
     if not files:
         raise DataError(f"class folder {folder} has no images (expected *.png, *.jpg or *.jpeg)")
     return files
+
+
+def _loose_notice(folder: Path) -> str | None:
+    """The warning for images lying directly in ``folder``, a class folders' parent: they are not read."""
+    loose = _loose_images(folder)
+    if not loose:
+        return None
+    return (f"{len(loose)} image file(s) lie directly in {folder} ({_examples(loose)}), outside any class "
+            "folder: they are not read; move each into its class folder")
+
+
+def _beside_splits_notice(root: Path, folders: list[str], images: list[str], has_test: bool) -> str | None:
+    """The warning for what lies beside the split folders and is not read: other folders (a test split
+    named ``holdout/`` or ``eval/``) and images. There is no option naming the split folders: renaming is
+    the way to have one read."""
+    if not folders and not images:
+        return None
+    unread = [_examples(folders, "/")] if folders else []
+    if images:
+        unread.append(f"{len(images)} image file(s) ({_examples(images)})")
+    rename = f"; rename {folders[0]}/ to test/ (or val/) to read it as that split" if folders else ""
+    held_out = "" if has_test else " (without a test split, test_fraction of train is held out)"
+    return (f"{root}: {' and '.join(unread)} beside the split folders are not read; image_folder reads only "
+            f"the split folders {split_names_text()}, each holding <class>/ folders{held_out}{rename}")
 
 
 def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSplit], list[str]]:
@@ -147,23 +213,24 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
     image of that class).
     """
     cache = Path(cache_dir).expanduser().resolve() if cache_dir else None
-    with os.scandir(root) as entries:
-        names = [e.name for e in entries if e.is_dir() and not _is_cache(e, cache)]
-    split_roots = {split: root / name for split, name in split_folders(names, str(root)).items()}
-    if not split_roots:
-        split_roots = {"train": root}
-    else:
-        loose = [f for f in os.listdir(split_roots["train"])
-                 if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS and not is_hidden(f)]
-        if loose:
-            warn(f"{len(loose)} image file(s) lie directly in {split_roots['train']} (e.g. {loose[0]}), outside "
-                 "any class folder: they are not read")
+    with os.scandir(root) as listing:
+        entries = sorted((e for e in listing if not is_hidden(e.name) and not _is_cache(e, cache)),
+                         key=lambda e: e.name)
+    names = [e.name for e in entries if e.is_dir()]
+    found = split_folders(names, str(root))
+    split_roots = {split: root / name for split, name in found.items()}
+    notices = [] if not split_roots else [_beside_splits_notice(
+        root, [n for n in names if n not in found.values()],
+        [e.name for e in entries if e.is_file() and is_image_name(e.name)], "test" in found)]
+    split_roots = split_roots or {"train": root}
     train_classes = [p.name for p in _class_folders(split_roots["train"], cache)]
     index = {name: i for i, name in enumerate(train_classes)}
     splits = {}
     for split, folder in split_roots.items():
         files, labels = [], []
-        for class_folder in _class_folders(folder, cache):
+        class_folders = _class_folders(folder, cache)
+        notices.append(_loose_notice(folder))
+        for class_folder in class_folders:
             if class_folder.name not in index:
                 raise DataError(f"{split} class folder {class_folder} has no counterpart in the training "
                                 f"classes ({', '.join(train_classes[:20])})")
@@ -171,10 +238,13 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
                 raise ConfigError(f"data.cache_dir {cache_dir} is the class folder {class_folder}, where the cache "
                                   "would be read as an image of that class; choose a folder outside the class "
                                   f"folders (e.g. {root / 'cache'})")
-            images = _images_in(class_folder, cache)
+            images = _images_in(class_folder, cache, at_top=folder == root)
             files += images
             labels += [index[class_folder.name]] * len(images)
         splits[split] = FolderSplit(files, np.asarray(labels, dtype=np.int64))
+    for notice in notices:  # once the tree is known good: an error is then the only line
+        if notice:
+            warn(notice)
     return splits, train_classes
 
 

@@ -45,6 +45,7 @@ def _npz(options: dict[str, Any], config: DataConfig) -> SourceRows:
     """Targets read whole (they are small); the feature arrays' row counts from their ``.npy`` headers."""
     if config.nan_policy == "drop":  # which rows go depends on every feature value
         return rows_of_raw(DATA_SOURCES.build({"name": "npz", **options}), config)
+    from trainlab.data.npz_file import split_arrays
     from trainlab.data.paths import resolve_file
 
     file = resolve_file(options["path"], "a .npz archive")
@@ -52,14 +53,15 @@ def _npz(options: dict[str, Any], config: DataConfig) -> SourceRows:
     try:
         with zipfile.ZipFile(file) as archive:
             members = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
-            if x not in members or y not in members:
+            layout = split_arrays(x, y, members)  # the arrays the source reads for each split
+            if any(name not in members for name in layout["train"]):
                 return rows_of_raw(DATA_SOURCES.build({"name": "npz", **options}), config)  # its own error
             sizes = {}
             for suffix in ("val", "test"):
-                name = f"{x}_{suffix}"
+                name = layout[suffix][0]
                 sizes[suffix] = _npy_shape(archive, f"{name}.npy")[0] if name in members else None
         with np.load(file, allow_pickle=False) as arrays:
-            targets = np.asarray(arrays[y])
+            targets = np.asarray(arrays[layout["train"][1]])
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise DataError(f"cannot read npz file {file}: {exc} (truncated or corrupt?)") from None
     return SourceRows(targets, sizes["val"], sizes["test"])

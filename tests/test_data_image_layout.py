@@ -1,0 +1,139 @@
+"""What ``image_folder`` does not read is said: folders beside the split folders (a test split named
+``holdout/``), images outside any class folder, and folders nested in a class folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trainlab.data.builtins  # noqa: F401  (registers the sources)
+from trainlab.config import DataConfig
+from trainlab.data import DATA_SOURCES, load_dataset
+from trainlab.errors import DataError
+
+ACCEPTED = ("train/ (or training/), val/ (or valid/, validation/, dev/) and test/ (or testing/), in any case")
+
+
+def save_image(file: Path, seed: int = 0) -> None:
+    from PIL import Image
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(file)
+
+
+def tree(root: Path, *folders: str, per_class: int = 3) -> None:
+    """``folder/cat`` and ``folder/dog`` with ``per_class`` PNGs each, for each of ``folders``."""
+    for f, folder in enumerate(folders):
+        for c, name in enumerate(("cat", "dog")):
+            for i in range(per_class):
+                save_image(root / folder / name / f"{i}.png", seed=100 * f + 10 * c + i)
+
+
+def build(root: Path, **options):
+    return DATA_SOURCES.build({"name": "image_folder", "path": str(root), "workers": 0, **options})
+
+
+def warnings_of(capsys) -> list[str]:
+    lines = capsys.readouterr().err.splitlines()
+    assert all(line.startswith("warning: ") for line in lines), lines
+    return lines
+
+
+@pytest.mark.parametrize("other", ["holdout", "eval", "Holdout_set"])
+def test_a_test_folder_named_otherwise_is_warned_of_not_silently_skipped(tmp_path, capsys, other):
+    """train/ + holdout/: exit 0, nothing on stderr, holdout never read and the test set cut from train."""
+    tree(tmp_path, "train", other)
+    raw = build(tmp_path)
+    assert raw.x_train.shape[0] == 6 and raw.x_test is None  # which folders are read is unchanged
+    assert warnings_of(capsys) == [
+        f"warning: {tmp_path}: {other}/ beside the split folders are not read; image_folder reads only the split "
+        f"folders {ACCEPTED}, each holding <class>/ folders (without a test split, test_fraction of train is held "
+        f"out); rename {other}/ to test/ (or val/) to read it as that split"]
+
+
+def test_images_beside_the_split_folders_are_warned_of(tmp_path, capsys):
+    tree(tmp_path, "train", "test")
+    for name in ("b.png", "a.JPG"):
+        save_image(tmp_path / name)
+    (tmp_path / "README.txt").write_text("not an image: no warning")
+    raw = build(tmp_path)
+    assert (raw.x_train.shape[0], raw.x_test.shape[0]) == (6, 6)
+    assert warnings_of(capsys) == [
+        f"warning: {tmp_path}: 2 image file(s) (a.JPG, b.png) beside the split folders are not read; image_folder "
+        f"reads only the split folders {ACCEPTED}, each holding <class>/ folders"]
+
+
+@pytest.mark.parametrize("where", ["", "train", "test", "val"])
+def test_images_outside_any_class_folder_are_warned_of(tmp_path, capsys, where):
+    """Beside the class folders at the top of data.path (no split folders) as in train/, val/ and test/."""
+    splits = ("",) if not where else ("train", "val", "test")
+    tree(tmp_path, *splits)
+    for i in range(5):
+        save_image(tmp_path / where / f"stray{i}.png")
+    raw = build(tmp_path)
+    assert raw.x_train.shape[0] == 6
+    assert warnings_of(capsys) == [
+        f"warning: 5 image file(s) lie directly in {tmp_path / where if where else tmp_path} (stray0.png, stray1.png, "
+        "stray2.png, ...), outside any class folder: they are not read; move each into its class folder"]
+
+
+def test_a_clean_tree_hidden_entries_and_the_cache_dir_give_no_warning(tmp_path, capsys):
+    tree(tmp_path, "train", "Valid", "testing")
+    (tmp_path / ".DS_Store").write_text("x")
+    save_image(tmp_path / "__MACOSX" / "cat" / "._0.png")
+    save_image(tmp_path / ".thumbs" / "0.png")
+    config = DataConfig(source="image_folder", path=str(tmp_path), cache_dir=str(tmp_path / "cache"), workers=0)
+    for _ in range(2):  # the second run finds the cache folder the first wrote beside train/
+        data = load_dataset(config)
+        assert (len(data.train), len(data.val), len(data.test)) == (6, 6, 6)
+    assert (tmp_path / "cache").is_dir()
+    assert capsys.readouterr().err == ""
+
+
+def test_warnings_wait_for_a_good_tree(tmp_path, capsys):
+    """A tree refused with an error gives that one line only, not warnings before it."""
+    tree(tmp_path, "train", "holdout")
+    save_image(tmp_path / "stray.png")
+    save_image(tmp_path / "test" / "yak" / "0.png")
+    with pytest.raises(DataError, match="test class folder .* has no counterpart"):
+        build(tmp_path)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_nested_folder_is_called_a_folder(tmp_path):
+    """The error said 'contains sub, which is not a .png/.jpg/.jpeg image file': sub is a folder."""
+    tree(tmp_path, "train", "test")
+    save_image(tmp_path / "train" / "cat" / "sub" / "9.png")
+    with pytest.raises(DataError) as err:
+        build(tmp_path)
+    folder = tmp_path / "train" / "cat"
+    assert str(err.value) == (f"class folder {folder} contains the folder sub/; a class folder holds .png/.jpg/.jpeg "
+                              f"images and nested folders are not read: move its images up into {folder} or move "
+                              "it out")
+
+
+def test_split_folders_named_otherwise_are_told_the_accepted_names(tmp_path):
+    """Kaggle's training_set/ and test_set/ are read as class folders holding folders: the error says how the
+    split folders are named."""
+    tree(tmp_path, "training_set", "test_set")
+    with pytest.raises(DataError) as err:
+        build(tmp_path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"class folder {tmp_path / 'test_set'} contains the folder cat/;")
+    assert message.endswith(f"; if test_set/ is a split of class folders, name the split folders {ACCEPTED}")
+
+
+def test_a_test_folder_without_class_folders_says_its_images_have_no_label(tmp_path):
+    tree(tmp_path, "train")
+    for i in range(4):
+        save_image(tmp_path / "test" / f"{i}.jpg")
+    with pytest.raises(DataError) as err:
+        build(tmp_path)
+    assert str(err.value) == (
+        f"no class folders in {tmp_path / 'test'} (expected {tmp_path / 'test'}/<class>/*.png or *.jpg); its 4 "
+        "image file(s) (0.jpg, 1.jpg, 2.jpg, ...) lie in no class folder, so they have no label: put each into its "
+        "<class>/ folder (a set without labels, such as Kaggle's test/, cannot be scored: move it out of "
+        "data.path; trainlab predict reads it)")
