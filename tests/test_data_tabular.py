@@ -222,6 +222,20 @@ def test_multilabel_csv(tmp_path):
             assert y == labels[int(x)].tolist()
 
 
+@pytest.mark.parametrize("cycle, kind", [(2, "binary"), (3, "multiclass")])
+def test_task_multilabel_on_one_target_column_names_the_single_label_task(tmp_path, cycle, kind):
+    # examples/multilabel_tags.yaml with data.target set to one of its columns: task multilabel stays set
+    rows = [[float(i), i % cycle] for i in range(30)]
+    path = write_csv(tmp_path / "one.csv", ["a", "tag"], rows)
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=path, target="tag", task="multilabel")
+    assert str(caught.value) == (
+        "training data targets of a multilabel task must be one 0/1 column per label, shaped (N, L); got shape "
+        f"(30,); one label per row is a {kind} task: set data.task: {kind} (or leave it out to infer it), or give "
+        "one target column per label")
+    assert load(source="csv", path=path, target="tag", task=kind).task == kind  # the fix it names works
+
+
 def test_after_rows_are_dropped_a_bad_label_is_named_by_its_file_line(tmp_path):
     """nan_policy: drop renumbered the rows: 'label 2.0 at row 3, column 1 (counting from 0)' for file line 6."""
     rows = [[float(i), i % 2, (i + 1) % 2] for i in range(20)]
@@ -696,6 +710,40 @@ def test_a_csv_header_read_with_the_wrong_delimiter_names_the_one_it_uses(tmp_pa
         load(source="csv", path=str(tabbed), target="y")
 
 
+def test_a_semicolon_export_with_decimal_commas_read_as_commas_names_the_delimiter_and_the_decimal_comma(tmp_path):
+    # pandas' df.to_csv(sep=";", decimal=","): each decimal comma splits a row read with ',' into more fields
+    # than the one-column header, so the ragged row is found before any column is looked up
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [842302, 842517, 84300903], "radius": [17.99, 20.57, 19.69],
+                          "texture": [10.38, 17.77, 21.25], "y": [1, 0, 1]})
+    path = tmp_path / "semi.csv"
+    frame.to_csv(path, sep=";", decimal=",", index=False)
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=str(path), target="y")
+    assert str(caught.value) == (
+        f"CSV file {path} line 2 has 3 fields; the header has 1; the header looks semicolon-separated: set "
+        "data.delimiter: ';', and write its numbers with a decimal point ('17,99' has a decimal comma: 17.99)")
+    # with the delimiter set, the decimal comma itself is named
+    with pytest.raises(DataError, match=r"line 2, column 'radius': '17,99' is a number written with a decimal comma"):
+        load(source="csv", path=str(path), target="y", delimiter=";")
+    # a row that only holds a grouping-like 1,234 gets the delimiter hint alone
+    grouped = tmp_path / "grouped.csv"
+    grouped.write_text("a;b;y\n1,234;2;0\n3;4;1\n")
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=str(grouped), target="y")
+    assert str(caught.value).endswith("line 2 has 2 fields; the header has 1; the header looks semicolon-separated: "
+                                      "set data.delimiter: ';'")
+    # where the delimiter is not the reader's to set (predict: the run fixes it), the file is to be saved anew
+    from trainlab.data.csv_table import read_table
+
+    with pytest.raises(DataError) as caught:
+        read_table(path, ",", delimiter_settable=False)
+    assert str(caught.value).endswith("the header has 1; the header looks semicolon-separated: save it "
+                                      "comma-separated, and write its numbers with a decimal point ('17,99' has a "
+                                      "decimal comma: 17.99)")
+
+
 @pytest.mark.parametrize("column, cells, fragment", [
     ("price", ["864,237", "1,200", "950"], "line 2, target 'price': '864,237' is a number written with thousands "
                                            "separators, which would make the column text (one class per value)"),
@@ -794,3 +842,16 @@ def test_default_feature_columns_that_look_like_ids_are_warned_of(tmp_path, caps
     small = write_csv(tmp_path / "small.csv", ["id", "y"], [[i, i % 2] for i in range(10)])
     load(source="csv", path=small, target="y")  # too few rows to call anything an id
     assert "row number" not in capsys.readouterr().err
+
+
+def test_predict_on_a_semicolon_export_says_save_it_comma_separated(tmp_path):
+    """predict reads with the run's data.delimiter, which it cannot change: a ragged semicolon file is told
+    to be saved comma-separated, not to "set data.delimiter"."""
+    from trainlab.data.predict_input import _csv_rows
+
+    path = tmp_path / "new.csv"
+    path.write_text("a;b\n1,5;2,25\n")
+    with pytest.raises(DataError) as caught:
+        _csv_rows(path, {"delimiter": ","}, {"numeric_columns": ["a", "b"]})
+    message = str(caught.value)
+    assert "save it comma-separated" in message and "set data.delimiter" not in message

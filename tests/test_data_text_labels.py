@@ -115,6 +115,10 @@ def test_a_byte_order_mark_and_other_delimiters(tmp_path):
                                         r"the file looks semicolon-separated \(set data.delimiter"):
         load(tmp_path, train="semi.csv")
     assert load(tmp_path, train="semi.csv", delimiter=";").class_names == ["neg", "pos"]
+    wrong = write(tmp_path / "review.csv", "review,label\n" + rows(["pos", "neg"] * 3))  # a header, other names
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, train=wrong.name)
+    assert str(caught.value).endswith("has no text column 'text' (columns: review, label); set data.text_column")
     quoted = "text\tlabel\n" + "".join(f'"said ""hi""\tthere"\t{label}\n' for label in ["pos", "neg"] * 3)
     write(tmp_path / "pandas.tsv", quoted)  # what pandas' to_csv(sep="\t") writes
     with pytest.raises(DataError, match=r"line 2 has 3 fields; .*text_tsv reads no quoting .* use data.source: "
@@ -188,3 +192,26 @@ def test_a_val_class_missing_from_the_max_rows_draw_says_so(tmp_path):
     with pytest.raises(DataError, match=r"does not occur in the 5 training rows data.max_rows drew from 31 "
                                         r"\(raise max_rows or leave it out\)"):
         load(tmp_path, val="val.csv", max_rows=5, seed=0)
+
+
+NO_HEADER = ("its first line looks like a data row, but the first line is read as the header, which names the "
+             "columns: add a header line such as ")
+
+
+@pytest.mark.parametrize(("source", "first_line", "ending"), [
+    # a label read as a column name
+    ("text_tsv", "acceptable average quite and plot was fine fine\t1",
+     "(columns: acceptable average quite and plot was fine fine, 1); " + NO_HEADER + "'sentence<TAB>label'"),
+    # a sentence read as a column name
+    ("text_csv", "the plot was thin and dull,neg", "(columns: the plot was thin and dull, neg); " + NO_HEADER
+     + "'text,label'"),
+    # a short text and a word label look like column names: nothing to say beyond the column
+    ("text_csv", "a dull film,neg", "(columns: a dull film, neg); set data.text_column"),
+])
+def test_a_file_without_a_header_says_its_first_line_was_read_as_the_header(tmp_path, source, first_line, ending):
+    separator = "\t" if source == "text_tsv" else ","
+    body = "".join(f"{text}{separator}{label}\n" for text, label in [("great fun", "1"), ("awful plot", "0")] * 3)
+    write(tmp_path / "train.txt", f"{first_line}\n{body}")
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, source=source, train="train.txt")
+    assert str(caught.value).endswith(ending)

@@ -506,3 +506,16 @@ def test_fit_takes_pandas_frames_without_torchs_read_only_array_warning():
                               strategy={"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05},
                                         "batch_size": 16, "epochs": 5})
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_fit_names_class_names_when_the_validation_labels_hold_a_class_training_lacks():
+    """Classes are inferred from the training labels (0..8 here): a validation label 9 is a class training
+    lacks, and the error names fit's own argument that keeps it, class_names."""
+    from trainlab.errors import DataError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(36, 4)).astype(np.float32)
+    y = np.arange(36) % 9
+    with pytest.raises(DataError, match=r"training data has no row of class 9.*set class_names"):
+        trainlab.fit(torch.nn.Linear(4, 10), (x, y), {"optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1},
+                     val=(x[:4], np.array([0, 1, 9, 2])))

@@ -167,7 +167,7 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
             raise DataError(f"{name} x rows are shaped {tuple(split.x.shape[1:])} but train x rows "
                             f"{tuple(train.x.shape[1:])}")
         y = split.y.numpy()
-        return Split(split.x, targets_tensor(y if task == "regression" else labels.given(f"{name} y", y), task))
+        return Split(split.x, targets_tensor(y if task == "regression" else labels.given(f"{name} y", y, "class_names"), task))
 
     return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),
                    given("test", test or empty), task=task, num_classes=labels.num_classes,

@@ -8,6 +8,7 @@ to tensors.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -191,6 +192,16 @@ def source_options(config: DataConfig) -> dict[str, Any]:
     return options
 
 
+def _takes_option(source: str, option: str) -> bool:
+    """Whether data source ``source`` has the keyword ``option`` (or takes any keyword), so that an
+    error may suggest ``data.<option>``."""
+    try:
+        parameters = inspect.signature(DATA_SOURCES.get(source)).parameters
+    except (TypeError, ValueError):  # a callable without a signature (a C function) names no options
+        return False
+    return option in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
 def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
     """``data.task``, else the source's, else classes where the source names them (class folders, string
     labels: binary for up to 2 names, else multiclass), else :func:`~trainlab.data.dataset.infer_task`."""
@@ -295,10 +306,12 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
         extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
     stratify = y_train if task in ("binary", "multiclass") else None
 
+    names_key = "data.class_names" if _takes_option(config.source, "class_names") else None
+
     def check_given(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y, _ = _clean(name, np.asarray(x), np.asarray(y), policy)
         _same_layout(name, x, y, x_train, y_train)
-        return x, labels.given(name, y)
+        return x, labels.given(name, y, names_key)
 
     if raw.x_test is None:
         (x_train, y_train, cat_train), (x_test, y_test, cat_test) = _split_off(

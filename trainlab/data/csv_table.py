@@ -137,7 +137,7 @@ class CsvTable:
     def line(self, row: int) -> int:
         """The file line (1-based) where data row ``row`` (0-based) starts."""
         if self._lines is None:
-            self._lines = check_field_counts(self.file, self.delimiter, len(self.header))
+            self._lines = check_field_counts(self.file, self.delimiter, self.header)
         return self._lines[row]
 
     def place(self, row: int, name: str, what: str = "column") -> str:
@@ -149,20 +149,51 @@ class CsvTable:
 WIDE_COLUMNS = 2000
 
 
-def check_field_counts(file: Path, delimiter: str, width: int) -> list[int]:
-    """The start line of every data row; a DataError at the first row whose field count is not ``width``."""
+def delimiter_hint(header: list[str], delimiter: str, settable: bool = True) -> str:
+    """``"; the header looks semicolon-separated: set data.delimiter: ';'"`` when a header read with
+    ``delimiter`` is one column holding another delimiter (:func:`other_delimiter`), else ``""``.
+    ``settable=False`` (predict: the run fixes data.delimiter): "save it comma-separated" instead."""
+    other = other_delimiter(header[0], delimiter) if len(header) == 1 else None
+    if other is None:
+        return ""
+    written = "\\t" if other == "\t" else other  # as it is written in YAML or --set
+    fix = (f"set data.delimiter: '{written}'" if settable
+           else f"save it {DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated")
+    return f"; the header looks {DELIMITER_NAMES[other]}-separated: {fix}"
+
+
+def _ragged(file: Path, line: int, row: list[str], header: list[str], delimiter: str, settable: bool) -> DataError:
+    """The error for data row ``row`` (at file ``line``) whose field count is not the header's. A
+    one-column header that holds another delimiter is the cause (a semicolon export read as commas:
+    its decimal commas split each row into many fields), so the message says which delimiter to set,
+    and that the decimal commas must become points when it sees some: the next error otherwise."""
+    hint = delimiter_hint(header, delimiter, settable)
+    if hint and delimiter == ",":
+        other = other_delimiter(header[0], delimiter)
+        cells = [cell.strip() for cell in delimiter.join(row).split(other)]
+        comma = next((cell for cell in cells if _DECIMAL_COMMA.fullmatch(cell)  # 1,234 may be grouping: not said
+                      and not any(pattern.fullmatch(cell) for pattern in _GROUPED)), None)
+        if comma is not None:
+            hint += (f", and write its numbers with a decimal point ('{comma}' has a decimal comma: "
+                     f"{plain_number(comma, 'decimal')})")
+    return DataError(f"CSV file {file} line {line} has {len(row)} fields; the header has {len(header)}{hint}")
+
+
+def check_field_counts(file: Path, delimiter: str, header: list[str], settable: bool = True) -> list[int]:
+    """The start line of every data row; a DataError at the first row whose field count is not the header's
+    (``settable``: as for :func:`delimiter_hint`)."""
     lines = []
     rows = _rows(file, delimiter)
     next(rows, None)  # the header
     for line, row in rows:
-        if len(row) != width:
+        if len(row) != len(header):
             rows.close()
-            raise DataError(f"CSV file {file} line {line} has {len(row)} fields; the header has {width}")
+            raise _ragged(file, line, row, header, delimiter, settable)
         lines.append(line)
     return lines
 
 
-def _read_wide(file: Path, delimiter: str, header: list[str]) -> CsvTable:
+def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool) -> CsvTable:
     """A wide file: the csv module, field counts checked as it goes, cells kept as strings."""
     lines, cells = [], []
     rows = _rows(file, delimiter)
@@ -170,24 +201,26 @@ def _read_wide(file: Path, delimiter: str, header: list[str]) -> CsvTable:
     for line, row in rows:
         if len(row) != len(header):
             rows.close()
-            raise DataError(f"CSV file {file} line {line} has {len(row)} fields; the header has {len(header)}")
+            raise _ragged(file, line, row, header, delimiter, settable)
         lines.append(line)
         cells.append(row)
     frame = np.array(cells, dtype=str) if cells else np.empty((0, len(header)), dtype=str)
     return CsvTable(file, header, delimiter, np.char.strip(frame), _lines=lines)
 
 
-def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = ()) -> CsvTable:
+def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (),
+               delimiter_settable: bool = True) -> CsvTable:
     """Every column of ``file``; ragged rows are one-line errors.
 
     pandas infers each column's type, except ``text_columns``, which are kept as text (a categorical
-    column of codes such as ``"007"`` keeps its leading zeros).
+    column of codes such as ``"007"`` keeps its leading zeros). ``delimiter_settable``: whether a ragged
+    row's hint may say "set data.delimiter" (False for predict, whose run fixes it).
     """
     import pandas as pd
 
     header, header_lines = read_header(file, delimiter)
     if len(header) > WIDE_COLUMNS:
-        return _read_wide(file, delimiter, header)
+        return _read_wide(file, delimiter, header, delimiter_settable)
     try:
         frame = pd.read_csv(
             file, sep=delimiter, header=None, skiprows=header_lines, names=[*header, _EXTRA],
@@ -200,7 +233,7 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame({name: np.empty(0) for name in [*header, _EXTRA]})
     except pd.errors.ParserError as exc:
-        check_field_counts(file, delimiter, len(header))  # names the line when a row is ragged
+        check_field_counts(file, delimiter, header, delimiter_settable)  # names the line when a row is ragged
         first = (str(exc).strip().splitlines() or ["parse error"])[0]
         raise DataError(f"CSV file {file} is not valid CSV: {first}") from None
     except OSError as exc:
@@ -208,7 +241,7 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
     table = CsvTable(file, header, delimiter, frame)
     if len(frame) and (frame[_EXTRA].notna().any() or frame[header[-1]].isna().any()):
         # one field too many fills the sentinel; one too few leaves the last column missing: find the row
-        table._lines = check_field_counts(file, delimiter, len(header))
+        table._lines = check_field_counts(file, delimiter, header, delimiter_settable)
     return table
 
 

@@ -9,13 +9,12 @@ import numpy as np
 from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.csv_table import (
-    DELIMITER_NAMES,
     CsvTable,
     check_delimiter,
+    delimiter_hint,
     is_bool_column,
     numbers,
     numeric_block,
-    other_delimiter,
     plain_number,
     read_table,
     separated_number,
@@ -61,12 +60,8 @@ def _require(file: Path, header: list[str], names: list[str], what: str, delimit
     known = set(header)
     for name in names:
         if name not in known:
-            other = other_delimiter(header[0], delimiter) if len(header) == 1 else None
-            written = "\\t" if other == "\t" else other  # as it is written in YAML or --set
-            hint = f"; the header looks {DELIMITER_NAMES[other]}-separated: set data.delimiter: '{written}'" \
-                if other else ""
             raise DataError(f"CSV file {file} has no {what} '{name}'{did_you_mean(name, header)} "
-                            f"(columns: {_shown(header)}){hint}")
+                            f"(columns: {_shown(header)}){delimiter_hint(header, delimiter)}")
 
 
 def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:

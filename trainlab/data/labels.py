@@ -78,8 +78,12 @@ def as_training_classes(name: str, y: np.ndarray, values: np.ndarray) -> np.ndar
 def check_multilabel(name: str, y: np.ndarray, locate: Locate | None = None) -> None:
     """Multi-label targets are (N, L) of 0/1: one column per label."""
     if y.ndim != 2:
+        # one target per row (a single target column): a one-class-per-row task, which the fix names
+        kind = "binary" if np.isin(y, (0, 1)).all() else "multiclass"
+        single = "" if y.ndim != 1 else (f"; one label per row is a {kind} task: set data.task: {kind} (or leave "
+                                         "it out to infer it), or give one target column per label")
         raise DataError(f"{name} targets of a multilabel task must be one 0/1 column per label, shaped (N, L); "
-                        f"got shape {y.shape}")
+                        f"got shape {y.shape}{single}")
     bad = np.argwhere((y != 0) & (y != 1))
     if len(bad):
         row, col = (int(i) for i in bad[0])
@@ -105,15 +109,37 @@ class ClassLabels:
     class_names: list[str] | None
     values: np.ndarray | None = None
 
-    def given(self, name: str, y: np.ndarray) -> np.ndarray:
-        """A given (val/test) split's targets, mapped as the training ones were and checked."""
+    def given(self, name: str, y: np.ndarray, names_key: str | None = None) -> np.ndarray:
+        """A given (val/test) split's targets, mapped as the training ones were and checked.
+
+        ``names_key``: the option that names the classes (``data.class_names`` for a source that takes
+        it), which the error for a label beyond the training ones suggests; None: the source has none.
+        """
         if self.values is not None:
             y = as_training_classes(name, y, self.values)
         if self.task == "multilabel":
             check_multilabel(name, y)
         elif self.num_classes is not None:
+            if self.task == "multiclass" and self.class_names is None:
+                self._refuse_labels_beyond_training(name, y, names_key)
             check_labels(name, y, self.task, self.num_classes)
         return y
+
+    def _refuse_labels_beyond_training(self, name: str, y: np.ndarray, names_key: str | None) -> None:
+        """Unnamed classes are 0..(largest training label), so a given split's label above that is a class
+        the training data lacks (an MNIST subset without 9s): say so, not only "out of range"."""
+        num_classes = int(self.num_classes or 0)
+        whole = np.equal(np.mod(y, 1), 0)  # fractional labels get check_labels' own error
+        beyond = np.flatnonzero(whole & (y >= num_classes))
+        if not len(beyond) or not np.all(whole):
+            return
+        row, needed = int(beyond[0]), int(y[beyond].max()) + 1
+        fix = (f"to keep it, set {names_key} to the names of all the classes (at least {needed}, for labels "
+               f"0..{needed - 1}), or add training rows of it" if names_key
+               else "add training rows of it, or drop such rows")
+        raise DataError(f"{name} label {int(y[row])} at {cell_at(None, 'targets', row, None)} is out of range "
+                        f"[0, {num_classes}): the classes are inferred from the training labels, which go up to "
+                        f"{num_classes - 1}, so the training data has no row of class {int(y[row])}; {fix}")
 
 
 def _named(indices: np.ndarray, names: list[str]) -> str:

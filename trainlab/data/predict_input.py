@@ -88,7 +88,8 @@ def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
 
 def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
     numeric, categorical = _feature_columns(fitted)
-    table = read_table(file, check_delimiter(options.get("delimiter", ",")), text_columns=categorical)
+    table = read_table(file, check_delimiter(options.get("delimiter", ",")), text_columns=categorical,
+                       delimiter_settable=False)  # the run fixed data.delimiter: predict cannot change it
     for name in [*numeric, *categorical]:
         if name not in set(table.header):
             raise _missing_column(name, str(file), table.header, [*numeric, *categorical])

@@ -61,21 +61,39 @@ class TextTable:
         return replace(self, texts=[self.texts[i] for i in keep], labels=labels, lines=lines)
 
 
+# the hint for a header line that looks like a data row (a file saved without its header)
+NO_HEADER = ("; its first line looks like a data row, but the first line is read as the header, which names the "
+             "columns: add a header line")
+
+
+def _looks_like_data(cell: str) -> bool:
+    """A header cell that is a label or a text rather than a column name: a number (``1``, ``0.5``) or a
+    sentence (four words or more)."""
+    return _number(cell) is not None or len(cell.split()) >= 4
+
+
 def header_hint(line: str, delimiter: str) -> str:
-    """Why a header line lacks the expected column, when its look says so: JSON lines, or another
-    delimiter than the one it was read with ("" when nothing stands out)."""
+    """Why a header line lacks the expected column, when its look says so: JSON lines, another
+    delimiter than the one it was read with, or a data row (:data:`NO_HEADER`); "" when nothing stands out."""
     if line.strip().startswith(("{", "[")):
         return "; the file looks like JSON lines, which text_tsv/text_csv do not read: save it as TSV or CSV"
     looks = other_delimiter(line, delimiter)
-    return f"; the file looks {DELIMITER_NAMES[looks]}-separated" if looks else ""
+    if looks:
+        return f"; the file looks {DELIMITER_NAMES[looks]}-separated"
+    return NO_HEADER if any(_looks_like_data(cell.strip()) for cell in line.split(delimiter)) else ""
 
 
-def _reading_hint(header: list[str], delimiter: str) -> str:
+def _reading_hint(header: list[str], delimiter: str, text_column: str, label_column: str) -> str:
+    """What to do about a header without the text column: set data.text_column, or (a data row read as
+    the header) add a header line, which renaming the text column would not replace."""
     hint = header_hint(delimiter.join(header), delimiter)
+    if hint == NO_HEADER:
+        shown = "<TAB>" if delimiter == "\t" else delimiter
+        return f"{hint.removeprefix('; ')} such as '{text_column}{shown}{label_column}'"
     if "separated" in hint:
         hint += (" (text_tsv reads tab-separated files; text_csv reads data.delimiter, default ',')"
                  if delimiter == "\t" else " (set data.delimiter, or data.source: text_tsv for GLUE TSV)")
-    return hint
+    return "set data.text_column" + hint
 
 
 def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
@@ -101,7 +119,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             columns = [c.strip() for c in header]
             if text_column not in columns:
                 raise DataError(f"text file {file} has no text column '{text_column}' (columns: "
-                                f"{', '.join(map(shown_name, columns))}); set data.text_column{_reading_hint(header, delimiter)}")
+                                f"{', '.join(map(shown_name, columns))}); {_reading_hint(header, delimiter, text_column, label_column)}")
             text_at = columns.index(text_column)
             label_at = columns.index(label_column) if label_column in columns else None
             texts, labels, lines = [], [], []

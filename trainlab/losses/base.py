@@ -170,9 +170,10 @@ class Loss(nn.Module):
                 raise DataError(
                     f"{self.name} is a single-label classification loss but the data is a {task} task; use "
                     + ("a regression loss such as mse or huber, or set data.task: multiclass (or binary) if the "
-                       "targets are class labels (a task is inferred as classification only for labels 0..K-1 with "
-                       "K <= 20; with data.task set, whole numbers such as 1..K or -1/1 are read as classes named by "
-                       "their values)" if task == "regression" else "bce")
+                       "targets are class labels (csv and npz targets are inferred as classes only for labels 0..K-1 "
+                       "with K <= 20, text_tsv/text_csv labels whenever they are whole numbers; with data.task set, "
+                       "whole numbers such as 1..K or -1/1 are read as classes named by their values, and a text "
+                       "source reads any other label as a class named by its text)" if task == "regression" else "bce")
                 )
             return int(num_classes or 2)
         if self.target_kind == "binary":
