@@ -174,6 +174,7 @@ def test_compare_names_a_damaged_metrics_line_and_the_board_keeps_the_rest(compa
     out, err = capsys.readouterr()
     assert (f"warning: {metrics}: line 2 is not a JSON record (the file was damaged after trainlab wrote it); left "
             f"out of the time to target and convergence figures of {LABEL}\n") in err
+    assert "the report's curves" not in err and err.count(f"warning: {metrics}") == 1
     board = json.loads((comparison / "out" / "leaderboard.json").read_text())
     [entry] = board["tasks"]["base"]["strategies"]
     first = next(r for r in kept if r["val_accuracy"] >= best)  # the first kept record at the target

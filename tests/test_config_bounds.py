@@ -232,3 +232,46 @@ def test_an_integer_of_more_digits_than_python_converts_is_one_line(tmp_path, nu
 def test_a_set_value_of_more_digits_than_python_converts_is_one_config_line(tmp_path):
     with pytest.raises(ConfigError, match=r"--set seed: a number of 5,000 characters is more than any config value"):
         load_config(_write(tmp_path, BASE), [f"seed={'9' * 5000}"])
+
+
+def test_a_model_deeper_than_the_layer_bound_is_refused_as_the_config_loads_before_its_data(tmp_path, capsys):
+    """hidden: [4] * 90000 was refused when the model was built, after the data was read: a config whose data
+    path was also wrong got the data error (exit 3), and one with good data read all of it first."""
+    from trainlab.cli import main
+
+    config = {**LINREG, "data": {"source": "csv", "path": str(tmp_path / "missing.csv"), "target": "y"},
+              "model": {"name": "mlp", "hidden": [4] * 90_000}}
+    path = tmp_path / "deep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--quiet"]) == 2
+    assert capsys.readouterr().err == ("error: config key 'model': option 'hidden' lists 90,000 layers ([4, 4, 4, "
+                                       "4, ...]); trainlab builds at most 2,000 layers\n")
+    config["model"]["hidden"] = [4] * 2_000  # at the bound: the config loads, and the data error is the one
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--quiet"]) == 3
+    assert "missing.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"name": "MLP", "hidden": [4] * 2_001}, "option 'hidden' lists 2,001 layers ([4, 4, 4, 4, ...])"),
+    ({"name": "resnet", "depth": 6 * 334 + 2}, "option 'depth' is 2,006 layers"),
+    ({"name": "transformer_encoder", "layers": 90_000}, "option 'layers' is 90,000 layers")])
+def test_the_layer_bound_is_one_config_line_without_torch(model, message):
+    """The config checks the depth itself (config_fields.layer_count_problem): loading a config imports no torch."""
+    import subprocess
+    import sys
+
+    with pytest.raises(ConfigError) as caught:
+        validate({**LINREG, "model": model})
+    assert str(caught.value) == f"config key 'model': {message}; trainlab builds at most 2,000 layers"
+    raw = {**LINREG, "model": {"name": "mlp", "hidden": [4] * 2_001}}
+    probe = (f"import sys; from trainlab.config import validate\ntry:\n    validate({raw!r})\n"
+             "except Exception as exc:\n    print(type(exc).__name__, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "ConfigError False"
+
+
+def test_a_users_model_keeps_its_own_meaning_of_long_options():
+    validate({**LINREG, "model": {"name": "my_package.models:weighted", "class_weights": [1.0] * 5_000,
+                                  "layers": 5_000}})
+    validate({**LINREG, "model": {"name": "hf_pretrained", "layers": 5_000}})

@@ -16,9 +16,11 @@ from trainlab.finetune import (
     apply_epoch_freezing,
     apply_lora,
     backbone_frozen_at,
+    backbone_frozen_for_now,
     check_finetune_options,
     default_lora_targets,
     freeze_backbone,
+    frozen_by_finetune,
     frozen_norms_to_eval,
     layerwise_param_groups,
     model_layers,
@@ -158,6 +160,44 @@ def test_unfreeze_restores_only_what_freeze_froze():
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {"head.weight"}
     unfreeze_all(model)
     assert [name for name, p in model.named_parameters() if not p.requires_grad] == fixed_by_design
+
+
+def _trainable(model: nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_frozen_by_finetune_is_true_from_freeze_to_unfreeze():
+    model = build_model({"name": "airbench", "widths": [8, 8, 8]}, (3, 16, 16), 10)
+    assert not frozen_by_finetune(model)  # its BatchNorm scales are frozen by design, not by fine-tuning
+    freeze_backbone(model)
+    assert frozen_by_finetune(model)
+    unfreeze_all(model)
+    assert not frozen_by_finetune(model)
+
+
+def test_backbone_frozen_for_now_gives_back_only_what_it_froze():
+    """The LR range test freezes the backbone for its sweep; a backbone that was frozen already (by the
+    optimizer build, ``finetune.freeze`` alone) or by design must stay frozen after it, which unfreeze_all
+    (everything freeze_backbone ever froze) would not leave it."""
+    model = build_model({"name": "airbench", "widths": [8, 8, 8]}, (3, 16, 16), 10)
+    all_trainable = _trainable(model)
+    with backbone_frozen_for_now(model) as count:
+        assert _trainable(model) == {"head.weight"} and frozen_by_finetune(model)
+        assert count == len(all_trainable) - 1
+    assert _trainable(model) == all_trainable and not frozen_by_finetune(model)
+    # frozen before the block: frozen after it, with the same mark (unfreeze_all still gives all of it back)
+    freeze_backbone(model)
+    with backbone_frozen_for_now(model) as count:
+        assert count == 0 and _trainable(model) == {"head.weight"}
+    assert _trainable(model) == {"head.weight"} and frozen_by_finetune(model)
+    unfreeze_all(model)
+    assert _trainable(model) == all_trainable
+    # part of it frozen before (one layer by hand): that part stays frozen, the rest is given back
+    stem = next(name for name in all_trainable if name != "head.weight")
+    model.get_parameter(stem).requires_grad_(False)
+    with backbone_frozen_for_now(model):
+        assert _trainable(model) == {"head.weight"}
+    assert _trainable(model) == all_trainable - {stem}
 
 
 def test_frozen_norms_keep_running_statistics():

@@ -527,10 +527,64 @@ def _sweep_recorder(seen: list[int]):
     return range_test_step
 
 
-@pytest.mark.parametrize("unfreeze_after_epochs", [1, None])
-def test_lr_auto_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone(monkeypatch, unfreeze_after_epochs):
+FREEZINGS = [{"unfreeze_after_epochs": 1}, {}, {"layerwise_lr_decay": 0.5},
+             {"layerwise_lr_decay": 0.5, "unfreeze_after_epochs": 1}]
+
+
+def _trainable_names(model: nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _names_the_first_step_trains(raw: dict) -> set[str]:
+    """The reference: the parameters one step of the config's own run changes (lr 0.01, not auto)."""
+    from trainlab.builders import build, run_scope
+    from trainlab.config import Config
+
+    raw = copy.deepcopy(raw)
+    raw["strategy"].update(epochs=None, max_steps=1)
+    raw["strategy"]["optimizer"]["lr"] = 0.01
+    config = Config.model_validate(raw)
+    with run_scope(config):
+        built = build(config, quiet=True)
+        before = {name: p.detach().clone() for name, p in built.model.named_parameters()}
+        built.trainer.fit()
+    assert built.trainer.state.step == 1
+    return {name for name, p in built.model.named_parameters() if not torch.equal(p, before[name])}
+
+
+@pytest.mark.parametrize("freezing", FREEZINGS)
+def test_lr_find_sweeps_what_the_runs_first_step_trains(monkeypatch, freezing):
+    """freeze + layerwise_lr_decay (no unfreeze_after_epochs) swept all 67 weights of the mlp for an lr
+    only its head (27) trains at: the optimizer build leaves that backbone to the UnfreezeSchedule."""
+    import trainlab.experiment
+    from trainlab.config import Config
+
+    raw = copy.deepcopy(FREEZE_THEN_UNFREEZE)
+    raw["strategy"]["finetune"] = {"freeze": True, **freezing}
+    swept: list[set[str]] = []
+    models: list[nn.Module] = []
+
+    def range_test_step(step, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, **_):
+        swept.append(_trainable_names(step.model))
+        models.append(step.model)
+        return [start_lr, end_lr], [1.0, 1.0]
+
+    monkeypatch.setattr(trainlab.experiment, "range_test_step", range_test_step)
+    monkeypatch.setattr(trainlab.experiment, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
+    assert trainlab.experiment.lr_find_config(Config.model_validate(raw))[0] == 0.02
+    first_step = _names_the_first_step_trains(raw)
+    assert first_step == {"2.weight", "2.bias"}  # the mlp's last Linear, its head
+    assert swept == [first_step]
+    # given back as the build left it: frozen by the optimizer (freeze alone), else trainable until the
+    # UnfreezeSchedule's first step
+    assert _trainable_names(models[0]) == (first_step if freezing == {} else {"0.weight", "0.bias", *first_step})
+
+
+@pytest.mark.parametrize("freezing", FREEZINGS)
+def test_lr_auto_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone(monkeypatch, freezing):
     """freeze + unfreeze_after_epochs: the first epochs train the head, so the search must (it swept the
-    whole model: MiniLM's head then trained at an lr ~150x below a head-only sweep's)."""
+    whole model: MiniLM's head then trained at an lr ~150x below a head-only sweep's); so too with
+    layerwise_lr_decay, whose optimizer build leaves the freezing to the first step."""
     import trainlab.step_builders
     from trainlab.builders import build, run_scope
     from trainlab.config import Config
@@ -540,7 +594,7 @@ def test_lr_auto_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone
     monkeypatch.setattr(trainlab.step_builders, "range_test_step", _sweep_recorder(seen))
     monkeypatch.setattr(trainlab.step_builders, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
     raw = copy.deepcopy(FREEZE_THEN_UNFREEZE)
-    raw["strategy"]["finetune"]["unfreeze_after_epochs"] = unfreeze_after_epochs
+    raw["strategy"]["finetune"] = {"freeze": True, **freezing}
     config = Config.model_validate(raw)
     with run_scope(config):
         built = build(config, quiet=True)
@@ -549,7 +603,7 @@ def test_lr_auto_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone
     assert built.notes["lr_auto"] == built.config.strategy.optimizer.lr == 0.02
     # the backbone is frozen after the sweep as the run's own plan has it: by the optimizer (freeze alone)
     # or by the unfreeze callback at the first step (trainable until then, as before the sweep)
-    assert all(p.requires_grad == (unfreeze_after_epochs is not None) for p in backbone)
+    assert all(p.requires_grad == (freezing != {}) for p in backbone)
 
 
 def test_lr_find_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone(monkeypatch):

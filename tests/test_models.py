@@ -647,7 +647,23 @@ def test_the_layer_bound_is_one_error_line_with_exit_2_from_train_and_before_com
     deep = {**LINREG, "model": {"name": "mlp", "hidden": [4] * 90_000}}
     assert main(["train", str(write_config(deep)), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err == ("error: model 'mlp': option 'hidden' lists 90,000 layers ([4, 4, 4, 4, ...]); trainlab builds at "
-                   "most 2,000 layers\n")
+    assert err == ("error: config key 'model': option 'hidden' lists 90,000 layers ([4, 4, 4, 4, ...]); trainlab "
+                   "builds at most 2,000 layers\n")
     with pytest.raises(ConfigError, match="lists 90,000 layers"):
-        check_components(validate(deep))  # compare and tune: refused once, before any run reads data
+        validate(deep)  # compare and tune load their configs first: refused once, before any run reads data
+    # a config made without validation (Config.model_construct) still meets the bound before a run
+    shallow = validate({**LINREG, "model": {"name": "mlp", "hidden": [4]}})
+    unchecked = shallow.model_copy(update={"model": shallow.model.model_construct(name="mlp", hidden=[4] * 90_000)})
+    with pytest.raises(ConfigError, match="^model 'mlp': option 'hidden' lists 90,000 layers"):
+        check_components(unchecked)
+
+
+def test_the_layer_bound_covers_exactly_the_built_in_models_but_hf_pretrained():
+    """config_fields.LAYER_BOUNDED_MODELS is the torch-free list the config checks as it loads: it must name
+    every built-in model whose options are layer sizes, and no user's."""
+    import trainlab.models.builtins  # noqa: F401
+    from trainlab.config_fields import LAYER_BOUNDED_MODELS
+    from trainlab.models import UNBOUNDED
+
+    built_in = {name for name in MODELS.names() if MODELS.get(name).__module__.startswith("trainlab.models.")}
+    assert LAYER_BOUNDED_MODELS == built_in - UNBOUNDED and UNBOUNDED <= built_in

@@ -625,6 +625,29 @@ def test_a_deeply_nested_metrics_line_is_skipped_like_a_torn_one(tmp_path):
     assert len(records) > 0 and all(isinstance(r, dict) for r in records)
 
 
+def test_a_damaged_metrics_line_is_named_in_one_warning_and_the_curves_keep_the_other_lines(tmp_path, capsys):
+    """The report left a damaged line out of its curves without a word: a run looked as if it had never
+    logged that epoch."""
+    folder = _tiny_run(tmp_path / "run")
+    path = folder / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    intact = [json.loads(line) for line in lines]
+    lines[1] = lines[1][: len(lines[1]) // 2]  # a line damaged in the middle of the file
+    path.write_text("\n".join(lines) + "\n")
+    records, events = read_metrics(path)
+    kept = intact[:1] + intact[2:]
+    assert records + events and records == [r for r in kept if "event" not in r]
+    assert events == [r for r in kept if "event" in r]
+    assert capsys.readouterr().err == (f"warning: {path}: line 2 is not a JSON record (the file was damaged after "
+                                       "trainlab wrote it); left out of the report's curves\n")
+    assert read_metrics(path, left_out_of=None) == (records, events)  # a caller that warned already
+    assert capsys.readouterr().err == ""
+    out = tmp_path / "r.html"
+    assert main(["report", str(folder), "-o", str(out)]) == 0 and out.is_file()
+    err = capsys.readouterr().err
+    assert err.count(f"warning: {path}: line 2 is not a JSON record") == 1 and "error" not in err
+
+
 def test_a_config_key_holding_html_is_escaped_in_the_config_diff(tmp_path):
     a = _tiny_run(tmp_path / "a")
     b = _tiny_run(tmp_path / "b", {"<img src=x onerror=alert(document.cookie)>": 1})

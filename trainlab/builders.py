@@ -68,7 +68,7 @@ from trainlab.runtime import (
 )
 from trainlab.schedules import build_schedule
 from trainlab.step_builders import averaged_step_for, build_step, optimizer_spec_for, resolve_auto_lr
-from trainlab.time_budget import MAX_TIMED_STEPS, WARMUP_STEPS, BudgetPlan, assemble_within_budget, budgeted
+from trainlab.time_budget import BudgetPlan, assemble_within_budget, budgeted
 
 
 @dataclass
@@ -262,15 +262,21 @@ def limits_for(config: Config, steps_per_epoch: int) -> Limits:
     return Limits(epochs, config.strategy.max_steps)
 
 
-def steps_trained(config: Config, total_steps: int) -> int:
-    """The most optimizer steps anything trains on the run's batch plan from its first step: the run's
-    ``total_steps``, or a time budget's calibration (``WARMUP_STEPS`` untimed, then up to
-    ``min(MAX_TIMED_STEPS, total_steps)`` timed: one step past a run shorter than that). The LR range
-    test, which sweeps on past the run's end, is left out: it skips a batch BatchNorm cannot train on
-    (trainlab.lr_finder)."""
-    if config.strategy.time_budget_s is None:
-        return total_steps
-    return max(total_steps, WARMUP_STEPS + min(MAX_TIMED_STEPS, total_steps))
+def min_steps_note(config: Config, limits: Limits, steps_per_epoch: int) -> str:
+    """The line that says what ``strategy.min_steps`` made of the run: the epochs it stretched ``epochs`` to,
+    and, where ``strategy.max_steps`` ends the run before them, the step it ends at (or that it ends the run
+    before ``epochs`` do, so min_steps adds nothing)."""
+    strategy = config.strategy
+    by_epochs = strategy.epochs * steps_per_epoch
+    stretched = limits.epochs * steps_per_epoch
+    head = f"strategy.min_steps={strategy.min_steps}"
+    if strategy.max_steps is not None and strategy.max_steps <= by_epochs:
+        return (f"{head} adds no steps: strategy.max_steps={strategy.max_steps} ends the run before "
+                f"strategy.epochs={strategy.epochs} ({by_epochs} steps) do")
+    plan = f"{limits.epochs} epochs of {steps_per_epoch} steps"
+    if strategy.max_steps is not None and strategy.max_steps < stretched:
+        plan += f", ended at step {strategy.max_steps} by strategy.max_steps"
+    return f"{head}: {plan} (strategy.epochs={strategy.epochs} would give {by_epochs})"
 
 
 def train_lengths(config: Config, data: Dataset) -> torch.Tensor | None:
@@ -309,7 +315,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
                      lengths=train_lengths(config, data))
     limits = limits_for(config, plan.steps_per_epoch)
     total_steps = limits.total_steps(plan.steps_per_epoch)
-    check_batch_norm_remainder(model, data, device, plan, steps_trained(config, total_steps))
+    # a time budget's calibration trains no more steps than the run (trainlab.time_budget.time_steps)
+    check_batch_norm_remainder(model, data, device, plan, total_steps)
     spec = optimizer_spec_for(config)
     warn_if_full_batch_method_on_mini_batches(spec, batch_size, len(data.train))
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
@@ -334,9 +341,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     if limits.epochs != config.strategy.epochs:
         notes["epochs_for_min_steps"] = limits.epochs
         if not quiet:
-            print(f"strategy.min_steps={config.strategy.min_steps}: {limits.epochs} epochs of {plan.steps_per_epoch} "
-                  f"steps (strategy.epochs={config.strategy.epochs} would give "
-                  f"{config.strategy.epochs * plan.steps_per_epoch})", file=sys.stderr)
+            print(min_steps_note(config, limits, plan.steps_per_epoch), file=sys.stderr)
         warn_if_stretched(config.strategy.min_steps, plan, total_steps)
     # a budgeted run's averaging decay (decay_power) runs over its first plan, not the config's whole length
     step = averaged_step_for(config, step, plan, total_steps if budget is None or budget.steps is None

@@ -32,6 +32,7 @@ from trainlab.config_fields import (
     Int,
     Named,
     Strict,
+    layer_count_problem,
     name_only,
     short_repr,
 )
@@ -94,6 +95,10 @@ class ModelConfig(Named):
                 if isinstance(size, int) and not isinstance(size, bool) and abs(size) > MAX_MODEL_SIZE:
                     raise ValueError(f"option '{key}' holds {size}, beyond the sizes trainlab builds "
                                      f"(at most {MAX_MODEL_SIZE:,} per layer); got {short_repr(value)}")
+        # the depth too, here as the config loads: hidden: [4] * 90000 is refused before any data is read
+        problem = layer_count_problem(self.name, self.model_extra or {})
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -42,6 +42,15 @@ MAX_CONFIG_BYTES = 1 << 20  # 1 MiB of YAML
 MAX_CONFIG_NODES = 100_000  # values in the config with every alias expanded
 MAX_CONFIG_DEPTH = 64  # nesting of mappings and lists
 MAX_MODEL_SIZE = 1_000_000  # any integer model option (a layer width, a channel count)
+# layers of a built-in model: above ResNet-1202 (He et al. 2016, the deepest net of the papers the zoo follows)
+# and 10x any transformer stack in use; such a model builds in about a second, where hidden: [4] * 90000 took
+# 8-13 s to build (its parameters far under trainlab.models.MAX_PARAMETERS) and minutes an epoch
+MAX_LAYERS = 2_000
+COUNT_WORDS = ("layers", "depth")  # an option whose name holds one of these repeats the layers (a multiplier)
+# the built-in models whose list options are layer sizes and whose *layers*/*depth* options count layers: every
+# model trainlab.models.builtins registers but hf_pretrained (its size is the checkpoint's, a file the user chose)
+LAYER_BOUNDED_MODELS = frozenset({"linear", "mlp", "cnn1d", "cnn2d", "resnet", "airbench", "airbench_muon",
+                                  "cifar_tutorial_cnn", "transformer_encoder"})
 MAX_THREADS = 1024
 MAX_NAME_CHARS = 200  # the folder runs/<name>-<timestamp> must fit NAME_MAX (255 bytes)
 
@@ -62,6 +71,28 @@ def short_repr(value: Any) -> str:
     """A repr of at most ~80 characters, whatever ``value`` holds (bounded depth and breadth)."""
     shown = _REPR.repr(value)
     return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def layer_count_problem(name: str, options: dict[str, Any]) -> str | None:
+    """What is wrong with the depth of model ``name`` with ``options`` (its other config keys), as one clause
+    naming the option, its value and :data:`MAX_LAYERS`; None when nothing is. Only the
+    :data:`LAYER_BOUNDED_MODELS` (any case) are bounded: a list option of more than :data:`MAX_LAYERS` entries
+    (``mlp`` ``hidden``, ``cnn1d``/``cnn2d`` ``channels``: one layer per entry), or an integer option named
+    with one of :data:`COUNT_WORDS` (``transformer_encoder`` ``layers``, ``resnet`` ``depth``) above it. A
+    user's factory keeps its own meaning of its options. Torch-free, so that the config checks it as it loads
+    (before any data is read) and ``trainlab.models.build_model`` before it builds anything."""
+    if name.lower() not in LAYER_BOUNDED_MODELS:
+        return None
+    for key, value in options.items():
+        if key == "name":
+            continue
+        if isinstance(value, list | tuple) and len(value) > MAX_LAYERS:
+            return f"option '{key}' lists {len(value):,} layers ({short_repr(value)}); trainlab builds at most " \
+                   f"{MAX_LAYERS:,} layers"
+        if any(word in key for word in COUNT_WORDS) and isinstance(value, int) and not isinstance(value, bool) \
+                and value > MAX_LAYERS:
+            return f"option '{key}' is {value:,} layers; trainlab builds at most {MAX_LAYERS:,} layers"
+    return None
 
 
 def shown_name(name: Any) -> str:

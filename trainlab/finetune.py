@@ -21,8 +21,9 @@ running statistics in train mode unless :func:`frozen_norms_to_eval` is called a
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from torch import nn
@@ -107,8 +108,38 @@ def unfreeze_all(model: nn.Module) -> int:
         if name in frozen:
             parameter.requires_grad_(True)
             count += 1
-    object.__setattr__(model, _FROZEN_ATTR, set())
+    model.__dict__.pop(_FROZEN_ATTR, None)  # no longer frozen by fine-tuning (frozen_by_finetune: False)
     return count
+
+
+def frozen_by_finetune(model: nn.Module) -> bool:
+    """Whether :func:`freeze_backbone`'s freezing is in effect on ``model``: it was applied and neither
+    :func:`unfreeze_all` nor the end of :func:`backbone_frozen_for_now` has undone it since. True also when
+    it found nothing left to freeze (a backbone a model keeps frozen by design); False for parameters
+    frozen any other way (LoRA, a model's own fixed layers)."""
+    return hasattr(model, _FROZEN_ATTR)
+
+
+@contextlib.contextmanager
+def backbone_frozen_for_now(model: nn.Module) -> Iterator[int]:
+    """Within the block the backbone is frozen as :func:`freeze_backbone` freezes it (yields how many
+    parameters that froze); afterwards exactly those are trainable again and the model's freezing mark is
+    what it was. Parameters frozen before the block (by an earlier ``freeze_backbone``, or by design) stay
+    frozen, which :func:`unfreeze_all` would not leave them."""
+    had_mark = frozen_by_finetune(model)
+    marked_before = set(getattr(model, _FROZEN_ATTR, ()))
+    backbone_params, _ = split_backbone_head(model)
+    newly_frozen = [p for p in backbone_params if p.requires_grad]
+    count = freeze_backbone(model)
+    try:
+        yield count
+    finally:
+        for parameter in newly_frozen:
+            parameter.requires_grad_(True)
+        if had_mark:
+            object.__setattr__(model, _FROZEN_ATTR, marked_before)
+        else:
+            model.__dict__.pop(_FROZEN_ATTR, None)
 
 
 def backbone_frozen_at(epoch: int, freeze: bool, unfreeze_after_epochs: int | None) -> bool:

@@ -24,8 +24,7 @@ from torch import nn
 
 from trainlab.engine.state import TrainState
 from trainlab.errors import DataError, TrainingError
-from trainlab.finetune import _FROZEN_ATTR as _FROZEN_BY_FINETUNE
-from trainlab.finetune import frozen_norms_to_eval, split_backbone_head
+from trainlab.finetune import frozen_by_finetune, frozen_norms_to_eval, split_backbone_head
 from trainlab.optim import requires_closure, set_train_mode
 
 DIVERGENCE_FACTOR = 4.0  # the sweep is over once the smoothed loss exceeds 4x its minimum (fastai)
@@ -204,9 +203,8 @@ def _train_modes(model: nn.Module) -> None:
     moved their running statistics, and so tested another model than the one the run trains. Without
     that freezing (no finetune, LoRA, layers a model freezes itself) the run keeps every layer in train
     mode, and so does the sweep."""
-    frozen_by_finetune = getattr(model, _FROZEN_BY_FINETUNE, None) is not None  # freeze_backbone's mark
     backbone, _ = split_backbone_head(model)
-    if frozen_by_finetune and backbone and not any(p.requires_grad for p in backbone):
+    if frozen_by_finetune(model) and backbone and not any(p.requires_grad for p in backbone):
         frozen_norms_to_eval(model)
 
 

@@ -279,7 +279,7 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
         if (Path(run_dir) / LEADERBOARD).is_file():
             raise ConfigError(f"{run_dir} is a comparison folder; use 'trainlab report {run_dir} -o report.html', "
                               f"or plot its run folders {Path(run_dir) / 'runs'}/<task>/<strategy>/seed-<k>")
-    runs = [load_run(run_dir, fit_records=True) for run_dir in run_dirs]
+    runs = [load_run(run_dir, fit_records=True, left_out_of="the plot") for run_dir in run_dirs]
     histories = {label: [r for r in run.records if "epoch" in r]
                  for label, run in zip(run_labels(runs), runs, strict=True)}
     path = plot_curves(histories, metric, path)

@@ -23,7 +23,7 @@ from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, Step, StepOptions
 from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
 from trainlab.errors import ConfigError
-from trainlab.finetune import freeze_backbone, layerwise_param_groups, unfreeze_all
+from trainlab.finetune import backbone_frozen_for_now, freeze_backbone, layerwise_param_groups
 from trainlab.losses.base import Loss
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
@@ -118,27 +118,26 @@ def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total
 @contextlib.contextmanager
 def first_epoch_freezing(config: Config, model: torch.nn.Module) -> Iterator[None]:
     """The model's backbone frozen as the run's first epochs train it, for an LR range test (``lr: auto``,
-    ``trainlab lr-find``), then made trainable again. Only ``finetune.freeze`` with
-    ``unfreeze_after_epochs`` needs it: the UnfreezeSchedule callback freezes that backbone at the first
-    step, after the search, which would otherwise sweep the whole model for an lr the head trains at
-    (a full-model sweep of MiniLM suggested 1.7e-4 where the head alone takes 2.6e-2). ``freeze`` alone is
-    frozen for good when the optimizer is built."""
+    ``trainlab lr-find``), then given back as it was. With ``finetune.freeze`` the first step trains only
+    the head, but only ``freeze`` alone freezes the backbone when the optimizer is built: with
+    ``unfreeze_after_epochs`` or ``layerwise_lr_decay`` the UnfreezeSchedule callback freezes it at the
+    first step, after the search, which would otherwise sweep the whole model for an lr the head trains at
+    (a full-model sweep of MiniLM suggested 1.7e-4 where the head alone takes 2.6e-2). Afterwards only
+    what this froze is trainable again (:func:`~trainlab.finetune.backbone_frozen_for_now`): a backbone
+    the optimizer build froze stays frozen."""
     finetune = config.strategy.finetune
-    if finetune is None or not finetune.freeze or finetune.unfreeze_after_epochs is None:
+    if finetune is None or not finetune.freeze:
         yield
         return
-    freeze_backbone(model)
-    try:
+    with backbone_frozen_for_now(model):
         yield
-    finally:
-        unfreeze_all(model)
 
 
 def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any],
                     batches: TensorBatches, plan: BatchPlan, device: torch.device, precision: str) -> float:
     """``lr: auto``: the LR range test on a throw-away step of the same strategy; model and loss untouched.
     It trains what the first step trains: with ``finetune.freeze`` only the head, also when
-    ``unfreeze_after_epochs`` unfreezes the backbone later (:func:`first_epoch_freezing`), so the lr found
+    the backbone is frozen only from the first step on (:func:`first_epoch_freezing`), so the lr found
     is the head's (which the backbone's layers share after unfreezing, times ``layerwise_lr_decay``^k)."""
     eager = dataclasses.replace(step_options(config, precision), compile=False)  # 100 steps: not worth compiling
     with first_epoch_freezing(config, model):

@@ -180,7 +180,8 @@ def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
         return None
     try:
         with trusting_runs(own_runs(plans)):  # their module:attr models are the user's own: no --allow-code
-            return write_report([out], out / "report.html")
+            # its runs' damaged metrics lines were named as the leaderboard read them (compare.run_record)
+            return write_report([out], out / "report.html", warn_damaged_metrics=False)
     except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
         import sys
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import COUNT_WORDS, layer_count_problem, short_repr
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
@@ -21,10 +21,6 @@ MODELS: Registry = Registry("model")
 
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights (16 GB with Adam's moments and the gradients)
 UNBOUNDED = frozenset({"hf_pretrained"})  # its size is the checkpoint's, read from a file the user chose
-# layers of a built-in model: above ResNet-1202 (He et al. 2016, the deepest net of the papers the zoo follows)
-# and 10x any transformer stack in use; such a model builds in about a second, where hidden: [4] * 90000 took
-# 8-13 s to build (its parameters far under MAX_PARAMETERS) and minutes an epoch
-MAX_LAYERS = 2_000
 
 
 def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
@@ -57,34 +53,23 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
 
 
 def check_layer_counts(spec: dict[str, Any]) -> None:
-    """A ConfigError naming the option, its value and :data:`MAX_LAYERS` when a built-in model's options ask
-    for more layers: a list of layer sizes (``mlp`` ``hidden``, ``cnn1d``/``cnn2d`` ``channels``) of more
-    entries, or a layer count (an option named with ``layers`` or ``depth``: ``transformer_encoder`` ``layers``,
-    ``resnet`` ``depth``) above it. Checked before anything is built: each layer is a module built in Python
-    (and counted on the meta device first when the model may be large), so a long list of narrow layers
-    took seconds to build and minutes an epoch while its parameters stayed far under :data:`MAX_PARAMETERS`."""
-    import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
-
-    name = str(spec.get("name", "")).lower()
-    if name not in MODELS.names() or name in UNBOUNDED:
-        return  # a user's factory: what its options mean is its own
-    for key, value in spec.items():
-        if key == "name":
-            continue
-        if isinstance(value, list | tuple) and len(value) > MAX_LAYERS:
-            raise ConfigError(f"model '{name}': option '{key}' lists {len(value):,} layers ({short_repr(value)}); "
-                              f"trainlab builds at most {MAX_LAYERS:,} layers")
-        if any(word in key for word in COUNT_WORDS) and isinstance(value, int) and not isinstance(value, bool) \
-                and value > MAX_LAYERS:
-            raise ConfigError(f"model '{name}': option '{key}' is {value:,} layers; trainlab builds at most "
-                              f"{MAX_LAYERS:,} layers")
+    """A ConfigError ``model '<name>': <what>`` when a built-in model's options ask for more than
+    ``config_fields.MAX_LAYERS`` layers (:func:`~trainlab.config_fields.layer_count_problem`: a list of layer
+    sizes of more entries, or a layer count above it). Checked before anything is built: each layer is a
+    module built in Python (and counted on the meta device first when the model may be large), so a long list
+    of narrow layers took seconds to build and minutes an epoch while its parameters stayed far under
+    :data:`MAX_PARAMETERS`. A config checks the same as it loads (``ModelConfig``), so this catches specs
+    that did not come through one (``trainlab.models.build_model`` called directly)."""
+    name = str(spec.get("name", ""))
+    problem = layer_count_problem(name, spec)
+    if problem is not None:
+        raise ConfigError(f"model '{name.lower()}': {problem}")
 
 
 LARGE_OPTION = 2048  # a size option (a width, a channel count) from which the total is counted
 LARGE_INPUT = 1 << 20  # input elements per row from which the total is counted
 LARGE_FIRST_LAYER = 100_000_000  # input elements x the largest option: a dense first layer's weights
 LAYER_MARGIN = 16  # parameters per width^2 in one layer: a transformer block holds ~12 d^2, a 3x3 conv 9 c^2
-COUNT_WORDS = ("layers", "depth")  # an option whose name holds one of these repeats the layers (a multiplier)
 KERNEL_WORD = "kernel"  # an option whose name holds this multiplies each layer by kernel^2 (2-d convolutions)
 
 

@@ -16,11 +16,15 @@ from pathlib import Path
 
 from trainlab.atomic import write_text
 from trainlab.errors import ConfigError, DataError
-from trainlab.report.sources import LEADERBOARD, Comparison, classify
+from trainlab.report.sources import CURVES, LEADERBOARD, Comparison, classify
 
 
-def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path) -> Path:
+def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path, *,
+                 warn_damaged_metrics: bool = True) -> Path:
     """Write the report of ``paths`` (one comparison folder, or run folders) to ``out``; returns ``out``.
+
+    A damaged metrics.jsonl line is left out of the curves with one ``warning:`` line on stderr, unless
+    ``warn_damaged_metrics`` is False (``trainlab compare``, which has warned as it read the same runs).
 
     Raises :class:`ConfigError` when a path is neither kind or ``out`` is not an .html file name, and
     :class:`DataError` when a comparison's leaderboard.json is valid JSON of another shape (edited, or
@@ -33,7 +37,7 @@ def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path) -> P
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"report output '{out}' must end in .html")
-    source = classify([Path(p) for p in paths])
+    source = classify([Path(p) for p in paths], CURVES if warn_damaged_metrics else None)
     if isinstance(source, Comparison):
         try:
             page = comparison_page(source)

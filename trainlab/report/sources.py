@@ -11,7 +11,9 @@ still reports; a path that is neither kind raises :class:`ConfigError`.
 A folder may be someone else's, and its records end up in an HTML page: every record is read
 bounded and never through a symbolic link (:func:`~trainlab.records.read_record_text`; config.yaml
 through :func:`~trainlab.yaml_files.load_yaml_file`, with its size, alias and depth limits), and a
-record that is damaged, nested too deeply or of the wrong type is one DataError or ConfigError line.
+record that is damaged, nested too deeply or of the wrong type is one DataError or ConfigError line. A
+metrics.jsonl line that is damaged is left out of the curves with one ``warning:`` line on stderr
+(:func:`read_metrics`), as the rest of the file is still worth showing.
 """
 
 from __future__ import annotations
@@ -19,16 +21,18 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError, DataError
-from trainlab.records import metrics_records, read_record_text
+from trainlab.records import damaged_lines_warning, parse_metrics, read_record_text
 from trainlab.yaml_files import load_yaml_file
 
 LEADERBOARD = "leaderboard.json"
 SEED_FOLDER = re.compile(r"^seed-(\d+)$")
+CURVES = "the report's curves"  # what a metrics.jsonl's damaged lines are left out of, as its warning says
 
 
 @dataclass
@@ -114,15 +118,22 @@ def _read_object(path: Path) -> dict[str, Any]:
     return record
 
 
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(curve records, event records) from a metrics.jsonl (:func:`~trainlab.records.metrics_records`: a
-    torn line is skipped); an unreadable file is a DataError."""
+def read_metrics(path: Path, left_out_of: str | None = CURVES) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(curve records, event records) from a metrics.jsonl, read as :func:`~trainlab.records.parse_metrics`
+    reads it: a damaged line (torn, not JSON, nested too deeply) is left out, and one warning line on stderr
+    names it as left out of ``left_out_of`` (:func:`~trainlab.records.damaged_lines_warning`); None: no
+    warning, for a caller that has said so already (``trainlab compare`` warns as it reads its runs, then
+    writes their report). An unreadable file is a DataError."""
     if not path.is_file():
         return [], []
     try:
-        return metrics_records(read_record_text(path))
+        parsed = parse_metrics(read_record_text(path))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
+    warning = damaged_lines_warning(path, parsed, left_out_of) if left_out_of is not None else None
+    if warning:
+        print(warning, file=sys.stderr)
+    return parsed.records, parsed.events
 
 
 def is_run_folder(path: Path) -> bool:
@@ -137,9 +148,11 @@ def is_fit_records(path: Path) -> bool:
     return not is_run_folder(path) and all((path / name).is_file() for name in FIT_RECORDS)
 
 
-def load_run(path: str | Path, seed: int | None = None, fit_records: bool = False) -> RunRecords:
+def load_run(path: str | Path, seed: int | None = None, fit_records: bool = False,
+             left_out_of: str | None = CURVES) -> RunRecords:
     """Read one run folder (with ``fit_records``, also a folder of ``trainlab.fit(out=...)``, whose config
-    is its strategy.yaml); raises :class:`ConfigError` when ``path`` is not one."""
+    is its strategy.yaml); raises :class:`ConfigError` when ``path`` is not one. ``left_out_of``: as
+    :func:`read_metrics` warns about damaged metrics lines."""
     path = Path(path)
     if fit_records and is_fit_records(path):
         config_path = path / "strategy.yaml"
@@ -154,7 +167,7 @@ def load_run(path: str | Path, seed: int | None = None, fit_records: bool = Fals
     if config is not None and not isinstance(config, dict):
         raise DataError(f"{config_path} holds a YAML {type(config).__name__}, not a mapping of config sections; "
                         "the file was changed or damaged: restore it or leave the run out of the report")
-    records, events = read_metrics(path / "metrics.jsonl")
+    records, events = read_metrics(path / "metrics.jsonl", left_out_of)
     summary = _read_object(path / "summary.json")
     events = events or [e for e in summary.get("events") or [] if isinstance(e, dict)]
     if seed is None:
@@ -172,8 +185,9 @@ def run_labels(runs: list[RunRecords]) -> list[str]:
         depth += 1
 
 
-def load_comparison(path: str | Path) -> Comparison:
-    """Read ``DIR/leaderboard.json`` and the runs under ``DIR/runs/<task>/<strategy>/seed-<k>/``."""
+def load_comparison(path: str | Path, left_out_of: str | None = CURVES) -> Comparison:
+    """Read ``DIR/leaderboard.json`` and the runs under ``DIR/runs/<task>/<strategy>/seed-<k>/``
+    (``left_out_of``: as :func:`read_metrics` warns about damaged metrics lines)."""
     path = Path(path)
     leaderboard = _read_json(path / LEADERBOARD, None)
     if not isinstance(leaderboard, dict):
@@ -186,15 +200,16 @@ def load_comparison(path: str | Path) -> Comparison:
             for seed_dir in strategy_dir.iterdir():
                 match = SEED_FOLDER.match(seed_dir.name)
                 if match and is_run_folder(seed_dir):
-                    seeds.append(load_run(seed_dir, seed=int(match.group(1))))
+                    seeds.append(load_run(seed_dir, seed=int(match.group(1)), left_out_of=left_out_of))
             if seeds:
                 seeds.sort(key=lambda run: run.seed if run.seed is not None else -1)
                 runs.setdefault(task_dir.name, {})[strategy_dir.name] = seeds
     return Comparison(path, leaderboard, runs)
 
 
-def classify(paths: list[Path]) -> Comparison | list[RunRecords]:
-    """One comparison folder, or one or more run folders; anything else is a :class:`ConfigError`."""
+def classify(paths: list[Path], left_out_of: str | None = CURVES) -> Comparison | list[RunRecords]:
+    """One comparison folder, or one or more run folders; anything else is a :class:`ConfigError`.
+    ``left_out_of``: as :func:`read_metrics` warns about damaged metrics lines."""
     if not paths:
         raise ConfigError("report needs a comparison folder or at least one run folder")
     missing = [p for p in paths if not p.exists()]
@@ -205,5 +220,5 @@ def classify(paths: list[Path]) -> Comparison | list[RunRecords]:
         if len(paths) > 1:
             raise ConfigError(f"pass one comparison folder on its own (got {len(paths)} paths, "
                               f"{comparisons[0]} holds a {LEADERBOARD}); write one report per comparison")
-        return load_comparison(comparisons[0])
-    return [load_run(p) for p in paths]
+        return load_comparison(comparisons[0], left_out_of)
+    return [load_run(p, left_out_of=left_out_of) for p in paths]
