@@ -123,3 +123,15 @@ def test_keras_layout_missing_half_of_a_split_is_refused(tmp_path):
     del arrays["y_test"]
     with pytest.raises(DataError, match="has 'x_test' but no 'y_test'; store both or neither"):
         DATA_SOURCES.build({"name": "npz", "path": save(tmp_path, **arrays)})
+
+
+def test_an_archive_in_trainlabs_layout_with_train_in_its_names_keeps_its_own_splits(tmp_path):
+    """data.x: x_train with x_train_val/x_train_test in the archive: trainlab's own layout (<x>_test), as
+    before Keras's was read; an x_test beside them is not the test split."""
+    rng = np.random.default_rng(3)
+    arrays = {"x_train": rng.normal(size=(30, 2)), "y_train": np.arange(30) % 2,
+              "x_train_test": rng.normal(size=(7, 2)), "y_train_test": np.arange(7) % 2,
+              "x_test": rng.normal(size=(5, 2)), "y_test": np.arange(5) % 2}
+    raw = DATA_SOURCES.build({"name": "npz", "path": save(tmp_path, **arrays), "x": "x_train", "y": "y_train"})
+    assert_read_as(raw, arrays, {"train": ("x_train", "y_train"), "val": None,
+                                 "test": ("x_train_test", "y_train_test")})

@@ -444,3 +444,27 @@ def test_the_cli_line_gives_a_budgeted_runs_length_in_fractional_epochs_when_it_
     assert _length({"epochs_run": 24, "steps": 1134, "notes": budget}) == "23.14 epochs (1134 steps)"
     assert _length({"epochs_run": 2, "steps": 98, "notes": budget}) == "2 epochs"  # on an epoch's end
     assert _length({"epochs_run": 3, "steps": 100, "notes": {}}) == "3 epochs"  # no budget: the epochs run
+
+
+def test_the_planned_end_is_the_schedules_end_even_where_the_warp_formula_rounds_below_it():
+    """A re-plan state (found by a random search) whose formula gives 7791.999999999999 at the planned end
+    6562: the planner took the schedule for unfinished and lengthened the run to 7792 at lr 1.3e-4 x base."""
+    from types import SimpleNamespace
+
+    from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp
+
+    length, t0, end, u0 = 7792, 6476, 6562, 892.1596857949913
+    assert u0 + (end - t0) * (length - u0) / (end - t0) < length  # the rounding this guards against
+    warp = ScheduleWarp(lambda v: (length - v) / length, length, end)
+    warp.load_state_dict({"t0": t0, "u0": u0, "end": end})
+    assert warp.virtual(end) == length and warp(end) == 0.0
+    planner = BudgetPlanner(100_000.0, length, end, 10, warp)
+    moved: list[int] = []
+    view = SimpleNamespace(state=SimpleNamespace(step=0), elapsed_s=0.0,
+                           end_at_step=lambda step, reason: moved.append(step))
+    planner.on_train_start(view)
+    assert moved == [end]  # the trainer is told the planned end at its start
+    planner.points = [(6000, 6000.0)]
+    view.state.step, view.elapsed_s = end, float(end)  # 1 s a step and plenty of budget left
+    planner.on_step_end(view, None)
+    assert planner.replans == [] and moved == [end]

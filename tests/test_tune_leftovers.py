@@ -113,3 +113,16 @@ def test_only_finished_unlocked_runs_are_tidied_and_keep_after_finish_is_the_run
     assert [p.name for p in tidy_trial_folders(trials)] == ["3"]  # its lock free now
     assert sorted(p.name for p in (trials / "3" / "checkpoint").iterdir()) == ["best", steps[-1]]
     assert tidy_trial_folders(trials) == []  # nothing left to tidy: no folder is locked or written again
+
+
+def test_a_finished_trial_whose_checkpoint_folder_is_a_link_is_left_alone(tmp_path):
+    """A trial folder whose checkpoint/ links elsewhere (a folder sent to you): tidying would delete the
+    step folders at the link's target, which is not the run's to delete (resume refuses such a folder)."""
+    folder = _finished_trial(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(folder / "checkpoint"), str(elsewhere))
+    (folder / "checkpoint").symlink_to(elsewhere, target_is_directory=True)
+    before = _contents(elsewhere)
+    assert len([p for p in elsewhere.iterdir() if p.name.startswith("step-")]) == 3
+    assert tidy_trial_folders(folder.parent) == []
+    assert _contents(elsewhere) == before

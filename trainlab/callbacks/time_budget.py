@@ -49,8 +49,9 @@ class ScheduleWarp:
         self.t0, self.u0, self.end = 0, 0.0, end
 
     def virtual(self, step: int) -> float:
-        """The virtual step of real ``step``: ``u0 + (step - t0) (length - u0) / (end - t0)``, at most ``length``."""
-        if self.end <= self.t0:
+        """The virtual step of real ``step``: ``u0 + (step - t0) (length - u0) / (end - t0)``, at most ``length``,
+        and exactly ``length`` from ``end`` on (the formula can round to just below it there)."""
+        if step >= self.end or self.end <= self.t0:
             return float(self.length)
         return min(float(self.length), self.u0 + (step - self.t0) * (self.length - self.u0) / (self.end - self.t0))
 

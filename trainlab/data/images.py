@@ -119,8 +119,7 @@ def _extract_hint(folder: Path) -> str:
     archives = sorted(name for name in os.listdir(folder) if is_archive_name(name) and (folder / name).is_file())
     if not archives:
         return ""
-    shown = ", ".join(archives[:3]) + (", ..." if len(archives) > 3 else "")
-    return f"; it holds archives ({shown}): {_extract_advice(folder / archives[0])}"
+    return f"; it holds archives ({_examples(archives)}): {_extract_advice(folder / archives[0])}"
 
 
 def _is_cache(entry: os.DirEntry, cache: Path | None) -> bool:

@@ -44,15 +44,18 @@ def split_arrays(x: str, y: str, names: Collection[str]) -> dict[str, tuple[str,
     - ``x`` is in the archive (or ``x`` does not end in ``_train``, or ``y`` does not): ``x``/``y`` train,
       ``{x}_val``/``{y}_val`` and ``{x}_test``/``{y}_test`` the given val and test splits;
     - Keras's layout: no ``x`` but an ``{x}_train`` (``data.x`` left at ``x``: ``x_train``), or ``x`` and
-      ``y`` both ending in ``_train`` (``data.x: x_train``, ``data.y: y_train``): ``{stem}_train``,
+      ``y`` both ending in ``_train`` (``data.x: x_train``, ``data.y: y_train``) and no ``{x}_val`` or
+      ``{x}_test`` in the archive (those keep the layout above): ``{stem}_train``,
       ``{stem}_val`` and ``{stem}_test`` for each of the two stems.
 
     Each name absent as written matches the one array differing from it only in case (``X_test``).
     """
     if _present(x, names) not in names and _present(f"{x}{TRAIN_SUFFIX}", names) in names:
         train, stems = (f"{x}{TRAIN_SUFFIX}", f"{y}{TRAIN_SUFFIX}"), (x, y)  # Keras's, data.x/data.y its stems
-    elif x.endswith(TRAIN_SUFFIX) and y.endswith(TRAIN_SUFFIX):
-        train, stems = (x, y), (x[:-len(TRAIN_SUFFIX)], y[:-len(TRAIN_SUFFIX)])  # Keras's, named by its train arrays
+    elif (x.endswith(TRAIN_SUFFIX) and y.endswith(TRAIN_SUFFIX)
+          and not any(_present(f"{x}_{split}", names) in names for split in ("val", "test"))):
+        # Keras's, named by its train arrays (an archive with x_train_val/x_train_test keeps trainlab's layout)
+        train, stems = (x, y), (x[:-len(TRAIN_SUFFIX)], y[:-len(TRAIN_SUFFIX)])
     else:
         train, stems = (x, y), (x, y)
     layout = {"train": train, **{split: (f"{stems[0]}_{split}", f"{stems[1]}_{split}") for split in ("val", "test")}}
