@@ -58,9 +58,34 @@ def project(tmp_path, monkeypatch):
                                        "numpy:load", "torch:load", "trainlab.atomic:write_text",
                                        "trainlab.run_folder:clean_stale_temporaries"])
 def test_references_outside_the_users_code_are_refused_before_import(reference):
-    with pytest.raises(ConfigError, match=f"config references '{reference}', which is outside your own code; "
-                                          "pass --allow-code to run it"):
+    with command_code_policy(False), pytest.raises(ConfigError, match=f"config references '{reference}', which is "
+                                                                      "outside your own code; pass --allow-code to run it"):
         import_reference(reference, "model")
+
+
+def test_a_refusal_from_python_names_the_python_opt_in_not_the_cli_flag(project, tmp_path, monkeypatch):
+    """trainlab.fit with a 'module:attr' outside the user's code said "pass --allow-code", a flag of the CLI
+    that a Python caller cannot pass; the refusal names code_policy (load_run's allow_code for a run folder)."""
+    import trainlab
+
+    with pytest.raises(ConfigError) as raised:
+        trainlab.fit(torch.nn.Linear(2, 1), (torch.randn(8, 2), torch.randn(8)),
+                     {"loss": "mse", "optimizer": {"name": "torch.optim:SGD", "lr": 0.1}, "epochs": 1})
+    assert str(raised.value) == ("config references 'torch.optim:SGD', which is outside your own code; from Python, "
+                                 "'with trainlab.registry.code_policy(allow=True):' around the call runs it (or set "
+                                 "TRAINLAB_ALLOW_CODE=1)")
+    with code_policy(allow=True):  # what it says to do: the opt-in runs it
+        result = trainlab.fit(torch.nn.Linear(2, 1), (torch.randn(8, 2), torch.randn(8)),
+                              {"loss": "mse", "optimizer": {"name": "torch.optim:SGD", "lr": 0.1}, "epochs": 1})
+    assert len(result.history) == 1
+    out = _run_of_the_users_net(project, tmp_path)
+    with pytest.raises(ConfigError) as raised:
+        trainlab.load_run(out)
+    assert "from Python, load_run(..., allow_code=True) or 'with trainlab.registry.code_policy(allow=True):'" \
+        in str(raised.value) and "--allow-code" not in str(raised.value)
+    with command_code_policy(False, run_dir=out), pytest.raises(ConfigError) as raised:  # a CLI command names its flag
+        import_reference("usernet_cp:Net", "model")
+    assert "pass --allow-code to run it" in str(raised.value) and "from Python" not in str(raised.value)
 
 
 def test_the_users_module_beside_the_config_is_allowed(project):
@@ -122,7 +147,8 @@ def test_train_with_a_user_model_then_eval_needs_the_opt_in(project, tmp_path, c
     assert main(["train", str(path), "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
     assert main(["eval", str(out)]) == 2  # someone else's run folder could have written that reference
-    assert "outside your own code" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "outside your own code" in err and "pass --allow-code to run it" in err and "from Python" not in err
     sys.modules.pop("usernet_cp", None)  # imported by the training: make eval find it again
     assert os.getcwd() != str(project)
     # the opt-in runs it from any directory: run.json records the folders the run was trained from

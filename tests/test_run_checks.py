@@ -88,6 +88,37 @@ def test_a_tabular_model_on_text_data_keeps_the_text_model_advice():
         _check(model, _data(torch.randint(1, 20, (16, 6)), tokenizer="word"))
 
 
+def _regression(y: torch.Tensor, extras: dict | None = None) -> Dataset:
+    x = torch.zeros(len(y), 2)
+    empty = Split(x[:0], y[:0])
+    return Dataset(Split(x, y), empty, empty, "regression", extras=extras or {})
+
+
+def test_the_fixes_are_worded_for_the_datasets_origin(capsys):
+    """A config run is told its data keys; trainlab.fit's data (FIT_FIXES) what its caller does to the arrays,
+    since fit has no data.standardize or data.standardize_target to set."""
+    from trainlab.run_checks import CONFIG_FIXES, FIT_FIXES, FIXES_KEY, warn_if_raw_scale_targets
+
+    integers = torch.randint(0, 9, (10, 4))
+    for extras, fixes in (({}, CONFIG_FIXES), ({FIXES_KEY: FIT_FIXES}, FIT_FIXES)):
+        data = _data(integers)
+        data.extras.update(extras)
+        with pytest.raises(DataError) as raised:
+            _check(nn.Linear(4, 3), data)
+        assert str(raised.value).endswith(f"integer inputs are kept as they are, for token-id models; "
+                                          f"{fixes.integer_features}")
+        one_dimensional = _data(torch.randn(10))
+        one_dimensional.extras.update(extras)
+        with pytest.raises(DataError) as raised:
+            _check(nn.Linear(1, 3), one_dimensional)
+        assert str(raised.value).endswith(f"; {fixes.one_feature}")
+        warn_if_raw_scale_targets(_regression(torch.linspace(900, 1100, 20), extras), build_loss("mse"), False)
+        assert capsys.readouterr().err.rstrip().endswith(fixes.raw_targets)
+    assert "data.standardize: true" in CONFIG_FIXES.integer_features
+    assert "data.standardize_target: true" in CONFIG_FIXES.raw_targets
+    assert not any("data." in fix for fix in vars(FIT_FIXES).values())
+
+
 # --------------------------------------------------------------------------- token-id models
 
 

@@ -13,15 +13,20 @@ file holding one, or a :class:`trainlab.config.Strategy`); ``callbacks`` are
 :class:`trainlab.Callback` subclasses, run beside the built-in ones. With ``out``,
 the records (metrics.jsonl, summary.json, model.safetensors, strategy.yaml) are
 written there; resumable run folders come from config-driven runs (``trainlab train``).
+
+``trainlab.fit`` has no config file, so a check shared with config runs names fit's arguments
+(``task=``, ``class_names=``) and what the caller does to the arrays (pass float32 x, standardise y)
+instead of the ``data.`` keys that prepare a config run's data (trainlab.run_checks.FIT_FIXES).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +37,15 @@ from trainlab.atomic import write_json, write_jsonl, write_safetensors, write_te
 from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback
 from trainlab.config import Config, Strategy, read_yaml, validate
+from trainlab.config_fields import short_repr
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import read_class_labels
 from trainlab.errors import ConfigError, DataError, folder_error
 from trainlab.finetune import unfreeze_all
-from trainlab.registry import did_you_mean
+from trainlab.records import metrics_file_records
+from trainlab.registry import Registry, did_you_mean
+from trainlab.run_checks import FIT_FIXES, FIXES_KEY
 from trainlab.run_summary import summarize
 from trainlab.time_budget import assemble_within_budget
 
@@ -46,11 +54,20 @@ Arrays = tuple[Any, Any]
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns: the epoch records, the summary (val/test metrics) and the trained model."""
+    """What :func:`fit` returns, as a config run records it (docs/records.md).
+
+    ``history``: the epoch records (one per epoch: ``epoch``, ``step``, ``lr``, ``train_loss``, ``val_*``);
+    ``summary``: summary.json (``val``/``test`` metrics, ``best_epoch``, ``stop_reason``, ...); ``model``:
+    the trained model; ``step_records``: the step records (``"scope": "step"``), in order: one per
+    ``strategy.eval_every_n_steps`` validation inside an epoch (``step``, fractional ``epoch``, ``lr``,
+    ``val_*``, ``elapsed_s``) and one every ``output.log_every_n_steps`` steps; empty when neither is set.
+    With ``out``, metrics.jsonl holds all of them and the event records, ordered by step.
+    """
 
     history: list[dict[str, Any]]
     summary: dict[str, Any]
     model: torch.nn.Module
+    step_records: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _tensor(value: Any, what: str) -> torch.Tensor:
@@ -109,6 +126,7 @@ def _check_finite(what: str, values: torch.Tensor) -> None:
 def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split | None:
     if data is None:
         return None
+    _refuse_unlike_a_split(data, name)
     if isinstance(data, tuple | list) and len(data) == 2:
         x, y = _tensor(data[0], f"{name} x"), _tensor(data[1], f"{name} y")
     elif isinstance(data, torch.utils.data.IterableDataset):
@@ -118,12 +136,13 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
         if not hasattr(data, "__len__"):
             raise DataError(f"{name} dataset has no len(); fit takes a map-style Dataset with __len__ and "
                             "__getitem__, or (x, y) tensors")
-        rows = [data[i] for i in range(len(data))]  # a map-style dataset of (x, y) pairs
+        rows = _items(data, name)  # a map-style dataset of (x, y) pairs
         if not rows:
             raise DataError(f"{name} dataset is empty")
         first = rows[0]
         if not (isinstance(first, tuple | list) and len(first) == 2):
-            what = (f"a dict with keys {', '.join(map(str, first))}" if isinstance(first, dict)
+            what = (f"a dict with keys {', '.join(map(str, first))}" if isinstance(first, dict) else
+                    f"a {type(first).__name__} of {len(first)} items" if isinstance(first, tuple | list)
                     else f"a {type(first).__name__}")
             raise DataError(f"{name} dataset items must be (x, y) pairs; item 0 is {what}")
         x, y = _tensor(_stack(rows, 0, f"{name} x"), f"{name} x"), _tensor(_stack(rows, 1, f"{name} y"), f"{name} y")
@@ -146,6 +165,53 @@ def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Spli
     return Split(x, y)
 
 
+def _refuse_unlike_a_split(data: Any, name: str) -> None:
+    """One DataError for what Keras' or torch's habits pass where fit takes (x, y): ``(x, y, weights)``,
+    ``val=0.2`` (Keras' validation_split), a DataLoader (fit batches the rows itself)."""
+    if isinstance(data, tuple | list) and len(data) != 2:
+        weights = " (fit takes no sample weights)" if len(data) == 3 else ""
+        raise DataError(f"{name} is a {type(data).__name__} of {len(data)} item{'s' * (len(data) != 1)}; "
+                        f"give (x, y){weights}")
+    if isinstance(data, int | float) and not isinstance(data, bool):
+        hint = (f"; to hold out a fraction, split first, e.g. x_train, x_val, y_train, y_val = "
+                f"sklearn.model_selection.train_test_split(x, y, test_size={data!r})" if 0 < data < 1 else "")
+        raise DataError(f"{name} is the number {data!r}; fit takes {name} data as (x, y) arrays or a Dataset, "
+                        f"not a fraction{hint}")
+    if isinstance(data, torch.utils.data.DataLoader):
+        raise DataError(f"{name} is a DataLoader; pass loader.dataset (fit batches the rows itself, "
+                        "strategy.batch_size rows a step)")
+
+
+def _items(data: torch.utils.data.Dataset, name: str) -> list[Any]:
+    """Every item of a map-style dataset; an IndexError before ``len(data)`` items is one DataError."""
+    rows = []
+    for i in range(len(data)):
+        try:
+            rows.append(data[i])
+        except IndexError as exc:
+            raise DataError(f"{name} dataset: item {i} raised IndexError ({exc}), though its len() is {len(data)}; "
+                            "__len__ must count the items __getitem__ gives") from None
+    return rows
+
+
+def _class_names(class_names: Any) -> list[str] | None:
+    """``class_names`` as a list of str: any ordered 1-D collection of strings (a list, a tuple, a NumPy
+    array of str, a pandas Index such as LabelEncoder().classes_), each name once; else one ConfigError."""
+    if class_names is None:
+        return None
+    ordered = isinstance(class_names, Iterable) and not isinstance(class_names, str | bytes | Mapping | set | frozenset)
+    names = list(class_names) if ordered else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        raise ConfigError(f"class_names must be a list of strings, one per class; got {short_repr(class_names)}"
+                          + (" (a set has no order: give the names in class-index order)"
+                             if isinstance(class_names, set | frozenset) else ""))
+    names = [str(name) for name in names]  # NumPy's str_ as plain str (labels.json, printed names)
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"class_names holds {twice!r} twice; give each class one name, in class-index order")
+    return names
+
+
 def _dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
              class_names: list[str] | None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else :func:`infer_task` on the training
@@ -155,11 +221,18 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
     if task is not None and task not in TASKS:
         hint = did_you_mean(task, list(TASKS)) if isinstance(task, str) else ""
         raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}{hint}")
-    if class_names is not None and (isinstance(class_names, str) or not isinstance(class_names, Sequence)
-                                    or not all(isinstance(name, str) for name in class_names)):
-        raise ConfigError(f"class_names must be a list of strings, one per class; got {class_names!r}")
+    names = _class_names(class_names)
+    if task == "regression" and names is not None:
+        raise ConfigError("class_names name classes, but task='regression' has none; leave class_names out, or "
+                          "set task='binary' or 'multiclass' if the targets are class labels")
+    if task is None and names is not None and train.y.ndim == 1:  # named classes, as a config run decides
+        fractional = train.y[train.y != train.y.round()] if train.y.is_floating_point() else train.y[:0]
+        if len(fractional):
+            raise ConfigError(f"class_names name classes, but the training targets hold {float(fractional[0]):g}, "
+                              "which is no class label; leave class_names out for a regression target")
+        task = "binary" if len(names) <= 2 else "multiclass"  # (trainlab.data._decide_task)
     task = task or infer_task(train.y.numpy())
-    labels, y_train = read_class_labels(task, train.y.numpy(), None if class_names is None else list(class_names))  # as load_dataset reads a source's
+    labels, y_train = read_class_labels(task, train.y.numpy(), names)  # as load_dataset reads a source's
     empty = Split(train.x[:0], train.y[:0])
 
     def given(name: str, split: Split) -> Split:
@@ -171,7 +244,7 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
 
     return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),
                    given("test", test or empty), task=task, num_classes=labels.num_classes,
-                   class_names=labels.class_names)
+                   class_names=labels.class_names, extras={FIXES_KEY: FIT_FIXES})
 
 
 def _strategy(strategy: dict[str, Any] | str | Path | Strategy) -> dict[str, Any]:
@@ -181,16 +254,79 @@ def _strategy(strategy: dict[str, Any] | str | Path | Strategy) -> dict[str, Any
         raw = read_yaml(strategy)
         return raw.get("strategy", raw)
     if isinstance(strategy, dict):
+        _refuse_component_objects(strategy)
         return dict(strategy)
     raise ConfigError(f"strategy must be a dict, a YAML path or a trainlab.config.Strategy; "
                       f"got {type(strategy).__name__}")
 
 
+def _component_registries() -> dict[str, Registry]:
+    """The strategy keys that name a component, and the registry each name is looked up in."""
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
+    from trainlab.initializers import INITIALIZERS
+    from trainlab.losses import LOSSES
+    from trainlab.optim import OPTIMIZERS
+    from trainlab.schedules import SCHEDULES
+
+    return {"loss": LOSSES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITIALIZERS}
+
+
+# why fit builds each component itself, not taking an object
+_BUILT = {"loss": "on the run's device", "optimizer": "over the model's parameters",
+          "schedule": "around the optimizer it builds", "init": "on the model it is given"}
+
+
+def _refuse_component_objects(strategy: dict[str, Any]) -> None:
+    """One ConfigError for a loss, optimizer, schedule or initializer given as a Python object (an
+    ``nn.MSELoss()``, a ``torch.optim.SGD`` built over other parameters, a class): fit builds each from
+    the strategy, as a config run does, so it takes a name, a ``{"name": ...}`` dict or a ``module:attr``
+    reference (docs/extending.md). Names the registered name or the reference that fits, when one does."""
+    for key, registry in _component_registries().items():
+        given = strategy.get(key)
+        for value in given if key == "init" and isinstance(given, list) else [given]:
+            target = value.get("name") if isinstance(value, Mapping) else value
+            if target is None or isinstance(target, str | int | float | Mapping | list):
+                continue  # the config's own checks word these
+            where = f"strategy.{key}" + (".name" if isinstance(value, Mapping) else "")
+            raise ConfigError(f"{where} is {_described(target)}; fit builds the {registry.kind} itself "
+                              f"({_BUILT[key]}), so give it as a registered name, a {{'name': ..., **options}} "
+                              f"dict or a 'module:attr' string naming your own {registry.kind} class "
+                              f"(docs/extending.md){_named_instead(target, registry)}")
+
+
+def _described(target: Any) -> str:
+    if isinstance(target, type):
+        return f"the class {target.__name__}"
+    if callable(target) and hasattr(target, "__name__") and not isinstance(target, torch.nn.Module):
+        return f"the function {target.__name__}"
+    return f"an instance of {type(target).__name__}"
+
+
+def _named_instead(target: Any, registry: Registry) -> str:
+    """``", e.g. 'mse'"``: the registered name of the target's class (torch's ``MSELoss`` is ``mse``,
+    ``SGD`` is ``sgd``), else the ``module:attr`` reference of the user's own class or function (one
+    defined in a script cannot be imported by name: it is told to move it into a module); ``""`` for
+    neither."""
+    factory = target if isinstance(target, type) or inspect.isfunction(target) else type(target)
+    plain = factory.__name__.lower()
+    for name in registry.names():
+        if name.replace("_", "") in (plain, plain.removesuffix("loss"), plain.removesuffix("lr")):
+            return f", e.g. '{name}'"
+    module = factory.__module__ or ""
+    if module == "__main__":
+        return f", e.g. move {factory.__qualname__} into a module file (my_{registry.kind}.py) and give " \
+               f"'my_{registry.kind}:{factory.__qualname__}'"
+    if module.split(".")[0] not in ("torch", "trainlab", "builtins"):
+        return f", e.g. '{module}:{factory.__qualname__}'"
+    return ""
+
+
 def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         strategy: dict[str, Any] | str | Path | Strategy, val: Arrays | torch.utils.data.Dataset | None = None,
-        test: Arrays | torch.utils.data.Dataset | None = None, callbacks: Sequence[Callback] = (),
+        test: Arrays | torch.utils.data.Dataset | None = None, callbacks: Sequence[Callback] | None = (),
         metrics: list[str] | None = None, seed: int = 0, out: str | Path | None = None,
-        runtime: dict[str, Any] | None = None, task: str | None = None, class_names: Sequence[str] | None = None,
+        runtime: dict[str, Any] | None = None, task: str | None = None, class_names: Iterable[str] | None = None,
         overwrite: bool = False) -> FitResult:
     """Train ``model`` on ``train`` with ``strategy``; evaluate on ``val`` each epoch and on val/test at the end.
 
@@ -198,17 +334,31 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     is CUDA where present), as the Hugging Face Trainer leaves it: move it with ``.cpu()`` to use it
     with CPU tensors afterwards. ``task`` (``regression``, ``binary``, ``multiclass``, ``multilabel``)
     is ``data.task``: left out, it is inferred from the training targets as for a config run.
-    ``class_names`` is ``data.class_names``: one name per class, for labels 0..K-1 (or the K sorted
-    values of labels without a 0); it sets K when some classes are missing from ``train``. ``out``
-    must be a new or empty folder (not the working directory), unless ``overwrite=True`` lets the
-    records replace those of an earlier ``fit`` there. ``finetune.freeze`` freezes the backbone for the
-    run only: afterwards every parameter it froze has ``requires_grad`` True again.
+    ``class_names`` is ``data.class_names``: one name per class (a list, a tuple, a NumPy array or a
+    pandas Index of strings, such as LabelEncoder().classes_; each name once), for labels 0..K-1 (or
+    the K sorted values of labels without a 0); it sets K when some classes are missing from ``train``.
+    Given without ``task``, the task is classification (binary for up to 2 names, else multiclass; 0/1
+    columns stay multilabel), as a config run reads named classes; with ``task='regression'`` it is
+    refused. ``callbacks``: a list (or one Callback; None or empty: none). ``out`` must be a new or
+    empty folder (not the working directory), unless ``overwrite=True`` lets the records replace those
+    of an earlier ``fit`` there; a folder fit created is removed again when fit fails before writing
+    into it. ``finetune.freeze`` freezes the backbone for the run only: afterwards every parameter it
+    froze has ``requires_grad`` True again.
     """
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "
                           "Module whose forward calls it)")
-    if out is not None:
-        _check_out(Path(out), overwrite)
+    created = _check_out(Path(out), overwrite) if out is not None else []
+    try:
+        return _fit(model, train, strategy, val, test, callbacks, metrics, seed, out, runtime, task, class_names)
+    except BaseException:
+        _remove_empty(created)  # the folder fit created for the records, when it failed before writing them
+        raise
+
+
+def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any, callbacks: Any,
+         metrics: list[str] | None, seed: int, out: str | Path | None, runtime: dict[str, Any] | None,
+         task: str | None, class_names: Any) -> FitResult:
     splits = [_as_split(train, "train"), _as_split(val, "val"), _as_split(test, "test")]
     with _in_fit_terms():
         data = _dataset(*splits, task, class_names)
@@ -221,15 +371,16 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
             loss = build_loss_for(config, data, notes)
             model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
             built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
-        built.trainer.add_callbacks([callbacks] if isinstance(callbacks, Callback) else list(callbacks))
+        built.trainer.add_callbacks([callbacks] if isinstance(callbacks, Callback) else list(callbacks or ()))
         try:
             built.trainer.fit()
         finally:  # finetune.freeze froze the user's backbone for the run: give it back trainable
             unfreeze_all(built.model)
         summary = summarize(built)
+    state = built.trainer.state
     if out is not None:
-        _write_records(Path(out), built.config, built.trainer.state, summary, model)
-    return FitResult(built.trainer.state.history, summary, built.model)
+        _write_records(Path(out), built.config, state, summary, model)
+    return FitResult(state.history, summary, built.model, state.step_records)
 
 
 # the config keys the shared checks name, as fit's arguments name them
@@ -255,12 +406,12 @@ def _in_fit_terms() -> Iterator[None]:
 FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml", "model.safetensors")
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool) -> list[Path]:
     """``out`` as the CLI's ``--out``, checked and created before training: a file, the working directory,
     a folder already holding files (without ``overwrite``), a folder holding anything but an earlier
     fit's records (:data:`FIT_RECORDS`, and the hidden temporaries of an interrupted write; even with
     ``overwrite``: a run folder or your own files are never written into), or a folder that cannot be
-    created is refused."""
+    created is refused. Returns the folders it created, deepest first (:func:`_remove_empty` on failure)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out '{out}' is a file; give a folder for the records")
     if out.resolve() == Path.cwd().resolve():
@@ -273,17 +424,29 @@ def _check_out(out: Path, overwrite: bool) -> None:
         kind = "a trainlab run folder" if "run.json" in present else f"files that are not fit records ({others[0]!r})"
         raise ConfigError(f"out '{out}' holds {kind}; overwrite=True replaces only the records of an earlier "
                           f"fit ({', '.join(FIT_RECORDS)}): give a new folder")
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_empty(created)
         raise folder_error(f"out '{out}': cannot create the folder", exc) from None
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: what fit created and wrote nothing into."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # holds something (a record written before a later failure), or is gone: keep the rest
+            return
 
 
 def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any], model: torch.nn.Module) -> None:
     import yaml
 
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "metrics.jsonl", [*state.history, *state.events])
+    write_jsonl(out / "metrics.jsonl", metrics_file_records(state.history, state.events, state.step_records))
     write_json(out / "summary.json", summary)
     write_text(out / "strategy.yaml", yaml.safe_dump({"strategy": config.to_dict()["strategy"]}, sort_keys=False))
     write_safetensors(out / "model.safetensors", {k: v.contiguous() for k, v in model.state_dict().items()},

@@ -169,6 +169,16 @@ def json_safe(value: Any, path: str = "", found: list[str] | None = None) -> Any
     return value
 
 
+def metrics_file_records(history: list[dict[str, Any]], events: list[dict[str, Any]],
+                         step_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lines of a metrics.jsonl: step, epoch and event records ordered by ``step`` (at one step: step
+    records, then the epoch record, then events; each kind in the order it came), non-finite values null."""
+    def order(record: dict[str, Any]) -> tuple[int, int]:
+        return record.get("step", 0), 2 if "event" in record else 0 if record.get("scope") == "step" else 1
+
+    return [json_safe(record) for record in sorted([*step_records, *history, *events], key=order)]
+
+
 def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """The summary as valid JSON; non-finite values become null, listed under ``non_finite``."""
     found: list[str] = []

@@ -19,7 +19,8 @@ A reference runs code, so :func:`import_reference` decides *before importing*:
   factory of some registry (the same thing a plain name reaches);
 - everything else (the standard library, installed third-party packages, code
   anywhere else) is refused with one line unless code is allowed: the CLI's
-  ``--allow-code`` flag, ``TRAINLAB_ALLOW_CODE=1``, or ``code_policy(allow=True)``;
+  ``--allow-code`` flag, ``TRAINLAB_ALLOW_CODE=1``, or ``code_policy(allow=True)``; the refusal names
+  the opt-in of its caller (``--allow-code`` under a CLI command, ``code_policy(allow=True)`` from Python);
 - ``code_policy(local=False)`` trusts no folder: the mode for a config read
   from a run folder (``eval``/``resume``), which may come from someone else.
 
@@ -42,7 +43,7 @@ import site
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -83,6 +84,7 @@ class CodePolicy:
     # False: refused whatever the environment says (load_run(..., allow_code=False))
     local: bool = True  # False: no folder counts as the user's own (config from a run folder)
     folders: tuple[Path, ...] = field(default=())  # local folders besides the working directory
+    cli: bool = False  # set by a CLI command (command_code_policy): a refusal names --allow-code, else the Python opt-in
 
 
 _POLICY: contextvars.ContextVar[CodePolicy] = contextvars.ContextVar(
@@ -95,7 +97,7 @@ def current_policy() -> CodePolicy:
     policy = _POLICY.get()
     if policy.allow is None:
         allowed = os.environ.get(ALLOW_CODE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-        policy = CodePolicy(allowed, policy.local, policy.folders)
+        policy = replace(policy, allow=allowed)
     return policy
 
 
@@ -109,15 +111,17 @@ def set_policy(policy: CodePolicy) -> None:
 
 
 @contextlib.contextmanager
-def code_policy(allow: bool | None = None, local: bool | None = None) -> Iterator[CodePolicy]:
+def code_policy(allow: bool | None = None, local: bool | None = None, cli: bool | None = None) -> Iterator[CodePolicy]:
     """Within the block, ``allow=True`` opts into any code, ``False`` refuses it even with
-    :data:`ALLOW_CODE_ENV` set (None: keep); ``local=False`` trusts no folder.
+    :data:`ALLOW_CODE_ENV` set (None: keep); ``local=False`` trusts no folder; ``cli=True``: a CLI
+    command's block, whose refusals name ``--allow-code`` (None: keep).
 
     ``with code_policy(allow=args.allow_code):`` around a CLI command; ``with code_policy(local=False):``
     around building a config read from a run folder (eval/resume), so that only the opt-in runs its code.
     """
     now = _POLICY.get()
-    policy = CodePolicy(now.allow if allow is None else allow, now.local if local is None else local, now.folders)
+    policy = replace(now, allow=now.allow if allow is None else allow, local=now.local if local is None else local,
+                     cli=now.cli if cli is None else cli)
     token = _POLICY.set(policy)
     try:
         yield policy
@@ -133,7 +137,7 @@ def allow_local_modules(folder: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(folder).resolve()
     now = _POLICY.get()
-    token = _POLICY.set(CodePolicy(now.allow, now.local, (*now.folders, path)))
+    token = _POLICY.set(replace(now, folders=(*now.folders, path)))
     added = str(path) not in sys.path
     if added:
         sys.path.append(str(path))
@@ -150,10 +154,11 @@ def command_code_policy(allow: bool, config: str | os.PathLike[str] | Sequence[s
                         run_dir: str | os.PathLike[str] | None = None) -> Iterator[CodePolicy]:
     """The policy of one CLI command: the user's ``config`` (or configs: compare's bases) trusts its
     folder and the working directory (all importable); a ``run_dir``'s config trusts no folder (with
-    ``allow``, the working directory is importable)."""
+    ``allow``, the working directory is importable). Its refusals name ``--allow-code`` (``cli``)."""
     configs = [] if config is None else [config] if isinstance(config, str | os.PathLike) else list(config)
     with contextlib.ExitStack() as stack:
-        policy = stack.enter_context(code_policy(allow=allow or None, local=False if run_dir is not None else None))
+        policy = stack.enter_context(code_policy(allow=allow or None, local=False if run_dir is not None else None,
+                                                 cli=True))
         if run_dir is None:
             stack.enter_context(allow_local_modules(Path.cwd()))
             for folder in dict.fromkeys(Path(path).parent.resolve() for path in configs):
@@ -298,12 +303,19 @@ def _is_registered(target: Any) -> bool:
 
 
 def _refuse_outside(reference: str, kind: str) -> ConfigError:
-    if not current_policy().local:  # a run folder's config: it may come from someone else
+    """The refusal of ``reference``, naming the opt-in its caller has: the CLI's ``--allow-code``; from
+    Python (trainlab.fit, load_run), ``load_run(..., allow_code=True)`` for a run folder's config and
+    :func:`code_policy` for the caller's own; :data:`ALLOW_CODE_ENV` either way."""
+    policy = current_policy()
+    within = "'with trainlab.registry.code_policy(allow=True):' around the call runs it"
+    if not policy.local:  # a run folder's config: it may come from someone else
+        opt_in = ("pass --allow-code to run it" if policy.cli else
+                  f"from Python, load_run(..., allow_code=True) or {within}")
         return ConfigError(f"config references '{reference}', which is outside your own code: a run folder's "
-                           f"config imports no code without the opt-in; pass --allow-code to run it (or set "
-                           f"{ALLOW_CODE_ENV}=1; from Python, load_run(..., allow_code=True))")
-    return ConfigError(f"config references '{reference}', which is outside your own code; pass --allow-code "
-                       f"to run it (or set {ALLOW_CODE_ENV}=1)")
+                           f"config imports no code without the opt-in; {opt_in} (or set {ALLOW_CODE_ENV}=1)")
+    opt_in = "pass --allow-code to run it" if policy.cli else f"from Python, {within}"
+    return ConfigError(f"config references '{reference}', which is outside your own code; {opt_in} "
+                       f"(or set {ALLOW_CODE_ENV}=1)")
 
 
 def import_reference(reference: str, kind: str) -> Any:

@@ -3,11 +3,14 @@ the data, will an epoch end on a 1-row batch BatchNorm cannot take, and the plan
 not as meant (targets of a large scale left unstandardised, an optimizer step larger than the training
 set, ``min_steps`` stretching a tiny set, an averaged model that stays mostly its starting weights).
 Refusals raise one-line errors; the rest are ``warning:`` lines (:func:`trainlab.data.notices.warn`).
+A fix that depends on how the data was given (a config's ``data.standardize``, or the arrays a caller
+of ``trainlab.fit`` prepares) is worded by the dataset's :class:`InputFixes`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,6 +23,39 @@ from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss
 
 
+@dataclass(frozen=True)
+class InputFixes:
+    """The words of the fixes the checks give for inputs and targets at a scale or shape the model cannot
+    use as they are: a config run names its data keys (:data:`CONFIG_FIXES`), ``trainlab.fit``, which
+    has no such keys, what its caller does to the arrays (:data:`FIT_FIXES`). A dataset carries its own
+    in ``Dataset.extras[FIXES_KEY]`` (:func:`input_fixes`)."""
+
+    integer_features: str  # integer (N, F) features a model that takes no token ids cannot multiply
+    integer_images: str  # integer images (N, C, H, W) and other integer inputs of more dimensions
+    one_feature: str  # 1-D x: each row a single number, which a model of (N, F) rows reads as one long row
+    raw_targets: str  # regression targets far from unit scale (warn_if_raw_scale_targets)
+
+
+CONFIG_FIXES = InputFixes(
+    integer_features="to read them as numbers set data.standardize: true, or save the features as float32",
+    integer_images="save the features as float32 (images: x / 255)",
+    one_feature="1-D x: save x shaped (N, 1) for one feature",
+    raw_targets="set data.standardize_target: true (metrics and predictions stay in the original units)")
+FIT_FIXES = InputFixes(
+    integer_features="to read them as numbers pass float32 x (x.astype('float32'); a tensor: x.float())",
+    integer_images="pass float32 x (images: x / 255)",
+    one_feature="1-D x: pass x.reshape(-1, 1) for one feature",
+    raw_targets="standardise y yourself before fit ((y - y.mean()) / y.std()) and map the predictions back "
+                "(pred * std + mean); metrics are then in standardised units")
+FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
+
+
+def input_fixes(data: Dataset) -> InputFixes:
+    """The fixes to name for ``data``: its own (``extras[FIXES_KEY]``), else a config run's."""
+    fixes = data.extras.get(FIXES_KEY)
+    return fixes if isinstance(fixes, InputFixes) else CONFIG_FIXES
+
+
 def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device,
                     chosen_by_auto: bool = False, batch_rows: int | None = None) -> None:
     """Run the model on a few training rows and check its output against the loss and the targets:
@@ -30,7 +66,8 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
     A token-id model (one declaring ``vocab_size``) is first checked against every split's ids
     (:func:`check_token_inputs`). The probe batch is ``min(batch_rows, 64)`` rows (``batch_rows``: the
     run's micro-batch), so a run is never refused for a batch larger than it uses. Any exception of the
-    model's forward on it becomes a one-line DataError naming the model, the input shape and the error.
+    model's forward on it becomes a one-line DataError naming the model, the input shape and the error
+    (and, for integer or 1-D inputs, the fix of :func:`input_fixes`).
     """
     check_token_inputs(model, data)
     try:
@@ -122,28 +159,29 @@ def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: 
 
 
 def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: Exception) -> DataError:
-    """The one-line error for an exception of the model's forward on the probe batch ``x``."""
+    """The one-line error for an exception of the model's forward on the probe batch ``x``; integer and
+    1-D inputs (``x`` shaped (N,): one number per row) are told the fix of :func:`input_fixes`."""
     name = type(model).__name__
     first = (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
     dtype = str(x.dtype).removeprefix("torch.")
+    fixes = input_fixes(data)
+    one_feature = f"; {fixes.one_feature}" if x.ndim == 1 else ""
     if isinstance(exc, RuntimeError) and not _takes_token_ids(model):
         if data.extras.get("tokenizer") and not x.is_floating_point():
             return DataError(f"model '{name}' cannot take the token ids of text data ({dtype}); use a model for "
                              "text: transformer_encoder, or hf_pretrained for a pretrained one")
         if "dtype" in first or "scalar type" in first or not x.is_floating_point():
             weights = next((p.dtype for p in model.parameters()), None)
-            # integer features reach the model as they are (token ids): name the config fix, not model.float()
-            fix = ("integer inputs are kept as they are, for token-id models; to read them as numbers set "
-                   "data.standardize: true, or save the features as float32" if x.ndim == 2 else
-                   "integer inputs are kept as they are, for token-id models; save the features as float32 "
-                   "(images: x / 255)") if not x.is_floating_point() else \
-                "give float32 inputs and a float32 model (model.float())"
+            # integer features reach the model as they are (token ids): name the data's fix, not model.float()
+            fix = ("integer inputs are kept as they are, for token-id models; "
+                   + (fixes.integer_features if x.ndim <= 2 else fixes.integer_images)) \
+                if not x.is_floating_point() else "give float32 inputs and a float32 model (model.float())"
             return DataError(f"model '{name}' cannot take {dtype} inputs"
                              + (f" with {str(weights).removeprefix('torch.')} weights" if weights else "")
-                             + f" ({first}); {fix}")
+                             + f" ({first}); {fix}{one_feature}")
     kind = "" if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: "
     return DataError(f"model '{name}' cannot take inputs shaped {tuple(x.shape[1:])} ({dtype}, a batch of "
-                     f"{len(x)} rows): {kind}{first}")
+                     f"{len(x)} rows): {kind}{first}{one_feature}")
 
 
 RAW_SCALE = 100.0  # regression targets whose mean or spread exceeds this are warned of when not standardised
@@ -154,7 +192,8 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool) -> 
     """One warning for regression targets far from unit scale trained as they are. Large ones (house
     prices ~1e6): a learning rate fit for unit-scale outputs barely moves them (test R^2 -25 where
     standardised gives 0.98). Tiny ones (std 3.5e-4): the same learning rate's steps are far larger
-    than the outputs to learn (diabetes scaled down: R^2 0.27, standardised 0.52, least squares 0.52)."""
+    than the outputs to learn (diabetes scaled down: R^2 0.27, standardised 0.52, least squares 0.52).
+    The fix named is the dataset's (:func:`input_fixes`)."""
     if data.task != "regression" or standardized or loss.name.startswith("poisson"):
         return
     y = data.train.y.double()
@@ -166,8 +205,7 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool) -> 
     else:
         return
     warn(f"the regression targets are {size} (mean {mean:.4g}, std {spread:.4g}) and not standardised, so the "
-         "model must learn outputs of that size; set data.standardize_target: true (metrics and predictions "
-         "stay in the original units)")
+         f"model must learn outputs of that size; {input_fixes(data).raw_targets}")
 
 
 def warn_if_full_batch_method_on_mini_batches(spec: dict[str, Any], batch_size: int, n_train: int) -> None:

@@ -1,0 +1,236 @@
+"""trainlab.fit as a Keras or torch user calls it: what a sweep of the Python API found (callbacks=None,
+mid-epoch validations left out of the result and the records, class names in the shapes sklearn gives
+them, fixes that named config keys fit has no way to set, component objects, the code opt-in, 1-D x, an
+empty records folder left by a failure, and the arguments Keras habits pass)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import trainlab
+from trainlab.errors import ConfigError, DataError
+from trainlab.losses.base import Loss, reduce
+
+BASE = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 30, "epochs": 2}
+
+
+def _blobs(n: int = 90, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` float32 rows of 2 features around one centre per class, labels 0..classes-1 cycling."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    centres = rng.normal(scale=3.0, size=(classes, 2))
+    return (centres[y] + rng.normal(size=(n, 2))).astype(np.float32), y
+
+
+def _linear(inputs: int = 2, outputs: int = 3, seed: int = 0) -> torch.nn.Linear:
+    torch.manual_seed(seed)
+    return torch.nn.Linear(inputs, outputs)
+
+
+def test_callbacks_none_means_no_callbacks_as_in_keras():
+    x, y = _blobs()
+    result = trainlab.fit(_linear(), (x, y), BASE, callbacks=None)  # was: 'NoneType' object is not iterable
+    reference = trainlab.fit(_linear(), (x, y), BASE)
+    assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in reference.history]
+
+
+class _Validations(trainlab.Callback):
+    """Every validation record the loop hands to ``on_validation_end`` (mid-epoch ones too)."""
+
+    def __init__(self):
+        self.records = []
+
+    def on_validation_end(self, view, record):
+        self.records.append(dict(record))
+
+
+def test_mid_epoch_validations_are_returned_and_written_ordered_by_step(tmp_path):
+    """eval_every_n_steps validated every 2 steps, but FitResult and metrics.jsonl held epoch records only."""
+    x, y = _blobs()  # 90 rows at batch_size 30: 3 steps an epoch
+    seen = _Validations()
+    result = trainlab.fit(_linear(), (x, y), {**BASE, "eval_every_n_steps": 2}, val=(x[:30], y[:30]),
+                          out=tmp_path / "fit", callbacks=[seen])
+    # step 2 (epoch 1) and step 4 (epoch 2) are inside an epoch; steps 3 and 6 end one (the epoch record)
+    assert [r["step"] for r in result.step_records] == [2, 4]
+    assert all(r["scope"] == "step" and "val_loss" in r and "val_accuracy" in r for r in result.step_records)
+    assert result.step_records == [r for r in seen.records if r.get("scope") == "step"]
+    lines = [json.loads(line) for line in (tmp_path / "fit" / "metrics.jsonl").read_text().splitlines()]
+    # docs/records.md: ordered by step, a step record before the epoch record of the same step
+    assert [(r["step"], r.get("scope", "epoch")) for r in lines] == [(2, "step"), (3, "epoch"), (4, "step"),
+                                                                     (6, "epoch")]
+    assert [r for r in lines if r.get("scope") == "step"] == json.loads(json.dumps(result.step_records))
+    plain = trainlab.fit(_linear(), (x, y), BASE, val=(x[:30], y[:30]))
+    assert plain.step_records == []
+
+
+def test_metrics_file_records_order_steps_epochs_events_and_null_non_finite_values():
+    from trainlab.records import metrics_file_records
+
+    history = [{"epoch": 1, "step": 3, "train_loss": float("nan")}]
+    events = [{"event": "divergence", "step": 3}]
+    steps = [{"scope": "step", "step": 3, "val_loss": float("inf")}, {"scope": "step", "step": 1}]
+    assert metrics_file_records(history, events, steps) == [
+        {"scope": "step", "step": 1}, {"scope": "step", "step": 3, "val_loss": None},
+        {"epoch": 1, "step": 3, "train_loss": None}, {"event": "divergence", "step": 3}]
+
+
+def test_class_names_without_task_make_a_classification_task_as_a_config_run_does():
+    """Labels 1..K with K names were inferred as regression (cross_entropy refused), though fit's docstring
+    promised them; K names for labels 1..K read as LabelEncoder reads them: the same run as labels 0..K-1."""
+    x, y = _blobs()
+    names = ["cat", "dog", "owl"]
+    from_one = trainlab.fit(_linear(), (x, y + 1), BASE, val=(x, y + 1), class_names=names)
+    from_zero = trainlab.fit(_linear(), (x, y), BASE, val=(x, y), class_names=names)
+    assert [r["train_loss"] for r in from_one.history] == [r["train_loss"] for r in from_zero.history]
+    assert from_one.summary["val"] == from_zero.summary["val"] and "accuracy" in from_one.summary["val"]
+    # two names: a binary task (bce, one logit), as a config run names two classes; labels 1/2 as 0/1
+    binary = {**BASE, "loss": "bce"}
+    two = trainlab.fit(_linear(outputs=1), (x, y % 2 + 1), binary, val=(x, y % 2 + 1), class_names=["no", "yes"])
+    zero_one = trainlab.fit(_linear(outputs=1), (x, y % 2), binary, val=(x, y % 2), task="binary")
+    assert two.summary["val"] == zero_one.summary["val"] and "accuracy" in two.summary["val"]
+    with pytest.raises(ConfigError, match=re.escape("class_names name classes, but task='regression' has none")):
+        trainlab.fit(_linear(outputs=1), (x, x[:, 0]), {**BASE, "loss": "mse"}, task="regression", class_names=["a"])
+    with pytest.raises(ConfigError, match=re.escape("class_names name classes, but the training targets hold 0.5, "
+                                                    "which is no class label")):
+        trainlab.fit(_linear(outputs=1), (x, y + 0.5), {**BASE, "loss": "mse"}, class_names=["a"])
+
+
+def test_class_names_take_arrays_an_index_and_tuples_and_refuse_a_name_twice():
+    pandas = pytest.importorskip("pandas")
+    x, y = _blobs()
+    encoder_classes = np.array(["cat", "dog", "owl"])  # what LabelEncoder().fit(...).classes_ holds
+    reference = trainlab.fit(_linear(), (x, y), BASE, class_names=["cat", "dog", "owl"])
+    for given in (encoder_classes, pandas.Index(encoder_classes), tuple(encoder_classes), iter(encoder_classes)):
+        result = trainlab.fit(_linear(), (x, y), BASE, class_names=given)
+        assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in reference.history]
+    cases = [(["cat", "dog", "cat"], "class_names holds 'cat' twice; give each class one name"),
+             ({"cat", "dog", "owl"}, "(a set has no order: give the names in class-index order)"),
+             (np.array([0, 1, 2]), "class_names must be a list of strings, one per class; got array([0, 1, 2])")]
+    for given, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            trainlab.fit(_linear(), (x, y), BASE, class_names=given)
+
+
+def test_fixes_for_integer_inputs_and_raw_targets_name_what_a_fit_caller_does(capsys):
+    """fit said "set data.standardize: true" and "set data.standardize_target: true", keys fit does not have."""
+    x, y = _blobs()
+    with pytest.raises(DataError) as raised:
+        trainlab.fit(_linear(), ((x * 10).astype(np.int64), y), BASE)
+    assert "to read them as numbers pass float32 x" in str(raised.value) and "data." not in str(raised.value)
+    capsys.readouterr()
+    targets = 1000.0 + 200.0 * x[:, 0]
+    trainlab.fit(_linear(outputs=1), (x, targets), {**BASE, "loss": "mse", "epochs": 1})
+    err = capsys.readouterr().err
+    assert "the regression targets are large" in err and "standardise y yourself before fit" in err
+    assert "data.standardize_target" not in err
+    # following it: standardised targets train without the warning
+    trainlab.fit(_linear(outputs=1), (x, (targets - targets.mean()) / targets.std()), {**BASE, "loss": "mse",
+                                                                                      "epochs": 1})
+    assert "regression targets" not in capsys.readouterr().err
+
+
+def test_one_dimensional_x_is_told_to_reshape():
+    x, y = _blobs()
+    with pytest.raises(DataError) as raised:
+        trainlab.fit(_linear(inputs=1), (x[:, 0], y), BASE)
+    assert str(raised.value).endswith("; 1-D x: pass x.reshape(-1, 1) for one feature"), str(raised.value)
+    assert len(trainlab.fit(_linear(inputs=1), (x[:, 0].reshape(-1, 1), y), BASE).history) == 2  # the fix works
+    with pytest.raises(DataError) as raised:  # a 2-D x that fails is not told so
+        trainlab.fit(_linear(inputs=3), (x, y), BASE)
+    assert "1-D x" not in str(raised.value)
+
+
+class UserQuartic(Loss):
+    """mean((pred - target)^4): a loss of the user's own module (this one, tests.test_fit_api)."""
+
+    target_kind = "continuous"
+
+    def forward(self, pred, target, weight=None):
+        return reduce((pred - target) ** 4, self.reduction, weight)
+
+
+def test_component_objects_are_told_the_name_or_reference_fit_takes():
+    x, y = _blobs()
+    cases = [
+        ({"loss": torch.nn.MSELoss()}, "strategy.loss is an instance of MSELoss; fit builds the loss itself", ", e.g. 'mse'"),
+        ({"loss": torch.nn.CrossEntropyLoss}, "strategy.loss is the class CrossEntropyLoss;", ", e.g. 'cross_entropy'"),
+        ({"optimizer": torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)},
+         "strategy.optimizer is an instance of SGD; fit builds the optimizer itself (over the model's parameters)",
+         ", e.g. 'sgd'"),
+        ({"optimizer": {"name": torch.optim.Adam, "lr": 0.1}}, "strategy.optimizer.name is the class Adam",
+         ", e.g. 'adam'"),
+        ({"loss": UserQuartic()}, "strategy.loss is an instance of UserQuartic",
+         f", e.g. '{UserQuartic.__module__}:UserQuartic'"),
+    ]
+    for changed, start, suggestion in cases:
+        with pytest.raises(ConfigError) as raised:
+            trainlab.fit(_linear(), (x, y), {**BASE, **changed})
+        message = str(raised.value)
+        assert message.startswith(start) and message.endswith(suggestion), message
+        assert "a registered name, a {'name': ..., **options} dict or a 'module:attr' string" in message
+    # the suggested reference is one fit takes: the user's Loss subclass trains
+    regression = {**BASE, "loss": f"{UserQuartic.__module__}:UserQuartic"}
+    assert len(trainlab.fit(_linear(outputs=1), (x, x[:, 0]), regression, task="regression").history) == 2
+
+
+def test_a_failed_fit_leaves_no_records_folder_it_created(tmp_path):
+    """fit created out (and its parents) before the data checks, and a failure left them empty."""
+    x, y = _blobs()
+    out = tmp_path / "new" / "records"
+    with pytest.raises(DataError, match="x has 90 rows but y has 89"):
+        trainlab.fit(_linear(), (x, y[:-1]), BASE, out=out)
+    assert not (tmp_path / "new").exists()
+
+    class Boom(trainlab.Callback):
+        def on_step_end(self, view, loss):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        trainlab.fit(_linear(), (x, y), BASE, out=out, callbacks=[Boom()])
+    assert not (tmp_path / "new").exists()
+    given = tmp_path / "given"
+    given.mkdir()  # a folder the caller made is theirs: it stays
+    with pytest.raises(DataError):
+        trainlab.fit(_linear(), (x, y[:-1]), BASE, out=given)
+    assert given.is_dir()
+    trainlab.fit(_linear(), (x, y), BASE, out=out)
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "model.safetensors", "strategy.yaml",
+                                                     "summary.json"]
+
+
+class _Short(torch.utils.data.Dataset):
+    """len() says 20, but only 10 items exist."""
+
+    def __len__(self):
+        return 20
+
+    def __getitem__(self, i):
+        return torch.zeros(2), [0, 1][i % 2] if i < 10 else [][i]
+
+
+def test_keras_and_torch_habits_are_told_what_fit_takes():
+    x, y = _blobs()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y)))
+    cases = [
+        (dict(train=(x, y, np.ones(90))), "train is a tuple of 3 items; give (x, y) (fit takes no sample weights)"),
+        (dict(val=(x,)), "val is a tuple of 1 item; give (x, y)"),
+        (dict(val=0.2), "val is the number 0.2; fit takes val data as (x, y) arrays or a Dataset, not a fraction; "
+                        "to hold out a fraction, split first, e.g. x_train, x_val, y_train, y_val = "
+                        "sklearn.model_selection.train_test_split(x, y, test_size=0.2)"),
+        (dict(train=loader), "train is a DataLoader; pass loader.dataset"),
+        (dict(val=loader), "val is a DataLoader; pass loader.dataset"),
+        (dict(train=_Short()), "train dataset: item 10 raised IndexError (list index out of range), though its "
+                               "len() is 20; __len__ must count the items __getitem__ gives"),
+        (dict(train=torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y), torch.tensor(y))),
+         "train dataset items must be (x, y) pairs; item 0 is a tuple of 3 items"),
+    ]
+    for changed, message in cases:
+        with pytest.raises(DataError, match=re.escape(message)):
+            trainlab.fit(_linear(), **{"train": (x, y), "strategy": BASE, **changed})
+    # the fix each names works
+    assert len(trainlab.fit(_linear(), loader.dataset, BASE).history) == 2
