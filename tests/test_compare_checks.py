@@ -277,7 +277,7 @@ def test_a_bad_set_value_is_blamed_on_the_base_config_not_the_first_strategy(tmp
 
 
 def test_compare_and_report_read_a_damaged_metrics_jsonl_alike(tmp_path):
-    from trainlab.compare.run_record import read_records
+    from trainlab.compare.run_record import read_metrics_lines
     from trainlab.report.sources import read_metrics
 
     lines = ['{"epoch": 1, "step": 5, "val_loss": 0.5}', '{"event": "divergence", "step": 6}', "[1, 2]",
@@ -285,7 +285,7 @@ def test_compare_and_report_read_a_damaged_metrics_jsonl_alike(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     curves, events = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in curves] == [5, 10] and events == [{"event": "divergence", "step": 6}]
-    assert read_records(tmp_path) == curves
+    assert read_metrics_lines(tmp_path, "the test").records == curves
 
 
 def _block_entry(name: str, values: list[float], failed: int = 0, metric: str = "test_accuracy") -> dict:

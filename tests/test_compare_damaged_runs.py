@@ -137,14 +137,14 @@ def test_a_damaged_summary_of_a_run_whose_config_changed_is_trained_again_as_ask
 
 
 def test_parse_metrics_names_each_damaged_line_and_keeps_the_rest():
-    from trainlab.records import damaged_lines_warning, metrics_records, parse_metrics
+    from trainlab.records import damaged_lines_warning, parse_metrics
 
     lines = ['{"epoch": 1, "step": 5, "val_loss": 0.5}', '{"epoch": 2, "st', "", "[1, 2]",
              '{"event": "divergence", "step": 11}', '{"epoch": 3, "step": 15, "val_loss": 0.25}']
     parsed = parse_metrics("\n".join(lines) + "\n")
     assert [r["epoch"] for r in parsed.records] == [1, 3] and parsed.events == [{"event": "divergence", "step": 11}]
     assert parsed.damaged == (2, 4) and not parsed.cut_off  # line 3 is blank: no record, no damage
-    assert metrics_records("\n".join(lines))[0] == parsed.records
+    assert parse_metrics("\n".join(lines)).records == parsed.records  # the newline at the end changes nothing
     assert damaged_lines_warning("m.jsonl", parsed, "the figures") == (
         "warning: m.jsonl: lines 2, 4 are not JSON records (the file was damaged after trainlab wrote it); "
         "left out of the figures")

@@ -357,7 +357,7 @@ def test_a_replaced_run_left_by_a_kill_during_its_deletion_is_removed_not_adopte
 
 
 def test_record_files_are_read_bounded_and_damaged_bytes_do_not_stop_the_readers(tmp_path):
-    from trainlab.compare.run_record import read_records
+    from trainlab.compare.run_record import read_metrics_lines
     from trainlab.records import read_record_text
     from trainlab.report.sources import read_metrics
 
@@ -371,11 +371,11 @@ def test_record_files_are_read_bounded_and_damaged_bytes_do_not_stop_the_readers
         read_record_text(tmp_path / "big", limit=2048)
     good = '{"epoch": 1, "val_loss": 0.5}\n'
     (tmp_path / "metrics.jsonl").write_bytes(good.encode() + b'{"epoch": 2, "val_loss": \xff\xfe}\n' + good.encode())
-    assert [r["epoch"] for r in read_records(tmp_path)] == [1, 1]  # the damaged line skipped like a torn one
+    assert [r["epoch"] for r in read_metrics_lines(tmp_path, "the test").records] == [1, 1]  # the damaged line skipped like a torn one
     assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl")[0]] == [1, 1]
     (tmp_path / "metrics.jsonl").unlink()
     (tmp_path / "metrics.jsonl").symlink_to("/dev/zero")
-    assert read_records(tmp_path) == []
+    assert read_metrics_lines(tmp_path, "the test").records == []
 
 
 def test_leftovers_named_by_a_reused_pid_are_stale_and_this_processs_own_are_not(tmp_path):

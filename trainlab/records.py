@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -95,13 +96,6 @@ def parse_metrics(text: str) -> MetricsLines:
     return MetricsLines(records, events, tuple(damaged), cut_off)
 
 
-def metrics_records(text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(curve records, event records) of a metrics.jsonl's text, in file order, damaged lines left out
-    (:func:`parse_metrics`, which also says which lines those were)."""
-    parsed = parse_metrics(text)
-    return parsed.records, parsed.events
-
-
 def damaged_lines_warning(path: str | os.PathLike[str], parsed: MetricsLines, left_out_of: str) -> str | None:
     """One ``warning:`` line naming ``path`` and its damaged lines (:func:`parse_metrics`), left out of
     ``left_out_of`` (what the caller computes from the records); None when no line is damaged."""
@@ -115,6 +109,18 @@ def damaged_lines_warning(path: str | os.PathLike[str], parsed: MetricsLines, le
     else:
         why = "the file was damaged after trainlab wrote it"
     return f"warning: {path}: {what} ({why}); left out of {left_out_of}"
+
+
+def read_metrics_file(path: str | os.PathLike[str], left_out_of: str | None) -> MetricsLines:
+    """``path`` (a metrics.jsonl) read as :func:`parse_metrics` reads it, printing
+    :func:`damaged_lines_warning` on stderr when a line is damaged (``left_out_of`` None: no warning, for a
+    caller that has said so already). An unreadable file raises as :func:`read_record_text` does
+    (FileNotFoundError, OSError, ValueError): what that means is the caller's to say."""
+    parsed = parse_metrics(read_record_text(path))
+    warning = damaged_lines_warning(path, parsed, left_out_of) if left_out_of is not None else None
+    if warning:
+        print(warning, file=sys.stderr)
+    return parsed
 
 
 class EpochRecord(TypedDict):

@@ -34,7 +34,7 @@ from trainlab import __version__
 from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
 from trainlab.bounded_read import read_regular_file
 from trainlab.errors import DataError, RunDirError, folder_error
-from trainlab.records import json_safe
+from trainlab.records import metrics_file_records
 from trainlab.run_leftovers import clean_stale_temporaries, dead_siblings, is_stale_temporary, remove_path
 from trainlab.run_lock import LOCK, RunLock
 
@@ -331,15 +331,9 @@ class RunDir:
 
     def write_metrics(self, history: list[dict[str, Any]], events: list[dict[str, Any]],
                       step_records: list[dict[str, Any]] = ()) -> None:
-        """metrics.jsonl: step, epoch and event records ordered by step (step < epoch < event at one step).
-
-        Non-finite values are written as null (valid JSON everywhere).
-        """
-        def order(record: dict[str, Any]) -> tuple[int, int]:
-            return record.get("step", 0), 2 if "event" in record else 0 if record.get("scope") == "step" else 1
-
-        records = sorted([*step_records, *history, *events], key=order)
-        write_jsonl(self.path / "metrics.jsonl", [json_safe(r) for r in records])
+        """metrics.jsonl: step, epoch and event records ordered by step (step < epoch < event at one step),
+        non-finite values as null (:func:`trainlab.records.metrics_file_records`, as ``trainlab.fit`` writes it)."""
+        write_jsonl(self.path / "metrics.jsonl", metrics_file_records(history, events, list(step_records)))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.path / "summary.json", summary)

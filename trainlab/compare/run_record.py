@@ -13,15 +13,7 @@ from typing import Any
 import trainlab.compare.stats as stats
 from trainlab.compare.metric_keys import direction_of, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan
-from trainlab.records import (
-    MetricsLines,
-    damaged_lines_warning,
-    is_finite_number,
-    metrics_records,
-    parse_metrics,
-    read_record_object,
-    read_record_text,
-)
+from trainlab.records import MetricsLines, is_finite_number, read_metrics_file, read_record_object
 
 
 @dataclass
@@ -41,25 +33,13 @@ def read_metrics_lines(path: Path, left_out_of: str) -> MetricsLines:
     ``left_out_of`` figures then leave out is said, not silently missing. No file: no records, no warning."""
     metrics = path / "metrics.jsonl"
     try:
-        parsed = parse_metrics(read_record_text(metrics))
+        return read_metrics_file(metrics, left_out_of)
     except FileNotFoundError:
         return MetricsLines([], [])
     except (OSError, ValueError) as exc:
         print(f"warning: cannot read {metrics} ({getattr(exc, 'strerror', None) or exc}); its records are left "
               f"out of {left_out_of}", file=sys.stderr)
         return MetricsLines([], [])
-    warning = damaged_lines_warning(metrics, parsed, left_out_of)
-    if warning:
-        print(warning, file=sys.stderr)
-    return parsed
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl's curve records (no events; :func:`~trainlab.records.metrics_records`); none when unreadable."""
-    try:
-        return metrics_records(read_record_text(path / "metrics.jsonl"))[0]
-    except (OSError, ValueError):
-        return []
 
 
 def load_run(plan: RunPlan) -> RunRecord:

@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError, DataError
-from trainlab.records import damaged_lines_warning, parse_metrics, read_record_text
+from trainlab.records import read_metrics_file, read_record_text
 from trainlab.yaml_files import load_yaml_file
 
 LEADERBOARD = "leaderboard.json"
@@ -127,12 +126,9 @@ def read_metrics(path: Path, left_out_of: str | None = CURVES) -> tuple[list[dic
     if not path.is_file():
         return [], []
     try:
-        parsed = parse_metrics(read_record_text(path))
+        parsed = read_metrics_file(path, left_out_of)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
-    warning = damaged_lines_warning(path, parsed, left_out_of) if left_out_of is not None else None
-    if warning:
-        print(warning, file=sys.stderr)
     return parsed.records, parsed.events
 
 
