@@ -3,6 +3,7 @@ no re-reading of the training data."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from io import StringIO
@@ -749,3 +750,39 @@ def test_a_run_json_nested_too_deeply_is_one_data_error(runs, tmp_path, capsys, 
     assert main(argv) == 3
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1 and "nested too deeply" in err, err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft is not installed")
+def test_load_run_on_a_lora_fit_folder_gives_advice_that_loads_its_weights(tmp_path):
+    """fit with finetune.lora saves peft's state_dict (base_model.model.0.base_layer.weight, lora_A, ...): the
+    error's advice, followed as written, loads it into a fresh module, and merging gives the same function."""
+    import re
+
+    from safetensors.torch import load_file
+
+    from trainlab.errors import RunDirError
+    from trainlab.finetune import apply_lora
+
+    def mlp():
+        return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 6)).astype("float32"), np.arange(60) % 3
+    torch.manual_seed(0)
+    result = trainlab.fit(mlp(), (x, y), {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05},
+                                          "epochs": 2, "finetune": {"lora": {"rank": 2, "alpha": 4.0}}},
+                          out=tmp_path / "fit")
+    with pytest.raises(RunDirError) as info:
+        trainlab.load_run(tmp_path / "fit")
+    message = str(info.value)
+    assert "\n" not in message and "trained with LoRA adapters" in message
+    call = re.search(r"model = (apply_lora\(model[^)]*\))", message).group(1)
+    assert call == "apply_lora(model, rank=2, alpha=4.0, dropout=0.0)"
+    model = eval(call, {"apply_lora": apply_lora, "model": mlp()})  # the advice, as written
+    model.load_state_dict(load_file(tmp_path / "fit" / "model.safetensors"))
+    inputs = torch.tensor(x[:10])
+    expected = result.model.cpu().eval()(inputs)
+    torch.testing.assert_close(model.eval()(inputs), expected)
+    plain = model.merge_and_unload()
+    assert set(plain.state_dict()) == set(mlp().state_dict())
+    torch.testing.assert_close(plain(inputs), expected)

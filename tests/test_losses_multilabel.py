@@ -8,6 +8,7 @@ import torch
 
 from trainlab.errors import DataError
 from trainlab.losses import build_loss
+from trainlab.losses.base import one_hot_rows, single_label_on_multilabel
 
 N, L = 6, 3
 
@@ -55,8 +56,40 @@ def test_single_label_losses_refuse_multilabel_in_one_line(name):
                                         r"columns \(a multi-label task\); use bce") as info:
         build_loss(name).check(output, target)
     assert "\n" not in str(info.value)
-    with pytest.raises(DataError, match="multilabel task; use bce"):
-        build_loss(name).output_dim("multilabel", L, L)
+    with pytest.raises(DataError, match=r"multilabel task \(3 columns of 0/1\); if each row is one-hot .* "
+                                        r"y\.argmax\(1\) .*; for rows with several labels use bce"):
+        build_loss(name).output_dim("multilabel", L, L)  # the targets unseen: both fixes
+
+
+def test_one_hot_rows_are_told_to_give_the_class_indices_and_multi_hot_rows_bce():
+    """Keras's to_categorical rows (one 1 each) are single-label classes: the fix is their argmax, not bce."""
+    output = torch.zeros(4, 3)
+    one_hot = torch.eye(3)[torch.tensor([0, 2, 1, 2])]
+    with pytest.raises(DataError) as info:
+        build_loss("cross_entropy").check(output, one_hot)
+    message = str(info.value)
+    assert "the targets are one-hot rows (3 columns with a single 1 each" in message
+    assert "y.argmax(1)" in message and "bce" not in message and "\n" not in message
+    multi_hot = one_hot.clone()
+    multi_hot[0, 1] = 1.0  # a row with two labels
+    for target in (multi_hot, torch.zeros(4, 3)):  # a row with none is no one-hot row either
+        with pytest.raises(DataError, match=r"use bce \(one sigmoid per label\)$") as info:
+            build_loss("cross_entropy").check(output, target)
+        assert "argmax" not in str(info.value)
+    assert one_hot_rows(one_hot.long()) and not one_hot_rows(0.5 * torch.ones(4, 2))  # halves sum to 1, not 0/1
+    assert single_label_on_multilabel("nll", 3, multi_hot) == ("nll is a single-label classification loss but "
+                                                                "the data is a multilabel task (3 columns of 0/1); "
+                                                                "use bce (one sigmoid per label)")
+
+
+def test_fit_with_one_hot_targets_and_cross_entropy_says_to_give_the_class_indices():
+    import trainlab
+
+    x = np.random.default_rng(0).normal(size=(30, 4))
+    y = np.eye(3)[np.arange(30) % 3]
+    with pytest.raises(DataError, match=r"one-hot .*y\.argmax\(1\)"):
+        trainlab.fit(torch.nn.Linear(4, 3), (x, y), {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01},
+                                                     "epochs": 1})
 
 
 def test_multilabel_shape_and_label_errors():

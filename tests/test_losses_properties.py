@@ -273,6 +273,30 @@ def test_output_dim_for_each_kind():
         build_loss("contrastive").output_dim("multiclass", 10, 1)
 
 
+def test_the_regression_refusal_states_the_data_layers_class_rule():
+    """The message's parenthesis is infer_task's rule: each label set it names as classes is inferred as
+    classes, and the ones just past its bounds as a regression target."""
+    import numpy as np
+
+    from trainlab.data.dataset import infer_task
+
+    with pytest.raises(DataError) as info:
+        build_loss("cross_entropy").output_dim("regression", None, 1)
+    message = str(info.value)
+    assert ("targets are classes when they are whole numbers exactly 0..K-1 with K <= 10 (K <= 20 when every class "
+            "holds at least 1/(5K) of the rows) or exactly -1 and 1") in message
+    assert "csv and npz targets are inferred as classes only" not in message
+    assert infer_task(np.array([-1, 1] * 5)) == "binary"
+    assert infer_task(np.arange(10).repeat(2)) == "multiclass"
+    once = np.concatenate([[0], np.arange(1, 10).repeat(20)])  # class 0: 1 row of 181
+    assert infer_task(once) == "multiclass"  # K <= 10: no share asked
+    assert infer_task(np.arange(20).repeat(5)) == "multiclass"  # K = 20, each class 5 of 100 rows = 1/(5K)
+    once = np.concatenate([[0], np.arange(1, 20).repeat(11)])  # K = 20, class 0: 1 row of 210 < 1/(5K)
+    assert infer_task(once) == "regression"
+    assert infer_task(np.arange(21).repeat(5)) == "regression"  # K = 21
+    assert infer_task(np.array([1, 2, 3] * 4)) == "regression" and infer_task(np.array([-1, 0, 1] * 4)) == "regression"
+
+
 def test_predict():
     logits = torch.tensor([[2.0], [-1.0]])
     assert build_loss("bce").predict(logits).tolist() == [1, 0]

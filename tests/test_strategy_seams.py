@@ -334,7 +334,7 @@ def test_fit_class_names_set_the_class_count_and_its_hints_name_fits_arguments()
     cases = [
         (DataError, "give its last layer 3 outputs (or, when classes are missing from the training labels, name "
                     "them all in class_names)", dict(model=torch.nn.Linear(2, 5))),
-        (DataError, "the training labels go up to 2 but 2 class names are given (class_names, or the source's)",
+        (DataError, "the training labels go up to 2 but 2 class names are given (class_names)",
          dict(class_names=["a", "b"])),
         (ConfigError, "class_names must be a list of strings, one per class; got 'abc'", dict(class_names="abc")),
         # labels 1/2 read as a regression target: the hint names fit's task argument, not data.task

@@ -232,7 +232,7 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
                               "which is no class label; leave class_names out for a regression target")
         task = "binary" if len(names) <= 2 else "multiclass"  # (trainlab.data._decide_task)
     task = task or infer_task(train.y.numpy())
-    labels, y_train = read_class_labels(task, train.y.numpy(), names)  # as load_dataset reads a source's
+    labels, y_train = read_class_labels(task, train.y.numpy(), names, names_key="class_names")  # as load_dataset reads a source's
     empty = Split(train.x[:0], train.y[:0])
 
     def given(name: str, split: Split) -> Split:

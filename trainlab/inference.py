@@ -359,11 +359,53 @@ def run_config_path(path: Path) -> Path:
         if not path.exists():  # the same words as resume's (trainlab.run_folder)
             raise RunDirError(f"run folder {path} does not exist")
         if (path / "strategy.yaml").is_file() and (path / "model.safetensors").is_file():  # trainlab.fit(out=...)
-            raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: load "
-                              f"its weights into it with model.load_state_dict(safetensors.torch.load_file("
-                              f"'{path / 'model.safetensors'}')); 'trainlab plot {path}' draws its curves")
+            raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: "
+                              f"{_fit_weights_advice(path)}; 'trainlab plot {path}' draws its curves")
         raise RunDirError(f"{path} is not a trainlab run folder (no config.yaml)")
     return config_path
+
+
+PEFT_PREFIX = "base_model.model."  # the keys of a peft-wrapped module's state_dict (a fit with finetune.lora)
+
+
+def _fit_weights_advice(path: Path) -> str:
+    """How to load ``trainlab.fit``'s ``model.safetensors`` into a fresh instance of the user's module.
+
+    The file is the state_dict of the module fit trained: the module itself, or, with
+    ``strategy.finetune.lora``, peft's wrapper of it, whose keys (``base_model.model.0.base_layer.weight``,
+    ``...lora_A.default.weight``) a fresh module lacks until it is wrapped with the same adapters
+    (:func:`trainlab.finetune.apply_lora` with the ``finetune.lora`` options of the folder's strategy.yaml).
+    The file's keys decide; a file whose header cannot be read gets the plain advice (loading says why)."""
+    load = f"model.load_state_dict(safetensors.torch.load_file('{path / 'model.safetensors'}'))"
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path / "model.safetensors"), framework="pt") as weights:
+            wrapped = any(key.startswith(PEFT_PREFIX) for key in weights.keys())  # noqa: SIM118 (not a dict)
+    except Exception:  # noqa: BLE001  (a damaged file: the load it is pointed to names the problem)
+        wrapped = False
+    if not wrapped:
+        return f"load its weights into it with {load}"
+    options = _fit_lora_options(path)
+    call = ("apply_lora(model" + "".join(f", {k}={v!r}" for k, v in options.items()) + ")"
+            if options is not None else "apply_lora(model, **lora) with the finetune.lora options of its strategy.yaml")
+    return (f"it was trained with LoRA adapters (finetune.lora) and saved with peft's keys ({PEFT_PREFIX}*), so "
+            f"wrap a fresh module the same way first, model = {call} (from trainlab.finetune import apply_lora), "
+            f"then {load} (model.merge_and_unload() gives back your module with the adapters merged into its "
+            "weights)")
+
+
+def _fit_lora_options(path: Path) -> dict[str, Any] | None:
+    """The ``strategy.finetune.lora`` options a fit's strategy.yaml records (None left out), else None."""
+    from trainlab.yaml_files import load_yaml_file
+
+    try:
+        lora = load_yaml_file(path / "strategy.yaml", "strategy")["strategy"]["finetune"]["lora"]
+    except (ConfigError, KeyError, TypeError):
+        return None
+    if not isinstance(lora, dict):
+        return None
+    return {key: value for key, value in lora.items() if value is not None}
 
 
 def _load_run(path: Path, device: torch.device) -> LoadedRun:

@@ -20,7 +20,7 @@ from trainlab.data.notices import warn
 from trainlab.engine.batching import BatchPlan, is_ids_and_mask
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
 from trainlab.errors import ConfigError, DataError, TrainlabError
-from trainlab.losses.base import Loss
+from trainlab.losses.base import Loss, single_label_on_multilabel
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,8 @@ def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: 
     if hasattr(loss, "output_dims"):  # multitask: one head per task, checked by the loss itself
         loss.check(output, y)
         return
+    if getattr(loss, "target_kind", None) == "class_index" and data.task == "multilabel":  # one-hot rows or not
+        raise DataError(single_label_on_multilabel(loss.name, data.target_dim, data.train.y))
     needed = loss.output_dim(data.task, data.num_classes, data.target_dim)  # refuses a loss the task does not suit
     if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
             and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)

@@ -120,26 +120,31 @@ class ClassLabels:
         if self.task == "multilabel":
             check_multilabel(name, y)
         elif self.num_classes is not None:
-            if self.task == "multiclass" and self.class_names is None:
+            if self.class_names is None:  # binary or multiclass, unnamed: the training labels made the classes
                 self._refuse_labels_beyond_training(name, y, names_key)
             check_labels(name, y, self.task, self.num_classes)
         return y
 
     def _refuse_labels_beyond_training(self, name: str, y: np.ndarray, names_key: str | None) -> None:
         """Unnamed classes are 0..(largest training label), so a given split's label above that is a class
-        the training data lacks (an MNIST subset without 9s): say so, not only "out of range"."""
+        the training data lacks (an MNIST subset without 9s, 0/1 training labels and a test label 2): say
+        so, not only "out of range"."""
+        if y.ndim != 1:  # one label per row is check_labels' to say
+            return
         num_classes = int(self.num_classes or 0)
         whole = np.equal(np.mod(y, 1), 0)  # fractional labels get check_labels' own error
         beyond = np.flatnonzero(whole & (y >= num_classes))
         if not len(beyond) or not np.all(whole):
             return
         row, needed = int(beyond[0]), int(y[beyond].max()) + 1
+        binary = self.task == "binary"  # more than two names make the task multiclass
         fix = (f"to keep it, set {names_key} to the names of all the classes (at least {needed}, for labels "
-               f"0..{needed - 1}), or add training rows of it" if names_key
+               f"0..{needed - 1}{', a multiclass task' if binary else ''}), or add training rows of it" if names_key
                else "add training rows of it, or drop such rows")
         raise DataError(f"{name} label {int(y[row])} at {cell_at(None, 'targets', row, None)} is out of range "
-                        f"[0, {num_classes}): the classes are inferred from the training labels, which go up to "
-                        f"{num_classes - 1}, so the training data has no row of class {int(y[row])}; {fix}")
+                        f"[0, {num_classes}){' (binary labels are 0 and 1)' if binary else ''}: the classes are "
+                        f"inferred from the training labels, which go up to {num_classes - 1}, so the training data "
+                        f"has no row of class {int(y[row])}; {fix}")
 
 
 def _named(indices: np.ndarray, names: list[str]) -> str:
@@ -152,9 +157,18 @@ def _listed(values: np.ndarray) -> str:
     return ", ".join(str(int(v)) for v in values[:5]) + (", ..." if len(values) > 5 else "")
 
 
+# where a config run's class names come from, as its messages name it
+SOURCE_NAMES = "data.class_names, or the source's"
+
+
 def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | None,
-                      locate: Locate | None = None) -> tuple[ClassLabels, np.ndarray]:
-    """``(labels, training targets as the model takes them)``; checks the training labels of ``task``."""
+                      locate: Locate | None = None,
+                      names_key: str = SOURCE_NAMES) -> tuple[ClassLabels, np.ndarray]:
+    """``(labels, training targets as the model takes them)``; checks the training labels of ``task``.
+
+    ``names_key``: where ``class_names`` came from, as the errors and warnings about the names say it (a
+    config run: ``data.class_names`` or the source's own names; ``trainlab.fit``: its ``class_names``).
+    """
     values = class_values(y_train) if task in ("binary", "multiclass") else None
     from_one_as_indices = None  # labels without 0 read as indices because the names reach past them
     if values is not None and class_names is not None:  # names given (data.class_names) for labels 1..K
@@ -162,13 +176,11 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
             values, from_one_as_indices = None, values  # indices into the names (a split that lacks class 0)
         elif len(values) != len(class_names):
             raise DataError(f"the training labels hold {len(values)} values ({_listed(values)}) but "
-                            f"{len(class_names)} class names are given (data.class_names, or the source's); give one name per "
-                            "value")
+                            f"{len(class_names)} class names are given ({names_key}); give one name per value")
     elif class_names is not None and task in ("binary", "multiclass") and len(y_train) \
             and y_train.ndim == 1 and y_train.max() >= len(class_names):
         raise DataError(f"the training labels go up to {int(y_train.max())} but {len(class_names)} class names are "
-                        f"given (data.class_names, or the source's): labels 0..K-1 need K = {int(y_train.max()) + 1} "
-                        "names")
+                        f"given ({names_key}): labels 0..K-1 need K = {int(y_train.max()) + 1} names")
     if values is not None:  # labels 1..K (no 0): class k is the k-th smallest, named by its label (or the names given)
         if task == "binary" and len(values) > 2:
             raise DataError(f"data.task is binary but the training labels hold {len(values)} values "
@@ -192,12 +204,12 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
     empty = np.flatnonzero(np.bincount(y_train.astype(np.int64), minlength=num_classes) == 0)
     if len(empty) and from_one_as_indices is not None:
         warn(f"the training labels hold no 0 ({_listed(from_one_as_indices)}) but are read as indices "
-             f"0..{num_classes - 1} into the {num_classes} class names (data.class_names, or the source's), so {_named(empty, class_names)} "
+             f"0..{num_classes - 1} into the {num_classes} class names ({names_key}), so {_named(empty, class_names)} "
              f"{'has' if len(empty) == 1 else 'have'} no training rows; if the labels count from 1, give names for "
              f"the {len(from_one_as_indices)} labels present only (the k-th smallest label takes the k-th name)")
     elif len(empty) and class_names is not None:
-        warn(f"{_named(empty, class_names)} of the {num_classes} named classes (data.class_names, or the "
-             f"source's) {'has' if len(empty) == 1 else 'have'} no training rows: the model cannot learn to predict "
+        warn(f"{_named(empty, class_names)} of the {num_classes} named classes ({names_key}) "
+             f"{'has' if len(empty) == 1 else 'have'} no training rows: the model cannot learn to predict "
              f"{'it' if len(empty) == 1 else 'them'} (a subset of the data that lacks {'it' if len(empty) == 1 else 'them'}?)")
     elif len(empty):
         warn(f"{len(empty)} of the {num_classes} classes have no training rows (labels {_listed(empty)}): labels "

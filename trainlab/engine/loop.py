@@ -15,6 +15,14 @@ Pseudo-code of :meth:`Trainer.fit`::
             on_validation_end(record), on_epoch_end(record)
     on_train_end                           # in finally, after the step is put in eval mode
 
+An epoch that ends early has a record too: a callback's stop (``control.stop``: early stopping, a
+tuner's pruning, a user's callback) or the step limit (``max_steps``, a time budget) after the
+epoch's k-th step closes it with a partial-epoch record at that step, validated, so the last
+history record is the state the summary reports. A signal (SIGINT/SIGTERM, ``control.interrupted_by``)
+leaves the epoch open: the run is resumed later and the epoch's record comes at its end, as if never
+interrupted (a divergence stop raises, with no record). A checkpoint written by the stopping step's hooks
+carries the stop, and the run resumed from it writes the same partial record before it ends.
+
 The Trainer knows nothing of models or optimizers: a :class:`~trainlab.engine.step.Step`
 owns them. The epoch's data order is a pure function of (seed, epoch) (see
 :mod:`trainlab.engine.batching`), and every other bit of state is captured by
@@ -115,6 +123,9 @@ class Trainer:
             while True:
                 while not self.done():
                     self.run_epoch()
+                if self._owes_epoch_record():  # resumed from a checkpoint written after a mid-epoch stop
+                    self.close_epoch()
+                    continue  # saving the epoch's checkpoint may have asked for a rollback
                 # guards that check lazily clear the last steps now; a rollback there trains on
                 if self.control.interrupted_by is not None or self.view.prepare_save():
                     break
@@ -171,8 +182,18 @@ class Trainer:
                 return  # the restored state says where to continue
             if control.should_stop or (self.limits.max_steps is not None and state.step >= self.limits.max_steps):
                 break  # the limit is read every step: a time budget moves it
-        if state.batch_in_epoch < self.plan.micro_batches and not self._step_limit_reached():
-            return  # stopped mid-epoch: no record (a max_steps stop still validates, so the run ends with one)
+        if state.batch_in_epoch < self.plan.micro_batches and control.interrupted_by is not None:
+            return  # a signal mid-epoch: the resumed run goes on with this epoch, whose record comes at its end
+        self.close_epoch()
+
+    def _owes_epoch_record(self) -> bool:
+        """Done mid-epoch without the partial epoch's record: a run resumed from the checkpoint its last step
+        wrote after a stop (or the step limit) was decided, where the uninterrupted run went on to the record."""
+        return (self.state.batch_in_epoch > 0 and self.control.interrupted_by is None
+                and not self.state.finished and self.done())
+
+    def close_epoch(self) -> None:
+        """The epoch's record (a partial epoch's when a stop or the step limit ended it early), and its hooks."""
         record = self.end_epoch()
         self.callbacks.fire(Event.VALIDATION_END, self.view, record)
         self.callbacks.fire(Event.EPOCH_END, self.view, record)

@@ -52,6 +52,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from trainlab.data.dataset import MAX_INFERRED_CLASSES, SURE_CLASSES
 from trainlab.errors import DataError
 
 TargetKind = Literal["continuous", "binary", "class_index", "pair", "embedding", "multitask"]
@@ -120,6 +121,41 @@ def binary_targets(target: torch.Tensor, name: str, allow_signed: bool = False) 
         raise DataError(f"{name} expects binary targets in {valid}; got {bad:g}")
 
 
+# why class labels became a regression task: the targets the data layer reads as classes without data.task
+# (trainlab.data.dataset.infer_task; the text sources' rule is trainlab.data.text's)
+REGRESSION_LABELS = (
+    "set data.task: multiclass (or binary) if the targets are class labels (without data.task, targets are "
+    f"classes when they are whole numbers exactly 0..K-1 with K <= {SURE_CLASSES} (K <= {MAX_INFERRED_CLASSES} "
+    f"when every class holds at least 1/(5K) of the rows) or exactly -1 and 1, and text_tsv/text_csv labels "
+    "whenever they are whole numbers; with data.task set, whole numbers such as 1..K are read as classes named "
+    "by their values, and a text source reads any other label as a class named by its text)")
+
+
+def one_hot_rows(target: torch.Tensor) -> bool:
+    """Every row of the (N, L) ``target`` holds one 1 and 0s elsewhere: single-label classes written one-hot
+    (Keras's ``to_categorical``), not L labels that may hold together."""
+    if target.ndim != 2 or not len(target):
+        return False
+    values = target.float()
+    return bool(torch.all((values == 0) | (values == 1)) and torch.all(values.sum(dim=1) == 1))
+
+
+def single_label_on_multilabel(name: str, columns: int, target: torch.Tensor | None = None) -> str:
+    """Why the class-index loss ``name`` refuses a multilabel task's ``columns`` 0/1 target columns, and the fix:
+    the class indices for one-hot rows (:func:`one_hot_rows`), bce for rows with several labels. Without
+    ``target`` (only the task and the widths are known) both fixes are given."""
+    indices = ("pass the class indices instead: y.argmax(1) (a csv: one target column that holds the class; an "
+               "npz: y saved as np.argmax(y, 1))")
+    if target is not None and one_hot_rows(target):
+        return (f"{name} takes one class index per row, but the targets are one-hot rows ({columns} columns with "
+                f"a single 1 each, as Keras's to_categorical writes them); {indices}")
+    head = f"{name} is a single-label classification loss but the data is a multilabel task ({columns} columns of 0/1)"
+    if target is not None:
+        return f"{head}; use bce (one sigmoid per label)"
+    return (f"{head}; if each row is one-hot (a single 1, as Keras's to_categorical writes them), {indices}; "
+            "for rows with several labels use bce (one sigmoid per label)")
+
+
 class Loss(nn.Module):
     """Base class: subclasses set ``target_kind`` and implement ``forward``.
 
@@ -166,15 +202,11 @@ class Loss(nn.Module):
 
     def output_dim(self, task: str, num_classes: int | None, target_dim: int) -> int:
         if self.target_kind == "class_index":
-            if task in ("regression", "multilabel"):
-                raise DataError(
-                    f"{self.name} is a single-label classification loss but the data is a {task} task; use "
-                    + ("a regression loss such as mse or huber, or set data.task: multiclass (or binary) if the "
-                       "targets are class labels (csv and npz targets are inferred as classes only for labels 0..K-1 "
-                       "with K <= 20, text_tsv/text_csv labels whenever they are whole numbers; with data.task set, "
-                       "whole numbers such as 1..K or -1/1 are read as classes named by their values, and a text "
-                       "source reads any other label as a class named by its text)" if task == "regression" else "bce")
-                )
+            if task == "multilabel":
+                raise DataError(single_label_on_multilabel(self.name, target_dim))
+            if task == "regression":
+                raise DataError(f"{self.name} is a single-label classification loss but the data is a regression "
+                                f"task; use a regression loss such as mse or huber, or {REGRESSION_LABELS}")
             return int(num_classes or 2)
         if self.target_kind == "binary":
             if task == "multilabel":
@@ -209,6 +241,8 @@ class Loss(nn.Module):
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if self.target_kind == "class_index" and target.ndim == 2 and target.shape[1] > 1:
+            if one_hot_rows(target):
+                raise DataError(single_label_on_multilabel(self.name, target.shape[1], target))
             raise DataError(
                 f"{self.name} takes one class label per sample but the targets have {target.shape[1]} columns "
                 "(a multi-label task); use bce (one sigmoid per label)"
