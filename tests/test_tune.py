@@ -581,6 +581,21 @@ def test_two_processes_on_one_folder_end_with_exactly_the_total(tmp_path):
 
 
 @pytest.mark.slow
+def test_allow_code_reaches_the_jobs_workers(tmp_path):
+    """A spawned worker starts with the default code policy: --allow-code (and the base config's folder as
+    the user's code) must be handed to it, or every trial of a config naming installed code is refused."""
+    base_config = {**BASE, "strategy": {**BASE["strategy"], "epochs": 1,
+                                        "optimizer": {"name": "torch.optim:SGD", "lr": 0.05}}}
+    base, space = write(tmp_path, base=base_config, space={"strategy.optimizer.lr": {"low": 0.01, "high": 0.1}})
+    out = tmp_path / "out"
+    command = _command(base, space, out, 2, "--jobs", "2")
+    done = subprocess.run([*command[:3], "--allow-code", *command[3:]], env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [r["state"] for r in read_trials(out)] == ["COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.slow
 def test_sigkill_then_rerun_continues_to_the_total(tmp_path):
     slow = {**BASE, "strategy": {**BASE["strategy"], "epochs": 3}}
     base, space = write(tmp_path, base=slow)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from trainlab.errors import Interrupted, TrainingError, TrainlabError
+from trainlab.registry import CodePolicy, current_policy, set_policy
 from trainlab.tune.space import SearchSpace, load_space
 from trainlab.tune.study import TuneSettings, continue_advice, run_trials
 
@@ -33,14 +34,17 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any) -> None:
+def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, policy: CodePolicy | None = None) -> None:
     """Entry point of a ``--jobs`` worker process: errors are one line and an exit code; an interrupt is
     the tune process's to report (one line), so here it is an exit code alone.
 
     The worker starts with SIGINT blocked (:func:`run_workers`): a Ctrl-C during its start-up (the
     imports of a fresh interpreter, seconds) stays pending and lands here, not in Python's start-up,
-    which would print a traceback."""
+    which would print a traceback. ``policy``: the tune process's code policy (``--allow-code``, the base
+    config's folder as the user's code), which a spawned interpreter does not inherit."""
     _die_with_parent()
+    if policy is not None:
+        set_policy(policy)
     try:
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -86,8 +90,8 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
 
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     stop = context.Event()  # set on an interrupt: a worker claims no further trial
-    workers = [context.Process(target=_worker_main, args=(settings, deadline, stop), name=f"tune-worker-{i}")
-               for i in range(settings.jobs)]
+    workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy()),
+                               name=f"tune-worker-{i}") for i in range(settings.jobs)]
     try:
         with _sigint_held() as received:
             for worker in workers:
