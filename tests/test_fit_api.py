@@ -203,6 +203,17 @@ def test_a_failed_fit_leaves_no_records_folder_it_created(tmp_path):
                                                      "summary.json"]
 
 
+def test_a_failed_fit_never_removes_a_folder_that_was_there_before(tmp_path, monkeypatch):
+    """out='a/../E/new' with E made by the caller and a missing: a list of the path's missing levels took E
+    for missing (its spelling a/../E does not exist yet) and removed it with the folders fit made."""
+    x, y = _blobs()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "E").mkdir()
+    with pytest.raises(DataError):
+        trainlab.fit(_linear(), (x, y[:-1]), BASE, out="a/../E/new")
+    assert (tmp_path / "E").is_dir() and not (tmp_path / "E" / "new").exists() and not (tmp_path / "a").exists()
+
+
 class _Short(torch.utils.data.Dataset):
     """len() says 20, but only 10 items exist."""
 

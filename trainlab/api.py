@@ -424,9 +424,16 @@ def _check_out(out: Path, overwrite: bool) -> list[Path]:
         kind = "a trainlab run folder" if "run.json" in present else f"files that are not fit records ({others[0]!r})"
         raise ConfigError(f"out '{out}' holds {kind}; overwrite=True replaces only the records of an earlier "
                           f"fit ({', '.join(FIT_RECORDS)}): give a new folder")
-    created = [folder for folder in (out, *out.parents) if not folder.exists()]
+    created: list[Path] = []
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        # one level at a time, top down, as absolute paths: only the folders whose mkdir this call made are
+        # its own (a folder that was there, or that another process made meanwhile, is never removed)
+        for folder in reversed([out.absolute(), *out.absolute().parents]):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            created.insert(0, folder)
     except OSError as exc:
         _remove_empty(created)
         raise folder_error(f"out '{out}': cannot create the folder", exc) from None
