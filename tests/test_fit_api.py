@@ -100,6 +100,57 @@ def test_class_names_without_task_make_a_classification_task_as_a_config_run_doe
         trainlab.fit(_linear(outputs=1), (x, y + 0.5), {**BASE, "loss": "mse"}, class_names=["a"])
 
 
+FROM_ARRAYS = """
+import numpy as np
+
+from trainlab.data import RawData
+
+
+def arrays(path, class_names=None):
+    archive = np.load(path)
+    return RawData(archive["x"], archive["y"], class_names=class_names)
+"""
+
+
+@pytest.mark.parametrize(("labels", "names"), [
+    ("from one", ["cat", "dog", "owl"]), ("from zero", ["cat", "dog", "owl"]), ("from one", ["no", "yes"]),
+    ("from zero", ["no", "yes"]), ("from zero", ["cat", "dog", "owl", "emu"])])
+def test_class_names_without_task_make_the_task_and_classes_a_config_run_makes(tmp_path, monkeypatch, labels,
+                                                                               names):
+    """fit's class_names and a config run's data.class_names (a user source over the same arrays) give the
+    same task, classes and training targets (the rule is the data layer's named_classes_task)."""
+    import sys
+
+    from trainlab import api
+    from trainlab.config import DataConfig
+    from trainlab.data import load_dataset
+
+    x, y = _blobs(classes=min(len(names), 3))
+    y = y + 1 if labels == "from one" else y
+    built, read = [], api._dataset
+
+    def spied(*args):  # the Dataset fit trains on
+        built.append(read(*args))
+        return built[-1]
+
+    monkeypatch.setattr(api, "_dataset", spied)
+    trainlab.fit(_linear(outputs=1 if len(names) == 2 else len(names)), (x, y),
+                 {**BASE, "epochs": 1, "loss": "bce" if len(names) == 2 else "cross_entropy"}, class_names=names)
+    (tmp_path / "fromarrays_fit.py").write_text(FROM_ARRAYS)
+    np.savez(tmp_path / "arrays.npz", x=x, y=y)
+    monkeypatch.chdir(tmp_path)  # the working directory's modules are the user's own code
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        config = load_dataset(DataConfig(source="fromarrays_fit:arrays", path=str(tmp_path / "arrays.npz"),
+                                         class_names=names, val_fraction=0.0, test_fraction=0.0))
+    finally:
+        sys.modules.pop("fromarrays_fit", None)
+    fit = built[0]
+    assert (fit.task, fit.num_classes, fit.class_names) == (config.task, config.num_classes, config.class_names)
+    assert fit.task == ("binary" if len(names) == 2 else "multiclass") and config.class_names == names
+    assert torch.equal(fit.train.y, config.train.y)
+
+
 def test_class_names_take_arrays_an_index_and_tuples_and_refuse_a_name_twice():
     pandas = pytest.importorskip("pandas")
     x, y = _blobs()
@@ -108,8 +159,10 @@ def test_class_names_take_arrays_an_index_and_tuples_and_refuse_a_name_twice():
     for given in (encoder_classes, pandas.Index(encoder_classes), tuple(encoder_classes), iter(encoder_classes)):
         result = trainlab.fit(_linear(), (x, y), BASE, class_names=given)
         assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in reference.history]
-    cases = [(["cat", "dog", "cat"], "class_names holds 'cat' twice; give each class one name"),
-             ({"cat", "dog", "owl"}, "(a set has no order: give the names in class-index order)"),
+    with pytest.raises(DataError, match=re.escape("the class names (class_names) hold 'cat' twice; give each class "
+                                                  "one name")):  # read_class_labels', as for a config run
+        trainlab.fit(_linear(), (x, y), BASE, class_names=["cat", "dog", "cat"])
+    cases = [({"cat", "dog", "owl"}, "(a set has no order: give the names in class-index order)"),
              (np.array([0, 1, 2]), "class_names must be a list of strings, one per class; got array([0, 1, 2])")]
     for given, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):

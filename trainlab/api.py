@@ -40,7 +40,7 @@ from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.config_fields import short_repr
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
-from trainlab.data.labels import read_class_labels
+from trainlab.data.labels import named_classes_task, read_class_labels
 from trainlab.errors import ConfigError, DataError, folder_error
 from trainlab.finetune import unfreeze_all
 from trainlab.records import metrics_file_records
@@ -196,7 +196,8 @@ def _items(data: torch.utils.data.Dataset, name: str) -> list[Any]:
 
 def _class_names(class_names: Any) -> list[str] | None:
     """``class_names`` as a list of str: any ordered 1-D collection of strings (a list, a tuple, a NumPy
-    array of str, a pandas Index such as LabelEncoder().classes_), each name once; else one ConfigError."""
+    array of str, a pandas Index such as LabelEncoder().classes_); else one ConfigError. A name given
+    twice is :func:`~trainlab.data.labels.read_class_labels`' to refuse, as for a config run."""
     if class_names is None:
         return None
     ordered = isinstance(class_names, Iterable) and not isinstance(class_names, str | bytes | Mapping | set | frozenset)
@@ -205,17 +206,14 @@ def _class_names(class_names: Any) -> list[str] | None:
         raise ConfigError(f"class_names must be a list of strings, one per class; got {short_repr(class_names)}"
                           + (" (a set has no order: give the names in class-index order)"
                              if isinstance(class_names, set | frozenset) else ""))
-    names = [str(name) for name in names]  # NumPy's str_ as plain str (labels.json, printed names)
-    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
-    if twice is not None:
-        raise ConfigError(f"class_names holds {twice!r} twice; give each class one name, in class-index order")
-    return names
+    return [str(name) for name in names]  # NumPy's str_ as plain str (labels.json, printed names)
 
 
 def _dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
              class_names: list[str] | None) -> Dataset:
-    """The splits with the data layer's task rule (``task``, else :func:`infer_task` on the training
-    targets) and target types (multi-label targets stay float); the labels are read and checked by
+    """The splits with the data layer's task rule (``task``, else
+    :func:`~trainlab.data.labels.named_classes_task` for ``class_names``, else :func:`infer_task` on the
+    training targets) and target types (multi-label targets stay float); the labels are read and checked by
     :func:`~trainlab.data.labels.read_class_labels`, as a config run's are (``class_names`` as
     ``data.class_names``)."""
     if task is not None and task not in TASKS:
@@ -225,13 +223,14 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
     if task == "regression" and names is not None:
         raise ConfigError("class_names name classes, but task='regression' has none; leave class_names out, or "
                           "set task='binary' or 'multiclass' if the targets are class labels")
-    if task is None and names is not None and train.y.ndim == 1:  # named classes, as a config run decides
+    task_given = task is not None
+    named_task = None if task_given else named_classes_task(names, train.y.numpy())  # as a config run decides
+    if named_task is not None:
         fractional = train.y[train.y != train.y.round()] if train.y.is_floating_point() else train.y[:0]
         if len(fractional):
             raise ConfigError(f"class_names name classes, but the training targets hold {float(fractional[0]):g}, "
                               "which is no class label; leave class_names out for a regression target")
-        task = "binary" if len(names) <= 2 else "multiclass"  # (trainlab.data._decide_task)
-    task = task or infer_task(train.y.numpy())
+    task = task or named_task or infer_task(train.y.numpy())
     labels, y_train = read_class_labels(task, train.y.numpy(), names, names_key="class_names")  # as load_dataset reads a source's
     empty = Split(train.x[:0], train.y[:0])
 
@@ -240,7 +239,8 @@ def _dataset(train: Split, val: Split | None, test: Split | None, task: str | No
             raise DataError(f"{name} x rows are shaped {tuple(split.x.shape[1:])} but train x rows "
                             f"{tuple(train.x.shape[1:])}")
         y = split.y.numpy()
-        return Split(split.x, targets_tensor(y if task == "regression" else labels.given(f"{name} y", y, "class_names"), task))
+        y = y if task == "regression" else labels.given(f"{name} y", y, "class_names", task_given)
+        return Split(split.x, targets_tensor(y, task))
 
     return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),
                    given("test", test or empty), task=task, num_classes=labels.num_classes,

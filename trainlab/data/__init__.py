@@ -31,7 +31,7 @@ from trainlab.data.dataset import (
     is_count_target,
     split_indices,
 )
-from trainlab.data.labels import MAX_CLASSES, cell_at, read_class_labels
+from trainlab.data.labels import MAX_CLASSES, cell_at, named_classes_task, read_class_labels
 from trainlab.data.notices import warn
 from trainlab.errors import ConfigError, DataError
 from trainlab.registry import Registry
@@ -204,11 +204,8 @@ def _takes_option(source: str, option: str) -> bool:
 
 def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
     """``data.task``, else the source's, else classes where the source names them (class folders, string
-    labels: binary for up to 2 names, else multiclass), else :func:`~trainlab.data.dataset.infer_task`."""
-    task = config.task or raw.task
-    if task is None and raw.class_names is not None and y_train.ndim == 1:
-        task = "binary" if len(raw.class_names) <= 2 else "multiclass"
-    task = task or infer_task(y_train)
+    labels: :func:`~trainlab.data.labels.named_classes_task`), else :func:`~trainlab.data.dataset.infer_task`."""
+    task = config.task or raw.task or named_classes_task(raw.class_names, y_train) or infer_task(y_train)
     if task == "regression" and raw.class_names is not None and y_train.ndim == 1:
         raise DataError(f"data.task is regression but the targets are class labels such as "
                         f"{short_repr(raw.class_names[0])}; leave data.task out or set it to binary/multiclass")
@@ -307,11 +304,12 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     stratify = y_train if task in ("binary", "multiclass") else None
 
     names_key = "data.class_names" if _takes_option(config.source, "class_names") else None
+    task_given = (config.task or raw.task) is not None
 
     def check_given(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y, _ = _clean(name, np.asarray(x), np.asarray(y), policy)
         _same_layout(name, x, y, x_train, y_train)
-        return x, labels.given(name, y, names_key)
+        return x, labels.given(name, y, names_key, task_given)
 
     if raw.x_test is None:
         (x_train, y_train, cat_train), (x_test, y_test, cat_test) = _split_off(

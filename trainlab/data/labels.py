@@ -91,6 +91,27 @@ def check_multilabel(name: str, y: np.ndarray, locate: Locate | None = None) -> 
                         "multilabel task")
 
 
+def named_classes_task(class_names: list[str] | None, y_train: np.ndarray) -> str | None:
+    """The task of targets whose classes are named (class folders, string labels, ``data.class_names``,
+    ``trainlab.fit``'s ``class_names``) when none is given: binary for up to 2 names, else multiclass.
+    None without names, or for targets that are not one label per row (0/1 columns: the names name
+    labels, and :func:`~trainlab.data.dataset.infer_task` reads them as multilabel)."""
+    if class_names is None or y_train.ndim != 1:
+        return None
+    return "binary" if len(class_names) <= 2 else "multiclass"
+
+
+def refuse_duplicate_names(class_names: list[str], names_key: str) -> None:
+    """A DataError naming the first class name given twice: two classes under one name would make
+    predictions and per-class metrics ambiguous. One pass over a set (at most MAX_CLASSES names)."""
+    seen: set[str] = set()
+    for name in class_names:
+        if name in seen:
+            raise DataError(f"the class names ({names_key}) hold {short_repr(name)} twice; give each class one "
+                            "name, in class-index order")
+        seen.add(name)
+
+
 def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None, task: str) -> None:
     """A DataError when the training labels (class indices) hold a single class: nothing to learn."""
     if len(y_train) and len(np.unique(y_train)) < 2:
@@ -109,11 +130,13 @@ class ClassLabels:
     class_names: list[str] | None
     values: np.ndarray | None = None
 
-    def given(self, name: str, y: np.ndarray, names_key: str | None = None) -> np.ndarray:
+    def given(self, name: str, y: np.ndarray, names_key: str | None = None, task_given: bool = False) -> np.ndarray:
         """A given (val/test) split's targets, mapped as the training ones were and checked.
 
         ``names_key``: the option that names the classes (``data.class_names`` for a source that takes
         it), which the error for a label beyond the training ones suggests; None: the source has none.
+        ``task_given``: the task was given (``data.task``, the source's, fit's ``task``), not inferred, so
+        that error's fix for a binary task also sets the task: names alone would leave it binary.
         """
         if self.values is not None:
             y = as_training_classes(name, y, self.values)
@@ -121,11 +144,12 @@ class ClassLabels:
             check_multilabel(name, y)
         elif self.num_classes is not None:
             if self.class_names is None:  # binary or multiclass, unnamed: the training labels made the classes
-                self._refuse_labels_beyond_training(name, y, names_key)
+                self._refuse_labels_beyond_training(name, y, names_key, task_given)
             check_labels(name, y, self.task, self.num_classes)
         return y
 
-    def _refuse_labels_beyond_training(self, name: str, y: np.ndarray, names_key: str | None) -> None:
+    def _refuse_labels_beyond_training(self, name: str, y: np.ndarray, names_key: str | None,
+                                       task_given: bool) -> None:
         """Unnamed classes are 0..(largest training label), so a given split's label above that is a class
         the training data lacks (an MNIST subset without 9s, 0/1 training labels and a test label 2): say
         so, not only "out of range"."""
@@ -137,10 +161,13 @@ class ClassLabels:
         if not len(beyond) or not np.all(whole):
             return
         row, needed = int(beyond[0]), int(y[beyond].max()) + 1
-        binary = self.task == "binary"  # more than two names make the task multiclass
-        fix = (f"to keep it, set {names_key} to the names of all the classes (at least {needed}, for labels "
-               f"0..{needed - 1}{', a multiclass task' if binary else ''}), or add training rows of it" if names_key
-               else "add training rows of it, or drop such rows")
+        binary = self.task == "binary"
+        named = f"set {names_key} to the names of all the classes (at least {needed}, for labels 0..{needed - 1}"
+        if binary and task_given:  # names alone leave a given binary task binary (fit words it task='multiclass')
+            named += ") and data.task: multiclass (the task given is binary)"
+        else:  # more than two names make an inferred task multiclass
+            named += ", a multiclass task)" if binary else ")"
+        fix = f"to keep it, {named}, or add training rows of it" if names_key else "add training rows of it, or drop such rows"
         raise DataError(f"{name} label {int(y[row])} at {cell_at(None, 'targets', row, None)} is out of range "
                         f"[0, {num_classes}){' (binary labels are 0 and 1)' if binary else ''}: the classes are "
                         f"inferred from the training labels, which go up to {num_classes - 1}, so the training data "
@@ -164,11 +191,14 @@ SOURCE_NAMES = "data.class_names, or the source's"
 def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | None,
                       locate: Locate | None = None,
                       names_key: str = SOURCE_NAMES) -> tuple[ClassLabels, np.ndarray]:
-    """``(labels, training targets as the model takes them)``; checks the training labels of ``task``.
+    """``(labels, training targets as the model takes them)``; checks the training labels of ``task``
+    and the class names (each name once).
 
     ``names_key``: where ``class_names`` came from, as the errors and warnings about the names say it (a
     config run: ``data.class_names`` or the source's own names; ``trainlab.fit``: its ``class_names``).
     """
+    if class_names is not None:
+        refuse_duplicate_names(class_names, names_key)
     values = class_values(y_train) if task in ("binary", "multiclass") else None
     from_one_as_indices = None  # labels without 0 read as indices because the names reach past them
     if values is not None and class_names is not None:  # names given (data.class_names) for labels 1..K
