@@ -259,8 +259,11 @@ def test_a_signal_stops_at_the_next_step_end():
     assert view.control.interrupted_by is None
     stop.handler(signal.SIGTERM, None)
     view.step_with(stop, 0.1)
-    assert view.control.interrupted_by == signal.SIGTERM and view.control.should_stop
-    assert view.control.state_dict() == {"should_stop": False, "stop_reason": None}  # not the run's decision
+    assert view.control.interrupted_by == signal.SIGTERM
+    assert not view.control.should_stop  # not the run's decision: the loop ends on interrupted_by
+    assert view.control.state_dict() == {"should_stop": False, "stop_reason": None}
+    view.control.stop("early stopping")  # the run's own stop at the same step is kept for the resume
+    assert view.control.state_dict() == {"should_stop": True, "stop_reason": "early stopping"}
 
 
 def test_a_second_ctrl_c_stops_at_once():

@@ -31,9 +31,10 @@ class StopAtStep(trainlab.Callback):
 
     def on_step_end(self, view, loss) -> None:
         if view.state.step == self.at:
-            if self.interrupt:  # what SignalStop does on a pending SIGTERM
+            if self.interrupt:  # what SignalStop does on a pending SIGTERM (no control.stop: not the run's decision)
                 view.control.interrupted_by = signal.SIGTERM
-            view.control.stop(f"stopped at step {self.at}")
+            else:
+                view.control.stop(f"stopped at step {self.at}")
 
 
 def _without_time(history):

@@ -11,6 +11,10 @@ from trainlab.callbacks.base import Callback, TrainerView
 class SignalStop(Callback):
     """Turns a pending SIGINT/SIGTERM into ``control.interrupted_by`` at the next step end.
 
+    It does not call ``control.stop``: that is the run's own decision, saved in the checkpoint and
+    named in the summary, and a stop decided at the same step (or at that epoch's validation) must
+    survive the interruption so the resumed run ends there too. The loop ends on ``interrupted_by``.
+
     A signal that arrives after the last step (during the final evaluation or the saving)
     is kept in ``received``; the caller reports it once the run's files are written.
     """
@@ -29,7 +33,6 @@ class SignalStop(Callback):
     def on_step_end(self, view: TrainerView, loss) -> None:
         if self.received is not None:
             view.control.interrupted_by = self.received
-            view.control.stop(f"interrupted by {signal.Signals(self.received).name}")
 
     @contextmanager
     def installed(self):

@@ -3,7 +3,7 @@
 Pseudo-code of :meth:`Trainer.fit`::
 
     on_train_start
-    while not done:                        # done: finished, a stop was asked for, or epochs/max_steps reached
+    while not done:                        # done: finished, a stop was asked for, a signal, or epochs/max_steps
         run_epoch:
             on_epoch_start                 # skipped when resuming mid-epoch
             for each step of the epoch's plan (from batch_in_epoch on):
@@ -20,8 +20,10 @@ tuner's pruning, a user's callback) or the step limit (``max_steps``, a time bud
 epoch's k-th step closes it with a partial-epoch record at that step, validated, so the last
 history record is the state the summary reports. A signal (SIGINT/SIGTERM, ``control.interrupted_by``)
 leaves the epoch open: the run is resumed later and the epoch's record comes at its end, as if never
-interrupted (a divergence stop raises, with no record). A checkpoint written by the stopping step's hooks
-carries the stop, and the run resumed from it writes the same partial record before it ends.
+interrupted (a divergence stop raises, with no record). A signal is not a stop: it ends this process's loop
+without touching ``control.should_stop``, so a stop decided at the signal's step, or at the validation of the
+epoch it closed, is in the interrupted run's checkpoint. A checkpoint written by (or after) the stopping
+step's hooks carries the stop, and the run resumed from it writes the same partial record before it ends.
 
 The Trainer knows nothing of models or optimizers: a :class:`~trainlab.engine.step.Step`
 owns them. The epoch's data order is a pure function of (seed, epoch) (see
@@ -108,7 +110,11 @@ class Trainer:
         return self.limits.max_steps is not None and self.state.step >= self.limits.max_steps
 
     def done(self) -> bool:
-        if self.state.finished or self.control.should_stop or self._step_limit_reached():
+        """Training ends: finished, a stop asked for, a signal received (``interrupted_by``), or a limit reached."""
+        control = self.control
+        if self.state.finished or control.should_stop or control.interrupted_by is not None:
+            return True
+        if self._step_limit_reached():
             return True
         return self.limits.epochs is not None and self.state.epoch >= self.limits.epochs
 
@@ -180,7 +186,8 @@ class Trainer:
             if control.rollback_to is not None:
                 self.restore(control.rollback_to)
                 return  # the restored state says where to continue
-            if control.should_stop or (self.limits.max_steps is not None and state.step >= self.limits.max_steps):
+            if (control.should_stop or control.interrupted_by is not None
+                    or (self.limits.max_steps is not None and state.step >= self.limits.max_steps)):
                 break  # the limit is read every step: a time budget moves it
         if state.batch_in_epoch < self.plan.micro_batches and control.interrupted_by is not None:
             return  # a signal mid-epoch: the resumed run goes on with this epoch, whose record comes at its end

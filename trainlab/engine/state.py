@@ -44,9 +44,12 @@ class TrainState:
 class Control:
     """Flags a callback sets to ask the loop for something (HF ``TrainerControl``).
 
-    The stop request is resumable (``state_dict``): a run that decided to stop and was killed
-    before it ended stops on resume too. ``rollback_to`` and ``interrupted_by`` belong to
-    this process only.
+    The stop request is the run's own decision (a callback's ``stop``: early stopping, a tuner's
+    pruning, a user's callback) and is resumable (``state_dict``): a run that decided to stop and was
+    killed or interrupted before it ended stops on resume too, with the same reason. A signal is not
+    such a decision: it sets ``interrupted_by`` alone, which ends this process's loop but is not saved,
+    so a stop decided at the signal's step (or at that epoch's validation) survives the interruption.
+    ``rollback_to`` and ``interrupted_by`` belong to this process only.
     """
 
     should_stop: bool = False
@@ -59,9 +62,7 @@ class Control:
         self.stop_reason = self.stop_reason or reason
 
     def state_dict(self) -> dict[str, Any]:
-        interrupted = self.interrupted_by is not None  # a signal's stop is not the run's decision
-        return {"should_stop": self.should_stop and not interrupted,
-                "stop_reason": None if interrupted else self.stop_reason}
+        return {"should_stop": self.should_stop, "stop_reason": self.stop_reason}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.should_stop, self.stop_reason = bool(state["should_stop"]), state["stop_reason"]
