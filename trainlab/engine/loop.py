@@ -18,7 +18,8 @@ Pseudo-code of :meth:`Trainer.fit`::
 An epoch that ends early has a record too: a callback's stop (``control.stop``: early stopping, a
 tuner's pruning, a user's callback) or the step limit (``max_steps``, a time budget) after the
 epoch's k-th step closes it with a partial-epoch record at that step, validated, so the last
-history record is the state the summary reports. A signal (SIGINT/SIGTERM, ``control.interrupted_by``)
+history record scores the weights training ended with (the summary's final evaluation can differ:
+early stopping's restore_best, TTA, weight averaging). A signal (SIGINT/SIGTERM, ``control.interrupted_by``)
 leaves the epoch open: the run is resumed later and the epoch's record comes at its end, as if never
 interrupted (a divergence stop raises, with no record). A signal is not a stop: it ends this process's loop
 without touching ``control.should_stop``, so a stop decided at the signal's step, or at the validation of the
