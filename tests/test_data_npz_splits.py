@@ -135,3 +135,24 @@ def test_an_archive_in_trainlabs_layout_with_train_in_its_names_keeps_its_own_sp
     raw = DATA_SOURCES.build({"name": "npz", "path": save(tmp_path, **arrays), "x": "x_train", "y": "y_train"})
     assert_read_as(raw, arrays, {"train": ("x_train", "y_train"), "val": None,
                                  "test": ("x_train_test", "y_train_test")})
+
+
+def test_train_with_target_says_each_data_warning_once(tmp_path, capsys, monkeypatch):
+    """--target reads the data ahead of the run (its splits counted, its task read for the metric keys):
+    that read says nothing, the run's own loading says each warning once (it printed twice)."""
+    import yaml
+
+    from trainlab.cli import main
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(60, 3)).astype(np.float32), y=np.arange(60) % 2,
+             x_valid=rng.normal(size=(5, 3)), y_valid=np.arange(5) % 2)
+    config = {"name": "once", "data": {"source": "npz", "path": str(tmp_path / "d.npz"), "val_fraction": 0.2},
+              "model": {"name": "mlp", "hidden": [4]}, "output": {"progress": "off"},
+              "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1,
+                           "batch_size": 16}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)
+    for target in ("val_accuracy=0.5", "val_loss=0.5"):
+        assert main(["train", "c.yaml", "--out", "run", "--overwrite", "--quiet", "--target", target]) == 0
+        assert capsys.readouterr().err.count("x_valid") == 1, target

@@ -309,14 +309,17 @@ def check_validation_key(config: Config, key: str, flag: str, where: str) -> Non
     ``flag`` (``--target``, ``--metric``) and ``where`` (``this run``, a file name) word the message.
     A run without a validation split records none (its split sizes are counted, not loaded)."""
     from trainlab.data.counting import count_splits
+    from trainlab.data.notices import held_back
     from trainlab.registry import did_you_mean
 
-    if count_splits(config.data).val == 0:
+    with held_back():  # read ahead of the run's loading, which says the data's warnings itself
+        val_rows = count_splits(config.data).val
+        keys = None if val_rows == 0 or key == "val_loss" else validation_keys(config)
+    if val_rows == 0:
         raise ConfigError(f"{flag} '{key}' needs validation records, but {where} has no validation split: set "
                           "data.val_fraction > 0 (or give the source a val split)")
-    if key == "val_loss":
+    if keys is None:  # val_loss: every run with a validation split records it
         return
-    keys = validation_keys(config)
     if key not in keys:
         raise ConfigError(f"{flag} '{key}' is not recorded by {where}{did_you_mean(key, keys)} "
                           f"(its validation metrics: {', '.join(keys)})")
