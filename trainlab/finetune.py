@@ -126,8 +126,7 @@ def backbone_frozen_for_now(model: nn.Module) -> Iterator[int]:
     parameters that froze); afterwards exactly those are trainable again and the model's freezing mark is
     what it was. Parameters frozen before the block (by an earlier ``freeze_backbone``, or by design) stay
     frozen, which :func:`unfreeze_all` would not leave them."""
-    had_mark = frozen_by_finetune(model)
-    marked_before = set(getattr(model, _FROZEN_ATTR, ()))
+    marked_before = getattr(model, _FROZEN_ATTR, None)  # freeze_backbone sets a new set: this one stays as it is
     backbone_params, _ = split_backbone_head(model)
     newly_frozen = [p for p in backbone_params if p.requires_grad]
     count = freeze_backbone(model)
@@ -136,10 +135,10 @@ def backbone_frozen_for_now(model: nn.Module) -> Iterator[int]:
     finally:
         for parameter in newly_frozen:
             parameter.requires_grad_(True)
-        if had_mark:
-            object.__setattr__(model, _FROZEN_ATTR, marked_before)
-        else:
+        if marked_before is None:
             model.__dict__.pop(_FROZEN_ATTR, None)
+        else:
+            object.__setattr__(model, _FROZEN_ATTR, marked_before)
 
 
 def backbone_frozen_at(epoch: int, freeze: bool, unfreeze_after_epochs: int | None) -> bool:

@@ -203,8 +203,10 @@ def _train_modes(model: nn.Module) -> None:
     moved their running statistics, and so tested another model than the one the run trains. Without
     that freezing (no finetune, LoRA, layers a model freezes itself) the run keeps every layer in train
     mode, and so does the sweep."""
+    if not frozen_by_finetune(model):
+        return
     backbone, _ = split_backbone_head(model)
-    if frozen_by_finetune(model) and backbone and not any(p.requires_grad for p in backbone):
+    if backbone and not any(p.requires_grad for p in backbone):
         frozen_norms_to_eval(model)
 
 
@@ -352,7 +354,12 @@ def _restore(model: nn.Module, optimizer: torch.optim.Optimizer, parameters: lis
     optimizer.load_state_dict(saved_optimizer)
     for parameter, grad in zip(parameters, saved_grads, strict=True):
         parameter.grad = grad
-    for module, training in zip(model.modules(), saved_modes, strict=True):
+    _restore_modes(model, saved_modes)
+
+
+def _restore_modes(model: torch.nn.Module, modes: list[bool]) -> None:
+    """Give every module of ``model`` back its train/eval mode of ``modes`` (``[m.training for m in model.modules()]``)."""
+    for module, training in zip(model.modules(), modes, strict=True):
         module.training = training
 
 
@@ -390,13 +397,13 @@ def range_test_step(step: Any, batches: Iterator[tuple[torch.Tensor, torch.Tenso
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             step.set_mode(training=True)
+            stopper: dict[str, Any] = {}  # no model: _sweep's default, nothing to skip
             if model is not None:
                 _train_modes(model)
-            stops = _batch_norm_stopper(model, device) if model is not None else (lambda batch: False)
-            return _sweep(lrs, batches, lambda lr: step.set_lr_factor(lr / base), train_one, smoothing, stops)
+                stopper["stops"] = _batch_norm_stopper(model, device)
+            return _sweep(lrs, batches, lambda lr: step.set_lr_factor(lr / base), train_one, smoothing, **stopper)
     finally:
         step.load_state_dict(saved)
         step.set_lr_factor(1.0)
         if model is not None:
-            for module, training in zip(model.modules(), saved_modes, strict=True):
-                module.training = training
+            _restore_modes(model, saved_modes)

@@ -123,12 +123,16 @@ def check_token_inputs(model: torch.nn.Module, data: Dataset) -> None:
                             f"{vocab} ids (0..{vocab - 1}); {advice}")
 
 
+def _probe_rows(data: Dataset, device: torch.device, k: int) -> torch.Tensor:
+    """The first ``k`` training rows on ``device`` as the run's forward sees them (its eval transform)."""
+    x = data.train.x[:k].to(device)
+    return x if data.eval_transform is None else data.eval_transform(x, None)
+
+
 def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device,
                      batch_rows: int | None) -> None:
     k = min(len(data.train), 64, batch_rows or 64)
-    x, y = data.train.x[:k].to(device), data.train.y[:k].to(device)
-    if data.eval_transform is not None:
-        x = data.eval_transform(x, None)
+    x, y = _probe_rows(data, device, k), data.train.y[:k].to(device)
     was_training = model.training
     model.eval()
     try:
@@ -260,8 +264,8 @@ def check_batch_norm_remainder(model: torch.nn.Module, data: Dataset, device: to
     DataError for a training set of 1 row), else each epoch's last one when ``n % batch_size == 1``
     (a ConfigError naming the nearest batch sizes that leave no such row).
 
-    ``trained_steps`` is the most optimizer steps anything trains on the plan from its first step (the run's
-    total, a time budget's calibration): the 1-row micro-batch is trained on from step 1 at batch_size 1,
+    ``trained_steps`` is the run's total optimizer steps (a time budget's calibration trains no more:
+    trainlab.time_budget.time_steps): the 1-row micro-batch is trained on from step 1 at batch_size 1,
     else from the epoch's last step (``steps_per_epoch``); a run that ``max_steps`` ends before it is
     accepted (the LR range test, which sweeps on past the run's end, skips it: trainlab.lr_finder).
     """
@@ -273,10 +277,7 @@ def check_batch_norm_remainder(model: torch.nn.Module, data: Dataset, device: to
         return
     if trained_steps < first_step_with_it:
         return
-    x = data.train.x[:1].to(device)
-    if data.eval_transform is not None:  # the rows as the run's forward sees them (as check_loss_fits does)
-        x = data.eval_transform(x, None)
-    if not one_row_stops_batch_norm(model, x):
+    if not one_row_stops_batch_norm(model, _probe_rows(data, device, 1)):
         return
     reason = "which the model's BatchNorm cannot normalise in training (one value per channel)"
     if plan.n == 1:
@@ -291,9 +292,9 @@ def check_batch_norm_remainder(model: torch.nn.Module, data: Dataset, device: to
 
 def _sizes_without_one_row(n: int, batch_size: int) -> list[int]:
     """The nearest batch sizes above and below ``batch_size`` (2..n) whose last batch of ``n`` rows is not 1 row."""
-    above = next((size for size in range(batch_size + 1, n + 1) if n % size != 1), None)
+    above = next(size for size in range(batch_size + 1, n + 1) if n % size != 1)  # n itself at the latest
     below = next((size for size in range(batch_size - 1, 1, -1) if n % size != 1), None)
-    return [size for size in (above, below) if size is not None] or [n]
+    return [above] if below is None else [above, below]
 
 
 def warn_if_step_exceeds_data(batch_size: int | str, accum: int, plan: BatchPlan, total_steps: int) -> None:

@@ -99,11 +99,11 @@ class BudgetPlanner(Callback):
 
     def on_step_end(self, view: TrainerView, loss: Any) -> None:
         step = view.state.step
+        if step - self.points[-1][0] < self.every:
+            return
         if self.warp is not None and self.warp.virtual(step) >= self.length:
             # the schedule has run to its end (``step`` is the planned end): a re-plan now would pin the
             # warp there and every added step would train at the schedule's last value (0 for a decay)
-            return
-        if step - self.points[-1][0] < self.every:
             return
         elapsed = view.elapsed_s
         start_step, start_elapsed = self.points[0]

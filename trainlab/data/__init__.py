@@ -8,7 +8,6 @@ to tensors.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -193,13 +192,13 @@ def source_options(config: DataConfig) -> dict[str, Any]:
 
 
 def _takes_option(source: str, option: str) -> bool:
-    """Whether data source ``source`` has the keyword ``option`` (or takes any keyword), so that an
-    error may suggest ``data.<option>``."""
+    """Whether data source ``source`` takes the keyword ``option`` (the registry's own option check), so
+    that an error may suggest ``data.<option>``."""
     try:
-        parameters = inspect.signature(DATA_SOURCES.get(source)).parameters
-    except (TypeError, ValueError):  # a callable without a signature (a C function) names no options
+        DATA_SOURCES.check_options(source, {option: None})
+    except ConfigError:
         return False
-    return option in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return True
 
 
 def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:

@@ -195,10 +195,10 @@ class Trainer:
         self.close_epoch()
 
     def _owes_epoch_record(self) -> bool:
-        """Done mid-epoch without the partial epoch's record: a run resumed from the checkpoint its last step
-        wrote after a stop (or the step limit) was decided, where the uninterrupted run went on to the record."""
-        return (self.state.batch_in_epoch > 0 and self.control.interrupted_by is None
-                and not self.state.finished and self.done())
+        """Done (called once :meth:`done` holds) mid-epoch without the partial epoch's record: a run resumed from
+        the checkpoint its last step wrote after a stop (or the step limit) was decided, where the uninterrupted
+        run went on to the record."""
+        return self.state.batch_in_epoch > 0 and self.control.interrupted_by is None and not self.state.finished
 
     def close_epoch(self) -> None:
         """The epoch's record (a partial epoch's when a stop or the step limit ended it early), and its hooks."""

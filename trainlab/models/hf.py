@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.engine.batching import is_ids_and_mask
 from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS
 from trainlab.models.text import masked_mean
@@ -141,7 +142,7 @@ class HFClassifier(nn.Module):
         (cast to ids they would index arbitrary embedding rows)."""
         if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
             raise ValueError(f"hf_pretrained expects integer token ids; got {x.dtype} {tuple(x.shape)}")
-        if x.ndim == 3 and x.shape[1] == 2:
+        if is_ids_and_mask(x):
             return x[:, 0].long(), x[:, 1].long()
         if x.ndim == 2:
             return x.long(), (x != self.pad_token_id).long()
