@@ -91,11 +91,16 @@ def _check_deletable(path: Path, protect: Iterable[str | os.PathLike[str]]) -> N
                           "which trainlab did not write; move it out or choose another --out")
 
 
+def linked_records(path: Path) -> list[str]:
+    """The :data:`RUN_FILES` in ``path`` that are symbolic links, sorted."""
+    return sorted(name for name in RUN_FILES if os.path.islink(path / name))
+
+
 def refuse_linked_records(path: Path, action: str) -> None:
     """RunDirError when one of :data:`RUN_FILES` in ``path`` is a symbolic link. Resuming writes checkpoints
     into ``checkpoint/`` and deletes the ones it no longer keeps: through a link (a folder sent to you, its
     ``checkpoint`` pointing at another run's) that would write and delete outside the run folder."""
-    linked = sorted(name for name in RUN_FILES if os.path.islink(path / name))
+    linked = linked_records(path)
     if linked:
         raise RunDirError(f"cannot {action} {path}: its {linked[0]} is a symbolic link, and trainlab writes and "
                           "deletes only inside a run folder; replace the link by a copy of what it points at, "

@@ -128,10 +128,11 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
                            f"whether {plan.label} finished cannot be told; {_RESTORE} {plan.path} to train that "
                            "run again")
     summary_path = plan.path / "summary.json"
-    summary = read_record_object(summary_path) or {}
     status = info.get("status")
     damage = finished_summary_damage(summary_path) if status == "finished" else None
-    recorded = info.get("config_hash") or (None if damage else summary.get("config_hash"))
+    recorded = info.get("config_hash")
+    if not recorded and not damage:  # runs whose run.json predates its config_hash: the summary's
+        recorded = (read_record_object(summary_path) or {}).get("config_hash")
     if damage and recorded is None:  # nothing left says which config the finished run trained
         return "damaged", _damaged_summary(plan, summary_path, damage)
     if recorded != wanted:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainlab.bounded_read import regular_file_info
 from trainlab.errors import DataError
 from trainlab.npz_archive import open_npz
 
@@ -49,8 +50,7 @@ class Unavailable:
 def _from_file(path: Path) -> Predictions:
     """The run's saved predictions, read as any run-folder record of someone else's may need: a symbolic
     link refused, each array's size checked from its header before it is decompressed (open_npz)."""
-    if path.is_symlink():
-        raise ValueError("a symbolic link; trainlab reads a run's records in place")
+    regular_file_info(path, follow_links=False)  # a link or a FIFO: LinkError / ValueError
     arrays = open_npz(path, "y_true", "y_pred")
     y_true, y_pred = np.asarray(arrays["y_true"]), np.asarray(arrays["y_pred"])
     names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None

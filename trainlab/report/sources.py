@@ -19,14 +19,13 @@ metrics.jsonl line that is damaged is left out of the curves with one ``warning:
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError, DataError
-from trainlab.records import read_metrics_file, read_record_text
+from trainlab.records import is_finite_number, read_metrics_file, read_record_text
 from trainlab.yaml_files import load_yaml_file
 
 LEADERBOARD = "leaderboard.json"
@@ -90,9 +89,7 @@ class Comparison:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return float(value) if is_finite_number(value) else None
 
 
 def _read_json(path: Path, default: Any) -> Any:

@@ -18,9 +18,9 @@ from pathlib import Path
 from trainlab.config import CheckpointConfig, read_yaml
 from trainlab.engine.checkpoint import BEST, step_folders
 from trainlab.engine.checkpoint import prune_after_finish as prune_checkpoints
-from trainlab.errors import RunDirError, TrainlabError
+from trainlab.errors import TrainlabError
 from trainlab.records import read_record_object
-from trainlab.run_folder import refuse_linked_records
+from trainlab.run_folder import linked_records
 from trainlab.run_leftovers import clean_stale_temporaries, is_stale_temporary
 from trainlab.run_lock import RunLock
 
@@ -45,7 +45,7 @@ def tidy_trial_folders(trials_dir: Path) -> list[Path]:
         if not folder.name.isdigit() or folder.is_symlink() or not folder.is_dir():
             continue
         info = read_record_object(folder / "run.json")
-        if info is None or info.get("status") != "finished" or _linked_records(folder):
+        if info is None or info.get("status") != "finished" or linked_records(folder):
             continue  # a linked checkpoint/ (a folder sent to you): deleting through it deletes elsewhere
         keep = _keep_after_finish(folder)
         if keep is None or not _untidy(folder, keep):
@@ -62,16 +62,6 @@ def tidy_trial_folders(trials_dir: Path) -> list[Path]:
             lock.release()
         tidied.append(folder)
     return tidied
-
-
-def _linked_records(folder: Path) -> bool:
-    """Whether one of the run's records is a symbolic link (:func:`trainlab.run_folder.refuse_linked_records`,
-    which refuses a resume of such a folder: the tidy leaves it alone)."""
-    try:
-        refuse_linked_records(folder, "tidy")
-    except RunDirError:
-        return True
-    return False
 
 
 def _keep_after_finish(folder: Path) -> str | None:
