@@ -298,3 +298,13 @@ def test_keras_and_torch_habits_are_told_what_fit_takes():
             trainlab.fit(_linear(), **{"train": (x, y), "strategy": BASE, **changed})
     # the fix each names works
     assert len(trainlab.fit(_linear(), loader.dataset, BASE).history) == 2
+
+
+def test_empty_metrics_list_records_the_loss_only_as_in_keras():
+    """metrics=[] (Keras: no metrics besides the loss) gave the task's default metrics."""
+    x, y = _blobs()
+    result = trainlab.fit(_linear(), (x, y), BASE, val=(x[:30], y[:30]), metrics=[])
+    assert sorted(k for k in result.history[-1] if k.startswith("val_")) == ["val_loss"]
+    assert sorted(k for k in result.summary["val"]) == ["loss"]
+    defaults = trainlab.fit(_linear(), (x, y), BASE, val=(x[:30], y[:30]))
+    assert "val_accuracy" in defaults.history[-1]

@@ -43,7 +43,7 @@ from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_tas
 from trainlab.data.labels import named_classes_task, read_class_labels
 from trainlab.errors import ConfigError, DataError, folder_error
 from trainlab.finetune import unfreeze_all
-from trainlab.records import metrics_file_records
+from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
 from trainlab.registry import Registry, did_you_mean
 from trainlab.run_checks import FIT_FIXES, FIXES_KEY
 from trainlab.run_summary import summarize
@@ -403,13 +403,13 @@ def _in_fit_terms() -> Iterator[None]:
         raise type(exc)(message) from None
 
 
-FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml", "model.safetensors")
+FIT_FILES = (*FIT_RECORDS, FIT_MODEL)  # what fit(out=...) writes: overwrite=True replaces only these
 
 
 def _check_out(out: Path, overwrite: bool) -> list[Path]:
     """``out`` as the CLI's ``--out``, checked and created before training: a file, the working directory,
     a folder already holding files (without ``overwrite``), a folder holding anything but an earlier
-    fit's records (:data:`FIT_RECORDS`, and the hidden temporaries of an interrupted write; even with
+    fit's records (:data:`FIT_FILES`, and the hidden temporaries of an interrupted write; even with
     ``overwrite``: a run folder or your own files are never written into), or a folder that cannot be
     created is refused. Returns the folders it created, deepest first (:func:`_remove_empty` on failure)."""
     if out.exists() and not out.is_dir():
@@ -420,10 +420,10 @@ def _check_out(out: Path, overwrite: bool) -> list[Path]:
     if present and not overwrite:
         raise ConfigError(f"out '{out}' already holds files; give a new folder, or overwrite=True to replace "
                           "the records of an earlier fit there")
-    if others := [name for name in present if name not in FIT_RECORDS and not name.startswith(".")]:
+    if others := [name for name in present if name not in FIT_FILES and not name.startswith(".")]:
         kind = "a trainlab run folder" if "run.json" in present else f"files that are not fit records ({others[0]!r})"
         raise ConfigError(f"out '{out}' holds {kind}; overwrite=True replaces only the records of an earlier "
-                          f"fit ({', '.join(FIT_RECORDS)}): give a new folder")
+                          f"fit ({', '.join(FIT_FILES)}): give a new folder")
     created: list[Path] = []
     try:
         # one level at a time, top down, as absolute paths: only the folders whose mkdir this call made are
@@ -456,5 +456,5 @@ def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any
     write_jsonl(out / "metrics.jsonl", metrics_file_records(state.history, state.events, state.step_records))
     write_json(out / "summary.json", summary)
     write_text(out / "strategy.yaml", yaml.safe_dump({"strategy": config.to_dict()["strategy"]}, sort_keys=False))
-    write_safetensors(out / "model.safetensors", {k: v.contiguous() for k, v in model.state_dict().items()},
+    write_safetensors(out / FIT_MODEL, {k: v.contiguous() for k, v in model.state_dict().items()},
                       metadata={"trainlab": json.dumps({"format": "model"})})

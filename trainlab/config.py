@@ -175,11 +175,17 @@ class Config(Strict):
     data: DataConfig
     model: ModelConfig
     strategy: Strategy
-    metrics: list[str] | None = None  # None: accuracy/precision/recall/f1 or mse/mae/r2 by task
+    metrics: list[str] | None = None  # None: accuracy/precision/recall/f1 or mse/mae/r2 by task; []: the loss only
     output: OutputConfig = OutputConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     _to_named = field_validator("model", mode="before")(classmethod(lambda cls, v: name_only(v)))
+
+    @field_validator("metrics")
+    @classmethod
+    def _empty_is_loss_only(cls, value: list[str] | None) -> list[str] | None:
+        # an empty list asks for no metrics besides the loss (Keras's metrics=[]), not for the defaults
+        return ["loss"] if value == [] else value
 
     @field_validator("name")
     @classmethod

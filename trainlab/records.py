@@ -175,6 +175,12 @@ def json_safe(value: Any, path: str = "", found: list[str] | None = None) -> Any
     return value
 
 
+FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml")
+"""What ``trainlab.fit(out=...)`` writes besides its model (``model.safetensors``): the records that
+``trainlab plot`` and the report's fit reader look for."""
+FIT_MODEL = "model.safetensors"
+
+
 def metrics_file_records(history: list[dict[str, Any]], events: list[dict[str, Any]],
                          step_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The lines of a metrics.jsonl: step, epoch and event records ordered by ``step`` (at one step: step

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError, DataError
-from trainlab.records import is_finite_number, read_metrics_file, read_record_text
+from trainlab.records import FIT_RECORDS, is_finite_number, read_metrics_file, read_record_text
 from trainlab.yaml_files import load_yaml_file
 
 LEADERBOARD = "leaderboard.json"
@@ -131,9 +131,6 @@ def read_metrics(path: Path, left_out_of: str | None = CURVES) -> tuple[list[dic
 
 def is_run_folder(path: Path) -> bool:
     return path.is_dir() and ((path / "run.json").is_file() or (path / "config.yaml").is_file())
-
-
-FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml")  # what trainlab.fit(out=...) writes
 
 
 def is_fit_records(path: Path) -> bool:
