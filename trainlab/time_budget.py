@@ -73,7 +73,8 @@ class StepTiming:
 def validations_within(steps: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
     """Validation passes a run of ``steps`` optimizer steps makes: ``ceil(steps / steps_per_epoch)`` epoch
     records (a last partial epoch validates when the step limit ends it) plus ``floor(steps / every)``
-    mid-epoch passes (counted also where they fall on an epoch's end, where none is made: errs long)."""
+    mid-epoch passes (counted also where they fall on an epoch's end, where none is made, and at the last
+    step of a run ending mid-epoch on one, whose partial-epoch record reuses it: errs long)."""
     return -(-steps // steps_per_epoch) + (steps // every_n_steps if every_n_steps else 0)
 
 

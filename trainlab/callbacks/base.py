@@ -5,11 +5,15 @@ The loop fires, in this order::
     on_train_start(view)
     per epoch:  on_epoch_start(view)                  # skipped when resuming mid-epoch
                 per optimizer step: on_step_start(view), (the Step runs), on_step_end(view, loss)
+                    [on_validation_end(view, step record)]  # a mid-epoch validation (eval_every_n_steps)
                 on_validation_end(view, record)       # record: epoch, step, lr, train_loss, val_* ...
                 on_epoch_end(view, record)
     on_train_end(view)                                # always, in a finally block
     on_before_save(view)                              # before any checkpoint is written (see below)
     on_log(view, record)                              # a step record (log_every_n_steps, eval_every_n_steps)
+
+``on_validation_end`` fires once per validation pass: an epoch that a stop or the step limit ends at the
+step of a mid-epoch validation takes that validation's val_* for its record and gets ``on_epoch_end`` alone.
 
 Callbacks see a :class:`TrainerView`, not the Trainer: the progress state
 (``view.state``), the control flags (``view.control``: ``stop(reason)``,

@@ -13,18 +13,25 @@ Pseudo-code of :meth:`Trainer.fit`::
                 (every validation.every_n_steps steps: a mid-epoch validation, on_validation_end)
             record = train_<loss> sums + evaluate()  (epoch, step, lr, train_loss, val_*, elapsed_s)
             on_validation_end(record), on_epoch_end(record)
+                                           # an epoch ended at a mid-epoch validation's step reuses its val_*:
+                                           # on_epoch_end(record) alone (below)
     on_train_end                           # in finally, after the step is put in eval mode
 
 An epoch that ends early has a record too: a callback's stop (``control.stop``: early stopping, a
 tuner's pruning, a user's callback) or the step limit (``max_steps``, a time budget) after the
 epoch's k-th step closes it with a partial-epoch record at that step, validated, so the last
 history record scores the weights training ended with (the summary's final evaluation can differ:
-early stopping's restore_best, TTA, weight averaging). A signal (SIGINT/SIGTERM, ``control.interrupted_by``)
-leaves the epoch open: the run is resumed later and the epoch's record comes at its end, as if never
-interrupted (a divergence stop raises, with no record). A signal is not a stop: it ends this process's loop
-without touching ``control.should_stop``, so a stop decided at the signal's step, or at the validation of the
-epoch it closed, is in the interrupted run's checkpoint. A checkpoint written by (or after) the stopping
-step's hooks carries the stop, and the run resumed from it writes the same partial record before it ends.
+early stopping's restore_best, TTA, weight averaging). When that step made a mid-epoch validation
+(``every_n_steps``; the stop may be its own doing: early stopping, a tuner's pruning), the record takes
+its val_* from that validation (``TrainState.mid_epoch_val``, checkpointed) instead of evaluating the same
+weights again, and ``on_validation_end`` is not fired a second time for them: each validation is run,
+and seen by the callbacks (early stopping's patience, a pruner's reports), once. A signal (SIGINT/SIGTERM,
+``control.interrupted_by``) leaves the epoch open: the run is resumed later and the epoch's record comes at
+its end, as if never interrupted (a divergence stop raises, with no record). A signal is not a stop: it
+ends this process's loop without touching ``control.should_stop``, so a stop decided at the signal's step, or
+at the validation of the epoch it closed, is in the interrupted run's checkpoint. A checkpoint written by (or
+after) the stopping step's hooks carries the stop, and the run resumed from it writes the same partial record
+before it ends.
 
 The Trainer knows nothing of models or optimizers: a :class:`~trainlab.engine.step.Step`
 owns them. The epoch's data order is a pure function of (seed, epoch) (see
@@ -201,9 +208,13 @@ class Trainer:
         return self.state.batch_in_epoch > 0 and self.control.interrupted_by is None and not self.state.finished
 
     def close_epoch(self) -> None:
-        """The epoch's record (a partial epoch's when a stop or the step limit ended it early), and its hooks."""
+        """The epoch's record (a partial epoch's when a stop or the step limit ended it early), and its hooks:
+        ``on_validation_end`` and ``on_epoch_end``, the first left out when the record reuses a mid-epoch
+        validation of this step (its callbacks saw that validation already)."""
+        validated = self._validation_at_this_step() is not None
         record = self.end_epoch()
-        self.callbacks.fire(Event.VALIDATION_END, self.view, record)
+        if not validated:
+            self.callbacks.fire(Event.VALIDATION_END, self.view, record)
         self.callbacks.fire(Event.EPOCH_END, self.view, record)
         if self.control.rollback_to is not None:  # asked for while saving the epoch's checkpoint
             self.restore(self.control.rollback_to)
@@ -217,10 +228,20 @@ class Trainer:
         for name, tally in self._sums.items():  # train_loss is the data loss alone; train_penalty apart
             record[f"train_{name}"] = tally.value() / samples
         self.step.set_mode(training=False)  # validation callbacks see the weights that were evaluated
-        record.update({f"val_{k}": v for k, v in self.validation.evaluate().items()})
+        metrics = self._validation_at_this_step()
+        if metrics is None:
+            metrics = self.validation.evaluate()
+        record.update({f"val_{k}": v for k, v in metrics.items()})
         record["elapsed_s"] = round(self.elapsed(), 6)
         state.history.append(record)
+        state.mid_epoch_val = None  # the epoch is closed: a later validation belongs to the next one
         return record
+
+    def _validation_at_this_step(self) -> dict[str, Any] | None:
+        """The metrics of the mid-epoch validation made at the current step (no optimizer step since, so the
+        weights it evaluated are the current ones), else None."""
+        made = self.state.mid_epoch_val
+        return made["metrics"] if made is not None and made["step"] == self.state.step else None
 
     def _validation_due(self, position: int) -> bool:
         every = self.validation.every_n_steps
@@ -240,7 +261,10 @@ class Trainer:
         record: dict[str, Any] = {"scope": "step", "step": state.step, "epoch": round(epoch, 6),
                                   **lr_columns(self.step)}
         self.step.set_mode(training=False)
-        record.update({f"val_{k}": v for k, v in self.validation.evaluate().items()})
+        metrics = self.validation.evaluate()
+        # kept for a partial epoch closed at this step (a stop its hooks decide, the step limit)
+        state.mid_epoch_val = {"step": state.step, "metrics": metrics}
+        record.update({f"val_{k}": v for k, v in metrics.items()})
         record["elapsed_s"] = round(self.elapsed(), 6)
         self.view.log(record)
         return record

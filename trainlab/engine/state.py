@@ -29,6 +29,11 @@ class TrainState:
     # the step just taken owes a mid-epoch validation (eval_every_n_steps) that runs after its step-end
     # hooks: a checkpoint written by those hooks carries it, and a run resumed from it validates first
     validation_due: bool = False
+    # the open epoch's latest mid-epoch validation, {"step": n, "metrics": evaluate()'s dict}: a partial epoch
+    # closed at that same step (a stop or the step limit there) takes its val_* from it instead of validating
+    # the same weights again; checkpointed, so a run resumed after that validation does the same (absent in
+    # checkpoints written before it existed: None, and such a resume validates again)
+    mid_epoch_val: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)
