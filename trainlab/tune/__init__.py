@@ -5,7 +5,10 @@ pruning callback), :mod:`study` (storage, sampler, pruner, workers),
 :mod:`results` (best.yaml, trials.csv, importances), :mod:`report` (HTML),
 :mod:`refit` (best vs base over seeds through ``trainlab compare``),
 :mod:`leftovers` (checkpoints a killed worker left in finished trial folders),
-:mod:`runner` (the command end to end).
+:mod:`claims` (which trial a worker runs next; dead workers' trials), :mod:`leases`
+(whether a journal study's worker lives, on any host), :mod:`recovery` (a dead
+worker's trial whose run had ended, recorded as it ended), :mod:`runner` (the
+command end to end).
 """
 
 from trainlab.tune.runner import tune

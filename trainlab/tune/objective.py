@@ -7,10 +7,13 @@ asks the loop to stop; the run then finishes normally (its folder is complete
 and loadable) and the trial is reported PRUNED at that epoch.
 
 Outcomes: the objective returns the run's final validation metric (the model
-``best.yaml`` reproduces, after any ``restore_best``); raises
+``best.yaml`` reproduces, after any ``restore_best``; :func:`final_value`); raises
 ``optuna.TrialPruned`` for a pruned run; raises :class:`TrialFailed` for a run
 that diverged (:class:`TrainingError`) or was refused (any other
 :class:`TrainlabError`), with the reason stored as the trial's ``fail_reason``.
+The pruner's decision is stored with the trial (``pruned_at_epoch``) when it is
+made, so the outcome of a finished run can be read back from its records and the
+trial when its worker dies before reporting it (:mod:`trainlab.tune.recovery`).
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class PruningCallback(Callback):
         self.trial.report(float(record[self.metric]), step=epoch)
         if self.pruned_at is None and self.trial.should_prune():
             self.pruned_at = epoch
+            # stored now, not once the run ends: a worker killed before reporting the trial leaves the
+            # decision with it, and a rerun reads the run's outcome back as PRUNED (trainlab.tune.recovery)
+            self.trial.set_user_attr(ATTR_PRUNED_AT, epoch)
             view.control.stop(f"pruned by the tuner at epoch {epoch}")
 
 
@@ -81,7 +87,9 @@ def trial_config(base_raw: dict[str, Any], values: dict[str, Any], name: str) ->
 
 
 def final_value(summary: dict[str, Any], metric: str) -> float:
-    """``val_accuracy`` -> ``summary["val"]["accuracy"]`` (``val_loss`` -> ``summary["val"]["loss"]``)."""
+    """The value a trial reports: its run's final validation metric, ``val_accuracy`` ->
+    ``summary["val"]["accuracy"]`` (``val_loss`` -> ``summary["val"]["loss"]``), of the model the run
+    ends with (after any ``restore_best``), whatever the metric's direction."""
     name = metric.removeprefix("val_")
     if name not in summary["val"]:
         raise MetricNotFound(f"--metric '{metric}' is not among the validation metrics "
@@ -115,7 +123,6 @@ class Objective:
             raise TrialFailed("diverged", str(exc)) from None
         except TrainlabError as exc:
             raise TrialFailed("error", f"{type(exc).__name__}: {exc}") from None
-        if pruning.pruned_at is not None:
-            trial.set_user_attr(ATTR_PRUNED_AT, pruning.pruned_at)
+        if pruning.pruned_at is not None:  # its pruned_at_epoch is stored already
             raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}")
         return final_value(summary, self.metric)

@@ -1,0 +1,101 @@
+"""A trial whose worker died after its run ended, before reporting it: its outcome read back from the run.
+
+A trial's run folder ``DIR/trials/<number>`` is complete once its ``run.json`` says how the run ended;
+the worker then reports the outcome to Optuna. A worker killed in between (SIGKILL, out of memory, a
+reboot) left the trial RUNNING although its run is over. Where the claim would fail such a trial as
+``stale`` (:func:`trainlab.tune.claims.fail_dead_workers`), it is recorded as the objective would have
+reported it (:mod:`trainlab.tune.objective`), and nothing the run computed is lost:
+
+- ``finished``, with the pruner's decision stored with the trial (``pruned_at_epoch``): PRUNED
+  (Optuna keeps the last reported epoch's value, as for a live worker's pruned trial);
+- ``finished`` otherwise: COMPLETE with :func:`~trainlab.tune.objective.final_value` of its
+  ``summary.json``, the objective's own reading (the final validation metric, after any ``restore_best``);
+- ``diverged``: FAIL with ``fail_kind`` diverged and the summary's reason.
+
+Anything else (no run folder, a run still ``running`` or ``interrupted``, a damaged ``summary.json``, a
+metric that is no finite number) is no outcome: the trial is failed as stale, as before. Each trial
+recovered carries the user attribute ``recovered`` saying so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from trainlab.errors import TrainlabError
+from trainlab.records import finished_summary_damage, read_record_object
+from trainlab.tune.objective import (
+    ATTR_FAIL_KIND,
+    ATTR_FAIL_REASON,
+    ATTR_PRUNED_AT,
+    ATTR_RUN_DIR,
+    final_value,
+)
+
+ATTR_RECOVERED = "recovered"  # trial user attr: its outcome was read back from its run folder
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a trial's ended run says the objective reports: a state, with COMPLETE's value or FAIL's reason."""
+
+    state: TrialState
+    value: float | None = None
+    reason: str | None = None
+
+
+def run_outcome(trial: FrozenTrial, trials_dir: Path, metric: str) -> RunOutcome | None:
+    """The outcome of ``trial`` read from its run folder ``trials_dir/<number>``; None when there is none.
+
+    The folder is the trial's only when the trial names it (``run_dir``, recorded as its run began: a
+    worker of another ``--out`` on an RDB storage ran it elsewhere)."""
+    folder = trials_dir / str(trial.number)
+    named = trial.user_attrs.get(ATTR_RUN_DIR)
+    try:
+        if not isinstance(named, str) or not os.path.samefile(named, folder):
+            return None
+    except OSError:  # either is missing, or cannot be looked up
+        return None
+    info = read_record_object(folder / "run.json") or {}
+    if info.get("status") == "finished":
+        if finished_summary_damage(folder / "summary.json") is not None:
+            return None
+        if ATTR_PRUNED_AT in trial.user_attrs:
+            return RunOutcome(TrialState.PRUNED)
+        summary = read_record_object(folder / "summary.json") or {}
+        try:
+            value = final_value(summary, metric)
+        except (TrainlabError, TypeError, ValueError):  # the metric missing or null (non-finite): no value
+            return None
+        return RunOutcome(TrialState.COMPLETE, value=value) if math.isfinite(value) else None
+    if info.get("status") == "diverged":
+        summary = read_record_object(folder / "summary.json") or {}
+        reason = summary.get("reason")
+        return RunOutcome(TrialState.FAIL, reason=str(reason) if reason else "the run diverged")
+    return None
+
+
+def recover(study: optuna.Study, trial: FrozenTrial, trials_dir: Path, metric: str, note: str) -> bool:
+    """Record RUNNING ``trial`` (its worker gone: ``note`` says how) as its ended run says
+    (:func:`run_outcome`); False when the run says nothing or another worker recorded the trial first."""
+    outcome = run_outcome(trial, trials_dir, metric)
+    if outcome is None:
+        return False
+    storage, trial_id = study._storage, trial._trial_id
+    try:
+        if storage.get_trial(trial_id).state != TrialState.RUNNING:
+            return False
+        storage.set_trial_user_attr(trial_id, ATTR_RECOVERED, f"read from its run folder: {note}")
+        if outcome.state == TrialState.FAIL:
+            storage.set_trial_user_attr(trial_id, ATTR_FAIL_KIND, "diverged")
+            storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, (outcome.reason or "")[:500])
+        # Optuna's tell, as the live worker's: a PRUNED trial takes its last reported value
+        study.tell(trial.number, outcome.value, state=outcome.state)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError):  # finished meanwhile by another worker
+        return False
+    return True
