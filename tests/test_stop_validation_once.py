@@ -2,10 +2,11 @@
 once: the partial epoch's record takes that validation's val_*, and ``on_validation_end`` fires once for it.
 
 Causes of such an end: ``max_steps``, a callback's ``control.stop``, the time budget moving the step limit
-(``end_at_step``), early stopping or a tuner's pruner deciding at that validation. Before, the partial epoch's
-record evaluated the same weights a second time and fired ``on_validation_end`` again: early stopping counted
-one validation twice (with ``patience: 1`` a run ended by ``max_steps`` was reported as stopped early, its best
-"not improved" on by itself), a pruner got a second report, and the validation time was paid twice.
+(``end_at_step``), early stopping deciding at that validation. Before, the partial epoch's record evaluated
+the same weights a second time and fired ``on_validation_end`` again: early stopping counted one validation
+twice (with ``patience: 1`` a run ended by ``max_steps`` was reported as stopped early, its best "not
+improved" on by itself), and the validation time was paid twice. (A tuner's pruner decides at epoch ends
+only: tests/test_tune_pruning_steps.py.)
 
 References are independent of the loop: the validation schedule worked out by hand, a validation pass's
 forward count measured at an earlier validation, the loss recomputed from the final weights, and for resumes
@@ -32,7 +33,6 @@ from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.engine.checkpoint import MANIFEST, STATE
 from trainlab.errors import Interrupted
 from trainlab.experiment import resume, train
-from trainlab.tune.objective import PruningCallback
 
 # iris: 150 rows, 5 steps of 32 an epoch; validations every 2 steps: at steps 2, 4, the epoch's end 5, 6, 8
 STRATEGY: dict[str, Any] = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32,
@@ -108,47 +108,28 @@ class EndAt(trainlab.Callback):
             view.end_at_step(self.at, "time budget")
 
 
-class FakeTrial:
-    """The Optuna trial calls PruningCallback makes, every report kept (Optuna drops a second report at a step
-    it has, and a mid-epoch record reports at its whole epoch); prunes at its ``prune_at``-th report."""
-
-    def __init__(self, prune_at: int):
-        self.prune_at, self.reports, self.user_attrs = prune_at, [], {}
-
-    def report(self, value: float, step: int) -> None:
-        self.reports.append((step, value))
-
-    def should_prune(self) -> bool:
-        return len(self.reports) >= self.prune_at
-
-    def set_user_attr(self, key: str, value: Any) -> None:
-        self.user_attrs[key] = value
-
-
-def _cause(name: str) -> tuple[dict[str, Any], list[trainlab.Callback], str, Any]:
-    """(strategy, callbacks, expected stop_reason, the pruner's trial or None) ending the run at step STOP."""
+def _cause(name: str) -> tuple[dict[str, Any], list[trainlab.Callback], str]:
+    """(strategy, callbacks, expected stop_reason) ending the run at step STOP."""
     if name == "max_steps":
-        return {**STRATEGY, "max_steps": STOP}, [], f"max_steps={STOP} reached", None
+        return {**STRATEGY, "max_steps": STOP}, [], f"max_steps={STOP} reached"
     if name == "callback_stop":
-        return STRATEGY, [StopAt(STOP)], f"user stop at {STOP}", None
+        return STRATEGY, [StopAt(STOP)], f"user stop at {STOP}"
     if name == "time_budget":
-        return STRATEGY, [EndAt(STOP)], f"time budget: ended at step {STOP}", None
-    if name == "early_stopping":  # min_delta 10: only the first validation improves; the 5th is the 4th without
-        return ({**STRATEGY, "early_stopping": {"monitor": "val_loss", "patience": 4, "min_delta": 10.0,
-                                                "restore_best": False}}, [],
-                "early stopping: val_loss did not improve for 4 epochs (best", None)
-    trial = FakeTrial(prune_at=len(VALIDATIONS))
-    return STRATEGY, [PruningCallback(trial, "val_loss")], "pruned by the tuner at epoch 1", trial
+        return STRATEGY, [EndAt(STOP)], f"time budget: ended at step {STOP}"
+    assert name == "early_stopping", name  # min_delta 10: only the first validation improves; the 5th is the 4th without
+    return ({**STRATEGY, "early_stopping": {"monitor": "val_loss", "patience": 4, "min_delta": 10.0,
+                                            "restore_best": False}}, [],
+            "early stopping: val_loss did not improve for 4 epochs (best")
 
 
 def _without_time(records):
     return [{k: v for k, v in record.items() if k != "elapsed_s"} for record in records]
 
 
-@pytest.mark.parametrize("cause", ["max_steps", "callback_stop", "time_budget", "early_stopping", "pruner"])
+@pytest.mark.parametrize("cause", ["max_steps", "callback_stop", "time_budget", "early_stopping"])
 def test_a_run_ending_at_a_mid_epoch_validation_validates_there_once(cause):
     x, y = _iris()
-    strategy, callbacks, reason, trial = _cause(cause)
+    strategy, callbacks, reason = _cause(cause)
     torch.manual_seed(0)
     model = CountingLinear()
     counter = Validations(model)
@@ -156,8 +137,6 @@ def test_a_run_ending_at_a_mid_epoch_validation_validates_there_once(cause):
     assert result.summary["steps"] == STOP and result.summary["stop_reason"].startswith(reason), result.summary
     assert counter.seen == VALIDATIONS  # the partial epoch ended at step 8 fires no second on_validation_end
     assert counter.per_pass and counter.after_last_step == counter.per_pass  # one pass after the last step
-    if trial is not None:
-        assert len(trial.reports) == len(VALIDATIONS)
     # the records as before: epoch 1, and the partial epoch 2 at step 8 with step 8's validation
     assert [(r["epoch"], r["step"]) for r in result.history] == [(1, 5), (2, STOP)]
     assert set(result.history[1]) == set(result.history[0])
@@ -176,8 +155,8 @@ def test_every_cause_records_the_same_history_as_max_steps():
     """Only the stop reason differs: each cause ends the same trajectory at the same step with the same records."""
     x, y = _iris()
     histories = {}
-    for cause in ("max_steps", "callback_stop", "time_budget", "early_stopping", "pruner"):
-        strategy, callbacks, _, _ = _cause(cause)
+    for cause in ("max_steps", "callback_stop", "time_budget", "early_stopping"):
+        strategy, callbacks, _ = _cause(cause)
         torch.manual_seed(0)
         result = trainlab.fit(torch.nn.Linear(4, 3), (x, y), strategy, val=(x, y), callbacks=callbacks)
         histories[cause] = (_without_time(result.history), _without_time(result.step_records))

@@ -51,7 +51,14 @@ class TrialFailed(Exception):
 
 
 class PruningCallback(Callback):
-    """Reports ``record[metric]`` at step ``record["epoch"]`` and stops the loop when the pruner says so."""
+    """Reports ``record[metric]`` of each epoch record at step ``int(record["epoch"])`` and stops the loop when
+    the pruner says so.
+
+    Mid-epoch validations (``eval_every_n_steps``) are not reported: trials are compared at the epochs every
+    trial passes whatever its batch size, and an Optuna step takes one value (a second report at an epoch's
+    step was dropped with a warning). A partial last epoch's record counts its epoch (``epoch`` k+1); one that
+    ends at a mid-epoch validation's step reuses that validation without a second ``on_validation_end``, and
+    is reported at its ``on_epoch_end`` (the run ends there: no pruning decision)."""
 
     name = "tune_pruning"
     order = 90  # after early stopping and the recorders: the epoch is complete when it reports
@@ -63,20 +70,31 @@ class PruningCallback(Callback):
 
     def on_train_start(self, view: Any) -> None:
         self.pruned_at = None
+        self._reported: int | None = None  # the last epoch reported
 
     def on_validation_end(self, view: Any, record: dict[str, Any]) -> None:
-        if self.metric not in record:
-            available = sorted(k for k in record if k.startswith("val_") or k == "train_loss")
-            raise MetricNotFound(f"--metric '{self.metric}' is not in the epoch records "
-                                 f"(available: {', '.join(available)})")
-        epoch = int(record["epoch"])
-        self.trial.report(float(record[self.metric]), step=epoch)
+        if record.get("scope") == "step":
+            return
+        epoch = self._report(record)
         if self.pruned_at is None and self.trial.should_prune():
             self.pruned_at = epoch
             # stored now, not once the run ends: a worker killed before reporting the trial leaves the
             # decision with it, and a rerun reads the run's outcome back as PRUNED (trainlab.tune.recovery)
             self.trial.set_user_attr(ATTR_PRUNED_AT, epoch)
             view.control.stop(f"pruned by the tuner at epoch {epoch}")
+
+    def on_epoch_end(self, view: Any, record: dict[str, Any]) -> None:
+        if int(record["epoch"]) != self._reported:  # its record reused a mid-epoch validation
+            self._report(record)
+
+    def _report(self, record: dict[str, Any]) -> int:
+        if self.metric not in record:
+            available = sorted(k for k in record if k.startswith("val_") or k == "train_loss")
+            raise MetricNotFound(f"--metric '{self.metric}' is not in the epoch records "
+                                 f"(available: {', '.join(available)})")
+        epoch = self._reported = int(record["epoch"])
+        self.trial.report(float(record[self.metric]), step=epoch)
+        return epoch
 
 
 def trial_config(base_raw: dict[str, Any], values: dict[str, Any], name: str) -> Config:

@@ -1,0 +1,54 @@
+"""What tune's pruning callback reports to Optuna: each epoch record's metric at step = its whole epoch, once.
+
+Mid-epoch validations (``eval_every_n_steps``) reported at their whole epoch collided with that epoch's own
+report: Optuna dropped each with a UserWarning, and a one-epoch run could be pruned only on its first
+validation. A real Optuna trial is the reference: its stored intermediate values, and no warning raised.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+import torch
+from sklearn.datasets import load_iris
+
+import trainlab
+from trainlab.tune.objective import PruningCallback
+
+# iris: 150 rows, 5 steps of 32 an epoch; mid-epoch validations at steps 2, 4, 6, 8, 12 (10 ends epoch 2)
+STRATEGY = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32, "epochs": 10,
+            "eval_every_n_steps": 2, "max_steps": 12}
+
+
+def _fit(trial: optuna.Trial) -> trainlab.FitResult:
+    x, y = load_iris(return_X_y=True)
+    x = (x - x.mean(0)) / x.std(0)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna's "the reported value is ignored" warning
+        return trainlab.fit(torch.nn.Linear(4, 3), (x, y), STRATEGY, val=(x, y),
+                            callbacks=[PruningCallback(trial, "val_loss")])
+
+
+def test_each_epoch_is_reported_once_at_its_whole_epoch_and_mid_epoch_validations_are_not():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    result = _fit(trial)
+    epochs = result.history  # epoch 1 (step 5), 2 (step 10), the partial epoch 3 (step 12)
+    assert [(r["epoch"], r["step"]) for r in epochs] == [(1, 5), (2, 10), (3, 12)]
+    reported = study.get_trials(deepcopy=False)[0].intermediate_values
+    assert reported == {r["epoch"]: r["val_loss"] for r in epochs}
+    assert [r["step"] for r in result.step_records] == [2, 4, 6, 8, 12]  # they ran; they are not the pruner's
+
+
+def test_a_run_ending_inside_its_first_epoch_is_reported_at_epoch_0():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    x, y = load_iris(return_X_y=True)
+    torch.manual_seed(0)
+    result = trainlab.fit(torch.nn.Linear(4, 3), (x, y), {**STRATEGY, "max_steps": 3}, val=(x, y),
+                          callbacks=[PruningCallback(trial, "val_loss")])
+    assert study.get_trials(deepcopy=False)[0].intermediate_values == {1: result.history[-1]["val_loss"]}
