@@ -1,7 +1,8 @@
 """Step records every ``log_every_n_steps`` optimizer steps (the HF Trainer's ``logging_steps``).
 
-Each record: ``{"scope": "step", "step", "epoch" (fractional), "train_loss" (mean of the steps'
-losses since the last record), "lr", "grad_norm" (global L2 norm of the last step's gradients,
+Each record: ``{"scope": "step", "step", "epoch" (fractional), "train_loss" (the per-sample mean of
+the data loss since the last record: each step's mean weighted by its samples, as the epoch record's
+``train_loss``), "lr", "grad_norm" (global L2 norm of the last step's gradients,
 before clipping), "samples_per_s", "elapsed_s"}``, kept in ``state.step_records`` and so in
 metrics.jsonl and every checkpoint.
 """
@@ -24,19 +25,21 @@ class StepLogger(Callback):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1; got {every_n_steps}")
         self.every, self.micro_batches = every_n_steps, micro_batches_per_epoch
-        self._loss_sum: torch.Tensor | None = None
-        self._count = 0
+        self._loss_sum: torch.Tensor | None = None  # sum over the steps since the last record of samples x mean
+        self._samples = 0
+        self._seen = 0  # state.samples_seen after the last step: a step's samples are the difference
         self._since: tuple[float, int] | None = None  # (monotonic time, samples_seen) at the last record
 
     def on_train_start(self, view: TrainerView) -> None:
         self._since = (time.monotonic(), view.state.samples_seen)
-        self._loss_sum, self._count = None, 0
+        self._loss_sum, self._samples, self._seen = None, 0, view.state.samples_seen
 
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
-        value = loss.detach().float()
-        self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
-        self._count += 1
         state = view.state
+        samples, self._seen = state.samples_seen - self._seen, state.samples_seen
+        value = loss.detach().float() * samples
+        self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
+        self._samples += samples
         if state.step % self.every:
             return
         now = time.monotonic()
@@ -44,11 +47,11 @@ class StepLogger(Callback):
         record: dict[str, Any] = {
             "scope": "step", "step": state.step,
             "epoch": round(state.epoch + state.batch_in_epoch / self.micro_batches, 6),
-            "train_loss": float(self._loss_sum) / self._count, **view.lrs(),
+            "train_loss": float(self._loss_sum) / self._samples if self._samples else None, **view.lrs(),
         }
         grad_norm = view.grad_norm()
         if grad_norm is not None:
             record["grad_norm"] = grad_norm
         record["samples_per_s"] = round((state.samples_seen - samples) / (now - then), 3) if now > then else None
         view.log(record)
-        self._loss_sum, self._count, self._since = None, 0, (now, state.samples_seen)
+        self._loss_sum, self._samples, self._since = None, 0, (now, state.samples_seen)
