@@ -297,9 +297,11 @@ def test_progress_kind_and_eta_format():
 def test_step_records_every_n_steps_with_the_mean_loss_since_the_last():
     logger, view = StepLogger(every_n_steps=3, micro_batches_per_epoch=10), FakeView()
     logger.on_train_start(view)
-    for loss in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]:
+    for loss, rows in zip([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], [32, 32, 32, 32, 32, 16, 32], strict=True):
+        view.state.samples_seen += rows  # the loop counts a step's rows before its step-end hooks
         view.step_with(logger, loss)
     records = view.state.step_records
     assert [r["step"] for r in records] == [3, 6]
-    assert [r["train_loss"] for r in records] == [2.0, 5.0]
+    # per-sample means: steps of equal rows average plainly; a short step counts for its rows
+    assert records[0]["train_loss"] == 2.0 and records[1]["train_loss"] == pytest.approx((4 * 32 + 5 * 32 + 6 * 16) / 80)
     assert records[0]["epoch"] == 0.3 and records[0]["grad_norm"] == 2.5 and records[0]["scope"] == "step"
