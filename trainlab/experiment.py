@@ -4,7 +4,7 @@
 file behind), then creates the run folder, adds the folder's callbacks
 (checkpoints, metrics records, signals, progress) and the user's, and runs.
 :func:`resume` continues a run from its newest checkpoint that verifies;
-:func:`evaluate_run` reloads ``model.safetensors``. Each run happens inside
+:func:`evaluate_run` reloads ``model.safetensors`` and ``loss.safetensors``. Each run happens inside
 :func:`trainlab.builders.run_scope`, so runs can follow one another in one process.
 """
 
@@ -39,7 +39,19 @@ from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
-from trainlab.model_file import DIGEST_KEY, MODEL_FILE, load_weights, read_model, write_model
+from trainlab.model_file import (
+    DIGEST_KEY,
+    LOSS_DIGEST_KEY,
+    LOSS_FILE,
+    MODEL_FILE,
+    load_loss_state,
+    load_weights,
+    loss_state,
+    read_loss_state,
+    read_model,
+    write_loss_state,
+    write_model,
+)
 from trainlab.records import read_record_text, safe_summary
 from trainlab.registry import run_code_policy, trusted_code_folders
 from trainlab.run_folder import RunDir, default_dir
@@ -154,14 +166,22 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
             f"checkpoint; continue with: trainlab resume {run.final_path.resolve()}", signum)
     summary = summarize(built)
     weights = {k: v.contiguous() for k, v in built.model.state_dict().items()}
+    # the loss's learned state as the summary's evaluation used it: eval must recompute the same loss
+    loss_tensors = loss_state(built.loss)
 
     def write_results() -> None:
         run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records)
         digest = write_model(run.path / MODEL_FILE, weights,
                              # one metadata key: safetensors writes several in hash-map order, not byte-stable
                              metadata={"trainlab": json.dumps({"format": "model", "config_hash": built.config.hash()})})
+        digests = {DIGEST_KEY: digest}
+        if loss_tensors:
+            digests[LOSS_DIGEST_KEY] = write_loss_state(run.path / LOSS_FILE, loss_tensors, built.loss.name,
+                                                        built.config.hash())
+        else:  # one left by an attempt killed while finishing, with another loss, must not speak for this one
+            (run.path / LOSS_FILE).unlink(missing_ok=True)
         run.write_summary(summary)
-        run.write_info(status="finished", **{DIGEST_KEY: digest, DIGESTS_KEY: record_digests(run.path)})
+        run.write_info(status="finished", **digests, **{DIGESTS_KEY: record_digests(run.path)})
 
     retrying(write_results, "the run's results")
     keep = built.config.output.checkpoint.keep_after_finish
@@ -314,7 +334,8 @@ def _warn_if_data_changed(path: Path, info: dict[str, Any], config: Config, sinc
 
 
 def evaluate_run(path: str | Path, split: str = "test") -> dict[str, Any]:
-    """Reload a finished run's ``model.safetensors`` and recompute its metrics on ``split``."""
+    """Reload a finished run's ``model.safetensors`` (and ``loss.safetensors``, the learned state of its
+    loss) and recompute its metrics on ``split``."""
     with run_code_policy(path):
         return _evaluate_run(path, split)
 
@@ -324,7 +345,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     config_path = run_config_path(path)
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
-    state = read_model(path)
+    state, saved_loss = read_model(path), read_loss_state(path)
     config = load_trained_config(path, config_path)
     try:
         info = json.loads(read_record_text(path / "run.json"))
@@ -335,6 +356,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     with run_scope(config):
         built = build(config, quiet=True)
         load_weights(built.model, state, path, config_path)
+        load_loss_state(built.loss, saved_loss, path, config_path, warn=_warn)  # a learned variance, alpha ...
         return built.evaluator.evaluate(getattr(built.data, split))
 
 

@@ -1,6 +1,7 @@
 """A finished run folder as a predictor: ``trainlab.load_run(RUN_DIR)`` and ``trainlab predict``.
 
-:func:`load_run` rebuilds the run's model from its folder and loads ``model.safetensors``:
+:func:`load_run` rebuilds the run's model from its folder and loads ``model.safetensors`` (and
+``loss.safetensors``, the learned state of its loss, when the run wrote one):
 
 - from ``model.json`` (written at training time by :func:`write_model_record`: the model's input
   shape and output width, the resolved loss and model specs) it builds the loss and the model
@@ -129,7 +130,8 @@ class LoadedRun:
         path: the run folder.
         config: the run's resolved config (``config.yaml``).
         model: the trained ``nn.Module`` with the weights of ``model.safetensors``.
-        loss: the run's loss (decides how outputs become predictions and probabilities).
+        loss: the run's loss (decides how outputs become predictions and probabilities), with the
+            learned state of ``loss.safetensors`` when the run saved one (a learned variance, alpha...).
         task: regression, binary, multiclass or multilabel.
         class_names: class (or label) names in index order; None for regression.
         preprocessing: the fitted preprocessing (``preprocessing.json``) new rows go through.
@@ -409,10 +411,11 @@ def _fit_lora_options(path: Path) -> dict[str, Any] | None:
 
 
 def _load_run(path: Path, device: torch.device) -> LoadedRun:
-    from trainlab.model_file import load_weights, read_model
+    from trainlab.model_file import load_loss_state, load_weights, read_loss_state, read_model
 
     config_path = run_config_path(path)
     state = read_model(path)  # before any building: an unfinished or changed run is said at once
+    saved_loss = read_loss_state(path)  # a learned variance, alpha...: LoadedRun.loss is the trained loss
     check_record_digests(path)
     config = load_trained_config(path, config_path)
     labels, fitted, record = {}, None, None
@@ -460,6 +463,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
                         "and regression losses")
     model = model.to(device)
     load_weights(model, state, path, config_path)
+    load_loss_state(loss, saved_loss, path, config_path)  # no warning: no built-in loss predicts with its state
     model.eval()
     class_names = labels.get("class_names")
     if class_names is not None and num_classes is not None and len(class_names) != num_classes:

@@ -1,11 +1,22 @@
-"""A finished run's ``model.safetensors`` and the SHA-256 digest that vouches for it.
+"""A finished run's trained state: ``model.safetensors``, ``loss.safetensors``, and the SHA-256 digests
+that vouch for them.
 
-Checkpoints carry a manifest of digests (:mod:`trainlab.engine.checkpoint`); the final model is
-vouched for by ``run.json``'s ``model_sha256``, the hex SHA-256 of the file's bytes, written after
-the model file (run.json is the last record a run writes). :func:`read_model` hashes the bytes it
-loads and refuses a file whose digest differs, so a flipped byte in a float does not silently change
-what ``eval``, ``predict`` and ``report`` say. Runs written before the digest existed, and
-``trainlab.fit`` records (no run.json), load unchecked.
+``model.safetensors`` is the model's ``state_dict`` alone (plain keys: any loader of a state_dict
+reads it). A loss with learned state of its own -- parameters (``gaussian_nll`` with ``variance:
+learned``, ``adaptive`` with ``learn_alpha``/``learn_scale``, ``multitask`` with ``learn_weights``)
+or persistent buffers other than the config's numbers -- has it saved beside the model as
+``loss.safetensors`` (:func:`loss_state`), as the run's final evaluation used it (what
+``summary.json`` reports), so ``eval`` recomputes the summary's loss instead of the loss of its
+initial parameters. A loss without learned state writes no file.
+
+Checkpoints carry a manifest of digests (:mod:`trainlab.engine.checkpoint`); the final files are
+vouched for by ``run.json``'s ``model_sha256`` and ``loss_sha256``, the hex SHA-256 of each file's
+bytes, written after the files (run.json is the last record a run writes). :func:`read_model` and
+:func:`read_loss_state` hash the bytes they load and refuse a file whose digest differs, so a flipped
+byte in a float does not silently change what ``eval``, ``predict`` and ``report`` say. Runs written
+before a digest existed, and ``trainlab.fit`` records (no run.json), load unchecked; a run written
+before ``loss.safetensors`` existed evaluates its loss with the loss's initial parameters, as it did
+then (:func:`load_loss_state` says so once when the loss has learned parameters).
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,6 +36,8 @@ from trainlab.records import read_record_object, read_record_text
 
 MODEL_FILE = "model.safetensors"
 DIGEST_KEY = "model_sha256"  # in run.json
+LOSS_FILE = "loss.safetensors"
+LOSS_DIGEST_KEY = "loss_sha256"  # in run.json, when the run wrote LOSS_FILE
 
 
 def write_model(path: str | os.PathLike[str], weights: dict[str, torch.Tensor],
@@ -34,12 +48,13 @@ def write_model(path: str | os.PathLike[str], weights: dict[str, torch.Tensor],
     return hashlib.sha256(data).hexdigest()
 
 
-def recorded_digest(run: Path) -> str | None:
-    """``model_sha256`` from ``run/run.json``; None when the run predates it (no run.json, or no such key).
+def recorded_digest(run: Path, key: str = DIGEST_KEY, file: str = MODEL_FILE) -> str | None:
+    """``key`` (``model_sha256``, the digest of ``file``) from ``run/run.json``; None when the run predates it
+    (no run.json, or no such key).
 
     Raises:
-        DataError: run.json is there but damaged, or its ``model_sha256`` is not a hex digest: a check
-            that cannot be made is not skipped.
+        DataError: run.json is there but damaged, or its ``key`` is not a hex digest: a check that cannot
+            be made is not skipped.
     """
     path = run / "run.json"
     if not path.exists():
@@ -47,16 +62,16 @@ def recorded_digest(run: Path) -> str | None:
     try:
         info = json.loads(read_record_text(path))
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} to check {MODEL_FILE}: {exc}") from None
+        raise DataError(f"cannot read {path} to check {file}: {exc}") from None
     except RecursionError:
-        raise DataError(f"cannot read {path} to check {MODEL_FILE}: its JSON is nested too deeply") from None
-    if not isinstance(info, dict) or DIGEST_KEY not in info:
+        raise DataError(f"cannot read {path} to check {file}: its JSON is nested too deeply") from None
+    if not isinstance(info, dict) or key not in info:
         if not isinstance(info, dict):
-            raise DataError(f"cannot read {path} to check {MODEL_FILE}: not a JSON object")
+            raise DataError(f"cannot read {path} to check {file}: not a JSON object")
         return None
-    digest = info[DIGEST_KEY]
+    digest = info[key]
     if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
-        raise DataError(f"{path}: {DIGEST_KEY} is {digest!r}, not a SHA-256 hex digest")
+        raise DataError(f"{path}: {key} is {digest!r}, not a SHA-256 hex digest")
     return digest
 
 
@@ -89,37 +104,42 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_model(run: Path) -> dict[str, torch.Tensor]:
-    """The tensors of ``run/model.safetensors`` (on the CPU), checked against run.json's digest.
+def _read_checked(path: Path, run: Path, key: str, what: str) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path`` (on the CPU), checked against run.json's ``key``.
 
     The file is hashed in blocks, then loaded by safetensors (memory-mapped): its bytes are never all
-    in memory twice.
+    in memory twice. The caller has seen that ``path`` exists.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        regular_file_info(path, follow_links=False)  # before opening: a FIFO would block, /dev/zero never end
+    except (OSError, NotRegularFileError) as exc:
+        raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    expected = recorded_digest(run, key, path.name)
+    try:
+        if expected is not None and _file_digest(path) != expected:
+            raise DataError(f"{path} is not {what} this run saved: its SHA-256 differs from {key} in "
+                            f"{run / 'run.json'} (the file was changed or damaged after training); restore it or "
+                            f"train the run again (if you replaced it on purpose, delete {key} from run.json)")
+        return load_file(path)
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def read_model(run: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``run/model.safetensors`` (on the CPU), checked against run.json's digest.
 
     Raises:
         RunDirError: no model file: the run diverged, or did not finish (:func:`why_no_model`).
         DataError: the file is not a regular file, cannot be read, is not safetensors, or its SHA-256 is
             not the recorded one (or run.json cannot be read to check it).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = run / MODEL_FILE
-    try:
-        regular_file_info(path, follow_links=False)  # before opening: a FIFO would block, /dev/zero never end
-    except FileNotFoundError:
-        raise RunDirError(f"{run} has no {MODEL_FILE} ({why_no_model(run)})") from None
-    except (OSError, NotRegularFileError) as exc:
-        raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    expected = recorded_digest(run)
-    try:
-        if expected is not None and _file_digest(path) != expected:
-            raise DataError(f"{path} is not the model this run saved: its SHA-256 differs from {DIGEST_KEY} in "
-                            f"{run / 'run.json'} (the file was changed or damaged after training); restore it or "
-                            f"train the run again (if you replaced the weights on purpose, delete {DIGEST_KEY} from "
-                            "run.json)")
-        return load_file(path)
-    except (SafetensorError, OSError) as exc:
-        raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not os.path.lexists(path):
+        raise RunDirError(f"{run} has no {MODEL_FILE} ({why_no_model(run)})")
+    return _read_checked(path, run, DIGEST_KEY, "the model")
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], run: Path, config_path: Path) -> None:
@@ -130,3 +150,72 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], run: Pa
     except RuntimeError as exc:
         raise DataError(f"{run / MODEL_FILE} does not match the model in {config_path}: "
                         f"{str(exc).strip().splitlines()[0][:300]}") from None
+
+
+# --------------------------------------------------------------------------- the loss's own state
+
+def loss_state(loss: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The loss's learned state as CPU copies: its ``state_dict`` tensors (parameters, persistent buffers)
+    but the config's numbers (:meth:`trainlab.losses.base.Loss.register_constant`: class weights,
+    ``pos_weight``...), which the config rebuilds exactly. What :func:`write_loss_state` saves; empty for
+    a loss without learned state (most losses: no file is written)."""
+    constants = {f"{prefix}.{name}" if prefix else name
+                 for prefix, module in loss.named_modules() for name in getattr(module, "_constants", {})}
+    return {name: value.detach().to("cpu", copy=True).contiguous() for name, value in loss.state_dict().items()
+            if isinstance(value, torch.Tensor) and name not in constants}
+
+
+def write_loss_state(path: str | os.PathLike[str], state: dict[str, torch.Tensor], loss_name: str,
+                     config_hash: str) -> str:
+    """Write ``state`` (:func:`loss_state`) atomically as safetensors at ``path``; returns its hex SHA-256."""
+    # one metadata key: safetensors writes several in hash-map order, not byte-stable
+    return write_model(path, state, metadata={"trainlab": json.dumps(
+        {"format": "loss", "loss": loss_name, "config_hash": config_hash})})
+
+
+def read_loss_state(run: Path) -> dict[str, torch.Tensor] | None:
+    """The tensors of ``run/loss.safetensors``, checked against run.json's ``loss_sha256``; None when the
+    run wrote none (a loss without state, or a run older than the file).
+
+    Raises:
+        DataError: run.json vouches for a loss file that is gone; the file cannot be read, is not
+            safetensors, or its SHA-256 is not the recorded one.
+    """
+    path = run / LOSS_FILE
+    if not os.path.lexists(path):
+        if recorded_digest(run, LOSS_DIGEST_KEY, LOSS_FILE) is not None:
+            raise DataError(f"{path} is missing, though {run / 'run.json'} records it (the learned state of the "
+                            "run's loss); restore it or train the run again")
+        return None
+    return _read_checked(path, run, LOSS_DIGEST_KEY, "the loss state")
+
+
+def load_loss_state(loss: torch.nn.Module, state: dict[str, torch.Tensor] | None, run: Path, config_path: Path,
+                    warn: Callable[[str], None] | None = None) -> None:
+    """``loss.load_state_dict(state)`` (``state``: :func:`read_loss_state` of ``run``), ``loss`` built from
+    ``config_path``, as :func:`load_weights` is for the model.
+
+    ``state`` None (no ``loss.safetensors``): ``loss`` keeps what it was built with: right for a loss
+    without state, the initial parameters for a run older than the file whose loss learned some;
+    ``warn`` (when given) then gets one line saying its loss values are of those initial parameters.
+
+    Raises:
+        DataError: the saved state does not fit the loss ``config_path`` builds (other names or shapes).
+    """
+    if state is None:
+        if warn is not None and any(True for _ in loss.parameters()):
+            warn(f"warning: {run} has no {LOSS_FILE}, the learned state of its loss (runs of older trainlab "
+                 f"versions have none): the loss is computed with the initial parameters of "
+                 f"'{getattr(loss, 'name', '?')}', so it differs from summary.json's; the other metrics are unaffected")
+        return
+    expected = set(loss_state(loss))
+    missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+    problems = ([f"it lacks {', '.join(missing[:3])}"] if missing else []) + \
+        ([f"it has {', '.join(extra[:3])}, which the loss has not"] if extra else [])
+    if not problems:
+        try:
+            loss.load_state_dict(state, strict=False)  # strict=False: the config's numbers are not saved
+        except RuntimeError as exc:  # a shape mismatch: its line is the last of torch's message
+            problems.append(str(exc).strip().splitlines()[-1].strip()[:300])
+    if problems:
+        raise DataError(f"{run / LOSS_FILE} does not match the loss in {config_path}: {'; '.join(problems)}")

@@ -7,6 +7,7 @@
     metrics.jsonl       one JSON object per epoch (epoch, step, lr, train_loss, val_*, elapsed_s)
     summary.json        written once training ends (see README "Run records")
     model.safetensors   the weights the summary reports
+    loss.safetensors    the loss's learned state the summary used (a loss that learns any)
     checkpoint/         step-*/ (keep-last-K) and best/, see trainlab.engine.checkpoint
     .lock               PID of the process writing the folder, flock()ed while it runs
 
@@ -41,8 +42,8 @@ from trainlab.run_lock import LOCK, RunLock
 RUN_FORMAT = 1
 # What trainlab writes into a run folder; a folder holding anything else is not overwritten.
 RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json", "model.safetensors",
-                       "labels.json", "preprocessing.json", "model.json", "checkpoint", "tensorboard", "metrics.csv",
-                       LOCK})
+                       "loss.safetensors", "labels.json", "preprocessing.json", "model.json", "checkpoint",
+                       "tensorboard", "metrics.csv", LOCK})
 # What a new run writes before run.json (experiment.train); run.json's arrival marks the folder complete.
 CREATION_FILES = frozenset({"config.yaml", "labels.json", "preprocessing.json", "model.json"})
 MAX_RUN_JSON_BYTES = 1 << 20
