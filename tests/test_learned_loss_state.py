@@ -60,7 +60,7 @@ def forget_loss_state(run: Path) -> None:
                          ids=["plain", "ema", "restore_best"])
 def test_eval_recomputes_the_summarys_gaussian_nll_with_the_learned_variance(tmp_path, strategy):
     summary, run = trained(tmp_path, GAUSSIAN, **strategy)
-    if "early_stopping" in strategy:  # the best epoch's model went back in, with the final epoch's loss state
+    if "early_stopping" in strategy:  # the best epoch's model went back in, with that epoch's loss state
         assert summary["best_epoch"] < summary["epochs_run"]
     log_var = load_numpy(str(run / "loss.safetensors"))["log_var"]
     assert abs(float(log_var[0])) > 0.05  # it moved from its initial 0: the test can tell the two apart
@@ -170,3 +170,17 @@ def test_the_saved_state_is_the_learned_one_also_inside_a_composite_loss():
     assert "tasks.kind.class_weights" in loss.state_dict()
     assert set(loss_state(loss)) == {"log_vars.kind", "log_vars.size", "tasks.size.scale_latent",
                                      "tasks.size.fixed_alpha"}
+
+
+def test_restore_best_restores_the_loss_state_of_the_best_epoch_with_its_weights(tmp_path):
+    """The summary's validation scores the best epoch's model with the loss it was validated with then: the
+    best epoch's record (the independent reference, written at that epoch) has the same val_loss. Before,
+    the final epoch's learned variance was kept (val loss 0.513 in the summary, 0.656 in the best record)."""
+    summary, run = trained(tmp_path, GAUSSIAN, optimizer={"name": "adam", "lr": 0.3}, epochs=30,
+                           early_stopping={"monitor": "val_mae", "patience": 3})
+    assert summary["best_epoch"] < summary["epochs_run"]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = next(r for r in records if r.get("scope") != "step" and r.get("epoch") == summary["best_epoch"])
+    assert summary["val"]["mae"] == pytest.approx(best["val_mae"], rel=1e-6)  # the best weights
+    assert summary["val"]["loss"] == pytest.approx(best["val_loss"], rel=1e-6)  # ... with the best loss state
+    assert evaluate_run(run, "val")["loss"] == pytest.approx(best["val_loss"], rel=1e-6)

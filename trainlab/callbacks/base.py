@@ -37,7 +37,7 @@ import torch
 
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
-from trainlab.engine.step import lr_columns
+from trainlab.engine.step import loss_weights_of, lr_columns
 from trainlab.errors import ConfigError
 
 
@@ -144,6 +144,13 @@ class TrainerView:
 
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
         self._trainer.step.load_weights(weights)
+
+    def loss_weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the state of a loss that learns (a learned variance, alpha...); empty for most losses."""
+        return loss_weights_of(self._trainer.step)
+
+    def load_loss_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self._trainer.step.load_loss_weights(weights)
 
     def capture(self) -> Snapshot:
         """Everything needed to resume from here (references, not copies: write it out at once)."""

@@ -34,6 +34,9 @@ class EarlyStopping(Callback):
         self.best_epoch: int | None = None
         self.wait = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
+        # the loss's state at the best epoch, where the loss learns (a learned variance): restored with the
+        # weights, so the summary scores the best epoch's model with the loss it was validated with
+        self.best_loss_weights: dict[str, torch.Tensor] | None = None
 
     def on_train_start(self, view: TrainerView) -> None:
         if view.state.epoch == 0 and view.state.step == 0:
@@ -56,17 +59,24 @@ class EarlyStopping(Callback):
         should_stop, reason = self.evaluate(read(record, self.monitor), record["epoch"])
         if self.restore_best and self.best_epoch == record["epoch"]:
             self.best_weights = view.weights()
+            self.best_loss_weights = view.loss_weights() or None
         if should_stop:
             view.control.stop(reason)
 
     def on_train_end(self, view: TrainerView) -> None:
         if self.restore_best and self.best_weights is not None and view.state.finished:
             view.load_weights(self.best_weights)
+            if self.best_loss_weights is not None:
+                view.load_loss_weights(self.best_loss_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                "best_weights": self.best_weights}
+        state = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                 "best_weights": self.best_weights}
+        if self.best_loss_weights is not None:  # only where the loss learns: other checkpoints are as before
+            state["best_loss_weights"] = self.best_loss_weights
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
         self.best_weights = state["best_weights"]
+        self.best_loss_weights = state.get("best_loss_weights")  # absent: a loss without state, an older checkpoint

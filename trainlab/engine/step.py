@@ -64,6 +64,8 @@ class Step(Protocol):
 
     # optional: ``route_lrs() -> dict[str, float]``, ``{group label: LR}`` of routed param groups
     # (records add ``lr/<label>``); a Step without it records ``lr`` alone
+    # optional: ``loss_weights()`` / ``load_loss_weights(weights)``, the state of a loss that learns (kept with
+    # the weights by early stopping's restore_best); a Step without them has none
 
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:
         """Every param group's LR becomes its base LR times ``factor`` (schedules, rollbacks); a routed group
@@ -79,6 +81,12 @@ class Step(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def loss_weights_of(step: Step) -> dict[str, torch.Tensor]:
+    """``step.loss_weights()`` (the optional part of the contract); empty for a Step without it."""
+    loss_weights = getattr(step, "loss_weights", None)
+    return loss_weights() if loss_weights is not None else {}
 
 
 def routed_lrs(step: Step) -> dict[str, float]:
@@ -316,6 +324,14 @@ class StandardStep:
 
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(weights)
+
+    def loss_weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the loss's state (a learned variance, alpha...; empty for most losses): what goes with
+        :meth:`weights` where a loss learns (early stopping's restore_best keeps both)."""
+        return {k: v.detach().clone() for k, v in self.objective.loss.state_dict().items()}
+
+    def load_loss_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.objective.loss.load_state_dict(weights)
 
     def parameters_changed(self) -> None:
         self.objective.parameters_changed(self.model)

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from trainlab.engine.state import TrainState
-from trainlab.engine.step import Batch, Step, StepOutput, routed_lrs
+from trainlab.engine.step import Batch, Step, StepOutput, loss_weights_of, routed_lrs
 
 KINDS = ("ema", "lookahead")
 
@@ -251,6 +251,13 @@ class AveragedStep:
 
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
         self.inner.load_weights(weights)
+
+    def loss_weights(self) -> dict[str, torch.Tensor]:
+        """The loss's state (not averaged: it goes with the weights as it is)."""
+        return loss_weights_of(self.inner)
+
+    def load_loss_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.inner.load_loss_weights(weights)
 
     def parameters_changed(self) -> None:
         self.inner.parameters_changed()
