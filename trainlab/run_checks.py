@@ -150,10 +150,12 @@ def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: 
     if hasattr(loss, "output_dims"):  # multitask: one head per task, checked by the loss itself
         loss.check(output, y)
         return
-    if getattr(loss, "target_kind", None) == "class_index" and data.task == "multilabel":  # one-hot rows or not
+    class_index = getattr(loss, "target_kind", None) == "class_index"
+    if class_index and data.task == "multilabel" and not getattr(loss, "takes_multilabel", False):
+        # the loss declares whether it has a per-label form (focal); the targets tell which fix (one-hot or not)
         raise DataError(single_label_on_multilabel(loss.name, data.target_dim, data.train.y))
     needed = loss.output_dim(data.task, data.num_classes, data.target_dim)  # refuses a loss the task does not suit
-    if getattr(loss, "target_kind", None) == "class_index" and data.num_classes and output.ndim == 2 \
+    if class_index and data.task != "multilabel" and data.num_classes and output.ndim == 2 \
             and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)
         raise DataError(f"the model outputs {output.shape[1]} scores per row but the data has {data.num_classes} "
                         f"classes (labels 0..{data.num_classes - 1}); give its last layer {needed} outputs (or, when "
@@ -161,6 +163,11 @@ def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: 
     if data.task == "regression" and output.ndim == 1 and needed == 1:
         raise DataError(f"model '{type(model).__name__}' returns shape (N,); a regression model returns (N, 1) for "
                         "one target (drop a final .squeeze())")
+    # a per-class number list of the loss's config that does not fit the data's classes or labels: the config's
+    # numbers are what to change (exit 2), as with a batch_size that leaves a 1-row batch
+    problem = loss.constants_mismatch(output, y)
+    if problem is not None:
+        raise ConfigError(f"strategy.loss: {problem}")
     loss.check(output, y)
 
 
@@ -335,20 +342,58 @@ def warn_if_stretched(min_steps: int | None, plan: BatchPlan, total_steps: int) 
 
 
 STALE_AVERAGE_SHARE = 0.2  # an average still this much its starting point at the end is warned of
+FEW_AVERAGING_UPDATES = 1  # this many averaging updates after the first copy, or fewer, is (almost) no averaging
+
+
+def _fewer_steps_between(rule: AveragingRule, total_steps: int, due_steps: int) -> str:
+    """The fix for a plan with fewer than ``due_steps`` due steps: a lower start_epochs (when above 0), and
+    every_n_steps while at least ``due_steps`` steps follow ``start_step`` (any ``n`` consecutive steps hold
+    one multiple of ``n``, so every_n_steps <= (T - start_step) // k leaves k due steps or more); a run
+    too short for either is told so."""
+    fewest = (total_steps - rule.start_step) // due_steps
+    if rule.start_step > 0:
+        return f"lower start_epochs, or every_n_steps to {fewest} or less" if fewest >= 1 else "lower start_epochs"
+    if fewest >= 1:
+        return f"lower every_n_steps to {fewest} or less"
+    return f"{total_steps} step(s) are too few to average: train longer, or remove weight_averaging"
 
 
 def warn_if_stale(rule: AveragingRule, total_steps: int, kind: str, decay: float) -> None:
-    """One warning when the averaged model that is evaluated and saved will not be an average of this run:
-    averaging never starts, or its start (the copy at the first due step) keeps most of the weight."""
+    """One warning when the averaged model that is evaluated and saved will not be an average of this run.
+
+    - averaging never starts (no due step after ``start_step``): the raw weights are evaluated;
+    - it averages (almost) never: the first due step copies the weights and at most
+      :data:`FEW_AVERAGING_UPDATES` updates follow, so the saved model is mostly that copy whatever the
+      decay; the fix is more due steps (a lower start_epochs or every_n_steps), named with the numbers;
+    - the start (the copy) keeps more than :data:`STALE_AVERAGE_SHARE` of the weight over many updates:
+      the decay is too close to 1 for the run's length; the fix is a lower decay (the one that keeps 5%).
+    """
     updates = averaging_updates(rule, total_steps)
+    every = rule.every_n_steps
+    when = f"every {every} step(s) after step {rule.start_step} (start_epochs)"
     if updates == 0:
-        warn(f"strategy.weight_averaging starts after step {rule.start_step} (start_epochs) but the run has "
-             f"{total_steps} steps: nothing is averaged and the raw weights are evaluated; lower start_epochs")
+        warn(f"strategy.weight_averaging is due {when}, but the run has {total_steps} steps: nothing is averaged "
+             f"and the raw weights are evaluated; {_fewer_steps_between(rule, total_steps, 1)}")
         return
+    first = (rule.start_step // every + 1) * every  # the first due step, which copies the weights
+    later = updates - 1
     share = start_share(rule, total_steps, stop_below=STALE_AVERAGE_SHARE)
-    if share > STALE_AVERAGE_SHARE:
-        steps = (updates - 1) * rule.every_n_steps  # the optimizer steps the later updates span
-        fitting = 0.05 ** (1 / max(steps, 1))  # keeps 5% of the start
-        warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.1%} of its starting weights "
-             f"over the {updates - 1} averaging update(s) of this run ({total_steps} steps), so the evaluated and "
-             f"saved model is mostly where averaging began; lower the decay (about {fitting:.3g}) or set warmup: true")
+    fix = _fewer_steps_between(rule, total_steps, FEW_AVERAGING_UPDATES + 2)  # the copy and 2 updates or more
+    if later == 0:
+        kept = "the final weights" if first == total_steps else f"the weights of step {first} (not the final ones)"
+        warn(f"strategy.weight_averaging {kind} is due {when}: in this run's {total_steps} step(s) only step {first} "
+             f"is due, which copies the weights, and no averaging update follows, so the evaluated and saved model "
+             f"is {kept} whatever the decay; {fix}")
+        return
+    if share <= STALE_AVERAGE_SHARE:
+        return
+    if later <= FEW_AVERAGING_UPDATES:
+        warn(f"strategy.weight_averaging {kind} is due {when}: in this run's {total_steps} step(s) it copies the "
+             f"weights at step {first} and averages {later} time(s) after, keeping {share:.1%} of that copy; too "
+             f"few updates to average, whatever the decay; {fix}")
+        return
+    steps = later * every  # the optimizer steps the later updates span
+    fitting = 0.05 ** (1 / max(steps, 1))  # keeps 5% of the start
+    warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.1%} of its starting weights "
+         f"over the {later} averaging update(s) of this run ({total_steps} steps), so the evaluated and "
+         f"saved model is mostly where averaging began; lower the decay (about {fitting:.3g}) or set warmup: true")

@@ -7,6 +7,9 @@ sample (``'none'``), and which declares what it expects:
 - ``target_kind``:
 
   - ``"continuous"``: regression; pred and target have the same shape (N, d).
+  - ``"distribution"``: target distributions (N, K), each row non-negative and summing
+    to 1 (soft labels, a teacher's probabilities): ``kl_div``. The data is read as a
+    regression task (float columns); class labels are refused with ``cross_entropy`` named.
   - ``"binary"``: one logit (or probability) per sample and int targets in {0, 1};
     a multi-label task passes (N, L) outputs and (N, L) 0/1 targets.
   - ``"class_index"``: K logits per sample and int64 targets in [0, K).
@@ -25,8 +28,16 @@ sample (``'none'``), and which declares what it expects:
   (``task`` is ``"regression"``, ``"binary"``, ``"multiclass"`` or ``"multilabel"``; L
   for a multi-label task, which also sets ``multilabel`` so that ``predict`` and
   ``probabilities`` read the outputs as one logit per label).
+- ``takes_multilabel``: whether the loss trains on multi-label data, one output per
+  label. Every ``"binary"`` loss does; a ``"class_index"`` loss does only when it
+  declares so (``focal``, whose sigmoid form is per label): the others are refused
+  with the fix (class indices for one-hot rows, ``bce`` for several labels).
 - ``check(pred, target)``: raises ``DataError`` with a one-line message before
   training starts when shapes or labels do not fit.
+- ``constants_mismatch(pred, target)``: why the loss's per-class / per-label numbers
+  from the config (class weights, focal alpha, pos_weight) do not fit these outputs,
+  or None. ``check`` refuses them too; a run asks first and reports a ConfigError
+  (exit 2), since the numbers are what to change.
 - ``predict(output)``: turns model output into predictions for the metrics: class
   indices (N,), 0/1 per sample (N,) or per label (N, L) (sigmoid(z) > 0.5, i.e. z > 0), or values.
 - ``probabilities(output)``: the model's class probabilities for score-based metrics
@@ -55,7 +66,7 @@ from torch import nn
 from trainlab.data.dataset import MAX_INFERRED_CLASSES, SURE_CLASSES
 from trainlab.errors import DataError
 
-TargetKind = Literal["continuous", "binary", "class_index", "pair", "embedding", "multitask"]
+TargetKind = Literal["continuous", "distribution", "binary", "class_index", "pair", "embedding", "multitask"]
 Reduction = Literal["mean", "sum", "none"]
 
 
@@ -200,7 +211,16 @@ class Loss(nn.Module):
         arguments bound, so the training step skips the module call (~3 us per step on a CPU)."""
         return self
 
+    @property
+    def takes_multilabel(self) -> bool:
+        """Whether multi-label data (N, L) of 0/1 trains with this loss, one output per label: every binary
+        loss; a class-index loss overrides this (``takes_multilabel = True``) when it has a per-label form."""
+        return self.target_kind == "binary"
+
     def output_dim(self, task: str, num_classes: int | None, target_dim: int) -> int:
+        if task == "multilabel" and self.target_kind in ("class_index", "binary") and self.takes_multilabel:
+            self.multilabel = True
+            return target_dim
         if self.target_kind == "class_index":
             if task == "multilabel":
                 raise DataError(single_label_on_multilabel(self.name, target_dim))
@@ -209,9 +229,9 @@ class Loss(nn.Module):
                                 f"task; use a regression loss such as mse or huber, or {REGRESSION_LABELS}")
             return int(num_classes or 2)
         if self.target_kind == "binary":
-            if task == "multilabel":
-                self.multilabel = True
-                return target_dim
+            if task == "multilabel":  # a binary loss that declares takes_multilabel False
+                raise DataError(f"{self.name} takes one 0/1 target per row but the data is a multilabel task "
+                                f"({target_dim} columns of 0/1); use bce (one sigmoid per label)")
             if task != "binary":
                 raise DataError(
                     f"{self.name} expects binary targets in {{0, 1}} but the data is a {task} task"
@@ -230,6 +250,15 @@ class Loss(nn.Module):
             return self.num_views * int(self.embedding_dim)
         if self.target_kind == "embedding":
             return self.num_views * int(self.embedding_dim)
+        if self.target_kind == "distribution" and task != "regression":
+            raise DataError(
+                f"{self.name} takes target distributions (each row K probabilities summing to 1, such as soft "
+                f"labels or a teacher's outputs) but the data is a {task} classification task"
+                + (f" ({target_dim} columns of 0/1 labels)" if task == "multilabel"
+                   else f" ({num_classes} classes, one label per row)" if num_classes else "") + "; use "
+                + ("bce (one sigmoid per label), or set data.task: regression if each row is a distribution"
+                   if task == "multilabel" else "cross_entropy (KL divergence to one-hot labels is cross-entropy)")
+            )
         if task != "regression":
             raise DataError(
                 f"{self.name} is a regression loss but the data is a {task} classification task"
@@ -238,6 +267,11 @@ class Loss(nn.Module):
                    else "cross_entropy")
             )
         return target_dim
+
+    def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
+        """Why the loss's per-class or per-label numbers from the config (class weights, focal alpha,
+        pos_weight) do not fit ``pred``'s outputs and ``target``, or None (also for shapes ``check`` refuses)."""
+        return None
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if self.target_kind == "class_index" and target.ndim == 2 and target.shape[1] > 1:

@@ -35,9 +35,19 @@ def _per_class(values: list[float] | None, name: str, what: str) -> list[float] 
     return array.tolist()
 
 
-def _check_width(loss: Loss, pred: torch.Tensor, table: torch.Tensor | None, what: str) -> None:
+def _width_mismatch(loss: Loss, pred: torch.Tensor, table: torch.Tensor | None, what: str) -> str | None:
+    """Why the per-class (per-label) list ``what`` does not fit the model's ``pred.shape[-1]`` outputs, or None."""
     if table is not None and table.ndim == 1 and table.numel() > 1 and table.numel() != pred.shape[-1]:
-        raise DataError(f"{loss.name}: {what} has {table.numel()} entries but the model outputs {pred.shape[-1]}")
+        return (f"{loss.name}: {what} has {table.numel()} entries but the model outputs {pred.shape[-1]}; give "
+                f"{what} one number per output")
+    return None
+
+
+def _refuse_constants(loss: Loss, pred: torch.Tensor, target: torch.Tensor) -> None:
+    """``check``'s DataError for :meth:`Loss.constants_mismatch` (a run reports it first, as a ConfigError)."""
+    problem = loss.constants_mismatch(pred, target)
+    if problem is not None:
+        raise DataError(problem)
 
 
 # --------------------------------------------------------------------------- binary
@@ -63,9 +73,12 @@ class BCEWithLogits(Loss):
             pos_weight = values.tolist()
         self.register_constant("pos_weight", pos_weight)
 
+    def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
+        return _width_mismatch(self, pred, self.pos_weight, "pos_weight")
+
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
-        _check_width(self, pred, self.pos_weight, "pos_weight")
+        _refuse_constants(self, pred, target)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         pred, target = _binary_view(pred, target)
@@ -180,9 +193,12 @@ class CrossEntropy(Loss):
         self.ignore_index = int(ignore_index)
         self.register_constant("class_weights", _per_class(class_weights, "cross_entropy", "class_weights"))
 
+    def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
+        return _width_mismatch(self, pred, self.class_weights, "class_weights")
+
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
-        _check_width(self, pred, self.class_weights, "class_weights")
+        _refuse_constants(self, pred, target)
 
     def unweighted(self):
         if self.class_weights is not None or self.reduction == "none":
@@ -228,16 +244,21 @@ class NLLLoss(Loss):
         self.ignore_index = int(ignore_index)
         self.register_constant("class_weights", _per_class(class_weights, "nll", "class_weights"))
 
+    def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
+        return _width_mismatch(self, pred, self.class_weights, "class_weights")
+
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
-        _check_width(self, pred, self.class_weights, "class_weights")
+        _refuse_constants(self, pred, target)
         if pred.numel() and pred.max() > 1e-4:
             raise DataError(
                 f"nll expects log-probabilities (<= 0); got outputs up to {float(pred.max()):.3g} "
-                "(end the model with log_softmax, or use cross_entropy on logits)"
+                "(end the model with log_softmax: model.output_activation: log_softmax for linear and mlp; "
+                "or use cross_entropy on logits)"
             )
 
     def probabilities(self, output: torch.Tensor) -> torch.Tensor:
+        """The outputs are log-probabilities: their exp (a softmax would renormalise what is normalised)."""
         return torch.exp(widen(output))
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
@@ -268,6 +289,7 @@ class FocalLoss(Loss):
     """
 
     target_kind = "class_index"
+    takes_multilabel = True  # the sigmoid form, one term per label (run_checks lets multi-label data through)
 
     def __init__(self, gamma: float = 2.0, alpha: float | list[float] | None = None, reduction: str = "mean"):
         super().__init__(reduction)
@@ -288,34 +310,42 @@ class FocalLoss(Loss):
         return pred.ndim == 2 and (pred.shape[1] == 1 or target.ndim == 2)
 
     def output_dim(self, task: str, num_classes: int | None, target_dim: int) -> int:
+        """1 logit for binary data (the sigmoid form), L for multi-label data (``takes_multilabel``: the base
+        sets ``multilabel``, so predict/probabilities take a sigmoid per label), else one logit per class."""
         if task == "binary":
             return 1
-        if task == "multilabel":
-            self.multilabel = True  # predict/probabilities: a sigmoid per label, not a softmax over them
-            return target_dim
         return super().output_dim(task, num_classes, target_dim)
+
+    def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
+        """alpha's form against the outputs: one number for one logit (binary); one number or one per label in
+        [0, 1] for (N, L) multi-label outputs; a list of K class weights for K logits."""
+        if self.alpha is None or pred.ndim != 2:
+            return None
+        if pred.shape[1] == 1 and target.ndim == 1:
+            if self.alpha.ndim == 1:
+                return f"focal on one logit (binary) needs alpha as one number in [0, 1]; got {self._constants['alpha']}"
+            return None
+        if target.ndim == 2:
+            if self.alpha.ndim == 1 and (self.alpha.numel() != target.shape[1] or bool((self.alpha > 1).any())):
+                return (f"focal on {target.shape[1]} labels needs alpha as one number in [0, 1] or "
+                        f"{target.shape[1]} numbers in [0, 1]; got {self._constants['alpha']}")
+            return None
+        if self.alpha.ndim == 0:
+            return (f"focal on {pred.shape[-1]} classes needs alpha as a list of {pred.shape[-1]} class weights; "
+                    f"got one number ({self._constants['alpha']}), the form for binary and multi-label data")
+        return _width_mismatch(self, pred, self.alpha, "alpha")
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if pred.ndim == 2 and pred.shape[1] == 1 and target.ndim == 1:  # binary: one logit, labels {0, 1}
             Loss.check(self, torch.zeros(len(pred), 2), target)
-            if self.alpha is not None and self.alpha.ndim == 1:
-                raise DataError("focal on one logit (binary) needs alpha as one number in [0, 1]")
-            return
-        if target.ndim == 2:  # multi-label
+        elif target.ndim == 2:  # multi-label
             if pred.shape != target.shape:
                 raise DataError(f"focal: multi-label outputs {tuple(pred.shape)} do not match targets "
                                 f"{tuple(target.shape)}")
             binary_targets(target, self.name)
-            if self.alpha is not None and self.alpha.ndim == 1 and (
-                    self.alpha.numel() != target.shape[1] or bool((self.alpha > 1).any())):
-                raise DataError(f"focal on {target.shape[1]} labels needs alpha as one number in [0, 1] or "
-                                f"{target.shape[1]} numbers in [0, 1]; got {self._constants['alpha']}")
-            return
-        super().check(pred, target)
-        if self.alpha is not None and self.alpha.ndim == 0:
-            raise DataError(f"focal on {pred.shape[-1]} classes needs alpha as a list of "
-                            f"{pred.shape[-1]} class weights; got one number")
-        _check_width(self, pred, self.alpha, "alpha")
+        else:
+            super().check(pred, target)
+        _refuse_constants(self, pred, target)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         if self._sigmoid_form(pred, target):

@@ -23,6 +23,7 @@ class KLDivLoss(Loss):
     soft labels.
     """
 
+    target_kind = "distribution"
     INPUTS = ("logits", "log_probs")
 
     def __init__(self, input: str = "logits", log_target: bool = False, reduction: str = "mean"):

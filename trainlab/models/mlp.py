@@ -15,40 +15,69 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def make_activation(name: str) -> nn.Module:
+class ClassLogSoftmax(nn.LogSoftmax):
+    """log_softmax over the class dimension (dim 1 of the (N, K) outputs): log-probabilities for ``nll``."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=1)
+
+
+# what a model's last layer may end with: the hidden activations (sigmoid for bce_prob, identity ...) and
+# log_softmax, which only makes sense on the outputs (it normalises over the classes, for nll)
+OUTPUT_ACTIVATIONS: dict[str, type[nn.Module]] = {**ACTIVATIONS, "log_softmax": ClassLogSoftmax}
+
+
+def make_activation(name: str, choices: dict[str, type[nn.Module]] = ACTIVATIONS,
+                    key: str = "activation") -> nn.Module:
+    """The activation ``name`` of ``choices``; a ConfigError naming the config ``key`` and the valid names."""
     from trainlab.registry import did_you_mean
 
-    if name not in ACTIVATIONS:
+    if name not in choices:
         raise ConfigError(
-            f"unknown activation '{name}'{did_you_mean(name, list(ACTIVATIONS))} "
-            f"(valid: {', '.join(ACTIVATIONS)})"
+            f"unknown model.{key} '{name}'{did_you_mean(name, list(choices))} "
+            f"(valid: {', '.join(choices)})"
         )
-    return ACTIVATIONS[name]()
+    return choices[name]()
 
 
-def _with_output(model: nn.Module, output_activation: str | None) -> nn.Module:
-    """Append e.g. a sigmoid for losses on probabilities (bce_prob); logits need none."""
+def make_output_activation(name: str, output_dim: int) -> nn.Module:
+    """``model.output_activation``: any hidden activation, or log_softmax over the ``output_dim`` classes
+    (refused on one output, where it is 0 whatever the input: one logit takes bce, or sigmoid with bce_prob)."""
+    activation = make_activation(name, OUTPUT_ACTIVATIONS, "output_activation")
+    if isinstance(activation, nn.LogSoftmax) and output_dim == 1:
+        raise ConfigError("model.output_activation log_softmax over 1 output is 0 for every input; it is for one "
+                          "output per class (loss nll); one logit takes loss bce, or sigmoid with bce_prob")
+    return activation
+
+
+def _with_output(model: nn.Module, output_dim: int, output_activation: str | None) -> nn.Module:
+    """Append e.g. a sigmoid for losses on probabilities (bce_prob) or log_softmax for log-probabilities
+    (nll); logits (cross_entropy, bce) need none."""
     if output_activation is None:
         return model
-    return nn.Sequential(model, make_activation(output_activation))
+    return nn.Sequential(model, make_output_activation(output_activation, output_dim))
 
 
 @MODELS.register("linear")
 def linear(input_shape: tuple[int, ...], output_dim: int, output_activation: str | None = None) -> nn.Module:
     """y = W x + b on the flattened input (linear or logistic regression, softmax regression).
 
-    ``output_activation: sigmoid`` gives the textbook logistic regression p = sigmoid(W x + b).
+    ``output_activation: sigmoid`` gives the textbook logistic regression p = sigmoid(W x + b) (for
+    bce_prob), ``log_softmax`` the log-probabilities log softmax(W x + b) that nll takes.
     """
     in_features = math.prod(input_shape)
     if len(input_shape) == 1:
-        return _with_output(nn.Linear(in_features, output_dim), output_activation)
-    return _with_output(nn.Sequential(nn.Flatten(), nn.Linear(in_features, output_dim)), output_activation)
+        return _with_output(nn.Linear(in_features, output_dim), output_dim, output_activation)
+    return _with_output(nn.Sequential(nn.Flatten(), nn.Linear(in_features, output_dim)), output_dim,
+                        output_activation)
 
 
 @MODELS.register("mlp")
 def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128, 64),
         activation: str = "relu", dropout: float = 0.0, output_activation: str | None = None) -> nn.Module:
-    """Flatten -> [Linear -> activation -> Dropout] per hidden size -> Linear."""
+    """Flatten -> [Linear -> activation -> Dropout] per hidden size -> Linear [-> output_activation].
+
+    ``output_activation``: none for logits; sigmoid (bce_prob), log_softmax (nll) or another activation."""
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1); got {dropout}")
     if not isinstance(hidden, list | tuple) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hidden):
@@ -64,7 +93,7 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
         width = int(size)
     layers.append(nn.Linear(width, output_dim))
     if output_activation is not None:
-        layers.append(make_activation(output_activation))
+        layers.append(make_output_activation(output_activation, output_dim))
     return nn.Sequential(*layers)
 
 
