@@ -200,14 +200,16 @@ def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[
 
 
 def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float],
-                   palette: Mapping[str, str]) -> go.Figure:
-    """Performance profiles: fraction of tasks within a factor tau of the best time to target."""
+                   palette: Mapping[str, str], ratio: str) -> go.Figure:
+    """Performance profiles: per strategy, the fraction of tasks whose ratio to the best strategy is within
+    tau. ``ratio`` names what that ratio is of ("median training time / best strategy's"), for the x-axis:
+    the profile may be on time to target, training time or a metric, and the axis says which."""
     figure = go.Figure()
     for name in [*[n for n in palette if n in profile], *[n for n in profile if n not in palette]]:
         fractions = profile[name]
         figure.add_trace(go.Scatter(x=list(taus), y=list(fractions), mode="lines", name=name,
                                     line={"color": palette.get(name, "#333"), "width": 2, "shape": "hv"}))
-    figure.update_xaxes(title_text="tau: time to target / best strategy's time (log scale)", type="log")
+    figure.update_xaxes(title_text=f"tau: {ratio} (log scale)", type="log")
     figure.update_yaxes(title_text="fraction of tasks within tau", range=[-0.02, 1.02])
     return style(figure, "performance profile over tasks (Dolan-More; higher and further left is better)", 400)
 

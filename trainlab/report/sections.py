@@ -15,7 +15,7 @@ import math
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -214,20 +214,59 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
     page.table(header, rows, classes, numeric={0, 4, 7, 8})
 
 
-def _profile(comparison: Comparison, direction: str) -> tuple[dict[str, list[float]], list[float], str] | None:
-    """(profile, taus, what it measures): the leaderboard's own, else from medians to target, else the metric."""
+# The measures trainlab compare's own profile can be on (compare/leaderboard.py task_profile writes its
+# ``measure`` as "median <key>...": time to target with --target, training time without): the record key,
+# how the page names it, and the ratio the x-axis names.
+PROFILE_MEASURES = {
+    "time_to_target_s": ("median wall-clock time to target (time_to_target_s) per task, a missed target "
+                         "counting as never", "median time to target / best strategy's"),
+    "train_time_s": ("median training time (train_time_s) per task, not the ranking metric: without --target "
+                     "compare profiles training time", "median training time / best strategy's"),
+}
+MAX_MEASURE_CHARS = 120  # a measure compare never writes is shown as written, up to this long
+
+
+class Profile(NamedTuple):
+    """A performance profile as drawn: ``curves[strategy][i]`` is the fraction of tasks whose ratio to the
+    best strategy is at most ``taus[i]``; ``measured_on`` says what the ratio is of (the page's sentence),
+    ``ratio`` the same as the x-axis title names it ("median training time / best strategy's")."""
+
+    curves: dict[str, list[float]]
+    taus: list[float]
+    measured_on: str
+    ratio: str
+
+
+def _compare_measure(measure: Any) -> tuple[str, str]:
+    """(measured_on, ratio) for the ``measure`` of compare's profile: a known key by its name, any other
+    text verbatim (a later compare, a hand edit), never a measure the profile is not on."""
+    if not isinstance(measure, str) or not measure.strip():
+        return ("a measure leaderboard.json does not name (its profile has no 'measure')",
+                "unnamed measure / best strategy's")
+    for key, (measured_on, ratio) in PROFILE_MEASURES.items():
+        if key in measure.split():
+            return measured_on, ratio
+    shown = measure.strip()[:MAX_MEASURE_CHARS]
+    return shown, f"{shown} / best strategy's"
+
+
+def _profile(comparison: Comparison, direction: str) -> Profile:
+    """The leaderboard's own profile (on its ``measure``), else one from the median times to target, else one
+    on the mean ranking metric (its reciprocal when higher is better, so a lower ratio is better)."""
     given = comparison.leaderboard.get("profile")
     if isinstance(given, dict):
         taus = given.get("taus") or given.get("tau")
         curves = given.get("strategies") or given.get("rho") or given.get("fractions")
         if isinstance(taus, list) and isinstance(curves, dict) and all(
                 isinstance(v, list) and len(v) == len(taus) for v in curves.values()):
-            return {k: [float(x) for x in v] for k, v in curves.items()}, [float(t) for t in taus], \
-                "as computed by trainlab compare"
+            measured_on, ratio = _compare_measure(given.get("measure"))
+            return Profile({k: [float(x) for x in v] for k, v in curves.items()}, [float(t) for t in taus],
+                           f"{measured_on} (the profile trainlab compare wrote)", ratio)
     if comparison.leaderboard.get("target"):
         times = {task: {e["name"]: (e.get("time_to_target_s") or {}).get("median") for e in comparison.strategies(task)}
                  for task in comparison.tasks}
-        return performance_profile(times, PROFILE_TAUS), PROFILE_TAUS, "median time to target per task"
+        measured_on, ratio = PROFILE_MEASURES["time_to_target_s"]
+        return Profile(performance_profile(times, PROFILE_TAUS), PROFILE_TAUS, measured_on, ratio)
     metric = comparison.leaderboard.get("metric")
     costs: dict[str, dict[str, float | None]] = {}
     for task in comparison.tasks:
@@ -238,7 +277,9 @@ def _profile(comparison: Comparison, direction: str) -> tuple[dict[str, list[flo
                 costs[task][entry["name"]] = None
             else:  # a cost where lower is better: the metric itself (min) or its reciprocal (max)
                 costs[task][entry["name"]] = mean if direction == "min" else 1.0 / mean
-    return performance_profile(costs, PROFILE_TAUS), PROFILE_TAUS, f"mean {metric} (no --target was set)"
+    ratio = f"mean {metric} / best strategy's" if direction == "min" else f"best strategy's mean {metric} / this one's"
+    return Profile(performance_profile(costs, PROFILE_TAUS), PROFILE_TAUS,
+                   f"mean {metric} per task (no --target was set and leaderboard.json holds no profile)", ratio)
 
 
 def comparison_page(comparison: Comparison) -> Page:
@@ -296,10 +337,8 @@ def comparison_page(comparison: Comparison) -> Page:
     if several:
         page.heading("performance profile over tasks")
         profile = _profile(comparison, direction)
-        if profile:
-            curves, taus, what = profile
-            page.paragraph(f"Measured on: {what}.")
-            page.figure(figures.profile_figure(curves, taus, palette))
+        page.paragraph(f"Measured on: {profile.measured_on}. tau, per task: {profile.ratio}.")
+        page.figure(figures.profile_figure(profile.curves, profile.taus, palette, profile.ratio))
     page.heading("strategy configs (diff against the shared base)")
     configs = {}
     for runs in comparison.runs.values():
