@@ -84,6 +84,9 @@ class _Dummy:
     def weights(self):
         return {k: v.clone() for k, v in self.model.state_dict().items()}
 
+    def loss_weights(self):
+        return {}  # a loss without learned state
+
 
 @pytest.mark.parametrize("mode,values,stop_epoch", [
     ("min", [1.0, 0.9, 0.95, 0.96, 0.97], 4),
