@@ -76,6 +76,7 @@ def _length(summary: dict) -> str:
 
 def _report(summary: dict, path: Path) -> None:
     from trainlab.run_records import recorded_class_names
+    from trainlab.run_summary import non_finite_warning
 
     print(f"run {summary['name']}: {summary['stop_reason']} after {_length(summary)} "
           f"({summary['train_time_s']:.2f} s, {summary['mode']})")
@@ -83,6 +84,9 @@ def _report(summary: dict, path: Path) -> None:
     _print_metrics("val:", summary["val"], names)
     _print_metrics("test:", summary["test"], names)
     print(f"saved to {path}")
+    warning = non_finite_warning(summary)
+    if warning:  # last, after the numbers it qualifies: exit 0 stays (the divergence policy let it finish)
+        print(warning, file=sys.stderr)
 
 
 def _cmd_resume(args) -> int:

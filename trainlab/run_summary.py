@@ -1,8 +1,14 @@
 """A finished run's summary (``summary.json``, :class:`trainlab.records.Summary`): how it ended, its val
-and test metrics as the run's evaluator computes them (TTA included), and what the build noted."""
+and test metrics as the run's evaluator computes them (TTA included), and what the build noted.
+
+A run that went non-finite and still finished (``strategy.divergence.policy: off`` lets it) says so:
+its summary's ``non_finite`` lists the first epoch of each non-finite training value besides its own
+null values, and :func:`non_finite_warning` is the one line the CLI prints at its end.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from trainlab import __version__
@@ -22,12 +28,37 @@ def _final_notes(built: Built) -> dict[str, Any]:
     return notes
 
 
+def _diverged_in_training(history: list[dict[str, Any]]) -> list[str]:
+    """``train_loss=nan from epoch 1 (step 6)``: each loss of the epoch records (``train_*``, ``val_loss``)
+    at the first epoch it was non-finite. Only losses: a metric may be NaN on healthy outputs (R² of one
+    row), a loss only when the outputs or the weights are."""
+    first: dict[str, str] = {}
+    for record in history:
+        for key, value in record.items():
+            is_loss = key.startswith("train_") or key == "val_loss"
+            if is_loss and key not in first and isinstance(value, float) and not math.isfinite(value):
+                first[key] = f"{key}={value} from epoch {record.get('epoch')} (step {record.get('step')})"
+    return list(first.values())
+
+
+def non_finite_warning(summary: dict[str, Any]) -> str | None:
+    """The ``warning:`` line for a finished run whose losses went non-finite (its ``non_finite`` names a
+    training loss, ``val.loss`` or ``test.loss``), naming them; None otherwise."""
+    found = summary.get("non_finite") or []
+    losses = [entry for entry in found if entry.startswith(("train_", "val_loss", "val.loss=", "test.loss="))]
+    if not losses:
+        return None
+    return (f"warning: the run went non-finite: {'; '.join(losses)}; the val/test metrics of non-finite "
+            "outputs are null (summary.json non_finite), and the model's outputs mean nothing; lower the "
+            "learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
+
+
 def summarize(built: Built) -> dict[str, Any]:
     """The run's summary (see :class:`trainlab.records.Summary`), evaluated on val and test."""
     trainer, state = built.trainer, built.trainer.state
     stopping = trainer.callbacks.find(EarlyStopping)
     best = stopping[0].best_epoch if stopping else best_epoch(state.history, built.monitor, built.mode)
-    return safe_summary({
+    summary = safe_summary({
         "name": built.config.name,
         "status": "finished",
         "seed": built.config.seed,
@@ -50,3 +81,7 @@ def summarize(built: Built) -> dict[str, Any]:
         "environment": environment(),
         "trainlab": __version__,
     })
+    in_training = _diverged_in_training(state.history)
+    if in_training:
+        summary["non_finite"] = in_training + summary.get("non_finite", [])
+    return summary

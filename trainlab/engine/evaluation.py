@@ -25,6 +25,10 @@ class Evaluator:
     With ``tta`` the outputs are the average over its views of each (transformed) batch
     (:mod:`trainlab.engine.tta`); the loss and metrics are computed on that average.
 
+    When the outputs hold a NaN or an infinite value (a diverged model, ``strategy.divergence.policy:
+    off``), every metric is NaN (recorded as null): they would describe argmaxes of NaN. The loss is
+    left as computed.
+
     The step is put in eval mode (schedule-free optimizers: the averaged weights x) and left
     there; the Trainer switches it back before the next training step.
     """
@@ -62,6 +66,23 @@ class Evaluator:
         if self.original_units is not None and self.task == "regression":
             # the loss stays in training units; metrics (mse, mae, r2) are reported in the data's own units
             predictions, target = self.original_units(predictions), self.original_units(target)
-        result.update(compute(self.metric_names, predictions, target, self.num_classes,
-                              task=self.task, probabilities=self.loss.probabilities(output)))
+        metrics = compute(self.metric_names, predictions, target, self.num_classes,
+                          task=self.task, probabilities=self.loss.probabilities(output))
+        if not bool(torch.isfinite(output).all()):
+            # a NaN row's argmax is class 0 and an infinite logit's class wins: the accuracy, precision
+            # and F1 of such outputs are plausible-looking numbers about nothing; NaN (null in the records)
+            # as the score metrics of non-finite probabilities are (trainlab.metrics)
+            metrics = {name: _undefined(value) for name, value in metrics.items()}
+        result.update(metrics)
         return result
+
+
+def _undefined(value: Any) -> Any:
+    """``value`` (a metric: a number, or per-class numbers) with every number NaN, its shape kept."""
+    if isinstance(value, dict):
+        return {key: _undefined(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_undefined(item) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float("nan")
+    return value

@@ -306,7 +306,10 @@ def _rule_optimizer(rule: GroupRule, where: str, top_name: str, top: dict[str, A
     same = name.lower() == top_name.lower()
     options = {**(top if same else {}), **rule.options}
     if not same and rule.weight_decay is None and weight_decay:
-        placed = place_weight_decay({"name": name, **options}, weight_decay)
+        try:
+            placed = place_weight_decay({"name": name, **options}, weight_decay, section=where)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
         options = {k: v for k, v in placed.items() if k != "name"}
     return name, options
 

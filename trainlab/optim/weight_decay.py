@@ -8,15 +8,22 @@ normalisation weights) has ``weight_decay = 0``. So
 ``regularization.weight_decay: wd`` becomes the optimizer's ``weight_decay: wd``
 when the optimizer's decay is decoupled, and is refused with one line otherwise
 (Adam's, RMSprop's or momentum SGD's ``weight_decay`` is an L2 term added to the
-gradient, a different method), or when the optimizer's own ``weight_decay`` is
-also set (that would apply it twice).
+gradient, a different method; L-BFGS has no weight decay at all), or when the
+optimizer's own ``weight_decay`` is also set (that would apply it twice).
+
+The optimizer's name and its options' names and types are checked first, with the
+registry's own one-line messages, so a refusal is only ever about where the decay
+goes, and its advice names only options the optimizer has.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
+from trainlab.option_types import mismatch
 
 # optimizer -> extra options that make its weight_decay decoupled
 DECOUPLED: dict[str, dict[str, Any]] = {
@@ -31,31 +38,108 @@ DECOUPLED: dict[str, dict[str, Any]] = {
     "nadam": {"decoupled_weight_decay": True},
     "radam": {"decoupled_weight_decay": True},
 }
-DECOUPLED_ALTERNATIVE = {"adam": "adamw", "nadam": "nadam", "radam": "radam", "sgd": "sgd (momentum 0)",
+# an optimizer whose decay is not decoupled -> the nearest ones whose decay is (default: adamw)
+DECOUPLED_ALTERNATIVE = {"adam": "adamw", "sgd": "sgd (momentum 0, nesterov false)",
                          "momentum": "adamw or lion", "nesterov": "adamw or lion"}
 
 
-def _plain_sgd(spec: dict[str, Any]) -> bool:
+def _plain_sgd(name: str, spec: dict[str, Any]) -> bool:
     # without momentum, w <- w - lr (g + wd w) is exactly the decoupled rule
-    return spec["name"] == "sgd" and not spec.get("momentum") and not spec.get("nesterov")
+    return name == "sgd" and not _is_set(spec.get("momentum")) and not spec.get("nesterov")
 
 
-def place_weight_decay(spec: dict[str, Any], weight_decay: float) -> dict[str, Any]:
-    """The optimizer spec with ``regularization.weight_decay`` placed in it, or ConfigError."""
+def _shown(value: Any) -> str:
+    """A weight decay as the message shows it: ``0.01``, or the repr of a value that is no number."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return short_repr(value)
+
+
+def _yaml(value: Any) -> str:
+    """An option's value as a config writes it (``false``, not ``False``)."""
+    return str(value).lower() if isinstance(value, bool) else short_repr(value)
+
+
+def _is_set(value: Any) -> bool:
+    """Whether an optimizer's own ``weight_decay`` decays anything (``0``, ``"0"`` and null do not)."""
+    try:
+        return float(value) != 0.0
+    except (TypeError, ValueError):
+        return value is not None
+
+
+def _check_spec(name: str, options: dict[str, Any]) -> Any:
+    """The optimizer ``name``'s factory, after the one-line ConfigError :meth:`Registry.build` gives for
+    an unknown name (did-you-mean), an option the factory does not take, or a value of the wrong type.
+
+    ``lr`` is left to the config (it may still be ``auto``, resolved by the LR range test)."""
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
+    from trainlab.optim import OPTIMIZERS
+
+    factory = OPTIMIZERS.get(name)
+    OPTIMIZERS.check_options(name, options, skip=1)  # factory(param_groups, lr, **options)
+    wrong = mismatch(factory, {k: v for k, v in options.items() if k != "lr"})
+    if wrong is not None:
+        option, expected = wrong
+        note = getattr(factory, "option_notes", {}).get(option)
+        raise ConfigError(f"optimizer '{name}': option '{option}' must be {expected}; "
+                          f"got {short_repr(options[option])}{f' ({note})' if note else ''}")
+    return factory
+
+
+def _takes_weight_decay(factory: Any) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "weight_decay" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def place_weight_decay(spec: dict[str, Any], weight_decay: float,
+                       section: str = "strategy.optimizer") -> dict[str, Any]:
+    """The optimizer spec with ``regularization.weight_decay`` placed in it, or ConfigError.
+
+    Args:
+        spec: ``{"name": ..., **options}`` of one optimizer.
+        weight_decay: ``strategy.regularization.weight_decay`` (0: ``spec`` is returned as it is).
+        section: the config key holding ``spec``'s options, named in the refusal's advice
+            (``strategy.optimizer.groups[0]`` for a routed group).
+
+    Raises:
+        ConfigError: an unknown optimizer, option or option type (the registry's messages); the optimizer's
+            own ``weight_decay`` set too; or an optimizer whose decay is not decoupled. The refusal's advice
+            names only options ``spec``'s optimizer has.
+    """
     if not weight_decay:
         return spec
     name = spec["name"]
-    if spec.get("weight_decay"):
+    options = {k: v for k, v in spec.items() if k != "name"}
+    factory = _check_spec(name, options)
+    key = name.lower()
+    if key in DECOUPLED or _plain_sgd(key, spec):
+        if _is_set(spec.get("weight_decay")):
+            raise ConfigError(
+                f"weight decay is set twice: strategy.regularization.weight_decay={_shown(weight_decay)} and "
+                f"{section}.weight_decay={_shown(spec['weight_decay'])} ('{name}'); keep one of them")
+        turned_off = [option for option, value in DECOUPLED.get(key, {}).items()
+                      if option in spec and spec[option] != value]
+        if turned_off:  # nadam's decoupled_weight_decay: false, set by the user, is not overridden silently
+            option = turned_off[0]
+            raise ConfigError(
+                f"strategy.regularization.weight_decay (decoupled) needs {section}.{option}: "
+                f"{_yaml(DECOUPLED[key][option])} in optimizer '{name}', which is set to "
+                f"{_yaml(spec[option])}; leave {section}.{option} out, or use {section}.weight_decay "
+                f"(with {option} as set) instead")
+        return {**spec, **DECOUPLED.get(key, {}), "weight_decay": weight_decay}
+    alternative = DECOUPLED_ALTERNATIVE.get(key, "adamw")
+    decoupled = (f"use an optimizer with decoupled decay ({alternative}; valid: "
+                 f"{', '.join(sorted(DECOUPLED))}, sgd without momentum)")
+    if _takes_weight_decay(factory):
         raise ConfigError(
-            f"weight decay is set twice: strategy.regularization.weight_decay={weight_decay:g} and "
-            f"strategy.optimizer.weight_decay={spec['weight_decay']:g} ('{name}'); keep one of them")
-    if name in DECOUPLED:
-        return {**spec, **DECOUPLED[name], "weight_decay": weight_decay}
-    if _plain_sgd(spec):
-        return {**spec, "weight_decay": weight_decay}
-    hint = DECOUPLED_ALTERNATIVE.get(name, "adamw")
+            f"strategy.regularization.weight_decay (decoupled) has no home in optimizer '{name}', whose "
+            f"weight_decay is an L2 term in the gradient; {decoupled}, or {section}.weight_decay for "
+            f"the L2 form of '{name}' itself, or strategy.regularization.l2")
     raise ConfigError(
-        f"strategy.regularization.weight_decay (decoupled) has no home in optimizer '{name}', whose "
-        f"weight_decay is an L2 term in the gradient; use an optimizer with decoupled decay ({hint}; valid: "
-        f"{', '.join(sorted(DECOUPLED))}, sgd without momentum), or strategy.optimizer.weight_decay for "
-        f"the L2 form of '{name}' itself, or strategy.regularization.l2")
+        f"strategy.regularization.weight_decay (decoupled) has no home in optimizer '{name}', which has no "
+        f"weight_decay option; {decoupled}, or strategy.regularization.l2 (an L2 term in the loss)")
