@@ -423,12 +423,7 @@ class Registry(Generic[T]):
         factory = self.get(name)
         self._check_options(name, factory, kwargs, skip=len(args))
         self._check_required(name, factory, {**extra, **kwargs}, skip=len(args))
-        wrong = mismatch(factory, kwargs)
-        if wrong is not None:
-            option, expected = wrong
-            note = getattr(factory, "option_notes", {}).get(option)  # a factory's hint for this option
-            raise ConfigError(f"{self.kind} '{name}': option '{option}' must be {expected}; "
-                              f"got {short_repr(kwargs[option])}{f' ({note})' if note else ''}")
+        self._check_types(name, factory, kwargs)
         if self.check is not None:
             self.check(name, kwargs)
         try:
@@ -441,6 +436,19 @@ class Registry(Generic[T]):
         """The one-line ConfigError :meth:`build` gives for an option ``name``'s factory does not take
         (``skip``: the positional arguments the caller supplies), without building anything."""
         self._check_options(name, self.get(name), dict(options), skip)
+
+    def check_types(self, name: str, options: Mapping[str, Any]) -> None:
+        """The one-line ConfigError :meth:`build` gives for an option value of the wrong type (the factory's
+        annotations, :func:`trainlab.option_types.mismatch`), without building anything."""
+        self._check_types(name, self.get(name), dict(options))
+
+    def _check_types(self, name: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        wrong = mismatch(factory, kwargs)
+        if wrong is not None:
+            option, expected = wrong
+            note = getattr(factory, "option_notes", {}).get(option)  # a factory's hint for this option
+            raise ConfigError(f"{self.kind} '{name}': option '{option}' must be {expected}; "
+                              f"got {short_repr(kwargs[option])}{f' ({note})' if note else ''}")
 
     def _check_required(self, name: str, factory: Callable[..., Any], given: dict[str, Any], skip: int) -> None:
         """A required option the config left out -> one line naming it (not Python's "missing 1 required

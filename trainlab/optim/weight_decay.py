@@ -23,7 +23,6 @@ from typing import Any
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.option_types import mismatch
 
 # optimizer -> extra options that make its weight_decay decoupled
 DECOUPLED: dict[str, dict[str, Any]] = {
@@ -79,12 +78,7 @@ def _check_spec(name: str, options: dict[str, Any]) -> Any:
 
     factory = OPTIMIZERS.get(name)
     OPTIMIZERS.check_options(name, options, skip=1)  # factory(param_groups, lr, **options)
-    wrong = mismatch(factory, {k: v for k, v in options.items() if k != "lr"})
-    if wrong is not None:
-        option, expected = wrong
-        note = getattr(factory, "option_notes", {}).get(option)
-        raise ConfigError(f"optimizer '{name}': option '{option}' must be {expected}; "
-                          f"got {short_repr(options[option])}{f' ({note})' if note else ''}")
+    OPTIMIZERS.check_types(name, {k: v for k, v in options.items() if k != "lr"})
     return factory
 
 
