@@ -23,8 +23,10 @@ from typing import Any
 import yaml
 
 
-def fork_cli(args: Sequence[str], log: Path) -> int:
-    """Start ``trainlab <args>`` in a forked child; returns its pid (reap it with :func:`wait`)."""
+def fork_call(call: Callable[[], int], log: Path) -> int:
+    """Run ``call()`` in a forked child (stdout to /dev/null, stderr appended to ``log``, SIGINT and SIGTERM
+    as in a fresh process), which exits with what it returns (70 when anything escapes it, printed to the
+    log); returns the child's pid (reap it with :func:`wait`)."""
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 70
@@ -37,10 +39,8 @@ def fork_cli(args: Sequence[str], log: Path) -> int:
             sys.stderr = open(errors, "w", buffering=1, closefd=False)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            from trainlab.cli import main
-
-            code = main(list(args))
-        except BaseException:  # anything escaping main is reported (exit 70)
+            code = call()
+        except BaseException:  # anything escaping the call is reported (exit 70)
             import traceback
 
             traceback.print_exc()
@@ -48,6 +48,17 @@ def fork_cli(args: Sequence[str], log: Path) -> int:
             sys.stderr.flush()
             os._exit(code)
     return pid
+
+
+def fork_cli(args: Sequence[str], log: Path) -> int:
+    """Start ``trainlab <args>`` in a forked child; returns its pid (reap it with :func:`wait`)."""
+
+    def cli() -> int:
+        from trainlab.cli import main
+
+        return main(list(args))
+
+    return fork_call(cli, log)
 
 
 def wait(pid: int, timeout: float = 120.0) -> int:

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 import warnings
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from optuna.trial import TrialState
 
 import trainlab.tune.storage as storage_module
 import trainlab.tune.study as study_module
-from tests.forked_runs import wait
+from tests.forked_runs import fork_call, wait
 from tests.test_tune import BASE, read_trials, settings
 from trainlab.errors import TrainingError
 from trainlab.tune import TuneSettings, tune
@@ -89,27 +88,13 @@ def _tune(tune_settings: TuneSettings) -> dict | str:
 
 def _forked_tune(tune_settings: TuneSettings, install: Callable[[], None], log: Path) -> int:
     """``tune(tune_settings)`` in a forked child, after ``install()`` there (its kill point); its exit code."""
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 70
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            errors = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(errors, 2)
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - pytest replaced sys.stdout/stderr with capture objects
-            sys.stderr = open(errors, "w", buffering=1, closefd=False)  # noqa: SIM115
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            install()
-            _tune(tune_settings)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stderr.flush()
-            os._exit(code)
-    return wait(pid, timeout=120)
+
+    def call() -> int:
+        install()
+        _tune(tune_settings)
+        return 0
+
+    return wait(fork_call(call, log), timeout=120)
 
 
 def _rows(out: Path) -> list[dict[str, str]]:
