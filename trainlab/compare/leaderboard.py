@@ -163,7 +163,9 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
 
     The verdict follows the test and the side of the difference: ``worse`` or ``better`` when
     ``p_holm < ALPHA`` (``better`` only for a strategy ranked below the best for another reason: its
-    failed seeds, or a mean over other seeds than the best's), else ``indistinguishable``."""
+    failed seeds, or a mean over other seeds than the best's), else ``indistinguishable``. A difference
+    the same on every seed gets the exact sign test's p, not the t test's 0
+    (:func:`~trainlab.compare.stats.paired_test`)."""
     entries[:] = _ranked(entries, metric, direction)
     for rank, entry in enumerate(entries, start=1):
         entry["rank"] = rank
@@ -219,11 +221,14 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
                     "ci_method says so)",
             "iqm_ci95": "scipy.stats.bootstrap of the interquartile mean, BCa (percentile where BCa is undefined)",
             "vs_best": f"paired t over shared seeds (n < {stats.WILCOXON_MIN_PAIRS}), exact Wilcoxon signed-rank "
-                       f"(n >= {stats.WILCOXON_MIN_PAIRS}), Welch t when fewer than 2 seeds are shared; Holm "
-                       f"across strategies; worse (or better) when p_holm < {ALPHA} and the difference "
-                       "is against (for) the strategy; a difference the same on every seed gets p = 0 (paired t, "
-                       "Welch) or 2^(1-n) (Wilcoxon); ties within 1e-12 x the values' scale",
-            "prob_improvement": "P(X better than best) + P(tie)/2 over all seed pairs (Mann-Whitney U / nm)",
+                       f"with tied ranks, zero differences dropped (n >= {stats.WILCOXON_MIN_PAIRS}), Welch t when "
+                       "fewer than 2 seeds are shared; a difference the same on every seed (no spread for a t test) "
+                       "gets the exact test's p: 2^(1-n) for n non-zero paired differences (sign test), 2/C(n+m,n) "
+                       "for two constant samples (Mann-Whitney); Holm across strategies; worse (or better) when "
+                       f"p_holm < {ALPHA} and the difference is against (for) the strategy; ties within 1e-12 x "
+                       "the values' scale",
+            "prob_improvement": "P(X better than best) + P(tie)/2 over all seed pairs (Mann-Whitney U / nm; "
+                                "ties within 1e-12 x the values' scale)",
             "time_to_target_s": "elapsed_s of the first validation record at or past the target; "
                                 "null = never reached, counted as infinite in the median",
         },

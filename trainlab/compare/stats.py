@@ -1,17 +1,18 @@
 """The statistics behind ``trainlab compare``: pure functions of lists of numbers.
 
 Each function names its method; each is tested against scipy.stats (or statsmodels)
-recomputed independently in tests/test_compare.py. Conventions:
+recomputed independently in tests/test_compare.py and tests/test_compare_degenerate.py. Conventions:
 
 * ``values`` are one number per seed; ``None`` and non-finite values are the caller's
   business (the leaderboard passes only finished runs).
 * "higher is better" throughout: for a metric whose direction is ``min`` the caller
   passes ``better=False`` (or negates the values), never a hidden name rule.
-* Degenerate inputs give defined answers, never NaN: identical samples have p = 1; a
-  difference that is the same non-zero number on every seed gets the limit its test reaches
-  as the spread vanishes, so a perfectly consistent effect is never judged weaker than an
-  almost consistent one: p = 0 for the t tests (t -> infinity), ``2 ** (1 - n)`` for the exact
-  Wilcoxon test (every sign alike, the same p as any difference with one sign).
+* Degenerate inputs give defined answers, never NaN: identical samples have p = 1.
+* A difference that does not vary over the seeds has no spread for a t test to measure (its t is
+  infinite, its p 0: certainty no data gives): it gets the exact (distribution-free) test's p instead,
+  ``2 ** (1 - n)`` for n non-zero paired differences (the sign test), ``2 / C(n + m, n)`` for two
+  constant unpaired samples (the exact Mann-Whitney test). Two seeds a test row apart are not "worse"
+  (p = 0.5); a difference that varies keeps its t test's p.
 * "Equal" means equal within ``TIE`` relative to the values' scale (:func:`tolerance`), so
   float round-off is no effect, whatever the metric's units (an MSE of 1e-13 as much as 1e3).
 
@@ -32,7 +33,10 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 TIE = 1e-12  # relative: differences below TIE x the values' scale are round-off (0.8 - 0.7 != 0.9 - 0.8)
-WILCOXON_MIN_PAIRS = 10  # below this the exact signed-rank test cannot reach p < 0.05 after Holm over ~6 arms
+# From this many paired seeds the signed-rank test (exact, no normality assumption) replaces paired t. A
+# convention, not a limit of the test: its smallest p, 2 ** (1 - n), is 0.002 at 10 pairs and survives Holm
+# over up to 25 strategies, so giving up normality costs little there (at 9 pairs, 0.0039: up to 12).
+WILCOXON_MIN_PAIRS = 10
 
 
 def _array(values: Sequence[float]) -> np.ndarray:
@@ -137,20 +141,60 @@ def _sign(value: float) -> int:
     return 1 if value > 0 else -1 if value < 0 else 0
 
 
+def sign_flip_floor(n_nonzero: int) -> float:
+    """``2 ** (1 - n)``: the smallest two-sided p of any exact sign-flip test of n non-zero paired
+    differences (sign test, exact signed-rank, Fisher's permutation test): each of the 2 ** n sign
+    patterns is equally likely under the null, and the most extreme one and its mirror image are 2 of them.
+    It is the exact sign test's p (``scipy.stats.binomtest(n, n)``) when every difference has one sign."""
+    return float(2.0 ** (1 - n_nonzero))
+
+
+def rank_sum_floor(n: int, m: int) -> float:
+    """``2 / C(n + m, n)``: the smallest two-sided p of an exact two-sample permutation test of n and m
+    values, the exact Mann-Whitney p of two completely separated samples (the observed split and its
+    mirror image among the C(n + m, n) equally likely ones)."""
+    return min(1.0, 2.0 / math.comb(n + m, n))
+
+
+def signed_rank_test(differences: np.ndarray) -> tuple[float, float]:
+    """Exact two-sided Wilcoxon signed-rank test of non-zero ``differences``, ties included; returns
+    (p, W+ - W-).
+
+    Ranks of ``|d|`` with ties given their mean rank; under the null each sign is + or - with
+    probability 1/2 independently, so ``W+`` is distributed as the sum of a fair-coin subset of those
+    ranks. That distribution is built exactly (doubled mean ranks are integers; one convolution per
+    difference, so any n), and p = ``min(1, 2 min(P(W+ >= w), P(W+ <= w)))``. It equals
+    ``scipy.stats.permutation_test`` of W+ over all 2 ** n sign flips, and ``scipy.stats.wilcoxon(method=
+    "exact")`` where no ranks tie; scipy's own default uses its normal approximation for more than 13
+    differences with ties, and accuracies on one split tie often.
+    """
+    ranks2 = np.rint(2 * stats.rankdata(np.abs(differences))).astype(int)  # mean ranks are k/2
+    observed = int(ranks2[differences > 0].sum())
+    distribution = np.zeros(int(ranks2.sum()) + 1)
+    distribution[0] = 1.0
+    for rank in ranks2:  # W+ gains this rank or not, each with probability 1/2
+        shifted = np.zeros_like(distribution)
+        shifted[rank:] = distribution[:-rank]
+        distribution = 0.5 * (distribution + shifted)
+    upper, lower = float(distribution[observed:].sum()), float(distribution[:observed + 1].sum())
+    return min(1.0, 2.0 * min(upper, lower)), float(2 * observed - ranks2.sum()) / 2
+
+
 def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     """Two-sided test of a zero mean (median) difference over paired seeds.
 
-    Rule: paired t (``scipy.stats.ttest_rel``) for 2 <= n < 10 pairs; the exact
-    Wilcoxon signed-rank test (``scipy.stats.wilcoxon``) for n >= 10, where it has
-    the power to matter (with n = 5 its smallest two-sided p is 0.0625, so it could
-    never call anything different). None for n < 2.
+    Rule: paired t (``scipy.stats.ttest_rel``) for 2 <= n < ``WILCOXON_MIN_PAIRS`` pairs, the exact
+    Wilcoxon signed-rank test (:func:`signed_rank_test`) from there. None for n < 2.
 
-    Differences within :func:`tolerance` of 0 are 0 (round-off). Degenerate differences:
-    all 0 -> p = 1. All the same non-zero number -> the test's own limit as the spread of the
-    differences vanishes, so that the verdict is monotone in how consistent the effect is:
-    paired t: p = 0 (t = mean / (s / sqrt(n)) -> infinity; a wobble of 1e-7 already gives
-    p ~ 1e-13); Wilcoxon: p = 2**(1-n), its exact p for differences that all have one sign,
-    the same whether they are equal or not.
+    Differences within :func:`tolerance` of 0 are 0 (round-off); the signed-rank test drops them, so
+    its n is the number of non-zero differences, which can be below ``WILCOXON_MIN_PAIRS``.
+    All differences 0 -> p = 1.
+
+    A difference that is the same non-zero number on every seed gets :func:`sign_flip_floor` of the
+    non-zero differences, the exact sign test's p (``scipy.stats.binomtest(n, n)``), not the t test's
+    limit p = 0: a constant difference has no spread to test, which happens whenever the seed barely
+    changes a model and the metric moves in steps (accuracy: one test row). A difference that varies
+    keeps the t test's p (its normality assumption; with under 10 pairs nothing better is testable).
     """
     a, b = _array(x), _array(y)
     if a.shape != b.shape:
@@ -162,31 +206,36 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     difference = a - b
     difference[np.abs(difference) <= tie] = 0.0
     name = "wilcoxon" if n >= WILCOXON_MIN_PAIRS else "paired-t"
-    if np.all(difference == 0.0):
+    nonzero = difference[difference != 0.0]
+    if nonzero.size == 0:
         return TestResult(name, 1.0, 0)
-    if np.ptp(difference) <= tie and np.all(difference != 0.0):  # the same non-zero number on every seed
-        return TestResult(name, 0.0 if name == "paired-t" else float(2.0 ** (1 - n)), _sign(difference[0]))
-    if name == "wilcoxon":
-        ranks = stats.rankdata(np.abs(difference[difference != 0.0]))
-        signed = float(np.sum(np.sign(difference[difference != 0.0]) * ranks))  # W+ - W-
-        return TestResult(name, float(stats.wilcoxon(difference, zero_method="wilcox").pvalue), _sign(signed))
+    floor = sign_flip_floor(nonzero.size)
+    if name == "wilcoxon":  # exact, so never below the floor: one-signed differences get exactly it
+        p, signed = signed_rank_test(nonzero)
+        return TestResult(name, p, _sign(signed))
+    if np.ptp(difference) <= tie:  # the same non-zero number on every seed: t = infinity, p -> 0
+        return TestResult(name, floor, _sign(float(difference[0])))
     return TestResult(name, float(stats.ttest_1samp(difference, 0.0).pvalue), _sign(float(difference.mean())))
 
 
 def welch_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     """Welch's unequal-variance t-test (``scipy.stats.ttest_ind(equal_var=False)``), two-sided.
 
-    None unless each sample has >= 2 values. Both samples constant (within :func:`tolerance`):
-    p = 1 when equal, else p = 0, Welch's limit as both spreads vanish (as :func:`paired_test`).
+    None unless each sample has >= 2 values. Both samples constant (within :func:`tolerance`): p = 1
+    when equal, else :func:`rank_sum_floor`, the exact Mann-Whitney p of two separated samples, as
+    :func:`paired_test` gives a constant difference the sign test's (Welch's own limit as both spreads
+    vanish is p = 0): 2 / C(4, 2) = 1/3 for two seeds each.
     """
     a, b = _array(x), _array(y)
     if a.size < 2 or b.size < 2:
         return None
     tie = tolerance(a, b)
+    difference = float(a.mean() - b.mean())
     if np.ptp(a) <= tie and np.ptp(b) <= tie:
-        difference = float(a.mean() - b.mean())
-        return TestResult("welch", 1.0, 0) if abs(difference) <= tie else TestResult("welch", 0.0, _sign(difference))
-    return TestResult("welch", float(stats.ttest_ind(a, b, equal_var=False).pvalue), _sign(float(a.mean() - b.mean())))
+        if abs(difference) <= tie:
+            return TestResult("welch", 1.0, 0)
+        return TestResult("welch", rank_sum_floor(a.size, b.size), _sign(difference))
+    return TestResult("welch", float(stats.ttest_ind(a, b, equal_var=False).pvalue), _sign(difference))
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
@@ -208,14 +257,17 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
 def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float | None:
     """P(X > Y) + P(X = Y) / 2 over all pairs: the Mann-Whitney U of x over n*m (rliable).
 
-    Higher values are better; negate both samples for a metric to minimise.
+    Higher values are better; negate both samples for a metric to minimise. Values within
+    :func:`tolerance` of each other are a tie (round-off is no win), as in the tests and the ranking.
     None when either sample is empty.
     """
     a, b = _array(x), _array(y)
     if a.size == 0 or b.size == 0:
         return None
-    greater = (a[:, None] > b[None, :]).sum()
-    ties = (a[:, None] == b[None, :]).sum()
+    difference = a[:, None] - b[None, :]
+    tie = tolerance(a, b)
+    greater = (difference > tie).sum()
+    ties = (np.abs(difference) <= tie).sum()
     return float((greater + 0.5 * ties) / (a.size * b.size))
 
 
