@@ -238,7 +238,7 @@ class Trainer:
         return record
 
     def _validation_at_this_step(self) -> dict[str, Any] | None:
-        """The metrics of the mid-epoch validation made at the current step (no optimizer step since, so the
+        """The metrics of the mid-epoch validation made at the current step (no training step since, so the
         weights it evaluated are the current ones), else None."""
         made = self.state.mid_epoch_val
         return made["metrics"] if made is not None and made["step"] == self.state.step else None
