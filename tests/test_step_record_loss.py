@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 import trainlab
 from trainlab.config import validate
@@ -51,3 +52,64 @@ def test_a_step_record_over_an_epoch_equals_the_epoch_records_train_loss(tmp_pat
         assert step["train_loss"] == pytest.approx(weighted, rel=1e-6)
         assert step["train_loss"] == pytest.approx(epoch["train_loss"], rel=1e-6)
         assert abs(weighted - np.mean(seen.losses[4 * k:4 * k + 4])) > 1e-4  # the plain mean is another number
+
+
+def _step_losses(run) -> dict[int, float]:
+    return {r["step"]: r["train_loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if r.get("scope") == "step" and "train_loss" in r}
+
+
+def test_a_resumed_run_writes_the_step_records_of_the_uninterrupted_one(tmp_path):
+    """The sums since the last step record are checkpointed: resumed from a checkpoint between two records,
+    the next record covered only the steps after the resume (7.28 was 4.65 in the sweep's case)."""
+    from tests.conftest import DIGITS_MLP
+    from tests.resume_from_checkpoints import resume_a_copy, train_keeping_checkpoints
+
+    config = {**DIGITS_MLP, "output": {**DIGITS_MLP.get("output", {}), "log_every_n_steps": 7}}
+    config["strategy"] = {**config["strategy"], "epochs": 1}
+    full, checkpoints = train_keeping_checkpoints(config, tmp_path, every_n_steps=5)
+    uninterrupted = _step_losses(full)
+    assert len(uninterrupted) >= 3
+    for step in sorted(checkpoints)[:3]:  # 5, 10, 15: each between two records
+        assert step % 7
+        assert _step_losses(resume_a_copy(full, checkpoints[step], tmp_path)) == uninterrupted
+
+
+def test_after_a_rollback_each_step_record_is_the_per_sample_mean_of_the_steps_it_covers(tmp_path):
+    """The guard's rollback snapshot holds the step logger's sums as they were at its step: the record after a
+    rollback covers the steps kept, each with its rows (it was a negative cross-entropy: the restored
+    samples_seen was below the logger's). Reference: the same run logging every step (logging does not
+    change training), averaged per sample."""
+    from trainlab.cli import main
+
+    base = {"name": "rollback", "seed": 5, "data": {"source": "digits"}, "model": {"name": "mlp", "hidden": [32]},
+            "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 10.0}, "batch_size": 32,
+                         "epochs": 4, "schedule": {"name": "warmup_linear", "warmup_fraction": 0.5},
+                         "divergence": {"policy": "rollback", "spike_factor": 20, "window": 10, "lr_factor": 0.1,
+                                        "max_rollbacks": 4}},
+            "metrics": ["accuracy"], "output": {"progress": "off"}, "runtime": {"num_threads": 1}}
+    runs = {}
+    for every in (4, 1):
+        path = tmp_path / f"every{every}.yaml"
+        path.write_text(yaml.safe_dump({**base, "output": {"progress": "off", "log_every_n_steps": every}}))
+        assert main(["train", str(path), "--out", str(tmp_path / f"r{every}"), "--quiet"]) == 0
+        runs[every] = tmp_path / f"r{every}"
+    events = json.loads((runs[4] / "summary.json").read_text())["events"]
+    assert [e["action"] for e in events if e.get("action") == "rollback"], "the config must roll back"
+    every4, every1 = _step_losses(runs[4]), _step_losses(runs[1])
+    records = [json.loads(line) for line in (runs[1] / "metrics.jsonl").read_text().splitlines()]
+    position = {r["step"]: r["epoch"] for r in records if r.get("scope") == "step" and "train_loss" in r}
+    epoch_one = next(r["train_loss"] for r in records if "scope" not in r and r.get("epoch") == 1 and "train_loss" in r)
+
+    def rows(step: int, last: int) -> int:
+        return last if float(position[step]).is_integer() else 32  # an epoch's last batch is shorter
+
+    first = [s for s in every1 if position[s] <= 1.0]
+    last_rows = next(k for k in range(1, 33)  # the last batch's rows: the one that gives epoch 1's record
+                     if abs(sum(every1[s] * rows(s, k) for s in first) / sum(rows(s, k) for s in first)
+                            - epoch_one) < 1e-6)
+    for step, value in every4.items():
+        covered = [s for s in range(step - 3, step + 1) if s in every1]
+        weights = [rows(s, last_rows) for s in covered]
+        assert value == pytest.approx(sum(every1[s] * w for s, w in zip(covered, weights, strict=True))
+                                      / sum(weights), rel=1e-5), step

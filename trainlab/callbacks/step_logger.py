@@ -5,6 +5,10 @@ the data loss since the last record: each step's mean weighted by its samples, a
 ``train_loss``), "lr", "grad_norm" (global L2 norm of the last step's gradients,
 before clipping), "samples_per_s", "elapsed_s"}``, kept in ``state.step_records`` and so in
 metrics.jsonl and every checkpoint.
+
+The sums since the last record are checkpointed (:meth:`StepLogger.state_dict`): a resumed run's next
+record covers the same steps as the uninterrupted run's, bit for bit, and a rollback takes them back with
+the steps it discards. ``samples_per_s`` counts from the resume or the rollback.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from trainlab.callbacks.base import Callback, TrainerView
 
 
 class StepLogger(Callback):
-    order = 70
+    # before the divergence guard (20), whose rollback snapshot taken at a step's end then holds this step's
+    # sums and record: a run rolled back to it goes on from the same sums the uninterrupted one had there
+    order = 15
     name = "step_logger"
 
     def __init__(self, every_n_steps: int, micro_batches_per_epoch: int):
@@ -30,9 +36,22 @@ class StepLogger(Callback):
         self._seen = 0  # state.samples_seen after the last step: a step's samples are the difference
         self._since: tuple[float, int] | None = None  # (monotonic time, samples_seen) at the last record
 
+        self._restored = False  # the sums came from a checkpoint or a snapshot: training goes on from them
+
     def on_train_start(self, view: TrainerView) -> None:
         self._since = (time.monotonic(), view.state.samples_seen)
-        self._loss_sum, self._samples, self._seen = None, 0, view.state.samples_seen
+        if not self._restored:
+            self._loss_sum, self._samples, self._seen = None, 0, view.state.samples_seen
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"loss_sum": self._loss_sum, "samples": self._samples, "seen": self._seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "seen" not in state:  # a checkpoint written before the sums were kept: they start again at 0
+            return
+        self._loss_sum, self._samples, self._seen = state["loss_sum"], int(state["samples"]), int(state["seen"])
+        self._since = (time.monotonic(), self._seen)  # a rollback moves samples_seen back: the rate restarts
+        self._restored = True
 
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
         state = view.state
