@@ -25,9 +25,10 @@ class Evaluator:
     With ``tta`` the outputs are the average over its views of each (transformed) batch
     (:mod:`trainlab.engine.tta`); the loss and metrics are computed on that average.
 
-    When the outputs hold a NaN or an infinite value (a diverged model, ``strategy.divergence.policy:
-    off``), every metric is NaN (recorded as null): they would describe argmaxes of NaN. The loss is
-    left as computed.
+    When the outputs hold what no prediction can be read from (a NaN; +inf logits; for regression any
+    infinite value: a diverged model, ``strategy.divergence.policy: off``), every metric is NaN
+    (recorded as null): they would describe argmaxes of NaN. The loss is left as computed. A -inf among
+    finite logits (a class given probability 0) is a prediction like any other.
 
     The step is put in eval mode (schedule-free optimizers: the averaged weights x) and left
     there; the Trainer switches it back before the next training step.
@@ -68,13 +69,28 @@ class Evaluator:
             predictions, target = self.original_units(predictions), self.original_units(target)
         metrics = compute(self.metric_names, predictions, target, self.num_classes,
                           task=self.task, probabilities=self.loss.probabilities(output))
-        if not bool(torch.isfinite(output).all()):
-            # a NaN row's argmax is class 0 and an infinite logit's class wins: the accuracy, precision
-            # and F1 of such outputs are plausible-looking numbers about nothing; NaN (null in the records)
-            # as the score metrics of non-finite probabilities are (trainlab.metrics)
+        if _meaningless(output, self.task):
+            # a NaN row's argmax is class 0 and a +inf logit's class wins: the accuracy, precision and F1
+            # of such outputs are plausible-looking numbers about nothing; NaN (null in the records) as the
+            # score metrics of non-finite probabilities are (trainlab.metrics)
             metrics = {name: _undefined(value) for name, value in metrics.items()}
         result.update(metrics)
         return result
+
+
+def _meaningless(output: torch.Tensor, task: str | None) -> bool:
+    """Whether ``output`` holds what no prediction can be read from: a NaN; for regression an infinite
+    value; for classification a +inf (its softmax is NaN) or a row of class scores all -inf. A -inf among finite
+    outputs is a class given probability 0 (a log-probability that underflowed, a masked logit): fine."""
+    if bool(torch.isnan(output).any()):
+        return True
+    if task == "regression":
+        return bool(torch.isinf(output).any())
+    if bool(torch.isposinf(output).any()):
+        return True
+    if output.ndim < 2 or output.shape[1] < 2 or task == "multilabel":  # one logit (per label): -inf is "no"
+        return False
+    return bool(torch.isneginf(output.reshape(len(output), -1)).all(dim=1).any())
 
 
 def _undefined(value: Any) -> Any:
