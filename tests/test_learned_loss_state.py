@@ -184,3 +184,23 @@ def test_restore_best_restores_the_loss_state_of_the_best_epoch_with_its_weights
     assert summary["val"]["mae"] == pytest.approx(best["val_mae"], rel=1e-6)  # the best weights
     assert summary["val"]["loss"] == pytest.approx(best["val_loss"], rel=1e-6)  # ... with the best loss state
     assert evaluate_run(run, "val")["loss"] == pytest.approx(best["val_loss"], rel=1e-6)
+
+
+def test_the_config_numbers_of_a_loss_are_no_learned_state_for_early_stopping_either():
+    """One definition of a loss's learned state (losses.base.learned_state) for loss.safetensors and for
+    restore_best: class weights come from the config, so a class-weighted run keeps none of them."""
+    import torch
+
+    from trainlab.engine.objective import Objective
+    from trainlab.engine.step import StandardStep
+    from trainlab.losses import build_loss
+    from trainlab.model_file import loss_state
+
+    model = torch.nn.Linear(2, 3)
+    weighted = build_loss({"name": "cross_entropy", "class_weights": [1.0, 2.0, 3.0]})
+    assert "class_weights" in weighted.state_dict()  # a buffer of the loss, but the config's
+    step = StandardStep(model, torch.optim.SGD(model.parameters(), lr=0.1), Objective(weighted))
+    assert step.loss_weights() == {} == loss_state(weighted)
+    learned = build_loss(GAUSSIAN)
+    step = StandardStep(model, torch.optim.SGD(model.parameters(), lr=0.1), Objective(learned))
+    assert set(step.loss_weights()) == set(loss_state(learned)) == {"log_var"}

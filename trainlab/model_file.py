@@ -155,14 +155,11 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], run: Pa
 # --------------------------------------------------------------------------- the loss's own state
 
 def loss_state(loss: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The loss's learned state as CPU copies: its ``state_dict`` tensors (parameters, persistent buffers)
-    but the config's numbers (:meth:`trainlab.losses.base.Loss.register_constant`: class weights,
-    ``pos_weight``...), which the config rebuilds exactly. What :func:`write_loss_state` saves; empty for
-    a loss without learned state (most losses: no file is written)."""
-    constants = {f"{prefix}.{name}" if prefix else name
-                 for prefix, module in loss.named_modules() for name in getattr(module, "_constants", {})}
-    return {name: value.detach().to("cpu", copy=True).contiguous() for name, value in loss.state_dict().items()
-            if isinstance(value, torch.Tensor) and name not in constants}
+    """:func:`trainlab.losses.base.learned_state` of ``loss`` as contiguous CPU copies: what
+    :func:`write_loss_state` saves; empty for a loss without learned state (most losses: no file is written)."""
+    from trainlab.losses.base import learned_state
+
+    return {name: value.to("cpu").contiguous() for name, value in learned_state(loss).items()}
 
 
 def write_loss_state(path: str | os.PathLike[str], state: dict[str, torch.Tensor], loss_name: str,

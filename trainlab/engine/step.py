@@ -30,6 +30,7 @@ from torch import nn
 
 from trainlab.engine.objective import Objective
 from trainlab.engine.state import TrainState
+from trainlab.losses.base import learned_state
 from trainlab.optim import requires_closure, set_train_mode
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -326,12 +327,13 @@ class StandardStep:
         self.model.load_state_dict(weights)
 
     def loss_weights(self) -> dict[str, torch.Tensor]:
-        """A copy of the loss's state (a learned variance, alpha...; empty for most losses): what goes with
-        :meth:`weights` where a loss learns (early stopping's restore_best keeps both)."""
-        return {k: v.detach().clone() for k, v in self.objective.loss.state_dict().items()}
+        """A copy of the loss's learned state (:func:`trainlab.losses.base.learned_state`: a learned variance,
+        alpha...; empty for most losses): what goes with :meth:`weights` where a loss learns (early
+        stopping's restore_best keeps both)."""
+        return learned_state(self.objective.loss)
 
     def load_loss_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        self.objective.loss.load_state_dict(weights)
+        self.objective.loss.load_state_dict(weights, strict=False)  # the config's numbers are not in it
 
     def parameters_changed(self) -> None:
         self.objective.parameters_changed(self.model)

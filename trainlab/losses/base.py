@@ -167,6 +167,17 @@ def single_label_on_multilabel(name: str, columns: int, target: torch.Tensor | N
             "for rows with several labels use bce (one sigmoid per label)")
 
 
+def learned_state(loss: nn.Module) -> dict[str, torch.Tensor]:
+    """The learned state of ``loss`` (any ``nn.Module``; a multitask loss's parts too), as detached copies
+    on its device: its ``state_dict`` tensors (parameters, persistent buffers) but the config's numbers
+    (:meth:`Loss.register_constant`: class weights, ``pos_weight``...), which the config rebuilds exactly.
+    Empty for most losses. Load it back with ``loss.load_state_dict(state, strict=False)``."""
+    constants = {f"{prefix}.{name}" if prefix else name
+                 for prefix, module in loss.named_modules() for name in getattr(module, "_constants", {})}
+    return {name: value.detach().clone() for name, value in loss.state_dict().items()
+            if isinstance(value, torch.Tensor) and name not in constants}
+
+
 class Loss(nn.Module):
     """Base class: subclasses set ``target_kind`` and implement ``forward``.
 
