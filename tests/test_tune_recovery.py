@@ -284,6 +284,40 @@ def test_another_hosts_trial_is_failed_once_its_lease_is_free_and_waited_for_whi
     assert study.trials[live.number].state == TrialState.FAIL
 
 
+def test_a_trial_of_this_hostname_whose_pid_is_gone_but_whose_lease_is_held_is_kept(tmp_path):
+    """Two containers sharing a hostname but not a pid namespace: the pid a live worker recorded is no process
+    here. Its held lease says it lives; a free one (or none) leaves the pid rule to decide."""
+    study = optuna.create_study(direction="maximize")
+    tune_settings = settings(tmp_path, 3)
+    held_token = uuid.uuid4().hex
+    leases = tune_settings.out / LEASES
+    leases.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(leases / held_token)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"1"
+        live = _elsewhere(study, held_token)
+        live.set_user_attr("host", socket.gethostname())  # this hostname, a pid no process has here
+        dead = _elsewhere(study, None)
+        dead.set_user_attr("host", socket.gethostname())
+        assert fail_dead_workers(study, tune_settings) == [dead.number]
+        assert study.trials[live.number].state == TrialState.RUNNING
+    finally:
+        holder.kill()
+        holder.wait()
+    assert fail_dead_workers(study, tune_settings) == [live.number]
+
+
+def test_the_run_folder_a_trial_names_is_absolute(tmp_path, monkeypatch):
+    """A relative --out was recorded as given: a worker started in another directory could not find a dead
+    worker's finished run to recover it (its trial was failed as stale)."""
+    monkeypatch.chdir(tmp_path)
+    tune_settings = settings(Path("rel"), 1, base=CPU, space=SPACE, pruner="none")
+    assert not tune_settings.out.is_absolute()
+    tune(tune_settings)
+    named = Path(_study(tune_settings).trials[0].user_attrs["run_dir"])
+    assert named.is_absolute() and named == (tmp_path / tune_settings.out / "trials" / "0")
+
+
 def _renamed(host: str) -> None:
     socket.gethostname = lambda: host
 
@@ -388,3 +422,13 @@ def test_a_process_forked_by_a_worker_does_not_keep_its_lease_once_the_worker_is
         assert study.trials[0].user_attrs["host"] == "other-machine"
     finally:
         os.kill(grandchild, signal.SIGKILL)
+
+
+def test_a_worker_whose_trial_another_recorded_meanwhile_goes_on(tmp_path):
+    """Cut off from the shared storage for a while (an NFS lock lease lost, stale RDB heartbeats), a live worker
+    can find its trial recorded by another from its run folder: its own outcome is skipped, not a crash (exit 4)."""
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    study.tell(trial.number, 0.5)  # recovered by another worker
+    study_module._run_trial(settings(tmp_path, 2), study, lambda t: 0.7, trial)
+    assert [(t.state, t.value) for t in study.trials] == [(TrialState.COMPLETE, 0.5)]

@@ -126,6 +126,8 @@ def fail_dead_workers(study: optuna.Study, settings: TuneSettings | None = None)
         elif (same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))
               and (int(pid) != me or held)):
             continue  # a live worker (this process: only for the trials it runs now)
+        elif not held and leases is not None and holder_gone(leases, token) is False:
+            continue  # its lease is held: a live worker in another pid namespace under the same hostname
         else:
             reason = f"worker pid {pid} on {trial_host} died while the trial ran"
         if pid is not None and recovered(trial, f"worker pid {pid} on {trial_host} died before reporting the trial"):

@@ -130,7 +130,8 @@ class Objective:
         values = self.space.sample(trial)
         base_name = str(self.base_raw.get("name", "run"))
         out = self.trials_dir / str(trial.number)
-        trial.set_user_attr(ATTR_RUN_DIR, str(out))
+        # absolute: a worker started in another directory finds it too (trainlab.tune.recovery)
+        trial.set_user_attr(ATTR_RUN_DIR, str(out.absolute()))
         pruning = PruningCallback(trial, self.metric)
         try:
             config = trial_config(self.base_raw, values, f"{base_name}-trial{trial.number}")

@@ -195,7 +195,7 @@ def continue_advice(settings: TuneSettings) -> str:
 def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, reason: str) -> None:
     trial.set_user_attr(ATTR_FAIL_KIND, kind)
     trial.set_user_attr(ATTR_FAIL_REASON, reason[:500])
-    study.tell(trial, state=TrialState.FAIL)
+    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
 
 def _log(settings: TuneSettings, message: str) -> None:
@@ -248,7 +248,7 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
         with heartbeat(study, trial):
             value = objective(trial)
     except optuna.TrialPruned as exc:
-        study.tell(trial, state=TrialState.PRUNED)
+        study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         _log(settings, f"trial {trial.number}: {exc}")
     except TrialFailed as exc:
         _fail(study, trial, exc.kind, str(exc))
@@ -269,7 +269,9 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
         _fail(study, trial, "error", f"{type(exc).__name__}: {first}")
         _log(settings, f"trial {trial.number}: failed: {type(exc).__name__}: {first}")
     else:
-        study.tell(trial, value)
+        # skip_if_finished: another worker may have recorded it already, from its run folder, while this
+        # one was cut off from the shared storage (an NFS lock lease lost, stale RDB heartbeats)
+        study.tell(trial, value, skip_if_finished=True)
         _log(settings, f"trial {trial.number}: {settings.metric}={value:.6g}")
 
 
