@@ -432,3 +432,16 @@ def test_a_worker_whose_trial_another_recorded_meanwhile_goes_on(tmp_path):
     study.tell(trial.number, 0.5)  # recovered by another worker
     study_module._run_trial(settings(tmp_path, 2), study, lambda t: 0.7, trial)
     assert [(t.state, t.value) for t in study.trials] == [(TrialState.COMPLETE, 0.5)]
+
+
+def test_a_pruning_decision_of_a_trial_that_did_not_end_pruned_is_not_in_trials_csv():
+    """The pruner's decision is stored with the trial when made; a worker killed before its run ended leaves
+    it on a trial recorded FAIL (stale), which trials.csv must not show as pruned at that epoch."""
+    from trainlab.tune.results import trial_rows
+
+    study = optuna.create_study(direction="maximize")
+    for state in (TrialState.PRUNED, TrialState.FAIL):
+        trial = study.ask()
+        trial.set_user_attr("pruned_at_epoch", 2)
+        study.tell(trial, state=state)
+    assert [row["pruned_at_epoch"] for row in trial_rows(study, [])] == [2, None]

@@ -133,6 +133,16 @@ def test_lbfgs_is_not_advised_an_option_it_does_not_have():
     assert "strategy.regularization.l2" in str(refused.value)
 
 
+def test_an_l2_optimizer_whose_own_weight_decay_is_set_is_told_to_keep_it_not_to_set_it():
+    """adam with weight_decay 0.1 and regularization.weight_decay: the advice said to set the option it has."""
+    with pytest.raises(ConfigError) as refused:
+        place_weight_decay({"name": "adam", "weight_decay": 0.1}, WD)
+    said = str(refused.value)
+    assert "for the L2 form" not in said.split("keep strategy.optimizer.weight_decay=0.1")[0]
+    assert "drop it and keep strategy.optimizer.weight_decay=0.1" in said
+    assert place_weight_decay({"name": "adam", "weight_decay": 0.1}, 0) == {"name": "adam", "weight_decay": 0.1}
+
+
 def test_a_decoupled_optimizer_takes_the_decay_into_its_decay_group_only():
     placed = place_weight_decay({"name": "lion", "lr": 1e-3}, WD)
     fitted = fit_config(validate(_config(placed)))

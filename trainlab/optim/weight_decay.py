@@ -130,10 +130,12 @@ def place_weight_decay(spec: dict[str, Any], weight_decay: float,
     decoupled = (f"use an optimizer with decoupled decay ({alternative}; valid: "
                  f"{', '.join(sorted(DECOUPLED))}, sgd without momentum)")
     if _takes_weight_decay(factory):
+        own = (f"or drop it and keep {section}.weight_decay={_shown(spec['weight_decay'])}, the L2 form of "
+               f"'{name}' itself" if _is_set(spec.get("weight_decay")) else
+               f"or {section}.weight_decay for the L2 form of '{name}' itself")
         raise ConfigError(
             f"strategy.regularization.weight_decay (decoupled) has no home in optimizer '{name}', whose "
-            f"weight_decay is an L2 term in the gradient; {decoupled}, or {section}.weight_decay for "
-            f"the L2 form of '{name}' itself, or strategy.regularization.l2")
+            f"weight_decay is an L2 term in the gradient; {decoupled}, {own}, or strategy.regularization.l2")
     raise ConfigError(
         f"strategy.regularization.weight_decay (decoupled) has no home in optimizer '{name}', which has no "
         f"weight_decay option; {decoupled}, or strategy.regularization.l2 (an L2 term in the loss)")

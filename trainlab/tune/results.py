@@ -39,7 +39,8 @@ def trial_rows(study: optuna.Study, keys: list[str]) -> list[dict[str, Any]]:
             "state": trial.state.name,
             "value": trial.value,
             "duration_s": None if duration is None else round(duration, 3),
-            "pruned_at_epoch": trial.user_attrs.get(ATTR_PRUNED_AT),
+            # the pruner's decision is stored when made: a trial whose worker died after it is no pruned trial
+            "pruned_at_epoch": trial.user_attrs.get(ATTR_PRUNED_AT) if trial.state.name == "PRUNED" else None,
             "fail_reason": trial.user_attrs.get(ATTR_FAIL_REASON),
             "run_dir": trial.user_attrs.get(ATTR_RUN_DIR),
         }
