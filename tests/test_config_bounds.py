@@ -275,3 +275,12 @@ def test_a_users_model_keeps_its_own_meaning_of_long_options():
     validate({**LINREG, "model": {"name": "my_package.models:weighted", "class_weights": [1.0] * 5_000,
                                   "layers": 5_000}})
     validate({**LINREG, "model": {"name": "hf_pretrained", "layers": 5_000}})
+
+
+def test_a_set_list_refused_for_an_element_gets_no_advice_to_quote_it(tmp_path):
+    """output.loggers takes a list: `[csvv]` was refused for its unknown logger, and the line advised quoting
+    the list into a string, which the key does not take either."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, BASE), ["output.loggers=[csvv]"])
+    message = str(caught.value)
+    assert "unknown logger 'csvv'; did you mean 'csv'?" in message and "quote it" not in message

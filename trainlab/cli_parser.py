@@ -118,7 +118,7 @@ def _lr_find_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _predict_command(commands: argparse._SubParsersAction) -> None:
-    predict = commands.add_parser("predict", help="predict the rows of a CSV or npz file with a finished run")
+    predict = commands.add_parser("predict", help="predict new rows (CSV, npz, image folder, text) with a finished run")
     predict.add_argument("run_dir", metavar="RUN_DIR")
     predict.add_argument("input", metavar="INPUT", help="new rows in the run's format: CSV, npz (array x), a folder "
                                                          "of images, a text TSV/CSV (docs/predict.md)")

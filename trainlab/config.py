@@ -374,8 +374,11 @@ def validate(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        where = _location(exc.errors()[0]["loc"])
-        raise ConfigError(_one_line(exc, raw) + override_reading(where, overrides)) from None
+        first = exc.errors()[0]
+        where = _location(first["loc"])
+        # a validator's own refusal (an unknown logger in a list) took the value's kind: how YAML read it is no clue
+        reading = "" if first["type"] in ("value_error", "assertion_error") else override_reading(where, overrides)
+        raise ConfigError(_one_line(exc, raw) + reading) from None
     except RecursionError:
         raise ConfigError("config is nested too deeply to validate") from None
 
