@@ -308,3 +308,12 @@ def test_numbers_with_an_exponent_and_no_dot_are_numbers_as_in_yaml_1_2(tmp_path
     summary, _ = train(config, out=tmp_path / "run", quiet=True)
     assert summary["status"] == "finished"
     assert yaml_load("a: v1e4\nb: '1e-4'\nc: 1e") == {"a": "v1e4", "b": "1e-4", "c": "1e"}  # strings stay strings
+
+
+def test_reduction_none_is_refused_for_a_run_with_the_losses_that_can_train(tmp_path):
+    """It ended a run with exit 4: torch's 'grad can be implicitly created only for scalar outputs'."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, BASE), ["strategy.loss.name=mse", "strategy.loss.reduction=none"])
+    message = str(caught.value)
+    assert message.startswith("config key 'strategy.loss': reduction 'none'") and "mean (the default) or sum" in message
+    assert load_config(_write(tmp_path, BASE), ["strategy.loss.name=mse", "strategy.loss.reduction=sum"])

@@ -24,6 +24,15 @@ class LossConfig(Named):
                              "the loss and its options; name the loss to set them (e.g. {name: bce, pos_weight: 3})")
         return self
 
+    @model_validator(mode="after")
+    def _training_needs_one_number(self) -> LossConfig:
+        # reduction: none gives a loss per sample, for calling the loss from Python; a run's backward needs one
+        if (self.model_extra or {}).get("reduction") == "none":
+            raise ValueError("reduction 'none' gives one loss per sample, and training needs one number to "
+                             "differentiate; use mean (the default) or sum (reduction: none is for calling the "
+                             "loss from Python)")
+        return self
+
 
 class OptimizerGroupConfig(BaseModel):
     """One entry of ``strategy.optimizer.groups`` (trainlab.optim.routing): a selector plus overrides.
