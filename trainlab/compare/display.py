@@ -63,13 +63,12 @@ class Tally:
                 f"leader {self.leader()}")
 
 
-def outcome_text(tally: Tally, outcome: dict[str, Any], failed_style: str | None = None) -> str:
+def outcome_text(tally: Tally, outcome: dict[str, Any]) -> str:
     """One run's outcome for the display: its metric when finished, else its status and reason."""
     if outcome["status"] == "finished":
         value = tally.read_metric(outcome.get("summary") or {}, tally.metric)
         return f"{tally.metric}={value:.4g}" if value is not None else "finished"
-    status = f"[{failed_style}]{outcome['status']}[/{failed_style}]" if failed_style else outcome["status"]
-    return f"{status}: {outcome.get('reason', '')}"
+    return f"{outcome['status']}: {outcome.get('reason', '')}"
 
 
 class PlainDisplay:
@@ -105,14 +104,14 @@ class LiveDisplay(PlainDisplay):
         from rich.console import Console
 
         self.console = Console(stderr=False)
-        self.recent: list[str] = []
+        self.recent: list[Any] = []  # rich Text lines: names and reasons are shown as written, never as markup
         self.live = None
 
     def _render(self):
         from rich.console import Group
         from rich.text import Text
 
-        lines = [Text(f"compare: {self.tally.line(self.jobs)}", style="bold"), *map(Text, self.recent[-5:])]
+        lines = [Text(f"compare: {self.tally.line(self.jobs)}", style="bold"), *self.recent[-5:]]
         return Group(*lines)
 
     def __enter__(self) -> LiveDisplay:
@@ -128,11 +127,17 @@ class LiveDisplay(PlainDisplay):
             self.live.__exit__(*exc)
 
     def note(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, markup=False, highlight=False)
 
     def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
-        what = outcome_text(self.tally, outcome, failed_style="red")
-        self.recent.append(f"  {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s)")
+        from rich.text import Text
+
+        what = outcome_text(self.tally, outcome)
+        line = Text(f"  {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s)")
+        if outcome["status"] != "finished":  # the status word in red
+            start = len(f"  {plan.label}: ")
+            line.stylize("red", start, start + len(outcome["status"]))
+        self.recent.append(line)
         self.refresh()
 
     def refresh(self) -> None:

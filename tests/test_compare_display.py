@@ -1,0 +1,28 @@
+"""compare's live panel shows run names, statuses and reasons as written: its failed runs read
+'[red]failed[/red]' (the markup was wrapped in plain Text), and a name or reason with brackets is no markup."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from trainlab.compare.display import LiveDisplay, Tally
+
+
+class _Plan:
+    label = "iris/[odd]/seed-0"
+
+
+def test_the_live_panel_shows_a_failed_run_in_red_without_markup_text():
+    tally = Tally.__new__(Tally)
+    display = LiveDisplay.__new__(LiveDisplay)
+    display.tally, display.jobs, display.recent, display.live = tally, 2, [], None
+    display.finished(_Plan(), {"status": "failed", "reason": "worker died: [killed]", "seconds": 1.0})
+    line = display.recent[0]
+    assert line.plain == "  iris/[odd]/seed-0: failed: worker died: [killed] (1.0 s)"
+    red = [line.plain[span.start:span.end] for span in line.spans if span.style == "red"]
+    assert red == ["failed"]
+    out = io.StringIO()
+    Console(file=out, width=200).print(line)
+    assert "[red]" not in out.getvalue() and "[odd]" in out.getvalue() and "[killed]" in out.getvalue()

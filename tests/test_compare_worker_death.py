@@ -1,0 +1,193 @@
+"""``trainlab compare --jobs N`` when a worker process dies (SIGKILL: the out-of-memory killer, a user's kill).
+
+A ProcessPoolExecutor whose worker dies is broken: every unfinished run's future fails and the other workers
+are stopped. The comparison must lose only the run the dead worker had (recorded as failed, tried again by the
+next invocation), carry on with the others in new workers (a stopped run resuming from its checkpoint), and
+never hang or loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trainlab.callbacks.base import Callback
+from trainlab.compare import compare
+from trainlab.compare.strategies import parse_strategies
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE = {
+    "name": "iris",
+    "seed": 0,
+    "data": {"source": "iris"},
+    "model": {"name": "mlp", "hidden": [8]},
+    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16,
+                 "epochs": 3},
+    "metrics": ["accuracy"],
+    "output": {"progress": "off", "checkpoint": {"every_n_steps": 2, "every_seconds": None}},
+    "runtime": {"num_threads": 1},
+}
+KILLED = "worker died: killed by SIGKILL, perhaps out of memory"
+
+
+def _board(board: dict) -> dict[str, tuple[int, int, list[str]]]:
+    """strategy -> (finished runs, failed runs, failure reasons)."""
+    return {e["name"]: (e["runs"], e["failed"], [f["reason"] for f in e["failures"]])
+            for e in board["tasks"]["iris"]["strategies"]}
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+class _Slow(Callback):
+    """Keeps a run in progress long enough for another worker to die meanwhile."""
+
+    def on_step_end(self, view, loss) -> None:
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monkeypatch, capsys):
+    """doomed/seed-0 SIGKILLs its own worker once a/seed-0 (in the other worker) has checkpointed: only
+    doomed/seed-0 fails; a/seed-0, stopped by the broken pool, resumes in a new worker; the rest run."""
+    import trainlab.experiment as experiment
+
+    real_train, real_resume, parent = experiment.train, experiment.resume, os.getpid()
+    log = tmp_path / "attempts.log"  # every train/resume call of any worker, one line each (O_APPEND)
+    out = tmp_path / "cmp"
+
+    def train(config, out=None, **kwargs):
+        folder = Path(out)
+        label = f"{folder.parent.name}/{folder.name}"
+        with log.open("a") as f:
+            f.write(f"train {label}\n")
+        if label == "doomed/seed-0" and os.getpid() != parent:
+            other = folder.parents[1] / "a" / "seed-0" / "checkpoint"
+            deadline = time.monotonic() + 60
+            while not any(other.glob("step-*")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if label == "a/seed-0":
+            kwargs["callbacks"] = [_Slow()]
+        return real_train(config, out=out, **kwargs)
+
+    def resume(path, **kwargs):
+        with log.open("a") as f:
+            f.write(f"resume {Path(path).parent.name}/{Path(path).name}\n")
+        return real_resume(path, **kwargs)
+
+    monkeypatch.setattr(experiment, "train", train)
+    monkeypatch.setattr(experiment, "resume", resume)
+    strategies = parse_strategies({"strategies": {"a": None, "doomed": None}})
+    board = compare({"iris": BASE}, strategies, out, seeds=2, jobs=2, live=False, quiet=True)
+
+    assert _board(board) == {"a": (2, 0, []), "doomed": (1, 1, [KILLED])}
+    attempts = log.read_text().splitlines()
+    assert attempts.count("train doomed/seed-0") == 1  # failed at its first death, never tried again here
+    assert attempts.count("train a/seed-0") == 1 and attempts.count("resume a/seed-0") == 1  # not from scratch
+    assert json.loads((out / "runs/iris/doomed/seed-0/compare-error.json").read_text()) == {
+        "reason": KILLED, "config_hash": None}
+    printed = capsys.readouterr().out.splitlines()
+    assert not any("BrokenProcessPool" in line for line in printed), printed
+    died = [line for line in printed if "died" in line]
+    assert len(died) == 2, printed  # the death, and the run's own line
+    assert died[0].startswith("worker process ") and died[0].endswith(
+        " died (killed by SIGKILL, perhaps out of memory) while running iris/doomed/seed-0")
+    assert f"iris/doomed/seed-0: failed: {KILLED} (" in died[1]
+    assert "starting new workers for the 3 unfinished runs (a stopped run resumes from its checkpoint)" in printed
+
+    # the next invocation tries the dead worker's run again (its error record has no config hash), and only it
+    monkeypatch.undo()
+    others = {p: _mtimes(p) for p in (out / "runs/iris").glob("*/seed-*") if p != out / "runs/iris/doomed/seed-0"}
+    again = compare({"iris": BASE}, strategies, out, seeds=2, jobs=2, live=False, quiet=True)
+    assert _board(again) == {"a": (2, 0, []), "doomed": (2, 0, [])}
+    assert not (out / "runs/iris/doomed/seed-0/compare-error.json").exists()
+    assert {p: _mtimes(p) for p in others} == others
+
+
+_KILL_THE_IDLE_WORKER = textwrap.dedent("""
+    import json, os, signal, sys, time
+    from pathlib import Path
+
+    import trainlab.experiment as experiment
+    from trainlab.cli import main
+
+    real_train = experiment.train
+
+    def train(config, out=None, **kwargs):
+        folder = Path(out)
+        comparison = folder.parents[3]
+        (comparison / f"{folder.parent.name}.pid").write_text(str(os.getpid()))
+        if folder.parent.name == "slow":  # kill the other worker once it waits for a run that never comes
+            fast = folder.parents[1] / "fast" / folder.name / "run.json"
+            while not (fast.exists() and json.loads(fast.read_text())["status"] == "finished"):
+                time.sleep(0.02)
+            time.sleep(0.5)
+            os.kill(int((comparison / "fast.pid").read_text()), signal.SIGKILL)
+        return real_train(config, out=out, **kwargs)
+
+    experiment.train = train
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_a_worker_killed_between_runs_neither_hangs_the_comparison_nor_fails_a_run(tmp_path: Path):
+    """The idle worker holds the task queue's lock while it waits: killed, it left the other worker waiting
+    for that lock for ever, deaf to the executor's SIGTERM, and compare hung (even SIGTERM did not end it)."""
+    base = tmp_path / "iris.yaml"
+    base.write_text(yaml.safe_dump(BASE))
+    strategies = tmp_path / "s.yaml"
+    strategies.write_text(yaml.safe_dump({"strategies": {"fast": None, "slow": None}}))
+    script = tmp_path / "compare_killing_a_worker.py"
+    script.write_text(_KILL_THE_IDLE_WORKER)
+    out = tmp_path / "cmp"
+    out.mkdir()
+    command = [sys.executable, str(script), "compare", str(base), "--strategies", str(strategies), "--seeds", "1",
+               "--jobs", "2", "--out", str(out)]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        printed, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("compare hung after its idle worker was killed")
+    assert process.returncode == 0, printed
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert _board(board) == {"fast": (1, 0, []), "slow": (1, 0, [])}
+    fast_pid = (out / "fast.pid").read_text()
+    assert (f"worker process {fast_pid} died (killed by SIGKILL, perhaps out of memory) between runs: "
+            "the worker pool broke") in printed.splitlines()
+    assert "BrokenProcessPool" not in printed and "Traceback" not in printed
+
+
+def _die_at_start(*args) -> None:
+    os._exit(3)  # a worker that cannot start (its initializer dies): every pool breaks before any run
+
+
+def test_a_pool_that_breaks_again_and_again_fails_the_runs_instead_of_looping(tmp_path: Path, monkeypatch, capsys):
+    from trainlab.compare import runner
+
+    monkeypatch.setattr(runner, "_pin_worker", _die_at_start)
+    strategies = parse_strategies({"strategies": {"a": None, "b": None}})
+    started = time.monotonic()
+    board = compare({"iris": BASE}, strategies, tmp_path / "cmp", seeds=1, jobs=2, live=False, quiet=True)
+    assert time.monotonic() - started < 60
+    runs = _board(board)
+    assert set(runs) == {"a", "b"} and all(r[:2] == (0, 1) for r in runs.values())
+    for _, _, (reason,) in runs.values():
+        assert reason.startswith("worker died: the worker pool broke 2 times with this run unfinished, the last "
+                                 "time: worker process "), reason
+        assert reason.endswith(" died (exited with code 3)"), reason
+    printed = capsys.readouterr().out
+    assert printed.count("between runs: the worker pool broke") == 2  # then no third pool
