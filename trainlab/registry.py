@@ -27,6 +27,16 @@ A reference runs code, so :func:`import_reference` decides *before importing*:
 Whatever the policy, the target must have a factory's shape: a class or a
 Python function (not a module, not a builtin like ``os.system``), reached
 through public attributes only.
+
+Which file a module name means
+------------------------------
+A module of the user's comes from the folders trusted *now* (:func:`code_search_folders`: the working
+directory, then the config's folder, in that order), whatever ``sys.modules`` or ``sys.path`` hold from
+an earlier config: ``load_run(A)`` then ``load_run(B)``, or a comparison of ``extA/base.yaml`` and
+``extB/base.yaml``, each beside its own ``mymodels.py``. When the module of that name already imported,
+or the one ``sys.path`` finds first, is another file, the trusted one is imported under its own name
+(:func:`_import_own`: ``mymodels__trainlab_<hash of its path>``), so both live side by side; an installed
+package of that name still wins, as ``sys.path`` order makes it.
 """
 
 from __future__ import annotations
@@ -34,7 +44,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import difflib
+import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import json
@@ -168,6 +180,36 @@ def command_code_policy(allow: bool, config: str | os.PathLike[str] | Sequence[s
         yield policy
 
 
+def own_folder_policy(folder: str | os.PathLike[str], others: Iterable[str | os.PathLike[str]]) -> CodePolicy:
+    """The policy in force, for the one config in ``folder`` among several (compare's bases): ``folder``
+    trusted, the other configs' folders ``others`` not, as ``trainlab train`` of that config alone trusts.
+    Its modules must already be importable (:func:`allow_local_modules` around the whole command)."""
+    own = Path(folder).resolve()
+    drop = {Path(other).resolve() for other in others} - {own}
+    now = _POLICY.get()
+    kept = tuple(path for path in now.folders if path not in drop)
+    return replace(now, folders=kept if own in kept else (*kept, own))
+
+
+@contextlib.contextmanager
+def using_policy(policy: CodePolicy) -> Iterator[CodePolicy]:
+    """Within the block, ``policy`` (one of :func:`own_folder_policy`) is the code policy."""
+    token = _POLICY.set(policy)
+    try:
+        yield policy
+    finally:
+        _POLICY.reset(token)
+
+
+def code_search_folders(policy: CodePolicy | None = None) -> list[Path]:
+    """The folders whose modules are the user's under ``policy`` (the one in force by default), in the
+    order a module name is looked for in them: the working directory (unless ``local=False``), then the
+    policy's folders in the order they were added (the config's folder, a run's recorded folders)."""
+    policy = policy or _POLICY.get()
+    own = [Path.cwd().resolve()] if policy.local else []
+    return list(dict.fromkeys([*own, *policy.folders]))
+
+
 def trusted_code_folders() -> list[str]:
     """The folders whose modules count as the user's own now (the working directory first): what a run
     records in run.json (``code_folders``) so that its ``module:attr`` code is found from anywhere later."""
@@ -177,8 +219,8 @@ def trusted_code_folders() -> list[str]:
     return list(dict.fromkeys(str(folder) for folder in (Path.cwd().resolve(), *policy.folders)))
 
 
-_TRUSTED_RUNS: contextvars.ContextVar[frozenset[Path]] = contextvars.ContextVar(
-    "trainlab_trusted_runs", default=frozenset())  # noqa: B039 -- frozen: run folders read as the user's own
+_TRUSTED_RUNS: contextvars.ContextVar[Mapping[Path, CodePolicy]] = contextvars.ContextVar(
+    "trainlab_trusted_runs", default={})  # noqa: B039 -- never mutated, only replaced: run folder -> its policy
 
 
 def code_references(tree: Any) -> set[str]:
@@ -193,12 +235,13 @@ def code_references(tree: Any) -> set[str]:
 
 
 @contextlib.contextmanager
-def trusting_runs(folders: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
-    """Within the block, the configs of the run folders ``folders`` are read under the current policy, as
-    the user's own config is: ``compare`` trusts the runs it just planned from the user's configs (whose
-    config.yaml names no code those configs do not), so their report rebuilds a ``module:attr`` model
-    without ``--allow-code``."""
-    token = _TRUSTED_RUNS.set(_TRUSTED_RUNS.get() | {Path(folder).resolve() for folder in folders})
+def trusting_runs(folders: Iterable[str | os.PathLike[str]], policy: CodePolicy | None = None) -> Iterator[None]:
+    """Within the block, the configs of the run folders ``folders`` are read under ``policy`` (default: the
+    current one), as the user's own config is: ``compare`` trusts the runs it just planned from the user's
+    configs (whose config.yaml names no code those configs do not), so their report rebuilds a
+    ``module:attr`` model without ``--allow-code``, from the folder its own config trusted."""
+    policy = policy or _POLICY.get()
+    token = _TRUSTED_RUNS.set({**_TRUSTED_RUNS.get(), **{Path(folder).resolve(): policy for folder in folders}})
     try:
         yield
     finally:
@@ -210,9 +253,11 @@ def run_code_policy(run_dir: str | os.PathLike[str]) -> Iterator[CodePolicy]:
     """The policy for a run folder's config (eval, resume, ``load_run``): it trusts no folder. With the
     opt-in (``--allow-code``), the folders the run was trained from (``code_folders`` in its run.json) are
     importable, after everything installed, so its ``module:attr`` code is found from any directory.
-    A folder of :func:`trusting_runs` keeps the current policy."""
-    if Path(run_dir).resolve() in _TRUSTED_RUNS.get():
-        yield current_policy()
+    A folder of :func:`trusting_runs` is read under the policy it was trusted with."""
+    trusted = _TRUSTED_RUNS.get().get(Path(run_dir).resolve())
+    if trusted is not None:
+        with using_policy(trusted):
+            yield current_policy()
         return
     with contextlib.ExitStack() as stack:
         policy = stack.enter_context(code_policy(local=False))
@@ -264,25 +309,114 @@ def _module_files(top: str) -> list[Path] | None:
     return [Path(p).resolve() for p in places] or None
 
 
-def _is_users_code(module_name: str, policy: CodePolicy) -> bool:
+def _is_installed(file: Path) -> bool:
+    return (any(part in {"site-packages", "dist-packages"} for part in file.parts)
+            or any(_inside(file, root) for root in _installed_roots()))
+
+
+def _not_users(top: str) -> bool:
+    """Names never looked for in the user's folders: the standard library's, the builtins', trainlab."""
+    return top in sys.stdlib_module_names or top in sys.builtin_module_names or top == "trainlab"
+
+
+# top-level name a module of the user's was imported under by _import_own -> the file or package folder it is
+_OWN_IMPORTS: dict[str, Path] = {}
+
+
+def _own_spec(top: str, policy: CodePolicy) -> importlib.machinery.ModuleSpec | None:
+    """The module or package ``top`` in the first trusted folder holding one (:func:`code_search_folders`);
+    None: in none of them (a namespace package, a folder without ``__init__.py``, keeps plain import)."""
+    for folder in code_search_folders(policy):
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(top, [str(folder)])
+        except (ImportError, ValueError, OSError):
+            continue
+        if spec is not None and spec.origin and spec.has_location:
+            return spec
+    return None
+
+
+def _location(spec: importlib.machinery.ModuleSpec) -> Path:
+    """A regular module's file, or a package's folder."""
+    origin = Path(spec.origin or "").resolve()
+    return origin.parent if spec.submodule_search_locations is not None else origin
+
+
+def _import_source(top: str, policy: CodePolicy) -> importlib.machinery.ModuleSpec | None:
+    """The trusted spec ``top`` must be imported from under its own name (:func:`_import_own`), or None
+    when a plain import gives the right module: the one of that name loaded (or first on ``sys.path``) is
+    the trusted file itself, an installed package (which wins, as ``sys.path`` order makes it), or no
+    trusted folder holds one."""
+    if _not_users(top) or top in _OWN_IMPORTS:
+        return None
+    own = _own_spec(top, policy)
+    if own is None:
+        return None
+    natural = _module_files(top)  # the loaded module's files, else sys.path's first match
+    if natural is not None and (any(_is_installed(file) for file in natural) or _location(own) in natural
+                                or Path(own.origin or "").resolve() in natural):
+        return None
+    return own
+
+
+def _import_own(top: str, spec: importlib.machinery.ModuleSpec) -> Any:
+    """Import the module or package of ``spec`` (in a trusted folder) as ``<top>__trainlab_<hash>``: a
+    name of its own, so that another file's module ``top`` already in ``sys.modules`` is neither reused
+    nor replaced. A package's relative imports and submodules work under that name; an absolute
+    ``import other`` inside it is still ``sys.path``'s."""
+    location = _location(spec)
+    alias = f"{top}__trainlab_{hashlib.sha256(str(location).encode()).hexdigest()[:12]}"
+    if alias in sys.modules:
+        return sys.modules[alias]
+    if not isinstance(spec.loader, importlib.machinery.SourceFileLoader | importlib.machinery.SourcelessFileLoader):
+        loaded = ", ".join(str(f) for f in _module_files(top) or []) or "another file"
+        raise ConfigError(f"module '{top}' is already imported from {loaded}, and {spec.origin} (in the folder "
+                          f"trusted now) cannot be imported beside it under another name; rename one of them")
+    own = importlib.util.spec_from_file_location(alias, spec.origin,
+                                                 submodule_search_locations=spec.submodule_search_locations)
+    if own is None or own.loader is None:
+        raise ImportError(f"cannot load {spec.origin}")
+    module = importlib.util.module_from_spec(own)
+    sys.modules[alias] = module
+    try:
+        own.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(alias, None)
+        raise
+    _OWN_IMPORTS[alias] = location
+    return module
+
+
+def user_module_file(module_name: str) -> Path | None:
+    """The file (a package: its folder) the user's module ``module_name`` comes from under the current
+    policy; None when it is not the user's code (installed, the standard library, trainlab) or not found."""
+    policy = current_policy()
     top = module_name.split(".")[0]
-    if top in sys.stdlib_module_names or top in sys.builtin_module_names or top == "trainlab":
+    if not all(part.isidentifier() for part in module_name.split(".")):  # a path or URL holding ':', say
+        return None
+    if _not_users(top) or not _is_users_code(top, policy):
+        return None
+    source = _import_source(top, policy)
+    if source is not None:
+        return _location(source)
+    files = _module_files(top)  # a package: its folder first
+    return files[0] if files else None
+
+
+def _is_users_code(module_name: str, policy: CodePolicy, imported: bool = False) -> bool:
+    """Whether ``module_name`` is the user's code: its top-level module lies in a trusted folder and not
+    among the installed packages. Before importing (``imported`` False), the files the import will
+    read (:func:`_import_source`); after, those of the module already imported under that name."""
+    top = module_name.split(".")[0]
+    if _not_users(top) or not policy.local:
         return False
-    if not policy.local:
-        return False
-    files = _module_files(top)
+    source = None if imported or top in _OWN_IMPORTS else _import_source(top, policy)
+    files = ([_OWN_IMPORTS[top]] if top in _OWN_IMPORTS else [_location(source)] if source is not None
+             else _module_files(top))
     if not files:
         return False
-    installed = _installed_roots()
-    local = [Path.cwd().resolve(), *policy.folders]
-    for file in files:
-        if any(part in {"site-packages", "dist-packages"} for part in file.parts):
-            return False
-        if any(_inside(file, root) for root in installed):
-            return False
-        if not any(_inside(file, folder) for folder in local):
-            return False
-    return True
+    local = code_search_folders(policy)
+    return all(not _is_installed(file) and any(_inside(file, folder) for folder in local) for file in files)
 
 
 _REGISTRIES: list[Registry[Any]] = []
@@ -339,8 +473,16 @@ def import_reference(reference: str, kind: str) -> Any:
             raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module "
                               f"'{top}' in the config's folder, the working directory or installed packages")
         raise _refuse_outside(reference, kind)
+    top, dot, rest = module_name.partition(".")
     try:
-        module = importlib.import_module(module_name)
+        source = _import_source(top, policy)  # another file's module of that name is loaded: this one beside it
+        if source is None:
+            module = importlib.import_module(module_name)
+        else:
+            package = _import_own(top, source)
+            module = importlib.import_module(f"{package.__name__}{dot}{rest}") if rest else package
+    except ConfigError:
+        raise
     except Exception as exc:  # any import failure is the user's module, report it in one line
         raise ConfigError(
             f"cannot import module '{module_name}' for {kind} '{reference}': {type(exc).__name__}: {exc}"
@@ -360,7 +502,7 @@ def import_reference(reference: str, kind: str) -> Any:
         defined_in = getattr(target, "__module__", None) or ""
         if trainlab_code and not _is_registered(target):
             raise _refuse_outside(reference, kind)
-        if not trainlab_code and not _is_users_code(defined_in, policy):
+        if not trainlab_code and not _is_users_code(defined_in, policy, imported=True):
             raise _refuse_outside(reference, kind)  # e.g. 'mymodule:rmtree' after 'from shutil import rmtree'
     return target
 

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import inspect
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
-from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_plans
-from trainlab.compare.strategies import SET_BY_COMPARE, NamedStrategy, load_strategies, validate_strategies
+from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_action, run_plans
+from trainlab.compare.strategies import (
+    SET_BY_COMPARE,
+    NamedStrategy,
+    as_strategies,
+    load_strategies,
+    validate_strategies,
+)
 from trainlab.config import Config, apply_overrides, read_yaml
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, TrainingError, TrainlabError, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
-from trainlab.registry import code_references, did_you_mean, trusting_runs
+from trainlab.registry import (
+    CodePolicy,
+    allow_local_modules,
+    code_references,
+    did_you_mean,
+    own_folder_policy,
+    trusting_runs,
+    user_module_file,
+    using_policy,
+)
 from trainlab.run_lock import RunLock
 from trainlab.yaml_files import load_yaml_file
 
@@ -40,45 +58,184 @@ def default_out(strategies_path: str | Path) -> Path:
     return Path("runs") / f"compare-{Path(strategies_path).stem}"
 
 
-def compare(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy], out: Path, seeds: int = 5,
-            jobs: int = 2, target: str | None = None, metric: str = DEFAULT_METRIC,
-            direction: str | None = None, live: bool | None = None, quiet: bool = False,
-            wait: bool = False) -> dict[str, Any]:
+def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedStrategy] | Mapping[str, Any],
+            out: str | os.PathLike[str], seeds: int = 5, jobs: int = 2, target: str | None = None,
+            metric: str = DEFAULT_METRIC, direction: str | None = None, live: bool | None = None,
+            quiet: bool = False, wait: bool = False,
+            folders: Mapping[str, str | os.PathLike[str]] | None = None) -> dict[str, Any]:
     """Run (or finish) a comparison in ``out`` and return its leaderboard (also written to disk).
+
+    ``bases`` maps task names to config dicts; ``strategies`` is a list of :class:`NamedStrategy` or a
+    mapping (:func:`~trainlab.compare.strategies.as_strategies`). ``direction`` is ``min``/``max``
+    (``minimize``/``maximize`` too; None: by the metric's name). ``folders`` maps each task to its config's
+    folder (:func:`compare_files` passes them): trusted for its ``module:attr`` code, as ``trainlab train``
+    trusts a config's folder; where two folders hold different modules of a name the configs reference,
+    each task imports its own (:func:`task_code_policies`).
 
     ``out`` is locked for the whole comparison: another comparison writing it is refused, or with
     ``wait`` waited for (tune workers sharing a study refit into one folder: the later finds the runs done).
 
-    Before any run: the options, every strategy on every base (:func:`validate_strategies`), and
-    that every run will record ``metric`` and the target's metric (:func:`check_recorded`); each
-    refusal is one ConfigError. Failed runs are in the leaderboard with their reasons, never raised.
+    Before any run: the arguments (a wrong type is one ConfigError naming it), every strategy on every base
+    (:func:`validate_strategies`), and that every run will record ``metric`` and the target's metric
+    (:func:`check_recorded`); each refusal is one ConfigError. Failed runs are in the leaderboard with their
+    reasons, never raised.
     """
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1; got {seeds}")
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1; got {jobs}")
-    if direction not in (None, "min", "max"):
-        raise ConfigError(f"--direction must be 'min' or 'max'; got {direction!r}")
-    refuse_foreign(Path(out), "compare", own=("leaderboard.json",))
+    bases = check_bases(bases)
+    strategies = as_strategies(strategies)
+    out = Path(_path_argument("out", out))
+    seeds, jobs = _whole("seeds", seeds), _whole("jobs", jobs)
+    direction = compare_direction(direction)
+    _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait)
+    folders = check_folders(folders, bases)
+    refuse_foreign(out, "compare", own=("leaderboard.json",))
     parsed_target = parse_target(target)
-    configs = validate_strategies(bases, strategies)  # before any run: a bad strategy costs nothing
-    check_recorded(configs, metric, parsed_target["metric"] if parsed_target else None)
-    direction = direction or direction_of(metric)
-    plans = plan_runs(bases, strategies, list(range(seeds)), Path(out))
-    tally = Tally(task=plans[0].task, total=len(plans), metric=metric, direction=direction, read_metric=read_metric)
-    with comparison_lock(Path(out), wait):  # a second compare into the same folder would race for its runs
-        run_plans(plans, jobs, tally, live=live)
-        board = build_leaderboard(plans, metric, direction, parsed_target)
-        write_leaderboard(board, Path(out))
-        if not quiet:
-            print_leaderboard(board)
-        report = write_report_if_available(plans, Path(out))
+    with ExitStack() as trusted:
+        for folder in dict.fromkeys(folders.values()):  # as the CLI's command_code_policy does for its bases
+            trusted.enter_context(allow_local_modules(folder))
+        policies = task_code_policies(bases, strategies, folders)
+        configs = validate_strategies(bases, strategies, policies)  # before any run: a bad strategy costs nothing
+        check_recorded(configs, metric, parsed_target["metric"] if parsed_target else None, policies)
+        direction = direction or direction_of(metric)
+        plans = plan_runs(bases, strategies, list(range(seeds)), out)
+        groups = _by_policy(plans, policies)
+        with comparison_lock(out, wait):  # a second compare into the same folder would race for its runs
+            if len(groups) > 1:
+                _refuse_damaged(plans, jobs, metric, direction)
+            for policy, group in groups.items():
+                tally = Tally(task=group[0].task, total=len(group), metric=metric, direction=direction,
+                              read_metric=read_metric)
+                with nullcontext() if policy is None else using_policy(policy):
+                    run_plans(group, jobs, tally, live=live)
+            board = build_leaderboard(plans, metric, direction, parsed_target)
+            write_leaderboard(board, out)
+            if not quiet:
+                print_leaderboard(board)
+            report = write_report_if_available(groups, out)
     if report is not None and not quiet:
         print(f"report: {report}")
     if not quiet:
-        print(f"leaderboard: {Path(out) / 'leaderboard.json'}, {Path(out) / 'leaderboard.csv'}")
+        print(f"leaderboard: {out / 'leaderboard.json'}, {out / 'leaderboard.csv'}")
     check_metric_found(board, metric)
     return board
+
+
+DIRECTIONS = {"min": "min", "max": "max", "minimize": "min", "maximize": "max"}  # tune says minimize/maximize
+
+
+def compare_direction(direction: Any) -> str | None:
+    """``direction`` as compare writes it, ``min`` or ``max`` (None stays None: by the metric's name);
+    ``minimize``/``maximize`` (tune's words) are taken too."""
+    if direction is None:
+        return None
+    if not isinstance(direction, str) or direction not in DIRECTIONS:
+        raise ConfigError(f"--direction must be one of {', '.join(DIRECTIONS)} (or None: by the metric's "
+                          f"name); got {short_repr(direction)}")
+    return DIRECTIONS[direction]
+
+
+def _whole(name: str, value: Any) -> int:
+    """A count argument (``seeds``, ``jobs``): an int >= 1, else one ConfigError naming the flag."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        kind = "" if isinstance(value, int) and not isinstance(value, bool) else f" ({type(value).__name__})"
+        raise ConfigError(f"--{name} must be a whole number >= 1; got {short_repr(value)}{kind}")
+    return value
+
+
+def _check_flags(metric: Any, target: Any, live: Any, quiet: Any, wait: Any) -> None:
+    """``metric`` a string, ``target`` one or None (their values: :func:`parse_target`, :func:`check_recorded`),
+    ``quiet``/``wait`` bools, ``live`` a bool or None; else one ConfigError naming the argument."""
+    for name, value in (("metric", metric), ("target", target)):
+        if not isinstance(value, str) and not (name == "target" and value is None):
+            example = "'val_accuracy=0.9' or None" if name == "target" else "'test_accuracy'"
+            raise ConfigError(f"{name} must be a string such as {example}; got {short_repr(value)} "
+                              f"({type(value).__name__})")
+    for name, value, valid in (("live", live, (bool, type(None))), ("quiet", quiet, bool), ("wait", wait, bool)):
+        if not isinstance(value, valid):
+            raise ConfigError(f"{name} must be {'True, False or None' if name == 'live' else 'True or False'}; "
+                              f"got {short_repr(value)}")
+
+
+def _path_argument(name: str, value: Any) -> str | os.PathLike[str]:
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ConfigError(f"{name} must be a path (str or pathlib.Path); got {short_repr(value)} "
+                          f"({type(value).__name__})")
+    return value
+
+
+def _paths_argument(name: str, value: Any) -> list[str | os.PathLike[str]]:
+    """One path, or a list (tuple) of them, as a list; else one ConfigError naming the argument."""
+    items = [value] if isinstance(value, str | os.PathLike) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ConfigError(f"{name} must be a config file's path or a non-empty list of them; got "
+                          f"{short_repr(value)} ({type(value).__name__})")
+    return [_path_argument(f"each of {name}", item) for item in items]
+
+
+def check_bases(bases: Any) -> dict[str, dict[str, Any]]:
+    """``compare``'s ``bases``: a non-empty mapping of task names to config mappings (config files:
+    :func:`compare_files`)."""
+    files = "for config files, use compare_files(['iris.yaml'], 'strategies.yaml')"
+    if not isinstance(bases, Mapping) or not bases:
+        raise ConfigError(f"bases must be a mapping {{task name: config dict}}, e.g. {{'iris': read_yaml('iris.yaml')}}; "
+                          f"{files}; got {short_repr(bases)} ({type(bases).__name__})")
+    for task, base in bases.items():
+        if not isinstance(task, str) or task in ("", ".", "..") or "/" in task or "\\" in task:
+            raise ConfigError(f"bases: task name {short_repr(task)} cannot be a folder name; use letters, digits, "
+                              "'-' or '_'")
+        if not isinstance(base, Mapping):
+            raise ConfigError(f"bases['{task}'] must be a config dict (read_yaml('{task}.yaml')); got "
+                              f"{short_repr(base)} ({type(base).__name__}); {files}")
+    return {task: dict(base) for task, base in bases.items()}
+
+
+def check_folders(folders: Any, bases: Mapping[str, Any]) -> dict[str, Path]:
+    """``compare``'s ``folders``: None, or a folder for every task of ``bases`` (resolved)."""
+    if folders is None:
+        return {}
+    if not isinstance(folders, Mapping) or set(folders) != set(bases):
+        raise ConfigError(f"folders must map every task of bases ({', '.join(bases)}) to its config's folder; "
+                          f"got {short_repr(folders)}")
+    return {task: Path(_path_argument(f"folders['{task}']", folder)).resolve() for task, folder in folders.items()}
+
+
+def task_code_policies(bases: Mapping[str, dict[str, Any]], strategies: Sequence[NamedStrategy],
+                       folders: Mapping[str, Path]) -> dict[str, CodePolicy] | None:
+    """Each task's code policy, its own config's folder trusted and the other bases' not
+    (:func:`~trainlab.registry.own_folder_policy`), where that matters: a module name the configs
+    reference (``mymodels`` of ``mymodels:make_net``) is a different file for different tasks (two
+    folders, each with its ``mymodels.py``). None otherwise: one policy, the one in force, serves all."""
+    distinct = set(folders.values())
+    if len(distinct) < 2:
+        return None
+    policies = {task: own_folder_policy(folders[task], distinct) for task in bases}
+    files: dict[str, set[Path]] = {}
+    for task, base in bases.items():
+        names = {reference.partition(":")[0] for reference in code_references([base, *(s.overrides for s in strategies)])}
+        with using_policy(policies[task]):
+            for name in names:
+                file = user_module_file(name)
+                if file is not None:
+                    files.setdefault(name.split(".")[0], set()).add(file)
+    return policies if any(len(found) > 1 for found in files.values()) else None
+
+
+def _by_policy(plans: list[RunPlan], policies: Mapping[str, CodePolicy] | None) -> dict[CodePolicy | None, list[RunPlan]]:
+    """The plans in groups run one after another, each under its tasks' code policy (a worker pool
+    takes one policy for all its runs); one group (None: the policy in force) without ``policies``."""
+    groups: dict[CodePolicy | None, list[RunPlan]] = {}
+    for plan in plans:
+        groups.setdefault(None if policies is None else policies[plan.task], []).append(plan)
+    return groups
+
+
+def _refuse_damaged(plans: list[RunPlan], jobs: int, metric: str, direction: str) -> None:
+    """Before the first of several groups runs: a damaged run folder in any group is refused now, as
+    :func:`run_plans` refuses one of its own plans before any run (it is given just those plans)."""
+    fingerprints: dict[str, str | None] = {}
+    damaged = [plan for plan in plans if run_action(plan, fingerprints)[0] == "damaged"]
+    if damaged:  # raises DataError naming the first, before anything is run or written
+        run_plans(damaged, jobs, Tally(task=damaged[0].task, total=len(damaged), metric=metric, direction=direction,
+                                       read_metric=read_metric), live=False)
 
 
 @contextmanager
@@ -113,26 +270,33 @@ def check_metric_found(board: dict[str, Any], metric: str) -> None:
                           f"{did_you_mean(metric, names)} (they have: {', '.join(names)})")
 
 
-def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None) -> None:
+def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None,
+                   policies: Mapping[str, CodePolicy] | None = None) -> None:
     """Before any run: every run records ``metric`` (``--metric``) and ``target_metric`` (``--target``'s).
 
     ``configs`` by ``(task, strategy)`` as :func:`validate_strategies` returns them. A config that
     lists no ``metrics`` and sets no ``data.task`` has its data read (as its runs will read it, once
-    per data section) for the task, only when the key is not a loss or a summary number. Raises
-    ConfigError naming the flag, the key and the task (the strategy too, where only some of the
-    task's strategies lack it), with a did-you-mean and the keys that are recorded.
+    per data section; with ``policies``, each task's under its own code policy) for the task, only when
+    the key is not a loss or a summary number. Raises ConfigError naming the flag, the key and the task
+    (the strategy too, where only some of the task's strategies lack it), with a did-you-mean and the
+    keys that are recorded.
     """
-    tasks = DataTasks()
+    shared = DataTasks()
+    own_tasks: dict[str, DataTasks] = {}
 
-    def keys_of(config: Config) -> list[str]:
-        return recorded_keys(config, config.data.task if config.metrics else tasks(config))
+    def keys_of(task: str, config: Config) -> list[str]:
+        if policies is None:
+            return recorded_keys(config, config.data.task if config.metrics else shared(config))
+        tasks = own_tasks.setdefault(task, DataTasks())  # 'mydata:load' may be another file for another task
+        with using_policy(policies[task]):
+            return recorded_keys(config, config.data.task if config.metrics else tasks(config))
 
     always = {"test_loss", "val_loss", *SUMMARY_NUMBERS}
     for flag, wanted in (("--metric", metric), ("--target", target_metric)):
         if wanted is None or wanted in always:
             continue
         for task in dict.fromkeys(task for task, _ in configs):
-            own = {strategy: keys_of(config) for (t, strategy), config in configs.items() if t == task}
+            own = {strategy: keys_of(t, config) for (t, strategy), config in configs.items() if t == task}
             if flag == "--target":
                 own = {strategy: [k for k in keys if k.startswith("val_")] for strategy, keys in own.items()}
             missing = [strategy for strategy, keys in own.items() if wanted not in keys]
@@ -172,14 +336,18 @@ def own_runs(plans: list[RunPlan]) -> list[Path]:
     return own
 
 
-def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
-    """``DIR/report.html`` through trainlab.report when that module is installed."""
+def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]], out: Path) -> Path | None:
+    """``DIR/report.html`` through trainlab.report when that module is installed. ``groups``: the plans by
+    the code policy they ran under (:func:`_by_policy`; None: the one in force), which the report reads
+    their run folders under too."""
     try:
         from trainlab.report import write_report
     except ImportError:
         return None
     try:
-        with trusting_runs(own_runs(plans)):  # their module:attr models are the user's own: no --allow-code
+        with ExitStack() as trusted:  # their module:attr models are the user's own: no --allow-code
+            for policy, plans in groups.items():
+                trusted.enter_context(trusting_runs(own_runs(plans), policy))
             # its runs' damaged metrics lines were named as the leaderboard read them (compare.run_record)
             return write_report([out], out / "report.html", warn_damaged_metrics=False)
     except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
@@ -189,22 +357,43 @@ def write_report_if_available(plans: list[RunPlan], out: Path) -> Path | None:
         return None
 
 
-def compare_files(base_paths: Sequence[str], strategies_path: str, out: str | None = None,
-                  overrides: Sequence[str] = (), **options: Any) -> dict[str, Any]:
-    """``compare`` on config files; ``overrides`` (``--set KEY=VALUE``) change every base before the strategies.
+def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                  strategies_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+                  overrides: str | Sequence[str] = (), **options: Any) -> dict[str, Any]:
+    """``compare`` on config files: ``base_paths`` one path or a list, task names their file stems
+    (:func:`task_names`), each trusted for its own folder's ``module:attr`` code as ``trainlab train``
+    trusts it; ``overrides`` (``--set KEY=VALUE``, one string or a list) change every base before the
+    strategies; ``options`` are :func:`compare`'s (seeds, jobs, target, metric, direction, live, quiet, wait).
 
     Raises TrainingError (exit 4), once the leaderboard is written, when not one run finished.
     """
+    paths = _paths_argument("base_paths", base_paths)
+    strategies_path = _path_argument("strategies_path", strategies_path)
+    if out is not None:
+        _path_argument("out", out)
+    overrides = [overrides] if isinstance(overrides, str) else overrides
+    if not isinstance(overrides, list | tuple) or not all(isinstance(text, str) for text in overrides):
+        raise ConfigError(f"overrides must be 'KEY=VALUE' or a list of them; got {short_repr(overrides)}")
+    unknown = [name for name in options if name not in COMPARE_OPTIONS]
+    if unknown:
+        raise ConfigError(f"compare_files got an unknown option '{unknown[0]}'"
+                          f"{did_you_mean(unknown[0], list(COMPARE_OPTIONS))} (options: {', '.join(COMPARE_OPTIONS)})")
     for text in overrides:
         key = text.partition("=")[0].strip()
         if key in SET_BY_COMPARE:
             raise ConfigError(f"--set {text}: compare sets '{key}' for every run: {SET_BY_COMPARE[key]}")
-    bases = dict(zip(task_names(base_paths), (apply_overrides(read_yaml(p), list(overrides)) for p in base_paths),
-                     strict=True))
+    names = task_names(paths)
+    bases = dict(zip(names, (apply_overrides(read_yaml(p), list(overrides)) for p in paths), strict=True))
     strategies = load_strategies(strategies_path)
     folder = Path(out) if out else default_out(strategies_path)
-    board = compare(bases, strategies, folder, **options)
+    board = compare(bases, strategies, folder, folders={name: Path(p).parent for name, p in zip(names, paths, strict=True)},
+                    **options)
     error = no_run_finished(board, folder)
     if error:
         raise TrainingError(error)
     return board
+
+
+# compare's keyword options that compare_files passes on (the others it makes from its files)
+COMPARE_OPTIONS = tuple(name for name in inspect.signature(compare).parameters
+                        if name not in ("bases", "strategies", "out", "folders"))

@@ -20,18 +20,21 @@ a duplicate name, or a key the comparison sets itself (``seed``: seed k of --see
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainlab.config import Config, set_dotted, validate
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, DataError
 from trainlab.preflight import check_components
 from trainlab.records import DataTasks
-from trainlab.registry import did_you_mean
+from trainlab.registry import CodePolicy, did_you_mean, using_policy
 from trainlab.yaml_files import load_yaml_file
 
 SECTIONS = ("strategies", "grid")
@@ -127,10 +130,17 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
     if not isinstance(grid, dict):
         raise ConfigError(f"{source}: 'grid' must map config keys to lists of values; got {type(grid).__name__}")
     out.extend(grid_strategies(grid, source))
-    if len(out) > MAX_STRATEGIES:
-        raise ConfigError(f"{source} defines {len(out):,} strategies; a comparison runs at most {MAX_STRATEGIES:,}")
+    check_strategies(out, source)
+    return out
+
+
+def check_strategies(strategies: list[NamedStrategy], source: str) -> None:
+    """Their number, unique names that can be folder names, and no key of :data:`SET_BY_COMPARE`."""
+    if len(strategies) > MAX_STRATEGIES:
+        raise ConfigError(f"{source} defines {len(strategies):,} strategies; a comparison runs at most "
+                          f"{MAX_STRATEGIES:,}")
     seen: set[str] = set()
-    for strategy in out:
+    for strategy in strategies:
         if strategy.name in seen:
             raise ConfigError(f"{source}: duplicate strategy name '{strategy.name}'; give each strategy its own name")
         if not strategy.name or "/" in strategy.name or strategy.name.startswith("."):
@@ -141,7 +151,29 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
                 raise ConfigError(f"{source}: strategy '{strategy.name}' sets '{key}', which compare sets for "
                                   f"every run: {SET_BY_COMPARE[key]}")
         seen.add(strategy.name)
-    return out
+
+
+def as_strategies(value: Any) -> list[NamedStrategy]:
+    """``compare``'s ``strategies`` argument as a list: a list (or tuple) of :class:`NamedStrategy`, or a
+    mapping, either a strategies file's content (``{"strategies": {...}, "grid": {...}}``, as
+    :func:`parse_strategies` reads it) or its ``strategies`` section (``{name: {config key: value}}``).
+    Anything else is one ConfigError naming what is valid."""
+    valid = ("a list of NamedStrategy(name, {config key: value}), or a mapping {name: {config key: value}} "
+             "(a strategies file's content works too)")
+    if isinstance(value, Mapping):
+        raw = dict(value) if value and set(value) <= set(SECTIONS) else {"strategies": dict(value)}
+        return parse_strategies(raw, "strategies")
+    if not isinstance(value, list | tuple) or not value:
+        got = "an empty list" if isinstance(value, list | tuple) else f"{type(value).__name__} {short_repr(value)}"
+        raise ConfigError(f"strategies must be {valid}; got {got}")
+    for item in value:
+        if not isinstance(item, NamedStrategy) or not isinstance(item.name, str) or not isinstance(
+                item.overrides, Mapping):
+            raise ConfigError(f"strategies must be {valid}; got an item {short_repr(item)} "
+                              f"({type(item).__name__})")
+    strategies = [NamedStrategy(item.name, dict(item.overrides)) for item in value]
+    check_strategies(strategies, "strategies")
+    return strategies
 
 
 def load_strategies(path: str | Path) -> list[NamedStrategy]:
@@ -185,26 +217,31 @@ def _check_loss_fits_task(config: Config, tasks: DataTasks) -> None:
         raise ConfigError(str(exc).strip().splitlines()[0]) from None
 
 
-def validate_strategies(bases: dict[str, dict[str, Any]],
-                        strategies: list[NamedStrategy]) -> dict[tuple[str, str], Config]:
+def validate_strategies(bases: dict[str, dict[str, Any]], strategies: list[NamedStrategy],
+                        policies: Mapping[str, CodePolicy] | None = None) -> dict[tuple[str, str], Config]:
     """Every strategy on every base must give a valid config; else one ConfigError naming both.
 
+    ``policies``: each task's code policy (its ``module:attr`` code from its own config's folder,
+    :func:`trainlab.registry.own_folder_policy`); None: the one in force for all.
     Returns the validated configs by ``(task, strategy name)``.
     """
     configs = {}
-    tasks = DataTasks()
+    shared = DataTasks()
     for task, base in bases.items():
         base_loss = _loss_name(base)
-        for strategy in strategies:
-            try:
-                config = validate(apply_strategy(base, strategy.overrides))
-                check_components(config)
-                if config.strategy.loss.name not in (base_loss, "auto"):
-                    _check_loss_fits_task(config, tasks)
-            except ConfigError as exc:
-                where = f"strategy '{strategy.name}'" + (f" on task '{task}'" if len(bases) > 1 else "")
-                if _fails_alike(base, str(exc)):  # the base itself (or a --set on it), not the strategy
-                    where = f"the base config of task '{task}' (with any --set)"
-                raise ConfigError(f"{where}: {exc}") from None
-            configs[task, strategy.name] = config
+        # a task of its own policy reads its data apart: 'mydata:load' may be another file in another folder
+        tasks = shared if policies is None else DataTasks()
+        with contextlib.nullcontext() if policies is None else using_policy(policies[task]):
+            for strategy in strategies:
+                try:
+                    config = validate(apply_strategy(base, strategy.overrides))
+                    check_components(config)
+                    if config.strategy.loss.name not in (base_loss, "auto"):
+                        _check_loss_fits_task(config, tasks)
+                except ConfigError as exc:
+                    where = f"strategy '{strategy.name}'" + (f" on task '{task}'" if len(bases) > 1 else "")
+                    if _fails_alike(base, str(exc)):  # the base itself (or a --set on it), not the strategy
+                        where = f"the base config of task '{task}' (with any --set)"
+                    raise ConfigError(f"{where}: {exc}") from None
+                configs[task, strategy.name] = config
     return configs
