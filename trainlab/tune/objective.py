@@ -52,7 +52,8 @@ class TrialFailed(Exception):
 
 class PruningCallback(Callback):
     """Reports ``record[metric]`` of each epoch record at step ``int(record["epoch"])`` and stops the loop when
-    the pruner says so.
+    the pruner says so; the run then ends normally, and :meth:`check_pruned` after ``train`` raises
+    ``optuna.TrialPruned`` for it (in your own objective as in trainlab's).
 
     Mid-epoch validations (``eval_every_n_steps``) are not reported: trials are compared at the epochs every
     trial passes whatever its batch size, and an Optuna step takes one value (a second report at an epoch's
@@ -67,6 +68,15 @@ class PruningCallback(Callback):
         self.trial = trial
         self.metric = metric
         self.pruned_at: int | None = None
+
+    def check_pruned(self) -> None:
+        """Raise ``optuna.TrialPruned`` when the pruner stopped the run; call it right after ``train`` returns.
+
+        A pruned run ends normally (its folder is complete), so an objective that returned its value would
+        have Optuna record the trial COMPLETE; this is what Optuna's own integrations ask for
+        (``PyTorchLightningPruningCallback.check_pruned``)."""
+        if self.pruned_at is not None:
+            raise optuna.TrialPruned(f"pruned at epoch {self.pruned_at}")
 
     def on_train_start(self, view: Any) -> None:
         self.pruned_at = None
@@ -142,6 +152,5 @@ class Objective:
             raise TrialFailed("diverged", str(exc)) from None
         except TrainlabError as exc:
             raise TrialFailed("error", f"{type(exc).__name__}: {exc}") from None
-        if pruning.pruned_at is not None:  # its pruned_at_epoch is stored already
-            raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}")
+        pruning.check_pruned()  # its pruned_at_epoch is stored already
         return final_value(summary, self.metric)

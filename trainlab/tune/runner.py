@@ -11,8 +11,9 @@ from trainlab.atomic import write_json
 from trainlab.errors import TrainingError
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
-from trainlab.tune.study import TuneSettings, base_outside, prepare, study_for
-from trainlab.tune.workers import run_workers
+from trainlab.tune.space import SearchSpace
+from trainlab.tune.study import TuneSettings, base_outside, optuna_verbosity, prepare, study_for
+from trainlab.tune.workers import exit_if_rerunning_the_script, run_workers
 
 
 def tune(settings: TuneSettings) -> dict[str, Any]:
@@ -23,7 +24,14 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     stops the study with an error, then the error is raised. A study that ends
     without a complete trial (all pruned, failed or cut by ``--timeout``) has no
     best.yaml and raises :class:`TrainingError` once its results are written.
+    Optuna's log level is WARNING meanwhile and the caller's again when ``tune`` returns or raises.
     """
+    exit_if_rerunning_the_script(settings)  # an unguarded call, run again by a --jobs worker importing the script
+    with optuna_verbosity():
+        return _tune(settings)
+
+
+def _tune(settings: TuneSettings) -> dict[str, Any]:
     if settings.refit_seeds:
         from trainlab.tune.refit import check_available
 
@@ -39,16 +47,14 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
               "trial may score below it", file=sys.stderr)
     from trainlab.tune.report import write_report
 
-    stopped = True  # by an error or an interrupt, until the workers return
     try:
         run_workers(settings, space, base_raw)
-        stopped = False
-    finally:
-        best = write_results(study_for(settings), settings.out, space.keys(), settings.metric, settings.seed,
-                             decode=space.decode)
-        if stopped:  # the report too, as the results (never hiding the workers' error)
-            with contextlib.suppress(Exception):
-                write_report(study_for(settings), settings, best)
+    except BaseException:  # stopped by an error or an interrupt: the results so far, never hiding why
+        with contextlib.suppress(Exception):  # e.g. the study folder deleted meanwhile
+            best = _write_results(settings, space)
+            write_report(study_for(settings), settings, best)
+        raise
+    best = _write_results(settings, space)
     if settings.refit_seeds and "trial" in best:
         from trainlab.tune.refit import refit
 
@@ -62,3 +68,8 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     if not settings.quiet:
         print(format_best(best), file=sys.stderr)
     return best
+
+
+def _write_results(settings: TuneSettings, space: SearchSpace) -> dict[str, Any]:
+    return write_results(study_for(settings), settings.out, space.keys(), settings.metric, settings.seed,
+                         decode=space.decode)

@@ -66,16 +66,27 @@ DIRECTIONS = ["maximize", "minimize"]
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
 
+def default_direction(metric: str) -> str:
+    """Errors and losses are minimised; every other validation metric (accuracy, f1, r2 ...) maximised."""
+    lower_is_better = ("loss", "mse", "mae", "rmse", "mape", "error")
+    return "minimize" if metric.removeprefix("val_") in lower_is_better or metric.endswith("_loss") else "maximize"
+
+
 @dataclass(frozen=True)
 class TuneSettings:
-    """Everything one ``trainlab tune`` invocation needs (picklable: it travels to worker processes)."""
+    """Everything one ``trainlab tune`` invocation needs (picklable: it travels to worker processes).
+
+    The defaults are ``trainlab tune``'s, resolved on construction: ``out`` None is
+    ``tunes/<base file stem>``; ``direction`` None is :func:`default_direction` of ``metric`` (minimize
+    for losses and errors, else maximize). So ``settings.out`` is always a Path and
+    ``settings.direction`` a direction (or the bad value given, which :meth:`check` refuses)."""
 
     base: Path
     space: Path
     trials: int
-    out: Path
+    out: Path | None = None  # a Path once constructed
     metric: str = "val_accuracy"
-    direction: str = "maximize"
+    direction: str | None = None  # a str once constructed
     jobs: int = 1
     storage: str | None = None
     study_name: str | None = None
@@ -87,9 +98,13 @@ class TuneSettings:
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE on the base config, as in train and compare
 
     def __post_init__(self) -> None:  # paths given as strings (from Python) work as from the CLI
+        if self.out is None:  # as the CLI's --out: running the same call again finds the same study
+            object.__setattr__(self, "out", Path("tunes") / Path(self.base).stem)
         for key in ("base", "space", "out"):
             object.__setattr__(self, key, Path(getattr(self, key)))
         object.__setattr__(self, "overrides", tuple(self.overrides))
+        if self.direction is None:  # as the CLI's --direction: a loss is minimised, accuracy maximised
+            object.__setattr__(self, "direction", default_direction(self.metric))
 
     def base_config(self) -> dict[str, Any]:
         """The base config file's mapping with the ``overrides`` applied: what every trial starts from."""
@@ -118,10 +133,17 @@ class TuneSettings:
                               f"got '{self.metric}'")
 
 
-def default_direction(metric: str) -> str:
-    """Errors and losses are minimised; every other validation metric (accuracy, f1, r2 ...) maximised."""
-    lower_is_better = ("loss", "mse", "mae", "rmse", "mape", "error")
-    return "minimize" if metric.removeprefix("val_") in lower_is_better or metric.endswith("_loss") else "maximize"
+@contextlib.contextmanager
+def optuna_verbosity(level: int = optuna.logging.WARNING) -> Iterator[None]:
+    """Optuna's log level ``level`` inside, the caller's again after (a library leaves the level of the
+    Python session it runs in as it found it). WARNING: trainlab says itself what each trial did, so
+    Optuna's per-trial INFO lines ("Trial 3 finished with value ...") are off."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(level)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
 
 
 # --------------------------------------------------------------------------- storage
@@ -207,7 +229,12 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
                stopped: Callable[[], bool] | None = None) -> None:
     """One worker: claim, run and record trials until the total is reached, the deadline passes, or
     ``stopped()`` (the tune process was interrupted) says so before the next claim."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with optuna_verbosity():
+        _run_trials(settings, space, base_raw, deadline, stopped)
+
+
+def _run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any], deadline: float | None,
+                stopped: Callable[[], bool] | None) -> None:
     storage = open_storage(settings)
     study = open_study(settings, storage)
     lock = claim_lock(settings)
@@ -323,16 +350,16 @@ def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
     holding another study, a study made with another metric, space or base config."""
     settings.check()
     refuse_foreign(settings.out, "tune", own=(JOURNAL_NAME, STUDY_MARKER))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     base_raw = settings.base_config()
     check_metric(settings, base_raw)
     space = load_space(settings.space)
     check_space(space, base_raw)
-    storage = open_storage(settings)
-    claim_folder(settings, storage)
-    study = open_study(settings, storage)
-    with claim_lock(settings).held():
-        check_made_with(study, settings, space, made_with(settings, space, base_raw))
+    with optuna_verbosity():  # not Optuna's "A new study created ..." line
+        storage = open_storage(settings)
+        claim_folder(settings, storage)
+        study = open_study(settings, storage)
+        with claim_lock(settings).held():
+            check_made_with(study, settings, space, made_with(settings, space, base_raw))
     return space, base_raw
 
 

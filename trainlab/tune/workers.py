@@ -6,6 +6,12 @@ number of workers end with the study's total). A worker dies with the tune proce
 with SIGINT blocked and unblock it in their entry point (a Ctrl-C during a fresh interpreter's
 imports would otherwise print a traceback per worker), claim no further trial once the tune
 process was interrupted, and exit with the signal's code alone.
+
+A spawned worker starts by importing the main module, i.e. runs the caller's script again; a
+``tune(jobs=N)`` call that ``if __name__ == "__main__":`` does not guard runs there too and would start
+workers of its own, which multiprocessing refuses with a traceback per worker. Such a worker exits at
+once with :data:`RERAN_SCRIPT_EXIT` instead (:func:`exit_if_rerunning_the_script`) and the tune process
+says why, once.
 """
 
 from __future__ import annotations
@@ -18,10 +24,25 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from trainlab.errors import Interrupted, TrainingError, TrainlabError
+from trainlab.errors import ConfigError, Interrupted, TrainingError, TrainlabError
 from trainlab.registry import CodePolicy, current_policy, set_policy
 from trainlab.tune.space import SearchSpace, load_space
 from trainlab.tune.study import TuneSettings, continue_advice, run_trials
+
+RERAN_SCRIPT_EXIT = 87  # a worker's exit code: importing the main script called tune(jobs=N) again
+GUARD_ADVICE = ("guard the call with if __name__ == '__main__': (tune --jobs starts worker processes that "
+                "import your script)")
+
+
+def exit_if_rerunning_the_script(settings: TuneSettings) -> None:
+    """In a spawned worker importing the caller's main script (multiprocessing's bootstrapping phase,
+    the state in which it refuses to start processes): exit with :data:`RERAN_SCRIPT_EXIT`, silently,
+    for the tune process to report. A no-op elsewhere, and for ``jobs`` 1, which starts no process."""
+    import multiprocessing
+
+    # _inheriting: multiprocessing's own test for that phase (spawn._check_not_importing_main)
+    if settings.jobs > 1 and getattr(multiprocessing.current_process(), "_inheriting", False):
+        sys.exit(RERAN_SCRIPT_EXIT)
 
 
 def _die_with_parent() -> None:
@@ -108,5 +129,9 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
         raise Interrupted(f"SIGINT received: the trials it cut short are recorded as failed; "
                           f"{continue_advice(settings)}", signal.SIGINT) from None
     codes = [w.exitcode for w in workers]
+    if RERAN_SCRIPT_EXIT in codes:
+        script = getattr(sys.modules.get("__main__"), "__file__", None) or "your script"
+        raise ConfigError(f"tune(jobs={settings.jobs}) ran again in its worker processes when they imported "
+                          f"{script}: {GUARD_ADVICE}")
     if any(codes):
         raise TrainingError(f"tune workers exited with codes {codes}; see the lines above")
