@@ -1,9 +1,10 @@
 """Run folders' lifecycle: train a config into one, resume one, evaluate one.
 
-:func:`train` builds everything first (so a bad config or bad data leaves no
+:func:`train` builds everything first (so a bad config, bad data or bad callbacks leave no
 file behind), then creates the run folder, adds the folder's callbacks
 (checkpoints, metrics records, signals, progress) and the user's, and runs.
-:func:`resume` continues a run from its newest checkpoint that verifies;
+:func:`resume` adds the same callbacks, then restores the newest checkpoint that verifies into all of
+them (each gets the state its namesake saved) and continues;
 :func:`evaluate_run` reloads ``model.safetensors`` and ``loss.safetensors``. Each run happens inside
 :func:`trainlab.builders.run_scope`, so runs can follow one another in one process.
 """
@@ -18,14 +19,14 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from trainlab import __version__
 from trainlab.atomic import write_json
 from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, CallbackList
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
 from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder
@@ -36,7 +37,7 @@ from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
-from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
+from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError, TrainlabError
 from trainlab.inference import run_config_path, write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.model_file import (
@@ -53,13 +54,20 @@ from trainlab.model_file import (
     write_model,
 )
 from trainlab.records import read_record_text, safe_summary
-from trainlab.registry import run_code_policy, trusted_code_folders
+from trainlab.registry import (
+    allow_local_modules,
+    code_references,
+    run_code_policy,
+    trusted_code_folders,
+    trusting_runs,
+)
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, load_trained_config, record_digests
 from trainlab.run_summary import summarize
 from trainlab.schedule_plan import base_lr
 from trainlab.step_builders import first_epoch_freezing
 from trainlab.time_budget import plan_line
+from trainlab.yaml_files import load_yaml_file
 
 
 def _warn(message: str) -> None:
@@ -93,6 +101,7 @@ def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRI
 
 
 def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSaver, SignalStop, list[Callback]]:
+    """The run folder's callbacks for ``run``; making them writes nothing (each writes once training starts)."""
     out = built.config.output
     ckpt = out.checkpoint
     saver = CheckpointSaver(run.checkpoints, ckpt.every_n_steps, ckpt.every_n_epochs, ckpt.every_seconds,
@@ -109,10 +118,42 @@ def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSa
     return saver, signals, callbacks
 
 
-def _run(built: Built, run: RunDir, quiet: bool, user_callbacks: Sequence[Callback]) -> dict[str, Any]:
+def _user_callbacks(callbacks: Callback | Iterable[Callback] | None) -> list[Callback]:
+    """``callbacks=`` of :func:`train`/:func:`resume` as a list, as ``trainlab.fit`` takes it: one Callback
+    instance, an iterable of them, or None (none). Anything else is a ConfigError naming it; the
+    elements themselves are checked with the run's other callbacks (:func:`_check_callbacks`)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if isinstance(callbacks, str | bytes | Mapping) or not isinstance(callbacks, Iterable):
+        shown = callbacks.__name__ if isinstance(callbacks, type) else type(callbacks).__name__
+        raise ConfigError(f"callbacks must be a trainlab.Callback instance or a list of them; got {shown}")
+    return list(callbacks)
+
+
+def _check_callbacks(built: Built, target: Path, quiet: bool, user: list[Callback]) -> None:
+    """Refuse (ConfigError) ``user`` callbacks that are not Callback instances or whose names clash, with
+    one another or with the run's own, before any file is written: the run folder's callbacks are made
+    for ``target`` only to be checked beside them (making one writes nothing)."""
+    stand_ins = _run_callbacks(built, RunDir(target), quiet)[2]
+    CallbackList([*built.trainer.callbacks.callbacks, *stand_ins, *user])
+
+
+def _attach_callbacks(built: Built, run: RunDir, quiet: bool,
+                      user: list[Callback]) -> tuple[CheckpointSaver, SignalStop]:
+    """Add the run folder's callbacks and ``user``'s to the trainer, before a checkpoint is restored into
+    it: every callback, the checkpoint saver's ``best`` and the user's included, gets its saved state back
+    (by name; one without saved state starts afresh), as a divergence rollback restores the same set."""
     saver, signals, run_callbacks = _run_callbacks(built, run, quiet)
+    built.trainer.add_callbacks([*run_callbacks, *user])
+    return saver, signals
+
+
+def _run(built: Built, run: RunDir, quiet: bool, saver: CheckpointSaver, signals: SignalStop) -> dict[str, Any]:
+    # where a resumed run continues from until it saves a checkpoint of its own: a path, so not in the saver's
+    # state (the run folder may have moved since, or be a staged overwrite)
     saver.last_saved = built.notes.pop("resumed_from", None)
-    built.trainer.add_callbacks([*run_callbacks, *user_callbacks])
     with signals.installed():  # until every file is written: a signal while finishing lets the run complete
         try:
             return _train_and_write(built, run, saver, signals, quiet)
@@ -196,16 +237,53 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
 
 def train(config: Config | str | Path | dict[str, Any], out: str | Path | None = None, overwrite: bool = False,
           quiet: bool = False, resume_if_exists: bool = False,
-          callbacks: Sequence[Callback] = ()) -> tuple[dict[str, Any], Path]:
+          callbacks: Callback | Iterable[Callback] | None = ()) -> tuple[dict[str, Any], Path]:
     """Train ``config`` (a :class:`Config`, a YAML path, or a config dict) into a new run folder; returns
     (summary, run folder).
 
-    ``callbacks`` are user :class:`trainlab.Callback` instances, run beside the built-in ones.
+    ``callbacks`` are user :class:`trainlab.Callback` instances (a list, or one), run beside the built-in
+    ones; bad ones are refused before any file is written. A config given as a path runs the
+    ``module:attr`` code of its folder and of the working directory, as ``trainlab train PATH`` does
+    (docs/security.md). With ``resume_if_exists``, a run already in the folder is continued
+    (:func:`resume`) under the same policy when its config.yaml names no code that ``config`` does not.
     """
-    config = as_config(config)
-    target = Path(out or config.output.dir or default_dir(config.name))
-    if resume_if_exists and (target / "run.json").exists():
-        return resume(target, quiet=quiet, callbacks=callbacks, config=config)
+    user = _user_callbacks(callbacks)
+    with _config_folder_trusted(config):
+        config = as_config(config)
+        target = Path(out or config.output.dir or default_dir(config.name))
+        if resume_if_exists and (target / "run.json").exists():
+            with _own_run_trusted(target, config):
+                return resume(target, quiet=quiet, callbacks=user, config=config)
+        return _train(config, target, overwrite, quiet, user)
+
+
+@contextlib.contextmanager
+def _config_folder_trusted(config: Config | str | Path | dict[str, Any]) -> Iterator[None]:
+    """For a config given as a path, the code policy of ``trainlab train PATH``
+    (:func:`trainlab.registry.command_code_policy`) for the block: the working directory and the config's
+    folder are the user's (importable, appended to ``sys.path``), and a refusal still names the Python opt-in."""
+    with contextlib.ExitStack() as stack:
+        if isinstance(config, str | os.PathLike):
+            stack.enter_context(allow_local_modules(Path.cwd()))
+            stack.enter_context(allow_local_modules(Path(config).parent))
+        yield
+
+
+@contextlib.contextmanager
+def _own_run_trusted(target: Path, config: Config) -> Iterator[None]:
+    """Within the block, the run in ``target`` is read under the code policy ``config`` is (the user's own
+    run of it) when its config.yaml names no ``module:attr`` code that ``config`` does not; else (or
+    unreadable) as :func:`resume` reads anyone's run folder, which also reports what is wrong with it."""
+    try:
+        stored = load_yaml_file(target / "config.yaml", follow_links=False)
+    except (TrainlabError, OSError, ValueError):
+        stored = None
+    own = stored is not None and code_references(stored) <= code_references(config.to_dict())
+    with trusting_runs([target]) if own else contextlib.nullcontext():
+        yield
+
+
+def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: list[Callback]) -> tuple[dict[str, Any], Path]:
     requested_hash = config.hash()
     data_dir = os.environ.get(DATA_DIR_ENV)
     config = with_data_paths_resolved(config, data_dir)
@@ -216,6 +294,7 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
             _warn(built.precision_warning)
         built.notes["requested_hash"] = requested_hash
         check_loggers(list(config.output.loggers))  # a missing package is refused before any folder exists
+        _check_callbacks(built, target, quiet, user)  # so are bad callbacks
         protect = [value for key in PATH_KEYS if isinstance(value := config.data.model_dump().get(key), str)]
         run = RunDir.create(target, overwrite=overwrite, protect=protect)
         try:
@@ -224,7 +303,8 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
             run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
                            data_fingerprint=fingerprint, code_folders=trusted_code_folders(),
                            data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time())
-            return _run(built, run, quiet, callbacks), run.final_path
+            saver, signals = _attach_callbacks(built, run, quiet, user)
+            return _run(built, run, quiet, saver, signals), run.final_path
         finally:
             run.close()
 
@@ -275,18 +355,21 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
         _warn(f"resuming {path} from {folder.name} (epoch {state.epoch}, step {state.step})")
 
 
-def resume(path: str | Path, quiet: bool = False, callbacks: Sequence[Callback] = (),
+def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable[Callback] | None = (),
            config: Config | None = None) -> tuple[dict[str, Any], Path]:
     """Continue a run from its newest checkpoint that verifies.
 
-    ``config`` (from ``train --resume``) must be the run's own: a different one is refused. The run
-    folder's config.yaml imports no ``module:attr`` code without the opt-in (docs/security.md).
+    ``callbacks`` (a list, or one, as for :func:`train`) get back the state their namesakes saved in that
+    checkpoint (``load_state_dict``), as the built-in ones do. ``config`` (from ``train --resume``) must
+    be the run's own: a different one is refused. The run folder's config.yaml imports no ``module:attr``
+    code without the opt-in (docs/security.md).
     """
+    user = _user_callbacks(callbacks)
     with run_code_policy(path):
-        return _resume(path, quiet, callbacks, config)
+        return _resume(path, quiet, user, config)
 
 
-def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
+def _resume(path: str | Path, quiet: bool, user: list[Callback],
             config: Config | None) -> tuple[dict[str, Any], Path]:
     path = Path(path)
     run = RunDir.open_existing(path)
@@ -313,12 +396,13 @@ def _resume(path: str | Path, quiet: bool, callbacks: Sequence[Callback],
             if found is None and not quiet and stored.strategy.time_budget_s is not None:
                 _warn(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
+            saver, signals = _attach_callbacks(built, run, quiet, user)  # all of them get their saved state back
             _load_latest(built, run, quiet, found)
             write_data_records(run, built)  # as the resumed training reads its data: a damaged record is remade
             run.write_metrics(built.trainer.state.history, built.trainer.state.events,
                               built.trainer.state.step_records)
             run.write_info(status="running")
-            return _run(built, run, quiet, callbacks), path
+            return _run(built, run, quiet, saver, signals), path
     finally:
         run.close()
 

@@ -207,6 +207,9 @@ class CallbackList:
 
     def __init__(self, callbacks: list[Callback]):
         for callback in callbacks:
+            if isinstance(callback, type) and issubclass(callback, Callback):
+                raise ConfigError(f"callbacks must be trainlab.Callback instances; got the class {callback.__name__} "
+                                  f"itself: pass an instance, {callback.__name__}()")
             if not isinstance(callback, Callback):
                 raise ConfigError(f"callbacks must be trainlab.Callback instances (a class overriding the hooks it "
                                   f"needs); got {type(callback).__name__}")
@@ -231,6 +234,17 @@ class CallbackList:
         return {callback_name(cb): cb.state_dict() for cb in self.callbacks}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Give each callback the state saved under its name; one with none saved (added since) keeps its own.
+        A callback whose ``load_state_dict`` fails on its saved state is a ConfigError naming it."""
         for cb in self.callbacks:
-            if callback_name(cb) in state:
-                cb.load_state_dict(state[callback_name(cb)])
+            name = callback_name(cb)
+            if name not in state:
+                continue
+            try:
+                cb.load_state_dict(state[name])
+            except Exception as exc:  # noqa: BLE001 -- the user's code: said in one line, the traceback chained
+                first = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise ConfigError(f"callback {name!r} cannot load the state saved under its name in the checkpoint "
+                                  f"({type(exc).__name__}: {first}); its load_state_dict must read what its "
+                                  "state_dict returned, or give it another name (callback.name) to start it "
+                                  "afresh") from exc

@@ -19,6 +19,10 @@ class CheckpointSaver(Callback):
     pending checks (``on_before_save``); a save they veto is skipped. A write that fails (disk
     full, permission denied) is reported as a warning and an event, once per run of failures for one
     reason (the event counts them); the previous checkpoint stays intact and training goes on.
+
+    Its state is the best monitored value so far (``best``): a resumed run gets it back from the
+    checkpoint, so ``best/`` is replaced only by a better epoch than any before the interruption.
+    ``last_saved`` is a path, not state: the caller sets it to the checkpoint a run resumed from.
     """
 
     order = 90
