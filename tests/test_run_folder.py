@@ -467,3 +467,18 @@ def test_resume_refuses_a_run_folder_whose_records_are_links_before_writing_or_d
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"its {linked} is a symbolic link" in err
     assert _tree(victim.parent) == before and not (out / ".lock").exists()
+
+
+def test_an_existing_run_folder_is_refused_in_the_words_of_the_caller(tmp_path, monkeypatch, capsys):
+    """From Python the refusal named the command line's --overwrite and 'trainlab resume'."""
+    from trainlab.errors import RunDirError
+    from trainlab.experiment import train
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    assert main(["train", str(_config(tmp_path)), "--out", str(out), "--quiet"]) == 2
+    assert "pass --overwrite to replace it, or 'trainlab resume" in capsys.readouterr().err
+    with pytest.raises(RunDirError) as refused:
+        train(str(_config(tmp_path)), out=out, quiet=True)
+    assert "pass overwrite=True to replace it, or resume_if_exists=True to continue it" in str(refused.value)

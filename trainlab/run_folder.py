@@ -200,10 +200,12 @@ class RunDir:
             probe.release()
         if path.is_dir() and any(not is_stale_temporary(p) for p in path.iterdir()):
             if not overwrite:
-                raise RunDirError(
-                    f"output folder {path} already exists; pass --overwrite to replace it, "
-                    f"or 'trainlab resume {path}' to continue it"
-                )
+                from trainlab.registry import current_policy  # the command line's words, or Python's
+
+                how = (f"pass --overwrite to replace it, or 'trainlab resume {path}' to continue it"
+                       if current_policy().cli else
+                       "pass overwrite=True to replace it, or resume_if_exists=True to continue it")
+                raise RunDirError(f"output folder {path} already exists; {how}")
             _check_deletable(path, protect)
             return cls._staged_beside(path)
         try:
