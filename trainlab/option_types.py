@@ -45,7 +45,7 @@ def option_hints(factory: Callable[..., Any]) -> dict[str, Any]:
 
 def _is_number(value: Any) -> bool:
     """An int or float (not a bool), or a string YAML 1.1 left unparsed that reads as a finite number
-    (``5e-4`` without a dot is a string to PyYAML; the factories convert it)."""
+    (``5e-4`` without a dot is a string to PyYAML; :func:`numbers_read` converts it for the factory)."""
     if isinstance(value, str):
         try:
             return math.isfinite(float(value))
@@ -121,6 +121,42 @@ def _fits(value: Any, hint: Any) -> bool | object:
             return False
         return True
     return _UNCHECKED
+
+
+def numbers_read(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with each number YAML 1.1 left as text (``1e-4``, ``5e-3``: an exponent without a dot)
+    read as the float it is, where the option's annotation takes a number and no string: the factories get
+    ``0.0001``, not ``'1e-4'``. Lists of numbers too; anything else is returned as it is."""
+    hints = option_hints(factory)
+    return {option: _number_read(value, hints[option]) if option in hints else value
+            for option, value in options.items()}
+
+
+def _number_read(value: Any, hint: Any) -> Any:
+    if isinstance(value, str):
+        return float(value) if _takes_number_not_text(hint) and _is_number(value) else value
+    if isinstance(value, list | tuple):
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin in (typing.Union, types.UnionType):  # Sequence[float] | None: the list's own hint
+            sequences = [a for a in args if typing.get_origin(a) in (tuple, list, collections.abc.Sequence)]
+            if len(sequences) != 1:
+                return value
+            origin, args = typing.get_origin(sequences[0]), typing.get_args(sequences[0])
+        if origin in (tuple, list, collections.abc.Sequence) and args:
+            hints = list(args) if origin is tuple and args[-1] is not Ellipsis else [args[0]] * len(value)
+            if len(hints) == len(value):
+                return type(value)(_number_read(item, item_hint) for item, item_hint in zip(value, hints, strict=True))
+    return value
+
+
+def _takes_number_not_text(hint: Any) -> bool:
+    """The annotation takes a float and no string (``float``, ``float | None``, not ``float | str``)."""
+    if hint is float:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        return float in args and str not in args and not any(typing.get_origin(a) is typing.Literal for a in args)
+    return False
 
 
 def mismatch(factory: Callable[..., Any], options: dict[str, Any]) -> tuple[str, str] | None:

@@ -61,7 +61,7 @@ from typing import Any, Generic, TypeVar
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.option_types import mismatch
+from trainlab.option_types import mismatch, numbers_read
 
 T = TypeVar("T", bound=Callable[..., Any])
 ALLOW_CODE_ENV = "TRAINLAB_ALLOW_CODE"
@@ -566,6 +566,7 @@ class Registry(Generic[T]):
         self._check_options(name, factory, kwargs, skip=len(args))
         self._check_required(name, factory, {**extra, **kwargs}, skip=len(args))
         self._check_types(name, factory, kwargs)
+        kwargs = numbers_read(factory, kwargs)  # '1e-4' (YAML 1.1 text) -> 0.0001 where a number is taken
         if self.check is not None:
             self.check(name, kwargs)
         try:

@@ -11,7 +11,6 @@ caller's to say.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,6 @@ class _ConfigLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{str(key)[:60]}' (first at line {first})", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
-
-
-# YAML 1.2's floats: PyYAML (YAML 1.1) reads ``1e-4`` (an exponent without a dot) as the string '1e-4',
-# which every config writes for learning rates and epsilons; 1.0e-4, .5 and the rest read as before
-_ConfigLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
 
 
 def yaml_load(text: str) -> Any:
