@@ -191,3 +191,13 @@ def test_a_pool_that_breaks_again_and_again_fails_the_runs_instead_of_looping(tm
         assert reason.endswith(" died (exited with code 3)"), reason
     printed = capsys.readouterr().out
     assert printed.count("between runs: the worker pool broke") == 2  # then no third pool
+
+
+def test_a_run_whose_execute_returned_is_no_suspect_of_a_break():
+    """A run that had finished when the pool broke (its result lost) was counted a break: at two such breaks a
+    finished run was recorded failed in the leaderboard."""
+    from trainlab.compare.runner import suspects
+
+    assert suspects([0, 1, 2, 3], [-11, 12, 0, -13]) == [1]  # in progress
+    assert suspects([0, 2, 3], [-11, 12, 0, -13]) == [2]  # none in progress: the runs not yet started
+    assert suspects([0, 3], [-11, 12, 0, -13]) == []  # both had returned

@@ -115,3 +115,14 @@ def test_a_minus_infinite_logit_is_a_class_given_probability_zero_not_a_meaningl
     assert got["f1"] == pytest.approx(f1_score(TARGET.numpy(), predicted, average="macro"))
     outputs[3] = -float("inf")
     assert np.isnan(_evaluate(outputs, TARGET, ["accuracy"])["accuracy"])
+
+
+def test_an_infinite_single_logit_is_a_sure_sigmoid_not_a_meaningless_output():
+    """One logit per sample (bce): sigmoid(+inf) = 1 is as readable as sigmoid(-inf) = 0."""
+    from trainlab.engine.evaluation import _meaningless
+
+    logits = torch.tensor([[float("inf")], [-float("inf")], [0.3]])
+    assert not _meaningless(logits, "binary") and not _meaningless(logits.reshape(-1), "binary")
+    assert not _meaningless(torch.tensor([[float("inf"), -float("inf")]]), "multilabel")
+    assert _meaningless(torch.tensor([[float("inf"), 0.0]]), "multiclass")
+    assert _meaningless(torch.tensor([[float("nan")]]), "binary")

@@ -483,8 +483,8 @@ def _pool_round(todo, jobs, threads, context, tally, display, finish, breaks_see
             reason = f"worker died: {how}"
             _record_death(plan, reason)
             finish(plan, {"status": "failed", "reason": reason, "seconds": time.time() - starts[index]})
-    else:  # no dead worker had a run: blame each run in progress (or, if none had started, every run left)
-        blamed = [index for index in unfinished if pids[index] != 0] or unfinished
+    else:  # no dead worker had a run: blame each run in progress (or, if none was, every run not yet started)
+        blamed = suspects(unfinished, pids)
         what = ", ".join(f"worker process {pid} died ({_how_it_died(code)})" for pid, code in dead.items()) or \
             "a worker process ended"
         display.note(f"{what} between runs: the worker pool broke")
@@ -501,6 +501,14 @@ def _pool_round(todo, jobs, threads, context, tally, display, finish, breaks_see
     if stopped.interrupted:
         raise KeyboardInterrupt
     return [todo[index][0] for index in unfinished if index not in failed]
+
+
+def suspects(unfinished: list[int], pids: Any) -> list[int]:
+    """The runs a pool break no dead worker's run explains is counted against: those in progress
+    (``pids[index] > 0``), or, when none was, those not yet started (``0``). A run whose :func:`execute`
+    returned (``< 0``: its result lost in the break) is none: its folder says how it ended when it is
+    looked at again."""
+    return [index for index in unfinished if pids[index] > 0] or [index for index in unfinished if pids[index] == 0]
 
 
 def _workers(pool: ProcessPoolExecutor) -> list[Any]:

@@ -80,17 +80,16 @@ class Evaluator:
 
 def _meaningless(output: torch.Tensor, task: str | None) -> bool:
     """Whether ``output`` holds what no prediction can be read from: a NaN; for regression an infinite
-    value; for classification a +inf (its softmax is NaN) or a row of class scores all -inf. A -inf among finite
-    outputs is a class given probability 0 (a log-probability that underflowed, a masked logit): fine."""
+    value; for softmax class scores a +inf (its softmax is NaN) or a row all -inf, while a -inf among finite
+    scores is a class given probability 0 (a log-probability that underflowed, a masked logit). One logit
+    per sample (or per label) is a sigmoid's: +inf and -inf are probabilities 1 and 0."""
     if bool(torch.isnan(output).any()):
         return True
     if task == "regression":
         return bool(torch.isinf(output).any())
-    if bool(torch.isposinf(output).any()):
-        return True
-    if output.ndim < 2 or output.shape[1] < 2 or task == "multilabel":  # one logit (per label): -inf is "no"
+    if output.ndim < 2 or output.shape[1] < 2 or task == "multilabel":  # a sigmoid per logit: +-inf are 1 and 0
         return False
-    return bool(torch.isneginf(output.reshape(len(output), -1)).all(dim=1).any())
+    return bool(torch.isposinf(output).any() or torch.isneginf(output.reshape(len(output), -1)).all(dim=1).any())
 
 
 def _undefined(value: Any) -> Any:
