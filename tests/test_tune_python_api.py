@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 import trainlab.tune
 import trainlab.tune.runner
+from tests.test_tune import BASE as TUNE_BASE
 from trainlab.cli import main
 from trainlab.errors import ConfigError, TrainingError
 from trainlab.experiment import train
@@ -27,17 +28,7 @@ from trainlab.tune.objective import PruningCallback
 
 REPO = Path(__file__).resolve().parents[1]
 
-BASE = {
-    "name": "iris",
-    "seed": 0,
-    "data": {"source": "iris"},
-    "model": {"name": "mlp", "hidden": [8]},
-    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32,
-                 "epochs": 2},
-    "metrics": ["accuracy"],
-    "runtime": {"num_threads": 1},
-    "output": {"progress": "off", "checkpoint": {"every_seconds": None}},
-}
+BASE = TUNE_BASE  # tests/test_tune.py's iris config
 SPACE = {"strategy.optimizer.lr": {"low": 1.0e-4, "high": 0.5, "log": True}}
 
 
