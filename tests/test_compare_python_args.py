@@ -126,3 +126,12 @@ def test_compare_direction_takes_both_words(given, written):
     from trainlab.compare.command import compare_direction
 
     assert compare_direction(given) == written
+
+
+def test_quiet_prints_no_line_per_run(files, capsys):
+    """compare(quiet=True) still printed '[1/2] iris/a/seed-0: test_accuracy=...' for every run."""
+    compare_files("iris.yaml", "strategies.yaml", out="out", seeds=2, jobs=1, quiet=True, live=False)
+    printed = capsys.readouterr()
+    assert "seed-" not in printed.out + printed.err
+    compare_files("iris.yaml", "strategies.yaml", out="loud", seeds=2, jobs=1, live=False)
+    assert "iris/a/seed-1" in capsys.readouterr().out

@@ -105,7 +105,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
                 tally = Tally(task=group[0].task, total=len(group), metric=metric, direction=direction,
                               read_metric=read_metric)
                 with nullcontext() if policy is None else using_policy(policy):
-                    run_plans(group, jobs, tally, live=live)
+                    run_plans(group, jobs, tally, live=live, quiet=quiet)
             board = build_leaderboard(plans, metric, direction, parsed_target)
             write_leaderboard(board, out)
             if not quiet:

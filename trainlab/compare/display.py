@@ -96,6 +96,13 @@ class PlainDisplay:
         pass
 
 
+class QuietDisplay(PlainDisplay):
+    """No line per run (``compare(quiet=True)``); the notes (runs resumed or skipped, a worker's death) stay."""
+
+    def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
+        pass
+
+
 class LiveDisplay(PlainDisplay):
     """A rich Live panel: counts, ETA, leader, and the last few finished runs."""
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.atomic import write_json
-from trainlab.compare.display import LiveDisplay, PlainDisplay, Tally
+from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
 from trainlab.config import Config, validate
 from trainlab.config_fields import short_repr
@@ -287,8 +287,9 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None) -> dict[str, dict[str, Any]]:
-    """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan.
+def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None,
+              quiet: bool = False) -> dict[str, dict[str, Any]]:
+    """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan. ``quiet``: no line per run.
 
     Raises :class:`Interrupted` (exit 128 + signal: 130 for Ctrl-C/SIGINT, 143 for SIGTERM) after
     the runs in progress have checkpointed; everything finished so far stays on disk for the next
@@ -298,7 +299,7 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
     live = sys.stdout.isatty() if live is None else live
     global _stop_requested
     _stop_requested = False  # an earlier comparison in this process (--jobs 1) may have been interrupted
-    display = (LiveDisplay if live else PlainDisplay)(tally, jobs)
+    display = (QuietDisplay if quiet else LiveDisplay if live else PlainDisplay)(tally, jobs)
     outcomes: dict[str, dict[str, Any]] = {}
     todo: list[tuple[RunPlan, str]] = []
     fingerprints: dict[str, str | None] = {}
