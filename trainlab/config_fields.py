@@ -8,10 +8,14 @@ The ``MAX_*`` bounds turn hostile or mistyped config files into one error line.
 from __future__ import annotations
 
 import math
+import os
 import reprlib
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from trainlab.errors import ConfigError
 
 INT_LIMIT = 2**63  # every count fits a signed 64-bit integer (torch, numpy)
 
@@ -65,6 +69,14 @@ class _ShortRepr(reprlib.Repr):
 _REPR = _ShortRepr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
 _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
+def path_argument(value: Any, argument: str) -> Path:
+    """``value`` of a Python API argument that names a file or folder (``str`` or ``os.PathLike``) as a
+    Path; anything else is one ConfigError naming ``argument`` (pathlib's TypeError came out instead)."""
+    if isinstance(value, str | os.PathLike) and not isinstance(value, bytes):
+        return Path(value)
+    raise ConfigError(f"{argument} must be a path (a str or pathlib.Path); got {short_repr(value)}")
 
 
 def short_repr(value: Any) -> str:

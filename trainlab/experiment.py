@@ -33,6 +33,7 @@ from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.config import Config, as_config, dump_yaml, load_config
+from trainlab.config_fields import path_argument
 from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
@@ -248,6 +249,8 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
     (:func:`resume`) under the same policy when its config.yaml names no code that ``config`` does not.
     """
     user = _user_callbacks(callbacks)
+    if out is not None:
+        out = path_argument(out, "train's out")
     with _config_folder_trusted(config):
         config = as_config(config)
         target = Path(out or config.output.dir or default_dir(config.name))
@@ -365,6 +368,7 @@ def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable
     code without the opt-in (docs/security.md).
     """
     user = _user_callbacks(callbacks)
+    path = path_argument(path, "resume's path")
     with run_code_policy(path):
         return _resume(path, quiet, user, config)
 
@@ -420,6 +424,7 @@ def _warn_if_data_changed(path: Path, info: dict[str, Any], config: Config, sinc
 def evaluate_run(path: str | Path, split: str = "test") -> dict[str, Any]:
     """Reload a finished run's ``model.safetensors`` (and ``loss.safetensors``, the learned state of its
     loss) and recompute its metrics on ``split``."""
+    path = path_argument(path, "evaluate_run's path")
     with run_code_policy(path):
         return _evaluate_run(path, split)
 

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from trainlab.config import Config
+from trainlab.config_fields import path_argument
 from trainlab.data.predict_input import is_table, model_rows, read_for_predict
 from trainlab.data.predict_media import (
     IMAGE_SOURCES,
@@ -346,6 +347,7 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
     """
     from trainlab.registry import allow_local_modules, code_policy, run_code_policy
 
+    path = path_argument(path, "load_run's path")
     with contextlib.ExitStack() as stack:  # no user code without the opt-in; with it, as the CLI's --allow-code
         stack.enter_context(code_policy(allow=allow_code))
         if allow_code:

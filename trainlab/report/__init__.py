@@ -11,10 +11,12 @@ predictions, ``figures`` draws plotly figures, ``sections`` decides what the rep
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from trainlab.atomic import write_text
+from trainlab.config_fields import path_argument, short_repr
 from trainlab.errors import ConfigError, DataError
 from trainlab.report.sources import CURVES, LEADERBOARD, Comparison, classify
 
@@ -32,9 +34,12 @@ def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path, *,
     """
     from trainlab.report.sections import comparison_page, runs_page
 
-    if isinstance(paths, str | Path):  # one folder given as it is, not as a one-item list
+    if isinstance(paths, str | os.PathLike):  # one folder given as it is, not as a one-item list
         paths = [paths]
-    out = Path(out)
+    if isinstance(paths, bytes | dict) or not hasattr(paths, "__iter__"):
+        raise ConfigError(f"write_report's paths must be a path or a list of paths; got {short_repr(paths)}")
+    paths = [path_argument(p, "write_report's paths") for p in paths]
+    out = path_argument(out, "write_report's out")
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"report output '{out}' must end in .html")
     source = classify([Path(p) for p in paths], CURVES if warn_damaged_metrics else None)

@@ -1,0 +1,28 @@
+"""The Python API's path arguments: a value that is no path is one ConfigError naming the argument, as the
+rest of the API refuses bad arguments (pathlib's TypeError came out of load_run(123), resume(123),
+evaluate_run(123), train(out=123), write_report(5, ...), write_report(..., None))."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainlab.errors import ConfigError
+from trainlab.experiment import evaluate_run, resume, train
+from trainlab.inference import load_run
+from trainlab.report import write_report
+
+
+@pytest.mark.parametrize(("call", "argument"), [
+    (lambda: load_run(123), "load_run's path"),
+    (lambda: resume(123), "resume's path"),
+    (lambda: evaluate_run(None), "evaluate_run's path"),
+    (lambda: train({"name": "x"}, out=123), "train's out"),
+    (lambda: write_report(5, "r.html"), "write_report's paths"),
+    (lambda: write_report([b"runs"], "r.html"), "write_report's paths"),
+    (lambda: write_report("runs", None), "write_report's out"),
+])
+def test_a_path_argument_that_is_no_path_is_one_config_error_naming_it(call, argument):
+    with pytest.raises(ConfigError) as refused:
+        call()
+    message = str(refused.value)
+    assert message.startswith(argument) and "must be a path" in message and "\n" not in message
