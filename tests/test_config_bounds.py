@@ -320,3 +320,16 @@ def test_reduction_none_is_refused_for_a_run_with_the_losses_that_can_train(tmp_
     message = str(caught.value)
     assert message.startswith("config key 'strategy.loss': reduction 'none'") and "mean (the default) or sum" in message
     assert load_config(_write(tmp_path, BASE), ["strategy.loss.name=mse", "strategy.loss.reduction=sum"])
+
+
+def test_a_numpy_integer_batch_size_is_an_int_as_a_numpy_seed_is():
+    """batch_size=np.int64(16) (say len(x) // 4) was refused ('must be a positive int'), seed=np.int64 taken."""
+    import numpy as np
+
+    raw = yaml.safe_load(BASE)
+    raw["strategy"]["batch_size"], raw["seed"] = np.int64(16), np.int64(3)
+    config = validate(raw)
+    assert config.strategy.batch_size == 16 and type(config.strategy.batch_size) is int
+    raw["strategy"]["batch_size"] = np.float64(16.0)
+    with pytest.raises(ConfigError, match="must be a positive int or 'full'"):
+        validate(raw)

@@ -7,6 +7,7 @@ fine-tuning; :class:`Strategy` gathers them with the batch size and the run's le
 
 from __future__ import annotations
 
+import operator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -233,6 +234,8 @@ class Strategy(Strict):
     @field_validator("batch_size", mode="before")
     @classmethod
     def _batch_size(cls, value: Any) -> Any:
+        if hasattr(value, "__index__") and not isinstance(value, bool | int):
+            value = operator.index(value)  # a NumPy or torch integer (len(x) // 4 of an array): an int, as for seed
         if isinstance(value, bool) or (not isinstance(value, int) and value != "full"):
             raise ValueError(f"must be a positive int or 'full'; got {value!r}")
         if isinstance(value, int) and value < 1:
