@@ -26,3 +26,10 @@ def test_a_path_argument_that_is_no_path_is_one_config_error_naming_it(call, arg
         call()
     message = str(refused.value)
     assert message.startswith(argument) and "must be a path" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("given", ["yes", "false", 1])
+def test_load_runs_allow_code_is_a_bool(given):
+    """allow_code="false" was taken as true (any truthy value opted in to running the run's code)."""
+    with pytest.raises(ConfigError, match="allow_code must be True, False or None"):
+        load_run("runs/x", allow_code=given)

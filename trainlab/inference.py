@@ -348,6 +348,8 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
     from trainlab.registry import allow_local_modules, code_policy, run_code_policy
 
     path = path_argument(path, "load_run's path")
+    if allow_code is not None and not isinstance(allow_code, bool):  # "yes" or "false" would read as true
+        raise ConfigError(f"load_run's allow_code must be True, False or None; got {allow_code!r}")
     with contextlib.ExitStack() as stack:  # no user code without the opt-in; with it, as the CLI's --allow-code
         stack.enter_context(code_policy(allow=allow_code))
         if allow_code:
