@@ -215,3 +215,14 @@ def test_a_module_that_cannot_live_beside_another_is_refused_in_one_line(folders
     with pytest.raises(ConfigError, match=rf"module 'idwidth' is already imported from {a / 'idwidth.py'}, and "
                                           rf"{b / 'idwidth.py'} \(in the folder trusted now\) cannot be imported"):
         _width_of(b, a)
+
+
+def test_load_run_takes_the_module_the_run_was_trained_with_before_one_of_that_name_here(folders, tmp_path,
+                                                                                         monkeypatch):
+    """load_run looked in the working directory first: a run of extA's idnet, loaded from extB (its own
+    idnet.py of another width), was built from extB's module."""
+    run = tmp_path / "run-extA"
+    assert main(["train", str(folders["extA"] / "base.yaml"), "--out", str(run), "--quiet"]) == 0
+    monkeypatch.chdir(folders["extB"])
+    loaded = trainlab.load_run(run, allow_code=True)
+    assert loaded.model[0].out_features == HIDDEN["extA"]

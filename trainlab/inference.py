@@ -337,7 +337,7 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
     """The finished run in ``path`` with its trained model, ready to predict (see the module docstring).
 
     ``allow_code=True`` is the CLI's ``--allow-code``: the run's ``module:attr`` components (your model,
-    metric, ...) are imported, from the working directory or the folders the run was trained from.
+    metric, ...) are imported, from the folders the run was trained from first, then the working directory.
     ``allow_code=False`` imports none of them, even with ``TRAINLAB_ALLOW_CODE=1`` set (a service loading
     runs sent to it); left out (None), that variable decides, as for the CLI.
 
@@ -352,9 +352,9 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
         raise ConfigError(f"load_run's allow_code must be True, False or None; got {allow_code!r}")
     with contextlib.ExitStack() as stack:  # no user code without the opt-in; with it, as the CLI's --allow-code
         stack.enter_context(code_policy(allow=allow_code))
-        if allow_code:
-            stack.enter_context(allow_local_modules(Path.cwd()))
         stack.enter_context(run_code_policy(path))
+        if allow_code:  # after the run's own folders: a module of the same name here is not the one it trained
+            stack.enter_context(allow_local_modules(Path.cwd()))
         return _load_run(Path(path), resolve_device(str(device), "device"))
 
 
