@@ -226,3 +226,21 @@ def test_load_run_takes_the_module_the_run_was_trained_with_before_one_of_that_n
     monkeypatch.chdir(folders["extB"])
     loaded = trainlab.load_run(run, allow_code=True)
     assert loaded.model[0].out_features == HIDDEN["extA"]
+
+
+def test_compare_resumes_an_interrupted_run_of_the_users_own_code(folders, tmp_path, capsys):
+    """A run of a module:attr model left interrupted was resumed under the policy of anyone's run folder
+    (no folder trusted): refused, then trained again from scratch over its checkpoints."""
+    out = tmp_path / "cmp"
+    command = ["compare", str(folders["extA"] / "base.yaml"), "--strategies", str(_strategies(tmp_path)),
+               "--seeds", "1", "--jobs", "1", "--out", str(out), "--set", "output.checkpoint.every_n_epochs=1"]
+    assert main(command) == 0
+    run = out / "runs" / "base" / "adam" / "seed-0"
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))  # as a kill leaves it
+    capsys.readouterr()
+    assert main(command) == 0
+    printed = capsys.readouterr()
+    assert "cannot resume" not in printed.err and "training it from scratch" not in printed.err
+    assert "resuming base/adam/seed-0" in printed.out + printed.err
+    assert json.loads((run / "run.json").read_text())["status"] == "finished" and _hidden(run) == HIDDEN["extA"]

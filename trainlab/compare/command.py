@@ -12,7 +12,7 @@ from typing import Any
 from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
-from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_action, run_plans
+from trainlab.compare.runner import ERROR_FILE, RunPlan, is_own_run, plan_runs, run_action, run_plans
 from trainlab.compare.strategies import (
     SET_BY_COMPARE,
     NamedStrategy,
@@ -22,7 +22,7 @@ from trainlab.compare.strategies import (
 )
 from trainlab.config import Config, apply_overrides, read_yaml
 from trainlab.config_fields import short_repr
-from trainlab.errors import ConfigError, TrainingError, TrainlabError, folder_error
+from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import (
@@ -36,7 +36,6 @@ from trainlab.registry import (
     using_policy,
 )
 from trainlab.run_lock import RunLock
-from trainlab.yaml_files import load_yaml_file
 
 DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
 
@@ -325,15 +324,7 @@ def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
 def own_runs(plans: list[RunPlan]) -> list[Path]:
     """The planned run folders whose config.yaml names no ``module:attr`` code beyond what the plan's
     config (the user's base with the strategy) names; a folder whose config cannot be read is left out."""
-    own = []
-    for plan in plans:
-        try:
-            stored = load_yaml_file(plan.path / "config.yaml", follow_links=False)
-        except (TrainlabError, OSError):
-            continue
-        if code_references(stored) <= code_references(plan.raw):
-            own.append(plan.path)
-    return own
+    return [plan.path for plan in plans if is_own_run(plan.path, plan.raw)]
 
 
 def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]], out: Path) -> Path | None:
