@@ -133,7 +133,7 @@ def _resolve_in_worker(reference: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_worker_with_the_policy_of_one_config_imports_its_folders_module(folders, method):
-    """compare's workers take their parent's policy (runner._pin_worker -> set_policy): a forked one has the
+    """compare's workers take their parent's policy (pool._pin_worker -> set_policy): a forked one has the
     other folder's idwidth in sys.modules, a spawned one finds it first on sys.path; both import their own."""
     a, b = folders["extA"], folders["extB"]
     assert _width_of(a, b)[0] == 4  # the parent holds A's module

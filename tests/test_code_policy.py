@@ -272,7 +272,7 @@ def test_a_spawned_compare_worker_keeps_the_parents_code_policy(project):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from trainlab.compare.runner import _pin_worker
+    from trainlab.compare.pool import _pin_worker
     from trainlab.registry import current_policy
 
     with allow_local_modules(project):  # as for a base config in project/, run from another folder

@@ -175,9 +175,9 @@ def _die_at_start(*args) -> None:
 
 
 def test_a_pool_that_breaks_again_and_again_fails_the_runs_instead_of_looping(tmp_path: Path, monkeypatch, capsys):
-    from trainlab.compare import runner
+    from trainlab.compare import pool
 
-    monkeypatch.setattr(runner, "_pin_worker", _die_at_start)
+    monkeypatch.setattr(pool, "_pin_worker", _die_at_start)
     strategies = parse_strategies({"strategies": {"a": None, "b": None}})
     started = time.monotonic()
     board = compare({"iris": BASE}, strategies, tmp_path / "cmp", seeds=1, jobs=2, live=False, quiet=True)
@@ -195,7 +195,7 @@ def test_a_pool_that_breaks_again_and_again_fails_the_runs_instead_of_looping(tm
 def test_a_run_whose_execute_returned_is_no_suspect_of_a_break():
     """A run that had finished when the pool broke (its result lost) was counted a break: at two such breaks a
     finished run was recorded failed in the leaderboard."""
-    from trainlab.compare.runner import suspects
+    from trainlab.compare.pool import suspects
 
     assert suspects([0, 1, 2, 3], [-11, 12, 0, -13]) == [1]  # in progress
     assert suspects([0, 2, 3], [-11, 12, 0, -13]) == [2]  # none in progress: the runs not yet started

@@ -20,7 +20,7 @@ sizes and modification times); a failure recorded on other data is tried again.
 ``cores // N`` torch threads. A run that diverges or raises is recorded as failed
 with its reason and never stops the others. A worker that dies (SIGKILL: the out-of-memory
 killer, a user) costs the run it had, recorded as failed ("worker died: killed by SIGKILL,
-perhaps out of memory"); the other unfinished runs go on in new workers (:func:`_run_in_pool`).
+perhaps out of memory"); the other unfinished runs go on in new workers (:mod:`trainlab.compare.pool`).
 The parent shows a live rich display on a TTY and plain lines otherwise.
 """
 
@@ -31,11 +31,8 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +46,7 @@ from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError, TrainlabError
 from trainlab.records import finished_summary_damage, read_record_object
-from trainlab.registry import CodePolicy, code_references, current_policy, set_policy, trusting_runs
+from trainlab.registry import code_references, trusting_runs
 from trainlab.sigterm import sigterm_as_ctrl_c
 from trainlab.yaml_files import load_yaml_file
 
@@ -170,38 +167,12 @@ def _damaged_summary(plan: RunPlan, path: Path, damage: str) -> str:
 # --------------------------------------------------------------------------- one run (in a worker)
 
 _stop_requested = False  # set in a worker by SIGTERM from the parent: start no further run
-_run_slots: tuple[Any, Any] | None = None  # in a pool worker: the parent's run slots (_execute_in_slot)
 
 
-def _request_stop(signum: int, frame: Any) -> None:
+def request_stop(signum: int, frame: Any) -> None:
+    """A pool worker's SIGTERM handler between runs (:func:`trainlab.compare.pool._pin_worker`): start no further run."""
     global _stop_requested
     _stop_requested = True
-
-
-def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any, Any] | None = None) -> None:
-    """Worker initializer: torch threads, the parent's code policy (a spawned worker starts without it:
-    the user's module beside a base config, ``--allow-code``), the parent's run slots
-    (:func:`_execute_in_slot`), no KeyboardInterrupt between runs, die with the parent.
-
-    On Ctrl-C the parent sends each worker SIGTERM: during a run, the run's own handler
-    (trainlab.callbacks.signal_stop) checkpoints and stops it; between runs it only sets
-    ``_stop_requested``, so a run already queued to this worker is not started.
-    """
-    import torch
-
-    global _run_slots
-    torch.set_num_threads(threads)
-    if policy is not None:
-        set_policy(policy)
-    _run_slots = slots
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    signal.signal(signal.SIGTERM, _request_stop)
-    try:  # Linux: a SIGKILLed comparison takes its workers with it, so no stale lock outlives it
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def is_own_run(folder: Path, raw: dict[str, Any]) -> bool:
@@ -255,32 +226,6 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
             pass
         return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - started}
     return {"status": "finished", "summary": summary, "seconds": time.perf_counter() - started}
-
-
-def _execute_in_slot(index: int, task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
-                     action: str) -> dict[str, Any]:
-    """:func:`execute` in a pool worker, telling the parent through its shared run slots (two arrays
-    indexed like the pool's runs: ``pids``, ``starts``) which worker runs which run: ``pids[index]`` is the
-    worker's pid while the run is in progress and minus it once :func:`execute` returned, ``starts[index]``
-    the run's start (``time.time()``). When a worker dies the parent fails the run whose slot holds its pid."""
-    pids, starts = _run_slots
-    starts[index] = time.time()
-    pids[index] = os.getpid()
-    try:
-        return execute(task, strategy, seed, raw, path, action)
-    finally:
-        pids[index] = -os.getpid()
-
-
-def _record_death(plan: RunPlan, reason: str) -> None:
-    """The run's ``ERROR_FILE`` for a worker that died under it (or could not send its outcome), so the
-    leaderboard lists the failure; it carries no config hash, so the next invocation runs it again (a kill
-    need not recur). Written once no worker writes the folder any more."""
-    try:
-        plan.path.mkdir(parents=True, exist_ok=True)
-        write_json(plan.path / ERROR_FILE, {"reason": reason, "config_hash": None})
-    except OSError:
-        pass
 
 
 def _identity_or_none(raw: dict[str, Any]) -> dict[str, str | None]:
@@ -359,7 +304,9 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
             if jobs == 1:
                 _run_in_process(todo, threads, tally, display, finish)
             else:
-                _run_in_pool(todo, jobs, threads, tally, display, finish)
+                from trainlab.compare.pool import run_in_pool  # the pool runs this module's execute
+
+                run_in_pool(todo, jobs, threads, tally, display, finish)
     except KeyboardInterrupt:  # between runs, or in the pool's parent (which stops its workers first)
         raise Interrupted("interrupted: run the same command again to finish the comparison",
                           received[-1] if received else signal.SIGINT) from None
@@ -387,220 +334,3 @@ def _run_in_process(todo, threads, tally, display, finish) -> None:
                     break
     finally:
         torch.set_num_threads(previous)
-
-
-# --------------------------------------------------------------------------- the worker pool
-
-IDLE_GRACE_S = 2.0  # a worker out of any run still alive this long into the pool's shutdown is stuck: killed
-BREAKS_TO_FAIL = 2  # a run in progress at this many pool breaks that no dead worker explains is failed
-
-
-def _run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
-    """Run ``todo`` in ``jobs`` worker processes; a worker that dies costs the run it had, not the others.
-
-    A worker's death (SIGKILL from the out-of-memory killer or a user, a crash) breaks a
-    ProcessPoolExecutor: every unfinished run's future fails, and the executor stops the other workers
-    (SIGTERM: their runs checkpoint). The run the dead worker had is recorded as failed ("worker died:
-    killed by SIGKILL, perhaps out of memory"); every other unfinished run goes to a new pool, with what
-    its folder says it needs now (:func:`_still_to_run`: a stopped run resumes from its checkpoint). A
-    break that no dead worker's run explains counts against each run then in progress, and a run in
-    progress at :data:`BREAKS_TO_FAIL` of them is failed, so that no run can restart the pool forever.
-    """
-    import multiprocessing
-
-    import torch
-
-    # fork: the workers inherit the imported modules (no 5-10 s torch import per worker);
-    # every worker is started on the first submit, before the display's refresh thread exists.
-    # Where CUDA is present, spawn: a process that has touched CUDA (torch.cuda.is_available() is enough)
-    # cannot fork a worker that uses it again.
-    context = multiprocessing.get_context("spawn" if torch.cuda.is_available() else "fork")
-    breaks_seen: dict[str, int] = {}  # run label -> pool breaks it was in progress at, no dead worker its own
-    fingerprints: dict[str, str | None] = {}
-    while todo:
-        left = _pool_round(todo, jobs, threads, context, tally, display, finish, breaks_seen)
-        todo = _still_to_run(left, fingerprints, finish)
-        if todo:
-            display.note(f"starting new workers for the {len(todo)} unfinished run{'s' if len(todo) > 1 else ''} "
-                         "(a stopped run resumes from its checkpoint)")
-
-
-@dataclass
-class _Stopped:
-    """How a pool's shutdown went: the workers :func:`_stop_pool` had to kill, and whether Ctrl-C/SIGTERM
-    came meanwhile."""
-
-    killed: set[int]
-    interrupted: bool
-
-
-def _pool_round(todo, jobs, threads, context, tally, display, finish, breaks_seen) -> list[RunPlan]:
-    """Run ``todo`` in one pool; returns the runs left to run in a new pool when a worker died, else [].
-    ``breaks_seen``: per run label, the breaks no dead worker's run explained that found it unfinished
-    (and in progress, where any run was)."""
-    pids = context.RawArray("q", len(todo))  # the run slots: see _execute_in_slot
-    starts = context.RawArray("d", len(todo))
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pin_worker,
-                               initargs=(threads, current_policy(), (pids, starts)))
-    futures: dict[Future, int] = {}
-    ended: set[int] = set()  # indices into todo whose outcome went to finish()
-    workers: list[Any] = []
-    broken = False
-    try:
-        try:
-            for index, (plan, action) in enumerate(todo):
-                future = pool.submit(_execute_in_slot, index, plan.task, plan.strategy, plan.seed, plan.raw,
-                                     str(plan.path), action)
-                futures[future] = index
-        except BrokenProcessPool:  # a worker died before every run was queued
-            broken = True
-        workers = _workers(pool)
-        with display:
-            pending = set(futures)
-            while pending and not broken:
-                tally.running = min(jobs, len(pending))
-                display.refresh()
-                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                tally.running = min(jobs, len(pending))
-                for future in finished:
-                    if isinstance(future.exception(), BrokenProcessPool):
-                        broken = True  # the others' futures fail too: sorted out once the pool is down
-                    else:
-                        ended.add(futures[future])
-                        finish(todo[futures[future]][0], _outcome(future, todo[futures[future]][0]))
-    except KeyboardInterrupt:
-        display.note("interrupted: waiting for the runs in progress to checkpoint")
-        for worker in workers or _workers(pool):
-            try:
-                os.kill(worker.pid, signal.SIGTERM)
-            except (ProcessLookupError, TypeError):
-                pass
-        raise
-    finally:
-        stopped = _stop_pool(pool, workers or _workers(pool), pids)
-    tally.running = 0
-    if not broken:
-        if stopped.interrupted:
-            raise KeyboardInterrupt
-        return []
-    for future, index in futures.items():  # outcomes that came in with the break
-        if index not in ended and future.done() and not isinstance(future.exception(), BrokenProcessPool):
-            ended.add(index)
-            finish(todo[index][0], _outcome(future, todo[index][0]))
-    unfinished = [index for index in range(len(todo)) if index not in ended]
-    dead = {w.pid: w.exitcode for w in workers if w.exitcode not in (0, None) and w.pid not in stopped.killed}
-    culprits = [index for index in unfinished if pids[index] > 0 and pids[index] in dead]
-    failed: list[int] = []
-    if culprits:
-        for index in culprits:
-            plan, how = todo[index][0], _how_it_died(dead[pids[index]])
-            display.note(f"worker process {pids[index]} died ({how}) while running {plan.label}")
-            failed.append(index)
-            reason = f"worker died: {how}"
-            _record_death(plan, reason)
-            finish(plan, {"status": "failed", "reason": reason, "seconds": time.time() - starts[index]})
-    else:  # no dead worker had a run: blame each run in progress (or, if none was, every run not yet started)
-        blamed = suspects(unfinished, pids)
-        what = ", ".join(f"worker process {pid} died ({_how_it_died(code)})" for pid, code in dead.items()) or \
-            "a worker process ended"
-        display.note(f"{what} between runs: the worker pool broke")
-        for index in blamed:
-            plan = todo[index][0]
-            breaks_seen[plan.label] = breaks_seen.get(plan.label, 0) + 1
-            if breaks_seen[plan.label] >= BREAKS_TO_FAIL:
-                failed.append(index)
-                reason = (f"worker died: the worker pool broke {BREAKS_TO_FAIL} times with this run unfinished, "
-                          f"the last time: {what}")
-                _record_death(plan, reason)
-                finish(plan, {"status": "failed", "reason": reason,
-                              "seconds": time.time() - starts[index] if starts[index] else 0.0})
-    if stopped.interrupted:
-        raise KeyboardInterrupt
-    return [todo[index][0] for index in unfinished if index not in failed]
-
-
-def suspects(unfinished: list[int], pids: Any) -> list[int]:
-    """The runs a pool break no dead worker's run explains is counted against: those in progress
-    (``pids[index] > 0``), or, when none was, those not yet started (``0``). A run whose :func:`execute`
-    returned (``< 0``: its result lost in the break) is none: its folder says how it ended when it is
-    looked at again."""
-    return [index for index in unfinished if pids[index] > 0] or [index for index in unfinished if pids[index] == 0]
-
-
-def _workers(pool: ProcessPoolExecutor) -> list[Any]:
-    """The pool's worker processes (multiprocessing.Process), for their pids and exit codes."""
-    return list((getattr(pool, "_processes", None) or {}).values())
-
-
-def _outcome(future: Future, plan: RunPlan) -> dict[str, Any]:
-    """The outcome a worker sent back, or a failed one when it sent an exception instead (execute never
-    raises: e.g. an outcome that could not be pickled)."""
-    try:
-        return future.result()
-    except Exception as exc:  # noqa: BLE001 - one failed run must never stop the others
-        reason = f"{type(exc).__name__}: {exc}"
-        _record_death(plan, reason)
-        return {"status": "failed", "reason": reason}
-
-
-def _how_it_died(exitcode: int) -> str:
-    """A worker's end from its exit code (multiprocessing: -N for signal N)."""
-    if exitcode >= 0:
-        return f"exited with code {exitcode}"
-    try:
-        name = signal.Signals(-exitcode).name
-    except ValueError:
-        name = f"signal {-exitcode}"
-    return f"killed by {name}" + (", perhaps out of memory" if -exitcode == signal.SIGKILL else "")
-
-
-def _stop_pool(pool: ProcessPoolExecutor, workers: list[Any], pids: Any) -> _Stopped:
-    """Shut the pool down and wait until every worker has exited; the runs in progress end their own way.
-
-    A worker that is in no run (``pids``, :func:`_execute_in_slot`) and still alive after
-    :data:`IDLE_GRACE_S` is SIGKILLed: after a worker's death the others can wait forever for the task
-    queue's lock, which the dead one may have held, and they only take note of the executor's SIGTERM
-    (:func:`_pin_worker`), so the executor's shutdown would hang. Such a worker holds no run: nothing is
-    lost. A Ctrl-C/SIGTERM meanwhile is noted (``interrupted``), not raised: the workers must be gone first.
-    """
-    from multiprocessing.connection import wait as wait_for
-
-    closer = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True}, daemon=True)
-    closer.start()
-    stopped = _Stopped(set(), False)
-    idle_since: dict[int, float] = {}
-    while closer.is_alive():
-        try:
-            closer.join(0.1)
-            running = {pid for pid in pids if pid > 0}
-            alive = [w for w in workers if w.pid is not None and not wait_for([w.sentinel], 0)]
-            now = time.monotonic()
-            for worker in alive:
-                if worker.pid in running or worker.pid in stopped.killed:
-                    idle_since.pop(worker.pid, None)
-                elif now - idle_since.setdefault(worker.pid, now) > IDLE_GRACE_S:
-                    try:
-                        os.kill(worker.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    stopped.killed.add(worker.pid)
-        except KeyboardInterrupt:
-            stopped.interrupted = True
-    return stopped
-
-
-def _still_to_run(plans: list[RunPlan], fingerprints: dict[str, str | None], finish) -> list[tuple[RunPlan, str]]:
-    """What each run a broken pool left unfinished needs now, read from its folder (:func:`run_action`): its
-    worker may have finished it before the break (recorded as it is), or checkpointed it when the executor
-    stopped it (``partial``: resumed). Returns the runs to run again, with their actions."""
-    todo = []
-    for plan in plans:
-        action, note = run_action(plan, fingerprints)
-        if action == "finished":
-            finish(plan, {"status": "finished", "summary": read_record_object(plan.path / "summary.json"),
-                          "seconds": 0.0})
-        elif action in ("failed", "damaged"):
-            finish(plan, {"status": "failed", "reason": note, "seconds": 0.0})
-        else:
-            todo.append((plan, action))
-    return todo
