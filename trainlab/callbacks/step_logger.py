@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from trainlab.callbacks.base import Callback, TrainerView
+from trainlab.engine.state import EpochSum
 
 
 class StepLogger(Callback):
@@ -31,7 +32,9 @@ class StepLogger(Callback):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1; got {every_n_steps}")
         self.every, self.micro_batches = every_n_steps, micro_batches_per_epoch
-        self._loss_sum: torch.Tensor | None = None  # sum over the steps since the last record of samples x mean
+        # sum of samples x mean over the steps since the last record (EpochSum: no tensor kernel per step),
+        # made on the loss's device at the first step
+        self._sum: EpochSum | None = None
         self._samples = 0
         self._seen = 0  # state.samples_seen after the last step: a step's samples are the difference
         self._since: tuple[float, int] | None = None  # (monotonic time, samples_seen) at the last record
@@ -41,23 +44,29 @@ class StepLogger(Callback):
     def on_train_start(self, view: TrainerView) -> None:
         self._since = (time.monotonic(), view.state.samples_seen)
         if not self._restored:
-            self._loss_sum, self._samples, self._seen = None, 0, view.state.samples_seen
+            self._sum, self._samples, self._seen = None, 0, view.state.samples_seen
 
     def state_dict(self) -> dict[str, Any]:
-        return {"loss_sum": self._loss_sum, "samples": self._samples, "seen": self._seen}
+        return {"sum": None if self._sum is None else self._sum.state_dict(), "samples": self._samples,
+                "seen": self._seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "seen" not in state:  # a checkpoint written before the sums were kept: they start again at 0
+        if "sum" not in state:  # a checkpoint written before the sums were kept: they start again at 0
             return
-        self._loss_sum, self._samples, self._seen = state["loss_sum"], int(state["samples"]), int(state["seen"])
+        self._sum = None
+        if state["sum"] is not None:
+            self._sum = EpochSum(state["sum"]["total"].device)
+            self._sum.load_state_dict(state["sum"])
+        self._samples, self._seen = int(state["samples"]), int(state["seen"])
         self._since = (time.monotonic(), self._seen)  # a rollback moves samples_seen back: the rate restarts
         self._restored = True
 
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
         state = view.state
         samples, self._seen = state.samples_seen - self._seen, state.samples_seen
-        value = loss.detach().float() * samples
-        self._loss_sum = value if self._loss_sum is None else self._loss_sum + value
+        if self._sum is None:
+            self._sum = EpochSum(loss.device)
+        self._sum.add(loss.detach(), samples)
         self._samples += samples
         if state.step % self.every:
             return
@@ -66,11 +75,12 @@ class StepLogger(Callback):
         record: dict[str, Any] = {
             "scope": "step", "step": state.step,
             "epoch": round(state.epoch + state.batch_in_epoch / self.micro_batches, 6),
-            "train_loss": float(self._loss_sum) / self._samples if self._samples else None, **view.lrs(),
+            "train_loss": self._sum.value() / self._samples if self._samples else None, **view.lrs(),
         }
         grad_norm = view.grad_norm()
         if grad_norm is not None:
             record["grad_norm"] = grad_norm
         record["samples_per_s"] = round((state.samples_seen - samples) / (now - then), 3) if now > then else None
         view.log(record)
-        self._loss_sum, self._samples, self._since = None, 0, (now, state.samples_seen)
+        self._sum.reset()
+        self._samples, self._since = 0, (now, state.samples_seen)
