@@ -397,11 +397,10 @@ def range_test_step(step: Any, batches: Iterator[tuple[torch.Tensor, torch.Tenso
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             step.set_mode(training=True)
-            stopper: dict[str, Any] = {}  # no model: _sweep's default, nothing to skip
             if model is not None:
                 _train_modes(model)
-                stopper["stops"] = _batch_norm_stopper(model, device)
-            return _sweep(lrs, batches, lambda lr: step.set_lr_factor(lr / base), train_one, smoothing, **stopper)
+            stops = _batch_norm_stopper(model, device) if model is not None else (lambda batch: False)
+            return _sweep(lrs, batches, lambda lr: step.set_lr_factor(lr / base), train_one, smoothing, stops=stops)
     finally:
         step.load_state_dict(saved)
         step.set_lr_factor(1.0)

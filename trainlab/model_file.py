@@ -205,7 +205,9 @@ def load_loss_state(loss: torch.nn.Module, state: dict[str, torch.Tensor] | None
                  f"versions have none): the loss is computed with the initial parameters of "
                  f"'{getattr(loss, 'name', '?')}', so it differs from summary.json's; the other metrics are unaffected")
         return
-    expected = set(loss_state(loss))
+    from trainlab.losses.base import learned_names
+
+    expected = learned_names(loss)
     missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
     problems = ([f"it lacks {', '.join(missing[:3])}"] if missing else []) + \
         ([f"it has {', '.join(extra[:3])}, which the loss has not"] if extra else [])

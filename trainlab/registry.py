@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import difflib
+import functools
 import hashlib
 import importlib
 import importlib.machinery
@@ -278,8 +279,9 @@ def _recorded_code_folders(run_dir: Path) -> list[str]:
         if isinstance(folders, list) else []
 
 
-def _installed_roots() -> list[Path]:
-    """Folders holding the standard library and installed packages."""
+@functools.cache
+def _installed_roots() -> tuple[Path, ...]:
+    """Folders holding the standard library and installed packages (fixed for the process: read once)."""
     roots = set()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         with contextlib.suppress(KeyError):
@@ -288,7 +290,7 @@ def _installed_roots() -> list[Path]:
         roots.update(site.getsitepackages())
     with contextlib.suppress(AttributeError):
         roots.add(site.getusersitepackages())
-    return [Path(r).resolve() for r in roots if r]
+    return tuple(Path(r).resolve() for r in roots if r)
 
 
 def _inside(path: Path, folder: Path) -> bool:

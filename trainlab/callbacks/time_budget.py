@@ -101,7 +101,7 @@ class BudgetPlanner(Callback):
         step = view.state.step
         if step - self.points[-1][0] < self.every:
             return
-        if self.warp is not None and self.warp.virtual(step) >= self.length:
+        if self.warp is not None and step >= self.warp.end:  # virtual(step) is the schedule's length from end on
             # the schedule has run to its end (``step`` is the planned end): a re-plan now would pin the
             # warp there and every added step would train at the schedule's last value (0 for a decay)
             return

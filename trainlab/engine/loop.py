@@ -211,15 +211,15 @@ class Trainer:
         """The epoch's record (a partial epoch's when a stop or the step limit ended it early), and its hooks:
         ``on_validation_end`` and ``on_epoch_end``, the first left out when the record reuses a mid-epoch
         validation of this step (its callbacks saw that validation already)."""
-        validated = self._validation_at_this_step() is not None
-        record = self.end_epoch()
-        if not validated:
+        record, reused = self.end_epoch()
+        if not reused:
             self.callbacks.fire(Event.VALIDATION_END, self.view, record)
         self.callbacks.fire(Event.EPOCH_END, self.view, record)
         if self.control.rollback_to is not None:  # asked for while saving the epoch's checkpoint
             self.restore(self.control.rollback_to)
 
-    def end_epoch(self) -> dict[str, Any]:
+    def end_epoch(self) -> tuple[dict[str, Any], bool]:
+        """The epoch's record, and whether its val_* are a mid-epoch validation's of this step (reused)."""
         state = self.state
         state.epoch += 1
         state.batch_in_epoch = 0
@@ -228,14 +228,13 @@ class Trainer:
         for name, tally in self._sums.items():  # train_loss is the data loss alone; train_penalty apart
             record[f"train_{name}"] = tally.value() / samples
         self.step.set_mode(training=False)  # validation callbacks see the weights that were evaluated
-        metrics = self._validation_at_this_step()
-        if metrics is None:
-            metrics = self.validation.evaluate()
+        reused = self._validation_at_this_step()
+        metrics = self.validation.evaluate() if reused is None else reused
         record.update({f"val_{k}": v for k, v in metrics.items()})
         record["elapsed_s"] = round(self.elapsed(), 6)
         state.history.append(record)
         state.mid_epoch_val = None  # the epoch is closed: a later validation belongs to the next one
-        return record
+        return record, reused is not None
 
     def _validation_at_this_step(self) -> dict[str, Any] | None:
         """The metrics of the mid-epoch validation made at the current step (no training step since, so the

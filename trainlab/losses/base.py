@@ -167,15 +167,20 @@ def single_label_on_multilabel(name: str, columns: int, target: torch.Tensor | N
             "for rows with several labels use bce (one sigmoid per label)")
 
 
+def learned_names(loss: nn.Module) -> set[str]:
+    """The ``state_dict`` keys of :func:`learned_state`: its tensors but the config's numbers."""
+    constants = {f"{prefix}.{name}" if prefix else name
+                 for prefix, module in loss.named_modules() for name in getattr(module, "_constants", {})}
+    return {name for name, value in loss.state_dict().items() if isinstance(value, torch.Tensor)} - constants
+
+
 def learned_state(loss: nn.Module) -> dict[str, torch.Tensor]:
     """The learned state of ``loss`` (any ``nn.Module``; a multitask loss's parts too), as detached copies
     on its device: its ``state_dict`` tensors (parameters, persistent buffers) but the config's numbers
     (:meth:`Loss.register_constant`: class weights, ``pos_weight``...), which the config rebuilds exactly.
     Empty for most losses. Load it back with ``loss.load_state_dict(state, strict=False)``."""
-    constants = {f"{prefix}.{name}" if prefix else name
-                 for prefix, module in loss.named_modules() for name in getattr(module, "_constants", {})}
-    return {name: value.detach().clone() for name, value in loss.state_dict().items()
-            if isinstance(value, torch.Tensor) and name not in constants}
+    names = learned_names(loss)
+    return {name: value.detach().clone() for name, value in loss.state_dict().items() if name in names}
 
 
 class Loss(nn.Module):
