@@ -38,7 +38,7 @@ from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
-from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError, TrainlabError
+from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.inference import run_config_path, write_model_record
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.model_file import (
@@ -55,20 +55,13 @@ from trainlab.model_file import (
     write_model,
 )
 from trainlab.records import read_record_text, safe_summary
-from trainlab.registry import (
-    allow_local_modules,
-    code_references,
-    run_code_policy,
-    trusted_code_folders,
-    trusting_runs,
-)
+from trainlab.registry import allow_local_modules, run_code_policy, trusted_code_folders, trusting_own_run
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, load_trained_config, record_digests
 from trainlab.run_summary import summarize
 from trainlab.schedule_plan import base_lr
 from trainlab.step_builders import first_epoch_freezing
 from trainlab.time_budget import plan_line
-from trainlab.yaml_files import load_yaml_file
 
 
 def _warn(message: str) -> None:
@@ -255,7 +248,7 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
         config = as_config(config)
         target = Path(out or config.output.dir or default_dir(config.name))
         if resume_if_exists and (target / "run.json").exists():
-            with _own_run_trusted(target, config):
+            with trusting_own_run(target, config.to_dict()):
                 return resume(target, quiet=quiet, callbacks=user, config=config)
         return _train(config, target, overwrite, quiet, user)
 
@@ -269,20 +262,6 @@ def _config_folder_trusted(config: Config | str | Path | dict[str, Any]) -> Iter
         if isinstance(config, str | os.PathLike):
             stack.enter_context(allow_local_modules(Path.cwd()))
             stack.enter_context(allow_local_modules(Path(config).parent))
-        yield
-
-
-@contextlib.contextmanager
-def _own_run_trusted(target: Path, config: Config) -> Iterator[None]:
-    """Within the block, the run in ``target`` is read under the code policy ``config`` is (the user's own
-    run of it) when its config.yaml names no ``module:attr`` code that ``config`` does not; else (or
-    unreadable) as :func:`resume` reads anyone's run folder, which also reports what is wrong with it."""
-    try:
-        stored = load_yaml_file(target / "config.yaml", follow_links=False)
-    except (TrainlabError, OSError, ValueError):
-        stored = None
-    own = stored is not None and code_references(stored) <= code_references(config.to_dict())
-    with trusting_runs([target]) if own else contextlib.nullcontext():
         yield
 
 

@@ -249,6 +249,27 @@ def trusting_runs(folders: Iterable[str | os.PathLike[str]], policy: CodePolicy 
         _TRUSTED_RUNS.reset(token)
 
 
+def is_own_run(folder: str | os.PathLike[str], raw: Mapping[str, Any]) -> bool:
+    """Whether the run folder's config.yaml names no ``module:attr`` code beyond what ``raw`` (the user's
+    config of that run) names; False when it cannot be read."""
+    from trainlab.errors import TrainlabError
+    from trainlab.yaml_files import load_yaml_file
+
+    try:
+        stored = load_yaml_file(Path(folder) / "config.yaml", follow_links=False)
+    except (TrainlabError, OSError, ValueError):
+        return False
+    return code_references(stored) <= code_references(raw)
+
+
+@contextlib.contextmanager
+def trusting_own_run(folder: str | os.PathLike[str], raw: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, the run in ``folder`` is read under the policy in force (:func:`trusting_runs`)
+    when it is the user's own run of ``raw`` (:func:`is_own_run`); else as anyone's run folder."""
+    with trusting_runs([folder]) if is_own_run(folder, raw) else contextlib.nullcontext():
+        yield
+
+
 @contextlib.contextmanager
 def run_code_policy(run_dir: str | os.PathLike[str]) -> Iterator[CodePolicy]:
     """The policy for a run folder's config (eval, resume, ``load_run``): it trusts no folder. With the

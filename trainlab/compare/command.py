@@ -12,7 +12,7 @@ from typing import Any
 from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
-from trainlab.compare.runner import ERROR_FILE, RunPlan, is_own_run, plan_runs, run_action, run_plans
+from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_action, run_plans
 from trainlab.compare.strategies import (
     SET_BY_COMPARE,
     NamedStrategy,
@@ -30,6 +30,7 @@ from trainlab.registry import (
     allow_local_modules,
     code_references,
     did_you_mean,
+    is_own_run,
     own_folder_policy,
     trusting_runs,
     user_module_file,

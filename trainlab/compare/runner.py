@@ -26,7 +26,6 @@ The parent shows a live rich display on a TTY and plain lines otherwise.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -44,11 +43,10 @@ from trainlab.config import Config, validate
 from trainlab.config_fields import short_repr
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
-from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError, TrainlabError
+from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError
 from trainlab.records import finished_summary_damage, read_record_object
-from trainlab.registry import code_references, trusting_runs
+from trainlab.registry import trusting_own_run
 from trainlab.sigterm import sigterm_as_ctrl_c
-from trainlab.yaml_files import load_yaml_file
 
 ERROR_FILE = "compare-error.json"  # written into a run folder whose run raised (not diverged)
 
@@ -175,16 +173,6 @@ def request_stop(signum: int, frame: Any) -> None:
     _stop_requested = True
 
 
-def is_own_run(folder: Path, raw: dict[str, Any]) -> bool:
-    """Whether the run folder's config.yaml names no ``module:attr`` code beyond what ``raw`` (the plan's
-    config: the user's base with the strategy) names; False when it cannot be read."""
-    try:
-        stored = load_yaml_file(folder / "config.yaml", follow_links=False)
-    except (TrainlabError, OSError):
-        return False
-    return code_references(stored) <= code_references(raw)
-
-
 def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str, action: str) -> dict[str, Any]:
     """Run one planned run; never raises except on interruption. Returns an outcome dict."""
     global _stop_requested
@@ -201,7 +189,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
             try:
                 # the user's own run (its config.yaml names no code the plan's does not): resumed under the
                 # comparison's code policy, as it was trained; anything else as anyone's run folder
-                with trusting_runs([folder]) if is_own_run(folder, raw) else contextlib.nullcontext():
+                with trusting_own_run(folder, raw):
                     summary, _ = resume(folder, quiet=True)
             except (TrainingError, Interrupted, RunDirError):  # RunDirError: finished, in use, linked records
                 raise
