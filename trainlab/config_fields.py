@@ -72,11 +72,13 @@ _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
 
 
 def path_argument(value: Any, argument: str) -> Path:
-    """``value`` of a Python API argument that names a file or folder (``str`` or ``os.PathLike``) as a
-    Path; anything else is one ConfigError naming ``argument`` (pathlib's TypeError came out instead)."""
-    if isinstance(value, str | os.PathLike) and not isinstance(value, bytes):
+    """``value`` of a Python API argument that names a file or folder (a non-empty ``str`` or
+    ``os.PathLike``) as a Path; anything else is one ConfigError naming ``argument`` (pathlib's TypeError
+    came out instead)."""
+    if isinstance(value, str | os.PathLike) and not isinstance(value, bytes) and str(value):
         return Path(value)
-    raise ConfigError(f"{argument} must be a path (a str or pathlib.Path); got {short_repr(value)}")
+    raise ConfigError(f"{argument} must be a path (str or pathlib.Path); got {short_repr(value)} "
+                      f"({type(value).__name__})")
 
 
 def short_repr(value: Any) -> str:

@@ -21,7 +21,7 @@ from trainlab.compare.strategies import (
     validate_strategies,
 )
 from trainlab.config import Config, apply_overrides, read_yaml
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import path_argument, short_repr
 from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
@@ -82,7 +82,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     """
     bases = check_bases(bases)
     strategies = as_strategies(strategies)
-    out = Path(_path_argument("out", out))
+    out = path_argument(out, "out")
     seeds, jobs = _whole("seeds", seeds), _whole("jobs", jobs)
     direction = compare_direction(direction)
     _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait)
@@ -155,20 +155,13 @@ def _check_flags(metric: Any, target: Any, live: Any, quiet: Any, wait: Any) -> 
                               f"got {short_repr(value)}")
 
 
-def _path_argument(name: str, value: Any) -> str | os.PathLike[str]:
-    if not isinstance(value, str | os.PathLike) or not str(value):
-        raise ConfigError(f"{name} must be a path (str or pathlib.Path); got {short_repr(value)} "
-                          f"({type(value).__name__})")
-    return value
-
-
-def _paths_argument(name: str, value: Any) -> list[str | os.PathLike[str]]:
+def _paths_argument(name: str, value: Any) -> list[Path]:
     """One path, or a list (tuple) of them, as a list; else one ConfigError naming the argument."""
     items = [value] if isinstance(value, str | os.PathLike) else value
     if not isinstance(items, list | tuple) or not items:
         raise ConfigError(f"{name} must be a config file's path or a non-empty list of them; got "
                           f"{short_repr(value)} ({type(value).__name__})")
-    return [_path_argument(f"each of {name}", item) for item in items]
+    return [path_argument(item, f"each of {name}") for item in items]
 
 
 def check_bases(bases: Any) -> dict[str, dict[str, Any]]:
@@ -195,7 +188,7 @@ def check_folders(folders: Any, bases: Mapping[str, Any]) -> dict[str, Path]:
     if not isinstance(folders, Mapping) or set(folders) != set(bases):
         raise ConfigError(f"folders must map every task of bases ({', '.join(bases)}) to its config's folder; "
                           f"got {short_repr(folders)}")
-    return {task: Path(_path_argument(f"folders['{task}']", folder)).resolve() for task, folder in folders.items()}
+    return {task: path_argument(folder, f"folders['{task}']").resolve() for task, folder in folders.items()}
 
 
 def task_code_policies(bases: Mapping[str, dict[str, Any]], strategies: Sequence[NamedStrategy],
@@ -360,9 +353,9 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     Raises TrainingError (exit 4), once the leaderboard is written, when not one run finished.
     """
     paths = _paths_argument("base_paths", base_paths)
-    strategies_path = _path_argument("strategies_path", strategies_path)
+    strategies_path = path_argument(strategies_path, "strategies_path")
     if out is not None:
-        _path_argument("out", out)
+        path_argument(out, "out")
     overrides = [overrides] if isinstance(overrides, str) else overrides
     if not isinstance(overrides, list | tuple) or not all(isinstance(text, str) for text in overrides):
         raise ConfigError(f"overrides must be 'KEY=VALUE' or a list of them; got {short_repr(overrides)}")
