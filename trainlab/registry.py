@@ -598,6 +598,14 @@ class Registry(Generic[T]):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(f"{self.kind} '{name}': {first}") from exc
 
+    def takes_option(self, name: str, option: str, skip: int = 0) -> bool:
+        """Whether ``name``'s factory takes the keyword ``option`` (:meth:`check_options` would pass it)."""
+        try:
+            self.check_options(name, {option: None}, skip)
+        except ConfigError:
+            return False
+        return True
+
     def check_options(self, name: str, options: Mapping[str, Any], skip: int = 0) -> None:
         """The one-line ConfigError :meth:`build` gives for an option ``name``'s factory does not take
         (``skip``: the positional arguments the caller supplies), without building anything."""

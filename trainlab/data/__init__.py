@@ -191,16 +191,6 @@ def source_options(config: DataConfig) -> dict[str, Any]:
     return options
 
 
-def _takes_option(source: str, option: str) -> bool:
-    """Whether data source ``source`` takes the keyword ``option`` (the registry's own option check), so
-    that an error may suggest ``data.<option>``."""
-    try:
-        DATA_SOURCES.check_options(source, {option: None})
-    except ConfigError:
-        return False
-    return True
-
-
 def _decide_task(config: DataConfig, raw: RawData, y_train: np.ndarray) -> Task:
     """``data.task``, else the source's, else classes where the source names them (class folders, string
     labels: :func:`~trainlab.data.labels.named_classes_task`), else :func:`~trainlab.data.dataset.infer_task`."""
@@ -302,7 +292,7 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
         extras["target_kind"] = "count"  # whole numbers >= 0 with many values: the advisor may propose poisson_nll
     stratify = y_train if task in ("binary", "multiclass") else None
 
-    names_key = "data.class_names" if _takes_option(config.source, "class_names") else None
+    names_key = "data.class_names" if DATA_SOURCES.takes_option(config.source, "class_names") else None
     task_given = (config.task or raw.task) is not None
 
     def check_given(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

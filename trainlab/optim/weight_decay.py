@@ -18,11 +18,13 @@ goes, and its advice names only options the optimizer has.
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trainlab.registry import Registry
 
 # optimizer -> extra options that make its weight_decay decoupled
 DECOUPLED: dict[str, dict[str, Any]] = {
@@ -68,26 +70,18 @@ def _is_set(value: Any) -> bool:
         return value is not None
 
 
-def _check_spec(name: str, options: dict[str, Any]) -> Any:
-    """The optimizer ``name``'s factory, after the one-line ConfigError :meth:`Registry.build` gives for
-    an unknown name (did-you-mean), an option the factory does not take, or a value of the wrong type.
+def _check_spec(name: str, options: dict[str, Any]) -> Registry:
+    """The optimizer registry, after the one-line ConfigError :meth:`Registry.build` gives for an unknown
+    optimizer ``name`` (did-you-mean), an option its factory does not take, or a value of the wrong type.
 
     ``lr`` is left to the config (it may still be ``auto``, resolved by the LR range test)."""
     import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
     from trainlab.optim import OPTIMIZERS
 
-    factory = OPTIMIZERS.get(name)
+    OPTIMIZERS.get(name)
     OPTIMIZERS.check_options(name, options, skip=1)  # factory(param_groups, lr, **options)
     OPTIMIZERS.check_types(name, {k: v for k, v in options.items() if k != "lr"})
-    return factory
-
-
-def _takes_weight_decay(factory: Any) -> bool:
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "weight_decay" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    return OPTIMIZERS
 
 
 def place_weight_decay(spec: dict[str, Any], weight_decay: float,
@@ -109,7 +103,7 @@ def place_weight_decay(spec: dict[str, Any], weight_decay: float,
         return spec
     name = spec["name"]
     options = {k: v for k, v in spec.items() if k != "name"}
-    factory = _check_spec(name, options)
+    optimizers = _check_spec(name, options)
     key = name.lower()
     if key in DECOUPLED or _plain_sgd(key, spec):
         if _is_set(spec.get("weight_decay")):
@@ -129,7 +123,7 @@ def place_weight_decay(spec: dict[str, Any], weight_decay: float,
     alternative = DECOUPLED_ALTERNATIVE.get(key, "adamw")
     decoupled = (f"use an optimizer with decoupled decay ({alternative}; valid: "
                  f"{', '.join(sorted(DECOUPLED))}, sgd without momentum)")
-    if _takes_weight_decay(factory):
+    if optimizers.takes_option(name, "weight_decay", skip=1):  # factory(param_groups, lr, **options)
         own = (f"or drop it and keep {section}.weight_decay={_shown(spec['weight_decay'])}, the L2 form of "
                f"'{name}' itself" if _is_set(spec.get("weight_decay")) else
                f"or {section}.weight_decay for the L2 form of '{name}' itself")
