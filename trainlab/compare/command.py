@@ -12,7 +12,7 @@ from typing import Any
 from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
-from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, run_action, run_plans
+from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, refuse_damaged, run_action, run_plans
 from trainlab.compare.strategies import (
     SET_BY_COMPARE,
     NamedStrategy,
@@ -100,7 +100,9 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         groups = _by_policy(plans, policies)
         with comparison_lock(out, wait):  # a second compare into the same folder would race for its runs
             if len(groups) > 1:
-                _refuse_damaged(plans, jobs, metric, direction)
+                fingerprints: dict[str, str | None] = {}  # every group's damaged folders, before the first runs
+                refuse_damaged([note for plan in plans
+                                for action, note in [run_action(plan, fingerprints)] if action == "damaged"])
             for policy, group in groups.items():
                 tally = Tally(task=group[0].task, total=len(group), metric=metric, direction=direction,
                               read_metric=read_metric)
@@ -219,16 +221,6 @@ def _by_policy(plans: list[RunPlan], policies: Mapping[str, CodePolicy] | None) 
     for plan in plans:
         groups.setdefault(None if policies is None else policies[plan.task], []).append(plan)
     return groups
-
-
-def _refuse_damaged(plans: list[RunPlan], jobs: int, metric: str, direction: str) -> None:
-    """Before the first of several groups runs: a damaged run folder in any group is refused now, as
-    :func:`run_plans` refuses one of its own plans before any run (it is given just those plans)."""
-    fingerprints: dict[str, str | None] = {}
-    damaged = [plan for plan in plans if run_action(plan, fingerprints)[0] == "damaged"]
-    if damaged:  # raises DataError naming the first, before anything is run or written
-        run_plans(damaged, jobs, Tally(task=damaged[0].task, total=len(damaged), metric=metric, direction=direction,
-                                       read_metric=read_metric), live=False)
 
 
 @contextmanager

@@ -235,6 +235,16 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def refuse_damaged(notes: list[str]) -> None:
+    """DataError (exit 3) naming the first damaged run folder (:func:`run_action`'s notes) and how many more
+    there are; nothing when there is none. Before any run: nothing is trained or written while a folder is
+    in doubt."""
+    if notes:
+        others = len(notes) - 1
+        more = (f" ({others} more run folder{'s are' if others > 1 else ' is'} damaged too)" if others else "")
+        raise DataError(notes[0] + more)
+
+
 def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None,
               quiet: bool = False) -> dict[str, dict[str, Any]]:
     """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan. ``quiet``: no line per run.
@@ -252,11 +262,7 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
     todo: list[tuple[RunPlan, str]] = []
     fingerprints: dict[str, str | None] = {}
     actions = [(plan, *run_action(plan, fingerprints)) for plan in plans]
-    damaged = [note for _, action, note in actions if action == "damaged"]
-    if damaged:  # before any run: nothing is trained or written while a folder is in doubt
-        others = len(damaged) - 1
-        more = (f" ({others} more run folder{'s are' if others > 1 else ' is'} damaged too)" if others else "")
-        raise DataError(damaged[0] + more)
+    refuse_damaged([note for _, action, note in actions if action == "damaged"])
     for plan, action, note in actions:
         if note and action != "failed":
             display.note(note)
