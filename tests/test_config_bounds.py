@@ -97,6 +97,18 @@ def test_absurd_values_are_one_line(changes, fragment):
     assert "disk" not in message
 
 
+def test_a_torch_module_in_a_config_is_one_line_that_points_to_fit():
+    """A multi-line repr (nn.Sequential's) stays on one line, and the error says where a module object goes."""
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(1, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    for changes in ({"model": net}, {"model": {"name": net}}):
+        with pytest.raises(ConfigError) as caught:
+            validate({**LINREG, **changes})
+        message = str(caught.value)
+        assert "\n" not in message and "Sequential(" in message and "trainlab.fit(model" in message
+
+
 def test_sensible_extremes_are_accepted():
     config = validate({**LINREG, "seed": 2**63 - 1, "name": "r" * 200, "runtime": {"num_threads": 64},
                        "model": {"name": "mlp", "hidden": [4096, 4096]}})

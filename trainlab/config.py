@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -243,6 +244,12 @@ def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
+def _is_torch_module(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.nn.Module``, without importing torch for the config's own checks."""
+    nn = sys.modules.get("torch.nn")
+    return nn is not None and isinstance(value, nn.Module)
+
+
 def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
     first = error.errors()[0]
     where = _location(first["loc"])
@@ -257,6 +264,9 @@ def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
     if len(message) > 300:
         message = message[:297] + "..."
     got = first.get("input")
+    if _is_torch_module(got):
+        message += (" (a config names each component by its registry name or 'module:attr', not an object; "
+                    "a model object goes to trainlab.fit(model, train, strategy))")
     if isinstance(got, dict) or "got" in message:
         return f"config key '{where or 'config'}': {message}"
     return f"config key '{where or 'config'}': {message}; got {short_repr(got)}"

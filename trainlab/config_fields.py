@@ -83,7 +83,7 @@ def path_argument(value: Any, argument: str) -> Path:
 
 def short_repr(value: Any) -> str:
     """A repr of at most ~80 characters, whatever ``value`` holds (bounded depth and breadth)."""
-    shown = _REPR.repr(value)
+    shown = " ".join(_REPR.repr(value).split())  # one line: a torch module's repr spans many
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
