@@ -345,3 +345,17 @@ def test_a_numpy_integer_batch_size_is_an_int_as_a_numpy_seed_is():
     raw["strategy"]["batch_size"] = np.float64(16.0)
     with pytest.raises(ConfigError, match="must be a positive int or 'full'"):
         validate(raw)
+
+
+def test_set_extends_a_one_word_section_with_the_key_it_stands_for():
+    """`weight_averaging: ema` is {kind: ema}, `loss: mse` {name: mse}: a later --set of an option keeps the word."""
+    from trainlab.config import apply_overrides
+
+    raw = {"strategy": {"loss": "huber"}}
+    apply_overrides(raw, ["strategy.weight_averaging=ema", "strategy.weight_averaging.decay=0.9",
+                          "strategy.loss.delta=2"])
+    assert raw["strategy"] == {"weight_averaging": {"kind": "ema", "decay": 0.9},
+                               "loss": {"name": "huber", "delta": 2}}
+    raw = {**LINREG, "strategy": {**LINREG["strategy"], "weight_averaging": "ema"}}
+    config = validate(apply_overrides(raw, ["strategy.weight_averaging.decay=0.9"]))
+    assert config.strategy.weight_averaging.kind == "ema" and config.strategy.weight_averaging.decay == 0.9

@@ -318,13 +318,17 @@ def override_reading(where: str, overrides: Sequence[str]) -> str:
     return ""
 
 
+# The key a section's one-word form stands for: `loss: mse` is {name: mse}, `weight_averaging: ema` {kind: ema}.
+SHORTHAND_KEYS = {"weight_averaging": "kind"}
+
+
 def set_dotted(raw: dict[str, Any], path: list[str], value: Any, label: str) -> None:
     """``raw[a][b][c] = value`` for ``path`` [a, b, c], creating sections; ``label`` names it in errors."""
     node = raw
     for part in path[:-1]:
         child = node.get(part)
         if isinstance(child, str):  # "loss: mse" then --set strategy.loss.delta=2
-            child = {"name": child}
+            child = {SHORTHAND_KEYS.get(part, "name"): child}
         if child is None:
             child = {}
         if not isinstance(child, dict):
