@@ -180,6 +180,11 @@ class StandardStep:
     (a mean over its n_i rows) is weighted by n_i / N, N the step's rows, so the step follows the mean
     loss over all N rows, as one batch of N would, also when an epoch's last micro-batch is shorter
     (weights of 1 / k instead over-weighted its rows; for equal micro-batches n_i / N is exactly 1 / k).
+    A loss whose mean divides by something other than the row count (``Loss.mean_denominator``: d_i, the
+    summed class weights of cross-entropy's labels, as PyTorch's weighted mean) gets d_i / sum_j d_j instead,
+    read from the targets before any backward pass: sum_i (S_i / d_i) * d_i / D = S / D, the mean of one
+    batch of N (a micro-batch whose d_i is 0 gives a non-finite loss, as that batch alone would). The
+    step's reported losses are these weighted sums too: the loss of the N rows as one batch.
     Penalties, computed once per micro-batch, get weights that sum to 1. Optimizers that need a closure (L-BFGS)
     get one that runs the same objective, penalties and clipping on the step's rows.
     """
@@ -209,6 +214,8 @@ class StandardStep:
         # the plain step's (pred, target) -> loss: a trainlab Loss may offer a leaner callable
         unweighted = getattr(objective.loss, "unweighted", None)
         self._plain_loss = unweighted() if unweighted is not None else objective.loss
+        # d_i of an accumulated step's micro-batches (None: row shares); a loss without it averages over rows
+        self._mean_denominator = getattr(objective.loss, "mean_denominator", None)
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
 
     # ------------------------------------------------------------------ forward
@@ -243,20 +250,19 @@ class StandardStep:
             return StepOutput({"loss": loss.detach()}, len(y))
         if self._closure:
             return self._closure_step(batches)
-        optimizer, rows = self.optimizer, sum(len(y) for _, y in batches)
+        optimizer = self.optimizer
+        shares = self._shares(batches)
         totals: dict[str, torch.Tensor] = {}
         samples = 0
-        for x, y in batches:
+        for index, (x, y) in enumerate(batches):
             terms = self.objective(self._forward(x), y, self.model)
-            objective = terms.total if len(batches) == 1 else terms.total * (len(y) / rows)
+            share = None if shares is None else shares[index]
+            objective = terms.total if share is None else terms.total * share
             (objective if self.scaler is None else self.scaler.scale(objective)).backward()
-            n = len(y)
             for name, value in terms.parts.items():
-                part = value.detach() if len(batches) == 1 else value.detach() * n
+                part = value.detach() if share is None else value.detach() * share
                 totals[name] = part if name not in totals else totals[name] + part
-            samples += n
-        if len(batches) > 1:
-            totals = {name: value / samples for name, value in totals.items()}
+            samples += len(y)
         if self.scaler is not None:
             self.scaler.unscale_(optimizer)  # clipping sees the true gradients
         every = self.options.grad_norm_every
@@ -272,6 +278,23 @@ class StandardStep:
             self.scaler.update()
         optimizer.zero_grad(set_to_none=True)
         return StepOutput(totals, samples)
+
+    def _shares(self, batches: list[Batch]) -> list[float | torch.Tensor] | None:
+        """Each micro-batch's weight in the step's mean (None for a single batch): d_i / sum_j d_j of the loss's
+        ``mean_denominator`` read from the targets (detached, no device sync), else the row shares n_i / N,
+        which need no tensor work."""
+        if len(batches) == 1:
+            return None
+        denominator = self._mean_denominator
+        if denominator is not None:
+            with torch.no_grad():
+                first = denominator(batches[0][1])
+                if first is not None:
+                    parts = [first] + [denominator(y) for _, y in batches[1:]]
+                    whole = sum(parts)
+                    return [part / whole for part in parts]
+        rows = sum(len(y) for _, y in batches)
+        return [len(y) / rows for _, y in batches]
 
     def _closure_step(self, batches: list[Batch]) -> StepOutput:
         # one evaluation over all of the step's rows: for equal micro-batches, the accumulated mean

@@ -52,6 +52,14 @@ dtype move, so a float64 run uses float64 weights (not float32 values widened).
 
 Per-sample ``weight`` (shape (N,)) multiplies each sample's loss; the weighted
 mean divides by the sum of the weights (of every element the weight covers).
+
+- ``mean_denominator(target, weight=None)``: what the batch's ``mean`` divides the
+  summed loss by, or ``None`` for the row count (a plain mean over rows). Gradient
+  accumulation weights micro-batch i's mean by ``d_i / sum_j d_j`` so that the step
+  follows the mean over all its rows, as one batch of them would: the row counts by
+  default, the summed sample weights with ``weight``, and for ``cross_entropy`` / ``nll``
+  with class weights (or a non-negative ``ignore_index``) the summed class weights of the
+  kept labels, as PyTorch's weighted mean divides by.
 Losses may own parameters (e.g. a learned scale); the engine gives them to the optimizer.
 """
 
@@ -219,6 +227,17 @@ class Loss(nn.Module):
     @property
     def name(self) -> str:
         return getattr(self, "registered_name", type(self).__name__.lower())
+
+    def mean_denominator(self, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor | None:
+        """What ``reduction='mean'`` divides this batch's summed loss by, up to a factor common to every batch of
+        the run (the elements per row), or None when that is the row count.
+
+        Here: None without ``weight`` (a mean over rows), else the sum of the sample weights, as :func:`reduce`
+        divides by. A loss whose mean divides by something else that depends on the targets (PyTorch's
+        class-weighted mean) overrides this. Whether it is None depends on the loss's config and ``weight``
+        alone, never on the values of ``target``: the training step asks once per micro-batch of an accumulated
+        step, and the unweighted case keeps its row shares with no tensor work."""
+        return None if weight is None else weight.sum()
 
     def unweighted(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``(pred, target) -> loss`` for the step without sample weights: the module itself here.

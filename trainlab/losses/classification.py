@@ -179,7 +179,8 @@ class CrossEntropy(Loss):
     Per sample, with log-probabilities l = log_softmax(z) over K classes:
     (1 - e) * w_y * (-l_y) + (e / K) * sum_k w_k (-l_k); samples whose label is
     ``ignore_index`` contribute 0. The mean divides by sum_i s_i w_{y_i} over the
-    non-ignored samples (s = sample weights, 1 by default), as ``F.cross_entropy`` does.
+    non-ignored samples (s = sample weights, 1 by default), as ``F.cross_entropy`` does; ``mean_denominator``
+    gives that divisor, so an accumulated step weights its micro-batches by it.
     """
 
     target_kind = "class_index"
@@ -200,6 +201,9 @@ class CrossEntropy(Loss):
         super().check(pred, target)
         _refuse_constants(self, pred, target)
 
+    def mean_denominator(self, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor | None:
+        return _counted_denominator(self, target, weight)
+
     def unweighted(self):
         if self.class_weights is not None or self.reduction == "none":
             return self
@@ -217,8 +221,19 @@ class CrossEntropy(Loss):
                                                                         self.ignore_index, weight, pred.dtype))
 
 
+def _counted_denominator(loss: Loss, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor | None:
+    """:meth:`Loss.mean_denominator` of cross_entropy / nll: their mean divides by the summed class weights of the
+    kept labels (times the sample weights), or None when that is the row count: no class weights, no sample
+    weights and a negative ``ignore_index``, which no label reaching training matches (the data layer refuses
+    negative class labels; code that feeds such labels to an accumulated step gets row shares)."""
+    if loss.class_weights is None and weight is None and loss.ignore_index < 0:
+        return None
+    dtype = loss.class_weights.dtype if loss.class_weights is not None else torch.get_default_dtype()
+    return _mean_denominator(target, loss.class_weights, loss.ignore_index, weight, dtype)
+
+
 def _mean_denominator(target, class_weights, ignore_index, weight, dtype) -> torch.Tensor:
-    """sum over non-ignored samples of sample_weight * class_weight[label]."""
+    """sum over non-ignored samples of sample_weight * class_weight[label] (in ``dtype``)."""
     kept = target != ignore_index
     per_sample = kept.to(dtype)
     if class_weights is not None:
@@ -256,6 +271,9 @@ class NLLLoss(Loss):
                 "(end the model with log_softmax: model.output_activation: log_softmax for linear and mlp; "
                 "or use cross_entropy on logits)"
             )
+
+    def mean_denominator(self, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor | None:
+        return _counted_denominator(self, target, weight)
 
     def probabilities(self, output: torch.Tensor) -> torch.Tensor:
         """The outputs are log-probabilities: their exp (a softmax would renormalise what is normalised)."""

@@ -1,0 +1,156 @@
+"""Gradient accumulation with a weighted mean: a step of k micro-batches follows the loss of its rows as one batch.
+
+PyTorch's class-weighted cross-entropy divides the summed loss by the summed class weights of the labels, not
+by the row count, so micro-batch means weighted by their rows (n_i / N) are not the mean of the step's rows;
+``Loss.mean_denominator`` gives each micro-batch's divisor d_i and the step weights its mean by d_i / sum_j d_j.
+The reference is an independent plain-torch loop: one SGD step per group of b * k rows, on the torch loss of
+the concatenated group (F.cross_entropy / F.nll_loss with ``weight=``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import trainlab
+from trainlab.engine.objective import Objective
+from trainlab.engine.state import TrainState
+from trainlab.engine.step import StandardStep
+from trainlab.losses import build_loss
+
+N, D, K = 29, 5, 3  # 29 rows as micro-batches of 4, 3 per step: steps of 12, 12 and 5 rows (4 + 1)
+BATCH, ACCUM, LR, SEED, EPOCHS = 4, 3, 0.5, 1, 2
+WEIGHTS = [0.2, 1.0, 3.0]
+
+
+def _data():
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(N, D, generator=generator), torch.randint(0, K, (N,), generator=generator)
+
+
+def _model(log_probabilities: bool) -> nn.Module:
+    torch.manual_seed(2)
+    linear = nn.Linear(D, K)
+    return nn.Sequential(linear, nn.LogSoftmax(dim=1)) if log_probabilities else linear
+
+
+def _reference(model: nn.Module, x, y, loss_fn) -> list[float]:
+    """Plain torch: epoch order randperm(n) seeded seed * 1_000_003 + epoch (docs), one SGD step per b * k rows
+    with the loss of those rows as one batch; returns each epoch's row-weighted mean of the step losses."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    epoch_losses = []
+    for epoch in range(EPOCHS):
+        order = torch.randperm(N, generator=torch.Generator().manual_seed(SEED * 1_000_003 + epoch))
+        total = 0.0
+        for start in range(0, N, BATCH * ACCUM):
+            rows = order[start:start + BATCH * ACCUM]
+            optimizer.zero_grad()
+            loss = loss_fn(model(x[rows]), y[rows])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(rows)
+        epoch_losses.append(total / N)
+    return epoch_losses
+
+
+def _trainlab(model: nn.Module, x, y, loss: dict, accum: int = ACCUM):
+    strategy = {"loss": loss, "optimizer": {"name": "sgd", "lr": LR}, "batch_size": BATCH,
+                "grad_accum_steps": accum, "epochs": EPOCHS}
+    return trainlab.fit(model, train=(x, y), strategy=strategy, seed=SEED, runtime={"device": "cpu"}, metrics=[],
+                        task="multiclass")
+
+
+def _max_rel(model: nn.Module, reference: nn.Module) -> float:
+    worst = 0.0
+    for name, want in reference.state_dict().items():
+        got = model.state_dict()[name].double()
+        worst = max(worst, float((got - want.double()).abs().max() / want.double().abs().max()))
+    return worst
+
+
+CASES = {
+    "cross_entropy class_weights": ({"name": "cross_entropy", "class_weights": WEIGHTS}, False,
+                                    dict(weight=torch.tensor(WEIGHTS))),
+    "cross_entropy class_weights label_smoothing": (
+        {"name": "cross_entropy", "class_weights": WEIGHTS, "label_smoothing": 0.15}, False,
+        dict(weight=torch.tensor(WEIGHTS), label_smoothing=0.15)),
+    "cross_entropy ignore_index 0": ({"name": "cross_entropy", "ignore_index": 0}, False, dict(ignore_index=0)),
+    "nll class_weights": ({"name": "nll", "class_weights": WEIGHTS}, True, dict(weight=torch.tensor(WEIGHTS))),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_accumulated_steps_with_a_weighted_mean_train_as_one_batch_of_their_rows(case):
+    """b = 4, k = 3 over 29 rows (a short last step of 4 + 1 rows), 2 epochs: the weights match plain torch's
+    one step per 12 rows on the weighted loss of those rows, and train_loss is the epoch's row-weighted mean
+    of those one-batch losses. Row shares n_i / N (before the fix) were off by ~1 relative."""
+    spec, log_probabilities, torch_kwargs = CASES[case]
+    x, y = _data()
+    torch_loss = F.nll_loss if log_probabilities else F.cross_entropy
+    reference = _model(log_probabilities)
+    want_losses = _reference(reference, x, y, lambda out, target: torch_loss(out, target, **torch_kwargs))
+    model = _model(log_probabilities)
+    result = _trainlab(model, x, y, spec)
+    assert _max_rel(model, reference) < 2e-6
+    got_losses = [record["train_loss"] for record in result.history]
+    torch.testing.assert_close(torch.tensor(got_losses, dtype=torch.float64),
+                               torch.tensor(want_losses, dtype=torch.float64), rtol=2e-6, atol=0.0)
+
+
+def test_unweighted_accumulation_keeps_row_shares_with_no_tensor_work():
+    """Without class weights the mean is over rows: ``mean_denominator`` is None (the step's row shares
+    n_i / N, no tensor op, no device sync) and the weights match plain torch's one step per 12 rows."""
+    x, y = _data()
+    for spec in ({"name": "cross_entropy"}, {"name": "cross_entropy", "label_smoothing": 0.15}):
+        loss = build_loss(spec)
+        assert loss.mean_denominator(y) is None
+        step = StandardStep(_model(False), torch.optim.SGD(_model(False).parameters(), lr=LR), Objective(loss))
+        assert step._shares([(x[:4], y[:4]), (x[4:6], y[4:6])]) == [4 / 6, 2 / 6]  # plain floats: no tensor op
+        reference = _model(False)
+        loss_fn = functools.partial(F.cross_entropy, label_smoothing=spec.get("label_smoothing", 0.0))
+        _reference(reference, x, y, loss_fn)
+        model = _model(False)
+        _trainlab(model, x, y, spec)
+        assert _max_rel(model, reference) < 2e-6
+    assert build_loss("mse").mean_denominator(torch.zeros(4, 2)) is None
+
+
+def test_accumulation_with_class_weights_reports_the_loss_of_the_step_rows():
+    """The step's reported loss is the weighted loss of its rows as one batch (what a batch of N reports)."""
+    x, y = _data()
+    loss = build_loss({"name": "cross_entropy", "class_weights": WEIGHTS})
+    model = _model(False)
+    step = StandardStep(model, torch.optim.SGD(model.parameters(), lr=0.0), Objective(loss))
+    output = step.train_step([(x[:4], y[:4]), (x[4:8], y[4:8]), (x[8:9], y[8:9])], TrainState())
+    with torch.no_grad():
+        want = F.cross_entropy(model(x[:9]), y[:9], weight=torch.tensor(WEIGHTS))
+    torch.testing.assert_close(output.loss, want, rtol=1e-6, atol=0.0)
+    assert output.samples == 9
+
+
+@pytest.mark.parametrize("spec", [{"name": "cross_entropy", "class_weights": WEIGHTS, "label_smoothing": 0.1},
+                                  {"name": "nll", "class_weights": WEIGHTS}, {"name": "mse"}, {"name": "bce"}])
+def test_mean_denominator_is_what_the_weighted_mean_divides_by(spec):
+    """With per-sample weights: loss(mean) * mean_denominator == loss(sum) (times the elements per row for an
+    element-wise loss: a factor common to every batch). bce's pos_weight is not normalised (as in torch)."""
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.rand(6, generator=generator)
+    if spec["name"] in ("cross_entropy", "nll"):
+        pred = torch.randn(6, K, generator=generator).log_softmax(1)
+        target, per_row = torch.randint(0, K, (6,), generator=generator), 1
+    elif spec["name"] == "bce":
+        pred, target, per_row = torch.randn(6, 1, generator=generator), torch.tensor([0, 1, 1, 0, 1, 0]), 1
+    else:
+        pred, target, per_row = torch.randn(6, 2, generator=generator), torch.randn(6, 2, generator=generator), 2
+    mean_loss = build_loss(spec)
+    sum_loss = build_loss({**spec, "reduction": "sum"})
+    denominator = mean_loss.mean_denominator(target, weight)
+    torch.testing.assert_close(mean_loss(pred, target, weight) * denominator * per_row,
+                               sum_loss(pred, target, weight), rtol=1e-6, atol=1e-7)
+    if spec["name"] == "bce":
+        weighted = build_loss({"name": "bce", "pos_weight": 4.0})
+        assert weighted.mean_denominator(target) is None  # pos_weight scales terms; the mean is over rows
