@@ -400,6 +400,18 @@ def _warn_if_data_changed(path: Path, info: dict[str, Any], config: Config, sinc
         _warn(f"warning: the data files of {path} changed {since} (files under {files}); {then}")
 
 
+def _refuse_moved_data(path: Path, config: Config) -> None:
+    """Refuse a run whose data files (``data.path``/``train``/``val``/``test``) are no longer where its
+    config.yaml says: training recorded them as absolute paths, which ``--data-dir`` does not move, and
+    the config is fixed by its hash, so the one way to evaluate it is to put the data back there."""
+    data = config.data.model_dump()
+    for key, file in named_files(data).items():
+        if key != "tokenizer_path" and file.is_absolute() and not file.exists():  # tokenizer_path: maybe a package
+            raise DataError(f"the data of run {path} is gone from where it was trained: data.{key} {file} does not "
+                            "exist (an absolute path in the run's config.yaml, which --data-dir does not change); "
+                            "put the data back there to evaluate the run")
+
+
 def evaluate_run(path: str | Path, split: str = "test") -> dict[str, Any]:
     """Reload a finished run's ``model.safetensors`` (and ``loss.safetensors``, the learned state of its
     loss) and recompute its metrics on ``split``."""
@@ -419,6 +431,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
         info = json.loads(read_record_text(path / "run.json"))
     except (OSError, ValueError, RecursionError):
         info = {}
+    _refuse_moved_data(path, config)  # before the "changed" warning: missing files are the news, not a change
     _warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
                           f"evaluating on them as they are now (the {split} split may hold other rows)")
     with run_scope(config):

@@ -51,6 +51,7 @@ from trainlab.data.predict_media import (
     encode_texts,
     read_images,
     read_texts,
+    refuse_non_texts,
     text_cells,
     text_encoding,
 )
@@ -155,16 +156,33 @@ class LoadedRun:
     text: dict[str, Any] | None = None  # the tokenizer of a text run (trainlab.data.predict_media.text_encoding)
     eval_transform: Any = None  # the run's per-batch evaluation transform (image normalisation), if any
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # what is non-finite in the saved weights (load_run: _nonfinite_weights), else None: predicting is refused
+    nonfinite_weights: str | None = None
+
+    @property
+    def ids_and_mask(self) -> bool:
+        """Inputs are (N, 2, L) ``[input_ids, attention_mask]`` rows (a ``tokenizer: hf`` text run)."""
+        return (self.text is not None and self.text.get("tokenizer") == "hf" and len(self.input_shape) == 2
+                and self.input_shape[0] == 2)
 
     # -- arrays in, arrays out
     def model_input(self, x: Any) -> torch.Tensor:
         """``x`` as the model takes it (see :meth:`predict`): checked, converted, always (N, *input_shape)."""
+        if self.text is not None:
+            refuse_non_texts(x)  # a lone string, a list mixing texts and numbers: said here, not as "not numbers"
         if is_table(x) or (self.text is not None and are_texts(x)):
             x = self.read(x)
-        return model_rows(x, self.input_shape, self.input_dtype, self.vocab_size)
+        return model_rows(x, self.input_shape, self.input_dtype, self.vocab_size, ids_and_mask=self.ids_and_mask)
 
     def outputs(self, x: Any) -> torch.Tensor:
-        """The model's raw outputs for inputs ``x`` (see :meth:`predict`), in batches, without gradients."""
+        """The model's raw outputs for inputs ``x`` (see :meth:`predict`), in batches, without gradients.
+
+        Raises:
+            DataError: the run's weights hold NaN/inf (:attr:`nonfinite_weights`), or the model's outputs
+                for some rows are not finite (an overflow: decoded, they would read as class 0).
+        """
+        if self.nonfinite_weights is not None:
+            raise DataError(f"run {self.path} cannot predict: {self.nonfinite_weights}")
         x = self.model_input(x)
         if len(x) == 0 and self.output_dim is not None:
             return torch.empty((0, self.output_dim))
@@ -178,7 +196,9 @@ class LoadedRun:
                 chunks.append(self.model(batch).float().cpu())
         if not chunks:
             return torch.empty(0)
-        return torch.cat(chunks)
+        output = torch.cat(chunks)
+        _check_finite_outputs(output)
+        return output
 
     def predict(self, x: Any) -> np.ndarray:
         """Predictions: class indices (N,), 0/1 labels (N, L), or regression values in original units
@@ -196,7 +216,10 @@ class LoadedRun:
 
         Raises:
             DataError: rows of another shape, values that are not numbers, non-finite values, or
-                (integer inputs) values that are not whole or out of range.
+                (integer inputs) values that are not whole or out of range (token ids at or above the
+                model's vocabulary; an attention mask other than 0/1); a run whose saved weights hold
+                NaN/inf (it diverged with ``strategy.divergence.policy: off``: :func:`load_run` still
+                loads it, for inspection, but it predicts nothing); rows whose outputs are not finite.
         """
         output = self.outputs(x)
         if self.task == "regression":  # as the metrics saw them: the loss's reading (poisson: exp), original units
@@ -264,13 +287,15 @@ class LoadedRun:
         file with the text column. Columns: ``prediction`` (the class name; the value in original units for
         regression; ``prediction_<target column>`` per target for several, ``prediction_<i>`` for unnamed
         targets), for multilabel one 0/1 column per label; with ``proba``, one probability column per class
-        named by the class (multilabel: ``proba_<label>``).
+        named by the class (multilabel: ``proba_<label>``). A class named ``file`` or ``prediction`` keeps its
+        name; the column it would collide with becomes ``image_file`` or ``predicted_class``.
         """
         import pandas as pd
 
         x, row_names = self._read_rows(path)
-        columns: dict[str, Any] = {} if row_names is None else {"file": row_names}
         names = self.names()
+        # a class named like a column of ours: ours gives way (the class columns keep the class names)
+        columns: dict[str, Any] = {} if row_names is None else {_free_column(("file", "image_file"), names): row_names}
         if self.task == "regression":
             values = self.predict(x)
             if values.ndim == 1:
@@ -290,7 +315,7 @@ class LoadedRun:
                     columns[f"proba_{name}"] = probabilities[:, j]
         else:
             indices = self.predict(x)
-            label = "prediction" if "prediction" not in names else "predicted_class"
+            label = _free_column(("prediction", "predicted_class"), names)
             columns[label] = [names[int(i)] for i in indices]
             if proba:
                 probabilities = self.predict_proba(x)
@@ -310,6 +335,54 @@ class LoadedRun:
         if self.class_names is not None:
             return [str(name) for name in self.class_names]
         return [str(i) for i in range(self.num_classes or 0)]
+
+
+def _free_column(choices: tuple[str, ...], taken: list[str]) -> str:
+    """The first of ``choices`` that no class column is named (the last one when all are taken)."""
+    return next((name for name in choices if name not in taken), choices[-1])
+
+
+NONFINITE_ROWS_SHOWN = 5  # rows a non-finite-output error names; it counts them all
+
+
+def _check_finite_outputs(output: torch.Tensor) -> None:
+    """Refuse outputs holding NaN/inf: argmax or a threshold would decode them silently (NaN logits read as
+    class 0). The inputs were checked finite and the weights too, so this is an overflow in the model."""
+    finite = torch.isfinite(output.reshape(len(output), -1)).all(dim=1) if output.ndim else torch.isfinite(output)
+    if bool(finite.all()):
+        return
+    rows = (~finite).nonzero().reshape(-1).tolist()
+    shown = ", ".join(str(r) for r in rows[:NONFINITE_ROWS_SHOWN]) + (", ..." if len(rows) > NONFINITE_ROWS_SHOWN
+                                                                      else "")
+    raise DataError(f"predict: the model's outputs for {len(rows)} row(s) are not finite (rows {shown}, counting "
+                    "from 0 in input order): the inputs overflow the model's float32 computation; check those "
+                    "rows for values far outside the training data's range")
+
+
+def _nonfinite_weights(model: torch.nn.Module, loss: Any, guard: str) -> str | None:
+    """What of the model's (and the loss's learned) tensors is NaN/inf, as one clause with the fix; None when
+    all are finite. A run trained with ``strategy.divergence.policy: off`` keeps training (and saving) after
+    its loss went non-finite; every prediction of such weights is NaN, which argmax reads as class 0.
+    ``guard`` is the run's ``strategy.divergence.policy``."""
+    tensors = [(name, value) for name, value in model.state_dict().items()]
+    if isinstance(loss, torch.nn.Module):
+        tensors += [(f"loss.{name}", value) for name, value in loss.state_dict().items()]
+    first, bad, total = None, 0, 0
+    for name, value in tensors:
+        if not (value.is_floating_point() or value.is_complex()):
+            continue
+        count = int((~torch.isfinite(value)).sum())
+        if count and first is None:
+            first = (name, count, value.numel())
+        bad += count
+        total += value.numel()
+    if first is None:
+        return None
+    name, count, size = first
+    return (f"its saved weights hold NaN/inf ({bad} of {total} values; first in tensor '{name}', {count} of "
+            f"{size}): the training diverged{' (strategy.divergence.policy: off kept it going)' if guard == 'off' else ''}; "
+            "retrain it with the divergence guard on "
+            "(strategy.divergence.policy: stop or rollback) or a lower learning rate")
 
 
 # --------------------------------------------------------------------------- loading
@@ -340,6 +413,10 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
     metric, ...) are imported, from the folders the run was trained from first, then the working directory.
     ``allow_code=False`` imports none of them, even with ``TRAINLAB_ALLOW_CODE=1`` set (a service loading
     runs sent to it); left out (None), that variable decides, as for the CLI.
+
+    A run whose saved weights hold NaN/inf (it diverged under ``strategy.divergence.policy: off``) still
+    loads, so that its model and records can be inspected; its ``nonfinite_weights`` says what is
+    non-finite, and :meth:`LoadedRun.predict` / :meth:`LoadedRun.predict_proba` refuse it (DataError).
 
     Raises:
         RunDirError: ``path`` is not a finished run folder.
@@ -460,6 +537,9 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
     input_shape, text = tuple(record["input_shape"]), record.get("text")
     input_dtype, output_dim = record.get("input_dtype"), record["output_dim"]
     vocab_size = record["model"].get("vocab_size")
+    if vocab_size is None:  # hf_pretrained: the checkpoint's embedding rows, which its model spec does not hold
+        found = getattr(model, "vocab_size", None)
+        vocab_size = found if isinstance(found, int) and not isinstance(found, bool) else None
     if task not in PREDICTABLE_TASKS:
         raise DataError(f"predict supports {', '.join(PREDICTABLE_TASKS)} runs; this run's task is {task}")
     if getattr(loss, "target_kind", None) in ("pair", "embedding"):
@@ -473,15 +553,41 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
     if class_names is not None and num_classes is not None and len(class_names) != num_classes:
         raise DataError(f"{path / LABELS_RECORD} names {len(class_names)} classes but the model has {num_classes}; "
                         "the file was changed or damaged after training; restore it or retrain the run")
-    loaded = LoadedRun(path=path, config=config, model=model, loss=loss.to(device), task=task,
+    loaded_loss = loss.to(device)
+    loaded = LoadedRun(path=path, config=config, model=model, loss=loaded_loss, task=task,
                        class_names=class_names, preprocessing=fitted or {},
                        num_classes=num_classes, input_shape=input_shape, input_dtype=input_dtype,
                        output_dim=output_dim, vocab_size=vocab_size, text=text, eval_transform=eval_transform,
-                       device=device)
+                       device=device, nonfinite_weights=_nonfinite_weights(model, loaded_loss, config.strategy.divergence.policy))
     return loaded
 
 
 # --------------------------------------------------------------------------- the command
+
+# what -o may be named: predict writes comma-separated CSV text; a .parquet or .json name would hold CSV
+OUTPUT_SUFFIXES = (".csv", ".txt", "")
+
+
+def _check_output(out: str, run_dir: str, input_path: str) -> None:
+    """Refuse an ``-o`` that predict cannot or must not write, before predicting: a folder, a name of another
+    format, a file in the run folder (its records would be replaced), or the input file itself."""
+    from trainlab.data.paths import candidates
+
+    target = Path(out)
+    if target.is_dir():  # else the atomic writer's temp file is what the error names
+        raise ConfigError(f"-o {out} is a folder; give the CSV file to write, e.g. -o {target / 'predictions.csv'}")
+    if target.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError(f"-o {out}: predict writes CSV (comma-separated text), not {target.suffix}; give a .csv "
+                          f"file, e.g. -o {target.with_suffix('.csv')}")
+    resolved, run = target.resolve(), Path(run_dir).resolve()
+    if resolved == run or run in resolved.parents:
+        raise ConfigError(f"-o {out} is inside the run folder {run_dir}, whose records predict must not replace; "
+                          "write the predictions outside it")
+    source = next((path for path in candidates(input_path) if path.exists()), None)  # as the input is found
+    if source is not None and (resolved == source.resolve() or (target.exists() and os.path.samefile(target, source))):
+        raise ConfigError(f"-o {out} is the input file {input_path}, which the predictions would replace; "
+                          "give another file to write")
+
 
 def predict_command(run_dir: str, input_path: str, out: str | None = None, proba: bool = False) -> str | None:
     """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out`` (atomically; its
@@ -489,12 +595,14 @@ def predict_command(run_dir: str, input_path: str, out: str | None = None, proba
     is None (the CLI prints it).
 
     Raises:
-        ConfigError: ``out`` is an existing folder (checked before predicting).
+        ConfigError: ``out`` is an existing folder, is named for another format than CSV (``.csv``,
+            ``.txt`` or no suffix), lies inside the run folder, or is the input file (all checked before
+            predicting).
     """
     from trainlab.atomic import write_text
 
-    if out is not None and Path(out).is_dir():  # else the atomic writer's temp file is what the error names
-        raise ConfigError(f"-o {out} is a folder; give the CSV file to write, e.g. -o {Path(out) / 'predictions.csv'}")
+    if out is not None:
+        _check_output(out, run_dir, input_path)
     table = load_run(run_dir).predict_file(input_path, proba=proba)
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.9g")
     if out is None:

@@ -258,7 +258,9 @@ def check_float32_range(array: np.ndarray, where: Callable[[int, int], str]) -> 
     Only a wider float array (float64) can hold one; any other dtype passes at no cost. NaN and inf are
     left to the NaN policy (:func:`check_finite`): they are missing or infinite, not too large.
     """
-    if not np.issubdtype(array.dtype, np.floating) or np.finfo(array.dtype).max <= FLOAT32_MAX or not array.size:
+    # float(): compared as a float16, FLOAT32_MAX would overflow (a NumPy warning) before the comparison
+    if not np.issubdtype(array.dtype, np.floating) or float(np.finfo(array.dtype).max) <= FLOAT32_MAX \
+            or not array.size:
         return
     flat = array.reshape(len(array), -1)
     beyond = np.isfinite(flat) & (np.abs(flat) > FLOAT32_MAX)

@@ -32,7 +32,10 @@ def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
     hint = f"; expected {expected}" if expected else ""
     where = ", ".join(str(p) for p in tried)
     root = os.environ.get(DATA_DIR_ENV)
-    return_hint = f" (set --data-dir or {DATA_DIR_ENV})" if not root else missing_data_dir(root)
+    if Path(path).expanduser().is_absolute():  # --data-dir and the variable only prefix relative paths
+        return_hint = ""
+    else:
+        return_hint = f" (set --data-dir or {DATA_DIR_ENV})" if not root else missing_data_dir(root)
     raise DataError(f"data file not found: '{path}' (tried {where}){hint}{return_hint}")
 
 

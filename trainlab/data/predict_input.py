@@ -67,7 +67,9 @@ def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
                   at: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray | None]:
     """(numeric features (N, F) float32, categorical cells (N, C) str or None) of ``table``'s rows.
 
-    ``at(row)`` names data row ``row`` in messages ("CSV file f.csv line 7").
+    ``at(row)`` names data row ``row`` in messages ("CSV file f.csv line 7"). A missing cell (empty, or a
+    marker such as ``NA``) is refused, numeric or categorical: training refused it too (``data.nan_policy:
+    error``) or dropped its row (``drop``), which predict cannot do to a row it must answer; no policy imputes.
     """
     x = np.empty((len(table), len(numeric)), dtype=np.float32)
     for j, name in enumerate(numeric):
@@ -83,17 +85,45 @@ def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
         check_float32_range(values, lambda row, _col, name=name: f"{at(row)}, column '{name}'")
         x[:, j] = values
     cats = np.stack([strings(table, n) for n in categorical], axis=1) if categorical else None
+    for j, name in enumerate(categorical):  # strings() reads a missing cell as ''; encoded, it would be all zeros
+        missing = np.flatnonzero(cats[:, j] == "") if cats is not None else []
+        if len(missing):
+            raise DataError(f"{at(int(missing[0]))}, column '{name}': a missing value; predict needs every feature")
     return x, cats
 
 
-def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+Rows = tuple[np.ndarray, np.ndarray | None, Callable[[int], str]]  # numbers, categories, how row i is named
+
+
+def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> Rows:
     numeric, categorical = _feature_columns(fitted)
-    table = read_table(file, check_delimiter(options.get("delimiter", ",")), text_columns=categorical,
+    delimiter = check_delimiter(options.get("delimiter", ","))
+    table = read_table(file, delimiter, text_columns=categorical,
                        delimiter_settable=False)  # the run fixed data.delimiter: predict cannot change it
     for name in [*numeric, *categorical]:
         if name not in set(table.header):
+            if len(table.header) == 1:  # a file of another delimiter reads as one column: name the delimiter
+                _refuse_other_delimiter(file, table.header[0], delimiter, [*numeric, *categorical])
             raise _missing_column(name, str(file), table.header, [*numeric, *categorical])
-    return _feature_rows(table, numeric, categorical, lambda row: f"CSV file {file} line {table.line(row)}")
+
+    def at(row: int) -> str:
+        return f"CSV file {file} line {table.line(row)}"
+
+    return (*_feature_rows(table, numeric, categorical, at), at)
+
+
+def _refuse_other_delimiter(file: Path, header: str, delimiter: str, wanted: list[str]) -> None:
+    """Refuse a header read as one column that looks separated by another delimiter than the run's, as
+    text runs do (:func:`trainlab.data.text.header_hint`); return when it does not look so."""
+    from trainlab.data.csv_table import DELIMITER_NAMES
+    from trainlab.data.text import header_hint
+
+    hint = header_hint(header, delimiter)
+    if "separated" not in hint:
+        return
+    name = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+    raise DataError(f"{file}: the header reads as one column, {short_repr(header)}{hint}: save it {name}-separated "
+                    f"(this run's data.delimiter); the run was trained on columns {', '.join(wanted[:50])}")
 
 
 def _frame_cells(series: Any) -> Any:
@@ -119,7 +149,7 @@ def _category_cells(series: Any) -> Any:
     return series
 
 
-def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+def _frame_rows(frame: Any, fitted: dict[str, Any]) -> Rows:
     """The feature columns of a DataFrame (or a Series: one row), by name, in any order; others are ignored."""
     import pandas as pd
 
@@ -144,11 +174,12 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> tuple[np.ndarray, np.ndar
         label = frame.index[row]  # as the user wrote it: 10, not np.int64(10); a text label's newline escaped
         return f"{FRAME}, row index {short_repr(_plain(label))}"
 
-    return _feature_rows(table, numeric, categorical, at)
+    return (*_feature_rows(table, numeric, categorical, at), at)
 
 
 def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
-    """Array ``x`` (the run's ``data.x``) of an .npz, or its only array."""
+    """Array ``x`` (the run's ``data.x``) of an .npz, or its only array; numbers (bool, int, uint, float)
+    only: a cast would read strings, dates, bytes, records or complex values as some other number."""
     from trainlab.npz_archive import open_npz
 
     key = options.get("x", "x")
@@ -161,7 +192,14 @@ def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
         with np.load(file, allow_pickle=False) as archive:
             names = archive.files
         raise DataError(f"npz file {file} has no array '{key}' (arrays: {', '.join(sorted(names)) or 'none'})")
-    return next(iter(arrays.values()))
+    name, array = next(iter(arrays.items()))
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"npz file {file}: array '{name}' holds values of dtype {array.dtype}; predict reads numbers "
+                        "(a bool, int, uint or float array), the inputs as the training rows held them")
+    if array.ndim == 0:
+        raise DataError(f"npz file {file}: array '{name}' is one number (a 0-d array); predict reads rows, shaped "
+                        "(N, ...)")
+    return array
 
 
 def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.PathLike[str] | Any) -> torch.Tensor:
@@ -186,7 +224,7 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
             raise DataError(f"a DataFrame holds the raw columns of a run trained on a CSV; this run's data source is "
                             f"'{source}': pass predict() its rows as an array (df.to_numpy(), preprocessed as the "
                             "training rows were), or pass read() a file in the run's format")
-        x, cats = _frame_rows(path, fitted)
+        x, cats, at = _frame_rows(path, fitted)
         what = FRAME
     else:
         shape = fitted.get("input_shape") or []
@@ -195,12 +233,15 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
                     if source in ("idx", "cifar10", "cifar100") else "a file of rows to predict")
         file = resolve_file(path, expected, what="the input")
         what = str(file)
+        at = None
         if source == "csv" or (source is None and file.suffix.lower() in (".csv", ".tsv", ".txt")):
-            x, cats = _csv_rows(file, options, fitted)
+            x, cats, at = _csv_rows(file, options, fitted)
         elif source == "npz" or file.suffix.lower() == ".npz":
             x, cats = _npz_rows(file, options), None
-            check_float32_range(x, lambda row, col: f"npz file {file}: row {row}, column {col} (counting from 0)")
             shape = fitted.get("input_shape")
+            if shape and list(x.shape) == list(shape):  # one row without the batch axis: N = 1, as model_rows
+                x = x[None]
+            check_float32_range(x, lambda row, col: f"npz file {file}: row {row}, column {col} (counting from 0)")
             if shape is not None and len(shape) == 3 and shape[0] == 1 and list(x.shape[1:]) == list(shape[1:]):
                 x = x[:, None]  # one-channel images stored (N, H, W), as IDX holds them
             if shape is not None and list(x.shape[1:]) != list(shape):
@@ -212,7 +253,9 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
             rows = f" shaped (N, {', '.join(str(n) for n in shape)})" if shape else ""
             raise DataError(f"{file.name}: a run trained on data source '{source}' predicts from an .npz holding "
                             f"an array x{rows} (CSV inputs are read for runs trained on a CSV)")
-    x = prep.apply(fitted, x, cats, what=what)
+    numeric = fitted.get("numeric_columns") or []
+    where = None if at is None else (lambda row, col: f"{at(row)}, column '{numeric[col]}'")
+    x = prep.apply(fitted, x, cats, what=what, where=where)
     if np.issubdtype(x.dtype, np.integer):
         return torch.from_numpy(np.ascontiguousarray(x))
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -263,7 +306,8 @@ def _as_tensor(x: Any) -> torch.Tensor:
                             "run.read(path)")
         if array.dtype.kind == "u" and array.dtype.itemsize > 1:  # torch has few ops for uint16/32/64
             array = array.astype(np.int64)
-        rows = torch.from_numpy(array if array.flags.c_contiguous else array.copy())  # copy: negative strides
+        # copy: negative strides, and a read-only array (np.asarray of a PIL image), which torch warns of
+        rows = torch.from_numpy(array if array.flags.c_contiguous and array.flags.writeable else array.copy())
     if rows.is_complex():
         raise DataError(f"predict takes rows of real numbers; got {rows.dtype}")
     return rows
@@ -297,7 +341,7 @@ def _check_ids(rows: torch.Tensor, dtype: torch.dtype, vocab_size: int | None) -
 
 
 def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = None,
-               vocab_size: int | None = None) -> torch.Tensor:
+               vocab_size: int | None = None, ids_and_mask: bool = False) -> torch.Tensor:
     """``x`` as the run's model takes it: rows shaped ``input_shape``, of the training rows' dtype.
 
     Args:
@@ -310,6 +354,8 @@ def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = N
             numbers (of any numeric dtype) within its range, and below ``vocab_size`` when given.
             None (not recorded): floats become float32, integers stay as they are.
         vocab_size: the number of token ids the model embeds, when known.
+        ids_and_mask: rows are (2, L) ``[input_ids, attention_mask]`` (``tokenizer: hf``): ``vocab_size``
+            bounds the ids, and the mask must hold 0 and 1 only.
 
     Raises:
         DataError: one line naming the shape or value received and what the run takes.
@@ -344,6 +390,19 @@ def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = N
             value = rows[row][~finite[row]].reshape(-1)[0].item()
             raise DataError(f"predict: row {row} holds {value!r} (as {input_dtype}); the model takes finite numbers")
         return rows
-    if rows.numel():
+    if rows.numel() and ids_and_mask:
+        _check_ids(rows[:, 0], dtype, vocab_size)
+        _check_mask(rows[:, 1])
+    elif rows.numel():
         _check_ids(rows, dtype, vocab_size)
     return rows.to(dtype)
+
+
+def _check_mask(mask: torch.Tensor) -> None:
+    """An attention mask holds 0 (padding) and 1 (a token) only; other values would weigh tokens silently."""
+    bad = (mask != 0) & (mask != 1)
+    if bool(bad.any()):
+        row = _first_row(bad)
+        value = mask[row][bad[row]].reshape(-1)[0].item()
+        raise DataError(f"predict: row {row} has {value!r} in its attention mask (x[:, 1]); the mask holds 1 for a "
+                        "token and 0 for padding")

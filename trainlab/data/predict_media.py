@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.config_fields import shown_name
+from trainlab.config_fields import short_repr, shown_name
 from trainlab.data.csv_table import check_delimiter
 from trainlab.errors import DataError
 
@@ -105,8 +105,17 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
     text_column = text_column_of(source, options)
     quoted = source == "text_csv"
     check_text_header(path, text_column, delimiter, quoted)
-    table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted)
+    # a header without rows: no texts, as a CSV run's header-only file gives no rows (docs/predict.md)
+    table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted, allow_empty=True)
+    if not table.texts:
+        return no_texts(encoding)
     return encode_texts(table.texts, encoding)
+
+
+def no_texts(encoding: dict[str, Any]) -> np.ndarray:
+    """The token ids of no text: (0, L) for ``tokenizer: word``, (0, 2, L) ``[ids, mask]`` for ``hf``."""
+    length = int(encoding["max_length"])
+    return np.zeros((0, length) if encoding["tokenizer"] == "word" else (0, 2, length), dtype=np.int64)
 
 
 def encode_texts(texts: Any, encoding: dict[str, Any]) -> np.ndarray:
@@ -123,8 +132,32 @@ def encode_texts(texts: Any, encoding: dict[str, Any]) -> np.ndarray:
 
 
 def are_texts(x: Any) -> bool:
-    """A list or tuple of strings: what a text run predicts from Python (a lone string is a file's path)."""
+    """A list or tuple of strings, or a 1-D NumPy array of them: what a text run predicts from Python (a
+    lone string is a file's path)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1 and len(x) > 0 and (x.dtype.kind == "U" or (
+            x.dtype == object and all(isinstance(t, str) for t in x)))
     return isinstance(x, list | tuple) and len(x) > 0 and all(isinstance(t, str) for t in x)
+
+
+def refuse_non_texts(x: Any) -> None:
+    """Refuse what a text run's ``predict`` cannot take though it holds text: a lone string (one text is
+    ``[text]``), or a list/array mixing strings with other values (named with its index). Token ids (numbers)
+    and the inputs :func:`are_texts` accepts pass."""
+    if isinstance(x, str):
+        raise DataError(f"a text run's predict takes a list of strings, one per text; got one str "
+                        f"{short_repr(x)}: pass [{short_repr(x)}]")
+    if isinstance(x, np.ndarray) and x.dtype.kind == "U" and x.ndim != 1:
+        raise DataError(f"a text run's predict takes a 1-D array of strings, one per text; got one shaped "
+                        f"{tuple(x.shape)}")
+    listed = isinstance(x, list | tuple) or (isinstance(x, np.ndarray) and x.dtype == object and x.ndim == 1)
+    items = list(x) if listed else []
+    if any(isinstance(t, str) for t in items):
+        index, bad = next(((i, t) for i, t in enumerate(items) if not isinstance(t, str)), (None, None))
+        if index is not None:
+            shown = bad.item() if isinstance(bad, np.generic) else bad  # 3, not np.int64(3)
+            raise DataError(f"a text run's predict takes strings; element {index} is {type(bad).__name__} "
+                            f"{short_repr(shown)}, not a string")
 
 
 def text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:
@@ -137,7 +170,7 @@ def text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:
             raise DataError(f"the DataFrame needs the text column '{column}' (this run's data.text_column); "
                             f"got columns: {', '.join(map(shown_name, x.columns))}")
         return x[column].tolist()
-    return x.tolist() if isinstance(x, pd.Series) else x
+    return x.tolist() if isinstance(x, pd.Series | np.ndarray) else x  # np.str_ elements as plain str
 
 
 def text_column_of(source: str, options: dict[str, Any]) -> str:

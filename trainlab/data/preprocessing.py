@@ -26,7 +26,7 @@ The dict holds only str/int/float/bool/None, lists and dicts: ``json.dumps`` wri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -141,7 +141,7 @@ def _one_hot(values: np.ndarray, categories: list[str]) -> tuple[np.ndarray, np.
 
 
 def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray | None = None,
-          what: str = "rows") -> np.ndarray:
+          what: str = "rows", where: Callable[[int, int], str] | None = None) -> np.ndarray:
     """Model inputs from raw rows: standardise numeric columns, append one-hot categorical blocks.
 
     Args:
@@ -149,20 +149,30 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
         x: numeric features (N, F) in ``numeric_columns`` order (any shape when not tabular).
         categorical: (N, C) strings in ``categorical_columns`` order, when there are any.
         what: how the warning about unseen categories names these rows ("test data", "input.csv").
+        where: ``where(row, column)`` names one numeric cell in messages ("CSV file f.csv line 7, column
+            'beta'"); by default ``what``, the row index and the column's name.
+
+    Raises:
+        DataError: a finite value whose standardised value ``(x - mean) / scale`` is beyond float32's
+            range (a column with a tiny training scale): it would become inf in the model's input.
     """
     columns = preprocessing.get("categorical_columns") or []
     if not preprocessing.get("standardize") and not columns:
         return x
     if x.ndim != 2:
         raise DataError(f"{what}: tabular preprocessing expects features (N, F); got {tuple(x.shape)}")
-    out = x.astype(np.float32, copy=True)
     if preprocessing.get("standardize"):
         mean = np.asarray(preprocessing["mean"], dtype=np.float64)
         scale = np.asarray(preprocessing["scale"], dtype=np.float64)
         if x.shape[1] != len(mean):
             raise DataError(f"{what}: {x.shape[1]} numeric feature columns but the preprocessing was fitted on "
                             f"{len(mean)}")
-        out = ((x.astype(np.float64) - mean) / scale).astype(np.float32)
+        with np.errstate(over="ignore"):  # an overflow is refused below, by its cell, not warned of by NumPy
+            standardised = (x.astype(np.float64) - mean) / scale
+        _check_standardised_range(preprocessing, x, standardised, what, where)
+        out = standardised.astype(np.float32)
+    else:
+        out = x.astype(np.float32, copy=True)
     if not columns:
         return out
     if categorical is None or categorical.shape != (len(x), len(columns)):
@@ -180,6 +190,26 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
                  f"({listed}); they are encoded as all zeros")
         blocks.append(encoded)
     return np.concatenate(blocks, axis=1)
+
+
+def _check_standardised_range(preprocessing: dict[str, Any], x: np.ndarray, standardised: np.ndarray, what: str,
+                              where: Callable[[int, int], str] | None) -> None:
+    """Refuse the first finite raw value whose standardised value is beyond float32's range (the cast to
+    float32 would make it inf, with a NumPy warning), naming its cell, value, and the training statistics."""
+    from trainlab.data.dataset import FLOAT32_MAX
+
+    beyond = np.isfinite(standardised) & (np.abs(standardised) > FLOAT32_MAX)
+    beyond |= np.isfinite(x) & ~np.isfinite(standardised)  # beyond float64 even: (1e308 - m) / 1e-3
+    if not beyond.any():
+        return
+    row, col = (int(i) for i in np.argwhere(beyond)[0])
+    names = preprocessing.get("numeric_columns") or []
+    place = where(row, col) if where is not None else (
+        f"{what}: row {row}, column {shown_name(names[col]) if col < len(names) else col}")
+    mean, scale = preprocessing["mean"][col], preprocessing["scale"][col]
+    raise DataError(f"{place}: {x[row, col]:g} standardises to {standardised[row, col]:.3g} with the training mean "
+                    f"{mean:g} and scale {scale:g}, beyond float32's range (about ±3.4e38), in which the model "
+                    "computes; the value is far outside the training data's range")
 
 
 def _target_stats(preprocessing: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:

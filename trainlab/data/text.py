@@ -97,7 +97,7 @@ def _reading_hint(header: list[str], delimiter: str, text_column: str, label_col
 
 
 def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
-               quoted: bool | None = None) -> TextTable:
+               quoted: bool | None = None, allow_empty: bool = False) -> TextTable:
     """The text and label columns of a delimited file with a header; ragged rows are errors.
 
     ``labels`` is None when the file has no ``label_column`` (the caller decides if that is fine).
@@ -105,7 +105,8 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     empty line, or one holding a blank field (``""``), is an empty text, kept, so that predictions stay
     one per input line; only the empty lines after the last row are dropped (a file's trailing newlines). A UTF-8 byte-order mark
     (Excel's "CSV UTF-8") is read as such. ``quoted``: fields may be quoted (text_csv); default: unless
-    tab-separated (text_tsv, GLUE TSV).
+    tab-separated (text_tsv, GLUE TSV). A header without rows is refused (an empty split) unless
+    ``allow_empty`` (predict: no texts, no predictions).
     """
     quoted = delimiter != "\t" if quoted is None else quoted
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
@@ -152,7 +153,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
         raise DataError(f"text file {file} is not valid CSV: {exc}") from None
     except OSError as exc:
         raise DataError(f"cannot read text file {file}: {exc}") from None
-    if not texts:
+    if not texts and not allow_empty:
         raise DataError(f"text file {file} has a header but no rows")
     return TextTable(texts, labels if label_at is not None else None, tuple(columns), tuple(lines))
 
