@@ -119,7 +119,7 @@ def _cause(name: str) -> tuple[dict[str, Any], list[trainlab.Callback], str]:
     assert name == "early_stopping", name  # min_delta 10: only the first validation improves; the 5th is the 4th without
     return ({**STRATEGY, "early_stopping": {"monitor": "val_loss", "patience": 4, "min_delta": 10.0,
                                             "restore_best": False}}, [],
-            "early stopping: val_loss did not improve for 4 epochs (best")
+            "early stopping: val_loss did not improve for 4 validations (best")
 
 
 def _without_time(records):

@@ -318,7 +318,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     # a time budget's calibration trains no more steps than the run (trainlab.time_budget.time_steps)
     check_batch_norm_remainder(model, data, device, plan, total_steps)
     spec = optimizer_spec_for(config)
-    warn_if_full_batch_method_on_mini_batches(spec, batch_size, len(data.train))
+    warn_if_full_batch_method_on_mini_batches(spec, batch_size, len(data.train), config.strategy.grad_accum_steps)
     batches = TensorBatches(data.train, data.train_transform, config.seed, device)
     if spec["lr"] == "auto":
         started = time.perf_counter()

@@ -114,7 +114,7 @@ class Regularization(Strict):
 class EarlyStoppingConfig(Strict):
     monitor: str = "val_loss"
     mode: Literal["min", "max"] | None = None  # None: the monitor's direction (val_accuracy max, losses min)
-    patience: Int = Field(10, ge=0)  # epochs without improvement before stopping
+    patience: Int = Field(10, ge=0)  # validations without improvement before stopping (mid-epoch ones included)
     min_delta: Float = Field(0.0, ge=0.0)
     restore_best: bool = True
 
@@ -122,14 +122,10 @@ class EarlyStoppingConfig(Strict):
     @classmethod
     def _mode_of_the_monitor(cls, value: Any) -> Any:
         if isinstance(value, dict) and value.get("mode") is None:
-            from trainlab.errors import ConfigError
-            from trainlab.metrics import higher_is_better
+            from trainlab.metrics import monitor_mode
 
             monitor = value.get("monitor", "val_loss")
-            try:
-                mode = "max" if isinstance(monitor, str) and higher_is_better(monitor) else "min"
-            except ConfigError:  # an unknown monitor: refused with a did-you-mean when the run is built
-                mode = "min"
+            mode = monitor_mode(monitor) if isinstance(monitor, str) else "min"
             value = {**value, "mode": mode}
         return value
 

@@ -425,6 +425,16 @@ def higher_is_better(name: str) -> bool:
     return name != "loss" and get_metric(name).higher_is_better
 
 
+def monitor_mode(name: str) -> str:
+    """``"max"`` or ``"min"``: the direction of a monitored record key when a config leaves ``mode`` unset
+    (early stopping, ``reduce_on_plateau``): ``max`` for ``val_accuracy``, ``min`` for losses and errors.
+    An unknown name is ``min`` here; the run refuses it, with a did-you-mean, once it knows its records."""
+    try:
+        return "max" if higher_is_better(name) else "min"
+    except ConfigError:
+        return "min"
+
+
 def gives_predictions(loss: Any) -> bool:
     """False for a loss (instance or class) that trains embeddings (``target_kind == "embedding"``:
     triplet, nt_xent): its outputs predict no target, so no metric but the loss applies."""

@@ -145,7 +145,9 @@ class Summary(TypedDict):
     config_hash: str  # of the config as given (before lr: auto and loss: auto were resolved)
     epochs_run: int
     steps: int
-    best_epoch: int | None
+    # epoch of the best monitored validation: an int for an epoch's, fractional (its step record's epoch,
+    # e.g. 1.5) for a mid-epoch one, which early stopping counts with eval_every_n_steps
+    best_epoch: float | None
     stopped_early: bool
     stop_reason: str | None
     train_time_s: float

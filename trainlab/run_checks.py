@@ -221,12 +221,17 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool) -> 
          f"model must learn outputs of that size; {input_fixes(data).raw_targets}")
 
 
-def warn_if_full_batch_method_on_mini_batches(spec: dict[str, Any], batch_size: int, n_train: int) -> None:
+def warn_if_full_batch_method_on_mini_batches(spec: dict[str, Any], batch_size: int, n_train: int,
+                                               accum: int = 1) -> None:
     """One warning for L-BFGS (or any optimizer that re-evaluates a closure) on mini-batches: its line
-    search and curvature pairs assume one loss every step, and a new batch each step breaks both."""
-    if (spec["name"] == "lbfgs" or spec.get("requires_closure")) and batch_size < n_train:
+    search and curvature pairs assume one loss every step, and a new batch each step breaks both. A step
+    takes ``accum`` micro-batches of ``batch_size`` rows (the closure evaluates them together), so it is
+    warned of when ``batch_size x accum < n_train``: at or above, every step sees every training row."""
+    rows = batch_size * accum
+    if (spec["name"] == "lbfgs" or spec.get("requires_closure")) and rows < n_train:
+        shown = f"batch_size {batch_size}" if accum == 1 else f"batch_size {batch_size} x grad_accum_steps {accum} = {rows}"
         warn(f"optimizer '{spec['name']}' is a full-batch method (its line search and curvature pairs assume the "
-             f"same loss each step), but batch_size {batch_size} < {n_train} training rows makes each step's loss "
+             f"same loss each step), but {shown} < {n_train} training rows makes each step's loss "
              "another batch's: set strategy.batch_size: full")
 
 

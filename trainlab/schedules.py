@@ -350,17 +350,22 @@ class ReduceOnPlateau:
     """Multiply the LR by ``factor`` after ``patience`` validations without improvement (torch ReduceLROnPlateau).
 
     Improvement is relative (torch ``threshold_mode='rel'``): ``value < best (1 - threshold)`` in
-    ``mode: min``. After a reduction, ``cooldown`` validations pass before bad ones count again; the
-    multiplier never drops below ``min_factor``.
+    ``mode: min``, ``value > best (1 + threshold)`` in ``max``; ``mode`` left out (None) is the monitor's
+    direction (:func:`trainlab.metrics.monitor_mode`, as early stopping's: ``max`` for
+    ``val_accuracy``, ``min`` for losses). A NaN validation never improves: it counts as a bad one, as in
+    torch and early stopping. After a reduction, ``cooldown`` validations pass before bad ones count
+    again; the multiplier never drops below ``min_factor``. Unlike torch there is no ``eps``: a
+    reduction is applied however small the LR change.
     """
 
     dynamic = True
 
-    def __init__(self, total_steps: int, steps_per_epoch: int, mode: str = "min", factor: float = 0.1,
+    def __init__(self, total_steps: int, steps_per_epoch: int, mode: str | None = None, factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, min_factor: float = 0.0, cooldown: int = 0,
                  monitor: str = "val_loss"):
         _check_horizon(total_steps, steps_per_epoch)
-        _check_choice("mode", mode, ("min", "max"))
+        if mode is not None:
+            _check_choice("mode", mode, ("min", "max"))
         factor = _check_real("factor", factor, 0.0, 1.0, low_open=True, high_open=True)
         patience = _check_int("patience", patience, 0)
         threshold = _check_real("threshold", threshold, 0.0, 1.0, high_open=True)
@@ -368,6 +373,10 @@ class ReduceOnPlateau:
         cooldown = _check_int("cooldown", cooldown, 0)
         _require(isinstance(monitor, str) and monitor != "",
                  f"schedule.monitor ({monitor!r}) must be a metric name such as 'val_loss'")
+        if mode is None and isinstance(monitor, str):
+            from trainlab.metrics import monitor_mode  # imported here: metrics imports the loss registry
+
+            mode = monitor_mode(monitor)
         self.mode, self.factor, self.patience = mode, factor, patience
         self.threshold, self.min_factor, self.cooldown, self.monitor = threshold, min_factor, cooldown, monitor
         self.current = 1.0
@@ -379,6 +388,8 @@ class ReduceOnPlateau:
         return self.current
 
     def _improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False  # NaN is never a new best (torch compares and gets False; is_improvement agrees)
         if self.best is None:
             return True
         if self.mode == "min":  # relative threshold, as torch's default threshold_mode='rel'

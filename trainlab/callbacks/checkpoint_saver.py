@@ -1,4 +1,4 @@
-"""The checkpointing callback: cadence, keep-last-K, the best kept separately, safe failure."""
+"""The checkpointing callback: cadence, keep-last-K, the best evaluation kept separately, safe failure."""
 
 from __future__ import annotations
 
@@ -20,8 +20,15 @@ class CheckpointSaver(Callback):
     full, permission denied) is reported as a warning and an event, once per run of failures for one
     reason (the event counts them); the previous checkpoint stays intact and training goes on.
 
+    With ``every_n_epochs``, ``best/`` holds the best evaluation by the monitored metric (``monitor``,
+    ``mode``; NaN never improves): every validation the monitor sees is offered (``on_validation_end``),
+    the mid-epoch ones of ``eval_every_n_steps`` included, so ``best/`` holds the weights early stopping's
+    ``restore_best`` keeps. It is the state right after that validation, written atomically like any
+    checkpoint; an epoch-end best whose epoch is saved anyway shares that save's state. ``best/`` is the
+    best model, not a resume point: resuming uses the newest ``step-*`` checkpoint.
+
     Its state is the best monitored value so far (``best``): a resumed run gets it back from the
-    checkpoint, so ``best/`` is replaced only by a better epoch than any before the interruption.
+    checkpoint, so ``best/`` is replaced only by a better evaluation than any before the interruption.
     ``last_saved`` is a path, not state: the caller sets it to the checkpoint a run resumed from.
     """
 
@@ -58,8 +65,18 @@ class CheckpointSaver(Callback):
         elif self.every_seconds and time.monotonic() - self._last_time >= self.every_seconds:
             self.save(view)
 
+    def _epoch_save_due(self, view: TrainerView) -> bool:
+        return bool(self.every_n_epochs) and view.state.epoch % self.every_n_epochs == 0
+
+    def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
+        if not self.every_n_epochs or self.monitor not in record:
+            return
+        if record.get("scope") != "step" and self._epoch_save_due(view):
+            return  # an epoch record: on_epoch_end's save offers it, best/ and the epoch's checkpoint from one capture
+        self.save_best(view, float(record[self.monitor]))
+
     def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None:
-        if self.every_n_epochs and view.state.epoch % self.every_n_epochs == 0:
+        if self._epoch_save_due(view):
             self.save(view, record)
 
     def on_train_end(self, view: TrainerView) -> None:
@@ -81,6 +98,8 @@ class CheckpointSaver(Callback):
         state.events.append(self._failing)
 
     def save(self, view: TrainerView, record: dict[str, Any] | None = None) -> Path | None:
+        """Write the step's checkpoint (``step-*``); with an epoch ``record`` whose monitored value improves,
+        ``best/`` too, from the same state."""
         state = view.state
         if state.step == self._saved_step and state.batch_in_epoch == 0 and record is None and not state.finished:
             return None  # nothing new since the last save
@@ -89,26 +108,56 @@ class CheckpointSaver(Callback):
         value = None
         if record is not None and self.monitor in record:
             value = float(record[self.monitor])
+        previous_best = self.best
         improved = value is not None and is_improvement(value, self.best, self.mode)
         if improved:
-            self.best = value
+            self.best = value  # before the capture: the checkpoint carries the best it is
         captured = view.capture()
-        info = {**self.info, "step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch}
-        name = checkpoint.folder_name(state.step)
+        info = self._info(state)
         try:
-            path = checkpoint.save(self.root, name, captured.tree, captured.tensors, info)
+            path = checkpoint.save(self.root, checkpoint.folder_name(state.step), captured.tree, captured.tensors, info)
             if improved:
                 checkpoint.save(self.root, checkpoint.BEST, captured.tree, captured.tensors,
                                 {**info, self.monitor: value})
         except OSError as exc:
+            if improved:  # best/ was not replaced: a later evaluation better than its value is written
+                self.best = previous_best
             self._failed(state, exc.strerror or str(exc))
             return None
-        if self._failing is not None:
-            self.warn(f"note: checkpoints written again from step {state.step}, after {self._failing['failures']} "
-                      "failed")
-            self._failing = None
+        self._written(state)
         self._saved_step = state.step
         self._last_time = time.monotonic()
         self.last_saved = str(path)
         checkpoint.prune(self.root, self.keep_last)
         return path
+
+    def save_best(self, view: TrainerView, value: float) -> Path | None:
+        """Write ``best/`` alone when ``value`` (a validation's monitored value) improves on the best so far;
+        the step's ``step-*`` checkpoint is left to the cadence. A write that fails keeps the previous
+        ``best/`` and the previous best value, so a later validation better than that one is written."""
+        if not is_improvement(value, self.best, self.mode):
+            return None
+        state = view.state
+        if not view.prepare_save():
+            return None  # a guard found a bad step: the loop rolls back instead
+        previous_best, self.best = self.best, value  # before the capture: the checkpoint carries the best it is
+        captured = view.capture()
+        try:
+            path = checkpoint.save(self.root, checkpoint.BEST, captured.tree, captured.tensors,
+                                   {**self._info(state), self.monitor: value})
+        except OSError as exc:
+            self.best = previous_best
+            self._failed(state, exc.strerror or str(exc))
+            return None
+        self._written(state)
+        return path
+
+    def _info(self, state: Any) -> dict[str, Any]:
+        return {**self.info, "step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch}
+
+    def _written(self, state: Any) -> None:
+        """A checkpoint was written: a run of failed saves, if any, is over."""
+        if self._failing is not None:
+            self.warn(f"note: checkpoints written again from step {state.step}, after {self._failing['failures']} "
+                      "failed")
+            self._failing = None

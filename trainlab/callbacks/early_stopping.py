@@ -1,4 +1,5 @@
-"""Early stopping: stop when the monitored value has not improved for ``patience`` epochs."""
+"""Early stopping: stop when the monitored value has not improved for ``patience`` validations (epochs, where
+validation is per epoch)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from trainlab.callbacks.monitor import is_improvement, read
 class EarlyStopping(Callback):
     """Keras/Lightning semantics; with ``restore_best`` the best weights are put back at the end.
 
+    ``patience`` counts the validations the monitor is read in: one per epoch, plus the mid-epoch ones of
+    ``eval_every_n_steps`` (a record without the monitor, e.g. ``train_loss`` at a mid-epoch validation, is
+    not counted). ``best_epoch`` is the epoch of the best validation: fractional for a mid-epoch one
+    (its record's ``epoch``, e.g. 1.5 halfway through the second), and the stop reason says "validations"
+    rather than "epochs" once a mid-epoch validation was counted.
+
     The weights kept are the ones validation evaluated (for schedule-free optimizers the
     averaged weights x), and they are restored after the step is put in eval mode, so the
-    summary's validation loss is the best epoch's.
+    summary's validation loss is the best validation's.
     """
 
     order = 30
@@ -31,8 +38,9 @@ class EarlyStopping(Callback):
 
     def reset(self) -> None:
         self.best: float | None = None
-        self.best_epoch: int | None = None
+        self.best_epoch: float | None = None  # an int for an epoch's validation, fractional for a mid-epoch one
         self.wait = 0
+        self.mid_epoch = False  # a mid-epoch validation was counted: patience counts validations, not epochs
         self.best_weights: dict[str, torch.Tensor] | None = None
         # the loss's state at the best epoch, where the loss learns (a learned variance): restored with the
         # weights, so the summary scores the best epoch's model with the loss it was validated with
@@ -42,20 +50,24 @@ class EarlyStopping(Callback):
         if view.state.epoch == 0 and view.state.step == 0:
             self.reset()  # instances can be re-used across fit() calls
 
-    def evaluate(self, value: float, epoch: int) -> tuple[bool, str | None]:
+    def evaluate(self, value: float, epoch: float) -> tuple[bool, str | None]:
         """Pure decision: (should_stop, reason); updates best/wait."""
         if is_improvement(value, self.best, self.mode, self.min_delta):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             return False, None
         self.wait += 1
-        if self.wait >= self.patience:  # Keras/Lightning: stop after `patience` epochs without improvement
-            return True, (
-                f"early stopping: {self.monitor} did not improve for {self.wait} epochs "
-                f"(best {self.best:.6g} at epoch {self.best_epoch})"
-            )
+        if self.wait >= self.patience:  # Keras/Lightning: stop after `patience` validations without improvement
+            counted = ("validation" if self.mid_epoch else "epoch") + ("" if self.wait == 1 else "s")
+            # every value so far NaN (never an improvement): there is no best to name
+            best = "none a number" if self.best is None else f"best {self.best:.6g} at epoch {self.best_epoch}"
+            return True, f"early stopping: {self.monitor} did not improve for {self.wait} {counted} ({best})"
         return False, None
 
     def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
+        if self.monitor not in record:
+            return  # a mid-epoch validation records val_* only: a train_loss monitor is read at epoch ends
+        if record.get("scope") == "step":
+            self.mid_epoch = True
         should_stop, reason = self.evaluate(read(record, self.monitor), record["epoch"])
         if self.restore_best and self.best_epoch == record["epoch"]:
             self.best_weights = view.weights()
@@ -72,6 +84,8 @@ class EarlyStopping(Callback):
     def state_dict(self) -> dict[str, Any]:
         state = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
                  "best_weights": self.best_weights}
+        if self.mid_epoch:  # only with mid-epoch validations: other checkpoints are as before
+            state["mid_epoch"] = True
         if self.best_loss_weights is not None:  # only where the loss learns: other checkpoints are as before
             state["best_loss_weights"] = self.best_loss_weights
         return state
@@ -79,4 +93,5 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
         self.best_weights = state["best_weights"]
+        self.mid_epoch = bool(state.get("mid_epoch", False))  # absent: none counted yet, or an older checkpoint
         self.best_loss_weights = state.get("best_loss_weights")  # absent: a loss without state, an older checkpoint

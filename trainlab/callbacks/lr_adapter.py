@@ -60,7 +60,7 @@ class LRAdapter(Callback):
             view.set_lr_factor(factor, {route: 0.0 if value is None else value for route, value in routes.items()})
 
     def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:
-        if self._dynamic:
+        if self._dynamic and self.monitor in record:  # a mid-epoch validation records val_* only
             self.schedule.observe(read(record, self.monitor))
 
     def state_dict(self) -> dict[str, Any]:

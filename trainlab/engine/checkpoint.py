@@ -277,7 +277,7 @@ def prune_after_finish(root: str | os.PathLike[str], keep: str) -> list[Path]:
     """Delete the checkpoints a finished run no longer needs; returns the folders kept, newest first.
 
     ``keep``: ``"all"`` deletes nothing; ``"last"`` keeps ``best/`` and the newest step folder
-    (what ``trainlab resume`` and a look at the best epoch need); ``"none"`` deletes every
+    (what ``trainlab resume`` and a look at the best evaluation need); ``"none"`` deletes every
     checkpoint (``model.safetensors`` holds the final weights). Leftover temporary folders of
     interrupted writes (``.step-*.tmp-*``) go in every mode but ``all``. A folder that cannot be
     deleted is left in place and reported as kept.
