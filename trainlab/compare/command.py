@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
+from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, refuse_damaged, run_action, run_plans
 from trainlab.compare.strategies import (
@@ -95,6 +97,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         policies = task_code_policies(bases, strategies, folders)
         configs = validate_strategies(bases, strategies, policies)  # before any run: a bad strategy costs nothing
         check_recorded(configs, metric, parsed_target["metric"] if parsed_target else None, policies)
+        warn_loss_scales(configs, metric, parsed_target["metric"] if parsed_target else None)
         direction = direction or direction_of(metric)
         plans = plan_runs(bases, strategies, list(range(seeds)), out)
         groups = _by_policy(plans, policies)
@@ -296,6 +299,16 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
                               f"(recorded: {', '.join(keys)}){hint}")
 
 
+def warn_loss_scales(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None) -> None:
+    """Before any run: one ``warning:`` line on stderr where ``metric`` or ``target_metric`` is the training
+    loss (``test_loss``, ``val_loss``) and a task's strategies train different losses, whose values are
+    on different scales (:func:`~trainlab.compare.loss_scale.loss_scale_warning`). Not a refusal: one
+    loss across optimizers is a fair ranking by it, and the user may mean the scale they chose."""
+    line = loss_scale_warning(configs, metric, target_metric)
+    if line:
+        print(line, file=sys.stderr, flush=True)
+
+
 def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
     """The error line for a comparison where not one run finished (None when one did)."""
     entries = [e for table in board["tasks"].values() for e in table["strategies"]]
@@ -328,8 +341,6 @@ def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]],
             # its runs' damaged metrics lines were named as the leaderboard read them (compare.run_record)
             return write_report([out], out / "report.html", warn_damaged_metrics=False)
     except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
-        import sys
-
         print(f"warning: report.html not written: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None
 

@@ -314,6 +314,24 @@ def _fmt_spread(block: dict[str, Any]) -> str:
     return _fmt(std, 2)
 
 
+def ci_method_text(entries: list[dict[str, Any]], metric: str) -> str:
+    """How the table's intervals of ``metric`` were made, in leaderboard.json's words (its ``ci_method``):
+    ``t``, or ``t, clipped to [0, 1]`` where an interval reached past the metric's range and was clipped."""
+    methods = list(dict.fromkeys(e["metrics"].get(metric, {}).get("ci_method") or "t" for e in entries))
+    clipped = [m for m in methods if m != "t"]
+    return clipped[0] if clipped else "t"
+
+
+def target_text(ttt: dict[str, Any]) -> str:
+    """The table's time-to-target cell: the median time and how many runs reached the target, ``1.2 s (3/3)``;
+    ``not reached (0/3)`` where no run did, ``most missed (1/3)`` where the median run missed it (a miss
+    counts as infinite time, so the median is infinite)."""
+    reached = f"({ttt['reached']}/{len(ttt['values'])})"
+    if ttt["median"] is not None:
+        return f"{_fmt(ttt['median'], 3)} s {reached}"
+    return f"{'not reached' if not ttt['reached'] else 'most missed'} {reached}"
+
+
 def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
     """A rich table per task, ranked by the metric."""
     from rich.console import Console
@@ -326,7 +344,7 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
     metric, target = board["metric"], board["target"]
     for task, table_data in board["tasks"].items():
         title = (f"{task}: ranked by {metric} ({board['direction']}), {board['seeds']} seeds, "
-                 f"mean ± std [95% t CI]")
+                 f"mean ± std [95% CI: {ci_method_text(table_data['strategies'], metric)}]")
         table = Table(title=title)
         columns = ["rank", "strategy", metric, "95% CI", "vs best (Holm p)", "P(beats best)", "train s"]
         if target:
@@ -350,7 +368,7 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
                    _fmt(entry["metrics"].get("train_time_s", {}).get("mean"), 3)]
             if target:
                 ttt = entry["time_to_target_s"]
-                row.insert(5, f"{_fmt(ttt['median'], 3)} s ({ttt['reached']}/{len(ttt['values'])})")
+                row.insert(5, target_text(ttt))
             table.add_row(*row)
         console.print(table)
         for entry in table_data["strategies"]:

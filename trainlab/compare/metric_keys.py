@@ -19,13 +19,20 @@ RANGES = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "subset_accur
           "hamming_accuracy": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f1": (0.0, 1.0),
           "roc_auc": (0.0, 1.0), "average_precision": (0.0, 1.0), "matthews_corrcoef": (-1.0, 1.0),
           "r2": (-math.inf, 1.0), "mse": (0.0, math.inf), "rmse": (0.0, math.inf), "mae": (0.0, math.inf),
-          "log_loss": (0.0, math.inf)}
+          "log_loss": (0.0, math.inf),
+          # the summary's own numbers (trainlab.records.SUMMARY_NUMBERS): times, rates and counts
+          "train_time_s": (0.0, math.inf), "samples_per_s": (0.0, math.inf), "epochs_run": (0.0, math.inf),
+          "steps": (0.0, math.inf), "best_epoch": (0.0, math.inf)}
 _AVERAGING = re.compile(r"_(?:macro|micro|weighted|samples|binary)$")
 _TOP_K = re.compile(r"^top_\d+_accuracy$")
 
 
 def metric_range(metric: str) -> tuple[float, float] | None:
-    """The (low, high) values ``metric`` (``val_f1_macro``, ``val_top_3_accuracy``) can take, or None if unknown."""
+    """The (low, high) values ``metric`` (``val_f1_macro``, ``val_top_3_accuracy``, ``train_time_s``) can take,
+    or None if unknown. A summary number (no ``test_``/``val_`` prefix) named ``*_s`` (a time) or ``*_per_s``
+    (a rate) is at least 0 too."""
+    if not metric.startswith(("val_", "test_")) and metric.endswith("_s"):
+        return (0.0, math.inf)
     name = _AVERAGING.sub("", metric.removeprefix("val_").removeprefix("test_"))
     return RANGES.get("accuracy" if _TOP_K.match(name) else name)
 

@@ -1,0 +1,165 @@
+"""Whether ranking by ``test_loss``/``val_loss`` compares numbers of one scale.
+
+``test_loss`` and ``val_loss`` are each run's own training loss: the strategy's ``strategy.loss``
+evaluated on the split. Strategies whose loss sections differ (bce vs focal with gamma 5, label
+smoothing, class weights, huber vs mse, reduction sum vs mean) record it on different scales, so the
+smaller-scale loss "wins" a ranking or reaches a target first whatever the models predict: focal's
+(1 - p)^gamma factor shrinks every term, bce 0.157 vs focal 0.003 says nothing about which model is
+better (their log_loss, one formula for both, can say the opposite).
+
+:func:`differing_losses` is the comparison itself (pure: loss specs in, groups out), for compare's
+strategies and for any other set of configs (a tuning space); :func:`loss_scale_warning` is compare's
+one ``warning:`` line.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# the target kinds (trainlab.losses.base) whose runs record class probabilities, hence log_loss
+PROBABILITY_KINDS = ("binary", "class_index")
+MAX_NAMED = 3  # strategies named per loss in the warning; the rest are counted
+
+
+def is_training_loss(key: str | None) -> bool:
+    """``test_loss``, ``val_loss`` (``train_loss``): the run's own loss on a split. ``test_log_loss`` is not:
+    it is one formula (the negative log-likelihood of the predicted probabilities) for every loss."""
+    if not key:
+        return False
+    split, _, name = key.partition("_")
+    return split in ("train", "val", "test") and name == "loss"
+
+
+def _loss_factory(name: str) -> Any:
+    """The registered factory of loss ``name``, or None (``auto``, ``module:attr`` code, unknown names:
+    no user code is imported here)."""
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
+    from trainlab.losses import LOSSES
+
+    return LOSSES.get(name) if ":" not in name and name in LOSSES else None
+
+
+def _canonical(value: Any) -> Any:
+    """A hashable form in which equal settings are equal: 5 and 5.0, lists and tuples, key order."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_canonical(v) for v in value)
+    return repr(value)
+
+
+def loss_identity(spec: str | Mapping[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """``(name, options)`` of a loss spec with the options its factory would take by default left out,
+    so that ``{name: focal}`` and ``{name: focal, gamma: 2}`` (focal's default) are one loss."""
+    raw = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = str(raw.pop("name", "")).lower()
+    factory = _loss_factory(name)
+    defaults: dict[str, Any] = {}
+    if factory is not None:
+        try:
+            parameters = inspect.signature(factory).parameters.values()
+        except (TypeError, ValueError):  # a builtin or C factory: compare the options as written
+            parameters = []
+        defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    options = {k: v for k, v in raw.items() if not (k in defaults and _canonical(v) == _canonical(defaults[k]))}
+    return name, tuple(sorted((str(k), _canonical(v)) for k, v in options.items()))
+
+
+def loss_label(spec: str | Mapping[str, Any]) -> str:
+    """A loss spec as a short text: ``bce``, ``focal(gamma=5)``, ``cross_entropy(label_smoothing=0.1)``."""
+    raw = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name, options = loss_identity(raw)
+    shown = {k: raw[k] for k, _ in options if k in raw}
+    return name + (f"({', '.join(f'{k}={_short(v)}' for k, v in shown.items())})" if shown else "")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return str(value).replace(" ", "")
+
+
+def differing_losses(specs: Mapping[str, str | Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The owners (strategy names, trials) of each distinct loss, ``{loss label: [owners]}`` in first-seen
+    order, when ``specs`` (owner -> loss spec, as ``config.strategy.loss.spec()`` gives it) holds more than
+    one loss; ``{}`` when every owner trains the same loss (options left at their defaults count as
+    unset: :func:`loss_identity`), so that their ``*_loss`` values are on one scale."""
+    groups: dict[tuple[str, tuple[tuple[str, Any], ...]], list[str]] = {}
+    labels: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
+    for owner, spec in specs.items():
+        identity = loss_identity(spec)
+        groups.setdefault(identity, []).append(owner)
+        labels.setdefault(identity, loss_label(spec))
+    if len(groups) < 2:
+        return {}
+    return {labels[identity]: owners for identity, owners in groups.items()}
+
+
+def _target_kinds(specs: Sequence[str | Mapping[str, Any]]) -> set[str | None]:
+    kinds: set[str | None] = set()
+    for spec in specs:
+        factory = _loss_factory(loss_identity(spec)[0])
+        kinds.add(getattr(factory, "target_kind", None))
+    return kinds
+
+
+def suggestion(specs: Sequence[str | Mapping[str, Any]], metrics: Sequence[str] | None) -> tuple[list[str], str]:
+    """What to rank (or target) by instead, as metric names without their split and why: ``log_loss`` where
+    every loss gives class probabilities, ``mse``/``mae`` where every loss is a regression loss, else a task
+    metric. ``metrics``: the metrics every config lists (None: as if none, the task's defaults, which leave
+    log_loss out)."""
+    kinds = _target_kinds(specs)
+    if kinds <= set(PROBABILITY_KINDS):
+        add = "" if "log_loss" in (metrics or ()) else "; add log_loss to the config's metrics"
+        return ["log_loss"], f"one formula for every strategy: the negative log-likelihood of its probabilities{add}"
+    if kinds == {"continuous"}:
+        return ["mse", "mae"], "one formula for every strategy"
+    return ["accuracy", "mse"], "a task metric every strategy records the same way"
+
+
+def _owners(names: list[str]) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:MAX_NAMED])
+    return shown + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
+
+
+def loss_scale_warning(configs: Mapping[tuple[str, str], Any], metric: str | None,
+                       target_metric: str | None) -> str | None:
+    """The ``warning:`` line for a comparison that ranks by (``metric``) or targets (``target_metric``) the
+    training loss where the strategies of a task train different losses, else None.
+
+    ``configs`` by ``(task, strategy)``, validated (``trainlab.compare.strategies.validate_strategies``):
+    the loss sections compared are the ones the runs will train, after each strategy's overrides. The
+    first task whose losses differ is named (and how many others do). A warning, not a refusal: ranking
+    by the loss is right where its scale is what the user means (one loss, several optimizers)."""
+    flags = [(flag, key) for flag, key in (("--metric", metric), ("--target", target_metric)) if is_training_loss(key)]
+    if not flags:
+        return None
+    tasks = list(dict.fromkeys(task for task, _ in configs))
+    differing = {}
+    for task in tasks:
+        own = {strategy: config for (t, strategy), config in configs.items() if t == task}
+        groups = differing_losses({strategy: config.strategy.loss.spec() for strategy, config in own.items()})
+        if groups:
+            differing[task] = (groups, own)
+    if not differing:
+        return None
+    task, (groups, own) = next(iter(differing.items()))
+    specs = [config.strategy.loss.spec() for config in own.values()]
+    # what every strategy records: a config without a metrics list takes its task's defaults (no log_loss)
+    metrics = sorted(set.intersection(*(set(config.metrics or ()) for config in own.values())))
+    keys = " and ".join(f"{flag} {key}" for flag, key in flags)
+    where = f"task '{task}'" + (f" (and {len(differing) - 1} more tasks)" if len(differing) > 1 else "")
+    losses = "; ".join(f"{label} in {_owners(owners)}" for label, owners in groups.items())
+    names, why = suggestion(specs, metrics)
+    instead = " / ".join(f"{flag} " + " or ".join(f"{key.partition('_')[0]}_{name}" for name in names)
+                         for flag, key in flags)
+    return (f"warning: {keys} {'is' if len(flags) == 1 else 'are'} each strategy's own training loss, and the "
+            f"strategies of {where} train different losses ({losses}): their values are on different scales, "
+            f"so a lower one need not mean a better model; compare by {instead} ({why})")
