@@ -12,8 +12,11 @@ naming the file and the key (exit 3), not a TypeError deep in predict. Each chec
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,45 @@ PREPROCESSING_RECORD = "preprocessing.json"
 MODEL_RECORD = "model.json"
 DIGESTS_KEY = "records_sha256"  # run.json: {record file: SHA-256}, written when the run finishes
 DIGESTED_RECORDS = (LABELS_RECORD, PREPROCESSING_RECORD, MODEL_RECORD)  # the only names DIGESTS_KEY may hold
+
+
+# what pathlib's is_file() reads as "no such file"; any other OSError of a stat is a folder or file that cannot be read
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def unreadable(path: Path, exc: OSError, kind: str = "file") -> DataError:
+    """``path`` (a record, or with ``kind="folder"`` the run folder holding it) cannot be read: a data
+    problem (exit 3), not a failed write (5)."""
+    return DataError(f"cannot read the {kind} {path}: {exc.strerror or exc}; make it readable to this user, "
+                     "or leave it out")
+
+
+def is_record_file(path: Path) -> bool:
+    """``path.is_file()``, but a ``path`` that cannot be looked up is a DataError (:func:`unreadable`), not an
+    OSError naming a file that may not exist, which the CLI reports as a failed write (exit 5). Permission
+    denied on the lookup is the folder's (no search permission: nothing in it can be read), so the folder is
+    named."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as exc:
+        if exc.errno in _ABSENT:
+            return False
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise unreadable(path.parent, exc, "folder") from None
+        raise unreadable(path, exc) from None
+
+
+def check_readable(path: Path) -> None:
+    """DataError (:func:`unreadable`) when the regular file ``path`` is there but may not be read (mode
+    000, another user's); anything else wrong with it is left to the reader that follows, which says it
+    as its own kind of error. Opened, never read: a link or a device is not followed or touched."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return
+        os.close(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK))
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise unreadable(path, exc) from None
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -18,7 +18,9 @@ class CheckpointSaver(Callback):
     :class:`trainlab.config.CheckpointConfig`). Before each save the other callbacks clear their
     pending checks (``on_before_save``); a save they veto is skipped. A write that fails (disk
     full, permission denied) is reported as a warning and an event, once per run of failures for one
-    reason (the event counts them); the previous checkpoint stays intact and training goes on.
+    reason (the event counts them); the previous checkpoint stays intact and training goes on. Step
+    checkpoints and ``best/`` fail apart, each reported as itself: a step checkpoint written counts
+    though ``best/`` then fails.
 
     With ``every_n_epochs``, ``best/`` holds the best evaluation by the monitored metric (``monitor``,
     ``mode``; NaN never improves): every validation the monitor sees is offered (``on_validation_end``),
@@ -47,7 +49,7 @@ class CheckpointSaver(Callback):
         self.last_saved: str | None = None  # the newest checkpoint written or resumed from
         self._last_time = time.monotonic()
         self._saved_step = -1
-        self._failing: dict[str, Any] | None = None  # the event of the current run of failed saves
+        self._failing: dict[str, dict[str, Any]] = {}  # "step"/"best": the event of its current run of failed saves
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -83,23 +85,39 @@ class CheckpointSaver(Callback):
         if view.state.finished or view.control.interrupted_by is not None:
             self.save(view)
 
-    def _failed(self, state: Any, reason: str) -> None:
+    def _failed(self, state: Any, reason: str, best_value: float | None = None) -> None:
         """One warning and one ``checkpoint_failed`` event per run of failures with the same reason (a full
-        disk fails every save until it is freed): the event counts them (``failures``, ``last_step``)."""
-        if self._failing is not None and self._failing["error"] == reason:
-            self._failing["failures"] += 1
-            self._failing["last_step"] = state.step
+        disk fails every save until it is freed): the event counts them (``failures``, ``last_step``).
+        Step checkpoints and ``best/`` (``best_value`` given) are counted apart, and the event of a
+        ``best/`` failure says ``"checkpoint": "best"``: a disk with room for the one but not the other
+        fails only ``best/``, at every improvement, while every step checkpoint is written."""
+        kind = "best" if best_value is not None else "step"
+        failing = self._failing.get(kind)
+        if failing is not None and failing["error"] == reason:
+            failing["failures"] += 1
+            failing["last_step"] = state.step
             return
-        kept = f"previous checkpoint {self.last_saved} kept" if self.last_saved else "no earlier checkpoint"
-        self.warn(f"warning: checkpoint at step {state.step} not written: {reason} ({kept}); training continues "
-                  "(further failures for the same reason are counted, not repeated)")
-        self._failing = {"event": "checkpoint_failed", "step": state.step, "error": reason, "failures": 1,
-                         "last_step": state.step}
-        state.events.append(self._failing)
+        if kind == "best":
+            best = self.root / checkpoint.BEST
+            kept = f"previous {best} kept" if best.is_dir() else f"no earlier {checkpoint.BEST}/"
+            self.warn(f"warning: {best}/ (the best evaluation, {self.monitor} {best_value:.6g} at step {state.step}) "
+                      f"not written: {reason} ({kept}); training continues and a later evaluation better than the "
+                      "previous best is written (further failures for the same reason are counted, not repeated)")
+        else:
+            kept = f"previous checkpoint {self.last_saved} kept" if self.last_saved else "no earlier checkpoint"
+            self.warn(f"warning: checkpoint at step {state.step} not written: {reason} ({kept}); training continues "
+                      "(further failures for the same reason are counted, not repeated)")
+        failing = {"event": "checkpoint_failed", "step": state.step, "error": reason, "failures": 1,
+                   "last_step": state.step, **({"checkpoint": checkpoint.BEST} if kind == "best" else {})}
+        self._failing[kind] = failing
+        state.events.append(failing)
 
     def save(self, view: TrainerView, record: dict[str, Any] | None = None) -> Path | None:
         """Write the step's checkpoint (``step-*``); with an epoch ``record`` whose monitored value improves,
-        ``best/`` too, from the same state."""
+        ``best/`` too, from the same state, once the step's checkpoint is written (a resume point comes
+        first on a disk with room for one). The two writes fail apart: a step checkpoint written counts
+        (``last_saved``, keep-last pruning) though ``best/`` then fails; a ``best/`` not written (the step's
+        failed, or its own) leaves the previous ``best/`` and best value, so a later better one is written."""
         state = view.state
         if state.step == self._saved_step and state.batch_in_epoch == 0 and record is None and not state.finished:
             return None  # nothing new since the last save
@@ -116,19 +134,17 @@ class CheckpointSaver(Callback):
         info = self._info(state)
         try:
             path = checkpoint.save(self.root, checkpoint.folder_name(state.step), captured.tree, captured.tensors, info)
-            if improved:
-                checkpoint.save(self.root, checkpoint.BEST, captured.tree, captured.tensors,
-                                {**info, self.monitor: value})
         except OSError as exc:
-            if improved:  # best/ was not replaced: a later evaluation better than its value is written
-                self.best = previous_best
-            self._failed(state, exc.strerror or str(exc))
+            self.best = previous_best  # best/ is not written either: a later evaluation better than it is
+            self._failed(state, _reason(exc))
             return None
         self._written(state)
         self._saved_step = state.step
         self._last_time = time.monotonic()
         self.last_saved = str(path)
         checkpoint.prune(self.root, self.keep_last)
+        if improved and value is not None:
+            self._write_best(state, captured, {**info, self.monitor: value}, value, previous_best)
         return path
 
     def save_best(self, view: TrainerView, value: float) -> Path | None:
@@ -142,22 +158,32 @@ class CheckpointSaver(Callback):
             return None  # a guard found a bad step: the loop rolls back instead
         previous_best, self.best = self.best, value  # before the capture: the checkpoint carries the best it is
         captured = view.capture()
+        return self._write_best(state, captured, {**self._info(state), self.monitor: value}, value, previous_best)
+
+    def _write_best(self, state: Any, captured: Any, info: dict[str, Any], value: float,
+                    previous_best: float | None) -> Path | None:
+        """Write ``best/`` from ``captured``; on failure ``self.best`` goes back to ``previous_best`` (what
+        ``best/`` still holds) and the failure is reported as ``best/``'s."""
         try:
-            path = checkpoint.save(self.root, checkpoint.BEST, captured.tree, captured.tensors,
-                                   {**self._info(state), self.monitor: value})
+            path = checkpoint.save(self.root, checkpoint.BEST, captured.tree, captured.tensors, info)
         except OSError as exc:
             self.best = previous_best
-            self._failed(state, exc.strerror or str(exc))
+            self._failed(state, _reason(exc), best_value=value)
             return None
-        self._written(state)
+        self._written(state, checkpoint.BEST)
         return path
 
     def _info(self, state: Any) -> dict[str, Any]:
         return {**self.info, "step": state.step, "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch}
 
-    def _written(self, state: Any) -> None:
-        """A checkpoint was written: a run of failed saves, if any, is over."""
-        if self._failing is not None:
-            self.warn(f"note: checkpoints written again from step {state.step}, after {self._failing['failures']} "
-                      "failed")
-            self._failing = None
+    def _written(self, state: Any, kind: str = "step") -> None:
+        """A checkpoint of ``kind`` (``"step"`` or ``"best"``) was written: its run of failed saves, if any,
+        is over."""
+        failing = self._failing.pop(kind, None)
+        if failing is not None:
+            what = f"{self.root / checkpoint.BEST}/ written" if kind == "best" else "checkpoints written"
+            self.warn(f"note: {what} again from step {state.step}, after {failing['failures']} failed")
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)

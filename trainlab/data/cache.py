@@ -7,10 +7,18 @@ written pickle-free (``np.savez``, read with ``allow_pickle=False``) and atomica
 the same folder, then ``os.replace``), so a reader never sees half an entry and two processes may
 fill the same entry at once. An unreadable entry is regenerated; a cache folder that cannot be
 written only costs the regeneration. ``TRAINLAB_CACHE_DIR=off`` turns the cache off.
+
+:func:`write_npz` is the atomic, pickle-free write both caches use: this one and ``data.cache_dir``
+(the decoded arrays of ``image_folder``, :mod:`trainlab.data.images`). A cache is an optimisation,
+so a cache that cannot be written never stops a run: this one says nothing (the next run regenerates
+in seconds), ``data.cache_dir`` gives one ``warning:`` line naming the cache file and the reason (the
+disk full, read-only, permission denied: :func:`not_written`) and the run trains on the arrays it
+decoded, as Keras and Hugging Face datasets do with a cache they cannot write.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -21,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from trainlab.atomic import named_after
 
 CACHE_ENV = "TRAINLAB_CACHE_DIR"
 FORMAT = 1  # bump when what a cached entry holds changes
@@ -52,20 +62,43 @@ def _read(file: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _write(file: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically; any failure (read-only or full disk) leaves no partial file and is not an error."""
+def write_npz(file: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``file`` (``np.savez``, pickle-free) atomically: a hidden temporary beside it
+    (``.<stem>.XXXX.tmp``), then ``os.replace``. On an OSError (disk full, read-only, permission denied) the
+    temporary is removed and the error names ``file``, not the temporary (:func:`trainlab.atomic.named_after`)."""
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=f".{file.stem}.", suffix=".tmp", dir=file.parent)
-    except OSError:
-        return
+    except OSError as exc:
+        raise named_after(exc, file) from None
     try:
         os.chmod(temp, 0o644)  # mkstemp makes it private; a cache entry is as readable as any download
         with os.fdopen(handle, "wb") as out:
             np.savez(out, **arrays)
         os.replace(temp, file)
-    except OSError:
+    except BaseException as exc:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise named_after(exc, file) from None
+        raise
+    return file
+
+
+def not_written(file: Path, exc: OSError) -> str:
+    """Why ``file`` was not written, for a warning: the OSError's reason as the system says it (``No space
+    left on device``, ``Read-only file system``, ``Permission denied``), and what frees it."""
+    reason = exc.strerror or str(exc)
+    fix = ("free space there, or remove data.cache_dir" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+           else "make the folder writable, or point data.cache_dir elsewhere")
+    return f"{file} not written: {reason} ({fix})"
+
+
+def _write(file: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically; any failure (read-only or full disk) leaves no partial file and is not an error."""
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_npz(file, arrays)
+    except OSError:
+        return
 
 
 def cached(name: str, key: dict[str, Any], generate: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

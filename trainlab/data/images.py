@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
+from trainlab.data.cache import not_written, write_npz
 from trainlab.data.notices import warn
 from trainlab.data.paths import resolve
 from trainlab.data.transforms import image_transforms
-from trainlab.errors import ConfigError, DataError
+from trainlab.errors import WRITE_ERRNOS, ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 PIL_FORMATS = ("JPEG", "PNG")  # the only decoders tried: faster to identify, and nothing unexpected is parsed
@@ -353,18 +354,24 @@ def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resiz
 
 
 def _cache_file(cache_dir: str, root: Path, splits: dict[str, FolderSplit], size: tuple[int, int] | None,
-                mode: str) -> Path:
+                mode: str) -> Path | None:
+    """The cache's file in ``cache_dir`` (made when missing), keyed by every image's name, size and mtime;
+    None, with a warning, when the folder cannot be made for the disk's or the permissions' sake."""
     digest = hashlib.sha256(f"{CACHE_VERSION}|{root.resolve()}|{size}|{mode}".encode())
     for name, split in splits.items():
         for file, label in zip(split.files, split.labels, strict=True):
             stat = file.stat()
             digest.update(f"{name}|{label}|{file.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     folder = Path(cache_dir).expanduser()
+    file = folder / f"image_folder-{digest.hexdigest()[:16]}.npz"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:  # the disk's or the permissions' fault: the run goes on, uncached
+            warn(f"data.cache_dir: image cache {not_written(file, exc)}; training goes on without it")
+            return None
         raise DataError(f"cannot create data.cache_dir {folder}: {exc}; fix it or remove cache_dir") from None
-    return folder / f"image_folder-{digest.hexdigest()[:16]}.npz"
+    return file
 
 
 def _read_cache(file: Path, splits: dict[str, FolderSplit]) -> dict[str, np.ndarray] | None:
@@ -382,13 +389,13 @@ def _read_cache(file: Path, splits: dict[str, FolderSplit]) -> dict[str, np.ndar
 
 
 def _write_cache(file: Path, arrays: dict[str, np.ndarray]) -> None:
-    partial = file.with_name(f"{file.stem}.{os.getpid()}.partial.npz")
+    """Write the cache atomically (a reader never sees half of it); one that cannot be written (disk full,
+    read-only, permission denied) is one warning, and the run trains on the arrays just decoded."""
     try:
-        np.savez(partial, **arrays)
-        os.replace(partial, file)  # atomic: a reader never sees half a cache
+        write_npz(file, arrays)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise DataError(f"cannot write the image cache {file}: {exc}; free space or remove data.cache_dir") from None
+        warn(f"data.cache_dir: image cache {not_written(file, exc)}; training goes on without it, and the "
+             "next run decodes the images again")
 
 
 # ----------------------------------------------------------------------------- the source

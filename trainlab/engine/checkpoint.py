@@ -261,9 +261,31 @@ def latest(root: str | os.PathLike[str], validate: Callable[[dict[str, Any]], No
     return None
 
 
+DELETING = ".deleting-"  # a checkpoint folder renamed aside to be deleted: ``.step-000000123.deleting-<pid>``
+
+
+def remove(folder: Path) -> bool:
+    """Delete checkpoint ``folder`` whole or not at all; True when it is gone.
+
+    It is renamed aside first (one atomic rename, hidden from :func:`step_folders`), then the renamed folder
+    is deleted. Deleting in place would empty a folder whose parent is not writable and then fail to remove
+    it: a checkpoint without its files, still listed. A folder that cannot be renamed stays whole; one whose
+    deletion stops after the rename (its files not removable) is a hidden leftover, never a checkpoint,
+    which :func:`prune_after_finish` tries again.
+    """
+    aside = folder.with_name(f".{folder.name}{DELETING}{os.getpid()}")
+    try:
+        os.rename(folder, aside)
+    except OSError:
+        return False
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
+
+
 def prune(root: str | os.PathLike[str], keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` step folders, each whole or not at all (:func:`remove`)."""
     for folder in step_folders(root)[keep_last:]:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove(folder)
 
 
 def folder_name(step: int) -> str:
@@ -279,8 +301,9 @@ def prune_after_finish(root: str | os.PathLike[str], keep: str) -> list[Path]:
     ``keep``: ``"all"`` deletes nothing; ``"last"`` keeps ``best/`` and the newest step folder
     (what ``trainlab resume`` and a look at the best evaluation need); ``"none"`` deletes every
     checkpoint (``model.safetensors`` holds the final weights). Leftover temporary folders of
-    interrupted writes (``.step-*.tmp-*``) go in every mode but ``all``. A folder that cannot be
-    deleted is left in place and reported as kept.
+    interrupted writes (``.step-*.tmp-*``) and of interrupted deletions (``.step-*.deleting-*``) go in
+    every mode but ``all``. Each checkpoint goes whole or stays whole (:func:`remove`): one that cannot
+    be deleted (``checkpoint/`` not writable) is left as it was and reported as kept.
     """
     if keep not in KEEP_AFTER_FINISH:
         raise ValueError(f"keep must be one of {', '.join(KEEP_AFTER_FINISH)}; got {keep!r}")
@@ -292,8 +315,11 @@ def prune_after_finish(root: str | os.PathLike[str], keep: str) -> list[Path]:
         return kept
     keep_set = set() if keep == "none" else {*steps[:1], best}
     for path in list(root.iterdir()):
-        temporary = path.name.startswith(".") and ".tmp-" in path.name
+        temporary = path.name.startswith(".") and (".tmp-" in path.name or DELETING in path.name)
         if path in keep_set or not (path in kept or temporary) or path.is_symlink():
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        if temporary:
+            shutil.rmtree(path, ignore_errors=True)  # no checkpoint: what is left of it may be left
+        else:
+            remove(path)
     return [path for path in kept if path.exists()]

@@ -29,8 +29,9 @@ def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path, *,
     ``warn_damaged_metrics`` is False (``trainlab compare``, which has warned as it read the same runs).
 
     Raises :class:`ConfigError` when a path is neither kind or ``out`` is not an .html file name, and
-    :class:`DataError` when a comparison's leaderboard.json is valid JSON of another shape (edited, or
-    damaged): the page building's AttributeError/TypeError/KeyError, as one line.
+    :class:`DataError` when a folder or record cannot be read (permission denied) or is damaged, e.g. a
+    comparison's leaderboard.json of valid JSON but another shape (edited): the page building's
+    AttributeError/TypeError/KeyError, as one line.
     """
     from trainlab.report.sections import comparison_page, runs_page
 

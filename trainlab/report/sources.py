@@ -11,7 +11,9 @@ still reports; a path that is neither kind raises :class:`ConfigError`.
 A folder may be someone else's, and its records end up in an HTML page: every record is read
 bounded and never through a symbolic link (:func:`~trainlab.records.read_record_text`; config.yaml
 through :func:`~trainlab.yaml_files.load_yaml_file`, with its size, alias and depth limits), and a
-record that is damaged, nested too deeply or of the wrong type is one DataError or ConfigError line. A
+record that is damaged, nested too deeply or of the wrong type is one DataError or ConfigError line; a
+folder or record that cannot be read (permission denied) is one DataError naming it (exit 3, never an
+OSError, which the CLI reports as a write that failed: :func:`~trainlab.run_records.is_record_file`). A
 metrics.jsonl line that is damaged is left out of the curves with one ``warning:`` line on stderr
 (:func:`read_metrics`), as the rest of the file is still worth showing.
 """
@@ -19,6 +21,7 @@ metrics.jsonl line that is damaged is left out of the curves with one ``warning:
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Any
 
 from trainlab.errors import ConfigError, DataError
 from trainlab.records import FIT_RECORDS, is_finite_number, read_metrics_file, read_record_text
+from trainlab.run_records import check_readable, is_record_file, unreadable
 from trainlab.yaml_files import load_yaml_file
 
 LEADERBOARD = "leaderboard.json"
@@ -94,11 +98,13 @@ def _number(value: Any) -> float | None:
 
 def _read_json(path: Path, default: Any) -> Any:
     """The JSON in ``path`` (``default`` when there is no such file); DataError when it cannot be read."""
-    if not path.is_file():
+    if not is_record_file(path):
         return default
     try:
         return json.loads(read_record_text(path))
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    except ValueError as exc:
         raise DataError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
     except RecursionError:
         raise DataError(f"cannot read {path}: its JSON is nested too deeply") from None
@@ -120,22 +126,45 @@ def read_metrics(path: Path, left_out_of: str | None = CURVES) -> tuple[list[dic
     names it as left out of ``left_out_of`` (:func:`~trainlab.records.damaged_lines_warning`); None: no
     warning, for a caller that has said so already (``trainlab compare`` warns as it reads its runs, then
     writes their report). An unreadable file is a DataError."""
-    if not path.is_file():
+    if not is_record_file(path):
         return [], []
     try:
         parsed = read_metrics_file(path, left_out_of)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    except ValueError as exc:
         raise DataError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
     return parsed.records, parsed.events
 
 
 def is_run_folder(path: Path) -> bool:
-    return path.is_dir() and ((path / "run.json").is_file() or (path / "config.yaml").is_file())
+    """``path`` holds a run.json or a config.yaml; a folder that cannot be read is a DataError naming it
+    (:func:`~trainlab.run_records.is_record_file`), as is every record of it that cannot be read."""
+    return _is_folder(path) and (is_record_file(path / "run.json") or is_record_file(path / "config.yaml"))
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError as exc:  # its parent cannot be searched
+        raise unreadable(path.parent, exc, "folder") from None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """The folders in ``folder`` (none when it is absent), sorted; DataError when it cannot be listed (a
+    comparison whose runs could not be seen would be reported as having none)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(Path(entry.path) for entry in entries if entry.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise unreadable(folder, exc, "folder") from None
 
 
 def is_fit_records(path: Path) -> bool:
     """``path`` holds the records of ``trainlab.fit(out=...)`` (no run.json: it is not a run folder)."""
-    return not is_run_folder(path) and all((path / name).is_file() for name in FIT_RECORDS)
+    return not is_run_folder(path) and all(is_record_file(path / name) for name in FIT_RECORDS)
 
 
 def load_run(path: str | Path, seed: int | None = None, fit_records: bool = False,
@@ -153,7 +182,11 @@ def load_run(path: str | Path, seed: int | None = None, fit_records: bool = Fals
                           f"(no {LEADERBOARD}){fit}")
     else:
         config_path = path / "config.yaml"
-    config = load_yaml_file(config_path, follow_links=False) if config_path.is_file() else {}
+    if is_record_file(config_path):
+        check_readable(config_path)  # a config.yaml that may not be read is the run's data (3), not a bad config (2)
+        config = load_yaml_file(config_path, follow_links=False)
+    else:
+        config = {}
     if config is not None and not isinstance(config, dict):
         raise DataError(f"{config_path} holds a YAML {type(config).__name__}, not a mapping of config sections; "
                         "the file was changed or damaged: restore it or leave the run out of the report")
@@ -184,10 +217,10 @@ def load_comparison(path: str | Path, left_out_of: str | None = CURVES) -> Compa
         raise ConfigError(f"{path} has no {LEADERBOARD}; run 'trainlab compare' first, or pass run folders")
     runs: dict[str, dict[str, list[RunRecords]]] = {}
     root = path / "runs"
-    for task_dir in sorted(p for p in root.glob("*") if p.is_dir()):
-        for strategy_dir in sorted(p for p in task_dir.glob("*") if p.is_dir()):
+    for task_dir in _subfolders(root):
+        for strategy_dir in _subfolders(task_dir):
             seeds = []
-            for seed_dir in strategy_dir.iterdir():
+            for seed_dir in _subfolders(strategy_dir):
                 match = SEED_FOLDER.match(seed_dir.name)
                 if match and is_run_folder(seed_dir):
                     seeds.append(load_run(seed_dir, seed=int(match.group(1)), left_out_of=left_out_of))
@@ -197,15 +230,22 @@ def load_comparison(path: str | Path, left_out_of: str | None = CURVES) -> Compa
     return Comparison(path, leaderboard, runs)
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError as exc:  # its parent cannot be searched: whether it exists cannot be known
+        raise unreadable(path.parent, exc, "folder") from None
+
+
 def classify(paths: list[Path], left_out_of: str | None = CURVES) -> Comparison | list[RunRecords]:
     """One comparison folder, or one or more run folders; anything else is a :class:`ConfigError`.
     ``left_out_of``: as :func:`read_metrics` warns about damaged metrics lines."""
     if not paths:
         raise ConfigError("report needs a comparison folder or at least one run folder")
-    missing = [p for p in paths if not p.exists()]
+    missing = [p for p in paths if not _exists(p)]
     if missing:
         raise ConfigError(f"{missing[0]} does not exist; pass a comparison folder or run folders")
-    comparisons = [p for p in paths if (p / LEADERBOARD).is_file()]
+    comparisons = [p for p in paths if is_record_file(p / LEADERBOARD)]
     if comparisons:
         if len(paths) > 1:
             raise ConfigError(f"pass one comparison folder on its own (got {len(paths)} paths, "
