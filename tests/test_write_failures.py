@@ -370,3 +370,19 @@ def test_report_of_a_comparison_with_a_part_that_cannot_be_read_is_a_data_error_
     kind = "file" if where.endswith(".json") else "folder"
     assert err.startswith(f"error: cannot read the {kind} {root / where}: Permission denied") and err.count("\n") == 1
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_eval_or_predict_of_a_run_folder_that_cannot_be_read_is_a_data_error_naming_it(tmp_path, monkeypatch,
+                                                                                          capsys, command):
+    from trainlab.cli import main
+
+    run = _fake_run(tmp_path / "r1u")
+    _deny_reading(monkeypatch, run)
+    args = [command, str(run)] + ([str(tmp_path / "rows.csv")] if command == "predict" else [])
+    code = main(args)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 3, err  # was 5: config.yaml's lookup raised PermissionError, read as a failed write
+    assert err == f"error: cannot read the folder {run}: Permission denied; make it readable to this user, or " \
+                  "leave it out\n"

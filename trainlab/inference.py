@@ -66,6 +66,7 @@ from trainlab.run_records import (
     check_record_digests,
     checked,
     consistent,
+    is_record_file,
     load_trained_config,
     read_json,
 )
@@ -438,7 +439,7 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
 def run_config_path(path: Path) -> Path:
     """``path/config.yaml``; a folder without one is a RunDirError (one that says so for ``trainlab.fit``'s records)."""
     config_path = path / "config.yaml"
-    if not config_path.is_file():
+    if not is_record_file(config_path):  # a folder that cannot be read: a DataError naming it, not a write error
         if not path.exists():  # the same words as resume's (trainlab.run_folder)
             raise RunDirError(f"run folder {path} does not exist")
         if (path / "strategy.yaml").is_file() and (path / "model.safetensors").is_file():  # trainlab.fit(out=...)
