@@ -209,8 +209,10 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
         callbacks.append(UnfreezeSchedule(strategy.finetune.freeze, strategy.finetune.unfreeze_after_epochs))
     divergence = strategy.divergence
     if divergence.policy != "off":
+        # the rows of a full step: steps of fewer than 32 rows are judged by the median of consecutive ones
         callbacks.append(DivergenceGuard(divergence.policy, divergence.spike_factor, divergence.window,
-                                         divergence.lr_factor, divergence.max_rollbacks))
+                                         divergence.lr_factor, divergence.max_rollbacks,
+                                         rows_per_step=min(plan.batch_size * plan.accum, plan.n)))
     stopping = strategy.early_stopping
     if stopping:
         callbacks.append(EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta,
@@ -306,7 +308,6 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     loss.to(device)
     batch_size = batch_size_for(config, len(data.train), quiet)
     check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes, batch_rows=batch_size)
-    warn_if_raw_scale_targets(data, loss, config.data.standardize_target)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
 
@@ -325,6 +326,9 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         spec["lr"] = notes["lr_auto"] = resolve_auto_lr(config, model, loss, spec, batches, plan, device, precision)
         notes["lr_auto_s"] = time.perf_counter() - started  # a time budget counts it (trainlab.time_budget)
         config = resolved_lr(config, spec["lr"])
+    # after lr: auto resolves, as the warning measures the targets against lr x steps (LR_BOUNDED_STEP)
+    warn_if_raw_scale_targets(data, loss, config.data.standardize_target,
+                              None if config.strategy.optimizer.groups else spec, total_steps)
     if "loss_advice" in notes:  # loss: auto, as the advisor chose it (config.yaml records the resolved config)
         config = resolved_loss(config, notes["loss_advice"]["loss"])
         if not quiet:

@@ -137,7 +137,7 @@ class DivergenceConfig(Strict):
     # (callbacks/divergence_guard.py); 50 means nothing below median + 12.5 x the starting loss, or below
     # median + 74 robust sigmas (single-sample losses are heavy-tailed), is a spike
     spike_factor: Float = Field(50.0, gt=0.0)
-    window: Int = Field(50, ge=5)  # steps in the running median
+    window: Int = Field(50, ge=5)  # judged losses in the running median: steps, or the group medians of steps under 32 rows
     lr_factor: Float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
     max_rollbacks: Int = Field(3, ge=0)
 

@@ -455,6 +455,15 @@ def declare_section_keys(kind: str, section: str, keys: Iterable[str]) -> None:
     _SECTION_KEYS[kind] = (section, tuple(keys))
 
 
+def _removal_hint(section: str, option: str) -> str:
+    """How to drop the key ``section.option`` a factory does not take: in a CLI command (the code policy's
+    ``cli``, :func:`command_code_policy`) with ``--set '~KEY'``, which deletes a key of the config file
+    (:func:`trainlab.config.apply_overrides`); from Python, by editing the mapping."""
+    if _POLICY.get().cli:
+        return f"remove it with --set '~{section}.{option}'"
+    return f"remove the key '{option}' from {section}"
+
+
 def _is_registered(target: Any) -> bool:
     return any(target is factory for registry in _REGISTRIES for factory in registry._entries.values())
 
@@ -661,5 +670,7 @@ class Registry(Generic[T]):
                 listed = f"options: {', '.join(options) or 'none'}"
                 if shared:
                     listed += f"; shared {section} keys: {', '.join(shared)}"
-                raise ConfigError(f"{self.kind} '{name}' has no option '{option}'"
-                                  f"{did_you_mean(option, options + shared)} ({listed})")
+                suggestion = did_you_mean(option, options + shared)
+                # no close name: likely a key left from another source (--set data.source=...), so say how to drop it
+                removal = f"; {_removal_hint(section, option)}" if section and not suggestion else ""
+                raise ConfigError(f"{self.kind} '{name}' has no option '{option}'{suggestion} ({listed}){removal}")

@@ -101,7 +101,7 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
     from trainlab.data.text import read_table
 
     delimiter = check_delimiter(options.get("delimiter", TEXT_SOURCES[source][0]))
-    path = resolve_file(file, "a text file with a header row")
+    path = resolve_file(file, "a text file with a header row", what="the input")  # predict's, not data.path
     text_column = text_column_of(source, options)
     quoted = source == "text_csv"
     check_text_header(path, text_column, delimiter, quoted)

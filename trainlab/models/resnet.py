@@ -309,8 +309,11 @@ def _airbench(name: str, input_shape: tuple[int, ...], output_dim: int, widths: 
         raise ConfigError(f"model '{name}': whiten_kernel must be >= 1; got {whiten_kernel}")
     smallest = (min(height, width) - int(whiten_kernel) + 1) // 8
     if smallest < 1:
+        need = 7 + int(whiten_kernel)  # the whitening conv's valid output, then three 2x2 poolings to >= 1
+        # image_folder's data.size is the one resizing option (docs/data.md); 32: the CIFAR size of its lrs
         raise ConfigError(f"model '{name}': images of {height}x{width} are too small for 3 pooling stages "
-                          f"(need >= {7 + int(whiten_kernel)})")
+                          f"(need >= {need}x{need}); use larger images, or resize them (data.size: 32 for an "
+                          "image_folder, the CIFAR size its lrs were tuned on)")
     if isinstance(scaling_factor, str):
         _choice("scaling_factor", scaling_factor, SCALING_FACTORS, name)
         scaling_factor = 1 / widths[-1]
