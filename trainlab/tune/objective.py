@@ -10,7 +10,8 @@ Outcomes: the objective returns the run's final validation metric (the model
 ``best.yaml`` reproduces, after any ``restore_best``; :func:`final_value`); raises
 ``optuna.TrialPruned`` for a pruned run; raises :class:`TrialFailed` for a run
 that diverged (:class:`TrainingError`) or was refused (any other
-:class:`TrainlabError`), with the reason stored as the trial's ``fail_reason``.
+:class:`TrainlabError` but a :class:`WriteError`: a full or read-only disk is the
+study's to stop at, not this trial's failure), with the reason stored as the trial's ``fail_reason``.
 The pruner's decision is stored with the trial (``pruned_at_epoch``) when it is
 made, so the outcome of a finished run can be read back from its records and the
 trial when its worker dies before reporting it (:mod:`trainlab.tune.recovery`).
@@ -25,7 +26,7 @@ import optuna
 
 from trainlab.callbacks import Callback
 from trainlab.config import Config, validate
-from trainlab.errors import ConfigError, Interrupted, TrainingError, TrainlabError
+from trainlab.errors import ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
 from trainlab.tune.space import SearchSpace, apply_values
 
 # user attributes a trial carries (trials.csv columns, stale-trial detection)
@@ -33,7 +34,7 @@ ATTR_PID = "pid"
 ATTR_PID_START = "pid_start"  # the worker's start time (run_lock.process_start): a reused pid is no live worker
 ATTR_HOST = "host"
 ATTR_PRUNED_AT = "pruned_at_epoch"
-ATTR_FAIL_KIND = "fail_kind"  # diverged | error | stale | interrupted
+ATTR_FAIL_KIND = "fail_kind"  # diverged | error | stale | interrupted (a signal, a full or read-only disk)
 ATTR_FAIL_REASON = "fail_reason"
 ATTR_RUN_DIR = "run_dir"
 
@@ -146,7 +147,7 @@ class Objective:
         try:
             config = trial_config(self.base_raw, values, f"{base_name}-trial{trial.number}")
             summary, _ = train(config, out=out, quiet=True, callbacks=[pruning])
-        except (MetricNotFound, Interrupted):
+        except (MetricNotFound, Interrupted, WriteError):  # the study's to handle: not this trial's own failure
             raise
         except TrainingError as exc:
             raise TrialFailed("diverged", str(exc)) from None

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import sys
 import time
 import warnings
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 
 from trainlab.atomic import write_bytes
-from trainlab.errors import ConfigError, folder_error
+from trainlab.errors import ConfigError, WriteError, folder_error
 
 if TYPE_CHECKING:
     from trainlab.tune.study import TuneSettings
@@ -109,9 +111,64 @@ def journal_lock(journal: Path) -> FileLock:
     return FileLock(journal.with_name(f".{journal.name}.flock"))
 
 
+class WholeRecordJournal(JournalFileBackend):
+    """Optuna's ``JournalFileBackend`` whose appends are whole or nothing: an append that fails (a full or
+    read-only disk, an interrupt) cuts the journal back to its length before the append, under the
+    journal's lock, and an ``OSError`` is raised as a :class:`WriteError` naming the journal (exit 5).
+
+    Optuna's own append leaves the part it wrote: the next append (another record of the same study,
+    say the failed trial's) lands after that fragment, and reading the journal back then fails on the
+    glued line (``JSONDecodeError``) in every worker. A failed append changes nothing here: Optuna's
+    in-memory state, updated only from what it reads back, and the file agree, and the study can go on
+    once the disk is writable. :func:`repair_journal` still mends a fragment that a killed writer left
+    (no code runs after SIGKILL)."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+        # the lock Optuna's append takes (journal_lock): one acquire, as a FileLock is not reentrant
+        self._lock.acquire()
+        try:
+            self._append(data)
+        finally:
+            self._lock.release()
+
+    def _append(self, data: bytes) -> None:
+        path = self._file_path
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _journal_error(path, exc) from None
+        try:
+            length = os.fstat(descriptor).st_size  # under the lock: no one else appends meanwhile
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(descriptor, view):]
+                os.fsync(descriptor)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):  # cutting back needs no space; a fragment left is
+                    os.ftruncate(descriptor, length)  # repaired when the study is next opened
+                if isinstance(exc, OSError):
+                    raise _journal_error(path, exc) from None
+                raise
+        finally:
+            os.close(descriptor)
+
+
+class JournalWriteError(WriteError):
+    """An append to the study's journal failed (:class:`WholeRecordJournal`): the message names the journal
+    and says the study can be continued."""
+
+
+def _journal_error(path: str, exc: OSError) -> JournalWriteError:
+    return JournalWriteError(f"cannot write the study's journal {path}: {exc.strerror or exc}; the record was "
+                             "not written and the journal is intact: once the disk is writable, rerun the same "
+                             "trainlab tune command to continue the study")
+
+
 def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
     if settings.storage is None:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalStorage
 
         try:
             settings.out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +178,7 @@ def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
         if damaged := repair_journal(journal):
             print(f"warning: {journal}: {damaged} damaged line(s) (a write cut off by a crash or a full disk) "
                   f"moved to {journal.name}.damaged-*; the study goes on from its intact records", file=sys.stderr)
-        return JournalStorage(JournalFileBackend(str(journal), lock_obj=journal_lock(journal)))
+        return JournalStorage(WholeRecordJournal(str(journal), lock_obj=journal_lock(journal)))
     url = storage_url(settings.storage)
     for attempt in range(10):
         try:

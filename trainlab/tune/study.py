@@ -36,7 +36,7 @@ import optuna
 from optuna.trial import TrialState
 
 from trainlab.config import apply_overrides, read_yaml, validate
-from trainlab.errors import ConfigError, Interrupted
+from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError
 from trainlab.folder_owner import refuse_foreign
 from trainlab.optim import default_option
 from trainlab.records import check_validation_key
@@ -56,6 +56,7 @@ from trainlab.tune.space import SearchSpace, check_space, encode_choice, load_sp
 from trainlab.tune.storage import (
     JOURNAL_NAME,
     STUDY_MARKER,
+    JournalWriteError,
     claim_lock,
     is_duplicate,
     open_storage,
@@ -210,6 +211,15 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         thread.join()
 
 
+class SignalInterrupt(KeyboardInterrupt):
+    """The KeyboardInterrupt a tune process raises for a signal it handles as Ctrl-C (a ``--jobs`` worker's
+    SIGTERM), naming it: the trial it cuts short is recorded with the signal's name."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def continue_advice(settings: TuneSettings) -> str:
     return f"rerun the same trainlab tune command to continue the study to {settings.trials} trials"
 
@@ -218,6 +228,19 @@ def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, reason: str) -> N
     trial.set_user_attr(ATTR_FAIL_KIND, kind)
     trial.set_user_attr(ATTR_FAIL_REASON, reason[:500])
     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says a file could not be written for the disk's sake (full, over quota, read-only,
+    permission denied: :class:`WriteError`, or an ``OSError`` in ``DISK_FULL_OR_READ_ONLY``), not the trial's."""
+    return isinstance(exc, WriteError) or (isinstance(exc, OSError) and exc.errno in DISK_FULL_OR_READ_ONLY)
+
+
+def write_failure_text(exc: BaseException) -> str:
+    """One line for a write failure: ``No space left on device: /out/trials/3/checkpoints/last.safetensors``."""
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}"
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _log(settings: TuneSettings, message: str) -> None:
@@ -270,7 +293,10 @@ def _run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
 def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective, trial: optuna.Trial) -> None:
     """Run one claimed trial and record its outcome: COMPLETE with its value, PRUNED, or FAIL with its
     kind and reason. A trial failure is logged and the study goes on; a metric the runs lack (the study
-    cannot go on) and an interrupt are recorded, then raised."""
+    cannot go on) and an interrupt are recorded, then raised. A file the trial cannot write (a full or
+    read-only disk: :func:`is_write_failure`) is no failure of the trial, and every further trial would
+    meet it too: the trial is recorded as FAIL (interrupted), which does not count against ``--trials``,
+    and a :class:`WriteError` (exit 5) stops the study, to be continued by the same command."""
     try:
         with heartbeat(study, trial):
             value = objective(trial)
@@ -288,10 +314,19 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
         _fail(study, trial, "interrupted", f"{signal_name}: {RERUN_NOTE}")
         raise Interrupted(f"{signal_name} during trial {trial.number}, which is recorded as "
                           f"failed; {continue_advice(settings)}", exc.exit_code - 128) from None
-    except KeyboardInterrupt:  # before the run's own handler was up (its data loading, say)
-        _fail(study, trial, "interrupted", f"SIGINT received: {RERUN_NOTE}")
+    except KeyboardInterrupt as exc:  # before the run's own handler was up (its data loading, say)
+        signal_name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name  # a SignalInterrupt names its own
+        _fail(study, trial, "interrupted", f"{signal_name} received: {RERUN_NOTE}")
         raise
     except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
+        if is_write_failure(exc):  # the disk's fault: every further trial would fail the same way
+            cause = write_failure_text(exc)
+            _fail(study, trial, "interrupted", f"cannot write ({cause}): {RERUN_NOTE}")
+            if isinstance(exc, JournalWriteError):  # its line names the journal and says how to go on
+                raise
+            raise WriteError(f"trial {trial.number} stopped: cannot write ({cause}); it is recorded as failed "
+                             f"(interrupted) and does not count: once the disk is writable, "
+                             f"{continue_advice(settings)}") from None
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         _fail(study, trial, "error", f"{type(exc).__name__}: {first}")
         _log(settings, f"trial {trial.number}: failed: {type(exc).__name__}: {first}")

@@ -5,7 +5,10 @@ number of workers end with the study's total). A worker dies with the tune proce
 (``PR_SET_PDEATHSIG``). An interrupt is reported once, by the tune process: the workers are born
 with SIGINT blocked and unblock it in their entry point (a Ctrl-C during a fresh interpreter's
 imports would otherwise print a traceback per worker), claim no further trial once the tune
-process was interrupted, and exit with the signal's code alone.
+process was interrupted, and exit with the signal's code alone. SIGTERM is handled as a Ctrl-C, in the
+tune process (which passes it on to the workers: it may have reached the tune process alone) and in each
+worker, so the trials it cuts short are recorded as interrupted (:func:`_sigterm_as_interrupt`). A
+worker stopped by a file it cannot write (exit 5: a full or read-only disk) stops the others' claims.
 
 A spawned worker starts by importing the main module, i.e. runs the caller's script again; a
 ``tune(jobs=N)`` call that ``if __name__ == "__main__":`` does not guard runs there too and would start
@@ -17,6 +20,7 @@ says why, once.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -24,10 +28,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from trainlab.errors import ConfigError, Interrupted, TrainingError, TrainlabError
+from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
 from trainlab.registry import CodePolicy, current_policy, set_policy
 from trainlab.tune.space import SearchSpace, load_space
-from trainlab.tune.study import TuneSettings, continue_advice, run_trials
+from trainlab.tune.study import SignalInterrupt, TuneSettings, continue_advice, run_trials
 
 RERAN_SCRIPT_EXIT = 87  # a worker's exit code: importing the main script called tune(jobs=N) again
 GUARD_ADVICE = ("guard the call with if __name__ == '__main__': (tune --jobs starts worker processes that "
@@ -47,7 +51,8 @@ def exit_if_rerunning_the_script(settings: TuneSettings) -> None:
 
 def _die_with_parent() -> None:
     """Linux: the worker gets SIGTERM when the tune process dies, even by SIGKILL (no orphan workers);
-    SIGTERM inside a trial records it as interrupted, elsewhere the next start fails it as stale."""
+    the trial it runs is recorded as interrupted (:func:`_sigterm_as_interrupt`; a SIGTERM during the
+    worker's start-up kills it before it claims one)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -66,13 +71,15 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     _die_with_parent()
     if policy is not None:
         set_policy(policy)
+    received: list[int] = []  # a SIGTERM, as Ctrl-C outside a run too: the trial it cuts short is recorded
     try:
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        space = load_space(settings.space)
-        run_trials(settings, space, settings.base_config(), deadline, stop.is_set)
+        with _sigterm_as_interrupt(received):
+            if hasattr(signal, "pthread_sigmask"):
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            space = load_space(settings.space)
+            run_trials(settings, space, settings.base_config(), deadline, stop.is_set)
     except KeyboardInterrupt:
-        sys.exit(128 + signal.SIGINT)
+        sys.exit(128 + (received[-1] if received else signal.SIGINT))
     except Interrupted as exc:
         sys.exit(exc.exit_code)
     except TrainlabError as exc:
@@ -83,22 +90,83 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
 
 
 @contextlib.contextmanager
-def _sigint_held() -> Iterator[list[int]]:
+def _sigint_held(received: list[int]) -> Iterator[None]:
     """While starting the workers: SIGINT blocked in this thread, so the workers are born with it blocked
-    (the mask is inherited; :func:`_worker_main` unblocks it), and only recorded here (another thread of
-    this process may take it), so that a start is never cut off halfway (the worker would read a
-    truncated start-up message and print a traceback). Yields the list of signals received meanwhile."""
-    received: list[int] = []
+    (the mask is inherited; :func:`_worker_main` unblocks it), and SIGINT and SIGTERM only recorded here
+    (another thread of this process may take them), so that a start is never cut off halfway (the worker
+    would read a truncated start-up message and print a traceback). The signals received meanwhile are
+    appended to ``received``."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield received
+        yield
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield received
+        yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(received: list[int]) -> Iterator[None]:
+    """SIGTERM handled as a Ctrl-C, in the tune process and in each worker, instead of killing the process
+    by its default action. The tune process: a SIGTERM to it alone (``kill PID``, ``docker stop``) would
+    kill its workers with it (``PR_SET_PDEATHSIG``), their trials left RUNNING and no line saying what
+    happened. A worker: a SIGTERM outside its run's own handler (claiming a trial, loading its data)
+    would leave the trial RUNNING until the next start. Its number is appended to ``received``; the
+    first raises :class:`SignalInterrupt` (a KeyboardInterrupt naming it), later ones are only recorded,
+    so that the interrupt's clean-up (recording the trial, waiting for the workers) is not cut short.
+    The CLI leaves SIGTERM to ``tune``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise SignalInterrupt(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _join(workers: list[Any], stop: Any) -> None:
+    """Wait for every worker, in the order they end. One that ends with :data:`EXIT_SYSTEM` (a file it
+    could not write: a full or read-only disk, which its trial is recorded as interrupted for) stops the
+    others' claims (``stop``): their next trials would meet the same disk. Their running trials go on."""
+    from multiprocessing.connection import wait
+
+    pending = list(workers)
+    while pending:
+        ended = wait([worker.sentinel for worker in pending])
+        for worker in [w for w in pending if w.sentinel in ended]:
+            worker.join()
+            pending.remove(worker)
+            if worker.exitcode == EXIT_SYSTEM:
+                stop.set()
+
+
+def _stop_workers(workers: list[Any], stop: Any, signum: int) -> None:
+    """After an interrupt of the tune process: no worker claims a further trial (``stop``), and each is
+    waited for. A Ctrl-C in a terminal reaches the workers itself (the whole process group); a SIGTERM
+    may have reached this process alone, so it is passed on to every live worker, whose run then stops
+    at its next step and records its trial as FAIL (interrupted). A worker that had it already takes the
+    second as "stop now": its trial is recorded as interrupted all the same (an interrupted trial is not
+    resumed, so its checkpoint is not needed)."""
+    stop.set()
+    for worker in workers:
+        if signum == signal.SIGTERM and worker.pid is not None and worker.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        if worker.pid is not None:
+            worker.join()
 
 
 def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
@@ -113,25 +181,29 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
     stop = context.Event()  # set on an interrupt: a worker claims no further trial
     workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy()),
                                name=f"tune-worker-{i}") for i in range(settings.jobs)]
-    try:
-        with _sigint_held() as received:
-            for worker in workers:
-                worker.start()
-        if received:
-            raise KeyboardInterrupt
-        for worker in workers:
-            worker.join()
-    except KeyboardInterrupt:
-        stop.set()
-        for worker in workers:
-            if worker.pid is not None:
-                worker.join()
-        raise Interrupted(f"SIGINT received: the trials it cut short are recorded as failed; "
-                          f"{continue_advice(settings)}", signal.SIGINT) from None
+    received: list[int] = []  # the signals that reached this process (a Ctrl-C's KeyboardInterrupt aside)
+    with _sigterm_as_interrupt(received):
+        try:
+            with _sigint_held(received):
+                for worker in workers:
+                    worker.start()
+            if received:
+                raise KeyboardInterrupt
+            _join(workers, stop)
+        except KeyboardInterrupt:
+            if not received:  # a Ctrl-C: recorded, so that a SIGTERM now cannot cut the clean-up short
+                received.append(signal.SIGINT)
+            signum = received[0]
+            _stop_workers(workers, stop, signum)
+            raise Interrupted(f"{signal.Signals(signum).name} received: the trials it cut short are recorded as "
+                              f"failed; {continue_advice(settings)}", signum) from None
     codes = [w.exitcode for w in workers]
     if RERAN_SCRIPT_EXIT in codes:
         script = getattr(sys.modules.get("__main__"), "__file__", None) or "your script"
         raise ConfigError(f"tune(jobs={settings.jobs}) ran again in its worker processes when they imported "
                           f"{script}: {GUARD_ADVICE}")
+    if EXIT_SYSTEM in codes:
+        raise WriteError(f"tune workers exited with codes {codes}: a file could not be written (see the lines "
+                         f"above); once the disk is writable, {continue_advice(settings)}")
     if any(codes):
         raise TrainingError(f"tune workers exited with codes {codes}; see the lines above")
