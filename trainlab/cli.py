@@ -3,7 +3,9 @@
 Exit codes: 0 success, 2 usage or config error, 3 data error, 4 training failed,
 5 a file could not be read or written, 130/143 interrupted (SIGINT/SIGTERM, after a checkpoint).
 Errors print one line starting ``error:``; ``--debug`` shows the traceback instead, with the same
-exit code. The parser is in :mod:`trainlab.cli_parser`.
+exit code. A SIGINT/SIGTERM that arrives once the command's result is written (a run's run.json says
+finished, or the command returned) changes nothing: one ``warning: ... received while finishing``
+line, exit 0 (:func:`trainlab.sigterm.command_signals`). The parser is in :mod:`trainlab.cli_parser`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from trainlab.errors import (
     TrainingError,
     TrainlabError,
 )
-from trainlab.sigterm import sigterm_as_ctrl_c
+from trainlab.sigterm import command_signals
 
 MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
 
@@ -263,9 +265,8 @@ def import_holding_signals(module: str, received: list[int]) -> bool:
     """
     import importlib
 
-    held = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
-    if callable(signal.getsignal(signal.SIGTERM)):  # sigterm_as_ctrl_c's, not the default (die) or ignored
-        held.append(signal.SIGTERM)
+    # Python's Ctrl-C or command_signals' handlers, not the default (die) or ignored
+    held = [sig for sig in (signal.SIGINT, signal.SIGTERM) if callable(signal.getsignal(sig))]
     before = len(received)
     previous: dict[int, object] = {}
     try:
@@ -282,6 +283,9 @@ def import_holding_signals(module: str, received: list[int]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``trainlab <argv>``; returns the exit code. Without ``argv`` (the ``trainlab`` command, ``python -m
+    trainlab.cli``: the process ends with it) SIGINT/SIGTERM stay deferred after the return, through the
+    interpreter's teardown; with ``argv`` (called from Python) the previous handlers come back."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -295,14 +299,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     from trainlab.registry import command_code_policy
 
-    received: list[int] = []  # SIGTERM, handled as Ctrl-C (tune's workers keep their own handling of it)
+    received: list[int] = []  # SIGINT, and SIGTERM handled as Ctrl-C (tune's workers keep their own handling of it)
     try:
-        with contextlib.nullcontext() if args.command == "tune" else sigterm_as_ctrl_c(received):
+        with (contextlib.nullcontext() if args.command == "tune"
+              else command_signals(received, outlive=argv is None,
+                                   run_is_result=args.command in ("train", "resume"))) as signals:
             if args.command not in ("plot", "report") and import_holding_signals("torch", received):
                 raise KeyboardInterrupt
             configs = getattr(args, "configs", None) or getattr(args, "config", None)  # compare's bases, or one
             with command_code_policy(args.allow_code, configs, getattr(args, "run_dir", None)):
-                return COMMANDS[args.command](args)
+                code = COMMANDS[args.command](args)
+                if signals is not None:  # its output is written: a signal from now on no longer interrupts it
+                    signals.result_written("the run" if args.command in ("train", "resume") else "the command")
+            return code
     except TrainlabError as exc:
         _say(f"error: {exc}", args.debug)
         return exc.exit_code

@@ -38,8 +38,16 @@ from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
-from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
-from trainlab.inference import run_config_path, write_model_record
+from trainlab.errors import (
+    DISK_FULL_OR_READ_ONLY,
+    ConfigError,
+    DataError,
+    Interrupted,
+    RunDirError,
+    TrainingError,
+    WriteError,
+)
+from trainlab.inference import model_record, run_config_path
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.model_file import (
     DIGEST_KEY,
@@ -57,7 +65,7 @@ from trainlab.model_file import (
 from trainlab.records import read_record_text, safe_summary
 from trainlab.registry import allow_local_modules, run_code_policy, trusted_code_folders, trusting_own_run
 from trainlab.run_folder import RunDir, default_dir
-from trainlab.run_records import DIGESTS_KEY, load_trained_config, record_digests
+from trainlab.run_records import DIGESTS_KEY, MODEL_RECORD, load_trained_config, record_digests
 from trainlab.run_summary import summarize
 from trainlab.schedule_plan import base_lr
 from trainlab.step_builders import first_epoch_freezing
@@ -71,10 +79,22 @@ def _warn(message: str) -> None:
 FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space to come back
 
 
+class StoppedWaiting(Exception):
+    """A signal ended :func:`retrying`'s wait for disk space: ``signum`` (SIGINT/SIGTERM), ``what`` was not written."""
+
+    def __init__(self, signum: int, what: str):
+        super().__init__(f"{signal.Signals(signum).name} received while waiting for disk space to write {what}")
+        self.signum, self.what = signum, what
+
+
 def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRITE_PATIENCE_S,
-             pause_s: float = 2.0) -> None:
+             pause_s: float = 2.0, interrupted: Callable[[], int | None] = lambda: None) -> None:
     """Run ``write`` until it succeeds; a full disk or quota (ENOSPC, EDQUOT) warns once and retries for
     ``patience_s`` (any other OSError is raised at once).
+
+    ``interrupted()`` is the SIGINT/SIGTERM received so far (None: none); after a failed attempt with one
+    received the wait ends at once: :class:`StoppedWaiting` (a stop the user asked for is not held up
+    for minutes by a full disk).
 
     Every write is atomic, so a failed attempt leaves the previous files intact.
     """
@@ -87,6 +107,9 @@ def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRI
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or time.monotonic() >= deadline:
                 raise
+            signum = interrupted()
+            if signum is not None:
+                raise StoppedWaiting(signum, what) from None
             if not warned:
                 _warn(f"warning: cannot write {what} ({exc.strerror or exc}); retrying for up to "
                       f"{patience_s:.0f} s: free some space and the run completes")
@@ -151,16 +174,23 @@ def _run(built: Built, run: RunDir, quiet: bool, saver: CheckpointSaver, signals
     with signals.installed():  # until every file is written: a signal while finishing lets the run complete
         try:
             return _train_and_write(built, run, saver, signals, quiet)
-        except KeyboardInterrupt:  # a second Ctrl-C (SignalStop): stopped at once
-            raise _stopped_at_once(built, run, saver) from None
+        except KeyboardInterrupt:  # a repeated signal (SignalStop): stopped at once
+            names = [signal.Signals(signum).name for signum in signals.signals[-2:]] or ["SIGINT"]
+            why = (f"{names[-1]} received twice" if len(set(names)) == 1 and len(names) == 2
+                   else " then ".join(names) + " received")
+            signum = signals.signals[-1] if signals.signals else signal.SIGINT
+            raise _stopped_at_once(built, run, saver, f"{why}: stopped at once", signum) from None
+        except StoppedWaiting as stop:
+            raise _stopped_at_once(built, run, saver, f"{stop}: stopped", stop.signum) from None
 
 
-def _stopped_at_once(built: Built, run: RunDir, saver: CheckpointSaver) -> Interrupted:
-    """Record a run stopped by a second Ctrl-C (unless it had finished) and say where resuming starts."""
-    stopped = f"SIGINT received twice: stopped at once at step {built.trainer.state.step}"
+def _stopped_at_once(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum: int) -> Interrupted:
+    """Record a run stopped at once by a signal (``why``: "SIGINT received twice: stopped at once"; unless it
+    had finished) and say where resuming starts; the error exits 128 + ``signum``."""
+    stopped = f"{why} at step {built.trainer.state.step}"
     if run.staged and not saver.last_saved:  # an --overwrite with nothing to keep: the old run stays as it was
         return Interrupted(f"{stopped}, before the first checkpoint; the run in {run.final_path.resolve()} is "
-                           "untouched (train with --overwrite again to replace it)", signal.SIGINT)
+                           "untouched (train with --overwrite again to replace it)", signum)
     with contextlib.suppress(OSError, ValueError):
         if run.info().get("status") != "finished":
             run.write_info(status="interrupted")
@@ -168,7 +198,7 @@ def _stopped_at_once(built: Built, run: RunDir, saver: CheckpointSaver) -> Inter
         run.commit_overwrite()
     start = f"its last checkpoint ({saver.last_saved})" if saver.last_saved else "the start (no checkpoint yet)"
     return Interrupted(f"{stopped}; resuming continues from {start}: trainlab resume {run.final_path.resolve()}",
-                       signal.SIGINT)
+                       signum)
 
 
 def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
@@ -178,7 +208,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         trainer.fit()
     except TrainingError as exc:
         retrying(lambda: run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records),
-                 "metrics.jsonl")
+                 "metrics.jsonl", interrupted=lambda: signals.received)
         if saver.last_saved:  # an overwrite keeps the new run only once it has something to keep
             run.commit_overwrite()
         summary = {"name": built.config.name, "status": "diverged", "steps": trainer.state.step,
@@ -218,13 +248,14 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         run.write_summary(summary)
         run.write_info(status="finished", **digests, **{DIGESTS_KEY: record_digests(run.path)})
 
-    retrying(write_results, "the run's results")
+    retrying(write_results, "the run's results", interrupted=lambda: signals.received)
+    signals.result_written()  # run.json says finished: no signal stops it now (the CLI defers them to its exit)
     keep = built.config.output.checkpoint.keep_after_finish
     kept = checkpoint.prune_after_finish(run.checkpoints, keep)
     if not quiet:
         _warn(f"checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
     run.commit_overwrite()
-    if signals.received is not None:  # a signal during the final evaluation: everything is written
+    if signals.received is not None and not signals.handed_over:  # everything is written (the CLI says it itself)
         _warn(f"warning: {signal.Signals(signals.received).name} received while finishing; the run is complete")
     return summary
 
@@ -278,27 +309,57 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
         check_loggers(list(config.output.loggers))  # a missing package is refused before any folder exists
         _check_callbacks(built, target, quiet, user)  # so are bad callbacks
         protect = [value for key in PATH_KEYS if isinstance(value := config.data.model_dump().get(key), str)]
-        run = RunDir.create(target, overwrite=overwrite, protect=protect)
+        records = creation_records(built)  # an earlier attempt that left exactly these is reused (RunDir.create)
         try:
-            write_data_records(run, built)
-            run.write_config(dump_yaml(built.config))  # before run.json: a folder with run.json can resume
-            run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
-                           data_fingerprint=fingerprint, code_folders=trusted_code_folders(),
-                           data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time())
+            run = RunDir.create(target, overwrite=overwrite, protect=protect, records=records)
+        except OSError as exc:
+            raise _before_training(exc) from None
+        try:
+            try:
+                write_data_records(run, built)
+                run.write_config(records["config.yaml"])  # before run.json: a folder with run.json can resume
+                run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
+                               data_fingerprint=fingerprint, code_folders=trusted_code_folders(),
+                               data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time())
+            except OSError as exc:
+                raise _before_training(exc) from None
             saver, signals = _attach_callbacks(built, run, quiet, user)
             return _run(built, run, quiet, saver, signals), run.final_path
         finally:
             run.close()
 
 
-def write_data_records(run: RunDir, built: Built) -> None:
-    """``labels.json`` (class names in index order) and ``preprocessing.json`` (what predict re-applies)."""
+def _before_training(exc: OSError) -> OSError | WriteError:
+    """A new run's records could not be written (before run.json: no training, no checkpoint yet). A full or
+    read-only disk: a WriteError whose advice is to rerun the same command, which reuses what was written
+    (:meth:`RunDir.create`); ``resume`` needs run.json. Any other OSError as it is."""
+    if exc.errno not in DISK_FULL_OR_READ_ONLY:
+        return exc
+    where = f" ({exc.filename})" if exc.filename else ""
+    return WriteError(f"cannot write{where}: {exc.strerror or exc}; training had not started: rerun the same "
+                      "command once the disk is writable")
+
+
+def creation_records(built: Built) -> dict[str, Any]:
+    """What a new run writes before run.json, by file name: config.yaml (text), and the records of
+    :func:`write_data_records` as JSON values: ``labels.json`` (class names in index order, classification),
+    ``preprocessing.json`` (what predict re-applies, when there is any) and ``model.json``
+    (:func:`trainlab.inference.model_record`)."""
     data = built.data
+    records: dict[str, Any] = {"config.yaml": dump_yaml(built.config)}
     if data.class_names is not None:
-        write_json(run.path / "labels.json", {"task": data.task, "class_names": list(data.class_names)})
+        records["labels.json"] = {"task": data.task, "class_names": list(data.class_names)}
     if data.preprocessing:
-        write_json(run.path / "preprocessing.json", data.preprocessing)
-    write_model_record(run.path, built)
+        records["preprocessing.json"] = data.preprocessing
+    records[MODEL_RECORD] = model_record(built)
+    return records
+
+
+def write_data_records(run: RunDir, built: Built) -> None:
+    """The JSON records of :func:`creation_records`: labels.json, preprocessing.json, model.json."""
+    for name, record in creation_records(built).items():
+        if name != "config.yaml":
+            write_json(run.path / name, record)
 
 
 FoundCheckpoint = tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]  # checkpoint.latest: folder, manifest, tree, tensors

@@ -3,7 +3,7 @@
 :func:`load_run` rebuilds the run's model from its folder and loads ``model.safetensors`` (and
 ``loss.safetensors``, the learned state of its loss, when the run wrote one):
 
-- from ``model.json`` (written at training time by :func:`write_model_record`: the model's input
+- from ``model.json`` (:func:`model_record`, written at training time: the model's input
   shape and output width, the resolved loss and model specs) it builds the loss and the model
   directly, **without reading the training data**;
   (image runs: the per-channel normalisation is recorded too; text runs: the tokenizer);
@@ -114,13 +114,6 @@ def _normalize_record(transform: Any) -> dict[str, list[float]] | None:
     if isinstance(transform, Normalize):
         return {"mean": list(transform.mean), "std": list(transform.std)}
     return None
-
-
-def write_model_record(run_path: str | os.PathLike[str], built: Any) -> Path:
-    """Write ``model.json`` into the run folder being written (``run.path``)."""
-    from trainlab.atomic import write_json
-
-    return write_json(Path(run_path) / MODEL_RECORD, model_record(built))
 
 
 # --------------------------------------------------------------------------- the loaded run

@@ -26,7 +26,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from trainlab.atomic import open_temporary
+from trainlab.atomic import named_after, open_temporary
 from trainlab.errors import ConfigError
 from trainlab.schedules import Schedule, schedule_series
 
@@ -65,9 +65,11 @@ def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(exc, OSError) and exc.filename in (None, temporary):  # a full disk's ENOSPC names no file
+            raise named_after(exc, target) from None
         raise
     return target
 

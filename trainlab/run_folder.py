@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json
 # What a new run writes before run.json (experiment.train); run.json's arrival marks the folder complete.
 CREATION_FILES = frozenset({"config.yaml", "labels.json", "preprocessing.json", "model.json"})
 MAX_RUN_JSON_BYTES = 1 << 20
+MAX_CREATION_RECORD_BYTES = 64 << 20  # larger than any record a run writes (a text run's preprocessing, its vocabulary)
 
 
 def default_dir(name: str, root: str | Path = "runs") -> Path:
@@ -160,11 +161,15 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | Path, overwrite: bool = False,
-               protect: Sequence[str | os.PathLike[str]] = ()) -> RunDir:
+               protect: Sequence[str | os.PathLike[str]] = (), records: Mapping[str, Any] | None = None) -> RunDir:
         """A new run folder at ``path``.
 
         A missing or empty folder is used as is, and so is one left by a run killed before it wrote
-        run.json (its free lock, :data:`CREATION_FILES` and temporaries only). A non-empty one is refused unless ``overwrite``, and
+        run.json (its free lock, :data:`CREATION_FILES` and temporaries only), and one left by an earlier
+        attempt of this same run that an error (a full disk) stopped before run.json: no lock, and only
+        :data:`CREATION_FILES` that hold exactly ``records`` (file name -> the text or JSON object this
+        run writes there, :func:`left_by_this_run`), which rewriting loses nothing of. A folder
+        with any other file, or another config's records, is not reused. A non-empty one is refused unless ``overwrite``, and
         even then only if :func:`is_run_folder` proves it is a run folder, it is not the working
         directory, the home folder or a parent of either, it contains none of ``protect`` (the config
         file and data files this run reads), and it holds only files trainlab writes. Otherwise one
@@ -198,6 +203,13 @@ class RunDir:
                 probe.release()
                 raise
             probe.release()
+        if records is not None and path.is_dir() and left_by_this_run(path, records):
+            run = cls(path)
+            run.lock.acquire()  # refuses while another process writes here
+            if left_by_this_run(path, records):  # still, under the lock: the files are rewritten, the same
+                clean_stale_temporaries(path)
+                return run
+            run.lock.release()
         if path.is_dir() and any(not is_stale_temporary(p) for p in path.iterdir()):
             if not overwrite:
                 from trainlab.registry import current_policy  # the command line's words, or Python's
@@ -290,7 +302,10 @@ class RunDir:
         if not path.exists():
             raise RunDirError(f"run folder {path} does not exist")
         if not info_path.is_file():
-            raise RunDirError(f"{path} is not a trainlab run folder (no run.json)")
+            stopped_early = path.is_dir() and any(entry.name in CREATION_FILES for entry in path.iterdir())
+            raise RunDirError(f"{path} is not a trainlab run folder (no run.json)" + (
+                "; a 'trainlab train' into it stopped before training started: rerun that same command"
+                if stopped_early else ""))
         try:
             info = json.loads(read_regular_file(info_path, MAX_RUN_JSON_BYTES, follow_links=False))
         except OSError as exc:  # permission, I/O: the folder cannot be used, its record may be fine
@@ -371,6 +386,32 @@ def _killed_while_created(path: Path) -> bool:
         if not is_stale_temporary(entry):
             return False
     return True
+
+
+def left_by_this_run(path: Path, records: Mapping[str, Any]) -> bool:
+    """True if ``path`` holds what an earlier attempt of the same run wrote before an error (a full disk)
+    stopped it short of run.json: at least one file, each (besides a lock and stale temporaries) one of
+    :data:`CREATION_FILES`, a regular file (not a link), holding ``records[name]``: the same text
+    (config.yaml), or the same JSON value (the .json records). Such a folder holds nothing but what this
+    run writes again, so reusing it loses nothing; any other file (a user's own config.yaml among them,
+    unless identical) makes it False."""
+    found = False
+    for entry in path.iterdir():
+        if entry.name == LOCK or is_stale_temporary(entry):
+            continue
+        if entry.name not in CREATION_FILES or entry.name not in records:
+            return False
+        try:
+            data = read_regular_file(entry, MAX_CREATION_RECORD_BYTES, follow_links=False)
+            expected = records[entry.name]
+            same = (data == expected.encode() if isinstance(expected, str)
+                    else json.loads(data) == json.loads(json.dumps(expected)))
+        except (OSError, ValueError, RecursionError, TypeError):  # a link, a folder, too large, not JSON
+            return False
+        if not same:
+            return False
+        found = True
+    return found
 
 
 def stranded_overwrites(final: Path) -> list[Path]:

@@ -145,8 +145,12 @@ class RunLock:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 os.close(fd)
                 raise RunDirError(f"lock {self.path} is not a regular file; remove it")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+            except OSError as exc:  # a full disk fails the PID's write: name the file (the CLI's "cannot write (...)")
+                os.close(fd)  # the flock goes with it; the empty file is a free lock, as a killed run leaves one
+                raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
             self._fd, self.held = fd, True
             return
         raise RunDirError(f"could not take the lock {self.path}")
