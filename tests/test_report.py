@@ -17,7 +17,15 @@ from trainlab.cli import main
 from trainlab.errors import ConfigError, RunDirError
 from trainlab.report import write_report
 from trainlab.report.predictions import Predictions, confusion_matrix, load_predictions
-from trainlab.report.series import config_diff, curve, decimate, loss_gap, performance_profile, seed_band
+from trainlab.report.series import (
+    ABSENT,
+    config_diff,
+    curve,
+    decimate,
+    loss_gap,
+    performance_profile,
+    seed_band,
+)
 from trainlab.report.sources import classify, read_metrics
 
 MAX_BYTES = 5_000_000
@@ -97,7 +105,7 @@ def test_config_diff_splits_shared_base_from_differences_and_ignores_names_seeds
                         "strategy": {"optimizer": {"name": "adam", "lr": 0.1, "betas": [0.9, 0.99]}, "epochs": 5}}}
     base, diff = config_diff(configs)
     assert base == {"strategy.epochs": 5, "strategy.optimizer.lr": 0.1}
-    assert diff == {"sgd": {"strategy.optimizer.betas": None, "strategy.optimizer.name": "sgd"},
+    assert diff == {"sgd": {"strategy.optimizer.betas": ABSENT, "strategy.optimizer.name": "sgd"},
                     "adam": {"strategy.optimizer.betas": [0.9, 0.99], "strategy.optimizer.name": "adam"}}
 
 

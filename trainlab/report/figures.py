@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from trainlab.compare.metric_keys import metric_range
 from trainlab.report.predictions import Predictions, confusion_matrix
 from trainlab.report.series import decimate, seed_band
 
@@ -127,16 +128,20 @@ def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], k
     return figure
 
 
-FRACTION_METRICS = {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "auc",
-                    "average_precision", "top_k_accuracy", "top5_accuracy", "r2", "mcc"}
-
-
 def _metric_title(key: str) -> str:
-    """The record key with its unit: seconds, a fraction, target units, or the loss's own scale."""
-    name = key.split("_", 1)[1] if key.split("_", 1)[0] in ("train", "val", "test") else key
+    """The record key with its unit: seconds, a fraction, target units, or the loss's own scale.
+
+    A metric is a fraction when :func:`trainlab.compare.metric_keys.metric_range` (the one table of what
+    values a metric takes, averaging suffixes such as ``_macro`` and ``top_<k>_`` understood) gives it
+    [0, 1]; r2 (at most 1, unbounded below) and matthews_corrcoef ([-1, 1]) are not fractions and get no unit.
+    """
+    split, _, rest = key.partition("_")
+    name = rest if split in ("train", "val", "test") and rest else key
+    if key.endswith("_per_s"):  # a rate (samples_per_s): its name already says per second
+        return key
     if key.endswith("_s"):
         return f"{key} (s)"
-    if name in FRACTION_METRICS:
+    if metric_range(f"val_{name}") == (0.0, 1.0):
         return f"{key} (fraction)"
     if name in ("mae", "rmse"):
         return f"{key} (target units)"

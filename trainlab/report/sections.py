@@ -24,7 +24,7 @@ from trainlab.records import read_record_text
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page
 from trainlab.report.predictions import Predictions, load_predictions
-from trainlab.report.series import config_diff, loss_gap, performance_profile
+from trainlab.report.series import ABSENT, config_diff, loss_gap, performance_profile
 from trainlab.report.sources import Comparison, RunRecords, run_labels
 
 PROFILE_TAUS = [float(t) for t in np.round(np.logspace(0, 1, 41), 4)]  # tau from 1 to 10
@@ -150,14 +150,19 @@ def add_environment(page: Page, runs: Sequence[RunRecords], extra: Mapping[str, 
     page.table(["fact", "value (all runs)"], [[key, " | ".join(values)] for key, values in facts.items()])
 
 
+def _config_value(value: Any) -> str:
+    """A config value as JSON (``null`` only where the config holds null); "(not set)" where it lacks the key."""
+    return "(not set)" if value is ABSENT else json.dumps(value)
+
+
 def add_config_diff(page: Page, configs: Mapping[str, Mapping[str, Any]], what: str) -> None:
     base, differences = config_diff(configs)
     keys = sorted({k for diff in differences.values() for k in diff})
     if keys and len(configs) > 1:
         page.paragraph(f"Keys where the {what} differ (every other key is in the shared base below; "
                        "names, seeds and output settings are not compared).")
-        rows = [[Markup(f"<code>{html.escape(k)}</code>"), *(json.dumps(differences[n].get(k)) for n in configs)]
-                for k in keys]
+        rows = [[Markup(f"<code>{html.escape(k)}</code>"),
+                 *(_config_value(differences[n].get(k, ABSENT)) for n in configs)] for k in keys]
         page.table(["config key", *configs], rows)
     elif len(configs) > 1:
         page.paragraph(f"All {what} share one config (apart from names, seeds and output settings).")

@@ -19,6 +19,18 @@ from trainlab.records import is_finite_number
 CONFIG_KEYS_NOT_COMPARED = ("name", "seed", "output.")
 
 
+class _Absent:
+    """A key's value in a config that does not have the key, told apart from a key holding None (YAML null)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+
+
 
 def curve(records: Sequence[Mapping[str, Any]], key: str, x: str = "step") -> tuple[list[float], list[float]]:
     """The (x, value) points of ``key`` in file order, from records holding both finite numbers.
@@ -128,18 +140,28 @@ def _compared(key: str) -> bool:
 
 def config_diff(configs: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(base, differences): base is every flattened key all configs share with one value; each config's
-    differences are its other keys (a key a config lacks shows as None there). Names, seeds and
-    output settings are not compared.
+    differences are its other keys, :data:`ABSENT` where the config lacks the key (None only where it holds
+    null). A parent key that one config holds as null (or ``{}``) and another as a mapping whose keys are
+    listed (``strategy.weight_averaging: null`` against ``{kind: ema, ...}``) is left out: its listed keys,
+    ABSENT in the first config, already say it sets nothing there. Names, seeds and output settings are
+    not compared.
     """
     flats = {name: {k: v for k, v in flatten(c).items() if _compared(k)} for name, c in configs.items()}
     keys = sorted({k for flat in flats.values() for k in flat})
     base: dict[str, Any] = {}
     differing: list[str] = []
     for key in keys:
-        values = [flat.get(key, None) for flat in flats.values()]
-        present = all(key in flat for flat in flats.values())
-        if present and all(v == values[0] for v in values):
+        values = [flat.get(key, ABSENT) for flat in flats.values()]
+        if all(v is not ABSENT for v in values) and all(v == values[0] for v in values):
             base[key] = values[0]
         else:
             differing.append(key)
-    return base, {name: {k: flat.get(k) for k in differing} for name, flat in flats.items()}
+    shown = [key for key in differing if not _covered_by_children(key, differing, flats.values())]
+    return base, {name: {k: flat.get(k, ABSENT) for k in shown} for name, flat in flats.items()}
+
+
+def _covered_by_children(key: str, differing: Sequence[str], flats: Any) -> bool:
+    """Whether ``key`` has listed child keys and every config holding ``key`` itself holds nothing there
+    (null or an empty mapping): then its row would only repeat what the children's rows show."""
+    has_children = any(other.startswith(key + ".") for other in differing)
+    return has_children and all(flat[key] is None or flat[key] == {} for flat in flats if key in flat)
