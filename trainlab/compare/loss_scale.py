@@ -9,7 +9,7 @@ better (their log_loss, one formula for both, can say the opposite).
 
 :func:`differing_losses` is the comparison itself (pure: loss specs in, groups out), for compare's
 strategies and for any other set of configs (a tuning space); :func:`loss_scale_warning` is compare's
-one ``warning:`` line.
+one ``warning:`` line, :func:`searched_loss_warning` tune's.
 """
 
 from __future__ import annotations
@@ -42,16 +42,16 @@ def _loss_factory(name: str) -> Any:
     return LOSSES.get(name) if ":" not in name and name in LOSSES else None
 
 
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
     """A hashable form in which equal settings are equal: 5 and 5.0, lists and tuples, key order."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
+        return tuple(sorted((str(k), canonical(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):
-        return tuple(_canonical(v) for v in value)
+        return tuple(canonical(v) for v in value)
     return repr(value)
 
 
@@ -68,8 +68,8 @@ def loss_identity(spec: str | Mapping[str, Any]) -> tuple[str, tuple[tuple[str, 
         except (TypeError, ValueError):  # a builtin or C factory: compare the options as written
             parameters = []
         defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-    options = {k: v for k, v in raw.items() if not (k in defaults and _canonical(v) == _canonical(defaults[k]))}
-    return name, tuple(sorted((str(k), _canonical(v)) for k, v in options.items()))
+    options = {k: v for k, v in raw.items() if not (k in defaults and canonical(v) == canonical(defaults[k]))}
+    return name, tuple(sorted((str(k), canonical(v)) for k, v in options.items()))
 
 
 def loss_label(spec: str | Mapping[str, Any]) -> str:
@@ -110,18 +110,19 @@ def _target_kinds(specs: Sequence[str | Mapping[str, Any]]) -> set[str | None]:
     return kinds
 
 
-def suggestion(specs: Sequence[str | Mapping[str, Any]], metrics: Sequence[str] | None) -> tuple[list[str], str]:
+def suggestion(specs: Sequence[str | Mapping[str, Any]], metrics: Sequence[str] | None,
+               owner: str = "strategy") -> tuple[list[str], str]:
     """What to rank (or target) by instead, as metric names without their split and why: ``log_loss`` where
     every loss gives class probabilities, ``mse``/``mae`` where every loss is a regression loss, else a task
     metric. ``metrics``: the metrics every config lists (None: as if none, the task's defaults, which leave
-    log_loss out)."""
+    log_loss out). ``owner``: what trains each loss, in the words of the why (strategy, trial)."""
     kinds = _target_kinds(specs)
     if kinds <= set(PROBABILITY_KINDS):
         add = "" if "log_loss" in (metrics or ()) else "; add log_loss to the config's metrics"
-        return ["log_loss"], f"one formula for every strategy: the negative log-likelihood of its probabilities{add}"
+        return ["log_loss"], f"one formula for every {owner}: the negative log-likelihood of its probabilities{add}"
     if kinds == {"continuous"}:
-        return ["mse", "mae"], "one formula for every strategy"
-    return ["accuracy", "mse"], "a task metric every strategy records the same way"
+        return ["mse", "mae"], f"one formula for every {owner}"
+    return ["accuracy", "mse"], f"a task metric every {owner} records the same way"
 
 
 def _owners(names: list[str]) -> str:
@@ -163,3 +164,26 @@ def loss_scale_warning(configs: Mapping[tuple[str, str], Any], metric: str | Non
     return (f"warning: {keys} {'is' if len(flags) == 1 else 'are'} each strategy's own training loss, and the "
             f"strategies of {where} train different losses ({losses}): their values are on different scales, "
             f"so a lower one need not mean a better model; compare by {instead} ({why})")
+
+
+def searched_loss_warning(metric: str, specs: Mapping[str, str | Mapping[str, Any]], metrics: Sequence[str] | None,
+                          searched: Sequence[str]) -> str | None:
+    """The ``warning:`` line for a tuning study whose ``metric`` is the training loss (``val_loss``) while its
+    space searches the loss section (``searched``: those keys), so that its trials train different losses;
+    None when ``metric`` is no training loss or every point trains one loss.
+
+    ``specs``: each point of the space that sets the loss differently (the base config, each searched key
+    at each of its extremes), named -> the loss spec it trains (``config.strategy.loss.spec()``).
+    ``metrics``: the base config's ``metrics`` list (None: the task's defaults). The study still runs: a
+    loss option that leaves the scale alone (and the user's choice) is not refused."""
+    if not is_training_loss(metric):
+        return None
+    groups = differing_losses(specs)
+    if not groups:
+        return None
+    names, why = suggestion(list(specs.values()), metrics, owner="trial")
+    split = metric.partition("_")[0]
+    return (f"warning: --metric {metric} is each trial's own training loss, and the space searches "
+            f"{', '.join(searched)}, so its trials train different losses ({'; '.join(groups)}): their values "
+            f"are on different scales, so a lower one need not mean a better model; tune by --metric "
+            f"{' or '.join(f'{split}_{name}' for name in names)} ({why})")

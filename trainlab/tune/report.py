@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from trainlab.atomic import write_text
 from trainlab.report.page import Page
+from trainlab.report.sections import fmt
 from trainlab.tune.results import numbers_line, trial_rows
 from trainlab.tune.study import TuneSettings
 
@@ -77,6 +78,19 @@ def _table(page: Page, rows: list[dict[str, Any]]) -> None:
     page.table([str(k) for k in rows[0]], [[_cell(v) for v in row.values()] for row in rows])
 
 
+TARGET_COLUMNS = ("time_to_target_median_s", "target_reached")  # leaderboard.csv's, for a comparison with --target
+
+
+def refit_rows(refit: dict[str, Any]) -> list[dict[str, Any]]:
+    """The refit leaderboard's rows for the page: without the target columns when the comparison had no
+    target (``refit["target"]`` unset, as :func:`trainlab.tune.refit.refit` runs it), where they would say
+    0 reached and nothing else."""
+    rows = refit.get("rows") or []
+    if refit.get("target"):
+        return rows
+    return [{key: value for key, value in row.items() if key not in TARGET_COLUMNS} for row in rows]
+
+
 def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any]) -> Page:
     """The report's :class:`~trainlab.report.page.Page` (plotly.js inline once, compressed, as compare's)."""
     page = Page(f"trainlab tune: study {study.study_name}")
@@ -107,7 +121,11 @@ def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any])
     if best.get("refit"):
         refit = best["refit"]
         page.heading(f"Refit over seeds: tuned vs base ({refit['metric']}, trainlab compare in {refit['dir']})")
-        _table(page, refit["rows"])
+        rows = refit_rows(refit)
+        if rows:
+            page.table(list(rows[0]), [[fmt(v) for v in row.values()] for row in rows])  # as compare's table
+        else:
+            page.paragraph("none")
     page.heading("Trials")
     _table(page, trial_rows(study, _searched_keys(study)))
     return page

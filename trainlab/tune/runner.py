@@ -4,14 +4,16 @@ refit, report."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
 from typing import Any
 
 from trainlab.atomic import write_json
-from trainlab.errors import TrainingError
+from trainlab.config import validate
+from trainlab.errors import ConfigError, TrainingError
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
-from trainlab.tune.space import SearchSpace
+from trainlab.tune.space import SearchSpace, apply_values, format_value
 from trainlab.tune.study import TuneSettings, base_outside, optuna_verbosity, prepare, study_for
 from trainlab.tune.workers import exit_if_rerunning_the_script, run_workers
 
@@ -45,6 +47,9 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
     if outside and not settings.quiet:
         print(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
               "trial may score below it", file=sys.stderr)
+    line = loss_scale_warning(settings, space, base_raw)
+    if line:  # a warning, so also under --quiet (as compare's)
+        print(line, file=sys.stderr, flush=True)
     from trainlab.tune.report import write_report
 
     try:
@@ -68,6 +73,30 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
     if not settings.quiet:
         print(format_best(best), file=sys.stderr)
     return best
+
+
+def loss_scale_warning(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> str | None:
+    """The ``warning:`` line (:func:`trainlab.compare.loss_scale.searched_loss_warning`) when ``--metric`` is
+    the training loss (``val_loss``) and the space's keys under ``strategy.loss`` make trials train
+    different losses, on different scales (bce vs focal, a focal gamma range, label smoothing); else None.
+    The losses compared: the base config's and, for each such key at each of its extremes (with the
+    conditions that switch it on), the one that point trains."""
+    from trainlab.compare.loss_scale import is_training_loss, searched_loss_warning
+
+    searched = [p for p in space.params if p.key == "strategy.loss" or p.key.startswith("strategy.loss.")]
+    if not searched or not is_training_loss(settings.metric):
+        return None
+    base = validate(copy.deepcopy(base_raw))
+    specs: dict[str, Any] = {"base": base.strategy.loss.spec()}
+    for param in searched:
+        for value in param.extremes():
+            point = space.point({param.key: value})
+            if point is None:
+                continue
+            with contextlib.suppress(ConfigError):  # check_space passed these; a refusal leaves the point out
+                specs[", ".join(f"{k}={format_value(v)}" for k, v in point.items())] = \
+                    validate(apply_values(base_raw, point)).strategy.loss.spec()
+    return searched_loss_warning(settings.metric, specs, base.metrics, [p.key for p in searched])
 
 
 def _write_results(settings: TuneSettings, space: SearchSpace) -> dict[str, Any]:
