@@ -23,6 +23,16 @@ def _one_thread():
     yield
     torch.set_num_threads(threads)
 
+
+@pytest.fixture(autouse=True)
+def _data_dir_env(monkeypatch):
+    """Every test starts without TRAINLAB_DATA_DIR, and what it set is undone: ``trainlab --data-dir`` sets the
+    variable for the rest of the process (a CLI run ends with it), and ``main([... "--data-dir", ...])`` in
+    one test must not change the data paths of the tests after it."""
+    monkeypatch.setenv("TRAINLAB_DATA_DIR", "")  # records the value before the test, restored after it
+    monkeypatch.delenv("TRAINLAB_DATA_DIR")
+
+
 LINREG = {
     "name": "linreg-gd",
     "seed": 0,

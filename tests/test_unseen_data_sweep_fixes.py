@@ -37,12 +37,14 @@ def _price50() -> torch.Tensor:
 
 def test_targets_beyond_lr_x_steps_of_adam_are_warned_with_the_numbers(capsys):
     y = _price50()
-    warn_if_raw_scale_targets(_regression(y), build_loss("mse"), False, {"name": "adam", "lr": 0.05}, 480)
+    warn_if_raw_scale_targets(_regression(y), build_loss("mse"), False, {"name": "adam", "lr": 0.05}, 480,
+                              torch.nn.Linear(2, 1))  # inputs of mean 0: the reach is the bias's, lr x steps
     err = capsys.readouterr().err.strip()
     assert err.startswith("warning: the regression targets (mean ") and len(err.splitlines()) == 1
     assert f"mean {float(y.double().mean()):.4g}, std {float(y.double().std()):.4g}" in err
     assert "optimizer 'adam' moves a weight at most about lr per step" in err
-    assert "lr x steps = 0.05 x 480 = 24 from its start" in err
+    assert "this one-layer model's mean output moves at most 24 (lr x steps x (1 + sum of the inputs' |means|) " \
+           "= 0.05 x 480 x 1) from its start" in err
     assert err.endswith("set data.standardize_target: true (metrics and predictions stay in the original units)")
 
 
@@ -54,7 +56,21 @@ def test_targets_beyond_lr_x_steps_of_adam_are_warned_with_the_numbers(capsys):
     (False, None, None),  # a caller without the plan: the scale rule alone
 ])
 def test_targets_within_reach_or_under_unbounded_optimizers_are_not_warned(capsys, standardized, optimizer, steps):
-    warn_if_raw_scale_targets(_regression(_price50()), build_loss("mse"), standardized, optimizer, steps)
+    warn_if_raw_scale_targets(_regression(_price50()), build_loss("mse"), standardized, optimizer, steps,
+                              torch.nn.Linear(2, 1))
+    assert capsys.readouterr().err == ""
+
+
+def test_a_model_of_more_layers_or_inputs_of_large_means_reach_further_and_are_not_warned(capsys):
+    """Hidden units (an MLP) add reach no simple bound gives: no warning; a one-layer model's weights reach
+    through its inputs' means: mean 50 is within 0.05 x 480 x (1 + 2 x 1) = 72 for inputs of mean 1."""
+    y = _price50()
+    mlp = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    warn_if_raw_scale_targets(_regression(y), build_loss("mse"), False, {"name": "adam", "lr": 0.05}, 480, mlp)
+    data = _regression(y)
+    data.train.x.fill_(1.0)
+    warn_if_raw_scale_targets(data, build_loss("mse"), False, {"name": "adam", "lr": 0.05}, 480,
+                              torch.nn.Linear(2, 1))
     assert capsys.readouterr().err == ""
 
 
@@ -97,7 +113,7 @@ def test_the_examples_regression_targets_are_within_reach(example, capsys, monke
     built = build(config, quiet=True)
     capsys.readouterr()
     warn_if_raw_scale_targets(built.data, built.loss, config.data.standardize_target,
-                              config.strategy.optimizer.spec(), built.trainer.total_steps)
+                              config.strategy.optimizer.spec(), built.trainer.total_steps, built.model)
     assert capsys.readouterr().err == ""
 
 
@@ -187,8 +203,9 @@ def test_a_run_warns_of_targets_out_of_adams_reach(capsys):
 
     y = _price50()[:120].reshape(-1, 1)
     x = torch.randn(120, 3, generator=torch.Generator().manual_seed(1))
+    x = x - x.mean(dim=0)  # centred: the one-layer model's reach is its bias's, lr x steps
     for lr, warned in ((0.05, True), (2.0, False)):  # 2.0 x 30 = 60 > 50: within reach
         trainlab.fit(torch.nn.Linear(3, 1), train=(x, y), seed=0, runtime={"device": "cpu"}, task="regression",
                      strategy={"loss": "mse", "optimizer": {"name": "adam", "lr": lr}, "batch_size": 40,
                                "epochs": 10})
-        assert ("lr x steps = 0.05 x 30 = 1.5 from its start" in capsys.readouterr().err) == warned
+        assert ("moves at most 1.5 (lr x steps x" in capsys.readouterr().err) == warned

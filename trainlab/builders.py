@@ -328,7 +328,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         config = resolved_lr(config, spec["lr"])
     # after lr: auto resolves, as the warning measures the targets against lr x steps (LR_BOUNDED_STEP)
     warn_if_raw_scale_targets(data, loss, config.data.standardize_target,
-                              None if config.strategy.optimizer.groups else spec, total_steps)
+                              None if config.strategy.optimizer.groups else spec, total_steps, model)
     if "loss_advice" in notes:  # loss: auto, as the advisor chose it (config.yaml records the resolved config)
         config = resolved_loss(config, notes["loss_advice"]["loss"])
         if not quiet:

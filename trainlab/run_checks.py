@@ -228,15 +228,25 @@ def lr_bounding_the_step(optimizer: dict[str, Any] | None) -> float | None:
         return None
 
 
+def linear_reach(model: torch.nn.Module | None, x: torch.Tensor, lr: float, steps: int) -> float | None:
+    """How far a one-layer (affine) ``model``'s mean output can move in ``steps`` steps that move each weight by
+    at most ``lr``: ``lr x steps x (1 + sum_j |mean x_j|)`` (the bias, and each weight times its input's mean);
+    None for a model of more layers, whose hidden units add reach no simple bound gives."""
+    if model is None or sum(1 for p in model.parameters() if p.requires_grad and p.ndim >= 2) != 1 or x.ndim != 2:
+        return None
+    return lr * steps * (1.0 + float(x.double().mean(dim=0).abs().sum()))
+
+
 def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
-                              optimizer: dict[str, Any] | None = None, total_steps: int | None = None) -> None:
+                              optimizer: dict[str, Any] | None = None, total_steps: int | None = None,
+                              model: torch.nn.Module | None = None) -> None:
     """One warning for regression targets far from unit scale trained as they are. Large ones (house
     prices ~1e6): a learning rate fit for unit-scale outputs barely moves them (test R^2 -25 where
     standardised gives 0.98). Tiny ones (std 3.5e-4): the same learning rate's steps are far larger
     than the outputs to learn (diabetes scaled down: R^2 0.27, standardised 0.52, least squares 0.52).
-    Out of reach (``optimizer``, the run's spec, is one of :data:`LR_BOUNDED_STEP` and the targets' |mean|
-    exceeds its ``lr x total_steps``): the output bias cannot get to the targets' mean
-    in the run, however moderate their scale (mean 50, std 18 under adam at lr 0.05 for 480 steps, a
+    Out of reach (``optimizer``, the run's spec, is one of :data:`LR_BOUNDED_STEP`, ``model`` is one affine
+    layer, and the targets' |mean| exceeds its :func:`linear_reach`): the model's mean output cannot get to
+    the targets' mean in the run, however moderate their scale (mean 50, std 18 under adam at lr 0.05 for 480 steps, a
     reach of 24: test R^2 0.77, standardised 0.995). The fix named is the dataset's (:func:`input_fixes`)."""
     if data.task != "regression" or standardized or loss.name.startswith("poisson"):
         return
@@ -249,11 +259,14 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
         size = "tiny"
     else:
         lr = lr_bounding_the_step(optimizer)
-        if lr is not None and optimizer and total_steps and abs(mean) > lr * total_steps:
+        reach = None if lr is None or not optimizer or not total_steps else \
+            linear_reach(model, data.train.x, lr, total_steps)
+        if reach is not None and abs(mean) > reach:
             warn(f"the regression targets (mean {mean:.4g}, std {spread:.4g}) are not standardised, and optimizer "
-                 f"'{optimizer['name']}' moves a weight at most about lr per step, so the output bias gets at most "
-                 f"lr x steps = {lr:g} x {total_steps} = {lr * total_steps:.4g} from its start, short of the mean "
-                 f"{mean:.4g}; {fix}")
+                 f"'{optimizer['name']}' moves a weight at most about lr per step, so this one-layer model's mean "
+                 f"output moves at most {reach:.4g} (lr x steps x (1 + sum of the inputs' |means|) = {lr:g} x "
+                 f"{total_steps} x {reach / (lr * total_steps):.4g}) from its start, short of the mean {mean:.4g}; "
+                 f"{fix}")
         return
     warn(f"the regression targets are {size} (mean {mean:.4g}, std {spread:.4g}) and not standardised, so the "
          f"model must learn outputs of that size; {fix}")
