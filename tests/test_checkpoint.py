@@ -137,9 +137,10 @@ def test_failed_write_keeps_previous_checkpoint_and_training_goes_on(write_confi
     checkpoint.load(folders[0])  # the earlier checkpoint is intact
     assert not list((out / "checkpoint").glob(".*tmp*"))
     summary = json.loads((out / "summary.json").read_text())
-    failed = [e for e in summary["events"] if e["event"] == "checkpoint_failed"]
+    failed = [e for e in summary["events"] if e["event"] == "checkpoint_failed" and "checkpoint" not in e]
     assert len(failed) == 1 and failed[0]["failures"] >= 2 and failed[0]["last_step"] > failed[0]["step"]
-    assert err.count("not written") == 1  # every later save failed too: counted, not repeated
+    # every later save failed too: counted, not repeated (best/, tried first at an improvement, has its own line)
+    assert err.count("warning: checkpoint at step") == 1 and err.count("not written") <= 2
 
 
 def test_read_only_folder_is_a_clear_error(write_config, tmp_path, capsys):

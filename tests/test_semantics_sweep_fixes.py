@@ -247,7 +247,7 @@ def test_a_stop_after_nan_validations_only_says_so():
     TypeError formatting the missing best)."""
     stopping = EarlyStopping(patience=2)
     assert stopping.evaluate(NAN, 1) == (False, None)
-    assert stopping.evaluate(NAN, 2) == (True, "early stopping: val_loss did not improve for 2 epochs (none a number)")
+    assert stopping.evaluate(NAN, 2) == (True, "early stopping: val_loss did not improve for 2 epochs (no value so far was a number)")
     assert stopping.best_epoch is None
 
 

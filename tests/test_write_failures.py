@@ -100,22 +100,46 @@ def test_a_best_failing_at_every_improvement_warns_once_while_step_checkpoints_a
     assert [p.name for p in checkpoint.step_folders(root)] == ["step-000000030", "step-000000020"]
 
 
-def test_a_failed_step_checkpoint_is_reported_as_before_and_best_is_not_attempted(tmp_path, monkeypatch):
+def test_best_is_written_first_and_a_failed_step_checkpoint_after_it_is_reported_as_before(tmp_path, monkeypatch):
     root = tmp_path / "checkpoint"
     warnings: list[str] = []
     saver = CheckpointSaver(root, None, 1, None, keep_last=2, warn=warnings.append)
     names: list[str] = []
+    real_save = checkpoint.save
 
-    def full(root, name, *args):
+    def step_full(root, name, *args):
         names.append(name)
-        raise ENOSPC
+        if name != checkpoint.BEST:
+            raise ENOSPC
+        return real_save(root, name, *args)
 
-    monkeypatch.setattr(checkpoint, "save", full)
+    monkeypatch.setattr(checkpoint, "save", step_full)
     assert saver.save(_view(37), {"val_loss": 0.5}) is None
-    assert names == ["step-000000037"] and saver.best is None and saver.last_saved is None
+    assert names == [checkpoint.BEST, "step-000000037"] and saver.best == 0.5 and saver.last_saved is None
+    assert (root / checkpoint.BEST).is_dir()  # best/ stays: it holds the best evaluation
     assert warnings == ["warning: checkpoint at step 37 not written: No space left on device (no earlier "
                         "checkpoint); training continues (further failures for the same reason are counted, "
                         "not repeated)"]
+
+
+def test_a_step_checkpoint_after_a_failed_best_holds_the_best_value_the_run_goes_on_with(tmp_path, monkeypatch):
+    """Resume from it continues as the uninterrupted run: the previous best (None), not the one best/ lacks."""
+    root = tmp_path / "checkpoint"
+    saver = CheckpointSaver(root, None, 1, None, keep_last=2, warn=lambda line: None)
+    real_save = checkpoint.save
+
+    def best_full(root, name, *args):
+        if name == checkpoint.BEST:
+            raise ENOSPC
+        return real_save(root, name, *args)
+
+    monkeypatch.setattr(checkpoint, "save", best_full)
+    view = _view(37)
+    view.capture = lambda: SimpleNamespace(tree={"saver": saver.state_dict()}, tensors={"w": torch.zeros(2)})
+    path = saver.save(view, {"val_loss": 0.5})
+    assert path is not None and saver.best is None
+    _manifest, tree, _tensors = checkpoint.load(path)
+    assert tree["saver"] == {"best": None}
 
 
 def test_train_with_best_unwritable_finishes_with_every_step_checkpoint(write_config, tmp_path, monkeypatch,

@@ -316,7 +316,7 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
             raise _before_training(exc) from None
         try:
             try:
-                write_data_records(run, built)
+                write_data_records(run, built, records)  # what create compared an earlier attempt's files with
                 run.write_config(records["config.yaml"])  # before run.json: a folder with run.json can resume
                 run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
                                data_fingerprint=fingerprint, code_folders=trusted_code_folders(),
@@ -355,9 +355,10 @@ def creation_records(built: Built) -> dict[str, Any]:
     return records
 
 
-def write_data_records(run: RunDir, built: Built) -> None:
-    """The JSON records of :func:`creation_records`: labels.json, preprocessing.json, model.json."""
-    for name, record in creation_records(built).items():
+def write_data_records(run: RunDir, built: Built, records: dict[str, Any] | None = None) -> None:
+    """The JSON records of :func:`creation_records` (``records``, when the caller has them already):
+    labels.json, preprocessing.json, model.json."""
+    for name, record in (records if records is not None else creation_records(built)).items():
         if name != "config.yaml":
             write_json(run.path / name, record)
 

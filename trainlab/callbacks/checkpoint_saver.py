@@ -114,10 +114,11 @@ class CheckpointSaver(Callback):
 
     def save(self, view: TrainerView, record: dict[str, Any] | None = None) -> Path | None:
         """Write the step's checkpoint (``step-*``); with an epoch ``record`` whose monitored value improves,
-        ``best/`` too, from the same state, once the step's checkpoint is written (a resume point comes
-        first on a disk with room for one). The two writes fail apart: a step checkpoint written counts
-        (``last_saved``, keep-last pruning) though ``best/`` then fails; a ``best/`` not written (the step's
-        failed, or its own) leaves the previous ``best/`` and best value, so a later better one is written."""
+        ``best/`` first, from the same state. The two writes fail apart: a ``best/`` not written leaves the
+        previous ``best/`` and best value (a later better one is written), and the step's checkpoint is then
+        captured again, so that it holds the best value and the failure event the run goes on with: a run
+        resumed from it continues as the uninterrupted run does. A step checkpoint that fails is reported as
+        such (``best/``, written, stays)."""
         state = view.state
         if state.step == self._saved_step and state.batch_in_epoch == 0 and record is None and not state.finished:
             return None  # nothing new since the last save
@@ -129,13 +130,15 @@ class CheckpointSaver(Callback):
         previous_best = self.best
         improved = value is not None and is_improvement(value, self.best, self.mode)
         if improved:
-            self.best = value  # before the capture: the checkpoint carries the best it is
+            self.best = value  # before the capture: best/ and the step's checkpoint carry the best they hold
         captured = view.capture()
         info = self._info(state)
+        if improved and value is not None and \
+                self._write_best(state, captured, {**info, self.monitor: value}, value, previous_best) is None:
+            captured = view.capture()  # with the previous best and the failure's event, as the run goes on
         try:
             path = checkpoint.save(self.root, checkpoint.folder_name(state.step), captured.tree, captured.tensors, info)
         except OSError as exc:
-            self.best = previous_best  # best/ is not written either: a later evaluation better than it is
             self._failed(state, _reason(exc))
             return None
         self._written(state)
@@ -143,8 +146,6 @@ class CheckpointSaver(Callback):
         self._last_time = time.monotonic()
         self.last_saved = str(path)
         checkpoint.prune(self.root, self.keep_last)
-        if improved and value is not None:
-            self._write_best(state, captured, {**info, self.monitor: value}, value, previous_best)
         return path
 
     def save_best(self, view: TrainerView, value: float) -> Path | None:

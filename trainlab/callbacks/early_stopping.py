@@ -59,7 +59,7 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:  # Keras/Lightning: stop after `patience` validations without improvement
             counted = ("validation" if self.mid_epoch else "epoch") + ("" if self.wait == 1 else "s")
             # every value so far NaN (never an improvement): there is no best to name
-            best = "none a number" if self.best is None else f"best {self.best:.6g} at epoch {self.best_epoch}"
+            best = "no value so far was a number" if self.best is None else f"best {self.best:.6g} at epoch {self.best_epoch}"
             return True, f"early stopping: {self.monitor} did not improve for {self.wait} {counted} ({best})"
         return False, None
 
