@@ -56,30 +56,26 @@ def _train(tmp: Path, name: str, data: dict, loss: str, epochs: int, model: dict
     return out
 
 
-def _with_model_record():
-    """experiment.write_data_records, which writes model.json."""
-    return trainlab.experiment.write_data_records
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two finished runs whose folders hold model.json (as experiment.write_data_records will write it)."""
-    tmp = tmp_path_factory.mktemp("inference")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
-        _classification_csv(tmp / "pets.csv", 300, 0)
-        _regression_csv(tmp / "houses.csv", 300, 1)
-        classify = _train(tmp, "pets", {"source": "csv", "path": str(tmp / "pets.csv"), "target": "species"},
-                          "cross_entropy", 15)
-        regress = _train(tmp, "houses", {"source": "csv", "path": str(tmp / "houses.csv"), "target": "price",
-                                         "standardize_target": True}, "mse", 20, {"name": "linear"})
-    # the training data is gone: predict must not need it
+def csv_runs(tmp: Path) -> dict:
+    """Two finished CSV runs (classification of pets, linear regression of houses) whose training files are
+    gone (predict must not need them), and new rows: ``new_pets`` (no label column), ``new_houses``."""
+    _classification_csv(tmp / "pets.csv", 300, 0)
+    _regression_csv(tmp / "houses.csv", 300, 1)
+    classify = _train(tmp, "pets", {"source": "csv", "path": str(tmp / "pets.csv"), "target": "species"},
+                      "cross_entropy", 15)
+    regress = _train(tmp, "houses", {"source": "csv", "path": str(tmp / "houses.csv"), "target": "price",
+                                     "standardize_target": True}, "mse", 20, {"name": "linear"})
     (tmp / "pets.csv").unlink()
     (tmp / "houses.csv").unlink()
     new_pets = _classification_csv(tmp / "new_pets.csv", 50, 7).drop(columns="species")
     new_pets.to_csv(tmp / "new_pets.csv", index=False)
     new_houses = _regression_csv(tmp / "new_houses.csv", 40, 8)
     return {"tmp": tmp, "classify": classify, "regress": regress, "new_pets": new_pets, "new_houses": new_houses}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return csv_runs(tmp_path_factory.mktemp("inference"))
 
 
 def _reference_inputs(run: Path, table: pd.DataFrame) -> np.ndarray:
@@ -206,7 +202,6 @@ def test_image_folder_run_predicts_a_folder_of_images(tmp_path, monkeypatch, cap
     (tmp_path / "new" / "sub").mkdir(parents=True)
     Image.fromarray(np.full((16, 16, 3), 230, np.uint8)).save(tmp_path / "new" / "a.png")  # another size: resized
     Image.fromarray(np.full((8, 8, 3), 30, np.uint8)).save(tmp_path / "new" / "sub" / "b.jpg")
-    monkeypatch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
     run = _train(tmp_path, "img", {"source": "image_folder", "path": str(tmp_path / "images"), "workers": 0},
                  "cross_entropy", 10, {"name": "mlp", "hidden": [8]})
     record = json.loads((run / MODEL_RECORD).read_text())
@@ -226,7 +221,6 @@ def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch, 
     lines = ["sentence\tlabel"] + [f"{good[i % 3]}\tpos" if i % 2 else f"{bad[i % 3]}\tneg" for i in range(120)]
     (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
     (tmp_path / "new.tsv").write_text("sentence\nwhat a great lovely film\nboring and awful\n")
-    monkeypatch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
     run = _train(tmp_path, "txt", {"source": "text_tsv", "train": str(tmp_path / "train.tsv"), "max_length": 8,
                                    "vocab_size": 50},
                  "cross_entropy", 10, {"name": "transformer_encoder", "d_model": 16, "heads": 2, "layers": 1})
@@ -388,7 +382,6 @@ def test_text_run_predicts_token_ids_of_any_integer_or_whole_float_dtype(tmp_pat
     lines = ["sentence\tlabel"] + [f"good film {i % 5}\tpos" if i % 2 else f"bad film {i % 5}\tneg" for i in range(40)]
     (tmp_path / "train.tsv").write_text("\n".join(lines) + "\n")
     (tmp_path / "new.tsv").write_text("sentence\ngood film\nbad film\n")
-    monkeypatch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
     run = _train(tmp_path, "tokens", {"source": "text_tsv", "train": str(tmp_path / "train.tsv"), "max_length": 4},
                  "cross_entropy", 1, {"name": "transformer_encoder", "d_model": 8, "heads": 1, "layers": 1})
     loaded = trainlab.load_run(run)

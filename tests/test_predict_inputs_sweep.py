@@ -14,7 +14,7 @@ import torch
 
 import trainlab
 import trainlab.experiment
-from tests.test_inference import _classification_csv, _regression_csv, _train, _with_model_record
+from tests.test_inference import _classification_csv, _train, csv_runs
 from trainlab.cli import main
 from trainlab.config import validate
 from trainlab.data import preprocessing as prep
@@ -37,22 +37,8 @@ def _npz_fitted(shape: list[int]) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """tests/test_inference.py's two CSV runs (classification of pets, linear regression of houses) with
-    model.json, their training files deleted, and new pet rows in ``tmp/new_pets.csv``."""
-    tmp = tmp_path_factory.mktemp("sweep")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
-        _classification_csv(tmp / "pets.csv", 300, 0)
-        _regression_csv(tmp / "houses.csv", 300, 1)
-        classify = _train(tmp, "pets", {"source": "csv", "path": str(tmp / "pets.csv"), "target": "species"},
-                          "cross_entropy", 15)
-        regress = _train(tmp, "houses", {"source": "csv", "path": str(tmp / "houses.csv"), "target": "price",
-                                         "standardize_target": True}, "mse", 20, {"name": "linear"})
-    (tmp / "pets.csv").unlink()
-    (tmp / "houses.csv").unlink()
-    new_pets = _classification_csv(tmp / "new_pets.csv", 50, 7).drop(columns="species")
-    new_pets.to_csv(tmp / "new_pets.csv", index=False)
-    return {"tmp": tmp, "classify": classify, "regress": regress, "new_pets": new_pets}
+    """tests/test_inference.py's two CSV runs, their training files deleted, and new pet rows."""
+    return csv_runs(tmp_path_factory.mktemp("sweep"))
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +47,9 @@ def text_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("text")
     lines = ["sentence\tlabel"] + [f"{TEXTS[i % 6]}\t{'pos' if i % 6 < 3 else 'neg'}" for i in range(120)]
     (tmp / "train.tsv").write_text("\n".join(lines) + "\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
-        run = _train(tmp, "txt", {"source": "text_tsv", "train": str(tmp / "train.tsv"), "max_length": 8,
-                                  "vocab_size": 50},
-                     "cross_entropy", 10, {"name": "transformer_encoder", "d_model": 16, "heads": 2, "layers": 1})
+    run = _train(tmp, "txt", {"source": "text_tsv", "train": str(tmp / "train.tsv"), "max_length": 8,
+                              "vocab_size": 50},
+                 "cross_entropy", 10, {"name": "transformer_encoder", "d_model": 16, "heads": 2, "layers": 1})
     (tmp / "train.tsv").unlink()
     return run
 
@@ -165,7 +149,6 @@ def test_an_image_class_named_file_keeps_its_name_and_the_file_column_gives_way(
     (tmp_path / "new").mkdir()
     Image.fromarray(np.full((6, 6, 3), 30, np.uint8)).save(tmp_path / "new" / "a.png")
     Image.fromarray(np.full((6, 6, 3), 230, np.uint8)).save(tmp_path / "new" / "b.png")
-    monkeypatch.setattr(trainlab.experiment, "write_data_records", _with_model_record())
     run = _train(tmp_path, "img", {"source": "image_folder", "path": str(tmp_path / "images"), "workers": 0},
                  "cross_entropy", 10, {"name": "mlp", "hidden": [8]})
     loaded = trainlab.load_run(run)
