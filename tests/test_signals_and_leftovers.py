@@ -29,7 +29,7 @@ import pytest
 
 import trainlab.cli
 import trainlab.engine.checkpoint
-from tests.forked_runs import fork_cli, run_inline, status, wait, wait_until, write_config
+from tests.forked_runs import fork_call, fork_cli, run_inline, status, wait, wait_until, write_config
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.experiment import StoppedWaiting, retrying
 from trainlab.run_folder import RunDir
@@ -205,6 +205,62 @@ def test_a_repeated_signal_of_either_kind_stops_at_once():
         assert stop.received == first and stop.signals == [first, second]
 
 
+def test_a_signal_between_the_result_written_and_its_hand_over_is_reported_once(monkeypatch):
+    """A signal after ``done`` was set but before ``handed_over`` was (the handler ran between the CLI's
+    ``result_written`` returning and the assignment) was recorded in ``received`` and reported by nobody:
+    the CLI had been handed nothing, and the caller leaves a handed-over run's signals to the CLI."""
+    import trainlab.sigterm as sigterm
+
+    stop, real, lines = SignalStop(), sigterm.result_written, []
+
+    def landing(pending=None, what="the run"):
+        handed = real(pending, what)
+        if not stop.signals:  # the handler runs before result_written's answer is assigned to handed_over
+            stop.handler(signal.SIGTERM, None)
+        return handed
+
+    with sigterm.command_signals([], run_is_result=True) as guard:
+        guard._write = lambda fd, data: lines.append(data.decode())
+        monkeypatch.setattr(sigterm, "result_written", landing)
+        stop.result_written()
+        monkeypatch.undo()
+        assert stop.handed_over and lines == ["warning: SIGTERM received while finishing; the run is complete\n"]
+        stop.handler(signal.SIGINT, None)  # a later one: deferred, and the report is once-only
+    assert stop.signals == [signal.SIGTERM, signal.SIGINT] and len(lines) == 1, lines
+
+
+def test_a_ctrl_c_to_a_comparison_s_group_then_the_parent_s_sigterm_checkpoints_each_worker_s_run(
+        reference, tmp_path, monkeypatch):
+    """A terminal's Ctrl-C reaches compare's pool workers too (the process group); they ignore SIGINT
+    (pool._pin_worker) and the parent sends each one SIGTERM. The run's handler took SIGINT over anyway, so
+    the parent's SIGTERM was a second signal: "SIGINT then SIGTERM received: stopped at once", no checkpoint
+    at the signal, while the parent said it waited for the runs to checkpoint. A worker of a real pool,
+    set up by its initializer: both signals arrive at the end of the first epoch (step 18)."""
+    from trainlab.compare import pool, runner
+    from trainlab.engine.loop import Trainer
+
+    out, log = tmp_path / "run", tmp_path / "stderr.log"
+    raw = {**CONFIG, "runtime": {**CONFIG["runtime"], "device": "cpu"}}
+
+    def worker() -> int:
+        pool._pin_worker(1)
+        outcome = runner.execute("late", "a", 3, raw, str(out), "new")
+        print(outcome, file=sys.stderr)
+        return 0 if outcome["status"] == "interrupted" and outcome["signum"] == signal.SIGTERM else 1
+
+    monkeypatch.setattr(Trainer, "end_epoch", _signalling(Trainer.end_epoch, signal.SIGINT, signal.SIGTERM))
+    monkeypatch.setattr(runner, "_stop_requested", False)
+    code = wait(fork_call(worker, log))
+    monkeypatch.undo()
+    err = log.read_text()
+    assert code == 0 and "stopped at once" not in err, f"exit {code}: {err}"
+    assert status(out) == "interrupted"
+    steps = sorted(int(path.name.split("-")[1]) for path in (out / "checkpoint").glob("step-*"))
+    assert steps[-1] == 19, (steps, err)  # the SIGTERM's checkpoint, at the next step end; not the cadence's 10
+    assert run_inline(["resume", str(out), "--quiet"]) == 0
+    assert (out / "model.safetensors").read_bytes() == reference
+
+
 @SIGNALS
 def test_a_signal_ends_the_wait_for_disk_space_and_the_run_resumes(signum, reference, tmp_path, monkeypatch):
     """A full disk when the results are written: the run waited 300 s whatever signals came (two SIGTERMs did
@@ -343,3 +399,19 @@ def test_the_cli_names_the_plot_it_could_not_write(tmp_path, monkeypatch, capsys
     assert trainlab.cli.main(["plot", str(run), "--out", str(tmp_path / "curves.png")]) == 5
     assert capsys.readouterr().err.startswith(f"error: cannot write ({tmp_path / 'curves.png'}): No space left")
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
+
+
+def test_a_comparison_worker_takes_a_repeated_signal_as_one_stop():
+    """A SIGTERM to the whole process group and the parent's forwarded one reach a worker's run: one stop,
+    with its checkpoint (``escalates`` off), where a lone run stops at once at the second."""
+    from trainlab.callbacks.signal_stop import SignalStop
+
+    alone = SignalStop()
+    alone.handler(signal.SIGTERM, None)
+    with pytest.raises(KeyboardInterrupt):
+        alone.handler(signal.SIGTERM, None)
+    worker = SignalStop()
+    worker.escalates = False  # what compare.pool._pin_worker sets for its process (on the class)
+    worker.handler(signal.SIGTERM, None)
+    worker.handler(signal.SIGTERM, None)
+    assert worker.received == signal.SIGTERM and worker.signals == [signal.SIGTERM, signal.SIGTERM]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from contextlib import contextmanager
+from typing import ClassVar
 
 from trainlab import sigterm
 from trainlab.callbacks.base import Callback, TrainerView
@@ -16,7 +17,8 @@ class SignalStop(Callback):
     named in the summary, and a stop decided at the same step (or at that epoch's validation) must
     survive the interruption so the resumed run ends there too. The loop ends on ``interrupted_by``.
 
-    A second signal (SIGINT or SIGTERM, whichever came first) raises KeyboardInterrupt: stop now.
+    A second signal (SIGINT or SIGTERM, whichever came first) raises KeyboardInterrupt: stop now
+    (unless ``escalates`` is off: a comparison's worker, whose parent decides).
     ``signals`` lists every one received, in order; ``received`` is the first.
 
     A signal that arrives after the last step (during the final evaluation or the saving) is kept in
@@ -29,6 +31,10 @@ class SignalStop(Callback):
 
     order = 5
     name = "signals"
+    # a repeated signal stops at once; a comparison's pool worker turns this off for its process
+    # (trainlab.compare.pool._pin_worker): its parent decides, and a SIGTERM sent to the whole process group
+    # (systemd, Slurm) plus the one the parent forwards to each worker is one stop, with its checkpoint
+    escalates: ClassVar[bool] = True
 
     def __init__(self):
         self.received: int | None = None
@@ -43,7 +49,9 @@ class SignalStop(Callback):
                 self.received = self.received if self.received is not None else signum
             return
         if self.received is not None:
-            raise KeyboardInterrupt  # a repeated signal, of either kind: stop now
+            if self.escalates:
+                raise KeyboardInterrupt  # a repeated signal, of either kind: stop now
+            return
         self.received = signum
 
     def result_written(self) -> None:
@@ -51,6 +59,10 @@ class SignalStop(Callback):
         pending one is handed to the CLI, which reports it (``handed_over``; else the caller reports it)."""
         self.done = True
         self.handed_over = sigterm.result_written(self.received)
+        if self.handed_over and self.received is not None:
+            # one that landed after ``received`` was read for the call above but before ``handed_over`` was
+            # set was only recorded (:meth:`handler`); the CLI reports once, so a repeat changes nothing
+            sigterm.result_written(self.received)
 
     def on_step_end(self, view: TrainerView, loss) -> None:
         if self.received is not None:
@@ -58,7 +70,16 @@ class SignalStop(Callback):
 
     @contextmanager
     def installed(self):
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        """Handle SIGTERM, and SIGINT unless it is ignored, until the block ends; the previous handlers come
+        back after. An ignored SIGINT stays ignored, as :func:`trainlab.sigterm.command_signals` leaves it:
+        ``cmd &``, and a comparison's pool workers (:mod:`trainlab.compare.pool`), where a terminal's
+        Ctrl-C reaches the whole process group and the parent answers it with one SIGTERM to each worker:
+        taken here too, the Ctrl-C would make that SIGTERM a second signal, which stops at once without
+        the signal's checkpoint."""
+        sigs = [signal.SIGTERM]
+        if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # None: set outside Python
+            sigs.append(signal.SIGINT)
+        previous = {sig: signal.getsignal(sig) for sig in sigs}
         try:
             for sig in previous:
                 signal.signal(sig, self.handler)

@@ -38,6 +38,8 @@ def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any
     """
     import torch
 
+    from trainlab.callbacks.signal_stop import SignalStop
+
     global _run_slots
     torch.set_num_threads(threads)
     if policy is not None:
@@ -45,6 +47,8 @@ def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any
     _run_slots = slots
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     signal.signal(signal.SIGTERM, request_stop)
+    # a SIGTERM to the whole group and the parent's own to this worker are one stop: the run checkpoints
+    SignalStop.escalates = False
     try:  # Linux: a SIGKILLed comparison takes its workers with it, so no stale lock outlives it
         import ctypes
 
