@@ -114,6 +114,59 @@ def test_a_journal_append_cut_off_by_a_full_disk_leaves_the_journal_as_it_was(tm
     assert [t.state.name for t in _journal_study(tmp_path / "out").trials] == ["COMPLETE"]
 
 
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()])
+def test_a_whole_record_whose_fsync_fails_stays_for_the_workers_that_read_it(tmp_path, monkeypatch, failure):
+    """Every byte of the record was written and only its fsync failed (ENOSPC/EDQUOT at fsync is typical on
+    NFS) or was interrupted, while another worker read the whole line. Cutting the record back then shifted
+    that worker's byte offsets into the next record: its next read failed (JSONDecodeError). The line stays,
+    the error (an OSError) says the record "may not be on disk", and every reader reads every record."""
+    from optuna.storages.journal import JournalFileBackend
+
+    from trainlab.tune.storage import JournalWriteError, WholeRecordJournal, journal_lock
+
+    path = tmp_path / "study.journal"
+    writer = WholeRecordJournal(str(path), lock_obj=journal_lock(path))
+    reader = JournalFileBackend(str(path))  # another worker's backend, with its own byte offsets
+    writer.append_logs([{"op": 0}])
+    assert list(reader.read_logs(0)) == [{"op": 0}]
+    seen = []
+
+    def fsync_fails(descriptor: int) -> None:
+        seen.extend(reader.read_logs(1))  # the other worker reads the whole line meanwhile
+        raise failure
+
+    monkeypatch.setattr(os, "fsync", fsync_fails)
+    expected = JournalWriteError if isinstance(failure, OSError) else KeyboardInterrupt
+    with pytest.raises(expected) as raised:
+        writer.append_logs([{"op": 1, "n": 1}])
+    monkeypatch.undo()
+    assert seen == [{"op": 1, "n": 1}]
+    writer.append_logs([{"op": 2, "pad": "x" * 5}])
+    writer.append_logs([{"op": 3}])
+    assert list(reader.read_logs(2)) == [{"op": 2, "pad": "xxxxx"}, {"op": 3}]
+    fresh = JournalFileBackend(str(path))  # a worker that opens the study now reads the same records
+    assert [log["op"] for log in fresh.read_logs(0)] == [0, 1, 2, 3]
+    if isinstance(failure, OSError):
+        assert "the record was written but may not be on disk" in str(raised.value)
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM])
+def test_a_run_folder_that_cannot_be_written_for_permission_stops_the_study(tmp_path, monkeypatch, code):
+    """A trial's run folder that cannot be written for permission's sake (EACCES/EPERM, exit 5 elsewhere:
+    errors.WRITE_ERRNOS) fails every later trial the same way: it stops the study as a full disk does, the
+    trial recorded as interrupted, instead of using up --trials (exit 4)."""
+    def denied(config, out, **kwargs):
+        raise PermissionError(code, os.strerror(code), str(out / "run.json"))
+
+    monkeypatch.setattr(trainlab.experiment, "train", denied)
+    with pytest.raises(WriteError) as raised:
+        tune(settings(tmp_path, 3, pruner="none"))
+    assert raised.value.exit_code == EXIT_SYSTEM
+    assert f"cannot write ({os.strerror(code)}: " in str(raised.value) and "trial 0" in str(raised.value)
+    assert [row["state"] for row in read_trials(tmp_path / "out")] == ["FAIL"]
+    assert _journal_study(tmp_path / "out").trials[0].user_attrs["fail_kind"] == "interrupted"
+
+
 def _limited(limit: int):
     def preexec() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead

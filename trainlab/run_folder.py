@@ -72,6 +72,20 @@ def is_run_folder(path: Path) -> bool:
 
 def _check_deletable(path: Path, protect: Iterable[str | os.PathLike[str]]) -> None:
     """Refuse (RunDirError) unless ``path`` is provably a run folder that holds nothing protected."""
+    _check_location(path, protect)
+    refuse = f"refusing to overwrite {path}"
+    if not is_run_folder(path):
+        raise RunDirError(f"{refuse}: it is not a trainlab run folder (no run.json of run format {RUN_FORMAT}); "
+                          "choose another --out, or empty it yourself")
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
+    if foreign:
+        raise RunDirError(f"{refuse}: it holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
+                          "which trainlab did not write; move it out or choose another --out")
+
+
+def _check_location(path: Path, protect: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse (RunDirError) to overwrite the working directory, the home folder, a parent of either, a
+    filesystem root, or a folder holding one of ``protect`` (what this run reads)."""
     real = path.resolve()
     refuse = f"refusing to overwrite {path}"
     cwd = Path.cwd().resolve()
@@ -84,13 +98,6 @@ def _check_deletable(path: Path, protect: Iterable[str | os.PathLike[str]]) -> N
         other = Path(item).resolve()
         if real == other or real in other.parents:
             raise RunDirError(f"{refuse}: it holds {item}, which this run reads; choose another --out")
-    if not is_run_folder(path):
-        raise RunDirError(f"{refuse}: it is not a trainlab run folder (no run.json of run format {RUN_FORMAT}); "
-                          "choose another --out, or empty it yourself")
-    foreign = sorted(p.name for p in path.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
-    if foreign:
-        raise RunDirError(f"{refuse}: it holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
-                          "which trainlab did not write; move it out or choose another --out")
 
 
 def linked_records(path: Path) -> list[str]:
@@ -169,7 +176,18 @@ class RunDir:
         attempt of this same run that an error (a full disk) stopped before run.json: no lock, and only
         :data:`CREATION_FILES` that hold exactly ``records`` (file name -> the text or JSON object this
         run writes there, :func:`left_by_this_run`), which rewriting loses nothing of. A folder
-        with any other file, or another config's records, is not reused. A non-empty one is refused unless ``overwrite``, and
+        with any other file, or another config's records, is not reused.
+
+        A folder that holds only :data:`CREATION_FILES` (no run.json: :func:`creation_leftovers`)
+        of another config (a train stopped by a full disk, its config edited since) is refused in one
+        line that says so and names them. With ``overwrite`` it is reused, those files deleted first (not
+        staged), when each is byte for byte what trainlab writes (:func:`written_by_trainlab`) and the
+        folder passes the location checks below: they are records of a run that never started training,
+        which no command reads without run.json, and trainlab writes them again, so replacing them loses
+        nothing a user wrote. A hand-written ``config.yaml`` (the user's own file, alone in its folder)
+        is not in that form and is never deleted: :func:`is_run_folder` cannot vouch for such a folder.
+
+        Any other non-empty folder is refused unless ``overwrite``, and
         even then only if :func:`is_run_folder` proves it is a run folder, it is not the working
         directory, the home folder or a parent of either, it contains none of ``protect`` (the config
         file and data files this run reads), and it holds only files trainlab writes. Otherwise one
@@ -211,11 +229,21 @@ class RunDir:
                 return run
             run.lock.release()
         if path.is_dir() and any(not is_stale_temporary(p) for p in path.iterdir()):
-            if not overwrite:
-                from trainlab.registry import current_policy  # the command line's words, or Python's
+            from trainlab.registry import current_policy  # the command line's words, or Python's
 
-                how = (f"pass --overwrite to replace it, or 'trainlab resume {path}' to continue it"
-                       if current_policy().cli else
+            cli = current_policy().cli
+            if leftovers := creation_leftovers(path):  # not this run's (left_by_this_run said so above)
+                if overwrite:  # the working directory, say: refused as any overwrite of it is, first
+                    _check_location(path, protect)
+                ours = written_by_trainlab(path, leftovers)
+                if overwrite and ours:
+                    run = cls._replacing_leftovers(path, leftovers)
+                    if run is None:
+                        raise RunDirError(f"output folder {path} changed while it was checked; run the command again")
+                    return run
+                raise RunDirError(leftovers_message(path, leftovers, ours, cli, overwrite))
+            if not overwrite:
+                how = (f"pass --overwrite to replace it, or 'trainlab resume {path}' to continue it" if cli else
                        "pass overwrite=True to replace it, or resume_if_exists=True to continue it")
                 raise RunDirError(f"output folder {path} already exists; {how}")
             _check_deletable(path, protect)
@@ -227,6 +255,24 @@ class RunDir:
         run = cls(path)
         run.lock.acquire()
         clean_stale_temporaries(path)  # under the lock
+        return run
+
+    @classmethod
+    def _replacing_leftovers(cls, path: Path, leftovers: list[str]) -> RunDir | None:
+        """``path``, locked, its ``leftovers`` removed (checked again under the lock: still all it holds, as
+        trainlab writes them); None, unlocked and untouched, when they changed meanwhile."""
+        run = cls(path)
+        run.lock.acquire()  # refuses while another process writes here
+        try:
+            if creation_leftovers(path) != leftovers or not written_by_trainlab(path, leftovers):
+                run.lock.release()
+                return None
+            for name in leftovers:
+                remove_path(path / name)
+            clean_stale_temporaries(path)
+        except BaseException:
+            run.lock.release()
+            raise
         return run
 
     @classmethod
@@ -303,8 +349,13 @@ class RunDir:
             raise RunDirError(f"run folder {path} does not exist")
         if not info_path.is_file():
             stopped_early = path.is_dir() and any(entry.name in CREATION_FILES for entry in path.iterdir())
+            leftovers = creation_leftovers(path) if stopped_early else []
+            other = ("" if not leftovers else
+                     "; with another config, pass --overwrite to replace its files"
+                     if written_by_trainlab(path, leftovers) else
+                     f"; with another config, remove its {', '.join(leftovers)} or choose another --out")
             raise RunDirError(f"{path} is not a trainlab run folder (no run.json)" + (
-                "; a 'trainlab train' into it stopped before training started: rerun that same command"
+                "; a 'trainlab train' into it stopped before training started: rerun that same command" + other
                 if stopped_early else ""))
         try:
             info = json.loads(read_regular_file(info_path, MAX_RUN_JSON_BYTES, follow_links=False))
@@ -412,6 +463,64 @@ def left_by_this_run(path: Path, records: Mapping[str, Any]) -> bool:
             return False
         found = True
     return found
+
+
+def creation_leftovers(path: Path) -> list[str]:
+    """The :data:`CREATION_FILES` in ``path``, sorted, when they are all it holds besides its lock (the
+    caller's, or a free one) and stale temporaries, each a regular file (not a link), and no run.json:
+    what a ``train`` stopped before run.json left. ``[]`` otherwise (an empty folder among them)."""
+    names = []
+    for entry in path.iterdir():
+        if entry.name == LOCK or is_stale_temporary(entry):
+            continue
+        if entry.name not in CREATION_FILES or entry.is_symlink() or not entry.is_file():
+            return []
+        names.append(entry.name)
+    return sorted(names)
+
+
+def written_by_trainlab(path: Path, names: Iterable[str]) -> bool:
+    """True if each of ``names`` in ``path`` is byte for byte what trainlab writes there: a ``.json``
+    record a JSON object in :func:`trainlab.atomic.write_json`'s layout, ``config.yaml`` a resolved
+    config (every section of :class:`trainlab.config.Config`, in its order) in
+    :func:`trainlab.config.dump_yaml`'s layout. A file a user wrote (comments, a layout of their own,
+    sections left to their defaults) is not; neither is one that cannot be read."""
+    import yaml
+
+    from trainlab.config import Config
+
+    for name in names:
+        try:
+            text = read_regular_file(path / name, MAX_CREATION_RECORD_BYTES, follow_links=False).decode()
+            if name == "config.yaml":
+                value = yaml.safe_load(text)
+                same = (isinstance(value, dict) and list(value) == list(Config.model_fields)
+                        and yaml.safe_dump(value, sort_keys=False) == text)
+            else:
+                value = json.loads(text)
+                same = isinstance(value, dict) and json.dumps(value, indent=2, sort_keys=False) + "\n" == text
+        except (OSError, ValueError, RecursionError, yaml.YAMLError):  # a link, a folder, too large, not UTF-8
+            return False
+        if not same:
+            return False
+    return True
+
+
+def leftovers_message(path: Path, leftovers: list[str], ours: bool, cli: bool, overwrite: bool) -> str:
+    """The one line for a folder of another config's :func:`creation_leftovers` that :meth:`RunDir.create`
+    does not reuse. ``ours`` (:func:`written_by_trainlab`): ``overwrite`` would replace them; otherwise the
+    user removes them (``overwrite`` given: it was refused)."""
+    listed = ", ".join(leftovers)
+    stopped = "left by a train that stopped before training started, with another config"
+    if ours:
+        replace = "pass --overwrite" if cli else "pass overwrite=True"
+        return (f"output folder {path} already exists and holds only {listed} (no run.json), {stopped}: "
+                f"{replace} to replace them, remove those files or choose another --out")
+    if overwrite:
+        return (f"refusing to overwrite {path}: it holds only {listed} (no run.json), not as trainlab writes them "
+                f"(edited, or files of yours?); if {stopped}, remove those files yourself or choose another --out")
+    return (f"output folder {path} already exists and holds only {listed} (no run.json), {stopped} (or written "
+            "by hand): remove those files or choose another --out")
 
 
 def stranded_overwrites(final: Path) -> list[Path]:

@@ -113,14 +113,18 @@ def journal_lock(journal: Path) -> FileLock:
 
 class WholeRecordJournal(JournalFileBackend):
     """Optuna's ``JournalFileBackend`` whose appends are whole or nothing: an append that fails (a full or
-    read-only disk, an interrupt) cuts the journal back to its length before the append, under the
-    journal's lock, and an ``OSError`` is raised as a :class:`WriteError` naming the journal (exit 5).
+    read-only disk, an interrupt) before all its bytes are written cuts the journal back to its length
+    before the append, under the journal's lock, and an ``OSError`` is raised as a :class:`WriteError`
+    naming the journal (exit 5). An append whose bytes were all written and only its ``fsync`` failed (a
+    full disk or quota on NFS often reports there) or was interrupted keeps its whole line, and still
+    raises (the record "may not be on disk"): another worker may already have read that line and applied
+    it, and cutting it would shift that worker's byte offsets into the next record.
 
     Optuna's own append leaves the part it wrote: the next append (another record of the same study,
     say the failed trial's) lands after that fragment, and reading the journal back then fails on the
-    glued line (``JSONDecodeError``) in every worker. A failed append changes nothing here: Optuna's
-    in-memory state, updated only from what it reads back, and the file agree, and the study can go on
-    once the disk is writable. :func:`repair_journal` still mends a fragment that a killed writer left
+    glued line (``JSONDecodeError``) in every worker. A failed append leaves whole records only here:
+    Optuna's in-memory state, updated only from what it reads back, and the file agree, and the study can
+    go on once the disk is writable. :func:`repair_journal` still mends a fragment that a killed writer left
     (no code runs after SIGKILL)."""
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
@@ -146,13 +150,27 @@ class WholeRecordJournal(JournalFileBackend):
                     view = view[os.write(descriptor, view):]
                 os.fsync(descriptor)
             except BaseException as exc:
-                with contextlib.suppress(OSError):  # cutting back needs no space; a fragment left is
-                    os.ftruncate(descriptor, length)  # repaired when the study is next opened
+                # Only a partial record is cut: a whole one may already have been read and applied by
+                # another worker (reads take no lock), and cutting it would shift that worker's byte
+                # offsets into the next record. The file's size says what was written (an interrupt
+                # may land between a write's return and its count being kept), as no one else appends.
+                whole = _size(descriptor) >= length + len(data)
+                if not whole:
+                    with contextlib.suppress(OSError):  # cutting back needs no space; a fragment left is
+                        os.ftruncate(descriptor, length)  # repaired when the study is next opened
                 if isinstance(exc, OSError):
-                    raise _journal_error(path, exc) from None
+                    raise _journal_error(path, exc, whole=whole) from None
                 raise
         finally:
             os.close(descriptor)
+
+
+def _size(descriptor: int) -> int:
+    """The open file's size; -1 when it cannot be read (then an append counts as partial)."""
+    try:
+        return os.fstat(descriptor).st_size
+    except OSError:
+        return -1
 
 
 class JournalWriteError(WriteError):
@@ -160,9 +178,12 @@ class JournalWriteError(WriteError):
     and says the study can be continued."""
 
 
-def _journal_error(path: str, exc: OSError) -> JournalWriteError:
-    return JournalWriteError(f"cannot write the study's journal {path}: {exc.strerror or exc}; the record was "
-                             "not written and the journal is intact: once the disk is writable, rerun the same "
+def _journal_error(path: str, exc: OSError, whole: bool = False) -> JournalWriteError:
+    """``whole``: the record was written in full and only its flush (fsync) failed: it stays in the journal
+    but may not be on disk."""
+    record = "was written but may not be on disk" if whole else "was not written"
+    return JournalWriteError(f"cannot write the study's journal {path}: {exc.strerror or exc}; the record "
+                             f"{record} and the journal is intact: once the disk is writable, rerun the same "
                              "trainlab tune command to continue the study")
 
 

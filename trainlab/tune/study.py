@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import functools
 import inspect
 import signal
@@ -243,10 +244,17 @@ def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, reason: str) -> N
     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
 
+# a trial's OSError that every later trial would meet too: the disk full, over quota or read-only, or the
+# study's folder not writable for permission's sake (exit 5 elsewhere too: errors.WRITE_ERRNOS)
+STUDY_STOPPING_ERRNOS = DISK_FULL_OR_READ_ONLY | {errno.EACCES, errno.EPERM}
+
+
 def is_write_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` says a file could not be written for the disk's sake (full, over quota, read-only,
-    permission denied: :class:`WriteError`, or an ``OSError`` in ``DISK_FULL_OR_READ_ONLY``), not the trial's."""
-    return isinstance(exc, WriteError) or (isinstance(exc, OSError) and exc.errno in DISK_FULL_OR_READ_ONLY)
+    """Whether ``exc`` says a file could not be written for the disk's or the folder's sake, not the trial's:
+    a :class:`WriteError`, or an ``OSError`` whose errno is in :data:`STUDY_STOPPING_ERRNOS` (full, over
+    quota, read-only, too large for the file system, permission denied). Such a failure would fail every
+    later trial the same way, so it stops the study (exit 5) instead of counting as the trial's own."""
+    return isinstance(exc, WriteError) or (isinstance(exc, OSError) and exc.errno in STUDY_STOPPING_ERRNOS)
 
 
 def write_failure_text(exc: BaseException) -> str:
@@ -307,8 +315,8 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
     """Run one claimed trial and record its outcome: COMPLETE with its value, PRUNED, or FAIL with its
     kind and reason. A trial failure is logged and the study goes on; a metric the runs lack (the study
     cannot go on) and an interrupt are recorded, then raised. A file the trial cannot write (a full or
-    read-only disk: :func:`is_write_failure`) is no failure of the trial, and every further trial would
-    meet it too: the trial is recorded as FAIL (interrupted), which does not count against ``--trials``,
+    read-only disk, permission denied: :func:`is_write_failure`) is no failure of the trial, and every
+    further trial would meet it too: the trial is recorded as FAIL (interrupted), which does not count against ``--trials``,
     and a :class:`WriteError` (exit 5) stops the study, to be continued by the same command."""
     try:
         with heartbeat(study, trial):
