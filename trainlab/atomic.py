@@ -10,8 +10,9 @@ import errno
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -55,12 +56,16 @@ def open_temporary(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def write_with(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """``write(handle)`` into a hidden temporary beside ``path`` (:func:`open_temporary`), fsynced, then
+    ``os.replace``d over ``path``: a reader sees the old file or the whole new one. On any failure the
+    temporary is removed, and an OSError that names no file (a full disk's ENOSPC) or the temporary names
+    ``path`` (:func:`named_after`)."""
     path = Path(path)
     fd, tmp = open_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -72,6 +77,10 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    return write_with(path, lambda handle: handle.write(data))
 
 
 def named_after(exc: OSError, path: str | os.PathLike[str]) -> OSError:

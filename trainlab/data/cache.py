@@ -22,7 +22,6 @@ import errno
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.atomic import named_after
+from trainlab.atomic import write_with
 
 CACHE_ENV = "TRAINLAB_CACHE_DIR"
 FORMAT = 1  # bump when what a cached entry holds changes
@@ -63,24 +62,10 @@ def _read(file: Path) -> dict[str, np.ndarray] | None:
 
 
 def write_npz(file: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to ``file`` (``np.savez``, pickle-free) atomically: a hidden temporary beside it
-    (``.<stem>.XXXX.tmp``), then ``os.replace``. On an OSError (disk full, read-only, permission denied) the
-    temporary is removed and the error names ``file``, not the temporary (:func:`trainlab.atomic.named_after`)."""
-    try:
-        handle, temp = tempfile.mkstemp(prefix=f".{file.stem}.", suffix=".tmp", dir=file.parent)
-    except OSError as exc:
-        raise named_after(exc, file) from None
-    try:
-        os.chmod(temp, 0o644)  # mkstemp makes it private; a cache entry is as readable as any download
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
-        os.replace(temp, file)
-    except BaseException as exc:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise named_after(exc, file) from None
-        raise
-    return file
+    """Write ``arrays`` to ``file`` (``np.savez``, pickle-free) atomically, with :func:`trainlab.atomic.write_with`:
+    on an OSError (disk full, read-only, permission denied) the temporary is removed and the error names
+    ``file``, not the temporary."""
+    return write_with(file, lambda handle: np.savez(handle, **arrays))
 
 
 def not_written(file: Path, exc: OSError) -> str:
