@@ -211,48 +211,11 @@ class RunDir:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunDirError(f"output path {path} exists and is not a folder")
-        if path.is_dir() and (path / LOCK).exists():
-            probe = RunLock(path)
-            probe.acquire()  # refuses when another live process holds it
-            try:
-                if killed_while_created(path):  # under the lock: nobody else writes here
-                    for entry in path.iterdir():
-                        if entry.name != LOCK:
-                            remove_path(entry)
-                    run = cls(path)
-                    run.lock = probe
-                    return run
-            except BaseException:
-                probe.release()
-                raise
-            probe.release()
-        if records is not None and path.is_dir() and left_by_this_run(path, records):
-            run = cls(path)
-            run.lock.acquire()  # refuses while another process writes here
-            if left_by_this_run(path, records):  # still, under the lock: the files are rewritten, the same
-                clean_stale_temporaries(path)
-                return run
-            run.lock.release()
+        reused = cls._left_by_a_killed_run(path) or (cls._left_by_this_run(path, records) if records else None)
+        if reused is not None:
+            return reused
         if path.is_dir() and any(not is_stale_temporary(p) for p in path.iterdir()):
-            from trainlab.registry import current_policy  # the command line's words, or Python's
-
-            cli = current_policy().cli
-            if leftovers := creation_leftovers(path):  # not this run's (left_by_this_run said so above)
-                if overwrite:  # the working directory, say: refused as any overwrite of it is, first
-                    _check_location(path, protect)
-                ours = written_by_trainlab(path, leftovers)
-                if overwrite and ours:
-                    run = cls._replacing_leftovers(path, leftovers)
-                    if run is None:
-                        raise RunDirError(f"output folder {path} changed while it was checked; run the command again")
-                    return run
-                raise RunDirError(leftovers_message(path, leftovers, ours, cli, overwrite))
-            if not overwrite:
-                how = (f"pass --overwrite to replace it, or 'trainlab resume {path}' to continue it" if cli else
-                       "pass overwrite=True to replace it, or resume_if_exists=True to continue it")
-                raise RunDirError(f"output folder {path} already exists; {how}")
-            _check_deletable(path, protect)
-            return cls._staged_beside(path)
+            return cls._over_a_folder_in_use(path, overwrite, protect)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -261,6 +224,66 @@ class RunDir:
         run.lock.acquire()
         clean_stale_temporaries(path)  # under the lock
         return run
+
+    @classmethod
+    def _left_by_a_killed_run(cls, path: Path) -> RunDir | None:
+        """``path`` emptied and locked when a run killed before run.json left it (:func:`killed_while_created`:
+        its free lock, creation files and temporaries only); None otherwise."""
+        if not (path.is_dir() and (path / LOCK).exists()):
+            return None
+        probe = RunLock(path)
+        probe.acquire()  # refuses when another live process holds it
+        try:
+            if killed_while_created(path):  # under the lock: nobody else writes here
+                for entry in path.iterdir():
+                    if entry.name != LOCK:
+                        remove_path(entry)
+                run = cls(path)
+                run.lock = probe
+                return run
+        except BaseException:
+            probe.release()
+            raise
+        probe.release()
+        return None
+
+    @classmethod
+    def _left_by_this_run(cls, path: Path, records: Mapping[str, Any]) -> RunDir | None:
+        """``path`` locked as it is when an earlier attempt of this same run left exactly ``records`` there
+        (:func:`left_by_this_run`, checked again under the lock); None otherwise."""
+        if not (path.is_dir() and left_by_this_run(path, records)):
+            return None
+        run = cls(path)
+        run.lock.acquire()  # refuses while another process writes here
+        if left_by_this_run(path, records):  # still, under the lock: the files are rewritten, the same
+            clean_stale_temporaries(path)
+            return run
+        run.lock.release()
+        return None
+
+    @classmethod
+    def _over_a_folder_in_use(cls, path: Path, overwrite: bool, protect: Sequence[str | os.PathLike[str]]) -> RunDir:
+        """A run folder for ``path``, which holds files: another config's creation leftovers replaced (or
+        refused), or an old run staged over (or refused): :meth:`create`'s rules."""
+        from trainlab.registry import current_policy  # the command line's words, or Python's
+
+        cli = current_policy().cli
+        if leftovers := creation_leftovers(path):  # not this run's (left_by_this_run said so before)
+            if overwrite:  # the working directory, say: refused as any overwrite of it is, first
+                _check_location(path, protect)
+            ours = written_by_trainlab(path, leftovers)
+            if overwrite and ours:
+                run = cls._replacing_leftovers(path, leftovers)
+                if run is None:
+                    raise RunDirError(f"output folder {path} changed while it was checked; run the command again")
+                return run
+            raise RunDirError(leftovers_message(path, leftovers, ours, cli, overwrite))
+        if not overwrite:
+            how = (f"pass --overwrite to replace it, or 'trainlab resume {path}' to continue it" if cli else
+                   "pass overwrite=True to replace it, or resume_if_exists=True to continue it")
+            raise RunDirError(f"output folder {path} already exists; {how}")
+        _check_deletable(path, protect)
+        return cls._staged_beside(path)
 
     @classmethod
     def _replacing_leftovers(cls, path: Path, leftovers: list[str]) -> RunDir | None:
