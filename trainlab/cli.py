@@ -26,6 +26,7 @@ from trainlab.errors import (
     ConfigError,
     TrainingError,
     TrainlabError,
+    cannot,
 )
 from trainlab.sigterm import command_signals
 
@@ -320,11 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # the disk, not the config: full, read-only, gone
-        where = f" ({exc.filename})" if exc.filename else ""
         written = exc.errno in DISK_FULL_OR_READ_ONLY  # else it may as well be a read: say neither
         after = ("; finished checkpoints are intact, resume once the disk is writable"
                  if written and args.command in ("train", "resume", "compare", "tune") else "")
-        _say(f"error: cannot {'write' if written else 'read or write'}{where}: {exc.strerror or exc}{after}", args.debug)
+        _say(f"error: {cannot(exc, 'write' if written else 'read or write')}{after}", args.debug)
         return EXIT_SYSTEM
     except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
         after = f"; its checkpoints are intact: trainlab resume {args.run_dir}" if args.command == "resume" else ""

@@ -57,6 +57,13 @@ DISK_FULL_OR_READ_ONLY = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, err
 WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM})
 
 
+def cannot(exc: OSError, verb: str = "write") -> str:
+    """``cannot write (<file>): <reason>`` for an OSError, the file left out when it names none: the words
+    every write failure's line starts with (the CLI's, a new run's)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"cannot {verb}{where}: {exc.strerror or exc}"
+
+
 def folder_error(message: str, exc: OSError) -> TrainlabError:
     """``message`` as a :class:`WriteError` when ``exc`` is the disk's fault, else as a :class:`RunDirError`."""
     return (WriteError if exc.errno in WRITE_ERRNOS else RunDirError)(f"{message}: {exc.strerror or exc}")

@@ -46,6 +46,7 @@ from trainlab.errors import (
     RunDirError,
     TrainingError,
     WriteError,
+    cannot,
 )
 from trainlab.inference import model_record, run_config_path
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
@@ -335,8 +336,7 @@ def _before_training(exc: OSError) -> OSError | WriteError:
     (:meth:`RunDir.create`); ``resume`` needs run.json. Any other OSError as it is."""
     if exc.errno not in DISK_FULL_OR_READ_ONLY:
         return exc
-    where = f" ({exc.filename})" if exc.filename else ""
-    return WriteError(f"cannot write{where}: {exc.strerror or exc}; training had not started: rerun the same "
+    return WriteError(f"{cannot(exc)}; training had not started: rerun the same "
                       "command once the disk is writable")
 
 
