@@ -205,7 +205,7 @@ def _cmd_lr_find(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from trainlab.inference import predict_command
+    from trainlab.predict_command import predict_command
 
     text = predict_command(args.run_dir, args.input, out=args.out, proba=args.proba)
     if text is None:

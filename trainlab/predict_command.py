@@ -1,0 +1,64 @@
+"""``trainlab predict``: a finished run's predictions of an input file, as CSV on stdout or in ``-o FILE``.
+
+The predicting is :meth:`trainlab.inference.LoadedRun.predict_file`'s; this module checks where the CSV
+goes (never a folder, a file of another format, the run's own records or the input itself) before any
+prediction, and writes it atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from trainlab.errors import ConfigError, folder_error
+from trainlab.inference import load_run
+
+# what -o may be named: predict writes comma-separated CSV text; a .parquet or .json name would hold CSV
+OUTPUT_SUFFIXES = (".csv", ".txt", "")
+
+
+def _check_output(out: str, run_dir: str, input_path: str) -> None:
+    """Refuse an ``-o`` that predict cannot or must not write, before predicting: a folder, a name of another
+    format, a file in the run folder (its records would be replaced), or the input file itself."""
+    from trainlab.data.paths import candidates
+
+    target = Path(out)
+    if target.is_dir():  # else the atomic writer's temp file is what the error names
+        raise ConfigError(f"-o {out} is a folder; give the CSV file to write, e.g. -o {target / 'predictions.csv'}")
+    if target.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError(f"-o {out}: predict writes CSV (comma-separated text), not {target.suffix}; give a .csv "
+                          f"file, e.g. -o {target.with_suffix('.csv')}")
+    resolved, run = target.resolve(), Path(run_dir).resolve()
+    if resolved == run or run in resolved.parents:
+        raise ConfigError(f"-o {out} is inside the run folder {run_dir}, whose records predict must not replace; "
+                          "write the predictions outside it")
+    source = next((path for path in candidates(input_path) if path.exists()), None)  # as the input is found
+    if source is not None and (resolved == source.resolve() or (target.exists() and os.path.samefile(target, source))):
+        raise ConfigError(f"-o {out} is the input file {input_path}, which the predictions would replace; "
+                          "give another file to write")
+
+
+def predict_command(run_dir: str, input_path: str, out: str | None = None, proba: bool = False) -> str | None:
+    """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out`` (atomically; its
+    folders are created, as ``report`` and ``plot`` create theirs), or return the CSV text when ``out``
+    is None (the CLI prints it).
+
+    Raises:
+        ConfigError: ``out`` is an existing folder, is named for another format than CSV (``.csv``,
+            ``.txt`` or no suffix), lies inside the run folder, or is the input file (all checked before
+            predicting).
+    """
+    from trainlab.atomic import write_text
+
+    if out is not None:
+        _check_output(out, run_dir, input_path)
+    table = load_run(run_dir).predict_file(input_path, proba=proba)
+    text = table.to_csv(index=False, lineterminator="\n", float_format="%.9g")
+    if out is None:
+        return text
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be: the path's fault (exit 2); a read-only disk: 5
+        raise folder_error(f"cannot create the folder of {out}", exc) from None
+    write_text(out, text)
+    return None
