@@ -14,11 +14,12 @@ import yaml
 
 from trainlab.cli import main
 from trainlab.tune import TuneSettings, tune
+from trainlab.tune.base_point import base_outside, base_values
 from trainlab.tune.claims import ATTR_BASE
 from trainlab.tune.report import refit_rows, tune_page
 from trainlab.tune.runner import loss_scale_warning
 from trainlab.tune.space import parse_space
-from trainlab.tune.study import base_outside, base_values, study_for
+from trainlab.tune.study import study_for
 
 BINARY = {
     "name": "bc",

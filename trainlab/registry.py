@@ -571,6 +571,18 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+    def defaults(self, name: str) -> dict[str, Any]:
+        """The keyword defaults of the factory registered as ``name``, read from its signature (nothing is
+        built); ``{}`` for a name not registered here (a ``module:attr`` reference is not imported) or a
+        factory whose signature cannot be read."""
+        if name not in self:
+            return {}
+        try:
+            parameters = inspect.signature(self._entries[name.lower()]).parameters.values()
+        except (TypeError, ValueError):
+            return {}
+        return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
     def get(self, name: str) -> T:
         """The factory for ``name`` (or a ``module:attr`` reference)."""
         if ":" in name:

@@ -11,10 +11,11 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.config import validate
 from trainlab.errors import ConfigError, TrainingError
+from trainlab.tune.base_point import base_outside
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
 from trainlab.tune.space import SearchSpace, apply_values, format_value
-from trainlab.tune.study import TuneSettings, base_outside, optuna_verbosity, prepare, study_for
+from trainlab.tune.study import TuneSettings, optuna_verbosity, prepare, study_for
 from trainlab.tune.workers import exit_if_rerunning_the_script, run_workers
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
-import functools
-import inspect
 import signal
 import sys
 import threading
@@ -43,9 +41,9 @@ from trainlab.data.counting import count_splits
 from trainlab.data.notices import held_back
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError
 from trainlab.folder_owner import refuse_foreign
-from trainlab.optim import default_option
 from trainlab.records import check_validation_key, validation_keys
 from trainlab.registry import did_you_mean
+from trainlab.tune.base_point import base_values
 from trainlab.tune.claims import RERUN_NOTE, abandon, claim_trial, release_claim
 from trainlab.tune.identity import check_made_with, claim_folder, made_with
 from trainlab.tune.objective import (
@@ -58,12 +56,8 @@ from trainlab.tune.objective import (
     TrialFailed,
 )
 from trainlab.tune.space import (
-    Param,
     SearchSpace,
-    apply_values,
     check_space,
-    encode_choice,
-    format_value,
     load_space,
 )
 from trainlab.tune.storage import (
@@ -390,112 +384,6 @@ def stand_in(keys: list[str]) -> str | None:
     others = [key for key in keys if key != "val_loss"]
     maximised = [key for key in others if default_direction(key) == "maximize"]
     return (maximised or others or [None])[0]
-
-
-def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] | None:
-    """The base config's value of every key the space switches on for it, in Optuna's form; None when
-    one lies outside the space (:func:`base_outside` says which)."""
-    return _base_point(space, base_raw)[0]
-
-
-def base_outside(space: SearchSpace, base_raw: dict[str, Any]) -> str | None:
-    """Why the base config is no point of the space (``model.hidden [32] is outside its choices [16],
-    [64]``), or None when it is one: then it is the study's first trial."""
-    return _base_point(space, base_raw)[1]
-
-
-def _base_point(space: SearchSpace, base_raw: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """(values, None) or (None, the reason). An optimizer option the base config leaves unset has the
-    optimizer's own default (sgd's momentum 0), except a weight_decay that
-    strategy.regularization.weight_decay places there (setting both is refused). A categorical key takes
-    the choice the base holds as the config resolves it (:func:`_base_choice`): ``bce`` for ``loss: {name:
-    bce}``, ``null`` for a section the base leaves out."""
-    resolved = validate(copy.deepcopy(base_raw)).to_dict()
-    settled = functools.cache(lambda: settled_config(base_raw))  # only where a choice is no resolved value
-    values: dict[str, Any] = {}
-    for param in space.params:
-        if not all(values.get(k) in allowed for k, allowed in param.when.items()):
-            continue
-        node: Any = resolved
-        for part in param.key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        parts = param.key.split(".")
-        placed = parts[-1] == "weight_decay" and resolved["strategy"]["regularization"].get("weight_decay")
-        if node is None and parts[:2] == ["strategy", "optimizer"] and len(parts) == 3 and not placed:
-            node = default_option(resolved["strategy"]["optimizer"]["name"], parts[2])  # unset: the optimizer's own
-        if param.kind == "categorical":
-            found = _base_choice(param, node, base_raw, settled)
-            if found is not None:
-                values[param.key] = found[0]
-                continue
-        if node is None:
-            return None, f"it sets no {param.key}"
-        if not param.contains(node):
-            shown = node["name"] if isinstance(node, dict) and list(node) == ["name"] else format_value(node)
-            return None, f"its {param.key} {shown} is outside the space's {param.describe()}"
-        values[param.key] = node
-    return {key: encode_choice(value) for key, value in values.items()}, None
-
-
-def _base_choice(param: Param, node: Any, base_raw: dict[str, Any],
-                 settled: Callable[[], dict[str, Any] | None]) -> tuple[Any] | None:
-    """``(choice,)``: the choice of categorical ``param`` the base config holds, or None. ``node`` is the
-    base's resolved value (a number, a name, a list) and matches the choice equal to it; else the choice
-    that, set on the base, resolves to the same config (``settled()``, the base's :func:`settled_config`) is it: the
-    one-word ``focal`` for ``{name: focal, gamma: 2}`` (focal's default gamma), a ``{name: cosine}``
-    mapping for ``schedule: cosine``, ``null`` for ``weight_averaging`` left out."""
-    if node is not None:
-        for choice in param.choices:
-            if encode_choice(choice) == encode_choice(node):
-                return (choice,)
-    for choice in param.choices:
-        if settled() is not None and settled_config(apply_values(base_raw, {param.key: choice})) == settled():
-            return (choice,)
-    return None
-
-
-# the strategy sections that name a factory and pass it keyword options: an option given at the factory's
-# own default is the same setting as the option left out ({name: focal, gamma: 2.0} is focal)
-FACTORY_SECTIONS = ("loss", "optimizer", "schedule")
-
-
-def settled_config(raw: dict[str, Any]) -> dict[str, Any] | None:
-    """``raw`` validated, as JSON data without the options of a :data:`FACTORY_SECTIONS` section that sit at
-    their factory's default (numbers compared as numbers, lists as tuples): two configs that train the
-    same way are equal. None when ``raw`` is refused."""
-    from trainlab.compare.loss_scale import canonical  # here: importing trainlab.compare loads its statistics
-
-    try:
-        resolved = validate(copy.deepcopy(raw)).to_dict()
-    except ConfigError:
-        return None
-    for section in FACTORY_SECTIONS:
-        spec = resolved["strategy"].get(section)
-        if isinstance(spec, dict) and isinstance(spec.get("name"), str):
-            defaults = factory_defaults(section, spec["name"])
-            resolved["strategy"][section] = {k: canonical(v) for k, v in spec.items()
-                                             if not (k in defaults and canonical(v) == canonical(defaults[k]))}
-    return resolved
-
-
-def factory_defaults(section: str, name: str) -> dict[str, Any]:
-    """The keyword defaults of the factory that strategy ``section`` (loss, optimizer, schedule) ``name``
-    builds, read from its signature; ``{}`` for ``module:attr`` code (not imported here) or an unknown name."""
-    if section == "loss":
-        import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
-        from trainlab.losses import LOSSES as registry
-    elif section == "optimizer":
-        import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
-        from trainlab.optim import OPTIMIZERS as registry
-    else:
-        from trainlab.schedules import SCHEDULES as registry
-    if ":" in name or name not in registry:
-        return {}
-    try:
-        parameters = inspect.signature(registry.get(name)).parameters.values()
-    except (TypeError, ValueError):  # a builtin or C factory: its options are compared as written
-        return {}
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
