@@ -187,7 +187,9 @@ def test_a_pool_that_breaks_again_and_again_fails_the_runs_instead_of_looping(tm
     for _, _, (reason,) in runs.values():
         assert reason.startswith("worker died: the worker pool broke 2 times with this run unfinished, the last "
                                  "time: worker process "), reason
-        assert reason.endswith(" died (exited with code 3)"), reason
+        # the worker that died is named; a second, stopped by the parent while it was still starting (the
+        # parent's SIGTERM handler, inherited by the fork, raises there: exit 1), may be named after it
+        assert " died (exited with code 3)" in reason, reason
     printed = capsys.readouterr().out
     assert printed.count("between runs: the worker pool broke") == 2  # then no third pool
 
