@@ -2,8 +2,18 @@
 
 ``stats`` (pure statistics), ``strategies`` (STRATEGIES.yaml), ``runner`` (planning and
 running the runs), ``leaderboard`` (reading them back), ``command`` (``trainlab compare``).
+
+``compare`` and ``compare_files`` load ``command`` (and torch) on first use, so that importing a
+light submodule such as ``metric_keys`` (the report does) costs nothing beyond that submodule.
 """
 
-from trainlab.compare.command import compare, compare_files
+from typing import Any
 
 __all__ = ["compare", "compare_files"]
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: the command's import is deferred until it is asked for
+    if name in __all__:
+        from trainlab.compare import command
+        return getattr(command, name)
+    raise AttributeError(f"module 'trainlab.compare' has no attribute {name!r}")
