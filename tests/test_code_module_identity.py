@@ -17,15 +17,15 @@ from safetensors.numpy import load_file
 
 import trainlab
 from trainlab.cli import main
-from trainlab.errors import ConfigError
-from trainlab.registry import (
+from trainlab.code_policy import (
     allow_local_modules,
     code_policy,
-    import_reference,
     own_folder_policy,
     set_policy,
     using_policy,
 )
+from trainlab.errors import ConfigError
+from trainlab.user_code import import_reference
 
 NET = '''
 import torch.nn as nn
@@ -200,18 +200,18 @@ def test_a_damaged_run_of_a_later_task_is_refused_before_any_run(folders, tmp_pa
 def test_a_module_that_cannot_live_beside_another_is_refused_in_one_line(folders, monkeypatch):
     """Only source (and bytecode) modules are imported under a name of their own; another loader (an
     extension module) is refused naming both files, instead of reusing the other folder's module."""
-    from trainlab import registry
+    from trainlab import user_code
 
     a, b = folders["extA"], folders["extB"]
     assert _width_of(a, b)[0] == 4
-    real = registry._own_spec
+    real = user_code._own_spec
 
     def extension_spec(top, policy):
         spec = real(top, policy)
         spec.loader = object()  # stands for an ExtensionFileLoader: cannot run under another name
         return spec
 
-    monkeypatch.setattr(registry, "_own_spec", extension_spec)
+    monkeypatch.setattr(user_code, "_own_spec", extension_spec)
     with pytest.raises(ConfigError, match=rf"module 'idwidth' is already imported from {a / 'idwidth.py'}, and "
                                           rf"{b / 'idwidth.py'} \(in the folder trusted now\) cannot be imported"):
         _width_of(b, a)

@@ -13,8 +13,9 @@ import yaml
 
 from tests.conftest import LINREG
 from trainlab.cli import main
+from trainlab.code_policy import allow_local_modules, code_policy, command_code_policy
 from trainlab.errors import ConfigError
-from trainlab.registry import allow_local_modules, code_policy, command_code_policy, import_reference
+from trainlab.user_code import import_reference
 
 USER_MODULE = '''
 import os
@@ -72,7 +73,7 @@ def test_a_refusal_from_python_names_the_python_opt_in_not_the_cli_flag(project,
         trainlab.fit(torch.nn.Linear(2, 1), (torch.randn(8, 2), torch.randn(8)),
                      {"loss": "mse", "optimizer": {"name": "torch.optim:SGD", "lr": 0.1}, "epochs": 1})
     assert str(raised.value) == ("config references 'torch.optim:SGD', which is outside your own code; from Python, "
-                                 "'with trainlab.registry.code_policy(allow=True):' around the call runs it (or set "
+                                 "'with trainlab.code_policy.code_policy(allow=True):' around the call runs it (or set "
                                  "TRAINLAB_ALLOW_CODE=1)")
     with code_policy(allow=True):  # what it says to do: the opt-in runs it
         result = trainlab.fit(torch.nn.Linear(2, 1), (torch.randn(8, 2), torch.randn(8)),
@@ -81,7 +82,7 @@ def test_a_refusal_from_python_names_the_python_opt_in_not_the_cli_flag(project,
     out = _run_of_the_users_net(project, tmp_path)
     with pytest.raises(ConfigError) as raised:
         trainlab.load_run(out)
-    assert "from Python, load_run(..., allow_code=True) or 'with trainlab.registry.code_policy(allow=True):'" \
+    assert "from Python, load_run(..., allow_code=True) or 'with trainlab.code_policy.code_policy(allow=True):'" \
         in str(raised.value) and "--allow-code" not in str(raised.value)
     with command_code_policy(False, run_dir=out), pytest.raises(ConfigError) as raised:  # a CLI command names its flag
         import_reference("usernet_cp:Net", "model")
@@ -272,8 +273,8 @@ def test_a_spawned_compare_worker_keeps_the_parents_code_policy(project):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from trainlab.code_policy import current_policy
     from trainlab.compare.pool import _pin_worker
-    from trainlab.registry import current_policy
 
     with allow_local_modules(project):  # as for a base config in project/, run from another folder
         policy = current_policy()

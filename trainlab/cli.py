@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    from trainlab.registry import command_code_policy
+    from trainlab.code_policy import command_code_policy
 
     received: list[int] = []  # SIGINT, and SIGTERM handled as Ctrl-C (tune's workers keep their own handling of it)
     try:

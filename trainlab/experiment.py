@@ -32,6 +32,7 @@ from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
+from trainlab.code_policy import allow_local_modules, run_code_policy, trusted_code_folders, trusting_own_run
 from trainlab.config import Config, as_config, dump_yaml, load_config
 from trainlab.config_fields import path_argument
 from trainlab.data.fingerprint import data_fingerprint, named_files
@@ -64,7 +65,6 @@ from trainlab.model_file import (
     write_model,
 )
 from trainlab.records import read_record_text, safe_summary
-from trainlab.registry import allow_local_modules, run_code_policy, trusted_code_folders, trusting_own_run
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, MODEL_RECORD, load_trained_config, record_digests
 from trainlab.run_summary import summarize
@@ -288,7 +288,7 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
 @contextlib.contextmanager
 def _config_folder_trusted(config: Config | str | Path | dict[str, Any]) -> Iterator[None]:
     """For a config given as a path, the code policy of ``trainlab train PATH``
-    (:func:`trainlab.registry.command_code_policy`) for the block: the working directory and the config's
+    (:func:`trainlab.code_policy.command_code_policy`) for the block: the working directory and the config's
     folder are the user's (importable, appended to ``sys.path``), and a refusal still names the Python opt-in."""
     with contextlib.ExitStack() as stack:
         if isinstance(config, str | os.PathLike):

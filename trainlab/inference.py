@@ -11,7 +11,7 @@
   normalisation) is rebuilt with :func:`trainlab.builders.build`, which reads and splits the
   training data once.
 
-Either way the run folder's ``config.yaml`` is read under :func:`trainlab.registry.run_code_policy`: it
+Either way the run folder's ``config.yaml`` is read under :func:`trainlab.code_policy.run_code_policy`: it
 imports no ``module:attr`` code unless the user opted in (``--allow-code``; docs/security.md), and then
 also from the folders the run was trained from.
 
@@ -416,7 +416,7 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
         RunDirError: ``path`` is not a finished run folder.
         DataError: the weights do not match the model the config builds.
     """
-    from trainlab.registry import allow_local_modules, code_policy, run_code_policy
+    from trainlab.code_policy import allow_local_modules, code_policy, run_code_policy
 
     path = path_argument(path, "load_run's path")
     if allow_code is not None and not isinstance(allow_code, bool):  # "yes" or "false" would read as true

@@ -53,7 +53,8 @@ import numpy as np
 import torch
 
 from trainlab.errors import ConfigError, DataError
-from trainlab.registry import Registry, did_you_mean, import_reference
+from trainlab.registry import Registry, did_you_mean
+from trainlab.user_code import import_reference
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
 SINGLE_LABEL = frozenset({"binary", "multiclass"})

@@ -265,7 +265,7 @@ class RunDir:
     def _over_a_folder_in_use(cls, path: Path, overwrite: bool, protect: Sequence[str | os.PathLike[str]]) -> RunDir:
         """A run folder for ``path``, which holds files: another config's creation leftovers replaced (or
         refused), or an old run staged over (or refused): :meth:`create`'s rules."""
-        from trainlab.registry import current_policy  # the command line's words, or Python's
+        from trainlab.code_policy import current_policy  # the command line's words, or Python's
 
         cli = current_policy().cli
         if leftovers := creation_leftovers(path):  # not this run's (left_by_this_run said so before)

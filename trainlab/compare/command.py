@@ -10,6 +10,15 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from trainlab.code_policy import (
+    CodePolicy,
+    allow_local_modules,
+    code_references,
+    is_own_run,
+    own_folder_policy,
+    trusting_runs,
+    using_policy,
+)
 from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.loss_scale import loss_scale_warning
@@ -27,18 +36,9 @@ from trainlab.config_fields import path_argument, short_repr
 from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
-from trainlab.registry import (
-    CodePolicy,
-    allow_local_modules,
-    code_references,
-    did_you_mean,
-    is_own_run,
-    own_folder_policy,
-    trusting_runs,
-    user_module_file,
-    using_policy,
-)
+from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
+from trainlab.user_code import user_module_file
 
 DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
 
@@ -199,7 +199,7 @@ def check_folders(folders: Any, bases: Mapping[str, Any]) -> dict[str, Path]:
 def task_code_policies(bases: Mapping[str, dict[str, Any]], strategies: Sequence[NamedStrategy],
                        folders: Mapping[str, Path]) -> dict[str, CodePolicy] | None:
     """Each task's code policy, its own config's folder trusted and the other bases' not
-    (:func:`~trainlab.registry.own_folder_policy`), where that matters: a module name the configs
+    (:func:`~trainlab.code_policy.own_folder_policy`), where that matters: a module name the configs
     reference (``mymodels`` of ``mymodels:make_net``) is a different file for different tasks (two
     folders, each with its ``mymodels.py``). None otherwise: one policy, the one in force, serves all."""
     distinct = set(folders.values())

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainlab.atomic import write_json
+from trainlab.code_policy import CodePolicy, current_policy, set_policy
 from trainlab.compare import runner
 from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_action
 from trainlab.records import read_record_object
-from trainlab.registry import CodePolicy, current_policy, set_policy
 
 _run_slots: tuple[Any, Any] | None = None  # in a pool worker: the parent's run slots (_execute_in_slot)
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.atomic import write_json
+from trainlab.code_policy import trusting_own_run
 from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
 from trainlab.config import Config, validate
@@ -45,7 +46,6 @@ from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError
 from trainlab.records import finished_summary_damage, read_record_object
-from trainlab.registry import trusting_own_run
 from trainlab.sigterm import sigterm_as_ctrl_c
 
 ERROR_FILE = "compare-error.json"  # written into a run folder whose run raised (not diverged)

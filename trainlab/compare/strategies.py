@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainlab.code_policy import CodePolicy, using_policy
 from trainlab.config import Config, set_dotted, validate
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, DataError
 from trainlab.preflight import check_components
 from trainlab.records import DataTasks
-from trainlab.registry import CodePolicy, did_you_mean, using_policy
+from trainlab.registry import did_you_mean
 from trainlab.yaml_files import load_yaml_file
 
 SECTIONS = ("strategies", "grid")
@@ -222,7 +223,7 @@ def validate_strategies(bases: dict[str, dict[str, Any]], strategies: list[Named
     """Every strategy on every base must give a valid config; else one ConfigError naming both.
 
     ``policies``: each task's code policy (its ``module:attr`` code from its own config's folder,
-    :func:`trainlab.registry.own_folder_policy`); None: the one in force for all.
+    :func:`trainlab.code_policy.own_folder_policy`); None: the one in force for all.
     Returns the validated configs by ``(task, strategy name)``.
     """
     configs = {}

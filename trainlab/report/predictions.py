@@ -81,9 +81,9 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     import torch
 
     from trainlab.builders import build, run_scope
+    from trainlab.code_policy import run_code_policy
     from trainlab.data.preprocessing import inverse_target
     from trainlab.model_file import load_weights, read_model
-    from trainlab.registry import run_code_policy
     from trainlab.run_records import load_trained_config, recorded_class_names
 
     with run_code_policy(run):  # a run folder's config imports no code without the opt-in

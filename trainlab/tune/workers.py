@@ -28,8 +28,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from trainlab.code_policy import CodePolicy, current_policy, set_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
-from trainlab.registry import CodePolicy, current_policy, set_policy
 from trainlab.tune.space import SearchSpace, load_space
 from trainlab.tune.study import SignalInterrupt, TuneSettings, continue_advice, run_trials
 

@@ -1,0 +1,264 @@
+"""Importing the user's own code: ``package.module:attribute`` references, under the code policy.
+
+:func:`import_reference` is the only way a config reaches code that is not a registered name. It refuses
+(one-line :class:`ConfigError`, before importing anything) what the :class:`~trainlab.code_policy.CodePolicy`
+in force does not allow (the rules: :mod:`trainlab.code_policy`), then a target that is not a class or a
+Python function reached through public attributes. :func:`user_module_file` says which file such a module
+comes from, without importing it.
+
+Which file a module name means
+------------------------------
+A module of the user's comes from the folders trusted *now* (:func:`~trainlab.code_policy.code_search_folders`:
+the working directory, then the config's folder, in that order), whatever ``sys.modules`` or ``sys.path`` hold
+from an earlier config: ``load_run(A)`` then ``load_run(B)``, or a comparison of ``extA/base.yaml`` and
+``extB/base.yaml``, each beside its own ``mymodels.py``. When the module of that name already imported,
+or the one ``sys.path`` finds first, is another file, the trusted one is imported under its own name
+(:func:`_import_own`: ``mymodels__trainlab_<hash of its path>``), so both live side by side; an installed
+package of that name still wins, as ``sys.path`` order makes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import site
+import sys
+import sysconfig
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trainlab.code_policy import ALLOW_CODE_ENV, CodePolicy, code_search_folders, current_policy
+from trainlab.errors import ConfigError
+
+
+@functools.cache
+def _installed_roots() -> tuple[Path, ...]:
+    """Folders holding the standard library and installed packages (fixed for the process: read once)."""
+    roots = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        with contextlib.suppress(KeyError):
+            roots.add(sysconfig.get_paths()[key])
+    with contextlib.suppress(AttributeError):
+        roots.update(site.getsitepackages())
+    with contextlib.suppress(AttributeError):
+        roots.add(site.getusersitepackages())
+    return tuple(Path(r).resolve() for r in roots if r)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _module_files(top: str) -> list[Path] | None:
+    """Where the top-level module ``top`` would be imported from (not importing it); None: not a file."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    places = list(spec.submodule_search_locations or [])
+    if spec.origin and spec.has_location:
+        places.append(spec.origin)
+    return [Path(p).resolve() for p in places] or None
+
+
+def _is_installed(file: Path) -> bool:
+    return (any(part in {"site-packages", "dist-packages"} for part in file.parts)
+            or any(_inside(file, root) for root in _installed_roots()))
+
+
+def _not_users(top: str) -> bool:
+    """Names never looked for in the user's folders: the standard library's, the builtins', trainlab."""
+    return top in sys.stdlib_module_names or top in sys.builtin_module_names or top == "trainlab"
+
+
+# top-level name a module of the user's was imported under by _import_own -> the file or package folder it is
+_OWN_IMPORTS: dict[str, Path] = {}
+
+
+def _own_spec(top: str, policy: CodePolicy) -> importlib.machinery.ModuleSpec | None:
+    """The module or package ``top`` in the first trusted folder holding one (:func:`code_search_folders`);
+    None: in none of them (a namespace package, a folder without ``__init__.py``, keeps plain import)."""
+    for folder in code_search_folders(policy):
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(top, [str(folder)])
+        except (ImportError, ValueError, OSError):
+            continue
+        if spec is not None and spec.origin and spec.has_location:
+            return spec
+    return None
+
+
+def _location(spec: importlib.machinery.ModuleSpec) -> Path:
+    """A regular module's file, or a package's folder."""
+    origin = Path(spec.origin or "").resolve()
+    return origin.parent if spec.submodule_search_locations is not None else origin
+
+
+def _import_source(top: str, policy: CodePolicy) -> importlib.machinery.ModuleSpec | None:
+    """The trusted spec ``top`` must be imported from under its own name (:func:`_import_own`), or None
+    when a plain import gives the right module: the one of that name loaded (or first on ``sys.path``) is
+    the trusted file itself, an installed package (which wins, as ``sys.path`` order makes it), or no
+    trusted folder holds one."""
+    if _not_users(top) or top in _OWN_IMPORTS:
+        return None
+    own = _own_spec(top, policy)
+    if own is None:
+        return None
+    natural = _module_files(top)  # the loaded module's files, else sys.path's first match
+    if natural is not None and (any(_is_installed(file) for file in natural) or _location(own) in natural
+                                or Path(own.origin or "").resolve() in natural):
+        return None
+    return own
+
+
+def _import_own(top: str, spec: importlib.machinery.ModuleSpec) -> Any:
+    """Import the module or package of ``spec`` (in a trusted folder) as ``<top>__trainlab_<hash>``: a
+    name of its own, so that another file's module ``top`` already in ``sys.modules`` is neither reused
+    nor replaced. A package's relative imports and submodules work under that name; an absolute
+    ``import other`` inside it is still ``sys.path``'s."""
+    location = _location(spec)
+    alias = f"{top}__trainlab_{hashlib.sha256(str(location).encode()).hexdigest()[:12]}"
+    if alias in sys.modules:
+        return sys.modules[alias]
+    if not isinstance(spec.loader, importlib.machinery.SourceFileLoader | importlib.machinery.SourcelessFileLoader):
+        loaded = ", ".join(str(f) for f in _module_files(top) or []) or "another file"
+        raise ConfigError(f"module '{top}' is already imported from {loaded}, and {spec.origin} (in the folder "
+                          f"trusted now) cannot be imported beside it under another name; rename one of them")
+    own = importlib.util.spec_from_file_location(alias, spec.origin,
+                                                 submodule_search_locations=spec.submodule_search_locations)
+    if own is None or own.loader is None:
+        raise ImportError(f"cannot load {spec.origin}")
+    module = importlib.util.module_from_spec(own)
+    sys.modules[alias] = module
+    try:
+        own.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(alias, None)
+        raise
+    _OWN_IMPORTS[alias] = location
+    return module
+
+
+def user_module_file(module_name: str) -> Path | None:
+    """The file (a package: its folder) the user's module ``module_name`` comes from under the current
+    policy; None when it is not the user's code (installed, the standard library, trainlab) or not found."""
+    policy = current_policy()
+    top = module_name.split(".")[0]
+    if not all(part.isidentifier() for part in module_name.split(".")):  # a path or URL holding ':', say
+        return None
+    if _not_users(top) or not _is_users_code(top, policy):
+        return None
+    source = _import_source(top, policy)
+    if source is not None:
+        return _location(source)
+    files = _module_files(top)  # a package: its folder first
+    return files[0] if files else None
+
+
+def _is_users_code(module_name: str, policy: CodePolicy, imported: bool = False) -> bool:
+    """Whether ``module_name`` is the user's code: its top-level module lies in a trusted folder and not
+    among the installed packages. Before importing (``imported`` False), the files the import will
+    read (:func:`_import_source`); after, those of the module already imported under that name."""
+    top = module_name.split(".")[0]
+    if _not_users(top) or not policy.local:
+        return False
+    source = None if imported or top in _OWN_IMPORTS else _import_source(top, policy)
+    files = ([_OWN_IMPORTS[top]] if top in _OWN_IMPORTS else [_location(source)] if source is not None
+             else _module_files(top))
+    if not files:
+        return False
+    local = code_search_folders(policy)
+    return all(not _is_installed(file) and any(_inside(file, folder) for folder in local) for file in files)
+
+# The factory tables (name -> factory) of every Registry, each added by the Registry that fills it
+# (:func:`admit_factories`): trainlab's own code is reachable by reference only as one of their factories.
+_FACTORY_TABLES: list[Mapping[str, Any]] = []
+
+
+def admit_factories(table: Mapping[str, Any]) -> None:
+    """Let a ``trainlab...:attr`` reference reach the factories of ``table`` (a
+    :class:`~trainlab.registry.Registry`'s, read as it fills): the same things its plain names reach."""
+    _FACTORY_TABLES.append(table)
+
+
+def _is_registered(target: Any) -> bool:
+    return any(target is factory for table in _FACTORY_TABLES for factory in table.values())
+
+
+def _refuse_outside(reference: str, kind: str) -> ConfigError:
+    """The refusal of ``reference``, naming the opt-in its caller has: the CLI's ``--allow-code``; from
+    Python (trainlab.fit, load_run), ``load_run(..., allow_code=True)`` for a run folder's config and
+    :func:`code_policy` for the caller's own; :data:`ALLOW_CODE_ENV` either way."""
+    policy = current_policy()
+    within = "'with trainlab.code_policy.code_policy(allow=True):' around the call runs it"
+    if not policy.local:  # a run folder's config: it may come from someone else
+        opt_in = ("pass --allow-code to run it" if policy.cli else
+                  f"from Python, load_run(..., allow_code=True) or {within}")
+        return ConfigError(f"config references '{reference}', which is outside your own code: a run folder's "
+                           f"config imports no code without the opt-in; {opt_in} (or set {ALLOW_CODE_ENV}=1)")
+    opt_in = "pass --allow-code to run it" if policy.cli else f"from Python, {within}"
+    return ConfigError(f"config references '{reference}', which is outside your own code; {opt_in} "
+                       f"(or set {ALLOW_CODE_ENV}=1)")
+
+
+def import_reference(reference: str, kind: str) -> Any:
+    """Import ``package.module:attribute`` under the current :class:`CodePolicy`; the only way to user code.
+
+    Refuses (ConfigError, before importing anything) a module outside the policy, then a target reached
+    through a private attribute or a module, or one that is not a class or a Python function.
+    """
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute or ":" in attribute:
+        raise ConfigError(f"{kind} reference '{reference}' must look like 'package.module:attribute'")
+    parts = attribute.split(".")
+    if any(not part or part.startswith("_") for part in module_name.split(".") + parts):
+        raise ConfigError(f"{kind} reference '{reference}' names a private attribute; "
+                          "reference a public class or function")
+    policy = current_policy()
+    trainlab_code = module_name.split(".")[0] == "trainlab"
+    if not (policy.allow or trainlab_code or _is_users_code(module_name, policy)):
+        top = module_name.split(".")[0]
+        if policy.local and top not in sys.stdlib_module_names and _module_files(top) is None:
+            raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module "
+                              f"'{top}' in the config's folder, the working directory or installed packages")
+        raise _refuse_outside(reference, kind)
+    top, dot, rest = module_name.partition(".")
+    try:
+        source = _import_source(top, policy)  # another file's module of that name is loaded: this one beside it
+        if source is None:
+            module = importlib.import_module(module_name)
+        else:
+            package = _import_own(top, source)
+            module = importlib.import_module(f"{package.__name__}{dot}{rest}") if rest else package
+    except ConfigError:
+        raise
+    except Exception as exc:  # any import failure is the user's module, report it in one line
+        raise ConfigError(
+            f"cannot import module '{module_name}' for {kind} '{reference}': {type(exc).__name__}: {exc}"
+        ) from exc
+    target: Any = module
+    for part in parts:
+        if not hasattr(target, part):
+            raise ConfigError(f"module '{module_name}' has no attribute '{attribute}' (from {kind} '{reference}')")
+        target = getattr(target, part)
+        if inspect.ismodule(target):
+            raise ConfigError(f"{kind} reference '{reference}' reaches the module '{target.__name__}' "
+                              f"through '{module_name}'; reference a class or function defined in your module")
+    if not (inspect.isclass(target) or inspect.isfunction(target) or inspect.ismethod(target)):
+        raise ConfigError(f"{kind} reference '{reference}' is a {type(target).__name__}, not a class or "
+                          "function (a factory following the component's contract)")
+    if not policy.allow:
+        defined_in = getattr(target, "__module__", None) or ""
+        if trainlab_code and not _is_registered(target):
+            raise _refuse_outside(reference, kind)
+        if not trainlab_code and not _is_users_code(defined_in, policy, imported=True):
+            raise _refuse_outside(reference, kind)  # e.g. 'mymodule:rmtree' after 'from shutil import rmtree'
+    return target
