@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 import yaml
 
@@ -215,3 +216,22 @@ def test_an_os_error_is_called_a_write_only_when_only_a_write_meets_it(monkeypat
     assert main(["resume", "/x"]) == 5
     err = capsys.readouterr().err
     assert err.startswith(f"error: {said}") and err.count("\n") == 1, err
+
+
+def test_a_reader_that_leaves_after_the_first_line_is_sigpipes_code(write_config, tmp_path):
+    """`trainlab predict RUN big.csv | head -1`: the reader leaves mid-output. The rest of the output used to be
+    dropped without an error (one short write, exit 0); the next write must fail and exit 141."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    assert main(["train", str(write_config(DIGITS_MLP, strategy__epochs=1)), "--out", str(out), "--quiet"]) == 0
+    rows = np.random.default_rng(0).random((40_000, 64)) * 16  # ~5 MB of predictions: many pipe buffers
+    features = tmp_path / "big.npz"  # a run on a built-in source predicts from an .npz holding x
+    np.savez(features, x=rows.astype(np.float32))
+    process = subprocess.Popen([sys.executable, "-m", "trainlab", "predict", str(out), str(features), "--proba"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline()  # the header: then the reader goes away while the rest is still being written
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait() == 141 and err == ""

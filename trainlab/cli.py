@@ -211,8 +211,27 @@ def _cmd_predict(args) -> int:
     if text is None:
         print(f"wrote {args.out}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        write_all_to_stdout(text)
     return 0
+
+
+def write_all_to_stdout(text: str) -> None:
+    """Write ``text`` to standard output whole, or raise BrokenPipeError when its reader leaves.
+
+    ``sys.stdout.write`` of megabytes hands the pipe one write; when the reader goes away mid-way (`| head`) the
+    kernel returns a short count and Python drops the rest without an error, so the command exited 0 with part
+    of its output unwritten. ``os.write`` in a loop sees the short count, writes on, and the next write fails
+    with EPIPE: exit 141, as any Unix filter. Standard output without a file descriptor (captured) is written
+    as it is."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both an OSError and a ValueError
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    view = memoryview(text.encode(sys.stdout.encoding or "utf-8", errors="replace"))
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _cmd_report(args) -> int:
