@@ -1,5 +1,6 @@
 """Checks and warnings of a run's plan, made before training: does the model's output fit the loss and
-the data, will an epoch end on a 1-row batch BatchNorm cannot take, and the plans that train but likely
+the data (and is it logits where the loss expects logits: :mod:`trainlab.probability_outputs`), will an
+epoch end on a 1-row batch BatchNorm cannot take, and the plans that train but likely
 not as meant (targets of a large scale left unstandardised, an optimizer step larger than the training
 set, ``min_steps`` stretching a tiny set, an averaged model that stays mostly its starting weights).
 Refusals raise one-line errors; the rest are ``warning:`` lines (:func:`trainlab.data.notices.warn`).
@@ -21,32 +22,37 @@ from trainlab.engine.batching import BatchPlan, is_ids_and_mask
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
 from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss, single_label_on_multilabel
+from trainlab.probability_outputs import check_probability_outputs, in_eval_mode
 
 
 @dataclass(frozen=True)
 class InputFixes:
     """The words of the fixes the checks give for inputs and targets at a scale or shape the model cannot
-    use as they are: a config run names its data keys (:data:`CONFIG_FIXES`), ``trainlab.fit``, which
-    has no such keys, what its caller does to the arrays (:data:`FIT_FIXES`). A dataset carries its own
-    in ``Dataset.extras[FIXES_KEY]`` (:func:`input_fixes`)."""
+    use as they are, and for a model that squashes its outputs: a config run names its data and model keys
+    (:data:`CONFIG_FIXES`), ``trainlab.fit``, which has no such keys, what its caller does to the arrays
+    and the model (:data:`FIT_FIXES`). A dataset carries its own in ``Dataset.extras[FIXES_KEY]``
+    (:func:`input_fixes`)."""
 
     integer_features: str  # integer (N, F) features a model that takes no token ids cannot multiply
     integer_images: str  # integer images (N, C, H, W) and other integer inputs of more dimensions
     one_feature: str  # 1-D x: each row a single number, which a model of (N, F) rows reads as one long row
     raw_targets: str  # regression targets far from unit scale (warn_if_raw_scale_targets)
+    final_squash: str  # a final sigmoid / softmax before a loss on logits; {squash} names it (check_probability_outputs)
 
 
 CONFIG_FIXES = InputFixes(
     integer_features="to read them as numbers set data.standardize: true, or save the features as float32",
     integer_images="save the features as float32 (images: x / 255)",
     one_feature="1-D x: save x shaped (N, 1) for one feature",
-    raw_targets="set data.standardize_target: true (metrics and predictions stay in the original units)")
+    raw_targets="set data.standardize_target: true (metrics and predictions stay in the original units)",
+    final_squash="remove the final {squash} from the model (linear and mlp: leave out model.output_activation)")
 FIT_FIXES = InputFixes(
     integer_features="to read them as numbers pass float32 x (x.astype('float32'); a tensor: x.float())",
     integer_images="pass float32 x (images: x / 255)",
     one_feature="1-D x: pass x.reshape(-1, 1) for one feature",
     raw_targets="standardise y yourself before fit ((y - y.mean()) / y.std()) and map the predictions back "
-                "(pred * std + mean); metrics are then in standardised units")
+                "(pred * std + mean); metrics are then in standardised units",
+    final_squash="remove the final {squash} from the model")
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
 
 
@@ -60,18 +66,22 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
                     chosen_by_auto: bool = False, batch_rows: int | None = None) -> None:
     """Run the model on a few training rows and check its output against the loss and the targets:
     one tensor (not a tuple or dict), a loss that suits the task, the width the loss asks for (a
-    class-index loss: exactly one score per class), then the loss's own shape check. A loss that
-    ``loss: auto`` chose (``chosen_by_auto``) is named as its choice in the error.
+    class-index loss: exactly one score per class), then the loss's own shape check, and last that a
+    loss on logits is not given probabilities (:func:`check_probability_outputs`). A loss that
+    ``loss: auto`` chose (``chosen_by_auto``) is named as its choice when the outputs do not fit it.
 
     A token-id model (one declaring ``vocab_size``) is first checked against every split's ids
     (:func:`check_token_inputs`). The probe batch is ``min(batch_rows, 64)`` rows (``batch_rows``: the
     run's micro-batch), so a run is never refused for a batch larger than it uses. Any exception of the
     model's forward on it becomes a one-line DataError naming the model, the input shape and the error
-    (and, for integer or 1-D inputs, the fix of :func:`input_fixes`).
+    (and, for integer or 1-D inputs, the fix of :func:`input_fixes`): a problem of the inputs, whatever
+    chose the loss.
     """
     check_token_inputs(model, data)
+    x, output = _probe(model, data, device, batch_rows)
+    y = data.train.y[:len(x)].to(device)
     try:
-        _check_loss_fits(loss, model, data, device, batch_rows)
+        _check_output_fits(loss, model, output, y, data)
     except DataError as exc:
         if not chosen_by_auto:
             raise
@@ -79,6 +89,7 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
         raise DataError(f"{exc} (loss: auto chose '{loss.name}' for these {data.task} targets, which takes "
                         f"{width} output(s) per sample; name a loss that fits the model's outputs, e.g. "
                         "cross_entropy for one output per class)") from None
+    check_probability_outputs(loss, model, x, output, data.task, input_fixes(data).final_squash, chosen_by_auto)
 
 
 def _vocab_size(model: torch.nn.Module) -> int | None:
@@ -129,24 +140,28 @@ def _probe_rows(data: Dataset, device: torch.device, k: int) -> torch.Tensor:
     return x if data.eval_transform is None else data.eval_transform(x, None)
 
 
-def _check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device,
-                     batch_rows: int | None) -> None:
+def _probe(model: torch.nn.Module, data: Dataset, device: torch.device,
+           batch_rows: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probe batch ``x`` (:func:`check_loss_fits`) and the model's output on it, a tensor; an exception
+    of the forward or an output of another type is a one-line DataError."""
     k = min(len(data.train), 64, batch_rows or 64)
-    x, y = _probe_rows(data, device, k), data.train.y[:k].to(device)
-    was_training = model.training
-    model.eval()
+    x = _probe_rows(data, device, k)
     try:
-        with torch.no_grad():
+        with in_eval_mode(model), torch.no_grad():
             output = model(x)
     except TrainlabError:
         raise  # the model's own one-line error (a ConfigError of a zoo model's shape check)
     except Exception as exc:  # noqa: BLE001  (whatever a model raises on these inputs: one line, exit 3)
         raise _forward_error(model, x, data, exc) from None
-    finally:
-        model.train(was_training)
     if not isinstance(output, torch.Tensor):
         raise DataError(f"model '{type(model).__name__}' returned a {type(output).__name__}; its forward(x) must "
                         "return one tensor shaped (N, outputs) (return the logits, or wrap the model)")
+    return x, output
+
+
+def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor, y: torch.Tensor,
+                       data: Dataset) -> None:
+    """The model's ``output`` on the probe batch against the loss and the targets ``y`` (the batch's)."""
     if hasattr(loss, "output_dims"):  # multitask: one head per task, checked by the loss itself
         loss.check(output, y)
         return

@@ -32,6 +32,13 @@ sample (``'none'``), and which declares what it expects:
   label. Every ``"binary"`` loss does; a ``"class_index"`` loss does only when it
   declares so (``focal``, whose sigmoid form is per label): the others are refused
   with the fix (class indices for one-hot rows, ``bce`` for several labels).
+- ``takes_logits``: whether the model's outputs are unbounded scores the loss reads as
+  such: logits it squashes itself (``bce``, ``cross_entropy``, ``focal``, ``kl_div`` with
+  ``input="logits"``) or margins (the hinge losses). A model that ends in its own sigmoid
+  or softmax trains such a loss on squashed scores (a second sigmoid, predictions from
+  ``z > 0``) and reports wrong metrics, so a run refuses it
+  (:func:`trainlab.probability_outputs.check_probability_outputs`). False for losses on
+  probabilities (``bce_prob``), log-probabilities (``nll``) and values.
 - ``check(pred, target)``: raises ``DataError`` with a one-line message before
   training starts when shapes or labels do not fit.
 - ``constants_mismatch(pred, target)``: why the loss's per-class / per-label numbers
@@ -201,6 +208,7 @@ class Loss(nn.Module):
     target_kind: ClassVar[TargetKind] = "continuous"
     num_views: ClassVar[int] = 1
     multilabel: bool = False  # set by output_dim(task="multilabel"): outputs are one logit per label
+    takes_logits: bool = False  # outputs are unbounded scores (logits or margins), not probabilities
 
     def __init__(self, reduction: Reduction = "mean"):
         super().__init__()
@@ -295,11 +303,15 @@ class Loss(nn.Module):
                    if task == "multilabel" else "cross_entropy (KL divergence to one-hot labels is cross-entropy)")
             )
         if task != "regression":
+            # whole-number targets (ratings 0..4, 0/1 values) are read as classes unless the task says otherwise:
+            # either the loss or the task is the fix (trainlab.fit words data.task as its task= argument)
             raise DataError(
                 f"{self.name} is a regression loss but the data is a {task} classification task"
                 + (f" ({num_classes} classes)" if num_classes else "") + "; use "
                 + ("bce or cross_entropy" if task == "binary" else "bce" if task == "multilabel"
                    else "cross_entropy")
+                + " for class labels, or, if the targets are numbers to predict (such as whole-number ratings or "
+                "0/1 values), set data.task: regression"
             )
         return target_dim
 

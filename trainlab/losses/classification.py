@@ -63,6 +63,7 @@ class BCEWithLogits(Loss):
     """
 
     target_kind = "binary"
+    takes_logits = True
 
     def __init__(self, pos_weight: float | list[float] | None = None, reduction: str = "mean"):
         super().__init__(reduction)
@@ -135,6 +136,7 @@ class BCEFromProbabilities(Loss):
 
 class _Hinge(Loss):
     target_kind = "binary"
+    takes_logits = True  # margins: a score squashed into [0, 1] is always "class 1" (z > 0)
     signed_labels = True  # check() accepts {-1, 1} as well as {0, 1}
     power = 1
 
@@ -184,6 +186,7 @@ class CrossEntropy(Loss):
     """
 
     target_kind = "class_index"
+    takes_logits = True
 
     def __init__(self, class_weights: list[float] | None = None, label_smoothing: float = 0.0,
                  ignore_index: int = -100, reduction: str = "mean"):
@@ -307,6 +310,7 @@ class FocalLoss(Loss):
     """
 
     target_kind = "class_index"
+    takes_logits = True
     takes_multilabel = True  # the sigmoid form, one term per label (run_checks lets multi-label data through)
 
     def __init__(self, gamma: float = 2.0, alpha: float | list[float] | None = None, reduction: str = "mean"):
@@ -410,6 +414,7 @@ class MulticlassHingeLoss(Loss):
     """
 
     target_kind = "class_index"
+    takes_logits = True  # margins between class scores
     VARIANTS = ("crammer_singer", "weston_watkins")
 
     def __init__(self, variant: str = "crammer_singer", margin: float = 1.0, reduction: str = "mean"):

@@ -31,6 +31,7 @@ class KLDivLoss(Loss):
         if input not in self.INPUTS:
             raise ValueError(f"kl_div input must be one of {', '.join(self.INPUTS)}; got {input!r}")
         self.input, self.log_target = input, bool(log_target)
+        self.takes_logits = input == "logits"  # log_softmax inside: a model's own softmax would be applied twice
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
