@@ -25,6 +25,7 @@ import contextlib
 import inspect
 import json
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +36,9 @@ import torch
 
 from trainlab.atomic import write_json, write_jsonl, write_safetensors, write_text
 from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
-from trainlab.callbacks.base import Callback
+from trainlab.callbacks.base import Callback, user_callbacks
 from trainlab.config import Config, Strategy, read_yaml, validate
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import path_argument, short_repr
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import named_classes_task, read_class_labels
@@ -56,24 +57,32 @@ Arrays = tuple[Any, Any]
 class FitResult:
     """What :func:`fit` returns, as a config run records it (docs/records.md).
 
-    ``history``: the epoch records (one per epoch: ``epoch``, ``step``, ``lr``, ``train_loss``, ``val_*``);
-    ``summary``: summary.json (``val``/``test`` metrics, ``best_epoch``, ``stop_reason``, ...); ``model``:
-    the trained model; ``step_records``: the step records (``"scope": "step"``), in order: one per
-    ``strategy.eval_every_n_steps`` validation inside an epoch (``step``, fractional ``epoch``, ``lr``,
-    ``val_*``, ``elapsed_s``) and one every ``output.log_every_n_steps`` steps; empty when neither is set.
-    With ``out``, metrics.jsonl holds all of them and the event records, ordered by step.
+    ``history``: the epoch records (one per epoch: ``epoch``, ``step``, ``lr``, ``train_loss``, ``val_*``,
+    and what callbacks added); ``summary``: summary.json (``val``/``test`` metrics, ``best_epoch``,
+    ``stop_reason``, ...); ``model``: the trained model; ``step_records``: the step records (``"scope":
+    "step"``), in order: one per ``strategy.eval_every_n_steps`` validation inside an epoch (``step``,
+    fractional ``epoch``, ``lr``, ``val_*``, ``elapsed_s``) and each record a callback gave ``view.log``;
+    empty when there are none. With ``out``, metrics.jsonl holds all of them and the event records,
+    ordered by step. ``class_names``: the classes in the order the model's outputs index them, as a config
+    run's labels.json records them (``load_run(...).class_names``): the names given (``class_names=``), or,
+    for labels that hold no 0 (1..K, -1/+1), the label values as strings (``['1', '2', '3']``: class index
+    0 is label 1); None when the labels are the class indices 0..K-1 themselves, and for regression.
     """
 
     history: list[dict[str, Any]]
     summary: dict[str, Any]
     model: torch.nn.Module
     step_records: list[dict[str, Any]] = field(default_factory=list)
+    class_names: list[str] | None = None
 
 
 def _tensor(value: Any, what: str) -> torch.Tensor:
-    """``value`` (tensor, array, DataFrame, nested lists) as a tensor of numbers, or one DataError."""
+    """``value`` (tensor, array, DataFrame, nested lists) as a tensor of numbers, or one DataError. A tensor is
+    detached (the same storage, no copy): features computed without ``torch.no_grad()``, or a tensor that
+    requires grad, would otherwise carry their graph into training (backward through it a second time,
+    gradients written into the module that computed them)."""
     if isinstance(value, torch.Tensor):
-        tensor = value
+        tensor = value.detach()
     else:
         tensor = _from_array(value, what)
     if tensor.ndim == 0:
@@ -88,6 +97,8 @@ def _from_array(value: Any, what: str) -> torch.Tensor:
         array = np.asarray(value)
     except ValueError:  # ragged nested lists
         raise DataError(f"{what} does not make one array (rows of different lengths?)") from None
+    if array.dtype == object and (numbers := _pandas_numbers(value)) is not None:
+        array = numbers
     if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
         hint = (" (class names: encode them as 0..K-1, e.g. with sklearn's LabelEncoder, or train from a CSV "
                 "config, which keeps the names)" if what.endswith(" y") else
@@ -97,6 +108,28 @@ def _from_array(value: Any, what: str) -> torch.Tensor:
     if not array.flags.writeable:  # a pandas frame's read-only view: torch would warn of it, and may not share it
         array = array.copy()
     return torch.as_tensor(array)
+
+
+def _pandas_numbers(value: Any) -> np.ndarray | None:
+    """A pandas DataFrame or Series whose columns all hold numbers or booleans, pandas' nullable ones
+    (``Float64``, ``Int64``, ``boolean``: what ``read_csv(dtype_backend='numpy_nullable')`` gives, which NumPy
+    reads as objects) included, as one array: int64 when every column is an integer or boolean one without
+    missing values, bool when every one is boolean without them, else float64 with ``pd.NA`` as NaN (which
+    the finiteness check refuses by row and column). None for anything else (text, categories)."""
+    if not type(value).__module__.startswith("pandas") or getattr(value, "ndim", 0) not in (1, 2):
+        return None
+    from pandas.api import types
+
+    dtypes = list(value.dtypes) if value.ndim == 2 else [value.dtype]
+    if not dtypes or not all(types.is_numeric_dtype(d) or types.is_bool_dtype(d) for d in dtypes):
+        return None
+    if bool(np.asarray(value.isna()).any()):
+        return value.to_numpy(dtype=np.float64, na_value=np.nan)
+    if all(types.is_bool_dtype(d) for d in dtypes):
+        return value.to_numpy(dtype=bool)
+    if all(types.is_integer_dtype(d) or types.is_bool_dtype(d) for d in dtypes):
+        return value.to_numpy(dtype=np.int64)
+    return value.to_numpy(dtype=np.float64)
 
 
 def _stack(rows: list[Any], part: int, what: str) -> torch.Tensor:
@@ -251,13 +284,33 @@ def _strategy(strategy: dict[str, Any] | str | Path | Strategy) -> dict[str, Any
     if isinstance(strategy, Strategy):
         return strategy.model_dump(mode="json")
     if isinstance(strategy, str | Path):
-        raw = read_yaml(strategy)
-        return raw.get("strategy", raw)
+        return _strategy_section(read_yaml(strategy), f"strategy file '{strategy}'", strategy)
     if isinstance(strategy, dict):
+        strategy = _strategy_section(strategy, "the strategy dict", None)
         _refuse_component_objects(strategy)
         return dict(strategy)
     raise ConfigError(f"strategy must be a dict, a YAML path or a trainlab.config.Strategy; "
                       f"got {type(strategy).__name__}")
+
+
+def _strategy_section(raw: dict[str, Any], what: str, path: str | Path | None) -> dict[str, Any]:
+    """The strategy of ``raw``: ``raw`` itself, or its ``strategy:`` section when it holds one alone. A whole
+    config (``strategy:`` beside ``seed:``, ``metrics:``, ``data:`` ...) is one ConfigError naming the other
+    sections and where fit takes each: fit would otherwise drop them without a word."""
+    if not isinstance(raw.get("strategy"), Mapping):
+        return raw
+    others = [str(key) for key in raw if key != "strategy"]
+    if not others:
+        return dict(raw["strategy"])
+    arguments = [f"{key}={short_repr(raw[key])}" for key in ("seed", "metrics", "runtime") if key in raw]
+    inputs = [f"{key}: is fit's {argument}" for key, argument in (("data", "train=/val=/test="), ("model", "model="))
+              if key in raw]
+    unused = [key for key in others if key not in ("seed", "metrics", "runtime", "data", "model")]
+    ways = ([f"pass {', '.join(arguments)} to fit"] if arguments else []) + inputs + (
+        [f"{', '.join(unused)}: {'has' if len(unused) == 1 else 'have'} no fit argument"] if unused else [])
+    whole = f", or run the whole config with `trainlab train {path}`" if path is not None else ""
+    raise ConfigError(f"{what} is a whole config (besides strategy: it holds {', '.join(others)}), but fit reads "
+                      f"only a strategy: give it the strategy: section alone ({'; '.join(ways)}){whole}")
 
 
 def _component_registries() -> dict[str, Registry]:
@@ -343,12 +396,19 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     empty folder (not the working directory), unless ``overwrite=True`` lets the records replace those
     of an earlier ``fit`` there; a folder fit created is removed again when fit fails before writing
     into it. ``finetune.freeze`` freezes the backbone for the run only: afterwards every parameter it
-    froze has ``requires_grad`` True again.
+    froze has ``requires_grad`` True again. Tensors given are detached (their storage shared, not copied), so
+    features computed without ``torch.no_grad()`` train as plain inputs; pandas' nullable number columns
+    (``Float64``, ``Int64``) are numbers (a missing value is refused as a non-finite one). The model's outputs
+    index the classes in the order of ``FitResult.class_names`` (labels 1..K or -1/+1 are classes 0..K-1).
     """
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "
                           "Module whose forward calls it)")
-    created = _check_out(Path(out), overwrite) if out is not None else []
+    if train is None:
+        raise ConfigError("train is None; fit needs training data: (x, y) tensors or arrays, or a torch Dataset "
+                          "of (x, y) pairs")
+    callbacks = user_callbacks(callbacks)
+    created = _check_out(path_argument(out, "out"), overwrite) if out is not None else []
     try:
         return _fit(model, train, strategy, val, test, callbacks, metrics, seed, out, runtime, task, class_names)
     except BaseException:
@@ -356,7 +416,7 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         raise
 
 
-def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any, callbacks: Any,
+def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any, callbacks: list[Callback],
          metrics: list[str] | None, seed: int, out: str | Path | None, runtime: dict[str, Any] | None,
          task: str | None, class_names: Any) -> FitResult:
     splits = [_as_split(train, "train"), _as_split(val, "val"), _as_split(test, "test")]
@@ -365,13 +425,18 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
     config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
                        "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
                        "metrics": metrics, "runtime": runtime or {}, "output": {"progress": "off"}})
+    every = config.strategy.eval_every_n_steps
+    if every and not len(data.val.y):  # as a config run without a validation split, which validates nothing
+        warnings.warn(f"strategy.eval_every_n_steps={every} asks for a validation every {every} steps, but fit was "
+                      "given no val data: nothing is validated (its step records hold no val_* values); pass val=",
+                      UserWarning, stacklevel=3)
     with run_scope(config):
         notes: dict[str, Any] = {}
         with _in_fit_terms():
             loss = build_loss_for(config, data, notes)
             model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
             built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
-        built.trainer.add_callbacks([callbacks] if isinstance(callbacks, Callback) else list(callbacks or ()))
+        built.trainer.add_callbacks(callbacks)
         try:
             built.trainer.fit()
         finally:  # finetune.freeze froze the user's backbone for the run: give it back trainable
@@ -380,7 +445,7 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
     state = built.trainer.state
     if out is not None:
         _write_records(Path(out), built.config, state, summary, model)
-    return FitResult(state.history, summary, built.model, state.step_records)
+    return FitResult(state.history, summary, built.model, state.step_records, data.class_names)
 
 
 # the config keys the shared checks name, as fit's arguments name them

@@ -177,6 +177,59 @@ def json_safe(value: Any, path: str = "", found: list[str] | None = None) -> Any
     return value
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` as JSON holds it: a str, number, bool or None as it is; a NumPy scalar, 0-d array or 0-d
+    tensor (anything with ``ndim == 0`` and ``item()``: a metric computed in float32, a loss) as the Python
+    value ``item()`` gives (so NumPy's float64, a ``float`` subclass, becomes a plain float); another
+    subclass of int, float or str (an IntEnum) as that type; lists, tuples and dicts (keys as ``json``
+    takes them) walked. Anything else raises TypeError saying what it is: a set, an array or tensor of
+    several values, an object."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return value
+    if isinstance(value, dict):
+        for key in value:
+            if type(key) not in _JSON_SCALARS:
+                raise TypeError(f"a dict with the key {short_repr(key)} (a {type(key).__name__})")
+        return {key: plain_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_value(item) for item in value]
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+        item = value.item()  # NumPy scalars and 0-d arrays, 0-d tensors (on any device)
+        if type(item) in _JSON_SCALARS:
+            return item
+    else:
+        for plain in (int, float, str):  # bool cannot be subclassed
+            if isinstance(value, plain):
+                return plain(value)
+    module = kind.__module__.split(".")[0]
+    shape = getattr(value, "shape", None)
+    shaped = f" shaped {tuple(shape)}" if isinstance(shape, tuple) else ""  # torch.Size is a tuple
+    raise TypeError(f"a {'' if module == 'builtins' else module + '.'}{kind.__name__}{shaped}")
+
+
+def plain_record(record: dict[str, Any], where: str) -> None:
+    """Make ``record``'s values JSON values in place (:func:`plain_value`), as every record written must be.
+    A key that is not a str, or a value that cannot be made one, is taken out of the record (what is left
+    stays writable, so the records written so far are kept) and is a ConfigError naming the key, what it
+    holds and ``where`` it came from (``callback 'X' (on_epoch_end)``)."""
+    for key, value in record.items():
+        if type(value) in _JSON_SCALARS and type(key) is str:
+            continue  # the loop's own values: nothing to do
+        try:
+            if type(key) is not str:
+                raise TypeError(f"a {type(key).__name__} as its key")
+            record[key] = plain_value(value)
+        except TypeError as exc:
+            del record[key]  # the loop ends here (the ConfigError): no iteration over the changed dict
+            raise ConfigError(f"record key {short_repr(key)} holds {exc}, put there by {where}; a record's keys "
+                              "are strings and its values numbers, strings, booleans or None (or lists of "
+                              "them): give a number, e.g. float(value)") from None
+
+
 FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml")
 """What ``trainlab.fit(out=...)`` writes besides its model (``model.safetensors``): the records that
 ``trainlab plot`` and the report's fit reader look for."""
@@ -186,11 +239,18 @@ FIT_MODEL = "model.safetensors"
 def metrics_file_records(history: list[dict[str, Any]], events: list[dict[str, Any]],
                          step_records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The lines of a metrics.jsonl: step, epoch and event records ordered by ``step`` (at one step: step
-    records, then the epoch record, then events; each kind in the order it came), non-finite values null."""
+    records, then the epoch record, then events; each kind in the order it came), values made JSON values
+    (:func:`plain_record`: a NumPy scalar or 0-d tensor a callback added becomes a number; a value JSON
+    cannot hold is a ConfigError naming its key), non-finite values null."""
     def order(record: dict[str, Any]) -> tuple[int, int]:
         return record.get("step", 0), 2 if "event" in record else 0 if record.get("scope") == "step" else 1
 
-    return [json_safe(record) for record in sorted([*step_records, *history, *events], key=order)]
+    def written(record: dict[str, Any]) -> dict[str, Any]:
+        plain = dict(record)  # the caller's record stays as it is
+        plain_record(plain, f"a callback (the record of step {short_repr(record.get('step'))})")
+        return json_safe(plain)
+
+    return [written(record) for record in sorted([*step_records, *history, *events], key=order)]
 
 
 def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:

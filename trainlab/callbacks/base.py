@@ -24,12 +24,21 @@ written from a state a guard has not cleared.
 
 Each callback has an ``order`` (lower runs first) and may keep resumable state
 via ``state_dict``/``load_state_dict`` (tensors allowed anywhere in the tree).
-Only the hooks a callback overrides are called, so an unused hook costs nothing.
+Only the hooks a callback overrides are called, so an unused hook costs nothing. A method named like a
+hook that is none (``on_train_epoch_end``, ``on_batch_end``: another framework's names) would never be
+called: it is warned of once, with the trainlab hook that does its work (:func:`unknown_hooks`).
+
+A callback may add its own values to the records its hooks get (``record["val_auc"] = auc``, as Keras'
+``logs``): after each hook the record's values are made JSON values (a NumPy scalar or a 0-d tensor becomes a
+Python number), and one that cannot be (a set, an array) is a ConfigError naming the key and the callback,
+raised at that hook (:meth:`CallbackList.fire_record`), so the run's records are never unwritable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+import weakref
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -39,6 +48,8 @@ from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
 from trainlab.engine.step import loss_weights_of, lr_columns
 from trainlab.errors import ConfigError
+from trainlab.records import plain_record
+from trainlab.registry import did_you_mean
 
 
 class Event(StrEnum):
@@ -161,9 +172,11 @@ class TrainerView:
         return self._trainer.capture().clone()
 
     def log(self, record: dict[str, Any]) -> None:
-        """Keep a step record (metrics.jsonl, checkpoints) and hand it to the ``on_log`` hooks (loggers)."""
+        """Keep a step record (metrics.jsonl, checkpoints) and hand it to the ``on_log`` hooks (loggers); its
+        values are made JSON values first (a 0-d tensor becomes a number; see :func:`~trainlab.records.plain_record`)."""
+        plain_record(record, "the record given to view.log")
         self._trainer.state.step_records.append(record)
-        self._trainer.callbacks.fire(Event.LOG, self, record)
+        self._trainer.callbacks.fire_record(Event.LOG, self, record)
 
     def prepare_save(self) -> bool:
         """Fire ``on_before_save``; False when a callback asked for a rollback (then do not save)."""
@@ -202,6 +215,71 @@ def overrides(callback: Callback, event: Event) -> bool:
     return getattr(type(callback), event.value) is not getattr(Callback, event.value)
 
 
+def user_callbacks(callbacks: Callback | Iterable[Callback] | None) -> list[Callback]:
+    """``callbacks=`` as ``trainlab.fit`` takes it: one Callback instance, an iterable of them, or None (none).
+    Anything else (a dict, a str, a number) is one ConfigError naming it; the elements are checked by
+    :class:`CallbackList`."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if isinstance(callbacks, Mapping):
+        raise ConfigError(f"callbacks must be a trainlab.Callback instance or a list of them; got a "
+                          f"{type(callbacks).__name__} (of {len(callbacks)} item{'s' * (len(callbacks) != 1)}): give "
+                          "its callbacks as a list, e.g. list(callbacks.values())")
+    if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Iterable):
+        shown = callbacks.__name__ if isinstance(callbacks, type) else type(callbacks).__name__
+        raise ConfigError(f"callbacks must be a trainlab.Callback instance or a list of them; got {shown}")
+    return list(callbacks)
+
+
+HOOKS = tuple(event.value for event in Event)
+
+# other frameworks' hook names (Keras, Lightning, the Hugging Face Trainer) that differ from trainlab's
+# closest one by more than difflib sees, as the trainlab method that does their work
+OTHER_FRAMEWORKS_HOOKS = {
+    "on_train_begin": "on_train_start", "on_fit_start": "on_train_start", "on_fit_end": "on_train_end",
+    "on_epoch_begin": "on_epoch_start", "on_train_epoch_start": "on_epoch_start",
+    "on_train_epoch_end": "on_epoch_end",
+    "on_batch_begin": "on_step_start", "on_train_batch_begin": "on_step_start",
+    "on_train_batch_start": "on_step_start", "on_step_begin": "on_step_start",
+    "on_batch_end": "on_step_end", "on_train_batch_end": "on_step_end",
+    "on_validation_epoch_end": "on_validation_end", "on_test_end": "on_validation_end",
+    "on_evaluate": "on_validation_end",
+    "on_save_checkpoint": "state_dict", "on_load_checkpoint": "load_state_dict", "on_save": "on_before_save",
+}
+
+_WARNED: weakref.WeakKeyDictionary[type, set[str]] = weakref.WeakKeyDictionary()  # class -> methods warned of
+
+
+def unknown_hooks(callback: Callback) -> list[str]:
+    """The methods of ``callback``'s class named ``on_...`` that are no trainlab hook, so never called."""
+    kind = type(callback)
+    return [name for name in dir(kind) if name.startswith("on_") and name not in HOOKS
+            and callable(getattr(kind, name, None))]
+
+
+def warn_unknown_hooks(callback: Callback) -> None:
+    """A UserWarning, once per class and method, for each of :func:`unknown_hooks`, naming the trainlab hook
+    that does its work (another framework's name, :data:`OTHER_FRAMEWORKS_HOOKS`) or the closest one."""
+    kind = type(callback)
+    warned = _WARNED.setdefault(kind, set())
+    for name in unknown_hooks(callback):
+        if name in warned:
+            continue
+        warned.add(name)
+        closest = (f"; did you mean '{OTHER_FRAMEWORKS_HOOKS[name]}'?" if name in OTHER_FRAMEWORKS_HOOKS
+                   else did_you_mean(name, list(HOOKS)))
+        message = (f"callback {kind.__name__} has a method {name}, which is no trainlab hook and is never "
+                   f"called{closest} (the hooks: {', '.join(HOOKS)})")
+        code = getattr(getattr(kind, name), "__code__", None)
+        if code is None:  # a builtin or a callable object: no source line to point at
+            warnings.warn(message, UserWarning, stacklevel=3)
+        else:  # shown at the method's own line, where the rename is made
+            warnings.warn_explicit(message, UserWarning, code.co_filename, code.co_firstlineno,
+                                   module=kind.__module__)
+
+
 class CallbackList:
     """Dispatches each event to the callbacks that override it, in ``order``."""
 
@@ -219,13 +297,30 @@ class CallbackList:
             raise ConfigError(f"callback name {twice[0]!r} is used twice (callbacks: {', '.join(names)}); a "
                               "callback's state is saved under its name: give each instance its own "
                               "(callback.name = '...')")
+        for callback in self.callbacks:
+            warn_unknown_hooks(callback)
         self.hooks = {
             event: [getattr(cb, event.value) for cb in self.callbacks if overrides(cb, event)] for event in Event
+        }
+        # for each hook of the events that hand out a record: who put a value there, as fire_record says it
+        self._record_hooks = {
+            event: [(getattr(cb, event.value), f"callback {callback_name(cb)!r} ({event.value})")
+                    for cb in self.callbacks if overrides(cb, event)]
+            for event in (Event.VALIDATION_END, Event.EPOCH_END, Event.LOG)
         }
 
     def fire(self, event: Event, view: TrainerView, *args: Any) -> None:
         for hook in self.hooks[event]:
             hook(view, *args)
+
+    def fire_record(self, event: Event, view: TrainerView, record: dict[str, Any]) -> None:
+        """Fire ``event`` (``on_validation_end``, ``on_epoch_end``, ``on_log``) with ``record``, whose values are
+        made JSON values after each hook (:func:`~trainlab.records.plain_record`): a value a callback put there
+        that JSON cannot hold is a ConfigError at that hook, naming the key and the callback, and is taken out,
+        so the records written so far (metrics.jsonl, checkpoints) stay writable."""
+        for hook, where in self._record_hooks[event]:
+            hook(view, record)
+            plain_record(record, where)
 
     def find(self, kind: type) -> list[Any]:
         return [cb for cb in self.callbacks if isinstance(cb, kind)]

@@ -6,8 +6,10 @@ Pseudo-code of :meth:`Trainer.fit`::
     while not done:                        # done: finished, a stop was asked for, a signal, or epochs/max_steps
         run_epoch:
             on_epoch_start                 # skipped when resuming mid-epoch
+            (a stop asked here: the epoch never happens, no record)
             for each step of the epoch's plan (from batch_in_epoch on):
                 on_step_start              # e.g. the LR adapter writes the step's LR
+                (a stop asked here: the step is not taken; the epoch closes as after the previous step)
                 output = step.train_step(batches, state)
                 on_step_end(output.loss)   # divergence guard, checkpoints, progress
                 (every validation.every_n_steps steps: a mid-epoch validation, on_validation_end)
@@ -19,13 +21,21 @@ Pseudo-code of :meth:`Trainer.fit`::
 
 An epoch that ends early has a record too: a callback's stop (``control.stop``: early stopping, a
 tuner's pruning, a user's callback) or the step limit (``max_steps``, a time budget) after the
-epoch's k-th step closes it with a partial-epoch record at that step, validated, so the last
+epoch's k-th step (a stop asked in that step's ``on_step_end`` or the next one's ``on_step_start``, which
+is then not taken) closes it with a partial-epoch record at that step, validated, so the last
 history record scores the weights training ended with (the summary's final evaluation can differ:
 early stopping's restore_best, TTA, weight averaging). When that step made a mid-epoch validation
 (``every_n_steps``; the stop may be its own doing: early stopping, a tuner's pruning), the record takes
 its val_* from that validation (``TrainState.mid_epoch_val``, checkpointed) instead of evaluating the same
 weights again, and ``on_validation_end`` is not fired a second time for them: each validation is run,
-and seen by the callbacks (early stopping's patience, a pruner's reports), once. A signal (SIGINT/SIGTERM,
+and seen by the callbacks (early stopping's patience, a pruner's reports), once. An epoch that a stop ends
+before its first step (asked in its ``on_epoch_start``, or its first step's ``on_step_start``) has no record:
+it never happened (as Lightning's ``should_stop`` skips the epoch's batches), and the last record, the
+previous epoch's, already scores the weights training ended with.
+
+The records the hooks are given (``on_validation_end``, ``on_epoch_end``, ``on_log``) are made JSON values after
+each hook (:meth:`CallbackList.fire_record`): a callback may add its own number to them, also a NumPy
+scalar or a 0-d tensor, and a value JSON cannot hold is refused at that hook, not after training. A signal (SIGINT/SIGTERM,
 ``control.interrupted_by``) leaves the epoch open: the run is resumed later and the epoch's record comes at
 its end, as if never interrupted (a divergence stop raises, with no record). A signal is not a stop: it
 ends this process's loop without touching ``control.should_stop``, so a stop decided at the signal's step, or
@@ -170,6 +180,8 @@ class Trainer:
         if state.batch_in_epoch == 0:
             self._reset_sums()
             self.callbacks.fire(Event.EPOCH_START, self.view)
+            if self.control.should_stop:
+                return  # asked before the epoch's first step: the epoch never happens, and has no record
         if state.validation_due:  # rolled back to a snapshot taken before its step's validation: it runs again
             self._validate_due()
         skipped = frozenset(batch for epoch, batch in state.skipped_batches if epoch == state.epoch)
@@ -179,6 +191,8 @@ class Trainer:
         for position, indices in self.plan.steps(state.epoch, state.batch_in_epoch, skipped, self.batches.device):
             for hook in step_start:
                 hook(view)
+            if control.should_stop:
+                break  # asked before this step: it is not taken, the epoch ends at the last step that was
             state.batch_in_epoch = position
             if not indices:
                 continue  # every micro-batch of this step was skipped after a rollback
@@ -199,6 +213,8 @@ class Trainer:
                 break  # the limit is read every step: a time budget moves it
         if state.batch_in_epoch < self.plan.micro_batches and control.interrupted_by is not None:
             return  # a signal mid-epoch: the resumed run goes on with this epoch, whose record comes at its end
+        if state.batch_in_epoch == 0:
+            return  # stopped before the epoch's first step (in its on_step_start): no step, no record
         self.close_epoch()
 
     def _owes_epoch_record(self) -> bool:
@@ -213,8 +229,8 @@ class Trainer:
         validation of this step (its callbacks saw that validation already)."""
         record, reused = self.end_epoch()
         if not reused:
-            self.callbacks.fire(Event.VALIDATION_END, self.view, record)
-        self.callbacks.fire(Event.EPOCH_END, self.view, record)
+            self.callbacks.fire_record(Event.VALIDATION_END, self.view, record)
+        self.callbacks.fire_record(Event.EPOCH_END, self.view, record)
         if self.control.rollback_to is not None:  # asked for while saving the epoch's checkpoint
             self.restore(self.control.rollback_to)
 
@@ -250,7 +266,7 @@ class Trainer:
     def _validate_due(self) -> None:
         """The mid-epoch validation the last step owes (``state.validation_due``), and its callbacks."""
         self.state.validation_due = False
-        self.callbacks.fire(Event.VALIDATION_END, self.view, self.validate_mid_epoch())
+        self.callbacks.fire_record(Event.VALIDATION_END, self.view, self.validate_mid_epoch())
         self.step.set_mode(training=True)
 
     def validate_mid_epoch(self) -> dict[str, Any]:
