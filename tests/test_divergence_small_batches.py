@@ -183,8 +183,11 @@ def test_steps_of_fewer_than_32_rows_are_judged_in_groups_of_32_rows_or_more():
 @pytest.mark.parametrize("seed", range(4))
 def test_outlier_rows_at_batch_size_1_are_not_divergence(seed):
     losses = row_losses(3000, seed)
-    with pytest.raises(TrainingError, match="loss spike"):  # judged row by row, the old rule stops
-        feed(_guard(None), FakeView(), losses)
+    # judged row by row, one outlier row among clean rows counts at once: above 10 x the threshold
+    lone = row_losses(300, seed, outlier_rate=0.0)
+    lone[150] = losses.max()
+    with pytest.raises(TrainingError, match="at step 151: loss spike"):
+        feed(_guard(None), FakeView(), lone)
     view = FakeView()
     assert feed(_guard(1), view, losses) == len(losses) and view.state.events == []
 

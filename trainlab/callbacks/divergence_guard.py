@@ -1,8 +1,8 @@
 """Divergence guard: a non-finite or spiking loss -> stop (exit 4) or roll back and lower the LR.
 
-A loss is *bad* when it is NaN/Inf, or a spike: larger than
+A loss is a *spike* when it is larger than the threshold
 
-    median + spike_factor * spread,   spread = max(1.4826 * MAD, reference / 4)
+    T = median + spike_factor * spread,   spread = max(1.4826 * MAD, reference / 4)
 
 over the last ``window`` good losses, where MAD is their median absolute
 deviation (1.4826 * MAD estimates a standard deviation robustly) and
@@ -11,9 +11,37 @@ starting level). The rule scales with the loss's own spread, so a converged run
 whose batch losses vary from 1e-4 to 2 is healthy, and the floor keeps a
 near-constant loss from flagging every slightly harder batch: with the default
 ``spike_factor`` 50 nothing below median + 12.5 x the starting loss is a spike.
-A spike up to ``LONE_SPIKE`` x the threshold must recur in the next loss to count: one hard
-mini-batch (a classifier's batch of 16 holding two confidently wrong rows reaches 13 x its
-starting loss) is noise, while divergence persists; a larger spike counts at once.
+
+Which spikes count (the contract). Divergence persists or grows; a hard mini-batch does not, but it
+can be frequent: with 1% of the targets 50 std(y) off, 27% of the batches of 32 hold one such row,
+whose squared error alone makes the batch's loss ~78 x the clean starting loss (past the threshold),
+4% hold two (past 10 x it), and two such batches in a row come every ~13 steps, while the model
+converges. So a spike is judged against the spikes the run has already shown. Let ``q`` be the rate
+of spikes under the current threshold T among the last ``SPIKE_MEMORY`` (1000) judged losses (fewer at
+the start of a run), one of them not counted: the spikes of finished runs (the newest
+``SPIKES_KEPT``, 128), those still above T and seen under a threshold at most ``SAME_LEVEL`` (10) x T,
+plus the window's good losses above T (accepted while T was higher: the reference's half-window, the
+outlier batches of a window whose median was theirs); and ``S`` their median. A NaN/Inf loss counts
+at once, and a spike counts when
+
+* it is above ``LONE_SPIKE`` (10) x max(T, S) (10 x T when there is no S): far above the loss's level
+  and above the spikes this data makes, or
+* it ends a run of ``n`` consecutive spikes, ``n`` the fewest >= 2 with ``q ** n <= RUN_CHANCE``
+  (1e-6): 2 while at most one spike was seen (q = 0: the rule before outlier data was considered),
+  3 at q = 0.01, 6 at 0.1, 11 at 0.275, 20 at 0.5, 49 at 0.75.
+
+Any other spike joins the current run: left out of the window, remembered once a good loss ends the
+run. Statistics: batches draw their rows at random, so each is a spike independently of the one
+before, with probability ~q, and a given loss ends a run of ``n`` spikes with probability ``q ** n <=
+1e-6``: about one false stop in a million judged losses at any outlier rate (the estimate of q is
+within +-0.03 at q = 0.1). Not counting the first spike keeps two spikes in a row after one lone spike
+a divergence (a loss that starts to diverge often spikes once first), and the price is the start of a
+run on data whose batches spike at 5-15%: until two spikes are seen a pair still counts, which stops
+~2-6% of such runs in their first ~50 judged losses (all of them before this rule). Divergence is
+still caught: a loss that keeps growing reaches 10 x max(T, S), one that jumps to a new level above T
+and stays counts after ``n`` steps (2 where the loss never spiked), and the spikes of the current run
+join the memory only when it ends, so a diverging loss never raises its own bar. A run that counts
+rolls back to a snapshot at least ``window`` steps before its first spike.
 
 Small batches. A judged loss covers at least ``ROWS_JUDGED`` rows, so that one row cannot look like
 divergence: one row's loss is heavy-tailed (at batch size 1 an outlier target's squared error is
@@ -22,20 +50,21 @@ diverges). A step of ``r < ROWS_JUDGED`` rows (``rows_per_step``: batch size x a
 judged in disjoint groups of ``g = ceil(ROWS_JUDGED / r)`` consecutive steps, each by the *median* of
 its step losses, and the rule above runs on these medians as it runs on step losses for large
 batches (``window`` medians in the window, the reference the median of the first half-window of
-steps' medians (at least 5), the lone-spike rule counting groups; the threshold is recomputed after
-each good group). The median, not the mean: fewer than half of a group's steps, whatever their
+steps' medians (at least 5), the spike memory and runs counting groups; the threshold is recomputed
+after each good group). The median, not the mean: fewer than half of a group's steps, whatever their
 losses, cannot move it past the threshold, while a mean over 32 rows still moves by 1/32 of one
 outlier's loss (2500 / 32 = 78 x a converged row loss of 1, past the threshold's floor of 12.5 x
 the starting loss, and 3% outlier rows put two such groups in a row often). Divergence moves every
 row's loss, so it moves the median. It is not held back by a group: a NaN/Inf step loss counts at
 once, at its own step, and an open group counts as soon as ``g // 2 + 1`` of its step losses are
-above the bar at which a complete group counts at once (``LONE_SPIKE`` x the threshold; the
-threshold itself right after a lone spike): its median is then sure to be above it, so a loss that
+above the bar at which a complete group counts at once (``LONE_SPIKE`` x max(T, S); T itself when the
+group would end a run long enough to count): its median is then sure to be above it, so a loss that
 keeps growing counts ``g // 2 + 1`` steps (rows, at batch size 1) after passing that bar. A group
 that counts names the step and batch of its largest step loss (the batch a rollback skips) and
-rolls back to a snapshot at least ``window`` steps before the group's first step. The open group
+rolls back to a snapshot at least ``window`` steps before the first step of its run. The open group
 (its step losses, first step and largest loss) is guard state, saved in checkpoints and snapshots:
-a resumed run completes it as the uninterrupted run does.
+a resumed run completes it as the uninterrupted run does; so are the current run of spikes and the
+spike memory.
 
 Losses are read every ``check_every`` steps (one device sync, not one per step),
 at every ``window``-th step, and before any checkpoint is written
@@ -66,7 +95,18 @@ from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import TrainingError
 
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD * this estimates sigma for normal data
-LONE_SPIKE = 10.0  # a spike below this x the threshold counts only when the next loss is one too
+LONE_SPIKE = 10.0  # a spike above this x max(threshold, spike level) counts at once; below, only in a run
+# the chance a run of spikes that counts may have where batches spike at random: runs as long as the
+# observed spike rate q makes q ** n <= this, about one false stop in a million judged losses
+RUN_CHANCE = 1e-6
+# judged losses the spike rate is measured over: a rate of 10% is measured to within +-0.03 (binomial),
+# and a spike a few hundred steps ago still says that the data makes them
+SPIKE_MEMORY = 1000
+SPIKES_KEPT = 128  # the newest spikes remembered: a fixed bound on the work per spike judged
+# a remembered spike speaks for the present while the threshold it passed is at most this x the current
+# one: the threshold barely moves while a run converges (its floor, 12.5 x the starting loss by default),
+# and falls by more after the loss's level fell (a divergence the window absorbed, then a recovery)
+SAME_LEVEL = 10.0
 # the fewest rows a judged loss covers: one row's loss (an outlier target, a mislabelled image) is
 # heavy-tailed; 32, the smallest common mini-batch, is in the range of batch sizes (16-128) that the
 # rule's defaults (spike_factor 50, LONE_SPIKE 10) were set on
@@ -78,6 +118,17 @@ def steps_per_judged_loss(rows_per_step: int | None) -> int:
     if rows_per_step is None or rows_per_step >= ROWS_JUDGED:
         return 1
     return -(-ROWS_JUDGED // max(rows_per_step, 1))
+
+
+def spikes_in_a_row(rate: float) -> int:
+    """The run of consecutive spikes that counts when a fraction ``rate`` of the recent judged losses were
+    spikes: the fewest n >= 2 with rate ** n <= RUN_CHANCE (2 at rate 0; at most SPIKE_MEMORY)."""
+    if rate <= 0.0:
+        return 2
+    if rate >= 1.0:
+        return SPIKE_MEMORY
+    # the tolerance keeps 1e-3 ** 2, 1.0000000000000002e-06 in floating point, at n = 2
+    return min(SPIKE_MEMORY, max(2, math.ceil(math.log(RUN_CHANCE) / math.log(rate) - 1e-9)))
 
 
 def spike_threshold(recent: list[float], reference: float, spike_factor: float) -> float:
@@ -101,7 +152,12 @@ class DivergenceGuard(Callback):
         self.reference: float | None = None
         self._threshold: float | None = None
         self._judged = 0  # losses judged against the threshold; it is recomputed every 10th
-        self._spiked = False  # the last judged loss was a lone spike, not yet counted
+        # the current run of spikes, not counted yet: [judged index, value, threshold] each, and its first step
+        self._run: list[list[float]] = []
+        self._run_first: int | None = None
+        # the newest spikes of finished runs among the last SPIKE_MEMORY judged losses: [judged index, value,
+        # the threshold it passed] each
+        self._spikes: deque[list[float]] = deque(maxlen=SPIKES_KEPT)
         self._pending: list[tuple[int, int, int, torch.Tensor]] = []
         self.snapshots: list[Snapshot] = []  # the last two, oldest first
         self._capturing = False
@@ -117,7 +173,9 @@ class DivergenceGuard(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference,
-                                 "judged": self._judged, "threshold": self._threshold, "spiked": self._spiked}
+                                 "judged": self._judged, "threshold": self._threshold,
+                                 "run": {"spikes": [list(v) for v in self._run], "first": self._run_first},
+                                 "spikes": [list(v) for v in self._spikes]}
         if self.group > 1:  # the open group: a resumed run completes it as the uninterrupted run does
             state["group"] = {"losses": list(self._group), "first": self._group_first, "peak": self._group_peak}
         if self.snapshots and not self._capturing:  # a snapshot never holds itself
@@ -131,7 +189,16 @@ class DivergenceGuard(Callback):
         self.reference = state.get("reference")
         # the cached threshold is state: a resumed run judges with the same one as the uninterrupted run
         self._judged, self._threshold = int(state.get("judged", 0)), state.get("threshold")
-        self._spiked = bool(state.get("spiked", False))
+        run = state.get("run")
+        if run is not None:
+            self._run = [[int(i), float(v), float(t)] for i, v, t in run["spikes"]]
+            self._run_first = None if run.get("first") is None else int(run["first"])
+        else:  # a checkpoint of the rule before runs: "spiked", one lone spike above the threshold it saved
+            spiked = bool(state.get("spiked", False)) and self._threshold is not None
+            self._run = [[self._judged, self._threshold, self._threshold]] if spiked else []
+            self._run_first = None
+        self._spikes = deque(([int(i), float(v), float(t)] for i, v, t in state.get("spikes", [])),
+                             maxlen=SPIKES_KEPT)
         group = state.get("group") or {}
         self._group = [float(v) for v in group.get("losses", [])]
         self._group_first, peak = int(group.get("first", 0)), group.get("peak")
@@ -175,15 +242,52 @@ class DivergenceGuard(Callback):
             self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
         if max(run) > self._threshold:
             return 0
+        self._end_run()
         self._judged += len(run)
         self.recent.extend(run)
-        self._spiked = False
         return len(run)
 
     def _accept(self, value: float) -> None:
         self.recent.append(value)
         if self.reference is None and len(self.recent) >= self._reference_after:
             self.reference = statistics.median(self.recent)
+
+    # ------------------------------------------------------------------ runs of spikes
+
+    def _end_run(self) -> None:
+        """A good loss ends the current run of spikes: they join the memory, uncounted."""
+        if self._run:
+            self._spikes.extend(self._run)
+            self._run, self._run_first = [], None
+
+    def _spike_memory(self) -> tuple[float, float | None, int]:
+        """(q, S, span) (module docstring): the spikes under the current threshold T among the last ``span``
+        judged losses (SPIKE_MEMORY, fewer at the start of a run, or since the oldest kept spike when
+        SPIKES_KEPT are kept) are the remembered spikes above T that passed a threshold at most SAME_LEVEL x
+        T, and the window's good losses above T (accepted while the threshold was higher: the reference's
+        own losses, the outlier batches of a window whose median was theirs); q is their rate, the first of
+        them not counted, and S their median (None without any). O(window + SPIKES_KEPT), paid per spike."""
+        assert self._threshold is not None
+        oldest = self._judged - SPIKE_MEMORY  # the index just before the memory
+        while self._spikes and self._spikes[0][0] <= oldest:
+            self._spikes.popleft()
+        span = min(SPIKE_MEMORY, self._judged + self._reference_after)
+        if len(self._spikes) == SPIKES_KEPT:  # older spikes were dropped: the memory starts at the oldest kept
+            span = min(span, self._judged - int(self._spikes[0][0]) + 1)
+        threshold, high = self._threshold, self._threshold * SAME_LEVEL
+        spikes = [v for v in self.recent if v > threshold]
+        spikes += [v for _, v, passed in self._spikes if v > threshold and passed <= high]
+        if not spikes:
+            return 0.0, None, span
+        return (len(spikes) - 1) / span, statistics.median(spikes), span
+
+    def _counts_now(self) -> tuple[float, int, bool]:
+        """(bar, n, above spikes): a spike above ``bar`` counts at once (LONE_SPIKE x the threshold, or x
+        the spike level S when that is larger: ``above spikes``); one ending a run of ``n`` spikes counts."""
+        assert self._threshold is not None
+        rate, level, _ = self._spike_memory()
+        above_spikes = level is not None and level > self._threshold
+        return LONE_SPIKE * (level if above_spikes else self._threshold), spikes_in_a_row(rate), above_spikes
 
     # ------------------------------------------------------------------ hooks
 
@@ -224,28 +328,42 @@ class DivergenceGuard(Callback):
                 i += good
                 continue
             step, epoch, batch, _ = pending[i]
-            problem = self._judge(values[i])
+            problem, since = self._judge(values[i], step)
             if problem is not None:
-                self._handle(view, problem, values[i], step, epoch, batch)
+                self._handle(view, problem, values[i], step, epoch, batch, since=since)
                 return False
             i += 1
         return True
 
-    def _judge(self, value: float) -> str | None:
-        """Judge one loss (a step's, or a group's median): why it counts as bad, or None (a lone spike is
-        remembered and left out of the window, a good loss accepted into it)."""
+    def _judge(self, value: float, first: int) -> tuple[str | None, int]:
+        """Judge one loss (a step's, or a group's median, whose first step is ``first``): why it counts as
+        bad, or None (a spike that does not count yet joins the current run, left out of the window; a good
+        loss ends the run and is accepted into the window), and the first step of what counted (its run's)."""
         grouped = self.group > 1
         problem = self.problem(value, refresh=not grouped)
-        if problem is not None and self._lone_spike(value):
-            self._spiked = True  # one hard batch, left out of the window; counted if the next is one too
-            return None
         if problem is None:
-            self._spiked = False
+            self._end_run()
             self._accept(value)
             if grouped and self.reference is not None:
                 # the next group's threshold, now: an open group is judged against the one it will meet
                 self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
-        return problem
+            return None, first
+        if not math.isfinite(value):
+            return problem, first if self._run_first is None else self._run_first
+        bar, needed, _ = self._counts_now()
+        run = len(self._run) + 1
+        if value <= bar and run < needed:  # a hard batch as this data makes them: remembered, not counted
+            if not self._run:
+                self._run_first = first
+            self._run.append([self._judged, value, self._threshold])
+            return None, first
+        since = first if self._run_first is None else self._run_first
+        if value > bar:
+            return problem, since
+        if needed > 2:  # the rule on data that spikes: say why this run counts and a shorter one did not
+            rate, _, span = self._spike_memory()
+            problem = f"{problem[:-1]}; {run} in a row where {100 * rate:.3g}% of the last {span} were spikes)"
+        return problem, since
 
     def _check_groups(self, view: TrainerView, pending: list[tuple[int, int, int, torch.Tensor]],
                       values: list[float]) -> bool:
@@ -255,7 +373,8 @@ class DivergenceGuard(Callback):
         for (step, epoch, batch, _), value in zip(pending, values, strict=True):
             if not math.isfinite(value):
                 first = self._group_first if self._group else step
-                self._handle(view, "non-finite loss", value, step, epoch, batch, since=first)
+                since = first if self._run_first is None else self._run_first
+                self._handle(view, "non-finite loss", value, step, epoch, batch, since=since)
                 return False
             if not self._group:
                 self._group_first, self._group_peak = step, None
@@ -268,9 +387,10 @@ class DivergenceGuard(Callback):
                 continue
             losses, first, (_, peak_step, peak_epoch, peak_batch) = self._group, self._group_first, self._group_peak
             self._group, self._group_peak = [], None
+            since = first if self._run_first is None else self._run_first
             if complete:
                 value = statistics.median(losses)
-                problem = self._judge(value)
+                problem, since = self._judge(value, first)
                 if problem is None:
                     continue
                 problem = (problem.replace("loss spike (", f"loss spike (median of steps {first}-{step} ", 1)
@@ -278,31 +398,34 @@ class DivergenceGuard(Callback):
             else:
                 value = sorted(losses, reverse=True)[self.group // 2]  # the least the group's median can be
                 rule = f"median + {self.spike_factor:g} x spread of recent {self.group}-step medians"
+                bar, ends_run, above_spikes = self._bar()
+                if above_spikes:
+                    rule = f"{LONE_SPIKE:g} x the median of recent spikes"
+                elif not ends_run:
+                    rule = f"{LONE_SPIKE:g} x ({rule})"
                 problem = (f"loss spike ({self.group // 2 + 1} of the {len(losses)} steps {first}-{step} of a "
-                           f"{self.group}-step group above {self._bar():.4g} = "
-                           f"{rule if self._spiked else f'{LONE_SPIKE:g} x ({rule})'}: its median will be too)")
-            self._handle(view, problem, value, peak_step, peak_epoch, peak_batch, since=first)
+                           f"{self.group}-step group above {bar:.4g} = {rule}: its median will be too)")
+            self._handle(view, problem, value, peak_step, peak_epoch, peak_batch, since=since)
             return False
         return True
 
     def _sure_spike(self, value: float) -> bool:
         """The open group's median will count at once whatever its other steps bring: more than half of
         its ``group`` step losses are above the bar (the newest, ``value``, among them)."""
-        if self.reference is None or self._threshold is None:
-            return False
-        bar = self._bar()
+        if self.reference is None or self._threshold is None or value <= self._threshold:
+            return False  # below the threshold: below any bar (the bar's rates are not worth computing)
+        bar, _, _ = self._bar()
         return value > bar and sum(v > bar for v in self._group) > self.group // 2
 
-    def _bar(self) -> float:
-        """What a complete group's median must exceed to count at once: LONE_SPIKE x the threshold, or the
-        threshold itself right after a lone spike."""
+    def _bar(self) -> tuple[float, bool, bool]:
+        """What a complete group's median must exceed to count at once: the threshold itself when the group
+        would end a run long enough to count (``ends run``), else LONE_SPIKE x max(threshold, spike level)
+        (``above spikes``: the spike level is the larger); (bar, ends run, above spikes)."""
         assert self._threshold is not None
-        return self._threshold if self._spiked else LONE_SPIKE * self._threshold
-
-    def _lone_spike(self, value: float) -> bool:
-        """A finite spike below LONE_SPIKE x the threshold right after a good loss: not counted yet."""
-        return (math.isfinite(value) and not self._spiked and self._threshold is not None
-                and value <= LONE_SPIKE * self._threshold)
+        bar, needed, above_spikes = self._counts_now()
+        if len(self._run) + 1 >= needed:
+            return self._threshold, True, False
+        return bar, False, above_spikes
 
     @property
     def snapshot(self) -> Snapshot | None:
