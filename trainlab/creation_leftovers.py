@@ -12,6 +12,7 @@ what trainlab writes (:func:`written_by_trainlab`): a hand-written config.yaml i
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,22 @@ from trainlab.run_lock import LOCK
 # What a new run writes before run.json (experiment.train); run.json's arrival marks the folder complete.
 CREATION_FILES = frozenset({"config.yaml", "labels.json", "preprocessing.json", "model.json"})
 MAX_CREATION_RECORD_BYTES = 64 << 20  # larger than any record a run writes (a text run's preprocessing, its vocabulary)
+# trainlab.atomic's temporary of one of them (mkstemp's ".labels.json.b3sh1q8l.tmp"), renamed into place once written
+_CREATION_TEMPORARY = re.compile(rf"^\.(?:{'|'.join(map(re.escape, sorted(CREATION_FILES)))})\.[A-Za-z0-9_]{{6,}}\.tmp$")
+
+
+def stopped_before_run_json(path: Path) -> bool:
+    """True if ``path`` (a folder without run.json) holds what a ``train`` stopped before run.json leaves:
+    one of :data:`CREATION_FILES`, or, killed while it wrote the first of them, nothing but its lock and
+    :mod:`trainlab.atomic` temporaries of them (``.labels.json.<random>.tmp``). A folder of anything else
+    (a user's files, a bare ``.lock``, someone else's ``.tmp``) is not: it is nothing trainlab left."""
+    entries = list(path.iterdir())
+    if any(entry.name in CREATION_FILES for entry in entries):
+        return True
+    temporaries = [entry for entry in entries if _CREATION_TEMPORARY.match(entry.name)
+                   and entry.is_file() and not entry.is_symlink()]
+    return (bool(temporaries) and any(entry.name == LOCK for entry in entries)
+            and len(entries) == len(temporaries) + 1)
 
 
 def killed_while_created(path: Path) -> bool:

@@ -321,13 +321,40 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
                 run.write_config(records["config.yaml"])  # before run.json: a folder with run.json can resume
                 run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
                                data_fingerprint=fingerprint, code_folders=trusted_code_folders(),
-                               data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time())
+                               data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time(),
+                               **{AUTO_NOTES_KEY: auto_notes(built)})
             except OSError as exc:
                 raise _before_training(exc) from None
             saver, signals = _attach_callbacks(built, run, quiet, user)
             return _run(built, run, quiet, saver, signals), run.final_path
         finally:
             run.close()
+
+
+# The summary notes that only the build of the config as given makes: config.yaml holds what lr: auto and
+# loss: auto resolved to, so a resume, built from it, runs no range test and asks no advisor. run.json keeps
+# them (AUTO_NOTES_KEY) from the run's creation, and a resume puts them back (restore_auto_notes).
+AUTO_NOTES = ("loss_advice", "lr_auto", "lr_auto_s")
+AUTO_NOTES_KEY = "auto_notes"
+
+
+def auto_notes(built: Built) -> dict[str, Any]:
+    """The :data:`AUTO_NOTES` of ``built``'s notes ({} for a config without ``lr: auto`` / ``loss: auto``)."""
+    return {key: built.notes[key] for key in AUTO_NOTES if key in built.notes}
+
+
+def restore_auto_notes(built: Built, info: Mapping[str, Any]) -> None:
+    """Put run.json's :data:`AUTO_NOTES_KEY` (``info``) back into the notes of ``built``, a resume's build,
+    first, where the run's own build made them (before gd_mode, device, ...), so the resumed run's
+    summary notes are the uninterrupted run's, ``lr_auto_s`` the original range test's seconds. A run
+    folder written before run.json kept them (or a run.json edited since) gives nothing back."""
+    stored = info.get(AUTO_NOTES_KEY)
+    if not isinstance(stored, Mapping):
+        return
+    restored = {key: stored[key] for key in AUTO_NOTES if key in stored}
+    merged = {**restored, **built.notes}
+    built.notes.clear()  # in place: the notes dict is the one the build handed around
+    built.notes.update(merged)
 
 
 def _before_training(exc: OSError) -> OSError | WriteError:
@@ -441,6 +468,7 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
             if found is None and not quiet and stored.strategy.time_budget_s is not None:
                 _warn(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
+            restore_auto_notes(built, run.info())  # before write_data_records: model.json reads loss_advice
             saver, signals = _attach_callbacks(built, run, quiet, user)  # all of them get their saved state back
             _load_latest(built, run, quiet, found)
             write_data_records(run, built)  # as the resumed training reads its data: a damaged record is remade

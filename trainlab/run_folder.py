@@ -35,11 +35,11 @@ from trainlab import __version__
 from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
 from trainlab.bounded_read import read_regular_file
 from trainlab.creation_leftovers import (
-    CREATION_FILES,
     creation_leftovers,
     killed_while_created,
     left_by_this_run,
     leftovers_message,
+    stopped_before_run_json,
     written_by_trainlab,
 )
 from trainlab.errors import DataError, RunDirError, folder_error
@@ -376,7 +376,7 @@ class RunDir:
         if not path.exists():
             raise RunDirError(f"run folder {path} does not exist")
         if not info_path.is_file():
-            stopped_early = path.is_dir() and any(entry.name in CREATION_FILES for entry in path.iterdir())
+            stopped_early = path.is_dir() and stopped_before_run_json(path)
             leftovers = creation_leftovers(path) if stopped_early else []
             other = ("" if not leftovers else
                      "; with another config, pass --overwrite to replace its files"

@@ -1,8 +1,9 @@
 """What killed processes leave in and beside run folders, recognised by name and removed.
 
-- ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` (a checkpoint being written or swapped, an
-  overwrite's staging folder): stale once ``<pid>`` is no live process, or a process that started
-  after the entry's last change (the pid reused: a container's trainlab is pid 1 every time);
+- ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` / ``.deleting-<pid>`` (a checkpoint being
+  written, swapped or deleted by keep-last pruning, an overwrite's staging folder): stale once ``<pid>``
+  is no live process, or a process that started after the entry's last change (the pid reused: a
+  container's trainlab is pid 1 every time);
 - ``.<file>.<random>.tmp`` (:mod:`trainlab.atomic`): no PID, stale when the folder's lock is held
   (nothing else writes there).
 
@@ -21,24 +22,33 @@ from pathlib import Path
 from trainlab.run_lock import writer_gone
 
 # .step-000000010.tmp-1234/ (checkpoint being written), .step-000000010.old-1234/ (being swapped),
-# .model.safetensors.abc123.tmp (atomic.write_bytes; no PID: only removed when nothing runs here),
-# anything.tmp-1234
-_TMP_WITH_PID = re.compile(r"^\..*\.(?:tmp|old|new)-(\d+)$")
+# .step-000000010.deleting-1234/ (renamed aside to be deleted: engine.checkpoint.remove; a kill during its
+# rmtree leaves up to a whole checkpoint), .model.safetensors.abc123.tmp (atomic.write_bytes; no PID: only
+# removed when nothing runs here), anything.tmp-1234
+_TMP_WITH_PID = re.compile(r"^\..*\.(?:tmp|old|new|deleting)-(\d+)$")
 _ATOMIC_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
+_RENAMED_ASIDE = re.compile(r"^\..*\.deleting-\d+$")
 
 
 def _gone(pid: int, entry: Path) -> bool:
     """Whether the process that named ``entry`` by ``pid`` is gone (:func:`trainlab.run_lock.writer_gone`,
-    by the entry's last change): a pid reused by a later process, this one included, is no live writer."""
+    by the entry's last change): a pid reused by a later process, this one included, is no live writer.
+
+    A ``.deleting-<pid>`` folder got its name by a rename of a checkpoint that an earlier process may have
+    written (a resumed run prunes the killed run's checkpoints): its modification time is the writer's,
+    older than the live pruner; its status-change time (ctime), which the rename sets, is when the name
+    was given."""
     try:
-        written = entry.lstat().st_mtime
+        stat = entry.lstat()
     except OSError:
         return False  # already gone: nothing to remove
+    written = max(stat.st_mtime, stat.st_ctime) if _RENAMED_ASIDE.match(entry.name) else stat.st_mtime
     return writer_gone(pid, written)
 
 
 def is_stale_temporary(entry: Path) -> bool:
-    """A temporary of a dead process (``.<name>.tmp-<pid>`` etc.) or of :mod:`trainlab.atomic`."""
+    """A temporary of a dead process (``.<name>.tmp-<pid>``, ``.deleting-<pid>`` etc.) or of
+    :mod:`trainlab.atomic`."""
     match = _TMP_WITH_PID.match(entry.name)
     if match is not None:
         return _gone(int(match.group(1)), entry)
@@ -49,8 +59,8 @@ def clean_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
     """Remove temporaries that killed processes left in ``run_dir`` and its ``checkpoint/``.
 
     Call it while holding the run's lock (e.g. right after :meth:`RunDir.open_existing` on resume):
-    ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` folders or files are removed only when
-    ``<pid>`` is not a live process; ``.<file>.<random>.tmp`` files of :mod:`trainlab.atomic` carry no
+    ``.<name>.tmp-<pid>`` / ``.old-<pid>`` / ``.new-<pid>`` / ``.deleting-<pid>`` folders or files are
+    removed only when ``<pid>`` is not a live process; ``.<file>.<random>.tmp`` files of :mod:`trainlab.atomic` carry no
     PID and are removed because the lock proves no other process writes this folder; a dead process's
     ``checkpoint/.step-N.old-<pid>`` with no ``step-N`` beside it is renamed back to ``step-N``
     (:func:`_swapped_out_step`). Returns what was removed. Never follows symbolic links.

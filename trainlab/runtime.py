@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import platform
 import random
 import shutil
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import numpy as np
 import torch
 
+# Modules that draw from a global RNG when first imported: rich.style takes random.getrandbits(24) for its style
+# ids. They arrive lazily (sklearn.datasets imports rich, as the progress bar does), so imported after the seeding
+# their draw consumes the run's seeded Python RNG, and the rng.python a checkpoint holds would depend on what the
+# process imported before the run (compare's workers run one run after another), not on the run.
+DRAW_WHEN_IMPORTED = ("rich.style",)
+
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
+    """Seed python, numpy and torch (CPU and CUDA) RNGs, after importing :data:`DRAW_WHEN_IMPORTED` (their
+    draw comes before the seeding, so the seeded states are the same in every process)."""
+    for module in DRAW_WHEN_IMPORTED:
+        importlib.import_module(module)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -36,6 +48,17 @@ def set_process_rng_states(states: tuple[Any, ...]) -> None:
     torch.set_rng_state(torch_rng)
     if cuda_rng is not None:
         torch.cuda.set_rng_state_all(cuda_rng)
+
+
+@contextlib.contextmanager
+def rng_states_kept() -> Iterator[None]:
+    """The process's RNG states (:func:`process_rng_states`) as they were before the block, after it: for
+    third-party code that reseeds or draws from the global RNGs as a side effect."""
+    states = process_rng_states()
+    try:
+        yield
+    finally:
+        set_process_rng_states(states)
 
 
 def resolve_device(name: str, setting: str = "runtime.device") -> torch.device:

@@ -7,6 +7,7 @@ import numpy as np
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.cache import cached
 from trainlab.errors import ConfigError
+from trainlab.runtime import rng_states_kept
 
 MAX_SAMPLES = 1_000_000  # the generator makes ~1,500 signals a second in Python (this bound: ~11 min)
 
@@ -27,7 +28,10 @@ def _generate(num_samples: int, seed: int) -> dict[str, np.ndarray]:
     args = get_dataset_args()
     args.num_samples = num_samples
     args.seed = seed
-    data = make_dataset(args)
+    # make_dataset seeds the global Python and NumPy RNGs with args.seed and draws from them: the run's seeded
+    # states would depend on whether this process generated the data or read it from the cache
+    with rng_states_kept():
+        data = make_dataset(args)
     return {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
 
 
