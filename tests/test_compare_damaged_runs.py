@@ -146,12 +146,12 @@ def test_parse_metrics_names_each_damaged_line_and_keeps_the_rest():
     assert parsed.damaged == (2, 4) and not parsed.cut_off  # line 3 is blank: no record, no damage
     assert parse_metrics("\n".join(lines)).records == parsed.records  # the newline at the end changes nothing
     assert damaged_lines_warning("m.jsonl", parsed, "the figures") == (
-        "warning: m.jsonl: lines 2, 4 are not JSON records (the file was damaged after trainlab wrote it); "
+        "m.jsonl: lines 2, 4 are not JSON records (the file was damaged after trainlab wrote it); "
         "left out of the figures")
     torn = parse_metrics(lines[0] + "\n" + lines[5][:20])  # the file ends inside its last line
     assert torn.damaged == (2,) and torn.cut_off and [r["epoch"] for r in torn.records] == [1]
     assert damaged_lines_warning("m.jsonl", torn, "x") == (
-        "warning: m.jsonl: line 2 is not a JSON record (the file ends inside its last line: it was cut off); "
+        "m.jsonl: line 2 is not a JSON record (the file ends inside its last line: it was cut off); "
         "left out of x")
     whole = parse_metrics(lines[0] + "\n" + lines[5])  # no final newline, but every line whole
     assert whole.damaged == () and not whole.cut_off and damaged_lines_warning("m.jsonl", whole, "x") is None

@@ -87,7 +87,7 @@ def test_a_target_on_the_loss_of_regression_losses_suggests_mse_or_mae():
     configs = validate_strategies({"diabetes": REGRESSION},
                                   [NamedStrategy("mse", {}), NamedStrategy("huber", {"strategy.loss": "huber"})])
     line = loss_scale_warning(configs, "test_r2", "val_loss")
-    assert line is not None and line.startswith("warning: --target val_loss is each strategy's own training loss")
+    assert line is not None and line.startswith("--target val_loss is each strategy's own training loss")
     assert "mse in 'mse'; huber in 'huber'" in line and "--target val_mse or val_mae" in line
     assert "log_loss" not in line
     both = loss_scale_warning(configs, "test_loss", "val_loss")

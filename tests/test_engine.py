@@ -202,7 +202,7 @@ def test_emulated_low_precision_on_a_cpu_gets_one_warning_line(monkeypatch, caps
     monkeypatch.setattr(runtime, "_cpu_has_flag", lambda *names: False)
     assert runtime.emulated_precision_warning("fp32", cpu) is None
     line = runtime.emulated_precision_warning("bf16", cpu)
-    assert line.startswith("warning: runtime.precision=bf16 on a CPU without native bf16") and "\n" not in line
+    assert line.startswith("runtime.precision=bf16 on a CPU without native bf16") and "\n" not in line
     assert "emulated" in runtime.emulated_precision_warning("fp16", cpu)
     assert runtime.emulated_precision_warning("bf16", torch.device("cuda")) is None
     config = copy.deepcopy(DIGITS_MLP)

@@ -60,8 +60,9 @@ def test_the_class_names_messages_name_the_option_the_caller_gives():
 
 
 def test_a_given_split_of_label_columns_gets_the_one_label_per_row_error_not_a_type_error():
-    """(N, 1) validation labels (Keras habit) of a multiclass set with a label beyond the training ones: the
-    beyond-training check looked at rows as labels and raised a bare TypeError (exit 4 from the CLI)."""
+    """Rows of two labels as the validation labels of a multiclass set, one beyond the training ones: the
+    beyond-training check looked at rows as labels and raised a bare TypeError (exit 4 from the CLI). ((N, 1)
+    columns, the Keras habit, are read as their one label per row.)"""
     labels, _ = read_class_labels("multiclass", np.arange(30) % 3, None)
     with pytest.raises(DataError, match="one label per row"):
-        labels.given("val y", np.array([[0], [1], [2], [3]]))
+        labels.given("val y", np.array([[0, 1], [1, 2], [2, 0], [3, 1]]))

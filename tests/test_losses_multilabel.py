@@ -89,7 +89,7 @@ def test_fit_with_one_hot_targets_and_cross_entropy_says_to_give_the_class_indic
     y = np.eye(3)[np.arange(30) % 3]
     with pytest.raises(DataError, match=r"one-hot .*y\.argmax\(1\)"):
         trainlab.fit(torch.nn.Linear(4, 3), (x, y), {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01},
-                                                     "epochs": 1})
+                                                     "epochs": 1}, task="multilabel")
 
 
 def test_multilabel_shape_and_label_errors():

@@ -56,7 +56,10 @@ def test_config_field_defaults_to_last_and_refuses_others():
     raw = {"data": {"source": "iris"}, "model": {"name": "mlp"},
            "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1}}
     assert validate(raw).output.checkpoint.keep_after_finish == "last"
+    # null is the default, as everywhere in a config; false (YAML's off/no) keeps nothing, as "none"
     assert validate({**raw, "output": {"checkpoint": {"keep_after_finish": None}}}).output.checkpoint \
+        .keep_after_finish == "last"
+    assert validate({**raw, "output": {"checkpoint": {"keep_after_finish": False}}}).output.checkpoint \
         .keep_after_finish == "none"
     with pytest.raises(ConfigError, match="keep_after_finish"):
         validate({**raw, "output": {"checkpoint": {"keep_after_finish": "best"}}})

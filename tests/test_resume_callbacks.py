@@ -174,6 +174,9 @@ BAD_CALLBACKS = {
     "a name twice": ([Named("same"), Named("same")], "callback name 'same' is used twice"),
     "the checkpoint saver's name": ([Named("checkpointing")], "callback name 'checkpointing' is used twice"),
     "not a list": (3, "callbacks must be a trainlab.Callback instance or a list of them; got int"),
+    # as trainlab.fit says it (trainlab.callbacks.base.user_callbacks): with the fix
+    "a dict": ({"counter": Counter()}, r"got a dict \(of 1 item\): give its callbacks as a list, e.g. "
+                                       r"list\(callbacks.values\(\)\)"),
 }
 
 

@@ -440,3 +440,13 @@ def test_a_source_without_counter_is_read_and_says_so(tmp_path, monkeypatch, cap
         assert plan.total_steps == trainer.total_steps
     finally:
         sys.modules.pop("usersource_sc", None)
+
+
+@pytest.mark.parametrize("shape", ["column", "one_hot"])
+def test_an_npz_of_a_label_column_or_one_hot_rows_counts_as_it_loads(tmp_path, shape):
+    """(N, 1) labels and one-hot rows are read as one label per row and stratified: the count must split them
+    the same way (it used to draw a random split: 6/1/3 counted where 5/1/4 were loaded)."""
+    labels = np.arange(10) % 2
+    y = labels[:, None] if shape == "column" else np.eye(2)[labels]
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32), y=y)
+    assert_counts_match(source="npz", path=str(tmp_path / "d.npz"), val_fraction=0.1, test_fraction=0.3)

@@ -108,7 +108,7 @@ def _warning(tmp_path: Path, base: dict, space: dict, metric: str) -> str | None
 
 def test_val_loss_over_searched_losses_warns_and_suggests_the_one_formula_metric(tmp_path):
     line = _warning(tmp_path, BINARY, {"strategy.loss": {"choices": ["bce", "focal"]}}, "val_loss")
-    assert line == ("warning: --metric val_loss is each trial's own training loss, and the space searches "
+    assert line == ("--metric val_loss is each trial's own training loss, and the space searches "
                     "strategy.loss, so its trials train different losses (bce; focal): their values are on "
                     "different scales, so a lower one need not mean a better model; tune by --metric "
                     "val_log_loss (one formula for every trial: the negative log-likelihood of its probabilities)")

@@ -53,7 +53,9 @@ def _best_fails(times: int, monkeypatch) -> list[str]:
 def test_a_best_that_fails_alone_keeps_the_step_checkpoint_and_its_bookkeeping(tmp_path, monkeypatch):
     root = tmp_path / "checkpoint"
     warnings: list[str] = []
-    saver = CheckpointSaver(root, None, 1, None, keep_last=1, monitor="val_loss", mode="min", warn=warnings.append)
+    notes: list[str] = []
+    saver = CheckpointSaver(root, None, 1, None, keep_last=1, monitor="val_loss", mode="min", warn=warnings.append,
+                            note=notes.append)
     checkpoint.save(root, checkpoint.folder_name(20), {"step": 20}, {"w": torch.zeros(2)}, {"step": 20})
     written = _best_fails(1, monkeypatch)
 
@@ -81,7 +83,7 @@ def test_a_best_that_fails_alone_keeps_the_step_checkpoint_and_its_bookkeeping(t
     assert saver.best == 0.7
     manifest, *_ = checkpoint.load(root / checkpoint.BEST)
     assert manifest["step"] == 40 and manifest["val_loss"] == 0.7
-    assert warnings[1] == f"note: {root / checkpoint.BEST}/ written again from step 40, after 1 failed"
+    assert len(warnings) == 1 and notes == [f"note: {root / checkpoint.BEST}/ written again from step 40, after 1 failed"]
     assert later.state.events == []
 
 
@@ -117,7 +119,7 @@ def test_best_is_written_first_and_a_failed_step_checkpoint_after_it_is_reported
     assert saver.save(_view(37), {"val_loss": 0.5}) is None
     assert names == [checkpoint.BEST, "step-000000037"] and saver.best == 0.5 and saver.last_saved is None
     assert (root / checkpoint.BEST).is_dir()  # best/ stays: it holds the best evaluation
-    assert warnings == ["warning: checkpoint at step 37 not written: No space left on device (no earlier "
+    assert warnings == ["checkpoint at step 37 not written: No space left on device (no earlier "
                         "checkpoint); training continues (further failures for the same reason are counted, "
                         "not repeated)"]
 

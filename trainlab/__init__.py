@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# the "trainlab" logger, which every warning goes through, gets its handler and settings now, at
+# `import trainlab`, so that what a user then sets on it (a level, propagate, handlers) stands
+from trainlab import notices  # noqa: F401
+
 __version__ = "0.1.0"
 __all__ = ["Callback", "FitResult", "LoadedRun", "__version__", "fit", "load_run"]
 

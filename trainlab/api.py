@@ -25,7 +25,6 @@ import contextlib
 import inspect
 import json
 import re
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_tas
 from trainlab.data.labels import named_classes_task, read_class_labels
 from trainlab.errors import ConfigError, DataError, folder_error
 from trainlab.finetune import unfreeze_all
+from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
 from trainlab.registry import Registry, did_you_mean
 from trainlab.run_checks import FIT_FIXES, FIXES_KEY
@@ -425,17 +425,14 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
     config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
                        "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
                        "metrics": metrics, "runtime": runtime or {}, "output": {"progress": "off"}})
-    every = config.strategy.eval_every_n_steps
-    if every and not len(data.val.y):  # as a config run without a validation split, which validates nothing
-        warnings.warn(f"strategy.eval_every_n_steps={every} asks for a validation every {every} steps, but fit was "
-                      "given no val data: nothing is validated (its step records hold no val_* values); pass val=",
-                      UserWarning, stacklevel=3)
     with run_scope(config):
         notes: dict[str, Any] = {}
         with _in_fit_terms():
             loss = build_loss_for(config, data, notes)
             model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
             built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
+        if built.precision_warning:  # a warning, as train --quiet gives it
+            warn(built.precision_warning)
         built.trainer.add_callbacks(callbacks)
         try:
             built.trainer.fit()
@@ -515,11 +512,11 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any], model: torch.nn.Module) -> None:
-    import yaml
+    from trainlab.yaml_files import yaml_dump
 
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "metrics.jsonl", metrics_file_records(state.history, state.events, state.step_records))
     write_json(out / "summary.json", summary)
-    write_text(out / "strategy.yaml", yaml.safe_dump({"strategy": config.to_dict()["strategy"]}, sort_keys=False))
+    write_text(out / "strategy.yaml", yaml_dump({"strategy": config.to_dict()["strategy"]}, sort_keys=False))
     write_safetensors(out / FIT_MODEL, {k: v.contiguous() for k, v in model.state_dict().items()},
                       metadata={"trainlab": json.dumps({"format": "model"})})

@@ -48,11 +48,13 @@ from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
+from trainlab.notices import warn
 from trainlab.run_checks import (
     check_batch_norm_remainder,
     check_loss_fits,
     warn_if_full_batch_method_on_mini_batches,
     warn_if_never_unfrozen,
+    warn_if_nothing_validated,
     warn_if_raw_scale_targets,
     warn_if_step_exceeds_data,
     warn_if_stretched,
@@ -85,7 +87,9 @@ class Built:
     monitor: str
     mode: str
     notes: dict[str, Any] = field(default_factory=dict)
-    precision_warning: str | None = None  # runtime.precision emulated on this device (printed unless quiet)
+    # runtime.precision emulated on this device: the warning's message, warned by assemble unless quiet (a
+    # training build with quiet, train --quiet and resume, warns it itself; an evaluation's build does not)
+    precision_warning: str | None = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -186,8 +190,8 @@ def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
     batch_size = n_train if size == "full" else int(size)
     if batch_size > n_train:
         if not quiet:
-            print(f"warning: batch_size {batch_size} is larger than the training set ({n_train} rows); "
-                  f"using full batch ({n_train})", file=sys.stderr)
+            warn(f"batch_size {batch_size} is larger than the training set ({n_train} rows); "
+                 f"using full batch ({n_train})")
         batch_size = n_train
     return batch_size
 
@@ -301,7 +305,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     precision = resolve_precision(config.runtime.precision, device)
     warning = emulated_precision_warning(precision, device)
     if warning and not quiet:
-        print(warning, file=sys.stderr)
+        warn(warning)
     if config.runtime.compile:
         check_compile_toolchain(device)
     model = model.to(device)
@@ -310,6 +314,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes, batch_rows=batch_size)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
+    warn_if_nothing_validated(config.strategy.eval_every_n_steps, data)
 
     notes["gd_mode"] = gd_mode(batch_size, len(data.train), config.strategy.grad_accum_steps)
     plan = BatchPlan(len(data.train), batch_size, config.seed, config.strategy.grad_accum_steps,

@@ -89,7 +89,9 @@ def _report(summary: dict, path: Path) -> None:
     print(f"saved to {path}")
     warning = non_finite_warning(summary)
     if warning:  # last, after the numbers it qualifies: exit 0 stays (the divergence policy let it finish)
-        print(warning, file=sys.stderr)
+        from trainlab.notices import warn
+
+        warn(warning)
 
 
 def _cmd_resume(args) -> int:
@@ -127,17 +129,16 @@ def _cmd_demo(args) -> int:
 
 def _cmd_advise(args) -> int:
     from trainlab.advisor import advise, format_advice
-    from trainlab.config import DataConfig, apply_overrides, read_yaml
+    from trainlab.config import apply_overrides, read_yaml, validate_data_and_seed
     from trainlab.data import load_dataset
 
     raw = apply_overrides(read_yaml(args.config), args.set)
     if "data" not in raw:
         raise ConfigError(f"{args.config} has no 'data' section")
-    try:
-        data_config = DataConfig.model_validate(raw["data"])
-    except Exception as exc:
-        raise ConfigError(f"config key 'data': {str(exc).splitlines()[-1].strip()}") from None
-    data = load_dataset(data_config, int(raw.get("seed", 0)))
+    # seed and data as a run validates them: the error names the key (int() took seed=yes as 1)
+    section = validate_data_and_seed(raw, args.set)
+    data_config = section.data
+    data = load_dataset(data_config, section.seed)
     advice = advise(data.train.y.numpy(), data.task, data.extras, x=data.train.x.numpy(), class_names=data.class_names)
     print(format_advice(advice, "set by data.task" if data_config.task else "from the data"))
     return 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +42,7 @@ from trainlab.config_fields import (
 from trainlab.config_strategy import Strategy
 from trainlab.errors import ConfigError
 from trainlab.registry import declare_section_keys, did_you_mean
-from trainlab.yaml_files import check_tree, load_yaml_file, yaml_load
+from trainlab.yaml_files import RefusedYAMLError, check_tree, load_yaml_file, yaml_dump, yaml_load
 
 DATA_TASKS = ("regression", "binary", "multiclass", "multilabel")  # = trainlab.data.dataset.TASKS
 
@@ -67,7 +69,7 @@ class DataConfig(BaseModel):
     def _known_task(cls, value: str | None) -> str | None:
         if value is not None and value not in DATA_TASKS:
             raise ValueError(f"data.task must be one of {', '.join(DATA_TASKS)} (or left out to infer it); "
-                             f"got {value!r}")
+                             f"got {short_repr(value)}{did_you_mean(value, list(DATA_TASKS))}")
         return value
 
     @model_validator(mode="after")
@@ -125,7 +127,11 @@ class CheckpointConfig(Strict):
     @field_validator("keep_after_finish", mode="before")
     @classmethod
     def _yaml_none(cls, value: Any) -> Any:
-        return "none" if value is None or value is False else value
+        # YAML's false/off/no read as the boolean: keep nothing; null (an empty value, `--set ...=`) is the
+        # default, as everywhere else in the config (it used to mean "none" and deleted every checkpoint)
+        if value is None:
+            return cls.model_fields["keep_after_finish"].default
+        return "none" if value is False else value
 
 
 LOGGERS = ("tensorboard", "csv")  # trainlab.callbacks.loggers.LOGGERS builds each
@@ -138,6 +144,20 @@ class OutputConfig(Strict):
     log_every_n_steps: Int | None = Field(None, ge=1)  # step records: train loss, LR, grad norm, samples/s
     checkpoint: CheckpointConfig = CheckpointConfig()
     loggers: list[str] = []  # records also go to: tensorboard (<run>/tensorboard/), csv (<run>/metrics.csv)
+
+    @field_validator("dir")
+    @classmethod
+    def _folder_path(cls, value: str | None) -> str | None:
+        # "" was read as "no dir" (runs/<name>-<timestamp>) and " " made a folder named by a space; "~/x" made
+        # ./~/x: expanded here as a shell and every CLI tool would
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError(f"must be a folder path, or left out for runs/<name>-<UTC timestamp>; got {value!r}")
+        expanded = os.path.expanduser(value)
+        if expanded.startswith("~"):
+            raise ValueError(f"cannot expand {short_repr(value)}: no such user (write the folder's full path)")
+        return expanded
 
     @field_validator("progress", mode="before")
     @classmethod
@@ -186,6 +206,10 @@ class Config(Strict):
     @classmethod
     def _empty_is_loss_only(cls, value: list[str] | None) -> list[str] | None:
         # an empty list asks for no metrics besides the loss (Keras's metrics=[]), not for the defaults
+        if value is not None:
+            twice = next((name for index, name in enumerate(value) if name in value[:index]), None)
+            if twice is not None:  # one column of the records, computed twice
+                raise ValueError(f"lists the metric {short_repr(twice)} twice; got {short_repr(value)}")
         return ["loss"] if value == [] else value
 
     @field_validator("name")
@@ -225,10 +249,54 @@ class Config(Strict):
 
 # --------------------------------------------------------------------------- errors
 
-def _location(loc: tuple[Any, ...]) -> str:
-    # pydantic puts union-branch names ("int", "literal['full']") into locs; drop them
-    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in {"int", "float", "str"}))]
+def _location(loc: tuple[Any, ...], raw: Any = None) -> str:
+    """The dotted config key of a pydantic error location. Pydantic puts union-branch names into locs
+    ("int", "literal['full']", "InitConfig" of ``InitConfig | list[InitConfig]``): with ``raw``, the config as
+    given, a part that is no key at its place in ``raw`` is such a name and is dropped (but the last, which may
+    be a missing key); without it, those holding "[" and the plain type names."""
+    parts: list[str] = []
+    node = raw
+    for index, part in enumerate(loc):
+        if isinstance(part, str) and ("[" in part or part in {"int", "float", "str"}):
+            continue
+        missing_key = index == len(loc) - 1 and isinstance(node, dict)  # a required key is named though absent
+        if raw is not None and isinstance(part, str) and part[:1].isupper() and not missing_key \
+                and not (isinstance(node, dict) and part in node):  # a model class's name, not a config key
+            continue
+        parts.append(str(part))
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
     return ".".join(parts)
+
+
+def _section_at(raw: Any, path: list[str]) -> Any:
+    """The value at dotted ``path`` in ``raw`` (list items by index), None where there is none."""
+    for part in path:
+        if isinstance(raw, dict):
+            raw = raw.get(part)
+        elif isinstance(raw, list) and part.isdigit() and int(part) < len(raw):
+            raw = raw[int(part)]
+        else:
+            return None
+    return raw
+
+
+def _misspelt_key(raw: Any, where: str) -> str:
+    """For a missing required key ``where``: "; did you mean 'name' (the section has 'naem')?" when its
+    section holds a key close to it (a section that takes options, like ``model``, accepts the typo as one);
+    "" otherwise. The one-word form (``loss: mse``) stays the same."""
+    path = where.split(".")
+    section = _section_at(raw, path[:-1])
+    if not isinstance(section, dict):
+        return ""
+    for key in section:
+        if isinstance(key, str) and key != path[-1] and did_you_mean(key, [path[-1]]):
+            return f"; did you mean '{path[-1]}' (the section has '{key}')?"
+    return ""
 
 
 def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
@@ -252,14 +320,14 @@ def _is_torch_module(value: Any) -> bool:
 
 def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
     first = error.errors()[0]
-    where = _location(first["loc"])
+    where = _location(first["loc"], raw)
     if first["type"] == "extra_forbidden":
         path = where.split(".")
         valid = _fields_at(Config, path[:-1])
         hint = did_you_mean(path[-1], valid)
         return f"unknown config key '{where}'{hint} (valid: {', '.join(valid)})"
     if first["type"] == "missing":
-        return f"config key '{where}' is required"
+        return f"config key '{where}' is required{_misspelt_key(raw, where)}"
     message = first["msg"].removeprefix("Value error, ")
     if len(message) > 300:
         message = message[:297] + "..."
@@ -269,7 +337,17 @@ def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
                     "a model object goes to trainlab.fit(model, train, strategy))")
     if isinstance(got, dict) or "got" in message:
         return f"config key '{where or 'config'}': {message}"
-    return f"config key '{where or 'config'}': {message}; got {short_repr(got)}"
+    return f"config key '{where or 'config'}': {message}; got {short_repr(got)}{_closest_choice(first)}"
+
+
+def _closest_choice(error: Any) -> str:
+    """For a value outside a Literal's choices (``progress: of``, ``device: CPU``), "; did you mean 'off'?"
+    naming the closest (case aside); "" otherwise."""
+    got = error.get("input")
+    if error["type"] != "literal_error" or not isinstance(got, str):
+        return ""
+    choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+    return did_you_mean(got, choices) or did_you_mean(got.lower(), choices)
 
 
 # --------------------------------------------------------------------------- loading
@@ -281,6 +359,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set expects KEY=VALUE (e.g. strategy.optimizer.lr=0.01); got '{text}'")
     try:
         parsed = yaml_load(value) if value.strip() else None
+    except RefusedYAMLError as exc:  # {lr: 1, lr: 2} or 010 read as a plain string would be refused as something else
+        raise ConfigError(f"--set {text}: {exc.problem}") from None
     except (yaml.YAMLError, RecursionError):
         parsed = value
     except ValueError:  # PyYAML's int() of a number of more digits than Python converts (4,300)
@@ -384,14 +464,34 @@ def validate(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Config:
     """``raw`` as a :class:`Config`; the first problem is one ConfigError line. ``overrides``: the ``--set``
     texts applied to ``raw``; when the bad key is one of them, the line also says how YAML read its value
     (:func:`override_reading`)."""
+    return _validated(Config, raw, overrides)
+
+
+class DataAndSeed(BaseModel):
+    """What ``trainlab advise`` reads of a config: ``seed`` and ``data``, validated as :class:`Config` validates
+    them (the other sections are not read, so not checked)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    seed: Int = Config.model_fields["seed"]
+    data: DataConfig
+
+
+def validate_data_and_seed(raw: dict[str, Any], overrides: Sequence[str] = ()) -> DataAndSeed:
+    """``raw``'s ``seed`` and ``data`` as :class:`DataAndSeed`; errors as :func:`validate`'s."""
+    return _validated(DataAndSeed, raw, overrides)
+
+
+def _validated(model: type[Any], raw: dict[str, Any], overrides: Sequence[str]) -> Any:
     check_tree(raw)
     try:
-        return Config.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _location(first["loc"])
+        where = _location(first["loc"], raw)
         # a validator's own refusal (an unknown logger in a list) took the value's kind: how YAML read it is no clue
-        reading = "" if first["type"] in ("value_error", "assertion_error") else override_reading(where, overrides)
+        # nor for a missing key: quoting the mapping that lacks it is no fix
+        refused = ("value_error", "assertion_error", "missing")
+        reading = "" if first["type"] in refused else override_reading(where, overrides)
         raise ConfigError(_one_line(exc, raw) + reading) from None
     except RecursionError:
         raise ConfigError("config is nested too deeply to validate") from None
@@ -416,4 +516,4 @@ def as_config(config: Config | str | Path | dict[str, Any]) -> Config:
 
 
 def dump_yaml(config: Config) -> str:
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+    return yaml_dump(config.to_dict(), sort_keys=False)

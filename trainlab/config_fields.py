@@ -1,7 +1,7 @@
 """The building blocks of the config's models: bounded integers, strict and named sections, short reprs.
 
-``Int`` refuses booleans (YAML's yes/no) and integers beyond int64; ``Strict`` sections refuse unknown
-keys; a ``Named`` section is a registered component: ``name`` plus its factory's keyword arguments.
+``Int`` refuses booleans (YAML's yes/no), strings and integers beyond int64 (``Float``: booleans, strings,
+inf and nan); ``Strict`` sections refuse unknown keys; a ``Named`` section is a registered component: ``name`` plus its factory's keyword arguments.
 The ``MAX_*`` bounds turn hostile or mistyped config files into one error line.
 """
 
@@ -23,17 +23,23 @@ INT_LIMIT = 2**63  # every count fits a signed 64-bit integer (torch, numpy)
 def _no_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"must be an integer, not a boolean; got {value}")
+    if isinstance(value, str):  # pydantic would read '1_0' as 10 and '010' as 10 (YAML 1.1: octal 8)
+        raise ValueError(f"must be an integer in decimal digits (e.g. 10), not a string; got {short_repr(value)}")
     if isinstance(value, int) and abs(value) >= INT_LIMIT:
         raise ValueError(f"must be an integer below 2**63; got {short_repr(value)}")
     return value
 
 
-Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not counts
+Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not counts, nor strings numbers
 
 
 def _number_not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"must be a number, not a boolean; got {value}")
+    if isinstance(value, str):  # pydantic would read '1_0.5' as 10.5 and '1e-400' as 0.0
+        if value.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):  # --set x=inf
+            raise ValueError(f"must be a finite number; got {value.strip()}")
+        raise ValueError(f"must be a number (e.g. 0.5 or 1e-3), not a string; got {short_repr(value)}")
     return value
 
 

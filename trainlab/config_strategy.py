@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trainlab.config_fields import Float, Int, Named, Strict, name_only, short_repr
+from trainlab.config_fields import INT_LIMIT, Float, Int, Named, Strict, name_only, short_repr
 
 MAX_LR = 3.4028234663852886e38  # float32's largest: torch's fused and foreach steps hold the lr in float32
 
@@ -54,7 +54,7 @@ class OptimizerGroupConfig(BaseModel):
     weight_decay: Float | None = Field(None, ge=0.0)  # applies to every parameter of the group, biases too
     # the group trains for its first train_epochs epochs only, on the strategy's schedule built over them
     # (a linear decay reaches 0 there), then stops: lr 0, requires_grad False (airbench: whitening bias, 3)
-    train_epochs: Float | None = Field(None, gt=0.0, exclude_if=lambda value: value is None)  # (config hashes)
+    train_epochs: Float | None = Field(None, gt=0.0, le=INT_LIMIT, exclude_if=lambda value: value is None)  # (config hashes)
 
     def label(self, index: int) -> str:
         """The group's route label: its ``name``, else ``group<index>`` (its place in the list)."""
@@ -154,7 +154,7 @@ class WeightAveragingConfig(Strict):
     kind: Literal["ema", "lookahead"]  # ema: a shadow copy; lookahead: training restarts from the average
     decay: Float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps
     every_n_steps: Int = Field(1, ge=1)  # optimizer steps between averaging updates (airbench: 5)
-    start_epochs: Float = Field(0.0, ge=0.0)  # averaging begins after this many epochs (airbench: 3)
+    start_epochs: Float = Field(0.0, ge=0.0, le=INT_LIMIT)  # averaging begins after this many epochs (airbench: 3)
     decay_power: Float = Field(0.0, ge=0.0)  # airbench: decay x (step / total steps) ** power (3); 0: constant
     warmup: bool = False  # cap the k-th update's decay at (1 + k) / (10 + k) (TensorFlow's EMA num_updates)
 
@@ -204,8 +204,9 @@ class Strategy(Strict):
     group_by_length: bool = False
     schedule: ScheduleConfig = ScheduleConfig(name="constant")
     regularization: Regularization = Regularization()
-    clip_grad_norm: Float | None = Field(None, gt=0.0)
-    clip_grad_value: Float | None = Field(None, gt=0.0)
+    # at most float32's largest, as MAX_LR: the clipping runs on float32 gradients
+    clip_grad_norm: Float | None = Field(None, gt=0.0, le=MAX_LR)
+    clip_grad_value: Float | None = Field(None, gt=0.0, le=MAX_LR)
     grad_accum_steps: Int = Field(1, ge=1)
     eval_every_n_steps: Int | None = Field(None, ge=1)  # also validate mid-epoch (step records in metrics.jsonl)
     early_stopping: EarlyStoppingConfig | None = None
@@ -237,6 +238,9 @@ class Strategy(Strict):
             raise ValueError(f"must be a positive int or 'full'; got {value!r}")
         if isinstance(value, int) and value < 1:
             raise ValueError(f"must be a positive int or 'full'; got {value}")
+        if isinstance(value, int) and value >= INT_LIMIT:  # else larger than any data: silently the full batch
+            raise ValueError(f"must be an integer below 2**63 (or 'full' for the whole training set); "
+                             f"got {short_repr(value)}")
         return value
 
     @model_validator(mode="after")

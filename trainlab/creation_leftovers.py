@@ -105,14 +105,15 @@ def written_by_trainlab(path: Path, names: Iterable[str]) -> bool:
     import yaml
 
     from trainlab.config import Config
+    from trainlab.yaml_files import yaml_dump, yaml_load
 
     for name in names:
         try:
             text = read_regular_file(path / name, MAX_CREATION_RECORD_BYTES, follow_links=False).decode()
             if name == "config.yaml":
-                value = yaml.safe_load(text)
+                value = yaml_load(text)  # read and written back as dump_yaml wrote it
                 same = (isinstance(value, dict) and list(value) == list(Config.model_fields)
-                        and yaml.safe_dump(value, sort_keys=False) == text)
+                        and yaml_dump(value, sort_keys=False) == text)
             else:
                 value = json.loads(text)
                 same = isinstance(value, dict) and json.dumps(value, indent=2, sort_keys=False) + "\n" == text

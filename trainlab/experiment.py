@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 from trainlab import __version__
 from trainlab.atomic import write_json
 from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
-from trainlab.callbacks.base import Callback, CallbackList
+from trainlab.callbacks.base import Callback, CallbackList, user_callbacks
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
 from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder
@@ -64,6 +63,7 @@ from trainlab.model_file import (
     write_loss_state,
     write_model,
 )
+from trainlab.notices import warn
 from trainlab.records import read_record_text, safe_summary
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, MODEL_RECORD, load_trained_config, record_digests
@@ -73,7 +73,9 @@ from trainlab.step_builders import first_epoch_freezing
 from trainlab.time_budget import plan_line
 
 
-def _warn(message: str) -> None:
+def _say(message: str) -> None:
+    """A note on stderr (what was kept, what is resumed): the caller decides whether ``--quiet`` hides it.
+    Warnings go through :func:`trainlab.notices.warn`."""
     print(message, file=sys.stderr)
 
 
@@ -112,8 +114,8 @@ def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRI
             if signum is not None:
                 raise StoppedWaiting(signum, what) from None
             if not warned:
-                _warn(f"warning: cannot write {what} ({exc.strerror or exc}); retrying for up to "
-                      f"{patience_s:.0f} s: free some space and the run completes")
+                warn(f"cannot write {what} ({exc.strerror or exc}); retrying for up to "
+                     f"{patience_s:.0f} s: free some space and the run completes")
                 warned = True
             time.sleep(pause_s)
 
@@ -124,30 +126,15 @@ def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSa
     ckpt = out.checkpoint
     saver = CheckpointSaver(run.checkpoints, ckpt.every_n_steps, ckpt.every_n_epochs, ckpt.every_seconds,
                             ckpt.keep_last, info={"config_hash": built.config.hash(), "trainlab": __version__},
-                            monitor=built.monitor, mode=built.mode, warn=_warn)
+                            monitor=built.monitor, mode=built.mode, note=_say)
     signals = SignalStop()
-    callbacks: list[Callback] = [saver, MetricsRecorder(run, warn=_warn), signals,
-                                 *logger_callbacks(built.config, run.path, warn=_warn)]
+    callbacks: list[Callback] = [saver, MetricsRecorder(run), signals, *logger_callbacks(built.config, run.path)]
     kind = None if quiet else progress_kind(out.progress)
     if kind == "bar":
         callbacks.append(ProgressBar(built.monitor))
     elif kind == "log":
         callbacks.append(ProgressLog(built.monitor, out.log_every_seconds))
     return saver, signals, callbacks
-
-
-def _user_callbacks(callbacks: Callback | Iterable[Callback] | None) -> list[Callback]:
-    """``callbacks=`` of :func:`train`/:func:`resume` as a list, as ``trainlab.fit`` takes it: one Callback
-    instance, an iterable of them, or None (none). Anything else is a ConfigError naming it; the
-    elements themselves are checked with the run's other callbacks (:func:`_check_callbacks`)."""
-    if callbacks is None:
-        return []
-    if isinstance(callbacks, Callback):
-        return [callbacks]
-    if isinstance(callbacks, str | bytes | Mapping) or not isinstance(callbacks, Iterable):
-        shown = callbacks.__name__ if isinstance(callbacks, type) else type(callbacks).__name__
-        raise ConfigError(f"callbacks must be a trainlab.Callback instance or a list of them; got {shown}")
-    return list(callbacks)
 
 
 def _check_callbacks(built: Built, target: Path, quiet: bool, user: list[Callback]) -> None:
@@ -254,10 +241,10 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     keep = built.config.output.checkpoint.keep_after_finish
     kept = checkpoint.prune_after_finish(run.checkpoints, keep)
     if not quiet:
-        _warn(f"checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
+        _say(f"checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
     run.commit_overwrite()
     if signals.received is not None and not signals.handed_over:  # everything is written (the CLI says it itself)
-        _warn(f"warning: {signal.Signals(signals.received).name} received while finishing; the run is complete")
+        warn(f"{signal.Signals(signals.received).name} received while finishing; the run is complete")
     return summary
 
 
@@ -273,7 +260,7 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
     (docs/security.md). With ``resume_if_exists``, a run already in the folder is continued
     (:func:`resume`) under the same policy when its config.yaml names no code that ``config`` does not.
     """
-    user = _user_callbacks(callbacks)
+    user = user_callbacks(callbacks)
     if out is not None:
         out = path_argument(out, "train's out")
     with _config_folder_trusted(config):
@@ -305,7 +292,7 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
     with run_scope(config):
         built = build(config, quiet=quiet, time_budget="calibrate")  # every bad input fails here, before any file
         if quiet and built.precision_warning:  # a warning: shown under --quiet too
-            _warn(built.precision_warning)
+            warn(built.precision_warning)
         built.notes["requested_hash"] = requested_hash
         check_loggers(list(config.output.loggers))  # a missing package is refused before any folder exists
         _check_callbacks(built, target, quiet, user)  # so are bad callbacks
@@ -393,26 +380,17 @@ def write_data_records(run: RunDir, built: Built, records: dict[str, Any] | None
 FoundCheckpoint = tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]  # checkpoint.latest: folder, manifest, tree, tensors
 
 
-def _latest_checkpoint(run: RunDir) -> FoundCheckpoint | None:
-    """``checkpoint.latest`` of the run (None: no checkpoint verifies); its warnings as warning lines."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        found = checkpoint.latest(run.checkpoints)
-    for warning in caught:
-        _warn(f"warning: {warning.message}")
-    return found
-
-
 def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint | None) -> None:
-    """Restore ``found`` (:func:`_latest_checkpoint`) into ``built``; None: the run starts from step 0."""
+    """Restore ``found`` (:func:`trainlab.engine.checkpoint.latest`, which warns of each checkpoint it skips)
+    into ``built``; None: the run starts from step 0."""
     path = run.path
     if found is None:  # the work done so far is lost: said even with --quiet
-        _warn(f"warning: no valid checkpoint in {run.checkpoints}; starting {path} from step 0")
+        warn(f"no valid checkpoint in {run.checkpoints}; starting {path} from step 0")
         return
     folder, manifest, tree, tensors = found
     if manifest.get("config_hash") not in (None, built.config.hash()):  # results change: never quiet
-        _warn(f"warning: {path / 'config.yaml'} changed since {folder.name} was written "
-              f"(config hash {built.config.hash()} != {manifest['config_hash']}); resuming with it")
+        warn(f"{path / 'config.yaml'} changed since {folder.name} was written "
+             f"(config hash {built.config.hash()} != {manifest['config_hash']}); resuming with it")
     try:
         built.trainer.restore(Snapshot(tree, tensors))
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
@@ -423,7 +401,7 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
     built.notes["resumed_from"] = str(folder)
     if not quiet:
         state = built.trainer.state
-        _warn(f"resuming {path} from {folder.name} (epoch {state.epoch}, step {state.step})")
+        _say(f"resuming {path} from {folder.name} (epoch {state.epoch}, step {state.step})")
 
 
 def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable[Callback] | None = (),
@@ -435,7 +413,7 @@ def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable
     be the run's own: a different one is refused. The run folder's config.yaml imports no ``module:attr``
     code without the opt-in (docs/security.md).
     """
-    user = _user_callbacks(callbacks)
+    user = user_callbacks(callbacks)
     path = path_argument(path, "resume's path")
     with run_code_policy(path):
         return _resume(path, quiet, user, config)
@@ -446,7 +424,7 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
     path = Path(path)
     run = RunDir.open_existing(path)
     if run.adopted_from is not None:
-        _warn(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
+        _say(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
               f"run there (it was in {run.adopted_from.name}); the replaced run is deleted, as the overwrite asked")
     try:
         stored = load_config(path / "config.yaml", follow_links=False)
@@ -458,15 +436,15 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
             raise RunDirError(f"run {path} already finished; start a new run, or evaluate it with "
                               f"'trainlab eval {path}'")
         _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
-        found = _latest_checkpoint(run)
+        found = checkpoint.latest(run.checkpoints)
         with run_scope(stored):
             # a checkpoint holds the time budget's plan; a run with none that verifies (killed before its first,
             # or all damaged) starts afresh from step 0, so it is timed as a new run is
             built = build(stored, quiet=True, time_budget="resume" if found is not None else "calibrate")
             if built.precision_warning:
-                _warn(built.precision_warning)
+                warn(built.precision_warning)
             if found is None and not quiet and stored.strategy.time_budget_s is not None:
-                _warn(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
+                _say(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
             restore_auto_notes(built, run.info())  # before write_data_records: model.json reads loss_advice
             saver, signals = _attach_callbacks(built, run, quiet, user)  # all of them get their saved state back
@@ -487,7 +465,7 @@ def _warn_if_data_changed(path: Path, info: dict[str, Any], config: Config, sinc
     data = config.data.model_dump()
     if recorded is not None and recorded != data_fingerprint(data):
         files = ", ".join(str(p) for p in named_files(data).values())
-        _warn(f"warning: the data files of {path} changed {since} (files under {files}); {then}")
+        warn(f"the data files of {path} changed {since} (files under {files}); {then}")
 
 
 def _refuse_moved_data(path: Path, config: Config) -> None:
@@ -527,7 +505,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     with run_scope(config):
         built = build(config, quiet=True)
         load_weights(built.model, state, path, config_path)
-        load_loss_state(built.loss, saved_loss, path, config_path, warn=_warn)  # a learned variance, alpha ...
+        load_loss_state(built.loss, saved_loss, path, config_path, warn=warn)  # a learned variance, alpha ...
         return built.evaluator.evaluate(getattr(built.data, split))
 
 

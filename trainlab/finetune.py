@@ -22,6 +22,7 @@ running statistics in train mode unless :func:`frozen_norms_to_eval` is called a
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -326,6 +327,33 @@ def _check_lora(rank: int = 8, alpha: float = 16.0, dropout: float = 0.0,
 _LORA_LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
+def _full_rank(module: nn.Module) -> int:
+    """The largest rank an update of ``module``'s weight can have: min(inputs, outputs), a conv's inputs
+    being in_channels / groups x its kernel's size (peft's A is a conv of the same kernel)."""
+    if isinstance(module, nn.Linear):
+        return min(module.in_features, module.out_features)
+    inputs = module.weight.shape[1] * math.prod(module.weight.shape[2:])
+    return min(inputs, module.out_channels)
+
+
+def _check_rank_fits(model: nn.Module, targets: Sequence[str], rank: int) -> None:
+    """ConfigError when ``rank`` exceeds every targeted layer's full rank (:func:`_full_rank`): B A of rank r
+    holds r (in + out) numbers per layer, so lora.rank: 100000 built gigabytes of adapters (it hung) that
+    can express nothing rank min(in, out) does not. Targets are matched as peft matches them (the full
+    name, or a name ending in ``.target``); when none is, peft's own error names them."""
+    layers = {name: module for name, module in model.named_modules() if isinstance(module, _LORA_LAYER_TYPES)
+              and any(name == target or name.endswith(f".{target}") for target in targets)}
+    if not layers:
+        return
+    widest = max(layers, key=lambda name: _full_rank(layers[name]))
+    full = _full_rank(layers[widest])
+    if rank > full:
+        shape = "x".join(str(d) for d in layers[widest].weight.shape)
+        raise ConfigError(f"strategy.finetune.lora.rank={rank} exceeds the model's hidden size: the widest adapted "
+                          f"layer '{widest}' (weight {shape}) has full rank {full}; use lora.rank <= {full} "
+                          "(a rank of 4-64 is usual)")
+
+
 def default_lora_targets(model: nn.Module) -> list[str]:
     """Every Linear/Conv1d/Conv2d of the backbone (QLoRA's all-linear-layers practice).
 
@@ -359,6 +387,7 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: fl
     targets = list(target_modules) if target_modules is not None else default_lora_targets(model)
     if not targets:
         raise ConfigError("lora: the backbone has no Linear/Conv layers to adapt; set lora.target_modules")
+    _check_rank_fits(model, targets, rank)
     _, head_params = split_backbone_head(model)
     config = peft.LoraConfig(r=rank, lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=targets,
                              bias="none")

@@ -266,7 +266,7 @@ class LoadedRun:
                 raise DataError(f"run {self.path} records no tokenizer; predict cannot encode its texts")
             return torch.from_numpy(read_texts(path, source, options, self.text)), None
         if source == "idx" and options.get("transpose"):  # square images: no shape check can tell
-            from trainlab.data.notices import warn
+            from trainlab.notices import warn
 
             warn("this run trained on IDX images transposed (data.transpose): predict takes rows as the model "
                  "saw them, already transposed; images as the IDX files store them need x.transpose(0, 2, 1) first")

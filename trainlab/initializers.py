@@ -39,6 +39,7 @@ Nonlinearity = Literal["relu", "leaky_relu", "selu", "tanh", "sigmoid", "linear"
                        "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 FanMode = Literal["fan_in", "fan_out"]
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)  # a fill beyond it: torch's "cannot be converted" error
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -86,7 +87,9 @@ def zeros() -> Initializer:
 
 @INITIALIZERS.register("constant")
 def constant(value: float = 0.01) -> Initializer:
-    """w = value."""
+    """w = value (``|value|`` at most float32's largest, the weights' type)."""
+    if not abs(value) <= FLOAT32_MAX:
+        raise ValueError(f"value must be a number within ±{FLOAT32_MAX:.4g} (float32's range); got value={value}")
     return lambda w: nn.init.constant_(w, value)
 
 
@@ -160,13 +163,19 @@ def dirac_first_filters_(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
 
 
 class Dirac(ModelInitializer):
-    """Every Conv1d/2d/3d starts as the identity on its first min(out, in) channels (per group)."""
+    """Every Conv1d/2d/3d starts as the identity on its first min(out, in) channels (per group).
+
+    A model with no conv is a ConfigError (as for ``patch_whitening``): there it would do nothing, silently.
+    """
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
-        for module in model.modules():
-            if isinstance(module, _CONVS):
-                dirac_first_filters_(module.weight, module.groups)
+        convs = [module for module in model.modules() if isinstance(module, _CONVS)]
+        if not convs:
+            raise ConfigError(f"initializer 'dirac' needs a model with a Conv1d/Conv2d/Conv3d layer; the model "
+                              f"({type(model).__name__}) has none: remove dirac from strategy.init")
+        for module in convs:
+            dirac_first_filters_(module.weight, module.groups)
 
 
 @INITIALIZERS.register("dirac")

@@ -194,14 +194,14 @@ def load_loss_state(loss: torch.nn.Module, state: dict[str, torch.Tensor] | None
 
     ``state`` None (no ``loss.safetensors``): ``loss`` keeps what it was built with: right for a loss
     without state, the initial parameters for a run older than the file whose loss learned some;
-    ``warn`` (when given) then gets one line saying its loss values are of those initial parameters.
+    ``warn`` (when given: :func:`trainlab.notices.warn`) then gets one warning's message saying its loss values are of those initial parameters.
 
     Raises:
         DataError: the saved state does not fit the loss ``config_path`` builds (other names or shapes).
     """
     if state is None:
         if warn is not None and any(True for _ in loss.parameters()):
-            warn(f"warning: {run} has no {LOSS_FILE}, the learned state of its loss (runs of older trainlab "
+            warn(f"{run} has no {LOSS_FILE}, the learned state of its loss (runs of older trainlab "
                  f"versions have none): the loss is computed with the initial parameters of "
                  f"'{getattr(loss, 'name', '?')}', so it differs from summary.json's; the other metrics are unaffected")
         return

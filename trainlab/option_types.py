@@ -126,13 +126,18 @@ def _fits(value: Any, hint: Any) -> bool | object:
 def numbers_read(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with each number YAML 1.1 left as text (``1e-4``, ``5e-3``: an exponent without a dot)
     read as the float it is, where the option's annotation takes a number and no string: the factories get
-    ``0.0001``, not ``'1e-4'``. Lists of numbers too; anything else is returned as it is."""
+    ``0.0001``, not ``'1e-4'``; and each whole-number float (``3.0``, which :func:`mismatch` lets through as
+    a whole number) as the int it is, where the annotation takes an int and no float: torch refuses a float
+    size ("type must be tuple of ints, but got float"). Lists of numbers too; anything else is returned as
+    it is."""
     hints = option_hints(factory)
     return {option: _number_read(value, hints[option]) if option in hints else value
             for option, value in options.items()}
 
 
 def _number_read(value: Any, hint: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and _takes_whole_number(hint):
+        return int(value)
     if isinstance(value, str):
         return float(value) if _takes_number_not_text(hint) and _is_number(value) else value
     if isinstance(value, list | tuple):
@@ -156,6 +161,16 @@ def _takes_number_not_text(hint: Any) -> bool:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         return float in args and str not in args and not any(typing.get_origin(a) is typing.Literal for a in args)
+    return False
+
+
+def _takes_whole_number(hint: Any) -> bool:
+    """The annotation takes an int and no float (``int``, ``int | None``, not ``float | int``)."""
+    if hint is int:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        return int in args and float not in args
     return False
 
 

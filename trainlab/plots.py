@@ -18,7 +18,6 @@ import contextlib
 import math
 import numbers
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from matplotlib.figure import Figure
 
 from trainlab.atomic import named_after, open_temporary
 from trainlab.errors import ConfigError
+from trainlab.notices import warn
 from trainlab.schedules import Schedule, schedule_series
 
 MAX_EPOCH_LINES = 100  # beyond this many epochs, draw every k-th boundary so the lines stay faint
@@ -286,5 +286,5 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
                  for label, run in zip(run_labels(runs), runs, strict=True)}
     path = plot_curves(histories, metric, path)
     if missing := missing_metric(histories, metric):
-        print(f"warning: no '{metric}' in {', '.join(missing)}: left out of the plot", file=sys.stderr)
+        warn(f"no '{metric}' in {', '.join(missing)}: left out of the plot")
     return path

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -24,6 +23,7 @@ from trainlab.bounded_read import read_regular_file
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.metrics import default_metrics, is_scalar
+from trainlab.notices import held_back, warn
 
 if TYPE_CHECKING:
     from trainlab.config import Config
@@ -97,7 +97,7 @@ def parse_metrics(text: str) -> MetricsLines:
 
 
 def damaged_lines_warning(path: str | os.PathLike[str], parsed: MetricsLines, left_out_of: str) -> str | None:
-    """One ``warning:`` line naming ``path`` and its damaged lines (:func:`parse_metrics`), left out of
+    """The warning's message (:func:`trainlab.notices.warn`) naming ``path`` and its damaged lines (:func:`parse_metrics`), left out of
     ``left_out_of`` (what the caller computes from the records); None when no line is damaged."""
     lines = parsed.damaged
     if not lines:
@@ -108,18 +108,18 @@ def damaged_lines_warning(path: str | os.PathLike[str], parsed: MetricsLines, le
         why = "the file ends inside its last line: it was cut off" + (", and damaged before" if len(lines) > 1 else "")
     else:
         why = "the file was damaged after trainlab wrote it"
-    return f"warning: {path}: {what} ({why}); left out of {left_out_of}"
+    return f"{path}: {what} ({why}); left out of {left_out_of}"
 
 
 def read_metrics_file(path: str | os.PathLike[str], left_out_of: str | None) -> MetricsLines:
-    """``path`` (a metrics.jsonl) read as :func:`parse_metrics` reads it, printing
-    :func:`damaged_lines_warning` on stderr when a line is damaged (``left_out_of`` None: no warning, for a
+    """``path`` (a metrics.jsonl) read as :func:`parse_metrics` reads it, warning
+    :func:`damaged_lines_warning` (:func:`trainlab.notices.warn`) when a line is damaged (``left_out_of`` None: no warning, for a
     caller that has said so already). An unreadable file raises as :func:`read_record_text` does
     (FileNotFoundError, OSError, ValueError): what that means is the caller's to say."""
     parsed = parse_metrics(read_record_text(path))
     warning = damaged_lines_warning(path, parsed, left_out_of) if left_out_of is not None else None
     if warning:
-        print(warning, file=sys.stderr)
+        warn(warning)
     return parsed
 
 
@@ -377,7 +377,6 @@ def check_validation_key(config: Config, key: str, flag: str, where: str) -> Non
     ``flag`` (``--target``, ``--metric``) and ``where`` (``this run``, a file name) word the message.
     A run without a validation split records none (its split sizes are counted, not loaded)."""
     from trainlab.data.counting import count_splits
-    from trainlab.data.notices import held_back
     from trainlab.registry import did_you_mean
 
     with held_back():  # read ahead of the run's loading, which says the data's warnings itself

@@ -116,7 +116,7 @@ class Registry(Generic[T]):
         if key not in self._entries:
             valid = ", ".join(self.names())
             raise ConfigError(
-                f"unknown {self.kind} '{name}'{did_you_mean(key, self.names())} (valid: {valid})"
+                f"unknown {self.kind} {short_repr(name)}{did_you_mean(key, self.names())} (valid: {valid})"
             )
         return self._entries[key]
 

@@ -3,7 +3,7 @@ the data (and is it logits where the loss expects logits: :mod:`trainlab.probabi
 epoch end on a 1-row batch BatchNorm cannot take, and the plans that train but likely
 not as meant (targets of a large scale left unstandardised, an optimizer step larger than the training
 set, ``min_steps`` stretching a tiny set, an averaged model that stays mostly its starting weights).
-Refusals raise one-line errors; the rest are ``warning:`` lines (:func:`trainlab.data.notices.warn`).
+Refusals raise one-line errors; the rest are ``warning:`` lines (:func:`trainlab.notices.warn`).
 A fix that depends on how the data was given (a config's ``data.standardize``, or the arrays a caller
 of ``trainlab.fit`` prepares) is worded by the dataset's :class:`InputFixes`.
 """
@@ -17,11 +17,11 @@ from typing import Any
 import torch
 
 from trainlab.data import Dataset
-from trainlab.data.notices import warn
 from trainlab.engine.batching import BatchPlan, is_ids_and_mask
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
 from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss, single_label_on_multilabel
+from trainlab.notices import warn
 from trainlab.probability_outputs import check_probability_outputs, in_eval_mode
 
 
@@ -38,6 +38,7 @@ class InputFixes:
     one_feature: str  # 1-D x: each row a single number, which a model of (N, F) rows reads as one long row
     raw_targets: str  # regression targets far from unit scale (warn_if_raw_scale_targets)
     final_squash: str  # a final sigmoid / softmax before a loss on logits; {squash} names it (check_probability_outputs)
+    no_val: str  # how a run without validation data is said, and what gives it some (warn_if_nothing_validated)
 
 
 CONFIG_FIXES = InputFixes(
@@ -45,14 +46,17 @@ CONFIG_FIXES = InputFixes(
     integer_images="save the features as float32 (images: x / 255)",
     one_feature="1-D x: save x shaped (N, 1) for one feature",
     raw_targets="set data.standardize_target: true (metrics and predictions stay in the original units)",
-    final_squash="remove the final {squash} from the model (linear and mlp: leave out model.output_activation)")
+    final_squash="remove the final {squash} from the model (linear and mlp: leave out model.output_activation)",
+    no_val="the run has no validation split: nothing is validated (its step records hold no val_* values); set "
+           "data.val_fraction > 0 (or give the source a val split)")
 FIT_FIXES = InputFixes(
     integer_features="to read them as numbers pass float32 x (x.astype('float32'); a tensor: x.float())",
     integer_images="pass float32 x (images: x / 255)",
     one_feature="1-D x: pass x.reshape(-1, 1) for one feature",
     raw_targets="standardise y yourself before fit ((y - y.mean()) / y.std()) and map the predictions back "
                 "(pred * std + mean); metrics are then in standardised units",
-    final_squash="remove the final {squash} from the model")
+    final_squash="remove the final {squash} from the model",
+    no_val="fit was given no val data: nothing is validated (its step records hold no val_* values); pass val=")
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
 
 
@@ -373,6 +377,15 @@ def _sizes_without_one_row(n: int, batch_size: int) -> list[int]:
     above = next(size for size in range(batch_size + 1, n + 1) if n % size != 1)  # n itself at the latest
     below = next((size for size in range(batch_size - 1, 1, -1) if n % size != 1), None)
     return [above] if below is None else [above, below]
+
+
+def warn_if_nothing_validated(every: int | None, data: Dataset) -> None:
+    """One warning when ``strategy.eval_every_n_steps`` asks for mid-epoch validations but ``data`` has no
+    validation rows: the setting does nothing, which the user would otherwise find out from step records
+    without a val_* value. Worded for the data's origin (:func:`input_fixes`: fit's ``val=``, a config's keys)."""
+    if every and not len(data.val):
+        warn(f"strategy.eval_every_n_steps={every} asks for a validation every {every} steps, but "
+             f"{input_fixes(data).no_val}")
 
 
 def warn_if_step_exceeds_data(batch_size: int | str, accum: int, plan: BatchPlan, total_steps: int) -> None:

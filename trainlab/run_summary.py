@@ -42,13 +42,13 @@ def _diverged_in_training(history: list[dict[str, Any]]) -> list[str]:
 
 
 def non_finite_warning(summary: dict[str, Any]) -> str | None:
-    """The ``warning:`` line for a finished run whose losses went non-finite (its ``non_finite`` names a
+    """The warning's message (:func:`trainlab.notices.warn`) for a finished run whose losses went non-finite (its ``non_finite`` names a
     training loss, ``val.loss`` or ``test.loss``), naming them; None otherwise."""
     found = summary.get("non_finite") or []
     losses = [entry for entry in found if entry.startswith(("train_", "val_loss", "val.loss=", "test.loss="))]
     if not losses:
         return None
-    return (f"warning: the run went non-finite: {'; '.join(losses)}; the val/test metrics of non-finite "
+    return (f"the run went non-finite: {'; '.join(losses)}; the val/test metrics of non-finite "
             "outputs are null (summary.json non_finite), and the model's outputs mean nothing; lower the "
             "learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
 

@@ -128,7 +128,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 def emulated_precision_warning(precision: str, device: torch.device) -> str | None:
-    """A warning line when ``precision`` runs emulated on this CPU: bf16 without avx512_bf16/amx_bf16,
+    """The warning's message (:func:`trainlab.notices.warn`) when ``precision`` runs emulated on this CPU: bf16 without avx512_bf16/amx_bf16,
     fp16 without avx512_fp16/amx_fp16. Measured on a 2-core EPYC without them: an airbench step ~20x slower."""
     if device.type != "cpu" or precision == "fp32":
         return None
@@ -136,7 +136,7 @@ def emulated_precision_warning(precision: str, device: torch.device) -> str | No
         return None
     if precision == "fp16" and _cpu_has_flag("avx512_fp16", "amx_fp16"):
         return None
-    return (f"warning: runtime.precision={precision} on a CPU without native {precision} ({cpu_model()}): "
+    return (f"runtime.precision={precision} on a CPU without native {precision} ({cpu_model()}): "
             f"it is emulated, often many times slower than fp32 (runtime.precision: auto picks "
             f"{resolve_precision('auto', device)} here)")
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 
+from trainlab import notices
 from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp
 from trainlab.config import Config
 from trainlab.engine.state import TrainState
@@ -213,16 +214,19 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
         notes["time_budget"] = {"seconds": budget, "replans": []}
         return assemble(config, data, loss, model, notes, quiet, budget=BudgetPlan(None, budget, notes["time_budget"]))
     saved = _saved_states(model, loss, resolve_device(config.runtime.device))
-    probe_output = io.StringIO()  # the probe's notices: the real build below prints them once
+    probe_output = io.StringIO()  # what the probe prints: the real build below prints it once
     try:
-        # the probe's warnings.warn are silenced; leaving catch_warnings resets the once-per-line registry,
-        # so the real build below shows each of them
-        with contextlib.redirect_stderr(probe_output), warnings.catch_warnings():
+        # the probe's warnings (trainlab.notices) are held back, and the library warnings.warn silenced
+        # (leaving catch_warnings resets the once-per-line registry), so the real build below gives each once
+        with notices.held_back() as probe_warnings, contextlib.redirect_stderr(probe_output), \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore")
             probe = assemble(config, data, loss, model, notes, True)
         timing = time_steps(probe, max(MIN_TIMED_S, TIMED_SHARE * budget), clock)
-    except BaseException:
+    except BaseException:  # no real build follows: what the probe said may say why
         sys.stderr.write(probe_output.getvalue())
+        for message in probe_warnings:
+            notices.warn(message)
         raise
     finally:
         _restore_states(model, loss, saved)

@@ -11,6 +11,7 @@ caller's to say.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +22,118 @@ from trainlab.config_fields import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFI
 from trainlab.errors import ConfigError
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (YAML silently keeps the last one)."""
+class RefusedYAMLError(yaml.constructor.ConstructorError):
+    """YAML that parses but that a config refuses: two keys of one mapping that construct equal, a number
+    with a leading zero, a nonzero number that reads as 0.0; ``problem`` says which and where."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
+
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+# YAML 1.2's decimal numbers. PyYAML follows YAML 1.1, which also reads 010 as octal 8, 0b101 as 5, 1:30 as
+# 90 (base 60) and 1_0 as 10, and reads 1e-3 (an exponent without a dot) as a string
+_DECIMAL_INT = re.compile(r"^[-+]?[0-9]+$")
+_DECIMAL_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+
+
+def _number_problem(node: yaml.Node) -> str | None:
+    """Why a scalar the loader reads as a number is refused (``010``: octal in YAML 1.1, decimal in 1.2;
+    ``1e-400``: a nonzero number that reads as 0.0); None when it is not."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    text = node.value
+    if node.tag == _INT_TAG and not _DECIMAL_INT.match(text):  # !!int 0x1f
+        return f"{text} is not a decimal integer"
+    if node.tag == _INT_TAG:
+        digits = text.lstrip("+-")
+        if len(digits) > 1 and digits.startswith("0"):
+            decimal = int(text, 10)
+            octal = int(text, 8) if set(digits) <= set("01234567") else decimal
+            also = f" or {octal} (octal, as YAML 1.1 reads it)" if octal != decimal else ""
+            return f"{text} has a leading zero; write {decimal}{also}"
+    if node.tag == _FLOAT_TAG and _DECIMAL_FLOAT.match(text) and "n" not in text.lower():  # not .inf, .nan
+        mantissa = re.split("[eE]", text)[0]
+        if any(c in "123456789" for c in mantissa) and float(text) == 0.0:
+            return f"{text} is too small for a 64-bit float (it would read as 0.0); write 0 or a number above 1e-308"
+    return None
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (YAML silently keeps the last one) and reads numbers as
+    YAML 1.2 does (decimal only: :data:`_DECIMAL_INT`, :data:`_DECIMAL_FLOAT`), refusing :func:`_number_problem`'s."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        problem = _number_problem(node)
+        if problem:
+            raise RefusedYAMLError(None, None, problem, node.start_mark)
+        return int(node.value)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        problem = _number_problem(node)
+        if problem:
+            raise RefusedYAMLError(None, None, problem, node.start_mark)
+        return super().construct_yaml_float(node)
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # checked here, on the node's keys as written: SafeLoader flattens a mapping before constructing it
+        # (and a mapping merged with `<<:` as part of the one that merges it), rewriting node.value to hold
+        # the merged keys, which an explicit key may override
+        checked = self.__dict__.setdefault("_checked_nodes", set())
+        if id(node) not in checked:
+            checked.add(id(node))
+            self._refuse_duplicates(node)
+        super().flatten_mapping(node)
+
+    def _refuse_duplicates(self, node: yaml.MappingNode) -> None:
+        """A ConstructorError at the second of two keys that construct equal (``lr`` twice on one line of a
+        flow mapping, ``yes`` and ``true``); the message names the line of the first."""
+        first_seen: dict[Any, tuple[str, int]] = {}  # key -> (as written, line)
+        for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             key = self.construct_object(key_node, deep=True)
+            written = str(key_node.value if isinstance(key_node, yaml.ScalarNode) else key)[:60]
             try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
+                first = first_seen.get(key)
             except TypeError:  # an unhashable key: SafeLoader's own error says so
                 continue
-            if first != key_node.start_mark.line + 1:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{str(key)[:60]}' (first at line {first})", key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
+            problem = _number_problem(value_node)
+            if problem:  # checked here, where the key is known, to name it
+                raise RefusedYAMLError(None, None, f"{written}: {problem}", value_node.start_mark)
+            if first is not None:
+                same = "" if first[0] == written else f", read as the same key {key!r} as '{first[0]}'"
+                raise RefusedYAMLError(
+                    None, None, f"duplicate key '{written}' (first at line {first[1]}{same})", key_node.start_mark)
+            first_seen[key] = (written, key_node.start_mark.line + 1)
+
+
+# int first: a float's pattern also matches 10
+for _tag, _pattern in ((_INT_TAG, _DECIMAL_INT), (_FLOAT_TAG, _DECIMAL_FLOAT)):
+    _ConfigLoader.add_implicit_resolver(_tag, _pattern, list("-+0123456789."))
+_ConfigLoader.add_constructor(_INT_TAG, _ConfigLoader.construct_yaml_int)
+_ConfigLoader.add_constructor(_FLOAT_TAG, _ConfigLoader.construct_yaml_float)
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """SafeDumper that quotes a string which either YAML 1.1 or :class:`_ConfigLoader` reads as a number
+    (``'1e5'``: a string to PyYAML, a float to the config loader), so that what it writes reads back as written."""
+
+
+for _tag, _pattern in ((_INT_TAG, _DECIMAL_INT), (_FLOAT_TAG, _DECIMAL_FLOAT)):
+    _ConfigDumper.add_implicit_resolver(_tag, _pattern, list("-+0123456789."))
+
+
+def yaml_dump(data: Any, **options: Any) -> str:
+    """``yaml.safe_dump(data, **options)``, quoting what :func:`yaml_load` would read as another type."""
+    return yaml.dump(data, Dumper=_ConfigDumper, **options)
 
 
 def yaml_load(text: str) -> Any:
-    """YAML text -> Python values, as ``yaml.safe_load`` but refusing duplicate keys."""
+    """YAML text -> Python values, as ``yaml.safe_load`` but refusing duplicate keys and reading numbers as
+    YAML 1.2 does (:class:`_ConfigLoader`); yes/no/on/off stay booleans, as in YAML 1.1."""
     return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
 
 

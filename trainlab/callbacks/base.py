@@ -36,7 +36,6 @@ raised at that hook (:meth:`CallbackList.fire_record`), so the run's records are
 
 from __future__ import annotations
 
-import warnings
 import weakref
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
@@ -48,6 +47,7 @@ from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
 from trainlab.engine.step import loss_weights_of, lr_columns
 from trainlab.errors import ConfigError
+from trainlab.notices import warn
 from trainlab.records import plain_record
 from trainlab.registry import did_you_mean
 
@@ -260,8 +260,9 @@ def unknown_hooks(callback: Callback) -> list[str]:
 
 
 def warn_unknown_hooks(callback: Callback) -> None:
-    """A UserWarning, once per class and method, for each of :func:`unknown_hooks`, naming the trainlab hook
-    that does its work (another framework's name, :data:`OTHER_FRAMEWORKS_HOOKS`) or the closest one."""
+    """A warning (:func:`trainlab.notices.warn`), once per class and method, for each of :func:`unknown_hooks`,
+    naming the trainlab hook that does its work (another framework's name, :data:`OTHER_FRAMEWORKS_HOOKS`)
+    or the closest one."""
     kind = type(callback)
     warned = _WARNED.setdefault(kind, set())
     for name in unknown_hooks(callback):
@@ -270,14 +271,8 @@ def warn_unknown_hooks(callback: Callback) -> None:
         warned.add(name)
         closest = (f"; did you mean '{OTHER_FRAMEWORKS_HOOKS[name]}'?" if name in OTHER_FRAMEWORKS_HOOKS
                    else did_you_mean(name, list(HOOKS)))
-        message = (f"callback {kind.__name__} has a method {name}, which is no trainlab hook and is never "
-                   f"called{closest} (the hooks: {', '.join(HOOKS)})")
-        code = getattr(getattr(kind, name), "__code__", None)
-        if code is None:  # a builtin or a callable object: no source line to point at
-            warnings.warn(message, UserWarning, stacklevel=3)
-        else:  # shown at the method's own line, where the rename is made
-            warnings.warn_explicit(message, UserWarning, code.co_filename, code.co_firstlineno,
-                                   module=kind.__module__)
+        warn(f"callback {kind.__name__} has a method {name}, which is no trainlab hook and is never "
+             f"called{closest} (the hooks: {', '.join(HOOKS)})")
 
 
 class CallbackList:

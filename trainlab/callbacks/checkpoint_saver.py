@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,11 @@ from typing import Any
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import is_improvement
 from trainlab.engine import checkpoint
+from trainlab.notices import warn as notices_warn
+
+
+def _stderr_note(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 class CheckpointSaver(Callback):
@@ -32,6 +38,9 @@ class CheckpointSaver(Callback):
     Its state is the best monitored value so far (``best``): a resumed run gets it back from the
     checkpoint, so ``best/`` is replaced only by a better evaluation than any before the interruption.
     ``last_saved`` is a path, not state: the caller sets it to the checkpoint a run resumed from.
+
+    ``warn`` gets each warning's message (default :func:`trainlab.notices.warn`, which prefixes
+    ``warning:``); ``note`` each ``note: ...`` line (a run of failures is over), default stderr.
     """
 
     order = 90
@@ -39,12 +48,13 @@ class CheckpointSaver(Callback):
 
     def __init__(self, root: str | Path, every_n_steps: int | None, every_n_epochs: int | None,
                  every_seconds: float | None, keep_last: int, info: dict[str, Any] | None = None,
-                 monitor: str = "val_loss", mode: str = "min", warn: Callable[[str], None] = print):
+                 monitor: str = "val_loss", mode: str = "min", warn: Callable[[str], None] = notices_warn,
+                 note: Callable[[str], None] = _stderr_note):
         self.root = Path(root)
         self.every_n_steps, self.every_n_epochs = every_n_steps, every_n_epochs
         self.every_seconds, self.keep_last = every_seconds, keep_last
         self.info = dict(info or {})
-        self.monitor, self.mode, self.warn = monitor, mode, warn
+        self.monitor, self.mode, self.warn, self.note = monitor, mode, warn, note
         self.best: float | None = None
         self.last_saved: str | None = None  # the newest checkpoint written or resumed from
         self._last_time = time.monotonic()
@@ -100,12 +110,12 @@ class CheckpointSaver(Callback):
         if kind == "best":
             best = self.root / checkpoint.BEST
             kept = f"previous {best} kept" if best.is_dir() else f"no earlier {checkpoint.BEST}/"
-            self.warn(f"warning: {best}/ (the best evaluation, {self.monitor} {best_value:.6g} at step {state.step}) "
+            self.warn(f"{best}/ (the best evaluation, {self.monitor} {best_value:.6g} at step {state.step}) "
                       f"not written: {reason} ({kept}); training continues and a later evaluation better than the "
                       "previous best is written (further failures for the same reason are counted, not repeated)")
         else:
             kept = f"previous checkpoint {self.last_saved} kept" if self.last_saved else "no earlier checkpoint"
-            self.warn(f"warning: checkpoint at step {state.step} not written: {reason} ({kept}); training continues "
+            self.warn(f"checkpoint at step {state.step} not written: {reason} ({kept}); training continues "
                       "(further failures for the same reason are counted, not repeated)")
         failing = {"event": "checkpoint_failed", "step": state.step, "error": reason, "failures": 1,
                    "last_step": state.step, **({"checkpoint": checkpoint.BEST} if kind == "best" else {})}
@@ -183,7 +193,7 @@ class CheckpointSaver(Callback):
         failing = self._failing.pop(kind, None)
         if failing is not None:
             what = f"{self.root / checkpoint.BEST}/ written" if kind == "best" else "checkpoints written"
-            self.warn(f"note: {what} again from step {state.step}, after {failing['failures']} failed")
+            self.note(f"note: {what} again from step {state.step}, after {failing['failures']} failed")
 
 
 def _reason(exc: OSError) -> str:

@@ -34,14 +34,9 @@ from typing import Any
 from trainlab.atomic import write_text
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.errors import ConfigError
+from trainlab.notices import warn as notices_warn
 
 Warn = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    import sys
-
-    print(message, file=sys.stderr)
 
 
 def is_scalar_value(value: Any) -> bool:
@@ -68,12 +63,13 @@ class RecordLogger(Callback):
 
     Subclasses override :meth:`open`, :meth:`write_epoch`, :meth:`write_step` and :meth:`close`.
     Epoch records arrive through ``on_epoch_end``; step records through ``on_log`` (the loop's hook
-    for records logged between epochs) or :meth:`log`.
+    for records logged between epochs) or :meth:`log`. ``warn`` gets the failure's message (default
+    :func:`trainlab.notices.warn`, which prefixes ``warning:``).
     """
 
     order = 95  # after the recorder (80) and the checkpoints (90): a logger only reads
 
-    def __init__(self, run_dir: str | Path, config: Mapping[str, Any] | None = None, warn: Warn = _stderr):
+    def __init__(self, run_dir: str | Path, config: Mapping[str, Any] | None = None, warn: Warn = notices_warn):
         self.run_dir = Path(run_dir)
         self.config = dict(config or {})
         self.warn = warn
@@ -95,7 +91,7 @@ class RecordLogger(Callback):
         except Exception as exc:  # noqa: BLE001 -- a logger must never end the run
             self.disabled = True
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            self.warn(f"warning: logger '{self.name or type(self).__name__}' failed and is disabled for the rest "
+            self.warn(f"logger '{self.name or type(self).__name__}' failed and is disabled for the rest "
                       f"of the run ({type(exc).__name__}: {first}); training goes on")
             try:
                 self.close(None)  # type: ignore[arg-type]
@@ -144,7 +140,7 @@ class TensorBoardLogger(RecordLogger):
     name = "logger:tensorboard"
     folder = "tensorboard"
 
-    def __init__(self, run_dir: str | Path, config: Mapping[str, Any] | None = None, warn: Warn = _stderr):
+    def __init__(self, run_dir: str | Path, config: Mapping[str, Any] | None = None, warn: Warn = notices_warn):
         super().__init__(run_dir, config, warn)
         self.writer: Any = None
         self._last_epoch: dict[str, Any] = {}
@@ -254,7 +250,7 @@ def check_loggers(names: list[str]) -> None:
                               f"pip install '{extra}' (or remove '{name}' from output.loggers)")
 
 
-def logger_callbacks(config: Any, run_dir: str | Path, warn: Warn = _stderr) -> list[Callback]:
+def logger_callbacks(config: Any, run_dir: str | Path, warn: Warn = notices_warn) -> list[Callback]:
     """The callbacks of ``config.output.loggers``, writing into ``run_dir`` (the run folder being written).
 
     Nothing is created until training starts. Raises ConfigError for an unknown logger or a missing

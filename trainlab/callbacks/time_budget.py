@@ -110,8 +110,10 @@ class BudgetPlanner(Callback):
         pace = (elapsed - start_elapsed) / (step - start_step)
         self.points = [*self.points, (step, elapsed)][-PACE_WINDOWS:]
         left = self.train_budget_s - elapsed
-        end = min(self.length, step + (int(left / pace + 1e-9) if left > 0 and pace > 0 else 0))
-        end = max(end, step)
+        # the steps the budget left still pays for, capped at the plan's length before int(): a budget of
+        # 1e308 s over a pace of 1e-3 s is infinitely many steps (OverflowError in int())
+        more = left / pace + 1e-9 if left > 0 and pace > 0 else 0.0
+        end = step + int(min(more, max(self.length - step, 0)))
         # a change of a step or 1% of the steps left is jitter in the pace: re-planning on it would only
         # put kinks in the schedule (it costs at most that many steps' time)
         if abs(end - self.end) > max(1, round(0.01 * (self.end - step))):

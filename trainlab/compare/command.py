@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
@@ -35,6 +34,7 @@ from trainlab.config import Config, apply_overrides, read_yaml
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
+from trainlab.notices import warn
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
@@ -304,9 +304,9 @@ def warn_loss_scales(configs: dict[tuple[str, str], Config], metric: str, target
     loss (``test_loss``, ``val_loss``) and a task's strategies train different losses, whose values are
     on different scales (:func:`~trainlab.compare.loss_scale.loss_scale_warning`). Not a refusal: one
     loss across optimizers is a fair ranking by it, and the user may mean the scale they chose."""
-    line = loss_scale_warning(configs, metric, target_metric)
-    if line:
-        print(line, file=sys.stderr, flush=True)
+    message = loss_scale_warning(configs, metric, target_metric)
+    if message:
+        warn(message)
 
 
 def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
@@ -341,7 +341,7 @@ def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]],
             # its runs' damaged metrics lines were named as the leaderboard read them (compare.run_record)
             return write_report([out], out / "report.html", warn_damaged_metrics=False)
     except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
-        print(f"warning: report.html not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+        warn(f"report.html not written: {type(exc).__name__}: {exc}")
         return None
 
 

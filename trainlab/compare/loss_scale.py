@@ -9,7 +9,7 @@ better (their log_loss, one formula for both, can say the opposite).
 
 :func:`differing_losses` is the comparison itself (pure: loss specs in, groups out), for compare's
 strategies and for any other set of configs (a tuning space); :func:`loss_scale_warning` is compare's
-one ``warning:`` line, :func:`searched_loss_warning` tune's.
+one warning (its message, for :func:`trainlab.notices.warn`), :func:`searched_loss_warning` tune's.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _owners(names: list[str]) -> str:
 
 def loss_scale_warning(configs: Mapping[tuple[str, str], Any], metric: str | None,
                        target_metric: str | None) -> str | None:
-    """The ``warning:`` line for a comparison that ranks by (``metric``) or targets (``target_metric``) the
+    """The warning's message for a comparison that ranks by (``metric``) or targets (``target_metric``) the
     training loss where the strategies of a task train different losses, else None.
 
     ``configs`` by ``(task, strategy)``, validated (``trainlab.compare.strategies.validate_strategies``):
@@ -161,14 +161,14 @@ def loss_scale_warning(configs: Mapping[tuple[str, str], Any], metric: str | Non
     names, why = suggestion(specs, metrics)
     instead = " / ".join(f"{flag} " + " or ".join(f"{key.partition('_')[0]}_{name}" for name in names)
                          for flag, key in flags)
-    return (f"warning: {keys} {'is' if len(flags) == 1 else 'are'} each strategy's own training loss, and the "
+    return (f"{keys} {'is' if len(flags) == 1 else 'are'} each strategy's own training loss, and the "
             f"strategies of {where} train different losses ({losses}): their values are on different scales, "
             f"so a lower one need not mean a better model; compare by {instead} ({why})")
 
 
 def searched_loss_warning(metric: str, specs: Mapping[str, str | Mapping[str, Any]], metrics: Sequence[str] | None,
                           searched: Sequence[str]) -> str | None:
-    """The ``warning:`` line for a tuning study whose ``metric`` is the training loss (``val_loss``) while its
+    """The warning's message for a tuning study whose ``metric`` is the training loss (``val_loss``) while its
     space searches the loss section (``searched``: those keys), so that its trials train different losses;
     None when ``metric`` is no training loss or every point trains one loss.
 
@@ -183,7 +183,7 @@ def searched_loss_warning(metric: str, specs: Mapping[str, str | Mapping[str, An
         return None
     names, why = suggestion(list(specs.values()), metrics, owner="trial")
     split = metric.partition("_")[0]
-    return (f"warning: --metric {metric} is each trial's own training loss, and the space searches "
+    return (f"--metric {metric} is each trial's own training loss, and the space searches "
             f"{', '.join(searched)}, so its trials train different losses ({'; '.join(groups)}): their values "
             f"are on different scales, so a lower one need not mean a better model; tune by --metric "
             f"{' or '.join(f'{split}_{name}' for name in names)} ({why})")

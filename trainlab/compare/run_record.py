@@ -5,7 +5,6 @@ failure record, as a :class:`RunRecord`; the time it took to reach a target and 
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import trainlab.compare.stats as stats
 from trainlab.compare.metric_keys import direction_of, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan
+from trainlab.notices import warn
 from trainlab.records import MetricsLines, is_finite_number, read_metrics_file, read_record_object
 
 
@@ -37,8 +37,8 @@ def read_metrics_lines(path: Path, left_out_of: str) -> MetricsLines:
     except FileNotFoundError:
         return MetricsLines([], [])
     except (OSError, ValueError) as exc:
-        print(f"warning: cannot read {metrics} ({getattr(exc, 'strerror', None) or exc}); its records are left "
-              f"out of {left_out_of}", file=sys.stderr)
+        warn(f"cannot read {metrics} ({getattr(exc, 'strerror', None) or exc}); its records are left "
+             f"out of {left_out_of}")
         return MetricsLines([], [])
 
 

@@ -45,6 +45,7 @@ from trainlab.config_fields import short_repr
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError
+from trainlab.notices import warn
 from trainlab.records import finished_summary_damage, read_record_object
 from trainlab.sigterm import sigterm_as_ctrl_c
 
@@ -194,7 +195,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
             except (TrainingError, Interrupted, RunDirError):  # RunDirError: finished, in use, linked records
                 raise
             except Exception as exc:  # an unreadable partial run: start it again
-                print(f"warning: cannot resume {folder} ({exc}); training it from scratch", file=sys.stderr)
+                warn(f"cannot resume {folder} ({exc}); training it from scratch")
                 summary, _ = train(validate(raw), out=folder, overwrite=True, quiet=True)
         else:
             summary, _ = train(validate(raw), out=folder, overwrite=True, quiet=True)

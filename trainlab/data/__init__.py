@@ -31,8 +31,8 @@ from trainlab.data.dataset import (
     split_indices,
 )
 from trainlab.data.labels import MAX_CLASSES, cell_at, named_classes_task, read_class_labels
-from trainlab.data.notices import warn
 from trainlab.errors import ConfigError, DataError
+from trainlab.notices import warn
 from trainlab.registry import Registry
 
 DATA_SOURCES: Registry = Registry("data source")

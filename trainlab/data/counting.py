@@ -34,7 +34,7 @@ import numpy as np
 
 from trainlab.config import DataConfig
 from trainlab.data import DATA_SOURCES, RawData, _clean, source_options
-from trainlab.data.dataset import held_out_counts, infer_task
+from trainlab.data.dataset import held_out_counts, infer_task, one_label_per_row
 from trainlab.errors import ConfigError
 
 
@@ -99,6 +99,7 @@ def split_sizes(rows: SourceRows, config: DataConfig) -> SplitSizes:
     """Train/val/test sizes after :func:`~trainlab.data.load_dataset` carves the missing splits from train."""
     targets = np.asarray(rows.train_targets)
     task = config.task or rows.task or infer_task(targets)
+    targets = one_label_per_row(targets, task)  # a (N, 1) column or one-hot rows: split as load_dataset does
     stratified = task in ("binary", "multiclass") and targets.ndim == 1
     if stratified:
         groups = [int(c) for c in np.unique(targets, return_counts=True)[1]]

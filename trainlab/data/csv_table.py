@@ -6,7 +6,8 @@ only needed when something is wrong, so they come from a second, pure-Python pas
 
 Dialect: a header row; UTF-8 with or without a byte-order mark; fields quoted with ``"`` may hold
 the delimiter and newlines; ``delimiter`` is one character (``,`` by default, ``;`` or a tab);
-blank lines are skipped. Cells in :data:`MISSING` (and empty cells) are missing values (NaN).
+blank lines are skipped. Cells in :data:`MISSING` (and empty cells) are missing values (NaN). A data
+row that repeats the header (:func:`refuse_repeated_header`: files joined with ``cat``) is refused.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ def check_delimiter(delimiter: object) -> str:
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
         raise ConfigError(f"data.delimiter must be one character such as ',', ';' or '\\t'; got {delimiter!r}")
     return delimiter
+
+
+def refuse_repeated_header(file: Path, line: int, cells: Sequence[str], header: Sequence[str], kind: str) -> None:
+    """A DataError when the data row ``cells`` (starting on file ``line``) is the header again, every cell
+    (stripped) the name of its column: what ``cat a.csv b.csv`` leaves when each file has its header. Read
+    as data it would be one row of a class named as the label column (``label``) or a category named as
+    its column. A one-column header is not checked (a one-word text is data there); ``kind`` names the
+    file in the message (``CSV``, ``text``)."""
+    if len(header) > 1 and len(cells) == len(header) and all(
+            cell.strip() == name for cell, name in zip(cells, header, strict=True)):
+        raise DataError(f"{kind} file {file} line {line} repeats the header: files joined with cat? delete that "
+                        "line (to join files with headers, keep the first file's: tail -n +2 for the others)")
 
 
 def _open_text(file: Path) -> io.TextIOWrapper:
@@ -210,7 +223,7 @@ def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool) ->
 
 def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (),
                delimiter_settable: bool = True) -> CsvTable:
-    """Every column of ``file``; ragged rows are one-line errors.
+    """Every column of ``file``; ragged rows and a row repeating the header are one-line errors.
 
     pandas infers each column's type, except ``text_columns``, which are kept as text (a categorical
     column of codes such as ``"007"`` keeps its leading zeros). ``delimiter_settable``: whether a ragged
@@ -220,7 +233,9 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
 
     header, header_lines = read_header(file, delimiter)
     if len(header) > WIDE_COLUMNS:
-        return _read_wide(file, delimiter, header, delimiter_settable)
+        wide = _read_wide(file, delimiter, header, delimiter_settable)
+        _check_repeated_header(wide)
+        return wide
     try:
         frame = pd.read_csv(
             file, sep=delimiter, header=None, skiprows=header_lines, names=[*header, _EXTRA],
@@ -242,7 +257,27 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
     if len(frame) and (frame[_EXTRA].notna().any() or frame[header[-1]].isna().any()):
         # one field too many fills the sentinel; one too few leaves the last column missing: find the row
         table._lines = check_field_counts(file, delimiter, header, delimiter_settable)
+    _check_repeated_header(table)
     return table
+
+
+def _check_repeated_header(table: CsvTable) -> None:
+    """:func:`refuse_repeated_header` for the rows whose first cell is the first column's name, found in one
+    comparison: none in the usual file, and none at all where pandas read the first column as numbers."""
+    import pandas as pd
+
+    name = table.header[0]
+    if len(table.header) < 2 or not len(table):
+        return
+    if table.wide:
+        candidates = np.flatnonzero(table.frame[:, 0] == name)
+    elif pd.api.types.is_string_dtype(table.frame[name]) or pd.api.types.is_object_dtype(table.frame[name]):
+        candidates = np.flatnonzero(table.frame[name].to_numpy() == name)
+    else:  # numbers or booleans: a header name in the column would have made it text
+        return
+    for row in candidates:
+        cells = [table.cell(int(row), column) for column in table.header]
+        refuse_repeated_header(table.file, table.line(int(row)), cells, table.header, "CSV")
 
 
 def _parse_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

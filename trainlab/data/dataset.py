@@ -115,12 +115,36 @@ def is_count_target(y: np.ndarray) -> bool:
             and infer_task(y) == "regression" and not numbered_from_one(y))
 
 
+def is_one_hot(y: np.ndarray) -> bool:
+    """``y`` is (N, K), K >= 2, of 0/1 values with exactly one 1 in every row: K classes in one-hot form (what
+    Keras's ``to_categorical`` writes and its ``categorical_crossentropy`` takes), not K independent labels."""
+    if y.ndim != 2 or y.shape[1] < 2 or not len(y) or not (np.issubdtype(y.dtype, np.number)
+                                                            or np.issubdtype(y.dtype, np.bool_)):
+        return False
+    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+
+
+def one_label_per_row(y: np.ndarray, task: str) -> np.ndarray:
+    """The targets of a ``binary`` or ``multiclass`` task as one label per row: a (N, 1) column (scikit-learn's
+    and Keras's ``y.reshape(-1, 1)``) as its (N,) values, one-hot rows (:func:`is_one_hot`) as their class
+    indices ``y.argmax(1)``, and no rows of K columns (an empty split of one-hot targets) as no labels;
+    anything else, and the targets of other tasks, unchanged."""
+    if task not in ("binary", "multiclass") or y.ndim != 2:
+        return y
+    if y.shape[1] == 1 or not len(y):
+        return y.reshape(len(y))
+    return np.argmax(y, axis=1) if is_one_hot(y) else y
+
+
 def infer_task(y: np.ndarray) -> Task:
     """The task the targets ``y`` imply when ``data.task`` is not set: the one place trainlab decides.
 
-    Rule, in order:
+    Rule, in order (a (N, 1) ``y`` is read as its one column, as a 1-D ``y``):
 
-    1. 2-D ``y`` (N, L) with L > 1 whose values are all 0 or 1: ``multilabel`` (L independent labels).
+    1. 2-D ``y`` (N, L) with L > 1 whose values are all 0 or 1: ``multilabel`` (L independent labels),
+       unless every row holds exactly one 1 (:func:`is_one_hot`): then L classes in one-hot form,
+       ``binary`` for L = 2, else ``multiclass`` (whatever L and however rare a class: the width says
+       they are classes), which :func:`one_label_per_row` reads as class indices.
     2. 1-D whole-number ``y`` (integers, bools, or floats written ``0.0/1.0``) whose distinct values
        are exactly ``0, 1, ..., K-1`` are classes (``binary`` when the values lie in {0, 1}, else
        ``multiclass``) when
@@ -142,7 +166,13 @@ def infer_task(y: np.ndarray) -> Task:
     ('binary', 'multiclass')
     >>> infer_task(np.array([0, 3, 17, 250])), infer_task(np.array([[0, 1], [1, 1]]))
     ('regression', 'multilabel')
+    >>> infer_task(np.array([[0], [1], [1]])), infer_task(np.array([[0, 1, 0], [1, 0, 0]]))
+    ('binary', 'multiclass')
     """
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if is_one_hot(y):
+        return "binary" if y.shape[1] == 2 else "multiclass"
     if y.ndim == 2 and y.shape[1] > 1:
         values = np.unique(y)
         numeric = np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_)

@@ -1,4 +1,8 @@
-"""The ``csv`` source: a table a user already has (the ``npz`` source is :mod:`trainlab.data.npz_file`)."""
+"""The ``csv`` source: a table a user already has (the ``npz`` source is :mod:`trainlab.data.npz_file`).
+
+Its checks of class labels, :func:`warn_case_twins` and :func:`not_a_number`, are the text sources' too
+(:mod:`trainlab.data.text`), so that one label column reads the same from a CSV table and a text file.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,9 @@ from trainlab.data.csv_table import (
     strings,
 )
 from trainlab.data.dataset import check_float32_range
-from trainlab.data.notices import warn
 from trainlab.data.paths import resolve_file
 from trainlab.errors import ConfigError, DataError
+from trainlab.notices import warn
 from trainlab.registry import did_you_mean
 
 
@@ -64,9 +68,25 @@ def _require(file: Path, header: list[str], names: list[str], what: str, delimit
                             f"(columns: {_shown(header)}){delimiter_hint(header, delimiter)}")
 
 
+def not_a_number(place: str, cell: str, what: str) -> DataError:
+    """The error for ``cell`` at ``place`` (file, line and column), text where numbers are read; a target
+    (``what``) that is text among numbers (``0``, ``1``, ``one``) is neither numbers nor class names."""
+    return DataError(f"{place}: {short_repr(cell)} is not a number"
+                     + (" while other targets are numeric" if what == "target" else ""))
+
+
 def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
-    return DataError(f"{table.place(row, name, what)}: {short_repr(table.cell(row, name))} "
-                     "is not a number" + (" while other targets are numeric" if what == "target" else ""))
+    return not_a_number(table.place(row, name, what), table.cell(row, name), what)
+
+
+def warn_case_twins(class_names: list[str], where: str, column: str) -> None:
+    """Warn of class labels in ``column`` that differ only in case (``Positive``, ``positive``): two classes,
+    where the data most likely means one. ``where`` names the file (``CSV file a.csv``)."""
+    folded: dict[str, str] = {}
+    for class_name in class_names:
+        if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
+            warn(f"{where}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{column}' differ "
+                 "only in case, so they are two classes; fix the data if they are one")
 
 
 def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True) -> DataError | None:
@@ -190,12 +210,7 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
     empty = labels == ""
     class_names, indices = np.unique(labels[~empty], return_inverse=True)  # sorted names, index = class id
     names = [str(c) for c in class_names]
-    folded: dict[str, str] = {}
-    for class_name in names:
-        if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
-            warn(f"CSV file {table.file}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{name}' "
-                 "differ only in "
-                 "case, so they are two classes; fix the data if they are one")
+    warn_case_twins(names, f"CSV file {table.file}", name)
     return _with_missing(indices.astype(np.int64), empty), names
 
 

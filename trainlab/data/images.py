@@ -7,12 +7,15 @@ Layouts::
 
 Split folders may also be named as other datasets ship them, in any case (:data:`SPLIT_NAMES`:
 ``training/``, ``valid/``, ``validation/``, ``dev/``, ``testing/``, ``Train/``). Classes are the
-sorted folder names of the training split; val/test folders must use the same names (a subset is
-fine). Hidden files (``.DS_Store``) and a Mac zip's ``__MACOSX/`` are skipped. What is not read is
+sorted folder names of the training split, in Unicode NFC (macOS writes ``café/`` decomposed, NFD:
+the same class); val/test folders must use the same names (a subset is fine). Hidden files
+(``.DS_Store``), a Mac zip's ``__MACOSX/`` and Windows' ``Thumbs.db``/``desktop.ini`` are skipped. What is not read is
 warned of, one line each: other folders beside the split folders (``holdout/``, ``eval/``: not a test
 split, which is then held out of train), and images lying outside any class folder (in ``path`` or
 directly in ``train/``). In a class folder, a nested folder or a file that is not a
-``.png``/``.jpg``/``.jpeg`` image is an error. Decoding runs in a pool of worker
+``.png``/``.jpg``/``.jpeg`` image is an error (a broken symbolic link is called one). Images are
+decoded as viewers show them: turned upright by their EXIF orientation (phone photos store the
+pixels sideways), and transparent pixels composited over white. Decoding runs in a pool of worker
 processes (Pillow holds the GIL, so threads do not help), in chunks written straight into
 one preallocated array. With ``cache_dir`` the decoded arrays are saved as an ``.npz`` keyed
 by the file list, sizes and modification times, and reused while none of them changes.
@@ -25,6 +28,7 @@ import math
 import multiprocessing
 import os
 import signal
+import unicodedata
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -36,12 +40,13 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.config_fields import short_repr
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.cache import not_written, write_npz
-from trainlab.data.notices import warn
 from trainlab.data.paths import resolve
 from trainlab.data.transforms import image_transforms
 from trainlab.errors import WRITE_ERRNOS, ConfigError, DataError
+from trainlab.notices import warn
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 PIL_FORMATS = ("JPEG", "PNG")  # the only decoders tried: faster to identify, and nothing unexpected is parsed
@@ -51,7 +56,17 @@ SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validati
                "test": ("test", "testing")}
 MODES = {"RGB": 3, "L": 1}  # Pillow mode -> channels
 POOL_MIN_FILES = 512  # below this a worker pool costs more than it saves
-CACHE_VERSION = 2  # bump when the cached layout or the decoding changes (2: 16-bit images scaled, not clipped)
+# bump when the cached layout or the decoding changes (2: 16-bit images scaled, not clipped; 3: EXIF
+# orientation applied, transparency over white)
+CACHE_VERSION = 3
+# files operating systems leave in folders of pictures (Windows' thumbnail caches and folder settings), lower case;
+# macOS's .DS_Store is a dot file
+OS_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+ORIENTATION_TAG = 0x0112  # EXIF: how the stored pixels turn for display; 1 (or absent) is as stored
+# the keys of Pillow's Image.info that its getexif() reads an orientation from: EXIF (JPEG's APP1, PNG's eXIf, an
+# ImageMagick PNG text chunk) and XMP
+ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"})
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # the four that turn the image by 90 degrees: displayed W x H is stored H x W
 
 
 # ----------------------------------------------------------------------------- scanning folders
@@ -64,8 +79,16 @@ class FolderSplit:
 
 
 def is_hidden(name: str) -> bool:
-    """Dot files and folders, and the ``__MACOSX`` folder of a zip made on a Mac: never classes or images."""
-    return name.startswith(".") or name == "__MACOSX"
+    """Dot files and folders, the ``__MACOSX`` folder of a zip made on a Mac, and the files Windows leaves
+    (:data:`OS_FILES`, in any case): never classes or images."""
+    return name.startswith(".") or name == "__MACOSX" or name.lower() in OS_FILES
+
+
+def class_name(folder_name: str) -> str:
+    """The class a folder name stands for: the name in Unicode NFC. macOS writes names decomposed (NFD:
+    ``e`` + combining accent), Linux and Windows keep what they are given, so one dataset copied
+    between them can hold ``café/`` both ways; both are the class ``café``."""
+    return unicodedata.normalize("NFC", folder_name)
 
 
 def is_image_name(name: str) -> bool:
@@ -143,9 +166,17 @@ def _loose_images(folder: Path) -> list[str]:
 
 
 def _class_folders(folder: Path, cache: Path | None = None) -> list[Path]:
+    """The class folders in ``folder``, sorted by :func:`class_name` (the same order whichever normalisation
+    the file system keeps); two folders whose names differ only by normalisation are refused."""
     with os.scandir(folder) as entries:
-        folders = sorted(Path(e.path) for e in entries
-                         if e.is_dir() and not is_hidden(e.name) and not _is_cache(e, cache))
+        folders = sorted((Path(e.path) for e in entries
+                          if e.is_dir() and not is_hidden(e.name) and not _is_cache(e, cache)),
+                         key=lambda path: (class_name(path.name), path.name))
+    for first, second in zip(folders, folders[1:], strict=False):
+        if class_name(first.name) == class_name(second.name):
+            raise DataError(f"{folder} holds two class folders named '{class_name(first.name)}' that differ only "
+                            f"by Unicode normalisation ({ascii(first.name)} and {ascii(second.name)}: one written "
+                            "decomposed, as macOS does); move the images of one into the other")
     if not folders:
         loose = _loose_images(folder)
         unlabeled = (f"; its {len(loose)} image file(s) ({_examples(loose)}) lie in no class folder, so they have "
@@ -172,6 +203,9 @@ def _images_in(folder: Path, cache: Path | None = None, at_top: bool = False) ->
             raise DataError(f"class folder {folder} contains the folder {entry.name}/; a class folder holds "
                             f"{'/'.join(IMAGE_EXTENSIONS)} images and nested folders are not read: move its "
                             f"images up into {folder} or move it out{split_hint}")
+        if not entry.is_file() and entry.is_symlink():  # is_file() follows the link: its target is gone
+            raise DataError(f"class folder {folder} contains {entry.name}, a broken symbolic link (its target "
+                            f"{os.readlink(entry.path)} does not exist); remove the link or restore its target")
         if not (entry.is_file() and is_image_name(entry.name)):
             raise DataError(f"class folder {folder} contains {entry.name}, which is not a "
                             f"{'/'.join(IMAGE_EXTENSIONS)} image file; move it out")
@@ -223,7 +257,7 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
         root, [n for n in names if n not in found.values()],
         [e.name for e in entries if e.is_file() and is_image_name(e.name)], "test" in found)]
     split_roots = split_roots or {"train": root}
-    train_classes = [p.name for p in _class_folders(split_roots["train"], cache)]
+    train_classes = [class_name(p.name) for p in _class_folders(split_roots["train"], cache)]
     index = {name: i for i, name in enumerate(train_classes)}
     splits = {}
     for split, folder in split_roots.items():
@@ -231,7 +265,7 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
         class_folders = _class_folders(folder, cache)
         notices.append(_loose_notice(folder))
         for class_folder in class_folders:
-            if class_folder.name not in index:
+            if class_name(class_folder.name) not in index:
                 raise DataError(f"{split} class folder {class_folder} has no counterpart in the training "
                                 f"classes ({', '.join(train_classes[:20])})")
             if class_folder.resolve() == cache:
@@ -240,7 +274,7 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
                                   f"folders (e.g. {root / 'cache'})")
             images = _images_in(class_folder, cache, at_top=folder == root)
             files += images
-            labels += [index[class_folder.name]] * len(images)
+            labels += [index[class_name(class_folder.name)]] * len(images)
         splits[split] = FolderSplit(files, np.asarray(labels, dtype=np.int64))
     for notice in notices:  # once the tree is known good: an error is then the only line
         if notice:
@@ -252,8 +286,9 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
 
 
 @contextmanager
-def _opened(file: Path) -> Iterator[Any]:
-    """``Image.open`` with every failure, a decompression bomb included, as one-line DataError.
+def _opened(file: Path) -> Iterator[tuple[Any, int]]:
+    """``Image.open`` and the image's EXIF orientation (:func:`_orientation`), with every failure, a
+    decompression bomb included, as one-line DataError.
 
     Pillow refuses images over ``2 * Image.MAX_IMAGE_PIXELS`` (~179 M pixels) with
     DecompressionBombError and only warns between 1x and 2x; both are refused here, before the
@@ -265,25 +300,34 @@ def _opened(file: Path) -> Iterator[Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(file, formats=PIL_FORMATS)
+            try:
+                orientation = _orientation(image)
+            except BaseException:
+                image.close()
+                raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"image {file} is too large to decode (a decompression bomb?): "
                         f"{str(exc).splitlines()[0]}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow: UnidentifiedImageError, truncated files
         raise DataError(f"cannot decode image {file}: {exc}") from None
     with image:
-        yield image
+        yield image, orientation
 
 
 def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
-    """One image as uint8 (H, W, C) in ``mode``, resized bilinearly to ``size`` = (H, W) when ``resize``."""
+    """One image as uint8 (H, W, C) in ``mode``, as a viewer shows it (:func:`_upright`, :func:`_on_white`),
+    resized bilinearly to ``size`` = (H, W) when ``resize``. Training and ``trainlab predict`` both decode
+    through here."""
     from PIL import Image
 
-    with _opened(file) as image:
-        if image.size != (size[1], size[0]) and not resize:
-            raise DataError(f"image {file} is {image.size[1]}x{image.size[0]} but the first image is "
+    with _opened(file) as (image, orientation):
+        shown = _shown_size(image, orientation)  # (W, H) upright
+        if shown != (size[1], size[0]) and not resize:
+            raise DataError(f"image {file} is {shown[1]}x{shown[0]} but the first image is "
                             f"{size[0]}x{size[1]}; set data.size: [H, W] to resize all images")
         try:
-            image = _eight_bit(image)
+            image = _upright(image, orientation)
+            image = _on_white(_eight_bit(image))
             image = image.convert(mode) if image.mode != mode else image
             if image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
@@ -291,6 +335,46 @@ def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.nd
         except (OSError, SyntaxError, ValueError) as exc:  # Pillow: truncated or corrupt pixel data
             raise DataError(f"cannot decode image {file}: {exc}") from None
     return pixels.reshape(size[0], size[1], -1)
+
+
+def _orientation(image: Any) -> int:
+    """The image's EXIF orientation (1..8), from the EXIF block or XMP that Pillow found in the file's header
+    (a JPEG's pixels are not decoded for it); 1 when it has neither, as CIFAR's and ImageNet's JPEGs, at no
+    cost: EXIF is parsed only where it is present."""
+    if ORIENTATION_SOURCES.isdisjoint(image.info):
+        return 1
+    value = image.getexif().get(ORIENTATION_TAG, 1)  # EXIF that Pillow cannot parse: none, shown as stored
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1  # a malformed tag: as stored, as viewers do
+
+
+def _shown_size(image: Any, orientation: int) -> tuple[int, int]:
+    """(W, H) of ``image`` as displayed: stored W and H swapped by an orientation that turns it 90 degrees."""
+    width, height = image.size
+    return (height, width) if orientation in SWAPPING_ORIENTATIONS else (width, height)
+
+
+def _upright(image: Any, orientation: int) -> Any:
+    """The image turned as its EXIF orientation says (a phone's portrait photo is stored landscape, tag 6),
+    as viewers and browsers show it: Pillow's ``exif_transpose``, only when the tag says to turn (it
+    copies the image even when nothing turns)."""
+    if orientation == 1:
+        return image
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(image)
+
+
+def _on_white(image: Any) -> Any:
+    """An image with transparency (RGBA, LA, PA, or a palette or colour key with a transparent entry) as a
+    browser shows it on a white page: ``out = a * colour + (1 - a) * 255`` per channel (``a`` = alpha /
+    255), in RGB. Converting alone would keep the colour hidden under transparent pixels (often black).
+    Other images are returned as they are."""
+    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
+        return image
+    from PIL import Image
+
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
 
 
 def _eight_bit(image: Any) -> Any:
@@ -306,9 +390,10 @@ def _eight_bit(image: Any) -> Any:
 
 
 def _first_size(file: Path) -> tuple[int, int]:
-    """(H, W) of ``file``: the size every image must have when ``data.size`` is not set."""
-    with _opened(file) as image:
-        return image.size[1], image.size[0]
+    """(H, W) of ``file`` as displayed: the size every image must have when ``data.size`` is not set."""
+    with _opened(file) as (image, orientation):
+        width, height = _shown_size(image, orientation)
+        return height, width
 
 
 def _decode_chunk(files: list[Path], size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
@@ -434,7 +519,7 @@ def image_folder(
             statistics default to those of the training split, after val/test are held out.
     """
     if mode not in MODES:
-        raise ConfigError(f"data.mode must be one of {', '.join(MODES)}; got '{mode}'")
+        raise ConfigError(f"data.mode must be one of {', '.join(MODES)}; got {short_repr(mode)}")
     if not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"data.workers must be an int >= 0; got {workers!r}")
     target = _size(size)

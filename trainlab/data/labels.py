@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainlab.config_fields import short_repr, shown_name
-from trainlab.data.dataset import class_values
-from trainlab.data.notices import warn
+from trainlab.data.dataset import class_values, is_one_hot, one_label_per_row
 from trainlab.errors import DataError
+from trainlab.notices import warn
 
 # more classes than this is a label typo (1000000000 would allocate a 64 GB output layer), not a task
 MAX_CLASSES = 100_000
@@ -36,7 +36,10 @@ def check_labels(name: str, y: np.ndarray, task: str, num_classes: int | None,
                   locate: Locate | None = None) -> None:
     """Class labels are whole numbers in [0, num_classes) (num_classes None: only >= 0 is checked)."""
     if y.ndim != 1:
-        raise DataError(f"{name} labels of a {task} task must be one label per row; got shape {y.shape}")
+        # 0/1 columns here are no one-hot classes (one_label_per_row read those): a row has no 1 or several
+        hint = ("; 0/1 columns with no 1 or several 1s in a row are independent labels: set data.task: multilabel"
+                if y.ndim == 2 and np.isin(y, (0, 1)).all() else "")
+        raise DataError(f"{name} labels of a {task} task must be one label per row; got shape {y.shape}{hint}")
     whole = np.equal(np.mod(y, 1), 0)
     if not np.all(whole):
         row = int(np.flatnonzero(~whole)[0])
@@ -91,6 +94,18 @@ def check_multilabel(name: str, y: np.ndarray, locate: Locate | None = None) -> 
                         "multilabel task")
 
 
+def warn_one_hot(what: str, width: int, task: str, keep: str = "set data.task: multilabel") -> None:
+    """The one warning line for one-hot targets (:func:`~trainlab.data.dataset.is_one_hot`) of ``width``
+    columns read as the class indices ``y.argmax(1)`` of a ``task`` task: ``what`` names them, ``keep`` says
+    how to keep the columns as independent labels. A binary task of more than 2 columns is refused instead."""
+    if task == "binary" and width > 2:
+        raise DataError(f"data.task is binary but {what} are one-hot over {width} classes (exactly one 1 in every "
+                        "row); set data.task: multiclass")
+    warn(f"{what}: every row holds exactly one 1, so they are one-hot classes (Keras's to_categorical), read as "
+         f"the class indices y.argmax(1) of a {task} task (as Keras's categorical_crossentropy reads them); for "
+         f"independent 0/1 labels {keep}")
+
+
 def named_classes_task(class_names: list[str] | None, y_train: np.ndarray) -> str | None:
     """The task of targets whose classes are named (class folders, string labels, ``data.class_names``,
     ``trainlab.fit``'s ``class_names``) when none is given: binary for up to 2 names, else multiclass.
@@ -138,6 +153,7 @@ class ClassLabels:
         ``task_given``: the task was given (``data.task``, the source's, fit's ``task``), not inferred, so
         that error's fix for a binary task also sets the task: names alone would leave it binary.
         """
+        y = one_label_per_row(y, self.task)  # (N, 1) and one-hot rows, as the training targets were read
         if self.values is not None:
             y = as_training_classes(name, y, self.values)
         if self.task == "multilabel":
@@ -199,6 +215,10 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
     """
     if class_names is not None:
         refuse_duplicate_names(class_names, names_key)
+    if task in ("binary", "multiclass") and is_one_hot(y_train):
+        warn_one_hot(f"the training targets ({y_train.shape[0]} rows of {y_train.shape[1]} 0/1 columns)",
+                     y_train.shape[1], task, "set data.task: multilabel (trainlab.fit: task='multilabel')")
+    y_train = one_label_per_row(y_train, task)
     values = class_values(y_train) if task in ("binary", "multiclass") else None
     from_one_as_indices = None  # labels without 0 read as indices because the names reach past them
     if values is not None and class_names is not None:  # names given (data.class_names) for labels 1..K

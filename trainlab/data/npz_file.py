@@ -6,6 +6,13 @@ Two layouts name the splits (:func:`split_arrays`): trainlab's own ``x``, ``y`` 
 ``y_test`` (and ``x_val``, ``y_val``). An array whose name looks like a split's but which neither layout
 reads (``x_valid``, ``test_x``) is warned of: a given test set is never silently replaced by one cut from
 the training rows.
+
+Targets are read as ``trainlab.fit`` reads arrays in memory: a (N, 1) ``y`` (``y.reshape(-1, 1)``) is its
+(N,) column, and a one-hot ``y`` (Keras's ``to_categorical``) the class indices ``y.argmax(1)``, with a
+warning, unless ``data.task`` says multilabel or regression (:func:`~trainlab.data.dataset.one_label_per_row`).
+Images are (N, C, H, W) or (N, H, W): a 4-D ``x`` whose channels are clearly last (:func:`is_channels_last`),
+as Keras's CIFAR-10 is (N, 32, 32, 3), is refused naming ``x.transpose(0, 3, 1, 2)``: read as it is, the
+model would take 32 rows of 3 pixels as 32 channels.
 """
 
 from __future__ import annotations
@@ -16,10 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.data import DATA_SOURCES, RawData
-from trainlab.data.notices import warn
+from trainlab.config_fields import short_repr
+from trainlab.data import DATA_SOURCES, RawData, receives_shared
+from trainlab.data.dataset import is_one_hot
+from trainlab.data.labels import warn_one_hot
 from trainlab.data.paths import resolve_file
 from trainlab.errors import DataError
+from trainlab.notices import warn
 from trainlab.npz_archive import open_npz
 
 TRAIN_SUFFIX = "_train"
@@ -71,7 +81,29 @@ def _missing_hint(name: str, option: str, names: Collection[str]) -> str:
             "read from <x>_val/<y>_val and <x>_test/<y>_test, or from Keras's x_train/y_train/x_test/y_test)")
 
 
+# an image's channels: gray, RGB, RGBA
+CHANNEL_COUNTS = (1, 3, 4)
+
+
+def is_channels_last(shape: tuple[int, ...]) -> bool:
+    """``shape`` (N, ...) holds images with their channels last, (N, H, W, C): 4-D, the last axis 1, 3 or 4
+    (:data:`CHANNEL_COUNTS`) and the second not, so it cannot be channels first (N, C, H, W). An array that
+    could be either ((N, 3, 32, 3): three channels of 32x3 images) is not: it is read channels first."""
+    return len(shape) == 4 and shape[3] in CHANNEL_COUNTS and shape[1] not in CHANNEL_COUNTS
+
+
+def channels_last_fix(name: str, shape: tuple[int, ...]) -> str:
+    """What to do with an array ``name`` of :func:`is_channels_last` ``shape``, for the end of a message."""
+    n, height, width, channels = shape
+    return (f"images with their {channels} channel{'s' * (channels > 1)} last (N, H, W, C), as Keras and PIL store them; trainlab "
+            f"reads images channels first (N, C, H, W): save {name}.transpose(0, 3, 1, 2), shaped "
+            f"({n}, {channels}, {height}, {width})")
+
+
 def _check_array(file: Path, name: str, array: np.ndarray) -> None:
+    if not isinstance(array, np.ndarray):  # a member written by hand into the zip: np.load gives its bytes
+        raise DataError(f"array '{name}' in {file} is not a .npy array (its member {name}.npy holds other "
+                        "bytes); write the archive with np.savez(path, x=..., y=...)")
     if array.ndim == 0:
         raise DataError(f"npz file {file}: array '{name}' is a scalar; expected one row per sample")
     if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
@@ -91,15 +123,77 @@ def _warn_unread_splits(file: Path, layout: dict[str, tuple[str, str]], names: C
          "names, or set data.x and data.y")
 
 
+def _finite_rows(y: np.ndarray) -> np.ndarray:
+    """A mask of the rows of 2-D ``y`` holding no NaN/Inf."""
+    return np.isfinite(y).all(axis=1) if np.issubdtype(y.dtype, np.floating) else np.ones(len(y), dtype=bool)
+
+
+def _one_hot_indices(y: np.ndarray, nan_policy: str) -> np.ndarray | None:
+    """``y.argmax(1)`` of one-hot targets (:func:`~trainlab.data.dataset.is_one_hot`), else None. With
+    ``nan_policy: drop`` the rows holding NaN/Inf are left out of the test and stay NaN among the indices,
+    for the loader to drop; with ``error`` such a ``y`` is left as read, so the loader's error names the cell."""
+    finite = _finite_rows(y)
+    if (nan_policy != "drop" and not finite.all()) or not is_one_hot(y[finite]):
+        return None
+    if finite.all():
+        return np.argmax(y, axis=1)
+    indices = np.full(len(y), np.nan)
+    indices[finite] = np.argmax(y[finite], axis=1)
+    return indices
+
+
+def _one_label_per_row(file: Path, names: list[str], ys: list[np.ndarray | None], task: str | None,
+                       nan_policy: str) -> tuple[list[np.ndarray | None], str | None]:
+    """The splits' targets ``ys`` (arrays ``names``; None: a split the archive lacks) read as ``trainlab.fit``
+    reads targets, and the task they fix (None: the loader infers it):
+
+    - a (N, 1) ``y`` is its (N,) column, whatever the task;
+    - a one-hot training ``y`` (N, K) of a binary or multiclass task (``data.task``, or none given) is read
+      as ``y.argmax(1)`` in every split, with one warning, and fixes the task (``binary`` for K = 2, else
+      ``multiclass``: the class indices alone could read as counts); a given split's ``y`` of K columns
+      that is not one-hot is refused. ``data.task: multilabel`` (or ``regression``) keeps the columns.
+    """
+    ys = [y[:, 0] if y is not None and y.ndim == 2 and y.shape[1] == 1 else y for y in ys]
+    train = ys[0]
+    indices = _one_hot_indices(train, nan_policy) if task in (None, "binary", "multiclass") \
+        and train.ndim == 2 else None
+    if indices is None:
+        return ys, None
+    task = task or ("binary" if train.shape[1] == 2 else "multiclass")  # infer_task's rule for one-hot rows
+    warn_one_hot(f"npz file {file}: array '{names[0]}' ({len(train)} rows of {train.shape[1]} 0/1 columns)",
+                 train.shape[1], task)
+    read: list[np.ndarray | None] = [indices]
+    for name, y in zip(names[1:], ys[1:], strict=True):
+        if y is None or y.shape[1:] != train.shape[1:]:  # no such split, or the loader's layout check words it
+            read.append(y)
+            continue
+        given = _one_hot_indices(y, nan_policy)
+        finite = _finite_rows(y)
+        # rows neither one-hot nor left to data.nan_policy (whose check names a NaN/Inf cell itself)
+        odd = np.flatnonzero(finite & ~(((y == 0) | (y == 1)).all(axis=1) & (y.sum(axis=1) == 1)))
+        if given is None and len(odd):
+            row = int(odd[0])
+            raise DataError(f"npz file {file}: '{names[0]}' is one-hot (read as class indices y.argmax(1)) but "
+                            f"'{name}' is not: its row {row} holds {short_repr(y[row].tolist())}; store both "
+                            f"as class indices ({name}.argmax(1) where it is one-hot), or set data.task: "
+                            "multilabel to read the columns as independent labels")
+        read.append(y if given is None else given)
+    return read, task
+
+
 @DATA_SOURCES.register("npz")
-def npz(path: str, x: str = "x", y: str = "y") -> RawData:
+@receives_shared
+def npz(path: str, x: str = "x", y: str = "y", task: str | None = None, nan_policy: str = "error") -> RawData:
     """A NumPy ``.npz`` holding ``x``/``y`` (names configurable) and optionally ``x_val``, ``x_test`` ...,
     or Keras's ``x_train``, ``y_train``, ``x_test``, ``y_test`` (see :func:`split_arrays`).
 
     Read with ``allow_pickle=False``: object arrays are refused. ``x`` is (N, features...); a 1-D
-    ``x`` (N,) is refused (one feature is (N, 1), as the CSV reader gives it). A 2-D 0/1 ``y`` (N, L)
-    is a multi-label task (see :func:`trainlab.data.dataset.infer_task`). Arrays named like a split
-    that are not read (``x_valid``) are warned of.
+    ``x`` (N,) is refused (one feature is (N, 1), as the CSV reader gives it), and so are images with
+    their channels last (:func:`is_channels_last`). A 2-D 0/1 ``y`` (N, L) is a multi-label task (see
+    :func:`trainlab.data.dataset.infer_task`), unless it is one-hot: then class indices, as a (N, 1)
+    ``y`` is its column (:func:`_one_label_per_row`). Arrays named like a split that are not read
+    (``x_valid``) are warned of. ``task``, ``nan_policy``: ``data.task`` and ``data.nan_policy``,
+    passed by ``load_dataset`` (which applies the NaN policy itself).
     """
     file = resolve_file(path, "a .npz archive")
     arrays = open_npz(file, x, y)
@@ -121,6 +215,9 @@ def npz(path: str, x: str = "x", y: str = "y") -> RawData:
         if arrays[xs].ndim == 1:  # the CSV reader's one feature column is (N, 1); (N,) is no row of features
             raise DataError(f"npz file {file}: array '{xs}' is shaped {arrays[xs].shape}, one number per sample; "
                             f"features are (N, features...): save one feature as {xs}.reshape(-1, 1)")
+        if is_channels_last(arrays[xs].shape):
+            raise DataError(f"npz file {file}: array '{xs}' is shaped {arrays[xs].shape}: "
+                            f"{channels_last_fix(xs, arrays[xs].shape)}")
         if len(arrays[xs]) != len(arrays[ys]):
             raise DataError(f"npz file {file}: '{xs}' has {len(arrays[xs])} rows but '{ys}' has {len(arrays[ys])}")
         if len(arrays[xs]) == 0:
@@ -131,4 +228,6 @@ def npz(path: str, x: str = "x", y: str = "y") -> RawData:
     x_val, y_val = pair("val")
     x_test, y_test = pair("test")
     _warn_unread_splits(file, layout, arrays)
-    return RawData(x_train, y_train, x_val, y_val, x_test, y_test)
+    (y_train, y_val, y_test), fixed = _one_label_per_row(
+        file, [layout[split][1] for split in ("train", "val", "test")], [y_train, y_val, y_test], task, nan_policy)
+    return RawData(x_train, y_train, x_val, y_val, x_test, y_test, task=fixed)

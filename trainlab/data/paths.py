@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
 
 DATA_DIR_ENV = "TRAINLAB_DATA_DIR"
@@ -36,7 +37,7 @@ def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
         return_hint = ""
     else:
         return_hint = f" (set --data-dir or {DATA_DIR_ENV})" if not root else missing_data_dir(root)
-    raise DataError(f"data file not found: '{path}' (tried {where}){hint}{return_hint}")
+    raise DataError(f"data file not found: {short_repr(str(path))} (tried {where}){hint}{return_hint}")
 
 
 def missing_data_dir(root: str) -> str:

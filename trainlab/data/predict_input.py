@@ -193,6 +193,9 @@ def _npz_rows(file: Path, options: dict[str, Any]) -> np.ndarray:
             names = archive.files
         raise DataError(f"npz file {file} has no array '{key}' (arrays: {', '.join(sorted(names)) or 'none'})")
     name, array = next(iter(arrays.items()))
+    if not isinstance(array, np.ndarray):  # a member written by hand into the zip: np.load gives its bytes
+        raise DataError(f"array '{name}' in {file} is not a .npy array (its member {name}.npy holds other bytes); "
+                        f"write the inputs with np.savez(path, {key}=rows)")
     if array.dtype.kind not in "biuf":
         raise DataError(f"npz file {file}: array '{name}' holds values of dtype {array.dtype}; predict reads numbers "
                         "(a bool, int, uint or float array), the inputs as the training rows held them")
@@ -247,6 +250,10 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
             if shape is not None and list(x.shape[1:]) != list(shape):
                 fix = ("; reshape them with x.reshape(len(x), -1) (flattened as in training)"
                        if len(shape) == 1 and int(np.prod(x.shape[1:])) == shape[0] else "")
+                from trainlab.data.npz_file import channels_last_fix, is_channels_last
+
+                if is_channels_last(x.shape) and len(shape) == 3:  # as the npz source refuses them for training
+                    fix = f"; they are {channels_last_fix(options.get('x', 'x'), x.shape)}"
                 raise DataError(f"npz file {file}: rows are shaped {tuple(x.shape[1:])} but the run was trained on "
                                 f"{tuple(shape)}{fix}")
         else:

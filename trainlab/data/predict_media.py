@@ -2,8 +2,9 @@
 
 :func:`read_images` decodes every ``.png``/``.jpg``/``.jpeg`` under a folder (recursively, sorted by
 relative path, hidden files skipped) into uint8 (N, C, H, W) in the run's ``data.mode``, resized
-(bilinear) to the training images' H x W; the run's evaluation transform (per-channel
-normalisation) is applied later, by the predictor. :func:`read_texts` reads the text column of a
+(bilinear) to the training images' H x W, by training's own decoder
+(:func:`trainlab.data.images.decode_images`: EXIF orientation applied, transparency over white); the
+run's evaluation transform (per-channel normalisation) is applied later, by the predictor. :func:`read_texts` reads the text column of a
 TSV/CSV (``data.text_column``; a label column is ignored) and encodes it with the run's own
 tokenizer: the training vocabulary of ``tokenizer: word`` (recorded in ``model.json``), or the
 ``tokenizer.json`` of ``tokenizer: hf``, truncated/padded to ``data.max_length`` as in training.
@@ -49,7 +50,7 @@ def read_images(folder: str | os.PathLike[str], options: dict[str, Any],
     if not files:
         raise DataError(f"no {'/'.join(IMAGE_EXTENSIONS)} images under {root}")
     if len(files) < len(visible):  # a README beside the images, or a .webp predict cannot read: said, not silent
-        from trainlab.data.notices import warn
+        from trainlab.notices import warn
 
         other = next(path for path in visible if path.suffix.lower() not in IMAGE_EXTENSIONS)
         warn(f"predict skips {len(visible) - len(files)} file(s) under {root} that are not "

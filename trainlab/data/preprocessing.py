@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from trainlab.config_fields import short_repr, shown_name
-from trainlab.data.notices import warn
 from trainlab.errors import DataError
+from trainlab.notices import warn
 
 FORMAT = 1
 # relative tolerance under which a training column counts as constant (float32 rounding is ~6e-8)

@@ -17,11 +17,15 @@ Labels (:func:`encode_labels`), decided on the training file:
   or multiclass, however many classes: a text source holds no counts;
 - other numbers (STS-B's 0.00..5.00) are a regression target (``data.task: regression`` also reads
   whole numbers as values);
-- anything else is a class name; the classes are the sorted training names.
+- anything else is a class name; the classes are the sorted training names. Names that differ only in
+  case (``Positive``, ``positive``) are two classes, with a warning;
+- numbers mixed with other text (``0``, ``1``, ``one``) are refused, naming the first text (as the
+  ``csv`` source refuses such a target: :mod:`trainlab.data.files`).
 
 Missing labels (:func:`missing_markers`: an empty cell; ``NA``, ``null``, ``None`` ... where the other
 labels are numbers), and non-finite numbers (``inf``) among numbers, are refused with their file and
 line, or dropped with a warning under ``data.nan_policy: drop``.
+A data line repeating the header (files joined with ``cat``) is refused with its line.
 A val/test label the training file lacks is refused. ``max_rows`` subsamples the training file only:
 val and test files are scored whole.
 """
@@ -38,11 +42,18 @@ import numpy as np
 
 from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
-from trainlab.data.csv_table import DELIMITER_NAMES, MISSING, check_delimiter, other_delimiter
-from trainlab.data.notices import warn
+from trainlab.data.csv_table import (
+    DELIMITER_NAMES,
+    MISSING,
+    check_delimiter,
+    other_delimiter,
+    refuse_repeated_header,
+)
+from trainlab.data.files import not_a_number, warn_case_twins
 from trainlab.data.paths import resolve
 from trainlab.data.tokenizers import TOKENIZERS, WordTokenizer, _hf_encode, _hf_tokenizer
 from trainlab.errors import ConfigError, DataError
+from trainlab.notices import warn
 
 # ----------------------------------------------------------------------------- reading rows
 
@@ -54,6 +65,7 @@ class TextTable:
     columns: tuple[str, ...] = ()
     lines: tuple[int, ...] = ()  # the file line each row starts on (for messages)
     drawn_from: int | None = None  # the file's rows when these are a max_rows draw
+    label_column: str = ""  # the label column's name (for messages)
 
     def take(self, keep: Sequence[int]) -> TextTable:
         labels = None if self.labels is None else [self.labels[i] for i in keep]
@@ -143,6 +155,8 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                     raise DataError(f"text file {file} line {start} has {len(row)} fields; the header "
                                     f"has {len(columns)} ({DELIMITER_NAMES.get(delimiter, repr(delimiter))}-"
                                     f"separated){hint}")
+                if row[0].strip() == columns[0]:  # only then may the row be the header again
+                    refuse_repeated_header(file, start, row, columns, "text")
                 texts.append(row[text_at])
                 lines.append(start)
                 if label_at is not None:
@@ -155,7 +169,8 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
         raise DataError(f"cannot read text file {file}: {exc}") from None
     if not texts and not allow_empty:
         raise DataError(f"text file {file} has a header but no rows")
-    return TextTable(texts, labels if label_at is not None else None, tuple(columns), tuple(lines))
+    return TextTable(texts, labels if label_at is not None else None, tuple(columns), tuple(lines),
+                     label_column=label_column)
 
 
 def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) -> TextTable:
@@ -241,6 +256,11 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
     train = tables["train"].labels or []
     numbers = [_number(v) for v in train]
     numeric = all(v is not None for v in numbers)
+    # text among numbers, as the csv source refuses it: a label that is no number at all, where others are finite
+    text_row = next((row for row, label in enumerate(train) if _parsed(label) is None), None)
+    if task != "regression" and text_row is not None and any(v is not None for v in numbers):
+        raise not_a_number(f"train file {files['train']} line {tables['train'].lines[text_row]}, target "
+                           f"'{tables['train'].label_column}'", train[text_row], "target")
     whole = numeric and all(float(v).is_integer() for v in numbers)  # type: ignore[arg-type]
 
     def as_numbers(name: str) -> list[float]:
@@ -265,6 +285,7 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
         keys = {name: [int(v) if v.is_integer() else v for v in as_numbers(name)] for name in tables}  # 2.5: unknown
     else:
         names = sorted(set(train))
+        warn_case_twins(names, f"train file {files['train']}", tables["train"].label_column)
         keys = {name: tables[name].labels or [] for name in tables}
     classes = names or [str(v) for v in range(len(values))]
     index = {key: i for i, key in enumerate(values if whole else names)}  # type: ignore[union-attr]
@@ -336,7 +357,7 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
                  vocab_size: int, max_length: int, tokenizer_path: str | None, task: str | None,
                  nan_policy: str, quoted: bool) -> RawData:
     if tokenizer not in TOKENIZERS:
-        raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got '{tokenizer}'")
+        raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got {short_repr(tokenizer)}")
     if max_length < 1:
         raise ConfigError(f"data.max_length must be >= 1; got {max_length}")
     if tokenizer == "word" and vocab_size < 3:

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from trainlab.data.dataset import BatchRows, BatchTransform
-from trainlab.data.notices import warn
 from trainlab.errors import ConfigError, DataError
+from trainlab.notices import warn
 from trainlab.registry import did_you_mean
 
 PAD_MODES = ("reflect", "zero")

@@ -30,9 +30,17 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+GENERATOR_SEEDS = (-(1 << 63), (1 << 64) - 1)  # the seeds torch.Generator.manual_seed takes (inclusive)
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The data order of ``epoch``: ``randperm(n)`` from a generator seeded with ``seed * 1_000_003 + epoch``."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    """The data order of ``epoch``: ``randperm(n)`` from a generator seeded with ``seed * 1_000_003 + epoch``,
+    reduced modulo 2**64 only when it lies outside what ``manual_seed`` takes (:data:`GENERATOR_SEEDS`; a
+    seed of 2e13 and up): every seed that worked before keeps its order bit for bit (runs resume in it)."""
+    mixed = seed * 1_000_003 + epoch
+    if not GENERATOR_SEEDS[0] <= mixed <= GENERATOR_SEEDS[1]:
+        mixed %= 1 << 64  # torch: "Overflow when unpacking long long"
+    generator = torch.Generator().manual_seed(mixed)
     return torch.randperm(n, generator=generator)
 
 

@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import stat
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 
 from trainlab.atomic import fsync_dir, named_after, tensors_to_bytes
+from trainlab.notices import warn
 
 FORMAT_VERSION = 1
 TENSORS, STATE, MANIFEST = "tensors.safetensors", "state.json", "manifest.json"
@@ -257,7 +257,7 @@ def latest(root: str | os.PathLike[str], validate: Callable[[dict[str, Any]], No
         try:
             return folder, *load(folder, validate)
         except CheckpointError as exc:
-            warnings.warn(f"skipping checkpoint {exc}; falling back to the previous one", stacklevel=2)
+            warn(f"skipping checkpoint {exc}; falling back to the previous one")
     return None
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
 from trainlab.losses import LOSSES
 from trainlab.losses.base import Loss, binary_targets, reduce, widen
@@ -26,18 +27,37 @@ def _binary_view(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
 
 
 def _per_class(values: list[float] | None, name: str, what: str) -> list[float] | None:
-    """Validate a list of non-negative per-class numbers (kept as Python floats: exact in any dtype)."""
+    """Validate a non-empty list of non-negative per-class numbers, not all 0 (kept as Python floats: exact
+    in any dtype). All 0 weighs every sample 0: the weighted mean is 0 / 0, NaN from the first step."""
     if values is None:
         return None
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1 or not np.all(array >= 0):
-        raise ValueError(f"{name} {what} must be a list of non-negative numbers; got {values}")
+        raise ValueError(f"{name} {what} must be a list of non-negative numbers; got {short_repr(values)}")
+    if array.size == 0 or not np.any(array > 0):
+        raise ValueError(f"{name} {what} must hold one number >= 0 per class, at least one of them > 0; "
+                         f"got {short_repr(values)}")
     return array.tolist()
 
 
-def _width_mismatch(loss: Loss, pred: torch.Tensor, table: torch.Tensor | None, what: str) -> str | None:
-    """Why the per-class (per-label) list ``what`` does not fit the model's ``pred.shape[-1]`` outputs, or None."""
-    if table is not None and table.ndim == 1 and table.numel() > 1 and table.numel() != pred.shape[-1]:
+INT64_RANGE = (-(1 << 63), (1 << 63) - 1)  # labels are int64: an ignore_index beyond it cannot be compared
+
+
+def _label_index(value: int, name: str) -> int:
+    """``ignore_index`` as an int within :data:`INT64_RANGE` (torch's OverflowError "int too big to convert")."""
+    if not INT64_RANGE[0] <= int(value) <= INT64_RANGE[1]:
+        raise ValueError(f"{name} ignore_index must be a whole number within int64's range "
+                         f"({INT64_RANGE[0]}..{INT64_RANGE[1]}; usually -100 or a class id); got {short_repr(value)}")
+    return int(value)
+
+
+def _width_mismatch(loss: Loss, pred: torch.Tensor, table: torch.Tensor | None, what: str,
+                    one_broadcasts: bool = False) -> str | None:
+    """Why the per-class (per-label) list ``what`` does not fit the model's ``pred.shape[-1]`` outputs, or None.
+    A list of one number fits any width only where it ``one_broadcasts`` (bce's pos_weight); a class-weight
+    list has one entry per class (torch's "weight tensor should be defined either for all 10 classes")."""
+    if table is not None and table.ndim == 1 and not (one_broadcasts and table.numel() == 1) \
+            and table.numel() != pred.shape[-1]:
         return (f"{loss.name}: {what} has {table.numel()} entries but the model outputs {pred.shape[-1]}; give "
                 f"{what} one number per output")
     return None
@@ -75,7 +95,7 @@ class BCEWithLogits(Loss):
         self.register_constant("pos_weight", pos_weight)
 
     def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
-        return _width_mismatch(self, pred, self.pos_weight, "pos_weight")
+        return _width_mismatch(self, pred, self.pos_weight, "pos_weight", one_broadcasts=True)
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         super().check(pred, target)
@@ -194,7 +214,7 @@ class CrossEntropy(Loss):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = _label_index(ignore_index, "cross_entropy")
         self.register_constant("class_weights", _per_class(class_weights, "cross_entropy", "class_weights"))
 
     def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
@@ -259,7 +279,7 @@ class NLLLoss(Loss):
     def __init__(self, class_weights: list[float] | None = None, ignore_index: int = -100,
                  reduction: str = "mean"):
         super().__init__(reduction)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = _label_index(ignore_index, "nll")
         self.register_constant("class_weights", _per_class(class_weights, "nll", "class_weights"))
 
     def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:

@@ -52,6 +52,20 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
     return model
 
 
+def positive_size(model: str, option: str, value: Any, allow_none: bool = False, note: str = "") -> int | None:
+    """``value`` of size option ``option`` of model ``model`` as an int: a whole number >= 1 (``3.0`` is 3),
+    or None when ``allow_none``; anything else (``note``, e.g. "1: no pooling", added in brackets) is a ConfigError ``model '<model>': <option> must be ...``.
+    A size of 0 or below used to reach torch ("Trying to create tensor with negative dimension") or, where
+    a factory tested it for truth, to switch the layer off without a word."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+            and float(value).is_integer() and value >= 1:
+        return int(value)
+    wanted = "a whole number >= 1" + (" or null" if allow_none else "") + (f" ({note})" if note else "")
+    raise ConfigError(f"model '{model}': {option} must be {wanted}; got {option}={short_repr(value)}")
+
+
 def check_layer_counts(spec: dict[str, Any]) -> None:
     """A ConfigError ``model '<name>': <what>`` when a built-in model's options ask for more than
     ``config_fields.MAX_LAYERS`` layers (:func:`~trainlab.config_fields.layer_count_problem`: a list of layer

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.models import MODELS
+from trainlab.models import MODELS, positive_size
 from trainlab.models.mlp import make_activation
 
 
@@ -67,6 +68,14 @@ def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channe
             + ("; for mnist1d set data.channels_first: true; other rows of features suit model: mlp, or an npz "
                "source with x saved shaped (N, 1, length)" if dims == 1 and len(input_shape) == 1 else "")
         )
+    model = f"cnn{dims}d"
+    # 0 or a negative pool / hidden used to mean "off" (the code tested pool > 1 and hidden for truth), a
+    # negative dropout too: refused, so a typo is not a different model; pool 1 and hidden null are "off"
+    kernel = positive_size(model, "kernel", kernel)
+    pool = positive_size(model, "pool", pool, note="1: no pooling")
+    hidden = positive_size(model, "hidden", hidden, allow_none=True, note="null: no hidden layer")
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"model '{model}': dropout must be in [0, 1) (0: none); got dropout={short_repr(dropout)}")
     _check_pooling_fits(dims, input_shape[1:], len(channels), kernel, pool)
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
@@ -90,7 +99,7 @@ def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channe
     head: list[nn.Module] = [nn.Flatten()]
     if dropout > 0:
         head.append(nn.Dropout(dropout))
-    if hidden:
+    if hidden is not None:
         head += [nn.Linear(flat, hidden), make_activation(activation), nn.Linear(hidden, output_dim)]
     else:
         head.append(nn.Linear(flat, output_dim))

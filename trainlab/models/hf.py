@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.config_fields import short_repr
 from trainlab.engine.batching import is_ids_and_mask
 from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS
@@ -62,7 +63,9 @@ def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None
         except (ImportError, ValueError):
             spec = None
         if spec is None or not spec.submodule_search_locations:
-            raise ConfigError(f"model 'hf_pretrained': package '{package}' is not installed (pip install {package.replace('_', '-')})")
+            shown = short_repr(package)
+            install = package.replace("_", "-") if package.isprintable() and len(package) <= 80 else "<the package>"
+            raise ConfigError(f"model 'hf_pretrained': package {shown} is not installed (pip install {install})")
         folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     else:
         folder = Path(path).expanduser()

@@ -6,6 +6,7 @@ import math
 
 from torch import nn
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.models import MODELS
 
@@ -34,7 +35,7 @@ def make_activation(name: str, choices: dict[str, type[nn.Module]] = ACTIVATIONS
 
     if name not in choices:
         raise ConfigError(
-            f"unknown model.{key} '{name}'{did_you_mean(name, list(choices))} "
+            f"unknown model.{key} {short_repr(name)}{did_you_mean(str(name), list(choices))} "
             f"(valid: {', '.join(choices)})"
         )
     return choices[name]()

@@ -24,7 +24,7 @@ from torch import nn
 
 from trainlab.errors import ConfigError
 from trainlab.initializers import dirac_first_filters_
-from trainlab.models import MODELS
+from trainlab.models import MODELS, positive_size
 
 
 def _image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -342,7 +342,8 @@ def cifar_tutorial_cnn(input_shape: tuple[int, ...], output_dim: int, channels: 
     in_channels, height, width = _image_shape("cifar_tutorial_cnn", input_shape)
     if height < 2 or width < 2:
         raise ConfigError(f"model 'cifar_tutorial_cnn': images must be at least 2x2; got {height}x{width}")
-    flat = int(channels) * (height // 2) * (width // 2)
+    channels = positive_size("cifar_tutorial_cnn", "channels", channels)
+    flat = channels * (height // 2) * (width // 2)
     return nn.Sequential(OrderedDict([
         ("conv", nn.Conv2d(in_channels, int(channels), kernel_size=3, padding=1)),
         ("relu", nn.ReLU()),

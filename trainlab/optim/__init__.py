@@ -18,6 +18,9 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)  # torch's fused and foreach steps hold options in float32
+EPS_OPTIONS = ("eps", "adamw_eps")  # a denominator's offset, wherever an optimizer takes one
+
 
 def check_option_ranges(name: str, options: dict[str, Any]) -> None:
     """Refuse (ConfigError) option values no optimizer can use; each factory checks its own as well.
@@ -25,6 +28,9 @@ def check_option_ranges(name: str, options: dict[str, Any]) -> None:
     ``momentum`` (SGD's mu, Muon's, schedule-free's beta) and each of ``betas`` are moving-average
     weights in [0, 1): at 1 the average never forgets and beyond it grows without bound (torch checks
     only >= 0). ``dampening`` scales the gradient's share of SGD's buffer by 1 - dampening: [0, 1].
+    ``eps`` (``adamw_eps``) offsets a denominator: > 0 (torch accepts 0, then a zero gradient's update is
+    0 / 0 = NaN). ``eps`` and ``weight_decay`` at most float32's largest (torch: "value cannot be converted to
+    type float without overflow").
     """
     def number(value: Any) -> float | None:
         try:
@@ -38,6 +44,15 @@ def check_option_ranges(name: str, options: dict[str, Any]) -> None:
     dampening = number(options.get("dampening", 0.0))
     if dampening is not None and not 0.0 <= dampening <= 1.0:
         raise ConfigError(f"optimizer '{name}': dampening must be in [0, 1]; got {options['dampening']}")
+    for key in EPS_OPTIONS:  # Adam's m / (sqrt(v) + eps), Adagrad's, RMSprop's: at 0 a zero gradient is 0 / 0
+        eps = number(options.get(key, 1.0))
+        if eps is not None and not 0.0 < eps <= FLOAT32_MAX:
+            raise ConfigError(f"optimizer '{name}': {key} must be > 0 (the update divides by it) and at most "
+                              f"{FLOAT32_MAX:.4g} (float32's largest); got {options[key]}")
+    weight_decay = number(options.get("weight_decay", 0.0))
+    if weight_decay is not None and not abs(weight_decay) <= FLOAT32_MAX:  # torch's "cannot be converted"
+        raise ConfigError(f"optimizer '{name}': weight_decay must be at most {FLOAT32_MAX:.4g} (float32's "
+                          f"largest, the type torch's steps hold it in); got {options['weight_decay']}")
     betas = options.get("betas")
     if isinstance(betas, list | tuple):
         for index, beta in enumerate(betas):

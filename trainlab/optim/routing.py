@@ -61,6 +61,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.optim import OPTIMIZERS, default_lr, requires_closure, split_by_decay
 from trainlab.optim.weight_decay import place_weight_decay
@@ -154,13 +155,13 @@ class GroupRule:
             raise ConfigError(f"{where} selects nothing: give one of {', '.join(SELECTOR_KEYS)} "
                               f"(e.g. select: conv_filters, match: 'head.*', ndim_at_least: 2)")
         if rule.select is not None and rule.select not in PRESETS:
-            raise ConfigError(f"{where}: unknown select preset '{rule.select}'"
-                              f"{did_you_mean(rule.select, list(PRESETS))} (valid: {', '.join(PRESETS)})")
+            raise ConfigError(f"{where}: unknown select preset {short_repr(rule.select)}"
+                              f"{did_you_mean(str(rule.select), list(PRESETS))} (valid: {', '.join(PRESETS)})")
         if rule.regex is not None:
             try:
                 re.compile(rule.regex)
             except re.error as exc:
-                raise ConfigError(f"{where}: regex {rule.regex!r} does not compile: {exc}") from None
+                raise ConfigError(f"{where}: regex {short_repr(rule.regex)} does not compile: {exc}") from None
         return rule
 
     def selects(self, p: NamedParameter) -> bool:

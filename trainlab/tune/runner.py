@@ -11,6 +11,7 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.config import validate
 from trainlab.errors import ConfigError, TrainingError
+from trainlab.notices import warn
 from trainlab.tune.base_point import base_outside
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
@@ -48,9 +49,9 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
     if outside and not settings.quiet:
         print(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
               "trial may score below it", file=sys.stderr)
-    line = loss_scale_warning(settings, space, base_raw)
-    if line:  # a warning, so also under --quiet (as compare's)
-        print(line, file=sys.stderr, flush=True)
+    message = loss_scale_warning(settings, space, base_raw)
+    if message:  # a warning, so also under --quiet (as compare's)
+        warn(message)
     from trainlab.tune.report import write_report
 
     try:
@@ -77,7 +78,7 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
 
 
 def loss_scale_warning(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> str | None:
-    """The ``warning:`` line (:func:`trainlab.compare.loss_scale.searched_loss_warning`) when ``--metric`` is
+    """The warning's message (:func:`trainlab.compare.loss_scale.searched_loss_warning`) when ``--metric`` is
     the training loss (``val_loss``) and the space's keys under ``strategy.loss`` make trials train
     different losses, on different scales (bce vs focal, a focal gamma range, label smoothing); else None.
     The losses compared: the base config's and, for each such key at each of its extremes (with the

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import os
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from trainlab.atomic import write_bytes
 from trainlab.errors import ConfigError, WriteError, folder_error
+from trainlab.notices import warn
 
 if TYPE_CHECKING:
     from trainlab.tune.study import TuneSettings
@@ -197,8 +197,8 @@ def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
             raise folder_error(f"cannot create study folder {settings.out}", exc) from None
         journal = settings.out.absolute() / JOURNAL_NAME
         if damaged := repair_journal(journal):
-            print(f"warning: {journal}: {damaged} damaged line(s) (a write cut off by a crash or a full disk) "
-                  f"moved to {journal.name}.damaged-*; the study goes on from its intact records", file=sys.stderr)
+            warn(f"{journal}: {damaged} damaged line(s) (a write cut off by a crash or a full disk) "
+                 f"moved to {journal.name}.damaged-*; the study goes on from its intact records")
         return JournalStorage(WholeRecordJournal(str(journal), lock_obj=journal_lock(journal)))
     url = storage_url(settings.storage)
     for attempt in range(10):

@@ -38,9 +38,9 @@ from optuna.trial import TrialState
 
 from trainlab.config import apply_overrides, read_yaml, validate
 from trainlab.data.counting import count_splits
-from trainlab.data.notices import held_back
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError
 from trainlab.folder_owner import refuse_foreign
+from trainlab.notices import held_back
 from trainlab.records import check_validation_key, validation_keys
 from trainlab.registry import did_you_mean
 from trainlab.tune.base_point import base_values

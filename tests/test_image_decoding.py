@@ -1,0 +1,238 @@
+"""``image_folder`` decodes images as a viewer shows them, in training and in ``trainlab predict`` alike:
+EXIF orientation applied, transparency composited over white; and its folder listing names broken links,
+skips the files Windows leaves, and reads class folder names in Unicode NFC.
+
+References are computed here with NumPy (rotations, the alpha formula), not by the Pillow calls the
+decoder makes."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trainlab.data.builtins  # noqa: F401  (registers the sources)
+from trainlab.data import DATA_SOURCES
+from trainlab.data.predict_media import read_images
+from trainlab.errors import DataError
+
+WHITE = 255
+
+
+def build(root: Path, **options):
+    return DATA_SOURCES.build({"name": "image_folder", "path": str(root), "workers": 0, **options})
+
+
+def stored(height: int = 4, width: int = 6, seed: int = 0) -> np.ndarray:
+    """A random RGB image (H, W, 3): every pixel different, so that any turn or flip shows."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def save(file: Path, array: np.ndarray, mode: str | None = None, **params) -> None:
+    from PIL import Image
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode).save(file, **params)
+
+
+def save_oriented(file: Path, array: np.ndarray, orientation: int, **params) -> None:
+    """``array`` stored as it is, with the EXIF orientation tag ``orientation``."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    save(file, array, exif=exif.tobytes(), **params)
+
+
+# the EXIF orientations (TIFF 6.0 / EXIF 2.3) as the picture a viewer shows, from the stored pixels
+SHOWN = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: np.rot90(a, 2),
+    4: lambda a: a[::-1],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # mirrored along the main diagonal
+    6: lambda a: np.rot90(a, -1),  # turned 90 degrees clockwise (a phone held upright)
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),  # mirrored along the other diagonal
+    8: lambda a: np.rot90(a, 1),  # turned 90 degrees counter-clockwise
+}
+
+
+# ----------------------------------------------------------------------------- EXIF orientation
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_an_exif_orientation_turns_the_image_as_a_viewer_shows_it(tmp_path, orientation):
+    array = stored()
+    save_oriented(tmp_path / "a" / "x.png", array, orientation)  # PNG: lossless, so pixels compare exactly
+    save(tmp_path / "b" / "y.png", SHOWN[orientation](array).copy())  # the same picture, stored upright
+    raw = build(tmp_path)
+    expected = SHOWN[orientation](array)
+    assert raw.x_train.shape[2:] == expected.shape[:2]  # 6x4 for the four turning by 90 degrees
+    np.testing.assert_array_equal(raw.x_train[0].transpose(1, 2, 0), expected)
+    np.testing.assert_array_equal(raw.x_train[0], raw.x_train[1])
+
+
+def test_a_phone_jpeg_stored_sideways_is_read_upright_and_sized_upright(tmp_path):
+    """A JPEG stored 8x16 (left half white) with tag 6 shows 16x8, top half white; its size is the shown one."""
+    array = np.zeros((8, 16, 3), np.uint8)
+    array[:, :8] = WHITE
+    save_oriented(tmp_path / "a" / "portrait.jpg", array, 6, quality=95)
+    save(tmp_path / "b" / "upright.png", np.zeros((16, 8, 3), np.uint8))  # same shown size: no data.size needed
+    raw = build(tmp_path)
+    image = raw.x_train[0].transpose(1, 2, 0).astype(int)
+    assert image.shape == (16, 8, 3)
+    assert image[:7].min() > 240 and image[9:].max() < 15  # top white, bottom black (JPEG edges blur)
+
+
+def test_the_first_images_size_is_its_upright_size(tmp_path):
+    """Without data.size every image must have the first one's size: the first, tagged 6, shows 6x4."""
+    save_oriented(tmp_path / "a" / "0.png", stored(4, 6), 6)
+    save(tmp_path / "b" / "1.png", stored(4, 6, seed=1))  # stored 4x6 upright: another size than 6x4
+    with pytest.raises(DataError) as err:
+        build(tmp_path)
+    assert "is 4x6 but the first image is 6x4" in str(err.value)
+
+
+def test_predict_decodes_as_training_does(tmp_path):
+    """One decoder for both: predict's pixels of an oriented, transparent image equal training's."""
+    array = stored(4, 6)
+    save_oriented(tmp_path / "a" / "x.png", array, 8)
+    rgba = np.dstack([stored(6, 4, seed=2), np.full((6, 4), 100, np.uint8)])
+    save(tmp_path / "b" / "y.png", rgba, "RGBA")
+    raw = build(tmp_path)
+    images, names = read_images(tmp_path, {"mode": "RGB"}, (3, 6, 4))
+    assert names == [os.path.join("a", "x.png"), os.path.join("b", "y.png")]
+    np.testing.assert_array_equal(images, raw.x_train)
+    np.testing.assert_array_equal(images[0].transpose(1, 2, 0), SHOWN[8](array))
+
+
+def test_images_without_exif_decode_as_before(tmp_path):
+    array = stored()
+    save(tmp_path / "a" / "x.jpg", array, quality=90)
+    save(tmp_path / "b" / "y.png", array)
+    from PIL import Image
+
+    with Image.open(tmp_path / "a" / "x.jpg") as jpeg:
+        as_stored = np.asarray(jpeg.convert("RGB"))
+    raw = build(tmp_path)
+    np.testing.assert_array_equal(raw.x_train[0].transpose(1, 2, 0), as_stored)
+    np.testing.assert_array_equal(raw.x_train[1].transpose(1, 2, 0), array)
+
+
+# ----------------------------------------------------------------------------- transparency over white
+
+
+def over_white(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``a * colour + (1 - a) * 255``, ``a`` = alpha / 255, rounded: how a browser shows it on white."""
+    a = alpha.astype(np.float64)[..., None] / 255
+    return np.rint(a * colour + (1 - a) * WHITE).astype(np.int64)
+
+
+def test_an_rgba_png_is_composited_over_white_not_its_hidden_colour(tmp_path):
+    colour = stored(4, 6)
+    alpha = np.array([[0, 255, 128, 64, 200, 0]] * 4, np.uint8)
+    rgba = np.dstack([colour, alpha])
+    rgba[alpha == 0, :3] = 0  # a logo's transparent area hides black
+    save(tmp_path / "a" / "logo.png", rgba, "RGBA")
+    save(tmp_path / "b" / "plain.png", colour)
+    raw = build(tmp_path)
+    got = raw.x_train[0].transpose(1, 2, 0).astype(np.int64)
+    expected = over_white(rgba[..., :3], alpha)
+    assert (got[alpha == 0] == WHITE).all()  # transparent: white, not the hidden black
+    np.testing.assert_array_equal(got[alpha == 255], colour[alpha == 255])
+    assert np.abs(got - expected).max() <= 1  # partly transparent: Pillow's integer rounding
+
+
+def test_gray_alpha_palette_and_colour_key_transparency_are_over_white(tmp_path):
+    from PIL import Image
+
+    gray = np.full((4, 6), 90, np.uint8)
+    alpha = np.array([[0, 255, 128, 0, 255, 64]] * 4, np.uint8)
+    save(tmp_path / "a" / "la.png", np.dstack([gray, alpha]), "LA")
+    palette = Image.fromarray(np.array([[0, 1, 2, 0, 1, 2]] * 4, np.uint8), "P")
+    palette.putpalette([10, 20, 30, 200, 30, 30, 0, 0, 200] + [0] * 759)
+    (tmp_path / "b").mkdir()
+    palette.save(tmp_path / "b" / "p.png", transparency=0)  # palette entry 0 transparent
+    key = np.zeros((4, 6, 3), np.uint8)
+    key[:, 3:] = (40, 50, 60)
+    save(tmp_path / "c" / "key.png", key, transparency=(0, 0, 0))  # colour key: black is transparent
+    for mode in ("RGB", "L"):
+        raw = build(tmp_path, mode=mode)
+        la, p, keyed = (raw.x_train[i].transpose(1, 2, 0).astype(np.int64) for i in range(3))
+        expected_la = over_white(np.dstack([gray] * 3), alpha)
+        shown_p = np.array([[WHITE] * 3, [200, 30, 30], [0, 0, 200]])[np.array([[0, 1, 2, 0, 1, 2]] * 4)]
+        shown_key = np.where(key.any(axis=2, keepdims=True), key, WHITE)
+        if mode == "L":  # grayscale of the composited RGB: ITU-R 601 luma, as Pillow's convert("L")
+            luma = np.array([299, 587, 114])
+            expected_la, shown_p, shown_key = ((x * luma).sum(axis=2, keepdims=True) / 1000
+                                               for x in (expected_la, shown_p, shown_key))
+        assert np.abs(la - expected_la).max() <= 1, mode
+        assert np.abs(p - shown_p).max() <= 1, mode
+        assert np.abs(keyed - shown_key).max() <= 1, mode
+
+
+# ----------------------------------------------------------------------------- folder listing
+
+
+def test_a_broken_link_is_called_a_broken_link(tmp_path):
+    save(tmp_path / "a" / "x.png", stored())
+    save(tmp_path / "b" / "y.png", stored())
+    (tmp_path / "a" / "gone.png").symlink_to(tmp_path / "nowhere" / "gone.png")
+    with pytest.raises(DataError) as err:
+        build(tmp_path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"contains gone.png, a broken symbolic link (its target {tmp_path / 'nowhere' / 'gone.png'} " \
+           "does not exist)" in message
+    assert "not a .png" not in message
+
+
+@pytest.mark.parametrize("name", ["Thumbs.db", "desktop.ini", "THUMBS.DB", "Desktop.ini", "ehthumbs.db"])
+def test_the_files_windows_leaves_are_skipped_like_ds_store(tmp_path, capsys, name):
+    for folder in ("a", "b"):
+        save(tmp_path / folder / "x.png", stored(seed=len(folder)))
+    (tmp_path / "a" / name).write_bytes(b"\xd0\xcf\x11\xe0 not an image")
+    raw = build(tmp_path)
+    assert raw.x_train.shape[0] == 2 and raw.class_names == ["a", "b"]
+    assert capsys.readouterr().err == ""
+
+
+NFC = unicodedata.normalize("NFC", "café")
+NFD = unicodedata.normalize("NFD", "café")
+
+
+def test_class_folders_differing_only_by_unicode_normalisation_are_one_class(tmp_path):
+    """macOS writes café/ decomposed (NFD); a test split copied from a Mac matches a training split in NFC."""
+    assert NFC != NFD
+    for split, cafe in (("train", NFC), ("test", NFD)):
+        save(tmp_path / split / cafe / "x.png", stored(seed=1))
+        save(tmp_path / split / "tea" / "x.png", stored(seed=2))
+    raw = build(tmp_path)
+    assert raw.class_names == [NFC, "tea"]
+    np.testing.assert_array_equal(raw.y_test, [0, 1])
+
+
+def test_classes_sort_the_same_whichever_normalisation_the_folders_have(tmp_path):
+    """NFC sorts café after cafez (é > z), NFD before it (e < z): the classes follow NFC, on every system."""
+    orders = []
+    for cafe in (NFC, NFD):
+        root = tmp_path / ("nfc" if cafe == NFC else "nfd")
+        save(root / cafe / "x.png", stored(seed=1))
+        save(root / "cafez" / "x.png", stored(seed=2))
+        raw = build(root)
+        orders.append((raw.class_names, raw.y_train.tolist(), raw.x_train[0].tolist()))
+    assert orders[0] == orders[1]
+    assert orders[0][0] == ["cafez", NFC]
+
+
+def test_two_folders_of_one_split_differing_only_by_normalisation_are_refused(tmp_path):
+    save(tmp_path / NFC / "x.png", stored(seed=1))
+    save(tmp_path / NFD / "y.png", stored(seed=2))
+    with pytest.raises(DataError) as err:
+        build(tmp_path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"holds two class folders named '{NFC}' that differ only by Unicode normalisation" in message

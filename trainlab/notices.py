@@ -1,0 +1,99 @@
+"""trainlab's warnings: every one goes through :func:`warn`, which logs it on the ``"trainlab"`` logger.
+
+A warning is something the user should know that does not stop the command (an empty validation split, a
+checkpoint that could not be written, targets far from unit scale). Each is one line, and the CLI shows
+each as ``warning: <message>`` on stderr, even with ``--quiet``.
+
+It is a :mod:`logging` record (level WARNING, logger ``"trainlab"``), as the Hugging Face libraries do
+it, so a Python user can act on it:
+
+* silence: ``logging.getLogger("trainlab").setLevel(logging.ERROR)``;
+* capture: add a handler to ``logging.getLogger("trainlab")`` (the ``warning:`` line on stderr stays,
+  unless :data:`STDERR_LINES` is removed from the logger's handlers);
+* send to the application's own handlers: ``logging.getLogger("trainlab").propagate = True``.
+
+At import the logger gets one handler of trainlab's own, :data:`STDERR_LINES`, which writes exactly
+``warning: <message>`` and a newline to ``sys.stderr`` as it is when the warning is emitted (so a
+redirection, pytest's capsys or :func:`contextlib.redirect_stderr` sees it), and ``propagate`` is
+False: a ``logging.basicConfig()`` of the application would otherwise print each warning a second
+time, in its own format. A logger level the user set before this import is kept; none set: WARNING
+(not the root logger's, so an application that logs only errors still sees trainlab's warnings).
+
+``import trainlab`` imports this module, so what a user sets on the logger after it stands. Worker
+processes write their warnings to their own stderr, the parent's: a forked one (``compare --jobs`` on a
+CPU) inherits the logger as the parent had set it, a spawned one (``compare --jobs`` with CUDA, ``tune
+--jobs``) imports this module afresh and starts with the defaults.
+
+"Once": work done ahead of the run's own (a read of the data to count its splits for ``--target``, the
+time budget's probe build) runs under :func:`held_back`, so the work that follows says each thing once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+from collections.abc import Iterator
+
+LOGGER_NAME = "trainlab"
+
+# the messages held back by the innermost held_back() in this context; None: none is
+_HELD_BACK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("trainlab_notices_held_back",
+                                                                              default=None)
+
+
+class StderrLines(logging.Handler):
+    """Writes each record as ``<level>: <message>`` + newline (``warning: ...``) on the ``sys.stderr`` of
+    the moment it is emitted: looked up at each record, never kept, so that whatever stands in for
+    stderr then (a redirection, a capture) receives it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stderr
+            if stream is None:  # pythonw, or stderr closed at teardown: nowhere to say it
+                return
+            stream.write(f"{record.levelname.lower()}: {record.getMessage()}\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 -- logging's own policy: a handler never raises into the caller
+            self.handleError(record)
+
+
+def _configured_logger() -> tuple[logging.Logger, StderrLines]:
+    """The ``"trainlab"`` logger with its one :class:`StderrLines` (made once: a reload adds no second)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in logger.handlers:
+        if type(handler).__name__ == StderrLines.__name__:  # the class of an earlier import of this module
+            return logger, handler  # type: ignore[return-value]
+    handler = StderrLines()
+    logger.addHandler(handler)
+    logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+    return logger, handler
+
+
+LOGGER, STDERR_LINES = _configured_logger()
+
+
+def warn(message: str) -> None:
+    """Log ``message`` (one line, without the ``warning:`` prefix, which the handler adds) on the
+    ``"trainlab"`` logger at level WARNING, unless :func:`held_back`."""
+    held = _HELD_BACK.get()
+    if held is not None:
+        held.append(message)
+    else:
+        LOGGER.warning(message, stacklevel=2)  # the record names the line that warned
+
+
+@contextlib.contextmanager
+def held_back() -> Iterator[list[str]]:
+    """No warning inside: for work ahead of the work that will give the same warnings (a read of the data
+    before the run's loading, the time budget's probe build). Yields the list of the messages held back,
+    in order, for a caller that gives them after all (the probe failed: its warnings may say why)."""
+    held: list[str] = []
+    token = _HELD_BACK.set(held)
+    try:
+        yield held
+    finally:
+        _HELD_BACK.reset(token)
