@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainlab.config import CheckpointConfig, dump_yaml, load_config
+from trainlab.config import CheckpointConfig, dump_yaml, load_config, validate
 from trainlab.errors import ConfigError
 from trainlab.yaml_files import yaml_load
 
@@ -93,26 +93,42 @@ def test_yaml_1_1_integers_are_refused_naming_the_key(tmp_path, value, message):
 
 
 def test_a_float_that_underflows_to_zero_is_refused_naming_the_key(tmp_path):
-    text = BASE.replace("lr: 0.003}", "lr: 0.003, eps: 1e-400}")
-    assert "eps: 1e-400 is too small for a 64-bit float (it would read as 0.0)" in _error(tmp_path, [], text)
+    text = BASE.replace("lr: 0.003}", "lr: 0.003, eps: 1.0e-400}")
+    assert "eps: 1.0e-400 is too small for a 64-bit float (it would read as 0.0)" in _error(tmp_path, [], text)
+    text = BASE.replace("lr: 0.003}", "lr: 1e-400}")  # no dot: YAML's string, which the schema's Float reads
+    assert "strategy.optimizer.lr': 1e-400 is too small for a 64-bit float" in _error(tmp_path, [], text)
 
 
 @pytest.mark.parametrize("override, message", [
     ("strategy.max_steps=010", "--set strategy.max_steps=010: 010 has a leading zero; write 10 or 8"),
-    ("strategy.optimizer.eps=1e-400", "--set strategy.optimizer.eps=1e-400: 1e-400 is too small"),
+    ("strategy.optimizer.eps=1.0e-400", "--set strategy.optimizer.eps=1.0e-400: 1.0e-400 is too small"),
     ("strategy.max_steps=1_0", "config key 'strategy.max_steps': must be an integer in decimal digits"),
 ])
 def test_set_values_go_through_the_same_reading(tmp_path, override, message):
     assert message in _error(tmp_path, [override])
 
 
-def test_numbers_read_as_yaml_1_2_decimals():
-    assert yaml_load("[10, -0, +12, 1e-3, 1E5, .5, 5., 0.0e-400, 0x10, yes, off]") == \
-        [10, 0, 12, 0.001, 100000.0, 0.5, 5.0, 0.0, "0x10", True, False]
+def test_numbers_read_as_decimals_and_floats_as_yaml_1_1_writes_them():
+    """Decimal integers only; floats need a dot and a signed exponent, as in YAML 1.1: 1e-3 stays the string
+    every earlier trainlab read (a run's config hash covers component options as written)."""
+    assert yaml_load("[10, -0, +12, 1e-3, 1E5, 1.0e-3, .5, 5., 0.0e-400, 0x10, 1_0, yes, off]") == \
+        [10, 0, 12, "1e-3", "1E5", 0.001, 0.5, 5.0, 0.0, "0x10", "1_0", True, False]
+
+
+def test_a_run_trained_before_keeps_its_config_hash():
+    """config.yaml of a run trained before the stricter reader, with an optimizer option written 1e-8: the hash
+    recorded then (PyYAML's reading, eps the string '1e-8') is the one the file has now, so eval, load_run,
+    resume and compare still take the run as it was trained."""
+    import yaml
+
+    text = BASE.replace("lr: 0.003}", "lr: 1e-3, eps: 1e-8}")
+    old = validate(yaml.safe_load(text))  # what trainlab read before
+    assert old.to_dict()["strategy"]["optimizer"]["eps"] == "1e-8"
+    assert validate(yaml_load(text)).hash() == old.hash()
 
 
 def test_a_dumped_config_reads_back_as_written(tmp_path):
-    """'1e5' is a string to PyYAML's dumper, a float to the YAML 1.2 reader: it is written quoted."""
+    """A string that reads as another type is written quoted, so that it reads back as written."""
     config = load_config(_write(tmp_path), ["name='1e5'"])
     assert config.name == "1e5"
     assert yaml_load(dump_yaml(config))["name"] == "1e5"

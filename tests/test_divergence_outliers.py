@@ -235,6 +235,22 @@ def test_the_spike_memory_and_the_open_run_are_saved_with_the_guards_state():
     assert resumed_count({**state, "spikes": []})[1]["step"] == cut + 1
 
 
+def test_no_snapshot_is_taken_while_a_run_of_spikes_is_open():
+    """A rollback must land before the run's first spike; the guard keeps two snapshots, so one taken inside a
+    long run of spikes (its weights may be on the way out) would push the good one out."""
+    x, y, outliers = outlier_data(0.01, seed=2)
+    losses, _, _ = plain_torch_loop(x, y, outliers, 32, "adam", 1500, seed=2)
+    shifted = losses.copy()
+    shifted[995:] += 100.0  # a run of spikes from step 996, across the snapshot step 1000
+    view = FakeView()
+    feed(guard(32, policy="rollback"), view, shifted)
+    assert view.control.rollback_to is not None  # the event is in the state the rollback restores
+    rollback = view.control.rollback_to.tree["parts"]["train_state"]["events"][-1]
+    assert rollback["step"] > 1000  # the run was still open at step 1000
+    assert not [step for step in view.snapshots if 996 <= step <= rollback["step"]]
+    assert rollback["restored_step"] <= 996 - 50
+
+
 def replayed_state(losses, steps: int) -> dict:
     """The guard's state after ``steps`` step losses and a checkpoint (on_before_save), as a run's guard has it."""
     g = guard(32)

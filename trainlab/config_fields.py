@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import reprlib
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,13 +34,25 @@ def _no_bool(value: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not counts, nor strings numbers
 
 
+# a number written in decimal: what YAML leaves a string (1e-3, which has no dot) and Python's float() reads
+_DECIMAL_TEXT = re.compile(r"^\s*[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$")
+
+
 def _number_not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"must be a number, not a boolean; got {value}")
-    if isinstance(value, str):  # pydantic would read '1_0.5' as 10.5 and '1e-400' as 0.0
+    if isinstance(value, str):  # decimal text only: pydantic would read '1_0.5' as 10.5
         if value.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):  # --set x=inf
             raise ValueError(f"must be a finite number; got {value.strip()}")
-        raise ValueError(f"must be a number (e.g. 0.5 or 1e-3), not a string; got {short_repr(value)}")
+        if not _DECIMAL_TEXT.match(value):
+            raise ValueError(f"must be a number (e.g. 0.5 or 1e-3); got {short_repr(value)}")
+        number = float(value)
+        if number == 0.0 and any(c in "123456789" for c in re.split("[eE]", value)[0]):
+            raise ValueError(f"{value.strip()} is too small for a 64-bit float (it would read as 0.0); write 0 or "
+                             "a number above 1e-308")
+        if not math.isfinite(number):  # 1e999
+            raise ValueError(f"must be a finite number; got {value.strip()}")
+        return number
     return value
 
 

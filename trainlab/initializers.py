@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.optim import FLOAT32_MAX  # a fill beyond it: torch's "cannot be converted" error
 from trainlab.patch_whitening import whiten_conv_
 from trainlab.registry import Registry, did_you_mean
 
@@ -39,7 +40,6 @@ Nonlinearity = Literal["relu", "leaky_relu", "selu", "tanh", "sigmoid", "linear"
                        "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 FanMode = Literal["fan_in", "fan_out"]
 
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)  # a fill beyond it: torch's "cannot be converted" error
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

@@ -324,18 +324,14 @@ def one_row_stops_batch_norm(model: torch.nn.Module, x: torch.Tensor, training_o
         single.append(shape[0] * math.prod(shape[2:]) == 1)
 
     handles = [norm.register_forward_pre_hook(record) for norm in norms]
-    modes = [module.training for module in model.modules()]
-    model.eval()
     try:
-        with torch.no_grad():
+        with in_eval_mode(model), torch.no_grad():
             model(x)
     except Exception:  # noqa: BLE001  (whatever a model raises on one row: it cannot train on it)
         return True
     finally:
         for handle in handles:
             handle.remove()
-        for module, training in zip(model.modules(), modes, strict=True):
-            module.training = training
     return any(single)
 
 

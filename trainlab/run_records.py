@@ -191,6 +191,25 @@ def load_trained_config(run: Path, config_path: Path | None = None) -> Config:
         raise DataError(f"{config_path} was changed after training (its config hash {config.hash()} is not the "
                         f"{recorded} recorded in {run / 'run.json'}): the model was trained with other settings; "
                         "restore the file, or train a new run with the new settings")
+    return with_recorded_task(config, run)
+
+
+def with_recorded_task(config: Config, run: Path) -> Config:
+    """``config`` with ``data.task`` set to the task ``run`` trained on (model.json's, else labels.json's) when
+    the config left it to be inferred: the data is rebuilt as the run read it, also where a later trainlab
+    infers the task of the same targets otherwise ((N, 1) columns of whole numbers, once regression; one-hot
+    columns, once multi-label). In memory only, after the hash check: config.yaml and its hash stay."""
+    if config.data.task is not None:
+        return config
+    from trainlab.metrics import TASKS
+
+    for name in (MODEL_RECORD, LABELS_RECORD):
+        try:
+            task = json.loads(read_record_text(run / name)).get("task")
+        except (OSError, ValueError, RecursionError, AttributeError):  # absent, damaged, not an object
+            continue
+        if task in TASKS:
+            return config.model_copy(update={"data": config.data.model_copy(update={"task": task})})
     return config
 
 

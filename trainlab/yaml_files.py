@@ -28,16 +28,20 @@ class RefusedYAMLError(yaml.constructor.ConstructorError):
 
 
 _INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
-# YAML 1.2's decimal numbers. PyYAML follows YAML 1.1, which also reads 010 as octal 8, 0b101 as 5, 1:30 as
-# 90 (base 60) and 1_0 as 10, and reads 1e-3 (an exponent without a dot) as a string
+# Decimal numbers only. PyYAML follows YAML 1.1, which also reads 010 as octal 8, 0b101 as 5, 1:30 as 90
+# (base 60) and 1_0 as 10: those are refused (010) or text here. Floats keep YAML 1.1's form (a dot, and a
+# signed exponent): 1e-3 stays the string '1e-3', as PyYAML and every trainlab before it read it, because a
+# run's config hash covers component options as written (optimizer eps: 1e-8 hashed as '1e-8'); read as
+# a float, every such run folder would read as changed after training. The schema's Float fields read
+# such strings as numbers (trainlab.config_fields.Float), and components' options as their type says.
 _DECIMAL_INT = re.compile(r"^[-+]?[0-9]+$")
-_DECIMAL_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+_DECIMAL_FLOAT = re.compile(r"^(?:[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?|\.[0-9]+(?:[eE][-+][0-9]+)?"
                             r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
 def _number_problem(node: yaml.Node) -> str | None:
     """Why a scalar the loader reads as a number is refused (``010``: octal in YAML 1.1, decimal in 1.2;
-    ``1e-400``: a nonzero number that reads as 0.0); None when it is not."""
+    ``1.0e-400``: a nonzero number that reads as 0.0); None when it is not."""
     if not isinstance(node, yaml.ScalarNode):
         return None
     text = node.value
@@ -59,7 +63,7 @@ def _number_problem(node: yaml.Node) -> str | None:
 
 class _ConfigLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys (YAML silently keeps the last one) and reads numbers as
-    YAML 1.2 does (decimal only: :data:`_DECIMAL_INT`, :data:`_DECIMAL_FLOAT`), refusing :func:`_number_problem`'s."""
+    decimals (:data:`_DECIMAL_INT`, :data:`_DECIMAL_FLOAT`: YAML 1.1's floats), refusing :func:`_number_problem`'s."""
 
     yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
@@ -132,8 +136,8 @@ def yaml_dump(data: Any, **options: Any) -> str:
 
 
 def yaml_load(text: str) -> Any:
-    """YAML text -> Python values, as ``yaml.safe_load`` but refusing duplicate keys and reading numbers as
-    YAML 1.2 does (:class:`_ConfigLoader`); yes/no/on/off stay booleans, as in YAML 1.1."""
+    """YAML text -> Python values, as ``yaml.safe_load`` but refusing duplicate keys and reading only decimal
+    numbers (:class:`_ConfigLoader`: 010 refused, 0x10 text); floats and yes/no/on/off as in YAML 1.1."""
     return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
 
 

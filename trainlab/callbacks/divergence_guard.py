@@ -302,7 +302,9 @@ class DivergenceGuard(Callback):
         on_snapshot_step = self.policy == "rollback" and state.step % self.window == 0
         if len(self._pending) < self.check_every and not on_snapshot_step:
             return
-        if self._check(view) and on_snapshot_step:
+        # not while a run of spikes is open: its weights may already be on the way out, and a rollback must
+        # land before the run's first spike (two snapshots are kept)
+        if self._check(view) and on_snapshot_step and not self._run:
             self._take_snapshot(view)
 
     def on_before_save(self, view: TrainerView) -> None:

@@ -11,8 +11,9 @@ Targets are read as ``trainlab.fit`` reads arrays in memory: a (N, 1) ``y`` (``y
 (N,) column, and a one-hot ``y`` (Keras's ``to_categorical``) the class indices ``y.argmax(1)``, with a
 warning, unless ``data.task`` says multilabel or regression (:func:`~trainlab.data.dataset.one_label_per_row`).
 Images are (N, C, H, W) or (N, H, W): a 4-D ``x`` whose channels are clearly last (:func:`is_channels_last`),
-as Keras's CIFAR-10 is (N, 32, 32, 3), is refused naming ``x.transpose(0, 3, 1, 2)``: read as it is, the
-model would take 32 rows of 3 pixels as 32 channels.
+as Keras's CIFAR-10 is (N, 32, 32, 3), is refused naming ``x.transpose(0, 3, 1, 2)``: read as it is, a conv
+model would take 32 rows of 3 pixels as 32 channels. One channel last (Keras's ``expand_dims(x, -1)``) is
+a warning only: a model that flattens its input (mlp) reads it either way.
 """
 
 from __future__ import annotations
@@ -216,8 +217,11 @@ def npz(path: str, x: str = "x", y: str = "y", task: str | None = None, nan_poli
             raise DataError(f"npz file {file}: array '{xs}' is shaped {arrays[xs].shape}, one number per sample; "
                             f"features are (N, features...): save one feature as {xs}.reshape(-1, 1)")
         if is_channels_last(arrays[xs].shape):
-            raise DataError(f"npz file {file}: array '{xs}' is shaped {arrays[xs].shape}: "
-                            f"{channels_last_fix(xs, arrays[xs].shape)}")
+            message = f"npz file {file}: array '{xs}' is shaped {arrays[xs].shape}: {channels_last_fix(xs, arrays[xs].shape)}"
+            if arrays[xs].shape[3] == 1:  # Keras's expand_dims(x, -1): a model that flattens reads it alike
+                warn(f"{message} (read as it is: a conv net would take its {arrays[xs].shape[1]} rows as channels)")
+            else:  # colour images, whose channels a conv net would take as rows: refused
+                raise DataError(message)
         if len(arrays[xs]) != len(arrays[ys]):
             raise DataError(f"npz file {file}: '{xs}' has {len(arrays[xs])} rows but '{ys}' has {len(arrays[ys])}")
         if len(arrays[xs]) == 0:
