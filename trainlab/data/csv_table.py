@@ -12,6 +12,7 @@ row that repeats the header (:func:`refuse_repeated_header`: files joined with `
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -33,6 +34,12 @@ MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "<NA>",
 _EXTRA = "\x00trainlab-extra-field"
 # the Python csv module refuses fields longer than this; big enough for any real cell
 FIELD_LIMIT = 64 * 1024 * 1024
+
+
+# the hint for a header line that looks like a data row (a file saved without its header); the csv and text
+# sources' alike
+NO_HEADER = ("; its first line looks like a data row, but the first line is read as the header, which names the "
+             "columns: add a header line")
 
 
 DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}
@@ -68,6 +75,49 @@ def refuse_repeated_header(file: Path, line: int, cells: Sequence[str], header: 
                         "line (to join files with headers, keep the first file's: tail -n +2 for the others)")
 
 
+# the first bytes of files that are not text, with what to do about each
+_MAGIC = ((b"\x1f\x8b", "is gzip-compressed: gunzip it first"),
+          (b"PK\x03\x04", "is a zip archive: unzip it first"),
+          (b"\xff\xfe", "is saved as UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"),
+          (b"\xfe\xff", "is saved as UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"))
+
+
+def _first_non_utf8(file: Path) -> tuple[int, int] | None:
+    """(1-based line, byte value) of the first byte of ``file`` that is not UTF-8, read in 1 MiB chunks
+    (the offset in a decoder's exception is within its chunk, so the file's is counted here)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0  # in the bytes fed so far
+    with open(file, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            pending = decoder.getstate()[0]  # an unfinished character carried over from the last chunk
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                data = pending + chunk
+                return newlines - pending.count(b"\n") + data[:exc.start].count(b"\n") + 1, data[exc.start]
+            newlines += chunk.count(b"\n")
+    pending = decoder.getstate()[0]  # a character cut off by the end of the file
+    return (newlines - pending.count(b"\n") + 1, pending[0]) if pending else None
+
+
+def not_utf8(file: Path, kind: str) -> DataError:
+    """The error for ``file`` (a ``kind`` file: ``CSV``, ``text``) that failed to decode as UTF-8: a gzip or
+    zip file, or UTF-16 text (Excel's "Unicode text"), by their first bytes; otherwise the line of the first
+    byte that is not UTF-8 (a Latin-1 or Windows-1252 export: ``ü`` is the one byte 0xfc) and how to convert."""
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(4)
+        for magic, what in _MAGIC:
+            if head.startswith(magic):
+                return DataError(f"{kind} file {file} {what}")
+        found = _first_non_utf8(file)
+    except OSError as exc:
+        return DataError(f"cannot read {kind} file {file}: {exc.strerror or exc}")
+    where = f" (line {found[0]} has the byte 0x{found[1]:02x})" if found else ""
+    return DataError(f"{kind} file {file} is not UTF-8{where}: save it as UTF-8 "
+                     f"(e.g. iconv -f latin1 -t utf-8 {file.name} > {file.stem}-utf8{file.suffix})")
+
+
 def _open_text(file: Path) -> io.TextIOWrapper:
     # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name
     return open(file, newline="", encoding="utf-8-sig")
@@ -85,8 +135,8 @@ def _rows(file: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
                 if row:  # blank lines are skipped, as pandas does
                     yield start, row
                 start = reader.line_num + 1
-    except UnicodeDecodeError as exc:
-        raise DataError(f"CSV file {file} is not UTF-8 ({exc})") from None
+    except UnicodeDecodeError:
+        raise not_utf8(file, "CSV") from None
     except csv.Error as exc:
         raise DataError(f"CSV file {file} is not valid CSV: {exc}") from None
     except OSError as exc:
@@ -95,10 +145,11 @@ def _rows(file: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         csv.field_size_limit(limit)
 
 
-def read_header(file: Path, delimiter: str) -> tuple[list[str], int]:
+def read_header(file: Path, delimiter: str, settable: bool = True) -> tuple[list[str], int]:
     """The header's column names (stripped) and the number of file lines up to its end.
 
-    One-line errors for an empty file or repeated names.
+    One-line errors for an empty file, repeated names, and a first line that is Excel's ``sep=;`` (the
+    delimiter hint Excel reads and writes, which is no header) (``settable``: as for :func:`delimiter_hint`).
     """
     rows = _rows(file, delimiter)
     first = next(rows, None)
@@ -106,6 +157,19 @@ def read_header(file: Path, delimiter: str) -> tuple[list[str], int]:
     rows.close()
     if first is None:
         raise DataError(f"CSV file {file} is empty (expected a header row)")
+    written = delimiter.join(first[1])
+    if excel := re.fullmatch(r"sep=(.)", written):
+        hint = excel[1]
+        if hint == delimiter:
+            fix = ""
+        elif settable:
+            fix = f" and set data.delimiter: '{hint_written(hint)}'"
+        else:
+            fix = f" and save the file {DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated"
+        raise DataError(f"CSV file {file} line {first[0]} is {written!r}, Excel's hint of the delimiter, not a header "
+                        f"row: delete that line{fix}")
+    if written.startswith("PK\x03\x04"):  # a zip archive of stored (uncompressed) text decodes as UTF-8
+        raise DataError(f"CSV file {file} is a zip archive: unzip it first")
     header = [cell.strip() for cell in first[1]]
     repeated = [name for name, count in Counter(header).items() if count > 1]
     if repeated:
@@ -141,11 +205,13 @@ class CsvTable:
     def wide(self) -> bool:
         return isinstance(self.frame, np.ndarray)
 
-    def cell(self, row: int, name: str) -> str:
-        """The cell as text, for messages."""
+    def cell(self, row: int, name: str, strip: bool = True) -> str:
+        """The cell as text, for messages; ``strip=False``: with its spaces (a wide table's are stripped)."""
         if self.wide:
-            return str(self.frame[row, self._index[name]]).strip()
-        return str(self.frame.iloc[row, self._index[name]]).strip()
+            cell = str(self.frame[row, self._index[name]])
+        else:
+            cell = str(self.frame.iloc[row, self._index[name]])
+        return cell.strip() if strip else cell
 
     def line(self, row: int) -> int:
         """The file line (1-based) where data row ``row`` (0-based) starts."""
@@ -162,6 +228,11 @@ class CsvTable:
 WIDE_COLUMNS = 2000
 
 
+def hint_written(delimiter: str) -> str:
+    """``delimiter`` as it is written in YAML or ``--set`` (a tab as ``\\t``)."""
+    return "\\t" if delimiter == "\t" else delimiter
+
+
 def delimiter_hint(header: list[str], delimiter: str, settable: bool = True) -> str:
     """``"; the header looks semicolon-separated: set data.delimiter: ';'"`` when a header read with
     ``delimiter`` is one column holding another delimiter (:func:`other_delimiter`), else ``""``.
@@ -169,18 +240,29 @@ def delimiter_hint(header: list[str], delimiter: str, settable: bool = True) -> 
     other = other_delimiter(header[0], delimiter) if len(header) == 1 else None
     if other is None:
         return ""
-    written = "\\t" if other == "\t" else other  # as it is written in YAML or --set
-    fix = (f"set data.delimiter: '{written}'" if settable
+    fix = (f"set data.delimiter: '{hint_written(other)}'" if settable
            else f"save it {DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated")
     return f"; the header looks {DELIMITER_NAMES[other]}-separated: {fix}"
 
 
-def _ragged(file: Path, line: int, row: list[str], header: list[str], delimiter: str, settable: bool) -> DataError:
-    """The error for data row ``row`` (at file ``line``) whose field count is not the header's. A
+def _ragged(file: Path, line: int, row: list[str], header: list[str], delimiter: str, settable: bool,
+            header_line: int = 1) -> DataError:
+    """The error for data row ``row`` (at file ``line``) whose field count is not the header's (read from file
+    ``header_line``). The shorter of the two starting with ``#`` is a comment line, which the message says
+    are not read as such; a field starting with a space and a quote (``1, "a, b"``) is split at the
+    delimiter inside the quotes, which the message says too. A
     one-column header that holds another delimiter is the cause (a semicolon export read as commas:
     its decimal commas split each row into many fields), so the message says which delimiter to set,
     and that the decimal commas must become points when it sees some: the next error otherwise."""
     hint = delimiter_hint(header, delimiter, settable)
+    short = (header_line, header) if len(header) < len(row) else (line, row)
+    if short[1][0].lstrip().startswith("#"):  # a comment line ("# exported 2024") is read as a row
+        hint += f"; line {short[0]} starts with '#': comment lines are not supported, delete it"
+    spaced = next((cell for cell in [*header, *row] if re.match(r'\s+"', cell)), None)
+    if spaced is not None:  # `1, "a, b"`: a quote opens a field only as its first character
+        hint += (f"; a space before an opening quote makes the quote part of the text ({spaced!r}), so the "
+                 f"{DELIMITER_NAMES.get(delimiter, repr(delimiter))} inside the quotes splits the field: write "
+                 f"no space after the {DELIMITER_NAMES.get(delimiter, repr(delimiter))}s")
     if hint and delimiter == ",":
         other = other_delimiter(header[0], delimiter)
         cells = [cell.strip() for cell in delimiter.join(row).split(other)]
@@ -197,11 +279,11 @@ def check_field_counts(file: Path, delimiter: str, header: list[str], settable: 
     (``settable``: as for :func:`delimiter_hint`)."""
     lines = []
     rows = _rows(file, delimiter)
-    next(rows, None)  # the header
+    header_line = next(rows, (1, []))[0]
     for line, row in rows:
         if len(row) != len(header):
             rows.close()
-            raise _ragged(file, line, row, header, delimiter, settable)
+            raise _ragged(file, line, row, header, delimiter, settable, header_line)
         lines.append(line)
     return lines
 
@@ -210,11 +292,11 @@ def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool) ->
     """A wide file: the csv module, field counts checked as it goes, cells kept as strings."""
     lines, cells = [], []
     rows = _rows(file, delimiter)
-    next(rows, None)
+    header_line = next(rows, (1, []))[0]
     for line, row in rows:
         if len(row) != len(header):
             rows.close()
-            raise _ragged(file, line, row, header, delimiter, settable)
+            raise _ragged(file, line, row, header, delimiter, settable, header_line)
         lines.append(line)
         cells.append(row)
     frame = np.array(cells, dtype=str) if cells else np.empty((0, len(header)), dtype=str)
@@ -231,7 +313,7 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
     """
     import pandas as pd
 
-    header, header_lines = read_header(file, delimiter)
+    header, header_lines = read_header(file, delimiter, delimiter_settable)
     if len(header) > WIDE_COLUMNS:
         wide = _read_wide(file, delimiter, header, delimiter_settable)
         _check_repeated_header(wide)
@@ -243,8 +325,8 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
             na_values=list(MISSING), keep_default_na=False, skip_blank_lines=True, low_memory=False,
             dtype={name: str for name in text_columns if name in set(header)} or None,
         )
-    except UnicodeDecodeError as exc:
-        raise DataError(f"CSV file {file} is not UTF-8 ({exc})") from None
+    except UnicodeDecodeError:
+        raise not_utf8(file, "CSV") from None
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame({name: np.empty(0) for name in [*header, _EXTRA]})
     except pd.errors.ParserError as exc:

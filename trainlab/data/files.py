@@ -13,6 +13,8 @@ import numpy as np
 from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.csv_table import (
+    DELIMITER_NAMES,
+    NO_HEADER,
     CsvTable,
     check_delimiter,
     delimiter_hint,
@@ -60,23 +62,60 @@ def _check_column_lists(features: list[str] | None, targets: list[str]) -> None:
                           "model its own answer as an input; remove it from data.features")
 
 
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _require(file: Path, header: list[str], names: list[str], what: str, delimiter: str) -> None:
+    """A DataError for the first of ``names`` not in ``header``; a header of numbers only is a data row
+    (a file saved without its header), which the message says (:data:`NO_HEADER`)."""
     known = set(header)
     for name in names:
         if name not in known:
+            no_header = NO_HEADER + " naming the columns" if all(_is_number(cell) for cell in header) else ""
             raise DataError(f"CSV file {file} has no {what} '{name}'{did_you_mean(name, header)} "
-                            f"(columns: {_shown(header)}){delimiter_hint(header, delimiter)}")
+                            f"(columns: {_shown(header)}){delimiter_hint(header, delimiter)}{no_header}")
+
+
+def _refuse_trailing_delimiter(table: CsvTable, columns: list[str]) -> None:
+    """A DataError when the header ends in the delimiter (its last column has no name) and that column is
+    empty in every row: each line ends in a delimiter (some exports do), and the column would be a feature
+    that is missing in every row, which ``data.nan_policy`` refuses at line 2 or drops every row for."""
+    name = table.header[-1]
+    if name != "" or name not in set(columns) or (strings(table, name) != "").any():
+        return
+    shown = DELIMITER_NAMES.get(table.delimiter, repr(table.delimiter))
+    raise DataError(f"CSV file {table.file}: its last column has no name and is empty in every row: each line "
+                    f"ends in a {shown} (a trailing delimiter); delete the {shown} at the end of each line, or "
+                    "choose the feature columns with data.features")
+
+
+# cells that mark a missing value in some datasets (UCI's "?") but are not missing values here (nor in pandas)
+MISSING_LOOKALIKES = frozenset({"?", "??", "-", "--", "---", ".", "na", "n.a.", "n.a", "n/a", "#na", "none", "null",
+                                "nil", "missing", "unknown"})
 
 
 def not_a_number(place: str, cell: str, what: str) -> DataError:
     """The error for ``cell`` at ``place`` (file, line and column), text where numbers are read; a target
-    (``what``) that is text among numbers (``0``, ``1``, ``one``) is neither numbers nor class names."""
-    return DataError(f"{place}: {short_repr(cell)} is not a number"
-                     + (" while other targets are numeric" if what == "target" else ""))
+    (``what``) that is text among numbers (``0``, ``1``, ``one``) is neither numbers nor class names.
+    ``cell`` is shown as written: spaces only (``' '``) are no empty cell, so not a missing value, and
+    a missing-value marker that is not read as one (:data:`MISSING_LOOKALIKES`, UCI's ``?``) is named so."""
+    hint, shown = "", short_repr(cell)
+    if cell and not cell.strip():  # short_repr folds runs of spaces into one; these are the cell
+        hint = "; a blank cell counts as a missing value only when it is empty: delete the spaces"
+        shown = repr(cell) if len(cell) <= 20 else f"{len(cell)} blank characters"
+    elif cell.strip().casefold() in MISSING_LOOKALIKES:
+        hint = (f" (if {short_repr(cell.strip())} marks a missing value, replace it with an empty cell or NA)")
+    return DataError(f"{place}: {shown} is not a number"
+                     + (" while other targets are numeric" if what == "target" else "") + hint)
 
 
 def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
-    return not_a_number(table.place(row, name, what), table.cell(row, name), what)
+    return not_a_number(table.place(row, name, what), table.cell(row, name, strip=False), what)
 
 
 def warn_case_twins(class_names: list[str], where: str, column: str) -> None:
@@ -266,6 +305,7 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
                               f"(features: {_shown(columns)})")
     if len(table) == 0:
         raise DataError(f"CSV file {file} has a header but no data rows")
+    _refuse_trailing_delimiter(table, columns)
     x, numeric_names, cats, categorical_names = _features(table, columns, categorical)
     y, class_names = _target(table, targets)
     if not features:

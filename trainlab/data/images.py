@@ -169,9 +169,13 @@ def _class_folders(folder: Path, cache: Path | None = None) -> list[Path]:
     """The class folders in ``folder``, sorted by :func:`class_name` (the same order whichever normalisation
     the file system keeps); two folders whose names differ only by normalisation are refused."""
     with os.scandir(folder) as entries:
-        folders = sorted((Path(e.path) for e in entries
-                          if e.is_dir() and not is_hidden(e.name) and not _is_cache(e, cache)),
-                         key=lambda path: (class_name(path.name), path.name))
+        listed = [e for e in entries if not is_hidden(e.name) and not _is_cache(e, cache)]
+    for entry in listed:  # is_dir() follows a link: one whose target is gone would drop its class unsaid
+        if entry.is_symlink() and not os.path.exists(entry.path):
+            raise DataError(f"{folder} contains {entry.name}, a broken symbolic link (its target "
+                            f"{os.readlink(entry.path)} does not exist); restore its target if it is a class "
+                            "folder, or remove the link")
+    folders = sorted((Path(e.path) for e in listed if e.is_dir()), key=lambda path: (class_name(path.name), path.name))
     for first, second in zip(folders, folders[1:], strict=False):
         if class_name(first.name) == class_name(second.name):
             raise DataError(f"{folder} holds two class folders named '{class_name(first.name)}' that differ only "

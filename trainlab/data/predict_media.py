@@ -39,13 +39,13 @@ def text_encoding(extras: dict[str, Any]) -> dict[str, Any] | None:
 def read_images(folder: str | os.PathLike[str], options: dict[str, Any],
                 input_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
     """(uint8 images (N, C, H, W), their paths relative to ``folder``)."""
-    from trainlab.data.images import IMAGE_EXTENSIONS, MODES, decode_images
+    from trainlab.data.images import IMAGE_EXTENSIONS, MODES, decode_images, is_hidden
 
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"predict on an image run reads a folder of images; {root} is not a folder")
     visible = sorted(path for path in root.rglob("*")
-                     if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts))
+                     if path.is_file() and not any(is_hidden(part) for part in path.relative_to(root).parts))
     files = [path for path in visible if path.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
         raise DataError(f"no {'/'.join(IMAGE_EXTENSIONS)} images under {root}")

@@ -45,7 +45,9 @@ from trainlab.data import DATA_SOURCES, RawData, receives_shared
 from trainlab.data.csv_table import (
     DELIMITER_NAMES,
     MISSING,
+    NO_HEADER,
     check_delimiter,
+    not_utf8,
     other_delimiter,
     refuse_repeated_header,
 )
@@ -71,11 +73,6 @@ class TextTable:
         labels = None if self.labels is None else [self.labels[i] for i in keep]
         lines = tuple(self.lines[i] for i in keep) if self.lines else ()
         return replace(self, texts=[self.texts[i] for i in keep], labels=labels, lines=lines)
-
-
-# the hint for a header line that looks like a data row (a file saved without its header)
-NO_HEADER = ("; its first line looks like a data row, but the first line is read as the header, which names the "
-             "columns: add a header line")
 
 
 def _looks_like_data(cell: str) -> bool:
@@ -161,8 +158,8 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                 lines.append(start)
                 if label_at is not None:
                     labels.append(row[label_at].strip())
-    except UnicodeDecodeError as exc:
-        raise DataError(f"text file {file} is not UTF-8 ({exc})") from None
+    except UnicodeDecodeError:
+        raise not_utf8(file, "text") from None
     except csv.Error as exc:
         raise DataError(f"text file {file} is not valid CSV: {exc}") from None
     except OSError as exc:
