@@ -129,14 +129,3 @@ def test_overwrite_of_a_leftover_keeps_the_location_checks(tmp_path, monkeypatch
     assert "working directory" in _one_error_line(capsys)
     assert _tree(out) == before
 
-
-def test_a_config_yaml_holding_a_value_dump_yaml_quotes_is_still_trainlabs(tmp_path):
-    """dump_yaml quotes strings YAML 1.2 would read as numbers ('1e5'); the check that a config.yaml is
-    trainlab's compared it with plain yaml.safe_dump's layout, so such a run's own file read as a user's."""
-    from tests.conftest import DIGITS_MLP
-    from trainlab.config import dump_yaml, validate
-    from trainlab.creation_leftovers import written_by_trainlab
-
-    (tmp_path / "config.yaml").write_text(dump_yaml(validate({**DIGITS_MLP, "name": "1e5"})))
-    assert "name: '1e5'" in (tmp_path / "config.yaml").read_text()
-    assert written_by_trainlab(tmp_path, ["config.yaml"])

@@ -122,8 +122,9 @@ _ConfigLoader.add_constructor(_FLOAT_TAG, _ConfigLoader.construct_yaml_float)
 
 
 class _ConfigDumper(yaml.SafeDumper):
-    """SafeDumper that quotes a string which either YAML 1.1 or :class:`_ConfigLoader` reads as a number
-    (``'1e5'``: a string to PyYAML, a float to the config loader), so that what it writes reads back as written."""
+    """SafeDumper that quotes a string which either YAML 1.1 or :class:`_ConfigLoader` reads as a number, so
+    that what it writes reads back as written by both (the loader's numbers are a subset of YAML 1.1's today;
+    the dumper keeps the pair in step if they part)."""
 
 
 for _tag, _pattern in ((_INT_TAG, _DECIMAL_INT), (_FLOAT_TAG, _DECIMAL_FLOAT)):
