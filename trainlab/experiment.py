@@ -16,7 +16,6 @@ import errno
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -63,7 +62,7 @@ from trainlab.model_file import (
     write_loss_state,
     write_model,
 )
-from trainlab.notices import warn
+from trainlab.notices import note, warn
 from trainlab.records import read_record_text, safe_summary
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, MODEL_RECORD, load_trained_config, record_digests
@@ -71,13 +70,6 @@ from trainlab.run_summary import summarize
 from trainlab.schedule_plan import base_lr
 from trainlab.step_builders import first_epoch_freezing
 from trainlab.time_budget import plan_line
-
-
-def _say(message: str) -> None:
-    """A note on stderr (what was kept, what is resumed): the caller decides whether ``--quiet`` hides it.
-    Warnings go through :func:`trainlab.notices.warn`."""
-    print(message, file=sys.stderr)
-
 
 FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space to come back
 
@@ -126,7 +118,7 @@ def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSa
     ckpt = out.checkpoint
     saver = CheckpointSaver(run.checkpoints, ckpt.every_n_steps, ckpt.every_n_epochs, ckpt.every_seconds,
                             ckpt.keep_last, info={"config_hash": built.config.hash(), "trainlab": __version__},
-                            monitor=built.monitor, mode=built.mode, note=_say)
+                            monitor=built.monitor, mode=built.mode)
     signals = SignalStop()
     callbacks: list[Callback] = [saver, MetricsRecorder(run), signals, *logger_callbacks(built.config, run.path)]
     kind = None if quiet else progress_kind(out.progress)
@@ -241,7 +233,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     keep = built.config.output.checkpoint.keep_after_finish
     kept = checkpoint.prune_after_finish(run.checkpoints, keep)
     if not quiet:
-        _say(f"checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
+        note(f"checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
     run.commit_overwrite()
     if signals.received is not None and not signals.handed_over:  # everything is written (the CLI says it itself)
         warn(f"{signal.Signals(signals.received).name} received while finishing; the run is complete")
@@ -401,7 +393,7 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
     built.notes["resumed_from"] = str(folder)
     if not quiet:
         state = built.trainer.state
-        _say(f"resuming {path} from {folder.name} (epoch {state.epoch}, step {state.step})")
+        note(f"resuming {path} from {folder.name} (epoch {state.epoch}, step {state.step})")
 
 
 def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable[Callback] | None = (),
@@ -424,7 +416,7 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
     path = Path(path)
     run = RunDir.open_existing(path)
     if run.adopted_from is not None:
-        _say(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
+        note(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
               f"run there (it was in {run.adopted_from.name}); the replaced run is deleted, as the overwrite asked")
     try:
         stored = load_config(path / "config.yaml", follow_links=False)
@@ -444,7 +436,7 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
             if built.precision_warning:
                 warn(built.precision_warning)
             if found is None and not quiet and stored.strategy.time_budget_s is not None:
-                _say(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
+                note(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
             restore_auto_notes(built, run.info())  # before write_data_records: model.json reads loss_advice
             saver, signals = _attach_callbacks(built, run, quiet, user)  # all of them get their saved state back

@@ -86,6 +86,12 @@ def warn(message: str) -> None:
         LOGGER.warning(message, stacklevel=2)  # the record names the line that warned
 
 
+def note(message: str) -> None:
+    """Print ``message`` on stderr as it is: a note (what was kept, what is resumed), not a warning; the
+    caller decides whether ``--quiet`` hides it."""
+    print(message, file=sys.stderr)
+
+
 @contextlib.contextmanager
 def held_back() -> Iterator[list[str]]:
     """No warning inside: for work ahead of the work that will give the same warnings (a read of the data

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +10,8 @@ from typing import Any
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import is_improvement
 from trainlab.engine import checkpoint
+from trainlab.notices import note
 from trainlab.notices import warn as notices_warn
-
-
-def _stderr_note(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 class CheckpointSaver(Callback):
@@ -49,7 +45,7 @@ class CheckpointSaver(Callback):
     def __init__(self, root: str | Path, every_n_steps: int | None, every_n_epochs: int | None,
                  every_seconds: float | None, keep_last: int, info: dict[str, Any] | None = None,
                  monitor: str = "val_loss", mode: str = "min", warn: Callable[[str], None] = notices_warn,
-                 note: Callable[[str], None] = _stderr_note):
+                 note: Callable[[str], None] = note):
         self.root = Path(root)
         self.every_n_steps, self.every_n_epochs = every_n_steps, every_n_epochs
         self.every_seconds, self.keep_last = every_seconds, keep_last
