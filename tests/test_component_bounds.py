@@ -261,3 +261,12 @@ def test_epoch_counts_and_clipping_bounds_beyond_any_run_are_config_errors(overr
     config = {**DIGITS_MLP, "strategy": {**DIGITS_MLP["strategy"], **override}}
     with pytest.raises(ConfigError, match=rf"config key '{key}'.*less than or equal to"):
         validate(config)
+
+
+def test_the_augmentation_of_a_huge_seed_is_drawn_and_small_seeds_keep_theirs():
+    """The epoch order took seeds up to 2**63; the augmentation's seed * 7_919 + step overflowed torch's
+    manual_seed (ValueError, exit 4) for seeds from about 1.2e15."""
+    from trainlab.engine.batching import augmentation_seed
+
+    torch.Generator().manual_seed(augmentation_seed(2**62, 3))
+    assert augmentation_seed(12345, 3) == 12345 * 7_919 + 3

@@ -33,14 +33,19 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 GENERATOR_SEEDS = (-(1 << 63), (1 << 64) - 1)  # the seeds torch.Generator.manual_seed takes (inclusive)
 
 
+def generator_seed(mixed: int) -> int:
+    """``mixed`` (a run's seed mixed with an epoch or a step) as ``manual_seed`` takes it: itself inside
+    :data:`GENERATOR_SEEDS`, else reduced modulo 2**64, so that every seed that worked before keeps its
+    draws bit for bit (runs resume in them) and a seed up to 2**63 works too."""
+    if GENERATOR_SEEDS[0] <= mixed <= GENERATOR_SEEDS[1]:
+        return mixed
+    return mixed % (1 << 64)  # torch: "Overflow when unpacking long long"
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The data order of ``epoch``: ``randperm(n)`` from a generator seeded with ``seed * 1_000_003 + epoch``,
-    reduced modulo 2**64 only when it lies outside what ``manual_seed`` takes (:data:`GENERATOR_SEEDS`; a
-    seed of 2e13 and up): every seed that worked before keeps its order bit for bit (runs resume in it)."""
-    mixed = seed * 1_000_003 + epoch
-    if not GENERATOR_SEEDS[0] <= mixed <= GENERATOR_SEEDS[1]:
-        mixed %= 1 << 64  # torch: "Overflow when unpacking long long"
-    generator = torch.Generator().manual_seed(mixed)
+    """The data order of ``epoch``: ``randperm(n)`` from a generator seeded with ``seed * 1_000_003 + epoch``
+    (:func:`generator_seed`: a seed of 2e13 and up is reduced modulo 2**64)."""
+    generator = torch.Generator().manual_seed(generator_seed(seed * 1_000_003 + epoch))
     return torch.randperm(n, generator=generator)
 
 
@@ -87,8 +92,9 @@ def token_lengths(x: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
 
 
 def augmentation_seed(seed: int, step: int) -> int:
-    """The seed of step ``step``'s augmentation: ``seed * 7_919 + step`` (nothing to save for resume)."""
-    return seed * 7_919 + step
+    """The seed of step ``step``'s augmentation: ``seed * 7_919 + step`` (nothing to save for resume), as
+    ``manual_seed`` takes it (:func:`generator_seed`)."""
+    return generator_seed(seed * 7_919 + step)
 
 
 @dataclass(frozen=True)
