@@ -270,3 +270,15 @@ def test_the_augmentation_of_a_huge_seed_is_drawn_and_small_seeds_keep_theirs():
 
     torch.Generator().manual_seed(augmentation_seed(2**62, 3))
     assert augmentation_seed(12345, 3) == 12345 * 7_919 + 3
+
+
+def test_a_whole_number_float_layer_size_meets_the_model_size_bound():
+    """Whole-number floats reach int options as ints (3.0 -> 3), so 5000000.0 built a 335M-parameter model
+    that 5000000 was refused for: the config's size bound reads them alike."""
+    from tests.conftest import DIGITS_MLP
+    from trainlab.config import validate
+
+    for hidden in (5_000_000, 5_000_000.0, [8, 5_000_000.0]):
+        with pytest.raises(ConfigError, match="beyond the sizes trainlab builds"):
+            validate({**DIGITS_MLP, "model": {"name": "cnn2d", "hidden": hidden}})
+    validate({**DIGITS_MLP, "model": {"name": "cnn2d", "hidden": 64.0, "dropout": 0.5}})

@@ -95,7 +95,10 @@ class ModelConfig(Named):
         for key, value in (self.model_extra or {}).items():
             sizes = value if isinstance(value, list) else [value]
             for size in sizes:
-                if isinstance(size, int) and not isinstance(size, bool) and abs(size) > MAX_MODEL_SIZE:
+                # a whole-number float too: an int option reads 5000000.0 as 5000000 (trainlab.option_types)
+                whole = isinstance(size, int) and not isinstance(size, bool) or isinstance(size, float) \
+                    and size.is_integer()
+                if whole and abs(size) > MAX_MODEL_SIZE:
                     raise ValueError(f"option '{key}' holds {size}, beyond the sizes trainlab builds "
                                      f"(at most {MAX_MODEL_SIZE:,} per layer); got {short_repr(value)}")
         # the depth too, here as the config loads: hidden: [4] * 90000 is refused before any data is read
