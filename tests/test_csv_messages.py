@@ -100,7 +100,7 @@ def test_a_character_cut_at_a_chunk_boundary_is_not_an_error_there(tmp_path):
     pad = (1 << 20) - len(head) - len(filler) - 1  # the \xc3 of \xc3\xa9 is the chunk's last byte
     body = head + filler + b"#" * pad + "\u00e9\n".encode() + b"\xff\n"
     assert len(head + filler + b"#" * pad) == (1 << 20) - 1
-    from trainlab.data.csv_table import _first_non_utf8
+    from trainlab.data.table_diagnosis import _first_non_utf8
 
     path = tmp_path / "edge.csv"
     path.write_bytes(body)
@@ -109,7 +109,7 @@ def test_a_character_cut_at_a_chunk_boundary_is_not_an_error_there(tmp_path):
 
 
 def test_a_file_cut_inside_a_character_names_its_last_line(tmp_path):
-    from trainlab.data.csv_table import _first_non_utf8
+    from trainlab.data.table_diagnosis import _first_non_utf8
 
     path = tmp_path / "cut.csv"
     path.write_bytes(b"a,b\n1,2\n3,\xc3")

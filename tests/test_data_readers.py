@@ -16,7 +16,7 @@ import torch
 
 import trainlab.data.builtins  # noqa: F401  (registers the sources)
 from trainlab.config import DataConfig
-from trainlab.data import DATA_SOURCES, load_dataset
+from trainlab.data import DATA_SOURCES, image_decode, load_dataset
 from trainlab.data import images as images_module
 from trainlab.data.cifar import RestrictedUnpickler
 from trainlab.data.transforms import Normalize, channel_stats
@@ -682,7 +682,7 @@ def test_image_folder_skips_hidden_files(tmp_path):
 
 
 def test_image_folder_worker_pool_matches_in_process(tmp_path, monkeypatch):
-    monkeypatch.setattr(images_module, "POOL_MIN_FILES", 8)
+    monkeypatch.setattr(image_decode, "POOL_MIN_FILES", 8)
     image_tree(tmp_path, splits=("train",), per_class=200, size=(4, 4))  # 600 images: 4 chunks over 2 workers
     pooled = build(name="image_folder", path=str(tmp_path), workers=2)
     serial = build(name="image_folder", path=str(tmp_path), workers=0)

@@ -170,7 +170,7 @@ def test_image_decoding_workers_die_silently_on_a_signal_to_the_process_group(tm
     """Forked decoding workers inherited the CLI's SIGTERM-as-Ctrl-C handler: a SIGTERM (or Ctrl-C) sent to the
     whole process group, as systemd, Docker and Slurm send it, raised KeyboardInterrupt in each worker. Their
     initializer now restores the default: killed at once, nothing printed (the parent reports it once)."""
-    import trainlab.data.images as images
+    import trainlab.data.image_decode as images
     from trainlab.sigterm import sigterm_as_ctrl_c
 
     log = tmp_path / "child.log"

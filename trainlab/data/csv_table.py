@@ -7,12 +7,12 @@ only needed when something is wrong, so they come from a second, pure-Python pas
 Dialect: a header row; UTF-8 with or without a byte-order mark; fields quoted with ``"`` may hold
 the delimiter and newlines; ``delimiter`` is one character (``,`` by default, ``;`` or a tab);
 blank lines are skipped. Cells in :data:`MISSING` (and empty cells) are missing values (NaN). A data
-row that repeats the header (:func:`refuse_repeated_header`: files joined with ``cat``) is refused.
+row that repeats the header (:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with
+``cat``) is refused. The causes named in the errors are found by :mod:`trainlab.data.table_diagnosis`.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -25,6 +25,13 @@ from typing import Any
 import numpy as np
 
 from trainlab.data.dataset import check_float32_range
+from trainlab.data.table_diagnosis import (
+    DELIMITER_NAMES,
+    hint_written,
+    not_utf8,
+    ragged_row_error,
+    refuse_repeated_header,
+)
 from trainlab.errors import ConfigError, DataError
 
 # cells read as missing (NaN), so that data.nan_policy decides; a subset of pandas' default na_values
@@ -36,24 +43,6 @@ _EXTRA = "\x00trainlab-extra-field"
 FIELD_LIMIT = 64 * 1024 * 1024
 
 
-# the hint for a header line that looks like a data row (a file saved without its header); the csv and text
-# sources' alike
-NO_HEADER = ("; its first line looks like a data row, but the first line is read as the header, which names the "
-             "columns: add a header line")
-
-
-DELIMITER_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}
-
-
-def other_delimiter(line: str, delimiter: str) -> str | None:
-    """The delimiter a header line read with ``delimiter`` seems to use instead: the commonest other one
-    of :data:`DELIMITER_NAMES` in it; None when the line holds ``delimiter`` or none of them."""
-    if delimiter in line:
-        return None
-    others = [other for other in DELIMITER_NAMES if other != delimiter and other in line]
-    return max(others, key=line.count) if others else None
-
-
 def check_delimiter(delimiter: object) -> str:
     """One character; the two characters ``\\t`` (what ``--set data.delimiter=\\t`` gives) mean a tab."""
     if delimiter == "\\t":
@@ -61,61 +50,6 @@ def check_delimiter(delimiter: object) -> str:
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
         raise ConfigError(f"data.delimiter must be one character such as ',', ';' or '\\t'; got {delimiter!r}")
     return delimiter
-
-
-def refuse_repeated_header(file: Path, line: int, cells: Sequence[str], header: Sequence[str], kind: str) -> None:
-    """A DataError when the data row ``cells`` (starting on file ``line``) is the header again, every cell
-    (stripped) the name of its column: what ``cat a.csv b.csv`` leaves when each file has its header. Read
-    as data it would be one row of a class named as the label column (``label``) or a category named as
-    its column. A one-column header is not checked (a one-word text is data there); ``kind`` names the
-    file in the message (``CSV``, ``text``)."""
-    if len(header) > 1 and len(cells) == len(header) and all(
-            cell.strip() == name for cell, name in zip(cells, header, strict=True)):
-        raise DataError(f"{kind} file {file} line {line} repeats the header: files joined with cat? delete that "
-                        "line (to join files with headers, keep the first file's: tail -n +2 for the others)")
-
-
-# the first bytes of files that are not text, with what to do about each
-_MAGIC = ((b"\x1f\x8b", "is gzip-compressed: gunzip it first"),
-          (b"PK\x03\x04", "is a zip archive: unzip it first"),
-          (b"\xff\xfe", "is saved as UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"),
-          (b"\xfe\xff", "is saved as UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"))
-
-
-def _first_non_utf8(file: Path) -> tuple[int, int] | None:
-    """(1-based line, byte value) of the first byte of ``file`` that is not UTF-8, read in 1 MiB chunks
-    (the offset in a decoder's exception is within its chunk, so the file's is counted here)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    newlines = 0  # in the bytes fed so far
-    with open(file, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            pending = decoder.getstate()[0]  # an unfinished character carried over from the last chunk
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                data = pending + chunk
-                return newlines - pending.count(b"\n") + data[:exc.start].count(b"\n") + 1, data[exc.start]
-            newlines += chunk.count(b"\n")
-    pending = decoder.getstate()[0]  # a character cut off by the end of the file
-    return (newlines - pending.count(b"\n") + 1, pending[0]) if pending else None
-
-
-def not_utf8(file: Path, kind: str) -> DataError:
-    """The error for ``file`` (a ``kind`` file: ``CSV``, ``text``) that failed to decode as UTF-8: a gzip or
-    zip file, or UTF-16 text (Excel's "Unicode text"), by their first bytes; otherwise the line of the first
-    byte that is not UTF-8 (a Latin-1 or Windows-1252 export: ``ü`` is the one byte 0xfc) and how to convert."""
-    try:
-        with open(file, "rb") as handle:
-            head = handle.read(4)
-        for magic, what in _MAGIC:
-            if head.startswith(magic):
-                return DataError(f"{kind} file {file} {what}")
-        found = _first_non_utf8(file)
-    except OSError as exc:
-        return DataError(f"cannot read {kind} file {file}: {exc.strerror or exc}")
-    where = f" (line {found[0]} has the byte 0x{found[1]:02x})" if found else ""
-    return DataError(f"{kind} file {file} is not UTF-8{where}: save it as UTF-8 "
-                     f"(e.g. iconv -f latin1 -t utf-8 {file.name} > {file.stem}-utf8{file.suffix})")
 
 
 def _open_text(file: Path) -> io.TextIOWrapper:
@@ -228,52 +162,6 @@ class CsvTable:
 WIDE_COLUMNS = 2000
 
 
-def hint_written(delimiter: str) -> str:
-    """``delimiter`` as it is written in YAML or ``--set`` (a tab as ``\\t``)."""
-    return "\\t" if delimiter == "\t" else delimiter
-
-
-def delimiter_hint(header: list[str], delimiter: str, settable: bool = True) -> str:
-    """``"; the header looks semicolon-separated: set data.delimiter: ';'"`` when a header read with
-    ``delimiter`` is one column holding another delimiter (:func:`other_delimiter`), else ``""``.
-    ``settable=False`` (predict: the run fixes data.delimiter): "save it comma-separated" instead."""
-    other = other_delimiter(header[0], delimiter) if len(header) == 1 else None
-    if other is None:
-        return ""
-    fix = (f"set data.delimiter: '{hint_written(other)}'" if settable
-           else f"save it {DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated")
-    return f"; the header looks {DELIMITER_NAMES[other]}-separated: {fix}"
-
-
-def _ragged(file: Path, line: int, row: list[str], header: list[str], delimiter: str, settable: bool,
-            header_line: int = 1) -> DataError:
-    """The error for data row ``row`` (at file ``line``) whose field count is not the header's (read from file
-    ``header_line``). The shorter of the two starting with ``#`` is a comment line, which the message says
-    are not read as such; a field starting with a space and a quote (``1, "a, b"``) is split at the
-    delimiter inside the quotes, which the message says too. A
-    one-column header that holds another delimiter is the cause (a semicolon export read as commas:
-    its decimal commas split each row into many fields), so the message says which delimiter to set,
-    and that the decimal commas must become points when it sees some: the next error otherwise."""
-    hint = delimiter_hint(header, delimiter, settable)
-    short = (header_line, header) if len(header) < len(row) else (line, row)
-    if short[1][0].lstrip().startswith("#"):  # a comment line ("# exported 2024") is read as a row
-        hint += f"; line {short[0]} starts with '#': comment lines are not supported, delete it"
-    spaced = next((cell for cell in [*header, *row] if re.match(r'\s+"', cell)), None)
-    if spaced is not None:  # `1, "a, b"`: a quote opens a field only as its first character
-        hint += (f"; a space before an opening quote makes the quote part of the text ({spaced!r}), so the "
-                 f"{DELIMITER_NAMES.get(delimiter, repr(delimiter))} inside the quotes splits the field: write "
-                 f"no space after the {DELIMITER_NAMES.get(delimiter, repr(delimiter))}s")
-    if hint and delimiter == ",":
-        other = other_delimiter(header[0], delimiter)
-        cells = [cell.strip() for cell in delimiter.join(row).split(other)]
-        comma = next((cell for cell in cells if _DECIMAL_COMMA.fullmatch(cell)  # 1,234 may be grouping: not said
-                      and not any(pattern.fullmatch(cell) for pattern in _GROUPED)), None)
-        if comma is not None:
-            hint += (f", and write its numbers with a decimal point ('{comma}' has a decimal comma: "
-                     f"{plain_number(comma, 'decimal')})")
-    return DataError(f"CSV file {file} line {line} has {len(row)} fields; the header has {len(header)}{hint}")
-
-
 def check_field_counts(file: Path, delimiter: str, header: list[str], settable: bool = True) -> list[int]:
     """The start line of every data row; a DataError at the first row whose field count is not the header's
     (``settable``: as for :func:`delimiter_hint`)."""
@@ -283,7 +171,7 @@ def check_field_counts(file: Path, delimiter: str, header: list[str], settable: 
     for line, row in rows:
         if len(row) != len(header):
             rows.close()
-            raise _ragged(file, line, row, header, delimiter, settable, header_line)
+            raise ragged_row_error(file, line, row, header, delimiter, settable, header_line)
         lines.append(line)
     return lines
 
@@ -296,7 +184,7 @@ def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool) ->
     for line, row in rows:
         if len(row) != len(header):
             rows.close()
-            raise _ragged(file, line, row, header, delimiter, settable, header_line)
+            raise ragged_row_error(file, line, row, header, delimiter, settable, header_line)
         lines.append(line)
         cells.append(row)
     frame = np.array(cells, dtype=str) if cells else np.empty((0, len(header)), dtype=str)
@@ -450,51 +338,6 @@ def is_bool_series(series: Any) -> bool:
     if len(present) == 0 or not isinstance(present.iloc[0], bool | np.bool_):  # text: no pass over the rows
         return False
     return bool(present.map(lambda v: isinstance(v, bool | np.bool_)).all())
-
-
-# a number written with thousands separators: 1,234 / 1 234 / 1'234 / 1_234 / 1\u00a0234 (French exports) with
-# a decimal point, 1.234.567 with a decimal comma, or Indian grouping 1,00,000; a first group starting with 0
-# ("0,125") is a decimal comma, not grouping
-_GROUPED = (re.compile(r"[-+]?[1-9]\d{0,2}(?:([,' _\u00a0\u202f])\d{3})(?:\1\d{3})*(?:\.\d+)?"),
-            re.compile(r"[-+]?[1-9]\d{0,2}(?:\.\d{3}){2,}(?:,\d+)?"),
-            re.compile(r"[-+]?[1-9]\d?(?:,\d{2})+,\d{3}(?:\.\d+)?"))
-
-
-# a decimal comma (European exports): 12,5 / -0,125 / 3,14159 / 1.234,5 (dot-grouped) / 1,5e-3
-_DECIMAL_COMMA = re.compile(r"[-+]?(?:\d+|[1-9]\d{0,2}(?:\.\d{3})+),\d+(?:[eE][-+]?\d+)?")
-
-
-def separated_number(cells: np.ndarray) -> tuple[str, str] | None:
-    """``(kind, example)`` when every non-empty cell is a number and some are written with separators
-    that make them text, else None. ``kind`` is ``"decimal"`` when some cell can only be a decimal
-    comma (``12,5``, ``0,125``, ``3,14159``: then ``1,234`` in the same column is 1.234 too), else
-    ``"grouped"`` (thousands separators: ``864,237``). Read as text, such a column makes a target of
-    many one-row classes or a categorical feature of many one-row categories; the caller says so instead.
-    """
-    present = [c for c in cells if c]
-    grouped = decimal = None
-    for cell in present:
-        if any(pattern.fullmatch(cell) for pattern in _GROUPED):
-            grouped = grouped or cell
-            continue
-        if _DECIMAL_COMMA.fullmatch(cell):
-            decimal = decimal or cell
-            continue
-        try:
-            float(cell)
-        except ValueError:
-            return None
-    if decimal is not None:
-        return "decimal", decimal
-    return ("grouped", grouped) if grouped is not None else None
-
-
-def plain_number(cell: str, kind: str) -> str:
-    """``cell`` (a :func:`separated_number` example of ``kind``) as a plain number: ``1.234.567,5`` and
-    (decimal) ``12,5`` -> ``1234567.5`` and ``12.5``; (grouped) ``1 234`` -> ``1234``."""
-    if kind == "decimal" or _GROUPED[1].fullmatch(cell):
-        return cell.replace(".", "").replace(",", ".")
-    return re.sub(r"[,' _\u00a0\u202f]", "", cell)
 
 
 def strings(table: CsvTable, name: str) -> np.ndarray:

@@ -13,21 +13,23 @@ import numpy as np
 from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.csv_table import (
-    DELIMITER_NAMES,
-    NO_HEADER,
     CsvTable,
     check_delimiter,
-    delimiter_hint,
     is_bool_column,
     numbers,
     numeric_block,
-    plain_number,
     read_table,
-    separated_number,
     strings,
 )
 from trainlab.data.dataset import check_float32_range
 from trainlab.data.paths import resolve_file
+from trainlab.data.table_diagnosis import (
+    DELIMITER_NAMES,
+    NO_HEADER,
+    delimiter_hint,
+    plain_number,
+    separated_number,
+)
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
 from trainlab.registry import did_you_mean

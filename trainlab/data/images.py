@@ -15,24 +15,18 @@ split, which is then held out of train), and images lying outside any class fold
 directly in ``train/``). In a class folder, a nested folder or a file that is not a
 ``.png``/``.jpg``/``.jpeg`` image is an error (a broken symbolic link is called one). Images are
 decoded as viewers show them: turned upright by their EXIF orientation (phone photos store the
-pixels sideways), and transparent pixels composited over white. Decoding runs in a pool of worker
-processes (Pillow holds the GIL, so threads do not help), in chunks written straight into
-one preallocated array. With ``cache_dir`` the decoded arrays are saved as an ``.npz`` keyed
-by the file list, sizes and modification times, and reused while none of them changes.
+pixels sideways), and transparent pixels composited over white (:mod:`trainlab.data.image_decode`).
+Decoding runs in a pool of worker processes (Pillow holds the GIL, so threads do not help), in chunks
+written straight into one preallocated array. With ``cache_dir`` the decoded arrays are saved as an
+``.npz`` keyed by the file list, sizes and modification times, and reused while none of them changes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import multiprocessing
 import os
-import signal
 import unicodedata
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -43,30 +37,23 @@ import numpy as np
 from trainlab.config_fields import short_repr
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.cache import not_written, write_npz
+from trainlab.data.image_decode import MODES, decode_images, first_size
 from trainlab.data.paths import resolve
 from trainlab.data.transforms import image_transforms
 from trainlab.errors import WRITE_ERRNOS, ConfigError, DataError
 from trainlab.notices import warn
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-PIL_FORMATS = ("JPEG", "PNG")  # the only decoders tried: faster to identify, and nothing unexpected is parsed
 SPLITS = ("train", "val", "test")
 # split folder names as datasets ship them, matched case-insensitively (Kaggle's valid/, Train/, testing/)
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation", "dev"),
                "test": ("test", "testing")}
-MODES = {"RGB": 3, "L": 1}  # Pillow mode -> channels
-POOL_MIN_FILES = 512  # below this a worker pool costs more than it saves
-# bump when the cached layout or the decoding changes (2: 16-bit images scaled, not clipped; 3: EXIF
-# orientation applied, transparency over white)
+# bump when the cached layout or the decoding (trainlab.data.image_decode) changes (2: 16-bit images scaled,
+# not clipped; 3: EXIF orientation applied, transparency over white)
 CACHE_VERSION = 3
 # files operating systems leave in folders of pictures (Windows' thumbnail caches and folder settings), lower case;
 # macOS's .DS_Store is a dot file
 OS_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
-ORIENTATION_TAG = 0x0112  # EXIF: how the stored pixels turn for display; 1 (or absent) is as stored
-# the keys of Pillow's Image.info that its getexif() reads an orientation from: EXIF (JPEG's APP1, PNG's eXIf, an
-# ImageMagick PNG text chunk) and XMP
-ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"})
-SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # the four that turn the image by 90 degrees: displayed W x H is stored H x W
 
 
 # ----------------------------------------------------------------------------- scanning folders
@@ -286,159 +273,6 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
     return splits, train_classes
 
 
-# ----------------------------------------------------------------------------- decoding
-
-
-@contextmanager
-def _opened(file: Path) -> Iterator[tuple[Any, int]]:
-    """``Image.open`` and the image's EXIF orientation (:func:`_orientation`), with every failure, a
-    decompression bomb included, as one-line DataError.
-
-    Pillow refuses images over ``2 * Image.MAX_IMAGE_PIXELS`` (~179 M pixels) with
-    DecompressionBombError and only warns between 1x and 2x; both are refused here, before the
-    pixels are decoded.
-    """
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file, formats=PIL_FORMATS)
-            try:
-                orientation = _orientation(image)
-            except BaseException:
-                image.close()
-                raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"image {file} is too large to decode (a decompression bomb?): "
-                        f"{str(exc).splitlines()[0]}") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # Pillow: UnidentifiedImageError, truncated files
-        raise DataError(f"cannot decode image {file}: {exc}") from None
-    with image:
-        yield image, orientation
-
-
-def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
-    """One image as uint8 (H, W, C) in ``mode``, as a viewer shows it (:func:`_upright`, :func:`_on_white`),
-    resized bilinearly to ``size`` = (H, W) when ``resize``. Training and ``trainlab predict`` both decode
-    through here."""
-    from PIL import Image
-
-    with _opened(file) as (image, orientation):
-        shown = _shown_size(image, orientation)  # (W, H) upright
-        if shown != (size[1], size[0]) and not resize:
-            raise DataError(f"image {file} is {shown[1]}x{shown[0]} but the first image is "
-                            f"{size[0]}x{size[1]}; set data.size: [H, W] to resize all images")
-        try:
-            image = _upright(image, orientation)
-            image = _on_white(_eight_bit(image))
-            image = image.convert(mode) if image.mode != mode else image
-            if image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
-        except (OSError, SyntaxError, ValueError) as exc:  # Pillow: truncated or corrupt pixel data
-            raise DataError(f"cannot decode image {file}: {exc}") from None
-    return pixels.reshape(size[0], size[1], -1)
-
-
-def _orientation(image: Any) -> int:
-    """The image's EXIF orientation (1..8), from the EXIF block or XMP that Pillow found in the file's header
-    (a JPEG's pixels are not decoded for it); 1 when it has neither, as CIFAR's and ImageNet's JPEGs, at no
-    cost: EXIF is parsed only where it is present."""
-    if ORIENTATION_SOURCES.isdisjoint(image.info):
-        return 1
-    value = image.getexif().get(ORIENTATION_TAG, 1)  # EXIF that Pillow cannot parse: none, shown as stored
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1  # a malformed tag: as stored, as viewers do
-
-
-def _shown_size(image: Any, orientation: int) -> tuple[int, int]:
-    """(W, H) of ``image`` as displayed: stored W and H swapped by an orientation that turns it 90 degrees."""
-    width, height = image.size
-    return (height, width) if orientation in SWAPPING_ORIENTATIONS else (width, height)
-
-
-def _upright(image: Any, orientation: int) -> Any:
-    """The image turned as its EXIF orientation says (a phone's portrait photo is stored landscape, tag 6),
-    as viewers and browsers show it: Pillow's ``exif_transpose``, only when the tag says to turn (it
-    copies the image even when nothing turns)."""
-    if orientation == 1:
-        return image
-    from PIL import ImageOps
-
-    return ImageOps.exif_transpose(image)
-
-
-def _on_white(image: Any) -> Any:
-    """An image with transparency (RGBA, LA, PA, or a palette or colour key with a transparent entry) as a
-    browser shows it on a white page: ``out = a * colour + (1 - a) * 255`` per channel (``a`` = alpha /
-    255), in RGB. Converting alone would keep the colour hidden under transparent pixels (often black).
-    Other images are returned as they are."""
-    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
-        return image
-    from PIL import Image
-
-    rgba = image.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-
-
-def _eight_bit(image: Any) -> Any:
-    """A 16-bit grayscale PNG (Pillow mode ``I;16``, or ``I`` in older Pillow) as 8-bit ``L``: ``round(v / 257)``,
-    so 0..65535 maps onto 0..255 (Pillow's ``convert`` would clip every value above 255 to 255).
-    Other modes are returned as they are (8-bit, palette, RGBA, CMYK: ``convert`` handles them)."""
-    from PIL import Image
-
-    if not (image.mode == "I" or image.mode.startswith("I;16")):
-        return image
-    values = np.asarray(image).astype(np.int64).clip(0, 65535)
-    return Image.fromarray(((values + 128) // 257).astype(np.uint8))  # 2-D uint8: mode L
-
-
-def _first_size(file: Path) -> tuple[int, int]:
-    """(H, W) of ``file`` as displayed: the size every image must have when ``data.size`` is not set."""
-    with _opened(file) as (image, orientation):
-        width, height = _shown_size(image, orientation)
-        return height, width
-
-
-def _decode_chunk(files: list[Path], size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
-    """Images (n, C, H, W); run in a worker process."""
-    out = np.empty((len(files), MODES[mode], *size), dtype=np.uint8)
-    for i, file in enumerate(files):
-        out[i] = _decode(file, size, mode, resize).transpose(2, 0, 1)
-    return out
-
-
-def _quiet_worker() -> None:
-    """A decoding worker dies at once and silently on Ctrl-C or SIGTERM: forked, it inherited the CLI's
-    handlers (SIGTERM as Ctrl-C), and a signal sent to the whole process group (Ctrl-C, systemd, Docker,
-    Slurm) made every worker print a KeyboardInterrupt traceback. The parent says it once."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resize: bool,
-                  workers: int) -> np.ndarray:
-    """All ``files`` as uint8 (N, C, H, W), decoded by ``workers`` processes (in-process when <= 1)."""
-    out = np.empty((len(files), MODES[mode], *size), dtype=np.uint8)
-    if workers <= 1 or len(files) < POOL_MIN_FILES:
-        out[:] = _decode_chunk(list(files), size, mode, resize)
-        return out
-    chunk = max(256, math.ceil(len(files) / (4 * workers)))  # ~4 chunks per worker balance the load
-    starts = range(0, len(files), chunk)
-    # fork: workers start instantly and need not re-import torch; they only run Pillow and numpy
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
-        try:
-            parts = pool.map(_decode_chunk, [list(files[s:s + chunk]) for s in starts],
-                             [size] * len(starts), [mode] * len(starts), [resize] * len(starts))
-            for start, part in zip(starts, parts, strict=True):
-                out[start:start + len(part)] = part
-        except BaseException:  # Ctrl-C or SIGTERM of the parent alone: no queued chunk starts after it
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    return out
-
-
 # ----------------------------------------------------------------------------- cache
 
 
@@ -536,7 +370,7 @@ def image_folder(
     cache = _cache_file(cache_dir, root, splits, target, mode) if cache_dir else None
     arrays = _read_cache(cache, splits) if cache else None
     if arrays is None:
-        shape = target or _first_size(splits["train"].files[0])
+        shape = target or first_size(splits["train"].files[0])
         arrays = {name: decode_images(split.files, shape, mode, target is not None, workers)
                   for name, split in splits.items()}
         if cache:

@@ -115,7 +115,7 @@ def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> Ro
 def _refuse_other_delimiter(file: Path, header: str, delimiter: str, wanted: list[str]) -> None:
     """Refuse a header read as one column that looks separated by another delimiter than the run's, as
     text runs do (:func:`trainlab.data.text.header_hint`); return when it does not look so."""
-    from trainlab.data.csv_table import DELIMITER_NAMES
+    from trainlab.data.table_diagnosis import DELIMITER_NAMES
     from trainlab.data.text import header_hint
 
     hint = header_hint(header, delimiter)

@@ -3,7 +3,7 @@
 :func:`read_images` decodes every ``.png``/``.jpg``/``.jpeg`` under a folder (recursively, sorted by
 relative path, hidden files skipped) into uint8 (N, C, H, W) in the run's ``data.mode``, resized
 (bilinear) to the training images' H x W, by training's own decoder
-(:func:`trainlab.data.images.decode_images`: EXIF orientation applied, transparency over white); the
+(:func:`trainlab.data.image_decode.decode_images`: EXIF orientation applied, transparency over white); the
 run's evaluation transform (per-channel normalisation) is applied later, by the predictor. :func:`read_texts` reads the text column of a
 TSV/CSV (``data.text_column``; a label column is ignored) and encodes it with the run's own
 tokenizer: the training vocabulary of ``tokenizer: word`` (recorded in ``model.json``), or the
@@ -39,7 +39,8 @@ def text_encoding(extras: dict[str, Any]) -> dict[str, Any] | None:
 def read_images(folder: str | os.PathLike[str], options: dict[str, Any],
                 input_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
     """(uint8 images (N, C, H, W), their paths relative to ``folder``)."""
-    from trainlab.data.images import IMAGE_EXTENSIONS, MODES, decode_images, is_hidden
+    from trainlab.data.image_decode import MODES, decode_images
+    from trainlab.data.images import IMAGE_EXTENSIONS, is_hidden
 
     root = Path(folder)
     if not root.is_dir():
@@ -70,7 +71,7 @@ def check_text_header(path: Path, text_column: str, delimiter: str, quoted: bool
     fixes it); a header read with the wrong delimiter (a CSV given to a TSV run) comes back as one
     column, so the likely delimiter is named. An unreadable or empty file is left to the reader.
     """
-    from trainlab.data.csv_table import DELIMITER_NAMES
+    from trainlab.data.table_diagnosis import DELIMITER_NAMES
     from trainlab.data.text import header_hint
 
     try:

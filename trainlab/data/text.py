@@ -42,17 +42,16 @@ import numpy as np
 
 from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
-from trainlab.data.csv_table import (
+from trainlab.data.csv_table import MISSING, check_delimiter
+from trainlab.data.files import not_a_number, warn_case_twins
+from trainlab.data.paths import resolve
+from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
-    MISSING,
     NO_HEADER,
-    check_delimiter,
     not_utf8,
     other_delimiter,
     refuse_repeated_header,
 )
-from trainlab.data.files import not_a_number, warn_case_twins
-from trainlab.data.paths import resolve
 from trainlab.data.tokenizers import TOKENIZERS, WordTokenizer, _hf_encode, _hf_tokenizer
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
