@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from trainlab.errors import ConfigError
 
 INT_LIMIT = 2**63  # every count fits a signed 64-bit integer (torch, numpy)
+FLOAT32_MAX = 3.4028234663852886e38  # float32's largest: torch holds lrs, options and fills in float32
 
 
 def _no_bool(value: Any) -> Any:

@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trainlab.config_fields import INT_LIMIT, Float, Int, Named, Strict, name_only, short_repr
+from trainlab.config_fields import FLOAT32_MAX, INT_LIMIT, Float, Int, Named, Strict, name_only, short_repr
 
-MAX_LR = 3.4028234663852886e38  # float32's largest: torch's fused and foreach steps hold the lr in float32
+MAX_LR = FLOAT32_MAX  # torch's fused and foreach steps hold the lr in float32
 
 
 class LossConfig(Named):

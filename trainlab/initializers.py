@@ -26,8 +26,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from trainlab.config_fields import FLOAT32_MAX  # a fill beyond it: torch's "cannot be converted" error
 from trainlab.errors import ConfigError
-from trainlab.optim import FLOAT32_MAX  # a fill beyond it: torch's "cannot be converted" error
 from trainlab.patch_whitening import whiten_conv_
 from trainlab.registry import Registry, did_you_mean
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.bounded_read import read_regular_file
-from trainlab.config import Config, load_config
+from trainlab.config import DATA_TASKS, Config, load_config
 from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
-from trainlab.records import MAX_RECORD_BYTES, read_record_text
+from trainlab.records import MAX_RECORD_BYTES, read_record_object, read_record_text
 
 LABELS_RECORD = "labels.json"
 PREPROCESSING_RECORD = "preprocessing.json"
@@ -201,14 +201,9 @@ def with_recorded_task(config: Config, run: Path) -> Config:
     columns, once multi-label). In memory only, after the hash check: config.yaml and its hash stay."""
     if config.data.task is not None:
         return config
-    from trainlab.metrics import TASKS
-
     for name in (MODEL_RECORD, LABELS_RECORD):
-        try:
-            task = json.loads(read_record_text(run / name)).get("task")
-        except (OSError, ValueError, RecursionError, AttributeError):  # absent, damaged, not an object
-            continue
-        if task in TASKS:
+        task = (read_record_object(run / name) or {}).get("task")  # absent, damaged, not an object: {}
+        if task in DATA_TASKS:
             return config.model_copy(update={"data": config.data.model_copy(update={"task": task})})
     return config
 

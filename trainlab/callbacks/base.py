@@ -297,12 +297,6 @@ class CallbackList:
         self.hooks = {
             event: [getattr(cb, event.value) for cb in self.callbacks if overrides(cb, event)] for event in Event
         }
-        # for each hook of the events that hand out a record: who put a value there, as fire_record says it
-        self._record_hooks = {
-            event: [(getattr(cb, event.value), f"callback {callback_name(cb)!r} ({event.value})")
-                    for cb in self.callbacks if overrides(cb, event)]
-            for event in (Event.VALIDATION_END, Event.EPOCH_END, Event.LOG)
-        }
 
     def fire(self, event: Event, view: TrainerView, *args: Any) -> None:
         for hook in self.hooks[event]:
@@ -313,9 +307,9 @@ class CallbackList:
         made JSON values after each hook (:func:`~trainlab.records.plain_record`): a value a callback put there
         that JSON cannot hold is a ConfigError at that hook, naming the key and the callback, and is taken out,
         so the records written so far (metrics.jsonl, checkpoints) stay writable."""
-        for hook, where in self._record_hooks[event]:
+        for hook in self.hooks[event]:
             hook(view, record)
-            plain_record(record, where)
+            plain_record(record, f"callback {callback_name(hook.__self__)!r} ({event.value})")
 
     def find(self, kind: type) -> list[Any]:
         return [cb for cb in self.callbacks if isinstance(cb, kind)]

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from trainlab.config_fields import FLOAT32_MAX
 from trainlab.errors import DataError
 
 Task = Literal["regression", "binary", "multiclass", "multilabel"]
@@ -278,7 +279,6 @@ def split_indices(
 
 
 # the models compute in float32: a larger value (float64 holds up to 1.8e308) would become inf
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # about 3.4e38
 
 
 def check_float32_range(array: np.ndarray, where: Callable[[int, int], str]) -> None:

@@ -196,7 +196,7 @@ def _check_standardised_range(preprocessing: dict[str, Any], x: np.ndarray, stan
                               where: Callable[[int, int], str] | None) -> None:
     """Refuse the first finite raw value whose standardised value is beyond float32's range (the cast to
     float32 would make it inf, with a NumPy warning), naming its cell, value, and the training statistics."""
-    from trainlab.data.dataset import FLOAT32_MAX
+    from trainlab.config_fields import FLOAT32_MAX
 
     beyond = np.isfinite(standardised) & (np.abs(standardised) > FLOAT32_MAX)
     beyond |= np.isfinite(x) & ~np.isfinite(standardised)  # beyond float64 even: (1e308 - m) / 1e-3

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import INT_LIMIT, short_repr
 from trainlab.errors import DataError
 from trainlab.losses import LOSSES
 from trainlab.losses.base import Loss, binary_targets, reduce, widen
@@ -40,7 +40,7 @@ def _per_class(values: list[float] | None, name: str, what: str) -> list[float] 
     return array.tolist()
 
 
-INT64_RANGE = (-(1 << 63), (1 << 63) - 1)  # labels are int64: an ignore_index beyond it cannot be compared
+INT64_RANGE = (-INT_LIMIT, INT_LIMIT - 1)  # labels are int64: an ignore_index beyond it cannot be compared
 
 
 def _label_index(value: int, name: str) -> int:

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.config_fields import FLOAT32_MAX
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)  # torch's fused and foreach steps hold options in float32
 EPS_OPTIONS = ("eps", "adamw_eps")  # a denominator's offset, wherever an optimizer takes one
 
 
