@@ -39,6 +39,15 @@ Int = Annotated[int, BeforeValidator(_no_bool)]  # YAML's yes/no/true are not co
 _DECIMAL_TEXT = re.compile(r"^\s*[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*$")
 
 
+def underflow_problem(text: str) -> str | None:
+    """Why decimal ``text`` (a float Python reads) is refused when a nonzero number reads as 0.0 (``1e-400``);
+    None when it does not."""
+    text = text.strip()
+    if float(text) == 0.0 and any(c in "123456789" for c in re.split("[eE]", text)[0]):
+        return f"{text} is too small for a 64-bit float (it would read as 0.0); write 0 or a number above 1e-308"
+    return None
+
+
 def _number_not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"must be a number, not a boolean; got {value}")
@@ -47,10 +56,10 @@ def _number_not_bool(value: Any) -> Any:
             raise ValueError(f"must be a finite number; got {value.strip()}")
         if not _DECIMAL_TEXT.match(value):
             raise ValueError(f"must be a number (e.g. 0.5 or 1e-3); got {short_repr(value)}")
+        problem = underflow_problem(value)
+        if problem:
+            raise ValueError(problem)
         number = float(value)
-        if number == 0.0 and any(c in "123456789" for c in re.split("[eE]", value)[0]):
-            raise ValueError(f"{value.strip()} is too small for a 64-bit float (it would read as 0.0); write 0 or "
-                             "a number above 1e-308")
         if not math.isfinite(number):  # 1e999
             raise ValueError(f"must be a finite number; got {value.strip()}")
         return number

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from trainlab.bounded_read import FileTooLargeError, LinkError, NotRegularFileError, read_regular_file
-from trainlab.config_fields import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_NODES
+from trainlab.config_fields import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, underflow_problem
 from trainlab.errors import ConfigError
 
 
@@ -55,9 +55,7 @@ def _number_problem(node: yaml.Node) -> str | None:
             also = f" or {octal} (octal, as YAML 1.1 reads it)" if octal != decimal else ""
             return f"{text} has a leading zero; write {decimal}{also}"
     if node.tag == _FLOAT_TAG and _DECIMAL_FLOAT.match(text) and "n" not in text.lower():  # not .inf, .nan
-        mantissa = re.split("[eE]", text)[0]
-        if any(c in "123456789" for c in mantissa) and float(text) == 0.0:
-            return f"{text} is too small for a 64-bit float (it would read as 0.0); write 0 or a number above 1e-308"
+        return underflow_problem(text)
     return None
 
 
