@@ -254,6 +254,10 @@ class DivergenceGuard(Callback):
 
     # ------------------------------------------------------------------ runs of spikes
 
+    def _run_start(self, first: int) -> int:
+        """The first step of the open run of spikes, or ``first`` (the judged loss's own) when none is open."""
+        return first if self._run_first is None else self._run_first
+
     def _end_run(self) -> None:
         """A good loss ends the current run of spikes: they join the memory, uncounted."""
         if self._run:
@@ -351,7 +355,7 @@ class DivergenceGuard(Callback):
                 self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
             return None, first
         if not math.isfinite(value):
-            return problem, first if self._run_first is None else self._run_first
+            return problem, self._run_start(first)
         bar, needed, _ = self._counts_now()
         run = len(self._run) + 1
         if value <= bar and run < needed:  # a hard batch as this data makes them: remembered, not counted
@@ -359,7 +363,7 @@ class DivergenceGuard(Callback):
                 self._run_first = first
             self._run.append([self._judged, value, self._threshold])
             return None, first
-        since = first if self._run_first is None else self._run_first
+        since = self._run_start(first)
         if value > bar:
             return problem, since
         if needed > 2:  # the rule on data that spikes: say why this run counts and a shorter one did not
@@ -375,7 +379,7 @@ class DivergenceGuard(Callback):
         for (step, epoch, batch, _), value in zip(pending, values, strict=True):
             if not math.isfinite(value):
                 first = self._group_first if self._group else step
-                since = first if self._run_first is None else self._run_first
+                since = self._run_start(first)
                 self._handle(view, "non-finite loss", value, step, epoch, batch, since=since)
                 return False
             if not self._group:
@@ -389,7 +393,7 @@ class DivergenceGuard(Callback):
                 continue
             losses, first, (_, peak_step, peak_epoch, peak_batch) = self._group, self._group_first, self._group_peak
             self._group, self._group_peak = [], None
-            since = first if self._run_first is None else self._run_first
+            since = self._run_start(first)
             if complete:
                 value = statistics.median(losses)
                 problem, since = self._judge(value, first)
