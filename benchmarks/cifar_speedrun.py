@@ -95,11 +95,20 @@ def reference_only(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     training = reference.Training(train_x, train_y, hyp, seed=args.seed, device=device, precision=precision)
     per_epoch = len(training.loader)
+    paused = 0.0  # seconds spent on --eval-each-epoch evaluations, not counted as training
     for epoch in range(args.epochs):
         loss = training.train_steps(per_epoch)
-        print(f"epoch {epoch + 1}: train loss {loss:.4f}, {time.perf_counter() - started:.1f} s", flush=True)
+        sync()
+        line = f"epoch {epoch + 1}: train loss {loss:.4f}, {time.perf_counter() - started - paused:.1f} s"
+        if args.eval_each_epoch:
+            evaluating = time.perf_counter()
+            tta = reference.accuracy(training.model, test_x, test_y, tta_level=reference.HYP["tta_level"],
+                                     precision=precision)
+            line += f", test accuracy (TTA) {tta:.4f}"
+            paused += time.perf_counter() - evaluating
+        print(line, flush=True)
     sync()
-    train_s = time.perf_counter() - started
+    train_s = time.perf_counter() - started - paused
     plain = reference.accuracy(training.model, test_x, test_y, tta_level=0, precision=precision)
     tta = reference.accuracy(training.model, test_x, test_y, tta_level=reference.HYP["tta_level"],
                              precision=precision)
@@ -155,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default="/tmp/trainlab-cache")
     parser.add_argument("--reference-only", action="store_true")
     parser.add_argument("--epochs", type=int, default=8, help="reference-only: epochs to train")
+    parser.add_argument("--eval-each-epoch", action="store_true",
+                        help="reference-only: test accuracy (TTA) after every epoch, its time not counted")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=12, help="side by side: timed steps per side")
     parser.add_argument("--chunk", type=int, default=2, help="side by side: steps per turn")

@@ -156,15 +156,17 @@ GATHERS = {"index": "raw", "index_select": "raw-index_select"}  # the raw loop's
 def run(batch_sizes: list[int], epochs: int = 3, chunk_samples: int = 3200, write: bool = True,
         gathers: tuple[str, ...] = tuple(GATHERS), device: str = "cpu") -> dict[str, Any]:
     """Measure every batch size against each raw gather, print the table, write results/overhead[_cuda].json."""
-    rows = [measure(bs, epochs, max(2, chunk_samples // bs), gather, device)
-            for bs in batch_sizes for gather in gathers]
+    rows = []
+    for bs in batch_sizes:
+        for gather in gathers:  # each row printed as it is measured: a run cut short still reports
+            row = measure(bs, epochs, max(2, chunk_samples // bs), gather, device)
+            rows.append(row)
+            print(f"batch {row['batch_size']:>4} vs {GATHERS[row['gather']]:<16}: {row['chunks']} chunk pairs of "
+                  f"{row['chunk_steps']} steps; raw {row['raw_steps_per_s']:.0f} steps/s, trainlab "
+                  f"{row['trainlab_steps_per_s']:.0f} steps/s (median chunks); ratio trainlab/raw median "
+                  f"{row['median']:.3f} (quartiles {row['q1']:.3f} / {row['q3']:.3f}; total {row['total']:.3f}); "
+                  f"step hooks {row['hooks_us_per_step']:.1f} us/step", flush=True)
     ratios = {f"trainlab/{GATHERS[row['gather']]} b{row['batch_size']}": row["median"] for row in rows}
-    for row in rows:
-        print(f"batch {row['batch_size']:>4} vs {GATHERS[row['gather']]:<16}: {row['chunks']} chunk pairs of "
-              f"{row['chunk_steps']} steps; raw {row['raw_steps_per_s']:.0f} steps/s, trainlab "
-              f"{row['trainlab_steps_per_s']:.0f} steps/s (median chunks); ratio trainlab/raw median "
-              f"{row['median']:.3f} (quartiles {row['q1']:.3f} / {row['q3']:.3f}; total {row['total']:.3f}); "
-              f"step hooks {row['hooks_us_per_step']:.1f} us/step")
     details = {"task": f"MLP 784-128-64-10, Adam lr 1e-3 (fused), {N} MNIST-shaped rows in memory, "
                        "trainlab with every default run-folder callback", "device": device,
                "method": "one process; one warm-up epoch each; then alternating chunks; chunks containing an "

@@ -346,7 +346,8 @@ def test_a_trial_whose_pid_a_new_process_reuses_is_failed_as_dead(tmp_path):
     assert study.trials[claimed.number].state == TrialState.FAIL
 
 
-@pytest.mark.parametrize("token", [None, uuid.uuid4().hex])
+# a fixed token (another process's draw): a random one would give each pytest-xdist worker another test id
+@pytest.mark.parametrize("token", [None, "5857ca39d3144119a8e31fabe8c15d07"], ids=["no-token", "another-token"])
 def test_a_running_trial_naming_this_process_that_it_did_not_claim_is_failed_as_dead(tmp_path, token):
     """The pid (and start) a killed worker recorded can match a rerun's own, where /proc says too little to
     tell them apart: a trial this process did not claim (no claim token, or one another process drew) is

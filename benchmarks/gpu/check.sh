@@ -7,7 +7,7 @@
 #   1. the machine: GPU, driver, torch, CUDA
 #   2. trainlab's missing dependencies from .gpu/wheels into /tmp/site; trainlab from the tree
 #      (PYTHONPATH, nothing installed)
-#   3. the test suite with runtime.device "auto" = cuda (pytest-xdist, 8 workers, -v: a line per
+#   3. the test suite with runtime.device "auto" = cuda (pytest-xdist, 8 workers, -vv: a line per
 #      test, so a cut run still names its failures)
 #   4. overhead: trainlab vs a hand-written loop on the GPU (MLP, Adam, b64/b512)
 #   5. speedrun side by side: trainlab's speedrun config vs benchmarks/airbench_reference.py, bf16
@@ -17,7 +17,8 @@
 #      runtime.compile: true (per-epoch times printed beside a's), c) 30 epochs with --target 0.94
 #
 # Each stage has its own time limit (seconds; override as e.g. TESTS_S=60) and the next starts
-# whatever the last one did. Everything printed goes to $OUT/check.log, the pytest log to
+# whatever the last one did; ONLY="4 7b" runs only those stages (and 1-2), for a rerun. Everything
+# printed goes to $OUT/check.log, the pytest log to
 # $OUT/tests.log, the benchmarks' result files (*_cuda.json) and the runs' summaries to $OUT:
 # 8 files, the device tool's limit. Usage (device tool): command "bash benchmarks/gpu/check.sh",
 # carry [".gpu"], timeout_s 480. A dry run of the wiring on a CPU machine:
@@ -35,6 +36,9 @@ DEVICE=${DEVICE:-cuda}
 PRECISION=${PRECISION:-bf16}
 started=$(date +%s)
 stage() { echo; echo "== $1 ($(( $(date +%s) - started )) s in)"; }
+wanted() {  # ONLY="3 7b" runs those stages (1 and 2 always); unset: every stage
+    [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]
+}
 epoch_times() {  # per-epoch training seconds of a run folder, from metrics.jsonl's elapsed_s
     [ -f "$1/metrics.jsonl" ] || { echo "  (no metrics.jsonl in $1)"; return 0; }
     "$PYTHON" - "$1" <<'PY' || true
@@ -71,47 +75,61 @@ TRAINLAB=("$PYTHON" -c 'import sys; from trainlab.cli import main; sys.exit(main
 mkdir -p /tmp/cifar10-jpg
 for part in train test; do tar -xzf "$KIT/datasets/$part.tar.gz" -C /tmp/cifar10-jpg; done
 DATA=(--data /tmp/cifar10-jpg --cache-dir /tmp/trainlab-cache)
+GPU_SET=(--set data.path=/tmp/cifar10-jpg --set data.cache_dir=/tmp/trainlab-cache --set data.workers=8
+         --set runtime.device="$DEVICE" --set runtime.precision="$PRECISION" --set strategy.batch_size=1000
+         --set strategy.grad_accum_steps=1 --set output.progress=off --set strategy.time_budget_s=null)
 
-stage "3. tests on $DEVICE (limit ${TESTS_S:=90} s; the whole log in tests.log)"
+if wanted 3; then
+stage "3. tests on $DEVICE (limit ${TESTS_S:=110} s; the whole log in tests.log)"
 parallel=()
 "$PYTHON" -c "import xdist" 2>/dev/null && parallel=(-n "${WORKERS:-8}")  # pytest-xdist is in the GPU image
-timeout -k 15 "$TESTS_S" "$PYTHON" -m pytest -v -p no:cacheprovider "${parallel[@]}" --maxfail=40 tests \
+timeout -k 15 "$TESTS_S" "$PYTHON" -m pytest -vv -p no:cacheprovider "${parallel[@]}" --maxfail=40 tests \
     > "$OUT/tests.log" 2>&1
 echo "pytest exit $?"
 grep -E "FAILED|ERROR" "$OUT/tests.log" | head -40
 tail -5 "$OUT/tests.log"
+fi
 
-stage "4. overhead on $DEVICE (limit ${OVERHEAD_S:=30} s)"
-timeout -k 15 "$OVERHEAD_S" "$PYTHON" benchmarks/overhead.py --device "$DEVICE" --epochs 2
+if wanted 4; then
+stage "4. overhead on $DEVICE (limit ${OVERHEAD_S:=60} s)"
+timeout -k 15 "$OVERHEAD_S" "$PYTHON" benchmarks/overhead.py --device "$DEVICE" --epochs 1
+fi
 
+if wanted 5; then
 stage "5. speedrun side by side on $DEVICE (limit ${SIDE_S:=45} s)"
 timeout -k 15 "$SIDE_S" "$PYTHON" benchmarks/cifar_speedrun.py --device "$DEVICE" --precision "$PRECISION" \
     "${DATA[@]}" --steps 40 --chunk 5 --warmup 5
+fi
 
+if wanted 6; then
 stage "6. reference alone, 14 epochs on $DEVICE (limit ${REFERENCE_S:=40} s)"
 timeout -k 15 "$REFERENCE_S" "$PYTHON" benchmarks/cifar_speedrun.py --device "$DEVICE" --precision "$PRECISION" \
-    "${DATA[@]}" --reference-only --epochs 14
+    "${DATA[@]}" --reference-only --epochs 14 --eval-each-epoch
+fi
 
-GPU_SET=(--set data.path=/tmp/cifar10-jpg --set data.cache_dir=/tmp/trainlab-cache --set data.workers=8
-         --set runtime.device="$DEVICE" --set runtime.precision="$PRECISION" --set strategy.batch_size=1000
-         --set strategy.grad_accum_steps=1 --set output.progress=off --set strategy.time_budget_s=null)
+if wanted 7a; then
 stage "7a. trainlab speedrun on $DEVICE, 14 epochs (limit ${TRAIN_S:=50} s)"
 timeout -k 15 "$TRAIN_S" "${TRAINLAB[@]}" train examples/cifar10_speedrun.yaml "${GPU_SET[@]}" \
     --set strategy.epochs=14 --out /tmp/runs/speedrun14 --overwrite --target val_accuracy=0.91
 epoch_times /tmp/runs/speedrun14
 cp /tmp/runs/speedrun14/summary.json "$OUT/speedrun14_summary.json" 2>/dev/null
+fi
 
-stage "7b. 100 steps with runtime.compile: true (limit ${COMPILE_S:=40} s; the compile counts in epoch 1)"
+if wanted 7b; then
+stage "7b. 100 steps with runtime.compile: true (limit ${COMPILE_S:=60} s; the compile counts in epoch 1)"
 timeout -k 15 "$COMPILE_S" "${TRAINLAB[@]}" train examples/cifar10_speedrun.yaml "${GPU_SET[@]}" \
     --set runtime.compile=true --set strategy.max_steps=100 --out /tmp/runs/speedrun_compiled --overwrite
 epoch_times /tmp/runs/speedrun_compiled
 cp /tmp/runs/speedrun_compiled/summary.json "$OUT/speedrun_compiled_summary.json" 2>/dev/null
+fi
 
+if wanted 7c; then
 stage "7c. trainlab speedrun on $DEVICE, ${LONG_EPOCHS:=30} epochs toward 94% (limit ${LONG_S:=60} s)"
 timeout -k 15 "$LONG_S" "${TRAINLAB[@]}" train examples/cifar10_speedrun.yaml "${GPU_SET[@]}" \
     --set strategy.epochs="$LONG_EPOCHS" --out /tmp/runs/speedrun_long --overwrite --target val_accuracy=0.94
 epoch_times /tmp/runs/speedrun_long
 cp /tmp/runs/speedrun_long/summary.json "$OUT/speedrun_long_summary.json" 2>/dev/null
+fi
 
 stage "done"
 }
