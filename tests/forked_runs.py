@@ -26,7 +26,13 @@ import yaml
 def fork_call(call: Callable[[], int], log: Path) -> int:
     """Run ``call()`` in a forked child (stdout to /dev/null, stderr appended to ``log``, SIGINT and SIGTERM
     as in a fresh process), which exits with what it returns (70 when anything escapes it, printed to the
-    log); returns the child's pid (reap it with :func:`wait`)."""
+    log); returns the child's pid (reap it with :func:`wait`). Skips the test in a process that has used CUDA."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        import pytest
+
+        pytest.skip("this test process has used CUDA, and PyTorch's autograd threads do not survive a fork: a "
+                    "forked child's backward raises; run it with CUDA_VISIBLE_DEVICES='' (benchmarks/gpu/check.sh does)")
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 70

@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.child_env import with_repo_first
 from trainlab.cli import main
 
 HERE = Path(__file__).parent
@@ -289,7 +290,7 @@ def test_bad_input_end_to_end(case: dict[str, Any], clean_env: Path, capsys):
     """A real process: the exit status, and stderr is exactly the one error line."""
     argv, out, _ = prepare(case, clean_env, capsys)
     env = {k: v for k, v in os.environ.items() if k != "TRAINLAB_DATA_DIR"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = with_repo_first(REPO)
     result = subprocess.run([sys.executable, "-m", "trainlab.cli", *argv], capture_output=True, text=True,
                             cwd=clean_env, env=env, timeout=120)
     shown = f"argv={argv}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"

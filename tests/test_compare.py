@@ -18,6 +18,7 @@ import pytest
 import yaml
 from scipy import stats as sps
 
+from tests.child_env import with_repo_first
 from trainlab.cli import main
 from trainlab.compare import compare, stats
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
@@ -529,7 +530,7 @@ def test_sigkill_half_way_then_the_same_command_completes(tmp_path: Path):
     out = tmp_path / "cmp"
     command = [sys.executable, "-m", "trainlab.cli", "compare", str(base), "--strategies", str(strategies),
                "--seeds", "4", "--jobs", "2", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": with_repo_first(ROOT)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("runs/*/*/*/summary.json"))) < 3:

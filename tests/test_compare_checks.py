@@ -17,6 +17,7 @@ import pytest
 import yaml
 from scipy import stats as sps
 
+from tests.child_env import with_repo_first
 from tests.test_compare import BASE, ROOT
 from trainlab.cli import main
 from trainlab.compare import compare, stats
@@ -206,7 +207,7 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "trainlab.cli", "compare", str(base), "--strategies",
                                 str(strategies), "--seeds", "1", "--jobs", jobs, "--out", str(out)],
-                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": with_repo_first(ROOT)}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("runs/*/*/*/run.json")):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.child_env import with_repo_first
 from trainlab.callbacks.base import Callback
 from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
@@ -153,7 +154,7 @@ def test_a_worker_killed_between_runs_neither_hangs_the_comparison_nor_fails_a_r
     out.mkdir()
     command = [sys.executable, str(script), "compare", str(base), "--strategies", str(strategies), "--seeds", "1",
                "--jobs", "2", "--out", str(out)]
-    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": with_repo_first(ROOT)}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         printed, _ = process.communicate(timeout=60)

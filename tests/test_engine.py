@@ -295,8 +295,9 @@ def test_compile_trains_like_eager_and_saves_the_plain_module(tmp_path, write_co
     assert compiled.step._module is not compiled.model  # the forward passes did go through torch.compile
     for a, b in zip(_params(eager), _params(compiled), strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    x = eager.data.test.x[:20]
-    torch.testing.assert_close(eager.step.predict(x), compiled.step.predict(x), atol=1e-5, rtol=1e-5)
+    x = eager.data.test.x[:20].to(eager.step.device)
+    torch.testing.assert_close(eager.step.predict(x), compiled.step.predict(x.to(compiled.step.device)), atol=1e-5,
+                               rtol=1e-5)
     out = tmp_path / "cli"
     assert main(["train", "--quiet", "--out", str(out), str(write_config(compiled_config))]) == 0
     assert set(load_file(out / "model.safetensors")) == set(eager.model.state_dict())

@@ -41,7 +41,7 @@ def test_relabelled_classes_are_named_in_output_order_as_label_encoder_orders_th
     encoder = LabelEncoder().fit(y)  # the reference: scikit-learn's class order
     assert result.class_names == [str(v) for v in encoder.classes_]
     with torch.no_grad():
-        out = model(torch.from_numpy(x))
+        out = model.cpu()(torch.from_numpy(x))  # fit leaves the model on the run's device (a GPU where present)
         index = (out[:, 0] > 0).long() if outputs == 1 else out.argmax(1)
     predicted = np.asarray([int(name) for name in result.class_names])[index.numpy()]
     assert (predicted == y).mean() == pytest.approx(result.summary["val"]["accuracy"])

@@ -108,7 +108,7 @@ def test_the_fixes_named_train_and_report_what_the_model_scores():
         model = _sequential(nn.Linear(3, 1), *head)
         result = trainlab.fit(model, train=(x, y), val=(x, y), strategy={"loss": loss, **SGD})
         with torch.no_grad():
-            output = model(torch.from_numpy(x)).squeeze(1).numpy()
+            output = model.cpu()(torch.from_numpy(x)).squeeze(1).numpy()  # fit left it on the run's device
         decided = output > (0.5 if head else 0.0)
         assert result.summary["val"]["accuracy"] == pytest.approx(float(np.mean(decided == y)))
         assert result.summary["val"]["accuracy"] > 0.9

@@ -182,7 +182,7 @@ def test_fit_applies_the_strategys_init_and_lora_to_the_users_module():
 
     class FirstWeights(trainlab.Callback):
         def on_train_start(self, view):
-            seen["hidden"] = view.model.get_submodule("hidden").weight.detach().clone()
+            seen["hidden"] = view.model.get_submodule("hidden").weight.detach().to("cpu", copy=True)  # the run may be on a GPU
 
     base = {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 16, "epochs": 1}
     trainlab.fit(TwoLayer(), train=(x, y), strategy={**base, "init": "zeros"}, callbacks=[FirstWeights()])
@@ -214,7 +214,7 @@ def test_fit_with_freeze_gives_the_users_backbone_back_trainable(unfreeze_after_
         "finetune": {k: v for k, v in finetune.items() if v is not None}})
     assert {name: p.requires_grad for name, p in model.named_parameters()} == {
         "hidden.weight": True, "hidden.bias": False, "out.weight": True, "out.bias": True}
-    assert torch.equal(model.hidden.weight, before) == (unfreeze_after_epochs is None)  # frozen while it trained
+    assert torch.equal(model.hidden.weight.cpu(), before) == (unfreeze_after_epochs is None)  # frozen while it trained
 
 
 class Pair(torch.nn.Module):
@@ -330,7 +330,7 @@ def test_fit_class_names_set_the_class_count_and_its_hints_name_fits_arguments()
     base = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 30, "epochs": 1}
     five = trainlab.fit(torch.nn.Linear(2, 5), train=(x, y), val=(x[:5], np.array([4, 3, 0, 1, 2])),
                         strategy=base, class_names=list("abcde"))
-    assert five.model(torch.zeros(1, 2)).shape == (1, 5) and "accuracy" in five.summary["val"]
+    assert five.model.cpu()(torch.zeros(1, 2)).shape == (1, 5) and "accuracy" in five.summary["val"]
     cases = [
         (DataError, "give its last layer 3 outputs (or, when classes are missing from the training labels, name "
                     "them all in class_names)", dict(model=torch.nn.Linear(2, 5))),

@@ -21,6 +21,7 @@ import optuna
 import pytest
 import yaml
 
+from tests.child_env import with_repo_first
 from trainlab.cli import main
 from trainlab.config import load_config, read_yaml
 from trainlab.errors import ConfigError, Interrupted
@@ -549,7 +550,7 @@ def _command(base: Path, space: Path, out: Path, trials: int, *extra: str) -> li
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return {**os.environ, "PYTHONPATH": with_repo_first(REPO)}
 
 
 def _running_trials(out: Path) -> str:

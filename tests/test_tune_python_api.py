@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 import trainlab.tune
 import trainlab.tune.runner
+from tests.child_env import with_repo_first
 from tests.test_tune import BASE as TUNE_BASE
 from trainlab.cli import main
 from trainlab.errors import ConfigError, TrainingError
@@ -102,7 +103,7 @@ def test_jobs_from_a_script_without_a_main_guard_is_one_error_naming_the_guard(t
     base, space = write(tmp_path)
     script = tmp_path / "unguarded.py"
     script.write_text(textwrap.dedent(UNGUARDED.format(base=str(base), space=str(space), out=str(tmp_path / "out"))))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": with_repo_first(REPO)}
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == ConfigError.exit_code, done.stderr

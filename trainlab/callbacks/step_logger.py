@@ -35,6 +35,8 @@ class StepLogger(Callback):
         # sum of samples x mean over the steps since the last record (EpochSum: no tensor kernel per step),
         # made on the loss's device at the first step
         self._sum: EpochSum | None = None
+        # sums restored from a checkpoint (read onto the CPU), loaded onto the loss's device at the next step
+        self._restored_sum: dict[str, Any] | None = None
         self._samples = 0
         self._seen = 0  # state.samples_seen after the last step: a step's samples are the difference
         self._since: tuple[float, int] | None = None  # (monotonic time, samples_seen) at the last record
@@ -47,16 +49,13 @@ class StepLogger(Callback):
             self._sum, self._samples, self._seen = None, 0, view.state.samples_seen
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sum": None if self._sum is None else self._sum.state_dict(), "samples": self._samples,
-                "seen": self._seen}
+        return {"sum": self._restored_sum if self._sum is None else self._sum.state_dict(),
+                "samples": self._samples, "seen": self._seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "sum" not in state:  # a checkpoint written before the sums were kept: they start again at 0
             return
-        self._sum = None
-        if state["sum"] is not None:
-            self._sum = EpochSum(state["sum"]["total"].device)
-            self._sum.load_state_dict(state["sum"])
+        self._sum, self._restored_sum = None, state["sum"]
         self._samples, self._seen = int(state["samples"]), int(state["seen"])
         self._since = (time.monotonic(), self._seen)  # a rollback moves samples_seen back: the rate restarts
         self._restored = True
@@ -64,8 +63,11 @@ class StepLogger(Callback):
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
         state = view.state
         samples, self._seen = state.samples_seen - self._seen, state.samples_seen
-        if self._sum is None:
+        if self._sum is None:  # the first step, or the first after a restore: the sums live on the loss's device
             self._sum = EpochSum(loss.device)
+            if self._restored_sum is not None:
+                self._sum.load_state_dict(self._restored_sum)
+                self._restored_sum = None
         self._sum.add(loss.detach(), samples)
         self._samples += samples
         if state.step % self.every:
