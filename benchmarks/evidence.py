@@ -42,6 +42,9 @@ def cpu_flags() -> dict[str, bool]:
 def git_commit() -> dict[str, Any]:
     """The commit of the checkout the benchmark ran from, and whether its code had uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
+    given = os.environ.get("TRAINLAB_GIT_COMMIT")  # benchmarks/gpu/check.sh: the copy there may hold a stale .git
+    if given:
+        return {"commit": given.removesuffix("-dirty"), "dirty": given.endswith("-dirty")}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -50,9 +53,7 @@ def git_commit() -> dict[str, Any]:
                                  ":(exclude)benchmarks/results"], cwd=root,
                                 capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        # a copy without .git (the GPU machine's working tree): benchmarks/gpu/prepare.sh leaves the commit here
-        commit = os.environ.get("TRAINLAB_GIT_COMMIT")
-        return {"commit": commit, "dirty": None}
+        return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(status.strip())}
 
 

@@ -315,7 +315,8 @@ def test_engine_schedule_scales_every_group_base_lr():
 
 
 def test_resume_from_a_checkpoint_is_bit_identical(tmp_path):
-    full, folders = train_keeping_checkpoints(BASE, tmp_path, every_n_steps=4)
+    config = {**BASE, "runtime": {**BASE.get("runtime", {}), "deterministic": True}}  # a GPU's cuDNN too
+    full, folders = train_keeping_checkpoints(config, tmp_path, every_n_steps=4)
     reference_bytes = (full / "model.safetensors").read_bytes()
     for step in (4, 16):  # mid-epoch 1 and in epoch 2 (10 steps per epoch here)
         assert resumed_model_bytes(full, folders[step], tmp_path) == reference_bytes, step

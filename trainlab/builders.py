@@ -61,6 +61,7 @@ from trainlab.run_checks import (
 )
 from trainlab.runtime import (
     check_compile_toolchain,
+    deterministic_algorithms,
     emulated_precision_warning,
     process_rng_states,
     resolve_device,
@@ -98,14 +99,17 @@ class Built:
 
 @contextlib.contextmanager
 def run_scope(config: Config) -> Iterator[None]:
-    """Threads and seeds for one run; the process's thread count and RNG states come back afterwards."""
+    """Threads, seeds and ``runtime.deterministic`` (trainlab.runtime.deterministic_algorithms: its
+    CUBLAS_WORKSPACE_CONFIG takes effect only where the process first uses CUDA inside the scope) for one run;
+    the process's thread count, RNG states and deterministic settings come back afterwards."""
     threads = torch.get_num_threads()
     rng_states = process_rng_states()
     if config.runtime.num_threads:
         torch.set_num_threads(config.runtime.num_threads)
     seed_everything(config.seed)
     try:
-        yield
+        with deterministic_algorithms(config.runtime.deterministic):
+            yield
     finally:
         torch.set_num_threads(threads)
         set_process_rng_states(rng_states)

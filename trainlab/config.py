@@ -113,7 +113,7 @@ class ModelConfig(Named):
 ADDED_OPTIONAL_KEYS = {("strategy", "tta"): None, ("strategy", "weight_averaging"): None,
                        ("strategy", "min_steps"): None, ("strategy", "group_by_length"): False,
                        ("strategy", "time_budget_s"): None,
-                       ("runtime", "compile"): False}
+                       ("runtime", "compile"): False, ("runtime", "deterministic"): False}
 
 
 class CheckpointConfig(Strict):
@@ -191,6 +191,9 @@ class RuntimeConfig(Strict):
     num_threads: Int | None = Field(None, ge=1, le=MAX_THREADS)  # torch intra-op threads; None keeps torch's default
     channels_last: bool = False  # NHWC memory layout for conv nets (faster convolutions on CPU and GPU)
     compile: bool = False  # torch.compile the model's forward passes (the first steps compile; C++ compiler on CPU)
+    # deterministic kernels (trainlab.runtime.deterministic_algorithms): a GPU run repeats to the bit, as a resumed
+    # one must (cuDNN's convolution backward and some cuBLAS paths do not otherwise); a CPU run does either way
+    deterministic: bool = False
 
 
 class Config(Strict):

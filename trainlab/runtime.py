@@ -61,6 +61,46 @@ def rng_states_kept() -> Iterator[None]:
         set_process_rng_states(states)
 
 
+# cuBLAS's deterministic workspace (NVIDIA's cuBLAS docs, "Results reproducibility"): ":16:8" also works, slower
+CUBLAS_WORKSPACE_ENV = "CUBLAS_WORKSPACE_CONFIG"
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """``runtime.deterministic``: with ``enabled``, deterministic kernels for the block, the previous settings
+    after it; without, nothing is touched.
+
+    Inside the block ``torch.use_deterministic_algorithms(True)`` (an op with no deterministic kernel raises
+    instead of running), ``torch.backends.cudnn.deterministic = True``, ``torch.backends.cudnn.benchmark =
+    False`` (benchmarking may pick another convolution kernel per run), and :data:`CUBLAS_WORKSPACE_ENV` is
+    :data:`CUBLAS_WORKSPACE` where the environment does not set it already. cuBLAS reads that variable when the
+    process first uses CUDA: set here it takes effect when the block comes before that first use (the CLI runs
+    one run per process); a process that used CUDA before needs it set in its environment at start. Afterwards
+    the deterministic-algorithms mode (and its warn_only), both cuDNN flags and the variable are as they were
+    (the variable removed again if it was set here)."""
+    if not enabled:
+        yield
+        return
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    set_workspace = CUBLAS_WORKSPACE_ENV not in os.environ
+    if set_workspace:
+        os.environ[CUBLAS_WORKSPACE_ENV] = CUBLAS_WORKSPACE
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        mode, warn_only, cudnn_deterministic, cudnn_benchmark = previous
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+        torch.backends.cudnn.deterministic = cudnn_deterministic
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        if set_workspace:
+            os.environ.pop(CUBLAS_WORKSPACE_ENV, None)
+
+
 def resolve_device(name: str, setting: str = "runtime.device") -> torch.device:
     """``auto``: CUDA when present, else CPU; a device this machine lacks, or no device name, is a
     ConfigError naming ``setting``."""

@@ -91,7 +91,9 @@ CUDA_VISIBLE_DEVICES="" timeout -k 15 "$FORKED_S" "$PYTHON" -m pytest -vv -p no:
 echo "pytest (forking tests, CUDA hidden) exit $?"
 grep -E "FAILED|ERROR" "$OUT/tests_forked.log" | head -20
 tail -2 "$OUT/tests_forked.log"
-# b) every other test on the GPU (runtime.device auto = cuda)
+# b) every other test on the GPU (runtime.device auto = cuda); cuBLAS's deterministic workspace from the
+#    start, for the tests that ask for runtime.deterministic after the process has used CUDA
+export CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8}
 ignored=()
 for file in $forked; do ignored+=(--ignore "$file"); done
 timeout -k 15 "$TESTS_S" "$PYTHON" -m pytest -vv -p no:cacheprovider "${parallel[@]}" --maxfail=40 "${ignored[@]}" tests \

@@ -1,0 +1,170 @@
+"""``runtime.deterministic``: run_scope turns on deterministic kernels (torch.use_deterministic_algorithms,
+cuDNN deterministic without benchmarking, CUBLAS_WORKSPACE_CONFIG) for the run and puts back what the process
+had; false touches nothing; at false the key stays out of the config hash; a bad value is one config error;
+a run with it trains on a CPU."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import trainlab
+from tests.conftest import DIGITS_MLP
+from trainlab.builders import run_scope
+from trainlab.cli import main
+from trainlab.config import validate
+from trainlab.runtime import CUBLAS_WORKSPACE, CUBLAS_WORKSPACE_ENV
+
+cudnn = torch.backends.cudnn
+
+
+def _flags() -> dict[str, object]:
+    """Every process-wide setting runtime.deterministic changes."""
+    return {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cudnn.deterministic": cudnn.deterministic, "cudnn.benchmark": cudnn.benchmark,
+            CUBLAS_WORKSPACE_ENV: os.environ.get(CUBLAS_WORKSPACE_ENV)}
+
+
+ON = {"deterministic_algorithms": True, "warn_only": False, "cudnn.deterministic": True, "cudnn.benchmark": False,
+      CUBLAS_WORKSPACE_ENV: CUBLAS_WORKSPACE}
+
+
+@pytest.fixture(autouse=True)
+def _flags_kept(monkeypatch):
+    """Each test starts without CUBLAS_WORKSPACE_CONFIG, and the torch flags are as before it afterwards, also
+    when it fails inside a run_scope or set them itself."""
+    monkeypatch.delenv(CUBLAS_WORKSPACE_ENV, raising=False)  # monkeypatch puts a value it removed back
+    before = _flags()
+    yield
+    torch.use_deterministic_algorithms(before["deterministic_algorithms"], warn_only=before["warn_only"])
+    cudnn.deterministic, cudnn.benchmark = before["cudnn.deterministic"], before["cudnn.benchmark"]
+
+
+def _config(deterministic: bool | None = None, **strategy):
+    raw = copy.deepcopy(DIGITS_MLP)
+    raw["strategy"].update(strategy)
+    if deterministic is not None:
+        raw["runtime"] = {"deterministic": deterministic}
+    return raw
+
+
+def _users_own_settings(monkeypatch) -> None:
+    """Settings a user made before the run, each other than both run_scope's and torch's defaults."""
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = False, True
+    monkeypatch.setenv(CUBLAS_WORKSPACE_ENV, ":16:8")
+
+
+# ----------------------------------------------------------------------------- run_scope
+
+
+def test_deterministic_true_turns_everything_on_for_the_run_and_back_off_after():
+    before = _flags()
+    assert before != ON  # else this test could not tell
+    with run_scope(validate(_config(deterministic=True))):
+        assert _flags() == ON
+    assert _flags() == before
+    assert CUBLAS_WORKSPACE_ENV not in os.environ  # set by run_scope, so removed again
+
+
+def test_deterministic_true_keeps_the_users_workspace_and_puts_back_the_users_flags(monkeypatch):
+    _users_own_settings(monkeypatch)
+    before = _flags()
+    with run_scope(validate(_config(deterministic=True))):
+        # strict: an op without a deterministic kernel raises, not warns; the user's cuBLAS workspace stays
+        assert _flags() == {**ON, CUBLAS_WORKSPACE_ENV: ":16:8"}
+    assert _flags() == before
+
+
+def test_deterministic_true_puts_the_flags_back_when_the_run_fails():
+    before = _flags()
+    with pytest.raises(RuntimeError, match="boom"), run_scope(validate(_config(deterministic=True))):
+        raise RuntimeError("boom")
+    assert _flags() == before
+
+
+@pytest.mark.parametrize("users_settings", [False, True], ids=["defaults", "users-settings"])
+@pytest.mark.parametrize("deterministic", [None, False], ids=["unset", "false"])
+def test_deterministic_false_changes_nothing(monkeypatch, users_settings, deterministic):
+    if users_settings:
+        _users_own_settings(monkeypatch)
+    before = _flags()
+    with run_scope(validate(_config(deterministic=deterministic))):
+        assert _flags() == before
+    assert _flags() == before
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_the_key_at_false_keeps_the_hash_and_true_changes_it():
+    unset, off, on = (validate(_config(deterministic=value)) for value in (None, False, True))
+    assert on.runtime.deterministic and not off.runtime.deterministic and not unset.runtime.deterministic
+    assert unset.hash() == off.hash() != on.hash()
+    assert "deterministic" not in unset.results_dict()["runtime"]
+    # DIGITS_MLP's hash before runtime.deterministic existed: configs recorded then keep theirs
+    assert unset.hash() == "ba501924669a26eb"
+
+
+def test_a_bad_value_is_one_config_error(write_config, capsys):
+    config = write_config(_config())
+    code = main(["train", "--quiet", "--out", str(config.parent / "run"), "--set", "runtime.deterministic=maybe",
+                 str(config)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: config key 'runtime.deterministic': ") and "got 'maybe'" in err[0], err[0]
+    assert not (config.parent / "run").exists()
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+class _SeesFlags(trainlab.Callback):
+    """Records the process's settings at every step."""
+
+    def __init__(self):
+        self.seen: list[dict[str, object]] = []
+
+    def on_step_start(self, view) -> None:
+        self.seen.append(_flags())
+
+
+def test_a_conv_net_trains_with_deterministic_true_on_a_cpu():
+    """Conv2d, BatchNorm, pooling and cross-entropy (forward and backward) run under
+    use_deterministic_algorithms(True), the flags are on at every step, and two runs give the same weights."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((48, 1, 8, 8)).astype(np.float32)
+    y = np.arange(48) % 3
+
+    def run():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                    torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
+                                    torch.nn.Flatten(), torch.nn.Linear(4, 3))
+        sees = _SeesFlags()
+        result = trainlab.fit(model, (x, y), {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01},
+                                              "batch_size": 16, "epochs": 2},
+                              callbacks=[sees], metrics=[], runtime={"device": "cpu", "deterministic": True})
+        return result, sees.seen
+
+    first, seen = run()
+    assert len(seen) == 6 and all(flags == ON for flags in seen)
+    assert np.isfinite(first.history[-1]["train_loss"])
+    again, _ = run()
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_trainlab_train_with_deterministic_true_trains_and_records_it(write_config, tmp_path):
+    config = write_config(_config(epochs=1))
+    out = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(out), "--set", "runtime.deterministic=true", str(config)]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["runtime"]["deterministic"] is True
+    assert not torch.are_deterministic_algorithms_enabled() and CUBLAS_WORKSPACE_ENV not in os.environ
