@@ -198,6 +198,18 @@ def test_a_misspelt_choice_gets_a_did_you_mean(tmp_path, override, hint):
     assert _error(tmp_path, [override]).endswith(hint)
 
 
+@pytest.mark.parametrize("override, hint", [
+    ("runtime.device=gpu", "got 'gpu'; did you mean 'cuda'?"),  # was 'cpu', the closest spelling
+    ("runtime.device=cuda:1", "got 'cuda:1'; did you mean 'cuda'?"),
+    ("runtime.precision=bfloat16", "got 'bfloat16'; did you mean 'bf16'?"),
+    ("runtime.precision=bf16-mixed", "got 'bf16-mixed'; did you mean 'bf16'?"),
+    ("runtime.precision=16", "got 16; did you mean 'fp16'?"),  # Lightning's precision=16
+    ("runtime.precision=float32", "got 'float32'; did you mean 'fp32'?"),
+])
+def test_a_choice_written_as_pytorch_or_lightning_names_it_gets_trainlabs_name(tmp_path, override, hint):
+    assert _error(tmp_path, [override]).endswith(hint)
+
+
 # 8 ------------------------------------------------------------------ bounds and duplicates
 
 def test_batch_size_has_the_int64_bound(tmp_path):

@@ -65,6 +65,18 @@ def test_a_trailing_delimiter_is_named_under_either_nan_policy(tmp_path, policy)
         load_dataset(DataConfig(source="csv", path=path, target="y", nan_policy=policy))
 
 
+def test_a_named_column_empty_in_every_row_is_named_when_drop_empties_the_data(tmp_path):
+    """Under ``nan_policy: drop`` a named all-empty column (an export of a column nobody filled) dropped every row;
+    the error said only "empty after dropping rows with NaN/Inf", not which column did it."""
+    text = "a,unfilled,b,y\n" + "".join(f"{a},,{b},{y}\n" for a, b, y in ROWS)
+    path = write(tmp_path / "t.csv", text)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(source="csv", path=path, target="y", nan_policy="drop"))
+    assert str(err.value) == (f"training data is empty after dropping rows with NaN/Inf: the features column of "
+                              f"line 2, column 'unfilled' of {path} is NaN/Inf in every row (drop or fill that "
+                              "column)")
+
+
 def test_a_nameless_column_with_values_or_left_out_is_read(tmp_path):
     """Only an empty nameless column is the trailing delimiter; data.features may leave it out."""
     text = "a,b,y,\n" + "".join(f"{a},{b},{y},\n" for a, b, y in ROWS)

@@ -346,13 +346,27 @@ def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
     return f"config key '{where or 'config'}': {message}; got {short_repr(got)}{_closest_choice(first)}"
 
 
+# what users of PyTorch and Lightning write for a choice that trainlab names otherwise (device: gpu, cuda:0;
+# precision: bfloat16, bf16-mixed, 16-mixed, float32)
+CHOICE_SYNONYMS = {"gpu": "cuda", "bfloat16": "bf16", "bf16-mixed": "bf16", "bf16-true": "bf16", "float16": "fp16",
+                   "half": "fp16", "16-mixed": "fp16", "16": "fp16", "float32": "fp32", "float": "fp32", "32": "fp32",
+                   "32-true": "fp32"}
+
+
 def _closest_choice(error: Any) -> str:
     """For a value outside a Literal's choices (``progress: of``, ``device: CPU``), "; did you mean 'off'?"
-    naming the closest (case aside); "" otherwise."""
+    naming the closest (case aside), or the choice a synonym stands for (``device: gpu`` -> 'cuda',
+    :data:`CHOICE_SYNONYMS`; ``cuda:1`` -> 'cuda'); "" otherwise."""
     got = error.get("input")
+    if isinstance(got, int) and not isinstance(got, bool):
+        got = str(got)  # Lightning's precision=16
     if error["type"] != "literal_error" or not isinstance(got, str):
         return ""
     choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+    key = got.strip().lower()
+    synonym = "cuda" if re.fullmatch(r"cuda:\d+", key) else CHOICE_SYNONYMS.get(key)
+    if synonym in choices:
+        return f"; did you mean '{synonym}'?"
     return did_you_mean(got, choices) or did_you_mean(got.lower(), choices)
 
 

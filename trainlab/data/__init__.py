@@ -96,6 +96,20 @@ def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
     return x, y, categorical
 
 
+def _why_no_row_is_whole(x: np.ndarray, y: np.ndarray, locate: Callable[[str, int, int], str] | None) -> str:
+    """For the error of a split that nan_policy: drop emptied: the first feature or target column that is
+    NaN/Inf in every row ("" when none is: then each row has its own)."""
+    for part, array in (("features", x), ("targets", y)):
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        columns = array.reshape(len(array), -1)
+        empty = np.flatnonzero((~np.isfinite(columns)).all(axis=0))
+        if len(empty):
+            where = cell_at(locate, part, 0, int(empty[0]) if array.ndim > 1 else None)
+            return f": the {part} column of {where} is NaN/Inf in every row (drop or fill that column)"
+    return ""
+
+
 def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
                 locate: Callable[[str, int, int], str] | None = None, categorical: np.ndarray | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -139,10 +153,11 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
             if rows is not None:
                 keep = np.intersect1d(keep, rows)
         dropped = len(x) - len(keep)
+        x_all, y_all = x, y
         x, y = x[keep], y[keep]
         categorical = None if categorical is None else categorical[keep]
         if len(x) == 0:
-            raise DataError(f"{name} is empty after dropping rows with NaN/Inf")
+            raise DataError(f"{name} is empty after dropping rows with NaN/Inf{_why_no_row_is_whole(x_all, y_all, locate)}")
         if dropped:
             warn(f"data.nan_policy: drop dropped {dropped} of {dropped + len(x)} rows of the {name} "
                  "(a NaN/Inf value or a missing category)")
