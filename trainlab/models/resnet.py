@@ -25,6 +25,7 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.initializers import dirac_first_filters_
 from trainlab.models import MODELS, positive_size
+from trainlab.models.global_pool import GlobalPool
 
 
 def _image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -111,7 +112,7 @@ class ResNet(nn.Module):
                 blocks.append(BasicBlock(width, stage_width, stride, shortcut))
                 width = stage_width
             stages.append((f"stage{stage + 1}", nn.Sequential(*blocks)))
-        stages += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
+        stages += [("pool", GlobalPool("avg")), ("flatten", nn.Flatten())]
         self.backbone = nn.Sequential(OrderedDict(stages))
         self.head = nn.Linear(width, output_dim)
         for module in self.modules():  # He init as in torchvision's ResNet
@@ -242,7 +243,7 @@ class AirbenchNet(nn.Module):
         for index, group_width in enumerate(widths):
             groups.append((f"group{index + 1}", ConvGroup(width, group_width, batchnorm_momentum)))
             width = group_width
-        groups += [("pool", nn.AdaptiveMaxPool2d(1)), ("flatten", nn.Flatten())]
+        groups += [("pool", GlobalPool("max")), ("flatten", nn.Flatten())]
         self.backbone = nn.Sequential(OrderedDict(groups))
         self.head = nn.Linear(width, output_dim, bias=False)
         if head_init == "unit_std":
