@@ -168,3 +168,28 @@ def test_trainlab_train_with_deterministic_true_trains_and_records_it(write_conf
     assert main(["train", "--quiet", "--out", str(out), "--set", "runtime.deterministic=true", str(config)]) == 0
     assert yaml.safe_load((out / "config.yaml").read_text())["runtime"]["deterministic"] is True
     assert not torch.are_deterministic_algorithms_enabled() and CUBLAS_WORKSPACE_ENV not in os.environ
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: a CPU run is deterministic either way")
+def test_on_a_gpu_two_runs_of_a_conv_net_give_the_same_weights_bit_for_bit():
+    """cuDNN's convolution backward and the adaptive pools have nondeterministic (or no) deterministic CUDA
+    kernels: with runtime.deterministic the airbench net (convs, BatchNorm, Muon, global max pool) trains twice
+    to the same bits."""
+    import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
+    from trainlab.models import MODELS
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3, 16, 16)).astype(np.float32)
+    y = np.arange(64) % 10
+
+    def run():
+        torch.manual_seed(0)
+        model = MODELS.get("airbench")((3, 16, 16), 10, widths=[8, 16, 16])
+        strategy = {"loss": "cross_entropy", "batch_size": 16, "epochs": 2,
+                    "optimizer": {"name": "nesterov", "lr": 0.05, "groups": [
+                        {"name": "filters", "select": "conv_filters", "optimizer": "muon_conv", "lr": 0.1}]}}
+        return trainlab.fit(model, (x, y), strategy, metrics=[], runtime={"device": "cuda", "deterministic": True})
+
+    first, again = run(), run()
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -65,6 +65,7 @@ def test_an_unknown_kind_is_refused():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the deterministic branch runs on a GPU only")
 @pytest.mark.parametrize("name", ["airbench", "resnet"])
 def test_on_a_gpu_under_deterministic_algorithms_the_models_train_where_the_adaptive_pools_raise(name):
+    import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
     from trainlab.models import MODELS
 
     x = torch.randn(8, 3, 32, 32, device="cuda")
