@@ -3,7 +3,8 @@
 Sections: ``name``, ``seed``, ``data``, ``model``, ``strategy``, ``metrics``,
 ``output`` and ``runtime``. ``data`` and ``model`` pass their extra keys to the
 registered factory, whose signature validates them. Every other section is
-strict: an unknown key is an error with a did-you-mean.
+strict: an unknown key is an error with a did-you-mean. A validation error is one ConfigError line
+(:mod:`trainlab.config_errors` words it).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from trainlab.config_errors import location, one_line
 from trainlab.config_fields import (
     MAX_MODEL_SIZE,
     MAX_NAME_CHARS,
@@ -253,123 +253,6 @@ class Config(Strict):
         return payload
 
 
-# --------------------------------------------------------------------------- errors
-
-def _location(loc: tuple[Any, ...], raw: Any = None) -> str:
-    """The dotted config key of a pydantic error location. Pydantic puts union-branch names into locs
-    ("int", "literal['full']", "InitConfig" of ``InitConfig | list[InitConfig]``): with ``raw``, the config as
-    given, a part that is no key at its place in ``raw`` is such a name and is dropped (but the last, which may
-    be a missing key); without it, those holding "[" and the plain type names."""
-    parts: list[str] = []
-    node = raw
-    for index, part in enumerate(loc):
-        if isinstance(part, str) and ("[" in part or part in {"int", "float", "str"}):
-            continue
-        missing_key = index == len(loc) - 1 and isinstance(node, dict)  # a required key is named though absent
-        if raw is not None and isinstance(part, str) and part[:1].isupper() and not missing_key \
-                and not (isinstance(node, dict) and part in node):  # a model class's name, not a config key
-            continue
-        parts.append(str(part))
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            node = None
-    return ".".join(parts)
-
-
-def _section_at(raw: Any, path: list[str]) -> Any:
-    """The value at dotted ``path`` in ``raw`` (list items by index), None where there is none."""
-    for part in path:
-        if isinstance(raw, dict):
-            raw = raw.get(part)
-        elif isinstance(raw, list) and part.isdigit() and int(part) < len(raw):
-            raw = raw[int(part)]
-        else:
-            return None
-    return raw
-
-
-def _misspelt_key(raw: Any, where: str) -> str:
-    """For a missing required key ``where``: "; did you mean 'name' (the section has 'naem')?" when its
-    section holds a key close to it (a section that takes options, like ``model``, accepts the typo as one);
-    "" otherwise. The one-word form (``loss: mse``) stays the same."""
-    path = where.split(".")
-    section = _section_at(raw, path[:-1])
-    if not isinstance(section, dict):
-        return ""
-    for key in section:
-        if isinstance(key, str) and key != path[-1] and did_you_mean(key, [path[-1]]):
-            return f"; did you mean '{path[-1]}' (the section has '{key}')?"
-    return ""
-
-
-def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
-    for part in path:
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if model is None:
-            return []
-    return list(model.model_fields)
-
-
-def _is_torch_module(value: Any) -> bool:
-    """Whether ``value`` is a ``torch.nn.Module``, without importing torch for the config's own checks."""
-    nn = sys.modules.get("torch.nn")
-    return nn is not None and isinstance(value, nn.Module)
-
-
-def _one_line(error: ValidationError, raw: dict[str, Any]) -> str:
-    first = error.errors()[0]
-    where = _location(first["loc"], raw)
-    if first["type"] == "extra_forbidden":
-        path = where.split(".")
-        valid = _fields_at(Config, path[:-1])
-        hint = did_you_mean(path[-1], valid)
-        return f"unknown config key '{where}'{hint} (valid: {', '.join(valid)})"
-    if first["type"] == "missing":
-        return f"config key '{where}' is required{_misspelt_key(raw, where)}"
-    message = first["msg"].removeprefix("Value error, ")
-    if len(message) > 300:
-        message = message[:297] + "..."
-    got = first.get("input")
-    if _is_torch_module(got):
-        message += (" (a config names each component by its registry name or 'module:attr', not an object; "
-                    "a model object goes to trainlab.fit(model, train, strategy))")
-    if isinstance(got, dict) or "got" in message:
-        return f"config key '{where or 'config'}': {message}"
-    return f"config key '{where or 'config'}': {message}; got {short_repr(got)}{_closest_choice(first)}"
-
-
-# what users of PyTorch and Lightning write for a choice that trainlab names otherwise (device: gpu, cuda:0;
-# precision: bfloat16, bf16-mixed, 16-mixed, float32)
-CHOICE_SYNONYMS = {"gpu": "cuda", "bfloat16": "bf16", "bf16-mixed": "bf16", "bf16-true": "bf16", "float16": "fp16",
-                   "half": "fp16", "16-mixed": "fp16", "16": "fp16", "float32": "fp32", "float": "fp32", "32": "fp32",
-                   "32-true": "fp32"}
-
-
-def _closest_choice(error: Any) -> str:
-    """For a value outside a Literal's choices (``progress: of``, ``device: CPU``), "; did you mean 'off'?"
-    naming the closest (case aside), or the choice a synonym stands for (``device: gpu`` -> 'cuda',
-    :data:`CHOICE_SYNONYMS`; ``cuda:1`` -> 'cuda'); "" otherwise."""
-    got = error.get("input")
-    if isinstance(got, int) and not isinstance(got, bool):
-        got = str(got)  # Lightning's precision=16
-    if error["type"] != "literal_error" or not isinstance(got, str):
-        return ""
-    choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
-    key = got.strip().lower()
-    synonym = "cuda" if re.fullmatch(r"cuda:\d+", key) else CHOICE_SYNONYMS.get(key)
-    if synonym in choices:
-        return f"; did you mean '{synonym}'?"
-    return did_you_mean(got, choices) or did_you_mean(got.lower(), choices)
-
-
 # --------------------------------------------------------------------------- loading
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -507,12 +390,12 @@ def _validated(model: type[Any], raw: dict[str, Any], overrides: Sequence[str]) 
         return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _location(first["loc"], raw)
+        where = location(first["loc"], raw)
         # a validator's own refusal (an unknown logger in a list) took the value's kind: how YAML read it is no clue
         # nor for a missing key: quoting the mapping that lacks it is no fix
         refused = ("value_error", "assertion_error", "missing")
         reading = "" if first["type"] in refused else override_reading(where, overrides)
-        raise ConfigError(_one_line(exc, raw) + reading) from None
+        raise ConfigError(one_line(exc, raw, Config) + reading) from None
     except RecursionError:
         raise ConfigError("config is nested too deeply to validate") from None
 
