@@ -11,8 +11,8 @@ import torch
 from sklearn.preprocessing import LabelEncoder
 
 import trainlab
-from trainlab.api import _as_split
 from trainlab.errors import ConfigError, DataError
+from trainlab.fit_inputs import _as_split
 
 STRATEGY = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.1}, "batch_size": 32, "epochs": 3}
 

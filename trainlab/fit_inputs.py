@@ -1,0 +1,234 @@
+"""What :func:`trainlab.fit` trains on: the user's (x, y) arrays, tensors, pandas objects or map-style torch
+Datasets turned into checked :class:`~trainlab.data.dataset.Split` s, and those into the
+:class:`~trainlab.data.dataset.Dataset` a config run would build from the same data.
+
+Contract: :func:`_as_split` gives one split as tensors (x float32 where floating, y with an (N, 1) column
+squeezed), or None for None; anything else fit cannot train on (a DataLoader, ``(x, y, weights)``, a
+fraction, an IterableDataset, non-numeric, ragged, non-finite or float32-overflowing values, x and y of
+different lengths, an empty train) is one :class:`~trainlab.errors.DataError` naming the split and what
+to pass instead. :func:`_dataset` applies the data layer's task rule and label reading to the splits
+(``task``/``class_names`` as ``data.task``/``data.class_names``); bad arguments are one
+:class:`~trainlab.errors.ConfigError`. Nothing here trains or writes files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab.config_fields import short_repr
+from trainlab.data import TASKS, targets_tensor
+from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
+from trainlab.data.labels import named_classes_task, read_class_labels
+from trainlab.errors import ConfigError, DataError
+from trainlab.registry import did_you_mean
+from trainlab.run_checks import FIT_FIXES, FIXES_KEY
+
+Arrays = tuple[Any, Any]
+
+
+def _tensor(value: Any, what: str) -> torch.Tensor:
+    """``value`` (tensor, array, DataFrame, nested lists) as a tensor of numbers, or one DataError. A tensor is
+    detached (the same storage, no copy): features computed without ``torch.no_grad()``, or a tensor that
+    requires grad, would otherwise carry their graph into training (backward through it a second time,
+    gradients written into the module that computed them)."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+    else:
+        tensor = _from_array(value, what)
+    if tensor.ndim == 0:
+        raise DataError(f"{what} is a single number; give one row per sample (an array or tensor)")
+    if tensor.dtype in (torch.bfloat16, torch.float16):  # read as NumPy below (no bf16 there), trained in fp32
+        tensor = tensor.float()
+    return tensor
+
+
+def _from_array(value: Any, what: str) -> torch.Tensor:
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        raise DataError(f"{what} does not make one array (rows of different lengths?)") from None
+    if array.dtype == object and (numbers := _pandas_numbers(value)) is not None:
+        array = numbers
+    if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
+        hint = (" (class names: encode them as 0..K-1, e.g. with sklearn's LabelEncoder, or train from a CSV "
+                "config, which keeps the names)" if what.endswith(" y") else
+                " (text or category columns: encode them first, or train from a CSV config, which one-hot "
+                "encodes them)")
+        raise DataError(f"{what} must hold numbers; got dtype {array.dtype}{hint}")
+    if not array.flags.writeable:  # a pandas frame's read-only view: torch would warn of it, and may not share it
+        array = array.copy()
+    return torch.as_tensor(array)
+
+
+def _pandas_numbers(value: Any) -> np.ndarray | None:
+    """A pandas DataFrame or Series whose columns all hold numbers or booleans, pandas' nullable ones
+    (``Float64``, ``Int64``, ``boolean``: what ``read_csv(dtype_backend='numpy_nullable')`` gives, which NumPy
+    reads as objects) included, as one array: int64 when every column is an integer or boolean one without
+    missing values, bool when every one is boolean without them, else float64 with ``pd.NA`` as NaN (which
+    the finiteness check refuses by row and column). None for anything else (text, categories)."""
+    if not type(value).__module__.startswith("pandas") or getattr(value, "ndim", 0) not in (1, 2):
+        return None
+    from pandas.api import types
+
+    dtypes = list(value.dtypes) if value.ndim == 2 else [value.dtype]
+    if not dtypes or not all(types.is_numeric_dtype(d) or types.is_bool_dtype(d) for d in dtypes):
+        return None
+    if bool(np.asarray(value.isna()).any()):
+        return value.to_numpy(dtype=np.float64, na_value=np.nan)
+    if all(types.is_bool_dtype(d) for d in dtypes):
+        return value.to_numpy(dtype=bool)
+    if all(types.is_integer_dtype(d) or types.is_bool_dtype(d) for d in dtypes):
+        return value.to_numpy(dtype=np.int64)
+    return value.to_numpy(dtype=np.float64)
+
+
+def _stack(rows: list[Any], part: int, what: str) -> torch.Tensor:
+    """Part ``part`` (0: x, 1: y) of a dataset's items stacked into one tensor, or one DataError."""
+    items = []
+    for i, row in enumerate(rows):
+        if not (isinstance(row, tuple | list) and len(row) == 2):
+            raise DataError(f"{what}: dataset items must be (x, y) pairs; item {i} is a {type(row).__name__}")
+        value = row[part]
+        if value is None or isinstance(value, str | bytes | tuple | dict):
+            raise DataError(f"{what} of item {i} is a {type(value).__name__}; each must be a tensor, an array or "
+                            "a number (encode class names as 0..K-1)")
+        items.append(value if isinstance(value, torch.Tensor) else _from_array(value, f"{what} of item {i}"))
+        if items[-1].shape != items[0].shape:
+            raise DataError(f"{what} of item {i} is shaped {tuple(items[-1].shape)} but item 0's "
+                            f"{tuple(items[0].shape)}; every item must have the same shape")
+    return torch.stack(items)
+
+
+def _check_finite(what: str, values: torch.Tensor) -> None:
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        bad = torch.nonzero(~torch.isfinite(values.reshape(len(values), -1)))[0].tolist()
+        raise DataError(f"{what} has a non-finite value at row {bad[0]}, column {bad[1]} (counting from 0); "
+                        "drop or impute such rows first")
+
+
+def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split | None:
+    if data is None:
+        return None
+    _refuse_unlike_a_split(data, name)
+    if isinstance(data, tuple | list) and len(data) == 2:
+        x, y = _tensor(data[0], f"{name} x"), _tensor(data[1], f"{name} y")
+    elif isinstance(data, torch.utils.data.IterableDataset):
+        raise DataError(f"{name} is an IterableDataset; fit takes a map-style Dataset of (x, y) pairs (with len "
+                        "and [i]) or (x, y) tensors: collect its items into tensors first")
+    elif isinstance(data, torch.utils.data.Dataset):
+        if not hasattr(data, "__len__"):
+            raise DataError(f"{name} dataset has no len(); fit takes a map-style Dataset with __len__ and "
+                            "__getitem__, or (x, y) tensors")
+        rows = _items(data, name)  # a map-style dataset of (x, y) pairs
+        if not rows:
+            raise DataError(f"{name} dataset is empty")
+        first = rows[0]
+        if not (isinstance(first, tuple | list) and len(first) == 2):
+            what = (f"a dict with keys {', '.join(map(str, first))}" if isinstance(first, dict) else
+                    f"a {type(first).__name__} of {len(first)} items" if isinstance(first, tuple | list)
+                    else f"a {type(first).__name__}")
+            raise DataError(f"{name} dataset items must be (x, y) pairs; item 0 is {what}")
+        x, y = _tensor(_stack(rows, 0, f"{name} x"), f"{name} x"), _tensor(_stack(rows, 1, f"{name} y"), f"{name} y")
+    else:
+        raise DataError(f"{name} must be (x, y) tensors or arrays, or a torch Dataset of (x, y) pairs; "
+                        f"got {type(data).__name__}")
+    if len(x) != len(y):
+        raise DataError(f"{name}: x has {len(x)} rows but y has {len(y)}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # one target shaped (N, 1), as Keras' labels come: the task rule reads it as one column
+    if len(x) == 0 and name == "train":
+        raise DataError("train is empty (0 rows)")
+    for what, values in ((f"{name} x", x), (f"{name} y", y)):
+        _check_finite(what, values)
+        if values.dtype == torch.float64:  # float32 training: a larger value would become inf
+            check_float32_range(values.cpu().numpy(), lambda row, col, what=what:
+                                f"{what} at row {row}, column {col} (counting from 0)")
+    if x.is_floating_point() and x.dtype != torch.float32:
+        x = x.float()
+    return Split(x, y)
+
+
+def _refuse_unlike_a_split(data: Any, name: str) -> None:
+    """One DataError for what Keras' or torch's habits pass where fit takes (x, y): ``(x, y, weights)``,
+    ``val=0.2`` (Keras' validation_split), a DataLoader (fit batches the rows itself)."""
+    if isinstance(data, tuple | list) and len(data) != 2:
+        weights = " (fit takes no sample weights)" if len(data) == 3 else ""
+        raise DataError(f"{name} is a {type(data).__name__} of {len(data)} item{'s' * (len(data) != 1)}; "
+                        f"give (x, y){weights}")
+    if isinstance(data, int | float) and not isinstance(data, bool):
+        hint = (f"; to hold out a fraction, split first, e.g. x_train, x_val, y_train, y_val = "
+                f"sklearn.model_selection.train_test_split(x, y, test_size={data!r})" if 0 < data < 1 else "")
+        raise DataError(f"{name} is the number {data!r}; fit takes {name} data as (x, y) arrays or a Dataset, "
+                        f"not a fraction{hint}")
+    if isinstance(data, torch.utils.data.DataLoader):
+        raise DataError(f"{name} is a DataLoader; pass loader.dataset (fit batches the rows itself, "
+                        "strategy.batch_size rows a step)")
+
+
+def _items(data: torch.utils.data.Dataset, name: str) -> list[Any]:
+    """Every item of a map-style dataset; an IndexError before ``len(data)`` items is one DataError."""
+    rows = []
+    for i in range(len(data)):
+        try:
+            rows.append(data[i])
+        except IndexError as exc:
+            raise DataError(f"{name} dataset: item {i} raised IndexError ({exc}), though its len() is {len(data)}; "
+                            "__len__ must count the items __getitem__ gives") from None
+    return rows
+
+
+def _class_names(class_names: Any) -> list[str] | None:
+    """``class_names`` as a list of str: any ordered 1-D collection of strings (a list, a tuple, a NumPy
+    array of str, a pandas Index such as LabelEncoder().classes_); else one ConfigError. A name given
+    twice is :func:`~trainlab.data.labels.read_class_labels`' to refuse, as for a config run."""
+    if class_names is None:
+        return None
+    ordered = isinstance(class_names, Iterable) and not isinstance(class_names, str | bytes | Mapping | set | frozenset)
+    names = list(class_names) if ordered else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        raise ConfigError(f"class_names must be a list of strings, one per class; got {short_repr(class_names)}"
+                          + (" (a set has no order: give the names in class-index order)"
+                             if isinstance(class_names, set | frozenset) else ""))
+    return [str(name) for name in names]  # NumPy's str_ as plain str (labels.json, printed names)
+
+
+def _dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
+             class_names: list[str] | None) -> Dataset:
+    """The splits with the data layer's task rule (``task``, else
+    :func:`~trainlab.data.labels.named_classes_task` for ``class_names``, else :func:`infer_task` on the
+    training targets) and target types (multi-label targets stay float); the labels are read and checked by
+    :func:`~trainlab.data.labels.read_class_labels`, as a config run's are (``class_names`` as
+    ``data.class_names``)."""
+    if task is not None and task not in TASKS:
+        hint = did_you_mean(task, list(TASKS)) if isinstance(task, str) else ""
+        raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}{hint}")
+    names = _class_names(class_names)
+    if task == "regression" and names is not None:
+        raise ConfigError("class_names name classes, but task='regression' has none; leave class_names out, or "
+                          "set task='binary' or 'multiclass' if the targets are class labels")
+    task_given = task is not None
+    named_task = None if task_given else named_classes_task(names, train.y.numpy())  # as a config run decides
+    if named_task is not None:
+        fractional = train.y[train.y != train.y.round()] if train.y.is_floating_point() else train.y[:0]
+        if len(fractional):
+            raise ConfigError(f"class_names name classes, but the training targets hold {float(fractional[0]):g}, "
+                              "which is no class label; leave class_names out for a regression target")
+    task = task or named_task or infer_task(train.y.numpy())
+    labels, y_train = read_class_labels(task, train.y.numpy(), names, names_key="class_names")  # as load_dataset reads a source's
+    empty = Split(train.x[:0], train.y[:0])
+
+    def given(name: str, split: Split) -> Split:
+        if split.x.shape[1:] != train.x.shape[1:]:
+            raise DataError(f"{name} x rows are shaped {tuple(split.x.shape[1:])} but train x rows "
+                            f"{tuple(train.x.shape[1:])}")
+        y = split.y.numpy()
+        y = y if task == "regression" else labels.given(f"{name} y", y, "class_names", task_given)
+        return Split(split.x, targets_tensor(y, task))
+
+    return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),
+                   given("test", test or empty), task=task, num_classes=labels.num_classes,
+                   class_names=labels.class_names, extras={FIXES_KEY: FIT_FIXES})
