@@ -169,7 +169,7 @@ def test_option_typos_suggest_shared_keys_and_lr(tmp_path, capsys, override, fra
 
 
 def test_set_tilde_key_deletes_a_key_and_names_what_is_there_when_it_is_missing():
-    from trainlab.config import apply_overrides
+    from trainlab.config_overrides import apply_overrides
 
     raw = {"data": {"source": "synthetic_linear", "n": 100}, "strategy": {"loss": "mse"}}
     apply_overrides(raw, ["~data.n", "data.source=csv"])
@@ -349,7 +349,7 @@ def test_a_numpy_integer_batch_size_is_an_int_as_a_numpy_seed_is():
 
 def test_set_extends_a_one_word_section_with_the_key_it_stands_for():
     """`weight_averaging: ema` is {kind: ema}, `loss: mse` {name: mse}: a later --set of an option keeps the word."""
-    from trainlab.config import apply_overrides
+    from trainlab.config_overrides import apply_overrides
 
     raw = {"strategy": {"loss": "huber"}}
     apply_overrides(raw, ["strategy.weight_averaging=ema", "strategy.weight_averaging.decay=0.9",

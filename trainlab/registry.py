@@ -58,7 +58,7 @@ def declare_section_keys(kind: str, section: str, keys: Iterable[str]) -> None:
 def _removal_hint(section: str, option: str) -> str:
     """How to drop the key ``section.option`` a factory does not take: in a CLI command (the code policy's
     ``cli``, :func:`trainlab.code_policy.command_code_policy`) with ``--set '~KEY'``, which deletes a key of
-    the config file (:func:`trainlab.config.apply_overrides`); from Python, by editing the mapping."""
+    the config file (:func:`trainlab.config_overrides.apply_overrides`); from Python, by editing the mapping."""
     if current_policy().cli:
         return f"remove it with --set '~{section}.{option}'"
     return f"remove the key '{option}' from {section}"

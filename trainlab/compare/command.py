@@ -30,8 +30,9 @@ from trainlab.compare.strategies import (
     load_strategies,
     validate_strategies,
 )
-from trainlab.config import Config, apply_overrides, read_yaml
+from trainlab.config import Config, read_yaml
 from trainlab.config_fields import path_argument, short_repr
+from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.notices import warn

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.code_policy import CodePolicy, using_policy
-from trainlab.config import Config, set_dotted, validate
+from trainlab.config import Config, validate
 from trainlab.config_fields import short_repr
+from trainlab.config_overrides import set_dotted
 from trainlab.errors import ConfigError, DataError
 from trainlab.preflight import check_components
 from trainlab.records import DataTasks

@@ -34,7 +34,8 @@ from typing import Any
 
 import yaml
 
-from trainlab.config import apply_overrides, validate
+from trainlab.config import validate
+from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean

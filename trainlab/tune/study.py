@@ -36,7 +36,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from trainlab.config import apply_overrides, read_yaml, validate
+from trainlab.config import read_yaml, validate
+from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError
 from trainlab.folder_owner import refuse_foreign
