@@ -33,7 +33,6 @@ val and test files are scored whole.
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,8 +41,7 @@ import numpy as np
 
 from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
-from trainlab.data.csv_table import MISSING, check_delimiter
-from trainlab.data.files import not_a_number, warn_case_twins
+from trainlab.data.csv_table import check_delimiter
 from trainlab.data.paths import resolve
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
@@ -52,9 +50,9 @@ from trainlab.data.table_diagnosis import (
     other_delimiter,
     refuse_repeated_header,
 )
-from trainlab.data.tokenizers import TOKENIZERS, WordTokenizer, _hf_encode, _hf_tokenizer
+from trainlab.data.text_labels import drop_missing_labels, encode_labels, finite_number
+from trainlab.data.tokenizers import TOKENIZERS, WordTokenizer, _hf_encode, _hf_tokenizer, check_room_for_text
 from trainlab.errors import ConfigError, DataError
-from trainlab.notices import warn
 
 # ----------------------------------------------------------------------------- reading rows
 
@@ -77,7 +75,7 @@ class TextTable:
 def _looks_like_data(cell: str) -> bool:
     """A header cell that is a label or a text rather than a column name: a number (``1``, ``0.5``) or a
     sentence (four words or more)."""
-    return _number(cell) is not None or len(cell.split()) >= 4
+    return finite_number(cell) is not None or len(cell.split()) >= 4
 
 
 def header_hint(line: str, delimiter: str) -> str:
@@ -177,132 +175,6 @@ def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) ->
     return replace(table.take(keep), drawn_from=len(table.texts))
 
 
-def missing_markers(train: TextTable) -> frozenset[str]:
-    """The label cells that mean "no label": an empty cell always; ``NA``, ``null``, ``None`` ... (the
-    ``csv`` source's markers) only where every other training label is a number, since among names
-    they may be a class (LUIS's ``None`` intent, a "not applicable" ``NA``)."""
-    return frozenset(MISSING) if _numeric_labels(train) else frozenset({""})
-
-
-def _numeric_labels(train: TextTable) -> bool:
-    """Every training label that is not a missing-value marker is a number (``inf`` and ``1e999`` count:
-    a non-finite label in a column of numbers is a bad value, not a class name)."""
-    others = [label for label in train.labels or [] if label not in MISSING]
-    return bool(others) and all(_parsed(label) is not None for label in others)
-
-
-def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], policy: str) -> dict[str, TextTable]:
-    """Rows whose label is missing (:func:`missing_markers`), or, where the training labels are numbers, a
-    non-finite number (``inf``): refused with their file and line (``data.nan_policy: error``), or dropped
-    with a warning (``drop``), as the ``csv`` source treats a NaN/Inf target."""
-    markers = missing_markers(tables["train"])
-    numeric = _numeric_labels(tables["train"])
-
-    def unusable(label: str) -> bool:
-        return label in markers or (numeric and _number(label) is None and _parsed(label) is not None)
-
-    out = {}
-    for name, table in tables.items():
-        labels = table.labels or []
-        missing = [i for i, label in enumerate(labels) if unusable(label)]
-        if not missing:
-            out[name] = table
-            continue
-        if policy != "drop":
-            row = missing[0]
-            what = "is missing" if labels[row] in markers else "is not a finite number"
-            raise DataError(f"{name} file {files[name]} line {table.lines[row]}: the label {what} "
-                            f"({short_repr(labels[row])}); fix the data or set data.nan_policy: drop")
-        kept = table.take([i for i in range(len(labels)) if not unusable(labels[i])])
-        if not kept.texts:
-            raise DataError(f"{name} file {files[name]} has no row with a label: every cell of its label column "
-                            "is empty, a missing-value marker (NA, null, ...) or not finite (inf); check "
-                            "data.label_column")
-        warn(f"data.nan_policy: drop dropped {len(missing)} of {len(labels)} rows of {files[name]} "
-             "(a missing or non-finite label)")
-        out[name] = kept
-    return out
-
-
-@dataclass(frozen=True)
-class EncodedLabels:
-    """Every file's labels as the model takes them: class indices (int64) or regression values (float32)."""
-
-    by_file: dict[str, np.ndarray]
-    class_names: list[str] | None
-    task: str
-
-
-def _parsed(text: str) -> float | None:
-    """The label as a float (``inf`` and ``nan`` included), or None when it is not a number."""
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _number(text: str) -> float | None:
-    """The label as a finite float, or None (not a number, or ``inf``/``nan``)."""
-    value = _parsed(text)
-    return value if value is not None and math.isfinite(value) else None
-
-
-def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: str | None = None) -> EncodedLabels:
-    """The labels of every file, read by the rule of the module docstring (decided on ``train``)."""
-    train = tables["train"].labels or []
-    numbers = [_number(v) for v in train]
-    numeric = all(v is not None for v in numbers)
-    # text among numbers, as the csv source refuses it: a label that is no number at all, where others are finite
-    text_row = next((row for row, label in enumerate(train) if _parsed(label) is None), None)
-    if task != "regression" and text_row is not None and any(v is not None for v in numbers):
-        raise not_a_number(f"train file {files['train']} line {tables['train'].lines[text_row]}, target "
-                           f"'{tables['train'].label_column}'", train[text_row], "target")
-    whole = numeric and all(float(v).is_integer() for v in numbers)  # type: ignore[arg-type]
-
-    def as_numbers(name: str) -> list[float]:
-        values = tables[name].labels or []
-        out = [_number(v) for v in values]
-        for row, value in enumerate(out):
-            if value is None:
-                raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label {short_repr(values[row])} "
-                                "is not a number while the training labels are")
-        return out  # type: ignore[return-value]
-
-    if task == "regression" or (task is None and numeric and not whole):
-        if not numeric:
-            row = numbers.index(None)
-            raise DataError(f"data.task is regression but train file {files['train']} line "
-                            f"{tables['train'].lines[row]} has the label {short_repr(train[row])}, not a number")
-        labels = {name: np.asarray(as_numbers(name), dtype=np.float32) for name in tables}
-        return EncodedLabels(labels, None, "regression")
-    if whole:
-        values = sorted({int(v) for v in numbers})  # type: ignore[arg-type]
-        names = None if values == list(range(len(values))) else [str(v) for v in values]
-        keys = {name: [int(v) if v.is_integer() else v for v in as_numbers(name)] for name in tables}  # 2.5: unknown
-    else:
-        names = sorted(set(train))
-        warn_case_twins(names, f"train file {files['train']}", tables["train"].label_column)
-        keys = {name: tables[name].labels or [] for name in tables}
-    classes = names or [str(v) for v in range(len(values))]
-    index = {key: i for i, key in enumerate(values if whole else names)}  # type: ignore[union-attr]
-    labels = {}
-    for name, column in keys.items():
-        unknown = [row for row, key in enumerate(column) if key not in index]
-        if unknown:
-            row = unknown[0]
-            drawn = tables["train"].drawn_from
-            source = (f"the {len(train)} training rows data.max_rows drew from {drawn} (raise max_rows or leave it "
-                      "out)" if drawn else "the training file")
-            raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label "
-                            f"{short_repr((tables[name].labels or [])[row])} does not occur in {source} "
-                            f"(classes: {', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
-        labels[name] = np.asarray([index[key] for key in column], dtype=np.int64)
-    if task == "binary" and len(classes) > 2:
-        raise DataError(f"data.task is binary but the training labels hold {len(classes)} classes "
-                        f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); set data.task: multiclass")
-    return EncodedLabels(labels, names, task or ("binary" if len(classes) <= 2 else "multiclass"))
-
-
 # ----------------------------------------------------------------------------- the sources
 
 
@@ -333,21 +205,6 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
     return drop_missing_labels(tables, files, nan_policy), files
 
 
-def _check_room_for_text(hf: object, max_length: int) -> None:
-    """A ConfigError when ``max_length`` cannot hold the special tokens the hf tokenizer adds to every text
-    (its texts would come out of unequal lengths), and a warning when it holds only them: every text is
-    then the same ids ([CLS] [SEP]), and a model can learn only the labels' frequencies."""
-    processor = getattr(hf, "post_processor", None)
-    special = int(processor.num_special_tokens_to_add(False)) if processor is not None else 0
-    if max_length < special:
-        raise ConfigError(f"data.max_length must be >= {special + 1} for this tokenizer (it adds {special} special "
-                          f"tokens to every text, and more is needed for the text itself); got {max_length}")
-    if max_length == special:
-        warn(f"data.max_length={max_length} leaves no room for text: the tokenizer adds {special} special tokens "
-             "to every text, so every text becomes the same ids; use at least "
-             f"{special + 1}")
-
-
 def _text_source(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
                  text_column: str, label_column: str, max_rows: int | None, seed: int, tokenizer: str,
                  vocab_size: int, max_length: int, tokenizer_path: str | None, task: str | None,
@@ -364,7 +221,7 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
     delimiter = check_delimiter(delimiter)
     hf = _hf_tokenizer(tokenizer_path, max_length) if tokenizer == "hf" else None
     if hf is not None:
-        _check_room_for_text(hf, max_length)
+        check_room_for_text(hf, max_length)
     tables, files = read_labeled_tables(delimiter, train, val, test, path, text_column, label_column, max_rows,
                                         seed, nan_policy, quoted=quoted)
     labels = encode_labels(tables, files, task)

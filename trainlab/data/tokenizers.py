@@ -23,6 +23,7 @@ import numpy as np
 
 from trainlab.data.paths import resolve
 from trainlab.errors import ConfigError, DataError
+from trainlab.notices import warn
 
 WORD = re.compile(r"\w+|[^\w\s]")
 PAD, UNK = "<pad>", "<unk>"
@@ -95,3 +96,18 @@ def _hf_encode(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
     ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
     mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
     return np.stack([ids, mask], axis=1)
+
+
+def check_room_for_text(hf: object, max_length: int) -> None:
+    """A ConfigError when ``max_length`` cannot hold the special tokens the hf tokenizer adds to every text
+    (its texts would come out of unequal lengths), and a warning when it holds only them: every text is
+    then the same ids ([CLS] [SEP]), and a model can learn only the labels' frequencies."""
+    processor = getattr(hf, "post_processor", None)
+    special = int(processor.num_special_tokens_to_add(False)) if processor is not None else 0
+    if max_length < special:
+        raise ConfigError(f"data.max_length must be >= {special + 1} for this tokenizer (it adds {special} special "
+                          f"tokens to every text, and more is needed for the text itself); got {max_length}")
+    if max_length == special:
+        warn(f"data.max_length={max_length} leaves no room for text: the tokenizer adds {special} special tokens "
+             "to every text, so every text becomes the same ids; use at least "
+             f"{special + 1}")

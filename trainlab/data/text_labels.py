@@ -1,0 +1,148 @@
+"""The label column of the text sources (``text_tsv``, ``text_csv``): which cells mean "no label" (refused
+or dropped by ``data.nan_policy``), and every file's labels as class indices or regression values, by the
+rule of :mod:`trainlab.data.text`'s docstring (decided on the training file).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from trainlab.config_fields import short_repr
+from trainlab.data.csv_table import MISSING
+from trainlab.data.files import not_a_number, warn_case_twins
+from trainlab.errors import DataError
+from trainlab.notices import warn
+
+if TYPE_CHECKING:
+    from trainlab.data.text import TextTable
+
+
+def missing_markers(train: TextTable) -> frozenset[str]:
+    """The label cells that mean "no label": an empty cell always; ``NA``, ``null``, ``None`` ... (the
+    ``csv`` source's markers) only where every other training label is a number, since among names
+    they may be a class (LUIS's ``None`` intent, a "not applicable" ``NA``)."""
+    return frozenset(MISSING) if _numeric_labels(train) else frozenset({""})
+
+
+def _numeric_labels(train: TextTable) -> bool:
+    """Every training label that is not a missing-value marker is a number (``inf`` and ``1e999`` count:
+    a non-finite label in a column of numbers is a bad value, not a class name)."""
+    others = [label for label in train.labels or [] if label not in MISSING]
+    return bool(others) and all(_parsed(label) is not None for label in others)
+
+
+def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], policy: str) -> dict[str, TextTable]:
+    """Rows whose label is missing (:func:`missing_markers`), or, where the training labels are numbers, a
+    non-finite number (``inf``): refused with their file and line (``data.nan_policy: error``), or dropped
+    with a warning (``drop``), as the ``csv`` source treats a NaN/Inf target."""
+    markers = missing_markers(tables["train"])
+    numeric = _numeric_labels(tables["train"])
+
+    def unusable(label: str) -> bool:
+        return label in markers or (numeric and finite_number(label) is None and _parsed(label) is not None)
+
+    out = {}
+    for name, table in tables.items():
+        labels = table.labels or []
+        missing = [i for i, label in enumerate(labels) if unusable(label)]
+        if not missing:
+            out[name] = table
+            continue
+        if policy != "drop":
+            row = missing[0]
+            what = "is missing" if labels[row] in markers else "is not a finite number"
+            raise DataError(f"{name} file {files[name]} line {table.lines[row]}: the label {what} "
+                            f"({short_repr(labels[row])}); fix the data or set data.nan_policy: drop")
+        kept = table.take([i for i in range(len(labels)) if not unusable(labels[i])])
+        if not kept.texts:
+            raise DataError(f"{name} file {files[name]} has no row with a label: every cell of its label column "
+                            "is empty, a missing-value marker (NA, null, ...) or not finite (inf); check "
+                            "data.label_column")
+        warn(f"data.nan_policy: drop dropped {len(missing)} of {len(labels)} rows of {files[name]} "
+             "(a missing or non-finite label)")
+        out[name] = kept
+    return out
+
+
+@dataclass(frozen=True)
+class EncodedLabels:
+    """Every file's labels as the model takes them: class indices (int64) or regression values (float32)."""
+
+    by_file: dict[str, np.ndarray]
+    class_names: list[str] | None
+    task: str
+
+
+def _parsed(text: str) -> float | None:
+    """The label as a float (``inf`` and ``nan`` included), or None when it is not a number."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def finite_number(text: str) -> float | None:
+    """The label as a finite float, or None (not a number, or ``inf``/``nan``)."""
+    value = _parsed(text)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: str | None = None) -> EncodedLabels:
+    """The labels of every file, read by the rule of :mod:`trainlab.data.text`'s docstring (decided on ``train``)."""
+    train = tables["train"].labels or []
+    numbers = [finite_number(v) for v in train]
+    numeric = all(v is not None for v in numbers)
+    # text among numbers, as the csv source refuses it: a label that is no number at all, where others are finite
+    text_row = next((row for row, label in enumerate(train) if _parsed(label) is None), None)
+    if task != "regression" and text_row is not None and any(v is not None for v in numbers):
+        raise not_a_number(f"train file {files['train']} line {tables['train'].lines[text_row]}, target "
+                           f"'{tables['train'].label_column}'", train[text_row], "target")
+    whole = numeric and all(float(v).is_integer() for v in numbers)  # type: ignore[arg-type]
+
+    def as_numbers(name: str) -> list[float]:
+        values = tables[name].labels or []
+        out = [finite_number(v) for v in values]
+        for row, value in enumerate(out):
+            if value is None:
+                raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label {short_repr(values[row])} "
+                                "is not a number while the training labels are")
+        return out  # type: ignore[return-value]
+
+    if task == "regression" or (task is None and numeric and not whole):
+        if not numeric:
+            row = numbers.index(None)
+            raise DataError(f"data.task is regression but train file {files['train']} line "
+                            f"{tables['train'].lines[row]} has the label {short_repr(train[row])}, not a number")
+        labels = {name: np.asarray(as_numbers(name), dtype=np.float32) for name in tables}
+        return EncodedLabels(labels, None, "regression")
+    if whole:
+        values = sorted({int(v) for v in numbers})  # type: ignore[arg-type]
+        names = None if values == list(range(len(values))) else [str(v) for v in values]
+        keys = {name: [int(v) if v.is_integer() else v for v in as_numbers(name)] for name in tables}  # 2.5: unknown
+    else:
+        names = sorted(set(train))
+        warn_case_twins(names, f"train file {files['train']}", tables["train"].label_column)
+        keys = {name: tables[name].labels or [] for name in tables}
+    classes = names or [str(v) for v in range(len(values))]
+    index = {key: i for i, key in enumerate(values if whole else names)}  # type: ignore[union-attr]
+    labels = {}
+    for name, column in keys.items():
+        unknown = [row for row, key in enumerate(column) if key not in index]
+        if unknown:
+            row = unknown[0]
+            drawn = tables["train"].drawn_from
+            source = (f"the {len(train)} training rows data.max_rows drew from {drawn} (raise max_rows or leave it "
+                      "out)" if drawn else "the training file")
+            raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label "
+                            f"{short_repr((tables[name].labels or [])[row])} does not occur in {source} "
+                            f"(classes: {', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
+        labels[name] = np.asarray([index[key] for key in column], dtype=np.int64)
+    if task == "binary" and len(classes) > 2:
+        raise DataError(f"data.task is binary but the training labels hold {len(classes)} classes "
+                        f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); set data.task: multiclass")
+    return EncodedLabels(labels, names, task or ("binary" if len(classes) <= 2 else "multiclass"))
