@@ -208,6 +208,14 @@ def test_list_choices_and_float_values_survive_the_override_text():
     check_space(space, BASE)
 
 
+@pytest.mark.parametrize("value", ["09", "010", "0x10", "yes", "1e-8", "null"])
+def test_a_string_choice_that_reads_as_another_type_goes_through_set_as_the_same_string(value):
+    """A choice '09' was written --set a=09, which the config reader refuses (a leading zero)."""
+    from trainlab.config_overrides import apply_overrides
+
+    assert apply_overrides({}, [f"a={format_value(value)}"]) == {"a": value}
+
+
 def test_a_float_step_that_spans_the_range_up_to_rounding_is_accepted():
     param = parse_space({"strategy.optimizer.momentum": {"low": 0.1, "high": 0.3, "step": 0.2}}).params[0]
     assert (param.low, param.high, param.step) == (0.1, 0.3, 0.2)  # 0.3 - 0.1 = 0.19999999999999998

@@ -278,9 +278,6 @@ def split_indices(
     return np.flatnonzero(kept), held_out
 
 
-# the models compute in float32: a larger value (float64 holds up to 1.8e308) would become inf
-
-
 def check_float32_range(array: np.ndarray, where: Callable[[int, int], str]) -> None:
     """Raise a one-line DataError at the first finite value of ``array`` whose magnitude exceeds float32's
     range (it would become inf), naming it by ``where(row, column)`` (column: the index in the row flattened).

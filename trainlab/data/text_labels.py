@@ -95,10 +95,11 @@ def finite_number(text: str) -> float | None:
 def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: str | None = None) -> EncodedLabels:
     """The labels of every file, read by the rule of :mod:`trainlab.data.text`'s docstring (decided on ``train``)."""
     train = tables["train"].labels or []
-    numbers = [finite_number(v) for v in train]
+    parsed = [_parsed(v) for v in train]
+    numbers = [v if v is not None and math.isfinite(v) else None for v in parsed]  # finite_number's, parsed once
     numeric = all(v is not None for v in numbers)
     # text among numbers, as the csv source refuses it: a label that is no number at all, where others are finite
-    text_row = next((row for row, label in enumerate(train) if _parsed(label) is None), None)
+    text_row = next((row for row, value in enumerate(parsed) if value is None), None)
     if task != "regression" and text_row is not None and any(v is not None for v in numbers):
         raise not_a_number(f"train file {files['train']} line {tables['train'].lines[text_row]}, target "
                            f"'{tables['train'].label_column}'", train[text_row], "target")
