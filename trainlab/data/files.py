@@ -1,7 +1,8 @@
 """The ``csv`` source: a table a user already has (the ``npz`` source is :mod:`trainlab.data.npz_file`).
 
-Its checks of class labels, :func:`warn_case_twins` and :func:`not_a_number`, are the text sources' too
-(:mod:`trainlab.data.text`), so that one label column reads the same from a CSV table and a text file.
+Its label checks are shared with the text sources, so that one label column reads the same from a CSV
+table and a text file: :func:`trainlab.data.labels.warn_case_twins` and
+:func:`trainlab.data.table_diagnosis.not_a_number`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from trainlab.data.csv_table import (
     strings,
 )
 from trainlab.data.dataset import check_float32_range
+from trainlab.data.labels import warn_case_twins
 from trainlab.data.paths import resolve_file
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
     NO_HEADER,
     delimiter_hint,
+    not_a_number,
+    parses_as_number,
     plain_number,
     separated_number,
 )
@@ -64,21 +68,13 @@ def _check_column_lists(features: list[str] | None, targets: list[str]) -> None:
                           "model its own answer as an input; remove it from data.features")
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
 def _require(file: Path, header: list[str], names: list[str], what: str, delimiter: str) -> None:
     """A DataError for the first of ``names`` not in ``header``; a header of numbers only is a data row
     (a file saved without its header), which the message says (:data:`NO_HEADER`)."""
     known = set(header)
     for name in names:
         if name not in known:
-            no_header = NO_HEADER + " naming the columns" if all(_is_number(cell) for cell in header) else ""
+            no_header = NO_HEADER + " naming the columns" if all(parses_as_number(cell) for cell in header) else ""
             raise DataError(f"CSV file {file} has no {what} '{name}'{did_you_mean(name, header)} "
                             f"(columns: {_shown(header)}){delimiter_hint(header, delimiter)}{no_header}")
 
@@ -96,38 +92,8 @@ def _refuse_trailing_delimiter(table: CsvTable, columns: list[str]) -> None:
                     "choose the feature columns with data.features")
 
 
-# cells that mark a missing value in some datasets (UCI's "?") but are not missing values here (nor in pandas)
-MISSING_LOOKALIKES = frozenset({"?", "??", "-", "--", "---", ".", "na", "n.a.", "n.a", "n/a", "#na", "none", "null",
-                                "nil", "missing", "unknown"})
-
-
-def not_a_number(place: str, cell: str, what: str) -> DataError:
-    """The error for ``cell`` at ``place`` (file, line and column), text where numbers are read; a target
-    (``what``) that is text among numbers (``0``, ``1``, ``one``) is neither numbers nor class names.
-    ``cell`` is shown as written: spaces only (``' '``) are no empty cell, so not a missing value, and
-    a missing-value marker that is not read as one (:data:`MISSING_LOOKALIKES`, UCI's ``?``) is named so."""
-    hint, shown = "", short_repr(cell)
-    if cell and not cell.strip():  # short_repr folds runs of spaces into one; these are the cell
-        hint = "; a blank cell counts as a missing value only when it is empty: delete the spaces"
-        shown = repr(cell) if len(cell) <= 20 else f"{len(cell)} blank characters"
-    elif cell.strip().casefold() in MISSING_LOOKALIKES:
-        hint = (f" (if {short_repr(cell.strip())} marks a missing value, replace it with an empty cell or NA)")
-    return DataError(f"{place}: {shown} is not a number"
-                     + (" while other targets are numeric" if what == "target" else "") + hint)
-
-
 def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
     return not_a_number(table.place(row, name, what), table.cell(row, name, strip=False), what)
-
-
-def warn_case_twins(class_names: list[str], where: str, column: str) -> None:
-    """Warn of class labels in ``column`` that differ only in case (``Positive``, ``positive``): two classes,
-    where the data most likely means one. ``where`` names the file (``CSV file a.csv``)."""
-    folded: dict[str, str] = {}
-    for class_name in class_names:
-        if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
-            warn(f"{where}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{column}' differ "
-                 "only in case, so they are two classes; fix the data if they are one")
 
 
 def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True) -> DataError | None:

@@ -266,3 +266,13 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
              f"holding 0 are class indices 0..{num_classes - 1}, so gaps make empty classes; relabel the data "
              "0..K-1 if those classes do not exist")
     return ClassLabels(task, num_classes, class_names, values), y_train
+
+
+def warn_case_twins(class_names: list[str], where: str, column: str) -> None:
+    """Warn of class labels in ``column`` that differ only in case (``Positive``, ``positive``): two classes,
+    where the data most likely means one. ``where`` names the file (``CSV file a.csv``)."""
+    folded: dict[str, str] = {}
+    for class_name in class_names:
+        if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
+            warn(f"{where}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{column}' differ "
+                 "only in case, so they are two classes; fix the data if they are one")

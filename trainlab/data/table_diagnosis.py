@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
 
 # the hint for a header line that looks like a data row (a file saved without its header); the csv and text
@@ -190,3 +191,32 @@ def not_utf8(file: Path, kind: str) -> DataError:
     where = f" (line {found[0]} has the byte 0x{found[1]:02x})" if found else ""
     return DataError(f"{kind} file {file} is not UTF-8{where}: save it as UTF-8 "
                      f"(e.g. iconv -f latin1 -t utf-8 {file.name} > {file.stem}-utf8{file.suffix})")
+
+
+def parses_as_number(cell: str) -> bool:
+    """``float(cell)`` reads it (``inf`` and ``nan`` included): a header of such cells is a data row."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+# cells that mark a missing value in some datasets (UCI's "?") but are not missing values here (nor in pandas)
+MISSING_LOOKALIKES = frozenset({"?", "??", "-", "--", "---", ".", "na", "n.a.", "n.a", "n/a", "#na", "none", "null",
+                                "nil", "missing", "unknown"})
+
+
+def not_a_number(place: str, cell: str, what: str) -> DataError:
+    """The error for ``cell`` at ``place`` (file, line and column), text where numbers are read; a target
+    (``what``) that is text among numbers (``0``, ``1``, ``one``) is neither numbers nor class names.
+    ``cell`` is shown as written: spaces only (``' '``) are no empty cell, so not a missing value, and
+    a missing-value marker that is not read as one (:data:`MISSING_LOOKALIKES`, UCI's ``?``) is named so."""
+    hint, shown = "", short_repr(cell)
+    if cell and not cell.strip():  # short_repr folds runs of spaces into one; these are the cell
+        hint = "; a blank cell counts as a missing value only when it is empty: delete the spaces"
+        shown = repr(cell) if len(cell) <= 20 else f"{len(cell)} blank characters"
+    elif cell.strip().casefold() in MISSING_LOOKALIKES:
+        hint = (f" (if {short_repr(cell.strip())} marks a missing value, replace it with an empty cell or NA)")
+    return DataError(f"{place}: {shown} is not a number"
+                     + (" while other targets are numeric" if what == "target" else "") + hint)

@@ -14,7 +14,8 @@ import numpy as np
 
 from trainlab.config_fields import short_repr
 from trainlab.data.csv_table import MISSING
-from trainlab.data.files import not_a_number, warn_case_twins
+from trainlab.data.labels import warn_case_twins
+from trainlab.data.table_diagnosis import not_a_number
 from trainlab.errors import DataError
 from trainlab.notices import warn
 
