@@ -189,11 +189,10 @@ class Trainer:
         step_start, step_end = self.callbacks.hooks[Event.STEP_START], self.callbacks.hooks[Event.STEP_END]
         every = self.validation.every_n_steps
         for position, indices in self.plan.steps(state.epoch, state.batch_in_epoch, skipped, self.batches.device):
-            if step_start:  # only these hooks can ask for a stop here
-                for hook in step_start:
-                    hook(view)
-                if control.should_stop:
-                    break  # asked before this step: it is not taken, the epoch ends at the last step that was
+            for hook in step_start:
+                hook(view)
+            if control.should_stop:  # asked by these hooks, or by a validation run again after a rollback above
+                break  # asked before this step: it is not taken, the epoch ends at the last step that was
             state.batch_in_epoch = position
             if not indices:
                 continue  # every micro-batch of this step was skipped after a rollback

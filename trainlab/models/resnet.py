@@ -25,7 +25,7 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.initializers import dirac_first_filters_
 from trainlab.models import MODELS, positive_size
-from trainlab.models.global_pool import GlobalPool
+from trainlab.models.global_pool import GlobalMaxPool
 
 
 def _image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -112,7 +112,7 @@ class ResNet(nn.Module):
                 blocks.append(BasicBlock(width, stage_width, stride, shortcut))
                 width = stage_width
             stages.append((f"stage{stage + 1}", nn.Sequential(*blocks)))
-        stages += [("pool", GlobalPool("avg")), ("flatten", nn.Flatten())]
+        stages += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
         self.backbone = nn.Sequential(OrderedDict(stages))
         self.head = nn.Linear(width, output_dim)
         for module in self.modules():  # He init as in torchvision's ResNet
@@ -243,7 +243,7 @@ class AirbenchNet(nn.Module):
         for index, group_width in enumerate(widths):
             groups.append((f"group{index + 1}", ConvGroup(width, group_width, batchnorm_momentum)))
             width = group_width
-        groups += [("pool", GlobalPool("max")), ("flatten", nn.Flatten())]
+        groups += [("pool", GlobalMaxPool()), ("flatten", nn.Flatten())]
         self.backbone = nn.Sequential(OrderedDict(groups))
         self.head = nn.Linear(width, output_dim, bias=False)
         if head_init == "unit_std":
