@@ -201,13 +201,13 @@ def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
 
 
 def build_callbacks(config: Config, schedule: Any, available: list[str], plan: BatchPlan,
-                    horizons: tuple[GroupHorizon, ...] = ()) -> list[Callback]:
+                    horizons: tuple[GroupHorizon, ...] = (), device: torch.device | None = None) -> list[Callback]:
     """The strategy's callbacks: LR schedule (with the groups' horizons), fine-tuning freeze, divergence
-    guard, early stopping, step records."""
+    guard, early stopping, step records (their sums on ``device``, the losses' device; None: the CPU)."""
     strategy = config.strategy
     callbacks: list[Callback] = [LRAdapter(schedule, horizons=horizons)]
     if config.output.log_every_n_steps:
-        callbacks.append(StepLogger(config.output.log_every_n_steps, plan.micro_batches))
+        callbacks.append(StepLogger(config.output.log_every_n_steps, plan.micro_batches, device))
     if hasattr(schedule, "observe"):
         plateau = getattr(schedule, "monitor", "val_loss")
         if available == ["train_loss"] and plateau != "train_loss":
@@ -367,7 +367,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     evaluator, validator = build_evaluators(config, data, step, loss, metric_names)
     validation = Validation(lambda: validator.evaluate(data.val), config.strategy.eval_every_n_steps)
     trainer = Trainer(step, batches, plan, limits,
-                      [*budget_callbacks, *build_callbacks(config, schedule, available, plan, horizons)], validation)
+                      [*budget_callbacks, *build_callbacks(config, schedule, available, plan, horizons, device)], validation)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes, warning)
 

@@ -28,15 +28,14 @@ class StepLogger(Callback):
     order = 15
     name = "step_logger"
 
-    def __init__(self, every_n_steps: int, micro_batches_per_epoch: int):
+    def __init__(self, every_n_steps: int, micro_batches_per_epoch: int, device: torch.device | None = None):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1; got {every_n_steps}")
         self.every, self.micro_batches = every_n_steps, micro_batches_per_epoch
+        self.device = torch.device("cpu") if device is None else device  # the step losses' device
         # sum of samples x mean over the steps since the last record (EpochSum: no tensor kernel per step),
-        # made on the loss's device at the first step
+        # on the losses' device (a checkpoint's, read onto the CPU, is loaded onto it)
         self._sum: EpochSum | None = None
-        # sums restored from a checkpoint (read onto the CPU), loaded onto the loss's device at the next step
-        self._restored_sum: dict[str, Any] | None = None
         self._samples = 0
         self._seen = 0  # state.samples_seen after the last step: a step's samples are the difference
         self._since: tuple[float, int] | None = None  # (monotonic time, samples_seen) at the last record
@@ -49,13 +48,16 @@ class StepLogger(Callback):
             self._sum, self._samples, self._seen = None, 0, view.state.samples_seen
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sum": self._restored_sum if self._sum is None else self._sum.state_dict(),
-                "samples": self._samples, "seen": self._seen}
+        return {"sum": None if self._sum is None else self._sum.state_dict(), "samples": self._samples,
+                "seen": self._seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "sum" not in state:  # a checkpoint written before the sums were kept: they start again at 0
             return
-        self._sum, self._restored_sum = None, state["sum"]
+        self._sum = None
+        if state["sum"] is not None:
+            self._sum = EpochSum(self.device)
+            self._sum.load_state_dict(state["sum"])
         self._samples, self._seen = int(state["samples"]), int(state["seen"])
         self._since = (time.monotonic(), self._seen)  # a rollback moves samples_seen back: the rate restarts
         self._restored = True
@@ -63,11 +65,8 @@ class StepLogger(Callback):
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
         state = view.state
         samples, self._seen = state.samples_seen - self._seen, state.samples_seen
-        if self._sum is None:  # the first step, or the first after a restore: the sums live on the loss's device
-            self._sum = EpochSum(loss.device)
-            if self._restored_sum is not None:
-                self._sum.load_state_dict(self._restored_sum)
-                self._restored_sum = None
+        if self._sum is None:
+            self._sum = EpochSum(self.device)
         self._sum.add(loss.detach(), samples)
         self._samples += samples
         if state.step % self.every:
