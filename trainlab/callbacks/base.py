@@ -309,7 +309,9 @@ class CallbackList:
         so the records written so far (metrics.jsonl, checkpoints) stay writable."""
         for hook in self.hooks[event]:
             hook(view, record)
-            plain_record(record, f"callback {callback_name(hook.__self__)!r} ({event.value})")
+            owner = getattr(hook, "__self__", None)  # a bound method, or a callable set on the callback itself
+            shown = callback_name(owner) if isinstance(owner, Callback) else getattr(hook, "__qualname__", repr(hook))
+            plain_record(record, f"callback {shown!r} ({event.value})")
 
     def find(self, kind: type) -> list[Any]:
         return [cb for cb in self.callbacks if isinstance(cb, kind)]

@@ -250,7 +250,7 @@ def check_loggers(names: list[str]) -> None:
                               f"pip install '{extra}' (or remove '{name}' from output.loggers)")
 
 
-def logger_callbacks(config: Any, run_dir: str | Path, warn: Warn = notices_warn) -> list[Callback]:
+def logger_callbacks(config: Any, run_dir: str | Path) -> list[Callback]:
     """The callbacks of ``config.output.loggers``, writing into ``run_dir`` (the run folder being written).
 
     Nothing is created until training starts. Raises ConfigError for an unknown logger or a missing
@@ -259,4 +259,4 @@ def logger_callbacks(config: Any, run_dir: str | Path, warn: Warn = notices_warn
     names = list(config.output.loggers)
     check_loggers(names)
     tree = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    return [LOGGERS[name](run_dir, tree, warn) for name in names]
+    return [LOGGERS[name](run_dir, tree) for name in names]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from trainlab.callbacks.base import Callback, TrainerView
-from trainlab.notices import warn as notices_warn
+from trainlab.notices import warn
 
 
 class MetricsRecorder(Callback):
@@ -15,14 +14,14 @@ class MetricsRecorder(Callback):
 
     The file is written whole from the run's history each time, so one write that succeeds
     after failed ones records everything: a temporary disk-full loses no record. The first failure of a
-    run of them is one warning, through ``warn`` (default :func:`trainlab.notices.warn`).
+    run of them is one warning (:func:`trainlab.notices.warn`).
     """
 
     order = 80
     name = "recorder"
 
-    def __init__(self, run_dir, min_interval_s: float = 2.0, warn: Callable[[str], None] = notices_warn):
-        self.run_dir, self.min_interval_s, self.warn = run_dir, min_interval_s, warn
+    def __init__(self, run_dir, min_interval_s: float = 2.0):
+        self.run_dir, self.min_interval_s = run_dir, min_interval_s
         self._last = 0.0
         self.failed = False
 
@@ -31,8 +30,8 @@ class MetricsRecorder(Callback):
             self.run_dir.write_metrics(view.state.history, view.state.events, view.state.step_records)
         except OSError as exc:
             if not self.failed:
-                self.warn(f"metrics.jsonl not written: {exc.strerror or exc}; training continues and "
-                          "the records are written once there is room")
+                warn(f"metrics.jsonl not written: {exc.strerror or exc}; training continues and "
+                     "the records are written once there is room")
             self.failed = True
             return False
         self.failed = False

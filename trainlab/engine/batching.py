@@ -30,16 +30,11 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-GENERATOR_SEEDS = (-(1 << 63), (1 << 64) - 1)  # the seeds torch.Generator.manual_seed takes (inclusive)
-
-
 def generator_seed(mixed: int) -> int:
-    """``mixed`` (a run's seed mixed with an epoch or a step) as ``manual_seed`` takes it: itself inside
-    :data:`GENERATOR_SEEDS`, else reduced modulo 2**64, so that every seed that worked before keeps its
-    draws bit for bit (runs resume in them) and a seed up to 2**63 works too."""
-    if GENERATOR_SEEDS[0] <= mixed <= GENERATOR_SEEDS[1]:
-        return mixed
-    return mixed % (1 << 64)  # torch: "Overflow when unpacking long long"
+    """``mixed`` (a run's seed, >= 0, mixed with an epoch or a step) as ``manual_seed`` takes it: reduced modulo
+    2**64 (torch: "Overflow when unpacking long long" beyond), which leaves every seed below 2**64, and so its
+    draws, as it was (runs resume in them), and lets a seed up to 2**63 work too."""
+    return mixed % (1 << 64)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

@@ -346,7 +346,7 @@ def cifar_tutorial_cnn(input_shape: tuple[int, ...], output_dim: int, channels: 
     channels = positive_size("cifar_tutorial_cnn", "channels", channels)
     flat = channels * (height // 2) * (width // 2)
     return nn.Sequential(OrderedDict([
-        ("conv", nn.Conv2d(in_channels, int(channels), kernel_size=3, padding=1)),
+        ("conv", nn.Conv2d(in_channels, channels, kernel_size=3, padding=1)),
         ("relu", nn.ReLU()),
         ("pool", nn.MaxPool2d(2)),
         ("flatten", nn.Flatten()),
