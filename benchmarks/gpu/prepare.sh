@@ -6,7 +6,8 @@
 #                   the versions installed in this checkout's .venv
 #   .gpu/datasets/  the CIFAR-10 JPEG tars from ../shared/datasets (../shared does not travel)
 #   .gpu/commit     the commit being checked, "-dirty" when the tree has uncommitted changes (the copy
-#                   sent there has no .git; the working tree travels as it is)
+#                   sent there may hold a stale .git, so benchmarks/evidence.py takes this one; the working
+#                   tree travels as it is)
 # Then run benchmarks/gpu/check.sh there with the `device` tool (carry [".gpu"]); see the GPU section
 # of benchmarks/README.md. Needs the package registry (pip download) and .venv (make .venv/.installed).
 set -euo pipefail
