@@ -843,3 +843,20 @@ def test_predict_decompresses_only_the_array_it_reads(tmp_path):
     np.savez(tmp_path / "two.npz", a=rows, b=rows)
     with pytest.raises(DataError, match=r"two.npz has no array 'x' \(arrays: a, b\)"):
         _npz_rows(tmp_path / "two.npz", {"x": "x"})
+
+
+def test_text_hf_tokenizer_refuses_a_vocab_size_it_would_ignore(tmp_path, capsys):
+    """data.vocab_size sizes the word vocabulary; with tokenizer: hf it was silently ignored."""
+    write_hf_tokenizer(tmp_path / "tok")
+    write(tmp_path / "train.tsv", SST)
+    with pytest.raises(ConfigError, match=r"data.vocab_size: 5000 .*tokenizer: hf .*leave data.vocab_size out"):
+        build(name="text_tsv", train=str(tmp_path / "train.tsv"), tokenizer="hf", tokenizer_path=str(tmp_path / "tok"),
+              vocab_size=5000, max_length=6)
+
+
+def test_text_word_vocabulary_defaults_to_20000_words(tmp_path):
+    words = [f"w{i}" for i in range(20005)]
+    lines = ["sentence\tlabel"] + [f"{' '.join(words[i:i + 5])}\t{i % 2}" for i in range(0, 20005, 5)]
+    write(tmp_path / "train.tsv", "\n".join(lines) + "\n")
+    raw = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_length=3)
+    assert raw.extras["vocab_size"] == 20000  # <pad>, <unk> and the 19,998 most frequent of 20,005 words

@@ -54,6 +54,8 @@ from trainlab.data.text_labels import drop_missing_labels, encode_labels, finite
 from trainlab.data.tokenizers import TOKENIZERS, WordTokenizer, _hf_encode, _hf_tokenizer, check_room_for_text
 from trainlab.errors import ConfigError, DataError
 
+WORD_VOCAB_SIZE = 20000  # tokenizer: word's vocabulary when data.vocab_size is left out (<pad> and <unk> included)
+
 # ----------------------------------------------------------------------------- reading rows
 
 
@@ -207,14 +209,17 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
 
 def _text_source(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
                  text_column: str, label_column: str, max_rows: int | None, seed: int, tokenizer: str,
-                 vocab_size: int, max_length: int, tokenizer_path: str | None, task: str | None,
+                 vocab_size: int | None, max_length: int, tokenizer_path: str | None, task: str | None,
                  nan_policy: str, quoted: bool) -> RawData:
     if tokenizer not in TOKENIZERS:
         raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got {short_repr(tokenizer)}")
     if max_length < 1:
         raise ConfigError(f"data.max_length must be >= 1; got {max_length}")
-    if tokenizer == "word" and vocab_size < 3:
+    if tokenizer == "word" and vocab_size is not None and vocab_size < 3:
         raise ConfigError(f"data.vocab_size must be >= 3 (<pad>, <unk> and one word); got {vocab_size}")
+    if tokenizer == "hf" and vocab_size is not None:  # it would be ignored: the tokenizer's vocabulary is fixed
+        raise ConfigError(f"data.vocab_size: {vocab_size} sizes the word vocabulary of tokenizer: word; tokenizer: hf "
+                          "uses its tokenizer.json's own vocabulary: leave data.vocab_size out")
     if tokenizer == "hf" and max_length < 2:
         raise ConfigError(f"data.max_length must be >= 2 for tokenizer: hf (a BERT-style tokenizer adds [CLS] and "
                           f"[SEP] to every text, and more is needed for the text itself); got {max_length}")
@@ -227,7 +232,8 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
     labels = encode_labels(tables, files, task)
 
     if hf is None:
-        word_tokenizer = WordTokenizer.fit(tables["train"].texts, vocab_size)
+        words = WORD_VOCAB_SIZE if vocab_size is None else vocab_size
+        word_tokenizer = WordTokenizer.fit(tables["train"].texts, words)
         encoded = {n: word_tokenizer.encode(t.texts, max_length) for n, t in tables.items()}
         extras = {"tokenizer": "word", "vocab": list(word_tokenizer.vocab), "vocab_size": len(word_tokenizer.vocab),
                   "pad_id": 0, "unk_id": 1, "max_length": max_length, "layout": "token_ids (N, max_length)"}
@@ -252,7 +258,9 @@ _ARGS_DOC = """
         text_column, label_column: header names of the two columns; how labels are read: the module
             docstring.
         max_rows: keep at most this many rows of the training file, a seeded (``seed``) random subset.
-        tokenizer: ``word`` or ``hf`` (see the module docstring); ``vocab_size`` counts <pad> and <unk>.
+        tokenizer: ``word`` or ``hf`` (see the module docstring).
+        vocab_size: words of ``tokenizer: word``'s vocabulary, <pad> and <unk> included; None:
+            :data:`WORD_VOCAB_SIZE`. ``tokenizer: hf`` has its own vocabulary: setting it is an error.
         max_length: tokens per text after truncation / padding; with ``tokenizer: hf`` the special
             tokens it adds ([CLS], [SEP]) count, so at least 2, and a warning when nothing else fits.
         tokenizer_path: folder with ``tokenizer.json`` for ``tokenizer: hf``, or the name of an
@@ -265,7 +273,7 @@ _ARGS_DOC = """
 @receives_shared
 def text_tsv(train: str, val: str | None = None, test: str | None = None, path: str | None = None,
              text_column: str = "sentence", label_column: str = "label", max_rows: int | None = None,
-             seed: int = 0, tokenizer: str = "word", vocab_size: int = 20000, max_length: int = 64,
+             seed: int = 0, tokenizer: str = "word", vocab_size: int | None = None, max_length: int = 64,
              tokenizer_path: str | None = None, task: str | None = None, nan_policy: str = "error") -> RawData:
     return _text_source("\t", train, val, test, path, text_column, label_column, max_rows, seed,
                         tokenizer, vocab_size, max_length, tokenizer_path, task, nan_policy, quoted=False)
@@ -275,7 +283,7 @@ def text_tsv(train: str, val: str | None = None, test: str | None = None, path: 
 @receives_shared
 def text_csv(train: str, val: str | None = None, test: str | None = None, path: str | None = None,
              text_column: str = "text", label_column: str = "label", max_rows: int | None = None,
-             seed: int = 0, tokenizer: str = "word", vocab_size: int = 20000, max_length: int = 256,
+             seed: int = 0, tokenizer: str = "word", vocab_size: int | None = None, max_length: int = 256,
              tokenizer_path: str | None = None, task: str | None = None, nan_policy: str = "error",
              delimiter: str = ",") -> RawData:
     return _text_source(delimiter, train, val, test, path, text_column, label_column, max_rows, seed,
