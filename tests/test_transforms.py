@@ -60,6 +60,39 @@ def test_normalize_single_value_on_flat_features():
     np.testing.assert_allclose(out.numpy(), (x.numpy() / 255.0 - 0.1307) / 0.3081, rtol=1e-5, atol=1e-5)
 
 
+def test_normalize_makes_its_constants_once_per_device(monkeypatch):
+    """Building the per-channel constants per batch copied two tensors to a GPU each batch (each copy from
+    pageable memory synchronises the stream); they are made on a device's first batch and reused."""
+    normalize = Normalize((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    first = normalize(images(), None)
+    made = []
+    real_tensor = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *args, **kwargs: made.append(args) or real_tensor(*args, **kwargs))
+    again = normalize(images(), None)
+    assert made == [] and torch.equal(first, again)
+    mean, std = np.array([0.4, 0.5, 0.6]), np.array([0.2, 0.25, 0.3])
+    np.testing.assert_allclose(normalize(images(n=2, h=1, w=1), None).numpy().reshape(2, 3),
+                               (images(n=2, h=1, w=1).numpy().reshape(2, 3) / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: on a CPU no copy synchronises anything")
+def test_an_augmented_batch_on_a_gpu_queues_without_synchronising():
+    """crop offsets and flip masks are drawn on the CPU; moving them, and the normalising constants, to the GPU
+    must not wait for the queued kernels (torch's sync debug mode 'error' raises on any synchronising call)."""
+    device = torch.device("cuda")
+    x = images(n=16, h=8, w=8).to(device)
+    transform = Compose((RandomCrop(2), RandomFlip(), Normalize((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))))
+    generator = torch.Generator().manual_seed(0)
+    transform(x, generator)  # the first batch makes the normalising constants (a synchronising copy, once)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = transform(x, generator)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.device.type == "cuda" and out.shape == x.shape
+
+
 def test_normalize_validates():
     with pytest.raises(ConfigError, match="std must be > 0"):
         Normalize((0.5,), (0.0,))

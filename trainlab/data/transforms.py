@@ -64,6 +64,16 @@ def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], 
 # ----------------------------------------------------------------------------- transforms
 
 
+def draws_on(draws: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """CPU-drawn ``draws`` (crop offsets, flip masks) on ``device``. To a GPU through pinned memory and
+    without blocking: ``.to("cuda")`` of a pageable tensor synchronises the stream (waits for every
+    queued kernel), which stalled the host once per batch where it should queue the step's kernels ahead.
+    The caching host allocator keeps the pinned block until the copy has run."""
+    if device.type != "cuda":
+        return draws.to(device)
+    return draws.pin_memory().to(device, non_blocking=True)
+
+
 def _channel_view(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Shape per-channel ``values`` (C,) to broadcast against x: (1, C, 1, ...) or a scalar for one channel."""
     if values.numel() == 1:
@@ -81,6 +91,18 @@ class Normalize:
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    _constants: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, compare=False, repr=False)
+
+    def constants(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(1 / (255 std), mean / std)`` per channel, float32 on ``device``: ``(x/255 - m)/s == x * 1/(255 s) -
+        m/s``. Made once per device: building them per batch copied two tensors to a GPU each batch, and a
+        copy from pageable memory waits for every queued kernel."""
+        key = str(device)
+        if key not in self._constants:
+            std = torch.tensor(self.std, dtype=torch.float32, device=device)
+            mean = torch.tensor(self.mean, dtype=torch.float32, device=device)
+            self._constants[key] = (1.0 / (255.0 * std), mean / std)
+        return self._constants[key]
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean:
@@ -94,9 +116,8 @@ class Normalize:
         if channels > 1 and (x.ndim < 3 or x.shape[1] != channels):
             raise ConfigError(f"normalize has {channels} channel statistics but the batch has shape "
                               f"{tuple(x.shape)} (channels on axis 1)")
-        std = torch.tensor(self.std, dtype=torch.float32, device=x.device)
-        scale = _channel_view(1.0 / (255.0 * std), x)  # (x/255 - m)/s == x * 1/(255 s) - m/s
-        shift = _channel_view(torch.tensor(self.mean, dtype=torch.float32, device=x.device) / std, x)
+        scale, shift = self.constants(x.device)
+        scale, shift = _channel_view(scale, x), _channel_view(shift, x)
         out = x.to(torch.float32)  # a fresh tensor for uint8 input; in place from here (4x faster on CPU)
         if out is x:
             out = out.clone()
@@ -121,7 +142,7 @@ def crop_at(x: torch.Tensor, offsets: torch.Tensor, padding: int, mode: str = "r
     n reads source pixel (fold(i + dy - padding), fold(j + dx - padding)).
     """
     n, c, h, w = x.shape
-    offsets = offsets.to(x.device)
+    offsets = draws_on(offsets, x.device)
     rows = torch.arange(h, device=x.device).unsqueeze(0) + offsets[:, :1] - padding  # (N, H) unpadded-frame positions
     cols = torch.arange(w, device=x.device).unsqueeze(0) + offsets[:, 1:] - padding  # (N, W)
     rows, row_ok = _source_index(rows, h, mode)
@@ -179,7 +200,7 @@ class RandomFlip:
     p: float = 0.5
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return flip_where(x, (torch.rand(len(x), generator=generator) < self.p).to(x.device))
+        return flip_where(x, draws_on(torch.rand(len(x), generator=generator) < self.p, x.device))
 
 
 FLIP_BITS_SALT = 0x5EED_F11B  # keeps the flip bits' generator apart from the epoch orders' seeds
