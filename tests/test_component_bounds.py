@@ -24,6 +24,22 @@ def _build_model(**spec):
 # --------------------------------------------------------------------------- 1. model sizes
 
 
+@pytest.mark.parametrize("dropout", [1.0, 1.5, -0.1])
+@pytest.mark.parametrize(("spec", "shape"), [
+    ({"name": "mlp", "hidden": [4]}, (6,)),
+    ({"name": "cnn2d", "channels": [4]}, (3, 8, 8)),
+    ({"name": "transformer_encoder", "vocab_size": 20, "d_model": 8, "heads": 2, "layers": 1}, (5,)),
+])
+def test_every_model_refuses_a_dropout_rate_outside_0_to_1_in_the_same_words(spec, shape, dropout):
+    """1.0 would zero every activation in training; the four models said so in four wordings."""
+    import trainlab.models.builtins  # noqa: F401  (registers the zoo)
+    from trainlab.models import build_model
+
+    with pytest.raises(ConfigError) as caught:
+        build_model({**spec, "dropout": dropout}, shape, 3)
+    assert str(caught.value).startswith(f"model '{spec['name']}': dropout must be in [0, 1) (0: none); got dropout=")
+
+
 @pytest.mark.parametrize(("option", "value", "valid"), [
     ("pool", 0, "pool must be a whole number >= 1 (1: no pooling)"),
     ("pool", -3, "pool must be a whole number >= 1 (1: no pooling)"),

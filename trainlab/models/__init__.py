@@ -66,6 +66,15 @@ def positive_size(model: str, option: str, value: Any, allow_none: bool = False,
     raise ConfigError(f"model '{model}': {option} must be {wanted}; got {option}={short_repr(value)}")
 
 
+def dropout_rate(model: str, value: Any) -> float:
+    """``value`` of model ``model``'s ``dropout`` option as a float in [0, 1) (0: none); anything else (a
+    negative rate, 1 and above, which would zero every activation, or a non-number) is a ConfigError
+    ``model '<model>': dropout must be in [0, 1) (0: none); got dropout=...``."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value < 1.0:
+        return float(value)
+    raise ConfigError(f"model '{model}': dropout must be in [0, 1) (0: none); got dropout={short_repr(value)}")
+
+
 def check_layer_counts(spec: dict[str, Any]) -> None:
     """A ConfigError ``model '<name>': <what>`` when a built-in model's options ask for more than
     ``config_fields.MAX_LAYERS`` layers (:func:`~trainlab.config_fields.layer_count_problem`: a list of layer

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.models import MODELS, positive_size
+from trainlab.models import MODELS, dropout_rate, positive_size
 from trainlab.models.mlp import make_activation
 
 
@@ -74,8 +73,7 @@ def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channe
     kernel = positive_size(model, "kernel", kernel)
     pool = positive_size(model, "pool", pool, note="1: no pooling")
     hidden = positive_size(model, "hidden", hidden, allow_none=True, note="null: no hidden layer")
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"model '{model}': dropout must be in [0, 1) (0: none); got dropout={short_repr(dropout)}")
+    dropout = dropout_rate(model, dropout)
     _check_pooling_fits(dims, input_shape[1:], len(channels), kernel, pool)
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d

@@ -33,7 +33,7 @@ from torch import nn
 from trainlab.config_fields import short_repr
 from trainlab.engine.batching import is_ids_and_mask
 from trainlab.errors import ConfigError, DataError
-from trainlab.models import MODELS
+from trainlab.models import MODELS, dropout_rate
 from trainlab.models.text import masked_mean
 
 POOLINGS = ("mean", "cls")
@@ -189,8 +189,7 @@ def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | Non
                           f"got input_shape={tuple(input_shape)}")
     if pooling not in POOLINGS:
         raise ConfigError(f"model 'hf_pretrained': pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"model 'hf_pretrained': dropout must be in [0, 1); got {dropout}")
+    dropout = dropout_rate("hf_pretrained", dropout)
     transformers = _transformers()
     folder = resolve_model_dir(path, package)
     try:  # safetensors only: a pytorch_model.bin is a pickle, never loaded

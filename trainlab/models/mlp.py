@@ -8,7 +8,7 @@ from torch import nn
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.models import MODELS
+from trainlab.models import MODELS, dropout_rate
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
@@ -79,8 +79,7 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
     """Flatten -> [Linear -> activation -> Dropout] per hidden size -> Linear [-> output_activation].
 
     ``output_activation``: none for logits; sigmoid (bce_prob), log_softmax (nll) or another activation."""
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"model.dropout must be in [0, 1); got {dropout}")
+    dropout = dropout_rate("mlp", dropout)
     if not isinstance(hidden, list | tuple) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hidden):
         raise ConfigError(f"model 'mlp': hidden must be a list of layer sizes, e.g. [128, 64]; got {hidden!r}")
     if any(int(h) < 1 for h in hidden):

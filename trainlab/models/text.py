@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
-from trainlab.models import MODELS
+from trainlab.models import MODELS, dropout_rate
 
 PAD_ID = 0
 POOLINGS = ("mean", "cls")
@@ -125,8 +125,7 @@ def transformer_encoder(input_shape: tuple[int, ...], output_dim: int, vocab_siz
                           f"got d_model={d_model}, heads={heads}")
     if layers < 1 or ff_dim < 1:
         raise ConfigError(f"model 'transformer_encoder': layers and ff_dim must be >= 1; got layers={layers}, ff_dim={ff_dim}")
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"model 'transformer_encoder': dropout must be in [0, 1); got {dropout}")
+    dropout = dropout_rate("transformer_encoder", dropout)
     if max_length < int(input_shape[0]):
         raise ConfigError(f"model 'transformer_encoder': max_length={max_length} is shorter than the inputs "
                           f"(length {input_shape[0]})")
