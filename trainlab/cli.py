@@ -149,6 +149,7 @@ def _cmd_schedule(args) -> int:
     from trainlab.builders import run_scope
     from trainlab.config import load_config
     from trainlab.data.counting import count_splits
+    from trainlab.notices import note
     from trainlab.plots import check_plot_path, plot_schedule
     from trainlab.preflight import check_components
     from trainlab.schedule_plan import plan_schedule
@@ -160,15 +161,14 @@ def _cmd_schedule(args) -> int:
         plan = plan_schedule(config, count_splits(config.data).train)
     title = f"{config.name}: {config.strategy.schedule.name}"
     if config.strategy.schedule.name == "reduce_on_plateau":
-        print("note: reduce_on_plateau lowers the lr when the validation metric stops improving, which only "
-              "training shows; the plot is the lr before any reduction", file=sys.stderr)
+        note("note: reduce_on_plateau lowers the lr when the validation metric stops improving, which only "
+             "training shows; the plot is the lr before any reduction")
     if config.strategy.time_budget_s is not None:
-        print(f"note: strategy.time_budget_s={config.strategy.time_budget_s:g}: the run times its step and squeezes "
-              "this schedule onto the steps that fit; the plot is its longest form (epochs/max_steps)",
-              file=sys.stderr)
+        note(f"note: strategy.time_budget_s={config.strategy.time_budget_s:g}: the run times its step and squeezes "
+             "this schedule onto the steps that fit; the plot is its longest form (epochs/max_steps)")
     if plan.base_lr is None:
-        print("note: lr: auto is found by the LR range test at train time; the plot shows the schedule's "
-              f"multiplier of that lr (run trainlab lr-find {args.config} for the value)", file=sys.stderr)
+        note("note: lr: auto is found by the LR range test at train time; the plot shows the schedule's "
+             f"multiplier of that lr (run trainlab lr-find {args.config} for the value)")
         title += " (lr: auto, lr = 1 x the lr found)"
     path = plot_schedule(plan.schedule, plan.total_steps, plan.base_lr or 1.0, args.plot,
                          steps_per_epoch=plan.steps_per_epoch, title=title, group_lrs=plan.group_lrs,

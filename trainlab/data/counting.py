@@ -25,7 +25,6 @@ for a bad pixel or token is counted anyway.
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from trainlab.config import DataConfig
 from trainlab.data import DATA_SOURCES, RawData, _clean, source_options
 from trainlab.data.dataset import held_out_counts, infer_task, one_label_per_row
 from trainlab.errors import ConfigError
+from trainlab.notices import note
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,8 @@ def count_rows(config: DataConfig) -> SourceRows:
     factory, options = _bound_options(config)
     counter = ROW_COUNTERS.get(config.source) or ROW_COUNTERS.get(config.source.lower())  # also "module:attr"
     if counter is None:
-        print(f"note: data source '{config.source}' has no row counter; reading it to count the rows "
-              "(no model is built)", file=sys.stderr)
+        note(f"note: data source '{config.source}' has no row counter; reading it to count the rows "
+             "(no model is built)")
         return rows_of_raw(DATA_SOURCES.build({"name": config.source, **source_options(config)}), config)
     return counter(options, config)
 

@@ -11,7 +11,7 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.config import validate
 from trainlab.errors import ConfigError, TrainingError
-from trainlab.notices import warn
+from trainlab.notices import note, warn
 from trainlab.tune.base_point import base_outside
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
@@ -43,12 +43,12 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
     space, base_raw = prepare(settings)
     tidied = tidy_trial_folders(settings.out / "trials")
     if tidied and not settings.quiet:
-        print(f"note: deleted the checkpoints that a killed worker left in finished trial folders "
-              f"{', '.join(p.name for p in tidied)} (as their keep_after_finish says)", file=sys.stderr)
+        note(f"note: deleted the checkpoints that a killed worker left in finished trial folders "
+             f"{', '.join(p.name for p in tidied)} (as their keep_after_finish says)")
     outside = base_outside(space, base_raw)
     if outside and not settings.quiet:
-        print(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
-              "trial may score below it", file=sys.stderr)
+        note(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
+             "trial may score below it")
     message = loss_scale_warning(settings, space, base_raw)
     if message:  # a warning, so also under --quiet (as compare's)
         warn(message)
