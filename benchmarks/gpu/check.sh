@@ -11,7 +11,8 @@
 #      test, so a cut run still names its failures); the tests that fork trainlab processes first,
 #      with CUDA hidden (a process that has used CUDA cannot fork one that trains)
 #   4. overhead: trainlab vs a hand-written loop on the GPU (MLP, Adam, b64/b512)
-#   5. speedrun side by side: trainlab's speedrun config vs benchmarks/airbench_reference.py, bf16
+#   5. speedrun side by side: trainlab's speedrun config vs benchmarks/airbench_reference.py, bf16;
+#      5b. the same steps under torch.profiler (benchmarks/speedrun_profile.py): ops, host syncs a step
 #   6. the reference alone, 14 epochs: test accuracy (TTA) and training time
 #   7. trainlab train examples/cifar10_speedrun.yaml on the GPU (bf16, whole 1,000-row batches,
 #      channels_last): a) 14 epochs with --target val_accuracy=0.91, b) 100 steps with
@@ -112,6 +113,12 @@ if wanted 5; then
 stage "5. speedrun side by side on $DEVICE (limit ${SIDE_S:=45} s)"
 timeout -k 15 "$SIDE_S" "$PYTHON" benchmarks/cifar_speedrun.py --device "$DEVICE" --precision "$PRECISION" \
     "${DATA[@]}" --steps 40 --chunk 5 --warmup 5
+fi
+
+if wanted 5b; then
+stage "5b. speedrun profile on $DEVICE (limit ${PROFILE_S:=45} s)"
+timeout -k 15 "$PROFILE_S" "$PYTHON" benchmarks/speedrun_profile.py --device "$DEVICE" --precision "$PRECISION" \
+    "${DATA[@]}" --steps 10 --warmup 5 --rows 12
 fi
 
 if wanted 6; then
