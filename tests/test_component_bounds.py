@@ -29,6 +29,7 @@ def _build_model(**spec):
     ({"name": "mlp", "hidden": [4]}, (6,)),
     ({"name": "cnn2d", "channels": [4]}, (3, 8, 8)),
     ({"name": "transformer_encoder", "vocab_size": 20, "d_model": 8, "heads": 2, "layers": 1}, (5,)),
+    ({"name": "hf_pretrained", "path": "/nonexistent"}, (2, 5)),  # refused before any checkpoint is looked for
 ])
 def test_every_model_refuses_a_dropout_rate_outside_0_to_1_in_the_same_words(spec, shape, dropout):
     """1.0 would zero every activation in training; the four models said so in four wordings."""

@@ -849,7 +849,7 @@ def test_text_hf_tokenizer_refuses_a_vocab_size_it_would_ignore(tmp_path, capsys
     """data.vocab_size sizes the word vocabulary; with tokenizer: hf it was silently ignored."""
     write_hf_tokenizer(tmp_path / "tok")
     write(tmp_path / "train.tsv", SST)
-    with pytest.raises(ConfigError, match=r"data.vocab_size: 5000 .*tokenizer: hf .*leave data.vocab_size out"):
+    with pytest.raises(ConfigError, match=r"data.vocab_size must be left out with tokenizer: hf .*; got 5000"):
         build(name="text_tsv", train=str(tmp_path / "train.tsv"), tokenizer="hf", tokenizer_path=str(tmp_path / "tok"),
               vocab_size=5000, max_length=6)
 

@@ -75,6 +75,18 @@ def test_normalize_makes_its_constants_once_per_device(monkeypatch):
                                (images(n=2, h=1, w=1).numpy().reshape(2, 3) / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
 
 
+def test_normalize_constants_made_under_inference_mode_still_serve_training():
+    """predict runs the eval transform under inference mode; constants made there were inference tensors, and a
+    later training batch through the same transform died ("Inference tensors cannot be saved for backward")."""
+    normalize = Normalize((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    with torch.inference_mode():
+        normalize(images(), None)
+    x = images().float().requires_grad_(True)
+    normalize(x, None).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(1 / (255 * np.array([0.2, 0.25, 0.3])).reshape(1, 3, 1, 1),
+                               x.shape), rtol=1e-6)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: on a CPU no copy synchronises anything")
 def test_an_augmented_batch_on_a_gpu_queues_without_synchronising():
     """crop offsets and flip masks are drawn on the CPU; moving them, and the normalising constants, to the GPU

@@ -218,8 +218,8 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
     if tokenizer == "word" and vocab_size is not None and vocab_size < 3:
         raise ConfigError(f"data.vocab_size must be >= 3 (<pad>, <unk> and one word); got {vocab_size}")
     if tokenizer == "hf" and vocab_size is not None:  # it would be ignored: the tokenizer's vocabulary is fixed
-        raise ConfigError(f"data.vocab_size: {vocab_size} sizes the word vocabulary of tokenizer: word; tokenizer: hf "
-                          "uses its tokenizer.json's own vocabulary: leave data.vocab_size out")
+        raise ConfigError(f"data.vocab_size must be left out with tokenizer: hf (its tokenizer.json has its own "
+                          f"vocabulary; vocab_size sizes tokenizer: word's); got {vocab_size}")
     if tokenizer == "hf" and max_length < 2:
         raise ConfigError(f"data.max_length must be >= 2 for tokenizer: hf (a BERT-style tokenizer adds [CLS] and "
                           f"[SEP] to every text, and more is needed for the text itself); got {max_length}")

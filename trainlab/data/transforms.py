@@ -69,7 +69,7 @@ def draws_on(draws: torch.Tensor, device: torch.device) -> torch.Tensor:
     without blocking: ``.to("cuda")`` of a pageable tensor synchronises the stream (waits for every
     queued kernel), which stalled the host once per batch where it should queue the step's kernels ahead.
     The caching host allocator keeps the pinned block until the copy has run."""
-    if device.type != "cuda":
+    if device.type != "cuda" or draws.device.type != "cpu":  # pinning is for CPU tensors only
         return draws.to(device)
     return draws.pin_memory().to(device, non_blocking=True)
 
@@ -91,7 +91,8 @@ class Normalize:
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    _constants: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, compare=False, repr=False)
+    _constants: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, init=False, compare=False,
+                                                                    repr=False)
 
     def constants(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """``(1 / (255 std), mean / std)`` per channel, float32 on ``device``: ``(x/255 - m)/s == x * 1/(255 s) -
@@ -99,9 +100,10 @@ class Normalize:
         copy from pageable memory waits for every queued kernel."""
         key = str(device)
         if key not in self._constants:
-            std = torch.tensor(self.std, dtype=torch.float32, device=device)
-            mean = torch.tensor(self.mean, dtype=torch.float32, device=device)
-            self._constants[key] = (1.0 / (255.0 * std), mean / std)
+            with torch.inference_mode(False):  # made inside predict's inference mode, they must serve training too
+                std = torch.tensor(self.std, dtype=torch.float32, device=device)
+                mean = torch.tensor(self.mean, dtype=torch.float32, device=device)
+                self._constants[key] = (1.0 / (255.0 * std), mean / std)
         return self._constants[key]
 
     def __post_init__(self) -> None:
