@@ -14,7 +14,7 @@ import yaml
 
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
-from trainlab.yaml_files import RefusedYAMLError, check_tree, yaml_load
+from trainlab.yaml_files import RefusedYAMLError, check_tree, flow_yaml, yaml_load
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -56,8 +56,7 @@ def override_reading(where: str, overrides: Sequence[str]) -> str:
             return ""
         kinds = {dict: "a mapping", list: "a list", bool: "the boolean"}
         kind = next((name for type_, name in kinds.items() if isinstance(parsed, type_)), "null")
-        shown = "" if parsed is None else " " + yaml.safe_dump(parsed, default_flow_style=True, width=10**6).strip()
-        shown = shown.removesuffix("\n...").removesuffix(" ...")
+        shown = "" if parsed is None else " " + flow_yaml(parsed)
         quoted = value.replace("\\", "\\\\").replace('"', '\\"')
         return f"; --set {text} was read as {kind}{shown}; quote it: --set '{key}=\"{quoted}\"'"
     return ""

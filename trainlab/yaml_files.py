@@ -134,6 +134,12 @@ def yaml_dump(data: Any, **options: Any) -> str:
     return yaml.dump(data, Dumper=_ConfigDumper, **options)
 
 
+def flow_yaml(value: Any) -> str:
+    """``value`` as one line of flow YAML that :func:`yaml_load` reads back as the same value (``--set`` text,
+    a printed parameter set): the string '09' stays quoted, a scalar loses YAML's ``...`` document end."""
+    return yaml_dump(value, default_flow_style=True, width=1 << 20).removesuffix("\n...\n").strip()
+
+
 def yaml_load(text: str) -> Any:
     """YAML text -> Python values, as ``yaml.safe_load`` but refusing duplicate keys and reading only decimal
     numbers (:class:`_ConfigLoader`: 010 refused, 0x10 text); floats and yes/no/on/off as in YAML 1.1."""

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.atomic import write_json, write_text
 from trainlab.config import dump_yaml, read_yaml, validate
 from trainlab.records import read_record_object
 from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT, ATTR_RUN_DIR
+from trainlab.yaml_files import flow_yaml
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the finished trials; fewer say nothing
 
@@ -125,7 +125,7 @@ def format_best(best: dict[str, Any]) -> str:
     lines = [f"study {best['study']}: {counts}"]
     if "trial" in best:
         lines.append(f"best trial {best['trial']}: {best['metric']} = {best['value']:.6g}")
-        lines.append("  " + yaml.safe_dump(best["params"], default_flow_style=True, width=1 << 20).strip())
+        lines.append("  " + flow_yaml(best["params"]))
         if best.get("test"):
             lines.append("  test: " + numbers_line(best["test"]))
     else:

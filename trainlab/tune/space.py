@@ -37,7 +37,7 @@ from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean
-from trainlab.yaml_files import load_yaml_file, yaml_dump
+from trainlab.yaml_files import flow_yaml, load_yaml_file
 
 SPEC_FIELDS = ["low", "high", "log", "step", "choices", "when", "type"]
 TYPES = ["float", "int", "categorical"]
@@ -309,7 +309,7 @@ def load_space(path: str | Path) -> SearchSpace:
 def format_value(value: Any) -> str:
     """A value as ``--set`` YAML text that reads back as the same value (``1e-05`` alone would be a string;
     the choice '09' must stay quoted: the config reader refuses a leading zero)."""
-    return yaml_dump(value, default_flow_style=True, width=1 << 20).removesuffix("\n...\n").strip()
+    return flow_yaml(value)
 
 
 def apply_values(base_raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
