@@ -35,7 +35,7 @@ class StepLogger(Callback):
         self.device = torch.device("cpu") if device is None else device  # the step losses' device
         # sum of samples x mean over the steps since the last record (EpochSum: no tensor kernel per step),
         # on the losses' device (a checkpoint's, read onto the CPU, is loaded onto it)
-        self._sum: EpochSum | None = None
+        self._sum = EpochSum(self.device)
         self._samples = 0
         self._seen = 0  # state.samples_seen after the last step: a step's samples are the difference
         self._since: tuple[float, int] | None = None  # (monotonic time, samples_seen) at the last record
@@ -45,18 +45,18 @@ class StepLogger(Callback):
     def on_train_start(self, view: TrainerView) -> None:
         self._since = (time.monotonic(), view.state.samples_seen)
         if not self._restored:
-            self._sum, self._samples, self._seen = None, 0, view.state.samples_seen
+            self._sum.reset()
+            self._samples, self._seen = 0, view.state.samples_seen
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sum": None if self._sum is None else self._sum.state_dict(), "samples": self._samples,
-                "seen": self._seen}
+        return {"sum": self._sum.state_dict(), "samples": self._samples, "seen": self._seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "sum" not in state:  # a checkpoint written before the sums were kept: they start again at 0
             return
-        self._sum = None
-        if state["sum"] is not None:
-            self._sum = EpochSum(self.device)
+        if state["sum"] is None:  # a checkpoint written before the first step of its run
+            self._sum.reset()
+        else:
             self._sum.load_state_dict(state["sum"])
         self._samples, self._seen = int(state["samples"]), int(state["seen"])
         self._since = (time.monotonic(), self._seen)  # a rollback moves samples_seen back: the rate restarts
@@ -65,8 +65,6 @@ class StepLogger(Callback):
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
         state = view.state
         samples, self._seen = state.samples_seen - self._seen, state.samples_seen
-        if self._sum is None:
-            self._sum = EpochSum(self.device)
         self._sum.add(loss.detach(), samples)
         self._samples += samples
         if state.step % self.every:
