@@ -120,6 +120,16 @@ def resolve_device(name: str, setting: str = "runtime.device") -> torch.device:
     return device
 
 
+def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; a CPU tensor goes to a GPU through pinned memory without blocking:
+    ``.to("cuda")`` of a pageable tensor synchronises the stream (waits for every queued kernel), which would
+    stall the host where it should queue the next kernels ahead (crop offsets and flip masks drawn on the CPU
+    per batch, an epoch's data order). The caching host allocator keeps the pinned block until the copy ran."""
+    if device.type != "cuda" or tensor.device.type != "cpu":  # pinning is for CPU tensors only
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 @cache
 def cpu_model() -> str:
     try:

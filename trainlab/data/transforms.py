@@ -26,6 +26,7 @@ from trainlab.data.dataset import BatchRows, BatchTransform
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
 from trainlab.registry import did_you_mean
+from trainlab.runtime import to_device_async
 
 PAD_MODES = ("reflect", "zero")
 AUGMENT_DEFAULTS: dict[str, Any] = {"crop_padding": 4, "pad_mode": "reflect", "hflip": True}  # CIFAR recipe
@@ -62,16 +63,6 @@ def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], 
 
 
 # ----------------------------------------------------------------------------- transforms
-
-
-def draws_on(draws: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """CPU-drawn ``draws`` (crop offsets, flip masks) on ``device``. To a GPU through pinned memory and
-    without blocking: ``.to("cuda")`` of a pageable tensor synchronises the stream (waits for every
-    queued kernel), which stalled the host once per batch where it should queue the step's kernels ahead.
-    The caching host allocator keeps the pinned block until the copy has run."""
-    if device.type != "cuda" or draws.device.type != "cpu":  # pinning is for CPU tensors only
-        return draws.to(device)
-    return draws.pin_memory().to(device, non_blocking=True)
 
 
 def _channel_view(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -144,7 +135,7 @@ def crop_at(x: torch.Tensor, offsets: torch.Tensor, padding: int, mode: str = "r
     n reads source pixel (fold(i + dy - padding), fold(j + dx - padding)).
     """
     n, c, h, w = x.shape
-    offsets = draws_on(offsets, x.device)
+    offsets = to_device_async(offsets, x.device)
     rows = torch.arange(h, device=x.device).unsqueeze(0) + offsets[:, :1] - padding  # (N, H) unpadded-frame positions
     cols = torch.arange(w, device=x.device).unsqueeze(0) + offsets[:, 1:] - padding  # (N, W)
     rows, row_ok = _source_index(rows, h, mode)
@@ -202,7 +193,7 @@ class RandomFlip:
     p: float = 0.5
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return flip_where(x, draws_on(torch.rand(len(x), generator=generator) < self.p, x.device))
+        return flip_where(x, to_device_async(torch.rand(len(x), generator=generator) < self.p, x.device))
 
 
 FLIP_BITS_SALT = 0x5EED_F11B  # keeps the flip bits' generator apart from the epoch orders' seeds

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from trainlab.data.dataset import BatchRows, Split
+from trainlab.runtime import to_device_async
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -131,7 +132,7 @@ class BatchPlan:
         """
         order = self.order(epoch)
         if device is not None:
-            order = order.to(device)
+            order = to_device_async(order, device)
         size, accum, count = self.batch_size, self.accum, self.micro_batches
         micro = start
         while micro < count:
