@@ -91,7 +91,7 @@ def profile_trainlab(args: argparse.Namespace, device: torch.device, precision: 
     from trainlab.run_folder import RunDir
 
     config = load_config(CONFIG, [*trainlab_overrides(args, device, precision, micro),
-                                  f"strategy.max_steps={args.warmup + args.steps + 1}", "strategy.time_budget_s=null",
+                                  f"strategy.max_steps={args.warmup + args.steps + 1}",
                                   "output.progress=off", "output.checkpoint.every_seconds=100000"])
     window = ProfileWindow(args.warmup, args.steps, device)
     with run_scope(config), tempfile.TemporaryDirectory() as folder:

@@ -13,7 +13,6 @@ several runs can follow one another in one process.
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
-from trainlab.notices import warn
+from trainlab.notices import note, warn
 from trainlab.run_checks import (
     check_batch_norm_remainder,
     check_loss_fits,
@@ -342,8 +341,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         config = resolved_loss(config, notes["loss_advice"]["loss"])
         if not quiet:
             options = ", ".join(f"{k}={v}" for k, v in notes["loss_advice"]["loss"].items() if k != "name")
-            print(f"loss auto: {loss.name}{f' ({options})' if options else ''} ('trainlab advise' says why)",
-                  file=sys.stderr)
+            note(f"loss auto: {loss.name}{f' ({options})' if options else ''} ('trainlab advise' says why)")
     step = build_step(config, model, loss, spec, device, precision)
 
     warn_if_step_exceeds_data(config.strategy.batch_size, config.strategy.grad_accum_steps, plan, total_steps)
@@ -354,7 +352,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     if limits.epochs != config.strategy.epochs:
         notes["epochs_for_min_steps"] = limits.epochs
         if not quiet:
-            print(min_steps_note(config, limits, plan.steps_per_epoch), file=sys.stderr)
+            note(min_steps_note(config, limits, plan.steps_per_epoch))
         warn_if_stretched(config.strategy.min_steps, plan, total_steps)
     # a budgeted run's averaging decay (decay_power) runs over its first plan, not the config's whole length
     step = averaged_step_for(config, step, plan, total_steps if budget is None or budget.steps is None
