@@ -193,13 +193,17 @@ def not_utf8(file: Path, kind: str) -> DataError:
                      f"(e.g. iconv -f latin1 -t utf-8 {file.name} > {file.stem}-utf8{file.suffix})")
 
 
+def parsed_number(cell: str) -> float | None:
+    """``float(cell)`` (``inf`` and ``nan`` included), or None when it is not a number."""
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
 def parses_as_number(cell: str) -> bool:
     """``float(cell)`` reads it (``inf`` and ``nan`` included): a header of such cells is a data row."""
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+    return parsed_number(cell) is not None
 
 
 # cells that mark a missing value in some datasets (UCI's "?") but are not missing values here (nor in pandas)

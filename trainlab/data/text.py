@@ -9,7 +9,7 @@ word``, a vocabulary fitted on the training split, or ``hf``, a Hugging Face ``t
 
 ``extras`` always holds ``tokenizer``, ``vocab_size``, ``pad_id``, ``max_length`` and ``layout``.
 
-Labels (:func:`encode_labels`), decided on the training file:
+Labels (:func:`~trainlab.data.text_labels.encode_labels`), decided on the training file:
 
 - whole numbers (``1``, ``-1``, ``2.0``) are classes. Exactly ``0..K-1`` are the class indices; any
   other set (AG News' 1..4, -1/1, 0/2) is read as scikit-learn's ``LabelEncoder`` does: the k-th
@@ -22,7 +22,7 @@ Labels (:func:`encode_labels`), decided on the training file:
 - numbers mixed with other text (``0``, ``1``, ``one``) are refused, naming the first text (as the
   ``csv`` source refuses such a target: :mod:`trainlab.data.files`).
 
-Missing labels (:func:`missing_markers`: an empty cell; ``NA``, ``null``, ``None`` ... where the other
+Missing labels (:func:`~trainlab.data.text_labels.missing_markers`: an empty cell; ``NA``, ``null``, ``None`` ... where the other
 labels are numbers), and non-finite numbers (``inf``) among numbers, are refused with their file and
 line, or dropped with a warning under ``data.nan_policy: drop``.
 A data line repeating the header (files joined with ``cat``) is refused with its line.

@@ -15,7 +15,7 @@ import numpy as np
 from trainlab.config_fields import short_repr
 from trainlab.data.csv_table import MISSING
 from trainlab.data.labels import warn_case_twins
-from trainlab.data.table_diagnosis import not_a_number
+from trainlab.data.table_diagnosis import not_a_number, parsed_number
 from trainlab.errors import DataError
 from trainlab.notices import warn
 
@@ -34,7 +34,7 @@ def _numeric_labels(train: TextTable) -> bool:
     """Every training label that is not a missing-value marker is a number (``inf`` and ``1e999`` count:
     a non-finite label in a column of numbers is a bad value, not a class name)."""
     others = [label for label in train.labels or [] if label not in MISSING]
-    return bool(others) and all(_parsed(label) is not None for label in others)
+    return bool(others) and all(parsed_number(label) is not None for label in others)
 
 
 def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], policy: str) -> dict[str, TextTable]:
@@ -45,7 +45,7 @@ def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], po
     numeric = _numeric_labels(tables["train"])
 
     def unusable(label: str) -> bool:
-        return label in markers or (numeric and finite_number(label) is None and _parsed(label) is not None)
+        return label in markers or (numeric and finite_number(label) is None and parsed_number(label) is not None)
 
     out = {}
     for name, table in tables.items():
@@ -79,24 +79,16 @@ class EncodedLabels:
     task: str
 
 
-def _parsed(text: str) -> float | None:
-    """The label as a float (``inf`` and ``nan`` included), or None when it is not a number."""
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def finite_number(text: str) -> float | None:
     """The label as a finite float, or None (not a number, or ``inf``/``nan``)."""
-    value = _parsed(text)
+    value = parsed_number(text)
     return value if value is not None and math.isfinite(value) else None
 
 
 def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: str | None = None) -> EncodedLabels:
     """The labels of every file, read by the rule of :mod:`trainlab.data.text`'s docstring (decided on ``train``)."""
     train = tables["train"].labels or []
-    parsed = [_parsed(v) for v in train]
+    parsed = [parsed_number(v) for v in train]
     numbers = [v if v is not None and math.isfinite(v) else None for v in parsed]  # finite_number's, parsed once
     numeric = all(v is not None for v in numbers)
     # text among numbers, as the csv source refuses it: a label that is no number at all, where others are finite
