@@ -152,12 +152,11 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
         for rows in (keep_x, keep_y, keep_c):
             if rows is not None:
                 keep = np.intersect1d(keep, rows)
+        if len(keep) == 0:
+            raise DataError(f"{name} is empty after dropping rows with NaN/Inf{_why_no_row_is_whole(x, y, locate)}")
         dropped = len(x) - len(keep)
-        x_all, y_all = x, y
         x, y = x[keep], y[keep]
         categorical = None if categorical is None else categorical[keep]
-        if len(x) == 0:
-            raise DataError(f"{name} is empty after dropping rows with NaN/Inf{_why_no_row_is_whole(x_all, y_all, locate)}")
         if dropped:
             warn(f"data.nan_policy: drop dropped {dropped} of {dropped + len(x)} rows of the {name} "
                  "(a NaN/Inf value or a missing category)")
