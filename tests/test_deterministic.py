@@ -82,6 +82,23 @@ def test_deterministic_true_keeps_the_users_workspace_and_puts_back_the_users_fl
     assert _flags() == before
 
 
+def test_deterministic_true_in_a_process_that_used_cuda_warns_that_the_workspace_may_come_too_late(monkeypatch, capsys):
+    """cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it starts: set after that, the run was silently not pinned."""
+    with run_scope(validate(_config(deterministic=True))):
+        pass
+    assert "warning: runtime.deterministic" not in capsys.readouterr().err  # CUDA not used before: no word
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with run_scope(validate(_config(deterministic=True))):
+        pass
+    err = capsys.readouterr().err
+    assert (f"warning: runtime.deterministic: this process used CUDA before the run, so {CUBLAS_WORKSPACE_ENV} set "
+            f"now may not reach cuBLAS") in err and f"set {CUBLAS_WORKSPACE_ENV}={CUBLAS_WORKSPACE} in the environment" in err
+    monkeypatch.setenv(CUBLAS_WORKSPACE_ENV, ":16:8")  # the user's own, set before: nothing to warn of
+    with run_scope(validate(_config(deterministic=True))):
+        pass
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_deterministic_true_puts_the_flags_back_when_the_run_fails():
     before = _flags()
     with pytest.raises(RuntimeError, match="boom"), run_scope(validate(_config(deterministic=True))):

@@ -87,6 +87,12 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     set_workspace = CUBLAS_WORKSPACE_ENV not in os.environ
     if set_workspace:
         os.environ[CUBLAS_WORKSPACE_ENV] = CUBLAS_WORKSPACE
+        if torch.cuda.is_initialized():  # cuBLAS may have read the variable already: matmuls not pinned, no error
+            from trainlab.notices import warn
+
+            warn(f"runtime.deterministic: this process used CUDA before the run, so {CUBLAS_WORKSPACE_ENV} set now "
+                 f"may not reach cuBLAS and its matmuls may differ between runs; set {CUBLAS_WORKSPACE_ENV}="
+                 f"{CUBLAS_WORKSPACE} in the environment before the process starts")
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
