@@ -51,10 +51,15 @@ from trainlab.data.table_diagnosis import (
     refuse_repeated_header,
 )
 from trainlab.data.text_labels import drop_missing_labels, encode_labels, finite_number
-from trainlab.data.tokenizers import TOKENIZERS, WordTokenizer, _hf_encode, _hf_tokenizer, check_room_for_text
+from trainlab.data.tokenizers import (
+    TOKENIZERS,
+    WORD_VOCAB_SIZE,
+    WordTokenizer,
+    _hf_encode,
+    _hf_tokenizer,
+    check_room_for_text,
+)
 from trainlab.errors import ConfigError, DataError
-
-WORD_VOCAB_SIZE = 20000  # tokenizer: word's vocabulary when data.vocab_size is left out (<pad> and <unk> included)
 
 # ----------------------------------------------------------------------------- reading rows
 
@@ -260,7 +265,7 @@ _ARGS_DOC = """
         max_rows: keep at most this many rows of the training file, a seeded (``seed``) random subset.
         tokenizer: ``word`` or ``hf`` (see the module docstring).
         vocab_size: words of ``tokenizer: word``'s vocabulary, <pad> and <unk> included; None:
-            :data:`WORD_VOCAB_SIZE`. ``tokenizer: hf`` has its own vocabulary: setting it is an error.
+            :data:`~trainlab.data.tokenizers.WORD_VOCAB_SIZE`. ``tokenizer: hf`` has its own vocabulary: setting it is an error.
         max_length: tokens per text after truncation / padding; with ``tokenizer: hf`` the special
             tokens it adds ([CLS], [SEP]) count, so at least 2, and a warning when nothing else fits.
         tokenizer_path: folder with ``tokenizer.json`` for ``tokenizer: hf``, or the name of an

@@ -28,6 +28,7 @@ from trainlab.notices import warn
 WORD = re.compile(r"\w+|[^\w\s]")
 PAD, UNK = "<pad>", "<unk>"
 TOKENIZERS = ("word", "hf")
+WORD_VOCAB_SIZE = 20000  # tokenizer: word's vocabulary when data.vocab_size is left out (<pad> and <unk> included)
 
 
 def words(text: str) -> list[str]:
