@@ -127,13 +127,13 @@ def test_class_names_without_task_make_the_task_and_classes_a_config_run_makes(t
 
     x, y = _blobs(classes=min(len(names), 3))
     y = y + 1 if labels == "from one" else y
-    built, read = [], api._dataset
+    built, read = [], api.fit_dataset
 
     def spied(*args):  # the Dataset fit trains on
         built.append(read(*args))
         return built[-1]
 
-    monkeypatch.setattr(api, "_dataset", spied)
+    monkeypatch.setattr(api, "fit_dataset", spied)
     trainlab.fit(_linear(outputs=1 if len(names) == 2 else len(names)), (x, y),
                  {**BASE, "epochs": 1, "loss": "bce" if len(names) == 2 else "cross_entropy"}, class_names=names)
     (tmp_path / "fromarrays_fit.py").write_text(FROM_ARRAYS)

@@ -12,7 +12,7 @@ from sklearn.preprocessing import LabelEncoder
 
 import trainlab
 from trainlab.errors import ConfigError, DataError
-from trainlab.fit_inputs import _as_split
+from trainlab.fit_inputs import as_split
 
 STRATEGY = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.1}, "batch_size": 32, "epochs": 3}
 
@@ -84,7 +84,7 @@ def test_a_float64_tensor_that_requires_grad_trains_and_shares_its_storage():
     assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in reference.history]
     assert x.grad is None
     features = _features_with_history()[1]
-    split = _as_split((features, y[:64]), "train")
+    split = as_split((features, y[:64]), "train")
     assert split.x.data_ptr() == features.data_ptr() and not split.x.requires_grad
 
 

@@ -39,7 +39,7 @@ from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.errors import ConfigError, DataError, folder_error
 from trainlab.finetune import unfreeze_all
-from trainlab.fit_inputs import Arrays, _as_split, _dataset
+from trainlab.fit_inputs import Arrays, as_split, fit_dataset
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
 from trainlab.registry import Registry
@@ -209,9 +209,9 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
 def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any, callbacks: list[Callback],
          metrics: list[str] | None, seed: int, out: str | Path | None, runtime: dict[str, Any] | None,
          task: str | None, class_names: Any) -> FitResult:
-    splits = [_as_split(train, "train"), _as_split(val, "val"), _as_split(test, "test")]
+    splits = [as_split(train, "train"), as_split(val, "val"), as_split(test, "test")]
     with _in_fit_terms():
-        data = _dataset(*splits, task, class_names)
+        data = fit_dataset(*splits, task, class_names)
     config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
                        "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
                        "metrics": metrics, "runtime": runtime or {}, "output": {"progress": "off"}})

@@ -2,11 +2,11 @@
 Datasets turned into checked :class:`~trainlab.data.dataset.Split` s, and those into the
 :class:`~trainlab.data.dataset.Dataset` a config run would build from the same data.
 
-Contract: :func:`_as_split` gives one split as tensors (x float32 where floating, y with an (N, 1) column
+Contract: :func:`as_split` gives one split as tensors (x float32 where floating, y with an (N, 1) column
 squeezed), or None for None; anything else fit cannot train on (a DataLoader, ``(x, y, weights)``, a
 fraction, an IterableDataset, non-numeric, ragged, non-finite or float32-overflowing values, x and y of
 different lengths, an empty train) is one :class:`~trainlab.errors.DataError` naming the split and what
-to pass instead. :func:`_dataset` applies the data layer's task rule and label reading to the splits
+to pass instead. :func:`fit_dataset` applies the data layer's task rule and label reading to the splits
 (``task``/``class_names`` as ``data.task``/``data.class_names``); bad arguments are one
 :class:`~trainlab.errors.ConfigError`. Nothing here trains or writes files.
 """
@@ -110,7 +110,9 @@ def _check_finite(what: str, values: torch.Tensor) -> None:
                         "drop or impute such rows first")
 
 
-def _as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split | None:
+def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split | None:
+    """``data`` (an ``(x, y)`` pair or a map-style Dataset of pairs) as one checked :class:`Split` named
+    ``name`` in errors, or None for None (the module's contract above)."""
     if data is None:
         return None
     _refuse_unlike_a_split(data, name)
@@ -196,8 +198,8 @@ def _class_names(class_names: Any) -> list[str] | None:
     return [str(name) for name in names]  # NumPy's str_ as plain str (labels.json, printed names)
 
 
-def _dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
-             class_names: list[str] | None) -> Dataset:
+def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
+                class_names: list[str] | None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else
     :func:`~trainlab.data.labels.named_classes_task` for ``class_names``, else :func:`infer_task` on the
     training targets) and target types (multi-label targets stay float); the labels are read and checked by
