@@ -18,6 +18,7 @@ from tests.conftest import DIGITS_MLP
 from trainlab.builders import run_scope
 from trainlab.cli import main
 from trainlab.config import validate
+from trainlab.errors import ConfigError
 from trainlab.runtime import CUBLAS_WORKSPACE, CUBLAS_WORKSPACE_ENV
 
 cudnn = torch.backends.cudnn
@@ -177,6 +178,34 @@ def test_a_conv_net_trains_with_deterministic_true_on_a_cpu():
     for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+class _ResizesAQuantizedTensor(torch.nn.Module):
+    """A linear layer whose forward also resizes a quantized tensor: torch has no deterministic kernel for that
+    on a CPU (``quantized_resize_cpu_``), the CPU's stand-in for the CUDA-only ops of the same kind."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        torch.quantize_per_tensor(torch.ones(4), 0.1, 0, torch.quint8).resize_(8)
+        return self.linear(x)
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")
+def test_an_op_without_a_deterministic_kernel_is_one_config_error_naming_the_setting():
+    x, y = np.zeros((8, 4), np.float32), np.arange(8) % 3
+    with pytest.raises(ConfigError) as raised:
+        trainlab.fit(_ResizesAQuantizedTensor(), (x, y), {"loss": "cross_entropy", "optimizer": "adam", "epochs": 1},
+                     metrics=[], runtime={"device": "cpu", "deterministic": True})
+    message = str(raised.value)
+    assert message.startswith("runtime.deterministic is true, but quantized_resize_cpu_ has no deterministic "
+                              "implementation") and "runtime.deterministic: false" in message, message
+    assert "\n" not in message and not torch.are_deterministic_algorithms_enabled()
+    result = trainlab.fit(_ResizesAQuantizedTensor(), (x, y), {"loss": "cross_entropy", "optimizer": "adam",
+                                                               "epochs": 1}, metrics=[], runtime={"device": "cpu"})
+    assert np.isfinite(result.history[-1]["train_loss"])  # the same model trains without the setting
 
 
 def test_trainlab_train_with_deterministic_true_trains_and_records_it(write_config, tmp_path):

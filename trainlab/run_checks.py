@@ -23,6 +23,7 @@ from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss, single_label_on_multilabel
 from trainlab.notices import warn
 from trainlab.probability_outputs import check_probability_outputs, in_eval_mode
+from trainlab.runtime import op_without_deterministic_kernel
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ def _probe(model: torch.nn.Module, data: Dataset, device: torch.device,
     except TrainlabError:
         raise  # the model's own one-line error (a ConfigError of a zoo model's shape check)
     except Exception as exc:  # noqa: BLE001  (whatever a model raises on these inputs: one line, exit 3)
+        if op_without_deterministic_kernel(exc):
+            raise  # not the inputs: runtime.deterministic's block names the op and the setting
         raise _forward_error(model, x, data, exc) from None
     if not isinstance(output, torch.Tensor):
         raise DataError(f"model '{type(model).__name__}' returned a {type(output).__name__}; its forward(x) must "

@@ -66,13 +66,24 @@ CUBLAS_WORKSPACE_ENV = "CUBLAS_WORKSPACE_CONFIG"
 CUBLAS_WORKSPACE = ":4096:8"
 
 
+# torch's RuntimeError for an op without a deterministic kernel: "<op> does not have a deterministic ..."
+NO_DETERMINISTIC_KERNEL = " does not have a deterministic implementation"
+
+
+def op_without_deterministic_kernel(exc: BaseException) -> str | None:
+    """The op named by torch's error for an op with no deterministic kernel (raised under
+    ``torch.use_deterministic_algorithms(True)``), or None for any other exception."""
+    op, found, _ = str(exc).partition(NO_DETERMINISTIC_KERNEL)
+    return (op.strip().splitlines() or ["an op"])[-1] if found and isinstance(exc, RuntimeError) else None
+
+
 @contextlib.contextmanager
 def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     """``runtime.deterministic``: with ``enabled``, deterministic kernels for the block, the previous settings
     after it; without, nothing is touched.
 
     Inside the block ``torch.use_deterministic_algorithms(True)`` (an op with no deterministic kernel raises
-    instead of running), ``torch.backends.cudnn.deterministic = True``, ``torch.backends.cudnn.benchmark =
+    instead of running: torch's RuntimeError becomes one ConfigError naming the op and this setting), ``torch.backends.cudnn.deterministic = True``, ``torch.backends.cudnn.benchmark =
     False`` (benchmarking may pick another convolution kernel per run), and :data:`CUBLAS_WORKSPACE_ENV` is
     :data:`CUBLAS_WORKSPACE` where the environment does not set it already. cuBLAS reads that variable when the
     process first uses CUDA: set here it takes effect when the block comes before that first use (the CLI runs
@@ -98,6 +109,15 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     torch.backends.cudnn.benchmark = False
     try:
         yield
+    except RuntimeError as exc:
+        op = op_without_deterministic_kernel(exc)
+        if op is None:  # another failure
+            raise
+        from trainlab.errors import ConfigError
+
+        raise ConfigError(f"runtime.deterministic is true, but {op} has no deterministic implementation on this "
+                          "device; set runtime.deterministic: false to run it (results may then differ slightly "
+                          "between runs)") from exc
     finally:
         mode, warn_only, cudnn_deterministic, cudnn_benchmark = previous
         torch.use_deterministic_algorithms(mode, warn_only=warn_only)
