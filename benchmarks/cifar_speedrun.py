@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -122,30 +121,19 @@ def reference_only(args: argparse.Namespace) -> None:
 
 
 def side_by_side(args: argparse.Namespace) -> None:
-    from sidebyside import Interleave, summarize
-
-    from trainlab.builders import build, run_scope
-    from trainlab.experiment import _run_callbacks
-    from trainlab.run_folder import RunDir
+    from sidebyside import Interleave, as_trainlab_train, summarize
 
     device, precision, micro = layout(args)
     config = load_config(CONFIG, [*trainlab_overrides(args, device, precision, micro), f"strategy.max_steps={args.warmup + args.steps + 1}",
                                   "output.progress=off", "output.checkpoint.every_seconds=100000"])
     train_x, train_y, _, _ = load_images(args.data, args.cache_dir)
-    with run_scope(config):
-        built = build(config, quiet=True)
+    with as_trainlab_train(config) as built:
         ref = reference.Training(train_x, train_y, {**reference.HYP, "micro_batch": micro}, seed=config.seed,
                                  device=device, precision=precision)
         interleave = Interleave(args.chunk, ref.train_steps, skip_steps=args.warmup, warmup_steps=args.warmup,
                                 sync=device_sync(device))
-        with tempfile.TemporaryDirectory() as folder:
-            run = RunDir.create(Path(folder) / "run")
-            try:
-                _, _, callbacks = _run_callbacks(built, run, quiet=True)
-                built.trainer.add_callbacks([*callbacks, interleave])
-                built.trainer.fit()
-            finally:
-                run.close()
+        built.trainer.add_callbacks([interleave])
+        built.trainer.fit()
     result = summarize(interleave.pairs)
     print(f"trainlab/reference per-step time: median {result['median']:.3f} (quartiles {result['q1']:.3f}-"
           f"{result['q3']:.3f}, {result['chunks']} chunks of {args.chunk} steps; "

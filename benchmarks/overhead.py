@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,15 +34,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sidebyside, evidence: beside this script
 from evidence import write_result  # noqa: E402
-from sidebyside import Interleave, device_sync, summarize  # noqa: E402
+from sidebyside import Interleave, as_trainlab_train, device_sync, summarize  # noqa: E402
 
-from trainlab.builders import build, run_scope  # noqa: E402
 from trainlab.callbacks.base import CallbackList, Event  # noqa: E402
 from trainlab.config import Config, validate  # noqa: E402
 from trainlab.data import DATA_SOURCES, RawData  # noqa: E402
 from trainlab.engine.loop import Trainer  # noqa: E402
-from trainlab.experiment import _run_callbacks  # noqa: E402
-from trainlab.run_folder import RunDir  # noqa: E402
 
 N, FEATURES, CLASSES = 60_000, 784, 10
 SOURCE = "benchmark_mnist_shaped"
@@ -127,22 +123,16 @@ def hook_cost(trainer: Trainer, steps: int = 20_000) -> float:
 def measure(batch_size: int, epochs: int, chunk: int, gather: str = "index", device: str = "cpu") -> dict[str, Any]:
     """One warm-up epoch, then ``epochs`` epochs of trainlab interleaved with the raw loop; the chunk statistics."""
     config = overhead_config(batch_size, 1 + epochs, device)
-    with run_scope(config), tempfile.TemporaryDirectory() as folder:
-        built = build(config, quiet=True)
+    with as_trainlab_train(config) as built:
         trainer = built.trainer
-        run = RunDir.create(f"{folder}/run")
-        try:
-            _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
-            raw = raw_loop(trainer.batches.x, trainer.batches.y, batch_size, gather)
-            steps = trainer.plan.steps_per_epoch
-            interleave = Interleave(chunk, raw.steps, skip_steps=steps, warmup_steps=steps,
-                                    sync=device_sync(trainer.batches.device))
-            trainer.add_callbacks([*run_callbacks, interleave])
-            trainer.fit()
-            trainer.callbacks = CallbackList([cb for cb in trainer.callbacks.callbacks if cb is not interleave])
-            hooks_us = hook_cost(trainer)
-        finally:
-            run.close()
+        raw = raw_loop(trainer.batches.x, trainer.batches.y, batch_size, gather)
+        steps = trainer.plan.steps_per_epoch
+        interleave = Interleave(chunk, raw.steps, skip_steps=steps, warmup_steps=steps,
+                                sync=device_sync(trainer.batches.device))
+        trainer.add_callbacks([interleave])
+        trainer.fit()
+        trainer.callbacks = CallbackList([cb for cb in trainer.callbacks.callbacks if cb is not interleave])
+        hooks_us = hook_cost(trainer)
     stats = summarize(interleave.pairs)
     return {**stats, "batch_size": batch_size, "gather": gather, "device": device, "chunk_steps": chunk,
             "steps_per_epoch": steps,

@@ -19,7 +19,6 @@ import argparse
 import cProfile
 import pstats
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,11 +28,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import overhead_config, raw_loop  # noqa: E402
+from sidebyside import as_trainlab_train  # noqa: E402
 
-from trainlab.builders import build, run_scope  # noqa: E402
+from trainlab.builders import build  # noqa: E402
 from trainlab.callbacks.base import Callback, Event, TrainerView  # noqa: E402
-from trainlab.experiment import _run_callbacks  # noqa: E402
-from trainlab.run_folder import RunDir  # noqa: E402
 
 
 class Counters:
@@ -81,38 +79,32 @@ class EpochClock(Callback):
 
 def profile(batch_size: int, epochs: int, use_cprofile: bool) -> None:
     config = overhead_config(batch_size, 1 + epochs)
-    with run_scope(config), tempfile.TemporaryDirectory() as folder:
-        built = build(config, quiet=True)
+    with as_trainlab_train(config) as built:
         trainer = built.trainer
-        run = RunDir.create(f"{folder}/run")
-        try:
-            _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
-            counters = Counters()
-            clock = EpochClock(counters)
-            trainer.add_callbacks([*run_callbacks, clock])
-            hooks = trainer.callbacks.hooks
-            for event in (Event.STEP_START, Event.STEP_END):
-                for i, hook in enumerate(hooks[event]):
-                    holder = type("Holder", (), {})()
-                    holder.hook = hook
-                    counters.wrap(holder, "hook", f"{event.value}: {type(hook.__self__).__name__}")
-                    hooks[event][i] = holder.hook
-            counters.wrap(trainer.batches, "fetch", "batches.fetch (x[index], y[index])")
-            counters.wrap(trainer.step, "train_step", "step.train_step")
-            counters.wrap(trainer, "_tally", "trainer._tally (loss sums)")
-            counters.wrap(trainer.step.objective.loss, "forward", "  in train_step: loss (its forward)")
-            counters.wrap(trainer.step.optimizer, "step", "  in train_step: optimizer.step")
-            counters.wrap(trainer.step.optimizer, "zero_grad", "  in train_step: optimizer.zero_grad")
-            trainer.fit()
-            if use_cprofile:
-                more = overhead_config(batch_size, 1)
-                built2 = build(more, quiet=True)
-                profiler = cProfile.Profile()
-                profiler.enable()
-                built2.trainer.fit()
-                profiler.disable()
-        finally:
-            run.close()
+        counters = Counters()
+        clock = EpochClock(counters)
+        trainer.add_callbacks([clock])
+        hooks = trainer.callbacks.hooks
+        for event in (Event.STEP_START, Event.STEP_END):
+            for i, hook in enumerate(hooks[event]):
+                holder = type("Holder", (), {})()
+                holder.hook = hook
+                counters.wrap(holder, "hook", f"{event.value}: {type(hook.__self__).__name__}")
+                hooks[event][i] = holder.hook
+        counters.wrap(trainer.batches, "fetch", "batches.fetch (x[index], y[index])")
+        counters.wrap(trainer.step, "train_step", "step.train_step")
+        counters.wrap(trainer, "_tally", "trainer._tally (loss sums)")
+        counters.wrap(trainer.step.objective.loss, "forward", "  in train_step: loss (its forward)")
+        counters.wrap(trainer.step.optimizer, "step", "  in train_step: optimizer.step")
+        counters.wrap(trainer.step.optimizer, "zero_grad", "  in train_step: optimizer.zero_grad")
+        trainer.fit()
+        if use_cprofile:
+            more = overhead_config(batch_size, 1)
+            built2 = build(more, quiet=True)
+            profiler = cProfile.Profile()
+            profiler.enable()
+            built2.trainer.fit()
+            profiler.disable()
         raw = raw_loop(trainer.batches.x, trainer.batches.y, batch_size)
         raw.steps(trainer.plan.steps_per_epoch)  # warm-up
         started = time.perf_counter()

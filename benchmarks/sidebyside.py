@@ -2,19 +2,27 @@
 
 Used by overhead.py (vs a hand-written loop), vs_tutorial.py (vs the tutorials' DataLoader loops),
 vs_lightning.py (vs PyTorch Lightning) and vs_hf_trainer.py (vs the Hugging Face Trainer). A
-library that owns its loop runs in a :class:`ParkedFit` thread.
+library that owns its loop runs in a :class:`ParkedFit` thread; trainlab's side runs as ``trainlab train``
+runs it (:func:`as_trainlab_train`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
+from trainlab.builders import Built, build, run_scope
 from trainlab.callbacks.base import Callback, TrainerView
+from trainlab.config import Config
+from trainlab.experiment import run_folder_callbacks
+from trainlab.run_folder import RunDir
 
 
 class ParkedFit:
@@ -68,6 +76,21 @@ class ParkedFit:
         self.go.release()
         if self.thread is not None:
             self.thread.join(timeout=timeout)
+
+
+@contextlib.contextmanager
+def as_trainlab_train(config: Config) -> Iterator[Built]:
+    """``build(config)`` inside its ``run_scope``, its trainer given a temporary run folder's callbacks
+    (checkpoint saver, metrics recorder, signal handler, loggers) as ``trainlab train`` gives them, so a
+    timed ``fit`` pays what a user's run pays; the folder is closed and removed afterwards."""
+    with run_scope(config), tempfile.TemporaryDirectory() as folder:
+        built = build(config, quiet=True)
+        run = RunDir.create(Path(folder) / "run")
+        try:
+            built.trainer.add_callbacks(run_folder_callbacks(built, run, quiet=True)[2])
+            yield built
+        finally:
+            run.close()
 
 
 def no_sync() -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # siblings: cifar_speedrun, airbench_reference
 import airbench_reference as reference  # noqa: E402
 from cifar_speedrun import CONFIG, layout, load_images, trainlab_overrides  # noqa: E402
-from sidebyside import device_sync  # noqa: E402
+from sidebyside import as_trainlab_train, device_sync  # noqa: E402
 
 from trainlab.callbacks.base import Callback, TrainerView  # noqa: E402
 from trainlab.config import load_config  # noqa: E402
@@ -86,25 +85,18 @@ def summary(name: str, prof: profile, seconds: float, steps: int, device: torch.
 
 
 def profile_trainlab(args: argparse.Namespace, device: torch.device, precision: str, micro: int) -> None:
-    from trainlab.builders import build, run_scope
-    from trainlab.experiment import _run_callbacks
-    from trainlab.run_folder import RunDir
-
     config = load_config(CONFIG, [*trainlab_overrides(args, device, precision, micro),
                                   f"strategy.max_steps={args.warmup + args.steps + 1}",
                                   "output.progress=off", "output.checkpoint.every_seconds=100000"])
     window = ProfileWindow(args.warmup, args.steps, device)
-    with run_scope(config), tempfile.TemporaryDirectory() as folder:
-        built = build(config, quiet=True)
-        run = RunDir.create(Path(folder) / "run")
-        try:
-            _, _, callbacks = _run_callbacks(built, run, quiet=True)
-            built.trainer.add_callbacks([*callbacks, window])  # the run folder's callbacks, as `trainlab train`
-            built.trainer.fit()
-        finally:
-            run.close()
-    if window.profiler is None:
-        raise SystemExit(f"error: trainlab ran {window.ended} steps, fewer than --warmup {args.warmup}")
+    with as_trainlab_train(config) as built:
+        built.trainer.add_callbacks([window])
+        built.trainer.fit()
+    if window.ended < args.warmup + args.steps:  # the fit stopped before the window closed: no rate to give
+        if window.profiler is not None:
+            window.profiler.__exit__(None, None, None)
+        raise SystemExit(f"error: trainlab ran {window.ended} steps, fewer than --warmup {args.warmup} + "
+                         f"--steps {args.steps}")
     summary("trainlab", window.profiler, window.seconds, args.steps, device, args.rows, window_syncs=1)
 
 

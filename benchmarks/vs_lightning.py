@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -41,11 +40,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, T
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evidence import write_result  # noqa: E402
 from overhead import CLASSES, FEATURES, overhead_config, raw_loop  # noqa: E402
-from sidebyside import Interleave, ParkedFit, summarize  # noqa: E402
-
-from trainlab.builders import build, run_scope  # noqa: E402
-from trainlab.experiment import _run_callbacks  # noqa: E402
-from trainlab.run_folder import RunDir  # noqa: E402
+from sidebyside import Interleave, ParkedFit, as_trainlab_train, summarize  # noqa: E402
 
 try:
     import lightning as L  # noqa: N812  (Lightning's own spelling)
@@ -141,8 +136,7 @@ class ThreadControl:
 
 def measure(kind: str, epochs: int, chunk: int, batch_size: int = 64) -> dict[str, Any]:
     config = overhead_config(batch_size, 1 + epochs)
-    with run_scope(config), tempfile.TemporaryDirectory() as folder:
-        built = build(config, quiet=True)
+    with as_trainlab_train(config) as built:
         trainer = built.trainer
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(FEATURES, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
@@ -153,16 +147,13 @@ def measure(kind: str, epochs: int, chunk: int, batch_size: int = 64) -> dict[st
         else:
             loader = loader_for(kind, trainer.batches.x, trainer.batches.y, batch_size)
             contender = lightning_contender(model, loader, torch.get_num_threads())
-        run = RunDir.create(f"{folder}/run")
         try:
-            _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
             steps = trainer.plan.steps_per_epoch
             interleave = Interleave(chunk, contender.steps, skip_steps=steps, warmup_steps=steps)
-            trainer.add_callbacks([*run_callbacks, interleave])
+            trainer.add_callbacks([interleave])
             trainer.fit()
         finally:
             contender.close()
-            run.close()
     stats = summarize(interleave.pairs)
     return {**stats, "contender": kind, "batch_size": batch_size, "chunk_steps": chunk, "timed_epochs": epochs,
             "contender_steps_per_s": chunk / stats["theirs_s"], "trainlab_steps_per_s": chunk / stats["ours_s"]}

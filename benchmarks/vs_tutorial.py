@@ -22,7 +22,6 @@ import argparse
 import copy
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -30,12 +29,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sidebyside: beside this script
-from sidebyside import Interleave, summarize  # noqa: E402
+from sidebyside import Interleave, as_trainlab_train, summarize  # noqa: E402
 
-from trainlab.builders import build, run_scope  # noqa: E402
 from trainlab.config import load_config  # noqa: E402
-from trainlab.experiment import _run_callbacks  # noqa: E402
-from trainlab.run_folder import RunDir  # noqa: E402
 from trainlab.runtime import environment  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -72,8 +68,7 @@ def compare(name: str, epochs: int, chunk: int) -> dict[str, float]:
     """Side-by-side statistics (see sidebyside.summarize) over ``epochs`` epochs of trainlab after a warm-up."""
     # the warm-up (2 chunks) lies in the first epoch; the timed epochs follow it
     config = load_config(EXAMPLES / f"{name}.yaml", ["output.progress=off", f"strategy.epochs={epochs + 1}"])
-    with run_scope(config), tempfile.TemporaryDirectory() as folder:
-        built = build(config, quiet=True)
+    with as_trainlab_train(config) as built:
         trainer = built.trainer
         tutorial_model = copy.deepcopy(built.model)
         x = built.data.train.x
@@ -82,15 +77,10 @@ def compare(name: str, epochs: int, chunk: int) -> dict[str, float]:
         loader = DataLoader(TensorDataset(x, built.data.train.y), batch_size=config.strategy.batch_size,
                             shuffle=True, generator=torch.Generator().manual_seed(0))
         tutorial = TutorialLoop(tutorial_model, TUTORIAL_OPTIMIZERS[name](tutorial_model.parameters()), loader)
-        run = RunDir.create(f"{folder}/run")
-        try:
-            _, _, run_callbacks = _run_callbacks(built, run, quiet=True)
-            # warm-up: trainlab's first 2 chunks and 2 chunks of the tutorial loop (first-call costs)
-            interleave = Interleave(chunk, tutorial.steps, skip_steps=2 * chunk, warmup_steps=2 * chunk)
-            trainer.add_callbacks([*run_callbacks, interleave])
-            trainer.fit()
-        finally:
-            run.close()
+        # warm-up: trainlab's first 2 chunks and 2 chunks of the tutorial loop (first-call costs)
+        interleave = Interleave(chunk, tutorial.steps, skip_steps=2 * chunk, warmup_steps=2 * chunk)
+        trainer.add_callbacks([interleave])
+        trainer.fit()
     return {**summarize(interleave.pairs), "steps": trainer.plan.steps_per_epoch}
 
 

@@ -112,7 +112,7 @@ def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRI
             time.sleep(pause_s)
 
 
-def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSaver, SignalStop, list[Callback]]:
+def run_folder_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSaver, SignalStop, list[Callback]]:
     """The run folder's callbacks for ``run``; making them writes nothing (each writes once training starts)."""
     out = built.config.output
     ckpt = out.checkpoint
@@ -133,7 +133,7 @@ def _check_callbacks(built: Built, target: Path, quiet: bool, user: list[Callbac
     """Refuse (ConfigError) ``user`` callbacks that are not Callback instances or whose names clash, with
     one another or with the run's own, before any file is written: the run folder's callbacks are made
     for ``target`` only to be checked beside them (making one writes nothing)."""
-    stand_ins = _run_callbacks(built, RunDir(target), quiet)[2]
+    stand_ins = run_folder_callbacks(built, RunDir(target), quiet)[2]
     CallbackList([*built.trainer.callbacks.callbacks, *stand_ins, *user])
 
 
@@ -142,7 +142,7 @@ def _attach_callbacks(built: Built, run: RunDir, quiet: bool,
     """Add the run folder's callbacks and ``user``'s to the trainer, before a checkpoint is restored into
     it: every callback, the checkpoint saver's ``best`` and the user's included, gets its saved state back
     (by name; one without saved state starts afresh), as a divergence rollback restores the same set."""
-    saver, signals, run_callbacks = _run_callbacks(built, run, quiet)
+    saver, signals, run_callbacks = run_folder_callbacks(built, run, quiet)
     built.trainer.add_callbacks([*run_callbacks, *user])
     return saver, signals
 
