@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import overhead_config, raw_loop  # noqa: E402
 from sidebyside import as_trainlab_train  # noqa: E402
 
-from trainlab.builders import build  # noqa: E402
 from trainlab.callbacks.base import Callback, Event, TrainerView  # noqa: E402
 
 
@@ -99,12 +98,11 @@ def profile(batch_size: int, epochs: int, use_cprofile: bool) -> None:
         counters.wrap(trainer.step.optimizer, "zero_grad", "  in train_step: optimizer.zero_grad")
         trainer.fit()
         if use_cprofile:
-            more = overhead_config(batch_size, 1)
-            built2 = build(more, quiet=True)
-            profiler = cProfile.Profile()
-            profiler.enable()
-            built2.trainer.fit()
-            profiler.disable()
+            with as_trainlab_train(overhead_config(batch_size, 1)) as again:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                again.trainer.fit()
+                profiler.disable()
         raw = raw_loop(trainer.batches.x, trainer.batches.y, batch_size)
         raw.steps(trainer.plan.steps_per_epoch)  # warm-up
         started = time.perf_counter()

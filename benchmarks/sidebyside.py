@@ -1,9 +1,10 @@
 """Timing two training loops side by side: trainlab's and a reference loop, in alternating chunks.
 
 Used by overhead.py (vs a hand-written loop), vs_tutorial.py (vs the tutorials' DataLoader loops),
-vs_lightning.py (vs PyTorch Lightning) and vs_hf_trainer.py (vs the Hugging Face Trainer). A
-library that owns its loop runs in a :class:`ParkedFit` thread; trainlab's side runs as ``trainlab train``
-runs it (:func:`as_trainlab_train`).
+vs_lightning.py (vs PyTorch Lightning), vs_hf_trainer.py (vs the Hugging Face Trainer) and
+cifar_speedrun.py (vs the plain-PyTorch speedrun). A library that owns its loop runs in a
+:class:`ParkedFit` thread; trainlab's side runs as ``trainlab train`` runs it (:func:`as_trainlab_train`,
+which profile_step.py and speedrun_profile.py use too).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from trainlab.builders import Built, build, run_scope
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.config import Config
-from trainlab.experiment import run_folder_callbacks
+from trainlab.experiment import attach_run_folder_callbacks
 from trainlab.run_folder import RunDir
 
 
@@ -87,7 +88,7 @@ def as_trainlab_train(config: Config) -> Iterator[Built]:
         built = build(config, quiet=True)
         run = RunDir.create(Path(folder) / "run")
         try:
-            built.trainer.add_callbacks(run_folder_callbacks(built, run, quiet=True)[2])
+            attach_run_folder_callbacks(built, run, quiet=True, user=[])
             yield built
         finally:
             run.close()

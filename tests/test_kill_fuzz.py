@@ -219,7 +219,7 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(name, tmp_path, mo
 
 def _assert_kills_at_steps_resume_identically(config_path: Path, reference: Path, kill_steps: list[int],
                                               tmp_path: Path, monkeypatch) -> None:
-    run_callbacks = trainlab.experiment.run_folder_callbacks
+    run_callbacks = trainlab.experiment._run_callbacks
     out, log = tmp_path / "killed", tmp_path / "stderr.log"
     args = ["train", str(config_path), "--out", str(out), "--quiet"]
     for at in kill_steps:
@@ -227,7 +227,7 @@ def _assert_kills_at_steps_resume_identically(config_path: Path, reference: Path
             saver, signals, callbacks = run_callbacks(*a, **k)
             return saver, signals, [*callbacks, KillAtStep(at)]
 
-        monkeypatch.setattr(trainlab.experiment, "run_folder_callbacks", with_kill)
+        monkeypatch.setattr(trainlab.experiment, "_run_callbacks", with_kill)
         code = run_cli(args, log)
         assert code in (-signal.SIGKILL, 0), f"exit {code} before step {at}; log:\n{log.read_text()}"
         args = ["resume", str(out), "--quiet"]

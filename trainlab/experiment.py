@@ -112,7 +112,7 @@ def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRI
             time.sleep(pause_s)
 
 
-def run_folder_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSaver, SignalStop, list[Callback]]:
+def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSaver, SignalStop, list[Callback]]:
     """The run folder's callbacks for ``run``; making them writes nothing (each writes once training starts)."""
     out = built.config.output
     ckpt = out.checkpoint
@@ -133,16 +133,16 @@ def _check_callbacks(built: Built, target: Path, quiet: bool, user: list[Callbac
     """Refuse (ConfigError) ``user`` callbacks that are not Callback instances or whose names clash, with
     one another or with the run's own, before any file is written: the run folder's callbacks are made
     for ``target`` only to be checked beside them (making one writes nothing)."""
-    stand_ins = run_folder_callbacks(built, RunDir(target), quiet)[2]
+    stand_ins = _run_callbacks(built, RunDir(target), quiet)[2]
     CallbackList([*built.trainer.callbacks.callbacks, *stand_ins, *user])
 
 
-def _attach_callbacks(built: Built, run: RunDir, quiet: bool,
-                      user: list[Callback]) -> tuple[CheckpointSaver, SignalStop]:
+def attach_run_folder_callbacks(built: Built, run: RunDir, quiet: bool,
+                                user: list[Callback]) -> tuple[CheckpointSaver, SignalStop]:
     """Add the run folder's callbacks and ``user``'s to the trainer, before a checkpoint is restored into
     it: every callback, the checkpoint saver's ``best`` and the user's included, gets its saved state back
     (by name; one without saved state starts afresh), as a divergence rollback restores the same set."""
-    saver, signals, run_callbacks = run_folder_callbacks(built, run, quiet)
+    saver, signals, run_callbacks = _run_callbacks(built, run, quiet)
     built.trainer.add_callbacks([*run_callbacks, *user])
     return saver, signals
 
@@ -304,7 +304,7 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
                                **{AUTO_NOTES_KEY: auto_notes(built)})
             except OSError as exc:
                 raise _before_training(exc) from None
-            saver, signals = _attach_callbacks(built, run, quiet, user)
+            saver, signals = attach_run_folder_callbacks(built, run, quiet, user)
             return _run(built, run, quiet, saver, signals), run.final_path
         finally:
             run.close()
@@ -439,7 +439,8 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
                 note(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
             built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
             restore_auto_notes(built, run.info())  # before write_data_records: model.json reads loss_advice
-            saver, signals = _attach_callbacks(built, run, quiet, user)  # all of them get their saved state back
+            # all of them get their saved state back
+            saver, signals = attach_run_folder_callbacks(built, run, quiet, user)
             _load_latest(built, run, quiet, found)
             write_data_records(run, built)  # as the resumed training reads its data: a damaged record is remade
             run.write_metrics(built.trainer.state.history, built.trainer.state.events,

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainlab.errors import ConfigError
+
 # Modules that draw from a global RNG when first imported: rich.style takes random.getrandbits(24) for its style
 # ids. They arrive lazily (sklearn.datasets imports rich, as the progress bar does), so imported after the seeding
 # their draw consumes the run's seeded Python RNG, and the rng.python a checkpoint holds would depend on what the
@@ -74,7 +76,7 @@ def op_without_deterministic_kernel(exc: BaseException) -> str | None:
     """The op named by torch's error for an op with no deterministic kernel (raised under
     ``torch.use_deterministic_algorithms(True)``), or None for any other exception."""
     op, found, _ = str(exc).partition(NO_DETERMINISTIC_KERNEL)
-    return (op.strip().splitlines() or ["an op"])[-1] if found and isinstance(exc, RuntimeError) else None
+    return op.strip().splitlines()[-1] if found and op.strip() and isinstance(exc, RuntimeError) else None
 
 
 @contextlib.contextmanager
@@ -82,8 +84,9 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     """``runtime.deterministic``: with ``enabled``, deterministic kernels for the block, the previous settings
     after it; without, nothing is touched.
 
-    Inside the block ``torch.use_deterministic_algorithms(True)`` (an op with no deterministic kernel raises
-    instead of running: torch's RuntimeError becomes one ConfigError naming the op and this setting), ``torch.backends.cudnn.deterministic = True``, ``torch.backends.cudnn.benchmark =
+    Inside the block ``torch.use_deterministic_algorithms(True)`` (an op with no deterministic kernel
+    raises instead of running: torch's RuntimeError becomes one ConfigError naming the op and this
+    setting), ``torch.backends.cudnn.deterministic = True``, ``torch.backends.cudnn.benchmark =
     False`` (benchmarking may pick another convolution kernel per run), and :data:`CUBLAS_WORKSPACE_ENV` is
     :data:`CUBLAS_WORKSPACE` where the environment does not set it already. cuBLAS reads that variable when the
     process first uses CUDA: set here it takes effect when the block comes before that first use (the CLI runs
@@ -113,11 +116,9 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
         op = op_without_deterministic_kernel(exc)
         if op is None:  # another failure
             raise
-        from trainlab.errors import ConfigError
-
         raise ConfigError(f"runtime.deterministic is true, but {op} has no deterministic implementation on this "
                           "device; set runtime.deterministic: false to run it (results may then differ slightly "
-                          "between runs)") from exc
+                          "between runs; a run folder stopped by this resumes once its config.yaml says so)") from exc
     finally:
         mode, warn_only, cudnn_deterministic, cudnn_benchmark = previous
         torch.use_deterministic_algorithms(mode, warn_only=warn_only)
@@ -130,7 +131,6 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
 def resolve_device(name: str, setting: str = "runtime.device") -> torch.device:
     """``auto``: CUDA when present, else CPU; a device this machine lacks, or no device name, is a
     ConfigError naming ``setting``."""
-    from trainlab.errors import ConfigError
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -187,7 +187,6 @@ def cpu_has_native_bf16() -> bool:
 def check_compile_toolchain(device: torch.device) -> None:
     """``runtime.compile`` on a CPU needs a C++ compiler: Inductor writes C++ kernels and builds them."""
     if device.type == "cpu" and not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
-        from trainlab.errors import ConfigError
 
         raise ConfigError("runtime.compile: true needs a C++ compiler on a CPU (torch.compile builds C++ "
                           "kernels) and none of g++, c++, clang++ is on PATH; install one (apt-get install g++) "
