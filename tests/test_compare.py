@@ -214,10 +214,13 @@ def test_direction_and_metric_keys():
         parse_target("accuracy>0.9")
     for text, message in [("val_accuracy=1.5", "--target val_accuracy=1.5 can never be reached: val_accuracy is in "
                                                "[0, 1]"),
-                          ("val_top_3_accuracy=-0.1", "val_top_3_accuracy is in [0, 1]"),
+                          ("val_top_3_accuracy=-0.1", "--target val_top_3_accuracy=-0.1 is met by any value (a "
+                                                      "target says when training is good enough): "
+                                                      "val_top_3_accuracy is in [0, 1]"),
                           ("val_f1_macro=1.5", "val_f1_macro is in [0, 1]"),
-                          ("val_matthews_corrcoef=-2", "val_matthews_corrcoef is in [-1, 1]"),
-                          ("val_r2=1.2", "val_r2 is <= 1"), ("val_rmse=-1", "val_rmse is >= 0")]:
+                          ("val_matthews_corrcoef=-2", "=-2 is met by any value"),
+                          ("val_r2=1.2", "=1.2 can never be reached: val_r2 is <= 1"),
+                          ("val_rmse=-1", "=-1 can never be reached: val_rmse is >= 0")]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_target(text)
     for unbounded in ("val_error2=1.5", "val_layer2=3", "val_neg_mse=-0.1"):  # names that only end like one

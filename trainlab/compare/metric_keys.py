@@ -14,7 +14,7 @@ from trainlab.errors import ConfigError
 
 MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time", "_s")
 # the values a metric can take (an averaging suffix aside: f1_macro is an f1; top_3_accuracy an accuracy):
-# a --target outside them can never be reached
+# a --target outside them can never be reached, or (on the side the metric moves away from) is met at once
 RANGES = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "subset_accuracy": (0.0, 1.0),
           "hamming_accuracy": (0.0, 1.0), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "f1": (0.0, 1.0),
           "roc_auc": (0.0, 1.0), "average_precision": (0.0, 1.0), "matthews_corrcoef": (-1.0, 1.0),
@@ -80,5 +80,9 @@ def parse_target(text: str | None) -> dict[str, Any] | None:
     if bounds is not None and not bounds[0] <= number <= bounds[1]:
         low, high = bounds
         shown = f"<= {high:g}" if low == -math.inf else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-        raise ConfigError(f"--target {key}={value.strip()} can never be reached: {key} is {shown}")
+        # past the end the metric moves away from: any value meets it (a max metric's target below its range)
+        met_by_any = number < low if direction_of(key) == "max" else number > high
+        why = "is met by any value (a target says when training is good enough)" if met_by_any \
+            else "can never be reached"
+        raise ConfigError(f"--target {key}={value.strip()} {why}: {key} is {shown}")
     return {"metric": key, "value": number, "direction": direction_of(key)}
