@@ -84,11 +84,12 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     from trainlab.code_policy import run_code_policy
     from trainlab.data.preprocessing import inverse_target
     from trainlab.model_file import load_weights, read_model
+    from trainlab.notices import held_back
     from trainlab.run_records import load_trained_config, recorded_class_names
 
     with run_code_policy(run):  # a run folder's config imports no code without the opt-in
         config = load_trained_config(run)
-        with run_scope(config):
+        with run_scope(config), held_back():  # the build's training advice was the run's to give
             built = build(config, quiet=True)
     load_weights(built.model, read_model(run), run, run / "config.yaml")
     split = built.data.test if len(built.data.test) else built.data.val
