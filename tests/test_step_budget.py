@@ -81,6 +81,16 @@ def test_an_accumulated_step_larger_than_the_training_set_is_warned_of(capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_the_oversized_step_warning_counts_a_time_budgets_planned_steps(capsys):
+    """With strategy.time_budget_s the run trains the steps its budget plans, not the config's 100,000 epochs."""
+    config = _config(epochs=100_000, batch_size=50, grad_accum_steps=8, time_budget_s=3.0)
+    with run_scope(config):
+        built = build(config, quiet=True, time_budget="calibrate")
+    planned = built.notes["time_budget"]["planned_steps"]
+    assert planned < 100_000
+    assert f"1 step(s) per epoch, about {planned} in all (the time budget's plan)" in capsys.readouterr().err
+
+
 def test_min_steps_config_errors():
     config = _config(max_steps=30, min_steps=20)
     with run_scope(config), pytest.raises(ConfigError, match="set strategy.epochs too"):

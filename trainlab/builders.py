@@ -343,8 +343,11 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
             options = ", ".join(f"{k}={v}" for k, v in notes["loss_advice"]["loss"].items() if k != "name")
             note(f"loss auto: {loss.name}{f' ({options})' if options else ''} ('trainlab advise' says why)")
     step = build_step(config, model, loss, spec, device, precision)
+    # a budgeted run's first plan (it re-plans as it runs); the config's whole length otherwise
+    planned_steps = total_steps if budget is None or budget.steps is None else min(budget.steps, total_steps)
 
-    warn_if_step_exceeds_data(config.strategy.batch_size, config.strategy.grad_accum_steps, plan, total_steps)
+    warn_if_step_exceeds_data(config.strategy.batch_size, config.strategy.grad_accum_steps, plan, planned_steps,
+                              budgeted=planned_steps != total_steps)
     if config.strategy.finetune is not None:
         warn_if_never_unfrozen(config.strategy.finetune.unfreeze_after_epochs, plan, total_steps)
     horizons = group_horizons(config, plan.steps_per_epoch)
@@ -355,8 +358,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
             note(min_steps_note(config, limits, plan.steps_per_epoch))
         warn_if_stretched(config.strategy.min_steps, plan, total_steps)
     # a budgeted run's averaging decay (decay_power) runs over its first plan, not the config's whole length
-    step = averaged_step_for(config, step, plan, total_steps if budget is None or budget.steps is None
-                             else min(budget.steps, total_steps), notes)
+    step = averaged_step_for(config, step, plan, planned_steps, notes)
     schedule = build_schedule(config.strategy.schedule.spec(), total_steps, plan.steps_per_epoch)
     budget_callbacks: list[Callback] = []
     if budget is not None:

@@ -387,12 +387,15 @@ def warn_if_nothing_validated(every: int | None, data: Dataset) -> None:
              f"{input_fixes(data).no_val}")
 
 
-def warn_if_step_exceeds_data(batch_size: int | str, accum: int, plan: BatchPlan, total_steps: int) -> None:
+def warn_if_step_exceeds_data(batch_size: int | str, accum: int, plan: BatchPlan, total_steps: int,
+                              budgeted: bool = False) -> None:
     """One warning when an accumulated optimizer step (``batch_size`` x ``accum`` rows) is larger than the
-    training set: the speedrun recipe's 250 x 8 rows on 600 images makes one step per epoch."""
+    training set: the speedrun recipe's 250 x 8 rows on 600 images makes one step per epoch. ``total_steps``:
+    the run's steps, a time budget's first plan when ``budgeted``."""
     if accum > 1 and batch_size != "full" and int(batch_size) * accum > plan.n:
+        total = f"about {total_steps} in all (the time budget's plan)" if budgeted else f"{total_steps} in all"
         warn(f"an optimizer step of {batch_size} x {accum} (grad_accum_steps) rows exceeds the training set "
-             f"({plan.n} rows): {plan.steps_per_epoch} step(s) per epoch, {total_steps} in all; lower "
+             f"({plan.n} rows): {plan.steps_per_epoch} step(s) per epoch, {total}; lower "
              "strategy.grad_accum_steps (or batch_size) for a set this small")
 
 
