@@ -210,7 +210,11 @@ def test_a_float_setting_refuses_booleans_and_infinities(tmp_path, override, mes
     ("model.name=foo:", """--set model.name=foo: was read as a mapping {foo: null}; quote it: --set 'model.name="foo:"'"""),
     ("name=", "--set name= was read as null (an empty value): give a value after '='"),
     ("name=yes", """--set name=yes was read as the boolean true; quote it: --set 'name="yes"'"""),
-    ("strategy.epochs=[1, 2]", """--set strategy.epochs=[1, 2] was read as a list [1, 2]; quote it"""),
+    # a number's key: quoting would make a string, no number either
+    ("strategy.epochs=[1, 2]", "--set strategy.epochs=[1, 2] was read as a list [1, 2]; give strategy.epochs one "
+                               "number"),
+    ("strategy.time_budget_s=[1]", "--set strategy.time_budget_s=[1] was read as a list [1]; give "
+                                   "strategy.time_budget_s one number"),
 ])
 def test_a_set_value_yaml_reads_as_another_kind_is_shown_as_typed_and_as_read(tmp_path, override, reading):
     """'Input should be a valid string' alone did not show that YAML read `foo:` as a mapping."""

@@ -296,7 +296,8 @@ def _validated(model: type[Any], raw: dict[str, Any], overrides: Sequence[str]) 
         # a validator's own refusal (an unknown logger in a list) took the value's kind: how YAML read it is no clue
         # nor for a missing key: quoting the mapping that lacks it is no fix
         refused = ("value_error", "assertion_error", "missing")
-        reading = "" if first["type"] in refused else override_reading(where, overrides)
+        wants_number = first["type"].startswith(("int_", "float_"))  # pydantic's int_type, float_parsing, ...
+        reading = "" if first["type"] in refused else override_reading(where, overrides, wants_number)
         raise ConfigError(one_line(exc, raw, Config) + reading) from None
     except RecursionError:
         raise ConfigError("config is nested too deeply to validate") from None

@@ -35,10 +35,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def override_reading(where: str, overrides: Sequence[str]) -> str:
+def override_reading(where: str, overrides: Sequence[str], wants_number: bool = False) -> str:
     """For an invalid config key set by the last ``--set KEY=VALUE`` of ``overrides`` (or by one of a section
     above it), "; --set KEY=VALUE was read as ..." and the fix, when YAML read VALUE as something other than a
     plain string or number: ``foo:`` is a mapping, ``[1`` a list, ``yes`` a boolean, an empty value null.
+    The fix is quoting, unless the key ``wants_number`` (a quoted value is a string: no number either).
     "" otherwise (the error line already shows a string or number it got)."""
     for text in reversed(overrides):
         key, sep, value = text.partition("=")
@@ -57,6 +58,8 @@ def override_reading(where: str, overrides: Sequence[str]) -> str:
         kinds = {dict: "a mapping", list: "a list", bool: "the boolean"}
         kind = next((name for type_, name in kinds.items() if isinstance(parsed, type_)), "null")
         shown = "" if parsed is None else " " + flow_yaml(parsed)
+        if wants_number:
+            return f"; --set {text} was read as {kind}{shown}; give {key} one number"
         quoted = value.replace("\\", "\\\\").replace('"', '\\"')
         return f"; --set {text} was read as {kind}{shown}; quote it: --set '{key}=\"{quoted}\"'"
     return ""
