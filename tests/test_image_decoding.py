@@ -109,6 +109,14 @@ def test_predict_decodes_as_training_does(tmp_path):
     np.testing.assert_array_equal(images[0].transpose(1, 2, 0), SHOWN[8](array))
 
 
+def test_predict_names_a_missing_folder_as_not_found_and_a_file_as_no_folder(tmp_path):
+    with pytest.raises(DataError, match=r"^folder of images not found: .*nope \(predict on an image run reads"):
+        read_images(tmp_path / "nope", {"mode": "RGB"}, (3, 6, 4))
+    (tmp_path / "file.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"file\.png is not a folder$"):
+        read_images(tmp_path / "file.png", {"mode": "RGB"}, (3, 6, 4))
+
+
 def test_images_without_exif_decode_as_before(tmp_path):
     array = stored()
     save(tmp_path / "a" / "x.jpg", array, quality=90)

@@ -43,6 +43,8 @@ def read_images(folder: str | os.PathLike[str], options: dict[str, Any],
     from trainlab.data.images import IMAGE_EXTENSIONS, is_hidden
 
     root = Path(folder)
+    if not root.exists():
+        raise DataError(f"folder of images not found: {root} (predict on an image run reads a folder of images)")
     if not root.is_dir():
         raise DataError(f"predict on an image run reads a folder of images; {root} is not a folder")
     visible = sorted(path for path in root.rglob("*")
