@@ -14,7 +14,7 @@ from tests.test_compare import BASE
 from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
 from trainlab.config import validate
-from trainlab.data.fingerprint import data_fingerprint
+from trainlab.data.fingerprint import OUTPUT_MARKERS, data_fingerprint
 from trainlab.experiment import evaluate_run, resume, train
 
 
@@ -103,6 +103,38 @@ def test_compare_runs_again_when_the_data_files_changed_and_retries_a_failure_on
     fixed = compare({"table": failing}, ONE, tmp_path / "failing", seeds=1, jobs=1, live=False, quiet=True)
     entry = fixed["tasks"]["table"]["strategies"][0]
     assert entry["failed"] == 0 and entry["runs"] == 1
+
+
+def test_runs_and_comparisons_written_inside_their_data_folder_leave_its_fingerprint_alone(tmp_path: Path):
+    """data.path: . with the outputs beside the data (the default runs/ under the working folder): the runs'
+    own folders are not data, so a finished comparison is reused, not run again."""
+    data = tmp_path / "project"
+    data.mkdir()
+    words = ("good", "fine", "great", "bad", "poor", "awful")
+    (data / "train.tsv").write_text("sentence\tlabel\n" + "".join(
+        f"{words[i % 6]} {words[(i * 5) % 6]} day\t{int(i % 6 < 3)}\n" for i in range(40)))
+    base = {**CSV_BASE, "data": {"source": "text_tsv", "path": str(data), "train": "train.tsv", "max_length": 8},
+            "model": {"name": "transformer_encoder", "d_model": 8, "heads": 2, "layers": 1},
+            "strategy": {**CSV_BASE["strategy"], "epochs": 1}}
+    before = data_fingerprint(base["data"])
+    out = data / "cmp"
+    compare({"table": base}, ONE, out, seeds=1, jobs=1, live=False, quiet=True)
+    summary = out / "runs" / "table" / "adam" / "seed-0" / "summary.json"
+    written = summary.stat().st_mtime_ns
+    train(validate(base), data / "runs" / "single", quiet=True)
+    assert data_fingerprint(base["data"]) == before
+    compare({"table": base}, ONE, out, seeds=1, jobs=1, live=False, quiet=True)
+    assert summary.stat().st_mtime_ns == written  # reused
+    (data / "notes").mkdir()
+    (data / "notes" / "new.txt").write_text("a file that is data, as far as a fingerprint knows")
+    assert data_fingerprint(base["data"]) != before
+
+
+def test_the_output_markers_are_the_names_trainlab_writes():
+    from trainlab.run_lock import LOCK
+    from trainlab.tune.storage import STUDY_MARKER
+
+    assert {LOCK, STUDY_MARKER, "run.json", "leaderboard.json"} == set(OUTPUT_MARKERS)
 
 
 def test_resume_warns_when_the_data_files_changed_under_the_run(tmp_path: Path, capsys):

@@ -21,6 +21,11 @@ from typing import Any
 
 # the data keys that name files whose content a run reads (data.cache_dir only holds a copy of them)
 READ_KEYS = ("path", "train", "val", "test", "tokenizer_path")
+# a file that makes its folder trainlab's output, not data: a run folder (run.json; .lock while it is
+# made, trainlab.run_lock.LOCK), a comparison (leaderboard.json; .lock while it runs), a tune folder
+# (.tune.study, trainlab.tune.storage.STUDY_MARKER). Runs written beside the data (data.path: . with the
+# default runs/ out) are left out, so a run does not change its own data's fingerprint.
+OUTPUT_MARKERS = ("run.json", ".lock", "leaderboard.json", ".tune.study")
 
 
 def named_files(data: Mapping[str, Any]) -> dict[str, Path]:
@@ -38,8 +43,14 @@ def named_files(data: Mapping[str, Any]) -> dict[str, Path]:
     return named
 
 
+def is_output_folder(folder: str) -> bool:
+    """``folder`` holds one of :data:`OUTPUT_MARKERS`: trainlab wrote it."""
+    return any(os.path.lexists(os.path.join(folder, marker)) for marker in OUTPUT_MARKERS)
+
+
 def _entries(root: Path, skip: Path | None) -> list[str]:
-    """One line per file under ``root`` (itself when a file): relative path, size, mtime in ns."""
+    """One line per file under ``root`` (itself when a file): relative path, size, mtime in ns; folders
+    trainlab wrote (:func:`is_output_folder`) below ``root`` and ``skip`` are left out."""
     if root.is_file():
         stat = root.stat()
         return [f"{stat.st_size}|{stat.st_mtime_ns}"]
@@ -53,7 +64,7 @@ def _entries(root: Path, skip: Path | None) -> list[str]:
         for entry in entries:
             if entry.is_dir():  # following links, as the readers do (a class folder may be a link)
                 real = Path(entry.path).resolve()
-                if real not in seen and (skip is None or real != skip):
+                if real not in seen and (skip is None or real != skip) and not is_output_folder(entry.path):
                     walk(entry.path, f"{prefix}{entry.name}/")
                 continue
             try:
@@ -73,7 +84,8 @@ def data_fingerprint(data: Mapping[str, Any]) -> str | None:
     keeps its fingerprint).
 
     A missing path is part of the digest as missing (so its later appearance is a change); a
-    ``cache_dir`` inside a data folder is left out (runs write it).
+    ``cache_dir`` inside a data folder and trainlab's output folders there (:data:`OUTPUT_MARKERS`) are
+    left out (runs write them).
     """
     named = named_files(data)
     if not named:
