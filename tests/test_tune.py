@@ -91,6 +91,9 @@ BAD_SPACES = [
       "strategy.optimizer.momentum": {"low": 0.0, "high": 0.9, "when": {"strategy.optimizer.name": "lion"}}},
      "'when' value 'lion' is not a choice"),
     ({"strategy.optimizer.lr": {"lo": 1e-3, "high": 0.1}}, "unknown field 'lo'; did you mean 'low'"),
+    ({"strategy": {"batch_size": {"choices": [16, 32]}}},
+     "space key 'strategy': unknown field 'batch_size'; a space names each setting by its dotted key: "
+     "'strategy.batch_size': {...}, not nested"),
     ({"strategy.optimizer.lr": {"low": 1e-3, "high": 0.1, "log": True, "step": 0.01}}, "cannot be combined"),
     ({"strategy.optimizer.lr": 0.01}, "needs a mapping"),
     ({"strategy.epochs": {"low": 5, "high": 20, "step": 100}}, "step (100) is larger than high - low (15)"),

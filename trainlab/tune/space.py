@@ -185,8 +185,10 @@ def _parse_param(key: str, spec: Any) -> Param:
                           f"or {{choices: [a, b]}}; got {spec!r}")
     for name in spec:
         if name not in SPEC_FIELDS:
-            raise ConfigError(f"space key '{key}': unknown field '{name}'{did_you_mean(str(name), SPEC_FIELDS)} "
-                              f"(valid: {', '.join(SPEC_FIELDS)})")
+            nested = isinstance(spec[name], Mapping) and not did_you_mean(str(name), SPEC_FIELDS)
+            hint = (f"; a space names each setting by its dotted key: '{key}.{name}': {{...}}, not nested"
+                    if nested else did_you_mean(str(name), SPEC_FIELDS))
+            raise ConfigError(f"space key '{key}': unknown field '{name}'{hint} (valid: {', '.join(SPEC_FIELDS)})")
     kind = spec.get("type")
     if kind is not None and kind not in TYPES:
         raise ConfigError(f"space key '{key}': type must be one of {', '.join(TYPES)}; got {kind!r}")
