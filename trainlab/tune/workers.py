@@ -154,16 +154,16 @@ def _join(workers: list[Any], stop: Any) -> None:
 
 def _stop_workers(workers: list[Any], stop: Any, signum: int) -> None:
     """After an interrupt of the tune process: no worker claims a further trial (``stop``), and each is
-    waited for. A Ctrl-C in a terminal reaches the workers itself (the whole process group), but a SIGTERM
-    or SIGINT may have reached this process alone (``kill -INT PID``, a scheduler), so the signal is passed
-    on to every live worker, whose run then stops at its next step and records its trial as FAIL
-    (interrupted). A worker that had it already takes the second as "stop now": its trial is recorded as
-    interrupted all the same (an interrupted trial is not resumed, so its checkpoint is not needed)."""
+    waited for. A Ctrl-C in a terminal reaches the workers itself (the whole process group); a SIGTERM
+    may have reached this process alone, so it is passed on to every live worker, whose run then stops
+    at its next step and records its trial as FAIL (interrupted). A worker that had it already takes the
+    second as "stop now": its trial is recorded as interrupted all the same (an interrupted trial is not
+    resumed, so its checkpoint is not needed)."""
     stop.set()
     for worker in workers:
-        if worker.pid is not None and worker.exitcode is None:
+        if signum == signal.SIGTERM and worker.pid is not None and worker.exitcode is None:
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
-                os.kill(worker.pid, signum)
+                os.kill(worker.pid, signal.SIGTERM)
     for worker in workers:
         if worker.pid is not None:
             worker.join()
