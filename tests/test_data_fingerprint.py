@@ -14,7 +14,7 @@ from tests.test_compare import BASE
 from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
 from trainlab.config import validate
-from trainlab.data.fingerprint import OUTPUT_MARKERS, data_fingerprint
+from trainlab.data.fingerprint import data_fingerprint
 from trainlab.experiment import evaluate_run, resume, train
 
 
@@ -128,13 +128,9 @@ def test_runs_and_comparisons_written_inside_their_data_folder_leave_its_fingerp
     (data / "notes").mkdir()
     (data / "notes" / "new.txt").write_text("a file that is data, as far as a fingerprint knows")
     assert data_fingerprint(base["data"]) != before
-
-
-def test_the_output_markers_are_the_names_trainlab_writes():
-    from trainlab.run_lock import LOCK
-    from trainlab.tune.storage import STUDY_MARKER
-
-    assert {LOCK, STUDY_MARKER, "run.json", "leaderboard.json"} == set(OUTPUT_MARKERS)
+    with_notes = data_fingerprint(base["data"])
+    (data / "notes" / "run.json").write_text("{}")  # a data folder's own run.json (no config.yaml beside it)
+    assert data_fingerprint(base["data"]) != with_notes
 
 
 def test_resume_warns_when_the_data_files_changed_under_the_run(tmp_path: Path, capsys):

@@ -19,13 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainlab.folder_owner import MARKERS
+from trainlab.run_lock import LOCK
+
 # the data keys that name files whose content a run reads (data.cache_dir only holds a copy of them)
 READ_KEYS = ("path", "train", "val", "test", "tokenizer_path")
-# a file that makes its folder trainlab's output, not data: a run folder (run.json; .lock while it is
-# made, trainlab.run_lock.LOCK), a comparison (leaderboard.json; .lock while it runs), a tune folder
-# (.tune.study, trainlab.tune.storage.STUDY_MARKER). Runs written beside the data (data.path: . with the
-# default runs/ out) are left out, so a run does not change its own data's fingerprint.
-OUTPUT_MARKERS = ("run.json", ".lock", "leaderboard.json", ".tune.study")
+# a file that makes its folder trainlab's output, not data: the results a command writes
+# (trainlab.folder_owner.MARKERS: run.json beside config.yaml, leaderboard.json, a study's files) and the
+# lock a run folder or comparison holds while it is written (.lock). Runs written beside the data
+# (data.path: . with the default runs/ out) are left out, so a run does not change its own data's fingerprint.
+OUTPUT_MARKERS = (*MARKERS, LOCK)
 
 
 def named_files(data: Mapping[str, Any]) -> dict[str, Path]:
@@ -44,8 +47,12 @@ def named_files(data: Mapping[str, Any]) -> dict[str, Path]:
 
 
 def is_output_folder(folder: str) -> bool:
-    """``folder`` holds one of :data:`OUTPUT_MARKERS`: trainlab wrote it."""
-    return any(os.path.lexists(os.path.join(folder, marker)) for marker in OUTPUT_MARKERS)
+    """``folder`` holds one of :data:`OUTPUT_MARKERS` as a regular file (run.json only beside a config.yaml,
+    as a run folder has it: a data folder's own run.json stays data): trainlab wrote it."""
+    def holds(name: str) -> bool:
+        return os.path.isfile(os.path.join(folder, name))
+
+    return any(holds(marker) and (marker != "run.json" or holds("config.yaml")) for marker in OUTPUT_MARKERS)
 
 
 def _entries(root: Path, skip: Path | None) -> list[str]:
