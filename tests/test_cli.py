@@ -32,17 +32,6 @@ def test_eval_reprints_the_summary_metrics(write_config, tmp_path, capsys):
     assert f"{summary['val']['accuracy']:.6g}" in printed
 
 
-def test_eval_gives_no_advice_on_training_settings(write_config, tmp_path, capsys):
-    """An optimizer step larger than the training set is worth a warning when training, not when evaluating."""
-    raw = {**DIGITS_MLP, "strategy": {**DIGITS_MLP["strategy"], "batch_size": 256, "grad_accum_steps": 8,
-                                      "epochs": 1}}
-    out = tmp_path / "run"
-    assert main(["train", str(write_config(raw)), "--out", str(out), "--quiet"]) == 0
-    assert "exceeds the training set" in capsys.readouterr().err  # the run's own warning
-    assert main(["eval", str(out), "--split", "val"]) == 0
-    assert capsys.readouterr().err == ""
-
-
 def test_per_class_metrics_are_printed_against_the_class_names(write_config, tmp_path, capsys):
     config = write_config({**DIGITS_MLP, "data": {"source": "iris"}, "metrics": ["accuracy", "recall_per_class"]})
     out = tmp_path / "run"

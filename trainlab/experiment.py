@@ -62,7 +62,7 @@ from trainlab.model_file import (
     write_loss_state,
     write_model,
 )
-from trainlab.notices import held_back, note, warn
+from trainlab.notices import note, warn
 from trainlab.records import read_record_text, safe_summary
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, MODEL_RECORD, load_trained_config, record_digests
@@ -496,8 +496,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     _warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
                           f"evaluating on them as they are now (the {split} split may hold other rows)")
     with run_scope(config):
-        with held_back():  # the build's advice on training settings was the run's to give, not evaluation's
-            built = build(config, quiet=True)
+        built = build(config, quiet=True)
         load_weights(built.model, state, path, config_path)
         load_loss_state(built.loss, saved_loss, path, config_path, warn=warn)  # a learned variance, alpha ...
         return built.evaluator.evaluate(getattr(built.data, split))

@@ -89,7 +89,7 @@ def _recompute(run: Path) -> Predictions | Unavailable:
 
     with run_code_policy(run):  # a run folder's config imports no code without the opt-in
         config = load_trained_config(run)
-        with run_scope(config), held_back():  # the build's training advice was the run's to give
+        with run_scope(config), held_back():  # the runs just said what their builds warn of: not twice
             built = build(config, quiet=True)
     load_weights(built.model, read_model(run), run, run / "config.yaml")
     split = built.data.test if len(built.data.test) else built.data.val
