@@ -333,14 +333,6 @@ def _text_model(**kwargs):
     return build_model(spec, (12,), 3).eval()
 
 
-def test_transformer_encoder_on_hf_tokenizer_rows_names_the_tokenizer_and_the_model_to_use():
-    with pytest.raises(ConfigError, match=r"tokenizer: hf gives each row its ids and attention mask, shaped \(2, 16\); "
-                                          r"set data.tokenizer: word, or use model hf_pretrained"):
-        build_model({"name": "transformer_encoder", "vocab_size": 50}, (2, 16), 3)
-    with pytest.raises(ConfigError, match=r"expects token ids shaped \(length,\); got input_shape=\(3, 16\)"):
-        build_model({"name": "transformer_encoder", "vocab_size": 50}, (3, 16), 3)
-
-
 def test_masked_mean_matches_numpy():
     hidden = torch.randn(3, 5, 4)
     keep = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)

@@ -179,6 +179,25 @@ def test_hf_pretrained_on_word_tokenizer_ids_is_a_config_error(tiny_bert_dir, tm
         f"data.tokenizer_path: {tiny_bert_dir}")
 
 
+def test_transformer_encoder_on_hf_tokenizer_rows_is_a_config_error(tiny_bert_dir, tmp_path):
+    from trainlab.builders import build, run_scope
+    from trainlab.config import validate
+
+    rows = "".join(f"{'the cat sat' if i % 2 else 'a dog ran fast'}\t{i % 2}\n" for i in range(12))
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + rows)
+    config = validate({"name": "t", "data": {"source": "text_tsv", "train": str(tmp_path / "train.tsv"),
+                                             "max_length": 8, "tokenizer": "hf", "tokenizer_path": str(tiny_bert_dir)},
+                       "model": {"name": "transformer_encoder"},
+                       "strategy": {"loss": "cross_entropy", "optimizer": "adamw", "epochs": 1},
+                       "output": {"progress": "off"}})
+    with run_scope(config), pytest.raises(ConfigError) as caught:
+        build(config, quiet=True)
+    assert str(caught.value) == (
+        "model transformer_encoder takes tokenizer: word's token ids, but tokenizer: hf gives each row its ids and "
+        "attention mask, shaped (2, 8); set data.tokenizer: word, or use model hf_pretrained with the tokenizer's "
+        "own model")
+
+
 # --------------------------------------------------------------------------- a 1-row batch under BatchNorm
 
 def _features_norm() -> nn.Module:

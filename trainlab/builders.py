@@ -146,7 +146,8 @@ def build_loss_for(config: Config, data: Dataset, notes: dict[str, Any]) -> Loss
 def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Module:
     """The config's model for this data and loss; ``transformer_encoder`` gets a text source's vocab_size.
     ``hf_pretrained`` on word-tokenizer ids is a ConfigError: the word vocabulary numbers the training set's
-    words, ids that mean other tokens (or none) in the checkpoint's embedding table."""
+    words, ids that mean other tokens (or none) in the checkpoint's embedding table; so is
+    ``transformer_encoder`` on ``tokenizer: hf`` rows (ids and attention mask)."""
     output_dim = loss.output_dim(data.task, data.num_classes, data.target_dim)
     spec = config.model.spec()
     if str(spec["name"]).lower() == "hf_pretrained" and data.extras.get("tokenizer") == "word":
@@ -154,6 +155,10 @@ def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Modul
         raise ConfigError(f"model hf_pretrained needs the checkpoint's own tokenizer, but data.tokenizer is word "
                           f"(ids numbering the training words, which the checkpoint reads as other tokens); set "
                           f"data.tokenizer: hf and data.tokenizer_path: {checkpoint}")
+    if str(spec["name"]).lower() == "transformer_encoder" and data.extras.get("tokenizer") == "hf":
+        raise ConfigError(f"model transformer_encoder takes tokenizer: word's token ids, but tokenizer: hf gives each "
+                          f"row its ids and attention mask, shaped {tuple(data.input_shape)}; set data.tokenizer: "
+                          "word, or use model hf_pretrained with the tokenizer's own model")
     if "vocab_size" in data.extras and spec["name"] == "transformer_encoder":
         spec.setdefault("vocab_size", data.extras["vocab_size"])
     return prepare_model(config, data, build_model(spec, data.input_shape, output_dim))

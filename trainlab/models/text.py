@@ -110,10 +110,6 @@ def transformer_encoder(input_shape: tuple[int, ...], output_dim: int, vocab_siz
         pooling: ``"mean"`` (mean over non-padding tokens) or ``"cls"`` (the first token's state;
             the tokenizer must put a [CLS] token first).
     """
-    if len(input_shape) == 2 and input_shape[0] == 2:  # tokenizer: hf's rows: [input_ids, attention_mask]
-        raise ConfigError(f"model 'transformer_encoder' takes tokenizer: word's token ids shaped (length,), but "
-                          f"tokenizer: hf gives each row its ids and attention mask, shaped {tuple(input_shape)}; "
-                          "set data.tokenizer: word, or use model hf_pretrained with the tokenizer's own model")
     if len(input_shape) != 1:
         raise ConfigError(f"model 'transformer_encoder' expects token ids shaped (length,); got input_shape={tuple(input_shape)}")
     if vocab_size is None:
