@@ -94,6 +94,8 @@ BAD_SPACES = [
     ({"strategy": {"batch_size": {"choices": [16, 32]}}},
      "space key 'strategy': unknown field 'batch_size'; a space names each setting by its dotted key: "
      "'strategy.batch_size': {...}, not nested"),
+    ({"strategy": {"optimizer": {"lr": {"low": 1e-4, "high": 0.1}}}},
+     "a space names each setting by its dotted key: 'strategy.optimizer.lr': {...}, not nested"),
     ({"strategy.optimizer.lr": {"low": 1e-3, "high": 0.1, "log": True, "step": 0.01}}, "cannot be combined"),
     ({"strategy.optimizer.lr": 0.01}, "needs a mapping"),
     ({"strategy.epochs": {"low": 5, "high": 20, "step": 100}}, "step (100) is larger than high - low (15)"),

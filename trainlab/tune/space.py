@@ -185,9 +185,13 @@ def _parse_param(key: str, spec: Any) -> Param:
                           f"or {{choices: [a, b]}}; got {spec!r}")
     for name in spec:
         if name not in SPEC_FIELDS:
-            nested = isinstance(spec[name], Mapping) and not did_you_mean(str(name), SPEC_FIELDS)
-            hint = (f"; a space names each setting by its dotted key: '{key}.{name}': {{...}}, not nested"
-                    if nested else did_you_mean(str(name), SPEC_FIELDS))
+            hint = did_you_mean(str(name), SPEC_FIELDS)
+            if not hint and isinstance(spec[name], Mapping):  # a section written nested: say its dotted key
+                dotted, inner = f"{key}.{name}", spec[name]
+                while isinstance(inner, Mapping) and len(inner) == 1 and not set(inner) & set(SPEC_FIELDS):
+                    (child, inner), = inner.items()
+                    dotted = f"{dotted}.{child}"
+                hint = f"; a space names each setting by its dotted key: '{dotted}': {{...}}, not nested"
             raise ConfigError(f"space key '{key}': unknown field '{name}'{hint} (valid: {', '.join(SPEC_FIELDS)})")
     kind = spec.get("type")
     if kind is not None and kind not in TYPES:
