@@ -68,17 +68,12 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     imports of a fresh interpreter, seconds) stays pending and lands here, not in Python's start-up,
     which would print a traceback. ``policy``: the tune process's code policy (``--allow-code``, the base
     config's folder as the user's code), which a spawned interpreter does not inherit."""
-    from trainlab.callbacks.signal_stop import SignalStop
-
     _die_with_parent()
     if policy is not None:
         set_policy(policy)
-    # a Ctrl-C reaches the whole process group and the tune process passes its signal on (it may have had it
-    # alone): two signals that are one stop, so neither a run's handler nor this worker's escalates on the second
-    SignalStop.escalates = False
     received: list[int] = []  # a SIGTERM, as Ctrl-C outside a run too: the trial it cuts short is recorded
     try:
-        with _sigterm_as_interrupt(received, (signal.SIGTERM, signal.SIGINT)):
+        with _sigterm_as_interrupt(received):
             if hasattr(signal, "pthread_sigmask"):
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             space = load_space(settings.space)
@@ -116,7 +111,7 @@ def _sigint_held(received: list[int]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt(received: list[int], signums: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[None]:
+def _sigterm_as_interrupt(received: list[int]) -> Iterator[None]:
     """SIGTERM handled as a Ctrl-C, in the tune process and in each worker, instead of killing the process
     by its default action. The tune process: a SIGTERM to it alone (``kill PID``, ``docker stop``) would
     kill its workers with it (``PR_SET_PDEATHSIG``), their trials left RUNNING and no line saying what
@@ -124,8 +119,7 @@ def _sigterm_as_interrupt(received: list[int], signums: tuple[int, ...] = (signa
     would leave the trial RUNNING until the next start. Its number is appended to ``received``; the
     first raises :class:`SignalInterrupt` (a KeyboardInterrupt naming it), later ones are only recorded,
     so that the interrupt's clean-up (recording the trial, waiting for the workers) is not cut short.
-    A worker handles SIGINT so too (``signums``): it gets a Ctrl-C twice, from the terminal and from the
-    tune process. The CLI leaves SIGTERM to ``tune``."""
+    The CLI leaves SIGTERM to ``tune``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -135,12 +129,11 @@ def _sigterm_as_interrupt(received: list[int], signums: tuple[int, ...] = (signa
         if len(received) == 1:
             raise SignalInterrupt(signum)
 
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
-        for signum, handler_before in previous.items():
-            signal.signal(signum, handler_before)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _join(workers: list[Any], stop: Any) -> None:
@@ -161,16 +154,16 @@ def _join(workers: list[Any], stop: Any) -> None:
 
 def _stop_workers(workers: list[Any], stop: Any, signum: int) -> None:
     """After an interrupt of the tune process: no worker claims a further trial (``stop``), and each is
-    waited for. A Ctrl-C in a terminal reaches the workers itself (the whole process group), but a SIGTERM
-    or SIGINT may have reached this process alone (``kill -INT PID``, a scheduler), so the signal is passed
-    on to every live worker, whose run then stops at its next step and records its trial as FAIL
-    (interrupted). A worker that had it already (a Ctrl-C reaches the whole group) takes the second as the
-    same stop (:func:`_worker_main`): a trial whose run was writing its results is recorded as it ended."""
+    waited for. A Ctrl-C in a terminal reaches the workers itself (the whole process group); a SIGTERM
+    may have reached this process alone, so it is passed on to every live worker, whose run then stops
+    at its next step and records its trial as FAIL (interrupted). A worker that had it already takes the
+    second as "stop now": its trial is recorded as interrupted all the same (an interrupted trial is not
+    resumed, so its checkpoint is not needed)."""
     stop.set()
     for worker in workers:
-        if worker.pid is not None and worker.exitcode is None:
+        if signum == signal.SIGTERM and worker.pid is not None and worker.exitcode is None:
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
-                os.kill(worker.pid, signum)
+                os.kill(worker.pid, signal.SIGTERM)
     for worker in workers:
         if worker.pid is not None:
             worker.join()
