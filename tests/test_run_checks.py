@@ -160,42 +160,30 @@ def test_hf_pretrained_refuses_float_features_and_foreign_ids(tiny_bert_dir):
         _check(model, _data(torch.stack([ids, torch.ones_like(ids)], dim=1)))
 
 
-def test_hf_pretrained_on_word_tokenizer_ids_is_a_config_error(tiny_bert_dir, tmp_path):
+@pytest.mark.parametrize("tokenizer, model, message", [
+    ("word", "hf_pretrained", "model hf_pretrained needs the checkpoint's own tokenizer, but data.tokenizer is word "
+     "(ids numbering the training words, which the checkpoint reads as other tokens); set data.tokenizer: hf and "
+     "data.tokenizer_path: {checkpoint}"),
+    ("hf", "transformer_encoder", "model transformer_encoder takes tokenizer: word's token ids, but tokenizer: hf "
+     "gives each row its ids and attention mask, shaped (2, 8); set data.tokenizer: word, or use model "
+     "hf_pretrained with the tokenizer's own model")])
+def test_a_text_model_on_the_other_tokenizers_rows_is_a_config_error(tiny_bert_dir, tmp_path, tokenizer, model,
+                                                                      message):
     from trainlab.builders import build, run_scope
     from trainlab.config import validate
 
     rows = "".join(f"{'the cat sat' if i % 2 else 'a dog ran fast'}\t{i % 2}\n" for i in range(12))
     (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + rows)
-    config = validate({"name": "t", "data": {"source": "text_tsv", "train": str(tmp_path / "train.tsv"),
-                                             "max_length": 8},
-                       "model": {"name": "hf_pretrained", "path": str(tiny_bert_dir)},
+    data = {"source": "text_tsv", "train": str(tmp_path / "train.tsv"), "max_length": 8, "tokenizer": tokenizer}
+    if tokenizer == "hf":
+        data["tokenizer_path"] = str(tiny_bert_dir)
+    spec = {"name": model, "path": str(tiny_bert_dir)} if model == "hf_pretrained" else {"name": model}
+    config = validate({"name": "t", "data": data, "model": spec,
                        "strategy": {"loss": "cross_entropy", "optimizer": "adamw", "epochs": 1},
                        "output": {"progress": "off"}})
     with run_scope(config), pytest.raises(ConfigError) as caught:
         build(config, quiet=True)
-    assert str(caught.value) == (
-        "model hf_pretrained needs the checkpoint's own tokenizer, but data.tokenizer is word (ids numbering the "
-        f"training words, which the checkpoint reads as other tokens); set data.tokenizer: hf and "
-        f"data.tokenizer_path: {tiny_bert_dir}")
-
-
-def test_transformer_encoder_on_hf_tokenizer_rows_is_a_config_error(tiny_bert_dir, tmp_path):
-    from trainlab.builders import build, run_scope
-    from trainlab.config import validate
-
-    rows = "".join(f"{'the cat sat' if i % 2 else 'a dog ran fast'}\t{i % 2}\n" for i in range(12))
-    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + rows)
-    config = validate({"name": "t", "data": {"source": "text_tsv", "train": str(tmp_path / "train.tsv"),
-                                             "max_length": 8, "tokenizer": "hf", "tokenizer_path": str(tiny_bert_dir)},
-                       "model": {"name": "transformer_encoder"},
-                       "strategy": {"loss": "cross_entropy", "optimizer": "adamw", "epochs": 1},
-                       "output": {"progress": "off"}})
-    with run_scope(config), pytest.raises(ConfigError) as caught:
-        build(config, quiet=True)
-    assert str(caught.value) == (
-        "model transformer_encoder takes tokenizer: word's token ids, but tokenizer: hf gives each row its ids and "
-        "attention mask, shaped (2, 8); set data.tokenizer: word, or use model hf_pretrained with the tokenizer's "
-        "own model")
+    assert str(caught.value) == message.format(checkpoint=tiny_bert_dir)
 
 
 # --------------------------------------------------------------------------- a 1-row batch under BatchNorm
