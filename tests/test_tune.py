@@ -28,9 +28,10 @@ from trainlab.errors import ConfigError, Interrupted
 from trainlab.tune import TuneSettings, tune
 from trainlab.tune.claims import ATTR_BASE, claim_trial
 from trainlab.tune.refit import _typed
-from trainlab.tune.space import check_space, format_value, parse_space
+from trainlab.tune.space import check_space, parse_space
 from trainlab.tune.storage import FileLock
 from trainlab.tune.study import build_pruner
+from trainlab.yaml_files import flow_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -209,7 +210,7 @@ def test_list_choices_and_float_values_survive_the_override_text():
     drawn = {tuple(space.sample(study.ask())["model.hidden"]) for _ in range(20)}
     assert drawn == {(8,), (16, 16)}
     for value in [1e-05, 0.1, 3, "adam", [16, 16], True]:
-        assert yaml.safe_load(format_value(value)) == value  # PyYAML reads a bare 1e-05 as a string
+        assert yaml.safe_load(flow_yaml(value)) == value  # PyYAML reads a bare 1e-05 as a string
     check_space(space, BASE)
 
 
@@ -218,7 +219,7 @@ def test_a_string_choice_that_reads_as_another_type_goes_through_set_as_the_same
     """A choice '09' was written --set a=09, which the config reader refuses (a leading zero)."""
     from trainlab.config_overrides import apply_overrides
 
-    assert apply_overrides({}, [f"a={format_value(value)}"]) == {"a": value}
+    assert apply_overrides({}, [f"a={flow_yaml(value)}"]) == {"a": value}
 
 
 def test_a_float_step_that_spans_the_range_up_to_rounding_is_accepted():

@@ -16,7 +16,8 @@ from typing import Any
 from trainlab.config import validate
 from trainlab.errors import ConfigError
 from trainlab.optim import default_option
-from trainlab.tune.space import Param, SearchSpace, apply_values, encode_choice, format_value
+from trainlab.tune.space import Param, SearchSpace, apply_values, encode_choice
+from trainlab.yaml_files import flow_yaml
 
 
 def base_values(space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -58,7 +59,7 @@ def _base_point(space: SearchSpace, base_raw: dict[str, Any]) -> tuple[dict[str,
         if node is None:
             return None, f"it sets no {param.key}"
         if not param.contains(node):
-            shown = node["name"] if isinstance(node, dict) and list(node) == ["name"] else format_value(node)
+            shown = node["name"] if isinstance(node, dict) and list(node) == ["name"] else flow_yaml(node)
             return None, f"its {param.key} {shown} is outside the space's {param.describe()}"
         values[param.key] = node
     return {key: encode_choice(value) for key, value in values.items()}, None

@@ -17,8 +17,9 @@ import optuna
 from trainlab.atomic import write_text
 from trainlab.config import validate
 from trainlab.errors import ConfigError
-from trainlab.tune.space import SearchSpace, format_value
+from trainlab.tune.space import SearchSpace
 from trainlab.tune.storage import LOCK_NAME, STUDY_MARKER, FileLock
+from trainlab.yaml_files import flow_yaml
 
 if TYPE_CHECKING:
     from trainlab.tune.study import TuneSettings
@@ -49,7 +50,7 @@ def _difference(old: Any, new: Any, where: str = "") -> str | None:
         return None
     if old == new:
         return None
-    shown = ["absent" if value is _ABSENT else format_value(value) for value in (old, new)]
+    shown = ["absent" if value is _ABSENT else flow_yaml(value) for value in (old, new)]
     return f"{where}: was {shown[0]}, now {shown[1]}"
 
 
@@ -65,7 +66,7 @@ def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSp
             for key, value in space.decode(trial.params).items():
                 if key not in by_key or not by_key[key].contains(value):
                     raise ConfigError(f"study '{settings.name}' was made with another search space (its trial "
-                                      f"{trial.number} has {key}={format_value(value)}, not a point of "
+                                      f"{trial.number} has {key}={flow_yaml(value)}, not a point of "
                                       f"{settings.space}); rerun with the study's own, or start a new study "
                                       f"with {new_study}")
         study.set_user_attr(ATTR_MADE_WITH, made)

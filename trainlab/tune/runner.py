@@ -15,9 +15,10 @@ from trainlab.notices import note, warn
 from trainlab.tune.base_point import base_outside
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
-from trainlab.tune.space import SearchSpace, apply_values, format_value
+from trainlab.tune.space import SearchSpace, apply_values
 from trainlab.tune.study import TuneSettings, optuna_verbosity, prepare, study_for
 from trainlab.tune.workers import exit_if_rerunning_the_script, run_workers
+from trainlab.yaml_files import flow_yaml
 
 
 def tune(settings: TuneSettings) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def loss_scale_warning(settings: TuneSettings, space: SearchSpace, base_raw: dic
             if point is None:
                 continue
             with contextlib.suppress(ConfigError):  # check_space passed these; a refusal leaves the point out
-                specs[", ".join(f"{k}={format_value(v)}" for k, v in point.items())] = \
+                specs[", ".join(f"{k}={flow_yaml(v)}" for k, v in point.items())] = \
                     validate(apply_values(base_raw, point)).strategy.loss.spec()
     return searched_loss_warning(settings.metric, specs, base.metrics, [p.key for p in searched])
 

@@ -312,15 +312,9 @@ def load_space(path: str | Path) -> SearchSpace:
 
 # --------------------------------------------------------------------------- configs
 
-def format_value(value: Any) -> str:
-    """A value as ``--set`` YAML text that reads back as the same value (``1e-05`` alone would be a string;
-    the choice '09' must stay quoted: the config reader refuses a leading zero)."""
-    return flow_yaml(value)
-
-
 def apply_values(base_raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of the base config's mapping with ``values`` set through ``--set`` overrides."""
-    overrides = [f"{key}={format_value(value)}" for key, value in values.items()]
+    overrides = [f"{key}={flow_yaml(value)}" for key, value in values.items()]
     return apply_overrides(copy.deepcopy(base_raw), overrides)
 
 
@@ -367,7 +361,7 @@ def _when_hint(space: SearchSpace, base_raw: dict[str, Any], keys: tuple[str, ..
                             for value in by_key[key].extremes())]
             if 0 < len(works) < len(condition.choices):
                 return (f"; search '{key}' only where it works: when: {{{condition.key}: "
-                        f"{format_value(works)}}}")
+                        f"{flow_yaml(works)}}}")
     return "; make one of them conditional (when:) so they are never sampled together" if len(keys) > 1 else ""
 
 
@@ -384,7 +378,7 @@ def check_space(space: SearchSpace, base_raw: dict[str, Any]) -> None:
         try:
             check_point(base_raw, point)
         except ConfigError as exc:
-            shown = ", ".join(f"{k}={format_value(v)}" for k, v in point.items())
+            shown = ", ".join(f"{k}={flow_yaml(v)}" for k, v in point.items())
             where = f"space key '{keys[0]}'" if len(keys) == 1 else f"space keys '{keys[0]}' and '{keys[1]}'"
             raise ConfigError(f"{where}: the config refuses {shown}: {exc}{_when_hint(space, base_raw, keys)}") \
                 from None
