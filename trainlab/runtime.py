@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from trainlab.errors import ConfigError
+from trainlab.notices import warn
 
 # Modules that draw from a global RNG when first imported: rich.style takes random.getrandbits(24) for its style
 # ids. They arrive lazily (sklearn.datasets imports rich, as the progress bar does), so imported after the seeding
@@ -102,8 +103,6 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     if set_workspace:
         os.environ[CUBLAS_WORKSPACE_ENV] = CUBLAS_WORKSPACE
         if torch.cuda.is_initialized():  # cuBLAS may have read the variable already: matmuls not pinned, no error
-            from trainlab.notices import warn
-
             warn(f"runtime.deterministic: this process used CUDA before the run, so {CUBLAS_WORKSPACE_ENV} set now "
                  f"may not reach cuBLAS and its matmuls may differ between runs; set {CUBLAS_WORKSPACE_ENV}="
                  f"{CUBLAS_WORKSPACE} in the environment before the process starts")
@@ -131,7 +130,6 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
 def resolve_device(name: str, setting: str = "runtime.device") -> torch.device:
     """``auto``: CUDA when present, else CPU; a device this machine lacks, or no device name, is a
     ConfigError naming ``setting``."""
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -187,7 +185,6 @@ def cpu_has_native_bf16() -> bool:
 def check_compile_toolchain(device: torch.device) -> None:
     """``runtime.compile`` on a CPU needs a C++ compiler: Inductor writes C++ kernels and builds them."""
     if device.type == "cpu" and not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
-
         raise ConfigError("runtime.compile: true needs a C++ compiler on a CPU (torch.compile builds C++ "
                           "kernels) and none of g++, c++, clang++ is on PATH; install one (apt-get install g++) "
                           "or set runtime.compile: false")
