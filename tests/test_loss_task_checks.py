@@ -20,7 +20,8 @@ from trainlab.errors import ConfigError, DataError
 from trainlab.inference import load_run
 from trainlab.losses import build_loss
 from trainlab.models import build_model
-from trainlab.run_checks import check_loss_fits, warn_if_stale
+from trainlab.plan_warnings import warn_if_stale
+from trainlab.run_checks import check_loss_fits
 
 CPU = torch.device("cpu")
 LABELS, CLASSES, FEATURES = 3, 4, 5

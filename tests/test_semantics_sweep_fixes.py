@@ -28,8 +28,8 @@ from trainlab.cli import main
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
+from trainlab.plan_warnings import warn_if_full_batch_method_on_mini_batches
 from trainlab.records import Summary
-from trainlab.run_checks import warn_if_full_batch_method_on_mini_batches
 from trainlab.schedules import SCHEDULES
 
 # ----------------------------------------------------------------------------- best/ follows every validation

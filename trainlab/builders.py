@@ -48,16 +48,14 @@ from trainlab.losses.base import Loss
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.notices import note, warn
-from trainlab.run_checks import (
-    check_batch_norm_remainder,
-    check_loss_fits,
+from trainlab.plan_warnings import (
     warn_if_full_batch_method_on_mini_batches,
     warn_if_never_unfrozen,
     warn_if_nothing_validated,
-    warn_if_raw_scale_targets,
     warn_if_step_exceeds_data,
     warn_if_stretched,
 )
+from trainlab.run_checks import check_batch_norm_remainder, check_loss_fits, warn_if_raw_scale_targets
 from trainlab.runtime import (
     check_compile_toolchain,
     deterministic_algorithms,

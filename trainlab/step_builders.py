@@ -29,7 +29,7 @@ from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
 from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
-from trainlab.run_checks import warn_if_stale
+from trainlab.plan_warnings import warn_if_stale
 
 
 def optimizer_spec_for(config: Config) -> dict[str, Any]:
