@@ -17,7 +17,7 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from tests.child_env import with_repo_first
+from tests.child_env import skip_where_compare_spawns, with_repo_first
 from tests.test_compare import BASE, ROOT
 from trainlab.cli import main
 from trainlab.compare import compare, stats
@@ -178,6 +178,7 @@ def _die(*args):
 def test_a_run_whose_worker_died_is_listed_as_failed_and_run_again_next_time(tmp_path: Path, monkeypatch):
     from trainlab.compare import runner
 
+    skip_where_compare_spawns("this test's monkeypatched runner.execute")
     monkeypatch.setattr(runner, "execute", _die)
     strategies = parse_strategies({"strategies": {"fast": {"strategy.optimizer.lr": 0.1}}})
     board = compare({"diabetes": REGRESSION}, strategies, tmp_path / "dead", seeds=1, jobs=2, metric="test_mse",

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
-from tests.child_env import with_repo_first
+from tests.child_env import skip_where_compare_spawns, with_repo_first
 from trainlab.callbacks.base import Callback
 from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
@@ -64,9 +63,7 @@ def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monke
     doomed/seed-0 fails; a/seed-0, stopped by the broken pool, resumes in a new worker; the rest run."""
     import trainlab.experiment as experiment
 
-    if torch.cuda.is_available():  # the patched train below reaches the workers only through fork
-        pytest.skip("on a CUDA machine compare spawns its workers (trainlab/compare/pool.py), which do not see "
-                    "this test's monkeypatched experiment.train")
+    skip_where_compare_spawns("this test's monkeypatched experiment.train")
     real_train, real_resume, parent = experiment.train, experiment.resume, os.getpid()
     log = tmp_path / "attempts.log"  # every train/resume call of any worker, one line each (O_APPEND)
     out = tmp_path / "cmp"
@@ -158,8 +155,10 @@ def test_a_worker_killed_between_runs_neither_hangs_the_comparison_nor_fails_a_r
     out.mkdir()
     command = [sys.executable, str(script), "compare", str(base), "--strategies", str(strategies), "--seeds", "1",
                "--jobs", "2", "--out", str(out)]
-    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": with_repo_first(ROOT)}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # CUDA hidden: compare then forks its workers, which alone inherit the script's patched experiment.train
+    environment = {**os.environ, "PYTHONPATH": with_repo_first(ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     try:
         printed, _ = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
