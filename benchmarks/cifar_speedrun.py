@@ -137,7 +137,7 @@ def side_by_side(args: argparse.Namespace) -> None:
     result = summarize(interleave.pairs)
     print(f"trainlab/reference per-step time: median {result['median']:.3f} (quartiles {result['q1']:.3f}-"
           f"{result['q3']:.3f}, {result['chunks']} chunks of {args.chunk} steps; "
-          f"{result['ours_s'] / args.chunk:.2f} s vs {result['theirs_s'] / args.chunk:.2f} s per step)")
+          f"{result['ours_s'] / args.chunk * 1e3:.1f} ms vs {result['theirs_s'] / args.chunk * 1e3:.1f} ms a step)")
     path = write_result(result_name("cifar_speedrun", device),
                         {f"trainlab/reference speedrun b{BATCH}": result["median"]},
                         {"settings": {"steps": args.steps, "chunk": args.chunk, "warmup": args.warmup,

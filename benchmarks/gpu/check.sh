@@ -19,7 +19,8 @@
 #      runtime.compile: true (per-epoch times printed beside a's), c) 30 epochs with --target 0.94
 #
 # Each stage has its own time limit (seconds; override as e.g. TESTS_S=60) and the next starts
-# whatever the last one did; ONLY="4 7b" runs only those stages (and 1-2), for a rerun. Everything
+# whatever the last one did; ONLY="4 7b" runs only those stages (and 1-2), for a rerun; TESTS="tests/test_x.py
+# ..." makes stage 3 run those files alone (on the GPU); SIDE_STEPS/SIDE_CHUNK set stage 5's steps (40, 5). Everything
 # printed goes to $OUT/check.log, the pytest logs to $OUT/tests_forked.log and $OUT/tests.log, the
 # benchmarks' result files (*_cuda.json) and two runs' summaries to $OUT: 8 files, the device tool's
 # limit. Usage (device tool): command "bash benchmarks/gpu/check.sh", carry [".gpu"], timeout_s 480.
@@ -87,17 +88,19 @@ parallel=()
 # a) the tests that fork trainlab processes, with CUDA hidden: PyTorch's autograd threads do not survive a
 #    fork of a process that has used CUDA (tests/forked_runs.py skips them there); their configs pin the CPU
 forked=$(grep -l "forked_runs" tests/test_*.py)
-CUDA_VISIBLE_DEVICES="" timeout -k 15 "$FORKED_S" "$PYTHON" -m pytest -vv -p no:cacheprovider "${parallel[@]}" \
-    --maxfail=40 $forked > "$OUT/tests_forked.log" 2>&1
-echo "pytest (forking tests, CUDA hidden) exit $?"
-grep -E "FAILED|ERROR" "$OUT/tests_forked.log" | head -20
-tail -2 "$OUT/tests_forked.log"
+if [ -z "${TESTS:-}" ]; then  # TESTS="tests/test_x.py ...": those files alone, in b)
+    CUDA_VISIBLE_DEVICES="" timeout -k 15 "$FORKED_S" "$PYTHON" -m pytest -vv -p no:cacheprovider "${parallel[@]}" \
+        --maxfail=40 $forked > "$OUT/tests_forked.log" 2>&1
+    echo "pytest (forking tests, CUDA hidden) exit $?"
+    grep -E "FAILED|ERROR" "$OUT/tests_forked.log" | head -20
+    tail -2 "$OUT/tests_forked.log"
+fi
 # b) every other test on the GPU (runtime.device auto = cuda); cuBLAS's deterministic workspace from the
 #    start, for the tests that ask for runtime.deterministic after the process has used CUDA
 export CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8}
 ignored=()
 for file in $forked; do ignored+=(--ignore "$file"); done
-timeout -k 15 "$TESTS_S" "$PYTHON" -m pytest -vv -p no:cacheprovider "${parallel[@]}" --maxfail=40 "${ignored[@]}" tests \
+timeout -k 15 "$TESTS_S" "$PYTHON" -m pytest -vv -p no:cacheprovider "${parallel[@]}" --maxfail=40 "${ignored[@]}" ${TESTS:-tests} \
     > "$OUT/tests.log" 2>&1
 echo "pytest exit $?"
 grep -E "FAILED|ERROR" "$OUT/tests.log" | head -40
@@ -110,9 +113,9 @@ timeout -k 15 "$OVERHEAD_S" "$PYTHON" benchmarks/overhead.py --device "$DEVICE" 
 fi
 
 if wanted 5; then
-stage "5. speedrun side by side on $DEVICE (limit ${SIDE_S:=45} s)"
+stage "5. speedrun side by side on $DEVICE, ${SIDE_STEPS:=40} steps in chunks of ${SIDE_CHUNK:=5} (limit ${SIDE_S:=45} s)"
 timeout -k 15 "$SIDE_S" "$PYTHON" benchmarks/cifar_speedrun.py --device "$DEVICE" --precision "$PRECISION" \
-    "${DATA[@]}" --steps 40 --chunk 5 --warmup 5
+    "${DATA[@]}" --steps "$SIDE_STEPS" --chunk "$SIDE_CHUNK" --warmup 5
 fi
 
 if wanted 5b; then
