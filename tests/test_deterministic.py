@@ -85,11 +85,16 @@ def test_deterministic_true_keeps_the_users_workspace_and_puts_back_the_users_fl
 
 def test_deterministic_true_in_a_process_that_used_cuda_warns_that_the_workspace_may_come_too_late(monkeypatch, capsys):
     """cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it starts: set after that, the run was silently not pinned."""
+    is_initialized = torch.cuda.is_initialized
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)  # on a GPU, other tests may have used CUDA
     with run_scope(validate(_config(deterministic=True))):
         pass
     assert "warning: runtime.deterministic" not in capsys.readouterr().err  # CUDA not used before: no word
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    if torch.cuda.is_available():  # used for real: torch itself trusts is_initialized to skip its start-up
+        torch.cuda.init()
+        monkeypatch.setattr(torch.cuda, "is_initialized", is_initialized)
+    else:
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     with run_scope(validate(_config(deterministic=True))):
         pass
     err = capsys.readouterr().err
