@@ -384,11 +384,13 @@ def test_several_run_folders_and_a_run_without_model_or_predictions(tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "does not exist"), ("not_a_run", "is not a run folder"), ("mixed", "pass one comparison folder"),
-    ("bad_out", "must end in .html")])
+    ("bad_out", "must end in .html"), ("study", r"holds a tuning study \(trainlab tune\), whose report is .*report.html")])
 def test_bad_paths_are_one_line_config_errors(tmp_path, seven_by_five, capsys, case, message):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "study.journal").write_text("")
     out = tmp_path / ("r.txt" if case == "bad_out" else "r.html")
-    paths = {"missing": [tmp_path / "nope"], "not_a_run": [tmp_path / "empty"],
+    paths = {"missing": [tmp_path / "nope"], "not_a_run": [tmp_path / "empty"], "study": [tmp_path / "study"],
              "mixed": [seven_by_five, seven_by_five / "runs/digits/sgd/seed-0"], "bad_out": [seven_by_five]}[case]
     with pytest.raises(ConfigError, match=message):
         write_report(paths, out)

@@ -198,3 +198,19 @@ def test_the_reports_refit_table_shows_four_significant_digits_and_no_target_col
             for r in by_column] == [("2992", "80.08", "2273", "3712", "–", "0.02545"),
                                     ("3002", "0.1235", "2999", "3004", "0.04321", "0.06956")]
     assert (by_column[0]["rank"], by_column[0]["runs"], by_column[1]["test"]) == ("1", "2", "paired-t")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("strategy.optimizer.lr: {low: .nan, high: 0.1, log: true}",
+     "space file {path}: key 'strategy.optimizer.lr.low': must be a finite number; got nan"),
+    ("strategy.optimizer.lr: {low: 0.01, high: .inf}",
+     "space file {path}: key 'strategy.optimizer.lr.high': must be a finite number; got inf")])
+def test_a_non_finite_bound_in_a_space_file_is_named_as_the_space_files_key_not_a_config_key(tmp_path, text, message):
+    from trainlab.errors import ConfigError
+    from trainlab.tune.space import load_space
+
+    path = tmp_path / "space.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_space(path)
+    assert str(caught.value) == message.format(path=path)

@@ -18,6 +18,11 @@ MARKERS = {"run.json": "a trainlab run folder (trainlab train)",
            ".tune.study": "a tuning study (trainlab tune)"}
 
 
+def written_by(folder: Path) -> str | None:
+    """What wrote ``folder`` (a :data:`MARKERS` description), or None when no marker file is there."""
+    return next((what for name, what in MARKERS.items() if (folder / name).is_file()), None)
+
+
 def refuse_foreign(folder: Path, command: str, own: tuple[str, ...]) -> None:
     """ConfigError when ``folder`` holds another command's results (``own``: this command's marker files)."""
     for name, what in MARKERS.items():

@@ -153,12 +153,14 @@ def check_tree(raw: Any, origin: str = "config", where: str = "") -> None:
     per object, so a billion-laughs file is measured in time linear in its text, not in its expansion.
     """
     sizes: dict[int, int] = {}
+    # a config's keys are config keys; a space or strategies file's are its own, named with the file
+    key_of = "config key" if origin == "config" or origin.startswith(("config ", "--set ")) else f"{origin}: key"
 
     def size(node: Any, path: str, depth: int) -> int:
         if depth > MAX_CONFIG_DEPTH:
             raise ConfigError(f"{origin} is nested deeper than {MAX_CONFIG_DEPTH} levels at '{path}'")
         if isinstance(node, float) and not math.isfinite(node):
-            raise ConfigError(f"config key '{path or 'config'}': must be a finite number; got {node}")
+            raise ConfigError(f"{key_of} '{path or 'config'}': must be a finite number; got {node}")
         if not isinstance(node, dict | list):
             return 1
         if id(node) in sizes:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError, DataError
+from trainlab.folder_owner import written_by
 from trainlab.records import FIT_RECORDS, is_finite_number, read_metrics_file, read_record_text
 from trainlab.run_records import check_readable, is_record_file, unreadable
 from trainlab.yaml_files import load_yaml_file
@@ -176,10 +177,15 @@ def load_run(path: str | Path, seed: int | None = None, fit_records: bool = Fals
     if fit_records and is_fit_records(path):
         config_path = path / "strategy.yaml"
     elif not is_run_folder(path):
-        fit = (f"; it holds the records of trainlab.fit ({', '.join(FIT_RECORDS)}), which 'trainlab plot' draws, "
-               "while report and eval need a run folder of 'trainlab train'") if is_fit_records(path) else ""
+        if is_fit_records(path):
+            what = (f"; it holds the records of trainlab.fit ({', '.join(FIT_RECORDS)}), which 'trainlab plot' draws, "
+                    "while report and eval need a run folder of 'trainlab train'")
+        elif (owner := written_by(path)) is not None:  # a tuning study: tune writes its own report
+            what = f"; it holds {owner}, whose report is {path / 'report.html'}, written by each 'trainlab tune' there"
+        else:
+            what = ""
         raise ConfigError(f"{path} is not a run folder (no run.json or config.yaml) nor a comparison folder "
-                          f"(no {LEADERBOARD}){fit}")
+                          f"(no {LEADERBOARD}){what}")
     else:
         config_path = path / "config.yaml"
     if is_record_file(config_path):
