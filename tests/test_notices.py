@@ -183,6 +183,27 @@ def test_the_clis_warning_lines_are_as_before_and_mid_epoch_validation_without_a
                         "data.val_fraction > 0 (or give the source a val split)"]
 
 
+def test_eval_and_predict_hold_back_the_strategys_training_warnings_but_say_the_datas(tmp_path, capsys):
+    """A trained run rebuilt to evaluate or predict: its training warned of how the strategy would train
+    (here a validation every 2 steps without a validation split); eval and predict do not say it again. A
+    warning about the data itself (changed since the run trained) is still said."""
+    rows = ["a,y"] + [f"{i / 40:.3f},{(i % 7) / 7:.3f}" for i in range(40)]
+    (tmp_path / "small.csv").write_text("\n".join(rows) + "\n")
+    no_val = _config(tmp_path, "no-val", {"source": "csv", "path": str(tmp_path / "small.csv"), "target": "y",
+                                          "val_fraction": 0.0}, {"batch_size": 8, "eval_every_n_steps": 2})
+    run = tmp_path / "run"
+    assert main(["train", str(no_val), "--out", str(run)]) == 0
+    assert "eval_every_n_steps=2" in capsys.readouterr().err
+    (tmp_path / "inputs.csv").write_text("a\n0.5\n0.25\n")
+    assert main(["eval", str(run)]) == 0
+    assert main(["predict", str(run), str(tmp_path / "inputs.csv"), "-o", str(tmp_path / "p.csv")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    (tmp_path / "small.csv").write_text("\n".join(rows[:-1]) + "\n")  # one row fewer than the run trained on
+    assert main(["eval", str(run)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "changed since it was trained" in warnings[0], warnings
+
+
 def test_a_warning_in_a_compare_worker_process_reaches_stderr(tmp_path, capsys):
     """compare --jobs 2 trains in worker processes (forked on a CPU machine): their warnings reach the
     command's stderr as the same runs' warnings do when they train in the compare process itself."""

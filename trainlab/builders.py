@@ -47,7 +47,7 @@ from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.metrics import default_metrics, is_scalar, validate_metrics
 from trainlab.models import build_model, count_parameters
-from trainlab.notices import note, warn
+from trainlab.notices import held_back, note, warn
 from trainlab.plan_warnings import (
     warn_if_full_batch_method_on_mini_batches,
     warn_if_never_unfrozen,
@@ -253,11 +253,13 @@ def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> 
     return monitor, mode, available
 
 
-def build(config: Config, quiet: bool = False, time_budget: str | None = None) -> Built:
+def build(config: Config, quiet: bool = False, time_budget: str | None = None, training: bool = True) -> Built:
     """Build every component of ``config``'s run (call inside :func:`run_scope`). ``time_budget`` (for
     ``strategy.time_budget_s``, trainlab.time_budget): ``"calibrate"``, a new run times its step first;
     ``"resume"``, a run about to load a checkpoint gets the planner without timing; None (evaluation, the
-    LR finder), no planner."""
+    LR finder), no planner. ``training=False`` (a trained run rebuilt to evaluate or predict): the warnings
+    on how the strategy would train (trainlab.plan_warnings, the loss and target checks), which its training
+    gave, are held back; the data's own warnings are still given."""
     data = build_data(config)
     notes: dict[str, Any] = {}
     loss = build_loss_for(config, data, notes)
@@ -265,6 +267,9 @@ def build(config: Config, quiet: bool = False, time_budget: str | None = None) -
     if time_budget is not None:
         return assemble_within_budget(assemble, config, data, loss, model, notes, quiet,
                                       calibrate=time_budget == "calibrate")
+    if not training:
+        with held_back():
+            return assemble(config, data, loss, model, notes, quiet)
     return assemble(config, data, loss, model, notes, quiet)
 
 

@@ -496,7 +496,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
     _warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
                           f"evaluating on them as they are now (the {split} split may hold other rows)")
     with run_scope(config):
-        built = build(config, quiet=True)
+        built = build(config, quiet=True, training=False)
         load_weights(built.model, state, path, config_path)
         load_loss_state(built.loss, saved_loss, path, config_path, warn=warn)  # a learned variance, alpha ...
         return built.evaluator.evaluate(getattr(built.data, split))

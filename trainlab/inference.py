@@ -521,7 +521,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         from trainlab.builders import build, run_scope
 
         with run_scope(config):
-            built = build(config, quiet=True)
+            built = build(config, quiet=True, training=False)
         model, loss = built.model, built.loss
         task, num_classes = built.data.task, built.data.num_classes
         fitted = fitted if fitted is not None else dict(built.data.preprocessing)
