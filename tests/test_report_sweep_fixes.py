@@ -108,3 +108,23 @@ def test_a_negative_r2_leaderboard_chart_is_not_titled_a_fraction():
                                                         "values": [-3.9, 0.6]}}}]
     figure = leaderboard_chart(entries, "test_r2", {"adam": "#000000", "slow": "#111111"})
     assert figure.layout.yaxis.title.text == "test_r2"
+
+
+def test_a_comparison_rerun_with_fewer_strategies_and_seeds_reports_only_the_runs_its_leaderboard_ranks(tmp_path):
+    """An earlier invocation's runs stay under runs/ (another strategy, more seeds): the leaderboard ranks the
+    current ones only, and so must the report's charts and tables."""
+    from tests.test_compare import BASE
+    from trainlab.compare import compare
+    from trainlab.compare.strategies import parse_strategies
+    from trainlab.report.sources import load_comparison
+
+    out = tmp_path / "cmp"
+    base = {**BASE, "strategy": {**BASE["strategy"], "epochs": 1}}
+    earlier = {"kept": None, "dropped_since": {"strategy.optimizer.lr": 0.02}}
+    compare({"iris": base}, parse_strategies({"strategies": earlier}), out, seeds=2, live=False, quiet=True)
+    compare({"iris": base}, parse_strategies({"strategies": {"kept": None}}), out, seeds=1, live=False, quiet=True)
+    assert {p.name for p in (out / "runs/iris").iterdir()} == {"kept", "dropped_since"}  # the earlier runs stay
+    comparison = load_comparison(out)
+    assert {name: [run.seed for run in runs] for name, runs in comparison.runs["iris"].items()} == {"kept": [0]}
+    html_text = write_report([out], tmp_path / "r.html").read_text()
+    assert "kept" in html_text and "dropped_since" not in html_text

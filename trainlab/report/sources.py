@@ -223,17 +223,38 @@ def load_comparison(path: str | Path, left_out_of: str | None = CURVES) -> Compa
         raise ConfigError(f"{path} has no {LEADERBOARD}; run 'trainlab compare' first, or pass run folders")
     runs: dict[str, dict[str, list[RunRecords]]] = {}
     root = path / "runs"
+    listed = _listed_runs(leaderboard)
     for task_dir in _subfolders(root):
         for strategy_dir in _subfolders(task_dir):
             seeds = []
             for seed_dir in _subfolders(strategy_dir):
                 match = SEED_FOLDER.match(seed_dir.name)
+                if listed is not None and (task_dir.name, strategy_dir.name, seed_dir.name) not in listed:
+                    continue  # an earlier invocation's run (another strategy, seed or task): not on this board
                 if match and is_run_folder(seed_dir):
                     seeds.append(load_run(seed_dir, seed=int(match.group(1)), left_out_of=left_out_of))
             if seeds:
                 seeds.sort(key=lambda run: run.seed if run.seed is not None else -1)
                 runs.setdefault(task_dir.name, {})[strategy_dir.name] = seeds
     return Comparison(path, leaderboard, runs)
+
+
+def _listed_runs(leaderboard: dict[str, Any]) -> set[tuple[str, str, str]] | None:
+    """The (task, strategy, seed) folder names of the runs the leaderboard ranks, from its entries'
+    ``run_dirs`` (``.../runs/<task>/<strategy>/seed-<k>``, as compare saw them: the last three names hold
+    wherever the folder has moved since); None for a board without them (every run under ``runs/``)."""
+    listed: set[tuple[str, str, str]] = set()
+    for task in (leaderboard.get("tasks") or {}).values():
+        entries = task.get("strategies") if isinstance(task, dict) else None
+        for entry in entries or []:
+            dirs = entry.get("run_dirs") if isinstance(entry, dict) else None
+            if not isinstance(dirs, list):
+                return None
+            for folder in dirs:
+                parts = Path(str(folder)).parts
+                if len(parts) >= 3:
+                    listed.add((parts[-3], parts[-2], parts[-1]))
+    return listed or None
 
 
 def _exists(path: Path) -> bool:
