@@ -243,8 +243,11 @@ def _listed_runs(leaderboard: dict[str, Any]) -> set[tuple[str, str, str]] | Non
     """The (task, strategy, seed) folder names of the runs the leaderboard ranks, from its entries'
     ``run_dirs`` (``.../runs/<task>/<strategy>/seed-<k>``, as compare saw them: the last three names hold
     wherever the folder has moved since); None for a board without them (every run under ``runs/``)."""
+    tasks = leaderboard.get("tasks")
+    if not isinstance(tasks, dict):
+        return None  # a board of another shape: the report's own checks say so
     listed: set[tuple[str, str, str]] = set()
-    for task in (leaderboard.get("tasks") or {}).values():
+    for task in tasks.values():
         entries = task.get("strategies") if isinstance(task, dict) else None
         for entry in entries or []:
             dirs = entry.get("run_dirs") if isinstance(entry, dict) else None
