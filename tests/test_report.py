@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from report_fixtures import SEVEN, fake_comparison, fake_run
 
 from trainlab.cli import main
@@ -542,6 +543,25 @@ def test_a_run_without_a_model_that_did_not_diverge_is_still_told_to_resume(tmp_
              predictions=False, status="interrupted")
     assert main(["eval", str(run)]) == 2
     assert f"(the run did not finish; try 'trainlab resume {run}')" in capsys.readouterr().err
+
+
+def test_a_finished_run_whose_model_was_deleted_is_told_to_train_again_not_to_resume(tmp_path, capsys):
+    """resume refuses a finished run (it would tell the user to evaluate it): eval must not send them there."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "iris", "seed": 0, "data": {"source": "iris"}, "model": {"name": "linear"},
+                                      "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1},
+                                                   "epochs": 1}, "output": {"progress": "off"}}))
+    run = tmp_path / "r"
+    assert main(["train", str(config), "--out", str(run), "--quiet"]) == 0
+    (run / "model.safetensors").unlink()
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {run} has no model.safetensors (the run finished, but the file was moved or deleted "
+                   f"since: restore it, or train the run again with 'trainlab train {run / 'config.yaml'} --out {run} "
+                   "--overwrite'; a comparison's run: delete its folder and run the comparison again)\n")
+    assert main(["train", str(run / "config.yaml"), "--out", str(run), "--overwrite", "--quiet"]) == 0
+    assert main(["eval", str(run)]) == 0
 
 
 def test_a_better_verdict_is_shown_with_its_holm_p_and_its_own_colour(tmp_path):

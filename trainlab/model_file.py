@@ -92,6 +92,10 @@ def why_no_model(run: Path) -> str:
         return (f"the run diverged: {reason or 'a non-finite or exploding loss'}; resuming would diverge "
                 "again: train it again with a lower learning rate ('trainlab lr-find'), gradient clipping "
                 "(strategy.clip_grad_norm) or strategy.divergence.policy: rollback")
+    if status == "finished":  # resume refuses a finished run: pointing there would send the user in a circle
+        return (f"the run finished, but the file was moved or deleted since: restore it, or train the run again "
+                f"with 'trainlab train {run / 'config.yaml'} --out {run} --overwrite'; a comparison's run: delete "
+                "its folder and run the comparison again")
     return f"the run did not finish; try 'trainlab resume {run}'"
 
 
