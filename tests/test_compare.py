@@ -481,10 +481,15 @@ def test_rerun_skips_finished_runs_and_redoes_changed_ones(five_seeds, tmp_path:
     capsys.readouterr()
     compare({"iris": BASE}, parse_strategies(changed), out, seeds=1, jobs=1, live=False, quiet=True)
     printed = capsys.readouterr().out
-    assert "config changed" in printed and "iris/adam/seed-0" in printed
+    assert "config changed (strategy.optimizer.lr: was 0.01, now 0.02): running iris/adam/seed-0 again" in printed
     after = _mtimes(out / "runs")
     assert after["iris/adam/seed-0/summary.json"] != before["iris/adam/seed-0/summary.json"]
     assert after["iris/adam-twin/seed-0/summary.json"] == before["iris/adam-twin/seed-0/summary.json"]
+    # what decides no run's outcome (the output section, the thread count) changes the hash but trains nothing
+    recorded = {**BASE, "output": {**BASE["output"], "checkpoint": {"keep_last": 3}}, "runtime": {"num_threads": 1}}
+    compare({"iris": recorded}, parse_strategies(changed), out, seeds=1, jobs=1, live=False, quiet=True)
+    assert "config changed" not in capsys.readouterr().out
+    assert _mtimes(out / "runs") == after
 
 
 def test_two_tasks_give_two_leaderboards_and_a_profile(tmp_path: Path):

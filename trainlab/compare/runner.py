@@ -7,8 +7,10 @@ running, each planned run is classified by what its folder holds (:func:`run_act
     finished status finished, same config + data -> skip (files untouched)
     failed   status diverged, or compare-error.json,
              same config hash and data           -> skip, reported as failed (delete the folder to retry)
-    changed  config hash or data files differ    -> train again from scratch (said so)
-    partial  running / interrupted, same hash    -> trainlab.experiment.resume
+    changed  the config (in what decides the run's outcome, trainlab.config_identity: not its output
+             section or thread count) or the data files differ -> train again from scratch (said so,
+             naming the first key that differs)
+    partial  running / interrupted, same config  -> trainlab.experiment.resume (with its stored config)
     damaged  run.json unreadable or of an unknown status, or status finished with a summary.json that is
              missing or not a finished run's summary -> the comparison is refused before any run (DataError,
              exit 3) naming the file: a finished run is never trained again, nor its files replaced, unasked
@@ -40,11 +42,12 @@ from trainlab.atomic import write_json
 from trainlab.code_policy import trusting_own_run
 from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
-from trainlab.config import Config, validate
+from trainlab.config import Config, read_yaml, validate
 from trainlab.config_fields import short_repr
+from trainlab.config_identity import first_difference, outcome_dict, outcome_hash
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
-from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError
+from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.notices import warn
 from trainlab.records import finished_summary_damage, read_record_object
 from trainlab.sigterm import sigterm_as_ctrl_c
@@ -117,7 +120,8 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     wanted = plan.config.hash()
     data = current_data_fingerprint(plan.config, memo)
     error = read_record_object(plan.path / ERROR_FILE)
-    if error is not None and error.get("config_hash") == wanted and error.get("data_fingerprint") == data:
+    if (error is not None and error.get("data_fingerprint") == data and error.get("config_hash")
+            and (error["config_hash"] == wanted or error.get("outcome_hash") == outcome_hash(plan.config))):
         return "failed", str(error.get("reason"))  # the same config on the same data would fail the same way
     info_path = plan.path / "run.json"
     info = read_record_object(info_path)
@@ -137,8 +141,8 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
         recorded = (read_record_object(summary_path) or {}).get("config_hash")
     if damage and recorded is None:  # nothing left says which config the finished run trained
         return "damaged", _damaged_summary(plan, summary_path, damage)
-    if recorded != wanted:
-        return "changed", f"config changed (hash {recorded} -> {wanted}): running {plan.label} again"
+    if recorded != wanted and (change := _config_change(plan, recorded, wanted)) is not None:
+        return "changed", f"config changed ({change}): running {plan.label} again"
     if info.get("data_fingerprint", data) != data:  # runs recorded before fingerprints: by config alone
         return "changed", f"data files changed since {plan.label} ran: running it again"
     if damage:
@@ -152,6 +156,17 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
                            f"running, interrupted, finished, diverged); {_RESTORE} {plan.path} to train that "
                            "run again")
     return "partial", f"resuming {plan.label} (status {status})"
+
+
+def _config_change(plan: RunPlan, recorded: Any, wanted: str) -> str | None:
+    """Where the run's stored config.yaml and the one asked for first differ in what decides the run's
+    outcome (:mod:`trainlab.config_identity`), or None when they differ only in its output section or
+    thread count (the run stands); the two hashes when the stored config cannot be read."""
+    try:
+        stored = validate(read_yaml(plan.path / "config.yaml", follow_links=False))
+    except (ConfigError, DataError, OSError):
+        return f"hash {recorded} -> {wanted}"
+    return first_difference(outcome_dict(stored), outcome_dict(plan.config))
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
@@ -218,13 +233,14 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
 
 
 def _identity_or_none(raw: dict[str, Any]) -> dict[str, str | None]:
-    """The config hash and data fingerprint of a failed run's config, for its error record (None where
-    they cannot be had: such a run is tried again next time)."""
+    """The config hash, outcome hash (trainlab.config_identity) and data fingerprint of a failed run's
+    config, for its error record (None where they cannot be had: such a run is tried again next time)."""
     try:
         config = validate(raw)
-        return {"config_hash": config.hash(), "data_fingerprint": current_data_fingerprint(config)}
+        return {"config_hash": config.hash(), "outcome_hash": outcome_hash(config),
+                "data_fingerprint": current_data_fingerprint(config)}
     except Exception:  # noqa: BLE001 - only for the error record
-        return {"config_hash": None, "data_fingerprint": None}
+        return {"config_hash": None, "outcome_hash": None, "data_fingerprint": None}
 
 
 # --------------------------------------------------------------------------- the comparison

@@ -16,6 +16,7 @@ import optuna
 
 from trainlab.atomic import write_text
 from trainlab.config import validate
+from trainlab.config_identity import first_difference, outcome_dict
 from trainlab.errors import ConfigError
 from trainlab.tune.space import SearchSpace
 from trainlab.tune.storage import LOCK_NAME, STUDY_MARKER, FileLock
@@ -28,30 +29,10 @@ ATTR_MADE_WITH = "trainlab_made_with"  # study user attr: {"metric", "space", "b
 
 
 def made_with(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> dict[str, Any]:
-    """What decides a study's trial values: the metric, the parsed space and the base config as its
-    run hash sees it (``Config.results_dict``: keys added by later trainlab versions at their default
-    are left out, so an upgrade keeps the record), without its name, output section and
-    runtime.num_threads, which do not change a trial's result."""
-    base = validate(copy.deepcopy(base_raw)).results_dict()
-    del base["name"], base["output"], base["runtime"]["num_threads"]
-    return {"metric": settings.metric, "space": space.to_dict(), "base": base}
-
-
-_ABSENT = object()
-
-
-def _difference(old: Any, new: Any, where: str = "") -> str | None:
-    """The first dotted key where two JSON trees differ, with both values; None when equal."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in [*old, *(k for k in new if k not in old)]:
-            found = _difference(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{where}.{key}".lstrip("."))
-            if found:
-                return found
-        return None
-    if old == new:
-        return None
-    shown = ["absent" if value is _ABSENT else flow_yaml(value) for value in (old, new)]
-    return f"{where}: was {shown[0]}, now {shown[1]}"
+    """What decides a study's trial values: the metric, the parsed space and the base config's
+    :func:`~trainlab.config_identity.outcome_dict` (keys added by later trainlab versions at their default
+    are left out, so an upgrade keeps the record)."""
+    return {"metric": settings.metric, "space": space.to_dict(), "base": outcome_dict(validate(copy.deepcopy(base_raw)))}
 
 
 def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSpace, made: dict[str, Any]) -> None:
@@ -75,7 +56,7 @@ def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSp
         raise ConfigError(f"study '{settings.name}' tunes {recorded['metric']}, not --metric {made['metric']}; "
                           f"rerun with --metric {recorded['metric']}, or start a new study with {new_study}")
     for part, what in (("space", "search space"), ("base", "base config")):
-        found = _difference(recorded[part], made[part])
+        found = first_difference(recorded[part], made[part])
         if found:
             own = "the study's own (base file and --set)" if part == "base" else "the study's own"
             raise ConfigError(f"study '{settings.name}' was made with another {what} ({found}); rerun with "

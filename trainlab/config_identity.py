@@ -1,0 +1,45 @@
+"""Whether two configs train the same run, and if not, where they first differ.
+
+A config's hash (:meth:`Config.hash`) holds everything but where a run is recorded; two configs whose
+:func:`outcome_dict` agree train runs whose metrics agree (``runtime.num_threads`` aside, which moves
+the last bits of float reductions only), though their hashes differ. ``trainlab tune`` compares a
+study's base config by it, ``trainlab compare`` a finished run's stored config with the one asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from trainlab.config import Config
+from trainlab.yaml_files import flow_yaml
+
+_ABSENT = object()
+
+
+def outcome_dict(config: Config) -> dict[str, Any]:
+    """:meth:`Config.results_dict` without the run's name, its output section (checkpoint cadence, kept
+    checkpoints, progress display) and ``runtime.num_threads``."""
+    payload = config.results_dict()
+    del payload["name"], payload["output"], payload["runtime"]["num_threads"]
+    return payload
+
+
+def outcome_hash(config: Config) -> str:
+    """SHA-256 (first 16 hex digits) of :func:`outcome_dict`, for records that keep no config of their own."""
+    return hashlib.sha256(json.dumps(outcome_dict(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def first_difference(old: Any, new: Any, where: str = "") -> str | None:
+    """The first dotted key where two JSON trees differ, as ``"key: was X, now Y"``; None when equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            found = first_difference(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{where}.{key}".lstrip("."))
+            if found:
+                return found
+        return None
+    if old == new:
+        return None
+    shown = ["absent" if value is _ABSENT else flow_yaml(value) for value in (old, new)]
+    return f"{where}: was {shown[0]}, now {shown[1]}"
