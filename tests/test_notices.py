@@ -23,8 +23,8 @@ from trainlab.notices import held_back, warn
 STRATEGY = {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": 16, "epochs": 1}
 # the raw-scale check's warning for fit (trainlab.run_checks.warn_if_raw_scale_targets, FIT_FIXES), written out
 LARGE_TARGETS = ("warning: the regression targets are large (mean 2.824e+06, std 2.367e+06) and not standardised, "
-                 "so the model must learn outputs of that size; standardise y yourself before fit "
-                 "((y - y.mean()) / y.std()) and map the predictions back (pred * std + mean); metrics are then "
+                 "so the model must learn outputs of that size; standardise y yourself before fit, per column "
+                 "((y - y.mean(0)) / y.std(0)), and map the predictions back (pred * std + mean); metrics are then "
                  "in standardised units\n")
 
 

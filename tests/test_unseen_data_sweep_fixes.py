@@ -209,3 +209,22 @@ def test_a_run_warns_of_targets_out_of_adams_reach(capsys):
                      strategy={"loss": "mse", "optimizer": {"name": "adam", "lr": lr}, "batch_size": 40,
                                "epochs": 10})
         assert ("moves at most 1.5 (lr x steps x" in capsys.readouterr().err) == warned
+
+
+def test_targets_of_several_columns_are_judged_per_column_and_the_column_is_named(capsys):
+    """Averaged over the columns, a large column next to a unit-scale one passed unwarned (mean 75), and two
+    columns of opposite sign read as mean 0 with a std that was their gap."""
+    generator = torch.Generator().manual_seed(0)
+    unit = torch.randn(400, generator=generator)
+    large = 150 + torch.randn(400, generator=generator)
+    warn_if_raw_scale_targets(_regression(torch.stack([unit, large], dim=1)), build_loss("mse"), False)
+    expected = np.array([float(large.double().mean()), float(large.double().std())])
+    err = capsys.readouterr().err
+    assert (f"the regression targets are large (column 1 of 2: mean {expected[0]:.4g}, std {expected[1]:.4g}) "
+            "and not standardised") in err
+    mirrored = 120 + 4 * torch.randn(400, generator=generator)
+    warn_if_raw_scale_targets(_regression(torch.stack([mirrored, -mirrored], dim=1)), build_loss("mse"), False)
+    err = capsys.readouterr().err
+    assert f"(column 0 of 2: mean {float(mirrored.double().mean()):.4g}, std {float(mirrored.double().std()):.4g})" in err
+    warn_if_raw_scale_targets(_regression(torch.stack([unit, 2 * unit], dim=1)), build_loss("mse"), False)
+    assert capsys.readouterr().err == ""

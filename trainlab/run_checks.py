@@ -52,8 +52,8 @@ FIT_FIXES = InputFixes(
     integer_features="to read them as numbers pass float32 x (x.astype('float32'); a tensor: x.float())",
     integer_images="pass float32 x (images: x / 255)",
     one_feature="1-D x: pass x.reshape(-1, 1) for one feature",
-    raw_targets="standardise y yourself before fit ((y - y.mean()) / y.std()) and map the predictions back "
-                "(pred * std + mean); metrics are then in standardised units",
+    raw_targets="standardise y yourself before fit, per column ((y - y.mean(0)) / y.std(0)), and map the "
+                "predictions back (pred * std + mean); metrics are then in standardised units",
     final_squash="remove the final {squash} from the model",
     no_val="fit was given no val data: nothing is validated (its step records hold no val_* values); pass val=")
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
@@ -270,26 +270,36 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
     reach of 24: test R^2 0.77, standardised 0.995). The fix named is the dataset's (:func:`input_fixes`)."""
     if data.task != "regression" or standardized or loss.name.startswith("poisson"):
         return
-    y = data.train.y.double()
-    mean, spread = float(y.mean()), float(y.std()) if len(y) > 1 else 0.0
+    y = data.train.y.double().reshape(len(data.train.y), -1)  # one column per target
+    means = y.mean(dim=0)
+    spreads = y.std(dim=0) if len(y) > 1 else torch.zeros_like(means)
+    scales = torch.maximum(means.abs(), spreads)
     fix = input_fixes(data).raw_targets
-    if max(abs(mean), spread) > RAW_SCALE:
-        size = "large"
-    elif 0 < spread and max(abs(mean), spread) < TINY_SCALE:
-        size = "tiny"
+    tiny = ((spreads > 0) & (scales < TINY_SCALE)).nonzero().flatten()
+    if float(scales.max()) > RAW_SCALE:
+        size, column = "large", int(scales.argmax())
+    elif len(tiny):
+        size, column = "tiny", int(tiny[0])
     else:
         lr = lr_bounding_the_step(optimizer)
         reach = None if lr is None or not optimizer or not total_steps else \
             linear_reach(model, data.train.x, lr, total_steps)
-        if reach is not None and abs(mean) > reach:
-            warn(f"the regression targets (mean {mean:.4g}, std {spread:.4g}) are not standardised, and optimizer "
-                 f"'{optimizer['name']}' moves a weight at most about lr per step, so this one-layer model's mean "
-                 f"output moves at most {reach:.4g} (lr x steps x (1 + sum of the inputs' |means|) = {lr:g} x "
-                 f"{total_steps} x {reach / (lr * total_steps):.4g}) from its start, short of the mean {mean:.4g}; "
-                 f"{fix}")
+        column = int(means.abs().argmax())
+        if reach is not None and abs(float(means[column])) > reach:
+            mean = float(means[column])
+            warn(f"the regression targets ({_column(column, y)}mean {mean:.4g}, std {float(spreads[column]):.4g}) "
+                 f"are not standardised, and optimizer '{optimizer['name']}' moves a weight at most about lr per "
+                 f"step, so this one-layer model's mean output moves at most {reach:.4g} (lr x steps x (1 + sum of "
+                 f"the inputs' |means|) = {lr:g} x {total_steps} x {reach / (lr * total_steps):.4g}) from its "
+                 f"start, short of the mean {mean:.4g}; {fix}")
         return
-    warn(f"the regression targets are {size} (mean {mean:.4g}, std {spread:.4g}) and not standardised, so the "
-         f"model must learn outputs of that size; {fix}")
+    warn(f"the regression targets are {size} ({_column(column, y)}mean {float(means[column]):.4g}, std "
+         f"{float(spreads[column]):.4g}) and not standardised, so the model must learn outputs of that size; {fix}")
+
+
+def _column(index: int, y: torch.Tensor) -> str:
+    """``"column 1 of 2: "`` for a target of several columns, else nothing."""
+    return f"column {index} of {y.shape[1]}: " if y.shape[1] > 1 else ""
 
 
 def one_row_stops_batch_norm(model: torch.nn.Module, x: torch.Tensor, training_only: bool = False) -> bool:
