@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -562,6 +563,25 @@ def test_a_finished_run_whose_model_was_deleted_is_told_to_train_again_not_to_re
                    "--overwrite'; a comparison's run: delete its folder and run the comparison again)\n")
     assert main(["train", str(run / "config.yaml"), "--out", str(run), "--overwrite", "--quiet"]) == 0
     assert main(["eval", str(run)]) == 0
+
+
+def test_a_run_still_training_is_said_to_be_so_not_told_to_resume(tmp_path, capsys):
+    """eval of a run another process trains (it holds the folder's lock): resume would be refused as in use."""
+    from trainlab.run_lock import RunLock
+
+    run = tmp_path / "r"
+    fake_run(run, optimizer="sgd", lr=0.1, seed=0, quality=0.5, rng=np.random.default_rng(0), epochs=2,
+             predictions=False, status="running")
+    lock = RunLock(run)
+    lock.acquire()
+    try:
+        assert main(["eval", str(run)]) == 2
+        assert (f"error: {run} has no model.safetensors (the run is still training (process {os.getpid()} holds "
+                "its lock): wait for it to finish)") in capsys.readouterr().err
+    finally:
+        lock.release()
+    assert main(["eval", str(run)]) == 2  # the lock free again: an interrupted run, to be resumed
+    assert f"(the run did not finish; try 'trainlab resume {run}')" in capsys.readouterr().err
 
 
 def test_a_better_verdict_is_shown_with_its_holm_p_and_its_own_colour(tmp_path):

@@ -33,6 +33,7 @@ from trainlab.atomic import tensors_to_bytes, write_bytes
 from trainlab.bounded_read import NotRegularFileError, regular_file_info
 from trainlab.errors import DataError, RunDirError
 from trainlab.records import read_record_object, read_record_text
+from trainlab.run_lock import holder
 
 MODEL_FILE = "model.safetensors"
 DIGEST_KEY = "model_sha256"  # in run.json
@@ -87,6 +88,9 @@ def recorded_status(run: Path) -> tuple[str | None, str | None]:
 def why_no_model(run: Path) -> str:
     """Why ``run`` has no model file, and what to do: a diverged run would diverge again on resume
     (it restarts from its last checkpoint, often step 0), so it is told to train again differently."""
+    owner = holder(run)
+    if owner is not None:
+        return f"the run is still training ({owner} holds its lock): wait for it to finish"
     status, reason = recorded_status(run)
     if status == "diverged":
         return (f"the run diverged: {reason or 'a non-finite or exploding loss'}; resuming would diverge "

@@ -90,6 +90,24 @@ def same_process(pid: int, start: int | None) -> bool:
     return start is None or process_start(pid) in (None, start)
 
 
+def holder(folder: Path) -> str | None:
+    """Who holds ``folder``'s lock now (``"process N"``), or None: no lock file, or a free one (a finished or
+    killed run's). Tells by taking a shared lock for an instant, never creating the file."""
+    try:
+        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return RunLock._owner(fd)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class RunLock:
     """``.lock``: an ``fcntl.flock`` held on the file for the whole run (or comparison: ``what`` names the
     folder in messages), plus the owner's PID for messages.
@@ -106,7 +124,8 @@ class RunLock:
         self.held = False
         self._fd: int | None = None
 
-    def _owner(self, fd: int) -> str:
+    @staticmethod
+    def _owner(fd: int) -> str:
         with contextlib.suppress(OSError, ValueError):
             text = os.pread(fd, 32, 0).decode().strip()
             if text.isdigit():
