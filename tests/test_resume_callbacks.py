@@ -120,6 +120,25 @@ def test_a_user_callbacks_state_comes_back_on_resume(tmp_path):
     assert all((ref[k] == run[k]).all() for k in ref)  # resuming stays bit-identical
 
 
+def test_a_resume_without_the_runs_own_callbacks_warns_naming_their_saved_state(tmp_path, capsys):
+    """A saved state nobody takes: the resumed run goes on without what those callbacks did (stop, record)."""
+    _interrupted(CONFIG, tmp_path / "run", [Counter(interrupt_at=2)])
+    capsys.readouterr()
+    resume(tmp_path / "run", quiet=True, callbacks=[Fresh()])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: the checkpoint holds the state of callback 'Counter', which this run was not given: "
+                        "it goes on without it, so it may stop or record otherwise than the run that was "
+                        "interrupted; resume with the same callbacks (trainlab.experiment.resume(..., "
+                        "callbacks=[...]))"]
+
+
+def test_a_resume_with_the_runs_own_callbacks_warns_of_nothing(tmp_path, capsys):
+    _interrupted(CONFIG, tmp_path / "run", [Counter(interrupt_at=2), StopAfter(99)])  # StopAfter saves no state
+    capsys.readouterr()
+    resume(tmp_path / "run", quiet=True, callbacks=[Counter()])
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_the_best_checkpoint_stays_the_best_after_resume(tmp_path):
     """best/ holds the epoch of the lowest val_loss in metrics.jsonl (the saver's best value is restored),
     as in the run that was never interrupted; interrupted after the best epoch, a worse later epoch

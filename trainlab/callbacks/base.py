@@ -321,7 +321,17 @@ class CallbackList:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Give each callback the state saved under its name; one with none saved (added since) keeps its own.
-        A callback whose ``load_state_dict`` fails on its saved state is a ConfigError naming it."""
+        A callback whose ``load_state_dict`` fails on its saved state is a ConfigError naming it. A saved
+        non-empty state that no callback takes (a resume not given the run's own callbacks) is one warning:
+        what they would have stopped or recorded, the resumed run does without."""
+        names = {callback_name(cb) for cb in self.callbacks}
+        unclaimed = sorted(name for name, saved in state.items() if name not in names and saved)
+        if unclaimed:
+            listed, several = ", ".join(repr(name) for name in unclaimed), len(unclaimed) > 1
+            warn(f"the checkpoint holds the state of callback{'s' * several} {listed}, which this run was not "
+                 f"given: it goes on without {'them' if several else 'it'}, so it may stop or record otherwise than "
+                 "the run that was interrupted; resume with the same callbacks (trainlab.experiment.resume(..., "
+                 "callbacks=[...]))")
         for cb in self.callbacks:
             name = callback_name(cb)
             if name not in state:
