@@ -156,6 +156,9 @@ def test_a_time_budget_of_1e308_seconds_runs_the_configs_length():
 @pytest.mark.parametrize(("loss", "message"), [
     ({"class_weights": []}, "class_weights must hold one number >= 0 per class, at least one of them > 0; got []"),
     ({"class_weights": [0, 0, 0]}, "at least one of them > 0; got [0, 0, 0]"),
+    ({"class_weights": [1, 1, 1, 1, 1, 1, 1, 1, 1, -1]},  # the list's short form ends before the bad value
+     "class_weights must be a list of non-negative numbers; got -1 at index 9 of [1, 1, 1, 1, ...]"),
+    ({"class_weights": [1, float("nan")]}, "got nan at index 1 of [1, nan]"),
     ({"ignore_index": 123456789012345678901234567890}, "ignore_index must be a whole number within int64's range"),
 ])
 @pytest.mark.parametrize("name", ["cross_entropy", "nll"])

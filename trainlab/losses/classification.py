@@ -32,8 +32,12 @@ def _per_class(values: list[float] | None, name: str, what: str) -> list[float] 
     if values is None:
         return None
     array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1 or not np.all(array >= 0):
+    if array.ndim != 1:
         raise ValueError(f"{name} {what} must be a list of non-negative numbers; got {short_repr(values)}")
+    bad = np.flatnonzero(~(array >= 0))  # NaN too
+    if len(bad):  # named by position: a long list's short form may cut the bad value off
+        raise ValueError(f"{name} {what} must be a list of non-negative numbers; got {values[bad[0]]!r} at index "
+                         f"{bad[0]} of {short_repr(values)}")
     if array.size == 0 or not np.any(array > 0):
         raise ValueError(f"{name} {what} must hold one number >= 0 per class, at least one of them > 0; "
                          f"got {short_repr(values)}")
