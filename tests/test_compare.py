@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -490,6 +491,9 @@ def test_rerun_skips_finished_runs_and_redoes_changed_ones(five_seeds, tmp_path:
     compare({"iris": recorded}, parse_strategies(changed), out, seeds=1, jobs=1, live=False, quiet=True)
     assert "config changed" not in capsys.readouterr().out
     assert _mtimes(out / "runs") == after
+    # no --target: nothing was to be reached, so the count is empty, not 0
+    rows = list(csv.DictReader((out / "leaderboard.csv").read_text().splitlines()))
+    assert rows and all(row["target_reached"] == row["time_to_target_median_s"] == "" for row in rows)
 
 
 def test_two_tasks_give_two_leaderboards_and_a_profile(tmp_path: Path):

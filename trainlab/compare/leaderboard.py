@@ -94,7 +94,7 @@ def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[s
         steps.append(s)
     entry["time_to_target_s"] = {
         "median": stats.median_time(times) if target else None,
-        "reached": sum(t is not None for t in times),
+        "reached": sum(t is not None for t in times) if target else None,  # no --target: nothing to reach
         "fraction": (sum(t is not None for t in times) / len(runs)) if runs and target else None,
         "values": times,
     }

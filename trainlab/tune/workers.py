@@ -195,7 +195,7 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
                 received.append(signal.SIGINT)
             signum = received[0]
             _stop_workers(workers, stop, signum)
-            raise Interrupted(f"{signal.Signals(signum).name} received: the trials it cut short are recorded as "
+            raise Interrupted(f"{signal.Signals(signum).name} received: any trial it cut short is recorded as "
                               f"failed; {continue_advice(settings)}", signum) from None
     codes = [w.exitcode for w in workers]
     if RERAN_SCRIPT_EXIT in codes:
