@@ -308,3 +308,23 @@ def test_empty_metrics_list_records_the_loss_only_as_in_keras():
     assert sorted(k for k in result.summary["val"]) == ["loss"]
     defaults = trainlab.fit(_linear(), (x, y), BASE, val=(x[:30], y[:30]))
     assert "val_accuracy" in defaults.history[-1]
+
+
+def test_a_diverged_fit_says_what_to_try_in_fits_words():
+    """The config run's advice names 'trainlab lr-find' and strategy.clip_grad_norm; fit's names its own."""
+    from trainlab.errors import TrainingError
+
+    x, _ = _blobs(200)
+    targets = (x * 10).sum(axis=1, keepdims=True).astype(np.float32)
+    with pytest.raises(TrainingError) as raised:
+        trainlab.fit(_linear(outputs=1), (x * 10, targets), {**BASE, "loss": "mse",
+                                                             "optimizer": {"name": "sgd", "lr": 0.5}})
+    message = str(raised.value)
+    assert message.startswith("training diverged at step")
+    assert ("; try a lower learning rate (lr: 'auto' in the strategy runs an LR range test) or gradient clipping "
+            "(clip_grad_norm: 1.0 in the strategy); for the targets: standardise y yourself before fit") in message
+    assert "trainlab lr-find" not in message and "strategy.clip_grad_norm" not in message
+    x, y = _blobs()
+    with pytest.raises(TrainingError) as raised:  # classification: no word of targets
+        trainlab.fit(_linear(), (x * 1e15, y), {**BASE, "optimizer": {"name": "sgd", "lr": 1e30}})
+    assert str(raised.value).endswith("or gradient clipping (clip_grad_norm: 1.0 in the strategy)")

@@ -37,12 +37,13 @@ from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback, user_callbacks
 from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.config_fields import path_argument, short_repr
-from trainlab.errors import ConfigError, DataError, folder_error
+from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
 from trainlab.registry import Registry
+from trainlab.run_checks import divergence_advice
 from trainlab.run_summary import summarize
 from trainlab.time_budget import assemble_within_budget
 
@@ -226,6 +227,8 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
         built.trainer.add_callbacks(callbacks)
         try:
             built.trainer.fit()
+        except TrainingError as exc:  # diverged: what to try, in fit's words
+            raise TrainingError(f"{exc}; {divergence_advice(built.data, standardized_target=False)}") from None
         finally:  # finetune.freeze froze the user's backbone for the run: give it back trainable
             unfreeze_all(built.model)
         summary = summarize(built)

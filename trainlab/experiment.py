@@ -64,6 +64,7 @@ from trainlab.model_file import (
 )
 from trainlab.notices import note, warn
 from trainlab.records import read_record_text, safe_summary
+from trainlab.run_checks import divergence_advice
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import DIGESTS_KEY, MODEL_RECORD, load_trained_config, record_digests
 from trainlab.run_summary import summarize
@@ -197,10 +198,8 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         run.write_info(status="diverged")
         where = (f"; last good checkpoint: {saver.last_saved}" if saver.last_saved
                  else "; no checkpoint was written yet")
-        hint = "; try a lower learning rate ('trainlab lr-find') or gradient clipping" + (
-            ", or standardising the target (data.standardize_target)"
-            if built.data.task == "regression" and not built.config.data.standardize_target else "")
-        raise TrainingError(f"{exc}{where}{hint}") from None
+        advice = divergence_advice(built.data, built.config.data.standardize_target)
+        raise TrainingError(f"{exc}{where}; {advice}") from None
     if trainer.control.interrupted_by is not None:
         run.write_info(status="interrupted")
         if saver.last_saved:

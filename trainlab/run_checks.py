@@ -38,6 +38,7 @@ class InputFixes:
     raw_targets: str  # regression targets far from unit scale (warn_if_raw_scale_targets)
     final_squash: str  # a final sigmoid / softmax before a loss on logits; {squash} names it (check_probability_outputs)
     no_val: str  # how a run without validation data is said, and what gives it some (warn_if_nothing_validated)
+    diverged: str  # what to try after a run diverged (divergence_advice)
 
 
 CONFIG_FIXES = InputFixes(
@@ -47,7 +48,8 @@ CONFIG_FIXES = InputFixes(
     raw_targets="set data.standardize_target: true (metrics and predictions stay in the original units)",
     final_squash="remove the final {squash} from the model (linear and mlp: leave out model.output_activation)",
     no_val="the run has no validation split: nothing is validated (its step records hold no val_* values); set "
-           "data.val_fraction > 0 (or give the source a val split)")
+           "data.val_fraction > 0 (or give the source a val split)",
+    diverged="try a lower learning rate ('trainlab lr-find') or gradient clipping (strategy.clip_grad_norm)")
 FIT_FIXES = InputFixes(
     integer_features="to read them as numbers pass float32 x (x.astype('float32'); a tensor: x.float())",
     integer_images="pass float32 x (images: x / 255)",
@@ -55,8 +57,19 @@ FIT_FIXES = InputFixes(
     raw_targets="standardise y yourself before fit, per column ((y - y.mean(0)) / y.std(0)), and map the "
                 "predictions back (pred * std + mean); metrics are then in standardised units",
     final_squash="remove the final {squash} from the model",
-    no_val="fit was given no val data: nothing is validated (its step records hold no val_* values); pass val=")
+    no_val="fit was given no val data: nothing is validated (its step records hold no val_* values); pass val=",
+    diverged="try a lower learning rate (lr: 'auto' in the strategy runs an LR range test) or gradient clipping "
+             "(clip_grad_norm: 1.0 in the strategy)")
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
+
+
+def divergence_advice(data: Dataset, standardized_target: bool) -> str:
+    """What to try after a run on ``data`` diverged, in the words of its origin (:class:`InputFixes`);
+    for regression targets trained as they are, standardising them too."""
+    fixes = input_fixes(data)
+    if data.task == "regression" and not standardized_target:
+        return f"{fixes.diverged}; for the targets: {fixes.raw_targets}"
+    return fixes.diverged
 
 
 def input_fixes(data: Dataset) -> InputFixes:
