@@ -328,3 +328,18 @@ def test_a_diverged_fit_says_what_to_try_in_fits_words():
     with pytest.raises(TrainingError) as raised:  # classification: no word of targets
         trainlab.fit(_linear(), (x * 1e15, y), {**BASE, "optimizer": {"name": "sgd", "lr": 1e30}})
     assert str(raised.value).endswith("or gradient clipping (clip_grad_norm: 1.0 in the strategy)")
+
+
+def test_fit_out_records_which_label_each_output_stands_for_as_a_config_run_does(tmp_path):
+    """Labels 10..100: the model's output k is label class_names[k]; the weights alone could not say which."""
+    import json
+
+    x, y = _blobs(100, classes=10)
+    labels = (y + 1) * 10
+    result = trainlab.fit(_linear(outputs=10), (x, labels), BASE, out=tmp_path / "gaps", task="multiclass")
+    assert result.class_names == [str(v) for v in range(10, 101, 10)]
+    assert json.loads((tmp_path / "gaps/labels.json").read_text()) == {"task": "multiclass",
+                                                                     "class_names": result.class_names}
+    # overwritten by a fit whose labels are the indices 0..K-1: no names, and no stale labels.json
+    result = trainlab.fit(_linear(outputs=10), (x, y), BASE, out=tmp_path / "gaps", overwrite=True)
+    assert result.class_names is None and not (tmp_path / "gaps/labels.json").exists()

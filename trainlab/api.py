@@ -37,11 +37,12 @@ from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback, user_callbacks
 from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.config_fields import path_argument, short_repr
+from trainlab.data.dataset import Dataset
 from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
 from trainlab.notices import warn
-from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
+from trainlab.records import FIT_LABELS, FIT_MODEL, FIT_RECORDS, metrics_file_records
 from trainlab.registry import Registry
 from trainlab.run_checks import divergence_advice
 from trainlab.run_summary import summarize
@@ -61,7 +62,8 @@ class FitResult:
     ordered by step. ``class_names``: the classes in the order the model's outputs index them, as a config
     run's labels.json records them (``load_run(...).class_names``): the names given (``class_names=``), or,
     for labels that hold no 0 (1..K, -1/+1), the label values as strings (``['1', '2', '3']``: class index
-    0 is label 1); None when the labels are the class indices 0..K-1 themselves, and for regression.
+    0 is label 1); None when the labels are the class indices 0..K-1 themselves, and for regression. With
+    ``out``, labels.json records them beside the model, as a config run's does.
     """
 
     history: list[dict[str, Any]]
@@ -234,7 +236,7 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
         summary = summarize(built)
     state = built.trainer.state
     if out is not None:
-        _write_records(Path(out), built.config, state, summary, model)
+        _write_records(Path(out), built.config, state, summary, model, data)
     return FitResult(state.history, summary, built.model, state.step_records, data.class_names)
 
 
@@ -258,7 +260,7 @@ def _in_fit_terms() -> Iterator[None]:
         raise type(exc)(message) from None
 
 
-FIT_FILES = (*FIT_RECORDS, FIT_MODEL)  # what fit(out=...) writes: overwrite=True replaces only these
+FIT_FILES = (*FIT_RECORDS, FIT_MODEL, FIT_LABELS)  # what fit(out=...) writes: overwrite=True replaces only these
 
 
 def _check_out(out: Path, overwrite: bool) -> list[Path]:
@@ -304,10 +306,17 @@ def _remove_empty(folders: list[Path]) -> None:
             return
 
 
-def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any], model: torch.nn.Module) -> None:
+def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any], model: torch.nn.Module,
+                   data: Dataset) -> None:
+    """``out``'s records (FIT_RECORDS), the model, and for classes that are not the labels 0..K-1 themselves
+    ``labels.json`` as a config run writes it: which label each of the model's outputs stands for."""
     from trainlab.yaml_files import yaml_dump
 
     out.mkdir(parents=True, exist_ok=True)
+    if data.class_names is not None:
+        write_json(out / FIT_LABELS, {"task": data.task, "class_names": list(data.class_names)})
+    else:  # an earlier fit's, overwritten
+        (out / FIT_LABELS).unlink(missing_ok=True)
     write_jsonl(out / "metrics.jsonl", metrics_file_records(state.history, state.events, state.step_records))
     write_json(out / "summary.json", summary)
     write_text(out / "strategy.yaml", yaml_dump({"strategy": config.to_dict()["strategy"]}, sort_keys=False))
