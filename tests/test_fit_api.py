@@ -343,3 +343,16 @@ def test_fit_out_records_which_label_each_output_stands_for_as_a_config_run_does
     # overwritten by a fit whose labels are the indices 0..K-1: no names, and no stale labels.json
     result = trainlab.fit(_linear(outputs=10), (x, y), BASE, out=tmp_path / "gaps", overwrite=True)
     assert result.class_names is None and not (tmp_path / "gaps/labels.json").exists()
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_an_empty_split_given_to_fit_is_one_data_error_naming_it(split):
+    """An empty val was taken without a word: nothing validated, and early stopping then asked to 'pass val='."""
+    from trainlab.errors import DataError
+
+    x, y = _blobs()
+    splits = {"train": (x, y), "val": (x, y), "test": (x, y), split: (x[:0], y[:0])}
+    with pytest.raises(DataError) as raised:
+        trainlab.fit(_linear(), splits["train"], BASE, val=splits["val"], test=splits["test"])
+    expected = "train is empty (0 rows)" if split == "train" else f"{split} is empty (0 rows): pass rows, or leave {split}= out"
+    assert str(raised.value) == expected

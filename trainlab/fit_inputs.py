@@ -142,8 +142,8 @@ def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split
         raise DataError(f"{name}: x has {len(x)} rows but y has {len(y)}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]  # one target shaped (N, 1), as Keras' labels come: the task rule reads it as one column
-    if len(x) == 0 and name == "train":
-        raise DataError("train is empty (0 rows)")
+    if len(x) == 0:  # an empty val or test would validate nothing, and early stopping would then ask for val=
+        raise DataError(f"{name} is empty (0 rows)" + ("" if name == "train" else f": pass rows, or leave {name}= out"))
     for what, values in ((f"{name} x", x), (f"{name} y", y)):
         _check_finite(what, values)
         if values.dtype == torch.float64:  # float32 training: a larger value would become inf
