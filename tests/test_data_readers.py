@@ -691,7 +691,7 @@ def test_image_folder_worker_pool_matches_in_process(tmp_path, monkeypatch):
     broken.write_bytes(b"\xff\xd8\xff not a jpeg")
     with pytest.raises(DataError) as err:  # raised in a worker process, reported as is
         build(name="image_folder", path=str(tmp_path), workers=2)
-    one_line_error(err, "cannot decode image", str(broken))
+    one_line_error(err, "cannot decode image", str(broken), "replace the file with a whole image, or remove it from the folder")
 
 
 def test_image_folder_cache(tmp_path, monkeypatch):

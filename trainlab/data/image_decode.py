@@ -38,6 +38,7 @@ ORIENTATION_TAG = 0x0112  # EXIF: how the stored pixels turn for display; 1 (or 
 # ImageMagick PNG text chunk) and XMP
 ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"})
 SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # the four that turn the image by 90 degrees: displayed W x H is stored H x W
+UNDECODABLE_FIX = "replace the file with a whole image, or remove it from the folder"
 
 
 @contextmanager
@@ -64,7 +65,7 @@ def _opened(file: Path) -> Iterator[tuple[Any, int]]:
         raise DataError(f"image {file} is too large to decode (a decompression bomb?): "
                         f"{str(exc).splitlines()[0]}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow: UnidentifiedImageError, truncated files
-        raise DataError(f"cannot decode image {file}: {exc}") from None
+        raise DataError(f"cannot decode image {file}: {exc}; {UNDECODABLE_FIX}") from None
     with image:
         yield image, orientation
 
@@ -88,7 +89,7 @@ def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.nd
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as exc:  # Pillow: truncated or corrupt pixel data
-            raise DataError(f"cannot decode image {file}: {exc}") from None
+            raise DataError(f"cannot decode image {file}: {exc}; {UNDECODABLE_FIX}") from None
     return pixels.reshape(size[0], size[1], -1)
 
 
