@@ -150,6 +150,19 @@ def test_no_finished_run_exits_4_naming_where_the_reasons_are(tmp_path: Path, ca
     assert all("diverged" in f["reason"] for e in board["tasks"]["base"]["strategies"] for f in e["failures"])
 
 
+def test_no_finished_run_for_one_shared_reason_says_it_in_the_line(tmp_path: Path, capsys):
+    """A data file not found fails every run the same way (the task is read in the runs when the base names its
+    metrics): the line says why, not only where the reasons are."""
+    base = {**BASE, "data": {"source": "csv", "path": str(tmp_path / "nope.csv"), "target": "y"}}
+    code, out = _compare(tmp_path, base, {"strategies": {"a": None, "b": {"strategy.optimizer.lr": 0.02}}})
+    line = _one_error_line(capsys)
+    assert code == 4
+    assert line.startswith("error: no run finished: 2 of 2 runs failed, all for the same reason: DataError: data "
+                           "file not found: ") and f"(tried {tmp_path / 'nope.csv'})" in line
+    assert line.endswith(f"the reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run "
+                         "folder's compare-error.json or summary.json)")
+
+
 def test_a_regression_leaderboard_ranks_lower_is_better_first(tmp_path: Path):
     strategies = parse_strategies({"strategies": {"crawl": {"strategy.optimizer.lr": 1e-5},
                                                   "good": {"strategy.optimizer.lr": 0.3}}})

@@ -316,7 +316,10 @@ def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
     if any(e["runs"] for e in entries):
         return None
     failed = sum(e["failed"] for e in entries)
-    return (f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed; the "
+    reasons = {str(f.get("reason")) for e in entries for f in e.get("failures") or []}
+    # one reason for every run (a data file not found, a model that cannot be built): said here
+    shared = f", all for the same reason: {reasons.pop()}" if len(reasons) == 1 and failed > 1 else ""
+    return (f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed{shared}; the "
             f"reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run folder's "
             f"{ERROR_FILE} or summary.json)")
 
