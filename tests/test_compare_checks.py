@@ -144,7 +144,8 @@ def test_no_finished_run_exits_4_naming_where_the_reasons_are(tmp_path: Path, ca
     code, out = _compare(tmp_path, BASE, blowups)
     line = _one_error_line(capsys)
     assert code == 4
-    assert line == (f"error: no run finished: 2 of 2 runs failed; the reasons are under 'failures' in "
+    assert line == (f"error: no run finished: 2 of 2 runs failed, all for the same reason: diverged: training "
+                    f"diverged at step 2: non-finite loss (nan); the reasons are under 'failures' in "
                     f"{out / 'leaderboard.json'} (and in each run folder's compare-error.json or summary.json)")
     board = json.loads((out / "leaderboard.json").read_text())
     assert all("diverged" in f["reason"] for e in board["tasks"]["base"]["strategies"] for f in e["failures"])
