@@ -69,7 +69,8 @@ def read_trials(out: Path) -> list[dict[str, str]]:
 
 def settings(tmp_path: Path, trials: int, **changes) -> TuneSettings:
     base, space = write(tmp_path, changes.pop("base", BASE), changes.pop("space", SPACE))
-    return TuneSettings(base=base, space=space, trials=trials, out=tmp_path / "out", quiet=True, **changes)
+    return TuneSettings(base=base, space=space, trials=trials, out=changes.pop("out", tmp_path / "out"), quiet=True,
+                        **changes)
 
 
 # --------------------------------------------------------------------------- the space
@@ -672,7 +673,7 @@ def test_postgres_two_workers_share_one_study(tmp_path):
     assert not math.isnan(loaded.best_value)
 
 
-def test_refit_seeds_compares_tuned_with_base_or_is_refused_before_any_trial(tmp_path):
+def test_refit_seeds_compares_tuned_with_base_or_is_refused_before_any_trial(tmp_path, monkeypatch):
     try:
         import trainlab.compare  # noqa: F401
     except ImportError:
@@ -680,9 +681,11 @@ def test_refit_seeds_compares_tuned_with_base_or_is_refused_before_any_trial(tmp
             tune(settings(tmp_path, 2, refit_seeds=2))
         assert not (tmp_path / "out").exists()
         return
-    best = tune(settings(tmp_path, 3, refit_seeds=2, pruner="none"))
+    monkeypatch.chdir(tmp_path)
+    best = tune(settings(tmp_path, 3, refit_seeds=2, pruner="none", out=Path("out")))  # --out given relative
     refit = best["refit"]
     assert refit["metric"] == "test_accuracy"
+    assert refit["dir"] == str((tmp_path / "out" / "refit").resolve())  # absolute, as run_dir is
     on_disk = json.loads((tmp_path / "out" / "best.json").read_text())["refit"]["rows"]
     assert sorted(row["rank"] for row in on_disk) == [1, 2]  # numbers, not the CSV's text
     assert all(isinstance(row["mean"], float) and isinstance(row["runs"], int) for row in on_disk)

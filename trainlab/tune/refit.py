@@ -48,7 +48,7 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
                     live=False, quiet=settings.quiet, wait=True)  # workers of one study refit in turn
     rows = [{key: _typed(key, text) for key, text in row.items()}
             for row in csv.DictReader(io.StringIO(to_csv(board)))]
-    return {"metric": metric, "dir": str(out), "rows": rows}
+    return {"metric": metric, "dir": str(out.resolve()), "rows": rows}  # absolute, as best.json's run_dir
 
 
 TEXT_COLUMNS = ("task", "strategy", "test", "verdict")  # leaderboard.csv's columns that stay text
