@@ -25,7 +25,8 @@ CPU) inherits the logger as the parent had set it, a spawned one (``compare --jo
 --jobs``) imports this module afresh and starts with the defaults.
 
 "Once": work done ahead of the run's own (a read of the data to count its splits for ``--target``, the
-time budget's probe build) runs under :func:`held_back`, so the work that follows says each thing once.
+time budget's probe build) runs under :func:`held_back`, so the work that follows says each thing once;
+the runs of one comparison, which read the same data and build alike, run under :func:`each_once`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ LOGGER_NAME = "trainlab"
 # the messages held back by the innermost held_back() in this context; None: none is
 _HELD_BACK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("trainlab_notices_held_back",
                                                                               default=None)
+
+
+# the warnings given so far inside the innermost each_once() in this context; None: outside any
+_SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("trainlab_notices_said", default=None)
 
 
 class StderrLines(logging.Handler):
@@ -82,14 +87,37 @@ def warn(message: str) -> None:
     held = _HELD_BACK.get()
     if held is not None:
         held.append(message)
-    else:
-        LOGGER.warning(message, stacklevel=2)  # the record names the line that warned
+        return
+    said = _SAID.get()
+    if said is not None:
+        if message in said:
+            return
+        said.add(message)
+    LOGGER.warning(message, stacklevel=2)  # the record names the line that warned
 
 
 def note(message: str) -> None:
     """Print ``message`` on stderr as it is: a note (what was kept, what is resumed), not a warning; the
     caller decides whether ``--quiet`` hides it."""
     print(message, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def each_once() -> Iterator[None]:
+    """Inside, a warning whose text was given already (in this context, since the outermost ``each_once``)
+    is not given again: the runs of one comparison read the same data and would each repeat its lines."""
+    token = _SAID.set(_SAID.get() if _SAID.get() is not None else set())
+    try:
+        yield
+    finally:
+        _SAID.reset(token)
+
+
+def each_once_from_now() -> None:
+    """:func:`each_once` for the rest of this thread's work (a comparison's worker process, which runs
+    nothing else)."""
+    if _SAID.get() is None:
+        _SAID.set(set())
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from trainlab.config_fields import path_argument, short_repr
 from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
-from trainlab.notices import warn
+from trainlab.notices import each_once, warn
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
@@ -93,6 +93,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     refuse_foreign(out, "compare", own=("leaderboard.json",))
     parsed_target = parse_target(target)
     with ExitStack() as trusted:
+        trusted.enter_context(each_once())  # its runs read the same data: each warning once
         for folder in dict.fromkeys(folders.values()):  # as the CLI's command_code_policy does for its bases
             trusted.enter_context(allow_local_modules(folder))
         policies = task_code_policies(bases, strategies, folders)

@@ -22,6 +22,7 @@ from trainlab.atomic import write_json
 from trainlab.code_policy import CodePolicy, current_policy, set_policy
 from trainlab.compare import runner
 from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_action
+from trainlab.notices import each_once_from_now
 from trainlab.records import read_record_object
 
 _run_slots: tuple[Any, Any] | None = None  # in a pool worker: the parent's run slots (_execute_in_slot)
@@ -42,6 +43,7 @@ def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any
 
     global _run_slots
     torch.set_num_threads(threads)
+    each_once_from_now()  # as the parent's runs: a warning each worker gives once
     if policy is not None:
         set_policy(policy)
     _run_slots = slots
