@@ -486,11 +486,19 @@ def test_rerun_skips_finished_runs_and_redoes_changed_ones(five_seeds, tmp_path:
     after = _mtimes(out / "runs")
     assert after["iris/adam/seed-0/summary.json"] != before["iris/adam/seed-0/summary.json"]
     assert after["iris/adam-twin/seed-0/summary.json"] == before["iris/adam-twin/seed-0/summary.json"]
-    # what decides no run's outcome (the output section, the thread count) changes the hash but trains nothing
+    # what decides no run's outcome (the output section, the thread count) changes the hash but retrains no
+    # finished run (a failed one is tried again: its failure may have come of the output section, a full disk)
     recorded = {**BASE, "output": {**BASE["output"], "checkpoint": {"keep_last": 3}}, "runtime": {"num_threads": 1}}
     compare({"iris": recorded}, parse_strategies(changed), out, seeds=1, jobs=1, live=False, quiet=True)
     assert "config changed" not in capsys.readouterr().out
-    assert _mtimes(out / "runs") == after
+    finished = {key: value for key, value in after.items() if not key.startswith("iris/broken/")}
+    assert {key: value for key, value in _mtimes(out / "runs").items() if key in finished} == finished
+    # a step-record cadence changes what the runs' curves hold: trained again
+    stepped = {**BASE, "output": {**BASE["output"], "log_every_n_steps": 2}}
+    compare({"iris": stepped}, parse_strategies({"strategies": {"adam-twin": STRATEGIES["strategies"]["adam-twin"]}}),
+            out, seeds=1, jobs=1, live=False, quiet=True)
+    assert ("config changed (output.log_every_n_steps: was null, now 2): running iris/adam-twin/seed-0 again"
+            in capsys.readouterr().out)
     # no --target: nothing was to be reached, so the count is empty, not 0
     rows = list(csv.DictReader((out / "leaderboard.csv").read_text().splitlines()))
     assert rows and all(row["target_reached"] == row["time_to_target_median_s"] == "" for row in rows)

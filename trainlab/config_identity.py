@@ -3,7 +3,8 @@
 A config's hash (:meth:`Config.hash`) holds everything but where a run is recorded; two configs whose
 :func:`outcome_dict` agree train runs whose metrics agree (``runtime.num_threads`` aside, which moves
 the last bits of float reductions only), though their hashes differ. ``trainlab tune`` compares a
-study's base config by it, ``trainlab compare`` a finished run's stored config with the one asked for.
+study's base config by it; ``trainlab compare`` a run's :func:`run_identity_hash` (recorded in its
+run.json as ``run_identity``, of the config as asked for) with the one asked for now.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from trainlab.config import Config
 from trainlab.yaml_files import flow_yaml
 
 _ABSENT = object()
+RUN_IDENTITY = "run_identity"  # run.json's key: run_identity_hash of the config as asked for
 
 
 def outcome_dict(config: Config) -> dict[str, Any]:
@@ -26,9 +28,15 @@ def outcome_dict(config: Config) -> dict[str, Any]:
     return payload
 
 
-def outcome_hash(config: Config) -> str:
-    """SHA-256 (first 16 hex digits) of :func:`outcome_dict`, for records that keep no config of their own."""
-    return hashlib.sha256(json.dumps(outcome_dict(config), sort_keys=True).encode()).hexdigest()[:16]
+def run_identity(config: Config) -> dict[str, Any]:
+    """:func:`outcome_dict` with ``output.log_every_n_steps``: what a comparison ranks and reports of a run
+    (its metrics, and the step records its curves draw)."""
+    return {**outcome_dict(config), "output": {"log_every_n_steps": config.output.log_every_n_steps}}
+
+
+def run_identity_hash(config: Config) -> str:
+    """SHA-256 (first 16 hex digits) of :func:`run_identity`."""
+    return hashlib.sha256(json.dumps(run_identity(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def first_difference(old: Any, new: Any, where: str = "") -> str | None:

@@ -33,6 +33,7 @@ from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.code_policy import allow_local_modules, run_code_policy, trusted_code_folders, trusting_own_run
 from trainlab.config import Config, as_config, dump_yaml, load_config
 from trainlab.config_fields import path_argument
+from trainlab.config_identity import RUN_IDENTITY, run_identity_hash
 from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
@@ -276,7 +277,7 @@ def _config_folder_trusted(config: Config | str | Path | dict[str, Any]) -> Iter
 
 
 def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: list[Callback]) -> tuple[dict[str, Any], Path]:
-    requested_hash = config.hash()
+    requested_hash, identity = config.hash(), run_identity_hash(config)
     data_dir = os.environ.get(DATA_DIR_ENV)
     config = with_data_paths_resolved(config, data_dir)
     fingerprint = data_fingerprint(config.data.model_dump())  # before reading: what the run reads, or newer
@@ -297,7 +298,8 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
             try:
                 write_data_records(run, built, records)  # what create compared an earlier attempt's files with
                 run.write_config(records["config.yaml"])  # before run.json: a folder with run.json can resume
-                run.write_info(status="running", config_hash=requested_hash, resolved_config_hash=built.config.hash(),
+                run.write_info(status="running", config_hash=requested_hash, **{RUN_IDENTITY: identity},
+                               resolved_config_hash=built.config.hash(),
                                data_fingerprint=fingerprint, code_folders=trusted_code_folders(),
                                data_dir=str(Path(data_dir).absolute()) if data_dir else None, created=time.time(),
                                **{AUTO_NOTES_KEY: auto_notes(built)})

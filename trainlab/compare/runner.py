@@ -42,9 +42,9 @@ from trainlab.atomic import write_json
 from trainlab.code_policy import trusting_own_run
 from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
-from trainlab.config import Config, read_yaml, validate
+from trainlab.config import Config, load_config, validate
 from trainlab.config_fields import short_repr
-from trainlab.config_identity import first_difference, outcome_dict, outcome_hash
+from trainlab.config_identity import RUN_IDENTITY, first_difference, run_identity, run_identity_hash
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
@@ -117,11 +117,12 @@ def current_data_fingerprint(config: Config, memo: dict[str, str | None] | None 
 def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tuple[str, str]:
     """(action, note): action is new | finished | failed | changed | partial (see module docstring).
     ``memo``: data fingerprints already taken (:func:`current_data_fingerprint`)."""
-    wanted = plan.config.hash()
-    data = current_data_fingerprint(plan.config, memo)
+    config = plan.config
+    wanted = config.hash()
+    data = current_data_fingerprint(config, memo)
     error = read_record_object(plan.path / ERROR_FILE)
-    if (error is not None and error.get("data_fingerprint") == data and error.get("config_hash")
-            and (error["config_hash"] == wanted or error.get("outcome_hash") == outcome_hash(plan.config))):
+    # the exact config: a failure may come of the output section (a full disk under its checkpoint policy)
+    if error is not None and error.get("config_hash") == wanted and error.get("data_fingerprint") == data:
         return "failed", str(error.get("reason"))  # the same config on the same data would fail the same way
     info_path = plan.path / "run.json"
     info = read_record_object(info_path)
@@ -141,7 +142,8 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
         recorded = (read_record_object(summary_path) or {}).get("config_hash")
     if damage and recorded is None:  # nothing left says which config the finished run trained
         return "damaged", _damaged_summary(plan, summary_path, damage)
-    if recorded != wanted and (change := _config_change(plan, recorded, wanted)) is not None:
+    if recorded != wanted and info.get(RUN_IDENTITY) != run_identity_hash(config):
+        change = _config_change(plan.path, config) or f"hash {recorded} -> {wanted}"
         return "changed", f"config changed ({change}): running {plan.label} again"
     if info.get("data_fingerprint", data) != data:  # runs recorded before fingerprints: by config alone
         return "changed", f"data files changed since {plan.label} ran: running it again"
@@ -158,15 +160,17 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     return "partial", f"resuming {plan.label} (status {status})"
 
 
-def _config_change(plan: RunPlan, recorded: Any, wanted: str) -> str | None:
-    """Where the run's stored config.yaml and the one asked for first differ in what decides the run's
-    outcome (:mod:`trainlab.config_identity`), or None when they differ only in its output section or
-    thread count (the run stands); the two hashes when the stored config cannot be read."""
+def _config_change(folder: Path, config: Config) -> str | None:
+    """The first key where the run's stored config.yaml and ``config`` differ in what decides the outcome,
+    the data paths resolved on both sides, for the "config changed" line; None where it cannot tell (the
+    stored config unreadable, or differing only in what ``lr: auto`` / ``loss: auto`` resolved to)."""
     try:
-        stored = validate(read_yaml(plan.path / "config.yaml", follow_links=False))
+        stored = run_identity(load_config(folder / "config.yaml", follow_links=False))
     except (ConfigError, DataError, OSError):
-        return f"hash {recorded} -> {wanted}"
-    return first_difference(outcome_dict(stored), outcome_dict(plan.config))
+        return None
+    asked = run_identity(config)
+    asked["data"] = {**asked["data"], **resolve_data_paths(config.data.model_dump(mode="json"))}
+    return first_difference(stored, asked)
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
@@ -233,14 +237,13 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
 
 
 def _identity_or_none(raw: dict[str, Any]) -> dict[str, str | None]:
-    """The config hash, outcome hash (trainlab.config_identity) and data fingerprint of a failed run's
-    config, for its error record (None where they cannot be had: such a run is tried again next time)."""
+    """The config hash and data fingerprint of a failed run's config, for its error record (None where
+    they cannot be had: such a run is tried again next time)."""
     try:
         config = validate(raw)
-        return {"config_hash": config.hash(), "outcome_hash": outcome_hash(config),
-                "data_fingerprint": current_data_fingerprint(config)}
+        return {"config_hash": config.hash(), "data_fingerprint": current_data_fingerprint(config)}
     except Exception:  # noqa: BLE001 - only for the error record
-        return {"config_hash": None, "outcome_hash": None, "data_fingerprint": None}
+        return {"config_hash": None, "data_fingerprint": None}
 
 
 # --------------------------------------------------------------------------- the comparison
