@@ -91,21 +91,22 @@ def same_process(pid: int, start: int | None) -> bool:
 
 
 def holder(folder: Path) -> str | None:
-    """Who holds ``folder``'s lock now (``"process N"``), or None: no lock file, or a free one (a finished or
-    killed run's). Tells by taking a shared lock for an instant, never creating the file."""
+    """Who holds ``folder``'s lock now (``"process N"``), or None: no lock file, no PID in it, or its process
+    gone (:func:`writer_gone`: a killed run leaves its file). Read without locking, so that a run taking
+    the lock at that moment is never refused for it."""
     try:
-        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO there must not block
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return RunLock._owner(fd)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        text, written = os.read(fd, 32).decode().strip(), os.fstat(fd).st_mtime
+    except (OSError, UnicodeDecodeError):
         return None
     finally:
         os.close(fd)
+    if not text.isdigit() or writer_gone(int(text), written):
+        return None
+    return f"process {int(text)}"
 
 
 class RunLock:
@@ -124,8 +125,7 @@ class RunLock:
         self.held = False
         self._fd: int | None = None
 
-    @staticmethod
-    def _owner(fd: int) -> str:
+    def _owner(self, fd: int) -> str:
         with contextlib.suppress(OSError, ValueError):
             text = os.pread(fd, 32, 0).decode().strip()
             if text.isdigit():
