@@ -42,9 +42,10 @@ from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
 from trainlab.notices import warn
-from trainlab.records import FIT_LABELS, FIT_MODEL, FIT_RECORDS, metrics_file_records
+from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
 from trainlab.registry import Registry
 from trainlab.run_checks import divergence_advice
+from trainlab.run_records import LABELS_RECORD, labels_record
 from trainlab.run_summary import summarize
 from trainlab.time_budget import assemble_within_budget
 
@@ -260,7 +261,7 @@ def _in_fit_terms() -> Iterator[None]:
         raise type(exc)(message) from None
 
 
-FIT_FILES = (*FIT_RECORDS, FIT_MODEL, FIT_LABELS)  # what fit(out=...) writes: overwrite=True replaces only these
+FIT_FILES = (*FIT_RECORDS, FIT_MODEL, LABELS_RECORD)  # what fit(out=...) writes: overwrite=True replaces only these
 
 
 def _check_out(out: Path, overwrite: bool) -> list[Path]:
@@ -314,9 +315,9 @@ def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any
 
     out.mkdir(parents=True, exist_ok=True)
     if data.class_names is not None:
-        write_json(out / FIT_LABELS, {"task": data.task, "class_names": list(data.class_names)})
+        write_json(out / LABELS_RECORD, labels_record(data.task, data.class_names))
     else:  # an earlier fit's, overwritten
-        (out / FIT_LABELS).unlink(missing_ok=True)
+        (out / LABELS_RECORD).unlink(missing_ok=True)
     write_jsonl(out / "metrics.jsonl", metrics_file_records(state.history, state.events, state.step_records))
     write_json(out / "summary.json", summary)
     write_text(out / "strategy.yaml", yaml_dump({"strategy": config.to_dict()["strategy"]}, sort_keys=False))

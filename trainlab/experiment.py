@@ -67,7 +67,14 @@ from trainlab.notices import note, warn
 from trainlab.records import read_record_text, safe_summary
 from trainlab.run_checks import divergence_advice
 from trainlab.run_folder import RunDir, default_dir
-from trainlab.run_records import DIGESTS_KEY, MODEL_RECORD, load_trained_config, record_digests
+from trainlab.run_records import (
+    DIGESTS_KEY,
+    LABELS_RECORD,
+    MODEL_RECORD,
+    labels_record,
+    load_trained_config,
+    record_digests,
+)
 from trainlab.run_summary import summarize
 from trainlab.schedule_plan import base_lr
 from trainlab.step_builders import first_epoch_freezing
@@ -355,7 +362,7 @@ def creation_records(built: Built) -> dict[str, Any]:
     data = built.data
     records: dict[str, Any] = {"config.yaml": dump_yaml(built.config)}
     if data.class_names is not None:
-        records["labels.json"] = {"task": data.task, "class_names": list(data.class_names)}
+        records[LABELS_RECORD] = labels_record(data.task, data.class_names)
     if data.preprocessing:
         records["preprocessing.json"] = data.preprocessing
     records[MODEL_RECORD] = model_record(built)

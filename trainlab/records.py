@@ -234,7 +234,6 @@ FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml")
 """What ``trainlab.fit(out=...)`` writes besides its model (``model.safetensors``): the records that
 ``trainlab plot`` and the report's fit reader look for."""
 FIT_MODEL = "model.safetensors"
-FIT_LABELS = "labels.json"  # fit(out=...)'s class names, for classes that are not the labels 0..K-1 themselves
 
 
 def metrics_file_records(history: list[dict[str, Any]], events: list[dict[str, Any]],

@@ -37,6 +37,12 @@ DIGESTED_RECORDS = (LABELS_RECORD, PREPROCESSING_RECORD, MODEL_RECORD)  # the on
 _ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
+def labels_record(task: str, class_names: list[str]) -> dict[str, Any]:
+    """labels.json's content: the task and the class names in the order the model's outputs index them
+    (a run folder's, and ``trainlab.fit(out=...)``'s)."""
+    return {"task": task, "class_names": list(class_names)}
+
+
 def unreadable(path: Path, exc: OSError, kind: str = "file") -> DataError:
     """``path`` (a record, or with ``kind="folder"`` the run folder holding it) cannot be read: a data
     problem (exit 3), not a failed write (5)."""
