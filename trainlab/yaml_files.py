@@ -146,21 +146,20 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
 
 
-def check_tree(raw: Any, origin: str = "config", where: str = "") -> None:
+def check_tree(raw: Any, origin: str = "config", where: str = "", keys: str = "config key") -> None:
     """Refuse before validation what would blow up later: alias bombs, deep nesting, non-finite floats.
 
     The size counts every value with YAML aliases expanded (a shared list counts once per use), memoised
     per object, so a billion-laughs file is measured in time linear in its text, not in its expansion.
+    ``keys`` names a non-finite value's key (``config key 'strategy.optimizer.lr'``; a space file's own).
     """
     sizes: dict[int, int] = {}
-    # a config's keys are config keys; a space or strategies file's are its own, named with the file
-    key_of = "config key" if origin == "config" or origin.startswith(("config ", "--set ")) else f"{origin}: key"
 
     def size(node: Any, path: str, depth: int) -> int:
         if depth > MAX_CONFIG_DEPTH:
             raise ConfigError(f"{origin} is nested deeper than {MAX_CONFIG_DEPTH} levels at '{path}'")
         if isinstance(node, float) and not math.isfinite(node):
-            raise ConfigError(f"{key_of} '{path or 'config'}': must be a finite number; got {node}")
+            raise ConfigError(f"{keys} '{path or 'config'}': must be a finite number; got {node}")
         if not isinstance(node, dict | list):
             return 1
         if id(node) in sizes:
@@ -234,5 +233,6 @@ def load_yaml_file(path: str | Path, what: str = "config", follow_links: bool = 
         raise ConfigError(f"malformed YAML in {path}: {str(exc).splitlines()[0][:200]}") from None
     if raw is None:
         return None
-    check_tree(raw, f"{what} {path}")
+    # a config's keys are config keys; a space or strategies file's are that file's own
+    check_tree(raw, f"{what} {path}", keys="config key" if what == "config" else f"{what} {path}: key")
     return _unshare(raw)
