@@ -240,23 +240,20 @@ def load_comparison(path: str | Path, left_out_of: str | None = CURVES) -> Compa
 
 
 def _listed_runs(leaderboard: dict[str, Any]) -> set[tuple[str, str, str]] | None:
-    """The (task, strategy, seed) folder names of the runs the leaderboard ranks, from its entries'
-    ``run_dirs`` (``.../runs/<task>/<strategy>/seed-<k>``, as compare saw them: the last three names hold
-    wherever the folder has moved since); None for a board without them (every run under ``runs/``)."""
+    """The (task, strategy, seed folder) names of the runs the leaderboard ranks, ``runs/<task>/<name>/seed-<k>``
+    as compare plans them from each entry's ``name`` and ``seeds``; None for a board without them (then every
+    run under ``runs/``; a board of another shape is refused by the report's own checks)."""
     tasks = leaderboard.get("tasks")
     if not isinstance(tasks, dict):
-        return None  # a board of another shape: the report's own checks say so
+        return None
     listed: set[tuple[str, str, str]] = set()
-    for task in tasks.values():
-        entries = task.get("strategies") if isinstance(task, dict) else None
+    for task, table in tasks.items():
+        entries = table.get("strategies") if isinstance(table, dict) else None
         for entry in entries or []:
-            dirs = entry.get("run_dirs") if isinstance(entry, dict) else None
-            if not isinstance(dirs, list):
+            seeds = entry.get("seeds") if isinstance(entry, dict) else None
+            if not isinstance(seeds, list):
                 return None
-            for folder in dirs:
-                parts = Path(str(folder)).parts
-                if len(parts) >= 3:
-                    listed.add((parts[-3], parts[-2], parts[-1]))
+            listed.update((str(task), str(entry.get("name")), f"seed-{seed}") for seed in seeds)
     return listed or None
 
 
