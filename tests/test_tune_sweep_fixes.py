@@ -214,3 +214,24 @@ def test_a_non_finite_bound_in_a_space_file_is_named_as_the_space_files_key_not_
     with pytest.raises(ConfigError) as caught:
         load_space(path)
     assert str(caught.value) == message.format(path=path)
+
+
+def test_a_warning_every_trial_gives_alike_is_said_once_per_tune(tmp_path, capsys):
+    """The trials read the same data and build alike: its warning (targets far from unit scale) came once a
+    trial, besides the base point's (notices.each_once)."""
+    import numpy as np
+
+    rows = ["x,y"] + [f"{i / 29:.3f},{1e6 * (1 + 2 * i / 29) + 3e4 * np.sin(i):.6g}" for i in range(30)]
+    (tmp_path / "big.csv").write_text("\n".join(rows) + "\n")
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({
+        "name": "big", "seed": 0, "data": {"source": "csv", "path": str(tmp_path / "big.csv"), "target": "y"},
+        "model": {"name": "linear"}, "metrics": ["mse"], "output": {"progress": "off"},
+        "strategy": {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01}, "batch_size": "full", "epochs": 1}}))
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"strategy.optimizer.lr": {"low": 0.001, "high": 0.01, "log": True}}))
+    capsys.readouterr()
+    assert main(["tune", str(base), "--space", str(space), "--trials", "3", "--metric", "val_mse",
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "the regression targets are large" in warnings[0], warnings

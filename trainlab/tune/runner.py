@@ -11,7 +11,7 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.config import validate
 from trainlab.errors import ConfigError, TrainingError
-from trainlab.notices import note, warn
+from trainlab.notices import each_once, note, warn
 from trainlab.tune.base_point import base_outside
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
@@ -56,7 +56,8 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
     from trainlab.tune.report import write_report
 
     try:
-        run_workers(settings, space, base_raw)
+        with each_once():  # the trials read the same data: each warning once
+            run_workers(settings, space, base_raw)
     except BaseException:  # stopped by an error or an interrupt: the results so far, never hiding why
         with contextlib.suppress(Exception):  # e.g. the study folder deleted meanwhile
             best = _write_results(settings, space)

@@ -30,6 +30,7 @@ from typing import Any
 
 from trainlab.code_policy import CodePolicy, current_policy, set_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
+from trainlab.notices import each_once_from_now
 from trainlab.tune.space import SearchSpace, load_space
 from trainlab.tune.study import SignalInterrupt, TuneSettings, continue_advice, run_trials
 
@@ -69,6 +70,7 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     which would print a traceback. ``policy``: the tune process's code policy (``--allow-code``, the base
     config's folder as the user's code), which a spawned interpreter does not inherit."""
     _die_with_parent()
+    each_once_from_now()  # as the tune process's own trials: a warning this worker gives once
     if policy is not None:
         set_policy(policy)
     received: list[int] = []  # a SIGTERM, as Ctrl-C outside a run too: the trial it cuts short is recorded
