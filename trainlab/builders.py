@@ -267,10 +267,8 @@ def build(config: Config, quiet: bool = False, time_budget: str | None = None, t
     if time_budget is not None:
         return assemble_within_budget(assemble, config, data, loss, model, notes, quiet,
                                       calibrate=time_budget == "calibrate")
-    if not training:
-        with held_back():
-            return assemble(config, data, loss, model, notes, quiet)
-    return assemble(config, data, loss, model, notes, quiet)
+    with held_back() if not training else contextlib.nullcontext():
+        return assemble(config, data, loss, model, notes, quiet)
 
 
 def limits_for(config: Config, steps_per_epoch: int) -> Limits:

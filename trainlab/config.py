@@ -233,9 +233,8 @@ class Config(Strict):
         return self.model_dump(mode="json", exclude_none=False)
 
     def hash(self) -> str:
-        """SHA-256 (first 16 hex digits) of :meth:`results_dict`."""
-        blob = json.dumps(self.results_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """:func:`json_digest` of :meth:`results_dict`."""
+        return json_digest(self.results_dict())
 
     def results_dict(self) -> dict[str, Any]:
         """The resolved config as JSON data without what does not change a run's results (output paths,
@@ -251,6 +250,11 @@ class Config(Strict):
             if key in payload[section] and payload[section][key] == default:
                 payload[section].pop(key)
         return payload
+
+
+def json_digest(payload: Any) -> str:
+    """SHA-256 (first 16 hex digits) of ``payload`` as JSON with sorted keys: a config's identity in records."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- loading

@@ -9,11 +9,9 @@ run.json as ``run_identity``, of the config as asked for) with the one asked for
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
-from trainlab.config import Config
+from trainlab.config import Config, json_digest
 from trainlab.yaml_files import flow_yaml
 
 _ABSENT = object()
@@ -35,8 +33,8 @@ def run_identity(config: Config) -> dict[str, Any]:
 
 
 def run_identity_hash(config: Config) -> str:
-    """SHA-256 (first 16 hex digits) of :func:`run_identity`."""
-    return hashlib.sha256(json.dumps(run_identity(config), sort_keys=True).encode()).hexdigest()[:16]
+    """:func:`~trainlab.config.json_digest` of :func:`run_identity`."""
+    return json_digest(run_identity(config))
 
 
 def first_difference(old: Any, new: Any, where: str = "") -> str | None:

@@ -106,7 +106,8 @@ def note(message: str) -> None:
 def each_once() -> Iterator[None]:
     """Inside, a warning whose text was given already (in this context, since the outermost ``each_once``)
     is not given again: the runs of one comparison read the same data and would each repeat its lines."""
-    token = _SAID.set(_SAID.get() if _SAID.get() is not None else set())
+    outer = _SAID.get()
+    token = _SAID.set(set() if outer is None else outer)
     try:
         yield
     finally:
