@@ -13,7 +13,7 @@ import torch
 from trainlab.builders import fit_config
 from trainlab.config import validate
 from trainlab.demo import demo_config
-from trainlab.experiment import lr_find_config
+from trainlab.lr_find_run import lr_find_config
 from trainlab.runtime import environment
 
 

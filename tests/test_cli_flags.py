@@ -37,10 +37,10 @@ def test_data_dir_after_the_subcommand_resolves_relative_paths(write_config, tmp
 
 
 def test_lr_find_takes_the_sweep_from_its_flags(write_config, tmp_path, capsys, monkeypatch):
-    import trainlab.experiment
+    import trainlab.lr_find_run
 
     seen = {}
-    real = trainlab.experiment.lr_find_config
+    real = trainlab.lr_find_run.lr_find_config
 
     def spy(config, plot=None, **kwargs):
         seen.update(kwargs)
@@ -48,7 +48,7 @@ def test_lr_find_takes_the_sweep_from_its_flags(write_config, tmp_path, capsys, 
         seen["lrs"] = lrs
         return suggestion, lrs, losses
 
-    monkeypatch.setattr(trainlab.experiment, "lr_find_config", spy)
+    monkeypatch.setattr(trainlab.lr_find_run, "lr_find_config", spy)
     config = write_config(DIGITS_MLP)
     assert main(["lr-find", str(config), "--start-lr", "1e-5", "--end-lr", "1", "--steps", "30"]) == 0
     assert {k: seen[k] for k in ("start_lr", "end_lr", "num_steps")} == {"start_lr": 1e-5, "end_lr": 1.0,

@@ -481,7 +481,7 @@ def test_the_sweeps_lrs_are_the_configured_lr_not_the_first_param_groups():
 
 def test_lr_find_config_builds_the_run_and_plots(tmp_path):
     from trainlab.config import Config
-    from trainlab.experiment import lr_find_config
+    from trainlab.lr_find_run import lr_find_config
 
     config = Config.model_validate({
         "name": "lr-find", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp"},
@@ -556,7 +556,7 @@ def _names_the_first_step_trains(raw: dict) -> set[str]:
 def test_lr_find_sweeps_what_the_runs_first_step_trains(monkeypatch, freezing):
     """freeze + layerwise_lr_decay (no unfreeze_after_epochs) swept all 67 weights of the mlp for an lr
     only its head (27) trains at: the optimizer build leaves that backbone to the UnfreezeSchedule."""
-    import trainlab.experiment
+    import trainlab.lr_find_run
     from trainlab.config import Config
 
     raw = copy.deepcopy(FREEZE_THEN_UNFREEZE)
@@ -569,9 +569,9 @@ def test_lr_find_sweeps_what_the_runs_first_step_trains(monkeypatch, freezing):
         models.append(step.model)
         return [start_lr, end_lr], [1.0, 1.0]
 
-    monkeypatch.setattr(trainlab.experiment, "range_test_step", range_test_step)
-    monkeypatch.setattr(trainlab.experiment, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
-    assert trainlab.experiment.lr_find_config(Config.model_validate(raw))[0] == 0.02
+    monkeypatch.setattr(trainlab.lr_find_run, "range_test_step", range_test_step)
+    monkeypatch.setattr(trainlab.lr_find_run, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
+    assert trainlab.lr_find_run.lr_find_config(Config.model_validate(raw))[0] == 0.02
     first_step = _names_the_first_step_trains(raw)
     assert first_step == {"2.weight", "2.bias"}  # the mlp's last Linear, its head
     assert swept == [first_step]
@@ -607,13 +607,13 @@ def test_lr_auto_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone
 
 
 def test_lr_find_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone(monkeypatch):
-    import trainlab.experiment
+    import trainlab.lr_find_run
     from trainlab.config import Config
 
     seen: list[int] = []
-    monkeypatch.setattr(trainlab.experiment, "range_test_step", _sweep_recorder(seen))
-    monkeypatch.setattr(trainlab.experiment, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
-    assert trainlab.experiment.lr_find_config(Config.model_validate(FREEZE_THEN_UNFREEZE))[0] == 0.02
+    monkeypatch.setattr(trainlab.lr_find_run, "range_test_step", _sweep_recorder(seen))
+    monkeypatch.setattr(trainlab.lr_find_run, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
+    assert trainlab.lr_find_run.lr_find_config(Config.model_validate(FREEZE_THEN_UNFREEZE))[0] == 0.02
     assert seen == [8 * 3 + 3]
 
 
@@ -705,6 +705,7 @@ def test_lr_find_sweeps_in_the_modes_of_the_runs_first_step(tmp_path, monkeypatc
     """The reference: the modules' train/eval modes at the first step of the run ``trainlab train`` makes
     of the same config; ``trainlab lr-find`` must sweep in those (and the BN statistics it froze stay)."""
     import trainlab.experiment
+    import trainlab.lr_find_run
     from trainlab.callbacks.base import Callback
     from trainlab.config import Config
 
@@ -731,7 +732,7 @@ def test_lr_find_sweeps_in_the_modes_of_the_runs_first_step(tmp_path, monkeypatc
     trainlab.experiment.train(config, out=tmp_path / "run", quiet=True, callbacks=[first])
     during: list[dict[str, bool]] = []
     statistics: list[torch.Tensor] = []
-    real = trainlab.experiment.range_test_step
+    real = trainlab.lr_find_run.range_test_step
 
     def spy(step, batches, **options):
         def record(module, inputs, output) -> None:
@@ -741,9 +742,9 @@ def test_lr_find_sweeps_in_the_modes_of_the_runs_first_step(tmp_path, monkeypatc
         next(m for m in step.model.modules() if isinstance(m, nn.BatchNorm1d)).register_forward_hook(record)
         return real(step, batches, **options)
 
-    monkeypatch.setattr(trainlab.experiment, "range_test_step", spy)
+    monkeypatch.setattr(trainlab.lr_find_run, "range_test_step", spy)
     with contextlib.suppress(TrainingError):  # 30 steps of a toy set may show no descent: the modes are the point
-        trainlab.experiment.lr_find_config(config, num_steps=30)
+        trainlab.lr_find_run.lr_find_config(config, num_steps=30)
     assert first.modes is not None and len(during) >= 10
     assert all(seen == first.modes for seen in during)
     frozen = finetune is not None

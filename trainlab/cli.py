@@ -184,7 +184,7 @@ def _cmd_lr_find(args) -> int:
     import math
 
     from trainlab.config import load_config
-    from trainlab.experiment import lr_find_config
+    from trainlab.lr_find_run import lr_find_config
     from trainlab.lr_finder import MIN_SWEEP_STEPS
 
     if not (0 < args.start_lr < args.end_lr and math.isfinite(args.end_lr)):

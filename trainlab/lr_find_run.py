@@ -1,0 +1,52 @@
+"""``trainlab lr-find`` on a config: build the run the config describes and range-test its own step.
+
+The LR range test itself (the sweep, the suggestion) is :mod:`trainlab.lr_finder`; this module runs it on
+a config's whole run (its data, model, loss, optimizer groups and first epoch's freezing) and draws the
+curve (:func:`trainlab.plots.plot_lr_finder`) where asked.
+"""
+
+from __future__ import annotations
+
+from trainlab.builders import build, run_scope
+from trainlab.config import Config
+from trainlab.errors import TrainingError
+from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
+from trainlab.schedule_plan import base_lr
+from trainlab.step_builders import first_epoch_freezing
+
+
+def _plot_lr_finder(lrs: list[float], losses: list[float], suggestion: float | None, path: str, warmup: int) -> None:
+    from trainlab.plots import plot_lr_finder  # matplotlib: only when a plot is asked for
+
+    plot_lr_finder(lrs, losses, suggestion, path, warmup=warmup)
+
+
+def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
+                   num_steps: int = 100) -> tuple[float, list[float], list[float]]:
+    """``trainlab lr-find``: build the run of ``config`` and range-test its own step; (suggestion, lrs, losses).
+
+    With ``plot``, also writes :func:`trainlab.plots.plot_lr_finder` there, also when no LR can be
+    suggested (the TrainingError then names the plot).
+    """
+    optimizer_config = config.strategy.optimizer
+    if optimizer_config.lr == "auto":  # build with a placeholder: the test below is the one that counts
+        config = config.model_copy(update={"strategy": config.strategy.model_copy(
+            update={"optimizer": optimizer_config.model_copy(update={"lr": start_lr})})})
+    with run_scope(config):
+        built = build(config, quiet=True)
+        trainer = built.trainer
+        with first_epoch_freezing(config, built.model):  # what the first step trains: a frozen backbone stays so
+            built.step.parameters_changed()
+            lrs, losses = range_test_step(built.step, trainer.batches.forever(trainer.plan), start_lr=start_lr,
+                                          end_lr=end_lr, num_steps=num_steps, reference_lr=base_lr(config))
+    skip = warmup_steps(num_steps)  # of the planned sweep, also when it stopped early
+    try:
+        suggestion = suggest_lr(lrs, losses, skip_start=skip)
+    except TrainingError as exc:
+        if not plot:
+            raise
+        _plot_lr_finder(lrs, losses, None, plot, skip)  # the curve is what tells why there is no suggestion
+        raise TrainingError(f"{exc} (the curve: {plot})") from None
+    if plot:
+        _plot_lr_finder(lrs, losses, suggestion, plot, skip)
+    return suggestion, lrs, losses
