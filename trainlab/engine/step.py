@@ -35,6 +35,22 @@ from trainlab.optim import requires_closure, set_train_mode
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable; fp32 steps skip building a context each time
+_TORCH_ZERO_GRAD = torch.optim.Optimizer.zero_grad
+
+
+def clear_grads(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.zero_grad(set_to_none=True)``: every parameter's ``.grad`` becomes None.
+
+    For an optimizer that keeps torch's own ``zero_grad``, the same assignments written out: that method
+    adds a profiler scope and a foreach-grouping set-up around them (~10 us a step for an MLP's six
+    tensors on a CPU, against ~1.5 us). An optimizer that overrides ``zero_grad`` gets its own called.
+    """
+    if type(optimizer).zero_grad is not _TORCH_ZERO_GRAD:
+        optimizer.zero_grad(set_to_none=True)
+        return
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
 
 
 class StepOutput(NamedTuple):
@@ -246,7 +262,7 @@ class StandardStep:
             loss = self._plain_loss(self._module(x), y)
             loss.backward()
             self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            clear_grads(self.optimizer)
             return StepOutput({"loss": loss.detach()}, len(y))
         if self._closure:
             return self._closure_step(batches)
@@ -276,7 +292,7 @@ class StandardStep:
         else:
             self.scaler.step(optimizer)  # skips the update when the scaled gradients overflowed
             self.scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        clear_grads(optimizer)
         return StepOutput(totals, samples)
 
     def _shares(self, batches: list[Batch]) -> list[float | torch.Tensor] | None:
