@@ -232,9 +232,31 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
-    assert err.strip().splitlines()[-1].startswith("error: interrupted")
-    # the runs in progress checkpointed on their way out: a rerun resumes them
+    last = err.strip().splitlines()[-1]
+    # the runs in progress checkpointed on their way out: a rerun resumes them, and the line counts them
     assert list(out.glob("runs/*/*/*/checkpoint/step-*")), "no checkpoint written"
+    waiting = [json.loads(p.read_text())["status"] for p in out.glob("runs/*/*/*/run.json")].count("interrupted")
+    assert waiting >= 1 and last.startswith(f"error: interrupted: {waiting} run{'s' if waiting > 1 else ''} "
+                                            "checkpointed; run the same command again"), last
+
+
+def test_the_interrupt_line_counts_the_runs_waiting_at_a_checkpoint(tmp_path: Path):
+    """Read from the run folders (a pool's stopped workers report nothing back): a run not started, or one
+    that finished before the interrupt, is not counted."""
+    from trainlab.compare.runner import RunPlan, interruption
+
+    plans = []
+    for name, status in (("a", "interrupted"), ("b", "finished"), ("c", None), ("d", "interrupted")):
+        folder = tmp_path / name
+        folder.mkdir()
+        if status is not None:
+            (folder / "run.json").write_text(json.dumps({"status": status}))
+        plans.append((RunPlan("t", name, 0, {}, folder), "new"))
+    error = interruption(plans, signal.SIGTERM)
+    assert str(error) == "interrupted: 2 runs checkpointed; run the same command again to finish the comparison"
+    assert error.exit_code == 143
+    assert str(interruption(plans[1:3], signal.SIGINT)).startswith("interrupted: run the same command")
+    assert str(interruption(plans[:1], signal.SIGINT)).startswith("interrupted: 1 run checkpointed;")
 
 
 # --------------------------------------------------------------------------- statistics

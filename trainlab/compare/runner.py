@@ -322,13 +322,21 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
 
                 run_in_pool(todo, jobs, threads, tally, display, finish)
     except KeyboardInterrupt:  # between runs, or in the pool's parent (which stops its workers first)
-        raise Interrupted("interrupted: run the same command again to finish the comparison",
-                          received[-1] if received else signal.SIGINT) from None
+        raise interruption(todo, received[-1] if received else signal.SIGINT) from None
     interrupted = [o for o in outcomes.values() if o["status"] == "interrupted"]
     if interrupted:
-        raise Interrupted(f"interrupted: {len(interrupted)} run(s) checkpointed; run the same command again "
-                          "to finish the comparison", interrupted[0].get("signum", signal.SIGINT))
+        raise interruption(todo, interrupted[0].get("signum", signal.SIGINT))
     return outcomes
+
+
+def interruption(todo: list[tuple[RunPlan, str]], signum: int) -> Interrupted:
+    """The comparison's interrupt line: how many of the runs it had to run now wait at a checkpoint (their
+    run.json says ``interrupted``: the same command resumes them), read from their folders, as the runs
+    that stopped in a pool's workers report nothing back."""
+    waiting = sum((read_record_object(plan.path / "run.json") or {}).get("status") == "interrupted"
+                  for plan, _ in todo)
+    resumes = f"{waiting} run{'s' if waiting != 1 else ''} checkpointed; " if waiting else ""
+    return Interrupted(f"interrupted: {resumes}run the same command again to finish the comparison", signum)
 
 
 def _run_in_process(todo, threads, tally, display, finish) -> None:
