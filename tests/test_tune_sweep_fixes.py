@@ -235,3 +235,20 @@ def test_a_warning_every_trial_gives_alike_is_said_once_per_tune(tmp_path, capsy
                  "--out", str(tmp_path / "out"), "--quiet"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "the regression targets are large" in warnings[0], warnings
+
+
+def test_trials_csv_of_a_study_without_trials_is_its_header():
+    """A study stopped before its first trial leaves a trials.csv with the columns it would have (was 0 bytes)."""
+    from trainlab.tune.results import TRIAL_COLUMNS, trials_csv
+
+    assert trials_csv([], ["strategy.optimizer.lr"]).splitlines() == [",".join([*TRIAL_COLUMNS, "strategy.optimizer.lr"])]
+
+
+def test_trials_csv_rows_follow_the_header(tmp_path):
+    from trainlab.tune.results import TRIAL_COLUMNS, trial_rows, trials_csv
+
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("strategy.optimizer.lr", 0.1, 0.2), n_trials=2)
+    lines = trials_csv(trial_rows(study, ["strategy.optimizer.lr"]), ["strategy.optimizer.lr"]).splitlines()
+    assert lines[0].split(",") == [*TRIAL_COLUMNS, "strategy.optimizer.lr"]
+    assert [line.split(",")[:2] for line in lines[1:]] == [["0", "COMPLETE"], ["1", "COMPLETE"]]

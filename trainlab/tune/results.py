@@ -28,13 +28,14 @@ from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT, ATTR_RUN_D
 from trainlab.yaml_files import flow_yaml
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the finished trials; fewer say nothing
+TRIAL_COLUMNS = ("number", "state", "value", "duration_s", "pruned_at_epoch", "fail_reason", "run_dir")
 
 
 def trial_rows(study: optuna.Study, keys: list[str]) -> list[dict[str, Any]]:
     rows = []
     for trial in study.get_trials(deepcopy=False):
         duration = trial.duration.total_seconds() if trial.duration is not None else None
-        row = {
+        row = {  # TRIAL_COLUMNS, in order
             "number": trial.number,
             "state": trial.state.name,
             "value": trial.value,
@@ -49,11 +50,10 @@ def trial_rows(study: optuna.Study, keys: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def trials_csv(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
+def trials_csv(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    """The rows under a header of TRIAL_COLUMNS and the searched ``keys`` (a study without trials: the header)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[*TRIAL_COLUMNS, *keys], lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
@@ -92,7 +92,7 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
     """Write best.yaml, best.json, trials.csv and importances.json into ``out``; returns best.json's content.
     ``decode`` turns Optuna's stored parameters into config values (a list choice from its JSON text)."""
     rows = trial_rows(study, keys)
-    write_text(out / "trials.csv", trials_csv(rows))
+    write_text(out / "trials.csv", trials_csv(rows, keys))
     found = importances(study, seed)
     write_json(out / "importances.json", found)
     counts = {state.name: sum(r["state"] == state.name for r in rows) for state in TrialState}
