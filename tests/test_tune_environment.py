@@ -204,10 +204,14 @@ def test_a_full_journal_mid_study_stops_it_with_one_line_naming_the_journal_and_
 # --------------------------------------------------------------------------- SIGTERM to the tune process
 
 @pytest.mark.slow
-def test_sigterm_to_the_tune_process_alone_with_jobs_records_the_trials_and_says_so_once(tmp_path):
+@pytest.mark.parametrize("signum, group", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)])
+def test_a_signal_to_the_tune_process_alone_with_jobs_records_the_trials_and_says_so_once(tmp_path, signum, group):
     """`kill PID` of `tune --jobs 2` (SIGTERM to the main process only, as docker stop or a scheduler sends
     it): the process died by the signal's default action (no line, rc -15), its workers with it, and the
-    trials stayed RUNNING. Now: exit 143, one `error:` line, every trial FAIL (interrupted), no worker left."""
+    trials stayed RUNNING. Now: exit 143, one `error:` line, every trial FAIL (interrupted), no worker left.
+    `kill -INT PID` (SIGINT to the main process only): the workers went on with their trials, which the
+    line said were cut short; now it is passed on to them as SIGTERM is: exit 130, the trials interrupted.
+    A terminal's Ctrl-C (SIGINT to the whole group, then passed on: two to each worker) is one stop too."""
     base, space = write(tmp_path, {**BASE, "strategy": {**BASE["strategy"], "epochs": 500}})
     out = tmp_path / "out"
     tune_process = subprocess.Popen(_command(base, space, out, 4, "--jobs", "2", "--pruner", "none"), env=_env(),
@@ -218,20 +222,24 @@ def test_sigterm_to_the_tune_process_alone_with_jobs_records_the_trials_and_says
         time.sleep(0.05)  # until both workers train
     children = Path(f"/proc/{tune_process.pid}/task/{tune_process.pid}/children").read_text().split()
     assert tune_process.poll() is None, tune_process.stderr.read()
-    tune_process.send_signal(signal.SIGTERM)
+    if group:
+        os.killpg(tune_process.pid, signum)
+    else:
+        tune_process.send_signal(signum)
     try:
         _, err = tune_process.communicate(timeout=120)
     finally:
         if tune_process.poll() is None:
             os.killpg(tune_process.pid, signal.SIGKILL)
-    assert tune_process.returncode == 128 + signal.SIGTERM, err
-    assert err.startswith("error: SIGTERM received") and len(err.strip().splitlines()) == 1, err
+    name = signal.Signals(signum).name
+    assert tune_process.returncode == 128 + signum, err
+    assert err.startswith(f"error: {name} received") and len(err.strip().splitlines()) == 1, err
     time.sleep(0.5)
     alive = [pid for pid in children if Path(f"/proc/{pid}").exists()
              and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"]
     assert not alive
     trials = _journal_study(out).trials
     assert len(trials) >= 2 and all(t.state.name == "FAIL" for t in trials), [t.state for t in trials]
-    assert all(t.user_attrs["fail_kind"] == "interrupted" and "SIGTERM" in t.user_attrs["fail_reason"]
+    assert all(t.user_attrs["fail_kind"] == "interrupted" and name in t.user_attrs["fail_reason"]
                for t in trials)
     assert [row["state"] for row in read_trials(out)] == ["FAIL"] * len(trials)

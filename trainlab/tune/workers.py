@@ -6,9 +6,12 @@ number of workers end with the study's total). A worker dies with the tune proce
 with SIGINT blocked and unblock it in their entry point (a Ctrl-C during a fresh interpreter's
 imports would otherwise print a traceback per worker), claim no further trial once the tune
 process was interrupted, and exit with the signal's code alone. SIGTERM is handled as a Ctrl-C, in the
-tune process (which passes it on to the workers: it may have reached the tune process alone) and in each
-worker, so the trials it cuts short are recorded as interrupted (:func:`_sigterm_as_interrupt`). A
-worker stopped by a file it cannot write (exit 5: a full or read-only disk) stops the others' claims.
+tune process and in each worker, so the trials it cuts short are recorded as interrupted
+(:func:`_signals_as_interrupt`). The tune process passes the signal it received (SIGINT or SIGTERM) on
+to each worker: it may have reached the tune process alone (``kill -INT PID``, ``docker stop``). A
+worker takes the first signal as the stop and only records later ones (a terminal's Ctrl-C reaches it
+and then comes passed on: one stop, its trial recorded). A worker stopped by a file it cannot write
+(exit 5: a full or read-only disk) stops the others' claims.
 
 A spawned worker starts by importing the main module, i.e. runs the caller's script again; a
 ``tune(jobs=N)`` call that ``if __name__ == "__main__":`` does not guard runs there too and would start
@@ -28,6 +31,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.code_policy import CodePolicy, current_policy, set_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
 from trainlab.notices import each_once_from_now
@@ -52,7 +56,7 @@ def exit_if_rerunning_the_script(settings: TuneSettings) -> None:
 
 def _die_with_parent() -> None:
     """Linux: the worker gets SIGTERM when the tune process dies, even by SIGKILL (no orphan workers);
-    the trial it runs is recorded as interrupted (:func:`_sigterm_as_interrupt`; a SIGTERM during the
+    the trial it runs is recorded as interrupted (:func:`_signals_as_interrupt`; a SIGTERM during the
     worker's start-up kills it before it claims one)."""
     if sys.platform.startswith("linux"):
         import ctypes
@@ -73,9 +77,12 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     each_once_from_now()  # as the tune process's own trials: a warning this worker gives once
     if policy is not None:
         set_policy(policy)
-    received: list[int] = []  # a SIGTERM, as Ctrl-C outside a run too: the trial it cuts short is recorded
+    # a run's second signal is recorded, not "stop now": the tune process passes on the signal that reached
+    # it, which a terminal's Ctrl-C (the whole process group) or a scheduler's SIGTERM has sent here already
+    SignalStop.escalates = False
+    received: list[int] = []  # SIGINT or SIGTERM outside a run: the trial it cuts short is recorded
     try:
-        with _sigterm_as_interrupt(received):
+        with _signals_as_interrupt(received, (signal.SIGTERM, signal.SIGINT)):
             if hasattr(signal, "pthread_sigmask"):
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             space = load_space(settings.space)
@@ -113,15 +120,15 @@ def _sigint_held(received: list[int]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt(received: list[int]) -> Iterator[None]:
-    """SIGTERM handled as a Ctrl-C, in the tune process and in each worker, instead of killing the process
-    by its default action. The tune process: a SIGTERM to it alone (``kill PID``, ``docker stop``) would
-    kill its workers with it (``PR_SET_PDEATHSIG``), their trials left RUNNING and no line saying what
-    happened. A worker: a SIGTERM outside its run's own handler (claiming a trial, loading its data)
-    would leave the trial RUNNING until the next start. Its number is appended to ``received``; the
-    first raises :class:`SignalInterrupt` (a KeyboardInterrupt naming it), later ones are only recorded,
-    so that the interrupt's clean-up (recording the trial, waiting for the workers) is not cut short.
-    The CLI leaves SIGTERM to ``tune``."""
+def _signals_as_interrupt(received: list[int], signals: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[None]:
+    """``signals`` handled as a Ctrl-C (SIGTERM instead of killing the process by its default action), in
+    the tune process and in each worker. The tune process: a SIGTERM to it alone (``kill PID``, ``docker
+    stop``) would kill its workers with it (``PR_SET_PDEATHSIG``), their trials left RUNNING and no line
+    saying what happened. A worker (SIGINT too): a signal outside its run's own handler (claiming a trial,
+    loading its data) would leave the trial RUNNING until the next start. Its number is appended to
+    ``received``; the first raises :class:`SignalInterrupt` (a KeyboardInterrupt naming it), later ones are
+    only recorded, so that the interrupt's clean-up (recording the trial, waiting for the workers) is not
+    cut short. The CLI leaves SIGTERM to ``tune``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -131,11 +138,12 @@ def _sigterm_as_interrupt(received: list[int]) -> Iterator[None]:
         if len(received) == 1:
             raise SignalInterrupt(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handling in previous.items():
+            signal.signal(sig, handling)
 
 
 def _join(workers: list[Any], stop: Any) -> None:
@@ -156,16 +164,15 @@ def _join(workers: list[Any], stop: Any) -> None:
 
 def _stop_workers(workers: list[Any], stop: Any, signum: int) -> None:
     """After an interrupt of the tune process: no worker claims a further trial (``stop``), and each is
-    waited for. A Ctrl-C in a terminal reaches the workers itself (the whole process group); a SIGTERM
-    may have reached this process alone, so it is passed on to every live worker, whose run then stops
-    at its next step and records its trial as FAIL (interrupted). A worker that had it already takes the
-    second as "stop now": its trial is recorded as interrupted all the same (an interrupted trial is not
-    resumed, so its checkpoint is not needed)."""
+    waited for. The signal (SIGINT or SIGTERM) may have reached this process alone (``kill -INT PID``), so
+    it is passed on to every live worker, whose run then stops at its next step and records its trial as
+    FAIL (interrupted). A worker that had it already (a terminal's Ctrl-C reaches the whole process group)
+    only records the second (:func:`_worker_main`)."""
     stop.set()
     for worker in workers:
-        if signum == signal.SIGTERM and worker.pid is not None and worker.exitcode is None:
+        if worker.pid is not None and worker.exitcode is None:
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
-                os.kill(worker.pid, signal.SIGTERM)
+                os.kill(worker.pid, signum)
     for worker in workers:
         if worker.pid is not None:
             worker.join()
@@ -184,7 +191,7 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
     workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy()),
                                name=f"tune-worker-{i}") for i in range(settings.jobs)]
     received: list[int] = []  # the signals that reached this process (a Ctrl-C's KeyboardInterrupt aside)
-    with _sigterm_as_interrupt(received):
+    with _signals_as_interrupt(received):
         try:
             with _sigint_held(received):
                 for worker in workers:
