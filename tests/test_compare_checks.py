@@ -427,3 +427,49 @@ def test_null_validation_values_are_left_out_of_convergence_and_the_board_says_s
     buffer = StringIO()
     print_leaderboard(board, Console(file=buffer, width=200))
     assert "note: empty: val_roc_auc has no finite value" in buffer.getvalue()
+
+
+def test_a_ctrl_c_after_every_run_finished_still_writes_the_leaderboard_and_report(tmp_path: Path, capfd,
+                                                                                 monkeypatch):
+    """The runs are on disk when the signal comes: it was `error: interrupted` (exit 130) with the report
+    missing; now it is said once and the comparison's results are written, exit 0."""
+    from trainlab.compare import command
+
+    building = command.build_leaderboard
+
+    def interrupted_build(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, before the leaderboard is built
+        return building(*args, **kwargs)
+
+    monkeypatch.setattr(command, "build_leaderboard", interrupted_build)
+    code, out = _compare(tmp_path, BASE, {"strategies": {"a": None}})
+    err = capfd.readouterr().err  # said with os.write on descriptor 2 (safe in a signal handler)
+    assert code == 0, err
+    assert "warning: SIGINT received while finishing; the comparison is complete" in err
+    assert (out / "leaderboard.json").is_file() and (out / "report.html").is_file()
+
+
+def test_a_set_that_every_strategy_replaces_is_refused(tmp_path: Path, capsys):
+    """Each strategy set `strategy.optimizer`, so `--set strategy.optimizer.lr=abc` reached no run: it was
+    dropped without a word (even its bad value), and the runs it was meant to change were 'already done'."""
+    strategies = {"strategies": {"sgd": {"strategy.optimizer": {"name": "sgd", "lr": 0.1}},
+                                 "adam": {"strategy.optimizer.lr": 0.02}}}
+    code, out = _compare(tmp_path, BASE, strategies, "--set", "strategy.optimizer.lr=abc")
+    line = _one_error_line(capsys)
+    assert code == 2 and line == (
+        "error: --set strategy.optimizer.lr=abc changes no run: every strategy sets its own value over it: "
+        "adam (strategy.optimizer.lr), sgd (strategy.optimizer); set it in the strategies file, or drop it "
+        "from those strategies")  # the file's order (safe_dump sorts the names)
+    assert not out.exists()
+
+
+def test_a_set_that_some_strategies_replace_is_said_and_reaches_the_others(tmp_path: Path, capsys):
+    strategies = {"strategies": {"base": None, "sgd": {"strategy.optimizer": {"name": "sgd", "lr": 0.1}}}}
+    code, out = _compare(tmp_path, BASE, strategies, "--set", "strategy.optimizer.lr=0.05")
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "warning: --set strategy.optimizer.lr=0.05 does not reach the runs of sgd (strategy.optimizer): each " \
+           "sets its own value over it" in err
+    stored = {p.parts[-3]: yaml.safe_load((p.parent / "config.yaml").read_text())["strategy"]["optimizer"]["lr"]
+              for p in out.glob("runs/*/*/*/run.json")}
+    assert stored == {"base": 0.05, "sgd": 0.1}

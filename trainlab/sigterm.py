@@ -10,7 +10,8 @@ back after. Outside the main thread, where Python cannot handle signals, nothing
 
 :func:`command_signals` is the CLI's: once the command's result is on disk (:func:`result_written`,
 which a run calls as soon as its run.json says ``finished`` when that run is the command's result:
-``train``, ``resume``; or the CLI once the command returned), SIGINT and SIGTERM no longer stop
+``train``, ``resume``; a comparison once every run has finished, before its leaderboard and report
+(:func:`runs_complete`); or the CLI once the command returned), SIGINT and SIGTERM no longer stop
 anything: each is recorded, the first is reported as ``warning: <SIGNAL> received while finishing;
 <what> is complete`` and the process exits as the command decided (0). With ``outlive`` (the
 ``trainlab`` process itself) that deferral stays installed after the block, through the interpreter's
@@ -144,3 +145,12 @@ def result_written(pending: int | None = None, what: str = "the run") -> bool:
         guard.report(pending)
     return True
 
+
+
+def runs_complete(what: str) -> None:
+    """A command's runs are all on disk and only the results drawn from them are left to write (a
+    comparison's leaderboard and report): tell the CLI's :func:`command_signals`, whatever its command,
+    so that a signal from now on is reported (``<what> is complete``) and the writing goes on, as after a
+    run's :func:`result_written`. Nothing outside the CLI (tune's refit, Python callers)."""
+    if _active:
+        _active[-1].result_written(what)

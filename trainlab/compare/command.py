@@ -39,6 +39,7 @@ from trainlab.notices import each_once, warn
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
+from trainlab.sigterm import runs_complete
 from trainlab.user_code import user_module_file
 
 DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
@@ -113,6 +114,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
                               read_metric=read_metric)
                 with nullcontext() if policy is None else using_policy(policy):
                     run_plans(group, jobs, tally, live=live, quiet=quiet)
+            runs_complete("the comparison")  # a Ctrl-C now would leave the leaderboard without its report
             board = build_leaderboard(plans, metric, direction, parsed_target)
             write_leaderboard(board, out)
             if not quiet:
@@ -378,6 +380,7 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     names = task_names(paths)
     bases = dict(zip(names, (apply_overrides(read_yaml(p), list(overrides)) for p in paths), strict=True))
     strategies = load_strategies(strategies_path)
+    check_overrides_reach_runs(overrides, strategies)
     folder = Path(out) if out else default_out(strategies_path)
     board = compare(bases, strategies, folder, folders={name: Path(p).parent for name, p in zip(names, paths, strict=True)},
                     **options)
@@ -385,6 +388,27 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     if error:
         raise TrainingError(error)
     return board
+
+
+def check_overrides_reach_runs(overrides: Sequence[str], strategies: Sequence[NamedStrategy]) -> None:
+    """``--set`` changes the bases, and each strategy then sets its keys over them: a strategy key equal to
+    an override's, or a section holding it (``strategy.optimizer`` over ``strategy.optimizer.lr``), replaces
+    the override in that strategy's runs. One replaced in every strategy changes no run (its value was
+    not even checked): a ConfigError naming it; one replaced in some strategies: a warning naming them."""
+    for text in overrides:
+        key = text.lstrip("~").partition("=")[0].strip()
+        parts = key.split(".")
+        replacing = {strategy.name: dotted for strategy in strategies for dotted in strategy.overrides
+                     if parts[:len(str(dotted).split("."))] == str(dotted).split(".")}
+        if not replacing:
+            continue
+        names = list(replacing)
+        where = ", ".join(f"{name} ({replacing[name]})" for name in names[:3]) + (
+            f" and {len(names) - 3} more" if len(names) > 3 else "")
+        if len(replacing) == len(strategies):
+            raise ConfigError(f"--set {text} changes no run: every strategy sets its own value over it: {where}; "
+                              "set it in the strategies file, or drop it from those strategies")
+        warn(f"--set {text} does not reach the runs of {where}: each sets its own value over it")
 
 
 # compare's keyword options that compare_files passes on (the others it makes from its files)
