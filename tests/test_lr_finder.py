@@ -497,6 +497,23 @@ def test_lr_find_config_builds_the_run_and_plots(tmp_path):
     assert (tmp_path / "none.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_lr_find_of_a_config_with_weight_averaging_sweeps_as_lr_auto_does():
+    """lr-find ran its sweep through the run's averaged step: lookahead pulled the weights back every few
+    steps and the curve suggested 8.3 (or showed no descent) where lr: auto, which sweeps without averaging,
+    found 0.24. Now the same sweep with and without weight averaging."""
+    from trainlab.config import Config
+    from trainlab.lr_find_run import lr_find_config
+
+    raw = {"name": "lr-find", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp"},
+           "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                        "batch_size": 16, "epochs": 1},
+           "runtime": {"device": "cpu"}}
+    plain = lr_find_config(Config.model_validate(raw), num_steps=40)
+    averaged = {**raw, "strategy": {**raw["strategy"], "weight_averaging": {"kind": "lookahead", "decay": 0.999,
+                                                                          "every_n_steps": 1}}}
+    assert lr_find_config(Config.model_validate(averaged), num_steps=40) == plain
+
+
 def test_a_fall_within_the_noise_is_no_descent_and_a_real_one_above_the_same_noise_is():
     """Batch losses of sd 0.03 around a flat 0.69 (labels unrelated to the inputs): the smoothed minimum's
     wiggle was taken for descent (a 'suggested' 1.6e-6); the same noise over a real fall gives an lr."""

@@ -394,6 +394,31 @@ def test_a_shorthand_names_the_kind():
         .strategy.weight_averaging.kind == "lookahead"
 
 
+def test_lookahead_defaults_are_the_papers_not_emas():
+    """`weight_averaging: lookahead` took EMA's decay 0.999 every step: each step pulled the weights back to
+    0.1% of the way from their start, and a digits run ended at 6% test accuracy. Lookahead's alpha 0.5
+    every k = 5 steps now, where not given; EMA keeps its defaults."""
+    def averaging(value):
+        return validate({**_config(), "strategy": {**_config()["strategy"], "weight_averaging": value}}) \
+            .strategy.weight_averaging
+
+    lookahead = averaging("lookahead")
+    assert lookahead.every_n_steps == 5 and lookahead.decay == pytest.approx(0.8706, abs=1e-4)
+    assert 1 - lookahead.decay ** lookahead.every_n_steps == pytest.approx(0.5, abs=1e-12)  # alpha
+    assert (averaging({"kind": "lookahead", "decay": 0.95}).decay, averaging({"kind": "lookahead", "decay": 0.95})
+            .every_n_steps) == (0.95, 5)
+    assert averaging({"kind": "lookahead", "every_n_steps": 1}).every_n_steps == 1
+    ema = averaging("ema")
+    assert (ema.every_n_steps, ema.decay) == (1, 0.999)
+
+
+def test_a_lookahead_that_holds_training_back_says_so(capsys):
+    fit_config(validate(_config(kind="lookahead", decay=0.999, every_n_steps=1)))  # 36 steps of digits
+    _warning_line = [line for line in capsys.readouterr().err.splitlines() if "starting weights" in line]
+    assert len(_warning_line) == 1 and "each update pulls training back towards where averaging began: the " \
+        "model hardly trains; lower the decay" in _warning_line[0]
+
+
 def test_schedule_free_optimizers_are_refused():
     config = _config()
     config["strategy"]["optimizer"] = {"name": "schedule_free_adamw", "lr": 0.01}

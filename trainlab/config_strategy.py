@@ -148,12 +148,15 @@ class DivergenceConfig(Strict):
         return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
 
 
+LOOKAHEAD_EVERY, LOOKAHEAD_DECAY = 5, 0.5 ** (1 / 5)  # Zhang et al. 2019: k = 5, alpha = 1 - decay ** k = 0.5
+
+
 class WeightAveragingConfig(Strict):
     """Averaged weights for evaluation and the saved model (formulas: trainlab/engine/weight_averaging.py)."""
 
     kind: Literal["ema", "lookahead"]  # ema: a shadow copy; lookahead: training restarts from the average
-    decay: Float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps
-    every_n_steps: Int = Field(1, ge=1)  # optimizer steps between averaging updates (airbench: 5)
+    decay: Float = Field(0.999, gt=0.0, lt=1.0)  # per optimizer step; an update uses decay ** every_n_steps (lookahead: 0.5 ** (1/5))
+    every_n_steps: Int = Field(1, ge=1)  # optimizer steps between averaging updates (lookahead: 5; airbench: 5)
     start_epochs: Float = Field(0.0, ge=0.0, le=INT_LIMIT)  # averaging begins after this many epochs (airbench: 3)
     decay_power: Float = Field(0.0, ge=0.0)  # airbench: decay x (step / total steps) ** power (3); 0: constant
     warmup: bool = False  # cap the k-th update's decay at (1 + k) / (10 + k) (TensorFlow's EMA num_updates)
@@ -161,7 +164,12 @@ class WeightAveragingConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _kind_only(cls, value: Any) -> Any:
-        return {"kind": value} if isinstance(value, str) else value  # `weight_averaging: ema`
+        value = {"kind": value} if isinstance(value, str) else value  # `weight_averaging: ema`
+        if isinstance(value, dict) and value.get("kind") == "lookahead":
+            # training restarts from the average at each update: EMA's 0.999 every step would hold it at its
+            # start; Lookahead's paper values (alpha 0.5, k 5) unless given
+            value = {"every_n_steps": LOOKAHEAD_EVERY, "decay": LOOKAHEAD_DECAY, **value}
+        return value
 
 
 class Lora(Strict):

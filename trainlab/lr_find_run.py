@@ -1,14 +1,15 @@
 """``trainlab lr-find`` on a config: build the run the config describes and range-test its own step.
 
 The LR range test itself (the sweep, the suggestion) is :mod:`trainlab.lr_finder`; this module runs it on
-a config's whole run (its data, model, loss, optimizer groups and first epoch's freezing) and draws the
-curve (:func:`trainlab.plots.plot_lr_finder`) where asked.
+a config's whole run (its data, model, loss, optimizer groups and first epoch's freezing; not its weight
+averaging, as ``lr: auto`` runs it) and draws the curve (:func:`trainlab.plots.plot_lr_finder`) where asked.
 """
 
 from __future__ import annotations
 
 from trainlab.builders import build, run_scope
 from trainlab.config import Config
+from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import TrainingError
 from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
 from trainlab.schedule_plan import base_lr
@@ -35,9 +36,12 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
     with run_scope(config):
         built = build(config, quiet=True)
         trainer = built.trainer
+        # weight averaging left out, as lr: auto leaves it (step_builders.resolve_auto_lr): lookahead pulls the
+        # weights back to their average every few steps, which flattens the curve into no descent or a false one
+        step = built.step.inner if isinstance(built.step, AveragedStep) else built.step
         with first_epoch_freezing(config, built.model):  # what the first step trains: a frozen backbone stays so
-            built.step.parameters_changed()
-            lrs, losses = range_test_step(built.step, trainer.batches.forever(trainer.plan), start_lr=start_lr,
+            step.parameters_changed()
+            lrs, losses = range_test_step(step, trainer.batches.forever(trainer.plan), start_lr=start_lr,
                                           end_lr=end_lr, num_steps=num_steps, reference_lr=base_lr(config))
     skip = warmup_steps(num_steps)  # of the planned sweep, also when it stopped early
     try:
