@@ -321,18 +321,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     from trainlab.code_policy import command_code_policy
 
-    received: list[int] = []  # SIGINT, and SIGTERM handled as Ctrl-C (tune's workers keep their own handling of it)
+    received: list[int] = []  # SIGINT, and SIGTERM handled as Ctrl-C (tune's --jobs workers handle their own)
     try:
-        with (contextlib.nullcontext() if args.command == "tune"
-              else command_signals(received, outlive=argv is None,
-                                   run_is_result=args.command in ("train", "resume"))) as signals:
+        with command_signals(received, outlive=argv is None, run_is_result=args.command in ("train", "resume"),
+                             command=args.command) as signals:
             if args.command not in ("plot", "report") and import_holding_signals("torch", received):
                 raise KeyboardInterrupt
             configs = getattr(args, "configs", None) or getattr(args, "config", None)  # compare's bases, or one
             with command_code_policy(args.allow_code, configs, getattr(args, "run_dir", None)):
                 code = COMMANDS[args.command](args)
-                if signals is not None:  # its output is written: a signal from now on no longer interrupts it
-                    signals.result_written("the run" if args.command in ("train", "resume") else "the command")
+                # its output is written: a signal from now on no longer interrupts it
+                signals.result_written("the run" if args.command in ("train", "resume") else "the command")
             return code
     except TrainlabError as exc:
         _say(f"error: {exc}", args.debug)

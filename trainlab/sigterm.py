@@ -29,11 +29,20 @@ from contextlib import contextmanager
 from typing import Any
 
 
+class SignalInterrupt(KeyboardInterrupt):
+    """The KeyboardInterrupt raised for a signal handled as Ctrl-C, naming it (``signum``): whoever records
+    what it cut short (a tune trial) can say which signal it was."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 @contextmanager
 def sigterm_as_ctrl_c(received: list[int]) -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         received.append(signum)
-        raise KeyboardInterrupt
+        raise SignalInterrupt(signum)
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
@@ -49,16 +58,18 @@ def sigterm_as_ctrl_c(received: list[int]) -> Iterator[None]:
 class CommandSignals:
     """The handler :func:`command_signals` installs for SIGINT (unless ignored) and SIGTERM.
 
-    Before :meth:`result_written`: append the number to ``received`` and raise KeyboardInterrupt.
-    After: append it and report the first one (:meth:`report`); nothing is raised.
+    Before :meth:`result_written`: append the number to ``received`` and raise :class:`SignalInterrupt`.
+    After: append it and report the first one (:meth:`report`); nothing is raised. ``command``: the CLI
+    command it guards (:func:`runs_complete` completes only its own).
     """
 
     # precomputed: the handler may run during the interpreter's teardown, when module globals are gone
     _names = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
-    def __init__(self, received: list[int], run_is_result: bool = False):
+    def __init__(self, received: list[int], run_is_result: bool = False, command: str | None = None):
         self.received = received
         self.run_is_result = run_is_result  # train, resume: a finished run is the result (not one of compare's)
+        self.command = command
         self.complete = False
         self.reported = False
         self.what = "the run"
@@ -67,7 +78,7 @@ class CommandSignals:
     def handler(self, signum: int, frame: Any) -> None:
         self.received.append(signum)
         if not self.complete:
-            raise KeyboardInterrupt
+            raise SignalInterrupt(signum)
         self.report(signum)
 
     def result_written(self, what: str = "the run") -> None:
@@ -97,14 +108,14 @@ _active: list[CommandSignals] = []  # the CLI's handler while its command runs (
 
 
 @contextmanager
-def command_signals(received: list[int], outlive: bool = False,
-                    run_is_result: bool = False) -> Iterator[CommandSignals]:
+def command_signals(received: list[int], outlive: bool = False, run_is_result: bool = False,
+                    command: str | None = None) -> Iterator[CommandSignals]:
     """SIGTERM (and SIGINT, unless ignored: nohup, ``cmd &``) as Ctrl-C until the result is written,
     deferred after (the module docstring). ``run_is_result``: a run's :func:`result_written` completes
-    the command (train, resume; not a comparison's runs, after which more follow). ``outlive``: leave the
-    handlers installed on exit, for a process that ends with the block; otherwise the previous handlers
-    come back."""
-    guard = CommandSignals(received, run_is_result)
+    the command (train, resume; not a comparison's runs, after which more follow). ``command``: the CLI
+    command's name, for :func:`runs_complete`. ``outlive``: leave the handlers installed on exit, for a
+    process that ends with the block; otherwise the previous handlers come back."""
+    guard = CommandSignals(received, run_is_result, command)
     sigs = [signal.SIGTERM]
     if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):  # None: set outside Python (embedding)
         sigs.append(signal.SIGINT)
@@ -147,10 +158,11 @@ def result_written(pending: int | None = None, what: str = "the run") -> bool:
 
 
 
-def runs_complete(what: str) -> None:
-    """A command's runs are all on disk and only the results drawn from them are left to write (a
-    comparison's leaderboard and report): tell the CLI's :func:`command_signals`, whatever its command,
-    so that a signal from now on is reported (``<what> is complete``) and the writing goes on, as after a
-    run's :func:`result_written`. Nothing outside the CLI (tune's refit, Python callers)."""
-    if _active:
+def runs_complete(what: str, command: str) -> None:
+    """The runs of ``command`` are all on disk and only the results drawn from them are left to write (a
+    comparison's leaderboard and report): tell the CLI's :func:`command_signals` when it guards that
+    command, so that a signal from now on is reported (``<what> is complete``) and the writing goes on,
+    as after a run's :func:`result_written`. Nothing for another command (tune's refit runs a comparison
+    inside ``tune``) or outside the CLI (Python callers)."""
+    if _active and _active[-1].command == command:
         _active[-1].result_written(what)

@@ -114,7 +114,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
                               read_metric=read_metric)
                 with nullcontext() if policy is None else using_policy(policy):
                     run_plans(group, jobs, tally, live=live, quiet=quiet)
-            runs_complete("the comparison")  # a Ctrl-C now would leave the leaderboard without its report
+            runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
             board = build_leaderboard(plans, metric, direction, parsed_target)
             write_leaderboard(board, out)
             if not quiet:

@@ -12,6 +12,7 @@ from trainlab.atomic import write_json
 from trainlab.config import validate
 from trainlab.errors import ConfigError, TrainingError
 from trainlab.notices import each_once, note, warn
+from trainlab.sigterm import runs_complete
 from trainlab.tune.base_point import base_outside
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
@@ -69,6 +70,7 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
 
         best["refit"] = refit(settings, best)
         write_json(settings.out / "best.json", best)
+    runs_complete("the study", "tune")  # only the report is left: a Ctrl-C now is said, and it is written
     write_report(study_for(settings), settings, best)
     if "trial" not in best:
         counts = ", ".join(f"{n} {state.lower()}" for state, n in best["counts"].items() if n) or "no trials"

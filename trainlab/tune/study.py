@@ -46,7 +46,7 @@ from trainlab.records import check_validation_key, validation_keys
 from trainlab.registry import did_you_mean
 from trainlab.tune.base_point import base_values
 from trainlab.tune.claims import RERUN_NOTE, abandon, claim_trial, release_claim
-from trainlab.tune.identity import check_made_with, claim_folder, made_with
+from trainlab.tune.identity import check_made_with, claim_folder, made_with, refuse_another_metric
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
     ATTR_FAIL_REASON,
@@ -169,6 +169,7 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> 
             if attempt == 9 or not is_duplicate(exc):
                 raise
             time.sleep(0.1 * (attempt + 1))
+    refuse_another_metric(study, settings)  # the metric decides the direction unless --direction is given
     if study.direction.name.lower() != settings.direction:
         raise ConfigError(f"study '{settings.name}' exists and is to {study.direction.name.lower()}; "
                           f"--direction {settings.direction} needs another --study name or --out")
@@ -218,15 +219,6 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-
-
-class SignalInterrupt(KeyboardInterrupt):
-    """The KeyboardInterrupt a tune process raises for a signal it handles as Ctrl-C (a ``--jobs`` worker's
-    SIGTERM), naming it: the trial it cuts short is recorded with the signal's name."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
 
 
 def continue_advice(settings: TuneSettings) -> str:

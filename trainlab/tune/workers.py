@@ -35,8 +35,9 @@ from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.code_policy import CodePolicy, current_policy, set_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
 from trainlab.notices import each_once_from_now
+from trainlab.sigterm import SignalInterrupt
 from trainlab.tune.space import SearchSpace, load_space
-from trainlab.tune.study import SignalInterrupt, TuneSettings, continue_advice, run_trials
+from trainlab.tune.study import TuneSettings, continue_advice, run_trials
 
 RERAN_SCRIPT_EXIT = 87  # a worker's exit code: importing the main script called tune(jobs=N) again
 GUARD_ADVICE = ("guard the call with if __name__ == '__main__': (tune --jobs starts worker processes that "
