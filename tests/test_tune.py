@@ -459,7 +459,9 @@ def test_a_study_refuses_another_space_base_config_or_metric_and_keeps_its_resul
                  "another search space (strategy.optimizer.lr.high: was 0.5, now 0.1)"),
                 ([command[0], str(other_base), *command[2:]], "another base config (strategy.epochs: was 2, now 3)"),
                 ([*command, "--metric", "val_loss", "--direction", "maximize"],
-                 "tunes val_accuracy, not --metric val_loss")]
+                 "tunes val_accuracy, not --metric val_loss"),
+                # val_loss's own direction (minimize) was refused first, as if --direction had been given
+                ([*command, "--metric", "val_loss"], "tunes val_accuracy, not --metric val_loss")]
     for args, expected in refusals:
         assert main(args) == 2
         err = capsys.readouterr().err

@@ -35,11 +35,24 @@ def made_with(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, An
     return {"metric": settings.metric, "space": space.to_dict(), "base": outcome_dict(validate(copy.deepcopy(base_raw)))}
 
 
+def _new_study(settings: TuneSettings) -> str:
+    return "another --out" if settings.storage is None else "another --study name (and --out)"
+
+
+def refuse_another_metric(study: optuna.Study, settings: TuneSettings) -> None:
+    """A ConfigError when the study's record names another metric than ``--metric`` (checked before its
+    direction, which the metric decides unless ``--direction`` is given)."""
+    recorded = (study.user_attrs.get(ATTR_MADE_WITH) or {}).get("metric")
+    if recorded is not None and recorded != settings.metric:
+        raise ConfigError(f"study '{settings.name}' tunes {recorded}, not --metric {settings.metric}; "
+                          f"rerun with --metric {recorded}, or start a new study with {_new_study(settings)}")
+
+
 def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSpace, made: dict[str, Any]) -> None:
     """Refuse to continue a study with another metric, space or base config (its trials would mix two
     searches). A study without the record takes this one: a new study, or one made before the record
     was kept, whose trials must then lie in the space."""
-    new_study = "another --out" if settings.storage is None else "another --study name (and --out)"
+    new_study = _new_study(settings)
     recorded = study.user_attrs.get(ATTR_MADE_WITH)
     if recorded is None:
         by_key = {p.key: p for p in space.params}
@@ -52,9 +65,7 @@ def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSp
                                       f"with {new_study}")
         study.set_user_attr(ATTR_MADE_WITH, made)
         return
-    if recorded["metric"] != made["metric"]:
-        raise ConfigError(f"study '{settings.name}' tunes {recorded['metric']}, not --metric {made['metric']}; "
-                          f"rerun with --metric {recorded['metric']}, or start a new study with {new_study}")
+    refuse_another_metric(study, settings)
     for part, what in (("space", "search space"), ("base", "base config")):
         found = first_difference(recorded[part], made[part])
         if found:
