@@ -604,7 +604,7 @@ def test_allow_code_reaches_the_jobs_workers(tmp_path):
     """A spawned worker starts with the default code policy: --allow-code (and the base config's folder as
     the user's code) must be handed to it, or every trial of a config naming installed code is refused."""
     base_config = {**BASE, "strategy": {**BASE["strategy"], "epochs": 1,
-                                        "optimizer": {"name": "torch.optim:SGD", "lr": 0.05}}}
+                                        "optimizer": {"name": "torch.optim:SGD", "lr": 0.05}}, "runtime": {}}
     base, space = write(tmp_path, base=base_config, space={"strategy.optimizer.lr": {"low": 0.01, "high": 0.1}})
     out = tmp_path / "out"
     command = _command(base, space, out, 2, "--jobs", "2")
@@ -612,6 +612,12 @@ def test_allow_code_reaches_the_jobs_workers(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert [r["state"] for r in read_trials(out)] == ["COMPLETE", "COMPLETE"]
+    # each worker trains with the cores shared out, as compare's workers (it took torch's default, all of
+    # them: 6x slower trials on 2 cores); the base config sets no runtime.num_threads
+    from trainlab.runtime import cores, threads_per_worker
+
+    threads = {json.loads(p.read_text())["environment"]["threads"] for p in out.glob("trials/*/summary.json")}
+    assert threads == {threads_per_worker(2)} and (cores() < 2 or threads == {cores() // 2})
 
 
 @pytest.mark.slow

@@ -155,6 +155,20 @@ def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @cache
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(jobs: int) -> int:
+    """torch threads for each of ``jobs`` worker processes on this machine: the cores shared out, at least 1
+    (every worker at torch's default of all cores oversubscribes them: 6x slower trials on 2 cores)."""
+    return max(1, cores() // jobs)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as handle:

@@ -29,7 +29,6 @@ The parent shows a live rich display on a TTY and plain lines otherwise.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -50,6 +49,7 @@ from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
 from trainlab.notices import warn
 from trainlab.records import finished_summary_damage, read_record_object
+from trainlab.runtime import threads_per_worker
 from trainlab.sigterm import sigterm_as_ctrl_c
 
 ERROR_FILE = "compare-error.json"  # written into a run folder whose run raised (not diverged)
@@ -248,13 +248,6 @@ def _identity_or_none(raw: dict[str, Any]) -> dict[str, str | None]:
 
 # --------------------------------------------------------------------------- the comparison
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def refuse_damaged(notes: list[str]) -> None:
     """DataError (exit 3) naming the first damaged run folder (:func:`run_action`'s notes) and how many more
     there are; nothing when there is none. Before any run: nothing is trained or written while a folder is
@@ -298,7 +291,7 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
             todo.append((plan, action))
     if tally.done:
         display.note(f"{tally.done} of {tally.total} runs already done in their folders: skipped")
-    threads = max(1, cores() // jobs)
+    threads = threads_per_worker(jobs)
     if not todo:
         return outcomes
 

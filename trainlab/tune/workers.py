@@ -35,6 +35,7 @@ from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.code_policy import CodePolicy, current_policy, set_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
 from trainlab.notices import each_once_from_now
+from trainlab.runtime import threads_per_worker
 from trainlab.sigterm import SignalInterrupt
 from trainlab.tune.space import SearchSpace, load_space
 from trainlab.tune.study import TuneSettings, continue_advice, run_trials
@@ -75,6 +76,10 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     which would print a traceback. ``policy``: the tune process's code policy (``--allow-code``, the base
     config's folder as the user's code), which a spawned interpreter does not inherit."""
     _die_with_parent()
+    import torch
+
+    # the cores shared out, as compare's workers (a trial's runtime.num_threads still decides its own run)
+    torch.set_num_threads(threads_per_worker(settings.jobs))
     each_once_from_now()  # as the tune process's own trials: a warning this worker gives once
     if policy is not None:
         set_policy(policy)
