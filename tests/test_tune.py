@@ -681,6 +681,29 @@ def test_postgres_two_workers_share_one_study(tmp_path):
     assert not math.isnan(loaded.best_value)
 
 
+def test_refit_says_missing_compare_only_for_compare_itself(monkeypatch):
+    """Any ImportError was reported as "this installation lacks trainlab.compare", hiding its cause (a
+    module failing to import mid-edit, a missing dependency of compare)."""
+    import builtins
+
+    from trainlab.tune import refit
+
+    real_import = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name == "trainlab.compare":
+            raise ModuleNotFoundError("No module named 'scipy'", name="scipy")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", failing)
+    with pytest.raises(ModuleNotFoundError, match="scipy"):
+        refit.check_available()
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    monkeypatch.setitem(sys.modules, "trainlab.compare", None)  # the package without it
+    with pytest.raises(ConfigError, match="--refit-seeds needs trainlab.compare"):
+        refit.check_available()
+
+
 def test_refit_seeds_compares_tuned_with_base_or_is_refused_before_any_trial(tmp_path, monkeypatch):
     try:
         import trainlab.compare  # noqa: F401
@@ -814,6 +837,8 @@ def test_best_params_hold_config_values_so_a_list_choice_is_a_list(tmp_path):
     assert best["params"]["model.hidden"] in ([8], [4, 4])
     saved = json.loads((tmp_path / "out" / "best.json").read_text())
     assert saved["params"]["model.hidden"] == best["params"]["model.hidden"]
+    header = (tmp_path / "out" / "best.yaml").read_text().splitlines()[1]  # was '"[4, 4]"', Optuna's stored text
+    assert header == f"# params: {json.dumps({'model.hidden': best['params']['model.hidden']})}"
 
 
 def test_a_journal_cut_off_by_a_crash_is_repaired_and_the_study_reads_on(tmp_path):

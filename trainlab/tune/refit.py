@@ -18,11 +18,19 @@ from trainlab.errors import ConfigError
 from trainlab.tune.study import TuneSettings
 
 
+def _compare_missing(exc: ModuleNotFoundError) -> bool:
+    """The module not found is trainlab.compare's own (a package without it), not one it imports: any other
+    import failure is raised as it is, its cause named (was said to be a missing trainlab.compare)."""
+    return (exc.name or "").startswith("trainlab.compare")
+
+
 def check_available() -> None:
     """Before any trial: ``--refit-seeds`` without trainlab.compare is a usage error."""
     try:
         import trainlab.compare  # noqa: F401
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if not _compare_missing(exc):
+            raise
         raise ConfigError("--refit-seeds needs trainlab.compare ('trainlab compare'), which this installation "
                           "lacks; rerun without --refit-seeds") from None
 
@@ -37,7 +45,9 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
         from trainlab.compare import compare
         from trainlab.compare.leaderboard import to_csv
         from trainlab.compare.strategies import NamedStrategy
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if not _compare_missing(exc):
+            raise
         raise ConfigError("--refit-seeds needs trainlab.compare ('trainlab compare'), which this installation "
                           "lacks; the tune results are written; rerun without --refit-seeds") from None
     out = settings.out / "refit"
