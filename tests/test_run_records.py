@@ -59,3 +59,15 @@ def test_the_recorded_task_fills_only_a_task_left_to_inference(tmp_path):
     assert with_recorded_task(config, tmp_path).data.task == "binary"
     given = validate({**config.to_dict(), "data": {"source": "iris", "task": "multiclass"}})
     assert with_recorded_task(given, tmp_path).data.task == "multiclass"  # a task the config gives stays
+
+
+def test_a_damaged_summary_names_its_json_error_once(tmp_path):
+    """json's own message for a control character ends in "at": the line read "... at at line 1"."""
+    from trainlab.records import finished_summary_damage
+
+    path = tmp_path / "summary.json"
+    path.write_text('{"status": "fini\x01shed"}')
+    assert finished_summary_damage(path) == ("is not valid JSON (Invalid control character at line 1 column 17: "
+                                             "cut off or damaged)")
+    path.write_text('{"status": ')
+    assert finished_summary_damage(path) == "is not valid JSON (Expecting value at line 1 column 12: cut off or damaged)"

@@ -280,7 +280,8 @@ def finished_summary_damage(path: str | os.PathLike[str]) -> str | None:
     except FileNotFoundError:
         return "is missing"
     except json.JSONDecodeError as exc:
-        return f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}: cut off or damaged)"
+        what = exc.msg.removesuffix(" at")  # json's "Invalid control character at" says its own "at"
+        return f"is not valid JSON ({what} at line {exc.lineno} column {exc.colno}: cut off or damaged)"
     except (OSError, ValueError) as exc:  # a link, a FIFO, over the size limit, unreadable
         return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
     except RecursionError:
