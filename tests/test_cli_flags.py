@@ -173,3 +173,11 @@ def test_a_data_dir_that_is_missing_or_a_file_is_named_where_a_data_path_is_look
         assert main(["--data-dir", str(path), "schedule", str(digits_config), "--plot", str(tmp_path / "p.png")]) == 0
         monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
     assert "TRAINLAB_DATA_DIR" not in os.environ
+
+
+def test_a_run_without_a_test_split_says_so_under_its_heading(write_config, tmp_path, capsys):
+    config = write_config(DIGITS_MLP, data={"source": "digits", "test_fraction": 0.0}, strategy__epochs=1)
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "test: (no rows in this split)" in out and "test:" not in out
+    assert out[out.index("val:") + 1].startswith("  loss")

@@ -34,7 +34,11 @@ MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a swe
 
 
 def _print_metrics(title: str, metrics: dict, class_names: list[str] | None = None) -> None:
-    """One metric a line; a ``*_per_class`` list is shown against the class names when the run has them."""
+    """One metric a line; a ``*_per_class`` list is shown against the class names when the run has them.
+    An empty split (``test_fraction: 0``) says so instead of an empty heading."""
+    if not metrics:
+        print(f"{title} (no rows in this split)")
+        return
     print(title)
     for key, value in metrics.items():
         if isinstance(value, float):
