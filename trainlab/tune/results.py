@@ -78,12 +78,13 @@ def importances(study: optuna.Study, seed: int) -> dict[str, Any]:
     return {"importances": {key: float(share) for key, share in found.items()}}
 
 
-def best_config_yaml(trial: FrozenTrial, study_name: str, metric: str) -> str:
-    """The best trial's resolved config, renamed ``<base>-tuned``, with a header saying where it came from."""
+def best_config_yaml(trial: FrozenTrial, study_name: str, metric: str, params: dict[str, Any]) -> str:
+    """The best trial's resolved config, renamed ``<base>-tuned``, with a header saying where it came from
+    (``params``: its parameters as config values, a list choice as the list)."""
     raw = read_yaml(Path(trial.user_attrs[ATTR_RUN_DIR]) / "config.yaml")
     raw["name"] = str(raw.get("name", "run")).rsplit(f"-trial{trial.number}", 1)[0] + "-tuned"
     header = (f"# best trial {trial.number} of study '{study_name}': {metric} = {trial.value:.6g}\n"
-              f"# params: {json.dumps(trial.params)}\n")
+              f"# params: {json.dumps(params)}\n")
     return header + dump_yaml(validate(raw))
 
 
@@ -104,7 +105,7 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
         summary = read_record_object(run_dir / "summary.json") or {}  # damaged: best.json without its figures
         best.update(trial=trial.number, value=trial.value, params=decode(trial.params), run_dir=str(run_dir),
                     val=summary.get("val"), test=summary.get("test"))
-        write_text(out / "best.yaml", best_config_yaml(trial, study.study_name, metric))
+        write_text(out / "best.yaml", best_config_yaml(trial, study.study_name, metric, best["params"]))
     write_json(out / "best.json", best)
     return best
 
