@@ -347,3 +347,18 @@ def test_r2_of_fewer_than_two_rows_is_nan_as_sklearn():
     assert np.isnan(reference) and np.isnan(one["r2"]) and one["mse"] == pytest.approx(2.5)
     two = metrics.compute(["r2"], torch.tensor([1.0, 2.0]), torch.tensor([0.0, 3.0]), None, task="regression")
     assert two["r2"] == pytest.approx(sk.r2_score([0.0, 3.0], [1.0, 2.0]))
+
+
+def test_a_top_k_accuracy_over_every_class_is_warned_about(write_config, tmp_path, capsys):
+    """top_7_accuracy on 5 classes was accepted without a word, and is 1 whatever the model."""
+    assert metrics.top_k_warning(["accuracy", "top_5_accuracy"], "multiclass", 5) == (
+        "metric 'top_5_accuracy' covers all 5 classes: it is 1 whatever the model; use k below 5 (e.g. "
+        "top_2_accuracy)")
+    assert metrics.top_k_warning(["top_4_accuracy"], "multiclass", 5) is None
+    assert metrics.top_k_warning(["top_2_accuracy"], "multiclass", 2) is not None
+    from tests.conftest import DIGITS_MLP
+    from trainlab.cli import main
+
+    config = write_config(DIGITS_MLP, metrics=["accuracy", "top_10_accuracy"], strategy__epochs=1)
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 0
+    assert "warning: metric 'top_10_accuracy' covers all 10 classes" in capsys.readouterr().err

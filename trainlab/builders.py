@@ -45,7 +45,7 @@ from trainlab.group_horizons import check_something_trains, group_horizons
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
-from trainlab.metrics import default_metrics, is_scalar, validate_metrics
+from trainlab.metrics import default_metrics, is_scalar, top_k_warning, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.notices import held_back, note, warn
 from trainlab.plan_warnings import (
@@ -322,6 +322,9 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     batch_size = batch_size_for(config, len(data.train), quiet)
     check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes, batch_rows=batch_size)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
+    message = top_k_warning(metric_names, data.task, data.num_classes)
+    if message and not quiet:
+        warn(message)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
     warn_if_nothing_validated(config.strategy.eval_every_n_steps, data)
 

@@ -478,6 +478,19 @@ def validate_metrics(names: list[str], task: str, loss: Any = None) -> list[str]
     return checked
 
 
+def top_k_warning(names: list[str], task: str, num_classes: int | None) -> str | None:
+    """The warning for a ``top_<k>_accuracy`` with k >= the K classes: every label is among the top k, so
+    it is 1 whatever the model (scikit-learn's ``top_k_accuracy_score`` warns the same); None otherwise."""
+    if task != "multiclass" or not num_classes:
+        return None
+    for name in names:
+        match = TOP_K.fullmatch(name)
+        if match and int(match.group(1)) >= num_classes:
+            return (f"metric '{name}' covers all {num_classes} classes: it is 1 whatever the model; use k "
+                    f"below {num_classes} (e.g. top_{max(1, num_classes // 2)}_accuracy)")
+    return None
+
+
 def _task_from_call(target: torch.Tensor, num_classes: int | None) -> str:
     """The task of a call without ``task`` (the old signature): no classes -> regression,
     2-D targets with classes -> multilabel, 2 classes -> binary, else multiclass."""
