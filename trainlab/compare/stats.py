@@ -132,7 +132,7 @@ class TestResult:
     larger than y by the test's own measure (the mean difference for the t tests, the signed-rank
     sum for Wilcoxon), -1 when smaller, 0 when neither (then p = 1)."""
 
-    test: str  # "paired-t" | "wilcoxon" | "welch"
+    test: str  # "paired-t" | "wilcoxon" | "welch", or the exact test that stood in: "sign" | "mann-whitney"
     p: float
     sign: int = 0
 
@@ -214,7 +214,7 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
         p, signed = signed_rank_test(nonzero)
         return TestResult(name, p, _sign(signed))
     if np.ptp(difference) <= tie:  # the same non-zero number on every seed: t = infinity, p -> 0
-        return TestResult(name, floor, _sign(float(difference[0])))
+        return TestResult("sign", floor, _sign(float(difference[0])))  # named as the test whose p it is
     return TestResult(name, float(stats.ttest_1samp(difference, 0.0).pvalue), _sign(float(difference.mean())))
 
 
@@ -234,7 +234,7 @@ def welch_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     if np.ptp(a) <= tie and np.ptp(b) <= tie:
         if abs(difference) <= tie:
             return TestResult("welch", 1.0, 0)
-        return TestResult("welch", rank_sum_floor(a.size, b.size), _sign(difference))
+        return TestResult("mann-whitney", rank_sum_floor(a.size, b.size), _sign(difference))
     return TestResult("welch", float(stats.ttest_ind(a, b, equal_var=False).pvalue), _sign(difference))
 
 
