@@ -181,3 +181,15 @@ def test_a_run_without_a_test_split_says_so_under_its_heading(write_config, tmp_
     out = capsys.readouterr().out.splitlines()
     assert "test: (no rows in this split)" in out and "test:" not in out
     assert out[out.index("val:") + 1].startswith("  loss")
+
+
+def test_resume_into_a_run_of_another_config_names_the_first_change(write_config, tmp_path, capsys):
+    """It gave two config hashes only."""
+    config = write_config(DIGITS_MLP, strategy__epochs=1)
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["train", str(config), "--out", str(out), "--resume", "--set", "strategy.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"error: --resume: {out} holds a run of another config (strategy.epochs: was 1, now 2); use another --out"), err

@@ -9,9 +9,12 @@ run.json as ``run_identity``, of the config as asked for) with the one asked for
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from trainlab.config import Config, json_digest
+from trainlab.config import Config, json_digest, load_config
+from trainlab.data.paths import resolve_data_paths
+from trainlab.errors import ConfigError, DataError
 from trainlab.yaml_files import flow_yaml
 
 _ABSENT = object()
@@ -49,3 +52,17 @@ def first_difference(old: Any, new: Any, where: str = "") -> str | None:
         return None
     shown = ["absent" if value is _ABSENT else flow_yaml(value) for value in (old, new)]
     return f"{where}: was {shown[0]}, now {shown[1]}"
+
+
+def change_from_stored(folder: Path, config: Config) -> str | None:
+    """The first key where the run in ``folder`` (its stored config.yaml) and ``config`` differ in what
+    decides the outcome, the data paths resolved on both sides, for a "config changed" line; None where it
+    cannot tell (the stored config unreadable, or differing only in what ``lr: auto`` / ``loss: auto``
+    resolved to)."""
+    try:
+        stored = run_identity(load_config(Path(folder) / "config.yaml", follow_links=False))
+    except (ConfigError, DataError, OSError):
+        return None
+    asked = run_identity(config)
+    asked["data"] = {**asked["data"], **resolve_data_paths(config.data.model_dump(mode="json"))}
+    return first_difference(stored, asked)

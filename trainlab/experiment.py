@@ -33,7 +33,7 @@ from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.code_policy import allow_local_modules, run_code_policy, trusted_code_folders, trusting_own_run
 from trainlab.config import Config, as_config, dump_yaml, load_config
 from trainlab.config_fields import path_argument
-from trainlab.config_identity import RUN_IDENTITY, run_identity_hash
+from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
 from trainlab.data.fingerprint import data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
@@ -426,8 +426,9 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
     try:
         stored = load_config(path / "config.yaml", follow_links=False)
         if config is not None and config.hash() not in (stored.hash(), run.info().get("config_hash")):
-            raise ConfigError(f"--resume: {path} holds a run of another config (config hash "
-                              f"{run.info().get('config_hash')} != {config.hash()}); use another --out, "
+            change = (change_from_stored(path, config)
+                      or f"config hash {run.info().get('config_hash')} != {config.hash()}")
+            raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
                               f"or 'trainlab resume {path}' to continue the stored one")
         if run.info().get("status") == "finished":
             raise RunDirError(f"run {path} already finished; start a new run, or evaluate it with "

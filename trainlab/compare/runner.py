@@ -41,12 +41,12 @@ from trainlab.atomic import write_json
 from trainlab.code_policy import trusting_own_run
 from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
-from trainlab.config import Config, load_config, validate
+from trainlab.config import Config, validate
 from trainlab.config_fields import short_repr
-from trainlab.config_identity import RUN_IDENTITY, first_difference, run_identity, run_identity_hash
+from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import resolve_data_paths
-from trainlab.errors import ConfigError, DataError, Interrupted, RunDirError, TrainingError
+from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError
 from trainlab.notices import warn
 from trainlab.records import finished_summary_damage, read_record_object
 from trainlab.runtime import threads_per_worker
@@ -143,7 +143,7 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     if damage and recorded is None:  # nothing left says which config the finished run trained
         return "damaged", _damaged_summary(plan, summary_path, damage)
     if recorded != wanted and info.get(RUN_IDENTITY) != run_identity_hash(config):
-        change = _config_change(plan.path, config) or f"hash {recorded} -> {wanted}"
+        change = change_from_stored(plan.path, config) or f"hash {recorded} -> {wanted}"
         return "changed", f"config changed ({change}): running {plan.label} again"
     if info.get("data_fingerprint", data) != data:  # runs recorded before fingerprints: by config alone
         return "changed", f"data files changed since {plan.label} ran: running it again"
@@ -158,19 +158,6 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
                            f"running, interrupted, finished, diverged); {_RESTORE} {plan.path} to train that "
                            "run again")
     return "partial", f"resuming {plan.label} (status {status})"
-
-
-def _config_change(folder: Path, config: Config) -> str | None:
-    """The first key where the run's stored config.yaml and ``config`` differ in what decides the outcome,
-    the data paths resolved on both sides, for the "config changed" line; None where it cannot tell (the
-    stored config unreadable, or differing only in what ``lr: auto`` / ``loss: auto`` resolved to)."""
-    try:
-        stored = run_identity(load_config(folder / "config.yaml", follow_links=False))
-    except (ConfigError, DataError, OSError):
-        return None
-    asked = run_identity(config)
-    asked["data"] = {**asked["data"], **resolve_data_paths(config.data.model_dump(mode="json"))}
-    return first_difference(stored, asked)
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
