@@ -473,3 +473,15 @@ def test_a_set_that_some_strategies_replace_is_said_and_reaches_the_others(tmp_p
     stored = {p.parts[-3]: yaml.safe_load((p.parent / "config.yaml").read_text())["strategy"]["optimizer"]["lr"]
               for p in out.glob("runs/*/*/*/run.json")}
     assert stored == {"base": 0.05, "sgd": 0.1}
+
+
+def test_a_set_refused_for_one_of_several_bases_names_that_base(tmp_path: Path, capsys):
+    first, second = tmp_path / "iris.yaml", tmp_path / "plain.yaml"
+    first.write_text(yaml.safe_dump({**BASE, "strategy": {**BASE["strategy"], "regularization": {"l2": 0.001}}}))
+    second.write_text(yaml.safe_dump(BASE))
+    strategies = tmp_path / "s.yaml"
+    strategies.write_text("strategies:\n  a:\n")
+    code = main(["compare", str(first), str(second), "--strategies", str(strategies), "--seeds", "1",
+                 "--out", str(tmp_path / "out"), "--set", "~strategy.regularization"])
+    line = _one_error_line(capsys)
+    assert code == 2 and line.startswith(f"error: {second}: --set ~strategy.regularization"), line

@@ -378,7 +378,7 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
         if key in SET_BY_COMPARE:
             raise ConfigError(f"--set {text}: compare sets '{key}' for every run: {SET_BY_COMPARE[key]}")
     names = task_names(paths)
-    bases = dict(zip(names, (apply_overrides(read_yaml(p), list(overrides)) for p in paths), strict=True))
+    bases = dict(zip(names, (_overridden(p, overrides, several=len(paths) > 1) for p in paths), strict=True))
     strategies = load_strategies(strategies_path)
     check_overrides_reach_runs(overrides, strategies)
     folder = Path(out) if out else default_out(strategies_path)
@@ -388,6 +388,17 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     if error:
         raise TrainingError(error)
     return board
+
+
+def _overridden(path: Path, overrides: Sequence[str], several: bool) -> dict[str, Any]:
+    """The base config at ``path`` with ``--set`` applied; with several bases, a refused override names the
+    file it was refused for."""
+    try:
+        return apply_overrides(read_yaml(path), list(overrides))
+    except ConfigError as exc:
+        if not several:
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def check_overrides_reach_runs(overrides: Sequence[str], strategies: Sequence[NamedStrategy]) -> None:
