@@ -323,7 +323,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes, batch_rows=batch_size)
     metric_names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
     message = top_k_warning(metric_names, data.task, data.num_classes)
-    if message and not quiet:
+    if message:  # also under quiet (compare's and tune's runs): each_once says it once there
         warn(message)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
     warn_if_nothing_validated(config.strategy.eval_every_n_steps, data)

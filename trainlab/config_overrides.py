@@ -17,6 +17,11 @@ from trainlab.registry import did_you_mean
 from trainlab.yaml_files import RefusedYAMLError, check_tree, flow_yaml, yaml_load
 
 
+def override_key(text: str) -> str:
+    """The dotted key a ``--set`` names: ``KEY`` of ``KEY=VALUE``, or of ``~KEY`` (a deletion)."""
+    return (text[1:] if text.startswith("~") else text.partition("=")[0]).strip()
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b.c=value`` -> (["a", "b", "c"], YAML-parsed value)."""
     key, sep, value = text.partition("=")

@@ -154,7 +154,6 @@ def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.pin_memory().to(device, non_blocking=True)
 
 
-@cache
 def cores() -> int:
     """The CPU cores this process may run on (its affinity, where the OS tells it)."""
     try:
@@ -169,6 +168,7 @@ def threads_per_worker(jobs: int) -> int:
     return max(1, cores() // jobs)
 
 
+@cache
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as handle:

@@ -32,7 +32,7 @@ from trainlab.compare.strategies import (
 )
 from trainlab.config import Config, read_yaml
 from trainlab.config_fields import path_argument, short_repr
-from trainlab.config_overrides import apply_overrides
+from trainlab.config_overrides import apply_overrides, override_key
 from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.notices import each_once, warn
@@ -374,7 +374,7 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
         raise ConfigError(f"compare_files got an unknown option '{unknown[0]}'"
                           f"{did_you_mean(unknown[0], list(COMPARE_OPTIONS))} (options: {', '.join(COMPARE_OPTIONS)})")
     for text in overrides:
-        key = text.partition("=")[0].strip()
+        key = override_key(text)
         if key in SET_BY_COMPARE:
             raise ConfigError(f"--set {text}: compare sets '{key}' for every run: {SET_BY_COMPARE[key]}")
     names = task_names(paths)
@@ -407,8 +407,7 @@ def check_overrides_reach_runs(overrides: Sequence[str], strategies: Sequence[Na
     the override in that strategy's runs. One replaced in every strategy changes no run (its value was
     not even checked): a ConfigError naming it; one replaced in some strategies: a warning naming them."""
     for text in overrides:
-        key = text.lstrip("~").partition("=")[0].strip()
-        parts = key.split(".")
+        parts = override_key(text).split(".")
         replacing = {strategy.name: dotted for strategy in strategies for dotted in strategy.overrides
                      if parts[:len(str(dotted).split("."))] == str(dotted).split(".")}
         if not replacing:

@@ -49,9 +49,10 @@ def refuse_another_metric(study: optuna.Study, settings: TuneSettings) -> None:
 
 
 def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSpace, made: dict[str, Any]) -> None:
-    """Refuse to continue a study with another metric, space or base config (its trials would mix two
-    searches). A study without the record takes this one: a new study, or one made before the record
-    was kept, whose trials must then lie in the space."""
+    """Refuse to continue a study with another space or base config (its trials would mix two searches;
+    another metric is refused when the study is opened, :func:`refuse_another_metric`). A study without
+    the record takes this one: a new study, or one made before the record was kept, whose trials must
+    then lie in the space."""
     new_study = _new_study(settings)
     recorded = study.user_attrs.get(ATTR_MADE_WITH)
     if recorded is None:
@@ -65,7 +66,6 @@ def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSp
                                       f"with {new_study}")
         study.set_user_attr(ATTR_MADE_WITH, made)
         return
-    refuse_another_metric(study, settings)
     for part, what in (("space", "search space"), ("base", "base config")):
         found = first_difference(recorded[part], made[part])
         if found:

@@ -35,16 +35,11 @@ def trial_rows(study: optuna.Study, keys: list[str]) -> list[dict[str, Any]]:
     rows = []
     for trial in study.get_trials(deepcopy=False):
         duration = trial.duration.total_seconds() if trial.duration is not None else None
-        row = {  # TRIAL_COLUMNS, in order
-            "number": trial.number,
-            "state": trial.state.name,
-            "value": trial.value,
-            "duration_s": None if duration is None else round(duration, 3),
+        row = dict(zip(TRIAL_COLUMNS, (
+            trial.number, trial.state.name, trial.value, None if duration is None else round(duration, 3),
             # the pruner's decision is stored when made: a trial whose worker died after it is no pruned trial
-            "pruned_at_epoch": trial.user_attrs.get(ATTR_PRUNED_AT) if trial.state.name == "PRUNED" else None,
-            "fail_reason": trial.user_attrs.get(ATTR_FAIL_REASON),
-            "run_dir": trial.user_attrs.get(ATTR_RUN_DIR),
-        }
+            trial.user_attrs.get(ATTR_PRUNED_AT) if trial.state.name == "PRUNED" else None,
+            trial.user_attrs.get(ATTR_FAIL_REASON), trial.user_attrs.get(ATTR_RUN_DIR)), strict=True))
         row.update({key: trial.params.get(key) for key in keys})
         rows.append(row)
     return rows

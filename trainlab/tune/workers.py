@@ -134,7 +134,7 @@ def _signals_as_interrupt(received: list[int], signals: tuple[int, ...] = (signa
     loading its data) would leave the trial RUNNING until the next start. Its number is appended to
     ``received``; the first raises :class:`SignalInterrupt` (a KeyboardInterrupt naming it), later ones are
     only recorded, so that the interrupt's clean-up (recording the trial, waiting for the workers) is not
-    cut short. The CLI leaves SIGTERM to ``tune``."""
+    cut short. The CLI's own handling (:func:`trainlab.sigterm.command_signals`) comes back after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
