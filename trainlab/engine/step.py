@@ -319,7 +319,7 @@ class StandardStep:
         first: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
-            self.optimizer.zero_grad(set_to_none=True)
+            clear_grads(self.optimizer)
             terms = self.objective(self._forward(x), y, self.model)
             terms.total.backward()
             if self._clipping:
@@ -329,7 +329,7 @@ class StandardStep:
             return terms.total
 
         self.optimizer.step(closure)
-        self.optimizer.zero_grad(set_to_none=True)
+        clear_grads(self.optimizer)
         return StepOutput(first, len(y))
 
     def _clip(self) -> None:
