@@ -363,3 +363,19 @@ def test_set_extends_a_one_word_section_with_the_key_it_stands_for():
     raw = {**LINREG, "strategy": {**LINREG["strategy"], "weight_averaging": "ema"}}
     config = validate(apply_overrides(raw, ["strategy.weight_averaging.decay=0.9"]))
     assert config.strategy.weight_averaging.kind == "ema" and config.strategy.weight_averaging.decay == 0.9
+
+
+def test_a_set_section_read_as_a_mapping_gets_no_quoting_tip(tmp_path):
+    """--set 'strategy.finetune.lora={rank: 0}' was told to quote the mapping into a string, which a section
+    can never be: the error is in what the mapping holds."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, BASE), ["strategy.finetune.lora={rank: 0}"])
+    message = str(caught.value)
+    assert message.startswith("config key 'strategy.finetune.lora.rank': ") and "quote" not in message
+
+
+def test_a_word_for_the_lr_names_auto(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, BASE), ["strategy.optimizer.lr=autoo"])
+    assert str(caught.value) == ("config key 'strategy.optimizer.lr': must be a number (e.g. 0.5 or 1e-3) or 'auto' "
+                                 "(an LR range test picks it); got 'autoo'; did you mean 'auto'?")

@@ -60,6 +60,8 @@ def override_reading(where: str, overrides: Sequence[str], wants_number: bool = 
                    f"with --set '~{key}'"
         if parsed is not None and not isinstance(parsed, dict | list | bool):
             return ""
+        if isinstance(parsed, dict) and where != key:  # a section, read as one: the error is in what it holds
+            return ""
         kinds = {dict: "a mapping", list: "a list", bool: "the boolean"}
         kind = next((name for type_, name in kinds.items() if isinstance(parsed, type_)), "null")
         shown = "" if parsed is None else " " + flow_yaml(parsed)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainlab.config_fields import FLOAT32_MAX, INT_LIMIT, Float, Int, Named, Strict, name_only, short_repr
+from trainlab.registry import did_you_mean
 
 MAX_LR = FLOAT32_MAX  # torch's fused and foreach steps hold the lr in float32
 
@@ -66,6 +67,16 @@ class OptimizerConfig(Named):
     lr: Float | Literal["auto"] | None = None
     # per-parameter-group routing (docs/param_groups.md); left out of dumps when unset (config hashes)
     groups: list[OptimizerGroupConfig] | None = Field(None, exclude_if=lambda value: value is None)
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _number_or_auto(cls, value: Any) -> Any:
+        """A word that is not ``auto`` is refused as one, with ``auto`` named (the union said "must be a number")."""
+        word = value.strip().lower().lstrip("+-") if isinstance(value, str) else None
+        if word is not None and word not in ("auto", "inf", "infinity", "nan") and not any(c.isdigit() for c in word):
+            raise ValueError(f"must be a number (e.g. 0.5 or 1e-3) or 'auto' (an LR range test picks it); got "
+                             f"{short_repr(value)}{did_you_mean(value.strip().lower(), ['auto'])}")
+        return value
 
     @field_validator("lr")
     @classmethod
