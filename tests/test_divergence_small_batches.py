@@ -320,3 +320,21 @@ def test_the_open_group_is_saved_with_the_guards_state():
         resumed.on_before_save(view)
     assert str(after.value) == str(reference.value)
     assert view.state.events[-1] == reference_view.state.events[-1]
+
+
+def test_the_small_step_advice_names_a_loss_that_fits_the_task():
+    """A diverged classification run was told to try strategy.loss: huber, a regression loss."""
+    from trainlab.builders import outlier_loss
+    from trainlab.callbacks.divergence_guard import DivergenceGuard
+    from trainlab.losses import build_loss
+
+    assert outlier_loss("regression", build_loss("mse")) == "a robust loss (strategy.loss: huber)"
+    assert outlier_loss("multiclass", build_loss("cross_entropy")) == \
+        "label smoothing (strategy.loss.label_smoothing: 0.1)"
+    assert outlier_loss("binary", build_loss("bce")) is None
+    spike = "loss spike (> 3 = median + 50 x spread of recent losses)"
+    for remedy, expected in (("label smoothing (strategy.loss.label_smoothing: 0.1)",
+                              "try label smoothing (strategy.loss.label_smoothing: 0.1), a larger strategy.batch_size"),
+                             (None, "try a larger strategy.batch_size")):
+        guard = DivergenceGuard("stop", 50.0, 50, 0.5, 3, rows_per_step=4, outlier_loss=remedy)
+        assert expected in guard._advice(spike) and "huber" not in guard._advice(spike)

@@ -202,10 +202,22 @@ def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
     return batch_size
 
 
+def outlier_loss(task: str, loss: Any) -> str | None:
+    """The loss setting that weighs an outlying row less, for the divergence guard's advice: huber for a
+    regression, label smoothing for cross-entropy (a mislabelled row's pull capped); None otherwise."""
+    if task == "regression":
+        return "a robust loss (strategy.loss: huber)"
+    if getattr(loss, "name", None) == "cross_entropy":
+        return "label smoothing (strategy.loss.label_smoothing: 0.1)"
+    return None
+
+
 def build_callbacks(config: Config, schedule: Any, available: list[str], plan: BatchPlan,
-                    horizons: tuple[GroupHorizon, ...] = (), device: torch.device | None = None) -> list[Callback]:
+                    horizons: tuple[GroupHorizon, ...] = (), device: torch.device | None = None,
+                    outlier_loss: str | None = None) -> list[Callback]:
     """The strategy's callbacks: LR schedule (with the groups' horizons), fine-tuning freeze, divergence
-    guard, early stopping, step records (their sums on ``device``, the losses' device; None: the CPU)."""
+    guard (``outlier_loss``: :func:`outlier_loss`, for its advice), early stopping, step records (their
+    sums on ``device``, the losses' device; None: the CPU)."""
     strategy = config.strategy
     callbacks: list[Callback] = [LRAdapter(schedule, horizons=horizons)]
     if config.output.log_every_n_steps:
@@ -222,7 +234,8 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
         # the rows of a full step: steps of fewer than 32 rows are judged by the median of consecutive ones
         callbacks.append(DivergenceGuard(divergence.policy, divergence.spike_factor, divergence.window,
                                          divergence.lr_factor, divergence.max_rollbacks,
-                                         rows_per_step=min(plan.batch_size * plan.accum, plan.n)))
+                                         rows_per_step=min(plan.batch_size * plan.accum, plan.n),
+                                         outlier_loss=outlier_loss))
     stopping = strategy.early_stopping
     if stopping:
         callbacks.append(EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta,
@@ -376,7 +389,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     evaluator, validator = build_evaluators(config, data, step, loss, metric_names)
     validation = Validation(lambda: validator.evaluate(data.val), config.strategy.eval_every_n_steps)
     trainer = Trainer(step, batches, plan, limits,
-                      [*budget_callbacks, *build_callbacks(config, schedule, available, plan, horizons, device)], validation)
+                      [*budget_callbacks, *build_callbacks(config, schedule, available, plan, horizons, device,
+                                                           outlier_loss=outlier_loss(data.task, loss))], validation)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes, warning)
 

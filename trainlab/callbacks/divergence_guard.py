@@ -143,11 +143,12 @@ class DivergenceGuard(Callback):
     name = "divergence"
 
     def __init__(self, policy: str, spike_factor: float, window: int, lr_factor: float, max_rollbacks: int,
-                 check_every: int = 10, rows_per_step: int | None = None):
+                 check_every: int = 10, rows_per_step: int | None = None, outlier_loss: str | None = None):
         if policy not in ("stop", "rollback"):
             raise ValueError(f"policy must be 'stop' or 'rollback'; got {policy!r}")
         self.policy, self.spike_factor, self.window = policy, spike_factor, window
         self.lr_factor, self.max_rollbacks, self.check_every = lr_factor, max_rollbacks, check_every
+        self.outlier_loss = outlier_loss  # advice for small steps: the loss setting that weighs outliers less
         self.recent: deque[float] = deque(maxlen=window)
         self.reference: float | None = None
         self._threshold: float | None = None
@@ -480,6 +481,7 @@ class DivergenceGuard(Callback):
         if self.rows_per_step is None or self.rows_per_step >= ROWS_JUDGED or not problem.startswith("loss spike"):
             return ""
         rows = f"{self.rows_per_step} row{'s' if self.rows_per_step > 1 else ''}"
+        loss = f"{self.outlier_loss}, " if self.outlier_loss else ""
         return (f"; with {rows} a step, a few outlier rows (outlying targets, mislabelled rows) weigh much in "
-                "the judged loss: if the data has such rows, try a robust loss (strategy.loss: huber), a larger "
-                "strategy.batch_size or a higher strategy.divergence.spike_factor")
+                f"the judged loss: if the data has such rows, try {loss}a larger strategy.batch_size or a higher "
+                "strategy.divergence.spike_factor")
