@@ -860,3 +860,13 @@ def test_text_word_vocabulary_defaults_to_20000_words(tmp_path):
     write(tmp_path / "train.tsv", "\n".join(lines) + "\n")
     raw = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_length=3)
     assert raw.extras["vocab_size"] == 20000  # <pad>, <unk> and the 19,998 most frequent of 20,005 words
+
+
+def test_a_tokenizer_package_that_is_not_installed_is_the_tokenizers_setting():
+    """It was said for `model 'hf_pretrained'`, whatever the model was (a transformer_encoder here)."""
+    from trainlab.data.tokenizers import _hf_tokenizer
+
+    with pytest.raises(ConfigError) as caught:
+        _hf_tokenizer("nonexistent_pkg", 32)
+    assert str(caught.value) == ("data.tokenizer_path: package 'nonexistent_pkg' is not installed (pip install "
+                                 "nonexistent-pkg) (a folder holding tokenizer.json, or an installed model package)")

