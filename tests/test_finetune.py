@@ -375,8 +375,10 @@ def test_lora_default_targets_on_text_transformer():
 
 @pytest.mark.skipif(not HAS_PEFT, reason="peft is not installed")
 def test_lora_unknown_target_is_a_config_error():
-    with pytest.raises(ConfigError, match="matched no supported layer"):
+    """Its list showed the first 12 module names (containers, never the layers' own names)."""
+    with pytest.raises(ConfigError, match="matched no supported layer") as caught:
         apply_lora(_text(), rank=2, target_modules=["no_such_layer"])
+    assert str(caught.value).endswith("the backbone's Linear/Conv layers end in: linear1, linear2")
 
 
 def test_lora_without_peft(monkeypatch):

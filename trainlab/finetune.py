@@ -394,9 +394,10 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: fl
     try:
         wrapped = peft.get_peft_model(model, config)
     except ValueError as exc:
-        names = [name for name, _ in model.named_modules() if name]
+        # what target_modules can name: the last part of an adaptable layer's name (peft matches name endings)
+        names = sorted({name.rsplit(".", 1)[-1] for name in default_lora_targets(model)})
         raise ConfigError(f"lora.target_modules={targets} matched no supported layer ({exc}); "
-                          f"module names include: {', '.join(names[:12])}") from exc
+                          f"the backbone's Linear/Conv layers end in: {', '.join(names[:20])}") from exc
     for parameter in head_params:  # peft freezes everything that is not an adapter; the new head must train
         parameter.requires_grad_(True)
     return wrapped
