@@ -379,3 +379,13 @@ def test_a_word_for_the_lr_names_auto(tmp_path):
         load_config(_write(tmp_path, BASE), ["strategy.optimizer.lr=autoo"])
     assert str(caught.value) == ("config key 'strategy.optimizer.lr': must be a number (e.g. 0.5 or 1e-3) or 'auto' "
                                  "(an LR range test picks it); got 'autoo'; did you mean 'auto'?")
+
+
+def test_a_set_inside_a_value_that_is_no_section_shows_the_value_and_the_whole_form(tmp_path):
+    """`strategy.tta: true` then --set strategy.tta.translate=-1 said only "'tta' is not a section"."""
+    raw = yaml.safe_load(BASE)
+    raw["strategy"]["tta"] = True
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, yaml.safe_dump(raw)), ["strategy.tta.translate=2"])
+    assert str(caught.value) == ("--set strategy.tta.translate=2: 'tta' is not a section (it holds true): set it "
+                                 "whole instead, e.g. strategy.tta={translate: 2}")

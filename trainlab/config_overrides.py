@@ -79,14 +79,17 @@ SHORTHAND_KEYS = {"weight_averaging": "kind"}
 def set_dotted(raw: dict[str, Any], path: list[str], value: Any, label: str) -> None:
     """``raw[a][b][c] = value`` for ``path`` [a, b, c], creating sections; ``label`` names it in errors."""
     node = raw
-    for part in path[:-1]:
+    for depth, part in enumerate(path[:-1]):
         child = node.get(part)
         if isinstance(child, str):  # "loss: mse" then --set strategy.loss.delta=2
             child = {SHORTHAND_KEYS.get(part, "name"): child}
         if child is None:
             child = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"{label}: '{part}' is not a section")
+            section = ".".join(path[:depth + 1])
+            whole = (f": set it whole instead, e.g. {section}={{{path[-1]}: {flow_yaml(value)}}}"
+                     if depth == len(path) - 2 else "")
+            raise ConfigError(f"{label}: '{part}' is not a section (it holds {flow_yaml(child)}){whole}")
         node[part] = child
         node = child
     node[path[-1]] = value
