@@ -324,14 +324,14 @@ def test_the_open_group_is_saved_with_the_guards_state():
 
 def test_the_small_step_advice_names_a_loss_that_fits_the_task():
     """A diverged classification run was told to try strategy.loss: huber, a regression loss."""
-    from trainlab.builders import outlier_loss
     from trainlab.callbacks.divergence_guard import DivergenceGuard
     from trainlab.losses import build_loss
+    from trainlab.run_checks import outlier_remedy
 
-    assert outlier_loss("regression", build_loss("mse")) == "a robust loss (strategy.loss: huber)"
-    assert outlier_loss("multiclass", build_loss("cross_entropy")) == \
+    assert outlier_remedy("regression", build_loss("mse")) == "a robust loss (strategy.loss: huber)"
+    assert outlier_remedy("multiclass", build_loss("cross_entropy")) == \
         "label smoothing (strategy.loss.label_smoothing: 0.1)"
-    assert outlier_loss("binary", build_loss("bce")) is None
+    assert outlier_remedy("binary", build_loss("bce")) is None
     spike = "loss spike (> 3 = median + 50 x spread of recent losses)"
     for remedy, expected in (("label smoothing (strategy.loss.label_smoothing: 0.1)",
                               "try label smoothing (strategy.loss.label_smoothing: 0.1), a larger strategy.batch_size"),

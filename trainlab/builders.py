@@ -55,7 +55,12 @@ from trainlab.plan_warnings import (
     warn_if_step_exceeds_data,
     warn_if_stretched,
 )
-from trainlab.run_checks import check_batch_norm_remainder, check_loss_fits, warn_if_raw_scale_targets
+from trainlab.run_checks import (
+    check_batch_norm_remainder,
+    check_loss_fits,
+    outlier_remedy,
+    warn_if_raw_scale_targets,
+)
 from trainlab.runtime import (
     check_compile_toolchain,
     deterministic_algorithms,
@@ -202,21 +207,11 @@ def batch_size_for(config: Config, n_train: int, quiet: bool) -> int:
     return batch_size
 
 
-def outlier_loss(task: str, loss: Any) -> str | None:
-    """The loss setting that weighs an outlying row less, for the divergence guard's advice: huber for a
-    regression, label smoothing for cross-entropy (a mislabelled row's pull capped); None otherwise."""
-    if task == "regression":
-        return "a robust loss (strategy.loss: huber)"
-    if getattr(loss, "name", None) == "cross_entropy":
-        return "label smoothing (strategy.loss.label_smoothing: 0.1)"
-    return None
-
-
 def build_callbacks(config: Config, schedule: Any, available: list[str], plan: BatchPlan,
                     horizons: tuple[GroupHorizon, ...] = (), device: torch.device | None = None,
                     outlier_loss: str | None = None) -> list[Callback]:
     """The strategy's callbacks: LR schedule (with the groups' horizons), fine-tuning freeze, divergence
-    guard (``outlier_loss``: :func:`outlier_loss`, for its advice), early stopping, step records (their
+    guard (``outlier_loss``: :func:`~trainlab.run_checks.outlier_remedy`, for its advice), early stopping, step records (their
     sums on ``device``, the losses' device; None: the CPU)."""
     strategy = config.strategy
     callbacks: list[Callback] = [LRAdapter(schedule, horizons=horizons)]
@@ -390,7 +385,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     validation = Validation(lambda: validator.evaluate(data.val), config.strategy.eval_every_n_steps)
     trainer = Trainer(step, batches, plan, limits,
                       [*budget_callbacks, *build_callbacks(config, schedule, available, plan, horizons, device,
-                                                           outlier_loss=outlier_loss(data.task, loss))], validation)
+                                                           outlier_loss=outlier_remedy(data.task, loss))], validation)
     notes.update(device=str(device), precision=precision, parameters=count_parameters(model))
     return Built(config, data, loss, step, trainer, evaluator, metric_names, monitor, mode, notes, warning)
 

@@ -72,6 +72,16 @@ def divergence_advice(data: Dataset, standardized_target: bool) -> str:
     return fixes.diverged
 
 
+def outlier_remedy(task: str, loss: Any) -> str | None:
+    """The loss setting that weighs an outlying row less, for the divergence guard's advice on small steps:
+    huber for a regression, label smoothing for cross-entropy (a mislabelled row's pull capped); None else."""
+    if task == "regression":
+        return "a robust loss (strategy.loss: huber)"
+    if getattr(loss, "name", None) == "cross_entropy":
+        return "label smoothing (strategy.loss.label_smoothing: 0.1)"
+    return None
+
+
 def input_fixes(data: Dataset) -> InputFixes:
     """The fixes to name for ``data``: its own (``extras[FIXES_KEY]``), else a config run's."""
     fixes = data.extras.get(FIXES_KEY)
