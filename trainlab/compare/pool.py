@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainlab.atomic import write_json
-from trainlab.code_policy import CodePolicy, current_policy, set_policy
+from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.compare import runner
 from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_action
-from trainlab.notices import each_once_from_now
 from trainlab.records import read_record_object
+from trainlab.worker_process import start_worker
 
 _run_slots: tuple[Any, Any] | None = None  # in a pool worker: the parent's run slots (_execute_in_slot)
 
@@ -37,26 +37,11 @@ def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any
     (trainlab.callbacks.signal_stop) checkpoints and stops it; between runs it only sets
     ``_stop_requested``, so a run already queued to this worker is not started.
     """
-    import torch
-
-    from trainlab.callbacks.signal_stop import SignalStop
-
     global _run_slots
-    torch.set_num_threads(threads)
-    each_once_from_now()  # as the parent's runs: a warning each worker gives once
-    if policy is not None:
-        set_policy(policy)
+    start_worker(threads, policy, signal.SIGKILL)  # a SIGKILLed comparison takes its workers: no stale lock
     _run_slots = slots
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     signal.signal(signal.SIGTERM, request_stop)
-    # a SIGTERM to the whole group and the parent's own to this worker are one stop: the run checkpoints
-    SignalStop.escalates = False
-    try:  # Linux: a SIGKILLed comparison takes its workers with it, so no stale lock outlives it
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _execute_in_slot(index: int, task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,

@@ -31,14 +31,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from trainlab.callbacks.signal_stop import SignalStop
-from trainlab.code_policy import CodePolicy, current_policy, set_policy
+from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
-from trainlab.notices import each_once_from_now
 from trainlab.runtime import threads_per_worker
 from trainlab.sigterm import SignalInterrupt
 from trainlab.tune.space import SearchSpace, load_space
 from trainlab.tune.study import TuneSettings, continue_advice, run_trials
+from trainlab.worker_process import start_worker
 
 RERAN_SCRIPT_EXIT = 87  # a worker's exit code: importing the main script called tune(jobs=N) again
 GUARD_ADVICE = ("guard the call with if __name__ == '__main__': (tune --jobs starts worker processes that "
@@ -56,17 +55,6 @@ def exit_if_rerunning_the_script(settings: TuneSettings) -> None:
         sys.exit(RERAN_SCRIPT_EXIT)
 
 
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGTERM when the tune process dies, even by SIGKILL (no orphan workers);
-    the trial it runs is recorded as interrupted (:func:`_signals_as_interrupt`; a SIGTERM during the
-    worker's start-up kills it before it claims one)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
 def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, policy: CodePolicy | None = None) -> None:
     """Entry point of a ``--jobs`` worker process: errors are one line and an exit code; an interrupt is
     the tune process's to report (one line), so here it is an exit code alone.
@@ -75,17 +63,11 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     imports of a fresh interpreter, seconds) stays pending and lands here, not in Python's start-up,
     which would print a traceback. ``policy``: the tune process's code policy (``--allow-code``, the base
     config's folder as the user's code), which a spawned interpreter does not inherit."""
-    _die_with_parent()
-    import torch
-
-    # the cores shared out, as compare's workers (a trial's runtime.num_threads still decides its own run)
-    torch.set_num_threads(threads_per_worker(settings.jobs))
-    each_once_from_now()  # as the tune process's own trials: a warning this worker gives once
-    if policy is not None:
-        set_policy(policy)
-    # a run's second signal is recorded, not "stop now": the tune process passes on the signal that reached
-    # it, which a terminal's Ctrl-C (the whole process group) or a scheduler's SIGTERM has sent here already
-    SignalStop.escalates = False
+    # SIGTERM when the tune process dies, even by SIGKILL: the trial it runs is recorded as interrupted (a
+    # SIGTERM during the worker's start-up kills it before it claims one); a run's second signal is recorded,
+    # not "stop now": the tune process passes on the signal that reached it, which a terminal's Ctrl-C (the
+    # whole process group) or a scheduler's SIGTERM has sent here already
+    start_worker(threads_per_worker(settings.jobs), policy, signal.SIGTERM)
     received: list[int] = []  # SIGINT or SIGTERM outside a run: the trial it cuts short is recorded
     try:
         with _signals_as_interrupt(received, (signal.SIGTERM, signal.SIGINT)):
