@@ -18,21 +18,17 @@ from trainlab.errors import ConfigError
 from trainlab.tune.study import TuneSettings
 
 
-def _compare_missing(exc: ModuleNotFoundError) -> bool:
-    """The module not found is trainlab.compare's own (a package without it), not one it imports: any other
-    import failure is raised as it is, its cause named (was said to be a missing trainlab.compare)."""
-    return (exc.name or "").startswith("trainlab.compare")
-
-
-def check_available() -> None:
-    """Before any trial: ``--refit-seeds`` without trainlab.compare is a usage error."""
+def check_available(written: str = "") -> None:
+    """Before any trial (and again before the refit, ``written`` then saying the results are): ``--refit-seeds``
+    without trainlab.compare is a usage error. Only the package's own absence: an import failure inside it
+    is raised as it is, its cause named."""
     try:
         import trainlab.compare  # noqa: F401
     except ModuleNotFoundError as exc:
-        if not _compare_missing(exc):
+        if not (exc.name or "").startswith("trainlab.compare"):
             raise
-        raise ConfigError("--refit-seeds needs trainlab.compare ('trainlab compare'), which this installation "
-                          "lacks; rerun without --refit-seeds") from None
+        raise ConfigError(f"--refit-seeds needs trainlab.compare ('trainlab compare'), which this installation "
+                          f"lacks{written}; rerun without --refit-seeds") from None
 
 
 def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
@@ -41,15 +37,11 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
     Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them
     (leaderboard.csv's columns), numbers as numbers and empty cells as None.
     """
-    try:
-        from trainlab.compare import compare
-        from trainlab.compare.leaderboard import to_csv
-        from trainlab.compare.strategies import NamedStrategy
-    except ModuleNotFoundError as exc:
-        if not _compare_missing(exc):
-            raise
-        raise ConfigError("--refit-seeds needs trainlab.compare ('trainlab compare'), which this installation "
-                          "lacks; the tune results are written; rerun without --refit-seeds") from None
+    check_available("; the tune results are written")
+    from trainlab.compare import compare
+    from trainlab.compare.leaderboard import to_csv
+    from trainlab.compare.strategies import NamedStrategy
+
     out = settings.out / "refit"
     metric = "test_" + settings.metric.removeprefix("val_")
     strategies = [NamedStrategy("tuned", dict(best["params"])), NamedStrategy("base", {})]  # config values
