@@ -211,8 +211,8 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
                     horizons: tuple[GroupHorizon, ...] = (), device: torch.device | None = None,
                     outlier_loss: str | None = None) -> list[Callback]:
     """The strategy's callbacks: LR schedule (with the groups' horizons), fine-tuning freeze, divergence
-    guard (``outlier_loss``: :func:`~trainlab.run_checks.outlier_remedy`, for its advice), early stopping, step records (their
-    sums on ``device``, the losses' device; None: the CPU)."""
+    guard (``outlier_loss``: :func:`~trainlab.run_checks.outlier_remedy`, for its advice), early stopping,
+    step records (their sums on ``device``, the losses' device; None: the CPU)."""
     strategy = config.strategy
     callbacks: list[Callback] = [LRAdapter(schedule, horizons=horizons)]
     if config.output.log_every_n_steps:
@@ -314,10 +314,9 @@ def train_lengths(config: Config, data: Dataset) -> torch.Tensor | None:
                           "use a text source (text_tsv, text_csv)") from None
 
 
-def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, notes: dict[str, Any],
-             quiet: bool = False, budget: BudgetPlan | None = None) -> Built:
-    """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model;
-    with ``budget`` (trainlab.time_budget), fitted to it as it runs."""
+def runtime_for(config: Config, quiet: bool) -> tuple[torch.device, str, str | None]:
+    """(device, precision, the emulated-precision warning or None) of ``config.runtime``: the warning said
+    unless ``quiet``, a compile checked for its toolchain."""
     device = resolve_device(config.runtime.device)
     precision = resolve_precision(config.runtime.precision, device)
     warning = emulated_precision_warning(precision, device)
@@ -325,14 +324,29 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         warn(warning)
     if config.runtime.compile:
         check_compile_toolchain(device)
+    return device, precision, warning
+
+
+def run_metrics(config: Config, data: Dataset, loss: Loss) -> list[str]:
+    """The run's metric names (the config's, else the task's defaults), validated; a top-k accuracy that
+    covers every class is warned about, also under quiet (compare's and tune's runs: each_once says it once)."""
+    names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
+    message = top_k_warning(names, data.task, data.num_classes)
+    if message:
+        warn(message)
+    return names
+
+
+def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, notes: dict[str, Any],
+             quiet: bool = False, budget: BudgetPlan | None = None) -> Built:
+    """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model;
+    with ``budget`` (trainlab.time_budget), fitted to it as it runs."""
+    device, precision, warning = runtime_for(config, quiet)
     model = model.to(device)
     loss.to(device)
     batch_size = batch_size_for(config, len(data.train), quiet)
     check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes, batch_rows=batch_size)
-    metric_names = validate_metrics(config.metrics or default_metrics(data.task, loss), data.task, loss=loss)
-    message = top_k_warning(metric_names, data.task, data.num_classes)
-    if message:  # also under quiet (compare's and tune's runs): each_once says it once there
-        warn(message)
+    metric_names = run_metrics(config, data, loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
     warn_if_nothing_validated(config.strategy.eval_every_n_steps, data)
 
