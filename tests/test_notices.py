@@ -221,9 +221,40 @@ def test_a_warning_in_a_compare_worker_process_reaches_stderr(tmp_path, capsys):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     in_workers = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
-    # both runs warn alike: said once in the compare process (notices.each_once), at most once by each worker
+    # both runs warn alike: said once in the compare process (notices.each_once), once by the two workers
+    # together (notices.shared_once)
     assert len(in_process) == 1 and "the regression targets are large" in in_process[0]
-    assert 1 <= len(in_workers) <= 2 and set(in_workers) == set(in_process)
+    assert in_workers == in_process, done.stderr
+
+
+def _warn_in_a_pool_worker(folder: str, messages: list[str]) -> None:
+    from trainlab.notices import each_once_from_now
+
+    each_once_from_now(folder)
+    for message in messages:
+        warn(message)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_the_workers_of_one_pool_say_each_warning_once_together_and_not_what_the_parent_said(capfd, method):
+    """notices.shared_once: worker processes that share its folder say a warning once among them, whichever
+    comes first, and none says what the parent said inside each_once before it started them."""
+    import multiprocessing
+
+    from trainlab.notices import each_once, shared_once
+
+    context = multiprocessing.get_context(method)
+    with each_once():
+        warn("said by the parent")
+        with shared_once() as folder:
+            for messages in (["shared", "said by the parent", "first's own"], ["shared", "second's own"]):
+                worker = context.Process(target=_warn_in_a_pool_worker, args=(folder, messages))
+                worker.start()
+                worker.join()
+                assert worker.exitcode == 0
+    lines = capfd.readouterr().err.splitlines()
+    assert lines == ["warning: said by the parent", "warning: shared", "warning: first's own",
+                     "warning: second's own"], lines
 
 
 def test_a_warning_in_a_spawned_process_reaches_stderr(tmp_path):

@@ -26,15 +26,20 @@ CPU) inherits the logger as the parent had set it, a spawned one (``compare --jo
 
 "Once": work done ahead of the run's own (a read of the data to count its splits for ``--target``, the
 time budget's probe build) runs under :func:`held_back`, so the work that follows says each thing once;
-the runs of one comparison, which read the same data and build alike, run under :func:`each_once`.
+the runs of one comparison, which read the same data and build alike, run under :func:`each_once`; the
+worker processes of one pool (``compare --jobs``, ``tune --jobs``) share a folder of what was said
+(:func:`shared_once`), so that each thing is said once by all of them together, as in one process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 
 LOGGER_NAME = "trainlab"
@@ -46,6 +51,9 @@ _HELD_BACK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("t
 
 # the warnings given so far inside the innermost each_once() in this context; None: outside any
 _SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("trainlab_notices_said", default=None)
+
+# in a pool's worker process: the folder of the warnings any process of the pool has said (shared_once)
+_SAID_FOLDER: str | None = None
 
 
 class StderrLines(logging.Handler):
@@ -93,6 +101,8 @@ def warn(message: str) -> None:
         if message in said:
             return
         said.add(message)
+        if _SAID_FOLDER is not None and not _claim(_SAID_FOLDER, message):
+            return  # another worker of the pool said it
     LOGGER.warning(message, stacklevel=2)  # the record names the line that warned
 
 
@@ -114,11 +124,39 @@ def each_once() -> Iterator[None]:
         _SAID.reset(token)
 
 
-def each_once_from_now() -> None:
+def each_once_from_now(shared: str | None = None) -> None:
     """:func:`each_once` for the rest of this thread's work (a comparison's worker process, which runs
-    nothing else)."""
+    nothing else); ``shared``: the pool's folder from :func:`shared_once`, where a warning any process of
+    the pool has said is not said again."""
+    global _SAID_FOLDER
     if _SAID.get() is None:
         _SAID.set(set())
+    _SAID_FOLDER = shared
+
+
+def _claim(folder: str, message: str) -> bool:
+    """Whether this process is the first of those sharing ``folder`` to say ``message``: the one whose
+    exclusive create of the file named by the message's SHA-1 succeeds (atomic across processes). A folder
+    that cannot be written (gone, full): True, the warning said rather than lost."""
+    name = os.path.join(folder, hashlib.sha1(message.encode()).hexdigest())
+    try:
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def shared_once() -> Iterator[str]:
+    """A temporary folder for the worker processes this process starts (pass it to their
+    :func:`each_once_from_now`): a warning is said once by all of them together, and not at all where this
+    process has said it already inside :func:`each_once`. Removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="trainlab-said-") as folder:
+        for message in _SAID.get() or ():
+            _claim(folder, message)
+        yield folder
 
 
 @contextlib.contextmanager

@@ -22,23 +22,26 @@ from trainlab.atomic import write_json
 from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.compare import runner
 from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_action
+from trainlab.notices import shared_once
 from trainlab.records import read_record_object
 from trainlab.worker_process import start_worker
 
 _run_slots: tuple[Any, Any] | None = None  # in a pool worker: the parent's run slots (_execute_in_slot)
 
 
-def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any, Any] | None = None) -> None:
+def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any, Any] | None = None,
+                said: str | None = None) -> None:
     """Worker initializer: torch threads, the parent's code policy (a spawned worker starts without it:
     the user's module beside a base config, ``--allow-code``), the parent's run slots
-    (:func:`_execute_in_slot`), no KeyboardInterrupt between runs, die with the parent.
+    (:func:`_execute_in_slot`), the pool's folder of warnings said (each once by all the workers), no
+    KeyboardInterrupt between runs, die with the parent.
 
     On Ctrl-C the parent sends each worker SIGTERM: during a run, the run's own handler
     (trainlab.callbacks.signal_stop) checkpoints and stops it; between runs it only sets
     ``_stop_requested``, so a run already queued to this worker is not started.
     """
     global _run_slots
-    start_worker(threads, policy, signal.SIGKILL)  # a SIGKILLed comparison takes its workers: no stale lock
+    start_worker(threads, policy, signal.SIGKILL, said)  # a SIGKILLed comparison takes its workers: no stale lock
     _run_slots = slots
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     signal.signal(signal.SIGTERM, request_stop)
@@ -96,12 +99,13 @@ def run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
     context = multiprocessing.get_context("spawn" if torch.cuda.is_available() else "fork")
     breaks_seen: dict[str, int] = {}  # run label -> pool breaks it was in progress at, no dead worker its own
     fingerprints: dict[str, str | None] = {}
-    while todo:
-        left = _pool_round(todo, jobs, threads, context, tally, display, finish, breaks_seen)
-        todo = _still_to_run(left, fingerprints, finish)
-        if todo:
-            display.note(f"starting new workers for the {len(todo)} unfinished run{'s' if len(todo) > 1 else ''} "
-                         "(a stopped run resumes from its checkpoint)")
+    with shared_once() as said:
+        while todo:
+            left = _pool_round(todo, jobs, threads, said, context, tally, display, finish, breaks_seen)
+            todo = _still_to_run(left, fingerprints, finish)
+            if todo:
+                display.note(f"starting new workers for the {len(todo)} unfinished run{'s' if len(todo) > 1 else ''} "
+                             "(a stopped run resumes from its checkpoint)")
 
 
 @dataclass
@@ -113,14 +117,15 @@ class _Stopped:
     interrupted: bool
 
 
-def _pool_round(todo, jobs, threads, context, tally, display, finish, breaks_seen) -> list[RunPlan]:
+def _pool_round(todo, jobs, threads, said, context, tally, display, finish, breaks_seen) -> list[RunPlan]:
     """Run ``todo`` in one pool; returns the runs left to run in a new pool when a worker died, else [].
+    ``said``: the folder of the warnings said (notices.shared_once, one for every pool of the comparison);
     ``breaks_seen``: per run label, the breaks no dead worker's run explained that found it unfinished
     (and in progress, where any run was)."""
     pids = context.RawArray("q", len(todo))  # the run slots: see _execute_in_slot
     starts = context.RawArray("d", len(todo))
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pin_worker,
-                               initargs=(threads, current_policy(), (pids, starts)))
+                               initargs=(threads, current_policy(), (pids, starts), said))
     futures: dict[Future, int] = {}
     ended: set[int] = set()  # indices into todo whose outcome went to finish()
     workers: list[Any] = []

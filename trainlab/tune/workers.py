@@ -33,6 +33,7 @@ from typing import Any
 
 from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
+from trainlab.notices import shared_once
 from trainlab.runtime import threads_per_worker
 from trainlab.sigterm import SignalInterrupt
 from trainlab.tune.space import SearchSpace, load_space
@@ -55,19 +56,21 @@ def exit_if_rerunning_the_script(settings: TuneSettings) -> None:
         sys.exit(RERAN_SCRIPT_EXIT)
 
 
-def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, policy: CodePolicy | None = None) -> None:
+def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, policy: CodePolicy | None = None,
+                 said: str | None = None) -> None:
     """Entry point of a ``--jobs`` worker process: errors are one line and an exit code; an interrupt is
     the tune process's to report (one line), so here it is an exit code alone.
 
     The worker starts with SIGINT blocked (:func:`run_workers`): a Ctrl-C during its start-up (the
     imports of a fresh interpreter, seconds) stays pending and lands here, not in Python's start-up,
     which would print a traceback. ``policy``: the tune process's code policy (``--allow-code``, the base
-    config's folder as the user's code), which a spawned interpreter does not inherit."""
+    config's folder as the user's code), which a spawned interpreter does not inherit; ``said``: the folder of the warnings the workers have said
+    (``notices.shared_once``: each once by all of them)."""
     # SIGTERM when the tune process dies, even by SIGKILL: the trial it runs is recorded as interrupted (a
     # SIGTERM during the worker's start-up kills it before it claims one); a run's second signal is recorded,
     # not "stop now": the tune process passes on the signal that reached it, which a terminal's Ctrl-C (the
     # whole process group) or a scheduler's SIGTERM has sent here already
-    start_worker(threads_per_worker(settings.jobs), policy, signal.SIGTERM)
+    start_worker(threads_per_worker(settings.jobs), policy, signal.SIGTERM, said)
     received: list[int] = []  # SIGINT or SIGTERM outside a run: the trial it cuts short is recorded
     try:
         with _signals_as_interrupt(received, (signal.SIGTERM, signal.SIGINT)):
@@ -176,8 +179,14 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
 
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     stop = context.Event()  # set on an interrupt: a worker claims no further trial
-    workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy()),
-                               name=f"tune-worker-{i}") for i in range(settings.jobs)]
+    with shared_once() as said:
+        workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy(), said),
+                                   name=f"tune-worker-{i}") for i in range(settings.jobs)]
+        _run_pool(settings, workers, stop)
+
+
+def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
+    """Start ``workers``, wait for them, stop them on an interrupt; their exit codes as one error."""
     received: list[int] = []  # the signals that reached this process (a Ctrl-C's KeyboardInterrupt aside)
     with _signals_as_interrupt(received):
         try:
