@@ -12,7 +12,8 @@ the same images; after ``--warmup`` steps the profiler records ``--steps`` steps
   kernel, so it can no longer queue the next step's kernels while the GPU works. The reference makes none
   inside its steps (its one read of the last loss and the clock's synchronize end the window, as
   trainlab's divergence guard reads its losses every 10 steps);
-* the ``--rows`` ops with the most self time on the device (GPU) or the CPU.
+* the ``--rows`` ops with the most self time on the device (GPU) or the CPU;
+* at the end, the aten ops whose count a step differs between the two sides (trainlab's extra ops).
 
     python benchmarks/speedrun_profile.py --device cuda --steps 10 --warmup 5   (benchmarks/gpu/check.sh, stage 5b)
     python benchmarks/speedrun_profile.py --steps 2 --warmup 1                   (a CPU: 250-row micro-batches)
@@ -67,10 +68,10 @@ class ProfileWindow(Callback):
 
 
 def summary(name: str, prof: profile, seconds: float, steps: int, device: torch.device, rows: int,
-            window_syncs: int) -> None:
+            window_syncs: int) -> dict[str, float]:
     """Print one side's figures (module docstring); ``window_syncs``: the synchronising calls that end the profiled
     window (the clock's ``torch.cuda.synchronize``, and the reference's one read of its last loss), left out of
-    the rate."""
+    the rate. Returns the aten ops a step by name."""
     events = prof.key_averages()
     aten = sum(e.count for e in events if e.key.startswith("aten::"))
     print(f"\n== {name}: {seconds / steps * 1e3:.2f} ms a step over {steps} steps; {aten / steps:.0f} aten ops "
@@ -82,9 +83,19 @@ def summary(name: str, prof: profile, seconds: float, steps: int, device: torch.
               f"out; all calls: {syncs or 'none'})")
     sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(events.table(sort_by=sort, row_limit=rows, max_name_column_width=60))
+    return {e.key: e.count / steps for e in events if e.key.startswith("aten::")}
 
 
-def profile_trainlab(args: argparse.Namespace, device: torch.device, precision: str, micro: int) -> None:
+def print_op_differences(ours: dict[str, float], theirs: dict[str, float]) -> None:
+    """The aten ops whose count a step differs, trainlab minus the reference, largest first."""
+    differences = {key: ours.get(key, 0.0) - theirs.get(key, 0.0) for key in set(ours) | set(theirs)}
+    shown = sorted(((d, key) for key, d in differences.items() if d), key=lambda item: (-abs(item[0]), item[1]))
+    print(f"\n== aten ops a step, trainlab minus the reference (total {sum(differences.values()):+.0f}):")
+    for difference, key in shown:
+        print(f"{difference:+8.1f}  {key}")
+
+
+def profile_trainlab(args: argparse.Namespace, device: torch.device, precision: str, micro: int) -> dict[str, float]:
     config = load_config(CONFIG, [*trainlab_overrides(args, device, precision, micro),
                                   f"strategy.max_steps={args.warmup + args.steps + 1}",
                                   "output.progress=off", "output.checkpoint.every_seconds=100000"])
@@ -97,10 +108,10 @@ def profile_trainlab(args: argparse.Namespace, device: torch.device, precision: 
             window.profiler.__exit__(None, None, None)
         raise SystemExit(f"error: trainlab ran {window.ended} steps, fewer than --warmup {args.warmup} + "
                          f"--steps {args.steps}")
-    summary("trainlab", window.profiler, window.seconds, args.steps, device, args.rows, window_syncs=1)
+    return summary("trainlab", window.profiler, window.seconds, args.steps, device, args.rows, window_syncs=1)
 
 
-def profile_reference(args: argparse.Namespace, device: torch.device, precision: str, micro: int) -> None:
+def profile_reference(args: argparse.Namespace, device: torch.device, precision: str, micro: int) -> dict[str, float]:
     train_x, train_y, _, _ = load_images(args.data, args.cache_dir)
     ref = reference.Training(train_x, train_y, {**reference.HYP, "micro_batch": micro}, seed=args.seed,
                              device=device, precision=precision)
@@ -112,7 +123,7 @@ def profile_reference(args: argparse.Namespace, device: torch.device, precision:
         ref.train_steps(args.steps)  # one call: it reads the last loss (a sync) once, at the window's end
         sync()
         seconds = time.perf_counter() - started
-    summary("reference", prof, seconds, args.steps, device, args.rows, window_syncs=2)
+    return summary("reference", prof, seconds, args.steps, device, args.rows, window_syncs=2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device, precision, micro = layout(args)
     print(f"device {device}, precision {precision}, micro-batch {micro}, torch {torch.__version__}")
-    profile_trainlab(args, device, precision, micro)
-    profile_reference(args, device, precision, micro)
+    ours = profile_trainlab(args, device, precision, micro)
+    theirs = profile_reference(args, device, precision, micro)
+    print_op_differences(ours, theirs)
     return 0
 
 

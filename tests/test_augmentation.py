@@ -17,6 +17,7 @@ from trainlab.data.dataset import BatchRows, Split
 from trainlab.data.transforms import (
     AlternatingFlip,
     Compose,
+    CropAndFlip,
     Normalize,
     RandomCrop,
     flip_bits,
@@ -161,7 +162,7 @@ def test_resume_with_alternating_flip_and_crop_is_bit_identical(tmp_path):
 def test_hflip_alternating_in_data_augment_builds_the_alternating_flip():
     x = np.random.default_rng(0).integers(0, 256, (8, 3, 6, 6), dtype=np.uint8)
     train, evaluate = image_transforms(x, augment={"crop_padding": 2, "hflip": "alternating"})
-    assert train.steps == (RandomCrop(2, "reflect"), AlternatingFlip(), evaluate)
+    assert train.steps == (CropAndFlip(RandomCrop(2, "reflect"), AlternatingFlip()), evaluate)
     assert train.takes_rows and not getattr(evaluate, "takes_rows", False)
     train, _ = image_transforms(x, augment={"hflip": True})
     assert not train.takes_rows

@@ -7,13 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainlab.data.dataset import BatchRows
 from trainlab.data.transforms import (
+    AlternatingFlip,
     Compose,
+    CropAndFlip,
     Normalize,
     RandomCrop,
     RandomFlip,
     channel_stats,
     crop_at,
+    crop_flip_table,
     flip_where,
     image_transforms,
 )
@@ -93,16 +97,18 @@ def test_an_augmented_batch_on_a_gpu_queues_without_synchronising():
     must not wait for the queued kernels (torch's sync debug mode 'error' raises on any synchronising call)."""
     device = torch.device("cuda")
     x = images(n=16, h=8, w=8).to(device)
-    transform = Compose((RandomCrop(2), RandomFlip(), Normalize((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))))
-    generator = torch.Generator().manual_seed(0)
-    transform(x, generator)  # the first batch makes the normalising constants (a synchronising copy, once)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        out = transform(x, generator)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert out.device.type == "cuda" and out.shape == x.shape
+    normalize = Normalize((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    for transform in (Compose((RandomCrop(2), RandomFlip(), normalize)),
+                      Compose((CropAndFlip(RandomCrop(2), RandomFlip()), normalize))):
+        generator = torch.Generator().manual_seed(0)
+        transform(x, generator)  # the first batch makes the constants and the table (a synchronising copy, once)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = transform(x, generator)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert out.device.type == "cuda" and out.shape == x.shape
 
 
 def test_normalize_validates():
@@ -165,6 +171,74 @@ def test_random_crop_validates():
         RandomCrop(1)(torch.zeros(2, 9, dtype=torch.uint8), None)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "zero"])
+@pytest.mark.parametrize("padding", [0, 2])
+def test_crop_flip_tables_mirrored_rows_are_the_padded_slice_mirrored(mode, padding):
+    """Row K + k of the table: the crop at offset k, then torch.flip of the last axis (F.pad + slicing)."""
+    x = images(n=1, h=5, w=6)
+    side = 2 * padding + 1
+    table = crop_flip_table(5, 6, padding, mode)
+    assert table.shape == (2 * side * side, 30)
+    source = torch.cat([x.reshape(1, 3, 30), torch.zeros(1, 3, 1, dtype=x.dtype)], dim=2)
+    for k in range(side * side):
+        offsets = torch.tensor([[k // side, k % side]])
+        expected = reference_crop(x, offsets, padding, mode)
+        for row, want in ((k, expected), (side * side + k, expected.flip(-1))):
+            got = source[:, :, table[row]].reshape(1, 3, 5, 6)
+            assert torch.equal(got, want), (k, row)
+
+
+def _sequential(crop, flip, x, generator, rows=None):
+    out = x if crop is None else crop(x, generator)
+    if flip is None:
+        return out
+    return flip(out, generator, rows) if isinstance(flip, AlternatingFlip) else flip(out, generator)
+
+
+@pytest.mark.parametrize("crop", [None, RandomCrop(1, "reflect"), RandomCrop(3, "zero"), RandomCrop(2, "reflect")])
+@pytest.mark.parametrize("flip", [None, RandomFlip(0.5), RandomFlip(1.0), "alternating"])
+def test_crop_and_flip_is_the_crop_then_the_flip_with_the_same_draws(crop, flip):
+    if crop is None and flip is None:
+        with pytest.raises(ValueError, match="a crop, a flip or both"):
+            CropAndFlip(None, None)
+        return
+    flip = AlternatingFlip() if flip == "alternating" else flip
+    x = images(n=12, h=7, w=9, seed=4)
+    fused = CropAndFlip(crop, flip)
+    assert fused.takes_rows == (flip is not None and isinstance(flip, AlternatingFlip))
+    for epoch in (0, 1):
+        rows = BatchRows(torch.tensor([3, 0, 7, 11, 2, 5, 9, 1, 4, 6, 8, 10]), epoch, seed=5, n=12)
+        ours, theirs = torch.Generator().manual_seed(epoch), torch.Generator().manual_seed(epoch)
+        got = fused(x, ours, rows) if fused.takes_rows else fused(x, ours)
+        assert torch.equal(got, _sequential(crop, flip, x, theirs, rows)), epoch
+        assert torch.equal(torch.rand(3, generator=ours), torch.rand(3, generator=theirs))  # as many draws
+
+
+def test_crop_and_flip_refuses_what_the_crop_refuses():
+    with pytest.raises(ConfigError, match="reflect padding 4 must be smaller"):
+        CropAndFlip(RandomCrop(4, "reflect"), RandomFlip())(images(h=4, w=4), None)
+    with pytest.raises(ConfigError, match=r"shaped \(N, C, H, W\)"):
+        CropAndFlip(None, RandomFlip())(torch.zeros(2, 9, dtype=torch.uint8), None)
+
+
+def _aten_ops(function) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        function()
+    return sum(event.count for event in prof.key_averages() if event.key.startswith("aten::"))
+
+
+def test_crop_and_flip_dispatches_a_fraction_of_the_ops_of_the_crop_then_the_flip():
+    """Why it exists: on a GPU the speedrun's step is bound by the host dispatching kernels."""
+    x, crop, flip = images(n=64, h=8, w=8), RandomCrop(2), RandomFlip()
+    fused = CropAndFlip(crop, flip)
+    fused(x, torch.Generator().manual_seed(0))  # its table, made once
+    fused_ops = _aten_ops(lambda: fused(x, torch.Generator().manual_seed(0)))
+    sequential_ops = _aten_ops(lambda: flip(crop(x, torch.Generator().manual_seed(0)), None))
+    assert 2 * fused_ops <= sequential_ops, (fused_ops, sequential_ops)
+
+
 def test_flip_where_mirrors_only_masked_samples():
     x = images(n=4)
     mask = torch.tensor([True, False, False, True])
@@ -192,7 +266,7 @@ def test_image_transforms_fit_statistics_and_compose():
     mean, std = channel_stats(x)
     assert evaluate == Normalize(mean, std)
     assert isinstance(train, Compose)
-    assert train.steps == (RandomCrop(4, "reflect"), RandomFlip(0.5), evaluate)
+    assert train.steps == (CropAndFlip(RandomCrop(4, "reflect"), RandomFlip(0.5)), evaluate)
     batch = torch.from_numpy(x)
     out = train(batch, torch.Generator().manual_seed(0))
     # the same steps by hand with the same generator
@@ -209,7 +283,11 @@ def test_image_transforms_options():
     train, evaluate = image_transforms(x, mean=0.5, std=[0.1, 0.2, 0.3])
     assert train is evaluate and evaluate == Normalize((0.5, 0.5, 0.5), (0.1, 0.2, 0.3))
     train, _ = image_transforms(x, mean=0.5, std=0.5, augment={"crop_padding": 2, "pad_mode": "zero", "hflip": False})
-    assert train.steps[0] == RandomCrop(2, "zero") and len(train.steps) == 2
+    assert train.steps[0] == CropAndFlip(RandomCrop(2, "zero"), None) and len(train.steps) == 2
+    train, _ = image_transforms(x, mean=0.5, std=0.5, augment={"crop_padding": 0, "hflip": True})
+    assert train.steps[0] == CropAndFlip(None, RandomFlip(0.5))
+    train, evaluate = image_transforms(x, mean=0.5, std=0.5, augment={"crop_padding": 0, "hflip": False})
+    assert train is evaluate
     with pytest.raises(ConfigError, match="unknown data.augment key 'rotate'"):
         image_transforms(x, augment={"rotate": 10})
     with pytest.raises(ConfigError, match="list of 3 numbers"):

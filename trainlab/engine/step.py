@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import nn
 
+from trainlab.engine.clipping import clip_grad_norm, global_norm
 from trainlab.engine.objective import Objective
 from trainlab.engine.state import TrainState
 from trainlab.losses.base import learned_state
@@ -283,7 +284,7 @@ class StandardStep:
             self.scaler.unscale_(optimizer)  # clipping sees the true gradients
         every = self.options.grad_norm_every
         if every and (state.step + 1) % every == 0 and self.options.clip_grad_norm is None:
-            self.last_grad_norm = torch.nn.utils.get_total_norm(
+            self.last_grad_norm = global_norm(
                 [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
         if self._clipping:
             self._clip()
@@ -335,7 +336,7 @@ class StandardStep:
     def _clip(self) -> None:
         params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
         if self.options.clip_grad_norm is not None:
-            self.last_grad_norm = torch.nn.utils.clip_grad_norm_(params, self.options.clip_grad_norm, foreach=True)
+            self.last_grad_norm = clip_grad_norm(params, self.options.clip_grad_norm)
         if self.options.clip_grad_value is not None:
             torch.nn.utils.clip_grad_value_(params, self.options.clip_grad_value)
 
