@@ -13,16 +13,9 @@ import torch
 from torch import nn
 
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
+from trainlab.data.augment import AlternatingFlip, CropAndFlip, RandomCrop, flip_bits
 from trainlab.data.dataset import BatchRows, Split
-from trainlab.data.transforms import (
-    AlternatingFlip,
-    Compose,
-    CropAndFlip,
-    Normalize,
-    RandomCrop,
-    flip_bits,
-    image_transforms,
-)
+from trainlab.data.transforms import Compose, Normalize, image_transforms
 from trainlab.engine import checkpoint
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.loop import Limits, Trainer

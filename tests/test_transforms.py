@@ -7,20 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainlab.data.dataset import BatchRows
-from trainlab.data.transforms import (
+from trainlab.data.augment import (
     AlternatingFlip,
-    Compose,
     CropAndFlip,
-    Normalize,
     RandomCrop,
     RandomFlip,
-    channel_stats,
     crop_at,
     crop_flip_table,
     flip_where,
-    image_transforms,
 )
+from trainlab.data.dataset import BatchRows
+from trainlab.data.transforms import Compose, Normalize, channel_stats, image_transforms
 from trainlab.errors import ConfigError
 
 

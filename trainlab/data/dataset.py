@@ -32,7 +32,7 @@ class BatchRows:
     """Which training rows a batch holds, for a transform whose draw depends on the sample and the epoch.
 
     A transform with the attribute ``takes_rows = True`` is called ``transform(x, generator, rows)``
-    (the alternating flip, :mod:`trainlab.data.alternating_flip`); every other transform is called
+    (the alternating flip, :class:`trainlab.data.augment.AlternatingFlip`); every other transform is called
     ``transform(x, generator)``. All four fields are pure functions of the run's position, so such a
     transform needs no state in the checkpoint.
     """
