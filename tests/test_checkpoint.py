@@ -73,6 +73,60 @@ def test_corrupted_newest_checkpoint_falls_back_to_previous(write_config, tmp_pa
     assert main(["resume", str(out), "--quiet"]) == 0
 
 
+def _flip_a_state_byte(folder: Path) -> None:
+    data = bytearray((folder / checkpoint.STATE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / checkpoint.STATE).write_bytes(bytes(data))
+
+
+def test_a_resume_sets_damaged_checkpoints_aside_so_that_its_new_ones_are_kept(tmp_path, capsys):
+    """Damaged checkpoints of later steps than the resumed one stayed step folders: prune kept them as the
+    newest and deleted each new checkpoint as it was written, so a resume interrupted again started over."""
+    root = tmp_path / "checkpoint"
+    previous, newest = _two_checkpoints(root)
+    for folder in (previous, newest):
+        _flip_a_state_byte(folder)
+    assert checkpoint.latest(root, set_aside=True) is None
+    err = capsys.readouterr().err
+    assert f"set aside as damaged-{newest.name}" in err and f"set aside as damaged-{previous.name}" in err
+    assert checkpoint.step_folders(root) == []
+    assert sorted(p.name for p in root.iterdir()) == [f"damaged-{previous.name}", f"damaged-{newest.name}"]
+    tree = {"train_state": {"epoch": 0, "step": 5}}
+    fresh = checkpoint.save(root, checkpoint.folder_name(5), tree, {"model.w": torch.zeros(2)}, {"step": 5})
+    checkpoint.prune(root, keep_last=1)
+    assert checkpoint.step_folders(root) == [fresh] and checkpoint.latest(root)[0] == fresh
+    assert (root / f"damaged-{newest.name}").is_dir()  # kept for a look, never deleted by prune
+    # the same damage again (a later resume): the name is taken, so a suffix
+    again = checkpoint.save(root, checkpoint.folder_name(20), tree, {"model.w": torch.zeros(2)}, {"step": 20})
+    _flip_a_state_byte(again)
+    assert checkpoint.latest(root, set_aside=True)[0] == fresh
+    assert (root / f"damaged-{newest.name}-2").is_dir()
+
+
+def test_a_check_without_set_aside_leaves_a_damaged_checkpoint_where_it_is(tmp_path, capsys):
+    previous, newest = _two_checkpoints(tmp_path)
+    _flip_a_state_byte(newest)
+    assert checkpoint.latest(tmp_path)[0] == previous
+    assert checkpoint.step_folders(tmp_path) == [newest, previous]
+
+
+def test_a_resume_from_step_0_after_every_checkpoint_was_damaged_keeps_its_new_checkpoints(write_config, tmp_path,
+                                                                                           capsys):
+    out = _train_with_checkpoints(write_config, tmp_path)
+    damaged = checkpoint.step_folders(out / "checkpoint")
+    for folder in damaged:
+        _flip_a_state_byte(folder)
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    capsys.readouterr()
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert "starting" in capsys.readouterr().err
+    fresh = checkpoint.step_folders(out / "checkpoint")
+    assert [p.name for p in fresh] == [p.name for p in damaged]  # the same steps, written anew
+    assert all(checkpoint.load(p) for p in fresh)
+    assert all((out / "checkpoint" / f"damaged-{p.name}").is_dir() for p in damaged)
+
+
 def test_a_resume_that_finds_no_checkpoint_says_it_starts_over_even_with_quiet(write_config, tmp_path, capsys):
     out = _train_with_checkpoints(write_config, tmp_path)
     for folder in (out / "checkpoint").iterdir():

@@ -434,7 +434,7 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
             raise RunDirError(f"run {path} already finished; start a new run, or evaluate it with "
                               f"'trainlab eval {path}'")
         _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
-        found = checkpoint.latest(run.checkpoints)
+        found = checkpoint.latest(run.checkpoints, set_aside=True)  # a broken one must not outrank new ones
         with run_scope(stored):
             # a checkpoint holds the time budget's plan; a run with none that verifies (killed before its first,
             # or all damaged) starts afresh from step 0, so it is timed as a new run is

@@ -251,13 +251,39 @@ def step_folders(root: str | os.PathLike[str]) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]), reverse=True)
 
 
-def latest(root: str | os.PathLike[str], validate: Callable[[dict[str, Any]], None] | None = None):
-    """The newest checkpoint that verifies, skipping broken ones with a warning; None if none does."""
+DAMAGED = "damaged-"  # a checkpoint that failed to verify, set aside by a resume: ``damaged-step-000000123``
+
+
+def latest(root: str | os.PathLike[str], validate: Callable[[dict[str, Any]], None] | None = None,
+           set_aside: bool = False):
+    """The newest checkpoint that verifies, skipping broken ones with a warning; None if none does.
+
+    ``set_aside`` (a resume, which goes on to write checkpoints here): each broken one is renamed
+    ``damaged-step-...``, kept for a look but no longer a step folder. Left in place, a broken checkpoint
+    of a later step than the resumed one would count among the newest that :func:`prune` keeps, and the
+    resumed run's new checkpoints would be deleted as they were written: a run resumed from step 0 that
+    is interrupted again would start from step 0 again."""
     for folder in step_folders(root):
         try:
             return folder, *load(folder, validate)
         except CheckpointError as exc:
-            warn(f"skipping checkpoint {exc}; falling back to the previous one")
+            moved = _set_aside(folder) if set_aside else None
+            where = f"; set aside as {moved.name}" if moved is not None else ""
+            warn(f"skipping checkpoint {exc}{where}; falling back to the previous one")
+    return None
+
+
+def _set_aside(folder: Path) -> Path | None:
+    """Rename ``folder`` to ``damaged-<name>`` (``-2``, ``-3``, ... if taken); None if it cannot be renamed."""
+    for attempt in range(1, 100):
+        target = folder.with_name(f"{DAMAGED}{folder.name}" + (f"-{attempt}" if attempt > 1 else ""))
+        if target.exists() or target.is_symlink():
+            continue
+        try:
+            os.rename(folder, target)
+        except OSError:
+            return None
+        return target
     return None
 
 
