@@ -573,7 +573,14 @@ def test_a_changed_model_file_is_refused_by_eval_predict_and_report_and_an_old_r
         assert err.startswith("error:") and ("cannot read" in err or "not a SHA-256 hex digest" in err), err
     del info["model_sha256"]  # a run written before the digest existed loads as it did
     (run / "run.json").write_text(json.dumps(info))
+    capsys.readouterr()
     assert trainlab.load_run(run).predict(np.zeros((1, 5), np.float32)).shape == (1,)
+    assert "warning" not in capsys.readouterr().err
+    (run / "run.json").unlink()  # a run folder that lost its record: loads, and says the check was not made
+    assert main(["predict", str(run), str(runs["tmp"] / "new_pets.csv")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {run / 'run.json'} is missing: {weights} is loaded without the check of its "
+                        "SHA-256 that run.json records, so a damaged file would go unnoticed"], warnings
 
 
 def test_a_config_yaml_changed_after_training_is_refused_by_eval_predict_and_report(runs, tmp_path, capsys):

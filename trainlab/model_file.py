@@ -14,8 +14,8 @@ vouched for by ``run.json``'s ``model_sha256`` and ``loss_sha256``, the hex SHA-
 bytes, written after the files (run.json is the last record a run writes). :func:`read_model` and
 :func:`read_loss_state` hash the bytes they load and refuse a file whose digest differs, so a flipped
 byte in a float does not silently change what ``eval``, ``predict`` and ``report`` say. Runs written
-before a digest existed, and ``trainlab.fit`` records (no run.json), load unchecked; a run written
-before ``loss.safetensors`` existed evaluates its loss with the loss's initial parameters, as it did
+before a digest existed load unchecked, and so does a run folder whose run.json is gone (with a warning
+naming the file); a run written before ``loss.safetensors`` existed evaluates its loss with the loss's initial parameters, as it did
 then (:func:`load_loss_state` says so once when the loss has learned parameters).
 """
 
@@ -32,6 +32,7 @@ import torch
 from trainlab.atomic import tensors_to_bytes, write_bytes
 from trainlab.bounded_read import NotRegularFileError, regular_file_info
 from trainlab.errors import DataError, RunDirError
+from trainlab.notices import warn
 from trainlab.records import read_record_object, read_record_text
 from trainlab.run_lock import holder
 
@@ -126,6 +127,9 @@ def _read_checked(path: Path, run: Path, key: str, what: str) -> dict[str, torch
     except (OSError, NotRegularFileError) as exc:
         raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     expected = recorded_digest(run, key, path.name)
+    if expected is None and not os.path.lexists(run / "run.json"):  # a run folder that lost its record
+        warn(f"{run / 'run.json'} is missing: {path} is loaded without the check of its SHA-256 that run.json "
+             "records, so a damaged file would go unnoticed")
     try:
         if expected is not None and _file_digest(path) != expected:
             raise DataError(f"{path} is not {what} this run saved: its SHA-256 differs from {key} in "
