@@ -43,6 +43,7 @@ from trainlab.creation_leftovers import (
     written_by_trainlab,
 )
 from trainlab.errors import DataError, RunDirError, folder_error
+from trainlab.lost_record import cannot_resume, lost_run_json
 from trainlab.records import metrics_file_records
 from trainlab.run_leftovers import clean_stale_temporaries, dead_siblings, is_stale_temporary, remove_path
 from trainlab.run_lock import LOCK, RunLock
@@ -79,7 +80,7 @@ def _check_deletable(path: Path, protect: Iterable[str | os.PathLike[str]]) -> N
     """Refuse (RunDirError) unless ``path`` is provably a run folder that holds nothing protected."""
     _check_location(path, protect)
     refuse = f"refusing to overwrite {path}"
-    if not is_run_folder(path):
+    if not is_run_folder(path) and not lost_run_json(path, RUN_FILES):
         raise RunDirError(f"{refuse}: it is not a trainlab run folder (no run.json of run format {RUN_FORMAT}); "
                           "choose another --out, or empty it yourself")
     foreign = sorted(p.name for p in path.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
@@ -143,6 +144,24 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def staging_name(final: Path, pid: int | None = None) -> Path:
     return final.parent / f".{final.name}.new-{os.getpid() if pid is None else pid}"
+
+
+def _in_use_message(path: Path, cli: bool) -> str:
+    """Why a new run does not go into the existing folder ``path`` without ``overwrite``, and what will work:
+    a run folder may be replaced or continued, one that lost its run.json only replaced, anything else not
+    touched."""
+    replace, out = ("--overwrite", "--out") if cli else ("overwrite=True", "out")
+    if lost_run_json(path, RUN_FILES):
+        return (f"output folder {path} already exists and holds a run whose run.json is missing, which cannot be "
+                f"resumed; pass {replace} to replace it, or choose another {out}")
+    if not os.path.lexists(path / "run.json"):
+        names = sorted(entry.name for entry in path.iterdir() if not is_stale_temporary(entry))
+        listed = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        return (f"output folder {path} already exists and is not a trainlab run folder (it holds {listed}); "
+                f"choose another {out}, or empty it yourself")
+    how = (f"pass --overwrite to replace it, or 'trainlab resume {path}' to continue it" if cli else
+           "pass overwrite=True to replace it, or resume_if_exists=True to continue it")
+    return f"output folder {path} already exists; {how}"
 
 
 # --------------------------------------------------------------------------- the run folder
@@ -279,9 +298,7 @@ class RunDir:
                 return run
             raise RunDirError(leftovers_message(path, leftovers, ours, cli, overwrite))
         if not overwrite:
-            how = (f"pass --overwrite to replace it, or 'trainlab resume {path}' to continue it" if cli else
-                   "pass overwrite=True to replace it, or resume_if_exists=True to continue it")
-            raise RunDirError(f"output folder {path} already exists; {how}")
+            raise RunDirError(_in_use_message(path, cli))
         _check_deletable(path, protect)
         return cls._staged_beside(path)
 
@@ -375,6 +392,8 @@ class RunDir:
         info_path = path / "run.json"
         if not path.exists():
             raise RunDirError(f"run folder {path} does not exist")
+        if not info_path.is_file() and lost_run_json(path, RUN_FILES):
+            raise RunDirError(cannot_resume(path))
         if not info_path.is_file():
             stopped_early = path.is_dir() and stopped_before_run_json(path)
             leftovers = creation_leftovers(path) if stopped_early else []

@@ -1,0 +1,98 @@
+"""A run folder whose run.json is gone: each command says what is wrong and one path that works."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DIGITS_MLP
+from trainlab.cli import main
+from trainlab.lost_record import lost_run_json
+from trainlab.run_folder import RUN_FILES
+
+
+def _finished_run(write_config, tmp_path: Path) -> tuple[Path, Path]:
+    config = write_config(DIGITS_MLP, strategy__epochs=2,
+                          output={"progress": "off", "checkpoint": {"every_n_epochs": 1, "every_seconds": None,
+                                                                   "keep_after_finish": "all"}})
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    return Path(config), out
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err, err
+    return err
+
+
+def test_an_interrupted_run_without_run_json_says_so_everywhere_and_overwrite_replaces_it(write_config, tmp_path,
+                                                                                          capsys):
+    config, out = _finished_run(write_config, tmp_path)
+    for name in ("run.json", "model.safetensors", "summary.json"):  # as a run stopped mid-way, its record lost
+        (out / name).unlink()
+    assert lost_run_json(out, RUN_FILES)
+    capsys.readouterr()
+    assert main(["resume", str(out)]) == 2
+    err = _one_error_line(capsys)
+    assert f"cannot resume {out}: its run.json is missing" in err and "--overwrite" in err
+    assert "stopped before training started" not in err and "eval and predict" not in err
+    for extra in ([], ["--resume"]):
+        assert main(["train", str(config), "--out", str(out), *extra]) == 2
+        err = _one_error_line(capsys)
+        assert "holds a run whose run.json is missing, which cannot be resumed; pass --overwrite" in err, err
+        assert "trainlab resume" not in err
+    assert main(["train", str(config), "--out", str(out), "--overwrite", "--quiet"]) == 0
+    assert (out / "run.json").is_file() and (out / "model.safetensors").is_file()
+
+
+def test_a_finished_run_without_run_json_is_not_said_to_have_stopped_before_training(write_config, tmp_path, capsys):
+    _, out = _finished_run(write_config, tmp_path)
+    (out / "run.json").unlink()
+    capsys.readouterr()
+    assert main(["resume", str(out)]) == 2
+    err = _one_error_line(capsys)
+    assert "run.json is missing" in err and "eval and predict still read its model.safetensors" in err
+
+
+def test_a_folder_of_the_users_own_files_is_not_offered_resume_or_overwrite(write_config, tmp_path, capsys):
+    config, _ = _finished_run(write_config, tmp_path)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["train", str(config), "--out", str(plain)]) == 2
+    err = _one_error_line(capsys)
+    assert "is not a trainlab run folder (it holds notes.txt); choose another --out" in err, err
+    assert "resume" not in err and "--overwrite" not in err
+    assert (plain / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("evidence", ["none", "foreign summary"])
+def test_a_users_config_yaml_and_metrics_are_never_taken_for_a_lost_run(write_config, tmp_path, capsys, evidence):
+    """Without trainlab's own evidence (its checkpoint manifest, its summary.json) --overwrite still refuses."""
+    config, _ = _finished_run(write_config, tmp_path)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump({"my": "settings"}))
+    (folder / "metrics.csv").write_text("a,b\n1,2\n")
+    if evidence == "foreign summary":
+        (folder / "summary.json").write_text('{"accuracy": 0.9}')
+    assert not lost_run_json(folder, RUN_FILES)
+    capsys.readouterr()
+    assert main(["train", str(config), "--out", str(folder), "--overwrite"]) == 2
+    assert "not a trainlab run folder" in _one_error_line(capsys)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["config.yaml", "metrics.csv"]
+                                                              + (["summary.json"] if evidence != "none" else []))
+
+
+def test_a_run_folder_with_run_json_keeps_its_resume_advice(write_config, tmp_path, capsys):
+    config, out = _finished_run(write_config, tmp_path)
+    assert not lost_run_json(out, RUN_FILES)
+    capsys.readouterr()
+    assert main(["train", str(config), "--out", str(out)]) == 2
+    assert f"pass --overwrite to replace it, or 'trainlab resume {out}' to continue it" in _one_error_line(capsys)
+    shutil.rmtree(out)
