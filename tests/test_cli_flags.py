@@ -144,11 +144,14 @@ def test_a_mistyped_command_or_choice_gets_a_did_you_mean(capsys):
         assert hint in err and "invalid choice" in err
 
 
-@pytest.mark.parametrize("command", [["eval"], ["predict", "{missing}", "new.csv"]])
+@pytest.mark.parametrize("command", [["eval"], ["predict", "{missing}", "new.csv"],
+                                     ["plot", "{missing}", "-o", "{png}"]])
 def test_a_missing_run_folder_is_said_not_to_exist_as_resume_says(tmp_path, capsys, command):
-    """eval and predict said 'is not a trainlab run folder (no config.yaml)' for a path that is not there."""
+    """eval and predict said 'is not a trainlab run folder (no config.yaml)' for a path that is not there,
+    plot '... nor a comparison folder (no leaderboard.json)'."""
     missing = tmp_path / "nonexist"
-    argv = [part.format(missing=missing) for part in command] + ([] if len(command) > 1 else [str(missing)])
+    argv = [part.format(missing=missing, png=tmp_path / "c.png") for part in command] \
+        + ([] if len(command) > 1 else [str(missing)])
     assert main(argv) == 2
     assert main(["resume", str(missing)]) == 2
     eval_err, resume_err = capsys.readouterr().err.splitlines()

@@ -265,6 +265,23 @@ def test_a_missing_model_package_is_named_escaped():
         resolve_model_dir(package="no_such_pkg_xyz")
 
 
+def test_a_mistyped_model_package_suggests_the_installed_one(tmp_path, monkeypatch):
+    """An installed package that ships <package>/model/config.json is offered for a near miss of its name."""
+    from trainlab.models.hf import resolve_model_dir
+
+    (tmp_path / "tiny_encoder_v2" / "model").mkdir(parents=True)
+    (tmp_path / "tiny_encoder_v2" / "__init__.py").write_text("")
+    (tmp_path / "tiny_encoder_v2" / "model" / "config.json").write_text("{}")
+    (tmp_path / "tiny_encoder_v3").mkdir()  # a package without a model is no suggestion
+    (tmp_path / "tiny_encoder_v3" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        resolve_model_dir(package="tiny_encoder")
+    assert str(caught.value) == ("model 'hf_pretrained': package 'tiny_encoder' is not installed; did you mean "
+                                 "'tiny_encoder_v2'? (or pip install tiny-encoder)")
+    assert resolve_model_dir(package="tiny_encoder_v2") == tmp_path / "tiny_encoder_v2" / "model"
+
+
 @pytest.mark.parametrize(("override", "key"), [
     ({"weight_averaging": {"kind": "ema", "start_epochs": 1e308}}, "strategy.weight_averaging.start_epochs"),
     ({"clip_grad_value": 1e308}, "strategy.clip_grad_value"),

@@ -197,7 +197,7 @@ def test_a_comment_line_before_the_header_is_said(tmp_path):
 def test_a_comment_line_among_the_rows_is_said(tmp_path):
     text = csv_text().replace("1.5,2.0,1\n", "1.5,2.0,1\n  # a note\n")
     path = write(tmp_path / "c.csv", text)
-    assert error_of(path) == (f"CSV file {path} line 4 has 1 fields; the header has 3; line 4 starts with '#': "
+    assert error_of(path) == (f"CSV file {path} line 4 has 1 field; the header has 3; line 4 starts with '#': "
                               "comment lines are not supported, delete it")
 
 
@@ -274,3 +274,15 @@ def test_predict_skips_the_files_training_skips_without_a_word(tmp_path, capsys,
     images, names = read_images(tmp_path, {"mode": "RGB"}, (3, 4, 6))
     assert names == ["x.png"] and images.shape == (1, 3, 4, 6)
     assert "predict skips" not in capsys.readouterr().err
+
+
+def test_a_column_name_of_another_letter_case_is_suggested(tmp_path):
+    """'Y1' for the column 'y1': difflib rates them 0.5, below its cut-off, so nothing was suggested."""
+    path = write(tmp_path / "t.csv", "x1,x2,y1\n1,2,3\n4,5,6\n")
+    assert error_of(path, target="Y1") == (f"CSV file {path} has no target column 'Y1'; did you mean 'y1'? "
+                                           "(columns: x1, x2, y1)")
+    assert "has no column 'X2'; did you mean 'x2'?" in error_of(path, target="y1", features=["x1", "X2"])
+    semicolons = write(tmp_path / "s.csv", "x;y;target\n1;2;3\n")  # the header read whole is no name to offer
+    assert error_of(semicolons, target="target") == (f"CSV file {semicolons} has no target column 'target' (columns: "
+                                                     "x;y;target); the header looks semicolon-separated: set "
+                                                     "data.delimiter: ';'")

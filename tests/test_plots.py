@@ -241,6 +241,19 @@ def test_lr_finder_figure_draws_the_smoothed_loss_the_suggestion_is_decided_on()
     assert point.get_ydata()[0] == pytest.approx(reference[index])  # on the smoothed curve, not the raw one
 
 
+def test_lr_finder_figure_shows_the_raw_losses_below_the_lagging_smoothed_curve():
+    """The loss axis was fitted to the smoothed curve, whose EMA lags the drop: the raw losses' minimum (0.2
+    here, the smoothed one about 0.6) ran off the plot. The final blow-up still does not set the top."""
+    lrs = np.geomspace(1e-6, 1.0, 80)
+    losses = np.where(lrs < 1e-2, 1.0, 0.2)
+    losses[-3:] = [1e3, 1e6, np.inf]
+    figure = lr_finder_figure(lrs, losses, None)
+    low, high = figure.axes[0].get_ylim()
+    (smoothed,) = lines_with_gid(figure, "smoothed")
+    assert min(smoothed.get_ydata()) > 0.5
+    assert low < 0.2 and 1.0 < high < 10
+
+
 @pytest.mark.parametrize("mask", [0o022, 0o027])
 def test_files_written_atomically_get_the_mode_a_plain_open_would(tmp_path, mask):
     """mkstemp makes 0o600 files: a report or run folder could not be shared; open() honours the umask."""

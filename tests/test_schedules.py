@@ -376,6 +376,16 @@ def test_bad_arguments_raise_config_error_naming_key_and_value(spec, total, mess
     assert message in str(info.value)
 
 
+def test_too_long_a_warmup_names_the_full_key_and_the_fix():
+    with pytest.raises(ConfigError) as info:
+        build_schedule({"name": "warmup_cosine", "warmup_steps": 10}, 10, 2)
+    assert str(info.value) == ("strategy.schedule.warmup_steps (10) must be < total steps (10); set a smaller "
+                               "warmup_steps, or replace it by warmup_fraction (0.1: a tenth of the steps, whatever "
+                               "the run's length)")
+    with pytest.raises(ConfigError, match=r"^strategy\.schedule\.gamma \(1\.5\) must be a number in \(0, 1\]$"):
+        build_schedule({"name": "step", "gamma": 1.5}, 400, 10)
+
+
 def test_unknown_argument_is_a_config_error():
     with pytest.raises(ConfigError, match="decay_frac"):
         build_schedule({"name": "wsd", "decay_frac": 0.1}, 100, 10)

@@ -22,7 +22,7 @@ import torch
 from trainlab.config_fields import short_repr
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
-from trainlab.data.labels import named_classes_task, read_class_labels
+from trainlab.data.labels import named_classes_task, read_class_labels, warn_classes_absent
 from trainlab.errors import ConfigError, DataError
 from trainlab.registry import did_you_mean
 from trainlab.run_checks import FIT_FIXES, FIXES_KEY
@@ -222,6 +222,7 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
     task = task or named_task or infer_task(train.y.numpy())
     labels, y_train = read_class_labels(task, train.y.numpy(), names, names_key="class_names")  # as load_dataset reads a source's
     empty = Split(train.x[:0], train.y[:0])
+    training_classes = np.unique(y_train) if task in ("binary", "multiclass") and y_train.ndim == 1 else None
 
     def given(name: str, split: Split) -> Split:
         if split.x.shape[1:] != train.x.shape[1:]:
@@ -229,6 +230,8 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
                             f"{tuple(train.x.shape[1:])}")
         y = split.y.numpy()
         y = y if task == "regression" else labels.given(f"{name} y", y, "class_names", task_given)
+        if training_classes is not None and len(y):
+            warn_classes_absent(name, training_classes, y, labels.class_names, "they are in the training data only")
         return Split(split.x, targets_tensor(y, task))
 
     return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),

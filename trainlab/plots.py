@@ -160,6 +160,19 @@ def smoothed_losses(losses: Sequence[float], smoothing: float = 0.98, warmup: in
     return smoothed_until_divergence(losses, smoothing, warmup_steps(len(losses)) if warmup is None else warmup)
 
 
+def _lr_finder_ylim(raw: Sequence[float], smoothed: Sequence[float]) -> tuple[float, float]:
+    """The loss axis of :func:`lr_finder_figure`: from the lowest raw or smoothed loss (the raw ones dip below
+    the lagging EMA) to the highest raw loss of the steps the smoothed curve covers, capped at the top of
+    the curves' range (the smoothed maximum or the first raw loss) plus that range again, so that a raw
+    spike shows as far as it fits while the diverging steps that ended the sweep cannot squash the curves."""
+    covered = raw[:len(smoothed)] or smoothed
+    low = min(min(raw, default=smoothed[0]), min(smoothed))
+    top = max(max(smoothed), covered[0])
+    high = max(top, min(max(covered), top + (top - low)))
+    margin = 0.05 * (high - low) or 0.1 * abs(high) or 1.0
+    return low - margin, high + margin
+
+
 def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None,
                      smoothing: float = 0.98, warmup: int | None = None) -> Figure:
     """Loss against LR on a log axis: the raw losses faint, the smoothed loss the suggestion is decided
@@ -181,10 +194,8 @@ def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: 
     axes.plot([lr for lr, _ in smoothed], [value for _, value in smoothed], color="C0", linewidth=2.0,
               gid="smoothed", label=f"smoothed loss (EMA {smoothing:g})")
     axes.set_xscale("log")
-    if smoothed:  # the raw loss of the diverging steps would squash the curve the decision is made on
-        low, high = min(v for _, v in smoothed), max(v for _, v in smoothed)
-        margin = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
-        axes.set_ylim(low - margin, high + margin)
+    if smoothed:
+        axes.set_ylim(*_lr_finder_ylim([loss for _, loss in points], [value for _, value in smoothed]))
     if suggestion is not None:
         if not (suggestion > 0 and math.isfinite(suggestion)):
             raise ValueError(f"suggestion must be a finite lr > 0 or None; got {suggestion!r}")

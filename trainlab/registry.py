@@ -26,9 +26,12 @@ T = TypeVar("T", bound=Callable[..., Any])
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``: difflib's closest (similarity
-    0.6 or more), else the one choice ``name`` abbreviates (:func:`_abbreviated`)."""
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6) or _abbreviated(name, choices)
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``: the one choice that differs from
+    ``name`` in letter case only (``Y1``: ``y1``, which difflib rates 0.5), else difflib's closest
+    (similarity 0.6 or more), else the one choice ``name`` abbreviates (:func:`_abbreviated`)."""
+    same_letters = [choice for choice in choices if choice.casefold() == name.casefold()]
+    close = (same_letters if len(same_letters) == 1 else []) \
+        or difflib.get_close_matches(name, choices, n=1, cutoff=0.6) or _abbreviated(name, choices)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 

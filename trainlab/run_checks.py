@@ -36,6 +36,7 @@ class InputFixes:
     integer_images: str  # integer images (N, C, H, W) and other integer inputs of more dimensions
     one_feature: str  # 1-D x: each row a single number, which a model of (N, F) rows reads as one long row
     raw_targets: str  # regression targets far from unit scale (warn_if_raw_scale_targets)
+    raw_features: str  # tabular features far from unit scale, named after a divergence (divergence_advice)
     final_squash: str  # a final sigmoid / softmax before a loss on logits; {squash} names it (check_probability_outputs)
     no_val: str  # how a run without validation data is said, and what gives it some (warn_if_nothing_validated)
     diverged: str  # what to try after a run diverged (divergence_advice)
@@ -46,6 +47,7 @@ CONFIG_FIXES = InputFixes(
     integer_images="save the features as float32 (images: x / 255)",
     one_feature="1-D x: save x shaped (N, 1) for one feature",
     raw_targets="set data.standardize_target: true (metrics and predictions stay in the original units)",
+    raw_features="set data.standardize: true",
     final_squash="remove the final {squash} from the model (linear and mlp: leave out model.output_activation)",
     no_val="the run has no validation split: nothing is validated (its step records hold no val_* values); set "
            "data.val_fraction > 0 (or give the source a val split)",
@@ -56,6 +58,8 @@ FIT_FIXES = InputFixes(
     one_feature="1-D x: pass x.reshape(-1, 1) for one feature",
     raw_targets="standardise y yourself before fit, per column ((y - y.mean(0)) / y.std(0)), and map the "
                 "predictions back (pred * std + mean); metrics are then in standardised units",
+    raw_features="standardise x yourself before fit, per column ((x - x.mean(0)) / x.std(0) with the training "
+                 "rows' mean and std), and the rows you predict on alike",
     final_squash="remove the final {squash} from the model",
     no_val="fit was given no val data: nothing is validated (its step records hold no val_* values); pass val=",
     diverged="try a lower learning rate (lr: 'auto' in the strategy runs an LR range test) or gradient clipping "
@@ -64,11 +68,20 @@ FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's ori
 
 
 def divergence_advice(data: Dataset, standardized_target: bool) -> str:
-    """What to try after a run on ``data`` diverged, in the words of its origin (:class:`InputFixes`);
-    for regression targets trained as they are, standardising them too."""
+    """What to try after a run on ``data`` diverged, in the words of its origin (:class:`InputFixes`): a
+    lower lr or clipping, and the likely cause in the data where there is one: regression targets trained
+    as they are and far from unit scale (:func:`targets_off_unit_scale`), else tabular features far from it
+    (:func:`feature_off_unit_scale`), which make the loss's curvature, and so the largest stable lr, large."""
     fixes = input_fixes(data)
-    if data.task == "regression" and not standardized_target:
+    if data.task == "regression" and not standardized_target and targets_off_unit_scale(data.train.y):
         return f"{fixes.diverged}; for the targets: {fixes.raw_targets}"
+    feature = feature_off_unit_scale(data.train.x)
+    if feature is not None:
+        column, mean, std = feature
+        names = (data.preprocessing or {}).get("numeric_columns") or []
+        named = f"column '{names[column]}'" if column < len(names) else f"column {column}, counting from 0"
+        return (f"{fixes.diverged}; the features are far from unit scale ({named}: mean {mean:.4g}, "
+                f"std {std:.4g}): {fixes.raw_features}")
     return fixes.diverged
 
 
@@ -242,6 +255,9 @@ def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: 
 
 RAW_SCALE = 100.0  # regression targets whose mean or spread exceeds this are warned of when not standardised
 TINY_SCALE = 0.01  # ... and those whose mean and spread are both below this
+# a tabular feature whose |mean| or std exceeds this scales the loss's curvature by about its square (x3 of
+# mean 5, std 3: 34 x that of a unit-scale one), so plain SGD's largest stable lr shrinks by as much
+FEATURE_SCALE = 3.0
 #: Optimizers whose step moves each weight by at most about ``lr`` whatever the gradient's size: the Adam
 #: family divides the first moment by the root of the second (|m_hat / sqrt(v_hat)| is about 1 at most, and
 #: exactly 1 for a gradient of steady sign, as a bias far from its target gets), Adamax by the largest
@@ -280,6 +296,37 @@ def linear_reach(model: torch.nn.Module | None, x: torch.Tensor, lr: float, step
     return lr * steps * (1.0 + float(x.double().mean(dim=0).abs().sum()))
 
 
+def _column_scales(columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per column of the (N, C) float64 ``columns``: ``(means, stds, scales)``, a scale being the larger of
+    |mean| and std (stds 0 for a single row)."""
+    means = columns.mean(dim=0)
+    spreads = columns.std(dim=0) if len(columns) > 1 else torch.zeros_like(means)
+    return means, spreads, torch.maximum(means.abs(), spreads)
+
+
+def targets_off_unit_scale(y: torch.Tensor) -> bool:
+    """Regression targets ``y`` far from unit scale, as :func:`warn_if_raw_scale_targets` judges: a column's
+    |mean| or std above :data:`RAW_SCALE`, or a varying column with both below :data:`TINY_SCALE`."""
+    if not len(y):
+        return False
+    _, spreads, scales = _column_scales(y.double().reshape(len(y), -1))
+    return float(scales.max()) > RAW_SCALE or bool(((spreads > 0) & (scales < TINY_SCALE)).any())
+
+
+def feature_off_unit_scale(x: torch.Tensor) -> tuple[int, float, float] | None:
+    """The first column of tabular float features ``x`` (N, F) whose |mean| or std exceeds
+    :data:`FEATURE_SCALE`, as ``(column, mean, std)``; None when every column is near unit scale, or ``x``
+    is no table of floats (images, token ids)."""
+    if x.ndim != 2 or not x.is_floating_point() or not len(x):
+        return None
+    means, spreads, scales = _column_scales(x.double())
+    far = (scales > FEATURE_SCALE).nonzero().flatten()
+    if not len(far):
+        return None
+    column = int(far[0])
+    return column, float(means[column]), float(spreads[column])
+
+
 def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
                               optimizer: dict[str, Any] | None = None, total_steps: int | None = None,
                               model: torch.nn.Module | None = None) -> None:
@@ -294,9 +341,7 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
     if data.task != "regression" or standardized or loss.name.startswith("poisson"):
         return
     y = data.train.y.double().reshape(len(data.train.y), -1)  # one column per target
-    means = y.mean(dim=0)
-    spreads = y.std(dim=0) if len(y) > 1 else torch.zeros_like(means)
-    scales = torch.maximum(means.abs(), spreads)
+    means, spreads, scales = _column_scales(y)
     fix = input_fixes(data).raw_targets
     tiny = ((spreads > 0) & (scales < TINY_SCALE)).nonzero().flatten()
     if float(scales.max()) > RAW_SCALE:

@@ -31,6 +31,7 @@ from trainlab.registry import Registry
 
 Schedule = Callable[[int], float]
 SCHEDULES: Registry = Registry("schedule")
+KEY = "strategy.schedule"  # where a config holds a schedule's options (fit: the strategy dict's "schedule")
 
 
 # --------------------------------------------------------------------------- validation
@@ -43,7 +44,7 @@ def _require(condition: bool, message: str) -> None:
 def _check_int(key: str, value: Any, minimum: int) -> int:
     """An integer >= ``minimum`` (bools are rejected: YAML ``yes`` is not a step count)."""
     _require(isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum,
-             f"schedule.{key} ({value!r}) must be an integer >= {minimum}")
+             f"{KEY}.{key} ({value!r}) must be an integer >= {minimum}")
     return int(value)
 
 
@@ -54,12 +55,12 @@ def _check_real(key: str, value: Any, low: float, high: float, *, low_open: bool
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    _require(ok, f"schedule.{key} ({value!r}) must be a number in {interval}")
+    _require(ok, f"{KEY}.{key} ({value!r}) must be a number in {interval}")
     return float(value)
 
 
 def _check_choice(key: str, value: Any, choices: Sequence[str]) -> str:
-    _require(value in choices, f"schedule.{key} ({value!r}) must be one of {', '.join(map(repr, choices))}")
+    _require(value in choices, f"{KEY}.{key} ({value!r}) must be one of {', '.join(map(repr, choices))}")
     return value
 
 
@@ -74,11 +75,13 @@ def _warmup_steps(total_steps: int, warmup_steps: int | None, warmup_fraction: f
     """``warmup_steps`` if given, else ``round(warmup_fraction * total_steps)``; must be < total steps."""
     if warmup_steps is not None:
         warmup = _check_int("warmup_steps", warmup_steps, 0)
-        _require(warmup < total_steps, f"schedule.warmup_steps ({warmup}) must be < total steps ({total_steps})")
+        _require(warmup < total_steps, f"{KEY}.warmup_steps ({warmup}) must be < total steps ({total_steps}); "
+                                       "set a smaller warmup_steps, or replace it by warmup_fraction (0.1: a "
+                                       "tenth of the steps, whatever the run's length)")
         return warmup
     fraction = _check_real("warmup_fraction", warmup_fraction, 0.0, 1.0, high_open=True)
     warmup = int(round(fraction * total_steps))
-    _require(warmup < total_steps, f"schedule.warmup_fraction ({fraction:g}) gives {warmup} warmup steps; "
+    _require(warmup < total_steps, f"{KEY}.warmup_fraction ({fraction:g}) gives {warmup} warmup steps; "
                                    f"must be < total steps ({total_steps})")
     return warmup
 
@@ -130,7 +133,7 @@ def multistep(total_steps: int, steps_per_epoch: int, milestones: Sequence[int] 
     _require(bounds is not None and len(bounds) >= 1
              and all(isinstance(m, numbers.Integral) and not isinstance(m, bool) and m >= 1 for m in bounds)
              and all(a < b for a, b in zip(bounds, bounds[1:], strict=False)),
-             f"schedule.milestones ({milestones!r}) must be a non-empty, strictly increasing list of epochs >= 1")
+             f"{KEY}.milestones ({milestones!r}) must be a non-empty, strictly increasing list of epochs >= 1")
     return lambda step: gamma ** bisect.bisect_right(bounds, step // steps_per_epoch)
 
 
@@ -273,10 +276,10 @@ def wsd(total_steps: int, steps_per_epoch: int, warmup_steps: int | None = None,
     _check_choice("decay_shape", decay_shape, tuple(_DECAY_SHAPES))
     end_factor = _check_real("end_factor", end_factor, 0.0, 1.0)
     decay = int(round(decay_fraction * total_steps))
-    _require(decay >= 1, f"schedule.decay_fraction ({decay_fraction:g}) gives 0 decay steps "
+    _require(decay >= 1, f"{KEY}.decay_fraction ({decay_fraction:g}) gives 0 decay steps "
                          f"of total steps ({total_steps}); raise it")
     _require(warmup + decay <= total_steps,
-             f"schedule.warmup_steps ({warmup}) + decay steps ({decay}, from decay_fraction {decay_fraction:g}) "
+             f"{KEY}.warmup_steps ({warmup}) + decay steps ({decay}, from decay_fraction {decay_fraction:g}) "
              f"must be <= total steps ({total_steps})")
     decay_start, shape = total_steps - decay, _DECAY_SHAPES[decay_shape]
 
@@ -310,20 +313,20 @@ def one_cycle(total_steps: int, steps_per_epoch: int, pct_start: float = 0.3, di
     div_factor = _check_real("div_factor", div_factor, 1.0, math.inf, high_open=True)
     final_div_factor = _check_real("final_div_factor", final_div_factor, 1.0, math.inf, high_open=True)
     _check_choice("anneal_strategy", anneal_strategy, ("cos", "linear"))
-    _require(isinstance(three_phase, bool), f"schedule.three_phase ({three_phase!r}) must be true or false")
+    _require(isinstance(three_phase, bool), f"{KEY}.three_phase ({three_phase!r}) must be true or false")
     peak = float(pct_start * total_steps) - 1  # torch's end of phase 1, possibly fractional
     _require(peak > 0, f"schedule one_cycle warms up over pct_start x total steps = {pct_start:g} x {total_steps} = "
                        f"{pct_start * total_steps:g} steps, which must be more than 1: train at least "
-                       f"{math.floor(1 / pct_start) + 1} steps (strategy.max_steps / epochs), raise schedule.pct_start, "
+                       f"{math.floor(1 / pct_start) + 1} steps (strategy.max_steps / epochs), raise {KEY}.pct_start, "
                        "or use another schedule (constant) for so short a run")
     initial, minimum = 1.0 / div_factor, 1.0 / (div_factor * final_div_factor)
     if three_phase:
         _require(2 * peak < total_steps - 1,
-                 f"schedule.pct_start ({pct_start:g}) with three_phase leaves no steps for phase 3 of total "
+                 f"{KEY}.pct_start ({pct_start:g}) with three_phase leaves no steps for phase 3 of total "
                  f"steps ({total_steps}); need 2 * pct_start * total steps - 2 < total steps - 1")
         phases = [(peak, initial, 1.0), (2 * peak, 1.0, initial), (total_steps - 1, initial, minimum)]
     else:
-        _require(peak < total_steps - 1, f"schedule.pct_start ({pct_start:g}) leaves no annealing steps "
+        _require(peak < total_steps - 1, f"{KEY}.pct_start ({pct_start:g}) leaves no annealing steps "
                                          f"of total steps ({total_steps})")
         phases = [(peak, initial, 1.0), (total_steps - 1, 1.0, minimum)]
 
@@ -372,7 +375,7 @@ class ReduceOnPlateau:
         min_factor = _check_real("min_factor", min_factor, 0.0, 1.0)
         cooldown = _check_int("cooldown", cooldown, 0)
         _require(isinstance(monitor, str) and monitor != "",
-                 f"schedule.monitor ({monitor!r}) must be a metric name such as 'val_loss'")
+                 f"{KEY}.monitor ({monitor!r}) must be a metric name such as 'val_loss'")
         if mode is None and isinstance(monitor, str):
             from trainlab.metrics import monitor_mode  # imported here: metrics imports the loss registry
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from trainlab.config import DataConfig
-from trainlab.config_fields import short_repr, shown_name
+from trainlab.config_fields import short_repr
 from trainlab.data import preprocessing
 from trainlab.data.dataset import (
     TASKS,
@@ -30,7 +30,13 @@ from trainlab.data.dataset import (
     is_count_target,
     split_indices,
 )
-from trainlab.data.labels import MAX_CLASSES, cell_at, named_classes_task, read_class_labels
+from trainlab.data.labels import (
+    MAX_CLASSES,
+    cell_at,
+    named_classes_task,
+    read_class_labels,
+    warn_classes_absent,
+)
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
 from trainlab.registry import Registry
@@ -251,15 +257,9 @@ def _warn_if_classes_missing(split: str, held: np.ndarray, stratify: np.ndarray,
     """One warning naming the classes a non-empty stratified held-out split has no row of: classes too
     small for the fraction (:func:`~trainlab.data.dataset.held_out_counts` keeps each class's last row in
     training), whose absence that split's metrics do not show."""
-    if not len(held):
-        return
-    classes = np.unique(stratify)
-    missing = classes[~np.isin(classes, stratify[held])]
-    if len(missing):
-        names = [class_names[int(c)] if class_names else str(c) for c in missing[:5]]
-        warn(f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
-             f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): they have too few rows "
-             f"for {split}_fraction, so {split} metrics leave them out; add rows of those classes")
+    if len(held):
+        warn_classes_absent(split, np.unique(stratify), stratify[held], class_names,
+                             f"they have too few rows for {split}_fraction")
 
 
 def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarray, cat: np.ndarray | None,
@@ -309,10 +309,16 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     names_key = "data.class_names" if DATA_SOURCES.takes_option(config.source, "class_names") else None
     task_given = (config.task or raw.task) is not None
 
-    def check_given(name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    training_classes = np.unique(y_train) if stratify is not None and stratify.ndim == 1 else None
+
+    def check_given(name: str, split: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y, _ = _clean(name, np.asarray(x), np.asarray(y), policy)
         _same_layout(name, x, y, x_train, y_train)
-        return x, labels.given(name, y, names_key, task_given)
+        y = labels.given(name, y, names_key, task_given)
+        if training_classes is not None and len(y):
+            warn_classes_absent(split, training_classes, y, labels.class_names,
+                                 "they are in the training data only")
+        return x, y
 
     if raw.x_test is None:
         (x_train, y_train, cat_train), (x_test, y_test, cat_test) = _split_off(
@@ -320,14 +326,14 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
             labels.class_names)
         stratify = y_train if task in ("binary", "multiclass") else None
     else:
-        x_test, y_test = check_given("test data", raw.x_test, raw.y_test)
+        x_test, y_test = check_given("test data", "test", raw.x_test, raw.y_test)
         cat_test = None
     if raw.x_val is None:
         (x_train, y_train, cat_train), (x_val, y_val, cat_val) = _split_off(
             "val", config.val_fraction, config.split_seed + 1, x_train, y_train, cat_train, stratify,
             labels.class_names)
     else:
-        x_val, y_val = check_given("validation data", raw.x_val, raw.y_val)
+        x_val, y_val = check_given("validation data", "val", raw.x_val, raw.y_val)
         cat_val = None
     if len(x_train) == 0:
         raise DataError("training data is empty after splitting off val/test")

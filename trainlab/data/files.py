@@ -75,8 +75,10 @@ def _require(file: Path, header: list[str], names: list[str], what: str, delimit
     for name in names:
         if name not in known:
             no_header = NO_HEADER + " naming the columns" if all(parses_as_number(cell) for cell in header) else ""
-            raise DataError(f"CSV file {file} has no {what} '{name}'{did_you_mean(name, header)} "
-                            f"(columns: {_shown(header)}){delimiter_hint(header, delimiter)}{no_header}")
+            misread = delimiter_hint(header, delimiter)
+            close = "" if misread or no_header else did_you_mean(name, header)  # no name of a misread header
+            raise DataError(f"CSV file {file} has no {what} '{name}'{close} "
+                            f"(columns: {_shown(header)}){misread}{no_header}")
 
 
 def _refuse_trailing_delimiter(table: CsvTable, columns: list[str]) -> None:

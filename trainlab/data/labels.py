@@ -135,6 +135,19 @@ def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None, task: s
                         f"{task} classifier needs rows of at least two classes")
 
 
+def warn_classes_absent(split: str, classes: np.ndarray, y: np.ndarray, class_names: list[str] | None,
+                        why: str) -> None:
+    """One warning naming the ``classes`` (training class indices) that the labels ``y`` of the ``split``
+    have no row of, with ``why``: that split's metrics leave them out (a confusion-matrix row of zeros,
+    a macro average over fewer classes) without saying so."""
+    missing = classes[~np.isin(classes, y)]
+    if len(missing):
+        names = [class_names[int(c)] if class_names else str(c) for c in missing[:5]]
+        warn(f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
+             f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): {why}, so {split} "
+             "metrics leave them out; add rows of those classes")
+
+
 @dataclass(frozen=True)
 class ClassLabels:
     """How ``task``'s targets are read: ``num_classes`` (None for regression), ``class_names`` (None:

