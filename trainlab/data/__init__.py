@@ -32,6 +32,7 @@ from trainlab.data.dataset import (
 )
 from trainlab.data.labels import (
     MAX_CLASSES,
+    ClassLabels,
     cell_at,
     named_classes_task,
     read_class_labels,
@@ -338,9 +339,16 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     if len(x_train) == 0:
         raise DataError("training data is empty after splitting off val/test")
 
-    fitted, prepared = _preprocess(config, raw, task, labels.class_names, {
+    return _prepared(config, raw, task, labels, extras, {
         "training data": (x_train, y_train, cat_train), "validation data": (x_val, y_val, cat_val),
         "test data": (x_test, y_test, cat_test)})
+
+
+def _prepared(config: DataConfig, raw: RawData, task: str, labels: ClassLabels, extras: dict[str, Any],
+              splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> Dataset:
+    """The Dataset of the cleaned, split ``splits`` (training, validation, test): preprocessing fitted on the
+    training split and applied to each, the source's transforms (fitted on the training images)."""
+    fitted, prepared = _preprocess(config, raw, task, labels.class_names, splits)
     train, val, test = (Split(_features(x), targets_tensor(y, task)) for x, y in prepared)
     train_transform, eval_transform = raw.train_transform, raw.eval_transform
     if raw.fit_transforms is not None:
