@@ -82,3 +82,22 @@ def test_a_run_without_autos_stores_no_notes(tmp_path):
     assert _json(full / "run.json")["auto_notes"] == {}
     resumed = resume_a_copy(full, checkpoints[min(checkpoints)], tmp_path)
     assert _json(resumed / "summary.json")["notes"] == _json(full / "summary.json")["notes"]
+
+
+def test_the_resume_line_says_how_far_the_run_had_come(full_run, tmp_path, capsys):
+    """It said "(epoch 2, step 34)" for a checkpoint in the third epoch: the epoch counter is of epochs done."""
+    from trainlab.cli import main
+
+    full, checkpoints = full_run
+    step = min(checkpoints)
+    copy_dir = tmp_path / "copy"
+    shutil.copytree(full, copy_dir, ignore=shutil.ignore_patterns("model.safetensors", "best"))
+    for other in (copy_dir / "checkpoint").glob("step-*"):
+        if other.name != checkpoints[step].name:
+            shutil.rmtree(other)
+    info = _json(copy_dir / "run.json")
+    (copy_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    capsys.readouterr()
+    assert main(["resume", str(copy_dir)]) == 0
+    assert f"from {checkpoints[step].name} (step {step}: 0 epochs done and {step} batches into the next)" in \
+        capsys.readouterr().err

@@ -398,7 +398,9 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
     built.notes["resumed_from"] = str(folder)
     if not quiet:
         state = built.trainer.state
-        note(f"resuming {path} from {folder.name} (epoch {state.epoch}, step {state.step})")
+        into = f" and {state.batch_in_epoch} batches into the next" if state.batch_in_epoch else ""
+        note(f"resuming {path} from {folder.name} (step {state.step}: {state.epoch} "
+             f"epoch{'' if state.epoch == 1 else 's'} done{into})")
 
 
 def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable[Callback] | None = (),

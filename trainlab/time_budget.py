@@ -58,6 +58,7 @@ TIMED_SHARE = 0.01
 MAX_TIMED_STEPS = 50
 WARMUP_STEPS = 1
 REPLANS = 25  # re-plans over a run (trainlab.callbacks.time_budget.BudgetPlanner)
+MIN_USEFUL_STEPS = 10  # the least budget the "leaves no time to train" error proposes: room for this many steps
 WITH_RANGE_TEST = " (with lr: auto's range test)"
 
 
@@ -244,7 +245,8 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
             f"{WITH_RANGE_TEST if lr_auto_s else ''} took "
             f"{timing.calibration_s:.1f} s and a step takes {timing.step_s:.3g} s (a validation "
             f"{timing.validation_s:.3g} s); raise time_budget_s to at least "
-            f"{math.ceil(timing.calibration_s + 10 * timing.step_s + timing.validation_s)}, or set epochs instead")
+            f"{math.ceil(timing.calibration_s + MIN_USEFUL_STEPS * timing.step_s + timing.validation_s)} "
+            f"(the calibration, {MIN_USEFUL_STEPS} steps and a validation), or set epochs instead")
     record = {"seconds": budget, **asdict(timing), "planned_steps": steps, "length_steps": length,
               "steps_per_epoch": steps_per_epoch, "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
     if lr_auto_s:
