@@ -504,6 +504,73 @@ def test_an_idx_run_reads_one_channel_images_stored_h_w_and_names_what_it_reads(
         read_for_predict({"source": "idx"}, {**fitted, "input_shape": [6]}, tmp_path / "x.npz")
 
 
+@pytest.mark.parametrize("shape, input_shape, rows", [
+    ((5, 6), (6,), (5, 6)), ((6,), (6,), (1, 6)), ((0,), (6,), (0, 6)),
+    ((5, 3, 4, 4), (3, 4, 4), (5, 3, 4, 4)), ((3, 4, 4), (3, 4, 4), (1, 3, 4, 4)),
+    ((5, 1, 28, 28), (1, 28, 28), (5, 1, 28, 28)), ((1, 28, 28), (1, 28, 28), (1, 1, 28, 28)),
+    ((5, 28, 28), (1, 28, 28), (5, 1, 28, 28)), ((28, 28), (1, 28, 28), (1, 1, 28, 28)),
+    ((0, 28, 28), (1, 28, 28), (0, 1, 28, 28)), ((6, 5), (1, 6, 5), (1, 1, 6, 5)),
+    # refused: a 2-D array that is not the run's own (H, W), channel-less images of a 3-channel run
+    ((6, 5), (1, 5, 6), None), ((5, 28), (1, 28, 28), None), ((28,), (1, 28, 28), None),
+    ((4, 4), (3, 4, 4), None), ((5, 4, 4), (3, 4, 4), None), ((2, 5, 6), (6,), None),
+])
+def test_rows_shape_is_the_one_rule_for_the_shapes_predict_takes(shape, input_shape, rows):
+    from trainlab.data.predict_shapes import rows_shape
+
+    assert rows_shape(shape, input_shape) == rows
+
+
+@pytest.mark.parametrize("shape, input_shape, message", [
+    ((5, 28), (1, 28, 28), "predict: got an input shaped (5, 28); the run takes one image shaped (1, 28, 28) or "
+                           "(28, 28); N images shaped (N, 1, 28, 28) or (N, 28, 28)"),
+    ((5, 3, 28, 28), (1, 28, 28), "predict: rows are shaped (3, 28, 28) but the run was trained on (1, 28, 28); "
+                                  "pass N images shaped (N, 1, 28, 28) or (N, 28, 28)"),
+    ((4, 4), (3, 4, 4), "predict: got an input shaped (4, 4); the run takes one image shaped (3, 4, 4); N images "
+                        "shaped (N, 3, 4, 4)"),
+    ((5, 4), (5,), "predict: rows are shaped (4,) but the run was trained on (5,); pass an array shaped (N, 5)"),
+    ((2, 3, 2), (6,), "predict: rows are shaped (3, 2) but the run was trained on (6,); reshape them with "
+                      "x.reshape(len(x), -1) (flattened as in training)"),
+    ((5,), (1,), "predict: got an input shaped (5,); the run takes one row shaped (1,) or N rows shaped (N, 1); "
+                 "for N rows of one feature pass x.reshape(-1, 1)"),
+])
+def test_shape_error_names_the_shapes_the_run_takes(shape, input_shape, message):
+    from trainlab.data.predict_shapes import shape_error
+
+    assert str(shape_error("predict", shape, input_shape)) == message
+
+
+def test_cli_and_python_predict_take_the_same_shapes_of_one_channel_images(tmp_path, capsys):
+    """An IDX run (input (1, 6, 5)): `trainlab predict` took (N, H, W) but read one (H, W) image as 6 rows of 5
+    values; load_run(...).predict refused both. Both now take the same shapes, by one rule (rows_shape)."""
+    from tests.test_data_readers import write_idx
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 60), ("t10k", 20)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 6, 5), dtype=np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 3)
+    run_dir = _train(tmp_path, "idx", {"source": "idx", "path": str(tmp_path)}, "cross_entropy", 1)
+    run = trainlab.load_run(run_dir)
+    assert run.input_shape == (1, 6, 5)
+    images = rng.integers(0, 256, (4, 6, 5), dtype=np.uint8)
+    expected = run.predict(images[:, None])  # (N, C, H, W): taken before too
+    for x, want in ((images, expected), (images[0], expected[:1]), (images[:1, None][0], expected[:1])):
+        np.testing.assert_array_equal(run.predict(x), want)
+        np.savez(tmp_path / "new.npz", x=x)
+        assert main(["predict", str(run_dir), str(tmp_path / "new.npz")]) == 0
+        assert capsys.readouterr().out.split() == ["prediction", *(str(int(i)) for i in want)]
+    bad = images[:, :, :4]  # (4, 6, 4): the same one line from both, naming the shapes taken
+    taken = ("got an input shaped (4, 6, 4); the run takes one image shaped (1, 6, 5) or (6, 5); N images shaped "
+             "(N, 1, 6, 5) or (N, 6, 5)")
+    with pytest.raises(DataError) as caught:
+        run.predict(bad)
+    assert str(caught.value) == f"predict: {taken}"
+    np.savez(tmp_path / "bad.npz", x=bad)
+    assert main(["predict", str(run_dir), str(tmp_path / "bad.npz")]) == 3
+    assert capsys.readouterr().err.strip() == f"error: npz file {tmp_path / 'bad.npz'}: {taken}"
+    with pytest.raises(DataError, match=r"got an input shaped \(5, 6\); the run takes one image shaped"):
+        run.predict(images[0].T)  # (W, H): a 2-D array is one image only when it is the run's own (H, W)
+
+
 def test_a_header_only_csv_predicts_zero_rows_with_the_usual_columns(runs, tmp_path, capsys):
     header_only = tmp_path / "none.csv"
     runs["new_pets"].iloc[:0].to_csv(header_only, index=False)

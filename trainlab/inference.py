@@ -203,7 +203,10 @@ class LoadedRun:
                 returns): a tensor, NumPy array or nested lists shaped (N, *input_shape). Numbers are
                 converted to the training rows' dtype (float32 features; integer token ids stay
                 integers, and must be whole numbers). One row shaped ``input_shape`` (a 1-D row of D
-                features) counts as N = 1; 0 rows give an empty result. For a run trained on a CSV,
+                features) counts as N = 1; 0 rows give an empty result. For one-channel images
+                (``input_shape`` (1, H, W)) also (N, H, W) and one image (H, W): the shapes ``trainlab
+                predict`` takes from an .npz, by the same rule
+                (:func:`trainlab.data.predict_shapes.rows_shape`). For a run trained on a CSV,
                 also a ``pandas.DataFrame`` of raw columns (as :meth:`read` takes it), preprocessed
                 by the run; for a text run, a list of strings (or a Series, or a DataFrame with the
                 text column), tokenized as the training texts were.

@@ -8,9 +8,9 @@ statistics, one-hot categories). Nothing is re-fitted on the new rows. Rows come
 order, one per input row, so that outputs can be written next to them. A DataFrame goes through
 the CSV path: its columns are read as a CSV file's are, so both give the same inputs.
 
-:func:`model_rows` checks arrays that are already model inputs: the row shape the run was trained
-on, numeric values (finite floats; whole, in-range numbers for integer inputs such as token ids),
-and converts them to the training rows' dtype.
+:func:`trainlab.data.predict_shapes.rows_shape` is the one rule for the array shapes both take as N
+rows of the run's input shape. :func:`model_rows` checks arrays that are already model inputs: that shape, numeric values (finite floats; whole, in-range numbers for
+integer inputs such as token ids), and converts them to the training rows' dtype.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from trainlab.data import preprocessing as prep
 from trainlab.data.csv_table import CsvTable, check_delimiter, is_bool_series, numbers, read_table, strings
 from trainlab.data.dataset import check_float32_range
 from trainlab.data.paths import resolve_file
+from trainlab.data.predict_shapes import rows_shape, shape_error
 from trainlab.errors import DataError
 from trainlab.registry import did_you_mean
 
@@ -242,20 +243,17 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
         elif source == "npz" or file.suffix.lower() == ".npz":
             x, cats = _npz_rows(file, options), None
             shape = fitted.get("input_shape")
-            if shape and list(x.shape) == list(shape):  # one row without the batch axis: N = 1, as model_rows
-                x = x[None]
-            check_float32_range(x, lambda row, col: f"npz file {file}: row {row}, column {col} (counting from 0)")
-            if shape is not None and len(shape) == 3 and shape[0] == 1 and list(x.shape[1:]) == list(shape[1:]):
-                x = x[:, None]  # one-channel images stored (N, H, W), as IDX holds them
-            if shape is not None and list(x.shape[1:]) != list(shape):
-                fix = ("; reshape them with x.reshape(len(x), -1) (flattened as in training)"
-                       if len(shape) == 1 and int(np.prod(x.shape[1:])) == shape[0] else "")
-                from trainlab.data.npz_file import channels_last_fix, is_channels_last
+            if shape is not None:  # the shapes LoadedRun.predict takes too: one rule (rows_shape)
+                rows = rows_shape(x.shape, shape)
+                if rows is None:
+                    from trainlab.data.npz_file import channels_last_fix, is_channels_last
 
-                if is_channels_last(x.shape) and len(shape) == 3:  # as the npz source refuses them for training
-                    fix = f"; they are {channels_last_fix(options.get('x', 'x'), x.shape)}"
-                raise DataError(f"npz file {file}: rows are shaped {tuple(x.shape[1:])} but the run was trained on "
-                                f"{tuple(shape)}{fix}")
+                    fix = ""
+                    if is_channels_last(x.shape) and len(shape) == 3:  # as the npz source refuses them for training
+                        fix = f"; they are {channels_last_fix(options.get('x', 'x'), x.shape)}"
+                    raise shape_error(f"npz file {file}", x.shape, shape, fix)
+                x = x.reshape(rows)
+            check_float32_range(x, lambda row, col: f"npz file {file}: row {row}, column {col} (counting from 0)")
         else:
             rows = f" shaped (N, {', '.join(str(n) for n in shape)})" if shape else ""
             raise DataError(f"{file.name}: a run trained on data source '{source}' predicts from an .npz holding "
@@ -269,10 +267,6 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
 
 
 # --------------------------------------------------------------------------- arrays that are model inputs already
-
-def _rows_shape(shape: tuple[int, ...]) -> str:
-    """``(N, 30)``: the shape of N rows shaped ``shape``."""
-    return "(" + ", ".join(["N", *(str(d) for d in shape)]) + ")"
 
 
 def _is_real(value: Any) -> bool:
@@ -353,8 +347,9 @@ def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = N
 
     Args:
         x: the model's inputs, preprocessed as the training split was: a tensor, a NumPy array (an
-            object array when every element is a number) or nested lists, shaped (N, *input_shape). One row shaped ``input_shape`` is taken as N = 1
-            (unambiguous: a batch has one more axis); an empty array is N = 0.
+            object array when every element is a number) or nested lists, in a shape :func:`rows_shape`
+            takes: (N, *input_shape), one row shaped ``input_shape`` (N = 1), an empty array (N = 0), and
+            for one-channel images (1, H, W) also (N, H, W) and one image (H, W).
         input_shape: one training row's shape (``()``: not recorded, not checked).
         input_dtype: the training rows' dtype (``model.json``'s ``input_dtype``). Floating: any real
             numbers, converted to it; they must be finite. Integer (token ids, uint8 pixels): whole
@@ -370,20 +365,11 @@ def model_rows(x: Any, input_shape: tuple[int, ...], input_dtype: str | None = N
     rows = _as_tensor(x)
     if rows.ndim == 0:
         raise DataError("predict needs one input row per sample, shaped (N, ...); got a scalar")
-    shape = tuple(input_shape)
-    if shape:
-        got = tuple(rows.shape)
-        if got == (0,):
-            rows = rows.reshape(0, *shape)
-        elif got == shape:
-            rows = rows.unsqueeze(0)
-        elif got[1:] != shape:
-            if len(got) == len(shape) + 1:
-                raise DataError(f"predict: rows are shaped {got[1:]} but the run was trained on {shape}; pass an "
-                                f"array shaped {_rows_shape(shape)}")
-            hint = "; for N rows of one feature pass x.reshape(-1, 1)" if shape == (1,) and len(got) == 1 else ""
-            raise DataError(f"predict: got an input shaped {got}; the run takes one row shaped {shape} or N rows "
-                            f"shaped {_rows_shape(shape)}{hint}")
+    if input_shape:
+        shape = rows_shape(rows.shape, input_shape)
+        if shape is None:
+            raise shape_error("predict", rows.shape, input_shape)
+        rows = rows.reshape(shape)
     dtype = getattr(torch, input_dtype, None) if input_dtype else None
     if rows.dtype == torch.float64 and (not isinstance(dtype, torch.dtype) or dtype == torch.float32):
         check_float32_range(rows.cpu().numpy(), lambda row, _col: f"predict: row {row}")  # else it becomes inf
