@@ -13,8 +13,9 @@ from trainlab.data.augment import (
     RandomCrop,
     RandomFlip,
     crop_at,
-    crop_flip_table,
+    crop_flip_axes,
     flip_where,
+    gather_pixels,
 )
 from trainlab.data.dataset import BatchRows
 from trainlab.data.transforms import Compose, Normalize, channel_stats, image_transforms
@@ -170,19 +171,19 @@ def test_random_crop_validates():
 
 @pytest.mark.parametrize("mode", ["reflect", "zero"])
 @pytest.mark.parametrize("padding", [0, 2])
-def test_crop_flip_tables_mirrored_rows_are_the_padded_slice_mirrored(mode, padding):
-    """Row K + k of the table: the crop at offset k, then torch.flip of the last axis (F.pad + slicing)."""
+def test_crop_flip_axes_tables_give_the_padded_slice_and_its_mirror(mode, padding):
+    """Row dy of the row table with row dx (plain) or S + dx (mirrored) of the column table: F.pad + slicing,
+    then torch.flip of the last axis, for every offset."""
     x = images(n=1, h=5, w=6)
     side = 2 * padding + 1
-    table = crop_flip_table(5, 6, padding, mode)
-    assert table.shape == (2 * side * side, 30)
-    source = torch.cat([x.reshape(1, 3, 30), torch.zeros(1, 3, 1, dtype=x.dtype)], dim=2)
-    for k in range(side * side):
-        offsets = torch.tensor([[k // side, k % side]])
-        expected = reference_crop(x, offsets, padding, mode)
-        for row, want in ((k, expected), (side * side + k, expected.flip(-1))):
-            got = source[:, :, table[row]].reshape(1, 3, 5, 6)
-            assert torch.equal(got, want), (k, row)
+    rows, cols, stride = crop_flip_axes(5, 6, padding, mode)
+    assert rows.shape == (side, 5) and cols.shape == (2 * side, 6) and stride == (7 if mode == "zero" else 6)
+    for dy in range(side):
+        for dx in range(side):
+            expected = reference_crop(x, torch.tensor([[dy, dx]]), padding, mode)
+            for col, want in ((dx, expected), (side + dx, expected.flip(-1))):
+                got = gather_pixels(x, rows[dy:dy + 1], cols[col:col + 1], stride)
+                assert torch.equal(got, want), (dy, dx, col)
 
 
 def _sequential(crop, flip, x, generator, rows=None):
@@ -218,22 +219,34 @@ def test_crop_and_flip_refuses_what_the_crop_refuses():
         CropAndFlip(None, RandomFlip())(torch.zeros(2, 9, dtype=torch.uint8), None)
 
 
-def _aten_ops(function) -> int:
-    from torch.profiler import ProfilerActivity, profile
+def _torch_calls(function) -> int:
+    """The torch functions and tensor methods ``function`` calls (each an op the host dispatches), attribute
+    reads aside."""
+    from torch.overrides import TorchFunctionMode
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    class Count(TorchFunctionMode):
+        calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") not in ("__get__", "__set__", "size", "dim", "numel", "__len__"):
+                Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
         function()
-    return sum(event.count for event in prof.key_averages() if event.key.startswith("aten::"))
+    return Count.calls
 
 
-def test_crop_and_flip_dispatches_a_fraction_of_the_ops_of_the_crop_then_the_flip():
+@pytest.mark.parametrize("flip", [RandomFlip(), "alternating"])
+def test_crop_and_flip_dispatches_half_the_ops_of_the_crop_then_the_flip(flip):
     """Why it exists: on a GPU the speedrun's step is bound by the host dispatching kernels."""
-    x, crop, flip = images(n=64, h=8, w=8), RandomCrop(2), RandomFlip()
+    flip = AlternatingFlip() if flip == "alternating" else flip
+    x, crop, rows = images(n=64, h=8, w=8), RandomCrop(2), BatchRows(torch.arange(64), 1, seed=0, n=64)
     fused = CropAndFlip(crop, flip)
-    fused(x, torch.Generator().manual_seed(0))  # its table, made once
-    fused_ops = _aten_ops(lambda: fused(x, torch.Generator().manual_seed(0)))
-    sequential_ops = _aten_ops(lambda: flip(crop(x, torch.Generator().manual_seed(0)), None))
-    assert 2 * fused_ops <= sequential_ops, (fused_ops, sequential_ops)
+    fused(x, torch.Generator().manual_seed(0), rows)  # its tables, made once
+    fused_calls = _torch_calls(lambda: fused(x, torch.Generator().manual_seed(0), rows))
+    sequential_calls = _torch_calls(lambda: _sequential(crop, flip, x, torch.Generator().manual_seed(0), rows))
+    assert 2 * fused_calls <= sequential_calls, (fused_calls, sequential_calls)
 
 
 def test_flip_where_mirrors_only_masked_samples():

@@ -4,8 +4,8 @@ alternating flip), and both as one gather (:class:`CropAndFlip`, what ``data.aug
 Each is a batch transform (:mod:`trainlab.data.transforms`): ``(x, generator)``, or ``(x, generator, rows)``
 for one whose draw depends on the sample and the epoch (``takes_rows``). Images are uint8 (N, C, H, W); every
 random draw uses the generator passed in, on the CPU, and what it decides moves to the images' device without
-waiting for queued kernels. A crop and a flip are a row lookup in a table of every offset's source pixels,
-plain and mirrored (:func:`crop_flip_table`), and one ``torch.gather``: no per-sample loop, no padded copy.
+waiting for queued kernels. A crop and a flip are lookups in small per-axis tables of each offset's source rows
+and columns, plain and mirrored (:func:`crop_flip_axes`), and one ``torch.gather``: no per-sample loop.
 """
 
 from __future__ import annotations
@@ -32,50 +32,49 @@ def _source_index(positions: torch.Tensor, size: int, mode: str) -> tuple[torch.
     return positions.clamp(0, size - 1), valid
 
 
-def crop_flip_table(h: int, w: int, padding: int, mode: str = "reflect") -> torch.Tensor:
-    """Where every output pixel of every crop offset, plain and mirrored, reads from: (2 K, H W) int64 on the CPU,
-    K = (2 padding + 1)^2.
+def crop_flip_axes(h: int, w: int, padding: int, mode: str = "reflect") -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per axis, where a crop (and a mirror after it) reads from: ``(row_starts (S, H), cols (2 S, W), stride)``,
+    int64 on the CPU, S = 2 padding + 1.
 
-    Row ``f K + dy (2 padding + 1) + dx`` is the crop at offset (dy, dx) of the image padded by ``padding``
-    ('reflect' or 'zero'), mirrored left-right after it iff f = 1: output pixel (i, j) reads the flattened
-    source pixel ``fold(i + dy - padding) W + fold(j' + dx - padding)``, j' = j (or W - 1 - j mirrored), where
-    fold maps a padded-frame position to the image's own (reflect: -1 -> 1, H -> H - 2); with zero padding a
-    position outside the image reads ``H W``, the zero :func:`gather_pixels` appends. A crop and a flip are
-    then one row lookup and one gather.
+    ``row_starts[dy, i] = fold(i + dy - padding) * stride``: where the source row that output row i of the
+    crop at vertical offset dy reads starts in the flattened image; ``cols[f S + dx, j] = fold(j' + dx -
+    padding)`` with j' = j, or W - 1 - j mirrored (f = 1). fold maps a position of the frame padded by
+    ``padding`` to the image's own (reflect: -1 -> 1, H -> H - 2); with zero padding a position outside the
+    image reads row H or column W, the zeros :func:`gather_pixels` pads the image with, and a row's stride is
+    W + 1 (else W). Output pixel (i, j) reads the flattened source pixel ``row_starts[dy, i] + cols[f S + dx,
+    j]``: a crop and a flip are two small lookups and one gather, with tables of S (H + 2 W) entries (a table
+    per offset and pixel would be 2 S^2 H W: GBs for large images).
     """
-    side = 2 * padding + 1
-    steps = torch.arange(side)
-    dy, dx = steps.repeat_interleave(side), steps.repeat(side)  # offset k = dy * side + dx
-    rows = torch.arange(h).unsqueeze(0) + dy.unsqueeze(1) - padding  # (K, H) padded-frame positions
-    cols = torch.arange(w).unsqueeze(0) + dx.unsqueeze(1) - padding  # (K, W)
-    rows, row_ok = _source_index(rows, h, mode)
-    cols, col_ok = _source_index(cols, w, mode)
-    flat = rows.unsqueeze(2) * w + cols.unsqueeze(1)  # (K, H, W) source positions in the flattened image
-    if row_ok is not None and col_ok is not None:  # zero padding: outside pixels read the appended zero
-        flat = torch.where(row_ok.unsqueeze(2) & col_ok.unsqueeze(1), flat, h * w)
-    return torch.cat([flat, flat.flip(-1)]).reshape(2 * side * side, h * w)
+    steps = torch.arange(2 * padding + 1).unsqueeze(1) - padding
+    rows, row_ok = _source_index(torch.arange(h).unsqueeze(0) + steps, h, mode)  # (S, H)
+    cols, col_ok = _source_index(torch.arange(w).unsqueeze(0) + steps, w, mode)  # (S, W)
+    if row_ok is not None and col_ok is not None:  # zero padding: outside positions read the zeros padded on
+        rows, cols = torch.where(row_ok, rows, h), torch.where(col_ok, cols, w)
+    stride = w + 1 if mode == "zero" else w
+    return rows * stride, torch.cat([cols, cols.flip(-1)]), stride
 
 
-def gather_pixels(x: torch.Tensor, index: torch.Tensor, zero_pad: bool = False) -> torch.Tensor:
-    """``out[n, c, p] = x[n, c, index[n, p]]`` for images x (N, C, H, W) and pixel positions index (N, H W) in
-    the flattened image, one gather; with ``zero_pad`` position ``H W`` reads 0."""
+def gather_pixels(x: torch.Tensor, row_starts: torch.Tensor, cols: torch.Tensor, stride: int) -> torch.Tensor:
+    """``out[n, c, i, j] = flat(x)[n, c, row_starts[n, i] + cols[n, j]]`` for images x (N, C, H, W), row_starts
+    (N, H) and cols (N, W) (:func:`crop_flip_axes`), one gather; with ``stride`` W + 1 the image is first padded
+    by a zero row and a zero column (at the bottom and right), which row H and column W read."""
     n, c, h, w = x.shape
-    source = x.reshape(n, c, h * w)
-    if zero_pad:
-        source = torch.cat([source, source.new_zeros(n, c, 1)], dim=2)
-    return torch.gather(source, 2, index.unsqueeze(1).expand(n, c, h * w)).reshape(n, c, h, w)
+    if stride != w:
+        x = torch.nn.functional.pad(x, (0, 1, 0, 1))
+    index = (row_starts.unsqueeze(2) + cols.unsqueeze(1)).reshape(n, 1, h * w).expand(n, c, h * w)
+    return torch.gather(x.reshape(n, c, -1), 2, index).reshape(n, c, h, w)
 
 
 def crop_at(x: torch.Tensor, offsets: torch.Tensor, padding: int, mode: str = "reflect") -> torch.Tensor:
     """Crop each image n of x (N, C, H, W) at ``offsets[n] = (dy, dx)`` from the image padded by ``padding``.
 
     Equal to ``F.pad(x, [padding] * 4, mode)[n, :, dy:dy + H, dx:dx + W]`` for every n
-    (``mode`` 'reflect' or 'zero'), computed as one gather through :func:`crop_flip_table`'s rows.
+    (``mode`` 'reflect' or 'zero'), computed as one gather through :func:`crop_flip_axes`' tables.
     """
     _, _, h, w = x.shape
-    code = offsets[:, 0] * (2 * padding + 1) + offsets[:, 1]
-    table = crop_flip_table(h, w, padding, mode).to(x.device)
-    return gather_pixels(x, table[to_device_async(code, x.device)], mode == "zero")
+    rows, cols, stride = crop_flip_axes(h, w, padding, mode)
+    offsets = to_device_async(offsets, x.device)
+    return gather_pixels(x, rows.to(x.device)[offsets[:, 0]], cols.to(x.device)[offsets[:, 1]], stride)
 
 
 def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -189,16 +188,18 @@ class CropAndFlip:
     ``flip(crop(x))`` with the same draws from the generator in the same order (the crop's offsets, then a
     random flip's coin flips), in a few dispatched ops a batch.
 
-    Per sample the crop's offset and the flip pick a row of :func:`crop_flip_table` (made once per image
-    size and device); one ``index_select`` and one ``gather`` make the batch. Applied in turn, the crop's
-    index arithmetic, the gather, the mirrored copy and the select cost some 40 ops a batch: on a GPU, where a
-    1,000-row step of the speedrun net is bound by the host's kernel launches, that was a tenth of the step's
-    ops. Either part may be None (not both).
+    Per sample the crop's vertical offset picks a row of :func:`crop_flip_axes`' row table, its horizontal
+    offset and the flip a row of its column table (made once per image size and device); two lookups and
+    one ``gather`` make the batch. Applied in turn, the crop's index arithmetic, the gather, the mirrored
+    copy and the select cost some 40 ops a batch: on a GPU, where a 1,000-row step of the speedrun net is
+    bound by the host's kernel launches, that was a tenth of the step's ops. Either part may be None (not
+    both).
     """
 
     crop: RandomCrop | None
     flip: RandomFlip | AlternatingFlip | None
-    _tables: dict[tuple[int, int, str], torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
+    _tables: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor, int]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.crop is None and self.flip is None:
@@ -208,12 +209,13 @@ class CropAndFlip:
     def takes_rows(self) -> bool:
         return getattr(self.flip, "takes_rows", False)
 
-    def table(self, h: int, w: int, device: torch.device) -> torch.Tensor:
-        """:func:`crop_flip_table` for this crop (padding 0 without one) on ``device``, made once."""
+    def tables(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """:func:`crop_flip_axes` for this crop (padding 0 without one) on ``device``, made once."""
         key = (h, w, str(device))
         if key not in self._tables:
             padding, mode = (0, "reflect") if self.crop is None else (self.crop.padding, self.crop.mode)
-            self._tables[key] = crop_flip_table(h, w, padding, mode).to(device)
+            rows, cols, stride = crop_flip_axes(h, w, padding, mode)
+            self._tables[key] = (rows.to(device), cols.to(device), stride)
         return self._tables[key]
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
@@ -222,17 +224,15 @@ class CropAndFlip:
             raise ConfigError(f"random crop and flip need images shaped (N, C, H, W); got {tuple(x.shape)}")
         n, _, h, w = x.shape
         side = 1 if self.crop is None else 2 * self.crop.padding + 1
-        code = None  # each sample's row of the table, on the CPU until a device-side flip joins it
         if self.crop is not None:
             self.crop.check(x)
-            offsets = self.crop.draw(n, generator)
-            code = offsets[:, 0] * side + offsets[:, 1]
-        if isinstance(self.flip, RandomFlip):
-            mirrored = self.flip.draw(n, generator).long() * (side * side)
-            code = mirrored if code is None else code + mirrored
-        code = None if code is None else to_device_async(code, x.device)
+            offsets = self.crop.draw(n, generator)  # (N, 2): dy, dx, on the CPU
+        else:
+            offsets = torch.zeros(n, 2, dtype=torch.long)
+        if isinstance(self.flip, RandomFlip):  # a mirrored column is row side + dx of the column table
+            offsets[:, 1].add_(self.flip.draw(n, generator), alpha=side)
+        row_code, col_code = to_device_async(offsets, x.device).unbind(1)
         if isinstance(self.flip, AlternatingFlip):
-            mirrored = self.flip.mask(rows, x.device).long() * (side * side)
-            code = mirrored if code is None else code + mirrored
-        index = self.table(h, w, x.device).index_select(0, code)
-        return gather_pixels(x, index, self.crop is not None and self.crop.mode == "zero")
+            col_code = col_code.add(self.flip.mask(rows, x.device), alpha=side)
+        row_table, col_table, stride = self.tables(h, w, x.device)
+        return gather_pixels(x, row_table.index_select(0, row_code), col_table.index_select(0, col_code), stride)
