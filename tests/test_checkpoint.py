@@ -103,6 +103,27 @@ def test_a_resume_sets_damaged_checkpoints_aside_so_that_its_new_ones_are_kept(t
     assert (root / f"damaged-{newest.name}-2").is_dir()
 
 
+def test_a_checkpoint_that_may_be_whole_is_skipped_but_never_set_aside(tmp_path, capsys, monkeypatch):
+    """Another trainlab version's format, a read error: skipped as before, left where it is."""
+    previous, newest = _two_checkpoints(tmp_path)
+    manifest = json.loads((newest / checkpoint.MANIFEST).read_text())
+    (newest / checkpoint.MANIFEST).write_text(json.dumps({**manifest, "format": checkpoint.FORMAT_VERSION + 1}))
+    assert checkpoint.latest(tmp_path, set_aside=True)[0] == previous
+    assert "set aside" not in capsys.readouterr().err and newest.is_dir()
+    (newest / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+    real_open = open
+
+    def failing_open(path, *args, **kwargs):
+        if str(path).endswith(checkpoint.TENSORS) and newest.name in str(path):
+            raise OSError(5, "Input/output error")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    assert checkpoint.latest(tmp_path, set_aside=True)[0] == previous
+    assert "Input/output error" in capsys.readouterr().err
+    assert checkpoint.step_folders(tmp_path) == [newest, previous]
+
+
 def test_a_check_without_set_aside_leaves_a_damaged_checkpoint_where_it_is(tmp_path, capsys):
     previous, newest = _two_checkpoints(tmp_path)
     _flip_a_state_byte(newest)

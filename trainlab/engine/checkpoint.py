@@ -54,6 +54,12 @@ class CheckpointError(Exception):
     """A checkpoint folder that is incomplete, corrupted or not ours."""
 
 
+class CheckpointUnreadable(CheckpointError):
+    """A checkpoint that could not be used now but may be whole: a read error, a file that changed while it
+    was read, a manifest format of another trainlab version, a state that does not fit this run's build.
+    Skipped like any other, never set aside as damaged (:func:`latest`)."""
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -108,7 +114,7 @@ def check_manifest(manifest: Any, where: str) -> dict[str, Any]:
         raise CheckpointError(f"{where}: manifest is a JSON {type(manifest).__name__}, not an object")
     version = manifest.get("format")
     if isinstance(version, bool) or version != FORMAT_VERSION:
-        raise CheckpointError(f"{where}: manifest format {str(version)[:20]!r} is not {FORMAT_VERSION}")
+        raise CheckpointUnreadable(f"{where}: manifest format {str(version)[:20]!r} is not {FORMAT_VERSION}")
     files = manifest.get("files")
     if not isinstance(files, dict) or set(files) != {TENSORS, STATE}:
         shown = sorted(files) if isinstance(files, dict) else type(files).__name__
@@ -174,7 +180,7 @@ def _read_bounded(path: Path, where: str, size: int | None, limit: int | None) -
     except FileNotFoundError:
         raise CheckpointError(f"{where}: missing (incomplete checkpoint)") from None
     except OSError as exc:
-        raise CheckpointError(f"{where}: {exc.strerror or exc}") from None
+        raise CheckpointUnreadable(f"{where}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
         raise CheckpointError(f"{where}: not a regular file (a link or a device is never part of a checkpoint)")
     if size is not None and info.st_size != size:
@@ -185,9 +191,9 @@ def _read_bounded(path: Path, where: str, size: int | None, limit: int | None) -
         with open(path, "rb") as handle:
             data = handle.read(info.st_size + 1)
     except OSError as exc:
-        raise CheckpointError(f"{where}: {exc.strerror or exc}") from None
+        raise CheckpointUnreadable(f"{where}: {exc.strerror or exc}") from None
     if len(data) != info.st_size:
-        raise CheckpointError(f"{where}: changed size while being read")
+        raise CheckpointUnreadable(f"{where}: changed size while being read")
     return data
 
 
@@ -215,7 +221,7 @@ def load(folder: str | os.PathLike[str], validate: Callable[[dict[str, Any]], No
     except CheckpointError as exc:
         if not (folder / MANIFEST).exists() and not (folder / MANIFEST).is_symlink():
             raise CheckpointError(f"{name}: no manifest (incomplete checkpoint)") from None
-        raise CheckpointError(f"{name}: unreadable manifest ({exc})") from None
+        raise type(exc)(f"{name}: unreadable manifest ({exc})") from None
     manifest = check_manifest(_json(manifest_bytes, f"{name}/{MANIFEST}"), name)
     sizes = manifest.get("sizes") or {}
     blobs = {}
@@ -234,7 +240,7 @@ def load(folder: str | os.PathLike[str], validate: Callable[[dict[str, Any]], No
         try:
             validate(tree)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise CheckpointError(f"{name}: state does not fit this run ({type(exc).__name__}: "
+            raise CheckpointUnreadable(f"{name}: state does not fit this run ({type(exc).__name__}: "
                                   f"{str(exc)[:200]})") from None
     return manifest, tree, tensors
 
@@ -258,8 +264,9 @@ def latest(root: str | os.PathLike[str], validate: Callable[[dict[str, Any]], No
            set_aside: bool = False):
     """The newest checkpoint that verifies, skipping broken ones with a warning; None if none does.
 
-    ``set_aside`` (a resume, which goes on to write checkpoints here): each broken one is renamed
-    ``damaged-step-...``, kept for a look but no longer a step folder. Left in place, a broken checkpoint
+    ``set_aside`` (a resume, which goes on to write checkpoints here): each damaged one (not a
+    :class:`CheckpointUnreadable`, which may be whole) is renamed ``damaged-step-...``, kept for a look but no
+    longer a step folder. Left in place, a broken checkpoint
     of a later step than the resumed one would count among the newest that :func:`prune` keeps, and the
     resumed run's new checkpoints would be deleted as they were written: a run resumed from step 0 that
     is interrupted again would start from step 0 again."""
@@ -267,7 +274,8 @@ def latest(root: str | os.PathLike[str], validate: Callable[[dict[str, Any]], No
         try:
             return folder, *load(folder, validate)
         except CheckpointError as exc:
-            moved = _set_aside(folder) if set_aside else None
+            damaged = set_aside and not isinstance(exc, CheckpointUnreadable)  # not one that may be whole
+            moved = _set_aside(folder) if damaged else None
             where = f"; set aside as {moved.name}" if moved is not None else ""
             warn(f"skipping checkpoint {exc}{where}; falling back to the previous one")
     return None
