@@ -96,3 +96,15 @@ def test_a_run_folder_with_run_json_keeps_its_resume_advice(write_config, tmp_pa
     assert main(["train", str(config), "--out", str(out)]) == 2
     assert f"pass --overwrite to replace it, or 'trainlab resume {out}' to continue it" in _one_error_line(capsys)
     shutil.rmtree(out)
+
+
+def test_a_run_folder_whose_config_yaml_the_user_edited_is_not_replaced(write_config, tmp_path, capsys):
+    """Without run.json only a config.yaml byte for byte as trainlab wrote it vouches for the folder."""
+    config, out = _finished_run(write_config, tmp_path)
+    (out / "run.json").unlink()
+    (out / "config.yaml").write_text("# my notes on this run\n" + (out / "config.yaml").read_text())
+    assert not lost_run_json(out, RUN_FILES)
+    capsys.readouterr()
+    assert main(["train", str(config), "--out", str(out), "--overwrite"]) == 2
+    assert "not a trainlab run folder" in _one_error_line(capsys)
+    assert (out / "config.yaml").read_text().startswith("# my notes")

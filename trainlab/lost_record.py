@@ -8,42 +8,35 @@ before training started, ``train --out`` offered ``resume``, ``--overwrite`` ref
 not a trainlab run folder", and each pointed at another that refused.
 
 :func:`lost_run_json` tells such a folder by evidence only trainlab writes (a user's folder that happens
-to hold a ``config.yaml`` is not one): a checkpoint manifest of trainlab's format, or a ``summary.json``
-naming its trainlab version and config hash, beside a ``config.yaml``, and nothing that is not a run
-folder's. Such a folder cannot be resumed (what resume checks is gone) but may be replaced by
+to hold a ``config.yaml`` is not one): a ``config.yaml`` as trainlab writes it, byte for byte, beside a
+checkpoint manifest of trainlab's format or a ``summary.json`` naming its trainlab version and config hash,
+and nothing that is not a run folder's. Such a folder cannot be resumed (what resume checks is gone) but may be replaced by
 ``--overwrite``; ``eval`` and ``predict`` still read its model, unchecked (:mod:`trainlab.model_file`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from trainlab.bounded_read import read_regular_file
-
-MAX_EVIDENCE_BYTES = 1 << 20
-
-
-def _json_object(path: Path) -> dict | None:
-    try:
-        value = json.loads(read_regular_file(path, MAX_EVIDENCE_BYTES, follow_links=False))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+from trainlab.creation_leftovers import written_by_trainlab
+from trainlab.records import read_record_object
 
 
 def _trainlab_wrote(path: Path) -> bool:
-    """A checkpoint manifest of trainlab's format, or a summary.json with trainlab's version and config hash."""
+    """``config.yaml`` byte for byte as trainlab writes it (:func:`written_by_trainlab`: not a file the user
+    wrote or edited), and a checkpoint manifest of trainlab's format or a summary.json with trainlab's version
+    and config hash."""
     from trainlab.engine import checkpoint
 
-    summary = _json_object(path / "summary.json")
-    if summary is not None and isinstance(summary.get("trainlab"), str) and isinstance(summary.get("config_hash"), str):
+    if not written_by_trainlab(path, ["config.yaml"]):
+        return False
+    summary = read_record_object(path / "summary.json") or {}
+    if isinstance(summary.get("trainlab"), str) and isinstance(summary.get("config_hash"), str):
         return True
     for folder in checkpoint.step_folders(path / "checkpoint"):
-        manifest = _json_object(folder / checkpoint.MANIFEST)
-        if manifest is not None and manifest.get("format") == checkpoint.FORMAT_VERSION \
-                and isinstance(manifest.get("files"), dict):
+        manifest = read_record_object(folder / checkpoint.MANIFEST) or {}
+        if manifest.get("format") == checkpoint.FORMAT_VERSION and isinstance(manifest.get("files"), dict):
             return True
     return False
 
