@@ -149,11 +149,17 @@ def _claim(folder: str, message: str) -> bool:
 
 
 @contextlib.contextmanager
-def shared_once() -> Iterator[str]:
+def shared_once() -> Iterator[str | None]:
     """A temporary folder for the worker processes this process starts (pass it to their
     :func:`each_once_from_now`): a warning is said once by all of them together, and not at all where this
-    process has said it already inside :func:`each_once`. Removed on exit."""
-    with tempfile.TemporaryDirectory(prefix="trainlab-said-") as folder:
+    process has said it already inside :func:`each_once`. Removed on exit. None where no folder can be made (a
+    full or read-only temporary folder): each worker then says each warning once on its own, as before."""
+    try:
+        holder = tempfile.TemporaryDirectory(prefix="trainlab-said-", ignore_cleanup_errors=True)
+    except OSError:
+        yield None
+        return
+    with holder as folder:
         for message in _SAID.get() or ():
             _claim(folder, message)
         yield folder

@@ -29,13 +29,18 @@ def _one_group(grads: Sequence[torch.Tensor]) -> bool:
     return all(g.device == first.device and g.dtype == first.dtype and g.layout == torch.strided for g in grads)
 
 
+def _norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The global L2 norm of gradients that :func:`_one_group` accepted."""
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+
+
 def global_norm(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     """``|| (||g_1||_2, ..., ||g_k||_2) ||_2``, a 0-d tensor on the gradients' device (0.0 for none)."""
     if not grads:
         return torch.tensor(0.0)
     if not _one_group(grads):
         return torch.nn.utils.get_total_norm(grads, 2.0, foreach=None)
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads), 2.0)), 2.0)
+    return _norm(list(grads))
 
 
 def clip_grad_norm(parameters: Sequence[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
@@ -47,6 +52,6 @@ def clip_grad_norm(parameters: Sequence[torch.nn.Parameter], max_norm: float) ->
         return torch.tensor(0.0)
     if not _one_group(grads):
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=None)
-    total = global_norm(grads)
+    total = _norm(grads)
     torch._foreach_mul_(grads, torch.clamp(float(max_norm) / (total + EPS), max=1.0))
     return total
