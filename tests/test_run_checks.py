@@ -284,3 +284,22 @@ def test_the_one_row_probe_moves_no_statistics_and_keeps_every_mode():
     model[1].eval()  # a BatchNorm in eval mode normalises one row with its running statistics
     assert not one_row_stops_batch_norm(model, torch.randn(1, 2), training_only=True)
     assert one_row_stops_batch_norm(model, torch.randn(1, 2))
+
+
+def test_the_divergence_advice_names_a_far_feature_by_its_column_name(tmp_path):
+    """A config run's advice names the CSV column (after preprocessing: numeric columns, then one-hot ones)."""
+    import numpy as np
+
+    from trainlab.config import DataConfig
+    from trainlab.data import load_dataset
+    from trainlab.run_checks import divergence_advice
+
+    rng = np.random.default_rng(0)
+    rows = ["small,big,city,y"] + [f"{rng.normal():.4f},{50 + 30 * rng.normal():.4f},{'ab'[i % 2]},{rng.normal():.4f}"
+                                   for i in range(60)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    data = load_dataset(DataConfig(source="csv", path=str(tmp_path / "t.csv"), target="y", standardize=False,
+                                   categorical=["city"]))
+    advice = divergence_advice(data, standardized_target=False)
+    assert "the features are far from unit scale (column big: mean 5" in advice, advice
+    assert "data.standardize: true" in advice and "for the targets" not in advice

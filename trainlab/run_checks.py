@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
+from trainlab.config_fields import shown_name
 from trainlab.data import Dataset
+from trainlab.data.preprocessing import output_features
 from trainlab.engine.batching import BatchPlan, is_ids_and_mask
 from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss, single_label_on_multilabel
@@ -73,13 +75,13 @@ def divergence_advice(data: Dataset, standardized_target: bool) -> str:
     as they are and far from unit scale (:func:`targets_off_unit_scale`), else tabular features far from it
     (:func:`feature_off_unit_scale`), which make the loss's curvature, and so the largest stable lr, large."""
     fixes = input_fixes(data)
-    if data.task == "regression" and not standardized_target and targets_off_unit_scale(data.train.y):
+    if data.task == "regression" and not standardized_target and targets_off_unit_scale(data.train.y) is not None:
         return f"{fixes.diverged}; for the targets: {fixes.raw_targets}"
     feature = feature_off_unit_scale(data.train.x)
     if feature is not None:
         column, mean, std = feature
-        names = (data.preprocessing or {}).get("numeric_columns") or []
-        named = f"column '{names[column]}'" if column < len(names) else f"column {column}, counting from 0"
+        names = output_features(data.preprocessing or {}) or []  # one-hot columns after the numeric ones
+        named = f"column {shown_name(names[column])}" if column < len(names) else f"column {column}, counting from 0"
         return (f"{fixes.diverged}; the features are far from unit scale ({named}: mean {mean:.4g}, "
                 f"std {std:.4g}): {fixes.raw_features}")
     return fixes.diverged
@@ -304,13 +306,18 @@ def _column_scales(columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return means, spreads, torch.maximum(means.abs(), spreads)
 
 
-def targets_off_unit_scale(y: torch.Tensor) -> bool:
-    """Regression targets ``y`` far from unit scale, as :func:`warn_if_raw_scale_targets` judges: a column's
-    |mean| or std above :data:`RAW_SCALE`, or a varying column with both below :data:`TINY_SCALE`."""
+def targets_off_unit_scale(y: torch.Tensor) -> tuple[str, int] | None:
+    """How regression targets ``y`` are far from unit scale, as ``(size, column)``: ``"large"`` (a column's
+    |mean| or std above :data:`RAW_SCALE`; the largest), ``"tiny"`` (a varying column with both below
+    :data:`TINY_SCALE`; the first); None when neither. The test of :func:`warn_if_raw_scale_targets` and of
+    the divergence advice (:func:`divergence_advice`)."""
     if not len(y):
-        return False
+        return None
     _, spreads, scales = _column_scales(y.double().reshape(len(y), -1))
-    return float(scales.max()) > RAW_SCALE or bool(((spreads > 0) & (scales < TINY_SCALE)).any())
+    tiny = ((spreads > 0) & (scales < TINY_SCALE)).nonzero().flatten()
+    if float(scales.max()) > RAW_SCALE:
+        return "large", int(scales.argmax())
+    return ("tiny", int(tiny[0])) if len(tiny) else None
 
 
 def feature_off_unit_scale(x: torch.Tensor) -> tuple[int, float, float] | None:
@@ -341,13 +348,11 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
     if data.task != "regression" or standardized or loss.name.startswith("poisson"):
         return
     y = data.train.y.double().reshape(len(data.train.y), -1)  # one column per target
-    means, spreads, scales = _column_scales(y)
+    means, spreads, _ = _column_scales(y)
     fix = input_fixes(data).raw_targets
-    tiny = ((spreads > 0) & (scales < TINY_SCALE)).nonzero().flatten()
-    if float(scales.max()) > RAW_SCALE:
-        size, column = "large", int(scales.argmax())
-    elif len(tiny):
-        size, column = "tiny", int(tiny[0])
+    off_scale = targets_off_unit_scale(y)
+    if off_scale is not None:
+        size, column = off_scale
     else:
         lr = lr_bounding_the_step(optimizer)
         reach = None if lr is None or not optimizer or not total_steps else \
