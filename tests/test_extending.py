@@ -42,7 +42,7 @@ def project(tmp_path):
 
 
 def test_doc_examples_exist():
-    assert set(_examples()) == {"mymodels.py", "mydata.py", "mylosses.py"}
+    assert set(_examples()) == {"mymodels.py", "mydata.py", "mylosses.py", "myschedules.py"}
 
 
 def test_the_doc_loss_trains_and_a_torch_loss_is_refused_in_one_line(project, tmp_path, capsys):
@@ -96,7 +96,9 @@ def test_a_missing_module_says_where_it_looked(project, tmp_path, capsys):
     (project / "mymodels.py").unlink()
     assert main(["train", str(project / "config.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "no module 'mymodels' in the config's folder, the working directory or installed packages" in err
+    cwd = Path.cwd().resolve()  # the folders searched, by name: the working directory, then the config's
+    assert f"no module 'mymodels' in {cwd} (the working directory), {project.resolve()} or the installed packages" \
+        in err and "no config file's folder" not in err  # the CLI's config is read from its file
 
 
 def test_a_factory_that_returns_no_module_is_a_config_error_naming_it(project, tmp_path, capsys):
@@ -112,3 +114,58 @@ def test_a_factory_that_returns_no_module_is_a_config_error_naming_it(project, t
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert "model factory 'badmods:returns_none' returned NoneType (None), not a torch.nn.Module" in err
     assert "TypeError" not in err and "--debug" not in err
+
+
+def test_early_stopping_watches_a_user_metric(project, tmp_path):
+    """``monitor: val_<module>:<attr>`` was 'cannot import module 'val_mymetrics''; it watches the metric,
+    in its direction (a user metric is maximised)."""
+    (project / "mymetrics.py").write_text("def agree(predictions, target, num_classes):\n"
+                                          "    return float((predictions == target).float().mean())\n")
+    config = yaml.safe_load((project / "config.yaml").read_text())
+    config["metrics"] = ["mymetrics:agree"]
+    config["strategy"]["early_stopping"] = {"monitor": "val_mymetrics:agree", "patience": 2}
+    (project / "es.yaml").write_text(yaml.safe_dump(config))
+    try:
+        assert main(["train", str(project / "es.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    finally:
+        sys.modules.pop("mymetrics", None)
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["strategy"]["early_stopping"]["mode"] == "max"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert 0.0 <= summary["val"]["mymetrics:agree"] <= 1.0
+
+
+def test_the_doc_schedule_trains_and_is_the_lr_multiplier(project, tmp_path):
+    namespace: dict = {}
+    exec(_examples()["myschedules.py"], namespace)  # noqa: S102 - the doc's own example
+    series = [namespace["warmup_linear"](8, 4, warmup=4)(step) for step in range(8)]
+    assert series == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 0.75, 0.5, 0.25])
+    config = yaml.safe_load((project / "config.yaml").read_text())
+    config["strategy"]["schedule"] = {"name": "myschedules:warmup_linear", "warmup": 4}
+    config["strategy"]["epochs"] = 2
+    (project / "sched.yaml").write_text(yaml.safe_dump(config))
+    try:
+        assert main(["train", str(project / "sched.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    finally:
+        sys.modules.pop("myschedules", None)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(record.get("lr") for record in records)
+
+
+@pytest.mark.parametrize(("code", "says"), [
+    ("def plain(pred, target):\n    return ((pred - target) ** 2).mean()\n",
+     "error: loss 'badloss:plain' is a plain function, not a Loss: wrap it in a trainlab.losses.base.Loss subclass"),
+    ("from trainlab.losses.base import Loss\n\n\nclass plain(Loss):\n    def forward(self, pred, target, weight=None):\n"
+     "        return ((pred - target) ** 2).mean()\n",
+     "error: loss 'badloss:plain' (plain) does not set target_kind: set the class attribute to one of 'continuous', "),
+])
+def test_a_loss_the_doc_refuses_is_refused_in_one_line(project, tmp_path, capsys, code, says):
+    """A plain function said "needs 'pred', 'target' (not set)"; a Loss without target_kind trained as regression."""
+    (project / "badloss.py").write_text(code)
+    argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=badloss:plain",
+            "--out", str(tmp_path / "run"), "--quiet"]
+    try:
+        assert main(argv) == 2
+    finally:
+        sys.modules.pop("badloss", None)
+    err = capsys.readouterr().err
+    assert err.startswith(says) and err.count("\n") == 1

@@ -100,6 +100,19 @@ def test_class_names_without_task_make_a_classification_task_as_a_config_run_doe
         trainlab.fit(_linear(outputs=1), (x, y + 0.5), {**BASE, "loss": "mse"}, class_names=["a"])
 
 
+def test_labels_without_a_0_are_classes_as_the_readme_says():
+    """The README said 1..K labels train as classes; only -1/+1 does by itself: 1..K is inferred as regression
+    whatever the loss (the rule reads y alone), refused with the fix; task= makes them classes named 1..K."""
+    x, y = _blobs()
+    with pytest.raises(DataError, match=re.escape("cross_entropy is a single-label classification loss but the "
+                                                  "data is a regression task")) as refused:
+        trainlab.fit(_linear(), (x, y + 1), BASE)
+    assert "set task='multiclass'" in str(refused.value)
+    assert trainlab.fit(_linear(), (x, y + 1), BASE, task="multiclass").class_names == ["1", "2", "3"]
+    signs = np.where(y % 2 == 0, -1, 1)
+    assert trainlab.fit(_linear(outputs=1), (x, signs), {**BASE, "loss": "bce"}).class_names == ["-1", "1"]
+
+
 FROM_ARRAYS = """
 import numpy as np
 

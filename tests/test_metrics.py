@@ -235,6 +235,14 @@ def test_scalar_and_direction():
         metrics.is_scalar("val_f2")
 
 
+def test_a_user_metric_record_key_splits_at_the_split_prefix():
+    """``val_mylosses:my_metric`` was read as a module ``val_mylosses`` ("cannot import module"); a user
+    metric is by contract one number, higher is better, so nothing is imported to know that."""
+    for key in ("val_mylosses:my_metric", "test_mylosses:my_metric", "mylosses:my_metric"):
+        assert metrics.is_scalar(key) and metrics.higher_is_better(key)
+    assert metrics.monitor_mode("val_no_such_module:metric") == "max"
+
+
 @pytest.mark.parametrize("source", ["digits", "breast_cancer"])
 def test_summary_equals_sklearn_on_the_same_predictions(write_config, tmp_path, source):
     loss = "bce" if source == "breast_cancer" else "cross_entropy"
@@ -362,3 +370,45 @@ def test_a_top_k_accuracy_over_every_class_is_warned_about(write_config, tmp_pat
     config = write_config(DIGITS_MLP, metrics=["accuracy", "top_10_accuracy"], strategy__epochs=1)
     assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 0
     assert "warning: metric 'top_10_accuracy' covers all 10 classes" in capsys.readouterr().err
+
+
+USER_METRICS = '''import numpy as np
+import torch
+
+
+def as_numpy(predictions, target, num_classes):
+    return np.float64(0.25)
+
+
+def as_tensor(predictions, target, num_classes):
+    return (predictions == target).float().mean()
+
+
+def as_text(predictions, target, num_classes):
+    return "good"
+
+
+def as_list(predictions, target, num_classes):
+    return [0.5]
+'''
+
+
+def test_a_user_metric_value_is_a_python_float_or_one_error(tmp_path, monkeypatch):
+    """"good" was recorded as 'good' and np.float64 stayed np.float64 in the returned summary."""
+    import sys
+
+    (tmp_path / "usermetric_t.py").write_text(USER_METRICS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    predictions, target = torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0])
+    try:
+        values = metrics.compute(["usermetric_t:as_numpy", "usermetric_t:as_tensor"], predictions, target, 2,
+                                 task="binary")
+        assert values == {"usermetric_t:as_numpy": 0.25, "usermetric_t:as_tensor": 0.75}
+        assert all(type(value) is float for value in values.values())
+        for attr, shown in (("as_text", "str ('good')"), ("as_list", "list ([0.5])")):
+            with pytest.raises(ConfigError) as caught:
+                metrics.compute([f"usermetric_t:{attr}"], predictions, target, 2, task="binary")
+            assert str(caught.value).startswith(f"metric 'usermetric_t:{attr}' returned {shown}, not a number")
+    finally:
+        sys.modules.pop("usermetric_t", None)

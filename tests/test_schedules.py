@@ -404,3 +404,49 @@ def test_cosine_restarts_cycle_lengths_follow_t_mult():
     restarts = [0] + [t for t in range(1, 45) if values[t] > values[t - 1]]
     assert restarts == [0, 3, 9, 21]  # cycles of 3, 6, 12, 24 steps
     assert math.isclose(values[21], 1.0)
+
+
+USER_SCHEDULES = '''import torch
+
+
+def takes_the_optimizer(optimizer, total_steps):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def returns_a_number(total_steps, steps_per_epoch):
+    return 5
+
+
+def returns_text(total_steps, steps_per_epoch):
+    return lambda step: "high"
+
+
+def halves(total_steps, steps_per_epoch):
+    return lambda step: 0.5
+'''
+
+
+@pytest.mark.parametrize(("attr", "says"), [
+    ("takes_the_optimizer", "schedule factory 'usersched_t:takes_the_optimizer' raised AttributeError: 'int' "
+                            "object has no attribute 'param_groups'; a schedule factory is called as factory("
+                            "total_steps, steps_per_epoch, **options) and returns schedule(step) -> float"),
+    ("returns_a_number", "schedule factory 'usersched_t:returns_a_number' returned int (5), not a schedule; a "
+                         "schedule factory is called as"),
+    ("returns_text", "schedule factory 'usersched_t:returns_text' returned a schedule whose schedule(0) is str "
+                     "('high'), not a number"),
+])
+def test_a_user_schedule_breaking_the_contract_is_one_config_error(tmp_path, monkeypatch, attr, says):
+    """They crashed inside torch (lr_scheduler.py: 'int' object has no attribute 'param_groups') or at the
+    first step (lr_adapter.py: 'int' object is not callable)."""
+    import sys
+
+    (tmp_path / "usersched_t.py").write_text(USER_SCHEDULES)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(ConfigError) as caught:
+            build_schedule({"name": f"usersched_t:{attr}"}, 100, 10)
+        assert str(caught.value).startswith(says) and "\n" not in str(caught.value)
+        assert schedule_series(build_schedule({"name": "usersched_t:halves"}, 4, 2), 4) == [0.5] * 4
+    finally:
+        sys.modules.pop("usersched_t", None)

@@ -62,9 +62,10 @@ class FitResult:
     empty when there are none. With ``out``, metrics.jsonl holds all of them and the event records,
     ordered by step. ``class_names``: the classes in the order the model's outputs index them, as a config
     run's labels.json records them (``load_run(...).class_names``): the names given (``class_names=``), or,
-    for labels that hold no 0 (1..K, -1/+1), the label values as strings (``['1', '2', '3']``: class index
-    0 is label 1); None when the labels are the class indices 0..K-1 themselves, and for regression. With
-    ``out``, labels.json records them beside the model, as a config run's does.
+    for class labels that hold no 0 (1..K given ``task=``, or -1/+1), the label values as strings
+    (``['1', '2', '3']``: class index 0 is label 1); None when the labels are the class indices 0..K-1
+    themselves, and for regression. With ``out``, labels.json records them beside the model, as a config
+    run's does.
     """
 
     history: list[dict[str, Any]]

@@ -28,6 +28,7 @@ from trainlab.callbacks.lr_adapter import GroupHorizon, LRAdapter
 from trainlab.callbacks.monitor import check_monitor
 from trainlab.callbacks.step_logger import StepLogger
 from trainlab.callbacks.unfreeze import UnfreezeSchedule
+from trainlab.code_policy import config_folder_trusted
 from trainlab.config import Config, DataConfig
 from trainlab.data import Dataset, load_dataset
 from trainlab.data.paths import resolve_data_paths
@@ -130,7 +131,10 @@ def gd_mode(batch_size: int, n_train: int, accum: int = 1) -> str:
 
 
 def build_data(config: Config) -> Dataset:
-    return load_dataset(config.data, config.seed)
+    """The Dataset a run of ``config`` trains on; a ``module:attr`` source of a config read by
+    ``load_config(PATH)`` is imported from PATH's folder too, as ``trainlab train PATH`` imports it."""
+    with config_folder_trusted(config.source_folder):
+        return load_dataset(config.data, config.seed)
 
 
 def build_loss_for(config: Config, data: Dataset, notes: dict[str, Any]) -> Loss:

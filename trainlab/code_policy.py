@@ -136,6 +136,19 @@ def command_code_policy(allow: bool, config: str | os.PathLike[str] | Sequence[s
         yield policy
 
 
+@contextlib.contextmanager
+def config_folder_trusted(folder: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Within the block, the policy ``trainlab train PATH`` gives the config at PATH (:func:`command_code_policy`),
+    for a config from ``folder`` (``Path(PATH).parent``, :attr:`trainlab.config.Config.source_folder`): the
+    working directory and ``folder`` are the user's (importable, appended to ``sys.path``); refusals still
+    name the caller's opt-in. ``folder`` None (a config built in Python): the policy in force is kept."""
+    with contextlib.ExitStack() as stack:
+        if folder is not None:
+            stack.enter_context(allow_local_modules(Path.cwd()))
+            stack.enter_context(allow_local_modules(folder))
+        yield
+
+
 def own_folder_policy(folder: str | os.PathLike[str], others: Iterable[str | os.PathLike[str]]) -> CodePolicy:
     """The policy in force, for the one config in ``folder`` among several (compare's bases): ``folder``
     trusted, the other configs' folders ``others`` not, as ``trainlab train`` of that config alone trusts.

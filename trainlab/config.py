@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -206,7 +207,25 @@ class Config(Strict):
     output: OutputConfig = OutputConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
+    # the folder load_config read the file from (None: built in Python, or a run folder's config.yaml): its
+    # module:attr code is the user's as trainlab.experiment.train(PATH) trusts it; not a field, so neither
+    # in to_dict (config.yaml) nor in the hash, nor in ==
+    _folder: Path | None = PrivateAttr(None)
+
     _to_named = field_validator("model", mode="before")(classmethod(lambda cls, v: name_only(v)))
+
+    @property
+    def source_folder(self) -> Path | None:
+        """The (resolved) folder of the YAML file :func:`load_config` read; None for a config built in Python
+        (:func:`validate`) and for a run folder's config.yaml read with ``follow_links=False``. ``train`` of
+        this config trusts that folder's ``module:attr`` code as ``train(PATH)`` does (docs/security.md)."""
+        return self._folder
+
+    def __eq__(self, other: object) -> bool:
+        # the same settings read from two folders are the same config (pydantic's == would compare _folder)
+        if not isinstance(other, Config):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
 
     @field_validator("metrics")
     @classmethod
@@ -309,9 +328,14 @@ def _validated(model: type[Any], raw: dict[str, Any], overrides: Sequence[str]) 
 
 def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] = (), follow_links: bool = True) -> Config:
     """Read, override (``--set``: ``"key=value"`` strings, or one such string) and validate a YAML config.
-    ``follow_links=False`` for a run folder's config.yaml: a symbolic link there is refused (docs/security.md)."""
+    The config remembers the file's folder (:attr:`Config.source_folder`), which ``train(config)`` trusts for
+    ``module:attr`` code as ``train(path)`` does. ``follow_links=False`` for a run folder's config.yaml: a
+    symbolic link there is refused and no folder is remembered (someone else's code: docs/security.md)."""
     texts = [overrides] if isinstance(overrides, str) else list(overrides)
-    return validate(apply_overrides(read_yaml(path, follow_links), texts), texts)
+    config = validate(apply_overrides(read_yaml(path, follow_links), texts), texts)
+    if follow_links:  # the user's own file: its folder is remembered (Config.source_folder); a run folder's is not
+        config._folder = Path(path).parent.resolve()
+    return config
 
 
 def as_config(config: Config | str | Path | dict[str, Any]) -> Config:

@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,12 @@ from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
-from trainlab.code_policy import allow_local_modules, run_code_policy, trusted_code_folders, trusting_own_run
+from trainlab.code_policy import (
+    config_folder_trusted,
+    run_code_policy,
+    trusted_code_folders,
+    trusting_own_run,
+)
 from trainlab.config import Config, as_config, dump_yaml, load_config
 from trainlab.config_fields import path_argument
 from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
@@ -251,15 +256,16 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
     (summary, run folder).
 
     ``callbacks`` are user :class:`trainlab.Callback` instances (a list, or one), run beside the built-in
-    ones; bad ones are refused before any file is written. A config given as a path runs the
-    ``module:attr`` code of its folder and of the working directory, as ``trainlab train PATH`` does
-    (docs/security.md). With ``resume_if_exists``, a run already in the folder is continued
+    ones; bad ones are refused before any file is written. A config given as a path, or read from one by
+    :func:`~trainlab.config.load_config` (overrides included), runs the ``module:attr`` code of its folder
+    and of the working directory, as ``trainlab train PATH`` does (docs/security.md); one built in Python
+    (a dict, :func:`~trainlab.config.validate`), that of the working directory. With ``resume_if_exists``, a run already in the folder is continued
     (:func:`resume`) under the same policy when its config.yaml names no code that ``config`` does not.
     """
     user = user_callbacks(callbacks)
     if out is not None:
         out = path_argument(out, "train's out")
-    with _config_folder_trusted(config):
+    with config_folder_trusted(_config_folder(config)):
         config = as_config(config)
         target = Path(out or config.output.dir or default_dir(config.name))
         if resume_if_exists and (target / "run.json").exists():
@@ -268,16 +274,13 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
         return _train(config, target, overwrite, quiet, user)
 
 
-@contextlib.contextmanager
-def _config_folder_trusted(config: Config | str | Path | dict[str, Any]) -> Iterator[None]:
-    """For a config given as a path, the code policy of ``trainlab train PATH``
-    (:func:`trainlab.code_policy.command_code_policy`) for the block: the working directory and the config's
-    folder are the user's (importable, appended to ``sys.path``), and a refusal still names the Python opt-in."""
-    with contextlib.ExitStack() as stack:
-        if isinstance(config, str | os.PathLike):
-            stack.enter_context(allow_local_modules(Path.cwd()))
-            stack.enter_context(allow_local_modules(Path(config).parent))
-        yield
+def _config_folder(config: Config | str | Path | dict[str, Any]) -> Path | None:
+    """The folder whose ``module:attr`` code ``config`` runs as the user's besides the working directory: a
+    path's folder, or the one a Config was read from (:attr:`Config.source_folder`); None for a dict or a
+    Config built in Python."""
+    if isinstance(config, str | os.PathLike):
+        return Path(config).parent
+    return config.source_folder if isinstance(config, Config) else None
 
 
 def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: list[Callback]) -> tuple[dict[str, Any], Path]:

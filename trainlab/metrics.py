@@ -44,6 +44,7 @@ Entry point: ``compute(names, predictions, target, num_classes, task=..., probab
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, DataError
 from trainlab.registry import Registry, did_you_mean
 from trainlab.user_code import import_reference
@@ -382,6 +384,28 @@ def r2(inputs: MetricInputs) -> float:
 # --------------------------------------------------------------------------- lookup and validation
 
 
+def _user_metric(name: str, user: Callable[..., Any]) -> Callable[[MetricInputs], float]:
+    """``user(predictions, target, num_classes)`` as a Metric's ``fn``: its value as a Python float, as the
+    built-in metrics give (a NumPy or 0-d tensor number too); anything else (text, a list, None) is one
+    ConfigError naming the metric and the value's type, not a string or array in the summary."""
+
+    def fn(inputs: MetricInputs) -> float:
+        value = user(inputs.predictions, inputs.target, inputs.num_classes)
+        number = (isinstance(value, numbers.Real) or getattr(value, "ndim", None) == 0) \
+            and not isinstance(value, (bool, np.bool_, str, bytes))
+        if not number:
+            raise ConfigError(f"metric '{name}' returned {type(value).__name__} ({short_repr(value)}), not a "
+                              "number: a metric function(predictions, target, num_classes) returns one float "
+                              "(higher is better)")
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:  # a 0-d array of objects, a complex tensor
+            raise ConfigError(f"metric '{name}' returned {type(value).__name__} ({short_repr(value)}), not a "
+                              f"real number: {exc}") from exc
+
+    return fn
+
+
 def get_metric(name: str) -> Metric:
     """The metric called ``name``: a registered one, ``top_<k>_accuracy``, or a user ``module:function``
     taking (predictions, target, num_classes) and returning a float (higher is better, any task)."""
@@ -392,9 +416,7 @@ def get_metric(name: str) -> Metric:
             raise ConfigError(f"metric '{name}': k must be >= 1 (e.g. top_5_accuracy)")
         return Metric(name, _top_k_accuracy(k), frozenset({"multiclass"}), True, True, True)
     if ":" in name:
-        user = import_reference(name, "metric")
-        return Metric(name, lambda inputs: user(inputs.predictions, inputs.target, inputs.num_classes),
-                      frozenset(TASKS), True)
+        return Metric(name, _user_metric(name, import_reference(name, "metric")), frozenset(TASKS), True)
     if name.lower() not in METRICS:
         choices = METRICS.names() + ["top_5_accuracy"]
         raise ConfigError(f"unknown metric '{name}'{did_you_mean(name.lower(), choices)} "
@@ -403,27 +425,41 @@ def get_metric(name: str) -> Metric:
 
 
 def _unprefixed(name: str) -> str:
-    """``val_f1`` -> ``f1``: a record key back to the metric's name."""
+    """``val_f1`` -> ``f1``, ``val_mylosses:my_metric`` -> ``mylosses:my_metric``: a record key back to
+    the metric's name (a name that is no record key is returned as it is).
+
+    The one parser of a record key's split: the ``module:attr`` of a user metric follows the prefix, so
+    ``val_mylosses:my_metric`` is ``mylosses:my_metric`` on the val split, never a module ``val_mylosses``.
+    """
     for prefix in ("val_", "test_", "train_"):
         rest = name[len(prefix):]
-        if name.startswith(prefix) and (rest == "loss" or rest in METRICS or TOP_K.fullmatch(rest)):
+        if name.startswith(prefix) and (rest == "loss" or rest in METRICS or TOP_K.fullmatch(rest)
+                                        or _is_user_metric(rest)):
             return rest
     return name
+
+
+def _is_user_metric(name: str) -> bool:
+    """A ``module:function`` metric: by its contract (:func:`get_metric`) one number, higher is better, so
+    its direction and shape are known without importing it."""
+    return ":" in name
 
 
 def is_scalar(name: str) -> bool:
     """False for list-valued metrics (``*_per_class``, ``confusion_matrix``): they cannot be monitored.
 
-    Accepts a record key too (``val_f1_per_class``); ``loss`` is a scalar.
+    Accepts a record key too (``val_f1_per_class``, ``val_mylosses:my_metric``); ``loss`` and a user
+    ``module:function`` metric are scalars.
     """
     name = _unprefixed(name)
-    return name == "loss" or get_metric(name).scalar
+    return name == "loss" or _is_user_metric(name) or get_metric(name).scalar
 
 
 def higher_is_better(name: str) -> bool:
-    """The direction of a metric or record key (``loss``, ``log_loss`` and errors are minimised)."""
+    """The direction of a metric or record key (``loss``, ``log_loss`` and errors are minimised; a user
+    ``module:function`` metric is maximised)."""
     name = _unprefixed(name)
-    return name != "loss" and get_metric(name).higher_is_better
+    return name != "loss" and (_is_user_metric(name) or get_metric(name).higher_is_better)
 
 
 def monitor_mode(name: str) -> str:

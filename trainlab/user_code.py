@@ -9,7 +9,7 @@ comes from, without importing it.
 Which file a module name means
 ------------------------------
 A module of the user's comes from the folders trusted *now* (:func:`~trainlab.code_policy.code_search_folders`:
-the working directory, then the config's folder, in that order), whatever ``sys.modules`` or ``sys.path`` hold
+the working directory, then the config's folder when the config was read from a file, in that order), whatever ``sys.modules`` or ``sys.path`` hold
 from an earlier config: ``load_run(A)`` then ``load_run(B)``, or a comparison of ``extA/base.yaml`` and
 ``extB/base.yaml``, each beside its own ``mymodels.py``. When the module of that name already imported,
 or the one ``sys.path`` finds first, is another file, the trusted one is imported under its own name
@@ -209,6 +209,21 @@ def _refuse_outside(reference: str, kind: str) -> ConfigError:
                        f"(or set {ALLOW_CODE_ENV}=1)")
 
 
+def _where_looked(policy: CodePolicy) -> str:
+    """Where a module of the user's was looked for under ``policy``, for the "no module" line: the folders
+    of :func:`code_search_folders` by name (the working directory marked so) and the installed packages.
+    Without a folder besides the working directory (a config built in Python, ``trainlab.fit``), it says
+    that no config file's folder was searched, and how one is."""
+    cwd = Path.cwd().resolve()
+    folders = [f"{folder} (the working directory)" if folder == cwd else str(folder)
+               for folder in code_search_folders(policy)]
+    where = f"in {', '.join(folders)} or the installed packages"
+    if policy.cli or any(folder != cwd for folder in policy.folders):
+        return where
+    return (f"{where}; no config file's folder was searched (a config built in Python has none; train(PATH) "
+            "and train(load_config(PATH)) search PATH's folder too)")
+
+
 def import_reference(reference: str, kind: str) -> Any:
     """Import ``package.module:attribute`` under the current :class:`CodePolicy`; the only way to user code.
 
@@ -228,7 +243,7 @@ def import_reference(reference: str, kind: str) -> Any:
         top = module_name.split(".")[0]
         if policy.local and top not in sys.stdlib_module_names and _module_files(top) is None:
             raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module "
-                              f"'{top}' in the config's folder, the working directory or installed packages")
+                              f"'{top}' {_where_looked(policy)}")
         raise _refuse_outside(reference, kind)
     top, dot, rest = module_name.partition(".")
     try:

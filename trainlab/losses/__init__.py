@@ -10,23 +10,64 @@ nt_xent), ``composite`` (multitask; ``gradient_penalty`` for WGAN-GP) and ``pena
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, get_args
 
 from trainlab.errors import ConfigError
-from trainlab.losses.base import Loss
+from trainlab.losses.base import Loss, TargetKind
 from trainlab.registry import Registry
 
 LOSSES: Registry = Registry("loss")
 
 
+WRAP = ("wrap it in a trainlab.losses.base.Loss subclass that sets target_kind and defines forward(pred, target, "
+        "weight=None); see docs/extending.md")
+
+
+def _plain_function(factory: Any, options: dict[str, Any]) -> bool:
+    """Whether a loss reference names a loss *function* ``f(pred, target)`` rather than a factory of a Loss:
+    a function (not a class) with two or more positional parameters that no config key sets."""
+    if inspect.isclass(factory) or not callable(factory):
+        return False
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    unset = [p for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty
+             and p.name not in options]
+    return len(unset) >= 2
+
+
+def _declares_target_kind(loss: Loss) -> bool:
+    """Whether ``loss``'s class (or a base class below :class:`Loss`) sets ``target_kind``: the base class's
+    value is a placeholder, and a loss that inherits it would silently count as a regression loss."""
+    return any("target_kind" in vars(cls) for cls in type(loss).__mro__ if cls is not Loss)
+
+
 def build_loss(spec: str | dict[str, Any]) -> Loss:
+    """The loss ``spec`` names (a registered name, a ``module:attr`` reference or a ``{"name": ..., **options}``).
+
+    A ``module:attr`` must be a Loss subclass or a factory returning a Loss instance that sets ``target_kind``;
+    a plain loss function ``f(pred, target)``, a ``torch.nn`` loss, or a Loss subclass without ``target_kind``
+    is one ConfigError saying what to write instead (docs/extending.md, "A loss").
+    """
     import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
 
-    loss = LOSSES.build(spec)
     name = spec if isinstance(spec, str) else spec["name"]
+    if isinstance(name, str) and ":" in name:
+        options = {} if isinstance(spec, str) else {k: v for k, v in spec.items() if k != "name"}
+        if _plain_function(LOSSES.get(name), options):
+            raise ConfigError(f"loss '{name}' is a plain function, not a Loss: {WRAP}")
+    loss = LOSSES.build(spec)
     if not isinstance(loss, Loss):  # e.g. `module:attr` naming torch.nn.MSELoss or a plain function's result
         raise ConfigError(f"loss '{name}' built a {type(loss).__name__}, not a trainlab.losses.base.Loss: a custom "
                           "loss subclasses Loss (target_kind, forward(pred, target)); see docs/extending.md")
+    if not _declares_target_kind(loss):
+        raise ConfigError(f"loss '{name}' ({type(loss).__name__}) does not set target_kind: set the class attribute "
+                          f"to one of {', '.join(repr(kind) for kind in get_args(TargetKind))} (\"continuous\" for "
+                          "regression, \"class_index\" for K logits and int labels, \"binary\" for one logit per row; "
+                          "trainlab/losses/base.py); see docs/extending.md")
     loss.registered_name = name
     return loss
 

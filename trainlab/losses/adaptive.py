@@ -113,6 +113,8 @@ class AdaptiveLoss(Loss):
         num_dims: 1 (one alpha and c shared by all target columns) or d (one per column).
     """
 
+    target_kind = "continuous"
+
     def __init__(self, alpha: float = 1.0, scale: float = 1.0, learn_alpha: bool = False,
                  learn_scale: bool = False, alpha_range: tuple[float, float] | list[float] = (0.001, 1.999),
                  scale_min: float = 1e-5, num_dims: int = 1, reduction: str = "mean"):

@@ -205,7 +205,7 @@ class Loss(nn.Module):
     ``embedding_dim`` (constructor argument).
     """
 
-    target_kind: ClassVar[TargetKind] = "continuous"
+    target_kind: ClassVar[TargetKind] = "continuous"  # a placeholder: build_loss refuses a class not setting its own
     num_views: ClassVar[int] = 1
     multilabel: bool = False  # set by output_dim(task="multilabel"): outputs are one logit per label
     takes_logits: bool = False  # outputs are unbounded scores (logits or margins), not probabilities

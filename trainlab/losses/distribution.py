@@ -63,6 +63,8 @@ class PoissonNLLLoss(Loss):
     (as ``torch.nn.PoissonNLLLoss``). Not >= 0: it is a log-likelihood up to a constant.
     """
 
+    target_kind = "continuous"
+
     def __init__(self, log_input: bool = True, full: bool = False, eps: float = 1e-8, reduction: str = "mean"):
         super().__init__(reduction)
         if not eps > 0:
@@ -103,6 +105,8 @@ class GaussianNLLLoss(Loss):
     a parameter log_var (one per target column when ``num_dims = d``, else shared), var = exp(log_var).
     ``predict`` returns mu.
     """
+
+    target_kind = "continuous"
 
     VARIANCES = ("predicted", "learned")
 

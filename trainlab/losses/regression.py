@@ -19,6 +19,8 @@ from trainlab.losses.base import Loss, reduce
 class MSELoss(Loss):
     """Mean squared error: r^2."""
 
+    target_kind = "continuous"
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         if weight is None and self.reduction != "none":  # one fused kernel: the common case, kept lean
             return F.mse_loss(pred, target, reduction=self.reduction)
@@ -28,6 +30,8 @@ class MSELoss(Loss):
 @LOSSES.register("mae")
 class MAELoss(Loss):
     """Mean absolute error (L1): |r|."""
+
+    target_kind = "continuous"
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         if weight is None and self.reduction != "none":
@@ -43,6 +47,8 @@ class HuberLoss(Loss):
     bounded force. ``delta`` is in target units; pick it near the noise scale
     (the advisor uses 1.345 * MAD-sigma, the 95%-efficiency constant).
     """
+
+    target_kind = "continuous"
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
@@ -62,6 +68,8 @@ class SmoothL1Loss(Loss):
 
     ``beta = 0`` is exactly L1 (Fast R-CNN's box loss uses beta = 1).
     """
+
+    target_kind = "continuous"
 
     def __init__(self, beta: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
@@ -87,6 +95,8 @@ class LogCoshLoss(Loss):
     The gradient is tanh(r) in both.
     """
 
+    target_kind = "continuous"
+
     SWITCH = 1.0  # |r| at which the two forms meet
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
@@ -105,6 +115,8 @@ class QuantileLoss(Loss):
     Its minimiser is the tau-quantile of the target distribution (tau = 0.5 gives
     half the absolute error, i.e. the median).
     """
+
+    target_kind = "continuous"
 
     def __init__(self, tau: float = 0.5, reduction: str = "mean"):
         super().__init__(reduction)

@@ -52,6 +52,8 @@ def _check_embedding_dim(name: str, embedding_dim: int) -> int:
 class CosineSimilarityLoss(Loss):
     """1 - cos(pred, target) per sample (0 when they point the same way, 2 when opposite)."""
 
+    target_kind = "continuous"
+
     def __init__(self, eps: float = 1e-8, reduction: str = "mean"):
         super().__init__(reduction)
         self.eps = _check_eps("cosine_similarity", eps)
