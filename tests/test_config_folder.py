@@ -120,3 +120,14 @@ def test_build_data_of_a_loaded_config_reads_the_users_source(project):
     """docs/advisor.md: build_data(load_config(PATH)) from another working directory."""
     data = build_data(load_config(project / "config.yaml"))
     assert data.task == "regression" and len(data.train.y) > 0
+
+
+def test_tune_from_python_runs_the_code_of_its_base_configs_folder(project, tmp_path):
+    """TuneSettings(base=PATH) from another working directory trusts PATH's folder, as trainlab tune does."""
+    from trainlab.tune import TuneSettings, tune
+
+    (project / "space.yaml").write_text(yaml.safe_dump({"strategy.optimizer.lr": {"low": 0.01, "high": 0.1,
+                                                                                  "log": True}}))
+    best = tune(TuneSettings(base=project / "config.yaml", space=project / "space.yaml", trials=2,
+                             out=tmp_path / "study", metric="val_loss", quiet=True))
+    assert best["trial"] in (0, 1) and (tmp_path / "study" / "best.yaml").is_file()

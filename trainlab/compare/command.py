@@ -9,6 +9,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from trainlab import arguments
 from trainlab.code_policy import (
     CodePolicy,
     allow_local_modules,
@@ -87,7 +88,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     bases = check_bases(bases)
     strategies = as_strategies(strategies)
     out = path_argument(out, "out")
-    seeds, jobs = _whole("seeds", seeds), _whole("jobs", jobs)
+    seeds, jobs = arguments.whole("--seeds", seeds), arguments.whole("--jobs", jobs)
     direction = compare_direction(direction)
     _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait)
     folders = check_folders(folders, bases)
@@ -128,26 +129,10 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     return board
 
 
-DIRECTIONS = {"min": "min", "max": "max", "minimize": "min", "maximize": "max"}  # tune says minimize/maximize
-
-
 def compare_direction(direction: Any) -> str | None:
     """``direction`` as compare writes it, ``min`` or ``max`` (None stays None: by the metric's name);
     ``minimize``/``maximize`` (tune's words) are taken too."""
-    if direction is None:
-        return None
-    if not isinstance(direction, str) or direction not in DIRECTIONS:
-        raise ConfigError(f"--direction must be one of {', '.join(DIRECTIONS)} (or None: by the metric's "
-                          f"name); got {short_repr(direction)}")
-    return DIRECTIONS[direction]
-
-
-def _whole(name: str, value: Any) -> int:
-    """A count argument (``seeds``, ``jobs``): an int >= 1, else one ConfigError naming the flag."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        kind = "" if isinstance(value, int) and not isinstance(value, bool) else f" ({type(value).__name__})"
-        raise ConfigError(f"--{name} must be a whole number >= 1; got {short_repr(value)}{kind}")
-    return value
+    return arguments.direction("--direction", direction, "by the metric's name")
 
 
 def _check_flags(metric: Any, target: Any, live: Any, quiet: Any, wait: Any) -> None:

@@ -1,7 +1,7 @@
 """Hyper-parameter search with Optuna over any config key (``trainlab tune``).
 
-Modules: :mod:`space` (SPACE.yaml), :mod:`objective` (one trial = one run folder,
-pruning callback), :mod:`study` (storage, sampler, pruner, workers),
+Modules: :mod:`arguments` (TuneSettings' checks), :mod:`space` (SPACE.yaml),
+:mod:`objective` (one trial = one run folder, pruning callback), :mod:`study` (storage, sampler, pruner, workers),
 :mod:`results` (best.yaml, trials.csv, importances), :mod:`report` (HTML),
 :mod:`refit` (best vs base over seeds through ``trainlab compare``),
 :mod:`leftovers` (checkpoints a killed worker left in finished trial folders),

@@ -6,10 +6,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import sys
+from pathlib import Path
 from typing import Any
 
 from trainlab.atomic import write_json
+from trainlab.code_policy import config_folder_trusted
 from trainlab.config import validate
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, TrainingError
 from trainlab.notices import each_once, note, warn
 from trainlab.sigterm import runs_complete
@@ -32,8 +35,12 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     best.yaml and raises :class:`TrainingError` once its results are written.
     Optuna's log level is WARNING meanwhile and the caller's again when ``tune`` returns or raises.
     """
+    if not isinstance(settings, TuneSettings):  # tune("base.yaml", ...) raised an AttributeError
+        raise ConfigError(f"tune takes one TuneSettings(base=..., space=..., trials=...); got {short_repr(settings)} "
+                          f"({type(settings).__name__})")
     exit_if_rerunning_the_script(settings)  # an unguarded call, run again by a --jobs worker importing the script
-    with optuna_verbosity():
+    # the base config's folder is the user's, as for train(PATH); spawned workers take the policy in force
+    with config_folder_trusted(Path(settings.base).parent), optuna_verbosity():
         return _tune(settings)
 
 

@@ -44,6 +44,7 @@ from trainlab.folder_owner import refuse_foreign
 from trainlab.notices import held_back
 from trainlab.records import check_validation_key, validation_keys
 from trainlab.registry import did_you_mean
+from trainlab.tune import arguments
 from trainlab.tune.base_point import base_values
 from trainlab.tune.claims import RERUN_NOTE, abandon, claim_trial, release_claim
 from trainlab.tune.identity import check_made_with, claim_folder, made_with, refuse_another_metric
@@ -72,7 +73,6 @@ from trainlab.tune.storage import (
 
 DEFAULT_METRIC = "val_accuracy"  # --metric's default (the CLI's too)
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
-DIRECTIONS = ["maximize", "minimize"]
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
 
@@ -88,15 +88,19 @@ class TuneSettings:
 
     The defaults are ``trainlab tune``'s, resolved on construction: ``out`` None is
     ``tunes/<base file stem>``; ``direction`` None is :func:`default_direction` of ``metric`` (minimize
-    for losses and errors, else maximize). So ``settings.out`` is always a Path and
-    ``settings.direction`` a direction (or the bad value given, which :meth:`check` refuses)."""
+    for losses and errors, else maximize), and ``max``/``min`` (compare's words) are ``maximize``/``minimize``.
+    So ``settings.out`` is always a Path and ``settings.direction`` Optuna's word.
+
+    Every argument is checked on construction (:mod:`trainlab.tune.arguments`): a wrong type or value is one
+    ConfigError naming the argument (the flag, inside the CLI command) and what is valid. Paths may be
+    strings; ``overrides`` one ``KEY=VALUE`` string or a list of them."""
 
     base: Path
     space: Path
     trials: int
     out: Path | None = None  # a Path once constructed
     metric: str = DEFAULT_METRIC
-    direction: str | None = None  # a str once constructed
+    direction: str | None = None  # maximize or minimize once constructed
     jobs: int = 1
     storage: str | None = None
     study_name: str | None = None
@@ -107,14 +111,32 @@ class TuneSettings:
     quiet: bool = False
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE on the base config, as in train and compare
 
-    def __post_init__(self) -> None:  # paths given as strings (from Python) work as from the CLI
-        if self.out is None:  # as the CLI's --out: running the same call again finds the same study
-            object.__setattr__(self, "out", Path("tunes") / Path(self.base).stem)
-        for key in ("base", "space", "out"):
-            object.__setattr__(self, key, Path(getattr(self, key)))
-        object.__setattr__(self, "overrides", tuple(self.overrides))
-        if self.direction is None:  # as the CLI's --direction: a loss is minimised, accuracy maximised
-            object.__setattr__(self, "direction", default_direction(self.metric))
+    def __post_init__(self) -> None:
+        resolved = {
+            "base": arguments.path("base", self.base),
+            "space": arguments.path("space", self.space),
+            "trials": arguments.whole("trials", self.trials, least=1),
+            "out": arguments.optional_path("out", self.out),
+            "metric": arguments.text("metric", self.metric, "'val_accuracy'"),
+            "jobs": arguments.whole("jobs", self.jobs, least=1),
+            "storage": arguments.text("storage", self.storage, "'postgresql://user:pw@host/db'",
+                                      none_means="Optuna's journal file in out"),
+            "study_name": arguments.text("study_name", self.study_name, "'mnist1d'", none_means="trainlab-<base file stem>"),
+            "pruner": arguments.choice("pruner", self.pruner, PRUNERS),
+            "timeout_s": arguments.seconds("timeout_s", self.timeout_s),
+            "seed": arguments.whole("seed", self.seed, least=0, below=arguments.SEED_LIMIT),
+            "refit_seeds": arguments.whole("refit_seeds", self.refit_seeds, least=0),
+            "quiet": arguments.flag("quiet", self.quiet),
+            "overrides": arguments.overrides(self.overrides),
+        }
+        if resolved["out"] is None:  # as the CLI's --out: running the same call again finds the same study
+            resolved["out"] = Path("tunes") / resolved["base"].stem
+        # as the CLI's --direction: a loss is minimised, accuracy maximised
+        resolved["direction"] = arguments.direction(self.direction, resolved["metric"],
+                                                    default_direction(resolved["metric"]))
+        for key, value in resolved.items():
+            object.__setattr__(self, key, value)
+        self.check()
 
     def base_config(self) -> dict[str, Any]:
         """The base config file's mapping with the ``overrides`` applied: what every trial starts from."""
@@ -125,22 +147,10 @@ class TuneSettings:
         return self.study_name or f"trainlab-{self.base.stem}"
 
     def check(self) -> None:
-        if self.trials < 1:
-            raise ConfigError(f"--trials must be >= 1; got {self.trials}")
-        if self.jobs < 1:
-            raise ConfigError(f"--jobs must be >= 1; got {self.jobs}")
-        if self.direction not in DIRECTIONS:
-            raise ConfigError(f"--direction must be maximize or minimize; got '{self.direction}'")
-        if self.pruner not in PRUNERS:
-            raise ConfigError(f"--pruner '{self.pruner}' is unknown{did_you_mean(self.pruner, PRUNERS)} "
-                              f"(valid: {', '.join(PRUNERS)})")
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise ConfigError(f"--timeout must be > 0 seconds; got {self.timeout_s}")
-        if self.refit_seeds < 0:
-            raise ConfigError(f"--refit-seeds must be >= 0; got {self.refit_seeds}")
+        """The values' own rules, beyond their types (which construction checked)."""
         if not (self.metric.startswith("val_") and len(self.metric) > 4):
-            raise ConfigError(f"--metric must name a validation metric such as val_accuracy or val_loss; "
-                              f"got '{self.metric}'")
+            raise ConfigError(f"{arguments.named('metric')} must name a validation metric such as val_accuracy "
+                              f"or val_loss; got '{self.metric}'")
 
 
 @contextlib.contextmanager

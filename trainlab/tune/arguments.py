@@ -1,0 +1,69 @@
+"""The checks of :class:`~trainlab.tune.study.TuneSettings`' arguments, through :mod:`trainlab.arguments`
+(the checks compare's arguments get too), each argument named as its caller knows it: the flag (``--trials``,
+``--timeout``) inside a CLI command (the code policy's ``cli``,
+:func:`trainlab.code_policy.command_code_policy`), else the Python argument (``trials``, ``timeout_s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from trainlab import arguments
+from trainlab.code_policy import current_policy
+from trainlab.config_fields import path_argument
+
+# TuneSettings' field -> the trainlab tune flag that sets it (the base config is the command's CONFIG argument)
+FLAGS = {"base": "CONFIG", "space": "--space", "trials": "--trials", "out": "--out", "metric": "--metric",
+         "direction": "--direction", "jobs": "--jobs", "storage": "--storage", "study_name": "--study",
+         "pruner": "--pruner", "timeout_s": "--timeout", "seed": "--seed", "refit_seeds": "--refit-seeds",
+         "quiet": "--quiet", "overrides": "--set"}
+
+SEED_LIMIT = 2**32  # fANOVA's random forest (best.json's importances) takes seeds in [0, 2**32) only
+OPTUNA_WORDS = {"max": "maximize", "min": "minimize"}
+
+
+def named(field: str) -> str:
+    """``field`` of TuneSettings as its caller knows it: the flag in a CLI command, the argument in Python."""
+    return FLAGS[field] if current_policy().cli else field
+
+
+def whole(field: str, value: Any, least: int, below: int | None = None) -> int:
+    return arguments.whole(named(field), value, least, below)
+
+
+def seconds(field: str, value: Any) -> float | None:
+    return arguments.seconds(named(field), value, "no time limit")
+
+
+def direction(value: Any, metric: str, default: str) -> str:
+    """``maximize``/``minimize`` (``max``/``min`` too, as compare takes them), as Optuna's word; None is
+    ``default`` (the metric's own direction)."""
+    shown = arguments.direction(named("direction"), value, f"{default} for {metric}")
+    return default if shown is None else OPTUNA_WORDS[shown]
+
+
+def text(field: str, value: Any, example: str, none_means: str | None = None) -> str | None:
+    return arguments.text(named(field), value, example, none_means)
+
+
+def choice(field: str, value: Any, choices: Sequence[str]) -> str:
+    return arguments.choice(named(field), value, choices)
+
+
+def flag(field: str, value: Any) -> bool:
+    return arguments.flag(named(field), value)
+
+
+def overrides(value: Any) -> tuple[str, ...]:
+    return arguments.overrides(named("overrides"), value)
+
+
+def path(field: str, value: Any) -> Path:
+    """A path argument (str or os.PathLike); from the command line it is always one."""
+    return path_argument(value, named(field))
+
+
+def optional_path(field: str, value: Any) -> Path | None:
+    return None if value is None else path(field, value)
