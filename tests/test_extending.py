@@ -41,6 +41,14 @@ def project(tmp_path):
         sys.modules.pop(module, None)
 
 
+
+def _main_importing(module: str, argv: list[str]) -> int:
+    """``main(argv)`` of a command that imports the user's ``module``, forgotten after (the next test writes its own)."""
+    try:
+        return main(argv)
+    finally:
+        sys.modules.pop(module, None)
+
 def test_doc_examples_exist():
     assert set(_examples()) == {"mymodels.py", "mydata.py", "mylosses.py", "myschedules.py"}
 
@@ -106,10 +114,7 @@ def test_a_factory_that_returns_no_module_is_a_config_error_naming_it(project, t
     (project / "badmods.py").write_text("def returns_none(input_shape, output_dim, hidden=16):\n    return None\n")
     argv = ["train", str(project / "config.yaml"), "--set", "model.name=badmods:returns_none",
             "--out", str(tmp_path / "run"), "--quiet"]
-    try:
-        assert main(argv) == 2
-    finally:
-        sys.modules.pop("badmods", None)
+    assert _main_importing("badmods", argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert "model factory 'badmods:returns_none' returned NoneType (None), not a torch.nn.Module" in err
@@ -125,10 +130,7 @@ def test_early_stopping_watches_a_user_metric(project, tmp_path):
     config["metrics"] = ["mymetrics:agree"]
     config["strategy"]["early_stopping"] = {"monitor": "val_mymetrics:agree", "patience": 2}
     (project / "es.yaml").write_text(yaml.safe_dump(config))
-    try:
-        assert main(["train", str(project / "es.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    finally:
-        sys.modules.pop("mymetrics", None)
+    assert _main_importing("mymetrics", ["train", str(project / "es.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["strategy"]["early_stopping"]["mode"] == "max"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert 0.0 <= summary["val"]["mymetrics:agree"] <= 1.0
@@ -143,10 +145,7 @@ def test_the_doc_schedule_trains_and_is_the_lr_multiplier(project, tmp_path):
     config["strategy"]["schedule"] = {"name": "myschedules:warmup_linear", "warmup": 4}
     config["strategy"]["epochs"] = 2
     (project / "sched.yaml").write_text(yaml.safe_dump(config))
-    try:
-        assert main(["train", str(project / "sched.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    finally:
-        sys.modules.pop("myschedules", None)
+    assert _main_importing("myschedules", ["train", str(project / "sched.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(record.get("lr") for record in records)
 
@@ -163,9 +162,6 @@ def test_a_loss_the_doc_refuses_is_refused_in_one_line(project, tmp_path, capsys
     (project / "badloss.py").write_text(code)
     argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=badloss:plain",
             "--out", str(tmp_path / "run"), "--quiet"]
-    try:
-        assert main(argv) == 2
-    finally:
-        sys.modules.pop("badloss", None)
+    assert _main_importing("badloss", argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(says) and err.count("\n") == 1
