@@ -58,10 +58,11 @@ def test_load_config_remembers_its_folder_outside_the_config(project):
     assert config.source_folder == project.resolve()
     built_in_python = validate({**read_yaml(path), "strategy": {**read_yaml(path)["strategy"], "epochs": 2}})
     assert built_in_python.source_folder is None
-    # not part of what the config is: its dict (config.yaml), its hash, ==
+    # not part of what the config holds: its dict (config.yaml), its hash; == tells the folders apart (the same
+    # module:attr names may be other code in another folder)
     assert config.to_dict() == built_in_python.to_dict() and dump_yaml(config) == dump_yaml(built_in_python)
     assert "source_folder" not in dump_yaml(config) and str(project) not in dump_yaml(config)
-    assert config.hash() == built_in_python.hash() and config == built_in_python
+    assert config.hash() == built_in_python.hash() and config != built_in_python
     assert config.model_copy(update={"seed": 3}).source_folder == project.resolve()  # a copy keeps it
     # a run folder's config.yaml (read so) is someone else's: no folder trusted
     assert load_config(path, follow_links=False).source_folder is None
@@ -131,3 +132,14 @@ def test_tune_from_python_runs_the_code_of_its_base_configs_folder(project, tmp_
     best = tune(TuneSettings(base=project / "config.yaml", space=project / "space.yaml", trials=2,
                              out=tmp_path / "study", metric="val_loss", quiet=True))
     assert best["trial"] in (0, 1) and (tmp_path / "study" / "best.yaml").is_file()
+
+
+def test_every_component_of_a_loaded_config_is_built_from_its_folder(project):
+    """build(load_config(PATH)) found the data source there but refused the model of the same folder."""
+    from trainlab.builders import build, run_scope
+
+    config = load_config(project / "config.yaml")
+    with run_scope(config):
+        built = build(config, quiet=True)
+    assert type(built.model).__name__ == "Linear"
+

@@ -165,3 +165,13 @@ def test_a_loss_the_doc_refuses_is_refused_in_one_line(project, tmp_path, capsys
     assert _main_importing("badloss", argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(says) and err.count("\n") == 1
+
+
+def test_a_loss_factory_missing_its_options_is_told_which_not_called_a_plain_function(project, tmp_path, capsys):
+    (project / "lossfactory.py").write_text("from trainlab.losses.regression import MSELoss\n\n\n"
+                                            "def make(alpha, beta):\n    return MSELoss()\n")
+    argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=lossfactory:make",
+            "--out", str(tmp_path / "run"), "--quiet"]
+    assert _main_importing("lossfactory", argv) == 2
+    err = capsys.readouterr().err
+    assert "'alpha'" in err and "plain function" not in err, err

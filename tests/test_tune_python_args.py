@@ -138,3 +138,13 @@ def test_one_override_string_is_one_override_in_a_study(files):
     best = tune(_settings(overrides="strategy.epochs=1", quiet=True, pruner="none"))
     config = yaml.safe_load((files / "out" / "trials" / str(best["trial"]) / "config.yaml").read_text())
     assert config["strategy"]["epochs"] == 1
+
+
+def test_numpy_numbers_are_taken_as_the_numbers_they_are():
+    import numpy as np
+
+    settings = _settings(trials=np.int64(3), seed=np.int32(7), timeout_s=np.float32(2.5))
+    assert (settings.trials, settings.seed, settings.timeout_s) == (3, 7, 2.5)
+    assert type(settings.trials) is int and type(settings.seed) is int
+    with pytest.raises(ConfigError, match="trials must be a whole number"):
+        _settings(trials=np.bool_(True))

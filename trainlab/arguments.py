@@ -7,8 +7,11 @@ received (:func:`~trainlab.config_fields.short_repr`, its type added where the t
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from trainlab.code_policy import current_policy
 from trainlab.config_fields import short_repr
@@ -29,14 +32,15 @@ def got(value: Any, with_type: bool = True) -> str:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A whole number, Python's or NumPy's (``np.int64``), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
 def whole(shown: str, value: Any, least: int = 1, below: int | None = None) -> int:
     """A count or seed: an int ``>= least`` (and ``< below``); a bool, float or string is refused, not
     rounded or compared (``1.5`` trials ran 2; ``"4"`` raised a TypeError)."""
     if _is_int(value) and value >= least and (below is None or value < below):
-        return value
+        return int(value)
     rule = f">= {least}" if below is None else f"from {least} to {below - 1}"
     raise ConfigError(f"{shown} must be a whole number {rule}; {got(value, not _is_int(value))}")
 
@@ -56,7 +60,7 @@ def seconds(shown: str, value: Any, none_means: str) -> float | None:
     """None or a finite number of seconds > 0 (``nan`` would never end or never start)."""
     if value is None:
         return None
-    number = isinstance(value, int | float) and not isinstance(value, bool)
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
     if number and math.isfinite(value) and value > 0:
         return float(value)
     raise ConfigError(f"{shown} must be a number of seconds > 0{or_none(none_means)}; {got(value, not number)}")

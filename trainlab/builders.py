@@ -271,7 +271,13 @@ def build(config: Config, quiet: bool = False, time_budget: str | None = None, t
     ``"resume"``, a run about to load a checkpoint gets the planner without timing; None (evaluation, the
     LR finder), no planner. ``training=False`` (a trained run rebuilt to evaluate or predict): the warnings
     on how the strategy would train (trainlab.plan_warnings, the loss and target checks), which its training
-    gave, are held back; the data's own warnings are still given."""
+    gave, are held back; the data's own warnings are still given. Every ``module:attr`` component of a
+    config read by ``load_config(PATH)`` is imported from PATH's folder too, as ``trainlab train PATH`` does."""
+    with config_folder_trusted(config.source_folder):
+        return _build(config, quiet, time_budget, training)
+
+
+def _build(config: Config, quiet: bool, time_budget: str | None, training: bool) -> Built:
     data = build_data(config)
     notes: dict[str, Any] = {}
     loss = build_loss_for(config, data, notes)

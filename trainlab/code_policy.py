@@ -141,9 +141,10 @@ def config_folder_trusted(folder: str | os.PathLike[str] | None) -> Iterator[Non
     """Within the block, the policy ``trainlab train PATH`` gives the config at PATH (:func:`command_code_policy`),
     for a config from ``folder`` (``Path(PATH).parent``, :attr:`trainlab.config.Config.source_folder`): the
     working directory and ``folder`` are the user's (importable, appended to ``sys.path``); refusals still
-    name the caller's opt-in. ``folder`` None (a config built in Python): the policy in force is kept."""
+    name the caller's opt-in. ``folder`` None (a config built in Python), or inside a policy that trusts no
+    folder (``local=False``: a run folder's config, eval/resume): the policy in force is kept."""
     with contextlib.ExitStack() as stack:
-        if folder is not None:
+        if folder is not None and _POLICY.get().local:
             stack.enter_context(allow_local_modules(Path.cwd()))
             stack.enter_context(allow_local_modules(folder))
         yield

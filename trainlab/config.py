@@ -209,7 +209,8 @@ class Config(Strict):
 
     # the folder load_config read the file from (None: built in Python, or a run folder's config.yaml): its
     # module:attr code is the user's as trainlab.experiment.train(PATH) trusts it; not a field, so neither
-    # in to_dict (config.yaml) nor in the hash, nor in ==
+    # in to_dict (config.yaml) nor in the hash; == (pydantic's) tells configs of two folders apart: the same
+    # module:attr names may be other code there
     _folder: Path | None = PrivateAttr(None)
 
     _to_named = field_validator("model", mode="before")(classmethod(lambda cls, v: name_only(v)))
@@ -220,12 +221,6 @@ class Config(Strict):
         (:func:`validate`) and for a run folder's config.yaml read with ``follow_links=False``. ``train`` of
         this config trusts that folder's ``module:attr`` code as ``train(PATH)`` does (docs/security.md)."""
         return self._folder
-
-    def __eq__(self, other: object) -> bool:
-        # the same settings read from two folders are the same config (pydantic's == would compare _folder)
-        if not isinstance(other, Config):
-            return NotImplemented
-        return type(self) is type(other) and self.__dict__ == other.__dict__
 
     @field_validator("metrics")
     @classmethod

@@ -391,8 +391,9 @@ def _user_metric(name: str, user: Callable[..., Any]) -> Callable[[MetricInputs]
 
     def fn(inputs: MetricInputs) -> float:
         value = user(inputs.predictions, inputs.target, inputs.num_classes)
+        dtype = getattr(value, "dtype", None)  # a 0-d array or tensor of bools is a bool, as True is
         number = (isinstance(value, numbers.Real) or getattr(value, "ndim", None) == 0) \
-            and not isinstance(value, (bool, np.bool_, str, bytes))
+            and not isinstance(value, (bool, np.bool_, str, bytes)) and dtype not in (np.bool_, torch.bool)
         if not number:
             raise ConfigError(f"metric '{name}' returned {type(value).__name__} ({short_repr(value)}), not a "
                               "number: a metric function(predictions, target, num_classes) returns one float "

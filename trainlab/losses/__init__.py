@@ -24,9 +24,14 @@ WRAP = ("wrap it in a trainlab.losses.base.Loss subclass that sets target_kind a
         "weight=None); see docs/extending.md")
 
 
+TARGET_NAMES = frozenset({"target", "targets", "y", "y_true", "label", "labels", "true", "truth"})
+
+
 def _plain_function(factory: Any, options: dict[str, Any]) -> bool:
     """Whether a loss reference names a loss *function* ``f(pred, target)`` rather than a factory of a Loss:
-    a function (not a class) with two or more positional parameters that no config key sets."""
+    a function (not a class) with two or more positional parameters that no config key sets, one of them
+    named as targets are (:data:`TARGET_NAMES`): a factory ``make(alpha, beta)`` missing its options is told
+    which options it needs, as any component is."""
     if inspect.isclass(factory) or not callable(factory):
         return False
     try:
@@ -36,7 +41,7 @@ def _plain_function(factory: Any, options: dict[str, Any]) -> bool:
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     unset = [p for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty
              and p.name not in options]
-    return len(unset) >= 2
+    return len(unset) >= 2 and any(p.name in TARGET_NAMES for p in unset)
 
 
 def _declares_target_kind(loss: Loss) -> bool:
