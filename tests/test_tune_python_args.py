@@ -148,3 +148,14 @@ def test_numpy_numbers_are_taken_as_the_numbers_they_are():
     assert type(settings.trials) is int and type(settings.seed) is int
     with pytest.raises(ConfigError, match="trials must be a whole number"):
         _settings(trials=np.bool_(True))
+
+
+def test_a_user_metric_is_maximised_whatever_its_name_as_early_stopping_takes_it():
+    """'val_mymod:my_loss' was minimised by tune and compare (by its name) and maximised by early stopping."""
+    from trainlab.compare.metric_keys import direction_of
+    from trainlab.metrics import higher_is_better
+    from trainlab.tune.study import default_direction
+
+    assert higher_is_better("val_mymod:my_loss")
+    assert default_direction("val_mymod:my_loss") == "maximize" and direction_of("test_mymod:my_loss") == "max"
+    assert default_direction("val_loss") == "minimize" and direction_of("test_loss") == "min"

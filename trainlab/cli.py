@@ -120,7 +120,7 @@ def _cmd_compare(args) -> int:
 
     compare_files(args.configs, args.strategies, out=args.out, overrides=args.set, seeds=args.seeds, jobs=args.jobs,
                   target=args.target, metric=args.metric,
-                  direction=_direction(args.direction, "min", "max"))
+                  direction=args.direction)
     return 0
 
 
@@ -255,20 +255,12 @@ def _cmd_plot(args) -> int:
     return 0
 
 
-def _direction(given: str | None, lower: str, higher: str) -> str | None:
-    """``--direction`` in a command's own words: compare says min/max, tune minimize/maximize; each takes both."""
-    return None if given is None else lower if given.startswith("min") else higher
-
-
 def _cmd_tune(args) -> int:
     from trainlab.tune import TuneSettings, tune
-    from trainlab.tune.study import default_direction
 
-    base = Path(args.config)
-    settings = TuneSettings(
-        base=base, space=Path(args.space), trials=args.trials, out=Path(args.out or Path("tunes") / base.stem),
-        metric=args.metric, direction=_direction(args.direction, "minimize", "maximize")
-        or default_direction(args.metric), jobs=args.jobs,
+    settings = TuneSettings(  # TuneSettings resolves out and direction (both spellings) as Python callers get them
+        base=Path(args.config), space=Path(args.space), trials=args.trials, out=args.out,
+        metric=args.metric, direction=args.direction, jobs=args.jobs,
         storage=args.storage, study_name=args.study, pruner=args.pruner, timeout_s=args.timeout, seed=args.seed,
         refit_seeds=args.refit_seeds, quiet=args.quiet, overrides=tuple(args.set))
     tune(settings)

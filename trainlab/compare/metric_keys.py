@@ -38,9 +38,11 @@ def metric_range(metric: str) -> tuple[float, float] | None:
 
 
 def direction_of(metric: str) -> str:
-    """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``), else ``max``."""
+    """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``), else ``max``; a user metric
+    (``<split>_<module>:<attr>``) ``max``, whatever its name: higher is better (docs/extending.md), as early
+    stopping and tune take it."""
     name = metric.lower()
-    if name.endswith("per_s"):  # throughput: samples_per_s
+    if ":" in name or name.endswith("per_s"):  # a user metric; throughput: samples_per_s
         return "max"
     return "min" if any(name.endswith(token) or token in name.split("_") for token in MINIMISED) else "max"
 

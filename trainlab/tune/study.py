@@ -77,9 +77,14 @@ WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running
 
 
 def default_direction(metric: str) -> str:
-    """Errors and losses are minimised; every other validation metric (accuracy, f1, r2 ...) maximised."""
+    """Errors and losses are minimised; every other validation metric (accuracy, f1, r2 ...) maximised, and a
+    user metric (``val_<module>:<attr>``) whatever its name: higher is better (docs/extending.md), as early
+    stopping takes it."""
     lower_is_better = ("loss", "mse", "mae", "rmse", "mape", "error")
-    return "minimize" if metric.removeprefix("val_") in lower_is_better or metric.endswith("_loss") else "maximize"
+    name = metric.removeprefix("val_")
+    if ":" in name:
+        return "maximize"
+    return "minimize" if name in lower_is_better or metric.endswith("_loss") else "maximize"
 
 
 @dataclass(frozen=True)
@@ -392,7 +397,6 @@ def stand_in(keys: list[str]) -> str | None:
 def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
     """Everything that can be refused before a trial: settings, base config, space, storage, an --out
     holding another study, a study made with another metric, space or base config."""
-    settings.check()
     refuse_foreign(settings.out, "tune", own=(JOURNAL_NAME, STUDY_MARKER))
     base_raw = settings.base_config()
     check_metric(settings, base_raw)
