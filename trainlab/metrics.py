@@ -435,14 +435,14 @@ def _unprefixed(name: str) -> str:
     for prefix in ("val_", "test_", "train_"):
         rest = name[len(prefix):]
         if name.startswith(prefix) and (rest == "loss" or rest in METRICS or TOP_K.fullmatch(rest)
-                                        or _is_user_metric(rest)):
+                                        or is_user_metric(rest)):
             return rest
     return name
 
 
-def _is_user_metric(name: str) -> bool:
-    """A ``module:function`` metric: by its contract (:func:`get_metric`) one number, higher is better, so
-    its direction and shape are known without importing it."""
+def is_user_metric(name: str) -> bool:
+    """A ``module:function`` metric, or a record key of one (``val_mod:fn``): by its contract (:func:`get_metric`)
+    one number, higher is better, so its direction and shape are known without importing it."""
     return ":" in name
 
 
@@ -453,14 +453,14 @@ def is_scalar(name: str) -> bool:
     ``module:function`` metric are scalars.
     """
     name = _unprefixed(name)
-    return name == "loss" or _is_user_metric(name) or get_metric(name).scalar
+    return name == "loss" or is_user_metric(name) or get_metric(name).scalar
 
 
 def higher_is_better(name: str) -> bool:
     """The direction of a metric or record key (``loss``, ``log_loss`` and errors are minimised; a user
     ``module:function`` metric is maximised)."""
     name = _unprefixed(name)
-    return name != "loss" and (_is_user_metric(name) or get_metric(name).higher_is_better)
+    return name != "loss" and (is_user_metric(name) or get_metric(name).higher_is_better)
 
 
 def monitor_mode(name: str) -> str:

@@ -361,7 +361,7 @@ def recorded_keys(config: Config, task: str | None) -> list[str]:
 
     loss = config.strategy.loss.name
     names = config.metrics or default_metrics(task or "", LOSSES.get(loss) if loss in LOSSES else None)
-    scalars = ["loss", *(n for n in names if n != "loss" and (":" in n or is_scalar(n)))]  # ':' a user metric
+    scalars = ["loss", *(n for n in names if n != "loss" and is_scalar(n))]  # a user metric is one (is_scalar)
     return [f"{split}_{name}" for split in ("test", "val") for name in scalars] + list(SUMMARY_NUMBERS)
 
 

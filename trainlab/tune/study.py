@@ -41,6 +41,7 @@ from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError
 from trainlab.folder_owner import refuse_foreign
+from trainlab.metrics import is_user_metric
 from trainlab.notices import held_back
 from trainlab.records import check_validation_key, validation_keys
 from trainlab.registry import did_you_mean
@@ -82,7 +83,7 @@ def default_direction(metric: str) -> str:
     stopping takes it."""
     lower_is_better = ("loss", "mse", "mae", "rmse", "mape", "error")
     name = metric.removeprefix("val_")
-    if ":" in name:
+    if is_user_metric(name):
         return "maximize"
     return "minimize" if name in lower_is_better or metric.endswith("_loss") else "maximize"
 
