@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,35 +28,11 @@ def named(field: str) -> str:
     return FLAGS[field] if current_policy().cli else field
 
 
-def whole(field: str, value: Any, least: int, below: int | None = None) -> int:
-    return arguments.whole(named(field), value, least, below)
-
-
-def seconds(field: str, value: Any) -> float | None:
-    return arguments.seconds(named(field), value, "no time limit")
-
-
 def direction(value: Any, metric: str, default: str) -> str:
     """``maximize``/``minimize`` (``max``/``min`` too, as compare takes them), as Optuna's word; None is
     ``default`` (the metric's own direction)."""
     shown = arguments.direction(named("direction"), value, f"{default} for {metric}")
     return default if shown is None else OPTUNA_WORDS[shown]
-
-
-def text(field: str, value: Any, example: str, none_means: str | None = None) -> str | None:
-    return arguments.text(named(field), value, example, none_means)
-
-
-def choice(field: str, value: Any, choices: Sequence[str]) -> str:
-    return arguments.choice(named(field), value, choices)
-
-
-def flag(field: str, value: Any) -> bool:
-    return arguments.flag(named(field), value)
-
-
-def overrides(value: Any) -> tuple[str, ...]:
-    return arguments.overrides(named("overrides"), value)
 
 
 def path(field: str, value: Any) -> Path:

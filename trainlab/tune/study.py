@@ -36,6 +36,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from trainlab import arguments
 from trainlab.config import read_yaml, validate
 from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
@@ -45,7 +46,8 @@ from trainlab.metrics import is_user_metric
 from trainlab.notices import held_back
 from trainlab.records import check_validation_key, validation_keys
 from trainlab.registry import did_you_mean
-from trainlab.tune import arguments
+from trainlab.tune import arguments as tune_arguments
+from trainlab.tune.arguments import named
 from trainlab.tune.base_point import base_values
 from trainlab.tune.claims import RERUN_NOTE, abandon, claim_trial, release_claim
 from trainlab.tune.identity import check_made_with, claim_folder, made_with, refuse_another_metric
@@ -119,26 +121,27 @@ class TuneSettings:
 
     def __post_init__(self) -> None:
         resolved = {
-            "base": arguments.path("base", self.base),
-            "space": arguments.path("space", self.space),
-            "trials": arguments.whole("trials", self.trials, least=1),
-            "out": arguments.optional_path("out", self.out),
-            "metric": arguments.text("metric", self.metric, "'val_accuracy'"),
-            "jobs": arguments.whole("jobs", self.jobs, least=1),
-            "storage": arguments.text("storage", self.storage, "'postgresql://user:pw@host/db'",
+            "base": tune_arguments.path("base", self.base),
+            "space": tune_arguments.path("space", self.space),
+            "trials": arguments.whole(named("trials"), self.trials, least=1),
+            "out": tune_arguments.optional_path("out", self.out),
+            "metric": arguments.text(named("metric"), self.metric, "'val_accuracy'"),
+            "jobs": arguments.whole(named("jobs"), self.jobs, least=1),
+            "storage": arguments.text(named("storage"), self.storage, "'postgresql://user:pw@host/db'",
                                       none_means="Optuna's journal file in out"),
-            "study_name": arguments.text("study_name", self.study_name, "'mnist1d'", none_means="trainlab-<base file stem>"),
-            "pruner": arguments.choice("pruner", self.pruner, PRUNERS),
-            "timeout_s": arguments.seconds("timeout_s", self.timeout_s),
-            "seed": arguments.whole("seed", self.seed, least=0, below=arguments.SEED_LIMIT),
-            "refit_seeds": arguments.whole("refit_seeds", self.refit_seeds, least=0),
-            "quiet": arguments.flag("quiet", self.quiet),
-            "overrides": arguments.overrides(self.overrides),
+            "study_name": arguments.text(named("study_name"), self.study_name, "'mnist1d'",
+                                         none_means="trainlab-<base file stem>"),
+            "pruner": arguments.choice(named("pruner"), self.pruner, PRUNERS),
+            "timeout_s": arguments.seconds(named("timeout_s"), self.timeout_s, "no time limit"),
+            "seed": arguments.whole(named("seed"), self.seed, least=0, below=tune_arguments.SEED_LIMIT),
+            "refit_seeds": arguments.whole(named("refit_seeds"), self.refit_seeds, least=0),
+            "quiet": arguments.flag(named("quiet"), self.quiet),
+            "overrides": arguments.overrides(named("overrides"), self.overrides),
         }
         if resolved["out"] is None:  # as the CLI's --out: running the same call again finds the same study
             resolved["out"] = Path("tunes") / resolved["base"].stem
         # as the CLI's --direction: a loss is minimised, accuracy maximised
-        resolved["direction"] = arguments.direction(self.direction, resolved["metric"],
+        resolved["direction"] = tune_arguments.direction(self.direction, resolved["metric"],
                                                     default_direction(resolved["metric"]))
         for key, value in resolved.items():
             object.__setattr__(self, key, value)
@@ -155,7 +158,7 @@ class TuneSettings:
     def check(self) -> None:
         """The values' own rules, beyond their types (which construction checked)."""
         if not (self.metric.startswith("val_") and len(self.metric) > 4):
-            raise ConfigError(f"{arguments.named('metric')} must name a validation metric such as val_accuracy "
+            raise ConfigError(f"{named('metric')} must name a validation metric such as val_accuracy "
                               f"or val_loss; got '{self.metric}'")
 
 
