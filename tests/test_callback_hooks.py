@@ -203,6 +203,21 @@ def test_a_config_run_refused_for_a_callbacks_value_keeps_the_records_written(tm
     assert "val_tags" not in written[-1]
 
 
+def test_early_stopping_on_a_metric_the_run_does_not_list_says_to_list_it():
+    """monitor val_roc_auc without roc_auc in metrics was offered 'val_recall'."""
+    x, y = _iris()
+    strategy = {**STRATEGY, "early_stopping": {"monitor": "val_roc_auc", "patience": 2}}
+    with pytest.raises(ConfigError, match=r"monitors 'val_roc_auc', which is not recorded; add 'roc_auc' to the "
+                                          r"run's metrics \(metrics: \[\.\.\.\] in a config, metrics=\[\.\.\.\] in "
+                                          r"fit\) to record it \(available: "):
+        trainlab.fit(torch.nn.Linear(4, 3), (x, y), strategy, val=(x, y))
+
+
+def test_a_refused_value_of_a_type_starting_with_a_vowel_is_an_object():
+    with pytest.raises(ConfigError, match=r"record key 'val_bad' holds an object, put there by"):
+        metrics_file_records([{"epoch": 1, "step": 4, "val_bad": object()}], [], [])
+
+
 def test_the_metrics_writer_makes_numbers_of_numpy_and_tensor_values_and_names_a_bad_key():
     history = [{"epoch": 1, "step": 2, "a": np.float32(1.5), "b": torch.tensor(2), "c": (np.bool_(True), None)}]
     assert metrics_file_records(history, [], []) == [{"epoch": 1, "step": 2, "a": 1.5, "b": 2, "c": [True, None]}]

@@ -12,7 +12,7 @@ import torch
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
 from trainlab.callbacks.divergence_guard import DivergenceGuard, spike_threshold
 from trainlab.callbacks.lr_adapter import LRAdapter
-from trainlab.callbacks.progress import ProgressLog, format_eta, progress_kind
+from trainlab.callbacks.progress import ProgressBar, ProgressLog, format_eta, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.callbacks.step_logger import StepLogger
 from trainlab.engine import checkpoint
@@ -286,6 +286,24 @@ def test_progress_lines_come_every_n_seconds_with_rate_and_eta(monkeypatch):
     assert len(lines) == 1
     assert "step 30/100" in lines[0] and "32.0 samples/s" in lines[0] and "ETA 1:10" in lines[0]
     assert "loss 0.25" in lines[0]
+
+
+def test_the_progress_bar_shows_the_epoch_that_ended_at_its_end():
+    """The bar's last frame of a 2-epoch run read "epoch 3/2": at an epoch's end state.epoch already counts it."""
+    bar, view = ProgressBar("val_loss", refresh_s=0.0), FakeView(total_steps=20, epochs=2)
+    bar.on_train_start(view)
+    try:
+        shown = []
+        for epoch in range(2):
+            for _ in range(10):
+                view.step_with(bar, 0.5)
+                shown.append(bar._progress.tasks[0].description)
+            view.state.epoch = epoch + 1  # as the loop counts an epoch before its epoch-end hooks
+            bar.on_epoch_end(view, {"train_loss": 0.5, "val_loss": 0.4})
+            shown.append(bar._progress.tasks[0].description)
+    finally:
+        bar.on_train_end(view)
+    assert shown == ["epoch 1/2"] * 11 + ["epoch 2/2"] * 11
 
 
 def test_progress_kind_and_eta_format():

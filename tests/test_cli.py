@@ -95,6 +95,12 @@ def test_train_target_that_is_not_a_validation_metric_is_one_line(write_config, 
     err = capsys.readouterr().err
     assert err.startswith("error: --target 'val_acc' is not recorded by this run; did you mean 'val_accuracy'?")
     assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+    # a built-in metric the config does not list: add it (a did-you-mean offered 'val_recall')
+    assert main(["train", str(config), "--out", str(tmp_path / "r"), "--target", "val_roc_auc=0.9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --target 'val_roc_auc' is not recorded by this run; add 'roc_auc' to the "
+                          "run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it (its "
+                          "validation metrics: ")
     regression = write_config(DIGITS_MLP, data={"source": "diabetes"}, metrics=None,
                               strategy__loss="mse", model={"name": "linear"})
     assert main(["train", str(regression), "--out", str(tmp_path / "r"), "--target", "val_accuracy=0.9"]) == 2

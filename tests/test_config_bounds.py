@@ -152,6 +152,11 @@ def test_aliases_are_unshared_so_a_set_changes_one_place(tmp_path):
     # the optimizer's lr is passed apart from its other options, but it is one of them
     ("strategy.optimizer.lrr=0.1", ["optimizer 'sgd' has no option 'lrr'; did you mean 'lr'?", "(options: lr, "]),
     ("strategy.optimizer.momentun=0.9", ["did you mean 'momentum'?"]),
+    # a typo of the key that picks the factory is said to be one, not taken for one of the factory's options
+    ("strategy.optimizer.nme=adam", ["optimizer 'sgd' has no option 'nme'; did you mean 'name' (which optimizer "
+                                     "to use)? (options: lr, "]),
+    ("strategy.loss.nmae=mae", ["loss 'mse' has no option 'nmae'; did you mean 'name' (which loss to use)?"]),
+    ("data.sorce=csv", ["has no option 'sorce'; did you mean 'source'?"]),
 ])
 def test_option_typos_suggest_shared_keys_and_lr(tmp_path, capsys, override, fragments):
     from trainlab.cli import main
@@ -389,3 +394,10 @@ def test_a_set_inside_a_value_that_is_no_section_shows_the_value_and_the_whole_f
         load_config(_write(tmp_path, yaml.safe_dump(raw)), ["strategy.tta.translate=2"])
     assert str(caught.value) == ("--set strategy.tta.translate=2: 'tta' is not a section (it holds true): set it "
                                  "whole instead, e.g. strategy.tta={translate: 2}")
+
+
+@pytest.mark.parametrize("overrides", [5, {"strategy.epochs": 3}, [("strategy.epochs", 3)]])
+def test_load_config_refuses_overrides_that_are_not_key_value_strings(tmp_path, overrides):
+    """load_config(path, 5) was a bare TypeError; a dict's keys were read as overrides without values."""
+    with pytest.raises(ConfigError, match=r"^overrides must be 'KEY=VALUE' or a list of them; got "):
+        load_config(_write(tmp_path, BASE), overrides)

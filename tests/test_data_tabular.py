@@ -135,7 +135,8 @@ def test_true_false_labels_keep_their_names_and_case_twins_are_warned_of(tmp_pat
     assert flags.task == "binary" and flags.class_names == ["False", "True"]
     assert flags.train.y.tolist() == [1 if i % 3 else 0 for i in range(30)]
     missing = write_csv(tmp_path / "m.csv", ["a", "y"], [[i, "True" if i % 2 else ""] for i in range(10)])
-    with pytest.raises(DataError, match=r"non-finite value \(nan\) at line 2, column 'y' .*nan_policy: drop"):
+    with pytest.raises(DataError, match=r"missing target value \(nan\) at line 2, column 'y' of .*m.csv \(the cell is empty or a "
+                                        r"missing-value marker: NA, .*None.* are read as missing\); fix .*nan_policy: drop"):
         load(source="csv", path=missing, target="y")
     capsys.readouterr()
     twins = [[i, ["benign", "Benign ", "malignant"][i % 3]] for i in range(30)]
@@ -153,8 +154,10 @@ def test_a_missing_csv_class_label_follows_the_nan_policy(tmp_path, capsys, labe
     rows = [[i, labels[i % 2]] for i in range(40)]
     rows[4][1] = ""  # file line 6
     path = write_csv(tmp_path / "m.csv", ["x1", "y"], rows)
-    with pytest.raises(DataError, match=r"^training data targets has a non-finite value \(nan\) at line 6, "
-                                        r"column 'y' of .*m.csv; fix the data or set data.nan_policy: drop$"):
+    with pytest.raises(DataError, match=r"^training data has a missing target value \(nan\) at line 6, column 'y' of "
+                                        r".*m.csv \(the cell is empty or a missing-value marker: NA, N/A, n/a, NaN, nan, "
+                                        r"null, NULL, None, <NA>, #N/A are read as missing\); fix the data or set "
+                                        r"data.nan_policy: drop$"):
         load(source="csv", path=path, target="y")
     config = DataConfig(source="csv", path=path, target="y", nan_policy="drop", val_fraction=0.0, test_fraction=0.0)
     data = load_dataset(config)
@@ -420,7 +423,7 @@ def test_a_csv_number_beyond_float32_is_refused_naming_its_cell_without_a_warnin
                                "model computes; rescale the column (e.g. a larger unit or a log scale)")
     rows[1][1] = "inf"  # an infinite cell is the NaN policy's, as before
     write_csv(tmp_path / "d.csv", header, rows)
-    with pytest.raises(DataError, match=r"non-finite value \(inf\) at line 3, column 'c1'.*nan_policy: drop"):
+    with pytest.raises(DataError, match=r"non-finite feature value \(inf\) at line 3, column 'c1' of [^(]*; fix.*nan_policy: drop"):
         load(source="csv", path=path, target="y")
 
 
@@ -612,6 +615,19 @@ def test_read_for_predict_applies_the_runs_preprocessing(tmp_path, capsys):
     assert float(city_block.abs().sum()) == 0.0 and "'Atlantis'" in capsys.readouterr().err
     expected_size = (120.0 - fitted["mean"][0]) / fitted["scale"][0]
     assert float(x[5, 0]) == pytest.approx(expected_size, rel=1e-5)
+
+
+def test_read_for_predict_of_a_csv_run_says_an_npz_is_not_its_format(tmp_path):
+    """An .npz given to a CSV run's predict was told to "unzip it first" (an .npz is a zip archive)."""
+    path = write_csv(tmp_path / "t.csv", ["alpha", "beta", "y"], [[i, i * 2, i % 2] for i in range(20)])
+    config = DataConfig(source="csv", path=path, target="y")
+    data = load_dataset(config, seed=0)
+    np.savez(tmp_path / "new.npz", x=np.zeros((3, 2), np.float32))
+    with pytest.raises(DataError) as caught:
+        read_for_predict(config, data.preprocessing, tmp_path / "new.npz")
+    assert str(caught.value) == (f"{tmp_path / 'new.npz'} is an NPZ file; for a run on the 'csv' source predict "
+                                 "reads a CSV file with the training feature columns (alpha, beta), or from Python "
+                                 "a pandas DataFrame of them")
 
 
 def test_read_for_predict_names_a_missing_column(tmp_path):
@@ -855,3 +871,57 @@ def test_predict_on_a_semicolon_export_says_save_it_comma_separated(tmp_path):
         _csv_rows(path, {"delimiter": ","}, {"numeric_columns": ["a", "b"]})
     message = str(caught.value)
     assert "save it comma-separated" in message and "set data.delimiter" not in message
+
+
+def test_a_csv_column_of_unix_times_is_standardised_from_its_float64_values_as_sklearn_does(tmp_path):
+    """CSV columns were cast to float32 before standardising: 101 distinct Unix times (1.7e9 + 0..100 s, steps
+    of 128 in float32) became 2 values, and the column was then called constant (std <= 1e-6 |mean|)."""
+    rng = np.random.default_rng(0)
+    times = 1_700_000_000 + rng.integers(0, 101, size=300)
+    small = rng.normal(size=300)
+    path = write_csv(tmp_path / "t.csv", ["unix_time", "small", "y"],
+                     [[int(t), f"{s:.6f}", int(t % 2)] for t, s in zip(times, small, strict=True)])
+    data = load(source="csv", path=path, target="y", val_fraction=0.0, test_fraction=0.0, standardize=True)
+    raw = np.column_stack([times, np.round(small, 6)]).astype(np.float64)
+    reference = StandardScaler().fit(raw)
+    assert data.preprocessing["constant_columns"] == []
+    np.testing.assert_allclose(data.preprocessing["scale"], reference.scale_, rtol=1e-9)
+    train = data.train.x.numpy()
+    # the rows in the same order on both sides: sorted by the small column (distinct values)
+    expected = reference.transform(raw)[np.argsort(raw[:, 1])]
+    np.testing.assert_allclose(train[np.argsort(train[:, 1])], expected, rtol=1e-5, atol=1e-5)
+    assert len(np.unique(train[:, 0])) == len(np.unique(times))
+
+
+def test_the_constant_column_rule_is_sklearns_float64_bound(tmp_path):
+    """std 29 around 1.7e9 was called constant (scale 1); StandardScaler scales it by 29."""
+    rng = np.random.default_rng(1)
+    x = np.column_stack([1.7e9 + rng.normal(0, 29, 200), np.full(200, 0.1), np.full(200, 1e12 / 3), rng.normal(size=200)])
+    fitted = prep.fit(x, task="regression", standardize=True)
+    reference = StandardScaler().fit(x)
+    np.testing.assert_allclose(fitted["scale"], reference.scale_, rtol=1e-12)
+    assert fitted["constant_columns"] == [1, 2]  # 0.1 and 1e12/3 repeated: their mean's rounding only
+
+
+def test_regression_metrics_of_a_large_offset_target_are_computed_in_float64(tmp_path):
+    """A target of 1e8 + small steps: inverse-standardised in float32 the outputs were multiples of 8 (mse 8.0)."""
+    import trainlab
+    from trainlab.config import load_config
+    from trainlab.experiment import train
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 2))
+    y = 1e8 + x @ np.array([3.0, -2.0]) + rng.normal(0, 0.01, 400)
+    path = write_csv(tmp_path / "r.csv", ["a", "b", "y"], [[f"{a:.6f}", f"{b:.6f}", f"{t:.4f}"] for (a, b), t in zip(x, y, strict=True)])
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(
+        f"seed: 0\ndata: {{source: csv, path: {path}, target: y, standardize_target: true}}\n"
+        "model: {name: linear}\nstrategy: {loss: mse, optimizer: {name: adam, lr: 0.05}, batch_size: full, epochs: 300}\n"
+        "metrics: [mse, mae]\noutput: {progress: off}\n")
+    summary, out = train(load_config(config_path), out=tmp_path / "run", quiet=True)
+    loaded = trainlab.load_run(out)
+    test_rows = loaded.read(path)
+    predicted = np.asarray(loaded.predict(test_rows), dtype=np.float64).reshape(-1)
+    assert predicted.dtype == np.float64
+    assert np.mean(np.abs(predicted - y)) < 0.5  # in float32 these were multiples of 8 away
+    assert summary["test"]["mse"] < 0.25 and summary["test"]["mae"] < 0.5

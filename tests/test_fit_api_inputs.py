@@ -4,6 +4,8 @@ config given as the strategy, and mid-epoch validations asked for without valida
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -187,3 +189,23 @@ def test_mid_epoch_validations_without_validation_data_are_warned_of(capsys):
             "data: nothing is validated (its step records hold no val_* values); pass val=\n") in capsys.readouterr().err
     trainlab.fit(_linear(outputs=2), (x, y), {**STRATEGY, "eval_every_n_steps": 2}, val=(x, y))
     assert "eval_every_n_steps" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["false", "no", 0, None])
+def test_fit_and_train_refuse_an_overwrite_that_is_not_a_bool_before_touching_the_folder(tmp_path, value):
+    """overwrite="false" is a true string: fit and train replaced the earlier records with it."""
+    from trainlab.experiment import train
+
+    x, y = np.zeros((8, 2), np.float32), np.linspace(0.0, 1.0, 8, dtype=np.float32)
+    trainlab.fit(torch.nn.Linear(2, 1), (x, y), {"loss": "mse", "optimizer": "adam", "epochs": 1}, out=tmp_path / "f",
+                 task="regression")
+    before = (tmp_path / "f" / "summary.json").read_bytes()
+    with pytest.raises(ConfigError, match=rf"^overwrite must be True or False; got {re.escape(repr(value))}$"):
+        trainlab.fit(torch.nn.Linear(2, 1), (x, y), {"loss": "mse", "optimizer": "adam", "epochs": 2},
+                     out=tmp_path / "f", task="regression", overwrite=value)
+    assert (tmp_path / "f" / "summary.json").read_bytes() == before
+    config = {"data": {"source": "synthetic_linear"}, "model": {"name": "linear"},
+              "strategy": {"loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1}}
+    with pytest.raises(ConfigError, match=rf"^train's overwrite must be True or False; got {re.escape(repr(value))}$"):
+        train(config, out=tmp_path / "t", overwrite=value)
+    assert not (tmp_path / "t").exists()

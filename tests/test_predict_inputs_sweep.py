@@ -265,6 +265,14 @@ def test_a_text_run_takes_a_numpy_array_of_strings_and_says_what_else_to_pass(te
     with pytest.raises(DataError) as caught:
         loaded.predict(["great fun film", np.int64(3)])
     assert str(caught.value) == "a text run's predict takes strings; element 1 is int64 3, not a string"
+    # None and bytes are no token ids either: said as the text run's, not as rows of numbers for a CSV run
+    for items, said in (([None], "element 0 is NoneType None, not a string"),
+                        (np.array([None, None]), "element 0 is NoneType None, not a string"),
+                        ([b"great"], "element 0 is bytes b'great', not a string: decode it first (b.decode('utf-8'))"),
+                        (["fine", None], "element 1 is NoneType None, not a string")):
+        with pytest.raises(DataError) as caught:
+            loaded.predict(items)
+        assert str(caught.value) == f"a text run's predict takes strings; {said}"
     with pytest.raises(DataError, match=r"element 0 is NoneType None, not a string"):
         loaded.predict_proba((None, "awful plot"))
     with pytest.raises(DataError, match=r"a 1-D array of strings, one per text; got one shaped \(1, 2\)"):

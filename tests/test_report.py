@@ -182,6 +182,54 @@ def test_two_tasks_give_both_leaderboards_and_the_performance_profile(tmp_path):
     assert curves["adam"][0] == 1.0 and curves["hopeless"][-1] == 0.0  # adam fastest on both tasks; hopeless never
 
 
+def _section(html: str, heading: str) -> str:
+    """The HTML of the h2 section headed ``heading``, up to the next h2."""
+    match = re.search(rf'<h2 id="s\d+">{re.escape(heading)}</h2>(.*?)(?=<h2 |</main>)', html, re.S)
+    assert match, f"no section {heading!r}"
+    return match.group(1)
+
+
+def test_two_tasks_each_get_their_own_strategy_configs_not_the_first_tasks(tmp_path):
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=2,
+                           tasks=("digits", "imb"), target=None, epochs=2)
+    # the second task's base config differs (data, loss, epochs), and so does the lr adam inherits from it
+    for config_path in (root / "runs" / "imb").glob("*/seed-*/config.yaml"):
+        config = yaml.safe_load(config_path.read_text())
+        config["data"] = {"source": "npz", "path": "imb.npz"}
+        config["strategy"].update(loss="bce", epochs=15)
+        if config["strategy"]["optimizer"]["name"] == "adam":
+            config["strategy"]["optimizer"]["lr"] = 0.0005
+        config_path.write_text(yaml.safe_dump(config))
+    html = write_report([root], tmp_path / "r.html").read_text()
+    sections = re.findall(r'<h2 id="s\d+">(.*?)</h2>', html)
+    heading = "strategy configs (diff against the shared base)"
+    assert heading not in sections
+    digits, imb = _section(html, f"digits: {heading}"), _section(html, f"imb: {heading}")
+    assert sections.index(f"digits: {heading}") < sections.index("imb: leaderboard")
+
+    def lr_row(section: str) -> list[str]:
+        row = re.search(r"<tr><td><code>strategy\.optimizer\.lr</code></td>(.*?)</tr>", section).group(1)
+        return re.findall(r"<td>(.*?)</td>", row)
+
+    def columns(section: str) -> list[str]:
+        return re.findall(r"<th>(.*?)</th>", section)[1:]
+
+    assert dict(zip(columns(digits), lr_row(digits), strict=True)) == {"adam": "0.003", "sgd": "0.1"}
+    assert dict(zip(columns(imb), lr_row(imb), strict=True)) == {"adam": "0.0005", "sgd": "0.1"}
+    assert "data.source: &quot;digits&quot;" in digits and "strategy.epochs: 2" in digits
+    assert "data.source: &quot;npz&quot;" in imb and "strategy.loss: &quot;bce&quot;" in imb
+    assert "strategy.epochs: 15" in imb and "digits" not in imb
+
+
+def test_a_task_without_runs_says_so_in_its_config_section(tmp_path):
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=2,
+                           tasks=("digits", "wine"), target=None, epochs=2)
+    shutil.rmtree(root / "runs" / "wine")
+    html = write_report([root], tmp_path / "r.html").read_text()
+    assert "No run of task wine to read configs from." in _section(
+        html, "wine: strategy configs (diff against the shared base)")
+
+
 def _train(tmp_path: Path, raw: dict) -> Path:
     from trainlab.config import validate
     from trainlab.experiment import train

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from trainlab.arguments import flag
 from trainlab.atomic import write_json, write_jsonl, write_safetensors, write_text
 from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback, user_callbacks
@@ -203,6 +204,7 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         raise ConfigError("train is None; fit needs training data: (x, y) tensors or arrays, or a torch Dataset "
                           "of (x, y) pairs")
     callbacks = user_callbacks(callbacks)
+    overwrite = flag("overwrite", overwrite)  # "false" is a true string: it would replace the records
     created = _check_out(path_argument(out, "out"), overwrite) if out is not None else []
     try:
         return _fit(model, train, strategy, val, test, callbacks, metrics, seed, out, runtime, task, class_names)

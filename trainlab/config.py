@@ -326,7 +326,9 @@ def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] =
     The config remembers the file's folder (:attr:`Config.source_folder`), which ``train(config)`` trusts for
     ``module:attr`` code as ``train(path)`` does. ``follow_links=False`` for a run folder's config.yaml: a
     symbolic link there is refused and no folder is remembered (someone else's code: docs/security.md)."""
-    texts = [overrides] if isinstance(overrides, str) else list(overrides)
+    from trainlab.arguments import overrides as override_texts
+
+    texts = list(override_texts("overrides", overrides))  # a dict or a number: one ConfigError saying what is valid
     config = validate(apply_overrides(read_yaml(path, follow_links), texts), texts)
     if follow_links:  # the user's own file: its folder is remembered (Config.source_folder); a run folder's is not
         config._folder = Path(path).parent.resolve()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab import __version__
+from trainlab.arguments import flag
 from trainlab.atomic import write_json
 from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
 from trainlab.callbacks.base import Callback, CallbackList, user_callbacks
@@ -263,6 +264,9 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
     (:func:`resume`) under the same policy when its config.yaml names no code that ``config`` does not.
     """
     user = user_callbacks(callbacks)
+    # each a bool: "false" or "no" is a true string, and overwrite would replace the run
+    overwrite, quiet, resume_if_exists = (flag(f"train's {name}", value) for name, value in (
+        ("overwrite", overwrite), ("quiet", quiet), ("resume_if_exists", resume_if_exists)))
     if out is not None:
         out = path_argument(out, "train's out")
     with config_folder_trusted(_config_folder(config)):

@@ -440,6 +440,16 @@ def _unprefixed(name: str) -> str:
     return name
 
 
+def unrecorded_hint(key: str, recorded: list[str]) -> str:
+    """What to add to "``key`` is not recorded": ``; add 'roc_auc' to the run's metrics ...`` when ``key``
+    is a split's record of a built-in metric (``val_roc_auc``) that the config does not list (a did-you-mean
+    would offer ``val_recall``), else :func:`did_you_mean` among the ``recorded`` keys."""
+    name = _unprefixed(key)
+    if name != key and name != "loss" and not is_user_metric(name) and key not in recorded:
+        return f"; add '{name}' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it"
+    return did_you_mean(key, recorded)
+
+
 def is_user_metric(name: str) -> bool:
     """A ``module:function`` metric, or a record key of one (``val_mod:fn``): by its contract (:func:`get_metric`)
     one number, higher is better, so its direction and shape are known without importing it."""

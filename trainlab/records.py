@@ -208,7 +208,8 @@ def plain_value(value: Any) -> Any:
     module = kind.__module__.split(".")[0]
     shape = getattr(value, "shape", None)
     shaped = f" shaped {tuple(shape)}" if isinstance(shape, tuple) else ""  # torch.Size is a tuple
-    raise TypeError(f"a {'' if module == 'builtins' else module + '.'}{kind.__name__}{shaped}")
+    named = f"{'' if module == 'builtins' else module + '.'}{kind.__name__}"
+    raise TypeError(f"{'an' if named[0].lower() in 'aeiou' else 'a'} {named}{shaped}")
 
 
 def plain_record(record: dict[str, Any], where: str) -> None:
@@ -378,7 +379,7 @@ def check_validation_key(config: Config, key: str, flag: str, where: str) -> Non
     ``flag`` (``--target``, ``--metric``) and ``where`` (``this run``, a file name) word the message.
     A run without a validation split records none (its split sizes are counted, not loaded)."""
     from trainlab.data.counting import count_splits
-    from trainlab.registry import did_you_mean
+    from trainlab.metrics import unrecorded_hint
 
     with held_back():  # read ahead of the run's loading, which says the data's warnings itself
         val_rows = count_splits(config.data).val
@@ -389,5 +390,5 @@ def check_validation_key(config: Config, key: str, flag: str, where: str) -> Non
     if keys is None:  # val_loss: every run with a validation split records it
         return
     if key not in keys:
-        raise ConfigError(f"{flag} '{key}' is not recorded by {where}{did_you_mean(key, keys)} "
+        raise ConfigError(f"{flag} '{key}' is not recorded by {where}{unrecorded_hint(key, keys)} "
                           f"(its validation metrics: {', '.join(keys)})")

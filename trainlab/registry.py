@@ -70,11 +70,15 @@ def _removal_hint(section: str, option: str) -> str:
 class Registry(Generic[T]):
     """A named table of factories of one kind (losses, optimizers, ...)."""
 
-    def __init__(self, kind: str, check: Callable[[str, dict[str, Any]], None] | None = None):
+    def __init__(self, kind: str, check: Callable[[str, dict[str, Any]], None] | None = None,
+                 selector: str = "name"):
         """``check(name, options)``, when given, raises ConfigError for option values the annotations allow
-        but no factory of this kind can use (an optimizer's momentum of 1.5)."""
+        but no factory of this kind can use (an optimizer's momentum of 1.5). ``selector``: the config
+        section's key that picks the factory (``name``; a data section's ``source``), read before the
+        factory's options, so that a typo of it (``nme``) is said to be one, not an unknown option."""
         self.kind = kind
         self.check = check
+        self.selector = selector
         self._entries: dict[str, T] = {}
         admit_factories(self._entries)  # a trainlab...:attr reference reaches these, as their names do
 
@@ -211,6 +215,9 @@ class Registry(Generic[T]):
                 if shared:
                     listed += f"; shared {section} keys: {', '.join(shared)}"
                 suggestion = did_you_mean(option, options + shared)
+                if not suggestion and did_you_mean(option, [self.selector]):
+                    raise ConfigError(f"{self.kind} '{name}' has no option '{option}'; did you mean "
+                                      f"'{self.selector}' (which {self.kind} to use)? ({listed})")
                 # no close name: likely a key left from another source (--set data.source=...), so say how to drop it
                 removal = f"; {_removal_hint(section, option)}" if section and not suggestion else ""
                 raise ConfigError(f"{self.kind} '{name}' has no option '{option}'{suggestion} ({listed}){removal}")

@@ -7,13 +7,13 @@ from typing import Any
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.registry import did_you_mean
+from trainlab.metrics import unrecorded_hint
 
 
 def check_monitor(monitor: str, available: list[str], owner: str) -> None:
     if monitor not in available:
         raise ConfigError(
-            f"{owner} monitors {short_repr(monitor)}, which is not recorded{did_you_mean(str(monitor), available)} "
+            f"{owner} monitors {short_repr(monitor)}, which is not recorded{unrecorded_hint(str(monitor), available)} "
             f"(available: {', '.join(available)})"
         )
 

@@ -126,14 +126,15 @@ class ProgressBar(Callback):
         self._progress.start()
         self._task = self._progress.add_task("train", total=view.total_steps, completed=view.state.step, info="")
 
-    def _update(self, view: TrainerView, loss: float | None) -> None:
+    def _update(self, view: TrainerView, loss: float | None, epoch_ended: bool = False) -> None:
+        """``epoch_ended``: at an epoch's end ``state.epoch`` already counts it, so it is the one shown."""
         rate, eta = self._rate.figures(view)
         info = f"{rate:.0f} samples/s  ETA {format_eta(eta)}" if rate is not None else ""
         if loss is not None:
             info += f"  loss {loss:.4f}"
         epochs = f"/{view.epochs}" if view.epochs else ""
         self._progress.update(self._task, total=view.total_steps, completed=view.state.step, info=info + self._metric,
-                              description=f"epoch {view.state.epoch + 1}{epochs}")
+                              description=f"epoch {view.state.epoch + (not epoch_ended)}{epochs}")
 
     def on_step_end(self, view: TrainerView, loss) -> None:
         now = time.monotonic()
@@ -146,7 +147,7 @@ class ProgressBar(Callback):
             return
         if self.monitor in record and self.monitor != "train_loss":
             self._metric = f"  {self.monitor} {record[self.monitor]:.4f}"
-        self._update(view, record.get("train_loss"))
+        self._update(view, record.get("train_loss"), epoch_ended=True)
 
     def on_train_end(self, view: TrainerView) -> None:
         if self._progress is not None:

@@ -42,7 +42,7 @@ from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
 from trainlab.registry import Registry
 
-DATA_SOURCES: Registry = Registry("data source")
+DATA_SOURCES: Registry = Registry("data source", selector="source")
 
 
 def check_task(task: str | None) -> None:
@@ -65,7 +65,8 @@ class RawData:
     Tabular sources also give ``feature_names`` (the numeric columns of ``x_train``), the raw
     ``x_categorical`` strings (N, C) with their ``categorical_names`` (one-hot encoded by
     :mod:`trainlab.data.preprocessing` once the split is drawn; missing cells are ``""``), and
-    ``standardize``: the default of ``data.standardize`` for this source.
+    ``standardize``: the default of ``data.standardize`` for this source. ``missing_cells`` says what the
+    source reads as a missing value (NaN), for the message that refuses one (a CSV's empty cells and markers).
     """
 
     x_train: np.ndarray
@@ -85,6 +86,7 @@ class RawData:
     feature_names: list[str] | None = None
     x_categorical: np.ndarray | None = None
     categorical_names: list[str] | None = None
+    missing_cells: str | None = None
 
 
 def _check_numeric(name: str, part: str, array: np.ndarray) -> None:
@@ -96,10 +98,11 @@ def _check_numeric(name: str, part: str, array: np.ndarray) -> None:
 
 def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,
            locate: Callable[[str, int, int], str] | None = None,
-           categorical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+           categorical: np.ndarray | None = None, missing_cells: str | None = None,
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Check shapes and dtypes; refuse values beyond float32's range; refuse (policy ``error``) or drop
     (``drop``) rows with NaN/Inf or a missing category. Returns the kept ``(x, y, categorical)``."""
-    x, y, categorical, _ = _clean_rows(name, x, y, policy, locate, categorical)
+    x, y, categorical, _ = _clean_rows(name, x, y, policy, locate, categorical, missing_cells)
     return x, y, categorical
 
 
@@ -119,8 +122,10 @@ def _why_no_row_is_whole(x: np.ndarray, y: np.ndarray, locate: Callable[[str, in
 
 def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
                 locate: Callable[[str, int, int], str] | None = None, categorical: np.ndarray | None = None,
+                missing_cells: str | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """:func:`_clean`, plus the indices of the kept rows among the given ones (None: every row kept)."""
+    """:func:`_clean`, plus the indices of the kept rows among the given ones (None: every row kept).
+    ``missing_cells`` (:class:`RawData`'s) is said where a NaN is refused."""
     if x.ndim == 0 or y.ndim == 0:
         raise DataError(f"{name} must hold one row per sample; got features {x.shape} and targets {y.shape}")
     if len(x) != len(y):
@@ -142,8 +147,10 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
                 row, col = (int(i) for i in bad[0])
                 value = array.reshape(len(array), -1)[row, col]
                 where = cell_at(locate, part, row, col if array.ndim > 1 else None)
-                raise DataError(f"{name} {part} has a non-finite value ({value}) at {where}; "
-                                "fix the data or set data.nan_policy: drop")
+                missing = bool(np.isnan(value))  # a source reads a missing cell as NaN
+                said = f" ({missing_cells})" if missing and missing_cells else ""
+                raise DataError(f"{name} has a {'missing' if missing else 'non-finite'} {part[:-1]} value ({value}) "
+                                f"at {where}{said}; fix the data or set data.nan_policy: drop")
         if missing_category is not None and missing_category.any():
             row, col = (int(i) for i in np.argwhere(missing_category)[0])
             raise DataError(f"{name} has a missing category at {cell_at(locate, 'categorical', row, col)}; "
@@ -295,7 +302,8 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     cat_train = raw.x_categorical
     if cat_train is not None and (raw.x_val is not None or raw.x_test is not None):
         raise ConfigError(f"data source '{config.source}': categorical columns need load_dataset to split val/test")
-    x_train, y_train, cat_train, kept = _clean_rows("training data", x_train, y_train, policy, raw.locate, cat_train)
+    x_train, y_train, cat_train, kept = _clean_rows("training data", x_train, y_train, policy, raw.locate, cat_train,
+                                                 raw.missing_cells)
     locate = raw.locate
     if kept is not None and len(kept) < len(raw.x_train):  # name a cell by its row in the source (a file line)
         locate = _renumbered(raw.locate or _zero_based, kept)

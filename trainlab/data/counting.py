@@ -165,7 +165,7 @@ def rows_of_raw(raw: RawData, config: DataConfig) -> SourceRows:
         raise ConfigError(f"data source '{config.source}' must return trainlab.data.RawData")
     policy = config.nan_policy
     _, y_train, _ = _clean("training data", np.asarray(raw.x_train), np.asarray(raw.y_train), policy,
-                           raw.locate, raw.x_categorical)
+                           raw.locate, raw.x_categorical, raw.missing_cells)
     sizes = {}
     for name, x, y in (("validation data", raw.x_val, raw.y_val), ("test data", raw.x_test, raw.y_test)):
         sizes[name] = None if x is None else len(_clean(name, np.asarray(x), np.asarray(y), policy)[0])

@@ -14,6 +14,7 @@ import numpy as np
 from trainlab.config_fields import short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.csv_table import (
+    MISSING,
     CsvTable,
     check_delimiter,
     is_bool_column,
@@ -152,7 +153,7 @@ def _identifier_warnings(table: CsvTable, numeric_names: list[str], cats: np.nda
 
 def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
               ) -> tuple[np.ndarray, list[str], np.ndarray | None, list[str]]:
-    """Numeric features (N, F) float32 with their names, and categorical strings (N, C) with theirs.
+    """Numeric features (N, F) float64 with their names, and categorical strings (N, C) with theirs.
 
     A column is categorical when ``data.categorical`` lists it, or (``categorical`` not given) when
     none of its cells is a number; a column mixing numbers and other text is an error.
@@ -287,5 +288,7 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
         name = names[col] if col < len(names) else names[0]
         return f"line {table.line(row)}, column '{name}' of {file}"
 
+    markers = ", ".join(marker for marker in MISSING if marker)
     return RawData(x, y, class_names=class_names, locate=locate, standardize=True, feature_names=numeric_names,
-                   x_categorical=cats, categorical_names=categorical_names or None)
+                   x_categorical=cats, categorical_names=categorical_names or None,
+                   missing_cells=f"the cell is empty or a missing-value marker: {markers} are read as missing")

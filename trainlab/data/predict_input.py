@@ -98,6 +98,10 @@ Rows = tuple[np.ndarray, np.ndarray | None, Callable[[int], str]]  # numbers, ca
 
 def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> Rows:
     numeric, categorical = _feature_columns(fitted)
+    if file.suffix.lower() == ".npz":  # the other way round from _npz_rows' CSV refusal
+        listed = ", ".join([*numeric, *categorical][:20]) + (", ..." if len(numeric) + len(categorical) > 20 else "")
+        raise DataError(f"{file} is an NPZ file; for a run on the 'csv' source predict reads a CSV file with the "
+                        f"training feature columns ({listed}), or from Python a pandas DataFrame of them")
     delimiter = check_delimiter(options.get("delimiter", ","))
     table = read_table(file, delimiter, text_columns=categorical,
                        delimiter_settable=False)  # the run fixed data.delimiter: predict cannot change it

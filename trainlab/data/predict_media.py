@@ -156,12 +156,17 @@ def refuse_non_texts(x: Any) -> None:
                         f"{tuple(x.shape)}")
     listed = isinstance(x, list | tuple) or (isinstance(x, np.ndarray) and x.dtype == object and x.ndim == 1)
     items = list(x) if listed else []
-    if any(isinstance(t, str) for t in items):
-        index, bad = next(((i, t) for i, t in enumerate(items) if not isinstance(t, str)), (None, None))
-        if index is not None:
-            shown = bad.item() if isinstance(bad, np.generic) else bad  # 3, not np.int64(3)
-            raise DataError(f"a text run's predict takes strings; element {index} is {type(bad).__name__} "
-                            f"{short_repr(shown)}, not a string")
+    # with a string among them, anything else is the odd one out; without, None and bytes are still no
+    # token ids (numbers), so those are named too
+    textual = any(isinstance(t, str) for t in items)
+    index, bad = next(((i, t) for i, t in enumerate(items)
+                       if (textual and not isinstance(t, str)) or t is None or isinstance(t, bytes | bytearray)),
+                      (None, None))
+    if index is not None:
+        shown = bad.item() if isinstance(bad, np.generic) else bad  # 3, not np.int64(3)
+        fix = ": decode it first (b.decode('utf-8'))" if isinstance(bad, bytes | bytearray) else ""
+        raise DataError(f"a text run's predict takes strings; element {index} is {type(bad).__name__} "
+                        f"{short_repr(shown)}, not a string{fix}")
 
 
 def text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:

@@ -37,19 +37,23 @@ from trainlab.errors import DataError
 from trainlab.notices import warn
 
 FORMAT = 1
-# relative tolerance under which a training column counts as constant (float32 rounding is ~6e-8)
-CONSTANT_RTOL = 1e-6
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 UNSEEN_SHOWN = 3  # unseen categories a warning names; it counts them all
 
 
 def _column_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, scale, constant mask) per column of 2-D ``values``, computed in float64."""
+    """(mean, scale, constant mask) per column of 2-D ``values``, computed in float64.
+
+    A column is constant when its variance is at most what float64 rounding of the mean computation
+    leaves in the values of a constant column, scikit-learn's bound (``_is_constant_feature``):
+    ``var <= n eps var + (n mean eps)^2``, eps float64's machine epsilon. Its scale is 1 (StandardScaler's
+    too). A column that varies by 29 around 1.7e9 (Unix times) is not constant: scale 29."""
     values = values.astype(np.float64, copy=False)
     mean = values.mean(axis=0)
-    std = values.std(axis=0)
-    constant = (std == 0) | (std <= CONSTANT_RTOL * np.abs(mean))
-    return mean, np.where(constant, 1.0, std), constant
+    var = values.var(axis=0)
+    eps, n = np.finfo(np.float64).eps, len(values)
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    return mean, np.where(constant, 1.0, np.sqrt(var)), constant
 
 
 def fit(

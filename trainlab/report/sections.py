@@ -2,9 +2,10 @@
 
 :func:`comparison_page` follows the issue's list: leaderboard (table and CI chart), learning
 curves on a step and a wall-clock axis, time to target, the LR followed, the generalisation gap,
-the performance profile (several tasks), the best strategy's confusion matrix or residuals, each
-strategy's config as a diff against the shared base, and the environment. :func:`runs_page` shows
-one or more plain run folders: curves, LR, predictions, events, config and environment.
+the best strategy's confusion matrix or residuals and each strategy's config as a diff against the
+task's shared base (all per task: tasks have their own base configs), then the performance profile
+(several tasks) and the environment. :func:`runs_page` shows one or more plain run folders: curves,
+LR, predictions, events, config and environment.
 """
 
 from __future__ import annotations
@@ -339,17 +340,18 @@ def comparison_page(comparison: Comparison) -> Page:
             add_predictions(page, candidates[0], f"{best}, seed {candidates[0].seed}")
         else:
             page.paragraph("No finished run of the best strategy to predict with.")
+        # each task's own configs: tasks have their own base configs (data, loss, epochs, and the lr a
+        # strategy inherits), so one strategy's config from another task would be wrong here
+        page.heading(f"{prefix}strategy configs (diff against the shared base)")
+        if groups:
+            add_config_diff(page, {name: seeds[0].config for name, seeds in groups.items()}, "strategies")
+        else:
+            page.paragraph(f"No run of task {task} to read configs from.")
     if several:
         page.heading("performance profile over tasks")
         profile = _profile(comparison, direction)
         page.paragraph(f"Measured on: {profile.measured_on}. tau, per task: {profile.ratio}.")
         page.figure(figures.profile_figure(profile.curves, profile.taus, palette, profile.ratio))
-    page.heading("strategy configs (diff against the shared base)")
-    configs = {}
-    for runs in comparison.runs.values():
-        for name, seeds in runs.items():
-            configs.setdefault(name, seeds[0].config)
-    add_config_diff(page, {n: configs[n] for n in names if n in configs}, "strategies")
     page.heading("environment")
     add_environment(page, all_runs, {k: board.get(k) for k in ("git_commit", "environment") if k in board})
     page.subtitle = subtitle
