@@ -21,7 +21,7 @@ from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
 from trainlab.tune.space import SearchSpace, apply_values
 from trainlab.tune.study import TuneSettings, optuna_verbosity, prepare, study_for
-from trainlab.tune.workers import exit_if_rerunning_the_script, run_workers
+from trainlab.tune.workers import exit_if_rerunning_the_script, interrupt_once, run_workers
 from trainlab.yaml_files import flow_yaml
 
 
@@ -63,14 +63,17 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
         warn(message)
     from trainlab.tune.report import write_report
 
-    try:
-        with each_once():  # the trials read the same data: each warning once
-            run_workers(settings, space, base_raw)
-    except BaseException:  # stopped by an error or an interrupt: the results so far, never hiding why
-        with contextlib.suppress(Exception):  # e.g. the study folder deleted meanwhile
-            best = _write_results(settings, space)
-            write_report(study_for(settings), settings, best)
-        raise
+    # --jobs: a signal after the one that stops the study is recorded, not raised: the results are written
+    # once the workers have recorded the trials it cut short, in full
+    with interrupt_once(settings):
+        try:
+            with each_once():  # the trials read the same data: each warning once
+                run_workers(settings, space, base_raw)
+        except BaseException:  # stopped by an error or an interrupt: the results so far, never hiding why
+            with contextlib.suppress(Exception):  # e.g. the study folder deleted meanwhile
+                best = _write_results(settings, space)
+                write_report(study_for(settings), settings, best)
+            raise
     best = _write_results(settings, space)
     if settings.refit_seeds and "trial" in best:
         from trainlab.tune.refit import refit

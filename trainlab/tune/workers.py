@@ -10,7 +10,9 @@ tune process and in each worker, so the trials it cuts short are recorded as int
 (:func:`_signals_as_interrupt`). The tune process passes the signal it received (SIGINT or SIGTERM) on
 to each worker: it may have reached the tune process alone (``kill -INT PID``, ``docker stop``). A
 worker takes the first signal as the stop and only records later ones (a terminal's Ctrl-C reaches it
-and then comes passed on: one stop, its trial recorded). A worker stopped by a file it cannot write
+and then comes passed on: one stop, its trial recorded). So does the tune process (:func:`interrupt_once`):
+a second Ctrl-C while it stops the workers would abandon the stop, and the results written then would show
+the trials the workers were still recording as RUNNING. A worker stopped by a file it cannot write
 (exit 5: a full or read-only disk) stops the others' claims.
 
 A spawned worker starts by importing the main module, i.e. runs the caller's script again; a
@@ -73,7 +75,9 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     start_worker(threads_per_worker(settings.jobs), policy, signal.SIGTERM, said)
     received: list[int] = []  # SIGINT or SIGTERM outside a run: the trial it cuts short is recorded
     try:
-        with _signals_as_interrupt(received, (signal.SIGTERM, signal.SIGINT)):
+        # then SIG_IGN: a signal after the block (the one passed on, behind a terminal's Ctrl-C) would raise a
+        # KeyboardInterrupt in the interpreter's teardown, a traceback under the tune process's one line
+        with _signals_as_interrupt((signal.SIGTERM, signal.SIGINT), then=signal.SIG_IGN) as received:
             if hasattr(signal, "pthread_sigmask"):
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             space = load_space(settings.space)
@@ -110,31 +114,79 @@ def _sigint_held(received: list[int]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-@contextlib.contextmanager
-def _signals_as_interrupt(received: list[int], signals: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[None]:
-    """``signals`` handled as a Ctrl-C (SIGTERM instead of killing the process by its default action), in
-    the tune process and in each worker. The tune process: a SIGTERM to it alone (``kill PID``, ``docker
-    stop``) would kill its workers with it (``PR_SET_PDEATHSIG``), their trials left RUNNING and no line
-    saying what happened. A worker (SIGINT too): a signal outside its run's own handler (claiming a trial,
-    loading its data) would leave the trial RUNNING until the next start. Its number is appended to
-    ``received``; the first raises :class:`SignalInterrupt` (a KeyboardInterrupt naming it), later ones are
-    only recorded, so that the interrupt's clean-up (recording the trial, waiting for the workers) is not
-    cut short. The CLI's own handling (:func:`trainlab.sigterm.command_signals`) comes back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _FirstSignalStops:
+    """The handler of :func:`_signals_as_interrupt`: each signal's number is appended to ``received``, and
+    the first raises :class:`SignalInterrupt` (a KeyboardInterrupt naming it)."""
 
-    def handler(signum: int, frame: Any) -> None:
-        received.append(signum)
-        if len(received) == 1:
+    def __init__(self, received: list[int]):
+        self.received = received
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if len(self.received) == 1:
             raise SignalInterrupt(signum)
 
+
+@contextlib.contextmanager
+def _signals_as_interrupt(signals: tuple[int, ...] = (signal.SIGTERM,), then: Any = None) -> Iterator[list[int]]:
+    """``signals`` handled as a Ctrl-C (SIGTERM instead of killing the process by its default action), in
+    the tune process and in each worker; yields the numbers of those received, in order. The tune process:
+    a SIGTERM to it alone (``kill PID``, ``docker stop``) would kill its workers with it
+    (``PR_SET_PDEATHSIG``), their trials left RUNNING and no line saying what happened. A worker (SIGINT
+    too): a signal outside its run's own handler (claiming a trial, loading its data) would leave the trial
+    RUNNING until the next start. The first raises :class:`SignalInterrupt`, later ones are only recorded,
+    so that the interrupt's clean-up (recording the trial, waiting for the workers, writing the results) is
+    not cut short. Inside another such block for the same signals it adds nothing and yields that one's
+    record: one first signal per process, however many blocks the clean-up spans. The previous handling
+    (the CLI's :func:`trainlab.sigterm.command_signals`) comes back after, or ``then`` where given (a
+    worker's ``SIG_IGN``: its exit code is decided)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    enclosing = {signal.getsignal(sig) for sig in signals}
+    if len(enclosing) == 1 and isinstance(outer := enclosing.pop(), _FirstSignalStops):
+        yield outer.received
+        return
+    received: list[int] = []
+    handler = _FirstSignalStops(received)  # one for all: one record, and an enclosed block finds it
     previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
-        yield
+        yield received
     finally:
         for sig, handling in previous.items():
-            signal.signal(sig, handling)
+            signal.signal(sig, handling if then is None else then)
+
+
+def _interrupting() -> tuple[int, ...]:
+    """The signals that stop the tune process: SIGTERM, and SIGINT unless it is ignored (``nohup``, a
+    shell's ``cmd &``: a Ctrl-C is not meant to reach it)."""
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):  # None: set outside Python (embedding)
+        return (signal.SIGTERM,)
+    return (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def interrupt_once(settings: TuneSettings) -> Iterator[None]:
+    """With ``--jobs`` N > 1, around the workers' run and the results written when it is stopped: SIGINT
+    and SIGTERM as in :func:`_signals_as_interrupt`, the first stops the study and later ones (a second
+    Ctrl-C, a ``timeout -s INT`` that signals the process and then its group) are only recorded, so that the
+    tune process still waits for every worker to record the trial it cut short and then writes results
+    that agree with the study. A first signal outside the workers' pool (just before it, or once they have
+    ended) is said as one inside it is. A no-op for ``--jobs 1``, whose trials' own handler takes the
+    signal."""
+    if settings.jobs == 1:
+        yield
+        return
+    with _signals_as_interrupt(_interrupting()):
+        try:
+            yield
+        except SignalInterrupt as exc:  # the pool says its own (Interrupted)
+            raise _interrupted(settings, exc.signum) from None
+
+
+def _interrupted(settings: TuneSettings, signum: int) -> Interrupted:
+    return Interrupted(f"{signal.Signals(signum).name} received: any trial it cut short is recorded as failed; "
+                       f"{continue_advice(settings)}", signum)
 
 
 def _join(workers: list[Any], stop: Any) -> None:
@@ -187,8 +239,9 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
 
 def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
     """Start ``workers``, wait for them, stop them on an interrupt; their exit codes as one error."""
-    received: list[int] = []  # the signals that reached this process (a Ctrl-C's KeyboardInterrupt aside)
-    with _signals_as_interrupt(received):
+    # received: the signals that reached this process; inside the runner's interrupt_once, its record, so that
+    # a later signal cuts short neither the workers' stop nor the results written after it
+    with _signals_as_interrupt(_interrupting()) as received:
         try:
             with _sigint_held(received):
                 for worker in workers:
@@ -197,12 +250,11 @@ def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
                 raise KeyboardInterrupt
             _join(workers, stop)
         except KeyboardInterrupt:
-            if not received:  # a Ctrl-C: recorded, so that a SIGTERM now cannot cut the clean-up short
+            if not received:  # a KeyboardInterrupt of no signal here: recorded, so that one now only is
                 received.append(signal.SIGINT)
             signum = received[0]
             _stop_workers(workers, stop, signum)
-            raise Interrupted(f"{signal.Signals(signum).name} received: any trial it cut short is recorded as "
-                              f"failed; {continue_advice(settings)}", signum) from None
+            raise _interrupted(settings, signum) from None
     codes = [w.exitcode for w in workers]
     if RERAN_SCRIPT_EXIT in codes:
         script = getattr(sys.modules.get("__main__"), "__file__", None) or "your script"

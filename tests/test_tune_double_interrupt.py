@@ -1,0 +1,95 @@
+"""`trainlab tune --jobs 2` stopped by a second SIGINT (Ctrl-C pressed twice, `timeout -s INT`, which signals the
+process and then its group) while it stops its workers: the second raised a KeyboardInterrupt inside the wait for
+the workers, so the tune process printed `error: interrupted` and wrote trials.csv and best.json while the workers
+were still recording their trials (RUNNING in the files, FAIL in the journal). Now every later signal is only
+recorded: the workers are waited for, the results are written from the study once they have stopped, and the one
+line is the SIGINT advice."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from tests.child_env import with_repo_first
+
+REPO = Path(__file__).resolve().parents[1]
+
+BASE = {"name": "twice", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [8]},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32,
+                     "epochs": 5000},  # trials that run until they are stopped
+        "metrics": ["accuracy"], "runtime": {"num_threads": 1},
+        "output": {"progress": "off", "checkpoint": {"every_seconds": None}}}
+SPACE = {"strategy.optimizer.lr": {"low": 1.0e-4, "high": 0.5, "log": True}}
+
+
+def _start_two_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """``trainlab tune --jobs 2`` in its own session (a default SIGINT, as in a terminal), once both workers
+    train a trial."""
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "trainlab.cli", "tune", str(tmp_path / "base.yaml"), "--space",
+               str(tmp_path / "space.yaml"), "--trials", "40", "--jobs", "2", "--pruner", "none", "--out", str(out),
+               "--quiet"]
+    tune = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": with_repo_first(REPO)}, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.time() + 120
+    trials = out / "trials"
+    while time.time() < deadline and tune.poll() is None and not all((trials / n).is_dir() for n in "01"):
+        time.sleep(0.02)
+    assert tune.poll() is None, tune.communicate()[1]
+    assert all((trials / n).is_dir() for n in "01"), "the workers claimed no two trials in 120 s"
+    time.sleep(0.5)  # into their runs
+    return tune, out
+
+
+def _assert_stopped_in_order(tune: subprocess.Popen, err: str, out: Path) -> None:
+    """One SIGINT advice line, exit 130, and results files that say what the journal says."""
+    assert tune.returncode == 130, err
+    assert err.startswith("error: SIGINT received: any trial it cut short is recorded as failed; rerun the same "
+                          "trainlab tune command"), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    study = optuna.load_study(study_name=storage.get_all_studies()[0].study_name, storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert len(states) >= 2 and "RUNNING" not in states, states
+    with open(out / "trials.csv") as handle:
+        assert [row["state"] for row in csv.DictReader(handle)] == states
+    counts = json.loads((out / "best.json").read_text())["counts"]
+    assert counts == {state.name: states.count(state.name) for state in optuna.trial.TrialState}
+
+
+@pytest.mark.slow
+def test_a_second_sigint_while_the_workers_stop_waits_for_them(tmp_path):
+    tune, out = _start_two_trials(tmp_path)
+    tune.send_signal(signal.SIGINT)
+    time.sleep(0.05)  # the tune process is passing it on to the workers, or waiting for them
+    tune.send_signal(signal.SIGINT)
+    _, err = tune.communicate(timeout=120)
+    _assert_stopped_in_order(tune, err, out)
+
+
+@pytest.mark.slow
+def test_sigints_until_tune_exits_neither_cut_its_stop_nor_its_results_short(tmp_path):
+    """A user who insists: a SIGINT every 20 ms, to the process and to its group (the workers), until it exits."""
+    tune, out = _start_two_trials(tmp_path)
+    deadline = time.time() + 120
+    while tune.poll() is None and time.time() < deadline:
+        for send in (tune.send_signal, lambda signum: os.killpg(tune.pid, signum)):
+            try:
+                send(signal.SIGINT)
+            except ProcessLookupError:  # it exited meanwhile
+                break
+        time.sleep(0.02)
+    _, err = tune.communicate(timeout=120)
+    _assert_stopped_in_order(tune, err, out)
