@@ -67,6 +67,18 @@ def test_a_metric_no_run_records_is_refused_with_a_did_you_mean(tmp_path: Path, 
                            "did you mean 'test_accuracy'? (recorded: test_loss, test_accuracy, val_loss")
 
 
+def test_a_built_in_metric_the_config_does_not_list_is_said_to_be_added(tmp_path: Path, capsys):
+    """--metric test_roc_auc was offered 'test_recall'; a metric of another task keeps the did-you-mean."""
+    code, out = _compare(tmp_path, BASE, {"strategies": {"a": None}}, "--metric", "test_roc_auc")
+    line = _one_error_line(capsys)
+    assert code == 2 and not out.exists()
+    assert line.startswith("error: --metric 'test_roc_auc' is not recorded by the runs of task 'base'; add "
+                           "'roc_auc' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to "
+                           "record it (recorded: ")
+    code, out = _compare(tmp_path, REGRESSION, {"strategies": {"a": None}}, "--metric", "test_accuracy")
+    assert code == 2 and "add 'accuracy'" not in _one_error_line(capsys)
+
+
 def test_the_default_metric_on_a_regression_task_is_refused_before_any_run(tmp_path: Path, capsys):
     code, out = _compare(tmp_path, REGRESSION, {"strategies": {"a": None}})
     line = _one_error_line(capsys)
@@ -152,14 +164,16 @@ def test_no_finished_run_exits_4_naming_where_the_reasons_are(tmp_path: Path, ca
 
 
 def test_no_finished_run_for_one_shared_reason_says_it_in_the_line(tmp_path: Path, capsys):
-    """A data file not found fails every run the same way (the task is read in the runs when the base names its
-    metrics): the line says why, not only where the reasons are."""
-    base = {**BASE, "data": {"source": "csv", "path": str(tmp_path / "nope.csv"), "target": "y"}}
+    """A target column the data file lacks fails every run the same way (the data is read in the runs when the
+    base names its metrics): the line says why, not only where the reasons are. (A data file not found is
+    refused before any run: tests/test_compare_precheck.py.)"""
+    (tmp_path / "table.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
+    base = {**BASE, "data": {"source": "csv", "path": str(tmp_path / "table.csv"), "target": "y"}}
     code, out = _compare(tmp_path, base, {"strategies": {"a": None, "b": {"strategy.optimizer.lr": 0.02}}})
     line = _one_error_line(capsys)
     assert code == 4
-    assert line.startswith("error: no run finished: 2 of 2 runs failed, all for the same reason: DataError: data "
-                           "file not found: ") and f"(tried {tmp_path / 'nope.csv'})" in line
+    assert line.startswith("error: no run finished: 2 of 2 runs failed, all for the same reason: DataError: ")
+    assert "'y'" in line
     assert line.endswith(f"the reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run "
                          "folder's compare-error.json or summary.json)")
 

@@ -443,11 +443,18 @@ def _unprefixed(name: str) -> str:
 def unrecorded_hint(key: str, recorded: list[str]) -> str:
     """What to add to "``key`` is not recorded": ``; add 'roc_auc' to the run's metrics ...`` when ``key``
     is a split's record of a built-in metric (``val_roc_auc``) that the config does not list (a did-you-mean
-    would offer ``val_recall``), else :func:`did_you_mean` among the ``recorded`` keys."""
+    would offer ``val_recall``) and that the run's task can have (the tasks every recorded built-in metric
+    allows: no ``accuracy`` beside ``mse``), else :func:`did_you_mean` among the ``recorded`` keys."""
     name = _unprefixed(key)
-    if name != key and name != "loss" and not is_user_metric(name) and key not in recorded:
-        return f"; add '{name}' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it"
-    return did_you_mean(key, recorded)
+    if name == key or name == "loss" or is_user_metric(name) or key in recorded:
+        return did_you_mean(key, recorded)
+    tasks = set(get_metric(name).tasks)
+    for other in {_unprefixed(k) for k in recorded}:
+        if other != "loss" and not is_user_metric(other) and (other in METRICS or TOP_K.fullmatch(other)):
+            tasks &= get_metric(other).tasks
+    if not tasks:
+        return did_you_mean(key, recorded)
+    return f"; add '{name}' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it"
 
 
 def is_user_metric(name: str) -> bool:

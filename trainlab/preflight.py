@@ -6,6 +6,8 @@ what is cheap to build (the loss, the optimizer on one 2-D dummy weight with
 ``regularization.weight_decay`` placed exactly as a run places it, the schedule) and checks
 the model's option names and layer counts and the data source's option names, so a config that
 every run would refuse fails once, before the first run, with the run's own error line.
+:func:`check_data_found` looks up the data files a config names without opening them: a missing one
+is refused before the first run too, again with the run's own line.
 """
 
 from __future__ import annotations
@@ -48,3 +50,34 @@ def check_components(config: Config) -> None:
     source = config.data.source
     DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
     DATA_SOURCES._check_required(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
+
+
+# the data keys that name a file or folder every built-in source reads (data.tokenizer_path may instead name
+# an installed model package; data.cache_dir is written, not read)
+DATA_FILE_KEYS = ("path", "train", "val", "test")
+
+
+def check_data_found(config: Config) -> None:
+    """Raise the DataError a run of ``config`` would raise for a data file or folder that is not there,
+    reading no data.
+
+    Each path the data section names (:func:`~trainlab.data.fingerprint.named_files`, resolved as a run
+    resolves it: :func:`~trainlab.data.paths.resolve_data_paths`) is only looked up. Where one is missing,
+    the source's row counter (:func:`~trainlab.data.counting.count_rows`, as ``trainlab tune`` calls it)
+    words the refusal: it resolves its paths (:func:`~trainlab.data.paths.resolve`) before it reads a byte.
+    Built-in sources only: a ``module:attr`` or plug-in source may take ``path`` for something other than
+    a local file (a URL, a table name), which only its own run can judge.
+    """
+    import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
+    from trainlab.data import DATA_SOURCES
+    from trainlab.data.counting import count_rows
+    from trainlab.data.fingerprint import named_files
+    from trainlab.data.paths import resolve_data_paths
+
+    data = config.data
+    if ":" in data.source or not DATA_SOURCES.get(data.source).__module__.startswith("trainlab.data."):
+        return
+    named = named_files(resolve_data_paths(data.model_dump()))
+    if all(path.exists() for key, path in named.items() if key in DATA_FILE_KEYS):
+        return
+    count_rows(data)  # raises the source's "data file not found"; found meanwhile, it is counted instead

@@ -189,37 +189,40 @@ def _unshare(node: Any) -> Any:
     return node
 
 
-def _read_bounded(path: Path, follow_links: bool = True) -> str:
+def _read_bounded(path: Path, follow_links: bool = True, file: str = "config file") -> str:
     """The file's text, refusing non-regular files (/dev/zero, FIFOs), files over MAX_CONFIG_BYTES and,
-    unless ``follow_links``, symbolic links."""
+    unless ``follow_links``, symbolic links; ``file`` names it in each refusal (``--space file``)."""
     try:
         data = read_regular_file(path, MAX_CONFIG_BYTES, follow_links)
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{file} not found: {path}") from None
     except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a folder, not a file") from None
+        raise ConfigError(f"{file} {path} is a folder, not a file") from None
     except LinkError as exc:
-        raise ConfigError(f"config file {exc}; a run folder's config.yaml is the file its run wrote") from None
+        raise ConfigError(f"{file} {exc}; a run folder's config.yaml is the file its run wrote") from None
     except NotRegularFileError:
-        raise ConfigError(f"config file {path} is not a regular file") from None
+        raise ConfigError(f"{file} {path} is not a regular file") from None
     except FileTooLargeError:
-        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a few "
+        raise ConfigError(f"{file} {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a few "
                           "hundred lines") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigError(f"cannot read {file} {path}: {exc}") from None
     try:
         return data.decode()
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigError(f"cannot read {file} {path}: {exc}") from None
 
 
-def load_yaml_file(path: str | Path, what: str = "config", follow_links: bool = True) -> Any:
+def load_yaml_file(path: str | Path, what: str = "config", follow_links: bool = True,
+                   file: str = "config file") -> Any:
     """A YAML file's top level, whatever it is (None when empty): read bounded (:func:`_read_bounded`; a
     symbolic link refused unless ``follow_links``: pass False for a run folder's config.yaml), parsed
     refusing duplicate keys, checked by :func:`check_tree` as ``what``; one ConfigError line otherwise
-    (also for an integer of more digits than Python converts, 4,300)."""
+    (also for an integer of more digits than Python converts, 4,300). ``file`` names the file where it
+    cannot be read (not found, a folder...): a command's other file says which argument gave it
+    (``--space file not found: nope.yaml``), not the words of a missing base config."""
     path = Path(path)
-    text = _read_bounded(path, follow_links)
+    text = _read_bounded(path, follow_links, file)
     try:
         raw = yaml_load(text)
     except yaml.YAMLError as exc:

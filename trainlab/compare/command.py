@@ -14,6 +14,7 @@ from trainlab.code_policy import (
     CodePolicy,
     allow_local_modules,
     code_references,
+    current_policy,
     is_own_run,
     own_folder_policy,
     trusting_runs,
@@ -34,9 +35,11 @@ from trainlab.compare.strategies import (
 from trainlab.config import Config, read_yaml
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.config_overrides import apply_overrides, override_key
-from trainlab.errors import ConfigError, TrainingError, folder_error
+from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
+from trainlab.metrics import unrecorded_hint
 from trainlab.notices import each_once, warn
+from trainlab.preflight import check_data_found
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
@@ -81,9 +84,9 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     ``wait`` waited for (tune workers sharing a study refit into one folder: the later finds the runs done).
 
     Before any run: the arguments (a wrong type is one ConfigError naming it), every strategy on every base
-    (:func:`validate_strategies`), and that every run will record ``metric`` and the target's metric
-    (:func:`check_recorded`); each refusal is one ConfigError. Failed runs are in the leaderboard with their
-    reasons, never raised.
+    (:func:`validate_strategies`), that every run's data files are there (:func:`check_data_files`: one
+    DataError), and that every run will record ``metric`` and the target's metric (:func:`check_recorded`);
+    each other refusal is one ConfigError. Failed runs are in the leaderboard with their reasons, never raised.
     """
     bases = check_bases(bases)
     strategies = as_strategies(strategies)
@@ -100,6 +103,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             trusted.enter_context(allow_local_modules(folder))
         policies = task_code_policies(bases, strategies, folders)
         configs = validate_strategies(bases, strategies, policies)  # before any run: a bad strategy costs nothing
+        check_data_files(configs, strategies)  # ... nor a data file not found, whether or not the task is read
         check_recorded(configs, metric, parsed_target["metric"] if parsed_target else None, policies)
         warn_loss_scales(configs, metric, parsed_target["metric"] if parsed_target else None)
         direction = direction or direction_of(metric)
@@ -247,6 +251,34 @@ def check_metric_found(board: dict[str, Any], metric: str) -> None:
                           f"{did_you_mean(metric, names)} (they have: {', '.join(names)})")
 
 
+def check_data_files(configs: Mapping[tuple[str, str], Config], strategies: Sequence[NamedStrategy]) -> None:
+    """Before any run: the data files and folders each run's config names are there, looked up without
+    reading them (:func:`~trainlab.preflight.check_data_found`, once per data section), so that a data path
+    not found is one DataError (exit 3) with nothing written, not every run failing alike after it.
+
+    ``configs`` by ``(task, strategy)`` as :func:`validate_strategies` returns them: each strategy's own
+    data section, so a strategy that sets ``data.path`` is checked for its own files; the refusal then
+    names it (and the task, with several), as a base's missing file names the task where there are several.
+    """
+    sets_data = {s.name for s in strategies if any(str(key).split(".")[0] == "data" for key in s.overrides)}
+    several = len({task for task, _ in configs}) > 1
+    checked: set[str] = set()
+    for (task, strategy), config in configs.items():
+        section = config.data.model_dump_json()
+        if section in checked:
+            continue
+        checked.add(section)
+        try:
+            check_data_found(config)
+        except DataError as exc:
+            on_task = f" on task '{task}'" if several else ""
+            if strategy in sets_data:
+                raise DataError(f"strategy '{strategy}'{on_task}: {exc}") from None
+            if several:
+                raise DataError(f"task '{task}': {exc}") from None
+            raise
+
+
 def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None,
                    policies: Mapping[str, CodePolicy] | None = None) -> None:
     """Before any run: every run records ``metric`` (``--metric``) and ``target_metric`` (``--target``'s).
@@ -284,7 +316,7 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
                      else f"strategy '{missing[0]}' on task '{task}'")
             hint = (f"; {DEFAULT_METRIC} is --metric's default: pass --metric with one of these"
                     if flag == "--metric" and wanted == DEFAULT_METRIC else "")
-            raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{did_you_mean(wanted, keys)} "
+            raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{unrecorded_hint(wanted, keys)} "
                               f"(recorded: {', '.join(keys)}){hint}")
 
 
@@ -364,7 +396,8 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
             raise ConfigError(f"--set {text}: compare sets '{key}' for every run: {SET_BY_COMPARE[key]}")
     names = task_names(paths)
     bases = dict(zip(names, (_overridden(p, overrides, several=len(paths) > 1) for p in paths), strict=True))
-    strategies = load_strategies(strategies_path)
+    # a missing file says which argument named it, in the words its caller used (not "config file")
+    strategies = load_strategies(strategies_path, f"{'--strategies' if current_policy().cli else 'strategies_path'} file")
     check_overrides_reach_runs(overrides, strategies)
     folder = Path(out) if out else default_out(strategies_path)
     board = compare(bases, strategies, folder, folders={name: Path(p).parent for name, p in zip(names, paths, strict=True)},

@@ -178,11 +178,12 @@ def as_strategies(value: Any) -> list[NamedStrategy]:
     return strategies
 
 
-def load_strategies(path: str | Path) -> list[NamedStrategy]:
+def load_strategies(path: str | Path, file: str = "strategies file") -> list[NamedStrategy]:
     """The strategies of a STRATEGIES.yaml file (:func:`parse_strategies`); ConfigError (one line) otherwise:
     a missing, unreadable, oversized or malformed file, a duplicate key (YAML would keep the last),
-    an empty file or one that is not a mapping (described as a strategies file)."""
-    return parse_strategies(load_yaml_file(path, "strategies file"), str(path))
+    an empty file or one that is not a mapping (described as a strategies file). ``file`` names the file
+    where it cannot be read (``--strategies file not found: s.yaml``)."""
+    return parse_strategies(load_yaml_file(path, "strategies file", file=file), str(path))
 
 
 def _fails_alike(base: dict[str, Any], message: str) -> bool:

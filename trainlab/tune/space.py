@@ -37,6 +37,7 @@ from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean
+from trainlab.tune.arguments import named
 from trainlab.yaml_files import flow_yaml, load_yaml_file
 
 SPEC_FIELDS = ["low", "high", "log", "step", "choices", "when", "type"]
@@ -299,9 +300,10 @@ def parse_space(raw: Any) -> SearchSpace:
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    """SPACE.yaml -> :class:`SearchSpace`; an empty or non-mapping file is refused as a space, not a config."""
+    """SPACE.yaml -> :class:`SearchSpace`; an empty or non-mapping file is refused as a space, not a config,
+    and one that cannot be read (not found, a folder) as the ``--space`` file (``space`` from Python)."""
     example = "e.g. 'strategy.optimizer.lr: {low: 1.0e-4, high: 0.1, log: true}'"
-    raw = load_yaml_file(path, "space file")
+    raw = load_yaml_file(path, "space file", file=f"{named('space')} file")
     if raw is None:
         raise ConfigError(f"space file {path} is empty; it maps config keys to a range or choices, {example}")
     if not isinstance(raw, Mapping):

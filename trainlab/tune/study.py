@@ -42,10 +42,9 @@ from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError
 from trainlab.folder_owner import refuse_foreign
-from trainlab.metrics import is_user_metric
+from trainlab.metrics import is_user_metric, unrecorded_hint
 from trainlab.notices import held_back
 from trainlab.records import check_validation_key, validation_keys
-from trainlab.registry import did_you_mean
 from trainlab.tune import arguments as tune_arguments
 from trainlab.tune.arguments import named
 from trainlab.tune.base_point import base_values
@@ -383,7 +382,7 @@ def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
             keys = validation_keys(config)
         if settings.metric in keys:
             raise
-        guess = did_you_mean(settings.metric, keys) or (f"; did you mean '{stand_in(keys)}'?" if stand_in(keys) else "")
+        guess = unrecorded_hint(settings.metric, keys) or (f"; did you mean '{stand_in(keys)}'?" if stand_in(keys) else "")
         raise ConfigError(f"--metric '{settings.metric}' is not recorded by {settings.base}{guess} (its validation "
                           f"metrics: {', '.join(keys)}); {DEFAULT_METRIC} is --metric's default: pass --metric "
                           "with one of these") from None

@@ -1,0 +1,162 @@
+"""What compare (and tune) refuse before the first run about the files they are given.
+
+A data path not found is one ``error:`` line, exit 3, nothing written, whether or not the base config lists
+its ``metrics`` (without them the task was read before the runs; with them every run failed alike, exit 4):
+:func:`trainlab.compare.command.check_data_files`. A ``--space`` or ``--strategies`` file not found says which
+of the command's files it is, not the words of a missing base config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.test_compare import BASE
+from trainlab.cli import main
+from trainlab.compare import compare, compare_files
+from trainlab.compare.strategies import parse_strategies
+from trainlab.config_fields import short_repr
+from trainlab.data.paths import DATA_DIR_ENV
+from trainlab.errors import ConfigError, DataError
+from trainlab.tune import TuneSettings, tune
+
+TWO = {"strategies": {"adam": None, "fast": {"strategy.optimizer.lr": 0.05}}}
+
+
+def _write_csv(path: Path, rows: int = 40) -> Path:
+    rng = np.random.default_rng(0)
+    lines = ["a,b,y"] + [f"{x:.3f},{z:.3f},{int(x > z)}" for x, z in rng.normal(size=(rows, 2))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _csv_base(path: str, metrics: list[str] | None = ("accuracy",)) -> dict:
+    base = {**BASE, "name": "table", "data": {"source": "csv", "path": path, "target": "y"},
+            "strategy": {**BASE["strategy"], "epochs": 1}}
+    return {**base, "metrics": list(metrics) if metrics else None}
+
+
+def _compare(tmp_path: Path, base: dict, strategies: dict, *flags: str) -> tuple[int, Path]:
+    """``trainlab compare`` in process: (exit code, --out folder)."""
+    base_file, strategies_file, out = tmp_path / "base.yaml", tmp_path / "strategies.yaml", tmp_path / "out"
+    base_file.write_text(yaml.safe_dump(base))
+    strategies_file.write_text(yaml.safe_dump(strategies))
+    code = main(["compare", str(base_file), "--strategies", str(strategies_file), "--seeds", "2", "--jobs", "1",
+                 "--out", str(out), *flags])
+    return code, out
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err.strip()
+
+
+# --------------------------------------------------------------------------- data files, before any run
+
+
+def test_a_missing_data_file_is_one_line_before_any_run_whatever_the_metrics_list(tmp_path: Path, capsys):
+    """With ``metrics:`` listed every run ran and failed alike (exit 4, a run folder each); without it the
+    task's read refused it (exit 3, nothing written). Both are now that one refusal."""
+    missing = tmp_path / "nope.csv"
+    lines = []
+    for metrics in (["accuracy", "f1"], None):
+        code, out = _compare(tmp_path, _csv_base(str(missing), metrics), TWO)
+        lines.append(_one_error_line(capsys))
+        assert code == 3 and not out.exists()
+    assert lines[0] == lines[1] == (f"error: data file not found: {short_repr(str(missing))} (tried {missing}); "
+                                    "expected a CSV file with a header row")
+
+
+def _npz(tmp_path: Path) -> dict:
+    return {"source": "npz", "path": str(tmp_path / "gone.npz")}
+
+
+def _image_folder(tmp_path: Path) -> dict:
+    return {"source": "image_folder", "path": str(tmp_path / "pictures")}
+
+
+def _relative_csv(tmp_path: Path) -> dict:
+    return {"source": "csv", "path": "nope.csv", "target": "y"}
+
+
+@pytest.mark.parametrize("data", [_npz, _image_folder, _relative_csv])
+def test_each_source_s_missing_path_is_refused_with_the_run_s_own_line(tmp_path: Path, capsys, monkeypatch, data):
+    """The line is the source's (its paths looked up as a run looks them up: the data folder, then the cwd)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    base = {**BASE, "data": data(tmp_path), "model": {"name": "mlp", "hidden": [4]}}
+    code, out = _compare(tmp_path, base, TWO)
+    line = _one_error_line(capsys)
+    assert code == 3 and not out.exists()
+    assert line.startswith("error: data file not found: ")
+    if data is _relative_csv:
+        assert f"(tried {tmp_path / 'data' / 'nope.csv'}, {tmp_path / 'nope.csv'})" in line
+
+
+def test_a_strategy_s_own_missing_data_path_is_refused_naming_it(tmp_path: Path, capsys, monkeypatch):
+    """Each strategy's resolved config is checked: the base's file (relative, found in the data folder) is
+    there, the one a strategy sets is not; the line names that strategy."""
+    (tmp_path / "data").mkdir()
+    _write_csv(tmp_path / "data" / "table.csv")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    strategies = {"strategies": {"adam": None, "moved": {"data.path": "old/table.csv"}}}
+    code, out = _compare(tmp_path, _csv_base("table.csv"), strategies)
+    line = _one_error_line(capsys)
+    assert code == 3 and not out.exists()
+    assert line == (f"error: strategy 'moved': data file not found: 'old/table.csv' (tried "
+                    f"{tmp_path / 'data' / 'old' / 'table.csv'}, {tmp_path / 'old' / 'table.csv'}); expected a CSV "
+                    "file with a header row")
+
+
+def test_several_tasks_name_the_task_whose_data_is_missing(tmp_path: Path):
+    """From Python too: compare() raises the DataError before any run, and with several bases names the task."""
+    there = _csv_base(str(_write_csv(tmp_path / "there.csv")))
+    gone = _csv_base(str(tmp_path / "gone.csv"))
+    strategies = parse_strategies(TWO)
+    with pytest.raises(DataError, match=r"^task 'gone': data file not found: '.*gone\.csv'"):
+        compare({"there": there, "gone": gone}, strategies, tmp_path / "out", seeds=1, jobs=1, quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_text_source_s_missing_train_file_in_its_folder_is_refused(tmp_path: Path, capsys):
+    """``data.train`` is relative to ``data.path``: the folder is there, the file in it is not."""
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "test.tsv").write_text("sentence\tlabel\nok\t1\n")
+    base = {**BASE, "data": {"source": "text_tsv", "path": str(folder), "train": "train.tsv", "test": "test.tsv",
+                             "max_length": 8},
+            "model": {"name": "transformer_encoder", "d_model": 8, "heads": 2, "layers": 1}}
+    code, out = _compare(tmp_path, base, TWO)
+    line = _one_error_line(capsys)
+    assert code == 3 and not out.exists()
+    assert line.startswith(f"error: data file not found: {short_repr(str(folder / 'train.tsv'))} (tried ")
+
+
+# --------------------------------------------------------------------------- the command's other files
+
+
+@pytest.mark.parametrize("command", ["compare", "tune"])
+def test_a_missing_strategies_or_space_file_is_named_by_its_flag(tmp_path: Path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    Path("base.yaml").write_text(yaml.safe_dump(BASE))
+    flag = "--strategies" if command == "compare" else "--space"
+    code = main([command, "base.yaml", flag, "nope.yaml", *(["--trials", "3"] if command == "tune" else [])])
+    assert code == 2
+    assert _one_error_line(capsys) == f"error: {flag} file not found: nope.yaml"
+    code = main([command, "missing.yaml", flag, "nope.yaml", *(["--trials", "3"] if command == "tune" else [])])
+    assert code == 2 and _one_error_line(capsys) == "error: config file not found: missing.yaml"  # the base's own
+
+
+def test_from_python_a_missing_file_is_named_by_its_argument(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("base.yaml").write_text(yaml.safe_dump(BASE))
+    with pytest.raises(ConfigError, match=r"^strategies_path file not found: nope\.yaml$"):
+        compare_files("base.yaml", "nope.yaml", out="out")
+    with pytest.raises(ConfigError, match=r"^space file not found: nope\.yaml$"):
+        tune(TuneSettings(base=Path("base.yaml"), space=Path("nope.yaml"), trials=3, out=Path("tuned")))
