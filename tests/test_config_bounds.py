@@ -215,6 +215,10 @@ def test_a_float_setting_refuses_booleans_and_infinities(tmp_path, override, mes
     ("model.name=foo:", """--set model.name=foo: was read as a mapping {foo: null}; quote it: --set 'model.name="foo:"'"""),
     ("name=", "--set name= was read as null (an empty value): give a value after '='"),
     ("name=yes", """--set name=yes was read as the boolean true; quote it: --set 'name="yes"'"""),
+    # one of a key's words: quoting is the fix only where the quoted value is one of them
+    ("output.checkpoint.keep_after_finish=true", "--set output.checkpoint.keep_after_finish=true was read as the "
+                                                 "boolean true; give output.checkpoint.keep_after_finish one of "
+                                                 "'none', 'last' or 'all'"),
     # a number's key: quoting would make a string, no number either
     ("strategy.epochs=[1, 2]", "--set strategy.epochs=[1, 2] was read as a list [1, 2]; give strategy.epochs one "
                                "number"),

@@ -315,7 +315,8 @@ def _validated(model: type[Any], raw: dict[str, Any], overrides: Sequence[str]) 
         # nor for a missing key: quoting the mapping that lacks it is no fix
         refused = ("value_error", "assertion_error", "missing")
         wants_number = first["type"].startswith(("int_", "float_"))  # pydantic's int_type, float_parsing, ...
-        reading = "" if first["type"] in refused else override_reading(where, overrides, wants_number)
+        choices = first.get("ctx", {}).get("expected") if first["type"] == "literal_error" else None
+        reading = "" if first["type"] in refused else override_reading(where, overrides, wants_number, choices)
         raise ConfigError(one_line(exc, raw, Config) + reading) from None
     except RecursionError:
         raise ConfigError("config is nested too deeply to validate") from None

@@ -40,12 +40,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def override_reading(where: str, overrides: Sequence[str], wants_number: bool = False) -> str:
+def override_reading(where: str, overrides: Sequence[str], wants_number: bool = False,
+                     choices: str | None = None) -> str:
     """For an invalid config key set by the last ``--set KEY=VALUE`` of ``overrides`` (or by one of a section
     above it), "; --set KEY=VALUE was read as ..." and the fix, when YAML read VALUE as something other than a
     plain string or number: ``foo:`` is a mapping, ``[1`` a list, ``yes`` a boolean, an empty value null.
-    The fix is quoting, unless the key ``wants_number`` (a quoted value is a string: no number either).
-    "" otherwise (the error line already shows a string or number it got)."""
+    The fix is quoting, unless the key ``wants_number`` (a quoted value is a string: no number either) or
+    takes one of ``choices`` (pydantic's words: ``'none', 'last' or 'all'``) that the quoted value is not
+    (``true``: the fix is one of them; ``off`` is one: quoting is the fix). "" otherwise (the error line
+    already shows a string or number it got)."""
     for text in reversed(overrides):
         key, sep, value = text.partition("=")
         key = key.strip()
@@ -67,6 +70,8 @@ def override_reading(where: str, overrides: Sequence[str], wants_number: bool = 
         shown = "" if parsed is None else " " + flow_yaml(parsed)
         if wants_number:
             return f"; --set {text} was read as {kind}{shown}; give {key} one number"
+        if choices is not None and f"'{value.strip()}'" not in choices:
+            return f"; --set {text} was read as {kind}{shown}; give {key} one of {choices}"
         quoted = value.replace("\\", "\\\\").replace('"', '\\"')
         return f"; --set {text} was read as {kind}{shown}; quote it: --set '{key}=\"{quoted}\"'"
     return ""
