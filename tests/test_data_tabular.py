@@ -891,6 +891,10 @@ def test_a_csv_column_of_unix_times_is_standardised_from_its_float64_values_as_s
     expected = reference.transform(raw)[np.argsort(raw[:, 1])]
     np.testing.assert_allclose(train[np.argsort(train[:, 1])], expected, rtol=1e-5, atol=1e-5)
     assert len(np.unique(train[:, 0])) == len(np.unique(times))
+    # predict reads the same file's rows as training did (float64 until standardised): no train/predict skew
+    config = DataConfig(source="csv", path=path, target="y", val_fraction=0.0, test_fraction=0.0, standardize=True)
+    np.testing.assert_allclose(read_for_predict(config, data.preprocessing, path).numpy(), reference.transform(raw),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_the_constant_column_rule_is_sklearns_float64_bound(tmp_path):
@@ -921,7 +925,7 @@ def test_regression_metrics_of_a_large_offset_target_are_computed_in_float64(tmp
     summary, out = train(load_config(config_path), out=tmp_path / "run", quiet=True)
     loaded = trainlab.load_run(out)
     test_rows = loaded.read(path)
-    predicted = np.asarray(loaded.predict(test_rows), dtype=np.float64).reshape(-1)
+    predicted = loaded.predict(test_rows)
     assert predicted.dtype == np.float64
     assert np.mean(np.abs(predicted - y)) < 0.5  # in float32 these were multiples of 8 away
     assert summary["test"]["mse"] < 0.25 and summary["test"]["mae"] < 0.5

@@ -286,7 +286,7 @@ def test_one_hot_targets_with_a_missing_row_follow_nan_policy(tmp_path, capsys):
     path = save(tmp_path / "hot.npz", x=features(), y=y)
     data = load(path=path, nan_policy="drop")
     assert data.task == "multiclass" and sum(len(s) for s in (data.train, data.val, data.test)) == N - 1
-    with pytest.raises(DataError, match=r"missing target value \(nan\) at row 5, column 0"):
+    with pytest.raises(DataError, match=r"non-finite target value \(nan\) at row 5, column 0"):
         load(path=path)
 
 

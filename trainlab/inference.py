@@ -241,8 +241,6 @@ class LoadedRun:
     def _original_units(self, output: torch.Tensor) -> torch.Tensor:
         from trainlab.data.preprocessing import inverse_target
 
-        if self.preprocessing.get("target"):  # float64: a prediction of 1e8 +- 3 is a multiple of 8 in float32
-            output = output.double()
         return inverse_target(self.preprocessing, output)
 
     # -- files in, rows out

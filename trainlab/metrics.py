@@ -446,9 +446,12 @@ def unrecorded_hint(key: str, recorded: list[str]) -> str:
     would offer ``val_recall``) and that the run's task can have (the tasks every recorded built-in metric
     allows: no ``accuracy`` beside ``mse``), else :func:`did_you_mean` among the ``recorded`` keys."""
     name = _unprefixed(key)
-    if name == key or name == "loss" or is_user_metric(name) or key in recorded:
+    if not key.startswith(("val_", "test_")) or name in (key, "loss") or is_user_metric(name) or key in recorded:
+        return did_you_mean(key, recorded)  # train_: the loop records train_loss alone
+    try:
+        tasks = set(get_metric(name).tasks)
+    except ConfigError:  # top_0_accuracy
         return did_you_mean(key, recorded)
-    tasks = set(get_metric(name).tasks)
     for other in {_unprefixed(k) for k in recorded}:
         if other != "loss" and not is_user_metric(other) and (other in METRICS or TOP_K.fullmatch(other)):
             tasks &= get_metric(other).tasks

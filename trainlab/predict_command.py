@@ -53,7 +53,9 @@ def predict_command(run_dir: str, input_path: str, out: str | None = None, proba
     if out is not None:
         _check_output(out, run_dir, input_path)
     table = load_run(run_dir).predict_file(input_path, proba=proba)
-    text = table.to_csv(index=False, lineterminator="\n", float_format="%.9g")
+    # %.9g: float32 round-trips; a float64 column (regression in original units) keeps its 17 digits
+    wide = any(str(dtype) == "float64" for dtype in table.dtypes)
+    text = table.to_csv(index=False, lineterminator="\n", float_format="%.17g" if wide else "%.9g")
     if out is None:
         return text
     try:

@@ -13,6 +13,7 @@ is refused before the first run too, again with the run's own line.
 from __future__ import annotations
 
 from trainlab.config import Config
+from trainlab.data.fingerprint import READ_KEYS
 from trainlab.errors import ConfigError, DataError
 
 
@@ -54,7 +55,7 @@ def check_components(config: Config) -> None:
 
 # the data keys that name a file or folder every built-in source reads (data.tokenizer_path may instead name
 # an installed model package; data.cache_dir is written, not read)
-DATA_FILE_KEYS = ("path", "train", "val", "test")
+DATA_FILE_KEYS = tuple(key for key in READ_KEYS if key != "tokenizer_path")
 
 
 def check_data_found(config: Config) -> None:

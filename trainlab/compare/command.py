@@ -39,7 +39,7 @@ from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.metrics import unrecorded_hint
 from trainlab.notices import each_once, warn
-from trainlab.preflight import check_data_found
+from trainlab.preflight import DATA_FILE_KEYS, check_data_found
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
@@ -260,7 +260,9 @@ def check_data_files(configs: Mapping[tuple[str, str], Config], strategies: Sequ
     data section, so a strategy that sets ``data.path`` is checked for its own files; the refusal then
     names it (and the task, with several), as a base's missing file names the task where there are several.
     """
-    sets_data = {s.name for s in strategies if any(str(key).split(".")[0] == "data" for key in s.overrides)}
+    sets_data = {s.name for s in strategies  # a strategy that names its own data files (or the whole section)
+                 if any(str(key) == "data" or str(key).startswith(tuple(f"data.{k}" for k in DATA_FILE_KEYS))
+                        for key in s.overrides)}
     several = len({task for task, _ in configs}) > 1
     checked: set[str] = set()
     for (task, strategy), config in configs.items():

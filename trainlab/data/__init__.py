@@ -147,8 +147,8 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
                 row, col = (int(i) for i in bad[0])
                 value = array.reshape(len(array), -1)[row, col]
                 where = cell_at(locate, part, row, col if array.ndim > 1 else None)
-                missing = bool(np.isnan(value))  # a source reads a missing cell as NaN
-                said = f" ({missing_cells})" if missing and missing_cells else ""
+                missing = bool(np.isnan(value)) and missing_cells is not None  # a CSV's empty cell or NA
+                said = f" ({missing_cells})" if missing else ""
                 raise DataError(f"{name} has a {'missing' if missing else 'non-finite'} {part[:-1]} value ({value}) "
                                 f"at {where}{said}; fix the data or set data.nan_policy: drop")
         if missing_category is not None and missing_category.any():

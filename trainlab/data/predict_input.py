@@ -66,13 +66,13 @@ def _missing_column(name: str, where: str, have: list[str], wanted: list[str]) -
 
 def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
                   at: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """(numeric features (N, F) float32, categorical cells (N, C) str or None) of ``table``'s rows.
+    """(numeric features (N, F) float64 (standardised as training's, then float32), categorical cells (N, C) str or None) of ``table``'s rows.
 
     ``at(row)`` names data row ``row`` in messages ("CSV file f.csv line 7"). A missing cell (empty, or a
     marker such as ``NA``) is refused, numeric or categorical: training refused it too (``data.nan_policy:
     error``) or dropped its row (``drop``), which predict cannot do to a row it must answer; no policy imputes.
     """
-    x = np.empty((len(table), len(numeric)), dtype=np.float32)
+    x = np.empty((len(table), len(numeric)), dtype=np.float64)
     for j, name in enumerate(numeric):
         values, bad = numbers(table, name)
         if bad is not None:

@@ -4,7 +4,8 @@
 
 - per numeric feature column j: ``mean_j`` and ``scale_j`` (the population standard deviation,
   ``ddof=0``) when ``standardize`` is on; a column whose training std is (near) zero,
-  ``std_j <= 1e-6 * |mean_j|`` or ``std_j == 0``, keeps ``scale_j = 1`` so that val/test values that
+  its variance within float64 rounding of zero (scikit-learn's bound, :func:`_column_stats`), keeps
+  ``scale_j = 1`` so that val/test values that
   differ from the constant stay bounded (a ``1/(0 + 1e-8)`` scale turned them into 1e8 on digits);
 - per categorical column: its categories, sorted, as seen in the training rows;
 - for regression with ``standardize_target``: per target column ``mean`` and ``scale`` (std; 1 when 0);
@@ -249,14 +250,17 @@ def transform_target(preprocessing: dict[str, Any], y: ArrayOrTensor) -> ArrayOr
 
 
 def inverse_target(preprocessing: dict[str, Any], y: ArrayOrTensor) -> ArrayOrTensor:
-    """Predictions or targets back in original units, ``y * scale + mean``; unchanged without target stats.
+    """Predictions or targets back in original units, ``y * scale + mean``, in float64 (a tensor on the
+    CPU: MPS has no float64); unchanged without target stats.
 
     Works on NumPy arrays and torch tensors, shaped (N,) or (N, d). The engine applies it to the
-    model's regression outputs and to the targets before computing metrics, and predict applies it
-    to what it writes.
+    model's regression outputs and to the targets before computing metrics, predict to what it
+    returns and writes, the report to its residuals. Float64, because a target of 1e8 +- 3 is a
+    multiple of 8 in float32: the metrics of float32 originals were those of the rounding.
     """
     stats = _target_stats(preprocessing)
     if stats is None:
         return y
     mean, scale = stats
+    y = y.detach().cpu().double() if isinstance(y, torch.Tensor) else np.asarray(y, dtype=np.float64)
     return _affine(y, scale, mean)

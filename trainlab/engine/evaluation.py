@@ -65,9 +65,9 @@ class Evaluator:
             result: dict[str, Any] = {"loss": float(self.loss(output, target))}
         predictions = self.loss.predict(output)
         if self.original_units is not None and self.task == "regression":
-            # the loss stays in training units; metrics (mse, mae, r2) are reported in the data's own units,
-            # in float64: a target of 1e8 +- 3 is a multiple of 8 in float32
-            predictions, target = self.original_units(predictions.double()), self.original_units(target.double())
+            # the loss stays in training units; metrics (mse, mae, r2) are reported in the data's own units
+            # (float64, on the CPU: inverse_target)
+            predictions, target = self.original_units(predictions), self.original_units(target)
         metrics = compute(self.metric_names, predictions, target, self.num_classes,
                           task=self.task, probabilities=self.loss.probabilities(output))
         if _meaningless(output, self.task):

@@ -394,12 +394,29 @@ class StandardStep:
         if state["loss"]:
             self.objective.loss.load_state_dict(state["loss"])
         self.optimizer.load_state_dict(_cloned(state["optimizer"]))
+        _in_parameter_layouts(self.optimizer)
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self._training = state.get("training")
         if self._training is not None:
             self.model.train(self._training)
         self.parameters_changed()
+
+
+def _in_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Each per-element state tensor (Adam's moments, a momentum buffer) in its parameter's memory layout.
+
+    A checkpoint stores tensors contiguous; ``Optimizer.load_state_dict`` keeps that layout, so the moments
+    of a channels_last conv filter came back NCHW. torch's fused CPU Adam/AdamW walks a parameter and its
+    state as if their strides agreed: each element was updated with another element's moments (a resumed
+    channels_last run ended 0.06 away from the uninterrupted one, not bit-identical)."""
+    for parameter, slots in optimizer.state.items():
+        if not isinstance(parameter, torch.Tensor):
+            continue
+        for key, value in slots.items():
+            if isinstance(value, torch.Tensor) and value.shape == parameter.shape \
+                    and value.stride() != parameter.stride():
+                slots[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
 def _cloned(tree: Any) -> Any:

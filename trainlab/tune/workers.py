@@ -157,7 +157,7 @@ def _signals_as_interrupt(signals: tuple[int, ...] = (signal.SIGTERM,), then: An
             signal.signal(sig, handling if then is None else then)
 
 
-def _interrupting() -> tuple[int, ...]:
+def _stopping_signals() -> tuple[int, ...]:
     """The signals that stop the tune process: SIGTERM, and SIGINT unless it is ignored (``nohup``, a
     shell's ``cmd &``: a Ctrl-C is not meant to reach it)."""
     if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):  # None: set outside Python (embedding)
@@ -177,7 +177,7 @@ def interrupt_once(settings: TuneSettings) -> Iterator[None]:
     if settings.jobs == 1:
         yield
         return
-    with _signals_as_interrupt(_interrupting()):
+    with _signals_as_interrupt(_stopping_signals()):
         try:
             yield
         except SignalInterrupt as exc:  # the pool says its own (Interrupted)
@@ -241,7 +241,7 @@ def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
     """Start ``workers``, wait for them, stop them on an interrupt; their exit codes as one error."""
     # received: the signals that reached this process; inside the runner's interrupt_once, its record, so that
     # a later signal cuts short neither the workers' stop nor the results written after it
-    with _signals_as_interrupt(_interrupting()) as received:
+    with _signals_as_interrupt(_stopping_signals()) as received:
         try:
             with _sigint_held(received):
                 for worker in workers:
