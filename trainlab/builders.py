@@ -420,6 +420,12 @@ def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Lo
     else the per-validation one without it (one forward pass per batch during training)."""
     tta_config = config.strategy.tta
     tta = build_tta(TestTimeAugmentation(**tta_config.model_dump()) if tta_config else None, data.input_shape)
+    augment = config.data.source_kwargs().get("augment")
+    if tta is not None and tta.flip and isinstance(augment, dict) and augment.get("hflip") is False:
+        # digits, text in images: a mirror view the model never trained on cost 18 points on digits, unsaid
+        warn("strategy.tta averages in the left-right mirror view (tta.flip: true, its default) but "
+             "data.augment.hflip is false: the model never saw mirrored images; set strategy.tta.flip: false "
+             "where a mirror changes what an image shows (digits, text)")
 
     def evaluator(with_tta: bool) -> Evaluator:
         return Evaluator(step, loss, metric_names, data.num_classes, data.task, data.eval_transform,
