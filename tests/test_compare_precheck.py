@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.test_compare import BASE
+from tests.test_compare_checks import _compare, _one_error_line
 from trainlab.cli import main
 from trainlab.compare import compare, compare_files
 from trainlab.compare.strategies import parse_strategies
@@ -37,22 +38,6 @@ def _csv_base(path: str, metrics: list[str] | None = ("accuracy",)) -> dict:
     base = {**BASE, "name": "table", "data": {"source": "csv", "path": path, "target": "y"},
             "strategy": {**BASE["strategy"], "epochs": 1}}
     return {**base, "metrics": list(metrics) if metrics else None}
-
-
-def _compare(tmp_path: Path, base: dict, strategies: dict, *flags: str) -> tuple[int, Path]:
-    """``trainlab compare`` in process: (exit code, --out folder)."""
-    base_file, strategies_file, out = tmp_path / "base.yaml", tmp_path / "strategies.yaml", tmp_path / "out"
-    base_file.write_text(yaml.safe_dump(base))
-    strategies_file.write_text(yaml.safe_dump(strategies))
-    code = main(["compare", str(base_file), "--strategies", str(strategies_file), "--seeds", "2", "--jobs", "1",
-                 "--out", str(out), *flags])
-    return code, out
-
-
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: "), err
-    return err.strip()
 
 
 # --------------------------------------------------------------------------- data files, before any run
