@@ -287,3 +287,59 @@ def test_resume_if_exists_still_refuses_code_the_users_config_does_not_name(conf
     stored.write_text(stored.read_text().replace(f"{MODULE}:make_net", f"{MODULE}:make_other"))
     with pytest.raises(ConfigError, match="a run folder's config imports no code without the opt-in"):
         train(str(config_with_code), out=tmp_path / "run", quiet=True, resume_if_exists=True)
+
+
+def test_a_resumed_fine_tune_logs_its_parameter_counts_where_the_uninterrupted_run_did(tmp_path):
+    """The finetune callback did not keep the counts it last logged: every resume added a 'parameters' event
+    (a freeze or unfreeze that never happened) to metrics.jsonl and summary.json."""
+    import numpy as np
+
+    from tests.resume_from_checkpoints import resume_a_copy, train_keeping_checkpoints
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    config = {"name": "ft", "seed": 0, "data": {"source": "npz", "path": str(tmp_path / "d.npz")},
+              "model": {"name": "mlp", "hidden": [8, 8]},
+              "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16,
+                           "epochs": 4, "finetune": {"freeze": True, "unfreeze_after_epochs": 2}},
+              "output": {"progress": "off"}}
+    full, checkpoints = train_keeping_checkpoints(config, tmp_path, every_n_steps=2)
+
+    def events(folder):
+        return json.loads((folder / "summary.json").read_text())["events"]
+
+    assert [e["backbone_frozen"] for e in events(full) if e["event"] == "parameters"] == [True, False]
+    for step in (2, 10):  # in the frozen epochs, and after the unfreeze
+        resumed = resume_a_copy(full, checkpoints[step], tmp_path)
+        assert (resumed / "model.safetensors").read_bytes() == (full / "model.safetensors").read_bytes()
+        assert events(resumed) == events(full), step
+
+
+def test_a_resume_whose_config_names_another_optimizer_is_refused_as_a_mismatch(tmp_path, capsys):
+    """torch loads Adam's param groups into SGD without a word; the first step then died on KeyError
+    'momentum' (exit 4, no advice). Now the checkpoint mismatch line, exit 3, the checkpoints untouched."""
+    import numpy as np
+
+    from tests.resume_from_checkpoints import train_keeping_checkpoints
+    from trainlab.cli import main
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=x @ np.array([1.0, -2.0, 0.5], np.float32))
+    config = {"name": "opt", "seed": 0, "data": {"source": "npz", "path": str(tmp_path / "d.npz")},
+              "model": {"name": "mlp", "hidden": [8]},
+              "strategy": {"loss": "mse", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16, "epochs": 2},
+              "output": {"progress": "off"}}
+    full, _ = train_keeping_checkpoints(config, tmp_path, every_n_steps=2)
+    info = json.loads((full / "run.json").read_text())
+    (full / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    edited = (full / "config.yaml").read_text().replace("name: adam", "name: momentum")
+    (full / "config.yaml").write_text(edited)
+    before = sorted(p.name for p in (full / "checkpoint").iterdir())
+    capsys.readouterr()
+    assert main(["resume", str(full), "--quiet"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: checkpoint {full / 'checkpoint'}") and "does not match the model or optimizer" in err
+    assert "parameter group 0 has no momentum" in err and err.endswith("start a new run instead")
+    assert sorted(p.name for p in (full / "checkpoint").iterdir()) == before

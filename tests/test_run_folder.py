@@ -482,3 +482,25 @@ def test_an_existing_run_folder_is_refused_in_the_words_of_the_caller(tmp_path, 
     with pytest.raises(RunDirError) as refused:
         train(str(_config(tmp_path)), out=out, quiet=True)
     assert "pass overwrite=True to replace it, or resume_if_exists=True to continue it" in str(refused.value)
+
+
+def test_a_lock_whose_file_cannot_be_removed_is_still_released_without_an_error_of_its_own(tmp_path, monkeypatch):
+    """A run folder made unwritable mid-run: the unlink of .lock failed inside the finally that releases it, so
+    the error line named .lock instead of the results file that could not be written, and the fd stayed open."""
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    fd = lock._fd
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    lock.release()  # no exception of its own
+    assert not lock.held
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
+    monkeypatch.undo()
+    again = RunLock(tmp_path)  # the file left behind is no lock: flock is
+    again.acquire()
+    again.release()
+    assert not (tmp_path / ".lock").exists()

@@ -179,9 +179,14 @@ class RunLock:
         self.path = folder / LOCK
 
     def release(self) -> None:
+        """Unlock. The file is removed where it can be: a folder that became unwritable keeps it, unlocked
+        (``flock`` is the lock, not the file: the next run takes it), and the error that stopped the run is
+        the one said, not this unlink's (it named ``.lock`` where metrics.jsonl could not be written)."""
         if self.held and self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
-                if os.fstat(self._fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino:
-                    self.path.unlink()  # while still locked: see the class docstring
-            os.close(self._fd)
-            self._fd, self.held = None, False
+            try:
+                with contextlib.suppress(OSError):
+                    if os.fstat(self._fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino:
+                        self.path.unlink()  # while still locked: see the class docstring
+            finally:
+                os.close(self._fd)
+                self._fd, self.held = None, False

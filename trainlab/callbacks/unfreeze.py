@@ -8,6 +8,8 @@ counts are logged whenever they change.
 
 from __future__ import annotations
 
+from typing import Any
+
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.finetune import apply_epoch_freezing, frozen_norms_to_eval, parameter_counts
 
@@ -35,6 +37,14 @@ class UnfreezeSchedule(Callback):
             self._counts = counts
             view.state.events.append({"event": "parameters", "step": view.state.step,
                                       "epoch": epoch + 1, "backbone_frozen": frozen, **counts})
+
+    def state_dict(self) -> dict[str, Any]:
+        """The counts last logged: a resumed run logs a ``parameters`` event where the uninterrupted one
+        did, not again at its first step (its records stay the uninterrupted run's)."""
+        return {"counts": self._counts}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._counts = state.get("counts")  # a checkpoint of before this state: logged again, as then
 
     def on_validation_end(self, view: TrainerView, record) -> None:
         self._epoch = None  # evaluation put every layer back in train mode: re-apply next step

@@ -394,6 +394,7 @@ class StandardStep:
         if state["loss"]:
             self.objective.loss.load_state_dict(state["loss"])
         self.optimizer.load_state_dict(_cloned(state["optimizer"]))
+        _check_group_options(self.optimizer)
         _in_parameter_layouts(self.optimizer)
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -401,6 +402,17 @@ class StandardStep:
         if self._training is not None:
             self.model.train(self._training)
         self.parameters_changed()
+
+
+def _check_group_options(optimizer: torch.optim.Optimizer) -> None:
+    """ValueError unless every loaded param group holds each option of the optimizer's defaults: torch loads
+    another optimizer's groups without a word (Adam's into SGD, a config.yaml edited before a resume), and
+    its first step then failed on a KeyError ('momentum')."""
+    for index, group in enumerate(optimizer.param_groups):
+        missing = [key for key in optimizer.defaults if key not in group]
+        if missing:
+            raise ValueError(f"the checkpoint's parameter group {index} has no {', '.join(missing)} of "
+                             f"{type(optimizer).__name__}: it was saved by another optimizer")
 
 
 def _in_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
