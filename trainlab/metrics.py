@@ -425,6 +425,11 @@ def get_metric(name: str) -> Metric:
     return METRICS.get(name)
 
 
+def _built_in(name: str) -> bool:
+    """A registered metric's name or ``top_<k>_accuracy`` (not ``loss``, not a user ``module:function``)."""
+    return name in METRICS or bool(TOP_K.fullmatch(name))
+
+
 def _unprefixed(name: str) -> str:
     """``val_f1`` -> ``f1``, ``val_mylosses:my_metric`` -> ``mylosses:my_metric``: a record key back to
     the metric's name (a name that is no record key is returned as it is).
@@ -434,8 +439,7 @@ def _unprefixed(name: str) -> str:
     """
     for prefix in ("val_", "test_", "train_"):
         rest = name[len(prefix):]
-        if name.startswith(prefix) and (rest == "loss" or rest in METRICS or TOP_K.fullmatch(rest)
-                                        or is_user_metric(rest)):
+        if name.startswith(prefix) and (rest == "loss" or _built_in(rest) or is_user_metric(rest)):
             return rest
     return name
 
@@ -453,7 +457,7 @@ def unrecorded_hint(key: str, recorded: list[str]) -> str:
     except ConfigError:  # top_0_accuracy
         return did_you_mean(key, recorded)
     for other in {_unprefixed(k) for k in recorded}:
-        if other != "loss" and not is_user_metric(other) and (other in METRICS or TOP_K.fullmatch(other)):
+        if _built_in(other):
             tasks &= get_metric(other).tasks
     if not tasks:
         return did_you_mean(key, recorded)

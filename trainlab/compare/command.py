@@ -260,9 +260,9 @@ def check_data_files(configs: Mapping[tuple[str, str], Config], strategies: Sequ
     data section, so a strategy that sets ``data.path`` is checked for its own files; the refusal then
     names it (and the task, with several), as a base's missing file names the task where there are several.
     """
-    sets_data = {s.name for s in strategies  # a strategy that names its own data files (or the whole section)
-                 if any(str(key) == "data" or str(key).startswith(tuple(f"data.{k}" for k in DATA_FILE_KEYS))
-                        for key in s.overrides)}
+    file_keys = tuple(f"data.{key}" for key in DATA_FILE_KEYS)  # a strategy naming its own files (or section)
+    sets_data = {s.name for s in strategies
+                 if any(str(key) == "data" or str(key).startswith(file_keys) for key in s.overrides)}
     several = len({task for task, _ in configs}) > 1
     checked: set[str] = set()
     for (task, strategy), config in configs.items():
