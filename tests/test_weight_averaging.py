@@ -394,6 +394,19 @@ def test_a_shorthand_names_the_kind():
         .strategy.weight_averaging.kind == "lookahead"
 
 
+def test_name_picks_the_kind_as_it_picks_every_other_component():
+    """`{name: ema}` (as loss, optimizer, schedule and init are picked) was "'kind' is required"."""
+    def averaging(value):
+        return validate({**_config(), "strategy": {**_config()["strategy"], "weight_averaging": value}}) \
+            .strategy.weight_averaging
+
+    ema = averaging({"name": "ema", "decay": 0.8})
+    assert (ema.kind, ema.decay) == ("ema", 0.8)
+    assert averaging({"name": "lookahead"}).every_n_steps == 5  # lookahead's own defaults follow the name
+    with pytest.raises(ConfigError, match="name"):  # both keys: the extra one is refused, not guessed
+        averaging({"name": "ema", "kind": "lookahead"})
+
+
 def test_lookahead_defaults_are_the_papers_not_emas():
     """`weight_averaging: lookahead` took EMA's decay 0.999 every step: each step pulled the weights back to
     0.1% of the way from their start, and a digits run ended at 6% test accuracy. Lookahead's alpha 0.5

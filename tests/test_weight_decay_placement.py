@@ -150,6 +150,37 @@ def test_a_decoupled_optimizer_takes_the_decay_into_its_decay_group_only():
     assert decay == {"decay": WD, "no_decay": 0.0}
 
 
+def decay_of(config: dict) -> dict[str, float]:
+    built = fit_config(validate(config))
+    return {g["group"]: g["weight_decay"] for g in built.step.optimizer.param_groups}
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_an_explicit_zero_turns_the_optimizers_own_default_decay_off(name):
+    """`regularization.weight_decay: 0.0` with adamw kept adamw's default 0.01 (0 was read as unset): a
+    compare grid [0.0, 0.01] trained the same run twice. Unset (null) keeps the optimizer's default."""
+    def decay(regularization):
+        return decay_of(_config({"name": name, "lr": 1e-3}, regularization))
+
+    assert decay({"weight_decay": 0.0}) == {"all": 0.0}  # no decay group left to split off
+    assert decay(None) == {"decay": 0.01, "no_decay": 0.0}  # the optimizer's own default
+    assert decay({"weight_decay": 0.03}) == {"decay": 0.03, "no_decay": 0.0}
+    assert place_weight_decay({"name": "adam", "lr": 1e-3}, 0.0) == {"name": "adam", "lr": 1e-3}  # L2: none
+    # the optimizer's own decay is kept beside a 0: run folders of earlier versions hold this 0 for every
+    # run (the sst2 fine-tune recipe's adamw weight_decay 0.01 among them) and must still evaluate and resume
+    assert place_weight_decay({"name": name, "lr": 1e-3, "weight_decay": 0.05}, 0.0)["weight_decay"] == 0.05
+    recipe = _config({"name": name, "lr": 1e-3, "weight_decay": 0.05}, {"weight_decay": 0.0})
+    assert decay_of(recipe) == {"decay": 0.05, "no_decay": 0.0}
+
+
+def test_an_explicit_zero_reaches_a_routed_group_on_another_optimizer():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    routed = build_routed_optimizer(model, {"name": "sgd", "lr": 0.01},
+                                    [{"match": "2.*", "optimizer": "adamw"}], weight_decay=0.0)
+    decays = [g["weight_decay"] for inner in routed.optimizers for g in inner.param_groups]
+    assert decays and all(d == 0.0 for d in decays)
+
+
 # --------------------------------------------------------------------------- routed groups
 
 

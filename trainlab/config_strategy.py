@@ -119,7 +119,8 @@ class InitConfig(Named):
 class Regularization(Strict):
     l1: Float = Field(0.0, ge=0.0)  # coefficient of sum |w| added to the loss
     l2: Float = Field(0.0, ge=0.0)  # coefficient of sum w^2 added to the loss
-    weight_decay: Float = Field(0.0, ge=0.0)  # decoupled: w <- w - lr * wd * w, not on biases/norms
+    # decoupled: w <- w - lr * wd * w, not on biases/norms; null: the optimizer's own default (adamw: 0.01), 0: none
+    weight_decay: Float | None = Field(None, ge=0.0)
 
 
 class EarlyStoppingConfig(Strict):
@@ -176,6 +177,9 @@ class WeightAveragingConfig(Strict):
     @classmethod
     def _kind_only(cls, value: Any) -> Any:
         value = {"kind": value} if isinstance(value, str) else value  # `weight_averaging: ema`
+        if isinstance(value, dict) and "name" in value and "kind" not in value:
+            # `name` picks every other strategy component (loss, optimizer, schedule, init): the same here
+            value = {"kind": value["name"], **{key: item for key, item in value.items() if key != "name"}}
         if isinstance(value, dict) and value.get("kind") == "lookahead":
             # training restarts from the average at each update: EMA's 0.999 every step would hold it at its
             # start; Lookahead's paper values (alpha 0.5, k 5) unless given

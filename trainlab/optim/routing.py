@@ -296,7 +296,7 @@ def _add_groups(inners: dict[str, _Inner], name: str, options: dict[str, Any], l
 
 
 def _rule_optimizer(rule: GroupRule, where: str, top_name: str, top: dict[str, Any],
-                    weight_decay: float) -> tuple[str, dict[str, Any]]:
+                    weight_decay: float | None) -> tuple[str, dict[str, Any]]:
     """The optimizer name and options of a group: its own, or the top level's (whose options it inherits);
     ``regularization.weight_decay`` placed into another optimizer's options when the group set none."""
     name = rule.optimizer or top_name
@@ -306,7 +306,7 @@ def _rule_optimizer(rule: GroupRule, where: str, top_name: str, top: dict[str, A
                           f"{did_you_mean(rule.optimizer.lower(), valid)} (valid: {', '.join(valid)})")
     same = name.lower() == top_name.lower()
     options = {**(top if same else {}), **rule.options}
-    if not same and rule.weight_decay is None and weight_decay:
+    if not same and rule.weight_decay is None and weight_decay is not None:
         try:
             placed = place_weight_decay({"name": name, **options}, weight_decay, section=where)
         except ConfigError as exc:
@@ -333,7 +333,7 @@ def _build_inner(inner: _Inner) -> torch.optim.Optimizer:
 
 
 def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Iterable[Mapping[str, Any]],
-                           extra: Iterable[nn.Parameter] = (), weight_decay: float = 0.0) -> RoutedOptimizer:
+                           extra: Iterable[nn.Parameter] = (), weight_decay: float | None = None) -> RoutedOptimizer:
     """The optimizer of ``spec`` (top level) and ``groups`` (``strategy.optimizer.groups``) over ``model``.
 
     Args:

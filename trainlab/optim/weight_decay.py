@@ -84,13 +84,25 @@ def _check_spec(name: str, options: dict[str, Any]) -> Registry:
     return OPTIMIZERS
 
 
-def place_weight_decay(spec: dict[str, Any], weight_decay: float,
+def _no_decay(spec: dict[str, Any]) -> dict[str, Any]:
+    """``regularization.weight_decay: 0``: a decoupled optimizer's unset ``weight_decay`` set to 0 (its own
+    default, such as adamw's 0.01, would decay otherwise); a ``weight_decay`` the spec sets itself is kept (the
+    0 places nothing beside it, as before run folders wrote this 0 for every run), and any other optimizer's
+    spec is returned as it is (its ``weight_decay``, if any, is an L2 term: another method)."""
+    name = spec["name"].lower()
+    if (name in DECOUPLED or _plain_sgd(name, spec)) and "weight_decay" not in spec:
+        return {**spec, "weight_decay": 0.0}
+    return spec
+
+
+def place_weight_decay(spec: dict[str, Any], weight_decay: float | None,
                        section: str = "strategy.optimizer") -> dict[str, Any]:
     """The optimizer spec with ``regularization.weight_decay`` placed in it, or ConfigError.
 
     Args:
         spec: ``{"name": ..., **options}`` of one optimizer.
-        weight_decay: ``strategy.regularization.weight_decay`` (0: ``spec`` is returned as it is).
+        weight_decay: ``strategy.regularization.weight_decay``: None (not set) returns ``spec`` as it is;
+            0 turns a decoupled optimizer's default decay off (adamw's 0.01) unless ``spec`` sets its own.
         section: the config key holding ``spec``'s options, named in the refusal's advice
             (``strategy.optimizer.groups[0]`` for a routed group).
 
@@ -99,11 +111,13 @@ def place_weight_decay(spec: dict[str, Any], weight_decay: float,
             own ``weight_decay`` set too; or an optimizer whose decay is not decoupled. The refusal's advice
             names only options ``spec``'s optimizer has.
     """
-    if not weight_decay:
+    if weight_decay is None:
         return spec
     name = spec["name"]
     options = {k: v for k, v in spec.items() if k != "name"}
     optimizers = _check_spec(name, options)
+    if not weight_decay:
+        return _no_decay(spec)
     key = name.lower()
     if key in DECOUPLED or _plain_sgd(key, spec):
         if _is_set(spec.get("weight_decay")):

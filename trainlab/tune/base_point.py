@@ -48,9 +48,12 @@ def _base_point(space: SearchSpace, base_raw: dict[str, Any]) -> tuple[dict[str,
         for part in param.key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         parts = param.key.split(".")
-        placed = parts[-1] == "weight_decay" and resolved["strategy"]["regularization"].get("weight_decay")
+        decay = resolved["strategy"]["regularization"].get("weight_decay")
+        placed = parts[-1] == "weight_decay" and bool(decay)
         if node is None and parts[:2] == ["strategy", "optimizer"] and len(parts) == 3 and not placed:
-            node = default_option(resolved["strategy"]["optimizer"]["name"], parts[2])  # unset: the optimizer's own
+            # unset: the optimizer's own default, which regularization.weight_decay: 0 turns off
+            node = 0.0 if parts[2] == "weight_decay" and decay == 0 else \
+                default_option(resolved["strategy"]["optimizer"]["name"], parts[2])
         if param.kind == "categorical":
             found = _base_choice(param, node, base_raw, settled)
             if found is not None:
