@@ -263,6 +263,12 @@ class Config(Strict):
         for (section, key), default in ADDED_OPTIONAL_KEYS.items():
             if key in payload[section] and payload[section][key] == default:
                 payload[section].pop(key)
+        regularization = payload["strategy"]["regularization"]
+        if regularization.get("weight_decay") is None:
+            # its default was 0.0 (then meaning unset) until null took that meaning: configs that leave it
+            # unset keep the hash they had. An explicit 0 (decay off) hashes the same: a run folder whose
+            # config changes between the two is not told apart by its hash (compare, tune), only by the run.
+            regularization["weight_decay"] = 0.0
         return payload
 
 
