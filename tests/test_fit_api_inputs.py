@@ -209,3 +209,165 @@ def test_fit_and_train_refuse_an_overwrite_that_is_not_a_bool_before_touching_th
     with pytest.raises(ConfigError, match=rf"^train's overwrite must be True or False; got {re.escape(repr(value))}$"):
         train(config, out=tmp_path / "t", overwrite=value)
     assert not (tmp_path / "t").exists()
+
+
+# ----------------------------------------------------------------------------- a new user's inputs
+
+
+def _signs(n: int = 80):
+    x = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(int)
+
+
+BCE = {"loss": "bce", "optimizer": "adam", "epochs": 1}
+CROSS_ENTROPY = {"loss": "cross_entropy", "optimizer": "adam", "epochs": 1}
+
+
+def test_multilabel_class_names_of_another_count_than_the_label_columns_are_refused(tmp_path):
+    """2 names for 4 label columns were written to result.class_names and labels.json."""
+    from sklearn.datasets import make_multilabel_classification
+
+    x, y = make_multilabel_classification(n_samples=200, n_features=6, n_classes=4, random_state=0)
+    x = x.astype(np.float32)
+    with pytest.raises(DataError, match=r"^train y has 4 label columns but 2 class names are given \(class_names\); "
+                                        r"give one name per label column, in column order$"):
+        trainlab.fit(torch.nn.Linear(6, 4), (x, y), BCE, test=(x, y), class_names=["a", "b"], out=tmp_path / "two")
+    assert not (tmp_path / "two").exists()
+    named = trainlab.fit(torch.nn.Linear(6, 4), (x, y), BCE, class_names=list("abcd"), metrics=["f1_per_class"])
+    assert named.class_names == ["a", "b", "c", "d"]
+
+
+def _generator(x):
+    return (row for row in x)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda x: torch.from_numpy(x).to_sparse(), r"train x is a sparse tensor \(torch.sparse_coo\); pass "
+                                                r"x.to_dense\(\): fit trains on dense tensors$"),
+    (lambda x: torch.from_numpy(x).to_sparse_csr(), r"train x is a sparse tensor \(torch.sparse_csr\); pass "
+                                                    r"x.to_dense\(\)"),
+    (lambda x: __import__("scipy.sparse").sparse.csr_matrix(x),
+     r"train x is a scipy.sparse csr_matrix \(as TfidfVectorizer, CountVectorizer and OneHotEncoder return\); "
+     r"pass x.toarray\(\): fit trains on dense arrays$"),
+    (lambda x: {"a": x[:, 0], "b": x[:, 1]}, r"train x is a dict; fit takes x as one array, tensor or DataFrame of "
+                                             r"numbers \(for a dict of columns: pandas.DataFrame\(x\)\)$"),
+    (_generator, r"train x is a generator; fit takes x as an array, tensor or DataFrame of numbers, not an iterator: "
+                 r"collect its rows first, e.g. np.stack\(list\(x\)\)$"),
+    (lambda x: {1, 2}, r"train x is a set; fit takes x as an array, tensor or DataFrame of numbers$"),
+])
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_x_that_is_no_dense_array_is_named_with_what_to_pass(make, message):
+    """A sparse tensor raised torch's NotImplementedError (aten::ne.Scalar on SparseCPU); a scipy.sparse matrix,
+    a dict or a generator was called 'text or category columns'."""
+    x, y = _signs()
+    with pytest.raises(DataError, match="^" + message) as caught:
+        trainlab.fit(torch.nn.Linear(4, 2), (make(x), y), CROSS_ENTROPY)
+    assert "text or category" not in str(caught.value)
+
+
+def test_sparse_targets_name_y_and_the_fixes_named_give_the_dense_values():
+    import scipy.sparse
+
+    x, y = _signs()
+    with pytest.raises(DataError, match=r"^val y is a sparse tensor \(torch.sparse_coo\); pass y.to_dense\(\)"):
+        as_split((x, torch.from_numpy(y).to_sparse()), "val")
+    dense = as_split((x, y), "train")
+    for fixed in (torch.from_numpy(x).to_sparse().to_dense(), scipy.sparse.csr_matrix(x).toarray(),
+                  np.stack(list(_generator(x)))):
+        assert torch.equal(as_split((fixed, y), "train").x, dense.x)
+
+
+def test_soft_targets_with_bce_are_named_as_such_and_the_fix_trains():
+    """Fractional targets in [0, 1] were told 'set task=binary: labels without a 0 are read as a regression
+    target', and task='binary' then failed with 'labels must be integer class indices'."""
+    x, _ = _signs()
+    soft = np.random.default_rng(1).uniform(size=len(x)).astype(np.float32)
+    fix = ("soft targets or probabilities, not class labels; threshold them into 0/1 class labels (such as y > 0.5) "
+           "to train a classifier, or use a regression loss such as mse to predict the values themselves")
+    for task in (None, "regression"):
+        with pytest.raises(DataError) as caught:
+            trainlab.fit(torch.nn.Linear(4, 1), (x, soft), BCE, task=task)
+        assert str(caught.value) == (f"bce trains on 0/1 class labels, but the targets hold fractional values in "
+                                     f"[0, 1] (such as {soft[0]:g}): {fix}")
+    with pytest.raises(DataError, match=re.escape("cross_entropy trains on class labels, but the targets hold "
+                                                  f"fractional values in [0, 1] (such as {soft[0]:g}): {fix}")):
+        trainlab.fit(torch.nn.Linear(4, 2), (x, soft), CROSS_ENTROPY)
+    with pytest.raises(DataError) as caught:
+        trainlab.fit(torch.nn.Linear(4, 1), (x, soft), BCE, task="binary")
+    assert str(caught.value) == (f"task='binary' takes class labels, but train y holds fractional values in [0, 1] "
+                                 f"(such as {soft[0]:g}): {fix}")
+    thresholded = trainlab.fit(torch.nn.Linear(4, 1), (x, (soft > 0.5).astype(int)), BCE, val=(x, soft > 0.5))
+    assert "accuracy" in thresholded.summary["val"]
+    regression = trainlab.fit(torch.nn.Linear(4, 1), (x, soft), {**BCE, "loss": "mse"}, val=(x, soft))
+    assert "mse" in regression.summary["val"]
+
+
+def test_a_task_given_that_the_loss_does_not_suit_is_said_as_given_without_the_inference_rule():
+    """The ~600-character rule of how a task is inferred followed task='regression' given by the caller."""
+    x, y = _signs()
+    with pytest.raises(DataError) as caught:
+        trainlab.fit(torch.nn.Linear(4, 2), (x, y), CROSS_ENTROPY, task="regression")
+    assert str(caught.value) == ("cross_entropy needs a classification task, but task='regression' was given; set "
+                                 "task='multiclass' if the targets are class labels, or use a regression loss such "
+                                 "as mse or huber")
+    with pytest.raises(DataError) as caught:  # values no class task takes: no task to set is offered
+        trainlab.fit(torch.nn.Linear(4, 2), (x, x[:, 0] * 3), CROSS_ENTROPY, task="regression")
+    assert str(caught.value) == ("cross_entropy needs a classification task, but task='regression' was given; use a "
+                                 "regression loss such as mse or huber")
+    with pytest.raises(DataError, match=r"^bce needs a binary \(or multilabel\) task, but task='regression' was "
+                                        r"given; set task='binary' if the targets are class labels, or use"):
+        trainlab.fit(torch.nn.Linear(4, 1), (x, y), BCE, task="regression")
+    with pytest.raises(DataError) as inferred:  # inferred: the rule stays, it is why the task is regression
+        trainlab.fit(torch.nn.Linear(4, 2), (x, y + 1), CROSS_ENTROPY)
+    assert "without task, targets are classes when" in str(inferred.value)
+
+
+def test_targets_of_three_dimensions_with_a_class_loss_name_their_shape():
+    x, _ = _signs(60)
+    y = np.random.default_rng(0).normal(size=(60, 2, 2)).astype(np.float32)
+    with pytest.raises(DataError) as caught:
+        trainlab.fit(torch.nn.Linear(4, 2), (x, y), CROSS_ENTROPY)
+    assert str(caught.value) == ("cross_entropy takes one class index per row, shaped (N,), but the targets are "
+                                 "shaped (60, 2, 2); give such labels, or, to predict those values, use a regression "
+                                 "loss such as mse")
+    with pytest.raises(DataError, match=r"^bce takes one 0/1 label per row, shaped \(N,\), or \(N, L\) for L labels, "
+                                        r"but the targets are shaped \(60, 2, 2\)"):
+        trainlab.fit(torch.nn.Linear(4, 1), (x, y), BCE)
+
+
+def test_one_output_for_two_classes_is_one_score_and_two_for_bce_name_the_fix():
+    x, y = _signs()
+    with pytest.raises(DataError, match=r"^the model outputs 1 score per row but the data has 2 classes"):
+        trainlab.fit(torch.nn.Linear(4, 1), (x, y), CROSS_ENTROPY)
+    with pytest.raises(DataError, match=r"^bce: expects one output per sample; got shape \(\d+, 2\); give the "
+                                        r"model's last layer 1 output \(one logit\), or use cross_entropy for 2 "
+                                        r"outputs \(one score per class\)$"):
+        trainlab.fit(torch.nn.Linear(4, 2), (x, y), BCE)
+
+
+def test_metrics_as_one_name_is_a_one_item_list_and_other_kinds_name_fits_argument():
+    """metrics="accuracy" gave pydantic's "config key 'metrics': Input should be a valid list"."""
+    x, y = _signs()
+    one = trainlab.fit(_linear(4, 2), (x, y), CROSS_ENTROPY, val=(x, y), metrics="accuracy")
+    listed = trainlab.fit(_linear(4, 2), (x, y), CROSS_ENTROPY, val=(x, y), metrics=["accuracy"])
+    assert one.summary["val"] == listed.summary["val"] and sorted(one.summary["val"]) == ["accuracy", "loss"]
+    for metrics in (5, {"accuracy": 1}, ["accuracy", 5]):
+        with pytest.raises(ConfigError, match=r"^metrics must be a list of metric names, e.g. metrics=\['accuracy', "
+                                              r"'f1'\]; got "):
+            trainlab.fit(_linear(4, 2), (x, y), CROSS_ENTROPY, metrics=metrics)
+
+
+def test_a_val_label_the_training_values_lack_names_the_fix_and_the_fix_trains():
+    """Labels 1..K: 'val y label 3 ... is not a class of the training data (classes: 1, 2)' had no fix, while
+    labels 0..K-1 were told to name all the classes in class_names."""
+    x, y = _signs()
+    val_x, val_y = np.concatenate([x, x[:3]]), np.concatenate([y + 1, [3, 3, 3]])
+    with pytest.raises(DataError) as caught:
+        trainlab.fit(torch.nn.Linear(4, 2), (x, y + 1), CROSS_ENTROPY, val=(val_x, val_y), task="binary")
+    assert str(caught.value) == ("val y label 3 at row 80 (counting from 0) is not a class of the training data "
+                                 "(classes: 1, 2); to keep it, number the classes 0..K-1 in every split and set "
+                                 "class_names to the names of all K classes and task='multiclass' (the task given is "
+                                 "binary), or add training rows of it")
+    kept = trainlab.fit(torch.nn.Linear(4, 3), (x, y), CROSS_ENTROPY, val=(val_x, val_y - 1), task="multiclass",
+                        class_names=["one", "two", "three"])
+    assert kept.class_names == ["one", "two", "three"] and "accuracy" in kept.summary["val"]

@@ -202,7 +202,8 @@ def test_check_messages():
     assert message(build_loss("bce"), torch.randn(3, 1), torch.tensor([0, 2, 1])) == (
         "bce expects binary targets in {0, 1}; got 2")
     assert message(build_loss("bce"), torch.randn(3, 2), torch.tensor([0, 1, 1])) == (
-        "bce: expects one output per sample; got shape (3, 2)")
+        "bce: expects one output per sample; got shape (3, 2); give the model's last layer 1 output (one logit), or "
+        "use cross_entropy for 2 outputs (one score per class)")
     assert "hinge expects binary targets in {0, 1} or {-1, 1}; got 3" == message(
         build_loss("hinge"), torch.randn(2, 1), torch.tensor([1, 3]))
     assert "bce_prob expects probabilities in [0, 1]" in message(

@@ -412,3 +412,55 @@ def test_a_user_metric_value_is_a_python_float_or_one_error(tmp_path, monkeypatc
             assert str(caught.value).startswith(f"metric 'usermetric_t:{attr}' returned {shown}, not a number")
     finally:
         sys.modules.pop("usermetric_t", None)
+
+
+def test_compute_takes_numpy_arrays_and_lists_as_tensors_and_matches_sklearn():
+    """NumPy inputs raised AttributeError: 'numpy.ndarray' object has no attribute 'detach'."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 200)
+    p = np.where(rng.random(200) < 0.7, y, rng.integers(0, 3, 200))
+    scores = rng.dirichlet(np.ones(3), 200)
+    names = ["accuracy", "f1", "log_loss"]
+    from_numpy = metrics.compute(names, p, y, 3, task="multiclass", probabilities=scores)
+    from_lists = metrics.compute(names, p.tolist(), y.tolist(), 3, task="multiclass", probabilities=scores.tolist())
+    assert from_numpy == from_lists
+    assert from_numpy["accuracy"] == pytest.approx(sk.accuracy_score(y, p), abs=1e-12)
+    assert from_numpy["f1"] == pytest.approx(sk.f1_score(y, p, average="macro"), abs=1e-12)
+    assert from_numpy["log_loss"] == pytest.approx(sk.log_loss(y, scores), abs=1e-9)
+    target = rng.normal(size=(50, 1))
+    prediction = target[:, 0] + rng.normal(size=50)  # (N,) against (N, 1): not broadcast to (N, N)
+    assert metrics.compute(["mse"], prediction, target, None)["mse"] == pytest.approx(
+        sk.mean_squared_error(target[:, 0], prediction), rel=1e-12)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: metrics.compute(["accuracy"], torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0]), 2, task="binary"),
+     DataError, r"^4 predictions but 3 targets; give one of each per sample$"),
+    (lambda: metrics.compute(["roc_auc"], [0, 1], [0, 1], 2, task="binary", probabilities=[0.2, 0.7, 0.1]),
+     DataError, r"^2 predictions and 3 rows of probabilities but 2 targets"),
+    (lambda: metrics.compute(["accuracy"], [0, 1], [0, 1], 2, task="classification"),
+     ConfigError, r"^task must be one of regression, binary, multiclass, multilabel; got 'classification' "
+                  r"\(class labels: 'binary' or 'multiclass'\)$"),
+    (lambda: metrics.compute(["accuracy"], [0, 1], [0, 1], 2, task="multiclas"),
+     ConfigError, r"got 'multiclas'; did you mean 'multiclass'\?$"),
+    (lambda: metrics.compute(["f1"], [0, 1, 2, 1], [0, 2, 1, 1], 3, task="multilabel"),
+     DataError, r"^a multilabel task takes \(N, L\) 0/1 targets and predictions, one column per label; got targets "
+                r"\(4,\) and predictions \(4,\) \(one class per row is task='binary' or 'multiclass'\)$"),
+    (lambda: metrics.compute(["f1"], [[0, 1], [1, 1]], [[0, 2], [1, 1]], 2, task="multilabel"),
+     DataError, r"^a multilabel task's targets are 0/1 per label; got 2$"),
+    (lambda: metrics.compute(["mse"], [0, 1, 2], [0, 2, 1], 3, task="multiclass"),
+     ConfigError, r"^metric 'mse' applies to regression tasks but the data is a multiclass task \(use: accuracy"),
+    (lambda: metrics.compute(["accuracy"], [0.3, 0.9], [0, 1], 2, task="binary"),
+     DataError, r"^binary predictions are class indices 0..1; got 0.3 \(pass loss.predict\(output\) as predictions"),
+    (lambda: metrics.compute(["accuracy"], [0, 1], [0, 3], 3, task="multiclass"),
+     DataError, r"^multiclass targets are class indices 0..2; got 3"),
+    (lambda: metrics.compute(["accuracy"], np.array(["a", "b"]), [0, 1], 2, task="binary"),
+     DataError, r"^predictions must be a tensor or array of numbers, one row per sample; got ndarray"),
+    (lambda: metrics.compute(["mse"], np.zeros(4), np.zeros((4, 2)), None, task="regression"),
+     DataError, r"^regression predictions shaped \(4,\) do not match targets shaped \(4, 2\)$"),
+])
+def test_compute_refuses_inputs_no_metric_reads_right_with_one_error(call, error, message):
+    """Different lengths were torch's RuntimeError, task='classification' passed, task='multilabel' on class
+    indices scored f1 1.0 for wrong predictions, and mse on a multiclass task was computed without a word."""
+    with pytest.raises(error, match=message):
+        call()

@@ -42,6 +42,7 @@ from trainlab.data.dataset import Dataset
 from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
+from trainlab.losses.base import check_task_fits
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
 from trainlab.registry import Registry
@@ -174,7 +175,7 @@ def _named_instead(target: Any, registry: Registry) -> str:
 def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
         strategy: dict[str, Any] | str | Path | Strategy, val: Arrays | torch.utils.data.Dataset | None = None,
         test: Arrays | torch.utils.data.Dataset | None = None, callbacks: Sequence[Callback] | None = (),
-        metrics: list[str] | None = None, seed: int = 0, out: str | Path | None = None,
+        metrics: list[str] | str | None = None, seed: int = 0, out: str | Path | None = None,
         runtime: dict[str, Any] | None = None, task: str | None = None, class_names: Iterable[str] | None = None,
         overwrite: bool = False) -> FitResult:
     """Train ``model`` on ``train`` with ``strategy``; evaluate on ``val`` each epoch and on val/test at the end.
@@ -188,14 +189,18 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     the K sorted values of labels without a 0); it sets K when some classes are missing from ``train``.
     Given without ``task``, the task is classification (binary for up to 2 names, else multiclass; 0/1
     columns stay multilabel), as a config run reads named classes; with ``task='regression'`` it is
-    refused. ``callbacks``: a list (or one Callback; None or empty: none). ``out`` must be a new or
-    empty folder (not the working directory), unless ``overwrite=True`` lets the records replace those
-    of an earlier ``fit`` there; a folder fit created is removed again when fit fails before writing
-    into it. ``finetune.freeze`` freezes the backbone for the run only: afterwards every parameter it
+    refused. ``metrics``: the metric names to report (a list; one name alone, ``metrics="accuracy"``, is a
+    one-item list; None: the task's defaults; ``[]``: the loss only). ``callbacks``: a list (or one Callback;
+    None or empty: none). ``out`` must be a new or empty folder (not the working directory), unless
+    ``overwrite=True`` lets the records replace those of an earlier ``fit`` there; a folder fit created is
+    removed again when fit fails before writing into it. ``finetune.freeze`` freezes the backbone for the run only: afterwards every parameter it
     froze has ``requires_grad`` True again. Tensors given are detached (their storage shared, not copied), so
     features computed without ``torch.no_grad()`` train as plain inputs; pandas' nullable number columns
-    (``Float64``, ``Int64``) are numbers (a missing value is refused as a non-finite one). The model's outputs
-    index the classes in the order of ``FitResult.class_names`` (labels 1..K or -1/+1 are classes 0..K-1).
+    (``Float64``, ``Int64``) are numbers (a missing value is refused as a non-finite one); sparse tensors,
+    scipy.sparse matrices, dicts and generators are refused, naming the dense form to pass. The model's
+    outputs index the classes in the order of ``FitResult.class_names`` (labels 1..K or -1/+1 are classes
+    0..K-1). A class-label loss with ``task='regression'`` given, or on soft targets (fractional values in
+    [0, 1]), is one DataError saying so (:func:`trainlab.losses.base.check_task_fits`).
     """
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "
@@ -214,18 +219,19 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
 
 
 def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any, callbacks: list[Callback],
-         metrics: list[str] | None, seed: int, out: str | Path | None, runtime: dict[str, Any] | None,
+         metrics: list[str] | str | None, seed: int, out: str | Path | None, runtime: dict[str, Any] | None,
          task: str | None, class_names: Any) -> FitResult:
     splits = [as_split(train, "train"), as_split(val, "val"), as_split(test, "test")]
     with _in_fit_terms():
         data = fit_dataset(*splits, task, class_names)
     config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
                        "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
-                       "metrics": metrics, "runtime": runtime or {}, "output": {"progress": "off"}})
+                       "metrics": _metric_names(metrics), "runtime": runtime or {}, "output": {"progress": "off"}})
     with run_scope(config):
         notes: dict[str, Any] = {}
         with _in_fit_terms():
             loss = build_loss_for(config, data, notes)
+            check_task_fits(loss, data, task is not None, tuple(splits[0].y.shape))  # y as given, not as (N, d)
             model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
             built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
         if built.precision_warning:  # a warning, as train --quiet gives it
@@ -242,6 +248,20 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
     if out is not None:
         _write_records(Path(out), built.config, state, summary, model, data)
     return FitResult(state.history, summary, built.model, state.step_records, data.class_names)
+
+
+def _metric_names(metrics: Any) -> list[str] | None:
+    """fit's ``metrics``: None (the task's defaults), a list or tuple of metric names, or one name as a
+    one-item list (Keras users write ``metrics="accuracy"``); anything else is one ConfigError naming fit's
+    argument, not the config key."""
+    if metrics is None:
+        return None
+    if isinstance(metrics, str):
+        return [metrics]
+    if not isinstance(metrics, list | tuple) or not all(isinstance(name, str) for name in metrics):
+        raise ConfigError(f"metrics must be a list of metric names, e.g. metrics=['accuracy', 'f1']; got "
+                          f"{short_repr(metrics)}")
+    return list(metrics)
 
 
 # the config keys the shared checks name, as fit's arguments name them

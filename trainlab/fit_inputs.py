@@ -4,16 +4,17 @@ Datasets turned into checked :class:`~trainlab.data.dataset.Split` s, and those 
 
 Contract: :func:`as_split` gives one split as tensors (x float32 where floating, y with an (N, 1) column
 squeezed), or None for None; anything else fit cannot train on (a DataLoader, ``(x, y, weights)``, a
-fraction, an IterableDataset, non-numeric, ragged, non-finite or float32-overflowing values, x and y of
-different lengths, an empty train) is one :class:`~trainlab.errors.DataError` naming the split and what
-to pass instead. :func:`fit_dataset` applies the data layer's task rule and label reading to the splits
-(``task``/``class_names`` as ``data.task``/``data.class_names``); bad arguments are one
-:class:`~trainlab.errors.ConfigError`. Nothing here trains or writes files.
+fraction, an IterableDataset, a sparse tensor or scipy.sparse matrix, a dict, a generator, non-numeric,
+ragged, non-finite or float32-overflowing values, x and y of different lengths, an empty train) is one
+:class:`~trainlab.errors.DataError` naming the split and what to pass instead. :func:`fit_dataset` applies
+the data layer's task rule and label reading to the splits (``task``/``class_names`` as
+``data.task``/``data.class_names``); bad arguments are one :class:`~trainlab.errors.ConfigError`. Nothing
+here trains or writes files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import named_classes_task, read_class_labels, warn_classes_absent
 from trainlab.errors import ConfigError, DataError
+from trainlab.losses.base import SOFT_TARGETS_FIX, soft_target
 from trainlab.registry import did_you_mean
 from trainlab.run_checks import FIT_FIXES, FIXES_KEY
 
@@ -36,6 +38,9 @@ def _tensor(value: Any, what: str) -> torch.Tensor:
     requires grad, would otherwise carry their graph into training (backward through it a second time,
     gradients written into the module that computed them)."""
     if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided:  # torch's own error (aten::ne on SparseCPU) would come from the checks
+            raise DataError(f"{what} is a sparse tensor ({value.layout}); pass {_part(what)}.to_dense(): fit "
+                            "trains on dense tensors")
         tensor = value.detach()
     else:
         tensor = _from_array(value, what)
@@ -46,11 +51,36 @@ def _tensor(value: Any, what: str) -> torch.Tensor:
     return tensor
 
 
+def _part(what: str) -> str:
+    """``x`` or ``y``: the name of the part ``what`` (``train x``, ``val y of item 3``) is about."""
+    return what.split()[1]
+
+
+def _refuse_unlike_an_array(value: Any, what: str) -> None:
+    """One DataError for what NumPy would read as a single object (dtype object, 0-d) though it holds rows:
+    a scipy.sparse matrix (what TfidfVectorizer and OneHotEncoder return), a dict, a generator or iterator;
+    each is named with what to pass instead, not called text or category columns."""
+    part, kind = _part(what), type(value).__name__
+    if type(value).__module__.startswith("scipy.sparse") and hasattr(value, "toarray"):
+        raise DataError(f"{what} is a scipy.sparse {kind} (as TfidfVectorizer, CountVectorizer and OneHotEncoder "
+                        f"return); pass {part}.toarray(): fit trains on dense arrays")
+    if isinstance(value, Mapping):
+        raise DataError(f"{what} is a {kind}; fit takes {part} as one array, tensor or DataFrame of numbers (for a "
+                        f"dict of columns: pandas.DataFrame({part}))")
+    if isinstance(value, Iterator):
+        raise DataError(f"{what} is a {kind}; fit takes {part} as an array, tensor or DataFrame of numbers, not an "
+                        f"iterator: collect its rows first, e.g. np.stack(list({part}))")
+
+
 def _from_array(value: Any, what: str) -> torch.Tensor:
+    _refuse_unlike_an_array(value, what)
     try:
         array = np.asarray(value)
     except ValueError:  # ragged nested lists
         raise DataError(f"{what} does not make one array (rows of different lengths?)") from None
+    if array.dtype == object and array.ndim == 0:  # an object NumPy holds as one item (a set, a model)
+        raise DataError(f"{what} is a {type(value).__name__}; fit takes {_part(what)} as an array, tensor or "
+                        "DataFrame of numbers")
     if array.dtype == object and (numbers := _pandas_numbers(value)) is not None:
         array = numbers
     if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
@@ -198,13 +228,24 @@ def _class_names(class_names: Any) -> list[str] | None:
     return [str(name) for name in names]  # NumPy's str_ as plain str (labels.json, printed names)
 
 
+def _refuse_soft_targets(y: torch.Tensor, task: str) -> None:
+    """One DataError for fractional targets in [0, 1] (soft labels, probabilities) given a classification
+    ``task``: no class labels, and the fix is to threshold them or to predict them by regression, not
+    "integer class indices" alone."""
+    value = soft_target(y)
+    if value is not None:
+        raise DataError(f"task='{task}' takes class labels, but train y holds fractional values in [0, 1] (such as "
+                        f"{value:g}): soft targets or probabilities, not class labels; {SOFT_TARGETS_FIX}")
+
+
 def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
                 class_names: list[str] | None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else
     :func:`~trainlab.data.labels.named_classes_task` for ``class_names``, else :func:`infer_task` on the
     training targets) and target types (multi-label targets stay float); the labels are read and checked by
     :func:`~trainlab.data.labels.read_class_labels`, as a config run's are (``class_names`` as
-    ``data.class_names``)."""
+    ``data.class_names``). Multi-label ``class_names`` name the label columns, one each; fractional targets in
+    [0, 1] given a classification ``task`` are refused as soft targets."""
     if task is not None and task not in TASKS:
         hint = did_you_mean(task, list(TASKS)) if isinstance(task, str) else ""
         raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}{hint}")
@@ -220,7 +261,12 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
             raise ConfigError(f"class_names name classes, but the training targets hold {float(fractional[0]):g}, "
                               "which is no class label; leave class_names out for a regression target")
     task = task or named_task or infer_task(train.y.numpy())
+    if task_given and task != "regression":
+        _refuse_soft_targets(train.y, task)
     labels, y_train = read_class_labels(task, train.y.numpy(), names, names_key="class_names")  # as load_dataset reads a source's
+    if task == "multilabel" and names is not None and len(names) != y_train.shape[1]:
+        raise DataError(f"train y has {y_train.shape[1]} label columns but {len(names)} class names are given "
+                        "(class_names); give one name per label column, in column order")
     empty = Split(train.x[:0], train.y[:0])
     training_classes = np.unique(y_train) if task in ("binary", "multiclass") and y_train.ndim == 1 else None
 

@@ -66,15 +66,16 @@ def check_class_count(name: str, y: np.ndarray, locate: Locate | None) -> None:
                         "0, 1, ..., K-1: a typo?)")
 
 
-def as_training_classes(name: str, y: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """A given split's labels as the training classes' indices (``values``: the training labels, sorted)."""
+def as_training_classes(name: str, y: np.ndarray, values: np.ndarray, fix: str = "") -> np.ndarray:
+    """A given split's labels as the training classes' indices (``values``: the training labels, sorted); a
+    label none of them is, is one DataError ending in ``fix`` (what to do, or "")."""
     index = np.searchsorted(values, y)
     known = (index < len(values)) & (values[np.minimum(index, len(values) - 1)] == y)
     if not np.all(known):
         row = int(np.flatnonzero(~known)[0])
         shown = f"{y[row]:g}" if y[row] != int(y[row]) else str(int(y[row]))
         raise DataError(f"{name} label {shown} at {cell_at(None, 'targets', row, None)} is not a class of the "
-                        f"training data (classes: {', '.join(str(int(v)) for v in values)})")
+                        f"training data (classes: {', '.join(str(int(v)) for v in values)}){fix}")
     return index
 
 
@@ -168,7 +169,7 @@ class ClassLabels:
         """
         y = one_label_per_row(y, self.task)  # (N, 1) and one-hot rows, as the training targets were read
         if self.values is not None:
-            y = as_training_classes(name, y, self.values)
+            y = as_training_classes(name, y, self.values, self._unseen_value_fix(names_key, task_given))
         if self.task == "multilabel":
             check_multilabel(name, y)
         elif self.num_classes is not None:
@@ -176,6 +177,15 @@ class ClassLabels:
                 self._refuse_labels_beyond_training(name, y, names_key, task_given)
             check_labels(name, y, self.task, self.num_classes)
         return y
+
+    def _unseen_value_fix(self, names_key: str | None, task_given: bool) -> str:
+        """What to do with a given split's label that none of the training values (labels without a 0) is,
+        as :meth:`_refuse_labels_beyond_training` says it for labels 0..K-1."""
+        if not names_key:
+            return "; add training rows of it, or drop such rows"
+        binary = " and data.task: multiclass (the task given is binary)" if self.task == "binary" and task_given else ""
+        return (f"; to keep it, number the classes 0..K-1 in every split and set {names_key} to the names of all "
+                f"K classes{binary}, or add training rows of it")
 
     def _refuse_labels_beyond_training(self, name: str, y: np.ndarray, names_key: str | None,
                                        task_given: bool) -> None:
