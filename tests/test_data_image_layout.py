@@ -92,6 +92,40 @@ def test_a_clean_tree_hidden_entries_and_the_cache_dir_give_no_warning(tmp_path,
     assert capsys.readouterr().err == ""
 
 
+def test_a_former_runs_cache_folder_is_skipped_with_a_warning_not_refused(tmp_path, capsys):
+    """A run with data.cache_dir inside data.path, then one without: the cache folder was a class 'cache'
+    holding a .npz that was "not an image"; it is trainlab's own, known by its file names."""
+    tree(tmp_path, ".")
+    cached = build(tmp_path, cache_dir=str(tmp_path / "cache"))
+    [cache_file] = (tmp_path / "cache").iterdir()
+    assert capsys.readouterr().err == ""
+    data = build(tmp_path)
+    assert data.class_names == cached.class_names == ["cat", "dog"]
+    np.testing.assert_array_equal(data.x_train, cached.x_train)
+    assert capsys.readouterr().err == (f"warning: {tmp_path / 'cache'} holds only trainlab's image cache (a former "
+                                       "run's data.cache_dir), no images: it is not read as a class folder (set "
+                                       "data.cache_dir to it to reuse the cache, or remove it)\n")
+    cache_file.rename(tmp_path / "cat" / cache_file.name)  # a cache_dir that was a class folder: said what it is
+    (tmp_path / "cache").rmdir()
+    with pytest.raises(DataError) as err:
+        build(tmp_path)
+    assert str(err.value) == (f"class folder {tmp_path / 'cat'} contains {cache_file.name}, trainlab's image cache "
+                              "(a former data.cache_dir here), which is not an image; move it out, and keep cache_dir "
+                              "outside the class folders")
+
+
+def test_predict_skips_a_cache_folder_saying_what_it_is(tmp_path, capsys):
+    from trainlab.data.predict_media import read_images
+
+    save_image(tmp_path / "0.png")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "image_folder-026610cd03ad08bb.npz").write_bytes(b"PK")
+    images, names = read_images(tmp_path, {"mode": "RGB"}, (3, 4, 4))
+    assert names == ["0.png"]
+    assert capsys.readouterr().err == (f"warning: predict skips {tmp_path / 'cache'}: it holds only trainlab's image "
+                                       "cache (data.cache_dir), no images\n")
+
+
 def test_warnings_wait_for_a_good_tree(tmp_path, capsys):
     """A tree refused with an error gives that one line only, not warnings before it."""
     tree(tmp_path, "train", "holdout")

@@ -627,7 +627,8 @@ def test_image_folder_size_mismatch_without_resize(tmp_path):
     save_image(odd, pixels((7, 5, 3)))
     with pytest.raises(DataError) as err:
         build(name="image_folder", path=str(tmp_path), workers=0)
-    one_line_error(err, str(odd), "7x5", "6x5", "data.size")
+    one_line_error(err, str(odd), "is 7 high x 5 wide", f"the first image ({tmp_path / 'train' / 'cat' / '000.png'}) "
+                   "is 6 high x 5 wide", "data.size")
 
 
 def test_image_folder_scales_16_bit_images_to_8_bit(tmp_path):

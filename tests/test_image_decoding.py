@@ -88,12 +88,50 @@ def test_a_phone_jpeg_stored_sideways_is_read_upright_and_sized_upright(tmp_path
 
 
 def test_the_first_images_size_is_its_upright_size(tmp_path):
-    """Without data.size every image must have the first one's size: the first, tagged 6, shows 6x4."""
+    """Without data.size every image must have the first one's size: the first, tagged 6, shows 6x4. The
+    message names the first image and says which number is the height (Pillow and `file` say W x H)."""
     save_oriented(tmp_path / "a" / "0.png", stored(4, 6), 6)
     save(tmp_path / "b" / "1.png", stored(4, 6, seed=1))  # stored 4x6 upright: another size than 6x4
     with pytest.raises(DataError) as err:
         build(tmp_path)
-    assert "is 4x6 but the first image is 6x4" in str(err.value)
+    assert str(err.value) == (f"image {tmp_path / 'b' / '1.png'} is 4 high x 6 wide but the first image "
+                              f"({tmp_path / 'a' / '0.png'}) is 6 high x 4 wide; images differ in size: set "
+                              "data.size: [height, width] to resize all images to one (e.g. data.size: [6, 4])")
+
+
+def test_a_test_image_of_another_size_names_the_first_training_image(tmp_path):
+    for split, size in (("train", (4, 6)), ("test", (5, 6))):
+        save(tmp_path / split / "a" / "0.png", stored(*size))
+    with pytest.raises(DataError, match=r"5 high x 6 wide but the first image \(.*train/a/0\.png\) is 4 high"):
+        build(tmp_path)
+
+
+@pytest.mark.parametrize("pillow_format, kind", [("GIF", "GIF"), ("WEBP", "WebP"), ("BMP", "BMP"), ("TIFF", "TIFF")])
+def test_another_format_named_as_a_jpeg_is_said_to_be_that_format(tmp_path, pillow_format, kind):
+    """A GIF saved as .jpg: Pillow's 'cannot identify image file' does not say what it is nor what is read."""
+    from PIL import Image
+
+    save(tmp_path / "a" / "x.png", stored())
+    (tmp_path / "b").mkdir()
+    Image.fromarray(stored()).save(tmp_path / "b" / "fake.jpg", format=pillow_format)
+    with pytest.raises(DataError) as err:
+        build(tmp_path)
+    assert str(err.value) == (f"cannot decode image {tmp_path / 'b' / 'fake.jpg'}: it is a {kind} image, though "
+                              "named .jpg; trainlab reads only PNG and JPEG images: convert it to PNG or JPEG, or "
+                              "remove it from the folder")
+    with pytest.raises(DataError, match=f"it is a {kind} image, though named .jpg"):  # predict decodes alike
+        read_images(tmp_path / "b" / "fake.jpg", {"mode": "RGB"}, (3, 4, 6))
+
+
+def test_an_empty_or_unknown_file_says_so(tmp_path):
+    save(tmp_path / "a" / "x.png", stored())
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "empty.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.png: the file is empty \(0 bytes\); replace the file"):
+        build(tmp_path)
+    (tmp_path / "b" / "empty.png").write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"cannot decode image .*empty\.png: cannot identify image file"):
+        build(tmp_path)
 
 
 def test_predict_decodes_as_training_does(tmp_path):
@@ -109,12 +147,25 @@ def test_predict_decodes_as_training_does(tmp_path):
     np.testing.assert_array_equal(images[0].transpose(1, 2, 0), SHOWN[8](array))
 
 
-def test_predict_names_a_missing_folder_as_not_found_and_a_file_as_no_folder(tmp_path):
-    with pytest.raises(DataError, match=r"^folder of images not found: .*nope \(predict on an image run reads"):
+def test_predict_names_a_missing_path_as_not_found_and_a_file_of_no_image_as_neither(tmp_path):
+    with pytest.raises(DataError, match=r"^image file or folder of images not found: .*nope \(predict on an image "
+                                        r"run reads a \.png/\.jpg/\.jpeg image or a folder of them\)$"):
         read_images(tmp_path / "nope", {"mode": "RGB"}, (3, 6, 4))
-    (tmp_path / "file.png").write_bytes(b"")
-    with pytest.raises(DataError, match=r"file\.png is not a folder$"):
-        read_images(tmp_path / "file.png", {"mode": "RGB"}, (3, 6, 4))
+    (tmp_path / "new.csv").write_text("x\n1\n")
+    with pytest.raises(DataError) as err:
+        read_images(tmp_path / "new.csv", {"mode": "RGB"}, (3, 6, 4))
+    assert str(err.value) == (f"predict on an image run reads a .png/.jpg/.jpeg image or a folder of them; "
+                              f"{tmp_path / 'new.csv'} is neither: give an image file or the folder holding the images")
+
+
+def test_predict_reads_one_image_file_as_a_folder_of_one(tmp_path):
+    array = stored(4, 6)
+    save_oriented(tmp_path / "new" / "r.PNG", array, 3)
+    images, names = read_images(tmp_path / "new" / "r.PNG", {"mode": "RGB"}, (3, 4, 6))
+    assert names == ["r.PNG"] and images.shape == (1, 3, 4, 6)
+    np.testing.assert_array_equal(images[0].transpose(1, 2, 0), SHOWN[3](array))
+    folder_images, _ = read_images(tmp_path / "new", {"mode": "RGB"}, (3, 4, 6))
+    np.testing.assert_array_equal(images, folder_images)
 
 
 def test_images_without_exif_decode_as_before(tmp_path):
@@ -196,6 +247,44 @@ def test_a_broken_link_is_called_a_broken_link(tmp_path):
     assert f"contains gone.png, a broken symbolic link (its target {tmp_path / 'nowhere' / 'gone.png'} " \
            "does not exist)" in message
     assert "not a .png" not in message
+
+
+def test_predict_follows_linked_folders_and_files_as_training_does(tmp_path, capsys):
+    """Python 3.11's rglob does not follow a linked folder: its 40 images were left out without a word."""
+    elsewhere = tmp_path / "elsewhere"
+    save(elsewhere / "green" / "0.png", stored(seed=1))
+    save(elsewhere / "green" / "1.png", stored(seed=2))
+    save(elsewhere / "red.png", stored(seed=3))
+    new = tmp_path / "new"
+    save(new / "a.png", stored())
+    (new / "linkdir").symlink_to(elsewhere / "green")
+    (new / "linkfile.png").symlink_to(elsewhere / "red.png")
+    images, names = read_images(new, {"mode": "RGB"}, (3, 4, 6))
+    assert names == ["a.png", os.path.join("linkdir", "0.png"), os.path.join("linkdir", "1.png"), "linkfile.png"]
+    np.testing.assert_array_equal(images[1].transpose(1, 2, 0), stored(seed=1))
+    assert capsys.readouterr().err == ""
+
+
+def test_predict_refuses_a_broken_link_named_as_an_image_in_one_line(tmp_path):
+    save(tmp_path / "a.png", stored())
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(DataError) as err:
+        read_images(tmp_path, {"mode": "RGB"}, (3, 4, 6))
+    assert str(err.value) == (f"{tmp_path / 'sub'} contains gone.png, a broken symbolic link (its target "
+                              f"{tmp_path / 'nowhere.png'} does not exist); restore its target or remove the link")
+
+
+def test_predict_does_not_follow_a_link_loop(tmp_path, capsys):
+    save(tmp_path / "sub" / "a.png", stored())
+    (tmp_path / "sub" / "up").symlink_to(tmp_path)  # sub/up/sub/up/... for ever
+    (tmp_path / "notes.lnk").symlink_to(tmp_path / "gone.txt")  # broken, no image name: a skipped file, said
+    images, names = read_images(tmp_path, {"mode": "RGB"}, (3, 4, 6))
+    assert names == [os.path.join("sub", "a.png")]
+    err = capsys.readouterr().err
+    assert f"warning: predict does not follow {tmp_path / 'sub' / 'up'}, a symbolic link to {tmp_path}, which " \
+           "holds it (a loop)" in err
+    assert "predict skips 1 file(s)" in err and "(e.g. notes.lnk)" in err
 
 
 @pytest.mark.parametrize("name", ["Thumbs.db", "desktop.ini", "THUMBS.DB", "Desktop.ini", "ehthumbs.db"])

@@ -214,6 +214,8 @@ def test_image_folder_run_predicts_a_folder_of_images(tmp_path, monkeypatch, cap
     assert list(rows["file"]) == ["a.png", "sub/b.jpg"] and list(rows["prediction"]) == ["bright", "dark"]
     err = capsys.readouterr().err
     assert "predict skips 1 file(s) under" in err and "(e.g. README.txt); no row is written for them" in err
+    one = trainlab.load_run(run).predict_file(tmp_path / "new" / "sub" / "b.jpg")  # one image: a folder of one
+    assert one.to_dict("list") == {"file": ["b.jpg"], "prediction": ["dark"]}
 
 
 def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch, capsys):
@@ -347,6 +349,7 @@ def test_predict_on_zero_rows_returns_an_empty_result(runs):
     ([["red"] * 5], "got values of dtype <U3 such as 'red': for a run trained on a CSV pass a pandas DataFrame"),
     (np.array([[0.5, 1.0, 2.0, 0, "red"]], dtype=object),  # was AttributeError: 'float' object has no attribute 'item'
      "got values of dtype object such as 'red': for a run trained on a CSV pass a pandas DataFrame"),
+    (np.array([], dtype=str), "got values of dtype <U1 (none: it is empty): for a run trained on a CSV"),  # not "such as None"
     (3.0, "got a scalar"),
 ])
 def test_predict_refuses_values_the_model_cannot_take_in_one_line(runs, rows, message):

@@ -324,6 +324,17 @@ def test_image_statistics_in_pixel_units_are_refused_with_the_scaled_values(mean
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_zero_std_names_the_config_key_and_the_channel():
+    x = images(n=4, h=8, w=8).numpy()
+    with pytest.raises(ConfigError) as info:
+        image_transforms(x, mean=[0.5, 0.5, 0.5], std=[0.2, 0, 0.2])
+    assert str(info.value) == ("data.std must be > 0 per channel (each channel is divided by its std); got "
+                               "std=[0.2, 0, 0.2] (channel 1 is 0): give every channel a positive std, or null to "
+                               "compute it from the training images")
+    with pytest.raises(ConfigError, match=r"^data.std must be > 0 per channel .* got std=-0.1 \(channel 0 is -0.1\)"):
+        image_transforms(x, std=-0.1)
+
+
 def test_image_statistics_at_the_edges_of_their_units_are_taken():
     x = images(n=4, h=8, w=8).numpy()
     assert image_transforms(x, mean=[0.0, 1.0, 0.5], std=1.0)[1] == Normalize((0.0, 1.0, 0.5), (1.0, 1.0, 1.0))

@@ -279,7 +279,7 @@ class LoadedRun:
         """One row per input of ``path`` (in file order) as a ``pandas.DataFrame``.
 
         ``path``: a CSV or npz file like the training data (for a CSV run also a ``pandas.DataFrame``
-        as :meth:`read` takes it; the result then keeps its index); for an ``image_folder`` run a folder of
+        as :meth:`read` takes it; the result then keeps its index); for an ``image_folder`` run an image or a folder of
         images (then the first column, ``file``, names each image); for a ``text_tsv``/``text_csv`` run a
         file with the text column. Columns: ``prediction`` (the class name; the value in original units for
         regression; ``prediction_<target column>`` per target for several, ``prediction_<i>`` for unnamed

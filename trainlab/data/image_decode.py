@@ -6,7 +6,9 @@ Contract of :func:`decode_images`: every file as uint8 (N, C, H, W) in ``mode`` 
 ``L``), read only by Pillow's PNG and JPEG decoders (:data:`PIL_FORMATS`), turned upright by its EXIF
 orientation (phone photos store the pixels sideways), with transparent pixels composited over white, a 16-bit
 image scaled to 8 bits, and resized bilinearly to (H, W) when ``resize`` (else every image must be that
-size, upright). Any failure, a decompression bomb included, is a one-line DataError naming the file. Above
+size, upright: another is refused naming both images, as ``H high x W wide``). Any failure, a decompression
+bomb included, is a one-line DataError naming the file, and the format it is when its first bytes tell (a GIF
+named ``.jpg``: :data:`MAGIC_NUMBERS`). Above
 :data:`POOL_MIN_FILES` files the work runs in a pool of worker processes (Pillow holds the GIL, so threads
 do not help), in chunks written straight into one preallocated array.
 
@@ -39,6 +41,14 @@ ORIENTATION_TAG = 0x0112  # EXIF: how the stored pixels turn for display; 1 (or 
 ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"})
 SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # the four that turn the image by 90 degrees: displayed W x H is stored H x W
 UNDECODABLE_FIX = "replace the file with a whole image, or remove it from the folder"
+# other image formats by their first bytes (offset, bytes), named when Pillow's PNG and JPEG decoders refuse a
+# file: a GIF or WebP saved under a .jpg name, a phone's HEIC renamed
+MAGIC_NUMBERS = (
+    ("GIF", ((0, b"GIF87a"),)), ("GIF", ((0, b"GIF89a"),)), ("BMP", ((0, b"BM"),)),
+    ("WebP", ((0, b"RIFF"), (8, b"WEBP"))), ("TIFF", ((0, b"II*\x00"),)), ("TIFF", ((0, b"MM\x00*"),)),
+    ("HEIC", ((4, b"ftypheic"),)), ("HEIC", ((4, b"ftypheix"),)), ("HEIF", ((4, b"ftypmif1"),)),
+    ("AVIF", ((4, b"ftypavif"),)),
+)
 
 
 @contextmanager
@@ -65,22 +75,47 @@ def _opened(file: Path) -> Iterator[tuple[Any, int]]:
         raise DataError(f"image {file} is too large to decode (a decompression bomb?): "
                         f"{str(exc).splitlines()[0]}") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow: UnidentifiedImageError, truncated files
-        raise DataError(f"cannot decode image {file}: {exc}; {UNDECODABLE_FIX}") from None
+        raise DataError(_undecodable(file, exc)) from None
     with image:
         yield image, orientation
 
 
-def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
+def _undecodable(file: Path, exc: Exception) -> str:
+    """The message for a file Pillow's PNG and JPEG decoders refuse: what the file is when its first bytes
+    tell (:data:`MAGIC_NUMBERS`; an empty file), else Pillow's reason."""
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        head = None
+    if head == b"":
+        return f"cannot decode image {file}: the file is empty (0 bytes); {UNDECODABLE_FIX}"
+    kind = next((name for name, marks in MAGIC_NUMBERS
+                 if head and all(head[at:at + len(mark)] == mark for at, mark in marks)), None)
+    if kind is None:
+        return f"cannot decode image {file}: {exc}; {UNDECODABLE_FIX}"
+    return (f"cannot decode image {file}: it is a {kind} image, though named {file.suffix or 'without a suffix'}; "
+            f"trainlab reads only PNG and JPEG images: convert it to PNG or JPEG, or remove it from the folder")
+
+
+def _size_text(height: int, width: int) -> str:
+    """``12 high x 20 wide``: sizes in messages, unambiguous (Pillow and ``file`` say width x height)."""
+    return f"{height} high x {width} wide"
+
+
+def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool, first: Path | None = None) -> np.ndarray:
     """One image as uint8 (H, W, C) in ``mode``, as a viewer shows it (:func:`_upright`, :func:`_on_white`),
-    resized bilinearly to ``size`` = (H, W) when ``resize``. Training and ``trainlab predict`` both decode
-    through here."""
+    resized bilinearly to ``size`` = (H, W) when ``resize``, else refused unless that size (``first``: the
+    image whose size it is, named in the message). Training and ``trainlab predict`` both decode through here."""
     from PIL import Image
 
     with _opened(file) as (image, orientation):
         shown = _shown_size(image, orientation)  # (W, H) upright
         if shown != (size[1], size[0]) and not resize:
-            raise DataError(f"image {file} is {shown[1]}x{shown[0]} but the first image is "
-                            f"{size[0]}x{size[1]}; set data.size: [H, W] to resize all images")
+            which = f"the first image ({first})" if first is not None else "the first image"
+            raise DataError(f"image {file} is {_size_text(shown[1], shown[0])} but {which} is "
+                            f"{_size_text(*size)}; images differ in size: set data.size: [height, width] to "
+                            f"resize all images to one (e.g. data.size: [{size[0]}, {size[1]}])")
         try:
             image = _upright(image, orientation)
             image = _on_white(_eight_bit(image))
@@ -89,7 +124,7 @@ def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool) -> np.nd
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as exc:  # Pillow: truncated or corrupt pixel data
-            raise DataError(f"cannot decode image {file}: {exc}; {UNDECODABLE_FIX}") from None
+            raise DataError(_undecodable(file, exc)) from None
     return pixels.reshape(size[0], size[1], -1)
 
 
@@ -152,11 +187,12 @@ def first_size(file: Path) -> tuple[int, int]:
         return height, width
 
 
-def _decode_chunk(files: list[Path], size: tuple[int, int], mode: str, resize: bool) -> np.ndarray:
+def _decode_chunk(files: list[Path], size: tuple[int, int], mode: str, resize: bool,
+                  first: Path | None = None) -> np.ndarray:
     """Images (n, C, H, W); run in a worker process."""
     out = np.empty((len(files), MODES[mode], *size), dtype=np.uint8)
     for i, file in enumerate(files):
-        out[i] = _decode(file, size, mode, resize).transpose(2, 0, 1)
+        out[i] = _decode(file, size, mode, resize, first).transpose(2, 0, 1)
     return out
 
 
@@ -169,11 +205,14 @@ def _quiet_worker() -> None:
 
 
 def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resize: bool,
-                  workers: int) -> np.ndarray:
-    """All ``files`` as uint8 (N, C, H, W), decoded by ``workers`` processes (in-process when <= 1)."""
+                  workers: int, first: Path | None = None) -> np.ndarray:
+    """All ``files`` as uint8 (N, C, H, W), decoded by ``workers`` processes (in-process when <= 1).
+
+    Without ``resize`` every image must be ``size`` = (H, W); ``first``, the image whose size that is
+    (:func:`first_size`), is named when one is not."""
     out = np.empty((len(files), MODES[mode], *size), dtype=np.uint8)
     if workers <= 1 or len(files) < POOL_MIN_FILES:
-        out[:] = _decode_chunk(list(files), size, mode, resize)
+        out[:] = _decode_chunk(list(files), size, mode, resize, first)
         return out
     chunk = max(256, math.ceil(len(files) / (4 * workers)))  # ~4 chunks per worker balance the load
     starts = range(0, len(files), chunk)
@@ -182,7 +221,8 @@ def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resiz
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
         try:
             parts = pool.map(_decode_chunk, [list(files[s:s + chunk]) for s in starts],
-                             [size] * len(starts), [mode] * len(starts), [resize] * len(starts))
+                             [size] * len(starts), [mode] * len(starts), [resize] * len(starts),
+                             [first] * len(starts))
             for start, part in zip(starts, parts, strict=True):
                 out[start:start + len(part)] = part
         except BaseException:  # Ctrl-C or SIGTERM of the parent alone: no queued chunk starts after it

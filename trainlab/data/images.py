@@ -13,7 +13,8 @@ the same class); val/test folders must use the same names (a subset is fine). Hi
 warned of, one line each: other folders beside the split folders (``holdout/``, ``eval/``: not a test
 split, which is then held out of train), and images lying outside any class folder (in ``path`` or
 directly in ``train/``). In a class folder, a nested folder or a file that is not a
-``.png``/``.jpg``/``.jpeg`` image is an error (a broken symbolic link is called one). Images are
+``.png``/``.jpg``/``.jpeg`` image is an error (a broken symbolic link is called one); a folder holding only
+trainlab's image cache files (:data:`CACHE_FILE`: a former run's ``cache_dir``) is skipped, warned of. Images are
 decoded as viewers show them: turned upright by their EXIF orientation (phone photos store the
 pixels sideways), and transparent pixels composited over white (:mod:`trainlab.data.image_decode`).
 Decoding runs in a pool of worker processes (Pillow holds the GIL, so threads do not help), in chunks
@@ -25,9 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,8 @@ CACHE_VERSION = 3
 # files operating systems leave in folders of pictures (Windows' thumbnail caches and folder settings), lower case;
 # macOS's .DS_Store is a dot file
 OS_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+# the name of the file a run writes into data.cache_dir (_cache_file): the 16 hex digits key its images
+CACHE_FILE = re.compile(r"image_folder-[0-9a-f]{16}\.npz")
 
 
 # ----------------------------------------------------------------------------- scanning folders
@@ -133,12 +137,45 @@ def _extract_hint(folder: Path) -> str:
     return f"; it holds archives ({_examples(archives)}): {_extract_advice(folder / archives[0])}"
 
 
-def _is_cache(entry: os.DirEntry, cache: Path | None) -> bool:
-    """``entry`` is the folder ``data.cache_dir`` names, holding no image (runs write it; a class folder
-    named as the cache_dir holds images, and :func:`scan` refuses it)."""
-    if cache is None or not entry.is_dir() or Path(entry.path).resolve() != cache:
+def is_cache_folder(folder: str | os.PathLike[str]) -> bool:
+    """``folder`` holds trainlab's image cache files (:data:`CACHE_FILE`) and nothing else visible: what a run
+    with ``data.cache_dir`` there left, never a class of images. A class folder is told from its first
+    visible entry, not listed whole."""
+    found = False
+    try:
+        with os.scandir(folder) as listing:
+            for entry in listing:
+                if is_hidden(entry.name):
+                    continue
+                if not CACHE_FILE.fullmatch(entry.name):
+                    return False
+                found = True
+    except OSError:
         return False
-    return not any(is_image_name(name) for name in os.listdir(entry.path))
+    return found
+
+
+@dataclass(frozen=True)
+class _Caches:
+    """The cache folders a scan skips: the one ``data.cache_dir`` names (``configured``), and any other holding
+    only trainlab's cache files (a former run's cache_dir), which :func:`scan` notes (``former``)."""
+
+    configured: Path | None
+    former: set[Path] = field(default_factory=set)
+
+
+def _is_cache(entry: os.DirEntry, cache: _Caches) -> bool:
+    """``entry`` is the folder ``data.cache_dir`` names, holding no image (runs write it; a class folder
+    named as the cache_dir holds images, and :func:`scan` refuses it), or another folder holding only
+    trainlab's cache files (:func:`is_cache_folder`), recorded in ``cache.former``."""
+    if not entry.is_dir():
+        return False
+    if cache.configured is not None and Path(entry.path).resolve() == cache.configured:
+        return not any(is_image_name(name) for name in os.listdir(entry.path))
+    if is_cache_folder(entry.path):
+        cache.former.add(Path(entry.path))
+        return True
+    return False
 
 
 def _examples(names: list[str], suffix: str = "") -> str:
@@ -152,7 +189,7 @@ def _loose_images(folder: Path) -> list[str]:
         return sorted(e.name for e in entries if e.is_file() and is_image_name(e.name) and not is_hidden(e.name))
 
 
-def _class_folders(folder: Path, cache: Path | None = None) -> list[Path]:
+def _class_folders(folder: Path, cache: _Caches) -> list[Path]:
     """The class folders in ``folder``, sorted by :func:`class_name` (the same order whichever normalisation
     the file system keeps); two folders whose names differ only by normalisation are refused."""
     with os.scandir(folder) as entries:
@@ -178,7 +215,7 @@ def _class_folders(folder: Path, cache: Path | None = None) -> list[Path]:
     return folders
 
 
-def _images_in(folder: Path, cache: Path | None = None, at_top: bool = False) -> list[Path]:
+def _images_in(folder: Path, cache: _Caches, at_top: bool = False) -> list[Path]:
     """The images of one class folder; a nested folder or another file is an error. ``at_top``: the class
     folders lie directly in ``data.path`` (no split folders), where a folder of folders may be a split
     named otherwise (Kaggle's ``training_set/``), which the error then says."""
@@ -197,6 +234,10 @@ def _images_in(folder: Path, cache: Path | None = None, at_top: bool = False) ->
         if not entry.is_file() and entry.is_symlink():  # is_file() follows the link: its target is gone
             raise DataError(f"class folder {folder} contains {entry.name}, a broken symbolic link (its target "
                             f"{os.readlink(entry.path)} does not exist); remove the link or restore its target")
+        if CACHE_FILE.fullmatch(entry.name):
+            raise DataError(f"class folder {folder} contains {entry.name}, trainlab's image cache (a former "
+                            "data.cache_dir here), which is not an image; move it out, and keep cache_dir outside "
+                            "the class folders")
         if not (entry.is_file() and is_image_name(entry.name)):
             raise DataError(f"class folder {folder} contains {entry.name}, which is not a "
                             f"{'/'.join(IMAGE_EXTENSIONS)} image file; move it out")
@@ -235,9 +276,10 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
 
     A ``cache_dir`` inside ``root`` (beside the class folders, or inside one) is not a class folder and
     is skipped; a ``cache_dir`` that is a class folder itself is refused (its cache would be read as an
-    image of that class).
+    image of that class). Another folder holding only trainlab's cache files (a former run's cache_dir) is
+    skipped too, with a warning.
     """
-    cache = Path(cache_dir).expanduser().resolve() if cache_dir else None
+    cache = _Caches(Path(cache_dir).expanduser().resolve() if cache_dir else None)
     with os.scandir(root) as listing:
         entries = sorted((e for e in listing if not is_hidden(e.name) and not _is_cache(e, cache)),
                          key=lambda e: e.name)
@@ -259,7 +301,7 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
             if class_name(class_folder.name) not in index:
                 raise DataError(f"{split} class folder {class_folder} has no counterpart in the training "
                                 f"classes ({', '.join(train_classes[:20])})")
-            if class_folder.resolve() == cache:
+            if class_folder.resolve() == cache.configured:
                 raise ConfigError(f"data.cache_dir {cache_dir} is the class folder {class_folder}, where the cache "
                                   "would be read as an image of that class; choose a folder outside the class "
                                   f"folders (e.g. {root / 'cache'})")
@@ -267,6 +309,9 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
             files += images
             labels += [index[class_name(class_folder.name)]] * len(images)
         splits[split] = FolderSplit(files, np.asarray(labels, dtype=np.int64))
+    notices += [f"{folder} holds only trainlab's image cache (a former run's data.cache_dir), no images: it is not "
+                "read as a class folder (set data.cache_dir to it to reuse the cache, or remove it)"
+                for folder in sorted(cache.former)]
     for notice in notices:  # once the tree is known good: an error is then the only line
         if notice:
             warn(notice)
@@ -370,8 +415,9 @@ def image_folder(
     cache = _cache_file(cache_dir, root, splits, target, mode) if cache_dir else None
     arrays = _read_cache(cache, splits) if cache else None
     if arrays is None:
-        shape = target or first_size(splits["train"].files[0])
-        arrays = {name: decode_images(split.files, shape, mode, target is not None, workers)
+        first = splits["train"].files[0]
+        shape = target or first_size(first)
+        arrays = {name: decode_images(split.files, shape, mode, target is not None, workers, first)
                   for name, split in splits.items()}
         if cache:
             _write_cache(cache, arrays)

@@ -1,7 +1,8 @@
-"""Inputs for ``trainlab predict`` from image and text runs: a folder of images, a text TSV/CSV.
+"""Inputs for ``trainlab predict`` from image and text runs: an image or a folder of images, a text TSV/CSV.
 
-:func:`read_images` decodes every ``.png``/``.jpg``/``.jpeg`` under a folder (recursively, sorted by
-relative path, hidden files skipped) into uint8 (N, C, H, W) in the run's ``data.mode``, resized
+:func:`read_images` decodes one ``.png``/``.jpg``/``.jpeg`` file, or every one under a folder (recursively,
+following linked folders as training does, sorted by relative path, hidden files skipped; :func:`image_files`)
+into uint8 (N, C, H, W) in the run's ``data.mode``, resized
 (bilinear) to the training images' H x W, by training's own decoder
 (:func:`trainlab.data.image_decode.decode_images`: EXIF orientation applied, transparency over white); the
 run's evaluation transform (per-channel normalisation) is applied later, by the predictor. :func:`read_texts` reads the text column of a
@@ -36,34 +37,88 @@ def text_encoding(extras: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def read_images(folder: str | os.PathLike[str], options: dict[str, Any],
+def read_images(path: str | os.PathLike[str], options: dict[str, Any],
                 input_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
-    """(uint8 images (N, C, H, W), their paths relative to ``folder``)."""
+    """(uint8 images (N, C, H, W), their names): the images under the folder ``path`` (named by their paths
+    relative to it, :func:`image_files`), or the one image file ``path`` (named by its file name).
+
+    Raises:
+        DataError: ``path`` is missing, a file that is not a ``.png``/``.jpg``/``.jpeg`` image, or a folder
+            holding none (or a broken link named as one); an image cannot be decoded; the run's model does not
+            take images.
+    """
     from trainlab.data.image_decode import MODES, decode_images
-    from trainlab.data.images import IMAGE_EXTENSIONS, is_hidden
+    from trainlab.data.images import IMAGE_EXTENSIONS, is_image_name
 
-    root = Path(folder)
+    root = Path(path)
     if not root.exists():
-        raise DataError(f"folder of images not found: {root} (predict on an image run reads a folder of images)")
-    if not root.is_dir():
-        raise DataError(f"predict on an image run reads a folder of images; {root} is not a folder")
-    visible = sorted(path for path in root.rglob("*")
-                     if path.is_file() and not any(is_hidden(part) for part in path.relative_to(root).parts))
-    files = [path for path in visible if path.suffix.lower() in IMAGE_EXTENSIONS]
-    if not files:
-        raise DataError(f"no {'/'.join(IMAGE_EXTENSIONS)} images under {root}")
-    if len(files) < len(visible):  # a README beside the images, or a .webp predict cannot read: said, not silent
-        from trainlab.notices import warn
-
-        other = next(path for path in visible if path.suffix.lower() not in IMAGE_EXTENSIONS)
-        warn(f"predict skips {len(visible) - len(files)} file(s) under {root} that are not "
-             f"{'/'.join(IMAGE_EXTENSIONS)} images (e.g. {other.relative_to(root)}); no row is written for them")
+        raise DataError(f"image file or folder of images not found: {root} (predict on an image run reads a "
+                        f"{'/'.join(IMAGE_EXTENSIONS)} image or a folder of them)")
+    if root.is_dir():
+        files = image_files(root)
+        names = [str(f.relative_to(root)) for f in files]
+    elif is_image_name(root.name):  # a folder of one: the user's first try is one image
+        files, names = [root], [root.name]
+    else:
+        raise DataError(f"predict on an image run reads a {'/'.join(IMAGE_EXTENSIONS)} image or a folder of them; "
+                        f"{root} is neither: give an image file or the folder holding the images")
     mode = options.get("mode", "RGB")
     if len(input_shape) != 3 or input_shape[0] != MODES.get(mode):
         raise DataError(f"the run's model takes inputs shaped {tuple(input_shape)}, not {MODES.get(mode)}-channel "
                         "images; predict reads image folders for image_folder runs")
     size = (int(input_shape[1]), int(input_shape[2]))
-    return decode_images(files, size, mode, resize=True, workers=0), [str(f.relative_to(root)) for f in files]
+    return decode_images(files, size, mode, resize=True, workers=0), names
+
+
+def image_files(root: Path) -> list[Path]:
+    """The ``.png``/``.jpg``/``.jpeg`` images under ``root``, sorted by relative path, found as training finds
+    a class folder's: symbolic links to folders followed (a link back into its own parents, a loop, is
+    skipped with a warning), hidden entries skipped, trainlab's image cache folders (``data.cache_dir``)
+    skipped with a note, other files skipped with one warning; a broken link named as an image is refused.
+    """
+    from trainlab.data.images import IMAGE_EXTENSIONS
+    from trainlab.notices import warn
+
+    visible: list[Path] = []
+    _walk(root, frozenset({os.path.realpath(root)}), visible)
+    visible.sort()
+    files = [path for path in visible if path.suffix.lower() in IMAGE_EXTENSIONS]
+    if not files:
+        raise DataError(f"no {'/'.join(IMAGE_EXTENSIONS)} images under {root}")
+    if len(files) < len(visible):  # a README beside the images, or a .webp predict cannot read: said, not silent
+        other = next(path for path in visible if path.suffix.lower() not in IMAGE_EXTENSIONS)
+        warn(f"predict skips {len(visible) - len(files)} file(s) under {root} that are not "
+             f"{'/'.join(IMAGE_EXTENSIONS)} images (e.g. {other.relative_to(root)}); no row is written for them")
+    return files
+
+
+def _walk(folder: Path, parents: frozenset[str], found: list[Path]) -> None:
+    """Add the visible files under ``folder`` to ``found``; ``parents``: the real paths of ``folder`` and the
+    folders above it, so that a link to one of them (a loop) is not followed."""
+    from trainlab.data.images import is_cache_folder, is_hidden, is_image_name
+    from trainlab.notices import warn
+
+    try:
+        with os.scandir(folder) as listing:
+            entries = [entry for entry in listing if not is_hidden(entry.name)]
+    except OSError as exc:  # a subfolder predict may not read: its images would be left out unsaid
+        raise DataError(f"cannot read the folder {folder}: {exc.strerror or exc}; make it readable or move it "
+                        "out") from None
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_dir():  # follows a link, as training follows a linked class folder
+            real = os.path.realpath(path)
+            if real in parents:
+                warn(f"predict does not follow {path}, a symbolic link to {real}, which holds it (a loop)")
+            elif is_cache_folder(path):
+                warn(f"predict skips {path}: it holds only trainlab's image cache (data.cache_dir), no images")
+            else:
+                _walk(path, parents | {real}, found)
+        elif entry.is_symlink() and not os.path.exists(path) and is_image_name(entry.name):
+            raise DataError(f"{folder} contains {entry.name}, a broken symbolic link (its target "
+                            f"{os.readlink(path)} does not exist); restore its target or remove the link")
+        elif entry.is_file() or entry.is_symlink():  # a broken link named otherwise: a skipped file, said
+            found.append(path)
 
 
 def check_text_header(path: Path, text_column: str, delimiter: str, quoted: bool | None = None) -> None:
@@ -110,7 +165,7 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
     quoted = source == "text_csv"
     check_text_header(path, text_column, delimiter, quoted)
     # a header without rows: no texts, as a CSV run's header-only file gives no rows (docs/predict.md)
-    table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted, allow_empty=True)
+    table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted, predict=True)
     if not table.texts:
         return no_texts(encoding)
     return encode_texts(table.texts, encoding)
@@ -123,37 +178,71 @@ def no_texts(encoding: dict[str, Any]) -> np.ndarray:
 
 
 def encode_texts(texts: Any, encoding: dict[str, Any]) -> np.ndarray:
-    """Token ids of ``texts`` (strings; a pandas Series of them), encoded as the run's training texts were."""
-    from trainlab.data.tokenizers import WordTokenizer, _hf_encode, _hf_tokenizer
+    """Token ids of ``texts`` (strings; a pandas Series of them), encoded as the run's training texts were.
+
+    No texts give :func:`no_texts`. A text that is not valid Unicode (a lone surrogate, what reading bytes
+    with ``errors="surrogateescape"`` leaves) is refused naming its index; texts longer than the run's
+    ``max_length`` are cut to it, with one warning saying how many.
+    """
+    from trainlab.data.tokenizers import WordTokenizer, _hf_encode, _hf_tokenizer, warn_cut
 
     texts = [texts] if isinstance(texts, str) else list(texts)
     bad = next((t for t in texts if not isinstance(t, str)), None)
     if bad is not None:
         raise DataError(f"a text run predicts strings; got {type(bad).__name__} {bad!r} among the texts")
+    if not texts:
+        return no_texts(encoding)
+    _refuse_surrogates(texts)
     if encoding["tokenizer"] == "word":
-        return WordTokenizer(tuple(encoding["vocab"])).encode(texts, encoding["max_length"])
-    return _hf_encode(_hf_tokenizer(encoding["tokenizer_path"], encoding["max_length"]), texts)
+        tokens = WordTokenizer(tuple(encoding["vocab"])).encode(texts, encoding["max_length"])
+    else:
+        tokens = _hf_encode(_hf_tokenizer(encoding["tokenizer_path"], encoding["max_length"]), texts)
+    warn_cut({"": (tokens.cut, len(texts))}, encoding["max_length"], predict=True)
+    return tokens.ids
+
+
+def _refuse_surrogates(texts: list[str]) -> None:
+    """One DataError naming the first text holding a lone surrogate (UTF-8 cannot encode it, and the hf
+    tokenizer refuses it with a TypeError); checked over all texts at once, one by one only on failure."""
+    try:
+        "".join(texts).encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        pass
+    for index, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DataError(f"a text run's predict takes valid Unicode text; element {index} {short_repr(text)} "
+                            f"is not: it holds the lone surrogate {text[exc.start]!r} at character {exc.start} "
+                            "(what decoding bytes with errors='surrogateescape' leaves); decode the bytes with "
+                            "their real encoding (e.g. b.decode('latin-1'))") from None
 
 
 def are_texts(x: Any) -> bool:
-    """A list or tuple of strings, or a 1-D NumPy array of them: what a text run predicts from Python (a
-    lone string is a file's path)."""
-    if isinstance(x, np.ndarray):
-        return x.ndim == 1 and len(x) > 0 and (x.dtype.kind == "U" or (
-            x.dtype == object and all(isinstance(t, str) for t in x)))
+    """A list or tuple of strings, or a 1-D NumPy array of them (an empty one of dtype str included): what a
+    text run predicts from Python (a lone string is a file's path)."""
+    if isinstance(x, np.ndarray):  # an empty array of dtype str is no texts; an empty object array is no rows
+        return x.ndim == 1 and (x.dtype.kind == "U" or (
+            len(x) > 0 and x.dtype == object and all(isinstance(t, str) for t in x)))
     return isinstance(x, list | tuple) and len(x) > 0 and all(isinstance(t, str) for t in x)
 
 
 def refuse_non_texts(x: Any) -> None:
     """Refuse what a text run's ``predict`` cannot take though it holds text: a lone string (one text is
-    ``[text]``), or a list/array mixing strings with other values (named with its index). Token ids (numbers)
-    and the inputs :func:`are_texts` accepts pass."""
+    ``[text]``), an array of bytes (dtype ``S``: decode it), or a list/array mixing strings with other values
+    (named with its index). Token ids (numbers) and the inputs :func:`are_texts` accepts pass."""
     if isinstance(x, str):
         raise DataError(f"a text run's predict takes a list of strings, one per text; got one str "
                         f"{short_repr(x)}: pass [{short_repr(x)}]")
     if isinstance(x, np.ndarray) and x.dtype.kind == "U" and x.ndim != 1:
         raise DataError(f"a text run's predict takes a 1-D array of strings, one per text; got one shaped "
                         f"{tuple(x.shape)}")
+    if isinstance(x, np.ndarray) and x.dtype.kind == "S":  # bytes: no token ids, and no text until decoded
+        example = f" such as {short_repr(x.reshape(-1)[0].item())}" if x.size else ""
+        raise DataError(f"a text run's predict takes strings; got an array of bytes (dtype {x.dtype}){example}: "
+                        "decode the bytes to str first (np.char.decode(x, 'utf-8'), or [b.decode('utf-8') for b "
+                        "in x])")
     listed = isinstance(x, list | tuple) or (isinstance(x, np.ndarray) and x.dtype == object and x.ndim == 1)
     items = list(x) if listed else []
     # with a string among them, anything else is the odd one out; without, None and bytes are still no

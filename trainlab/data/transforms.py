@@ -157,6 +157,11 @@ def _per_channel(name: str, value: float | Sequence[float], channels: int) -> tu
         rule = "in [0, 1]" if name == "mean" else "at most 1"
         raise ConfigError(f"data.{name} must be {rule}: statistics are in [0, 1] units, of the pixels scaled by "
                           f"1/255; got {value!r} (0-255 units? divided by 255: {name}: {shown})")
+    if name == "std" and min(out) <= 0:  # Normalize divides by it
+        channel = next(c for c, v in enumerate(out) if v <= 0)
+        raise ConfigError(f"data.std must be > 0 per channel (each channel is divided by its std); got "
+                          f"std={value!r} (channel {channel} is {out[channel]:g}): give every channel a positive "
+                          "std, or null to compute it from the training images")
     return out
 
 
