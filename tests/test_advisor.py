@@ -288,3 +288,24 @@ def test_several_targets_on_different_scales_are_told_one_delta_does_not_suit_th
     assert len(note) == 1 and f"{max(sigmas) / min(sigmas):.1f}x" in note[0] and "standardize_target" in note[0]
     one = advise(np.column_stack([wide, wide * 1.5]), "regression")  # within 3x: nothing to say
     assert not any("robust sigmas differ" in r for r in one.reasons)
+
+
+def test_the_python_snippet_of_docs_advisor_prints_what_trainlab_advise_prints(capsys, monkeypatch):
+    """docs/advisor.md on examples/imbalanced_bce.yaml, which sets data.task: "(set by data.task)", as the CLI says."""
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    from trainlab.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the example's data paths are relative to the project
+    example = str(root / "examples" / "imbalanced_bce.yaml")
+    snippet = re.search(r"```python\n(.*?)```", (root / "docs" / "advisor.md").read_text(), re.S).group(1)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(snippet.replace('"config.yaml"', repr(example)), {})
+    assert main(["advise", example]) == 0
+    assert printed.getvalue() == capsys.readouterr().out
+    assert printed.getvalue().startswith("task:    binary (set by data.task)\n")

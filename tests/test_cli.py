@@ -241,3 +241,18 @@ def test_a_reader_that_leaves_after_the_first_line_is_sigpipes_code(write_config
     process.stdout.close()
     err = process.stderr.read().decode()
     assert process.wait() == 141 and err == ""
+
+
+def test_the_final_metric_tables_align_their_values_past_the_longest_name(tmp_path, capsys):
+    """`train examples/multilabel_tags.yaml`: subset_accuracy and hamming_accuracy are longer than 12 characters;
+    every value of the val and test tables starts in one column."""
+    from trainlab.cli import _report
+
+    metrics = {"loss": 0.322766, "subset_accuracy": 0.613333, "hamming_accuracy": 0.854444, "f1_micro": 0.84}
+    summary = {"name": "tags", "stop_reason": "epochs=2 reached", "epochs_run": 2, "train_time_s": 0.1,
+               "mode": "mini-batch gradient descent (batch 64)", "val": {"loss": 0.36}, "test": metrics}
+    _report(summary, tmp_path)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert rows[0] == "  loss             0.36"  # the val table takes the test table's column
+    assert {row.index("0.") for row in rows} == {len("  hamming_accuracy ")}
+    assert "  hamming_accuracy 0.854444" in rows

@@ -196,3 +196,30 @@ def test_resume_into_a_run_of_another_config_names_the_first_change(write_config
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(
         f"error: --resume: {out} holds a run of another config (strategy.epochs: was 1, now 2); use another --out"), err
+
+
+def _subcommand_options():
+    import argparse
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return [(name, action) for name, sub in commands.choices.items() for action in sub._actions
+            if action.option_strings and action.dest != "help"]
+
+
+def test_every_subcommand_option_has_a_help_that_states_its_default():
+    import argparse
+
+    for name, action in _subcommand_options():
+        assert action.help, f"trainlab {name} {action.option_strings[-1]} has no help"
+        default = action.default
+        if default not in (None, False, argparse.SUPPRESS) and not isinstance(default, list):
+            assert "default" in action.help, f"trainlab {name} {action.option_strings[-1]}: {action.help!r}"
+
+
+def test_plot_flags_name_every_image_format_they_accept():
+    from trainlab.plots import FORMATS
+
+    plots = {name: action.help for name, action in _subcommand_options() if action.dest == "plot"}
+    assert set(plots) == {"schedule", "lr-find"}
+    for help_text in plots.values():
+        assert all(f".{suffix}" in help_text for suffix in FORMATS), help_text

@@ -230,7 +230,10 @@ def test_planted_code_in_a_run_folder_never_runs_on_eval(project, tmp_path, caps
     (out / "run.json").write_text(json.dumps(info))
     assert main(["eval", str(out)]) == 2
     assert "os:system" in capsys.readouterr().err
-    assert main(["resume", str(out)]) == 2
+    assert main(["resume", str(out)]) == 0  # a finished run: nothing to resume, nothing built
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert main(["resume", str(out)]) == 2  # one that builds its model refuses the planted code
+    assert "os:system" in capsys.readouterr().err
     assert not marker.exists()
 
 

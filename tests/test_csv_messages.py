@@ -93,7 +93,16 @@ def test_latin1_names_the_line_of_the_first_non_utf8_byte(tmp_path):
     path = write(tmp_path / "l.csv", text.encode("latin-1"))
     assert error_of(path, categorical=["city"]) == (
         f"CSV file {path} is not UTF-8 (line 3 has the byte 0xfc): save it as UTF-8 "
-        "(e.g. iconv -f latin1 -t utf-8 l.csv > l-utf8.csv)")
+        f"(e.g. iconv -f latin1 -t utf-8 {path} > {tmp_path / 'l-utf8.csv'})")
+
+
+def test_the_iconv_command_names_the_file_by_its_path_quoted_for_the_shell(tmp_path):
+    """The command must work as pasted, from any folder: the file's path, not its bare name, shell-quoted."""
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    path = write(folder / "it's.csv", "a,city,y\n1.5,Z\u00fcrich,1\n".encode("latin-1"))
+    assert error_of(path, categorical=["city"]).endswith(
+        f"(e.g. iconv -f latin1 -t utf-8 '{folder}/it'\"'\"'s.csv' > '{folder}/it'\"'\"'s-utf8.csv')")
 
 
 def test_the_line_is_counted_across_read_chunks(tmp_path):
@@ -154,7 +163,7 @@ def test_the_text_source_says_the_same(tmp_path):
     with pytest.raises(DataError) as err:
         DATA_SOURCES.build({"name": "text_tsv", "train": path, "vocab_size": 50, "max_length": 8})
     assert str(err.value) == (f"text file {path} is not UTF-8 (line 3 has the byte 0xe9): save it as UTF-8 "
-                              "(e.g. iconv -f latin1 -t utf-8 t.tsv > t-utf8.tsv)")
+                              f"(e.g. iconv -f latin1 -t utf-8 {path} > {tmp_path / 't-utf8.tsv'})")
 
 
 # ----------------------------------------------------------------------------- header lines

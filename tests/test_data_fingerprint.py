@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from tests.test_compare import BASE
 from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
 from trainlab.config import validate
-from trainlab.data.fingerprint import data_fingerprint
+from trainlab.data.fingerprint import _legacy_digest, data_changes, data_fingerprint
 from trainlab.experiment import evaluate_run, resume, train
 
 
@@ -90,9 +91,10 @@ def test_compare_runs_again_when_the_data_files_changed_and_retries_a_failure_on
     assert "data files changed since table/adam/seed-0 ran" in capsys.readouterr().out
     assert summary.stat().st_mtime_ns != written
 
-    # a failure (the target column names a missing column) is recorded with the data it failed on ...
+    # a failure (the target column mixes numbers and text; a missing column is refused before any run) is
+    # recorded with the data it failed on ...
     bad = tmp_path / "bad.csv"
-    bad.write_text("a,b,c,label\n" + "1,2,3,0\n" * 20)
+    bad.write_text("a,b,c,y\n" + "1,2,3,0\n" * 19 + "1,2,3,x\n")
     failing = {**base, "data": {**base["data"], "path": str(bad)}}
     board = compare({"table": failing}, ONE, tmp_path / "failing", seeds=1, jobs=1, live=False, quiet=True)
     assert board["tasks"]["table"]["strategies"][0]["failed"] == 1
@@ -107,7 +109,8 @@ def test_compare_runs_again_when_the_data_files_changed_and_retries_a_failure_on
 
 def test_runs_and_comparisons_written_inside_their_data_folder_leave_its_fingerprint_alone(tmp_path: Path):
     """data.path: . with the outputs beside the data (the default runs/ under the working folder): the runs'
-    own folders are not data, so a finished comparison is reused, not run again."""
+    own folders are not data, so a finished comparison is reused, not run again; a text run's data.path only
+    locates its files, so other files there are no data of it either."""
     data = tmp_path / "project"
     data.mkdir()
     words = ("good", "fine", "great", "bad", "poor", "awful")
@@ -123,14 +126,68 @@ def test_runs_and_comparisons_written_inside_their_data_folder_leave_its_fingerp
     written = summary.stat().st_mtime_ns
     train(validate(base), data / "runs" / "single", quiet=True)
     assert data_fingerprint(base["data"]) == before
+    (data / "notes.txt").write_text("a file the run does not read")
+    assert data_fingerprint(base["data"]) == before
+    # a run recorded before per-file digests holds one digest over data.path's whole folder: still reused
+    info_path = summary.parent / "run.json"
+    info = json.loads(info_path.read_text())
+    info_path.write_text(json.dumps({**info, "data_fingerprint": _legacy_digest(base["data"])}))
     compare({"table": base}, ONE, out, seeds=1, jobs=1, live=False, quiet=True)
     assert summary.stat().st_mtime_ns == written  # reused
-    (data / "notes").mkdir()
-    (data / "notes" / "new.txt").write_text("a file that is data, as far as a fingerprint knows")
-    assert data_fingerprint(base["data"]) != before
-    with_notes = data_fingerprint(base["data"])
-    (data / "notes" / "run.json").write_text("{}")  # a data folder's own run.json (no config.yaml beside it)
-    assert data_fingerprint(base["data"]) != with_notes
+
+
+def test_a_data_folder_counts_every_file_but_trainlabs_own_output_folders(tmp_path: Path):
+    root = tmp_path / "images"
+    (root / "cat").mkdir(parents=True)
+    (root / "cat" / "0.png").write_bytes(b"x")
+    folder = {"source": "image_folder", "path": str(root)}
+    before = data_fingerprint(folder)
+    (root / "runs" / "one").mkdir(parents=True)  # a run folder written beside the images
+    for name in ("config.yaml", "run.json"):
+        (root / "runs" / "one" / name).write_text("{}")
+    assert data_fingerprint(folder) == before
+    (root / "notes").mkdir()
+    (root / "notes" / "new.txt").write_text("a file that is data, as far as a fingerprint knows")
+    assert data_fingerprint(folder) != before
+    with_notes = data_fingerprint(folder)
+    (root / "notes" / "run.json").write_text("{}")  # a data folder's own run.json (no config.yaml beside it)
+    assert data_fingerprint(folder) != with_notes
+    assert data_changes({"data_fingerprint": before}, folder) == f"files under {root}"
+
+
+def _text_split(folder: Path) -> dict[str, str]:
+    folder.mkdir()
+    for name in ("train.tsv", "test.tsv"):
+        (folder / name).write_text("sentence\tlabel\ngood day\t1\nbad day\t0\n")
+    return {"source": "text_tsv", "path": str(folder), "train": "train.tsv", "test": "test.tsv"}
+
+
+def test_a_change_names_only_the_file_that_changed_and_not_the_locating_folder(tmp_path: Path):
+    data = _text_split(tmp_path / "data")
+    info = {"data_fingerprint": data_fingerprint(data), "created": 0.0}
+    (tmp_path / "data" / "test_unseen.csv").write_text("review,topic\n")  # beside the files, not read
+    assert data_fingerprint(data) == info["data_fingerprint"] and data_changes(info, data) == ""
+    (tmp_path / "data" / "test.tsv").write_text("sentence\tlabel\nfine day\t1\n")
+    assert data_changes(info, data) == str(tmp_path / "data" / "test.tsv")
+    assert data_changes({}, data) == ""  # a run recorded before fingerprints: nothing to compare
+
+
+def test_a_fingerprint_recorded_before_per_file_digests_is_still_compared(tmp_path: Path):
+    data = _text_split(tmp_path / "data")
+    legacy = _legacy_digest(data)
+    assert "=" not in legacy and legacy != data_fingerprint(data)
+    created = time.time()
+    info = {"data_fingerprint": legacy, "created": created}
+    assert data_changes(info, data) == ""
+    unseen = tmp_path / "data" / "test_unseen.csv"
+    unseen.write_text("review,topic\n")
+    os.utime(unseen, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # added after the run began
+    assert data_changes(info, data) == ""  # in a folder that only locates the files: not read, no change
+    assert data_changes({"data_fingerprint": legacy}, data) != ""  # without the run's start, it cannot tell
+    stat = (tmp_path / "data" / "train.tsv").stat()
+    os.utime(tmp_path / "data" / "train.tsv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    # one digest of all the files cannot tell which changed: each is named
+    assert data_changes(info, data) == f"{tmp_path / 'data' / 'train.tsv'}, {tmp_path / 'data' / 'test.tsv'}"
 
 
 def test_resume_warns_when_the_data_files_changed_under_the_run(tmp_path: Path, capsys):
@@ -159,5 +216,5 @@ def test_eval_warns_when_the_data_files_changed_since_training(tmp_path: Path, c
     table.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")  # the same rows, reordered
     evaluate_run(folder, "test")
     err = capsys.readouterr().err
-    assert (f"warning: the data files of {folder} changed since it was trained (files under {table}); evaluating "
+    assert (f"warning: the data files of {folder} changed since it was trained ({table}); evaluating "
             "on them as they are now (the test split may hold other rows)") in err

@@ -538,7 +538,7 @@ def test_text_hf_max_length_must_hold_the_special_tokens_and_some_text(tmp_path,
                                        "special tokens to every text, so every text becomes the same ids; use at "
                                        "least 3\n")
     build(**options, max_length=3)
-    assert capsys.readouterr().err == ""
+    assert "leaves no room" not in capsys.readouterr().err  # (the texts longer than one token are cut: said)
     from tokenizers import Tokenizer, processors
 
     three = Tokenizer.from_file(str(tmp_path / "tok" / "tokenizer.json"))

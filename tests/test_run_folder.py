@@ -343,16 +343,16 @@ def test_a_replaced_run_left_by_a_kill_during_its_deletion_is_removed_not_adopte
                           text=True, check=True).stdout.strip()
     aside = out.parent / f".run.new-{dead}"
     shutil.copytree(old, aside)  # the state a kill between the swap and the deletion leaves
-    assert main(["resume", str(out), "--quiet"]) == 2
+    assert main(["resume", str(out), "--quiet"]) == 0  # the new run is finished: nothing to resume
     assert "already finished" in capsys.readouterr().err
     assert not aside.exists() and json.loads((out / "summary.json").read_text())["seed"] == 7
     shutil.copytree(old, aside)
     (aside / "run.json").unlink()  # the deletion got as far as run.json: checkpoints remain
-    assert main(["resume", str(out), "--quiet"]) == 2
+    assert main(["resume", str(out), "--quiet"]) == 0
     assert not aside.exists() and json.loads((out / "summary.json").read_text())["seed"] == 7
     shutil.copytree(old, aside)
     (aside / "run.json").write_text("{")  # a damaged record is not proof of anything: kept
-    assert main(["resume", str(out), "--quiet"]) == 2
+    assert main(["resume", str(out), "--quiet"]) == 0
     assert aside.exists()
 
 
@@ -504,3 +504,44 @@ def test_a_lock_whose_file_cannot_be_removed_is_still_released_without_an_error_
     again.acquire()
     again.release()
     assert not (tmp_path / ".lock").exists()
+
+
+# --------------------------------------------------------------------------- resuming a finished run
+
+def test_resuming_a_finished_run_is_a_no_op_exit_0_and_leaves_the_folder_byte_identical(tmp_path, capsys):
+    """A preemptible job that always re-submits `train ... --resume` must not fail once the run is done."""
+    config, out = _config(tmp_path), tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    before, stored = _tree(out), json.loads((out / "summary.json").read_text())
+    capsys.readouterr()
+    line = f"run {out} already finished (test mse {stored['test']['mse']:.6g}); nothing to resume"  # not the loss
+    for argv in (["train", str(config), "--out", str(out), "--resume"], ["resume", str(out)],
+                 ["resume", str(out), "--quiet"]):  # the line is the whole result: said under --quiet too
+        assert main(argv) == 0
+        assert capsys.readouterr() == ("", line + "\n")
+        assert _tree(out) == before
+    assert main(["train", str(config), "--out", str(out), "--resume", "--set", "seed=3"]) == 2  # another config
+    assert "holds a run of another config" in capsys.readouterr().err and _tree(out) == before
+
+
+def test_the_python_api_returns_a_finished_runs_summary_on_resume(tmp_path, capsys):
+    from trainlab.experiment import resume, train
+
+    config, out = _config(tmp_path), tmp_path / "run"
+    first, _ = train(str(config), out=out, quiet=True)
+    before = _tree(out)
+    for summary, path in (train(str(config), out=out, quiet=True, resume_if_exists=True), resume(out, quiet=True)):
+        assert path == out and _tree(out) == before
+        line = summary["notes"].pop("nothing_to_resume")
+        assert line.endswith("; nothing to resume") and summary == json.loads(json.dumps(first))
+
+
+def test_a_finished_run_whose_summary_is_damaged_is_refused_on_resume(tmp_path, capsys):
+    config, out = _config(tmp_path), tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--quiet"]) == 0
+    (out / "summary.json").write_text("{")
+    capsys.readouterr()
+    assert main(["resume", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: run {out} already finished, but its {out / 'summary.json'} cannot be read")
+    assert err.count("\n") == 1 and (out / "summary.json").read_text() == "{"

@@ -33,8 +33,17 @@ from trainlab.sigterm import command_signals
 MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
 
 
-def _print_metrics(title: str, metrics: dict, class_names: list[str] | None = None) -> None:
-    """One metric a line; a ``*_per_class`` list is shown against the class names when the run has them.
+METRIC_NAME_WIDTH = 12  # the names' column is at least this wide, and as wide as the longest name
+
+
+def _name_width(*tables: dict) -> int:
+    """The width of the metric names' column for ``tables`` printed one under the other."""
+    return max([METRIC_NAME_WIDTH, *(len(str(key)) for table in tables for key in table)])
+
+
+def _print_metrics(title: str, metrics: dict, class_names: list[str] | None = None, width: int | None = None) -> None:
+    """One metric a line, names padded to ``width`` (None: :func:`_name_width` of ``metrics``) so that the
+    values line up; a ``*_per_class`` list is shown against the class names when the run has them.
     An empty split (``test_fraction: 0``) says so instead of an empty heading."""
     if not metrics:
         print(f"{title} (no rows in this split)")
@@ -48,7 +57,7 @@ def _print_metrics(title: str, metrics: dict, class_names: list[str] | None = No
             shown = json.dumps({name: float(f"{v:.6g}") for name, v in zip(class_names, value, strict=True)})
         else:
             shown = json.dumps(value)
-        print(f"  {key:<12} {shown}")
+        print(f"  {key:<{width or _name_width(metrics)}} {shown}")
 
 
 def _cmd_train(args) -> int:
@@ -82,14 +91,19 @@ def _length(summary: dict) -> str:
 
 
 def _report(summary: dict, path: Path) -> None:
+    """The run's result on stdout; nothing for a finished run that a resume left as it was (its one line,
+    ``notes["nothing_to_resume"]``, was said on stderr already)."""
     from trainlab.run_records import recorded_class_names
     from trainlab.run_summary import non_finite_warning
 
+    if summary.get("notes", {}).get("nothing_to_resume"):
+        return
     print(f"run {summary['name']}: {summary['stop_reason']} after {_length(summary)} "
           f"({summary['train_time_s']:.2f} s, {summary['mode']})")
     names = recorded_class_names(path)
-    _print_metrics("val:", summary["val"], names)
-    _print_metrics("test:", summary["test"], names)
+    width = _name_width(summary["val"], summary["test"])  # one column for both tables
+    _print_metrics("val:", summary["val"], names, width)
+    _print_metrics("test:", summary["test"], names, width)
     print(f"saved to {path}")
     warning = non_finite_warning(summary)
     if warning:  # last, after the numbers it qualifies: exit 0 stays (the divergence policy let it finish)

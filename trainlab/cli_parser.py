@@ -13,7 +13,7 @@ from trainlab import __version__
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own contract)
-        self.exit(2, f"error: {message} (see 'trainlab --help')\n")
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")  # a subcommand's: 'trainlab tune --help'
 
     def _check_value(self, action: argparse.Action, value: object) -> None:
         """argparse's "invalid choice: 'traon' (choose from ...)", with "; did you mean 'train'?" where one is close."""
@@ -27,6 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 QUIET_HELP = "no progress line and no notes (warnings and the final summary still print)"
+SET_HELP = "override a config key (~KEY deletes one)"
+PLOT_HELP = "image file to write: .png, .pdf or .svg"  # trainlab.plots.FORMATS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,11 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a config into a run folder")
     train.add_argument("config")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key (~KEY deletes one)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     train.add_argument("--out", help="run folder (default runs/<name>-<UTC time>)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    train.add_argument("--resume", action="store_true", help="continue --out if it holds a run")
+    train.add_argument("--resume", action="store_true",
+                       help="continue --out if it holds a run of this config (a finished one is left as it is, exit 0)")
     train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     train.add_argument("--target", metavar="val_METRIC=VALUE",
                        help="also print the training time until the validation metric first reached VALUE")
@@ -60,11 +62,13 @@ def _train_command(commands: argparse._SubParsersAction) -> None:
 def _eval_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="reload a run's model.safetensors and print its metrics")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"],
+                          help="split to evaluate on (default test)")
 
 
 def _resume_command(commands: argparse._SubParsersAction) -> None:
-    resume = commands.add_parser("resume", help="continue a run from its last checkpoint")
+    resume = commands.add_parser("resume", help="continue a run from its last checkpoint (a finished run: nothing "
+                                                "to do, exit 0)")
     resume.add_argument("run_dir")
     resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
@@ -72,11 +76,12 @@ def _resume_command(commands: argparse._SubParsersAction) -> None:
 def _compare_command(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser("compare", help="compare strategies over seeds: runs, statistics, leaderboard")
     compare.add_argument("configs", nargs="+", metavar="BASE.yaml", help="one base config per task")
-    compare.add_argument("--strategies", required=True, metavar="STRATEGIES.yaml")
+    compare.add_argument("--strategies", required=True, metavar="STRATEGIES.yaml",
+                         help="the strategies to compare: name -> config overrides (docs/compare.md)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a key of every base config (before the strategies' overrides)")
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per strategy (default 5)")
-    compare.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads")
+    compare.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads (default 2)")
     compare.add_argument("--target", metavar="val_METRIC=VALUE", help="time-to-target, e.g. val_accuracy=0.9")
     compare.add_argument("--metric", default="test_accuracy", help="ranking metric (default test_accuracy)")
     compare.add_argument("--direction", choices=["min", "max", "minimize", "maximize"],
@@ -86,30 +91,30 @@ def _compare_command(commands: argparse._SubParsersAction) -> None:
 
 def _demo_command(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="compare seven optimizers x 3 seeds on MNIST-1D (no files needed)")
-    demo.add_argument("--epochs", type=int, default=80)
-    demo.add_argument("--seeds", type=int, default=3)
-    demo.add_argument("--jobs", type=int, default=2)
+    demo.add_argument("--epochs", type=int, default=80, help="epochs per run (default 80)")
+    demo.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per optimizer (default 3)")
+    demo.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads (default 2)")
     demo.add_argument("--out", default="runs/demo", help="comparison folder (default runs/demo)")
 
 
 def _advise_command(commands: argparse._SubParsersAction) -> None:
     advise = commands.add_parser("advise", help="recommend a loss and metrics for a config's data")
     advise.add_argument("config")
-    advise.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    advise.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
 
 
 def _schedule_command(commands: argparse._SubParsersAction) -> None:
     schedule = commands.add_parser("schedule", help="plot a config's learning-rate schedule")
     schedule.add_argument("config")
-    schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    schedule.add_argument("--plot", required=True, help="PNG file to write")
+    schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    schedule.add_argument("--plot", required=True, help=PLOT_HELP)
 
 
 def _lr_find_command(commands: argparse._SubParsersAction) -> None:
     lr_find = commands.add_parser("lr-find", help="LR range test: plot loss vs LR and suggest an LR")
     lr_find.add_argument("config")
-    lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    lr_find.add_argument("--plot", help="PNG file to write")
+    lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    lr_find.add_argument("--plot", help=PLOT_HELP)
     lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first LR of the sweep (default 1e-7)")
     lr_find.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
     lr_find.add_argument("--steps", type=int, default=100,
@@ -149,11 +154,11 @@ def _tune_command(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--metric", default="val_accuracy", help="validation metric to optimise (default val_accuracy)")
     tune.add_argument("--direction", choices=["maximize", "minimize", "max", "min"],
                       help="default: minimize for losses and errors, else maximize")
-    tune.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    tune.add_argument("--jobs", type=int, default=1, help="worker processes on this machine (default 1)")
     tune.add_argument("--storage", help="Optuna RDB URL, e.g. postgresql://user:pw@host/db (default: "
                                         "a file journal in --out)")
     tune.add_argument("--study", help="study name (default trainlab-<config file stem>)")
-    tune.add_argument("--pruner", default="median", help="median, hyperband, wilcoxon or none")
+    tune.add_argument("--pruner", default="median", help="median, hyperband, wilcoxon or none (default median)")
     tune.add_argument("--timeout", type=float, help="start no trial after this many seconds")
     tune.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     tune.add_argument("--out", help="study folder (default tunes/<config file stem>)")

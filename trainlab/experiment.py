@@ -40,7 +40,7 @@ from trainlab.code_policy import (
 from trainlab.config import Config, as_config, dump_yaml, load_config
 from trainlab.config_fields import path_argument
 from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
-from trainlab.data.fingerprint import data_fingerprint, named_files
+from trainlab.data.fingerprint import data_changes, data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
@@ -49,7 +49,6 @@ from trainlab.errors import (
     ConfigError,
     DataError,
     Interrupted,
-    RunDirError,
     TrainingError,
     WriteError,
     cannot,
@@ -69,7 +68,7 @@ from trainlab.model_file import (
     write_model,
 )
 from trainlab.notices import note, warn
-from trainlab.records import read_record_text, safe_summary
+from trainlab.records import read_record_object, read_record_text, safe_summary
 from trainlab.run_checks import divergence_advice
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import (
@@ -416,8 +415,10 @@ def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable
 
     ``callbacks`` (a list, or one, as for :func:`train`) get back the state their namesakes saved in that
     checkpoint (``load_state_dict``), as the built-in ones do. ``config`` (from ``train --resume``) must
-    be the run's own: a different one is refused. The run folder's config.yaml imports no ``module:attr``
-    code without the opt-in (docs/security.md).
+    be the run's own: a different one is refused. A run that already finished is returned as it is
+    (its summary.json; nothing is built, trained or written), with ``notes["nothing_to_resume"]`` holding
+    the one line said on stderr, so that resuming is idempotent. The run folder's config.yaml imports no
+    ``module:attr`` code without the opt-in (docs/security.md).
     """
     user = user_callbacks(callbacks)
     path = path_argument(path, "resume's path")
@@ -439,9 +440,8 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
                       or f"config hash {run.info().get('config_hash')} != {config.hash()}")
             raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
                               f"or 'trainlab resume {path}' to continue the stored one")
-        if run.info().get("status") == "finished":
-            raise RunDirError(f"run {path} already finished; start a new run, or evaluate it with "
-                              f"'trainlab eval {path}'")
+        if run.info().get("status") == "finished":  # an idempotent resume: nothing to do, nothing written
+            return _nothing_to_resume(path), path
         _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
         found = checkpoint.latest(run.checkpoints, set_aside=True)  # a broken one must not outrank new ones
         with run_scope(stored):
@@ -466,14 +466,31 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
         run.close()
 
 
+def _nothing_to_resume(path: Path) -> dict[str, Any]:
+    """The summary of the finished run at ``path``, as summary.json holds it, with ``notes["nothing_to_resume"]``
+    set to the line said on stderr (even when quiet: it is the call's whole result), e.g. "run runs/x already
+    finished (test accuracy 0.93); nothing to resume". A summary.json that cannot be read is a DataError."""
+    summary = read_record_object(path / "summary.json")
+    if summary is None:
+        raise DataError(f"run {path} already finished, but its {path / 'summary.json'} cannot be read (missing or "
+                        f"damaged); evaluate the run with 'trainlab eval {path}', or start a new run")
+    test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+    key = "accuracy" if "accuracy" in test else next((k for k in test if k != "loss"), "loss")
+    value = test.get(key)
+    shown = f"test {key} {value:.6g}" if isinstance(value, int | float) else "no test metrics"
+    line = f"run {path} already finished ({shown}); nothing to resume"
+    note(line)
+    notes = summary.get("notes") if isinstance(summary.get("notes"), dict) else {}
+    summary["notes"] = {**notes, "nothing_to_resume": line}
+    return summary
+
+
 def _warn_if_data_changed(path: Path, info: dict[str, Any], config: Config, since: str, then: str) -> None:
     """One warning line when the files ``config``'s data names are not those the run recorded in
     run.json (``data_fingerprint``); results change, so it is never quiet."""
-    recorded = info.get("data_fingerprint")
-    data = config.data.model_dump()
-    if recorded is not None and recorded != data_fingerprint(data):
-        files = ", ".join(str(p) for p in named_files(data).values())
-        warn(f"the data files of {path} changed {since} (files under {files}); {then}")
+    changed = data_changes(info, config.data.model_dump())  # only the inputs that changed
+    if changed:
+        warn(f"the data files of {path} changed {since} ({changed}); {then}")
 
 
 def _refuse_moved_data(path: Path, config: Config) -> None:

@@ -279,11 +279,31 @@ def plot_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: st
     return save_figure(curves_figure(histories, metric), path)
 
 
+def is_epoch_record(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` (a line of metrics.jsonl) is an epoch record, by the schema of
+    :mod:`trainlab.records`: it has ``epoch``, and is neither a step record (``"scope": "step"``, whose
+    ``epoch`` is fractional) nor an event record (an ``"event"`` key)."""
+    return "epoch" in record and record.get("scope") != "step" and "event" not in record
+
+
+def _step_only_metric(runs: Sequence[Any], metric: str) -> None:
+    """Raise :class:`ConfigError` when ``metric`` is in step records of ``runs`` but in none of their epoch
+    records, naming what the epoch records hold (``trainlab plot`` draws one value per epoch)."""
+    in_epochs = any(is_epoch_record(r) and r.get(metric) is not None for run in runs for r in run.records)
+    if in_epochs or not any(r.get(metric) is not None for run in runs for r in run.records):
+        return
+    available = {k for run in runs for r in run.records if is_epoch_record(r) for k, v in r.items() if _is_number(v)}
+    raise ConfigError(f"metric '{metric}' is only in step records, and 'trainlab plot' draws one value per epoch; "
+                      f"plot one of: {', '.join(sorted(available - {'epoch'})) or 'none'} (the report draws "
+                      "step records: 'trainlab report RUN_DIR -o report.html')")
+
+
 def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, path: str | os.PathLike[str]) -> Path:
     """``trainlab plot``: ``metric`` by epoch, one line per run folder, labelled by folder name
-    (with parent folders added where names repeat). Only epoch records are drawn (step records and
-    events are left out). Folders written by ``trainlab.fit(out=...)`` are drawn too. Raises
-    :class:`ConfigError` for a folder that is neither.
+    (with parent folders added where names repeat). Only epoch records are drawn (:func:`is_epoch_record`:
+    step records and events are left out), one value per epoch; a missing metric's error lists the keys of
+    the epoch records. Folders written by ``trainlab.fit(out=...)`` are drawn too. Raises
+    :class:`ConfigError` for a folder that is neither, and for a metric only step records hold.
     """
     from trainlab.report.sources import LEADERBOARD, load_run, run_labels
 
@@ -293,7 +313,8 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
             raise ConfigError(f"{run_dir} is a comparison folder; use 'trainlab report {run_dir} -o report.html', "
                               f"or plot its run folders {Path(run_dir) / 'runs'}/<task>/<strategy>/seed-<k>")
     runs = [load_run(run_dir, fit_records=True, left_out_of="the plot") for run_dir in run_dirs]
-    histories = {label: [r for r in run.records if "epoch" in r]
+    _step_only_metric(runs, metric)
+    histories = {label: [r for r in run.records if is_epoch_record(r)]
                  for label, run in zip(run_labels(runs), runs, strict=True)}
     path = plot_curves(histories, metric, path)
     if missing := missing_metric(histories, metric):

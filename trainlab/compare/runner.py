@@ -44,7 +44,7 @@ from trainlab.compare.strategies import NamedStrategy, apply_strategy
 from trainlab.config import Config, validate
 from trainlab.config_fields import short_repr
 from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
-from trainlab.data.fingerprint import data_fingerprint
+from trainlab.data.fingerprint import data_changes, data_fingerprint
 from trainlab.data.paths import resolve_data_paths
 from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError
 from trainlab.notices import warn
@@ -145,7 +145,8 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     if recorded != wanted and info.get(RUN_IDENTITY) != run_identity_hash(config):
         change = change_from_stored(plan.path, config) or f"hash {recorded} -> {wanted}"
         return "changed", f"config changed ({change}): running {plan.label} again"
-    if info.get("data_fingerprint", data) != data:  # runs recorded before fingerprints: by config alone
+    # runs recorded before fingerprints: by config alone; data_changes reads an older fingerprint's form
+    if info.get("data_fingerprint", data) != data and data_changes(info, resolve_data_paths(config.data.model_dump())):
         return "changed", f"data files changed since {plan.label} ran: running it again"
     if damage:
         return "damaged", _damaged_summary(plan, summary_path, damage)

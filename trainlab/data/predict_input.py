@@ -305,8 +305,9 @@ def _as_tensor(x: Any) -> torch.Tensor:
             array = _numbers_of(array)
         if array.dtype.kind not in "biuf":
             example = next((v for v in array.reshape(-1) if not _is_real(v)), None)
+            such = f" such as {short_repr(_plain(example))}" if array.size else " (none: it is empty)"
             raise DataError(f"predict takes rows of numbers (the model's inputs, preprocessed as in training); got "
-                            f"values of dtype {array.dtype} such as {short_repr(_plain(example))}: for a run "
+                            f"values of dtype {array.dtype}{such}: for a run "
                             "trained on a CSV pass a pandas DataFrame with its columns, or read a file with "
                             "run.read(path)")
         if array.dtype.kind == "u" and array.dtype.itemsize > 1:  # torch has few ops for uint16/32/64

@@ -36,6 +36,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,7 @@ from trainlab.data.tokenizers import (
     _hf_encode,
     _hf_tokenizer,
     check_room_for_text,
+    warn_cut,
 )
 from trainlab.errors import ConfigError, DataError
 from trainlab.registry import did_you_mean
@@ -72,6 +74,7 @@ class TextTable:
     columns: tuple[str, ...] = ()
     lines: tuple[int, ...] = ()  # the file line each row starts on (for messages)
     drawn_from: int | None = None  # the file's rows when these are a max_rows draw
+    file_labels: frozenset[str] = frozenset()  # a max_rows draw: the labels of all the file's rows
     label_column: str = ""  # the label column's name (for messages)
 
     def take(self, keep: Sequence[int]) -> TextTable:
@@ -110,17 +113,55 @@ def _reading_hint(header: list[str], delimiter: str, text_column: str, label_col
     return "set data.text_column" + hint
 
 
+def _header(reader: Any, file: Path, text_column: str) -> list[str]:
+    """The header row: the file's first line. Blank lines before it are refused, named, as a file of them
+    only is refused as empty: read as the header, a blank line would name no column at all."""
+    header, blank = next(reader, None), 0
+    while header is not None and not "".join(header).strip():
+        header, blank = next(reader, None), blank + 1
+    if header is None:
+        only = f" but {blank} blank line{'s' * (blank > 1)}" if blank else ""
+        raise DataError(f"text file {file} is empty{only} (expected a header row with '{text_column}')")
+    if blank:
+        lines = "line 1" if blank == 1 else f"lines 1-{blank}"
+        raise DataError(f"text file {file} starts with {blank} blank line{'s' * (blank > 1)} ({lines}) before its "
+                        f"header {short_repr(reader.dialect.delimiter.join(header))}: delete "
+                        f"{'them' if blank > 1 else 'it'}, so that the header naming the columns comes first")
+    return header
+
+
+def _ragged_row(file: Path, start: int, row: list[str], columns: list[str], delimiter: str, quoted: bool,
+                predict: bool) -> DataError:
+    """The error for data row ``row`` (line ``start``) of another field count than the header, with what
+    to do: the reading of a text holding the delimiter, which training fixes by its data.* keys and
+    predict's input (the run fixed them) by the text itself."""
+    name = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+    hint = ""
+    if len(row) > len(columns) and predict and not quoted:
+        hint = ("; this run (text_tsv) reads no quoting, so every tab separates fields: replace the tabs inside the "
+                "texts with spaces, or pass the texts from Python (run.predict(list_of_texts))")
+    elif len(row) > len(columns) and quoted:
+        hint = (f"; a text holding a {name} must be quoted (\"the goal{delimiter} the match\", as pandas' to_csv "
+                "writes it)" + ("" if predict else ", or set data.delimiter to one the texts lack"))
+    elif not quoted and '"' in delimiter.join(row) and not predict:
+        hint = ("; text_tsv reads no quoting (GLUE TSV): for a file with quoted fields (pandas' "
+                "to_csv(sep='\\t')) use data.source: text_csv with data.delimiter: '\\t'")
+    return DataError(f"text file {file} line {start} has {len(row)} field{'s' * (len(row) != 1)}; the header has "
+                     f"{len(columns)} ({name}-separated){hint}")
+
+
 def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
-               quoted: bool | None = None, allow_empty: bool = False) -> TextTable:
+               quoted: bool | None = None, predict: bool = False) -> TextTable:
     """The text and label columns of a delimited file with a header; ragged rows are errors.
 
     ``labels`` is None when the file has no ``label_column`` (the caller decides if that is fine).
     Empty lines are skipped, except in a file of one column (what ``trainlab predict`` reads): there an
     empty line, or one holding a blank field (``""``), is an empty text, kept, so that predictions stay
-    one per input line; only the empty lines after the last row are dropped (a file's trailing newlines). A UTF-8 byte-order mark
-    (Excel's "CSV UTF-8") is read as such. ``quoted``: fields may be quoted (text_csv); default: unless
-    tab-separated (text_tsv, GLUE TSV). A header without rows is refused (an empty split) unless
-    ``allow_empty`` (predict: no texts, no predictions).
+    one per input line; only the empty lines after the last row are dropped (a file's trailing newlines).
+    Blank lines before the header are refused. A UTF-8 byte-order mark (Excel's "CSV UTF-8") is read as
+    such. ``quoted``: fields may be quoted (text_csv); default: unless tab-separated (text_tsv, GLUE TSV).
+    A header without rows is refused (an empty split) unless ``predict`` (the input of predict: no texts,
+    no predictions; its messages advise on the file, not on the run's data.* keys).
     """
     quoted = delimiter != "\t" if quoted is None else quoted
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
@@ -128,9 +169,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"text file {file} is empty (expected a header row with '{text_column}')")
+            header = _header(reader, file, text_column)
             columns = [c.strip() for c in header]
             if text_column not in columns:
                 hint = _reading_hint(header, delimiter, text_column, label_column)
@@ -154,12 +193,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                     lines.append(blank)
                 blank_lines.clear()
                 if len(row) != len(columns):
-                    hint = ("; text_tsv reads no quoting (GLUE TSV): for a file with quoted fields (pandas' "
-                            "to_csv(sep='\\t')) use data.source: text_csv with data.delimiter: '\\t'"
-                            if not quoted and '"' in delimiter.join(row) else "")
-                    raise DataError(f"text file {file} line {start} has {len(row)} field{'s' * (len(row) != 1)}; the header "
-                                    f"has {len(columns)} ({DELIMITER_NAMES.get(delimiter, repr(delimiter))}-"
-                                    f"separated){hint}")
+                    raise _ragged_row(file, start, row, columns, delimiter, quoted, predict)
                 if row[0].strip() == columns[0]:  # only then may the row be the header again
                     refuse_repeated_header(file, start, row, columns, "text")
                 texts.append(row[text_at])
@@ -172,7 +206,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
         raise DataError(f"text file {file} is not valid CSV: {exc}") from None
     except OSError as exc:
         raise DataError(f"cannot read text file {file}: {exc}") from None
-    if not texts and not allow_empty:
+    if not texts and not predict:
         raise DataError(f"text file {file} has a header but no rows")
     return TextTable(texts, labels if label_at is not None else None, tuple(columns), tuple(lines),
                      label_column=label_column)
@@ -183,7 +217,7 @@ def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) ->
     if max_rows is None or len(table.texts) <= max_rows:
         return table
     keep = np.sort(rng.choice(len(table.texts), size=max_rows, replace=False)).tolist()
-    return replace(table.take(keep), drawn_from=len(table.texts))
+    return replace(table.take(keep), drawn_from=len(table.texts), file_labels=frozenset(table.labels or ()))
 
 
 # ----------------------------------------------------------------------------- the sources
@@ -235,8 +269,7 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
                           f"[SEP] to every text, and more is needed for the text itself); got {max_length}")
     delimiter = check_delimiter(delimiter)
     hf = _hf_tokenizer(tokenizer_path, max_length) if tokenizer == "hf" else None
-    if hf is not None:
-        check_room_for_text(hf, max_length)
+    room = check_room_for_text(hf, max_length) if hf is not None else True  # False: all cut, as it warned
     tables, files = read_labeled_tables(delimiter, train, val, test, path, text_column, label_column, max_rows,
                                         seed, nan_policy, quoted=quoted)
     labels = encode_labels(tables, files, task)
@@ -244,14 +277,17 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
     if hf is None:
         words = WORD_VOCAB_SIZE if vocab_size is None else vocab_size
         word_tokenizer = WordTokenizer.fit(tables["train"].texts, words)
-        encoded = {n: word_tokenizer.encode(t.texts, max_length) for n, t in tables.items()}
+        tokens = {n: word_tokenizer.encode(t.texts, max_length) for n, t in tables.items()}
         extras = {"tokenizer": "word", "vocab": list(word_tokenizer.vocab), "vocab_size": len(word_tokenizer.vocab),
                   "pad_id": 0, "unk_id": 1, "max_length": max_length, "layout": "token_ids (N, max_length)"}
     else:
-        encoded = {n: _hf_encode(hf, t.texts) for n, t in tables.items()}
+        tokens = {n: _hf_encode(hf, t.texts) for n, t in tables.items()}
         extras = {"tokenizer": "hf", "tokenizer_path": str(tokenizer_path), "vocab_size": hf.get_vocab_size(),
                   "pad_id": hf.padding["pad_id"], "max_length": max_length,
                   "layout": "x[:, 0] input_ids, x[:, 1] attention_mask (N, 2, max_length)"}
+    if room:
+        warn_cut({n: (t.cut, len(t.ids)) for n, t in tokens.items()}, max_length)
+    encoded = {n: t.ids for n, t in tokens.items()}
     y = labels.by_file
     return RawData(
         encoded["train"], y["train"], encoded.get("val"), y.get("val"), encoded.get("test"), y.get("test"),

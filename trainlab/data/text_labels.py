@@ -129,14 +129,26 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
         unknown = [row for row, key in enumerate(column) if key not in index]
         if unknown:
             row = unknown[0]
-            drawn = tables["train"].drawn_from
-            source = (f"the {len(train)} training rows data.max_rows drew from {drawn} (raise max_rows or leave it "
-                      "out)" if drawn else "the training file")
             raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label "
-                            f"{short_repr((tables[name].labels or [])[row])} does not occur in {source} "
+                            f"{short_repr((tables[name].labels or [])[row])} does not occur in "
+                            f"{_where_absent(tables['train'], column[row], whole)} "
                             f"(classes: {', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
         labels[name] = np.asarray([index[key] for key in column], dtype=np.int64)
     if task == "binary" and len(classes) > 2:
         raise DataError(f"data.task is binary but the training labels hold {len(classes)} classes "
                         f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); set data.task: multiclass")
     return EncodedLabels(labels, names, task or ("binary" if len(classes) <= 2 else "multiclass"))
+
+
+def _where_absent(train: TextTable, key: object, whole: bool) -> str:
+    """Where a val/test class ``key`` is missing from: the rows a max_rows draw kept, when the training file
+    has it (more rows would bring it in), else the training file (no setting of max_rows would)."""
+    if train.drawn_from is None:
+        return "the training file"
+    in_file: set[object] | frozenset[str] = train.file_labels
+    if whole:  # the keys of whole-number classes are ints (2.0 is class 2)
+        in_file = {int(v) if v.is_integer() else v for v in map(finite_number, train.file_labels) if v is not None}
+    if key in in_file:
+        return (f"the {len(train.texts)} training rows data.max_rows drew from {train.drawn_from} (the training "
+                "file has it: raise max_rows or leave it out)")
+    return "the training file"

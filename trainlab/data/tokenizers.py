@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,6 +35,30 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
+class Tokens(NamedTuple):
+    """Encoded texts: the rows the model takes, and how many texts were longer than them and cut."""
+
+    ids: np.ndarray
+    cut: int
+
+
+def warn_cut(counts: dict[str, tuple[int, int]], max_length: int, predict: bool = False) -> None:
+    """One warning when texts were cut to ``max_length`` tokens: ``counts`` maps a split's name ("train";
+    "" for predict's texts) to (texts cut, texts); nothing when none was cut. Truncation is what the model
+    takes, but a text's end is lost, which only the lengths tell."""
+    named = {"train": "training", "val": "validation"}
+    parts = [f"{cut} of {total}{' ' + named.get(name, name) if name else ''}"
+             for name, (cut, total) in counts.items() if cut]
+    if not parts:
+        return
+    if predict:  # the run fixed max_length: nothing to change, but the user should know what was read
+        warn(f"texts cut at the run's data.max_length={max_length} tokens, as its training texts were: "
+             f"{', '.join(parts)} (their ends are not read)")
+    else:
+        warn(f"texts cut at data.max_length={max_length} tokens: {', '.join(parts)} (their ends are not read; a "
+             "larger max_length keeps more, at more compute)")
+
+
 @dataclass(frozen=True)
 class WordTokenizer:
     """Word-level ids: ``vocab[0] = <pad>``, ``vocab[1] = <unk>``, then words by falling frequency."""
@@ -47,13 +71,17 @@ class WordTokenizer:
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: max(vocab_size - 2, 0)]
         return cls((PAD, UNK, *(word for word, _ in ranked)))
 
-    def encode(self, texts: Sequence[str], max_length: int) -> np.ndarray:
+    def encode(self, texts: Sequence[str], max_length: int) -> Tokens:
+        """(N, max_length) int64 ids, right-padded with 0, and how many texts had more words than that."""
         index = {word: i for i, word in enumerate(self.vocab)}
         ids = np.zeros((len(texts), max_length), dtype=np.int64)
+        cut = 0
         for row, text in enumerate(texts):
-            tokens = [index.get(word, 1) for word in words(text)[:max_length]]
+            found = words(text)
+            cut += len(found) > max_length
+            tokens = [index.get(word, 1) for word in found[:max_length]]
             ids[row, : len(tokens)] = tokens
-        return ids
+        return Tokens(ids, cut)
 
 
 def _hf_tokenizer(tokenizer_path: str | None, max_length: int) -> Any:
@@ -97,17 +125,20 @@ def _hf_tokenizer(tokenizer_path: str | None, max_length: int) -> Any:
     return tokenizer
 
 
-def _hf_encode(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
+def _hf_encode(tokenizer: Any, texts: Sequence[str]) -> Tokens:
+    """(N, 2, max_length) ``[input_ids, attention_mask]`` of ``texts`` (at least one), and how many were
+    truncated (the tokenizer keeps what truncation dropped in ``overflowing``)."""
     encodings = tokenizer.encode_batch(list(texts))
     ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
     mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-    return np.stack([ids, mask], axis=1)
+    return Tokens(np.stack([ids, mask], axis=1), sum(bool(e.overflowing) for e in encodings))
 
 
-def check_room_for_text(hf: object, max_length: int) -> None:
+def check_room_for_text(hf: object, max_length: int) -> bool:
     """A ConfigError when ``max_length`` cannot hold the special tokens the hf tokenizer adds to every text
     (its texts would come out of unequal lengths), and a warning when it holds only them: every text is
-    then the same ids ([CLS] [SEP]), and a model can learn only the labels' frequencies."""
+    then the same ids ([CLS] [SEP]), and a model can learn only the labels' frequencies. Returns whether
+    there is room for text (else every text is cut, which the warning said)."""
     processor = getattr(hf, "post_processor", None)
     special = int(processor.num_special_tokens_to_add(False)) if processor is not None else 0
     if max_length < special:
@@ -117,3 +148,4 @@ def check_room_for_text(hf: object, max_length: int) -> None:
         warn(f"data.max_length={max_length} leaves no room for text: the tokenizer adds {special} special tokens "
              "to every text, so every text becomes the same ids; use at least "
              f"{special + 1}")
+    return max_length > special
