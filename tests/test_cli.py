@@ -256,3 +256,35 @@ def test_the_final_metric_tables_align_their_values_past_the_longest_name(tmp_pa
     assert rows[0] == "  loss             0.36"  # the val table takes the test table's column
     assert {row.index("0.") for row in rows} == {len("  hamming_accuracy ")}
     assert "  hamming_accuracy 0.854444" in rows
+
+
+def test_the_report_says_the_split_rows_tta_and_one_epoch_in_the_singular(tmp_path, capsys):
+    """A run's first line gave no split sizes and "after 1 epochs"; its val/test tables, averaged over TTA's
+    views, looked like single-view values (the last epoch record's val differs from them)."""
+    from trainlab.cli import _report
+
+    summary = {"name": "digits", "stop_reason": "epochs=1 reached", "epochs_run": 1, "train_time_s": 0.1,
+               "mode": "mini-batch gradient descent (batch 64)", "val": {"loss": 0.3}, "test": {"loss": 0.4},
+               "evaluation": {"tta": {"flip": True, "translate": 1, "when": "final", "views": 6}},
+               "rows": {"train": 78, "val": 18, "test": 24}}
+    _report(summary, tmp_path)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("run digits: epochs=1 reached after 1 epoch (0.10 s, mini-batch gradient descent (batch 64); "
+                      "rows 78 train, 18 val, 24 test)")
+    assert "val (TTA, 6 views):" in out and "test (TTA, 6 views):" in out
+    _report({**summary, "epochs_run": 2, "evaluation": {"tta": None}, "rows": None}, tmp_path)
+    out = capsys.readouterr().out.splitlines()
+    assert "after 2 epochs (0.10 s, mini-batch gradient descent (batch 64))" in out[0] and "val:" in out
+
+
+def test_a_summary_records_the_rows_of_each_split(tmp_path):
+    from tests.conftest import DIGITS_MLP
+    from trainlab.config import validate
+    from trainlab.data import load_dataset
+    from trainlab.experiment import train
+
+    config = validate({**DIGITS_MLP, "strategy": {**DIGITS_MLP["strategy"], "epochs": 1}})
+    summary, _ = train(config, out=tmp_path / "run", quiet=True)
+    data = load_dataset(config.data)
+    assert summary["rows"] == {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+    assert sum(summary["rows"].values()) == 1797  # scikit-learn's digits

@@ -87,7 +87,28 @@ def _length(summary: dict) -> str:
     per_epoch = summary.get("notes", {}).get("time_budget", {}).get("steps_per_epoch")
     if per_epoch and summary.get("steps", 0) % per_epoch:
         return f"{summary['steps'] / per_epoch:.2f} epochs ({summary['steps']} steps)"
-    return f"{summary['epochs_run']} epochs"
+    return f"{summary['epochs_run']} epoch{'' if summary['epochs_run'] == 1 else 's'}"
+
+
+def _evaluated_as(evaluation: dict | None) -> str:
+    """" (TTA, 6 views)" where val/test were averaged over test-time augmentation's views (summary.json's
+    ``evaluation.tta``), else "": the printed val then differs from the last epoch's single-view record."""
+    tta = (evaluation or {}).get("tta")
+    return f" (TTA, {tta['views']} views)" if tta else ""
+
+
+def _recorded_evaluation(path: Path) -> dict | None:
+    """summary.json's ``evaluation`` of a finished run (eval evaluates as the run's summary did), else None."""
+    try:
+        return json.loads((path / "summary.json").read_text()).get("evaluation")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _rows(summary: dict) -> str:
+    """"; rows 78 train, 18 val, 24 test" from summary.json's ``rows`` (summaries before it: "")."""
+    rows = summary.get("rows")
+    return f"; rows {rows['train']} train, {rows['val']} val, {rows['test']} test" if rows else ""
 
 
 def _report(summary: dict, path: Path) -> None:
@@ -99,11 +120,12 @@ def _report(summary: dict, path: Path) -> None:
     if summary.get("notes", {}).get("nothing_to_resume"):
         return
     print(f"run {summary['name']}: {summary['stop_reason']} after {_length(summary)} "
-          f"({summary['train_time_s']:.2f} s, {summary['mode']})")
+          f"({summary['train_time_s']:.2f} s, {summary['mode']}{_rows(summary)})")
     names = recorded_class_names(path)
     width = _name_width(summary["val"], summary["test"])  # one column for both tables
-    _print_metrics("val:", summary["val"], names, width)
-    _print_metrics("test:", summary["test"], names, width)
+    evaluated = _evaluated_as(summary.get("evaluation"))
+    _print_metrics(f"val{evaluated}:", summary["val"], names, width)
+    _print_metrics(f"test{evaluated}:", summary["test"], names, width)
     print(f"saved to {path}")
     warning = non_finite_warning(summary)
     if warning:  # last, after the numbers it qualifies: exit 0 stays (the divergence policy let it finish)
@@ -124,7 +146,8 @@ def _cmd_eval(args) -> int:
     from trainlab.experiment import evaluate_run
     from trainlab.run_records import recorded_class_names
 
-    _print_metrics(f"{args.split}:", evaluate_run(args.run_dir, args.split),
+    metrics = evaluate_run(args.run_dir, args.split)
+    _print_metrics(f"{args.split}{_evaluated_as(_recorded_evaluation(Path(args.run_dir)))}:", metrics,
                    recorded_class_names(Path(args.run_dir)))
     return 0
 

@@ -404,7 +404,8 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
     built.notes["resumed_from"] = str(folder)
     if not quiet:
         state = built.trainer.state
-        into = f" and {state.batch_in_epoch} batches into the next" if state.batch_in_epoch else ""
+        batches = f"{state.batch_in_epoch} batch{'' if state.batch_in_epoch == 1 else 'es'}"
+        into = f" and {batches} into the next" if state.batch_in_epoch else ""
         note(f"resuming {path} from {folder.name} (step {state.step}: {state.epoch} "
              f"epoch{'' if state.epoch == 1 else 's'} done{into})")
 

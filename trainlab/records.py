@@ -155,6 +155,7 @@ class Summary(TypedDict):
     val: dict[str, Any]  # metric -> value, no prefix ("loss", "accuracy", ...)
     test: dict[str, Any]
     evaluation: dict[str, Any]  # {"tta": None | {flip, translate, when, views}}: how val/test were evaluated
+    rows: dict[str, int]  # {"train", "val", "test"}: rows in each split
     loss: str
     optimizer: str
     mode: str  # batch / mini-batch / stochastic gradient descent

@@ -73,6 +73,7 @@ def summarize(built: Built) -> dict[str, Any]:
         "val": built.evaluator.evaluate(built.data.val),
         "test": built.evaluator.evaluate(built.data.test),
         "evaluation": {"tta": built.evaluator.tta.describe() if built.evaluator.tta else None},
+        "rows": {split: len(getattr(built.data, split)) for split in ("train", "val", "test")},
         "loss": built.loss.name,
         "optimizer": built.config.strategy.optimizer.name,
         "mode": built.notes["gd_mode"],
