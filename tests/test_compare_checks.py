@@ -120,6 +120,23 @@ def test_set_seed_is_refused(tmp_path: Path, capsys):
     assert _one_error_line(capsys).startswith("error: --set seed=3: compare sets 'seed' for every run")
 
 
+def test_a_strategy_name_too_long_for_its_runs_is_refused_naming_the_strategy(tmp_path: Path, capsys):
+    """A run is named ``<task>-<strategy>``: a 234-character strategy name made a 239-character run name,
+    refused as "config key 'name' ... got 239 characters", a key the user never set."""
+    long_name = "adam_with_a_very_long_descriptive_name_" * 6
+    code, out = _compare(tmp_path, BASE, {"strategies": {long_name: None, "s": {"strategy.batch_size": 8}}})
+    assert code == 2 and not out.exists()
+    assert _one_error_line(capsys) == (
+        "error: strategy 'adam_with_a_very_long_descriptive_name_a...': name too long (234 characters); at most 195 "
+        "with task 'base' (each run is named <task>-<strategy>, at most 200 characters)")
+    fits = "x" * 195  # base-xxx... is 200 characters: accepted
+    from trainlab.compare.strategies import NamedStrategy, check_run_names
+
+    check_run_names(["base"], [NamedStrategy(fits, {})])
+    with pytest.raises(ConfigError, match="at most 188 with task 'longer_task'"):  # the longest task bounds it
+        check_run_names(["base", "longer_task"], [NamedStrategy(fits, {})])
+
+
 def test_a_grid_of_a_million_points_is_refused_at_once():
     import time
 
@@ -164,10 +181,11 @@ def test_no_finished_run_exits_4_naming_where_the_reasons_are(tmp_path: Path, ca
 
 
 def test_no_finished_run_for_one_shared_reason_says_it_in_the_line(tmp_path: Path, capsys):
-    """A target column the data file lacks fails every run the same way (the data is read in the runs when the
-    base names its metrics): the line says why, not only where the reasons are. (A data file not found is
-    refused before any run: tests/test_compare_precheck.py.)"""
-    (tmp_path / "table.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
+    """A target column of numbers and text fails every run the same way (the data is read in the runs when the
+    base names its metrics): the line says why, not only where the reasons are. (A data file not found, or a
+    target column the header lacks, is refused before any run: tests/test_compare_precheck.py.)"""
+    rows = "".join(f"{i},{i % 3},{'x' if i == 7 else i % 2}\n" for i in range(30))
+    (tmp_path / "table.csv").write_text("a,b,y\n" + rows)
     base = {**BASE, "data": {"source": "csv", "path": str(tmp_path / "table.csv"), "target": "y"}}
     code, out = _compare(tmp_path, base, {"strategies": {"a": None, "b": {"strategy.optimizer.lr": 0.02}}})
     line = _one_error_line(capsys)

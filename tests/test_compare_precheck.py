@@ -109,6 +109,51 @@ def test_several_tasks_name_the_task_whose_data_is_missing(tmp_path: Path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_wrong_csv_target_is_one_line_before_any_run_whatever_the_metrics_list(tmp_path: Path, capsys):
+    """``data.target: tgt`` where the column is ``y``: without ``metrics:`` the task's read refused it (exit 3,
+    nothing written); with them every run started and failed alike (exit 4, run folders written). Now the
+    header line is read before any run, both ways."""
+    base = {**_csv_base(str(_write_csv(tmp_path / "table.csv"))), "data": {
+        "source": "csv", "path": str(tmp_path / "table.csv"), "target": "tgt"}}
+    lines = []
+    for metrics in (["accuracy", "f1"], None):
+        code, out = _compare(tmp_path, {**base, "metrics": metrics}, TWO)
+        lines.append(_one_error_line(capsys))
+        assert code == 3 and not out.exists()
+    assert lines[0] == lines[1] == (f"error: CSV file {tmp_path / 'table.csv'} has no target column 'tgt' "
+                                    "(columns: a, b, y)")
+
+
+@pytest.mark.parametrize(("data", "kind", "message"), [
+    ({"target": "y", "features": ["a", "c"]}, DataError, "has no column 'c' (columns: a, b, y)"),
+    ({"target": "y", "categorical": "q"}, DataError, "has no categorical column 'q' (columns: a, b, y)"),
+    ({"target": "y", "features": ["a", "y"]}, ConfigError, "data.features lists the target column 'y'"),
+    ({"target": "a;b;y", "delimiter": ";"}, DataError, "has no target column 'a;b;y'"),
+])
+def test_the_columns_a_strategy_names_are_checked_in_the_header(tmp_path: Path, data, kind, message):
+    """A strategy's own data section is checked too, and the refusal names it; only the header line is read
+    (a file whose second line is not even CSV passes the check)."""
+    table = _write_csv(tmp_path / "table.csv")
+    strategies = parse_strategies({"strategies": {"adam": None, "cols": {
+        f"data.{key}": value for key, value in data.items()}}})
+    with pytest.raises(kind) as raised:
+        compare({"t": _csv_base(str(table))}, strategies, tmp_path / "out", seeds=1, jobs=1, quiet=True)
+    assert str(raised.value).startswith("strategy 'cols': ") and message in str(raised.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_header_check_reads_only_the_header(tmp_path: Path):
+    """A good header over rows a run would refuse: the check passes (the run words the rows' problem)."""
+    from trainlab.config import validate
+    from trainlab.preflight import check_data_columns
+
+    (tmp_path / "t.csv").write_text("a,b,y\n" + "\"unclosed\n" * 3)
+    check_data_columns(validate(_csv_base(str(tmp_path / "t.csv"))))
+    with pytest.raises(DataError, match="has no target column 'z'"):
+        check_data_columns(validate({**_csv_base(str(tmp_path / "t.csv")),
+                                     "data": {"source": "csv", "path": str(tmp_path / "t.csv"), "target": "z"}}))
+
+
 def test_a_text_source_s_missing_train_file_in_its_folder_is_refused(tmp_path: Path, capsys):
     """``data.train`` is relative to ``data.path``: the folder is there, the file in it is not."""
     folder = tmp_path / "texts"

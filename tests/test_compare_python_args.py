@@ -46,14 +46,14 @@ def test_one_path_and_one_override_as_strings_are_one_item(files):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"seeds": "2"}, "--seeds must be a whole number >= 1; got '2' (str)"),
-    ({"seeds": 0}, "--seeds must be a whole number >= 1; got 0"),
-    ({"seeds": True}, "--seeds must be a whole number >= 1; got True (bool)"),
-    ({"jobs": None}, "--jobs must be a whole number >= 1; got None (NoneType)"),
-    ({"jobs": 1.5}, "--jobs must be a whole number >= 1; got 1.5 (float)"),
+    ({"seeds": "2"}, "seeds must be a whole number >= 1; got '2' (str)"),  # named as Python's argument
+    ({"seeds": 0}, "seeds must be a whole number >= 1; got 0"),
+    ({"seeds": True}, "seeds must be a whole number >= 1; got True (bool)"),
+    ({"jobs": None}, "jobs must be a whole number >= 1; got None (NoneType)"),
+    ({"jobs": 1.5}, "jobs must be a whole number >= 1; got 1.5 (float)"),
     ({"seed": 2}, "compare_files got an unknown option 'seed'; did you mean 'seeds'? (options: seeds, jobs, target, "
                   "metric, direction, live, quiet, wait)"),
-    ({"direction": "up"}, "--direction must be one of max, min, maximize, minimize (or None: by the metric's name); "
+    ({"direction": "up"}, "direction must be one of max, min, maximize, minimize (or None: by the metric's name); "
                           "got 'up'"),
     ({"metric": 3}, "metric must be a string such as 'test_accuracy'; got 3 (int)"),
     ({"target": 0.9}, "target must be a string such as 'val_accuracy=0.9' or None; got 0.9 (float)"),
@@ -65,6 +65,19 @@ def test_a_wrong_option_is_one_config_error_naming_it(files, options, message):
         compare_files(["iris.yaml"], "strategies.yaml", out="out", **options)
     assert str(raised.value) == message
     assert not (files / "out").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--seeds", "0"], "error: --seeds must be a whole number >= 1; got 0"),
+    (["--jobs", "0"], "error: --jobs must be a whole number >= 1; got 0"),
+])
+def test_the_command_names_its_flags(files, capsys, flags, message):
+    """The same check from the CLI names the flag; from Python (above) the keyword argument."""
+    from trainlab.cli import main
+
+    assert main(["compare", "iris.yaml", "--strategies", "strategies.yaml", "--out", "out", *flags]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not (files / "out").exists()
 
 
 @pytest.mark.parametrize(("base_paths", "message"), [

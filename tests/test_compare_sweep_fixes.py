@@ -145,8 +145,8 @@ def _entry(name: str, rank: int, values: list[float], times: list[float | None])
                                  "values": times}}
 
 
-def _table(entries: list[dict]) -> str:
-    board = {"metric": "test_accuracy", "direction": "max", "seeds": 3,
+def _table(entries: list[dict], seeds: int = 3) -> str:
+    board = {"metric": "test_accuracy", "direction": "max", "seeds": seeds,
              "target": {"metric": "val_accuracy", "value": 0.9}, "tasks": {"iris": {"strategies": entries}}}
     out = io.StringIO()
     print_leaderboard(board, Console(file=out, width=250))
@@ -169,3 +169,25 @@ def test_the_table_names_a_clipped_interval_as_the_json_does_and_a_missed_target
 def test_the_table_says_t_where_no_interval_was_clipped():
     text = _table([_entry("a", 1, [0.5, 0.6, 0.7], [1.0, 1.0, 1.0])])
     assert "[95% CI: t]" in text and "clipped" not in text
+
+
+def test_one_seed_is_said_in_the_singular_and_names_no_interval_method():
+    """--seeds 1 titled the table "1 seeds, mean ± std [95% CI: t]", though no interval is computed."""
+    entries = [_entry("a", 1, [0.5], [1.0]), _entry("b", 2, [0.6], [None])]
+    assert entries[0]["metrics"]["test_accuracy"]["ci95"] is None
+    assert entries[0]["metrics"]["test_accuracy"]["ci_method"] is None  # leaderboard.json names no method either
+    text = _table(entries, seeds=1).replace("\n", " ")
+    assert "1 seed, mean ± std" in text and "1 seeds" not in text and "95% CI:" not in text
+
+
+def test_long_names_are_shortened_in_the_table_with_a_middle_ellipsis_that_keeps_them_apart():
+    """Two ~190-character names printed as the same cut prefix; now each keeps its start and its end."""
+    stem = "adam_with_a_very_long_descriptive_name_" * 4
+    long_one, long_two = stem + "lr=0.001", stem + "lr=0.002"
+    text = _table([_entry(long_one, 1, [0.5, 0.6, 0.7], [1.0] * 3), _entry(long_two, 2, [0.5, 0.6, 0.6], [1.0] * 3),
+                   _entry("sgd", 3, [0.4, 0.5, 0.5], [1.0] * 3)])
+    rows = [line for line in text.splitlines() if "…" in line]
+    assert len(rows) == 2 and all(len(line) < 200 for line in rows)
+    assert "…" in rows[0] and rows[0].split("│")[2].strip().endswith("lr=0.001")
+    assert rows[1].split("│")[2].strip().endswith("lr=0.002")
+    assert "sgd" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html as html_module
 import json
 import math
 import os
@@ -149,7 +150,7 @@ def test_comparison_report_of_seven_strategies_by_five_seeds_is_complete_and_und
     board = json.loads((seven_by_five / "leaderboard.json").read_text())
     entries = board["tasks"]["digits"]["strategies"]
     for entry in entries:  # every strategy's row with its mean and verdict
-        row = re.search(rf"<td>{entry['name']}</td>.*?</tr>", html, re.S).group(0)
+        row = re.search(rf'<td><span class="name">{entry["name"]}</span></td>.*?</tr>', html, re.S).group(0)
         assert f"{entry['metrics']['test_accuracy']['mean']:.4g}" in row and entry["vs_best"]["verdict"] in row
     figures = figures_of(html)
     kinds = [f["layout"]["title"]["text"].split(":")[0] for f in figures]
@@ -212,7 +213,7 @@ def test_two_tasks_each_get_their_own_strategy_configs_not_the_first_tasks(tmp_p
         return re.findall(r"<td>(.*?)</td>", row)
 
     def columns(section: str) -> list[str]:
-        return re.findall(r"<th>(.*?)</th>", section)[1:]
+        return re.findall(r'<th><span class="name">(.*?)</span></th>', section)  # each strategy, wrapping
 
     assert dict(zip(columns(digits), lr_row(digits), strict=True)) == {"adam": "0.003", "sgd": "0.1"}
     assert dict(zip(columns(imb), lr_row(imb), strict=True)) == {"adam": "0.0005", "sgd": "0.1"}
@@ -518,17 +519,36 @@ def test_a_plot_path_of_another_format_is_refused_before_any_work(tmp_path, caps
     assert capsys.readouterr().err == f"error: plot path '{tmp_path / 's.jpg'}' must end in one of .png, .pdf, .svg\n"
 
 
-def test_a_diverged_seed_and_a_missing_summary_still_give_a_report(tmp_path):
+def test_a_diverged_seed_and_an_unfinished_run_without_summary_still_give_a_report(tmp_path):
     root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=3, epochs=4)
     diverged = root / "runs/digits/adam/seed-0"
     (diverged / "summary.json").write_text(json.dumps({"name": "x", "status": "diverged", "steps": 12, "events": []}))
     (diverged / "run.json").write_text(json.dumps({"format": 1, "status": "diverged"}))
     with (diverged / "metrics.jsonl").open("a") as handle:
         handle.write(json.dumps({"event": "diverged", "step": 12, "loss": None}) + "\n")
-    (root / "runs/digits/sgd/seed-2/summary.json").unlink()
+    running = root / "runs/digits/sgd/seed-2"  # a run still in progress has no summary.json yet
+    (running / "summary.json").unlink()
+    (running / "run.json").write_text(json.dumps({"format": 1, "status": "running"}))
     html = write_report([root], tmp_path / "r.html").read_text()
     assert "confusion matrix on the test split: adam, seed 1" in html  # the first finished seed of the best
     assert len(figures_of(html)) == 9
+
+
+@pytest.mark.parametrize("folders", ["comparison", "run folder"])
+def test_a_finished_run_without_its_summary_is_refused_as_compare_refuses_it(tmp_path, capsys, folders):
+    """A finished run's summary.json deleted: compare refused the folder (exit 3), a damaged one made the report
+    exit 3, but a missing one gave a report (exit 0) showing the run as if it had not finished."""
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=2, epochs=2)
+    run = root / "runs/digits/sgd/seed-1"
+    (run / "summary.json").unlink()
+    out = tmp_path / "r.html"
+    assert main(["report", str(root if folders == "comparison" else run), "-o", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not out.exists()
+    fix = (f"delete the folder {run} and run the same 'trainlab compare' command again to train that run again"
+           if folders == "comparison" else "leave the run out of the report")
+    assert err == (f"error: {run / 'summary.json'} of the finished run {run} is missing (its run.json says it "
+                   f"finished, and a run writes its summary.json first); restore it from a copy, or {fix}\n")
 
 
 def test_class_names_recorded_in_labels_json_name_the_confusion_matrix(digits_run, tmp_path):
@@ -640,7 +660,7 @@ def test_a_better_verdict_is_shown_with_its_holm_p_and_its_own_colour(tmp_path):
     flaky["vs_best"].update({"verdict": "better", "p_holm": 0.0123, "test": "paired-t"})
     (root / "leaderboard.json").write_text(json.dumps(board))
     html = write_report([root], tmp_path / "report.html").read_text()
-    row = re.search(rf"<td>{flaky['name']}</td>.*?</tr>", html, re.S).group(0)
+    row = re.search(rf'<td><span class="name">{flaky["name"]}</span></td>.*?</tr>', html, re.S).group(0)
     assert '<span class="verdict-better">better (p_holm = 0.0123, paired-t)</span>' in row
     assert ".verdict-better {" in html
 
@@ -768,3 +788,63 @@ def test_a_leaderboard_verdict_holding_html_is_escaped_and_gets_the_neutral_clas
     assert '<span class="verdict-other">&quot;&gt;&lt;img src=x onerror=alert(1)&gt;</span>' in html
     assert '<span class="verdict-other">x onmouseover=alert(3)</span>' in html
     assert '<span class="verdict-worse">worse (p_holm = 0.01, &lt;script&gt;alert(2)&lt;/script&gt;)</span>' in html
+
+
+def _visible(page: str) -> str:
+    """The page's text as a reader sees it (tags dropped, entities unescaped, runs of space as one)."""
+    main_part = page.split("<main>")[1].split("</main>")[0]
+    return " ".join(html_module.unescape(re.sub(r"<[^>]+>", " ", main_part)).split())
+
+
+def test_the_reasons_runs_failed_are_under_the_leaderboard_and_no_interval_gets_no_method(tmp_path):
+    """A strategy whose 5 seeds all diverged showed only "0 (5)", "– ± –" and "[–, –] t": the reasons were in
+    leaderboard.json's failures and the terminal, never the report; and "t" named an interval that is not there."""
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=2, target=None, epochs=2)
+    board = json.loads((root / "leaderboard.json").read_text())
+    sgd = next(e for e in board["tasks"]["digits"]["strategies"] if e["name"] == "sgd")
+    reason = "diverged: training diverged at step 5: non-finite loss (nan)"
+    sgd.update(runs=0, failed=2, failures=[{"seed": 0, "reason": reason}, {"seed": 1, "reason": reason}])
+    sgd["metrics"]["test_accuracy"].update(mean=None, std=None, median=None, ci95=None, ci_method="t", values=[],
+                                           seeds=[])
+    (root / "leaderboard.json").write_text(json.dumps(board))
+    page = write_report([root], tmp_path / "r.html").read_text()
+    text = _visible(page)
+    assert "2 runs failed and are left out of the statistics above" in text
+    assert f"strategy seed reason sgd 0 {reason} sgd 1 {reason}" in text
+    assert "[–, –]" not in text and "– t " not in text  # no interval, and no method named for it
+    leaderboard = text[text.index("strategy test_accuracy"):text.index("runs failed")]
+    assert "] t " in leaderboard  # adam's interval keeps its method
+
+
+@pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_one_seed_is_said_in_the_singular_and_its_chart_names_no_interval(tmp_path):
+    """The lead said "1 seeds" and the chart "mean with 95% CI (t)" over no interval (the fixture's std of one
+    seed warns)."""
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=1, target=None, epochs=2)
+    board = json.loads((root / "leaderboard.json").read_text())
+    for entry in board["tasks"]["digits"]["strategies"]:  # as compare writes one seed: no interval, no method
+        entry["metrics"]["test_accuracy"].update(ci95=None, ci_method=None)
+    (root / "leaderboard.json").write_text(json.dumps(board))
+    page = write_report([root], tmp_path / "r.html").read_text()
+    assert "1 task, 2 strategies, 1 seed; ranked by" in _visible(page)
+    title = figures_of(page)[0]["layout"]["title"]["text"]
+    assert title == "test_accuracy: mean (no 95% CI: fewer than 2 finished seeds), dots are seeds"
+
+
+def test_long_names_get_short_distinct_labels_in_every_chart_and_wrap_in_the_table(tmp_path):
+    """~190-character names: the charts' axes and legends show labels of at most 28 / 40 characters, distinct,
+    with the full name in the hover text; the table keeps the full name in a cell that wraps."""
+    stem = "adam_with_a_very_long_descriptive_name_" * 4
+    names = {stem + "lr=0.001": ("adam", 0.001, 0.95), stem + "lr=0.003": ("adam", 0.003, 0.96),
+             "sgd": ("sgd", 0.1, 0.9)}
+    root = fake_comparison(tmp_path / "cmp", names, seeds=2, target=None, epochs=2)
+    page = write_report([root], tmp_path / "r.html").read_text()
+    for name in names:
+        assert f'<span class="name">{name}</span>' in page
+    chart, curves = figures_of(page)[0], figures_of(page)[1]
+    ticks = [trace["x"][0] for trace in chart["data"] if trace["type"] == "scatter"]
+    assert len(set(ticks)) == 3 and all(len(tick) <= 28 for tick in ticks)
+    assert ticks[0].endswith("lr=0.003") and ticks[1].endswith("lr=0.001")  # ranked: best first
+    assert any(stem + "lr=0.003" in trace.get("hovertemplate", "") for trace in chart["data"])
+    legend = [trace["name"] for trace in curves["data"] if trace.get("showlegend", True) is not False]
+    assert len(set(legend)) == 3 and all(len(name) <= 40 for name in legend)

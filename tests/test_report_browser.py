@@ -163,3 +163,53 @@ def test_report_figures_script_saves_every_chart_as_a_png(browser, tmp_path):
             assert len(np.unique(np.asarray(image.convert("L")))) > 10, path  # drawn, not a blank rectangle
     only = module.save_charts(report, tmp_path / "only", only=["leaderboard"], browser=browser)
     assert only and all("leaderboard" in p.name for p in only)
+
+
+# Names of up to 195 characters: the leaderboard table within its column, the plots their size, labels distinct.
+LAYOUT = r"""
+() => {
+const table = document.querySelector("div.table-wrap table");
+const wrap = table.parentElement;
+return {
+  tableFits: table.scrollWidth <= wrap.clientWidth + 1,
+  charts: Array.from(document.querySelectorAll("div[data-figure]")).map((div) => {
+    const box = div.getBoundingClientRect();
+    const legend = div.querySelector("g.legend");
+    return {
+      id: div.id,
+      areaHeights: Array.from(div.querySelectorAll("rect.nsewdrag")).map((r) => r.getBoundingClientRect().height),
+      ticks: Array.from(div.querySelectorAll("g.xtick text")).map((t) => t.textContent),
+      legendInside: !legend || legend.getBoundingClientRect().right <= box.right + 1,
+      legendNames: legend ? Array.from(legend.querySelectorAll("text.legendtext")).map((t) => t.textContent) : [],
+    };
+  }),
+};
+}
+"""
+
+
+def test_long_strategy_names_keep_the_layout_and_stay_distinct_in_chromium(browser, tmp_path):
+    """Strategy names of ~190 characters (a comparison allows 195): the table's strategy column filled the
+    page (its numbers off-screen), the rotated names squeezed the CI chart's plot to ~50 px, and names cut
+    to the page's width read alike. Now the table wraps them, and the charts show distinct short labels."""
+    stem = "adam_with_a_very_long_descriptive_name_" * 4
+    names = {stem + "lr=0.001_" + "x" * 25: ("adam", 0.001, 0.95), stem + "lr=0.003_" + "x" * 25: ("adam", 0.003, 0.96),
+             stem + "x" * 34: ("sgd", 0.1, 0.90), stem + "y" * 34: ("sgd", 0.05, 0.92), "sgd": ("sgd", 0.1, 0.9)}
+    assert all(len(name) <= 195 for name in names)
+    root = fake_comparison(tmp_path / "cmp", names, seeds=3, target=None, epochs=4)
+    out = write_report([root], tmp_path / "long.html")
+    check(browser, out, 7)
+    page = browser.new_page(viewport=LAPTOP)
+    try:
+        page.goto(out.resolve().as_uri())
+        page.wait_for_function("document.body.dataset.chartsRendered !== undefined", timeout=60_000)
+        layout = page.evaluate(LAYOUT)
+    finally:
+        page.close()
+    assert layout["tableFits"]
+    ci_chart = layout["charts"][0]
+    assert min(ci_chart["areaHeights"]) > 200, ci_chart  # the plot keeps its height under the rotated labels
+    assert len(set(ci_chart["ticks"])) == len(names), ci_chart  # one distinct label per strategy
+    for chart in layout["charts"]:
+        assert chart["legendInside"], chart
+        assert len(set(chart["legendNames"])) == len(chart["legendNames"]), chart

@@ -6,8 +6,9 @@ what is cheap to build (the loss, the optimizer on one 2-D dummy weight with
 ``regularization.weight_decay`` placed exactly as a run places it, the schedule) and checks
 the model's option names and layer counts and the data source's option names, so a config that
 every run would refuse fails once, before the first run, with the run's own error line.
-:func:`check_data_found` looks up the data files a config names without opening them: a missing one
-is refused before the first run too, again with the run's own line.
+:func:`check_data_found` looks up the data files a config names without opening them, and
+:func:`check_data_columns` reads a CSV file's header line for the columns the config names: a missing file
+or column is refused before the first run too, again with the run's own line.
 """
 
 from __future__ import annotations
@@ -82,3 +83,37 @@ def check_data_found(config: Config) -> None:
     if all(path.exists() for key, path in named.items() if key in DATA_FILE_KEYS):
         return
     count_rows(data)  # raises the source's "data file not found"; found meanwhile, it is counted instead
+
+
+# the data keys of the csv source that name its columns, or say how its header line is read
+DATA_COLUMN_KEYS = ("target", "features", "categorical", "delimiter")
+
+
+def check_data_columns(config: Config) -> None:
+    """Raise the error a run of ``config`` would raise for a column its ``csv`` data section names
+    (``data.target``, ``data.features``, ``data.categorical``) that the file's header lacks, reading the
+    header line only (:func:`~trainlab.data.csv_table.read_header`): the DataError's line is the source's
+    own (``CSV file f.csv has no target column 'tgt'; did you mean 'target'? (columns: ...)``), as are the
+    ConfigErrors of a column listed twice or a target among the features. Call it after
+    :func:`check_data_found` (a missing file is that one's refusal). Other sources: nothing is checked.
+    """
+    import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
+    from trainlab.data import DATA_SOURCES
+    from trainlab.data.counting import _bound_options
+    from trainlab.data.csv_table import check_delimiter, read_header
+    from trainlab.data.files import _check_column_lists, _column_names, _require, csv_file
+    from trainlab.data.paths import resolve_file
+
+    if ":" in config.data.source or DATA_SOURCES.get(config.data.source) is not csv_file:
+        return
+    _, options = _bound_options(config.data)
+    targets = _column_names(options["target"], "target") or []
+    features = _column_names(options["features"], "features")
+    categorical = _column_names(options["categorical"], "categorical")
+    _check_column_lists(features, targets)
+    delimiter = check_delimiter(options["delimiter"])
+    file = resolve_file(options["path"], "a CSV file with a header row")
+    header, _ = read_header(file, delimiter)
+    _require(file, header, targets, "target column", delimiter)
+    _require(file, header, features or [], "column", delimiter)
+    _require(file, header, categorical or [], "categorical column", delimiter)

@@ -29,6 +29,7 @@ from trainlab.compare.strategies import (
     SET_BY_COMPARE,
     NamedStrategy,
     as_strategies,
+    check_run_names,
     load_strategies,
     validate_strategies,
 )
@@ -39,7 +40,7 @@ from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.metrics import unrecorded_hint
 from trainlab.notices import each_once, warn
-from trainlab.preflight import DATA_FILE_KEYS, check_data_found
+from trainlab.preflight import DATA_COLUMN_KEYS, DATA_FILE_KEYS, check_data_columns, check_data_found
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
@@ -83,15 +84,19 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     ``out`` is locked for the whole comparison: another comparison writing it is refused, or with
     ``wait`` waited for (tune workers sharing a study refit into one folder: the later finds the runs done).
 
-    Before any run: the arguments (a wrong type is one ConfigError naming it), every strategy on every base
-    (:func:`validate_strategies`), that every run's data files are there (:func:`check_data_files`: one
-    DataError), and that every run will record ``metric`` and the target's metric (:func:`check_recorded`);
-    each other refusal is one ConfigError. Failed runs are in the leaderboard with their reasons, never raised.
+    Before any run: the arguments (a wrong type is one ConfigError naming it, as ``seeds`` from Python and
+    ``--seeds`` from the CLI: :func:`named`), that each run's name ``<task>-<strategy>`` fits a config's
+    (:func:`~trainlab.compare.strategies.check_run_names`), every strategy on every base
+    (:func:`validate_strategies`), that every run's data files are there and a CSV's header holds the columns
+    the config names (:func:`check_data_files`: one DataError), and that every run will record ``metric``
+    and the target's metric (:func:`check_recorded`); each other refusal is one ConfigError. Failed runs are
+    in the leaderboard with their reasons, never raised.
     """
     bases = check_bases(bases)
     strategies = as_strategies(strategies)
+    check_run_names(list(bases), strategies)  # each run's name is <task>-<strategy>: refused here, not per run
     out = path_argument(out, "out")
-    seeds, jobs = arguments.whole("--seeds", seeds), arguments.whole("--jobs", jobs)
+    seeds, jobs = arguments.whole(named("seeds"), seeds), arguments.whole(named("jobs"), jobs)
     direction = compare_direction(direction)
     _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait)
     folders = check_folders(folders, bases)
@@ -133,10 +138,16 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     return board
 
 
+def named(argument: str) -> str:
+    """``argument`` of :func:`compare` as its caller wrote it: the flag (``--seeds``) inside the CLI command,
+    the keyword (``seeds``) from Python."""
+    return f"--{argument}" if current_policy().cli else argument
+
+
 def compare_direction(direction: Any) -> str | None:
     """``direction`` as compare writes it, ``min`` or ``max`` (None stays None: by the metric's name);
     ``minimize``/``maximize`` (tune's words) are taken too."""
-    return arguments.direction("--direction", direction, "by the metric's name")
+    return arguments.direction(named("direction"), direction, "by the metric's name")
 
 
 def _check_flags(metric: Any, target: Any, live: Any, quiet: Any, wait: Any) -> None:
@@ -253,14 +264,18 @@ def check_metric_found(board: dict[str, Any], metric: str) -> None:
 
 def check_data_files(configs: Mapping[tuple[str, str], Config], strategies: Sequence[NamedStrategy]) -> None:
     """Before any run: the data files and folders each run's config names are there, looked up without
-    reading them (:func:`~trainlab.preflight.check_data_found`, once per data section), so that a data path
-    not found is one DataError (exit 3) with nothing written, not every run failing alike after it.
+    reading them (:func:`~trainlab.preflight.check_data_found`), and the columns a CSV section names are in
+    its header line (:func:`~trainlab.preflight.check_data_columns`), once per data section, so that a data
+    path not found or a wrong ``data.target`` is one DataError (exit 3) with nothing written, not every run
+    failing alike after it, whether or not the config lists its ``metrics``.
 
     ``configs`` by ``(task, strategy)`` as :func:`validate_strategies` returns them: each strategy's own
-    data section, so a strategy that sets ``data.path`` is checked for its own files; the refusal then
-    names it (and the task, with several), as a base's missing file names the task where there are several.
+    data section, so a strategy that sets ``data.path`` (or ``data.target``) is checked for its own files;
+    the refusal then names it (and the task, with several), as a base's missing file names the task where
+    there are several.
     """
-    file_keys = tuple(f"data.{key}" for key in DATA_FILE_KEYS)  # a strategy naming its own files (or section)
+    # a strategy naming its own files or columns (or the whole section)
+    file_keys = tuple(f"data.{key}" for key in (*DATA_FILE_KEYS, *DATA_COLUMN_KEYS))
     sets_data = {s.name for s in strategies
                  if any(str(key) == "data" or str(key).startswith(file_keys) for key in s.overrides)}
     several = len({task for task, _ in configs}) > 1
@@ -272,12 +287,14 @@ def check_data_files(configs: Mapping[tuple[str, str], Config], strategies: Sequ
         checked.add(section)
         try:
             check_data_found(config)
-        except DataError as exc:
+            check_data_columns(config)
+        except (DataError, ConfigError) as exc:
             on_task = f" on task '{task}'" if several else ""
+            kind = DataError if isinstance(exc, DataError) else ConfigError  # exit 3 or 2, as the run's own
             if strategy in sets_data:
-                raise DataError(f"strategy '{strategy}'{on_task}: {exc}") from None
+                raise kind(f"strategy '{strategy}'{on_task}: {exc}") from None
             if several:
-                raise DataError(f"task '{task}': {exc}") from None
+                raise kind(f"task '{task}': {exc}") from None
             raise
 
 

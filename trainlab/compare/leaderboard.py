@@ -17,6 +17,7 @@ from typing import Any
 
 import trainlab.compare.stats as stats
 from trainlab.atomic import write_json, write_text
+from trainlab.compare.labels import short_labels
 from trainlab.compare.metric_keys import direction_of, metric_range, read_metric
 from trainlab.compare.run_record import RunRecord, convergence, load_run, time_to_target
 from trainlab.compare.runner import RunPlan
@@ -30,7 +31,8 @@ def metric_block(values: list[float], seeds: list[int], key: str | None = None) 
     """Statistics of one metric over seeds. The t interval of a bounded metric (``key``'s
     :func:`~trainlab.compare.metric_keys.metric_range`: accuracy in [0, 1]) is clipped to the values the
     metric can take, and ``ci_method`` says so (``"t, clipped to [0, 1]"``): few seeds near a bound
-    would otherwise give an accuracy interval reaching past 1."""
+    would otherwise give an accuracy interval reaching past 1. Fewer than two values have no interval:
+    ``ci95`` and ``ci_method`` (``iqm_ci95`` and ``iqm_ci_method``) are None."""
     described = stats.describe(values)
     interval = stats.t_interval(values)
     method = "t"
@@ -42,10 +44,10 @@ def metric_block(values: list[float], seeds: list[int], key: str | None = None) 
     return {
         **described,
         "ci95": list(interval) if interval else None,
-        "ci_method": method,
+        "ci_method": method if interval else None,  # no interval (fewer than 2 values): no method either
         "iqm": stats.iqm(values) if values else None,
         "iqm_ci95": list(boot) if boot else None,
-        "iqm_ci_method": boot_method,
+        "iqm_ci_method": boot_method if boot else None,
         "values": values,
         "seeds": seeds,
     }
@@ -314,12 +316,24 @@ def _fmt_spread(block: dict[str, Any]) -> str:
     return _fmt(std, 2)
 
 
-def ci_method_text(entries: list[dict[str, Any]], metric: str) -> str:
+def ci_method_text(entries: list[dict[str, Any]], metric: str) -> str | None:
     """How the table's intervals of ``metric`` were made, in leaderboard.json's words (its ``ci_method``):
-    ``t``, or ``t, clipped to [0, 1]`` where an interval reached past the metric's range and was clipped."""
-    methods = list(dict.fromkeys(e["metrics"].get(metric, {}).get("ci_method") or "t" for e in entries))
+    ``t``, or ``t, clipped to [0, 1]`` where an interval reached past the metric's range and was clipped;
+    None where no entry has an interval (one seed each: nothing was computed, so no method is named)."""
+    blocks = [e["metrics"].get(metric, {}) for e in entries]
+    methods = list(dict.fromkeys(b.get("ci_method") or "t" for b in blocks if b.get("ci95")))
     clipped = [m for m in methods if m != "t"]
-    return clipped[0] if clipped else "t"
+    return clipped[0] if clipped else "t" if methods else None
+
+
+def table_title(task: str, board: dict[str, Any], entries: list[dict[str, Any]]) -> str:
+    """The printed table's title: the task, the metric and its direction, the seeds (``1 seed``), and the
+    interval's method where one was computed (``[95% CI: t]``)."""
+    metric, seeds = board["metric"], board["seeds"]
+    method = ci_method_text(entries, metric)
+    interval = f" [95% CI: {method}]" if method else ""
+    return (f"{task}: ranked by {metric} ({board['direction']}), {seeds} seed{'' if seeds == 1 else 's'}, "
+            f"mean ± std{interval}")
 
 
 def target_text(ttt: dict[str, Any]) -> str:
@@ -342,15 +356,16 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
         if not console.is_terminal:  # a log or a pipe: wide enough that no column is cut
             console = Console(width=200)
     metric, target = board["metric"], board["target"]
+    # long names (up to 195 characters) shortened alike in every table, distinct where the names are
+    labels = short_labels([e["name"] for table_data in board["tasks"].values() for e in table_data["strategies"]])
     for task, table_data in board["tasks"].items():
-        title = (f"{task}: ranked by {metric} ({board['direction']}), {board['seeds']} seeds, "
-                 f"mean ± std [95% CI: {ci_method_text(table_data['strategies'], metric)}]")
-        table = Table(title=title)
+        table = Table(title=table_title(task, board, table_data["strategies"]))
         columns = ["rank", "strategy", metric, "95% CI", "vs best (Holm p)", "P(beats best)", "train s"]
         if target:
             columns.insert(5, f"time to {target['metric']}={target['value']:g} (reached)")
         for column in columns:
-            table.add_column(column, justify="left" if column in ("strategy", "vs best (Holm p)") else "right")
+            table.add_column(column, justify="left" if column in ("strategy", "vs best (Holm p)") else "right",
+                             overflow="fold")  # wrapped, never cut to an ellipsis that makes two labels alike
         for entry in table_data["strategies"]:
             block = entry["metrics"].get(metric, {})
             ci = block.get("ci95")
@@ -360,7 +375,7 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
                 verdict += f" p={vs['p_holm']:.2g}"
             style = {"best": "bold green", "worse": "red", "better": "bold yellow"}.get(vs["verdict"], "")
             runs = f" n={entry['runs']}" + (f", {entry['failed']} failed" if entry["failed"] else "")
-            row = [str(entry["rank"]), entry["name"],
+            row = [str(entry["rank"]), labels[entry["name"]],
                    f"{_fmt(block.get('mean'))} ± {_fmt_spread(block)}{runs}",
                    f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
                    f"[{style}]{verdict}[/{style}]" if style else verdict,
@@ -382,4 +397,4 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
         console.print(f"performance profile over {len(profile['tasks'])} tasks ({profile['measure']}): "
                       "geometric mean of time ratios to the best")
         for name, ratio in profile["geomean_ratio"].items():
-            console.print(f"  {name:<24} {_fmt(ratio, 3) if ratio is not None else 'inf (a target missed)'}")
+            console.print(f"  {labels.get(name, name):<24} {_fmt(ratio, 3) if ratio is not None else 'inf (a target missed)'}")

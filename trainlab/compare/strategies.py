@@ -15,7 +15,8 @@ points are named ``optimizer.name=sgd,batch_size=32`` (the last key part, or the
 two where the last is ``name``). Every strategy is validated against every base
 config before any run: an unknown key, a value the schema or a component refuses,
 a duplicate name, or a key the comparison sets itself (``seed``: seed k of --seeds;
-``name``: ``<task>-<strategy>``) is one ConfigError.
+``name``: ``<task>-<strategy>``) is one ConfigError; so is a name too long for its runs' names
+(:func:`check_run_names`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 from trainlab.code_policy import CodePolicy, using_policy
 from trainlab.config import Config, validate
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import MAX_NAME_CHARS, short_repr
 from trainlab.config_overrides import set_dotted
 from trainlab.errors import ConfigError, DataError
 from trainlab.preflight import check_components
@@ -40,6 +41,7 @@ from trainlab.registry import did_you_mean
 from trainlab.yaml_files import load_yaml_file
 
 SECTIONS = ("strategies", "grid")
+SHOWN_NAME_CHARS = 40  # a name too long to be a run's is shown by its start in the refusal
 MAX_STRATEGIES = 1_000  # x seeds x tasks runs: beyond, a grid is a search (trainlab tune), not a comparison
 SHAPE = "'strategies: {name: {config key: value}}' and/or 'grid: {config key: [values]}'"
 # keys the comparison sets in every run itself, so a strategy's value would be silently replaced
@@ -153,6 +155,22 @@ def check_strategies(strategies: list[NamedStrategy], source: str) -> None:
                 raise ConfigError(f"{source}: strategy '{strategy.name}' sets '{key}', which compare sets for "
                                   f"every run: {SET_BY_COMPARE[key]}")
         seen.add(strategy.name)
+
+
+def check_run_names(tasks: list[str], strategies: list[NamedStrategy]) -> None:
+    """Each run's name, ``<task>-<strategy>`` (:data:`SET_BY_COMPARE`), within a config's
+    :data:`~trainlab.config_fields.MAX_NAME_CHARS`: else one ConfigError naming the strategy (its first
+    :data:`SHOWN_NAME_CHARS` characters), its length and the most the longest task leaves it, before any
+    run, not the config's own refusal of a ``name`` the user never wrote."""
+    longest = max(tasks, key=len)
+    room = MAX_NAME_CHARS - len(longest) - 1
+    for strategy in strategies:
+        if len(strategy.name) > room:
+            shown = strategy.name[:SHOWN_NAME_CHARS] + ("..." if len(strategy.name) > SHOWN_NAME_CHARS else "")
+            limit = (f"at most {room} with task '{longest}'" if room > 0
+                     else f"task '{longest}' leaves no room: give its config file a shorter name")
+            raise ConfigError(f"strategy '{shown}': name too long ({len(strategy.name)} characters); {limit} "
+                              f"(each run is named <task>-<strategy>, at most {MAX_NAME_CHARS} characters)")
 
 
 def as_strategies(value: Any) -> list[NamedStrategy]:

@@ -1,8 +1,10 @@
 """Plotly figures of a report. Each builder returns a ``plotly.graph_objects.Figure``.
 
 Conventions shared by every figure: one colour per strategy (or run) across the whole report
-(:func:`colours`), axis titles with units, the legend in the margin below the plot so it never
-covers data, and no fixed width (the page sizes charts to the window).
+(:func:`colours`), and one short label (:func:`labels`: a name of up to 195 characters shortened alike
+in every figure, distinct where the names are, the full name in the hover text), axis titles with units,
+the legend in the margin below the plot so it never covers data, and no fixed width (the page sizes
+charts to the window).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from trainlab.compare.labels import AXIS_WIDTH, TABLE_WIDTH, short_labels
 from trainlab.compare.metric_keys import metric_range
 from trainlab.report.predictions import Predictions, confusion_matrix
 from trainlab.report.series import decimate, seed_band
@@ -31,6 +34,21 @@ def colours(names: Sequence[str]) -> dict[str, str]:
     """A stable colour per name, in the given order (Plotly's ten, then Dark24)."""
     palette = [*qualitative.Plotly, *qualitative.Dark24]
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+
+
+def labels(palette: Mapping[str, str], width: int = TABLE_WIDTH) -> dict[str, str]:
+    """A label of at most ``width`` characters per name ``palette`` colours (the report's strategies or runs,
+    in its order), the same in every figure, distinct where the names are
+    (:func:`~trainlab.compare.labels.short_labels`): a legend entry (``TABLE_WIDTH``) or a category on an
+    axis (``AXIS_WIDTH``, rotated under the plot). A name the palette lacks is its own label."""
+    return short_labels(list(palette), width)
+
+
+def _axis_height(height: int, categories: Sequence[str]) -> int:
+    """``height`` plus room for rotated category labels longer than a short name (~7 px a character), so
+    that long labels take the margin, not the plotting area."""
+    longest = max((len(label) for label in categories), default=0)
+    return height + 7 * max(0, longest - 10)
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -52,10 +70,14 @@ def style(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
 
 
 def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette: Mapping[str, str]) -> go.Figure:
-    """Mean of ``metric`` per strategy with its 95% CI as error bars, and each seed as a dot."""
+    """Mean of ``metric`` per strategy with its 95% CI as error bars, and each seed as a dot; strategies by
+    their axis label (:func:`labels`), the full name in the hover text. The title names the interval's method,
+    or says that there is no interval (fewer than two finished seeds each)."""
     figure = go.Figure()
+    axis = labels(palette, AXIS_WIDTH)
     for entry in entries:
         name = entry["name"]
+        label = axis.get(name, name)
         stats = (entry.get("metrics") or {}).get(metric) or {}
         mean, ci = stats.get("mean"), stats.get("ci95")
         values = [v for v in stats.get("values") or [] if v is not None]
@@ -63,20 +85,23 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
         if mean is not None and ci and None not in ci:
             error = {"type": "data", "symmetric": False, "array": [ci[1] - mean], "arrayminus": [mean - ci[0]],
                      "thickness": 2, "width": 8}
-        figure.add_trace(go.Scatter(x=[name], y=[mean], error_y=error, mode="markers", name=name,
+        figure.add_trace(go.Scatter(x=[label], y=[mean], error_y=error, mode="markers", name=label,
                                     marker={"size": 12, "color": palette[name], "symbol": "diamond"},
                                     hovertemplate=f"{name}<br>mean %{{y:.4g}}<br>95% CI {_interval(ci)}<extra></extra>"))
         if values:
-            figure.add_trace(go.Box(x=[name] * len(values), y=values, name=name, boxpoints="all", jitter=0.3,
+            figure.add_trace(go.Box(x=[label] * len(values), y=values, name=label, boxpoints="all", jitter=0.3,
                                     pointpos=-1.6, fillcolor="rgba(0,0,0,0)", line={"width": 0},
                                     marker={"color": palette[name], "size": 6, "opacity": 0.55},
                                     showlegend=False, hoverinfo="y"))
-    methods = [(e.get("metrics") or {}).get(metric, {}).get("ci_method") for e in entries]
+    blocks = [(e.get("metrics") or {}).get(metric) or {} for e in entries]
+    methods = [b.get("ci_method") or "method not given" for b in blocks if b.get("ci95") and None not in b["ci95"]]
     # one clipped interval names the clipping in the title (the others, inside the range, are plain t)
-    method = next((m for m in methods if m and "clipped" in m), next((m for m in methods if m), None))
+    method = next((m for m in methods if "clipped" in m), methods[0] if methods else None)
+    interval = f"with 95% CI ({method})" if method else "(no 95% CI: fewer than 2 finished seeds)"
     figure.update_yaxes(title_text=_metric_title(metric))
     figure.update_xaxes(title_text="strategy (ranked, best first)", type="category")
-    style(figure, f"{metric}: mean with 95% CI ({method or 'method not given'}), dots are seeds", 420)
+    shown = [axis.get(e["name"], e["name"]) for e in entries]
+    style(figure, f"{metric}: mean {interval}, dots are seeds", _axis_height(420, shown))
     figure.update_layout(showlegend=False)
     return figure
 
@@ -94,6 +119,7 @@ def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], k
     ``axis`` is "step" or "elapsed_s". ``events`` (single runs) are marked as dotted vertical lines.
     """
     figure = make_subplots(rows=1, cols=len(keys), subplot_titles=list(keys), horizontal_spacing=0.07)
+    legend = labels(palette)
     for column, key in enumerate(keys, start=1):
         for name, runs in groups.items():
             band = seed_band(runs, key, axis)
@@ -107,7 +133,7 @@ def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], k
                                             fillcolor=_rgba(colour, 0.18), legendgroup=name, showlegend=False,
                                             hoverinfo="skip"), 1, column)
             figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines+markers" if len(band.x) <= 30 else "lines",
-                                        marker={"size": 5}, name=name, legendgroup=name,
+                                        marker={"size": 5}, name=legend.get(name, name), legendgroup=name,
                                         line={"color": colour, "width": 2}, showlegend=column == 1,
                                         hovertemplate=f"{name}<br>%{{x:.4g}}: %{{y:.4g}}<extra>{key}</extra>"),
                              1, column)
@@ -161,6 +187,7 @@ def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palet
     per label in the group's colour (dashes tell the labels apart; named ``<group> · <label>``)."""
     figure = go.Figure()
     lows, highs = [], []
+    legend = labels(palette)
     for name, runs in groups.items():
         routes = list(dict.fromkeys(k for records in runs for r in records for k in r if k.startswith("lr/")))
         for index, key in enumerate(routes or ["lr"]):
@@ -171,8 +198,10 @@ def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palet
             if positive.size:
                 lows.append(positive.min())
                 highs.append(positive.max())
-            label = f"{name} · {key.removeprefix('lr/')}" if routes else name
+            shown = legend.get(name, name)
+            label = f"{shown} · {key.removeprefix('lr/')}" if routes else shown
             figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines", name=label, legendgroup=name,
+                                        hovertemplate=f"{name}<br>%{{x:.4g}}: %{{y:.4g}}<extra>{key}</extra>",
                                         line={"color": palette[name], "width": 2, "shape": "hv",
                                               "dash": ROUTE_DASHES[index % len(ROUTE_DASHES)]}))
     log = bool(lows) and max(highs) / min(lows) > 50
@@ -185,23 +214,26 @@ def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palet
 
 def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[str, str], y_title: str,
                  title: str, note_missing: str | None = None) -> go.Figure:
-    """A box with every point per group; None values are counted and written under the group's name."""
+    """A box with every point per group, each group by its axis label (:func:`labels`); None values are
+    counted and written under the label."""
     figure = go.Figure()
-    labels = []
+    axis = labels(palette, AXIS_WIDTH)
+    categories = []
     for name, raw in values.items():
         present = [float(v) for v in raw if v is not None and math.isfinite(v)]
         missing = len(raw) - len(present)
-        label = name if not (note_missing and missing) else f"{name}<br>({missing} {note_missing})"
-        labels.append(label)
+        shown = axis.get(name, name)
+        label = shown if not (note_missing and missing) else f"{shown}<br>({missing} {note_missing})"
+        categories.append(label)
         if present:
-            figure.add_trace(go.Box(x=[label] * len(present), y=present, name=name, boxpoints="all", jitter=0.3,
+            figure.add_trace(go.Box(x=[label] * len(present), y=present, name=shown, boxpoints="all", jitter=0.3,
                                     pointpos=0, marker={"color": palette[name], "size": 7},
                                     line={"color": palette[name]}, showlegend=False))
         else:  # nothing to draw, but the group keeps its place on the axis with its "missed" label
-            figure.add_trace(go.Scatter(x=[label], y=[None], mode="markers", name=name, showlegend=False))
-    figure.update_xaxes(title_text="strategy", type="category", categoryorder="array", categoryarray=labels)
+            figure.add_trace(go.Scatter(x=[label], y=[None], mode="markers", name=shown, showlegend=False))
+    figure.update_xaxes(title_text="strategy", type="category", categoryorder="array", categoryarray=categories)
     figure.update_yaxes(title_text=y_title)
-    return style(figure, title, 400)
+    return style(figure, title, _axis_height(400, [axis.get(name, name) for name in values]))
 
 
 def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float],
@@ -210,9 +242,10 @@ def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float]
     tau. ``ratio`` names what that ratio is of ("median training time / best strategy's"), for the x-axis:
     the profile may be on time to target, training time or a metric, and the axis says which."""
     figure = go.Figure()
+    legend = labels(palette)
     for name in [*[n for n in palette if n in profile], *[n for n in profile if n not in palette]]:
         fractions = profile[name]
-        figure.add_trace(go.Scatter(x=list(taus), y=list(fractions), mode="lines", name=name,
+        figure.add_trace(go.Scatter(x=list(taus), y=list(fractions), mode="lines", name=legend.get(name, name),
                                     line={"color": palette.get(name, "#333"), "width": 2, "shape": "hv"}))
     figure.update_xaxes(title_text=f"tau: {ratio} (log scale)", type="log")
     figure.update_yaxes(title_text="fraction of tasks within tau", range=[-0.02, 1.02])
@@ -301,10 +334,12 @@ def residual_figure(predictions: Predictions, title: str) -> go.Figure:
 def metric_bars(values: Mapping[str, float | None], metric: str, palette: Mapping[str, str]) -> go.Figure:
     """One bar per run (no seeds to average): a run-folder report's stand-in for the leaderboard chart."""
     names = list(values)
-    figure = go.Figure(go.Bar(x=names, y=[values[n] for n in names], marker={"color": [palette[n] for n in names]},
-                              hovertemplate="%{x}<br>%{y:.4g}<extra></extra>"))
+    axis = labels(palette, AXIS_WIDTH)
+    shown = [axis.get(n, n) for n in names]
+    figure = go.Figure(go.Bar(x=shown, y=[values[n] for n in names], marker={"color": [palette[n] for n in names]},
+                              customdata=names, hovertemplate="%{customdata}<br>%{y:.4g}<extra></extra>"))
     figure.update_xaxes(title_text="run", type="category")
     figure.update_yaxes(title_text=metric)
-    style(figure, f"{metric} by run", 380)
+    style(figure, f"{metric} by run", _axis_height(380, shown))
     figure.update_layout(showlegend=False)
     return figure

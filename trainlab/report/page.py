@@ -43,6 +43,9 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 10px; text-align: le
 th { background: var(--band); font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.best td { background: #eef6ee; }
+/* a name of up to 195 characters wraps within its column; the numbers beside it stay on the screen */
+.name { display: block; min-width: 6em; max-width: 22em; overflow-wrap: anywhere; word-break: break-word; }
+.reason { display: block; max-width: 60em; overflow-wrap: anywhere; }
 code, pre { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 pre { background: var(--band); padding: 10px 12px; overflow-x: auto; border-radius: 4px; max-height: 640px; }
 details { margin: 6px 0 12px; } summary { cursor: pointer; color: var(--accent); }
@@ -132,7 +135,7 @@ class Page:
     def table(self, header: list[str], rows: list[list[Any]], row_classes: list[str] | None = None,
               numeric: set[int] | None = None) -> None:
         numeric = numeric or set()
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        head = "".join(f"<th>{h if isinstance(h, Markup) else html.escape(str(h))}</th>" for h in header)
         body = []
         for index, row in enumerate(rows):
             css = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
@@ -164,7 +167,14 @@ class Page:
 
 
 class Markup(str):
-    """A table cell already written as HTML (not escaped again)."""
+    """A table cell (or header) already written as HTML (not escaped again)."""
+
+
+def wrapped(text: str, css: str = "name") -> Markup:
+    """``text`` as a cell that wraps anywhere within the width of ``css`` (``name``: a strategy or run name,
+    up to 195 characters without a space; ``reason``: a failure's reason), so it never widens the table
+    past the screen."""
+    return Markup(f'<span class="{css}">{html.escape(str(text))}</span>')
 
 
 def _cell(value: Any, numeric: bool) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from trainlab.config_fields import MAX_CONFIG_BYTES
 from trainlab.records import read_record_text
 from trainlab.report import figures
-from trainlab.report.page import Markup, Page
+from trainlab.report.page import Markup, Page, wrapped
 from trainlab.report.predictions import Predictions, load_predictions
 from trainlab.report.series import ABSENT, config_diff, loss_gap, performance_profile
 from trainlab.report.sources import Comparison, RunRecords, run_labels
@@ -164,7 +164,7 @@ def add_config_diff(page: Page, configs: Mapping[str, Mapping[str, Any]], what: 
                        "names, seeds and output settings are not compared).")
         rows = [[Markup(f"<code>{html.escape(k)}</code>"),
                  *(_config_value(differences[n].get(k, ABSENT)) for n in configs)] for k in keys]
-        page.table(["config key", *configs], rows)
+        page.table(["config key", *(wrapped(name) for name in configs)], rows)
     elif len(configs) > 1:
         page.paragraph(f"All {what} share one config (apart from names, seeds and output settings).")
     lines = [f"{k}: {json.dumps(v)}" for k, v in base.items()]
@@ -197,7 +197,6 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
     rows, classes = [], []
     for entry in entries:
         stats = (entry.get("metrics") or {}).get(metric) or {}
-        ci = stats.get("ci95") or [None, None]
         vs = entry.get("vs_best") or {}
         verdict = str(vs.get("verdict") or "–")
         if vs.get("p_holm") is not None and verdict in ("indistinguishable", "worse", "better"):
@@ -206,9 +205,9 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
             verdict_text = verdict
         css = VERDICT_CLASSES.get(verdict, "verdict-other")
         time_stats = (entry.get("metrics") or {}).get("train_time_s") or {}
-        row = [fmt(entry.get("rank")), entry.get("name"),
-               f"{fmt(stats.get('mean'))} ± {fmt(stats.get('std'), 2)}",
-               f"[{fmt(ci[0])}, {fmt(ci[1])}] {stats.get('ci_method') or ''}", fmt(stats.get("median")),
+        row = [fmt(entry.get("rank")), wrapped(str(entry.get("name"))),
+               f"{fmt(stats.get('mean'))} ± {fmt(stats.get('std'), 2)}", _interval_text(stats),
+               fmt(stats.get("median")),
                f"{entry.get('runs', '–')} ({entry.get('failed', 0)})",
                Markup(f'<span class="{css}">{html.escape(verdict_text)}</span>'), fmt(vs.get("prob_improvement"), 3),
                fmt(time_stats.get("mean"))]
@@ -218,6 +217,31 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
         rows.append(row)
         classes.append("best" if (entry.get("vs_best") or {}).get("verdict") == "best" else "")
     page.table(header, rows, classes, numeric={0, 4, 7, 8})
+
+
+def _interval_text(stats: Mapping[str, Any]) -> str:
+    """The table's 95% CI cell: ``[lo, hi] t`` (its ``ci_method``); an en dash where there is no interval
+    (fewer than two finished seeds), with no method named for it."""
+    ci = stats.get("ci95")
+    if not ci or None in ci:
+        return "–"
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}] {stats.get('ci_method') or ''}".rstrip()
+
+
+def _failures_note(page: Page, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Under the leaderboard, why each failed run failed (leaderboard.json's ``failures``: a divergence, an
+    error), by strategy and seed; nothing where no run failed."""
+    rows = [[wrapped(str(entry.get("name"))), fmt(failure.get("seed")), wrapped(str(failure.get("reason")), "reason")]
+            for entry in entries for failure in entry.get("failures") or [] if isinstance(failure, Mapping)]
+    if rows:
+        page.paragraph(f"{_count(len(rows), 'run')} failed and {'is' if len(rows) == 1 else 'are'} left out of the "
+                       "statistics above (a strategy with failed seeds ranks below those without). Why:")
+        page.table(["strategy", "seed", "reason"], rows, numeric={1})
+
+
+def _count(number: Any, noun: str, plural: str | None = None) -> str:
+    """``1 seed``, ``3 seeds`` (``? seeds`` for a number leaderboard.json does not hold)."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 # The measures trainlab compare's own profile can be on (compare/leaderboard.py task_profile writes its
@@ -299,8 +323,6 @@ def comparison_page(comparison: Comparison) -> Page:
     palette = figures.colours(names)
     several = len(comparison.tasks) > 1
     target_text = f"{target['metric']} reaching {target['value']}" if isinstance(target, dict) else "none"
-    subtitle = (f"{len(comparison.tasks)} task(s), {len(names)} strategies, {board.get('seeds', '?')} seeds; "
-                f"ranked by {metric} ({direction}); target: {target_text}. Folder: {comparison.path.resolve()}")
     all_runs: list[RunRecords] = []
     for task in comparison.tasks:
         prefix = f"{task}: " if several else ""
@@ -314,6 +336,7 @@ def comparison_page(comparison: Comparison) -> Page:
         page.heading(f"{prefix}leaderboard")
         if entries:
             _leaderboard_table(page, entries, metric, bool(target))
+            _failures_note(page, entries)
             page.figure(figures.leaderboard_chart(entries, metric, palette))
         else:
             page.paragraph(f"leaderboard.json has no entries for task {task}.")
@@ -354,7 +377,9 @@ def comparison_page(comparison: Comparison) -> Page:
         page.figure(figures.profile_figure(profile.curves, profile.taus, palette, profile.ratio))
     page.heading("environment")
     add_environment(page, all_runs, {k: board.get(k) for k in ("git_commit", "environment") if k in board})
-    page.subtitle = subtitle
+    page.subtitle = (f"{_count(len(comparison.tasks), 'task')}, {_count(len(names), 'strategy', 'strategies')}, "
+                     f"{_count(board.get('seeds', '?'), 'seed')}; ranked by {metric} ({direction}); target: "
+                     f"{target_text}. Folder: {comparison.path.resolve()}")
     return page
 
 

@@ -6,7 +6,8 @@ config, its metric records split into curve records and event records (records w
 ``DIR/leaderboard.json`` plus ``DIR/runs/<task>/<strategy>/seed-<k>/``; it gives a
 :class:`Comparison`. Missing optional files (summary.json of a run that never finished,
 metrics.jsonl of a run that never logged) read as empty, so a partly failed comparison
-still reports; a path that is neither kind raises :class:`ConfigError`.
+still reports; a finished run without its summary.json is refused, as ``trainlab compare`` refuses
+it (:func:`refuse_missing_summary`); a path that is neither kind raises :class:`ConfigError`.
 
 A folder may be someone else's, and its records end up in an HTML page: every record is read
 bounded and never through a symbolic link (:func:`~trainlab.records.read_record_text`; config.yaml
@@ -206,6 +207,22 @@ def load_run(path: str | Path, seed: int | None = None, fit_records: bool = Fals
     return RunRecords(path, config or {}, records, events, summary, _read_object(path / "run.json"), seed)
 
 
+# how to mend a comparison's finished run without its summary.json, as trainlab compare says it
+COMPARISON_FIX = ("restore it from a copy, or delete the folder {folder} and run the same 'trainlab compare' "
+                  "command again to train that run again")
+
+
+def refuse_missing_summary(run: RunRecords, fix: str) -> None:
+    """A DataError (exit 3) for a run whose run.json says ``finished`` but whose summary.json is missing: a
+    run writes its summary before it says so, so the file was lost after the run (as ``trainlab compare``,
+    which refuses such a folder, and as a damaged summary.json, which :func:`load_run` refuses). Reported,
+    the run would show no metrics, as if it had not finished. ``fix`` says what to do."""
+    summary = run.path / "summary.json"
+    if run.info.get("status") == "finished" and not run.summary and not os.path.lexists(summary):
+        raise DataError(f"{summary} of the finished run {run.path} is missing (its run.json says it finished, "
+                        f"and a run writes its summary.json first); {fix}")
+
+
 def run_labels(runs: list[RunRecords]) -> list[str]:
     """Folder names, with parent folders added until every label is unique (for legends)."""
     depth = 1
@@ -234,7 +251,9 @@ def load_comparison(path: str | Path, left_out_of: str | None = CURVES) -> Compa
                 if listed is not None and (task_dir.name, strategy_dir.name, seed_dir.name) not in listed:
                     continue  # an earlier invocation's run (another strategy, seed or task): not on this board
                 if match and is_run_folder(seed_dir):
-                    seeds.append(load_run(seed_dir, seed=int(match.group(1)), left_out_of=left_out_of))
+                    run = load_run(seed_dir, seed=int(match.group(1)), left_out_of=left_out_of)
+                    refuse_missing_summary(run, COMPARISON_FIX.format(folder=seed_dir))
+                    seeds.append(run)
             if seeds:
                 seeds.sort(key=lambda run: run.seed if run.seed is not None else -1)
                 runs.setdefault(task_dir.name, {})[strategy_dir.name] = seeds
@@ -280,4 +299,7 @@ def classify(paths: list[Path], left_out_of: str | None = CURVES) -> Comparison 
             raise ConfigError(f"pass one comparison folder on its own (got {len(paths)} paths, "
                               f"{comparisons[0]} holds a {LEADERBOARD}); write one report per comparison")
         return load_comparison(comparisons[0], left_out_of)
-    return [load_run(p, left_out_of=left_out_of) for p in paths]
+    runs = [load_run(p, left_out_of=left_out_of) for p in paths]
+    for run in runs:
+        refuse_missing_summary(run, "restore it from a copy, or leave the run out of the report")
+    return runs
