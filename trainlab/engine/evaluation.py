@@ -11,7 +11,7 @@ from trainlab.data.dataset import Split
 from trainlab.engine.step import Step
 from trainlab.engine.tta import TestTimeAugmentation
 from trainlab.losses.base import Loss
-from trainlab.metrics import compute
+from trainlab.metric_compute import compute
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
