@@ -305,3 +305,21 @@ def test_many_updates_with_a_decay_too_close_to_one_still_advise_the_decay(capsy
     assert "keeps 97.7% of its starting weights over the 23 averaging update(s)" in line
     assert line.endswith(f"lower the decay (about {0.05 ** (1 / 23):.3g}) or set warmup: true")
 
+
+
+@pytest.mark.parametrize("task", [None, "regression"])
+def test_a_config_run_with_soft_targets_and_bce_is_told_they_are_no_class_labels(tmp_path, capsys, task):
+    """A CSV run with probabilities as targets and loss bce was told to set data.task: binary (which then
+    refuses fractional labels), 'labels without a 0 are read as a regression target'."""
+    rng = np.random.default_rng(0)
+    x, soft = rng.normal(size=(60, 3)), rng.uniform(0.05, 0.95, size=60)
+    rows = "\n".join(",".join(f"{v:.4f}" for v in (*features, target)) for features, target in zip(x, soft, strict=True))
+    (tmp_path / "soft.csv").write_text("a,b,c,t\n" + rows + "\n")
+    data = {"source": "csv", "path": str(tmp_path / "soft.csv"), "target": "t", **({"task": task} if task else {})}
+    config = {"name": "soft", "data": data, "model": {"name": "mlp", "hidden": [4]},
+              "strategy": {"loss": "bce", "optimizer": "adam", "epochs": 1}, "output": {"progress": "off"}}
+    (tmp_path / "soft.yaml").write_text(json.dumps(config))
+    assert main(["train", str(tmp_path / "soft.yaml"), "--out", str(tmp_path / "run")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: bce trains on 0/1 class labels, but the targets hold fractional values in [0, 1]")
+    assert "labels without a 0" not in err and err.count("\n") == 1

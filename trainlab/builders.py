@@ -45,7 +45,7 @@ from trainlab.finetune import apply_lora, check_finetune_options
 from trainlab.group_horizons import check_something_trains, group_horizons
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
-from trainlab.losses.base import Loss
+from trainlab.losses.base import Loss, check_task_fits
 from trainlab.metrics import default_metrics, is_scalar, top_k_warning, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.notices import held_back, note, warn
@@ -281,6 +281,7 @@ def _build(config: Config, quiet: bool, time_budget: str | None, training: bool)
     data = build_data(config)
     notes: dict[str, Any] = {}
     loss = build_loss_for(config, data, notes)
+    check_task_fits(loss, data, config.data.task is not None)  # soft targets, data.task given: said as such
     model = build_model_for(config, data, loss)
     if time_budget is not None:
         return assemble_within_budget(assemble, config, data, loss, model, notes, quiet,
