@@ -105,6 +105,25 @@ BAD_SPACES = [
      "which is not a key of the space; add it as a key with 'choices'"),
     # placed as training places it: Adam's weight_decay is an L2 term, not the decoupled decay
     ({"strategy.regularization.weight_decay": {"low": 0.0, "high": 0.1}}, "has no home in optimizer 'adam'"),
+    # a float range on a whole-number key: its bounds pass, every value sampled between them would fail
+    ({"strategy.epochs": {"low": 2, "high": 6, "type": "float"}},
+     "space key 'strategy.epochs': the config refuses strategy.epochs=3.2: config key 'strategy.epochs': Input "
+     "should be a valid integer, got a number with a fractional part; 'strategy.epochs' takes whole numbers: "
+     "search it as an int range (integer low and high, without type: float)"),
+    ({"strategy.epochs": {"low": 2.0, "high": 3.0, "step": 0.5}}, "the config refuses strategy.epochs=2.5"),
+    # keys that change nothing a trial scores: every trial would repeat another
+    ({"name": {"choices": ["a", "b"]}}, "space key 'name': every trial is named <base name>-trial<number> "
+                                        "whatever it sets, so its trials would repeat each other; remove it"),
+    ({"output.progress": {"choices": ["on", "off"]}}, "space key 'output.progress': the output section says how "
+                                                      "a run is recorded, not what it scores"),
+    ({"runtime.num_threads": {"low": 1, "high": 2}}, "space key 'runtime.num_threads': the number of threads"),
+    # choices that the config reads alike: compared as the trials would set them, not as written
+    ({"strategy.clip_grad_norm": {"choices": ["1", 1.0]}},
+     "space key 'strategy.clip_grad_norm': the choices '1' and 1.0 set the same config "
+     "(strategy.clip_grad_norm: 1.0), so their trials would repeat each other; keep one of them"),
+    ({"strategy.clip_grad_norm": {"choices": [None, 1, 1.0, "1"]}}, "the choices 1 and 1.0 set the same config"),
+    ({"strategy.loss": {"choices": ["cross_entropy", {"name": "cross_entropy"}]}},
+     "the choices 'cross_entropy' and {name: cross_entropy} set the same config"),
     # fine alone with the base's Adam, refused together with momentum SGD
     ({"strategy.optimizer.name": {"choices": ["adam", "sgd"]},
       "strategy.regularization.weight_decay": {"low": 0.0, "high": 0.1},
@@ -483,6 +502,24 @@ def test_one_out_folder_holds_one_study(tmp_path, capsys):
     assert (out / "trials.csv").read_text() == before
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
     assert optuna.get_all_study_names(storage) == ["trainlab-base"]
+
+
+@pytest.mark.parametrize("storage, advice", [(None, "rerun with another --out"),
+                                              ("sqlite", "rerun with another --study name (and --out)")])
+def test_another_direction_is_refused_with_advice_that_works_for_the_storage(tmp_path, capsys, storage, advice):
+    """The journal (the default) holds one study per --out, which refuses another --study: the refusal
+    advised --study there too."""
+    base, space = write(tmp_path)
+    command = ["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(tmp_path / "out"),
+               "--pruner", "none", "--quiet"]
+    if storage:
+        command += ["--storage", f"sqlite:///{tmp_path / 'study.db'}"]
+    assert main(command) == 0
+    capsys.readouterr()
+    assert main([*command, "--direction", "minimize"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: study 'trainlab-base' exists and is to maximize; --direction minimize needs a new "
+                   f"study: {advice}\n"), err
 
 
 def test_a_study_folder_that_cannot_be_made_is_one_error_line_with_train_s_exit_code(tmp_path, capsys):

@@ -203,3 +203,25 @@ def test_an_rdb_claim_records_a_first_heartbeat_so_a_worker_killed_right_after_i
     time.sleep(2.5)
     fail_dead_workers(study)
     assert study.get_trials()[claimed.number].state == TrialState.FAIL
+
+
+def test_a_ctrl_c_during_a_trial_leaves_no_lease_file(tmp_path, monkeypatch):
+    """docs/tune.md: DIR/.tune.leases holds one lock file per running claim, removed as claims end. The claim
+    of a trial cut short by a Ctrl-C was released, but its file was removed only by the next claim, which an
+    interrupted study does not make: .tune.leases/<token> stayed behind."""
+    import signal
+
+    import trainlab.experiment
+    from trainlab.errors import Interrupted
+    from trainlab.tune.leases import LEASES
+
+    def interrupted(*args, **kwargs):
+        assert len(list((tmp_path / "out" / LEASES).iterdir())) == 1  # the claim's lease, while its run runs
+        raise Interrupted("SIGINT received", signal.SIGINT)
+
+    monkeypatch.setattr(trainlab.experiment, "train", interrupted)
+    tune_settings = settings(tmp_path, 3)
+    with pytest.raises(Interrupted, match="SIGINT received during trial 0, which is recorded as failed"):
+        tune(tune_settings)
+    assert not (tune_settings.out / LEASES).exists()
+    assert [row["state"] for row in read_trials(tune_settings.out)] == ["FAIL"]

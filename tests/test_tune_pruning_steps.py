@@ -52,3 +52,25 @@ def test_a_run_ending_inside_its_first_epoch_is_reported_at_epoch_0():
     result = trainlab.fit(torch.nn.Linear(4, 3), (x, y), {**STRATEGY, "max_steps": 3}, val=(x, y),
                           callbacks=[PruningCallback(trial, "val_loss")])
     assert study.get_trials(deepcopy=False)[0].intermediate_values == {1: result.history[-1]["val_loss"]}
+
+
+def test_a_trial_running_more_epochs_than_the_best_is_judged_without_optunas_warning():
+    """--pruner wilcoxon with trials of different epoch counts: Optuna warned at each epoch past the best
+    trial's last one ("WilcoxonPruner finds steps existing in the current trial but does not exist in the best
+    trial"), a raw UserWarning with its source line; the trials are compared at the epochs both ran."""
+    from types import SimpleNamespace
+
+    from trainlab.tune.study import build_pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", pruner=build_pruner("wilcoxon"))
+    study.add_trial(optuna.create_trial(value=0.9, intermediate_values={1: 0.8, 2: 0.9}))  # the best: 2 epochs
+    pruning = PruningCallback(study.ask(), "val_accuracy")
+    view = SimpleNamespace(control=SimpleNamespace(stop=lambda reason: None))
+    pruning.on_train_start(view)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for epoch, value in ((1, 0.5), (2, 0.6), (3, 0.7), (4, 0.7)):
+            pruning.on_validation_end(view, {"epoch": epoch, "val_accuracy": value})
+    assert [str(w.message) for w in caught] == []
+    assert study.trials[1].intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7, 4: 0.7}

@@ -48,7 +48,8 @@ def _settings(**options) -> TuneSettings:
     ({"timeout_s": 0}, "timeout_s must be a number of seconds > 0 (or None: no time limit); got 0"),
     ({"timeout_s": math.nan}, "timeout_s must be a number of seconds > 0 (or None: no time limit); got nan"),
     ({"metric": None}, "metric must be a non-empty string such as 'val_accuracy'; got None (NoneType)"),  # was AttributeError
-    ({"metric": "accuracy"}, "metric must name a validation metric such as val_accuracy or val_loss; got 'accuracy'"),
+    ({"metric": "accuracy"}, "metric must name a validation metric such as val_accuracy or val_loss; got 'accuracy'; "
+                             "did you mean 'val_accuracy'?"),
     ({"direction": "up"}, "direction must be one of max, min, maximize, minimize (or None: maximize for "
                           "val_accuracy); got 'up'"),
     ({"direction": -1, "metric": "val_loss"}, "direction must be one of max, min, maximize, minimize (or None: "
@@ -119,12 +120,20 @@ def test_accepted_types_are_normalised():
     (["--trials", "1", "--pruner", "med"], "error: --pruner 'med' is unknown; did you mean 'median'? (valid: median, "
                                            "hyperband, wilcoxon, none)"),
     (["--trials", "1", "--metric", "accuracy"], "error: --metric must name a validation metric such as val_accuracy "
-                                                "or val_loss; got 'accuracy'"),
+                                                "or val_loss; got 'accuracy'; did you mean 'val_accuracy'?"),
 ])
 def test_the_command_names_its_flags(files, capsys, flags, message):
     assert main(["tune", "base.yaml", "--space", "space.yaml", "--out", "out", *flags]) == 2
     assert capsys.readouterr().err.strip() == message
     assert not (files / "out").exists()
+
+
+def test_a_usage_error_of_tune_points_at_tune_s_own_help(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["tune", "base.yaml", "--space", "space.yaml", "--trials", "1", "--direction", "up"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == ("error: argument --direction: invalid choice: 'up' (choose from 'maximize', "
+                                       "'minimize', 'max', 'min') (see 'trainlab tune --help')\n")
 
 
 def test_inside_a_cli_block_the_flag_is_named():

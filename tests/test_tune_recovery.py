@@ -307,15 +307,16 @@ def test_a_trial_of_this_hostname_whose_pid_is_gone_but_whose_lease_is_held_is_k
     assert fail_dead_workers(study, tune_settings) == [live.number]
 
 
-def test_the_run_folder_a_trial_names_is_absolute(tmp_path, monkeypatch):
-    """A relative --out was recorded as given: a worker started in another directory could not find a dead
-    worker's finished run to recover it (its trial was failed as stale)."""
+def test_the_run_folder_a_trial_names_is_relative_to_the_study_folder(tmp_path, monkeypatch):
+    """A relative --out was recorded as given (a worker started in another directory could not find a dead
+    worker's finished run), then as an absolute path (a moved or copied study folder read the runs of the
+    old place): now as trials/<n>, read inside the --out in use, wherever the worker started."""
     monkeypatch.chdir(tmp_path)
     tune_settings = settings(Path("rel"), 1, base=CPU, space=SPACE, pruner="none")
     assert not tune_settings.out.is_absolute()
     tune(tune_settings)
-    named = Path(_study(tune_settings).trials[0].user_attrs["run_dir"])
-    assert named.is_absolute() and named == (tmp_path / tune_settings.out / "trials" / "0")
+    assert _study(tune_settings).trials[0].user_attrs["run_dir"] == "trials/0"
+    assert read_trials(tune_settings.out)[0]["run_dir"] == str(tmp_path / tune_settings.out / "trials" / "0")
 
 
 def _renamed(host: str) -> None:

@@ -38,7 +38,7 @@ from trainlab.run_lock import process_start, same_process
 from trainlab.tune.leases import Lease, holder_gone, leases_folder, sweep
 from trainlab.tune.objective import ATTR_FAIL_KIND, ATTR_FAIL_REASON, ATTR_HOST, ATTR_PID, ATTR_PID_START
 from trainlab.tune.recovery import recover
-from trainlab.tune.storage import FileLock, PostgresLock
+from trainlab.tune.storage import FileLock, PostgresLock, claim_lock
 
 if TYPE_CHECKING:
     from trainlab.tune.study import TuneSettings
@@ -135,9 +135,26 @@ def fail_dead_workers(study: optuna.Study, settings: TuneSettings | None = None)
         elif _fail_left(storage, trial._trial_id, "stale", reason):
             ended.append(trial.number)
     if leases is not None:
-        running = {t.user_attrs.get(ATTR_CLAIM) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        sweep(leases, {t for t in running if isinstance(t, str)} | set(_HELD))
+        _sweep_leases(study, leases)
     return ended
+
+
+def _sweep_leases(study: optuna.Study, leases: Path) -> None:
+    """Remove the lease files in ``leases`` of claims that are over: those of no RUNNING trial and none this
+    process holds (:func:`trainlab.tune.leases.sweep`). Call with the claim lock held."""
+    running = {t.user_attrs.get(ATTR_CLAIM) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    sweep(leases, {t for t in running if isinstance(t, str)} | set(_HELD))
+
+
+def remove_ended_leases(study: optuna.Study, settings: TuneSettings) -> None:
+    """What each claim does first, done when the study's workers stop without a further claim (an interrupt,
+    an error): remove the lease files of the claims that are over, under the claim lock (a claim takes its
+    lease under it), so that ``DIR/.tune.leases`` keeps the leases of running trials only."""
+    leases = leases_folder(settings.out)
+    if keeps_heartbeats(study) or not leases.is_dir():
+        return
+    with claim_lock(settings).held():
+        _sweep_leases(study, leases)
 
 
 def _fail_left(storage: optuna.storages.BaseStorage, trial_id: int, kind: str, reason: str) -> bool:

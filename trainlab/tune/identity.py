@@ -36,7 +36,14 @@ def made_with(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, An
 
 
 def _new_study(settings: TuneSettings) -> str:
+    """Where a new study can be made: the default journal storage holds one study per --out (the journal
+    lives there), so another --study on the same --out is refused (:func:`claim_folder`)."""
     return "another --out" if settings.storage is None else "another --study name (and --out)"
+
+
+def new_study_advice(settings: TuneSettings) -> str:
+    """How to start a new study, worded for the storage in use: ``rerun with another --out``."""
+    return f"rerun with {_new_study(settings)}"
 
 
 def refuse_another_metric(study: optuna.Study, settings: TuneSettings) -> None:

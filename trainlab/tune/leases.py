@@ -10,7 +10,9 @@ whose recorded host is not this one (a container re-created under a new hostname
 is judged by its lease, where its pid cannot be looked up. RDB storages judge their workers by
 Optuna's heartbeats instead: their workers need not share a DIR.
 
-A lease file is removed by :func:`sweep` once its trial is no longer RUNNING and no one holds it.
+A lease file is removed by :func:`sweep` once its trial is no longer RUNNING and no one holds it: at the
+next claim, or when the study stops without one (an interrupt, an error:
+:func:`trainlab.tune.claims.remove_ended_leases`).
 """
 
 from __future__ import annotations

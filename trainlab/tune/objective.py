@@ -19,6 +19,7 @@ trial when its worker dies before reporting it (:mod:`trainlab.tune.recovery`).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +28,16 @@ import optuna
 from trainlab.callbacks import Callback
 from trainlab.config import Config, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
+from trainlab.tune.run_dirs import run_dir_attrs
 from trainlab.tune.space import SearchSpace, apply_values
 
-# user attributes a trial carries (trials.csv columns, stale-trial detection)
+# user attributes a trial carries (trials.csv columns, stale-trial detection; its run folder: trainlab.tune.run_dirs)
 ATTR_PID = "pid"
 ATTR_PID_START = "pid_start"  # the worker's start time (run_lock.process_start): a reused pid is no live worker
 ATTR_HOST = "host"
 ATTR_PRUNED_AT = "pruned_at_epoch"
 ATTR_FAIL_KIND = "fail_kind"  # diverged | error | stale | interrupted (a signal, a full or read-only disk)
 ATTR_FAIL_REASON = "fail_reason"
-ATTR_RUN_DIR = "run_dir"
 
 
 class MetricNotFound(ConfigError):
@@ -87,7 +88,7 @@ class PruningCallback(Callback):
         if record.get("scope") == "step":
             return
         epoch = self._report(record)
-        if self.pruned_at is None and self.trial.should_prune():
+        if self.pruned_at is None and _should_prune(self.trial):
             self.pruned_at = epoch
             # stored now, not once the run ends: a worker killed before reporting the trial leaves the
             # decision with it, and a rerun reads the run's outcome back as PRUNED (trainlab.tune.recovery)
@@ -106,6 +107,16 @@ class PruningCallback(Callback):
         epoch = self._reported = int(record["epoch"])
         self.trial.report(float(record[self.metric]), step=epoch)
         return epoch
+
+
+def _should_prune(trial: optuna.Trial) -> bool:
+    """``trial.should_prune()``, without the warning Optuna's WilcoxonPruner gives at each epoch of a trial
+    that has run more epochs than the best trial ("finds steps existing in the current trial but does not
+    exist in the best trial"): trials whose epoch counts differ (a searched ``strategy.epochs``, early
+    stopping) are compared at the epochs both ran, as intended, so it says nothing to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="WilcoxonPruner finds steps existing", category=UserWarning)
+        return trial.should_prune()
 
 
 def trial_config(base_raw: dict[str, Any], values: dict[str, Any], name: str) -> Config:
@@ -127,7 +138,8 @@ def final_value(summary: dict[str, Any], metric: str) -> float:
 
 
 class Objective:
-    """``objective(trial) -> float``: sample, train into ``trials_dir/<number>``, return the metric."""
+    """``objective(trial) -> float``: sample, train into ``trials_dir/<number>``, return the metric. The trial
+    records its run folder as ``trials/<number>``, relative to the study folder (``trials_dir``'s parent)."""
 
     def __init__(self, base_raw: dict[str, Any], space: SearchSpace, metric: str, trials_dir: Path):
         self.base_raw = base_raw
@@ -141,8 +153,9 @@ class Objective:
         values = self.space.sample(trial)
         base_name = str(self.base_raw.get("name", "run"))
         out = self.trials_dir / str(trial.number)
-        # absolute: a worker started in another directory finds it too (trainlab.tune.recovery)
-        trial.set_user_attr(ATTR_RUN_DIR, str(out.absolute()))
+        # relative to the study folder: a study folder moved or copied reads its own runs (trainlab.tune.run_dirs)
+        for key, value in run_dir_attrs(trial.number, self.trials_dir).items():
+            trial.set_user_attr(key, value)
         pruning = PruningCallback(trial, self.metric)
         try:
             config = trial_config(self.base_raw, values, f"{base_name}-trial{trial.number}")

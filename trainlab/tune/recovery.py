@@ -20,7 +20,6 @@ recovered carries the user attribute ``recovered`` saying so.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +32,9 @@ from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
     ATTR_FAIL_REASON,
     ATTR_PRUNED_AT,
-    ATTR_RUN_DIR,
     final_value,
 )
+from trainlab.tune.run_dirs import names_folder
 
 ATTR_RECOVERED = "recovered"  # trial user attr: its outcome was read back from its run folder
 
@@ -52,14 +51,11 @@ class RunOutcome:
 def run_outcome(trial: FrozenTrial, trials_dir: Path, metric: str) -> RunOutcome | None:
     """The outcome of ``trial`` read from its run folder ``trials_dir/<number>``; None when there is none.
 
-    The folder is the trial's only when the trial names it (``run_dir``, recorded as its run began: a
-    worker of another ``--out`` on an RDB storage ran it elsewhere)."""
+    The folder is the trial's only when the trial names it (``run_dir``, recorded as its run began,
+    :func:`trainlab.tune.run_dirs.names_folder`: a worker of another ``--out`` on an RDB storage ran it
+    elsewhere)."""
     folder = trials_dir / str(trial.number)
-    named = trial.user_attrs.get(ATTR_RUN_DIR)
-    try:
-        if not isinstance(named, str) or not os.path.samefile(named, folder):
-            return None
-    except OSError:  # either is missing, or cannot be looked up
+    if not names_folder(trial.user_attrs, trial.number, folder):
         return None
     info = read_record_object(folder / "run.json") or {}
     if info.get("status") == "finished":

@@ -116,6 +116,8 @@ def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any])
     page.heading("Key importances (fANOVA)")
     if "importances" in best:
         _table(page, [{"key": k, "importance": v} for k, v in best["importances"].items()])
+        for key, why in (best.get("left_out") or {}).items():
+            page.paragraph(f"{key} left out: {why}")
     else:
         page.paragraph(best.get("note", "not computed"))
     if best.get("refit"):
@@ -127,7 +129,7 @@ def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any])
         else:
             page.paragraph("none")
     page.heading("Trials")
-    _table(page, trial_rows(study, _searched_keys(study)))
+    _table(page, trial_rows(study, _searched_keys(study), settings.out))
     return page
 
 

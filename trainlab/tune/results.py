@@ -6,7 +6,10 @@
 ``trials.csv`` has one row per trial: number, state, value, duration_s,
 pruned_at_epoch, fail_reason, run_dir, then one column per searched key.
 ``importances.json`` is Optuna's fANOVA importance of each key (the share of
-the metric's variance it explains), or the reason there is none.
+the metric's variance it explains), or the reason there is none; the conditional
+keys it cannot assess (set in some trials only) are listed with the reason.
+``run_dir`` (trials.csv, best.json) is the trial's run folder inside the study
+folder as it is when the results are written (:mod:`trainlab.tune.run_dirs`).
 """
 
 from __future__ import annotations
@@ -24,22 +27,28 @@ from optuna.trial import FrozenTrial, TrialState
 from trainlab.atomic import write_json, write_text
 from trainlab.config import dump_yaml, read_yaml, validate
 from trainlab.records import read_record_object
-from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT, ATTR_RUN_DIR
+from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT
+from trainlab.tune.run_dirs import ATTR_RUN_DIR, shown_run_folder
 from trainlab.yaml_files import flow_yaml
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the finished trials; fewer say nothing
 TRIAL_COLUMNS = ("number", "state", "value", "duration_s", "pruned_at_epoch", "fail_reason", "run_dir")
 
 
-def trial_rows(study: optuna.Study, keys: list[str]) -> list[dict[str, Any]]:
+def trial_rows(study: optuna.Study, keys: list[str], out: Path | None = None) -> list[dict[str, Any]]:
+    """One row per trial (:data:`TRIAL_COLUMNS`, then ``keys``); ``run_dir`` is the trial's run folder in
+    the study folder ``out`` (absolute, :func:`~trainlab.tune.run_dirs.shown_run_folder`), as recorded
+    when ``out`` is None."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
+        run_dir = trial.user_attrs.get(ATTR_RUN_DIR) if out is None else shown_run_folder(trial.user_attrs,
+                                                                                          trial.number, out)
         duration = trial.duration.total_seconds() if trial.duration is not None else None
         row = dict(zip(TRIAL_COLUMNS, (
             trial.number, trial.state.name, trial.value, None if duration is None else round(duration, 3),
             # the pruner's decision is stored when made: a trial whose worker died after it is no pruned trial
             trial.user_attrs.get(ATTR_PRUNED_AT) if trial.state.name == "PRUNED" else None,
-            trial.user_attrs.get(ATTR_FAIL_REASON), trial.user_attrs.get(ATTR_RUN_DIR)), strict=True))
+            trial.user_attrs.get(ATTR_FAIL_REASON), run_dir), strict=True))
         row.update({key: trial.params.get(key) for key in keys})
         rows.append(row)
     return rows
@@ -61,7 +70,10 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 
 def importances(study: optuna.Study, seed: int) -> dict[str, Any]:
-    """``{"importances": {key: share}}``, or ``{"note": why not}`` with too few or uniform trials."""
+    """``{"importances": {key: share}}``, or ``{"note": why not}`` with too few or uniform trials.
+
+    fANOVA assesses the keys that every complete trial sets, so a conditional key (``when:``), set in some
+    trials only, has no importance: such keys are listed under ``"left_out"`` with the reason."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         return {"note": f"{len(complete)} complete trials; importances need at least {MIN_TRIALS_FOR_IMPORTANCE}"}
@@ -70,13 +82,28 @@ def importances(study: optuna.Study, seed: int) -> dict[str, Any]:
         found = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (RuntimeError, ValueError, ZeroDivisionError) as exc:
         return {"note": f"Optuna could not compute importances: {exc}"}
-    return {"importances": {key: float(share) for key, share in found.items()}}
+    result: dict[str, Any] = {"importances": {key: float(share) for key, share in found.items()}}
+    left_out = conditional_keys(complete)
+    if left_out:
+        result["left_out"] = left_out
+    return result
 
 
-def best_config_yaml(trial: FrozenTrial, study_name: str, metric: str, params: dict[str, Any]) -> str:
-    """The best trial's resolved config, renamed ``<base>-tuned``, with a header saying where it came from
-    (``params``: its parameters as config values, a list choice as the list)."""
-    raw = read_yaml(Path(trial.user_attrs[ATTR_RUN_DIR]) / "config.yaml")
+def conditional_keys(complete: list[FrozenTrial]) -> dict[str, str]:
+    """The keys that some but not all ``complete`` trials set (a ``when:`` switched them off in the others),
+    each with why fANOVA leaves it out of the importances."""
+    counts: dict[str, int] = {}
+    for trial in complete:
+        for key in trial.params:
+            counts[key] = counts.get(key, 0) + 1
+    return {key: f"conditional: set in {n} of {len(complete)} complete trials, and fANOVA assesses only the "
+                 "keys every complete trial sets" for key, n in counts.items() if n < len(complete)}
+
+
+def best_config_yaml(trial: FrozenTrial, run_dir: Path, study_name: str, metric: str, params: dict[str, Any]) -> str:
+    """The best trial's resolved config (its run folder ``run_dir``'s), renamed ``<base>-tuned``, with a header
+    saying where it came from (``params``: its parameters as config values, a list choice as the list)."""
+    raw = read_yaml(run_dir / "config.yaml")
     raw["name"] = str(raw.get("name", "run")).rsplit(f"-trial{trial.number}", 1)[0] + "-tuned"
     header = (f"# best trial {trial.number} of study '{study_name}': {metric} = {trial.value:.6g}\n"
               f"# params: {json.dumps(params)}\n")
@@ -86,21 +113,27 @@ def best_config_yaml(trial: FrozenTrial, study_name: str, metric: str, params: d
 def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, seed: int,
                   decode: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> dict[str, Any]:
     """Write best.yaml, best.json, trials.csv and importances.json into ``out``; returns best.json's content.
-    ``decode`` turns Optuna's stored parameters into config values (a list choice from its JSON text)."""
-    rows = trial_rows(study, keys)
-    write_text(out / "trials.csv", trials_csv(rows, keys))
+    ``decode`` turns Optuna's stored parameters into config values (a list choice from its JSON text).
+    Everything is read first, so a results file that cannot be made (the best trial's config.yaml
+    missing) leaves all four as they were: they always agree with each other."""
+    rows = trial_rows(study, keys, out)
     found = importances(study, seed)
-    write_json(out / "importances.json", found)
     counts = {state.name: sum(r["state"] == state.name for r in rows) for state in TrialState}
     best: dict[str, Any] = {"study": study.study_name, "metric": metric,
                             "direction": study.direction.name.lower(), "counts": counts, **found}
     trial = best_trial(study)
+    best_yaml = None
     if trial is not None:
-        run_dir = Path(trial.user_attrs[ATTR_RUN_DIR])
+        # inside out as it is now (a moved or copied study folder reads its own runs), shown absolute
+        run_dir = Path(shown_run_folder(trial.user_attrs, trial.number, out) or out)
         summary = read_record_object(run_dir / "summary.json") or {}  # damaged: best.json without its figures
         best.update(trial=trial.number, value=trial.value, params=decode(trial.params), run_dir=str(run_dir),
                     val=summary.get("val"), test=summary.get("test"))
-        write_text(out / "best.yaml", best_config_yaml(trial, study.study_name, metric, best["params"]))
+        best_yaml = best_config_yaml(trial, run_dir, study.study_name, metric, best["params"])
+    write_text(out / "trials.csv", trials_csv(rows, keys))
+    write_json(out / "importances.json", found)
+    if best_yaml is not None:
+        write_text(out / "best.yaml", best_yaml)
     write_json(out / "best.json", best)
     return best
 
@@ -127,5 +160,8 @@ def format_best(best: dict[str, Any]) -> str:
     else:
         lines.append("no trial completed")
     if "importances" in best:
-        lines.append("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in best["importances"].items()))
+        line = "importances: " + ", ".join(f"{k} {v:.2f}" for k, v in best["importances"].items())
+        if best.get("left_out"):
+            line += f" (left out, set in some trials only: {', '.join(best['left_out'])})"
+        lines.append(line)
     return "\n".join(lines)

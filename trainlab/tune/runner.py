@@ -17,10 +17,12 @@ from trainlab.errors import ConfigError, TrainingError
 from trainlab.notices import each_once, note, warn
 from trainlab.sigterm import runs_complete
 from trainlab.tune.base_point import base_outside
+from trainlab.tune.claims import remove_ended_leases
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
 from trainlab.tune.space import SearchSpace, apply_values
-from trainlab.tune.study import TuneSettings, optuna_verbosity, prepare, study_for
+from trainlab.tune.space_review import incomparable_key_warnings
+from trainlab.tune.study import TuneSettings, continue_advice, optuna_verbosity, prepare, study_for
 from trainlab.tune.workers import exit_if_rerunning_the_script, interrupt_once, run_workers
 from trainlab.yaml_files import flow_yaml
 
@@ -32,7 +34,9 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     refused before the first trial. The results are written even when a worker
     stops the study with an error, then the error is raised. A study that ends
     without a complete trial (all pruned, failed or cut by ``--timeout``) has no
-    best.yaml and raises :class:`TrainingError` once its results are written.
+    best.yaml and raises :class:`TrainingError` once its results are written. Otherwise the summary
+    (:func:`~trainlab.tune.results.format_best`, and :func:`timeout_line` when ``--timeout`` ended the
+    study short of its total) is printed on stderr, ``quiet`` or not: it is the command's result.
     Optuna's log level is WARNING meanwhile and the caller's again when ``tune`` returns or raises.
     """
     if not isinstance(settings, TuneSettings):  # tune("base.yaml", ...) raised an AttributeError
@@ -50,17 +54,7 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
 
         check_available()
     space, base_raw = prepare(settings)
-    tidied = tidy_trial_folders(settings.out / "trials")
-    if tidied and not settings.quiet:
-        note(f"note: deleted the checkpoints that a killed worker left in finished trial folders "
-             f"{', '.join(p.name for p in tidied)} (as their keep_after_finish says)")
-    outside = base_outside(space, base_raw)
-    if outside and not settings.quiet:
-        note(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
-             "trial may score below it")
-    message = loss_scale_warning(settings, space, base_raw)
-    if message:  # a warning, so also under --quiet (as compare's)
-        warn(message)
+    _say_before(settings, space, base_raw)
     from trainlab.tune.report import write_report
 
     # --jobs: a signal after the one that stops the study is recorded, not raised: the results are written
@@ -71,8 +65,10 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
                 run_workers(settings, space, base_raw)
         except BaseException:  # stopped by an error or an interrupt: the results so far, never hiding why
             with contextlib.suppress(Exception):  # e.g. the study folder deleted meanwhile
+                study = study_for(settings)
+                remove_ended_leases(study, settings)  # no further claim removes the ones of the trials cut short
                 best = _write_results(settings, space)
-                write_report(study_for(settings), settings, best)
+                write_report(study, settings, best)
             raise
     best = _write_results(settings, space)
     if settings.refit_seeds and "trial" in best:
@@ -82,13 +78,40 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
         write_json(settings.out / "best.json", best)
     runs_complete("the study", "tune")  # only the report is left: a Ctrl-C now is said, and it is written
     write_report(study_for(settings), settings, best)
+    stopped = timeout_line(settings, best)
     if "trial" not in best:
         counts = ", ".join(f"{n} {state.lower()}" for state, n in best["counts"].items() if n) or "no trials"
         raise TrainingError(f"no trial of study '{best['study']}' completed ({counts}), so there is no best.yaml; "
-                            f"{settings.out / 'trials.csv'} says why each ended")
-    if not settings.quiet:
-        print(format_best(best), file=sys.stderr)
+                            f"{settings.out / 'trials.csv'} says why each ended" + (f"; {stopped}" if stopped else ""))
+    # the summary is the command's result: printed under --quiet too (which hides progress and notes)
+    print(format_best(best) + (f"\n{stopped}" if stopped else ""), file=sys.stderr)
     return best
+
+
+def _say_before(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
+    """The notes (not under --quiet) and warnings (always) before the first trial."""
+    tidied = tidy_trial_folders(settings.out / "trials")
+    if tidied and not settings.quiet:
+        note(f"note: deleted the checkpoints that a killed worker left in finished trial folders "
+             f"{', '.join(p.name for p in tidied)} (as their keep_after_finish says)")
+    outside = base_outside(space, base_raw)
+    if outside and not settings.quiet:
+        note(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
+             "trial may score below it")
+    message = loss_scale_warning(settings, space, base_raw)
+    for warning in [message, *incomparable_key_warnings(space, settings.metric)]:
+        if warning:  # a warning, so also under --quiet (as compare's)
+            warn(warning)
+
+
+def timeout_line(settings: TuneSettings, best: dict[str, Any]) -> str | None:
+    """The line saying that ``--timeout`` ended the study short of ``--trials`` (the workers return early for
+    no other reason: an interrupt or an error is raised), with how to continue; None otherwise."""
+    finished = best["counts"].get("COMPLETE", 0) + best["counts"].get("PRUNED", 0)
+    if settings.timeout_s is None or finished >= settings.trials:
+        return None
+    return (f"--timeout {settings.timeout_s:g} s passed: no further trial was started, and the study has "
+            f"{finished} of its {settings.trials} trials; {continue_advice(settings)}")
 
 
 def loss_scale_warning(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> str | None:

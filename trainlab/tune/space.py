@@ -71,6 +71,19 @@ class Param:
             high = int(high) if self.kind == "int" else float(high)
         return [self.low, high]
 
+    def inside(self) -> list[float]:
+        """A float range's point strictly between its bounds that is no whole number (none for another kind,
+        or where the grid has none): the bounds of ``{low: 2, high: 6, type: float}`` pass a key that takes
+        whole numbers, and every value Optuna samples between them is refused."""
+        if self.kind != "float" or self.high <= self.low:
+            return []
+        if self.step is None:
+            points = [self.low + (self.high - self.low) * share for share in (0.5, 0.3, 0.1)]
+        else:
+            count = math.floor((self.high - self.low) / self.step + 1e-9)
+            points = [self.low + k * self.step for k in range(1, min(count, 20) + 1)]
+        return [float(p) for p in points if self.low < p < self.high and not float(p).is_integer()][:1]
+
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is a point of this key's range or one of its choices."""
         if self.kind == "categorical":
@@ -326,11 +339,12 @@ def check_point(base_raw: dict[str, Any], values: dict[str, Any]) -> None:
 
 
 def _extreme_points(space: SearchSpace) -> Iterator[tuple[tuple[str, ...], dict[str, Any] | None]]:
-    """``(searched keys, point)``: each key at each extreme (None: its conditions conflict), then each pair
-    of keys at each pair of extremes (with the conditions that switch them on; pairs that their
-    conditions never let meet are skipped)."""
+    """``(searched keys, point)``: each key at each extreme (None: its conditions conflict) and, for a float
+    range, at a point between them that is no whole number (:meth:`Param.inside`), then each pair of keys
+    at each pair of extremes (with the conditions that switch them on; pairs that their conditions never
+    let meet are skipped)."""
     for param in space.params:
-        for value in param.extremes():
+        for value in [*param.extremes(), *param.inside()]:
             yield (param.key,), space.point({param.key: value})
     for first, second in itertools.combinations(space.params, 2):
         for a, b in itertools.product(first.extremes(), second.extremes()):
@@ -382,5 +396,17 @@ def check_space(space: SearchSpace, base_raw: dict[str, Any]) -> None:
         except ConfigError as exc:
             shown = ", ".join(f"{k}={flow_yaml(v)}" for k, v in point.items())
             where = f"space key '{keys[0]}'" if len(keys) == 1 else f"space keys '{keys[0]}' and '{keys[1]}'"
-            raise ConfigError(f"{where}: the config refuses {shown}: {exc}{_when_hint(space, base_raw, keys)}") \
-                from None
+            hint = _int_hint(base_raw, point, keys) or _when_hint(space, base_raw, keys)
+            raise ConfigError(f"{where}: the config refuses {shown}: {exc}{hint}") from None
+
+
+def _int_hint(base_raw: dict[str, Any], point: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """For a float key refused at a value between its bounds that is no whole number, and accepted at that
+    value rounded: the advice to search whole numbers; else ""."""
+    value = point[keys[0]]
+    if len(keys) > 1 or not isinstance(value, float) or value.is_integer():
+        return ""
+    if not _passes(base_raw, {**point, keys[0]: round(value)}):
+        return ""
+    return (f"; '{keys[0]}' takes whole numbers: search it as an int range (integer low and high, without "
+            "type: float)")

@@ -49,7 +49,13 @@ from trainlab.tune import arguments as tune_arguments
 from trainlab.tune.arguments import named
 from trainlab.tune.base_point import base_values
 from trainlab.tune.claims import RERUN_NOTE, abandon, claim_trial, release_claim
-from trainlab.tune.identity import check_made_with, claim_folder, made_with, refuse_another_metric
+from trainlab.tune.identity import (
+    check_made_with,
+    claim_folder,
+    made_with,
+    new_study_advice,
+    refuse_another_metric,
+)
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
     ATTR_FAIL_REASON,
@@ -64,6 +70,7 @@ from trainlab.tune.space import (
     check_space,
     load_space,
 )
+from trainlab.tune.space_review import refuse_idle_keys, refuse_repeated_choices
 from trainlab.tune.storage import (
     JOURNAL_NAME,
     STUDY_MARKER,
@@ -157,8 +164,10 @@ class TuneSettings:
     def check(self) -> None:
         """The values' own rules, beyond their types (which construction checked)."""
         if not (self.metric.startswith("val_") and len(self.metric) > 4):
+            name = self.metric.removeprefix("test_").removeprefix("train_").removeprefix("val_")
+            guess = f"; did you mean 'val_{name}'?" if name not in ("", "val", "test", "train") else ""
             raise ConfigError(f"{named('metric')} must name a validation metric such as val_accuracy "
-                              f"or val_loss; got '{self.metric}'")
+                              f"or val_loss; got '{self.metric}'{guess}")
 
 
 @contextlib.contextmanager
@@ -190,7 +199,7 @@ def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> 
     refuse_another_metric(study, settings)  # the metric decides the direction unless --direction is given
     if study.direction.name.lower() != settings.direction:
         raise ConfigError(f"study '{settings.name}' exists and is to {study.direction.name.lower()}; "
-                          f"--direction {settings.direction} needs another --study name or --out")
+                          f"--direction {settings.direction} needs a new study: {new_study_advice(settings)}")
     return study
 
 
@@ -398,13 +407,16 @@ def stand_in(keys: list[str]) -> str | None:
 
 
 def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
-    """Everything that can be refused before a trial: settings, base config, space, storage, an --out
-    holding another study, a study made with another metric, space or base config."""
+    """Everything that can be refused before a trial: settings, base config, space (the config's checks,
+    then keys that change no score and choices that repeat each other: :mod:`trainlab.tune.space_review`),
+    storage, an --out holding another study, a study made with another metric, space or base config."""
     refuse_foreign(settings.out, "tune", own=(JOURNAL_NAME, STUDY_MARKER))
     base_raw = settings.base_config()
     check_metric(settings, base_raw)
     space = load_space(settings.space)
+    refuse_idle_keys(space)
     check_space(space, base_raw)
+    refuse_repeated_choices(space, base_raw)
     with optuna_verbosity():  # not Optuna's "A new study created ..." line
         storage = open_storage(settings)
         claim_folder(settings, storage)

@@ -13,7 +13,9 @@ worker takes the first signal as the stop and only records later ones (a termina
 and then comes passed on: one stop, its trial recorded). So does the tune process (:func:`interrupt_once`):
 a second Ctrl-C while it stops the workers would abandon the stop, and the results written then would show
 the trials the workers were still recording as RUNNING. A worker stopped by a file it cannot write
-(exit 5: a full or read-only disk) stops the others' claims.
+(exit 5: a full or read-only disk) stops the others' claims. A worker killed outright (SIGKILL, the
+out-of-memory killer) is one warning naming its trial, recorded as failed (or read back from its
+finished run), and the study ends as the other workers end it.
 
 A spawned worker starts by importing the main module, i.e. runs the caller's script again; a
 ``tune(jobs=N)`` call that ``if __name__ == "__main__":`` does not guard runs there too and would start
@@ -27,19 +29,26 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from optuna.trial import TrialState
+
 from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
-from trainlab.notices import shared_once
+from trainlab.notices import shared_once, warn
 from trainlab.runtime import threads_per_worker
 from trainlab.sigterm import SignalInterrupt
+from trainlab.tune.claims import fail_dead_workers
+from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_HOST, ATTR_PID
+from trainlab.tune.recovery import ATTR_RECOVERED
 from trainlab.tune.space import SearchSpace, load_space
-from trainlab.tune.study import TuneSettings, continue_advice, run_trials
+from trainlab.tune.storage import claim_lock
+from trainlab.tune.study import TuneSettings, continue_advice, run_trials, study_for
 from trainlab.worker_process import start_worker
 
 RERAN_SCRIPT_EXIT = 87  # a worker's exit code: importing the main script called tune(jobs=N) again
@@ -221,6 +230,31 @@ def _stop_workers(workers: list[Any], stop: Any, signum: int) -> None:
             worker.join()
 
 
+def _say_killed(settings: TuneSettings, killed: list[Any]) -> None:
+    """One warning per worker killed by a signal (SIGKILL, the out-of-memory killer), naming the trial it
+    ran and how that trial is recorded. A trial it left RUNNING (no other worker claimed after its death) is
+    recorded first, as a claim would (:func:`~trainlab.tune.claims.fail_dead_workers`: failed, or read back
+    from its ended run), so that the results agree with the study."""
+    study = study_for(settings)
+    with claim_lock(settings).held():
+        fail_dead_workers(study, settings)
+    trials, host = study.get_trials(deepcopy=False), socket.gethostname()
+    for worker in killed:
+        try:
+            how = signal.Signals(-worker.exitcode).name
+        except ValueError:
+            how = f"signal {-worker.exitcode}"
+        ran = [t for t in trials if t.user_attrs.get(ATTR_PID) == worker.pid and t.user_attrs.get(ATTR_HOST) == host]
+        last = ran[-1] if ran else None
+        if last is None or (last.state != TrialState.FAIL and ATTR_RECOVERED not in last.user_attrs):
+            warn(f"tune worker pid {worker.pid} was killed ({how}) between trials; the other workers went on")
+            continue
+        recorded = (f"FAIL ({last.user_attrs.get(ATTR_FAIL_REASON)}) and does not count"
+                    if last.state == TrialState.FAIL else f"{last.state.name}, read back from its finished run")
+        warn(f"tune worker pid {worker.pid} was killed ({how}) while it ran trial {last.number}: the trial is "
+             f"recorded as {recorded}; the other workers went on")
+
+
 def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
     """``--jobs 1``: trials in this process; ``--jobs N``: N spawned worker processes on the same storage."""
     deadline = None if settings.timeout_s is None else time.time() + settings.timeout_s
@@ -238,7 +272,10 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
 
 
 def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
-    """Start ``workers``, wait for them, stop them on an interrupt; their exit codes as one error."""
+    """Start ``workers``, wait for them, stop them on an interrupt; their exit codes as one error. A worker
+    killed by a signal (SIGKILL, out of memory) is one warning naming its trial (:func:`_say_killed`) and no
+    error when another worker ended the study (exit 0): its trial is recorded and the others went on to the
+    total; when every worker was killed, the study stopped short and that is the error."""
     # received: the signals that reached this process; inside the runner's interrupt_once, its record, so that
     # a later signal cuts short neither the workers' stop nor the results written after it
     with _signals_as_interrupt(_stopping_signals()) as received:
@@ -256,6 +293,14 @@ def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
             _stop_workers(workers, stop, signum)
             raise _interrupted(settings, signum) from None
     codes = [w.exitcode for w in workers]
+    killed = [w for w in workers if w.exitcode is not None and w.exitcode < 0]
+    if killed:
+        _say_killed(settings, killed)
+        if 0 in codes:  # another worker ended the study: the killed one's trial is recorded, nothing is lost
+            codes = [code for code in codes if code is None or code >= 0]
+        elif all(code is not None and code < 0 for code in codes):
+            raise TrainingError(f"every tune worker was killed (exit codes {codes}), so the study stopped short "
+                                f"of its total; {continue_advice(settings)}")
     if RERAN_SCRIPT_EXIT in codes:
         script = getattr(sys.modules.get("__main__"), "__file__", None) or "your script"
         raise ConfigError(f"tune(jobs={settings.jobs}) ran again in its worker processes when they imported "

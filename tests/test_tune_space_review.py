@@ -1,0 +1,57 @@
+"""What a search space must not search beyond what the config accepts (trainlab.tune.space_review).
+
+The refusals (a key that changes no score, choices the config reads alike, a float range on a whole-number
+key) are lines of tests/test_tune.py's BAD_SPACES; here: the warnings for keys that make trials
+incomparable, and the choices a ``when:`` tells apart.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_tune import BASE, write
+from trainlab.cli import main
+from trainlab.tune.space import parse_space
+from trainlab.tune.space_review import incomparable_key_warnings, refuse_repeated_choices
+
+
+@pytest.mark.parametrize("key, spec, expected", [
+    ("seed", {"low": 0, "high": 3}, "space key 'seed' makes each trial train from other random draws: the study "
+                                     "then also picks the luckiest seed, and the best val_accuracy is biased "
+                                     "upward; keep one seed in the base config and compare over seeds with "
+                                     "--refit-seeds K"),
+    ("data.val_fraction", {"low": 0.1, "high": 0.3}, "space key 'data.val_fraction' changes the data split from "
+                                                     "trial to trial, so each trial's val_accuracy is measured on "
+                                                     "other validation examples and the values are not comparable; "
+                                                     "set it in the base config (--set data.val_fraction=...) instead"),
+    ("data.split_seed", {"choices": [0, 1]}, "space key 'data.split_seed' changes the data split"),
+    ("data.test_fraction", {"low": 0.1, "high": 0.3}, "space key 'data.test_fraction' changes the data split"),
+])
+def test_a_key_that_makes_trials_incomparable_is_one_warning_and_the_study_runs(tmp_path, capsys, key, spec,
+                                                                                  expected):
+    base, space = write(tmp_path, space={key: spec, "strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1}})
+    code = main(["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(tmp_path / "out"),
+                 "--pruner", "none", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: space key")]
+    assert len(warnings) == 1 and expected in warnings[0], err
+
+
+def test_keys_that_keep_trials_comparable_are_not_warned_about():
+    space = parse_space({"strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1}, "data.standardize": {
+        "choices": [True, False]}, "strategy.batch_size": {"choices": [16, 32]}})
+    assert incomparable_key_warnings(space, "val_loss") == []
+
+
+def test_choices_read_alike_are_kept_when_a_when_tells_them_apart():
+    """"1" switches the learning rate on and 1.0 does not: two searches, not one trial twice."""
+    space = parse_space({"strategy.clip_grad_norm": {"choices": ["1", 1.0]},
+                         "strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1, "when": {"strategy.clip_grad_norm": "1"}}})
+    refuse_repeated_choices(space, BASE)
+
+
+def test_distinct_choices_pass():
+    space = parse_space({"strategy.clip_grad_norm": {"choices": [None, 1.0, "2"]}, "model.hidden": {
+        "choices": [[8], [8, 8]]}, "strategy.optimizer.name": {"choices": ["sgd", "adam"]}})
+    refuse_repeated_choices(space, BASE)

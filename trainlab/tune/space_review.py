@@ -1,0 +1,103 @@
+"""What a search space must not search, beyond what the config accepts (:func:`trainlab.tune.space.check_space`).
+
+Refused before any trial, one :class:`ConfigError` line each, as their trials would repeat each other:
+
+- a key that changes nothing a trial scores: ``name`` (every trial is named ``<base name>-trial<number>``),
+  a key of ``output`` (how a run is recorded) and ``runtime.num_threads`` (how fast it runs), the parts
+  of the base config that a study's record leaves out too (:mod:`trainlab.tune.identity`);
+- two choices of one key that set the same config (``"1"`` and ``1.0`` for a number, ``focal`` and ``{name:
+  focal, gamma: 2}``): each choice is set on the base config as a trial sets it and the resolved configs are
+  compared (:func:`trainlab.tune.base_point.settled_config`), unless a ``when:`` tells the two apart.
+
+Warned about (the study runs, but its values are not comparable): ``seed`` (the study would also pick the
+luckiest seed) and the keys that decide the data split (``data.val_fraction``, ``data.test_fraction``,
+``data.split_seed``: each trial would be scored on other validation examples).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from trainlab.config import validate
+from trainlab.errors import ConfigError
+from trainlab.tune.base_point import settled_config
+from trainlab.tune.space import Param, SearchSpace, apply_values
+from trainlab.yaml_files import flow_yaml
+
+SPLIT_KEYS = ("data.val_fraction", "data.test_fraction", "data.split_seed")
+
+
+def _idle_reason(key: str) -> str | None:
+    """Why searching ``key`` changes nothing a trial scores; None when it may."""
+    if key == "name":
+        return "every trial is named <base name>-trial<number> whatever it sets"
+    if key == "output" or key.startswith("output."):
+        return "the output section says how a run is recorded, not what it scores"
+    if key == "runtime.num_threads":
+        return "the number of threads changes how fast a trial runs, not what it scores"
+    return None
+
+
+def refuse_idle_keys(space: SearchSpace) -> None:
+    """ConfigError for the first key of the space that changes nothing a trial scores."""
+    for param in space.params:
+        reason = _idle_reason(param.key)
+        if reason is not None:
+            where = "" if param.key == "name" else f" (--set {param.key}=... sets it for every trial)"
+            raise ConfigError(f"space key '{param.key}': {reason}, so its trials would repeat each other; remove it "
+                              f"from the space{where}")
+
+
+def incomparable_key_warnings(space: SearchSpace, metric: str) -> list[str]:
+    """One warning message per searched key that makes the trials' values incomparable: ``seed``, and the
+    keys that decide the data split."""
+    messages = []
+    for key in space.keys():
+        if key == "seed":
+            messages.append(f"space key 'seed' makes each trial train from other random draws: the study then "
+                            f"also picks the luckiest seed, and the best {metric} is biased upward; keep one seed "
+                            "in the base config and compare over seeds with --refit-seeds K")
+        elif key in SPLIT_KEYS:
+            messages.append(f"space key '{key}' changes the data split from trial to trial, so each trial's "
+                            f"{metric} is measured on other validation examples and the values are not "
+                            f"comparable; set it in the base config (--set {key}=...) instead")
+    return messages
+
+
+def refuse_repeated_choices(space: SearchSpace, base_raw: dict[str, Any]) -> None:
+    """ConfigError when two choices of a categorical key set the same config on the base config (with the
+    conditions that switch the key on) and no ``when:`` of the space tells them apart."""
+    for param in space.params:
+        if param.kind != "categorical" or len(param.choices) < 2:
+            continue
+        settled = []
+        for choice in param.choices:
+            point = space.point({param.key: choice})
+            settled.append(None if point is None else settled_config(apply_values(base_raw, point)))
+        for (i, first), (j, second) in itertools.combinations(enumerate(param.choices), 2):
+            if settled[i] is None or settled[i] != settled[j] or _told_apart(space, param, first, second):
+                continue
+            raise ConfigError(f"space key '{param.key}': the choices {_shown(first)} and {_shown(second)} set the "
+                              f"same config{_resolved(base_raw, space, param, first)}, so their trials would "
+                              "repeat each other; keep one of them")
+
+
+def _told_apart(space: SearchSpace, param: Param, first: Any, second: Any) -> bool:
+    """Whether a ``when:`` on ``param`` switches a key on for one of the two choices and not the other."""
+    return any((first in allowed) != (second in allowed)
+               for other in space.params for key, allowed in other.when.items() if key == param.key)
+
+
+def _shown(choice: Any) -> str:
+    return f"'{choice}'" if isinstance(choice, str) else flow_yaml(choice)
+
+
+def _resolved(base_raw: dict[str, Any], space: SearchSpace, param: Param, choice: Any) -> str:
+    """`` (KEY: VALUE)``, the value the config resolves the choice to; "" where the key has no single value."""
+    node: Any = validate(apply_values(base_raw, space.point({param.key: choice}) or {})).to_dict()
+    for part in param.key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return ""
+        node = node[part]
+    return f" ({param.key}: {flow_yaml(node)})"
