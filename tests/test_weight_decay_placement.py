@@ -216,3 +216,35 @@ def test_an_explicit_coupled_setting_is_refused_not_overridden_and_the_advice_wo
     _accepted(_config({"name": "nadam", "lr": 0.01}, {"weight_decay": WD}))  # leave it out
     _accepted(_config({**optimizer, "weight_decay": WD}))  # or the optimizer's own weight_decay
     assert place_weight_decay({**optimizer, "decoupled_weight_decay": True}, WD)["weight_decay"] == WD
+
+
+# --------------------------------------------------------------------------- run folders written before null
+
+
+def test_a_run_folder_written_when_zero_meant_unset_resumes_bit_identical(tmp_path):
+    """config.yaml of runs before null took 'unset' held weight_decay: 0.0 for every run; read as 'decay off',
+    an adamw run's two param groups merged into one and its resume failed (exit 3, group count mismatch)."""
+    from tests.conftest import DIGITS_MLP
+    from tests.resume_from_checkpoints import resume_a_copy, train_keeping_checkpoints
+    from trainlab.config import WRITTEN_MARK, load_config
+
+    config = copy.deepcopy({**DIGITS_MLP, "strategy": {**DIGITS_MLP["strategy"], "epochs": 1,
+                                                       "optimizer": {"name": "adamw", "lr": 0.003}}})
+    full, checkpoints = train_keeping_checkpoints(config, tmp_path, every_n_steps=10)
+    written = (full / "config.yaml").read_text()
+    assert written.startswith(WRITTEN_MARK + "\n") and "weight_decay: null" in written
+    (full / "config.yaml").write_text(written.split("\n", 1)[1].replace("weight_decay: null", "weight_decay: 0.0"))
+    old = load_config(full / "config.yaml", follow_links=False)
+    assert old.strategy.regularization.weight_decay is None  # as that run read it: adamw's own 0.01
+    resumed = resume_a_copy(full, checkpoints[min(checkpoints)], tmp_path)
+    assert (resumed / "model.safetensors").read_bytes() == (full / "model.safetensors").read_bytes()
+    # a config of one's own (and a run folder's config written since) keeps 0 as 'decay off'
+    assert load_config(full / "config.yaml").strategy.regularization.weight_decay == 0.0
+
+
+def test_unset_keeps_the_old_hash_and_decay_off_is_another_run():
+    base = _config({"name": "adamw", "lr": 1e-3})
+    unset, off = validate(base), validate(_config({"name": "adamw", "lr": 1e-3}, {"weight_decay": 0.0}))
+    legacy = unset.results_dict()
+    assert legacy["strategy"]["regularization"]["weight_decay"] == 0.0  # as configs recorded before null hashed
+    assert unset.hash() != off.hash()  # they train differently (adamw's 0.01 against none)

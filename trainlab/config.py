@@ -264,11 +264,10 @@ class Config(Strict):
             if key in payload[section] and payload[section][key] == default:
                 payload[section].pop(key)
         regularization = payload["strategy"]["regularization"]
-        if regularization.get("weight_decay") is None:
-            # its default was 0.0 (then meaning unset) until null took that meaning: configs that leave it
-            # unset keep the hash they had. An explicit 0 (decay off) hashes the same: a run folder whose
-            # config changes between the two is not told apart by its hash (compare, tune), only by the run.
+        if regularization.get("weight_decay") is None:  # unset keeps the hash it had as the old default 0.0
             regularization["weight_decay"] = 0.0
+        elif regularization["weight_decay"] == 0:  # decay off: another run than unset, so another hash
+            regularization["weight_decay"] = "off"
         return payload
 
 
@@ -332,11 +331,13 @@ def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] =
     """Read, override (``--set``: ``"key=value"`` strings, or one such string) and validate a YAML config.
     The config remembers the file's folder (:attr:`Config.source_folder`), which ``train(config)`` trusts for
     ``module:attr`` code as ``train(path)`` does. ``follow_links=False`` for a run folder's config.yaml: a
-    symbolic link there is refused and no folder is remembered (someone else's code: docs/security.md)."""
+    symbolic link there is refused and no folder is remembered (someone else's code: docs/security.md), and
+    it is read as its run read it (:func:`_as_written`)."""
     from trainlab.arguments import overrides as override_texts
 
     texts = list(override_texts("overrides", overrides))  # a dict or a number: one ConfigError saying what is valid
-    config = validate(apply_overrides(read_yaml(path, follow_links), texts), texts)
+    raw = read_yaml(path, follow_links)
+    config = validate(apply_overrides(raw if follow_links else _as_written(raw, path), texts), texts)
     if follow_links:  # the user's own file: its folder is remembered (Config.source_folder); a run folder's is not
         config._folder = Path(path).parent.resolve()
     return config
@@ -353,5 +354,24 @@ def as_config(config: Config | str | Path | dict[str, Any]) -> Config:
     raise ConfigError(f"config must be a trainlab Config, a YAML path or a dict; got {type(config).__name__}")
 
 
+# the first line of every config a run writes since ``regularization.weight_decay`` took null for unset: a run
+# folder's config.yaml without it was written when 0.0 meant unset (:func:`load_config` reads it so)
+WRITTEN_MARK = "# trainlab run config 2 (regularization.weight_decay: null is the optimizer's default, 0 is none)"
+
+
 def dump_yaml(config: Config) -> str:
-    return yaml_dump(config.to_dict(), sort_keys=False)
+    """The config as a run folder's config.yaml: :data:`WRITTEN_MARK`, then the resolved config."""
+    return f"{WRITTEN_MARK}\n{yaml_dump(config.to_dict(), sort_keys=False)}"
+
+
+def _as_written(raw: Any, path: str | Path) -> Any:
+    """A run folder's config as its run read it: ``regularization.weight_decay: 0.0`` in a config.yaml written
+    before :data:`WRITTEN_MARK` was the default, unset (the optimizer's own decay, adamw's 0.01), not 0."""
+    regularization = (raw.get("strategy") or {}).get("regularization") if isinstance(raw, dict) else None
+    if not isinstance(regularization, dict) or regularization.get("weight_decay") != 0:
+        return raw
+    with open(path, encoding="utf-8", errors="replace") as file:
+        if file.readline().rstrip("\r\n") == WRITTEN_MARK:
+            return raw
+    regularization["weight_decay"] = None
+    return raw

@@ -100,11 +100,11 @@ def written_by_trainlab(path: Path, names: Iterable[str]) -> bool:
     """True if each of ``names`` in ``path`` is byte for byte what trainlab writes there: a ``.json``
     record a JSON object in :func:`trainlab.atomic.write_json`'s layout, ``config.yaml`` a resolved
     config (every section of :class:`trainlab.config.Config`, in its order) in
-    :func:`trainlab.config.dump_yaml`'s layout. A file a user wrote (comments, a layout of their own,
+    :func:`trainlab.config.dump_yaml`'s layout (its first-line mark, or none as before it). A file a user wrote (comments, a layout of their own,
     sections left to their defaults) is not; neither is one that cannot be read."""
     import yaml
 
-    from trainlab.config import Config
+    from trainlab.config import WRITTEN_MARK, Config
     from trainlab.yaml_files import yaml_dump, yaml_load
 
     for name in names:
@@ -112,8 +112,9 @@ def written_by_trainlab(path: Path, names: Iterable[str]) -> bool:
             text = read_regular_file(path / name, MAX_CREATION_RECORD_BYTES, follow_links=False).decode()
             if name == "config.yaml":
                 value = yaml_load(text)  # read and written back as dump_yaml wrote it
-                same = (isinstance(value, dict) and list(value) == list(Config.model_fields)
-                        and yaml_dump(value, sort_keys=False) == text)
+                dumped = yaml_dump(value, sort_keys=False) if isinstance(value, dict) else None
+                same = (isinstance(value, dict) and list(value) == list(Config.model_fields)  # older runs: no mark
+                        and text in (f"{WRITTEN_MARK}\n{dumped}", dumped))
             else:
                 value = json.loads(text)
                 same = isinstance(value, dict) and json.dumps(value, indent=2, sort_keys=False) + "\n" == text

@@ -10,6 +10,10 @@ when the optimizer's decay is decoupled, and is refused with one line otherwise
 (Adam's, RMSprop's or momentum SGD's ``weight_decay`` is an L2 term added to the
 gradient, a different method; L-BFGS has no weight decay at all), or when the
 optimizer's own ``weight_decay`` is also set (that would apply it twice).
+Unset (null), the optimizer keeps its own default (adamw's 0.01); ``0`` sets a
+decoupled optimizer's ``weight_decay`` to 0 unless the optimizer sets one itself
+(then that one stays: the 0 places nothing). Run folders written while 0.0 was the
+default, meaning unset, are read as unset (:func:`trainlab.config.load_config`).
 
 The optimizer's name and its options' names and types are checked first, with the
 registry's own one-line messages, so a refusal is only ever about where the decay
@@ -90,7 +94,7 @@ def _no_decay(spec: dict[str, Any]) -> dict[str, Any]:
     0 places nothing beside it, as before run folders wrote this 0 for every run), and any other optimizer's
     spec is returned as it is (its ``weight_decay``, if any, is an L2 term: another method)."""
     name = spec["name"].lower()
-    if (name in DECOUPLED or _plain_sgd(name, spec)) and "weight_decay" not in spec:
+    if (name in DECOUPLED or _plain_sgd(name, spec)) and spec.get("weight_decay") is None:
         return {**spec, "weight_decay": 0.0}
     return spec
 
