@@ -35,3 +35,11 @@ def test_names_alike_in_the_middle_show_where_they_differ():
     one, two = "x" * 60 + "A" + "y" * 60, "x" * 60 + "B" + "y" * 60
     labels = short_labels([one, two], width=40)
     assert "A" in labels[one] and "B" in labels[two]
+
+
+def test_the_modules_examples_hold():
+    import doctest
+
+    import trainlab.compare.labels as labels
+
+    assert doctest.testmod(labels).failed == 0 and doctest.testmod(labels).attempted > 0

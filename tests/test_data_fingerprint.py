@@ -218,3 +218,15 @@ def test_eval_warns_when_the_data_files_changed_since_training(tmp_path: Path, c
     err = capsys.readouterr().err
     assert (f"warning: the data files of {folder} changed since it was trained ({table}); evaluating "
             "on them as they are now (the test split may hold other rows)") in err
+
+
+def test_only_the_text_sources_data_path_locates_and_drops_out(tmp_path):
+    """A source that may read its folder's every file (idx scans it, a plug-in may) keeps data.path as an
+    input when it names train/test files; text_tsv/text_csv read only the files they name."""
+    from trainlab.data.fingerprint import fingerprinted_files
+
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\nok\t1\n")
+    for source, kept in (("text_tsv", False), ("text_csv", False), ("idx", True), ("mypkg.data:load", True)):
+        files = fingerprinted_files({"source": source, "path": str(tmp_path), "train": "train.tsv"})
+        assert ("path" in files) is kept, source
+        assert files["train"] == tmp_path / "train.tsv"

@@ -94,21 +94,23 @@ def _evaluated_as(evaluation: dict | None) -> str:
     """" (TTA, 6 views)" where val/test were averaged over test-time augmentation's views (summary.json's
     ``evaluation.tta``), else "": the printed val then differs from the last epoch's single-view record."""
     tta = (evaluation or {}).get("tta")
-    return f" (TTA, {tta['views']} views)" if tta else ""
+    return f" (TTA, {tta.get('views')} views)" if isinstance(tta, dict) else ""
 
 
 def _recorded_evaluation(path: Path) -> dict | None:
     """summary.json's ``evaluation`` of a finished run (eval evaluates as the run's summary did), else None."""
-    try:
-        return json.loads((path / "summary.json").read_text()).get("evaluation")
-    except (OSError, ValueError, AttributeError):
-        return None
+    from trainlab.records import read_record_object
+
+    evaluation = (read_record_object(path / "summary.json") or {}).get("evaluation")
+    return evaluation if isinstance(evaluation, dict) else None
 
 
 def _rows(summary: dict) -> str:
     """"; rows 78 train, 18 val, 24 test" from summary.json's ``rows`` (summaries before it: "")."""
     rows = summary.get("rows")
-    return f"; rows {rows['train']} train, {rows['val']} val, {rows['test']} test" if rows else ""
+    if not isinstance(rows, dict):
+        return ""
+    return f"; rows {rows.get('train')} train, {rows.get('val')} val, {rows.get('test')} test"
 
 
 def _report(summary: dict, path: Path) -> None:

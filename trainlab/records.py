@@ -155,7 +155,7 @@ class Summary(TypedDict):
     val: dict[str, Any]  # metric -> value, no prefix ("loss", "accuracy", ...)
     test: dict[str, Any]
     evaluation: dict[str, Any]  # {"tta": None | {flip, translate, when, views}}: how val/test were evaluated
-    rows: dict[str, int]  # {"train", "val", "test"}: rows in each split
+    rows: NotRequired[dict[str, int]]  # {"train", "val", "test"}: rows in each split (summaries since 2026-12-05)
     loss: str
     optimizer: str
     mode: str  # batch / mini-batch / stochastic gradient descent

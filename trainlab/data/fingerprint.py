@@ -110,11 +110,16 @@ def _skipped(data: Mapping[str, Any]) -> Path | None:
     return Path(cache).expanduser().resolve() if isinstance(cache, str) and cache else None
 
 
+# sources whose data.path only locates the train/val/test files they name (no other file there is read)
+LOCATING_SOURCES = frozenset({"text_tsv", "text_csv"})
+
+
 def fingerprinted_files(data: Mapping[str, Any]) -> dict[str, Path]:
-    """:func:`named_files` that are inputs of their own: all but a ``path`` that locates named
-    ``train``/``val``/``test`` files (their folder's other files are not read)."""
+    """:func:`named_files` that are inputs of their own: all but the ``path`` of a :data:`LOCATING_SOURCES`
+    source that names ``train``/``val``/``test`` files (any other source may read its folder's every file)."""
     named = named_files(data)
-    if "path" in named and any(key in named for key in ("train", "val", "test")):
+    if data.get("source") in LOCATING_SOURCES and "path" in named \
+            and any(key in named for key in ("train", "val", "test")):
         del named["path"]
     return named
 

@@ -74,7 +74,7 @@ def image_files(root: Path) -> list[Path]:
     """The ``.png``/``.jpg``/``.jpeg`` images under ``root``, sorted by relative path, found as training finds
     a class folder's: symbolic links to folders followed (a link back into its own parents, a loop, is
     skipped with a warning), hidden entries skipped, trainlab's image cache folders (``data.cache_dir``)
-    skipped with a note, other files skipped with one warning; a broken link named as an image is refused.
+    skipped with a warning, other files skipped with one warning; a broken link named as an image is refused.
     """
     from trainlab.data.images import IMAGE_EXTENSIONS
     from trainlab.notices import warn
