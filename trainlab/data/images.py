@@ -189,6 +189,13 @@ def _loose_images(folder: Path) -> list[str]:
         return sorted(e.name for e in entries if e.is_file() and is_image_name(e.name) and not is_hidden(e.name))
 
 
+
+def broken_link_error(folder: str | os.PathLike, link: str, what: str = "") -> DataError:
+    """The one line for a symbolic link in ``folder`` whose target is gone (training's readers and predict's walk
+    say it alike): its name and target, and to restore the target (``what``: when that applies) or remove it."""
+    return DataError(f"{folder} contains {os.path.basename(link)}, a broken symbolic link (its target "
+                     f"{os.readlink(link)} does not exist); restore its target{what + ',' if what else ''} or remove the link")
+
 def _class_folders(folder: Path, cache: _Caches) -> list[Path]:
     """The class folders in ``folder``, sorted by :func:`class_name` (the same order whichever normalisation
     the file system keeps); two folders whose names differ only by normalisation are refused."""
@@ -196,9 +203,7 @@ def _class_folders(folder: Path, cache: _Caches) -> list[Path]:
         listed = [e for e in entries if not is_hidden(e.name) and not _is_cache(e, cache)]
     for entry in listed:  # is_dir() follows a link: one whose target is gone would drop its class unsaid
         if entry.is_symlink() and not os.path.exists(entry.path):
-            raise DataError(f"{folder} contains {entry.name}, a broken symbolic link (its target "
-                            f"{os.readlink(entry.path)} does not exist); restore its target if it is a class "
-                            "folder, or remove the link")
+            raise broken_link_error(folder, entry.path, " if it is a class folder")
     folders = sorted((Path(e.path) for e in listed if e.is_dir()), key=lambda path: (class_name(path.name), path.name))
     for first, second in zip(folders, folders[1:], strict=False):
         if class_name(first.name) == class_name(second.name):
@@ -232,8 +237,7 @@ def _images_in(folder: Path, cache: _Caches, at_top: bool = False) -> list[Path]
                             f"{'/'.join(IMAGE_EXTENSIONS)} images and nested folders are not read: move its "
                             f"images up into {folder} or move it out{split_hint}")
         if not entry.is_file() and entry.is_symlink():  # is_file() follows the link: its target is gone
-            raise DataError(f"class folder {folder} contains {entry.name}, a broken symbolic link (its target "
-                            f"{os.readlink(entry.path)} does not exist); remove the link or restore its target")
+            raise broken_link_error(f"class folder {folder}", entry.path)
         if CACHE_FILE.fullmatch(entry.name):
             raise DataError(f"class folder {folder} contains {entry.name}, trainlab's image cache (a former "
                             "data.cache_dir here), which is not an image; move it out, and keep cache_dir outside "

@@ -95,7 +95,7 @@ def image_files(root: Path) -> list[Path]:
 def _walk(folder: Path, parents: frozenset[str], found: list[Path]) -> None:
     """Add the visible files under ``folder`` to ``found``; ``parents``: the real paths of ``folder`` and the
     folders above it, so that a link to one of them (a loop) is not followed."""
-    from trainlab.data.images import is_cache_folder, is_hidden, is_image_name
+    from trainlab.data.images import broken_link_error, is_cache_folder, is_hidden, is_image_name
     from trainlab.notices import warn
 
     try:
@@ -115,8 +115,7 @@ def _walk(folder: Path, parents: frozenset[str], found: list[Path]) -> None:
             else:
                 _walk(path, parents | {real}, found)
         elif entry.is_symlink() and not os.path.exists(path) and is_image_name(entry.name):
-            raise DataError(f"{folder} contains {entry.name}, a broken symbolic link (its target "
-                            f"{os.readlink(path)} does not exist); restore its target or remove the link")
+            raise broken_link_error(folder, path)
         elif entry.is_file() or entry.is_symlink():  # a broken link named otherwise: a skipped file, said
             found.append(path)
 
