@@ -8,6 +8,7 @@ of the command's files it is, not the words of a missing base config.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,25 @@ def test_the_header_check_reads_only_the_header(tmp_path: Path):
     with pytest.raises(DataError, match="has no target column 'z'"):
         check_data_columns(validate({**_csv_base(str(tmp_path / "t.csv")),
                                      "data": {"source": "csv", "path": str(tmp_path / "t.csv"), "target": "z"}}))
+
+
+@pytest.mark.parametrize("data", [
+    {"target": []},  # no target column at all
+    {"target": ["a", "b", "y"]},  # no feature column left
+    {"features": ["a"], "categorical": ["b"]},  # a categorical column that is not a feature
+])
+def test_the_header_check_refuses_with_the_run_s_own_line(tmp_path: Path, data):
+    """The preflight and the csv source share their column checks: each refusal is the run's line."""
+    from trainlab.config import validate
+    from trainlab.data.files import csv_file
+    from trainlab.preflight import check_data_columns
+
+    (tmp_path / "t.csv").write_text("a,b,y\n1,x,0\n2,z,1\n")
+    section = {"source": "csv", "path": str(tmp_path / "t.csv"), "target": "y", **data}
+    with pytest.raises((ConfigError, DataError)) as run:
+        csv_file(**{key: value for key, value in section.items() if key != "source"})
+    with pytest.raises(type(run.value), match="^" + re.escape(str(run.value)) + "$"):
+        check_data_columns(validate({**_csv_base(str(tmp_path / "t.csv")), "data": section}))
 
 
 def test_a_text_source_s_missing_train_file_in_its_folder_is_refused(tmp_path: Path, capsys):

@@ -42,7 +42,7 @@ from trainlab.data.dataset import Dataset
 from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
-from trainlab.losses.base import check_task_fits
+from trainlab.losses.task_fit import check_task_fits
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
 from trainlab.registry import Registry
@@ -200,7 +200,7 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     scipy.sparse matrices, dicts and generators are refused, naming the dense form to pass. The model's
     outputs index the classes in the order of ``FitResult.class_names`` (labels 1..K or -1/+1 are classes
     0..K-1). A class-label loss with ``task='regression'`` given, or on soft targets (fractional values in
-    [0, 1]), is one DataError saying so (:func:`trainlab.losses.base.check_task_fits`).
+    [0, 1]), is one DataError saying so (:func:`trainlab.losses.task_fit.check_task_fits`).
     """
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "

@@ -45,7 +45,8 @@ from trainlab.finetune import apply_lora, check_finetune_options
 from trainlab.group_horizons import check_something_trains, group_horizons
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
-from trainlab.losses.base import Loss, check_task_fits
+from trainlab.losses.base import Loss
+from trainlab.losses.task_fit import check_task_fits
 from trainlab.metrics import default_metrics, is_scalar, top_k_warning, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.notices import held_back, note, warn

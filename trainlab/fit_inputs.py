@@ -25,7 +25,7 @@ from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import named_classes_task, read_class_labels, warn_classes_absent
 from trainlab.errors import ConfigError, DataError
-from trainlab.losses.base import SOFT_TARGETS_FIX, soft_target
+from trainlab.losses.task_fit import refuse_soft_targets
 from trainlab.registry import did_you_mean
 from trainlab.run_checks import FIT_FIXES, FIXES_KEY
 
@@ -228,16 +228,6 @@ def _class_names(class_names: Any) -> list[str] | None:
     return [str(name) for name in names]  # NumPy's str_ as plain str (labels.json, printed names)
 
 
-def _refuse_soft_targets(y: torch.Tensor, task: str) -> None:
-    """One DataError for fractional targets in [0, 1] (soft labels, probabilities) given a classification
-    ``task``: no class labels, and the fix is to threshold them or to predict them by regression, not
-    "integer class indices" alone."""
-    value = soft_target(y)
-    if value is not None:
-        raise DataError(f"task='{task}' takes class labels, but train y holds fractional values in [0, 1] (such as "
-                        f"{value:g}): soft targets or probabilities, not class labels; {SOFT_TARGETS_FIX}")
-
-
 def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
                 class_names: list[str] | None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else
@@ -262,7 +252,7 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
                               "which is no class label; leave class_names out for a regression target")
     task = task or named_task or infer_task(train.y.numpy())
     if task_given and task != "regression":
-        _refuse_soft_targets(train.y, task)
+        refuse_soft_targets(train.y, f"task='{task}' takes class labels", "train y holds")  # not bad class indices
     labels, y_train = read_class_labels(task, train.y.numpy(), names, names_key="class_names")  # as load_dataset reads a source's
     if task == "multilabel" and names is not None and len(names) != y_train.shape[1]:
         raise DataError(f"train y has {y_train.shape[1]} label columns but {len(names)} class names are given "

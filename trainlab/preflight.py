@@ -92,28 +92,24 @@ DATA_COLUMN_KEYS = ("target", "features", "categorical", "delimiter")
 def check_data_columns(config: Config) -> None:
     """Raise the error a run of ``config`` would raise for a column its ``csv`` data section names
     (``data.target``, ``data.features``, ``data.categorical``) that the file's header lacks, reading the
-    header line only (:func:`~trainlab.data.csv_table.read_header`): the DataError's line is the source's
-    own (``CSV file f.csv has no target column 'tgt'; did you mean 'target'? (columns: ...)``), as are the
-    ConfigErrors of a column listed twice or a target among the features. Call it after
-    :func:`check_data_found` (a missing file is that one's refusal). Other sources: nothing is checked.
+    header line only (:func:`~trainlab.data.csv_table.read_header`). The checks are the source's own
+    (:func:`~trainlab.data.files.csv_columns`, then :func:`~trainlab.data.files.check_csv_columns`), so each
+    refusal is the run's line: ``CSV file f.csv has no target column 'tgt'; did you mean 'target'? (columns:
+    ...)``, or the ConfigError of an empty target, a column listed twice or a target among the features.
+    Call it after :func:`check_components` (the options are those the source takes, ``target`` and ``path``
+    among them) and :func:`check_data_found` (a missing file is that one's refusal). Other sources: nothing
+    is checked.
     """
     import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
-    from trainlab.data import DATA_SOURCES
-    from trainlab.data.counting import _bound_options
-    from trainlab.data.csv_table import check_delimiter, read_header
-    from trainlab.data.files import _check_column_lists, _column_names, _require, csv_file
+    from trainlab.data import DATA_SOURCES, source_options
+    from trainlab.data.csv_table import read_header
+    from trainlab.data.files import check_csv_columns, csv_columns, csv_file
     from trainlab.data.paths import resolve_file
 
     if ":" in config.data.source or DATA_SOURCES.get(config.data.source) is not csv_file:
         return
-    _, options = _bound_options(config.data)
-    targets = _column_names(options["target"], "target") or []
-    features = _column_names(options["features"], "features")
-    categorical = _column_names(options["categorical"], "categorical")
-    _check_column_lists(features, targets)
-    delimiter = check_delimiter(options["delimiter"])
+    options = source_options(config.data)  # its option names were checked by check_components
+    columns = csv_columns(**{key: options[key] for key in DATA_COLUMN_KEYS if key in options})
     file = resolve_file(options["path"], "a CSV file with a header row")
-    header, _ = read_header(file, delimiter)
-    _require(file, header, targets, "target column", delimiter)
-    _require(file, header, features or [], "column", delimiter)
-    _require(file, header, categorical or [], "categorical column", delimiter)
+    header, _ = read_header(file, columns.delimiter)
+    check_csv_columns(file, header, columns)

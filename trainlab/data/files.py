@@ -8,6 +8,7 @@ table and a text file: :func:`trainlab.data.labels.warn_case_twins` and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,6 +81,60 @@ def _require(file: Path, header: list[str], names: list[str], what: str, delimit
             close = "" if misread or no_header else did_you_mean(name, header)  # no name of a misread header
             raise DataError(f"CSV file {file} has no {what} '{name}'{close} "
                             f"(columns: {_shown(header)}){misread}{no_header}")
+
+
+class CsvColumns(NamedTuple):
+    """The column options of a ``csv`` data section, checked by :func:`csv_columns`."""
+
+    targets: list[str]  # at least one
+    features: list[str] | None  # None: every column but the targets
+    categorical: list[str] | None  # None: the columns holding no numbers at all
+    delimiter: str
+
+
+def csv_columns(target: str | list[str], features: list[str] | str | None = None,
+                categorical: list[str] | str | None = None, delimiter: str = ",") -> CsvColumns:
+    """The column options of a ``csv`` data section as lists, checked before the file is opened.
+
+    Raises the ConfigError of :func:`csv_file` for a name that is not a string, an empty ``target``, a
+    column listed twice, a target among the features, and a bad ``delimiter``. Then
+    :func:`check_csv_columns` checks them against the file's header.
+    """
+    targets = _column_names(target, "target") or []
+    if not targets:
+        raise ConfigError("data.target must name at least one column")
+    feature_names = _column_names(features, "features")
+    categorical_names = _column_names(categorical, "categorical")
+    _check_column_lists(feature_names, targets)
+    return CsvColumns(targets, feature_names, categorical_names, check_delimiter(delimiter))
+
+
+def check_csv_columns(file: Path, header: list[str], columns: CsvColumns) -> list[str]:
+    """The feature columns of ``file``, whose header line is ``header``, for the options ``columns``.
+
+    Raises, in this order, the error :func:`csv_file` raises for a target missing from the header, no
+    feature column besides the targets, a feature or categorical column missing from the header (each a
+    DataError naming the header, with a did-you-mean, a misread-delimiter or a missing-header hint where
+    one applies), and a categorical column that is not a feature (ConfigError). Reads nothing: ``trainlab
+    compare`` and ``tune`` call it on the header line alone (:func:`trainlab.preflight.check_data_columns`),
+    so they refuse a config with the run's own line.
+    """
+    delimiter = columns.delimiter
+    _require(file, header, columns.targets, "target column", delimiter)
+    target_set = set(columns.targets)
+    features = list(columns.features) if columns.features else [c for c in header if c not in target_set]
+    if not features:  # a model of no inputs would train (input_shape [0]) and predict a constant
+        raise DataError(f"CSV file {file} has no feature columns besides the target "
+                        f"{', '.join(repr(t) for t in columns.targets)} (columns: {_shown(header)}); add the columns "
+                        "to predict it from")
+    _require(file, header, features, "column", delimiter)
+    if columns.categorical is not None:
+        _require(file, header, columns.categorical, "categorical column", delimiter)
+        outside = [c for c in columns.categorical if c not in set(features)]
+        if outside:
+            raise ConfigError(f"data.categorical names '{outside[0]}', which is not a feature column "
+                              f"(features: {_shown(features)})")
+    return features
 
 
 def _refuse_trailing_delimiter(table: CsvTable, columns: list[str]) -> None:
@@ -250,30 +305,11 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     task of :func:`trainlab.data.dataset.infer_task` unless ``data.task`` says otherwise; a list
     of 0/1 columns (``target: [a, b, c]``) is a multi-label task whose class names are the columns.
     """
-    targets = _column_names(target, "target") or []
-    if not targets:
-        raise ConfigError("data.target must name at least one column")
-    features = _column_names(features, "features")
-    categorical = _column_names(categorical, "categorical")
-    _check_column_lists(features, targets)
-    delimiter = check_delimiter(delimiter)
+    checked = csv_columns(target, features, categorical, delimiter)
+    targets, features, categorical = checked.targets, checked.features, checked.categorical
     file = resolve_file(path, "a CSV file with a header row")
-    table = read_table(file, delimiter, text_columns=categorical or ())
-    header = table.header
-    _require(file, header, targets, "target column", delimiter)
-    target_set = set(targets)
-    columns = list(features) if features else [c for c in header if c not in target_set]
-    if not columns:  # a model of no inputs would train (input_shape [0]) and predict a constant
-        raise DataError(f"CSV file {file} has no feature columns besides the target "
-                        f"{', '.join(repr(t) for t in targets)} (columns: {_shown(header)}); add the columns to "
-                        "predict it from")
-    _require(file, header, columns, "column", delimiter)
-    if categorical is not None:
-        _require(file, header, categorical, "categorical column", delimiter)
-        outside = [c for c in categorical if c not in set(columns)]
-        if outside:
-            raise ConfigError(f"data.categorical names '{outside[0]}', which is not a feature column "
-                              f"(features: {_shown(columns)})")
+    table = read_table(file, checked.delimiter, text_columns=categorical or ())
+    columns = check_csv_columns(file, table.header, checked)
     if len(table) == 0:
         raise DataError(f"CSV file {file} has a header but no data rows")
     _refuse_trailing_delimiter(table, columns)

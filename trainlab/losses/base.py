@@ -78,7 +78,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from trainlab.data.dataset import MAX_INFERRED_CLASSES, SURE_CLASSES, Dataset
+from trainlab.data.dataset import MAX_INFERRED_CLASSES, SURE_CLASSES
 from trainlab.errors import DataError
 
 TargetKind = Literal["continuous", "distribution", "binary", "class_index", "pair", "embedding", "multitask"]
@@ -155,54 +155,6 @@ REGRESSION_LABELS = (
     f"when every class holds at least 1/(5K) of the rows) or exactly -1 and 1, and text_tsv/text_csv labels "
     "whenever they are whole numbers; with data.task set, whole numbers such as 1..K are read as classes named "
     "by their values, and a text source reads any other label as a class named by its text)")
-
-
-# what to do with soft targets (fractional values in [0, 1]: label smoothing, a teacher's or annotators'
-# probabilities), which no classification loss here takes as class labels
-SOFT_TARGETS_FIX = ("threshold them into 0/1 class labels (such as y > 0.5) to train a classifier, or use a "
-                    "regression loss such as mse to predict the values themselves")
-
-
-def soft_target(target: torch.Tensor) -> float | None:
-    """The first fractional value of a floating ``target`` whose values all lie in [0, 1] (soft targets,
-    probabilities), or None: whole numbers, or values beyond [0, 1] (which are no probabilities)."""
-    if not target.is_floating_point() or not target.numel():
-        return None
-    fractional = target[target != target.round()]
-    if not len(fractional) or bool(((target < 0) | (target > 1)).any()):
-        return None
-    return float(fractional[0])
-
-
-def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
-                    target_shape: tuple[int, ...] | None = None) -> None:
-    """One DataError where a class-label loss (``target_kind`` ``class_index`` or ``binary``) meets a regression
-    task and the training targets or the way the task came to be say more than :meth:`Loss.output_dim`'s
-    task-inference explanation (:data:`REGRESSION_LABELS`): targets not shaped as such labels (``target_shape``,
-    the targets' shape as given: a regression task holds them as (N, d)), soft targets (fractional values in
-    [0, 1], :data:`SOFT_TARGETS_FIX`), and a ``task_given`` (``data.task``, fit's ``task``) said as given, with a task
-    to set only where the targets are whole numbers. Anything else passes: output_dim and ``check`` word it."""
-    kind, task, target = getattr(loss, "target_kind", None), data.task, data.train.y
-    if kind not in ("class_index", "binary") or task != "regression":
-        return
-    name, shape = getattr(loss, "name", type(loss).__name__), tuple(target_shape or target.shape)
-    per_label = kind == "binary" or getattr(loss, "takes_multilabel", False)  # (N, L) targets too (focal)
-    if len(shape) > (2 if per_label else 1):
-        labels = ("one 0/1 label per row, shaped (N,)" if kind == "binary" else "one class index per row, shaped "
-                  "(N,)") + (", or (N, L) for L labels" if per_label else "")
-        raise DataError(f"{name} takes {labels}, but the targets are shaped {shape}; give such labels, or, to "
-                        "predict those values, use a regression loss such as mse")
-    if (value := soft_target(target)) is not None:
-        raise DataError(f"{name} trains on {'0/1 ' if kind == 'binary' else ''}class labels, but the targets hold "
-                        f"fractional values in [0, 1] (such as {value:g}): soft targets or probabilities, not class "
-                        f"labels; {SOFT_TARGETS_FIX}")
-    if task_given:
-        whole = not target.is_floating_point() or bool((target == target.round()).all())
-        wanted = "a classification task" if kind == "class_index" else "a binary (or multilabel) task"
-        relabel = (f"set data.task: {'multiclass' if kind == 'class_index' else 'binary'} if the targets are class "
-                   "labels, or " if whole else "")
-        raise DataError(f"{name} needs {wanted}, but data.task: regression was given; {relabel}use a regression "
-                        "loss such as mse or huber")
 
 
 def one_hot_rows(target: torch.Tensor) -> bool:
