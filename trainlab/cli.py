@@ -87,7 +87,9 @@ def _length(summary: dict) -> str:
     per_epoch = summary.get("notes", {}).get("time_budget", {}).get("steps_per_epoch")
     if per_epoch and summary.get("steps", 0) % per_epoch:
         return f"{summary['steps'] / per_epoch:.2f} epochs ({summary['steps']} steps)"
-    return f"{summary['epochs_run']} epoch{'' if summary['epochs_run'] == 1 else 's'}"
+    from trainlab.config_fields import counted
+
+    return counted(summary["epochs_run"], "epoch")
 
 
 def _evaluated_as(evaluation: dict | None) -> str:

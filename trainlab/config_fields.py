@@ -116,6 +116,17 @@ def short_repr(value: Any) -> str:
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
+def counted(n: Any, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, the noun plural unless ``n == 1``: ``plural`` where given, else ``noun + "s"``.
+
+    ``n`` is shown as it is, so a placeholder such as ``"?"`` reads as a plural.
+
+    >>> counted(1, "epoch"), counted(2, "epoch"), counted(3, "batch", "batches")
+    ('1 epoch', '2 epochs', '3 batches')
+    """
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def layer_count_problem(name: str, options: dict[str, Any]) -> str | None:
     """What is wrong with the depth of model ``name`` with ``options`` (its other config keys), as one clause
     naming the option, its value and :data:`MAX_LAYERS`; None when nothing is. Only the

@@ -38,7 +38,7 @@ from trainlab.code_policy import (
     trusting_own_run,
 )
 from trainlab.config import Config, as_config, dump_yaml, load_config
-from trainlab.config_fields import path_argument
+from trainlab.config_fields import counted, path_argument
 from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
 from trainlab.data.fingerprint import data_changes, data_fingerprint, named_files
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
@@ -404,10 +404,8 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
     built.notes["resumed_from"] = str(folder)
     if not quiet:
         state = built.trainer.state
-        batches = f"{state.batch_in_epoch} batch{'' if state.batch_in_epoch == 1 else 'es'}"
-        into = f" and {batches} into the next" if state.batch_in_epoch else ""
-        note(f"resuming {path} from {folder.name} (step {state.step}: {state.epoch} "
-             f"epoch{'' if state.epoch == 1 else 's'} done{into})")
+        into = f" and {counted(state.batch_in_epoch, 'batch', 'batches')} into the next" if state.batch_in_epoch else ""
+        note(f"resuming {path} from {folder.name} (step {state.step}: {counted(state.epoch, 'epoch')} done{into})")
 
 
 def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable[Callback] | None = (),

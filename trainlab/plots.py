@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from trainlab.atomic import named_after, open_temporary
 from trainlab.errors import ConfigError
 from trainlab.notices import warn
+from trainlab.records import is_epoch_record
 from trainlab.schedules import Schedule, schedule_series
 
 MAX_EPOCH_LINES = 100  # beyond this many epochs, draw every k-th boundary so the lines stay faint
@@ -279,13 +280,6 @@ def plot_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: st
     return save_figure(curves_figure(histories, metric), path)
 
 
-def is_epoch_record(record: Mapping[str, Any]) -> bool:
-    """Whether ``record`` (a line of metrics.jsonl) is an epoch record, by the schema of
-    :mod:`trainlab.records`: it has ``epoch``, and is neither a step record (``"scope": "step"``, whose
-    ``epoch`` is fractional) nor an event record (an ``"event"`` key)."""
-    return "epoch" in record and record.get("scope") != "step" and "event" not in record
-
-
 def _step_only_metric(runs: Sequence[Any], metric: str) -> None:
     """Raise :class:`ConfigError` when ``metric`` is in step records of ``runs`` but in none of their epoch
     records, naming what the epoch records hold (``trainlab plot`` draws one value per epoch)."""
@@ -300,9 +294,10 @@ def _step_only_metric(runs: Sequence[Any], metric: str) -> None:
 
 def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, path: str | os.PathLike[str]) -> Path:
     """``trainlab plot``: ``metric`` by epoch, one line per run folder, labelled by folder name
-    (with parent folders added where names repeat). Only epoch records are drawn (:func:`is_epoch_record`:
-    step records and events are left out), one value per epoch; a missing metric's error lists the keys of
-    the epoch records. Folders written by ``trainlab.fit(out=...)`` are drawn too. Raises
+    (with parent folders added where names repeat). Only epoch records are drawn
+    (:func:`~trainlab.records.is_epoch_record`: step records and events are left out), one value per epoch;
+    a missing metric's error lists the keys of the epoch records. Folders written by
+    ``trainlab.fit(out=...)`` are drawn too. Raises
     :class:`ConfigError` for a folder that is neither, and for a metric only step records hold.
     """
     from trainlab.report.sources import LEADERBOARD, load_run, run_labels

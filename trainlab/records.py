@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -52,6 +53,15 @@ def read_record_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     except (OSError, ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def is_epoch_record(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` (a line of metrics.jsonl) is an epoch record.
+
+    The rule: it has ``epoch``, and is neither a step record (``"scope": "step"``, whose ``epoch`` is
+    fractional: a mid-epoch validation or a step logger's line) nor an event record (an ``"event"`` key).
+    """
+    return "epoch" in record and record.get("scope") != "step" and "event" not in record
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from trainlab.config_fields import shown_name
+from trainlab.config_fields import counted, shown_name
 from trainlab.data import Dataset
 from trainlab.data.preprocessing import output_features
 from trainlab.engine.batching import BatchPlan, is_ids_and_mask
@@ -215,7 +215,7 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     needed = loss.output_dim(data.task, data.num_classes, data.target_dim)  # refuses a loss the task does not suit
     if class_index and data.task != "multilabel" and data.num_classes and output.ndim == 2 \
             and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)
-        raise DataError(f"the model outputs {output.shape[1]} score{'s' * (output.shape[1] != 1)} per row but the "
+        raise DataError(f"the model outputs {counted(output.shape[1], 'score')} per row but the "
                         f"data has {data.num_classes} classes (labels 0..{data.num_classes - 1}); give its last layer "
                         f"{needed} outputs (or, when classes are missing from the training labels, name them all in "
                         "data.class_names)")

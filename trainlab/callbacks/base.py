@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 import torch
 
+from trainlab.config_fields import counted
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
 from trainlab.engine.step import loss_weights_of, lr_columns
@@ -225,7 +226,7 @@ def user_callbacks(callbacks: Callback | Iterable[Callback] | None) -> list[Call
         return [callbacks]
     if isinstance(callbacks, Mapping):
         raise ConfigError(f"callbacks must be a trainlab.Callback instance or a list of them; got a "
-                          f"{type(callbacks).__name__} (of {len(callbacks)} item{'s' * (len(callbacks) != 1)}): give "
+                          f"{type(callbacks).__name__} (of {counted(len(callbacks), 'item')}): give "
                           "its callbacks as a list, e.g. list(callbacks.values())")
     if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Iterable):
         shown = callbacks.__name__ if isinstance(callbacks, type) else type(callbacks).__name__

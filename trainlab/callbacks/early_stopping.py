@@ -9,6 +9,7 @@ import torch
 
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import is_improvement, read
+from trainlab.config_fields import counted
 
 
 class EarlyStopping(Callback):
@@ -57,10 +58,10 @@ class EarlyStopping(Callback):
             return False, None
         self.wait += 1
         if self.wait >= self.patience:  # Keras/Lightning: stop after `patience` validations without improvement
-            counted = ("validation" if self.mid_epoch else "epoch") + ("" if self.wait == 1 else "s")
+            waited = counted(self.wait, "validation" if self.mid_epoch else "epoch")
             # every value so far NaN (never an improvement): there is no best to name
             best = "no value so far was a number" if self.best is None else f"best {self.best:.6g} at epoch {self.best_epoch}"
-            return True, f"early stopping: {self.monitor} did not improve for {self.wait} {counted} ({best})"
+            return True, f"early stopping: {self.monitor} did not improve for {waited} ({best})"
         return False, None
 
     def on_validation_end(self, view: TrainerView, record: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from trainlab.atomic import write_text
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.errors import ConfigError
 from trainlab.notices import warn as notices_warn
+from trainlab.records import is_epoch_record
 
 Warn = Callable[[str], None]
 
@@ -114,7 +115,7 @@ class RecordLogger(Callback):
             self._ensure_open(view)
             if record.get("scope") == "step" or ("step" in record and "epoch" not in record):
                 self.write_step(record)
-            elif "epoch" in record:
+            elif is_epoch_record(record):  # no event (returned above), not a step record
                 self.write_epoch(view, record)
 
         self._guarded(send)

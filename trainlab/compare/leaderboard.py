@@ -21,6 +21,7 @@ from trainlab.compare.labels import short_labels
 from trainlab.compare.metric_keys import direction_of, metric_range, read_metric
 from trainlab.compare.run_record import RunRecord, convergence, load_run, time_to_target
 from trainlab.compare.runner import RunPlan
+from trainlab.config_fields import counted
 
 ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the best strategy
 
@@ -332,7 +333,7 @@ def table_title(task: str, board: dict[str, Any], entries: list[dict[str, Any]])
     metric, seeds = board["metric"], board["seeds"]
     method = ci_method_text(entries, metric)
     interval = f" [95% CI: {method}]" if method else ""
-    return (f"{task}: ranked by {metric} ({board['direction']}), {seeds} seed{'' if seeds == 1 else 's'}, "
+    return (f"{task}: ranked by {metric} ({board['direction']}), {counted(seeds, 'seed')}, "
             f"mean ± std{interval}")
 
 

@@ -22,6 +22,7 @@ from trainlab.atomic import write_json
 from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.compare import runner
 from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_action
+from trainlab.config_fields import counted
 from trainlab.notices import shared_once
 from trainlab.records import read_record_object
 from trainlab.worker_process import start_worker
@@ -104,7 +105,7 @@ def run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
             left = _pool_round(todo, jobs, threads, said, context, tally, display, finish, breaks_seen)
             todo = _still_to_run(left, fingerprints, finish)
             if todo:
-                display.note(f"starting new workers for the {len(todo)} unfinished run{'s' if len(todo) > 1 else ''} "
+                display.note(f"starting new workers for the {counted(len(todo), 'unfinished run')} "
                              "(a stopped run resumes from its checkpoint)")
 
 

@@ -42,7 +42,7 @@ from trainlab.code_policy import trusting_own_run
 from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
 from trainlab.config import Config, validate
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import counted, short_repr
 from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
 from trainlab.data.fingerprint import data_changes, data_fingerprint
 from trainlab.data.paths import resolve_data_paths
@@ -316,7 +316,7 @@ def interruption(todo: list[tuple[RunPlan, str]], signum: int) -> Interrupted:
     that stopped in a pool's workers report nothing back."""
     waiting = sum((read_record_object(plan.path / "run.json") or {}).get("status") == "interrupted"
                   for plan, _ in todo)
-    resumes = f"{waiting} run{'s' if waiting != 1 else ''} checkpointed; " if waiting else ""
+    resumes = f"{counted(waiting, 'run')} checkpointed; " if waiting else ""
     return Interrupted(f"interrupted: {resumes}run the same command again to finish the comparison", signum)
 
 

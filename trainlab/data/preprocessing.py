@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from trainlab.config_fields import short_repr, shown_name
+from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.errors import DataError
 from trainlab.notices import warn
 
@@ -190,7 +190,7 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
             values = np.unique(categorical[unseen, j])
             shown = ", ".join(short_repr(str(v)) for v in values[:UNSEEN_SHOWN])
             listed = (f"{len(values)} values, e.g. {shown}" if len(values) > UNSEEN_SHOWN
-                      else f"{len(values)} value{'s' if len(values) > 1 else ''}: {shown}")
+                      else f"{counted(len(values), 'value')}: {shown}")
             warn(f"{what}: {int(unseen.sum())} row(s) have categories of '{name}' not seen in training "
                  f"({listed}); they are encoded as all zeros")
         blocks.append(encoded)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import counted, short_repr
 from trainlab.errors import DataError
 
 # the hint for a header line that looks like a data row (a file saved without its header); the csv and text
@@ -136,7 +136,7 @@ def ragged_row_error(file: Path, line: int, row: list[str], header: list[str], d
         if comma is not None:
             hint += (f", and write its numbers with a decimal point ('{comma}' has a decimal comma: "
                      f"{plain_number(comma, 'decimal')})")
-    return DataError(f"CSV file {file} line {line} has {len(row)} field{'s' * (len(row) != 1)}; the header has {len(header)}{hint}")
+    return DataError(f"CSV file {file} line {line} has {counted(len(row), 'field')}; the header has {len(header)}{hint}")
 
 
 def refuse_repeated_header(file: Path, line: int, cells: Sequence[str], header: Sequence[str], kind: str) -> None:

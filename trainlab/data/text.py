@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.config_fields import short_repr, shown_name
+from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
 from trainlab.data.csv_table import check_delimiter
 from trainlab.data.paths import resolve
@@ -120,11 +120,11 @@ def _header(reader: Any, file: Path, text_column: str) -> list[str]:
     while header is not None and not "".join(header).strip():
         header, blank = next(reader, None), blank + 1
     if header is None:
-        only = f" but {blank} blank line{'s' * (blank > 1)}" if blank else ""
+        only = f" but {counted(blank, 'blank line')}" if blank else ""
         raise DataError(f"text file {file} is empty{only} (expected a header row with '{text_column}')")
     if blank:
         lines = "line 1" if blank == 1 else f"lines 1-{blank}"
-        raise DataError(f"text file {file} starts with {blank} blank line{'s' * (blank > 1)} ({lines}) before its "
+        raise DataError(f"text file {file} starts with {counted(blank, 'blank line')} ({lines}) before its "
                         f"header {short_repr(reader.dialect.delimiter.join(header))}: delete "
                         f"{'them' if blank > 1 else 'it'}, so that the header naming the columns comes first")
     return header
@@ -146,7 +146,7 @@ def _ragged_row(file: Path, start: int, row: list[str], columns: list[str], deli
     elif not quoted and '"' in delimiter.join(row) and not predict:
         hint = ("; text_tsv reads no quoting (GLUE TSV): for a file with quoted fields (pandas' "
                 "to_csv(sep='\\t')) use data.source: text_csv with data.delimiter: '\\t'")
-    return DataError(f"text file {file} line {start} has {len(row)} field{'s' * (len(row) != 1)}; the header has "
+    return DataError(f"text file {file} line {start} has {counted(len(row), 'field')}; the header has "
                      f"{len(columns)} ({name}-separated){hint}")
 
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from trainlab.config_fields import MAX_CONFIG_BYTES
+from trainlab.config_fields import MAX_CONFIG_BYTES, counted
 from trainlab.records import read_record_text
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page, wrapped
@@ -234,14 +234,9 @@ def _failures_note(page: Page, entries: Sequence[Mapping[str, Any]]) -> None:
     rows = [[wrapped(str(entry.get("name"))), fmt(failure.get("seed")), wrapped(str(failure.get("reason")), "reason")]
             for entry in entries for failure in entry.get("failures") or [] if isinstance(failure, Mapping)]
     if rows:
-        page.paragraph(f"{_count(len(rows), 'run')} failed and {'is' if len(rows) == 1 else 'are'} left out of the "
+        page.paragraph(f"{counted(len(rows), 'run')} failed and {'is' if len(rows) == 1 else 'are'} left out of the "
                        "statistics above (a strategy with failed seeds ranks below those without). Why:")
         page.table(["strategy", "seed", "reason"], rows, numeric={1})
-
-
-def _count(number: Any, noun: str, plural: str | None = None) -> str:
-    """``1 seed``, ``3 seeds`` (``? seeds`` for a number leaderboard.json does not hold)."""
-    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 # The measures trainlab compare's own profile can be on (compare/leaderboard.py task_profile writes its
@@ -377,8 +372,8 @@ def comparison_page(comparison: Comparison) -> Page:
         page.figure(figures.profile_figure(profile.curves, profile.taus, palette, profile.ratio))
     page.heading("environment")
     add_environment(page, all_runs, {k: board.get(k) for k in ("git_commit", "environment") if k in board})
-    page.subtitle = (f"{_count(len(comparison.tasks), 'task')}, {_count(len(names), 'strategy', 'strategies')}, "
-                     f"{_count(board.get('seeds', '?'), 'seed')}; ranked by {metric} ({direction}); target: "
+    page.subtitle = (f"{counted(len(comparison.tasks), 'task')}, {counted(len(names), 'strategy', 'strategies')}, "
+                     f"{counted(board.get('seeds', '?'), 'seed')}; ranked by {metric} ({direction}); target: "
                      f"{target_text}. Folder: {comparison.path.resolve()}")
     return page
 
