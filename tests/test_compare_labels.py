@@ -42,4 +42,5 @@ def test_the_modules_examples_hold():
 
     import trainlab.compare.labels as labels
 
-    assert doctest.testmod(labels).failed == 0 and doctest.testmod(labels).attempted > 0
+    result = doctest.testmod(labels)
+    assert result.failed == 0 and result.attempted > 0

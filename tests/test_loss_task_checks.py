@@ -323,3 +323,18 @@ def test_a_config_run_with_soft_targets_and_bce_is_told_they_are_no_class_labels
     err = capsys.readouterr().err
     assert err.startswith("error: bce trains on 0/1 class labels, but the targets hold fractional values in [0, 1]")
     assert "labels without a 0" not in err and err.count("\n") == 1
+
+
+def test_a_config_runs_regression_target_is_not_said_to_be_shaped_n_by_1(tmp_path, capsys):
+    """One float target column with cross_entropy was told 'the targets are shaped (38, 1)' (the data layer's
+    (N, d) form, and the train split's rows): the loss's own explanation is the line."""
+    rng = np.random.default_rng(0)
+    rows = "\n".join(f"{a:.3f},{b:.3f},{10 * t:.3f}" for a, b, t in rng.normal(size=(60, 3)))
+    (tmp_path / "reg.csv").write_text("a,b,t\n" + rows + "\n")
+    config = {"name": "r", "data": {"source": "csv", "path": str(tmp_path / "reg.csv"), "target": "t"},
+              "model": {"name": "mlp", "hidden": [4]}, "output": {"progress": "off"},
+              "strategy": {"loss": "cross_entropy", "optimizer": "adam", "epochs": 1}}
+    (tmp_path / "reg.yaml").write_text(json.dumps(config))
+    assert main(["train", str(tmp_path / "reg.yaml"), "--out", str(tmp_path / "run")]) == 3
+    err = capsys.readouterr().err
+    assert "shaped" not in err and "use a regression loss such as mse" in err and err.count("\n") == 1

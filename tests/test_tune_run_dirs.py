@@ -100,3 +100,23 @@ def test_recovery_reads_a_run_folder_only_when_the_trial_names_it(tmp_path):
     assert not names_folder({"run_dir": "trials/4"}, 3, folder)
     assert not names_folder({"run_dir": str(tmp_path / "elsewhere" / "trials" / "3")}, 3, folder)  # another --out's
     assert not names_folder({}, 3, folder)
+
+
+def test_best_yaml_of_a_trial_written_when_zero_meant_unset_keeps_it_unset(tmp_path):
+    """best.yaml copied a trial folder's weight_decay: 0.0 (written when 0.0 meant unset: adamw's 0.01) into a
+    user config, where 0.0 means decay off: a refit of an older study trained another config."""
+    import optuna
+    import yaml
+
+    from tests.conftest import DIGITS_MLP
+    from trainlab.config import validate
+    from trainlab.tune.results import best_config_yaml
+
+    config = validate({**DIGITS_MLP, "name": "digits-trial0",
+                       "strategy": {**DIGITS_MLP["strategy"], "optimizer": {"name": "adamw", "lr": 0.003}}})
+    old = config.to_dict()
+    old["strategy"]["regularization"]["weight_decay"] = 0.0  # the older default, no first-line mark
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    trial = optuna.trial.create_trial(value=0.9)
+    best = yaml.safe_load(best_config_yaml(trial, tmp_path, "s", "val_accuracy", {}))
+    assert best["strategy"]["regularization"]["weight_decay"] is None

@@ -96,7 +96,7 @@ def _evaluated_as(evaluation: dict | None) -> str:
     """" (TTA, 6 views)" where val/test were averaged over test-time augmentation's views (summary.json's
     ``evaluation.tta``), else "": the printed val then differs from the last epoch's single-view record."""
     tta = (evaluation or {}).get("tta")
-    return f" (TTA, {tta.get('views')} views)" if isinstance(tta, dict) else ""
+    return f" (TTA, {tta['views']} views)" if isinstance(tta, dict) and tta.get("views") else ""
 
 
 def _recorded_evaluation(path: Path) -> dict | None:
@@ -110,7 +110,7 @@ def _recorded_evaluation(path: Path) -> dict | None:
 def _rows(summary: dict) -> str:
     """"; rows 78 train, 18 val, 24 test" from summary.json's ``rows`` (summaries before it: "")."""
     rows = summary.get("rows")
-    if not isinstance(rows, dict):
+    if not isinstance(rows, dict) or any(rows.get(split) is None for split in ("train", "val", "test")):
         return ""
     return f"; rows {rows.get('train')} train, {rows.get('val')} val, {rows.get('test')} test"
 

@@ -116,7 +116,7 @@ def check_csv_columns(file: Path, header: list[str], columns: CsvColumns) -> lis
     feature column besides the targets, a feature or categorical column missing from the header (each a
     DataError naming the header, with a did-you-mean, a misread-delimiter or a missing-header hint where
     one applies), and a categorical column that is not a feature (ConfigError). Reads nothing: ``trainlab
-    compare`` and ``tune`` call it on the header line alone (:func:`trainlab.preflight.check_data_columns`),
+    compare`` calls it on the header line alone (:func:`trainlab.preflight.check_data_columns`),
     so they refuse a config with the run's own line.
     """
     delimiter = columns.delimiter

@@ -58,9 +58,10 @@ def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
     kind, task, target = getattr(loss, "target_kind", None), data.task, data.train.y
     if kind not in ("class_index", "binary") or task != "regression":
         return
-    name, shape = getattr(loss, "name", type(loss).__name__), tuple(target_shape or target.shape)
+    name, shape = getattr(loss, "name", type(loss).__name__), tuple(target_shape or ())
     per_label = kind == "binary" or getattr(loss, "takes_multilabel", False)  # (N, L) targets too (focal)
-    if len(shape) > (2 if per_label else 1):
+    # only a shape as given: the data layer holds a regression target as (N, d), one column as (N, 1)
+    if target_shape is not None and len(shape) > (2 if per_label else 1):
         labels = ("one 0/1 label per row, shaped (N,)" if kind == "binary" else "one class index per row, shaped "
                   "(N,)") + (", or (N, L) for L labels" if per_label else "")
         raise DataError(f"{name} takes {labels}, but the targets are shaped {shape}; give such labels, or, to "

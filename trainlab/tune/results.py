@@ -25,7 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.atomic import write_json, write_text
-from trainlab.config import dump_yaml, read_yaml, validate
+from trainlab.config import dump_yaml, load_config, validate
 from trainlab.records import read_record_object
 from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT
 from trainlab.tune.run_dirs import ATTR_RUN_DIR, shown_run_folder
@@ -103,7 +103,8 @@ def conditional_keys(complete: list[FrozenTrial]) -> dict[str, str]:
 def best_config_yaml(trial: FrozenTrial, run_dir: Path, study_name: str, metric: str, params: dict[str, Any]) -> str:
     """The best trial's resolved config (its run folder ``run_dir``'s), renamed ``<base>-tuned``, with a header
     saying where it came from (``params``: its parameters as config values, a list choice as the list)."""
-    raw = read_yaml(run_dir / "config.yaml")
+    # as its run read it: a trial folder written while weight_decay 0.0 meant unset reads it so (load_config)
+    raw = load_config(run_dir / "config.yaml", follow_links=False).to_dict()
     raw["name"] = str(raw.get("name", "run")).rsplit(f"-trial{trial.number}", 1)[0] + "-tuned"
     header = (f"# best trial {trial.number} of study '{study_name}': {metric} = {trial.value:.6g}\n"
               f"# params: {json.dumps(params)}\n")

@@ -64,9 +64,10 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
             with each_once():  # the trials read the same data: each warning once
                 run_workers(settings, space, base_raw)
         except BaseException:  # stopped by an error or an interrupt: the results so far, never hiding why
+            with contextlib.suppress(Exception):  # no further claim removes the ones of the trials cut short
+                remove_ended_leases(study_for(settings), settings)
             with contextlib.suppress(Exception):  # e.g. the study folder deleted meanwhile
                 study = study_for(settings)
-                remove_ended_leases(study, settings)  # no further claim removes the ones of the trials cut short
                 best = _write_results(settings, space)
                 write_report(study, settings, best)
             raise
