@@ -116,10 +116,20 @@ def compute(names: list[str], predictions: Any, target: Any, num_classes: int | 
     _check_rows(predictions, target, task, num_classes, probabilities)
     if task == "regression":  # (N,) against (N, 1) would broadcast to (N, N) in mse
         predictions = predictions.reshape(target.shape)
-    inputs = MetricInputs(predictions, target, task, num_classes, probabilities)
+    return metric_values(names, MetricInputs(predictions, target, task, num_classes, probabilities))
+
+
+def metric_values(names: list[str], inputs: MetricInputs) -> dict[str, Any]:
+    """Each metric in ``names`` read from ``inputs`` as they are: no input checks (:func:`compute` makes them; a
+    run's evaluator, whose metrics the config validated and whose inputs its loss made, calls this per split).
+
+    Raises:
+        DataError: a score-based metric without probabilities.
+    """
     result = {}
-    for name, metric in metrics.items():
-        if metric.needs_probabilities and probabilities is None:
+    for name in names:
+        metric = get_metric(name)
+        if metric.needs_probabilities and inputs.probabilities is None:
             raise DataError(f"metric '{name}' needs the model's class probabilities; pass "
                             "probabilities=loss.probabilities(output) (the loss must give them)")
         result[name] = metric.fn(inputs)

@@ -11,7 +11,8 @@ from trainlab.data.dataset import Split
 from trainlab.engine.step import Step
 from trainlab.engine.tta import TestTimeAugmentation
 from trainlab.losses.base import Loss
-from trainlab.metric_compute import compute
+from trainlab.metric_compute import metric_values
+from trainlab.metrics import MetricInputs
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
@@ -68,8 +69,10 @@ class Evaluator:
             # the loss stays in training units; metrics (mse, mae, r2) are reported in the data's own units
             # (float64, on the CPU: inverse_target)
             predictions, target = self.original_units(predictions), self.original_units(target)
-        metrics = compute(self.metric_names, predictions, target, self.num_classes,
-                          task=self.task, probabilities=self.loss.probabilities(output))
+        probabilities = self.loss.probabilities(output)
+        inputs = MetricInputs(predictions.detach().cpu(), target.detach().cpu(), self.task, self.num_classes,
+                              None if probabilities is None else probabilities.detach().cpu())
+        metrics = metric_values(self.metric_names, inputs)  # checked by the config, made by the loss
         if _meaningless(output, self.task):
             # a NaN row's argmax is class 0 and a +inf logit's class wins: the accuracy, precision and F1
             # of such outputs are plausible-looking numbers about nothing; NaN (null in the records) as the
