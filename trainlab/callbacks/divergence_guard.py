@@ -91,6 +91,7 @@ from typing import Any
 import torch
 
 from trainlab.callbacks.base import Callback, TrainerView
+from trainlab.config_fields import counted
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import TrainingError
 
@@ -480,7 +481,7 @@ class DivergenceGuard(Callback):
         besides the lower learning rate that the caller suggests."""
         if self.rows_per_step is None or self.rows_per_step >= ROWS_JUDGED or not problem.startswith("loss spike"):
             return ""
-        rows = f"{self.rows_per_step} row{'s' if self.rows_per_step > 1 else ''}"
+        rows = counted(self.rows_per_step, "row")  # at least 1
         loss = f"{self.outlier_loss}, " if self.outlier_loss else ""
         return (f"; with {rows} a step, a few outlier rows (outlying targets, mislabelled rows) weigh much in "
                 f"the judged loss: if the data has such rows, try {loss}a larger strategy.batch_size or a higher "
