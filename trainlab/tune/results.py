@@ -116,7 +116,8 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
     """Write best.yaml, best.json, trials.csv and importances.json into ``out``; returns best.json's content.
     ``decode`` turns Optuna's stored parameters into config values (a list choice from its JSON text).
     Everything is read first, so a results file that cannot be made (the best trial's config.yaml
-    missing) leaves all four as they were: they always agree with each other."""
+    missing) leaves all four as they were (each reads the study itself: a trial that another command on
+    the same study finishes meanwhile may be in one and not the next)."""
     rows = trial_rows(study, keys, out)
     found = importances(study, seed)
     counts = {state.name: sum(r["state"] == state.name for r in rows) for state in TrialState}
