@@ -24,14 +24,16 @@ def _tune(base: Path, space: Path, out: Path, trials: int) -> int:
                  "--pruner", "none", "--quiet"])
 
 
-def _consistent(out: Path) -> None:
-    """Every results file of ``out`` names run folders inside ``out`` only, and best.yaml is the best one's."""
+def _consistent(out: Path, former: Path | None = None) -> None:
+    """Every results file of ``out`` names run folders inside ``out`` only, and best.yaml is the best one's;
+    the report names no run folder of the ``former`` study folder."""
     rows = read_trials(out)
     assert all(row["run_dir"] == str(out / "trials" / row["number"]) for row in rows), rows
     best = json.loads((out / "best.json").read_text())
     assert best["run_dir"] == str(out / "trials" / str(best["trial"]))
     assert f"best trial {best['trial']} " in (out / "best.yaml").read_text()
     assert str(out) in (out / "report.html").read_text()
+    assert former is None or f"{former}/trials" not in (out / "report.html").read_text()
 
 
 def test_a_moved_study_folder_continues_and_reports_its_own_runs(tmp_path, capsys):
@@ -40,7 +42,7 @@ def test_a_moved_study_folder_continues_and_reports_its_own_runs(tmp_path, capsy
     shutil.move(tmp_path / "a", tmp_path / "b")
     assert _tune(base, space, tmp_path / "b", 3) == 0, capsys.readouterr().err
     assert len(read_trials(tmp_path / "b")) == 3 and not (tmp_path / "a").exists()
-    _consistent(tmp_path / "b")
+    _consistent(tmp_path / "b", tmp_path / "a")
 
 
 def test_a_copied_study_folder_reads_its_own_runs_and_leaves_the_original_alone(tmp_path, capsys):
@@ -50,7 +52,7 @@ def test_a_copied_study_folder_reads_its_own_runs_and_leaves_the_original_alone(
     shutil.copytree(tmp_path / "a", tmp_path / "copy", symlinks=True)
     (tmp_path / "a" / "trials" / "0" / "config.yaml").unlink()  # the copy must not need the original's
     assert _tune(base, space, tmp_path / "copy", 3) == 0, capsys.readouterr().err
-    _consistent(tmp_path / "copy")
+    _consistent(tmp_path / "copy", tmp_path / "a")
     assert {p.name: p.read_bytes() for p in (tmp_path / "a").iterdir() if p.is_file()} == before
 
 
