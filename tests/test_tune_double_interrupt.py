@@ -21,6 +21,10 @@ import pytest
 import yaml
 
 from tests.child_env import with_repo_first
+from trainlab.errors import Interrupted
+from trainlab.sigterm import command_signals
+from trainlab.tune.study import TuneSettings
+from trainlab.tune.workers import interrupt_once
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,3 +97,22 @@ def test_sigints_until_tune_exits_neither_cut_its_stop_nor_its_results_short(tmp
         time.sleep(0.02)
     _, err = tune.communicate(timeout=120)
     _assert_stopped_in_order(tune, err, out)
+
+
+def test_a_signal_after_the_stop_left_the_workers_block_cannot_replace_its_line():
+    """The CI failure of a user who insists: a SIGINT landed after interrupt_once had restored the CLI's
+    handler, while its Interrupted unwound, and the KeyboardInterrupt it raised replaced the SIGINT advice
+    by ``error: interrupted``. Once the study is stopped, the CLI's handler only records later signals."""
+    received: list[int] = []
+    settings = TuneSettings(base="base.yaml", space="space.yaml", trials=3, jobs=2)
+    with command_signals(received, command="tune"):
+        with pytest.raises(Interrupted, match="^SIGINT received: any trial it cut short is recorded as failed"):
+            with interrupt_once(settings):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # the handler raises at once
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # as the unwinding Interrupted passes the CLI's own blocks
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pytest.fail("a signal after the stop raised a KeyboardInterrupt: the CLI would say 'error: interrupted'")
+    assert received == [signal.SIGINT]  # the later one, recorded (the first is the tune block's)

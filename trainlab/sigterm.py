@@ -157,6 +157,14 @@ def result_written(pending: int | None = None, what: str = "the run") -> bool:
     return True
 
 
+def outcome_decided() -> None:
+    """The command's exit is decided and on its way out (an interrupt being reported as its one line): tell
+    the CLI's :func:`command_signals` that a later signal is only recorded, neither raised (a
+    KeyboardInterrupt raised while that exception unwinds would replace it: ``error: interrupted`` instead
+    of the line that says what was cut short) nor reported. Nothing outside the CLI (Python callers)."""
+    if _active:
+        _active[-1].complete = _active[-1].reported = True
+
 
 def runs_complete(what: str, command: str) -> None:
     """The runs of ``command`` are all on disk and only the results drawn from them are left to write (a

@@ -42,7 +42,7 @@ from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
 from trainlab.notices import shared_once, warn
 from trainlab.runtime import threads_per_worker
-from trainlab.sigterm import SignalInterrupt
+from trainlab.sigterm import SignalInterrupt, outcome_decided
 from trainlab.tune.claims import fail_dead_workers
 from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_HOST, ATTR_PID
 from trainlab.tune.recovery import ATTR_RECOVERED
@@ -181,16 +181,20 @@ def interrupt_once(settings: TuneSettings) -> Iterator[None]:
     Ctrl-C, a ``timeout -s INT`` that signals the process and then its group) are only recorded, so that the
     tune process still waits for every worker to record the trial it cut short and then writes results
     that agree with the study. A first signal outside the workers' pool (just before it, or once they have
-    ended) is said as one inside it is. A no-op for ``--jobs 1``, whose trials' own handler takes the
-    signal."""
+    ended) is said as one inside it is, and once it has stopped the study a signal after the block is only
+    recorded too (:func:`~trainlab.sigterm.outcome_decided`). A no-op for ``--jobs 1``, whose trials' own
+    handler takes the signal."""
     if settings.jobs == 1:
         yield
         return
-    with _signals_as_interrupt(_stopping_signals()):
+    with _signals_as_interrupt(_stopping_signals()) as received:
         try:
             yield
         except SignalInterrupt as exc:  # the pool says its own (Interrupted)
             raise _interrupted(settings, exc.signum) from None
+        finally:
+            if received:  # stopped by it: a signal after this block must not replace the line that says so
+                outcome_decided()
 
 
 def _interrupted(settings: TuneSettings, signum: int) -> Interrupted:
