@@ -1061,3 +1061,38 @@ def test_the_best_trials_damaged_summary_leaves_its_figures_out_of_best_json(tmp
         best = write_results(study, tmp_path, ["strategy.optimizer.lr"], "val_accuracy", 0)
         assert best["trial"] == 0 and best["val"] is None and best["test"] is None
         assert (tmp_path / "best.yaml").exists()
+
+
+def test_the_results_files_come_from_one_reading_of_the_study(tmp_path, monkeypatch):
+    """Each results file read the study itself: a trial that another worker (another machine on the same
+    storage) finished between the reads was RUNNING in trials.csv and the best trial in best.json. Now the
+    four come from one reading."""
+    from trainlab.tune.results import write_results
+
+    lr = optuna.distributions.FloatDistribution(0.01, 0.5)
+    study = optuna.create_study(direction="maximize")
+    for number, value in ((0, 0.5), (1, None)):
+        run = tmp_path / f"trial-{number}"
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump({**BASE, "name": f"base-trial{number}"}))
+        state = optuna.trial.TrialState.RUNNING if value is None else optuna.trial.TrialState.COMPLETE
+        study.add_trial(optuna.create_trial(state=state, params={"strategy.optimizer.lr": 0.1}, value=value,
+                                            distributions={"strategy.optimizer.lr": lr},
+                                            user_attrs={"run_dir": str(run)}))
+    reads = []
+    read = optuna.Study.get_trials
+
+    def finishing_meanwhile(self, *args, **kwargs):  # the other worker tells trial 1 after the first read
+        trials = read(self, *args, **kwargs)
+        if self is study and not reads:
+            reads.append(1)
+            study._storage.set_trial_state_values(study.trials[1]._trial_id, optuna.trial.TrialState.COMPLETE,
+                                                  [0.9])
+        return trials
+
+    monkeypatch.setattr(optuna.Study, "get_trials", finishing_meanwhile)
+    best = write_results(study, tmp_path, ["strategy.optimizer.lr"], "val_accuracy", 0)
+    with open(tmp_path / "trials.csv") as handle:
+        states = [row["state"] for row in csv.DictReader(handle)]
+    assert states == ["COMPLETE", "RUNNING"] and best["trial"] == 0 and best["value"] == 0.5
+    assert best["counts"]["RUNNING"] == 1 and (tmp_path / "best.yaml").read_text().startswith("# best trial 0 ")

@@ -111,13 +111,24 @@ def best_config_yaml(trial: FrozenTrial, run_dir: Path, study_name: str, metric:
     return header + dump_yaml(validate(raw))
 
 
+def snapshot(study: optuna.Study) -> optuna.Study:
+    """``study`` as it is now, in memory: its trials read once (numbers, states, values, attributes kept),
+    so that what is derived from it agrees however the stored study goes on meanwhile (other workers,
+    other machines on the same storage)."""
+    frozen = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name=study.study_name,
+                                 direction=study.direction)
+    frozen.add_trials(study.get_trials(deepcopy=False))
+    return frozen
+
+
 def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, seed: int,
                   decode: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> dict[str, Any]:
     """Write best.yaml, best.json, trials.csv and importances.json into ``out``; returns best.json's content.
     ``decode`` turns Optuna's stored parameters into config values (a list choice from its JSON text).
     Everything is read first, so a results file that cannot be made (the best trial's config.yaml
-    missing) leaves all four as they were (each reads the study itself: a trial that another command on
-    the same study finishes meanwhile may be in one and not the next)."""
+    missing) leaves all four as they were, and from one reading of the study (:func:`snapshot`): a trial
+    that another command on the same study finishes meanwhile is in none of them or in all four."""
+    study = snapshot(study)
     rows = trial_rows(study, keys, out)
     found = importances(study, seed)
     counts = {state.name: sum(r["state"] == state.name for r in rows) for state in TrialState}
