@@ -285,6 +285,10 @@ def test_resume_if_exists_still_refuses_code_the_users_config_does_not_name(conf
     _interrupted(str(config_with_code), tmp_path / "run", [StopAfter(2)])
     stored = tmp_path / "run/config.yaml"
     stored.write_text(stored.read_text().replace(f"{MODULE}:make_net", f"{MODULE}:make_other"))
+    with pytest.raises(ConfigError, match="config.yaml was changed since the run started"):  # before any import
+        train(str(config_with_code), out=tmp_path / "run", quiet=True, resume_if_exists=True)
+    info = json.loads((tmp_path / "run/run.json").read_text())  # a run from before run.json kept that hash
+    (tmp_path / "run/run.json").write_text(json.dumps({k: v for k, v in info.items() if k != "resolved_config_hash"}))
     with pytest.raises(ConfigError, match="a run folder's config imports no code without the opt-in"):
         train(str(config_with_code), out=tmp_path / "run", quiet=True, resume_if_exists=True)
 
@@ -333,6 +337,8 @@ def test_a_resume_whose_config_names_another_optimizer_is_refused_as_a_mismatch(
               "output": {"progress": "off"}}
     full, _ = train_keeping_checkpoints(config, tmp_path, every_n_steps=2)
     info = json.loads((full / "run.json").read_text())
+    # interrupted, and from before run.json kept the resolved config's hash (a newer run's edit is refused first)
+    info = {k: v for k, v in info.items() if k != "resolved_config_hash"}
     (full / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     edited = (full / "config.yaml").read_text().replace("name: adam", "name: momentum")
     (full / "config.yaml").write_text(edited)

@@ -428,17 +428,20 @@ def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable
 def _resume(path: str | Path, quiet: bool, user: list[Callback],
             config: Config | None) -> tuple[dict[str, Any], Path]:
     path = Path(path)
-    run = RunDir.open_existing(path)
+    try:
+        run = RunDir.open_existing(path)
+    except WriteError:  # the lock cannot be written: a finished run asks for no writing (a read-only mount)
+        info = read_record_object(path / "run.json")
+        if info is None or info.get("status") != "finished":
+            raise
+        _check_resumable(path, info, load_config(path / "config.yaml", follow_links=False), config)
+        return _nothing_to_resume(path), path
     if run.adopted_from is not None:
         note(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
               f"run there (it was in {run.adopted_from.name}); the replaced run is deleted, as the overwrite asked")
     try:
         stored = load_config(path / "config.yaml", follow_links=False)
-        if config is not None and config.hash() not in (stored.hash(), run.info().get("config_hash")):
-            change = (change_from_stored(path, config)
-                      or f"config hash {run.info().get('config_hash')} != {config.hash()}")
-            raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
-                              f"or 'trainlab resume {path}' to continue the stored one")
+        _check_resumable(path, run.info(), stored, config)
         if run.info().get("status") == "finished":  # an idempotent resume: nothing to do, nothing written
             return _nothing_to_resume(path), path
         _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
@@ -463,6 +466,24 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
             return _run(built, run, quiet, saver, signals), path
     finally:
         run.close()
+
+
+def _check_resumable(path: Path, info: dict[str, Any], stored: Config, config: Config | None) -> None:
+    """Refuse to resume ``path`` when ``config`` (``train --resume``'s) is another config than the run's, or
+    when its config.yaml (``stored``) was changed since the run started (its hash is not run.json's
+    ``resolved_config_hash``): the rest of the run would train with other settings under the recorded ones,
+    and ``eval`` refuses such a run (:func:`trainlab.run_records.load_trained_config`). A run older than
+    that record is not checked."""
+    if config is not None and config.hash() not in (stored.hash(), info.get("config_hash")):
+        change = change_from_stored(path, config) or f"config hash {info.get('config_hash')} != {config.hash()}"
+        raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
+                          f"or 'trainlab resume {path}' to continue the stored one")
+    recorded = info.get("resolved_config_hash")
+    if isinstance(recorded, str) and stored.hash() != recorded:
+        raise ConfigError(f"{path / 'config.yaml'} was changed since the run started (its config hash "
+                          f"{stored.hash()} is not the {recorded} recorded in {path / 'run.json'}): resuming would "
+                          "train the rest with other settings; restore the file, or train a new run with the new "
+                          "settings (trainlab train CONFIG --out ANOTHER_DIR)")
 
 
 def _nothing_to_resume(path: Path) -> dict[str, Any]:
