@@ -46,6 +46,7 @@ from trainlab.group_horizons import check_something_trains, group_horizons
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
+from trainlab.losses.quadratic_zone import warn_if_all_quadratic
 from trainlab.losses.task_fit import check_task_fits
 from trainlab.metrics import default_metrics, is_scalar, top_k_warning, validate_metrics
 from trainlab.models import build_model, count_parameters
@@ -380,6 +381,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     # after lr: auto resolves, as the warning measures the targets against lr x steps (LR_BOUNDED_STEP)
     warn_if_raw_scale_targets(data, loss, config.data.standardize_target,
                               None if config.strategy.optimizer.groups else spec, total_steps, model)
+    warn_if_all_quadratic(loss, data, config.data.standardize_target)  # a huber delta beyond every target
     if "loss_advice" in notes:  # loss: auto, as the advisor chose it (config.yaml records the resolved config)
         config = resolved_loss(config, notes["loss_advice"]["loss"])
         if not quiet:

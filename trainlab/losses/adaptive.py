@@ -105,7 +105,8 @@ class AdaptiveLoss(Loss):
 
     Args:
         alpha: shape (initial value when learned); any float including ``-inf``/``inf`` when fixed.
-        scale: c > 0 (initial value when learned), in target units.
+        scale: c > 0 (initial value when learned), in the units of the targets the loss sees (z-scored
+            under ``data.standardize_target``: c target units is c / sd there).
         learn_alpha, learn_scale: make alpha / c ``nn.Parameter``s and return the NLL
             rho + log c + log Z(alpha) (see module docstring).
         alpha_range: (lo, hi) within [0, 4] for a learned alpha; alpha must lie strictly inside.

@@ -44,8 +44,12 @@ class HuberLoss(Loss):
     """Huber: 0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta).
 
     Quadratic near 0, linear (slope ``delta``) beyond ``delta``: outliers pull with
-    bounded force. ``delta`` is in target units; pick it near the noise scale
-    (the advisor uses 1.345 * MAD-sigma, the 95%-efficiency constant).
+    bounded force. ``delta`` is in the units of the targets the loss sees: under
+    ``data.standardize_target`` those are z-scored, so d target units is delta = d / sd
+    (sd: the training targets'). Pick it near the noise scale of those targets (the
+    advisor uses 1.345 * MAD-sigma, the 95%-efficiency constant); at or above every
+    |target - mean| the loss is plain 0.5 r^2 throughout, which a run warns of
+    (:mod:`trainlab.losses.quadratic_zone`).
     """
 
     target_kind = "continuous"
@@ -66,7 +70,9 @@ class HuberLoss(Loss):
 class SmoothL1Loss(Loss):
     """Smooth L1: 0.5 r^2 / beta if |r| < beta else |r| - 0.5 beta (= huber(delta=beta) / beta).
 
-    ``beta = 0`` is exactly L1 (Fast R-CNN's box loss uses beta = 1).
+    ``beta = 0`` is exactly L1 (Fast R-CNN's box loss uses beta = 1). ``beta`` is in the units of
+    the targets the loss sees, as huber's ``delta`` is (z-scored under ``data.standardize_target``:
+    d target units is d / sd); at or above every |target - mean| the loss is 0.5 r^2 / beta throughout.
     """
 
     target_kind = "continuous"

@@ -1,5 +1,9 @@
 """Optimizer registry and parameter groups.
 
+The registry refuses option values no optimizer can use (:func:`check_option_ranges`, Nesterov momentum
+without momentum: :func:`check_nesterov`) and says where an option the named optimizer lacks is taken
+among its siblings (:class:`OptimizerRegistry`).
+
 An optimizer factory is ``factory(param_groups, lr, **kwargs) -> torch.optim.Optimizer``.
 ``param_groups`` is the list from :func:`param_groups`: a ``decay`` group (weights with
 ``ndim >= 2``) and a ``no_decay`` group (biases and normalisation weights) whose
@@ -60,9 +64,112 @@ def check_option_ranges(name: str, options: dict[str, Any]) -> None:
             if value is not None and not 0.0 <= value < 1.0:
                 raise ConfigError(f"optimizer '{name}': betas[{index}] must be in [0, 1); got {beta} "
                                   f"(betas {list(betas)})")
+    check_nesterov(name, options)
 
 
-OPTIMIZERS: Registry = Registry("optimizer", check=check_option_ranges)
+def check_nesterov(name: str, options: dict[str, Any]) -> None:
+    """Refuse (ConfigError) Nesterov momentum without a momentum buffer, naming the value and the fix.
+
+    Nesterov's step is theta <- theta - lr (g + mu b), b <- mu b + (1 - dampening) g: at mu = 0 it is plain
+    SGD, and with dampening it is no longer Nesterov's look-ahead, so torch's SGD refuses both ("Nesterov
+    momentum requires a momentum and zero dampening"). Optimizer ``nesterov`` always looks ahead (its
+    ``momentum`` must be > 0); ``sgd`` does with ``nesterov: true`` (its ``momentum`` defaults to 0).
+    """
+    key = name.lower()
+    if key not in ("sgd", "nesterov") or (key == "sgd" and options.get("nesterov") is not True):
+        return
+    momentum, dampening = options.get("momentum", OPTIMIZERS.defaults(key).get("momentum")), options.get("dampening", 0)
+    try:
+        no_momentum, damped = float(momentum) == 0.0, float(dampening) != 0.0
+    except (TypeError, ValueError):
+        return  # a wrong kind: the annotation check names it
+    if key == "nesterov" and no_momentum:
+        raise ConfigError(f"optimizer 'nesterov': momentum must be > 0 (e.g. 0.9, its default): Nesterov momentum "
+                          f"looks ahead along the momentum buffer; got momentum {momentum} (for plain gradient "
+                          "descent use name: sgd)")
+    found = [f"momentum is {momentum}{'' if 'momentum' in options else ' (the default)'}"] if no_momentum else []
+    found += [f"dampening is {dampening}"] if damped else []
+    if found:
+        raise ConfigError(f"optimizer 'sgd': nesterov: true needs momentum > 0 (e.g. 0.9) and dampening 0; "
+                          f"{' and '.join(found)}")
+
+
+def _option_names(factory: Any) -> set[str]:
+    """The options an optimizer factory takes: its parameters after ``param_groups`` (none if unreadable)."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in parameters if p.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                         inspect.Parameter.VAR_KEYWORD)}
+
+
+def _yaml(value: Any) -> str:
+    """An option value as a config's flow mapping writes it (``true``, ``[0.9, 0.999]``)."""
+    if isinstance(value, bool) or value is None:
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(_yaml(v) for v in value)}]"
+    return str(value)
+
+
+class OptimizerRegistry(Registry):
+    """The optimizer registry: an option the named optimizer does not take is said, as every registry says
+    it, with where it is taken among the optimizer's siblings: the registered optimizers whose options share
+    at least half of their union with its own (momentum and sgd; adam and adam_textbook). ``nesterov: true``
+    on ``momentum``: the sibling ``nesterov`` is the optimizer the flag names; ``bias_correction`` on
+    ``adam``: ``adam_textbook`` takes it, as ``{name: adam_textbook, bias_correction: false}``."""
+
+    SIBLING_SHARE = 0.5  # |options in common| / |options of either|: adam vs rmsprop's 3 of 9 is no sibling
+
+    def _check_options(self, name: str, factory: Any, kwargs: dict[str, Any], skip: int) -> None:
+        try:
+            super()._check_options(name, factory, kwargs, skip)
+        except ConfigError as exc:
+            hint = self.sibling_hint(name, kwargs)
+            if not hint:
+                raise
+            raise ConfigError(f"{exc}; {hint}") from None
+
+    def sibling_hint(self, name: str, options: dict[str, Any]) -> str:
+        """Where the first option of ``options`` that optimizer ``name`` does not take is taken among its
+        siblings: ``"use name: nesterov, the optimizer of that name, or optimizer 'sgd', which takes it: {name:
+        sgd, momentum: 0.9, nesterov: true}"`` (the first part only for an option set to true that names a
+        sibling); the
+        example carries ``options`` and the options whose defaults differ between the two (momentum's 0.9
+        where sgd's is 0; a ``weight_decay`` only between two optimizers that both decouple it, or neither:
+        :data:`~trainlab.optim.weight_decay.DECOUPLED`). ``""`` when no sibling helps (or ``name`` is no
+        registered optimizer)."""
+        from trainlab.optim.weight_decay import DECOUPLED
+
+        if name not in self:
+            return ""
+        key, own = name.lower(), _option_names(self.get(name))
+        unknown = next((option for option in options if option not in own), None)
+        if unknown is None:
+            return ""
+        share = {other: len(own & theirs) / len(own | theirs) for other in self.names()
+                 if other != key and (theirs := _option_names(self.get(other)))}
+        siblings = sorted((other for other, part in share.items() if part >= self.SIBLING_SHARE),
+                          key=lambda other: (-share[other], other))
+        hints = []
+        if unknown in siblings and options[unknown] is True:  # the flag names an optimizer of its own
+            hints.append(f"use name: {unknown}, the optimizer of that name")
+        takers = [other for other in siblings if set(options) <= _option_names(self.get(other))]
+        if takers:
+            best = takers[0]
+            mine, theirs = self.defaults(key), self.defaults(best)
+            same_decay = (key in DECOUPLED) == (best in DECOUPLED)  # else the same number is another method
+            carried = {option: value for option, value in mine.items() if option in theirs and option not in options
+                       and theirs[option] != value and (option != "weight_decay" or same_decay)}
+            example = ", ".join(f"{option}: {_yaml(value)}" for option, value in {**carried, **options}.items())
+            also = f" ({', '.join(takers[1:])} take{'s' if len(takers) == 2 else ''} it too)" if takers[1:] else ""
+            takes = f"or optimizer '{best}', which takes it" if hints else f"optimizer '{best}' takes it"
+            hints.append(f"{takes}: {{name: {best}, {example}}}{also}")
+        return ", ".join(hints)
+
+
+OPTIMIZERS: Registry = OptimizerRegistry("optimizer", check=check_option_ranges)
 
 
 def split_by_decay(params: Iterable[torch.nn.Parameter],
