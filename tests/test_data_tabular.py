@@ -557,10 +557,10 @@ def test_categories_fitted_on_the_training_split_only(tmp_path, capsys):
 def test_the_unseen_categories_warning_counts_them_and_says_e_g_when_it_shows_some(capsys):
     fitted = prep.fit(np.zeros((4, 0), np.float32), task="regression", categorical_columns=["store"],
                       categorical_train=np.array([["1"], ["2"], ["3"], ["4"]]))
-    new = np.array([["1.0"], ["2.0"], ["3.0"], ["4.0"], ["4.0"], ["2"]])
-    prep.apply(fitted, np.zeros((6, 0), np.float32), new, what="new.csv")  # listed 3 values, '4.0' silently dropped
+    new = np.array([["1x"], ["2x"], ["3x"], ["4x"], ["4x"], ["2"]])  # ('1.0' is category '1': the same number)
+    prep.apply(fitted, np.zeros((6, 0), np.float32), new, what="new.csv")  # listed 3 values, '4x' silently dropped
     assert capsys.readouterr().err == ("warning: new.csv: 5 row(s) have categories of 'store' not seen in training "
-                                       "(4 values, e.g. '1.0', '2.0', '3.0'); they are encoded as all zeros\n")
+                                       "(4 values, e.g. '1x', '2x', '3x'); they are encoded as all zeros\n")
     prep.apply(fitted, np.zeros((2, 0), np.float32), np.array([["1"], ["x\ny"]]), what="new.csv")
     assert capsys.readouterr().err == ("warning: new.csv: 1 row(s) have categories of 'store' not seen in training "
                                        "(1 value: 'x\\ny'); they are encoded as all zeros\n")

@@ -11,11 +11,39 @@ from trainlab.metrics import unrecorded_hint
 
 
 def check_monitor(monitor: str, available: list[str], owner: str) -> None:
+    """A ConfigError unless ``monitor`` is one of the ``available`` records (``train_loss``, ``val_...``).
+
+    ``owner`` (``early_stopping``) names the watcher in the message. A ``test_`` or ``train_`` record is
+    pointed to its ``val_`` twin (:func:`_validation_hint`); any other key gets
+    :func:`~trainlab.metrics.unrecorded_hint` (add the metric, or a did-you-mean)."""
     if monitor not in available:
+        hint = _validation_hint(str(monitor), available, owner)
+        if hint is None:
+            hint = unrecorded_hint(str(monitor), available)
         raise ConfigError(
-            f"{owner} monitors {short_repr(monitor)}, which is not recorded{unrecorded_hint(str(monitor), available)} "
+            f"{owner} monitors {short_repr(monitor)}, which is not recorded{hint} "
             f"(available: {', '.join(available)})"
         )
+
+
+def _validation_hint(monitor: str, available: list[str], owner: str) -> str | None:
+    """For ``test_<m>`` or ``train_<m>``: ``owner`` watches the validation records, so monitor ``val_<m>``
+    (adding ``<m>`` to the metrics when it is not recorded); None for any other key.
+
+    Only the validation split is watched: the test split must not steer training (its score would no
+    longer estimate unseen data), and of the training split the loop records ``train_loss`` alone. A
+    "add 'accuracy' to the run's metrics" for ``test_accuracy`` would be wrong when accuracy is there."""
+    split, _, name = monitor.partition("_")
+    if split not in ("test", "train") or not name:
+        return None
+    twin = f"val_{name}"
+    why = ", as the test split must not steer training" if split == "test" else \
+        "; of the training split only train_loss is recorded"
+    note = f": {owner} watches the validation records (val_...){why}"
+    if twin in available:
+        return f"{note}; monitor '{twin}'"
+    advice = unrecorded_hint(twin, available)  # "; add 'roc_auc' to the run's metrics ...", a did-you-mean, or ""
+    return f"{note}; monitor '{twin}'{advice}" if advice.startswith("; add ") else note + advice
 
 
 def is_improvement(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:

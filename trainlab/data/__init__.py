@@ -67,6 +67,8 @@ class RawData:
     :mod:`trainlab.data.preprocessing` once the split is drawn; missing cells are ``""``), and
     ``standardize``: the default of ``data.standardize`` for this source. ``missing_cells`` says what the
     source reads as a missing value (NaN), for the message that refuses one (a CSV's empty cells and markers).
+    ``after_fit(fitted)`` is called with the preprocessing fitted on the training split, before it is applied:
+    a source's warnings that count what training encodes (a CSV's id-like text column: its training categories).
     """
 
     x_train: np.ndarray
@@ -87,6 +89,7 @@ class RawData:
     x_categorical: np.ndarray | None = None
     categorical_names: list[str] | None = None
     missing_cells: str | None = None
+    after_fit: Callable[[dict[str, Any]], None] | None = None
 
 
 def _check_numeric(name: str, part: str, array: np.ndarray) -> None:
@@ -379,6 +382,8 @@ def _preprocess(config: DataConfig, raw: RawData, task: str, class_names: list[s
         categorical_columns=raw.categorical_names or (), y_train=y_train,
         standardize_target=config.standardize_target, source=config.source,
     )
+    if raw.after_fit is not None:
+        raw.after_fit(fitted)
     return fitted, [(preprocessing.apply(fitted, x, cat, name), preprocessing.transform_target(fitted, y))
                     for name, (x, y, cat) in splits.items()]
 

@@ -7,8 +7,9 @@ table and a text file: :func:`trainlab.data.labels.warn_case_twins` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -104,6 +105,9 @@ def csv_columns(target: str | list[str], features: list[str] | str | None = None
     if not targets:
         raise ConfigError("data.target must name at least one column")
     feature_names = _column_names(features, "features")
+    if feature_names == []:  # left as [], it would mean every column (an id column too), silently
+        raise ConfigError("data.features is empty: list the feature columns, or leave features out for every "
+                          "column except the target")
     categorical_names = _column_names(categorical, "categorical")
     _check_column_lists(feature_names, targets)
     return CsvColumns(targets, feature_names, categorical_names, check_delimiter(delimiter))
@@ -178,32 +182,46 @@ def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_
 
 # a column is called an identifier when at least this many rows hold distinct values
 IDENTIFIER_MIN_ROWS = 20
+IDENTIFIER_HINT = "; choose the feature columns with data.features"
 
 
 def _identifier_warnings(table: CsvTable, numeric_names: list[str], cats: np.ndarray | None,
-                         categorical_names: list[str]) -> None:
+                         categorical_names: list[str]) -> Callable[[dict[str, Any]], None] | None:
     """Warn of feature columns chosen by default that look like row ids, dates or free text.
 
     Numeric: ``n >= 20`` whole numbers, each once, consecutive (``max - min + 1 == n``): a row number
-    (or a year per row). Text: more distinct non-missing values than half the rows (and at least 20):
-    each becomes a one-hot feature seen in about one row, which a model can only memorise.
+    (or a year per row), warned of now. Text: more distinct non-missing values than half the rows (and at
+    least 20): each becomes a one-hot feature seen in about one row, which a model can only memorise.
+    Returns the warning of those, for :class:`~trainlab.data.RawData`'s ``after_fit``: it counts the
+    features as the training split's categories, which only the fitted preprocessing knows (38 of a
+    60-row id column once val/test are held out); None when there is none.
     """
     n = len(table)
     if n < IDENTIFIER_MIN_ROWS:
-        return
-    hint = "; choose the feature columns with data.features"
+        return None
     for name in numeric_names:
         column, _ = numbers(table, name)  # float64: ids beyond 2^24 stay exact
         if not np.isfinite(column).all() or not np.array_equal(column, np.round(column)):
             continue
         if column.max() - column.min() + 1 == n and len(np.unique(column)) == n:
             warn(f"CSV file {table.file}: column '{name}' holds {n} consecutive whole numbers, each once (a row "
-                 f"number, an id or a year?), and is used as a feature{hint}")
+                 f"number, an id or a year?), and is used as a feature{IDENTIFIER_HINT}")
+    found = []  # (column, distinct values in the file)
     for j, name in enumerate(categorical_names):
         distinct = len(set(np.unique(cats[:, j])) - {""})  # a missing cell is not a value
         if distinct >= IDENTIFIER_MIN_ROWS and distinct > n / 2:
+            found.append((name, distinct))
+    if not found:
+        return None
+
+    def warn_text_identifiers(fitted: dict[str, Any]) -> None:
+        categories = dict(zip(fitted["categorical_columns"], fitted["categories"], strict=True))
+        for name, distinct in found:
             warn(f"CSV file {table.file}: text column '{name}' has {distinct} distinct values in {n} rows (an id, a "
-                 f"date or free text?): one-hot encoded into {distinct} features that a model can only memorise{hint}")
+                 f"date or free text?): one-hot encoded into {len(categories[name])} features (one per value in "
+                 f"the training split) that a model can only memorise{IDENTIFIER_HINT}")
+
+    return warn_text_identifiers
 
 
 def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
@@ -315,9 +333,10 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     _refuse_trailing_delimiter(table, columns)
     x, numeric_names, cats, categorical_names = _features(table, columns, categorical)
     y, class_names = _target(table, targets)
-    if not features:
-        _identifier_warnings(table, numeric_names, cats if categorical is None else None,
-                             categorical_names if categorical is None else [])
+    after_fit = None
+    if features is None:
+        after_fit = _identifier_warnings(table, numeric_names, cats if categorical is None else None,
+                                         categorical_names if categorical is None else [])
 
     def locate(part: str, row: int, col: int) -> str:
         names = {"features": numeric_names, "categorical": categorical_names, "targets": targets}[part]
@@ -327,4 +346,5 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     markers = ", ".join(marker for marker in MISSING if marker)
     return RawData(x, y, class_names=class_names, locate=locate, standardize=True, feature_names=numeric_names,
                    x_categorical=cats, categorical_names=categorical_names or None,
-                   missing_cells=f"the cell is empty or a missing-value marker: {markers} are read as missing")
+                   missing_cells=f"the cell is empty or a missing-value marker: {markers} are read as missing",
+                   after_fit=after_fit)

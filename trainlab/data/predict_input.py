@@ -60,7 +60,17 @@ def _feature_columns(fitted: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _missing_column(name: str, where: str, have: list[str], wanted: list[str]) -> DataError:
-    return DataError(f"{where} has no feature column '{name}'{did_you_mean(name, have)}; the run was "
+    """The error for training's column ``name`` missing from ``where``'s columns ``have``. A column of ``have``
+    that differs from ``name`` in letter case only is the file's spelling of it: the user is told to rename
+    it (``the file has 'F0': rename it to 'f0'``), not asked whether they "mean" a name they did not write."""
+    same_letters = [column for column in have  # not one training reads itself (runs of 'f0' and 'F0')
+                    if column.casefold() == name.casefold() and column not in set(wanted)]
+    if len(same_letters) == 1:
+        holder = "the DataFrame" if where == FRAME else "the file"
+        hint = f" ({holder} has '{same_letters[0]}': rename it to '{name}')"
+    else:
+        hint = did_you_mean(name, have)
+    return DataError(f"{where} has no feature column '{name}'{hint}; the run was "
                      f"trained on columns {', '.join(wanted[:50])}")
 
 

@@ -16,8 +16,10 @@
     x = [ (x_numeric - mean) / scale  |  one_hot(cat_1)  |  one_hot(cat_2)  | ... ]
 
 numeric columns first (in ``numeric_columns`` order), then one block per categorical column
-(in ``categorical_columns`` order, categories sorted). A category not seen in training encodes as
-an all-zero block and is reported with one warning line. :func:`transform_target` /
+(in ``categorical_columns`` order, categories sorted). A value that is not a category's text but
+equals exactly one category as a finite number (``'1'`` beside training's ``'1.0'``) encodes as that
+category; any other category not seen in training encodes as an all-zero block and is reported with
+one warning line. :func:`transform_target` /
 :func:`inverse_target` map regression targets to and from standardised units:
 ``y_std = (y - mean) / scale`` and ``y = y_std * scale + mean``; metrics are reported in original
 units by applying :func:`inverse_target` to both predictions and targets.
@@ -27,6 +29,7 @@ The dict holds only str/int/float/bool/None, lists and dicts: ``json.dumps`` wri
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -131,8 +134,42 @@ def output_features(preprocessing: dict[str, Any]) -> list[str] | None:
     return list(names) + encoded
 
 
+def _as_number(text: str) -> float | None:
+    """``text`` as a finite float (``'1'``, ``'1.0'``, ``'1e0'``, ``' 2'``), else None (words, ``nan``, ``inf``,
+    and ``'1_0'``, which Python's ``float`` reads as 10 but no CSV writer means so)."""
+    if "_" in text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _same_number(unseen: np.ndarray, categories: list[str]) -> dict[str, int]:
+    """``{value: i}`` for each ``unseen`` text whose number equals that of exactly one category ``i``, both
+    finite floats: a column kept as text that training read as ``'1.0'`` and a new file writes as ``'1'``."""
+    positions: dict[float, list[int]] = {}
+    for i, category in enumerate(categories):
+        if (number := _as_number(category)) is not None:
+            positions.setdefault(number, []).append(i)
+    if not positions:
+        return {}
+    twins = {}
+    for value in unseen.tolist():
+        number = _as_number(value)
+        matches = positions.get(number, []) if number is not None else []
+        if len(matches) == 1:  # '1' beside trained '1' and '1.0' is neither: it stays unseen
+            twins[value] = matches[0]
+    return twins
+
+
 def _one_hot(values: np.ndarray, categories: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, len(categories)) float32 one-hot of ``values`` and the mask of rows whose value is unseen."""
+    """(N, len(categories)) float32 one-hot of ``values`` and the mask of rows whose value is unseen.
+
+    A value matches the category of the same text; failing that, the one category equal to it as a
+    number (:func:`_same_number`: ``'1'`` is category ``'1.0'``). Training's val/test splits and predict's
+    rows are encoded here alike."""
     known = np.asarray(categories, dtype=str)
     values = values.astype(str)
     out = np.zeros((len(values), len(known)), dtype=np.float32)
@@ -141,6 +178,10 @@ def _one_hot(values: np.ndarray, categories: list[str]) -> tuple[np.ndarray, np.
     position = np.searchsorted(known, values)
     position = np.minimum(position, len(known) - 1)
     seen = known[position] == values
+    for value, index in _same_number(np.unique(values[~seen]), categories).items():
+        rows = ~seen & (values == value)
+        position[rows] = index
+        seen |= rows
     out[np.flatnonzero(seen), position[seen]] = 1.0
     return out, ~seen
 
