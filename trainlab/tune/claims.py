@@ -13,19 +13,23 @@ running here only until :func:`release_claim` (its worker is done with it, howev
 
 A RUNNING trial whose worker is gone (:func:`fail_dead_workers`) is recorded as its run folder says when
 the run had ended (:mod:`trainlab.tune.recovery`: the worker died before reporting it), else failed as
-``stale``. On storages without heartbeats (the file journal) a claim holds a lease on its trial
+``stale``. Its worker is known gone at once when it ran on this host (its pid names no live process);
+on storages without heartbeats (the file journal) a claim holds a lease on its trial
 (:mod:`trainlab.tune.leases`) until its worker is done with it, which says whether a worker on another
-host lives.
+host lives; on RDB storages a trial of another host is failed once its heartbeats stopped for the grace
+period, with a reason, and retried (a WAITING copy of its parameters, none of its claim's attributes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import socket
 import uuid
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +40,14 @@ from optuna.trial import TrialState
 from trainlab.errors import TrainingError
 from trainlab.run_lock import process_start, same_process
 from trainlab.tune.leases import Lease, holder_gone, leases_folder, sweep
-from trainlab.tune.objective import ATTR_FAIL_KIND, ATTR_FAIL_REASON, ATTR_HOST, ATTR_PID, ATTR_PID_START
+from trainlab.tune.objective import (
+    ATTR_FAIL_KIND,
+    ATTR_FAIL_REASON,
+    ATTR_HOST,
+    ATTR_PID,
+    ATTR_PID_SPACE,
+    ATTR_PID_START,
+)
 from trainlab.tune.recovery import recover
 from trainlab.tune.storage import FileLock, PostgresLock, claim_lock
 
@@ -47,6 +58,7 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # WAITIN
 OBJECTIVE_FAILURES = ("diverged", "error")
 ATTR_BASE = "base_config"  # trial user attr: this trial runs the base config's own values
 ATTR_CLAIM = "claim"  # trial user attr: a token drawn afresh for each claim
+RETRY_KEEPS = (ATTR_BASE,)  # the user attrs a heartbeat retry keeps of its trial: it runs the base config too
 RERUN = "a rerun of trainlab tune runs another trial in its place (the base config again if this was its trial)"
 RERUN_NOTE = f"interrupted; {RERUN}"  # the fail_reason of a trial cut short by a signal, after the signal's name
 # the claim tokens of the trials this process runs now (a storage's id can be reused), with their leases
@@ -68,6 +80,27 @@ def keeps_heartbeats(study: optuna.Study) -> bool:
     return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
 
 
+def pid_space() -> str | None:
+    """Where this process's pids are looked up: the kernel's boot id and this process's PID namespace (from
+    ``/proc``); None where unreadable. Workers under one hostname (containers sharing the host's network, or
+    machines named alike) judge each other's pids by :func:`~trainlab.run_lock.same_process` only when this is
+    the same: a pid of another namespace names no process here, or another one."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot} {namespace}"
+
+
+def heartbeat_grace_s(study: optuna.Study) -> float:
+    """RDB storages: how long a trial may go without a heartbeat before it is stale (the storage's grace
+    period; Optuna's default, twice the heartbeat interval, when it has none)."""
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # an RDBStorage in Optuna's _CachedStorage
+    return getattr(backend, "grace_period", None) or 2 * storage.get_heartbeat_interval()
+
+
 def fail_dead_workers(study: optuna.Study, settings: TuneSettings | None = None) -> list[int]:
     """Record the RUNNING trials whose worker is gone; returns their numbers (heartbeat failures aside).
 
@@ -75,68 +108,113 @@ def fail_dead_workers(study: optuna.Study, settings: TuneSettings | None = None)
     its lease or, with heartbeats, a first heartbeat) before releasing the lock, so a RUNNING trial
     without a pid was left by a worker that died claiming it (RDB storages: once it is older than the
     heartbeat grace period, as the workers of an RDB other than PostgreSQL share the lock only when they
-    share DIR). RDB storages: Optuna's heartbeat check (and its retry callback) for the trials with a
-    pid, each of which has a heartbeat, wherever its worker is killed. Storages without heartbeats (the
-    journal): a trial whose worker, on this host, has no live process, or whose recorded pid is this
-    process's own while this process does not run it (:func:`release_claim` was called for it, or its
-    claim token is none this process drew: the pid of a killed worker, reused); a trial of another host
-    (whose pid cannot be looked up here) whose lease no one holds (:mod:`trainlab.tune.leases`; a trial
-    claimed before leases, or whose lease is held, is waited for).
+    share DIR). A trial with a pid: :func:`worker_gone` says whether its worker is gone, at once where its
+    pid can be looked up here (the journal; RDB storages: a trial claimed on this host, in this
+    :func:`pid_space`). The others of an RDB storage are judged by their heartbeats
+    (:func:`fail_stopped_heartbeats`), wherever their worker was killed.
 
     With ``settings`` (``claim_trial`` passes its own), a gone worker's trial whose run had ended is
     recorded as the run says (:func:`trainlab.tune.recovery.recover`), its heartbeat-stale ones too, and
     the others fail as ``stale``; the lease files of claims that are over are removed.
     """
     storage = study._storage
-    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
-    heartbeats = interval is not None
+    heartbeats = keeps_heartbeats(study)
     trials_dir = None if settings is None else settings.out / "trials"
     leases = None if settings is None or heartbeats else leases_folder(settings.out)
-    ended = []
+    grace = timedelta(seconds=heartbeat_grace_s(study)) if heartbeats else None
 
     def recovered(trial: optuna.trial.FrozenTrial, note: str) -> bool:
         return settings is not None and recover(study, trial, trials_dir, settings.metric, note)
 
-    if heartbeats:
-        stale = getattr(storage, "_get_stale_trial_ids", lambda study_id: [])(study._study_id)
-        for trial_id in stale:  # before Optuna's check fails them: the runs that ended are recorded as they ended
-            trial = storage.get_trial(trial_id)
-            if recovered(trial, f"its worker on {trial.user_attrs.get(ATTR_HOST)} stopped its heartbeats"):
-                ended.append(trial.number)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        backend = getattr(storage, "_backend", storage)  # an RDBStorage in Optuna's _CachedStorage
-        grace = timedelta(seconds=getattr(backend, "grace_period", None) or 2 * interval)  # Optuna's default
-    host, me = socket.gethostname(), os.getpid()
+    ended = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = worker_gone(trial, grace, leases)
+        if reason is None:
+            continue
         pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
-        token = trial.user_attrs.get(ATTR_CLAIM)
-        held = isinstance(token, str) and token in _HELD  # this process runs it
-        if pid is None:
-            if heartbeats and datetime.now() - (trial.datetime_start or datetime.now()) < grace:
-                continue  # a claim may be under way: an RDB's workers need not share the claim lock (MySQL, SQLite)
-            reason = "its worker died while claiming it"  # before its run began: nothing to recover
-        elif heartbeats:
-            continue  # its heartbeats tell whether its worker lives (the check above)
-        elif trial_host not in (None, host):
-            if held or leases is None or holder_gone(leases, token) is not True:
-                continue  # a live worker of another host (its lease held), or one whose liveness is unknown
-            reason = f"worker pid {pid} on {trial_host} died while the trial ran (its lease is free)"
-        elif (same_process(int(pid), trial.user_attrs.get(ATTR_PID_START))
-              and (int(pid) != me or held)):
-            continue  # a live worker (this process: only for the trials it runs now)
-        elif not held and leases is not None and holder_gone(leases, token) is False:
-            continue  # its lease is held: a live worker in another pid namespace under the same hostname
-        else:
-            reason = f"worker pid {pid} on {trial_host} died while the trial ran"
         if pid is not None and recovered(trial, f"worker pid {pid} on {trial_host} died before reporting the trial"):
             ended.append(trial.number)
         elif _fail_left(storage, trial._trial_id, "stale", reason):
             ended.append(trial.number)
+    if heartbeats:  # after the pid checks: a trial whose worker is known gone is failed for that, not retried
+        ended += fail_stopped_heartbeats(study, recovered)
     if leases is not None:
         _sweep_leases(study, leases)
     return ended
+
+
+def worker_gone(trial: optuna.trial.FrozenTrial, grace: timedelta | None, leases: Path | None) -> str | None:
+    """Why RUNNING ``trial``'s worker is gone (its ``fail_reason``), or None while it may live or its
+    heartbeats are to tell. ``grace``: the heartbeat grace period of an RDB storage (None: no heartbeats);
+    ``leases``: the study's lease folder (storages without heartbeats).
+
+    - no pid: its worker died while claiming it (with heartbeats: once the trial is older than ``grace``);
+    - another host, no heartbeats: gone once no one holds its lease (:mod:`trainlab.tune.leases`; a trial
+      claimed before leases, or whose lease is held, is waited for);
+    - another host, or another :func:`pid_space` (or none recorded), with heartbeats: its heartbeats tell;
+    - this host: gone when its pid names no live process started when it was recorded
+      (:func:`~trainlab.run_lock.same_process`), or names this process while it does not run the trial
+      (:func:`release_claim` was called for it, or its claim token is none this process drew: the pid of a
+      killed worker, reused), unless its lease is held (no heartbeats: a live worker in another PID namespace
+      under the same hostname).
+    """
+    pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
+    token = trial.user_attrs.get(ATTR_CLAIM)
+    held = isinstance(token, str) and token in _HELD  # this process runs it
+    if pid is None:
+        if grace is not None and datetime.now() - (trial.datetime_start or datetime.now()) < grace:
+            return None  # a claim may be under way: an RDB's workers need not share the claim lock (MySQL, SQLite)
+        return "its worker died while claiming it"  # before its run began: nothing to recover
+    here = trial_host in (None, socket.gethostname())
+    space = pid_space()
+    if grace is not None and not (here and space is not None and trial.user_attrs.get(ATTR_PID_SPACE) == space):
+        return None  # its pid cannot be looked up here: its heartbeats tell (fail_stopped_heartbeats)
+    if not here:
+        if held or leases is None or holder_gone(leases, token) is not True:
+            return None  # a live worker of another host (its lease held), or one whose liveness is unknown
+        return f"worker pid {pid} on {trial_host} died while the trial ran (its lease is free)"
+    if same_process(int(pid), trial.user_attrs.get(ATTR_PID_START)) and (int(pid) != os.getpid() or held):
+        return None  # a live worker (this process: only for the trials it runs now)
+    if not held and leases is not None and holder_gone(leases, token) is False:
+        return None  # its lease is held: a live worker in another pid namespace under the same hostname
+    return f"worker pid {pid} on {trial_host} died while the trial ran"
+
+
+def fail_stopped_heartbeats(study: optuna.Study,
+                            recovered: Callable[[optuna.trial.FrozenTrial, str], bool]) -> list[int]:
+    """RDB storages: Optuna's heartbeat check (``optuna.storages.fail_stale_trials``) with reasons. Each
+    RUNNING trial without a heartbeat for the grace period is recorded as its ended run says
+    (``recovered(trial, note)``), else failed as ``stale`` with a ``fail_reason`` naming its worker, then
+    handed to the storage's stale-trial callback (Optuna's ``RetryHeartbeatStaleTrialCallback`` queues a
+    WAITING copy with its parameters) as :func:`retry_source` has it. Returns the recovered trials' numbers."""
+    storage = study._storage
+    grace_s = heartbeat_grace_s(study)
+    failed = []
+    ended = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        trial = storage.get_trial(trial_id)
+        pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
+        if recovered(trial, f"its worker on {trial_host} stopped its heartbeats"):
+            ended.append(trial.number)
+        elif _fail_left(storage, trial_id, "stale", f"its worker on {trial_host} (pid {pid}) stopped its heartbeats "
+                                                    f"for {grace_s:g} s: killed, or cut off from the database"):
+            failed.append(trial_id)
+    retry = storage.get_heartbeat_stale_trial_callback()
+    for trial_id in failed if retry is not None else []:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry(study, retry_source(storage.get_trial(trial_id)))
+    return ended
+
+
+def retry_source(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+    """A copy of failed ``trial`` for a retry callback, which copies its user attributes into the retry:
+    only those the retry shares (:data:`RETRY_KEEPS`). Its claim, worker, run folder, pruning decision and
+    failure were its own: a retry carrying them would show the failure in trials.csv, be read back as pruned,
+    and, claimed, name a dead worker until its claim records its own."""
+    source = copy.deepcopy(trial)
+    source.user_attrs = {key: value for key, value in trial.user_attrs.items() if key in RETRY_KEEPS}
+    return source
 
 
 def _sweep_leases(study: optuna.Study, leases: Path) -> None:
@@ -292,8 +370,8 @@ def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | Po
 
 def _ask(study: optuna.Study, token: str, leases: Path | None) -> optuna.Trial:
     """Optuna's ``ask``, then the trial's owner: its claim ``token`` (held by this process, with its lease
-    in ``leases``, storages without heartbeats), host, start, first heartbeat (storages that keep them)
-    and pid, the pid last: a trial that has one has the rest, whenever its worker is killed."""
+    in ``leases``, storages without heartbeats), host, start, :func:`pid_space`, first heartbeat (storages
+    that keep them) and pid, the pid last: a trial that has one has the rest, whenever its worker is killed."""
     with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); we beat ourselves
         warnings.simplefilter("ignore", UserWarning)
         trial = study.ask()
@@ -303,6 +381,7 @@ def _ask(study: optuna.Study, token: str, leases: Path | None) -> optuna.Trial:
     trial.set_user_attr(ATTR_CLAIM, token)
     trial.set_user_attr(ATTR_HOST, socket.gethostname())
     trial.set_user_attr(ATTR_PID_START, process_start(os.getpid()))
+    trial.set_user_attr(ATTR_PID_SPACE, pid_space())
     if keeps_heartbeats(study):
         study._storage.record_heartbeat(trial._trial_id)
     trial.set_user_attr(ATTR_PID, os.getpid())

@@ -34,6 +34,7 @@ from trainlab.tune.space import SearchSpace, apply_values
 # user attributes a trial carries (trials.csv columns, stale-trial detection; its run folder: trainlab.tune.run_dirs)
 ATTR_PID = "pid"
 ATTR_PID_START = "pid_start"  # the worker's start time (run_lock.process_start): a reused pid is no live worker
+ATTR_PID_SPACE = "pid_space"  # the boot and PID namespace the pid is of (claims.pid_space): where it can be looked up
 ATTR_HOST = "host"
 ATTR_PRUNED_AT = "pruned_at_epoch"
 ATTR_FAIL_KIND = "fail_kind"  # diverged | error | stale | interrupted (a signal, a full or read-only disk)

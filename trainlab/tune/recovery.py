@@ -15,11 +15,16 @@ reported it (:mod:`trainlab.tune.objective`), and nothing the run computed is lo
 Anything else (no run folder, a run still ``running`` or ``interrupted``, a damaged ``summary.json``, a
 metric that is no finite number) is no outcome: the trial is failed as stale, as before. Each trial
 recovered carries the user attribute ``recovered`` saying so.
+
+The run folder is read in the reading worker's own ``--out``, or, for a trial claimed on this host, where
+the trial recorded it ran (:func:`outcome_folder`): an RDB study's workers on one machine, each with its
+own ``--out``, record each other's trials.
 """
 
 from __future__ import annotations
 
 import math
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +36,12 @@ from trainlab.records import finished_summary_damage, read_record_object
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
     ATTR_FAIL_REASON,
+    ATTR_HOST,
     ATTR_PRUNED_AT,
     final_value,
 )
-from trainlab.tune.run_dirs import names_folder
+from trainlab.tune.run_dirs import names_folder, own_part, where_it_ran
+from trainlab.tune.storage import STUDY_MARKER
 
 ATTR_RECOVERED = "recovered"  # trial user attr: its outcome was read back from its run folder
 
@@ -48,15 +55,34 @@ class RunOutcome:
     reason: str | None = None
 
 
-def run_outcome(trial: FrozenTrial, trials_dir: Path, metric: str) -> RunOutcome | None:
-    """The outcome of ``trial`` read from its run folder ``trials_dir/<number>``; None when there is none.
+def outcome_folder(trial: FrozenTrial, trials_dir: Path, study_name: str) -> Path | None:
+    """The run folder to read ``trial``'s outcome from; None when no folder is known to be its.
 
-    The folder is the trial's only when the trial names it (``run_dir``, recorded as its run began,
-    :func:`trainlab.tune.run_dirs.names_folder`: a worker of another ``--out`` on an RDB storage ran it
-    elsewhere)."""
-    folder = trials_dir / str(trial.number)
-    if not names_folder(trial.user_attrs, trial.number, folder):
+    1. ``trials_dir/<number>`` (this ``--out``) when the trial names it (``run_dir``, recorded as its run
+       began: :func:`trainlab.tune.run_dirs.names_folder`) and it exists;
+    2. else, for a trial claimed on this host, the folder where it recorded it ran
+       (:func:`trainlab.tune.run_dirs.where_it_ran`: a worker of another ``--out`` on this machine), when
+       that folder exists, ends in the trial's own ``trials/<number>`` and its study folder is this study's
+       (``.tune.study`` names ``study_name``). A path recorded on another host may name another folder here.
+    """
+    own = trials_dir / str(trial.number)
+    if names_folder(trial.user_attrs, trial.number, own) and own.is_dir():
+        return own
+    if trial.user_attrs.get(ATTR_HOST) != socket.gethostname():
         return None
+    ran = where_it_ran(trial.user_attrs)
+    if ran is None or not ran.is_dir() or not own_part(ran, trial.number):
+        return None
+    try:
+        owner = (ran.parent.parent / STUDY_MARKER).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return ran if owner == study_name else None
+
+
+def run_outcome(trial: FrozenTrial, folder: Path, metric: str) -> RunOutcome | None:
+    """The outcome of ``trial`` read from its run folder ``folder`` (:func:`outcome_folder`); None when its
+    run did not end (or its records cannot say how)."""
     info = read_record_object(folder / "run.json") or {}
     if info.get("status") == "finished":
         if finished_summary_damage(folder / "summary.json") is not None:
@@ -78,8 +104,10 @@ def run_outcome(trial: FrozenTrial, trials_dir: Path, metric: str) -> RunOutcome
 
 def recover(study: optuna.Study, trial: FrozenTrial, trials_dir: Path, metric: str, note: str) -> bool:
     """Record RUNNING ``trial`` (its worker gone: ``note`` says how) as its ended run says
-    (:func:`run_outcome`); False when the run says nothing or another worker recorded the trial first."""
-    outcome = run_outcome(trial, trials_dir, metric)
+    (:func:`run_outcome` of its :func:`outcome_folder`, looked for in ``trials_dir`` first); False when no
+    run folder says how it ended or another worker recorded the trial first."""
+    folder = outcome_folder(trial, trials_dir, study.study_name)
+    outcome = None if folder is None else run_outcome(trial, folder, metric)
     if outcome is None:
         return False
     storage, trial_id = study._storage, trial._trial_id

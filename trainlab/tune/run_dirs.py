@@ -36,6 +36,18 @@ def own_part(named: Path, number: int) -> bool:
     return named.parts[-2:] == (TRIALS, str(number))
 
 
+def where_it_ran(attrs: dict[str, Any]) -> Path | None:
+    """The absolute path where a trial (user attributes ``attrs``) ran its run: its ``run_path``, or an older
+    absolute ``run_dir``; None without either. It may be gone (a moved study folder) or, read on another
+    machine, not the trial's folder at all."""
+    recorded, written = attrs.get(ATTR_RUN_DIR), attrs.get(ATTR_RUN_PATH)
+    if isinstance(written, str) and written:
+        return Path(written)
+    if isinstance(recorded, str) and recorded and Path(recorded).is_absolute():
+        return Path(recorded)
+    return None
+
+
 def run_folder(attrs: dict[str, Any], number: int, out: Path) -> Path | None:
     """The run folder of trial ``number`` (user attributes ``attrs``) in the study folder ``out``.
 
@@ -44,13 +56,13 @@ def run_folder(attrs: dict[str, Any], number: int, out: Path) -> Path | None:
     absolute path where the trial ran, when it exists (an RDB study's trial that a worker of another
     ``--out`` ran); else ``out/trials/<number>`` for a relative record, an older one as written. None
     without a record (a trial that never began its run)."""
-    recorded, written = attrs.get(ATTR_RUN_DIR), attrs.get(ATTR_RUN_PATH)
+    recorded = attrs.get(ATTR_RUN_DIR)
     if not isinstance(recorded, str) or not recorded:
         return None
     named, own = Path(recorded), out / TRIALS / str(number)
     if (not named.is_absolute() or own_part(named, number)) and own.is_dir():
         return own
-    elsewhere = Path(written) if isinstance(written, str) and written else named if named.is_absolute() else None
+    elsewhere = where_it_ran(attrs)
     if elsewhere is not None and elsewhere.is_dir():
         return elsewhere
     return named if named.is_absolute() else out / named
