@@ -4,12 +4,15 @@ A study records, as its user attribute ``trainlab_made_with``, the metric, the p
 space and the resolved base config it was created with (:func:`made_with`), and a rerun with
 another of them is refused (:func:`check_made_with`): its trials would mix two searches. One
 ``--out`` holds the run folders of one study (``trials/<number>`` would collide), its name kept
-in ``DIR/.tune.study`` (:func:`claim_folder`).
+in ``DIR/.tune.study`` (:func:`claim_folder`, once the study is accepted: a refused run leaves no record).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -81,16 +84,51 @@ def check_made_with(study: optuna.Study, settings: TuneSettings, space: SearchSp
                               f"{own}, or start a new study with {new_study}")
 
 
+def _folder_owner(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> str | None:
+    """The study whose run folders ``--out`` holds: the name in ``DIR/.tune.study``; for a journal folder
+    from before that record, the journal's other study; None for a folder of no study yet."""
+    marker = settings.out / STUDY_MARKER
+    owner = marker.read_text().strip() if marker.exists() else None
+    if owner is None and settings.storage is None:  # a folder from before the marker: its journal says
+        owner = next((n for n in optuna.get_all_study_names(storage) if n != settings.name), None)
+    return owner
+
+
+def refuse_held_folder(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> None:
+    """A ConfigError when --out holds the run folders of another study (``trials/<number>`` would collide);
+    only reads, so a refused run creates nothing (:func:`claim_folder` records the study once accepted)."""
+    owner = _folder_owner(settings, storage)
+    if owner is not None and owner != settings.name:
+        raise ConfigError(f"{settings.out} holds the trials of study '{owner}'; study '{settings.name}' "
+                          f"needs another --out (or --study {owner} to continue that one)")
+
+
 def claim_folder(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> None:
-    """One --out holds the run folders of one study (``trials/<number>`` would collide): the first
-    study's name is kept in ``DIR/.tune.study``, another is refused before it is created."""
+    """Record the accepted study as the one whose run folders --out holds, in ``DIR/.tune.study``, under the
+    folder's lock; refused as :func:`refuse_held_folder` says if another study recorded itself meanwhile.
+    Written only once the study is accepted: a refused run's record would claim the folder for a study that
+    has no trials in it."""
     marker = settings.out / STUDY_MARKER
     with FileLock(settings.out / LOCK_NAME).held():
-        owner = marker.read_text().strip() if marker.exists() else None
-        if owner is None and settings.storage is None:  # a folder from before the marker: its journal says
-            owner = next((n for n in optuna.get_all_study_names(storage) if n != settings.name), None)
-        if owner is not None and owner != settings.name:
-            raise ConfigError(f"{settings.out} holds the trials of study '{owner}'; study '{settings.name}' "
-                              f"needs another --out (or --study {owner} to continue that one)")
+        refuse_held_folder(settings, storage)
         if not marker.exists():
             write_text(marker, settings.name + "\n")
+
+
+@contextlib.contextmanager
+def folder_removed_on_refusal(out: Path) -> Iterator[None]:
+    """Inside: an error (a refusal before any trial) removes ``out`` again when it did not exist before and
+    holds nothing but the claim lock (:data:`LOCK_NAME`, which an RDB storage other than PostgreSQL takes
+    there), and the parents created with it; a folder anything else was written into (a journal, another
+    process's study) is left as it is."""
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        # a leftover lock file misleads no one: an OSError here never hides the refusal
+        with contextlib.suppress(OSError):
+            if created and {p.name for p in out.iterdir()} <= {LOCK_NAME}:
+                (out / LOCK_NAME).unlink(missing_ok=True)
+                for folder in created:  # out first, then its parents: each only while empty
+                    folder.rmdir()
+        raise

@@ -22,6 +22,7 @@ from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_results
 from trainlab.tune.space import SearchSpace, apply_values
 from trainlab.tune.space_review import incomparable_key_warnings
+from trainlab.tune.storage_messages import storage_failures_said
 from trainlab.tune.study import TuneSettings, continue_advice, optuna_verbosity, prepare, study_for
 from trainlab.tune.workers import exit_if_rerunning_the_script, interrupt_once, run_workers
 from trainlab.yaml_files import flow_yaml
@@ -34,7 +35,9 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     refused before the first trial. The results are written even when a worker
     stops the study with an error, then the error is raised. A study that ends
     without a complete trial (all pruned, failed or cut by ``--timeout``) has no
-    best.yaml and raises :class:`TrainingError` once its results are written. Otherwise the summary
+    best.yaml and raises :class:`TrainingError` once its results are written. The --storage database's
+    connection lost meanwhile is a :class:`~trainlab.tune.storage_messages.StorageLostError` (exit 5) naming the
+    database, its password masked, and the driver's own line. Otherwise the summary
     (:func:`~trainlab.tune.results.format_best`, and :func:`timeout_line` when ``--timeout`` ended the
     study short of its total) is printed on stderr, ``quiet`` or not: it is the command's result.
     Optuna's log level is WARNING meanwhile and the caller's again when ``tune`` returns or raises.
@@ -43,8 +46,10 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
         raise ConfigError(f"tune takes one TuneSettings(base=..., space=..., trials=...); got {short_repr(settings)} "
                           f"({type(settings).__name__})")
     exit_if_rerunning_the_script(settings)  # an unguarded call, run again by a --jobs worker importing the script
-    # the base config's folder is the user's, as for train(PATH); spawned workers take the policy in force
-    with config_folder_trusted(Path(settings.base).parent), optuna_verbosity():
+    # the base config's folder is the user's, as for train(PATH); spawned workers take the policy in force;
+    # the --storage database failing (its connection lost) is one line naming it, not Optuna's wrapper's
+    with config_folder_trusted(Path(settings.base).parent), optuna_verbosity(), \
+            storage_failures_said(settings.storage):
         return _tune(settings)
 
 

@@ -5,6 +5,9 @@ Default storage: Optuna's file journal ``DIR/study.journal`` (``JournalStorage``
 with heartbeats (a killed worker's trial is failed and retried); ``postgresql://`` is read as
 ``postgresql+psycopg://`` (psycopg 3). Workers claim trials under a :class:`FileLock` in DIR, or a
 :class:`PostgresLock` (an advisory lock keyed by the study name) for PostgreSQL storages.
+
+What the database's errors say (a URL that cannot be opened, a connection lost mid-study) is
+:mod:`trainlab.tune.storage_messages`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from optuna.storages.journal import JournalFileBackend
 from trainlab.atomic import write_bytes
 from trainlab.errors import ConfigError, WriteError, folder_error
 from trainlab.notices import warn
+from trainlab.tune.storage_messages import masked_url, missing_driver, unopened_reason
 
 if TYPE_CHECKING:
     from trainlab.tune.study import TuneSettings
@@ -43,6 +47,8 @@ def storage_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
     return url
+
+
 
 
 _STORAGES: dict[tuple[str | None, Path], tuple[optuna.storages.BaseStorage, tuple[int, int] | None]] = {}
@@ -209,15 +215,14 @@ def _open_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
                 return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL_S,
                                                   grace_period=HEARTBEAT_GRACE_S,
                                                   heartbeat_stale_trial_callback=retry)
-        except ImportError:
-            raise ConfigError(f"--storage {settings.storage}: the database driver is not installed "
-                              "(PostgreSQL: pip install 'trainlab[postgres]')") from None
+        except ImportError as exc:
+            raise ConfigError(f"--storage {masked_url(settings.storage)}: {missing_driver(exc)}") from None
         except Exception as exc:  # SQLAlchemy's ArgumentError / OperationalError: a bad URL or no server
             if is_duplicate(exc) and attempt < 9:  # another worker is creating the tables right now
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise ConfigError(f"--storage {settings.storage}: cannot open it: {first}") from None
+            raise ConfigError(f"--storage {masked_url(settings.storage)}: {unopened_reason(settings.storage, exc)}"
+                              ) from None
     raise AssertionError("unreachable")
 
 

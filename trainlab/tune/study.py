@@ -52,9 +52,11 @@ from trainlab.tune.claims import RERUN_NOTE, abandon, claim_trial, release_claim
 from trainlab.tune.identity import (
     check_made_with,
     claim_folder,
+    folder_removed_on_refusal,
     made_with,
     new_study_advice,
     refuse_another_metric,
+    refuse_held_folder,
 )
 from trainlab.tune.objective import (
     ATTR_FAIL_KIND,
@@ -78,6 +80,12 @@ from trainlab.tune.storage import (
     claim_lock,
     is_duplicate,
     open_storage,
+)
+from trainlab.tune.storage_messages import (
+    driver_line,
+    is_connection_failure,
+    storage_failed,
+    storage_failures_said,
 )
 
 DEFAULT_METRIC = "val_accuracy"  # --metric's default (the CLI's too)
@@ -287,7 +295,7 @@ def run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, A
                stopped: Callable[[], bool] | None = None) -> None:
     """One worker: claim, run and record trials until the total is reached, the deadline passes, or
     ``stopped()`` (the tune process was interrupted) says so before the next claim."""
-    with optuna_verbosity():
+    with optuna_verbosity(), storage_failures_said(settings.storage):  # a --jobs worker's, too
         _run_trials(settings, space, base_raw, deadline, stopped)
 
 
@@ -331,7 +339,9 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
     cannot go on) and an interrupt are recorded, then raised. A file the trial cannot write (a full or
     read-only disk, permission denied: :func:`is_write_failure`) is no failure of the trial, and every
     further trial would meet it too: the trial is recorded as FAIL (interrupted), which does not count against ``--trials``,
-    and a :class:`WriteError` (exit 5) stops the study, to be continued by the same command."""
+    and a :class:`WriteError` (exit 5) stops the study, to be continued by the same command. So does the
+    --storage database's connection lost or refused (:func:`~trainlab.tune.storage_messages.storage_failed`, exit 5):
+    the trial is recorded as FAIL (interrupted) where the database takes it still, else by the rerun."""
     try:
         with heartbeat(study, trial):
             value = objective(trial)
@@ -354,6 +364,10 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
         _fail(study, trial, "interrupted", f"{signal_name} received: {RERUN_NOTE}")
         raise
     except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
+        if settings.storage is not None and is_connection_failure(exc):  # the database's fault, not the trial's
+            with contextlib.suppress(Exception):  # recorded if the database is back already; else a rerun does
+                _fail(study, trial, "interrupted", f"lost the --storage database ({driver_line(exc)}): {RERUN_NOTE}")
+            raise storage_failed(settings.storage, exc, f" during trial {trial.number}") from exc
         if is_write_failure(exc):  # the disk's fault: every further trial would fail the same way
             cause = write_failure_text(exc)
             _fail(study, trial, "interrupted", f"cannot write ({cause}): {RERUN_NOTE}")
@@ -417,12 +431,14 @@ def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
     refuse_idle_keys(space)
     check_space(space, base_raw)
     refuse_repeated_choices(space, base_raw)
-    with optuna_verbosity():  # not Optuna's "A new study created ..." line
+    # not Optuna's "A new study created ..." line; a refusal leaves no --out behind that it created
+    with optuna_verbosity(), folder_removed_on_refusal(settings.out):
         storage = open_storage(settings)
-        claim_folder(settings, storage)
+        refuse_held_folder(settings, storage)  # before the study is created in the storage
         study = open_study(settings, storage)
         with claim_lock(settings).held():
             check_made_with(study, settings, space, made_with(settings, space, base_raw))
+        claim_folder(settings, storage)  # the folder's study record, once the study is accepted
     return space, base_raw
 
 

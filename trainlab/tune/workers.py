@@ -204,8 +204,9 @@ def _interrupted(settings: TuneSettings, signum: int) -> Interrupted:
 
 def _join(workers: list[Any], stop: Any) -> None:
     """Wait for every worker, in the order they end. One that ends with :data:`EXIT_SYSTEM` (a file it
-    could not write: a full or read-only disk, which its trial is recorded as interrupted for) stops the
-    others' claims (``stop``): their next trials would meet the same disk. Their running trials go on."""
+    could not write: a full or read-only disk, which its trial is recorded as interrupted for; or the
+    --storage database's connection lost) stops the others' claims (``stop``): their next trials would meet
+    the same disk or database. Their running trials go on."""
     from multiprocessing.connection import wait
 
     pending = list(workers)
@@ -309,8 +310,11 @@ def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
         script = getattr(sys.modules.get("__main__"), "__file__", None) or "your script"
         raise ConfigError(f"tune(jobs={settings.jobs}) ran again in its worker processes when they imported "
                           f"{script}: {GUARD_ADVICE}")
-    if EXIT_SYSTEM in codes:
-        raise WriteError(f"tune workers exited with codes {codes}: a file could not be written (see the lines "
-                         f"above); once the disk is writable, {continue_advice(settings)}")
+    if EXIT_SYSTEM in codes:  # a full or read-only disk; with --storage, its database's connection lost too
+        cause, mended = (("a file could not be written or the --storage database could not be reached",
+                          "the disk is writable and the database reachable") if settings.storage is not None
+                         else ("a file could not be written", "the disk is writable"))
+        raise WriteError(f"tune workers exited with codes {codes}: {cause} (see the lines above); once "
+                         f"{mended}, {continue_advice(settings)}")
     if any(codes):
         raise TrainingError(f"tune workers exited with codes {codes}; see the lines above")
