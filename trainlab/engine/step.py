@@ -393,8 +393,9 @@ class StandardStep:
         self.model.load_state_dict(state["model"])
         if state["loss"]:
             self.objective.loss.load_state_dict(state["loss"])
+        built = [set(group) for group in self.optimizer.param_groups]  # the options each group holds as built
         self.optimizer.load_state_dict(_cloned(state["optimizer"]))
-        _check_group_options(self.optimizer)
+        _check_group_options(self.optimizer, built)
         _in_parameter_layouts(self.optimizer)
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -404,12 +405,14 @@ class StandardStep:
         self.parameters_changed()
 
 
-def _check_group_options(optimizer: torch.optim.Optimizer) -> None:
-    """ValueError unless every loaded param group holds each option of the optimizer's defaults: torch loads
-    another optimizer's groups without a word (Adam's into SGD, a config.yaml edited before a resume), and
-    its first step then failed on a KeyError ('momentum')."""
-    for index, group in enumerate(optimizer.param_groups):
-        missing = [key for key in optimizer.defaults if key not in group]
+def _check_group_options(optimizer: torch.optim.Optimizer, built: list[set[str]]) -> None:
+    """ValueError unless every loaded param group holds each option its group held as built (``built``):
+    torch loads another optimizer's groups without a word (Adam's into SGD, a config.yaml edited before a
+    resume), and its first step then failed on a KeyError ('momentum'). The groups as built, not the
+    optimizer's ``defaults``: an optimizer may keep in its defaults what its groups never hold (Lion's
+    ``differentiable``), and its own checkpoints were refused."""
+    for index, (group, options) in enumerate(zip(optimizer.param_groups, built, strict=False)):
+        missing = sorted(options - set(group))
         if missing:
             raise ValueError(f"the checkpoint's parameter group {index} has no {', '.join(missing)} of "
                              f"{type(optimizer).__name__}: it was saved by another optimizer")
