@@ -9,9 +9,10 @@ to watch) carries its reason. The rules, per task:
 
 - regression:
 
-  - counts (``target_kind == "count"``, or one column of whole numbers >= 0 that include 0,
-    with at least 3 distinct values): ``poisson_nll`` with ``log_input`` (the model outputs log lambda, so the rate is
-    positive; predictions are exp(output)).
+  - counts (``target_kind == "count"`` while the targets are whole numbers >= 0, not z-scores of
+    ``data.standardize_target``; or one column of whole numbers >= 0 that include 0, with at least 3
+    distinct values; :func:`counts_as_given`): ``poisson_nll`` with ``log_input`` (the model outputs
+    log lambda, so the rate is positive; predictions are exp(output)).
   - otherwise ``mse``, unless the *residuals* have heavy tails or gross outliers. The
     residuals are those of a least-squares fit of y on [1, x] when ``x`` is given and has
     at most 512 features and at least twice as many rows as columns (else the targets'
@@ -67,6 +68,7 @@ SCALE_SPREAD = 3.0  # several targets whose robust sigmas differ more than this 
 MIN_COUNT_VALUES = 3  # whole numbers >= 0 with at least this many distinct values read as counts
 MAX_FIT_FEATURES = 512  # the least-squares residual check runs up to this many features ...
 MAX_FIT_ROWS = 20_000  # ... on at most this many rows (a seeded subsample beyond)
+Z_SCORED_TOLERANCE = 0.01  # columns with |mean| and |sd - 1| below this are z-scored already (standardize_target)
 
 
 @dataclass
@@ -161,6 +163,29 @@ def _is_count(y: np.ndarray) -> bool:
         and len(np.unique(flat)) >= MIN_COUNT_VALUES
 
 
+def counts_as_given(y: np.ndarray, extras: dict[str, Any] | None) -> bool:
+    """Whether ``y``, the targets as the loss sees them, get ``poisson_nll``: the one rule of
+    ``trainlab advise`` and ``loss: auto`` (both call :func:`advise`, which asks only this).
+
+    Counts the data marks (``extras["target_kind"] == "count"``) while they are still whole numbers >= 0,
+    or unmarked targets that look like counts (:func:`_is_count`). Under ``data.standardize_target`` the
+    marked counts are z-scores, (y - mean) / sd: mean 0, negative values, which a count loss refuses.
+    """
+    y = np.asarray(y)
+    if (extras or {}).get("target_kind") == "count":
+        return bool(y.min() >= 0) and bool(np.all(np.mod(y, 1) == 0))
+    return _is_count(y)
+
+
+def _no_longer_counts(y: np.ndarray) -> str:
+    """Why marked counts that are z-scores (not :func:`counts_as_given`) get no poisson_nll."""
+    values = y.reshape(-1).astype(np.float64)
+    return (f"the data marks the target as counts, but the targets the loss sees are not whole numbers >= 0 (from "
+            f"{values.min():.3g} to {values.max():.3g}, mean {round(values.mean(), 2) + 0.0:g}: z-scores, as "
+            "data.standardize_target makes them): poisson_nll needs the counts themselves; set "
+            "data.standardize_target: false to train poisson_nll on them")
+
+
 def _advise_count(y: np.ndarray, marked: bool) -> Advice:
     counts = y.reshape(-1).astype(np.float64)
     mean, variance = float(counts.mean()), float(counts.var())
@@ -200,6 +225,37 @@ def _advise_without_tails(columns: np.ndarray, residuals: np.ndarray | None, sou
                       ["mse", "mae", "r2"], evidence,
                       metrics_reason="mse is what the loss minimises; mae and r2 read in target units and against the mean")
     return None
+
+
+def _z_scored(columns: np.ndarray) -> bool:
+    """Every column has mean 0 and sd 1 (within :data:`Z_SCORED_TOLERANCE`): in units of its own sd
+    already, as ``data.standardize_target`` makes the targets the loss sees."""
+    return bool(np.all(np.abs(columns.mean(0)) < Z_SCORED_TOLERANCE)
+                and np.all(np.abs(columns.std(0) - 1.0) < Z_SCORED_TOLERANCE))
+
+
+def _scale_spread_note(columns: np.ndarray, sigmas: list[float]) -> str | None:
+    """For several targets whose robust sigmas (1.4826 MAD of their residuals) differ more than
+    :data:`SCALE_SPREAD` x, why one huber delta (set by the widest) does not suit them all and what to
+    do; None otherwise. Targets in their own units: ``data.standardize_target``. Targets z-scored
+    already (:func:`_z_scored`): their sds differ from their robust sigmas, as outliers inflate an sd
+    and not a MAD, and trainlab scales no column by its MAD: ``adaptive`` with ``num_dims`` (a scale
+    learned per column), or a delta from the narrowest column (robust on every column, nearer mae on
+    the wide ones)."""
+    if len(sigmas) < 2 or min(sigmas) <= 0 or max(sigmas) / min(sigmas) <= SCALE_SPREAD:
+        return None
+    spread = (f"the {len(sigmas)} targets' robust sigmas differ up to {max(sigmas) / min(sigmas):.1f}x "
+              f"({', '.join(str(_round(s)) for s in sigmas)}): one delta, set by the widest, is nearly mse on the "
+              "narrow ones")
+    if not _z_scored(columns):
+        return (f"{spread}; with data.standardize_target: true each target is in units of its own std, and a "
+                "delta from those units suits them all")
+    narrowest = _round(HUBER_K * min(sigmas), 3)
+    return (f"{spread}, although each target is z-scored already (mean 0, sd 1, as data.standardize_target makes "
+            "them): outliers inflate a column's sd but not its robust sigma, so the sds leave the robust scales "
+            "apart, and no per-column robust scaling is available; use adaptive with num_dims: "
+            f"{len(sigmas)} (below: a scale learned per column), or delta = {HUBER_K} x the narrowest robust sigma "
+            f"= {narrowest} (robust on every column, nearer mae on the wide ones)")
 
 
 def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
@@ -254,15 +310,16 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
         + ("" if from_fit else "; the targets' spread bounds the residual scale from above, so lower delta "
            "if the model explains most of the variance"),
     ]
-    sigmas = [s["robust_sigma"] for s in stats]
-    if len(sigmas) > 1 and min(sigmas) > 0 and max(sigmas) / min(sigmas) > SCALE_SPREAD:
-        reasons.append(f"the {len(sigmas)} targets' robust sigmas differ up to {max(sigmas) / min(sigmas):.1f}x "
-                       f"({', '.join(str(_round(s)) for s in sigmas)}): one delta, set by the widest, is nearly mse "
-                       "on the narrow ones; with data.standardize_target: true each target is in units of its own "
-                       "std, and a delta from those units suits them all")
+    spread_note = _scale_spread_note(columns, [s["robust_sigma"] for s in stats])
+    if spread_note:
+        reasons.append(spread_note)
+    adaptive: dict[str, Any] = {"name": "adaptive", "learn_alpha": True, "learn_scale": True,
+                                "scale": _round(sigma, 3)}
+    if spread_note:  # one learned scale and tail per column (AdaptiveLoss num_dims)
+        adaptive["num_dims"] = columns.shape[1]
     alternatives = [
-        Alternative({"name": "adaptive", "learn_alpha": True, "learn_scale": True, "scale": _round(sigma, 3)},
-                    "Barron's adaptive loss learns how heavy the tails are instead of fixing delta"),
+        Alternative(adaptive, "Barron's adaptive loss learns how heavy the tails are instead of fixing delta"
+                    + (", with a scale of its own per target column" if spread_note else "")),
         Alternative({"name": "log_cosh"}, "a smooth huber-like loss with no threshold to choose (assumes "
                     "residuals of order 1)"),
     ]
@@ -442,9 +499,11 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
                         "drop or impute them first")
     marked_count = (extras or {}).get("target_kind") == "count"
     if task == "regression":
-        if marked_count or _is_count(y):
+        if counts_as_given(y, extras):
             return _advise_count(y, marked_count)
         advice = _advise_regression(y, x)
+        if marked_count:
+            advice.reasons.insert(0, _no_longer_counts(y))
         column = y.reshape(len(y), -1)
         if column.shape[1] == 1 and numbered_from_one(column[:, 0]):
             k = int(column.max())

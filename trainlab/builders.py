@@ -143,10 +143,9 @@ def build_loss_for(config: Config, data: Dataset, notes: dict[str, Any]) -> Loss
     spec = config.strategy.loss.spec()
     if spec["name"] == "auto":
         x = data.train.x.numpy() if data.train.x.ndim == 2 and data.train.x.is_floating_point() else None
-        extras = dict(data.extras)
-        if config.data.standardize_target:  # z-scored targets are no counts: a count loss would refuse them
-            extras.pop("target_kind", None)
-        advice = advise(data.train.y.numpy(), data.task, extras, x=x)
+        # the data's extras as they are, as `trainlab advise` passes them: z-scored counts (standardize_target)
+        # are no counts to advise's one rule (advisor.counts_as_given), so both say the same
+        advice = advise(data.train.y.numpy(), data.task, data.extras, x=x)
         spec = dict(advice.loss)
         notes["loss_advice"] = {"loss": advice.loss, "reasons": advice.reasons}
     return build_loss(spec)

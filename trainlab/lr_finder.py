@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from trainlab.engine.state import TrainState
-from trainlab.errors import DataError, TrainingError
+from trainlab.errors import ConfigError, DataError, TrainingError
 from trainlab.finetune import frozen_by_finetune, frozen_norms_to_eval, split_backbone_head
-from trainlab.optim import requires_closure, set_train_mode
+from trainlab.optim import build_optimizer, default_lr, requires_closure, set_train_mode
 
 DIVERGENCE_FACTOR = 4.0  # the sweep is over once the smoothed loss exceeds 4x its minimum (fastai)
 WINDOW_DECADES = 3  # candidates lie at most this many decades of LR below the smoothed loss's minimum
@@ -34,6 +34,52 @@ NEAR_MIN, SHIFT_P = 10, 0.001  # ... or the 10 losses ending at it lie below the
 # the shortest sweep whose warm-up (a tenth: warmup_steps) has the 3 points the noise test (_check_descent) needs
 # as its baseline; shorter sweeps suggested their end LR (3 steps: lr 10) or one that diverged (5 steps: 0.1)
 MIN_SWEEP_STEPS = 30
+# a sweep that shows no descent within its noise is worth one of this many times its steps: the same LR span
+# in 3x the points gives the trend test 3x the losses (make_classification 92/8 with bce pos_weight 10.7: 100
+# steps showed no descent at trend p = 0.025, 150 to 400 steps suggested 0.04 to 0.22)
+LONGER_SWEEP_FACTOR = 3
+LONGEST_SWEEP_EPOCHS = 20  # ... and at most this many passes over the training rows (few rows: mostly repeats)
+
+
+class NoDescentError(TrainingError):
+    """The range test's losses show no descent a test can tell from their noise (:func:`_check_descent`):
+    a longer sweep may show one (``lr: auto`` runs one, ``trainlab lr-find --steps`` takes one)."""
+
+
+def longer_sweep_steps(steps: int, steps_per_epoch: int) -> int:
+    """The steps of a second sweep after one of ``steps`` showed no descent within its noise (``lr: auto``
+    runs it): :data:`LONGER_SWEEP_FACTOR` x ``steps``, capped by what the data allows, at most
+    :data:`LONGEST_SWEEP_EPOCHS` passes over the training rows (``steps_per_epoch`` steps each); ``steps``
+    itself (no second sweep) where that cap leaves no more.
+
+    >>> longer_sweep_steps(100, 15), longer_sweep_steps(100, 8), longer_sweep_steps(100, 2)
+    (300, 160, 100)
+    """
+    return max(steps, min(LONGER_SWEEP_FACTOR * steps, LONGEST_SWEEP_EPOCHS * steps_per_epoch))
+
+
+def check_lr_searchable(spec: dict[str, Any]) -> None:
+    """ConfigError unless optimizer ``spec`` (``{"name": ..., **kwargs}``) accepts lrs other than its own
+    default, as the range test's sweep from 1e-7 to 10 sets them: ``adadelta_zeiler`` has no learning rate
+    (Zeiler 2012) and its factory refuses every lr but 1.0, so ``lr: auto`` would fail mid-build with the
+    sweep's start lr named as the user's. Tested by building the optimizer over one throw-away weight at its
+    default lr (which must build) and at a tenth of it (the sweep's kind of value)."""
+    default = default_lr(spec["name"])
+    if default is None or default <= 0:
+        return
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2, 2))], "group": "decay"}]
+    try:
+        build_optimizer({**spec, "lr": default}, groups)
+    except Exception:  # noqa: BLE001  (refused for another reason: the run's own build names it)
+        return
+    try:
+        build_optimizer({**spec, "lr": default / 10}, groups)
+    except (ValueError, TypeError, ConfigError) as exc:
+        why = str(exc).strip().splitlines()[0].split(" Received:")[0].rstrip(". ")
+        why = why.removeprefix(f"optimizer '{spec['name']}': ")  # the registry's prefix: named below
+        raise ConfigError(f"strategy.optimizer.lr: auto cannot be used with optimizer '{spec['name']}': the LR range "
+                          f"test sweeps the lr from 1e-7 to 10, and this optimizer takes no lr but {default:g} "
+                          f"({why}); remove lr: auto (lr {default:g} is its default)") from None
 
 
 def warmup_steps(num_steps: int) -> int:
@@ -94,7 +140,7 @@ class SmoothedLoss:
 
 
 def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float = 0.98, *,
-               skip_start: int | None = None) -> float:
+               skip_start: int | None = None, num_steps: int | None = None) -> float:
     """The LR of steepest descent of the smoothed loss, argmin_i d s / d log(lr) at lr_i.
 
     The loss is smoothed as :class:`SmoothedLoss` with ``warmup = skip_start``; points from the first
@@ -118,7 +164,10 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
         TrainingError: ``skip_start`` < 3 (a sweep shorter than :data:`MIN_SWEEP_STEPS`: the noise test
             has no baseline), fewer than ``skip_start + 3`` points before the loss diverged, or the smoothed
             loss never fell below its value at the first candidate (start lower, end higher, or take
-            more steps), or the losses show no descent a test can tell from noise (:func:`_check_descent`).
+            more steps). NoDescentError (a TrainingError): the losses show no descent a test can tell from
+            noise (:func:`_check_descent`); its message names ``trainlab lr-find CONFIG --steps N`` with
+            N = :data:`LONGER_SWEEP_FACTOR` x ``num_steps`` (the sweep's planned length; default the longer of
+            ``len(lrs)`` and 10 x ``skip_start``).
     """
     lr_values = np.asarray(lrs, dtype=np.float64)
     loss_values = np.asarray(losses, dtype=np.float64)
@@ -145,7 +194,9 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
         raise TrainingError(f"the smoothed loss never fell during the LR range test: it was lowest at its first "
                             f"counted step (lr {kept[skip]:.3g}); start the sweep lower, end it higher or take more steps "
                             "(trainlab lr-find --start-lr, --end-lr, --steps), or set the lr yourself")
-    _check_descent(loss_values, smoothed, skip, lowest, kept)
+    # the planned sweep: a diverged one stopped short of it, and its warm-up is a tenth of it
+    planned = max(len(lr_values), 10 * skip) if num_steps is None else num_steps
+    _check_descent(loss_values, smoothed, skip, lowest, kept, LONGER_SWEEP_FACTOR * planned)
     first = max(skip, int(np.searchsorted(kept, kept[lowest] / 10.0**WINDOW_DECADES)))
     slope = np.gradient(np.asarray(smoothed), np.log(kept))
     # lr_lowest's own update is judged only by the next loss, which rose (or never came: the sweep's end):
@@ -153,12 +204,14 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
     return float(kept[first + int(np.argmin(slope[first:lowest]))])
 
 
-def _check_descent(losses: np.ndarray, smoothed: list[float], skip: int, lowest: int, lrs: np.ndarray) -> None:
-    """TrainingError unless the raw losses up to the smoothed minimum show a descent a test can tell
+def _check_descent(losses: np.ndarray, smoothed: list[float], skip: int, lowest: int, lrs: np.ndarray,
+                   longer_steps: int) -> None:
+    """NoDescentError unless the raw losses up to the smoothed minimum show a descent a test can tell
     from batch-to-batch noise: a falling trend over the candidates (Kendall's tau, one-sided p <
     :data:`TREND_P`), or the :data:`NEAR_MIN` losses ending at the minimum below the ``skip`` first
     ones (Mann-Whitney U, one-sided p < :data:`SHIFT_P`; a late descent after a long plateau). A minimum
-    fewer than 3 steps after the ``skip`` (>= 3) first ones is too close to test: also no descent.
+    fewer than 3 steps after the ``skip`` (>= 3) first ones is too close to test: also no descent. The
+    message proposes a sweep of ``longer_steps``: more losses over the same LRs, for the same tests.
 
     The smoothed minimum of pure noise always lies somewhat below its start: labels unrelated to the
     inputs (flat at 0.69) and unstandardised 1e6 targets gave "suggested" lrs of 1e-6 from it. On
@@ -168,20 +221,21 @@ def _check_descent(losses: np.ndarray, smoothed: list[float], skip: int, lowest:
     from scipy import stats
 
     if lowest - skip < 3:
-        raise TrainingError(f"the smoothed loss of the LR range test was lowest {lowest - skip} step(s) after its "
-                            f"warm-up (at lr {lrs[lowest]:.3g}), too few to tell a descent from noise: start the "
-                            "sweep lower or take more steps (trainlab lr-find --start-lr, --steps), or set the lr "
-                            "yourself")
+        raise NoDescentError(f"the smoothed loss of the LR range test was lowest {lowest - skip} step(s) after its "
+                             f"warm-up (at lr {lrs[lowest]:.3g}), too few to tell a descent from noise: start the "
+                             f"sweep lower or take more steps (trainlab lr-find CONFIG --steps {longer_steps}, "
+                             "--start-lr), or set the lr yourself")
     candidates = losses[skip:lowest + 1]
     trend = stats.kendalltau(np.arange(len(candidates)), candidates, alternative="less").pvalue
     near = losses[max(skip, lowest + 1 - NEAR_MIN):lowest + 1]
     shift = stats.mannwhitneyu(losses[:skip], near, alternative="greater").pvalue
     if not (trend < TREND_P or shift < SHIFT_P):
-        raise TrainingError(f"the loss shows no descent during the LR range test (the smoothed loss went from "
-                            f"{smoothed[skip]:.4g} at lr {lrs[skip]:.3g} to {smoothed[lowest]:.4g} at lr "
-                            f"{lrs[lowest]:.3g}, within its batch-to-batch noise: trend p = {trend:.2g}): no lr to "
-                            "suggest; check that the targets are learnable (and standardised, for regression), or "
-                            "set the lr yourself")
+        raise NoDescentError(f"the loss shows no descent during the LR range test (the smoothed loss went from "
+                             f"{smoothed[skip]:.4g} at lr {lrs[skip]:.3g} to {smoothed[lowest]:.4g} at lr "
+                             f"{lrs[lowest]:.3g}, within its batch-to-batch noise: trend p = {trend:.2g}): no lr to "
+                             "suggest; check that the targets are learnable (and standardised, for regression), "
+                             f"sweep more steps (trainlab lr-find CONFIG --steps {longer_steps}), or set the lr "
+                             "yourself")
 
 
 def smoothed_until_divergence(losses: Sequence[float], smoothing: float = 0.98, warmup: int = 0) -> list[float]:

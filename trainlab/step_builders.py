@@ -22,10 +22,17 @@ from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.objective import Objective
 from trainlab.engine.step import StandardStep, Step, StepOptions
 from trainlab.engine.weight_averaging import AveragedStep, AveragingRule
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, TrainingError
 from trainlab.finetune import backbone_frozen_for_now, freeze_backbone, layerwise_param_groups
 from trainlab.losses.base import Loss
-from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
+from trainlab.lr_finder import (
+    NoDescentError,
+    check_lr_searchable,
+    longer_sweep_steps,
+    range_test_step,
+    suggest_lr,
+    warmup_steps,
+)
 from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
 from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
@@ -138,11 +145,29 @@ def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: di
     """``lr: auto``: the LR range test on a throw-away step of the same strategy; model and loss untouched.
     It trains what the first step trains: with ``finetune.freeze`` only the head, also when
     the backbone is frozen only from the first step on (:func:`first_epoch_freezing`), so the lr found
-    is the head's (which the backbone's layers share after unfreezing, times ``layerwise_lr_decay``^k)."""
+    is the head's (which the backbone's layers share after unfreezing, times ``layerwise_lr_decay``^k).
+
+    The sweep has 100 steps; when they show no descent within their noise
+    (:class:`~trainlab.lr_finder.NoDescentError`), it is run once more over
+    :func:`~trainlab.lr_finder.longer_sweep_steps` (the same LRs, more losses for the trend test) before
+    the TrainingError, which then names ``trainlab lr-find CONFIG --steps N`` and a fixed lr as the ways on.
+    An optimizer whose lr is fixed (``adadelta_zeiler``) is refused first
+    (:func:`~trainlab.lr_finder.check_lr_searchable`): ConfigError.
+    """
+    check_lr_searchable(spec)
     eager = dataclasses.replace(step_options(config, precision), compile=False)  # 100 steps: not worth compiling
+    sweeps = [100, longer_sweep_steps(100, plan.steps_per_epoch)]
+    if sweeps[1] == sweeps[0]:
+        sweeps.pop()
     with first_epoch_freezing(config, model):
         probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision, eager)
-        steps = 100
-        lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0, num_steps=steps,
-                                      reference_lr=1e-7)  # lrs of strategy.optimizer.lr (the head's)
-    return suggest_lr(lrs, losses, skip_start=warmup_steps(steps))  # of the planned sweep, also if it stopped early
+        for steps in sweeps:
+            lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0,
+                                          num_steps=steps, reference_lr=1e-7)  # lrs of strategy.optimizer.lr
+            try:  # of the planned sweep, also if it stopped early
+                return suggest_lr(lrs, losses, skip_start=warmup_steps(steps))  # names 3x steps if none
+            except NoDescentError as exc:
+                failure = exc
+    swept = " and then ".join(str(steps) for steps in sweeps)
+    raise TrainingError(f"lr: auto found no lr after sweeping {swept} steps: {failure}; with lr: auto, a "
+                        "fixed strategy.optimizer.lr is the way out") from None

@@ -59,6 +59,9 @@ MAX_TIMED_STEPS = 50
 WARMUP_STEPS = 1
 REPLANS = 25  # re-plans over a run (trainlab.callbacks.time_budget.BudgetPlanner)
 MIN_USEFUL_STEPS = 10  # the least budget the "leaves no time to train" error proposes: room for this many steps
+# ... times this margin, rounded up: the next calibration is no copy of the last (3.0 s, then 3.3 s with the
+# 3 s the unmargined estimate proposed), and its lr: auto range test may take its longer second sweep
+BUDGET_MARGIN = 1.5
 WITH_RANGE_TEST = " (with lr: auto's range test)"
 
 
@@ -70,6 +73,18 @@ class StepTiming:
     validation_s: float  # one validation pass (0 without validation data)
     calibration_s: float  # the calibration's steps and validation (and lr: auto's range test, when it ran)
     timed_steps: int
+
+
+def least_useful_budget_s(timing: StepTiming) -> int:
+    """The budget the "leaves no time to train" error proposes, in whole seconds:
+    ``ceil(BUDGET_MARGIN x (calibration_s + MIN_USEFUL_STEPS x step_s + validation_s))``, room for the
+    calibration, ``MIN_USEFUL_STEPS`` steps and a validation with a margin for the next calibration's drift.
+
+    >>> least_useful_budget_s(StepTiming(step_s=0.0005, validation_s=0.0009, calibration_s=2.96, timed_steps=3))
+    5
+    """
+    needed = timing.calibration_s + MIN_USEFUL_STEPS * timing.step_s + timing.validation_s
+    return math.ceil(BUDGET_MARGIN * needed)
 
 
 def validations_within(steps: int, steps_per_epoch: int, every_n_steps: int | None) -> int:
@@ -244,9 +259,9 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
             f"strategy.time_budget_s={budget:g} leaves no time to train: the calibration"
             f"{WITH_RANGE_TEST if lr_auto_s else ''} took "
             f"{timing.calibration_s:.1f} s and a step takes {timing.step_s:.3g} s (a validation "
-            f"{timing.validation_s:.3g} s); raise time_budget_s to at least "
-            f"{math.ceil(timing.calibration_s + MIN_USEFUL_STEPS * timing.step_s + timing.validation_s)} "
-            f"(the calibration, {MIN_USEFUL_STEPS} steps and a validation), or set epochs instead")
+            f"{timing.validation_s:.3g} s); raise time_budget_s to at least {least_useful_budget_s(timing)} "
+            f"(the calibration, {MIN_USEFUL_STEPS} steps and a validation, with a {BUDGET_MARGIN:g}x margin for "
+            "the next calibration's own time), or set epochs instead")
     record = {"seconds": budget, **asdict(timing), "planned_steps": steps, "length_steps": length,
               "steps_per_epoch": steps_per_epoch, "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
     if lr_auto_s:
