@@ -252,3 +252,18 @@ def test_optimizers_whose_lr_scales_the_step_may_search_it(name):
     from trainlab.lr_finder import check_lr_searchable
 
     check_lr_searchable({"name": name, "lr": "auto"})
+
+
+def test_a_compare_or_schedule_preflight_names_the_fixed_lr_not_a_stand_in(tmp_path):
+    """The preflight (schedule, compare, tune) put lr 1e-3 in place of lr: auto and reported adadelta_zeiler's
+    "Received: lr=0.001", an lr the user never set."""
+    from trainlab.config import validate
+    from trainlab.errors import ConfigError
+    from trainlab.preflight import check_components
+
+    config = validate({"name": "z", "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [4]},
+                       "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adadelta_zeiler", "lr": "auto"},
+                                    "batch_size": 16, "epochs": 1}})
+    with pytest.raises(ConfigError, match="lr: auto cannot be used with optimizer 'adadelta_zeiler'") as caught:
+        check_components(config)
+    assert "0.001" not in str(caught.value)

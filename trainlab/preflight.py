@@ -26,6 +26,7 @@ def check_components(config: Config) -> None:
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
     from trainlab.data import DATA_SOURCES
     from trainlab.losses import build_loss
+    from trainlab.lr_finder import check_lr_searchable
     from trainlab.models import MODELS, check_layer_counts
     from trainlab.optim import build_optimizer
     from trainlab.schedules import build_schedule
@@ -39,6 +40,7 @@ def check_components(config: Config) -> None:
                 loss.output_dim(config.data.task, 2 if config.data.task == "binary" else None, 2)  # must fit it
         optimizer = optimizer_spec_for(config)  # as the run builds it: regularization.weight_decay placed, or refused
         if optimizer.get("lr") == "auto":
+            check_lr_searchable(optimizer)  # adadelta_zeiler takes lr 1.0 only: said so, not "lr=0.001"
             optimizer["lr"] = 1e-3  # found at run time by the LR range test
         weight = torch.nn.Parameter(torch.zeros(2, 2))  # 2-D: optimizers for matrices only (muon_conv) accept it
         build_optimizer(optimizer, [{"params": [weight], "group": "decay"}])
