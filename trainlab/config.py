@@ -317,14 +317,39 @@ def _validated(model: type[Any], raw: dict[str, Any], overrides: Sequence[str]) 
         first = exc.errors()[0]
         where = location(first["loc"], raw)
         # a validator's own refusal (an unknown logger in a list) took the value's kind: how YAML read it is no clue
-        # nor for a missing key: quoting the mapping that lacks it is no fix
-        refused = ("value_error", "assertion_error", "missing")
+        # nor for a missing key (quoting the mapping that lacks it is no fix), an unknown one (the key is wrong) or
+        # a section given no mapping (its one-word form is a registered name, checked only when it is built)
+        refused = ("value_error", "assertion_error", "missing", "extra_forbidden", "model_type")
         wants_number = first["type"].startswith(("int_", "float_"))  # pydantic's int_type, float_parsing, ...
         choices = first.get("ctx", {}).get("expected") if first["type"] == "literal_error" else None
-        reading = "" if first["type"] in refused else override_reading(where, overrides, wants_number, choices)
+        reading = "" if first["type"] in refused else override_reading(
+            where, overrides, wants_number, choices, fits=lambda key, value: _fits_at(model, raw, key, value))
         raise ConfigError(one_line(exc, raw, Config) + reading) from None
     except RecursionError:
         raise ConfigError("config is nested too deeply to validate") from None
+
+
+def _fits_at(model: type[Any], raw: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether ``raw`` with dotted ``key`` set to ``value`` validates as ``model`` at that key: no error at
+    ``key`` or under it (errors elsewhere in ``raw`` are not this value's). ``raw`` is left as it is (the
+    sections on the key's path are copied); a path through a value that is no mapping: False."""
+    path = key.split(".")
+    changed = dict(raw)
+    node = changed
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            return False
+        node[part] = node = dict(child)
+    node[path[-1]] = value
+    try:
+        model.model_validate(changed)
+    except ValidationError as exc:
+        places = (location(error["loc"], changed) for error in exc.errors())
+        return not any(place == key or place.startswith(key + ".") for place in places)
+    except (RecursionError, TypeError, ValueError):
+        return False
+    return True
 
 
 def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] = (), follow_links: bool = True) -> Config:

@@ -11,7 +11,10 @@ written (:func:`location`; pydantic's union-branch names such as ``int`` or ``In
   'cuda'?``. The message is cut to 300 characters; the ``got`` part is left out when the message already
   says what it got or the value is a section; the did-you-mean names the closest choice of a ``Literal``
   (:data:`CHOICE_SYNONYMS` maps PyTorch's and Lightning's spellings onto trainlab's). A ``torch.nn.Module``
-  given as a value adds where a model object goes instead.
+  given as a value adds where a model object goes instead;
+- a section given no mapping: ``config key 'strategy.early_stopping': must be a mapping of its options (e.g.
+  {patience: 10}, or {} for the defaults); got 5`` (:func:`_mapping_wanted`), not pydantic's "valid
+  dictionary or instance of EarlyStoppingConfig", whose class the config never names.
 
 The config's loader (:func:`trainlab.config.validate`) raises the line; this module does not import it.
 """
@@ -20,11 +23,11 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import Named, short_repr
 from trainlab.registry import did_you_mean
 
 
@@ -110,6 +113,8 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
     if first["type"] == "missing":
         return f"config key '{where}' is required{_misspelt_key(raw, where)}"
     message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "model_type":  # "...or instance of EarlyStoppingConfig": a class the config never names
+        message = _mapping_wanted(_model_named(schema, (first.get("ctx") or {}).get("class_name")))
     if len(message) > 300:
         message = message[:297] + "..."
     got = first.get("input")
@@ -119,6 +124,69 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
     if isinstance(got, dict) or "got" in message:
         return f"config key '{where or 'config'}': {message}"
     return f"config key '{where or 'config'}': {message}; got {short_repr(got)}{_closest_choice(first)}"
+
+
+def _model_named(schema: type[BaseModel], name: Any) -> type[BaseModel] | None:
+    """The model class called ``name`` among those ``schema``'s fields hold, at any depth (None if none is)."""
+    seen: set[type[BaseModel]] = set()
+    pending: list[Any] = [schema]
+    while pending:
+        annotation = pending.pop()
+        pending.extend(get_args(annotation))  # X | None, list[X], Literal[...] (whose strings are no classes)
+        if not isinstance(annotation, type) or not issubclass(annotation, BaseModel) or annotation in seen:
+            continue
+        if annotation.__name__ == name:
+            return annotation
+        seen.add(annotation)
+        pending.extend(field.annotation for field in annotation.model_fields.values())
+    return None
+
+
+def _mapping_wanted(model: type[BaseModel] | None) -> str:
+    """What a section takes, for a value that is no mapping (pydantic: "Input should be a valid dictionary or
+    instance of EarlyStoppingConfig"), in the config's words: "must be a mapping of its options (e.g. {patience:
+    10}, or {} for the defaults)". The example is the section's required keys (a ``Literal`` by its first
+    choice), else its first option with a number for default (else with any plain default, else its first).
+    A section that takes one word for its required choice (``weight_averaging: ema``) lists those words; a
+    component (``loss``) says it takes its registered name."""
+    if model is None:
+        return "must be a mapping of its options"
+    if issubclass(model, Named):
+        return "must be a registered name, or a mapping of name and its options (e.g. {name: NAME, OPTION: VALUE})"
+    fields = model.model_fields
+    required = {key: field for key, field in fields.items() if field.is_required()}
+    if required:
+        shown = {key: (get_args(field.annotation) or ["..."])[0] if get_origin(field.annotation) is Literal
+                 else "..." for key, field in required.items()}
+        example = "{" + ", ".join(f"{key}: {value}" for key, value in shown.items()) + "}"
+        words = _one_word_choices(model, required)
+        start = f"must be one of {', '.join(repr(word) for word in words)} or" if words else "must be"
+        return f"{start} a mapping of its options (e.g. {example})"
+    plain = {key: field.default for key, field in fields.items() if isinstance(field.default, str | int | float)}
+    numbers = [key for key, default in plain.items() if not isinstance(default, bool | str)]
+    key = next(iter(numbers or plain or fields), None)
+    value = _yaml_scalar(plain[key]) if key in plain else "..."
+    example = f"{{{key}: {value}}}, or {{}} for the defaults" if key else "{} for the defaults"
+    return f"must be a mapping of its options (e.g. {example})"
+
+
+def _one_word_choices(model: type[BaseModel], required: dict[str, Any]) -> tuple[Any, ...]:
+    """The choices of a section's one required ``Literal`` key when the section takes one of them as a single
+    word (``weight_averaging: ema`` is ``{kind: ema}``); () otherwise."""
+    if len(required) != 1:
+        return ()
+    field = next(iter(required.values()))
+    choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+    try:
+        model.model_validate(choices[0]) if choices else None
+    except ValidationError:
+        return ()
+    return choices
+
+
+def _yaml_scalar(value: Any) -> str:
+    """A default as YAML writes it: ``true``, ``10``, ``val_loss``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 # what users of PyTorch and Lightning write for a choice that trainlab names otherwise (device: gpu, cuda:0;

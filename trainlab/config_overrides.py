@@ -7,7 +7,7 @@ is validated, so ``compare``, ``tune`` and the CLI apply them the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -41,14 +41,23 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def override_reading(where: str, overrides: Sequence[str], wants_number: bool = False,
-                     choices: str | None = None) -> str:
+                     choices: str | None = None, fits: Callable[[str, Any], bool] | None = None) -> str:
     """For an invalid config key set by the last ``--set KEY=VALUE`` of ``overrides`` (or by one of a section
     above it), "; --set KEY=VALUE was read as ..." and the fix, when YAML read VALUE as something other than a
-    plain string or number: ``foo:`` is a mapping, ``[1`` a list, ``yes`` a boolean, an empty value null.
-    The fix is quoting, unless the key ``wants_number`` (a quoted value is a string: no number either) or
-    takes one of ``choices`` (pydantic's words: ``'none', 'last' or 'all'``) that the quoted value is not
-    (``true``: the fix is one of them; ``off`` is one: quoting is the fix). "" otherwise (the error line
-    already shows a string or number it got)."""
+    plain string: ``foo:`` is a mapping, ``[1`` a list, ``yes`` a boolean, ``123`` a number, an empty value null.
+
+    The fix, in this order:
+
+    - quoting (``--set 'KEY="VALUE"'``), only where ``fits(KEY, "VALUE")`` says the quoted string validates at
+      KEY: a string-typed key given ``yes`` or ``123`` (a name, a path). Quoting a list, a mapping, a boolean for
+      a section (``early_stopping=true``) or a value refused for its number (``lr: -0.1`` in a list) gives a
+      string the key refuses too; without ``fits`` there is no such advice;
+    - for a value other than a number: "give KEY one number" when the key ``wants_number`` (a list or a
+      boolean given to a number), "give KEY one of ..." when it takes one of ``choices`` (pydantic's words:
+      ``'none', 'last' or 'all'``).
+
+    "" when none applies (the error line already says what the key takes and what it got), for a mapping set to
+    a section above the bad key (the error is in what it holds), and for a ``--set`` that does not parse."""
     for text in reversed(overrides):
         key, sep, value = text.partition("=")
         key = key.strip()
@@ -61,20 +70,39 @@ def override_reading(where: str, overrides: Sequence[str], wants_number: bool = 
         if parsed is None and not value.strip():
             return f"; --set {text} was read as null (an empty value): give a value after '=', or delete the key " \
                    f"with --set '~{key}'"
-        if parsed is not None and not isinstance(parsed, dict | list | bool):
+        if isinstance(parsed, str) or (isinstance(parsed, dict) and where != key):
             return ""
-        if isinstance(parsed, dict) and where != key:  # a section, read as one: the error is in what it holds
-            return ""
-        kinds = {dict: "a mapping", list: "a list", bool: "the boolean"}
-        kind = next((name for type_, name in kinds.items() if isinstance(parsed, type_)), "null")
-        shown = "" if parsed is None else " " + flow_yaml(parsed)
-        if wants_number:
-            return f"; --set {text} was read as {kind}{shown}; give {key} one number"
-        if choices is not None and f"'{value.strip()}'" not in choices:
-            return f"; --set {text} was read as {kind}{shown}; give {key} one of {choices}"
+        read_as = f"; --set {text} was read as {_kind_of(parsed)}"
         quoted = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f"; --set {text} was read as {kind}{shown}; quote it: --set '{key}=\"{quoted}\"'"
+        string = _quoted_value(quoted)  # what the quoted form sets
+        if fits is not None and string is not None and fits(key, string):
+            return f"{read_as}; quote it: --set '{key}=\"{quoted}\"'"
+        if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+            return ""  # the line shows the number it got and what the key takes
+        if wants_number:
+            return f"{read_as}; give {key} one number"
+        if choices is not None:
+            return f"{read_as}; give {key} one of {choices}"
+        return ""
     return ""
+
+
+def _quoted_value(quoted: str) -> str | None:
+    """What ``--set 'KEY="QUOTED"'`` would set: the double-quoted YAML string; None where it does not parse."""
+    try:
+        value = yaml_load(f'"{quoted}"')
+    except (yaml.YAMLError, RefusedYAMLError, ValueError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _kind_of(parsed: Any) -> str:
+    """What YAML read a ``--set`` value as, with the value: ``the boolean true``, ``a list [1, 2]``."""
+    if parsed is None:
+        return "null"
+    kinds = {bool: "the boolean", dict: "a mapping", list: "a list", int: "the number", float: "the number"}
+    kind = next((name for type_, name in kinds.items() if isinstance(parsed, type_)), f"a {type(parsed).__name__}")
+    return f"{kind} {flow_yaml(parsed)}"
 
 
 # The key a section's one-word form stands for: `loss: mse` is {name: mse}, `weight_averaging: ema` {kind: ema}.

@@ -71,11 +71,16 @@ class OptimizerConfig(Named):
     @field_validator("lr", mode="before")
     @classmethod
     def _number_or_auto(cls, value: Any) -> Any:
-        """A word that is not ``auto`` is refused as one, with ``auto`` named (the union said "must be a number")."""
+        """A word that is not ``auto`` is refused as one, with ``auto`` named (the union said "must be a number").
+
+        ``auto`` is one of the config's fixed words, which are matched as written, letter case included (as
+        ``device: cpu`` and ``progress: off``; registered component names are what match in any case):
+        ``Auto`` and ``AUTO`` are refused with "did you mean 'auto'?", as a misspelling is."""
         word = value.strip().lower().lstrip("+-") if isinstance(value, str) else None
-        if word is not None and word not in ("auto", "inf", "infinity", "nan") and not any(c.isdigit() for c in word):
+        if word is not None and value.strip() != "auto" and word not in ("inf", "infinity", "nan") \
+                and not any(c.isdigit() for c in word):
             raise ValueError(f"must be a number (e.g. 0.5 or 1e-3) or 'auto' (an LR range test picks it); got "
-                             f"{short_repr(value)}{did_you_mean(value.strip().lower(), ['auto'])}")
+                             f"{short_repr(value)}{did_you_mean(value.strip(), ['auto'])}")
         return value
 
     @field_validator("lr")
@@ -232,7 +237,7 @@ class Strategy(Strict):
     clip_grad_value: Float | None = Field(None, gt=0.0, le=MAX_LR)
     grad_accum_steps: Int = Field(1, ge=1)
     eval_every_n_steps: Int | None = Field(None, ge=1)  # also validate mid-epoch (step records in metrics.jsonl)
-    early_stopping: EarlyStoppingConfig | None = None
+    early_stopping: EarlyStoppingConfig | None = None  # true: the defaults ({}); false or null: none
     init: InitConfig | list[InitConfig] | None = None  # one initializer or a list applied in order
     divergence: DivergenceConfig = DivergenceConfig()
     finetune: Finetune | None = None
@@ -250,6 +255,14 @@ class Strategy(Strict):
             return {} if value else None
         if value is not None and not isinstance(value, dict | TTAConfig):
             raise ValueError(f"must be true, false or a mapping with keys flip, translate, when; got {short_repr(value)}")
+        return value
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _early_stopping_switch(cls, value: Any) -> Any:
+        # `early_stopping: true` is early stopping at its defaults ({}), false (or off, null) none, as tta's switch
+        if isinstance(value, bool):
+            return {} if value else None
         return value
 
     @field_validator("batch_size", mode="before")

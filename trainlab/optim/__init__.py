@@ -24,6 +24,15 @@ from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
 EPS_OPTIONS = ("eps", "adamw_eps")  # a denominator's offset, wherever an optimizer takes one
+# options below 0 that torch's optimizers refuse in their own words ("Invalid lr_decay value: -0.1"), and what
+# each is; a negative one has no meaning in any optimizer (a weight decay below 0 grows the weights)
+NON_NEGATIVE_OPTIONS = {
+    "lr": "a step size", "adamw_lr": "the step size of the AdamW part",
+    "weight_decay": "a pull of the weights toward 0",
+    "lr_decay": "Adagrad's lr is lr / (1 + (step - 1) x lr_decay)",
+    "initial_accumulator_value": "the starting sum of squared gradients",
+    "momentum_decay": "NAdam's momentum schedule", "alpha": "RMSprop's weight of its running average",
+}
 
 
 def check_option_ranges(name: str, options: dict[str, Any]) -> None:
@@ -34,7 +43,9 @@ def check_option_ranges(name: str, options: dict[str, Any]) -> None:
     only >= 0). ``dampening`` scales the gradient's share of SGD's buffer by 1 - dampening: [0, 1].
     ``eps`` (``adamw_eps``) offsets a denominator: > 0 (torch accepts 0, then a zero gradient's update is
     0 / 0 = NaN). ``eps`` and ``weight_decay`` at most float32's largest (torch: "value cannot be converted to
-    type float without overflow").
+    type float without overflow"). The :data:`NON_NEGATIVE_OPTIONS` (``lr``, ``weight_decay``, ``lr_decay``,
+    ``alpha``, ...) >= 0, and ``adadelta``'s ``rho`` in [0, 1]: torch refuses the rest in its own words ("Invalid
+    weight_decay value: -0.1"), which named no valid range.
     """
     def number(value: Any) -> float | None:
         try:
@@ -53,10 +64,18 @@ def check_option_ranges(name: str, options: dict[str, Any]) -> None:
         if eps is not None and not 0.0 < eps <= FLOAT32_MAX:
             raise ConfigError(f"optimizer '{name}': {key} must be > 0 (the update divides by it) and at most "
                               f"{FLOAT32_MAX:.4g} (float32's largest); got {options[key]}")
+    for key, meaning in NON_NEGATIVE_OPTIONS.items():  # torch's "Invalid weight_decay value: -0.1", said as a rule
+        value = number(options.get(key, 0.0))
+        if value is not None and value < 0.0:
+            raise ConfigError(f"optimizer '{name}': {key} must be >= 0 ({meaning}); got {options[key]}")
     weight_decay = number(options.get("weight_decay", 0.0))
     if weight_decay is not None and not abs(weight_decay) <= FLOAT32_MAX:  # torch's "cannot be converted"
         raise ConfigError(f"optimizer '{name}': weight_decay must be at most {FLOAT32_MAX:.4g} (float32's "
                           f"largest, the type torch's steps hold it in); got {options['weight_decay']}")
+    rho = number(options.get("rho", 0.0))  # torch Adadelta's; adadelta_zeiler checks its own, other uses differ
+    if name.lower() == "adadelta" and rho is not None and not 0.0 <= rho <= 1.0:  # torch's "Invalid rho value"
+        raise ConfigError(f"optimizer '{name}': rho must be in [0, 1] (the weight of the running averages of "
+                          f"squared gradients and updates); got {options['rho']}")
     betas = options.get("betas")
     if isinstance(betas, list | tuple):
         for index, beta in enumerate(betas):
