@@ -149,7 +149,8 @@ def test_the_default_metric_missing_says_it_is_the_default_and_what_to_pass(tmp_
     base, space = _write(tmp_path, REGRESSION, {"strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1}})
     assert main(["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"error: --metric 'val_accuracy' is not recorded by {base}; did you mean 'val_r2'? (its "
+    assert err == (f"error: --metric 'val_accuracy' is not recorded by {base}; accuracy is a classification "
+                   "metric, and these records are of a regression task; did you mean 'val_r2'? (its "
                    "validation metrics: val_loss, val_mse, val_mae, val_r2); val_accuracy is --metric's default: "
                    "pass --metric with one of these")
     assert not (tmp_path / "out").exists()

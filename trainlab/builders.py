@@ -226,7 +226,7 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
         plateau = getattr(schedule, "monitor", "val_loss")
         if available == ["train_loss"] and plateau != "train_loss":
             raise ConfigError(f"schedule reduce_on_plateau monitors '{plateau}', but {NO_VALIDATION}")
-        check_monitor(plateau, available, "schedule reduce_on_plateau")
+        check_monitor(plateau, available, "schedule reduce_on_plateau", loss=strategy.loss.name)
     if strategy.finetune is not None and strategy.finetune.freeze:
         callbacks.append(UnfreezeSchedule(strategy.finetune.freeze, strategy.finetune.unfreeze_after_epochs))
     divergence = strategy.divergence
@@ -262,7 +262,7 @@ def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> 
     if monitor.startswith("val_") and monitor[4:] in metric_names and not is_scalar(monitor):
         raise ConfigError(f"early_stopping monitors '{monitor}', a list (one value per class), not a number; "
                           f"monitor a scalar record (available: {', '.join(available)})")
-    check_monitor(monitor, available, "early_stopping")
+    check_monitor(monitor, available, "early_stopping", loss=config.strategy.loss.name)
     return monitor, mode, available
 
 

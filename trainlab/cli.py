@@ -10,6 +10,7 @@ line, exit 0 (:func:`trainlab.sigterm.command_signals`). The parser is in :mod:`
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -341,15 +342,26 @@ def import_holding_signals(module: str, received: list[int]) -> bool:
     return len(received) > before
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line; a usage error is one ``error:`` line and exit 2 (argparse's SystemExit), also
+    for no command at all (argparse would print the whole help, with no error line) and for arguments the
+    command does not take, which point to that command's help (``trainlab train --help``), not the top's."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if args.command is None and not extra:
+        parser.error(f"a command is needed: trainlab {{{','.join(commands.choices)}}} ...")
+    if extra:
+        owner = parser if args.command is None else commands.choices[args.command]
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``trainlab <argv>``; returns the exit code. Without ``argv`` (the ``trainlab`` command, ``python -m
     trainlab.cli``: the process ends with it) SIGINT/SIGTERM stay deferred after the return, through the
     interpreter's teardown; with ``argv`` (called from Python) the previous handlers come back."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    args = _parse(argv)
     if args.data_dir:  # a folder that is not there is said where a data path is looked for in it (data/paths.py)
         os.environ["TRAINLAB_DATA_DIR"] = args.data_dir
     if not args.debug:

@@ -9,17 +9,30 @@ from __future__ import annotations
 
 from trainlab.builders import build, run_scope
 from trainlab.config import Config
+from trainlab.config_strategy import OptimizerConfig
 from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import TrainingError
-from trainlab.lr_finder import range_test_step, suggest_lr, warmup_steps
+from trainlab.lr_finder import check_lr_searchable, range_test_step, suggest_lr, warmup_steps
+from trainlab.optim import default_lr
 from trainlab.schedule_plan import base_lr
-from trainlab.step_builders import first_epoch_freezing
+from trainlab.step_builders import first_epoch_freezing, optimizer_spec_for
 
 
 def _plot_lr_finder(lrs: list[float], losses: list[float], suggestion: float | None, path: str, warmup: int) -> None:
     from trainlab.plots import plot_lr_finder  # matplotlib: only when a plot is asked for
 
     plot_lr_finder(lrs, losses, suggestion, path, warmup=warmup)
+
+
+def _sweeps_without_lr(optimizer: OptimizerConfig) -> bool:
+    """Whether the range test builds the optimizer with a placeholder lr (its ``start_lr``): for ``lr: auto``,
+    and for an lr left out that the optimizer has no default of (sgd, lion, lamb, muon, schedule_free_adamw),
+    which a training run is refused without. The sweep sets the lr itself, relative to the lr the step was
+    built with, so the placeholder changes no point of the curve. An optimizer with a default lr (adam 1e-3;
+    adadelta_zeiler 1.0, the only lr it takes) is built with it, as before; groups keep their own lrs."""
+    if optimizer.lr == "auto":
+        return True
+    return optimizer.lr is None and not optimizer.groups and default_lr(optimizer.name) is None
 
 
 def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
@@ -30,7 +43,9 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
     suggested (the TrainingError then names the plot).
     """
     optimizer_config = config.strategy.optimizer
-    if optimizer_config.lr == "auto":  # build with a placeholder: the test below is the one that counts
+    if optimizer_config.lr == "auto":  # adadelta_zeiler takes lr 1.0 only: said so, not "Received: lr=1e-07"
+        check_lr_searchable(optimizer_spec_for(config))
+    if _sweeps_without_lr(optimizer_config):  # build with a placeholder: the sweep below sets every lr
         config = config.model_copy(update={"strategy": config.strategy.model_copy(
             update={"optimizer": optimizer_config.model_copy(update={"lr": start_lr})})})
     with run_scope(config):

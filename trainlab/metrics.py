@@ -445,24 +445,78 @@ def _unprefixed(name: str) -> str:
     return name
 
 
-def unrecorded_hint(key: str, recorded: list[str]) -> str:
-    """What to add to "``key`` is not recorded": ``; add 'roc_auc' to the run's metrics ...`` when ``key``
-    is a split's record of a built-in metric (``val_roc_auc``) that the config does not list (a did-you-mean
-    would offer ``val_recall``) and that the run's task can have (the tasks every recorded built-in metric
-    allows: no ``accuracy`` beside ``mse``), else :func:`did_you_mean` among the ``recorded`` keys."""
+def unrecorded_hint(key: str, recorded: list[str], loss: Any = None) -> str:
+    """What to add to "``key`` is not recorded", for ``key`` a split's record of a metric (``val_roc_auc``):
+
+    1. ``loss`` (its registered name, class or instance; None: not known) trains embeddings
+       (:func:`gives_predictions` is False): ``; metric 'accuracy' cannot be computed for loss 'triplet' ...``
+       naming the split's loss record, the one thing such a run records (adding the metric is refused);
+    2. a built-in metric of another task than the recorded built-in metrics' (``val_r2`` beside
+       ``val_accuracy``): :func:`_other_task_hint`;
+    3. a built-in metric the config does not list: ``; add 'roc_auc' to the run's metrics ...`` (a
+       did-you-mean would offer ``val_recall``);
+
+    else (an unknown name, ``train_``: the loop records train_loss alone) :func:`did_you_mean` among ``recorded``."""
     name = _unprefixed(key)
-    if not key.startswith(("val_", "test_")) or name in (key, "loss") or is_user_metric(name) or key in recorded:
-        return did_you_mean(key, recorded)  # train_: the loop records train_loss alone
+    if not key.startswith(("val_", "test_")) or name in (key, "loss") or key in recorded:
+        return did_you_mean(key, recorded)
+    if loss is not None and not gives_predictions(_loss_factory(loss)):
+        return (f"; metric '{name}' cannot be computed for loss '{_loss_name(loss)}', which trains embeddings and "
+                f"gives no predictions (its runs record the loss only: {key.partition('_')[0]}_loss)")
+    if is_user_metric(name):
+        return did_you_mean(key, recorded)
     try:
-        tasks = set(get_metric(name).tasks)
+        wanted = set(get_metric(name).tasks)
     except ConfigError:  # top_0_accuracy
         return did_you_mean(key, recorded)
+    run_tasks = _recorded_tasks(recorded)
+    if not wanted & run_tasks:
+        return _other_task_hint(name, wanted, run_tasks) if run_tasks else did_you_mean(key, recorded)
+    return f"; add '{name}' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it"
+
+
+def _recorded_tasks(recorded: list[str]) -> set[str]:
+    """The tasks that every built-in metric among the ``recorded`` keys allows (all: none is built in);
+    empty for records of no common task (``val_accuracy`` beside ``val_mse``: a damaged record)."""
+    tasks = set(TASKS)
     for other in {_unprefixed(k) for k in recorded}:
         if _built_in(other):
             tasks &= get_metric(other).tasks
-    if not tasks:
-        return did_you_mean(key, recorded)
-    return f"; add '{name}' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it"
+    return tasks
+
+
+def _other_task_hint(name: str, wanted: set[str], run_tasks: set[str]) -> str:
+    """``; r2 is a regression metric, and these records are of a classification task``: ``name`` fits the
+    tasks ``wanted``, none of the ``run_tasks`` (:func:`_recorded_tasks`), so no config can add it here."""
+    specific = wanted <= CLASSIFICATION and run_tasks <= CLASSIFICATION  # subset_accuracy on a multiclass run
+    return (f"; {name} is a {_task_words(wanted, specific)} metric, and these records are of a "
+            f"{_task_words(run_tasks, specific)} task")
+
+
+def _task_words(tasks: set[str], specific: bool = False) -> str:
+    """``regression``, ``classification`` (any of binary, multiclass, multilabel), or with ``specific``
+    (or a mix of both kinds) the tasks themselves: ``binary or multiclass``."""
+    if tasks <= REGRESSION:
+        return "regression"
+    if tasks <= CLASSIFICATION and not specific:
+        return "classification"
+    return " or ".join(task for task in TASKS if task in tasks)
+
+
+def _loss_factory(loss: Any) -> Any:
+    """A loss named by its registered name -> its class (its ``target_kind`` is a class attribute); a loss
+    instance or class as it is; a ``module:attr`` name or an unknown one -> None (not imported for a message)."""
+    if not isinstance(loss, str):
+        return loss
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
+    from trainlab.losses import LOSSES
+
+    return LOSSES.get(loss) if ":" not in loss and loss in LOSSES else None
+
+
+def _loss_name(loss: Any) -> str:
+    """The name a loss is known by in a config (``triplet``)."""
+    return loss if isinstance(loss, str) else str(getattr(loss, "name", type(loss).__name__))
 
 
 def is_user_metric(name: str) -> bool:

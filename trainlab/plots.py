@@ -298,7 +298,8 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     (:func:`~trainlab.records.is_epoch_record`: step records and events are left out), one value per epoch;
     a missing metric's error lists the keys of the epoch records. Folders written by
     ``trainlab.fit(out=...)`` are drawn too. Raises
-    :class:`ConfigError` for a folder that is neither, and for a metric only step records hold.
+    :class:`ConfigError` for a folder that is neither, for folders none of which has an epoch record yet
+    (each one's metrics.jsonl said as it is: :func:`_no_epochs`), and for a metric only step records hold.
     """
     from trainlab.report.sources import LEADERBOARD, load_run, run_labels
 
@@ -308,10 +309,29 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
             raise ConfigError(f"{run_dir} is a comparison folder; use 'trainlab report {run_dir} -o report.html', "
                               f"or plot its run folders {Path(run_dir) / 'runs'}/<task>/<strategy>/seed-<k>")
     runs = [load_run(run_dir, fit_records=True, left_out_of="the plot") for run_dir in run_dirs]
-    _step_only_metric(runs, metric)
     histories = {label: [r for r in run.records if is_epoch_record(r)]
                  for label, run in zip(run_labels(runs), runs, strict=True)}
+    if not any(histories.values()):  # not "metric 'val_loss' is in no history": no metric is in any
+        raise ConfigError(f"nothing to plot: {'; '.join(_no_epochs(run) for run in runs)}")
+    _step_only_metric(runs, metric)
     path = plot_curves(histories, metric, path)
     if missing := missing_metric(histories, metric):
-        warn(f"no '{metric}' in {', '.join(missing)}: left out of the plot")
+        said = [f"{label} (its metrics.jsonl holds no epoch records yet)" if not histories[label] else label
+                for label in missing]
+        warn(f"no '{metric}' in {', '.join(said)}: left out of the plot")
     return path
+
+
+def _no_epochs(run: Any) -> str:
+    """Why a run folder (a :class:`~trainlab.report.sources.RunRecords`) without epoch records has none, as
+    its metrics.jsonl shows: missing or empty (an epoch record is written as each epoch ends: the run
+    recorded no epoch yet), only step records and events (its first epoch still running), or unreadable."""
+    path = Path(run.path) / "metrics.jsonl"
+    if not path.is_file():
+        return f"{run.path} has no metrics.jsonl (the run recorded no epoch yet)"
+    if run.records or run.events:
+        return (f"{path} holds no epoch records (only step records and events: the run recorded no epoch yet; "
+                f"'trainlab report {run.path} -o report.html' draws step records)")
+    if path.stat().st_size == 0:
+        return f"{path} holds no epoch records (empty: the run recorded no epoch yet)"
+    return f"{path} holds no epoch records (none of its lines could be read)"

@@ -369,6 +369,7 @@ def recorded_keys(config: Config, task: str | None) -> list[str]:
     :data:`SUMMARY_NUMBERS`. The ``val_`` ones are also in every epoch record. An unknown metric
     name is trainlab.metrics' ConfigError.
     """
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses: triplet must be known as one)
     from trainlab.losses import LOSSES
 
     loss = config.strategy.loss.name
@@ -401,5 +402,6 @@ def check_validation_key(config: Config, key: str, flag: str, where: str) -> Non
     if keys is None:  # val_loss: every run with a validation split records it
         return
     if key not in keys:
-        raise ConfigError(f"{flag} '{key}' is not recorded by {where}{unrecorded_hint(key, keys)} "
+        hint = unrecorded_hint(key, keys, loss=config.strategy.loss.name)  # triplet: no metric can be added
+        raise ConfigError(f"{flag} '{key}' is not recorded by {where}{hint} "
                           f"(its validation metrics: {', '.join(keys)})")

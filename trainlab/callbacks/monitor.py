@@ -10,25 +10,27 @@ from trainlab.errors import ConfigError
 from trainlab.metrics import unrecorded_hint
 
 
-def check_monitor(monitor: str, available: list[str], owner: str) -> None:
+def check_monitor(monitor: str, available: list[str], owner: str, loss: Any = None) -> None:
     """A ConfigError unless ``monitor`` is one of the ``available`` records (``train_loss``, ``val_...``).
 
-    ``owner`` (``early_stopping``) names the watcher in the message. A ``test_`` or ``train_`` record is
+    ``owner`` (``early_stopping``) names the watcher in the message; ``loss`` (the run's loss, or its name;
+    None: not known) words the advice for a metric it cannot have. A ``test_`` or ``train_`` record is
     pointed to its ``val_`` twin (:func:`_validation_hint`); any other key gets
-    :func:`~trainlab.metrics.unrecorded_hint` (add the metric, or a did-you-mean)."""
+    :func:`~trainlab.metrics.unrecorded_hint` (add the metric; a loss that trains embeddings records the
+    loss alone; a metric of another task; or a did-you-mean)."""
     if monitor not in available:
-        hint = _validation_hint(str(monitor), available, owner)
+        hint = _validation_hint(str(monitor), available, owner, loss)
         if hint is None:
-            hint = unrecorded_hint(str(monitor), available)
+            hint = unrecorded_hint(str(monitor), available, loss)
         raise ConfigError(
             f"{owner} monitors {short_repr(monitor)}, which is not recorded{hint} "
             f"(available: {', '.join(available)})"
         )
 
 
-def _validation_hint(monitor: str, available: list[str], owner: str) -> str | None:
+def _validation_hint(monitor: str, available: list[str], owner: str, loss: Any = None) -> str | None:
     """For ``test_<m>`` or ``train_<m>``: ``owner`` watches the validation records, so monitor ``val_<m>``
-    (adding ``<m>`` to the metrics when it is not recorded); None for any other key.
+    (adding ``<m>`` to the metrics when it is not recorded and ``loss`` can have it); None for any other key.
 
     Only the validation split is watched: the test split must not steer training (its score would no
     longer estimate unseen data), and of the training split the loop records ``train_loss`` alone. A
@@ -42,7 +44,7 @@ def _validation_hint(monitor: str, available: list[str], owner: str) -> str | No
     note = f": {owner} watches the validation records (val_...){why}"
     if twin in available:
         return f"{note}; monitor '{twin}'"
-    advice = unrecorded_hint(twin, available)  # "; add 'roc_auc' to the run's metrics ...", a did-you-mean, or ""
+    advice = unrecorded_hint(twin, available, loss)  # "; add 'roc_auc' to the run's metrics ...", or why not
     return f"{note}; monitor '{twin}'{advice}" if advice.startswith("; add ") else note + advice
 
 

@@ -330,12 +330,12 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
             missing = [strategy for strategy, keys in own.items() if wanted not in keys]
             if not missing:
                 continue
-            keys = own[missing[0]]
+            keys, loss = own[missing[0]], configs[(task, missing[0])].strategy.loss.name
             where = (f"the runs of task '{task}'" if len(missing) == len(own)
                      else f"strategy '{missing[0]}' on task '{task}'")
             hint = (f"; {DEFAULT_METRIC} is --metric's default: pass --metric with one of these"
                     if flag == "--metric" and wanted == DEFAULT_METRIC else "")
-            raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{unrecorded_hint(wanted, keys)} "
+            raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{unrecorded_hint(wanted, keys, loss)} "
                               f"(recorded: {', '.join(keys)}){hint}")
 
 

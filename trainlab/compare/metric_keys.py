@@ -61,6 +61,21 @@ def read_metric(summary: dict[str, Any] | None, key: str) -> float | None:
     return float(value)
 
 
+COMPARISONS = re.compile(r"<=|>=|==|!=|=>|=<|<|>")  # what a target written as a condition holds
+
+
+def _refuse_comparison(text: str) -> None:
+    """One ConfigError for a --target written as a condition (``val_accuracy>=0.9``): its ``=`` already means
+    "first reached", in the direction the metric improves (:func:`direction_of`); the key read up to the
+    ``=`` would be ``val_accuracy>``, refused as a metric that is not recorded."""
+    found = COMPARISONS.search(text)
+    if found:
+        key = text[:found.start()].strip() or "val_<metric>"
+        raise ConfigError(f"--target expects val_<metric>=<number>, not a comparison ('{found.group()}' in '{text}'): "
+                          f"'=' means first reached, as {key} improves (rises for accuracy, falls for losses); "
+                          f"write e.g. {key}={text[found.end():].strip() or '0.9'}")
+
+
 def parse_target(text: str | None) -> dict[str, Any] | None:
     """``val_accuracy=0.9`` -> ``{"metric": "val_accuracy", "value": 0.9, "direction": "max"}``.
 
@@ -69,6 +84,7 @@ def parse_target(text: str | None) -> dict[str, Any] | None:
     """
     if not text:
         return None
+    _refuse_comparison(text)
     key, sep, value = text.partition("=")
     key = key.strip()
     try:

@@ -405,7 +405,9 @@ def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
             keys = validation_keys(config)
         if settings.metric in keys:
             raise
-        guess = unrecorded_hint(settings.metric, keys) or (f"; did you mean '{stand_in(keys)}'?" if stand_in(keys) else "")
+        guess = unrecorded_hint(settings.metric, keys, config.strategy.loss.name)
+        if stand_in(keys) and "did you mean" not in guess:  # val_r2 for a regression's default val_accuracy
+            guess += f"; did you mean '{stand_in(keys)}'?"
         raise ConfigError(f"--metric '{settings.metric}' is not recorded by {settings.base}{guess} (its validation "
                           f"metrics: {', '.join(keys)}); {DEFAULT_METRIC} is --metric's default: pass --metric "
                           "with one of these") from None
