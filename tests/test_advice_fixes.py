@@ -267,3 +267,16 @@ def test_a_compare_or_schedule_preflight_names_the_fixed_lr_not_a_stand_in(tmp_p
     with pytest.raises(ConfigError, match="lr: auto cannot be used with optimizer 'adadelta_zeiler'") as caught:
         check_components(config)
     assert "0.001" not in str(caught.value)
+
+
+def test_the_proposed_steps_of_a_long_sweep_stay_within_what_lr_find_takes():
+    """Review: 3x a long sweep's steps was proposed beyond --steps' limit, whose command is then refused."""
+    import numpy as np
+
+    from trainlab.lr_finder import MAX_LR_FIND_STEPS, NoDescentError, suggest_lr
+
+    rng = np.random.default_rng(0)
+    n = 40_000
+    lrs = np.geomspace(1e-7, 10, n)
+    with pytest.raises(NoDescentError, match=f"--steps {MAX_LR_FIND_STEPS}\\b"):
+        suggest_lr(lrs, 1.0 + 0.01 * rng.normal(size=n), skip_start=n // 10)

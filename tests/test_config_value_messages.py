@@ -211,3 +211,16 @@ def test_a_section_given_no_mapping_says_what_it_takes(section, value, said):
     with pytest.raises(ConfigError) as caught:
         validate({**IRIS, "strategy": {**IRIS["strategy"], section: value}})
     assert str(caught.value) == f"config key 'strategy.{section}': {said}"
+
+
+def test_an_option_of_a_built_in_optimizer_is_not_bounded_on_a_users_own(monkeypatch):
+    """Review: the >= 0 rule for RMSprop's alpha, Adagrad's lr_decay and NAdam's momentum_decay applied to
+    every registered optimizer, a user's own whose alpha may be negative too."""
+    from trainlab.errors import ConfigError
+    from trainlab.optim import check_option_ranges
+
+    check_option_ranges("my_optimizer", {"alpha": -0.5, "lr_decay": -1.0, "momentum_decay": -0.1})
+    with pytest.raises(ConfigError, match="alpha must be >= 0"):
+        check_option_ranges("rmsprop", {"alpha": -0.5})
+    with pytest.raises(ConfigError, match="weight_decay must be >= 0"):
+        check_option_ranges("my_optimizer", {"weight_decay": -0.5})

@@ -1096,3 +1096,24 @@ def test_the_results_files_come_from_one_reading_of_the_study(tmp_path, monkeypa
         states = [row["state"] for row in csv.DictReader(handle)]
     assert states == ["COMPLETE", "RUNNING"] and best["trial"] == 0 and best["value"] == 0.5
     assert best["counts"]["RUNNING"] == 1 and (tmp_path / "best.yaml").read_text().startswith("# best trial 0 ")
+
+
+def test_the_results_of_a_study_holding_an_out_of_range_trial_are_written(tmp_path):
+    """Review: the one-reading snapshot re-validated every trial, and a trial Optuna let in out of its range
+    (an enqueue by another tool: a warning only) stopped every results file from being written."""
+    from trainlab.tune.results import write_results
+
+    run = tmp_path / "trial-0"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({**BASE, "name": "base-trial0"}))
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"strategy.optimizer.lr": 5.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's own out-of-range warning
+        trial = study.ask()
+        trial.suggest_float("strategy.optimizer.lr", 0.01, 0.5)
+        trial.set_user_attr("run_dir", str(run))
+        study.tell(trial, 0.9)
+    best = write_results(study, tmp_path, ["strategy.optimizer.lr"], "val_accuracy", 0)
+    assert best["trial"] == 0 and best["params"] == {"strategy.optimizer.lr": 5.0}
+    assert (tmp_path / "trials.csv").read_text().splitlines()[1].endswith(",5.0")

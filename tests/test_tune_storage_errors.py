@@ -335,3 +335,39 @@ def test_postgres_lost_mid_study_is_exit_5_and_a_rerun_continues(tmp_path):
         rows = list(csv.DictReader(handle))
     assert sum(r["state"] in ("COMPLETE", "PRUNED") for r in rows) == 2
     assert not [r for r in rows if r["state"] == "RUNNING"]
+
+
+def test_sqlite_busy_is_no_lost_database_and_postgres_plus_a_driver_is_read_as_postgresql():
+    """Review: SQLite's "database is locked" (another worker writing the same file) was said as a lost
+    connection that stops the study; ``postgres+psycopg://`` got a did-you-mean repeating itself."""
+    import sqlalchemy.exc
+
+    from trainlab.tune.storage import storage_url
+    from trainlab.tune.storage_messages import is_connection_failure
+
+    locked = sqlalchemy.exc.OperationalError("INSERT ...", {}, Exception("database is locked"))
+    gone = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+    assert not is_connection_failure(locked) and is_connection_failure(gone)
+    assert storage_url("postgres+psycopg://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert storage_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+
+
+def test_a_refusal_leaves_the_lock_another_tune_process_holds(tmp_path):
+    """Review: a refused start removed a new --out's lock file under a process holding it."""
+    import fcntl
+
+    from trainlab.tune.identity import folder_removed_on_refusal
+
+    out = tmp_path / "new" / "out"
+    with pytest.raises(RuntimeError), folder_removed_on_refusal(out):
+        out.mkdir(parents=True)
+        held = os.open(out / ".tune.lock", os.O_RDWR | os.O_CREAT)
+        fcntl.flock(held, fcntl.LOCK_EX)  # as another process's FileLock (flock is per open file)
+        raise RuntimeError("refused")
+    assert (out / ".tune.lock").exists()
+    os.close(held)
+    with pytest.raises(RuntimeError), folder_removed_on_refusal(tmp_path / "other"):
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / ".tune.lock").touch()  # no one holds it
+        raise RuntimeError("refused")
+    assert not (tmp_path / "other").exists()

@@ -31,9 +31,6 @@ from trainlab.errors import (
 )
 from trainlab.sigterm import command_signals
 
-MAX_LR_FIND_STEPS = 100_000  # one training step each: more is a typo, not a sweep
-
-
 METRIC_NAME_WIDTH = 12  # the names' column is at least this wide, and as wide as the longest name
 
 
@@ -231,7 +228,7 @@ def _cmd_lr_find(args) -> int:
 
     from trainlab.config import load_config
     from trainlab.lr_find_run import lr_find_config
-    from trainlab.lr_finder import MIN_SWEEP_STEPS
+    from trainlab.lr_finder import MAX_LR_FIND_STEPS, MIN_SWEEP_STEPS
 
     if not (0 < args.start_lr < args.end_lr and math.isfinite(args.end_lr)):
         raise ConfigError(f"lr-find needs 0 < --start-lr < --end-lr (finite); got --start-lr {args.start_lr:g} "

@@ -34,6 +34,7 @@ NEAR_MIN, SHIFT_P = 10, 0.001  # ... or the 10 losses ending at it lie below the
 # the shortest sweep whose warm-up (a tenth: warmup_steps) has the 3 points the noise test (_check_descent) needs
 # as its baseline; shorter sweeps suggested their end LR (3 steps: lr 10) or one that diverged (5 steps: 0.1)
 MIN_SWEEP_STEPS = 30
+MAX_LR_FIND_STEPS = 100_000  # trainlab lr-find --steps: one training step each, more is a typo, not a sweep
 # a sweep that shows no descent within its noise is worth one of this many times its steps: the same LR span
 # in 3x the points gives the trend test 3x the losses (make_classification 92/8 with bce pos_weight 10.7: 100
 # steps showed no descent at trend p = 0.025, 150 to 400 steps suggested 0.04 to 0.22)
@@ -196,7 +197,7 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
                             "(trainlab lr-find --start-lr, --end-lr, --steps), or set the lr yourself")
     # the planned sweep: a diverged one stopped short of it, and its warm-up is a tenth of it
     planned = max(len(lr_values), 10 * skip) if num_steps is None else num_steps
-    _check_descent(loss_values, smoothed, skip, lowest, kept, LONGER_SWEEP_FACTOR * planned)
+    _check_descent(loss_values, smoothed, skip, lowest, kept, min(LONGER_SWEEP_FACTOR * planned, MAX_LR_FIND_STEPS))
     first = max(skip, int(np.searchsorted(kept, kept[lowest] / 10.0**WINDOW_DECADES)))
     slope = np.gradient(np.asarray(smoothed), np.log(kept))
     # lr_lowest's own update is judged only by the next loss, which rose (or never came: the sweep's end):

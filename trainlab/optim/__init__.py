@@ -26,12 +26,14 @@ from trainlab.registry import Registry
 EPS_OPTIONS = ("eps", "adamw_eps")  # a denominator's offset, wherever an optimizer takes one
 # options below 0 that torch's optimizers refuse in their own words ("Invalid lr_decay value: -0.1"), and what
 # each is; a negative one has no meaning in any optimizer (a weight decay below 0 grows the weights)
+# option -> (what it is, the optimizers it is checked for: () for every one, a user's registered ones too)
 NON_NEGATIVE_OPTIONS = {
-    "lr": "a step size", "adamw_lr": "the step size of the AdamW part",
-    "weight_decay": "a pull of the weights toward 0",
-    "lr_decay": "Adagrad's lr is lr / (1 + (step - 1) x lr_decay)",
-    "initial_accumulator_value": "the starting sum of squared gradients",
-    "momentum_decay": "NAdam's momentum schedule", "alpha": "RMSprop's weight of its running average",
+    "lr": ("a step size", ()), "adamw_lr": ("the step size of the AdamW part", ()),
+    "weight_decay": ("a pull of the weights toward 0", ()),
+    "lr_decay": ("Adagrad's lr is lr / (1 + (step - 1) x lr_decay)", ("adagrad",)),
+    "initial_accumulator_value": ("the starting sum of squared gradients", ("adagrad",)),
+    "momentum_decay": ("NAdam's momentum schedule", ("nadam",)),
+    "alpha": ("RMSprop's weight of its running average", ("rmsprop",)),
 }
 
 
@@ -64,9 +66,9 @@ def check_option_ranges(name: str, options: dict[str, Any]) -> None:
         if eps is not None and not 0.0 < eps <= FLOAT32_MAX:
             raise ConfigError(f"optimizer '{name}': {key} must be > 0 (the update divides by it) and at most "
                               f"{FLOAT32_MAX:.4g} (float32's largest); got {options[key]}")
-    for key, meaning in NON_NEGATIVE_OPTIONS.items():  # torch's "Invalid weight_decay value: -0.1", said as a rule
+    for key, (meaning, owners) in NON_NEGATIVE_OPTIONS.items():  # torch's "Invalid weight_decay value: -0.1"
         value = number(options.get(key, 0.0))
-        if value is not None and value < 0.0:
+        if value is not None and value < 0.0 and (not owners or name.lower() in owners):
             raise ConfigError(f"optimizer '{name}': {key} must be >= 0 ({meaning}); got {options[key]}")
     weight_decay = number(options.get("weight_decay", 0.0))
     if weight_decay is not None and not abs(weight_decay) <= FLOAT32_MAX:  # torch's "cannot be converted"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,8 +129,26 @@ def folder_removed_on_refusal(out: Path) -> Iterator[None]:
     except BaseException:
         # a leftover lock file misleads no one: an OSError here never hides the refusal
         with contextlib.suppress(OSError):
-            if created and {p.name for p in out.iterdir()} <= {LOCK_NAME}:
-                (out / LOCK_NAME).unlink(missing_ok=True)
+            if created and {p.name for p in out.iterdir()} <= {LOCK_NAME} and _unlinked_if_free(out / LOCK_NAME):
                 for folder in created:  # out first, then its parents: each only while empty
                     folder.rmdir()
         raise
+
+
+def _unlinked_if_free(lock: Path) -> bool:
+    """Remove the lock file ``lock`` while holding its ``flock`` (another tune process starting on the same
+    new folder may hold it: then it stays, and False); True when it is gone (or was never made)."""
+    try:
+        descriptor = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return False
+    try:
+        lock.unlink(missing_ok=True)  # held: no one waits on this file now
+    finally:
+        os.close(descriptor)
+    return True

@@ -117,7 +117,8 @@ def snapshot(study: optuna.Study) -> optuna.Study:
     other machines on the same storage)."""
     frozen = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name=study.study_name,
                                  direction=study.direction)
-    frozen.add_trials(study.get_trials(deepcopy=False))
+    for trial in study.get_trials(deepcopy=False):  # as stored: add_trials would refuse a value Optuna let in
+        frozen._storage.create_new_trial(frozen._study_id, template_trial=trial)  # (an enqueued one out of range)
     return frozen
 
 

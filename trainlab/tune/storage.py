@@ -42,13 +42,14 @@ HEARTBEAT_GRACE_S = 60  # ... and a RUNNING trial without one for this long is f
 
 
 def storage_url(url: str) -> str:
-    """``postgresql://`` and ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3); others unchanged."""
+    """``postgresql://`` and ``postgres://`` -> ``postgresql+psycopg://`` (psycopg 3), ``postgres+DRIVER://``
+    -> ``postgresql+DRIVER://`` (SQLAlchemy 2 has no ``postgres`` dialect); others unchanged."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url.removeprefix(prefix)
+    if url.startswith("postgres+"):
+        return "postgresql+" + url.removeprefix("postgres+")
     return url
-
-
 
 
 _STORAGES: dict[tuple[str | None, Path], tuple[optuna.storages.BaseStorage, tuple[int, int] | None]] = {}

@@ -141,9 +141,13 @@ def is_storage_failure(exc: BaseException) -> bool:
 
 def is_connection_failure(exc: BaseException) -> bool:
     """Whether the database itself failed behind ``exc``: SQLAlchemy's ``OperationalError`` (the connection
-    lost or refused, the server shutting down; a file database locked or unreadable), ``InterfaceError`` or
-    ``DisconnectionError`` anywhere in its chain; not a refused value (too long, a broken constraint)."""
+    lost or refused, the server shutting down; a file database unreadable), ``InterfaceError`` or
+    ``DisconnectionError`` anywhere in its chain; not a refused value (too long, a broken constraint), and not
+    SQLite's ``database is locked`` (another worker writing the same file: a moment's wait, as a trial's
+    own failure, not a lost database)."""
     names = ("OperationalError", "InterfaceError", "DisconnectionError")
+    if "database is locked" in driver_line(exc):
+        return False
     return any(_from_sqlalchemy(e) and type(e).__name__ in names for e in _chain(exc))
 
 
