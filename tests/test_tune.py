@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.child_env import with_repo_first
+from tests.postgres_server import postgres_url
 from trainlab.cli import main
 from trainlab.config import load_config, read_yaml
 from trainlab.errors import ConfigError, Interrupted
@@ -683,24 +684,9 @@ def test_sigkill_then_rerun_continues_to_the_total(tmp_path):
     assert not [r for r in rows if r["state"] == "RUNNING"]
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("TRAINLAB_TEST_POSTGRES_URL")
-    if url:
-        return url
-    script = REPO / ".ci" / "setup-postgres.sh"
-    try:
-        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"no PostgreSQL server: {script} could not run: {exc}")
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(f"no PostgreSQL server: {script} failed: {reason}")
-    return done.stdout.strip().splitlines()[-1]
-
-
 @pytest.mark.slow
 def test_postgres_two_workers_share_one_study(tmp_path):
-    url = _postgres_url()
+    url = postgres_url()
     base, space = write(tmp_path)
     study = f"test-{uuid.uuid4().hex[:12]}"
     workers = [subprocess.Popen(_command(base, space, tmp_path / f"out{i}", 8, "--storage", url, "--study", study),

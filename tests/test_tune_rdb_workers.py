@@ -19,7 +19,8 @@ import pytest
 from optuna.trial import TrialState
 
 import trainlab.tune.storage as storage_module
-from tests.test_tune import BASE, _postgres_url, read_trials, settings
+from tests.postgres_server import postgres_url
+from tests.test_tune import BASE, read_trials, settings
 from tests.test_tune_recovery import _forked_tune, _kill_at_tell
 from trainlab.tune import TuneSettings, tune
 from trainlab.tune.base_point import base_values
@@ -34,7 +35,7 @@ FINISHED = {"status": "finished", "val": {"accuracy": 0.75, "loss": 0.5}, "test"
 
 
 def _storage_url(kind: str, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else _postgres_url()
+    return f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else postgres_url()
 
 
 def _rdb_settings(tmp_path: Path, kind: str, out: str = "out", trials: int = 3, **changes) -> TuneSettings:

@@ -19,6 +19,7 @@ import sqlalchemy
 import yaml
 
 from tests.child_env import with_repo_first
+from tests.postgres_server import postgres_url
 from trainlab.cli import main
 from trainlab.errors import EXIT_SYSTEM
 from trainlab.tune import TuneSettings, tune
@@ -245,22 +246,6 @@ def test_workers_stopped_by_the_database_say_so(tmp_path):
 
 # --------------------------------------------------------------------------- PostgreSQL, through a proxy cut mid-study
 
-def _postgres_url() -> str:
-    """As tests/test_tune.py: TRAINLAB_TEST_POSTGRES_URL, else the server .ci/setup-postgres.sh starts."""
-    url = os.environ.get("TRAINLAB_TEST_POSTGRES_URL")
-    if url:
-        return url
-    script = REPO / ".ci" / "setup-postgres.sh"
-    try:
-        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"no PostgreSQL server: {script} could not run: {exc}")
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(f"no PostgreSQL server: {script} failed: {reason}")
-    return done.stdout.strip().splitlines()[-1]
-
-
 class Proxy:
     """A TCP proxy to the PostgreSQL server: :meth:`cut` closes its port and every connection through it, as
     a server that stops (or a network that goes) does to its clients, without stopping the shared server."""
@@ -306,7 +291,7 @@ class Proxy:
 
 @pytest.mark.slow
 def test_postgres_lost_mid_study_is_exit_5_and_a_rerun_continues(tmp_path):
-    url = sqlalchemy.engine.make_url(_postgres_url())
+    url = sqlalchemy.engine.make_url(postgres_url())
     if url.password is None:
         pytest.skip("the test server's URL has no password to mask")
     proxy = Proxy((url.host or "localhost", url.port or 5432))

@@ -1,0 +1,27 @@
+"""The PostgreSQL server the tune tests use: TRAINLAB_TEST_POSTGRES_URL, else the one .ci/setup-postgres.sh
+starts (installing Debian's postgresql when missing, as root); the test is skipped, saying why, when none can."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def postgres_url() -> str:
+    url = os.environ.get("TRAINLAB_TEST_POSTGRES_URL")
+    if url:
+        return url
+    script = REPO / ".ci" / "setup-postgres.sh"
+    try:
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"no PostgreSQL server: {script} could not run: {exc}")
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"no PostgreSQL server: {script} failed: {reason}")
+    return done.stdout.strip().splitlines()[-1]
