@@ -145,10 +145,7 @@ def test_lr_auto_reruns_once_then_names_lr_find_with_more_steps_and_a_fixed_lr(t
         return lrs, list(0.69 + np.random.default_rng(num_steps).normal(0, 0.03, num_steps))
 
     monkeypatch.setattr(trainlab.step_builders, "range_test_step", flat_sweep)
-    _imbalanced(tmp_path / "imb.npz")
-    raw = _config(tmp_path / "imb.npz")
-    raw["strategy"] = {**raw["strategy"], "optimizer": {"name": "adam", "lr": "auto"}}
-    config = Config.model_validate(raw)
+    config = _imbalanced_config(tmp_path, "adam")
     with run_scope(config), pytest.raises(TrainingError) as caught:
         build(config, quiet=True)
     assert swept == [100, 300]  # 960 training rows at batch 64: 15 steps an epoch, 300 steps are 20 passes
@@ -236,10 +233,7 @@ def test_lr_auto_with_an_optimizer_whose_lr_is_fixed_is_refused_before_the_range
         raise AssertionError("the range test ran")
 
     monkeypatch.setattr(trainlab.step_builders, "range_test_step", no_sweep)
-    _imbalanced(tmp_path / "imb.npz")
-    raw = _config(tmp_path / "imb.npz")
-    raw["strategy"] = {**raw["strategy"], "optimizer": {"name": "adadelta_zeiler", "lr": "auto"}}
-    config = Config.model_validate(raw)
+    config = _imbalanced_config(tmp_path, "adadelta_zeiler")
     with run_scope(config), pytest.raises(ConfigError) as caught:
         build(config, quiet=True)
     message = str(caught.value)
@@ -280,3 +274,11 @@ def test_the_proposed_steps_of_a_long_sweep_stay_within_what_lr_find_takes():
     lrs = np.geomspace(1e-7, 10, n)
     with pytest.raises(NoDescentError, match=f"--steps {MAX_LR_FIND_STEPS}\\b"):
         suggest_lr(lrs, 1.0 + 0.01 * rng.normal(size=n), skip_start=n // 10)
+
+
+def _imbalanced_config(tmp_path, optimizer: str) -> Config:
+    """The imbalanced data's config with ``optimizer`` at lr: auto."""
+    _imbalanced(tmp_path / "imb.npz")
+    raw = _config(tmp_path / "imb.npz")
+    raw["strategy"] = {**raw["strategy"], "optimizer": {"name": optimizer, "lr": "auto"}}
+    return Config.model_validate(raw)

@@ -20,6 +20,7 @@ import yaml
 
 from tests.child_env import with_repo_first
 from tests.postgres_server import postgres_url
+from tests.test_tune import BASE
 from trainlab.cli import main
 from trainlab.errors import EXIT_SYSTEM
 from trainlab.tune import TuneSettings, tune
@@ -28,16 +29,6 @@ from trainlab.tune.workers import _run_pool
 
 REPO = Path(__file__).resolve().parents[1]
 
-BASE = {
-    "name": "iris",
-    "seed": 0,
-    "data": {"source": "iris"},
-    "model": {"name": "mlp", "hidden": [8]},
-    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32, "epochs": 2},
-    "metrics": ["accuracy"],
-    "runtime": {"num_threads": 1},
-    "output": {"progress": "off", "checkpoint": {"every_seconds": None}},
-}
 SPACE = {"strategy.optimizer.name": {"choices": ["sgd", "adam"]},
          "strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.3, "log": True},
          "strategy.batch_size": {"choices": [8, 16, 32]}}
@@ -356,3 +347,24 @@ def test_a_refusal_leaves_the_lock_another_tune_process_holds(tmp_path):
         (tmp_path / "other" / ".tune.lock").touch()  # no one holds it
         raise RuntimeError("refused")
     assert not (tmp_path / "other").exists()
+
+
+def test_optunas_sqlalchemy_fallback_warning_is_not_printed_before_the_error_line():
+    """Optuna logs "Caught an error from sqlalchemy ... Falling back" (with the SQL) when a read fails: it
+    came before the lost database's one error line (the PostgreSQL test above failed on it now and then)."""
+    import io
+    import logging
+
+    from trainlab.tune.study import optuna_verbosity
+
+    printed = io.StringIO()
+    handler = logging.StreamHandler(printed)  # as Optuna's own handler on its library logger
+    optuna.logging.get_logger("optuna").addHandler(handler)
+    try:
+        with optuna_verbosity():
+            logger = optuna.logging.get_logger("optuna.storages._rdb.storage")
+            logger.warning("Caught an error from sqlalchemy: (psycopg.OperationalError) ... Falling back")
+            logger.warning("another warning")
+    finally:
+        optuna.logging.get_logger("optuna").removeHandler(handler)
+    assert "Caught an error" not in printed.getvalue() and "another warning" in printed.getvalue()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import logging
 import signal
 import sys
 import threading
@@ -182,13 +183,24 @@ class TuneSettings:
 def optuna_verbosity(level: int = optuna.logging.WARNING) -> Iterator[None]:
     """Optuna's log level ``level`` inside, the caller's again after (a library leaves the level of the
     Python session it runs in as it found it). WARNING: trainlab says itself what each trial did, so
-    Optuna's per-trial INFO lines ("Trial 3 finished with value ...") are off."""
+    Optuna's per-trial INFO lines ("Trial 3 finished with value ...") are off, and so is its RDB storage's
+    "Caught an error from sqlalchemy ... Falling back" warning, a traceback's worth of SQL printed before a
+    lost database's one ``error:`` line (:func:`~trainlab.tune.storage_messages.storage_failed`)."""
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(level)
+    handlers = logging.getLogger("optuna").handlers
+    for handler in handlers:
+        handler.addFilter(_no_sqlalchemy_fallback)
     try:
         yield
     finally:
+        for handler in handlers:
+            handler.removeFilter(_no_sqlalchemy_fallback)
         optuna.logging.set_verbosity(previous)
+
+
+def _no_sqlalchemy_fallback(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Caught an error from sqlalchemy")
 
 
 # --------------------------------------------------------------------------- storage
