@@ -460,7 +460,10 @@ def unrecorded_hint(key: str, recorded: list[str], loss: Any = None) -> str:
     name = _unprefixed(key)
     if not key.startswith(("val_", "test_")) or name in (key, "loss") or key in recorded:
         return did_you_mean(key, recorded)
-    if loss is not None and not gives_predictions(_loss_factory(loss)):
+    from trainlab.losses import registered_loss  # a name: its registered class (module:attr is not imported)
+
+    factory = registered_loss(loss) if isinstance(loss, str) else loss
+    if factory is not None and not gives_predictions(factory):
         return (f"; metric '{name}' cannot be computed for loss '{_loss_name(loss)}', which trains embeddings and "
                 f"gives no predictions (its runs record the loss only: {key.partition('_')[0]}_loss)")
     if is_user_metric(name):
@@ -501,17 +504,6 @@ def _task_words(tasks: set[str], specific: bool = False) -> str:
     if tasks <= CLASSIFICATION and not specific:
         return "classification"
     return " or ".join(task for task in TASKS if task in tasks)
-
-
-def _loss_factory(loss: Any) -> Any:
-    """A loss named by its registered name -> its class (its ``target_kind`` is a class attribute); a loss
-    instance or class as it is; a ``module:attr`` name or an unknown one -> None (not imported for a message)."""
-    if not isinstance(loss, str):
-        return loss
-    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
-    from trainlab.losses import LOSSES
-
-    return LOSSES.get(loss) if ":" not in loss and loss in LOSSES else None
 
 
 def _loss_name(loss: Any) -> str:

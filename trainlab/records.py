@@ -369,11 +369,9 @@ def recorded_keys(config: Config, task: str | None) -> list[str]:
     :data:`SUMMARY_NUMBERS`. The ``val_`` ones are also in every epoch record. An unknown metric
     name is trainlab.metrics' ConfigError.
     """
-    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses: triplet must be known as one)
-    from trainlab.losses import LOSSES
+    from trainlab.losses import registered_loss
 
-    loss = config.strategy.loss.name
-    names = config.metrics or default_metrics(task or "", LOSSES.get(loss) if loss in LOSSES else None)
+    names = config.metrics or default_metrics(task or "", registered_loss(config.strategy.loss.name))
     scalars = ["loss", *(n for n in names if n != "loss" and is_scalar(n))]  # a user metric is one (is_scalar)
     return [f"{split}_{name}" for split in ("test", "val") for name in scalars] + list(SUMMARY_NUMBERS)
 

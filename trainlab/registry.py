@@ -67,18 +67,33 @@ def _removal_hint(section: str, option: str) -> str:
     return f"remove the key '{option}' from {section}"
 
 
+def factory_options(factory: Callable[..., Any], skip: int = 0) -> list[str] | None:
+    """The keyword options ``factory`` takes: its parameters after the ``skip`` positional arguments its
+    caller supplies (``*args`` aside); None when it takes any (``**kwargs``) or its signature cannot be read."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters[skip:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+
 class Registry(Generic[T]):
     """A named table of factories of one kind (losses, optimizers, ...)."""
 
     def __init__(self, kind: str, check: Callable[[str, dict[str, Any]], None] | None = None,
-                 selector: str = "name"):
+                 selector: str = "name", hint: Callable[[str, dict[str, Any]], str] | None = None):
         """``check(name, options)``, when given, raises ConfigError for option values the annotations allow
         but no factory of this kind can use (an optimizer's momentum of 1.5). ``selector``: the config
         section's key that picks the factory (``name``; a data section's ``source``), read before the
-        factory's options, so that a typo of it (``nme``) is said to be one, not an unknown option."""
+        factory's options, so that a typo of it (``nme``) is said to be one, not an unknown option.
+        ``hint(name, options)``, when given, is added to the line refusing an option factory ``name`` does
+        not take: where it is taken instead (another optimizer); "" for nothing to add."""
         self.kind = kind
         self.check = check
         self.selector = selector
+        self.hint = hint
         self._entries: dict[str, T] = {}
         admit_factories(self._entries)  # a trainlab...:attr reference reaches these, as their names do
 
@@ -199,14 +214,9 @@ class Registry(Generic[T]):
         including those it passes by keyword from the same config section (the optimizer's ``lr``), then
         the section's own keys (:func:`declare_section_keys`).
         """
-        try:
-            signature = inspect.signature(factory)
-        except (TypeError, ValueError):
+        options = factory_options(factory, skip)
+        if options is None:
             return
-        parameters = list(signature.parameters.values())
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            return
-        options = [p.name for p in parameters[skip:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
         section, shared = _SECTION_KEYS.get(self.kind, ("", ()))
         shared = [key for key in shared if key not in options]
         for option in kwargs:
@@ -215,9 +225,12 @@ class Registry(Generic[T]):
                 if shared:
                     listed += f"; shared {section} keys: {', '.join(shared)}"
                 suggestion = did_you_mean(option, options + shared)
+                elsewhere = self.hint(name, kwargs) if self.hint is not None else ""
+                elsewhere = f"; {elsewhere}" if elsewhere else ""
                 if not suggestion and did_you_mean(option, [self.selector]):
                     raise ConfigError(f"{self.kind} '{name}' has no option '{option}'; did you mean "
-                                      f"'{self.selector}' (which {self.kind} to use)? ({listed})")
+                                      f"'{self.selector}' (which {self.kind} to use)? ({listed}){elsewhere}")
                 # no close name: likely a key left from another source (--set data.source=...), so say how to drop it
                 removal = f"; {_removal_hint(section, option)}" if section and not suggestion else ""
-                raise ConfigError(f"{self.kind} '{name}' has no option '{option}'{suggestion} ({listed}){removal}")
+                raise ConfigError(f"{self.kind} '{name}' has no option '{option}'{suggestion} ({listed}){removal}"
+                                  f"{elsewhere}")

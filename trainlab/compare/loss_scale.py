@@ -33,15 +33,6 @@ def is_training_loss(key: str | None) -> bool:
     return split in ("train", "val", "test") and name == "loss"
 
 
-def _loss_factory(name: str) -> Any:
-    """The registered factory of loss ``name``, or None (``auto``, ``module:attr`` code, unknown names:
-    no user code is imported here)."""
-    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
-    from trainlab.losses import LOSSES
-
-    return LOSSES.get(name) if ":" not in name and name in LOSSES else None
-
-
 def canonical(value: Any) -> Any:
     """A hashable form in which equal settings are equal: 5 and 5.0, lists and tuples, key order."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -59,8 +50,10 @@ def loss_identity(spec: str | Mapping[str, Any]) -> tuple[str, tuple[tuple[str, 
     """``(name, options)`` of a loss spec with the options its factory would take by default left out,
     so that ``{name: focal}`` and ``{name: focal, gamma: 2}`` (focal's default) are one loss."""
     raw = {"name": spec} if isinstance(spec, str) else dict(spec)
+    from trainlab.losses import registered_loss
+
     name = str(raw.pop("name", "")).lower()
-    factory = _loss_factory(name)
+    factory = registered_loss(name)
     defaults: dict[str, Any] = {}
     if factory is not None:
         try:
@@ -103,9 +96,11 @@ def differing_losses(specs: Mapping[str, str | Mapping[str, Any]]) -> dict[str, 
 
 
 def _target_kinds(specs: Sequence[str | Mapping[str, Any]]) -> set[str | None]:
+    from trainlab.losses import registered_loss
+
     kinds: set[str | None] = set()
     for spec in specs:
-        factory = _loss_factory(loss_identity(spec)[0])
+        factory = registered_loss(loss_identity(spec)[0])
         kinds.add(getattr(factory, "target_kind", None))
     return kinds
 

@@ -50,6 +50,14 @@ def _declares_target_kind(loss: Loss) -> bool:
     return any("target_kind" in vars(cls) for cls in type(loss).__mro__ if cls is not Loss)
 
 
+def registered_loss(name: str) -> Any:
+    """The factory registered as loss ``name`` (built-ins registered first; its ``target_kind`` is a class
+    attribute), or None for ``auto``, ``module:attr`` code and unknown names: no user code is imported."""
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
+
+    return LOSSES.get(name) if ":" not in name and name in LOSSES else None
+
+
 def build_loss(spec: str | dict[str, Any]) -> Loss:
     """The loss ``spec`` names (a registered name, a ``module:attr`` reference or a ``{"name": ..., **options}``).
 

@@ -2,7 +2,7 @@
 
 The registry refuses option values no optimizer can use (:func:`check_option_ranges`, Nesterov momentum
 without momentum: :func:`check_nesterov`) and says where an option the named optimizer lacks is taken
-among its siblings (:class:`OptimizerRegistry`).
+among its siblings (:func:`sibling_hint`).
 
 An optimizer factory is ``factory(param_groups, lr, **kwargs) -> torch.optim.Optimizer``.
 ``param_groups`` is the list from :func:`param_groups`: a ``decay`` group (weights with
@@ -21,7 +21,7 @@ from torch import nn
 
 from trainlab.config_fields import FLOAT32_MAX
 from trainlab.errors import ConfigError
-from trainlab.registry import Registry
+from trainlab.registry import Registry, factory_options
 
 EPS_OPTIONS = ("eps", "adamw_eps")  # a denominator's offset, wherever an optimizer takes one
 # options below 0 that torch's optimizers refuse in their own words ("Invalid lr_decay value: -0.1"), and what
@@ -115,14 +115,9 @@ def check_nesterov(name: str, options: dict[str, Any]) -> None:
                           f"{' and '.join(found)}")
 
 
-def _option_names(factory: Any) -> set[str]:
-    """The options an optimizer factory takes: its parameters after ``param_groups`` (none if unreadable)."""
-    try:
-        parameters = list(inspect.signature(factory).parameters.values())[1:]
-    except (TypeError, ValueError):
-        return set()
-    return {p.name for p in parameters if p.kind not in (inspect.Parameter.VAR_POSITIONAL,
-                                                         inspect.Parameter.VAR_KEYWORD)}
+def _option_names(name: str) -> set[str]:
+    """The options registered optimizer ``name`` takes after its ``param_groups`` (none if unreadable)."""
+    return set(factory_options(OPTIMIZERS.get(name), skip=1) or ())
 
 
 def _yaml(value: Any) -> str:
@@ -134,63 +129,49 @@ def _yaml(value: Any) -> str:
     return str(value)
 
 
-class OptimizerRegistry(Registry):
-    """The optimizer registry: an option the named optimizer does not take is said, as every registry says
-    it, with where it is taken among the optimizer's siblings: the registered optimizers whose options share
-    at least half of their union with its own (momentum and sgd; adam and adam_textbook). ``nesterov: true``
-    on ``momentum``: the sibling ``nesterov`` is the optimizer the flag names; ``bias_correction`` on
-    ``adam``: ``adam_textbook`` takes it, as ``{name: adam_textbook, bias_correction: false}``."""
-
-    SIBLING_SHARE = 0.5  # |options in common| / |options of either|: adam vs rmsprop's 3 of 9 is no sibling
-
-    def _check_options(self, name: str, factory: Any, kwargs: dict[str, Any], skip: int) -> None:
-        try:
-            super()._check_options(name, factory, kwargs, skip)
-        except ConfigError as exc:
-            hint = self.sibling_hint(name, kwargs)
-            if not hint:
-                raise
-            raise ConfigError(f"{exc}; {hint}") from None
-
-    def sibling_hint(self, name: str, options: dict[str, Any]) -> str:
-        """Where the first option of ``options`` that optimizer ``name`` does not take is taken among its
-        siblings: ``"use name: nesterov, the optimizer of that name, or optimizer 'sgd', which takes it: {name:
-        sgd, momentum: 0.9, nesterov: true}"`` (the first part only for an option set to true that names a
-        sibling); the
-        example carries ``options`` and the options whose defaults differ between the two (momentum's 0.9
-        where sgd's is 0; a ``weight_decay`` only between two optimizers that both decouple it, or neither:
-        :data:`~trainlab.optim.weight_decay.DECOUPLED`). ``""`` when no sibling helps (or ``name`` is no
-        registered optimizer)."""
-        from trainlab.optim.weight_decay import DECOUPLED
-
-        if name not in self:
-            return ""
-        key, own = name.lower(), _option_names(self.get(name))
-        unknown = next((option for option in options if option not in own), None)
-        if unknown is None:
-            return ""
-        share = {other: len(own & theirs) / len(own | theirs) for other in self.names()
-                 if other != key and (theirs := _option_names(self.get(other)))}
-        siblings = sorted((other for other, part in share.items() if part >= self.SIBLING_SHARE),
-                          key=lambda other: (-share[other], other))
-        hints = []
-        if unknown in siblings and options[unknown] is True:  # the flag names an optimizer of its own
-            hints.append(f"use name: {unknown}, the optimizer of that name")
-        takers = [other for other in siblings if set(options) <= _option_names(self.get(other))]
-        if takers:
-            best = takers[0]
-            mine, theirs = self.defaults(key), self.defaults(best)
-            same_decay = (key in DECOUPLED) == (best in DECOUPLED)  # else the same number is another method
-            carried = {option: value for option, value in mine.items() if option in theirs and option not in options
-                       and theirs[option] != value and (option != "weight_decay" or same_decay)}
-            example = ", ".join(f"{option}: {_yaml(value)}" for option, value in {**carried, **options}.items())
-            also = f" ({', '.join(takers[1:])} take{'s' if len(takers) == 2 else ''} it too)" if takers[1:] else ""
-            takes = f"or optimizer '{best}', which takes it" if hints else f"optimizer '{best}' takes it"
-            hints.append(f"{takes}: {{name: {best}, {example}}}{also}")
-        return ", ".join(hints)
+SIBLING_SHARE = 0.5  # |options in common| / |options of either|: adam vs rmsprop's 3 of 9 is no sibling
 
 
-OPTIMIZERS: Registry = OptimizerRegistry("optimizer", check=check_option_ranges)
+def sibling_hint(name: str, options: dict[str, Any]) -> str:
+    """The optimizer registry's ``hint``: where the first option of ``options`` that optimizer ``name`` does
+    not take is taken among its siblings, the registered optimizers whose options share at least
+    :data:`SIBLING_SHARE` of their union with its own (momentum and sgd; adam and adam_textbook):
+    ``"use name: nesterov, the optimizer of that name, or optimizer 'sgd', which takes it: {name: sgd,
+    momentum: 0.9, nesterov: true}"`` (the first part only for an option set to true that names a sibling).
+    The example carries ``options`` and the options whose defaults differ between the two (momentum's 0.9
+    where sgd's is 0; a ``weight_decay`` only between two optimizers that both decouple it, or neither:
+    :data:`~trainlab.optim.weight_decay.DECOUPLED`). ``""`` when no sibling helps (or ``name`` is no
+    registered optimizer)."""
+    from trainlab.optim.weight_decay import DECOUPLED
+
+    if name not in OPTIMIZERS:
+        return ""
+    key, own = name.lower(), _option_names(name)
+    unknown = next((option for option in options if option not in own), None)
+    if unknown is None:
+        return ""
+    share = {other: len(own & theirs) / len(own | theirs) for other in OPTIMIZERS.names()
+             if other != key and (theirs := _option_names(other))}
+    siblings = sorted((other for other, part in share.items() if part >= SIBLING_SHARE),
+                      key=lambda other: (-share[other], other))
+    hints = []
+    if unknown in siblings and options[unknown] is True:  # the flag names an optimizer of its own
+        hints.append(f"use name: {unknown}, the optimizer of that name")
+    takers = [other for other in siblings if set(options) <= _option_names(other)]
+    if takers:
+        best = takers[0]
+        mine, theirs = OPTIMIZERS.defaults(key), OPTIMIZERS.defaults(best)
+        same_decay = (key in DECOUPLED) == (best in DECOUPLED)  # else the same number is another method
+        carried = {option: value for option, value in mine.items() if option in theirs and option not in options
+                   and theirs[option] != value and (option != "weight_decay" or same_decay)}
+        example = ", ".join(f"{option}: {_yaml(value)}" for option, value in {**carried, **options}.items())
+        also = f" ({', '.join(takers[1:])} take{'s' if len(takers) == 2 else ''} it too)" if takers[1:] else ""
+        takes = f"or optimizer '{best}', which takes it" if hints else f"optimizer '{best}' takes it"
+        hints.append(f"{takes}: {{name: {best}, {example}}}{also}")
+    return ", ".join(hints)
+
+
+OPTIMIZERS: Registry = Registry("optimizer", check=check_option_ranges, hint=sibling_hint)
 
 
 def split_by_decay(params: Iterable[torch.nn.Parameter],
