@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from trainlab.config_fields import Named, short_repr
 from trainlab.registry import did_you_mean
+from trainlab.yaml_files import flow_yaml
 
 
 def location(loc: tuple[Any, ...], raw: Any = None) -> str:
@@ -165,7 +166,7 @@ def _mapping_wanted(model: type[BaseModel] | None) -> str:
     plain = {key: field.default for key, field in fields.items() if isinstance(field.default, str | int | float)}
     numbers = [key for key, default in plain.items() if not isinstance(default, bool | str)]
     key = next(iter(numbers or plain or fields), None)
-    value = _yaml_scalar(plain[key]) if key in plain else "..."
+    value = flow_yaml(plain[key]) if key in plain else "..."
     example = f"{{{key}: {value}}}, or {{}} for the defaults" if key else "{} for the defaults"
     return f"must be a mapping of its options (e.g. {example})"
 
@@ -182,11 +183,6 @@ def _one_word_choices(model: type[BaseModel], required: dict[str, Any]) -> tuple
     except ValidationError:
         return ()
     return choices
-
-
-def _yaml_scalar(value: Any) -> str:
-    """A default as YAML writes it: ``true``, ``10``, ``val_loss``."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 # what users of PyTorch and Lightning write for a choice that trainlab names otherwise (device: gpu, cuda:0;

@@ -22,6 +22,7 @@ from torch import nn
 from trainlab.config_fields import FLOAT32_MAX
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry, factory_options
+from trainlab.yaml_files import flow_yaml
 
 EPS_OPTIONS = ("eps", "adamw_eps")  # a denominator's offset, wherever an optimizer takes one
 # options below 0 that torch's optimizers refuse in their own words ("Invalid lr_decay value: -0.1"), and what
@@ -120,15 +121,6 @@ def _option_names(name: str) -> set[str]:
     return set(factory_options(OPTIMIZERS.get(name), skip=1) or ())
 
 
-def _yaml(value: Any) -> str:
-    """An option value as a config's flow mapping writes it (``true``, ``[0.9, 0.999]``)."""
-    if isinstance(value, bool) or value is None:
-        return "null" if value is None else str(value).lower()
-    if isinstance(value, list | tuple):
-        return f"[{', '.join(_yaml(v) for v in value)}]"
-    return str(value)
-
-
 SIBLING_SHARE = 0.5  # |options in common| / |options of either|: adam vs rmsprop's 3 of 9 is no sibling
 
 
@@ -164,7 +156,7 @@ def sibling_hint(name: str, options: dict[str, Any]) -> str:
         same_decay = (key in DECOUPLED) == (best in DECOUPLED)  # else the same number is another method
         carried = {option: value for option, value in mine.items() if option in theirs and option not in options
                    and theirs[option] != value and (option != "weight_decay" or same_decay)}
-        example = ", ".join(f"{option}: {_yaml(value)}" for option, value in {**carried, **options}.items())
+        example = ", ".join(f"{option}: {flow_yaml(list(value) if isinstance(value, tuple) else value)}" for option, value in {**carried, **options}.items())
         also = f" ({', '.join(takers[1:])} take{'s' if len(takers) == 2 else ''} it too)" if takers[1:] else ""
         takes = f"or optimizer '{best}', which takes it" if hints else f"optimizer '{best}' takes it"
         hints.append(f"{takes}: {{name: {best}, {example}}}{also}")
