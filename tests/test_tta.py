@@ -104,6 +104,16 @@ def test_tta_on_data_it_cannot_apply_to_is_one_config_error_line(options, shape,
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
+def test_tta_on_non_images_names_data_flatten_only_where_the_source_flattened_images():
+    # tabular rows (30 features) or a 1-D signal were never images: "data.flatten: false" is no fix there
+    with pytest.raises(ConfigError) as tabular:
+        build_tta(TestTimeAugmentation(), (30,))
+    assert str(tabular.value).endswith("(remove strategy.tta)")
+    with pytest.raises(ConfigError) as flattened:
+        build_tta(TestTimeAugmentation(), (784,), flattened=True)
+    assert "(remove strategy.tta; or keep the images' shape: data.flatten: false)" in str(flattened.value)
+
+
 BASE = {"data": {"source": "digits"}, "model": "mlp",
         "strategy": {"loss": "cross_entropy", "optimizer": "adam", "epochs": 1}}
 

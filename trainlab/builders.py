@@ -422,8 +422,10 @@ def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Lo
     """(final evaluator, per-validation evaluator): both with ``strategy.tta`` when ``when: always``,
     else the per-validation one without it (one forward pass per batch during training)."""
     tta_config = config.strategy.tta
-    tta = build_tta(TestTimeAugmentation(**tta_config.model_dump()) if tta_config else None, data.input_shape)
-    augment = config.data.source_kwargs().get("augment")
+    source_options = config.data.source_kwargs()
+    tta = build_tta(TestTimeAugmentation(**tta_config.model_dump()) if tta_config else None, data.input_shape,
+                    flattened=source_options.get("flatten") is True)
+    augment = source_options.get("augment")
     if tta is not None and tta.flip and isinstance(augment, dict) and augment.get("hflip") is False:
         # digits, text in images: a mirror view the model never trained on cost 18 points on digits, unsaid
         warn("strategy.tta averages in the left-right mirror view (tta.flip: true, its default) but "

@@ -56,11 +56,13 @@ class TestTimeAugmentation:
         """What summary.json records under ``evaluation.tta``."""
         return {"flip": self.flip, "translate": self.translate, "when": self.when, "views": self.views}
 
-    def check_input(self, input_shape: tuple[int, ...]) -> None:
-        """One-line ConfigError unless inputs are images (C, H, W) larger than the reflect padding."""
+    def check_input(self, input_shape: tuple[int, ...], flattened: bool = False) -> None:
+        """One-line ConfigError unless inputs are images (C, H, W) larger than the reflect padding;
+        ``flattened``: the data source flattened its images (``data.flatten: true``), which the fix names."""
         if len(input_shape) != 3:
+            unflatten = "; or keep the images' shape: data.flatten: false" if flattened else ""
             raise ConfigError(f"strategy.tta needs image inputs shaped (C, H, W); got inputs shaped "
-                              f"{tuple(input_shape)} (remove strategy.tta; images an IDX source flattened: data.flatten: false)")
+                              f"{tuple(input_shape)} (remove strategy.tta{unflatten})")
         if self.translate >= min(input_shape[1:]):
             raise ConfigError(f"strategy.tta.translate={self.translate} must be smaller than the image size "
                               f"{tuple(input_shape[1:])} (reflect padding)")
@@ -87,9 +89,11 @@ class TestTimeAugmentation:
         return 0.5 * centre + 0.5 * shifted
 
 
-def build_tta(options: TestTimeAugmentation | None, input_shape: tuple[int, ...]) -> TestTimeAugmentation | None:
-    """The run's TTA after checking it fits the data; None when off or when it has a single view."""
+def build_tta(options: TestTimeAugmentation | None, input_shape: tuple[int, ...],
+              flattened: bool = False) -> TestTimeAugmentation | None:
+    """The run's TTA after checking it fits the data (``flattened``: see :meth:`TestTimeAugmentation.check_input`);
+    None when off or when it has a single view."""
     if options is None or options.views == 1:
         return None
-    options.check_input(input_shape)
+    options.check_input(input_shape, flattened)
     return options
