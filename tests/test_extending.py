@@ -50,7 +50,8 @@ def _main_importing(module: str, argv: list[str]) -> int:
         sys.modules.pop(module, None)
 
 def test_doc_examples_exist():
-    assert set(_examples()) == {"mymodels.py", "mydata.py", "mylosses.py", "myschedules.py"}
+    assert set(_examples()) == {"mymodels.py", "mydata.py", "mylosses.py", "myschedules.py", "myoptim.py",
+                                "myinits.py", "mymetrics.py", "mycallbacks.py"}
 
 
 def test_the_doc_loss_trains_and_a_torch_loss_is_refused_in_one_line(project, tmp_path, capsys):

@@ -9,7 +9,8 @@
 (2, ['accuracy', 'f1'])
 
 The strategy is the ``strategy:`` section of a config (a dict, a path to a YAML
-file holding one, or a :class:`trainlab.config.Strategy`); ``callbacks`` are
+file holding one, whose folder is searched for its ``module:attr`` code as ``train(PATH)``
+searches the config's, or a :class:`trainlab.config.Strategy`); ``callbacks`` are
 :class:`trainlab.Callback` subclasses, run beside the built-in ones. With ``out``,
 the records (metrics.jsonl, summary.json, model.safetensors, strategy.yaml) are
 written there; resumable run folders come from config-driven runs (``trainlab train``).
@@ -36,6 +37,7 @@ from trainlab.arguments import flag
 from trainlab.atomic import write_json, write_jsonl, write_safetensors, write_text
 from trainlab.builders import assemble, build_loss_for, prepare_model, run_scope
 from trainlab.callbacks.base import Callback, user_callbacks
+from trainlab.code_policy import config_folder_trusted
 from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.data.dataset import Dataset
@@ -50,6 +52,7 @@ from trainlab.run_checks import divergence_advice
 from trainlab.run_records import LABELS_RECORD, labels_record
 from trainlab.run_summary import summarize
 from trainlab.time_budget import assemble_within_budget
+from trainlab.user_code import user_module_file
 
 
 @dataclass
@@ -88,6 +91,13 @@ def _strategy(strategy: dict[str, Any] | str | Path | Strategy) -> dict[str, Any
         return dict(strategy)
     raise ConfigError(f"strategy must be a dict, a YAML path or a trainlab.config.Strategy; "
                       f"got {type(strategy).__name__}")
+
+
+def _strategy_folder(strategy: Any) -> Path | None:
+    """The folder whose ``module:attr`` code (``loss: "mylosses:MyCE"``, a user metric) fit runs as the user's
+    besides the working directory: a strategy YAML file's, as ``train(PATH)`` trusts PATH's folder; None for
+    a dict or a Strategy built in Python."""
+    return Path(strategy).parent if isinstance(strategy, str | Path) else None
 
 
 def _strategy_section(raw: dict[str, Any], what: str, path: str | Path | None) -> dict[str, Any]:
@@ -212,7 +222,8 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     overwrite = flag("overwrite", overwrite)  # "false" is a true string: it would replace the records
     created = _check_out(path_argument(out, "out"), overwrite) if out is not None else []
     try:
-        return _fit(model, train, strategy, val, test, callbacks, metrics, seed, out, runtime, task, class_names)
+        with config_folder_trusted(_strategy_folder(strategy)):
+            return _fit(model, train, strategy, val, test, callbacks, metrics, seed, out, runtime, task, class_names)
     except BaseException:
         _remove_empty(created)  # the folder fit created for the records, when it failed before writing them
         raise
@@ -253,15 +264,38 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
 def _metric_names(metrics: Any) -> list[str] | None:
     """fit's ``metrics``: None (the task's defaults), a list or tuple of metric names, or one name as a
     one-item list (Keras users write ``metrics="accuracy"``); anything else is one ConfigError naming fit's
-    argument, not the config key."""
+    argument, not the config key; a function among them is told to be given by its ``module:function``
+    reference (:func:`_metric_reference`)."""
     if metrics is None:
         return None
     if isinstance(metrics, str):
         return [metrics]
+    rule = "metrics must be a list of metric names, e.g. metrics=['accuracy', 'f1']"
     if not isinstance(metrics, list | tuple) or not all(isinstance(name, str) for name in metrics):
-        raise ConfigError(f"metrics must be a list of metric names, e.g. metrics=['accuracy', 'f1']; got "
-                          f"{short_repr(metrics)}")
+        functions = [(index, name) for index, name in enumerate(metrics) if callable(name)] \
+            if isinstance(metrics, list | tuple) else []
+        if functions:
+            index, function = functions[0]
+            raise ConfigError(f"{rule}; got {_described(function)} at index {index}: a metric of yours is given as "
+                              f"a 'module:function' reference (docs/metrics.md): {_metric_reference(function)}")
+        raise ConfigError(f"{rule}; got {short_repr(metrics)}")
     return list(metrics)
+
+
+def _metric_reference(function: Any) -> str:
+    """How ``function``, given to fit's ``metrics`` as an object, is named instead: by its ``module:function``
+    reference when a module file of the user's defines it; a function of the script is moved into one; anything
+    else (a lambda, a library's metric of another signature) is wrapped in a function of one."""
+    module, name = getattr(function, "__module__", None) or "", getattr(function, "__qualname__", "")
+    own = inspect.isfunction(function) and name.isidentifier()
+    if own and module != "__main__" and user_module_file(module) is not None:
+        return f"give it as '{module}:{name}'"
+    contract = "a metric function takes (predictions, target, num_classes) and returns a number (higher is better)"
+    if own and module == "__main__":
+        return f"move {name} into a module file next to the script (e.g. my_metric.py) and give 'my_metric:{name}'; " \
+               f"{contract}"
+    return ("write def my_metric(predictions, target, num_classes) returning a number (higher is better) in a module "
+            "file next to the script (e.g. my_metric.py) and give 'my_metric:my_metric'")
 
 
 # the config keys the shared checks name, as fit's arguments name them

@@ -14,7 +14,8 @@ from an earlier config: ``load_run(A)`` then ``load_run(B)``, or a comparison of
 ``extB/base.yaml``, each beside its own ``mymodels.py``. When the module of that name already imported,
 or the one ``sys.path`` finds first, is another file, the trusted one is imported under its own name
 (:func:`_import_own`: ``mymodels__trainlab_<hash of its path>``), so both live side by side; an installed
-package of that name still wins, as ``sys.path`` order makes it.
+package of that name still wins, as ``sys.path`` order makes it, and the error a reference to such a file
+ends in says so (:func:`_shadowed_by`).
 """
 
 from __future__ import annotations
@@ -83,17 +84,24 @@ def _not_users(top: str) -> bool:
 _OWN_IMPORTS: dict[str, Path] = {}
 
 
-def _own_spec(top: str, policy: CodePolicy) -> importlib.machinery.ModuleSpec | None:
-    """The module or package ``top`` in the first trusted folder holding one (:func:`code_search_folders`);
-    None: in none of them (a namespace package, a folder without ``__init__.py``, keeps plain import)."""
+def _own_spec_and_folder(top: str, policy: CodePolicy) -> tuple[importlib.machinery.ModuleSpec, Path] | None:
+    """The module or package ``top`` in the first trusted folder holding one (:func:`code_search_folders`),
+    and that folder; None: in none of them (a namespace package, a folder without ``__init__.py``, keeps
+    plain import)."""
     for folder in code_search_folders(policy):
         try:
             spec = importlib.machinery.PathFinder.find_spec(top, [str(folder)])
         except (ImportError, ValueError, OSError):
             continue
         if spec is not None and spec.origin and spec.has_location:
-            return spec
+            return spec, folder
     return None
+
+
+def _own_spec(top: str, policy: CodePolicy) -> importlib.machinery.ModuleSpec | None:
+    """The spec of :func:`_own_spec_and_folder`."""
+    found = _own_spec_and_folder(top, policy)
+    return None if found is None else found[0]
 
 
 def _location(spec: importlib.machinery.ModuleSpec) -> Path:
@@ -212,16 +220,64 @@ def _refuse_outside(reference: str, kind: str) -> ConfigError:
 def _where_looked(policy: CodePolicy) -> str:
     """Where a module of the user's was looked for under ``policy``, for the "no module" line: the folders
     of :func:`code_search_folders` by name (the working directory marked so) and the installed packages.
-    Without a folder besides the working directory (a config built in Python, ``trainlab.fit``), it says
-    that no config file's folder was searched, and how one is."""
+    Without a config file's folder trusted (a config built in Python, ``trainlab.fit`` of a strategy dict),
+    it says that no config file's folder was searched, and how one is."""
     cwd = Path.cwd().resolve()
     folders = [f"{folder} (the working directory)" if folder == cwd else str(folder)
                for folder in code_search_folders(policy)]
     where = f"in {', '.join(folders)} or the installed packages"
-    if policy.cli or any(folder != cwd for folder in policy.folders):
+    if policy.cli or policy.folders:  # a config file's folder is trusted (the working directory, when it is there)
         return where
-    return (f"{where}; no config file's folder was searched (a config built in Python has none; train(PATH) "
-            "and train(load_config(PATH)) search PATH's folder too)")
+    return (f"{where}; no config file's folder was searched (a config built in Python has none; train(PATH), "
+            "fit(..., strategy=PATH) and train(load_config(PATH)) search PATH's folder too)")
+
+
+def _shown(location: Path, folder: Path) -> str:
+    """``clash/transformers.py next to the config``: the user's module file (a package: its folder) as the
+    user names it, relative to the working directory where it lies below it."""
+    cwd = Path.cwd().resolve()
+    if folder == cwd:
+        return f"{location.name}{'/' if location.is_dir() else ''} in the working directory"
+    with contextlib.suppress(ValueError):
+        location = location.relative_to(cwd)
+    return f"{location}{'/' if location.is_dir() else ''} next to the config"
+
+
+def _shadowed_by(top: str, policy: CodePolicy) -> str | None:
+    """When a trusted folder (:func:`code_search_folders`) holds a module or package ``top`` of the user's
+    but the name imports an installed package, a standard-library or a built-in module instead (those come
+    first on ``sys.path``), what module ``top`` is: ``"the installed package (/.../transformers), not
+    clash/transformers.py next to the config: an installed package of the same name wins; rename your file"``;
+    else None."""
+    found = None if top == "trainlab" or not policy.local else _own_spec_and_folder(top, policy)
+    if found is None:
+        return None
+    own, folder = found
+    if top in sys.builtin_module_names:
+        kind, winner = "the built-in module", "a built-in module"
+    else:
+        files = _module_files(top)
+        if not files or _location(own) in files or not any(_is_installed(file) for file in files):
+            return None  # the user's own file is what imports (or another folder's: _import_own's business)
+        standard = top in sys.stdlib_module_names
+        owner = "the standard library's module" if standard else "the installed package"
+        kind = f"{owner} ({files[0]})"
+        winner = "a standard-library module" if standard else "an installed package"
+    rename = "package folder" if own.submodule_search_locations is not None else "file"
+    return f"{kind}, not {_shown(_location(own), folder)}: {winner} of the same name wins; rename your {rename}"
+
+
+def _objects_in_fit(kind: str) -> str:
+    """What ``trainlab.fit`` takes in place of a ``module:attr`` reference of ``kind``, for the end of the
+    message refusing a ``__main__:...`` reference: fit builds each strategy component itself (no object),
+    takes metrics by name only, and the model as an instance."""
+    if kind == "model":
+        return " (trainlab.fit takes your model as an nn.Module instance instead: fit(MyNet(...), ...))"
+    if kind == "metric":
+        return " (trainlab.fit's metrics take no function object either)"
+    if kind in ("loss", "optimizer", "schedule", "initializer"):
+        return f" (trainlab.fit takes no class or function object in its place either: it builds the {kind} itself)"
+    return ""
 
 
 def import_reference(reference: str, kind: str) -> Any:
@@ -234,6 +290,11 @@ def import_reference(reference: str, kind: str) -> Any:
     if not module_name or not attribute or ":" in attribute:
         raise ConfigError(f"{kind} reference '{reference}' must look like 'package.module:attribute'")
     parts = attribute.split(".")
+    if module_name.split(".")[0] == "__main__":
+        module = f"my_{kind.replace(' ', '_')}"
+        raise ConfigError(f"{kind} reference '{reference}' names the __main__ module (the script run as a program), "
+                          f"which cannot be imported by name; put {attribute} in a module file next to the script "
+                          f"(e.g. {module}.py) and reference it as '{module}:{attribute}'{_objects_in_fit(kind)}")
     if any(not part or part.startswith("_") for part in module_name.split(".") + parts):
         raise ConfigError(f"{kind} reference '{reference}' names a private attribute; "
                           "reference a public class or function")
@@ -244,6 +305,8 @@ def import_reference(reference: str, kind: str) -> Any:
         if policy.local and top not in sys.stdlib_module_names and _module_files(top) is None:
             raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module "
                               f"'{top}' {_where_looked(policy)}")
+        if shadowed := _shadowed_by(top, policy):
+            raise ConfigError(f"config references '{reference}', but module '{top}' is {shadowed}")
         raise _refuse_outside(reference, kind)
     top, dot, rest = module_name.partition(".")
     try:
@@ -262,7 +325,11 @@ def import_reference(reference: str, kind: str) -> Any:
     target: Any = module
     for part in parts:
         if not hasattr(target, part):
-            raise ConfigError(f"module '{module_name}' has no attribute '{attribute}' (from {kind} '{reference}')")
+            shadowed = _shadowed_by(top, policy)
+            which = "it" if module_name == top else f"'{top}'"
+            why = f": {which} is {shadowed}" if shadowed else ""
+            raise ConfigError(f"module '{module_name}' has no attribute '{attribute}' (from {kind} '{reference}')"
+                              f"{why}")
         target = getattr(target, part)
         if inspect.ismodule(target):
             raise ConfigError(f"{kind} reference '{reference}' reaches the module '{target.__name__}' "

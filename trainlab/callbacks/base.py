@@ -189,7 +189,7 @@ class Callback:
     """No-op hooks; subclasses override what they need (``view`` is a :class:`TrainerView`)."""
 
     order: int = 50
-    name: str = ""  # unique per run; defaults to the class name
+    name: str = ""  # unique per run (the built-in callbacks' names are reserved); defaults to the class name
 
     def on_train_start(self, view: TrainerView) -> None: ...
     def on_epoch_start(self, view: TrainerView) -> None: ...
@@ -276,6 +276,42 @@ def warn_unknown_hooks(callback: Callback) -> None:
              f"called{closest} (the hooks: {', '.join(HOOKS)})")
 
 
+def _is_builtin(callback: Callback) -> bool:
+    return type(callback).__module__.split(".")[0] == "trainlab"
+
+
+def builtin_callback_names() -> list[str]:
+    """The names trainlab's own callbacks run under (those of the modules of :mod:`trainlab.callbacks`, and of
+    any other trainlab module loaded, such as tune's pruning callback): reserved, as a callback of yours with
+    one of them clashes with the built-in one in each run that has it."""
+    import importlib
+    import pkgutil
+
+    import trainlab.callbacks as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+    kinds, names = [Callback], set()
+    while kinds:
+        kind = kinds.pop()
+        kinds.extend(kind.__subclasses__())
+        if kind.__module__.split(".")[0] == "trainlab" and vars(kind).get("name"):
+            names.add(kind.name)
+    return sorted(names)
+
+
+def _name_used_twice(name: str, callbacks: list[Callback]) -> str:
+    """The message refusing two callbacks named ``name``: one of them a built-in callback, the name is told
+    reserved (listing :func:`builtin_callback_names`); else each instance is told to take its own."""
+    holders = [cb for cb in callbacks if callback_name(cb) == name]
+    builtin = next((cb for cb in holders if _is_builtin(cb)), None)
+    twice = f"callback name {name!r} is used twice (callbacks: {', '.join(callback_name(cb) for cb in callbacks)})"
+    if builtin is not None and not all(_is_builtin(cb) for cb in holders):
+        return (f"{twice}: it is the built-in callback {type(builtin).__name__}'s, and the built-in callbacks' names "
+                f"are reserved ({', '.join(builtin_callback_names())}): give yours another (callback.name = '...')")
+    return f"{twice}; a callback's state is saved under its name: give each instance its own (callback.name = '...')"
+
+
 class CallbackList:
     """Dispatches each event to the callbacks that override it, in ``order``."""
 
@@ -290,9 +326,7 @@ class CallbackList:
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         names = [callback_name(cb) for cb in self.callbacks]
         if twice := sorted({name for name in names if names.count(name) > 1}):
-            raise ConfigError(f"callback name {twice[0]!r} is used twice (callbacks: {', '.join(names)}); a "
-                              "callback's state is saved under its name: give each instance its own "
-                              "(callback.name = '...')")
+            raise ConfigError(_name_used_twice(twice[0], self.callbacks))
         for callback in self.callbacks:
             warn_unknown_hooks(callback)
         self.hooks = {

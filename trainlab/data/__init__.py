@@ -92,11 +92,38 @@ class RawData:
     after_fit: Callable[[dict[str, Any]], None] | None = None
 
 
+# how to turn text features into numbers, for the message refusing them
+TEXT_FEATURES_FIX = ("encode text or categorical columns as numbers (integer codes or one-hot columns), or save the "
+                     "table as a CSV file for the csv source, which one-hot encodes its text columns (docs/data.md, "
+                     "'CSV files', categorical)")
+
+
+def _holds_numbers(array: np.ndarray) -> bool:
+    """Whether an object array's values are all numbers (Python floats or ints, held as objects)."""
+    try:
+        array.astype(np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _check_numeric(name: str, part: str, array: np.ndarray) -> None:
-    if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)) \
-            or np.issubdtype(array.dtype, np.complexfloating):
-        raise DataError(f"{name} {part} have dtype {array.dtype}; trainlab needs real numbers "
-                        "(encode class names as integers 0..K-1)")
+    """Refuse ``array`` (the ``part``, ``features`` or ``targets``, of the split ``name``) unless it holds real
+    numbers, naming the fix: numbers held as objects are cast, targets encode class names as 0..K-1,
+    features encode their text columns (:data:`TEXT_FEATURES_FIX`)."""
+    if (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)) \
+            and not np.issubdtype(array.dtype, np.complexfloating):
+        return
+    if np.issubdtype(array.dtype, np.complexfloating):
+        fix = "give the real and imaginary parts as columns of their own"
+    elif array.dtype == object and _holds_numbers(array):
+        fix = ("the values are numbers held as Python objects: convert them with x.astype(np.float32)" if part == "features"
+               else "the values are numbers held as Python objects: convert them with y.astype(np.int64) for class labels")
+    elif part == "targets":
+        fix = "encode class names as integers 0..K-1"
+    else:
+        fix = TEXT_FEATURES_FIX
+    raise DataError(f"{name} {part} have dtype {array.dtype}; trainlab needs real numbers: {fix}")
 
 
 def _clean(name: str, x: np.ndarray, y: np.ndarray, policy: str,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from trainlab.config_fields import short_repr
-from trainlab.data import DATA_SOURCES, RawData, receives_shared
+from trainlab.data import DATA_SOURCES, TEXT_FEATURES_FIX, RawData, receives_shared
 from trainlab.data.dataset import is_one_hot
 from trainlab.data.labels import warn_one_hot
 from trainlab.data.paths import resolve_file
@@ -101,14 +101,17 @@ def channels_last_fix(name: str, shape: tuple[int, ...]) -> str:
             f"({n}, {channels}, {height}, {width})")
 
 
-def _check_array(file: Path, name: str, array: np.ndarray) -> None:
+def _check_array(file: Path, name: str, array: np.ndarray, features: bool) -> None:
+    """Refuse an array ``name`` that is no .npy array, a scalar, or holds no numbers: text in ``features``
+    (an x array) is told how to encode it, text in a y array to encode its class names as 0..K-1."""
     if not isinstance(array, np.ndarray):  # a member written by hand into the zip: np.load gives its bytes
         raise DataError(f"array '{name}' in {file} is not a .npy array (its member {name}.npy holds other "
                         "bytes); write the archive with np.savez(path, x=..., y=...)")
     if array.ndim == 0:
         raise DataError(f"npz file {file}: array '{name}' is a scalar; expected one row per sample")
     if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
-        hint = "; encode class names as integers 0..K-1" if array.dtype.kind in "US" else ""
+        hint = "" if array.dtype.kind not in "US" else f"; {TEXT_FEATURES_FIX}" if features else \
+            "; encode class names as integers 0..K-1"
         raise DataError(f"npz file {file}: array '{name}' has dtype {array.dtype}; trainlab reads numbers{hint}")
 
 
@@ -212,7 +215,7 @@ def npz(path: str, x: str = "x", y: str = "y", task: str | None = None, nan_poli
         if xs not in arrays:
             return None, None
         for name in (xs, ys):
-            _check_array(file, name, arrays[name])
+            _check_array(file, name, arrays[name], features=name == xs)
         if arrays[xs].ndim == 1:  # the CSV reader's one feature column is (N, 1); (N,) is no row of features
             raise DataError(f"npz file {file}: array '{xs}' is shaped {arrays[xs].shape}, one number per sample; "
                             f"features are (N, features...): save one feature as {xs}.reshape(-1, 1)")
