@@ -280,6 +280,19 @@ def test_a_failed_fit_never_removes_a_folder_that_was_there_before(tmp_path, mon
     assert (tmp_path / "E").is_dir() and not (tmp_path / "E" / "new").exists() and not (tmp_path / "a").exists()
 
 
+class _Items(torch.utils.data.Dataset):
+    """A map-style dataset over a list of items, as they are."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
 class _Short(torch.utils.data.Dataset):
     """len() says 20, but only 10 items exist."""
 
@@ -305,6 +318,9 @@ def test_keras_and_torch_habits_are_told_what_fit_takes():
                                "len() is 20; __len__ must count the items __getitem__ gives"),
         (dict(train=torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y), torch.tensor(y))),
          "train dataset items must be (x, y) pairs; item 0 is a tuple of 3 items"),
+        (dict(train=_Items([("some text", 0)] * 4)), "x of item 0 is a str; each must be a tensor, an array or a number "
+                                             "(encode text or categories as numbers first)"),
+        (dict(train=_Items([([1.0, 2.0], "cat")] * 4)), "(encode class names as 0..K-1)"),
     ]
     for changed, message in cases:
         with pytest.raises(DataError, match=re.escape(message)):

@@ -124,8 +124,9 @@ def _stack(rows: list[Any], part: int, what: str) -> torch.Tensor:
             raise DataError(f"{what}: dataset items must be (x, y) pairs; item {i} is a {type(row).__name__}")
         value = row[part]
         if value is None or isinstance(value, str | bytes | tuple | dict):
+            fix = "encode class names as 0..K-1" if part == 1 else "encode text or categories as numbers first"
             raise DataError(f"{what} of item {i} is a {type(value).__name__}; each must be a tensor, an array or "
-                            "a number (encode class names as 0..K-1)")
+                            f"a number ({fix})")
         items.append(value if isinstance(value, torch.Tensor) else _from_array(value, f"{what} of item {i}"))
         if items[-1].shape != items[0].shape:
             raise DataError(f"{what} of item {i} is shaped {tuple(items[-1].shape)} but item 0's "
