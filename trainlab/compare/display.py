@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Tally:
-    """What the display shows: counts, timing and each arm's finished metric values (first task)."""
+    """What the display shows: counts, timing and each arm's finished metric values (first task), and each
+    arm's failed runs: a failed run, or a finished one whose metric is not a finite number, which the
+    leaderboard counts as failed too (trainlab.compare.leaderboard.counted_runs)."""
 
     task: str
     total: int
@@ -31,10 +33,16 @@ class Tally:
     started: float = field(default_factory=time.perf_counter)
     run_seconds: list[float] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
 
     def record(self, plan: RunPlan, summary: dict[str, Any] | None) -> None:
+        """A run done: its metric's value, or (no summary: it failed; no finite value) a failure of its arm."""
+        if plan.task != self.task:
+            return
         value = self.read_metric(summary, self.metric) if summary else None
-        if value is not None and plan.task == self.task:
+        if value is None:
+            self.failures[plan.strategy] = self.failures.get(plan.strategy, 0) + 1
+        else:
             self.values.setdefault(plan.strategy, []).append(value)
 
     @property
@@ -48,12 +56,16 @@ class Tally:
         return per_run * math.ceil((self.left + self.running / 2) / jobs)
 
     def leader(self) -> str:
+        """The best mean so far among the arms without a failed run, as the leaderboard ranks arms with
+        failures below those without; ``(n=2, 1 failed)`` where every arm has failures."""
         if not self.values:
             return "-"
-        pick = max if self.direction == "max" else min
+        sign = -1.0 if self.direction == "max" else 1.0
         means = {name: sum(v) / len(v) for name, v in self.values.items()}
-        best = pick(means, key=means.get)
-        return f"{best} {self.metric}={means[best]:.4g} (n={len(self.values[best])})"
+        best = min(means, key=lambda name: (self.failures.get(name, 0) > 0, sign * means[name]))
+        failed = self.failures.get(best, 0)
+        return (f"{best} {self.metric}={means[best]:.4g} (n={len(self.values[best])}"
+                f"{f', {failed} failed' if failed else ''})")
 
     def line(self, jobs: int) -> str:
         eta = self.eta_s(jobs)
@@ -67,7 +79,8 @@ def outcome_text(tally: Tally, outcome: dict[str, Any]) -> str:
     """One run's outcome for the display: its metric when finished, else its status and reason."""
     if outcome["status"] == "finished":
         value = tally.read_metric(outcome.get("summary") or {}, tally.metric)
-        return f"{tally.metric}={value:.4g}" if value is not None else "finished"
+        return f"{tally.metric}={value:.4g}" if value is not None else \
+            f"finished, but {tally.metric} is not a finite number: counted as failed"
     return f"{outcome['status']}: {outcome.get('reason', '')}"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import trainlab.compare.stats as stats
 from trainlab.atomic import write_json, write_text
 from trainlab.compare.labels import short_labels
-from trainlab.compare.metric_keys import direction_of, metric_range, read_metric
+from trainlab.compare.metric_keys import direction_of, metric_range, read_metric, unread_metric_reason
 from trainlab.compare.run_record import RunRecord, convergence, load_run, time_to_target
 from trainlab.compare.runner import RunPlan
 from trainlab.config_fields import counted
@@ -71,37 +71,61 @@ def _val_key(metric: str) -> tuple[str, str | None]:
     return "val_loss", None
 
 
-def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[str, Any] | None) -> dict[str, Any]:
-    finished = [r for r in runs if r.status == "finished"]
-    keys = _metric_keys(finished, metric)
+def counted_runs(runs: list[RunRecord], metric: str) -> tuple[list[RunRecord], list[dict[str, Any]]]:
+    """The runs behind the statistics of ``metric``, and the failures (``{"seed", "reason"}``, in seed order).
+
+    A run counts where it finished with a finite ``metric``. A run that failed (crashed, diverged) is a
+    failure with its reason, and so is a finished run whose ``metric`` is NaN, inf or absent (an overflow at
+    evaluation, a model whose outputs are inf): leaving it out uncounted would let a strategy whose broken
+    seeds finish rank on its lucky ones (:func:`standing` ranks a strategy with failures below those without).
+    """
+    counted, failures = [], []
+    for run in runs:
+        if run.status == "failed":
+            failures.append({"seed": run.seed, "reason": run.reason})
+        elif run.status == "finished" and read_metric(run.summary, metric) is None:
+            why = unread_metric_reason(run.summary, metric)
+            failures.append({"seed": run.seed, "reason": f"finished, but {why}: counted as failed"})
+        elif run.status == "finished":
+            counted.append(run)
+    return counted, failures
+
+
+def _metric_blocks(finished: list[RunRecord], metric: str) -> dict[str, dict[str, Any]]:
+    """:func:`metric_block` of each metric the ``finished`` runs record (``metric`` always), each over the runs
+    with a finite value of it: ``n`` and ``values`` are the values behind its statistics. The ranking
+    ``metric``'s are the :func:`counted_runs`; another metric's may be more (a run whose ``test_mse`` is NaN
+    may have a finite ``train_time_s``) or fewer (a NaN ``test_r2`` beside a finite ``test_mse``)."""
     metrics = {}
-    for key in keys:
+    for key in _metric_keys(finished, metric):
         pairs = [(r.seed, read_metric(r.summary, key)) for r in finished]
         pairs = [(s, v) for s, v in pairs if v is not None]
         if pairs or key == metric:
             metrics[key] = metric_block([v for _, v in pairs], [s for s, _ in pairs], key)
-    entry: dict[str, Any] = {
-        "name": name,
-        "runs": len(finished),
-        "failed": sum(r.status == "failed" for r in runs),
-        "missing": sum(r.status == "missing" for r in runs),
-        "failures": [{"seed": r.seed, "reason": r.reason} for r in runs if r.status == "failed"],
-        "seeds": [r.seed for r in runs],
-        "run_dirs": [str(r.path) for r in runs],
-        "metrics": metrics,
-    }
+    return metrics
+
+
+def _target_blocks(runs: list[RunRecord], target: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """``time_to_target_s`` and ``steps_to_target`` over every run (a failed run may have reached it first)."""
     times, steps = [], []
     for run in runs:
         t, s = time_to_target(run.records, target) if target else (None, None)
         times.append(t)
         steps.append(s)
-    entry["time_to_target_s"] = {
-        "median": stats.median_time(times) if target else None,
-        "reached": sum(t is not None for t in times) if target else None,  # no --target: nothing to reach
-        "fraction": (sum(t is not None for t in times) / len(runs)) if runs and target else None,
-        "values": times,
+    return {
+        "time_to_target_s": {
+            "median": stats.median_time(times) if target else None,
+            "reached": sum(t is not None for t in times) if target else None,  # no --target: nothing to reach
+            "fraction": (sum(t is not None for t in times) / len(runs)) if runs and target else None,
+            "values": times},
+        "steps_to_target": {"median": stats.median_time(steps) if target else None, "values": steps},
     }
-    entry["steps_to_target"] = {"median": stats.median_time(steps) if target else None, "values": steps}
+
+
+def _convergence_block(runs: list[RunRecord], metric: str) -> dict[str, Any]:
+    """:func:`~trainlab.compare.run_record.convergence` of the finished ``runs``, with a ``note`` where a
+    validation value was non-finite or a metrics.jsonl had damaged lines."""
+    finished = [r for r in runs if r.status == "finished"]
     val_key, metric_name = _val_key(metric)
     per_run = [convergence(r, val_key, metric_name) for r in finished]
     block: dict[str, Any] = {"val_metric": val_key}
@@ -123,15 +147,35 @@ def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[s
                      "and these figures")
     if notes:
         block["note"] = "; ".join(notes)
-    entry["convergence"] = block
-    return entry
+    return block
+
+
+def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[str, Any] | None) -> dict[str, Any]:
+    """One strategy's leaderboard entry (docs/compare.md, leaderboard.json): ``runs`` is the number of runs
+    behind the statistics of ``metric`` (:func:`counted_runs`), ``failed`` its failures, a finished run with a
+    non-finite ``metric`` among them, so ``runs + failed + missing`` is its number of seeds."""
+    counted, failures = counted_runs(runs, metric)
+    finished = [r for r in runs if r.status == "finished"]
+    return {
+        "name": name,
+        "runs": len(counted),
+        "failed": len(failures),
+        "missing": sum(r.status == "missing" for r in runs),
+        "failures": failures,
+        "seeds": [r.seed for r in runs],
+        "run_dirs": [str(r.path) for r in runs],
+        "metrics": _metric_blocks(finished, metric),
+        **_target_blocks(runs, target),
+        "convergence": _convergence_block(runs, metric),
+    }
 
 
 # --------------------------------------------------------------------------- ranking and tests
 
 def standing(entry: dict[str, Any], metric: str) -> int:
     """0: at least two runs of ``metric`` and no failed run; 1: two or more, but some seeds failed
-    (crashed or diverged: a weakness, not noise to leave out); 2: fewer than two, so untestable."""
+    (crashed, diverged, or finished with a non-finite ``metric``: :func:`counted_runs`; a weakness, not noise
+    to leave out); 2: fewer than two, so untestable."""
     finished = len(entry["metrics"].get(metric, {}).get("values") or [])
     return 2 if finished < 2 else 1 if entry.get("failed") else 0
 
@@ -269,11 +313,13 @@ def task_profile(board: dict[str, Any], target: dict[str, Any] | None) -> dict[s
 
 CSV_COLUMNS = ["task", "rank", "strategy", "runs", "failed", "mean", "std", "median", "ci95_low", "ci95_high",
                "iqm", "test", "p", "p_holm", "verdict", "prob_improvement", "time_to_target_median_s",
-               "target_reached", "train_time_s_mean"]
+               "target_reached", "train_time_s_mean", "failures"]
 
 
 def to_csv(board: dict[str, Any]) -> str:
-    """One row per task x strategy; the ranking metric's statistics in the mean..iqm columns."""
+    """One row per task x strategy; the ranking metric's statistics in the mean..iqm columns, ``runs`` the
+    number of values behind them; ``failures`` each failed seed and why (``seed 1: diverged: ...``, ``;``
+    between seeds), a finished run counted as failed for a non-finite metric among them."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -287,8 +333,13 @@ def to_csv(board: dict[str, Any]) -> str:
                              block.get("std"), block.get("median"), ci[0], ci[1], block.get("iqm"), vs["test"],
                              vs["p"], vs["p_holm"], vs["verdict"], vs["prob_improvement"],
                              entry["time_to_target_s"]["median"], entry["time_to_target_s"]["reached"],
-                             entry["metrics"].get("train_time_s", {}).get("mean")])
+                             entry["metrics"].get("train_time_s", {}).get("mean"), failure_text(entry)])
     return buffer.getvalue()
+
+
+def failure_text(entry: dict[str, Any]) -> str:
+    """leaderboard.csv's ``failures`` cell: ``seed 1: <reason>; seed 2: <reason>``, empty where none failed."""
+    return "; ".join(f"seed {f.get('seed')}: {f.get('reason')}" for f in entry.get("failures") or [])
 
 
 def write_leaderboard(board: dict[str, Any], out: Path) -> tuple[Path, Path]:
@@ -347,9 +398,39 @@ def target_text(ttt: dict[str, Any]) -> str:
     return f"{'not reached' if not ttt['reached'] else 'most missed'} {reached}"
 
 
+def count_text(entry: dict[str, Any], block: dict[str, Any]) -> str:
+    """The table's counts after a mean: `` n=2, 2 failed``, where n is the number of values behind the
+    statistics of ``block`` and ``failed`` the strategy's failed seeds (a finished run counted as failed for a
+    non-finite metric among them)."""
+    n = block.get("n", len(block.get("values") or []))
+    return f" n={n}" + (f", {entry['failed']} failed" if entry.get("failed") else "")
+
+
+def _table_row(entry: dict[str, Any], metric: str, label: str, target: dict[str, Any] | None) -> list[str]:
+    """One strategy's row of the printed table; ``label`` is rich markup already escaped."""
+    block = entry["metrics"].get(metric, {})
+    ci = block.get("ci95")
+    vs = entry["vs_best"]
+    verdict = vs["verdict"]
+    if vs["p_holm"] is not None:
+        verdict += f" p={vs['p_holm']:.2g}"
+    style = {"best": "bold green", "worse": "red", "better": "bold yellow"}.get(vs["verdict"], "")
+    row = [str(entry["rank"]), label,
+           f"{_fmt(block.get('mean'))} ± {_fmt_spread(block)}{count_text(entry, block)}",
+           f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
+           f"[{style}]{verdict}[/{style}]" if style else verdict,
+           _fmt(vs["prob_improvement"], 2),
+           _fmt(entry["metrics"].get("train_time_s", {}).get("mean"), 3)]
+    if target:
+        row.insert(5, target_text(entry["time_to_target_s"]))
+    return row
+
+
 def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
-    """A rich table per task, ranked by the metric."""
+    """A rich table per task, ranked by the metric. Names, reasons and notes are shown as written, never
+    read as rich markup (a strategy named ``lr[/x]`` would otherwise raise, ``[bold]a`` print as ``a``)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if console is None:
@@ -360,42 +441,27 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
     # long names (up to 195 characters) shortened alike in every table, distinct where the names are
     labels = short_labels([e["name"] for table_data in board["tasks"].values() for e in table_data["strategies"]])
     for task, table_data in board["tasks"].items():
-        table = Table(title=table_title(task, board, table_data["strategies"]))
+        table = Table(title=escape(table_title(task, board, table_data["strategies"])))
         columns = ["rank", "strategy", metric, "95% CI", "vs best (Holm p)", "P(beats best)", "train s"]
         if target:
             columns.insert(5, f"time to {target['metric']}={target['value']:g} (reached)")
         for column in columns:
-            table.add_column(column, justify="left" if column in ("strategy", "vs best (Holm p)") else "right",
+            table.add_column(escape(column), justify="left" if column in ("strategy", "vs best (Holm p)") else "right",
                              overflow="fold")  # wrapped, never cut to an ellipsis that makes two labels alike
         for entry in table_data["strategies"]:
-            block = entry["metrics"].get(metric, {})
-            ci = block.get("ci95")
-            vs = entry["vs_best"]
-            verdict = vs["verdict"]
-            if vs["p_holm"] is not None:
-                verdict += f" p={vs['p_holm']:.2g}"
-            style = {"best": "bold green", "worse": "red", "better": "bold yellow"}.get(vs["verdict"], "")
-            runs = f" n={entry['runs']}" + (f", {entry['failed']} failed" if entry["failed"] else "")
-            row = [str(entry["rank"]), labels[entry["name"]],
-                   f"{_fmt(block.get('mean'))} ± {_fmt_spread(block)}{runs}",
-                   f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
-                   f"[{style}]{verdict}[/{style}]" if style else verdict,
-                   _fmt(vs["prob_improvement"], 2),
-                   _fmt(entry["metrics"].get("train_time_s", {}).get("mean"), 3)]
-            if target:
-                ttt = entry["time_to_target_s"]
-                row.insert(5, target_text(ttt))
-            table.add_row(*row)
+            table.add_row(*_table_row(entry, metric, escape(labels[entry["name"]]), target))
         console.print(table)
         for entry in table_data["strategies"]:
             for failure in entry["failures"]:
-                console.print(f"  failed: {entry['name']} seed {failure['seed']}: {failure['reason']}")
+                console.print(f"  failed: {entry['name']} seed {failure['seed']}: {failure['reason']}",
+                              markup=False, highlight=False)
             note = (entry.get("convergence") or {}).get("note")
             if note:
-                console.print(f"  note: {entry['name']}: {note}")
+                console.print(f"  note: {entry['name']}: {note}", markup=False, highlight=False)
     profile = board.get("profile")
     if profile:
         console.print(f"performance profile over {len(profile['tasks'])} tasks ({profile['measure']}): "
-                      "geometric mean of time ratios to the best")
+                      "geometric mean of time ratios to the best", markup=False, highlight=False)
         for name, ratio in profile["geomean_ratio"].items():
-            console.print(f"  {labels.get(name, name):<24} {_fmt(ratio, 3) if ratio is not None else 'inf (a target missed)'}")
+            console.print(f"  {labels.get(name, name):<24} {_fmt(ratio, 3) if ratio is not None else 'inf (a target missed)'}",
+                          markup=False, highlight=False)

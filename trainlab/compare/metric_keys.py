@@ -10,6 +10,7 @@ import math
 import re
 from typing import Any
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 
 MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time", "_s")
@@ -59,6 +60,29 @@ def read_metric(summary: dict[str, Any] | None, key: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def unread_metric_reason(summary: dict[str, Any] | None, key: str) -> str:
+    """Why :func:`read_metric` gives None for ``key`` of a finished run's ``summary``, for its failure line:
+    ``test_mse is nan (not a finite number)`` where the summary's ``non_finite`` names the value it wrote as
+    null (``test.mse=nan``), ``test_mse is null (not a finite number)`` where it does not say which,
+    ``summary.json records no test_mse`` where the key is absent, else ``test_mse is not a number``."""
+    summary = summary or {}
+    split, _, name = key.partition("_")
+    section = summary.get(split)
+    if key in summary:
+        value, path = summary[key], key
+    elif isinstance(section, dict) and name in section:
+        value, path = section[name], f"{split}.{name}"
+    else:
+        return f"summary.json records no {key}"
+    if isinstance(value, float):  # inf or nan: a summary built in Python, before JSON made it null
+        return f"{key} is {value} (not a finite number)"
+    if value is None:
+        written = [str(item) for item in summary.get("non_finite") or [] if str(item).startswith(f"{path}=")]
+        shown = written[0].partition("=")[2] if written else "null"
+        return f"{key} is {shown} (not a finite number)"
+    return f"{key} is not a number ({short_repr(value)})"
 
 
 COMPARISONS = re.compile(r"<=|>=|==|!=|=>|=<|<|>")  # what a target written as a condition holds

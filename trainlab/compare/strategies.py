@@ -52,6 +52,38 @@ SET_BY_COMPARE = {
 }
 
 
+MAX_NAME_BYTES = 255  # NAME_MAX of ext4, XFS, APFS, NTFS: the longest folder name, in bytes of UTF-8
+NAME_RULE = ("a strategy name is the folder of its runs (runs/<task>/<strategy>/), so it must not be empty, start "
+             "with '.', or hold '/', '\\' or a control character (NUL, tab, newline), and is at most "
+             f"{MAX_NAME_BYTES} bytes in UTF-8; any other character is kept as written (grid names such as "
+             "'optimizer.name=sgd,batch_size=32' are valid)")
+
+
+def folder_name_problem(name: str) -> str | None:
+    """What keeps ``name`` from being a strategy's folder (:data:`NAME_RULE`), worded to follow the name
+    (``is empty``, ``holds '/'``), or None where it can be one.
+
+    Refused: what POSIX refuses in a file name ('/', NUL) or gives another meaning (``.`` and ``..``,
+    a name over NAME_MAX bytes), a hidden folder (a leading '.'), the Windows separator '\\' (a folder
+    copied there would split), and control characters, which split a log line or a terminal row. Spaces,
+    quotes, '<' and '&' are valid folder names; the table, CSV and report show them as written.
+    """
+    if not name:
+        return "is empty"
+    if name.startswith("."):
+        return "starts with '.'"
+    separator = next((c for c in name if c in "/\\"), None)
+    if separator:
+        return f"holds '{separator}'"
+    control = next((c for c in name if ord(c) < 32 or ord(c) == 127), None)
+    if control is not None:
+        return f"holds the control character {control!r}"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"is {size} bytes in UTF-8"
+    return None
+
+
 @dataclass(frozen=True)
 class NamedStrategy:
     """One arm of a comparison: a name and its overrides ``{dotted key: value}``."""
@@ -147,9 +179,9 @@ def check_strategies(strategies: list[NamedStrategy], source: str) -> None:
     for strategy in strategies:
         if strategy.name in seen:
             raise ConfigError(f"{source}: duplicate strategy name '{strategy.name}'; give each strategy its own name")
-        if not strategy.name or "/" in strategy.name or strategy.name.startswith("."):
-            raise ConfigError(f"{source}: strategy name {strategy.name!r} cannot be a folder name; "
-                              "use letters, digits, '-', '_', '=' or ','")
+        problem = folder_name_problem(strategy.name)
+        if problem:
+            raise ConfigError(f"{source}: strategy name {short_repr(strategy.name)} {problem}; {NAME_RULE}")
         for key in strategy.overrides:
             if key in SET_BY_COMPARE:
                 raise ConfigError(f"{source}: strategy '{strategy.name}' sets '{key}', which compare sets for "

@@ -25,7 +25,7 @@ from trainlab.records import read_record_text
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page, wrapped
 from trainlab.report.predictions import Predictions, load_predictions
-from trainlab.report.series import ABSENT, config_diff, loss_gap, performance_profile
+from trainlab.report.series import ABSENT, config_diff, loss_gap, performance_profile, restored_monitor
 from trainlab.report.sources import Comparison, RunRecords, run_labels
 
 PROFILE_TAUS = [float(t) for t in np.round(np.logspace(0, 1, 41), 4)]  # tau from 1 to 10
@@ -93,16 +93,35 @@ def add_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str 
                                          "generalisation gap in loss (above 0: validation loss is higher)"))
     name = metric.split("_", 1)[1] if metric and "_" in metric else metric
     if name and name != "loss":
-        split_gap = {}
+        split_gap, shown = {}, []
         for strategy, runs in groups.items():
             values = []
             for run in runs:
                 val, test = run.split_metric(f"val_{name}"), run.split_metric(f"test_{name}")
                 values.append(val - test if val is not None and test is not None else None)
+                if values[-1] is not None:
+                    shown.append(run)
             split_gap[strategy] = values
-        if any(v is not None for values in split_gap.values() for v in values):
+        if shown:
             page.figure(figures.box_by_group(split_gap, palette, f"val_{name} - test_{name}",
-                                             f"validation vs test {name} (the best epoch was chosen on validation)"))
+                                             f"validation vs test {name} ({evaluated_model_text(shown)})"))
+
+
+def evaluated_model_text(runs: Sequence[RunRecords]) -> str:
+    """Which model the ``runs`` evaluated on val and test (:func:`~trainlab.report.series.restored_monitor`),
+    for the validation-vs-test chart: the best epoch chosen on validation (early stopping's restore_best)
+    makes the validation value the best of many, so the gap means something else than for the model at the
+    end of training."""
+    monitors = [restored_monitor(run.config, run.summary) for run in runs]
+    chosen = sorted({m for m in monitors if m})
+    if not chosen:
+        return "the model at the end of training: no epoch was chosen on validation"
+    if len(chosen) == 1 and None not in monitors:
+        where = "on validation" if chosen[0].startswith("val_") else "on the training data"
+        return f"early stopping restored the epoch of the best {chosen[0]}: chosen {where}"
+    restored = sum(m is not None for m in monitors)
+    return (f"early stopping restored the epoch of the best {' or '.join(chosen)} in {restored} of "
+            f"{len(monitors)} runs, the others are the model at the end of training")
 
 
 def add_predictions(page: Page, run: RunRecords, label: str) -> None:
@@ -190,7 +209,7 @@ def add_events(page: Page, runs: Mapping[str, RunRecords]) -> None:
 # --------------------------------------------------------------------------- comparison
 
 def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric: str, has_target: bool) -> None:
-    header = ["rank", "strategy", f"{metric} mean ± std", "95% CI", "median", "runs (failed)",
+    header = ["rank", "strategy", f"{metric} mean ± std", "95% CI", "median", "n (failed)",
               "vs best", "P(improvement)", "train time (s, mean)"]
     if has_target:
         header.append("time to target (s, median; reached)")
@@ -208,7 +227,7 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
         row = [fmt(entry.get("rank")), wrapped(str(entry.get("name"))),
                f"{fmt(stats.get('mean'))} ± {fmt(stats.get('std'), 2)}", _interval_text(stats),
                fmt(stats.get("median")),
-               f"{entry.get('runs', '–')} ({entry.get('failed', 0)})",
+               f"{_value_count(stats)} ({entry.get('failed', 0)})",
                Markup(f'<span class="{css}">{html.escape(verdict_text)}</span>'), fmt(vs.get("prob_improvement"), 3),
                fmt(time_stats.get("mean"))]
         if has_target:
@@ -217,6 +236,16 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
         rows.append(row)
         classes.append("best" if (entry.get("vs_best") or {}).get("verdict") == "best" else "")
     page.table(header, rows, classes, numeric={0, 4, 7, 8})
+
+
+def _value_count(stats: Mapping[str, Any]) -> str:
+    """The n of a metric's statistics: its ``n``, else the number of its ``values`` (a leaderboard.json
+    written without ``n``); never the strategy's ``runs``, which an older compare counted with the finished
+    runs whose metric was NaN and so behind no statistic."""
+    n = stats.get("n")
+    if isinstance(n, int) and not isinstance(n, bool):
+        return str(n)
+    return str(len([v for v in stats.get("values") or [] if v is not None]))
 
 
 def _interval_text(stats: Mapping[str, Any]) -> str:
@@ -235,7 +264,9 @@ def _failures_note(page: Page, entries: Sequence[Mapping[str, Any]]) -> None:
             for entry in entries for failure in entry.get("failures") or [] if isinstance(failure, Mapping)]
     if rows:
         page.paragraph(f"{counted(len(rows), 'run')} failed and {'is' if len(rows) == 1 else 'are'} left out of the "
-                       "statistics above (a strategy with failed seeds ranks below those without). Why:")
+                       "statistics above (a strategy with failed seeds ranks below those without; a run that "
+                       "finished with a ranking metric that is not a finite number counts as failed, its training "
+                       "time still in the mean). Why:")
         page.table(["strategy", "seed", "reason"], rows, numeric={1})
 
 

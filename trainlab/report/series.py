@@ -102,6 +102,27 @@ def loss_gap(records: Sequence[Mapping[str, Any]]) -> float | None:
     return None
 
 
+def restored_monitor(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str | None:
+    """The monitored value (``val_loss``) whose best epoch's model a finished run evaluated, or None where it
+    evaluated the model as training ended.
+
+    Early stopping with ``restore_best`` (its default) puts the best epoch's weights back when training ends
+    (trainlab.callbacks.early_stopping), so summary.json's val and test metrics are that epoch's model's;
+    nothing is restored without early stopping (``strategy.early_stopping`` null or false), with
+    ``restore_best: false``, or where no epoch was best (summary ``best_epoch`` null: every value NaN).
+    Without early stopping ``best_epoch`` is still recorded, but the final model is the one evaluated.
+    """
+    strategy = config.get("strategy")
+    stopping = strategy.get("early_stopping") if isinstance(strategy, Mapping) else None
+    if stopping is True:  # a config written by hand: early stopping at its defaults
+        stopping = {}
+    if not isinstance(stopping, Mapping) or stopping.get("restore_best", True) is not True:
+        return None
+    if summary.get("status") != "finished" or summary.get("best_epoch") is None:
+        return None
+    return str(stopping.get("monitor") or "val_loss")
+
+
 def performance_profile(times: Mapping[str, Mapping[str, float | None]], taus: Sequence[float]
                         ) -> dict[str, list[float]]:
     """Dolan-More performance profile: rho_s(tau) = |{tasks t : r_ts <= tau}| / |tasks|.
