@@ -61,6 +61,13 @@ def test_grid_point_names_hold_dots_and_are_accepted():
                                                        "strategy.batch_size": [32]}})] == names
 
 
+def test_a_grid_of_paths_names_its_points_without_separators_and_keeps_the_paths():
+    # '/' in a name would nest the runs' folders: the name flattens it, the override keeps the path
+    points = parse_strategies({"grid": {"data.path": ["sets/a.csv", "sets\\b.csv"]}})
+    assert [p.name for p in points] == ["path=sets_a.csv", "path=sets_b.csv"]
+    assert [p.overrides["data.path"] for p in points] == ["sets/a.csv", "sets\\b.csv"]
+
+
 def test_the_cli_refuses_a_bad_name_with_one_error_line_and_exit_2(tmp_path: Path, capsys):
     (tmp_path / "base.yaml").write_text("data: {source: iris}\nmodel: {name: mlp}\n")
     (tmp_path / "s.yaml").write_text('strategies:\n  "../esc": {}\n')

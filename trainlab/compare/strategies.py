@@ -113,9 +113,11 @@ def _short(key: str) -> str:
 
 
 def _format_value(value: Any) -> str:
+    """A grid value as it appears in its point's name: a path's separators as '_' (``data.path: [d/a.csv]``
+    names ``path=d_a.csv``: a name is a folder, which '/' would nest)."""
     if isinstance(value, dict):
         return "-".join(f"{k}={_format_value(v)}" for k, v in value.items())
-    return str(value)
+    return str(value).replace("/", "_").replace("\\", "_")
 
 
 def grid_strategies(grid: dict[str, Any], source: str) -> list[NamedStrategy]:
