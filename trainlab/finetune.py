@@ -30,6 +30,7 @@ from typing import Any
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.registry import did_you_mean
 
 _FROZEN_ATTR = "_trainlab_frozen_by_finetune"  # names of the parameters freeze_backbone froze
 
@@ -354,6 +355,26 @@ def _check_rank_fits(model: nn.Module, targets: Sequence[str], rank: int) -> Non
                           "(a rank of 4-64 is usual)")
 
 
+def _target_endings(model: nn.Module) -> list[str]:
+    """What ``target_modules`` can name: the last part of each adaptable backbone layer's name (peft matches
+    name endings), sorted."""
+    return sorted({name.rsplit(".", 1)[-1] for name in default_lora_targets(model)})
+
+
+def _check_targets_exist(model: nn.Module, targets: Sequence[str]) -> None:
+    """ConfigError for the first target that names no module at all (peft's rule: a module's full name equals
+    it or ends in ``.target``), with the closest adaptable layer ending (:func:`trainlab.registry.did_you_mean`).
+    peft refuses a list only when no target matched, so a typo beside a valid name (``[query, valeu]``)
+    would adapt fewer layers without a word."""
+    names = [name for name, _ in model.named_modules() if name]
+    for target in targets:
+        if not any(name == target or name.endswith(f".{target}") for name in names):
+            endings = _target_endings(model)
+            raise ConfigError(f"strategy.finetune.lora.target_modules: '{target}' matched no supported layer (no module "
+                              f"is named so or ends in '.{target}'); the backbone's Linear/Conv layers end in: "
+                              f"{', '.join(endings[:20])}{did_you_mean(str(target), endings)}")
+
+
 def default_lora_targets(model: nn.Module) -> list[str]:
     """Every Linear/Conv1d/Conv2d of the backbone (QLoRA's all-linear-layers practice).
 
@@ -387,6 +408,7 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: fl
     targets = list(target_modules) if target_modules is not None else default_lora_targets(model)
     if not targets:
         raise ConfigError("lora: the backbone has no Linear/Conv layers to adapt; set lora.target_modules")
+    _check_targets_exist(model, targets)
     _check_rank_fits(model, targets, rank)
     _, head_params = split_backbone_head(model)
     config = peft.LoraConfig(r=rank, lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=targets,
@@ -394,10 +416,8 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: fl
     try:
         wrapped = peft.get_peft_model(model, config)
     except ValueError as exc:
-        # what target_modules can name: the last part of an adaptable layer's name (peft matches name endings)
-        names = sorted({name.rsplit(".", 1)[-1] for name in default_lora_targets(model)})
-        raise ConfigError(f"lora.target_modules={targets} matched no supported layer ({exc}); "
-                          f"the backbone's Linear/Conv layers end in: {', '.join(names[:20])}") from exc
+        raise ConfigError(f"strategy.finetune.lora.target_modules={targets} matched no supported layer ({exc}); "
+                          f"the backbone's Linear/Conv layers end in: {', '.join(_target_endings(model)[:20])}") from exc
     for parameter in head_params:  # peft freezes everything that is not an adapter; the new head must train
         parameter.requires_grad_(True)
     return wrapped

@@ -7,6 +7,9 @@
   shape and output width, the resolved loss and model specs) it builds the loss and the model
   directly, **without reading the training data**;
   (image runs: the per-channel normalisation is recorded too; text runs: the tokenizer);
+  an ``hf_pretrained`` encoder is built from its checkpoint's ``config.json`` alone, the checkpoint's
+  weights unread (the run's replace them all), and a checkpoint gone from where the run's config names it
+  is one DataError saying so; a changed ``data.tokenizer_path`` folder is warned of (run.json's fingerprint);
 - a run without ``model.json`` (or whose inputs pass through an evaluation transform other than a
   normalisation) is rebuilt with :func:`trainlab.builders.build`, which reads and splits the
   training data once.
@@ -257,6 +260,8 @@ class LoadedRun:
         """(inputs, names of the rows: image paths for a folder, else None)."""
         options = {**self.config.data.model_dump(), **dict(self.config.data.model_extra or {})}
         source = self.preprocessing.get("source") or options.get("source")
+        if source in TEXT_SOURCES:
+            self._refuse_gone_tokenizer()
         if source in TEXT_SOURCES and self.text is not None and (is_table(path) or are_texts(path)):
             return torch.from_numpy(encode_texts(text_cells(path, source, options), self.text)), None
         if is_table(path):  # the columns of a CSV run (read_for_predict refuses the other sources)
@@ -274,6 +279,18 @@ class LoadedRun:
             warn("this run trained on IDX images transposed (data.transpose): predict takes rows as the model "
                  "saw them, already transposed; images as the IDX files store them need x.transpose(0, 2, 1) first")
         return read_for_predict(self.config.data, self.preprocessing, path), None
+
+    def _refuse_gone_tokenizer(self) -> None:
+        """A DataError before texts are encoded when the run's ``tokenizer: hf`` tokenizer.json is gone
+        (:func:`trainlab.data.tokenizers.gone_tokenizer`): said as the run's, with where to put it back."""
+        tokenizer_path = (self.text or {}).get("tokenizer_path")
+        if (self.text or {}).get("tokenizer") != "hf" or not isinstance(tokenizer_path, str):
+            return
+        from trainlab.data.tokenizers import gone_tokenizer
+
+        line = gone_tokenizer(self.path, tokenizer_path, self.config.model.spec())
+        if line is not None:
+            raise DataError(line)
 
     def predict_file(self, path: str | os.PathLike[str] | pd.DataFrame, proba: bool = False) -> pd.DataFrame:
         """One row per input of ``path`` (in file order) as a ``pandas.DataFrame``.
@@ -385,7 +402,9 @@ def _nonfinite_weights(model: torch.nn.Module, loss: Any, guard: str) -> str | N
 # --------------------------------------------------------------------------- loading
 
 def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
-    """Loss and model from ``model.json``: no data is read."""
+    """Loss and model from ``model.json``: no data is read. An ``hf_pretrained`` encoder is built from its
+    checkpoint's config.json alone (:func:`trainlab.models.hf.hf_classifier_from_config`): the run's
+    ``model.safetensors`` holds every weight, so the checkpoint's weight files are not read."""
     from trainlab.finetune import apply_lora
     from trainlab.losses import build_loss
     from trainlab.models import build_model
@@ -395,7 +414,14 @@ def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Modul
     if output_dim != record["output_dim"]:
         raise DataError(f"model.json records an output width of {record['output_dim']} but loss "
                         f"'{loss.name}' gives {output_dim}; the run folder is inconsistent")
-    model = build_model(dict(record["model"]), tuple(record["input_shape"]), output_dim)
+    spec = dict(record["model"])
+    if str(spec.get("name", "")).lower() == "hf_pretrained":  # the run's weights replace all the checkpoint's
+        from trainlab.models.hf import hf_classifier_from_config
+
+        options = {key: value for key, value in spec.items() if key != "name"}
+        model = hf_classifier_from_config(tuple(record["input_shape"]), output_dim, **options)
+    else:
+        model = build_model(spec, tuple(record["input_shape"]), output_dim)
     finetune = config.strategy.finetune
     if finetune is not None and finetune.lora:
         model = apply_lora(model, **finetune.lora.model_dump())
@@ -488,6 +514,43 @@ def _fit_lora_options(path: Path) -> dict[str, Any] | None:
     return {key: value for key, value in lora.items() if value is not None}
 
 
+def _refuse_gone_checkpoint(path: Path, config: Config) -> None:
+    """A DataError naming the checkpoint an ``hf_pretrained`` run was fine-tuned from when it is gone or has no
+    config.json now (:func:`trainlab.models.hf.gone_checkpoint`): the run folder holds the weights, but the
+    model is rebuilt from that config.json and its texts encoded with that tokenizer."""
+    spec = config.model.spec()
+    if str(spec.get("name", "")).lower() != "hf_pretrained":
+        return
+    from trainlab.models.hf import gone_checkpoint
+
+    line = gone_checkpoint(path, spec)
+    if line is not None:
+        raise DataError(line)
+
+
+def _warn_if_tokenizer_changed(path: Path, config: Config) -> None:
+    """One warning when the files of the run's ``data.tokenizer_path`` are not those its run.json recorded
+    (``data_fingerprint``; :func:`trainlab.data.fingerprint.tokenizer_changes`): texts may encode to other ids
+    than training's. The digest covers every file of the tokenizer's folder, so a file changed, added or
+    removed there counts. Nothing when its tokenizer.json is gone (predicting texts then says so,
+    :meth:`LoadedRun._refuse_gone_tokenizer`) or the run recorded no digest of it."""
+    from trainlab.data.fingerprint import tokenizer_changes
+    from trainlab.data.tokenizers import gone_tokenizer
+    from trainlab.notices import warn
+    from trainlab.records import read_record_object
+
+    data = config.data.model_dump()
+    tokenizer_path = data.get("tokenizer_path")
+    if not isinstance(tokenizer_path, str) or not Path(tokenizer_path).expanduser().exists() \
+            or gone_tokenizer(path, tokenizer_path, config.model.spec()) is not None:
+        return
+    changed = tokenizer_changes(read_record_object(path / "run.json") or {}, data)
+    if changed:
+        warn(f"the tokenizer files of {path} changed since it was trained ({changed}, data.tokenizer_path: a file "
+             "there was changed, added or removed); predicting with its tokenizer as it is now (a text may get "
+             "other token ids than in training)")
+
+
 def _load_run(path: Path, device: torch.device) -> LoadedRun:
     from trainlab.model_file import load_loss_state, load_weights, read_loss_state, read_model
 
@@ -496,6 +559,8 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
     saved_loss = read_loss_state(path)  # a learned variance, alpha...: LoadedRun.loss is the trained loss
     check_record_digests(path)
     config = load_trained_config(path, config_path)
+    _refuse_gone_checkpoint(path, config)
+    _warn_if_tokenizer_changed(path, config)
     labels, fitted, record = {}, None, None
     if (path / LABELS_RECORD).is_file():
         labels = checked(read_json(path / LABELS_RECORD, "class names"), path / LABELS_RECORD, LABELS_FIELDS)

@@ -180,3 +180,19 @@ def data_changes(info: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     now = file_fingerprints(data)
     changed = [key for key in (*now, *(k for k in then if k not in now)) if then.get(key) != now.get(key)]
     return ", ".join(_shown(inputs[key]) if key in inputs else f"data.{key}" for key in changed)
+
+
+def tokenizer_changes(info: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    """:func:`data_changes` of ``data.tokenizer_path`` alone: what ``predict`` reads of a run's data section
+    (it encodes new texts with the run's tokenizer and reads no training file). "" when it is unchanged,
+    ``data`` names no tokenizer, or ``info`` records no digest of it alone (a fingerprint of the one-digest
+    form, :func:`_legacy_digest`, cannot tell the tokenizer's change from the training files')."""
+    recorded = info.get("data_fingerprint")
+    tokenizer_path = data.get("tokenizer_path")
+    if not isinstance(recorded, str) or not isinstance(tokenizer_path, str) or not tokenizer_path:
+        return ""
+    then = dict(part.partition("=")[::2] for part in recorded.split() if "=" in part).get("tokenizer_path")
+    if not then:
+        return ""
+    alone = {"tokenizer_path": tokenizer_path, "cache_dir": data.get("cache_dir")}
+    return data_changes({"data_fingerprint": f"tokenizer_path={then}"}, alone)

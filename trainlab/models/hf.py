@@ -17,14 +17,21 @@ rounding; the cut is a pure function of the batch, so resume stays bit-identical
 with PyTorch's scaled-dot-product attention (``attn_implementation="sdpa"``) where transformers has it
 for the architecture (BERT does), else its default.
 
+A finished run's model is rebuilt by :func:`hf_classifier_from_config`: the encoder from the checkpoint's
+``config.json`` alone, its weights left random, since the run's ``model.safetensors`` holds every weight
+and replaces them; the checkpoint's weight files are not read then. :func:`gone_checkpoint` says, in one
+line, when the checkpoint a run was fine-tuned from is no longer there.
+
 Needs the optional extra ``hf`` (``pip install 'trainlab[hf]'``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pkgutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,7 @@ from trainlab.engine.batching import is_ids_and_mask
 from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS, dropout_rate
 from trainlab.models.text import masked_mean
+from trainlab.notices import warn
 from trainlab.registry import did_you_mean
 
 POOLINGS = ("mean", "cls")
@@ -87,9 +95,69 @@ def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None
         folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     else:
         folder = Path(path).expanduser()
+        if not folder.exists():
+            raise ConfigError(f"{HF_MODEL_PREFIX}the checkpoint folder '{folder}' (model.path) does not exist (expected a "
+                              "saved transformers checkpoint: config.json, model.safetensors, tokenizer files)")
     if not (folder / "config.json").is_file():
         raise ConfigError(f"model 'hf_pretrained': no config.json in '{folder}' (expected a saved transformers checkpoint)")
     return folder
+
+
+def _package_folder(package: str) -> Path | None:
+    """``<package dir>/model`` of an installed package (found, not imported), else None."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+# why a run's base checkpoint is needed, and what of it (said by gone_checkpoint)
+REBUILD_READS = ("its config.json and tokenizer are read to rebuild the model; the weights come from the run's "
+                 "model.safetensors")
+
+
+def checkpoint_gap(path: str | None, package: str | None, needs: str) -> tuple[str, str] | None:
+    """Where the checkpoint folder ``path`` (or installed ``package``'s) is, and, when it is gone or holds no
+    ``needs`` file now, the clause that says so with the fix: ``("the checkpoint at P", "which is gone: put it
+    back there")``; None when ``needs`` is there (or neither is given)."""
+    if isinstance(path, str) and path:
+        folder = Path(path).expanduser()
+        where = f"the checkpoint at {folder if folder.is_absolute() else Path.cwd() / folder}"
+        if not folder.exists() and not folder.is_absolute():  # a run's config keeps a relative model.path as given
+            return where, (f"which is not there: '{path}' is relative to the working directory; run from the folder "
+                           "the run was trained in, or put the checkpoint there")
+        if not folder.exists():
+            return where, "which is gone: put it back there"
+        if not (folder / needs).is_file():
+            return where, f"which is incomplete now (no {needs} there): put its files back there"
+        return None
+    if isinstance(package, str) and package:
+        found = _package_folder(package)
+        where = f"the checkpoint of package {short_repr(package)}"
+        install = package.replace("_", "-") if package.isprintable() and len(package) <= 80 else "<the package>"
+        if found is None:
+            return where, f"which is not installed: pip install {install}"
+        if not (found / needs).is_file():
+            return where, f"which is incomplete now (no {needs} in {found}): pip install --force-reinstall {install}"
+    return None
+
+
+def gone_checkpoint(run: str | os.PathLike, spec: Mapping[str, object], needs: str = "config.json",
+                    keys: str | None = None) -> str | None:
+    """The one line saying that the checkpoint run ``run`` was fine-tuned from (``spec``: its ``hf_pretrained``
+    model spec, ``path`` or ``package``) is gone or lacks ``needs`` now, and how to put it back; None when it is
+    there. ``keys``: the config keys naming it (default ``model.path`` or ``model.package``). A run folder holds
+    the fine-tuned weights, not the checkpoint's config.json and tokenizer: rebuilding the model and encoding
+    texts read those where the run's config names them."""
+    path, package = spec.get("path"), spec.get("package")
+    gap = checkpoint_gap(path if isinstance(path, str) else None, package if isinstance(package, str) else None, needs)
+    if gap is None:
+        return None
+    keys = keys or ("model.path" if isinstance(path, str) and path else "model.package")
+    return f"run {run} was fine-tuned from {gap[0]} ({keys}), {gap[1]} ({REBUILD_READS})"
 
 
 def _model_dir(path_or_package: str | os.PathLike) -> Path:
@@ -178,15 +246,120 @@ class HFClassifier(nn.Module):
         return self.head(self.dropout(pooled))
 
 
-def _load_backbone(transformers: Any, folder: Path) -> nn.Module:
-    """``AutoModel`` from safetensors, with SDPA attention where the architecture supports it."""
-    load = dict(local_files_only=True, use_safetensors=True)
+@contextlib.contextmanager
+def _transformers_quiet(transformers: Any) -> Iterator[None]:
+    """transformers' own logging at ERROR inside: its load report (a table of UNEXPECTED/MISSING keys in ANSI
+    colours) is not for trainlab's users; :func:`_warn_of_unread_keys` says what matters in one line."""
+    logging = transformers.utils.logging
+    before = logging.get_verbosity()
+    logging.set_verbosity_error()
     try:
-        return transformers.AutoModel.from_pretrained(str(folder), attn_implementation="sdpa", **load)
+        yield
+    finally:
+        logging.set_verbosity(before)
+
+
+def _with_sdpa(make: Any) -> nn.Module:
+    """``make(attn_implementation="sdpa")``, or ``make()`` (the default attention) for an architecture without SDPA."""
+    try:
+        return make(attn_implementation="sdpa")
     except ValueError as exc:
         if "sdpa" not in str(exc).lower():
             raise
-        return transformers.AutoModel.from_pretrained(str(folder), **load)  # no SDPA path: the default attention
+        return make()
+
+
+# the modules a task model of transformers puts on its encoder (BertForSequenceClassification's classifier,
+# DistilBERT's pre_classifier, GPT-style score, QA's qa_outputs, MLM's cls/lm_head)
+TASK_HEADS = ("classifier", "pre_classifier", "score", "qa_outputs", "cls", "lm_head")
+KEYS_SHOWN = 3  # tensor names a warning on the checkpoint's keys shows
+
+
+def _warn_of_unread_keys(folder: Path, info: Mapping[str, Any]) -> None:
+    """One warning for the checkpoint's tensors the encoder does not take (``unexpected_keys``: a task head,
+    which hf_pretrained replaces with its own), and one for the encoder's tensors the checkpoint lacks
+    (``missing_keys``: they start random). The pooler is left out: hf_pretrained never reads its output."""
+    unexpected = sorted(str(key) for key in info.get("unexpected_keys") or ())
+    modules = sorted({key.split(".", 1)[0] for key in unexpected})
+    if unexpected and all(module in TASK_HEADS for module in modules):
+        warn(f"{HF_MODEL_PREFIX}the checkpoint at {folder} holds a task head of its own "
+             f"({', '.join(f'{module}.*' for module in modules)}), which is not used: trainlab puts its own linear "
+             "head on the encoder")
+    elif unexpected:
+        warn(f"{HF_MODEL_PREFIX}{len(unexpected)} tensors of the checkpoint at {folder} are not part of the encoder "
+             f"and are not used ({', '.join(unexpected[:KEYS_SHOWN])}{', ...' if len(unexpected) > KEYS_SHOWN else ''})")
+    missing = sorted(str(key) for key in info.get("missing_keys") or () if not str(key).startswith("pooler."))
+    if missing:
+        warn(f"{HF_MODEL_PREFIX}the checkpoint at {folder} holds no weights for {len(missing)} of the encoder's "
+             f"tensors ({', '.join(missing[:KEYS_SHOWN])}{', ...' if len(missing) > KEYS_SHOWN else ''}): they start "
+             "random")
+
+
+def _load_backbone(transformers: Any, folder: Path, config: Any) -> nn.Module:
+    """``AutoModel`` with the checkpoint's weights (safetensors only), SDPA attention where the architecture
+    supports it; what of the checkpoint is not loaded is said in trainlab's words (:func:`_warn_of_unread_keys`)."""
+    def make(**attention: str) -> Any:
+        return transformers.AutoModel.from_pretrained(str(folder), config=config, local_files_only=True,
+                                                      use_safetensors=True, output_loading_info=True, **attention)
+
+    try:  # safetensors only: a pytorch_model.bin is a pickle, never loaded
+        with _transformers_quiet(transformers):
+            backbone, info = _with_sdpa(make)
+    except (OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if (folder / "pytorch_model.bin").is_file():
+            raise DataError(f"{HF_MODEL_PREFIX}cannot load {folder} with safetensors weights ({first}); trainlab never "
+                            "loads pickled pytorch_model.bin files: convert it to model.safetensors") from None
+        raise DataError(f"{HF_MODEL_PREFIX}cannot load the weights of {folder} ({first}); it needs model.safetensors "
+                        "(or sharded model-*.safetensors with model.safetensors.index.json) beside config.json") from None
+    _warn_of_unread_keys(folder, info)
+    return backbone
+
+
+def _read_config(transformers: Any, folder: Path) -> Any:
+    """The checkpoint's ``config.json`` as transformers reads it (``AutoConfig``)."""
+    try:
+        with _transformers_quiet(transformers):
+            return transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"{HF_MODEL_PREFIX}cannot read {folder / 'config.json'} ({first})") from None
+
+
+def _check_options(input_shape: tuple[int, ...], pooling: str, trim_padding: object) -> None:
+    if len(input_shape) == 2 and input_shape[0] != 2 or len(input_shape) not in (1, 2):
+        raise ConfigError(f"model 'hf_pretrained' expects inputs shaped (2, length) [ids, mask] or (length,); "
+                          f"got input_shape={tuple(input_shape)}")
+    if pooling not in POOLINGS:
+        raise ConfigError(f"model 'hf_pretrained': pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+    if not isinstance(trim_padding, bool):
+        raise ConfigError(f"model 'hf_pretrained': trim_padding must be true or false; got {trim_padding!r}")
+
+
+def _check_length(config: Any, length: int) -> None:
+    """The inputs' length (``data.max_length`` of a text source) within the checkpoint's learned positions."""
+    max_positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(max_positions, int) and length > max_positions:
+        raise ConfigError(f"data.max_length must be <= {max_positions} (the checkpoint's max_position_embeddings, "
+                          f"model 'hf_pretrained'); got {length}")
+
+
+def _classifier(input_shape: tuple[int, ...], output_dim: int, path: str | None, package: str | None, pooling: str,
+                dropout: float, trim_padding: bool, pretrained_weights: bool) -> nn.Module:
+    """:class:`HFClassifier` over the checkpoint's encoder: with its weights, or (``pretrained_weights`` False)
+    built from its config.json alone, random until a run's weights are loaded into it."""
+    _check_options(input_shape, pooling, trim_padding)
+    dropout = dropout_rate("hf_pretrained", dropout)
+    transformers = _transformers()
+    folder = resolve_model_dir(path, package)
+    config = _read_config(transformers, folder)
+    _check_length(config, int(input_shape[-1]))
+    if pretrained_weights:
+        backbone = _load_backbone(transformers, folder, config)
+    else:
+        with _transformers_quiet(transformers):
+            backbone = _with_sdpa(lambda **attention: transformers.AutoModel.from_config(config, **attention))
+    return HFClassifier(backbone, output_dim, pooling, float(dropout), trim_padding)
 
 
 @MODELS.register("hf_pretrained")
@@ -202,26 +375,13 @@ def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | Non
         trim_padding: dynamic padding, each batch cut to its longest text (see the module docstring);
             ``false`` runs every batch at the data's ``max_length``.
     """
-    if len(input_shape) == 2 and input_shape[0] != 2 or len(input_shape) not in (1, 2):
-        raise ConfigError(f"model 'hf_pretrained' expects inputs shaped (2, length) [ids, mask] or (length,); "
-                          f"got input_shape={tuple(input_shape)}")
-    if pooling not in POOLINGS:
-        raise ConfigError(f"model 'hf_pretrained': pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
-    dropout = dropout_rate("hf_pretrained", dropout)
-    transformers = _transformers()
-    folder = resolve_model_dir(path, package)
-    try:  # safetensors only: a pytorch_model.bin is a pickle, never loaded
-        backbone = _load_backbone(transformers, folder)
-    except (OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise DataError(f"model 'hf_pretrained': cannot load {folder} with safetensors weights ({first}); "
-                        "trainlab never loads pickled pytorch_model.bin files: convert it to "
-                        "model.safetensors") from None
-    length = int(input_shape[-1])
-    max_positions = getattr(backbone.config, "max_position_embeddings", None)
-    if max_positions is not None and length > int(max_positions):
-        raise ConfigError(f"model 'hf_pretrained': input length {length} exceeds the checkpoint's "
-                          f"max_position_embeddings={max_positions}; shorten data max_length")
-    if not isinstance(trim_padding, bool):
-        raise ConfigError(f"model 'hf_pretrained': trim_padding must be true or false; got {trim_padding!r}")
-    return HFClassifier(backbone, output_dim, pooling, float(dropout), trim_padding)
+    return _classifier(input_shape, output_dim, path, package, pooling, dropout, trim_padding, pretrained_weights=True)
+
+
+def hf_classifier_from_config(input_shape: tuple[int, ...], output_dim: int, path: str | None = None,
+                              package: str | None = None, pooling: str = "mean", dropout: float = 0.1,
+                              trim_padding: bool = True) -> nn.Module:
+    """:func:`hf_pretrained`'s model (same options) with the encoder built from the checkpoint's config.json
+    alone: its weights are random and no weight file is read. For a finished run (``load_run``), whose
+    ``model.safetensors`` holds every weight of the model and replaces them all."""
+    return _classifier(input_shape, output_dim, path, package, pooling, dropout, trim_padding, pretrained_weights=False)
