@@ -892,12 +892,19 @@ def test_a_given_split_missing_a_training_class_warns_once(tmp_path, capsys):
     fit_dataset(trainlab.data.Split(x, y), None, trainlab.data.Split(x[:2], y[:2]), None, None)
     err = capsys.readouterr().err.splitlines()
     assert [line for line in err if "holds no row" in line] == [
-        "warning: the test split holds no row of 1 of the 3 classes (cross): they are in the training data only, "
-        "so test metrics leave them out; add rows of those classes",
-        "warning: the val split holds no row of 1 of the 3 classes (mid): they are in the training data only, "
-        "so val metrics leave them out; add rows of those classes",
+        "warning: the test split holds no row of 1 of the 3 classes (cross): they are in the training data "
+        "only, so test metrics score them on no row: a macro average counts such a class only where the "
+        "model predicts it (the classes in the targets or the predictions, as scikit-learn), and the "
+        "per-class lists and the confusion matrix show it (recall 0, a row of zeros); add rows of those "
+        "classes",
+        "warning: the val split holds no row of 1 of the 3 classes (mid): they are in the training data "
+        "only, so val metrics score them on no row: a macro average counts such a class only where the model "
+        "predicts it (the classes in the targets or the predictions, as scikit-learn), and the per-class "
+        "lists and the confusion matrix show it (recall 0, a row of zeros); add rows of those classes",
         "warning: the test split holds no row of 1 of the 3 classes (2): they are in the training data only, "
-        "so test metrics leave them out; add rows of those classes"], err
+        "so test metrics score them on no row: a macro average counts such a class only where the model "
+        "predicts it (the classes in the targets or the predictions, as scikit-learn), and the per-class "
+        "lists and the confusion matrix show it (recall 0, a row of zeros); add rows of those classes"], err
 
 
 def test_text_and_label_columns_of_another_letter_case_are_suggested(tmp_path):

@@ -114,9 +114,10 @@ def test_a_resumed_run_replaces_the_steps_after_its_checkpoint(tmp_path):
     first = TensorBoardLogger(tmp_path)
     for epoch, step, loss in [(1, 10, 0.9), (2, 20, 0.8), (3, 30, 0.7)]:
         first.log({"epoch": epoch, "step": step, "train_loss": loss})
-    first.close(None)  # killed after step 30; the newest checkpoint is at step 20
+    first.close(None)  # killed after step 30; the newest checkpoint is at step 20, whose history holds epochs 1-2
     resumed = TensorBoardLogger(tmp_path)
-    view = SimpleNamespace(state=SimpleNamespace(step=20, history=[]))
+    history = [{"epoch": 1, "step": 10, "train_loss": 0.9}, {"epoch": 2, "step": 20, "train_loss": 0.8}]
+    view = SimpleNamespace(state=SimpleNamespace(step=20, history=history, step_records=[]))
     resumed.on_train_start(view)
     for epoch, step, loss in [(3, 30, 0.65), (4, 40, 0.6)]:
         resumed.log({"epoch": epoch, "step": step, "train_loss": loss}, view)

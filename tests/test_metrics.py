@@ -207,11 +207,13 @@ def test_validate_metrics_per_task():
         (["bal_acc"], "multiclass", r"unknown metric 'bal_acc'; did you mean 'balanced_accuracy'\?"),
         (["top_0_accuracy"], "multiclass", r"metric 'top_0_accuracy': k must be >= 1"),
         (["top_5_accuracy"], "binary", r"metric 'top_5_accuracy' applies to multiclass tasks but the data is a "
-                                       r"binary task \(use: accuracy, precision, recall, f1\)"),
+                                       r"binary task \(metrics of a binary task: accuracy, average_precision, "
+                                       r"balanced_accuracy, .*, roc_auc\)$"),
         (["hamming_accuracy"], "multiclass", r"applies to multilabel tasks but the data is a multiclass task"),
         (["matthews_corrcoef"], "multilabel", r"applies to binary, multiclass tasks but the data is a multilabel"),
         (["r2"], "binary", r"metric 'r2' applies to regression tasks"),
-        (["accuracy"], "regression", r"applies to binary, multiclass, multilabel tasks .* \(use: mse, mae, r2\)"),
+        (["accuracy"], "regression", r"applies to binary, multiclass, multilabel tasks .* \(metrics of a regression "
+                                     r"task: mae, mse, r2\)$"),
     ]
     for names, task, message in cases:
         with pytest.raises(ConfigError, match=message) as info:
@@ -449,7 +451,8 @@ def test_compute_takes_numpy_arrays_and_lists_as_tensors_and_matches_sklearn():
     (lambda: metrics.compute(["f1"], [[0, 1], [1, 1]], [[0, 2], [1, 1]], 2, task="multilabel"),
      DataError, r"^a multilabel task's targets are 0/1 per label; got 2$"),
     (lambda: metrics.compute(["mse"], [0, 1, 2], [0, 2, 1], 3, task="multiclass"),
-     ConfigError, r"^metric 'mse' applies to regression tasks but the data is a multiclass task \(use: accuracy"),
+     ConfigError, r"^metric 'mse' applies to regression tasks but the data is a multiclass task \(metrics of a "
+                  r"multiclass task: accuracy, average_precision, "),
     (lambda: metrics.compute(["accuracy"], [0.3, 0.9], [0, 1], 2, task="binary"),
      DataError, r"^binary predictions are class indices 0..1; got 0.3 \(pass loss.predict\(output\) as predictions"),
     (lambda: metrics.compute(["accuracy"], [0, 1], [0, 3], 3, task="multiclass"),

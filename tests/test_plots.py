@@ -149,7 +149,7 @@ def test_a_metric_that_is_not_a_number_per_epoch_is_refused_and_runs_without_it_
     with pytest.raises(ConfigError, match=r"^metric 'val_confusion_matrix' is not one number per epoch \(it holds "
                                           r"a list\); plot one of: val_loss$"):
         curves_figure(histories, "val_confusion_matrix")
-    with pytest.raises(ConfigError, match="available: val_loss$"):  # lists and booleans are not offered
+    with pytest.raises(ConfigError, match=r"available: val_loss; did you mean 'val_loss'\?$"):  # lists and booleans: not offered
         curves_figure(histories, "val_nope")
     assert missing_metric(histories, "val_confusion_matrix") == ["b"]
     assert missing_metric(histories, "val_loss") == []

@@ -411,7 +411,7 @@ def _user_metric(name: str, user: Callable[..., Any]) -> Callable[[MetricInputs]
 def get_metric(name: str) -> Metric:
     """The metric called ``name``: a registered one, ``top_<k>_accuracy``, or a user ``module:function``
     taking (predictions, target, num_classes) and returning a float (higher is better, any task)."""
-    match = TOP_K.fullmatch(name)
+    match = TOP_K.fullmatch(name.lower())  # metric names ignore letter case, as the registry's lookup does
     if match:
         k = int(match.group(1))
         if k < 1:
@@ -428,7 +428,28 @@ def get_metric(name: str) -> Metric:
 
 def _built_in(name: str) -> bool:
     """A registered metric's name or ``top_<k>_accuracy`` (not ``loss``, not a user ``module:function``)."""
-    return name in METRICS or bool(TOP_K.fullmatch(name))
+    return name in METRICS or bool(TOP_K.fullmatch(name.lower()))
+
+
+def canonical_metric_name(name: str) -> str:
+    """The name ``name`` is registered under: metric names ignore letter case (``F1`` is ``f1``,
+    ``Top_5_Accuracy`` is ``top_5_accuracy``), as :func:`get_metric`'s lookup does. ``loss``, a user
+    ``module:function`` (a Python name, whose case counts) and an unknown name are returned as given."""
+    return name.lower() if _built_in(name) else name
+
+
+def refuse_listed_twice(names: list[str]) -> None:
+    """One ConfigError for a metric listed twice, letter case aside (``[F1, f1]``: the same metric, computed and
+    recorded twice), naming both spellings and the registered name."""
+    seen: dict[str, str] = {}
+    for name in names:
+        canonical = canonical_metric_name(name)
+        if canonical in seen:
+            spelled = f"'{name}'" if seen[canonical] == name else f"as '{seen[canonical]}' and '{name}': metric " \
+                "names ignore letter case"
+            raise ConfigError(f"metrics lists the metric '{canonical}' twice ({spelled}); list it once, "
+                              f"as '{canonical}'")
+        seen[canonical] = name
 
 
 def _unprefixed(name: str) -> str:
@@ -458,7 +479,8 @@ def unrecorded_hint(key: str, recorded: list[str], loss: Any = None) -> str:
 
     else (an unknown name, ``train_``: the loop records train_loss alone) :func:`did_you_mean` among ``recorded``."""
     name = _unprefixed(key)
-    if not key.startswith(("val_", "test_")) or name in (key, "loss") or key in recorded:
+    if (not key.startswith(("val_", "test_")) or name in (key, "loss") or key in recorded
+            or any(other.casefold() == key.casefold() for other in recorded)):  # val_f1 of metrics: [F1]
         return did_you_mean(key, recorded)
     from trainlab.losses import registered_loss  # a name: its registered class (module:attr is not imported)
 
@@ -556,12 +578,20 @@ def default_metrics(task: str, loss: Any = None) -> list[str]:
     return list(DEFAULTS.get(task, CLASSIFICATION_DEFAULT)) if gives_predictions(loss) else []
 
 
+def metrics_for_task(task: str) -> list[str]:
+    """Every built-in metric that applies to ``task``: the registered ones (by name), then
+    ``top_<k>_accuracy`` for a multi-class task."""
+    names = [name for name in METRICS.names() if task in METRICS.get(name).tasks]
+    return names + (["top_<k>_accuracy"] if task == "multiclass" else [])
+
+
 def refuse_task_mismatch(name: str, metric: Metric, task: str) -> None:
-    """One ConfigError for a metric that ``task`` has none of (mse on a multiclass task), naming the defaults."""
+    """One ConfigError for a metric that ``task`` has none of (mse on a multiclass task), naming every metric of
+    that task (:func:`metrics_for_task`)."""
     if task not in metric.tasks:
         fits = ", ".join(t for t in TASKS if t in metric.tasks)
         raise ConfigError(f"metric '{name}' applies to {fits} tasks but the data is a {task} task "
-                          f"(use: {', '.join(default_metrics(task))})")
+                          f"(metrics of a {task} task: {', '.join(metrics_for_task(task))})")
 
 
 def validate_metrics(names: list[str], task: str, loss: Any = None) -> list[str]:
@@ -569,8 +599,10 @@ def validate_metrics(names: list[str], task: str, loss: Any = None) -> list[str]
 
     'loss' is always reported and may be listed. ``loss`` is the built loss: a metric that needs
     class probabilities (roc_auc, average_precision, log_loss, top_k) is refused when
-    ``loss.has_probabilities`` is False (hinge, regression losses). Raises ConfigError (one line).
+    ``loss.has_probabilities`` is False (hinge, regression losses), and a metric listed twice, letter case aside
+    (:func:`refuse_listed_twice`). Raises ConfigError (one line).
     """
+    refuse_listed_twice(names)
     checked = []
     for name in names:
         if name == "loss":

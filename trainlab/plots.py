@@ -29,6 +29,7 @@ from trainlab.atomic import named_after, open_temporary
 from trainlab.errors import ConfigError
 from trainlab.notices import warn
 from trainlab.records import is_epoch_record
+from trainlab.registry import did_you_mean
 from trainlab.schedules import Schedule, schedule_series
 
 MAX_EPOCH_LINES = 100  # beyond this many epochs, draw every k-th boundary so the lines stay faint
@@ -255,8 +256,9 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: 
         if epochs:
             series[strategy] = (epochs, values)
     if not series:
-        keys = ", ".join(sorted(available - {"epoch"})) or "none"
-        raise ConfigError(f"metric '{metric}' is in no history; available: {keys}")
+        keys = sorted(available - {"epoch"})
+        raise ConfigError(f"metric '{metric}' is in no history; available: {', '.join(keys) or 'none'}"
+                          f"{did_you_mean(metric, keys)}")
     figure = _new_figure()
     axes = figure.add_subplot()
     for strategy, (epochs, values) in series.items():

@@ -27,11 +27,13 @@ def check_components(config: Config) -> None:
     from trainlab.data import DATA_SOURCES
     from trainlab.losses import build_loss
     from trainlab.lr_finder import check_lr_searchable
+    from trainlab.metrics import refuse_listed_twice
     from trainlab.models import MODELS, check_layer_counts
     from trainlab.optim import build_optimizer
     from trainlab.schedules import build_schedule
     from trainlab.step_builders import optimizer_spec_for
 
+    refuse_listed_twice(config.metrics or [])  # [F1, f1]: one metric (names ignore case), as the run refuses it
     strategy = config.strategy
     try:
         if strategy.loss.name != "auto":

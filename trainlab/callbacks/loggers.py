@@ -8,11 +8,17 @@
   (a record with ``"step"`` and no ``"epoch"``) as tag ``step/<key>``; the resolved config as text
   (tag ``config``) at the start, and the hyperparameters (flattened config keys) with the last
   epoch's scalars as ``hparam/<key>`` at the end (the HPARAMS tab; not when a signal stopped the run:
-  its resumed end writes them, so a run is one session). A resumed run purges the events after the
-  step it resumes from, so replayed steps are not drawn twice.
+  its resumed end writes them, so a run is one session). A tag has one value per step: a key that two
+  records of one step both hold (``epoch`` and ``lr`` of the step logger's record and of a mid-epoch
+  validation's) is written once. A resumed run writes a new event file whose purge marker (TensorBoard's
+  ``SessionLog.START``, ``purge_step``) drops every event from the checkpoint's step on, and writes the
+  checkpoint's records of that step again: the resumed run then writes each later record (and a validation
+  the checkpoint still owes at its own step) once, so no step is drawn twice.
 - ``csv``: ``<run>/metrics.csv``, one row per epoch record, one column per key (the union, in
   order of first appearance); rewritten whole (atomically) from the run's history at each epoch,
-  so a resumed run's file holds every epoch. Lists (per-class metrics) are written as JSON.
+  so a resumed run's file holds every epoch. A non-finite number is written as Python writes it (``nan``,
+  ``inf``: what ``float()`` and pandas read); lists (per-class metrics) as JSON, where a non-finite value
+  is ``null``, as in metrics.jsonl.
 
 MLflow is not included: even ``mlflow-skinny`` 3.17 installs 23 further packages (fastapi, uvicorn,
 databricks-sdk, opentelemetry, cryptography, ...), too heavy for a logger; the config refuses it.
@@ -26,7 +32,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import numbers
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,7 +43,7 @@ from trainlab.atomic import write_text
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.errors import ConfigError
 from trainlab.notices import warn as notices_warn
-from trainlab.records import is_epoch_record
+from trainlab.records import is_epoch_record, json_safe
 
 Warn = Callable[[str], None]
 
@@ -145,6 +153,8 @@ class TensorBoardLogger(RecordLogger):
         super().__init__(run_dir, config, warn)
         self.writer: Any = None
         self._last_epoch: dict[str, Any] = {}
+        self._written_step: int | None = None  # the step of the values in _written
+        self._written: dict[str, float] = {}  # tag -> value written at _written_step
 
     def open(self, view: TrainerView | None) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -152,26 +162,53 @@ class TensorBoardLogger(RecordLogger):
         resumed_at = view.state.step if view is not None else 0
         if resumed_at and view.state.history:  # a segment that logs no epoch still ends the run's session
             self._last_epoch = dict(view.state.history[-1])
-        # a resumed run drops what was logged after its checkpoint (steps > resumed_at): they are replayed
+        # a resumed run drops what was logged from its checkpoint's step on (steps >= resumed_at), the records
+        # of that step included: the interrupted run may have logged a mid-epoch validation the checkpoint still
+        # owes (it runs after its step's checkpoint), which the resumed run makes and logs again
+        if resumed_at:
+            wait_for_a_later_event_file(self.run_dir / self.folder)
         self.writer = SummaryWriter(log_dir=str(self.run_dir / self.folder),
-                                    purge_step=resumed_at + 1 if resumed_at else None)
+                                    purge_step=resumed_at if resumed_at else None)
+        if resumed_at:
+            self._rewrite_step(view.state, resumed_at)  # type: ignore[union-attr]
         if self.config and not resumed_at:
             text = json.dumps(self.config, indent=2, default=str)
             self.writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)  # indented: a code block
+
+    def _rewrite_step(self, state: Any, step: int) -> None:
+        """Write again the records of ``step`` that the checkpoint holds (the purge dropped them), in the order
+        the run logged them: its step records, then its epoch record."""
+        for record in getattr(state, "step_records", ()):
+            if record.get("step") == step:
+                self.write_step(record)
+        for record in state.history:
+            if record.get("step") == step and is_epoch_record(record):
+                self.write_epoch(None, record)
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        """``add_scalar``, once per tag and step: a value the tag already holds at ``step`` is not written again
+        (a step record and a mid-epoch validation of one step both carry ``epoch`` and ``lr``)."""
+        if step != self._written_step:
+            self._written_step, self._written = step, {}
+        previous = self._written.get(tag)
+        if previous is not None and (previous == value or math.isnan(previous) and math.isnan(value)):
+            return
+        self._written[tag] = value
+        self.writer.add_scalar(tag, value, step)
 
     def write_epoch(self, view: TrainerView | None, record: dict[str, Any]) -> None:
         x = int(record.get("step", record["epoch"]))
         for key, value in record.items():
             if key not in ("epoch", "step") and is_scalar_value(value):
-                self.writer.add_scalar(key, float(value), x)
-        self.writer.add_scalar("epoch", float(record["epoch"]), x)
+                self._scalar(key, float(value), x)
+        self._scalar("epoch", float(record["epoch"]), x)
         self._last_epoch = record
 
     def write_step(self, record: dict[str, Any]) -> None:
         x = int(record["step"])
         for key, value in record.items():
             if key != "step" and is_scalar_value(value):
-                self.writer.add_scalar(f"step/{key}", float(value), x)
+                self._scalar(f"step/{key}", float(value), x)
 
     def close(self, view: TrainerView | None) -> None:
         if self.writer is None:
@@ -194,6 +231,21 @@ class TensorBoardLogger(RecordLogger):
             writer.close()
 
 
+def wait_for_a_later_event_file(folder: Path, clock: Callable[[], float] = time.time,
+                                sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wait (at most about a second) until an event file made now sorts after those in ``folder``.
+
+    TensorBoard reads a folder's event files in name order, ``events.out.tfevents.<unix seconds>.<host>.<pid>.<n>``:
+    a resumed run's file made in the same second as the interrupted run's (a run killed in its first second, a
+    resume in the same process) could sort before it by pid or counter (``.10`` sorts before ``.9``), and its
+    purge marker would then come before the events it is to drop."""
+    seconds = [int(part) for path in folder.glob("events.out.tfevents.*")
+               if (part := path.name.split(".")[3]).isdigit()]
+    newest = max(seconds, default=None)
+    while newest is not None and int(clock()) == newest:
+        sleep(0.05)
+
+
 class CsvLogger(RecordLogger):
     """``<run>/metrics.csv``: the epoch records of the run's history, one row each."""
 
@@ -210,7 +262,8 @@ class CsvLogger(RecordLogger):
 
 def csv_text(records: list[Mapping[str, Any]]) -> str:
     """CSV of ``records``: header = every key in order of first appearance; missing cells empty;
-    lists and dicts as JSON; None as an empty cell."""
+    lists and dicts as JSON (a non-finite value in them as ``null``, as metrics.jsonl has it: JSON has no
+    NaN); None as an empty cell; a float as ``repr`` writes it (``nan``, ``inf`` when non-finite)."""
     columns: dict[str, None] = {}
     for record in records:
         columns.update(dict.fromkeys(record))
@@ -224,7 +277,7 @@ def csv_text(records: list[Mapping[str, Any]]) -> str:
             if value is None:
                 row.append("")
             elif isinstance(value, list | dict):
-                row.append(json.dumps(value))
+                row.append(json.dumps(json_safe(value), allow_nan=False))
             else:
                 row.append(value if not isinstance(value, float) else repr(value))
         writer.writerow(row)

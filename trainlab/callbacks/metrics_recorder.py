@@ -10,7 +10,13 @@ from trainlab.notices import warn
 
 
 class MetricsRecorder(Callback):
-    """Rewrites ``metrics.jsonl`` atomically at most every ``min_interval_s`` and at the end.
+    """Rewrites ``metrics.jsonl`` atomically at most every ``min_interval_s`` at an epoch's end, before every
+    checkpoint is written, and at the end.
+
+    The write before each checkpoint (``on_before_save``, once the guards ordered before it cleared the
+    state) keeps the file from falling behind the newest checkpoint: a run killed (SIGKILL) between two
+    throttled writes still has every record up to that checkpoint, the one ``resume`` continues from (and
+    whose history the resumed run rewrites the file from).
 
     The file is written whole from the run's history each time, so one write that succeeds
     after failed ones records everything: a temporary disk-full loses no record. The first failure of a
@@ -40,6 +46,10 @@ class MetricsRecorder(Callback):
 
     def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None:
         if self.failed or time.monotonic() - self._last >= self.min_interval_s:
+            self.flush(view)
+
+    def on_before_save(self, view: TrainerView) -> None:
+        if view.control.rollback_to is None:  # a rollback asked for instead: no checkpoint, the steps are undone
             self.flush(view)
 
     def on_train_end(self, view: TrainerView) -> None:

@@ -139,14 +139,18 @@ def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None, task: s
 def warn_classes_absent(split: str, classes: np.ndarray, y: np.ndarray, class_names: list[str] | None,
                         why: str) -> None:
     """One warning naming the ``classes`` (training class indices) that the labels ``y`` of the ``split``
-    have no row of, with ``why``: that split's metrics leave them out (a confusion-matrix row of zeros,
-    a macro average over fewer classes) without saying so."""
+    have no row of, with ``why``, and what that split's metrics then make of them, which they do not say: a
+    macro average counts such a class only where the model predicts it (the classes in the targets or the
+    predictions, scikit-learn's rule, docs/metrics.md), so it averages over a number of classes that depends
+    on the model; the per-class lists and the confusion matrix show it (recall 0, a row of zeros)."""
     missing = classes[~np.isin(classes, y)]
     if len(missing):
         names = [class_names[int(c)] if class_names else str(c) for c in missing[:5]]
         warn(f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
              f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): {why}, so {split} "
-             "metrics leave them out; add rows of those classes")
+             "metrics score them on no row: a macro average counts such a class only where the model predicts "
+             "it (the classes in the targets or the predictions, as scikit-learn), and the per-class lists and "
+             "the confusion matrix show it (recall 0, a row of zeros); add rows of those classes")
 
 
 @dataclass(frozen=True)
