@@ -44,12 +44,14 @@ from trainlab.data.fingerprint import data_changes, data_fingerprint, named_file
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
+from trainlab.engine.state import TrainState
 from trainlab.errors import (
     DISK_FULL_OR_READ_ONLY,
     ConfigError,
     DataError,
     Interrupted,
     TrainingError,
+    TrainlabError,
     WriteError,
     cannot,
 )
@@ -69,6 +71,7 @@ from trainlab.model_file import (
 )
 from trainlab.notices import note, warn
 from trainlab.records import read_record_object, read_record_text, safe_summary
+from trainlab.registry import exception_line, first_line
 from trainlab.run_checks import divergence_advice
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import (
@@ -197,6 +200,8 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     trainer = built.trainer
     try:
         trainer.fit()
+    except (Interrupted, StoppedWaiting):
+        raise
     except TrainingError as exc:
         retrying(lambda: run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records),
                  "metrics.jsonl", interrupted=lambda: signals.received)
@@ -210,6 +215,9 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
                  else "; no checkpoint was written yet")
         advice = divergence_advice(built.data, built.config.data.standardize_target)
         raise TrainingError(f"{exc}{where}; {advice}") from None
+    except Exception as exc:  # the user's code failing mid-run (a schedule, a metric), or a bug
+        _record_failure(trainer.state, run, exc)
+        raise
     if trainer.control.interrupted_by is not None:
         run.write_info(status="interrupted")
         if saver.last_saved:
@@ -247,6 +255,19 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     if signals.received is not None and not signals.handed_over:  # everything is written (the CLI says it itself)
         warn(f"{signal.Signals(signals.received).name} received while finishing; the run is complete")
     return summary
+
+
+def _record_failure(state: TrainState, run: RunDir, exc: Exception) -> None:
+    """Record a run that training failed with ``exc`` (not a divergence, not a signal): metrics.jsonl so far
+    (``state``'s records), and run.json's ``"status": "failed"`` with ``error``, the CLI's one line
+    (``error:`` left out), so that it no longer reads as running. Best effort, at once: the failure may be
+    the disk's own, and it is what the user is told, not a failed write of its record. Resuming continues
+    from the last checkpoint (or starts over if none), as for an interrupted run."""
+    line = first_line(exc) if isinstance(exc, TrainlabError) else exception_line(exc)
+    with contextlib.suppress(OSError, ValueError):
+        run.write_metrics(state.history, state.events, state.step_records)
+    with contextlib.suppress(OSError, ValueError):
+        run.write_info(status="failed", error=line)
 
 
 def train(config: Config | str | Path | dict[str, Any], out: str | Path | None = None, overwrite: bool = False,
@@ -462,7 +483,8 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
             write_data_records(run, built)  # as the resumed training reads its data: a damaged record is remade
             run.write_metrics(built.trainer.state.history, built.trainer.state.events,
                               built.trainer.state.step_records)
-            run.write_info(status="running")
+            # a failed run's error is over once it resumes (run.json's fields are merged, not replaced)
+            run.write_info(status="running", **({"error": None} if "error" in run.info() else {}))
             return _run(built, run, quiet, saver, signals), path
     finally:
         run.close()

@@ -14,9 +14,13 @@ import numpy as np
 import torch
 
 from trainlab.config_fields import short_repr
-from trainlab.errors import ConfigError, DataError
-from trainlab.metrics import SINGLE_LABEL, TASKS, MetricInputs, get_metric, refuse_task_mismatch
-from trainlab.registry import did_you_mean
+from trainlab.errors import ConfigError, DataError, TrainlabError
+from trainlab.metrics import SINGLE_LABEL, TASKS, Metric, MetricInputs, get_metric, refuse_task_mismatch
+from trainlab.registry import did_you_mean, exception_line, raised_at
+
+# what a user's metric must be (docs/extending.md), said when one fails
+USER_METRIC_CONTRACT = ("a metric 'module:function' is called as function(predictions, target, num_classes) "
+                        "and returns one float (higher is better)")
 
 
 def _task_from_call(target: torch.Tensor, num_classes: int | None) -> str:
@@ -125,6 +129,8 @@ def metric_values(names: list[str], inputs: MetricInputs) -> dict[str, Any]:
 
     Raises:
         DataError: a score-based metric without probabilities.
+        ConfigError: a user's ``module:function`` metric that raises (:func:`_user_metric_value`) or returns
+            anything but a number.
     """
     result = {}
     for name in names:
@@ -132,5 +138,20 @@ def metric_values(names: list[str], inputs: MetricInputs) -> dict[str, Any]:
         if metric.needs_probabilities and inputs.probabilities is None:
             raise DataError(f"metric '{name}' needs the model's class probabilities; pass "
                             "probabilities=loss.probabilities(output) (the loss must give them)")
-        result[name] = metric.fn(inputs)
+        result[name] = _user_metric_value(name, metric, inputs) if ":" in name else metric.fn(inputs)
     return result
+
+
+def _user_metric_value(name: str, metric: Metric, inputs: MetricInputs) -> Any:
+    """``metric.fn(inputs)`` of the user's metric ``name``; an exception it raises (its code is broken, not
+    the data) is one ConfigError naming the metric, the exception and where the user's code raised it
+    (:func:`trainlab.registry.raised_at`). trainlab's own errors, and the machine's (OSError, MemoryError),
+    pass as raised."""
+    try:
+        return metric.fn(inputs)
+    except (TrainlabError, MemoryError, OSError):
+        raise
+    except Exception as exc:
+        where = raised_at(exc)
+        raise ConfigError(f"metric '{name}' raised {exception_line(exc)}{f' (at {where})' if where else ''}; "
+                          f"{USER_METRIC_CONTRACT}") from exc

@@ -13,16 +13,67 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import sysconfig
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from trainlab.code_policy import current_policy
 from trainlab.config_fields import short_repr
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, TrainlabError
 from trainlab.option_types import mismatch, numbers_read
 from trainlab.user_code import admit_factories, import_reference
 
 T = TypeVar("T", bound=Callable[..., Any])
+
+_TRAINLAB_FOLDER = Path(__file__).resolve().parent
+# the kinds whose one caller words a user factory's failure itself, with the kind's contract:
+# trainlab.schedules.build_schedule ("schedule factory 'x' raised KeyError: ...; a schedule factory is ...")
+_WORDED_BY_CALLER = frozenset({"schedule"})
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``exc``'s message ("" for none): what a one-line error quotes of it."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+
+
+def exception_line(exc: BaseException) -> str:
+    """``RuntimeError: boom`` (the type and :func:`first_line`), or the type alone for an empty message."""
+    first = first_line(exc)
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _library_file(file: Path) -> bool:
+    """A file of trainlab, of an installed package (torch, numpy) or of the standard library; also code
+    without a file (``<string>``)."""
+    if file.name.startswith("<") or file.is_relative_to(_TRAINLAB_FOLDER):
+        return True
+    if any(part in {"site-packages", "dist-packages"} for part in file.parts):
+        return True
+    stdlib = sysconfig.get_paths().get("stdlib")
+    return bool(stdlib) and file.is_relative_to(Path(stdlib).resolve())
+
+
+def raised_at(exc: BaseException) -> str | None:
+    """``file:line`` where the user's own code raised ``exc`` (or called the library that did): the
+    innermost frame of its traceback outside trainlab, installed packages and the standard library, the
+    file relative to the working directory when inside it; None when every frame is library code (a
+    factory called with arguments it does not take fails in trainlab's call)."""
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the working directory was deleted: absolute paths
+        cwd = None
+    found = None
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        file = Path(frame.f_code.co_filename)
+        file = (file if file.is_absolute() or cwd is None else cwd / file).resolve()
+        if not _library_file(file):
+            found = (file, line)
+    if found is None:
+        return None
+    file, line = found
+    return f"{file.relative_to(cwd) if cwd is not None and file.is_relative_to(cwd) else file}:{line}"
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -143,7 +194,14 @@ class Registry(Generic[T]):
         return self._entries[key]
 
     def build(self, spec: str | Mapping[str, Any] | Any, *args: Any, **extra: Any) -> Any:
-        """Build from a name, a ``{"name": ..., **kwargs}`` mapping, or pass an instance through."""
+        """Build from a name, a ``{"name": ..., **kwargs}`` mapping, or pass an instance through.
+
+        Raises:
+            ConfigError: an unknown name or option, a value of the wrong type, and any failure of the factory
+                itself, on one line (:meth:`_factory_failed`); trainlab's own errors and the machine's
+                (OSError, MemoryError) pass as raised, and so does a user's schedule factory's failure,
+                which :func:`trainlab.schedules.build_schedule` words with the schedule contract.
+        """
         if isinstance(spec, str):
             name, kwargs = spec, {}
         elif isinstance(spec, Mapping):
@@ -162,9 +220,29 @@ class Registry(Generic[T]):
             self.check(name, kwargs)
         try:
             return factory(*args, **extra, **kwargs)
-        except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"{self.kind} '{name}': {first}") from exc
+        except TrainlabError:
+            raise
+        except (MemoryError, OSError):  # the machine's, not the config's: the CLI names the file or the memory
+            raise
+        except Exception as exc:
+            user = ":" in name
+            if user and self.kind in _WORDED_BY_CALLER:
+                raise
+            raise self._factory_failed(name, exc, user) from exc
+
+    def _factory_failed(self, name: str, exc: Exception, user: bool) -> ConfigError:
+        """The one line for factory ``name`` raising ``exc``. A user's ``module:attr`` factory: ``model
+        factory 'mymodels:broken' raised RuntimeError: boom (at mymodels.py:16)``, the place from
+        :func:`raised_at`. A built-in one rejecting a value (ValueError, TypeError): ``model 'mlp': <its
+        message>``; failing otherwise (torch's RuntimeError on a size it cannot use): ``model 'mlp' raised
+        RuntimeError: <its message>``."""
+        if not user:
+            if isinstance(exc, ValueError | TypeError):  # a constructor rejecting a value: the config's fault
+                return ConfigError(f"{self.kind} '{name}': {first_line(exc) or type(exc).__name__}")
+            return ConfigError(f"{self.kind} '{name}' raised {exception_line(exc)}")
+        where = raised_at(exc)
+        return ConfigError(f"{self.kind} factory '{name}' raised {exception_line(exc)}"
+                           f"{f' (at {where})' if where else ''}")
 
     def takes_option(self, name: str, option: str, skip: int = 0) -> bool:
         """Whether ``name``'s factory takes the keyword ``option`` (:meth:`check_options` would pass it)."""

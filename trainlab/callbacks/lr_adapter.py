@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import read
+from trainlab.config_fields import short_repr
+from trainlab.errors import ConfigError, TrainlabError
+from trainlab.registry import exception_line, raised_at
+from trainlab.schedules import CONTRACT
 
 
 @dataclass(frozen=True)
@@ -25,10 +30,44 @@ class GroupHorizon:
     schedule: Any  # step -> factor
 
 
+def schedule_factor(schedule: Any, step: int, route: str | None = None) -> float:
+    """``schedule(step)``, a finite number >= 0 (the LR multiplier of step ``step``); anything else is one
+    ConfigError naming the schedule (``route``: a routed group's), the step, the value and the contract
+    (:data:`trainlab.schedules.CONTRACT`). A negative factor made the optimizer ascend the loss without a
+    word, and a NaN was reported as a divergence with the advice to lower the learning rate.
+
+    A schedule that raises (the user's code failing at step 21) is the same one line, with the exception
+    and where the user's code raised it (:func:`trainlab.registry.raised_at`). One comparison of Python
+    numbers a step; a schedule that returns a tensor (against the contract) would be read on the host here."""
+    try:
+        factor = schedule(step)
+    except (TrainlabError, MemoryError, OSError):
+        raise
+    except Exception as exc:
+        where = raised_at(exc)
+        raise ConfigError(f"{_whose(route)} raised {exception_line(exc)} at step {step}"
+                          f"{f' (at {where})' if where else ''}; {CONTRACT}") from exc
+    try:
+        if 0.0 <= factor < math.inf:  # False for NaN
+            return factor
+    except TypeError:  # not a number: '<=' is not defined for it
+        pass
+    raise ConfigError(f"{_whose(route)} gave {short_repr(factor)} at step {step}; an LR multiplier must be a "
+                      f"finite number >= 0 (a negative one ascends the loss); {CONTRACT}")
+
+
+def _whose(route: str | None) -> str:
+    """The strategy's schedule, or the one built over routed group ``route``'s train_epochs."""
+    if route is None:
+        return "the schedule (strategy.schedule)"
+    return f"the schedule of parameter group '{route}' (strategy.schedule over its train_epochs)"
+
+
 class LRAdapter(Callback):
     """lr_g(step) = base_lr_g * schedule(step) * lr_scale (lr_scale shrinks at divergence rollbacks).
 
-    A schedule is a ``step -> factor`` function; one that adapts to a metric (reduce_on_plateau)
+    A schedule is a ``step -> factor`` function whose factor is a finite number >= 0 (else a ConfigError
+    at that step: :func:`schedule_factor`); one that adapts to a metric (reduce_on_plateau)
     has ``observe(value)`` and ``monitor``, and its state is saved with this callback. Routed groups
     with a :class:`GroupHorizon` follow their own schedule and stop at its end.
     """
@@ -46,10 +85,11 @@ class LRAdapter(Callback):
     def on_step_start(self, view: TrainerView) -> None:
         step, scale = view.state.step, view.state.lr_scale
         if not self.horizons:
-            view.set_lr_factor(self.schedule(step) * scale)
+            view.set_lr_factor(schedule_factor(self.schedule, step) * scale)
             return
-        routes = {h.route: (h.schedule(step) * scale if step < h.steps else None) for h in self.horizons}
-        self._last = (self.schedule(step) * scale, routes)
+        routes = {h.route: (schedule_factor(h.schedule, step, h.route) * scale if step < h.steps else None)
+                  for h in self.horizons}
+        self._last = (schedule_factor(self.schedule, step) * scale, routes)
         view.set_lr_factor(*self._last)
 
     def on_train_end(self, view: TrainerView) -> None:

@@ -14,8 +14,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainlab.errors import ConfigError
+
+SERIALISABLE = "tensors, NumPy arrays, numbers, strings, None, and lists, tuples and dicts of these"
+
+
+class UnserialisableState(ConfigError, TypeError):
+    """A value :func:`split_state` cannot store without pickle (a set, an object), at ``key`` (its path in
+    the tree: ``parts.step.optimizer.state.0.tags``). A ConfigError: it comes of the user's own optimizer,
+    schedule or callback, whose state may hold only :data:`SERIALISABLE`; a TypeError as it always was."""
+
+    def __init__(self, key: str, value: Any):
+        self.key, self.type_name = key, type(value).__name__
+        super().__init__(f"cannot save the {self.type_name} at '{key}' in a checkpoint without pickle: saved "
+                         f"state may hold only {SERIALISABLE}")
+
 
 def split_state(obj: Any, prefix: str = "s") -> tuple[Any, dict[str, torch.Tensor]]:
+    """``obj`` as (a JSON-able tree, ``{key: tensor}``), keys starting with ``prefix`` (module docstring).
+    Walks the tree only: tensors are referenced, not copied. Raises :class:`UnserialisableState` for a value
+    none of :data:`SERIALISABLE`."""
     tensors: dict[str, torch.Tensor] = {}
 
     def walk(node: Any, key: str) -> Any:
@@ -37,7 +55,7 @@ def split_state(obj: Any, prefix: str = "s") -> tuple[Any, dict[str, torch.Tenso
             return [walk(v, f"{key}.{i}") for i, v in enumerate(node)]
         if node is None or isinstance(node, bool | int | float | str):
             return node
-        raise TypeError(f"cannot serialise {type(node).__name__} at '{key}' without pickle")
+        raise UnserialisableState(key, node)
 
     return walk(obj, prefix), tensors
 

@@ -30,7 +30,9 @@ from torch import nn
 
 from trainlab.engine.clipping import clip_grad_norm, global_norm
 from trainlab.engine.objective import Objective
+from trainlab.engine.serialize import SERIALISABLE, UnserialisableState, split_state
 from trainlab.engine.state import TrainState
+from trainlab.errors import ConfigError
 from trainlab.losses.base import learned_state
 from trainlab.optim import requires_closure, set_train_mode
 
@@ -234,6 +236,7 @@ class StandardStep:
         # d_i of an accumulated step's micro-batches (None: row shares); a loss without it averages over rows
         self._mean_denominator = getattr(objective.loss, "mean_denominator", None)
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
+        self._state_checked = False  # whether check_checkpointable has seen the optimizer's state
 
     # ------------------------------------------------------------------ forward
 
@@ -258,15 +261,25 @@ class StandardStep:
     # ------------------------------------------------------------------ one step
 
     def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
+        """One optimizer step over ``batches`` (the class docstring); after the first, the optimizer's state
+        is checked once for what a checkpoint cannot store (:func:`check_checkpointable`)."""
         if self._plain and len(batches) == 1:
             x, y = batches[0]
             loss = self._plain_loss(self._module(x), y)
             loss.backward()
             self.optimizer.step()
             clear_grads(self.optimizer)
-            return StepOutput({"loss": loss.detach()}, len(y))
-        if self._closure:
-            return self._closure_step(batches)
+            output = StepOutput({"loss": loss.detach()}, len(y))
+        else:
+            output = self._closure_step(batches) if self._closure else self._accumulated_step(batches, state)
+        if not self._state_checked:  # once, after the first step made the optimizer's state
+            check_checkpointable(self.optimizer)
+            self._state_checked = True
+        return output
+
+    def _accumulated_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
+        """The step of every case but the plain one and a closure's: weighted micro-batches, the fp16 scaler,
+        the gradient-norm record, clipping."""
         optimizer = self.optimizer
         shares = self._shares(batches)
         totals: dict[str, torch.Tensor] = {}
@@ -403,6 +416,21 @@ class StandardStep:
         if self._training is not None:
             self.model.train(self._training)
         self.parameters_changed()
+
+
+def check_checkpointable(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse (ConfigError) an optimizer whose state a checkpoint cannot store: a value none of
+    :data:`~trainlab.engine.serialize.SERIALISABLE` (a user's optimizer keeping a set), found by walking its
+    ``state_dict()`` as a checkpoint does (:func:`~trainlab.engine.serialize.split_state`; nothing copied).
+    Called after the first step, when the state exists: before, it surfaced at the first checkpoint, after
+    a whole epoch, as a TypeError."""
+    try:
+        split_state(optimizer.state_dict(), "optimizer")
+    except UnserialisableState as exc:
+        kind = type(optimizer)
+        raise ConfigError(f"optimizer {kind.__module__}.{kind.__qualname__} keeps a {exc.type_name} in its "
+                          f"state (at '{exc.key}'), which a checkpoint cannot store without pickle; an "
+                          f"optimizer's state may hold only {SERIALISABLE} (a set as a sorted list, say)") from None
 
 
 def _check_group_options(optimizer: torch.optim.Optimizer, built: list[set[str]]) -> None:

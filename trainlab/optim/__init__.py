@@ -19,11 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.config_fields import FLOAT32_MAX
+from trainlab.config_fields import FLOAT32_MAX, short_repr
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry, factory_options
 from trainlab.yaml_files import flow_yaml
 
+FACTORY_CONTRACT = ("an optimizer factory is called as factory(param_groups, lr, **options) and returns a "
+                    "torch.optim.Optimizer (docs/optimizers.md)")
 EPS_OPTIONS = ("eps", "adamw_eps")  # a denominator's offset, wherever an optimizer takes one
 # options below 0 that torch's optimizers refuse in their own words ("Invalid lr_decay value: -0.1"), and what
 # each is; a negative one has no meaning in any optimizer (a weight decay below 0 grows the weights)
@@ -212,7 +214,8 @@ def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch
     """Build ``spec`` (``{"name": ..., "lr": ..., **kwargs}``) over ``groups``.
 
     ``lr`` may be absent or None for optimizers whose factory has a default
-    (``prodigy`` 1.0, ``adadelta_zeiler`` 1.0, ``lbfgs`` 1.0).
+    (``prodigy`` 1.0, ``adadelta_zeiler`` 1.0, ``lbfgs`` 1.0). A factory that returns anything but a
+    ``torch.optim.Optimizer`` is a ConfigError naming what it returned and :data:`FACTORY_CONTRACT`.
     """
     import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
 
@@ -223,8 +226,9 @@ def build_optimizer(spec: dict[str, Any], groups: list[dict[str, Any]]) -> torch
         raise ConfigError(f"optimizer '{spec['name']}' has no default learning rate; "
                           "set strategy.optimizer.lr (or lr: auto for the LR range test)")
     optimizer = OPTIMIZERS.build(spec, groups, **lr_kwarg)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer '{spec['name']}' must build a torch.optim.Optimizer")
+    if not isinstance(optimizer, torch.optim.Optimizer):  # a user's module:attr factory returning anything else
+        raise ConfigError(f"optimizer factory '{spec['name']}' returned {type(optimizer).__name__} "
+                          f"({short_repr(optimizer)}), not a torch.optim.Optimizer; {FACTORY_CONTRACT}")
     if _split_without_purpose(optimizer):
         # no weight decay to keep off biases: one group is cheaper (one fused kernel launch per step)
         merged = [{"params": [p for g in groups for p in g["params"]], "group": "all"}]
