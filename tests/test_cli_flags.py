@@ -178,6 +178,26 @@ def test_a_data_dir_that_is_missing_or_a_file_is_named_where_a_data_path_is_look
     assert "TRAINLAB_DATA_DIR" not in os.environ
 
 
+def test_a_data_path_read_from_the_working_directory_past_a_missing_data_dir_is_warned_once(
+        write_config, tmp_path, capsys, monkeypatch):
+    """A mistyped --data-dir went unnoticed when the working directory held a file of the same name."""
+    monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    rows = "\n".join(f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(40))
+    (tmp_path / "table.csv").write_text("a,b,y\n" + rows + "\n")
+    csv_config = write_config(DIGITS_MLP, "csv.yaml", data={"source": "csv", "path": "table.csv", "target": "y"})
+    missing = tmp_path / "dat"
+    for _ in range(2):  # once per folder and process
+        assert main(["--data-dir", str(missing), "schedule", str(csv_config), "--plot", str(tmp_path / "p.png")]) == 0
+        monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: the data folder {missing} (--data-dir or TRAINLAB_DATA_DIR) does not exist: "
+                        f"relative data paths are read from the working directory ({tmp_path}) instead"]
+    (tmp_path / "dat").mkdir()  # an existing folder without the file: the working directory's, unsaid
+    assert main(["--data-dir", str(tmp_path / "dat"), "schedule", str(csv_config), "--plot", str(tmp_path / "p.png")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_a_run_without_a_test_split_says_so_under_its_heading(write_config, tmp_path, capsys):
     config = write_config(DIGITS_MLP, data={"source": "digits", "test_fraction": 0.0}, strategy__epochs=1)
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0

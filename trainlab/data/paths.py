@@ -25,10 +25,15 @@ def candidates(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
-    """The first existing candidate, or a DataError naming every path tried (and what was expected)."""
+    """The first existing candidate, or a DataError naming every path tried (and what was expected).
+
+    A relative path found in the working directory while the data folder (``--data-dir`` or
+    ``TRAINLAB_DATA_DIR``) is no folder is read, with one warning per such folder and process: the folder
+    was likely mistyped, and the file read may not be the one meant."""
     tried = candidates(path)
     for candidate in tried:
         if candidate.exists():
+            _warn_if_data_dir_missing(candidate, tried)
             return candidate
     hint = f"; expected {expected}" if expected else ""
     where = ", ".join(str(p) for p in tried)
@@ -38,6 +43,22 @@ def resolve(path: str | os.PathLike[str], expected: str = "") -> Path:
     else:
         return_hint = f" (set --data-dir or {DATA_DIR_ENV})" if not root else missing_data_dir(root)
     raise DataError(f"data file not found: {short_repr(str(path))} (tried {where}){hint}{return_hint}")
+
+
+_WARNED_ROOTS: set[str] = set()  # data folders already warned of as missing, in this process
+
+
+def _warn_if_data_dir_missing(found: Path, tried: list[Path]) -> None:
+    root = os.environ.get(DATA_DIR_ENV)
+    if not root or len(tried) < 2 or found != tried[-1] or root in _WARNED_ROOTS:
+        return
+    missing = missing_data_dir(root)
+    if missing:
+        from trainlab.notices import warn
+
+        _WARNED_ROOTS.add(root)
+        warn(f"{missing.removeprefix('; ')}: relative data paths are read from the working directory "
+             f"({Path.cwd()}) instead")
 
 
 def missing_data_dir(root: str) -> str:
