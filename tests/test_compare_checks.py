@@ -175,7 +175,7 @@ def test_no_finished_run_exits_4_naming_where_the_reasons_are(tmp_path: Path, ca
     assert code == 4
     assert line == (f"error: no run finished: 2 of 2 runs failed, all for the same reason: diverged: training "
                     f"diverged at step 2: non-finite loss (nan); the reasons are under 'failures' in "
-                    f"{out / 'leaderboard.json'} (and in each run folder's compare-error.json or summary.json)")
+                    f"{out / 'leaderboard.json'} (and in each run folder's compare-error.json, summary.json or run.json)")
     board = json.loads((out / "leaderboard.json").read_text())
     assert all("diverged" in f["reason"] for e in board["tasks"]["base"]["strategies"] for f in e["failures"])
 
@@ -193,7 +193,7 @@ def test_no_finished_run_for_one_shared_reason_says_it_in_the_line(tmp_path: Pat
     assert line.startswith("error: no run finished: 2 of 2 runs failed, all for the same reason: DataError: ")
     assert "'y'" in line
     assert line.endswith(f"the reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run "
-                         "folder's compare-error.json or summary.json)")
+                         "folder's compare-error.json, summary.json or run.json)")
 
 
 def test_a_regression_leaderboard_ranks_lower_is_better_first(tmp_path: Path):

@@ -427,3 +427,44 @@ def test_layerwise_decay_skips_the_pooler_the_model_never_reads(tiny_bert_dir):
     lrs = {g["layer"]: g["lr"] for g in layerwise_param_groups(model, 1.0, 0.5)}
     assert lrs == {"head": 1.0, "backbone.encoder.layer.1": 0.5, "backbone.encoder.layer.0": 0.25,
                    "backbone.embeddings": 0.125, "unused": 0.0625}
+
+
+# ---------------------------------------------------------------------------
+# the records' lr with layer-wise decay: the head's
+# ---------------------------------------------------------------------------
+
+
+def test_the_recorded_lr_is_the_heads_not_the_unused_poolers(tiny_bert):
+    """The first param group is the lowest layer's, BERT's unused pooler at lr x decay^4 here: the records
+    showed a rate nothing trains at, 16x below the head's strategy.optimizer.lr."""
+    from trainlab.engine.step import LRGroups
+
+    model = tiny_bert()
+    optimizer = torch.optim.SGD(layerwise_param_groups(model, 2e-5, 0.5), lr=2e-5)
+    assert optimizer.param_groups[0]["layer"] == "unused"
+    lrs = LRGroups([optimizer])
+    lrs.set_factor(0.3)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(2e-5 * 0.5**4 * 0.3)
+    assert lrs.current() == pytest.approx(2e-5 * 0.3)
+
+
+def test_a_runs_recorded_lr_is_strategy_lr_times_the_schedule_with_layerwise_decay(tmp_path):
+    """Every step and epoch record's lr against 0.1 x the cosine factor written out (NumPy): the head's LR."""
+    import json
+
+    import numpy as np
+
+    from trainlab.experiment import train
+
+    config = {"name": "lw", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [8, 8]},
+              "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 30,
+                           "epochs": 3, "schedule": {"name": "cosine"}, "finetune": {"layerwise_lr_decay": 0.5}},
+              "output": {"progress": "off", "log_every_n_steps": 1}, "runtime": {"num_threads": 1}}
+    _, run = train(config, out=tmp_path / "run", quiet=True)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in records if "lr" in r]
+    steps = np.array([r["step"] for r in records])  # a record after optimizer step k: the LR step k - 1 ran at
+    total = 12  # 3 epochs of 4 steps (120 training rows, batches of 30)
+    expected = 0.1 * 0.5 * (1.0 + np.cos(np.pi * (steps - 1) / total))
+    assert len(records) == 12 + 3 and steps.max() == total
+    np.testing.assert_allclose([r["lr"] for r in records], expected, rtol=1e-12)

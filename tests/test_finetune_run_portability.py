@@ -181,6 +181,24 @@ def test_a_gone_checkpoint_is_one_line_naming_it(trained, checkpoint_kept, tmp_p
     assert str(caught.value) == line
 
 
+def test_eval_of_a_run_whose_checkpoint_is_gone_says_what_predict_says(trained, checkpoint_kept, tmp_path, capsys):
+    """eval warned that the data files changed (the checkpoint folder is data.tokenizer_path too), then said
+    "data file not found" of the tokenizer, naming neither the checkpoint nor model.path."""
+    from trainlab.cli import main
+    from trainlab.experiment import evaluate_run
+
+    run, checkpoint, _ = trained
+    shutil.move(checkpoint, tmp_path / "moved")
+    line = (f"run {run} was fine-tuned from the checkpoint at {checkpoint} (model.path), which is gone: put it "
+            f"back there ({READS})")
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 3
+    assert capsys.readouterr().err == f"error: {line}\n"
+    with pytest.raises(DataError) as caught:
+        evaluate_run(run)
+    assert str(caught.value) == line
+
+
 def test_a_run_needs_only_config_json_and_the_tokenizer(trained, checkpoint_kept, tmp_path, capsys):
     """The checkpoint's weights are not read: the run's model.safetensors holds them all. Predictions with
     config.json and tokenizer.json alone equal the reference computed from the run's weights."""

@@ -427,9 +427,11 @@ def halves(total_steps, steps_per_epoch):
 
 
 @pytest.mark.parametrize(("attr", "says"), [
+    # where the user's file called torch's LambdaLR, which raised (Registry.build, with the registry's contract)
     ("takes_the_optimizer", "schedule factory 'usersched_t:takes_the_optimizer' raised AttributeError: 'int' "
-                            "object has no attribute 'param_groups'; a schedule factory is called as factory("
-                            "total_steps, steps_per_epoch, **options) and returns schedule(step) -> float"),
+                            "object has no attribute 'param_groups' (at usersched_t.py:5); a schedule factory is "
+                            "called as factory(total_steps, steps_per_epoch, **options) and returns schedule(step) "
+                            "-> float"),
     ("returns_a_number", "schedule factory 'usersched_t:returns_a_number' returned int (5), not a schedule; a "
                          "schedule factory is called as"),
     ("returns_text", "schedule factory 'usersched_t:returns_text' returned a schedule whose schedule(0) is str "

@@ -736,7 +736,10 @@ def test_refit_seeds_compares_tuned_with_base_or_is_refused_before_any_trial(tmp
         assert not (tmp_path / "out").exists()
         return
     monkeypatch.chdir(tmp_path)
-    best = tune(settings(tmp_path, 3, refit_seeds=2, pruner="none", out=Path("out")))  # --out given relative
+    # the base (batch_size 8) is no point of the space, so the best trial is no base config: tuned vs base
+    off_space = {**BASE, "strategy": {**BASE["strategy"], "batch_size": 8}}
+    best = tune(settings(tmp_path, 3, base=off_space, refit_seeds=2, pruner="none", out=Path("out")))  # --out relative
+    assert best["params"]["strategy.batch_size"] != 8
     refit = best["refit"]
     assert refit["metric"] == "test_accuracy"
     assert refit["dir"] == str((tmp_path / "out" / "refit").resolve())  # absolute, as run_dir is

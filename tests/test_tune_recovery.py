@@ -216,6 +216,20 @@ def test_a_dead_workers_finished_trial_is_recovered_from_its_records_alone(tmp_p
     assert (study.trials[trial.number].state, study.trials[trial.number].value) == (TrialState.COMPLETE, 0.5)
 
 
+def test_a_dead_workers_trial_whose_run_failed_is_recovered_as_failed_with_its_recorded_error(tmp_path):
+    """A run whose training raised records ``"status": "failed"`` and its ``error`` (trainlab.experiment); it was
+    read as a run that did not end, and its trial failed as stale (a rerun of it would fail the same way, yet a
+    stale failure queues the base config again and does not count as the trial's own)."""
+    error = "the schedule (strategy.schedule) raised KeyError: 'late boom' at step 6 (at my_code.py:12); a ..."
+    study, tune_settings, lock, trial, folder = _claimed_and_left(tmp_path)
+    (folder / "run.json").write_text(json.dumps({"status": "failed", "error": error}))
+    assert claim_trial(study, tune_settings, lock).number == trial.number + 1
+    frozen = study.trials[trial.number]
+    assert frozen.state == TrialState.FAIL
+    assert (frozen.user_attrs["fail_kind"], frozen.user_attrs["fail_reason"]) == ("error", error)
+    assert "read from its run folder" in frozen.user_attrs["recovered"]
+
+
 def _rdb(tmp_path: Path) -> optuna.storages.RDBStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

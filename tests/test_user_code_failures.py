@@ -197,6 +197,15 @@ def test_a_routed_groups_schedule_is_checked_too_and_0_is_a_factor():
         _adapter_factors(LRAdapter(lambda step: 1.0, horizons=(horizon,)), range(6))
 
 
+def test_a_named_schedule_is_said_of_by_its_name_a_routed_groups_too():
+    horizon = GroupHorizon("whitening", 6, lambda step: 1.0 - step / 2)
+    with pytest.raises(ConfigError, match=r"^schedule 'mysched:f' \(strategy.schedule\) gave -1.0 at step 0; "):
+        _adapter_factors(LRAdapter(lambda step: -1.0, name="mysched:f"), range(2))
+    with pytest.raises(ConfigError, match=r"^schedule 'mysched:f' of parameter group 'whitening' \(strategy.schedule "
+                                          r"over its train_epochs\) gave -0.5 at step 3; "):
+        _adapter_factors(LRAdapter(lambda step: 1.0, horizons=(horizon,), name="mysched:f"), range(6))
+
+
 def test_a_schedule_raising_mid_run_is_named_with_the_users_line():
     def schedule(step):
         if step == 2:
@@ -221,7 +230,8 @@ def test_a_run_whose_schedule_breaks_the_contract_fails_in_one_line_and_records_
     code, err, run = _train(project, capsys, strategy__schedule=f"{MODULE}:{schedule}")
     assert code == 2
     message = _one_line(err)
-    assert message.startswith(f"the schedule (strategy.schedule) {says}; "), message
+    # the config's schedule is named (it was "the schedule (strategy.schedule)")
+    assert message.startswith(f"schedule '{MODULE}:{schedule}' (strategy.schedule) {says}; "), message
     info = _run_json(run)
     assert info["status"] == "failed" and info["error"] == message
 
@@ -280,6 +290,35 @@ def test_a_built_in_factory_failing_in_torch_is_one_config_error_and_a_rejected_
         registry.build("reads_a_file")
     with pytest.raises(DataError, match="^the weights file is damaged$"):  # trainlab's own errors pass as raised
         registry.build("data_error")
+
+
+def test_a_registrys_contract_follows_a_user_factorys_failure_and_not_a_built_in_ones(project, monkeypatch):
+    """The schedule registry's contract (trainlab.schedules.CONTRACT) was added by build_schedule's own except
+    clause, which lost the user's file:line; any registry given a contract now says it after the place."""
+    monkeypatch.syspath_prepend(str(project))
+    registry: Registry = Registry("widget", contract="a widget factory is called as factory(input_shape, output_dim)")
+
+    @registry.register("built_in")
+    def built_in(input_shape, output_dim):
+        raise RuntimeError("torch says no")
+
+    with pytest.raises(ConfigError) as caught:
+        registry.build(f"{MODULE}:model_runtime", (4,), 3)
+    assert str(caught.value) == (f"widget factory '{MODULE}:model_runtime' raised RuntimeError: boom in my model "
+                                 f"factory (at {MODULE}.py:{_line_of('boom in my model factory')}); a widget factory "
+                                 "is called as factory(input_shape, output_dim)")
+    with pytest.raises(ConfigError) as caught:
+        registry.build("built_in", (4,), 3)
+    assert str(caught.value) == "widget 'built_in' raised RuntimeError: torch says no"  # the config named no code
+
+
+def test_a_user_schedule_factory_that_raises_names_its_line_and_the_schedule_contract(project, capsys):
+    """build_schedule worded it without the place (``raised KeyError: 'missing'; a schedule factory is ...``)."""
+    code, err, run = _train(project, capsys, strategy__schedule=f"{MODULE}:model_key")  # {}["missing"]
+    assert code == 2
+    assert _one_line(err) == (f"schedule factory '{MODULE}:model_key' raised KeyError: 'missing' (at {MODULE}.py:"
+                              f"{_line_of('missing')}); {CONTRACT}")
+    assert not run.exists()  # refused before the run folder is made
 
 
 def test_a_user_metric_that_raises_is_one_config_error_naming_it(project, capsys):
@@ -369,7 +408,8 @@ def test_a_run_failing_mid_training_is_recorded_failed_and_resumes_from_its_last
                             output={"progress": "off", "checkpoint": {"every_n_steps": 2}})
     assert code == 2
     info = _run_json(run)
-    assert info["status"] == "failed" and info["error"].startswith("the schedule (strategy.schedule) raised KeyError")
+    assert info["status"] == "failed" and info["error"].startswith(f"schedule '{MODULE}:raises_after_5' (strategy.schedule) "
+                                                               "raised KeyError")
     assert sorted(p.name for p in (run / "checkpoint").glob("step-*"))[-1] == "step-000000006"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [record["epoch"] for record in metrics if "train_loss" in record] == [1]  # the epoch done so far
@@ -389,3 +429,15 @@ def test_a_bug_in_the_users_model_is_recorded_failed(project, capsys):
     code, err, run = _train(project, capsys, model={"name": f"{MODULE}:FailsInTraining"})
     assert code == 4 and err == "error: RuntimeError: my forward's bug (rerun with --debug for the traceback)\n"
     assert _run_json(run)["status"] == "failed" and _run_json(run)["error"] == "RuntimeError: my forward's bug"
+
+
+def test_a_failed_runs_missing_model_is_explained_by_its_recorded_error(project, capsys):
+    """eval and predict said "the run did not finish; try 'trainlab resume run'", which would fail the same way."""
+    code, err, run = _train(project, capsys, model={"name": f"{MODULE}:FailsInTraining"})
+    assert code == 4
+    code = main(["eval", "run"])
+    sys.modules.pop(MODULE, None)
+    assert _one_line(capsys.readouterr().err) == (
+        "run has no model.safetensors (the run failed: RuntimeError: my forward's bug; fix the cause, then resume it "
+        "with 'trainlab resume run')")
+    assert code == 2

@@ -26,6 +26,7 @@ import contextlib
 import inspect
 import json
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,6 +233,7 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
 def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any, callbacks: list[Callback],
          metrics: list[str] | str | None, seed: int, out: str | Path | None, runtime: dict[str, Any] | None,
          task: str | None, class_names: Any) -> FitResult:
+    given = model  # the user's module (LoRA returns a wrapper around it)
     splits = [as_split(train, "train"), as_split(val, "val"), as_split(test, "test")]
     with _in_fit_terms():
         data = fit_dataset(*splits, task, class_names)
@@ -243,12 +245,14 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
         with _in_fit_terms():
             loss = build_loss_for(config, data, notes)
             check_task_fits(loss, data, task is not None, tuple(splits[0].y.shape))  # y as given, not as (N, d)
-            model = prepare_model(config, data, model)  # strategy.init and finetune.lora, as a config run does
+            # strategy.init and finetune.lora, as a config run does; init only on a module no fit trained yet
+            model = prepare_model(_without_init_if_trained(config, model), data, model)
             built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
         if built.precision_warning:  # a warning, as train --quiet gives it
             warn(built.precision_warning)
         built.trainer.add_callbacks(callbacks)
         try:
+            _TRAINED_MODULES.update((given, built.model))  # once training starts, its weights are fit's
             built.trainer.fit()
         except TrainingError as exc:  # diverged: what to try, in fit's words
             raise TrainingError(f"{exc}; {divergence_advice(built.data, standardized_target=False)}") from None
@@ -259,6 +263,28 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
     if out is not None:
         _write_records(Path(out), built.config, state, summary, model, data)
     return FitResult(state.history, summary, built.model, state.step_records, data.class_names)
+
+
+# the modules a fit has trained (once training started: interrupted or failed runs too): a later fit of
+# one continues from its weights, so strategy.init is not applied to it again (weak: a module that is
+# gone is dropped, and the set holds no model alive)
+_TRAINED_MODULES: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
+
+
+def _without_init_if_trained(config: Config, model: torch.nn.Module) -> Config:
+    """``config`` for :func:`prepare_model`: as it is, unless ``model`` was trained by an earlier fit and
+    ``strategy.init`` is set; then without the init, and one warning says so: a second fit on the same module
+    continues from its trained weights (README), which re-initialising would silently throw away."""
+    init = config.strategy.init
+    if init is None or model not in _TRAINED_MODULES:
+        return config
+    specs = [one.spec() for one in (init if isinstance(init, list) else [init])]
+    given = [spec["name"] if len(spec) == 1 else spec for spec in specs]  # as initialize() takes them
+    shown = given[0] if len(given) == 1 else given
+    warn(f"strategy.init {shown!r} is skipped: this module was trained by an earlier fit and keeps its trained "
+         "weights, which this fit continues from; to start from fresh weights, pass a new module, or re-initialise "
+         f"this one first with trainlab.initializers.initialize(model, {shown!r}) and leave init out of the strategy")
+    return config.model_copy(update={"strategy": config.strategy.model_copy(update={"init": None})})
 
 
 def _metric_names(metrics: Any) -> list[str] | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +93,62 @@ def named_after(exc: OSError, path: str | os.PathLike[str]) -> OSError:
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     return write_bytes(path, text.encode())
+
+
+# the folder of a process's open file descriptors, which /dev/stdout and /dev/fd/N lead to
+DESCRIPTOR_FOLDER = re.compile(r"/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/fd")
+MAX_LINKS = 40  # as Linux's ELOOP limit: a longer chain is a loop
+
+
+def names_descriptor(path: str | os.PathLike[str]) -> bool:
+    """True when following ``path``'s links passes through a process's open file descriptors
+    (``/dev/stdout``, ``/dev/fd/3``, ``/proc/self/fd/1``): what the file is there is the shell's redirection,
+    which a rename over its resolved name would not reach (or would wipe, for ``>>``)."""
+    current = os.path.abspath(path)
+    for _ in range(MAX_LINKS):
+        folder = os.path.realpath(os.path.dirname(current))
+        if DESCRIPTOR_FOLDER.fullmatch(folder):
+            return True
+        current = os.path.join(folder, os.path.basename(current))
+        if not os.path.islink(current):
+            return False
+        current = os.path.normpath(os.path.join(folder, os.readlink(current)))
+    return False
+
+
+def is_written_in_place(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` (its links followed) is an existing file that is not a regular one (a character or
+    block device, a FIFO, a socket) or is an open file descriptor (:func:`names_descriptor`): such a file is
+    opened and written, as a shell's ``>`` does, never replaced by a regular file renamed over it."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or names_descriptor(path)
+
+
+def write_output_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to a file the user named (``predict -o``, ``plot -o``, ``report -o``) where the name
+    leads: a symlink is followed and its target written atomically (:func:`write_bytes`; the link stays a
+    link; the target's folder is created), a new or regular file is written atomically, and a device, FIFO,
+    socket or descriptor (:func:`is_written_in_place`: ``/dev/null``, ``/dev/stdout``, a named pipe) is opened
+    for writing (appending, as ``>>`` would, where it has an end) and written whole; its errors
+    (``/dev/full``'s ENOSPC) name ``path``. Returns the path written."""
+    if not is_written_in_place(path):
+        target = Path(os.path.realpath(path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return write_bytes(target, data)
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND), "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise named_after(exc, path) from None
+    return Path(path)
+
+
+def write_output_text(path: str | os.PathLike[str], text: str) -> Path:
+    """:func:`write_output_bytes` of ``text`` encoded as UTF-8."""
+    return write_output_bytes(path, text.encode())
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -53,6 +53,7 @@ from trainlab.models import build_model, count_parameters
 from trainlab.notices import held_back, note, warn
 from trainlab.plan_warnings import (
     warn_if_full_batch_method_on_mini_batches,
+    warn_if_idle,
     warn_if_never_unfrozen,
     warn_if_nothing_validated,
     warn_if_step_exceeds_data,
@@ -219,7 +220,7 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
     guard (``outlier_loss``: :func:`~trainlab.run_checks.outlier_remedy`, for its advice), early stopping,
     step records (their sums on ``device``, the losses' device; None: the CPU)."""
     strategy = config.strategy
-    callbacks: list[Callback] = [LRAdapter(schedule, horizons=horizons)]
+    callbacks: list[Callback] = [LRAdapter(schedule, horizons=horizons, name=strategy.schedule.name)]
     if config.output.log_every_n_steps:
         callbacks.append(StepLogger(config.output.log_every_n_steps, plan.micro_batches, device))
     if hasattr(schedule, "observe"):
@@ -401,6 +402,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
         if not quiet:
             note(min_steps_note(config, limits, plan.steps_per_epoch))
         warn_if_stretched(config.strategy.min_steps, plan, total_steps)
+    warn_if_idle(config.strategy, loss, data, plan, total_steps)  # settings that cannot act over this length
     # a budgeted run's averaging decay (decay_power) runs over its first plan, not the config's whole length
     step = averaged_step_for(config, step, plan, planned_steps, notes)
     schedule = build_schedule(config.strategy.schedule.spec(), total_steps, plan.steps_per_epoch)

@@ -144,10 +144,26 @@ def _cmd_resume(args) -> int:
     return 0
 
 
+def _check_data_dir(args) -> None:
+    """Refuse a ``--data-dir`` that is not a folder, for eval and predict, which read a run's data from the
+    absolute paths of its config.yaml (eval) or one input file (predict): there it would change nothing, or
+    send the input to the working directory, and the user meant something else (``--data-dir new.csv`` to
+    score new rows). Train and the others say so where a data path is not found in it (data/paths.py)."""
+    folder = getattr(args, "data_dir", None)
+    if folder is None or Path(folder).expanduser().is_dir():
+        return
+    what = "is not a folder" if Path(folder).expanduser().exists() else "does not exist"
+    use = (f"; eval scores the run's own splits (the data paths in its config.yaml); to score other rows, "
+           f"run trainlab predict {args.run_dir} FILE" if args.command == "eval" else "")
+    raise ConfigError(f"--data-dir {folder} {what}: it names the folder relative data paths are looked for in; "
+                      f"give an existing folder or leave it out{use}")
+
+
 def _cmd_eval(args) -> int:
     from trainlab.experiment import evaluate_run
     from trainlab.run_records import recorded_class_names
 
+    _check_data_dir(args)
     metrics = evaluate_run(args.run_dir, args.split)
     _print_metrics(f"{args.split}{_evaluated_as(_recorded_evaluation(Path(args.run_dir)))}:", metrics,
                    recorded_class_names(Path(args.run_dir)))
@@ -252,6 +268,7 @@ def _cmd_lr_find(args) -> int:
 def _cmd_predict(args) -> int:
     from trainlab.predict_command import predict_command
 
+    _check_data_dir(args)
     text = predict_command(args.run_dir, args.input, out=args.out, proba=args.proba)
     if text is None:
         print(f"wrote {args.out}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The ``trainlab`` command line's parser: one function per subcommand, and the global flags.
 
-Usage errors are one ``error:`` line and exit status 2 (:class:`_Parser`); what each command does is
-in :mod:`trainlab.cli`.
+Usage errors are one ``error:`` line and exit status 2 (:class:`_Parser`); a flag must be spelled whole
+(no abbreviations: ``--data`` is not ``--data-dir``). What each command does is in :mod:`trainlab.cli`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,11 @@ from trainlab import __version__
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        # no prefix matching: `eval RUN --data new.csv` would read as --data-dir and score the run's own split
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own contract)
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")  # a subcommand's: 'trainlab tune --help'
 

@@ -122,7 +122,9 @@ def command_code_policy(allow: bool, config: str | os.PathLike[str] | Sequence[s
                         run_dir: str | os.PathLike[str] | None = None) -> Iterator[CodePolicy]:
     """The policy of one CLI command: the user's ``config`` (or configs: compare's bases) trusts its
     folder and the working directory (all importable); a ``run_dir``'s config trusts no folder (with
-    ``allow``, the working directory is importable). Its refusals name ``--allow-code`` (``cli``)."""
+    ``allow``, the folders the run was trained from are importable and then the working directory, in that
+    order, as :func:`trainlab.inference.load_run` looks: a module of the same name in the working directory
+    does not stand in for the run's own). Its refusals name ``--allow-code`` (``cli``)."""
     configs = [] if config is None else [config] if isinstance(config, str | os.PathLike) else list(config)
     with contextlib.ExitStack() as stack:
         policy = stack.enter_context(code_policy(allow=allow or None, local=False if run_dir is not None else None,
@@ -131,7 +133,9 @@ def command_code_policy(allow: bool, config: str | os.PathLike[str] | Sequence[s
             stack.enter_context(allow_local_modules(Path.cwd()))
             for folder in dict.fromkeys(Path(path).parent.resolve() for path in configs):
                 stack.enter_context(allow_local_modules(folder))
-        elif allow:
+        elif allow:  # run_code_policy adds the run's folders again inside: they must already come first here
+            for folder in _recorded_code_folders(Path(run_dir)):
+                stack.enter_context(allow_local_modules(folder))
             stack.enter_context(allow_local_modules(Path.cwd()))
         yield policy
 

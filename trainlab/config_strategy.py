@@ -271,7 +271,10 @@ class Strategy(Strict):
         if hasattr(value, "__index__") and not isinstance(value, bool | int):
             value = operator.index(value)  # a NumPy or torch integer (len(x) // 4 of an array): an int, as for seed
         if isinstance(value, bool) or (not isinstance(value, int) and value != "full"):
-            raise ValueError(f"must be a positive int or 'full'; got {value!r}")
+            # 'full' is one of the config's fixed words, matched as written (as lr's 'auto', early_stopping's
+            # mode): 'Full' and 'fulll' are refused, naming it
+            hint = did_you_mean(value.strip(), ["full"]) if isinstance(value, str) else ""
+            raise ValueError(f"must be a positive int or 'full'; got {value!r}{hint}")
         if isinstance(value, int) and value < 1:
             raise ValueError(f"must be a positive int or 'full'; got {value}")
         if isinstance(value, int) and value >= INT_LIMIT:  # else larger than any data: silently the full batch

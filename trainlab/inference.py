@@ -580,6 +580,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
 
         with run_scope(config):  # the model's random init must not move the caller's RNG streams
             model, loss = _from_record(config, record)
+        architecture = path / MODEL_RECORD  # what load_weights names when the weights do not fit
         task, num_classes = record["task"], record["num_classes"]
         if record.get("normalize"):
             from trainlab.data.transforms import Normalize
@@ -591,6 +592,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         with run_scope(config):
             built = build(config, quiet=True, training=False)
         model, loss = built.model, built.loss
+        architecture = config_path
         task, num_classes = built.data.task, built.data.num_classes
         fitted = fitted if fitted is not None else dict(built.data.preprocessing)
         eval_transform = built.data.eval_transform
@@ -608,7 +610,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         raise DataError(f"loss '{loss.name}' trains embeddings, not predictions; predict supports classification "
                         "and regression losses")
     model = model.to(device)
-    load_weights(model, state, path, config_path)
+    load_weights(model, state, path, architecture)
     load_loss_state(loss, saved_loss, path, config_path)  # no warning: no built-in loss predicts with its state
     model.eval()
     class_names = labels.get("class_names")

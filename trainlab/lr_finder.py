@@ -430,7 +430,7 @@ def range_test_step(step: Any, batches: Iterator[tuple[torch.Tensor, torch.Tenso
     with, becomes ``lr_i`` (every param group keeps its ratio to it), runs one ``step.train_step``, and
     records its loss: ``lrs`` are values of ``strategy.optimizer.lr``, the head's with
     ``finetune.layerwise_lr_decay``, whose lowest layer is the first param group at lr x decay^K. Left
-    out, the first param group's LR stands for it (equal without layerwise decay). The modules train
+    out, the LR the records show stands for it (:func:`trainlab.engine.step.recorded_group`: the head's). The modules train
     in the run's modes: ``step.set_mode(training=True)``, then the batch norms of a backbone that
     ``finetune.freeze`` froze in eval mode (:func:`_train_modes`), as the run's first steps have them.
     The step's whole state (weights, optimizer, scaler, loss), every module's train/eval mode and the

@@ -15,8 +15,9 @@ import torch
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, DataError, TrainlabError
+from trainlab.exception_origin import exception_line, raised_at
 from trainlab.metrics import SINGLE_LABEL, TASKS, Metric, MetricInputs, get_metric, refuse_task_mismatch
-from trainlab.registry import did_you_mean, exception_line, raised_at
+from trainlab.registry import did_you_mean
 
 # what a user's metric must be (docs/extending.md), said when one fails
 USER_METRIC_CONTRACT = ("a metric 'module:function' is called as function(predictions, target, num_classes) "
@@ -145,7 +146,7 @@ def metric_values(names: list[str], inputs: MetricInputs) -> dict[str, Any]:
 def _user_metric_value(name: str, metric: Metric, inputs: MetricInputs) -> Any:
     """``metric.fn(inputs)`` of the user's metric ``name``; an exception it raises (its code is broken, not
     the data) is one ConfigError naming the metric, the exception and where the user's code raised it
-    (:func:`trainlab.registry.raised_at`). trainlab's own errors, and the machine's (OSError, MemoryError),
+    (:func:`trainlab.exception_origin.raised_at`). trainlab's own errors, and the machine's (OSError, MemoryError),
     pass as raised."""
     try:
         return metric.fn(inputs)

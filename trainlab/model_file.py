@@ -88,7 +88,9 @@ def recorded_status(run: Path) -> tuple[str | None, str | None]:
 
 def why_no_model(run: Path) -> str:
     """Why ``run`` has no model file, and what to do: a diverged run would diverge again on resume
-    (it restarts from its last checkpoint, often step 0), so it is told to train again differently."""
+    (it restarts from its last checkpoint, often step 0), so it is told to train again differently; a
+    failed one (its training raised) would fail again until its cause is fixed, so run.json's ``error``
+    is quoted before the advice to resume."""
     owner = holder(run)
     if owner is not None:
         return f"the run is still training ({owner} holds its lock): wait for it to finish"
@@ -101,6 +103,10 @@ def why_no_model(run: Path) -> str:
         return (f"the run finished, but the file was moved or deleted since: restore it, or train the run again "
                 f"with 'trainlab train {run / 'config.yaml'} --out {run} --overwrite'; a comparison's run: delete "
                 "its folder and run the comparison again")
+    if status == "failed":
+        error = (read_record_object(run / "run.json") or {}).get("error")
+        return (f"the run failed: {error or 'its training raised'}; fix the cause, then resume it with "
+                f"'trainlab resume {run}'")
     return f"the run did not finish; try 'trainlab resume {run}'"
 
 
@@ -154,14 +160,53 @@ def read_model(run: Path) -> dict[str, torch.Tensor]:
     return _read_checked(path, run, DIGEST_KEY, "the model")
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], run: Path, config_path: Path) -> None:
-    """``model.load_state_dict(state)`` (``state``: :func:`read_model` of ``run``); weights of another
-    shape than the model ``config_path`` builds are one DataError naming both files."""
+def _counted(names: list[str], what: str, detail: str = "") -> str:
+    """``"6 tensors missing from the file (first '0.weight')"``: how many ``names`` there are, and the first."""
+    return f"{len(names)} tensor{'s' if len(names) > 1 else ''} {what} (first '{names[0]}'{detail})"
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "x".join(str(size) for size in tensor.shape) or "a scalar"
+
+
+def weights_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> str:
+    """What keeps ``saved`` (a file's tensors) from loading into a model whose ``state_dict()`` is ``expected``,
+    for each kind of misfit the first tensor and how many: ``"6 tensors missing from the file (first
+    '0.weight'); 2 tensors in the file that the model has not (first 'weight')"``, ``"1 tensor of another
+    shape (first '4.weight': 1x64 in the file, 3x64 in the model)"``; "" when the names and shapes all
+    agree (the model refused the file for a reason of its own)."""
+    missing = [name for name in expected if name not in saved]
+    unexpected = [name for name in saved if name not in expected]
+    misshaped = [name for name in expected if name in saved and saved[name].shape != expected[name].shape]
+    problems = []
+    if missing:
+        problems.append(_counted(missing, "missing from the file"))
+    if unexpected:
+        problems.append(_counted(unexpected, "in the file that the model has not"))
+    if misshaped:
+        first = misshaped[0]
+        problems.append(_counted(misshaped, "of another shape",
+                                 f": {_shape(saved[first])} in the file, {_shape(expected[first])} in the model"))
+    return "; ".join(problems)
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], run: Path, architecture: Path) -> None:
+    """``model.load_state_dict(state)`` (``state``: :func:`read_model` of ``run``), ``model`` built from the
+    file ``architecture`` (``model.json`` where the loader rebuilt it from that record, else ``config.yaml``).
+
+    Raises:
+        DataError: weights that do not fit the model: one line naming both files, the first missing,
+            unexpected and mis-shaped tensor (both shapes) and how many of each (:func:`weights_mismatch`).
+    """
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise DataError(f"{run / MODEL_FILE} does not match the model in {config_path}: "
-                        f"{str(exc).strip().splitlines()[0][:300]}") from None
+        found = weights_mismatch(model.state_dict(), state)
+        if not found:  # the module's own check: torch's causes follow its "Error(s) in loading ..." line
+            causes = [line.strip() for line in str(exc).strip().splitlines()[1:] if line.strip()]
+            found = "; ".join(causes or [str(exc).strip()])[:300]
+        raise DataError(f"{run / MODEL_FILE} does not fit the model built from {architecture}: {found}; it is not "
+                        f"this run's model: restore the run's own {MODEL_FILE} or train the run again") from None
 
 
 # --------------------------------------------------------------------------- the loss's own state

@@ -1,19 +1,30 @@
 """Warnings of a run's plan: strategy settings that train, but on this data and this length likely not as
 meant. A full-batch optimizer on mini-batches, mid-epoch validations without validation rows, an optimizer
 step larger than the training set, a fine-tune that never unfreezes, ``min_steps`` stretching a tiny set,
-an averaged model that stays mostly its starting weights. Each is one ``warning:`` line
-(:func:`trainlab.notices.warn`) naming the setting and its fix; none stops the run.
+an averaged model that stays mostly its starting weights, and settings that provably do nothing over the
+run's length (:func:`warn_if_idle`: class weights that cancel at batch_size 1, a step schedule that never
+decays, a patience no run this long exhausts). Each is one ``warning:`` line (:func:`trainlab.notices.warn`)
+naming the setting and its fix; none stops the run.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
+import torch
+
+from trainlab.config_fields import counted
 from trainlab.data import Dataset
 from trainlab.engine.batching import BatchPlan
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
+from trainlab.losses.base import Loss
 from trainlab.notices import warn
 from trainlab.run_checks import input_fixes
+from trainlab.schedules import SCHEDULES
+
+if TYPE_CHECKING:
+    from trainlab.config import Strategy
 
 
 def warn_if_full_batch_method_on_mini_batches(spec: dict[str, Any], batch_size: int, n_train: int,
@@ -137,3 +148,145 @@ def warn_if_stale(rule: AveragingRule, total_steps: int, kind: str, decay: float
     warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.1%} of its starting weights "
          f"over the {later} averaging update(s) of this run ({total_steps} steps), so {outcome}; lower the "
          f"decay (about {fitting:.3g}) or set warmup: true")
+
+
+# --------------------------------------------------------------------------- settings idle over the run
+
+
+def warn_if_idle(strategy: Strategy, loss: Loss, data: Dataset, plan: BatchPlan, total_steps: int) -> None:
+    """The warnings of settings that cannot act in this run (``total_steps``: its whole length, after
+    ``min_steps`` and ``max_steps``; a time budget only shortens it, so what cannot act in the whole length
+    cannot act in the budgeted one either): class weights that cancel, a step or multistep schedule whose
+    decays lie beyond the last epoch, an early stopping or reduce_on_plateau patience longer than the run's
+    validations."""
+    warn_if_class_weights_cancel(loss, plan)
+    schedule = strategy.schedule.spec()
+    warn_if_decay_never_reached(schedule, plan, total_steps)
+    every = strategy.eval_every_n_steps if len(data.val) else None  # no validation rows: none mid-epoch
+    stopping = strategy.early_stopping
+    if stopping is not None:
+        warn_if_never_stops_early(stopping.patience, stopping.monitor, stopping.restore_best, plan, total_steps,
+                                  every)
+    if str(schedule["name"]).lower() == "reduce_on_plateau":
+        options = {**SCHEDULES.defaults("reduce_on_plateau"), **schedule}
+        warn_if_never_reduced(options["patience"], options["monitor"], plan, total_steps, every)
+
+
+def warn_if_class_weights_cancel(loss: Loss, plan: BatchPlan) -> None:
+    """One warning when class weights cancel: a loss whose batch mean divides by the summed class weights of
+    the batch's labels (``cross_entropy``, ``nll``: sum_i w_(y_i) l_i / sum_i w_(y_i), as PyTorch; its
+    ``mean_denominator`` is not None) trains on steps of one row, batch_size 1 without grad_accum_steps.
+    One row's mean is w_y l / w_y = l: each step is the unweighted one, and the run trains exactly as without
+    the weights (with label_smoothing they only reweigh its smoothing term). An accumulated step weights its
+    micro-batches by their summed class weights (docs/losses.md), so grad_accum_steps keeps them; ``bce``'s
+    ``pos_weight`` and ``focal``'s ``alpha`` scale terms of a mean over rows and act at any batch size. A
+    ``multitask`` loss's sub-losses are checked too."""
+    if plan.batch_size != 1 or plan.accum != 1:
+        return
+    for name, module in loss.named_modules():
+        weights = getattr(module, "class_weights", None)
+        if not isinstance(module, Loss) or not isinstance(weights, torch.Tensor) or module.reduction != "mean":
+            continue
+        if module.mean_denominator(torch.zeros(1, dtype=torch.long, device=weights.device)) is None:
+            continue  # a mean over rows: the weights scale each row's term and act on one row too
+        key = "strategy.loss" + (f".losses.{name.rsplit('.', 1)[-1]}" if name else "")
+        smoothing = " (with label_smoothing they only reweigh its smoothing term)" \
+            if getattr(module, "label_smoothing", 0.0) else ""
+        shown = [round(float(w), 6) for w in weights.tolist()]
+        warn(f"{key}.class_weights {shown} cancel at batch_size 1: {module.name}'s mean divides the weighted "
+             f"loss by the batch's summed class weights, and one row's w*loss/w is its loss, so every step trains "
+             f"as without them{smoothing}; use batch_size 2 or more, or keep 1 and set strategy.grad_accum_steps "
+             "to 2 or more (an accumulated step weights its rows' losses by their class weights)")
+
+
+def warn_if_decay_never_reached(spec: dict[str, Any], plan: BatchPlan, total_steps: int) -> None:
+    """One warning for a ``step`` or ``multistep`` schedule whose decays lie beyond the run. Both count epochs:
+    step t (0-based) is in epoch e = t // steps_per_epoch; ``step`` decays at every multiple of ``step_size``,
+    ``multistep`` at each milestone m <= e (trainlab.schedules). The last step is in epoch E - 1, E =
+    ceil(total_steps / steps_per_epoch), so a ``step_size`` >= E never decays, nor does a milestone >= E."""
+    name = str(spec.get("name", "")).lower()
+    if name not in ("step", "multistep"):
+        return
+    options = {**SCHEDULES.defaults(name), **spec}
+    epochs = -(-total_steps // plan.steps_per_epoch)
+    run = f"the run trains {counted(epochs, 'epoch')} ({counted(total_steps, 'step')})"
+    if name == "step":
+        size = options.get("step_size")
+        if _whole(size) and size >= epochs:
+            warn(f"strategy.schedule step decays the LR after every step_size={size} epochs, but {run}: the LR "
+                 f"never decays; set step_size below {epochs}, or use a schedule laid over the run's length (cosine)")
+        return
+    milestones = options.get("milestones")
+    if not isinstance(milestones, list | tuple) or not all(_whole(m) for m in milestones):
+        return  # the schedule refuses these itself
+    beyond = [m for m in milestones if m >= epochs]
+    if not beyond:
+        return
+    if len(beyond) == len(milestones):
+        warn(f"strategy.schedule multistep decays the LR after the epochs of its milestones {list(milestones)}, but "
+             f"{run}: no milestone is reached and the LR never decays; set milestones below {epochs}")
+        return
+    warn(f"strategy.schedule multistep's milestones {beyond} (epochs) are never reached: {run}, so the LR decays "
+         f"{counted(len(milestones) - len(beyond), 'time')}, not {len(milestones)}; set them below {epochs}, or "
+         "remove them")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def run_validations(total_steps: int, steps_per_epoch: int, every: int | None) -> int:
+    """How many validations a run of ``total_steps`` makes (trainlab.engine.loop): one at every epoch's end
+    (step k x steps_per_epoch) and at the last step (a partial epoch's record, when ``max_steps`` ends one),
+    and with ``every`` (``eval_every_n_steps``) one after every multiple of it that is no epoch end: the
+    distinct steps of {multiples of steps_per_epoch} | {multiples of every} | {total_steps} up to it."""
+    partial = total_steps % steps_per_epoch != 0
+    ends = total_steps // steps_per_epoch + partial
+    if not every:
+        return ends
+    both = total_steps // math.lcm(steps_per_epoch, every) + (partial and total_steps % every == 0)
+    return ends + total_steps // every - both
+
+
+def _validations(monitor: str, plan: BatchPlan, total_steps: int, every: int | None) -> tuple[int, str]:
+    """(the validations ``monitor`` is read in, how they are said). A mid-epoch validation records val_*
+    only: a ``train_loss`` monitor is read at the epoch records alone."""
+    mid = every if monitor.startswith("val_") else None
+    count = run_validations(total_steps, plan.steps_per_epoch, mid)
+    epochs = -(-total_steps // plan.steps_per_epoch)
+    said = f"once per epoch, {counted(epochs, 'epoch')}" if count == epochs else \
+        f"at the end of each of {counted(epochs, 'epoch')} and every {mid} steps (eval_every_n_steps)"
+    return count, f"the run reads {monitor} in {counted(count, 'validation')} ({said})"
+
+
+def warn_if_never_stops_early(patience: int, monitor: str, restore_best: bool, plan: BatchPlan, total_steps: int,
+                              every: int | None) -> None:
+    """One warning when ``strategy.early_stopping`` cannot stop the run: it stops after ``patience``
+    validations without improvement (trainlab.callbacks.early_stopping; at least one, as the stop is decided
+    on a validation that did not improve), so at the earliest on validation max(patience, 1) (every value
+    NaN: none improves); with no more validations than that, the run always reaches its end. With
+    ``restore_best`` it still puts the best validation's weights back at the end, which the warning says."""
+    count, said = _validations(monitor, plan, total_steps, every)
+    if max(patience, 1) < count:
+        return
+    kept = "; restore_best still keeps the best validation's weights" if restore_best else ""
+    fix = f"lower patience below {count}, or train longer" if count > 1 else "train longer"
+    warn(f"strategy.early_stopping.patience={patience} stops after {counted(max(patience, 1), 'validation')} "
+         f"without improvement, but {said}: it can never stop the run early{kept}; {fix}")
+
+
+def warn_if_never_reduced(patience: Any, monitor: Any, plan: BatchPlan, total_steps: int, every: int | None) -> None:
+    """One warning when ``reduce_on_plateau`` cannot lower the LR of any step: it lowers it after more than
+    ``patience`` validations without improvement (trainlab.schedules.ReduceOnPlateau), so at the earliest on
+    validation patience + 1 (every value NaN: none improves), and the run's last validation is at its last
+    step, after which no step trains. With ``patience`` + 1 >= the run's validations, every step keeps the
+    base LR."""
+    if not _whole(patience) or not isinstance(monitor, str):
+        return  # the schedule refuses these itself
+    count, said = _validations(monitor, plan, total_steps, every)
+    if patience + 1 < count:
+        return
+    fix = f"lower patience below {count - 1}, or train longer" if count > 1 else "train longer"
+    warn(f"strategy.schedule reduce_on_plateau lowers the LR after more than patience={patience} validations "
+         f"without improvement (at validation {patience + 1} at the earliest), but {said}, the last at its final "
+         f"step: the LR never changes; {fix}")

@@ -14,7 +14,7 @@ Artists carry a ``gid`` naming their role: ``"lr"``, ``"epoch_boundary"``,
 
 from __future__ import annotations
 
-import contextlib
+import io
 import math
 import numbers
 import os
@@ -25,7 +25,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from trainlab.atomic import named_after, open_temporary
+from trainlab.atomic import write_output_bytes
 from trainlab.errors import ConfigError
 from trainlab.notices import warn
 from trainlab.records import is_epoch_record
@@ -53,26 +53,16 @@ def check_plot_path(path: str | os.PathLike[str]) -> str:
 
 
 def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write ``figure`` to ``path`` atomically (temp file in the same directory, then ``os.replace``).
+    """Write ``figure`` to ``path``: atomically for a new or regular file (the link's target for a symlink),
+    through the file for a device, FIFO or ``/dev/stdout`` (:func:`trainlab.atomic.write_output_bytes`).
 
     The format comes from the suffix (png, pdf or svg). Parent directories are created.
     """
     target = Path(path)
     file_format = check_plot_path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = open_temporary(target)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            figure.savefig(handle, format=file_format)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        if isinstance(exc, OSError) and exc.filename in (None, temporary):  # a full disk's ENOSPC names no file
-            raise named_after(exc, target) from None
-        raise
+    rendered = io.BytesIO()
+    figure.savefig(rendered, format=file_format)
+    write_output_bytes(target, rendered.getvalue())
     return target
 
 

@@ -2,7 +2,7 @@
 
 The predicting is :meth:`trainlab.inference.LoadedRun.predict_file`'s; this module checks where the CSV
 goes (never a folder, a file of another format, the run's own records or the input itself) before any
-prediction, and writes it atomically.
+prediction, and writes it atomically where it is a regular file (:func:`trainlab.atomic.write_output_text`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ OUTPUT_SUFFIXES = (".csv", ".txt", "")
 
 def _check_output(out: str, run_dir: str, input_path: str) -> None:
     """Refuse an ``-o`` that predict cannot or must not write, before predicting: a folder, a name of another
-    format, a file in the run folder (its records would be replaced), or the input file itself."""
+    format (unless it is a device, FIFO or descriptor, written in place: its name says no format), a file in
+    the run folder (its records would be replaced), or the input file itself."""
+    from trainlab.atomic import is_written_in_place
     from trainlab.data.paths import candidates
 
     target = Path(out)
     if target.is_dir():  # else the atomic writer's temp file is what the error names
         raise ConfigError(f"-o {out} is a folder; give the CSV file to write, e.g. -o {target / 'predictions.csv'}")
-    if target.suffix.lower() not in OUTPUT_SUFFIXES:
+    if target.suffix.lower() not in OUTPUT_SUFFIXES and not is_written_in_place(target):  # a FIFO's name: any
         raise ConfigError(f"-o {out}: predict writes CSV (comma-separated text), not {target.suffix}; give a .csv "
                           f"file, e.g. -o {target.with_suffix('.csv')}")
     resolved, run = target.resolve(), Path(run_dir).resolve()
@@ -39,16 +41,18 @@ def _check_output(out: str, run_dir: str, input_path: str) -> None:
 
 
 def predict_command(run_dir: str, input_path: str, out: str | None = None, proba: bool = False) -> str | None:
-    """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out`` (atomically; its
-    folders are created, as ``report`` and ``plot`` create theirs), or return the CSV text when ``out``
-    is None (the CLI prints it).
+    """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out``, or return the CSV text
+    when ``out`` is None (the CLI prints it). A regular or new file is written atomically (its folders are
+    created, as ``report`` and ``plot`` create theirs); a symlink's target is written, the link kept; a
+    device, FIFO or descriptor (``/dev/null``, a named pipe, ``/dev/stdout``) is written through
+    (:func:`trainlab.atomic.write_output_text`).
 
     Raises:
         ConfigError: ``out`` is an existing folder, is named for another format than CSV (``.csv``,
             ``.txt`` or no suffix), lies inside the run folder, or is the input file (all checked before
             predicting).
     """
-    from trainlab.atomic import write_text
+    from trainlab.atomic import write_output_text
 
     if out is not None:
         _check_output(out, run_dir, input_path)
@@ -58,9 +62,9 @@ def predict_command(run_dir: str, input_path: str, out: str | None = None, proba
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.17g" if wide else "%.9g")
     if out is None:
         return text
-    try:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    try:  # the folder of the file a symlink leads to, which is what is written
+        Path(os.path.realpath(out)).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be: the path's fault (exit 2); a read-only disk: 5
         raise folder_error(f"cannot create the folder of {out}", exc) from None
-    write_text(out, text)
+    write_output_text(out, text)
     return None

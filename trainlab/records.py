@@ -136,7 +136,7 @@ def read_metrics_file(path: str | os.PathLike[str], left_out_of: str | None) -> 
 class EpochRecord(TypedDict):
     epoch: int  # epochs completed, 1-based
     step: int  # optimizer steps completed
-    lr: float  # the first param group's LR at the epoch's end
+    lr: float  # the strategy's LR at the epoch's end (the head's under layer-wise decay: engine.step.recorded_group)
     train_loss: float  # mean data loss over the epoch's samples (penalties apart)
     train_penalty: NotRequired[float]  # mean l1 * sum|w| + l2 * sum w^2, when set
     elapsed_s: float  # training wall time so far, summed over resumes

@@ -13,75 +13,29 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import sysconfig
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from trainlab.code_policy import current_policy
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, TrainlabError
+from trainlab.exception_origin import exception_line, first_line, raised_at
+from trainlab.name_aliases import KEY_NAMES, NAMES_BY_KIND, trainlab_name
 from trainlab.option_types import mismatch, numbers_read
 from trainlab.user_code import admit_factories, import_reference
 
 T = TypeVar("T", bound=Callable[..., Any])
 
-_TRAINLAB_FOLDER = Path(__file__).resolve().parent
-# the kinds whose one caller words a user factory's failure itself, with the kind's contract:
-# trainlab.schedules.build_schedule ("schedule factory 'x' raised KeyError: ...; a schedule factory is ...")
-_WORDED_BY_CALLER = frozenset({"schedule"})
 
-
-def first_line(exc: BaseException) -> str:
-    """The first non-blank line of ``exc``'s message ("" for none): what a one-line error quotes of it."""
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-
-
-def exception_line(exc: BaseException) -> str:
-    """``RuntimeError: boom`` (the type and :func:`first_line`), or the type alone for an empty message."""
-    first = first_line(exc)
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-def _library_file(file: Path) -> bool:
-    """A file of trainlab, of an installed package (torch, numpy) or of the standard library; also code
-    without a file (``<string>``)."""
-    if file.name.startswith("<") or file.is_relative_to(_TRAINLAB_FOLDER):
-        return True
-    if any(part in {"site-packages", "dist-packages"} for part in file.parts):
-        return True
-    stdlib = sysconfig.get_paths().get("stdlib")
-    return bool(stdlib) and file.is_relative_to(Path(stdlib).resolve())
-
-
-def raised_at(exc: BaseException) -> str | None:
-    """``file:line`` where the user's own code raised ``exc`` (or called the library that did): the
-    innermost frame of its traceback outside trainlab, installed packages and the standard library, the
-    file relative to the working directory when inside it; None when every frame is library code (a
-    factory called with arguments it does not take fails in trainlab's call)."""
-    try:
-        cwd = Path.cwd().resolve()
-    except OSError:  # the working directory was deleted: absolute paths
-        cwd = None
-    found = None
-    for frame, line in traceback.walk_tb(exc.__traceback__):
-        file = Path(frame.f_code.co_filename)
-        file = (file if file.is_absolute() or cwd is None else cwd / file).resolve()
-        if not _library_file(file):
-            found = (file, line)
-    if found is None:
-        return None
-    file, line = found
-    return f"{file.relative_to(cwd) if cwd is not None and file.is_relative_to(cwd) else file}:{line}"
-
-
-def did_you_mean(name: str, choices: list[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``: the one choice that differs from
-    ``name`` in letter case only (``Y1``: ``y1``, which difflib rates 0.5), else difflib's closest
-    (similarity 0.6 or more), else the one choice ``name`` abbreviates (:func:`_abbreviated`)."""
+def did_you_mean(name: str, choices: list[str], aliases: Mapping[str, str] | None = None) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``: the choice ``aliases`` gives for
+    ``name`` (another framework's name for it, :mod:`trainlab.name_aliases`: ``learning_rate``: ``lr``), else
+    the one choice that differs from ``name`` in letter case only (``Y1``: ``y1``, which difflib rates 0.5),
+    else difflib's closest (similarity 0.6 or more), else the one choice ``name`` abbreviates
+    (:func:`_abbreviated`)."""
+    alias = trainlab_name(name, aliases or {})
     same_letters = [choice for choice in choices if choice.casefold() == name.casefold()]
-    close = (same_letters if len(same_letters) == 1 else []) \
+    close = ([alias] if alias in choices else []) or (same_letters if len(same_letters) == 1 else []) \
         or difflib.get_close_matches(name, choices, n=1, cutoff=0.6) or _abbreviated(name, choices)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -134,17 +88,22 @@ class Registry(Generic[T]):
     """A named table of factories of one kind (losses, optimizers, ...)."""
 
     def __init__(self, kind: str, check: Callable[[str, dict[str, Any]], None] | None = None,
-                 selector: str = "name", hint: Callable[[str, dict[str, Any]], str] | None = None):
+                 selector: str = "name", hint: Callable[[str, dict[str, Any]], str] | None = None,
+                 contract: str | None = None):
         """``check(name, options)``, when given, raises ConfigError for option values the annotations allow
         but no factory of this kind can use (an optimizer's momentum of 1.5). ``selector``: the config
         section's key that picks the factory (``name``; a data section's ``source``), read before the
         factory's options, so that a typo of it (``nme``) is said to be one, not an unknown option.
         ``hint(name, options)``, when given, is added to the line refusing an option factory ``name`` does
-        not take: where it is taken instead (another optimizer); "" for nothing to add."""
+        not take: where it is taken instead (another optimizer); "" for nothing to add. ``contract``, when
+        given, is how a factory of this kind is called and what it returns, appended (``"; " + contract``)
+        to the line of a user's ``module:attr`` factory that raises (:meth:`_factory_failed`): a schedule
+        factory written as a torch ``lr_scheduler`` fails in its own code, and the contract says why."""
         self.kind = kind
         self.check = check
         self.selector = selector
         self.hint = hint
+        self.contract = contract
         self._entries: dict[str, T] = {}
         admit_factories(self._entries)  # a trainlab...:attr reference reaches these, as their names do
 
@@ -188,9 +147,8 @@ class Registry(Generic[T]):
         key = name.lower()
         if key not in self._entries:
             valid = ", ".join(self.names())
-            raise ConfigError(
-                f"unknown {self.kind} {short_repr(name)}{did_you_mean(key, self.names())} (valid: {valid})"
-            )
+            hint = did_you_mean(key, self.names(), NAMES_BY_KIND.get(self.kind))  # Keras's, PyTorch's names too
+            raise ConfigError(f"unknown {self.kind} {short_repr(name)}{hint} (valid: {valid})")
         return self._entries[key]
 
     def build(self, spec: str | Mapping[str, Any] | Any, *args: Any, **extra: Any) -> Any:
@@ -199,8 +157,7 @@ class Registry(Generic[T]):
         Raises:
             ConfigError: an unknown name or option, a value of the wrong type, and any failure of the factory
                 itself, on one line (:meth:`_factory_failed`); trainlab's own errors and the machine's
-                (OSError, MemoryError) pass as raised, and so does a user's schedule factory's failure,
-                which :func:`trainlab.schedules.build_schedule` words with the schedule contract.
+                (OSError, MemoryError) pass as raised.
         """
         if isinstance(spec, str):
             name, kwargs = spec, {}
@@ -225,24 +182,22 @@ class Registry(Generic[T]):
         except (MemoryError, OSError):  # the machine's, not the config's: the CLI names the file or the memory
             raise
         except Exception as exc:
-            user = ":" in name
-            if user and self.kind in _WORDED_BY_CALLER:
-                raise
-            raise self._factory_failed(name, exc, user) from exc
+            raise self._factory_failed(name, exc, ":" in name) from exc
 
     def _factory_failed(self, name: str, exc: Exception, user: bool) -> ConfigError:
         """The one line for factory ``name`` raising ``exc``. A user's ``module:attr`` factory: ``model
         factory 'mymodels:broken' raised RuntimeError: boom (at mymodels.py:16)``, the place from
-        :func:`raised_at`. A built-in one rejecting a value (ValueError, TypeError): ``model 'mlp': <its
-        message>``; failing otherwise (torch's RuntimeError on a size it cannot use): ``model 'mlp' raised
-        RuntimeError: <its message>``."""
+        :func:`~trainlab.exception_origin.raised_at`, then ``; <contract>`` for a registry given one. A
+        built-in one rejecting a value (ValueError, TypeError): ``model 'mlp': <its message>``; failing
+        otherwise (torch's RuntimeError on a size it cannot use): ``model 'mlp' raised RuntimeError: <its
+        message>``."""
         if not user:
             if isinstance(exc, ValueError | TypeError):  # a constructor rejecting a value: the config's fault
                 return ConfigError(f"{self.kind} '{name}': {first_line(exc) or type(exc).__name__}")
             return ConfigError(f"{self.kind} '{name}' raised {exception_line(exc)}")
         where = raised_at(exc)
         return ConfigError(f"{self.kind} factory '{name}' raised {exception_line(exc)}"
-                           f"{f' (at {where})' if where else ''}")
+                           f"{f' (at {where})' if where else ''}{f'; {self.contract}' if self.contract else ''}")
 
     def takes_option(self, name: str, option: str, skip: int = 0) -> bool:
         """Whether ``name``'s factory takes the keyword ``option`` (:meth:`check_options` would pass it)."""
@@ -302,7 +257,7 @@ class Registry(Generic[T]):
                 listed = f"options: {', '.join(options) or 'none'}"
                 if shared:
                     listed += f"; shared {section} keys: {', '.join(shared)}"
-                suggestion = did_you_mean(option, options + shared)
+                suggestion = did_you_mean(option, options + shared, KEY_NAMES)  # learning_rate: lr
                 elsewhere = self.hint(name, kwargs) if self.hint is not None else ""
                 elsewhere = f"; {elsewhere}" if elsewhere else ""
                 if not suggestion and did_you_mean(option, [self.selector]):

@@ -28,10 +28,16 @@ from typing import Any
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
+from trainlab.exception_origin import exception_line, raised_at
 from trainlab.registry import Registry
 
 Schedule = Callable[[int], float]
-SCHEDULES: Registry = Registry("schedule")
+# what a schedule factory must be, said when a user's breaks it (it raises, returns no schedule, its schedule(0)
+# is no number): a torch lr_scheduler written as one fails in the user's own code
+CONTRACT = ("a schedule factory is called as factory(total_steps, steps_per_epoch, **options) and returns "
+            "schedule(step) -> float, the multiplier of the base LR at optimizer step `step` (trainlab owns the "
+            "optimizer: return a function, not a torch lr_scheduler; docs/extending.md)")
+SCHEDULES: Registry = Registry("schedule", contract=CONTRACT)
 KEY = "strategy.schedule"  # where a config holds a schedule's options (fit: the strategy dict's "schedule")
 
 
@@ -427,30 +433,18 @@ SCHEDULES.register("reduce_on_plateau")(ReduceOnPlateau)
 
 # --------------------------------------------------------------------------- helpers
 
-CONTRACT = ("a schedule factory is called as factory(total_steps, steps_per_epoch, **options) and returns "
-            "schedule(step) -> float, the multiplier of the base LR at optimizer step `step` (trainlab owns the "
-            "optimizer: return a function, not a torch lr_scheduler; docs/extending.md)")
-
-
 def build_schedule(spec: dict[str, Any], total_steps: int, steps_per_epoch: int) -> Schedule:
     """The schedule ``spec`` names, built for a run of ``total_steps`` steps of ``steps_per_epoch`` per epoch.
 
     The factory's result is checked here, where it is built: it must be callable, and ``schedule(0)`` a real
-    number. A ``module:attr`` factory that raises, or returns anything else (a number, a torch
-    ``lr_scheduler``), is one ConfigError naming it and the contract (:data:`CONTRACT`), instead of a crash
-    inside torch or at the first optimizer step.
+    number. A ``module:attr`` factory that raises (:meth:`Registry.build <trainlab.registry.Registry.build>`
+    words it, with the user's file:line and :data:`CONTRACT`), or returns anything else (a number, a torch
+    ``lr_scheduler``), is one ConfigError naming it and the contract, instead of a crash inside torch or at
+    the first optimizer step.
     """
     name = spec.get("name") if isinstance(spec, dict) else spec
     user = isinstance(name, str) and ":" in name
-    try:
-        schedule = SCHEDULES.build(spec, total_steps, steps_per_epoch)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        if not user:
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise ConfigError(f"schedule factory '{name}' raised {type(exc).__name__}: {first}; {CONTRACT}") from exc
+    schedule = SCHEDULES.build(spec, total_steps, steps_per_epoch)
     if not callable(schedule):
         raise ConfigError(f"schedule factory '{name}' returned {type(schedule).__name__} ({short_repr(schedule)}), "
                           f"not a schedule; {CONTRACT}")
@@ -459,8 +453,9 @@ def build_schedule(spec: dict[str, Any], total_steps: int, steps_per_epoch: int)
     except Exception as exc:
         if not user:
             raise
+        where = raised_at(exc)
         raise ConfigError(f"schedule factory '{name}' returned a {type(schedule).__name__} that fails on "
-                          f"schedule(0): {type(exc).__name__}: {exc}; {CONTRACT}") from exc
+                          f"schedule(0): {exception_line(exc)}{f' (at {where})' if where else ''}; {CONTRACT}") from exc
     if isinstance(first_factor, bool) or not isinstance(first_factor, numbers.Real):
         raise ConfigError(f"schedule factory '{name}' returned a schedule whose schedule(0) is "
                           f"{type(first_factor).__name__} ({short_repr(first_factor)}), not a number; {CONTRACT}")

@@ -130,7 +130,8 @@ class TrainerView:
         return self._trainer.step.lr()
 
     def lrs(self) -> dict[str, Any]:
-        """``{"lr": first param group's LR, "lr/<group>": each routed group's LR}``: a record's LR columns."""
+        """``{"lr": the strategy's base LR as scheduled (the head's under layer-wise decay), "lr/<group>": each
+        routed group's LR}``: a record's LR columns (:func:`trainlab.engine.step.lr_columns`)."""
         return lr_columns(self._trainer.step)
 
     def set_lr_factor(self, factor: float, routes: Mapping[str, float | None] | None = None) -> None:

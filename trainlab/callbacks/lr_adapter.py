@@ -10,7 +10,7 @@ from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import read
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, TrainlabError
-from trainlab.registry import exception_line, raised_at
+from trainlab.exception_origin import exception_line, raised_at
 from trainlab.schedules import CONTRACT
 
 
@@ -30,14 +30,15 @@ class GroupHorizon:
     schedule: Any  # step -> factor
 
 
-def schedule_factor(schedule: Any, step: int, route: str | None = None) -> float:
+def schedule_factor(schedule: Any, step: int, route: str | None = None, name: str | None = None) -> float:
     """``schedule(step)``, a finite number >= 0 (the LR multiplier of step ``step``); anything else is one
-    ConfigError naming the schedule (``route``: a routed group's), the step, the value and the contract
-    (:data:`trainlab.schedules.CONTRACT`). A negative factor made the optimizer ascend the loss without a
-    word, and a NaN was reported as a divergence with the advice to lower the learning rate.
+    ConfigError naming the schedule (``name``: the config's, ``mysched:f``; ``route``: a routed group's),
+    the step, the value and the contract (:data:`trainlab.schedules.CONTRACT`). A negative factor made the
+    optimizer ascend the loss without a word, and a NaN was reported as a divergence with the advice to
+    lower the learning rate.
 
     A schedule that raises (the user's code failing at step 21) is the same one line, with the exception
-    and where the user's code raised it (:func:`trainlab.registry.raised_at`). One comparison of Python
+    and where the user's code raised it (:func:`trainlab.exception_origin.raised_at`). One comparison of Python
     numbers a step; a schedule that returns a tensor (against the contract) would be read on the host here."""
     try:
         factor = schedule(step)
@@ -45,22 +46,24 @@ def schedule_factor(schedule: Any, step: int, route: str | None = None) -> float
         raise
     except Exception as exc:
         where = raised_at(exc)
-        raise ConfigError(f"{_whose(route)} raised {exception_line(exc)} at step {step}"
+        raise ConfigError(f"{_whose(route, name)} raised {exception_line(exc)} at step {step}"
                           f"{f' (at {where})' if where else ''}; {CONTRACT}") from exc
     try:
         if 0.0 <= factor < math.inf:  # False for NaN
             return factor
     except TypeError:  # not a number: '<=' is not defined for it
         pass
-    raise ConfigError(f"{_whose(route)} gave {short_repr(factor)} at step {step}; an LR multiplier must be a "
+    raise ConfigError(f"{_whose(route, name)} gave {short_repr(factor)} at step {step}; an LR multiplier must be a "
                       f"finite number >= 0 (a negative one ascends the loss); {CONTRACT}")
 
 
-def _whose(route: str | None) -> str:
-    """The strategy's schedule, or the one built over routed group ``route``'s train_epochs."""
+def _whose(route: str | None, name: str | None) -> str:
+    """The strategy's schedule, or the one built over routed group ``route``'s train_epochs: ``schedule
+    'mysched:f' (strategy.schedule)`` (``name``: the config's; None: ``the schedule``)."""
+    which = "the schedule" if name is None else f"schedule {short_repr(name)}"
     if route is None:
-        return "the schedule (strategy.schedule)"
-    return f"the schedule of parameter group '{route}' (strategy.schedule over its train_epochs)"
+        return f"{which} (strategy.schedule)"
+    return f"{which} of parameter group '{route}' (strategy.schedule over its train_epochs)"
 
 
 class LRAdapter(Callback):
@@ -75,8 +78,12 @@ class LRAdapter(Callback):
     order = 10
     name = "lr_schedule"
 
-    def __init__(self, schedule, monitor: str = "val_loss", horizons: tuple[GroupHorizon, ...] = ()):
+    def __init__(self, schedule, monitor: str = "val_loss", horizons: tuple[GroupHorizon, ...] = (),
+                 name: str | None = None):
+        """``name``: the config's schedule (``strategy.schedule.name``), which a factor breaking the contract
+        is said of; None (a schedule of the Python API's own): "the schedule"."""
         self.schedule = schedule
+        self.schedule_name = name
         self.monitor = getattr(schedule, "monitor", monitor)
         self._dynamic = hasattr(schedule, "observe")
         self.horizons = tuple(horizons)
@@ -84,12 +91,13 @@ class LRAdapter(Callback):
 
     def on_step_start(self, view: TrainerView) -> None:
         step, scale = view.state.step, view.state.lr_scale
+        name = self.schedule_name
         if not self.horizons:
-            view.set_lr_factor(schedule_factor(self.schedule, step) * scale)
+            view.set_lr_factor(schedule_factor(self.schedule, step, name=name) * scale)
             return
-        routes = {h.route: (schedule_factor(h.schedule, step, h.route) * scale if step < h.steps else None)
+        routes = {h.route: (schedule_factor(h.schedule, step, h.route, name) * scale if step < h.steps else None)
                   for h in self.horizons}
-        self._last = (schedule_factor(self.schedule, step) * scale, routes)
+        self._last = (schedule_factor(self.schedule, step, name=name) * scale, routes)
         view.set_lr_factor(*self._last)
 
     def on_train_end(self, view: TrainerView) -> None:

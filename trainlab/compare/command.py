@@ -360,7 +360,7 @@ def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
     shared = f", all for the same reason: {reasons.pop()}" if len(reasons) == 1 and failed > 1 else ""
     return (f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed{shared}; the "
             f"reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run folder's "
-            f"{ERROR_FILE} or summary.json)")
+            f"{ERROR_FILE}, summary.json or run.json)")
 
 
 def own_runs(plans: list[RunPlan]) -> list[Path]:

@@ -56,6 +56,9 @@ def load_run(plan: RunPlan) -> RunRecord:
         return RunRecord(plan.seed, plan.path, "failed", None, records, reason, damaged)
     if isinstance(error, dict):
         return RunRecord(plan.seed, plan.path, "failed", None, records, str(error.get("reason")), damaged)
+    info = read_record_object(plan.path / "run.json")
+    if isinstance(info, dict) and info.get("status") == "failed":  # its training raised (experiment._record_failure)
+        return RunRecord(plan.seed, plan.path, "failed", None, records, str(info.get("error") or "failed"), damaged)
     return RunRecord(plan.seed, plan.path, "missing", None, records, "not run yet", damaged)
 
 

@@ -5,12 +5,13 @@ running, each planned run is classified by what its folder holds (:func:`run_act
 
     new      no run.json                         -> train
     finished status finished, same config + data -> skip (files untouched)
-    failed   status diverged, or compare-error.json,
+    failed   status diverged, or compare-error.json, or status failed (the run raised),
              same config hash and data           -> skip, reported as failed (delete the folder to retry)
     changed  the config (in what decides the run's outcome, trainlab.config_identity: not its output
              section or thread count) or the data files differ -> train again from scratch (said so,
              naming the first key that differs)
-    partial  running / interrupted, same config  -> trainlab.experiment.resume (with its stored config)
+    partial  running / interrupted, or failed with a config that differs only in its output section or
+             thread count, same config                         -> trainlab.experiment.resume (with its stored config)
     damaged  run.json unreadable or of an unknown status, or status finished with a summary.json that is
              missing or not a finished run's summary -> the comparison is refused before any run (DataError,
              exit 3) naming the file: a finished run is never trained again, nor its files replaced, unasked
@@ -154,15 +155,27 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
         return "finished", ""
     if status == "diverged":
         return "failed", "diverged"
-    if status not in RESUMABLE:
+    if status == "failed" and recorded == wanted:
+        return "failed", _failure_reason(info)
+    if status not in (*RESUMABLE, "failed"):
         return "damaged", (f"{info_path} has status {short_repr(status)}, which no run records (one of "
-                           f"running, interrupted, finished, diverged); {_RESTORE} {plan.path} to train that "
-                           "run again")
+                           f"running, interrupted, finished, diverged, failed); {_RESTORE} {plan.path} to train "
+                           "that run again")
     return "partial", f"resuming {plan.label} (status {status})"
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
 _RESTORE = "restore the file from a copy, or delete the folder"
+
+
+def _failure_reason(info: dict[str, Any]) -> str:
+    """Why a run whose training raised failed: run.json's ``error`` (``"status": "failed"``, written by
+    :func:`trainlab.experiment._record_failure`). Such a run without a compare-error.json for this config
+    (trained by ``trainlab train``, or its error record could not be written) is skipped as failed, as one
+    with it is: for the exact config hash only, since its failure may have come of the output section (a full
+    disk under its checkpoint policy); one that differs only there (or in its thread count) is resumed, as
+    ``trainlab resume`` resumes it."""
+    return str(info.get("error") or "failed (run.json records no error)")
 
 
 def _damaged_summary(plan: RunPlan, path: Path, damage: str) -> str:

@@ -5,8 +5,13 @@ Entries live in :func:`cache_dir` (``$TRAINLAB_CACHE_DIR``, else ``$XDG_CACHE_HO
 the data plus the generator's version, so a changed argument or package is a new entry. Files are
 written pickle-free (``np.savez``, read with ``allow_pickle=False``) and atomically (a temp file in
 the same folder, then ``os.replace``), so a reader never sees half an entry and two processes may
-fill the same entry at once. An unreadable entry is regenerated; a cache folder that cannot be
-written only costs the regeneration. ``TRAINLAB_CACHE_DIR=off`` turns the cache off.
+fill the same entry at once. A cache folder that cannot be written only costs the regeneration.
+``TRAINLAB_CACHE_DIR=off`` turns the cache off.
+
+Both caches read their files through :func:`read_entry`, by one rule: a damaged file (cut short, a byte
+changed, a member missing: :data:`DAMAGE`) or one holding other arrays than the caller expects (its
+``check``) is one ``warning:`` line naming the file and why; the data is then made again and the file
+rewritten atomically, so the next run reads it. A cache never stops a run and never needs deleting by hand.
 
 :func:`write_npz` is the atomic, pickle-free write both caches use: this one and ``data.cache_dir``
 (the decoded arrays of ``image_folder``, :mod:`trainlab.data.images`). A cache is an optimisation,
@@ -23,16 +28,22 @@ import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trainlab.atomic import write_with
+from trainlab.notices import warn
 
 CACHE_ENV = "TRAINLAB_CACHE_DIR"
 FORMAT = 1  # bump when what a cached entry holds changes
+# what reading a damaged .npz raises: a cut zip (BadZipFile: "File is not a zip file"), a changed byte (BadZipFile:
+# "Bad CRC-32"), a cut or garbled .npy member (ValueError, EOFError), a compressed member's garbled stream
+# (zlib.error), a member missing (KeyError), a disk that fails the read (OSError)
+DAMAGE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 def cache_dir() -> Path | None:
@@ -53,12 +64,32 @@ def entry_path(name: str, key: dict[str, Any]) -> Path | None:
     return folder / f"{name}-{digest.hexdigest()[:20]}.npz"
 
 
-def _read(file: Path) -> dict[str, np.ndarray] | None:
+def _why(exc: BaseException) -> str:
+    """A read failure in words: a KeyError's message without the quotes ``str`` adds, else the message or the type."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc) or type(exc).__name__
+
+
+def read_entry(file: Path, names: Sequence[str] | None, check: Callable[[dict[str, np.ndarray]], str | None] | None,
+               remade: str) -> dict[str, np.ndarray] | None:
+    """The arrays ``names`` (None: every member) of the cache file ``file``, read whole (each member's CRC-32
+    checked), or None when there is none to use: silently when ``file`` does not exist, and with one warning
+    naming it when it is damaged (:data:`DAMAGE`) or ``check(arrays)`` says why it is not what the caller
+    wrote (other shapes or dtypes). ``remade`` says what the caller does then (``the images are decoded
+    again``); it rewrites the file, atomically (:func:`write_npz`)."""
     try:
         with np.load(file, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            arrays = {name: archive[name] for name in (archive.files if names is None else names)}
+        why = check(arrays) if check is not None else None
+    except FileNotFoundError:  # none yet, or removed since it was listed: nothing to say
         return None
+    except DAMAGE as exc:
+        why = _why(exc)
+    if why is None:
+        return arrays
+    warn(f"cache file {file} is damaged ({why}), so it is not used: {remade}, and the file is rewritten")
+    return None
 
 
 def write_npz(file: Path, arrays: dict[str, np.ndarray]) -> Path:
@@ -86,14 +117,17 @@ def _write(file: Path, arrays: dict[str, np.ndarray]) -> None:
         return
 
 
-def cached(name: str, key: dict[str, Any], generate: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def cached(name: str, key: dict[str, Any], generate: Callable[[], dict[str, np.ndarray]],
+           check: Callable[[dict[str, np.ndarray]], str | None] | None = None) -> dict[str, np.ndarray]:
     """The arrays ``generate()`` returns for ``key``, from the cache when an entry exists.
 
-    ``generate`` must be a pure function of ``key`` (same key, same arrays).
+    ``generate`` must be a pure function of ``key`` (same key, same arrays). A damaged entry, or one
+    ``check`` (the arrays -> why they are not what ``generate`` makes, or None) refuses, is warned of
+    (:func:`read_entry`), generated again and rewritten.
     """
     file = entry_path(name, key)
-    if file is not None and file.is_file():
-        arrays = _read(file)
+    if file is not None:
+        arrays = read_entry(file, None, check, f"the {name} data set is generated again")
         if arrays is not None:
             return arrays
     arrays = {k: np.asarray(v) for k, v in generate().items()}

@@ -29,6 +29,7 @@ from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
     hint_written,
     not_utf8,
+    plain_number,
     ragged_row_error,
     refuse_repeated_header,
 )
@@ -286,6 +287,17 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     values = pd.to_numeric(series.str.strip(), errors="coerce")
     bad = values.isna().to_numpy() & series.notna().to_numpy()
     return values.to_numpy(dtype=np.float64, na_value=np.nan), (np.flatnonzero(bad) if bad.any() else None)
+
+
+def separator_fix(cell: str, kind: str) -> tuple[str, str]:
+    """How ``cell`` is written and how to write it, for the errors of a number written with separators
+    (``cell``: a :func:`~trainlab.data.table_diagnosis.separated_number` example of ``kind``), training's and
+    predict's alike: ``("thousands separators", "without them (e.g. 26287)")`` for ``26,287``,
+    ``("a decimal comma", "with a decimal point (e.g. 12.5)")`` for ``12,5``; the caller writes
+    ``'<cell>' is a number written with <how> ... write its numbers <fix>``."""
+    how, fix = (("a decimal comma", "with a decimal point") if kind == "decimal"
+                else ("thousands separators", "without them"))
+    return how, f"{fix} (e.g. {plain_number(cell, kind)})"
 
 
 def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[str]]:

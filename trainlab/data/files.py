@@ -23,6 +23,7 @@ from trainlab.data.csv_table import (
     numbers,
     numeric_block,
     read_table,
+    separator_fix,
     strings,
 )
 from trainlab.data.dataset import check_float32_range
@@ -34,7 +35,6 @@ from trainlab.data.table_diagnosis import (
     delimiter_hint,
     not_a_number,
     parses_as_number,
-    plain_number,
     separated_number,
 )
 from trainlab.errors import ConfigError, DataError
@@ -171,12 +171,10 @@ def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_
         return None
     kind, example = found
     row = int(np.flatnonzero(cells == example)[0])
-    how, fix = (("a decimal comma", "with a decimal point") if kind == "decimal"
-                else ("thousands separators", "without them"))
+    how, fix = separator_fix(example, kind)
     return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{example}' is a number "
                      f"written with {how}, which would make the column text (one "
-                     f"{'class' if what == 'target' else 'category'} per value); write its numbers {fix} "
-                     f"(e.g. {plain_number(example, kind)})"
+                     f"{'class' if what == 'target' else 'category'} per value); write its numbers {fix}"
                      + ("" if what == "target" else ", or list the column in data.categorical if it is text"))
 
 

@@ -24,11 +24,12 @@ written straight into one preallocated array. With ``cache_dir`` the decoded arr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,12 +39,14 @@ import numpy as np
 
 from trainlab.config_fields import short_repr
 from trainlab.data import DATA_SOURCES, RawData
-from trainlab.data.cache import not_written, write_npz
+from trainlab.data.cache import DAMAGE, not_written, read_entry, write_npz
 from trainlab.data.image_decode import MODES, decode_images, first_size
+from trainlab.data.labels import case_twins
 from trainlab.data.paths import resolve
 from trainlab.data.transforms import image_transforms
 from trainlab.errors import WRITE_ERRNOS, ConfigError, DataError
 from trainlab.notices import warn
+from trainlab.registry import did_you_mean
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "val", "test")
@@ -58,6 +61,8 @@ CACHE_VERSION = 3
 OS_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
 # the name of the file a run writes into data.cache_dir (_cache_file): the 16 hex digits key its images
 CACHE_FILE = re.compile(r"image_folder-[0-9a-f]{16}\.npz")
+# the member of a cache file naming what it was written for (_source_key), beside the splits' arrays
+SOURCE_MEMBER = "source"
 
 
 # ----------------------------------------------------------------------------- scanning folders
@@ -275,6 +280,15 @@ def _beside_splits_notice(root: Path, folders: list[str], images: list[str], has
             f"the split folders {split_names_text()}, each holding <class>/ folders{held_out}{rename}")
 
 
+def _case_twins_notices(classes: list[str], folder: Path) -> list[str]:
+    """The warnings for class folders of ``folder`` whose names differ only in letter case (``cat/``, ``Cat/``):
+    two classes, where the data most likely means one (a case-insensitive file system, macOS's or Windows',
+    would hold them as one folder); the CSV and text sources warn alike (:func:`~trainlab.data.labels.case_twins`)."""
+    return [f"{folder}: the class folders {first}/ and {second}/ differ only in letter case, so they are two "
+            f"classes; move the images of one into the other if they are one class"
+            for first, second in case_twins(classes)]
+
+
 def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSplit], list[str]]:
     """The splits found under ``root`` (train, and val/test when present) and the class names.
 
@@ -295,6 +309,7 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
         [e.name for e in entries if e.is_file() and is_image_name(e.name)], "test" in found)]
     split_roots = split_roots or {"train": root}
     train_classes = [class_name(p.name) for p in _class_folders(split_roots["train"], cache)]
+    notices += _case_twins_notices(train_classes, split_roots["train"])
     index = {name: i for i, name in enumerate(train_classes)}
     splits = {}
     for split, folder in split_roots.items():
@@ -304,7 +319,8 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
         for class_folder in class_folders:
             if class_name(class_folder.name) not in index:
                 raise DataError(f"{split} class folder {class_folder} has no counterpart in the training "
-                                f"classes ({', '.join(train_classes[:20])})")
+                                f"classes ({', '.join(train_classes[:20])})"
+                                f"{did_you_mean(class_name(class_folder.name), train_classes)}")
             if class_folder.resolve() == cache.configured:
                 raise ConfigError(f"data.cache_dir {cache_dir} is the class folder {class_folder}, where the cache "
                                   "would be read as an image of that class; choose a folder outside the class "
@@ -325,6 +341,12 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
 # ----------------------------------------------------------------------------- cache
 
 
+def _source_key(root: Path, size: tuple[int, int] | None, mode: str) -> str:
+    """What a cache file is written for, whatever the images hold: the folder, ``data.size`` and ``data.mode``.
+    Stored in the file (:data:`SOURCE_MEMBER`), it tells which files a new one replaces (:func:`_remove_replaced`)."""
+    return hashlib.sha256(f"{root.resolve()}|{size}|{mode}".encode()).hexdigest()[:16]
+
+
 def _cache_file(cache_dir: str, root: Path, splits: dict[str, FolderSplit], size: tuple[int, int] | None,
                 mode: str) -> Path | None:
     """The cache's file in ``cache_dir`` (made when missing), keyed by every image's name, size and mtime;
@@ -342,32 +364,72 @@ def _cache_file(cache_dir: str, root: Path, splits: dict[str, FolderSplit], size
         if exc.errno in WRITE_ERRNOS:  # the disk's or the permissions' fault: the run goes on, uncached
             warn(f"data.cache_dir: image cache {not_written(file, exc)}; training goes on without it")
             return None
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # the folder, or a folder above it, is a file
+            blocker = next(path for path in (folder, *folder.parents) if path.exists() and not path.is_dir())
+            what = "is a file" if blocker == folder else f"lies under {blocker}, which is a file"
+            raise ConfigError(f"data.cache_dir {folder} {what}, not a folder; set cache_dir to a folder "
+                              "(it is made when missing), or remove cache_dir") from None
         raise DataError(f"cannot create data.cache_dir {folder}: {exc}; fix it or remove cache_dir") from None
     return file
 
 
-def _read_cache(file: Path, splits: dict[str, FolderSplit]) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None when the cache is missing or unreadable (it is then rebuilt)."""
-    if not file.is_file():
-        return None
-    try:
-        with np.load(file, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in splits}
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
-    if any(len(arrays[name]) != len(split.files) for name, split in splits.items()):
-        return None
-    return arrays
+def _cache_check(splits: dict[str, FolderSplit], size: tuple[int, int] | None,
+                 mode: str) -> Callable[[dict[str, np.ndarray]], str | None]:
+    """The check of a cache file's arrays (:func:`trainlab.data.cache.read_entry`): each split's is uint8
+    (images, ``mode``'s channels, H, W) with one image per file, ``size`` when given, one H x W in all."""
+    def check(arrays: dict[str, np.ndarray]) -> str | None:
+        sizes = set()
+        for name, split in splits.items():
+            array = arrays[name]
+            expected = (len(split.files), MODES[mode], *(size or array.shape[2:4]))
+            if array.dtype != np.uint8 or array.ndim != 4 or array.shape != expected:
+                return (f"its {name} images are {array.dtype} {tuple(array.shape)}; expected uint8 "
+                        f"({len(split.files)}, {MODES[mode]}, {f'{size[0]}, {size[1]}' if size else 'H, W'})")
+            sizes.add(array.shape[2:])
+        return "its splits' images differ in size" if len(sizes) > 1 else None
+
+    return check
 
 
-def _write_cache(file: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write the cache atomically (a reader never sees half of it); one that cannot be written (disk full,
-    read-only, permission denied) is one warning, and the run trains on the arrays just decoded."""
+def _read_cache(file: Path, splits: dict[str, FolderSplit], size: tuple[int, int] | None,
+                mode: str) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when the cache is missing, or damaged or not the arrays it should hold
+    (one warning naming it: :func:`trainlab.data.cache.read_entry`): the images are then decoded again and
+    the file rewritten."""
+    return read_entry(file, list(splits), _cache_check(splits, size, mode), "the images are decoded again")
+
+
+def _remove_replaced(file: Path, source: str) -> None:
+    """Delete the other cache files beside ``file`` written for the same ``source`` (:func:`_source_key`):
+    files of that folder's images as they were before a change (an image added, edited, removed), which no run
+    reads again, each as large as the decoded images. Files written before their source was recorded, or
+    unreadable, are left alone; so is a file another process removes first."""
     try:
-        write_npz(file, arrays)
+        with os.scandir(file.parent) as listing:
+            others = [Path(e.path) for e in listing if CACHE_FILE.fullmatch(e.name) and e.name != file.name]
+    except OSError:
+        return
+    for other in others:
+        try:
+            with np.load(other, allow_pickle=False) as archive:
+                replaced = SOURCE_MEMBER in archive.files and str(archive[SOURCE_MEMBER]) == source
+            if replaced:
+                other.unlink()
+        except DAMAGE:
+            continue
+
+
+def _write_cache(file: Path, arrays: dict[str, np.ndarray], source: str) -> None:
+    """Write the cache atomically (a reader never sees half of it), recording its ``source``, then remove the
+    files it replaces (:func:`_remove_replaced`); one that cannot be written (disk full, read-only, permission
+    denied) is one warning, and the run trains on the arrays just decoded."""
+    try:
+        write_npz(file, {**arrays, SOURCE_MEMBER: np.asarray(source)})
     except OSError as exc:
         warn(f"data.cache_dir: image cache {not_written(file, exc)}; training goes on without it, and the "
              "next run decodes the images again")
+        return
+    _remove_replaced(file, source)
 
 
 # ----------------------------------------------------------------------------- the source
@@ -417,14 +479,14 @@ def image_folder(
     splits, class_names = scan(root, cache_dir)
 
     cache = _cache_file(cache_dir, root, splits, target, mode) if cache_dir else None
-    arrays = _read_cache(cache, splits) if cache else None
+    arrays = _read_cache(cache, splits, target, mode) if cache else None
     if arrays is None:
         first = splits["train"].files[0]
         shape = target or first_size(first)
         arrays = {name: decode_images(split.files, shape, mode, target is not None, workers, first)
                   for name, split in splits.items()}
         if cache:
-            _write_cache(cache, arrays)
+            _write_cache(cache, arrays, _source_key(root, target, mode))
 
     return RawData(
         arrays["train"], splits["train"].labels,

@@ -295,11 +295,20 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
     return ClassLabels(task, num_classes, class_names, values), y_train
 
 
-def warn_case_twins(class_names: list[str], where: str, column: str) -> None:
-    """Warn of class labels in ``column`` that differ only in case (``Positive``, ``positive``): two classes,
-    where the data most likely means one. ``where`` names the file (``CSV file a.csv``)."""
+def case_twins(class_names: list[str]) -> list[tuple[str, str]]:
+    """The pairs of ``class_names`` that differ only in letter case (``Positive``, ``positive``), each as
+    (the first of its spelling seen, the later one), in the order of ``class_names``."""
     folded: dict[str, str] = {}
+    pairs = []
     for class_name in class_names:
         if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
-            warn(f"{where}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{column}' differ "
-                 "only in case, so they are two classes; fix the data if they are one")
+            pairs.append((twin, class_name))
+    return pairs
+
+
+def warn_case_twins(class_names: list[str], where: str, column: str) -> None:
+    """Warn of class labels in ``column`` that differ only in case (:func:`case_twins`): two classes,
+    where the data most likely means one. ``where`` names the file (``CSV file a.csv``)."""
+    for twin, class_name in case_twins(class_names):
+        warn(f"{where}: the class labels {short_repr(twin)} and {short_repr(class_name)} in '{column}' differ "
+             "only in case, so they are two classes; fix the data if they are one")

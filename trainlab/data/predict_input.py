@@ -27,7 +27,15 @@ import torch
 
 from trainlab.config_fields import short_repr
 from trainlab.data import preprocessing as prep
-from trainlab.data.csv_table import CsvTable, check_delimiter, is_bool_series, numbers, read_table, strings
+from trainlab.data.csv_table import (
+    CsvTable,
+    check_delimiter,
+    is_bool_series,
+    numbers,
+    read_table,
+    separator_fix,
+    strings,
+)
 from trainlab.data.dataset import check_float32_range
 from trainlab.data.paths import resolve_file
 from trainlab.data.predict_shapes import rows_shape, shape_error
@@ -74,6 +82,21 @@ def _missing_column(name: str, where: str, have: list[str], wanted: list[str]) -
                      f"trained on columns {', '.join(wanted[:50])}")
 
 
+def _not_a_number(table: CsvTable, name: str, row: int, at: Callable[[int], str]) -> DataError:
+    """The error for numeric feature ``name``'s cell at ``row``, text: a column of numbers written with
+    thousands separators or a decimal comma (:func:`~trainlab.data.table_diagnosis.separated_number`, as
+    training judges a column) is told how to write them, in training's words (:func:`separator_fix`)."""
+    from trainlab.data.table_diagnosis import separated_number
+
+    cell = table.cell(row, name)
+    found = separated_number(strings(table, name))
+    if found is None:
+        return DataError(f"{at(row)}, column '{name}': {short_repr(cell)} is not a number")
+    how, fix = separator_fix(cell, found[0])
+    return DataError(f"{at(row)}, column '{name}': '{cell}' is a number written with {how}; "
+                     f"write its numbers {fix}")
+
+
 def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
                   at: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray | None]:
     """(numeric features (N, F) float64 (standardised as training's, then float32), categorical cells (N, C) str or None) of ``table``'s rows.
@@ -86,9 +109,7 @@ def _feature_rows(table: CsvTable, numeric: list[str], categorical: list[str],
     for j, name in enumerate(numeric):
         values, bad = numbers(table, name)
         if bad is not None:
-            row = int(bad[0])
-            raise DataError(f"{at(row)}, column '{name}': "
-                            f"{short_repr(table.cell(row, name))} is not a number")
+            raise _not_a_number(table, name, int(bad[0]), at)
         missing = np.flatnonzero(~np.isfinite(values))
         if len(missing):
             raise DataError(f"{at(int(missing[0]))}, column '{name}': a missing or "

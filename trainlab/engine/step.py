@@ -80,7 +80,9 @@ class Step(Protocol):
     def predict(self, x: torch.Tensor) -> torch.Tensor: ...
 
     def lr(self) -> float:
-        """The first param group's LR (the records' ``lr``)."""
+        """The records' ``lr``: the LR of the param group that takes the strategy's own base LR
+        (``strategy.optimizer.lr`` times the schedule's factor): the head's with layer-wise LR decay, else
+        the first group's (:func:`recorded_group`)."""
 
     # optional: ``route_lrs() -> dict[str, float]``, ``{group label: LR}`` of routed param groups
     # (records add ``lr/<label>``); a Step without it records ``lr`` alone
@@ -116,7 +118,8 @@ def routed_lrs(step: Step) -> dict[str, float]:
 
 
 def lr_columns(step: Step) -> dict[str, float]:
-    """A record's LR columns: ``lr`` (the first param group's) and, when the optimizer routes groups
+    """A record's LR columns: ``lr`` (``step.lr()``: the strategy's own LR, the head's with layer-wise LR
+    decay, else the first param group's) and, when the optimizer routes groups
     (``strategy.optimizer.groups``), ``lr/<label>`` for each, the unselected parameters' as ``lr/rest``."""
     return {"lr": step.lr(), **{f"lr/{route}": lr for route, lr in routed_lrs(step).items()}}
 
@@ -133,6 +136,20 @@ class StepOptions:
     compile: bool = False  # forward passes through torch.compile(model) (Inductor)
 
 
+def recorded_group(groups: list[dict[str, Any]]) -> int:
+    """The index of the param group whose LR the records' ``lr`` shows: the one that takes the strategy's
+    own base LR. Layer-wise groups (:func:`trainlab.finetune.layerwise_param_groups`: each carries ``layer``
+    and ``lr_scale``, decay^k for the k-th layer below the head) come lowest layer first, so the first is
+    the lowest layer's (BERT's unused pooler: lr x decay^(L + 2) for L encoder layers, 256x below the head
+    for MiniLM's 6 at decay 0.5); the first group whose ``lr_scale`` is 1, the head's (the top layer's), is
+    taken. Otherwise the first group: the others differ from it in weight decay only, or are routed groups,
+    each recorded as ``lr/<label>`` besides."""
+    for index, group in enumerate(groups):
+        if "layer" in group and group.get("lr_scale") == 1.0:
+            return index
+    return 0
+
+
 class LRGroups:
     """Writes ``lr = base_lr * factor`` into param groups; the base LRs are read once, at construction.
 
@@ -145,6 +162,7 @@ class LRGroups:
     def __init__(self, optimizers: list[torch.optim.Optimizer]):
         self.optimizers = optimizers
         self.base = [[float(group["lr"]) for group in opt.param_groups] for opt in optimizers]
+        self._recorded = recorded_group(optimizers[0].param_groups)  # the group current() reads
         self._written: tuple[Any, dict[str, Any]] | None = None
         self._stopped: list[torch.Tensor] = []  # the parameters this object set requires_grad False
 
@@ -178,7 +196,8 @@ class LRGroups:
         return True
 
     def current(self) -> float:
-        return float(self.optimizers[0].param_groups[0]["lr"])
+        """The records' ``lr``: the LR of the first optimizer's group :func:`recorded_group` picks."""
+        return float(self.optimizers[0].param_groups[self._recorded]["lr"])
 
     def by_route(self) -> dict[str, float]:
         """``{route: LR}`` of the routed param groups (``strategy.optimizer.groups``; a route's first group),

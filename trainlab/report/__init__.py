@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainlab.atomic import write_text
+from trainlab.atomic import write_output_text
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.errors import ConfigError, DataError
 from trainlab.report.sources import CURVES, LEADERBOARD, Comparison, classify
@@ -53,8 +53,7 @@ def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path, *,
                             "run the same 'trainlab compare' command again to rewrite it") from None
     else:
         page = runs_page(source)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, page.render())
+    write_output_text(out, page.render())  # through a link, a FIFO or /dev/stdout as to a file
     return out
 
 

@@ -10,7 +10,9 @@ reported it (:mod:`trainlab.tune.objective`), and nothing the run computed is lo
   (Optuna keeps the last reported epoch's value, as for a live worker's pruned trial);
 - ``finished`` otherwise: COMPLETE with :func:`~trainlab.tune.objective.final_value` of its
   ``summary.json``, the objective's own reading (the final validation metric, after any ``restore_best``);
-- ``diverged``: FAIL with ``fail_kind`` diverged and the summary's reason.
+- ``diverged``: FAIL with ``fail_kind`` diverged and the summary's reason;
+- ``failed`` (its training raised: the user's code, a bug; :func:`trainlab.experiment._record_failure`):
+  FAIL with ``fail_kind`` error and run.json's ``error`` line, as the objective fails a run that raised.
 
 Anything else (no run folder, a run still ``running`` or ``interrupted``, a damaged ``summary.json``, a
 metric that is no finite number) is no outcome: the trial is failed as stale, as before. Each trial
@@ -48,11 +50,13 @@ ATTR_RECOVERED = "recovered"  # trial user attr: its outcome was read back from 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What a trial's ended run says the objective reports: a state, with COMPLETE's value or FAIL's reason."""
+    """What a trial's ended run says the objective reports: a state, with COMPLETE's value or FAIL's kind
+    (``fail_kind``: diverged or error) and reason."""
 
     state: TrialState
     value: float | None = None
     reason: str | None = None
+    kind: str | None = None
 
 
 def outcome_folder(trial: FrozenTrial, trials_dir: Path, study_name: str) -> Path | None:
@@ -98,7 +102,10 @@ def run_outcome(trial: FrozenTrial, folder: Path, metric: str) -> RunOutcome | N
     if info.get("status") == "diverged":
         summary = read_record_object(folder / "summary.json") or {}
         reason = summary.get("reason")
-        return RunOutcome(TrialState.FAIL, reason=str(reason) if reason else "the run diverged")
+        return RunOutcome(TrialState.FAIL, reason=str(reason) if reason else "the run diverged", kind="diverged")
+    if info.get("status") == "failed":
+        error = info.get("error")
+        return RunOutcome(TrialState.FAIL, reason=str(error) if error else "the run failed", kind="error")
     return None
 
 
@@ -116,7 +123,7 @@ def recover(study: optuna.Study, trial: FrozenTrial, trials_dir: Path, metric: s
             return False
         storage.set_trial_user_attr(trial_id, ATTR_RECOVERED, f"read from its run folder: {note}")
         if outcome.state == TrialState.FAIL:
-            storage.set_trial_user_attr(trial_id, ATTR_FAIL_KIND, "diverged")
+            storage.set_trial_user_attr(trial_id, ATTR_FAIL_KIND, outcome.kind or "error")
             storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, (outcome.reason or "")[:500])
         # Optuna's tell, as the live worker's: a PRUNED trial takes its last reported value
         study.tell(trial.number, outcome.value, state=outcome.state)

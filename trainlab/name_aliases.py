@@ -1,0 +1,84 @@
+"""Other frameworks' names for trainlab's: what a Keras, PyTorch, Lightning, Hugging Face or optax user writes
+for a config key, a component option, a loss or an optimizer that trainlab calls otherwise.
+
+They feed the did-you-mean of the line that refuses such a name (:func:`trainlab.registry.did_you_mean`'s
+``aliases``): ``unknown loss 'sparse_categorical_crossentropy'; did you mean 'cross_entropy'?``. Nothing
+here is accepted in a config; each name only points to trainlab's. Keys are lower-case (a name is looked
+up with its case folded: ``CrossEntropyLoss`` is ``crossentropyloss``); each value is trainlab's name, a
+registered component or a key of the config schema (tests/test_name_aliases.py checks every one).
+
+A name is listed when the did-you-mean would otherwise miss it, or point elsewhere: difflib rates
+``sparse_categorical_crossentropy`` below its cut-off against ``cross_entropy`` and finds ``bce`` for
+``ce``. A few that difflib already finds stay, so that the table reads as the whole mapping of a framework.
+
+- :data:`KEY_NAMES`: config keys and component options. ``learning_rate`` -> ``lr`` (Keras, Hugging Face),
+  ``max_epochs`` (Lightning), ``num_epochs``, ``num_train_epochs`` (Hugging Face), ``n_epochs`` -> ``epochs``,
+  ``per_device_train_batch_size``, ``train_batch_size`` -> ``batch_size``, ``gradient_accumulation_steps``,
+  ``accumulate_grad_batches`` -> ``grad_accum_steps``, ``max_grad_norm``, ``gradient_clip_val`` ->
+  ``clip_grad_norm``, ``wd`` (fastai) -> ``weight_decay``, ``early_stopping_patience`` -> ``patience``.
+- :data:`LOSS_NAMES`: Keras's loss names (``categorical_crossentropy``, ``mean_squared_error`` ...),
+  PyTorch's classes and functions (``CrossEntropyLoss``, ``BCEWithLogitsLoss``, ``l1_loss`` ...), optax's.
+- :data:`OPTIMIZER_NAMES`: Hugging Face's ``optim`` choices that name an AdamW or Lion build
+  (``adamw_torch_fused``, ``paged_adamw_8bit``), ``sgdm``, ``SparseAdam``. PyTorch's and Keras's class
+  names (``AdamW``, ``SGD``, ``RMSprop``) are trainlab's names, case aside, and need no entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# config keys and component options (strategy.epochs, strategy.optimizer.lr, ...)
+KEY_NAMES: dict[str, str] = {
+    "learning_rate": "lr", "learningrate": "lr",
+    "max_epochs": "epochs", "num_epochs": "epochs", "num_train_epochs": "epochs", "n_epochs": "epochs",
+    "nb_epoch": "epochs", "epoch": "epochs",
+    "per_device_train_batch_size": "batch_size", "train_batch_size": "batch_size", "batchsize": "batch_size",
+    "gradient_accumulation_steps": "grad_accum_steps", "accumulate_grad_batches": "grad_accum_steps",
+    "max_grad_norm": "clip_grad_norm", "gradient_clip_val": "clip_grad_norm",
+    "wd": "weight_decay",
+    "early_stopping_patience": "patience",
+}
+
+# trainlab's models end in logits, so the losses on probabilities of Keras (from_logits=False) map to the
+# logit forms; PyTorch's BCELoss and F.binary_cross_entropy take probabilities, as bce_prob does
+LOSS_NAMES: dict[str, str] = {
+    # Keras (keras.losses)
+    "sparse_categorical_crossentropy": "cross_entropy", "categorical_crossentropy": "cross_entropy",
+    "crossentropy": "cross_entropy", "binary_crossentropy": "bce",
+    "binary_focal_crossentropy": "focal", "categorical_focal_crossentropy": "focal",
+    "mean_squared_error": "mse", "mean_absolute_error": "mae", "huber_loss": "huber", "logcosh": "log_cosh",
+    "kl_divergence": "kl_div", "kld": "kl_div", "kullback_leibler_divergence": "kl_div",
+    "poisson": "poisson_nll", "categorical_hinge": "multiclass_hinge",
+    # PyTorch (torch.nn classes, torch.nn.functional, torchvision)
+    "crossentropyloss": "cross_entropy", "nllloss": "nll", "nll_loss": "nll",
+    "bcewithlogitsloss": "bce", "binary_cross_entropy_with_logits": "bce",
+    "bceloss": "bce_prob", "binary_cross_entropy": "bce_prob",
+    "mseloss": "mse", "mse_loss": "mse", "l2": "mse",
+    "l1loss": "mae", "l1_loss": "mae", "l1": "mae",
+    "huberloss": "huber", "smoothl1loss": "smooth_l1", "smooth_l1_loss": "smooth_l1",
+    "kldivloss": "kl_div", "poissonnllloss": "poisson_nll", "gaussiannllloss": "gaussian_nll",
+    "multimarginloss": "multiclass_hinge", "cosineembeddingloss": "cosine_embedding",
+    "tripletmarginloss": "triplet", "sigmoid_focal_loss": "focal",
+    # optax, and the short forms of papers and code
+    "softmax_cross_entropy": "cross_entropy", "sigmoid_binary_cross_entropy": "bce",
+    "ce": "cross_entropy", "xent": "cross_entropy", "pinball": "quantile", "pinball_loss": "quantile",
+    "infonce": "nt_xent", "ntxentloss": "nt_xent", "contrastiveloss": "contrastive",
+}
+
+OPTIMIZER_NAMES: dict[str, str] = {
+    # Hugging Face TrainingArguments.optim: builds of AdamW and Lion
+    "adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw", "adamw_apex_fused": "adamw",
+    "adamw_bnb_8bit": "adamw", "adamw_8bit": "adamw", "paged_adamw_8bit": "adamw", "paged_adamw_32bit": "adamw",
+    "adamw_anyprecision": "adamw", "lion_8bit": "lion", "lion_32bit": "lion", "paged_lion_8bit": "lion",
+    "paged_lion_32bit": "lion",
+    "sgdm": "momentum", "sparseadam": "adam",
+}
+
+# trainlab.registry.Registry.kind -> the names other frameworks give its components
+NAMES_BY_KIND: dict[str, Mapping[str, str]] = {"loss": LOSS_NAMES, "optimizer": OPTIMIZER_NAMES}
+
+
+def trainlab_name(name: str, aliases: Mapping[str, str]) -> str | None:
+    """trainlab's name for ``name`` in ``aliases`` (one of this module's tables), its case folded; None when
+    ``aliases`` does not list it."""
+    return aliases.get(name.casefold())
