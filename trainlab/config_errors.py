@@ -4,7 +4,10 @@
 written (:func:`location`; pydantic's union-branch names such as ``int`` or ``InitConfig`` are left out):
 
 - an unknown key: ``unknown config key 'runtime.devise'; did you mean 'device'? (valid: ...)``, the
-  valid keys being the fields of the section it sits in;
+  valid keys being the fields of the section it sits in; a key that sits elsewhere in the config is named
+  by its place (``epochs``: ``did you mean 'strategy.epochs'?``, ``strategy.lr``: 'strategy.optimizer.lr'),
+  and another framework's name by trainlab's (``max_epochs``: 'epochs', :data:`~trainlab.name_aliases.KEY_NAMES`);
+  :func:`_unknown_key_hint` states the order;
 - a missing key: ``config key 'model.name' is required``, plus ``; did you mean 'name' (the section has
   'naem')?`` when the section holds a key close to it;
 - any other: ``config key 'runtime.device': <pydantic's or the validator's message>; got 'gpu'; did you mean
@@ -21,6 +24,7 @@ The config's loader (:func:`trainlab.config.validate`) raises the line; this mod
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from typing import Any, Literal, get_args, get_origin
@@ -28,6 +32,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from trainlab.config_fields import Named, short_repr
+from trainlab.name_aliases import KEY_NAMES, trainlab_name
 from trainlab.registry import did_you_mean
 from trainlab.yaml_files import flow_yaml
 
@@ -95,6 +100,88 @@ def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
+MAX_PLACES_NAMED = 3  # a key found at more places than this (``name``) says nothing of which was meant
+
+
+def _unknown_key_hint(schema: type[BaseModel], raw: Any, path: list[str]) -> str:
+    """The did-you-mean of the unknown key at ``path`` (its dotted parts), first found of:
+
+    1. the key of its own section that another framework's name for it stands for (``strategy.max_epochs``:
+       'epochs'; :data:`~trainlab.name_aliases.KEY_NAMES`);
+    2. the other places in the config of a key of that name (``strategy.lr``: 'strategy.optimizer.lr';
+       ``epochs``: 'strategy.epochs'; ``learning_rate``: 'strategy.optimizer.lr'), those in the key's own
+       top section first, named only when at most :data:`MAX_PLACES_NAMED` are left
+       (:func:`_places_named`); else an optimizer's option, which the schema does not hold
+       (``momentum``: 'strategy.optimizer.momentum', saying which optimizers take it when the config's
+       does not: :func:`_optimizer_option`);
+    3. a key of its own section close to it (``runtime.devise``: 'device'; :func:`did_you_mean`).
+
+    "" when none is found."""
+    section, key = path[:-1], path[-1]
+    valid = _fields_at(schema, section)
+    wanted = trainlab_name(key, KEY_NAMES) or key
+    if wanted != key and wanted in valid:
+        return f"; did you mean '{wanted}'?"
+    places = _places_named(schema, wanted, section)
+    if places:
+        shown = [f"'{place}'" for place in places]
+        return f"; did you mean {' or '.join([', '.join(shown[:-1]), shown[-1]] if shown[:-1] else shown)}?"
+    return _optimizer_option(raw, wanted) or did_you_mean(key, valid)
+
+
+def _places_named(schema: type[BaseModel], key: str, section: list[str]) -> list[str]:
+    """The dotted places of the schema's keys named ``key`` (its case aside) outside ``section``: those under
+    ``section``'s top part when there are any there, else all; none when more than :data:`MAX_PLACES_NAMED`."""
+    found = [".".join(place) for place in _key_places(schema)
+             if place[-1].casefold() == key.casefold() and list(place[:-1]) != section]
+    near = [place for place in found if section and place.startswith(section[0] + ".")]
+    found = near or found
+    return found if len(found) <= MAX_PLACES_NAMED else []
+
+
+@functools.cache
+def _key_places(schema: type[BaseModel]) -> tuple[tuple[str, ...], ...]:
+    """Every key of ``schema`` as its path of parts: its fields, then the fields of the sections they hold,
+    at any depth (through ``X | None`` and other unions; not into a list's items, which a ``--set`` key
+    reaches by index only)."""
+    places: list[tuple[str, ...]] = []
+    pending: list[tuple[tuple[str, ...], type[BaseModel]]] = [((), schema)]
+    while pending:
+        prefix, model = pending.pop(0)
+        for name, field in model.model_fields.items():
+            places.append((*prefix, name))
+            annotation = field.annotation
+            for candidate in (annotation, *get_args(annotation)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel) and len(prefix) < 8:
+                    pending.append(((*prefix, name), candidate))
+    return tuple(places)
+
+
+MAX_OPTIMIZERS_NAMED = 4  # of those that take an option the config's optimizer does not
+
+
+def _optimizer_option(raw: Any, key: str) -> str:
+    """For a key that is an option of registered optimizers (``momentum``): "; did you mean
+    'strategy.optimizer.momentum'?" when the config's optimizer takes it, else the same naming those that do
+    ("..., an option of optimizers momentum, nesterov, rmsprop, sgd (not of adam)?"); "" when none does.
+    No user code is imported to find out (a ``module:attr`` optimizer counts as taking none)."""
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
+    from trainlab.optim import OPTIMIZERS
+
+    # the shortest names first: the plain optimizer (sgd) before its variants (momentum_textbook, muon_conv)
+    takers = sorted((name for name in OPTIMIZERS.names() if OPTIMIZERS.takes_option(name, key, skip=1)),
+                    key=lambda name: (len(name), name))
+    if not takers:
+        return ""
+    spec = _section_at(raw, ["strategy", "optimizer"])
+    own = spec.get("name") if isinstance(spec, dict) else spec
+    if isinstance(own, str) and own.lower() in takers:
+        return f"; did you mean 'strategy.optimizer.{key}'?"
+    shown = ", ".join(takers[:MAX_OPTIMIZERS_NAMED]) + (", ..." if takers[MAX_OPTIMIZERS_NAMED:] else "")
+    mine = f" (not of {own})" if isinstance(own, str) else ""
+    return f"; did you mean 'strategy.optimizer.{key}', an option of optimizers {shown}{mine}?"
+
+
 def _is_torch_module(value: Any) -> bool:
     """Whether ``value`` is a ``torch.nn.Module``, without importing torch for the config's own checks."""
     nn = sys.modules.get("torch.nn")
@@ -109,8 +196,7 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
     if first["type"] == "extra_forbidden":
         path = where.split(".")
         valid = _fields_at(schema, path[:-1])
-        hint = did_you_mean(path[-1], valid)
-        return f"unknown config key '{where}'{hint} (valid: {', '.join(valid)})"
+        return f"unknown config key '{where}'{_unknown_key_hint(schema, raw, path)} (valid: {', '.join(valid)})"
     if first["type"] == "missing":
         return f"config key '{where}' is required{_misspelt_key(raw, where)}"
     message = first["msg"].removeprefix("Value error, ")

@@ -5,7 +5,11 @@ biased upward; rerunning both configs over fresh seeds, scored on the test
 split, says whether the tuned strategy is really better than the base. The
 comparison (runs, statistics, leaderboard) belongs to :mod:`trainlab.compare`;
 this module only calls it with two strategies: ``tuned`` (the best trial's
-values, i.e. best.yaml) and ``base`` (no change).
+values, i.e. best.yaml) and ``base`` (no change). When the best trial is the
+base config itself (:func:`best_is_base`), the two would be the same runs, and
+their paired test a certain "indistinguishable p=1": the base config alone is
+trained over the seeds, the line :data:`BEST_IS_BASE` says so, and the refit's
+record holds ``"best_is_base": true``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ import io
 from typing import Any
 
 from trainlab.errors import ConfigError
+from trainlab.notices import note
 from trainlab.tune.study import TuneSettings
+
+BEST_IS_BASE = ("the best trial is the base config itself: the refit has nothing to compare; trained it over "
+                "{seeds} seeds once")
 
 
 def check_available(written: str = "") -> None:
@@ -35,7 +43,9 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
     """Compare tuned vs base over ``settings.refit_seeds`` seeds in ``DIR/refit``.
 
     Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them
-    (leaderboard.csv's columns), numbers as numbers and empty cells as None.
+    (leaderboard.csv's columns), numbers as numbers and empty cells as None. When the best trial is the base
+    config (:func:`best_is_base`), only ``base`` is trained, :data:`BEST_IS_BASE` is said (not under
+    ``quiet``) and the record adds ``"best_is_base": True``.
     """
     check_available("; the tune results are written")
     from trainlab.compare import compare
@@ -44,13 +54,31 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
 
     out = settings.out / "refit"
     metric = "test_" + settings.metric.removeprefix("val_")
-    strategies = [NamedStrategy("tuned", dict(best["params"])), NamedStrategy("base", {})]  # config values
+    same = best_is_base(settings, best)
+    strategies = [NamedStrategy("base", {})] if same else \
+        [NamedStrategy("tuned", dict(best["params"])), NamedStrategy("base", {})]  # config values
+    if same and not settings.quiet:
+        note(BEST_IS_BASE.format(seeds=settings.refit_seeds))
     board = compare({settings.base.stem: settings.base_config()}, strategies, out, seeds=settings.refit_seeds,
                     jobs=1, metric=metric, direction="max" if settings.direction == "maximize" else "min",
                     live=False, quiet=settings.quiet, wait=True)  # workers of one study refit in turn
     rows = [{key: _typed(key, text) for key, text in row.items()}
             for row in csv.DictReader(io.StringIO(to_csv(board)))]
-    return {"metric": metric, "dir": str(out.resolve()), "rows": rows}  # absolute, as best.json's run_dir
+    record = {"metric": metric, "dir": str(out.resolve()), "rows": rows}  # absolute, as best.json's run_dir
+    return {**record, "best_is_base": True} if same else record
+
+
+def best_is_base(settings: TuneSettings, best: dict[str, Any]) -> bool:
+    """Whether the best trial's values (``best["params"]``) set on the base config, as the refit's ``tuned``
+    strategy sets them, give the base config itself: the two resolved configs are equal, an option at its
+    factory's default counting as left out (:func:`~trainlab.tune.base_point.settled_config`; hash-equal
+    configs are). A config either refuses is no match."""
+    from trainlab.compare.strategies import apply_strategy
+    from trainlab.tune.base_point import settled_config
+
+    base_raw = settings.base_config()
+    base = settled_config(base_raw)
+    return base is not None and settled_config(apply_strategy(base_raw, dict(best["params"]))) == base
 
 
 TEXT_COLUMNS = ("task", "strategy", "test", "verdict")  # leaderboard.csv's columns that stay text

@@ -3,8 +3,9 @@
 Sections: the best trial and its config keys; optimisation history; parallel
 coordinates; the metric against each searched key; the intermediate values
 (metric per epoch) of every trial with the pruned ones marked; importances;
-the refit leaderboard (best vs base over seeds) when ``--refit-seeds`` ran; the
-trials table. Figures come from ``optuna.visualization`` (plotly figures).
+the refit leaderboard (best vs base over seeds, or the base alone when it is the
+best trial) when ``--refit-seeds`` ran; the trials table. Figures come from
+``optuna.visualization`` (plotly figures).
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any])
         page.paragraph(best.get("note", "not computed"))
     if best.get("refit"):
         refit = best["refit"]
-        page.heading(f"Refit over seeds: tuned vs base ({refit['metric']}, trainlab compare in {refit['dir']})")
+        arms = "the best trial is the base config, trained alone" if refit.get("best_is_base") else "tuned vs base"
+        page.heading(f"Refit over seeds: {arms} ({refit['metric']}, trainlab compare in {refit['dir']})")
         rows = refit_rows(refit)
         if rows:
             page.table(list(rows[0]), [[fmt(v) for v in row.values()] for row in rows])  # as compare's table

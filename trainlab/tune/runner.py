@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
+
 from trainlab.atomic import write_json
 from trainlab.code_policy import config_folder_trusted
 from trainlab.config import validate
@@ -16,6 +18,7 @@ from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, TrainingError
 from trainlab.notices import each_once, note, warn
 from trainlab.sigterm import runs_complete
+from trainlab.tune.arguments import named
 from trainlab.tune.base_point import base_outside
 from trainlab.tune.claims import remove_ended_leases
 from trainlab.tune.leftovers import tidy_trial_folders
@@ -41,6 +44,8 @@ def tune(settings: TuneSettings) -> dict[str, Any]:
     (:func:`~trainlab.tune.results.format_best`, and :func:`timeout_line` when ``--timeout`` ended the
     study short of its total) is printed on stderr, ``quiet`` or not: it is the command's result.
     Optuna's log level is WARNING meanwhile and the caller's again when ``tune`` returns or raises.
+    A study that has its total already (the same command run again) runs nothing and starts no worker: one
+    line says so (:func:`nothing_left_line`), then its results are written and summed up as ever.
     """
     if not isinstance(settings, TuneSettings):  # tune("base.yaml", ...) raised an AttributeError
         raise ConfigError(f"tune takes one TuneSettings(base=..., space=..., trials=...); got {short_repr(settings)} "
@@ -59,15 +64,17 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
 
         check_available()
     space, base_raw = prepare(settings)
-    _say_before(settings, space, base_raw)
+    nothing_left = nothing_left_line(settings)
+    _say_before(settings, space, base_raw, nothing_left)
     from trainlab.tune.report import write_report
 
     # --jobs: a signal after the one that stops the study is recorded, not raised: the results are written
     # once the workers have recorded the trials it cut short, in full
     with interrupt_once(settings):
         try:
-            with each_once():  # the trials read the same data: each warning once
-                run_workers(settings, space, base_raw)
+            if nothing_left is None:
+                with each_once():  # the trials read the same data: each warning once
+                    run_workers(settings, space, base_raw)
         except BaseException:  # stopped by an error or an interrupt: the results so far, never hiding why
             with contextlib.suppress(Exception):  # no further claim removes the ones of the trials cut short
                 remove_ended_leases(study_for(settings), settings)
@@ -94,12 +101,33 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
     return best
 
 
-def _say_before(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
-    """The notes (not under --quiet) and warnings (always) before the first trial."""
+def nothing_left_line(settings: TuneSettings) -> str | None:
+    """``study NAME already has its 6 trials (5 complete, 1 pruned, 0 failed): nothing to run; its results
+    are in DIR`` when the study's COMPLETE + PRUNED trials reach ``--trials`` and none runs: no worker would
+    claim a trial (failed ones do not count: docs/tune.md, "Totals"). None otherwise, a RUNNING trial
+    included (the workers wait for it, or find its worker dead and run another in its place)."""
+    states = [trial.state for trial in study_for(settings).get_trials(deepcopy=False)]
+    complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
+    if complete + pruned < settings.trials or TrialState.RUNNING in states:
+        return None
+    has = (f"its {settings.trials} trials" if complete + pruned == settings.trials else
+           f"{complete + pruned} trials, more than the {settings.trials} {named('trials')} asks for")
+    return (f"study {settings.name} already has {has} ({complete} complete, {pruned} pruned, "
+            f"{states.count(TrialState.FAIL)} failed): nothing to run; its results are in {settings.out}")
+
+
+def _say_before(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any],
+                nothing_left: str | None = None) -> None:
+    """The notes (not under --quiet) and warnings (always) before the first trial; for a study with nothing
+    left to run, ``nothing_left`` instead of what would be said of its trials."""
     tidied = tidy_trial_folders(settings.out / "trials")
     if tidied and not settings.quiet:
         note(f"note: deleted the checkpoints that a killed worker left in finished trial folders "
              f"{', '.join(p.name for p in tidied)} (as their keep_after_finish says)")
+    if nothing_left is not None:
+        if not settings.quiet:
+            note(nothing_left)
+        return
     outside = base_outside(space, base_raw)
     if outside and not settings.quiet:
         note(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
