@@ -124,6 +124,16 @@ def test_an_optimizer_option_set_as_a_key_points_into_the_optimizer(tmp_path):
     assert _refusal(tmp_path, "momentun=0.9").startswith("unknown config key 'momentun' (valid: name, ")
 
 
+def test_a_model_option_set_in_the_strategy_points_to_the_model(tmp_path):
+    """Dropout is a strategy knob in the README's words but the model's option: strategy.dropout pointed to
+    strategy.finetune.lora.dropout, which no MLP has."""
+    mlp = _refusal(tmp_path, "strategy.dropout=0.2")
+    assert mlp.startswith("unknown config key 'strategy.dropout'; did you mean 'model.dropout'? (valid: loss, ")
+    linear = _refusal(tmp_path, "model={name: linear}", "strategy.dropout=0.2")
+    assert "did you mean 'model.dropout', an option of models mlp, " in linear and "(not of linear)? (valid: " in linear
+    assert "lora" not in mlp + linear
+
+
 # ----------------------------------------------------------------------------- component names and options
 
 def test_an_optimizer_option_by_another_frameworks_name_points_to_trainlabs():

@@ -116,12 +116,19 @@ def _unknown_key_hint(schema: type[BaseModel], raw: Any, path: list[str]) -> str
        does not: :func:`_optimizer_option`);
     3. a key of its own section close to it (``runtime.devise``: 'device'; :func:`did_you_mean`).
 
+    Before 2, an option of the config's own model outside ``model`` (``strategy.dropout``: 'model.dropout',
+    :func:`_model_option`): a model's options are not in the schema, and dropout is the model's.
+
     "" when none is found."""
     section, key = path[:-1], path[-1]
     valid = _fields_at(schema, section)
     wanted = trainlab_name(key, KEY_NAMES) or key
     if wanted != key and wanted in valid:
         return f"; did you mean '{wanted}'?"
+    if section and section[0] != "model":
+        model_option = _model_option(raw, wanted)
+        if model_option:
+            return model_option
     places = _places_named(schema, wanted, section)
     if places:
         shown = [f"'{place}'" for place in places]
@@ -180,6 +187,27 @@ def _optimizer_option(raw: Any, key: str) -> str:
     shown = ", ".join(takers[:MAX_OPTIMIZERS_NAMED]) + (", ..." if takers[MAX_OPTIMIZERS_NAMED:] else "")
     mine = f" (not of {own})" if isinstance(own, str) else ""
     return f"; did you mean 'strategy.optimizer.{key}', an option of optimizers {shown}{mine}?"
+
+
+def _model_option(raw: Any, key: str) -> str:
+    """For a key that is an option of registered models (``dropout``, ``hidden``): "; did you mean
+    'model.dropout'?" when the config's model takes it, else the same naming the models that do ("...,
+    an option of models cnn2d, mlp, ... (not of linear)?"); "" when none does. No user code is imported (a
+    ``module:attr`` model counts as taking none)."""
+    import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
+    from trainlab.models import MODELS
+
+    takers = sorted((name for name in MODELS.names() if MODELS.takes_option(name, key, skip=2)),
+                    key=lambda name: (len(name), name))
+    if not takers:
+        return ""
+    spec = raw.get("model") if isinstance(raw, dict) else None
+    own = spec.get("name") if isinstance(spec, dict) else spec
+    if isinstance(own, str) and own in takers:
+        return f"; did you mean 'model.{key}'?"
+    shown = ", ".join(takers[:MAX_OPTIMIZERS_NAMED]) + (", ..." if takers[MAX_OPTIMIZERS_NAMED:] else "")
+    mine = f" (not of {own})" if isinstance(own, str) else ""
+    return f"; did you mean 'model.{key}', an option of models {shown}{mine}?"
 
 
 def _is_torch_module(value: Any) -> bool:
