@@ -83,3 +83,29 @@ def test_a_folder_without_the_test_files_names_both_ways_on(tmp_path):
                             "set off train)")
     data = load_dataset(DataConfig(source="idx", path=str(folder), test_images=None, test_labels=None))
     assert len(data.train) + len(data.val) + len(data.test) == 40 and len(data.test) > 0
+
+
+def test_a_gzipped_file_named_without_gz_says_so(tmp_path):
+    """It said 'has magic number 0x1f8b0800; expected 0x00000803', which names no fix."""
+    import gzip
+
+    folder = mnist_folder(tmp_path / "mnist", np.array([0, 1, 0, 1]), np.array([0, 1]))
+    images = folder / "train-images-idx3-ubyte"
+    images.write_bytes(gzip.compress(images.read_bytes()))
+    with pytest.raises(DataError) as error:
+        load_dataset(DataConfig(source="idx", path=str(folder)), seed=0)
+    assert str(error.value) == (f"IDX file {images} is gzip-compressed (it starts with 0x1f8b, gzip's magic number) "
+                                "but its name does not end in .gz; rename it to train-images-idx3-ubyte.gz (read as "
+                                f"gzip), or decompress it: mv {images} {images}.gz && gunzip {images}.gz")
+    images.rename(folder / "train-images-idx3-ubyte.gz")  # the fix it names: read as gzip
+    assert len(load_dataset(DataConfig(source="idx", path=str(folder), val_fraction=0.0), seed=0).train) == 4
+
+
+def test_a_gz_name_on_a_file_that_is_not_gzip_says_so(tmp_path):
+    folder = mnist_folder(tmp_path / "mnist", np.array([0, 1, 0, 1]), np.array([0, 1]))
+    labels = folder / "t10k-labels-idx1-ubyte"
+    labels.rename(folder / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(DataError) as error:
+        load_dataset(DataConfig(source="idx", path=str(folder)), seed=0)
+    assert str(error.value) == (f"IDX file {labels}.gz is named .gz but is not gzip-compressed (it starts with "
+                                "0x0000, not gzip's 0x1f8b); rename it to t10k-labels-idx1-ubyte")

@@ -171,3 +171,25 @@ def test_a_test_folder_without_class_folders_says_its_images_have_no_label(tmp_p
         "image file(s) (0.jpg, 1.jpg, 2.jpg, ...) lie in no class folder, so they have no label: put each into its "
         "<class>/ folder (a set without labels, such as Kaggle's test/, cannot be scored: move it out of "
         "data.path; trainlab predict reads it)")
+
+
+def test_a_test_class_folder_differing_in_case_asks_did_you_mean(tmp_path):
+    """test/Cat beside training's cat/: the error listed the classes but not the near miss."""
+    tree(tmp_path, "train", "test")
+    (tmp_path / "test" / "cat").rename(tmp_path / "test" / "Cat")
+    with pytest.raises(DataError) as error:
+        build(tmp_path)
+    assert str(error.value) == (f"test class folder {tmp_path / 'test' / 'Cat'} has no counterpart in the training "
+                                "classes (cat, dog); did you mean 'cat'?")
+
+
+def test_training_class_folders_differing_only_in_case_are_warned_of(tmp_path, capsys):
+    """train/Cat beside train/cat silently became a class of its own."""
+    tree(tmp_path, "train", "test")
+    for i in range(2):
+        save_image(tmp_path / "train" / "Cat" / f"{i}.png", seed=50 + i)
+    raw = build(tmp_path)
+    assert raw.class_names == ["Cat", "cat", "dog"]  # still two classes: the data decides, the warning says it
+    assert warnings_of(capsys) == [
+        f"warning: {tmp_path / 'train'}: the class folders Cat/ and cat/ differ only in letter case, so they are "
+        "two classes; move the images of one into the other if they are one class"]

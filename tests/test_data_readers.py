@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -384,10 +385,20 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def tokenized(raw):
+    """A text source's RawData with its rows encoded as load_dataset encodes them after the split
+    (``encode_rows``), here with each file whole as its split (nothing held out): x are token ids, and the
+    extras hold the vocabulary fitted on the training file."""
+    rows = {name: x for name, x in (("train", raw.x_train), ("val", raw.x_val), ("test", raw.x_test)) if x is not None}
+    encoded, fitted = raw.encode_rows(rows)
+    return dataclasses.replace(raw, x_train=encoded["train"], x_val=encoded.get("val"), x_test=encoded.get("test"),
+                               extras={**raw.extras, **fitted}, encode_rows=None)
+
+
 def test_text_tsv_word_tokenizer(tmp_path):
     write(tmp_path / "train.tsv", SST)
     write(tmp_path / "dev.tsv", "sentence\tlabel\nGood film!\t1\n")
-    raw = build(name="text_tsv", path=str(tmp_path), train="train.tsv", val="dev.tsv", max_length=5)
+    raw = tokenized(build(name="text_tsv", path=str(tmp_path), train="train.tsv", val="dev.tsv", max_length=5))
     # counts: bad 3, film 3, '"' 2, is 2, the 2, then one each; ties broken alphabetically
     assert raw.extras["vocab"][:7] == ["<pad>", "<unk>", "bad", "film", '"', "is", "the"]
     vocab = {w: i for i, w in enumerate(raw.extras["vocab"])}
@@ -402,7 +413,7 @@ def test_text_tsv_word_tokenizer(tmp_path):
 
 def test_text_vocab_size_keeps_the_most_frequent(tmp_path):
     write(tmp_path / "train.tsv", SST)
-    raw = build(name="text_tsv", train=str(tmp_path / "train.tsv"), vocab_size=4, max_length=3)
+    raw = tokenized(build(name="text_tsv", train=str(tmp_path / "train.tsv"), vocab_size=4, max_length=3))
     assert raw.extras["vocab"] == ["<pad>", "<unk>", "bad", "film"]
     np.testing.assert_array_equal(raw.x_train[0], [1, 3, 1])
 
@@ -410,8 +421,8 @@ def test_text_vocab_size_keeps_the_most_frequent(tmp_path):
 def test_text_csv_quoted_fields_and_string_labels(tmp_path):
     write(tmp_path / "train.csv", 'review,sentiment\n"Great, really great",positive\n"bad\nmovie",negative\nok,positive\n')
     write(tmp_path / "test.csv", "review,sentiment\nfine,negative\n")
-    raw = build(name="text_csv", train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"),
-                text_column="review", label_column="sentiment", max_length=4)
+    raw = tokenized(build(name="text_csv", train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"),
+                text_column="review", label_column="sentiment", max_length=4))
     assert raw.class_names == ["negative", "positive"]
     np.testing.assert_array_equal(raw.y_train, [1, 0, 1])
     np.testing.assert_array_equal(raw.y_test, [0])
@@ -452,9 +463,9 @@ def test_text_unknown_label_in_val(tmp_path):
 def test_text_max_rows_is_a_seeded_subset(tmp_path):
     rows = "".join(f"sentence {i}\t{i % 2}\n" for i in range(50))
     write(tmp_path / "train.tsv", "sentence\tlabel\n" + rows)
-    first = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=1, max_length=2)
-    again = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=1, max_length=2)
-    other = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=2, max_length=2)
+    first = tokenized(build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=1, max_length=2))
+    again = tokenized(build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=1, max_length=2))
+    other = tokenized(build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_rows=10, seed=2, max_length=2))
     assert first.x_train.shape == (10, 2)
     np.testing.assert_array_equal(first.x_train, again.x_train)
     assert not np.array_equal(first.x_train, other.x_train)
@@ -512,8 +523,8 @@ def write_hf_tokenizer(folder: Path) -> dict[str, int]:
 def test_text_hf_tokenizer_layout(tmp_path):
     vocab = write_hf_tokenizer(tmp_path / "tok")
     write(tmp_path / "train.tsv", SST)
-    raw = build(name="text_tsv", train=str(tmp_path / "train.tsv"), tokenizer="hf",
-                tokenizer_path=str(tmp_path / "tok"), max_length=6)
+    raw = tokenized(build(name="text_tsv", train=str(tmp_path / "train.tsv"), tokenizer="hf",
+                tokenizer_path=str(tmp_path / "tok"), max_length=6))
     assert raw.x_train.shape == (4, 2, 6) and raw.x_train.dtype == np.int64
     v = vocab
     np.testing.assert_array_equal(raw.x_train[0, 0], [v["[CLS]"], v["the"], v["film"], v["is"], v["good"], v["[SEP]"]])
@@ -532,12 +543,12 @@ def test_text_hf_max_length_must_hold_the_special_tokens_and_some_text(tmp_path,
     with pytest.raises(ConfigError) as err:
         build(**options, max_length=1)
     one_line_error(err, "data.max_length must be >= 2 for tokenizer: hf", "[CLS] and [SEP]", "got 1")
-    raw = build(**options, max_length=2)  # trains, on texts that are all [CLS] [SEP]: said once
+    raw = tokenized(build(**options, max_length=2))  # trains, on texts that are all [CLS] [SEP]: said once
     np.testing.assert_array_equal(raw.x_train[:, 0], [[2, 3]] * 4)
     assert capsys.readouterr().err == ("warning: data.max_length=2 leaves no room for text: the tokenizer adds 2 "
                                        "special tokens to every text, so every text becomes the same ids; use at "
                                        "least 3\n")
-    build(**options, max_length=3)
+    tokenized(build(**options, max_length=3))
     assert "leaves no room" not in capsys.readouterr().err  # (the texts longer than one token are cut: said)
     from tokenizers import Tokenizer, processors
 
@@ -699,7 +710,8 @@ def test_image_folder_cache(tmp_path, monkeypatch):
     image_tree(tmp_path / "data")
     cache = tmp_path / "cache"
     first = build(name="image_folder", path=str(tmp_path / "data"), cache_dir=str(cache))
-    assert len(list(cache.glob("*.npz"))) == 1
+    before = list(cache.glob("*.npz"))
+    assert len(before) == 1
 
     def refuse(*args, **kwargs):
         raise AssertionError("decoded although the cache is valid")
@@ -711,7 +723,8 @@ def test_image_folder_cache(tmp_path, monkeypatch):
     monkeypatch.undo()
     save_image(tmp_path / "data" / "train" / "cat" / "zzz.png", pixels((6, 5, 3), 99))  # a change: rebuilt
     changed = build(name="image_folder", path=str(tmp_path / "data"), cache_dir=str(cache))
-    assert changed.x_train.shape[0] == 7 and len(list(cache.glob("*.npz"))) == 2
+    written = list(cache.glob("*.npz"))  # the new file replaced the one of the images as they were: deleted
+    assert changed.x_train.shape[0] == 7 and len(written) == 1 and written != before
 
 
 @pytest.mark.parametrize("splits, where", [  # train/ and test/ folders, or the class folders at the top
@@ -859,7 +872,7 @@ def test_text_word_vocabulary_defaults_to_20000_words(tmp_path):
     words = [f"w{i}" for i in range(20005)]
     lines = ["sentence\tlabel"] + [f"{' '.join(words[i:i + 5])}\t{i % 2}" for i in range(0, 20005, 5)]
     write(tmp_path / "train.tsv", "\n".join(lines) + "\n")
-    raw = build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_length=3)
+    raw = tokenized(build(name="text_tsv", train=str(tmp_path / "train.tsv"), max_length=3))
     assert raw.extras["vocab_size"] == 20000  # <pad>, <unk> and the 19,998 most frequent of 20,005 words
 
 

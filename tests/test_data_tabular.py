@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -929,3 +931,28 @@ def test_regression_metrics_of_a_large_offset_target_are_computed_in_float64(tmp
     assert predicted.dtype == np.float64
     assert np.mean(np.abs(predicted - y)) < 0.5  # in float32 these were multiples of 8 away
     assert summary["test"]["mse"] < 0.25 and summary["test"]["mae"] < 0.5
+
+
+def test_the_digits_figure_in_the_docs_is_what_standardising_gives():
+    """docs/data.md said standardised digits stay within ±20; val reaches 85.9 (pixel 48 is non-zero in 2
+    training rows). Reference: scikit-learn's StandardScaler fitted on the same training rows, found in
+    load_digits by their pixels (whole numbers 0..16, recovered from the standardised values)."""
+    from sklearn.datasets import load_digits
+
+    data = load_dataset(DataConfig(source="digits"), seed=0)
+    mean, scale = (np.asarray(data.preprocessing[key]) for key in ("mean", "scale"))
+    pixels, _ = load_digits(return_X_y=True)
+    row_of = {tuple(row): i for i, row in enumerate(pixels.astype(int))}
+
+    def rows(split) -> np.ndarray:
+        return pixels[[row_of[tuple(r)] for r in np.rint(split.x.numpy() * scale + mean).astype(int)]]
+
+    scaler = StandardScaler().fit(rows(data.train))
+    largest = {name: float(np.abs(scaler.transform(rows(split))).max())
+               for name, split in (("val", data.val), ("test", data.test))}
+    for name, split in (("val", data.val), ("test", data.test)):
+        assert float(split.x.abs().max()) == pytest.approx(largest[name], rel=1e-5)
+    docs = (Path(__file__).parents[1] / "docs" / "data.md").read_text()
+    said = " ".join(docs.split())
+    assert f"{largest['val']:.1f} in val, {largest['test']:.1f} in test" in said
+    assert f"below {math.ceil(max(largest.values()))} in magnitude" in said

@@ -333,3 +333,61 @@ def test_two_folders_of_one_split_differing_only_by_normalisation_are_refused(tm
     message = str(err.value)
     assert "\n" not in message
     assert f"holds two class folders named '{NFC}' that differ only by Unicode normalisation" in message
+
+
+# ----------------------------------------------------------------------------- decompression bombs
+
+
+def grey_png(width: int, height: int, rows: int | None = None) -> bytes:
+    """An 8-bit grey PNG declaring width x height pixels (chunk layout and CRC-32 per the PNG spec), holding
+    ``rows`` rows of zero pixels (default all ``height``: a whole image), small on disk whatever its size."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    data = zlib.compress(bytes((width + 1) * (height if rows is None else rows)), 9)  # a row: filter byte 0, pixels
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def test_images_past_pillows_warning_limit_are_decoded_with_one_warning(tmp_path, monkeypatch, capsys):
+    """Pillow warns between MAX_IMAGE_PIXELS and twice that, and refuses beyond; trainlab refused both. Here
+    the limit is lowered to 100 pixels, so that small images stand for 89 M and 179 M pixels."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    for name, (width, height) in {"a/0.png": (12, 10), "a/1.png": (12, 11), "b/0.png": (5, 5)}.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(grey_png(width, height))
+    raw = build(tmp_path, size=[4, 4], mode="L")
+    assert raw.x_train.shape == (3, 1, 4, 4)
+    assert capsys.readouterr().err == (
+        f"warning: 2 images (the largest: {tmp_path / 'a' / '1.png'}, 132 pixels) have more than the 100 pixels "
+        "above which Pillow warns of a possible decompression bomb; they are decoded whole (1 to 4 bytes of memory "
+        "a pixel, before data.size resizes): downscale them below 100 pixels if not meant to be this large\n")
+
+    (tmp_path / "b" / "1.png").write_bytes(grey_png(15, 15))  # 225 pixels: more than twice the limit
+    with pytest.raises(DataError) as error:
+        build(tmp_path, size=[4, 4], mode="L")
+    assert str(error.value) == (f"image {tmp_path / 'b' / '1.png'} is too large to decode (a decompression bomb?): "
+                                "225 pixels, more than the 200 pixels Pillow decodes; downscale it below 200 pixels "
+                                "(data.size resizes only after decoding), or remove it from the folder")
+
+
+def test_the_documented_limits_are_pillows(tmp_path, capsys):
+    """docs/data.md names 178,956,970 (refused) and 89,478,485 (warned) pixels; the report's 10000 x 9500 PNG
+    (95 M pixels) was refused, and is decoded, with the warning (Pillow fills the rows this file lacks)."""
+    from PIL import Image
+
+    docs = (Path(__file__).parents[1] / "docs" / "data.md").read_text()
+    assert f"{2 * Image.MAX_IMAGE_PIXELS:,}" in docs and f"{Image.MAX_IMAGE_PIXELS:,}" in docs
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.png").write_bytes(grey_png(4, 4))
+    (tmp_path / "a" / "big.png").write_bytes(grey_png(10000, 9500, rows=1))
+    raw = build(tmp_path, size=[4, 4], mode="L")
+    assert raw.x_train.shape == (3, 1, 4, 4)
+    assert capsys.readouterr().err.startswith(f"warning: image {tmp_path / 'a' / 'big.png'} has 95,000,000 pixels, "
+                                              "more than the 89,478,485 pixels above which Pillow warns")

@@ -69,6 +69,12 @@ class RawData:
     source reads as a missing value (NaN), for the message that refuses one (a CSV's empty cells and markers).
     ``after_fit(fitted)`` is called with the preprocessing fitted on the training split, before it is applied:
     a source's warnings that count what training encodes (a CSV's id-like text column: its training categories).
+
+    ``encode_rows(rows)`` is for a source whose features are fitted too (a text source's vocabulary): its x
+    arrays are then row numbers (int64, (N,)) into what it read, and once val/test are split off, the loader
+    calls it with ``{"train": rows, "val": rows, "test": rows}`` (a split the source gave indexes its own rows;
+    one held out indexes the training rows). It returns each split's features, fitted on the training split's
+    rows only, and the extras that fit adds (the vocabulary).
     """
 
     x_train: np.ndarray
@@ -90,6 +96,7 @@ class RawData:
     categorical_names: list[str] | None = None
     missing_cells: str | None = None
     after_fit: Callable[[dict[str, Any]], None] | None = None
+    encode_rows: Callable[[dict[str, np.ndarray]], tuple[dict[str, np.ndarray], dict[str, Any]]] | None = None
 
 
 # how to turn text features into numbers, for the message refusing them
@@ -312,6 +319,17 @@ def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarr
     return _take(keep, x, y, cat), held_out
 
 
+def _encoded_rows(raw: RawData, extras: dict[str, Any], *splits: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The train, val and test ``splits`` as features: themselves, or for a source with ``encode_rows`` (its x
+    are row numbers) what it encodes them to, fitted on the training split's rows only (a text source's
+    vocabulary, which it adds to ``extras``), never on the rows held out of the training file."""
+    if raw.encode_rows is None:
+        return splits
+    encoded, fitted = raw.encode_rows(dict(zip(("train", "val", "test"), splits, strict=True)))
+    extras.update(fitted)
+    return encoded["train"], encoded["val"], encoded["test"]
+
+
 def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     """Read the configured source and return validated, preprocessed train/val/test splits.
 
@@ -376,6 +394,7 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
         cat_val = None
     if len(x_train) == 0:
         raise DataError("training data is empty after splitting off val/test")
+    x_train, x_val, x_test = _encoded_rows(raw, extras, x_train, x_val, x_test)
 
     return _prepared(config, raw, task, labels, extras, {
         "training data": (x_train, y_train, cat_train), "validation data": (x_val, y_val, cat_val),

@@ -30,6 +30,25 @@ LABELS_MAGIC = 0x00000801
 
 # deflate expands at most ~1032:1, so a .gz file claiming more than this many bytes per byte is truncated
 MAX_DEFLATE_RATIO = 1032
+GZIP_MAGIC = b"\x1f\x8b"  # the first two bytes of every gzip stream (RFC 1952)
+
+
+def _misnamed(file: Path, gz: bool) -> str | None:
+    """The error for a file whose compression its name belies, else None: gzip data named without ``.gz``
+    (read as IDX, its magic number would be 0x1f8b....), or a ``.gz`` name on data that is no gzip stream."""
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(2)
+    except OSError:
+        return None  # the read that follows says why
+    if not gz and head == GZIP_MAGIC:
+        return (f"IDX file {file} is gzip-compressed (it starts with 0x1f8b, gzip's magic number) but its name does "
+                f"not end in .gz; rename it to {file.name}.gz (read as gzip), or decompress it: "
+                f"mv {file} {file}.gz && gunzip {file}.gz")
+    if gz and len(head) == 2 and head != GZIP_MAGIC:
+        return (f"IDX file {file} is named .gz but is not gzip-compressed (it starts with 0x{head.hex()}, not "
+                f"gzip's 0x1f8b); rename it to {file.with_suffix('').name}")
+    return None
 
 
 def _read_exactly(file: Path, ndim: int) -> tuple[tuple[int, ...], bytes]:
@@ -44,6 +63,9 @@ def _read_exactly(file: Path, ndim: int) -> tuple[tuple[int, ...], bytes]:
     expected_magic = (UBYTE << 8) | ndim
     header_size = 4 + 4 * ndim
     gz = file.suffix == ".gz"
+    misnamed = _misnamed(file, gz)
+    if misnamed:
+        raise DataError(misnamed)
     try:
         stored = file.stat().st_size
         with (gzip.open(file, "rb") if gz else open(file, "rb")) as handle:

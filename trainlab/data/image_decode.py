@@ -7,8 +7,9 @@ Contract of :func:`decode_images`: every file as uint8 (N, C, H, W) in ``mode`` 
 orientation (phone photos store the pixels sideways), with transparent pixels composited over white, a 16-bit
 image scaled to 8 bits, and resized bilinearly to (H, W) when ``resize`` (else every image must be that
 size, upright: another is refused naming both images, as ``H high x W wide``). Any failure, a decompression
-bomb included, is a one-line DataError naming the file, and the format it is when its first bytes tell (a GIF
-named ``.jpg``: :data:`MAGIC_NUMBERS`). Above
+bomb included (more than ``2 * Image.MAX_IMAGE_PIXELS``, ~179 M pixels, as Pillow refuses; from ~89 M, where
+Pillow only warns, an image is decoded, with one warning), is a one-line DataError naming the file, and the
+format it is when its first bytes tell (a GIF named ``.jpg``: :data:`MAGIC_NUMBERS`). Above
 :data:`POOL_MIN_FILES` files the work runs in a pool of worker processes (Pillow holds the GIL, so threads
 do not help), in chunks written straight into one preallocated array.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import re
 import signal
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from trainlab.errors import DataError
+from trainlab.notices import warn
 
 PIL_FORMATS = ("JPEG", "PNG")  # the only decoders tried: faster to identify, and nothing unexpected is parsed
 MODES = {"RGB": 3, "L": 1}  # Pillow mode -> channels
@@ -51,29 +54,41 @@ MAGIC_NUMBERS = (
 )
 
 
+def _too_large(file: Path, exc: Exception) -> str:
+    """The message refusing an image of more than ``2 * Image.MAX_IMAGE_PIXELS`` pixels (Pillow's
+    DecompressionBombError ``exc``): its pixels, the limit, and the fix."""
+    from PIL import Image
+
+    counted = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = f"{int(counted.group(1)):,} pixels, " if counted else ""
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    return (f"image {file} is too large to decode (a decompression bomb?): {pixels}more than the {limit:,} pixels "
+            f"Pillow decodes; downscale it below {limit:,} pixels (data.size resizes only after decoding), or "
+            "remove it from the folder")
+
+
 @contextmanager
 def _opened(file: Path) -> Iterator[tuple[Any, int]]:
     """``Image.open`` and the image's EXIF orientation (:func:`_orientation`), with every failure, a
     decompression bomb included, as one-line DataError.
 
-    Pillow refuses images over ``2 * Image.MAX_IMAGE_PIXELS`` (~179 M pixels) with
-    DecompressionBombError and only warns between 1x and 2x; both are refused here, before the
-    pixels are decoded.
+    Pillow refuses images over ``2 * Image.MAX_IMAGE_PIXELS`` (~179 M pixels) with DecompressionBombError,
+    refused here before the pixels are decoded (:func:`_too_large`); its DecompressionBombWarning for
+    images between 1x and 2x (~89 M) is silenced here, and said once per decoding, by :func:`decode_images`.
     """
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(file, formats=PIL_FORMATS)
             try:
                 orientation = _orientation(image)
             except BaseException:
                 image.close()
                 raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"image {file} is too large to decode (a decompression bomb?): "
-                        f"{str(exc).splitlines()[0]}") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(_too_large(file, exc)) from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow: UnidentifiedImageError, truncated files
         raise DataError(_undecodable(file, exc)) from None
     with image:
@@ -103,13 +118,16 @@ def _size_text(height: int, width: int) -> str:
     return f"{height} high x {width} wide"
 
 
-def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool, first: Path | None = None) -> np.ndarray:
+def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool,
+            first: Path | None = None) -> tuple[np.ndarray, int]:
     """One image as uint8 (H, W, C) in ``mode``, as a viewer shows it (:func:`_upright`, :func:`_on_white`),
     resized bilinearly to ``size`` = (H, W) when ``resize``, else refused unless that size (``first``: the
-    image whose size it is, named in the message). Training and ``trainlab predict`` both decode through here."""
+    image whose size it is, named in the message), and the pixels the file stores (W x H, before resizing).
+    Training and ``trainlab predict`` both decode through here."""
     from PIL import Image
 
     with _opened(file) as (image, orientation):
+        stored = image.size[0] * image.size[1]
         shown = _shown_size(image, orientation)  # (W, H) upright
         if shown != (size[1], size[0]) and not resize:
             which = f"the first image ({first})" if first is not None else "the first image"
@@ -125,7 +143,7 @@ def _decode(file: Path, size: tuple[int, int], mode: str, resize: bool, first: P
             pixels = np.asarray(image, dtype=np.uint8)
         except (OSError, SyntaxError, ValueError) as exc:  # Pillow: truncated or corrupt pixel data
             raise DataError(_undecodable(file, exc)) from None
-    return pixels.reshape(size[0], size[1], -1)
+    return pixels.reshape(size[0], size[1], -1), stored
 
 
 def _orientation(image: Any) -> int:
@@ -188,12 +206,40 @@ def first_size(file: Path) -> tuple[int, int]:
 
 
 def _decode_chunk(files: list[Path], size: tuple[int, int], mode: str, resize: bool,
-                  first: Path | None = None) -> np.ndarray:
-    """Images (n, C, H, W); run in a worker process."""
+                  first: Path | None = None) -> tuple[np.ndarray, list[tuple[Path, int]]]:
+    """Images (n, C, H, W), and the (file, pixels) of those larger than Pillow's ``MAX_IMAGE_PIXELS`` (for
+    :func:`_warn_large`); run in a worker process."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
     out = np.empty((len(files), MODES[mode], *size), dtype=np.uint8)
+    large = []
     for i, file in enumerate(files):
-        out[i] = _decode(file, size, mode, resize, first).transpose(2, 0, 1)
-    return out
+        pixels, stored = _decode(file, size, mode, resize, first)
+        out[i] = pixels.transpose(2, 0, 1)
+        if limit is not None and stored > limit:
+            large.append((file, stored))
+    return out, large
+
+
+def _warn_large(large: list[tuple[Path, int]]) -> None:
+    """One warning for the images decoded although larger than Pillow's ``MAX_IMAGE_PIXELS`` (~89 M pixels,
+    where it warns of a possible decompression bomb; twice that is refused, :func:`_too_large`): each is
+    decoded whole, in 1 to 4 bytes a pixel, whatever ``data.size``."""
+    if not large:
+        return
+    from PIL import Image
+
+    file, pixels = max(large, key=lambda item: item[1])
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    if len(large) == 1:
+        which, they, them = f"image {file} has {pixels:,} pixels, more than", "it is", "it"
+    else:
+        which, they, them = (f"{len(large)} images (the largest: {file}, {pixels:,} pixels) have more than",
+                             "they are", "them")
+    warn(f"{which} the {limit:,} pixels above which Pillow warns of a possible decompression bomb; {they} decoded "
+         f"whole (1 to 4 bytes of memory a pixel, before data.size resizes): downscale {them} below {limit:,} "
+         "pixels if not meant to be this large")
 
 
 def _quiet_worker() -> None:
@@ -212,7 +258,8 @@ def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resiz
     (:func:`first_size`), is named when one is not."""
     out = np.empty((len(files), MODES[mode], *size), dtype=np.uint8)
     if workers <= 1 or len(files) < POOL_MIN_FILES:
-        out[:] = _decode_chunk(list(files), size, mode, resize, first)
+        out[:], large = _decode_chunk(list(files), size, mode, resize, first)
+        _warn_large(large)
         return out
     chunk = max(256, math.ceil(len(files) / (4 * workers)))  # ~4 chunks per worker balance the load
     starts = range(0, len(files), chunk)
@@ -223,9 +270,12 @@ def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resiz
             parts = pool.map(_decode_chunk, [list(files[s:s + chunk]) for s in starts],
                              [size] * len(starts), [mode] * len(starts), [resize] * len(starts),
                              [first] * len(starts))
-            for start, part in zip(starts, parts, strict=True):
+            large = []
+            for start, (part, part_large) in zip(starts, parts, strict=True):
                 out[start:start + len(part)] = part
+                large += part_large
         except BaseException:  # Ctrl-C or SIGTERM of the parent alone: no queued chunk starts after it
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    _warn_large(large)
     return out

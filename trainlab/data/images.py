@@ -19,7 +19,9 @@ decoded as viewers show them: turned upright by their EXIF orientation (phone ph
 pixels sideways), and transparent pixels composited over white (:mod:`trainlab.data.image_decode`).
 Decoding runs in a pool of worker processes (Pillow holds the GIL, so threads do not help), in chunks
 written straight into one preallocated array. With ``cache_dir`` the decoded arrays are saved as an
-``.npz`` keyed by the file list, sizes and modification times, and reused while none of them changes.
+``.npz`` keyed by the file list, sizes and modification times, and reused while none of them changes; a
+damaged one is warned of, decoded again and rewritten, and a new one deletes the files it replaces (those
+written for the same folder, size and mode: :func:`_remove_replaced`).
 """
 
 from __future__ import annotations
@@ -373,29 +375,26 @@ def _cache_file(cache_dir: str, root: Path, splits: dict[str, FolderSplit], size
     return file
 
 
-def _cache_check(splits: dict[str, FolderSplit], size: tuple[int, int] | None,
+def _cache_check(splits: dict[str, FolderSplit], size: tuple[int, int],
                  mode: str) -> Callable[[dict[str, np.ndarray]], str | None]:
     """The check of a cache file's arrays (:func:`trainlab.data.cache.read_entry`): each split's is uint8
-    (images, ``mode``'s channels, H, W) with one image per file, ``size`` when given, one H x W in all."""
+    (images, ``mode``'s channels, ``size``), one image per file."""
     def check(arrays: dict[str, np.ndarray]) -> str | None:
-        sizes = set()
         for name, split in splits.items():
             array = arrays[name]
-            expected = (len(split.files), MODES[mode], *(size or array.shape[2:4]))
-            if array.dtype != np.uint8 or array.ndim != 4 or array.shape != expected:
-                return (f"its {name} images are {array.dtype} {tuple(array.shape)}; expected uint8 "
-                        f"({len(split.files)}, {MODES[mode]}, {f'{size[0]}, {size[1]}' if size else 'H, W'})")
-            sizes.add(array.shape[2:])
-        return "its splits' images differ in size" if len(sizes) > 1 else None
+            expected = (len(split.files), MODES[mode], *size)
+            if array.dtype != np.uint8 or array.shape != expected:
+                return f"its {name} images are {array.dtype} {tuple(array.shape)}; expected uint8 {expected}"
+        return None
 
     return check
 
 
-def _read_cache(file: Path, splits: dict[str, FolderSplit], size: tuple[int, int] | None,
+def _read_cache(file: Path, splits: dict[str, FolderSplit], size: tuple[int, int],
                 mode: str) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None when the cache is missing, or damaged or not the arrays it should hold
     (one warning naming it: :func:`trainlab.data.cache.read_entry`): the images are then decoded again and
-    the file rewritten."""
+    the file rewritten. ``size``: (H, W) of every image, ``data.size`` or the first training image's."""
     return read_entry(file, list(splits), _cache_check(splits, size, mode), "the images are decoded again")
 
 
@@ -479,10 +478,10 @@ def image_folder(
     splits, class_names = scan(root, cache_dir)
 
     cache = _cache_file(cache_dir, root, splits, target, mode) if cache_dir else None
-    arrays = _read_cache(cache, splits, target, mode) if cache else None
+    first = splits["train"].files[0]
+    shape = target or first_size(first)  # the image's header only: no pixels decoded
+    arrays = _read_cache(cache, splits, shape, mode) if cache else None
     if arrays is None:
-        first = splits["train"].files[0]
-        shape = target or first_size(first)
         arrays = {name: decode_images(split.files, shape, mode, target is not None, workers, first)
                   for name, split in splits.items()}
         if cache:

@@ -5,9 +5,13 @@ quoting: a ``"`` is an ordinary character). ``text_csv`` reads RFC-4180 CSV (IMD
 quoted fields may hold commas and newlines). Both need a header row naming the columns.
 
 Models consume tensors, so the source tokenizes (:mod:`trainlab.data.tokenizers`: ``tokenizer:
-word``, a vocabulary fitted on the training split, or ``hf``, a Hugging Face ``tokenizer.json``).
+word``, a vocabulary fitted on the training split, or ``hf``, a Hugging Face ``tokenizer.json``). It does
+so once ``load_dataset`` has held val/test out of the training file: the source's x are row numbers, and
+its ``encode_rows`` (:func:`_encode_rows`) turns each split's rows into token ids, fitting the vocabulary
+on the training split's texts only.
 
-``extras`` always holds ``tokenizer``, ``vocab_size``, ``pad_id``, ``max_length`` and ``layout``.
+The Dataset's ``extras`` always hold ``tokenizer``, ``vocab_size``, ``pad_id``, ``max_length`` and ``layout``
+(``tokenizer: word``'s ``vocab`` and ``vocab_size`` come with the encoding).
 
 Labels (:func:`~trainlab.data.text_labels.encode_labels`), decided on the training file:
 
@@ -35,6 +39,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -275,24 +280,42 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
     labels = encode_labels(tables, files, task)
 
     if hf is None:
-        words = WORD_VOCAB_SIZE if vocab_size is None else vocab_size
-        word_tokenizer = WordTokenizer.fit(tables["train"].texts, words)
-        tokens = {n: word_tokenizer.encode(t.texts, max_length) for n, t in tables.items()}
-        extras = {"tokenizer": "word", "vocab": list(word_tokenizer.vocab), "vocab_size": len(word_tokenizer.vocab),
-                  "pad_id": 0, "unk_id": 1, "max_length": max_length, "layout": "token_ids (N, max_length)"}
+        extras = {"tokenizer": "word", "pad_id": 0, "unk_id": 1, "max_length": max_length,
+                  "layout": "token_ids (N, max_length)"}
     else:
-        tokens = {n: _hf_encode(hf, t.texts) for n, t in tables.items()}
         extras = {"tokenizer": "hf", "tokenizer_path": str(tokenizer_path), "vocab_size": hf.get_vocab_size(),
                   "pad_id": hf.padding["pad_id"], "max_length": max_length,
                   "layout": "x[:, 0] input_ids, x[:, 1] attention_mask (N, 2, max_length)"}
-    if room:
-        warn_cut({n: (t.cut, len(t.ids)) for n, t in tokens.items()}, max_length)
-    encoded = {n: t.ids for n, t in tokens.items()}
+    rows = {name: np.arange(len(table.texts), dtype=np.int64) for name, table in tables.items()}
     y = labels.by_file
+    words = WORD_VOCAB_SIZE if vocab_size is None else vocab_size
     return RawData(
-        encoded["train"], y["train"], encoded.get("val"), y.get("val"), encoded.get("test"), y.get("test"),
+        rows["train"], y["train"], rows.get("val"), y.get("val"), rows.get("test"), y.get("test"),
         task=labels.task, class_names=labels.class_names, extras=extras,  # type: ignore[arg-type]
+        encode_rows=partial(_encode_rows, tables, hf, words, max_length, room),
     )
+
+
+def _encode_rows(tables: dict[str, TextTable], hf: Any, vocab_size: int, max_length: int, room: bool,
+                 rows: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Each split's token ids (:class:`~trainlab.data.RawData`'s ``encode_rows``), once ``load_dataset`` has
+    split off val/test: ``rows[split]`` are row numbers into that split's file, or into the training file for
+    a split held out of it. ``tokenizer: word`` fits its vocabulary on the training split's texts only, so
+    held-out texts are encoded as unseen text is (their words missing from training are ``<unk>``), and the
+    warning of texts cut at ``max_length`` counts each split's rows (``room``: unless the tokenizer's special
+    tokens already fill max_length, which was warned of). Returns the ids and the extras the fit adds."""
+    texts = {name: [(tables[name] if name in tables else tables["train"]).texts[i] for i in index]
+             for name, index in rows.items()}
+    fitted: dict[str, Any] = {}
+    if hf is None:
+        word_tokenizer = WordTokenizer.fit(texts["train"], vocab_size)
+        tokens = {name: word_tokenizer.encode(split, max_length) for name, split in texts.items()}
+        fitted = {"vocab": list(word_tokenizer.vocab), "vocab_size": len(word_tokenizer.vocab)}
+    else:
+        tokens = {name: _hf_encode(hf, split) for name, split in texts.items()}
+    if room:
+        warn_cut({name: (t.cut, len(t.ids)) for name, t in tokens.items()}, max_length)
+    return {name: t.ids for name, t in tokens.items()}, fitted
 
 
 _ARGS_DOC = """

@@ -155,8 +155,10 @@ def gone_tokenizer(run: str | Path, tokenizer_path: str, model_spec: Mapping[str
 
 
 def _hf_encode(tokenizer: Any, texts: Sequence[str]) -> Tokens:
-    """(N, 2, max_length) ``[input_ids, attention_mask]`` of ``texts`` (at least one), and how many were
+    """(N, 2, max_length) ``[input_ids, attention_mask]`` of ``texts`` (none: no rows), and how many were
     truncated (the tokenizer keeps what truncation dropped in ``overflowing``)."""
+    if not texts:  # an empty split (val_fraction: 0): no rows, in the layout of the others
+        return Tokens(np.zeros((0, 2, tokenizer.padding["length"]), dtype=np.int64), 0)
     encodings = tokenizer.encode_batch(list(texts))
     ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
     mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
