@@ -230,3 +230,18 @@ def test_the_npz_members_the_damage_helpers_write_are_what_numpy_reads(tmp_path)
     byte_changed(file)
     with pytest.raises(zipfile.BadZipFile, match="Bad CRC-32 for file 'train.npy'"):
         zipfile.ZipFile(io.BytesIO(file.read_bytes())).read("train.npy")
+
+
+def test_an_mnist1d_entry_missing_a_member_is_generated_again(tmp_path, monkeypatch, capsys):
+    """The mnist1d source's check: a hand-edited entry without y_test failed with a KeyError in the source."""
+    from trainlab.data.mnist1d_source import _key, mnist1d
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    first = mnist1d(num_samples=100, seed=3)
+    file = cache.entry_path("mnist1d", _key(100, 3))
+    with np.load(file) as entry:
+        kept = {k: entry[k] for k in ("x", "y", "x_test")}
+    np.savez(file, **kept)
+    again = mnist1d(num_samples=100, seed=3)
+    assert capsys.readouterr().err.startswith(f"warning: cache file {file} is damaged (no y_test in it)")
+    assert np.array_equal(first.x_train, again.x_train) and np.array_equal(first.y_test, again.y_test)

@@ -35,6 +35,18 @@ def _generate(num_samples: int, seed: int) -> dict[str, np.ndarray]:
     return {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
 
 
+def _entry_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    """Why a cache entry is not what :func:`_generate` makes (a member missing, signals and labels of other
+    row counts, signals not rows of one length), or None: such an entry is generated again."""
+    missing = [k for k in ("x", "y", "x_test", "y_test") if k not in arrays]
+    if missing:
+        return f"no {', '.join(missing)} in it"
+    for signals, labels in (("x", "y"), ("x_test", "y_test")):
+        if arrays[signals].ndim != 2 or arrays[labels].shape != (len(arrays[signals]),):
+            return f"{signals} shaped {arrays[signals].shape} with {labels} shaped {arrays[labels].shape}"
+    return None
+
+
 @DATA_SOURCES.register("mnist1d")
 def mnist1d(num_samples: int = 5000, seed: int = 42, channels_first: bool = False) -> RawData:
     """4,000 train / 1,000 test length-40 signals of 10 classes (the package's default split).
@@ -47,7 +59,7 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, channels_first: bool = Fals
                           f"got {num_samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"data.seed must be an integer; got {seed!r}")
-    data = cached("mnist1d", _key(num_samples, seed), lambda: _generate(num_samples, seed))
+    data = cached("mnist1d", _key(num_samples, seed), lambda: _generate(num_samples, seed), check=_entry_problem)
     x, x_test = (np.asarray(data[k], dtype=np.float32) for k in ("x", "x_test"))
     if channels_first:
         x, x_test = x[:, None, :], x_test[:, None, :]
