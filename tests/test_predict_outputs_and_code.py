@@ -97,12 +97,38 @@ def test_predict_through_a_symlink_writes_its_target_and_keeps_the_link(runs, ex
     target.write_text("old\n")
     link = tmp_path / "lpreds.csv"
     link.symlink_to(Path("real") / "preds.csv")
-    dangling = tmp_path / "later.csv"
-    dangling.symlink_to(Path("made") / "p.csv")  # into a folder that does not exist yet: created, as -o's are
-    for out, written in ((link, target), (dangling, tmp_path / "made" / "p.csv")):
-        assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o", str(out)]) == 0
-        assert out.is_symlink() and written.read_text() == expected_csv
+    assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o", str(link)]) == 0
+    assert link.is_symlink() and target.read_text() == expected_csv
     assert sorted(os.listdir(tmp_path / "real")) == ["preds.csv"]  # no temporary left beside the target
+
+
+def test_predict_through_a_dangling_link_never_creates_its_targets_folders(runs, tmp_path, capsys):
+    """A link into folders that do not exist could make any folder anywhere (``-> /etc/cron.d/x``): refused."""
+    dangling = tmp_path / "later.csv"
+    dangling.symlink_to(Path("made") / "deeper" / "p.csv")
+    assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o", str(dangling)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {dangling} is a symbolic link to {tmp_path / 'made' / 'deeper' / 'p.csv'}")
+    assert "does not exist" in line
+    assert sorted(os.listdir(tmp_path)) == ["later.csv"] and dangling.is_symlink()
+
+
+def test_writing_through_a_link_keeps_the_targets_permission_bits(runs, expected_csv, tmp_path):
+    """A private (0600) file written through a link, or replaced by name, stays private: the atomic rename
+    would otherwise leave a new file of the umask's mode (0644) in its place."""
+    target = tmp_path / "private.csv"
+    target.write_text("old\n")
+    target.chmod(0o600)
+    link = tmp_path / "link.csv"
+    link.symlink_to(target.name)
+    for out in (link, target):
+        assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o", str(out)]) == 0
+        assert target.read_text() == expected_csv and stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    page = tmp_path / "page.html"
+    page.write_text("old")
+    page.chmod(0o640)
+    assert main(["report", str(runs["classify"]), "-o", str(page)]) == 0
+    assert page.read_text() != "old" and stat.S_IMODE(os.stat(page).st_mode) == 0o640
 
 
 def test_predict_to_a_regular_file_still_replaces_it_atomically(runs, expected_csv, tmp_path):
@@ -368,3 +394,69 @@ def test_plot_and_report_write_through_a_symlink_and_a_fifo_as_predict_does(runs
             [*argv, str(tmp_path / f"fifo-{name}")]))
         assert piped[:8] == written[:8]
     assert sorted(os.listdir(tmp_path / "real")) == ["curves.png", "page.html"]  # no temporary left beside
+
+
+@pytest.mark.parametrize("command, name", [("plot", "curves.png"), ("report", "report.html")])
+def test_a_default_output_name_that_is_a_symlink_is_refused(runs, tmp_path, monkeypatch, capsys, command, name):
+    """A folder cloned with ``curves.png -> ../.bashrc`` must not have ``trainlab plot RUN`` overwrite the
+    target: without -o the link is refused (exit 2, one line); -o naming the same link writes through it."""
+    monkeypatch.chdir(tmp_path)
+    victim = tmp_path / "bashrc"
+    victim.write_text("export PATH\n")
+    (tmp_path / name).symlink_to(victim.name)
+    assert main([command, str(runs["classify"])]) == 2
+    assert _one_error_line(capsys.readouterr().err) == (f"error: {name} is a symbolic link (to bashrc): give -o "
+                                                        f"{name} to write through it, or remove it")
+    assert victim.read_text() == "export PATH\n" and (tmp_path / name).is_symlink()
+    assert sorted(os.listdir(tmp_path)) == sorted(["bashrc", name])
+    assert main([command, str(runs["classify"]), "-o", name]) == 0  # named by the user: followed
+    assert victim.read_bytes() != b"export PATH\n" and (tmp_path / name).is_symlink()
+
+
+def test_a_default_output_name_that_is_a_fifo_is_refused(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    codes: list[int] = []
+    piped = _through_fifo(tmp_path / "curves.png", lambda: codes.append(main(["plot", str(runs["classify"])])))
+    assert codes == [2] and piped == b""  # nothing written into the pipe
+    assert _one_error_line(capsys.readouterr().err) == ("error: curves.png is a named pipe (FIFO), not a regular "
+                                                        "file: give -o curves.png to write into it, or remove it")
+
+
+def test_a_link_into_a_run_folder_is_refused(runs, tmp_path, capsys):
+    """``-o x.html`` where x.html leads to a run's run.json (or any file of a run folder) would replace the
+    run's records: refused for report, plot and predict (another run's folder), the records untouched."""
+    run = runs["classify"]
+    record = (run / "run.json").read_bytes()
+    for name, argv in (("x.html", ["report", str(run)]), ("x.png", ["plot", str(run)]),
+                       ("x.csv", ["predict", str(runs["regress"]), str(runs["new_houses"])])):
+        link = tmp_path / name
+        link.symlink_to(run / "run.json")
+        assert main([*argv, "-o", str(link)]) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert line == (f"error: {link} is a symbolic link to {(run / 'run.json').resolve()}, inside the run folder "
+                        f"{run.resolve()}, whose records must not be replaced; give a file outside it")
+        assert (run / "run.json").read_bytes() == record and link.is_symlink()
+    deeper = tmp_path / "deep.png"  # a subfolder of a run folder (one holding run.json and config.yaml)
+    (run / "extra").mkdir(exist_ok=True)
+    deeper.symlink_to(run / "extra" / "c.png")
+    assert main(["plot", str(run), "-o", str(deeper)]) == 2
+    assert "inside the run folder" in _one_error_line(capsys.readouterr().err)
+    assert os.listdir(run / "extra") == []
+    (run / "extra").rmdir()  # the module's runs are shared
+
+
+def test_compare_leaves_a_report_html_that_is_a_symlink_and_says_how_to_write_it(tmp_path, capsys):
+    """compare has no -o for its report: the warning points to 'trainlab report OUT -o FILE', not to -o."""
+    from trainlab.compare.command import write_report_if_available
+
+    victim = tmp_path / "bashrc"
+    victim.write_text("export PATH\n")
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "report.html").symlink_to(victim)
+    assert write_report_if_available({}, out) is None
+    err = capsys.readouterr().err
+    assert err == (f"warning: {out / 'report.html'} not written: it is a symbolic link or not a regular file (a "
+                   f"copied folder's?); remove it and run the comparison again, or write the report elsewhere: "
+                   f"trainlab report {out} -o FILE\n")
+    assert victim.read_text() == "export PATH\n"

@@ -19,6 +19,8 @@ from typing import Any, BinaryIO
 import torch
 from safetensors.torch import save as safetensors_bytes
 
+from trainlab.errors import ConfigError
+
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
     fd = os.open(folder, os.O_RDONLY)
@@ -127,28 +129,108 @@ def is_written_in_place(path: str | os.PathLike[str]) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) or names_descriptor(path)
 
 
-def write_output_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a file the user named (``predict -o``, ``plot -o``, ``report -o``) where the name
-    leads: a symlink is followed and its target written atomically (:func:`write_bytes`; the link stays a
-    link; the target's folder is created), a new or regular file is written atomically, and a device, FIFO,
-    socket or descriptor (:func:`is_written_in_place`: ``/dev/null``, ``/dev/stdout``, a named pipe) is opened
-    for writing (appending, as ``>>`` would, where it has an end) and written whole; its errors
+RUN_RECORD, RUN_CONFIG = "run.json", "config.yaml"  # what every run folder holds (trainlab.run_records)
+
+
+def run_folder_around(path: str | os.PathLike[str]) -> Path | None:
+    """The run folder that ``path`` (its links followed) lies in, or None: its own folder when that holds
+    ``run.json``, else the nearest ancestor, up to the filesystem root, holding ``run.json`` and
+    ``config.yaml``. An output written there would replace a run's records."""
+    folder = Path(os.path.realpath(path)).parent
+    if (folder / RUN_RECORD).exists():
+        return folder
+    return next((above for above in folder.parents
+                 if (above / RUN_RECORD).exists() and (above / RUN_CONFIG).exists()), None)
+
+
+def _kind(path: Path) -> str:
+    """What a file written in place (:func:`is_written_in_place`) is, in words."""
+    mode = os.stat(path).st_mode
+    if names_descriptor(path):
+        return "an open file descriptor"
+    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device")
+
+
+def link_target(path: Path) -> Path:
+    """The file the symlink ``path`` leads to, which a write through it replaces. Refused (ConfigError): a
+    target whose folder does not exist (never created: a dangling link could make any folder), a folder, or
+    a file inside a run folder (:func:`run_folder_around`: its records must not be replaced)."""
+    target = Path(os.path.realpath(path))
+    leads = f"{path} is a symbolic link to {target}"
+    if not target.parent.is_dir():
+        raise ConfigError(f"{leads}, whose folder {target.parent} does not exist; create it, or give another file")
+    if target.is_dir():
+        raise ConfigError(f"{leads}, a folder; give the file to write")
+    run = run_folder_around(target)
+    if run is not None:
+        raise ConfigError(f"{leads}, inside the run folder {run}, whose records must not be replaced; "
+                          "give a file outside it")
+    return target
+
+
+def check_output_path(path: str | os.PathLike[str], *, follow_link: bool) -> None:
+    """Refuse (ConfigError) an output path that :func:`write_output_bytes` must not write. With
+    ``follow_link`` (the user named the path: ``-o``, or the Python API's ``out``) only a symlink whose
+    target :func:`link_target` refuses. Without it (a default name such as ``report.html``, which a cloned
+    folder could hold as a link to ``~/.bashrc``) any symlink, device, FIFO, socket or descriptor."""
+    path = Path(path)
+    if follow_link:
+        if path.is_symlink() and not is_written_in_place(path):
+            link_target(path)
+        return
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}): give -o {path} to write "
+                          "through it, or remove it")
+    if is_written_in_place(path):
+        raise ConfigError(f"{path} is {_kind(path)}, not a regular file: give -o {path} to write into it, "
+                          "or remove it")
+
+
+def replace_keeping_mode(path: Path, data: bytes) -> Path:
+    """:func:`write_bytes`, the new file given the permission bits of the regular file it replaces (a 0600
+    file stays 0600; a new file gets :func:`open_temporary`'s)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return write_bytes(path, data)
+
+    def write(handle: BinaryIO) -> None:
+        os.fchmod(handle.fileno(), mode)  # before the rename: the data is never readable under wider bits
+        handle.write(data)
+
+    return write_with(path, write)
+
+
+def write_output_bytes(path: str | os.PathLike[str], data: bytes, *, follow_link: bool) -> Path:
+    """Write ``data`` to an output file (``predict -o``, ``plot -o``, ``report -o``) after
+    :func:`check_output_path`. ``follow_link``: the user named ``path`` (``-o`` given, or the Python API's
+    ``out``); a default name that is a symlink, device, FIFO or descriptor is refused, never followed.
+
+    Where the name leads: a symlink's target (:func:`link_target`; never created folders, never in a run
+    folder) or a new or regular file is written atomically (:func:`replace_keeping_mode`; the link stays a
+    link, a replaced file keeps its permission bits, a new file's folders are created), and a device, FIFO,
+    socket or descriptor (:func:`is_written_in_place`: ``/dev/null``, ``/dev/stdout``, a named pipe) is
+    opened for writing (appending, as ``>>`` would, where it has an end) and written whole; its errors
     (``/dev/full``'s ENOSPC) name ``path``. Returns the path written."""
+    path = Path(path)
+    check_output_path(path, follow_link=follow_link)
     if not is_written_in_place(path):
-        target = Path(os.path.realpath(path))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return write_bytes(target, data)
+        if path.is_symlink():
+            return replace_keeping_mode(link_target(path), data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return replace_keeping_mode(path, data)
     try:
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND), "wb") as handle:
             handle.write(data)
     except OSError as exc:
         raise named_after(exc, path) from None
-    return Path(path)
+    return path
 
 
-def write_output_text(path: str | os.PathLike[str], text: str) -> Path:
+def write_output_text(path: str | os.PathLike[str], text: str, *, follow_link: bool) -> Path:
     """:func:`write_output_bytes` of ``text`` encoded as UTF-8."""
-    return write_output_bytes(path, text.encode())
+    return write_output_bytes(path, text.encode(), follow_link=follow_link)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -299,7 +299,7 @@ def write_all_to_stdout(text: str) -> None:
 def _cmd_report(args) -> int:
     from trainlab.report import write_report
 
-    path = write_report(args.paths, args.out)
+    path = write_report(args.paths, args.out, follow_link=args.out_given)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -307,7 +307,7 @@ def _cmd_report(args) -> int:
 def _cmd_plot(args) -> int:
     from trainlab.plots import plot_run_folders
 
-    print(f"wrote {plot_run_folders(args.run_dirs, args.metric, args.out)}")
+    print(f"wrote {plot_run_folders(args.run_dirs, args.metric, args.out, follow_link=args.out_given)}")
     return 0
 
 
@@ -356,13 +356,25 @@ def import_holding_signals(module: str, received: list[int]) -> bool:
     return len(received) > before
 
 
+# commands whose -o has a default name (report.html, curves.png): a symlink, FIFO or device there is refused,
+# not written through, unless -o names it (args.out_given; trainlab.atomic.write_output_bytes)
+DEFAULT_NAMED_OUTPUTS = ("report", "plot")
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The parsed command line; a usage error is one ``error:`` line and exit 2 (argparse's SystemExit), also
-    for no command at all (argparse would print the whole help, with no error line) and for arguments the
-    command does not take, which point to that command's help (``trainlab train --help``), not the top's."""
+    """The parsed command line (with ``out_given``, whether ``-o`` was given, for the commands of
+    :data:`DEFAULT_NAMED_OUTPUTS`); a usage error is one ``error:`` line and exit 2 (argparse's SystemExit),
+    also for no command at all (argparse would print the whole help, with no error line) and for arguments
+    the command does not take, which point to that command's help (``trainlab train --help``), not the top's."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    default_outs = {name: commands.choices[name].get_default("out") for name in DEFAULT_NAMED_OUTPUTS}
+    for name in DEFAULT_NAMED_OUTPUTS:  # None when -o is not given, told apart from -o report.html
+        commands.choices[name].set_defaults(out=None)
+    args, extra = parser.parse_known_args(argv)
+    if args.command in default_outs:
+        args.out_given = args.out is not None
+        args.out = args.out if args.out_given else default_outs[args.command]
     if args.command is None and not extra:
         parser.error(f"a command is needed: trainlab {{{','.join(commands.choices)}}} ...")
     if extra:

@@ -25,7 +25,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from trainlab.atomic import write_output_bytes
+from trainlab.atomic import check_output_path, named_after, write_output_bytes
 from trainlab.errors import ConfigError
 from trainlab.notices import warn
 from trainlab.records import is_epoch_record
@@ -52,17 +52,22 @@ def check_plot_path(path: str | os.PathLike[str]) -> str:
     return file_format
 
 
-def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:
+def save_figure(figure: Figure, path: str | os.PathLike[str], *, follow_link: bool = True) -> Path:
     """Write ``figure`` to ``path``: atomically for a new or regular file (the link's target for a symlink),
     through the file for a device, FIFO or ``/dev/stdout`` (:func:`trainlab.atomic.write_output_bytes`).
+    ``follow_link``: the user named ``path``; False for a default name, where a symlink, FIFO or device is
+    refused rather than followed.
 
     The format comes from the suffix (png, pdf or svg). Parent directories are created.
     """
     target = Path(path)
     file_format = check_plot_path(target)
     rendered = io.BytesIO()
-    figure.savefig(rendered, format=file_format)
-    write_output_bytes(target, rendered.getvalue())
+    try:
+        figure.savefig(rendered, format=file_format)
+    except OSError as exc:  # one that names no file (ENOSPC where a backend spools to disk): name the plot's
+        raise named_after(exc, target) from None
+    write_output_bytes(target, rendered.getvalue(), follow_link=follow_link)
     return target
 
 
@@ -267,9 +272,9 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: 
 
 
 def plot_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str,
-                path: str | os.PathLike[str]) -> Path:
-    """Save :func:`curves_figure` to ``path``; returns the path."""
-    return save_figure(curves_figure(histories, metric), path)
+                path: str | os.PathLike[str], *, follow_link: bool = True) -> Path:
+    """Save :func:`curves_figure` to ``path`` (:func:`save_figure`); returns the path."""
+    return save_figure(curves_figure(histories, metric), path, follow_link=follow_link)
 
 
 def _step_only_metric(runs: Sequence[Any], metric: str) -> None:
@@ -284,18 +289,22 @@ def _step_only_metric(runs: Sequence[Any], metric: str) -> None:
                       "step records: 'trainlab report RUN_DIR -o report.html')")
 
 
-def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, path: str | os.PathLike[str]) -> Path:
+def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, path: str | os.PathLike[str], *,
+                     follow_link: bool = True) -> Path:
     """``trainlab plot``: ``metric`` by epoch, one line per run folder, labelled by folder name
     (with parent folders added where names repeat). Only epoch records are drawn
     (:func:`~trainlab.records.is_epoch_record`: step records and events are left out), one value per epoch;
     a missing metric's error lists the keys of the epoch records. Folders written by
     ``trainlab.fit(out=...)`` are drawn too. Raises
     :class:`ConfigError` for a folder that is neither, for folders none of which has an epoch record yet
-    (each one's metrics.jsonl said as it is: :func:`_no_epochs`), and for a metric only step records hold.
+    (each one's metrics.jsonl said as it is: :func:`_no_epochs`), for a metric only step records hold, and
+    for a ``path`` :func:`~trainlab.atomic.check_output_path` refuses (``follow_link`` False: ``trainlab plot``
+    without ``-o``, whose default name is not followed where it is a symlink).
     """
     from trainlab.report.sources import LEADERBOARD, load_run, run_labels
 
     check_plot_path(path)
+    check_output_path(path, follow_link=follow_link)  # before reading the runs
     for run_dir in run_dirs:
         if (Path(run_dir) / LEADERBOARD).is_file():
             raise ConfigError(f"{run_dir} is a comparison folder; use 'trainlab report {run_dir} -o report.html', "
@@ -306,7 +315,7 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     if not any(histories.values()):  # not "metric 'val_loss' is in no history": no metric is in any
         raise ConfigError(f"nothing to plot: {'; '.join(_no_epochs(run) for run in runs)}")
     _step_only_metric(runs, metric)
-    path = plot_curves(histories, metric, path)
+    path = plot_curves(histories, metric, path, follow_link=follow_link)
     if missing := missing_metric(histories, metric):
         said = [f"{label} (its metrics.jsonl holds no epoch records yet)" if not histories[label] else label
                 for label in missing]

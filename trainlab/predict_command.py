@@ -20,8 +20,9 @@ OUTPUT_SUFFIXES = (".csv", ".txt", "")
 def _check_output(out: str, run_dir: str, input_path: str) -> None:
     """Refuse an ``-o`` that predict cannot or must not write, before predicting: a folder, a name of another
     format (unless it is a device, FIFO or descriptor, written in place: its name says no format), a file in
-    the run folder (its records would be replaced), or the input file itself."""
-    from trainlab.atomic import is_written_in_place
+    the run folder (its records would be replaced; a symlink's target in any run folder, or in a folder that
+    does not exist: :func:`trainlab.atomic.link_target`), or the input file itself."""
+    from trainlab.atomic import check_output_path, is_written_in_place
     from trainlab.data.paths import candidates
 
     target = Path(out)
@@ -34,6 +35,7 @@ def _check_output(out: str, run_dir: str, input_path: str) -> None:
     if resolved == run or run in resolved.parents:
         raise ConfigError(f"-o {out} is inside the run folder {run_dir}, whose records predict must not replace; "
                           "write the predictions outside it")
+    check_output_path(target, follow_link=True)  # a link into another run folder, or to a folder that is not
     source = next((path for path in candidates(input_path) if path.exists()), None)  # as the input is found
     if source is not None and (resolved == source.resolve() or (target.exists() and os.path.samefile(target, source))):
         raise ConfigError(f"-o {out} is the input file {input_path}, which the predictions would replace; "
@@ -43,7 +45,8 @@ def _check_output(out: str, run_dir: str, input_path: str) -> None:
 def predict_command(run_dir: str, input_path: str, out: str | None = None, proba: bool = False) -> str | None:
     """``trainlab predict``: write the predictions of ``input_path`` as CSV to ``out``, or return the CSV text
     when ``out`` is None (the CLI prints it). A regular or new file is written atomically (its folders are
-    created, as ``report`` and ``plot`` create theirs); a symlink's target is written, the link kept; a
+    created, as ``report`` and ``plot`` create theirs; a replaced file keeps its permission bits); a symlink's
+    target is written, the link kept (never into a run folder; its folder is not created); a
     device, FIFO or descriptor (``/dev/null``, a named pipe, ``/dev/stdout``) is written through
     (:func:`trainlab.atomic.write_output_text`).
 
@@ -62,9 +65,9 @@ def predict_command(run_dir: str, input_path: str, out: str | None = None, proba
     text = table.to_csv(index=False, lineterminator="\n", float_format="%.17g" if wide else "%.9g")
     if out is None:
         return text
-    try:  # the folder of the file a symlink leads to, which is what is written
-        Path(os.path.realpath(out)).parent.mkdir(parents=True, exist_ok=True)
+    try:  # a link's own folder exists; the folder of what it leads to is never created (atomic.link_target)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be: the path's fault (exit 2); a read-only disk: 5
         raise folder_error(f"cannot create the folder of {out}", exc) from None
-    write_output_text(out, text)
+    write_output_text(out, text, follow_link=True)  # -o: the user named it
     return None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab import arguments
+from trainlab.atomic import is_written_in_place
 from trainlab.code_policy import (
     CodePolicy,
     allow_local_modules,
@@ -377,12 +378,18 @@ def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]],
         from trainlab.report import write_report
     except ImportError:
         return None
+    report = out / "report.html"
+    if report.is_symlink() or is_written_in_place(report):  # compare has no -o to write through it
+        warn(f"{report} not written: it is a symbolic link or not a regular file (a copied folder's?); remove "
+             f"it and run the comparison again, or write the report elsewhere: trainlab report {out} -o FILE")
+        return None
     try:
         with ExitStack() as trusted:  # their module:attr models are the user's own: no --allow-code
             for policy, plans in groups.items():
                 trusted.enter_context(trusting_runs(own_runs(plans), policy))
             # its runs' damaged metrics lines were named as the leaderboard read them (compare.run_record)
-            return write_report([out], out / "report.html", warn_damaged_metrics=False)
+            # a default name: a symlink there (a copied folder's) is refused, not followed (atomic.write_output_bytes)
+            return write_report([out], out / "report.html", warn_damaged_metrics=False, follow_link=False)
     except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
         warn(f"report.html not written: {type(exc).__name__}: {exc}")
         return None
