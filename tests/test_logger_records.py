@@ -291,3 +291,62 @@ def test_a_resumed_runs_event_file_is_named_after_the_interrupted_ones(tmp_path)
     assert len(slept) == 2
     wait_for_a_later_event_file(tmp_path, clock=lambda: 1700000009.0, sleep=slept.append)  # a later second
     assert len(slept) == 2
+
+
+def test_a_checkpoint_with_nothing_recorded_since_the_last_write_rewrites_no_metrics_jsonl(tmp_path):
+    """metrics.jsonl was rewritten whole (and fsynced) before every checkpoint and best/ save: with
+    every_n_steps: 1 and log_every_n_steps: 1 that grew quadratic in the run's length. Each case below
+    that adds, extends or replaces a record still writes, so the file is never behind a checkpoint."""
+    from trainlab.callbacks.metrics_recorder import MetricsRecorder
+    from trainlab.engine.state import TrainState
+
+    class _Folder:
+        def __init__(self):
+            self.writes: list[int] = []  # the step records each write held
+            self.fail = False
+
+        def write_metrics(self, history, events, step_records):
+            if self.fail:
+                raise OSError(28, "No space left on device")
+            self.writes.append(len(step_records))
+
+    folder = _Folder()
+    recorder = MetricsRecorder(folder)
+    view = SimpleNamespace(state=TrainState(), control=SimpleNamespace(rollback_to=None))
+    recorder.on_before_save(view)  # the first write, though nothing is recorded
+    recorder.on_before_save(view)  # nothing new (a best/ save after the checkpoint)
+    assert folder.writes == [0]
+    view.state.step_records.append({"scope": "step", "step": 1, "loss": 0.5})
+    recorder.on_before_save(view)
+    recorder.on_before_save(view)
+    assert folder.writes == [0, 1]
+    view.state.step_records[-1]["val_auc"] = 0.9  # a callback adding a value to the record its hook got
+    recorder.on_before_save(view)
+    view.state.events.append({"event": "parameters", "step": 1})
+    recorder.on_before_save(view)
+    view.state.history.append({"epoch": 1, "step": 1})
+    recorder.on_before_save(view)
+    assert folder.writes == [0, 1, 1, 1, 1]
+    # a rollback restores a new TrainState: records of the same count, other values
+    view.state = TrainState(history=[{"epoch": 1, "step": 1}], events=[{"event": "parameters", "step": 1}],
+                            step_records=[{"scope": "step", "step": 1, "loss": 0.4, "val_auc": 0.8}])
+    recorder.on_before_save(view)
+    assert folder.writes == [0, 1, 1, 1, 1, 1]
+    folder.fail = True  # a failed write is retried at the next checkpoint, though nothing new came since
+    view.state.step_records.append({"scope": "step", "step": 2, "loss": 0.3})
+    recorder.on_before_save(view)  # warns: metrics.jsonl not written
+    folder.fail = False
+    recorder.on_before_save(view)
+    assert folder.writes == [0, 1, 1, 1, 1, 1, 2]
+    view.control.rollback_to = object()  # a rollback asked for: no checkpoint follows
+    view.state.step_records.append({"scope": "step", "step": 3, "loss": 0.2})
+    recorder.on_before_save(view)
+    assert len(folder.writes) == 7
+
+
+def test_loggers_md_says_a_rollbacks_replayed_steps_are_written_again():
+    """It said "Each tag has one value per step", false after a divergence rollback: the TensorBoard logger
+    dedups only within a step, and the replayed steps are logged again with the replay's values."""
+    text = " ".join((Path(__file__).parents[1] / "docs" / "loggers.md").read_text().split())
+    assert "Each tag has one value per step:" not in text
+    assert "except after a divergence rollback" in text and "two values at each replayed step" in text

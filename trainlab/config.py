@@ -119,7 +119,8 @@ ADDED_OPTIONAL_KEYS = {("strategy", "tta"): None, ("strategy", "weight_averaging
 
 class CheckpointConfig(Strict):
     # default: every 30 s of training and at the end (a SIGKILL loses at most 30 s of work);
-    # every_n_steps: 1 loses at most the last step, at the cost of one fsynced write per step
+    # every_n_steps: 1 loses at most the last step, at the cost of a checkpoint written and fsynced every step
+    # (and metrics.jsonl rewritten with it when that step added a record: log_every_n_steps: 1)
     every_n_steps: Int | None = Field(None, ge=1)
     every_n_epochs: Int | None = Field(None, ge=1)
     every_seconds: Float | None = Field(30.0, gt=0.0)

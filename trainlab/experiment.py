@@ -202,6 +202,8 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         trainer.fit()
     except (Interrupted, StoppedWaiting):
         raise
+    except (MemoryError, OSError):  # the machine's, and may pass (a full disk, a dropped mount): run.json stays
+        raise  # "running", which resume continues and compare resumes; "failed" made compare skip the run
     except TrainingError as exc:
         retrying(lambda: run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records),
                  "metrics.jsonl", interrupted=lambda: signals.received)
@@ -258,7 +260,8 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
 
 
 def _record_failure(state: TrainState, run: RunDir, exc: Exception) -> None:
-    """Record a run that training failed with ``exc`` (not a divergence, not a signal): metrics.jsonl so far
+    """Record a run that training failed with ``exc`` (not a divergence, not a signal, not the machine's
+    OSError or MemoryError): metrics.jsonl so far
     (``state``'s records), and run.json's ``"status": "failed"`` with ``error``, the CLI's one line
     (``error:`` left out), so that it no longer reads as running. Best effort, at once: the failure may be
     the disk's own, and it is what the user is told, not a failed write of its record. Resuming continues

@@ -514,6 +514,16 @@ def _fit_lora_options(path: Path) -> dict[str, Any] | None:
     return {key: value for key, value in lora.items() if value is not None}
 
 
+def _checked_trained_config(path: Path, config_path: Path) -> Config:
+    """The run's config (:func:`load_trained_config`), then what it must pass before anything is built from it:
+    a gone base checkpoint refused (:func:`_refuse_gone_checkpoint`), a changed tokenizer warned of
+    (:func:`_warn_if_tokenizer_changed`)."""
+    config = load_trained_config(path, config_path)
+    _refuse_gone_checkpoint(path, config)
+    _warn_if_tokenizer_changed(path, config)
+    return config
+
+
 def _refuse_gone_checkpoint(path: Path, config: Config) -> None:
     """A DataError naming the checkpoint an ``hf_pretrained`` run was fine-tuned from when it is gone or has no
     config.json now (:func:`trainlab.models.hf.gone_checkpoint`): the run folder holds the weights, but the
@@ -558,9 +568,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
     state = read_model(path)  # before any building: an unfinished or changed run is said at once
     saved_loss = read_loss_state(path)  # a learned variance, alpha...: LoadedRun.loss is the trained loss
     check_record_digests(path)
-    config = load_trained_config(path, config_path)
-    _refuse_gone_checkpoint(path, config)
-    _warn_if_tokenizer_changed(path, config)
+    config = _checked_trained_config(path, config_path)
     labels, fitted, record = {}, None, None
     if (path / LABELS_RECORD).is_file():
         labels = checked(read_json(path / LABELS_RECORD, "class names"), path / LABELS_RECORD, LABELS_FIELDS)
@@ -591,8 +599,7 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
 
         with run_scope(config):
             built = build(config, quiet=True, training=False)
-        model, loss = built.model, built.loss
-        architecture = config_path
+        model, loss, architecture = built.model, built.loss, config_path
         task, num_classes = built.data.task, built.data.num_classes
         fitted = fitted if fitted is not None else dict(built.data.preprocessing)
         eval_transform = built.data.eval_transform
@@ -618,9 +625,8 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         raise DataError(f"{path / LABELS_RECORD} names {len(class_names)} classes but the model has {num_classes}; "
                         "the file was changed or damaged after training; restore it or retrain the run")
     loaded_loss = loss.to(device)
-    loaded = LoadedRun(path=path, config=config, model=model, loss=loaded_loss, task=task,
-                       class_names=class_names, preprocessing=fitted or {},
-                       num_classes=num_classes, input_shape=input_shape, input_dtype=input_dtype,
-                       output_dim=output_dim, vocab_size=vocab_size, text=text, eval_transform=eval_transform,
-                       device=device, nonfinite_weights=_nonfinite_weights(model, loaded_loss, config.strategy.divergence.policy))
-    return loaded
+    return LoadedRun(path=path, config=config, model=model, loss=loaded_loss, task=task,
+                     class_names=class_names, preprocessing=fitted or {},
+                     num_classes=num_classes, input_shape=input_shape, input_dtype=input_dtype,
+                     output_dim=output_dim, vocab_size=vocab_size, text=text, eval_transform=eval_transform,
+                     device=device, nonfinite_weights=_nonfinite_weights(model, loaded_loss, config.strategy.divergence.policy))

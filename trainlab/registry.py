@@ -155,9 +155,11 @@ class Registry(Generic[T]):
         """Build from a name, a ``{"name": ..., **kwargs}`` mapping, or pass an instance through.
 
         Raises:
-            ConfigError: an unknown name or option, a value of the wrong type, and any failure of the factory
-                itself, on one line (:meth:`_factory_failed`); trainlab's own errors and the machine's
-                (OSError, MemoryError) pass as raised.
+            ConfigError: an unknown name or option, a value of the wrong type, a built-in factory rejecting
+                a value (ValueError, TypeError), and any failure of a user's ``module:attr`` factory, on one
+                line (:meth:`_factory_failed`). trainlab's own errors and the machine's (OSError,
+                MemoryError) pass as raised, and so does any other failure of a built-in factory: a bug in
+                trainlab or torch's out-of-memory (a RuntimeError) is not the config's fault.
         """
         if isinstance(spec, str):
             name, kwargs = spec, {}
@@ -181,20 +183,21 @@ class Registry(Generic[T]):
             raise
         except (MemoryError, OSError):  # the machine's, not the config's: the CLI names the file or the memory
             raise
-        except Exception as exc:
+        except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault
             raise self._factory_failed(name, exc, ":" in name) from exc
+        except Exception as exc:
+            if ":" not in name:  # a built-in's bug, torch's out-of-memory: the CLI's one line, exit 4
+                raise
+            raise self._factory_failed(name, exc, True) from exc
 
     def _factory_failed(self, name: str, exc: Exception, user: bool) -> ConfigError:
         """The one line for factory ``name`` raising ``exc``. A user's ``module:attr`` factory: ``model
         factory 'mymodels:broken' raised RuntimeError: boom (at mymodels.py:16)``, the place from
         :func:`~trainlab.exception_origin.raised_at`, then ``; <contract>`` for a registry given one. A
-        built-in one rejecting a value (ValueError, TypeError): ``model 'mlp': <its message>``; failing
-        otherwise (torch's RuntimeError on a size it cannot use): ``model 'mlp' raised RuntimeError: <its
-        message>``."""
+        built-in one rejecting a value (ValueError, TypeError, the only failures of a built-in :meth:`build`
+        wraps): ``model 'mlp': <its message>``."""
         if not user:
-            if isinstance(exc, ValueError | TypeError):  # a constructor rejecting a value: the config's fault
-                return ConfigError(f"{self.kind} '{name}': {first_line(exc) or type(exc).__name__}")
-            return ConfigError(f"{self.kind} '{name}' raised {exception_line(exc)}")
+            return ConfigError(f"{self.kind} '{name}': {first_line(exc) or type(exc).__name__}")
         where = raised_at(exc)
         return ConfigError(f"{self.kind} factory '{name}' raised {exception_line(exc)}"
                            f"{f' (at {where})' if where else ''}{f'; {self.contract}' if self.contract else ''}")

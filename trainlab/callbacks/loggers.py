@@ -10,7 +10,8 @@
   epoch's scalars as ``hparam/<key>`` at the end (the HPARAMS tab; not when a signal stopped the run:
   its resumed end writes them, so a run is one session). A tag has one value per step: a key that two
   records of one step both hold (``epoch`` and ``lr`` of the step logger's record and of a mid-epoch
-  validation's) is written once. A resumed run writes a new event file whose purge marker (TensorBoard's
+  validation's) is written once (after a divergence rollback the replayed steps are written again, so a
+  tag holds two values at each of them). A resumed run writes a new event file whose purge marker (TensorBoard's
   ``SessionLog.START``, ``purge_step``) drops every event from the checkpoint's step on, and writes the
   checkpoint's records of that step again: the resumed run then writes each later record (and a validation
   the checkpoint still owes at its own step) once, so no step is drawn twice.

@@ -35,6 +35,7 @@ from trainlab.engine.state import TrainState
 from trainlab.errors import ConfigError
 from trainlab.losses.base import learned_state
 from trainlab.optim import requires_closure, set_train_mode
+from trainlab.optim.routing import RoutedOptimizer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable; fp32 steps skip building a context each time
@@ -255,7 +256,8 @@ class StandardStep:
         # d_i of an accumulated step's micro-batches (None: row shares); a loss without it averages over rows
         self._mean_denominator = getattr(objective.loss, "mean_denominator", None)
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
-        self._state_checked = False  # whether check_checkpointable has seen the optimizer's state
+        # the optimizers (a routed one's inner ones) whose state check_checkpointable has not yet seen
+        self._unchecked = _state_owners(optimizer)
 
     # ------------------------------------------------------------------ forward
 
@@ -280,8 +282,9 @@ class StandardStep:
     # ------------------------------------------------------------------ one step
 
     def train_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
-        """One optimizer step over ``batches`` (the class docstring); after the first, the optimizer's state
-        is checked once for what a checkpoint cannot store (:func:`check_checkpointable`)."""
+        """One optimizer step over ``batches`` (the class docstring); after the first step that made an
+        optimizer's state, that state is checked once for what a checkpoint cannot store
+        (:func:`check_checkpointable`)."""
         if self._plain and len(batches) == 1:
             x, y = batches[0]
             loss = self._plain_loss(self._module(x), y)
@@ -291,10 +294,17 @@ class StandardStep:
             output = StepOutput({"loss": loss.detach()}, len(y))
         else:
             output = self._closure_step(batches) if self._closure else self._accumulated_step(batches, state)
-        if not self._state_checked:  # once, after the first step made the optimizer's state
-            check_checkpointable(self.optimizer)
-            self._state_checked = True
+        if self._unchecked:
+            self._check_new_state()
         return output
+
+    def _check_new_state(self) -> None:
+        """:func:`check_checkpointable` for each optimizer whose state is no longer empty, once: a step may make
+        none (an fp16 step whose gradients overflowed, the scaler skipping ``optimizer.step()``), and a flag set
+        after the first step left a later step's state unchecked until the first checkpoint."""
+        for optimizer in [inner for inner in self._unchecked if inner.state]:
+            check_checkpointable(optimizer)
+            self._unchecked.remove(optimizer)
 
     def _accumulated_step(self, batches: list[Batch], state: TrainState) -> StepOutput:
         """The step of every case but the plain one and a closure's: weighted micro-batches, the fp16 scaler,
@@ -435,6 +445,12 @@ class StandardStep:
         if self._training is not None:
             self.model.train(self._training)
         self.parameters_changed()
+
+
+def _state_owners(optimizer: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
+    """The optimizers that own ``optimizer``'s state: a :class:`~trainlab.optim.routing.RoutedOptimizer`'s inner
+    ones (its ``state`` is a merged view, built anew on each read), else ``optimizer`` itself."""
+    return list(optimizer.optimizers) if isinstance(optimizer, RoutedOptimizer) else [optimizer]
 
 
 def check_checkpointable(optimizer: torch.optim.Optimizer) -> None:
