@@ -56,7 +56,7 @@ from trainlab.errors import (
     cannot,
 )
 from trainlab.exception_origin import exception_line, first_line
-from trainlab.inference import model_record, run_config_path
+from trainlab.inference import model_record, refuse_gone_checkpoint, run_config_path
 from trainlab.model_file import (
     DIGEST_KEY,
     LOSS_DIGEST_KEY,
@@ -538,20 +538,6 @@ def _warn_if_data_changed(path: Path, info: dict[str, Any], config: Config, sinc
         warn(f"the data files of {path} changed {since} ({changed}); {then}")
 
 
-def _refuse_gone_checkpoint(path: Path, config: Config) -> None:
-    """Refuse an ``hf_pretrained`` run whose base checkpoint is gone or lacks its config.json now, in the
-    one line :func:`trainlab.models.hf.gone_checkpoint` gives (DataError), as predict and ``load_run`` do
-    (:mod:`trainlab.inference`): the model is rebuilt from that config.json, the weights come from the run."""
-    spec = config.model.spec()
-    if str(spec.get("name", "")).lower() != "hf_pretrained":
-        return
-    from trainlab.models.hf import gone_checkpoint  # transformers' side: imported for such a run only
-
-    line = gone_checkpoint(path, spec)
-    if line is not None:
-        raise DataError(line)
-
-
 def _refuse_moved_data(path: Path, config: Config) -> None:
     """Refuse a run whose data files (``data.path``/``train``/``val``/``test``) are no longer where its
     config.yaml says: training recorded them as absolute paths, which ``--data-dir`` does not move, and
@@ -583,7 +569,7 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
         info = json.loads(read_record_text(path / "run.json"))
     except (OSError, ValueError, RecursionError):
         info = {}
-    _refuse_gone_checkpoint(path, config)  # what predict says of it (trainlab.inference), before the data's
+    refuse_gone_checkpoint(path, config)  # what predict says of it (trainlab.inference), before the data's
     _refuse_moved_data(path, config)  # before the "changed" warning: missing files are the news, not a change
     _warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
                           f"evaluating on them as they are now (the {split} split may hold other rows)")

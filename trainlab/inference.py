@@ -516,18 +516,19 @@ def _fit_lora_options(path: Path) -> dict[str, Any] | None:
 
 def _checked_trained_config(path: Path, config_path: Path) -> Config:
     """The run's config (:func:`load_trained_config`), then what it must pass before anything is built from it:
-    a gone base checkpoint refused (:func:`_refuse_gone_checkpoint`), a changed tokenizer warned of
+    a gone base checkpoint refused (:func:`refuse_gone_checkpoint`), a changed tokenizer warned of
     (:func:`_warn_if_tokenizer_changed`)."""
     config = load_trained_config(path, config_path)
-    _refuse_gone_checkpoint(path, config)
+    refuse_gone_checkpoint(path, config)
     _warn_if_tokenizer_changed(path, config)
     return config
 
 
-def _refuse_gone_checkpoint(path: Path, config: Config) -> None:
+def refuse_gone_checkpoint(path: Path, config: Config) -> None:
     """A DataError naming the checkpoint an ``hf_pretrained`` run was fine-tuned from when it is gone or has no
     config.json now (:func:`trainlab.models.hf.gone_checkpoint`): the run folder holds the weights, but the
-    model is rebuilt from that config.json and its texts encoded with that tokenizer."""
+    model is rebuilt from that config.json and its texts encoded with that tokenizer (predict, ``load_run``
+    and eval alike)."""
     spec = config.model.spec()
     if str(spec.get("name", "")).lower() != "hf_pretrained":
         return
