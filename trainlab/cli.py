@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainlab.cli_parser import build_parser
+from trainlab.cli_parser import DEFAULT_OUTPUTS, build_parser
 from trainlab.errors import (
     DISK_FULL_OR_READ_ONLY,
     EXIT_BROKEN_PIPE,
@@ -356,25 +356,17 @@ def import_holding_signals(module: str, received: list[int]) -> bool:
     return len(received) > before
 
 
-# commands whose -o has a default name (report.html, curves.png): a symlink, FIFO or device there is refused,
-# not written through, unless -o names it (args.out_given; trainlab.atomic.write_output_bytes)
-DEFAULT_NAMED_OUTPUTS = ("report", "plot")
-
-
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """The parsed command line (with ``out_given``, whether ``-o`` was given, for the commands of
-    :data:`DEFAULT_NAMED_OUTPUTS`); a usage error is one ``error:`` line and exit 2 (argparse's SystemExit),
+    :data:`trainlab.cli_parser.DEFAULT_OUTPUTS`); a usage error is one ``error:`` line and exit 2 (argparse's SystemExit),
     also for no command at all (argparse would print the whole help, with no error line) and for arguments
     the command does not take, which point to that command's help (``trainlab train --help``), not the top's."""
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    default_outs = {name: commands.choices[name].get_default("out") for name in DEFAULT_NAMED_OUTPUTS}
-    for name in DEFAULT_NAMED_OUTPUTS:  # None when -o is not given, told apart from -o report.html
-        commands.choices[name].set_defaults(out=None)
     args, extra = parser.parse_known_args(argv)
-    if args.command in default_outs:
+    if args.command in DEFAULT_OUTPUTS:  # -o left out: its default name, which is not followed if a link
         args.out_given = args.out is not None
-        args.out = args.out if args.out_given else default_outs[args.command]
+        args.out = args.out if args.out_given else DEFAULT_OUTPUTS[args.command]
     if args.command is None and not extra:
         parser.error(f"a command is needed: trainlab {{{','.join(commands.choices)}}} ...")
     if extra:

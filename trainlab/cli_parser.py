@@ -36,6 +36,11 @@ SET_HELP = "override a config key (~KEY deletes one)"
 PLOT_HELP = "image file to write: .png, .pdf or .svg"  # trainlab.plots.FORMATS
 
 
+# the file -o names when it is not given; cli._parse fills it in and records ``out_given``: a symlink, FIFO or
+# device at a default name is refused, not written through (trainlab.atomic.check_output_path)
+DEFAULT_OUTPUTS = {"report": "report.html", "plot": "curves.png"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``trainlab`` parser: one subparser per command, the global flags before or after it."""
     parser = _Parser(prog="trainlab", description="Choose, run, compare and tune training strategies.")
@@ -139,14 +144,14 @@ def _predict_command(commands: argparse._SubParsersAction) -> None:
 def _report_command(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser("report", help="self-contained HTML report of a comparison or of run folders")
     report.add_argument("paths", nargs="+", metavar="DIR_OR_RUN", help="a 'trainlab compare' folder, or run folders")
-    report.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
+    report.add_argument("-o", "--out", help=f"HTML file to write (default {DEFAULT_OUTPUTS['report']})")
 
 
 def _plot_command(commands: argparse._SubParsersAction) -> None:
     plot = commands.add_parser("plot", help="plot learning curves of run folders to an image")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.add_argument("--metric", default="val_loss", help="record key to plot by epoch (default val_loss)")
-    plot.add_argument("-o", "--out", default="curves.png", help="PNG, PDF or SVG file (default curves.png)")
+    plot.add_argument("-o", "--out", help=f"PNG, PDF or SVG file (default {DEFAULT_OUTPUTS['plot']})")
 
 
 def _tune_command(commands: argparse._SubParsersAction) -> None:
