@@ -62,3 +62,11 @@ def raised_at(exc: BaseException) -> str | None:
         return None
     file, line = found
     return f"{file.relative_to(cwd) if cwd is not None and file.is_relative_to(cwd) else file}:{line}"
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a one-line error says of a user's code that raised ``exc``: :func:`exception_line`, then
+    `` (at file:line)`` where :func:`raised_at` finds the user's frame (``KeyError: 'x' (at my_code.py:12)``)."""
+    where = raised_at(exc)
+    return f"{exception_line(exc)}{f' (at {where})' if where else ''}"
+

@@ -15,7 +15,7 @@ import torch
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, DataError, TrainlabError
-from trainlab.exception_origin import exception_line, raised_at
+from trainlab.exception_origin import failure_text
 from trainlab.metrics import SINGLE_LABEL, TASKS, Metric, MetricInputs, get_metric, refuse_task_mismatch
 from trainlab.registry import did_you_mean
 
@@ -153,6 +153,5 @@ def _user_metric_value(name: str, metric: Metric, inputs: MetricInputs) -> Any:
     except (TrainlabError, MemoryError, OSError):
         raise
     except Exception as exc:
-        where = raised_at(exc)
-        raise ConfigError(f"metric '{name}' raised {exception_line(exc)}{f' (at {where})' if where else ''}; "
+        raise ConfigError(f"metric '{name}' raised {failure_text(exc)}; "
                           f"{USER_METRIC_CONTRACT}") from exc

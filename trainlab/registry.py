@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from trainlab.code_policy import current_policy
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, TrainlabError
-from trainlab.exception_origin import exception_line, first_line, raised_at
+from trainlab.exception_origin import failure_text, first_line
 from trainlab.name_aliases import KEY_NAMES, NAMES_BY_KIND, trainlab_name
 from trainlab.option_types import mismatch, numbers_read
 from trainlab.user_code import admit_factories, import_reference
@@ -198,9 +198,8 @@ class Registry(Generic[T]):
         wraps): ``model 'mlp': <its message>``."""
         if not user:
             return ConfigError(f"{self.kind} '{name}': {first_line(exc) or type(exc).__name__}")
-        where = raised_at(exc)
-        return ConfigError(f"{self.kind} factory '{name}' raised {exception_line(exc)}"
-                           f"{f' (at {where})' if where else ''}{f'; {self.contract}' if self.contract else ''}")
+        return ConfigError(f"{self.kind} factory '{name}' raised {failure_text(exc)}"
+                           f"{f'; {self.contract}' if self.contract else ''}")
 
     def takes_option(self, name: str, option: str, skip: int = 0) -> bool:
         """Whether ``name``'s factory takes the keyword ``option`` (:meth:`check_options` would pass it)."""

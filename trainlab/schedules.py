@@ -28,7 +28,7 @@ from typing import Any
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.exception_origin import exception_line, raised_at
+from trainlab.exception_origin import failure_text
 from trainlab.registry import Registry
 
 Schedule = Callable[[int], float]
@@ -453,9 +453,8 @@ def build_schedule(spec: dict[str, Any], total_steps: int, steps_per_epoch: int)
     except Exception as exc:
         if not user:
             raise
-        where = raised_at(exc)
         raise ConfigError(f"schedule factory '{name}' returned a {type(schedule).__name__} that fails on "
-                          f"schedule(0): {exception_line(exc)}{f' (at {where})' if where else ''}; {CONTRACT}") from exc
+                          f"schedule(0): {failure_text(exc)}; {CONTRACT}") from exc
     if isinstance(first_factor, bool) or not isinstance(first_factor, numbers.Real):
         raise ConfigError(f"schedule factory '{name}' returned a schedule whose schedule(0) is "
                           f"{type(first_factor).__name__} ({short_repr(first_factor)}), not a number; {CONTRACT}")
