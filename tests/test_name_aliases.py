@@ -14,7 +14,8 @@ import yaml
 
 import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
 import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
-from trainlab.config import Config, load_config
+from tests.test_config_value_messages import _refusal
+from trainlab.config import Config
 from trainlab.config_errors import _key_places
 from trainlab.errors import ConfigError
 from trainlab.losses import LOSSES, build_loss
@@ -33,14 +34,6 @@ def _config_file(tmp_path: Path, config: dict[str, Any] = WINE_LIKE) -> Path:
     path = tmp_path / "base.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
-def _refusal(tmp_path: Path, *overrides: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_config(_config_file(tmp_path), list(overrides))
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 # ----------------------------------------------------------------------------- the tables
