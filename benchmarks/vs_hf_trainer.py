@@ -183,7 +183,7 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
             trainer.fit()
         finally:
             contender.close()
-        optimizer = built.step.optimizers[0] if hasattr(built.step, "optimizers") else None
+        optimizer = getattr(built.step, "optimizer", None)  # StandardStep's (a routed one's wrapper)
     # summarize() gives trainlab time / HF time per chunk; the same rows on both sides, so the
     # samples/s ratio trainlab / HF is its inverse
     inverse = [(theirs, ours) for ours, theirs in interleave.pairs]
