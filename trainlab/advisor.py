@@ -9,10 +9,10 @@ to watch) carries its reason. The rules, per task:
 
 - regression:
 
-  - counts (``target_kind == "count"`` while the targets are whole numbers >= 0, not z-scores of
-    ``data.standardize_target``; or one column of whole numbers >= 0 that include 0, with at least 3
-    distinct values; :func:`counts_as_given`): ``poisson_nll`` with ``log_input`` (the model outputs
-    log lambda, so the rate is positive; predictions are exp(output)).
+  - counts (``target_kind == "count"`` while the targets are whole numbers >= 0 with at least 3
+    distinct values, not z-scores of ``data.standardize_target``; or one column of whole numbers >= 0
+    that include 0, with at least 3 distinct values; :func:`counts_as_given`): ``poisson_nll`` with
+    ``log_input`` (the model outputs log lambda, so the rate is positive; predictions are exp(output)).
   - otherwise ``mse``, unless the *residuals* have heavy tails or gross outliers. The
     residuals are those of a least-squares fit of y on [1, x] when ``x`` is given and has
     at most 512 features and at least twice as many rows as columns (else the targets'
@@ -167,14 +167,21 @@ def counts_as_given(y: np.ndarray, extras: dict[str, Any] | None) -> bool:
     """Whether ``y``, the targets as the loss sees them, get ``poisson_nll``: the one rule of
     ``trainlab advise`` and ``loss: auto`` (both call :func:`advise`, which asks only this).
 
-    Counts the data marks (``extras["target_kind"] == "count"``) while they are still whole numbers >= 0,
-    or unmarked targets that look like counts (:func:`_is_count`). Under ``data.standardize_target`` the
-    marked counts are z-scores, (y - mean) / sd: mean 0, negative values, which a count loss refuses.
+    Counts the data marks (``extras["target_kind"] == "count"``) while they are still whole numbers >= 0
+    with at least :data:`MIN_COUNT_VALUES` distinct values (docs/data.md: counts have many values; a single
+    value, as in a constant target, is no count of anything), or unmarked targets that look like counts
+    (:func:`_is_count`). Under ``data.standardize_target`` the marked counts are z-scores, (y - mean) / sd:
+    mean 0, negative values, which a count loss refuses.
     """
     y = np.asarray(y)
     if (extras or {}).get("target_kind") == "count":
-        return bool(y.min() >= 0) and bool(np.all(np.mod(y, 1) == 0))
+        return _whole_and_non_negative(y) and len(np.unique(y)) >= MIN_COUNT_VALUES
     return _is_count(y)
+
+
+def _whole_and_non_negative(y: np.ndarray) -> bool:
+    """Every value of ``y`` is a whole number >= 0."""
+    return bool(y.min() >= 0) and bool(np.all(np.mod(y, 1) == 0))
 
 
 def _no_longer_counts(y: np.ndarray) -> str:
@@ -502,7 +509,7 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
         if counts_as_given(y, extras):
             return _advise_count(y, marked_count)
         advice = _advise_regression(y, x)
-        if marked_count:
+        if marked_count and not _whole_and_non_negative(y):  # z-scores of counts (too few values: no note)
             advice.reasons.insert(0, _no_longer_counts(y))
         column = y.reshape(len(y), -1)
         if column.shape[1] == 1 and numbered_from_one(column[:, 0]):

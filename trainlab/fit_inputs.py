@@ -24,6 +24,7 @@ from trainlab.config_fields import short_repr
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
 from trainlab.data.labels import named_classes_task, read_class_labels, warn_classes_absent
+from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import ConfigError, DataError
 from trainlab.losses.task_fit import refuse_soft_targets
 from trainlab.registry import did_you_mean
@@ -271,6 +272,8 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
             warn_classes_absent(name, training_classes, y, labels.class_names, "they are in the training data only")
         return Split(split.x, targets_tensor(y, task))
 
+    if task == "regression":  # still as given (float64 where it was): what the float32 cast would erase
+        check_regression_targets(y_train, standardized=False, fix=FIT_FIXES.raw_targets)
     return Dataset(Split(train.x, targets_tensor(y_train, task)), given("val", val or empty),
                    given("test", test or empty), task=task, num_classes=labels.num_classes,
                    class_names=labels.class_names, extras={FIXES_KEY: FIT_FIXES})

@@ -345,7 +345,12 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
     Out of reach (``optimizer``, the run's spec, is one of :data:`LR_BOUNDED_STEP`, ``model`` is one affine
     layer, and the targets' |mean| exceeds its :func:`linear_reach`): the model's mean output cannot get to
     the targets' mean in the run, however moderate their scale (mean 50, std 18 under adam at lr 0.05 for 480 steps, a
-    reach of 24: test R^2 0.77, standardised 0.995). The fix named is the dataset's (:func:`input_fixes`)."""
+    reach of 24: test R^2 0.77, standardised 0.995). The fix named is the dataset's (:func:`input_fixes`).
+
+    The mean and std said are those of the float32 targets the model trains on. A config run's data is
+    refused before this when the cast rounded away more than 1% of a column's variance
+    (:mod:`trainlab.data.regression_targets`: 1e12 + 1e3 x noise became one value, which said "std 0"), so
+    they are the float64 targets' to within about half a percent."""
     if data.task != "regression" or standardized or loss.name.startswith("poisson"):
         return
     y = data.train.y.double().reshape(len(data.train.y), -1)  # one column per target

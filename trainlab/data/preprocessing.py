@@ -11,6 +11,10 @@
 - for regression with ``standardize_target``: per target column ``mean`` and ``scale`` (std; 1 when 0);
 - the task and the class names (index order), so a prediction can be named.
 
+Before it learns anything, :func:`fit` refuses regression targets no model could learn from, while they are
+still float64: constant ones, and unstandardised ones their float32 cast would erase
+(:mod:`trainlab.data.regression_targets`).
+
 :func:`apply` maps raw rows to model inputs::
 
     x = [ (x_numeric - mean) / scale  |  one_hot(cat_1)  |  one_hot(cat_2)  | ... ]
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 
 from trainlab.config_fields import counted, short_repr, shown_name
+from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import DataError
 from trainlab.notices import warn
 
@@ -72,6 +77,7 @@ def fit(
     y_train: np.ndarray | None = None,
     standardize_target: bool = False,
     source: str | None = None,
+    target_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The preprocessing learnt from the training split (see the module docstring).
 
@@ -83,10 +89,19 @@ def fit(
         numeric_columns: names of the F numeric columns (CSV headers); None for unnamed arrays.
         categorical_train: (N, C) strings, the categorical columns of the training rows.
         categorical_columns: names of the C categorical columns.
-        y_train: training targets, needed for ``standardize_target``.
+        y_train: training targets, as read (float64), needed for ``standardize_target``; regression
+            targets are checked here, before they become float32.
         standardize_target: z-score regression targets (``task`` must be regression).
         source: the data source name, for :mod:`trainlab.data.predict_input`.
+        target_names: the target columns' names (a CSV's ``data.target``), for messages; None: by position.
+
+    Raises:
+        DataError: regression targets no model could learn
+            (:func:`trainlab.data.regression_targets.check_regression_targets`): constant in every
+            training row, or, not standardised, varying less than float32 can hold at their magnitude.
     """
+    if task == "regression" and y_train is not None:
+        check_regression_targets(np.asarray(y_train), standardize_target, target_names)
     tabular = x_train.ndim == 2
     if standardize and not tabular:
         raise DataError(f"data.standardize applies to tabular features (one vector per row); these are shaped "
