@@ -65,7 +65,8 @@ class RawData:
     Tabular sources also give ``feature_names`` (the numeric columns of ``x_train``), the raw
     ``x_categorical`` strings (N, C) with their ``categorical_names`` (one-hot encoded by
     :mod:`trainlab.data.preprocessing` once the split is drawn; missing cells are ``""``), and
-    ``standardize``: the default of ``data.standardize`` for this source. ``missing_cells`` says what the
+    ``standardize``: the default of ``data.standardize`` for this source; ``target_names`` name the target
+    columns in messages (a CSV's ``data.target``). ``missing_cells`` says what the
     source reads as a missing value (NaN), for the message that refuses one (a CSV's empty cells and markers).
     ``after_fit(fitted)`` is called with the preprocessing fitted on the training split, before it is applied:
     a source's warnings that count what training encodes (a CSV's id-like text column: its training categories).
@@ -94,6 +95,7 @@ class RawData:
     feature_names: list[str] | None = None
     x_categorical: np.ndarray | None = None
     categorical_names: list[str] | None = None
+    target_names: list[str] | None = None
     missing_cells: str | None = None
     after_fit: Callable[[dict[str, Any]], None] | None = None
     encode_rows: Callable[[dict[str, np.ndarray]], tuple[dict[str, np.ndarray], dict[str, Any]]] | None = None
@@ -287,6 +289,27 @@ def _take(index: np.ndarray, *arrays: np.ndarray | None) -> list[np.ndarray | No
     return [None if a is None else a[index] for a in arrays]
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """A split :func:`_split_off` held out of the training rows, kept for its warnings, which
+    :func:`load_dataset` gives only once training is known to keep a row (else its error says it all).
+
+    ``held``: the rows held out, as indices into ``labels``' rows; ``labels``: the targets the split was
+    stratified on (None: a random split)."""
+
+    split: str
+    fraction: float
+    held: np.ndarray
+    labels: np.ndarray | None
+
+    def warn(self, class_names: list[str] | None) -> None:
+        """One warning line for an empty split (its metrics will be missing), else one naming the classes a
+        stratified split has no row of (:func:`_warn_if_classes_missing`)."""
+        _warn_if_empty(self.split, len(self.held), self.fraction, self.labels is not None)
+        if self.labels is not None:
+            _warn_if_classes_missing(self.split, self.held, self.labels, class_names)
+
+
 def _warn_if_empty(split: str, n: int, fraction: float, stratified: bool) -> None:
     """An empty held-out split. A stratified split holds rows out per class and keeps a class's only row
     in training, so there every class has one row left; a random split holds at least one row out, so
@@ -308,15 +331,37 @@ def _warn_if_classes_missing(split: str, held: np.ndarray, stratify: np.ndarray,
 
 
 def _split_off(name: str, fraction: float, seed: int, x: np.ndarray, y: np.ndarray, cat: np.ndarray | None,
-               stratify: np.ndarray | None, class_names: list[str] | None = None) -> tuple[tuple, tuple]:
-    """``((x, y, cat) kept, (x, y, cat) held out)``: a seeded (stratified) ``fraction`` of the rows held out."""
+               stratify: np.ndarray | None) -> tuple[tuple, tuple, HeldOut]:
+    """``((x, y, cat) kept, (x, y, cat) held out, what was held out)``: a seeded (stratified) ``fraction``
+    of the rows held out; the caller gives its warnings (:meth:`HeldOut.warn`)."""
     keep, held = split_indices(len(x), fraction, seed, stratify)
     held_out = (x[held], y[held], None if cat is None else cat[held])
-    stratified = stratify is not None and stratify.ndim == 1
-    _warn_if_empty(name, len(held), fraction, stratified)
-    if stratified:
-        _warn_if_classes_missing(name, held, stratify, class_names)
-    return _take(keep, x, y, cat), held_out
+    labels = stratify if stratify is not None and stratify.ndim == 1 else None
+    return _take(keep, x, y, cat), held_out, HeldOut(name, fraction, held, labels)
+
+
+def empty_training_error(rows: int, dropped: int, held_outs: list[HeldOut], given_splits: str | None) -> DataError:
+    """The error for training rows that the held-out splits took every one of: a random split (regression,
+    multilabel) holds out ``max(1, round(n * fraction))`` rows, so 1 or 2 rows, or a fraction near 1, leave
+    none (a stratified split keeps a row of each class). It names the ``rows`` read (``dropped``: those
+    data.nan_policy dropped before), what each split held out at its fraction, and the fix: lower fractions
+    where they can leave a row, else (a row or two, a split each) more rows or no held-out splits at all;
+    ``given_splits``: how the source takes val/test splits of its own, or None."""
+    read = f"{rows} row{'' if rows == 1 else 's'} " + (
+        f"left after data.nan_policy: drop dropped {dropped}" if dropped else "read")
+    took = " and ".join(f"{len(h.held)} went to {h.split} (data.{h.split}_fraction {h.fraction:g})"
+                        for h in held_outs if len(h.held))
+    splitting = [h for h in held_outs if h.fraction > 0]
+    keys = " and ".join(f"data.{h.split}_fraction" for h in splitting)
+    given = f", give {given_splits}" if given_splits else ""
+    if len(splitting) < rows:  # each split that is not 0 takes a row at least: small enough fractions leave one
+        fix = f"lower {keys} (0 holds no split out){given}, or add rows"
+    else:
+        every = "the 1 row" if rows == 1 else f"all {rows} rows"
+        fix = (f"add rows{given}, or set {keys} to 0 (training on {every}, with no "
+               f"{' or '.join(h.split for h in splitting)} metrics)")
+    return DataError(f"training data is empty after splitting off val/test: of the {read}, {took}, as a random "
+                     f"split holds out round(rows * fraction) of them, at least one; {fix}")
 
 
 def _encoded_rows(raw: RawData, extras: dict[str, Any], *splits: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -328,6 +373,25 @@ def _encoded_rows(raw: RawData, extras: dict[str, Any], *splits: np.ndarray) -> 
     encoded, fitted = raw.encode_rows(dict(zip(("train", "val", "test"), splits, strict=True)))
     extras.update(fitted)
     return encoded["train"], encoded["val"], encoded["test"]
+
+
+def _given_splits(source: str) -> str | None:
+    """How ``source`` takes val/test splits of its own, for :func:`empty_training_error`'s fix: the text
+    sources' ``data.val``/``data.test`` files; None for a source without such options (csv)."""
+    given = [f"data.{split}" for split in ("val", "test") if DATA_SOURCES.takes_option(source, split)]
+    return f"{' and '.join(given)} files" if given else None
+
+
+def _refuse_empty_training(source: str, rows: int, kept: np.ndarray | None, training_rows: int,
+                           held_outs: list[HeldOut], class_names: list[str] | None) -> None:
+    """Refuse training data the held-out splits took every row of (:func:`empty_training_error`; ``rows``:
+    the source's, ``kept``: those data.nan_policy kept, None for all), then give the held-out splits'
+    warnings: only then, as an empty val split is no news when nothing trains."""
+    if training_rows == 0:
+        read = rows if kept is None else len(kept)
+        raise empty_training_error(read, rows - read, held_outs, _given_splits(source))
+    for held in held_outs:
+        held.warn(class_names)
 
 
 def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
@@ -377,23 +441,23 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
                                  "they are in the training data only")
         return x, y
 
+    held_outs: list[HeldOut] = []
     if raw.x_test is None:
-        (x_train, y_train, cat_train), (x_test, y_test, cat_test) = _split_off(
-            "test", config.test_fraction, config.split_seed, x_train, y_train, cat_train, stratify,
-            labels.class_names)
+        (x_train, y_train, cat_train), (x_test, y_test, cat_test), held = _split_off(
+            "test", config.test_fraction, config.split_seed, x_train, y_train, cat_train, stratify)
+        held_outs.append(held)
         stratify = y_train if task in ("binary", "multiclass") else None
     else:
         x_test, y_test = check_given("test data", "test", raw.x_test, raw.y_test)
         cat_test = None
     if raw.x_val is None:
-        (x_train, y_train, cat_train), (x_val, y_val, cat_val) = _split_off(
-            "val", config.val_fraction, config.split_seed + 1, x_train, y_train, cat_train, stratify,
-            labels.class_names)
+        (x_train, y_train, cat_train), (x_val, y_val, cat_val), held = _split_off(
+            "val", config.val_fraction, config.split_seed + 1, x_train, y_train, cat_train, stratify)
+        held_outs.append(held)
     else:
         x_val, y_val = check_given("validation data", "val", raw.x_val, raw.y_val)
         cat_val = None
-    if len(x_train) == 0:
-        raise DataError("training data is empty after splitting off val/test")
+    _refuse_empty_training(config.source, len(raw.x_train), kept, len(x_train), held_outs, labels.class_names)
     x_train, x_val, x_test = _encoded_rows(raw, extras, x_train, x_val, x_test)
 
     return _prepared(config, raw, task, labels, extras, {
@@ -426,7 +490,7 @@ def _preprocess(config: DataConfig, raw: RawData, task: str, class_names: list[s
         x_train, task=task, class_names=class_names, standardize=standardize,
         numeric_columns=raw.feature_names, categorical_train=cat_train,
         categorical_columns=raw.categorical_names or (), y_train=y_train,
-        standardize_target=config.standardize_target, source=config.source,
+        standardize_target=config.standardize_target, source=config.source, target_names=raw.target_names,
     )
     if raw.after_fit is not None:
         raw.after_fit(fitted)

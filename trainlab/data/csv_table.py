@@ -6,8 +6,9 @@ only needed when something is wrong, so they come from a second, pure-Python pas
 
 Dialect: a header row; UTF-8 with or without a byte-order mark; fields quoted with ``"`` may hold
 the delimiter and newlines; ``delimiter`` is one character (``,`` by default, ``;`` or a tab);
-blank lines are skipped. Cells in :data:`MISSING` (and empty cells) are missing values (NaN). A data
-row that repeats the header (:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with
+blank lines are skipped. Spaces around a cell are stripped (:func:`strings` warns where that makes
+two spellings of a column, ``' cat'`` and ``'cat'``, one value: :func:`space_twins`). Cells in
+:data:`MISSING` (and empty cells) are missing values (NaN). A data row that repeats the header (:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with
 ``cat``) is refused. The causes named in the errors are found by :mod:`trainlab.data.table_diagnosis`.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from trainlab.config_fields import short_repr
 from trainlab.data.dataset import check_float32_range
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
@@ -34,6 +36,7 @@ from trainlab.data.table_diagnosis import (
     refuse_repeated_header,
 )
 from trainlab.errors import ConfigError, DataError
+from trainlab.notices import warn
 
 # cells read as missing (NaN), so that data.nan_policy decides; a subset of pandas' default na_values
 MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "<NA>", "#N/A")
@@ -119,8 +122,8 @@ class CsvTable:
 
     ``frame`` is a pandas DataFrame (the usual, tall file) or, for a wide file (more than
     :data:`WIDE_COLUMNS` columns, where pandas spends seconds per 10^4 columns on bookkeeping), a
-    NumPy array of the raw cell strings (N, W). Use :func:`numbers`, :func:`strings` and
-    :func:`numeric_block`, which read both.
+    NumPy array of the raw cell strings (N, W), spaces kept. Use :func:`numbers`, :func:`strings` and
+    :func:`numeric_block`, which read both and strip the cells' spaces.
     """
 
     file: Path
@@ -129,6 +132,7 @@ class CsvTable:
     frame: Any
     _lines: list[int] | None = field(default=None, repr=False)
     _index: dict[str, int] = field(default_factory=dict, repr=False)
+    _space_checked: set[str] = field(default_factory=set, repr=False)  # columns :func:`strings` checked
 
     def __post_init__(self) -> None:
         self._index = {name: j for j, name in enumerate(self.header)}
@@ -141,7 +145,7 @@ class CsvTable:
         return isinstance(self.frame, np.ndarray)
 
     def cell(self, row: int, name: str, strip: bool = True) -> str:
-        """The cell as text, for messages; ``strip=False``: with its spaces (a wide table's are stripped)."""
+        """The cell as text, for messages; ``strip=False``: with its spaces."""
         if self.wide:
             cell = str(self.frame[row, self._index[name]])
         else:
@@ -189,7 +193,7 @@ def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool) ->
         lines.append(line)
         cells.append(row)
     frame = np.array(cells, dtype=str) if cells else np.empty((0, len(header)), dtype=str)
-    return CsvTable(file, header, delimiter, np.char.strip(frame), _lines=lines)
+    return CsvTable(file, header, delimiter, frame, _lines=lines)
 
 
 def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (),
@@ -241,7 +245,7 @@ def _check_repeated_header(table: CsvTable) -> None:
     if len(table.header) < 2 or not len(table):
         return
     if table.wide:
-        candidates = np.flatnonzero(table.frame[:, 0] == name)
+        candidates = np.flatnonzero(np.strings.strip(table.frame[:, 0]) == name)
     elif pd.api.types.is_string_dtype(table.frame[name]) or pd.api.types.is_object_dtype(table.frame[name]):
         candidates = np.flatnonzero(table.frame[name].to_numpy() == name)
     else:  # numbers or booleans: a header name in the column would have made it text
@@ -277,7 +281,7 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     import pandas as pd
 
     if table.wide:
-        return _parse_numbers(table.frame[:, table._index[name]])
+        return _parse_numbers(np.strings.strip(table.frame[:, table._index[name]]))
     series = table.frame[name]
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan), None
@@ -313,7 +317,7 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
     if not names:
         return np.empty((len(table), 0), dtype=np.float64), []
     if table.wide:
-        cells = table.frame[:, [table._index[n] for n in names]]
+        cells = np.strings.strip(table.frame[:, [table._index[n] for n in names]])
         values, bad = _parse_numbers(cells.reshape(-1))
         values = values.reshape(cells.shape)
         check_float32_range(values, lambda row, col: table.place(row, names[col]))
@@ -350,10 +354,61 @@ def is_bool_series(series: Any) -> bool:
     return bool(present.map(lambda v: isinstance(v, bool | np.bool_)).all())
 
 
+def space_twins(cells: np.ndarray) -> list[tuple[str, str]]:
+    """The pairs of distinct spellings among ``cells`` (strings, spaces kept) that stripping the spaces around
+    them makes one value (``' cat'`` and ``'cat'``): for each such value, in the order first seen, its first
+    spelling in ``cells`` and the next other one. One hashing pass (``pandas.unique``), then a loop over the
+    merged spellings only.
+
+    >>> space_twins(np.array([" cat", "cat", "dog ", "dog", "cat", "bird"]))
+    [(' cat', 'cat'), ('dog ', 'dog')]
+    """
+    import pandas as pd
+
+    distinct = pd.unique(cells)  # in the order first seen
+    keys = np.strings.strip(distinct.astype(str))
+    merged = pd.Series(keys).duplicated(keep=False).to_numpy()
+    first: dict[str, str] = {}
+    pairs: dict[str, tuple[str, str]] = {}
+    for spelling, key in zip(map(str, distinct[merged]), map(str, keys[merged]), strict=True):
+        if key in first:
+            pairs.setdefault(key, (first[key], spelling))
+        else:
+            first[key] = spelling
+    return [pairs[key] for key in first]  # each merged value has two spellings at least
+
+
+def _warn_space_twins(table: CsvTable, name: str, cells: np.ndarray, stripped: np.ndarray) -> None:
+    """Warn once per column where stripping the spaces around its ``cells`` (:func:`space_twins`) merged
+    distinct spellings into one value: one class of a target column, one category of a feature, where the
+    data may mean two (as :func:`trainlab.data.labels.warn_case_twins` warns of ``Cat`` and ``cat``). Missing
+    cells are left out: ``' NA'`` and ``'NA'`` are both missing."""
+    if name in table._space_checked:
+        return
+    table._space_checked.add(name)
+    changed = cells != stripped
+    if not changed.any():  # the usual column: one vectorised comparison
+        return
+    candidates = np.isin(stripped, np.unique(stripped[changed])) & ~np.isin(stripped, MISSING)
+    pairs = space_twins(cells[candidates])
+    if pairs:
+        (spelling, other), more = pairs[0], len(pairs) - 1
+        also = f" ({more} more such pair{'s' if more > 1 else ''} in the column)" if more else ""
+        warn(f"CSV file {table.file}: the values {short_repr(spelling)} and {short_repr(other)} in "
+             f"{short_repr(name)} differ only in spaces around them, which are stripped, so they are read as one "
+             f"class or category, {short_repr(spelling.strip())}{also}; fix the data if they are two")
+
+
 def strings(table: CsvTable, name: str) -> np.ndarray:
-    """Column ``name`` as stripped strings, missing markers as ``""``."""
+    """Column ``name`` as stripped strings, missing markers as ``""``; warns once per column where stripping
+    merged two spellings (:func:`_warn_space_twins`)."""
     if table.wide:
         cells = table.frame[:, table._index[name]]
-        return np.where(np.isin(cells, MISSING), "", cells)
-    series = table.frame[name]
-    return series.astype("string").str.strip().fillna("").to_numpy(dtype=str)
+        stripped = np.strings.strip(cells)
+        _warn_space_twins(table, name, cells, stripped)
+        return np.where(np.isin(stripped, MISSING), "", stripped)
+    # NumPy's strip (C) over the column once; pandas' .str.strip calls Python's per cell
+    cells = table.frame[name].astype("string").fillna("").to_numpy(dtype=str)
+    stripped = np.strings.strip(cells)
+    _warn_space_twins(table, name, cells, stripped)
+    return stripped

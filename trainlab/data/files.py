@@ -345,4 +345,4 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     return RawData(x, y, class_names=class_names, locate=locate, standardize=True, feature_names=numeric_names,
                    x_categorical=cats, categorical_names=categorical_names or None,
                    missing_cells=f"the cell is empty or a missing-value marker: {markers} are read as missing",
-                   after_fit=after_fit)
+                   after_fit=after_fit, target_names=list(targets))
