@@ -167,13 +167,19 @@ def test_a_rollback_resumed_from_the_guards_state_rolls_back_the_same_way():
 def one_by_one_rule(losses, spike_factor: float, window: int) -> tuple[int | None, list[float]]:
     """The guard's rule written out value by value (module docstring): the index of the first bad loss
     (None if none) and the thresholds used. Threshold = median + k * max(1.4826 MAD, reference / 4) over
-    the last ``window`` good losses, recomputed at every 10th judged loss; no judging before the
-    reference (median of the first max(5, window // 2) good losses) exists."""
-    recent, reference, judged, threshold, used = [], None, 0, None, []
+    the last ``window`` good losses, recomputed at every 10th judged loss; before the reference (median
+    of the first max(5, window // 2) good losses) exists, a loss is bad above the start bar
+    s + 100 * k * max(|s|, 0.01) / 4, s the first loss."""
+    recent, reference, start, judged, threshold, used = [], None, None, 0, None, []
     for index, value in enumerate(losses):
         if not math.isfinite(value):
             return index, used
-        if reference is not None:
+        if reference is None:
+            if start is None:
+                start = value
+            elif value > start + 100 * spike_factor * max(abs(start), 0.01) / 4:
+                return index, used
+        else:
             if threshold is None or judged % 10 == 0:
                 med = float(np.median(recent[-window:]))
                 mad = float(np.median(np.abs(np.array(recent[-window:]) - med)))

@@ -12,6 +12,32 @@ whose batch losses vary from 1e-4 to 2 is healthy, and the floor keeps a
 near-constant loss from flagging every slightly harder batch: with the default
 ``spike_factor`` 50 nothing below median + 12.5 x the starting loss is a spike.
 
+The start, before the reference exists (its half-window of judged losses, 25 steps by default). With
+no window to judge by, a loss that explodes in the first steps would otherwise be accepted and become
+the reference itself. Each judged loss after the first finite one, the starting loss ``s``, counts
+at once, as a spike that counts does (stop; or roll back, to the snapshot taken when training
+started if there is no later one), when it is above
+
+    B = s + LONE_SPIKE ** 2 * spike_factor * max(|s|, START_FLOOR) / 4
+
+(1251 x s for s >= 0.01 at the default ``spike_factor`` 50); below B it is accepted into the window,
+so no loss that passed B is ever part of the reference. B is the threshold of a window holding ``s``
+alone (median ``s``, spread ``s / 4``) with its spread term taken LONE_SPIKE ** 2 = 100 times: the
+immediate bar of the rule below (LONE_SPIKE x T), and a further LONE_SPIKE because the spikes the data
+makes (S below, which lifts that bar on data whose batches spike: with 1% of the targets 50 std(y)
+off, 4% of the batches of 32 pass 10 x T) are not known yet; 17 of 32 rows would have to be such
+outliers to pass B. Warm-ups (2-3 x) and a fine-tune's early rise (0.01 to 0.05) stay far below it,
+while an optimizer blow-up (iris, Adam at lr 1e3: 1.1, then 2e11 at the second step) is far above.
+START_FLOOR (0.01) stands in for ``|s|`` nearer 0: at a near-zero loss the first batch says little
+about the loss's scale (a few misclassified rows are the whole batch loss: two at loss 20 in a batch
+of 32 make 1.25), so such a start (a negative one near 0 too: Gaussian NLL) needs a loss above
+s + 12.5 to count: above the chance-level cross-entropy (ln C) of any classifier with fewer than
+268,000 classes, and 12.5 x the MSE of predicting the mean of standardized targets. Using ``|s|``
+keeps B above ``s`` for negative losses. B grows with ``spike_factor``, so a factor
+raised for outlier-heavy data raises it too. With small batches (below) ``s`` is the first group's
+median, an open group counts once more than half of its steps are above B, and no snapshot is taken
+while the open group holds a step above B (its climb may already have begun).
+
 Which spikes count (the contract). Divergence persists or grows; a hard mini-batch does not, but it
 can be frequent: with 1% of the targets 50 std(y) off, 27% of the batches of 32 hold one such row,
 whose squared error alone makes the batch's loss ~78 x the clean starting loss (past the threshold),
@@ -112,6 +138,10 @@ SAME_LEVEL = 10.0
 # heavy-tailed; 32, the smallest common mini-batch, is in the range of batch sizes (16-128) that the
 # rule's defaults (spike_factor 50, LONE_SPIKE 10) were set on
 ROWS_JUDGED = 32
+# the start (module docstring): before the reference exists a loss counts at once above
+# s + LONE_SPIKE ** 2 * spike_factor * max(|s|, START_FLOOR) / 4, s the starting loss; a starting loss
+# nearer 0 than this is taken as this far from 0 (at a near-zero loss a few rows make a batch's loss)
+START_FLOOR = 0.01
 
 
 def steps_per_judged_loss(rows_per_step: int | None) -> int:
@@ -130,6 +160,12 @@ def spikes_in_a_row(rate: float) -> int:
         return SPIKE_MEMORY
     # the tolerance keeps 1e-3 ** 2, 1.0000000000000002e-06 in floating point, at n = 2
     return min(SPIKE_MEMORY, max(2, math.ceil(math.log(RUN_CHANCE) / math.log(rate) - 1e-9)))
+
+
+def start_bar(start: float, spike_factor: float) -> float:
+    """``start + LONE_SPIKE ** 2 * spike_factor * max(|start|, START_FLOOR) / 4``: above it a judged loss
+    counts at once before the reference exists, ``start`` the first finite judged loss (module docstring)."""
+    return start + LONE_SPIKE ** 2 * spike_factor * max(abs(start), START_FLOOR) / 4
 
 
 def spike_threshold(recent: list[float], reference: float, spike_factor: float) -> float:
@@ -152,6 +188,7 @@ class DivergenceGuard(Callback):
         self.outlier_loss = outlier_loss  # advice for small steps: the loss setting that weighs outliers less
         self.recent: deque[float] = deque(maxlen=window)
         self.reference: float | None = None
+        self.start: float | None = None  # the first finite judged loss: judges those before the reference
         self._threshold: float | None = None
         self._judged = 0  # losses judged against the threshold; it is recomputed every 10th
         # the current run of spikes, not counted yet: [judged index, value, threshold] each, and its first step
@@ -175,7 +212,7 @@ class DivergenceGuard(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference,
-                                 "judged": self._judged, "threshold": self._threshold,
+                                 "start": self.start, "judged": self._judged, "threshold": self._threshold,
                                  "run": {"spikes": [list(v) for v in self._run], "first": self._run_first},
                                  "spikes": [list(v) for v in self._spikes]}
         if self.group > 1:  # the open group: a resumed run completes it as the uninterrupted run does
@@ -189,6 +226,8 @@ class DivergenceGuard(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.recent = deque(state["recent"], maxlen=self.window)
         self.reference = state.get("reference")
+        # a checkpoint of the rule before the start bar: its first good loss is the starting loss
+        self.start = state.get("start", self.recent[0] if self.recent else None)
         # the cached threshold is state: a resumed run judges with the same one as the uninterrupted run
         self._judged, self._threshold = int(state.get("judged", 0)), state.get("threshold")
         run = state.get("run")
@@ -214,16 +253,34 @@ class DivergenceGuard(Callback):
 
     def problem(self, value: float, refresh: bool = True) -> str | None:
         """Why ``value`` (a judged loss) is bad given the recent good losses, or None (updates the cached
-        threshold at every 10th judged loss; ``refresh`` False: groups keep theirs up to date themselves)."""
+        threshold at every 10th judged loss; ``refresh`` False: groups keep theirs up to date themselves).
+        Before the reference exists, the start rule: above :func:`start_bar` of the starting loss."""
         if not math.isfinite(value):
             return "non-finite loss"
         if self.reference is None:
-            return None
+            if self.start is None:
+                self.start = value
+                return None
+            return self._start_problem(value)
         if self._threshold is None or (refresh and self._judged % 10 == 0):  # two medians of the window: not every step
             self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
         self._judged += 1
         if value > self._threshold:
             return f"loss spike (> {self._threshold:.4g} = median + {self.spike_factor:g} x spread of recent losses)"
+        return None
+
+    def _start_rule(self) -> str:
+        """The start rule's bar as the error line spells it out (module docstring)."""
+        assert self.start is not None
+        return (f"starting loss {self.start:.4g} + {LONE_SPIKE ** 2:g} x {self.spike_factor:g} x "
+                f"max(|starting loss|, {START_FLOOR:g}) / 4, before the window's reference exists")
+
+    def _start_problem(self, value: float) -> str | None:
+        """Why ``value``, a finite judged loss before the reference exists, counts: above the start bar."""
+        assert self.start is not None
+        bar = start_bar(self.start, self.spike_factor)
+        if value > bar:
+            return f"loss spike (> {bar:.4g} = {self._start_rule()})"
         return None
 
     def _good_run(self, values: list[float], start: int) -> int:
@@ -309,9 +366,17 @@ class DivergenceGuard(Callback):
         if len(self._pending) < self.check_every and not on_snapshot_step:
             return
         # not while a run of spikes is open: its weights may already be on the way out, and a rollback must
-        # land before the run's first spike (two snapshots are kept)
-        if self._check(view) and on_snapshot_step and not self._run:
+        # land before the run's first spike (two snapshots are kept); nor, before the reference exists (no
+        # runs are kept then), while the open group holds a step loss past the start bar: a climb has begun
+        if self._check(view) and on_snapshot_step and not self._run and not self._group_past_start_bar():
             self._take_snapshot(view)
+
+    def _group_past_start_bar(self) -> bool:
+        """Before the reference exists, the open group of small steps holds a step loss above the start
+        bar."""
+        if self.reference is not None or self.start is None or not self._group:
+            return False
+        return max(self._group) > start_bar(self.start, self.spike_factor)
 
     def on_before_save(self, view: TrainerView) -> None:
         if not self._check(view):
@@ -356,7 +421,7 @@ class DivergenceGuard(Callback):
                 # the next group's threshold, now: an open group is judged against the one it will meet
                 self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
             return None, first
-        if not math.isfinite(value):
+        if not math.isfinite(value) or self.reference is None:  # non-finite, or past the start bar: at once
             return problem, self._run_start(first)
         bar, needed, _ = self._counts_now()
         run = len(self._run) + 1
@@ -407,7 +472,9 @@ class DivergenceGuard(Callback):
                 value = sorted(losses, reverse=True)[self.group // 2]  # the least the group's median can be
                 rule = f"median + {self.spike_factor:g} x spread of recent {self.group}-step medians"
                 bar, ends_run, above_spikes = self._bar()
-                if above_spikes:
+                if self.reference is None:
+                    rule = self._start_rule()
+                elif above_spikes:
                     rule = f"{LONE_SPIKE:g} x the median of recent spikes"
                 elif not ends_run:
                     rule = f"{LONE_SPIKE:g} x ({rule})"
@@ -420,7 +487,10 @@ class DivergenceGuard(Callback):
     def _sure_spike(self, value: float) -> bool:
         """The open group's median will count at once whatever its other steps bring: more than half of
         its ``group`` step losses are above the bar (the newest, ``value``, among them)."""
-        if self.reference is None or self._threshold is None or value <= self._threshold:
+        if self.reference is None:  # the start rule: the first group's median is the starting loss
+            if self.start is None or value <= start_bar(self.start, self.spike_factor):
+                return False
+        elif self._threshold is None or value <= self._threshold:
             return False  # below the threshold: below any bar (the bar's rates are not worth computing)
         bar, _, _ = self._bar()
         return value > bar and sum(v > bar for v in self._group) > self.group // 2
@@ -428,7 +498,11 @@ class DivergenceGuard(Callback):
     def _bar(self) -> tuple[float, bool, bool]:
         """What a complete group's median must exceed to count at once: the threshold itself when the group
         would end a run long enough to count (``ends run``), else LONE_SPIKE x max(threshold, spike level)
-        (``above spikes``: the spike level is the larger); (bar, ends run, above spikes)."""
+        (``above spikes``: the spike level is the larger); (bar, ends run, above spikes). Before the reference
+        exists: the start bar, (B, False, False)."""
+        if self.reference is None:
+            assert self.start is not None
+            return start_bar(self.start, self.spike_factor), False, False
         assert self._threshold is not None
         bar, needed, above_spikes = self._counts_now()
         if len(self._run) + 1 >= needed:
