@@ -24,6 +24,7 @@ from trainlab.code_policy import (
 from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.loss_scale import loss_scale_warning
+from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, refuse_damaged, run_action, run_plans
 from trainlab.compare.strategies import (
@@ -37,7 +38,7 @@ from trainlab.compare.strategies import (
 from trainlab.config import Config, read_yaml
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.config_overrides import apply_overrides, override_key
-from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
+from trainlab.errors import ConfigError, DataError, TrainingError, WriteError, cannot, folder_error
 from trainlab.folder_owner import refuse_foreign
 from trainlab.metrics import unrecorded_hint
 from trainlab.notices import each_once, warn
@@ -92,6 +93,10 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     the config names (:func:`check_data_files`: one DataError), and that every run will record ``metric``
     and the target's metric (:func:`check_recorded`); each other refusal is one ConfigError. Failed runs are
     in the leaderboard with their reasons, never raised.
+
+    Raises :class:`~trainlab.errors.WriteError` (exit 5), once everything else is written, for runs the machine
+    stopped (:func:`~trainlab.compare.machine_failure.not_run_error`: the next invocation trains them) and for
+    a leaderboard or ``report.html`` that cannot be written; each says to rerun the same command.
     """
     bases = check_bases(bases)
     strategies = as_strategies(strategies)
@@ -120,14 +125,10 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
                 fingerprints: dict[str, str | None] = {}  # every group's damaged folders, before the first runs
                 refuse_damaged([note for plan in plans
                                 for action, note in [run_action(plan, fingerprints)] if action == "damaged"])
-            for policy, group in groups.items():
-                tally = Tally(task=group[0].task, total=len(group), metric=metric, direction=direction,
-                              read_metric=read_metric)
-                with nullcontext() if policy is None else using_policy(policy):
-                    run_plans(group, jobs, tally, live=live, quiet=quiet)
+            not_run = run_groups(groups, jobs, metric, direction, live, quiet)
             runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
-            board = build_leaderboard(plans, metric, direction, parsed_target)
-            write_leaderboard(board, out)
+            board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run)
+            write_compare_leaderboard(board, out)
             if not quiet:
                 print_leaderboard(board)
             report = write_report_if_available(groups, out)
@@ -135,8 +136,37 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         print(f"report: {report}")
     if not quiet:
         print(f"leaderboard: {out / 'leaderboard.json'}, {out / 'leaderboard.csv'}")
+    stopped = not_run_error(board, out)
+    if stopped is not None:
+        raise stopped
     check_metric_found(board, metric)
     return board
+
+
+RERUN = "rerun the same command once the disk is writable (finished runs are not trained again)"
+
+
+def write_compare_leaderboard(board: dict[str, Any], out: Path) -> None:
+    """:func:`~trainlab.compare.leaderboard.write_leaderboard`, an OSError as a WriteError (exit 5) whose advice
+    is the comparison's own: the runs are written, and rerunning the same command writes the leaderboard."""
+    try:
+        write_leaderboard(board, out)
+    except OSError as exc:
+        raise WriteError(f"{cannot(exc)}; the runs are written: {RERUN}") from None
+
+
+def run_groups(groups: Mapping[CodePolicy | None, list[RunPlan]], jobs: int, metric: str, direction: str,
+               live: bool | None, quiet: bool) -> dict[str, str]:
+    """Run each group's plans (:func:`run_plans`), one group after another under its code policy
+    (:func:`_by_policy`). Returns why the machine stopped runs, by :attr:`RunPlan.label` (outcomes ``not run``):
+    the reasons the leaderboard shows where a run's folder may hold none (the disk was full, or not writable)."""
+    not_run: dict[str, str] = {}
+    for policy, group in groups.items():
+        tally = Tally(task=group[0].task, total=len(group), metric=metric, direction=direction, read_metric=read_metric)
+        with nullcontext() if policy is None else using_policy(policy):
+            outcomes = run_plans(group, jobs, tally, live=live, quiet=quiet)
+        not_run.update({label: o["reason"] for label, o in outcomes.items() if o["status"] == "not run"})
+    return not_run
 
 
 def named(argument: str) -> str:
@@ -373,7 +403,8 @@ def own_runs(plans: list[RunPlan]) -> list[Path]:
 def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]], out: Path) -> Path | None:
     """``DIR/report.html`` through trainlab.report when that module is installed. ``groups``: the plans by
     the code policy they ran under (:func:`_by_policy`; None: the one in force), which the report reads
-    their run folders under too."""
+    their run folders under too. A report the disk refuses is a WriteError (exit 5) naming the file; any other
+    failure of it is a warning, since the leaderboard is written."""
     try:
         from trainlab.report import write_report
     except ImportError:
@@ -390,9 +421,22 @@ def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]],
             # its runs' damaged metrics lines were named as the leaderboard read them (compare.run_record)
             # a default name: a symlink there (a copied folder's) is refused, not followed (atomic.write_output_bytes)
             return write_report([out], out / "report.html", warn_damaged_metrics=False, follow_link=False)
+    except (OSError, WriteError) as exc:  # the disk's: exit 5, as a run or the leaderboard that cannot be written
+        raise _report_not_written(exc, report, out) from None
     except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
         warn(f"report.html not written: {type(exc).__name__}: {exc}")
         return None
+
+
+def _report_not_written(exc: OSError | WriteError, report: Path, out: Path) -> WriteError:
+    """The comparison's line for a ``report`` the disk refused: ``cannot write (<file>): <reason>`` (never an
+    OSError's ``[Errno 28]`` repr), that the leaderboard and runs are written, and what to do."""
+    if isinstance(exc, OSError):
+        what = cannot(exc) if exc.filename else f"cannot write ({report}): {exc.strerror or exc}"
+    else:
+        what = str(exc).split("; ")[0]
+    return WriteError(f"{what}; the leaderboard ({out / 'leaderboard.json'}) and the runs are written: {RERUN}, "
+                      f"or write the report elsewhere: trainlab report {out} -o FILE")
 
 
 def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -403,7 +447,8 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     trusts it; ``overrides`` (``--set KEY=VALUE``, one string or a list) change every base before the
     strategies; ``options`` are :func:`compare`'s (seeds, jobs, target, metric, direction, live, quiet, wait).
 
-    Raises TrainingError (exit 4), once the leaderboard is written, when not one run finished.
+    Raises TrainingError (exit 4), once the leaderboard is written, when not one run finished; WriteError
+    (exit 5) as :func:`compare` raises it, first.
     """
     paths = _paths_argument("base_paths", base_paths)
     strategies_path = path_argument(strategies_path, "strategies_path")

@@ -29,6 +29,7 @@ class Tally:
     read_metric: Callable[[dict[str, Any], str], float | None]
     done: int = 0
     failed: int = 0
+    not_run: int = 0  # runs the machine stopped (trainlab.compare.machine_failure): done, but not as failures
     running: int = 0
     started: float = field(default_factory=time.perf_counter)
     run_seconds: list[float] = field(default_factory=list)
@@ -70,7 +71,8 @@ class Tally:
     def line(self, jobs: int) -> str:
         eta = self.eta_s(jobs)
         eta_text = f"{eta:.0f} s" if eta is not None else "?"
-        failed = f" ({self.failed} failed)" if self.failed else ""
+        counts = [f"{self.failed} failed" if self.failed else "", f"{self.not_run} not run" if self.not_run else ""]
+        failed = f" ({', '.join(c for c in counts if c)})" if any(counts) else ""
         return (f"done {self.done}{failed}, running {self.running}, left {self.left}, ETA {eta_text}, "
                 f"leader {self.leader()}")
 

@@ -153,15 +153,19 @@ def _convergence_block(runs: list[RunRecord], metric: str) -> dict[str, Any]:
 def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[str, Any] | None) -> dict[str, Any]:
     """One strategy's leaderboard entry (docs/compare.md, leaderboard.json): ``runs`` is the number of runs
     behind the statistics of ``metric`` (:func:`counted_runs`), ``failed`` its failures, a finished run with a
-    non-finite ``metric`` among them, so ``runs + failed + missing`` is its number of seeds."""
+    non-finite ``metric`` among them, so ``runs + failed + missing`` is its number of seeds; ``not_run`` the
+    missing seeds with why (the machine stopped them: trainlab.compare.machine_failure), which count neither
+    for nor against it."""
     counted, failures = counted_runs(runs, metric)
     finished = [r for r in runs if r.status == "finished"]
+    missing = [r for r in runs if r.status == "missing"]
     return {
         "name": name,
         "runs": len(counted),
         "failed": len(failures),
-        "missing": sum(r.status == "missing" for r in runs),
+        "missing": len(missing),
         "failures": failures,
+        "not_run": [{"seed": r.seed, "reason": r.reason} for r in missing],
         "seeds": [r.seed for r in runs],
         "run_dirs": [str(r.path) for r in runs],
         "metrics": _metric_blocks(finished, metric),
@@ -248,8 +252,12 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
 # --------------------------------------------------------------------------- the whole board
 
 def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None = None,
-                      target: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read every planned run folder and return the leaderboard (see docs/compare.md)."""
+                      target: dict[str, Any] | None = None,
+                      not_run: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read every planned run folder and return the leaderboard (see docs/compare.md). ``not_run``: why the
+    machine stopped runs (by :attr:`RunPlan.label`) whose folder may hold no record of it (a full disk, a folder
+    that could not be created), this comparison's outcomes for them (:func:`~trainlab.compare.run_record.load_run`)."""
+    not_run = not_run or {}
     direction = direction or direction_of(metric)
     seeds = sorted({p.seed for p in plans})
     tasks: dict[str, dict[str, list[RunPlan]]] = {}
@@ -284,7 +292,7 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
     for task, by_strategy in tasks.items():
         entries = []
         for name, strategy_plans in by_strategy.items():
-            runs = [load_run(p) for p in sorted(strategy_plans, key=lambda p: p.seed)]
+            runs = [load_run(p, not_run.get(p.label)) for p in sorted(strategy_plans, key=lambda p: p.seed)]
             entries.append(strategy_entry(name, runs, metric, target))
         rank_and_test(entries, metric, direction)
         board["tasks"][task] = {"strategies": entries, "best": entries[0]["name"]}
@@ -399,11 +407,12 @@ def target_text(ttt: dict[str, Any]) -> str:
 
 
 def count_text(entry: dict[str, Any], block: dict[str, Any]) -> str:
-    """The table's counts after a mean: `` n=2, 2 failed``, where n is the number of values behind the
-    statistics of ``block`` and ``failed`` the strategy's failed seeds (a finished run counted as failed for a
-    non-finite metric among them)."""
+    """The table's counts after a mean: `` n=2, 2 failed, 1 not run``, where n is the number of values behind
+    the statistics of ``block``, ``failed`` the strategy's failed seeds (a finished run counted as failed for a
+    non-finite metric among them) and ``not run`` its missing ones (the machine stopped them)."""
     n = block.get("n", len(block.get("values") or []))
-    return f" n={n}" + (f", {entry['failed']} failed" if entry.get("failed") else "")
+    return (f" n={n}" + (f", {entry['failed']} failed" if entry.get("failed") else "")
+            + (f", {entry['missing']} not run" if entry.get("missing") else ""))
 
 
 def _table_row(entry: dict[str, Any], metric: str, label: str, target: dict[str, Any] | None) -> list[str]:
@@ -452,9 +461,10 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
             table.add_row(*_table_row(entry, metric, escape(labels[entry["name"]]), target))
         console.print(table)
         for entry in table_data["strategies"]:
-            for failure in entry["failures"]:
-                console.print(f"  failed: {entry['name']} seed {failure['seed']}: {failure['reason']}",
-                              markup=False, highlight=False)
+            for kind, items in (("failed", entry["failures"]), ("not run", entry.get("not_run") or [])):
+                for item in items:
+                    console.print(f"  {kind}: {entry['name']} seed {item['seed']}: {item['reason']}",
+                                  markup=False, highlight=False)
             note = (entry.get("convergence") or {}).get("note")
             if note:
                 console.print(f"  note: {entry['name']}: {note}", markup=False, highlight=False)

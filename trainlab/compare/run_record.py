@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import trainlab.compare.stats as stats
+from trainlab.compare.machine_failure import recorded_machine_failure
 from trainlab.compare.metric_keys import direction_of, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan
 from trainlab.notices import warn
@@ -20,7 +21,7 @@ from trainlab.records import MetricsLines, is_finite_number, read_metrics_file, 
 class RunRecord:
     seed: int
     path: Path
-    status: str  # finished | failed | missing
+    status: str  # finished | failed | missing (not run: the machine stopped it, or it has not run yet)
     summary: dict[str, Any] | None
     records: list[dict[str, Any]] = field(default_factory=list)
     reason: str | None = None
@@ -42,7 +43,12 @@ def read_metrics_lines(path: Path, left_out_of: str) -> MetricsLines:
         return MetricsLines([], [])
 
 
-def load_run(plan: RunPlan) -> RunRecord:
+def load_run(plan: RunPlan, not_run_reason: str | None = None) -> RunRecord:
+    """The run of ``plan`` as its folder holds it: finished (summary.json), failed (diverged, a
+    compare-error.json, run.json's ``failed``) or missing. A compare-error.json of the machine's failure
+    (:func:`~trainlab.compare.machine_failure.recorded_machine_failure`) is missing with its reason, as is a
+    folder that holds nothing telling, with ``not_run_reason`` (this comparison's outcome for it, where the
+    machine left no record: a full disk, a folder that could not be created) or ``not run yet``."""
     summary = read_record_object(plan.path / "summary.json")
     metrics = read_metrics_lines(plan.path, f"the time to target and convergence figures of {plan.label}")
     records, damaged = metrics.records, metrics.damaged
@@ -55,11 +61,12 @@ def load_run(plan: RunPlan) -> RunRecord:
         reason = "diverged" + (f": {why}" if why else "")
         return RunRecord(plan.seed, plan.path, "failed", None, records, reason, damaged)
     if isinstance(error, dict):
-        return RunRecord(plan.seed, plan.path, "failed", None, records, str(error.get("reason")), damaged)
+        status = "missing" if recorded_machine_failure(error) else "failed"
+        return RunRecord(plan.seed, plan.path, status, None, records, str(error.get("reason")), damaged)
     info = read_record_object(plan.path / "run.json")
     if isinstance(info, dict) and info.get("status") == "failed":  # its training raised (experiment._record_failure)
         return RunRecord(plan.seed, plan.path, "failed", None, records, str(info.get("error") or "failed"), damaged)
-    return RunRecord(plan.seed, plan.path, "missing", None, records, "not run yet", damaged)
+    return RunRecord(plan.seed, plan.path, "missing", None, records, not_run_reason or "not run yet", damaged)
 
 
 def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tuple[float | None, int | None]:

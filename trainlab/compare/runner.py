@@ -7,6 +7,8 @@ running, each planned run is classified by what its folder holds (:func:`run_act
     finished status finished, same config + data -> skip (files untouched)
     failed   status diverged, or compare-error.json, or status failed (the run raised),
              same config hash and data           -> skip, reported as failed (delete the folder to retry)
+             (a compare-error.json of the machine's failure, trainlab.compare.machine_failure, is not a
+             failure: the folder is classified by its run.json, as if the record were not there)
     changed  the config (in what decides the run's outcome, trainlab.config_identity: not its output
              section or thread count) or the data files differ -> train again from scratch (said so,
              naming the first key that differs)
@@ -21,7 +23,8 @@ sizes and modification times); a failure recorded on other data is tried again.
 
 ``--jobs N`` runs N runs at once in forked worker processes, each pinned to
 ``cores // N`` torch threads. A run that diverges or raises is recorded as failed
-with its reason and never stops the others. A worker that dies (SIGKILL: the out-of-memory
+with its reason and never stops the others; one the machine stopped (a full or read-only disk, a
+permission denied, memory) is recorded as not run, and the next invocation trains it again. A worker that dies (SIGKILL: the out-of-memory
 killer, a user) costs the run it had, recorded as failed ("worker died: killed by SIGKILL,
 perhaps out of memory"); the other unfinished runs go on in new workers (:mod:`trainlab.compare.pool`).
 The parent shows a live rich display on a TTY and plain lines otherwise.
@@ -41,6 +44,12 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.code_policy import trusting_own_run
 from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
+from trainlab.compare.machine_failure import (
+    RECORD_KEY,
+    is_machine_failure,
+    machine_reason,
+    recorded_machine_failure,
+)
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
 from trainlab.config import Config, validate
 from trainlab.config_fields import counted, short_repr
@@ -122,6 +131,8 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     wanted = config.hash()
     data = current_data_fingerprint(config, memo)
     error = read_record_object(plan.path / ERROR_FILE)
+    if error is not None and recorded_machine_failure(error):
+        error = None  # the machine's (a full disk): not the run's outcome; its run.json says where it stopped
     # the exact config: a failure may come of the output section (a full disk under its checkpoint policy)
     if error is not None and error.get("config_hash") == wanted and error.get("data_fingerprint") == data:
         return "failed", str(error.get("reason"))  # the same config on the same data would fail the same way
@@ -195,9 +206,13 @@ def request_stop(signum: int, frame: Any) -> None:
 
 
 def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str, action: str) -> dict[str, Any]:
-    """Run one planned run; never raises except on interruption. Returns an outcome dict."""
+    """Run one planned run; never raises except on interruption. Returns an outcome dict: its ``status``
+    (``finished`` with its ``summary``; ``failed`` for a failure that would repeat, a divergence or the run's
+    raising; ``not run`` where the machine stopped it, :func:`~trainlab.compare.machine_failure.is_machine_failure`;
+    ``interrupted``), its ``reason`` and ``seconds``. A failure or the machine's is recorded in the folder's
+    ``compare-error.json`` (best effort: the disk may be full), the machine's flagged so that the next
+    invocation trains the run again (:func:`run_action`)."""
     global _stop_requested
-    from trainlab.experiment import resume, train
 
     folder = Path(path)
     started = time.perf_counter()
@@ -206,19 +221,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
                 "signum": signal.SIGTERM, "seconds": 0.0}
     try:
         (folder / ERROR_FILE).unlink(missing_ok=True)
-        if action == "partial":
-            try:
-                # the user's own run (its config.yaml names no code the plan's does not): resumed under the
-                # comparison's code policy, as it was trained; anything else as anyone's run folder
-                with trusting_own_run(folder, raw):
-                    summary, _ = resume(folder, quiet=True)
-            except (TrainingError, Interrupted, RunDirError):  # RunDirError: finished, in use, linked records
-                raise
-            except Exception as exc:  # an unreadable partial run: start it again
-                warn(f"cannot resume {folder} ({exc}); training it from scratch")
-                summary, _ = train(validate(raw), out=folder, overwrite=True, quiet=True)
-        else:
-            summary, _ = train(validate(raw), out=folder, overwrite=True, quiet=True)
+        summary = _train_or_resume(folder, raw, action)
     except TrainingError as exc:
         return {"status": "failed", "reason": f"diverged: {exc}", "seconds": time.perf_counter() - started}
     except Interrupted as exc:
@@ -226,15 +229,46 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
         return {"status": "interrupted", "reason": str(exc), "signum": exc.exit_code - 128,
                 "seconds": time.perf_counter() - started}
     except Exception as exc:  # noqa: BLE001 - one failed run must never stop the others
-        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:1000]}"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            record = {"reason": reason, **_identity_or_none(raw), "traceback": traceback.format_exc()}
-            write_json(folder / ERROR_FILE, record)  # atomic: a kill leaves no torn record
-        except OSError:
-            pass
-        return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - started}
+        machine = is_machine_failure(exc)
+        reason = (machine_reason(exc) if machine
+                  else f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:1000]}")
+        _record_error(folder, raw, reason, machine)
+        return {"status": "not run" if machine else "failed", "reason": reason,
+                "seconds": time.perf_counter() - started}
     return {"status": "finished", "summary": summary, "seconds": time.perf_counter() - started}
+
+
+def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
+    """The run's summary: ``partial`` resumed, anything else trained (over what the folder holds)."""
+    from trainlab.experiment import resume, train
+
+    if action == "partial":
+        try:
+            # the user's own run (its config.yaml names no code the plan's does not): resumed under the
+            # comparison's code policy, as it was trained; anything else as anyone's run folder
+            with trusting_own_run(folder, raw):
+                return resume(folder, quiet=True)[0]
+        except (TrainingError, Interrupted, RunDirError):  # RunDirError: finished, in use, linked records
+            raise
+        except Exception as exc:
+            if is_machine_failure(exc):  # a full disk, not an unreadable run: its checkpoints stay for the next try
+                raise
+            warn(f"cannot resume {folder} ({exc}); training it from scratch")  # an unreadable partial run
+    return train(validate(raw), out=folder, overwrite=True, quiet=True)[0]
+
+
+def _record_error(folder: Path, raw: dict[str, Any], reason: str, machine: bool) -> None:
+    """The folder's ``compare-error.json``: ``reason``, the config hash and data fingerprint it failed with,
+    ``machine_failure`` and the traceback of the exception being handled. Atomic (a kill leaves no torn
+    record), and best effort: a folder that cannot be written keeps no record, and the comparison's leaderboard
+    takes the reason from the outcome instead."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {"reason": reason, **_identity_or_none(raw), RECORD_KEY: machine,
+                  "traceback": traceback.format_exc()}
+        write_json(folder / ERROR_FILE, record)
+    except OSError:
+        pass
 
 
 def _identity_or_none(raw: dict[str, Any]) -> dict[str, str | None]:
@@ -261,7 +295,9 @@ def refuse_damaged(notes: list[str]) -> None:
 
 def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None,
               quiet: bool = False) -> dict[str, dict[str, Any]]:
-    """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan. ``quiet``: no line per run.
+    """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan (:func:`execute`'s, or
+    ``{"status": "finished" | "failed", "skipped": True}`` for a folder that holds its outcome). ``quiet``: no
+    line per run.
 
     Raises :class:`Interrupted` (exit 128 + signal: 130 for Ctrl-C/SIGINT, 143 for SIGTERM) after
     the runs in progress have checkpointed; everything finished so far stays on disk for the next
@@ -302,8 +338,10 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
             return
         tally.done += 1
         tally.failed += outcome["status"] == "failed"
+        tally.not_run += outcome["status"] == "not run"
         tally.run_seconds.append(outcome.get("seconds", 0.0))
-        tally.record(plan, outcome.get("summary"))
+        if outcome["status"] != "not run":  # a seed the machine stopped is no failure of its strategy
+            tally.record(plan, outcome.get("summary"))
         display.finished(plan, outcome)
 
     received: list[int] = []

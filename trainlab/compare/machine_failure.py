@@ -1,0 +1,88 @@
+"""A comparison's runs that the machine stopped, not their strategy: told apart, retried, and reported.
+
+A run that raised because the disk is full or read-only, a folder or file cannot be created (permission
+denied), or memory ran out did not fail for its config, and may pass when run again. Counting it as its
+strategy's failure would rank the strategy on the seeds the machine let finish, and skipping it next time
+(as a failure that would repeat is skipped) would leave the leaderboard so for good. So such a run is
+*not run*: its ``compare-error.json`` says ``"machine_failure": true``, the leaderboard lists it under
+``not_run`` (a missing seed, left out of the statistics, not a failure), the comparison exits 5
+(:func:`not_run_error`), and the next invocation trains it again (resumed from its checkpoint where it has
+one). A failure that would repeat (the config, the data, the user's code, a divergence) stays failed.
+An interrupt is neither: the run is left at its checkpoint (trainlab.compare.runner).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trainlab.config_fields import counted
+from trainlab.errors import DISK_FULL_OR_READ_ONLY, WRITE_ERRNOS, TrainlabError, WriteError, cannot
+from trainlab.exception_origin import first_line
+
+MACHINE_ERRNOS = DISK_FULL_OR_READ_ONLY | WRITE_ERRNOS  # full, read-only, quota, I/O error, permission denied
+RECORD_KEY = "machine_failure"  # compare-error.json's flag: true for a run the machine stopped
+OUT_OF_MEMORY = "out of memory"  # how a MemoryError's reason starts
+
+
+def is_machine_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the machine's: a :class:`~trainlab.errors.WriteError` (a file or folder that could not
+    be written), an OSError whose errno is one of :data:`MACHINE_ERRNOS`, or a MemoryError. Any other OSError
+    (a file not found, a name too long) may well repeat, and is not."""
+    if isinstance(exc, WriteError | MemoryError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS
+
+
+def machine_reason(exc: BaseException) -> str:
+    """One line saying what the machine refused, in the CLI's words, without advice (the comparison gives
+    its own): ``cannot write (runs/.../metrics.jsonl): No space left on device`` for an OSError (never its
+    ``[Errno 28]`` repr), a WriteError's own line up to its advice, ``out of memory (MemoryError: ...)``."""
+    if isinstance(exc, MemoryError):
+        return f"{OUT_OF_MEMORY} (MemoryError{': ' + first_line(exc) if first_line(exc) else ''})"
+    if isinstance(exc, OSError):
+        return cannot(exc, "write" if exc.errno in DISK_FULL_OR_READ_ONLY else "read or write")
+    line = first_line(exc) if isinstance(exc, TrainlabError) else f"{type(exc).__name__}: {first_line(exc)}"
+    return line.split("; ")[0]  # "...: No space left on device; training had not started: rerun ..."
+
+
+# a reason written before RECORD_KEY existed: "WriteError: ...", "MemoryError...", "OSError: [Errno 28] ..."
+_LEGACY_REASON = re.compile(r"(?P<type>\w+)(?::\s*\[Errno (?P<errno>\d+)\])?")
+_OS_ERROR_NAMES = frozenset({"OSError", "PermissionError", "IOError"})
+
+
+def recorded_machine_failure(record: Mapping[str, Any]) -> bool:
+    """Whether a run's ``compare-error.json`` (``record``) says the machine stopped it: its
+    :data:`RECORD_KEY`; a record written before that key existed, by its reason (a ``WriteError``, a
+    ``MemoryError``, or an OSError of one of :data:`MACHINE_ERRNOS`), so that a comparison left with a
+    full disk by an earlier version trains those runs again too."""
+    if RECORD_KEY in record:
+        return record[RECORD_KEY] is True
+    match = _LEGACY_REASON.match(str(record.get("reason") or ""))
+    if match is None:
+        return False
+    if match["type"] in ("WriteError", "MemoryError"):
+        return True
+    return match["type"] in _OS_ERROR_NAMES and match["errno"] is not None and int(match["errno"]) in MACHINE_ERRNOS
+
+
+def not_run_error(board: Mapping[str, Any], out: Path) -> WriteError | None:
+    """The comparison's error line (exit 5) when the machine stopped some of its runs (the leaderboard's
+    ``not_run``, written already): how many, the first with its reason, and to rerun the same command once
+    the disk is writable (or memory free), which trains them and nothing finished; None when none."""
+    missed = [(task, entry["name"], item) for task, table in board["tasks"].items()
+              for entry in table["strategies"] for item in entry.get("not_run") or []]
+    if not missed:
+        return None
+    task, strategy, first = missed[0]
+    total = board["seeds"] * sum(len(table["strategies"]) for table in board["tasks"].values())
+    memory = [str(item["reason"]).startswith(OUT_OF_MEMORY) for *_, item in missed]
+    once = " and ".join(part for part, needed in (("the disk is writable", not all(memory)),
+                                                  ("memory is free", any(memory))) if needed)
+    them = "it" if len(missed) == 1 else "them"
+    return WriteError(f"{counted(len(missed), 'run')} of {total} could not run for the machine's reasons "
+                      f"({task}/{strategy}/seed-{first['seed']}: {first['reason']}); {out / 'leaderboard.json'} "
+                      f"lists {them} under 'not_run', left out of the statistics: rerun the same command once "
+                      f"{once} to train {them}")
