@@ -15,6 +15,7 @@ import contextlib
 import errno
 import json
 import os
+import shlex
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -73,7 +74,7 @@ from trainlab.model_file import (
 from trainlab.notices import note, warn
 from trainlab.records import read_record_object, read_record_text, safe_summary
 from trainlab.run_checks import divergence_advice
-from trainlab.run_folder import RunDir, default_dir
+from trainlab.run_folder import RunDir, default_dir, quoted_command
 from trainlab.run_records import (
     DIGESTS_KEY,
     LABELS_RECORD,
@@ -97,9 +98,11 @@ class StoppedWaiting(Exception):
 
 
 def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRITE_PATIENCE_S,
-             pause_s: float = 2.0, interrupted: Callable[[], int | None] = lambda: None) -> None:
+             pause_s: float = 2.0, interrupted: Callable[[], int | None] = lambda: None,
+             where: Path | None = None) -> None:
     """Run ``write`` until it succeeds; a full disk or quota (ENOSPC, EDQUOT) warns once and retries for
-    ``patience_s`` (any other OSError is raised at once).
+    ``patience_s`` (any other OSError is raised at once). The warning names ``where``, the run folder written
+    (the runs of a comparison wait side by side: each says which it is).
 
     ``interrupted()`` is the SIGINT/SIGTERM received so far (None: none); after a failed attempt with one
     received the wait ends at once: :class:`StoppedWaiting` (a stop the user asked for is not held up
@@ -120,7 +123,8 @@ def retrying(write: Callable[[], None], what: str, patience_s: float = FINAL_WRI
             if signum is not None:
                 raise StoppedWaiting(signum, what) from None
             if not warned:
-                warn(f"cannot write {what} ({exc.strerror or exc}); retrying for up to "
+                into = f" in {where}" if where is not None else ""
+                warn(f"cannot write {what}{into} ({exc.strerror or exc}); retrying for up to "
                      f"{patience_s:.0f} s: free some space and the run completes")
                 warned = True
             time.sleep(pause_s)
@@ -132,7 +136,7 @@ def _run_callbacks(built: Built, run: RunDir, quiet: bool) -> tuple[CheckpointSa
     ckpt = out.checkpoint
     saver = CheckpointSaver(run.checkpoints, ckpt.every_n_steps, ckpt.every_n_epochs, ckpt.every_seconds,
                             ckpt.keep_last, info={"config_hash": built.config.hash(), "trainlab": __version__},
-                            monitor=built.monitor, mode=built.mode)
+                            monitor=built.monitor, mode=built.mode, run_folder=run.final_path)
     signals = SignalStop()
     callbacks: list[Callback] = [saver, MetricsRecorder(run), signals, *logger_callbacks(built.config, run.path)]
     kind = None if quiet else progress_kind(out.progress)
@@ -173,26 +177,39 @@ def _run(built: Built, run: RunDir, quiet: bool, saver: CheckpointSaver, signals
             why = (f"{names[-1]} received twice" if len(set(names)) == 1 and len(names) == 2
                    else " then ".join(names) + " received")
             signum = signals.signals[-1] if signals.signals else signal.SIGINT
-            raise _stopped_at_once(built, run, saver, f"{why}: stopped at once", signum) from None
+            raise _stopped(built, run, saver, f"{why}: stopped at once", signum) from None
         except StoppedWaiting as stop:
-            raise _stopped_at_once(built, run, saver, f"{stop}: stopped", stop.signum) from None
+            raise _stopped(built, run, saver, f"{stop}: stopped", stop.signum) from None
+        finally:
+            if run.restored:  # the folder was deleted while the run trained (the next checkpoint made it again)
+                warn(f"{run.final_path} lost {', '.join(run.restored)} while the run trained (deleted?); "
+                     "trainlab wrote them again from the run's own copy")
 
 
-def _stopped_at_once(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum: int) -> Interrupted:
-    """Record a run stopped at once by a signal (``why``: "SIGINT received twice: stopped at once"; unless it
-    had finished) and say where resuming starts; the error exits 128 + ``signum``."""
-    stopped = f"{why} at step {built.trainer.state.step}"
-    if run.staged and not saver.last_saved:  # an --overwrite with nothing to keep: the old run stays as it was
+def _stopped(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum: int,
+             checkpointed: bool = False) -> Interrupted:
+    """Record a run stopped by a signal (``why``: "SIGINT received twice: stopped at once"; unless it had
+    finished) and say where resuming starts; the error exits 128 + ``signum``. ``checkpointed``: the stop
+    was to write a checkpoint at this step (a first signal), said as such when it was written.
+
+    A staged ``--overwrite`` is swapped into place only when it has something to keep
+    (:meth:`RunDir.has_something_to_keep`: a step checkpoint; ``best/`` alone is none); otherwise it is
+    discarded here, and the message says that the old run is untouched, which it then is."""
+    step = built.trainer.state.step
+    stopped = f"{why} at step {step}"
+    if run.staged and not run.has_something_to_keep():
+        run.discard_staging()
         return Interrupted(f"{stopped}, before the first checkpoint; the run in {run.final_path.resolve()} is "
                            "untouched (train with --overwrite again to replace it)", signum)
     with contextlib.suppress(OSError, ValueError):
         if run.info().get("status") != "finished":
             run.write_info(status="interrupted")
-    if saver.last_saved:
-        run.commit_overwrite()
+    run.commit_overwrite()  # staged: it has a checkpoint to resume from
+    resume = f"trainlab resume {shlex.quote(str(run.final_path.resolve()))}"
+    if checkpointed and saver.last_saved and Path(saver.last_saved).name == checkpoint.folder_name(step):
+        return Interrupted(f"{stopped} after writing a checkpoint; continue with: {resume}", signum)
     start = f"its last checkpoint ({saver.last_saved})" if saver.last_saved else "the start (no checkpoint yet)"
-    return Interrupted(f"{stopped}; resuming continues from {start}: trainlab resume {run.final_path.resolve()}",
-                       signum)
+    return Interrupted(f"{stopped}; resuming continues from {start}: {resume}", signum)
 
 
 def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
@@ -206,7 +223,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         raise  # "running", which resume continues and compare resumes; "failed" made compare skip the run
     except TrainingError as exc:
         retrying(lambda: run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records),
-                 "metrics.jsonl", interrupted=lambda: signals.received)
+                 "metrics.jsonl", interrupted=lambda: signals.received, where=run.final_path)
         if saver.last_saved:  # an overwrite keeps the new run only once it has something to keep
             run.commit_overwrite()
         summary = {"name": built.config.name, "status": "diverged", "steps": trainer.state.step,
@@ -221,19 +238,19 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         _record_failure(trainer.state, run, exc)
         raise
     if trainer.control.interrupted_by is not None:
-        run.write_info(status="interrupted")
-        if saver.last_saved:
-            run.commit_overwrite()
         signum = trainer.control.interrupted_by
-        raise Interrupted(
-            f"{signal.Signals(signum).name} received: stopped at step {trainer.state.step} after writing a "
-            f"checkpoint; continue with: trainlab resume {run.final_path.resolve()}", signum)
+        raise _stopped(built, run, saver, f"{signal.Signals(signum).name} received: stopped", signum,
+                       checkpointed=True)
     summary = summarize(built)
     weights = {k: v.contiguous() for k, v in built.model.state_dict().items()}
     # the loss's learned state as the summary's evaluation used it: eval must recompute the same loss
     loss_tensors = loss_state(built.loss)
 
     def write_results() -> None:
+        if not run.path.is_dir():  # deleted while the run trained, and no checkpoint made it again
+            raise WriteError(f"run folder {run.path} was removed while the run trained; its results were not "
+                             "written: train again")
+        run.restore_records()  # deleted with the folder, which a checkpoint made again: before their digests
         run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records)
         digest = write_model(run.path / MODEL_FILE, weights,
                              # one metadata key: safetensors writes several in hash-map order, not byte-stable
@@ -247,7 +264,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         run.write_summary(summary)
         run.write_info(status="finished", **digests, **{DIGESTS_KEY: record_digests(run.path)})
 
-    retrying(write_results, "the run's results", interrupted=lambda: signals.received)
+    retrying(write_results, "the run's results", interrupted=lambda: signals.received, where=run.final_path)
     signals.result_written()  # run.json says finished: no signal stops it now (the CLI defers them to its exit)
     keep = built.config.output.checkpoint.keep_after_finish
     kept = checkpoint.prune_after_finish(run.checkpoints, keep)
@@ -339,6 +356,7 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
                                **{AUTO_NOTES_KEY: auto_notes(built)})
             except OSError as exc:
                 raise _before_training(exc) from None
+            run.records = records  # what a folder deleted while the run trains gets back (RunDir.restore_records)
             saver, signals = attach_run_folder_callbacks(built, run, quiet, user)
             return _run(built, run, quiet, saver, signals), run.final_path
         finally:
@@ -483,7 +501,9 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
             # all of them get their saved state back
             saver, signals = attach_run_folder_callbacks(built, run, quiet, user)
             _load_latest(built, run, quiet, found)
-            write_data_records(run, built)  # as the resumed training reads its data: a damaged record is remade
+            # as the resumed training reads its data: a damaged record is remade
+            run.records = {**creation_records(built), "config.yaml": read_record_text(path / "config.yaml")}
+            write_data_records(run, built, run.records)
             run.write_metrics(built.trainer.state.history, built.trainer.state.events,
                               built.trainer.state.step_records)
             # a failed run's error is over once it resumes (run.json's fields are merged, not replaced)
@@ -502,7 +522,7 @@ def _check_resumable(path: Path, info: dict[str, Any], stored: Config, config: C
     if config is not None and config.hash() not in (stored.hash(), info.get("config_hash")):
         change = change_from_stored(path, config) or f"config hash {info.get('config_hash')} != {config.hash()}"
         raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
-                          f"or 'trainlab resume {path}' to continue the stored one")
+                          f"or {quoted_command('trainlab', 'resume', path)} to continue the stored one")
     recorded = info.get("resolved_config_hash")
     if isinstance(recorded, str) and stored.hash() != recorded:
         raise ConfigError(f"{path / 'config.yaml'} was changed since the run started (its config hash "
@@ -518,7 +538,8 @@ def _nothing_to_resume(path: Path) -> dict[str, Any]:
     summary = read_record_object(path / "summary.json")
     if summary is None:
         raise DataError(f"run {path} already finished, but its {path / 'summary.json'} cannot be read (missing or "
-                        f"damaged); evaluate the run with 'trainlab eval {path}', or start a new run")
+                        f"damaged); evaluate the run with {quoted_command('trainlab', 'eval', path)}, or start a "
+                        "new run")
     test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
     key = "accuracy" if "accuracy" in test else next((k for k in test if k != "loss"), "loss")
     value = test.get(key)

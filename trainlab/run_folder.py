@@ -24,6 +24,8 @@ import ctypes.util
 import errno
 import json
 import os
+import re
+import shlex
 import shutil
 import stat
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +56,7 @@ RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json
                        "loss.safetensors", "labels.json", "preprocessing.json", "model.json", "checkpoint",
                        "tensorboard", "metrics.csv", LOCK})
 MAX_RUN_JSON_BYTES = 1 << 20
+STEP_CHECKPOINT = re.compile(r"step-\d+")  # trainlab.engine.checkpoint's step folders (it imports torch)
 
 
 def default_dir(name: str, root: str | Path = "runs") -> Path:
@@ -142,6 +145,16 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
+def quoted_command(*words: str | os.PathLike[str]) -> str:
+    """``words`` as a command for a message's prose, quoted as messages quote a command:
+    ``'trainlab resume runs/x'``. A word the shell would split or read (a space, a quote, ``$``) is quoted
+    for it (:func:`shlex.quote`), and the command is then left bare, since quotes around quotes do not paste:
+    ``trainlab resume '/tmp/my runs/r 1'``."""
+    line = shlex.join(os.fspath(word) for word in words)
+    plain = line == " ".join(os.fspath(word) for word in words)
+    return f"'{line}'" if plain else line
+
+
 def staging_name(final: Path, pid: int | None = None) -> Path:
     return final.parent / f".{final.name}.new-{os.getpid() if pid is None else pid}"
 
@@ -159,7 +172,8 @@ def _in_use_message(path: Path, cli: bool) -> str:
         listed = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
         return (f"output folder {path} already exists and is not a trainlab run folder (it holds {listed}); "
                 f"choose another {out}, or empty it yourself")
-    how = (f"pass --overwrite to replace it, or 'trainlab resume {path}' to continue it" if cli else
+    resume = quoted_command("trainlab", "resume", path)
+    how = (f"pass --overwrite to replace it, or {resume} to continue it" if cli else
            "pass overwrite=True to replace it, or resume_if_exists=True to continue it")
     return f"output folder {path} already exists; {how}"
 
@@ -175,6 +189,10 @@ class RunDir:
         self.final: Path | None = None  # set while this run is staged beside the run it overwrites
         self._old_lock: RunLock | None = None
         self.adopted_from: Path | None = None  # the stranded overwrite this run was taken from (resume)
+        # what the folder held from the run's start (restore_records): file name -> text (config.yaml) or JSON
+        self.records: dict[str, Any] = {}
+        self.restored: list[str] = []  # the records restore_records wrote again, in order
+        self._info: dict[str, Any] = {}  # run.json as last read or written: what write_info restores it from
 
     @property
     def checkpoints(self) -> Path:
@@ -220,11 +238,12 @@ class RunDir:
         Overwriting never deletes first: the new run is written into a sibling staging folder
         ``.<name>.new-<pid>`` (``run.path``), while the old run stays at ``path`` and stays locked.
         The engine calls :meth:`commit_overwrite` when the new run ends (finished, diverged or
-        interrupted) with something to keep (a checkpoint or its final model); that atomically swaps
-        the folders and deletes the old run, after which ``run.path`` is ``path``. :meth:`close`
-        commits too if the staging folder holds a checkpoint or a model, and otherwise discards it, so
-        a run that fails before then (bad data, divergence at step 2) leaves the old run intact. A run
-        killed (SIGKILL) after its first checkpoint is left in its staging folder; ``trainlab resume
+        interrupted) with something to keep (:meth:`has_something_to_keep`: its results, or a step
+        checkpoint to resume from; ``best/`` alone is none); that atomically swaps the folders and deletes
+        the old run, after which ``run.path`` is ``path``. :meth:`close` commits too if the staging folder
+        holds something to keep, and otherwise discards it, so a run that fails or is stopped before then
+        (bad data, divergence at step 2, a full disk) leaves the old run intact. A run
+        killed (SIGKILL) after its first step checkpoint is left in its staging folder; ``trainlab resume
         path`` adopts it (:func:`stranded_overwrites`), and another ``--overwrite`` replaces it.
         """
         path = Path(path)
@@ -343,11 +362,15 @@ class RunDir:
         return run
 
     def has_something_to_keep(self) -> bool:
-        """A finished model or at least one checkpoint folder."""
-        if (self.path / "model.safetensors").is_file():
+        """The run finished (run.json says so, written after its model and summary) or holds a step
+        checkpoint (``checkpoint/step-*``) that ``resume`` continues from. ``best/`` alone is not: it is
+        the best evaluation, not a resume point (resuming would start from step 0), and neither is a
+        ``model.safetensors`` whose run.json was not then written (a full disk between the two): an
+        overwrite that has only those replaces no run."""
+        if _status(self.path) == "finished":
             return True
         return self.checkpoints.is_dir() and any(
-            p.is_dir() and not p.name.startswith(".") for p in self.checkpoints.iterdir())
+            entry.is_dir() and STEP_CHECKPOINT.fullmatch(entry.name) for entry in self.checkpoints.iterdir())
 
     def commit_overwrite(self) -> Path:
         """Swap the staged run into place and delete the run it replaces; a no-op when not staged.
@@ -440,12 +463,35 @@ class RunDir:
         return staged
 
     def info(self) -> dict[str, Any]:
-        return json.loads((self.path / "run.json").read_text())
+        self._info = json.loads((self.path / "run.json").read_text())
+        return self._info
 
     def write_info(self, **fields: Any) -> None:
-        current = self.info() if (self.path / "run.json").exists() else {}
+        """Merge ``fields`` into run.json, written last: any record of :attr:`records` the folder lost is
+        written again first (:meth:`restore_records`), and a run.json the folder lost is rewritten from the
+        one this run last read or wrote, so that it never vouches for a folder without its records."""
+        self.restore_records()
+        current = self.info() if (self.path / "run.json").exists() else dict(self._info)
         current.update({"format": RUN_FORMAT, "trainlab": __version__, **fields})
         write_json(self.path / "run.json", current)
+        self._info = current
+
+    def restore_records(self) -> list[str]:
+        """Write again each of :attr:`records` (config.yaml, labels.json, model.json, ...: what the folder held
+        from the run's start, kept in memory) that the folder no longer holds: deleted while the run trained
+        (``rm -rf`` of the folder, which the next checkpoint made again). Returns the names written, also
+        added to :attr:`restored` (run.json among them when it is gone too: :meth:`write_info` rewrites it)."""
+        lost = [name for name in self.records if not os.path.lexists(self.path / name)]
+        for name in lost:
+            record = self.records[name]
+            if name == "config.yaml":
+                write_text(self.path / name, record)
+            else:
+                write_json(self.path / name, record)
+        if self._info and not os.path.lexists(self.path / "run.json"):
+            lost.append("run.json")
+        self.restored += [name for name in lost if name not in self.restored]
+        return lost
 
     def write_config(self, text: str) -> None:
         write_text(self.path / "config.yaml", text)
@@ -473,13 +519,22 @@ class RunDir:
 # --------------------------------------------------------------------------- leftovers of killed runs (trainlab.run_leftovers)
 
 def stranded_overwrites(final: Path) -> list[Path]:
-    """Dead staging folders of ``final`` that hold a run with something to keep (a checkpoint or a model),
+    """Dead staging folders of ``final`` that hold a run with something to keep (a step checkpoint or its results),
     newest first: a ``train --overwrite`` killed before it could swap itself into place.
     :meth:`RunDir.open_existing` (``resume``) adopts the newest. One that :func:`_set_aside` is not one."""
     found = [entry for kind, entry in dead_siblings(final)
              if kind == "new" and entry.is_dir() and not entry.is_symlink() and is_run_folder(entry)
              and RunDir(entry).has_something_to_keep() and not _set_aside(entry, final)]
     return sorted(found, key=lambda entry: entry.stat().st_mtime, reverse=True)
+
+
+def _status(run: Path) -> Any:
+    """run.json's ``status`` (``"finished"``, ...), None when unreadable or absent."""
+    try:
+        info = json.loads(read_regular_file(run / "run.json", MAX_RUN_JSON_BYTES))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return info.get("status") if isinstance(info, dict) else None
 
 
 def _created(run: Path) -> float | None:
@@ -507,7 +562,7 @@ def _set_aside(entry: Path, final: Path) -> bool:
 def clean_stale_staging(final: Path) -> list[Path]:
     """Remove ``.<name>.new-<pid>`` / ``.old-<pid>`` siblings of ``final`` left by dead processes.
 
-    A dead staging folder that holds a model or a checkpoint is kept (it is someone's work), unless it
+    A dead staging folder that holds its results or a step checkpoint is kept (it is someone's work), unless it
     is a replaced run whose deletion was cut short (:func:`_set_aside`).
     """
     removed = []

@@ -37,6 +37,9 @@ class CheckpointSaver(Callback):
 
     ``warn`` gets each warning's message (default :func:`trainlab.notices.warn`, which prefixes
     ``warning:``); ``note`` each ``note: ...`` line (a run of failures is over), default stderr.
+    ``run_folder``, the run folder as the user knows it (a staged overwrite's final folder), is named in the
+    warning of a failed step checkpoint ("checkpoint at step 36 of runs/a not written: ..."): the runs of a
+    comparison fail side by side, and ``best/``'s warning names its path too. None names none.
     """
 
     order = 90
@@ -45,12 +48,13 @@ class CheckpointSaver(Callback):
     def __init__(self, root: str | Path, every_n_steps: int | None, every_n_epochs: int | None,
                  every_seconds: float | None, keep_last: int, info: dict[str, Any] | None = None,
                  monitor: str = "val_loss", mode: str = "min", warn: Callable[[str], None] = notices_warn,
-                 note: Callable[[str], None] = note):
+                 note: Callable[[str], None] = note, run_folder: str | Path | None = None):
         self.root = Path(root)
         self.every_n_steps, self.every_n_epochs = every_n_steps, every_n_epochs
         self.every_seconds, self.keep_last = every_seconds, keep_last
         self.info = dict(info or {})
         self.monitor, self.mode, self.warn, self.note = monitor, mode, warn, note
+        self.run_folder = run_folder
         self.best: float | None = None
         self.last_saved: str | None = None  # the newest checkpoint written or resumed from
         self._last_time = time.monotonic()
@@ -111,7 +115,8 @@ class CheckpointSaver(Callback):
                       "previous best is written (further failures for the same reason are counted, not repeated)")
         else:
             kept = f"previous checkpoint {self.last_saved} kept" if self.last_saved else "no earlier checkpoint"
-            self.warn(f"checkpoint at step {state.step} not written: {reason} ({kept}); training continues "
+            of = f" of {self.run_folder}" if self.run_folder is not None else ""
+            self.warn(f"checkpoint at step {state.step}{of} not written: {reason} ({kept}); training continues "
                       "(further failures for the same reason are counted, not repeated)")
         failing = {"event": "checkpoint_failed", "step": state.step, "error": reason, "failures": 1,
                    "last_step": state.step, **({"checkpoint": checkpoint.BEST} if kind == "best" else {})}

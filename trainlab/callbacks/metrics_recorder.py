@@ -39,8 +39,8 @@ class MetricsRecorder(Callback):
         try:
             self.run_dir.write_metrics(view.state.history, view.state.events, view.state.step_records)
         except OSError as exc:
-            if not self.failed:
-                warn(f"metrics.jsonl not written: {exc.strerror or exc}; training continues and "
+            if not self.failed:  # the file's path (atomic writes name it): the runs of a comparison warn side by side
+                warn(f"{exc.filename or 'metrics.jsonl'} not written: {exc.strerror or exc}; training continues and "
                      "the records are written once there is room")
             self.failed = True
             return False
