@@ -52,7 +52,8 @@ def _print_metrics(title: str, metrics: dict, class_names: list[str] | None = No
             shown = f"{value:.6g}"
         elif (key.endswith("_per_class") and class_names and isinstance(value, list)
               and len(value) == len(class_names)):
-            shown = json.dumps({name: float(f"{v:.6g}") for name, v in zip(class_names, value, strict=True)})
+            shown = json.dumps({name: None if v is None else float(f"{v:.6g}")  # None: not finite
+                                for name, v in zip(class_names, value, strict=True)})
         else:
             shown = json.dumps(value)
         print(f"  {key:<{width or _name_width(metrics)}} {shown}")
@@ -97,11 +98,10 @@ def _evaluated_as(evaluation: dict | None) -> str:
     return f" (TTA, {tta['views']} views)" if isinstance(tta, dict) and tta.get("views") else ""
 
 
-def _recorded_evaluation(path: Path) -> dict | None:
-    """summary.json's ``evaluation`` of a finished run (eval evaluates as the run's summary did), else None."""
-    from trainlab.records import read_record_object
-
-    evaluation = (read_record_object(path / "summary.json") or {}).get("evaluation")
+def _recorded_evaluation(summary: dict | None) -> dict | None:
+    """The ``evaluation`` of a finished run's ``summary`` (its summary.json: eval evaluates as the run's summary
+    did), else None."""
+    evaluation = (summary or {}).get("evaluation")
     return evaluation if isinstance(evaluation, dict) else None
 
 
@@ -160,13 +160,24 @@ def _check_data_dir(args) -> None:
 
 
 def _cmd_eval(args) -> int:
+    """Print the run's metrics on ``--split``; those not finite as null, as train prints them (summary.json
+    holds null), then one warning saying which and why (:func:`~trainlab.run_summary.eval_non_finite_warning`)."""
     from trainlab.experiment import evaluate_run
+    from trainlab.records import json_safe, read_record_object
     from trainlab.run_records import recorded_class_names
+    from trainlab.run_summary import eval_non_finite_warning
 
     _check_data_dir(args)
-    metrics = evaluate_run(args.run_dir, args.split)
-    _print_metrics(f"{args.split}{_evaluated_as(_recorded_evaluation(Path(args.run_dir)))}:", metrics,
+    found: list[str] = []
+    metrics = json_safe(evaluate_run(args.run_dir, args.split), "", found)
+    summary = read_record_object(Path(args.run_dir) / "summary.json")
+    _print_metrics(f"{args.split}{_evaluated_as(_recorded_evaluation(summary))}:", metrics,
                    recorded_class_names(Path(args.run_dir)))
+    warning = eval_non_finite_warning(args.split, found, summary)
+    if warning:  # after the numbers it qualifies; exit 0, as train's run that went non-finite
+        from trainlab.notices import warn
+
+        warn(warning)
     return 0
 
 
@@ -409,9 +420,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # the disk, not the config: full, read-only, gone
         written = exc.errno in DISK_FULL_OR_READ_ONLY  # else it may as well be a read: say neither
-        after = ("; finished checkpoints are intact, resume once the disk is writable"
-                 if written and args.command in ("train", "resume", "compare", "tune") else "")
-        _say(f"error: {cannot(exc, 'write' if written else 'read or write')}{after}", args.debug)
+        what = cannot(exc, "write" if written else "read or write")
+        if written and args.command == "predict" and args.out is None and not exc.filename:
+            what = f"cannot write the predictions to standard output: {exc.strerror or exc}"  # its one unnamed write
+        after = ""  # the advice per command: a run resumes from its checkpoints; compare and tune are rerun
+        if written and args.command in ("train", "resume"):
+            # train's folder where --out names it; not --overwrite's: the old run stays until the new one saves
+            run = args.run_dir if args.command == "resume" else None if args.overwrite else args.out
+            after = (f"; finished checkpoints are intact: once the disk is writable, trainlab resume {run}" if run
+                     else "; finished checkpoints are intact, resume once the disk is writable")
+        elif written and args.command in ("compare", "tune"):  # each continues its runs or its study
+            after = "; rerun the same command once the disk is writable"
+        _say(f"error: {what}{after}", args.debug)
         return EXIT_SYSTEM
     except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
         after = f"; its checkpoints are intact: trainlab resume {args.run_dir}" if args.command == "resume" else ""

@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from trainlab.atomic import check_output_path, named_after, write_output_bytes
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
 from trainlab.records import is_epoch_record
 from trainlab.registry import did_you_mean
@@ -313,7 +313,9 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     histories = {label: [r for r in run.records if is_epoch_record(r)]
                  for label, run in zip(run_labels(runs), runs, strict=True)}
     if not any(histories.values()):  # not "metric 'val_loss' is in no history": no metric is in any
-        raise ConfigError(f"nothing to plot: {'; '.join(_no_epochs(run) for run in runs)}")
+        said = f"nothing to plot: {'; '.join(_no_epochs(run) for run in runs)}"
+        # a finished run's records are lost, not yet to come: damaged data (exit 3), not a usage error
+        raise DataError(said) if any(_finished(run) for run in runs) else ConfigError(said)
     _step_only_metric(runs, metric)
     path = plot_curves(histories, metric, path, follow_link=follow_link)
     if missing := missing_metric(histories, metric):
@@ -323,11 +325,20 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     return path
 
 
+def _finished(run: Any) -> bool:
+    """Whether a run folder says its run finished: run.json's status ``finished`` and a summary.json."""
+    return run.info.get("status") == "finished" and bool(run.summary)
+
+
 def _no_epochs(run: Any) -> str:
     """Why a run folder (a :class:`~trainlab.report.sources.RunRecords`) without epoch records has none, as
     its metrics.jsonl shows: missing or empty (an epoch record is written as each epoch ends: the run
-    recorded no epoch yet), only step records and events (its first epoch still running), or unreadable."""
+    recorded no epoch yet; damaged where the run finished: :func:`_finished`), only step records and events
+    (its first epoch still running), or unreadable."""
     path = Path(run.path) / "metrics.jsonl"
+    if _finished(run) and (not path.is_file() or path.stat().st_size == 0):
+        return (f"{path} is {'missing' if not path.is_file() else 'empty'} though the run finished (run.json, "
+                "summary.json): its epoch records are lost; summary.json still holds the final metrics")
     if not path.is_file():
         return f"{run.path} has no metrics.jsonl (the run recorded no epoch yet)"
     if run.records or run.events:

@@ -53,6 +53,29 @@ def non_finite_warning(summary: dict[str, Any]) -> str | None:
             "learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
 
 
+def eval_non_finite_warning(split: str, found: list[str], summary: dict[str, Any] | None) -> str | None:
+    """The warning's message for ``trainlab eval``'s metrics of ``split`` that are not finite (``found``: as
+    :func:`trainlab.records.json_safe` lists them, ``loss=nan``; printed as null, as train prints them), saying
+    why: a non-finite loss means non-finite outputs (only they, or the weights, make one), which the run's
+    ``summary`` (its summary.json, or None) traces to weights gone non-finite in training when its
+    ``non_finite`` names a training loss; a finite loss beside them means metrics undefined on the split's
+    rows (R² of one row). None when every metric is finite."""
+    if not found:
+        return None
+    names = ", ".join(found[:6]) + (", ..." if len(found) > 6 else "")
+    several = len(found) > 1
+    said = f"the {split} metric{'s' if several else ''} {names} {'are' if several else 'is'} not finite (shown as null)"
+    if not any(entry.startswith("loss=") for entry in found):
+        return (f"{said}, while the loss is, so the model's outputs are finite: undefined on the "
+                f"{split} split's rows (R² needs two rows or more; ROC AUC and average precision a class with "
+                "positive and negative rows)")
+    in_training = [entry for entry in (summary or {}).get("non_finite") or [] if entry.startswith("train_")]
+    why = (f"the run's weights went non-finite in training (summary.json non_finite: {in_training[0]})" if in_training
+           else "the run's weights, or these rows' inputs, make them so")
+    return (f"{said}: the model's outputs on the {split} split are not finite, as {why}, so they mean nothing; "
+            "retrain with a lower learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
+
+
 def summarize(built: Built) -> dict[str, Any]:
     """The run's summary (see :class:`trainlab.records.Summary`), evaluated on val and test."""
     trainer, state = built.trainer, built.trainer.state

@@ -42,7 +42,11 @@ class Lease:
     @classmethod
     def take(cls, folder: Path, token: str) -> Lease:
         """Create and lock ``folder/<token>`` (a fresh token: no one else holds it). The file names its
-        holder (host and pid) for a person looking at it; the lock alone says whether it lives."""
+        holder (host and pid) for a person looking at it; the lock alone says whether it lives.
+
+        Raises:
+            OSError: the file cannot be made, locked or written (a full disk); it names the lease file
+                (``filename``), as the CLI's ``error: cannot write (<file>): <reason>`` line says it."""
         if not _TOKEN.fullmatch(token):
             raise ValueError(f"not a claim token: {token!r}")
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,6 +55,9 @@ class Lease:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(descriptor, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        except OSError as exc:  # a write on a descriptor names no file: a full disk's line names the lease
+            os.close(descriptor)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         except BaseException:
             os.close(descriptor)
             raise

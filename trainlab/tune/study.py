@@ -41,7 +41,7 @@ from trainlab import arguments
 from trainlab.config import read_yaml, validate
 from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
-from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError
+from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError, cannot
 from trainlab.folder_owner import refuse_foreign
 from trainlab.metrics import is_user_metric, unrecorded_hint
 from trainlab.notices import held_back
@@ -292,10 +292,15 @@ def is_write_failure(exc: BaseException) -> bool:
 
 
 def write_failure_text(exc: BaseException) -> str:
-    """One line for a write failure: ``No space left on device: /out/trials/3/checkpoints/last.safetensors``."""
+    """What a write failure (:func:`is_write_failure`) could not write, without advice: the study says its
+    own. An ``OSError``: ``cannot write (/out/trials/3/checkpoints/last.safetensors): No space left on
+    device`` (:func:`trainlab.errors.cannot`). A :class:`WriteError`'s line says that already and may add
+    the run's advice after the first ``"; "`` (``...; training had not started: rerun the same command
+    ...``), which is cut: a trial is not rerun by its own command."""
     if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}"
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return cannot(exc)
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line.split("; ", 1)[0][:300]
 
 
 def _log(settings: TuneSettings, message: str) -> None:
@@ -381,11 +386,11 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
                 _fail(study, trial, "interrupted", f"lost the --storage database ({driver_line(exc)}): {RERUN_NOTE}")
             raise storage_failed(settings.storage, exc, f" during trial {trial.number}") from exc
         if is_write_failure(exc):  # the disk's fault: every further trial would fail the same way
-            cause = write_failure_text(exc)
-            _fail(study, trial, "interrupted", f"cannot write ({cause}): {RERUN_NOTE}")
+            cause = write_failure_text(exc)  # "cannot write (FILE): No space left on device"
+            _fail(study, trial, "interrupted", f"{cause}: {RERUN_NOTE}")
             if isinstance(exc, JournalWriteError):  # its line names the journal and says how to go on
                 raise
-            raise WriteError(f"trial {trial.number} stopped: cannot write ({cause}); it is recorded as failed "
+            raise WriteError(f"trial {trial.number} stopped: {cause}; it is recorded as failed "
                              f"(interrupted) and does not count: once the disk is writable, "
                              f"{continue_advice(settings)}") from None
         first = (str(exc).strip().splitlines() or [""])[0][:300]

@@ -39,7 +39,16 @@ from typing import Any
 from optuna.trial import TrialState
 
 from trainlab.code_policy import CodePolicy, current_policy
-from trainlab.errors import EXIT_SYSTEM, ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
+from trainlab.errors import (
+    DISK_FULL_OR_READ_ONLY,
+    EXIT_SYSTEM,
+    ConfigError,
+    Interrupted,
+    TrainingError,
+    TrainlabError,
+    WriteError,
+    cannot,
+)
 from trainlab.notices import shared_once, warn
 from trainlab.runtime import threads_per_worker
 from trainlab.sigterm import SignalInterrupt, outcome_decided
@@ -98,6 +107,10 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     except TrainlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # outside a trial (its claim's lease on a full disk): one line, as the CLI says it
+        written = exc.errno in DISK_FULL_OR_READ_ONLY
+        print(f"error: {cannot(exc, 'write' if written else 'read or write')}", file=sys.stderr)
+        sys.exit(EXIT_SYSTEM)  # the tune process adds how to go on
     if stop.is_set():
         sys.exit(128 + signal.SIGINT)
 
