@@ -164,48 +164,55 @@ def test_a_rollback_resumed_from_the_guards_state_rolls_back_the_same_way():
     assert resumed_view.control.rollback_to.train_state() == reference_view.control.rollback_to.train_state()
 
 
-def one_by_one_rule(losses, spike_factor: float, window: int) -> tuple[int | None, list[float]]:
+def one_by_one_rule(losses, spike_factor: float, window: int) -> tuple[int | None, list[float], float | None]:
     """The guard's rule written out value by value (module docstring): the index of the first bad loss
-    (None if none) and the thresholds used. Threshold = median + k * max(1.4826 MAD, reference / 4) over
-    the last ``window`` good losses, recomputed at every 10th judged loss; before the reference (median
-    of the first max(5, window // 2) good losses) exists, a loss is bad above the start bar
+    (None if none), the thresholds used, and for a first bad loss that is a spike the bar above which it
+    counts at once (else None; a spike below it would not count alone). Threshold = median + k * max(1.4826
+    MAD, |reference| / 4) over the last ``window`` good losses, recomputed at every 10th judged loss; a spike
+    counts at once above b + 10 (threshold - b), b = min(median, 0): 10 x threshold for positive losses
+    (these sequences never spiked before, so the spike level S plays no part). Before the reference
+    (median of the first max(5, window // 2) good losses) exists, a loss is bad above the start bar
     s + 100 * k * max(|s|, 0.01) / 4, s the first loss."""
     recent, reference, start, judged, threshold, used = [], None, None, 0, None, []
     for index, value in enumerate(losses):
         if not math.isfinite(value):
-            return index, used
+            return index, used, None
         if reference is None:
             if start is None:
                 start = value
             elif value > start + 100 * spike_factor * max(abs(start), 0.01) / 4:
-                return index, used
+                return index, used, None
         else:
             if threshold is None or judged % 10 == 0:
                 med = float(np.median(recent[-window:]))
                 mad = float(np.median(np.abs(np.array(recent[-window:]) - med)))
-                threshold = med + spike_factor * max(1.4826 * mad, reference / 4)
+                threshold = med + spike_factor * max(1.4826 * mad, abs(reference) / 4)
+                base = min(med, 0.0)
             judged += 1
             used.append(threshold)
             if value > threshold:
-                return index, used
+                return index, used, base + 10 * (threshold - base)
         recent.append(value)
         if reference is None and len(recent) >= max(5, window // 2):
             reference = float(np.median(recent))
-    return None, used
+    return None, used, None
 
 
+@pytest.mark.parametrize("shift", [0.0, -3.0])
 @pytest.mark.parametrize("seed", range(6))
-def test_batched_judging_stops_exactly_where_the_one_by_one_rule_does(seed):
+def test_batched_judging_stops_exactly_where_the_one_by_one_rule_does(seed, shift):
     """The guard judges a check's pending losses in runs under one threshold; the first bad loss it
-    reports and its cached threshold are those of the rule applied one loss at a time."""
+    reports and its cached threshold are those of the rule applied one loss at a time (``shift`` -3: a
+    loss below 0, as a Gaussian NLL's)."""
     rng = np.random.default_rng(seed)
     steps = 600
-    losses = np.exp(rng.normal(0.0, 0.4, steps)) * np.linspace(2.0, 0.5, steps)
+    losses = np.exp(rng.normal(0.0, 0.4, steps)) * np.linspace(2.0, 0.5, steps) + shift
     bad_at = int(rng.integers(40, steps))
     losses[bad_at] = [np.nan, np.inf, 500.0][seed % 3]
     losses = losses.astype(np.float32).astype(np.float64)  # the guard sees float32 losses
-    expected, thresholds = one_by_one_rule(losses.tolist(), 20.0, 30)
+    expected, thresholds, bar = one_by_one_rule(losses.tolist(), 20.0, 30)
     assert expected == bad_at
+    assert bar is None or losses[bad_at] > bar  # the bad loss counts alone: the first spike is the one
     g, view = guard(spike_factor=20.0, window=30), FakeView()
     with pytest.raises(TrainingError, match=f"step {bad_at + 1}"):
         feed(g, view, losses)

@@ -2,7 +2,7 @@
 
 A loss is a *spike* when it is larger than the threshold
 
-    T = median + spike_factor * spread,   spread = max(1.4826 * MAD, reference / 4)
+    T = median + spike_factor * spread,   spread = max(1.4826 * MAD, |reference| / 4)
 
 over the last ``window`` good losses, where MAD is their median absolute
 deviation (1.4826 * MAD estimates a standard deviation robustly) and
@@ -10,7 +10,17 @@ deviation (1.4826 * MAD estimates a standard deviation robustly) and
 starting level). The rule scales with the loss's own spread, so a converged run
 whose batch losses vary from 1e-4 to 2 is healthy, and the floor keeps a
 near-constant loss from flagging every slightly harder batch: with the default
-``spike_factor`` 50 nothing below median + 12.5 x the starting loss is a spike.
+``spike_factor`` 50 nothing below median + 12.5 x |starting loss| is a spike.
+
+Negative losses (a Gaussian NLL, a log-likelihood objective, some contrastive losses). The rule
+measures a loss by its excess over the window's level, so that a loss steady at -0.5 is as healthy
+as one steady at 0.5: the floor uses ``|reference|`` (``reference / 4`` would be below 0 and the
+spread the MAD alone), and where the rule below takes a multiple of a threshold (LONE_SPIKE x T,
+SAME_LEVEL x T) it takes it above the base ``b = min(median, 0)``: ``b + factor x (T - b)``. For a
+window whose median is >= 0 that is ``factor x T``, the rule as it was written for positive losses
+(which decides as it did); for a negative median it is ``median + factor x (T - median)``, the
+multiple of the threshold's excess over the median (``factor x T`` would be below ``T`` itself, and
+every spike would count at once).
 
 The start, before the reference exists (its half-window of judged losses, 25 steps by default). With
 no window to judge by, a loss that explodes in the first steps would otherwise be accepted and become
@@ -50,8 +60,8 @@ plus the window's good losses above T (accepted while T was higher: the referenc
 outlier batches of a window whose median was theirs); and ``S`` their median. A NaN/Inf loss counts
 at once, and a spike counts when
 
-* it is above ``LONE_SPIKE`` (10) x max(T, S) (10 x T when there is no S): far above the loss's level
-  and above the spikes this data makes, or
+* it is above ``LONE_SPIKE`` (10) x max(T, S) (10 x T when there is no S; taken above the base ``b``
+  for a negative median, see above): far above the loss's level and above the spikes this data makes, or
 * it ends a run of ``n`` consecutive spikes, ``n`` the fewest >= 2 with ``q ** n <= RUN_CHANCE``
   (1e-6): 2 while at most one spike was seen (q = 0: the rule before outlier data was considered),
   3 at q = 0.01, 6 at 0.1, 11 at 0.275, 20 at 0.5, 49 at 0.75.
@@ -169,10 +179,20 @@ def start_bar(start: float, spike_factor: float) -> float:
 
 
 def spike_threshold(recent: list[float], reference: float, spike_factor: float) -> float:
-    """median + spike_factor * max(1.4826 * MAD, reference / 4) of ``recent``."""
+    """median + spike_factor * max(1.4826 * MAD, |reference| / 4) of ``recent``: ``|reference|``, so that a
+    negative starting level (a Gaussian NLL's) sets the floor a positive one of the same size does."""
     median = statistics.median(recent)
     mad = statistics.median(abs(v - median) for v in recent)
-    return median + spike_factor * max(MAD_TO_SIGMA * mad, reference / 4)
+    return median + spike_factor * max(MAD_TO_SIGMA * mad, abs(reference) / 4)
+
+
+def scaled_above_base(value: float, factor: float, median: float) -> float:
+    """``b + factor * (value - b)``, ``b = min(median, 0)``: ``factor * value`` for a window whose median is
+    >= 0 (the rule as written for positive losses), else the median plus ``factor`` x the excess of
+    ``value`` over it (``factor * value`` would be below a negative ``value``). ``value`` is a threshold
+    or a spike level, ``median`` the window's median it was computed with (module docstring)."""
+    base = min(median, 0.0)
+    return base + factor * (value - base)
 
 
 class DivergenceGuard(Callback):
@@ -190,6 +210,7 @@ class DivergenceGuard(Callback):
         self.reference: float | None = None
         self.start: float | None = None  # the first finite judged loss: judges those before the reference
         self._threshold: float | None = None
+        self._median: float | None = None  # the window's median the cached threshold was computed with
         self._judged = 0  # losses judged against the threshold; it is recomputed every 10th
         # the current run of spikes, not counted yet: [judged index, value, threshold] each, and its first step
         self._run: list[list[float]] = []
@@ -213,6 +234,7 @@ class DivergenceGuard(Callback):
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference,
                                  "start": self.start, "judged": self._judged, "threshold": self._threshold,
+                                 "median": self._median,
                                  "run": {"spikes": [list(v) for v in self._run], "first": self._run_first},
                                  "spikes": [list(v) for v in self._spikes]}
         if self.group > 1:  # the open group: a resumed run completes it as the uninterrupted run does
@@ -230,6 +252,9 @@ class DivergenceGuard(Callback):
         self.start = state.get("start", self.recent[0] if self.recent else None)
         # the cached threshold is state: a resumed run judges with the same one as the uninterrupted run
         self._judged, self._threshold = int(state.get("judged", 0)), state.get("threshold")
+        self._median = state.get("median")  # a checkpoint from before it was kept: the window's median now
+        if self._median is None and self._threshold is not None and self.recent:
+            self._median = statistics.median(self.recent)
         run = state.get("run")
         if run is not None:
             self._run = [[int(i), float(v), float(t)] for i, v, t in run["spikes"]]
@@ -263,7 +288,7 @@ class DivergenceGuard(Callback):
                 return None
             return self._start_problem(value)
         if self._threshold is None or (refresh and self._judged % 10 == 0):  # two medians of the window: not every step
-            self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
+            self._refresh_threshold()
         self._judged += 1
         if value > self._threshold:
             return f"loss spike (> {self._threshold:.4g} = median + {self.spike_factor:g} x spread of recent losses)"
@@ -298,13 +323,20 @@ class DivergenceGuard(Callback):
         if not all(map(math.isfinite, run)):
             return 0
         if self._threshold is None or self._judged % 10 == 0:
-            self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
+            self._refresh_threshold()
         if max(run) > self._threshold:
             return 0
         self._end_run()
         self._judged += len(run)
         self.recent.extend(run)
         return len(run)
+
+    def _refresh_threshold(self) -> None:
+        """Recompute the cached threshold from the window, and keep the window's median it used."""
+        assert self.reference is not None
+        recent = list(self.recent)
+        self._median = statistics.median(recent)
+        self._threshold = spike_threshold(recent, self.reference, self.spike_factor)
 
     def _accept(self, value: float) -> None:
         self.recent.append(value)
@@ -330,14 +362,14 @@ class DivergenceGuard(Callback):
         T, and the window's good losses above T (accepted while the threshold was higher: the reference's
         own losses, the outlier batches of a window whose median was theirs); q is their rate, the first of
         them not counted, and S their median (None without any). O(window + SPIKES_KEPT), paid per spike."""
-        assert self._threshold is not None
+        assert self._threshold is not None and self._median is not None
         oldest = self._judged - SPIKE_MEMORY  # the index just before the memory
         while self._spikes and self._spikes[0][0] <= oldest:
             self._spikes.popleft()
         span = min(SPIKE_MEMORY, self._judged + self._reference_after)
         if len(self._spikes) == SPIKES_KEPT:  # older spikes were dropped: the memory starts at the oldest kept
             span = min(span, self._judged - int(self._spikes[0][0]) + 1)
-        threshold, high = self._threshold, self._threshold * SAME_LEVEL
+        threshold, high = self._threshold, scaled_above_base(self._threshold, SAME_LEVEL, self._median)
         spikes = [v for v in self.recent if v > threshold]
         spikes += [v for _, v, passed in self._spikes if v > threshold and passed <= high]
         if not spikes:
@@ -346,11 +378,13 @@ class DivergenceGuard(Callback):
 
     def _counts_now(self) -> tuple[float, int, bool]:
         """(bar, n, above spikes): a spike above ``bar`` counts at once (LONE_SPIKE x the threshold, or x
-        the spike level S when that is larger: ``above spikes``); one ending a run of ``n`` spikes counts."""
-        assert self._threshold is not None
+        the spike level S when that is larger: ``above spikes``; either taken above the base of
+        :func:`scaled_above_base`); one ending a run of ``n`` spikes counts."""
+        assert self._threshold is not None and self._median is not None
         rate, level, _ = self._spike_memory()
         above_spikes = level is not None and level > self._threshold
-        return LONE_SPIKE * (level if above_spikes else self._threshold), spikes_in_a_row(rate), above_spikes
+        bar = scaled_above_base(level if above_spikes else self._threshold, LONE_SPIKE, self._median)
+        return bar, spikes_in_a_row(rate), above_spikes
 
     # ------------------------------------------------------------------ hooks
 
@@ -419,7 +453,7 @@ class DivergenceGuard(Callback):
             self._accept(value)
             if grouped and self.reference is not None:
                 # the next group's threshold, now: an open group is judged against the one it will meet
-                self._threshold = spike_threshold(list(self.recent), self.reference, self.spike_factor)
+                self._refresh_threshold()
             return None, first
         if not math.isfinite(value) or self.reference is None:  # non-finite, or past the start bar: at once
             return problem, self._run_start(first)
@@ -470,19 +504,30 @@ class DivergenceGuard(Callback):
                            .replace("recent losses", f"recent {self.group}-step medians"))
             else:
                 value = sorted(losses, reverse=True)[self.group // 2]  # the least the group's median can be
-                rule = f"median + {self.spike_factor:g} x spread of recent {self.group}-step medians"
                 bar, ends_run, above_spikes = self._bar()
                 if self.reference is None:
                     rule = self._start_rule()
-                elif above_spikes:
-                    rule = f"{LONE_SPIKE:g} x the median of recent spikes"
-                elif not ends_run:
-                    rule = f"{LONE_SPIKE:g} x ({rule})"
+                elif ends_run:
+                    rule = f"median + {self.spike_factor:g} x spread of recent {self.group}-step medians"
+                else:
+                    rule = self._at_once_rule(above_spikes)
                 problem = (f"loss spike ({self.group // 2 + 1} of the {len(losses)} steps {first}-{step} of a "
                            f"{self.group}-step group above {bar:.4g} = {rule}: its median will be too)")
             self._handle(view, problem, value, peak_step, peak_epoch, peak_batch, since=since)
             return False
         return True
+
+    def _at_once_rule(self, above_spikes: bool) -> str:
+        """The bar at which a complete group's median counts at once, as the error line spells it out:
+        LONE_SPIKE x max(threshold, spike level), taken above the median when that is negative."""
+        assert self._median is not None
+        spread = f"{self.spike_factor:g} x spread of recent {self.group}-step medians"
+        if self._median >= 0:
+            level = "the median of recent spikes" if above_spikes else f"(median + {spread})"
+            return f"{LONE_SPIKE:g} x {level}"
+        if above_spikes:
+            return f"median + {LONE_SPIKE:g} x (the median of recent spikes - median)"
+        return f"median + {LONE_SPIKE:g} x {spread}"
 
     def _sure_spike(self, value: float) -> bool:
         """The open group's median will count at once whatever its other steps bring: more than half of
@@ -497,9 +542,9 @@ class DivergenceGuard(Callback):
 
     def _bar(self) -> tuple[float, bool, bool]:
         """What a complete group's median must exceed to count at once: the threshold itself when the group
-        would end a run long enough to count (``ends run``), else LONE_SPIKE x max(threshold, spike level)
-        (``above spikes``: the spike level is the larger); (bar, ends run, above spikes). Before the reference
-        exists: the start bar, (B, False, False)."""
+        would end a run long enough to count (``ends run``), else LONE_SPIKE x max(threshold, spike level),
+        taken above the base of :func:`scaled_above_base` (``above spikes``: the spike level is the larger);
+        (bar, ends run, above spikes). Before the reference exists: the start bar, (B, False, False)."""
         if self.reference is None:
             assert self.start is not None
             return start_bar(self.start, self.spike_factor), False, False
