@@ -137,14 +137,26 @@ def add_predictions(page: Page, run: RunRecords, label: str) -> None:
         page.figure(figures.residual_figure(predictions, f"residuals on the test split: {label}"))
 
 
-def _git_commit() -> str | None:
-    source = Path(__file__).resolve().parents[2]
+def _git_commit(source: Path | None = None) -> str | None:
+    """The commit of the trainlab checkout the report is written from: ``source`` (default: the folder that
+    holds the ``trainlab`` package) must be the top of its own git work tree. An installed package sits in
+    site-packages, which may lie inside some other repository (a project with its ``.venv`` in it): git
+    would answer with that repository's commit, so a folder that is not its work tree's top gives None."""
+    source = Path(__file__).resolve().parents[2] if source is None else source
     try:
-        done = subprocess.run(["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=5, check=False)
+        done = subprocess.run(["git", "-C", str(source), "rev-parse", "--show-toplevel", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    lines = done.stdout.split("\n")
+    if done.returncode != 0 or len(lines) < 2 or not lines[1].strip():
+        return None
+    top = Path(lines[0].strip())
+    try:
+        own = top.resolve() == source.resolve()
+    except OSError:
+        return None
+    return lines[1].strip() if own else None
 
 
 def add_environment(page: Page, runs: Sequence[RunRecords], extra: Mapping[str, Any] | None = None) -> None:
