@@ -35,7 +35,8 @@ import trainlab.experiment
 from tests.forked_runs import fork_cli, run_inline, status, wait, wait_until, write_config
 from trainlab import Callback
 from trainlab.errors import WriteError
-from trainlab.run_folder import RunDir, quoted_command
+from trainlab.run_folder import RunDir
+from trainlab.shell_command import quoted_command
 
 CONFIG = {
     "name": "hostile",

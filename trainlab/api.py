@@ -52,6 +52,7 @@ from trainlab.registry import Registry
 from trainlab.run_checks import divergence_advice
 from trainlab.run_records import LABELS_RECORD, labels_record
 from trainlab.run_summary import summarize
+from trainlab.shell_command import command_line
 from trainlab.time_budget import assemble_within_budget
 from trainlab.user_code import user_module_file
 
@@ -116,7 +117,7 @@ def _strategy_section(raw: dict[str, Any], what: str, path: str | Path | None) -
     unused = [key for key in others if key not in ("seed", "metrics", "runtime", "data", "model")]
     ways = ([f"pass {', '.join(arguments)} to fit"] if arguments else []) + inputs + (
         [f"{', '.join(unused)}: {'has' if len(unused) == 1 else 'have'} no fit argument"] if unused else [])
-    whole = f", or run the whole config with `trainlab train {path}`" if path is not None else ""
+    whole = f", or run the whole config with `{command_line('trainlab', 'train', path)}`" if path is not None else ""
     raise ConfigError(f"{what} is a whole config (besides strategy: it holds {', '.join(others)}), but fit reads "
                       f"only a strategy: give it the strategy: section alone ({'; '.join(ways)}){whole}")
 

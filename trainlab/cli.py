@@ -29,6 +29,7 @@ from trainlab.errors import (
     TrainlabError,
     cannot,
 )
+from trainlab.shell_command import command_line
 from trainlab.sigterm import command_signals
 
 METRIC_NAME_WIDTH = 12  # the names' column is at least this wide, and as wide as the longest name
@@ -154,7 +155,7 @@ def _check_data_dir(args) -> None:
         return
     what = "is not a folder" if Path(folder).expanduser().exists() else "does not exist"
     use = (f"; eval scores the run's own splits (the data paths in its config.yaml); to score other rows, "
-           f"run trainlab predict {args.run_dir} FILE" if args.command == "eval" else "")
+           f"run {command_line('trainlab', 'predict', args.run_dir, 'FILE')}" if args.command == "eval" else "")
     raise ConfigError(f"--data-dir {folder} {what}: it names the folder relative data paths are looked for in; "
                       f"give an existing folder or leave it out{use}")
 
@@ -238,7 +239,7 @@ def _cmd_schedule(args) -> int:
              "this schedule onto the steps that fit; the plot is its longest form (epochs/max_steps)")
     if plan.base_lr is None:
         note("note: lr: auto is found by the LR range test at train time; the plot shows the schedule's "
-             f"multiplier of that lr (run trainlab lr-find {args.config} for the value)")
+             f"multiplier of that lr (run {command_line('trainlab', 'lr-find', args.config)} for the value)")
         title += " (lr: auto, lr = 1 x the lr found)"
     path = plot_schedule(plan.schedule, plan.total_steps, plan.base_lr or 1.0, args.plot,
                          steps_per_epoch=plan.steps_per_epoch, title=title, group_lrs=plan.group_lrs,
@@ -427,14 +428,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if written and args.command in ("train", "resume"):
             # train's folder where --out names it; not --overwrite's: the old run stays until the new one saves
             run = args.run_dir if args.command == "resume" else None if args.overwrite else args.out
-            after = (f"; finished checkpoints are intact: once the disk is writable, trainlab resume {run}" if run
+            after = ("; finished checkpoints are intact: once the disk is writable, "
+                     f"{command_line('trainlab', 'resume', run)}" if run
                      else "; finished checkpoints are intact, resume once the disk is writable")
         elif written and args.command in ("compare", "tune"):  # each continues its runs or its study
             after = "; rerun the same command once the disk is writable"
         _say(f"error: {what}{after}", args.debug)
         return EXIT_SYSTEM
     except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
-        after = f"; its checkpoints are intact: trainlab resume {args.run_dir}" if args.command == "resume" else ""
+        after = (f"; its checkpoints are intact: {command_line('trainlab', 'resume', args.run_dir)}"
+                 if args.command == "resume" else "")
         by = " by SIGTERM" if received and received[-1] == signal.SIGTERM else ""
         print(f"error: interrupted{by}{after}", file=sys.stderr)
         return 128 + (received[-1] if received else signal.SIGINT)

@@ -74,7 +74,7 @@ from trainlab.model_file import (
 from trainlab.notices import note, warn
 from trainlab.records import read_record_object, read_record_text, safe_summary
 from trainlab.run_checks import divergence_advice
-from trainlab.run_folder import RunDir, default_dir, quoted_command
+from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import (
     DIGESTS_KEY,
     LABELS_RECORD,
@@ -84,6 +84,7 @@ from trainlab.run_records import (
     record_digests,
 )
 from trainlab.run_summary import summarize
+from trainlab.shell_command import quoted_command
 from trainlab.time_budget import plan_line
 
 FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space to come back

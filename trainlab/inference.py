@@ -74,6 +74,7 @@ from trainlab.run_records import (
     read_json,
 )
 from trainlab.runtime import resolve_device
+from trainlab.shell_command import quoted_command
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -466,7 +467,8 @@ def run_config_path(path: Path) -> Path:
             raise RunDirError(f"run folder {path} does not exist")
         if (path / "strategy.yaml").is_file() and (path / "model.safetensors").is_file():  # trainlab.fit(out=...)
             raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: "
-                              f"{_fit_weights_advice(path)}; 'trainlab plot {path}' draws its curves")
+                              f"{_fit_weights_advice(path)}; {quoted_command('trainlab', 'plot', path)} draws its "
+                              "curves")
         raise RunDirError(f"{path} is not a trainlab run folder (no config.yaml)")
     return config_path
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from trainlab.creation_leftovers import written_by_trainlab
 from trainlab.records import read_record_object
+from trainlab.shell_command import command_line
 
 
 def _trainlab_wrote(path: Path) -> bool:
@@ -56,5 +57,5 @@ def cannot_resume(path: Path) -> str:
     model = "; eval and predict still read its model.safetensors (unchecked)" if finished else ""
     return (f"cannot resume {path}: its run.json is missing (the run's record of its status, config hash and data, "
             f"which resume checks before continuing a checkpoint){model}; to train it again, run the config "
-            f"(a copy of {path / 'config.yaml'} outside the folder) with --out {path} --overwrite, or into "
-            "another --out")
+            f"(a copy of {path / 'config.yaml'} outside the folder) with "
+            f"{command_line('--out', path, '--overwrite')}, or into another --out")

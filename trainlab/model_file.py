@@ -35,6 +35,7 @@ from trainlab.errors import DataError, RunDirError
 from trainlab.notices import warn
 from trainlab.records import read_record_object, read_record_text
 from trainlab.run_lock import holder
+from trainlab.shell_command import quoted_command
 
 MODEL_FILE = "model.safetensors"
 DIGEST_KEY = "model_sha256"  # in run.json
@@ -101,13 +102,13 @@ def why_no_model(run: Path) -> str:
                 "(strategy.clip_grad_norm) or strategy.divergence.policy: rollback")
     if status == "finished":  # resume refuses a finished run: pointing there would send the user in a circle
         return (f"the run finished, but the file was moved or deleted since: restore it, or train the run again "
-                f"with 'trainlab train {run / 'config.yaml'} --out {run} --overwrite'; a comparison's run: delete "
-                "its folder and run the comparison again")
+                f"with {quoted_command('trainlab', 'train', run / 'config.yaml', '--out', run, '--overwrite')}; "
+                "a comparison's run: delete its folder and run the comparison again")
     if status == "failed":
         error = (read_record_object(run / "run.json") or {}).get("error")
         return (f"the run failed: {error or 'its training raised'}; fix the cause, then resume it with "
-                f"'trainlab resume {run}'")
-    return f"the run did not finish; try 'trainlab resume {run}'"
+                f"{quoted_command('trainlab', 'resume', run)}")
+    return f"the run did not finish; try {quoted_command('trainlab', 'resume', run)}"
 
 
 def _file_digest(path: Path) -> str:

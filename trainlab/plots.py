@@ -31,6 +31,7 @@ from trainlab.notices import warn
 from trainlab.records import is_epoch_record
 from trainlab.registry import did_you_mean
 from trainlab.schedules import Schedule, schedule_series
+from trainlab.shell_command import quoted_command
 
 MAX_EPOCH_LINES = 100  # beyond this many epochs, draw every k-th boundary so the lines stay faint
 MAX_SCHEDULE_POINTS = 4096  # beyond this many steps, plot this many evenly spaced steps (a 10^18-step run too)
@@ -307,7 +308,8 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     check_output_path(path, follow_link=follow_link)  # before reading the runs
     for run_dir in run_dirs:
         if (Path(run_dir) / LEADERBOARD).is_file():
-            raise ConfigError(f"{run_dir} is a comparison folder; use 'trainlab report {run_dir} -o report.html', "
+            report = quoted_command("trainlab", "report", run_dir, "-o", "report.html")
+            raise ConfigError(f"{run_dir} is a comparison folder; use {report}, "
                               f"or plot its run folders {Path(run_dir) / 'runs'}/<task>/<strategy>/seed-<k>")
     runs = [load_run(run_dir, fit_records=True, left_out_of="the plot") for run_dir in run_dirs]
     histories = {label: [r for r in run.records if is_epoch_record(r)]
@@ -343,7 +345,7 @@ def _no_epochs(run: Any) -> str:
         return f"{run.path} has no metrics.jsonl (the run recorded no epoch yet)"
     if run.records or run.events:
         return (f"{path} holds no epoch records (only step records and events: the run recorded no epoch yet; "
-                f"'trainlab report {run.path} -o report.html' draws step records)")
+                f"{quoted_command('trainlab', 'report', run.path, '-o', 'report.html')} draws step records)")
     if path.stat().st_size == 0:
         return f"{path} holds no epoch records (empty: the run recorded no epoch yet)"
     return f"{path} holds no epoch records (none of its lines could be read)"

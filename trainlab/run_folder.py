@@ -25,7 +25,6 @@ import errno
 import json
 import os
 import re
-import shlex
 import shutil
 import stat
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +48,7 @@ from trainlab.lost_record import cannot_resume, lost_run_json
 from trainlab.records import metrics_file_records
 from trainlab.run_leftovers import clean_stale_temporaries, dead_siblings, is_stale_temporary, remove_path
 from trainlab.run_lock import LOCK, RunLock
+from trainlab.shell_command import quoted_command
 
 RUN_FORMAT = 1
 # What trainlab writes into a run folder; a folder holding anything else is not overwritten.
@@ -143,16 +143,6 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False
     raise OSError(err, os.strerror(err), str(a))
-
-
-def quoted_command(*words: str | os.PathLike[str]) -> str:
-    """``words`` as a command for a message's prose, quoted as messages quote a command:
-    ``'trainlab resume runs/x'``. A word the shell would split or read (a space, a quote, ``$``) is quoted
-    for it (:func:`shlex.quote`), and the command is then left bare, since quotes around quotes do not paste:
-    ``trainlab resume '/tmp/my runs/r 1'``."""
-    line = shlex.join(os.fspath(word) for word in words)
-    plain = line == " ".join(os.fspath(word) for word in words)
-    return f"'{line}'" if plain else line
 
 
 def staging_name(final: Path, pid: int | None = None) -> Path:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from trainlab.errors import TrainingError
+from trainlab.errors import DISK_FULL_OR_READ_ONLY, TrainingError, cannot
 from trainlab.run_lock import process_start, same_process
 from trainlab.tune.leases import Lease, holder_gone, leases_folder, sweep
 from trainlab.tune.objective import (
@@ -251,9 +251,14 @@ def _fail_left(storage: optuna.storages.BaseStorage, trial_id: int, kind: str, r
 def abandon(study: optuna.Study, trial_id: int, exc: BaseException, doing: str) -> None:
     """Fail a trial still RUNNING whose worker gives it up, ``exc`` having cut short what the worker was
     ``doing`` ("claimed it", "recorded its outcome"): ``interrupted`` for a signal (a rerun queues the base
-    config again, if it was its trial), ``stale`` for an error (as a dead worker's). A trial already
-    finished is left as it is. An error in doing so is swallowed: ``exc``, which goes on, says more."""
-    if isinstance(exc, Exception):
+    config again, if it was its trial), ``stale`` for an error (as a dead worker's), said as the CLI says it:
+    an ``OSError`` as ``cannot write (<file>): No space left on device`` (:func:`trainlab.errors.cannot`, not
+    its ``[Errno 28]`` repr), another as ``(<type>: <first line>)``. A trial already finished is left as it
+    is. An error in doing so is swallowed: ``exc``, which goes on, says more."""
+    if isinstance(exc, OSError):
+        what = cannot(exc, "write" if exc.errno in DISK_FULL_OR_READ_ONLY else "read or write")
+        kind, reason = "stale", f"its worker failed while it {doing} ({what}); {RERUN}"
+    elif isinstance(exc, Exception):
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         kind, reason = "stale", f"its worker failed while it {doing} ({type(exc).__name__}: {first}); {RERUN}"
     else:

@@ -9,7 +9,8 @@ pruned_at_epoch, fail_reason, run_dir, then one column per searched key.
 the metric's variance it explains), or the reason there is none; the conditional
 keys it cannot assess (set in some trials only) are listed with the reason.
 ``run_dir`` (trials.csv, best.json) is the trial's run folder inside the study
-folder as it is when the results are written (:mod:`trainlab.tune.run_dirs`).
+folder as it is when the results are written (:mod:`trainlab.tune.run_dirs`), an
+absolute path without ``..``; empty in trials.csv for a trial without a run folder.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from trainlab.atomic import write_json, write_text
 from trainlab.config import dump_yaml, load_config, validate
 from trainlab.records import read_record_object
 from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT
-from trainlab.tune.run_dirs import ATTR_RUN_DIR, shown_run_folder
+from trainlab.tune.run_dirs import ATTR_RUN_DIR, TRIALS, absolute_path, run_folder, shown_run_folder
 from trainlab.yaml_files import flow_yaml
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the finished trials; fewer say nothing
@@ -37,8 +38,8 @@ TRIAL_COLUMNS = ("number", "state", "value", "duration_s", "pruned_at_epoch", "f
 
 def trial_rows(study: optuna.Study, keys: list[str], out: Path | None = None) -> list[dict[str, Any]]:
     """One row per trial (:data:`TRIAL_COLUMNS`, then ``keys``); ``run_dir`` is the trial's run folder in
-    the study folder ``out`` (absolute, :func:`~trainlab.tune.run_dirs.shown_run_folder`), as recorded
-    when ``out`` is None."""
+    the study folder ``out`` (absolute, None without one: :func:`~trainlab.tune.run_dirs.shown_run_folder`),
+    as recorded when ``out`` is None."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
         run_dir = trial.user_attrs.get(ATTR_RUN_DIR) if out is None else shown_run_folder(trial.user_attrs,
@@ -138,8 +139,10 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
     trial = best_trial(study)
     best_yaml = None
     if trial is not None:
-        # inside out as it is now (a moved or copied study folder reads its own runs), shown absolute
-        run_dir = Path(shown_run_folder(trial.user_attrs, trial.number, out) or out)
+        # inside out as it is now (a moved or copied study folder reads its own runs), shown absolute; a
+        # missing folder is said by best_config_yaml, which cannot read its config.yaml
+        folder = run_folder(trial.user_attrs, trial.number, out) or out / TRIALS / str(trial.number)
+        run_dir = Path(absolute_path(folder))
         summary = read_record_object(run_dir / "summary.json") or {}  # damaged: best.json without its figures
         best.update(trial=trial.number, value=trial.value, params=decode(trial.params), run_dir=str(run_dir),
                     val=summary.get("val"), test=summary.get("test"))

@@ -23,11 +23,22 @@ ATTR_RUN_DIR = "run_dir"  # trial user attr: its run folder, trials/<number> (re
 ATTR_RUN_PATH = "run_path"  # trial user attr: the absolute path of its run folder where it ran
 
 
+def absolute_path(path: Path) -> str:
+    """``path`` made absolute with ``.`` and ``..`` folded away, links kept as named (:func:`os.path.abspath`):
+    ``--out ../tune_k9`` run in ``/tmp/x/tune`` gives ``/tmp/x/tune_k9/trials/3``, not
+    ``/tmp/x/tune/../tune_k9/trials/3``. Where folding a ``..`` that follows a link names another place than
+    the path does (the kernel reads ``link/..`` as the link target's parent), the path with its links
+    resolved (:func:`os.path.realpath`, which reads a part that does not exist yet as written) instead."""
+    folded = os.path.abspath(path)
+    found = os.path.realpath(path)
+    return folded if os.path.realpath(folded) == found else found
+
+
 def run_dir_attrs(number: int, trials_dir: Path) -> dict[str, str]:
     """The user attributes a trial records as its run begins in ``trials_dir/<number>``: ``run_dir``
-    (``trials/<number>``) and ``run_path`` (absolute)."""
+    (``trials/<number>``) and ``run_path`` (absolute: :func:`absolute_path`)."""
     return {ATTR_RUN_DIR: str(PurePosixPath(TRIALS, str(number))),
-            ATTR_RUN_PATH: str((trials_dir / str(number)).absolute())}
+            ATTR_RUN_PATH: absolute_path(trials_dir / str(number))}
 
 
 def own_part(named: Path, number: int) -> bool:
@@ -69,9 +80,11 @@ def run_folder(attrs: dict[str, Any], number: int, out: Path) -> Path | None:
 
 
 def shown_run_folder(attrs: dict[str, Any], number: int, out: Path) -> str | None:
-    """:func:`run_folder` as the results show it: an absolute path, or None."""
+    """:func:`run_folder` as the results show it: its :func:`absolute_path`, or None where there is no such
+    folder (a trial that never began its run, or whose worker was killed before its run folder was made):
+    a path that does not exist would send its reader looking for a run that never was."""
     folder = run_folder(attrs, number, out)
-    return None if folder is None else str(folder.absolute())
+    return None if folder is None or not folder.is_dir() else absolute_path(folder)
 
 
 def names_folder(attrs: dict[str, Any], number: int, folder: Path) -> bool:
