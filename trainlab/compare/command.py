@@ -21,6 +21,7 @@ from trainlab.code_policy import (
     trusting_runs,
     using_policy,
 )
+from trainlab.compare.busy_run import busy_error
 from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.loss_scale import loss_scale_warning
@@ -96,7 +97,9 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
 
     Raises :class:`~trainlab.errors.WriteError` (exit 5), once everything else is written, for runs the machine
     stopped (:func:`~trainlab.compare.machine_failure.not_run_error`: the next invocation trains them) and for
-    a leaderboard or ``report.html`` that cannot be written; each says to rerun the same command.
+    a leaderboard or ``report.html`` that cannot be written; each says to rerun the same command. Else
+    :class:`~trainlab.errors.RunDirError` (exit 2), once everything is written, for runs whose folders another
+    process held (:func:`~trainlab.compare.busy_run.busy_error`: the next invocation resumes them).
     """
     bases = check_bases(bases)
     strategies = as_strategies(strategies)
@@ -136,7 +139,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         print(f"report: {report}")
     if not quiet:
         print(f"leaderboard: {out / 'leaderboard.json'}, {out / 'leaderboard.csv'}")
-    stopped = not_run_error(board, out)
+    stopped = not_run_error(board, out) or busy_error(board, out)
     if stopped is not None:
         raise stopped
     check_metric_found(board, metric)
@@ -158,8 +161,9 @@ def write_compare_leaderboard(board: dict[str, Any], out: Path) -> None:
 def run_groups(groups: Mapping[CodePolicy | None, list[RunPlan]], jobs: int, metric: str, direction: str,
                live: bool | None, quiet: bool) -> dict[str, str]:
     """Run each group's plans (:func:`run_plans`), one group after another under its code policy
-    (:func:`_by_policy`). Returns why the machine stopped runs, by :attr:`RunPlan.label` (outcomes ``not run``):
-    the reasons the leaderboard shows where a run's folder may hold none (the disk was full, or not writable)."""
+    (:func:`_by_policy`). Returns why runs were not run, by :attr:`RunPlan.label` (outcomes ``not run``: the
+    machine stopped them, or another process held their folders): the reasons the leaderboard shows where a
+    run's folder may hold none (the disk was full, or not writable; a busy folder is not written)."""
     not_run: dict[str, str] = {}
     for policy, group in groups.items():
         tally = Tally(task=group[0].task, total=len(group), metric=metric, direction=direction, read_metric=read_metric)

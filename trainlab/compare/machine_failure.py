@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trainlab.compare.busy_run import is_busy
 from trainlab.config_fields import counted
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, WRITE_ERRNOS, TrainlabError, WriteError, cannot
 from trainlab.exception_origin import first_line
@@ -71,9 +72,10 @@ def recorded_machine_failure(record: Mapping[str, Any]) -> bool:
 def not_run_error(board: Mapping[str, Any], out: Path) -> WriteError | None:
     """The comparison's error line (exit 5) when the machine stopped some of its runs (the leaderboard's
     ``not_run``, written already): how many, the first with its reason, and to rerun the same command once
-    the disk is writable (or memory free), which trains them and nothing finished; None when none."""
+    the disk is writable (or memory free), which trains them and nothing finished; None when none. A run
+    whose folder another process held (:mod:`trainlab.compare.busy_run`) is not the machine's."""
     missed = [(task, entry["name"], item) for task, table in board["tasks"].items()
-              for entry in table["strategies"] for item in entry.get("not_run") or []]
+              for entry in table["strategies"] for item in entry.get("not_run") or [] if not is_busy(item["reason"])]
     if not missed:
         return None
     task, strategy, first = missed[0]

@@ -5,6 +5,11 @@ and runs :func:`trainlab.compare.runner.execute`, telling the parent through sha
 it has (:func:`_execute_in_slot`). A worker that dies (SIGKILL: the out-of-memory killer, a user) breaks
 the ProcessPoolExecutor; the run it had is recorded as failed ("worker died: killed by SIGKILL, perhaps
 out of memory") and the other unfinished runs go on in a new pool (:func:`run_in_pool`).
+
+On Ctrl-C or SIGTERM the parent first sets the pool's shared stop value (the signal's number), then sends
+each worker SIGTERM: a worker checks that value before each run it takes from the queue, so no run starts
+after the signal, even where the SIGTERM itself went to a run's own handler as that run finished
+(:mod:`trainlab.compare.absorbed_signals`), or reached a worker stopped meanwhile (SIGSTOP) only later.
 """
 
 from __future__ import annotations
@@ -28,22 +33,24 @@ from trainlab.records import read_record_object
 from trainlab.worker_process import start_worker
 
 _run_slots: tuple[Any, Any] | None = None  # in a pool worker: the parent's run slots (_execute_in_slot)
+_pool_stop: Any = None  # in a pool worker: the pool's shared stop value (0, or the signal that stopped it)
 
 
 def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any, Any] | None = None,
-                said: str | None = None) -> None:
+                said: str | None = None, stop: Any = None) -> None:
     """Worker initializer: torch threads, the parent's code policy (a spawned worker starts without it:
     the user's module beside a base config, ``--allow-code``), the parent's run slots
-    (:func:`_execute_in_slot`), the pool's folder of warnings said (each once by all the workers), no
-    KeyboardInterrupt between runs, die with the parent.
+    (:func:`_execute_in_slot`), the pool's folder of warnings said (each once by all the workers), the pool's
+    stop value (``stop``), no KeyboardInterrupt between runs, die with the parent.
 
-    On Ctrl-C the parent sends each worker SIGTERM: during a run, the run's own handler
-    (trainlab.callbacks.signal_stop) checkpoints and stops it; between runs it only sets
-    ``_stop_requested``, so a run already queued to this worker is not started.
+    On Ctrl-C the parent sets ``stop`` and sends each worker SIGTERM: during a run, the run's own handler
+    (trainlab.callbacks.signal_stop) checkpoints and stops it (or, as the run finishes, lets it complete:
+    :func:`runner.execute` sees that signal all the same); between runs it only sets ``_stop_requested``. A
+    run already queued to this worker is not started, whichever of them the worker sees first.
     """
-    global _run_slots
+    global _run_slots, _pool_stop
     start_worker(threads, policy, signal.SIGKILL, said)  # a SIGKILLed comparison takes its workers: no stale lock
-    _run_slots = slots
+    _run_slots, _pool_stop = slots, stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     signal.signal(signal.SIGTERM, request_stop)
 
@@ -53,7 +60,10 @@ def _execute_in_slot(index: int, task: str, strategy: str, seed: int, raw: dict[
     """:func:`execute` in a pool worker, telling the parent through its shared run slots (two arrays
     indexed like the pool's runs: ``pids``, ``starts``) which worker runs which run: ``pids[index]`` is the
     worker's pid while the run is in progress and minus it once :func:`execute` returned, ``starts[index]``
-    the run's start (``time.time()``). When a worker dies the parent fails the run whose slot holds its pid."""
+    the run's start (``time.time()``). When a worker dies the parent fails the run whose slot holds its pid.
+    Once the pool's stop value is set, the run is not started (:func:`runner.not_started`)."""
+    if _pool_stop is not None and _pool_stop.value:
+        return runner.not_started(_pool_stop.value)
     pids, starts = _run_slots
     starts[index] = time.time()
     pids[index] = os.getpid()
@@ -125,29 +135,47 @@ def _pool_round(todo, jobs, threads, said, context, tally, display, finish, brea
     (and in progress, where any run was)."""
     pids = context.RawArray("q", len(todo))  # the run slots: see _execute_in_slot
     starts = context.RawArray("d", len(todo))
+    stop = context.RawValue("i", 0)  # set to the signal's number on an interrupt: no worker starts a run
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pin_worker,
-                               initargs=(threads, current_policy(), (pids, starts), said))
+                               initargs=(threads, current_policy(), (pids, starts), said, stop))
     futures: dict[Future, int] = {}
     ended: set[int] = set()  # indices into todo whose outcome went to finish()
     workers: list[Any] = []
+    interrupt: KeyboardInterrupt | None = None
     try:
         broken = _run_round(pool, todo, jobs, tally, display, finish, futures, ended, workers)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        interrupt = exc
+        stop.value = getattr(exc, "signum", signal.SIGINT)  # before the SIGTERMs: a worker may take its next run
         display.note("interrupted: waiting for the runs in progress to checkpoint")
         for worker in workers or _workers(pool):
             try:
                 os.kill(worker.pid, signal.SIGTERM)
             except (ProcessLookupError, TypeError):
                 pass
-        raise
     finally:
-        stopped = _stop_pool(pool, workers or _workers(pool), pids)
+        stopped = _stop_pool(pool, workers or _workers(pool), pids, stop)
     tally.running = 0
+    if interrupt is not None:
+        _finish_late(todo, futures, ended, finish)
+        raise interrupt
     left = _settle_break(todo, futures, ended, workers, stopped, pids, starts, display, finish,
                          breaks_seen) if broken else []
     if stopped.interrupted:
+        _finish_late(todo, futures, ended, finish)
         raise KeyboardInterrupt
     return left
+
+
+def _finish_late(todo, futures, ended, finish) -> None:
+    """After an interrupt, once the pool is down: hand ``finish`` the outcomes that came in while the runs in
+    progress stopped (a run that was finishing completed; the others checkpointed, or were not started)."""
+    for future, index in futures.items():
+        if index in ended or not future.done() or future.cancelled():
+            continue
+        if not isinstance(future.exception(), BrokenProcessPool):
+            ended.add(index)
+            finish(todo[index][0], _outcome(future, todo[index][0]))
 
 
 def _run_round(pool, todo, jobs, tally, display, finish, futures, ended, workers) -> bool:
@@ -252,14 +280,15 @@ def _how_it_died(exitcode: int) -> str:
     return f"killed by {name}" + (", perhaps out of memory" if -exitcode == signal.SIGKILL else "")
 
 
-def _stop_pool(pool: ProcessPoolExecutor, workers: list[Any], pids: Any) -> _Stopped:
+def _stop_pool(pool: ProcessPoolExecutor, workers: list[Any], pids: Any, stop: Any = None) -> _Stopped:
     """Shut the pool down and wait until every worker has exited; the runs in progress end their own way.
 
     A worker that is in no run (``pids``, :func:`_execute_in_slot`) and still alive after
     :data:`IDLE_GRACE_S` is SIGKILLed: after a worker's death the others can wait forever for the task
     queue's lock, which the dead one may have held, and they only take note of the executor's SIGTERM
     (:func:`_pin_worker`), so the executor's shutdown would hang. Such a worker holds no run: nothing is
-    lost. A Ctrl-C/SIGTERM meanwhile is noted (``interrupted``), not raised: the workers must be gone first.
+    lost. A Ctrl-C/SIGTERM meanwhile is noted (``interrupted``), not raised: the workers must be gone first;
+    it sets the pool's ``stop`` value, so that no worker starts a run still queued to it.
     """
     from multiprocessing.connection import wait as wait_for
 
@@ -282,8 +311,10 @@ def _stop_pool(pool: ProcessPoolExecutor, workers: list[Any], pids: Any) -> _Sto
                     except ProcessLookupError:
                         pass
                     stopped.killed.add(worker.pid)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             stopped.interrupted = True
+            if stop is not None and not stop.value:
+                stop.value = getattr(exc, "signum", signal.SIGINT)
     return stopped
 
 

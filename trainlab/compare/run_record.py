@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import trainlab.compare.stats as stats
+from trainlab.compare.busy_run import recorded_busy
 from trainlab.compare.machine_failure import recorded_machine_failure
 from trainlab.compare.metric_keys import direction_of, read_metric
 from trainlab.compare.runner import ERROR_FILE, RunPlan
@@ -21,7 +22,7 @@ from trainlab.records import MetricsLines, is_finite_number, read_metrics_file, 
 class RunRecord:
     seed: int
     path: Path
-    status: str  # finished | failed | missing (not run: the machine stopped it, or it has not run yet)
+    status: str  # finished | failed | missing (not run: the machine stopped it, its folder was busy, or not run yet)
     summary: dict[str, Any] | None
     records: list[dict[str, Any]] = field(default_factory=list)
     reason: str | None = None
@@ -46,7 +47,8 @@ def read_metrics_lines(path: Path, left_out_of: str) -> MetricsLines:
 def load_run(plan: RunPlan, not_run_reason: str | None = None) -> RunRecord:
     """The run of ``plan`` as its folder holds it: finished (summary.json), failed (diverged, a
     compare-error.json, run.json's ``failed``) or missing. A compare-error.json of the machine's failure
-    (:func:`~trainlab.compare.machine_failure.recorded_machine_failure`) is missing with its reason, as is a
+    (:func:`~trainlab.compare.machine_failure.recorded_machine_failure`), or an earlier version's of a folder
+    in use by another process (:func:`~trainlab.compare.busy_run.recorded_busy`), is missing with its reason, as is a
     folder that holds nothing telling, with ``not_run_reason`` (this comparison's outcome for it, where the
     machine left no record: a full disk, a folder that could not be created) or ``not run yet``."""
     summary = read_record_object(plan.path / "summary.json")
@@ -61,7 +63,7 @@ def load_run(plan: RunPlan, not_run_reason: str | None = None) -> RunRecord:
         reason = "diverged" + (f": {why}" if why else "")
         return RunRecord(plan.seed, plan.path, "failed", None, records, reason, damaged)
     if isinstance(error, dict):
-        status = "missing" if recorded_machine_failure(error) else "failed"
+        status = "missing" if recorded_machine_failure(error) or recorded_busy(error) else "failed"
         return RunRecord(plan.seed, plan.path, status, None, records, str(error.get("reason")), damaged)
     info = read_record_object(plan.path / "run.json")
     if isinstance(info, dict) and info.get("status") == "failed":  # its training raised (experiment._record_failure)

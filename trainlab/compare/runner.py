@@ -7,8 +7,10 @@ running, each planned run is classified by what its folder holds (:func:`run_act
     finished status finished, same config + data -> skip (files untouched)
     failed   status diverged, or compare-error.json, or status failed (the run raised),
              same config hash and data           -> skip, reported as failed (delete the folder to retry)
-             (a compare-error.json of the machine's failure, trainlab.compare.machine_failure, is not a
-             failure: the folder is classified by its run.json, as if the record were not there)
+             (a compare-error.json of the machine's failure, trainlab.compare.machine_failure, an earlier
+             version's record of a folder in use by another process, trainlab.compare.busy_run, or one beside
+             a run.json that says finished is not a failure: the folder is classified by its run.json, as if
+             the record were not there; a finished run's is removed: :func:`stale_error_record`)
     changed  the config (in what decides the run's outcome, trainlab.config_identity: not its output
              section or thread count) or the data files differ -> train again from scratch (said so,
              naming the first key that differs)
@@ -24,10 +26,17 @@ sizes and modification times); a failure recorded on other data is tried again.
 ``--jobs N`` runs N runs at once in forked worker processes, each pinned to
 ``cores // N`` torch threads. A run that diverges or raises is recorded as failed
 with its reason and never stops the others; one the machine stopped (a full or read-only disk, a
-permission denied, memory) is recorded as not run, and the next invocation trains it again. A worker that dies (SIGKILL: the out-of-memory
+permission denied, memory) is recorded as not run, and the next invocation trains it again; so is one whose
+folder another process holds (``trainlab resume`` of it: :mod:`trainlab.compare.busy_run`), with nothing
+recorded in its folder. A worker that dies (SIGKILL: the out-of-memory
 killer, a user) costs the run it had, recorded as failed ("worker died: killed by SIGKILL,
 perhaps out of memory"); the other unfinished runs go on in new workers (:mod:`trainlab.compare.pool`).
 The parent shows a live rich display on a TTY and plain lines otherwise.
+
+Ctrl-C (SIGINT) or SIGTERM stops the comparison: the runs in progress checkpoint, and no further run
+starts, in this process (``--jobs 1``) or in a pool's worker. A signal that lands while a run finishes (its
+final evaluation, its results being written) is taken by that run's own handler, which lets it complete:
+:func:`execute` sees it all the same (:mod:`trainlab.compare.absorbed_signals`) and starts nothing after it.
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ from typing import Any
 
 from trainlab.atomic import write_json
 from trainlab.code_policy import trusting_own_run
+from trainlab.compare.absorbed_signals import signals_during
+from trainlab.compare.busy_run import busy_reason, recorded_busy
 from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
 from trainlab.compare.machine_failure import (
     RECORD_KEY,
@@ -130,14 +141,14 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     config = plan.config
     wanted = config.hash()
     data = current_data_fingerprint(config, memo)
+    info_path = plan.path / "run.json"
+    info = read_record_object(info_path)
     error = read_record_object(plan.path / ERROR_FILE)
-    if error is not None and recorded_machine_failure(error):
-        error = None  # the machine's (a full disk): not the run's outcome; its run.json says where it stopped
+    if error is not None and stale_error_record(error, info):
+        error = None  # not the run's outcome: its run.json says where it stopped (or that it finished)
     # the exact config: a failure may come of the output section (a full disk under its checkpoint policy)
     if error is not None and error.get("config_hash") == wanted and error.get("data_fingerprint") == data:
         return "failed", str(error.get("reason"))  # the same config on the same data would fail the same way
-    info_path = plan.path / "run.json"
-    info = read_record_object(info_path)
     if info is None:
         if not (info_path.exists() or info_path.is_symlink()):
             return "new", ""
@@ -176,6 +187,27 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
+
+
+def stale_error_record(error: dict[str, Any], info: dict[str, Any] | None) -> bool:
+    """Whether a run folder's ``compare-error.json`` (``error``) does not say how the run ended: the machine
+    stopped it (:func:`~trainlab.compare.machine_failure.recorded_machine_failure`), an earlier version
+    recorded its folder in use by another process as a failure (:func:`~trainlab.compare.busy_run.recorded_busy`),
+    or its ``run.json`` (``info``) says it finished since (``trainlab resume`` finished it, or it had finished
+    when what followed its results raised)."""
+    finished = isinstance(info, dict) and info.get("status") == "finished"
+    return finished or recorded_machine_failure(error) or recorded_busy(error)
+
+
+def drop_stale_error_record(plan: RunPlan) -> None:
+    """Remove a finished run's stale ``compare-error.json`` (:func:`stale_error_record`), best effort: left
+    there, it would still be read as the run's failure by an earlier version, and by a reader of the folder."""
+    try:
+        (plan.path / ERROR_FILE).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 _RESTORE = "restore the file from a copy, or delete the folder"
 
 
@@ -196,7 +228,7 @@ def _damaged_summary(plan: RunPlan, path: Path, damage: str) -> str:
 
 # --------------------------------------------------------------------------- one run (in a worker)
 
-_stop_requested = False  # set in a worker by SIGTERM from the parent: start no further run
+_stop_requested = False  # start no further run: the comparison was stopped (a signal, in this process)
 
 
 def request_stop(signum: int, frame: Any) -> None:
@@ -205,37 +237,58 @@ def request_stop(signum: int, frame: Any) -> None:
     _stop_requested = True
 
 
+def not_started(signum: int = signal.SIGTERM) -> dict[str, Any]:
+    """The outcome of a run the comparison was stopped before (``signum``: the signal that stopped it)."""
+    return {"status": "interrupted", "reason": "not started: the comparison was interrupted", "signum": signum,
+            "seconds": 0.0}
+
+
 def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str, action: str) -> dict[str, Any]:
     """Run one planned run; never raises except on interruption. Returns an outcome dict: its ``status``
     (``finished`` with its ``summary``; ``failed`` for a failure that would repeat, a divergence or the run's
-    raising; ``not run`` where the machine stopped it, :func:`~trainlab.compare.machine_failure.is_machine_failure`;
-    ``interrupted``), its ``reason`` and ``seconds``. A failure or the machine's is recorded in the folder's
-    ``compare-error.json`` (best effort: the disk may be full), the machine's flagged so that the next
-    invocation trains the run again (:func:`run_action`)."""
+    raising; ``not run`` where the machine stopped it, :func:`~trainlab.compare.machine_failure.is_machine_failure`,
+    or another process holds its folder, :func:`~trainlab.compare.busy_run.busy_reason`; ``interrupted``), its
+    ``reason`` and ``seconds``. A failure or the machine's is recorded in the folder's ``compare-error.json``
+    (best effort: the disk may be full), the machine's flagged so that the next invocation trains the run
+    again (:func:`run_action`); a busy folder's is not recorded (another process owns the folder).
+
+    A stop signal the run's own handler took as the run finished (it completed) is in the outcome as
+    ``stop_signal``, and no further run starts in this process (:mod:`trainlab.compare.absorbed_signals`)."""
     global _stop_requested
 
-    folder = Path(path)
-    started = time.perf_counter()
     if _stop_requested:
-        return {"status": "interrupted", "reason": "not started: the comparison was interrupted",
-                "signum": signal.SIGTERM, "seconds": 0.0}
+        return not_started()
+    started = time.perf_counter()
+    with signals_during() as seen:
+        outcome = _outcome_of_run(Path(path), raw, action)
+    outcome["seconds"] = time.perf_counter() - started
+    if outcome["status"] == "interrupted":
+        _stop_requested = True  # the parent's SIGTERM may have landed in the run's own handler
+    elif seen:
+        _stop_requested = True  # the run completed, taking the signal as it finished: nothing starts after it
+        outcome["stop_signal"] = seen[0]
+    return outcome
+
+
+def _outcome_of_run(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
+    """:func:`execute`'s outcome, without its ``seconds``."""
     try:
         (folder / ERROR_FILE).unlink(missing_ok=True)
         summary = _train_or_resume(folder, raw, action)
     except TrainingError as exc:
-        return {"status": "failed", "reason": f"diverged: {exc}", "seconds": time.perf_counter() - started}
+        return {"status": "failed", "reason": f"diverged: {exc}"}
     except Interrupted as exc:
-        _stop_requested = True  # the parent's SIGTERM may have landed in the run's own handler
-        return {"status": "interrupted", "reason": str(exc), "signum": exc.exit_code - 128,
-                "seconds": time.perf_counter() - started}
+        return {"status": "interrupted", "reason": str(exc), "signum": exc.exit_code - 128}
     except Exception as exc:  # noqa: BLE001 - one failed run must never stop the others
+        busy = busy_reason(exc)
+        if busy is not None:  # another process's run of this folder (trainlab resume): not this run's failure
+            return {"status": "not run", "reason": busy}
         machine = is_machine_failure(exc)
         reason = (machine_reason(exc) if machine
                   else f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:1000]}")
         _record_error(folder, raw, reason, machine)
-        return {"status": "not run" if machine else "failed", "reason": reason,
-                "seconds": time.perf_counter() - started}
-    return {"status": "finished", "summary": summary, "seconds": time.perf_counter() - started}
+        return {"status": "not run" if machine else "failed", "reason": reason}
+    return {"status": "finished", "summary": summary}
 
 
 def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
@@ -320,14 +373,15 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
             outcomes[plan.label] = {"status": "finished", "skipped": True}
             tally.done += 1
             tally.record(plan, read_record_object(plan.path / "summary.json"))
+            drop_stale_error_record(plan)
         elif action == "failed":
             outcomes[plan.label] = {"status": "failed", "skipped": True, "reason": note}
             tally.done += 1
             tally.failed += 1
         else:
             todo.append((plan, action))
-    if tally.done:
-        display.note(f"{tally.done} of {tally.total} runs already done in their folders: skipped")
+    for note in skipped_notes(actions, tally.total):
+        display.note(note)
     threads = threads_per_worker(jobs)
     if not todo:
         return outcomes
@@ -353,22 +407,65 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
                 from trainlab.compare.pool import run_in_pool  # the pool runs this module's execute
 
                 run_in_pool(todo, jobs, threads, tally, display, finish)
-    except KeyboardInterrupt:  # between runs, or in the pool's parent (which stops its workers first)
-        raise interruption(todo, received[-1] if received else signal.SIGINT) from None
-    interrupted = [o for o in outcomes.values() if o["status"] == "interrupted"]
-    if interrupted:
-        raise interruption(todo, interrupted[0].get("signum", signal.SIGINT))
+    except KeyboardInterrupt as exc:  # between runs, or in the pool's parent (which stops its workers first)
+        signum = received[-1] if received else getattr(exc, "signum", signal.SIGINT)
+        raise interruption(todo, signum, outcomes) from None
+    settle_stop(todo, outcomes)
     return outcomes
 
 
-def interruption(todo: list[tuple[RunPlan, str]], signum: int) -> Interrupted:
-    """The comparison's interrupt line: how many of the runs it had to run now wait at a checkpoint (their
-    run.json says ``interrupted``: the same command resumes them), read from their folders, as the runs
-    that stopped in a pool's workers report nothing back."""
+def settle_stop(todo: list[tuple[RunPlan, str]], outcomes: dict[str, dict[str, Any]]) -> None:
+    """After the runs, where a signal stopped the comparison (:func:`stop_signal`): :func:`interruption` while
+    a run of ``todo`` is left (not started, or at a checkpoint); once every one is done (the signal came as
+    the last one finished) nothing is left to stop, and one warning says so."""
+    stopped = stop_signal(outcomes)
+    if stopped is None:
+        return
+    if any(outcomes.get(plan.label, {}).get("status", "interrupted") == "interrupted" for plan, _ in todo):
+        raise interruption(todo, stopped, outcomes)
+    warn(f"{signal.Signals(stopped).name} received while finishing; the comparison's runs are complete")
+
+
+def skipped_notes(actions: list[tuple[RunPlan, str, str]], total: int) -> list[str]:
+    """The lines for the runs :func:`run_action` found done in their folders: those finished, and apart from
+    them those that failed in an earlier invocation (skipped too, but not done)."""
+    finished = sum(action == "finished" for _, action, _ in actions)
+    failed = sum(action == "failed" for _, action, _ in actions)
+    notes = [f"{finished} of {total} runs already done in their folders: skipped"] if finished else []
+    if failed:
+        notes.append(f"{counted(failed, 'run')} of {total} failed in an earlier invocation: skipped, reported "
+                     "as failed (delete a run's folder to train it again)")
+    return notes
+
+
+def stop_signal(outcomes: dict[str, dict[str, Any]]) -> int | None:
+    """The signal that stopped the comparison while its runs ran, from their outcomes: an interrupted run's, or
+    one a run took as it finished (:func:`execute`'s ``stop_signal``); None when no run saw one."""
+    for outcome in outcomes.values():
+        if outcome["status"] == "interrupted":
+            return outcome.get("signum", signal.SIGINT)
+        if outcome.get("stop_signal") is not None:
+            return outcome["stop_signal"]
+    return None
+
+
+def interruption(todo: list[tuple[RunPlan, str]], signum: int,
+                 outcomes: dict[str, dict[str, Any]] | None = None) -> Interrupted:
+    """The comparison's interrupt line: how many of the runs it had to run completed as the signal came (a
+    run that was finishing: :func:`execute`'s ``stop_signal`` in ``outcomes``) and how many now wait at a
+    checkpoint (their run.json says ``interrupted``: the same command resumes them), read from their
+    folders, as the runs that stopped in a pool's workers may report nothing back."""
+    outcomes = outcomes or {}
+    completed = sum(outcomes.get(plan.label, {}).get("stop_signal") is not None for plan, _ in todo)
     waiting = sum((read_record_object(plan.path / "run.json") or {}).get("status") == "interrupted"
                   for plan, _ in todo)
-    resumes = f"{counted(waiting, 'run')} checkpointed; " if waiting else ""
-    return Interrupted(f"interrupted: {resumes}run the same command again to finish the comparison", signum)
+    said = []
+    if completed:
+        said.append(f"{counted(completed, 'run')} {'was' if completed == 1 else 'were'} finishing and completed")
+    if waiting:
+        said.append(f"{counted(waiting, 'run')} checkpointed")
+    so_far = f"{', '.join(said)}; " if said else ""
+    return Interrupted(f"interrupted: {so_far}run the same command again to finish the comparison", signum)
 
 
 def _run_in_process(todo, threads, tally, display, finish) -> None:
@@ -384,7 +481,7 @@ def _run_in_process(todo, threads, tally, display, finish) -> None:
                 outcome = execute(plan.task, plan.strategy, plan.seed, plan.raw, str(plan.path), action)
                 tally.running = 0
                 finish(plan, outcome)
-                if outcome["status"] == "interrupted":
+                if _stop_requested:  # interrupted, or a signal the run took as it finished: start no other
                     break
     finally:
         torch.set_num_threads(previous)
