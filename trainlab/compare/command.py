@@ -47,6 +47,7 @@ from trainlab.preflight import DATA_COLUMN_KEYS, DATA_FILE_KEYS, check_data_colu
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
+from trainlab.shell_command import command_line
 from trainlab.sigterm import runs_complete
 from trainlab.user_code import user_module_file
 
@@ -135,6 +136,13 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             if not quiet:
                 print_leaderboard(board)
             report = write_report_if_available(groups, out)
+    _say_written(board, out, report, metric, quiet)
+    return board
+
+
+def _say_written(board: dict[str, Any], out: Path, report: Path | None, metric: str, quiet: bool) -> None:
+    """Name the files written, then raise what the comparison left undone: runs the machine stopped or
+    another process held (:func:`compare`'s docstring), else a ``metric`` no run recorded."""
     if report is not None and not quiet:
         print(f"report: {report}")
     if not quiet:
@@ -143,7 +151,6 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     if stopped is not None:
         raise stopped
     check_metric_found(board, metric)
-    return board
 
 
 RERUN = "rerun the same command once the disk is writable (finished runs are not trained again)"
@@ -416,7 +423,7 @@ def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]],
     report = out / "report.html"
     if report.is_symlink() or is_written_in_place(report):  # compare has no -o to write through it
         warn(f"{report} not written: it is a symbolic link or not a regular file (a copied folder's?); remove "
-             f"it and run the comparison again, or write the report elsewhere: trainlab report {out} -o FILE")
+             f"it and run the comparison again, or write the report elsewhere: {command_line('trainlab', 'report', str(out), '-o', 'FILE')}")
         return None
     try:
         with ExitStack() as trusted:  # their module:attr models are the user's own: no --allow-code
@@ -440,7 +447,7 @@ def _report_not_written(exc: OSError | WriteError, report: Path, out: Path) -> W
     else:
         what = str(exc).split("; ")[0]
     return WriteError(f"{what}; the leaderboard ({out / 'leaderboard.json'}) and the runs are written: {RERUN}, "
-                      f"or write the report elsewhere: trainlab report {out} -o FILE")
+                      f"or write the report elsewhere: {command_line('trainlab', 'report', str(out), '-o', 'FILE')}")
 
 
 def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],

@@ -96,9 +96,8 @@ def fit(
         target_names: the target columns' names (a CSV's ``data.target``), for messages; None: by position.
 
     Raises:
-        DataError: regression targets no model could learn
-            (:func:`trainlab.data.regression_targets.check_regression_targets`): constant in every
-            training row, or, not standardised, varying less than float32 can hold at their magnitude.
+        DataError: regression targets no model could learn (constant, or lost in float32 unstandardised:
+            :func:`trainlab.data.regression_targets.check_regression_targets`).
     """
     if task == "regression" and y_train is not None:
         check_regression_targets(np.asarray(y_train), standardize_target, target_names)
