@@ -15,22 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.compare_configs import iris_base
 from trainlab.cli import main
 from trainlab.compare.runner import ERROR_FILE
 from trainlab.engine.loop import Trainer
 from trainlab.run_lock import RunLock
 
-BASE = {
-    "name": "iris",
-    "seed": 0,
-    "data": {"source": "iris"},
-    "model": {"name": "mlp", "hidden": [8]},
-    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16,
-                 "epochs": 3},
-    "metrics": ["accuracy"],
-    "output": {"progress": "off", "checkpoint": {"every_n_steps": 2, "every_seconds": None}},
-    "runtime": {"num_threads": 1},
-}
+BASE = iris_base(epochs=3)
 
 
 @pytest.fixture

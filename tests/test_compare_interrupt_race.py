@@ -22,23 +22,14 @@ import pytest
 
 import trainlab.experiment as experiment
 from tests.child_env import skip_where_compare_spawns
+from tests.compare_configs import iris_base
 from trainlab.compare import compare, pool, runner
 from trainlab.compare.absorbed_signals import signals_during
 from trainlab.compare.strategies import parse_strategies
 from trainlab.errors import Interrupted
 from trainlab.notices import warn
 
-BASE = {
-    "name": "iris",
-    "seed": 0,
-    "data": {"source": "iris"},
-    "model": {"name": "mlp", "hidden": [8]},
-    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16,
-                 "epochs": 2},
-    "metrics": ["accuracy"],
-    "output": {"progress": "off", "checkpoint": {"every_n_steps": 2, "every_seconds": None}},
-    "runtime": {"num_threads": 1},
-}
+BASE = iris_base(epochs=2)
 SIGNALS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 
 

@@ -21,23 +21,14 @@ import pytest
 import yaml
 
 from tests.child_env import skip_where_compare_spawns, with_repo_first
+from tests.compare_configs import iris_base
 from trainlab.callbacks.base import Callback
 from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BASE = {
-    "name": "iris",
-    "seed": 0,
-    "data": {"source": "iris"},
-    "model": {"name": "mlp", "hidden": [8]},
-    "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16,
-                 "epochs": 3},
-    "metrics": ["accuracy"],
-    "output": {"progress": "off", "checkpoint": {"every_n_steps": 2, "every_seconds": None}},
-    "runtime": {"num_threads": 1},
-}
+BASE = iris_base(epochs=3)
 KILLED = "worker died: killed by SIGKILL, perhaps out of memory"
 
 
