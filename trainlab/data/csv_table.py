@@ -245,7 +245,7 @@ def _check_repeated_header(table: CsvTable) -> None:
     if len(table.header) < 2 or not len(table):
         return
     if table.wide:
-        candidates = np.flatnonzero(np.strings.strip(table.frame[:, 0]) == name)
+        candidates = np.flatnonzero(np.char.strip(table.frame[:, 0]) == name)
     elif pd.api.types.is_string_dtype(table.frame[name]) or pd.api.types.is_object_dtype(table.frame[name]):
         candidates = np.flatnonzero(table.frame[name].to_numpy() == name)
     else:  # numbers or booleans: a header name in the column would have made it text
@@ -281,7 +281,7 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     import pandas as pd
 
     if table.wide:
-        return _parse_numbers(np.strings.strip(table.frame[:, table._index[name]]))
+        return _parse_numbers(np.char.strip(table.frame[:, table._index[name]]))
     series = table.frame[name]
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan), None
@@ -317,7 +317,7 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
     if not names:
         return np.empty((len(table), 0), dtype=np.float64), []
     if table.wide:
-        cells = np.strings.strip(table.frame[:, [table._index[n] for n in names]])
+        cells = np.char.strip(table.frame[:, [table._index[n] for n in names]])
         values, bad = _parse_numbers(cells.reshape(-1))
         values = values.reshape(cells.shape)
         check_float32_range(values, lambda row, col: table.place(row, names[col]))
@@ -366,7 +366,7 @@ def space_twins(cells: np.ndarray) -> list[tuple[str, str]]:
     import pandas as pd
 
     distinct = pd.unique(cells)  # in the order first seen
-    keys = np.strings.strip(distinct.astype(str))
+    keys = np.char.strip(distinct.astype(str))
     merged = pd.Series(keys).duplicated(keep=False).to_numpy()
     first: dict[str, str] = {}
     pairs: dict[str, tuple[str, str]] = {}
@@ -404,11 +404,11 @@ def strings(table: CsvTable, name: str) -> np.ndarray:
     merged two spellings (:func:`_warn_space_twins`)."""
     if table.wide:
         cells = table.frame[:, table._index[name]]
-        stripped = np.strings.strip(cells)
+        stripped = np.char.strip(cells)
         _warn_space_twins(table, name, cells, stripped)
         return np.where(np.isin(stripped, MISSING), "", stripped)
     # NumPy's strip (C) over the column once; pandas' .str.strip calls Python's per cell
     cells = table.frame[name].astype("string").fillna("").to_numpy(dtype=str)
-    stripped = np.strings.strip(cells)
+    stripped = np.char.strip(cells)
     _warn_space_twins(table, name, cells, stripped)
     return stripped

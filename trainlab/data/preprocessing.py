@@ -93,8 +93,7 @@ def fit(
             targets are checked here, before they become float32.
         standardize_target: z-score regression targets (``task`` must be regression).
         source: the data source name, for :mod:`trainlab.data.predict_input`.
-        target_names: the target columns' names (a CSV's ``data.target``), for messages; None: by position.
-
+        target_names: the target columns' names (a CSV's ``data.target``) for messages (None: by position).
     Raises:
         DataError: regression targets no model could learn (constant, or lost in float32 unstandardised:
             :func:`trainlab.data.regression_targets.check_regression_targets`).
