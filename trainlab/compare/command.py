@@ -27,7 +27,15 @@ from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, w
 from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
-from trainlab.compare.runner import ERROR_FILE, RunPlan, plan_runs, refuse_damaged, run_action, run_plans
+from trainlab.compare.runner import (
+    ERROR_FILE,
+    RunPlan,
+    plan_runs,
+    refuse_damaged,
+    run_action,
+    run_plans,
+    say_runs_complete,
+)
 from trainlab.compare.strategies import (
     SET_BY_COMPARE,
     NamedStrategy,
@@ -168,16 +176,18 @@ def write_compare_leaderboard(board: dict[str, Any], out: Path) -> None:
 def run_groups(groups: Mapping[CodePolicy | None, list[RunPlan]], jobs: int, metric: str, direction: str,
                live: bool | None, quiet: bool) -> dict[str, str]:
     """Run each group's plans (:func:`run_plans`), one group after another under its code policy
-    (:func:`_by_policy`). Returns why runs were not run, by :attr:`RunPlan.label` (outcomes ``not run``: the
+    (:func:`_by_policy`); a stop signal stops the groups after it as the runs after it (Interrupted where one
+    is left to run). Returns why runs were not run, by :attr:`RunPlan.label` (outcomes ``not run``: the
     machine stopped them, or another process held their folders): the reasons the leaderboard shows where a
     run's folder may hold none (the disk was full, or not writable; a busy folder is not written)."""
-    not_run: dict[str, str] = {}
+    outcomes: dict[str, dict[str, Any]] = {}
     for policy, group in groups.items():
         tally = Tally(task=group[0].task, total=len(group), metric=metric, direction=direction, read_metric=read_metric)
         with nullcontext() if policy is None else using_policy(policy):
-            outcomes = run_plans(group, jobs, tally, live=live, quiet=quiet)
-        not_run.update({label: o["reason"] for label, o in outcomes.items() if o["status"] == "not run"})
-    return not_run
+            # a stop signal a run of an earlier group took as it finished stops this group too (Interrupted)
+            outcomes.update(run_plans(group, jobs, tally, live=live, quiet=quiet, earlier=outcomes))
+    say_runs_complete(outcomes)  # only now: no group is left that the signal would have stopped
+    return {label: o["reason"] for label, o in outcomes.items() if o["status"] == "not run"}
 
 
 def named(argument: str) -> str:

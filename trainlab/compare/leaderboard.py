@@ -289,10 +289,12 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
         },
         "tasks": {},
     }
+    fingerprints: dict[str, str | None] = {}  # of each data section, taken once for every run reading it
     for task, by_strategy in tasks.items():
         entries = []
         for name, strategy_plans in by_strategy.items():
-            runs = [load_run(p, not_run.get(p.label)) for p in sorted(strategy_plans, key=lambda p: p.seed)]
+            runs = [load_run(p, not_run.get(p.label), fingerprints)
+                    for p in sorted(strategy_plans, key=lambda p: p.seed)]
             entries.append(strategy_entry(name, runs, metric, target))
         rank_and_test(entries, metric, direction)
         board["tasks"][task] = {"strategies": entries, "best": entries[0]["name"]}

@@ -9,6 +9,12 @@ strategy's failure would rank the strategy on the seeds the machine let finish, 
 (:func:`not_run_error`), and the next invocation trains it again (resumed from its checkpoint where it has
 one). A failure that would repeat (the config, the data, the user's code, a divergence) stays failed.
 An interrupt is neither: the run is left at its checkpoint (trainlab.compare.runner).
+
+Running out of memory is the machine's once: a config that needs more memory than the machine has would
+otherwise be retrained on every invocation and its strategy ranked on the seeds that fit. A run whose
+folder already holds the machine's record of a MemoryError for the same config on the same data (the
+invocation before ran it out of memory too) fails (:func:`out_of_memory_again`), with advice to make the
+batch or the model smaller.
 """
 
 from __future__ import annotations
@@ -67,6 +73,23 @@ def recorded_machine_failure(record: Mapping[str, Any]) -> bool:
     if match["type"] in ("WriteError", "MemoryError"):
         return True
     return match["type"] in _OS_ERROR_NAMES and match["errno"] is not None and int(match["errno"]) in MACHINE_ERRNOS
+
+
+def out_of_memory_again(exc: BaseException, previous: Mapping[str, Any] | None,
+                        identity: Mapping[str, str | None]) -> str | None:
+    """The failure reason of a run that ran out of memory (``exc`` a MemoryError) in a second invocation in a
+    row: its folder held, before this try, the machine's ``compare-error.json`` (``previous``) of a MemoryError
+    (a reason starting :data:`OUT_OF_MEMORY`) for the same config on the same data (``identity``: the
+    ``config_hash`` and ``data_fingerprint`` an error record holds). None otherwise: the first time it is the
+    machine's, and not run."""
+    if not isinstance(exc, MemoryError) or not isinstance(previous, Mapping) or identity.get("config_hash") is None:
+        return None
+    same_run = all(previous.get(key) == identity.get(key) for key in ("config_hash", "data_fingerprint"))
+    if not (same_run and recorded_machine_failure(previous) and str(previous.get("reason")).startswith(OUT_OF_MEMORY)):
+        return None
+    return (f"{machine_reason(exc)} again, as in the invocation before: this config needs more memory than the "
+            "machine has; make strategy.batch_size or the model smaller (or free memory and delete the run's "
+            "folder to try it again)")
 
 
 def not_run_error(board: Mapping[str, Any], out: Path) -> WriteError | None:

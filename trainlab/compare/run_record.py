@@ -13,7 +13,8 @@ import trainlab.compare.stats as stats
 from trainlab.compare.busy_run import recorded_busy
 from trainlab.compare.machine_failure import recorded_machine_failure
 from trainlab.compare.metric_keys import direction_of, read_metric
-from trainlab.compare.runner import ERROR_FILE, RunPlan
+from trainlab.compare.runner import ERROR_FILE, RunPlan, recorded_run_change
+from trainlab.config_identity import RUN_IDENTITY
 from trainlab.notices import warn
 from trainlab.records import MetricsLines, is_finite_number, read_metrics_file, read_record_object
 
@@ -44,15 +45,26 @@ def read_metrics_lines(path: Path, left_out_of: str) -> MetricsLines:
         return MetricsLines([], [])
 
 
-def load_run(plan: RunPlan, not_run_reason: str | None = None) -> RunRecord:
+def load_run(plan: RunPlan, not_run_reason: str | None = None,
+             fingerprints: dict[str, str | None] | None = None) -> RunRecord:
     """The run of ``plan`` as its folder holds it: finished (summary.json), failed (diverged, a
     compare-error.json, run.json's ``failed``) or missing. A compare-error.json of the machine's failure
     (:func:`~trainlab.compare.machine_failure.recorded_machine_failure`), or an earlier version's of a folder
     in use by another process (:func:`~trainlab.compare.busy_run.recorded_busy`), is missing with its reason, as is a
     folder that holds nothing telling, with ``not_run_reason`` (this comparison's outcome for it, where the
-    machine left no record: a full disk, a folder that could not be created) or ``not run yet``."""
+    machine left no record: a full disk, a folder that could not be created) or ``not run yet``.
+
+    The folder's summary.json, run.json and metrics.jsonl are read only where they are ``plan``'s run
+    (:func:`holds_plans_run`): a changed run that failed or that the machine stopped before it had a
+    checkpoint still holds the earlier config's run (an overwrite keeps it until then), whose results are
+    not this strategy's. ``fingerprints``: data fingerprints already taken
+    (:func:`~trainlab.compare.runner.current_data_fingerprint`)."""
     summary = read_record_object(plan.path / "summary.json")
-    metrics = read_metrics_lines(plan.path, f"the time to target and convergence figures of {plan.label}")
+    info = read_record_object(plan.path / "run.json")
+    if holds_plans_run(plan, info, summary, fingerprints):
+        metrics = read_metrics_lines(plan.path, f"the time to target and convergence figures of {plan.label}")
+    else:  # another config's run: this invocation's outcome for the plan (its error record) decides
+        summary, info, metrics = None, None, MetricsLines([], [])
     records, damaged = metrics.records, metrics.damaged
     if isinstance(summary, dict) and summary.get("status") == "finished":
         return RunRecord(plan.seed, plan.path, "finished", summary, records, damaged_lines=damaged)
@@ -65,10 +77,23 @@ def load_run(plan: RunPlan, not_run_reason: str | None = None) -> RunRecord:
     if isinstance(error, dict):
         status = "missing" if recorded_machine_failure(error) or recorded_busy(error) else "failed"
         return RunRecord(plan.seed, plan.path, status, None, records, str(error.get("reason")), damaged)
-    info = read_record_object(plan.path / "run.json")
     if isinstance(info, dict) and info.get("status") == "failed":  # its training raised (experiment._record_failure)
         return RunRecord(plan.seed, plan.path, "failed", None, records, str(info.get("error") or "failed"), damaged)
     return RunRecord(plan.seed, plan.path, "missing", None, records, not_run_reason or "not run yet", damaged)
+
+
+def holds_plans_run(plan: RunPlan, info: dict[str, Any] | None, summary: dict[str, Any] | None,
+                    fingerprints: dict[str, str | None] | None = None) -> bool:
+    """Whether the run that ``plan``'s folder records (``info``: its run.json; ``summary``: its summary.json,
+    None where missing) is ``plan``'s: the test :func:`~trainlab.compare.runner.run_action` trains a run
+    again by (:func:`~trainlab.compare.runner.recorded_run_change`: the same config hash or run identity, the
+    same data files). A folder whose records name no config (no run.json, a summary.json without a
+    ``config_hash``: one written by hand) is taken as ``plan``'s: nothing says otherwise."""
+    info = info or {}
+    recorded = info.get("config_hash") or (summary or {}).get("config_hash")
+    if recorded is None and RUN_IDENTITY not in info:
+        return True
+    return recorded_run_change(plan, plan.config, info, recorded, fingerprints) is None
 
 
 def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tuple[float | None, int | None]:

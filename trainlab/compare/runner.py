@@ -26,7 +26,8 @@ sizes and modification times); a failure recorded on other data is tried again.
 ``--jobs N`` runs N runs at once in forked worker processes, each pinned to
 ``cores // N`` torch threads. A run that diverges or raises is recorded as failed
 with its reason and never stops the others; one the machine stopped (a full or read-only disk, a
-permission denied, memory) is recorded as not run, and the next invocation trains it again; so is one whose
+permission denied, memory: once, trainlab.compare.machine_failure) is recorded as not run, and the next
+invocation trains it again; so is one whose
 folder another process holds (``trainlab resume`` of it: :mod:`trainlab.compare.busy_run`), with nothing
 recorded in its folder. A worker that dies (SIGKILL: the out-of-memory
 killer, a user) costs the run it had, recorded as failed ("worker died: killed by SIGKILL,
@@ -46,6 +47,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ from trainlab.compare.machine_failure import (
     RECORD_KEY,
     is_machine_failure,
     machine_reason,
+    out_of_memory_again,
     recorded_machine_failure,
 )
 from trainlab.compare.strategies import NamedStrategy, apply_strategy
@@ -138,6 +141,7 @@ def current_data_fingerprint(config: Config, memo: dict[str, str | None] | None 
 def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tuple[str, str]:
     """(action, note): action is new | finished | failed | changed | partial (see module docstring).
     ``memo``: data fingerprints already taken (:func:`current_data_fingerprint`)."""
+    memo = {} if memo is None else memo  # recorded_run_change takes the fingerprint again
     config = plan.config
     wanted = config.hash()
     data = current_data_fingerprint(config, memo)
@@ -165,12 +169,9 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
         recorded = (read_record_object(summary_path) or {}).get("config_hash")
     if damage and recorded is None:  # nothing left says which config the finished run trained
         return "damaged", _damaged_summary(plan, summary_path, damage)
-    if recorded != wanted and info.get(RUN_IDENTITY) != run_identity_hash(config):
-        change = change_from_stored(plan.path, config) or f"hash {recorded} -> {wanted}"
-        return "changed", f"config changed ({change}): running {plan.label} again"
-    # runs recorded before fingerprints: by config alone; data_changes reads an older fingerprint's form
-    if info.get("data_fingerprint", data) != data and data_changes(info, resolve_data_paths(config.data.model_dump())):
-        return "changed", f"data files changed since {plan.label} ran: running it again"
+    change = recorded_run_change(plan, config, info, recorded, memo)
+    if change:
+        return "changed", change
     if damage:
         return "damaged", _damaged_summary(plan, summary_path, damage)
     if status == "finished":
@@ -187,6 +188,28 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
+
+
+def recorded_run_change(plan: RunPlan, config: Config, info: Mapping[str, Any], recorded_hash: str | None,
+                        memo: dict[str, str | None] | None = None) -> str | None:
+    """Why the run that ``plan``'s folder records is not ``plan``'s run (``config``: ``plan.config``), as the
+    line :func:`run_action` prints before training it again; None when it is ``plan``'s run.
+
+    Not ``plan``'s run: its config hash (``recorded_hash``: ``run.json``'s, or ``summary.json``'s for a run
+    recorded before run.json held one) differs from ``config.hash()`` and its ``run_identity`` (``info``, the
+    folder's run.json; trainlab.config_identity) from ``config``'s, or its data files changed since
+    (``info``'s ``data_fingerprint`` against the files now; a run recorded before fingerprints is matched by
+    its config alone). :func:`~trainlab.compare.run_record.load_run` reads no results of such a run as
+    ``plan``'s. ``memo``: data fingerprints already taken (:func:`current_data_fingerprint`)."""
+    wanted = config.hash()
+    if recorded_hash != wanted and info.get(RUN_IDENTITY) != run_identity_hash(config):
+        change = change_from_stored(plan.path, config) or f"hash {recorded_hash} -> {wanted}"
+        return f"config changed ({change}): running {plan.label} again"
+    data = current_data_fingerprint(config, memo)
+    # data_changes reads an older fingerprint's form too
+    if info.get("data_fingerprint", data) != data and data_changes(info, resolve_data_paths(config.data.model_dump())):
+        return f"data files changed since {plan.label} ran: running it again"
+    return None
 
 
 def stale_error_record(error: dict[str, Any], info: dict[str, Any] | None) -> bool:
@@ -272,6 +295,7 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
 
 def _outcome_of_run(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
     """:func:`execute`'s outcome, without its ``seconds``."""
+    previous = read_record_object(folder / ERROR_FILE)  # an earlier invocation's: out of memory twice fails
     try:
         (folder / ERROR_FILE).unlink(missing_ok=True)
         summary = _train_or_resume(folder, raw, action)
@@ -280,15 +304,27 @@ def _outcome_of_run(folder: Path, raw: dict[str, Any], action: str) -> dict[str,
     except Interrupted as exc:
         return {"status": "interrupted", "reason": str(exc), "signum": exc.exit_code - 128}
     except Exception as exc:  # noqa: BLE001 - one failed run must never stop the others
-        busy = busy_reason(exc)
-        if busy is not None:  # another process's run of this folder (trainlab resume): not this run's failure
-            return {"status": "not run", "reason": busy}
-        machine = is_machine_failure(exc)
-        reason = (machine_reason(exc) if machine
-                  else f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:1000]}")
-        _record_error(folder, raw, reason, machine)
-        return {"status": "not run" if machine else "failed", "reason": reason}
+        return _raised_outcome(folder, raw, exc, previous)
     return {"status": "finished", "summary": summary}
+
+
+def _raised_outcome(folder: Path, raw: dict[str, Any], exc: Exception, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The outcome of a run whose training raised ``exc`` (not a divergence, not an interrupt), recorded in its
+    folder's ``compare-error.json`` (``previous``: that record as it was before the run): ``not run`` for
+    a folder another process holds or the machine's failure, except a MemoryError the invocation before had
+    too (:func:`~trainlab.compare.machine_failure.out_of_memory_again`); else ``failed``."""
+    busy = busy_reason(exc)
+    if busy is not None:  # another process's run of this folder (trainlab resume): not this run's failure
+        return {"status": "not run", "reason": busy}
+    identity = _identity_or_none(raw)
+    machine = is_machine_failure(exc)
+    reason = (machine_reason(exc) if machine
+              else f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:1000]}")
+    again = out_of_memory_again(exc, previous, identity)
+    if again is not None:  # a config that needs more memory than the machine has: its strategy's failure
+        machine, reason = False, again
+    _record_error(folder, identity, reason, machine)
+    return {"status": "not run" if machine else "failed", "reason": reason}
 
 
 def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
@@ -310,14 +346,14 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
     return train(validate(raw), out=folder, overwrite=True, quiet=True)[0]
 
 
-def _record_error(folder: Path, raw: dict[str, Any], reason: str, machine: bool) -> None:
-    """The folder's ``compare-error.json``: ``reason``, the config hash and data fingerprint it failed with,
-    ``machine_failure`` and the traceback of the exception being handled. Atomic (a kill leaves no torn
-    record), and best effort: a folder that cannot be written keeps no record, and the comparison's leaderboard
-    takes the reason from the outcome instead."""
+def _record_error(folder: Path, identity: dict[str, str | None], reason: str, machine: bool) -> None:
+    """The folder's ``compare-error.json``: ``reason``, the config hash and data fingerprint it failed with
+    (``identity``: :func:`_identity_or_none`), ``machine_failure`` and the traceback of the exception being
+    handled. Atomic (a kill leaves no torn record), and best effort: a folder that cannot be written keeps no
+    record, and the comparison's leaderboard takes the reason from the outcome instead."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        record = {"reason": reason, **_identity_or_none(raw), RECORD_KEY: machine,
+        record = {"reason": reason, **identity, RECORD_KEY: machine,
                   "traceback": traceback.format_exc()}
         write_json(folder / ERROR_FILE, record)
     except OSError:
@@ -347,41 +383,32 @@ def refuse_damaged(notes: list[str]) -> None:
 
 
 def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None,
-              quiet: bool = False) -> dict[str, dict[str, Any]]:
+              quiet: bool = False, earlier: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan (:func:`execute`'s, or
     ``{"status": "finished" | "failed", "skipped": True}`` for a folder that holds its outcome). ``quiet``: no
-    line per run.
+    line per run. ``earlier``: the outcomes of the runs before these (an earlier group of the comparison's,
+    trainlab.compare.command.run_groups); a stop signal one of them took as it finished (:func:`stop_signal`)
+    stops these too: none starts.
 
     Raises :class:`Interrupted` (exit 128 + signal: 130 for Ctrl-C/SIGINT, 143 for SIGTERM) after
-    the runs in progress have checkpointed; everything finished so far stays on disk for the next
-    invocation. Raises :class:`DataError` (exit 3) before any run when a run folder is damaged
-    (:func:`run_action`'s ``damaged``), naming the first such file.
+    the runs in progress have checkpointed, and while a run is left (:func:`settle_stop`); everything finished
+    so far stays on disk for the next invocation. A signal a run took as it finished when none is left is in
+    the outcomes (its ``stop_signal``): :func:`say_runs_complete` once no other runs follow. Raises
+    :class:`DataError` (exit 3) before any run when a run folder is damaged (:func:`run_action`'s
+    ``damaged``), naming the first such file.
     """
     live = sys.stdout.isatty() if live is None else live
     global _stop_requested
     _stop_requested = False  # an earlier comparison in this process (--jobs 1) may have been interrupted
-    display = (QuietDisplay if quiet else LiveDisplay if live else PlainDisplay)(tally, jobs)
-    outcomes: dict[str, dict[str, Any]] = {}
-    todo: list[tuple[RunPlan, str]] = []
     fingerprints: dict[str, str | None] = {}
     actions = [(plan, *run_action(plan, fingerprints)) for plan in plans]
     refuse_damaged([note for _, action, note in actions if action == "damaged"])
-    for plan, action, note in actions:
-        if note and action != "failed":
-            display.note(note)
-        if action == "finished":
-            outcomes[plan.label] = {"status": "finished", "skipped": True}
-            tally.done += 1
-            tally.record(plan, read_record_object(plan.path / "summary.json"))
-            drop_stale_error_record(plan)
-        elif action == "failed":
-            outcomes[plan.label] = {"status": "failed", "skipped": True, "reason": note}
-            tally.done += 1
-            tally.failed += 1
-        else:
-            todo.append((plan, action))
-    for note in skipped_notes(actions, tally.total):
-        display.note(note)
+    todo = [(plan, action) for plan, action, _ in actions if action not in ("finished", "failed")]
+    stopped_before = stop_signal(earlier or {})
+    if stopped_before is not None and todo:  # "no run starts after the signal", whichever group took it
+        raise interruption(todo, stopped_before, earlier)
+    display = (QuietDisplay if quiet else LiveDisplay if live else PlainDisplay)(tally, jobs)
+    outcomes = _skipped_outcomes(actions, tally, display)
     threads = threads_per_worker(jobs)
     if not todo:
         return outcomes
@@ -414,16 +441,45 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
     return outcomes
 
 
+def _skipped_outcomes(actions: list[tuple[RunPlan, str, str]], tally: Tally, display: Any) -> dict[str, dict[str, Any]]:
+    """The outcomes of the runs :func:`run_action` found done in their folders (finished, or failed in an
+    earlier invocation), counted in ``tally``; every action's note and the skipped runs' lines on ``display``."""
+    outcomes: dict[str, dict[str, Any]] = {}
+    for plan, action, note in actions:
+        if note and action != "failed":
+            display.note(note)
+        if action == "finished":
+            outcomes[plan.label] = {"status": "finished", "skipped": True}
+            tally.done += 1
+            tally.record(plan, read_record_object(plan.path / "summary.json"))
+            drop_stale_error_record(plan)
+        elif action == "failed":
+            outcomes[plan.label] = {"status": "failed", "skipped": True, "reason": note}
+            tally.done += 1
+            tally.failed += 1
+    for note in skipped_notes(actions, tally.total):
+        display.note(note)
+    return outcomes
+
+
 def settle_stop(todo: list[tuple[RunPlan, str]], outcomes: dict[str, dict[str, Any]]) -> None:
     """After the runs, where a signal stopped the comparison (:func:`stop_signal`): :func:`interruption` while
-    a run of ``todo`` is left (not started, or at a checkpoint); once every one is done (the signal came as
-    the last one finished) nothing is left to stop, and one warning says so."""
+    a run of ``todo`` is left (not started, or at a checkpoint). Once every one is done (the signal came as
+    the last one finished) nothing of ``todo`` is left to stop; whether the comparison's other runs are
+    (a later group's) is the caller's to settle: :func:`run_plans`'s ``earlier``, :func:`say_runs_complete`."""
     stopped = stop_signal(outcomes)
     if stopped is None:
         return
     if any(outcomes.get(plan.label, {}).get("status", "interrupted") == "interrupted" for plan, _ in todo):
         raise interruption(todo, stopped, outcomes)
-    warn(f"{signal.Signals(stopped).name} received while finishing; the comparison's runs are complete")
+
+
+def say_runs_complete(outcomes: dict[str, dict[str, Any]]) -> None:
+    """After the comparison's last runs (``outcomes``: every run's), where a run took a stop signal as it
+    finished and nothing was left to stop: one warning says so."""
+    stopped = stop_signal(outcomes)
+    if stopped is not None:
+        warn(f"{signal.Signals(stopped).name} received while finishing; the comparison's runs are complete")
 
 
 def skipped_notes(actions: list[tuple[RunPlan, str, str]], total: int) -> list[str]:
@@ -451,12 +507,13 @@ def stop_signal(outcomes: dict[str, dict[str, Any]]) -> int | None:
 
 def interruption(todo: list[tuple[RunPlan, str]], signum: int,
                  outcomes: dict[str, dict[str, Any]] | None = None) -> Interrupted:
-    """The comparison's interrupt line: how many of the runs it had to run completed as the signal came (a
-    run that was finishing: :func:`execute`'s ``stop_signal`` in ``outcomes``) and how many now wait at a
+    """The comparison's interrupt line: how many of its runs completed as the signal came (a run that was
+    finishing: :func:`execute`'s ``stop_signal`` in ``outcomes``, of ``todo`` or an earlier group's: they
+    were run in this invocation) and how many of ``todo`` now wait at a
     checkpoint (their run.json says ``interrupted``: the same command resumes them), read from their
     folders, as the runs that stopped in a pool's workers may report nothing back."""
     outcomes = outcomes or {}
-    completed = sum(outcomes.get(plan.label, {}).get("stop_signal") is not None for plan, _ in todo)
+    completed = sum(outcome.get("stop_signal") is not None for outcome in outcomes.values())
     waiting = sum((read_record_object(plan.path / "run.json") or {}).get("status") == "interrupted"
                   for plan, _ in todo)
     said = []
