@@ -6,14 +6,18 @@ exception and the place in the user's own files that raised it: ``model factory 
 RuntimeError: boom (at mymodels.py:16)``. :func:`exception_line` gives ``RuntimeError: boom``,
 :func:`first_line` the message alone (a multi-line message keeps its first non-blank line), and
 :func:`raised_at` ``mymodels.py:16``: the innermost frame of the traceback that is none of trainlab's, an
-installed package's or the standard library's.
+installed package's or the standard library's; :func:`defined_at` is where a function of the user's is
+defined (a callback's hook whose signature is refused before training).
 """
 
 from __future__ import annotations
 
+import inspect
 import sysconfig
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _TRAINLAB_FOLDER = Path(__file__).resolve().parent
 
@@ -42,26 +46,48 @@ def _library_file(file: Path) -> bool:
     return bool(stdlib) and file.is_relative_to(Path(stdlib).resolve())
 
 
+def _working_directory() -> Path | None:
+    try:
+        return Path.cwd().resolve()
+    except OSError:  # the working directory was deleted: absolute paths
+        return None
+
+
+def _resolved(file: str, cwd: Path | None) -> Path:
+    path = Path(file)
+    return (path if path.is_absolute() or cwd is None else cwd / path).resolve()
+
+
+def _shown(file: Path, line: int, cwd: Path | None) -> str:
+    """``file:line``, the file relative to ``cwd`` when inside it, else absolute."""
+    return f"{file.relative_to(cwd) if cwd is not None and file.is_relative_to(cwd) else file}:{line}"
+
+
 def raised_at(exc: BaseException) -> str | None:
     """``file:line`` where the user's own code raised ``exc`` (or called the library that did): the
     innermost frame of its traceback outside trainlab, installed packages and the standard library
     (:func:`_library_file`), the file relative to the working directory when inside it, else absolute;
     None when every frame is library code (a factory called with arguments it does not take fails in
     trainlab's call)."""
-    try:
-        cwd = Path.cwd().resolve()
-    except OSError:  # the working directory was deleted: absolute paths
-        cwd = None
+    cwd = _working_directory()
     found = None
     for frame, line in traceback.walk_tb(exc.__traceback__):
-        file = Path(frame.f_code.co_filename)
-        file = (file if file.is_absolute() or cwd is None else cwd / file).resolve()
+        file = _resolved(frame.f_code.co_filename, cwd)
         if not _library_file(file):
             found = (file, line)
     if found is None:
         return None
-    file, line = found
-    return f"{file.relative_to(cwd) if cwd is not None and file.is_relative_to(cwd) else file}:{line}"
+    return _shown(*found, cwd)
+
+
+def defined_at(function: Callable[..., Any]) -> str | None:
+    """``file:line`` of the ``def`` of ``function`` (a method: its function), written as :func:`raised_at`
+    writes a place; None for a callable without Python code of its own (a builtin, a C extension's)."""
+    code = getattr(inspect.unwrap(getattr(function, "__func__", function)), "__code__", None)
+    if code is None:
+        return None
+    cwd = _working_directory()
+    return _shown(_resolved(code.co_filename, cwd), code.co_firstlineno, cwd)
 
 
 def failure_text(exc: BaseException) -> str:

@@ -26,7 +26,15 @@ from trainlab import __version__
 from trainlab.arguments import flag
 from trainlab.atomic import write_json
 from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
-from trainlab.callbacks.base import Callback, CallbackList, user_callbacks
+from trainlab.callbacks.base import (
+    Callback,
+    CallbackError,
+    CallbackList,
+    Event,
+    callback_name,
+    is_builtin,
+    user_callbacks,
+)
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
 from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder
@@ -206,16 +214,29 @@ def _stopped(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum
         if run.info().get("status") != "finished":
             run.write_info(status="interrupted")
     run.commit_overwrite()  # staged: it has a checkpoint to resume from
-    resume = f"trainlab resume {shlex.quote(str(run.final_path.resolve()))}"
+    resume = _resume_hint(run.final_path.resolve(), built.trainer.callbacks.callbacks)
     if checkpointed and saver.last_saved and Path(saver.last_saved).name == checkpoint.folder_name(step):
         return Interrupted(f"{stopped} after writing a checkpoint; continue with: {resume}", signum)
     start = f"its last checkpoint ({saver.last_saved})" if saver.last_saved else "the start (no checkpoint yet)"
     return Interrupted(f"{stopped}; resuming continues from {start}: {resume}", signum)
 
 
+def _resume_hint(path: Path, callbacks: list[Callback]) -> str:
+    """How to continue the run in ``path``: ``trainlab resume PATH``; for a run given callbacks of the user's
+    (``callbacks``: the trainer's, trainlab's own among them), the Python call that gives them back, as the
+    CLI cannot: ``trainlab.experiment.resume('PATH', callbacks=[...])``."""
+    command = f"trainlab resume {shlex.quote(str(path))}"
+    users = [callback_name(cb) for cb in callbacks if not is_builtin(cb)]
+    if not users:
+        return command
+    return (f"trainlab.experiment.resume({str(path)!r}, callbacks=[...]) in Python, with the same callbacks "
+            f"({', '.join(users)}), which get their saved state back ({command} would run without them)")
+
+
 def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
                      quiet: bool) -> dict[str, Any]:
     trainer = built.trainer
+    ended_badly: CallbackError | None = None  # a user's on_train_end that failed once training had finished
     try:
         trainer.fit()
     except (Interrupted, StoppedWaiting):
@@ -235,9 +256,11 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
                  else "; no checkpoint was written yet")
         advice = divergence_advice(built.data, built.config.data.standardize_target)
         raise TrainingError(f"{exc}{where}; {advice}") from None
-    except Exception as exc:  # the user's code failing mid-run (a schedule, a metric), or a bug
-        _record_failure(trainer.state, run, exc)
-        raise
+    except Exception as exc:  # the user's code failing mid-run (a schedule, a metric, a callback), or a bug
+        if not (isinstance(exc, CallbackError) and exc.event == Event.TRAIN_END and trainer.state.finished):
+            _record_failure(trainer.state, run, exc)
+            raise
+        ended_badly = exc  # the built-in on_train_end hooks ran (fire_to_all): the run's results are written next
     if trainer.control.interrupted_by is not None:
         signum = trainer.control.interrupted_by
         raise _stopped(built, run, saver, f"{signal.Signals(signum).name} received: stopped", signum,
@@ -274,6 +297,10 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     run.commit_overwrite()
     if signals.received is not None and not signals.handed_over:  # everything is written (the CLI says it itself)
         warn(f"{signal.Signals(signals.received).name} received while finishing; the run is complete")
+    if ended_badly is not None:
+        raise CallbackError(f"{ended_badly}, after the run had finished: its results were written to "
+                            f"{run.final_path} (run.json says finished)", ended_badly.callback,
+                            ended_badly.event) from ended_badly.__cause__
     return summary
 
 

@@ -8,7 +8,7 @@ The loop fires, in this order::
                     [on_validation_end(view, step record)]  # a mid-epoch validation (eval_every_n_steps)
                 on_validation_end(view, record)       # record: epoch, step, lr, train_loss, val_* ...
                 on_epoch_end(view, record)
-    on_train_end(view)                                # always, in a finally block
+    on_train_end(view)                                # always, in a finally block; every callback's runs
     on_before_save(view)                              # before any checkpoint is written (see below)
     on_log(view, record)                              # a step record (log_every_n_steps, eval_every_n_steps)
 
@@ -31,23 +31,37 @@ called: it is warned of once, with the trainlab hook that does its work (:func:`
 A callback may add its own values to the records its hooks get (``record["val_auc"] = auc``, as Keras'
 ``logs``): after each hook the record's values are made JSON values (a NumPy scalar or a 0-d tensor becomes a
 Python number), and one that cannot be (a set, an array) is a ConfigError naming the key and the callback,
-raised at that hook (:meth:`CallbackList.fire_record`), so the run's records are never unwritable.
+raised at that hook (:meth:`CallbackList.fire_record`), so the run's records are never unwritable. What a
+user's callback gives ``view.log`` is a step record of the current step (:func:`user_step_record`).
+
+A user's callback is held to the contract before training and while it runs:
+
+- each hook it overrides must take the arguments the loop passes (those of :class:`Callback`'s;
+  ``*args``/``**kwargs`` and defaults accepted): one that cannot (``on_epoch_end(self, view)``) is a
+  ConfigError naming the class, the hook, its file:line and the parameters to take, when the
+  :class:`CallbackList` is made, so before any file is written (:func:`hook_signature_problem`);
+- an exception its hook raises is one :class:`CallbackError` line naming the callback, the hook, the step
+  and the user's file:line (:class:`UserHook`), as a user's schedule or metric that raises is;
+- one that fails in ``on_train_end`` does not keep the built-in callbacks' ``on_train_end`` from running
+  (the last checkpoint, the records): its failure is raised after them (:meth:`CallbackList.fire_to_all`).
 """
 
 from __future__ import annotations
 
+import inspect
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Protocol
 
 import torch
 
-from trainlab.config_fields import counted
+from trainlab.config_fields import counted, short_repr
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
 from trainlab.engine.step import loss_weights_of, lr_columns
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, TrainlabError
+from trainlab.exception_origin import defined_at, exception_line, raised_at
 from trainlab.notices import warn
 from trainlab.records import plain_record
 from trainlab.registry import did_you_mean
@@ -88,6 +102,7 @@ class TrainerView:
 
     def __init__(self, trainer: _Viewed):
         self._trainer = trainer
+        self._running: UserHook | None = None  # the user's hook now running (set by UserHook); None in trainlab's code
 
     @property
     def state(self) -> TrainState:
@@ -175,7 +190,17 @@ class TrainerView:
 
     def log(self, record: dict[str, Any]) -> None:
         """Keep a step record (metrics.jsonl, checkpoints) and hand it to the ``on_log`` hooks (loggers); its
-        values are made JSON values first (a 0-d tensor becomes a number; see :func:`~trainlab.records.plain_record`)."""
+        values are made JSON values first (a 0-d tensor becomes a number; see :func:`~trainlab.records.plain_record`).
+
+        A record a user's callback logs is a step record of the current step (:func:`user_step_record`:
+        ``"scope": "step"`` and ``step`` filled in, trainlab's own keys refused), so that it is never read as
+        an epoch record nor written out of step order."""
+        hook = self._running
+        if hook is not None:
+            try:
+                record = user_step_record(record, self._trainer.state.step, hook.shown)
+            except ConfigError as exc:  # said of the hook that called: not said again by it (UserHook)
+                raise CallbackError(str(exc), hook.callback, hook.event) from None
         plain_record(record, "the record given to view.log")
         self._trainer.state.step_records.append(record)
         self._trainer.callbacks.fire_record(Event.LOG, self, record)
@@ -215,6 +240,131 @@ def callback_name(callback: Callback) -> str:
 
 def overrides(callback: Callback, event: Event) -> bool:
     return getattr(type(callback), event.value) is not getattr(Callback, event.value)
+
+
+class CallbackError(ConfigError):
+    """A user's callback failed in its hook ``event`` (its code raised, or it gave trainlab what it cannot
+    take): one line naming the callback and the hook; ``callback`` is the instance."""
+
+    def __init__(self, message: str, callback: Callback, event: Event):
+        super().__init__(message)
+        self.callback, self.event = callback, event
+
+
+# the keys of trainlab's own records (docs/records.md), besides ``lr/<group>``: a user's record logged with
+# one of them would be read as another kind of record (an epoch record, an event) or as trainlab's own curve
+TRAINLAB_RECORD_KEYS = ("scope", "step", "epoch", "event", "lr", "train_loss", "val_loss", "grad_norm",
+                        "samples_per_s", "elapsed_s")
+
+
+def _says(value: Any, wanted: Any) -> bool:
+    """Whether ``value`` (a user's) is ``wanted`` (a bool is no step number; a tensor of several values is not)."""
+    try:
+        return not isinstance(value, bool) and bool(value == wanted)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+def user_step_record(record: Any, step: int, who: str) -> dict[str, Any]:
+    """``record``, logged by ``who`` (``callback 'L' (on_step_end)``) with ``view.log``, as the step record it
+    makes: ``{"scope": "step", "step": step, **record}``. A key of :data:`TRAINLAB_RECORD_KEYS` (or
+    ``lr/<group>``) is trainlab's: a ConfigError naming it (``"scope": "step"`` and ``"step": step`` say what
+    trainlab fills in, and are taken), as is a record that is no dict."""
+    if not isinstance(record, Mapping):
+        raise ConfigError(f"{who} gave view.log {short_repr(record)} (a {type(record).__name__}); a record is a "
+                          "dict of values, e.g. view.log({'my_loss': value})")
+    for key, value in record.items():
+        if key == "scope" and _says(value, "step") or key == "step" and _says(value, step):
+            continue
+        if key == "step":
+            raise ConfigError(f"{who} logged a record with 'step': {short_repr(value)} at step {step}; view.log "
+                              "records at the current step, which trainlab fills in: leave 'step' out (a step "
+                              "number of yours goes under a name of its own, e.g. 'my_step')")
+        if key in TRAINLAB_RECORD_KEYS or isinstance(key, str) and key.startswith("lr/"):
+            raise ConfigError(f"{who} logged a record with the key {short_repr(key)}, which is trainlab's own: "
+                              "a logged record is a step record of the current step, whose scope and step "
+                              f"trainlab fills in (its keys {', '.join(TRAINLAB_RECORD_KEYS)} and lr/<group> "
+                              f"are trainlab's); log the value under a name of its own, e.g. 'my_{key}'")
+    return {"scope": "step", "step": step, **{k: v for k, v in record.items() if k not in ("scope", "step")}}
+
+
+def _without_annotations(signature: inspect.Signature) -> str:
+    """``(self, view, record)``: ``signature`` as a reader compares parameters, annotations left out."""
+    bare = [p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=bare, return_annotation=inspect.Signature.empty))
+
+
+def hook_signature_problem(callback: Callback, event: Event) -> str | None:
+    """Why the loop cannot call ``callback``'s own ``event`` hook as it calls every hook, with the positional
+    arguments of :class:`Callback`'s (``view`` and, for some, ``loss`` or ``record``; ``*args``/``**kwargs`` and
+    defaults accepted, as by a call), naming the class, the hook, where it is defined and the parameters it
+    must take; None when it can (or when its signature cannot be read: a builtin)."""
+    kind, name = type(callback), event.value
+    expected = inspect.signature(getattr(Callback, name))
+    arguments = [None] * (len(expected.parameters) - 1)  # after self
+    hook = getattr(callback, name)
+    where = defined_at(hook) if callable(hook) else None
+    said = f"callback {kind.__name__}'s {name}"
+    if not callable(hook):
+        return (f"{said} is {short_repr(hook)} (a {type(hook).__name__}), not a method; define it as "
+                f"def {name}{_without_annotations(expected)}")
+    try:
+        signature = inspect.signature(hook)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to read, the call tells
+        return None
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        shown = _without_annotations(inspect.signature(getattr(kind, name)))
+        return (f"{said}{shown}{f' (at {where})' if where else ''} cannot take the arguments trainlab calls it "
+                f"with: define it as {name}{_without_annotations(expected)} (*args and **kwargs are accepted)")
+    return None
+
+
+class UserHook:
+    """A hook of a user's callback as the loop calls it (trainlab's own hooks are called bare).
+
+    While it runs, the view knows whose it is (:meth:`TrainerView.log` checks what the user's code gives
+    it). An exception the user's code raises becomes one :class:`CallbackError` naming the callback, the
+    hook, the step and the place in the user's files (:func:`~trainlab.exception_origin.raised_at`), e.g.
+    ``callback 'Boom' (on_step_end) raised ValueError: my callback failed at step 5 (at raiser.py:6)``, the
+    exception chained. A ConfigError trainlab raised in the hook's call (a value ``view.log`` cannot write) is
+    told as the hook's (``callback 'L' (on_step_end) at step 4: record key ...``); trainlab's other errors (a
+    TrainingError, Interrupted) and the machine's (OSError, MemoryError) pass as raised, as for a user's
+    schedule or metric."""
+
+    __slots__ = ("callback", "event", "method")
+
+    def __init__(self, callback: Callback, event: Event):
+        self.callback, self.event = callback, event
+        self.method: Callable[..., None] = getattr(callback, event.value)
+
+    @property
+    def shown(self) -> str:
+        return f"callback {callback_name(self.callback)!r} ({self.event.value})"
+
+    def __call__(self, view: TrainerView, *args: Any) -> None:
+        outer = getattr(view, "_running", None)  # a user's hook that fired this one (view.log -> on_log)
+        view._running = self
+        try:
+            self.method(view, *args)
+        except CallbackError:
+            raise
+        except ConfigError as exc:
+            raise CallbackError(f"{self.shown}{self._at(view)}: {exc}", self.callback, self.event) from exc
+        except (TrainlabError, MemoryError, OSError):
+            raise
+        except Exception as exc:
+            where = raised_at(exc)
+            raise CallbackError(f"{self.shown} raised {exception_line(exc)}{self._at(view)}"
+                                f"{f' (at {where})' if where else ''}", self.callback, self.event) from exc
+        finally:
+            view._running = outer
+
+    @staticmethod
+    def _at(view: TrainerView) -> str:
+        step = getattr(getattr(view, "state", None), "step", None)
+        return "" if step is None else f" at step {step}"
 
 
 def user_callbacks(callbacks: Callback | Iterable[Callback] | None) -> list[Callback]:
@@ -277,7 +427,8 @@ def warn_unknown_hooks(callback: Callback) -> None:
              f"called{closest} (the hooks: {', '.join(HOOKS)})")
 
 
-def _is_builtin(callback: Callback) -> bool:
+def is_builtin(callback: Callback) -> bool:
+    """Whether ``callback`` is one of trainlab's own (its class defined in a trainlab module), not the user's."""
     return type(callback).__module__.split(".")[0] == "trainlab"
 
 
@@ -305,9 +456,9 @@ def _name_used_twice(name: str, callbacks: list[Callback]) -> str:
     """The message refusing two callbacks named ``name``: one of them a built-in callback, the name is told
     reserved (listing :func:`builtin_callback_names`); else each instance is told to take its own."""
     holders = [cb for cb in callbacks if callback_name(cb) == name]
-    builtin = next((cb for cb in holders if _is_builtin(cb)), None)
+    builtin = next((cb for cb in holders if is_builtin(cb)), None)
     twice = f"callback name {name!r} is used twice (callbacks: {', '.join(callback_name(cb) for cb in callbacks)})"
-    if builtin is not None and not all(_is_builtin(cb) for cb in holders):
+    if builtin is not None and not all(is_builtin(cb) for cb in holders):
         return (f"{twice}: it is the built-in callback {type(builtin).__name__}'s, and the built-in callbacks' names "
                 f"are reserved ({', '.join(builtin_callback_names())}): give yours another (callback.name = '...')")
     return f"{twice}; a callback's state is saved under its name: give each instance its own (callback.name = '...')"
@@ -329,14 +480,34 @@ class CallbackList:
         if twice := sorted({name for name in names if names.count(name) > 1}):
             raise ConfigError(_name_used_twice(twice[0], self.callbacks))
         for callback in self.callbacks:
+            for event in Event:
+                if overrides(callback, event) and (problem := hook_signature_problem(callback, event)):
+                    raise ConfigError(problem)
             warn_unknown_hooks(callback)
-        self.hooks = {
-            event: [getattr(cb, event.value) for cb in self.callbacks if overrides(cb, event)] for event in Event
+        self.hooks: dict[Event, list[Callable[..., None]]] = {
+            event: [getattr(cb, event.value) if is_builtin(cb) else UserHook(cb, event)
+                    for cb in self.callbacks if overrides(cb, event)] for event in Event
         }
 
     def fire(self, event: Event, view: TrainerView, *args: Any) -> None:
         for hook in self.hooks[event]:
             hook(view, *args)
+
+    def fire_to_all(self, event: Event, view: TrainerView) -> Exception | None:
+        """Fire ``event`` (``on_train_end``) to every hook, also after a user's hook failed, so that trainlab's
+        own hooks still run (the checkpoint saver's last checkpoint, the recorder's records, early stopping's
+        restore); the first user hook's failure (a :class:`CallbackError`, or what :class:`UserHook` lets pass)
+        is returned (None: none failed), for the caller to raise. A failure of trainlab's own hooks is raised
+        at once."""
+        failure = None
+        for hook in self.hooks[event]:
+            try:
+                hook(view)
+            except Exception as exc:
+                if not isinstance(hook, UserHook):
+                    raise
+                failure = failure or exc
+        return failure
 
     def fire_record(self, event: Event, view: TrainerView, record: dict[str, Any]) -> None:
         """Fire ``event`` (``on_validation_end``, ``on_epoch_end``, ``on_log``) with ``record``, whose values are
@@ -345,7 +516,7 @@ class CallbackList:
         so the records written so far (metrics.jsonl, checkpoints) stay writable."""
         for hook in self.hooks[event]:
             hook(view, record)
-            owner = getattr(hook, "__self__", None)  # a bound method, or a callable set on the callback itself
+            owner = hook.callback if isinstance(hook, UserHook) else getattr(hook, "__self__", None)
             shown = callback_name(owner) if isinstance(owner, Callback) else getattr(hook, "__qualname__", repr(hook))
             plain_record(record, f"callback {shown!r} ({event.value})")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.metrics import unrecorded_hint
+from trainlab.metrics import get_metric, is_user_metric, unrecorded_hint
 
 
 def check_monitor(monitor: str, available: list[str], owner: str, loss: Any = None) -> None:
@@ -21,11 +21,28 @@ def check_monitor(monitor: str, available: list[str], owner: str, loss: Any = No
     if monitor not in available:
         hint = _validation_hint(str(monitor), available, owner, loss)
         if hint is None:
-            hint = unrecorded_hint(str(monitor), available, loss)
+            hint = unrecorded_hint(str(monitor), available, loss) or _callback_value_hint(str(monitor))
         raise ConfigError(
             f"{owner} monitors {short_repr(monitor)}, which is not recorded{hint} "
             f"(available: {', '.join(available)})"
         )
+
+
+def _callback_value_hint(monitor: str) -> str:
+    """For a ``val_`` key that names no metric trainlab knows (``val_custom``): a value a callback adds to the
+    validation record (``record["val_custom"] = ...``) cannot be monitored, as the monitor is checked before
+    training, when no callback has run; a ``module:function`` metric can (docs/extending.md, "A metric")."""
+    name = monitor.removeprefix("val_")
+    if name == monitor or is_user_metric(name):
+        return ""
+    try:
+        get_metric(name)
+        return ""  # a built-in metric: unrecorded_hint said to add it
+    except ConfigError:
+        pass
+    return (f"; a value a callback adds to the records (record['{monitor}'] = ...) cannot be monitored, as the "
+            "monitor is checked before training: compute it in a metric, a module:function listed in metrics "
+            "(docs/extending.md, 'A metric'), recorded as val_<module>:<function>, which can be")
 
 
 def _validation_hint(monitor: str, available: list[str], owner: str, loss: Any = None) -> str | None:

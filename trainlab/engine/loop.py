@@ -9,7 +9,8 @@ Pseudo-code of :meth:`Trainer.fit`::
             (a stop asked here: the epoch never happens, no record)
             for each step of the epoch's plan (from batch_in_epoch on):
                 on_step_start              # e.g. the LR adapter writes the step's LR
-                (a stop asked here: the step is not taken; the epoch closes as after the previous step)
+                (a stop asked here: the step is not taken; the epoch closes as after the previous step,
+                 its record's lr the one that step ran with)
                 output = step.train_step(batches, state)
                 on_step_end(output.loss)   # divergence guard, checkpoints, progress
                 (every validation.every_n_steps steps: a mid-epoch validation, on_validation_end)
@@ -17,7 +18,8 @@ Pseudo-code of :meth:`Trainer.fit`::
             on_validation_end(record), on_epoch_end(record)
                                            # an epoch ended at a mid-epoch validation's step reuses its val_*:
                                            # on_epoch_end(record) alone (below)
-    on_train_end                           # in finally, after the step is put in eval mode
+    on_train_end                           # in finally, after the step is put in eval mode; every hook runs
+                                           # (a user's failing one raised after the built-in ones ran)
 
 An epoch that ends early has a record too: a callback's stop (``control.stop``: early stopping, a
 tuner's pruning, a user's callback) or the step limit (``max_steps``, a time budget) after the
@@ -64,6 +66,7 @@ from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, EpochSum, TrainState
 from trainlab.engine.step import Step, lr_columns
+from trainlab.notices import warn
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ class Trainer:
     def fit(self) -> TrainState:
         self._fit_started = self.clock()
         self.callbacks.fire(Event.TRAIN_START, self.view)
+        trained = False
         try:
             if self.state.validation_due:  # resumed from a checkpoint written just before a mid-epoch validation
                 self._validate_due()
@@ -156,11 +160,17 @@ class Trainer:
                 self.restore(self.control.rollback_to)
             if self.control.interrupted_by is None and not self.state.finished:
                 self._finish()
+            trained = True
         finally:
             self.state.train_time_s += self.clock() - self._fit_started
             self._fit_started = None
             self.step.set_mode(training=False)  # evaluation, restore-best and saving see the eval weights
-            self.callbacks.fire(Event.TRAIN_END, self.view)
+            # every on_train_end runs, a user's failing one too: the built-in ones write the run's end
+            failure = self.callbacks.fire_to_all(Event.TRAIN_END, self.view)
+            if failure is not None and not trained:  # the failure training raised is the one told
+                warn(f"{failure}, after training had failed (the error below)")
+        if failure is not None:
+            raise failure
         return self.state
 
     def _finish(self) -> None:
@@ -188,10 +198,13 @@ class Trainer:
         view, control, fetch, train_step = self.view, self.control, self.batches.fetch, self.step.train_step
         step_start, step_end = self.callbacks.hooks[Event.STEP_START], self.callbacks.hooks[Event.STEP_END]
         every = self.validation.every_n_steps
+        ran_with = None  # the LR columns of the last step taken, when a stop before the next one ends the epoch
         for position, indices in self.plan.steps(state.epoch, state.batch_in_epoch, skipped, self.batches.device):
+            lrs = lr_columns(self.step)  # before the LR adapter writes the next step's
             for hook in step_start:
                 hook(view)
             if control.should_stop:  # asked by these hooks, or by a validation run again after a rollback above
+                ran_with = lrs  # the record's lr is the one the last step ran with, not the next one's
                 break  # asked before this step: it is not taken, the epoch ends at the last step that was
             state.batch_in_epoch = position
             if not indices:
@@ -215,7 +228,7 @@ class Trainer:
             return  # a signal mid-epoch: the resumed run goes on with this epoch, whose record comes at its end
         if state.batch_in_epoch == 0:
             return  # stopped before the epoch's first step (in its on_step_start): no step, no record
-        self.close_epoch()
+        self.close_epoch(ran_with)
 
     def _owes_epoch_record(self) -> bool:
         """Done (called once :meth:`done` holds) mid-epoch without the partial epoch's record: a run resumed from
@@ -223,11 +236,14 @@ class Trainer:
         run went on to the record."""
         return self.state.batch_in_epoch > 0 and self.control.interrupted_by is None and not self.state.finished
 
-    def close_epoch(self) -> None:
+    def close_epoch(self, lrs: dict[str, float] | None = None) -> None:
         """The epoch's record (a partial epoch's when a stop or the step limit ended it early), and its hooks:
         ``on_validation_end`` and ``on_epoch_end``, the first left out when the record reuses a mid-epoch
-        validation of this step (its callbacks saw that validation already)."""
+        validation of this step (its callbacks saw that validation already). ``lrs``: the LR columns the last
+        step ran with, when the step holds the next one's already (a stop asked in ``on_step_start``)."""
         record, reused = self.end_epoch()
+        if lrs is not None:
+            record.update(lrs)  # the same keys, in place: the history's record too
         if not reused:
             self.callbacks.fire_record(Event.VALIDATION_END, self.view, record)
         self.callbacks.fire_record(Event.EPOCH_END, self.view, record)
