@@ -171,9 +171,12 @@ def one_by_one_rule(losses, spike_factor: float, window: int) -> tuple[int | Non
     MAD, |reference| / 4) over the last ``window`` good losses, recomputed at every 10th judged loss; a spike
     counts at once above b + 10 (threshold - b), b = min(median, 0): 10 x threshold for positive losses
     (these sequences never spiked before, so the spike level S plays no part). Before the reference
-    (median of the first max(5, window // 2) good losses) exists, a loss is bad above the start bar
-    s + 100 * k * max(|s|, 0.01) / 4, s the first loss."""
-    recent, reference, start, judged, threshold, used = [], None, None, 0, None, []
+    (median of the first max(5, window // 2) good losses) exists, a loss above the start bar
+    m + 100 * k * max(|m|, 0.01) / 4 is held (m the first loss); the third held in a row is bad, and so is the
+    second when it is above m + 1000 * k * max(|m|, 0.01) / 4; a loss at or below the start bar accepts the
+    held ones first, in order, and m becomes the largest of them."""
+    recent, reference, start, judged, threshold, used, held = [], None, None, 0, None, [], []
+    reference_after = max(5, window // 2)
     for index, value in enumerate(losses):
         if not math.isfinite(value):
             return index, used, None
@@ -181,7 +184,17 @@ def one_by_one_rule(losses, spike_factor: float, window: int) -> tuple[int | Non
             if start is None:
                 start = value
             elif value > start + 100 * spike_factor * max(abs(start), 0.01) / 4:
-                return index, used, None
+                held.append(value)
+                if len(held) == 3 or (len(held) == 2 and value > start + 1000 * spike_factor * max(abs(start), 0.01) / 4):
+                    return index, used, None
+                continue
+            elif held:
+                start = max(start, *held)
+                for earlier in held:
+                    recent.append(earlier)
+                    if reference is None and len(recent) >= reference_after:
+                        reference = float(np.median(recent))
+                held = []
         else:
             if threshold is None or judged % 10 == 0:
                 med = float(np.median(recent[-window:]))
@@ -193,7 +206,7 @@ def one_by_one_rule(losses, spike_factor: float, window: int) -> tuple[int | Non
             if value > threshold:
                 return index, used, base + 10 * (threshold - base)
         recent.append(value)
-        if reference is None and len(recent) >= max(5, window // 2):
+        if reference is None and len(recent) >= reference_after:
             reference = float(np.median(recent))
     return None, used, None
 

@@ -38,8 +38,10 @@ def fewest_in_a_row(rate: float) -> int:
 def written_out_rule(losses, spike_factor: float, window: int, *, today: bool = False) -> int | None:
     """The index of the loss at which the guard (one loss per step, rows >= 32) stops, or None.
 
-    Start: s the first loss; before the reference (median of the first max(5, window // 2) good losses)
-    exists a loss counts above s + 100 k max(|s|, 0.01) / 4. Then T = m + k max(1.4826 MAD, |ref| / 4)
+    Start: m the first loss; before the reference (median of the first max(5, window // 2) good losses)
+    exists a loss above m + 100 k max(|m|, 0.01) / 4 is held, and counts as the third held in a row, or the
+    second when above m + 1000 k max(|m|, 0.01) / 4; a loss at or below the first bar accepts the held
+    ones before it, in order, and m becomes the largest of them. Then T = m + k max(1.4826 MAD, |ref| / 4)
     over the last ``window`` good losses (m their median), recomputed at every 10th judged loss. A loss
     above T is a spike. The spike memory: spikes of finished runs (the newest 128, of the last 1000
     judged) above T that passed a threshold <= b + 10 (T - b), plus the window's losses above T;
@@ -51,6 +53,7 @@ def written_out_rule(losses, spike_factor: float, window: int, *, today: bool = 
     recent: list[float] = []
     reference = start = threshold = median = None
     judged, run, memory = 0, [], []  # run and memory: (judged index, value, threshold passed)
+    held: list[float] = []  # before the reference: the losses above the start bar, in a row
     reference_after = max(5, window // 2)
     for index, value in enumerate(losses):
         if not math.isfinite(value):
@@ -59,7 +62,17 @@ def written_out_rule(losses, spike_factor: float, window: int, *, today: bool = 
             if start is None:
                 start = value
             elif value > start + 100 * k * max(abs(start), 0.01) / 4:
-                return index
+                held.append(value)
+                if len(held) == 3 or (len(held) == 2 and value > start + 1000 * k * max(abs(start), 0.01) / 4):
+                    return index
+                continue
+            elif held:
+                start = max(start, *held)
+                for earlier in held:
+                    recent.append(earlier)
+                    if reference is None and len(recent) >= reference_after:
+                        reference = float(np.median(recent))
+                held = []
         else:
             if threshold is None or judged % 10 == 0:
                 last = np.array(recent[-window:])
@@ -155,6 +168,22 @@ def test_a_negative_loss_that_keeps_growing_is_stopped():
     losses = as_float32(losses)
     expected = written_out_rule(losses, 50.0, 50)
     assert expected is not None and 200 < expected < 215
+    assert guard_stop(losses) == expected
+
+
+@pytest.mark.parametrize(("held", "expected"), [
+    ([3000.0], None),               # one held, then the level again: cleared, the start level 3000
+    ([3000.0, 20000.0], None),      # two, the second below the far bar: cleared
+    ([3000.0, 30000.0], 4),         # two, the second above -2 + 12500 x 2 = 24998: counts
+    ([3000.0] * 3, 5),              # three in a row: counts
+    ([2400.0] * 3, None),           # below -2 + 1250 x 2 = 2498 (|m|): accepted, not held
+])
+def test_a_negative_start_holds_losses_above_a_bar_measured_by_its_size(held, expected):
+    """Start level -2 (an NLL): the start bar -2 + 1250 x |-2| = 2498 and the far bar 24998, above 0 as
+    for a start of +2 (m + 1250 m would be -2502, every loss above it)."""
+    base = list(steady_nll(steps=60, level=-2.0, noise=0.01, seed=12))
+    losses = as_float32(base[:3] + held + base[3:])
+    assert written_out_rule(losses, 50.0, 50) == expected
     assert guard_stop(losses) == expected
 
 

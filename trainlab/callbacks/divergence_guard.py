@@ -24,29 +24,57 @@ every spike would count at once).
 
 The start, before the reference exists (its half-window of judged losses, 25 steps by default). With
 no window to judge by, a loss that explodes in the first steps would otherwise be accepted and become
-the reference itself. Each judged loss after the first finite one, the starting loss ``s``, counts
-at once, as a spike that counts does (stop; or roll back, to the snapshot taken when training
-started if there is no later one), when it is above
+the reference itself. One loss cannot tell an explosion from a batch the data makes: with
+unstandardised zero-inflated targets (97% of y = 0, the rest ~40), a batch of 32 without a non-zero
+target (38% of them) has a loss of 0.01-0.3, one holding a few 30-250, a thousand times more, and a
+bar taken from the first loss alone stopped 13 of 40 seeds of such a run. So the start, like the rule
+below, counts runs of losses, not lone ones. Let the start level ``m`` be the first finite judged loss
+(the starting loss), raised to the largest loss of each run that was cleared (below). A judged loss
+above
 
-    B = s + LONE_SPIKE ** 2 * spike_factor * max(|s|, START_FLOOR) / 4
+    B = m + LONE_SPIKE ** 2 * spike_factor * max(|m|, START_FLOOR) / 4
 
-(1251 x s for s >= 0.01 at the default ``spike_factor`` 50); below B it is accepted into the window,
-so no loss that passed B is ever part of the reference. B is the threshold of a window holding ``s``
-alone (median ``s``, spread ``s / 4``) with its spread term taken LONE_SPIKE ** 2 = 100 times: the
-immediate bar of the rule below (LONE_SPIKE x T), and a further LONE_SPIKE because the spikes the data
-makes (S below, which lifts that bar on data whose batches spike: with 1% of the targets 50 std(y)
-off, 4% of the batches of 32 pass 10 x T) are not known yet; 17 of 32 rows would have to be such
-outliers to pass B. Warm-ups (2-3 x) and a fine-tune's early rise (0.01 to 0.05) stay far below it,
-while an optimizer blow-up (iris, Adam at lr 1e3: 1.1, then 2e11 at the second step) is far above.
-START_FLOOR (0.01) stands in for ``|s|`` nearer 0: at a near-zero loss the first batch says little
-about the loss's scale (a few misclassified rows are the whole batch loss: two at loss 20 in a batch
-of 32 make 1.25), so such a start (a negative one near 0 too: Gaussian NLL) needs a loss above
-s + 12.5 to count: above the chance-level cross-entropy (ln C) of any classifier with fewer than
-268,000 classes, and 12.5 x the MSE of predicting the mean of standardized targets. Using ``|s|``
-keeps B above ``s`` for negative losses. B grows with ``spike_factor``, so a factor
-raised for outlier-heavy data raises it too. With small batches (below) ``s`` is the first group's
-median, an open group counts once more than half of its steps are above B, and no snapshot is taken
-while the open group holds a step above B (its climb may already have begun).
+(1251 x m for m >= 0.01 at the default ``spike_factor`` 50) is held: neither accepted nor counted yet.
+A run of held losses counts, as a spike that counts does (stop; or roll back to a snapshot a window
+before the run's first step, the one taken when training started if there is no such later one), when
+
+* it is START_RUN (3) judged losses long, or
+* it is 2 long and the second is above the far bar ``m + LONE_SPIKE ** 3 * spike_factor * max(|m|,
+  START_FLOOR) / 4`` (12,501 x m; as below, a loss LONE_SPIKE times further above the bar counts
+  sooner, but never alone): an optimizer blow-up (iris, Adam at lr 1e3: 1.1, then 2e11, 1.9e12, 8e11,
+  ...; at lr 10: 1.1, 2e5, 2e6) counts at its second loss, step 3;
+
+a NaN/Inf counts at once. A loss at or below B clears the run: the held losses were the data's own
+(they show the loss's scale, and ``m`` rises to the largest of them) and are accepted, in order, before
+it. So a loss above B joins the reference only when a loss after it came back below B: an explosion,
+which keeps going, never does. A loss that climbs 3x a step passes B at 3000 x m and counts two steps
+later. ``m`` rises only with a cleared run, not with every accepted loss: a climb of 3x (even 100x) a
+step stays below the bar of the loss before it, and would carry the bar up with it until the exploded
+loss became the reference. The price: data whose batches legitimately pass B three times in a row (or
+twice, the second far above it) before one comes back is stopped: on the zero-inflated data above
+(simulated batches of 32, 0.5-10% non-zero targets ~40 +- 5, all-zero batches at 0.01-0.3) 0.3-1.8% of
+runs (3-17% with the bar from the first loss alone; 0 of the 40 real seeds, 13 before); of the runs
+whose first batch is all-zero, 0.3-5.5% at 0.5-3% non-zero targets, and 30% at 10% (3% of its runs
+start so), where every later batch is ~1000 x the first: as an optimizer blow-up looks, which no rule on
+the losses alone can tell from it. Targets ten times larger (~400: a non-zero batch 10^4-10^5 x an
+all-zero one) pass the far bar, and 3-23% of such runs still stop (37-83% before): standardise them.
+
+B is the threshold of a window holding ``m`` alone (median ``m``, spread ``m / 4``) with its spread
+term taken LONE_SPIKE ** 2 = 100 times: the immediate bar of the rule below (LONE_SPIKE x T), and a
+further LONE_SPIKE because the spikes the data makes (S below, which lifts that bar on data whose
+batches spike: with 1% of the targets 50 std(y) off, 4% of the batches of 32 pass 10 x T) are not
+known yet; 17 of 32 rows would have to be such outliers to pass B. Warm-ups (2-3 x) and a fine-tune's
+early rise (0.01 to 0.05) stay far below it. START_FLOOR (0.01) stands in for ``|m|`` nearer 0: at a
+near-zero loss the first batch says little about the loss's scale (a few misclassified rows are the
+whole batch loss: two at loss 20 in a batch of 32 make 1.25), so such a start (a negative one near 0
+too: Gaussian NLL) holds only a loss above m + 12.5: above the chance-level cross-entropy (ln C) of
+any classifier with fewer than 268,000 classes, and 12.5 x the MSE of predicting the mean of
+standardized targets. Using ``|m|`` keeps B above ``m`` for negative losses (a cleared loss is above
+B, so it always raises the bar). B grows with ``spike_factor``, so a factor raised for outlier-heavy
+data raises it too. With small batches (below) the judged losses are the groups' medians (``m``
+starts at the first group's), an open group counts once more than half of its steps are above the bar
+its median would count at (B with two held, the far bar with one), and no snapshot is
+taken while a run is held or the open group holds a step above B (a climb may already have begun).
 
 Which spikes count (the contract). Divergence persists or grows; a hard mini-batch does not, but it
 can be frequent: with 1% of the targets 50 std(y) off, 27% of the batches of 32 hold one such row,
@@ -148,10 +176,13 @@ SAME_LEVEL = 10.0
 # heavy-tailed; 32, the smallest common mini-batch, is in the range of batch sizes (16-128) that the
 # rule's defaults (spike_factor 50, LONE_SPIKE 10) were set on
 ROWS_JUDGED = 32
-# the start (module docstring): before the reference exists a loss counts at once above
-# s + LONE_SPIKE ** 2 * spike_factor * max(|s|, START_FLOOR) / 4, s the starting loss; a starting loss
+# the start (module docstring): before the reference exists a judged loss above the start bar
+# m + LONE_SPIKE ** 2 * spike_factor * max(|m|, START_FLOOR) / 4 is held, m the start level; a start level
 # nearer 0 than this is taken as this far from 0 (at a near-zero loss a few rows make a batch's loss)
 START_FLOOR = 0.01
+# a run of this many held losses counts (two count when the second is above the far bar, LONE_SPIKE x further):
+# one loss cannot tell a blow-up from a batch of outlier rows, and an explosion keeps going
+START_RUN = 3
 
 
 def steps_per_judged_loss(rows_per_step: int | None) -> int:
@@ -172,10 +203,12 @@ def spikes_in_a_row(rate: float) -> int:
     return min(SPIKE_MEMORY, max(2, math.ceil(math.log(RUN_CHANCE) / math.log(rate) - 1e-9)))
 
 
-def start_bar(start: float, spike_factor: float) -> float:
-    """``start + LONE_SPIKE ** 2 * spike_factor * max(|start|, START_FLOOR) / 4``: above it a judged loss
-    counts at once before the reference exists, ``start`` the first finite judged loss (module docstring)."""
-    return start + LONE_SPIKE ** 2 * spike_factor * max(abs(start), START_FLOOR) / 4
+def start_bar(level: float, spike_factor: float, times: float = LONE_SPIKE ** 2) -> float:
+    """``level + times * spike_factor * max(|level|, START_FLOOR) / 4``, ``level`` the start level m (the
+    starting loss, raised by cleared runs): before the reference exists a judged loss above it (``times``
+    LONE_SPIKE ** 2, the start bar B) is held, and two held in a row count when the second is above it
+    with ``times`` LONE_SPIKE ** 3 (the far bar; module docstring)."""
+    return level + times * spike_factor * max(abs(level), START_FLOOR) / 4
 
 
 def spike_threshold(recent: list[float], reference: float, spike_factor: float) -> float:
@@ -208,7 +241,12 @@ class DivergenceGuard(Callback):
         self.outlier_loss = outlier_loss  # advice for small steps: the loss setting that weighs outliers less
         self.recent: deque[float] = deque(maxlen=window)
         self.reference: float | None = None
-        self.start: float | None = None  # the first finite judged loss: judges those before the reference
+        # the start level m: the first finite judged loss, raised to the largest of each cleared run of held
+        # losses; the start bar is taken from it until the reference exists
+        self.start: float | None = None
+        # the run of judged losses held above the start bar (not accepted, not counted yet), and its first step
+        self._start_run: list[float] = []
+        self._start_run_first: int | None = None
         self._threshold: float | None = None
         self._median: float | None = None  # the window's median the cached threshold was computed with
         self._judged = 0  # losses judged against the threshold; it is recomputed every 10th
@@ -233,7 +271,9 @@ class DivergenceGuard(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"recent": list(self.recent), "reference": self.reference,
-                                 "start": self.start, "judged": self._judged, "threshold": self._threshold,
+                                 "start": self.start,
+                                 "start_run": {"losses": list(self._start_run), "first": self._start_run_first},
+                                 "judged": self._judged, "threshold": self._threshold,
                                  "median": self._median,
                                  "run": {"spikes": [list(v) for v in self._run], "first": self._run_first},
                                  "spikes": [list(v) for v in self._spikes]}
@@ -250,6 +290,10 @@ class DivergenceGuard(Callback):
         self.reference = state.get("reference")
         # a checkpoint of the rule before the start bar: its first good loss is the starting loss
         self.start = state.get("start", self.recent[0] if self.recent else None)
+        start_run = state.get("start_run") or {}  # a checkpoint from before runs were held: none held
+        self._start_run = [float(v) for v in start_run.get("losses", [])]
+        first = start_run.get("first")
+        self._start_run_first = None if first is None else int(first)
         # the cached threshold is state: a resumed run judges with the same one as the uninterrupted run
         self._judged, self._threshold = int(state.get("judged", 0)), state.get("threshold")
         self._median = state.get("median")  # a checkpoint from before it was kept: the window's median now
@@ -279,7 +323,8 @@ class DivergenceGuard(Callback):
     def problem(self, value: float, refresh: bool = True) -> str | None:
         """Why ``value`` (a judged loss) is bad given the recent good losses, or None (updates the cached
         threshold at every 10th judged loss; ``refresh`` False: groups keep theirs up to date themselves).
-        Before the reference exists, the start rule: above :func:`start_bar` of the starting loss."""
+        Before the reference exists, the start rule: above :func:`start_bar` of the start level (a spike
+        :meth:`_hold` holds; whether its run counts is decided there)."""
         if not math.isfinite(value):
             return "non-finite loss"
         if self.reference is None:
@@ -294,19 +339,59 @@ class DivergenceGuard(Callback):
             return f"loss spike (> {self._threshold:.4g} = median + {self.spike_factor:g} x spread of recent losses)"
         return None
 
-    def _start_rule(self) -> str:
-        """The start rule's bar as the error line spells it out (module docstring)."""
-        assert self.start is not None
-        return (f"starting loss {self.start:.4g} + {LONE_SPIKE ** 2:g} x {self.spike_factor:g} x "
-                f"max(|starting loss|, {START_FLOOR:g}) / 4, before the window's reference exists")
-
     def _start_problem(self, value: float) -> str | None:
-        """Why ``value``, a finite judged loss before the reference exists, counts: above the start bar."""
+        """Why ``value``, a finite judged loss before the reference exists, is a spike: above the start bar."""
         assert self.start is not None
         bar = start_bar(self.start, self.spike_factor)
         if value > bar:
-            return f"loss spike (> {bar:.4g} = {self._start_rule()})"
+            return (f"loss spike (> {bar:.4g} = start level {self.start:.4g} + {LONE_SPIKE ** 2:g} x "
+                    f"{self.spike_factor:g} x max(|start level|, {START_FLOOR:g}) / 4)")
         return None
+
+    def _start_bar_to_count(self) -> float | None:
+        """The bar the next judged loss counts above before the reference exists (module docstring): the
+        start bar B where it would make a run of START_RUN held losses, the far bar where it would be the
+        second; None where it would be the first (one loss alone never counts)."""
+        assert self.start is not None
+        run = len(self._start_run) + 1
+        if run >= START_RUN:
+            return start_bar(self.start, self.spike_factor)
+        return start_bar(self.start, self.spike_factor, LONE_SPIKE ** 3) if run == 2 else None
+
+    def _start_rule(self, run: int, first: int) -> str:
+        """The bar the ``run``-th held loss in a row (the run from step ``first``) counts above, as the error
+        line spells it out: B at START_RUN losses, the far bar at two."""
+        assert self.start is not None
+        times = LONE_SPIKE ** 2 if run >= START_RUN else LONE_SPIKE ** 3
+        return (f"start level {self.start:.4g} + {times:g} x {self.spike_factor:g} x max(|start level|, "
+                f"{START_FLOOR:g}) / 4, judged loss {run} of a run above the start bar "
+                f"{start_bar(self.start, self.spike_factor):.4g} from step {first}, before the window's "
+                "reference exists; the start level is the first loss, or the largest of such a run that a "
+                "later loss came back below")
+
+    def _hold(self, value: float, first: int) -> tuple[str | None, int]:
+        """Before the reference exists, a finite judged loss above the start bar (``first``, its first step)
+        joins the held run, neither accepted nor counted: why the run counts now, or None; and the run's
+        first step (module docstring)."""
+        bar = self._start_bar_to_count()
+        if not self._start_run:
+            self._start_run_first = first
+        self._start_run.append(value)
+        since = self._run_start(first)
+        if bar is None or value <= bar:
+            return None, since
+        return f"loss spike (> {bar:.4g} = {self._start_rule(len(self._start_run), since)})", since
+
+    def _clear_start_run(self) -> None:
+        """A judged loss at or below the start bar clears the held run: its losses were the data's, accepted
+        in order before it, and the start level rises to the largest of them (module docstring)."""
+        if not self._start_run:
+            return
+        run, self._start_run, self._start_run_first = self._start_run, [], None
+        assert self.start is not None
+        self.start = max(self.start, *run)
+        for value in run:
+            self._accept(value)
 
     def _good_run(self, values: list[float], start: int) -> int:
         """How many values from ``start`` on are good under one threshold, judged at once (0: judge one).
@@ -346,7 +431,10 @@ class DivergenceGuard(Callback):
     # ------------------------------------------------------------------ runs of spikes
 
     def _run_start(self, first: int) -> int:
-        """The first step of the open run of spikes, or ``first`` (the judged loss's own) when none is open."""
+        """The first step of the open run of spikes (or of held losses, before the reference exists), or
+        ``first`` (the judged loss's own) when none is open."""
+        if self._start_run_first is not None:
+            return self._start_run_first
         return first if self._run_first is None else self._run_first
 
     def _end_run(self) -> None:
@@ -399,10 +487,11 @@ class DivergenceGuard(Callback):
         on_snapshot_step = self.policy == "rollback" and state.step % self.window == 0
         if len(self._pending) < self.check_every and not on_snapshot_step:
             return
-        # not while a run of spikes is open: its weights may already be on the way out, and a rollback must
-        # land before the run's first spike (two snapshots are kept); nor, before the reference exists (no
-        # runs are kept then), while the open group holds a step loss past the start bar: a climb has begun
-        if self._check(view) and on_snapshot_step and not self._run and not self._group_past_start_bar():
+        # not while a run of spikes, or of held losses, is open: its weights may already be on the way out,
+        # and a rollback must land before the run's first spike (two snapshots are kept); nor, before the
+        # reference exists, while the open group holds a step loss past the start bar: a climb has begun
+        if (self._check(view) and on_snapshot_step and not self._run and not self._start_run
+                and not self._group_past_start_bar()):
             self._take_snapshot(view)
 
     def _group_past_start_bar(self) -> bool:
@@ -449,14 +538,17 @@ class DivergenceGuard(Callback):
         grouped = self.group > 1
         problem = self.problem(value, refresh=not grouped)
         if problem is None:
+            self._clear_start_run()
             self._end_run()
             self._accept(value)
             if grouped and self.reference is not None:
                 # the next group's threshold, now: an open group is judged against the one it will meet
                 self._refresh_threshold()
             return None, first
-        if not math.isfinite(value) or self.reference is None:  # non-finite, or past the start bar: at once
+        if not math.isfinite(value):  # at once
             return problem, self._run_start(first)
+        if self.reference is None:  # past the start bar: held, counted in a run
+            return self._hold(value, first)
         bar, needed, _ = self._counts_now()
         run = len(self._run) + 1
         if value <= bar and run < needed:  # a hard batch as this data makes them: remembered, not counted
@@ -504,18 +596,24 @@ class DivergenceGuard(Callback):
                            .replace("recent losses", f"recent {self.group}-step medians"))
             else:
                 value = sorted(losses, reverse=True)[self.group // 2]  # the least the group's median can be
-                bar, ends_run, above_spikes = self._bar()
-                if self.reference is None:
-                    rule = self._start_rule()
-                elif ends_run:
-                    rule = f"median + {self.spike_factor:g} x spread of recent {self.group}-step medians"
-                else:
-                    rule = self._at_once_rule(above_spikes)
+                bar, rule = self._sure_group_bar(since)
                 problem = (f"loss spike ({self.group // 2 + 1} of the {len(losses)} steps {first}-{step} of a "
                            f"{self.group}-step group above {bar:.4g} = {rule}: its median will be too)")
             self._handle(view, problem, value, peak_step, peak_epoch, peak_batch, since=since)
             return False
         return True
+
+    def _sure_group_bar(self, since: int) -> tuple[float, str]:
+        """The bar an open group is sure to be above (:meth:`_sure_spike` held), and its rule as the error
+        line spells it out; ``since``: the first step of the run it would end."""
+        if self.reference is None:
+            bar = self._start_bar_to_count()
+            assert bar is not None
+            return bar, self._start_rule(len(self._start_run) + 1, since)
+        bar, ends_run, above_spikes = self._bar()
+        if ends_run:
+            return bar, f"median + {self.spike_factor:g} x spread of recent {self.group}-step medians"
+        return bar, self._at_once_rule(above_spikes)
 
     def _at_once_rule(self, above_spikes: bool) -> str:
         """The bar at which a complete group's median counts at once, as the error line spells it out:
@@ -532,10 +630,10 @@ class DivergenceGuard(Callback):
     def _sure_spike(self, value: float) -> bool:
         """The open group's median will count at once whatever its other steps bring: more than half of
         its ``group`` step losses are above the bar (the newest, ``value``, among them)."""
-        if self.reference is None:  # the start rule: the first group's median is the starting loss
-            if self.start is None or value <= start_bar(self.start, self.spike_factor):
-                return False
-        elif self._threshold is None or value <= self._threshold:
+        if self.reference is None:  # the start rule: the median counts only as part of a held run
+            bar = None if self.start is None else self._start_bar_to_count()
+            return bar is not None and value > bar and sum(v > bar for v in self._group) > self.group // 2
+        if self._threshold is None or value <= self._threshold:
             return False  # below the threshold: below any bar (the bar's rates are not worth computing)
         bar, _, _ = self._bar()
         return value > bar and sum(v > bar for v in self._group) > self.group // 2
@@ -544,10 +642,7 @@ class DivergenceGuard(Callback):
         """What a complete group's median must exceed to count at once: the threshold itself when the group
         would end a run long enough to count (``ends run``), else LONE_SPIKE x max(threshold, spike level),
         taken above the base of :func:`scaled_above_base` (``above spikes``: the spike level is the larger);
-        (bar, ends run, above spikes). Before the reference exists: the start bar, (B, False, False)."""
-        if self.reference is None:
-            assert self.start is not None
-            return start_bar(self.start, self.spike_factor), False, False
+        (bar, ends run, above spikes). After the reference exists (before it: :meth:`_start_bar_to_count`)."""
         assert self._threshold is not None
         bar, needed, above_spikes = self._counts_now()
         if len(self._run) + 1 >= needed:
