@@ -24,15 +24,20 @@ def _args(folder: Path, *flags: str) -> list[str]:
             "--jobs", "1", "--out", str(folder / "out"), *flags]
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A comparison of one run (iris, 4 epochs), finished: base.yaml, s.yaml and out/."""
-    folder = tmp_path_factory.mktemp("damaged") / "finished"
+def finished_comparison(parent: Path) -> Path:
+    """A comparison of one run (iris, 4 epochs), finished in ``parent / "finished"``: base.yaml, s.yaml and out/."""
+    folder = parent / "finished"
     folder.mkdir()
     (folder / "base.yaml").write_text(yaml.safe_dump(BASE))
     (folder / "s.yaml").write_text("strategies:\n  plain:\n")
     assert main(_args(folder)) == 0
     return folder
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """:func:`finished_comparison`, once for the module."""
+    return finished_comparison(tmp_path_factory.mktemp("damaged"))
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_compare import BASE
-from tests.test_compare_damaged_runs import LABEL, RUN, _args, _files, _one_error_line
+from tests.test_compare_damaged_runs import LABEL, RUN, _args, _files, _one_error_line, finished_comparison
 from trainlab.cli import main
 from trainlab.compare.runner import plan_runs, run_action
 from trainlab.compare.strategies import parse_strategies
@@ -24,13 +23,8 @@ ERROR = "the schedule (strategy.schedule) raised KeyError: 'late boom' at step 6
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    """A comparison of one run (iris, 4 epochs), finished: base.yaml, s.yaml and out/."""
-    folder = tmp_path_factory.mktemp("failed") / "finished"
-    folder.mkdir()
-    (folder / "base.yaml").write_text(yaml.safe_dump(BASE))
-    (folder / "s.yaml").write_text("strategies:\n  plain:\n")
-    assert main(_args(folder)) == 0
-    return folder
+    """:func:`~tests.test_compare_damaged_runs.finished_comparison`, once for the module."""
+    return finished_comparison(tmp_path_factory.mktemp("failed"))
 
 
 @pytest.fixture

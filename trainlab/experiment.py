@@ -15,7 +15,6 @@ import contextlib
 import errno
 import json
 import os
-import shlex
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -92,7 +91,7 @@ from trainlab.run_records import (
     record_digests,
 )
 from trainlab.run_summary import summarize
-from trainlab.shell_command import quoted_command
+from trainlab.shell_command import command_line, quoted_command
 from trainlab.time_budget import plan_line
 
 FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space to come back
@@ -225,7 +224,7 @@ def _resume_hint(path: Path, callbacks: list[Callback]) -> str:
     """How to continue the run in ``path``: ``trainlab resume PATH``; for a run given callbacks of the user's
     (``callbacks``: the trainer's, trainlab's own among them), the Python call that gives them back, as the
     CLI cannot: ``trainlab.experiment.resume('PATH', callbacks=[...])``."""
-    command = f"trainlab resume {shlex.quote(str(path))}"
+    command = command_line("trainlab", "resume", str(path))
     users = [callback_name(cb) for cb in callbacks if not is_builtin(cb)]
     if not users:
         return command

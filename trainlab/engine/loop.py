@@ -61,6 +61,7 @@ from typing import Any
 import torch
 
 from trainlab.callbacks.base import Callback, CallbackList, Event, TrainerView
+from trainlab.callbacks.lr_adapter import LRAdapter
 from trainlab.engine import snapshot
 from trainlab.engine.batching import BatchPlan, TensorBatches
 from trainlab.engine.snapshot import Snapshot
@@ -199,8 +200,11 @@ class Trainer:
         step_start, step_end = self.callbacks.hooks[Event.STEP_START], self.callbacks.hooks[Event.STEP_END]
         every = self.validation.every_n_steps
         ran_with = None  # the LR columns of the last step taken, when a stop before the next one ends the epoch
+        # only a hook besides the LR schedule's can ask a stop before a step: the plain loop reads no LRs here
+        stoppable = any(not isinstance(getattr(hook, "__self__", None), LRAdapter) for hook in step_start)
         for position, indices in self.plan.steps(state.epoch, state.batch_in_epoch, skipped, self.batches.device):
-            lrs = lr_columns(self.step)  # before the LR adapter writes the next step's
+            # before the LR adapter writes the next step's (or a stop is already asked: a validation re-run)
+            lrs = lr_columns(self.step) if stoppable or control.should_stop else None
             for hook in step_start:
                 hook(view)
             if control.should_stop:  # asked by these hooks, or by a validation run again after a rollback above
