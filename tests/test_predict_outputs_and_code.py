@@ -5,6 +5,7 @@ of another model, and numbers written with thousands separators."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -13,6 +14,7 @@ import shutil
 import stat
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,21 +58,37 @@ def expected_csv(runs, tmp_path_factory) -> str:
 
 # --------------------------------------------------------------------------- 1. -o: devices, FIFOs, symlinks
 
-def test_predict_writes_through_a_fifo_to_its_reader(runs, expected_csv, tmp_path):
-    fifo = tmp_path / "preds.fifo"
+def _let_the_reader_go(fifo: Path, reader: threading.Thread) -> None:
+    """Ends ``reader``'s wait in opening ``fifo`` where nothing opened it for writing, without ever blocking:
+    a non-blocking open for writing succeeds only while a reader has it open (or waits to), else ENXIO. (A
+    blocking open here, made after a finished reader had read but not yet stored its bytes, hung CI.)"""
+    deadline = time.monotonic() + 30
+    while reader.is_alive() and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):  # ENXIO: the reader has not reached its open yet, or is gone
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=0.05)
+
+
+def _through_fifo(fifo: Path, write) -> bytes:
+    """What a reader of the FIFO ``fifo`` gets while ``write()`` writes to it."""
     os.mkfifo(fifo)
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     try:
-        assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o", str(fifo)]) == 0
+        write()
     finally:
-        if reader.is_alive() and not got:  # predict failed before opening it: let the reader go
-            with open(fifo, "wb"):
-                pass
-        reader.join(timeout=30)
-    assert got == [expected_csv.encode()]
+        _let_the_reader_go(fifo, reader)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still the FIFO, not a regular file renamed over it
+    assert len(got) == 1, "the FIFO's reader got nothing"
+    return got[0]
+
+
+def test_predict_writes_through_a_fifo_to_its_reader(runs, expected_csv, tmp_path):
+    codes: list[int] = []
+    piped = _through_fifo(tmp_path / "preds.fifo", lambda: codes.append(main(
+        ["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o", str(tmp_path / "preds.fifo")])))
+    assert codes == [0] and piped == expected_csv.encode()
 
 
 @AS_ROOT
@@ -360,23 +378,6 @@ def test_predict_says_a_decimal_comma_and_still_names_plain_text(runs, tmp_path,
 
 
 # --------------------------------------------------------------------------- plot -o and report -o alike
-
-def _through_fifo(fifo: Path, write) -> bytes:
-    """What a reader of the FIFO ``fifo`` gets while ``write()`` writes to it."""
-    os.mkfifo(fifo)
-    got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
-    reader.start()
-    try:
-        write()
-    finally:
-        if reader.is_alive() and not got:
-            with open(fifo, "wb"):
-                pass
-        reader.join(timeout=30)
-    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
-    return got[0]
-
 
 def test_plot_and_report_write_through_a_symlink_and_a_fifo_as_predict_does(runs, tmp_path):
     run = str(runs["classify"])
