@@ -541,6 +541,13 @@ def test_the_printed_table_shows_no_float_noise_as_spread():
     assert "0.5 ± 1e-09 n=3" in printed
 
 
+def _says_finished(info: Path) -> bool:
+    try:
+        return json.loads(info.read_text()).get("status") == "finished"
+    except (OSError, ValueError):  # being replaced as it is read
+        return False
+
+
 @pytest.mark.slow
 def test_sigkill_half_way_then_the_same_command_completes(tmp_path: Path):
     base = tmp_path / "base.yaml"
@@ -552,15 +559,19 @@ def test_sigkill_half_way_then_the_same_command_completes(tmp_path: Path):
                "--seeds", "4", "--jobs", "2", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": with_repo_first(ROOT)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finished_runs() -> list[Path]:
+        # finished = run.json says so: it is written last, so a kill between summary.json and run.json
+        # leaves a run that is (rightly) resumed, not one to keep untouched
+        return [p.parent for p in out.glob("runs/*/*/*/run.json") if _says_finished(p)]
+
+    # two runs finished (three summary.json could be one finished run and two between their summary and run.json)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("runs/*/*/*/summary.json"))) < 3:
+    while time.time() < deadline and len(finished_runs()) < 2 and process.poll() is None:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    # finished = run.json says so: it is written last, so a kill between summary.json and run.json
-    # leaves a run that is (rightly) resumed, not one to keep untouched
-    finished = [p.parent for p in out.glob("runs/*/*/*/run.json")
-                if json.loads(p.read_text()).get("status") == "finished"]
+    finished = finished_runs()
     assert 2 <= len(finished) < 8, "the kill should land half-way"
     before = {str(p): _mtimes(p) for p in finished}
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

@@ -256,13 +256,18 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
                                 str(strategies), "--seeds", "1", "--jobs", jobs, "--out", str(out)],
                                env={**os.environ, "PYTHONPATH": with_repo_first(ROOT)}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(out.glob("runs/*/*/*/run.json")):
-        time.sleep(0.05)
-    assert time.time() < deadline, "no run started within 120 s"
-    time.sleep(1.0)  # inside the first run's training loop
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(out.glob("runs/*/*/*/run.json")):
+            time.sleep(0.05)
+        assert time.time() < deadline, "no run started within 120 s"
+        time.sleep(1.0)  # inside the first run's training loop
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:  # not left training its 100,000 epochs on the CI machine's cores when the test fails
+        if process.poll() is None:
+            process.kill()  # its pool workers die with it (pool._pin_worker)
+            process.communicate()
     assert process.returncode == 143, err
     last = err.strip().splitlines()[-1]
     # the runs in progress checkpointed on their way out: a rerun resumes them, and the line counts them

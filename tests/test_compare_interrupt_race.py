@@ -23,6 +23,7 @@ import pytest
 import trainlab.experiment as experiment
 from tests.child_env import skip_where_compare_spawns
 from tests.compare_configs import iris_base
+from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.compare import compare, pool, runner
 from trainlab.compare.absorbed_signals import signals_during
 from trainlab.compare.strategies import parse_strategies
@@ -107,7 +108,13 @@ def test_a_ctrl_c_as_the_workers_runs_finish_starts_no_queued_run(tmp_path: Path
                 os.kill(parent, signal.SIGTERM)  # as a Ctrl-C reaches the parent (the workers ignore SIGINT)
             except FileExistsError:
                 pass
-            time.sleep(1.5)  # still finishing when the parent's SIGTERM comes
+            # still finishing when the parent's SIGTERM comes: wait until the run's own handler (a SignalStop's,
+            # installed for the whole run) has taken it, not a fixed time a busy machine may overrun
+            run_signals = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+            assert isinstance(run_signals, SignalStop), signal.getsignal(signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while signal.SIGTERM not in run_signals.signals and time.monotonic() < deadline:
+                time.sleep(0.02)
         return real(built)
 
     monkeypatch.setattr(experiment, "summarize", summarize)

@@ -23,6 +23,7 @@ import yaml
 from tests.child_env import skip_where_compare_spawns, with_repo_first
 from tests.compare_configs import iris_base
 from trainlab.callbacks.base import Callback
+from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
 
@@ -43,10 +44,21 @@ def _mtimes(folder: Path) -> dict[str, int]:
 
 
 class _Slow(Callback):
-    """Keeps a run in progress long enough for another worker to die meanwhile."""
+    """Keeps a run in progress long enough for another worker to die meanwhile: once ``dying`` exists (that
+    worker is about to SIGKILL itself), until the parent's SIGTERM for the broken pool has reached this run's
+    handler, however long a busy machine takes to get there (the run has only ~0.8 s left otherwise)."""
+
+    def __init__(self, dying: Path):
+        self.dying = dying
 
     def on_step_end(self, view, loss) -> None:
         time.sleep(0.05)
+        if self.dying.exists():
+            run_signals = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+            assert isinstance(run_signals, SignalStop), signal.getsignal(signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while signal.SIGTERM not in run_signals.signals and time.monotonic() < deadline:
+                time.sleep(0.02)
 
 
 def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monkeypatch, capsys):
@@ -58,6 +70,7 @@ def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monke
     real_train, real_resume, parent = experiment.train, experiment.resume, os.getpid()
     log = tmp_path / "attempts.log"  # every train/resume call of any worker, one line each (O_APPEND)
     out = tmp_path / "cmp"
+    dying = tmp_path / "doomed-worker-dying"
 
     def train(config, out=None, **kwargs):
         folder = Path(out)
@@ -69,9 +82,10 @@ def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monke
             deadline = time.monotonic() + 60
             while not any(other.glob("step-*")) and time.monotonic() < deadline:
                 time.sleep(0.01)
+            dying.touch()
             os.kill(os.getpid(), signal.SIGKILL)
         if label == "a/seed-0":
-            kwargs["callbacks"] = [_Slow()]
+            kwargs["callbacks"] = [_Slow(dying)]
         return real_train(config, out=out, **kwargs)
 
     def resume(path, **kwargs):
@@ -113,6 +127,7 @@ _KILL_THE_IDLE_WORKER = textwrap.dedent("""
 
     import trainlab.experiment as experiment
     from trainlab.cli import main
+    from trainlab.compare import pool
 
     real_train = experiment.train
 
@@ -124,8 +139,13 @@ _KILL_THE_IDLE_WORKER = textwrap.dedent("""
             fast = folder.parents[1] / "fast" / folder.name / "run.json"
             while not (fast.exists() and json.loads(fast.read_text())["status"] == "finished"):
                 time.sleep(0.02)
-            time.sleep(0.5)
-            os.kill(int((comparison / "fast.pid").read_text()), signal.SIGKILL)
+            # its run is over for the pool too: the parent's run slot holds minus its pid once execute returned
+            # (a run.json that says finished comes earlier; killed before, the run is the one it died under)
+            fast_pid = int((comparison / "fast.pid").read_text())
+            while -fast_pid not in pool._run_slots[0][:]:
+                time.sleep(0.02)
+            time.sleep(0.5)  # then it waits for the next run, holding the task queue's lock
+            os.kill(fast_pid, signal.SIGKILL)
         return real_train(config, out=out, **kwargs)
 
     experiment.train = train
@@ -151,7 +171,7 @@ def test_a_worker_killed_between_runs_neither_hangs_the_comparison_nor_fails_a_r
     process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
-        printed, _ = process.communicate(timeout=60)
+        printed, _ = process.communicate(timeout=180)  # two runs of a few seconds: far more is a hang
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()

@@ -188,15 +188,22 @@ def test_processes_racing_for_a_stale_lock_exactly_one_wins(tmp_path):
         folder = tmp_path / f"r{attempt}"
         folder.mkdir()
         (folder / ".lock").write_text(str(dead))  # left by a killed run
-        start, attempted = context.Barrier(racers_per_try), context.Barrier(racers_per_try)
+        # barriers with a timeout, and no racer outliving the test: a racer that died left the others at a
+        # barrier for ever, and multiprocessing joins its live children as the pytest-xdist worker exits (a hang)
+        start, attempted = context.Barrier(racers_per_try, timeout=60), context.Barrier(racers_per_try, timeout=60)
         results = context.Queue()
-        racers = [context.Process(target=_race, args=(str(folder), start, attempted, results))
+        racers = [context.Process(target=_race, args=(str(folder), start, attempted, results), daemon=True)
                   for _ in range(racers_per_try)]
         for racer in racers:
             racer.start()
-        outcomes = [results.get(timeout=30) for _ in racers]
-        for racer in racers:
-            racer.join(timeout=30)
+        try:
+            outcomes = [results.get(timeout=60) for _ in racers]
+        finally:
+            for racer in racers:
+                racer.join(timeout=30)
+                if racer.is_alive():
+                    racer.kill()
+                    racer.join()
         assert sum(outcomes) == 1, f"attempt {attempt}: {outcomes}"
 
 

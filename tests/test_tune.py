@@ -997,12 +997,18 @@ def test_ctrl_c_while_the_jobs_workers_start_up_is_one_error_line_and_results_th
     tune = subprocess.Popen(_command(base, space, out, 4, "--jobs", "2", "--pruner", "none"), env=_env(),
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     children = Path(f"/proc/{tune.pid}/task/{tune.pid}/children")
-    deadline = time.time() + 120
-    while time.time() < deadline and tune.poll() is None and len(children.read_text().split()) < 2:
-        time.sleep(0.01)  # until both workers are spawned
-    assert tune.poll() is None and len(children.read_text().split()) >= 2, tune.stderr.read()
-    os.killpg(tune.pid, signal.SIGINT)
-    _, err = tune.communicate(timeout=120)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and tune.poll() is None and len(children.read_text().split()) < 2:
+            time.sleep(0.01)  # until both workers are spawned
+        assert tune.poll() is None and len(children.read_text().split()) >= 2, (
+            tune.stderr.read() if tune.poll() is not None else "its two workers did not start within 120 s")
+        os.killpg(tune.pid, signal.SIGINT)
+        _, err = tune.communicate(timeout=120)
+    finally:  # a tune left running by a failure is killed with its workers (its stderr read then cannot block)
+        if tune.poll() is None:
+            os.killpg(tune.pid, signal.SIGKILL)
+            print(tune.communicate()[1], file=sys.stderr)
     assert tune.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: ")

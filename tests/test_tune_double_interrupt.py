@@ -49,12 +49,24 @@ def _start_two_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
                             text=True, start_new_session=True)
     deadline = time.time() + 120
     trials = out / "trials"
-    while time.time() < deadline and tune.poll() is None and not all((trials / n).is_dir() for n in "01"):
-        time.sleep(0.02)
-    assert tune.poll() is None, tune.communicate()[1]
-    assert all((trials / n).is_dir() for n in "01"), "the workers claimed no two trials in 120 s"
+    try:
+        while time.time() < deadline and tune.poll() is None and not all((trials / n).is_dir() for n in "01"):
+            time.sleep(0.02)
+        assert tune.poll() is None, tune.communicate()[1]
+        assert all((trials / n).is_dir() for n in "01"), "the workers claimed no two trials in 120 s"
+    except BaseException:
+        _kill_left_running(tune)
+        raise
     time.sleep(0.5)  # into their runs
     return tune, out
+
+
+def _kill_left_running(tune: subprocess.Popen) -> None:
+    """SIGKILL a tune still running (a failed assertion, a communicate that timed out) with its workers: its own
+    session of trials that train until stopped would hold the CI machine's cores for hours."""
+    if tune.poll() is None:
+        os.killpg(tune.pid, signal.SIGKILL)
+        tune.communicate()
 
 
 def _assert_stopped_in_order(tune: subprocess.Popen, err: str, out: Path) -> None:
@@ -76,10 +88,13 @@ def _assert_stopped_in_order(tune: subprocess.Popen, err: str, out: Path) -> Non
 @pytest.mark.slow
 def test_a_second_sigint_while_the_workers_stop_waits_for_them(tmp_path):
     tune, out = _start_two_trials(tmp_path)
-    tune.send_signal(signal.SIGINT)
-    time.sleep(0.05)  # the tune process is passing it on to the workers, or waiting for them
-    tune.send_signal(signal.SIGINT)
-    _, err = tune.communicate(timeout=120)
+    try:
+        tune.send_signal(signal.SIGINT)
+        time.sleep(0.05)  # the tune process is passing it on to the workers, or waiting for them
+        tune.send_signal(signal.SIGINT)
+        _, err = tune.communicate(timeout=120)
+    finally:
+        _kill_left_running(tune)
     _assert_stopped_in_order(tune, err, out)
 
 
@@ -88,14 +103,17 @@ def test_sigints_until_tune_exits_neither_cut_its_stop_nor_its_results_short(tmp
     """A user who insists: a SIGINT every 20 ms, to the process and to its group (the workers), until it exits."""
     tune, out = _start_two_trials(tmp_path)
     deadline = time.time() + 120
-    while tune.poll() is None and time.time() < deadline:
-        for send in (tune.send_signal, lambda signum: os.killpg(tune.pid, signum)):
-            try:
-                send(signal.SIGINT)
-            except ProcessLookupError:  # it exited meanwhile
-                break
-        time.sleep(0.02)
-    _, err = tune.communicate(timeout=120)
+    try:
+        while tune.poll() is None and time.time() < deadline:
+            for send in (tune.send_signal, lambda signum: os.killpg(tune.pid, signum)):
+                try:
+                    send(signal.SIGINT)
+                except ProcessLookupError:  # it exited meanwhile
+                    break
+            time.sleep(0.02)
+        _, err = tune.communicate(timeout=120)
+    finally:
+        _kill_left_running(tune)
     _assert_stopped_in_order(tune, err, out)
 
 

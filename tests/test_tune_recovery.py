@@ -356,7 +356,9 @@ def test_tune_under_a_new_hostname_does_not_wait_for_the_old_hosts_killed_trial(
     assert json.loads((tune_settings.out / "trials" / "0" / "run.json").read_text())["status"] == "running"
     started = time.time()
     best = tune(tune_settings)
-    assert time.time() - started < 30
+    # waiting for the killed trial lasts the whole --timeout (60 s); the one trial of its own takes seconds, but
+    # several times that on a busy 2-core CI machine: 30 s left too little margin
+    assert time.time() - started < 50
     rows = read_trials(tune_settings.out)
     assert [r["state"] for r in rows] == ["FAIL", "COMPLETE"] and best["trial"] == 1
     assert rows[0]["fail_reason"].startswith(f"worker pid {left.user_attrs['pid']} on old-container died")

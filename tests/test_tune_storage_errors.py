@@ -255,7 +255,11 @@ class Proxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.target)
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:  # the server refused: so does the proxy, and it takes the next one
+                client.close()
+                continue
             with self.lock:
                 self.sockets += [client, server]
             for source, sink in ((client, server), (server, client)):
@@ -270,6 +274,13 @@ class Proxy:
             pass
 
     def cut(self) -> None:
+        # shutdown first: on Linux a close alone neither wakes the accept() blocked in _accept nor stops the port
+        # listening (that accept holds the socket), so the next connection (a worker's reconnect) got through
+        # the "cut" proxy, and the port stayed taken for the proxy made again below
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         with self.lock:
             for sock in self.sockets:
