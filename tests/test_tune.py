@@ -108,8 +108,8 @@ BAD_SPACES = [
     ({"strategy.regularization.weight_decay": {"low": 0.0, "high": 0.1}}, "has no home in optimizer 'adam'"),
     # a float range on a whole-number key: its bounds pass, every value sampled between them would fail
     ({"strategy.epochs": {"low": 2, "high": 6, "type": "float"}},
-     "space key 'strategy.epochs': the config refuses strategy.epochs=3.2: config key 'strategy.epochs': Input "
-     "should be a valid integer, got a number with a fractional part; 'strategy.epochs' takes whole numbers: "
+     "space key 'strategy.epochs': the config refuses strategy.epochs=3.2: config key 'strategy.epochs': must be "
+     "a whole number; got 3.2; 'strategy.epochs' takes whole numbers: "
      "search it as an int range (integer low and high, without type: float)"),
     ({"strategy.epochs": {"low": 2.0, "high": 3.0, "step": 0.5}}, "the config refuses strategy.epochs=2.5"),
     # keys that change nothing a trial scores: every trial would repeat another

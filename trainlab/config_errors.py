@@ -11,8 +11,10 @@ written (:func:`location`; pydantic's union-branch names such as ``int`` or ``In
 - a missing key: ``config key 'model.name' is required``, plus ``; did you mean 'name' (the section has
   'naem')?`` when the section holds a key close to it;
 - any other: ``config key 'runtime.device': <pydantic's or the validator's message>; got 'gpu'; did you mean
-  'cuda'?``. The message is cut to 300 characters; the ``got`` part is left out when the message already
-  says what it got or the value is a section; the did-you-mean names the closest choice of a ``Literal``
+  'cuda'?``. A number an integer key cannot take is worded as the config's own checks word it
+  (``strategy.epochs: 2.5``: ``must be a whole number; got 2.5``; :data:`NUMBER_WORDING`). The message is cut
+  to 300 characters; the ``got`` part is left out when the message already says what it got or the value is
+  a section; the did-you-mean names the closest choice of a ``Literal``
   (:data:`CHOICE_SYNONYMS` maps PyTorch's and Lightning's spellings onto trainlab's). A ``torch.nn.Module``
   given as a value adds where a model object goes instead;
 - a section given no mapping: ``config key 'strategy.early_stopping': must be a mapping of its options (e.g.
@@ -216,6 +218,14 @@ def _is_torch_module(value: Any) -> bool:
     return nn is not None and isinstance(value, nn.Module)
 
 
+# pydantic's words for a number an integer key cannot take, said as the config's own checks say it
+# (trainlab.config_fields, a schedule's options: "must be a whole number; got 1.5"): int_from_float's
+# "Input should be a valid integer, got a number with a fractional part" names no value (and holds "got",
+# so one_line would add none), int_parsing_size's calls a YAML float such as 1e+19 an "input string"
+NUMBER_WORDING = {"int_from_float": "must be a whole number",
+                  "int_parsing_size": "must be an integer below 2**63"}
+
+
 def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel]) -> str:
     """The first of ``error``'s problems as one line; ``raw``: the config as validated, ``schema``: its model
     (:class:`trainlab.config.Config`), whose fields an unknown key's did-you-mean is drawn from."""
@@ -227,7 +237,7 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
         return f"unknown config key '{where}'{_unknown_key_hint(schema, raw, path)} (valid: {', '.join(valid)})"
     if first["type"] == "missing":
         return f"config key '{where}' is required{_misspelt_key(raw, where)}"
-    message = first["msg"].removeprefix("Value error, ")
+    message = NUMBER_WORDING.get(first["type"], first["msg"].removeprefix("Value error, "))
     if first["type"] == "model_type":  # "...or instance of EarlyStoppingConfig": a class the config never names
         message = _mapping_wanted(_model_named(schema, (first.get("ctx") or {}).get("class_name")))
     if len(message) > 300:

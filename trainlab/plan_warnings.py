@@ -1,7 +1,8 @@
 """Warnings of a run's plan: strategy settings that train, but on this data and this length likely not as
 meant. A full-batch optimizer on mini-batches, mid-epoch validations without validation rows, an optimizer
-step larger than the training set, a fine-tune that never unfreezes, ``min_steps`` stretching a tiny set,
-an averaged model that stays mostly its starting weights, and settings that provably do nothing over the
+step larger than the training set, gradient accumulation on a full batch, an L1/L2 penalty on a model
+without a weight tensor of 2+ dimensions, a fine-tune that never unfreezes, ``min_steps`` stretching a tiny
+set, an averaged model that stays mostly its starting weights, and settings that provably do nothing over the
 run's length (:func:`warn_if_idle`: class weights that cancel at batch_size 1, a step schedule that never
 decays, a patience no run this long exhausts). Each is one ``warning:`` line (:func:`trainlab.notices.warn`)
 naming the setting and its fix; none stops the run.
@@ -19,6 +20,7 @@ from trainlab.data import Dataset
 from trainlab.engine.batching import BatchPlan
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
 from trainlab.losses.base import Loss
+from trainlab.losses.penalties import penalised_parameters
 from trainlab.notices import warn
 from trainlab.run_checks import input_fixes
 from trainlab.schedules import SCHEDULES
@@ -54,12 +56,54 @@ def warn_if_step_exceeds_data(batch_size: int | str, accum: int, plan: BatchPlan
                               budgeted: bool = False) -> None:
     """One warning when an accumulated optimizer step (``batch_size`` x ``accum`` rows) is larger than the
     training set: the speedrun recipe's 250 x 8 rows on 600 images makes one step per epoch. ``total_steps``:
-    the run's steps, a time budget's first plan when ``budgeted``."""
-    if accum > 1 and batch_size != "full" and int(batch_size) * accum > plan.n:
+    the run's steps, a time budget's first plan when ``budgeted``. ``batch_size: full`` with ``accum`` > 1
+    is :func:`warn_if_accumulating_full_batch`'s."""
+    if accum > 1 and batch_size == "full":
+        warn_if_accumulating_full_batch(accum, plan)
+        return
+    if accum > 1 and int(batch_size) * accum > plan.n:
         total = f"about {total_steps} in all (the time budget's plan)" if budgeted else f"{total_steps} in all"
         warn(f"an optimizer step of {batch_size} x {accum} (grad_accum_steps) rows exceeds the training set "
              f"({plan.n} rows): {plan.steps_per_epoch} step(s) per epoch, {total}; lower "
              "strategy.grad_accum_steps (or batch_size) for a set this small")
+
+
+def warn_if_accumulating_full_batch(accum: int, plan: BatchPlan) -> None:
+    """One warning for ``batch_size: full`` with ``grad_accum_steps`` > 1: the one micro-batch of an epoch is
+    the whole training set, so every optimizer step takes that one micro-batch alone (ceil(1 / accum) = 1
+    step per epoch) and nothing is accumulated: the run trains exactly as without the setting."""
+    if accum <= 1:
+        return
+    warn(f"strategy.grad_accum_steps={accum} does nothing with strategy.batch_size: full: each optimizer step "
+         f"already takes the whole training set ({plan.n} rows) as its one micro-batch, "
+         f"{counted(plan.steps_per_epoch, 'step')} per epoch, so nothing is accumulated; remove "
+         "strategy.grad_accum_steps")
+
+
+MAX_PARAMETERS_NAMED = 4  # of a model's parameters shown in a warning (a user's module may hold hundreds)
+
+
+def warn_if_nothing_penalised(l1: float, l2: float, model: torch.nn.Module) -> None:
+    """One warning when ``strategy.regularization.l1``/``l2`` > 0 but ``model`` has no trainable weight tensor
+    of 2+ dimensions: the penalties act on those alone (trainlab.losses.penalties.penalised_parameters, not on
+    biases, norm weights or scalars), so the objective adds none, no ``train_penalty`` is recorded, and the run
+    trains exactly as without the setting. Checked once the optimizer is built, which freezes a fine-tune's
+    backbone (``finetune.freeze``): a weight frozen then is never penalised."""
+    if not (l1 or l2) or penalised_parameters(model):
+        return
+    setting = " and ".join(f"{name}={value}" for name, value in (("l1", l1), ("l2", l2)) if value)
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if any(p.ndim >= 2 for p in model.parameters()):
+        why = "its weight tensors of 2+ dimensions are frozen (requires_grad False)"
+    else:
+        shown = [f"'{name}' of shape {tuple(p.shape)}" for name, p in trainable[:MAX_PARAMETERS_NAMED]]
+        hidden = len(trainable) - MAX_PARAMETERS_NAMED
+        why = f"its parameters are {', '.join(shown)}{f' and {hidden} more' if hidden > 0 else ''}"
+    verb, pronoun = ("penalise", "them") if l1 and l2 else ("penalises", "it")
+    warn(f"strategy.regularization.{setting} {verb} only weight tensors of 2+ dimensions (not biases or norm "
+         f"weights), but model '{type(model).__name__}' has no trainable weight tensor of 2+ dimensions for "
+         f"{pronoun} to act on ({why}): no penalty is added and the run trains as without {pronoun}; "
+         f"remove {pronoun}")
 
 
 def warn_if_never_unfrozen(unfreeze_after_epochs: int | None, plan: BatchPlan, total_steps: int) -> None:

@@ -33,10 +33,11 @@ from trainlab.lr_finder import (
     suggest_lr,
     warmup_steps,
 )
+from trainlab.notices import held_back
 from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
 from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
-from trainlab.plan_warnings import warn_if_stale
+from trainlab.plan_warnings import warn_if_nothing_penalised, warn_if_stale
 
 
 def optimizer_spec_for(config: Config) -> dict[str, Any]:
@@ -100,8 +101,10 @@ def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[st
         raise ConfigError(f"model '{type(model).__name__}' has nothing to train: {frozen}")
     regularization = config.strategy.regularization
     objective = Objective(loss, regularization.l1, regularization.l2)
-    return StandardStep(model, build_optimizer_for(config, model, loss, spec), objective,
-                        options or step_options(config, precision), device)
+    optimizer = build_optimizer_for(config, model, loss, spec)
+    # after the optimizer, which freezes a fine-tune's backbone (finetune.freeze): a frozen weight is not penalised
+    warn_if_nothing_penalised(regularization.l1, regularization.l2, model)
+    return StandardStep(model, optimizer, objective, options or step_options(config, precision), device)
 
 
 def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total_steps: int,
@@ -160,7 +163,8 @@ def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: di
     if sweeps[1] == sweeps[0]:
         sweeps.pop()
     with first_epoch_freezing(config, model):
-        probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision, eager)
+        with held_back():  # the run's own step is built next, from the same config and model: it warns once
+            probe = build_step(config, model, loss, {**spec, "lr": 1e-7}, device, precision, eager)
         for steps in sweeps:
             lrs, losses = range_test_step(probe, batches.forever(plan), start_lr=1e-7, end_lr=10.0,
                                           num_steps=steps, reference_lr=1e-7)  # lrs of strategy.optimizer.lr
