@@ -10,6 +10,11 @@ temporary file in the target directory and moved into place with
 
 Artists carry a ``gid`` naming their role: ``"lr"``, ``"epoch_boundary"``,
 ``"loss"``, ``"smoothed"``, ``"suggestion"`` and ``"curve:<strategy>"``.
+
+A string the user chose (a run folder's name, a metric, a param group, a title) is drawn as written
+(:func:`plain_text`): never as mathtext (``lr_$1_$2`` is a name, not math), legend entries starting with
+``_`` included (:func:`literal_legend`). A character no font of the figure has is drawn as matplotlib's
+placeholder and said in one ``warning:`` line (:func:`save_figure`), not in matplotlib's own warnings.
 """
 
 from __future__ import annotations
@@ -18,12 +23,20 @@ import io
 import math
 import numbers
 import os
+import re
+import warnings
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from matplotlib import font_manager
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.text import Text
 
 from trainlab.atomic import check_output_path, named_after, write_output_bytes
 from trainlab.errors import ConfigError, DataError
@@ -37,12 +50,50 @@ MAX_EPOCH_LINES = 100  # beyond this many epochs, draw every k-th boundary so th
 MAX_SCHEDULE_POINTS = 4096  # beyond this many steps, plot this many evenly spaced steps (a 10^18-step run too)
 FORMATS = ("png", "pdf", "svg")
 LEGEND_INSIDE_MAX = 4  # more curves than this and the legend moves outside the axes
+# fonts shipped with matplotlib that map Unicode code points to their own glyphs (not the TeX-encoded cm*
+# fonts, nor LastResort, whose every glyph is a placeholder), tried in order for a character the figure's
+# font lacks: DejaVu Sans has the widest cover, STIXGeneral adds letterlike and technical symbols
+BUNDLED_FALLBACK_FONTS = ("DejaVu Sans", "STIXGeneral")
+# matplotlib's warning for a character no font of a text has (Agg, PDF, SVG alike): "Glyph 26085 (...)
+# missing from font(s) DejaVu Sans."
+MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font(?:\(s\) (.+?)\.?$)?")
 
 
 def _new_figure() -> Figure:
     figure = Figure(figsize=(7.0, 4.0), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)  # attach the Agg canvas: no pyplot, no global backend switch
     return figure
+
+
+@cache
+def _fallback_families() -> tuple[str, ...]:
+    """The :data:`BUNDLED_FALLBACK_FONTS` matplotlib's font manager has (a distribution may leave STIX out:
+    naming a family it lacks would log a findfont warning)."""
+    known = {font.name for font in font_manager.fontManager.ttflist}
+    return tuple(family for family in BUNDLED_FALLBACK_FONTS if family in known)
+
+
+def plain_text(text: Text) -> Text:
+    """``text`` drawn as its string is written: without mathtext (``$1_$2``, ``$\\foo{`` and ``$5 to $6``
+    are names, not math: matplotlib parses a string with an even number of ``$`` as math, and fails or
+    draws italics), without TeX (an rc file's ``text.usetex``), and with the bundled fonts that have them
+    (:data:`BUNDLED_FALLBACK_FONTS`) as fallbacks for characters its font lacks. Returns ``text``."""
+    text.set_parse_math(False)
+    text.set_usetex(False)
+    text.set_fontfamily([*text.get_fontfamily(), *_fallback_families()])
+    return text
+
+
+def literal_legend(axes: Axes, entries: Sequence[tuple[Artist, str]], **options: Any) -> Legend:
+    """A legend of ``entries`` (artist, label) in that order, each label as written (:func:`plain_text`).
+
+    The labels are put on the legend's texts after it is made: matplotlib leaves a label starting with
+    ``_`` out of a legend (hidden artists are named so), and a run folder may well be named ``_baseline``.
+    """
+    legend = axes.legend([artist for artist, _ in entries], ["entry"] * len(entries), **options)
+    for text, (_, label) in zip(legend.get_texts(), entries, strict=True):
+        plain_text(text).set_text(label)
+    return legend
 
 
 def check_plot_path(path: str | os.PathLike[str]) -> str:
@@ -63,13 +114,37 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], *, follow_link: bo
     """
     target = Path(path)
     file_format = check_plot_path(target)
-    rendered = io.BytesIO()
     try:
-        figure.savefig(rendered, format=file_format)
+        rendered = _render(figure, file_format)
     except OSError as exc:  # one that names no file (ENOSPC where a backend spools to disk): name the plot's
         raise named_after(exc, target) from None
-    write_output_bytes(target, rendered.getvalue(), follow_link=follow_link)
+    write_output_bytes(target, rendered, follow_link=follow_link)
     return target
+
+
+def _render(figure: Figure, file_format: str) -> bytes:
+    """``figure`` in ``file_format``. Characters no font of their text has (a run folder named ``日本``;
+    matplotlib draws a placeholder for each) are said in one ``warning:`` line instead of matplotlib's
+    warning per character and draw; any other warning is passed on as it came."""
+    rendered = io.BytesIO()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("always", message=MISSING_GLYPH.pattern, category=UserWarning)
+        figure.savefig(rendered, format=file_format)
+    missing: dict[str, None] = {}
+    fonts: dict[str, None] = {}
+    for caught_warning in caught:
+        glyph = MISSING_GLYPH.match(str(caught_warning.message))
+        if glyph and issubclass(caught_warning.category, UserWarning):
+            missing[chr(int(glyph[1]))] = None
+            fonts.update(dict.fromkeys((glyph[2] or "").split(", ")))
+        else:
+            warnings.warn_explicit(caught_warning.message, caught_warning.category, caught_warning.filename,
+                                   caught_warning.lineno, source=caught_warning.source)
+    if missing:
+        named = ", ".join(sorted(font for font in fonts if font)) or "matplotlib's font"
+        warn(f"the plot's fonts ({named}) have no glyph for {' '.join(missing)} in its names or labels: drawn as "
+             "placeholders; a font that has them, named first in matplotlib's font.family (matplotlibrc), draws them")
+    return rendered.getvalue()
 
 
 # --------------------------------------------------------------------------- schedule
@@ -112,26 +187,29 @@ def schedule_figure(schedule: Schedule, total_steps: int, base_lr: float, steps_
     axes.set_xlabel("step")
     axes.set_ylabel("learning rate")
     if group_lrs:
+        entries = []
         for index, (name, lr) in enumerate(group_lrs.items()):
             label, ys = f"{name} (lr {lr:g})", [value / base_lr * lr for value in lrs]
             if horizons and name in horizons:
                 own_steps, own = horizons[name]
                 label = f"{name} (lr {lr:g}, its first {own_steps} steps)"
                 ys = [lr * float(own(step)) if step < own_steps else 0.0 for step in steps]
-            axes.plot(list(steps), ys, color=f"C{index + 1}", linewidth=1.5, gid=f"lr:{name}", label=label)
-        axes.plot(list(steps), lrs, color="0.4", linewidth=1.0, linestyle="--", gid="lr",
-                  label=f"parameters no group selects (lr {base_lr:g})")
+            (line,) = axes.plot(list(steps), ys, color=f"C{index + 1}", linewidth=1.5, gid=f"lr:{name}", label=label)
+            entries.append((line, label))
+        (line,) = axes.plot(list(steps), lrs, color="0.4", linewidth=1.0, linestyle="--", gid="lr",
+                            label=f"parameters no group selects (lr {base_lr:g})")
+        entries.append((line, line.get_label()))
         every = [*group_lrs.values(), base_lr]
         if max(every) > 100 * min(every):
             axes.set_yscale("log")
         else:
             axes.set_ylim(bottom=0)
-        axes.legend(loc="best", fontsize="small")
+        literal_legend(axes, entries, loc="best", fontsize="small")
     else:
         axes.plot(list(steps), lrs, color="C0", linewidth=1.5, gid="lr", label="lr")
         axes.set_ylim(bottom=0)
         axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-    axes.set_title(title if title is not None else f"LR schedule (base lr {base_lr:g}, {total_steps} steps)")
+    plain_text(axes.set_title(title if title is not None else f"LR schedule (base lr {base_lr:g}, {total_steps} steps)"))
     axes.grid(True, axis="y", alpha=0.3)
     return figure
 
@@ -257,18 +335,20 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: 
                           f"{did_you_mean(metric, keys)}")
     figure = _new_figure()
     axes = figure.add_subplot()
+    entries = []
     for strategy, (epochs, values) in series.items():
-        axes.plot(epochs, values, marker="o" if len(epochs) <= 30 else None, markersize=3, label=strategy,
-                  gid=f"curve:{strategy}")
+        (line,) = axes.plot(epochs, values, marker="o" if len(epochs) <= 30 else None, markersize=3, label=strategy,
+                            gid=f"curve:{strategy}")
+        entries.append((line, strategy))
     axes.set_xlabel("epoch")
-    axes.set_ylabel(metric)
-    axes.set_title(f"{metric} by epoch")
+    plain_text(axes.set_ylabel(metric))
+    plain_text(axes.set_title(f"{metric} by epoch"))
     axes.grid(True, alpha=0.3)
     if len(series) > LEGEND_INSIDE_MAX:  # many runs: the legend goes beside the axes, never over a curve
         figure.set_size_inches(9.5, 4.5)
-        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+        literal_legend(axes, entries, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     else:
-        axes.legend(loc="best")
+        literal_legend(axes, entries, loc="best")
     return figure
 
 

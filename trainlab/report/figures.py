@@ -4,12 +4,14 @@ Conventions shared by every figure: one colour per strategy (or run) across the 
 (:func:`colours`), and one short label (:func:`labels`: a name of up to 195 characters shortened alike
 in every figure, distinct where the names are, the full name in the hover text), axis titles with units,
 the legend in the margin below the plot so it never covers data, and no fixed width (the page sizes
-charts to the window).
+charts to the window). Every name from the user's data (a strategy, run, class, target column, metric or
+param group) goes into a figure through :func:`as_written`, so Plotly shows it as written.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +30,22 @@ MAX_RESIDUAL_POINTS = 3000  # per figure, shared by its panels
 MAX_CONFUSION_TEXT = 20  # above this many classes the cells carry no numbers (colour and hover only)
 MAX_PANELS = 16  # multi-label / multi-output figures: one panel per label or output, at most this many
 LABEL_COLUMNS = 4  # multi-label matrices per row
+# what Plotly would read as other than the character itself, and the entity it shows as the character
+PLOTLY_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "%": "&#37;"}
+PLOTLY_SPECIAL = re.compile(r"[&<>$]|%(?=\{)")
+
+
+def as_written(text: object) -> str:
+    """``text`` (a name from the user's data) as Plotly shows it literally, in a legend, a tick, a title or
+    a hover label alike.
+
+    Plotly reads every text as pseudo-HTML (``<b>``, ``<br>``, ``<a href>``, entities such as ``&amp;``),
+    a hovertemplate's ``%{...}`` as a field of the point, and a text with two ``$`` as MathJax where the
+    page has it. Each ``&``, ``<``, ``>``, ``$``, and ``%`` before ``{``, becomes an entity, which Plotly
+    turns back into that one character after those steps (text between tags is decoded once): ``<b>x</b>``
+    -> ``&lt;b&gt;x&lt;/b&gt;``, ``a%{y}`` -> ``a&#37;{y}``, ``&amp;`` -> ``&amp;amp;``.
+    """
+    return PLOTLY_SPECIAL.sub(lambda special: PLOTLY_ENTITIES[special[0]], str(text))
 
 
 def colours(names: Sequence[str]) -> dict[str, str]:
@@ -58,9 +76,10 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def style(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
-    """Title top-left, white template, legend below the plotting area."""
+    """Title top-left (``title`` shown as written: it may hold a strategy's name), white template, legend
+    below the plotting area."""
     figure.update_layout(
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 16}},
+        title={"text": as_written(title), "x": 0.0, "xanchor": "left", "font": {"size": 16}},
         template="plotly_white", height=height, font={"size": 13},
         margin={"l": 70, "r": 20, "t": 60, "b": 40},
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0.0, "xanchor": "left"},
@@ -77,7 +96,7 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
     axis = labels(palette, AXIS_WIDTH)
     for entry in entries:
         name = entry["name"]
-        label = axis.get(name, name)
+        label = as_written(axis.get(name, name))
         stats = (entry.get("metrics") or {}).get(metric) or {}
         mean, ci = stats.get("mean"), stats.get("ci95")
         values = [v for v in stats.get("values") or [] if v is not None]
@@ -87,7 +106,8 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
                      "thickness": 2, "width": 8}
         figure.add_trace(go.Scatter(x=[label], y=[mean], error_y=error, mode="markers", name=label,
                                     marker={"size": 12, "color": palette[name], "symbol": "diamond"},
-                                    hovertemplate=f"{name}<br>mean %{{y:.4g}}<br>95% CI {_interval(ci)}<extra></extra>"))
+                                    hovertemplate=f"{as_written(name)}<br>mean %{{y:.4g}}<br>95% CI {_interval(ci)}"
+                                                  "<extra></extra>"))
         if values:
             figure.add_trace(go.Box(x=[label] * len(values), y=values, name=label, boxpoints="all", jitter=0.3,
                                     pointpos=-1.6, fillcolor="rgba(0,0,0,0)", line={"width": 0},
@@ -98,7 +118,7 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
     # one clipped interval names the clipping in the title (the others, inside the range, are plain t)
     method = next((m for m in methods if "clipped" in m), methods[0] if methods else None)
     interval = f"with 95% CI ({method})" if method else "(no 95% CI: fewer than 2 finished seeds)"
-    figure.update_yaxes(title_text=_metric_title(metric))
+    figure.update_yaxes(title_text=as_written(_metric_title(metric)))
     figure.update_xaxes(title_text="strategy (ranked, best first)", type="category")
     shown = [axis.get(e["name"], e["name"]) for e in entries]
     style(figure, f"{metric}: mean {interval}, dots are seeds", _axis_height(420, shown))
@@ -118,7 +138,8 @@ def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], k
 
     ``axis`` is "step" or "elapsed_s". ``events`` (single runs) are marked as dotted vertical lines.
     """
-    figure = make_subplots(rows=1, cols=len(keys), subplot_titles=list(keys), horizontal_spacing=0.07)
+    figure = make_subplots(rows=1, cols=len(keys), subplot_titles=[as_written(key) for key in keys],
+                           horizontal_spacing=0.07)
     legend = labels(palette)
     for column, key in enumerate(keys, start=1):
         for name, runs in groups.items():
@@ -133,12 +154,13 @@ def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], k
                                             fillcolor=_rgba(colour, 0.18), legendgroup=name, showlegend=False,
                                             hoverinfo="skip"), 1, column)
             figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines+markers" if len(band.x) <= 30 else "lines",
-                                        marker={"size": 5}, name=legend.get(name, name), legendgroup=name,
-                                        line={"color": colour, "width": 2}, showlegend=column == 1,
-                                        hovertemplate=f"{name}<br>%{{x:.4g}}: %{{y:.4g}}<extra>{key}</extra>"),
+                                        marker={"size": 5}, name=as_written(legend.get(name, name)),
+                                        legendgroup=name, line={"color": colour, "width": 2}, showlegend=column == 1,
+                                        hovertemplate=f"{as_written(name)}<br>%{{x:.4g}}: %{{y:.4g}}"
+                                                      f"<extra>{as_written(key)}</extra>"),
                              1, column)
         figure.update_xaxes(title_text=AXIS_TITLES[axis], row=1, col=column)
-        figure.update_yaxes(title_text=_metric_title(key), row=1, col=column)
+        figure.update_yaxes(title_text=as_written(_metric_title(key)), row=1, col=column)
     if axis == "step":
         for event in events:
             if isinstance(event.get("step"), (int, float)):
@@ -200,8 +222,9 @@ def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palet
                 highs.append(positive.max())
             shown = legend.get(name, name)
             label = f"{shown} · {key.removeprefix('lr/')}" if routes else shown
-            figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines", name=label, legendgroup=name,
-                                        hovertemplate=f"{name}<br>%{{x:.4g}}: %{{y:.4g}}<extra>{key}</extra>",
+            figure.add_trace(go.Scatter(x=band.x, y=band.mean, mode="lines", name=as_written(label), legendgroup=name,
+                                        hovertemplate=f"{as_written(name)}<br>%{{x:.4g}}: %{{y:.4g}}"
+                                                      f"<extra>{as_written(key)}</extra>",
                                         line={"color": palette[name], "width": 2, "shape": "hv",
                                               "dash": ROUTE_DASHES[index % len(ROUTE_DASHES)]}))
     log = bool(lows) and max(highs) / min(lows) > 50
@@ -222,8 +245,8 @@ def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[
     for name, raw in values.items():
         present = [float(v) for v in raw if v is not None and math.isfinite(v)]
         missing = len(raw) - len(present)
-        shown = axis.get(name, name)
-        label = shown if not (note_missing and missing) else f"{shown}<br>({missing} {note_missing})"
+        shown = as_written(axis.get(name, name))
+        label = shown if not (note_missing and missing) else f"{shown}<br>({missing} {as_written(note_missing)})"
         categories.append(label)
         if present:
             figure.add_trace(go.Box(x=[label] * len(present), y=present, name=shown, boxpoints="all", jitter=0.3,
@@ -232,7 +255,7 @@ def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[
         else:  # nothing to draw, but the group keeps its place on the axis with its "missed" label
             figure.add_trace(go.Scatter(x=[label], y=[None], mode="markers", name=shown, showlegend=False))
     figure.update_xaxes(title_text="strategy", type="category", categoryorder="array", categoryarray=categories)
-    figure.update_yaxes(title_text=y_title)
+    figure.update_yaxes(title_text=as_written(y_title))
     return style(figure, title, _axis_height(400, [axis.get(name, name) for name in values]))
 
 
@@ -245,9 +268,9 @@ def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float]
     legend = labels(palette)
     for name in [*[n for n in palette if n in profile], *[n for n in profile if n not in palette]]:
         fractions = profile[name]
-        figure.add_trace(go.Scatter(x=list(taus), y=list(fractions), mode="lines", name=legend.get(name, name),
+        figure.add_trace(go.Scatter(x=list(taus), y=list(fractions), mode="lines", name=as_written(legend.get(name, name)),
                                     line={"color": palette.get(name, "#333"), "width": 2, "shape": "hv"}))
-    figure.update_xaxes(title_text=f"tau: {ratio} (log scale)", type="log")
+    figure.update_xaxes(title_text=as_written(f"tau: {ratio} (log scale)"), type="log")
     figure.update_yaxes(title_text="fraction of tasks within tau", range=[-0.02, 1.02])
     return style(figure, "performance profile over tasks (Dolan-More; higher and further left is better)", 400)
 
@@ -261,7 +284,7 @@ def row_share(counts: np.ndarray) -> np.ndarray:
 def confusion_figure(predictions: Predictions, title: str) -> go.Figure:
     """Counts of true class (rows) by predicted class (columns); colour is the row share (recall)."""
     counts = confusion_matrix(predictions)
-    names = predictions.names or []
+    names = [as_written(name) for name in predictions.names or []]
     share = row_share(counts)
     show_text = len(names) <= MAX_CONFUSION_TEXT
     figure = go.Figure(go.Heatmap(
@@ -281,7 +304,7 @@ def label_confusion_figure(predictions: Predictions, title: str) -> go.Figure:
     (columns) absent/present; colour is the row share, as in :func:`confusion_figure`."""
     every = confusion_matrix(predictions)
     counts = every[:MAX_PANELS]
-    names = (predictions.names or [str(i) for i in range(len(every))])[:len(counts)]
+    names = [as_written(name) for name in (predictions.names or [str(i) for i in range(len(every))])[:len(counts)]]
     columns = min(len(counts), LABEL_COLUMNS)
     rows = math.ceil(len(counts) / columns)
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.08,
@@ -310,7 +333,7 @@ def residual_figure(predictions: Predictions, title: str) -> go.Figure:
     (named by its target column), at most MAX_RESIDUAL_POINTS points over all panels."""
     predicted = np.asarray(predictions.y_pred, dtype=float).reshape(len(predictions.y_pred), -1)
     residual = np.asarray(predictions.y_true, dtype=float).reshape(predicted.shape) - predicted
-    names = predictions.names or [f"output {i}" for i in range(predicted.shape[1])]
+    names = [as_written(name) for name in predictions.names or [f"output {i}" for i in range(predicted.shape[1])]]
     panels = min(predicted.shape[1], MAX_PANELS)
     keep = decimate(len(predicted), max(1, MAX_RESIDUAL_POINTS // panels))
     several = predicted.shape[1] > 1
@@ -336,10 +359,11 @@ def metric_bars(values: Mapping[str, float | None], metric: str, palette: Mappin
     names = list(values)
     axis = labels(palette, AXIS_WIDTH)
     shown = [axis.get(n, n) for n in names]
-    figure = go.Figure(go.Bar(x=shown, y=[values[n] for n in names], marker={"color": [palette[n] for n in names]},
-                              customdata=names, hovertemplate="%{customdata}<br>%{y:.4g}<extra></extra>"))
+    figure = go.Figure(go.Bar(x=[as_written(label) for label in shown], y=[values[n] for n in names],
+                              marker={"color": [palette[n] for n in names]}, customdata=[as_written(n) for n in names],
+                              hovertemplate="%{customdata}<br>%{y:.4g}<extra></extra>"))
     figure.update_xaxes(title_text="run", type="category")
-    figure.update_yaxes(title_text=metric)
+    figure.update_yaxes(title_text=as_written(metric))
     style(figure, f"{metric} by run", _axis_height(380, shown))
     figure.update_layout(showlegend=False)
     return figure
