@@ -222,7 +222,10 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
                           "of (x, y) pairs")
     callbacks = user_callbacks(callbacks)
     overwrite = flag("overwrite", overwrite)  # "false" is a true string: it would replace the records
-    created = _check_out(path_argument(out, "out"), overwrite) if out is not None else []
+    out = path_argument(out, "out") if out is not None else None  # ~ expanded: Python passes no shell
+    if isinstance(strategy, str | Path):  # a YAML file's path; a dict or Strategy is read as it is
+        strategy = path_argument(strategy, "strategy")
+    created = _check_out(out, overwrite) if out is not None else []
     try:
         with config_folder_trusted(_strategy_folder(strategy)):
             return _fit(model, train, strategy, val, test, callbacks, metrics, seed, out, runtime, task, class_names)

@@ -1,7 +1,9 @@
 """The ``trainlab`` command line's parser: one function per subcommand, and the global flags.
 
 Usage errors are one ``error:`` line and exit status 2 (:class:`_Parser`); a flag must be spelled whole
-(no abbreviations: ``--data`` is not ``--data-dir``). What each command does is in :mod:`trainlab.cli`.
+(no abbreviations: ``--data`` is not ``--data-dir``). Every argument that names a file or folder has
+``type=``:func:`path_word`, so that ``~`` is its home folder wherever the shell left it (``--out=~/runs``,
+``"~/my runs"``). What each command does is in :mod:`trainlab.cli`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from trainlab import __version__
+from trainlab.shell_command import home_expanded
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +32,17 @@ class _Parser(argparse.ArgumentParser):
 
             hint = did_you_mean(value, [str(c) for c in action.choices or ()]) if isinstance(value, str) else ""
             raise argparse.ArgumentError(action, f"{exc.message}{hint}") from None
+
+
+def path_word(text: str) -> str:
+    """A path argument as given, with a leading ``~`` or ``~user`` expanded (:func:`home_expanded`): the shell
+    expands it only at the start of a word, not in ``--out=~/runs`` nor in quotes, and a run folder made as
+    ``./~/runs`` is one that ``rm -rf ~`` would not clean up but take the home folder with it. A ``~user``
+    of no such user is a usage error (exit 2) naming it."""
+    try:
+        return home_expanded(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 QUIET_HELP = "no progress line and no notes (warnings and the final summary still print)"
@@ -58,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a config into a run folder")
-    train.add_argument("config")
+    train.add_argument("config", type=path_word)
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    train.add_argument("--out", help="run folder (default runs/<name>-<UTC time>)")
+    train.add_argument("--out", type=path_word, help="run folder (default runs/<name>-<UTC time>)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--resume", action="store_true",
                        help="continue --out if it holds a run of this config (a finished one is left as it is, exit 0)")
@@ -71,7 +85,7 @@ def _train_command(commands: argparse._SubParsersAction) -> None:
 
 def _eval_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="reload a run's model.safetensors and print its metrics")
-    evaluate.add_argument("run_dir")
+    evaluate.add_argument("run_dir", type=path_word)
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"],
                           help="split to evaluate on (default test)")
 
@@ -79,14 +93,14 @@ def _eval_command(commands: argparse._SubParsersAction) -> None:
 def _resume_command(commands: argparse._SubParsersAction) -> None:
     resume = commands.add_parser("resume", help="continue a run from its last checkpoint (a finished run: nothing "
                                                 "to do, exit 0)")
-    resume.add_argument("run_dir")
+    resume.add_argument("run_dir", type=path_word)
     resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def _compare_command(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser("compare", help="compare strategies over seeds: runs, statistics, leaderboard")
-    compare.add_argument("configs", nargs="+", metavar="BASE.yaml", help="one base config per task")
-    compare.add_argument("--strategies", required=True, metavar="STRATEGIES.yaml",
+    compare.add_argument("configs", nargs="+", type=path_word, metavar="BASE.yaml", help="one base config per task")
+    compare.add_argument("--strategies", required=True, type=path_word, metavar="STRATEGIES.yaml",
                          help="the strategies to compare: name -> config overrides (docs/compare.md)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a key of every base config (before the strategies' overrides)")
@@ -96,7 +110,8 @@ def _compare_command(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--metric", default="test_accuracy", help="ranking metric (default test_accuracy)")
     compare.add_argument("--direction", choices=["min", "max", "minimize", "maximize"],
                          help="override the metric's direction")
-    compare.add_argument("--out", help="comparison folder (default runs/compare-<strategies file name>)")
+    compare.add_argument("--out", type=path_word,
+                         help="comparison folder (default runs/compare-<strategies file name>)")
 
 
 def _demo_command(commands: argparse._SubParsersAction) -> None:
@@ -104,27 +119,27 @@ def _demo_command(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--epochs", type=int, default=80, help="epochs per run (default 80)")
     demo.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per optimizer (default 3)")
     demo.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads (default 2)")
-    demo.add_argument("--out", default="runs/demo", help="comparison folder (default runs/demo)")
+    demo.add_argument("--out", type=path_word, default="runs/demo", help="comparison folder (default runs/demo)")
 
 
 def _advise_command(commands: argparse._SubParsersAction) -> None:
     advise = commands.add_parser("advise", help="recommend a loss and metrics for a config's data")
-    advise.add_argument("config")
+    advise.add_argument("config", type=path_word)
     advise.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
 
 
 def _schedule_command(commands: argparse._SubParsersAction) -> None:
     schedule = commands.add_parser("schedule", help="plot a config's learning-rate schedule")
-    schedule.add_argument("config")
+    schedule.add_argument("config", type=path_word)
     schedule.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    schedule.add_argument("--plot", required=True, help=PLOT_HELP)
+    schedule.add_argument("--plot", required=True, type=path_word, help=PLOT_HELP)
 
 
 def _lr_find_command(commands: argparse._SubParsersAction) -> None:
     lr_find = commands.add_parser("lr-find", help="LR range test: plot loss vs LR and suggest an LR")
-    lr_find.add_argument("config")
+    lr_find.add_argument("config", type=path_word)
     lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    lr_find.add_argument("--plot", help=PLOT_HELP)
+    lr_find.add_argument("--plot", type=path_word, help=PLOT_HELP)
     lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first LR of the sweep (default 1e-7)")
     lr_find.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
     lr_find.add_argument("--steps", type=int, default=100,
@@ -134,30 +149,30 @@ def _lr_find_command(commands: argparse._SubParsersAction) -> None:
 
 def _predict_command(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="predict new rows (CSV, npz, image folder, text) with a finished run")
-    predict.add_argument("run_dir", metavar="RUN_DIR")
-    predict.add_argument("input", metavar="INPUT", help="new rows in the run's format: CSV, npz (array x), a folder "
+    predict.add_argument("run_dir", type=path_word, metavar="RUN_DIR")
+    predict.add_argument("input", type=path_word, metavar="INPUT", help="new rows in the run's format: CSV, npz (array x), a folder "
                                                          "of images, a text TSV/CSV (docs/predict.md)")
-    predict.add_argument("-o", "--out", help="CSV file to write (default: print to stdout)")
+    predict.add_argument("-o", "--out", type=path_word, help="CSV file to write (default: print to stdout)")
     predict.add_argument("--proba", action="store_true", help="add one probability column per class")
 
 
 def _report_command(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser("report", help="self-contained HTML report of a comparison or of run folders")
-    report.add_argument("paths", nargs="+", metavar="DIR_OR_RUN", help="a 'trainlab compare' folder, or run folders")
-    report.add_argument("-o", "--out", help=f"HTML file to write (default {DEFAULT_OUTPUTS['report']})")
+    report.add_argument("paths", nargs="+", type=path_word, metavar="DIR_OR_RUN", help="a 'trainlab compare' folder, or run folders")
+    report.add_argument("-o", "--out", type=path_word, help=f"HTML file to write (default {DEFAULT_OUTPUTS['report']})")
 
 
 def _plot_command(commands: argparse._SubParsersAction) -> None:
     plot = commands.add_parser("plot", help="plot learning curves of run folders to an image")
-    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("run_dirs", nargs="+", type=path_word, metavar="RUN_DIR")
     plot.add_argument("--metric", default="val_loss", help="record key to plot by epoch (default val_loss)")
-    plot.add_argument("-o", "--out", help=f"PNG, PDF or SVG file (default {DEFAULT_OUTPUTS['plot']})")
+    plot.add_argument("-o", "--out", type=path_word, help=f"PNG, PDF or SVG file (default {DEFAULT_OUTPUTS['plot']})")
 
 
 def _tune_command(commands: argparse._SubParsersAction) -> None:
     tune = commands.add_parser("tune", help="search config keys with Optuna (docs/tune.md)")
-    tune.add_argument("config", help="base config (BASE.yaml)")
-    tune.add_argument("--space", required=True, help="SPACE.yaml: config key -> range or choices")
+    tune.add_argument("config", type=path_word, help="base config (BASE.yaml)")
+    tune.add_argument("--space", required=True, type=path_word, help="SPACE.yaml: config key -> range or choices")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override a key of the base config (every trial, the refit and best.yaml)")
     tune.add_argument("--trials", type=int, required=True, help="the study's total over all workers and restarts")
@@ -171,7 +186,7 @@ def _tune_command(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--pruner", default="median", help="median, hyperband, wilcoxon or none (default median)")
     tune.add_argument("--timeout", type=float, help="start no trial after this many seconds")
     tune.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
-    tune.add_argument("--out", help="study folder (default tunes/<config file stem>)")
+    tune.add_argument("--out", type=path_word, help="study folder (default tunes/<config file stem>)")
     tune.add_argument("--refit-seeds", type=int, default=0, metavar="K",
                       help="rerun best.yaml and the base config with K seeds through 'trainlab compare'")
     tune.add_argument("--quiet", action="store_true", help=QUIET_HELP)
@@ -182,7 +197,7 @@ def _global_flags(parser: argparse.ArgumentParser, default: object = None) -> No
     given before the subcommand is not reset by the subcommand's parser."""
     flag_default = False if default is None else default
     parser.add_argument("--debug", action="store_true", default=flag_default, help="show tracebacks")
-    parser.add_argument("--data-dir", default=default, help="root for relative data paths (or TRAINLAB_DATA_DIR)")
+    parser.add_argument("--data-dir", type=path_word, default=default, help="root for relative data paths (or TRAINLAB_DATA_DIR)")
     parser.add_argument("--allow-code", action="store_true", default=flag_default,
                         help="let module:attr references import any module, e.g. from a run folder you were sent "
                              "(or TRAINLAB_ALLOW_CODE=1)")

@@ -37,6 +37,7 @@ from trainlab.config_fields import (
     Strict,
     layer_count_problem,
     name_only,
+    path_argument,
     short_repr,
 )
 from trainlab.config_overrides import apply_overrides, override_reading
@@ -370,11 +371,12 @@ def load_config(path: str | Path, overrides: str | list[str] | tuple[str, ...] =
 
 
 def as_config(config: Config | str | Path | dict[str, Any]) -> Config:
-    """A :class:`Config` as it is, a YAML path read (:func:`load_config`), a dict validated."""
+    """A :class:`Config` as it is, a YAML path read (:func:`load_config`; a leading ``~`` expanded), a dict
+    validated."""
     if isinstance(config, Config):
         return config
     if isinstance(config, str | Path):
-        return load_config(config)
+        return load_config(path_argument(config, "config"))
     if isinstance(config, dict):
         return validate(config)
     raise ConfigError(f"config must be a trainlab Config, a YAML path or a dict; got {type(config).__name__}")

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from trainlab.errors import ConfigError
+from trainlab.shell_command import home_expanded
 
 INT_LIMIT = 2**63  # every count fits a signed 64-bit integer (torch, numpy)
 FLOAT32_MAX = 3.4028234663852886e38  # float32's largest: torch holds lrs, options and fills in float32
@@ -102,10 +103,15 @@ _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
 
 def path_argument(value: Any, argument: str) -> Path:
     """``value`` of a Python API argument that names a file or folder (a non-empty ``str`` or
-    ``os.PathLike``) as a Path; anything else is one ConfigError naming ``argument`` (pathlib's TypeError
-    came out instead)."""
+    ``os.PathLike``) as a Path, a leading ``~`` expanded as the CLI's paths and a config's ``output.dir``
+    are (:func:`~trainlab.shell_command.home_expanded`; Python passes no shell: ``out="~/runs/x"`` was made
+    as ``./~/runs/x``); anything else, or a ``~user`` of no such user, is one ConfigError naming
+    ``argument`` (pathlib's TypeError came out instead)."""
     if isinstance(value, str | os.PathLike) and not isinstance(value, bytes) and str(value):
-        return Path(value)
+        try:
+            return Path(home_expanded(value))
+        except ValueError as exc:
+            raise ConfigError(f"{argument}: {exc}") from None
     raise ConfigError(f"{argument} must be a path (str or pathlib.Path); got {short_repr(value)} "
                       f"({type(value).__name__})")
 

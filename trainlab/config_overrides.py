@@ -14,6 +14,7 @@ import yaml
 
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
+from trainlab.shell_command import command_line
 from trainlab.yaml_files import RefusedYAMLError, check_tree, flow_yaml, yaml_load
 
 
@@ -23,12 +24,25 @@ def override_key(text: str) -> str:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b.c=value`` -> (["a", "b", "c"], YAML-parsed value)."""
+    """``a.b.c=value`` -> (["a", "b", "c"], VALUE read as YAML): ``0.01`` a number, ``[64, 32]`` a list,
+    ``{name: adam}`` a mapping, ``yes`` a boolean, ``"yes"`` the string yes, an empty VALUE null.
+
+    A VALUE holds no YAML comment: where YAML would read one (a ``#`` at its start or after a space, outside
+    quotes) and drop the rest, VALUE is the string as written, stripped of surrounding spaces, read as
+    nothing else (``data.path=data #1/w.csv`` is that path, ``name=it's #1: yes`` that name, ``color=#fff``
+    the string ``#fff``). A command line has no comments here (Hydra's override grammar has none, and the
+    shell drops its own before trainlab sees the argument), so a ``#`` in it is meant, not a note: read as a
+    comment it cut the value short without a word (a run named ``it's``). A ``#`` with no space before it
+    (``a#b``) starts no comment and needs no such rule. A VALUE that YAML cannot read is also the string as
+    written."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set expects KEY=VALUE (e.g. strategy.optimizer.lr=0.01); got '{text}'")
     try:
-        parsed = yaml_load(value) if value.strip() else None
+        if _holds_yaml_comment(value):
+            parsed = value.strip()  # a '#' on a command line is meant: see above
+        else:
+            parsed = yaml_load(value) if value.strip() else None
     except RefusedYAMLError as exc:  # {lr: 1, lr: 2} or 010 read as a plain string would be refused as something else
         raise ConfigError(f"--set {text}: {exc.problem}") from None
     except (yaml.YAMLError, RecursionError):
@@ -40,6 +54,23 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
+def _holds_yaml_comment(value: str) -> bool:
+    """Whether YAML reads part of ``value`` as a comment: text that no token of YAML's scanner covers (it
+    drops comments, and every other character, from a scalar's to a ``[`` or ``,``, is inside a token's
+    marks). False for a ``value`` the scanner refuses (it is then the string as written anyway)."""
+    if "#" not in value:
+        return False
+    try:
+        tokens = list(yaml.scan(value, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return False
+    covered = bytearray(len(value))  # 1 where a token is
+    for token in tokens:
+        start, end = token.start_mark.index, token.end_mark.index
+        covered[start:end] = b"\x01" * (end - start)
+    return any(char == "#" and not covered[index] for index, char in enumerate(value))
+
+
 def override_reading(where: str, overrides: Sequence[str], wants_number: bool = False,
                      choices: str | None = None, fits: Callable[[str, Any], bool] | None = None) -> str:
     """For an invalid config key set by the last ``--set KEY=VALUE`` of ``overrides`` (or by one of a section
@@ -48,7 +79,9 @@ def override_reading(where: str, overrides: Sequence[str], wants_number: bool = 
 
     The fix, in this order:
 
-    - quoting (``--set 'KEY="VALUE"'``), only where ``fits(KEY, "VALUE")`` says the quoted string validates at
+    - quoting (``--set 'KEY="VALUE"'``: the argument quoted for the shell by
+      :func:`~trainlab.shell_command.command_line`, so that a VALUE holding a ``'`` pastes too), only where
+      ``fits(KEY, "VALUE")`` says the quoted string validates at
       KEY: a string-typed key given ``yes`` or ``123`` (a name, a path). Quoting a list, a mapping, a boolean for
       a section (``early_stopping=true``) or a value refused for its number (``lr: -0.1`` in a list) gives a
       string the key refuses too; without ``fits`` there is no such advice;
@@ -69,14 +102,15 @@ def override_reading(where: str, overrides: Sequence[str], wants_number: bool = 
             return ""
         if parsed is None and not value.strip():
             return f"; --set {text} was read as null (an empty value): give a value after '=', or delete the key " \
-                   f"with --set '~{key}'"
+                   f"with {command_line('--set', '~' + key)}"
         if isinstance(parsed, str) or (isinstance(parsed, dict) and where != key):
             return ""
         read_as = f"; --set {text} was read as {_kind_of(parsed)}"
         quoted = value.replace("\\", "\\\\").replace('"', '\\"')
         string = _quoted_value(quoted)  # what the quoted form sets
-        if fits is not None and string is not None and fits(key, string):
-            return f"{read_as}; quote it: --set '{key}=\"{quoted}\"'"
+        if fits is not None and string is not None and fits(key, string):  # a shell word, whatever VALUE holds
+            argument = key + '="' + quoted + '"'
+            return f"{read_as}; quote it: {command_line('--set', argument)}"
         if isinstance(parsed, int | float) and not isinstance(parsed, bool):
             return ""  # the line shows the number it got and what the key takes
         if wants_number:

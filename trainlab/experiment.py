@@ -334,7 +334,7 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
     # each a bool: "false" or "no" is a true string, and overwrite would replace the run
     overwrite, quiet, resume_if_exists = (flag(f"train's {name}", value) for name, value in (
         ("overwrite", overwrite), ("quiet", quiet), ("resume_if_exists", resume_if_exists)))
-    if out is not None:
+    if out is not None:  # ~ expanded as the CLI's --out and output.dir are: Python passes no shell
         out = path_argument(out, "train's out")
     with config_folder_trusted(_config_folder(config)):
         config = as_config(config)

@@ -3,11 +3,14 @@
 ``train`` writes ``run.json``, ``compare`` writes ``leaderboard.json``, ``tune`` writes
 ``study.journal`` (its file storage) and ``.tune.study``. ``compare`` and ``tune`` write a
 ``report.html`` of their own: pointed at each other's folder, the later silently replaced
-the earlier's report. :func:`refuse_foreign` refuses such a folder in one line instead.
+the earlier's report. :func:`refuse_foreign` refuses such a folder in one line instead; :func:`refuse_overwrite`
+refuses a folder of no earlier run of the command that holds files of the names it writes (the user's own
+``report.html`` or ``trials.csv`` in ``--out .``), which it would replace.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from trainlab.errors import ConfigError
@@ -29,3 +32,20 @@ def refuse_foreign(folder: Path, command: str, own: tuple[str, ...]) -> None:
         if name not in own and (folder / name).is_file():
             raise ConfigError(f"--out {folder} holds {what}; trainlab {command} writes its own results "
                               f"(and report.html) there: give another --out")
+
+
+def refuse_overwrite(folder: Path, command: str, own: tuple[str, ...], writes: tuple[str, ...],
+                     argument: str = "--out") -> None:
+    """ConfigError when ``folder`` holds none of ``own`` (this command's marker files: no earlier run of it,
+    which a rerun continues and whose results it replaces) but holds something named as one of ``writes`` (the
+    files ``command`` writes there): the user's own, which the run would silently replace. A folder that does
+    not exist, or that holds only other files (the data, the config), is accepted. ``argument``: the folder's
+    argument as its caller knows it (``--out`` in the CLI, ``out`` from Python)."""
+    if any((folder / name).is_file() for name in own):
+        return
+    found = [name for name in writes if os.path.lexists(folder / name)]
+    if found:
+        markers = " or ".join(own)
+        raise ConfigError(f"refusing to overwrite {', '.join(found)} in {argument} {folder}, which holds no earlier "
+                          f"trainlab {command} results (no {markers}): trainlab {command} writes "
+                          f"{', '.join(writes)} there; give another {argument}, or move those files away")

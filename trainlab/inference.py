@@ -483,8 +483,10 @@ def _fit_weights_advice(path: Path) -> str:
     ``strategy.finetune.lora``, peft's wrapper of it, whose keys (``base_model.model.0.base_layer.weight``,
     ``...lora_A.default.weight``) a fresh module lacks until it is wrapped with the same adapters
     (:func:`trainlab.finetune.apply_lora` with the ``finetune.lora`` options of the folder's strategy.yaml).
-    The file's keys decide; a file whose header cannot be read gets the plain advice (loading says why)."""
-    load = f"model.load_state_dict(safetensors.torch.load_file('{path / 'model.safetensors'}'))"
+    The file's keys decide; a file whose header cannot be read gets the plain advice (loading says why). The
+    path is written as a Python literal (``repr``), so that the snippet parses whatever the path holds: a quote,
+    a backslash or a newline in it ended the ``'...'`` written around it."""
+    load = f"model.load_state_dict(safetensors.torch.load_file({str(path / 'model.safetensors')!r}))"
     try:
         from safetensors import safe_open
 

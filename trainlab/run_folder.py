@@ -46,7 +46,14 @@ from trainlab.creation_leftovers import (
 from trainlab.errors import DataError, RunDirError, folder_error
 from trainlab.lost_record import cannot_resume, lost_run_json
 from trainlab.records import metrics_file_records
-from trainlab.run_leftovers import clean_stale_temporaries, dead_siblings, is_stale_temporary, remove_path
+from trainlab.run_leftovers import (
+    clean_stale_temporaries,
+    dead_siblings,
+    is_stale_temporary,
+    remove_path,
+    sibling_name,
+    swap_place,
+)
 from trainlab.run_lock import LOCK, RunLock
 from trainlab.shell_command import quoted_command
 
@@ -146,7 +153,10 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def staging_name(final: Path, pid: int | None = None) -> Path:
-    return final.parent / f".{final.name}.new-{os.getpid() if pid is None else pid}"
+    """Where an overwrite of ``final`` by process ``pid`` (this one) stages its run: ``.<name>.new-<pid>``
+    beside the folder ``final`` names or, where it is a symbolic link, resolves to (:func:`swap_place`),
+    the name shortened to fit NAME_MAX (:func:`~trainlab.run_leftovers.sibling_name`)."""
+    return sibling_name(swap_place(final), "new", os.getpid() if pid is None else pid)
 
 
 def _in_use_message(path: Path, cli: bool) -> str:
@@ -177,6 +187,7 @@ class RunDir:
         self.path = Path(path)
         self.lock = RunLock(self.path)
         self.final: Path | None = None  # set while this run is staged beside the run it overwrites
+        self._swap_at: Path | None = None  # the folder the commit swaps: final, or what its link resolves to
         self._old_lock: RunLock | None = None
         self.adopted_from: Path | None = None  # the stranded overwrite this run was taken from (resume)
         # what the folder held from the run's start (restore_records): file name -> text (config.yaml) or JSON
@@ -226,7 +237,9 @@ class RunDir:
         line (RunDirError, exit 2) and every file stays.
 
         Overwriting never deletes first: the new run is written into a sibling staging folder
-        ``.<name>.new-<pid>`` (``run.path``), while the old run stays at ``path`` and stays locked.
+        ``.<name>.new-<pid>`` (``run.path``: :func:`staging_name`, beside the folder a ``path`` that is a
+        symbolic link resolves to, whose target is then replaced and the link kept), while the old run
+        stays at ``path`` and stays locked.
         The engine calls :meth:`commit_overwrite` when the new run ends (finished, diverged or
         interrupted) with something to keep (:meth:`has_something_to_keep`: its results, or a step
         checkpoint to resume from; ``best/`` alone is none); that atomically swaps the folders and deletes
@@ -348,7 +361,7 @@ class RunDir:
         except BaseException:
             old_lock.release()
             raise
-        run.final, run._old_lock = final, old_lock
+        run.final, run._swap_at, run._old_lock = final, swap_place(final), old_lock
         return run
 
     def has_something_to_keep(self) -> bool:
@@ -366,19 +379,22 @@ class RunDir:
         """Swap the staged run into place and delete the run it replaces; a no-op when not staged.
 
         Afterwards ``self.path`` (and ``self.checkpoints``) point at the final folder: callers that
-        cached the staging path must re-read them. Returns the final path.
+        cached the staging path must re-read them. Returns the final path. A final path that is a
+        symbolic link stays one: the swap is at the folder it resolved to when the run was staged
+        (whose lock this run holds), beside which the staging folder lies.
         """
         if self.final is None:
             return self.path
         final, staging = self.final, self.path
-        if _exchange(staging, final):
+        target = self._swap_at if self._swap_at is not None else swap_place(final)
+        if _exchange(staging, target):
             aside = staging  # now holds the old run
         else:  # two renames: a crash between them leaves both runs under their dot names
-            aside = final.parent / f".{final.name}.old-{os.getpid()}"
-            os.replace(final, aside)
-            os.replace(staging, final)
-        fsync_dir(final.parent)
-        self.path, self.final = final, None
+            aside = sibling_name(target, "old", os.getpid())
+            os.replace(target, aside)
+            os.replace(staging, target)
+        fsync_dir(target.parent)
+        self.path, self.final, self._swap_at = final, None, None
         self.lock.moved_to(final)
         if self._old_lock is not None:
             self._old_lock.moved_to(aside)
@@ -393,7 +409,7 @@ class RunDir:
             return
         self.lock.release()
         shutil.rmtree(self.path, ignore_errors=True)
-        self.path, self.final = self.final, None
+        self.path, self.final, self._swap_at = self.final, None, None
         self.lock = RunLock(self.path)
         if self._old_lock is not None:
             self._old_lock.release()
@@ -445,7 +461,7 @@ class RunDir:
         deleting the run it replaces and the older attempts; returns the adopted run, locked at ``self.path``."""
         staged = RunDir(stranded[0])
         staged.lock.acquire()
-        staged.final, staged._old_lock = self.path, self.lock
+        staged.final, staged._swap_at, staged._old_lock = self.path, swap_place(self.path), self.lock
         staged.adopted_from = stranded[0]
         staged.commit_overwrite()
         for older in stranded[1:]:
@@ -550,7 +566,8 @@ def _set_aside(entry: Path, final: Path) -> bool:
 
 
 def clean_stale_staging(final: Path) -> list[Path]:
-    """Remove ``.<name>.new-<pid>`` / ``.old-<pid>`` siblings of ``final`` left by dead processes.
+    """Remove ``.<name>.new-<pid>`` / ``.old-<pid>`` siblings of ``final`` left by dead processes
+    (:func:`~trainlab.run_leftovers.dead_siblings`: beside the folder a link ``final`` resolves to).
 
     A dead staging folder that holds its results or a step checkpoint is kept (it is someone's work), unless it
     is a replaced run whose deletion was cut short (:func:`_set_aside`).

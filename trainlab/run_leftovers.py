@@ -7,12 +7,17 @@
 - ``.<file>.<random>.tmp`` (:mod:`trainlab.atomic`): no PID, stale when the folder's lock is held
   (nothing else writes there).
 
+An overwrite's siblings of a run folder (:func:`sibling_name`) lie beside the folder a symbolic link to it
+resolves to, and a name too long for NAME_MAX with their prefix and suffix is shortened there, with a hash
+of the whole name that keeps it the one folder's.
+
 :mod:`trainlab.run_folder` decides, under the run's lock, which of these to remove or adopt.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -97,12 +102,58 @@ def _swapped_out_step(entry: Path) -> Path | None:
     return entry.with_name(match.group(1))
 
 
+NAME_MAX = 255  # bytes in a file name on ext4, XFS, Btrfs, APFS, NTFS: the most a sibling's name is given
+_PID_DIGITS = 10  # a pid's digits at most (2**32 - 1)
+_NAME_HASH_CHARS = 16  # hex digits of SHA-256 that stand for the part of a long name left out
+
+
+def swap_place(final: Path) -> Path:
+    """The folder an overwrite of ``final`` swaps: ``final`` itself, or the folder it resolves to where
+    ``final`` is a symbolic link. A rename moves the link, not what it points at: a swap at the link
+    would turn the link into the new run's folder (on the link's file system) and leave the link, under
+    the staging folder's name, pointing at the old run."""
+    return Path(os.path.realpath(final)) if final.is_symlink() else final
+
+
+def _name_max(folder: Path) -> int:
+    """NAME_MAX of the file system holding ``folder``, at most :data:`NAME_MAX` (what a file system that
+    reports more may still refuse)."""
+    try:
+        return min(NAME_MAX, os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return NAME_MAX
+
+
+def sibling_stem(final: Path) -> str:
+    """What stands for ``final``'s name in its siblings' names (``.<stem>.new-<pid>``): the name itself
+    where ``.<name>.new-<pid>`` fits NAME_MAX bytes; else as many of its first characters as leave room
+    for ``~`` and the first :data:`_NAME_HASH_CHARS` hex digits of the name's SHA-256, which tell two long
+    names with the same start apart. A run folder named up to NAME_MAX bytes can so be overwritten."""
+    encoded = os.fsencode(final.name)
+    room = _name_max(final.parent) - len(".") - len(".new-") - _PID_DIGITS
+    if len(encoded) <= room:
+        return final.name
+    digest = "~" + hashlib.sha256(encoded).hexdigest()[:_NAME_HASH_CHARS]
+    start = final.name
+    while start and len(os.fsencode(start)) > room - len(digest):
+        start = start[:-1]
+    return start + digest
+
+
+def sibling_name(final: Path, kind: str, pid: int) -> Path:
+    """``.<stem>.<kind>-<pid>`` (:func:`sibling_stem`) beside ``final``: ``kind`` ``"new"`` names an
+    overwrite's staging folder, ``"old"`` the old run set aside by a swap of two renames."""
+    return final.parent / f".{sibling_stem(final)}.{kind}-{pid}"
+
+
 def dead_siblings(final: Path) -> Iterator[tuple[str, Path]]:
-    """(``"new"`` or ``"old"``, folder) for each ``.<name>.new-<pid>`` / ``.old-<pid>`` sibling of ``final``
-    whose process is dead: an overwrite's staging folder, or the old run set aside during a swap."""
+    """(``"new"`` or ``"old"``, folder) for each :func:`sibling_name` of ``final`` (beside the folder it
+    resolves to: :func:`swap_place`) whose process is dead: an overwrite's staging folder, or the old run
+    set aside during a swap."""
+    final = swap_place(final)
     if not final.parent.is_dir():
         return
-    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(new|old)-(\d+)$")
+    pattern = re.compile(rf"^\.{re.escape(sibling_stem(final))}\.(new|old)-(\d+)$")
     for entry in final.parent.iterdir():
         match = pattern.match(entry.name)
         if match is not None and _gone(int(match.group(2)), entry):

@@ -5,6 +5,14 @@ several words (``trainlab resume /tmp/my runs/r 1`` gives ``error: unrecognized 
 command a message prints is built here, so that ``shlex.split`` of it (what a POSIX shell does) gives
 back the words it was built from. A word that needs no quoting is written as it is, so a message
 naming a plain path reads as it always did.
+
+The other way round, :func:`home_expanded` reads a path as the shell would have: ``~`` and ``~user`` at its
+start stand for a home folder. A shell expands them only at the start of a word, so ``--out=~/runs`` and a
+quoted ``"~/my runs"`` reach trainlab as they are, and the Python API's arguments never pass a shell. Every
+path argument of the CLI (:func:`trainlab.cli_parser.path_word`) and of the Python API
+(:func:`trainlab.config_fields.path_argument`) goes through it, as
+``output.dir`` and ``data.path`` in a config are expanded, so that no folder named ``~`` is made in the
+working directory (one that ``rm -rf ~`` would not clean up but take the home folder with it).
 """
 
 from __future__ import annotations
@@ -30,3 +38,17 @@ def quoted_command(*words: str | os.PathLike[str]) -> str:
     line = command_line(*words)
     plain = line == " ".join(os.fspath(word) for word in words)
     return f"'{line}'" if plain else line
+
+
+def home_expanded(path: str | os.PathLike[str]) -> str:
+    """``path`` with a leading ``~`` (the user's home folder) or ``~user`` (that user's) replaced as a POSIX
+    shell replaces it (:func:`os.path.expanduser`); any other path as it is: ``~/runs`` -> ``/home/me/runs``,
+    ``runs/~x`` stays. A ``~user`` of no user this machine knows (or a ``~`` with neither ``$HOME`` nor a
+    password entry) is a ValueError saying so, as ``output.dir: ~nobody/x`` is: made as it is, it would be a
+    folder named ``~nobody`` in the working directory."""
+    text = os.fspath(path)
+    expanded = os.path.expanduser(text)
+    if expanded.startswith("~"):
+        home = text.split(os.sep, 1)[0]
+        raise ValueError(f"cannot expand {home!r} in {text!r}: no such user (write the full path)")
+    return expanded

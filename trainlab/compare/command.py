@@ -37,10 +37,12 @@ from trainlab.compare.runner import (
     say_runs_complete,
 )
 from trainlab.compare.strategies import (
+    MAX_NAME_BYTES,
     SET_BY_COMPARE,
     NamedStrategy,
     as_strategies,
     check_run_names,
+    folder_name_problem,
     load_strategies,
     validate_strategies,
 )
@@ -48,7 +50,7 @@ from trainlab.config import Config, read_yaml
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.config_overrides import apply_overrides, override_key
 from trainlab.errors import ConfigError, DataError, TrainingError, WriteError, cannot, folder_error
-from trainlab.folder_owner import refuse_foreign
+from trainlab.folder_owner import refuse_foreign, refuse_overwrite
 from trainlab.metrics import unrecorded_hint
 from trainlab.notices import each_once, warn
 from trainlab.preflight import DATA_COLUMN_KEYS, DATA_FILE_KEYS, check_data_columns, check_data_found
@@ -60,6 +62,14 @@ from trainlab.sigterm import runs_complete
 from trainlab.user_code import user_module_file
 
 DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
+OWN_RECORD = "leaderboard.json"  # what makes --out an earlier comparison's folder (written before the others)
+# what a comparison writes in --out beside its record and its runs/ folder (write_compare_leaderboard,
+# write_report_if_available): an --out of no comparison that holds one is the user's, and refused
+RESULT_FILES = ("leaderboard.csv", "report.html")
+# compare.strategies.NAME_RULE for a task: the same check (folder_name_problem) keeps both folders
+TASK_NAME_RULE = ("a task name is the folder of its runs (runs/<task>/), so it keeps a strategy name's rule: not empty "
+                  "or blank, no leading '.', no '/', '\\' or control character, at most "
+                  f"{MAX_NAME_BYTES} bytes in UTF-8")
 
 
 def task_names(paths: Sequence[str | Path]) -> list[str]:
@@ -118,7 +128,8 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     direction = compare_direction(direction)
     _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait)
     folders = check_folders(folders, bases)
-    refuse_foreign(out, "compare", own=("leaderboard.json",))
+    refuse_foreign(out, "compare", own=(OWN_RECORD,))
+    refuse_overwrite(out, "compare", own=(OWN_RECORD,), writes=RESULT_FILES, argument=named("out"))
     parsed_target = parse_target(target)
     with ExitStack() as trusted:
         trusted.enter_context(each_once())  # its runs read the same data: each warning once
@@ -227,15 +238,17 @@ def _paths_argument(name: str, value: Any) -> list[Path]:
 
 def check_bases(bases: Any) -> dict[str, dict[str, Any]]:
     """``compare``'s ``bases``: a non-empty mapping of task names to config mappings (config files:
-    :func:`compare_files`)."""
+    :func:`compare_files`). A task name is its runs' folder, checked as a strategy name is
+    (:func:`~trainlab.compare.strategies.folder_name_problem`: ``.hidden`` made a hidden ``runs/.hidden/``)."""
     files = "for config files, use compare_files(['iris.yaml'], 'strategies.yaml')"
     if not isinstance(bases, Mapping) or not bases:
         raise ConfigError(f"bases must be a mapping {{task name: config dict}}, e.g. {{'iris': read_yaml('iris.yaml')}}; "
                           f"{files}; got {short_repr(bases)} ({type(bases).__name__})")
     for task, base in bases.items():
-        if not isinstance(task, str) or task in ("", ".", "..") or "/" in task or "\\" in task:
-            raise ConfigError(f"bases: task name {short_repr(task)} cannot be a folder name; use letters, digits, "
-                              "'-' or '_'")
+        problem = "is not a string" if not isinstance(task, str) else folder_name_problem(task)
+        if problem:
+            raise ConfigError(f"bases: task name {short_repr(task)} cannot be a folder name: it {problem}; "
+                              f"{TASK_NAME_RULE}")
         if not isinstance(base, Mapping):
             raise ConfigError(f"bases['{task}'] must be a config dict (read_yaml('{task}.yaml')); got "
                               f"{short_repr(base)} ({type(base).__name__}); {files}")
@@ -488,6 +501,7 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
             raise ConfigError(f"--set {text}: compare sets '{key}' for every run: {SET_BY_COMPARE[key]}")
     names = task_names(paths)
     bases = dict(zip(names, (_overridden(p, overrides, several=len(paths) > 1) for p in paths), strict=True))
+    check_task_names(names, paths)
     # a missing file says which argument named it, in the words its caller used (not "config file")
     strategies = load_strategies(strategies_path, f"{'--strategies' if current_policy().cli else 'strategies_path'} file")
     check_overrides_reach_runs(overrides, strategies)
@@ -498,6 +512,17 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     if error:
         raise TrainingError(error)
     return board
+
+
+def check_task_names(names: Sequence[str], paths: Sequence[Path]) -> None:
+    """Each base file's task name (:func:`task_names`: its stem) can be its runs' folder
+    (:func:`~trainlab.compare.strategies.folder_name_problem`, as a strategy name): else one ConfigError naming
+    the file, as :func:`check_bases` would name the task, which its CLI user never wrote."""
+    for name, path in zip(names, paths, strict=True):
+        problem = folder_name_problem(name)
+        if problem:
+            raise ConfigError(f"{path}: its task name {short_repr(name)} (the file's stem) cannot be a folder name: "
+                              f"it {problem}; {TASK_NAME_RULE}; rename the file")
 
 
 def _overridden(path: Path, overrides: Sequence[str], several: bool) -> dict[str, Any]:

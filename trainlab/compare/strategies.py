@@ -12,7 +12,10 @@
 A key is the same dotted path ``--set`` takes; the value replaces what the base
 config holds there (a mapping replaces the whole section, as ``--set`` does). Grid
 points are named ``optimizer.name=sgd,batch_size=32`` (the last key part, or the last
-two where the last is ``name``). Every strategy is validated against every base
+two where the last is ``name``); values that would name points alike once a path's separators are
+flattened (``data.path: [sets/a.csv, sets_a.csv]``) are told apart by ``~2`` (``path=sets_a.csv~2``:
+:func:`_value_names`). Names that read alike (equal once Unicode-normalised and stripped of surrounding
+spaces) or that are blank are refused (:func:`check_strategies`). Every strategy is validated against every base
 config before any run: an unknown key, a value the schema or a component refuses,
 a duplicate name, or a key the comparison sets itself (``seed``: seed k of --seeds;
 ``name``: ``<task>-<strategy>``) is one ConfigError; so is a name too long for its runs' names
@@ -25,6 +28,7 @@ import contextlib
 import copy
 import itertools
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +57,8 @@ SET_BY_COMPARE = {
 
 
 MAX_NAME_BYTES = 255  # NAME_MAX of ext4, XFS, APFS, NTFS: the longest folder name, in bytes of UTF-8
-NAME_RULE = ("a strategy name is the folder of its runs (runs/<task>/<strategy>/), so it must not be empty, start "
-             "with '.', or hold '/', '\\' or a control character (NUL, tab, newline), and is at most "
+NAME_RULE = ("a strategy name is the folder of its runs (runs/<task>/<strategy>/), so it must not be empty or "
+             "blank, start with '.', or hold '/', '\\' or a control character (NUL, tab, newline), and is at most "
              f"{MAX_NAME_BYTES} bytes in UTF-8; any other character is kept as written (grid names such as "
              "'optimizer.name=sgd,batch_size=32' are valid)")
 
@@ -65,7 +69,8 @@ def folder_name_problem(name: str) -> str | None:
 
     Refused: what POSIX refuses in a file name ('/', NUL) or gives another meaning (``.`` and ``..``,
     a name over NAME_MAX bytes), a hidden folder (a leading '.'), the Windows separator '\\' (a folder
-    copied there would split), and control characters, which split a log line or a terminal row. Spaces,
+    copied there would split), control characters, which split a log line or a terminal row, and a
+    name of only spaces, which a table shows as a blank cell. Spaces,
     quotes, '<' and '&' are valid folder names; the table, CSV and report show them as written.
     """
     if not name:
@@ -78,6 +83,8 @@ def folder_name_problem(name: str) -> str | None:
     control = next((c for c in name if ord(c) < 32 or ord(c) == 127), None)
     if control is not None:
         return f"holds the control character {control!r}"
+    if not name.strip():
+        return "is blank (only spaces)"
     size = len(name.encode("utf-8", "surrogatepass"))
     if size > MAX_NAME_BYTES:
         return f"is {size} bytes in UTF-8"
@@ -120,8 +127,31 @@ def _format_value(value: Any) -> str:
     return str(value).replace("/", "_").replace("\\", "_")
 
 
+def _value_names(key: str, values: list[Any], source: str) -> list[str]:
+    """Each of grid key ``key``'s ``values`` as its points' names show it (:func:`_format_value`), no two
+    alike (:func:`alike_key`). A value listed twice is refused (ConfigError naming it). Values that differ
+    but read alike once flattened (``sets/a.csv`` and ``sets_a.csv``) are told apart by ``~2``, ``~3``:
+    a value its name shows as written keeps the plain name, the others (in the file's order) take the
+    first free suffix."""
+    for index, value in enumerate(values):
+        if any(type(value) is type(earlier) and value == earlier for earlier in values[:index]):
+            raise ConfigError(f"{source}: grid key '{key}' lists {short_repr(value)} twice; list each value once")
+    texts = [_format_value(value) for value in values]
+    as_written = [text == str(value) for text, value in zip(texts, values, strict=True)]
+    names: list[str] = [""] * len(values)
+    taken: set[str] = set()
+    for index in sorted(range(len(values)), key=lambda i: not as_written[i]):  # stable: file order within each
+        name, number = texts[index], 2
+        while alike_key(name) in taken:
+            name, number = f"{texts[index]}~{number}", number + 1
+        names[index] = name
+        taken.add(alike_key(name))
+    return names
+
+
 def grid_strategies(grid: dict[str, Any], source: str) -> list[NamedStrategy]:
-    """The cross product of ``grid``'s value lists, in the file's key order."""
+    """The cross product of ``grid``'s value lists, in the file's key order; each point named by its keys'
+    labels and its values' names (:func:`_value_names`)."""
     keys = list(grid)
     if not keys:
         return []
@@ -135,10 +165,11 @@ def grid_strategies(grid: dict[str, Any], source: str) -> list[NamedStrategy]:
         raise ConfigError(f"{source}: the grid makes {points:,} strategies ({sizes} values); a comparison runs at "
                           f"most {MAX_STRATEGIES:,} (each x its seeds): compare fewer values, or search the space "
                           "with 'trainlab tune'")
+    named = {key: list(zip(grid[key], _value_names(key, grid[key], source), strict=True)) for key in keys}
     out = []
-    for combination in itertools.product(*(grid[k] for k in keys)):
-        name = ",".join(f"{_grid_label(k, keys)}={_format_value(v)}" for k, v in zip(keys, combination, strict=True))
-        out.append(NamedStrategy(name, dict(zip(keys, combination, strict=True))))
+    for combination in itertools.product(*(named[k] for k in keys)):
+        name = ",".join(f"{_grid_label(k, keys)}={shown}" for k, (_, shown) in zip(keys, combination, strict=True))
+        out.append(NamedStrategy(name, {k: value for k, (value, _) in zip(keys, combination, strict=True)}))
     return out
 
 
@@ -167,28 +198,56 @@ def parse_strategies(raw: Any, source: str = "strategies file") -> list[NamedStr
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict):
         raise ConfigError(f"{source}: 'grid' must map config keys to lists of values; got {type(grid).__name__}")
-    out.extend(grid_strategies(grid, source))
-    check_strategies(out, source)
-    return out
+    points = grid_strategies(grid, source)
+    named_by_key = {alike_key(strategy.name): strategy.name for strategy in out}
+    for point in points:
+        if alike_key(point.name) in named_by_key:
+            named = named_by_key[alike_key(point.name)]
+            spelled = "" if named == point.name else f" {_spelled(named)}"
+            raise ConfigError(f"{source}: duplicate strategy name {_spelled(point.name)}: a strategy{spelled} is "
+                              "named as a grid point (grid points are named by their values); rename that strategy")
+    check_strategies(out + points, source)
+    return out + points
+
+
+def alike_key(name: str) -> str:
+    """What two strategy names that read alike share: the name in Unicode NFC (``café`` typed as one
+    character or as ``e`` and a combining accent), without surrounding whitespace (``adam`` and
+    ``"adam "``). Names alike show as one in a table, and NFC-equal ones share a folder on APFS."""
+    return unicodedata.normalize("NFC", name).strip()
+
+
+def _spelled(name: str) -> str:
+    """``name`` quoted, and where its quoted form shows characters that are not ASCII, its code points too
+    (``'café' ('cafe\\u0301')``): two spellings that read alike are told apart."""
+    shown, escaped = repr(name), ascii(name)
+    return shown if shown == escaped else f"{shown} ({escaped})"
 
 
 def check_strategies(strategies: list[NamedStrategy], source: str) -> None:
-    """Their number, unique names that can be folder names, and no key of :data:`SET_BY_COMPARE`."""
+    """Their number, unique names that can be folder names (:func:`folder_name_problem`) and do not read
+    alike (:func:`alike_key`), and no key of :data:`SET_BY_COMPARE`."""
     if len(strategies) > MAX_STRATEGIES:
         raise ConfigError(f"{source} defines {len(strategies):,} strategies; a comparison runs at most "
                           f"{MAX_STRATEGIES:,}")
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # alike_key -> the name as first written
     for strategy in strategies:
-        if strategy.name in seen:
+        earlier = seen.get(alike_key(strategy.name))
+        if earlier == strategy.name:
             raise ConfigError(f"{source}: duplicate strategy name '{strategy.name}'; give each strategy its own name")
         problem = folder_name_problem(strategy.name)
         if problem:
-            raise ConfigError(f"{source}: strategy name {short_repr(strategy.name)} {problem}; {NAME_RULE}")
+            shown = short_repr(strategy.name) if strategy.name.strip() else ascii(strategy.name)  # each space
+            raise ConfigError(f"{source}: strategy name {shown} {problem}; {NAME_RULE}")
+        if earlier is not None:
+            raise ConfigError(f"{source}: strategy names {_spelled(earlier)} and {_spelled(strategy.name)} read "
+                              "alike (equal once Unicode-normalised to NFC and stripped of surrounding spaces), so "
+                              "tables could not tell them apart; rename one")
         for key in strategy.overrides:
             if key in SET_BY_COMPARE:
                 raise ConfigError(f"{source}: strategy '{strategy.name}' sets '{key}', which compare sets for "
                                   f"every run: {SET_BY_COMPARE[key]}")
-        seen.add(strategy.name)
+        seen[alike_key(strategy.name)] = strategy.name
 
 
 def check_run_names(tasks: list[str], strategies: list[NamedStrategy]) -> None:

@@ -11,7 +11,9 @@ from typing import Any
 
 from trainlab import arguments
 from trainlab.code_policy import current_policy
-from trainlab.config_fields import path_argument
+from trainlab.compare.strategies import folder_name_problem
+from trainlab.config_fields import path_argument, short_repr
+from trainlab.errors import ConfigError
 
 # TuneSettings' field -> the trainlab tune flag that sets it (the base config is the command's CONFIG argument)
 FLAGS = {"base": "CONFIG", "space": "--space", "trials": "--trials", "out": "--out", "metric": "--metric",
@@ -42,3 +44,21 @@ def path(field: str, value: Any) -> Path:
 
 def optional_path(field: str, value: Any) -> Path | None:
     return None if value is None else path(field, value)
+
+
+def out_folder(base: Path, out: Path | None, refit_seeds: int) -> Path:
+    """``out``, or for None ``tunes/<base file stem>`` (running the same call again finds the same study).
+
+    The base file's stem names folders: the study's where ``out`` is None, and with ``refit_seeds`` the
+    refit's task folder ``<out>/refit/runs/<stem>/`` (a compare task). Where it names one, a stem that cannot
+    be a folder name by the rule compare's task and strategy names follow
+    (:func:`~trainlab.compare.strategies.folder_name_problem`: ``...yaml``'s ``..`` made ``tunes/..`` the
+    working directory, ``.a.yaml``'s a hidden folder) is one ConfigError naming the file and what to do."""
+    stem = base.stem
+    problem = folder_name_problem(stem)
+    if problem is not None and (out is None or refit_seeds):
+        where, fix = ((f"the study's folder tunes/{stem} ({named('out')}'s default)", f", or pass {named('out')}")
+                      if out is None else (f"the refit's task folder {out / 'refit' / 'runs' / stem}", ""))
+        raise ConfigError(f"{named('base')} {base}: its file stem {short_repr(stem)} cannot be a folder name: it "
+                          f"{problem}; the stem names {where}; rename the file{fix}")
+    return Path("tunes") / stem if out is None else out

@@ -42,7 +42,7 @@ from trainlab.config import read_yaml, validate
 from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError, cannot
-from trainlab.folder_owner import refuse_foreign
+from trainlab.folder_owner import refuse_foreign, refuse_overwrite
 from trainlab.metrics import is_user_metric, unrecorded_hint
 from trainlab.notices import held_back
 from trainlab.records import check_validation_key, validation_keys
@@ -90,6 +90,10 @@ from trainlab.tune.storage_messages import (
 )
 
 DEFAULT_METRIC = "val_accuracy"  # --metric's default (the CLI's too)
+STUDY_RECORDS = (JOURNAL_NAME, STUDY_MARKER)  # what makes --out an earlier study's folder (with --storage, the marker)
+# what a study writes in --out beside its records and its trials/ and refit/ folders (trainlab.tune.results,
+# trainlab.tune.report): an --out of no study that holds one is the user's, and refused (prepare)
+RESULT_FILES = ("best.yaml", "best.json", "trials.csv", "importances.json", "report.html")
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
@@ -110,8 +114,10 @@ class TuneSettings:
     """Everything one ``trainlab tune`` invocation needs (picklable: it travels to worker processes).
 
     The defaults are ``trainlab tune``'s, resolved on construction: ``out`` None is
-    ``tunes/<base file stem>``; ``direction`` None is :func:`default_direction` of ``metric`` (minimize
-    for losses and errors, else maximize), and ``max``/``min`` (compare's words) are ``maximize``/``minimize``.
+    ``tunes/<base file stem>`` (a stem that cannot be a folder name, ``..`` say, is refused:
+    :func:`~trainlab.tune.arguments.out_folder`); ``direction`` None is :func:`default_direction` of
+    ``metric`` (minimize for losses and errors, else maximize), and ``max``/``min`` (compare's words) are
+    ``maximize``/``minimize``.
     So ``settings.out`` is always a Path and ``settings.direction`` Optuna's word.
 
     Every argument is checked on construction (:mod:`trainlab.tune.arguments`): a wrong type or value is one
@@ -153,8 +159,8 @@ class TuneSettings:
             "quiet": arguments.flag(named("quiet"), self.quiet),
             "overrides": arguments.overrides(named("overrides"), self.overrides),
         }
-        if resolved["out"] is None:  # as the CLI's --out: running the same call again finds the same study
-            resolved["out"] = Path("tunes") / resolved["base"].stem
+        # as the CLI's --out: tunes/<base file stem>, refused where the stem cannot be a folder name
+        resolved["out"] = tune_arguments.out_folder(resolved["base"], resolved["out"], resolved["refit_seeds"])
         # as the CLI's --direction: a loss is minimised, accuracy maximised
         resolved["direction"] = tune_arguments.direction(self.direction, resolved["metric"],
                                                     default_direction(resolved["metric"]))
@@ -442,8 +448,11 @@ def stand_in(keys: list[str]) -> str | None:
 def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
     """Everything that can be refused before a trial: settings, base config, space (the config's checks,
     then keys that change no score and choices that repeat each other: :mod:`trainlab.tune.space_review`),
-    storage, an --out holding another study, a study made with another metric, space or base config."""
-    refuse_foreign(settings.out, "tune", own=(JOURNAL_NAME, STUDY_MARKER))
+    storage, an --out holding another command's results or, of no study, files named as its results (the
+    user's own, which the study would replace), another study, a study made with another metric, space or base
+    config."""
+    refuse_foreign(settings.out, "tune", own=STUDY_RECORDS)
+    refuse_overwrite(settings.out, "tune", own=STUDY_RECORDS, writes=RESULT_FILES, argument=named("out"))
     base_raw = settings.base_config()
     check_metric(settings, base_raw)
     space = load_space(settings.space)
