@@ -64,3 +64,22 @@ def test_a_signal_while_tune_starts_is_one_error_line(signum, tmp_path, monkeypa
     err = log.read_text()
     assert code == 128 + signum, err
     assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("error: interrupted"), err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_as_a_trial_starts_names_the_trial_and_the_rerun(signum, tmp_path, monkeypatch):
+    """Before the run's own handler is up (the trial's config being built), a signal was told as a bare
+    `error: interrupted`, though the trial was recorded as failed and the same command continues."""
+    import trainlab.tune.objective
+
+    base, space = _files(tmp_path)
+    monkeypatch.setattr(trainlab.tune.objective, "trial_config",
+                        _signal_self_then(trainlab.tune.objective.trial_config, signum))
+    out, log = tmp_path / "out", tmp_path / "stderr.log"
+    code = wait(fork_cli(["tune", str(base), "--space", str(space), "--trials", "2", "--out", str(out)], log))
+    err = log.read_text()
+    name = signal.Signals(signum).name
+    assert code == 128 + signum, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith(f"error: {name} received as trial 0 started, which is recorded as failed; "), err
+    assert "trainlab tune" in err, err  # the command that continues the study

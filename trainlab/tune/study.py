@@ -383,9 +383,12 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
         raise Interrupted(f"{signal_name} during trial {trial.number}, which is recorded as "
                           f"failed; {continue_advice(settings)}", exc.exit_code - 128) from None
     except KeyboardInterrupt as exc:  # before the run's own handler was up (its data loading, say)
-        signal_name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name  # a SignalInterrupt names its own
-        _fail(study, trial, "interrupted", f"{signal_name} received: {RERUN_NOTE}")
-        raise
+        signum = getattr(exc, "signum", signal.SIGINT)  # a SignalInterrupt names its own
+        signal_name = f"{signal.Signals(signum).name} received"
+        _fail(study, trial, "interrupted", f"{signal_name}: {RERUN_NOTE}")
+        # said as a signal inside the run is (a bare "error: interrupted" told neither of the trial nor the rerun)
+        raise Interrupted(f"{signal_name} as trial {trial.number} started, which is recorded as failed; "
+                          f"{continue_advice(settings)}", signum) from None
     except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
         if settings.storage is not None and is_connection_failure(exc):  # the database's fault, not the trial's
             with contextlib.suppress(Exception):  # recorded if the database is back already; else a rerun does
