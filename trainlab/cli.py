@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from trainlab.shell_command import command_line
 from trainlab.sigterm import command_signals
 
 METRIC_NAME_WIDTH = 12  # the names' column is at least this wide, and as wide as the longest name
+
+# = trainlab.data.paths.DATA_DIR_ENV, not imported from there: trainlab.data loads torch (trainlab --version does not)
+DATA_DIR_ENV = "TRAINLAB_DATA_DIR"
 
 
 def _name_width(*tables: dict) -> int:
@@ -390,13 +394,29 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``trainlab <argv>``; returns the exit code. Without ``argv`` (the ``trainlab`` command, ``python -m
     trainlab.cli``: the process ends with it) SIGINT/SIGTERM stay deferred after the return, through the
-    interpreter's teardown; with ``argv`` (called from Python) the previous handlers come back."""
+    interpreter's teardown; with ``argv`` (called from Python) the previous handlers come back, and so do
+    ``TRAINLAB_DATA_DIR`` and the warnings filters the command set (``--data-dir`` of one call read the
+    next call's data from that folder)."""
     args = _parse(argv)
-    if args.data_dir:  # a folder that is not there is said where a data path is looked for in it (data/paths.py)
-        os.environ["TRAINLAB_DATA_DIR"] = args.data_dir
-    if not args.debug:
-        import warnings
+    if argv is None:
+        return _command(args, argv)
+    previous = os.environ.get(DATA_DIR_ENV)
+    try:
+        with warnings.catch_warnings():
+            return _command(args, argv)
+    finally:
+        if previous is None:
+            os.environ.pop(DATA_DIR_ENV, None)
+        else:
+            os.environ[DATA_DIR_ENV] = previous
 
+
+def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """:func:`main` once ``args`` are parsed: the command's process settings, signals, code policy and the
+    one line (and exit code) for every way it can fail."""
+    if args.data_dir:  # a folder that is not there is said where a data path is looked for in it (data/paths.py)
+        os.environ[DATA_DIR_ENV] = args.data_dir  # in the environment: compare's and tune's workers read it too
+    if not args.debug:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     from trainlab.code_policy import command_code_policy
 

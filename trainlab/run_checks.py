@@ -242,8 +242,14 @@ def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: 
         if data.extras.get("tokenizer") and not x.is_floating_point():
             return DataError(f"model '{name}' cannot take the token ids of text data ({dtype}); use a model for "
                              "text: transformer_encoder, or hf_pretrained for a pretrained one")
+        weights = next((p.dtype for p in model.parameters()), None)
+        if x.dtype == torch.float32 and weights is not None and weights.is_floating_point and weights != x.dtype:
+            # floating inputs are the data's, read as float32 (docs/data.md): the model's dtype is what differs
+            return DataError(f"model '{name}' has {str(weights).removeprefix('torch.')} weights, but trainlab "
+                             f"trains in {dtype} (floating inputs, yours too, are read as {dtype}) ({first}); "
+                             f"call model.float() (or build it after torch.set_default_dtype(torch.float32))"
+                             f"{one_feature}")
         if "dtype" in first or "scalar type" in first or not x.is_floating_point():
-            weights = next((p.dtype for p in model.parameters()), None)
             # integer features reach the model as they are (token ids): name the data's fix, not model.float()
             fix = ("integer inputs are kept as they are, for token-id models; "
                    + (fixes.integer_features if x.ndim <= 2 else fixes.integer_images)) \

@@ -1,0 +1,65 @@
+"""trainlab.cli.main called from Python (a notebook, a script) leaves the process as it found it: a
+``--data-dir`` of one call set TRAINLAB_DATA_DIR for good (the next call, without it, read its data from
+that folder), and every call added a warnings filter hiding torch's UserWarnings from the user's own code.
+Also: a float64 model given to fit is told that trainlab trains in float32, not that its inputs were."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import trainlab
+from trainlab.cli import DATA_DIR_ENV, main
+from trainlab.data import paths
+from trainlab.errors import DataError
+
+NPZ = {"name": "npz", "seed": 0, "data": {"source": "npz", "path": "t.npz"}, "model": {"name": "mlp", "hidden": [8]},
+       "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32, "epochs": 1},
+       "output": {"progress": "off"}, "runtime": {"num_threads": 1}}
+
+
+def test_the_cli_names_the_variable_the_data_readers_read():
+    assert DATA_DIR_ENV == paths.DATA_DIR_ENV
+
+
+def test_a_data_dir_of_one_call_is_not_the_next_calls(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    (tmp_path / "dA").mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "dA" / "t.npz", x=rng.normal(size=(60, 3)).astype(np.float32), y=rng.integers(0, 2, 60))
+    (tmp_path / "npz.yaml").write_text(yaml.safe_dump(NPZ))
+    assert main(["--data-dir", str(tmp_path / "dA"), "train", "npz.yaml", "--out", "c1", "--quiet"]) == 0
+    assert json.loads((tmp_path / "c1" / "run.json").read_text())["data_dir"] == str(tmp_path / "dA")
+    assert DATA_DIR_ENV not in os.environ
+    assert main(["train", "npz.yaml", "--out", "c2", "--quiet"]) == 3  # t.npz is in no folder this call reads
+    assert "t.npz" in capsys.readouterr().err
+    monkeypatch.setenv(DATA_DIR_ENV, "/somewhere/else")  # the user's own value comes back as it was
+    main(["--data-dir", str(tmp_path / "dA"), "advise", "npz.yaml"])
+    assert os.environ[DATA_DIR_ENV] == "/somewhere/else"
+
+
+def test_the_warnings_filters_are_the_callers_after_a_call(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "iris.yaml").write_text(yaml.safe_dump({**NPZ, "data": {"source": "iris"}}))
+    before = list(warnings.filters)
+    main(["advise", "iris.yaml"])
+    assert warnings.filters == before
+
+
+def test_a_float64_model_is_told_trainlab_trains_in_float32():
+    x, y = np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 3
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).double()
+    with pytest.raises(DataError) as error:
+        trainlab.fit(model, train=(torch.tensor(x), torch.tensor(y)), runtime={"num_threads": 1},
+                     strategy={"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 8,
+                               "epochs": 1})
+    line = str(error.value)
+    assert line.startswith("model 'Sequential' has float64 weights, but trainlab trains in float32"), line
+    assert "call model.float()" in line and "cannot take float32 inputs" not in line
