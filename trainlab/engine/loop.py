@@ -19,7 +19,9 @@ Pseudo-code of :meth:`Trainer.fit`::
                                            # an epoch ended at a mid-epoch validation's step reuses its val_*:
                                            # on_epoch_end(record) alone (below)
     on_train_end                           # in finally, after the step is put in eval mode; every hook runs
-                                           # (a user's failing one raised after the built-in ones ran)
+                                           # (a user's failing one raised after the built-in ones ran); a
+                                           # signal's checkpoint, written there, holds the step as the loop
+                                           # left it (train mode mid-epoch), not its eval switch
 
 An epoch that ends early has a record too: a callback's stop (``control.stop``: early stopping, a
 tuner's pruning, a user's callback) or the step limit (``max_steps``, a time budget) after the
@@ -113,6 +115,9 @@ class Trainer:
         self._epoch_samples = 0
         self._fit_started: float | None = None
         self._limit_reason: str | None = None  # who set limits.max_steps, when not the config
+        # a signal's run only, during on_train_end: a copy of the step's state as the loop ended, before the
+        # eval switch (what :meth:`capture` checkpoints; see :meth:`_step_as_the_loop_left_it`)
+        self._loop_end_step: dict[str, Any] | None = None
 
     @property
     def total_steps(self) -> int:
@@ -144,6 +149,7 @@ class Trainer:
 
     def fit(self) -> TrainState:
         self._fit_started = self.clock()
+        self._loop_end_step = None
         self.callbacks.fire(Event.TRAIN_START, self.view)
         trained = False
         try:
@@ -165,14 +171,30 @@ class Trainer:
         finally:
             self.state.train_time_s += self.clock() - self._fit_started
             self._fit_started = None
+            self._loop_end_step = self._step_as_the_loop_left_it()
             self.step.set_mode(training=False)  # evaluation, restore-best and saving see the eval weights
             # every on_train_end runs, a user's failing one too: the built-in ones write the run's end
             failure = self.callbacks.fire_to_all(Event.TRAIN_END, self.view)
+            self._loop_end_step = None
             if failure is not None and not trained:  # the failure training raised is the one told
                 warn(f"{failure}, after training had failed (the error below)")
         if failure is not None:
             raise failure
         return self.state
+
+    def _step_as_the_loop_left_it(self) -> dict[str, Any] | None:
+        """A copy of the step's state before the eval switch of the run's end, when a signal ended the loop
+        (else None): the checkpoint ``on_train_end`` writes is the point the resumed run goes on from.
+
+        Mid-epoch the loop leaves the step in train mode, and the uninterrupted run takes its next step from
+        there. The eval switch is not undone exactly by the train switch a resume makes: schedule-free AdamW
+        evaluates x = lerp(y, z, 1 - 1/beta1) and rebuilds y = lerp(x, z, 1 - beta1), a rounding off in the
+        last bits, so a checkpoint of the switched state resumed off the uninterrupted run's path. Copied,
+        because the switch changes the parameters in place; a finished run's end is no resume point (and an
+        epoch's end is in eval mode already: the next epoch switches back in either run)."""
+        if self.control.interrupted_by is None:
+            return None
+        return snapshot.detached_copy(self.step.state_dict())
 
     def _finish(self) -> None:
         state = self.state
@@ -327,13 +349,16 @@ class Trainer:
     # ------------------------------------------------------------------ capture / restore
 
     def capture(self) -> Snapshot:
-        """Everything needed to continue bit-identically (tensors referenced, not copied)."""
+        """Everything needed to continue bit-identically (tensors referenced, not copied). In a signal's
+        ``on_train_end`` the step's part is its state as the loop left it, before the eval switch that the
+        end's hooks see (:meth:`_step_as_the_loop_left_it`)."""
         train_state = self.state.state_dict()
         train_state["train_time_s"] = self.elapsed()  # a resumed run keeps counting wall time
+        step_state = self._loop_end_step if self._loop_end_step is not None else self.step.state_dict()
         return snapshot.capture({
             "train_state": train_state,
             "control": self.control.state_dict(),
-            "step": self.step.state_dict(),
+            "step": step_state,
             "callbacks": self.callbacks.state_dict(),
             "epoch_sums": {name: tally.state_dict() for name, tally in self._sums.items()},
             "epoch_samples": self._epoch_samples,
@@ -343,6 +368,7 @@ class Trainer:
         # inside fit (a rollback) the wall time already spent stays spent: train_time_s never goes back
         spent = self.elapsed() if self._fit_started is not None else None
         parts = snapshot.restore(captured, self.batches.device)
+        self._loop_end_step = None  # the step is the restored one now
         self.step.load_state_dict(parts["step"])
         self.callbacks.load_state_dict(parts["callbacks"])
         self.state = TrainState()

@@ -48,6 +48,23 @@ class Snapshot:
         return Snapshot(tree, self.tensors)
 
 
+def detached_copy(tree: Any) -> Any:
+    """``tree`` with its dicts, lists and tuples rebuilt and every tensor (and NumPy array) copied, detached:
+    in-place changes of the originals (a training step, a schedule-free optimizer's eval switch) do not reach
+    it. Other values are shared: the numbers, strings and None of a state dict cannot change in place."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, np.ndarray):
+        return tree.copy()
+    if isinstance(tree, dict):
+        return {key: detached_copy(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [detached_copy(value) for value in tree]
+    if isinstance(tree, tuple):
+        return tuple(detached_copy(value) for value in tree)
+    return tree
+
+
 def capture(parts: dict[str, Any], device: torch.device | None = None) -> Snapshot:
     """Snapshot ``parts`` (any tree of dicts, lists, tensors, JSON scalars) plus the RNG states.
 
