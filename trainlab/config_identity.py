@@ -9,6 +9,7 @@ run.json as ``run_identity``, of the config as asked for) with the one asked for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +55,35 @@ def first_difference(old: Any, new: Any, where: str = "") -> str | None:
     return f"{where}: was {shown[0]}, now {shown[1]}"
 
 
-def change_from_stored(folder: Path, config: Config) -> str | None:
+def _as_resolved(asked: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """``asked`` with its ``lr: auto`` and ``loss: auto`` taken as what the stored run resolved them to
+    (its config.yaml holds the resolved values), so that they are never named as the difference."""
+    strategy, was = asked.get("strategy"), stored.get("strategy")
+    if not isinstance(strategy, dict) or not isinstance(was, dict):
+        return asked
+    strategy = dict(strategy)
+    if (strategy.get("loss") or {}).get("name") == "auto" and "loss" in was:
+        strategy["loss"] = was["loss"]
+    optimizer, was_optimizer = strategy.get("optimizer") or {}, was.get("optimizer") or {}
+    if optimizer.get("lr") == "auto" and "lr" in was_optimizer:
+        strategy["optimizer"] = {**optimizer, "lr": was_optimizer["lr"]}
+    return {**asked, "strategy": strategy}
+
+
+def change_from_stored(folder: Path, config: Config,
+                       covered: Callable[[Config], dict[str, Any]] = run_identity) -> str | None:
     """The first key where the run in ``folder`` (its stored config.yaml) and ``config`` differ in what
-    decides the outcome, the data paths resolved on both sides, for a "config changed" line; None where it
-    cannot tell (the stored config unreadable, or differing only in what ``lr: auto`` / ``loss: auto``
-    resolved to)."""
+    ``covered`` holds of a config, the data paths resolved on both sides, for a "config changed" line; None
+    where it cannot tell (the stored config unreadable, or differing only in what ``lr: auto`` / ``loss: auto``
+    resolved to: :func:`_as_resolved`).
+
+    ``covered``: :func:`run_identity` (what decides the outcome; ``trainlab compare``'s test), or
+    :meth:`Config.results_dict` (what the config hash covers, ``runtime.num_threads`` among it;
+    ``train --resume``'s test)."""
     try:
-        stored = run_identity(load_config(Path(folder) / "config.yaml", follow_links=False))
+        stored = covered(load_config(Path(folder) / "config.yaml", follow_links=False))
     except (ConfigError, DataError, OSError):
         return None
-    asked = run_identity(config)
+    asked = covered(config)
     asked["data"] = {**asked["data"], **resolve_data_paths(config.data.model_dump(mode="json"))}
-    return first_difference(stored, asked)
+    return first_difference(stored, _as_resolved(asked, stored))

@@ -547,7 +547,9 @@ def _check_resumable(path: Path, info: dict[str, Any], stored: Config, config: C
     and ``eval`` refuses such a run (:func:`trainlab.run_records.load_trained_config`). A run older than
     that record is not checked."""
     if config is not None and config.hash() not in (stored.hash(), info.get("config_hash")):
-        change = change_from_stored(path, config) or f"config hash {info.get('config_hash')} != {config.hash()}"
+        # named in what the hash covers: a thread count changes it (and the float sums), not the outcome's identity
+        change = (change_from_stored(path, config, Config.results_dict)
+                  or f"config hash {info.get('config_hash')} != {config.hash()}")
         raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
                           f"or {quoted_command('trainlab', 'resume', path)} to continue the stored one")
     recorded = info.get("resolved_config_hash")

@@ -5,13 +5,19 @@ unknown names and options, and the constructors bad values. :func:`check_compone
 what is cheap to build (the loss, the optimizer on one 2-D dummy weight with
 ``regularization.weight_decay`` placed exactly as a run places it, the schedule) and checks
 the model's option names and layer counts and the data source's option names, so a config that
-every run would refuse fails once, before the first run, with the run's own error line.
+every run would refuse fails once, before the first run, with the run's own error line. The refusals a run
+makes from the config alone while it builds its step live here, and the run calls them too:
+:func:`check_finetune_param_groups` (fine-tuning's param groups against ``optimizer.lr`` and
+``optimizer.groups``) and :func:`check_averaging_fits` (``strategy.weight_averaging`` against an optimizer
+that evaluates weights of its own).
 :func:`check_data_found` looks up the data files a config names without opening them, and
 :func:`check_data_columns` reads a CSV file's header line for the columns the config names: a missing file
 or column is refused before the first run too, again with the run's own line.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from trainlab.config import Config
 from trainlab.data.fingerprint import READ_KEYS
@@ -20,8 +26,6 @@ from trainlab.errors import ConfigError, DataError
 
 def check_components(config: Config) -> None:
     """Raise the ConfigError a run of ``config`` would raise while building its components (no data read)."""
-    import torch
-
     import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
     from trainlab.data import DATA_SOURCES
@@ -44,11 +48,14 @@ def check_components(config: Config) -> None:
         if optimizer.get("lr") == "auto":
             check_lr_searchable(optimizer)  # adadelta_zeiler takes lr 1.0 only: said so, not "lr=0.001"
             optimizer["lr"] = 1e-3  # found at run time by the LR range test
-        weight = torch.nn.Parameter(torch.zeros(2, 2))  # 2-D: optimizers for matrices only (muon_conv) accept it
-        build_optimizer(optimizer, [{"params": [weight], "group": "decay"}])
+        built = build_optimizer(optimizer, _dummy_weight_group())
         build_schedule(strategy.schedule.spec(), 100, 10)
     except (ValueError, TypeError, DataError) as exc:
         raise ConfigError(str(exc).strip().splitlines()[0]) from None
+    check_finetune_param_groups(config)
+    if strategy.weight_averaging is not None:
+        for one in _optimizers_every_run_builds(config, built):
+            check_averaging_fits(config, one)
     model = config.model.spec()
     check_layer_counts(model)  # hidden: [4] * 90000 is refused before any run reads its data
     model_name = model.pop("name")
@@ -56,6 +63,69 @@ def check_components(config: Config) -> None:
     source = config.data.source
     DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
     DATA_SOURCES._check_required(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
+
+
+def check_finetune_param_groups(config: Config) -> None:
+    """Raise the ConfigError of fine-tuning's param groups (``finetune.layerwise_lr_decay`` or
+    ``unfreeze_after_epochs``) that the config alone decides: combined with ``strategy.optimizer.groups``
+    (both set the param groups), or without ``strategy.optimizer.lr`` (the head's lr, which the layers
+    below it take times ``layerwise_lr_decay``^k). The run calls it as it builds its optimizer
+    (:func:`~trainlab.step_builders.build_optimizer_for`); ``lr: auto`` is resolved to a number by then."""
+    strategy = config.strategy
+    finetune = strategy.finetune
+    if finetune is None or not (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
+        return
+    if strategy.optimizer.groups:
+        raise ConfigError("strategy.optimizer.groups cannot be combined with finetune.layerwise_lr_decay / "
+                          "unfreeze_after_epochs (both set the param groups); use one of them")
+    if strategy.optimizer.lr is None:
+        raise ConfigError("strategy.optimizer.lr is required with finetune.layerwise_lr_decay / "
+                          "unfreeze_after_epochs (the head's learning rate)")
+
+
+def check_averaging_fits(config: Config, optimizer: Any) -> None:
+    """Raise the ConfigError of ``strategy.weight_averaging`` over an optimizer that evaluates weights of its
+    own (schedule-free's ``eval()``: :func:`~trainlab.optim.keeps_evaluation_weights`): evaluation would see
+    one average or the other, never both. The run calls it with its own optimizer
+    (:func:`~trainlab.step_builders.averaged_step_for`), :func:`check_components` with the ones it builds
+    on a dummy weight."""
+    from trainlab.optim import keeps_evaluation_weights
+
+    if config.strategy.weight_averaging is not None and keeps_evaluation_weights(optimizer):
+        raise ConfigError(f"strategy.weight_averaging cannot be combined with optimizer "
+                          f"'{config.strategy.optimizer.name}', which evaluates its own averaged weights; "
+                          f"remove one of them")
+
+
+def _dummy_weight_group() -> list[dict[str, Any]]:
+    """One decayed param group of a 2-D weight: optimizers for matrices only (muon_conv) accept it."""
+    import torch
+
+    return [{"params": [torch.nn.Parameter(torch.zeros(2, 2))], "group": "decay"}]
+
+
+def _optimizers_every_run_builds(config: Config, top: Any) -> list[Any]:
+    """The optimizers (built on a dummy weight) that every run of ``config`` builds: the top-level one
+    ``top``; with ``strategy.optimizer.groups``, each group's instead (a group takes at least one parameter,
+    or the run refuses it; whether the top level takes the rest depends on the model). A group on another
+    optimizer is built from its name alone: what it evaluates is its class's, not its options'; one that
+    does not build so is left to the run, which words its own refusal."""
+    from trainlab.optim import build_optimizer
+
+    groups = config.strategy.optimizer.groups
+    if not groups:
+        return [top]
+    top_name = config.strategy.optimizer.name.lower()
+    built = []
+    for name in dict.fromkeys(group.optimizer or top_name for group in groups):
+        if name.lower() == top_name:
+            built.append(top)
+            continue
+        try:
+            built.append(build_optimizer({"name": name, "lr": 1e-3}, _dummy_weight_group()))
+        except (ConfigError, ValueError, TypeError):
+            continue
+    return built
 
 
 # the data keys that name a file or folder every built-in source reads (data.tokenizer_path may instead name

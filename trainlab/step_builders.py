@@ -34,10 +34,11 @@ from trainlab.lr_finder import (
     warmup_steps,
 )
 from trainlab.notices import held_back
-from trainlab.optim import build_optimizer, keeps_evaluation_weights, param_groups
+from trainlab.optim import build_optimizer, param_groups
 from trainlab.optim.routing import build_routed_optimizer
 from trainlab.optim.weight_decay import place_weight_decay
 from trainlab.plan_warnings import warn_if_nothing_penalised, warn_if_stale
+from trainlab.preflight import check_averaging_fits, check_finetune_param_groups
 
 
 def optimizer_spec_for(config: Config) -> dict[str, Any]:
@@ -53,12 +54,10 @@ def optimizer_spec_for(config: Config) -> dict[str, Any]:
 def build_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any]) -> torch.optim.Optimizer:
     """The optimizer over the model's (and loss's) trainable parameters, with fine-tuning's groups."""
     finetune = config.strategy.finetune
+    check_finetune_param_groups(config)  # with optimizer.groups, or without optimizer.lr: refused
     if config.strategy.optimizer.groups:
         return build_routed_optimizer_for(config, model, loss, spec)
     if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
-        if spec["lr"] is None:
-            raise ConfigError("strategy.optimizer.lr is required with finetune.layerwise_lr_decay / "
-                              "unfreeze_after_epochs (the head's learning rate)")
         groups = layerwise_param_groups(model, float(spec["lr"]), finetune.layerwise_lr_decay or 1.0,
                                         include_frozen=finetune.unfreeze_after_epochs is not None)
         extra = [p for p in loss.parameters() if p.requires_grad]
@@ -75,9 +74,7 @@ def build_routed_optimizer_for(config: Config, model: torch.nn.Module, loss: Los
                                spec: dict[str, Any]) -> torch.optim.Optimizer:
     """``strategy.optimizer.groups``: each group's parameters with their own optimizer and lr (optim.routing)."""
     finetune = config.strategy.finetune
-    if finetune is not None and (finetune.layerwise_lr_decay or finetune.unfreeze_after_epochs):
-        raise ConfigError("strategy.optimizer.groups cannot be combined with finetune.layerwise_lr_decay / "
-                          "unfreeze_after_epochs (both set the param groups); use one of them")
+    check_finetune_param_groups(config)  # layerwise_lr_decay / unfreeze_after_epochs: refused
     if finetune is not None and finetune.freeze:
         freeze_backbone(model)
     groups = [group.model_dump() for group in config.strategy.optimizer.groups or []]
@@ -113,10 +110,7 @@ def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total
     averaging = config.strategy.weight_averaging
     if averaging is None:
         return step
-    if keeps_evaluation_weights(step.optimizer):
-        raise ConfigError(f"strategy.weight_averaging cannot be combined with optimizer "
-                          f"'{config.strategy.optimizer.name}', which evaluates its own averaged weights; "
-                          f"remove one of them")
+    check_averaging_fits(config, step.optimizer)  # schedule-free evaluates an average of its own: refused
     rule = AveragingRule(averaging.kind, averaging.decay, averaging.every_n_steps,
                          start_step=round(averaging.start_epochs * plan.steps_per_epoch),
                          decay_power=averaging.decay_power, warmup=averaging.warmup, total_steps=max(total_steps, 1))

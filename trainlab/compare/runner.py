@@ -343,7 +343,24 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
             if is_machine_failure(exc):  # a full disk, not an unreadable run: its checkpoints stay for the next try
                 raise
             warn(f"cannot resume {folder} ({exc}); training it from scratch")  # an unreadable partial run
-    return train(validate(raw), out=folder, overwrite=True, quiet=True)[0]
+    return train(validate(with_threads_given(raw)), out=folder, overwrite=True, quiet=True)[0]
+
+
+def with_threads_given(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with ``runtime.num_threads`` set to the torch threads the comparison gave this run (its
+    worker's, :func:`~trainlab.runtime.threads_per_worker`) where the config leaves it unset, so that the
+    run's config.yaml reproduces the run alone: the thread count moves the last bits of float sums.
+
+    Only the trained config holds it, not the plan's: the plan's config hash, which a failure's record is
+    matched by (:func:`run_action`), stays that of the config as asked for, whatever ``--jobs``; the run's
+    run.json hash then differs from it in the thread count alone, which :func:`recorded_run_change` does not
+    count as a change (the run identity leaves it out, trainlab.config_identity)."""
+    import torch
+
+    runtime = raw.get("runtime") or {}
+    if not isinstance(runtime, dict) or runtime.get("num_threads") is not None:  # set, or the schema's to refuse
+        return raw
+    return {**raw, "runtime": {**runtime, "num_threads": torch.get_num_threads()}}
 
 
 def _record_error(folder: Path, identity: dict[str, str | None], reason: str, machine: bool) -> None:
