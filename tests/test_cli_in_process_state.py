@@ -63,3 +63,19 @@ def test_a_float64_model_is_told_trainlab_trains_in_float32():
     line = str(error.value)
     assert line.startswith("model 'Sequential' has float64 weights, but trainlab trains in float32"), line
     assert "call model.float()" in line and "cannot take float32 inputs" not in line
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_fit_trains_under_the_callers_disabled_gradients(mode):
+    """A notebook cell's torch.set_grad_enabled(False) (or inference_mode) around fit failed with torch's
+    'element 0 of tensors does not require grad'; fit trains, and the caller's mode is theirs again after."""
+    x, y = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32), np.arange(40) % 3
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    before = [p.detach().clone() for p in model.parameters()]
+    context = torch.no_grad() if mode == "no_grad" else torch.inference_mode()
+    with context:
+        result = trainlab.fit(model, train=(x, y), runtime={"num_threads": 1}, strategy={
+            "loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 8, "epochs": 1})
+        assert not torch.is_grad_enabled()
+    assert len(result.history) == 1
+    assert any(not torch.equal(old, new) for old, new in zip(before, model.parameters(), strict=True))

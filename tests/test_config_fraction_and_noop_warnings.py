@@ -61,12 +61,12 @@ def test_a_fraction_set_on_the_command_line_is_one_line_naming_it(tmp_path: Path
 
 def test_a_float_beyond_int64_is_named_as_the_integer_checks_name_it(tmp_path: Path):
     """pydantic's int_parsing_size called the YAML float 1e19 an "input string"; the config's own check of an
-    integer beyond int64 says "must be an integer below 2**63"."""
+    integer beyond int64 says "must be an integer of magnitude below 2**63"."""
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(_with("strategy.epochs", 1e19)))
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value) == "config key 'strategy.epochs': must be an integer below 2**63; got 1e+19"
+    assert str(caught.value) == "config key 'strategy.epochs': must be an integer of magnitude below 2**63; got 1e+19"
 
 
 def test_a_whole_float_is_still_a_whole_number(tmp_path: Path):

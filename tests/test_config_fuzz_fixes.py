@@ -214,7 +214,7 @@ def test_a_choice_written_as_pytorch_or_lightning_names_it_gets_trainlabs_name(t
 
 def test_batch_size_has_the_int64_bound(tmp_path):
     message = _error(tmp_path, [f"strategy.batch_size={2**63}"])
-    assert message.startswith("config key 'strategy.batch_size': must be an integer below 2**63")
+    assert message.startswith("config key 'strategy.batch_size': must be an integer of magnitude below 2**63")
 
 
 def test_a_metric_listed_twice_is_refused(tmp_path):

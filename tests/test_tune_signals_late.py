@@ -81,5 +81,5 @@ def test_a_signal_as_a_trial_starts_names_the_trial_and_the_rerun(signum, tmp_pa
     name = signal.Signals(signum).name
     assert code == 128 + signum, err
     assert "Traceback" not in err and err.count("\n") == 1, err
-    assert err.startswith(f"error: {name} received as trial 0 started, which is recorded as failed; "), err
+    assert err.startswith(f"error: {name} received during trial 0 (outside its run), which is recorded as failed; "), err
     assert "trainlab tune" in err, err  # the command that continues the study

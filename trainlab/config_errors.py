@@ -223,7 +223,7 @@ def _is_torch_module(value: Any) -> bool:
 # "Input should be a valid integer, got a number with a fractional part" names no value (and holds "got",
 # so one_line would add none), int_parsing_size's calls a YAML float such as 1e+19 an "input string"
 NUMBER_WORDING = {"int_from_float": "must be a whole number",
-                  "int_parsing_size": "must be an integer below 2**63"}
+                  "int_parsing_size": "must be an integer of magnitude below 2**63"}
 
 
 def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel]) -> str:

@@ -29,7 +29,7 @@ def _no_bool(value: Any) -> Any:
     if isinstance(value, str):  # pydantic would read '1_0' as 10 and '010' as 10 (YAML 1.1: octal 8)
         raise ValueError(f"must be an integer in decimal digits (e.g. 10), not a string; got {short_repr(value)}")
     if isinstance(value, int) and abs(value) >= INT_LIMIT:
-        raise ValueError(f"must be an integer below 2**63; got {short_repr(value)}")
+        raise ValueError(f"must be an integer of magnitude below 2**63; got {short_repr(value)}")
     return value
 
 

@@ -279,7 +279,7 @@ class Strategy(Strict):
         if isinstance(value, int) and value < 1:
             raise ValueError(f"must be a positive int or 'full'; got {value}")
         if isinstance(value, int) and value >= INT_LIMIT:  # else larger than any data: silently the full batch
-            raise ValueError(f"must be an integer below 2**63 (or 'full' for the whole training set); "
+            raise ValueError(f"must be an integer of magnitude below 2**63 (or 'full' for the whole training set); "
                              f"got {short_repr(value)}")
         return value
 

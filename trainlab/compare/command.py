@@ -487,7 +487,7 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     paths = _paths_argument("base_paths", base_paths)
     strategies_path = path_argument(strategies_path, "strategies_path")
     if out is not None:
-        path_argument(out, "out")
+        out = path_argument(out, "out")  # ~ expanded: the messages name the folder written
     overrides = [overrides] if isinstance(overrides, str) else overrides
     if not isinstance(overrides, list | tuple) or not all(isinstance(text, str) for text in overrides):
         raise ConfigError(f"overrides must be 'KEY=VALUE' or a list of them; got {short_repr(overrides)}")

@@ -147,6 +147,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
 
+    # gradients on whatever the caller's mode (a notebook's torch.set_grad_enabled(False) or inference_mode
+    # around fit gave torch's 'element 0 of tensors does not require grad'); evaluation turns them off itself
+    @torch.inference_mode(False)
+    @torch.enable_grad()
     def fit(self) -> TrainState:
         self._fit_started = self.clock()
         self._loop_end_step = None

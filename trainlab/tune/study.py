@@ -387,7 +387,7 @@ def _run_trial(settings: TuneSettings, study: optuna.Study, objective: Objective
         signal_name = f"{signal.Signals(signum).name} received"
         _fail(study, trial, "interrupted", f"{signal_name}: {RERUN_NOTE}")
         # said as a signal inside the run is (a bare "error: interrupted" told neither of the trial nor the rerun)
-        raise Interrupted(f"{signal_name} as trial {trial.number} started, which is recorded as failed; "
+        raise Interrupted(f"{signal_name} during trial {trial.number} (outside its run), which is recorded as failed; "
                           f"{continue_advice(settings)}", signum) from None
     except Exception as exc:  # a bug or a torch failure (e.g. out of memory): this trial fails, not the study
         if settings.storage is not None and is_connection_failure(exc):  # the database's fault, not the trial's
