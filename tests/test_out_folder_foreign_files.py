@@ -56,36 +56,30 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-@pytest.mark.parametrize("out", [".", "sub"])
-def test_tune_refuses_an_out_holding_the_users_files_of_its_results_names(files, capsys, out):
-    folder = files / out
-    folder.mkdir(exist_ok=True)
-    for name in ("report.html", "trials.csv", "data.csv"):
-        (folder / name).write_text(MINE)
-    before = _listing(folder)
-    assert _tune(out) == 2
-    assert _one_error_line(capsys) == (
-        f"error: refusing to overwrite trials.csv, report.html in --out {out}, which holds no earlier trainlab tune "
-        "results (no study.journal or .tune.study): trainlab tune writes best.yaml, best.json, trials.csv, "
-        "importances.json, report.html there; give another --out, or move those files away")
-    assert _listing(folder) == before  # no journal, lock or study record left behind
-    assert all((folder / name).read_text() == MINE for name in ("report.html", "trials.csv", "data.csv"))
+TUNE_REFUSAL = ("error: refusing to overwrite trials.csv, report.html in --out {out}, which holds no earlier trainlab "
+                "tune results (no study.journal or .tune.study): trainlab tune writes best.yaml, best.json, "
+                "trials.csv, importances.json, report.html there; give another --out, or move those files away")
+COMPARE_REFUSAL = ("error: refusing to overwrite leaderboard.csv, report.html in --out {out}, which holds no earlier "
+                   "trainlab compare results (no leaderboard.json): trainlab compare writes leaderboard.csv, "
+                   "report.html there; give another --out, or move those files away")
 
 
 @pytest.mark.parametrize("out", [".", "sub"])
-def test_compare_refuses_an_out_holding_the_users_files_of_its_results_names(files, capsys, out):
+@pytest.mark.parametrize(("command", "results", "refusal"), [
+    ("tune", ("report.html", "trials.csv"), TUNE_REFUSAL),
+    ("compare", ("report.html", "leaderboard.csv"), COMPARE_REFUSAL),
+])
+def test_an_out_holding_the_users_files_of_the_results_names_is_refused(files, capsys, out, command, results,
+                                                                         refusal):
     folder = files / out
     folder.mkdir(exist_ok=True)
-    for name in ("report.html", "leaderboard.csv", "data.csv"):
+    for name in (*results, "data.csv"):
         (folder / name).write_text(MINE)
     before = _listing(folder)
-    assert _compare(out) == 2
-    assert _one_error_line(capsys) == (
-        f"error: refusing to overwrite leaderboard.csv, report.html in --out {out}, which holds no earlier trainlab "
-        "compare results (no leaderboard.json): trainlab compare writes leaderboard.csv, report.html there; give "
-        "another --out, or move those files away")
-    assert _listing(folder) == before  # no lock or runs/ left behind
-    assert all((folder / name).read_text() == MINE for name in ("report.html", "leaderboard.csv", "data.csv"))
+    assert (_tune if command == "tune" else _compare)(out) == 2
+    assert _one_error_line(capsys) == refusal.format(out=out)
+    assert _listing(folder) == before  # no journal, lock, study record or runs/ left behind
+    assert all((folder / name).read_text() == MINE for name in (*results, "data.csv"))
 
 
 def test_python_callers_are_told_of_out_and_a_link_of_such_a_name_counts(files):

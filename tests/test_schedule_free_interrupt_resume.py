@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 import trainlab
+from tests.test_signal_with_stop import SigtermDuring
 from trainlab.engine import checkpoint
 from trainlab.errors import Interrupted
 from trainlab.experiment import resume, train
@@ -46,17 +45,6 @@ CONFIG = {
 }
 STEPS_PER_EPOCH = 36  # digits' 1149 training rows in batches of 32
 AT = STEPS_PER_EPOCH + 10  # inside epoch 2, not on a periodic checkpoint's step (every 7)
-
-
-class SigtermDuring(trainlab.Callback):
-    """SIGTERM to this process as step ``at`` starts (SignalStop's handler keeps it for that step's end)."""
-
-    def __init__(self, at: int):
-        self.at = at
-
-    def on_step_start(self, view) -> None:
-        if view.state.step == self.at - 1:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _config(optimizer: dict) -> dict:
