@@ -13,6 +13,7 @@ that would read alike.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -27,9 +28,10 @@ from tests.compare_configs import iris_base
 from tests.conftest import LINREG
 from trainlab.cli import main
 from trainlab.compare.strategies import NamedStrategy, as_strategies, parse_strategies
-from trainlab.errors import ConfigError
-from trainlab.run_folder import RunDir, staging_name
+from trainlab.errors import EXIT_SYSTEM, ConfigError
+from trainlab.run_folder import RunDir, put_back_cut_swap, staging_name
 from trainlab.run_leftovers import NAME_MAX, dead_siblings, is_stale_temporary, sibling_name
+from trainlab.run_lock import RunLock
 
 LONG = "a" * 250  # fits NAME_MAX (255 bytes) as a folder; ".<it>.new-<pid>" does not
 
@@ -238,3 +240,85 @@ def test_the_cli_refuses_names_alike_in_one_line_with_exit_2(tmp_path, capsys):
 def test_names_that_differ_otherwise_are_still_accepted():
     names = ["adam", "Adam", "adam-2", "a dam", "café", "cafe"]
     assert [s.name for s in parse_strategies({"strategies": dict.fromkeys(names)}, "s.yaml")] == names
+
+
+# --------------------------------------------------------------------------- a swap through a link cut short
+
+_CUT_SWAP = """
+import os, sys
+import trainlab.run_folder as run_folder
+from trainlab.cli import main
+from trainlab.run_leftovers import sibling_name
+
+def cut_between_the_two_renames(staging, target):  # renameat2 unsupported: the first rename, then the kill
+    os.replace(target, sibling_name(target, "old", os.getpid()))
+    os._exit(9)
+
+run_folder._exchange = cut_between_the_two_renames
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("out", ["link", "real/r"], ids=["through-a-link", "plain-folder"])
+@pytest.mark.parametrize("then", ["resume", "rerun"])
+def test_an_overwrite_killed_between_the_two_renames_of_its_swap_is_put_back(tmp_path, monkeypatch, capsys, out,
+                                                                             then):
+    """Where renameat2 cannot exchange, the commit renames the old run aside, then the new one in. A kill
+    between the two left no folder at the swap's place (a link dangling), both runs under dot names: resume
+    said the run folder does not exist, a rerun "cannot create output folder link: File exists"."""
+    monkeypatch.chdir(tmp_path)
+    config = _config(tmp_path)
+    assert main(["train", str(config), "--out", "real/r", "--quiet"]) == 0
+    Path("link").symlink_to("real/r")
+    killed = subprocess.run([sys.executable, "-c", _CUT_SWAP, "train", str(config), "--out", out, "--overwrite",
+                             "--set", "seed=7", "--quiet"], capture_output=True, text=True)
+    assert killed.returncode == 9, killed.stderr
+    assert not os.path.exists("real/r")  # the window: neither run at the place, the link dangling
+    assert sorted(name.split("-")[0] for name in os.listdir("real")) == [".r.new", ".r.old"]
+    capsys.readouterr()
+    if then == "resume":  # continues the killed overwrite (finished: nothing to do), the old run deleted
+        assert main(["resume", out, "--quiet"]) == 0, capsys.readouterr().err
+        assert _seed(Path("real/r")) == 7
+    else:  # replaces both, as an overwrite of a run with a killed overwrite beside it does
+        assert main(["train", str(config), "--out", out, "--overwrite", "--set", "seed=9", "--quiet"]) == 0, \
+            capsys.readouterr().err
+        assert _seed(Path("real/r")) == 9
+    assert "error" not in capsys.readouterr().err
+    assert os.readlink("link") == "real/r" and os.listdir("real") == ["r"]
+
+
+def test_a_set_aside_run_whose_lock_is_held_is_not_put_back(tmp_path):
+    """A live swap between its two renames holds the set-aside run's lock; its name's pid may read as dead
+    (a process started after the old run's last change), yet the swap finishes itself."""
+    target = tmp_path / "real" / "r"
+    aside = _fake_run(sibling_name(target, "old", _dead_pid()))
+    lock = RunLock(aside)
+    lock.acquire()
+    try:
+        assert put_back_cut_swap(target) is None
+        assert aside.is_dir() and not target.exists()
+    finally:
+        lock.release()
+    assert put_back_cut_swap(target) == aside and (target / "model.safetensors").read_bytes() == b"old weights"
+
+
+# --------------------------------------------------------------------------- the staging folder's place, in words
+
+def test_a_staging_folder_that_cannot_be_made_beside_a_links_target_names_that_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    target = _fake_run(tmp_path / "real" / "r")
+    Path("link").symlink_to(target)
+    make_folder = Path.mkdir
+
+    def refuse_in_real(self, *args, **kwargs):  # root writes anywhere: a folder it may not write, simulated
+        if self.parent == target.parent:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return make_folder(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse_in_real)
+    config = _config(tmp_path)
+    assert main(["train", str(config), "--out", "link", "--overwrite", "--quiet"]) == EXIT_SYSTEM  # WriteError
+    err = capsys.readouterr().err
+    assert err == (f"error: cannot create a staging folder in {target.parent} (beside {target}, which the link "
+                   "link points at): Permission denied\n")
+    assert (target / "model.safetensors").read_bytes() == b"old weights"

@@ -54,7 +54,7 @@ from trainlab.run_leftovers import (
     sibling_name,
     swap_place,
 )
-from trainlab.run_lock import LOCK, RunLock
+from trainlab.run_lock import LOCK, RunLock, holder
 from trainlab.shell_command import quoted_command
 
 RUN_FORMAT = 1
@@ -247,9 +247,12 @@ class RunDir:
         holds something to keep, and otherwise discards it, so a run that fails or is stopped before then
         (bad data, divergence at step 2, a full disk) leaves the old run intact. A run
         killed (SIGKILL) after its first step checkpoint is left in its staging folder; ``trainlab resume
-        path`` adopts it (:func:`stranded_overwrites`), and another ``--overwrite`` replaces it.
+        path`` adopts it (:func:`stranded_overwrites`), and another ``--overwrite`` replaces it; one killed
+        between the two renames of a swap (where renameat2 cannot exchange) is first put back to that state
+        (:func:`put_back_cut_swap`).
         """
         path = Path(path)
+        put_back_cut_swap(path)  # the old run back in place: an overwrite of it stages beside it, as always
         if path.exists() and not path.is_dir():
             raise RunDirError(f"output path {path} exists and is not a folder")
         reused = cls._left_by_a_killed_run(path) or (cls._left_by_this_run(path, records) if records else None)
@@ -357,7 +360,7 @@ class RunDir:
             run.lock.acquire()
         except OSError as exc:
             old_lock.release()
-            raise folder_error(f"cannot create a staging folder beside {final}", exc) from None
+            raise folder_error(f"cannot create a staging folder {_staging_place(final)}", exc) from None
         except BaseException:
             old_lock.release()
             raise
@@ -419,6 +422,7 @@ class RunDir:
     def open_existing(cls, path: str | Path) -> RunDir:
         path = Path(path)
         info_path = path / "run.json"
+        put_back_cut_swap(path)  # then the killed overwrite is adopted below (stranded_overwrites), as before a swap
         if not path.exists():
             raise RunDirError(f"run folder {path} does not exist")
         if not info_path.is_file() and lost_run_json(path, RUN_FILES):
@@ -581,3 +585,52 @@ def clean_stale_staging(final: Path) -> list[Path]:
         remove_path(entry)
         removed.append(entry)
     return removed
+
+
+def _staging_place(final: Path) -> str:
+    """Where :meth:`RunDir._staged_beside` writes the staging folder of an overwrite of ``final``, in words:
+    beside ``final``, or in the folder holding what a link ``final`` points at (:func:`swap_place`)."""
+    place = swap_place(final)
+    if place == final:
+        return f"beside {final}"
+    return f"in {place.parent} (beside {place}, which the link {final} points at)"
+
+
+def put_back_cut_swap(final: Path) -> Path | None:
+    """Rename back the old run that an overwrite's swap of two renames (:meth:`RunDir.commit_overwrite`, where
+    renameat2 cannot exchange) set aside as ``.<name>.old-<pid>`` before a kill cut it short, while the folder
+    it was taken from (:func:`swap_place`: ``final``, or what a link ``final`` points at) is missing; returns
+    the folder it was in, or None when there is none to put back.
+
+    That leaves what a kill before the swap leaves: the old run in place and the new one staged, which
+    ``resume`` adopts (:func:`stranded_overwrites`) and another ``--overwrite`` replaces; as a checkpoint's
+    swap cut short is put back (:func:`~trainlab.run_leftovers.clean_stale_temporaries`). Else ``final`` does
+    not exist (a link dangles) and neither run is found. A set-aside folder whose lock is held is left: a live
+    swap holds it (its name's pid may look dead: a process started after the old run's last change)."""
+    place = swap_place(final)
+    if os.path.lexists(place):
+        return None
+    try:
+        aside = [entry for kind, entry in dead_siblings(final)
+                 if kind == "old" and entry.is_dir() and not entry.is_symlink()]
+    except OSError:  # a parent that cannot be listed: the caller's own error names it (mkdir, "does not exist")
+        return None
+    if not aside:
+        return None
+    latest = max(aside, key=lambda entry: entry.lstat().st_ctime)  # the rename that set it aside sets ctime
+    if holder(latest) is not None:
+        return None  # a live swap between its two renames: it finishes itself
+    lock = RunLock(latest)
+    lock.acquire()  # raced by another process putting it back: "in use", naming the folder
+    try:
+        os.rename(latest, place)
+    except OSError as exc:
+        lock.release()
+        if exc.errno in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+            return None  # another process put it back first
+        raise folder_error(f"cannot put the run in {latest} back at {place}, where an overwrite of {final} "
+                           "was cut short", exc) from None
+    lock.moved_to(place)
+    lock.release()
+    fsync_dir(place.parent)
+    return latest
