@@ -79,3 +79,26 @@ def test_fit_trains_under_the_callers_disabled_gradients(mode):
         assert not torch.is_grad_enabled()
     assert len(result.history) == 1
     assert any(not torch.equal(old, new) for old, new in zip(before, model.parameters(), strict=True))
+
+
+def test_a_binary_runs_class_zero_probability_keeps_its_digits_on_confident_rows(tmp_path):
+    """P(class 0) was 1 - sigmoid(z) in float32: 9% off at z = 14, exactly 0 past z ~ 16.6 (the rare class,
+    when it sorts first, lost every digit). Checked against sigmoid(-z) in float64."""
+    from trainlab.experiment import train
+    from trainlab.inference import load_run
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2)).astype(np.float32)
+    np.savez(tmp_path / "b.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    train({**NPZ, "data": {"source": "npz", "path": str(tmp_path / "b.npz")}, "model": {"name": "linear"},
+           "strategy": {"loss": "bce", "optimizer": {"name": "sgd", "lr": 0.5}, "batch_size": "full", "epochs": 20}},
+          out=tmp_path / "run", quiet=True)
+    run = load_run(tmp_path / "run")
+    unit = float(run.outputs(np.array([[1.0, 0.0]], np.float32)).reshape(-1)[0]
+                 - run.outputs(np.array([[0.0, 0.0]], np.float32)).reshape(-1)[0])
+    rows = np.array([[14.0 / unit, 0.0], [25.0 / unit, 0.0], [-25.0 / unit, 0.0]], np.float32)
+    z = run.outputs(rows).double().reshape(-1)
+    assert z[1] > 20 and z[2] < -20
+    got = run.predict_proba(rows)
+    np.testing.assert_allclose(got[:, 0], torch.sigmoid(-z).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(got[:, 1], torch.sigmoid(z).numpy(), rtol=1e-5)

@@ -235,11 +235,15 @@ class LoadedRun:
         """
         if self.task == "regression":
             raise DataError("probabilities exist for classification runs; this run is a regression")
-        probabilities = self.loss.probabilities(self.outputs(x))
+        output = self.outputs(x)
+        probabilities = self.loss.probabilities(output)
         if probabilities is None:
             raise DataError(f"loss '{self.loss.name}' gives no class probabilities")
         if self.task == "binary" and probabilities.ndim == 1:
-            probabilities = torch.stack([1 - probabilities, probabilities], dim=1)
+            # P(class 0) of a logit z is sigmoid(-z): 1 - sigmoid(z) in float32 kept only float32's spacing near 1
+            # (a confident row's rare class 9% off, exactly 0 past z ~ 16.6); outputs that are probabilities: 1 - p
+            negative = self.loss.probabilities(-output) if self.loss.takes_logits else 1 - probabilities
+            probabilities = torch.stack([negative, probabilities], dim=1)
         return probabilities.numpy()
 
     def _original_units(self, output: torch.Tensor) -> torch.Tensor:
