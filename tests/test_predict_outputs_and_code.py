@@ -461,3 +461,10 @@ def test_compare_leaves_a_report_html_that_is_a_symlink_and_says_how_to_write_it
                    f"copied folder's?); remove it and run the comparison again, or write the report elsewhere: "
                    f"trainlab report {out} -o FILE\n")
     assert victim.read_text() == "export PATH\n"
+
+
+def test_proba_of_a_regression_run_is_refused_before_its_input_is_read(runs, tmp_path, capsys):
+    """The rows were read first (their data warnings printed, a missing file told instead) and only then the
+    flag refused."""
+    assert main(["predict", str(runs["regress"]), str(tmp_path / "absent.csv"), "--proba"]) == 2
+    assert capsys.readouterr().err == "error: --proba applies to classification runs; this run is a regression\n"

@@ -311,6 +311,8 @@ class LoadedRun:
         """
         import pandas as pd
 
+        if proba and self.task == "regression":  # refused before the rows are read (and warned of)
+            raise ConfigError("--proba applies to classification runs; this run is a regression")
         x, row_names = self._read_rows(path)
         names = self.names()
         # a class named like a column of ours: ours gives way (the class columns keep the class names)
@@ -322,8 +324,6 @@ class LoadedRun:
             else:
                 for j, name in enumerate(self._target_names(values.shape[1])):
                     columns[f"prediction_{name}"] = values[:, j]
-            if proba:
-                raise ConfigError("--proba applies to classification runs; this run is a regression")
         elif self.task == "multilabel":
             decisions = self.predict(x)
             for j, name in enumerate(names):
