@@ -60,8 +60,8 @@ TUNE_REFUSAL = ("error: refusing to overwrite trials.csv, report.html in --out {
                 "tune results (no study.journal or .tune.study): trainlab tune writes best.yaml, best.json, "
                 "trials.csv, importances.json, report.html there; give another --out, or move those files away")
 COMPARE_REFUSAL = ("error: refusing to overwrite leaderboard.csv, report.html in --out {out}, which holds no earlier "
-                   "trainlab compare results (no leaderboard.json): trainlab compare writes leaderboard.csv, "
-                   "report.html there; give another --out, or move those files away")
+                   "trainlab compare results (no leaderboard.json): trainlab compare writes leaderboard.json, "
+                   "leaderboard.csv, report.html there; give another --out, or move those files away")
 
 
 @pytest.mark.parametrize("out", [".", "sub"])
@@ -144,3 +144,53 @@ def test_compare_refuses_a_hidden_task_name_as_it_refuses_a_hidden_strategy_name
     for task, problem in ((".hidden", "starts with '.'"), ("a/b", "holds '/'"), ("", "is empty")):
         with pytest.raises(ConfigError, match=rf"^bases: task name '{task}' cannot be a folder name: it {problem}; "):
             compare({task: iris_base()}, [NamedStrategy("plain", {})], "out", seeds=1, jobs=1)
+
+
+# ---------------------------------------------------------------- a leaderboard.json that is not compare's
+
+USERS_BOARD = '{"mine": 1}\n'
+
+
+@pytest.mark.parametrize("board", [USERS_BOARD, "not json at all\n", '{"metric": "test_accuracy", "tasks": []}\n'])
+def test_a_users_leaderboard_json_is_no_earlier_comparison_and_is_refused(files, capsys, board):
+    """Any file named leaderboard.json was taken as an earlier comparison's, and it and report.html replaced:
+    only a leaderboard.json holding compare's fields is one (a JSON object with a list for its tasks is not)."""
+    (files / "mine3").mkdir()
+    (files / "mine3" / "leaderboard.json").write_text(board)
+    (files / "mine3" / "report.html").write_text(MINE)
+    before = _listing(files / "mine3")
+    assert _compare("mine3") == 2
+    assert _one_error_line(capsys) == (
+        "error: refusing to overwrite leaderboard.json, report.html in --out mine3, which holds no earlier trainlab "
+        "compare results (its leaderboard.json is not as trainlab compare writes it): trainlab compare writes "
+        "leaderboard.json, leaderboard.csv, report.html there; give another --out, or move those files away")
+    assert _listing(files / "mine3") == before  # no runs/, no lock
+    assert (files / "mine3" / "leaderboard.json").read_text() == board
+    assert (files / "mine3" / "report.html").read_text() == MINE
+
+
+def test_a_users_leaderboard_json_alone_is_refused_and_a_link_to_compares_is_not_its_record(files, capsys):
+    (files / "alone").mkdir()
+    (files / "alone" / "leaderboard.json").write_text(USERS_BOARD)
+    assert _compare("alone") == 2
+    assert _one_error_line(capsys).startswith("error: refusing to overwrite leaderboard.json in --out alone, ")
+    assert (files / "alone" / "leaderboard.json").read_text() == USERS_BOARD
+    assert _compare("done") == 0  # a real comparison's record, linked into another folder: not that folder's
+    (files / "linked").mkdir()
+    (files / "linked" / "leaderboard.json").symlink_to(files / "done" / "leaderboard.json")
+    capsys.readouterr()
+    assert _compare("linked") == 2
+    assert "refusing to overwrite leaderboard.json in --out linked" in _one_error_line(capsys)
+    assert (files / "linked" / "leaderboard.json").is_symlink()
+
+
+def test_a_comparison_killed_after_its_leaderboard_json_reruns_into_its_folder(files, capsys):
+    """The record is written before leaderboard.csv and report.html: a comparison stopped between them left
+    its leaderboard.json alone, which is compare's (its fields) and lets the rerun finish the folder."""
+    assert _compare("cmp") == 0
+    for name in ("leaderboard.csv", "report.html"):
+        (files / "cmp" / name).unlink()
+    assert _compare("cmp") == 0
+    capsys.readouterr()
+    assert {"leaderboard.csv", "report.html", "leaderboard.json"} <= set(_listing(files / "cmp"))
+    assert command.is_comparison_record(files / "cmp" / "leaderboard.json")

@@ -329,6 +329,7 @@ def _cmd_plot(args) -> int:
 
 def _cmd_tune(args) -> int:
     from trainlab.tune import TuneSettings, tune
+    from trainlab.tune.results import results_line
 
     settings = TuneSettings(  # TuneSettings resolves out and direction (both spellings) as Python callers get them
         base=Path(args.config), space=Path(args.space), trials=args.trials, out=args.out,
@@ -336,7 +337,7 @@ def _cmd_tune(args) -> int:
         storage=args.storage, study_name=args.study, pruner=args.pruner, timeout_s=args.timeout, seed=args.seed,
         refit_seeds=args.refit_seeds, quiet=args.quiet, overrides=tuple(args.set))
     tune(settings)
-    print(f"results in {settings.out}: best.yaml, best.json, trials.csv, report.html")
+    print(results_line(settings.out))
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -11,6 +12,7 @@ from typing import Any
 
 from trainlab import arguments
 from trainlab.atomic import is_written_in_place
+from trainlab.bounded_read import read_regular_file
 from trainlab.code_policy import (
     CodePolicy,
     allow_local_modules,
@@ -26,7 +28,7 @@ from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.machine_failure import not_run_error
-from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
+from trainlab.compare.metric_keys import direction_of, parse_target, read_metric, stand_in
 from trainlab.compare.runner import (
     ERROR_FILE,
     RunPlan,
@@ -63,9 +65,13 @@ from trainlab.user_code import user_module_file
 
 DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
 OWN_RECORD = "leaderboard.json"  # what makes --out an earlier comparison's folder (written before the others)
-# what a comparison writes in --out beside its record and its runs/ folder (write_compare_leaderboard,
-# write_report_if_available): an --out of no comparison that holds one is the user's, and refused
-RESULT_FILES = ("leaderboard.csv", "report.html")
+# what a comparison writes in --out beside its runs/ folder (write_compare_leaderboard, write_report_if_available):
+# an --out of no comparison (no OWN_RECORD as compare writes it: is_comparison_record) that holds one is the
+# user's, and refused; a leaderboard.json of the user's among them
+RESULT_FILES = (OWN_RECORD, "leaderboard.csv", "report.html")
+# fields of every leaderboard.json compare has written (compare.leaderboard.build_leaderboard)
+RECORD_FIELDS = {"metric": str, "direction": str, "seed_list": list, "methods": dict, "tasks": dict}
+MAX_RECORD_BYTES = 256 * 2**20  # far above any leaderboard's; a larger file of that name is not one
 # compare.strategies.NAME_RULE for a task: the same check (folder_name_problem) keeps both folders
 TASK_NAME_RULE = ("a task name is the folder of its runs (runs/<task>/), so it keeps a strategy name's rule: not empty "
                   "or blank, no leading '.', no '/', '\\' or control character, at most "
@@ -129,7 +135,8 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait)
     folders = check_folders(folders, bases)
     refuse_foreign(out, "compare", own=(OWN_RECORD,))
-    refuse_overwrite(out, "compare", own=(OWN_RECORD,), writes=RESULT_FILES, argument=named("out"))
+    refuse_overwrite(out, "compare", own=(OWN_RECORD,), writes=RESULT_FILES, argument=named("out"),
+                     is_record=is_comparison_record)
     parsed_target = parse_target(target)
     with ExitStack() as trusted:
         trusted.enter_context(each_once())  # its runs read the same data: each warning once
@@ -157,6 +164,17 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             report = write_report_if_available(groups, out)
     _say_written(board, out, report, metric, quiet)
     return board
+
+
+def is_comparison_record(path: Path) -> bool:
+    """``path`` is a leaderboard.json as compare writes it: a regular file (not a link: compare replaces its
+    own atomically) holding a JSON object with every :data:`RECORD_FIELDS` field of its type. A user's file of
+    that name is not, and makes no folder an earlier comparison's (:func:`compare` refuses to replace it)."""
+    try:
+        record = json.loads(read_regular_file(path, MAX_RECORD_BYTES, follow_links=False))
+    except (OSError, ValueError, RecursionError):  # missing, a link, a folder, too large, not JSON
+        return False
+    return isinstance(record, dict) and all(isinstance(record.get(field), kind) for field, kind in RECORD_FIELDS.items())
 
 
 def _say_written(board: dict[str, Any], out: Path, report: Path | None, metric: str, quiet: bool) -> None:
@@ -398,9 +416,12 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
             keys, loss = own[missing[0]], configs[(task, missing[0])].strategy.loss.name
             where = (f"the runs of task '{task}'" if len(missing) == len(own)
                      else f"strategy '{missing[0]}' on task '{task}'")
-            hint = (f"; {DEFAULT_METRIC} is --metric's default: pass --metric with one of these"
-                    if flag == "--metric" and wanted == DEFAULT_METRIC else "")
-            raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{unrecorded_hint(wanted, keys, loss)} "
+            default = flag == "--metric" and wanted == DEFAULT_METRIC
+            guess = unrecorded_hint(wanted, keys, loss)
+            if default and stand_in(wanted, keys) and "did you mean" not in guess:  # test_r2 on a regression
+                guess += f"; did you mean '{stand_in(wanted, keys)}'?"
+            hint = f"; {DEFAULT_METRIC} is --metric's default: pass --metric with one of these" if default else ""
+            raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{guess} "
                               f"(recorded: {', '.join(keys)}){hint}")
 
 

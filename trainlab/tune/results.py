@@ -34,6 +34,9 @@ from trainlab.yaml_files import flow_yaml
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the finished trials; fewer say nothing
 TRIAL_COLUMNS = ("number", "state", "value", "duration_s", "pruned_at_epoch", "fail_reason", "run_dir")
+# every results file a study can leave in DIR, in the order docs/tune.md's table lists them (report.html is
+# trainlab.tune.report's; best.yaml is missing where no trial completed)
+RESULT_FILES = ("best.yaml", "best.json", "trials.csv", "importances.json", "report.html")
 
 
 def trial_rows(study: optuna.Study, keys: list[str], out: Path | None = None) -> list[dict[str, Any]]:
@@ -182,3 +185,10 @@ def format_best(best: dict[str, Any]) -> str:
             line += f" (left out, set in some trials only: {', '.join(best['left_out'])})"
         lines.append(line)
     return "\n".join(lines)
+
+
+def results_line(out: Path) -> str:
+    """``results in DIR: best.yaml, best.json, trials.csv, importances.json, report.html``: the command's last
+    line, naming the :data:`RESULT_FILES` that DIR holds once the study's results and report are written
+    (those this command wrote: each is rewritten at every end, and the line is said only after all are)."""
+    return f"results in {out}: {', '.join(name for name in RESULT_FILES if (Path(out) / name).is_file())}"

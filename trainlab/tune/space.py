@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.config import validate
+from trainlab.config_errors import NUMBER_WORDING
 from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
@@ -42,6 +43,10 @@ from trainlab.yaml_files import flow_yaml, load_yaml_file
 
 SPEC_FIELDS = ["low", "high", "log", "step", "choices", "when", "type"]
 TYPES = ["float", "int", "categorical"]
+# how the config refuses a number with a fractional part where it takes whole numbers: pydantic's int_from_float
+# as config_errors words it (also a component's int option, a schedule's, a model's size: "must be a whole
+# number >= 1"), and strategy.batch_size's own validator ("must be a positive int or 'full'; got 16.5")
+FRACTION_REFUSALS = (NUMBER_WORDING["int_from_float"], "must be a positive int")
 
 
 @dataclass(frozen=True)
@@ -396,17 +401,21 @@ def check_space(space: SearchSpace, base_raw: dict[str, Any]) -> None:
         except ConfigError as exc:
             shown = ", ".join(f"{k}={flow_yaml(v)}" for k, v in point.items())
             where = f"space key '{keys[0]}'" if len(keys) == 1 else f"space keys '{keys[0]}' and '{keys[1]}'"
-            hint = _int_hint(base_raw, point, keys) or _when_hint(space, base_raw, keys)
+            hint = _int_hint(point, keys, str(exc)) or _when_hint(space, base_raw, keys)
             raise ConfigError(f"{where}: the config refuses {shown}: {exc}{hint}") from None
 
 
-def _int_hint(base_raw: dict[str, Any], point: dict[str, Any], keys: tuple[str, ...]) -> str:
-    """For a float key refused at a value between its bounds that is no whole number, and accepted at that
-    value rounded: the advice to search whole numbers; else ""."""
+def _int_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> str:
+    """For a single float key refused at a value that is no whole number *because* it is no whole number: the
+    advice to search whole numbers; else "". The cause is read from the refusal, which names the key (its last
+    part: ``epochs``, ``option 'T_mult'``) and says it must be a whole number (:data:`FRACTION_REFUSALS`).
+    A refusal for another reason (Adam's ``weight_decay=0.01``, which has no home in the optimizer) gets no
+    such advice, even where the value rounded (0) would pass."""
     value = point[keys[0]]
     if len(keys) > 1 or not isinstance(value, float) or value.is_integer():
         return ""
-    if not _passes(base_raw, {**point, keys[0]: round(value)}):
+    names_key = keys[0].rsplit(".", 1)[-1] in refusal
+    if not names_key or not any(wording in refusal for wording in FRACTION_REFUSALS):
         return ""
     return (f"; '{keys[0]}' takes whole numbers: search it as an int range (integer low and high, without "
             "type: float)")

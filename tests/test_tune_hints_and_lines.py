@@ -1,0 +1,87 @@
+"""trainlab tune's words: the whole-numbers hint of a refused space key only where the value was refused for
+being a fraction, the --timeout line last in the summary, and the results line naming the files written."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_tune import BASE, write
+from trainlab.cli import main
+from trainlab.errors import ConfigError
+from trainlab.tune.results import results_line
+from trainlab.tune.space import check_space, parse_space
+
+HINT = "takes whole numbers: search it as an int range"
+
+
+def refusal(space: dict, base: dict = BASE) -> str:
+    with pytest.raises(ConfigError) as caught:
+        check_space(parse_space(space), base)
+    return str(caught.value)
+
+
+def test_a_float_refused_for_another_reason_gets_no_whole_numbers_hint():
+    """Adam has no home for decoupled weight decay: 0.01 is refused for the optimizer, and 0 (0.01 rounded)
+    passes only because no decay is no decay. The hint used to follow from that rounded value passing."""
+    message = refusal({"strategy.regularization.weight_decay": {"low": 0.01, "high": 0.1}})
+    assert "the config refuses strategy.regularization.weight_decay=0.01" in message
+    assert "has no home in optimizer 'adam'" in message
+    assert HINT not in message, message
+
+
+@pytest.mark.parametrize("space,refused", [
+    ({"strategy.epochs": {"low": 2, "high": 6, "type": "float"}},
+     "config key 'strategy.epochs': must be a whole number; got 3.2"),
+    ({"strategy.early_stopping.patience": {"low": 2, "high": 6, "type": "float"}},
+     "config key 'strategy.early_stopping.patience': must be a whole number; got 3.2"),
+    # a component's option, checked against its factory's annotation, not by the schema
+    ({"strategy.schedule.T_mult": {"low": 1, "high": 3, "type": "float"}},
+     "option 'T_mult' must be a whole number; got 1.6"),
+    # the config's own validator, in its own words (it refuses 16.0 too, whose hint would be no advice)
+    ({"strategy.batch_size": {"low": 15.5, "high": 31.5}},
+     "config key 'strategy.batch_size': must be a positive int or 'full'; got 15.5"),
+], ids=["schema", "nested-schema", "component-option", "own-validator"])
+def test_a_float_refused_for_being_a_fraction_gets_the_whole_numbers_hint(space, refused):
+    base = BASE
+    if "strategy.schedule.T_mult" in space:
+        base = {**BASE, "strategy": {**BASE["strategy"], "schedule": {"name": "cosine_restarts", "T_0": 2}}}
+    message = refusal(space, base)
+    key = next(iter(space))
+    assert message.endswith(f"'{key}' {HINT} (integer low and high, without type: float)"), message
+    assert refused in message, message
+
+
+def test_the_results_line_names_every_results_file_written(tmp_path):
+    """The files in docs/tune.md's table that DIR holds, importances.json included; best.yaml only if written."""
+    for name in ["best.json", "trials.csv", "importances.json", "report.html"]:
+        (tmp_path / name).write_text("{}")
+    assert results_line(tmp_path) == f"results in {tmp_path}: best.json, trials.csv, importances.json, report.html"
+    (tmp_path / "best.yaml").write_text("name: x\n")
+    assert results_line(tmp_path) == \
+        f"results in {tmp_path}: best.yaml, best.json, trials.csv, importances.json, report.html"
+
+
+def _timed_out_study(tmp_path, capfd) -> tuple[str, str]:
+    """A study of 1 complete trial continued to 3 with a --timeout that passes before the next trial starts."""
+    base, space = write(tmp_path)
+    out = tmp_path / "out"
+    assert main(["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(out)]) == 0
+    capfd.readouterr()
+    assert main(["tune", str(base), "--space", str(space), "--trials", "3", "--out", str(out),
+                 "--timeout", "1e-9"]) == 0
+    captured = capfd.readouterr()
+    return captured.out, captured.err
+
+
+def test_the_timeout_line_is_the_summarys_last_line(tmp_path, capfd):
+    """docs/tune.md: the summary (stderr) ends with the --timeout line; the results line follows on stdout."""
+    out, err = _timed_out_study(tmp_path, capfd)
+    assert err.splitlines()[-1].startswith("--timeout 1e-09 s passed: no further trial was started, and the "
+                                           "study has 1 of its 3 trials; rerun"), err
+    assert out.splitlines()[-1].startswith(f"results in {tmp_path / 'out'}: "), out
+
+
+def test_the_command_names_importances_json_among_its_results(tmp_path, capfd):
+    out, _ = _timed_out_study(tmp_path, capfd)
+    assert out.splitlines()[-1] == \
+        f"results in {tmp_path / 'out'}: best.yaml, best.json, trials.csv, importances.json, report.html", out
