@@ -51,3 +51,9 @@ def test_docs_quote_the_line_compare_prints(tmp_path, capsys):
 ])
 def test_stand_in_keeps_the_split_and_the_direction(wanted, recorded, expected):
     assert stand_in(wanted, recorded) == expected
+
+
+@pytest.mark.parametrize(("flags", "named"), [(("--metric", "r2"), "test_r2"), (("--metric", "mae"), "test_mae")])
+def test_a_bare_metric_name_is_offered_its_splits_key(tmp_path, capsys, flags, named):
+    """`--metric r2` (as a Keras or Optuna user types it) was refused with no did-you-mean."""
+    assert f"did you mean '{named}'? (a key names its split)" in _refusal(tmp_path, capsys, REGRESSION, *flags)
