@@ -193,3 +193,32 @@ def test_a_failed_run_is_skipped_as_failed_whatever_the_thread_count(tmp_path: P
     assert _compare(tmp_path, _threadless_base(), nothing)[0] == 0
     assert "failed in an earlier invocation: skipped" in capsys.readouterr().out
     assert error.read_bytes() == written
+
+
+def test_a_failed_run_without_its_error_record_is_still_skipped_as_failed(tmp_path: Path, monkeypatch, capsys):
+    """run.json's status 'failed' with the thread count compare wrote into config.yaml is the plan's exact
+    config: skipped as failed (its compare-error.json lost: a kill between the two writes), not resumed."""
+    raising = {"strategies": {"base": None, "boom": {"strategy.epochs": 3}}}
+
+    class Boom(Exception):
+        pass
+
+    monkeypatch.setattr(runner, "threads_per_worker", lambda jobs: 1)
+    import trainlab.engine.loop as loop
+
+    original = loop.Trainer.run_epoch
+
+    def run_epoch(self):
+        if self.limits.epochs == 3:
+            raise Boom("a bug in the run")
+        return original(self)
+
+    monkeypatch.setattr(loop.Trainer, "run_epoch", run_epoch)
+    _compare(tmp_path, _threadless_base(), raising)
+    folder = tmp_path / "out" / "runs" / "base" / "boom" / "seed-0"
+    assert json.loads((folder / "run.json").read_text())["status"] == "failed"
+    (folder / runner.ERROR_FILE).unlink()
+    capsys.readouterr()
+    _compare(tmp_path, _threadless_base(), raising)
+    out = capsys.readouterr().out
+    assert "resuming" not in out and "skipped" in out, out

@@ -290,8 +290,9 @@ def test_an_overwrite_killed_between_the_two_renames_of_its_swap_is_put_back(tmp
 def test_a_set_aside_run_whose_lock_is_held_is_not_put_back(tmp_path):
     """A live swap between its two renames holds the set-aside run's lock; its name's pid may read as dead
     (a process started after the old run's last change), yet the swap finishes itself."""
-    target = tmp_path / "real" / "r"
-    aside = _fake_run(sibling_name(target, "old", _dead_pid()))
+    target, pid = tmp_path / "real" / "r", _dead_pid()
+    aside = _fake_run(sibling_name(target, "old", pid))
+    _fake_run(sibling_name(target, "new", pid))  # the staged run the second rename would have put in place
     lock = RunLock(aside)
     lock.acquire()
     try:
@@ -300,6 +301,15 @@ def test_a_set_aside_run_whose_lock_is_held_is_not_put_back(tmp_path):
     finally:
         lock.release()
     assert put_back_cut_swap(target) == aside and (target / "model.safetensors").read_bytes() == b"old weights"
+
+
+def test_an_old_run_left_after_a_finished_swap_is_not_brought_back(tmp_path):
+    """After the second rename only the set-aside old run is left (its removal killed); the user then deleted
+    the new run: that old run is no cut swap to put back, and the folder is free for a new run."""
+    target = tmp_path / "real" / "r"
+    aside = _fake_run(sibling_name(target, "old", _dead_pid()))
+    assert put_back_cut_swap(target) is None
+    assert aside.is_dir() and not target.exists()
 
 
 # --------------------------------------------------------------------------- the staging folder's place, in words

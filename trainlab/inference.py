@@ -242,7 +242,10 @@ class LoadedRun:
         if self.task == "binary" and probabilities.ndim == 1:
             # P(class 0) of a logit z is sigmoid(-z): 1 - sigmoid(z) in float32 kept only float32's spacing near 1
             # (a confident row's rare class 9% off, exactly 0 past z ~ 16.6); outputs that are probabilities: 1 - p
-            negative = self.loss.probabilities(-output) if self.loss.takes_logits else 1 - probabilities
+            negative = self.loss.probabilities(-output) if self.loss.takes_logits else None
+            if negative is None or not torch.allclose(negative + probabilities, torch.ones_like(probabilities),
+                                                      atol=1e-5):  # a loss whose p(-z) is no 1 - p(z) (a user's)
+                negative = 1 - probabilities
             probabilities = torch.stack([negative, probabilities], dim=1)
         return probabilities.numpy()
 

@@ -611,13 +611,16 @@ def put_back_cut_swap(final: Path) -> Path | None:
     if os.path.lexists(place):
         return None
     try:
+        # cut between the renames only while its staged run is still beside it: after the second rename, an
+        # old run whose removal a kill cut short is no run to bring back (the user may have deleted the new one)
         aside = [entry for kind, entry in dead_siblings(final)
-                 if kind == "old" and entry.is_dir() and not entry.is_symlink()]
-    except OSError:  # a parent that cannot be listed: the caller's own error names it (mkdir, "does not exist")
-        return None
-    if not aside:
-        return None
-    latest = max(aside, key=lambda entry: entry.lstat().st_ctime)  # the rename that set it aside sets ctime
+                 if kind == "old" and entry.is_dir() and not entry.is_symlink()
+                 and entry.with_name(_staged_name_of(entry)).is_dir()]
+        if not aside:
+            return None
+        latest = max(aside, key=lambda entry: entry.lstat().st_ctime)  # the rename that set it aside sets ctime
+    except OSError:  # a parent that cannot be listed, a leftover a cleaner removed meanwhile: the caller's own
+        return None  # error names what is missing (mkdir, "does not exist")
     if holder(latest) is not None:
         return None  # a live swap between its two renames: it finishes itself
     lock = RunLock(latest)
@@ -634,3 +637,10 @@ def put_back_cut_swap(final: Path) -> Path | None:
     lock.release()
     fsync_dir(place.parent)
     return latest
+
+
+def _staged_name_of(aside: Path) -> str:
+    """The staging folder's name of the overwrite that set ``aside`` (``.<stem>.old-<pid>``) aside:
+    ``.<stem>.new-<pid>``, the same process's."""
+    stem, _, pid = aside.name.rpartition(".old-")
+    return f"{stem}.new-{pid}"

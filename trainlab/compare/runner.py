@@ -178,7 +178,7 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
         return "finished", ""
     if status == "diverged":
         return "failed", "diverged"
-    if status == "failed" and recorded == wanted:
+    if status == "failed" and (recorded == wanted or _is_with_threads_given(plan, config, recorded)):
         return "failed", _failure_reason(info)
     if status not in (*RESUMABLE, "failed"):
         return "damaged", (f"{info_path} has status {short_repr(status)}, which no run records (one of "
@@ -188,6 +188,25 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
+
+
+def _is_with_threads_given(plan: RunPlan, config: Config, recorded: str | None) -> bool:
+    """Whether the run recorded under hash ``recorded`` is ``config`` with the thread count the comparison
+    wrote into its config.yaml (:func:`with_threads_given`): the exact config of a failed run, which is
+    skipped as failed, not resumed. Read from the run's config.yaml; False where it cannot be read."""
+    from trainlab.config import load_config
+    from trainlab.errors import TrainlabError
+
+    if config.runtime.num_threads is not None or recorded is None:
+        return False
+    try:
+        threads = load_config(plan.path / "config.yaml", follow_links=False).runtime.num_threads
+    except (TrainlabError, OSError, ValueError):
+        return False
+    if threads is None:
+        return False
+    given = config.model_copy(update={"runtime": config.runtime.model_copy(update={"num_threads": threads})})
+    return given.hash() == recorded
 
 
 def recorded_run_change(plan: RunPlan, config: Config, info: Mapping[str, Any], recorded_hash: str | None,
