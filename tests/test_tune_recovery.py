@@ -407,7 +407,7 @@ def test_a_process_forked_by_a_worker_does_not_keep_its_lease_once_the_worker_is
     of another host waited for. A forked child closes its copies of the leases at once."""
     tune_settings = settings(tmp_path, 2, base=CPU, space=SPACE)
     prepare(tune_settings)
-    marker, grandchild_pid = tmp_path / "claimed", tmp_path / "grandchild"
+    marker, grandchild_pid, started = tmp_path / "claimed", tmp_path / "grandchild", tmp_path / "started"
     pid = os.fork()
     if pid == 0:
         try:
@@ -417,8 +417,12 @@ def test_a_process_forked_by_a_worker_does_not_keep_its_lease_once_the_worker_is
             claim_trial(study, tune_settings, FileLock(tune_settings.out / ".tune.lock"))
             child = os.fork()
             if child == 0:  # the worker's child: lives on after the worker is killed
-                time.sleep(60)
+                started.write_text("1")  # its fork hooks ran (they close the leases): a loaded machine may
+                time.sleep(60)  # schedule it only after the worker is killed, the lease still open then
                 os._exit(0)
+            deadline = time.monotonic() + 30
+            while not started.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
             grandchild_pid.write_text(str(child))
             marker.write_text("1")
             time.sleep(60)

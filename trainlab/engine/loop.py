@@ -70,7 +70,6 @@ from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, EpochSum, TrainState
 from trainlab.engine.step import Step, lr_columns
 from trainlab.notices import warn
-from trainlab.optim import keeps_evaluation_weights
 
 
 @dataclass(frozen=True)
@@ -197,9 +196,9 @@ class Trainer:
         last bits, so a checkpoint of the switched state resumed off the uninterrupted run's path. Copied,
         because the switch changes the parameters in place; a finished run's end is no resume point (and an
         epoch's end is in eval mode already: the next epoch switches back in either run)."""
-        optimizer = getattr(self.step, "optimizer", None)
-        if self.control.interrupted_by is None or (optimizer is not None and not keeps_evaluation_weights(optimizer)):
-            return None  # the switch changes no state of this optimizer: no copy (a large model's memory)
+        lossy = getattr(self.step, "eval_switch_changes_state", None)  # optional in the Step contract
+        if self.control.interrupted_by is None or (lossy is not None and not lossy()):
+            return None  # the switch changes no state of this step: no copy (a large model's memory)
         return snapshot.detached_copy(self.step.state_dict())
 
     def _finish(self) -> None:

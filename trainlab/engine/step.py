@@ -34,7 +34,7 @@ from trainlab.engine.serialize import SERIALISABLE, UnserialisableState, split_s
 from trainlab.engine.state import TrainState
 from trainlab.errors import ConfigError
 from trainlab.losses.base import learned_state
-from trainlab.optim import requires_closure, set_train_mode
+from trainlab.optim import keeps_evaluation_weights, requires_closure, set_train_mode
 from trainlab.optim.routing import RoutedOptimizer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -85,6 +85,8 @@ class Step(Protocol):
         (``strategy.optimizer.lr`` times the schedule's factor): the head's with layer-wise LR decay, else
         the first group's (:func:`recorded_group`)."""
 
+    # optional: ``eval_switch_changes_state() -> bool`` (default True: the Trainer copies the step's state
+    # before the eval switch of an interrupted run's end, so that its checkpoint is the train-mode state)
     # optional: ``route_lrs() -> dict[str, float]``, ``{group label: LR}`` of routed param groups
     # (records add ``lr/<label>``); a Step without it records ``lr`` alone
     # optional: ``loss_weights()`` / ``load_loss_weights(weights)``, the state of a loss that learns (kept with
@@ -383,6 +385,11 @@ class StandardStep:
             torch.nn.utils.clip_grad_value_(params, self.options.clip_grad_value)
 
     # ------------------------------------------------------------------ modes, LR, weights, state
+
+    def eval_switch_changes_state(self) -> bool:
+        """Whether :meth:`set_mode` to eval rewrites state in place that the train switch rebuilds only to
+        rounding (a schedule-free optimizer's y -> x): the Trainer keeps a copy for an interrupt checkpoint."""
+        return keeps_evaluation_weights(self.optimizer)
 
     def set_mode(self, training: bool) -> None:
         """Train or eval mode for the model, and for schedule-free optimizers their y / x weights."""
