@@ -52,7 +52,7 @@ def stand_in(wanted: str, recorded: list[str]) -> str | None:
     """What to pass instead of ``wanted`` (``test_accuracy``, the default --metric) that the runs do not record:
     the first of ``recorded`` on ``wanted``'s split (``test_``) that moves as ``wanted`` does (:func:`direction_of`:
     ``test_r2`` on a regression), so the ranking's direction stays; else the first of that split other than its
-    loss; None when the loss is all the split records (tune's ``stand_in`` for ``val_accuracy``, per split)."""
+    loss; None when the loss is all the split records (compare's test_accuracy, tune's val_accuracy)."""
     split = wanted.partition("_")[0] + "_"
     others = [key for key in recorded if key.startswith(split) and key != f"{split}loss"]
     alike = [key for key in others if direction_of(key) == direction_of(wanted)]

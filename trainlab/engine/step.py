@@ -31,6 +31,7 @@ from torch import nn
 from trainlab.engine.clipping import clip_grad_norm, global_norm
 from trainlab.engine.objective import Objective
 from trainlab.engine.serialize import SERIALISABLE, UnserialisableState, split_state
+from trainlab.engine.snapshot import detached_copy
 from trainlab.engine.state import TrainState
 from trainlab.errors import ConfigError
 from trainlab.losses.base import learned_state
@@ -443,7 +444,7 @@ class StandardStep:
         if state["loss"]:
             self.objective.loss.load_state_dict(state["loss"])
         built = [set(group) for group in self.optimizer.param_groups]  # the options each group holds as built
-        self.optimizer.load_state_dict(_cloned(state["optimizer"]))
+        self.optimizer.load_state_dict(detached_copy(state["optimizer"]))
         _check_group_options(self.optimizer, built)
         _in_parameter_layouts(self.optimizer)
         if self.scaler is not None and state.get("scaler"):
@@ -502,13 +503,3 @@ def _in_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
             if isinstance(value, torch.Tensor) and value.shape == parameter.shape \
                     and value.stride() != parameter.stride():
                 slots[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
-
-
-def _cloned(tree: Any) -> Any:
-    if isinstance(tree, torch.Tensor):
-        return tree.clone()
-    if isinstance(tree, dict):
-        return {k: _cloned(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_cloned(v) for v in tree]
-    return tree

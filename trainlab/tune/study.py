@@ -38,6 +38,7 @@ import optuna
 from optuna.trial import TrialState
 
 from trainlab import arguments
+from trainlab.compare.metric_keys import stand_in
 from trainlab.config import read_yaml, validate
 from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
@@ -432,20 +433,12 @@ def check_metric(settings: TuneSettings, base_raw: dict[str, Any]) -> None:
         if settings.metric in keys:
             raise
         guess = unrecorded_hint(settings.metric, keys, config.strategy.loss.name)
-        if stand_in(keys) and "did you mean" not in guess:  # val_r2 for a regression's default val_accuracy
-            guess += f"; did you mean '{stand_in(keys)}'?"
+        instead = stand_in(DEFAULT_METRIC, keys)  # val_r2 for a regression's default val_accuracy
+        if instead and "did you mean" not in guess:
+            guess += f"; did you mean '{instead}'?"
         raise ConfigError(f"--metric '{settings.metric}' is not recorded by {settings.base}{guess} (its validation "
                           f"metrics: {', '.join(keys)}); {DEFAULT_METRIC} is --metric's default: pass --metric "
                           "with one of these") from None
-
-
-def stand_in(keys: list[str]) -> str | None:
-    """What to tune instead of the default ``val_accuracy`` a config does not record: the first of ``keys``
-    maximised like it (``val_r2`` for a regression, ``val_f1``), so --direction's default stays; else the
-    first that is not ``val_loss``; None when ``val_loss`` is all there is."""
-    others = [key for key in keys if key != "val_loss"]
-    maximised = [key for key in others if default_direction(key) == "maximize"]
-    return (maximised or others or [None])[0]
 
 
 def prepare(settings: TuneSettings) -> tuple[SearchSpace, dict[str, Any]]:
