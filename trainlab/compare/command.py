@@ -417,11 +417,12 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
             where = (f"the runs of task '{task}'" if len(missing) == len(own)
                      else f"strategy '{missing[0]}' on task '{task}'")
             default = flag == "--metric" and wanted == DEFAULT_METRIC
-            named = ("val_" if flag == "--target" else "test_") + wanted  # 'r2' typed for the split's key
-            guess = (f"; did you mean '{named}'? (a key names its split)" if named in keys
+            split_key = ("val_" if flag == "--target" else "test_") + wanted  # 'r2' typed for the split's key
+            guess = (f"; did you mean '{split_key}'? (a key names its split)" if split_key in keys
                      else unrecorded_hint(wanted, keys, loss))
-            if default and stand_in(wanted, keys) and "did you mean" not in guess:  # test_r2 on a regression
-                guess += f"; did you mean '{stand_in(wanted, keys)}'?"
+            instead = stand_in(wanted, keys) if default else None  # test_r2 on a regression
+            if instead and "did you mean" not in guess:
+                guess += f"; did you mean '{instead}'?"
             hint = f"; {DEFAULT_METRIC} is --metric's default: pass --metric with one of these" if default else ""
             raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{guess} "
                               f"(recorded: {', '.join(keys)}){hint}")
