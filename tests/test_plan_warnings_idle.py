@@ -176,7 +176,7 @@ def test_reduce_on_plateau_that_never_reduces_is_warned_of(capsys, patience, war
     if warned:  # the claim: even a monitor that never improves leaves the LR as it is
         assert len(_lrs(result)) == 1
         assert f"lowers the LR after more than patience={patience} validations" in lines[0]
-        assert "in 10 validations" in lines[0] and "lower patience below 9" in lines[0]
+        assert "in 10 validations" in lines[0] and "set patience to 7 or less" in lines[0]
     if patience == 7:
         assert len(_lrs(result)) == 2
 

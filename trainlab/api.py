@@ -45,6 +45,7 @@ from trainlab.data.dataset import Dataset
 from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
 from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
+from trainlab.losses.base import Loss
 from trainlab.losses.task_fit import check_task_fits
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
@@ -167,21 +168,70 @@ def _described(target: Any) -> str:
 
 def _named_instead(target: Any, registry: Registry) -> str:
     """``", e.g. 'mse'"``: the registered name of the target's class (torch's ``MSELoss`` is ``mse``,
-    ``SGD`` is ``sgd``), else the ``module:attr`` reference of the user's own class or function (one
-    defined in a script cannot be imported by name: it is told to move it into a module); ``""`` for
-    neither."""
+    ``SGD`` is ``sgd``), else how to give the user's own code: a loss that is no ``Loss`` subclass (a
+    plain function, a lambda, a ``torch.nn`` loss) is refused as a ``module:attr`` reference too, so it
+    is told to be wrapped in one (:func:`_loss_wrapped`); any other class or function by its ``module:attr``
+    reference (:func:`_reference_of`); ``""`` for none."""
     factory = target if isinstance(target, type) or inspect.isfunction(target) else type(target)
     plain = factory.__name__.lower()
     for name in registry.names():
         if name.replace("_", "") in (plain, plain.removesuffix("loss"), plain.removesuffix("lr")):
             return f", e.g. '{name}'"
-    module = factory.__module__ or ""
+    if registry.kind == "loss" and not (isinstance(factory, type) and issubclass(factory, Loss)):
+        return _loss_wrapped(target, factory)
+    return _reference_of(factory, registry.kind)
+
+
+def _importable(qualname: str) -> bool:
+    """Whether ``module:qualname`` can name the object: not a lambda, nor defined inside a function
+    (``<lambda>``, ``make.<locals>.MyLoss``)."""
+    return all(part.isidentifier() for part in qualname.split("."))
+
+
+def _reference_of(factory: Any, kind: str) -> str:
+    """``", e.g. 'mymod:MyThing'"`` for a class or function of the user's own module, how to move one of
+    the script (``__main__``) into a module file, how to name a lambda or one defined inside a function
+    (no reference can name those), and ``""`` for torch's, trainlab's or Python's own."""
+    module, qualname = factory.__module__ or "", factory.__qualname__
+    file = f"my_{kind}"
+    if module.split(".")[0] in ("torch", "trainlab", "builtins"):
+        return ""
+    if not _importable(qualname):
+        if factory.__name__ == "<lambda>":
+            return (f", e.g. write the lambda as a named function, def {file}(...), at the top level of a module "
+                    f"file ({file}.py) and give '{file}:{file}'")
+        keyword = "class" if isinstance(factory, type) else "def"
+        return (f", e.g. move {factory.__name__} ({keyword} inside a function, which no reference can name) to "
+                f"the top level of a module file ({file}.py) and give '{file}:{factory.__name__}'")
     if module == "__main__":
-        return f", e.g. move {factory.__qualname__} into a module file (my_{registry.kind}.py) and give " \
-               f"'my_{registry.kind}:{factory.__qualname__}'"
-    if module.split(".")[0] not in ("torch", "trainlab", "builtins"):
-        return f", e.g. '{module}:{factory.__qualname__}'"
-    return ""
+        return f", e.g. move {qualname} into a module file ({file}.py) and give '{file}:{qualname}'"
+    return f", e.g. '{module}:{qualname}'"
+
+
+def _loss_wrapped(target: Any, factory: Any) -> str:
+    """The fix for a loss given as something other than a trainlab ``Loss`` (docs/extending.md, "A loss"):
+    a plain function, a lambda or a ``torch.nn`` loss is refused as a ``module:attr`` reference too, so it
+    is wrapped in a ``Loss`` subclass in a module file, named by its ``module:Class`` reference (a function
+    ``my_ce``: ``class MyCe(Loss)``); a ``torch.nn.Module`` of the user's own is made a ``Loss`` subclass."""
+    contract = "set target_kind and define forward(pred, target, weight=None) returning the batch mean"
+    reference = "give 'my_loss:{0}' (docs/extending.md, 'A loss')"
+    own_module = isinstance(factory, type) and issubclass(factory, torch.nn.Module) \
+        and (factory.__module__ or "").split(".")[0] != "torch"
+    if own_module:
+        return (f", e.g. make {factory.__name__} a subclass of trainlab.losses.base.Loss ({contract}) at the top "
+                f"level of a module file (my_loss.py) and {reference.format(factory.__name__)}")
+    if inspect.isfunction(target) and target.__name__.isidentifier():
+        subject, wrapper = target.__name__, "".join(part.title() for part in target.__name__.split("_")) or "MyLoss"
+        wrapper = wrapper if wrapper != target.__name__ else f"{wrapper}Loss"
+    elif inspect.isfunction(target):
+        subject, wrapper = "the lambda", "MyLoss"
+    elif isinstance(factory, type) and issubclass(factory, torch.nn.Module):  # torch's own, or one in a function
+        subject, wrapper = factory.__name__, f"My{factory.__name__}"
+    else:  # a callable object (functools.partial, a metric object)
+        subject, wrapper = "it", "MyLoss"
+    return (f"; a plain function or a torch.nn loss is refused, as a 'module:attr' reference too: wrap {subject} "
+            f"in a trainlab.losses.base.Loss subclass in a module file (my_loss.py), class {wrapper}(Loss) whose "
+            f"forward computes it ({contract}), and {reference.format(wrapper)}")
 
 
 def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
@@ -251,22 +301,32 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
             check_task_fits(loss, data, task is not None, tuple(splits[0].y.shape))  # y as given, not as (N, d)
             # strategy.init and finetune.lora, as a config run does; init only on a module no fit trained yet
             model = prepare_model(_without_init_if_trained(config, model), data, model)
-            built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
-        if built.precision_warning:  # a warning, as train --quiet gives it
-            warn(built.precision_warning)
-        built.trainer.add_callbacks(callbacks)
+        # finetune.freeze freezes the user's backbone when the optimizer is built (or at the first step):
+        # from there on, whether training ends or a later check of the build refuses the strategy, it is
+        # given back trainable (only what the freeze froze: a parameter the user froze stays frozen)
         try:
+            with _in_fit_terms():
+                built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True)
+            if built.precision_warning:  # a warning, as train --quiet gives it
+                warn(built.precision_warning)
+            built.trainer.add_callbacks(callbacks)
             _TRAINED_MODULES.update((given, built.model))  # once training starts, its weights are fit's
-            built.trainer.fit()
-        except TrainingError as exc:  # diverged: what to try, in fit's words
-            raise TrainingError(f"{exc}; {divergence_advice(built.data, standardized_target=False)}") from None
-        finally:  # finetune.freeze froze the user's backbone for the run: give it back trainable
-            unfreeze_all(built.model)
+            _train(built)
+        finally:
+            unfreeze_all(model)
         summary = summarize(built)
     state = built.trainer.state
     if out is not None:
         _write_records(Path(out), built.config, state, summary, model, data)
     return FitResult(state.history, summary, built.model, state.step_records, data.class_names)
+
+
+def _train(built: Any) -> None:
+    """Run ``built``'s trainer; a diverged run's TrainingError says what to try, in fit's words."""
+    try:
+        built.trainer.fit()
+    except TrainingError as exc:
+        raise TrainingError(f"{exc}; {divergence_advice(built.data, standardized_target=False)}") from None
 
 
 # the modules a fit has trained (once training started: interrupted or failed runs too): a later fit of

@@ -30,6 +30,7 @@ from typing import Any
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.optim.decay_split import weight_ids
 from trainlab.registry import did_you_mean
 
 _FROZEN_ATTR = "_trainlab_frozen_by_finetune"  # names of the parameters freeze_backbone froze
@@ -112,6 +113,13 @@ def unfreeze_all(model: nn.Module) -> int:
             count += 1
     model.__dict__.pop(_FROZEN_ATTR, None)  # no longer frozen by fine-tuning (frozen_by_finetune: False)
     return count
+
+
+def finetune_frozen_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters :func:`freeze_backbone` froze and :func:`unfreeze_all` would make trainable again, in
+    ``model.named_parameters()`` order; none when its freezing is not in effect (:func:`frozen_by_finetune`)."""
+    frozen = getattr(model, _FROZEN_ATTR, set())
+    return [parameter for name, parameter in model.named_parameters() if name in frozen]
 
 
 def frozen_by_finetune(model: nn.Module) -> bool:
@@ -280,23 +288,29 @@ def layerwise_param_groups(model: nn.Module, base_lr: float, decay: float,
 
     lr(layer) = base_lr * decay^k, k = 0 for the head, 1 for the layer just below, ... (ULMFiT,
     Howard & Ruder 2018; layer-wise lr decay for BERT, Sun et al. 2019 / Clark et al. 2020).
-    Each layer gives a ``decay`` group (weights, ndim >= 2) and a ``no_decay`` group (biases,
-    norm scales; ``weight_decay`` 0.0), as :func:`trainlab.optim.param_groups` does. Every group
+    Each layer gives a ``decay`` group (its weights: ndim >= 2, not a bias, not a norm layer's,
+    :func:`trainlab.optim.decay_split.weight_ids`) and a ``no_decay`` group (biases, norm gains and shifts;
+    ``weight_decay`` 0.0), as :func:`trainlab.optim.param_groups` does. Every group
     carries ``layer`` (its name) and ``lr_scale`` (decay^k): an LR schedule must multiply each
-    group's own base lr, not overwrite it. ``include_frozen`` also adds parameters with
-    ``requires_grad=False`` (needed when they are unfrozen later).
+    group's own base lr, not overwrite it. The groups hold the trainable parameters (``requires_grad``);
+    ``include_frozen`` also adds those :func:`freeze_backbone` froze and :func:`unfreeze_all` makes trainable
+    again (gradual unfreezing needs them in the optimizer from the start). A parameter frozen any other way
+    (by the user before training, by a model's design, by LoRA) is never added: nothing unfreezes it, and an
+    optimizer holding it would carry it in its state and ``param_groups`` for nothing.
     """
     if not 0.0 < float(decay) <= 1.0:
         raise ConfigError(f"layerwise_lr_decay must be in (0, 1]; got {decay}")
     if float(base_lr) <= 0.0:
         raise ConfigError(f"layerwise_param_groups: base_lr must be > 0; got {base_lr}")
     layers = model_layers(model)
+    weight_id_set = weight_ids(model)
+    unfrozen_later = {id(p) for p in finetune_frozen_parameters(model)} if include_frozen else set()
     groups: list[dict[str, Any]] = []
     for depth, (name, params) in enumerate(reversed(layers)):
         scale = float(decay) ** depth
-        kept = [p for p in params if include_frozen or p.requires_grad]
-        decay_params = [p for p in kept if p.ndim >= 2]
-        no_decay_params = [p for p in kept if p.ndim < 2]
+        kept = [p for p in params if p.requires_grad or id(p) in unfrozen_later]
+        decay_params = [p for p in kept if id(p) in weight_id_set]
+        no_decay_params = [p for p in kept if id(p) not in weight_id_set]
         if decay_params:
             groups.append({"params": decay_params, "lr": base_lr * scale, "lr_scale": scale,
                            "layer": name, "group": "decay"})

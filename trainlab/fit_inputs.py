@@ -4,8 +4,9 @@ Datasets turned into checked :class:`~trainlab.data.dataset.Split` s, and those 
 
 Contract: :func:`as_split` gives one split as tensors (x float32 where floating, y with an (N, 1) column
 squeezed), or None for None; anything else fit cannot train on (a DataLoader, ``(x, y, weights)``, a
-fraction, an IterableDataset, a sparse tensor or scipy.sparse matrix, a dict, a generator, non-numeric,
-ragged, non-finite or float32-overflowing values, x and y of different lengths, an empty train) is one
+fraction, an IterableDataset, a sparse tensor or scipy.sparse matrix, a dict, a generator, x of several
+inputs (a tuple or list of arrays, for a model whose forward takes several), non-numeric, ragged, non-finite
+or float32-overflowing values, x and y of different lengths, an empty train) is one
 :class:`~trainlab.errors.DataError` naming the split and what to pass instead. :func:`fit_dataset` applies
 the data layer's task rule and label reading to the splits (``task``/``class_names`` as
 ``data.task``/``data.class_names``); bad arguments are one :class:`~trainlab.errors.ConfigError`. Nothing
@@ -124,6 +125,8 @@ def _stack(rows: list[Any], part: int, what: str) -> torch.Tensor:
         if not (isinstance(row, tuple | list) and len(row) == 2):
             raise DataError(f"{what}: dataset items must be (x, y) pairs; item {i} is a {type(row).__name__}")
         value = row[part]
+        if part == 0 and _inputs_of_one_row(value):
+            raise DataError(_several_inputs(value, f"{what} of item {i}", batched=False))
         if value is None or isinstance(value, str | bytes | tuple | dict):
             fix = "encode class names as 0..K-1" if part == 1 else "encode text or categories as numbers first"
             raise DataError(f"{what} of item {i} is a {type(value).__name__}; each must be a tensor, an array or "
@@ -133,6 +136,76 @@ def _stack(rows: list[Any], part: int, what: str) -> torch.Tensor:
             raise DataError(f"{what} of item {i} is shaped {tuple(items[-1].shape)} but item 0's "
                             f"{tuple(items[0].shape)}; every item must have the same shape")
     return torch.stack(items)
+
+
+def _inputs_of_one_row(value: Any) -> bool:
+    """Whether a dataset item's x is several inputs: a tuple or list of tensors or arrays (numbers beside them
+    allowed), not of numbers alone (a row written as a tuple)."""
+    return isinstance(value, tuple | list) and bool(value) and any(hasattr(part, "shape") for part in value) \
+        and all(hasattr(part, "shape") or isinstance(part, int | float) for part in value)
+
+
+def _length(value: Any) -> int | None:
+    """``len(value)`` (the rows of an array, tensor, DataFrame or list), or None for what has none (a number)."""
+    try:
+        return len(value)
+    except TypeError:
+        return None
+
+
+def _refuse_several_inputs(x: Any, rows: int | None, what: str) -> None:
+    """One DataError for x given as a tuple or list of inputs (``((x1, x2), y)``, Keras' ``[x1, x2]`` for a
+    model of several inputs), which NumPy would read as one array of ``len(x)`` rows (2, N, d): x holds
+    tensors or arrays (anything with a ``shape``) and is no list of ``rows`` rows, while each of its parts has
+    ``rows`` rows, or its parts are tables (2+ dimensions) of different shapes (rows of one table all have
+    one shape). Nested lists are read as rows, as before."""
+    if rows is None or not isinstance(x, tuple | list) or not x or len(x) == rows:
+        return
+    if not all(hasattr(part, "shape") and len(part.shape) >= 1 for part in x):
+        return  # numbers or nested lists: rows
+    shapes = [tuple(part.shape) for part in x]
+    if all(shape[0] == rows for shape in shapes) or (len(set(shapes)) > 1 and all(len(s) >= 2 for s in shapes)):
+        raise DataError(_several_inputs(x, what, batched=True, rows=rows))
+
+
+def _several_inputs(parts: tuple | list, what: str, batched: bool, rows: int = 0) -> str:
+    """What :func:`_refuse_several_inputs` (``batched``: x of every row) and a dataset item's x of several
+    parts (one row's) say: fit feeds the model's forward one batch tensor, so the inputs are concatenated
+    into one along the features (flattened where they are not (N, d) / (d,)) and split again in forward
+    with ``x.split(widths, dim=1)``, or the model is wrapped in a Module that does that split."""
+    shapes = [tuple(np.shape(part)) for part in parts]
+    kind = "tensor" if all(isinstance(part, torch.Tensor) for part in parts) else "array"
+    if len(parts) == 1:
+        where = "x" if batched else "the item's x"
+        return (f"{what} is a {type(parts).__name__} of 1 {kind} shaped {shapes[0]}; fit takes {where} as ONE tensor "
+                f"or array, not inside a {type(parts).__name__}: pass the {kind} itself")
+    features = [shape[1:] if batched else shape for shape in shapes]
+    flat = all(len(shape) == 1 for shape in features)
+    names = [f"x{i + 1}" for i in range(len(parts))]
+    if len(names) > 4:
+        names = [*names[:2], "...", names[-1]]
+    if kind == "tensor":
+        concatenate, axis = "torch.cat", ", dim=1" if batched else ""
+        flattened = "{}.flatten(1)" if batched else "{}.flatten()"
+    else:
+        concatenate, axis = "np.concatenate", ", axis=1" if batched else ""
+        flattened = "{0}.reshape(len({0}), -1)" if batched else "np.ravel({})"
+    joined = ", ".join(name if flat or name == "..." else flattened.format(name) for name in names)
+    back = "" if flat else f", then reshape each to its shape {', '.join(map(str, features))}"
+    count = f"{len(parts)} {kind}s"
+    shown = ", ".join(map(str, shapes)) if len(shapes) <= 4 else f"{shapes[0]}, ..., {shapes[-1]}"
+    takes, where = ("x", "as x") if batched else ("each item's x", "as the item's x from __getitem__")
+    return (f"{what} is a {type(parts).__name__} of {count} shaped {shown} (a model with several inputs?); fit "
+            f"takes {takes} as ONE tensor or array, and the model's forward gets one batch tensor: pass "
+            f"{concatenate}([{joined}]{axis}) {where} and split it in forward, {', '.join(names)} = "
+            f"x.split({[int(np.prod(shape)) for shape in features]}, dim=1){back} (or wrap the model in a Module "
+            f"whose forward does that split and calls it){_rows_differ(shapes, rows) if batched else ''}")
+
+
+def _rows_differ(shapes: list[tuple[int, ...]], rows: int) -> str:
+    """``"; every input needs one row per target (y has 50 rows; x2 has 49)"`` when a part's rows are not y's."""
+    other = [f"x{i + 1} has {shape[0] if shape else 0}" for i, shape in enumerate(shapes) if shape[:1] != (rows,)]
+    return f"; every input needs one row per target (y has {rows} rows; {', '.join(other)})" if other else ""
 
 
 def _check_finite(what: str, values: torch.Tensor) -> None:
@@ -149,6 +222,7 @@ def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split
         return None
     _refuse_unlike_a_split(data, name)
     if isinstance(data, tuple | list) and len(data) == 2:
+        _refuse_several_inputs(data[0], _length(data[1]), f"{name} x")
         x, y = _tensor(data[0], f"{name} x"), _tensor(data[1], f"{name} y")
     elif isinstance(data, torch.utils.data.IterableDataset):
         raise DataError(f"{name} is an IterableDataset; fit takes a map-style Dataset of (x, y) pairs (with len "

@@ -4,7 +4,9 @@ Two kinds of factory share the registry ``INITIALIZERS``:
 
 - a *weight fill*, ``factory(**kwargs) -> fn(weight_tensor)``, fills one weight in place;
   it is applied to every Linear / Conv / Embedding weight, and their biases are set to 0
-  (normalisation layers keep weight 1, bias 0);
+  (normalisation layers keep weight 1, bias 0). A fill that reaches no weight of the model (raw
+  ``nn.Parameter`` weights, only ConvTranspose layers) is a ConfigError; one that leaves some weights
+  (:func:`trainlab.optim.decay_split.weight_ids`) of other layer kinds as they were says so in one warning;
 - a :class:`ModelInitializer`, ``factory(**kwargs) -> init`` with ``init(model, images)``,
   sets whatever it chooses (``dirac``: the identity in every conv; ``patch_whitening``: the
   first conv from the training images). ``init.images_needed`` says how many training
@@ -28,19 +30,35 @@ from torch import nn
 
 from trainlab.config_fields import FLOAT32_MAX  # a fill beyond it: torch's "cannot be converted" error
 from trainlab.errors import ConfigError
+from trainlab.notices import warn
+from trainlab.optim.decay_split import weight_ids
 from trainlab.patch_whitening import whiten_conv_
 from trainlab.registry import Registry, did_you_mean
 
 Initializer = Callable[[torch.Tensor], Any]
 InitSpec = str | Mapping[str, Any]
-INITIALIZERS: Registry = Registry("initializer")
+KAIMING = ("kaiming_uniform", "kaiming_normal")
+
+
+def torch_option_hint(name: str, options: Mapping[str, Any]) -> str:
+    """The registry's ``hint`` for an option an initializer lacks: torch's ``a`` of ``kaiming_*_`` is
+    ``negative_slope`` here (``""`` for anything else)."""
+    if name.lower() not in KAIMING or "a" not in options:
+        return ""
+    return (f"torch's kaiming a (leaky_relu's negative slope) is negative_slope here: {{name: {name.lower()}, "
+            f"nonlinearity: leaky_relu, negative_slope: {options['a']}}}")
+
+
+INITIALIZERS: Registry = Registry("initializer", hint=torch_option_hint)
 
 # the gains torch.nn.init.calculate_gain knows, and the fan He's formula divides by
 Nonlinearity = Literal["relu", "leaky_relu", "selu", "tanh", "sigmoid", "linear", "conv1d", "conv2d", "conv3d",
                        "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 FanMode = Literal["fan_in", "fan_out"]
 
-_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)  # the layers a weight fill fills
+_WEIGHTED_NAMES = "Linear, Conv1d/Conv2d/Conv3d, Embedding"
+MAX_SKIPPED_NAMED = 4  # layers named in the warning of weights a fill leaves as they were
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -60,23 +78,70 @@ class ModelInitializer(abc.ABC):
 
 
 class PerLayer(ModelInitializer):
-    """A weight fill applied to every Linear / Conv / Embedding weight, with their biases set to 0."""
+    """A weight fill applied to every Linear / Conv / Embedding weight, with their biases set to 0.
 
-    def __init__(self, fill: Initializer):
-        self.fill = fill
+    A model with none of those layers is a ConfigError naming the initializer (as for ``dirac``): there the
+    fill would do nothing, silently. Weights of other layers (:func:`trainlab.optim.decay_split.weight_ids`:
+    ConvTranspose, LSTM, MultiheadAttention's ``in_proj_weight``, raw ``nn.Parameter`` weights) keep their
+    values, said in one warning naming them.
+    """
+
+    def __init__(self, fill: Initializer, name: str = "weight fill"):
+        self.fill, self.name = fill, name
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
-        for module in model.modules():
-            if isinstance(module, _WEIGHTED):
-                self.fill(module.weight)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
+        layers = [module for module in model.modules() if isinstance(module, _WEIGHTED)]
+        skipped = _weights_outside(model, layers)
+        if not layers:
+            theirs = f" (its weights: {', '.join(skipped)})" if skipped else ""
+            raise ConfigError(f"initializer '{self.name}' needs a model with a layer whose weight it fills "
+                              f"({_WEIGHTED_NAMES}); the model ({type(model).__name__}) has none{theirs}: remove "
+                              f"{self.name} from strategy.init, or set those weights in the model's own code")
+        for module in layers:
+            self.fill(module.weight)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        if skipped:
+            more = len(skipped) - MAX_SKIPPED_NAMED
+            shown = ", ".join(skipped[:MAX_SKIPPED_NAMED]) + (f" and {more} more" if more > 0 else "")
+            warn(f"initializer '{self.name}' fills the weights of {_WEIGHTED_NAMES} layers only; it leaves "
+                 f"{shown} in model '{type(model).__name__}' as they were")
+
+
+def _weights_outside(model: nn.Module, layers: Sequence[nn.Module]) -> list[str]:
+    """The weights of ``model`` (:func:`~trainlab.optim.decay_split.weight_ids`) that are not the weight of one
+    of ``layers``, each as ``'up.weight' of a ConvTranspose2d``; one on the model itself as ``'weight' of the
+    model itself``."""
+    filled = {id(module.weight) for module in layers}
+    weights, seen, out = weight_ids(model), set(), []
+    for module_name, module in model.named_modules():
+        for attribute, parameter in module.named_parameters(recurse=False):
+            if id(parameter) in weights and id(parameter) not in filled and id(parameter) not in seen:
+                seen.add(id(parameter))
+                owner = f"a {type(module).__name__}" if module_name else "the model itself"
+                out.append(f"'{module_name + '.' if module_name else ''}{attribute}' of {owner}")
+    return out
 
 
 # ---------------------------------------------------------------------------
 # Weight fills
 # ---------------------------------------------------------------------------
+
+
+def _check_float32(option: str, value: float) -> None:
+    """ValueError unless ``|value|`` is at most float32's largest (the weights' type: torch would fill inf)."""
+    if not abs(value) <= FLOAT32_MAX:
+        raise ValueError(f"{option} must be a number within ±{FLOAT32_MAX:.4g} (float32's range); "
+                         f"got {option}={value}")
+
+
+def _check_gain(gain: float) -> None:
+    """ValueError unless 0 < gain <= float32's largest: a gain scales the weights' spread (torch's uniform_
+    refuses a negative one in a RuntimeError; 0 would be ``zeros``)."""
+    if not gain > 0:
+        raise ValueError(f"gain must be > 0; got gain={gain}")
+    _check_float32("gain", gain)
 
 
 @INITIALIZERS.register("zeros")
@@ -88,54 +153,81 @@ def zeros() -> Initializer:
 @INITIALIZERS.register("constant")
 def constant(value: float = 0.01) -> Initializer:
     """w = value (``|value|`` at most float32's largest, the weights' type)."""
-    if not abs(value) <= FLOAT32_MAX:
-        raise ValueError(f"value must be a number within ±{FLOAT32_MAX:.4g} (float32's range); got value={value}")
+    _check_float32("value", value)
     return lambda w: nn.init.constant_(w, value)
 
 
 @INITIALIZERS.register("normal")
 def normal(mean: float = 0.0, std: float = 0.01) -> Initializer:
-    """w ~ N(mean, std^2)."""
+    """w ~ N(mean, std^2); ``mean`` and ``std`` within float32's range."""
     if not std >= 0:
         raise ValueError(f"std must be >= 0; got std={std}")
+    _check_float32("mean", mean)
+    _check_float32("std", std)
     return lambda w: nn.init.normal_(w, mean, std)
 
 
 @INITIALIZERS.register("uniform")
 def uniform(low: float = -0.05, high: float = 0.05) -> Initializer:
-    """w ~ U(low, high)."""
+    """w ~ U(low, high); ``low``, ``high`` and ``high - low`` within float32's range (torch's own limit)."""
+    _check_float32("low", low)
+    _check_float32("high", high)
     if not low <= high:
         raise ValueError(f"low must be <= high; got low={low}, high={high}")
+    if not high - low <= FLOAT32_MAX:
+        raise ValueError(f"high - low must be at most {FLOAT32_MAX:.4g} (float32's largest); got low={low}, "
+                         f"high={high}")
     return lambda w: nn.init.uniform_(w, low, high)
 
 
 @INITIALIZERS.register("xavier_uniform")
 def xavier_uniform(gain: float = 1.0) -> Initializer:
-    """Glorot: w ~ U(-a, a), a = gain sqrt(6 / (fan_in + fan_out))."""
+    """Glorot: w ~ U(-a, a), a = gain sqrt(6 / (fan_in + fan_out)); gain > 0."""
+    _check_gain(gain)
     return lambda w: nn.init.xavier_uniform_(w, gain)
 
 
 @INITIALIZERS.register("xavier_normal")
 def xavier_normal(gain: float = 1.0) -> Initializer:
-    """Glorot: w ~ N(0, gain^2 2 / (fan_in + fan_out))."""
+    """Glorot: w ~ N(0, gain^2 2 / (fan_in + fan_out)); gain > 0."""
+    _check_gain(gain)
     return lambda w: nn.init.xavier_normal_(w, gain)
 
 
+def _kaiming_slope(nonlinearity: str, negative_slope: float | None) -> float:
+    """torch's ``a`` for He's gain sqrt(2 / (1 + a^2)): ``negative_slope``, which only ``leaky_relu`` takes;
+    unset, 0 (torch's default, so ``leaky_relu`` alone has ReLU's gain sqrt(2))."""
+    if negative_slope is None:
+        return 0.0
+    if nonlinearity != "leaky_relu":
+        raise ValueError(f"negative_slope is leaky_relu's slope for x < 0 and is used with nonlinearity: "
+                         f"leaky_relu only; got negative_slope={negative_slope} with nonlinearity: {nonlinearity}")
+    _check_float32("negative_slope", negative_slope)
+    return float(negative_slope)
+
+
 @INITIALIZERS.register("kaiming_uniform")
-def kaiming_uniform(nonlinearity: Nonlinearity = "relu", mode: FanMode = "fan_in") -> Initializer:
-    """He: w ~ U(-b, b), b = sqrt(6 / fan_in) for ReLU."""
-    return lambda w: nn.init.kaiming_uniform_(w, mode=mode, nonlinearity=nonlinearity)
+def kaiming_uniform(nonlinearity: Nonlinearity = "relu", mode: FanMode = "fan_in",
+                    negative_slope: float | None = None) -> Initializer:
+    """He: w ~ U(-b, b), b = gain sqrt(3 / fan), gain = sqrt(2) for ReLU, sqrt(2 / (1 + negative_slope^2))
+    for leaky_relu (``negative_slope``: torch's ``a``, default 0); ``fan`` is ``mode``'s."""
+    slope = _kaiming_slope(nonlinearity, negative_slope)
+    return lambda w: nn.init.kaiming_uniform_(w, a=slope, mode=mode, nonlinearity=nonlinearity)
 
 
 @INITIALIZERS.register("kaiming_normal")
-def kaiming_normal(nonlinearity: Nonlinearity = "relu", mode: FanMode = "fan_in") -> Initializer:
-    """He: w ~ N(0, 2 / fan_in) for ReLU."""
-    return lambda w: nn.init.kaiming_normal_(w, mode=mode, nonlinearity=nonlinearity)
+def kaiming_normal(nonlinearity: Nonlinearity = "relu", mode: FanMode = "fan_in",
+                   negative_slope: float | None = None) -> Initializer:
+    """He: w ~ N(0, gain^2 / fan), gain = sqrt(2) for ReLU, sqrt(2 / (1 + negative_slope^2)) for leaky_relu
+    (``negative_slope``: torch's ``a``, default 0); ``fan`` is ``mode``'s."""
+    slope = _kaiming_slope(nonlinearity, negative_slope)
+    return lambda w: nn.init.kaiming_normal_(w, a=slope, mode=mode, nonlinearity=nonlinearity)
 
 
 @INITIALIZERS.register("orthogonal")
 def orthogonal(gain: float = 1.0) -> Initializer:
-    """w = gain Q, Q from the QR decomposition of a Gaussian matrix (Saxe et al. 2014)."""
+    """w = gain Q, Q from the QR decomposition of a Gaussian matrix (Saxe et al. 2014); gain > 0."""
+    _check_gain(gain)
     return lambda w: nn.init.orthogonal_(w, gain)
 
 
@@ -249,7 +341,7 @@ def build_initializers(spec: InitSpec | Sequence[InitSpec]) -> list[ModelInitial
         if isinstance(built, ModelInitializer):
             chain.append(built)
         elif callable(built):
-            chain.append(PerLayer(built))
+            chain.append(PerLayer(built, one if isinstance(one, str) else str(one.get("name"))))
         else:
             raise ConfigError(f"initializer {one!r} built a {type(built).__name__}, not a weight fill "
                               "(fn(weight)) or a ModelInitializer")

@@ -22,6 +22,7 @@ from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, s
 from trainlab.losses.base import Loss
 from trainlab.losses.penalties import penalised_parameters
 from trainlab.notices import warn
+from trainlab.optim.decay_split import weight_ids
 from trainlab.run_checks import input_fixes
 from trainlab.schedules import SCHEDULES
 
@@ -93,7 +94,7 @@ def warn_if_nothing_penalised(l1: float, l2: float, model: torch.nn.Module) -> N
         return
     setting = " and ".join(f"{name}={value}" for name, value in (("l1", l1), ("l2", l2)) if value)
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    if any(p.ndim >= 2 for p in model.parameters()):
+    if weight_ids(model):  # weights there are (not norm gains or biases), all frozen
         why = "its weight tensors of 2+ dimensions are frozen (requires_grad False)"
     else:
         shown = [f"'{name}' of shape {tuple(p.shape)}" for name, p in trainable[:MAX_PARAMETERS_NAMED]]
@@ -208,12 +209,20 @@ def warn_if_idle(strategy: Strategy, loss: Loss, data: Dataset, plan: BatchPlan,
     warn_if_decay_never_reached(schedule, plan, total_steps)
     every = strategy.eval_every_n_steps if len(data.val) else None  # no validation rows: none mid-epoch
     stopping = strategy.early_stopping
-    if stopping is not None:
+    if stopping is not None and _recorded(stopping.monitor, data):
         warn_if_never_stops_early(stopping.patience, stopping.monitor, stopping.restore_best, plan, total_steps,
                                   every)
     if str(schedule["name"]).lower() == "reduce_on_plateau":
         options = {**SCHEDULES.defaults("reduce_on_plateau"), **schedule}
-        warn_if_never_reduced(options["patience"], options["monitor"], plan, total_steps, every)
+        if _recorded(options["monitor"], data):
+            warn_if_never_reduced(options["patience"], options["monitor"], plan, total_steps, every)
+
+
+def _recorded(monitor: Any, data: Dataset) -> bool:
+    """Whether the run records ``monitor`` at all: without validation rows only ``train_loss`` is, and any
+    other monitor is refused (trainlab.builders: "... monitors 'val_loss', but the run has no validation
+    split"), so a warning on its patience would only precede that error with advice that cannot apply."""
+    return len(data.val) > 0 or monitor == "train_loss"
 
 
 def warn_if_class_weights_cancel(loss: Loss, plan: BatchPlan) -> None:
@@ -324,13 +333,21 @@ def warn_if_never_reduced(patience: Any, monitor: Any, plan: BatchPlan, total_st
     ``patience`` validations without improvement (trainlab.schedules.ReduceOnPlateau), so at the earliest on
     validation patience + 1 (every value NaN: none improves), and the run's last validation is at its last
     step, after which no step trains. With ``patience`` + 1 >= the run's validations, every step keeps the
-    base LR."""
+    base LR. The fix names the largest patience that lowers it for a step when the first value is finite (the
+    best so far, so at validation patience + 2): the run's validations - 3, ``patience: 0`` for 3, none below."""
     if not _whole(patience) or not isinstance(monitor, str):
         return  # the schedule refuses these itself
     count, said = _validations(monitor, plan, total_steps, every)
     if patience + 1 < count:
         return
-    fix = f"lower patience below {count - 1}, or train longer" if count > 1 else "train longer"
+    # the first finite value is the best so far: bad validations count from the 2nd on, so the LR drops at
+    # validation patience + 2 at the earliest, and it trains a step only before the last: patience <= count - 3
+    largest = count - 3
+    why = ("the first validation is the best so far, so it lowers the LR at validation patience + 2 at the "
+           "earliest, which must come before the last")
+    fix = (f"set patience to {largest} or less, or train longer ({why})" if largest > 0 else
+           f"set patience: 0, or train longer ({why})" if largest == 0 else
+           f"train longer: patience={patience} needs {patience + 3} validations, patience: 0 needs 3 ({why})")
     warn(f"strategy.schedule reduce_on_plateau lowers the LR after more than patience={patience} validations "
          f"without improvement (at validation {patience + 1} at the earliest), but {said}, the last at its final "
          f"step: the LR never changes; {fix}")

@@ -52,7 +52,13 @@ def optimizer_spec_for(config: Config) -> dict[str, Any]:
 
 
 def build_optimizer_for(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[str, Any]) -> torch.optim.Optimizer:
-    """The optimizer over the model's (and loss's) trainable parameters, with fine-tuning's groups."""
+    """The optimizer over the model's (and loss's) trainable parameters, with fine-tuning's groups.
+
+    Its parameters are exactly those trainable (``requires_grad``) when it is built, before the run's
+    first step: with ``finetune.unfreeze_after_epochs`` the backbone the UnfreezeSchedule freezes and later
+    unfreezes is among them (and, should it be frozen by fine-tuning already, it is added all the same:
+    :func:`~trainlab.finetune.layerwise_param_groups`' ``include_frozen``); a parameter the user froze
+    never is, with or without fine-tuning."""
     finetune = config.strategy.finetune
     check_finetune_param_groups(config)  # with optimizer.groups, or without optimizer.lr: refused
     if config.strategy.optimizer.groups:

@@ -3,8 +3,9 @@
 ``objective(output, target, model)`` returns :class:`Terms`: ``total`` (what is
 back-propagated) and ``parts`` (detachable named values: ``"loss"``, the data
 loss alone, and ``"penalty"`` = l1 * sum|w| + l2 * sum w^2 over the weights
-with ndim >= 2, present only when a coefficient is set). Decoupled weight decay
-is not here: it lives in the optimizer's param groups.
+(trainlab.optim.decay_split: ndim >= 2, not biases or norm layers' gains),
+present only when a coefficient is set). Decoupled weight decay is not here:
+it lives in the optimizer's param groups.
 """
 
 from __future__ import annotations

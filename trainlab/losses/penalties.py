@@ -1,9 +1,10 @@
 """Parameter penalties the engine adds to the loss: coef_l1 * sum |w| + coef_l2 * sum w^2.
 
-Only weights are penalised: parameters with ``ndim >= 2`` (Linear / Conv kernels,
-embeddings). Biases and normalisation scales/shifts (``ndim < 2``) are left alone,
-as nanoGPT's ``configure_optimizers`` does for weight decay: shrinking a bias or a
-LayerNorm gain towards 0 does not reduce capacity, it only biases the fit.
+Only weights are penalised, the parameters weight decay acts on
+(:func:`trainlab.optim.decay_split.weight_ids`: ``ndim >= 2`` Linear / Conv kernels and
+embeddings; not biases, and not a normalisation layer's gain or shift, whatever its shape:
+``nn.LayerNorm([C, H, W])``'s are 3-D), as nanoGPT's ``configure_optimizers`` does for weight
+decay: shrinking a bias or a LayerNorm gain towards 0 does not reduce capacity, it only biases the fit.
 
 Both penalties are one ``torch._foreach_norm`` call over the weight list (one fused
 kernel per dtype/device group on GPU, no copies), so calling ``penalty`` every step is
@@ -17,10 +18,12 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from trainlab.optim.decay_split import weights
+
 
 def penalised_parameters(model: nn.Module) -> list[torch.Tensor]:
-    """The trainable weights a penalty applies to: parameters with ndim >= 2."""
-    return [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    """The trainable weights a penalty applies to (:func:`trainlab.optim.decay_split.weights`)."""
+    return weights(model)
 
 
 def _norms(params: Iterable[torch.Tensor], order: int) -> torch.Tensor | None:

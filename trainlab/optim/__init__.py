@@ -5,8 +5,9 @@ without momentum: :func:`check_nesterov`) and says where an option the named opt
 among its siblings (:func:`sibling_hint`).
 
 An optimizer factory is ``factory(param_groups, lr, **kwargs) -> torch.optim.Optimizer``.
-``param_groups`` is the list from :func:`param_groups`: a ``decay`` group (weights with
-``ndim >= 2``) and a ``no_decay`` group (biases and normalisation weights) whose
+``param_groups`` is the list from :func:`param_groups`: a ``decay`` group (the weights:
+``ndim >= 2``, not a bias, not a normalisation layer's, :mod:`trainlab.optim.decay_split`) and a
+``no_decay`` group (biases and normalisation gains and shifts, whatever their shape) whose
 ``weight_decay`` is 0, so an optimizer's own weight decay never touches them.
 """
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from trainlab.config_fields import FLOAT32_MAX, short_repr
 from trainlab.errors import ConfigError
+from trainlab.optim.decay_split import split_by_decay, weight_ids
 from trainlab.registry import Registry, factory_options
 from trainlab.yaml_files import flow_yaml
 
@@ -168,23 +170,12 @@ def sibling_hint(name: str, options: dict[str, Any]) -> str:
 OPTIMIZERS: Registry = Registry("optimizer", check=check_option_ranges, hint=sibling_hint)
 
 
-def split_by_decay(params: Iterable[torch.nn.Parameter],
-                   no_decay_extra: Iterable[torch.nn.Parameter] = ()) -> list[dict[str, Any]]:
-    """``decay`` (ndim >= 2: the optimizer's weight decay) and ``no_decay`` (weight_decay 0) groups.
-
-    ``no_decay_extra`` (e.g. a loss's learned parameters) joins the no-decay group whatever its shape.
-    Empty groups are left out.
-    """
-    params = list(params)
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2] + list(no_decay_extra)
-    groups = [{"params": decay, "group": "decay"}, {"params": no_decay, "group": "no_decay", "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
-
-
 def param_groups(model: nn.Module, extra: Iterable[torch.nn.Parameter] = ()) -> list[dict[str, Any]]:
-    """The model's trainable parameters split by :func:`split_by_decay`; trainable ``extra`` joins no-decay."""
-    return split_by_decay([p for p in model.parameters() if p.requires_grad], [p for p in extra if p.requires_grad])
+    """The model's trainable parameters split by :func:`~trainlab.optim.decay_split.split_by_decay`: ``decay``
+    holds its weights (:func:`~trainlab.optim.decay_split.weight_ids`: ndim >= 2, not a bias, not a norm
+    layer's), ``no_decay`` the rest; trainable ``extra`` (a loss's parameters) joins ``no_decay``."""
+    return split_by_decay([p for p in model.parameters() if p.requires_grad], weight_ids(model),
+                          [p for p in extra if p.requires_grad])
 
 
 def default_option(name: str, option: str) -> Any:

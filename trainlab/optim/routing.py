@@ -35,8 +35,12 @@ Rules (each one tested in tests/test_optim_routing.py):
   weight decay (the top-level ``weight_decay``, with
   ``regularization.weight_decay`` placed in it, for a group on the top-level
   optimizer; ``regularization.weight_decay`` placed as for the top level for
-  a group on another optimizer) acts on its ``ndim >= 2`` parameters, and its
-  1-D parameters get 0.
+  a group on another optimizer) acts on its weights (``ndim >= 2``, not a
+  bias, not a norm layer's: :mod:`trainlab.optim.decay_split`), and its
+  other parameters get 0. ``regularization.weight_decay`` is placed in each
+  group's final options (the top level's it inherits and its own), so a group
+  that makes its optimizer's decay an L2 term (``momentum`` on ``sgd``) is
+  refused as the top level would be.
 * **Training horizon.** ``train_epochs: E`` trains the group for its first
   ``ceil(E * steps_per_epoch)`` optimizer steps only, its lr on the strategy's
   schedule built over those steps; after them it is frozen (lr 0,
@@ -63,7 +67,8 @@ from torch import nn
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.optim import OPTIMIZERS, default_lr, requires_closure, split_by_decay
+from trainlab.optim import OPTIMIZERS, default_lr, requires_closure
+from trainlab.optim.decay_split import is_norm_layer, split_by_decay, weight_ids
 from trainlab.optim.weight_decay import place_weight_decay
 from trainlab.registry import did_you_mean
 
@@ -81,19 +86,13 @@ class NamedParameter:
     in_head: bool  # one of trainlab.finetune.split_backbone_head's head parameters
 
 
-def _is_norm(module: nn.Module) -> bool:
-    # torch's normalisation layers, and custom ones by class name (T5LayerNorm, LlamaRMSNorm, ...)
-    torch_norms = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.RMSNorm, nn.LocalResponseNorm)
-    return isinstance(module, torch_norms) or "norm" in type(module).__name__.lower()
-
-
 #: ``select:`` presets, name -> predicate
 PRESETS: dict[str, Callable[[NamedParameter], bool]] = {
     # the kernels of Conv1d/2d/3d (and transposed) layers: what airbench gives Muon
     "conv_filters": lambda p: isinstance(p.owner, nn.modules.conv._ConvNd) and p.attribute == "weight",
     "linear_weights": lambda p: isinstance(p.owner, nn.Linear) and p.attribute == "weight",
-    "norm_weights": lambda p: _is_norm(p.owner) and p.attribute == "weight",
-    "norm_biases": lambda p: _is_norm(p.owner) and p.attribute == "bias",
+    "norm_weights": lambda p: is_norm_layer(p.owner) and p.attribute == "weight",
+    "norm_biases": lambda p: is_norm_layer(p.owner) and p.attribute == "bias",
     "biases": lambda p: p.attribute == "bias",
     "head": lambda p: p.in_head,
 }
@@ -297,22 +296,29 @@ def _add_groups(inners: dict[str, _Inner], name: str, options: dict[str, Any], l
 
 def _rule_optimizer(rule: GroupRule, where: str, top_name: str, top: dict[str, Any],
                     weight_decay: float | None) -> tuple[str, dict[str, Any]]:
-    """The optimizer name and options of a group: its own, or the top level's (whose options it inherits);
-    ``regularization.weight_decay`` placed into another optimizer's options when the group set none."""
+    """The optimizer name and options of a group: its own, or the top level's (whose options it inherits).
+
+    When the group sets no ``weight_decay`` of its own, ``regularization.weight_decay`` is placed in the
+    group's final options (:func:`~trainlab.optim.weight_decay.place_weight_decay`): the top level's, with the
+    decay placed there taken out again, updated by the group's. So a group whose options make its optimizer's
+    decay an L2 term in the gradient (``momentum: 0.9`` on the top level's plain ``sgd``) is refused as the
+    top level would be, not run with torch's coupled rule."""
     name = rule.optimizer or top_name
     if rule.optimizer is not None and rule.optimizer not in OPTIMIZERS and ":" not in rule.optimizer:
         valid = OPTIMIZERS.names()
         raise ConfigError(f"{where}: unknown optimizer '{rule.optimizer}'"
                           f"{did_you_mean(rule.optimizer.lower(), valid)} (valid: {', '.join(valid)})")
     same = name.lower() == top_name.lower()
-    options = {**(top if same else {}), **rule.options}
-    if not same and rule.weight_decay is None and weight_decay is not None:
-        try:
-            placed = place_weight_decay({"name": name, **options}, weight_decay, section=where)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        options = {k: v for k, v in placed.items() if k != "name"}
-    return name, options
+    inherited = dict(top) if same else {}
+    if rule.weight_decay is not None or weight_decay is None:
+        return name, {**inherited, **rule.options}
+    if "weight_decay" in inherited and inherited["weight_decay"] == weight_decay:
+        del inherited["weight_decay"]  # the top level's placed decay: placed again below, over the final options
+    try:
+        placed = place_weight_decay({"name": name, **inherited, **rule.options}, weight_decay, section=where)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return name, {k: v for k, v in placed.items() if k != "name"}
 
 
 def _build_inner(inner: _Inner) -> torch.optim.Optimizer:
@@ -361,7 +367,8 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
         raise ConfigError(f"strategy.optimizer: {exc}") from None
     taken, rest = assign(named_trainable_parameters(model), rules)
     inners: dict[str, _Inner] = {}  # one optimizer per (name, options): groups that agree share it
-    rest_groups = split_by_decay([p.parameter for p in rest], [p for p in extra if p.requires_grad])
+    weight_id_set = weight_ids(model)
+    rest_groups = split_by_decay([p.parameter for p in rest], weight_id_set, [p for p in extra if p.requires_grad])
     if rest_groups:
         _add_groups(inners, top_name, top, top_lr, "rest", rest_groups)
     for i, (rule, params) in enumerate(zip(rules, taken, strict=True)):
@@ -370,7 +377,7 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
         if rule.weight_decay is not None:
             param_groups = [{"params": tensors, "group": "explicit", "weight_decay": float(rule.weight_decay)}]
         else:
-            param_groups = split_by_decay(tensors)
+            param_groups = split_by_decay(tensors, weight_id_set)
         _add_groups(inners, name, options, rule.lr if rule.lr is not None else top_lr, rule.label, param_groups)
     optimizers = [_build_inner(inner) for inner in inners.values()]
     return RoutedOptimizer(optimizers)
