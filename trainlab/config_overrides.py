@@ -144,29 +144,60 @@ SHORTHAND_KEYS = {"weight_averaging": "kind"}
 
 
 def set_dotted(raw: dict[str, Any], path: list[str], value: Any, label: str) -> None:
-    """``raw[a][b][c] = value`` for ``path`` [a, b, c], creating sections; ``label`` names it in errors."""
-    node = raw
+    """``raw[a][b][c] = value`` for ``path`` [a, b, c], creating sections; a part after a list is an item's
+    index (``strategy.optimizer.groups.0.lr``: the config's errors name list items so), its other items and
+    keys kept. ``label`` names it in errors."""
+    node: Any = raw
     for depth, part in enumerate(path[:-1]):
-        child = node.get(part)
+        key = list_index(node, path, depth, label) if isinstance(node, list) else part
+        child = node[key] if isinstance(node, list) else node.get(part)
         if isinstance(child, str):  # "loss: mse" then --set strategy.loss.delta=2
             child = {SHORTHAND_KEYS.get(part, "name"): child}
         if child is None:
             child = {}
-        if not isinstance(child, dict):
+        if not isinstance(child, dict | list):
             section = ".".join(path[:depth + 1])
             whole = (f": set it whole instead, e.g. {section}={{{path[-1]}: {flow_yaml(value)}}}"
                      if depth == len(path) - 2 else "")
             raise ConfigError(f"{label}: '{part}' is not a section (it holds {flow_yaml(child)}){whole}")
-        node[part] = child
+        node[key] = child
         node = child
-    node[path[-1]] = value
+    node[list_index(node, path, len(path) - 1, label) if isinstance(node, list) else path[-1]] = value
+
+
+def list_index(items: list[Any], path: list[str], depth: int, label: str, adding: str = " (to add one, set the "
+               "list whole)") -> int:
+    """The item of ``items`` (the list at ``path[:depth]``) that ``path[depth]`` names by its index, 0 to
+    ``len(items) - 1``; anything else is a ConfigError naming the list's length (``adding``: how to add an item,
+    where the caller sets one)."""
+    where, part = ".".join(path[:depth]), path[depth]
+    if not items:
+        raise ConfigError(f"{label}: {where} is an empty list: it has no item {part!r}{adding}")
+    count = f"{len(items)} item{'s' if len(items) > 1 else ''}"
+    span = "0" if len(items) == 1 else f"0 to {len(items) - 1}"
+    if not (part.isascii() and part.isdigit()):
+        # a key: the index left out before it (in a list of sections); a negative (or other) number: in its place
+        rest = path[depth + 1:] if part.lstrip("-").isdigit() or not isinstance(items[0], dict) else path[depth:]
+        raise ConfigError(f"{label}: {where} is a list of {count}, not a section: name an item by its index "
+                          f"({span}), e.g. {'.'.join([where, '0', *rest])}, or set the list whole")
+    if int(part) >= len(items):
+        raise ConfigError(f"{label}: {where} has {count} (index {span}); there is no item {int(part)}{adding}")
+    return int(part)
 
 
 def delete_dotted(raw: dict[str, Any], path: list[str], label: str) -> None:
-    """``del raw[a][b][c]`` for ``path`` [a, b, c]; a key that is not there is an error naming the keys that are."""
+    """``del raw[a][b][c]`` for ``path`` [a, b, c] (a part after a list an item's index, as :func:`set_dotted`'s);
+    a key that is not there is an error naming the keys that are."""
     node: Any = raw
     for depth, part in enumerate(path):
         where = ".".join(path[:depth]) or "the config"
+        if isinstance(node, list):
+            index = list_index(node, path, depth, label, adding="")
+            if depth == len(path) - 1:
+                del node[index]
+            else:
+                node = node[index]
+            continue
         if not isinstance(node, dict):
             raise ConfigError(f"{label}: {where} is a value, not a section")
         keys = {str(key): key for key in node}  # YAML keys may be numbers or booleans (`0: 1.0`, `on:`)

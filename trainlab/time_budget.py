@@ -14,6 +14,11 @@ the budget instead of being cut off; Li, Yumer & Ramanan, ICLR 2020). Here, befo
    augmentation, forward, backward, clipping, update: the run's own Step). One validation pass is
    timed too (after an untimed one on a GPU or with ``runtime.compile``): ``v`` seconds. ``c`` = the
    calibration's wall time, plus ``lr: auto``'s range test when the probe's building ran one.
+   A budget it cannot meet stops it early: after each step (the warm-up, then each timed one), when the
+   time spent (with the range test) plus the timed steps it still needs and one step of training, at
+   the mean of the steps timed so far (0 before the first), exceeds ``B`` (:func:`calibration_overruns`),
+   it stops there and the run is refused as in step 2, from that estimate. So a hopeless budget costs
+   about ``B`` (at most one step past it), not the whole calibration.
 2. ``S`` = the largest step count with ``S s + validations(S) v <= B - c``, where
    ``validations(S)`` counts the epoch ends up to ``S`` (a last partial epoch validates too) and
    the mid-epoch validations of ``strategy.eval_every_n_steps``; never more than the config's own
@@ -75,6 +80,36 @@ class StepTiming:
     timed_steps: int
 
 
+@dataclass(frozen=True)
+class CutShort:
+    """A calibration stopped early (:func:`calibration_overruns`): what it had measured (seconds)."""
+
+    spent_s: float  # the calibration so far, with lr: auto's range test when the probe's building ran one
+    step_s: float  # estimate: the mean timed step, or the warm-up step's time when none was timed
+    timed_steps: int
+    steps_left: int  # timed steps the calibration still needed, at the least
+
+    def projected(self) -> StepTiming:
+        """The calibration it would have made, as far as known: the steps it still needed at ``step_s`` each,
+        and no validation (none was timed)."""
+        return StepTiming(self.step_s, 0.0, self.spent_s + self.steps_left * self.step_s, self.timed_steps)
+
+
+def calibration_overruns(budget_s: float, spent_s: float, step_s: float, steps_left: int) -> bool:
+    """Whether ``spent_s + (steps_left + 1) x step_s > budget_s``: the time already spent and, at ``step_s``
+    each, the timed steps the calibration still needs and one step of training do not fit ``budget_s``. A
+    lower bound of the calibration's end (its validation, and timed seconds past ``MIN_TIMED_STEPS``, not
+    counted), so a budget that the whole calibration would find room in for a step is not cut short (up to
+    the estimate's noise).
+
+    >>> calibration_overruns(60.0, spent_s=49.1, step_s=22.2, steps_left=2)  # 49.1 + 3 x 22.2 = 115.7
+    True
+    >>> calibration_overruns(60.0, spent_s=27.0, step_s=0.0, steps_left=3)  # after the warm-up: no estimate yet
+    False
+    """
+    return spent_s + (steps_left + 1) * step_s > budget_s
+
+
 def least_useful_budget_s(timing: StepTiming) -> int:
     """The budget the "leaves no time to train" error proposes, in whole seconds:
     ``ceil(BUDGET_MARGIN x (calibration_s + MIN_USEFUL_STEPS x step_s + validation_s))``, room for the
@@ -121,19 +156,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
-               clock: Callable[[], float] = time.perf_counter) -> StepTiming:
+def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S, clock: Callable[[], float] = time.perf_counter,
+               budget_s: float | None = None, spent_before_s: float = 0.0) -> StepTiming | CutShort:
     """Calibration steps through ``built``'s own Step on the run's first batches (timed for at least
     ``min_timed_s``), and one validation pass (after an untimed one on a GPU or with ``runtime.compile``);
     ``built``'s model and optimizer are left changed (the caller restores what it keeps). The warm-up
     and timed steps together are at most ``MAX_TIMED_STEPS + WARMUP_STEPS`` and the run's
-    ``total_steps``: the calibration trains no batch the run itself would not."""
+    ``total_steps``: the calibration trains no batch the run itself would not.
+
+    With ``budget_s``, the calibration stops after the step at which ``spent_before_s`` (time spent before
+    it: lr: auto's range test) and its own time show it :func:`calibration_overruns` the budget, and returns
+    a :class:`CutShort` (no validation timed)."""
     trainer, step = built.trainer, built.step
     device = trainer.batches.device
     # never more steps than the run trains (no batch the run would not reach): a run of one step is timed
     # with no warm-up step
     warmup = min(WARMUP_STEPS, trainer.total_steps - 1)
     most_timed = min(MAX_TIMED_STEPS, trainer.total_steps - warmup)
+    least_timed = min(MIN_TIMED_STEPS, most_timed)
     state = TrainState()
     started = clock()
     step.set_mode(training=True)
@@ -142,14 +182,18 @@ def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
         step.train_step(micro_batches, state)
         state.step += 1
         _sync(device)
+        now = clock()
         if state.step == warmup:
-            first = clock()
+            first = now
         elif state.step > warmup:
             timed += 1
-            elapsed = clock() - first
-            if timed >= most_timed or (timed >= MIN_TIMED_STEPS and elapsed >= min_timed_s):
-                break
-    step_s = (clock() - first) / timed
+        mean_s = (now - first) / timed if timed else 0.0  # the warm-up's time is no step's: no estimate yet
+        spent = spent_before_s + now - started
+        if budget_s is not None and calibration_overruns(budget_s, spent, mean_s, max(0, least_timed - timed)):
+            estimate = mean_s if timed else (now - started) / state.step
+            return CutShort(spent, estimate, timed, max(0, least_timed - timed))
+        if timed >= most_timed or (timed >= MIN_TIMED_STEPS and now - first >= min_timed_s):
+            break
     step.set_mode(training=False)
     if device.type == "cuda" or getattr(step, "options", None) is not None and step.options.compile:
         trainer.validation.evaluate()  # not timed: its first pass compiles or autotunes the eval graph
@@ -157,7 +201,7 @@ def time_steps(built: Any, min_timed_s: float = MIN_TIMED_S,
     trainer.validation.evaluate()
     _sync(device)
     validation_s = clock() - validation_started
-    return StepTiming(step_s, validation_s, clock() - started, timed)
+    return StepTiming(mean_s, validation_s, clock() - started, timed)
 
 
 def _on_cpu(tree: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +236,27 @@ def plan_line(record: dict[str, Any]) -> str:
             f"steps ({steps / per_epoch:.2f} epochs of {per_epoch}"
             f"{'' if steps < record['length_steps'] else '; the config' + chr(39) + 's whole length'}), "
             f"re-planned as it runs")
+
+
+def no_time_to_train(budget_s: float, timing: StepTiming | CutShort, range_test: bool) -> str:
+    """The one line refusing a budget in which not even one step fits, proposing
+    :func:`least_useful_budget_s` (of the calibration the probe would have made, when it stopped early)."""
+    calibration = f"strategy.time_budget_s={budget_s:g} leaves no time to train: the calibration" + (
+        WITH_RANGE_TEST if range_test else "")
+    if isinstance(timing, CutShort):
+        plural = "s" if timing.timed_steps > 1 else ""
+        where, source = ((f"{timing.timed_steps} timed step{plural} in", f"{timing.timed_steps} timed step{plural}")
+                         if timing.timed_steps else  # its time, first-call allocations and all, is the only one
+                         ("at its warm-up step", "the warm-up step, which errs long: it also allocates"))
+        return (f"{calibration} stopped after {timing.spent_s:.1f} s, {where}, with no room left for the rest of "
+                f"it and one step of training: a step takes about {timing.step_s:.3g} s (an estimate from {source}; "
+                f"no validation timed); raise time_budget_s to at least {least_useful_budget_s(timing.projected())} "
+                f"(by that estimate: the calibration and {MIN_USEFUL_STEPS} steps, with a {BUDGET_MARGIN:g}x margin "
+                "for the next calibration's own time and a validation), or set epochs instead")
+    return (f"{calibration} took {timing.calibration_s:.1f} s and a step takes {timing.step_s:.3g} s (a validation "
+            f"{timing.validation_s:.3g} s); raise time_budget_s to at least {least_useful_budget_s(timing)} "
+            f"(the calibration, {MIN_USEFUL_STEPS} steps and a validation, with a {BUDGET_MARGIN:g}x margin for "
+            "the next calibration's own time), or set epochs instead")
 
 
 @dataclass(frozen=True)
@@ -238,7 +303,8 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
             probe = assemble(config, data, loss, model, notes, True)
-        timing = time_steps(probe, max(MIN_TIMED_S, TIMED_SHARE * budget), clock)
+        timing = time_steps(probe, max(MIN_TIMED_S, TIMED_SHARE * budget), clock, budget,
+                            spent_before_s=notes.get("lr_auto_s", 0.0))
     except BaseException:  # no real build follows: what the probe said may say why
         sys.stderr.write(probe_output.getvalue())
         for message in probe_warnings:
@@ -246,22 +312,18 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
         raise
     finally:
         _restore_states(model, loss, saved)
+    lr_auto_s = notes.get("lr_auto_s", 0.0)  # lr: auto's range test ran before the calibration: counted too
+    if isinstance(timing, CutShort):
+        raise ConfigError(no_time_to_train(budget, timing, bool(lr_auto_s)))
     steps_per_epoch, length = probe.trainer.plan.steps_per_epoch, probe.trainer.total_steps
     resolved = probe.config  # what the probe's building resolved (lr: auto, loss: auto): not resolved twice
     del probe  # its step, optimizer state and device copy of the data go before the run's own are built
-    lr_auto_s = notes.get("lr_auto_s", 0.0)  # lr: auto's range test ran before the calibration: counted too
     if lr_auto_s:
         timing = replace(timing, calibration_s=timing.calibration_s + lr_auto_s)
     every = config.strategy.eval_every_n_steps
     steps = steps_within_budget(budget, timing, steps_per_epoch, length, every)
     if steps < 1:
-        raise ConfigError(
-            f"strategy.time_budget_s={budget:g} leaves no time to train: the calibration"
-            f"{WITH_RANGE_TEST if lr_auto_s else ''} took "
-            f"{timing.calibration_s:.1f} s and a step takes {timing.step_s:.3g} s (a validation "
-            f"{timing.validation_s:.3g} s); raise time_budget_s to at least {least_useful_budget_s(timing)} "
-            f"(the calibration, {MIN_USEFUL_STEPS} steps and a validation, with a {BUDGET_MARGIN:g}x margin for "
-            "the next calibration's own time), or set epochs instead")
+        raise ConfigError(no_time_to_train(budget, timing, bool(lr_auto_s)))
     record = {"seconds": budget, **asdict(timing), "planned_steps": steps, "length_steps": length,
               "steps_per_epoch": steps_per_epoch, "planned_epochs": round(steps / steps_per_epoch, 3), "replans": []}
     if lr_auto_s:

@@ -231,9 +231,13 @@ def image_transforms(
     padding, pad_mode = options["crop_padding"], options["pad_mode"]  # checked by augment_options
     if padding > 0:
         if pad_mode == "reflect" and padding >= min(x_train.shape[2:]):
+            # a mapping takes the one key (its other options kept); `augment: true` is no section to set a key
+            # in, and {pad_mode: zero} is true's defaults with zero padding
+            command = "--set data.augment.pad_mode=zero" if isinstance(augment, Mapping) else \
+                "--set 'data.augment={pad_mode: zero}'"
             raise ConfigError(f"data.augment.crop_padding={padding} must be smaller than the image size "
                               f"{tuple(x_train.shape[2:])} for reflect padding; use pad_mode: zero (from the command "
-                              f"line: --set 'data.augment={{crop_padding: {padding}, pad_mode: zero}}')")
+                              f"line: {command})")
         if 8 * padding > min(x_train.shape[2:]):  # CIFAR's 4 px on 32 is 1/8; 4 px on 8x8 digits is half
             side = "x".join(str(s) for s in x_train.shape[2:])
             warn(f"data.augment.crop_padding={padding} shifts {side} images by up to {padding} px "
