@@ -147,3 +147,19 @@ def test_the_fix_for_augment_true_is_the_defaults_with_zero_padding():
     train, _ = image_transforms(np.zeros((4, 3, 3, 3), np.uint8), mean=0.5, std=0.5, augment=raw["data"]["augment"])
     steps = train.steps[0]
     assert steps.crop == RandomCrop(4, "zero") and isinstance(steps.flip, RandomFlip)  # true's 4 px and random flip
+
+
+def test_a_tune_key_naming_a_list_item_finds_the_base_configs_value_there():
+    """tune's space key ``strategy.optimizer.groups.0.lr`` (the --set spelling) reads the base config's value at
+    that item, so the base is the study's first point; an index past the list is no point (it sets none)."""
+    from trainlab.tune.base_point import base_outside, base_values
+    from trainlab.tune.space import parse_space
+
+    base = {"data": {"source": "wine"}, "model": {"name": "mlp", "hidden": [8]},
+            "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1,
+                                                                "groups": [{"select": "biases", "lr": 0.05}]},
+                         "batch_size": 10, "epochs": 1}}
+    inside = parse_space({"strategy.optimizer.groups.0.lr": {"low": 0.001, "high": 0.1, "log": True}})
+    assert base_values(inside, base) == {"strategy.optimizer.groups.0.lr": 0.05}
+    past = parse_space({"strategy.optimizer.groups.1.lr": {"low": 0.001, "high": 0.1, "log": True}})
+    assert base_values(past, base) is None and "sets no strategy.optimizer.groups.1.lr" in base_outside(past, base)

@@ -45,8 +45,9 @@ def _base_point(space: SearchSpace, base_raw: dict[str, Any]) -> tuple[dict[str,
         if not all(values.get(k) in allowed for k, allowed in param.when.items()):
             continue
         node: Any = resolved
-        for part in param.key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        for part in param.key.split("."):  # a list's item by its index, as --set names it (groups.0.lr)
+            node = (node.get(part) if isinstance(node, dict) else
+                    node[int(part)] if isinstance(node, list) and part.isdigit() and int(part) < len(node) else None)
         parts = param.key.split(".")
         decay = resolved["strategy"]["regularization"].get("weight_decay")
         placed = parts[-1] == "weight_decay" and bool(decay)
