@@ -71,6 +71,14 @@ def test_lr_find_refuses_a_bad_sweep_in_one_line(write_config, capsys, flags, me
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_lr_find_gives_the_short_sweeps_reason_only_to_a_short_sweep(write_config, capsys):
+    """``--steps 100000000`` was told that "a shorter sweep skips fewer than the 3 warm-up steps"."""
+    config = write_config(DIGITS_MLP)
+    assert main(["lr-find", str(config), "--steps", "100000000"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --steps must be in [30, 100000]; got 100000000\n"
+
+
 def test_lr_find_help_states_the_shortest_sweep(capsys):
     from trainlab.lr_finder import MIN_SWEEP_STEPS
 

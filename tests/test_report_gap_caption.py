@@ -103,4 +103,4 @@ def test_real_runs_config_and_summary_say_which_model_was_evaluated(tmp_path):
     titles = [t for t in _titles(write_report([plain, restored], tmp_path / "r.html").read_text())
               if t.startswith("validation vs test")]
     assert titles == ["validation vs test accuracy (early stopping restored the epoch of the best val_loss in 1 of 2 "
-                      "runs, the others are the model at the end of training)"]
+                      "runs, the other is the model at the end of training)"]

@@ -266,8 +266,9 @@ def _cmd_lr_find(args) -> int:
         raise ConfigError(f"lr-find needs 0 < --start-lr < --end-lr (finite); got --start-lr {args.start_lr:g} "
                           f"and --end-lr {args.end_lr:g}")
     if not MIN_SWEEP_STEPS <= args.steps <= MAX_LR_FIND_STEPS:
-        raise ConfigError(f"--steps must be in [{MIN_SWEEP_STEPS}, {MAX_LR_FIND_STEPS}]; got {args.steps} (a shorter "
-                          "sweep skips fewer than the 3 warm-up steps its noise test needs)")
+        why = (" (a shorter sweep skips fewer than the 3 warm-up steps its noise test needs)"
+               if args.steps < MIN_SWEEP_STEPS else "")
+        raise ConfigError(f"--steps must be in [{MIN_SWEEP_STEPS}, {MAX_LR_FIND_STEPS}]; got {args.steps}{why}")
     if args.plot:
         from trainlab.plots import check_plot_path
 

@@ -373,7 +373,8 @@ def _step_only_metric(runs: Sequence[Any], metric: str) -> None:
 def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, path: str | os.PathLike[str], *,
                      follow_link: bool = True) -> Path:
     """``trainlab plot``: ``metric`` by epoch, one line per run folder, labelled by folder name
-    (with parent folders added where names repeat). Only epoch records are drawn
+    (with parent folders added to the names that repeat: :func:`~trainlab.report.sources.run_labels`); a
+    folder given twice (``runs/wine runs/wine/``) is one line. Only epoch records are drawn
     (:func:`~trainlab.records.is_epoch_record`: step records and events are left out), one value per epoch;
     a missing metric's error lists the keys of the epoch records. Folders written by
     ``trainlab.fit(out=...)`` are drawn too. Raises
@@ -382,7 +383,7 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     for a ``path`` :func:`~trainlab.atomic.check_output_path` refuses (``follow_link`` False: ``trainlab plot``
     without ``-o``, whose default name is not followed where it is a symlink).
     """
-    from trainlab.report.sources import LEADERBOARD, load_run, run_labels
+    from trainlab.report.sources import LEADERBOARD, distinct_folders, load_run, run_labels
 
     check_plot_path(path)
     check_output_path(path, follow_link=follow_link)  # before reading the runs
@@ -391,7 +392,7 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
             report = quoted_command("trainlab", "report", run_dir, "-o", "report.html")
             raise ConfigError(f"{run_dir} is a comparison folder; use {report}, "
                               f"or plot its run folders {Path(run_dir) / 'runs'}/<task>/<strategy>/seed-<k>")
-    runs = [load_run(run_dir, fit_records=True, left_out_of="the plot") for run_dir in run_dirs]
+    runs = [load_run(run_dir, fit_records=True, left_out_of="the plot") for run_dir in distinct_folders(run_dirs)]
     histories = {label: [r for r in run.records if is_epoch_record(r)]
                  for label, run in zip(run_labels(runs), runs, strict=True)}
     if not any(histories.values()):  # not "metric 'val_loss' is in no history": no metric is in any

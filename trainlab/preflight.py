@@ -3,8 +3,9 @@
 The config schema accepts any component ``name`` and extra options; the registries refuse
 unknown names and options, and the constructors bad values. :func:`check_components` builds
 what is cheap to build (the loss, the optimizer on one 2-D dummy weight with
-``regularization.weight_decay`` placed exactly as a run places it, the schedule) and checks
-the model's option names and layer counts and the data source's option names, so a config that
+``regularization.weight_decay`` placed exactly as a run places it) and checks the schedule's options
+(:func:`check_schedule_options`: names, types and ranges, never against a stand-in run length), the
+model's option names and layer counts and the data source's option names, so a config that
 every run would refuse fails once, before the first run, with the run's own error line. The refusals a run
 makes from the config alone while it builds its step live here, and the run calls them too:
 :func:`check_finetune_param_groups` (fine-tuning's param groups against ``optimizer.lr`` and
@@ -34,7 +35,6 @@ def check_components(config: Config) -> None:
     from trainlab.metrics import refuse_listed_twice
     from trainlab.models import MODELS, check_layer_counts
     from trainlab.optim import build_optimizer
-    from trainlab.schedules import build_schedule
     from trainlab.step_builders import optimizer_spec_for
 
     refuse_listed_twice(config.metrics or [])  # [F1, f1]: one metric (names ignore case), as the run refuses it
@@ -49,7 +49,7 @@ def check_components(config: Config) -> None:
             check_lr_searchable(optimizer)  # adadelta_zeiler takes lr 1.0 only: said so, not "lr=0.001"
             optimizer["lr"] = 1e-3  # found at run time by the LR range test
         built = build_optimizer(optimizer, _dummy_weight_group())
-        build_schedule(strategy.schedule.spec(), 100, 10)
+        check_schedule_options(strategy.schedule.spec())
     except (ValueError, TypeError, DataError) as exc:
         raise ConfigError(str(exc).strip().splitlines()[0]) from None
     check_finetune_param_groups(config)
@@ -63,6 +63,41 @@ def check_components(config: Config) -> None:
     source = config.data.source
     DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
     DATA_SOURCES._check_required(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
+
+
+# a run length no run reaches (float-exact): a built-in schedule built over it meets none of its length rules
+# (warmup_steps < total steps, one_cycle's pct_start x total steps > 1, wsd's decay steps >= 1) unless its
+# options break them at every length
+UNREACHED_RUN_STEPS = 2**53
+
+
+def check_schedule_options(spec: dict[str, Any]) -> None:
+    """Raise the ConfigError a run would raise for ``strategy.schedule``'s options (``spec``), whatever its length.
+
+    The run's step count is known only once its data is counted (``trainlab train``, ``trainlab schedule``:
+    :func:`~trainlab.schedule_plan.plan_schedule`), so the checks here are those the config alone decides: the
+    name, the option names, their types and ranges. A built-in schedule is built over
+    :data:`UNREACHED_RUN_STEPS` steps, where only its option checks can refuse (``warmup_steps: 150`` is
+    refused by the 100-step run that has it, with that run's count, and accepted here); a refusal that still
+    names the length (``wsd``'s warmup and decay fractions summing past 1) is the run's to word, with its
+    real count. A user's ``module:attr`` factory is not called (what it does with the length is its own):
+    only its option names, required options and types are checked.
+    """
+    from trainlab.schedules import SCHEDULES, build_schedule
+
+    options = dict(spec)
+    name = options.pop("name")
+    if ":" in name:
+        factory = SCHEDULES.get(name)
+        SCHEDULES._check_options(name, factory, options, skip=2)  # factory(total_steps, steps_per_epoch, **options)
+        SCHEDULES._check_required(name, factory, options, skip=2)
+        SCHEDULES.check_types(name, options)
+        return
+    try:
+        build_schedule(spec, UNREACHED_RUN_STEPS, 1)
+    except ConfigError as exc:
+        if str(UNREACHED_RUN_STEPS) not in str(exc):  # an option's own refusal, not a length rule's
+            raise
 
 
 def check_finetune_param_groups(config: Config) -> None:

@@ -236,9 +236,10 @@ def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palet
 
 
 def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[str, str], y_title: str,
-                 title: str, note_missing: str | None = None) -> go.Figure:
+                 title: str, note_missing: str | None = None, category: str = "strategy") -> go.Figure:
     """A box with every point per group, each group by its axis label (:func:`labels`); None values are
-    counted and written under the label."""
+    counted and written under the label. ``category``: what a group is, the x-axis title (``run`` in a report
+    of run folders)."""
     figure = go.Figure()
     axis = labels(palette, AXIS_WIDTH)
     categories = []
@@ -254,7 +255,7 @@ def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[
                                     line={"color": palette[name]}, showlegend=False))
         else:  # nothing to draw, but the group keeps its place on the axis with its "missed" label
             figure.add_trace(go.Scatter(x=[label], y=[None], mode="markers", name=shown, showlegend=False))
-    figure.update_xaxes(title_text="strategy", type="category", categoryorder="array", categoryarray=categories)
+    figure.update_xaxes(title_text=category, type="category", categoryorder="array", categoryarray=categories)
     figure.update_yaxes(title_text=as_written(y_title))
     return style(figure, title, _axis_height(400, [axis.get(name, name) for name in values]))
 

@@ -26,7 +26,7 @@ from trainlab.report import figures
 from trainlab.report.page import Markup, Page, wrapped
 from trainlab.report.predictions import Predictions, load_predictions
 from trainlab.report.series import ABSENT, config_diff, loss_gap, performance_profile, restored_monitor
-from trainlab.report.sources import Comparison, RunRecords, run_labels
+from trainlab.report.sources import STOPPED, Comparison, RunRecords, run_labels
 
 PROFILE_TAUS = [float(t) for t in np.round(np.logspace(0, 1, 41), 4)]  # tau from 1 to 10
 MAX_PREDICTION_FIGURES = 4  # run-folder reports: confusion/residual figures for at most this many runs
@@ -47,12 +47,14 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 # --------------------------------------------------------------------------- shared pieces
 
-def curve_keys(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], metric: str | None) -> list[str]:
-    """train_loss, val_loss and the validation form of ``metric`` (else the first other val_ key) present."""
+def curve_keys(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]],
+               metric: str | Sequence[str] | None) -> list[str]:
+    """train_loss, val_loss and the validation form of ``metric`` (several: of each, as run folders of
+    different tasks have them), else the first other val_ key, present."""
     present = {k for runs in groups.values() for records in runs for r in records for k in r}
     wanted = ["train_loss", "val_loss"]
-    if metric:
-        name = metric.split("_", 1)[1] if metric.split("_", 1)[0] in ("test", "val", "train") else metric
+    for one in [metric] if isinstance(metric, str) else list(metric or []):
+        name = one.split("_", 1)[1] if one.split("_", 1)[0] in ("test", "val", "train") else one
         if f"val_{name}" in present and f"val_{name}" not in wanted:
             wanted.append(f"val_{name}")
     if len(wanted) == 2:
@@ -63,8 +65,9 @@ def curve_keys(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], metr
     return [k for k in wanted if k in present]
 
 
-def add_curves(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], metric: str | None,
-               palette: Mapping[str, str], events: Sequence[Mapping[str, Any]] = ()) -> None:
+def add_curves(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]],
+               metric: str | Sequence[str] | None, palette: Mapping[str, str],
+               events: Sequence[Mapping[str, Any]] = ()) -> None:
     keys = curve_keys(groups, metric)
     if not keys:
         page.paragraph("No metric records (metrics.jsonl is empty or missing).")
@@ -87,24 +90,39 @@ def add_lr(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]
 def add_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str | None,
             palette: Mapping[str, str]) -> None:
     """val_loss - train_loss at the end of training, and val vs test of the chosen metric, per seed."""
+    add_loss_gap(page, groups, palette)
+    add_split_gap(page, groups, metric, palette)
+
+
+def add_loss_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], palette: Mapping[str, str],
+                 category: str = "strategy") -> None:
+    """val_loss - train_loss of each run's last record holding both, per group (``category``: the x-axis title)."""
     loss = {name: [loss_gap(run.records) for run in runs] for name, runs in groups.items()}
     if any(v is not None for values in loss.values() for v in values):
         page.figure(figures.box_by_group(loss, palette, "val_loss - train_loss (final record)",
-                                         "generalisation gap in loss (above 0: validation loss is higher)"))
+                                         "generalisation gap in loss (above 0: validation loss is higher)",
+                                         category=category))
+
+
+def add_split_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str | None,
+                  palette: Mapping[str, str], category: str = "strategy") -> None:
+    """Validation minus test value of ``metric`` (summary.json) per run, per group; nothing for the loss."""
     name = metric.split("_", 1)[1] if metric and "_" in metric else metric
-    if name and name != "loss":
-        split_gap, shown = {}, []
-        for strategy, runs in groups.items():
-            values = []
-            for run in runs:
-                val, test = run.split_metric(f"val_{name}"), run.split_metric(f"test_{name}")
-                values.append(val - test if val is not None and test is not None else None)
-                if values[-1] is not None:
-                    shown.append(run)
-            split_gap[strategy] = values
-        if shown:
-            page.figure(figures.box_by_group(split_gap, palette, f"val_{name} - test_{name}",
-                                             f"validation vs test {name} ({evaluated_model_text(shown)})"))
+    if not name or name == "loss":
+        return
+    split_gap, shown = {}, []
+    for strategy, runs in groups.items():
+        values = []
+        for run in runs:
+            val, test = run.split_metric(f"val_{name}"), run.split_metric(f"test_{name}")
+            values.append(val - test if val is not None and test is not None else None)
+            if values[-1] is not None:
+                shown.append(run)
+        split_gap[strategy] = values
+    if shown:
+        page.figure(figures.box_by_group(split_gap, palette, f"val_{name} - test_{name}",
+                                         f"validation vs test {name} ({evaluated_model_text(shown)})",
+                                         category=category))
 
 
 def evaluated_model_text(runs: Sequence[RunRecords]) -> str:
@@ -120,8 +138,9 @@ def evaluated_model_text(runs: Sequence[RunRecords]) -> str:
         where = "on validation" if chosen[0].startswith("val_") else "on the training data"
         return f"early stopping restored the epoch of the best {chosen[0]}: chosen {where}"
     restored = sum(m is not None for m in monitors)
+    others = "the other is" if len(monitors) - restored == 1 else "the others are"
     return (f"early stopping restored the epoch of the best {' or '.join(chosen)} in {restored} of "
-            f"{len(monitors)} runs, the others are the model at the end of training")
+            f"{len(monitors)} runs, {others} the model at the end of training")
 
 
 def add_predictions(page: Page, run: RunRecords, label: str) -> None:
@@ -210,8 +229,8 @@ def add_events(page: Page, runs: Mapping[str, RunRecords]) -> None:
             rows.append([label, fmt(event.get("step")), fmt(event.get("epoch")), event.get("event"),
                          json.dumps(details)[:300]])
         if run.stop_reason or run.status != "finished":
-            rows.append([label, fmt(run.summary.get("steps")), fmt(run.summary.get("epochs_run")), f"end: {run.status}",
-                         run.stop_reason or ""])
+            epochs, steps, _, _ = run.progress()
+            rows.append([label, fmt(steps), fmt(epochs), f"end: {run.status}", run.stop_reason or ""])
     if rows:
         page.table(["run", "step", "epoch", "event", "details"], rows)
     else:
@@ -433,52 +452,110 @@ def _config_text(path: Path) -> str:
         return f"(config.yaml cannot be shown: {exc})"
 
 
+def run_metrics(run: RunRecords) -> list[str]:
+    """The metrics ``run`` reports, without their split prefix: its summary.json's validation and test keys
+    (``loss`` aside, which every run has), in order; a run without them (still running, killed), its
+    config's ``metrics``."""
+    val, test = run.summary.get("val") or {}, run.summary.get("test") or {}
+    names = [key for key in dict.fromkeys([*val, *test]) if key != "loss"]
+    return names or [m for m in run.config.get("metrics") or [] if isinstance(m, str)]
+
+
+def metric_groups(runs: Mapping[str, RunRecords]) -> dict[tuple[str, ...], dict[str, RunRecords]]:
+    """The runs (by label) grouped by the metrics they report (:func:`run_metrics`): runs of one task share
+    them, runs of different tasks (a classifier beside a regressor) do not."""
+    groups: dict[tuple[str, ...], dict[str, RunRecords]] = {}
+    for label, run in runs.items():
+        groups.setdefault(tuple(run_metrics(run)), {})[label] = run
+    return groups
+
+
+def _progress_text(run: RunRecords) -> str:
+    """``N epochs, N steps, N s training``: summary.json's, else counted from the records (and said so)."""
+    epochs, steps, seconds, from_records = run.progress()
+    return (f"{fmt(epochs)} epochs, {fmt(steps)} steps, {fmt(seconds)} s training"
+            + (" (from its records: no summary.json)" if from_records else ""))
+
+
+def _single_results(page: Page, run: RunRecords) -> None:
+    """One run: its validation and test value of every metric, or why there are none."""
+    val, test = run.summary.get("val") or {}, run.summary.get("test") or {}
+    keys = list(dict.fromkeys([*val, *test]))
+    if keys:
+        page.table(["metric", "validation", "test"], [[k, fmt(val.get(k)), fmt(test.get(k))] for k in keys],
+                   numeric={1, 2})
+        return
+    if run.status == "diverged":
+        ended = f"the run diverged: {run.stop_reason or 'a non-finite or exploding loss'}"
+    elif run.status == STOPPED:
+        ended = "the run stopped before it finished: its writer is gone"
+    else:
+        ended = "the run did not finish"
+    page.paragraph(f"No summary.json metrics ({ended}).")
+
+
+def _results_table(page: Page, runs: Mapping[str, RunRecords], metrics: Sequence[str]) -> None:
+    """One row per run: status, the validation and test value of each of ``metrics``, test loss, epochs, time."""
+    columns = [f"{split}_{name}" for name in metrics for split in ("val", "test")] + ["test_loss"]
+    rows = []
+    for label, run in runs.items():
+        epochs, _, seconds, _ = run.progress()
+        rows.append([label, run.status, *(fmt(run.split_metric(column)) for column in columns), fmt(epochs),
+                     fmt(seconds)])
+    page.table(["run", "status", *columns, "epochs", "train time (s)"], rows,
+               numeric=set(range(2, len(columns) + 4)))
+
+
+def _several_results(page: Page, groups: Mapping[tuple[str, ...], Mapping[str, RunRecords]],
+                     palette: Mapping[str, str]) -> list[str]:
+    """Several runs: a table per group of runs reporting the same metrics (one table when all do), then a bar
+    chart of each group's first metric over the runs that report it. Returns the charted ``test_`` keys."""
+    for metrics, runs in groups.items():
+        if len(groups) > 1:
+            what = ", ".join(metrics) if metrics else "no metric but the loss"
+            page.paragraph(f"{counted(len(runs), 'run')} reporting {what}:")
+        _results_table(page, runs, metrics)
+    charted = list(dict.fromkeys(f"test_{metrics[0]}" if metrics else "test_loss" for metrics in groups))
+    for shown in charted:
+        name = shown.removeprefix("test_")
+        values = {label: run.split_metric(shown) for runs in groups.values() for label, run in runs.items()
+                  if name == "loss" or name in run_metrics(run)}
+        if any(v is not None for v in values.values()):
+            page.figure(figures.metric_bars(values, shown, palette))
+    return charted
+
+
 def runs_page(runs: Sequence[RunRecords]) -> Page:
-    labels = run_labels(runs)
+    labels = run_labels(list(runs))
     by_label = dict(zip(labels, runs, strict=True))
     palette = figures.colours(labels)
     single = len(runs) == 1
     first = runs[0]
-    metric_names = [m for m in (first.config.get("metrics") or []) if isinstance(m, str)]
-    metric = f"test_{metric_names[0]}" if metric_names else None
     page = Page(f"trainlab run: {first.name}" if single else f"trainlab runs: {len(runs)} run folders")
     if single:
-        summary = first.summary
-        page.subtitle = (f"status {first.status}; {first.stop_reason or 'no stop reason'}; "
-                         f"{fmt(summary.get('epochs_run'))} epochs, {fmt(summary.get('steps'))} steps, "
-                         f"{fmt(summary.get('train_time_s'))} s training. Folder: {first.path.resolve()}")
+        page.subtitle = (f"status {first.status}; {first.stop_reason or 'no stop reason'}; {_progress_text(first)}. "
+                         f"Folder: {first.path.resolve()}")
     else:
         page.subtitle = "Folders: " + ", ".join(str(r.path.resolve()) for r in runs)
 
     page.heading("results")
     if single:
-        val, test = first.summary.get("val") or {}, first.summary.get("test") or {}
-        keys = list(dict.fromkeys([*val, *test]))
-        if keys:
-            page.table(["metric", "validation", "test"], [[k, fmt(val.get(k)), fmt(test.get(k))] for k in keys],
-                       numeric={1, 2})
-        else:
-            ended = (f"the run diverged: {first.stop_reason or 'a non-finite or exploding loss'}"
-                     if first.status == "diverged" else "the run did not finish")
-            page.paragraph(f"No summary.json metrics ({ended}).")
+        _single_results(page, first)
+        metrics = [f"test_{name}" for name in run_metrics(first)[:1]]
     else:
-        shown = metric or "test_loss"
-        rows = [[label, run.status, fmt(run.split_metric(shown.replace("test_", "val_", 1))), fmt(run.split_metric(shown)),
-                 fmt(run.split_metric("test_loss")), fmt(run.summary.get("epochs_run")), fmt(run.summary.get("train_time_s"))]
-                for label, run in by_label.items()]
-        page.table(["run", "status", shown.replace("test_", "val_", 1), shown, "test_loss", "epochs", "train time (s)"],
-                   rows, numeric={2, 3, 4, 5, 6})
-        values = {label: run.split_metric(shown) for label, run in by_label.items()}
-        if any(v is not None for v in values.values()):
-            page.figure(figures.metric_bars(values, shown, palette))
-    groups = {label: [run.records] for label, run in by_label.items()}
+        metrics = _several_results(page, metric_groups(by_label), palette)
+    curves = {label: [run.records] for label, run in by_label.items()}
     page.heading("learning curves")
-    add_curves(page, groups, metric, palette, events=first.events if single else ())
+    add_curves(page, curves, metrics, palette, events=first.events if single else ())
     page.heading("learning rate followed")
-    add_lr(page, groups, palette)
+    add_lr(page, curves, palette)
     if not single:
         page.heading("generalisation gap")
-        add_gap(page, {label: [run] for label, run in by_label.items()}, metric, palette)
+        add_loss_gap(page, {label: [run] for label, run in by_label.items()}, palette, category="run")
+        for shown in metrics:
+            name = shown.removeprefix("test_")
+            having = {label: [run] for label, run in by_label.items() if name in run_metrics(run)}
+            add_split_gap(page, having, shown, palette, category="run")
     page.heading("confusion matrix or residuals")
     for label, run in list(by_label.items())[:MAX_PREDICTION_FIGURES]:
         add_predictions(page, run, label)

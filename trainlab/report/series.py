@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.records import is_finite_number
+from trainlab.records import is_epoch_record, is_finite_number
 
 # Keys that differ between runs of one strategy by design, or only say where files go.
 CONFIG_KEYS_NOT_COMPARED = ("name", "seed", "output.")
@@ -45,6 +45,32 @@ def curve(records: Sequence[Mapping[str, Any]], key: str, x: str = "step") -> tu
     return list(points), list(points.values())
 
 
+def is_window_mean(key: str) -> bool:
+    """Whether ``key`` is a mean over a window of steps that differs by record kind: ``train_loss`` (and the
+    other ``train_`` keys) of a step record is the mean since the last step record, of an epoch record the
+    mean over the whole epoch. A validation (``val_*``) or the ``lr`` is a value at its step, the same in
+    either kind."""
+    return key.startswith("train_")
+
+
+def curve_records(records: Sequence[Mapping[str, Any]], key: str, x: str = "step") -> list[Mapping[str, Any]]:
+    """The records of one run a curve of ``key`` against ``x`` is drawn from.
+
+    For a window mean (:func:`is_window_mean`) one kind only: the step records (every record that is not an
+    epoch record, :func:`~trainlab.records.is_epoch_record`: ``"scope": "step"``, or a ``step`` without an
+    ``epoch`` as older runs wrote them) where any of them holds ``key`` and ``x`` as finite numbers, else the
+    epoch records; mixed in one line, each
+    epoch's mean would stand out from the short windows around it as a false spike at the epoch's end. Any
+    other key: every record (an epoch's closing validation is in its epoch record only).
+    """
+    if not is_window_mean(key):
+        return list(records)
+    steps = [record for record in records if not is_epoch_record(record)]
+    if any(is_finite_number(record.get(key)) and is_finite_number(record.get(x)) for record in steps):
+        return steps
+    return [record for record in records if is_epoch_record(record)]
+
+
 def decimate(count: int, max_points: int) -> np.ndarray:
     """Indices of at most ``max_points`` evenly spaced points of ``count``, always keeping the first and last."""
     if count <= max_points:
@@ -68,15 +94,18 @@ def seed_band(runs: Sequence[Sequence[Mapping[str, Any]]], key: str, axis: str =
     """Mean and min-max band of ``key`` over runs (one record list per seed), aligned at equal steps.
 
     ``axis="step"``: x is the step. ``axis="elapsed_s"``: x is the mean over seeds of the wall-clock
-    time at which each seed logged that step (seeds share the steps, not the clock). At most
+    time at which each seed logged that step (seeds share the steps, not the clock). Each run's points come
+    from :func:`curve_records` (a window mean from one kind of record: its step records where they hold
+    ``key`` and the axis, else its epoch records), so the mean never mixes them either. At most
     ``max_points`` x values are kept (evenly spaced, first and last included). None when no run has
     ``key``.
     """
     by_step: dict[float, list[float]] = {}
     clock: dict[float, list[float]] = {}
     for records in runs:
-        steps, values = curve(records, key, "step")
-        elapsed = dict(zip(*curve(records, "elapsed_s", "step"), strict=True)) if axis == "elapsed_s" else {}
+        drawn = curve_records(records, key, axis)
+        steps, values = curve(drawn, key, "step")
+        elapsed = dict(zip(*curve(drawn, "elapsed_s", "step"), strict=True)) if axis == "elapsed_s" else {}
         for step, value in zip(steps, values, strict=True):
             if axis == "elapsed_s":
                 if step not in elapsed:

@@ -24,19 +24,30 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError, DataError
 from trainlab.folder_owner import written_by
-from trainlab.records import FIT_RECORDS, is_finite_number, read_metrics_file, read_record_text
+from trainlab.records import (
+    FIT_RECORDS,
+    is_epoch_record,
+    is_finite_number,
+    read_metrics_file,
+    read_record_text,
+)
+from trainlab.run_lock import holder
 from trainlab.run_records import check_readable, is_record_file, unreadable
+from trainlab.shell_command import quoted_command
 from trainlab.yaml_files import load_yaml_file
 
 LEADERBOARD = "leaderboard.json"
 SEED_FOLDER = re.compile(r"^seed-(\d+)$")
-CURVES = "the report's curves"  # what a metrics.jsonl's damaged lines are left out of, as its warning says
+CURVES = "the report's curves"
+# the status of a run whose run.json says running while no process writes it: killed before it finished
+STOPPED = "stopped"  # what a metrics.jsonl's damaged lines are left out of, as its warning says
 
 
 @dataclass
@@ -57,13 +68,40 @@ class RunRecords:
 
     @property
     def status(self) -> str:
-        return str(self.info.get("status") or self.summary.get("status") or "unknown")
+        """run.json's status (else summary.json's); ``stopped`` for a run.json that says ``running`` while no
+        process holds the folder's lock (:func:`writer_gone`): the run was killed before it finished."""
+        status = str(self.info.get("status") or self.summary.get("status") or "unknown")
+        return STOPPED if status == "running" and self.writer_gone else status
+
+    @property
+    def writer_gone(self) -> bool:
+        """Whether no live process holds the run folder's lock (:func:`~trainlab.run_lock.holder`: no ``.lock``,
+        or the process it names is gone). A running run holds it to its end; a killed one leaves its file."""
+        return holder(self.path) is None
 
     @property
     def stop_reason(self) -> str | None:
-        """Why the run ended: summary.json's ``stop_reason``, or for a diverged run its ``reason``."""
+        """Why the run ended: summary.json's ``stop_reason``, or for a diverged run its ``reason``; for a
+        :data:`STOPPED` run, that its writer is gone and how to go on."""
         reason = self.summary.get("stop_reason") or self.summary.get("reason")
+        if not reason and self.status == STOPPED:
+            return (f"writer gone, not finished (killed?); resume with "
+                    f"{quoted_command('trainlab', 'resume', self.path)}")
         return str(reason) if reason else None
+
+    def progress(self) -> tuple[Any, Any, Any, bool]:
+        """(epochs run, steps, training seconds, from_records): summary.json's ``epochs_run``, ``steps`` and
+        ``train_time_s``; for a run without them (still running, killed), from its records: the last epoch
+        record's ``epoch`` (epochs completed), the last ``step`` and the last ``elapsed_s`` of any record, and
+        ``from_records`` True. None where neither has it."""
+        summary = self.summary
+        if any(summary.get(key) is not None for key in ("epochs_run", "steps", "train_time_s")):
+            return summary.get("epochs_run"), summary.get("steps"), summary.get("train_time_s"), False
+        epochs = [r["epoch"] for r in self.records if is_epoch_record(r) and is_finite_number(r.get("epoch"))]
+        steps = [r["step"] for r in self.records if is_finite_number(r.get("step"))]
+        clock = [r["elapsed_s"] for r in self.records if is_finite_number(r.get("elapsed_s"))]
+        found = (max(epochs, default=None), max(steps, default=None), max(clock, default=None))
+        return (*found, any(value is not None for value in found))
 
     def split_metric(self, key: str) -> float | None:
         """``test_accuracy`` -> summary["test"]["accuracy"]; ``train_time_s`` -> summary["train_time_s"]."""
@@ -224,13 +262,47 @@ def refuse_missing_summary(run: RunRecords, fix: str) -> None:
 
 
 def run_labels(runs: list[RunRecords]) -> list[str]:
-    """Folder names, with parent folders added until every label is unique (for legends)."""
-    depth = 1
-    while True:
-        labels = ["/".join(run.path.resolve().parts[-depth:]) for run in runs]
-        if len(set(labels)) == len(labels) or depth >= max(len(run.path.resolve().parts) for run in runs):
-            return labels
-        depth += 1
+    """Labels for legends: each folder's name, with parent folders added only where names repeat.
+
+    Among the runs whose folders share a name, parents are added (one more for all of them at a time) until
+    their labels differ: ``A/adam/seed-0``, ``B/adam/seed-0`` and ``base/adam/seed-0`` beside a lone ``wine``.
+    A label that would reach the file system's root is the folder's absolute path (``/a/x``). Pass each
+    folder once (:func:`distinct_folders`): one folder twice has no label that tells the two apart.
+    """
+    paths = [run.path.resolve() for run in runs]
+    labels = [path.name or str(path) for path in paths]
+    for name in {label for label in labels if labels.count(label) > 1}:
+        same = [index for index, label in enumerate(labels) if label == name]
+        depth = 1
+        deepest = max(len(paths[index].parts) for index in same)
+        while len({labels[index] for index in same}) < len(same) and depth < deepest:
+            depth += 1
+            for index in same:
+                labels[index] = _last_parts(paths[index], depth)
+    return labels
+
+
+def _last_parts(path: Path, depth: int) -> str:
+    """The last ``depth`` parts of the absolute ``path`` joined by ``/``; the whole path once they reach its root
+    (never ``//tmp/...``: the root is a part of its own)."""
+    named = path.parts[1:] if path.anchor else path.parts
+    return "/".join(named[-depth:]) if depth < len(named) else str(path)
+
+
+def distinct_folders(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """``paths`` without the repeats of a folder given twice (``runs/wine`` and ``runs/wine/``, or a relative and
+    an absolute path to it: the same folder once resolved), in the order given, each as first written."""
+    seen: set[Path] = set()
+    kept = []
+    for path in map(Path, paths):
+        try:
+            resolved = path.resolve()
+        except OSError:  # a folder that cannot be resolved is kept, for its reader to name
+            resolved = path.absolute()
+        if resolved not in seen:
+            seen.add(resolved)
+            kept.append(path)
+    return kept
 
 
 def load_comparison(path: str | Path, left_out_of: str | None = CURVES) -> Comparison:
@@ -299,7 +371,7 @@ def classify(paths: list[Path], left_out_of: str | None = CURVES) -> Comparison 
             raise ConfigError(f"pass one comparison folder on its own (got {len(paths)} paths, "
                               f"{comparisons[0]} holds a {LEADERBOARD}); write one report per comparison")
         return load_comparison(comparisons[0], left_out_of)
-    runs = [load_run(p, left_out_of=left_out_of) for p in paths]
+    runs = [load_run(p, left_out_of=left_out_of) for p in distinct_folders(paths)]  # a folder twice: reported once
     for run in runs:
         refuse_missing_summary(run, "restore it from a copy, or leave the run out of the report")
     return runs
