@@ -34,7 +34,7 @@ def test_channel_stats_match_numpy(shape):
     x = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     scaled = x.astype(np.float64) / 255.0
     axes = (0, 2, 3) if x.ndim == 4 else None
-    mean, std = channel_stats(x, chunk=3)  # chunks of 3 images: 10 is not a multiple
+    mean, std = channel_stats(x, chunk_values=7)  # chunks of 7 values: they end inside images
     np.testing.assert_allclose(mean, np.atleast_1d(scaled.mean(axis=axes)), rtol=1e-12)
     np.testing.assert_allclose(std, np.atleast_1d(scaled.std(axis=axes)), rtol=1e-10)
 

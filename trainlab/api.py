@@ -48,7 +48,7 @@ from trainlab.fit_inputs import Arrays, as_split, fit_dataset
 from trainlab.losses.base import Loss
 from trainlab.losses.task_fit import check_task_fits
 from trainlab.notices import warn
-from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records
+from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records, record_json_text
 from trainlab.registry import Registry
 from trainlab.run_checks import divergence_advice
 from trainlab.run_records import LABELS_RECORD, labels_record
@@ -466,7 +466,7 @@ def _write_records(out: Path, config: Config, state: Any, summary: dict[str, Any
     else:  # an earlier fit's, overwritten
         (out / LABELS_RECORD).unlink(missing_ok=True)
     write_jsonl(out / "metrics.jsonl", metrics_file_records(state.history, state.events, state.step_records))
-    write_json(out / "summary.json", summary)
+    write_text(out / "summary.json", record_json_text(summary))  # matrix rows one a line, as a run's
     write_text(out / "strategy.yaml", yaml_dump({"strategy": config.to_dict()["strategy"]}, sort_keys=False))
     write_safetensors(out / FIT_MODEL, {k: v.contiguous() for k, v in model.state_dict().items()},
                       metadata={"trainlab": json.dumps({"format": "model"})})

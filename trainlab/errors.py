@@ -1,9 +1,9 @@
 """Errors users see, each carrying the CLI exit code it maps to.
 
 Exit codes: 2 usage or config error, 3 data error, 4 training failed (or an unexpected error),
-5 the system: a file could not be written (disk full, read-only), or tune's --storage database
-lost its connection, 128 + N stopped by signal N (130 SIGINT, 141 SIGPIPE: the reader of the output
-went away, 143 SIGTERM). Never 1.
+5 the system: a file could not be written (disk full, read-only), memory ran out (the CLI's
+``out of memory ...`` line), or tune's --storage database lost its connection, 128 + N stopped by
+signal N (130 SIGINT, 141 SIGPIPE: the reader of the output went away, 143 SIGTERM). Never 1.
 The CLI prints ``error: <message>`` on one line and exits with ``exit_code``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 
-EXIT_SYSTEM = 5  # an OSError: the disk is full or read-only, a file vanished; a database gone
+EXIT_SYSTEM = 5  # an OSError: the disk is full or read-only, a file vanished; a database gone; out of memory
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's code: `trainlab predict ... | head` once head has read enough
 
 

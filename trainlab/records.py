@@ -274,6 +274,41 @@ def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
+_JSON_KEYS = (str, int, float, bool, type(None))  # the keys json.dumps takes, written as strings
+
+
+def _is_number_list(value: Any) -> bool:
+    """A non-empty list (or tuple) of numbers, booleans or nulls: a confusion matrix's row, a per-class list."""
+    return bool(value) and all(item is None or type(item) in (int, float, bool) for item in value)
+
+
+def _key_text(key: Any) -> str:
+    """``key`` as ``json.dumps`` writes a dict's key: a string, a number or a bool as its JSON text in quotes."""
+    if not isinstance(key, _JSON_KEYS):
+        raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+    return json.dumps(key if isinstance(key, str) else json.dumps(key))
+
+
+def record_json(value: Any, level: int = 0) -> str:
+    """``json.dumps(value, indent=2)``, but each list of numbers (a row of a confusion matrix, a per-class
+    list) on one line: a 1000-class confusion matrix is 1000 lines of summary.json, not 1,000,000.
+    ``json.loads`` of it equals ``json.loads`` of ``json.dumps(value)``; objects and other lists keep one
+    item a line. ``level``: the indentation (2 spaces a level) of the line ``value`` starts on."""
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{_key_text(key)}: {record_json(item, level + 1)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list | tuple) and value and not _is_number_list(value):
+        items = [f"{inner}{record_json(item, level + 1)}" for item in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value)  # a scalar, {}, [], or a list of numbers on one line
+
+
+def record_json_text(value: Any) -> str:
+    """The text of a record file such as summary.json: :func:`record_json` and a final newline."""
+    return record_json(value) + "\n"
+
+
 JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
               bool: "a boolean", type(None): "null"}
 

@@ -45,7 +45,7 @@ from trainlab.creation_leftovers import (
 )
 from trainlab.errors import DataError, RunDirError, folder_error
 from trainlab.lost_record import cannot_resume, lost_run_json
-from trainlab.records import metrics_file_records
+from trainlab.records import metrics_file_records, record_json_text
 from trainlab.run_leftovers import (
     clean_stale_temporaries,
     dead_siblings,
@@ -513,7 +513,8 @@ class RunDir:
         write_jsonl(self.path / "metrics.jsonl", metrics_file_records(history, events, list(step_records)))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        write_json(self.path / "summary.json", summary)
+        """summary.json, indented, each list of numbers on one line (:func:`~trainlab.records.record_json`)."""
+        write_text(self.path / "summary.json", record_json_text(summary))
 
     def close(self) -> None:
         """Release the lock; a staged overwrite is committed if it has something to keep, else discarded."""

@@ -76,6 +76,41 @@ def eval_non_finite_warning(split: str, found: list[str], summary: dict[str, Any
             "retrain with a lower learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
 
 
+MAX_PRINTED_NUMBERS = 400  # a 20 x 20 confusion matrix: a list-valued metric holding more is shown by its shape
+
+
+def _numbers_in(value: Any) -> int:
+    """How many numbers (nulls included) the nested lists ``value`` hold."""
+    if not isinstance(value, list | tuple):
+        return 1
+    if not any(isinstance(item, list | tuple) for item in value):
+        return len(value)  # a matrix's row: counted at once
+    return sum(_numbers_in(item) for item in value)
+
+
+def _shape(value: list[Any] | tuple[Any, ...], count: int) -> str:
+    """``1000 x 1000`` for a matrix, ``1000 x 2 x 2`` for multi-label's per-label matrices (the lengths along
+    the first items), ``1000 values`` for a flat list or lists of unequal lengths (``count`` numbers)."""
+    lengths, item = [], value
+    while isinstance(item, list | tuple) and item:
+        lengths.append(len(item))
+        item = item[0]
+    if len(lengths) < 2 or math.prod(lengths) != count:
+        return f"{count} values"
+    return " x ".join(map(str, lengths))
+
+
+def abbreviated_metric(value: Any, held_in: str = "in summary.json") -> str | None:
+    """What the terminal prints for a list-valued metric (a confusion matrix, a per-class list) of more than
+    :data:`MAX_PRINTED_NUMBERS` numbers instead of the numbers: its shape and where the numbers are
+    (``held_in``): ``1000 x 1000, in summary.json`` (a 1000-class matrix printed whole was a 6 MB line).
+    None for any other value, printed as it is."""
+    if not isinstance(value, list | tuple):
+        return None
+    count = _numbers_in(value)
+    return f"{_shape(value, count)}, {held_in}" if count > MAX_PRINTED_NUMBERS else None
+
+
 def summarize(built: Built) -> dict[str, Any]:
     """The run's summary (see :class:`trainlab.records.Summary`), evaluated on val and test."""
     trainer, state = built.trainer, built.trainer.state

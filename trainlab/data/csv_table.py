@@ -2,7 +2,9 @@
 
 The fast path is one ``pandas.read_csv`` call (about a second per 10^7 cells). Line numbers are
 only needed when something is wrong, so they come from a second, pure-Python pass over the file
-(:meth:`CsvTable.line`) that is made only on the error path, or when a row may be short.
+(:meth:`CsvTable.line`) that is made only on the error path, or when a row may be short. A file of more
+than :data:`WIDE_COLUMNS` columns is read by the csv module instead, each cell parsed as a number as its
+row is read (:func:`_read_wide`); only the columns that hold text keep it.
 
 Dialect: a header row; UTF-8 with or without a byte-order mark; fields quoted with ``"`` may hold
 the delimiter and newlines; ``delimiter`` is one character (``,`` by default, ``;`` or a tab);
@@ -14,6 +16,7 @@ two spellings of a column, ``' cat'`` and ``'cat'``, one value: :func:`space_twi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -121,8 +124,9 @@ class CsvTable:
     """The cells of a CSV file by column, and the file lines of its data rows.
 
     ``frame`` is a pandas DataFrame (the usual, tall file) or, for a wide file (more than
-    :data:`WIDE_COLUMNS` columns, where pandas spends seconds per 10^4 columns on bookkeeping), a
-    NumPy array of the raw cell strings (N, W), spaces kept. Use :func:`numbers`, :func:`strings` and
+    :data:`WIDE_COLUMNS` columns, where pandas spends seconds per 10^4 columns on bookkeeping), the
+    :class:`WideCells` of :func:`_read_wide`: the cells parsed as numbers as they were read, and the
+    text of the columns that hold some. Use :func:`numbers`, :func:`strings` and
     :func:`numeric_block`, which read both and strip the cells' spaces.
     """
 
@@ -142,12 +146,14 @@ class CsvTable:
 
     @property
     def wide(self) -> bool:
-        return isinstance(self.frame, np.ndarray)
+        return isinstance(self.frame, WideCells)
 
     def cell(self, row: int, name: str, strip: bool = True) -> str:
         """The cell as text, for messages; ``strip=False``: with its spaces."""
         if self.wide:
-            cell = str(self.frame[row, self._index[name]])
+            column = self._index[name]
+            text = self.frame.text.get(column)
+            cell = str(text[row]) if text is not None else _written_row(self, row)[column]
         else:
             cell = str(self.frame.iloc[row, self._index[name]])
         return cell.strip() if strip else cell
@@ -181,9 +187,92 @@ def check_field_counts(file: Path, delimiter: str, header: list[str], settable: 
     return lines
 
 
-def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool) -> CsvTable:
-    """A wide file: the csv module, field counts checked as it goes, cells kept as strings."""
-    lines, cells = [], []
+@dataclass
+class WideCells:
+    """The cells of a wide file, as :func:`_read_wide` reads them: each parsed once, as its row is read.
+
+    ``values`` (N, W) float64 is every cell as a number, as :func:`_parse_numbers` reads it (NaN where missing,
+    and where the cell is not a number). ``text`` maps a column's index to its cells as written (spaces kept)
+    for the columns that hold a cell that is not a number, and those read_table's ``text_columns`` names;
+    any other column's text is read from the file again when it is asked for (:func:`strings`,
+    :meth:`CsvTable.cell`: messages). ``repeats``: (row, cells) of the data rows that are the header again.
+    """
+
+    values: np.ndarray
+    text: dict[int, np.ndarray]
+    repeats: list[tuple[int, list[str]]]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+_MISSING_SET = frozenset(MISSING)
+
+
+class _WideRows:
+    """Rows of a wide file into float64 blocks of about 2^16 cells as they are read (no text of every cell),
+    keeping the text of the columns that hold some (:class:`WideCells`)."""
+
+    def __init__(self, header: list[str], text_columns: Sequence[str]) -> None:
+        listed = set(text_columns)
+        self.header = header
+        self.block_rows = max(1, (1 << 16) // len(header))
+        self.blocks: list[np.ndarray] = []
+        self.filled = self.block_rows  # rows of the last block used: none yet
+        self.count = 0
+        self.text: dict[int, list[str]] = {j: [] for j, name in enumerate(header) if name in listed}
+        self.late: set[int] = set()  # text columns found after their first rows, whose earlier text is gone
+        self.repeats: list[tuple[int, list[str]]] = []
+
+    def _next_row(self) -> np.ndarray:
+        if self.filled == self.block_rows:
+            self.blocks.append(np.empty((self.block_rows, len(self.header)), dtype=np.float64))
+            self.filled = 0
+        self.filled += 1
+        return self.blocks[-1][self.filled - 1]
+
+    def add(self, row: list[str]) -> None:
+        """Row ``row`` (its cells as written) parsed into the next float64 row: float() of each cell (what
+        ``astype(float64)`` of the stripped cell gives), NaN for a missing cell, a text column's cell, and
+        a cell that is not a number, whose column is kept as text from then on."""
+        for column, cells in self.text.items():
+            cells.append(row[column])
+        target = self._next_row()
+        self.count += 1
+        if row[0].strip() == self.header[0] and [cell.strip() for cell in row] == self.header:
+            self.repeats.append((self.count - 1, row))  # refused once read: not parsed, no column made text
+            target[:] = np.nan
+            return
+        for column in self.text:
+            row[column] = "nan"
+        with contextlib.suppress(ValueError):
+            target[:] = row  # the usual row: every cell a number, one C loop
+            return
+        row = ["nan" if cell.strip() in _MISSING_SET else cell for cell in row]
+        with contextlib.suppress(ValueError):
+            target[:] = row
+            return
+        for column, cell in enumerate(row):
+            try:
+                target[column] = float(cell)
+            except ValueError:  # not a number: the column is text from here on
+                target[column] = np.nan
+                self.text[column] = [""] * (self.count - 1) + [cell]
+                if self.count > 1:
+                    self.late.add(column)
+
+    def cells(self) -> WideCells:
+        values = np.concatenate(self.blocks) if self.blocks else np.empty((0, len(self.header)))
+        text = {column: np.array(cells, dtype=str) for column, cells in self.text.items()}
+        return WideCells(values[:self.count], text, self.repeats)
+
+
+def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool,
+               text_columns: Sequence[str] = ()) -> CsvTable:
+    """A wide file: the csv module, field counts checked as it goes, each cell parsed as a number as its row
+    is read (:class:`WideCells`), text kept for ``text_columns`` and the columns that hold some."""
+    lines = []
+    parsed = _WideRows(header, text_columns)
     rows = _rows(file, delimiter)
     header_line = next(rows, (1, []))[0]
     for line, row in rows:
@@ -191,9 +280,33 @@ def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool) ->
             rows.close()
             raise ragged_row_error(file, line, row, header, delimiter, settable, header_line)
         lines.append(line)
-        cells.append(row)
-    frame = np.array(cells, dtype=str) if cells else np.empty((0, len(header)), dtype=str)
-    return CsvTable(file, header, delimiter, frame, _lines=lines)
+        parsed.add(row)
+    table = CsvTable(file, header, delimiter, parsed.cells(), _lines=lines)
+    if parsed.late:  # a column whose first text is below its first rows: its earlier cells, as written
+        table.frame.text.update(_written_columns(table, sorted(parsed.late)))
+    return table
+
+
+def _written_columns(table: CsvTable, columns: list[int]) -> dict[int, np.ndarray]:
+    """Columns ``columns`` of a wide table as written (spaces kept), read from its file again."""
+    cells: dict[int, list[str]] = {column: [] for column in columns}
+    rows = _rows(table.file, table.delimiter)
+    next(rows, None)  # the header
+    for _line, row in rows:
+        for column in columns:
+            cells[column].append(row[column])
+    return {column: np.array(text, dtype=str) for column, text in cells.items()}
+
+
+def _written_row(table: CsvTable, row: int) -> list[str]:
+    """Data row ``row`` of a wide table as written, read from its file again (for a message)."""
+    line = table.line(row)
+    rows = _rows(table.file, table.delimiter)
+    for start, cells in rows:
+        if start == line:
+            rows.close()
+            return cells
+    raise DataError(f"CSV file {table.file} changed while it was read (line {line} is gone); read it again")
 
 
 def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (),
@@ -208,7 +321,7 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
 
     header, header_lines = read_header(file, delimiter, delimiter_settable)
     if len(header) > WIDE_COLUMNS:
-        wide = _read_wide(file, delimiter, header, delimiter_settable)
+        wide = _read_wide(file, delimiter, header, delimiter_settable, text_columns)
         _check_repeated_header(wide)
         return wide
     try:
@@ -244,9 +357,11 @@ def _check_repeated_header(table: CsvTable) -> None:
     name = table.header[0]
     if len(table.header) < 2 or not len(table):
         return
-    if table.wide:
-        candidates = np.flatnonzero(np.char.strip(table.frame[:, 0]) == name)
-    elif pd.api.types.is_string_dtype(table.frame[name]) or pd.api.types.is_object_dtype(table.frame[name]):
+    if table.wide:  # the rows that repeat it were kept as they were read
+        for row, cells in table.frame.repeats:
+            refuse_repeated_header(table.file, table.line(row), cells, table.header, "CSV")
+        return
+    if pd.api.types.is_string_dtype(table.frame[name]) or pd.api.types.is_object_dtype(table.frame[name]):
         candidates = np.flatnonzero(table.frame[name].to_numpy() == name)
     else:  # numbers or booleans: a header name in the column would have made it text
         return
@@ -281,7 +396,10 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     import pandas as pd
 
     if table.wide:
-        return _parse_numbers(np.char.strip(table.frame[:, table._index[name]]))
+        column = table._index[name]
+        if column in table.frame.text:
+            return _parse_numbers(np.char.strip(table.frame.text[column]))
+        return table.frame.values[:, column].copy(), None
     series = table.frame[name]
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=np.float64, na_value=np.nan), None
@@ -316,17 +434,18 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
 
     if not names:
         return np.empty((len(table), 0), dtype=np.float64), []
-    if table.wide:
-        cells = np.char.strip(table.frame[:, [table._index[n] for n in names]])
-        values, bad = _parse_numbers(cells.reshape(-1))
-        values = values.reshape(cells.shape)
-        check_float32_range(values, lambda row, col: table.place(row, names[col]))
-        block = values
-        if bad is None:
-            return block, []
-        columns = sorted({int(c) for c in bad % len(names)})
-        block[:, columns] = np.nan
-        return block, [names[c] for c in columns]
+    if table.wide:  # parsed as read: a copy of the columns, the text columns parsed from their text
+        columns = [table._index[n] for n in names]
+        block = table.frame.values[:, columns]
+        unparsed = []
+        for k, column in enumerate(columns):
+            if column in table.frame.text:
+                block[:, k], bad = _parse_numbers(np.char.strip(table.frame.text[column]))
+                if bad is not None:
+                    unparsed.append(k)
+        check_float32_range(block, lambda row, col: table.place(row, names[col]))
+        block[:, unparsed] = np.nan
+        return block, [names[k] for k in unparsed]
     frame = table.frame
     numeric = [pd.api.types.is_bool_dtype(frame[n]) or pd.api.types.is_numeric_dtype(frame[n]) for n in names]
     block = np.full((len(table), len(names)), np.nan, dtype=np.float64)
@@ -403,7 +522,10 @@ def strings(table: CsvTable, name: str) -> np.ndarray:
     """Column ``name`` as stripped strings, missing markers as ``""``; warns once per column where stripping
     merged two spellings (:func:`_warn_space_twins`)."""
     if table.wide:
-        cells = table.frame[:, table._index[name]]
+        column = table._index[name]
+        if column not in table.frame.text:  # a column of numbers: its text is read from the file again
+            table.frame.text.update(_written_columns(table, [column]))
+        cells = table.frame.text[column]
         stripped = np.char.strip(cells)
         _warn_space_twins(table, name, cells, stripped)
         return np.where(np.isin(stripped, MISSING), "", stripped)

@@ -183,12 +183,34 @@ IDENTIFIER_MIN_ROWS = 20
 IDENTIFIER_HINT = "; choose the feature columns with data.features"
 
 
-def _identifier_warnings(table: CsvTable, numeric_names: list[str], cats: np.ndarray | None,
+def _consecutive_whole_columns(x: np.ndarray) -> list[int]:
+    """The columns of ``x`` (N, F) float64 that hold N consecutive whole numbers, each once: ``max - min + 1
+    == N`` (False where a cell is NaN or infinite), every value whole, and N distinct values.
+
+    Reads the parsed block in slices of about 2^20 cells (no copy of the whole block), so a 60,000-column file
+    costs a few reductions per slice, not a parse per column."""
+    n, width = x.shape
+    step = max(1, (1 << 20) // max(n, 1))
+    found = []
+    for start in range(0, width, step):
+        block = x[:, start:start + step]
+        with np.errstate(invalid="ignore"):  # inf - inf where a column holds inf only: NaN, not consecutive
+            spans = block.max(axis=0) - block.min(axis=0) + 1
+        for j in np.flatnonzero(spans == n):
+            column = block[:, j]
+            if np.array_equal(column, np.round(column)) and len(np.unique(column)) == n:
+                found.append(start + int(j))
+    return found
+
+
+def _identifier_warnings(table: CsvTable, x: np.ndarray, numeric_names: list[str], cats: np.ndarray | None,
                          categorical_names: list[str]) -> Callable[[dict[str, Any]], None] | None:
     """Warn of feature columns chosen by default that look like row ids, dates or free text.
 
     Numeric: ``n >= 20`` whole numbers, each once, consecutive (``max - min + 1 == n``): a row number
-    (or a year per row), warned of now. Text: more distinct non-missing values than half the rows (and at
+    (or a year per row), warned of now; read from ``x``, the features :func:`_features` parsed (float64:
+    ids beyond 2^24 stay exact), whose columns are ``numeric_names`` (the file is not parsed again).
+    Text: more distinct non-missing values than half the rows (and at
     least 20): each becomes a one-hot feature seen in about one row, which a model can only memorise.
     Returns the warning of those, for :class:`~trainlab.data.RawData`'s ``after_fit``: it counts the
     features as the training split's categories, which only the fitted preprocessing knows (38 of a
@@ -197,13 +219,9 @@ def _identifier_warnings(table: CsvTable, numeric_names: list[str], cats: np.nda
     n = len(table)
     if n < IDENTIFIER_MIN_ROWS:
         return None
-    for name in numeric_names:
-        column, _ = numbers(table, name)  # float64: ids beyond 2^24 stay exact
-        if not np.isfinite(column).all() or not np.array_equal(column, np.round(column)):
-            continue
-        if column.max() - column.min() + 1 == n and len(np.unique(column)) == n:
-            warn(f"CSV file {table.file}: column '{name}' holds {n} consecutive whole numbers, each once (a row "
-                 f"number, an id or a year?), and is used as a feature{IDENTIFIER_HINT}")
+    for j in _consecutive_whole_columns(x):
+        warn(f"CSV file {table.file}: column '{numeric_names[j]}' holds {n} consecutive whole numbers, each once (a "
+             f"row number, an id or a year?), and is used as a feature{IDENTIFIER_HINT}")
     found = []  # (column, distinct values in the file)
     for j, name in enumerate(categorical_names):
         distinct = len(set(np.unique(cats[:, j])) - {""})  # a missing cell is not a value
@@ -333,7 +351,7 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     y, class_names = _target(table, targets)
     after_fit = None
     if features is None:
-        after_fit = _identifier_warnings(table, numeric_names, cats if categorical is None else None,
+        after_fit = _identifier_warnings(table, x, numeric_names, cats if categorical is None else None,
                                          categorical_names if categorical is None else [])
 
     def locate(part: str, row: int, col: int) -> str:

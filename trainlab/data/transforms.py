@@ -34,24 +34,41 @@ HFLIP_CHOICES = (True, False, "alternating")  # random per sample and step | non
 # ----------------------------------------------------------------------------- statistics
 
 
-def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+# values per np.bincount call, whatever the images' size: it casts them to int64, 8 bytes a value (32 MiB)
+STATS_CHUNK_VALUES = 1 << 22
+
+
+def channel_stats(x: np.ndarray, chunk_values: int = STATS_CHUNK_VALUES) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population, ddof=0) std of uint8 images, in [0, 1] units.
 
     ``x`` is (N, C, ...) with channels on axis 1, or (N, D) / (N, H, W) read as one
-    channel. Exact: computed from 256-bin histograms per channel (integer counts), in
-    chunks of ``chunk`` images so no float copy of the whole set is made.
+    channel. Exact: from 256-bin histograms per channel (integer counts ``h[c, v]``),
+    ``mean[c] = sum_v h[c, v] v / 255 / sum_v h[c, v]``, ``std[c]^2 = sum_v h[c, v] (v / 255)^2 / sum_v h[c, v]
+    - mean[c]^2``. The histograms are counted ``chunk_values`` values at a time (whole images
+    together while they fit, else pieces of one image's channel), so the extra memory is about
+    ``9 * chunk_values`` bytes (the int64 cast ``np.bincount`` makes, and a uint8 copy of a strided
+    channel) however large the images are, and no float copy of the set is made (an ``x`` that is not
+    C-contiguous is also copied one chunk of images, or one image, at a time).
     """
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise ValueError(f"channel_stats expects uint8 images; got dtype {x.dtype}")
     if len(x) == 0:
         raise ValueError("channel_stats got 0 images")
+    if chunk_values < 1:
+        raise ValueError(f"channel_stats chunk_values must be at least 1; got {chunk_values}")
     channels = x.shape[1] if x.ndim == 4 else 1
+    pixels = int(np.prod(x.shape[1:])) // channels  # values of one channel of one image
+    images_per_chunk = max(1, chunk_values // max(pixels, 1))
+    pixels_per_chunk = max(1, min(pixels, chunk_values))  # < pixels only when one image's channel is split
     counts = np.zeros((channels, 256), dtype=np.int64)
-    for start in range(0, len(x), chunk):
-        block = x[start:start + chunk].reshape(min(chunk, len(x) - start), channels, -1)
-        for c in range(channels):
-            counts[c] += np.bincount(block[:, c].ravel(), minlength=256)
+    for start in range(0, len(x), images_per_chunk):
+        images = x[start:start + images_per_chunk]
+        planes = images.reshape(len(images), channels, pixels)  # a view of a C-contiguous x; else a chunk's copy
+        for first in range(0, pixels, pixels_per_chunk):
+            for c in range(channels):
+                piece = planes[:, c, first:first + pixels_per_chunk]
+                counts[c] += np.bincount(piece.ravel(), minlength=256)
     values = np.arange(256, dtype=np.float64) / 255.0
     total = counts.sum(axis=1)
     mean = (counts * values).sum(axis=1) / total
