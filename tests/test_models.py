@@ -180,7 +180,7 @@ def test_airbench_scaling_and_init_options():
                              "head_init": "unit_std", "whiten_bias_init": "default"}, (3, 16, 16), 10)
     assert muon_like.scaling_factor == 1 / 16
     assert float(muon_like.head.weight.detach().std()) == pytest.approx(1.0, rel=1e-6)
-    for bad, message in [({"scaling_factor": "1/9"}, "scaling_factor must be one of 1/width"),
+    for bad, message in [({"scaling_factor": "1/nine"}, "scaling_factor must be a number > 0 .* or '1/width'"),
                          ({"scaling_factor": 0}, "scaling_factor must be a number > 0"),
                          ({"head_init": "unit"}, "head_init must be one of default, unit_std")]:
         with pytest.raises(ConfigError, match=message):

@@ -78,7 +78,7 @@ def test_a_failing_token_model_reports_its_error_not_the_text_model_advice(monke
     x = torch.randint(1, 20, (16, 6))
     with pytest.raises(DataError) as caught:
         _check(model, _data(x, tokenizer="word"), batch_rows=16)
-    assert str(caught.value) == ("model 'TransformerClassifier' cannot take inputs shaped (6,) (int64, a batch of 16 "
+    assert str(caught.value) == ("model 'transformer_encoder' cannot take inputs shaped (6,) (int64, a batch of 16 "
                                  "rows): DefaultCPUAllocator: can't allocate memory: you tried to allocate 5e12 bytes.")
 
 
@@ -123,7 +123,7 @@ def test_the_fixes_are_worded_for_the_datasets_origin(capsys):
 
 
 def test_float_features_into_a_token_model_are_refused():
-    with pytest.raises(DataError, match=r"^model 'TransformerClassifier' takes integer token ids, but the data gives "
+    with pytest.raises(DataError, match=r"^model 'transformer_encoder' takes integer token ids, but the data gives "
                                         r"float32 features shaped \(6,\); token ids come from the text sources"):
         _check(_text_model(), _data(torch.randn(10, 6)))
 
@@ -135,7 +135,7 @@ def test_token_ids_outside_the_vocabulary_are_refused(bad, where):
     split = Split(torch.randint(1, 20, (4, 6)), torch.arange(4) % 3)
     split.x[2, 3] = bad
     data = data.with_splits(**{{"training": "train", "validation": "val", "test": "test"}[where]: split})
-    with pytest.raises(DataError, match=rf"^the {where} data holds token id {bad}, but model 'TransformerClassifier' "
+    with pytest.raises(DataError, match=rf"^the {where} data holds token id {bad}, but model 'transformer_encoder' "
                                         r"has a vocabulary of 20 ids \(0..19\); set model.vocab_size above"):
         _check(_text_model(vocab_size=20), data)
 
@@ -151,11 +151,11 @@ def test_hf_pretrained_refuses_float_features_and_foreign_ids(tiny_bert_dir):
     assert model.vocab_size == len(WORDS)
     with pytest.raises(ValueError, match="hf_pretrained expects integer token ids; got torch.float32"):
         model(torch.rand(2, 2, 6))  # cast with .long() these indexed embedding rows 0 and 1
-    with pytest.raises(DataError, match=r"^model 'HFClassifier' takes integer token ids, but the data gives float32"):
+    with pytest.raises(DataError, match=r"^model 'hf_pretrained' takes integer token ids, but the data gives float32"):
         _check(model, _data(torch.rand(10, 2, 6)))
     ids = torch.randint(0, len(WORDS), (10, 6))
     ids[4, 2] = 400  # a word vocabulary's id
-    with pytest.raises(DataError, match=rf"token id 400, but model 'HFClassifier' has a vocabulary of {len(WORDS)} "
+    with pytest.raises(DataError, match=rf"token id 400, but model 'hf_pretrained' has a vocabulary of {len(WORDS)} "
                                         r"ids .*data.tokenizer: hf and data.tokenizer_path"):
         _check(model, _data(torch.stack([ids, torch.ones_like(ids)], dim=1)))
 

@@ -173,9 +173,10 @@ def test_airbench_refuses_small_images_naming_the_resize_option(name):
 
     with pytest.raises(ConfigError) as caught:
         build_model({"name": name}, (3, 8, 8), 10)
-    assert str(caught.value) == (f"model '{name}': images of 8x8 are too small for 3 pooling stages (need >= 9x9); "
-                                 "use larger images, or resize them (data.size: 32 for an image_folder, the CIFAR "
-                                 "size its lrs were tuned on)")
+    assert str(caught.value) == (f"model '{name}': images of 8x8 are too small for whiten_kernel=2 and 3 pooling "
+                                 "stages of 2 (need >= 9x9: whiten_kernel + 7); use model.whiten_kernel <= 1 (the "
+                                 "largest for 8x8), larger images, or resize them (data.size: 32 for an image_folder, "
+                                 "the CIFAR size its lrs were tuned on)")
     build_model({"name": name}, (3, 9, 9), 10)  # the size the message names is enough
 
 

@@ -21,6 +21,7 @@ from trainlab.data.preprocessing import output_features
 from trainlab.engine.batching import BatchPlan, is_ids_and_mask
 from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss, single_label_on_multilabel
+from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.probability_outputs import check_probability_outputs, in_eval_mode
 from trainlab.runtime import op_without_deterministic_kernel
@@ -46,7 +47,8 @@ class InputFixes:
 
 CONFIG_FIXES = InputFixes(
     integer_features="to read them as numbers set data.standardize: true, or save the features as float32",
-    integer_images="save the features as float32 (images: x / 255)",
+    integer_images="convert x to float32 before saving it (x / 255 for images), or use an image source "
+                   "(data.source: image_folder or idx), which scales the pixels itself",
     one_feature="1-D x: save x shaped (N, 1) for one feature",
     raw_targets="set data.standardize_target: true (metrics and predictions stay in the original units)",
     raw_features="set data.standardize: true",
@@ -156,7 +158,7 @@ def check_token_inputs(model: torch.nn.Module, data: Dataset) -> None:
     vocab = _vocab_size(model)
     if vocab is None:
         return
-    name = type(model).__name__
+    name = model_name(model)
     x = data.train.x
     if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
         raise DataError(f"model '{name}' takes integer token ids, but the data gives "
@@ -197,7 +199,7 @@ def _probe(model: torch.nn.Module, data: Dataset, device: torch.device,
             raise  # not the inputs: runtime.deterministic's block names the op and the setting
         raise _forward_error(model, x, data, exc) from None
     if not isinstance(output, torch.Tensor):
-        raise DataError(f"model '{type(model).__name__}' returned a {type(output).__name__}; its forward(x) must "
+        raise DataError(f"model '{model_name(model)}' returned a {type(output).__name__}; its forward(x) must "
                         "return one tensor shaped (N, outputs) (return the logits, or wrap the model)")
     return x, output
 
@@ -220,7 +222,7 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
                         f"{needed} outputs (or, when classes are missing from the training labels, name them all in "
                         "data.class_names)")
     if data.task == "regression" and output.ndim == 1 and needed == 1:
-        raise DataError(f"model '{type(model).__name__}' returns shape (N,); a regression model returns (N, 1) for "
+        raise DataError(f"model '{model_name(model)}' returns shape (N,); a regression model returns (N, 1) for "
                         "one target (drop a final .squeeze())")
     # a per-class number list of the loss's config that does not fit the data's classes or labels: the config's
     # numbers are what to change (exit 2), as with a batch_size that leaves a 1-row batch
@@ -232,8 +234,10 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
 
 def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: Exception) -> DataError:
     """The one-line error for an exception of the model's forward on the probe batch ``x``; integer and
-    1-D inputs (``x`` shaped (N,): one number per row) are told the fix of :func:`input_fixes`."""
-    name = type(model).__name__
+    1-D inputs (``x`` shaped (N,): one number per row) are told the fix of :func:`input_fixes`; integer inputs
+    are told it without torch's words ("Input type (unsigned char) and bias type (float) should be the same"),
+    which name neither the data nor the fix. The model is named as the user named it (:func:`model_name`)."""
+    name = model_name(model)
     first = (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
     dtype = str(x.dtype).removeprefix("torch.")
     fixes = input_fixes(data)
@@ -249,14 +253,15 @@ def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: 
                              f"trains in {dtype} (floating inputs, yours too, are read as {dtype}) ({first}); "
                              f"call model.float() (or build it after torch.set_default_dtype(torch.float32))"
                              f"{one_feature}")
-        if "dtype" in first or "scalar type" in first or not x.is_floating_point():
+        if not x.is_floating_point():
             # integer features reach the model as they are (token ids): name the data's fix, not model.float()
-            fix = ("integer inputs are kept as they are, for token-id models; "
-                   + (fixes.integer_features if x.ndim <= 2 else fixes.integer_images)) \
-                if not x.is_floating_point() else "give float32 inputs and a float32 model (model.float())"
+            fix = fixes.integer_features if x.ndim <= 2 else fixes.integer_images
+            return DataError(f"model '{name}' cannot take {dtype} inputs: x is {dtype}, and integer inputs are kept "
+                             f"as they are, for token-id models; {fix}{one_feature}")
+        if "dtype" in first or "scalar type" in first:
             return DataError(f"model '{name}' cannot take {dtype} inputs"
                              + (f" with {str(weights).removeprefix('torch.')} weights" if weights else "")
-                             + f" ({first}); {fix}{one_feature}")
+                             + f" ({first}); give float32 inputs and a float32 model (model.float()){one_feature}")
     kind = "" if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: "
     return DataError(f"model '{name}' cannot take inputs shaped {tuple(x.shape[1:])} ({dtype}, a batch of "
                      f"{len(x)} rows): {kind}{first}{one_feature}")

@@ -6,6 +6,7 @@ needs (1 for regression with one target or a binary logit, K for K-class logits)
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -19,6 +20,7 @@ from trainlab.registry import Registry
 MODELS: Registry = Registry("model")
 
 
+NAME_ATTRIBUTE = "trainlab_model_name"  # where build_model records the model.name it built (model_name reads it)
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights (16 GB with Adam's moments and the gradients)
 UNBOUNDED = frozenset({"hf_pretrained"})  # its size is the checkpoint's, read from a file the user chose
 
@@ -30,7 +32,8 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
     layers of 100,000 would make a 40 GB model that fails late, or is killed for memory without a word.
     Only specs that :func:`_may_be_large` are counted: the first meta build of a conv net or a
     transformer costs ~3 s (torch loads its meta kernels). A factory that returns anything but an
-    ``nn.Module`` is a ConfigError naming it and what it returned."""
+    ``nn.Module`` is a ConfigError naming it and what it returned. The model carries the name it was built
+    by (:func:`model_name`), for the checks' messages."""
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
 
     check_layer_counts(spec)
@@ -49,7 +52,19 @@ def build_model(spec: dict[str, Any], input_shape: tuple[int, ...], output_dim: 
         raise ConfigError(f"model factory '{spec.get('name')}' returned {type(model).__name__} ({shown}), not a "
                           "torch.nn.Module: model.name must name a factory(input_shape, output_dim, **options) "
                           "that returns the model")
+    # a registered name as the registry knows it (lower case), a user's module:attr as written
+    with contextlib.suppress(AttributeError, TypeError):  # a user's module that refuses new attributes
+        setattr(model, NAME_ATTRIBUTE, name if name in MODELS.names() else str(spec.get("name")))
     return model
+
+
+def model_name(model: nn.Module) -> str:
+    """The name the user gave ``model``, for messages (``model 'cnn2d' cannot take ...``): the config's
+    ``model.name`` (a registered name, or the ``module:attr`` of their factory) that :func:`build_model`
+    recorded on the module it built, else the class name (a module built in Python and passed to
+    ``trainlab.fit``, which its caller knows by its class)."""
+    name = getattr(model, NAME_ATTRIBUTE, None)
+    return name if isinstance(name, str) and name else type(model).__name__
 
 
 def positive_size(model: str, option: str, value: Any, allow_none: bool = False, note: str = "") -> int | None:

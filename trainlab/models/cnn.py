@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.models import MODELS, dropout_rate, positive_size
 from trainlab.models.mlp import make_activation
@@ -55,19 +56,32 @@ def _check_pooling_fits(dims: int, sizes: tuple[int, ...], stages: int, kernel: 
         f"(need length >= {smallest}); use {fewer}, longer inputs, or a smaller model.pool")
 
 
+def _layout_hint(dims: int, input_shape: tuple[int, ...]) -> str:
+    """How to give a ``cnn{dims}d`` inputs of one channel when ``input_shape`` lacks the channel axis
+    (``"; ..."``), else nothing. Only the mnist1d source has channels_first; the model does not know the
+    source, so a 1-D row names both ways."""
+    if dims == 1 and len(input_shape) == 1:
+        return ("; for mnist1d set data.channels_first: true; other rows of features suit model: mlp, or an npz "
+                "source with x saved shaped (N, 1, length)")
+    if dims == 2 and len(input_shape) == 2:
+        height, width = input_shape
+        return f"; for images of one channel save x shaped (N, 1, {height}, {width}), e.g. x[:, None]"
+    if dims == 2 and len(input_shape) == 1:
+        return "; rows of features suit model: mlp, or save x shaped (N, channels, height, width)"
+    return ""
+
+
 def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channels: list[int], kernel: int,
                 pool: int, batch_norm: bool, activation: str, dropout: float, hidden: int | None) -> nn.Module:
-    if not isinstance(channels, list | tuple) or not all(isinstance(c, int) and c > 0 for c in channels):
-        raise ConfigError(f"model.channels must be a list of positive channel counts, e.g. [32, 64]; got {channels!r}")
+    model = f"cnn{dims}d"
+    if not isinstance(channels, list | tuple) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels):
+        raise ConfigError(f"model '{model}': channels must be a list of positive channel counts, e.g. [32, 64]; "
+                          f"got channels={short_repr(channels)}")
     if len(input_shape) != dims + 1:
         layout = "(channels, length)" if dims == 1 else "(channels, height, width)"
-        raise ConfigError(
-            f"cnn{dims}d expects inputs shaped {layout}; got {tuple(input_shape)}"
-            # only the mnist1d source has channels_first; the model does not know the source, so name both ways
-            + ("; for mnist1d set data.channels_first: true; other rows of features suit model: mlp, or an npz "
-               "source with x saved shaped (N, 1, length)" if dims == 1 and len(input_shape) == 1 else "")
-        )
-    model = f"cnn{dims}d"
+        raise ConfigError(f"model '{model}' expects inputs shaped {layout}; got {tuple(input_shape)}"
+                          f"{_layout_hint(dims, tuple(input_shape))}")
     # 0 or a negative pool / hidden used to mean "off" (the code tested pool > 1 and hidden for truth), a
     # negative dropout too: refused, so a typo is not a different model; pool 1 and hidden null are "off"
     kernel = positive_size(model, "kernel", kernel)

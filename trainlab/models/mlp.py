@@ -83,7 +83,8 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
     if not isinstance(hidden, list | tuple) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hidden):
         raise ConfigError(f"model 'mlp': hidden must be a list of layer sizes, e.g. [128, 64]; got {hidden!r}")
     if any(int(h) < 1 for h in hidden):
-        raise ConfigError(f"model.hidden sizes must be positive; got {list(hidden)}")
+        raise ConfigError(f"model 'mlp': hidden sizes must be whole numbers >= 1, e.g. [128, 64]; "
+                          f"got hidden={list(hidden)}")
     layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
     width = math.prod(input_shape)
     for size in hidden:

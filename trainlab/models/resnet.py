@@ -1,5 +1,5 @@
 """CIFAR-style image classifiers over (C, H, W) inputs: ``resnet``, ``airbench`` (and ``airbench_muon``),
-``cifar_tutorial_cnn``.
+``cifar_tutorial_cnn`` (a one-conv-layer baseline).
 
 Each model exposes ``backbone`` (features) and ``head`` (the last linear layer),
 which :mod:`trainlab.finetune` uses to freeze the backbone or give it smaller
@@ -15,6 +15,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -22,10 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.initializers import dirac_first_filters_
 from trainlab.models import MODELS, positive_size
 from trainlab.models.global_pool import GlobalMaxPool
+from trainlab.option_types import numbers_read
 
 
 def _image_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -176,7 +179,7 @@ def resnet(input_shape: tuple[int, ...], output_dim: int, depth: int = 20, width
 # at init 1.6% (fp16 throughout: 0.25%). So the stem runs in fp32 when autocast is on
 # (``stem_precision: fp32``, the default): logits' error 0.43%, for a conv of 12 inputs per output.
 
-SCALING_FACTORS = ("1/width",)  # the named scalings, besides a positive number
+SCALING_FACTORS = ("1/width",)  # the named scalings, besides a number > 0 (or a fraction 'a/b' of two)
 HEAD_INITS = ("default", "unit_std")
 STEM_PRECISIONS = ("fp32", "autocast")
 WHITEN_BIAS_INITS = ("zeros", "default")
@@ -259,6 +262,61 @@ class AirbenchNet(nn.Module):
         return self.head(self.backbone(x)) * self.scaling_factor
 
 
+POOLING_STAGES = 3  # the conv groups, each halving the size with a 2x2 max-pool
+CIFAR_SIZE = 32  # the image size airbench's lrs were tuned on: the resize named when it is enough
+
+
+def _check_images_fit(model: str, height: int, width: int, whiten_kernel: int) -> None:
+    """Refuse images that the stem and the pooling stages would shrink below one pixel (torch: "Output size
+    is too small" at the first batch). The whitening conv (no padding) leaves ``side - whiten_kernel + 1``
+    pixels, which the :data:`POOLING_STAGES` 2x2 poolings take to at least 1 only from 2^3 = 8, so a side
+    needs ``whiten_kernel + 7``. The error names the largest ``whiten_kernel`` the images take (``side -
+    7``) and a ``data.size`` (image_folder's resize, docs/data.md) that meets the need: CIFAR's 32 where it
+    does, else the need itself, never a size the images already have."""
+    need = whiten_kernel + 2**POOLING_STAGES - 1
+    side = min(height, width)
+    if side >= need:
+        return
+    largest_kernel = side - 2**POOLING_STAGES + 1
+    kernel_fix = f"model.whiten_kernel <= {largest_kernel} (the largest for {height}x{width}), " \
+        if largest_kernel >= 1 else ""
+    size = max(need, CIFAR_SIZE)
+    size_note = ", the CIFAR size its lrs were tuned on" if size == CIFAR_SIZE else ""
+    raise ConfigError(f"model '{model}': images of {height}x{width} are too small for whiten_kernel={whiten_kernel} "
+                      f"and {POOLING_STAGES} pooling stages of 2 (need >= {need}x{need}: whiten_kernel + 7); use "
+                      f"{kernel_fix}larger images, or resize them (data.size: {size} for an image_folder{size_note})")
+
+
+def _number_option(value: float) -> float:
+    """The signature of one number option, for :func:`~trainlab.option_types.numbers_read` (:func:`_number`)."""
+    return value
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a number > 0 the way every number option reads it (``numbers_read``: ``'1e-1'``, the text
+    YAML 1.1 makes of an exponent without a dot, is 0.1); None for anything else (bools, text, 0, inf)."""
+    value = numbers_read(_number_option, {"value": value})["value"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        return None
+    return float(value)
+
+
+def _scaling_factor(model: str, value: Any, last_width: int) -> float:
+    """The logits' multiplier that option ``scaling_factor`` gives: ``'1/width'`` is 1 / ``last_width``
+    (airbench94_muon); a number > 0 (airbench94: 1/9), also as number text (``'1e-1'``) or as a fraction
+    ``'a/b'`` of two such (``'1/9'``: airbench94's value as it is written). Anything else is a ConfigError."""
+    if value in SCALING_FACTORS:
+        return 1 / last_width
+    number = _number(value)
+    if number is None and isinstance(value, str) and value.count("/") == 1:
+        numerator, denominator = (_number(part) for part in value.split("/"))
+        number = numerator / denominator if numerator is not None and denominator is not None else None
+    if number is None:
+        raise ConfigError(f"model '{model}': scaling_factor must be a number > 0 (e.g. 0.111 or '1/9' for 1/9) "
+                          f"or '1/width' (1 / widths[-1]); got scaling_factor={short_repr(value)}")
+    return number
+
+
 def _choice(option: str, value: Any, choices: tuple[str, ...], model: str) -> str:
     if value not in choices:
         raise ConfigError(f"model '{model}': {option} must be one of {', '.join(choices)}; got {option}={value!r}")
@@ -276,7 +334,8 @@ def airbench(input_shape: tuple[int, ...], output_dim: int, widths: list[int] = 
         whiten_kernel: patch size of the whitening stem (airbench94: 2).
         batchnorm_momentum: running-average momentum in airbench's convention (weight on the old
             value; PyTorch's momentum is 1 minus this).
-        scaling_factor: multiplies the logits: a number (airbench94: 1/9) or ``"1/width"``,
+        scaling_factor: multiplies the logits: a number > 0 (airbench94: 1/9; number text such as
+            ``"1e-1"`` and a fraction such as ``"1/9"`` are read as the number) or ``"1/width"``,
             1 / widths[-1] (airbench94_muon's ``head(x) / x.size(-1)``, 1/256).
         head_init: ``default`` (PyTorch's Linear init) or ``unit_std`` (then w *= 1 / std(w),
             airbench94_muon).
@@ -308,19 +367,8 @@ def _airbench(name: str, input_shape: tuple[int, ...], output_dim: int, widths: 
         raise ConfigError(f"model '{name}': batchnorm_momentum must be in [0, 1); got {batchnorm_momentum}")
     if int(whiten_kernel) < 1:
         raise ConfigError(f"model '{name}': whiten_kernel must be >= 1; got {whiten_kernel}")
-    smallest = (min(height, width) - int(whiten_kernel) + 1) // 8
-    if smallest < 1:
-        need = 7 + int(whiten_kernel)  # the whitening conv's valid output, then three 2x2 poolings to >= 1
-        # image_folder's data.size is the one resizing option (docs/data.md); 32: the CIFAR size of its lrs
-        raise ConfigError(f"model '{name}': images of {height}x{width} are too small for 3 pooling stages "
-                          f"(need >= {need}x{need}); use larger images, or resize them (data.size: 32 for an "
-                          "image_folder, the CIFAR size its lrs were tuned on)")
-    if isinstance(scaling_factor, str):
-        _choice("scaling_factor", scaling_factor, SCALING_FACTORS, name)
-        scaling_factor = 1 / widths[-1]
-    elif isinstance(scaling_factor, bool) or not isinstance(scaling_factor, int | float) or not scaling_factor > 0:
-        raise ConfigError(f"model '{name}': scaling_factor must be a number > 0 or '1/width'; "
-                          f"got scaling_factor={scaling_factor!r}")
+    _check_images_fit(name, height, width, int(whiten_kernel))
+    scaling_factor = _scaling_factor(name, scaling_factor, widths[-1])
     _choice("head_init", head_init, HEAD_INITS, name)
     _choice("whiten_bias_init", whiten_bias_init, WHITEN_BIAS_INITS, name)
     _choice("stem_precision", stem_precision, STEM_PRECISIONS, name)
@@ -329,7 +377,7 @@ def _airbench(name: str, input_shape: tuple[int, ...], output_dim: int, widths: 
 
 
 # ---------------------------------------------------------------------------
-# The PyTorch CIFAR-10 tutorial's one-conv-layer CNN
+# A one-conv-layer baseline CNN (``cifar_tutorial_cnn``)
 # ---------------------------------------------------------------------------
 
 
@@ -337,8 +385,11 @@ def _airbench(name: str, input_shape: tuple[int, ...], output_dim: int, widths: 
 def cifar_tutorial_cnn(input_shape: tuple[int, ...], output_dim: int, channels: int = 64) -> nn.Module:
     """conv C->64 (3x3, padding 1) -> ReLU -> maxpool 2 -> flatten -> linear to the classes.
 
-    The flatten size is 64 * (H // 2) * (W // 2), i.e. 64 * 16 * 16 = 16384 for 32x32 images
-    (the tutorial's hard-coded size did not match its own layers).
+    The flatten size is measured from the layers: 64 * (H // 2) * (W // 2), i.e. 64 * 16 * 16 = 16384 for
+    32x32 images (165,642 parameters for 3 channels and 10 classes); the tutorial code this model was written
+    from hard-coded a size that did not match its own layers. Despite its name it is not the PyTorch CIFAR-10
+    tutorial's network (conv 3->6 5x5, pool, conv 6->16 5x5, pool, linear 400->120->84->10: ~62k
+    parameters); the name stays so that existing configs and run folders still load.
     """
     in_channels, height, width = _image_shape("cifar_tutorial_cnn", input_shape)
     if height < 2 or width < 2:

@@ -36,7 +36,8 @@ def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path, *,
     cannot be read (permission denied) or is damaged, e.g. a comparison's leaderboard.json of valid JSON but
     another shape (edited): the page building's AttributeError/TypeError/KeyError, as one line.
     """
-    from trainlab.report.sections import comparison_page, runs_page
+    from trainlab.report.runs_page import runs_page
+    from trainlab.report.sections import comparison_page
 
     if isinstance(paths, str | os.PathLike):  # one folder given as it is, not as a one-item list
         paths = [paths]

@@ -1,0 +1,158 @@
+"""What a report of plain run folders says (``trainlab report RUN [RUN ...]``): results (a table per set of
+metrics the runs report), learning curves, the LR followed, the generalisation gap (several runs), predictions,
+events, config and environment. The sections shared with a comparison's page are in :mod:`trainlab.report.sections`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from trainlab.config_fields import MAX_CONFIG_BYTES, counted
+from trainlab.records import read_record_text
+from trainlab.report import figures
+from trainlab.report.page import Page
+from trainlab.report.sections import (
+    MAX_PREDICTION_FIGURES,
+    add_config_diff,
+    add_curves,
+    add_environment,
+    add_events,
+    add_loss_gap,
+    add_lr,
+    add_predictions,
+    add_split_gap,
+    fmt,
+)
+from trainlab.report.sources import STOPPED, RunRecords, run_labels
+
+
+def _config_text(path: Path) -> str:
+    """A run's config.yaml as written, read as load_run read it (bounded, never through a link)."""
+    if not path.is_file():
+        return "(no config.yaml)"
+    try:
+        return read_record_text(path, MAX_CONFIG_BYTES)
+    except (OSError, ValueError) as exc:
+        return f"(config.yaml cannot be shown: {exc})"
+
+
+def run_metrics(run: RunRecords) -> list[str]:
+    """The metrics ``run`` reports, without their split prefix: its summary.json's validation and test keys
+    (``loss`` aside, which every run has), in order; a run without them (still running, killed), its
+    config's ``metrics``."""
+    val, test = run.summary.get("val") or {}, run.summary.get("test") or {}
+    names = [key for key in dict.fromkeys([*val, *test]) if key != "loss"]
+    return names or [m for m in run.config.get("metrics") or [] if isinstance(m, str)]
+
+
+def metric_groups(runs: Mapping[str, RunRecords]) -> dict[tuple[str, ...], dict[str, RunRecords]]:
+    """The runs (by label) grouped by the metrics they report (:func:`run_metrics`): runs of one task share
+    them, runs of different tasks (a classifier beside a regressor) do not."""
+    groups: dict[tuple[str, ...], dict[str, RunRecords]] = {}
+    for label, run in runs.items():
+        groups.setdefault(tuple(run_metrics(run)), {})[label] = run
+    return groups
+
+
+def _progress_text(run: RunRecords) -> str:
+    """``N epochs, N steps, N s training``: summary.json's, else counted from the records (and said so)."""
+    epochs, steps, seconds, from_records = run.progress()
+    return (f"{fmt(epochs)} epochs, {fmt(steps)} steps, {fmt(seconds)} s training"
+            + (" (from its records: no summary.json)" if from_records else ""))
+
+
+def _single_results(page: Page, run: RunRecords) -> None:
+    """One run: its validation and test value of every metric, or why there are none."""
+    val, test = run.summary.get("val") or {}, run.summary.get("test") or {}
+    keys = list(dict.fromkeys([*val, *test]))
+    if keys:
+        page.table(["metric", "validation", "test"], [[k, fmt(val.get(k)), fmt(test.get(k))] for k in keys],
+                   numeric={1, 2})
+        return
+    if run.status == "diverged":
+        ended = f"the run diverged: {run.stop_reason or 'a non-finite or exploding loss'}"
+    elif run.status == STOPPED:
+        ended = "the run stopped before it finished: its writer is gone"
+    else:
+        ended = "the run did not finish"
+    page.paragraph(f"No summary.json metrics ({ended}).")
+
+
+def _results_table(page: Page, runs: Mapping[str, RunRecords], metrics: Sequence[str]) -> None:
+    """One row per run: status, the validation and test value of each of ``metrics``, test loss, epochs, time."""
+    columns = [f"{split}_{name}" for name in metrics for split in ("val", "test")] + ["test_loss"]
+    rows = []
+    for label, run in runs.items():
+        epochs, _, seconds, _ = run.progress()
+        rows.append([label, run.status, *(fmt(run.split_metric(column)) for column in columns), fmt(epochs),
+                     fmt(seconds)])
+    page.table(["run", "status", *columns, "epochs", "train time (s)"], rows,
+               numeric=set(range(2, len(columns) + 4)))
+
+
+def _several_results(page: Page, groups: Mapping[tuple[str, ...], Mapping[str, RunRecords]],
+                     palette: Mapping[str, str]) -> list[str]:
+    """Several runs: a table per group of runs reporting the same metrics (one table when all do), then a bar
+    chart of each group's first metric over the runs that report it. Returns the charted ``test_`` keys."""
+    for metrics, runs in groups.items():
+        if len(groups) > 1:
+            what = ", ".join(metrics) if metrics else "no metric but the loss"
+            page.paragraph(f"{counted(len(runs), 'run')} reporting {what}:")
+        _results_table(page, runs, metrics)
+    charted = list(dict.fromkeys(f"test_{metrics[0]}" if metrics else "test_loss" for metrics in groups))
+    for shown in charted:
+        name = shown.removeprefix("test_")
+        values = {label: run.split_metric(shown) for runs in groups.values() for label, run in runs.items()
+                  if name == "loss" or name in run_metrics(run)}
+        if any(v is not None for v in values.values()):
+            page.figure(figures.metric_bars(values, shown, palette))
+    return charted
+
+
+def runs_page(runs: Sequence[RunRecords]) -> Page:
+    labels = run_labels(list(runs))
+    by_label = dict(zip(labels, runs, strict=True))
+    palette = figures.colours(labels)
+    single = len(runs) == 1
+    first = runs[0]
+    page = Page(f"trainlab run: {first.name}" if single else f"trainlab runs: {len(runs)} run folders")
+    if single:
+        page.subtitle = (f"status {first.status}; {first.stop_reason or 'no stop reason'}; {_progress_text(first)}. "
+                         f"Folder: {first.path.resolve()}")
+    else:
+        page.subtitle = "Folders: " + ", ".join(str(r.path.resolve()) for r in runs)
+
+    page.heading("results")
+    if single:
+        _single_results(page, first)
+        metrics = [f"test_{name}" for name in run_metrics(first)[:1]]
+    else:
+        metrics = _several_results(page, metric_groups(by_label), palette)
+    curves = {label: [run.records] for label, run in by_label.items()}
+    page.heading("learning curves")
+    add_curves(page, curves, metrics, palette, events=first.events if single else ())
+    page.heading("learning rate followed")
+    add_lr(page, curves, palette)
+    if not single:
+        page.heading("generalisation gap")
+        add_loss_gap(page, {label: [run] for label, run in by_label.items()}, palette, category="run")
+        for shown in metrics:
+            name = shown.removeprefix("test_")
+            having = {label: [run] for label, run in by_label.items() if name in run_metrics(run)}
+            add_split_gap(page, having, shown, palette, category="run")
+    page.heading("confusion matrix or residuals")
+    for label, run in list(by_label.items())[:MAX_PREDICTION_FIGURES]:
+        add_predictions(page, run, label)
+    if len(runs) > MAX_PREDICTION_FIGURES:
+        page.paragraph(f"Predictions shown for the first {MAX_PREDICTION_FIGURES} runs only.")
+    page.heading("events")
+    add_events(page, by_label)
+    page.heading("config")
+    if single:
+        page.preformatted(_config_text(first.path / "config.yaml"))
+    else:
+        add_config_diff(page, {label: run.config for label, run in by_label.items()}, "runs")
+    page.heading("environment")
+    add_environment(page, runs)
+    return page
