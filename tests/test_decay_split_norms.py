@@ -231,3 +231,34 @@ def test_the_cli_refuses_a_momentum_group_under_regularization_weight_decay(writ
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: strategy.optimizer.groups[0]: strategy.regularization."
                                                "weight_decay (decoupled) has no home in optimizer 'sgd'"), err
+
+
+class NormedLinear(nn.Module):
+    """A cosine classifier's head: a 2-D weight normalised in forward, a weight all the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(3, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(x, dim=1) @ nn.functional.normalize(self.weight, dim=1).T
+
+
+class T5LayerNorm(nn.Module):
+    """A custom norm layer known by its class name alone (no torch norm class under it), shaped 2-D here."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+
+def test_a_class_named_for_norm_only_when_it_is_one_loses_its_decay():
+    """'norm' inside a class name (NormedLinear) says nothing of a norm layer; a name ending in Norm does."""
+    model = nn.Sequential(nn.Linear(4, 4), T5LayerNorm(), NormedLinear())
+    ids = weight_ids(model)
+    assert id(model[0].weight) in ids and id(model[2].weight) in ids and id(model[1].weight) not in ids
+    decay = next(g for g in param_groups(model) if g["group"] == "decay")["params"]
+    assert {id(p) for p in decay} == {id(model[0].weight), id(model[2].weight)}

@@ -68,7 +68,8 @@ def test_scaling_factor_set_on_the_command_line_as_a_fraction(tmp_path):
     assert build_model(spec, (3, 16, 16), 10).scaling_factor == pytest.approx(1 / 9, rel=1e-12)
 
 
-@pytest.mark.parametrize("bad", ["abc", "1/0", "-1/9", "1/9/3", "1/nan", "inf", 0, -0.5, "", "/9"])
+@pytest.mark.parametrize("bad", ["abc", "1/0", "-1/9", "1/9/3", "1/nan", "inf", 0, -0.5, "", "/9",
+                                 "1e308/1e-308", "1e-300/1e300"])  # inf and 0 in float32
 def test_a_bad_scaling_factor_says_numbers_are_valid(bad):
     with pytest.raises(ConfigError) as raised:
         build_model({"name": "airbench", "widths": [8, 8, 16], "scaling_factor": bad}, (3, 16, 16), 10)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import FLOAT32_MAX, short_repr
 from trainlab.errors import ConfigError
 from trainlab.initializers import dirac_first_filters_
 from trainlab.models import MODELS, positive_size
@@ -311,6 +311,8 @@ def _scaling_factor(model: str, value: Any, last_width: int) -> float:
     if number is None and isinstance(value, str) and value.count("/") == 1:
         numerator, denominator = (_number(part) for part in value.split("/"))
         number = numerator / denominator if numerator is not None and denominator is not None else None
+        if number is not None and not (number <= FLOAT32_MAX and torch.tensor(number, dtype=torch.float32) > 0):
+            number = None  # '1e308/1e-308' is inf and '1e-300/1e300' 0 in float32, where the logits are scaled
     if number is None:
         raise ConfigError(f"model '{model}': scaling_factor must be a number > 0 (e.g. 0.111 or '1/9' for 1/9) "
                           f"or '1/width' (1 / widths[-1]); got scaling_factor={short_repr(value)}")

@@ -7,7 +7,8 @@ group all act on the same parameters, the model's **weights**: a parameter is on
 * it has ``ndim >= 2`` (Linear / Conv kernels, embeddings; nanoGPT's ``p.dim() >= 2``),
 * it is not a parameter of a normalisation layer (:func:`is_norm_layer`: torch's BatchNorm, InstanceNorm,
   LayerNorm, GroupNorm, RMSNorm, LocalResponseNorm and their subclasses, and custom modules whose class name
-  contains "norm", e.g. T5LayerNorm, LlamaRMSNorm): ``nn.LayerNorm([C, H, W])``'s gain and shift are 3-D, and
+  ends in "Norm" or "Normalization", case folded, e.g. T5LayerNorm, LlamaRMSNorm, MyBatchNorm2d; not
+  NormedLinear or Normalizer, whose 2-D weights are weights): ``nn.LayerNorm([C, H, W])``'s gain and shift are 3-D, and
   shrinking a gain towards 0 only biases the fit (Hugging Face's Trainer leaves out its ``ALL_LAYERNORM_LAYERS``
   the same way),
 * and its name on its module is no bias: ``bias``, or a ``_``-separated name with a ``bias`` part
@@ -20,6 +21,7 @@ model *is* one of torch's). One registered on several modules (tied) is a weight
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -28,12 +30,15 @@ from torch import nn
 
 #: torch's normalisation layers (``_NormBase``: BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm1d/2d/3d, lazy ones)
 TORCH_NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.RMSNorm, nn.LocalResponseNorm)
+#: a custom normalisation layer's class name: ends in "Norm" (with a "1d/2d/3d" after it) or "Normalization"
+NORM_CLASS_NAME = re.compile(r"norm(?:[123]d)?$|normali[sz]ation$", re.IGNORECASE)
 
 
 def is_norm_layer(module: nn.Module) -> bool:
     """True for torch's normalisation layers (:data:`TORCH_NORM_LAYERS`) and custom ones by class name
-    (``"norm"`` in it, case folded: T5LayerNorm, LlamaRMSNorm, ...)."""
-    return isinstance(module, TORCH_NORM_LAYERS) or "norm" in type(module).__name__.lower()
+    (:data:`NORM_CLASS_NAME`: T5LayerNorm, LlamaRMSNorm, FusedLayerNorm2d, LayerNormalization; not a cosine
+    head's NormedLinear or a Normalizer)."""
+    return isinstance(module, TORCH_NORM_LAYERS) or NORM_CLASS_NAME.search(type(module).__name__) is not None
 
 
 def is_bias_name(attribute: str) -> bool:

@@ -45,9 +45,9 @@ from trainlab.yaml_files import load_yaml_file
 
 LEADERBOARD = "leaderboard.json"
 SEED_FOLDER = re.compile(r"^seed-(\d+)$")
-CURVES = "the report's curves"
+CURVES = "the report's curves"  # what a metrics.jsonl's damaged lines are left out of, as its warning says
 # the status of a run whose run.json says running while no process writes it: killed before it finished
-STOPPED = "stopped"  # what a metrics.jsonl's damaged lines are left out of, as its warning says
+STOPPED = "stopped"
 
 
 @dataclass
