@@ -262,3 +262,17 @@ def test_a_class_named_for_norm_only_when_it_is_one_loses_its_decay():
     assert id(model[0].weight) in ids and id(model[2].weight) in ids and id(model[1].weight) not in ids
     decay = next(g for g in param_groups(model) if g["group"] == "decay")["params"]
     assert {id(p) for p in decay} == {id(model[0].weight), id(model[2].weight)}
+
+
+def test_a_checkpoint_whose_optimizer_groups_were_split_by_the_older_rule_is_told_why():
+    """torch's refusal of a state dict whose groups hold other counts of parameters (a run begun before the
+    decay rule changed) gets the reason and what to do; another mismatch gets no such hint."""
+    from trainlab.experiment import _regrouped_hint
+
+    a, b, c = (nn.Parameter(torch.ones(2, 2)) for _ in range(3))
+    old = torch.optim.SGD([{"params": [a, b]}, {"params": [c], "weight_decay": 0.0}], lr=0.1)
+    new = torch.optim.SGD([{"params": [a]}, {"params": [b, c], "weight_decay": 0.0}], lr=0.1)
+    with pytest.raises(ValueError) as raised:
+        new.load_state_dict(old.state_dict())
+    assert "commit 4b8448d" in _regrouped_hint(str(raised.value))
+    assert _regrouped_hint("Error(s) in loading state_dict for Linear: size mismatch for weight") == ""

@@ -68,10 +68,10 @@ def test_a_fill_that_reaches_no_weight_is_refused_and_changes_nothing(fill, make
 
 
 def test_the_refusal_names_the_weights_it_cannot_reach():
-    with pytest.raises(ConfigError, match=r"the model \(RawLinear\) has none \(its weights: 'weight' of the model "
+    with pytest.raises(ConfigError, match=r"model 'RawLinear' has none \(its weights: 'weight' of the model "
                                           r"itself\)"):
         initialize(RawLinear(), "zeros")
-    with pytest.raises(ConfigError, match=r"the model \(Sequential\) has none \(its weights: '0.weight' of a "
+    with pytest.raises(ConfigError, match=r"model 'Sequential' has none \(its weights: '0.weight' of a "
                                           r"ConvTranspose2d\)"):
         initialize(nn.Sequential(nn.ConvTranspose2d(1, 2, 3)), "xavier_normal")
 

@@ -114,7 +114,7 @@ def test_bad_specs_are_one_line_config_errors(spec, message):
 
 
 def test_patch_whitening_needs_a_conv_and_images():
-    with pytest.raises(ConfigError, match=r"needs a model with a Conv2d layer; the model \(Linear\) has none"):
+    with pytest.raises(ConfigError, match=r"needs a model with a Conv2d layer; model 'Linear' has none"):
         initialize(nn.Linear(3, 2), "patch_whitening", images=torch.zeros(2, 3))
     with pytest.raises(ConfigError, match="needs training images"):
         initialize(nn.Conv2d(3, 24, 2), "patch_whitening")

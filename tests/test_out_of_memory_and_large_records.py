@@ -175,10 +175,10 @@ def test_compare_counts_a_memory_error_as_the_machines_as_the_cli_does(failure):
     assert cli.out_of_memory_line(failure).startswith(OUT_OF_MEMORY)
 
 
-@pytest.mark.xfail(strict=True, reason="compare's is_machine_failure knows MemoryError only: torch's allocator "
-                                       "failures (RuntimeError, torch.OutOfMemoryError) count as the strategy's")
 @pytest.mark.parametrize("failure", [RuntimeError(CPU_MESSAGE), torch.OutOfMemoryError(CUDA_MESSAGE)])
 def test_compare_counts_torchs_out_of_memory_as_the_machines(failure):
+    """It counted torch's allocator failures (RuntimeError, torch.OutOfMemoryError) as the strategy's: both
+    now ask trainlab.out_of_memory."""
     assert cli.out_of_memory_line(failure) is not None
     assert is_machine_failure(failure)
 

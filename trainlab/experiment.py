@@ -79,6 +79,7 @@ from trainlab.model_file import (
     write_model,
 )
 from trainlab.notices import note, warn
+from trainlab.out_of_memory import is_out_of_memory
 from trainlab.records import read_record_object, read_record_text, safe_summary
 from trainlab.run_checks import divergence_advice
 from trainlab.run_folder import RunDir, default_dir
@@ -240,8 +241,8 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         trainer.fit()
     except (Interrupted, StoppedWaiting):
         raise
-    except (MemoryError, OSError):  # the machine's, and may pass (a full disk, a dropped mount): run.json stays
-        raise  # "running", which resume continues and compare resumes; "failed" made compare skip the run
+    except OSError:  # the machine's, and may pass (a full disk, a dropped mount): run.json stays "running",
+        raise  # which resume continues and compare resumes; "failed" made compare skip the run
     except TrainingError as exc:
         retrying(lambda: run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records),
                  "metrics.jsonl", interrupted=lambda: signals.received, where=run.final_path)
@@ -256,6 +257,8 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
         advice = divergence_advice(built.data, built.config.data.standardize_target)
         raise TrainingError(f"{exc}{where}; {advice}") from None
     except Exception as exc:  # the user's code failing mid-run (a schedule, a metric, a callback), or a bug
+        if is_out_of_memory(exc):  # the machine's as a full disk is (a MemoryError, torch's allocator): "running"
+            raise
         if not (isinstance(exc, CallbackError) and exc.event == Event.TRAIN_END and trainer.state.finished):
             _record_failure(trainer.state, run, exc)
             raise
@@ -305,7 +308,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
 
 def _record_failure(state: TrainState, run: RunDir, exc: Exception) -> None:
     """Record a run that training failed with ``exc`` (not a divergence, not a signal, not the machine's
-    OSError or MemoryError): metrics.jsonl so far
+    OSError or memory running out, :func:`~trainlab.out_of_memory.is_out_of_memory`): metrics.jsonl so far
     (``state``'s records), and run.json's ``"status": "failed"`` with ``error``, the CLI's one line
     (``error:`` left out), so that it no longer reads as running. Best effort, at once: the failure may be
     the disk's own, and it is what the user is told, not a failed write of its record. Resuming continues
@@ -452,6 +455,23 @@ def write_data_records(run: RunDir, built: Built, records: dict[str, Any] | None
 FoundCheckpoint = tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]  # checkpoint.latest: folder, manifest, tree, tensors
 
 
+# what a checkpoint of a run started before commit 4b8448d (2026-12-05) may fail with: its optimizer's groups
+GROUP_SIZE_MISMATCH = "doesn't match the size of optimizer's group"  # torch.optim.Optimizer.load_state_dict's words
+
+
+def _regrouped_hint(error: str) -> str:
+    """Why an optimizer's groups may no longer match a checkpoint of the same config: trainlab's rule for
+    which parameters are weight-decayed changed (trainlab.optim.decay_split: a norm layer's gains of 2+
+    dimensions and 2-D biases no longer are; parameters frozen before a fine-tune are left out of its
+    optimizer). "" for any other mismatch."""
+    if GROUP_SIZE_MISMATCH not in error:
+        return ""
+    return ("if the run was started with a trainlab from before 2026-12-05 (commit 4b8448d), its optimizer "
+            "groups were split by the older rule (norm layers' gains of 2+ dimensions and 2-D biases were "
+            "weight-decayed; parameters frozen before a fine-tune were in the optimizer): finish it with that "
+            "trainlab, or ")
+
+
 def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint | None) -> None:
     """Restore ``found`` (:func:`trainlab.engine.checkpoint.latest`, which warns of each checkpoint it skips)
     into ``built``; None: the run starts from step 0."""
@@ -469,7 +489,8 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         first = " ".join(lines[:2])[:300]
         raise DataError(f"checkpoint {folder} does not match the model or optimizer built from "
-                        f"{path / 'config.yaml'} ({type(exc).__name__}: {first}); start a new run instead") from None
+                        f"{path / 'config.yaml'} ({type(exc).__name__}: {first}); "
+                        f"{_regrouped_hint(str(exc))}start a new run instead") from None
     built.notes["resumed_from"] = str(folder)
     if not quiet:
         state = built.trainer.state

@@ -30,6 +30,7 @@ from torch import nn
 
 from trainlab.config_fields import FLOAT32_MAX  # a fill beyond it: torch's "cannot be converted" error
 from trainlab.errors import ConfigError
+from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.optim.decay_split import weight_ids
 from trainlab.patch_whitening import whiten_conv_
@@ -96,7 +97,7 @@ class PerLayer(ModelInitializer):
         if not layers:
             theirs = f" (its weights: {', '.join(skipped)})" if skipped else ""
             raise ConfigError(f"initializer '{self.name}' needs a model with a layer whose weight it fills "
-                              f"({_WEIGHTED_NAMES}); the model ({type(model).__name__}) has none{theirs}: remove "
+                              f"({_WEIGHTED_NAMES}); model '{model_name(model)}' has none{theirs}: remove "
                               f"{self.name} from strategy.init, or set those weights in the model's own code")
         for module in layers:
             self.fill(module.weight)
@@ -106,7 +107,7 @@ class PerLayer(ModelInitializer):
             more = len(skipped) - MAX_SKIPPED_NAMED
             shown = ", ".join(skipped[:MAX_SKIPPED_NAMED]) + (f" and {more} more" if more > 0 else "")
             warn(f"initializer '{self.name}' fills the weights of {_WEIGHTED_NAMES} layers only; it leaves "
-                 f"{shown} in model '{type(model).__name__}' as they were")
+                 f"{shown} in model '{model_name(model)}' as they were")
 
 
 def _weights_outside(model: nn.Module, layers: Sequence[nn.Module]) -> list[str]:
@@ -264,8 +265,8 @@ class Dirac(ModelInitializer):
     def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
         convs = [module for module in model.modules() if isinstance(module, _CONVS)]
         if not convs:
-            raise ConfigError(f"initializer 'dirac' needs a model with a Conv1d/Conv2d/Conv3d layer; the model "
-                              f"({type(model).__name__}) has none: remove dirac from strategy.init")
+            raise ConfigError(f"initializer 'dirac' needs a model with a Conv1d/Conv2d/Conv3d layer; model "
+                              f"'{model_name(model)}' has none: remove dirac from strategy.init")
         for module in convs:
             dirac_first_filters_(module.weight, module.groups)
 
@@ -295,7 +296,7 @@ class PatchWhitening(ModelInitializer):
         convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
         if not convs:
             raise ConfigError(f"initializer 'patch_whitening' needs a model with a Conv2d layer; "
-                              f"the model ({type(model).__name__}) has none")
+                              f"model '{model_name(model)}' has none")
         if self.layer is None:
             return next(iter(convs.items()))  # the first registered: the stem, in every built-in model
         if self.layer not in convs:

@@ -21,6 +21,7 @@ from trainlab.engine.batching import BatchPlan
 from trainlab.engine.weight_averaging import AveragingRule, averaging_updates, start_share
 from trainlab.losses.base import Loss
 from trainlab.losses.penalties import penalised_parameters
+from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.optim.decay_split import weight_ids
 from trainlab.run_checks import input_fixes
@@ -102,7 +103,7 @@ def warn_if_nothing_penalised(l1: float, l2: float, model: torch.nn.Module) -> N
         why = f"its parameters are {', '.join(shown)}{f' and {hidden} more' if hidden > 0 else ''}"
     verb, pronoun = ("penalise", "them") if l1 and l2 else ("penalises", "it")
     warn(f"strategy.regularization.{setting} {verb} only weight tensors of 2+ dimensions (not biases or norm "
-         f"weights), but model '{type(model).__name__}' has no trainable weight tensor of 2+ dimensions for "
+         f"weights), but model '{model_name(model)}' has no trainable weight tensor of 2+ dimensions for "
          f"{pronoun} to act on ({why}): no penalty is added and the run trains as without {pronoun}; "
          f"remove {pronoun}")
 

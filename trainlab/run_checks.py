@@ -23,6 +23,7 @@ from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss, single_label_on_multilabel
 from trainlab.models import model_name
 from trainlab.notices import warn
+from trainlab.out_of_memory import is_out_of_memory
 from trainlab.probability_outputs import check_probability_outputs, in_eval_mode
 from trainlab.runtime import op_without_deterministic_kernel
 
@@ -186,7 +187,9 @@ def _probe_rows(data: Dataset, device: torch.device, k: int) -> torch.Tensor:
 def _probe(model: torch.nn.Module, data: Dataset, device: torch.device,
            batch_rows: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The probe batch ``x`` (:func:`check_loss_fits`) and the model's output on it, a tensor; an exception
-    of the forward or an output of another type is a one-line DataError."""
+    of the forward or an output of another type is a one-line DataError, except memory running out
+    (:func:`~trainlab.out_of_memory.is_out_of_memory`: the machine's, not the inputs', which the CLI says as
+    such, exit 5) and an op without a deterministic kernel (the setting's), raised as they are."""
     k = min(len(data.train), 64, batch_rows or 64)
     x = _probe_rows(data, device, k)
     try:
@@ -197,6 +200,8 @@ def _probe(model: torch.nn.Module, data: Dataset, device: torch.device,
     except Exception as exc:  # noqa: BLE001  (whatever a model raises on these inputs: one line, exit 3)
         if op_without_deterministic_kernel(exc):
             raise  # not the inputs: runtime.deterministic's block names the op and the setting
+        if is_out_of_memory(exc):
+            raise  # not the inputs either: the machine's (trainlab.out_of_memory)
         raise _forward_error(model, x, data, exc) from None
     if not isinstance(output, torch.Tensor):
         raise DataError(f"model '{model_name(model)}' returned a {type(output).__name__}; its forward(x) must "

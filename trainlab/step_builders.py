@@ -33,6 +33,7 @@ from trainlab.lr_finder import (
     suggest_lr,
     warmup_steps,
 )
+from trainlab.models import model_name
 from trainlab.notices import held_back
 from trainlab.optim import build_optimizer, param_groups
 from trainlab.optim.routing import build_routed_optimizer
@@ -101,7 +102,7 @@ def build_step(config: Config, model: torch.nn.Module, loss: Loss, spec: dict[st
     if not any(p.requires_grad for p in model.parameters()):
         frozen = "all its parameters are frozen (requires_grad False)" if any(True for _ in model.parameters()) \
             else "it has no parameters"
-        raise ConfigError(f"model '{type(model).__name__}' has nothing to train: {frozen}")
+        raise ConfigError(f"model '{model_name(model)}' has nothing to train: {frozen}")
     regularization = config.strategy.regularization
     objective = Objective(loss, regularization.l1, regularization.l2)
     optimizer = build_optimizer_for(config, model, loss, spec)

@@ -1,9 +1,10 @@
 """A comparison's runs that the machine stopped, not their strategy: told apart, retried, and reported.
 
 A run that raised because the disk is full or read-only, a folder or file cannot be created (permission
-denied), or memory ran out did not fail for its config, and may pass when run again. Counting it as its
-strategy's failure would rank the strategy on the seeds the machine let finish, and skipping it next time
-(as a failure that would repeat is skipped) would leave the leaderboard so for good. So such a run is
+denied), or memory ran out (:func:`trainlab.out_of_memory.is_out_of_memory`: a MemoryError, or torch's
+allocator failing on the CPU or the GPU) did not fail for its config, and may pass when run again. Counting it
+as its strategy's failure would rank the strategy on the seeds the machine let finish, and skipping it next
+time (as a failure that would repeat is skipped) would leave the leaderboard so for good. So such a run is
 *not run*: its ``compare-error.json`` says ``"machine_failure": true``, the leaderboard lists it under
 ``not_run`` (a missing seed, left out of the statistics, not a failure), the comparison exits 5
 (:func:`not_run_error`), and the next invocation trains it again (resumed from its checkpoint where it has
@@ -12,8 +13,8 @@ An interrupt is neither: the run is left at its checkpoint (trainlab.compare.run
 
 Running out of memory is the machine's once: a config that needs more memory than the machine has would
 otherwise be retrained on every invocation and its strategy ranked on the seeds that fit. A run whose
-folder already holds the machine's record of a MemoryError for the same config on the same data (the
-invocation before ran it out of memory too) fails (:func:`out_of_memory_again`), with advice to make the
+folder already holds the machine's record of running out of memory for the same config on the same data
+(the invocation before ran it out of memory too) fails (:func:`out_of_memory_again`), with advice to make the
 batch or the model smaller.
 """
 
@@ -27,18 +28,21 @@ from typing import Any
 from trainlab.compare.busy_run import is_busy
 from trainlab.config_fields import counted
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, WRITE_ERRNOS, TrainlabError, WriteError, cannot
-from trainlab.exception_origin import first_line
+from trainlab.exception_origin import exception_line, first_line
+from trainlab.out_of_memory import is_out_of_memory
 
 MACHINE_ERRNOS = DISK_FULL_OR_READ_ONLY | WRITE_ERRNOS  # full, read-only, quota, I/O error, permission denied
 RECORD_KEY = "machine_failure"  # compare-error.json's flag: true for a run the machine stopped
-OUT_OF_MEMORY = "out of memory"  # how a MemoryError's reason starts
+OUT_OF_MEMORY = "out of memory"  # how the reason of a run that ran out of memory starts
 
 
 def is_machine_failure(exc: BaseException) -> bool:
     """Whether ``exc`` is the machine's: a :class:`~trainlab.errors.WriteError` (a file or folder that could not
-    be written), an OSError whose errno is one of :data:`MACHINE_ERRNOS`, or a MemoryError. Any other OSError
-    (a file not found, a name too long) may well repeat, and is not."""
-    if isinstance(exc, WriteError | MemoryError):
+    be written), an OSError whose errno is one of :data:`MACHINE_ERRNOS`, or memory running out
+    (:func:`~trainlab.out_of_memory.is_out_of_memory`: a MemoryError, torch's allocator failing on the CPU or the
+    GPU), as the CLI tells it (exit 5). Any other OSError (a file not found, a name too long) may well repeat,
+    and is not."""
+    if isinstance(exc, WriteError) or is_out_of_memory(exc):
         return True
     return isinstance(exc, OSError) and exc.errno in MACHINE_ERRNOS
 
@@ -46,9 +50,11 @@ def is_machine_failure(exc: BaseException) -> bool:
 def machine_reason(exc: BaseException) -> str:
     """One line saying what the machine refused, in the CLI's words, without advice (the comparison gives
     its own): ``cannot write (runs/.../metrics.jsonl): No space left on device`` for an OSError (never its
-    ``[Errno 28]`` repr), a WriteError's own line up to its advice, ``out of memory (MemoryError: ...)``."""
-    if isinstance(exc, MemoryError):
-        return f"{OUT_OF_MEMORY} (MemoryError{': ' + first_line(exc) if first_line(exc) else ''})"
+    ``[Errno 28]`` repr), a WriteError's own line up to its advice, ``out of memory (MemoryError: ...)`` (or
+    ``(OutOfMemoryError: CUDA out of memory. ...)``, ``(RuntimeError: ... DefaultCPUAllocator: ...)``: the
+    exception torch raised, whose message says the device and the size)."""
+    if is_out_of_memory(exc):
+        return f"{OUT_OF_MEMORY} ({exception_line(exc)})"
     if isinstance(exc, OSError):
         return cannot(exc, "write" if exc.errno in DISK_FULL_OR_READ_ONLY else "read or write")
     line = first_line(exc) if isinstance(exc, TrainlabError) else f"{type(exc).__name__}: {first_line(exc)}"
@@ -77,12 +83,13 @@ def recorded_machine_failure(record: Mapping[str, Any]) -> bool:
 
 def out_of_memory_again(exc: BaseException, previous: Mapping[str, Any] | None,
                         identity: Mapping[str, str | None]) -> str | None:
-    """The failure reason of a run that ran out of memory (``exc`` a MemoryError) in a second invocation in a
-    row: its folder held, before this try, the machine's ``compare-error.json`` (``previous``) of a MemoryError
-    (a reason starting :data:`OUT_OF_MEMORY`) for the same config on the same data (``identity``: the
-    ``config_hash`` and ``data_fingerprint`` an error record holds). None otherwise: the first time it is the
-    machine's, and not run."""
-    if not isinstance(exc, MemoryError) or not isinstance(previous, Mapping) or identity.get("config_hash") is None:
+    """The failure reason of a run that ran out of memory (``exc``, as
+    :func:`~trainlab.out_of_memory.is_out_of_memory` tells) in a second invocation in a row: its folder held,
+    before this try, the machine's ``compare-error.json`` (``previous``) of running out of memory (a reason
+    starting :data:`OUT_OF_MEMORY`) for the same config on the same data (``identity``: the ``config_hash`` and
+    ``data_fingerprint`` an error record holds). None otherwise: the first time it is the machine's, and not
+    run."""
+    if not is_out_of_memory(exc) or not isinstance(previous, Mapping) or identity.get("config_hash") is None:
         return None
     same_run = all(previous.get(key) == identity.get(key) for key in ("config_hash", "data_fingerprint"))
     if not (same_run and recorded_machine_failure(previous) and str(previous.get("reason")).startswith(OUT_OF_MEMORY)):

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.atomic import write_json, write_text
 from trainlab.config import dump_yaml, load_config, validate
-from trainlab.records import read_record_object
+from trainlab.records import read_record_object, record_json_text
 from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT
 from trainlab.tune.run_dirs import ATTR_RUN_DIR, TRIALS, absolute_path, run_folder, shown_run_folder
 from trainlab.yaml_files import flow_yaml
@@ -154,8 +154,16 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
     write_json(out / "importances.json", found)
     if best_yaml is not None:
         write_text(out / "best.yaml", best_yaml)
-    write_json(out / "best.json", best)
+    write_best(out, best)
     return best
+
+
+def write_best(out: Path, best: dict[str, Any]) -> Path:
+    """``out``/best.json: ``best`` (:func:`write_results`' content, or it with the refit's figures) as the run's
+    summary.json is written (:func:`~trainlab.records.record_json_text`): indented, each list of numbers on
+    one line. The best trial's val/test metrics are its summary's, a confusion matrix among them: one line a
+    row, so a 1000-class matrix is 1000 lines of best.json, not 1,000,000 (indent=2's)."""
+    return write_text(out / "best.json", record_json_text(best))
 
 
 def numbers_line(metrics: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from trainlab.atomic import write_json
 from trainlab.code_policy import config_folder_trusted
 from trainlab.config import validate
 from trainlab.config_fields import short_repr
@@ -22,7 +21,7 @@ from trainlab.tune.arguments import named
 from trainlab.tune.base_point import base_outside
 from trainlab.tune.claims import remove_ended_leases
 from trainlab.tune.leftovers import tidy_trial_folders
-from trainlab.tune.results import format_best, write_results
+from trainlab.tune.results import format_best, write_best, write_results
 from trainlab.tune.space import SearchSpace, apply_values
 from trainlab.tune.space_review import incomparable_key_warnings
 from trainlab.tune.storage_messages import storage_failures_said
@@ -88,7 +87,7 @@ def _tune(settings: TuneSettings) -> dict[str, Any]:
         from trainlab.tune.refit import refit
 
         best["refit"] = refit(settings, best)
-        write_json(settings.out / "best.json", best)
+        write_best(settings.out, best)
     runs_complete("the study", "tune")  # only the report is left: a Ctrl-C now is said, and it is written
     write_report(study_for(settings), settings, best)
     stopped = timeout_line(settings, best)
