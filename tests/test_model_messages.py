@@ -215,3 +215,23 @@ def test_cnn2d_on_images_without_a_channel_axis_says_how_to_add_one():
     x = torch.rand(5, 8, 8)
     model = build_model({"name": "cnn2d"}, tuple(x[:, None].shape[1:]), 3)  # the hint, followed
     assert model(x[:, None]).shape == (5, 3)
+
+
+def test_integer_inputs_to_a_model_that_fails_otherwise_keep_torchs_reason():
+    """A model that casts its integer x itself and then fails on a size: the size is the reason, not the dtype."""
+    import trainlab
+
+    class CastsItself(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layer(x.float())
+
+    x, y = torch.randint(0, 5, (40, 5)), torch.randint(0, 3, (40,))
+    with pytest.raises(DataError) as raised:
+        trainlab.fit(CastsItself(), train=(x, y), strategy={"loss": "cross_entropy", "batch_size": 8, "epochs": 1,
+                                                            "optimizer": {"name": "sgd", "lr": 0.1}})
+    assert "mat1 and mat2 shapes cannot be multiplied" in str(raised.value), raised.value
+    assert "integer inputs are kept" not in str(raised.value)

@@ -364,3 +364,39 @@ def test_best_json_writes_a_large_confusion_matrix_a_row_a_line_and_reads_back_e
     assert read["val"]["recall_per_class"] == summary["val"]["recall_per_class"]
     assert math.isnan(read["test"]["loss"]) and read["trial"] == 0 and read["value"] == 0.25
     assert text.endswith("}\n")
+
+
+ALLOCATOR_FAILURE = ("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: "
+                     "you tried to allocate 1536000000 bytes. Error code 12 (Cannot allocate memory)")
+
+
+def test_torchs_out_of_memory_in_a_users_callback_passes_as_the_machines():
+    """A user's callback whose code meets torch's allocator failure is no CallbackError (the user's fault,
+    exit 2): it passes as raised, for the CLI's out-of-memory line and compare's machine failure."""
+    import trainlab
+
+    class Hungry(trainlab.Callback):
+        def on_step_end(self, view, *args):
+            raise RuntimeError(ALLOCATOR_FAILURE)
+
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    with pytest.raises(RuntimeError, match="DefaultCPUAllocator") as raised:
+        trainlab.fit(nn.Linear(4, 2), train=(x, y), callbacks=[Hungry()],
+                     strategy={"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 8,
+                               "epochs": 1})
+    assert not isinstance(raised.value, trainlab.errors.TrainlabError)
+
+
+def test_torchs_out_of_memory_in_a_users_metric_passes_as_the_machines():
+    from trainlab import metric_compute
+
+    class Metric:
+        @staticmethod
+        def fn(inputs):
+            raise RuntimeError(ALLOCATOR_FAILURE)
+
+    with pytest.raises(RuntimeError, match="DefaultCPUAllocator"):
+        metric_compute._user_metric_value("mine:hungry", Metric(), None)
+    with pytest.raises(ConfigError, match="metric 'mine:broken' raised RuntimeError: boom"):
+        Metric.fn = staticmethod(lambda inputs: (_ for _ in ()).throw(RuntimeError("boom")))
+        metric_compute._user_metric_value("mine:broken", Metric(), None)

@@ -22,6 +22,7 @@ from trainlab.errors import ConfigError, TrainlabError
 from trainlab.exception_origin import failure_text, first_line
 from trainlab.name_aliases import KEY_NAMES, NAMES_BY_KIND, trainlab_name
 from trainlab.option_types import mismatch, numbers_read
+from trainlab.out_of_memory import is_out_of_memory
 from trainlab.user_code import admit_factories, import_reference
 
 T = TypeVar("T", bound=Callable[..., Any])
@@ -186,7 +187,7 @@ class Registry(Generic[T]):
         except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault
             raise self._factory_failed(name, exc, ":" in name) from exc
         except Exception as exc:
-            if ":" not in name:  # a built-in's bug, torch's out-of-memory: the CLI's one line, exit 4
+            if ":" not in name or is_out_of_memory(exc):  # a built-in's bug; torch's out of memory: the machine's
                 raise
             raise self._factory_failed(name, exc, True) from exc
 

@@ -10,6 +10,7 @@ of ``trainlab.fit`` prepares) is worded by the dataset's :class:`InputFixes`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,6 +238,11 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     loss.check(output, y)
 
 
+#: torch's words when a forward fails on its inputs' dtype ("expected scalar type Float but found Long", "Input
+#: type (unsigned char) and bias type (float) should be the same", "addmm_impl_cpu_ not implemented for 'Long'")
+DTYPE_WORDS = re.compile(r"dtype|scalar type|type \(|not implemented for|\b(?:Long|Byte|Int|Short|Char)\b")
+
+
 def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: Exception) -> DataError:
     """The one-line error for an exception of the model's forward on the probe batch ``x``; integer and
     1-D inputs (``x`` shaped (N,): one number per row) are told the fix of :func:`input_fixes`; integer inputs
@@ -258,8 +264,10 @@ def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: 
                              f"trains in {dtype} (floating inputs, yours too, are read as {dtype}) ({first}); "
                              f"call model.float() (or build it after torch.set_default_dtype(torch.float32))"
                              f"{one_feature}")
-        if not x.is_floating_point():
-            # integer features reach the model as they are (token ids): name the data's fix, not model.float()
+        if not x.is_floating_point() and DTYPE_WORDS.search(first):
+            # integer features reach the model as they are (token ids): name the data's fix, not model.float();
+            # another failure (a model that casts x itself, then mis-sized: "mat1 and mat2 shapes ...") keeps
+            # torch's line below, as the dtype is not what failed
             fix = fixes.integer_features if x.ndim <= 2 else fixes.integer_images
             return DataError(f"model '{name}' cannot take {dtype} inputs: x is {dtype}, and integer inputs are kept "
                              f"as they are, for token-id models; {fix}{one_feature}")

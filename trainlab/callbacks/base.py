@@ -63,6 +63,7 @@ from trainlab.engine.step import loss_weights_of, lr_columns
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.exception_origin import defined_at, exception_line, raised_at
 from trainlab.notices import warn
+from trainlab.out_of_memory import is_out_of_memory
 from trainlab.records import plain_record
 from trainlab.registry import did_you_mean
 
@@ -355,6 +356,8 @@ class UserHook:
         except (TrainlabError, MemoryError, OSError):
             raise
         except Exception as exc:
+            if is_out_of_memory(exc):  # torch's allocator failing in the user's code: the machine's, as raised
+                raise
             where = raised_at(exc)
             raise CallbackError(f"{self.shown} raised {exception_line(exc)}{self._at(view)}"
                                 f"{f' (at {where})' if where else ''}", self.callback, self.event) from exc

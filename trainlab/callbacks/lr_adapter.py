@@ -11,6 +11,7 @@ from trainlab.callbacks.monitor import read
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.exception_origin import exception_line, raised_at
+from trainlab.out_of_memory import is_out_of_memory
 from trainlab.schedules import CONTRACT
 
 
@@ -45,6 +46,8 @@ def schedule_factor(schedule: Any, step: int, route: str | None = None, name: st
     except (TrainlabError, MemoryError, OSError):
         raise
     except Exception as exc:
+        if is_out_of_memory(exc):  # torch's allocator failing in the user's code: the machine's, as raised
+            raise
         where = raised_at(exc)
         raise ConfigError(f"{_whose(route, name)} raised {exception_line(exc)} at step {step}"
                           f"{f' (at {where})' if where else ''}; {CONTRACT}") from exc
