@@ -14,6 +14,7 @@ Also: messages name the model as the config names it (``model: mlp`` -> ``'mlp'`
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 
@@ -61,6 +62,7 @@ KINDS = {
     "torch.OutOfMemoryError (CUDA)": lambda: torch.OutOfMemoryError(CUDA_MESSAGE),
     "CUDA error": lambda: RuntimeError("CUDA error: out of memory"),
     "MPS": lambda: RuntimeError(MPS_MESSAGE),
+    "a fork or mmap without memory (ENOMEM)": lambda: OSError(errno.ENOMEM, "Cannot allocate memory"),
 }
 OTHERS = {  # a failure of the code, which would repeat: none of them is memory running out
     "a forward's bug": lambda: RuntimeError("mat1 and mat2 shapes cannot be multiplied (30x4 and 5x3)"),

@@ -453,6 +453,10 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # the disk, not the config: full, read-only, gone
+        memory = out_of_memory_line(exc)  # ENOMEM: a fork or mmap with no memory left (a loader worker)
+        if memory is not None:
+            _say(f"error: {memory}", args.debug)
+            return EXIT_SYSTEM
         written = exc.errno in DISK_FULL_OR_READ_ONLY  # else it may as well be a read: say neither
         what = cannot(exc, "write" if written else "read or write")
         if written and args.command == "predict" and args.out is None and not exc.filename:

@@ -19,6 +19,7 @@ was loaded is none of torch's.
 
 from __future__ import annotations
 
+import errno
 import re
 import sys
 import traceback
@@ -74,7 +75,10 @@ _ADVICE = {  # what to make smaller, by phase
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` says that memory ran out: a MemoryError (NumPy's, PIL's, Python's),
     torch.OutOfMemoryError, or a RuntimeError saying that one of torch's allocators failed
-    (:data:`ALLOCATOR_FAILURES`)."""
+    (:data:`ALLOCATOR_FAILURES`), or an OSError of ``ENOMEM`` (a fork or mmap with no memory left: a data
+    loader's worker)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return True
     torch = sys.modules.get("torch")  # not imported for this: a failure before torch was loaded is no torch's
     if isinstance(exc, MemoryError | getattr(torch, "OutOfMemoryError", MemoryError)):
         return True
