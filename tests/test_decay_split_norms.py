@@ -276,3 +276,15 @@ def test_a_checkpoint_whose_optimizer_groups_were_split_by_the_older_rule_is_tol
         new.load_state_dict(old.state_dict())
     assert "commit 4b8448d" in _regrouped_hint(str(raised.value))
     assert _regrouped_hint("Error(s) in loading state_dict for Linear: size mismatch for weight") == ""
+
+
+def test_a_checkpoint_with_another_number_of_optimizer_groups_is_told_why_too():
+    """The older rule could leave one group where the new one makes two (an empty group is dropped)."""
+    from trainlab.experiment import _regrouped_hint
+
+    a, b = nn.Parameter(torch.ones(2, 2)), nn.Parameter(torch.ones(2))
+    old = torch.optim.SGD([{"params": [a, b]}], lr=0.1)
+    new = torch.optim.SGD([{"params": [a]}, {"params": [b], "weight_decay": 0.0}], lr=0.1)
+    with pytest.raises(ValueError) as raised:
+        new.load_state_dict(old.state_dict())
+    assert "commit 4b8448d" in _regrouped_hint(str(raised.value))

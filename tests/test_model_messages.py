@@ -23,7 +23,7 @@ from trainlab.run_checks import check_loss_fits
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
-SCALING_WORDS = "scaling_factor must be a number > 0 (e.g. 0.111 or '1/9' for 1/9) or '1/width' (1 / widths[-1])"
+SCALING_WORDS = "scaling_factor must be a number > 0 within float32's range (e.g. 0.111 or '1/9' for 1/9) or '1/width' (1 / widths[-1])"
 
 
 def _data(x: torch.Tensor, tokenizer: str | None = None) -> Dataset:
@@ -69,7 +69,7 @@ def test_scaling_factor_set_on_the_command_line_as_a_fraction(tmp_path):
 
 
 @pytest.mark.parametrize("bad", ["abc", "1/0", "-1/9", "1/9/3", "1/nan", "inf", 0, -0.5, "", "/9",
-                                 "1e308/1e-308", "1e-300/1e300"])  # inf and 0 in float32
+                                 "1e308/1e-308", "1e-300/1e300", 1e300, 1e-50])  # inf and 0 in float32
 def test_a_bad_scaling_factor_says_numbers_are_valid(bad):
     with pytest.raises(ConfigError) as raised:
         build_model({"name": "airbench", "widths": [8, 8, 16], "scaling_factor": bad}, (3, 16, 16), 10)

@@ -402,3 +402,43 @@ def test_torchs_out_of_memory_in_a_users_metric_passes_as_the_machines():
     with pytest.raises(ConfigError, match="metric 'mine:broken' raised RuntimeError: boom"):
         Metric.fn = staticmethod(lambda inputs: (_ for _ in ()).throw(RuntimeError("boom")))
         metric_compute._user_metric_value("mine:broken", Metric(), None)
+
+
+def test_cublas_and_cudnn_failing_to_allocate_a_handle_are_out_of_memory():
+    for message in ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+                    "cuDNN error: CUDNN_STATUS_ALLOC_FAILED"):
+        assert is_out_of_memory(RuntimeError(message))
+
+
+def test_torchs_out_of_memory_in_a_users_schedule_at_its_first_step_passes_as_the_machines(tmp_path, monkeypatch):
+    """build_schedule calls a user's schedule at step 0 to check it: memory running out there is no fault of
+    the schedule's code."""
+    from trainlab import schedules
+
+    (tmp_path / "hungry_schedule.py").write_text(
+        "def make(total_steps, steps_per_epoch):\n"
+        "    def schedule(step):\n"
+        f"        raise RuntimeError({ALLOCATOR_FAILURE!r})\n"
+        "    return schedule\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError, match="DefaultCPUAllocator"):
+        schedules.build_schedule({"name": "hungry_schedule:make"}, 10, 5)
+
+
+def test_memory_running_out_while_a_checkpoint_is_restored_is_no_mismatched_checkpoint(tmp_path):
+    """The checkpoint is fine: the out of memory passes as raised (the CLI's exit 5), not as a DataError saying
+    the checkpoint does not match and to start a new run."""
+    from types import SimpleNamespace
+
+    def restore(snapshot):
+        raise RuntimeError(ALLOCATOR_FAILURE)
+
+    built = SimpleNamespace(config=SimpleNamespace(hash=lambda: "h"), trainer=SimpleNamespace(restore=restore),
+                            notes={})
+    run = SimpleNamespace(path=tmp_path, checkpoints=tmp_path / "checkpoint")
+    found = (tmp_path / "checkpoint" / "step-000000008", {"config_hash": "h"}, {}, {})
+    with pytest.raises(RuntimeError, match="DefaultCPUAllocator"):
+        experiment._load_latest(built, run, True, found)
+    built.trainer.restore = lambda snapshot: (_ for _ in ()).throw(KeyError("model.weight"))
+    with pytest.raises(experiment.DataError, match="does not match the model or optimizer"):
+        experiment._load_latest(built, run, True, found)

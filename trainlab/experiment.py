@@ -456,18 +456,19 @@ FoundCheckpoint = tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]  #
 
 
 # what a checkpoint of a run started before commit 4b8448d (2026-12-05) may fail with: its optimizer's groups
-GROUP_SIZE_MISMATCH = "doesn't match the size of optimizer's group"  # torch.optim.Optimizer.load_state_dict's words
+GROUP_MISMATCHES = ("doesn't match the size of optimizer's group",  # torch.optim.Optimizer.load_state_dict's words
+                    "different number of parameter groups")
 
 
 def _regrouped_hint(error: str) -> str:
     """Why an optimizer's groups may no longer match a checkpoint of the same config: trainlab's rule for
-    which parameters are weight-decayed changed (trainlab.optim.decay_split: a norm layer's gains of 2+
-    dimensions and 2-D biases no longer are; parameters frozen before a fine-tune are left out of its
-    optimizer). "" for any other mismatch."""
-    if GROUP_SIZE_MISMATCH not in error:
+    which parameters are weight-decayed changed (trainlab.optim.decay_split: a norm layer's gains and biases
+    of 2+ dimensions no longer are; parameters frozen before a fine-tune are left out of its optimizer), which
+    changes the groups' sizes or, where a group is left empty, their number. "" for any other mismatch."""
+    if not any(words in error for words in GROUP_MISMATCHES):
         return ""
     return ("if the run was started with a trainlab from before 2026-12-05 (commit 4b8448d), its optimizer "
-            "groups were split by the older rule (norm layers' gains of 2+ dimensions and 2-D biases were "
+            "groups were split by the older rule (norm layers' gains and biases of 2+ dimensions were "
             "weight-decayed; parameters frozen before a fine-tune were in the optimizer): finish it with that "
             "trainlab, or ")
 
@@ -486,6 +487,8 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
     try:
         built.trainer.restore(Snapshot(tree, tensors))
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        if is_out_of_memory(exc):  # the machine's while restoring: the checkpoint is fine (the CLI's exit 5)
+            raise
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         first = " ".join(lines[:2])[:300]
         raise DataError(f"checkpoint {folder} does not match the model or optimizer built from "

@@ -28,7 +28,7 @@ import traceback
 # "DefaultCPUAllocator: can't allocate memory: you tried to allocate N bytes" ("not enough memory" on Windows),
 # CUDA's and MPS's "... out of memory ... Tried to allocate 2.00 GiB"
 ALLOCATOR_FAILURES = ("DefaultCPUAllocator: can't allocate memory", "not enough memory", "you tried to allocate",
-                      "out of memory")
+                      "out of memory", "STATUS_ALLOC_FAILED")  # the last: cuBLAS's / cuDNN's handle on a full GPU
 # the size asked for: torch's "tried to allocate 1536000000 bytes" / "Tried to allocate 2.00 GiB", NumPy's
 # "Unable to allocate 7.63 MiB for an array ..." (and "728. TiB")
 _ASKED = re.compile(r"(?:tried|unable) to allocate\s+(\d+(?:\.\d*)?)\s*(bytes|[KMGTPE]i?B)\b", re.IGNORECASE)
