@@ -27,6 +27,12 @@ from torch import nn
 
 import trainlab.experiment as experiment
 from tests.compare_configs import iris_base
+from tests.test_out_of_memory_and_large_records import (
+    CPU_MESSAGE,
+    CUDA_MESSAGE,
+    NUMPY_MESSAGE,
+    WINDOWS_MESSAGE,
+)
 from trainlab import cli
 from trainlab.cli import main
 from trainlab.compare import compare
@@ -43,15 +49,8 @@ from trainlab.initializers import initialize
 from trainlab.models import MODELS, build_model
 from trainlab.out_of_memory import is_out_of_memory
 
-CPU_MESSAGE = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
-               "to allocate 1536000000 bytes. Error code 12 (Cannot allocate memory)")
-WINDOWS_MESSAGE = ("[enforce fail at C:\\actions-runner\\_work\\pytorch\\c10\\core\\impl\\alloc_cpu.cpp:72] data. "
-                   "DefaultCPUAllocator: not enough memory: you tried to allocate 1536000000 bytes.")
-CUDA_MESSAGE = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.10 GiB of which "
-                "1.06 GiB is free. Of the allocated memory 75.92 GiB is allocated by PyTorch")
 MPS_MESSAGE = ("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1.00 GB, max allowed: "
                "18.13 GB). Tried to allocate 256.00 MB on private pool.")
-NUMPY_MESSAGE = "Unable to allocate 7.63 MiB for an array with shape (1000000,) and data type float64"
 
 # each a factory: an exception raised twice keeps its first traceback, which would tell the next test's phase
 KINDS = {

@@ -233,6 +233,25 @@ def _resume_hint(path: Path, callbacks: list[Callback]) -> str:
             f"({', '.join(users)}), which get their saved state back ({command} would run without them)")
 
 
+def _diverged(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
+              exc: TrainingError) -> TrainingError:
+    """A run that diverged (``exc``): its metrics so far, summary and run.json (``diverged``) written, an
+    overwrite committed once a checkpoint holds something of it; the error to raise names the last good
+    checkpoint and the advice for the data."""
+    state = built.trainer.state
+    retrying(lambda: run.write_metrics(state.history, state.events, state.step_records),
+             "metrics.jsonl", interrupted=lambda: signals.received, where=run.final_path)
+    if saver.last_saved:  # an overwrite keeps the new run only once it has something to keep
+        run.commit_overwrite()
+    summary = {"name": built.config.name, "status": "diverged", "steps": state.step, "events": state.events,
+               "reason": str(exc)}
+    run.write_summary(safe_summary(summary))
+    run.write_info(status="diverged")
+    where = f"; last good checkpoint: {saver.last_saved}" if saver.last_saved else "; no checkpoint was written yet"
+    advice = divergence_advice(built.data, built.config.data.standardize_target)
+    return TrainingError(f"{exc}{where}; {advice}")
+
+
 def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
                      quiet: bool) -> dict[str, Any]:
     trainer = built.trainer
@@ -244,18 +263,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     except OSError:  # the machine's, and may pass (a full disk, a dropped mount): run.json stays "running",
         raise  # which resume continues and compare resumes; "failed" made compare skip the run
     except TrainingError as exc:
-        retrying(lambda: run.write_metrics(trainer.state.history, trainer.state.events, trainer.state.step_records),
-                 "metrics.jsonl", interrupted=lambda: signals.received, where=run.final_path)
-        if saver.last_saved:  # an overwrite keeps the new run only once it has something to keep
-            run.commit_overwrite()
-        summary = {"name": built.config.name, "status": "diverged", "steps": trainer.state.step,
-                   "events": trainer.state.events, "reason": str(exc)}
-        run.write_summary(safe_summary(summary))
-        run.write_info(status="diverged")
-        where = (f"; last good checkpoint: {saver.last_saved}" if saver.last_saved
-                 else "; no checkpoint was written yet")
-        advice = divergence_advice(built.data, built.config.data.standardize_target)
-        raise TrainingError(f"{exc}{where}; {advice}") from None
+        raise _diverged(built, run, saver, signals, exc) from None
     except Exception as exc:  # the user's code failing mid-run (a schedule, a metric, a callback), or a bug
         if is_out_of_memory(exc):  # the machine's as a full disk is (a MemoryError, torch's allocator): "running"
             raise
