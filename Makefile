@@ -22,11 +22,12 @@ demo: $(STAMP)
 # the report's browser test needs Debian's chromium, the tune test a local PostgreSQL: both set up
 # here when missing (root installs them; elsewhere those tests skip saying why). pytest-xdist runs the
 # tests on one worker process per core (at most 4): much of the suite waits on the subprocesses it starts
-# (kill, signal and worker tests), and on a 2-core host 2 workers took 381 s where one took 719 s
+# (kill, signal and worker tests), and on a 2-core host 2 workers took 381 s where one took 719 s; worksteal:
+# a worker that runs out of tests takes the other's queued ones (a minute-long test near the end idles no core)
 test: $(STAMP)
 	-bash .ci/setup-chromium.sh
 	TRAINLAB_TEST_POSTGRES_URL="$$(bash .ci/setup-postgres.sh 2>/dev/null | tail -1)" $(BIN)/python -m pytest \
-		--numprocesses auto --maxprocesses 4
+		--numprocesses auto --maxprocesses 4 --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
