@@ -314,8 +314,9 @@ def _scaling_factor(model: str, value: Any, last_width: int) -> float:
     if number is not None and not (number <= FLOAT32_MAX and torch.tensor(number, dtype=torch.float32) > 0):
         number = None  # 1e300 or '1e308/1e-308' is inf, 1e-50 or '1e-300/1e300' 0 in float32 (the logits')
     if number is None:
-        raise ConfigError(f"model '{model}': scaling_factor must be a number > 0 within float32's range (e.g. 0.111 or '1/9' for 1/9) "
-                          f"or '1/width' (1 / widths[-1]); got scaling_factor={short_repr(value)}")
+        raise ConfigError(f"model '{model}': scaling_factor must be a number > 0 within float32's range (e.g. "
+                          f"0.111 or '1/9' for 1/9) or '1/width' (1 / widths[-1]); got scaling_factor="
+                          f"{short_repr(value)}")
     return number
 
 
