@@ -191,8 +191,11 @@ class _RaisesWhenTraining(nn.Module):
         super().__init__()
         self.linear = nn.Linear(input_shape[0], output_dim)
 
+    def raises_now(self) -> bool:
+        return self.training and torch.is_grad_enabled()
+
     def forward(self, x):
-        if self.training and torch.is_grad_enabled():
+        if self.raises_now():
             raise type(self).raised()
         return self.linear(x)
 
@@ -212,19 +215,13 @@ def test_a_run_memory_stopped_stays_running_and_one_the_code_stopped_is_failed(t
 
 # --------------------------------------------------------------------------- 4. the test forward pass
 
-class _RaisesWhenTested(nn.Module):
+class _RaisesWhenTested(_RaisesWhenTraining):
     """A model whose forward without gradients (the check before training) raises what ``raised`` makes."""
 
     raised = None
 
-    def __init__(self, input_shape, output_dim):
-        super().__init__()
-        self.linear = nn.Linear(input_shape[0], output_dim)
-
-    def forward(self, x):
-        if not torch.is_grad_enabled():
-            raise type(self).raised()
-        return self.linear(x)
+    def raises_now(self) -> bool:
+        return not torch.is_grad_enabled()
 
 
 @pytest.mark.parametrize("kind", KINDS)

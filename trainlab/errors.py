@@ -76,3 +76,13 @@ class Interrupted(TrainlabError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def passes_user_code(exc: BaseException) -> bool:
+    """Whether ``exc``, raised inside a user's callback, schedule, metric or factory, passes the wrapper that
+    words the user's failures (a CallbackError, a ConfigError naming their code) as raised: trainlab's own
+    errors and the machine's (an OSError: a full disk; memory running out, :func:`~trainlab.out_of_memory.
+    is_out_of_memory`), which no change to the user's code would mend."""
+    from trainlab.out_of_memory import is_out_of_memory
+
+    return isinstance(exc, TrainlabError | OSError) or is_out_of_memory(exc)

@@ -14,10 +14,9 @@ import numpy as np
 import torch
 
 from trainlab.config_fields import short_repr
-from trainlab.errors import ConfigError, DataError, TrainlabError
+from trainlab.errors import ConfigError, DataError, passes_user_code
 from trainlab.exception_origin import failure_text
 from trainlab.metrics import SINGLE_LABEL, TASKS, Metric, MetricInputs, get_metric, refuse_task_mismatch
-from trainlab.out_of_memory import is_out_of_memory
 from trainlab.registry import did_you_mean
 
 # what a user's metric must be (docs/extending.md), said when one fails
@@ -151,10 +150,8 @@ def _user_metric_value(name: str, metric: Metric, inputs: MetricInputs) -> Any:
     pass as raised."""
     try:
         return metric.fn(inputs)
-    except (TrainlabError, MemoryError, OSError):
-        raise
     except Exception as exc:
-        if is_out_of_memory(exc):  # torch's allocator failing in the user's code: the machine's, as raised
+        if passes_user_code(exc):  # trainlab's own, the machine's (a full disk, memory running out)
             raise
         raise ConfigError(f"metric '{name}' raised {failure_text(exc)}; "
                           f"{USER_METRIC_CONTRACT}") from exc

@@ -18,11 +18,10 @@ from typing import Any, Generic, TypeVar
 
 from trainlab.code_policy import current_policy
 from trainlab.config_fields import short_repr
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, passes_user_code
 from trainlab.exception_origin import failure_text, first_line
 from trainlab.name_aliases import KEY_NAMES, NAMES_BY_KIND, trainlab_name
 from trainlab.option_types import mismatch, numbers_read
-from trainlab.out_of_memory import is_out_of_memory
 from trainlab.user_code import admit_factories, import_reference
 
 T = TypeVar("T", bound=Callable[..., Any])
@@ -180,14 +179,12 @@ class Registry(Generic[T]):
             self.check(name, kwargs)
         try:
             return factory(*args, **extra, **kwargs)
-        except TrainlabError:
-            raise
-        except (MemoryError, OSError):  # the machine's, not the config's: the CLI names the file or the memory
-            raise
-        except (ValueError, TypeError) as exc:  # a constructor rejecting a value: the config's fault
-            raise self._factory_failed(name, exc, ":" in name) from exc
         except Exception as exc:
-            if ":" not in name or is_out_of_memory(exc):  # a built-in's bug; torch's out of memory: the machine's
+            if passes_user_code(exc):  # trainlab's own, the machine's: the CLI names the file or the memory
+                raise
+            if isinstance(exc, ValueError | TypeError):  # a constructor rejecting a value: the config's fault
+                raise self._factory_failed(name, exc, ":" in name) from exc
+            if ":" not in name:  # a built-in's bug: the CLI's one line, exit 4
                 raise
             raise self._factory_failed(name, exc, True) from exc
 

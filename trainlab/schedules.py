@@ -27,9 +27,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trainlab.config_fields import short_repr
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, passes_user_code
 from trainlab.exception_origin import failure_text
-from trainlab.out_of_memory import is_out_of_memory
 from trainlab.registry import Registry
 
 Schedule = Callable[[int], float]
@@ -452,7 +451,7 @@ def build_schedule(spec: dict[str, Any], total_steps: int, steps_per_epoch: int)
     try:
         first_factor = schedule(0)
     except Exception as exc:
-        if not user or isinstance(exc, TrainlabError | OSError) or is_out_of_memory(exc):  # not the user's code
+        if not user or passes_user_code(exc):  # a built-in's bug; trainlab's own or the machine's
             raise
         raise ConfigError(f"schedule factory '{name}' returned a {type(schedule).__name__} that fails on "
                           f"schedule(0): {failure_text(exc)}; {CONTRACT}") from exc

@@ -60,10 +60,9 @@ from trainlab.config_fields import counted, short_repr
 from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import Control, TrainState
 from trainlab.engine.step import loss_weights_of, lr_columns
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, passes_user_code
 from trainlab.exception_origin import defined_at, exception_line, raised_at
 from trainlab.notices import warn
-from trainlab.out_of_memory import is_out_of_memory
 from trainlab.records import plain_record
 from trainlab.registry import did_you_mean
 
@@ -353,10 +352,8 @@ class UserHook:
             raise
         except ConfigError as exc:
             raise CallbackError(f"{self.shown}{self._at(view)}: {exc}", self.callback, self.event) from exc
-        except (TrainlabError, MemoryError, OSError):
-            raise
         except Exception as exc:
-            if is_out_of_memory(exc):  # torch's allocator failing in the user's code: the machine's, as raised
+            if passes_user_code(exc):  # trainlab's own, the machine's (a full disk, memory running out)
                 raise
             where = raised_at(exc)
             raise CallbackError(f"{self.shown} raised {exception_line(exc)}{self._at(view)}"

@@ -9,9 +9,8 @@ from typing import Any
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.callbacks.monitor import read
 from trainlab.config_fields import short_repr
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, passes_user_code
 from trainlab.exception_origin import exception_line, raised_at
-from trainlab.out_of_memory import is_out_of_memory
 from trainlab.schedules import CONTRACT
 
 
@@ -43,10 +42,8 @@ def schedule_factor(schedule: Any, step: int, route: str | None = None, name: st
     numbers a step; a schedule that returns a tensor (against the contract) would be read on the host here."""
     try:
         factor = schedule(step)
-    except (TrainlabError, MemoryError, OSError):
-        raise
     except Exception as exc:
-        if is_out_of_memory(exc):  # torch's allocator failing in the user's code: the machine's, as raised
+        if passes_user_code(exc):  # trainlab's own, the machine's (a full disk, memory running out)
             raise
         where = raised_at(exc)
         raise ConfigError(f"{_whose(route, name)} raised {exception_line(exc)} at step {step}"
