@@ -94,6 +94,19 @@ def test_an_index_into_a_one_item_list_and_an_empty_one():
         apply_overrides(raw, ["model.hidden.0=4"])
 
 
+def test_an_index_into_a_list_that_is_not_set_names_it_and_shows_the_whole_list_to_set():
+    # before: the index became a key of a new section and validation said only "Input should be a valid list"
+    raw = copy.deepcopy(RAW)
+    del raw["strategy"]["optimizer"]["groups"]
+    with pytest.raises(ConfigError) as caught:
+        apply_overrides(raw, ["strategy.optimizer.groups.0.lr=0.1"])
+    assert str(caught.value) == ("--set strategy.optimizer.groups.0.lr=0.1: strategy.optimizer.groups is not set, "
+                                 "so it has no item 0: set the list whole, e.g. strategy.optimizer.groups=[{lr: 0.1}]")
+    with pytest.raises(ConfigError, match=r"no item 1: set the list whole, e.g. strategy.tta=\[\{a: \{b: 2\}\}\]$"):
+        apply_overrides(raw, ["strategy.tta.1.a.b=2"])
+    assert "groups" not in raw["strategy"]["optimizer"]
+
+
 def test_a_string_item_is_its_one_word_form_when_a_key_is_set_in_it():
     # `init: [kaiming_normal, ...]`: kaiming_normal is {name: kaiming_normal}, as a section's one-word form is
     raw = copy.deepcopy(RAW)

@@ -153,6 +153,12 @@ def set_dotted(raw: dict[str, Any], path: list[str], value: Any, label: str) -> 
         child = node[key] if isinstance(node, list) else node.get(part)
         if isinstance(child, str):  # "loss: mse" then --set strategy.loss.delta=2
             child = {SHORTHAND_KEYS.get(part, "name"): child}
+        if child is None and path[depth + 1].isascii() and path[depth + 1].isdigit():
+            section, item = ".".join(path[:depth + 1]), value
+            for key in reversed(path[depth + 2:]):
+                item = {key: item}
+            raise ConfigError(f"{label}: {section} is not set, so it has no item {path[depth + 1]}: set the list "
+                              f"whole, e.g. {section}={flow_yaml([item])}")
         if child is None:
             child = {}
         if not isinstance(child, dict | list):
