@@ -106,6 +106,37 @@ def test_a_wide_csv_keeps_the_text_of_its_text_columns_only(tmp_path):
     np.testing.assert_array_equal(strings(table, "f3"), frame["f3"].str.strip().replace("NA", ""))
 
 
+SPECIAL = {"flag": ["True", "False", "", "true", "FALSE"], "spaced_flag": [" True", "False", "True", "False", "True"],
+           "separated": ["1", "1_000", "2", "3", "4"], "fullwidth": ["1", "\uff11\uff12", "2", "3", "4"],
+           "plain": ["1", " 2 ", "NA", "4e2", "-inf"]}
+
+
+@pytest.mark.parametrize("width", [len(SPECIAL), WIDE_COLUMNS + 1])
+def test_a_wide_csv_reads_booleans_separators_and_other_digits_as_pandas_reads_a_narrow_one(tmp_path, width):
+    """The wide reader parsed cells with float(), which reads 1_000 and fullwidth digits as numbers, and read
+    True/False as text; pandas' C parser (a narrow file) reads the first two as text, the last as booleans."""
+    from trainlab.data.csv_table import is_bool_column, numbers
+
+    header = [*SPECIAL, *[f"pad{j}" for j in range(width - len(SPECIAL))]]
+    path = tmp_path / "table.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in range(5):
+            writer.writerow([*(cells[i] for cells in SPECIAL.values()), *["0.5"] * (width - len(SPECIAL))])
+    table = read_table(path)
+    assert table.wide == (width > WIDE_COLUMNS)
+    flag, bad = numbers(table, "flag")
+    np.testing.assert_array_equal(flag, [1.0, 0.0, np.nan, 1.0, 0.0])
+    assert bad is None and is_bool_column(table, "flag")
+    assert not is_bool_column(table, "spaced_flag") and numbers(table, "spaced_flag")[1] is not None
+    for name in ("separated", "fullwidth"):
+        assert not is_bool_column(table, name)
+        assert list(numbers(table, name)[1]) == [1], name  # row 1's cell is not a number, as pandas says
+    reference = pd.to_numeric(pd.Series(SPECIAL["plain"]).str.strip().replace("NA", np.nan), errors="raise")
+    np.testing.assert_array_equal(numbers(table, "plain")[0], reference.to_numpy(dtype=np.float64))
+
+
 def test_reading_a_wide_csv_allocates_a_small_multiple_of_its_numbers(tmp_path):
     """At most 5x the float64 features at the peak (the numbers as read, their copy as features, the float32
     range check); the array of every cell's text, its stripped copy and the list of rows took 15x."""

@@ -209,6 +209,31 @@ class WideCells:
 _MISSING_SET = frozenset(MISSING)
 
 
+def _wide_number(cell: str) -> float:
+    """``cell`` as pandas' C parser reads a number: float() of it, except that digit separators (``1_000``)
+    and digits of other scripts (``１２``), which float() also reads, are not numbers (ValueError)."""
+    if "_" in cell or not cell.isascii():
+        raise ValueError(cell)
+    return float(cell)
+
+
+# the cells pandas' C parser reads as booleans (exactly so: " True" is text), a column of only these and
+# missing cells being a boolean column
+BOOL_WORDS = {"True": 1.0, "TRUE": 1.0, "true": 1.0, "False": 0.0, "FALSE": 0.0, "false": 0.0}
+
+
+def _wide_bools(cells: np.ndarray) -> np.ndarray | None:
+    """A wide file's text column ``cells`` (as written) as 1.0/0.0 (NaN where missing) when every cell is a
+    :data:`BOOL_WORDS` word or missing and one is a word, as pandas reads a narrow file's; else None."""
+    missing = np.isin(cells, MISSING)
+    words = cells[~missing]
+    if len(words) == 0 or not np.isin(words, list(BOOL_WORDS)).all():
+        return None
+    values = np.full(len(cells), np.nan)
+    values[~missing] = [BOOL_WORDS[word] for word in words]
+    return values
+
+
 class _WideRows:
     """Rows of a wide file into float64 blocks of about 2^16 cells as they are read (no text of every cell),
     keeping the text of the columns that hold some (:class:`WideCells`)."""
@@ -245,16 +270,20 @@ class _WideRows:
             return
         for column in self.text:
             row[column] = "nan"
+        joined = "".join(row)
+        plain = "_" not in joined and joined.isascii()  # float() also reads 1_000 and other scripts' digits
         with contextlib.suppress(ValueError):
-            target[:] = row  # the usual row: every cell a number, one C loop
-            return
+            if plain:
+                target[:] = row  # the usual row: every cell a number, one C loop
+                return
         row = ["nan" if cell.strip() in _MISSING_SET else cell for cell in row]
         with contextlib.suppress(ValueError):
-            target[:] = row
-            return
+            if plain:
+                target[:] = row
+                return
         for column, cell in enumerate(row):
             try:
-                target[column] = float(cell)
+                target[column] = _wide_number(cell)
             except ValueError:  # not a number: the column is text from here on
                 target[column] = np.nan
                 self.text[column] = [""] * (self.count - 1) + [cell]
@@ -371,21 +400,30 @@ def _check_repeated_header(table: CsvTable) -> None:
 
 
 def _parse_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Stripped strings -> float64 (missing markers NaN), and the rows that are not numbers (or None)."""
+    """Stripped strings -> float64 (missing markers NaN), and the rows that are not numbers (or None), each
+    cell read as :func:`_wide_number` reads it."""
     missing = np.isin(cells, MISSING)
     text = np.where(missing, "nan", cells)
-    try:
-        return text.astype(np.float64), None
-    except ValueError:
-        pass
+    joined = "".join(text.tolist())
+    if "_" not in joined and joined.isascii():
+        with contextlib.suppress(ValueError):
+            return text.astype(np.float64), None
     values = np.full(len(cells), np.nan)
     bad = np.zeros(len(cells), dtype=bool)
     for i, cell in enumerate(text):
         try:
-            values[i] = float(cell)
+            values[i] = _wide_number(cell)
         except ValueError:
             bad[i] = True
-    return values, np.flatnonzero(bad)
+    return values, (np.flatnonzero(bad) if bad.any() else None)
+
+
+def _wide_text_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A wide file's text column ``cells`` (as written) as numbers, as pandas reads the column of a narrow
+    file: booleans as 1.0/0.0 (:func:`_wide_bools`), else :func:`_parse_numbers` of the stripped cells."""
+    if (bools := _wide_bools(cells)) is not None:
+        return bools, None
+    return _parse_numbers(np.char.strip(cells))
 
 
 def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -398,7 +436,7 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     if table.wide:
         column = table._index[name]
         if column in table.frame.text:
-            return _parse_numbers(np.char.strip(table.frame.text[column]))
+            return _wide_text_numbers(table.frame.text[column])
         return table.frame.values[:, column].copy(), None
     series = table.frame[name]
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
@@ -440,7 +478,7 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
         unparsed = []
         for k, column in enumerate(columns):
             if column in table.frame.text:
-                block[:, k], bad = _parse_numbers(np.char.strip(table.frame.text[column]))
+                block[:, k], bad = _wide_text_numbers(table.frame.text[column])
                 if bad is not None:
                     unparsed.append(k)
         check_float32_range(block, lambda row, col: table.place(row, names[col]))
@@ -458,7 +496,10 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
 
 def is_bool_column(table: CsvTable, name: str) -> bool:
     """Column ``name`` holds only ``True``/``False`` (and missing cells), which pandas reads as booleans."""
-    return not table.wide and is_bool_series(table.frame[name])
+    if table.wide:
+        column = table._index[name]
+        return column in table.frame.text and _wide_bools(table.frame.text[column]) is not None
+    return is_bool_series(table.frame[name])
 
 
 def is_bool_series(series: Any) -> bool:
