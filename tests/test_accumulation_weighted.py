@@ -80,6 +80,10 @@ CASES = {
         dict(weight=torch.tensor(WEIGHTS), label_smoothing=0.15)),
     "cross_entropy ignore_index 0": ({"name": "cross_entropy", "ignore_index": 0}, False, dict(ignore_index=0)),
     "nll class_weights": ({"name": "nll", "class_weights": WEIGHTS}, True, dict(weight=torch.tensor(WEIGHTS))),
+    # a sum over the step's rows: each micro-batch's sum counts whole (weighted by n_i / N, the update was 1/k)
+    "cross_entropy reduction sum": ({"name": "cross_entropy", "reduction": "sum"}, False, dict(reduction="sum")),
+    "nll class_weights reduction sum": ({"name": "nll", "class_weights": WEIGHTS, "reduction": "sum"}, True,
+                                        dict(weight=torch.tensor(WEIGHTS), reduction="sum")),
 }
 
 
@@ -99,6 +103,22 @@ def test_accumulated_steps_with_a_weighted_mean_train_as_one_batch_of_their_rows
     got_losses = [record["train_loss"] for record in result.history]
     torch.testing.assert_close(torch.tensor(got_losses, dtype=torch.float64),
                                torch.tensor(want_losses, dtype=torch.float64), rtol=2e-6, atol=0.0)
+
+
+def test_a_summed_loss_with_a_penalty_counts_each_sum_whole_and_the_penalty_once_per_step():
+    """reduction: sum, l2 = 0.05, b = 4, k = 3: each step follows sum-loss(step's rows) + l2 * sum w^2 (the
+    weight matrix only: biases are not penalised), as plain torch's one step per 12 rows does."""
+    x, y = _data()
+    reference = _model(False)
+    l2 = 0.05
+    _reference(reference, x, y, lambda out, target: F.cross_entropy(out, target, reduction="sum")
+               + l2 * reference.weight.pow(2).sum())
+    model = _model(False)
+    strategy = {"loss": {"name": "cross_entropy", "reduction": "sum"}, "optimizer": {"name": "sgd", "lr": LR},
+                "batch_size": BATCH, "grad_accum_steps": ACCUM, "epochs": EPOCHS, "regularization": {"l2": l2}}
+    trainlab.fit(model, train=(x, y), strategy=strategy, seed=SEED, runtime={"device": "cpu"}, metrics=[],
+                 task="multiclass")
+    assert _max_rel(model, reference) < 2e-6
 
 
 def test_unweighted_accumulation_keeps_row_shares_with_no_tensor_work():

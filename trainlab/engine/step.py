@@ -226,7 +226,8 @@ class StandardStep:
     summed class weights of cross-entropy's labels, as PyTorch's weighted mean) gets d_i / sum_j d_j instead,
     read from the targets before any backward pass: sum_i (S_i / d_i) * d_i / D = S / D, the mean of one
     batch of N (a micro-batch whose d_i is 0 gives a non-finite loss, as that batch alone would). The
-    step's reported losses are these weighted sums too: the loss of the N rows as one batch.
+    step's reported losses are these weighted sums too: the loss of the N rows as one batch. A loss with
+    ``reduction: sum`` sums over all N rows as one batch does: each micro-batch's sum has weight 1.
     Penalties, computed once per micro-batch, get weights that sum to 1. Optimizers that need a closure (L-BFGS)
     get one that runs the same objective, penalties and clipping on the step's rows.
     """
@@ -316,13 +317,19 @@ class StandardStep:
         shares = self._shares(batches)
         totals: dict[str, torch.Tensor] = {}
         samples = 0
+        summed = shares is not None and getattr(self.objective.loss, "reduction", "mean") == "sum"
         for index, (x, y) in enumerate(batches):
             terms = self.objective(self._forward(x), y, self.model)
             share = None if shares is None else shares[index]
-            objective = terms.total if share is None else terms.total * share
+            if summed:  # a sum over the step's rows: each micro-batch's sum whole, the penalties' shares
+                weights = {name: 1.0 if name == "loss" else share for name in terms.parts}
+                objective = sum(value * weights[name] for name, value in terms.parts.items())
+            else:
+                weights = dict.fromkeys(terms.parts, share)
+                objective = terms.total if share is None else terms.total * share
             (objective if self.scaler is None else self.scaler.scale(objective)).backward()
             for name, value in terms.parts.items():
-                part = value.detach() if share is None else value.detach() * share
+                part = value.detach() if weights[name] is None else value.detach() * weights[name]
                 totals[name] = part if name not in totals else totals[name] + part
             samples += len(y)
         if self.scaler is not None:
