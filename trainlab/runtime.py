@@ -205,11 +205,12 @@ def check_compile_toolchain(device: torch.device) -> None:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 where the hardware runs it natively (CUDA with bf16, CPUs with avx512_bf16), else fp32."""
+    """``auto``: bf16 where the hardware runs it natively (a CUDA GPU of compute capability 8.0 or later: on
+    older ones torch emulates bf16, and they get fp16; CPUs with avx512_bf16/amx_bf16), else fp32."""
     if name != "auto":
         return name
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
