@@ -336,6 +336,27 @@ def test_resume_continues_the_plan_of_the_checkpoint():
     assert first.trainer.total_steps == 100 and planner.warp.end == 100
 
 
+def test_a_resume_keeps_the_averaging_decays_horizon_of_the_first_plan():
+    """weight_averaging's decay_power schedule d * (t / T)^p runs over the run's first plan T (here 100 steps of
+    a 480-step config); the resume, built with no plan, took T = 480, and d fell ~100x at once."""
+    from trainlab.builders import assemble, run_scope
+    from trainlab.time_budget import BudgetPlan
+
+    averaging = {"kind": "ema", "decay": 0.99, "decay_power": 3.0}
+    config = validate({**BASE, "strategy": {**BASE["strategy"], "weight_averaging": averaging}})
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        first = assemble(config, data, loss, model, notes, quiet=True, budget=BudgetPlan(100, 1.0, {}))
+        saved = first.step.state_dict()
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        resumed = assemble(config, data, loss, model, notes, quiet=True, budget=BudgetPlan(None, 1.0, {}))
+        assert resumed.trainer.total_steps > 100  # the config's whole length
+        resumed.step.load_state_dict(saved)
+    for t in (10, 50, 100):
+        assert resumed.step.rule.decay_at(t, 100) == pytest.approx(0.99 * (t / 100) ** 3.0, rel=1e-12), t
+
+
 def test_budget_too_short_for_one_step_is_a_one_line_config_error():
     from trainlab.builders import assemble, run_scope
     from trainlab.time_budget import assemble_within_budget

@@ -45,7 +45,7 @@ count and (when captured in eval mode) the raw weights go into every checkpoint 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -263,10 +263,11 @@ class AveragedStep:
         self.inner.parameters_changed()
 
     def state_dict(self) -> dict[str, Any]:
-        """The inner step's state plus ``weight_averaging`` (shadow, update count, raw weights, mode)."""
+        """The inner step's state plus ``weight_averaging`` (shadow, update count, raw weights, mode, and the
+        rule's T: a time-budgeted run plans T when it starts, and its resume, which plans nothing, keeps it)."""
         state = self.inner.state_dict()
         state["weight_averaging"] = {"shadow": self.shadow, "updates": self.updates, "raw": self._raw,
-                                     "training": self._training}
+                                     "training": self._training, "total_steps": self.rule.total_steps}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -278,6 +279,8 @@ class AveragedStep:
         self._raw = _copied(averaging["raw"], self.device)
         self.updates = int(averaging["updates"])
         self._training = averaging["training"]
+        if "total_steps" in averaging:  # absent from checkpoints written before it was stored
+            self.rule = replace(self.rule, total_steps=int(averaging["total_steps"]))
 
 
 def _copied(tensors: dict[str, torch.Tensor] | None, device: torch.device) -> dict[str, torch.Tensor] | None:
