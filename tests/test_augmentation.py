@@ -72,12 +72,12 @@ class Recorder(nn.Module):
 
 
 def _trainer(x: torch.Tensor, y: torch.Tensor, model: nn.Module, transform, epochs: int, seed: int = 2,
-             batch_size: int = 4, callbacks=()) -> Trainer:
+             batch_size: int = 4, callbacks=(), accum: int = 1) -> Trainer:
     torch.manual_seed(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     step = StandardStep(model, optimizer, Objective(build_loss("cross_entropy")))
     batches = TensorBatches(Split(x, y), transform, seed, torch.device("cpu"))
-    plan = BatchPlan(len(x), batch_size, seed)
+    plan = BatchPlan(len(x), batch_size, seed, accum=accum)
     return Trainer(step, batches, plan, Limits(epochs=epochs), list(callbacks))
 
 
@@ -147,6 +147,29 @@ def test_resume_with_alternating_flip_and_crop_is_bit_identical(tmp_path):
                      epochs=4, batch_size=5)
     plain.fit()
     assert not all(torch.equal(plain.step.weights()[k], expected[k]) for k in expected)
+
+
+def test_the_micro_batches_of_an_accumulated_step_draw_their_own_augmentation():
+    """Every image the same 8 x 8 ramp, so a crop's output shows its offset; batch 4, grad_accum_steps 2. The
+    offsets of a step's first micro-batch are torch.randint(0, 5, (4, 2)) of a generator seeded
+    augmentation_seed(seed, step) (RandomCrop's docstring), the second's the next draws of that generator:
+    reseeded for each, both micro-batches of a step were cropped alike."""
+    from trainlab.engine.batching import augmentation_seed
+
+    n, seed, padding = 16, 2, 2
+    x = torch.arange(64, dtype=torch.float32).view(1, 1, 8, 8).repeat(n, 1, 1, 1)
+    model = Recorder(64)
+    trainer = _trainer(x, torch.arange(n) % 2, model, RandomCrop(padding), epochs=1, seed=seed, accum=2)
+    trainer.fit()
+    assert len(model.seen) == 4  # 2 steps of 2 micro-batches
+    padded = torch.nn.functional.pad(x[:4], (padding,) * 4, mode="reflect")
+    for step in range(2):
+        generator = torch.Generator().manual_seed(augmentation_seed(seed, step))
+        for micro in range(2):
+            offsets = torch.randint(0, 2 * padding + 1, (4, 2), generator=generator)
+            want = torch.stack([padded[i, :, dy:dy + 8, dx:dx + 8] for i, (dy, dx) in enumerate(offsets.tolist())])
+            torch.testing.assert_close(model.seen[2 * step + micro], want, rtol=0, atol=0)
+        assert not torch.equal(model.seen[2 * step], model.seen[2 * step + 1])
 
 
 # ----------------------------------------------------------------------------- configuration

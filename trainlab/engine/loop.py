@@ -240,7 +240,8 @@ class Trainer:
             state.batch_in_epoch = position
             if not indices:
                 continue  # every micro-batch of this step was skipped after a rollback
-            output = train_step([fetch(index, state.step, state.epoch) for index in indices], state)
+            output = train_step([fetch(index, state.step, state.epoch, micro) for micro, index in enumerate(indices)],
+                                state)
             state.step += 1
             self._tally(output.losses, output.samples)
             loss = output.losses["loss"]
