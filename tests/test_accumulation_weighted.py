@@ -38,23 +38,35 @@ def _model(log_probabilities: bool) -> nn.Module:
     return nn.Sequential(linear, nn.LogSoftmax(dim=1)) if log_probabilities else linear
 
 
-def _reference(model: nn.Module, x, y, loss_fn) -> list[float]:
+def _reference(model: nn.Module, x, y, loss_fn, denominator=len) -> list[float]:
     """Plain torch: epoch order randperm(n) seeded seed * 1_000_003 + epoch (docs), one SGD step per b * k rows
-    with the loss of those rows as one batch; returns each epoch's row-weighted mean of the step losses."""
+    with the loss of those rows as one batch; returns each epoch's loss as one batch of its rows would give
+    it: sum_s loss_s * d_s / sum_s d_s, d_s what step s's mean divides by (``denominator`` of its labels: the
+    row count, or torch's summed class weights of the labels)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     epoch_losses = []
     for epoch in range(EPOCHS):
         order = torch.randperm(N, generator=torch.Generator().manual_seed(SEED * 1_000_003 + epoch))
-        total = 0.0
+        total = weight = 0.0
         for start in range(0, N, BATCH * ACCUM):
             rows = order[start:start + BATCH * ACCUM]
             optimizer.zero_grad()
             loss = loss_fn(model(x[rows]), y[rows])
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(rows)
-        epoch_losses.append(total / N)
+            total += float(loss.detach()) * float(denominator(y[rows]))
+            weight += float(denominator(y[rows]))
+        epoch_losses.append(total / weight)
     return epoch_losses
+
+
+def _torch_denominator(torch_kwargs: dict):
+    """What torch's mean divides by: the summed class weights of the labels (ignored labels left out)."""
+    def denominator(labels: torch.Tensor) -> float:
+        kept = labels[labels != torch_kwargs.get("ignore_index", -100)]
+        weights = torch_kwargs.get("weight")
+        return float(len(kept) if weights is None else weights[kept].sum())
+    return denominator
 
 
 def _trainlab(model: nn.Module, x, y, loss: dict, accum: int = ACCUM):
@@ -96,7 +108,9 @@ def test_accumulated_steps_with_a_weighted_mean_train_as_one_batch_of_their_rows
     x, y = _data()
     torch_loss = F.nll_loss if log_probabilities else F.cross_entropy
     reference = _model(log_probabilities)
-    want_losses = _reference(reference, x, y, lambda out, target: torch_loss(out, target, **torch_kwargs))
+    mean = torch_kwargs.get("reduction", "mean") == "mean"  # a summed loss's epoch mean is over rows
+    want_losses = _reference(reference, x, y, lambda out, target: torch_loss(out, target, **torch_kwargs),
+                             _torch_denominator(torch_kwargs) if mean else len)
     model = _model(log_probabilities)
     result = _trainlab(model, x, y, spec)
     assert _max_rel(model, reference) < 2e-6
@@ -119,6 +133,24 @@ def test_a_summed_loss_with_a_penalty_counts_each_sum_whole_and_the_penalty_once
     trainlab.fit(model, train=(x, y), strategy=strategy, seed=SEED, runtime={"device": "cpu"}, metrics=[],
                  task="multiclass")
     assert _max_rel(model, reference) < 2e-6
+
+
+@pytest.mark.parametrize("batch_size", ["full", 8, 5])
+def test_a_class_weighted_train_loss_is_the_epochs_weighted_mean_at_any_batch_size(batch_size):
+    """With the weights kept still (lr 1e-12) and val = train, the epoch's train_loss is torch's weighted
+    cross-entropy of all its rows, as val_loss is, at every batch size: steps averaged by their row counts
+    gave 10% more at batch 8 than in one batch (a user's digits run)."""
+    x, y = _data()
+    weights = [20.0, 1.0, 1.0]
+    model = _model(False)
+    with torch.no_grad():
+        want = float(F.cross_entropy(model(x), y, weight=torch.tensor(weights)))
+    strategy = {"loss": {"name": "cross_entropy", "class_weights": weights}, "optimizer": {"name": "sgd", "lr": 1e-12},
+                "batch_size": batch_size, "epochs": 1}
+    result = trainlab.fit(model, train=(x, y), val=(x, y), strategy=strategy, seed=SEED, runtime={"device": "cpu"},
+                          metrics=[], task="multiclass")
+    assert result.history[0]["train_loss"] == pytest.approx(want, rel=1e-6)
+    assert result.history[0]["val_loss"] == pytest.approx(want, rel=1e-6)
 
 
 def test_unweighted_accumulation_keeps_row_shares_with_no_tensor_work():
@@ -174,3 +206,19 @@ def test_mean_denominator_is_what_the_weighted_mean_divides_by(spec):
     if spec["name"] == "bce":
         weighted = build_loss({"name": "bce", "pos_weight": 4.0})
         assert weighted.mean_denominator(target) is None  # pos_weight scales terms; the mean is over rows
+
+
+def test_an_epoch_sum_from_a_checkpoint_written_before_weights_were_kept_reads_its_rows():
+    """Such a checkpoint holds the folded sum of rows * loss, pending losses and their row counts ("sizes"):
+    the folded weight is the epoch's rows less the pending ones, so the epoch mean comes out as before."""
+    from trainlab.engine.state import EpochSum
+
+    tally = EpochSum(torch.device("cpu"))
+    tally.load_state_dict({"total": torch.tensor(10.0, dtype=torch.float64), "sizes": [2, 3],
+                           "pending": torch.tensor([1.0, 2.0])}, rows_so_far=15)
+    assert tally.mean() == pytest.approx((10.0 + 2 * 1.0 + 3 * 2.0) / 15)
+    tally.add(torch.tensor(4.0), torch.tensor(5.0, dtype=torch.float64))  # a class-weighted step: d = 5
+    assert tally.mean() == pytest.approx((18.0 + 20.0) / 20)
+    again = EpochSum(torch.device("cpu"))
+    again.load_state_dict(tally.state_dict())
+    assert again.mean() == tally.mean() and again.value() == tally.value()

@@ -57,7 +57,7 @@ class StepLogger(Callback):
         if state["sum"] is None:  # a checkpoint written before the first step of its run
             self._sum.reset()
         else:
-            self._sum.load_state_dict(state["sum"])
+            self._sum.load_state_dict(state["sum"], rows_so_far=int(state["samples"]))
         self._samples, self._seen = int(state["samples"]), int(state["seen"])
         self._since = (time.monotonic(), self._seen)  # a rollback moves samples_seen back: the rate restarts
         self._restored = True

@@ -111,7 +111,7 @@ class Trainer:
         self.validation = validation
         self.state, self.control = TrainState(), Control()
         self.view = TrainerView(self)
-        self._sums: dict[str, EpochSum] = {}  # per named loss: sum of samples * step mean
+        self._sums: dict[str, EpochSum] = {}  # per named loss: sum of weight * step mean (EpochSum)
         self._epoch_samples = 0
         self._fit_started: float | None = None
         self._limit_reason: str | None = None  # who set limits.max_steps, when not the config
@@ -243,7 +243,7 @@ class Trainer:
             output = train_step([fetch(index, state.step, state.epoch, micro) for micro, index in enumerate(indices)],
                                 state)
             state.step += 1
-            self._tally(output.losses, output.samples)
+            self._tally(output.losses, output.samples, output.weight)
             loss = output.losses["loss"]
             state.validation_due = bool(every) and self._validation_due(position)  # before a checkpoint is written
             for hook in step_end:
@@ -288,9 +288,8 @@ class Trainer:
         state.epoch += 1
         state.batch_in_epoch = 0
         record: dict[str, Any] = {"epoch": state.epoch, "step": state.step, **lr_columns(self.step)}
-        samples = max(self._epoch_samples, 1)
         for name, tally in self._sums.items():  # train_loss is the data loss alone; train_penalty apart
-            record[f"train_{name}"] = tally.value() / samples
+            record[f"train_{name}"] = tally.mean()
         self.step.set_mode(training=False)  # validation callbacks see the weights that were evaluated
         reused = self._validation_at_this_step()
         metrics = self.validation.evaluate() if reused is None else reused
@@ -342,13 +341,15 @@ class Trainer:
             tally.reset()
         self._epoch_samples = 0
 
-    def _tally(self, losses: dict[str, torch.Tensor], samples: int) -> None:
+    def _tally(self, losses: dict[str, torch.Tensor], samples: int, weight: torch.Tensor | None = None) -> None:
+        """Add a step's losses to the epoch's sums: each weighted by the step's rows, the data loss by
+        ``weight`` where the step gives one (StepOutput.weight: what its mean divides by)."""
         sums = self._sums
         for name, value in losses.items():
             tally = sums.get(name)
             if tally is None:
                 tally = sums[name] = EpochSum(value.device)
-            tally.add(value, samples)
+            tally.add(value, weight if weight is not None and name == "loss" else samples)
         self._epoch_samples += samples
         self.state.samples_seen += samples
 
@@ -384,7 +385,7 @@ class Trainer:
         self.control = Control()
         self.control.load_state_dict(parts["control"])
         self._sums = {}
+        self._epoch_samples = int(parts["epoch_samples"])
         for name, tally_state in parts["epoch_sums"].items():
             self._sums[name] = EpochSum(self.batches.device)
-            self._sums[name].load_state_dict(tally_state)
-        self._epoch_samples = int(parts["epoch_samples"])
+            self._sums[name].load_state_dict(tally_state, rows_so_far=self._epoch_samples)

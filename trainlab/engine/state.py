@@ -74,48 +74,80 @@ class Control:
 
 
 class EpochSum:
-    """Float64 sum of n_i * loss_i over an epoch's batches, with no tensor kernel per step.
+    """Float64 weighted sum of an epoch's step losses, sum_i w_i * loss_i, and of their weights sum_i w_i,
+    with no tensor kernel per step.
 
-    Each batch's (detached, scalar) loss is kept and folded into the float64 total every
-    ``fold_every`` batches: ``total += sum_i float64(loss_i) * n_i``. Fold points depend only on
-    how many batches were added since :meth:`reset`, and the pending values are checkpointed,
-    so a resumed run sums in exactly the same order as one that never stopped.
+    w_i is the step's row count, or, for a loss whose mean divides by something else (a class-weighted
+    cross-entropy: the summed class weights of the step's labels), that divisor as a tensor, so that
+    :meth:`mean` is the epoch's loss as one batch of all its rows would give it (sum_i S_i / sum_i d_i).
+    Each step's (detached, scalar) loss and weight are kept and folded into the float64 totals every
+    ``fold_every`` steps. Fold points depend only on how many steps were added since :meth:`reset`, and the
+    pending values are checkpointed, so a resumed run sums in exactly the same order as one that never
+    stopped.
     """
 
     fold_every: int = 256
 
     def __init__(self, device: torch.device):
         self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.weight = torch.zeros((), dtype=torch.float64, device=device)
         self.values: list[torch.Tensor] = []
-        self.sizes: list[int] = []
+        self.sizes: list[int | torch.Tensor] = []
 
-    def add(self, value: torch.Tensor, size: int) -> None:
+    def add(self, value: torch.Tensor, size: int | torch.Tensor) -> None:
         self.values.append(value)
         self.sizes.append(size)
         if len(self.values) >= self.fold_every:
-            self.total += self._pending()
+            total, weight = self._pending()
+            self.total += total
+            self.weight += weight
             self.values, self.sizes = [], []
 
-    def _pending(self) -> torch.Tensor:
+    def _weights(self) -> torch.Tensor:
+        device = self.total.device
+        if all(isinstance(size, int) for size in self.sizes):  # row counts: one host-to-device copy
+            return torch.tensor(self.sizes, dtype=torch.float64, device=device)
+        return torch.stack([size.to(device, torch.float64) if isinstance(size, torch.Tensor)
+                            else torch.tensor(float(size), dtype=torch.float64, device=device) for size in self.sizes])
+
+    def _pending(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.values:
-            return torch.zeros((), dtype=torch.float64, device=self.total.device)
-        values = torch.stack(self.values).to(torch.float64)
-        return (values * torch.tensor(self.sizes, dtype=torch.float64, device=values.device)).sum()
+            zero = torch.zeros((), dtype=torch.float64, device=self.total.device)
+            return zero, zero
+        values, weights = torch.stack(self.values).to(torch.float64), self._weights()
+        return (values * weights).sum(), weights.sum()
 
     def reset(self) -> None:
         self.total.zero_()
+        self.weight.zero_()
         self.values, self.sizes = [], []
 
     def value(self) -> float:
-        """The sum so far (does not fold: reading never changes the summation order)."""
-        return float(self.total + self._pending())
+        """The weighted sum so far (does not fold: reading never changes the summation order)."""
+        return float(self.total + self._pending()[0])
+
+    def mean(self) -> float:
+        """sum_i w_i * loss_i / sum_i w_i over the steps so far (0 before any step)."""
+        total, weight = self._pending()
+        weight = self.weight + weight
+        return float((self.total + total) / weight) if float(weight) > 0 else 0.0
 
     def state_dict(self) -> dict[str, Any]:
         pending = torch.stack(self.values) if self.values else self.total.new_zeros(0)  # in the losses' dtype
-        return {"sizes": list(self.sizes), "total": self.total.clone(), "pending": pending}
+        weights = self._weights() if self.sizes else self.total.new_zeros(0)
+        return {"total": self.total.clone(), "weight": self.weight.clone(), "pending": pending,
+                "pending_weights": weights}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], rows_so_far: int | None = None) -> None:
+        """``rows_so_far``: the epoch's rows so far, for a checkpoint written before weights were kept (its
+        "sizes" were row counts and its folded weight the rows less the pending ones)."""
         self.total.copy_(state["total"])
         pending = state.get("pending")
         self.values = [] if pending is None else list(pending.to(self.total.device).clone().unbind())
-        self.sizes = [int(n) for n in state["sizes"]]
+        if "pending_weights" in state:
+            weights = state["pending_weights"].to(self.total.device, torch.float64)
+            self.sizes = list(weights.clone().unbind())
+            self.weight.copy_(state["weight"])
+        else:
+            self.sizes = [int(n) for n in state["sizes"]]
+            self.weight.fill_(float((rows_so_far or 0) - sum(self.sizes)))

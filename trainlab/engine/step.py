@@ -59,10 +59,14 @@ def clear_grads(optimizer: torch.optim.Optimizer) -> None:
 
 
 class StepOutput(NamedTuple):
-    """What one optimizer step reports: named detached losses (means over its samples) and the sample count."""
+    """What one optimizer step reports: named detached losses (means over its samples), the sample count,
+    and ``weight``: what the data loss's mean divided by where that is not the sample count (a class-weighted
+    cross-entropy's summed weights of the labels, ``Loss.mean_denominator``), for the epoch's mean; None
+    (the default) weighs the step by its samples."""
 
     losses: dict[str, torch.Tensor]
     samples: int
+    weight: torch.Tensor | None = None
 
     @property
     def loss(self) -> torch.Tensor:
@@ -258,7 +262,9 @@ class StandardStep:
         unweighted = getattr(objective.loss, "unweighted", None)
         self._plain_loss = unweighted() if unweighted is not None else objective.loss
         # d_i of an accumulated step's micro-batches (None: row shares); a loss without it averages over rows
-        self._mean_denominator = getattr(objective.loss, "mean_denominator", None)
+        # (a summed loss divides by nothing: its micro-batches add whole, its epoch mean is over rows)
+        summed = getattr(objective.loss, "reduction", "mean") == "sum"
+        self._mean_denominator = None if summed else getattr(objective.loss, "mean_denominator", None)
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
         # the optimizers (a routed one's inner ones) whose state check_checkpointable has not yet seen
         self._unchecked = _state_owners(optimizer)
@@ -295,7 +301,7 @@ class StandardStep:
             loss.backward()
             self.optimizer.step()
             clear_grads(self.optimizer)
-            output = StepOutput({"loss": loss.detach()}, len(y))
+            output = StepOutput({"loss": loss.detach()}, len(y), self._denominator(y))
         else:
             output = self._closure_step(batches) if self._closure else self._accumulated_step(batches, state)
         if self._unchecked:
@@ -314,7 +320,8 @@ class StandardStep:
         """The step of every case but the plain one and a closure's: weighted micro-batches, the fp16 scaler,
         the gradient-norm record, clipping."""
         optimizer = self.optimizer
-        shares = self._shares(batches)
+        denominators = self._denominators(batches)
+        shares = self._shares(batches, denominators)
         totals: dict[str, torch.Tensor] = {}
         samples = 0
         summed = shares is not None and getattr(self.objective.loss, "reduction", "mean") == "sum"
@@ -346,22 +353,33 @@ class StandardStep:
             self.scaler.step(optimizer)  # skips the update when the scaled gradients overflowed
             self.scaler.update()
         clear_grads(optimizer)
-        return StepOutput(totals, samples)
+        return StepOutput(totals, samples, None if denominators is None else sum(denominators))
 
-    def _shares(self, batches: list[Batch]) -> list[float | torch.Tensor] | None:
-        """Each micro-batch's weight in the step's mean (None for a single batch): d_i / sum_j d_j of the loss's
-        ``mean_denominator`` read from the targets (detached, no device sync), else the row shares n_i / N,
-        which need no tensor work."""
+    def _denominator(self, y: torch.Tensor) -> torch.Tensor | None:
+        """d of the rows ``y``, what the loss's mean divides by (``Loss.mean_denominator``, detached), or None
+        where that is the row count (no tensor work)."""
+        if self._mean_denominator is None:
+            return None
+        with torch.no_grad():
+            return self._mean_denominator(y)
+
+    def _denominators(self, batches: list[Batch]) -> list[torch.Tensor] | None:
+        """:meth:`_denominator` of each micro-batch (None where the loss's mean is over rows)."""
+        first = self._denominator(batches[0][1])
+        if first is None:
+            return None
+        return [first] + [self._denominator(y) for _, y in batches[1:]]
+
+    def _shares(self, batches: list[Batch], denominators: list[torch.Tensor] | None = None
+                ) -> list[float | torch.Tensor] | None:
+        """Each micro-batch's weight in the step's mean (None for a single batch): d_i / sum_j d_j of the
+        loss's ``denominators`` (:meth:`_denominators`, read from the targets, no device sync), else the row
+        shares n_i / N, which need no tensor work."""
         if len(batches) == 1:
             return None
-        denominator = self._mean_denominator
-        if denominator is not None:
-            with torch.no_grad():
-                first = denominator(batches[0][1])
-                if first is not None:
-                    parts = [first] + [denominator(y) for _, y in batches[1:]]
-                    whole = sum(parts)
-                    return [part / whole for part in parts]
+        if denominators is not None:
+            whole = sum(denominators)
+            return [part / whole for part in denominators]
         rows = sum(len(y) for _, y in batches)
         return [len(y) / rows for _, y in batches]
 
@@ -383,7 +401,7 @@ class StandardStep:
 
         self.optimizer.step(closure)
         clear_grads(self.optimizer)
-        return StepOutput(first, len(y))
+        return StepOutput(first, len(y), self._denominator(y))
 
     def _clip(self) -> None:
         params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
