@@ -358,7 +358,8 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     model = model.to(device)
     loss.to(device)
     batch_size = batch_size_for(config, len(data.train), quiet)
-    check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes, batch_rows=batch_size)
+    check_loss_fits(loss, model, data, device, chosen_by_auto="loss_advice" in notes, batch_rows=batch_size,
+                    precision=precision)
     metric_names = run_metrics(config, data, loss)
     monitor, mode, available = monitored(config, metric_names, has_val=len(data.val) > 0)
     warn_if_nothing_validated(config.strategy.eval_every_n_steps, data)

@@ -26,7 +26,7 @@ from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.out_of_memory import is_out_of_memory
 from trainlab.probability_outputs import check_probability_outputs, in_eval_mode
-from trainlab.runtime import op_without_deterministic_kernel
+from trainlab.runtime import cpu_model, op_without_deterministic_kernel, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def input_fixes(data: Dataset) -> InputFixes:
 
 
 def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device,
-                    chosen_by_auto: bool = False, batch_rows: int | None = None) -> None:
+                    chosen_by_auto: bool = False, batch_rows: int | None = None, precision: str = "fp32") -> None:
     """Run the model on a few training rows and check its output against the loss and the targets:
     one tensor (not a tuple or dict), a loss that suits the task, the width the loss asks for (a
     class-index loss: exactly one score per class), then the loss's own shape check, and last that a
@@ -121,9 +121,14 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
     model's forward on it becomes a one-line DataError naming the model, the input shape and the error
     (and, for integer or 1-D inputs, the fix of :func:`input_fixes`): a problem of the inputs, whatever
     chose the loss.
+
+    Under a reduced ``precision`` (the run's resolved ``runtime.precision``: bf16 or fp16) a few of those
+    rows are run again under autocast, so that a layer with no kernel of that dtype on this CPU is a
+    ConfigError naming ``runtime.precision`` before training starts (:func:`check_precision_kernels`).
     """
     check_token_inputs(model, data)
     x, output = _probe(model, data, device, batch_rows)
+    check_precision_kernels(model, x, device, precision)
     y = data.train.y[:len(x)].to(device)
     try:
         _check_output_fits(loss, model, output, y, data)
@@ -278,6 +283,53 @@ def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: 
     kind = "" if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: "
     return DataError(f"model '{name}' cannot take inputs shaped {tuple(x.shape[1:])} ({dtype}, a batch of "
                      f"{len(x)} rows): {kind}{first}{one_feature}")
+
+
+#: oneDNN's words (torch's CPU kernel library) when it has no kernel of a layer for the dtype asked for: "could
+#: not create a primitive descriptor for the LSTM forward propagation primitive" (nn.LSTM under a bf16 or fp16
+#: autocast on a CPU without avx512_bf16, as an AVX2-only AMD EPYC, with torch 2.13; nn.GRU runs there)
+NO_ONEDNN_KERNEL = "could not create a primitive descriptor"
+ONEDNN_LAYER = re.compile(r"primitive descriptor for (?:the |an? )?(\w+) (?:forward|backward)")
+PROBE_ROWS_UNDER_AUTOCAST = 4  # a missing kernel is missing at any batch size: a few rows tell
+
+
+def check_precision_kernels(model: torch.nn.Module, x: torch.Tensor, device: torch.device, precision: str) -> None:
+    """Run ``model`` on the first rows of the probe batch ``x`` under the autocast of ``precision`` (bf16 or
+    fp16; fp32 runs nothing), in eval mode without gradients, as the run's step computes its forward
+    (trainlab.engine.step). A layer oneDNN has no kernel for in that dtype on this CPU (:data:`NO_ONEDNN_KERNEL`)
+    is a ConfigError (:func:`_precision_kernel_error`); any other failure is left to the run, whose error
+    it would be anyway (the fp32 probe has already passed)."""
+    if precision not in ("bf16", "fp16"):
+        return
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    try:
+        with in_eval_mode(model), torch.no_grad(), torch.autocast(device.type, dtype=dtype):
+            model(x[:PROBE_ROWS_UNDER_AUTOCAST])
+    except Exception as exc:  # noqa: BLE001  (only oneDNN's missing kernel is told here)
+        error = _precision_kernel_error(model, device, precision, exc)
+        if error is not None:
+            raise error from None
+
+
+def _precision_kernel_error(model: torch.nn.Module, device: torch.device, precision: str,
+                            exc: BaseException) -> ConfigError | None:
+    """The one-line ConfigError for oneDNN's "could not create a primitive descriptor" under a reduced
+    ``precision``, naming the layer kind oneDNN names (``LSTM``) and the model's modules of that kind, the
+    CPU and the fix: ``runtime.precision: fp32`` (and ``auto`` where it picks fp32 on this device); None
+    for any other exception."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if not isinstance(exc, RuntimeError) or NO_ONEDNN_KERNEL not in first:
+        return None
+    found = ONEDNN_LAYER.search(first)
+    kind = found.group(1) if found else None
+    modules = [path for path, module in model.named_modules()
+               if kind and path and type(module).__name__.lower() == kind.lower()]
+    where = f" ({', '.join(modules[:3])}{', ...' if len(modules) > 3 else ''})" if modules else ""
+    layer = f"the {kind} layer{where}" if kind else "a layer"
+    auto = " (or auto, which picks fp32 on this CPU)" if resolve_precision("auto", device) == "fp32" else ""
+    return ConfigError(f"runtime.precision is {precision}, but {layer} of model '{model_name(model)}' has no "
+                       f"{precision} kernel on this CPU ({cpu_model()}; oneDNN: {first.rstrip('.').split('. ')[0]});"
+                       f" use runtime.precision: fp32{auto}")
 
 
 RAW_SCALE = 100.0  # regression targets whose mean or spread exceeds this are warned of when not standardised

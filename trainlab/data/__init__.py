@@ -154,9 +154,28 @@ def _why_no_row_is_whole(x: np.ndarray, y: np.ndarray, locate: Callable[[str, in
         columns = array.reshape(len(array), -1)
         empty = np.flatnonzero((~np.isfinite(columns)).all(axis=0))
         if len(empty):
+            if array.ndim > 2 and locate is None:  # no column: a position within each row's own shape
+                position = _position(array, int(empty[0]))
+                return f": the {part} at position {position} (counting from 0) are NaN/Inf in every row (drop or " \
+                       "fill that position)"
             where = cell_at(locate, part, 0, int(empty[0]) if array.ndim > 1 else None)
             return f": the {part} column of {where} is NaN/Inf in every row (drop or fill that column)"
     return ""
+
+
+def _position(array: np.ndarray, flat: int) -> str:
+    """Index ``flat`` of a row of ``array`` flattened, as the index in the row's own shape: ``[5, 2]``."""
+    return "[" + ", ".join(str(int(i)) for i in np.unravel_index(flat, array.shape[1:])) + "]"
+
+
+def _cell(locate: Callable[[str, int, int], str] | None, part: str, array: np.ndarray, row: int, flat: int) -> str:
+    """Where value ``flat`` (its index in the row flattened) of row ``row`` of ``array`` is, for messages:
+    ``row 17, column 2`` for a table (rows shaped (k,)), ``row 17, position [5, 2]`` for rows of several
+    axes (a sequence's (20, 3): the flattened 17 named no column of the data), ``row 17`` for rows of one
+    value (both counting from 0); a source's ``locate`` names cells in its own words (columns of a file)."""
+    if array.ndim > 2 and locate is None:
+        return f"row {row}, position {_position(array, flat)} (counting from 0)"
+    return cell_at(locate, part, row, flat if array.ndim > 1 else None)
 
 
 def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
@@ -175,7 +194,7 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
     _check_numeric(name, "targets", y)
     for part, array in (("features", x), ("targets", y)):  # refused whatever the policy: rescaling fixes them
         check_float32_range(array, lambda row, col, part=part, array=array:
-                            f"{name} {part} at {cell_at(locate, part, row, col if array.ndim > 1 else None)}")
+                            f"{name} {part} at {_cell(locate, part, array, row, col)}")
     missing_category = (categorical == "") if categorical is not None else None
     if policy != "drop":
         for part, array in (("features", x), ("targets", y)):
@@ -185,7 +204,7 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
             if len(bad):
                 row, col = (int(i) for i in bad[0])
                 value = array.reshape(len(array), -1)[row, col]
-                where = cell_at(locate, part, row, col if array.ndim > 1 else None)
+                where = _cell(locate, part, array, row, col)
                 missing = bool(np.isnan(value)) and missing_cells is not None  # a CSV's empty cell or NA
                 said = f" ({missing_cells})" if missing else ""
                 raise DataError(f"{name} has a {'missing' if missing else 'non-finite'} {part[:-1]} value ({value}) "

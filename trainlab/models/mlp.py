@@ -78,6 +78,9 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
         activation: str = "relu", dropout: float = 0.0, output_activation: str | None = None) -> nn.Module:
     """Flatten -> [Linear -> activation -> Dropout] per hidden size -> Linear [-> output_activation].
 
+    ``dropout`` acts after the hidden layers only: with ``hidden: []`` (a linear model) a rate above 0 is a
+    ConfigError rather than a model that trains as without it.
+
     ``output_activation``: none for logits; sigmoid (bce_prob), log_softmax (nll) or another activation."""
     dropout = dropout_rate("mlp", dropout)
     if not isinstance(hidden, list | tuple) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hidden):
@@ -85,6 +88,10 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
     if any(int(h) < 1 for h in hidden):
         raise ConfigError(f"model 'mlp': hidden sizes must be whole numbers >= 1, e.g. [128, 64]; "
                           f"got hidden={list(hidden)}")
+    if dropout > 0 and not hidden:  # it would train exactly as dropout 0 (linear refuses the option outright)
+        raise ConfigError(f"model 'mlp': dropout acts after each hidden layer, and hidden=[] has none, so "
+                          f"dropout={short_repr(dropout)} would do nothing; give a hidden layer (hidden: [64]) or "
+                          "drop dropout (dropout: 0)")
     layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
     width = math.prod(input_shape)
     for size in hidden:
