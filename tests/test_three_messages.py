@@ -189,3 +189,20 @@ def test_a_dropout_option_either_acts_or_is_refused(spec, shape, x):
         evaluated = model.eval()(x)
         trained = model.train()(x)
     assert not torch.allclose(trained, evaluated)
+
+
+def test_trainlab_fit_names_a_non_finite_cell_of_rows_of_several_axes_by_its_position():
+    """fit's own check named the flattened index a column: (20, 5, 3) rows with a NaN at [4, 1, 2] said column 5."""
+    import trainlab
+
+    x = np.random.default_rng(0).normal(size=(20, 5, 3)).astype(np.float32)
+    x[4, 1, 2] = np.nan
+    want = tuple(int(i) for i in np.argwhere(np.isnan(x))[0])  # numpy's own index of the NaN
+    with pytest.raises(DataError, match=rf"^train x has a non-finite value at row {want[0]}, position "
+                                        rf"\[{want[1]}, {want[2]}\] \(counting from 0\)"):
+        trainlab.fit(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(15, 2)), train=(x, np.arange(20) % 2),
+                     strategy={"epochs": 1})
+    table = np.ones((6, 4), dtype=np.float32)
+    table[2, 3] = np.inf
+    with pytest.raises(DataError, match=r"at row 2, column 3 \(counting from 0\)"):
+        trainlab.fit(torch.nn.Linear(4, 2), train=(table, np.arange(6) % 2), strategy={"epochs": 1})

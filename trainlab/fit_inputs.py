@@ -208,11 +208,20 @@ def _rows_differ(shapes: list[tuple[int, ...]], rows: int) -> str:
     return f"; every input needs one row per target (y has {rows} rows; {', '.join(other)})" if other else ""
 
 
+def _cell(shape: tuple[int, ...], row: int, flat: int) -> str:
+    """Value ``flat`` (its index in the row flattened) of row ``row`` of an array shaped ``shape``, for messages:
+    ``row 3, column 2`` for a table, ``row 3, position [5, 2]`` for rows of several axes, ``row 3`` for rows
+    of one value (counting from 0)."""
+    if len(shape) > 2:
+        return f"row {row}, position [{', '.join(str(int(i)) for i in np.unravel_index(flat, shape[1:]))}]"
+    return f"row {row}, column {flat}" if len(shape) == 2 else f"row {row}"
+
+
 def _check_finite(what: str, values: torch.Tensor) -> None:
     if values.is_floating_point() and not bool(torch.isfinite(values).all()):
-        bad = torch.nonzero(~torch.isfinite(values.reshape(len(values), -1)))[0].tolist()
-        raise DataError(f"{what} has a non-finite value at row {bad[0]}, column {bad[1]} (counting from 0); "
-                        "drop or impute such rows first")
+        row, flat = torch.nonzero(~torch.isfinite(values.reshape(len(values), -1)))[0].tolist()
+        raise DataError(f"{what} has a non-finite value at {_cell(tuple(values.shape), row, flat)} (counting "
+                        "from 0); drop or impute such rows first")
 
 
 def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split | None:
@@ -253,8 +262,8 @@ def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split
     for what, values in ((f"{name} x", x), (f"{name} y", y)):
         _check_finite(what, values)
         if values.dtype == torch.float64:  # float32 training: a larger value would become inf
-            check_float32_range(values.cpu().numpy(), lambda row, col, what=what:
-                                f"{what} at row {row}, column {col} (counting from 0)")
+            check_float32_range(values.cpu().numpy(), lambda row, col, what=what, shape=tuple(values.shape):
+                                f"{what} at {_cell(shape, row, col)} (counting from 0)")
     if x.is_floating_point() and x.dtype != torch.float32:
         x = x.float()
     return Split(x, y)
