@@ -110,7 +110,7 @@ def test_a_user_module_is_no_door_to_other_code(project, reference, message):
 
 def test_a_run_folder_config_trusts_no_folder_without_the_opt_in(project):
     with allow_local_modules(project):
-        with code_policy(local=False), pytest.raises(ConfigError, match="outside your own code"):
+        with code_policy(local=False), pytest.raises(ConfigError, match="imports no code without the opt-in, not even your own modules"):
             import_reference("usernet_cp:net", "model")
         with code_policy(allow=True, local=False):
             assert import_reference("usernet_cp:net", "model").__name__ == "net"
@@ -135,7 +135,7 @@ def test_trainlab_references_reach_registered_factories_only():
 def test_command_policy_trusts_the_config_folder_but_not_a_run_folder(project):
     with command_code_policy(False, config=project / "c.yaml"):
         assert import_reference("usernet_cp:net", "model")
-    with command_code_policy(False, run_dir=project), pytest.raises(ConfigError, match="outside your own"):
+    with command_code_policy(False, run_dir=project), pytest.raises(ConfigError, match="not even your own modules"):
         import_reference("usernet_cp:net", "model")
 
 
@@ -149,7 +149,8 @@ def test_train_with_a_user_model_then_eval_needs_the_opt_in(project, tmp_path, c
     capsys.readouterr()
     assert main(["eval", str(out)]) == 2  # someone else's run folder could have written that reference
     err = capsys.readouterr().err
-    assert "outside your own code" in err and "pass --allow-code to run it" in err and "from Python" not in err
+    assert "imports no code without the opt-in, not even your own modules" in err
+    assert "pass --allow-code to run it" in err and "from Python" not in err
     sys.modules.pop("usernet_cp", None)  # imported by the training: make eval find it again
     assert os.getcwd() != str(project)
     # the opt-in runs it from any directory: run.json records the folders the run was trained from
@@ -181,7 +182,7 @@ def test_load_run_imports_the_runs_own_code_only_with_allow_code(project, tmp_pa
     import trainlab
 
     out = _run_of_the_users_net(project, tmp_path)
-    with pytest.raises(ConfigError, match="outside your own code"):
+    with pytest.raises(ConfigError, match="imports no code without the opt-in, not even your own modules"):
         trainlab.load_run(out)
     run = trainlab.load_run(out, allow_code=True)  # from tmp_path/work: found in the recorded folder
     assert type(run.model).__name__ == "Net"
@@ -195,7 +196,7 @@ def test_an_explicit_allow_code_false_wins_over_the_environment_variable(project
 
     out = _run_of_the_users_net(project, tmp_path)
     monkeypatch.setenv("TRAINLAB_ALLOW_CODE", "1")
-    with pytest.raises(ConfigError, match="outside your own code"):
+    with pytest.raises(ConfigError, match="imports no code without the opt-in, not even your own modules"):
         trainlab.load_run(out, allow_code=False)
     assert "usernet_cp" not in sys.modules
     with code_policy(allow=False), pytest.raises(ConfigError, match="outside your own code"):
@@ -250,7 +251,7 @@ def test_compare_reports_runs_of_the_users_own_model_but_not_code_planted_in_the
     assert "could not rebuild" not in report and "outside your own code" not in report  # the user's own model
     capsys.readouterr()
     assert main(["report", str(out), "-o", str(tmp_path / "later.html")]) == 0  # a folder read later: opt-in
-    assert "outside your own code" in (tmp_path / "later.html").read_text()
+    assert "imports no code without the opt-in, not even your own modules" in (tmp_path / "later.html").read_text()
 
     run = out / "runs" / "base" / "plain" / "seed-0"
     marker = tmp_path / "pwned"
@@ -263,7 +264,7 @@ def test_compare_reports_runs_of_the_users_own_model_but_not_code_planted_in_the
     del info["resolved_config_hash"]  # a run from before the hash was recorded: the code policy stops it
     (run / "run.json").write_text(json.dumps(info))
     assert main(["report", str(out), "-o", str(tmp_path / "planted.html")]) == 0
-    assert "outside your own code" in (tmp_path / "planted.html").read_text()  # not trusted: it names other code
+    assert "imports no code without the opt-in, not even your own modules" in (tmp_path / "planted.html").read_text()  # not trusted: it names other code
     assert not marker.exists()
 
 

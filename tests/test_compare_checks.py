@@ -456,9 +456,13 @@ def test_null_validation_values_are_left_out_of_convergence_and_the_board_says_s
     expected = [((3 - 1) * (0.7 + 0.8) / 2) / (3 - 1),
                 ((2 - 1) * (0.6 + 0.9) / 2 + (4 - 2) * (0.9 + 0.5) / 2) / (4 - 1)]
     assert holes["val_curve_mean"]["values"] == pytest.approx(expected)
-    assert holes["gap_loss"]["values"] == pytest.approx([-0.1, -0.1]) and "note" not in holes
+    assert holes["gap_loss"]["values"] == pytest.approx([-0.1, -0.1])
+    # these summaries have no train block: gap_loss is the last epoch record's, and the block says so
+    assert holes["note"].startswith("gap_loss of 2 of 2 finished runs is val_loss - train_loss of the last epoch")
     empty = entries["empty"]
-    assert empty["best_val_epoch"] == {"mean": None, "median": None, "values": [None, None]}
+    assert empty["best_val_epoch"] == {"n": 0, "mean": None, "std": None, "median": None, "min": None, "max": None,
+                                       "ci95": None, "ci_method": None, "iqm": None, "iqm_ci95": None,
+                                       "iqm_ci_method": None, "values": [None, None], "seeds": [0, 1]}
     assert empty["val_curve_mean"]["values"] == [None, None]
     assert empty["note"].startswith("val_roc_auc has no finite value in 2 of 2 finished runs")
     buffer = StringIO()

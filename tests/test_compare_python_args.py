@@ -52,7 +52,7 @@ def test_one_path_and_one_override_as_strings_are_one_item(files):
     ({"jobs": None}, "jobs must be a whole number >= 1; got None (NoneType)"),
     ({"jobs": 1.5}, "jobs must be a whole number >= 1; got 1.5 (float)"),
     ({"seed": 2}, "compare_files got an unknown option 'seed'; did you mean 'seeds'? (options: seeds, jobs, target, "
-                  "metric, direction, live, quiet, wait)"),
+                  "metric, direction, live, quiet, wait, show_leaderboard)"),
     ({"direction": "up"}, "direction must be one of max, min, maximize, minimize (or None: by the metric's name); "
                           "got 'up'"),
     ({"metric": 3}, "metric must be a string such as 'test_accuracy'; got 3 (int)"),

@@ -247,13 +247,13 @@ def test_after_rows_are_dropped_a_bad_label_is_named_by_its_file_line(tmp_path):
     rows[2][2] = ""  # line 4: dropped
     rows[4][2] = 2  # line 6: not 0/1
     path = write_csv(tmp_path / "m.csv", ["a", "t1", "t2"], rows)
-    with pytest.raises(DataError, match=rf"^training data label 2.0 at line 6, column 't2' of {re.escape(path)} must "
+    with pytest.raises(DataError, match=rf"^training data label 2 at line 6, column 't2' of {re.escape(path)} must "
                                         "be 0 or 1"):
         load(source="csv", path=path, target=["t1", "t2"], task="multilabel", nan_policy="drop")
     y = np.array([r[1:] for r in rows], dtype=object)
     y[2, 1] = np.nan
     np.savez(tmp_path / "m.npz", x=np.arange(20.0)[:, None], y=y.astype(np.float64))  # no file lines: source rows
-    with pytest.raises(DataError, match=r"^training data label 2.0 at row 4, column 1 \(counting from 0 in the "
+    with pytest.raises(DataError, match=r"^training data label 2 at row 4, column 1 \(counting from 0 in the "
                                         r"source's arrays, before data.nan_policy dropped rows\) must be 0 or 1"):
         load(source="npz", path=str(tmp_path / "m.npz"), task="multilabel", nan_policy="drop")
 

@@ -94,7 +94,7 @@ def test_config_folder_modules_train_from_another_directory(project, tmp_path, m
     np.savez(tmp_path / "new.npz", x=np.array([[0.0, 1.0], [1.0, -0.5]]))  # a source without named columns: npz
     capsys.readouterr()
     assert main(["predict", str(out), str(tmp_path / "new.npz")]) == 2
-    assert "outside your own code" in capsys.readouterr().err
+    assert "imports no code without the opt-in, not even your own modules" in capsys.readouterr().err
     monkeypatch.chdir(project)
     assert main(["--allow-code", "predict", str(out), str(tmp_path / "new.npz")]) == 0
     printed = capsys.readouterr().out.splitlines()

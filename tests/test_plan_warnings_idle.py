@@ -145,17 +145,25 @@ STILL = {"name": "sgd", "lr": 1e-30}  # no weight moves: the monitor never impro
 
 
 @pytest.mark.parametrize(("patience", "every", "warned"), [
-    (20, None, True), (10, None, True), (9, None, False), (10, 2, False), (19, 2, False), (20, 2, True)])
+    (20, None, True), (10, None, True), (9, None, True), (8, None, False), (10, 2, False), (18, 2, False),
+    (19, 2, True), (20, 2, True)])
 def test_early_stopping_patience_no_run_this_long_exhausts_is_warned_of(capsys, patience, every, warned):
+    """A flat monitor's first value is the best: it stops at validation patience + 1, which cuts the run
+    short only before the last (patience 8 of 10 validations, 18 of 20); the fix names that patience."""
     strategy = dict(BASE, optimizer=STILL, eval_every_n_steps=every, early_stopping={"patience": patience})
     result, _ = _fit(strategy)
     lines = _warnings(capsys, "early_stopping.patience")
     assert len(lines) == int(warned), lines
-    if warned:  # the claim: even a monitor that never improves trains every step
-        assert result.summary["steps"] == 30
-        assert "can never stop the run early" in lines[0] and "restore_best still keeps" in lines[0]
-        validations = 10 if every is None else 20  # 10 ends + 15 multiples of 2 - 5 of 6
-        assert f"in {validations} validations" in lines[0]
+    validations = 10 if every is None else 20  # 10 ends + 15 multiples of 2 - 5 of 6
+    if not warned:  # the claim's other side: the run is cut short
+        assert result.summary["steps"] < 30
+        return
+    # the claim: even a monitor that never improves trains every step
+    assert result.summary["steps"] == 30
+    assert "can never stop the run early" in lines[0] and "restore_best still keeps" in lines[0]
+    assert f"in {validations} validations" in lines[0]
+    assert f"at validation {patience + 1} at the earliest" in lines[0]
+    assert f"set patience to {validations - 2} or less" in lines[0]
 
 
 def test_early_stopping_on_train_loss_counts_the_epoch_records_alone(capsys):

@@ -499,7 +499,7 @@ def test_a_failed_runs_missing_model_is_explained_by_its_recorded_error(project,
     sys.modules.pop(MODULE, None)
     assert _one_line(capsys.readouterr().err) == (
         "run has no model.safetensors (the run failed: RuntimeError: my forward's bug; fix the cause, then resume it "
-        "with 'trainlab resume run')")
+        "with 'trainlab --allow-code resume run')")  # the run's config names the user's module: the opt-in
     assert code == 2
 
 

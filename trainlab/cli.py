@@ -128,6 +128,18 @@ def _rows(summary: dict) -> str:
     return f"; rows {rows.get('train')} train, {rows.get('val')} val, {rows.get('test')} test"
 
 
+def _train_line(summary: dict, evaluated: str) -> str | None:
+    """"train: loss 0.0312, accuracy 0.994 (final weights, eval mode)": the numbers of summary.json's ``train``
+    block on one line (lists such as a confusion matrix left to the file), the train side of the val/test
+    tables printed under it; None for a summary without one (``output.evaluate_train: false``)."""
+    train = summary.get("train")
+    if not isinstance(train, dict):
+        return None
+    numbers = [f"{key} {'null' if value is None else f'{value:.6g}'}" for key, value in train.items()
+               if value is None or isinstance(value, int | float) and not isinstance(value, bool)]
+    return f"train{evaluated}: {', '.join(numbers) or '(no rows in this split)'} (final weights, eval mode)"
+
+
 def _report(summary: dict, path: Path) -> None:
     """The run's result on stdout; nothing for a finished run that a resume left as it was (its one line,
     ``notes["nothing_to_resume"]``, was said on stderr already)."""
@@ -141,6 +153,9 @@ def _report(summary: dict, path: Path) -> None:
     names = recorded_class_names(path)
     width = _name_width(summary["val"], summary["test"])  # one column for both tables
     evaluated = _evaluated_as(summary.get("evaluation"))
+    train = _train_line(summary, evaluated)
+    if train:
+        print(train)
     _print_metrics(f"val{evaluated}:", summary["val"], names, width)
     _print_metrics(f"test{evaluated}:", summary["test"], names, width)
     print(f"saved to {path}")
@@ -184,11 +199,13 @@ def _cmd_eval(args) -> int:
 
     _check_data_dir(args)
     found: list[str] = []
-    metrics = json_safe(evaluate_run(args.run_dir, args.split), "", found)
+    metrics = json_safe(evaluate_run(args.run_dir, args.split, args.checkpoint), "", found)
     summary = read_record_object(Path(args.run_dir) / "summary.json")
-    _print_metrics(f"{args.split}{_evaluated_as(_recorded_evaluation(summary))}:", metrics,
+    weights = f" (checkpoint {args.checkpoint})" if args.checkpoint is not None else ""
+    chosen = f", checkpoint={args.checkpoint!r}" if args.checkpoint is not None else ""
+    _print_metrics(f"{args.split}{weights}{_evaluated_as(_recorded_evaluation(summary))}:", metrics,
                    recorded_class_names(Path(args.run_dir)), held_in="not printed: in Python, "
-                   f"trainlab.experiment.evaluate_run({str(args.run_dir)!r}, {args.split!r}) returns it")
+                   f"trainlab.experiment.evaluate_run({str(args.run_dir)!r}, {args.split!r}{chosen}) returns it")
     warning = eval_non_finite_warning(args.split, found, summary)
     if warning:  # after the numbers it qualifies; exit 0, as train's run that went non-finite
         from trainlab.notices import warn
@@ -202,7 +219,7 @@ def _cmd_compare(args) -> int:
 
     compare_files(args.configs, args.strategies, out=args.out, overrides=args.set, seeds=args.seeds, jobs=args.jobs,
                   target=args.target, metric=args.metric,
-                  direction=args.direction)
+                  direction=args.direction, quiet=args.quiet, show_leaderboard=True)
     return 0
 
 
@@ -297,7 +314,7 @@ def _cmd_predict(args) -> int:
     from trainlab.predict_command import predict_command
 
     _check_data_dir(args)
-    text = predict_command(args.run_dir, args.input, out=args.out, proba=args.proba)
+    text = predict_command(args.run_dir, args.input, out=args.out, proba=args.proba, checkpoint=args.checkpoint)
     if text is None:
         print(f"wrote {args.out}", file=sys.stderr)
     else:
@@ -431,7 +448,7 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         os.environ[DATA_DIR_ENV] = args.data_dir  # in the environment: compare's and tune's workers read it too
     if not args.debug:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    from trainlab.code_policy import command_code_policy
+    from trainlab.code_policy import command_code_policy, resume_command_words
 
     received: list[int] = []  # SIGINT, and SIGTERM handled as Ctrl-C (tune's --jobs workers handle their own)
     try:
@@ -466,14 +483,14 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             # train's folder where --out names it; not --overwrite's: the old run stays until the new one saves
             run = args.run_dir if args.command == "resume" else None if args.overwrite else args.out
             after = ("; finished checkpoints are intact: once the disk is writable, "
-                     f"{command_line('trainlab', 'resume', run)}" if run
+                     f"{command_line(*resume_command_words(run))}" if run
                      else "; finished checkpoints are intact, resume once the disk is writable")
         elif written and args.command in ("compare", "tune"):  # each continues its runs or its study
             after = "; rerun the same command once the disk is writable"
         _say(f"error: {what}{after}", args.debug)
         return EXIT_SYSTEM
     except KeyboardInterrupt:  # in train, before the run folder exists (a run stopped in it says so itself)
-        after = (f"; its checkpoints are intact: {command_line('trainlab', 'resume', args.run_dir)}"
+        after = (f"; its checkpoints are intact: {command_line(*resume_command_words(args.run_dir))}"
                  if args.command == "resume" else "")
         by = " by SIGTERM" if received and received[-1] == signal.SIGTERM else ""
         print(f"error: interrupted{by}{after}", file=sys.stderr)

@@ -48,6 +48,10 @@ def path_word(text: str) -> str:
 QUIET_HELP = "no progress line and no notes (warnings and the final summary still print)"
 SET_HELP = "override a config key (~KEY deletes one)"
 PLOT_HELP = "image file to write: .png, .pdf or .svg"  # trainlab.plots.FORMATS
+# eval/predict --checkpoint: trainlab.run_weights.checkpoint_folder resolves the name (Lightning's ckpt_path)
+CHECKPOINT_HELP = ("{verb} the weights of one of the run's checkpoints instead of model.safetensors: best (the best "
+                   "evaluation, kept with output.checkpoint.every_n_epochs), last (the newest step-*), or a "
+                   "step-NNNNNNNNN folder's name")
 
 
 # the file -o names when it is not given; cli._parse fills it in and records ``out_given``: a symlink, FIFO or
@@ -84,10 +88,12 @@ def _train_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _eval_command(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("eval", help="reload a run's model.safetensors and print its metrics")
+    evaluate = commands.add_parser("eval", help="reload a run's model.safetensors (or a checkpoint's weights) and "
+                                                "print its metrics")
     evaluate.add_argument("run_dir", type=path_word)
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"],
                           help="split to evaluate on (default test)")
+    evaluate.add_argument("--checkpoint", metavar="NAME", help=CHECKPOINT_HELP.format(verb="evaluate"))
 
 
 def _resume_command(commands: argparse._SubParsersAction) -> None:
@@ -112,6 +118,9 @@ def _compare_command(commands: argparse._SubParsersAction) -> None:
                          help="override the metric's direction")
     compare.add_argument("--out", type=path_word,
                          help="comparison folder (default runs/compare-<strategies file name>)")
+    compare.add_argument("--quiet", action="store_true",
+                         help="no line per run and no live panel (warnings, the notes of runs skipped, resumed or "
+                              "trained again, and the final leaderboard still print)")
 
 
 def _demo_command(commands: argparse._SubParsersAction) -> None:
@@ -154,6 +163,7 @@ def _predict_command(commands: argparse._SubParsersAction) -> None:
                                                          "of images, a text TSV/CSV (docs/predict.md)")
     predict.add_argument("-o", "--out", type=path_word, help="CSV file to write (default: print to stdout)")
     predict.add_argument("--proba", action="store_true", help="add one probability column per class")
+    predict.add_argument("--checkpoint", metavar="NAME", help=CHECKPOINT_HELP.format(verb="predict with"))
 
 
 def _report_command(commands: argparse._SubParsersAction) -> None:

@@ -25,6 +25,9 @@ Whatever the policy, the target must have a factory's shape: a class or a
 Python function (not a module, not a builtin like ``os.system``), reached
 through public attributes only.
 
+The commands that messages hand the user to continue a run (:func:`resume_command_words`) name the opt-in
+where the run's config names such code: a "continue with" hint pastes and works as printed.
+
 This module only holds and scopes the policy (and puts its folders on ``sys.path``); it imports nothing of
 the user's.
 """
@@ -134,7 +137,7 @@ def command_code_policy(allow: bool, config: str | os.PathLike[str] | Sequence[s
             for folder in dict.fromkeys(Path(path).parent.resolve() for path in configs):
                 stack.enter_context(allow_local_modules(folder))
         elif allow:  # run_code_policy adds the run's folders again inside: they must already come first here
-            for folder in _recorded_code_folders(Path(run_dir)):
+            for folder in recorded_code_folders(run_dir):
                 stack.enter_context(allow_local_modules(folder))
             stack.enter_context(allow_local_modules(Path.cwd()))
         yield policy
@@ -257,17 +260,62 @@ def run_code_policy(run_dir: str | os.PathLike[str]) -> Iterator[CodePolicy]:
     with contextlib.ExitStack() as stack:
         policy = stack.enter_context(code_policy(local=False))
         if current_policy().allow:
-            for folder in _recorded_code_folders(Path(run_dir)):
+            for folder in recorded_code_folders(run_dir):
                 stack.enter_context(allow_local_modules(folder))
         yield policy
 
 
-def _recorded_code_folders(run_dir: Path) -> list[str]:
+def recorded_code_folders(run_dir: str | os.PathLike[str]) -> list[str]:
+    """The folders a run was trained from (``code_folders`` in its run.json: the working directory, then the
+    config's folder), those that still exist, in the order its modules were looked for in them; ``[]`` for a
+    run.json that cannot be read or records none."""
     try:
         from trainlab.records import read_record_text  # records imports metrics: not at import
 
-        folders = json.loads(read_record_text(run_dir / "run.json")).get("code_folders", [])
+        folders = json.loads(read_record_text(Path(run_dir) / "run.json")).get("code_folders", [])
     except (OSError, ValueError, RecursionError, AttributeError):
         return []
     return [str(folder) for folder in folders if isinstance(folder, str) and Path(folder).is_dir()] \
         if isinstance(folders, list) else []
+
+
+def outside_code_references(tree: Any) -> set[str]:
+    """The ``module:attr`` references of a config tree that import code other than trainlab's: the strings of
+    :func:`code_references` shaped as a reference (dotted Python names either side of one ``:``, so that a
+    path or URL holding a ``:`` is none) whose top-level module is not ``trainlab``. A run folder's config
+    naming any of them imports it only with the opt-in, even a module of the user's own (:func:`run_code_policy`).
+    A plain string of that shape elsewhere (a run ``name: exp:v2``) counts too: it only adds the opt-in to a
+    hint, where it is not needed but still works."""
+    def dotted(name: str) -> bool:
+        return bool(name) and all(part.isidentifier() for part in name.split("."))
+
+    found: set[str] = set()
+    for text in code_references(tree):
+        module, _, attribute = text.partition(":")
+        if dotted(module) and dotted(attribute) and module.split(".")[0] != "trainlab":
+            found.add(text)
+    return found
+
+
+def run_needs_code_opt_in(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether the run folder's config.yaml names code that ``trainlab resume``/``eval`` of it import only with
+    the opt-in (:func:`outside_code_references`: the user's own modules too); False when it cannot be read
+    (then the command's own refusal says what is wrong)."""
+    from trainlab.errors import TrainlabError
+    from trainlab.yaml_files import load_yaml_file
+
+    try:
+        stored = load_yaml_file(Path(run_dir) / "config.yaml", follow_links=False)
+    except (TrainlabError, OSError, ValueError, RecursionError):
+        return False
+    return bool(outside_code_references(stored))
+
+
+def resume_command_words(run_dir: str | os.PathLike[str]) -> list[str]:
+    """The words of the command that continues the run in ``run_dir``, for a message's hint (joined by
+    :func:`trainlab.shell_command.command_line` or ``quoted_command``): ``trainlab resume DIR``, or
+    ``trainlab --allow-code resume DIR`` where the run's config names ``module:attr`` code
+    (:func:`run_needs_code_opt_in`), which a run folder's config imports only with the opt-in; with it, from
+    the folders the run recorded (:func:`recorded_code_folders`), so the command works from any directory."""
+    opt_in = ["--allow-code"] if run_needs_code_opt_in(run_dir) else []
+    return ["trainlab", *opt_in, "resume", os.fspath(run_dir)]

@@ -150,6 +150,9 @@ class OutputConfig(Strict):
     log_every_n_steps: Int | None = Field(None, ge=1)  # step records: train loss, LR, grad norm, samples/s
     checkpoint: CheckpointConfig = CheckpointConfig()
     loggers: list[str] = []  # records also go to: tensorboard (<run>/tensorboard/), csv (<run>/metrics.csv)
+    # summary.json's "train" block: the final weights evaluated on the training split as val/test are (eval mode,
+    # no augmentation), the train side of the overfitting gap; false skips that pass (a large training set)
+    evaluate_train: bool = True
 
     @field_validator("dir")
     @classmethod
@@ -254,12 +257,13 @@ class Config(Strict):
 
     def results_dict(self) -> dict[str, Any]:
         """The resolved config as JSON data without what does not change a run's results (output paths,
-        loggers, what is kept after finishing) and without keys added later that sit at their default
-        (:data:`ADDED_OPTIONAL_KEYS`), so that it stays the same across trainlab versions."""
+        loggers, the train-split evaluation, what is kept after finishing) and without keys added later that
+        sit at their default (:data:`ADDED_OPTIONAL_KEYS`), so that it stays the same across trainlab versions."""
         payload = self.to_dict()
-        # where and how a run is recorded does not change its results: output paths, loggers and
-        # what is kept after finishing stay out of the hash (so adding them kept old hashes)
-        output = {k: v for k, v in payload["output"].items() if k not in ("dir", "loggers")}
+        # where and how a run is recorded does not change its results: output paths, loggers, the summary's
+        # train-split evaluation and what is kept after finishing stay out of the hash (so adding them kept
+        # old hashes)
+        output = {k: v for k, v in payload["output"].items() if k not in ("dir", "loggers", "evaluate_train")}
         output["checkpoint"] = {k: v for k, v in output["checkpoint"].items() if k != "keep_after_finish"}
         payload["output"] = output
         for (section, key), default in ADDED_OPTIONAL_KEYS.items():

@@ -130,7 +130,8 @@ class Regularization(Strict):
 
 class EarlyStoppingConfig(Strict):
     monitor: str = "val_loss"
-    mode: Literal["min", "max"] | None = None  # None: the monitor's direction (val_accuracy max, losses min)
+    # None or "auto" (Keras's default): the monitor's direction (val_accuracy max, losses min), stored as such
+    mode: Literal["min", "max"] | None = None
     patience: Int = Field(10, ge=0)  # validations without improvement before stopping (mid-epoch ones included)
     min_delta: Float = Field(0.0, ge=0.0)
     restore_best: bool = True
@@ -138,12 +139,24 @@ class EarlyStoppingConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _mode_of_the_monitor(cls, value: Any) -> Any:
-        if isinstance(value, dict) and value.get("mode") is None:
+        """``mode`` left out, null or ``auto`` (Keras's ``EarlyStopping(mode="auto")``) is the monitor's
+        direction (:func:`trainlab.metrics.monitor_mode`), stored as ``min`` or ``max``."""
+        if isinstance(value, dict) and value.get("mode") in (None, "auto"):
             from trainlab.metrics import monitor_mode
 
             monitor = value.get("monitor", "val_loss")
             mode = monitor_mode(monitor) if isinstance(monitor, str) else "min"
             value = {**value, "mode": mode}
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _min_max_or_auto(cls, value: Any) -> Any:
+        # a fixed word, matched as written (as lr's 'auto'): 'Max' is refused with "did you mean 'max'?"
+        if value not in ("min", "max"):  # 'auto' and None are the monitor's direction by now
+            hint = did_you_mean(value, ["min", "max", "auto"]) if isinstance(value, str) else ""
+            raise ValueError(f"must be 'min', 'max' or 'auto' (the monitor's direction, as leaving mode out); "
+                             f"got {short_repr(value)}{hint}")
         return value
 
 

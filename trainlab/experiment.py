@@ -41,6 +41,7 @@ from trainlab.callbacks.progress import ProgressBar, ProgressLog, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.code_policy import (
     config_folder_trusted,
+    resume_command_words,
     run_code_policy,
     trusted_code_folders,
     trusting_own_run,
@@ -70,11 +71,7 @@ from trainlab.model_file import (
     LOSS_DIGEST_KEY,
     LOSS_FILE,
     MODEL_FILE,
-    load_loss_state,
-    load_weights,
     loss_state,
-    read_loss_state,
-    read_model,
     write_loss_state,
     write_model,
 )
@@ -92,6 +89,7 @@ from trainlab.run_records import (
     record_digests,
 )
 from trainlab.run_summary import summarize
+from trainlab.run_weights import load_trained_state, read_trained_state
 from trainlab.shell_command import command_line, quoted_command
 from trainlab.time_budget import plan_line
 
@@ -222,15 +220,22 @@ def _stopped(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum
 
 
 def _resume_hint(path: Path, callbacks: list[Callback]) -> str:
-    """How to continue the run in ``path``: ``trainlab resume PATH``; for a run given callbacks of the user's
-    (``callbacks``: the trainer's, trainlab's own among them), the Python call that gives them back, as the
-    CLI cannot: ``trainlab.experiment.resume('PATH', callbacks=[...])``."""
-    command = command_line("trainlab", "resume", str(path))
+    """How to continue the run in ``path``: ``trainlab resume PATH`` (``trainlab --allow-code resume PATH``
+    for a run whose config names ``module:attr`` code, the user's own modules included: a run folder's config
+    imports none without the opt-in; :func:`~trainlab.code_policy.resume_command_words`); for a run given
+    callbacks of the user's (``callbacks``: the trainer's, trainlab's own among them), the Python call that
+    gives them back, as the CLI cannot: ``trainlab.experiment.resume('PATH', callbacks=[...])``, inside
+    ``with trainlab.code_policy.code_policy(allow=True):`` (Python's opt-in) where the run needs it."""
+    words = resume_command_words(str(path))
+    command = command_line(*words)
     users = [callback_name(cb) for cb in callbacks if not is_builtin(cb)]
     if not users:
         return command
-    return (f"trainlab.experiment.resume({str(path)!r}, callbacks=[...]) in Python, with the same callbacks "
-            f"({', '.join(users)}), which get their saved state back ({command} would run without them)")
+    call = f"trainlab.experiment.resume({str(path)!r}, callbacks=[...])"
+    if "--allow-code" in words:
+        call = f"with trainlab.code_policy.code_policy(allow=True): {call}"
+    return (f"{call} in Python, with the same callbacks ({', '.join(users)}), which get their saved state back "
+            f"({command} would run without them)")
 
 
 def _diverged(built: Built, run: RunDir, saver: CheckpointSaver, signals: SignalStop,
@@ -583,7 +588,7 @@ def _check_resumable(path: Path, info: dict[str, Any], stored: Config, config: C
         change = (change_from_stored(path, config, Config.results_dict)
                   or f"config hash {info.get('config_hash')} != {config.hash()}")
         raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
-                          f"or {quoted_command('trainlab', 'resume', path)} to continue the stored one")
+                          f"or {quoted_command(*resume_command_words(path))} to continue the stored one")
     recorded = info.get("resolved_config_hash")
     if isinstance(recorded, str) and stored.hash() != recorded:
         raise ConfigError(f"{path / 'config.yaml'} was changed since the run started (its config hash "
@@ -632,20 +637,22 @@ def _refuse_moved_data(path: Path, config: Config) -> None:
                             "put the data back there to evaluate the run")
 
 
-def evaluate_run(path: str | Path, split: str = "test") -> dict[str, Any]:
+def evaluate_run(path: str | Path, split: str = "test", checkpoint: str | None = None) -> dict[str, Any]:
     """Reload a finished run's ``model.safetensors`` (and ``loss.safetensors``, the learned state of its
-    loss) and recompute its metrics on ``split``."""
+    loss) and recompute its metrics on ``split``. ``checkpoint`` (``eval --checkpoint``: ``best``, ``last``, a
+    ``step-*`` folder) evaluates the weights of that checkpoint of the run instead, those the run's own
+    evaluation at that step used (:func:`trainlab.run_weights.checkpoint_state`)."""
     path = path_argument(path, "evaluate_run's path")
     with run_code_policy(path):
-        return _evaluate_run(path, split)
+        return _evaluate_run(path, split, checkpoint)
 
 
-def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
+def _evaluate_run(path: str | Path, split: str, checkpoint: str | None = None) -> dict[str, Any]:
     path = Path(path)
     config_path = run_config_path(path)
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
-    state, saved_loss = read_model(path), read_loss_state(path)
+    trained = read_trained_state(path, checkpoint)
     config = load_trained_config(path, config_path)
     try:
         info = json.loads(read_record_text(path / "run.json"))
@@ -657,6 +664,6 @@ def _evaluate_run(path: str | Path, split: str) -> dict[str, Any]:
                           f"evaluating on them as they are now (the {split} split may hold other rows)")
     with run_scope(config):
         built = build(config, quiet=True, training=False)
-        load_weights(built.model, state, path, config_path)
-        load_loss_state(built.loss, saved_loss, path, config_path, warn=warn)  # a learned variance, alpha ...
+        # the model's weights and the loss's learned state (a learned variance, alpha ...)
+        load_trained_state(built.model, built.loss, trained, path, config_path, config_path, warn=warn)
         return built.evaluator.evaluate(getattr(built.data, split))

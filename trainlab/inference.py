@@ -18,9 +18,16 @@ Either way the run folder's ``config.yaml`` is read under :func:`trainlab.code_p
 imports no ``module:attr`` code unless the user opted in (``--allow-code``; docs/security.md), and then
 also from the folders the run was trained from.
 
+``load_run(path, checkpoint="best")`` loads the weights of one of the run's checkpoints instead
+(``checkpoint/best/``, the newest ``last``, a ``step-*`` folder): those the run's own evaluation at that step
+used (:func:`trainlab.run_weights.checkpoint_state`). A checkpoint folder given as the run folder is one error naming the run and
+the checkpoint to give (:func:`run_config_path`).
+
 Inputs: :meth:`LoadedRun.predict` takes the model's inputs, preprocessed as the training split was
-(what :meth:`LoadedRun.read` returns), checked against the recorded row shape and converted to the
-training rows' dtype (:func:`trainlab.data.predict_input.model_rows`); for a run trained on a CSV
+(what :meth:`LoadedRun.read` returns for a file, :meth:`LoadedRun.preprocess` for raw rows), checked against
+the recorded row shape and converted to the training rows' dtype
+(:func:`trainlab.data.predict_input.model_rows`); rows that look raw (a standardised feature averaging beyond
+:data:`UNSCALED_MEAN_LIMIT` training standard deviations) are warned of. For a run trained on a CSV
 it also takes a ``pandas.DataFrame`` of raw columns, which goes through :meth:`LoadedRun.read` first.
 
 Outputs (:meth:`LoadedRun.predict`, :meth:`LoadedRun.predict_file`):
@@ -45,7 +52,7 @@ import numpy as np
 import torch
 
 from trainlab.config import Config
-from trainlab.config_fields import path_argument
+from trainlab.config_fields import counted, path_argument
 from trainlab.data.predict_input import is_table, model_rows, read_for_predict
 from trainlab.data.predict_media import (
     IMAGE_SOURCES,
@@ -73,6 +80,12 @@ from trainlab.run_records import (
     load_trained_config,
     read_json,
 )
+from trainlab.run_weights import (
+    checkpoint_given_as_run,
+    checkpoint_of_run,
+    load_trained_state,
+    read_trained_state,
+)
 from trainlab.runtime import resolve_device
 from trainlab.shell_command import quoted_command
 
@@ -81,6 +94,9 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 PREDICT_BATCH = 4096  # rows per forward pass: bounds memory on large files
+# a standardised feature whose mean over the rows given predict lies beyond this many training standard
+# deviations: the rows look raw (LoadedRun._warn_if_unscaled); a real shift of a few std stays unwarned
+UNSCALED_MEAN_LIMIT = 10.0
 # (run -> predict) tasks whose outputs predict can name; metric-learning losses give embeddings instead
 PREDICTABLE_TASKS = ("regression", "binary", "multiclass", "multilabel")
 
@@ -129,7 +145,7 @@ class LoadedRun:
     Attributes:
         path: the run folder.
         config: the run's resolved config (``config.yaml``).
-        model: the trained ``nn.Module`` with the weights of ``model.safetensors``.
+        model: the trained ``nn.Module`` with the weights of ``model.safetensors`` (or of :attr:`checkpoint`).
         loss: the run's loss (decides how outputs become predictions and probabilities), with the
             learned state of ``loss.safetensors`` when the run saved one (a learned variance, alpha...).
         task: regression, binary, multiclass or multilabel.
@@ -156,6 +172,7 @@ class LoadedRun:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     # what is non-finite in the saved weights (load_run: _nonfinite_weights), else None: predicting is refused
     nonfinite_weights: str | None = None
+    checkpoint: str | None = None  # the checkpoint folder the weights came from (load_run's checkpoint), else None
 
     @property
     def ids_and_mask(self) -> bool:
@@ -168,20 +185,93 @@ class LoadedRun:
         """``x`` as the model takes it (see :meth:`predict`): checked, converted, always (N, *input_shape)."""
         if self.text is not None:
             refuse_non_texts(x)  # a lone string, a list mixing texts and numbers: said here, not as "not numbers"
-        if is_table(x) or (self.text is not None and are_texts(x)):
+        if self._read_by_run(x):
             x = self.read(x)
         return model_rows(x, self.input_shape, self.input_dtype, self.vocab_size, ids_and_mask=self.ids_and_mask)
 
+    def _read_by_run(self, x: Any) -> bool:
+        """``x`` holds raw inputs that :meth:`read` preprocesses (a DataFrame, texts), not model inputs."""
+        return is_table(x) or (self.text is not None and are_texts(x))
+
+    def preprocess(self, x: Any) -> torch.Tensor:
+        """Raw rows as the model takes them: the run's fitted preprocessing (``preprocessing.json``, fitted on
+        its training split) applied to them, as ``trainlab predict`` applies it to an input file.
+
+        A tabular run standardises its numeric features with the training split's mean and standard
+        deviation, ``(x - mean) / std`` (:func:`trainlab.data.preprocessing.apply`); ``run.predict(run.preprocess(x))``
+        is then the prediction of raw rows, such as ``sklearn.datasets.load_breast_cancer()``'s for a
+        ``breast_cancer`` run. A run that fitted nothing (images: their normalisation is applied inside
+        :meth:`predict`) gives the rows back as they are.
+
+        Args:
+            x: raw rows, (N, F) numbers with the training features in ``preprocessing["numeric_columns"]``
+                order (one row (F,) counts as N = 1): a NumPy array, tensor or nested lists; or what
+                :meth:`read` takes (a DataFrame of named columns, texts), which goes through :meth:`read`.
+
+        Returns:
+            (N, *input_shape) model inputs: float32 features, or the run's integer inputs.
+
+        Raises:
+            DataError: not numbers, non-finite values, another number of features, or an array for a run
+                whose preprocessing one-hot encodes categorical columns (pass a DataFrame of them by name).
+        """
+        if self.text is not None:
+            refuse_non_texts(x)
+        if self._read_by_run(x):
+            return self.read(x)
+        fitted = self.preprocessing
+        categorical = list(fitted.get("categorical_columns") or [])
+        if categorical:
+            raise DataError(f"preprocess: this run one-hot encodes its categorical column(s) {', '.join(categorical)}, "
+                            "which an array of numbers does not hold; pass a pandas DataFrame with the training "
+                            "columns by name (run.preprocess(df), or run.predict(df))")
+        if not fitted.get("standardize"):
+            return model_rows(x, self.input_shape, self.input_dtype, self.vocab_size, ids_and_mask=self.ids_and_mask)
+        from trainlab.data import preprocessing as prep
+
+        return torch.from_numpy(prep.apply(fitted, self._raw_rows(x), what="preprocess"))
+
+    def _raw_rows(self, x: Any) -> np.ndarray:
+        """Raw feature rows for :meth:`preprocess`: float64 (N, F), one row (F,) as N = 1, every value finite."""
+        names = list(self.preprocessing.get("numeric_columns") or [])
+        try:
+            rows = np.asarray(x.detach().double().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise DataError(f"preprocess takes raw rows of numbers shaped (N, {len(names) or 'F'}), the training "
+                            f"features in order; got a {type(x).__name__} that is not one array of numbers") from None
+        rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+        bad = ~np.isfinite(rows)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            column = where[1] if len(where) == 2 else None
+            name = f", feature '{names[column]}'" if column is not None and column < len(names) else ""
+            raise DataError(f"preprocess: row {where[0]} (counting from 0){name} holds {rows[where]}; the model "
+                            "needs every feature as a finite number")
+        return rows
+
     def outputs(self, x: Any) -> torch.Tensor:
         """The model's raw outputs for inputs ``x`` (see :meth:`predict`), in batches, without gradients.
+        Rows given as model inputs are checked against the training split's scaling
+        (:meth:`_warn_if_unscaled`).
 
         Raises:
             DataError: the run's weights hold NaN/inf (:attr:`nonfinite_weights`), or the model's outputs
                 for some rows are not finite (an overflow: decoded, they would read as class 0).
         """
+        self._refuse_nonfinite_weights()
+        read_by_run = self._read_by_run(x)
+        rows = self.model_input(x)
+        if not read_by_run:
+            self._warn_if_unscaled(rows)
+        return self._forward(rows)
+
+    def _refuse_nonfinite_weights(self) -> None:
         if self.nonfinite_weights is not None:
             raise DataError(f"run {self.path} cannot predict: {self.nonfinite_weights}")
-        x = self.model_input(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's outputs for model inputs ``x`` (:meth:`model_input`), in batches of PREDICT_BATCH rows."""
+        self._refuse_nonfinite_weights()
         if len(x) == 0 and self.output_dim is not None:
             return torch.empty((0, self.output_dim))
         chunks = []
@@ -198,13 +288,40 @@ class LoadedRun:
         _check_finite_outputs(output)
         return output
 
+    def _warn_if_unscaled(self, rows: torch.Tensor) -> None:
+        """One warning when model inputs look like raw rows: the run standardised its numeric features (its
+        training rows then have mean 0 and standard deviation 1 in each), yet over ``rows`` some feature's mean
+        lies beyond :data:`UNSCALED_MEAN_LIMIT` of those standard deviations. One mean per column: cheap."""
+        fitted = self.preprocessing
+        width = len(fitted.get("mean") or []) if fitted.get("standardize") else 0
+        if not width or rows.ndim != 2 or rows.shape[1] < width or not len(rows) or not rows.is_floating_point():
+            return
+        means = rows[:, :width].double().mean(dim=0)
+        beyond = (means.abs() > UNSCALED_MEAN_LIMIT).nonzero().reshape(-1).tolist()
+        if not beyond:
+            return
+        column = max(beyond, key=lambda j: abs(float(means[j])))
+        names = list(fitted.get("numeric_columns") or [])
+        name = f"'{names[column]}'" if column < len(names) else f"{column} (counting from 0)"
+        others = f" (and {counted(len(beyond) - 1, 'other feature')})" if len(beyond) > 1 else ""
+        from trainlab.notices import warn
+
+        remedy = ("pass the raw columns by name as a pandas DataFrame, run.predict(df), which the run preprocesses"
+                  if fitted.get("categorical_columns") else
+                  "pass raw rows through the run's preprocessing, run.predict(run.preprocess(x))")
+        warn(f"predict: feature {name}{others} averages {float(means[column]):.4g} over these rows, where the run's "
+             f"standardised training rows average 0 with standard deviation 1 (its raw training mean: "
+             f"{fitted['mean'][column]:.4g}); predict takes rows preprocessed as the training split was, and these "
+             f"look raw: {remedy}")
+
     def predict(self, x: Any) -> np.ndarray:
         """Predictions: class indices (N,), 0/1 labels (N, L), or regression values in original units
         (N,) for one target, (N, d) for several.
 
         Args:
             x: the model's inputs, preprocessed as the run's training split was (what :meth:`read`
-                returns): a tensor, NumPy array or nested lists shaped (N, *input_shape). Numbers are
+                returns for a file, :meth:`preprocess` for raw rows: ``run.predict(run.preprocess(x_raw))``):
+                a tensor, NumPy array or nested lists shaped (N, *input_shape). Numbers are
                 converted to the training rows' dtype (float32 features; integer token ids stay
                 integers, and must be whole numbers). One row shaped ``input_shape`` (a 1-D row of D
                 features) counts as N = 1; 0 rows give an empty result. For one-channel images
@@ -213,7 +330,8 @@ class LoadedRun:
                 (:func:`trainlab.data.predict_shapes.rows_shape`). For a run trained on a CSV,
                 also a ``pandas.DataFrame`` of raw columns (as :meth:`read` takes it), preprocessed
                 by the run; for a text run, a list of strings (or a Series, or a DataFrame with the
-                text column), tokenized as the training texts were.
+                text column), tokenized as the training texts were. An array whose standardised
+                feature averages beyond 10 training standard deviations is warned of as raw rows.
 
         Raises:
             DataError: rows of another shape, values that are not numbers, non-finite values, or
@@ -222,7 +340,10 @@ class LoadedRun:
                 NaN/inf (it diverged with ``strategy.divergence.policy: off``: :func:`load_run` still
                 loads it, for inspection, but it predicts nothing); rows whose outputs are not finite.
         """
-        output = self.outputs(x)
+        return self._decisions(self.outputs(x))
+
+    def _decisions(self, output: torch.Tensor) -> np.ndarray:
+        """:meth:`predict`'s answer for the model's outputs."""
         if self.task == "regression":  # as the metrics saw them: the loss's reading (poisson: exp), original units
             values = self._original_units(self.loss.predict(output)).numpy()
             return values.reshape(len(values)) if values.ndim == 2 and values.shape[1] == 1 else values
@@ -235,7 +356,10 @@ class LoadedRun:
         """
         if self.task == "regression":
             raise DataError("probabilities exist for classification runs; this run is a regression")
-        output = self.outputs(x)
+        return self._probabilities(self.outputs(x))
+
+    def _probabilities(self, output: torch.Tensor) -> np.ndarray:
+        """:meth:`predict_proba`'s answer for the model's outputs."""
         probabilities = self.loss.probabilities(output)
         if probabilities is None:
             raise DataError(f"loss '{self.loss.name}' gives no class probabilities")
@@ -317,30 +441,32 @@ class LoadedRun:
         if proba and self.task == "regression":  # refused before the rows are read (and warned of)
             raise ConfigError("--proba applies to classification runs; this run is a regression")
         x, row_names = self._read_rows(path)
+        self._refuse_nonfinite_weights()
+        output = self._forward(self.model_input(x))  # rows the run preprocessed itself: no scaling check
         names = self.names()
         # a class named like a column of ours: ours gives way (the class columns keep the class names)
         columns: dict[str, Any] = {} if row_names is None else {_free_column(("file", "image_file"), names): row_names}
         if self.task == "regression":
-            values = self.predict(x)
+            values = self._decisions(output)
             if values.ndim == 1:
                 columns["prediction"] = values
             else:
                 for j, name in enumerate(self._target_names(values.shape[1])):
                     columns[f"prediction_{name}"] = values[:, j]
         elif self.task == "multilabel":
-            decisions = self.predict(x)
+            decisions = self._decisions(output)
             for j, name in enumerate(names):
                 columns[name] = decisions[:, j].astype(np.int64)
             if proba:
-                probabilities = self.predict_proba(x)
+                probabilities = self._probabilities(output)
                 for j, name in enumerate(names):
                     columns[f"proba_{name}"] = probabilities[:, j]
         else:
-            indices = self.predict(x)
+            indices = self._decisions(output)
             label = _free_column(("prediction", "predicted_class"), names)
             columns[label] = [names[int(i)] for i in indices]
             if proba:
-                probabilities = self.predict_proba(x)
+                probabilities = self._probabilities(output)
                 for j, name in enumerate(names):
                     columns[name] = probabilities[:, j]
         return pd.DataFrame(columns, index=path.index if isinstance(path, pd.DataFrame) else None)
@@ -437,8 +563,16 @@ def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Modul
 
 
 def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
-             allow_code: bool | None = None) -> LoadedRun:
+             allow_code: bool | None = None, checkpoint: str | None = None) -> LoadedRun:
     """The finished run in ``path`` with its trained model, ready to predict (see the module docstring).
+
+    ``checkpoint`` loads the weights of one of the run's checkpoints instead of ``model.safetensors``
+    (Lightning's ``ckpt_path``): ``"best"`` (``checkpoint/best/``, the best evaluation by the monitored
+    metric, kept with ``output.checkpoint.every_n_epochs``: the model early stopping's ``restore_best: false``
+    did not restore), ``"last"`` (the newest ``step-*``), or a folder's name (``"step-000000120"``) or step
+    number; the weights are those the run's evaluation at that step used (with ``strategy.weight_averaging``
+    the averaged ones: :func:`trainlab.run_weights.checkpoint_state`). A name the run has no checkpoint of is a ConfigError
+    listing those it has. The run need not have finished: an interrupted run's checkpoints load too.
 
     ``allow_code=True`` is the CLI's ``--allow-code``: the run's ``module:attr`` components (your model,
     metric, ...) are imported, from the folders the run was trained from first, then the working directory.
@@ -450,8 +584,10 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
     non-finite, and :meth:`LoadedRun.predict` / :meth:`LoadedRun.predict_proba` refuse it (DataError).
 
     Raises:
-        RunDirError: ``path`` is not a finished run folder.
-        DataError: the weights do not match the model the config builds.
+        RunDirError: ``path`` is not a finished run folder (a checkpoint folder given as ``path`` is told
+            to be given as ``checkpoint``).
+        ConfigError: ``checkpoint`` names no checkpoint of the run.
+        DataError: the weights do not match the model the config builds; a checkpoint that does not verify.
     """
     from trainlab.code_policy import allow_local_modules, code_policy, run_code_policy
 
@@ -463,7 +599,7 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu",
         stack.enter_context(run_code_policy(path))
         if allow_code:  # after the run's own folders: a module of the same name here is not the one it trained
             stack.enter_context(allow_local_modules(Path.cwd()))
-        return _load_run(Path(path), resolve_device(str(device), "device"))
+        return _load_run(Path(path), resolve_device(str(device), "device"), checkpoint)
 
 
 def run_config_path(path: Path) -> Path:
@@ -476,6 +612,9 @@ def run_config_path(path: Path) -> Path:
             raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: "
                               f"{_fit_weights_advice(path)}; {quoted_command('trainlab', 'plot', path)} draws its "
                               "curves")
+        found = checkpoint_of_run(path)
+        if found is not None:
+            raise RunDirError(checkpoint_given_as_run(path, *found))
         raise RunDirError(f"{path} is not a trainlab run folder (no config.yaml)")
     return config_path
 
@@ -573,12 +712,11 @@ def _warn_if_tokenizer_changed(path: Path, config: Config) -> None:
              "other token ids than in training)")
 
 
-def _load_run(path: Path, device: torch.device) -> LoadedRun:
-    from trainlab.model_file import load_loss_state, load_weights, read_loss_state, read_model
-
+def _load_run(path: Path, device: torch.device, checkpoint: str | None = None) -> LoadedRun:
     config_path = run_config_path(path)
-    state = read_model(path)  # before any building: an unfinished or changed run is said at once
-    saved_loss = read_loss_state(path)  # a learned variance, alpha...: LoadedRun.loss is the trained loss
+    # before any building: an unfinished or changed run (or a checkpoint it has not) is said at once; with the
+    # loss's learned state (a learned variance, alpha...): LoadedRun.loss is the trained loss
+    trained = read_trained_state(path, checkpoint)
     check_record_digests(path)
     config = _checked_trained_config(path, config_path)
     labels, fitted, record = {}, None, None
@@ -629,8 +767,8 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
         raise DataError(f"loss '{loss.name}' trains embeddings, not predictions; predict supports classification "
                         "and regression losses")
     model = model.to(device)
-    load_weights(model, state, path, architecture)
-    load_loss_state(loss, saved_loss, path, config_path)  # no warning: no built-in loss predicts with its state
+    # no warning of a loss without its saved state: no built-in loss predicts with its state
+    load_trained_state(model, loss, trained, path, architecture, config_path)
     model.eval()
     class_names = labels.get("class_names")
     if class_names is not None and num_classes is not None and len(class_names) != num_classes:
@@ -641,4 +779,5 @@ def _load_run(path: Path, device: torch.device) -> LoadedRun:
                      class_names=class_names, preprocessing=fitted or {},
                      num_classes=num_classes, input_shape=input_shape, input_dtype=input_dtype,
                      output_dim=output_dim, vocab_size=vocab_size, text=text, eval_transform=eval_transform,
-                     device=device, nonfinite_weights=_nonfinite_weights(model, loaded_loss, config.strategy.divergence.policy))
+                     device=device, nonfinite_weights=_nonfinite_weights(model, loaded_loss, config.strategy.divergence.policy),
+                     checkpoint=trained.checkpoint)

@@ -1,8 +1,10 @@
 """Computing named metrics on one split: the inputs checked, then each metric of :mod:`trainlab.metrics` read.
 
 ``compute`` takes tensors, NumPy arrays or lists of numbers; inputs no metric reads right (different row
-counts, multi-label targets not (N, L) of 0/1, class indices outside [0, K), a task the metric lacks) are
-one ConfigError or DataError before any metric runs. Without ``task`` the task is read from
+counts, multi-label targets not (N, L) of 0/1 or of another L than ``num_classes``, class indices outside
+[0, K), probabilities not (N, K) / (N, L), outside [0, 1] or in softmax rows that do not sum to 1, a task the
+metric lacks) are one ConfigError or DataError before any metric runs. A ``top_<k>_accuracy`` with k >= K is
+computed (it is 1) with a ``warning:``, as a run gives it. Without ``task`` the task is read from
 ``num_classes`` and the target's shape (the original three-argument call).
 """
 
@@ -16,7 +18,16 @@ import torch
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, DataError, passes_user_code
 from trainlab.exception_origin import failure_text
-from trainlab.metrics import SINGLE_LABEL, TASKS, Metric, MetricInputs, get_metric, refuse_task_mismatch
+from trainlab.metrics import (
+    SINGLE_LABEL,
+    TASKS,
+    Metric,
+    MetricInputs,
+    get_metric,
+    refuse_task_mismatch,
+    top_k_warning,
+)
+from trainlab.notices import warn
 from trainlab.registry import did_you_mean
 
 # what a user's metric must be (docs/extending.md), said when one fails
@@ -90,6 +101,69 @@ def _check_rows(predictions: torch.Tensor, target: torch.Tensor, task: str, num_
                                 "loss.predict(output) as predictions, and probabilities= for the scores)")
 
 
+def _check_label_count(target: torch.Tensor, task: str, num_classes: int | None) -> None:
+    """One DataError for a multi-label ``num_classes`` that is not the targets' L columns (5 for 3 labels would
+    give 2 empty labels to the per-label metrics of a caller who counts them)."""
+    if task == "multilabel" and num_classes is not None and int(num_classes) != target.shape[1]:
+        raise DataError(f"num_classes={num_classes} but the multilabel targets have {target.shape[1]} label columns; "
+                        f"num_classes of a multilabel task is L, one per column: pass {target.shape[1]}")
+
+
+def sum_tolerance(dtype: torch.dtype) -> float:
+    """How far a row of class probabilities may sum from 1: sqrt(eps) of their dtype (scikit-learn's
+    ``log_loss`` rule; float32 3.5e-4, float16 0.031), at least 1e-4 (a float32 softmax cast to float64)."""
+    return max(float(torch.finfo(dtype).eps) ** 0.5, 1e-4)
+
+
+def _probability_width(probabilities: torch.Tensor, target: torch.Tensor, task: str,
+                       num_classes: int | None) -> str | None:
+    """What the probabilities' shape must be when it is not: (N,), (N, 1) or (N, 2) for binary; (N, K) for
+    multi-class, K = ``num_classes`` (None: more columns than the largest target); (N, L) for multi-label,
+    L the targets' columns. None when it fits."""
+    shape = tuple(probabilities.shape)
+    if task == "binary":
+        return None if len(shape) == 1 or (len(shape) == 2 and shape[1] in (1, 2)) else \
+            "(N,) P(class 1), or (N, 2) softmax rows"
+    if task == "multilabel":
+        width = target.shape[1]
+        return None if shape[1:] == (width,) or (width == 1 and len(shape) == 1) else \
+            f"(N, {width}), one sigmoid per label column of the targets"
+    if num_classes is not None:
+        return None if shape[1:] == (int(num_classes),) else f"(N, {num_classes}), one softmax column per class"
+    needed = int(target.max()) + 1 if target.numel() else 1
+    return None if len(shape) == 2 and shape[1] >= needed else \
+        f"(N, K), one softmax column per class, K > {needed - 1} (the largest target)"
+
+
+def _check_probabilities(probabilities: torch.Tensor, target: torch.Tensor, task: str,
+                         num_classes: int | None) -> None:
+    """One DataError for probabilities no score-based metric reads right: a shape other than
+    :func:`_probability_width`'s, a finite value outside [0, 1] (logits or scores passed as probabilities), or a
+    softmax row (multi-class; binary (N, 2)) whose sum is off 1 by more than :func:`sum_tolerance` (scikit-learn's
+    ``log_loss`` only warns and scores such rows, ``roc_auc_score`` refuses them). Non-finite values are left to the
+    metrics, which are NaN for them (a diverged model's record)."""
+    wanted = _probability_width(probabilities, target, task, num_classes)
+    if wanted is not None:
+        of = f" of {target.shape[1]} labels" if task == "multilabel" else \
+            f" of {num_classes} classes" if num_classes is not None else ""
+        raise DataError(f"{task} probabilities shaped {tuple(probabilities.shape)} do not fit {len(target)} targets{of}; "
+                        f"pass {wanted} (loss.probabilities(output))")
+    values = probabilities.double()
+    finite = torch.isfinite(values)
+    if bool((outside := finite & ((values < 0) | (values > 1))).any()):
+        raise DataError(f"probabilities are in [0, 1]; got {_first_bad(values, outside)} (pass "
+                        "loss.probabilities(output), not the model's outputs or logits)")
+    if values.ndim != 2 or task == "multilabel" or values.shape[1] == 1:
+        return
+    sums, rows = values.sum(1), finite.all(1)
+    off = rows & ((sums - 1).abs() > sum_tolerance(probabilities.dtype))
+    if bool(off.any()):
+        row = int(off.nonzero()[0, 0])
+        raise DataError(f"{task} probabilities are softmax rows, each summing to 1; row {row} sums to "
+                        f"{float(sums[row]):g} (pass loss.probabilities(output); a row of scores would rank "
+                        "classes but give a wrong log_loss)")
+
+
 def compute(names: list[str], predictions: Any, target: Any, num_classes: int | None,
             task: str | None = None, probabilities: Any = None) -> dict[str, Any]:
     """Every metric in ``names`` on one split.
@@ -106,8 +180,10 @@ def compute(names: list[str], predictions: Any, target: Any, num_classes: int | 
 
     Raises:
         ConfigError: an unknown task or metric, or a metric the task does not have (mse on a multiclass task).
-        DataError: inputs that are not numbers, different row counts, multi-label targets not (N, L) of 0/1,
-            class indices outside [0, num_classes), a score-based metric without probabilities.
+        DataError: inputs that are not numbers, different row counts, multi-label targets not (N, L) of 0/1
+            or of L != num_classes, class indices outside [0, num_classes), probabilities of another shape than
+            (N,)/(N, 2) (binary), (N, K) (multiclass) or (N, L) (multilabel), outside [0, 1], or in softmax rows
+            whose sum is off 1 by more than :func:`sum_tolerance`, a score-based metric without probabilities.
     """
     if not names:
         return {}
@@ -115,10 +191,17 @@ def compute(names: list[str], predictions: Any, target: Any, num_classes: int | 
     if probabilities is not None:
         probabilities = _as_tensor(probabilities, "probabilities")
     task = _checked_task(task, target, num_classes)
-    metrics = {name: get_metric(name) for name in names}  # an unknown name: ConfigError with did-you-mean
+    metrics = {name: get_metric(name, task) for name in names}  # an unknown name: a did-you-mean of the task's
     for name, metric in metrics.items():
         refuse_task_mismatch(name, metric, task)
     _check_rows(predictions, target, task, num_classes, probabilities)
+    _check_label_count(target, task, num_classes)
+    if probabilities is not None and task != "regression":
+        _check_probabilities(probabilities, target, task, num_classes)
+    classes = probabilities.shape[1] if task == "multiclass" and probabilities is not None else num_classes
+    message = top_k_warning(names, task, classes)
+    if message:  # 1 whatever the model, as a run warns (scikit-learn's top_k_accuracy_score warns too)
+        warn(message)
     if task == "regression":  # (N,) against (N, 1) would broadcast to (N, N) in mse
         predictions = predictions.reshape(target.shape)
     return metric_values(names, MetricInputs(predictions, target, task, num_classes, probabilities))

@@ -17,7 +17,9 @@ Classification (binary, multiclass, multilabel):
   multi-label: the macro average. ``*_macro``: the unweighted mean over classes (multi-class:
   the classes present in the targets or the predictions; multi-label: every label), as
   scikit-learn's ``average="macro"``. ``*_micro``: from the summed counts (for single-label
-  data it equals accuracy). ``*_per_class``: one value per class (per label for
+  data it equals accuracy). ``*_weighted``: the per-class values weighted by each class's support (its
+  rows in the targets; multi-label: its positives), as scikit-learn's ``average="weighted"``; 0 without
+  support. ``*_per_class``: one value per class (per label for
   multi-label). 0 where a ratio is 0/0 (scikit-learn's ``zero_division=0``).
   ``confusion_matrix``: rows = true class, columns = predicted; multi-label: one
   [[tn, fp], [fn, tp]] per label (scikit-learn's ``multilabel_confusion_matrix``).
@@ -56,6 +58,7 @@ import torch
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
+from trainlab.name_aliases import METRIC_NAMES, trainlab_name
 from trainlab.registry import Registry, did_you_mean
 from trainlab.user_code import import_reference
 
@@ -184,6 +187,17 @@ def _macro(index: int) -> Callable[[MetricInputs], float]:
     return lambda inputs: _macro_mean(_per_class(inputs)[index], inputs)
 
 
+def _weighted(index: int) -> Callable[[MetricInputs], float]:
+    """sum_c n_c v_c / sum_c n_c: the per-class values v_c weighted by their support n_c (the rows of class c,
+    or the positives of label c), scikit-learn's ``average="weighted"``; 0 without any support."""
+
+    def fn(inputs: MetricInputs) -> float:
+        values, support = _per_class(inputs)[index], _counts(inputs)[2]
+        return float((values * support).sum() / support.sum()) if support.sum() > 0 else 0.0
+
+    return fn
+
+
 def _listed(index: int) -> Callable[[MetricInputs], list[float]]:
     return lambda inputs: _per_class(inputs)[index].tolist()
 
@@ -216,6 +230,7 @@ for _index, _name in enumerate(("precision", "recall", "f1")):
     _metric(_name, CLASSIFICATION)(_summary(_index))
     _metric(f"{_name}_macro", CLASSIFICATION)(_macro(_index))
     _metric(f"{_name}_micro", CLASSIFICATION)(_micro(_index))
+    _metric(f"{_name}_weighted", CLASSIFICATION)(_weighted(_index))
     _metric(f"{_name}_per_class", CLASSIFICATION, scalar=False)(_listed(_index))
 
 
@@ -408,9 +423,12 @@ def _user_metric(name: str, user: Callable[..., Any]) -> Callable[[MetricInputs]
     return fn
 
 
-def get_metric(name: str) -> Metric:
+def get_metric(name: str, task: str | None = None) -> Metric:
     """The metric called ``name``: a registered one, ``top_<k>_accuracy``, or a user ``module:function``
-    taking (predictions, target, num_classes) and returning a float (higher is better, any task)."""
+    taking (predictions, target, num_classes) and returning a float (higher is better, any task).
+
+    An unknown name is one ConfigError: :func:`unknown_metric_hint`'s did-you-mean among the metrics of
+    ``task`` (None: of any task) and those metrics listed."""
     match = TOP_K.fullmatch(name.lower())  # metric names ignore letter case, as the registry's lookup does
     if match:
         k = int(match.group(1))
@@ -420,10 +438,27 @@ def get_metric(name: str) -> Metric:
     if ":" in name:
         return Metric(name, _user_metric(name, import_reference(name, "metric")), frozenset(TASKS), True)
     if name.lower() not in METRICS:
-        choices = METRICS.names() + ["top_5_accuracy"]
-        raise ConfigError(f"unknown metric '{name}'{did_you_mean(name.lower(), choices)} "
-                          f"(valid: {', '.join(METRICS.names())}, top_<k>_accuracy)")
+        listed = f"metrics of a {task} task: {', '.join(metrics_for_task(task))}" if task in TASKS else \
+            f"valid: {', '.join(METRICS.names())}, top_<k>_accuracy"
+        raise ConfigError(f"unknown metric '{name}'{unknown_metric_hint(name, task)} ({listed})")
     return METRICS.get(name)
+
+
+def unknown_metric_hint(name: str, task: str | None = None) -> str:
+    """The did-you-mean for the unknown metric ``name``: only a metric that ``task`` has (None: any task), so
+    that the name offered is never refused in turn (``subset_accuracy`` for Keras's
+    ``sparse_categorical_accuracy`` on a multiclass task). Another framework's name is pointed to trainlab's
+    (:data:`~trainlab.name_aliases.METRIC_NAMES`: ``sparse_categorical_accuracy``: 'accuracy', ``AUC``:
+    'roc_auc'); when that metric is not of ``task`` (``binary_accuracy`` on a regression task), the line says
+    so instead of offering a lookalike."""
+    tasks = [task] if task in TASKS else list(TASKS)
+    choices = [known for known in METRICS.names() if set(tasks) & METRICS.get(known).tasks]
+    choices += ["top_5_accuracy"] if "multiclass" in tasks else []
+    equivalent = trainlab_name(name, METRIC_NAMES)
+    if equivalent is None or equivalent in choices:
+        return did_you_mean(name.lower(), choices, METRIC_NAMES)
+    fits = ", ".join(t for t in TASKS if t in get_metric(equivalent).tasks)
+    return f"; trainlab's name for it is '{equivalent}', a metric of {fits} tasks, not of this {task} task"
 
 
 def _built_in(name: str) -> bool:
@@ -475,13 +510,20 @@ def unrecorded_hint(key: str, recorded: list[str], loss: Any = None) -> str:
     2. a built-in metric of another task than the recorded built-in metrics' (``val_r2`` beside
        ``val_accuracy``): :func:`_other_task_hint`;
     3. a built-in metric the config does not list: ``; add 'roc_auc' to the run's metrics ...`` (a
-       did-you-mean would offer ``val_recall``);
+       did-you-mean would offer ``val_recall``), or, for a list-valued one (``val_f1_per_class``, also as
+       the bare name), that it is not a number and which numbers stand in (:func:`_not_a_number_hint`);
 
-    else (an unknown name, ``train_``: the loop records train_loss alone) :func:`did_you_mean` among ``recorded``."""
+    else (an unknown name, ``train_``: the loop records train_loss alone) :func:`did_you_mean` among ``recorded``.
+    A split's key of another framework's metric name (Keras's ``val_sparse_categorical_accuracy``, ``val_AUC``:
+    :data:`~trainlab.name_aliases.METRIC_NAMES`) is pointed to trainlab's record of it first
+    (:func:`_renamed_record_hint`)."""
+    renamed = _renamed_record_hint(key, recorded, loss)
+    if renamed is not None:
+        return renamed
     name = _unprefixed(key)
     if (not key.startswith(("val_", "test_")) or name in (key, "loss") or key in recorded
             or any(other.casefold() == key.casefold() for other in recorded)):  # val_f1 of metrics: [F1]
-        return did_you_mean(key, recorded)
+        return _not_a_number_hint(key, recorded) or did_you_mean(key, recorded)
     from trainlab.losses import registered_loss  # a name: its registered class (module:attr is not imported)
 
     factory = registered_loss(loss) if isinstance(loss, str) else loss
@@ -497,7 +539,54 @@ def unrecorded_hint(key: str, recorded: list[str], loss: Any = None) -> str:
     run_tasks = _recorded_tasks(recorded)
     if not wanted & run_tasks:
         return _other_task_hint(name, wanted, run_tasks) if run_tasks else did_you_mean(key, recorded)
-    return f"; add '{name}' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it"
+    return _not_a_number_hint(key, recorded) or \
+        f"; add '{name}' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it"
+
+
+def _not_a_number_hint(key: str, recorded: list[str]) -> str:
+    """For ``key`` a list-valued built-in metric or its record key (``test_f1_per_class``, ``confusion_matrix``),
+    which the config may well list but which no ranking, target or monitor can read:
+    ``; f1_per_class is a list (one value per class), not a number; use a number: f1_macro (recorded as
+    'test_f1_macro'), f1_weighted or f1_micro ...``, the stand-ins of the ``recorded`` keys' task, and that no key
+    picks one class's value (a ``module:function`` metric can return it). "" for any other key."""
+    name = _unprefixed(key)
+    try:
+        if name == "loss" or is_user_metric(name) or get_metric(name).scalar:
+            return ""
+    except ConfigError:  # an unknown name: the did-you-mean
+        return ""
+    name = canonical_metric_name(name)
+    prefix = key[:len(key) - len(name)]  # "test_", or "" for the bare name
+    if name == "confusion_matrix":
+        what = "a matrix (rows: true class, columns: predicted class)"
+        stand_ins = ["hamming_accuracy", "subset_accuracy"] if _recorded_tasks(recorded) == {"multilabel"} else \
+            ["accuracy", "balanced_accuracy", "matthews_corrcoef"]
+        own = "a module:function metric can return a number made from it"
+    else:
+        what = "a list (one value per class)"
+        stand_ins = [name.replace("_per_class", f"_{average}") for average in ("macro", "weighted", "micro")]
+        own = "no key picks one class's value out of the list: a module:function metric can return it"
+    held = [f"{stand_in} (recorded as '{prefix}{stand_in}')" if prefix + stand_in in recorded else stand_in
+            for stand_in in stand_ins]
+    add = "" if any(prefix + stand_in in recorded for stand_in in stand_ins) and prefix else \
+        " (add one to the run's metrics to record it)"
+    return (f"; {name} is {what}, not a number; use a number: {', '.join(held[:-1])} or {held[-1]}{add}; {own} "
+            "(docs/extending.md, 'A metric')")
+
+
+def _renamed_record_hint(key: str, recorded: list[str], loss: Any = None) -> str | None:
+    """For ``<split>_<name>``, ``name`` another framework's metric name: ``; did you mean 'val_accuracy'?``
+    when trainlab records its metric (``val_sparse_categorical_accuracy``), else ``; trainlab records it as
+    'val_roc_auc'`` and what :func:`unrecorded_hint` says of that key (add the metric; another task's). None
+    for any other key."""
+    split, _, name = key.partition("_")
+    equivalent = trainlab_name(name, METRIC_NAMES) if split in ("val", "test", "train") else None
+    if equivalent is None:
+        return None
+    twin = f"{split}_{equivalent}"
+    if twin in recorded:
+        return f"; did you mean '{twin}'?"
+    return f"; trainlab records it as '{twin}'{unrecorded_hint(twin, recorded, loss)}"
 
 
 def _recorded_tasks(recorded: list[str]) -> set[str]:
@@ -607,7 +696,7 @@ def validate_metrics(names: list[str], task: str, loss: Any = None) -> list[str]
     for name in names:
         if name == "loss":
             continue
-        metric = get_metric(name)  # unknown name -> ConfigError with did-you-mean
+        metric = get_metric(name, task)  # unknown name -> ConfigError with a did-you-mean of the task's
         if loss is not None and not gives_predictions(loss):
             raise ConfigError(f"metric '{name}' needs predictions, which loss '{loss.name}' does not give (it trains "
                               "embeddings: its runs report the loss only); leave metrics out or set metrics: [loss]")

@@ -31,6 +31,7 @@ import torch
 
 from trainlab.atomic import tensors_to_bytes, write_bytes
 from trainlab.bounded_read import NotRegularFileError, regular_file_info
+from trainlab.code_policy import resume_command_words
 from trainlab.errors import DataError, RunDirError
 from trainlab.notices import warn
 from trainlab.records import read_record_object, read_record_text
@@ -107,8 +108,8 @@ def why_no_model(run: Path) -> str:
     if status == "failed":
         error = (read_record_object(run / "run.json") or {}).get("error")
         return (f"the run failed: {error or 'its training raised'}; fix the cause, then resume it with "
-                f"{quoted_command('trainlab', 'resume', run)}")
-    return f"the run did not finish; try {quoted_command('trainlab', 'resume', run)}"
+                f"{quoted_command(*resume_command_words(run))}")
+    return f"the run did not finish; try {quoted_command(*resume_command_words(run))}"
 
 
 def _file_digest(path: Path) -> str:

@@ -15,9 +15,13 @@ A name is listed when the did-you-mean would otherwise miss it, or point elsewhe
   ``max_epochs`` (Lightning), ``num_epochs``, ``num_train_epochs`` (Hugging Face), ``n_epochs`` -> ``epochs``,
   ``per_device_train_batch_size``, ``train_batch_size`` -> ``batch_size``, ``gradient_accumulation_steps``,
   ``accumulate_grad_batches`` -> ``grad_accum_steps``, ``max_grad_norm``, ``gradient_clip_val`` ->
-  ``clip_grad_norm``, ``wd`` (fastai) -> ``weight_decay``, ``early_stopping_patience`` -> ``patience``.
+  ``clip_grad_norm``, ``wd`` (fastai) -> ``weight_decay``, ``early_stopping_patience`` -> ``patience``,
+  ``validation_split`` (Keras), ``validation_fraction`` (scikit-learn) -> ``val_fraction``, ``test_size``
+  (scikit-learn's ``train_test_split``) -> ``test_fraction``.
 - :data:`LOSS_NAMES`: Keras's loss names (``categorical_crossentropy``, ``mean_squared_error`` ...),
   PyTorch's classes and functions (``CrossEntropyLoss``, ``BCEWithLogitsLoss``, ``l1_loss`` ...), optax's.
+- :data:`METRIC_NAMES`: Keras's metric names (``sparse_categorical_accuracy``, ``binary_accuracy``, ``acc``,
+  ``AUC``, ``mean_squared_error`` ...), scikit-learn's (``roc_auc_score``, ``neg_log_loss``), torchmetrics'.
 - :data:`OPTIMIZER_NAMES`: Hugging Face's ``optim`` choices that name an AdamW or Lion build
   (``adamw_torch_fused``, ``paged_adamw_8bit``), ``sgdm``, ``SparseAdam``. PyTorch's and Keras's class
   names (``AdamW``, ``SGD``, ``RMSprop``) are trainlab's names, case aside, and need no entry.
@@ -37,6 +41,12 @@ KEY_NAMES: dict[str, str] = {
     "max_grad_norm": "clip_grad_norm", "gradient_clip_val": "clip_grad_norm",
     "wd": "weight_decay",
     "early_stopping_patience": "patience",
+    # the data's held-out fractions: Keras's fit(validation_split=), scikit-learn's train_test_split(test_size=)
+    # and its estimators' validation_fraction, the short forms of scripts
+    "validation_split": "val_fraction", "validation_fraction": "val_fraction", "validation_size": "val_fraction",
+    "val_split": "val_fraction", "val_size": "val_fraction", "valid_size": "val_fraction",
+    "val_ratio": "val_fraction", "validation_ratio": "val_fraction",
+    "test_size": "test_fraction", "test_split": "test_fraction", "test_ratio": "test_fraction",
 }
 
 # trainlab's models end in logits, so the losses on probabilities of Keras (from_logits=False) map to the
@@ -65,6 +75,33 @@ LOSS_NAMES: dict[str, str] = {
     "infonce": "nt_xent", "ntxentloss": "nt_xent", "contrastiveloss": "contrastive",
 }
 
+# Keras's metric names and class names (keras.metrics, case folded), scikit-learn's functions and scorer
+# strings, torchmetrics' class names. Keras's accuracies are trainlab's one ``accuracy`` (class indices,
+# one-hot rows and 0/1 decisions alike); its top-k ones default to k = 5; its crossentropy metrics are the
+# log loss of the probabilities. Each points to one metric; the did-you-mean names it only where the task
+# has it (trainlab.metrics.get_metric)
+METRIC_NAMES: dict[str, str] = {
+    # Keras (keras.metrics)
+    "acc": "accuracy", "binary_accuracy": "accuracy", "categorical_accuracy": "accuracy",
+    "sparse_categorical_accuracy": "accuracy", "binaryaccuracy": "accuracy", "categoricalaccuracy": "accuracy",
+    "sparsecategoricalaccuracy": "accuracy",
+    "top_k_categorical_accuracy": "top_5_accuracy", "sparse_top_k_categorical_accuracy": "top_5_accuracy",
+    "topkcategoricalaccuracy": "top_5_accuracy", "sparsetopkcategoricalaccuracy": "top_5_accuracy",
+    "auc": "roc_auc", "f1_score": "f1", "f1score": "f1", "r2_score": "r2", "r2score": "r2",
+    "binary_crossentropy": "log_loss", "categorical_crossentropy": "log_loss",
+    "sparse_categorical_crossentropy": "log_loss", "binarycrossentropy": "log_loss",
+    "categoricalcrossentropy": "log_loss", "sparsecategoricalcrossentropy": "log_loss",
+    "mean_squared_error": "mse", "meansquarederror": "mse", "mean_absolute_error": "mae", "meanabsoluteerror": "mae",
+    # scikit-learn (sklearn.metrics functions and scoring strings)
+    "accuracy_score": "accuracy", "balanced_accuracy_score": "balanced_accuracy", "roc_auc_score": "roc_auc",
+    "average_precision_score": "average_precision", "precision_score": "precision", "recall_score": "recall",
+    "top_k_accuracy_score": "top_5_accuracy", "neg_log_loss": "log_loss", "neg_mean_squared_error": "mse",
+    "neg_mean_absolute_error": "mae", "mcc": "matthews_corrcoef",
+    # torchmetrics' class names, and the short forms of papers
+    "auroc": "roc_auc", "pr_auc": "average_precision", "auprc": "average_precision",
+    "averageprecision": "average_precision", "matthewscorrcoef": "matthews_corrcoef",
+}
+
 OPTIMIZER_NAMES: dict[str, str] = {
     # Hugging Face TrainingArguments.optim: builds of AdamW and Lion
     "adamw_torch": "adamw", "adamw_torch_fused": "adamw", "adamw_hf": "adamw", "adamw_apex_fused": "adamw",
@@ -75,7 +112,8 @@ OPTIMIZER_NAMES: dict[str, str] = {
 }
 
 # trainlab.registry.Registry.kind -> the names other frameworks give its components
-NAMES_BY_KIND: dict[str, Mapping[str, str]] = {"loss": LOSS_NAMES, "optimizer": OPTIMIZER_NAMES}
+NAMES_BY_KIND: dict[str, Mapping[str, str]] = {"loss": LOSS_NAMES, "optimizer": OPTIMIZER_NAMES,
+                                               "metric": METRIC_NAMES}
 
 
 def trainlab_name(name: str, aliases: Mapping[str, str]) -> str | None:

@@ -16,8 +16,13 @@ the factory's annotation and says what was expected:
     tuple[A, ...], list[A], Sequence[A] -> a list, each item checked
     Literal[...]         -> one of the literals
     A | B                -> either
-Any other type (a tensor, a callable, a class) and an annotation that cannot be resolved are not
-checked: the check only refuses what the annotation rules out. A factory may carry ``option_notes``
+From Python a number may also be a NumPy scalar (``np.float32(0.5)``, ``np.int64(3)``) or a 0-d tensor, and a
+list a 1-D NumPy array or tensor of numbers (``compute_class_weight``'s output as ``class_weights``):
+:func:`numbers_read` gives the factory plain floats and lists of them (:func:`plain_numbers`). Inside a list,
+text is a number only in the form YAML 1.1 leaves unread (an exponent without a dot: ``1e-4``); a quoted
+numeral (``[1, "2", 3]``) is refused, naming the item, as it would be stored as text in the run's records.
+Any other type (a tensor of another shape, a callable, a class) and an annotation that cannot be resolved are
+not checked: the check only refuses what the annotation rules out. A factory may carry ``option_notes``
 (``{option: hint}``): :class:`trainlab.registry.Registry` adds the hint to that option's message.
 """
 
@@ -26,12 +31,19 @@ from __future__ import annotations
 import collections.abc
 import inspect
 import math
+import numbers
+import re
+import sys
 import types
 import typing
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 _UNCHECKED = object()  # a type this module does not check
+# a number PyYAML (YAML 1.1) leaves as text: an exponent without a dot or without a sign (1e-4, 5e3, 1.5e3)
+_YAML_TEXT_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
 
 
 def option_hints(factory: Callable[..., Any]) -> dict[str, Any]:
@@ -44,14 +56,63 @@ def option_hints(factory: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _is_number(value: Any) -> bool:
-    """An int or float (not a bool), or a string YAML 1.1 left unparsed that reads as a finite number
-    (``5e-4`` without a dot is a string to PyYAML; :func:`numbers_read` converts it for the factory)."""
+    """An int or float (not a bool), a NumPy scalar or 0-d tensor of a real number, or a string YAML 1.1 left
+    unparsed that reads as a finite number (``5e-4`` without a dot is a string to PyYAML; :func:`numbers_read`
+    converts it for the factory)."""
     if isinstance(value, str):
         try:
             return math.isfinite(float(value))
         except ValueError:
             return False
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    if _is_tensor(value):
+        return value.ndim == 0 and _real_dtype(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _is_tensor(value: Any) -> bool:
+    """``value`` is a torch tensor (looked up, not imported: a config is read without torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _is_quoted_numeral(value: Any) -> bool:
+    """Text that reads as a number but that YAML would have read as one unquoted (``"2"``, ``"0.5"``): written
+    in quotes (or passed as a str from Python), not YAML 1.1's unread exponent form (``1e-4``)."""
+    return isinstance(value, str) and _is_number(value) and not _YAML_TEXT_NUMBER.fullmatch(value.strip())
+
+
+def _as_list(value: Any) -> list[Any] | tuple[Any, ...] | None:
+    """``value`` as the list it stands for: a list or tuple as it is, a 1-D NumPy array or tensor of real
+    numbers as a list of Python numbers (:func:`plain_numbers`); None for anything else."""
+    if isinstance(value, list | tuple):
+        return value
+    if (isinstance(value, np.ndarray) or _is_tensor(value)) and value.ndim == 1:
+        plain = plain_numbers(value)
+        return plain if isinstance(plain, list) else None
+    return None
+
+
+def _real_dtype(array: Any) -> bool:
+    """The array or tensor holds integers or floats (not bools, complex numbers, text or objects)."""
+    if _is_tensor(array):
+        return not (array.dtype.is_complex or array.dtype == sys.modules["torch"].bool)
+    return array.dtype.kind in "iuf"
+
+
+def plain_numbers(value: Any) -> Any:
+    """``value`` with NumPy and torch numbers made plain Python, for a factory and for a config's records
+    (YAML, JSON): a NumPy scalar or 0-d tensor of a real number as its ``float``/``int``, a 1-D array or
+    tensor of real numbers as a list of them, lists, tuples and dicts item by item; anything else (text, an
+    array of another shape or of text, a bool array) as it is."""
+    if isinstance(value, np.ndarray) or _is_tensor(value):
+        return value.tolist() if value.ndim <= 1 and _real_dtype(value) else value  # Python floats and ints
+    if isinstance(value, np.generic) and value.dtype.kind in "iuf":
+        return value.item()
+    if isinstance(value, list | tuple):
+        return type(value)(plain_numbers(item) for item in value)
+    if isinstance(value, dict):
+        return {key: plain_numbers(item) for key, item in value.items()}
+    return value
 
 
 def _describe(hint: Any) -> str:
@@ -108,7 +169,8 @@ def _fits(value: Any, hint: Any) -> bool | object:
             return True
         return _UNCHECKED if any(r is _UNCHECKED for r in results) else False
     if origin in (tuple, list, collections.abc.Sequence):
-        if not isinstance(value, list | tuple):
+        value = _as_list(value)
+        if value is None:
             return False
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
@@ -116,11 +178,18 @@ def _fits(value: Any, hint: Any) -> bool | object:
             items = list(zip(value, args, strict=True))
         else:
             items = [(item, args[0]) for item in value] if args else []
+        if any(_is_quoted_numeral(item) and _refuses_text(item_hint) for item, item_hint in items):
+            return False  # [1, "2", 3] for numbers: text in the records (mismatch names the item)
         results = [_fits(item, item_hint) for item, item_hint in items]
         if any(r is False for r in results):
             return False
         return True
     return _UNCHECKED
+
+
+def _refuses_text(hint: Any) -> bool:
+    """``hint`` takes no text (a number type): a quoted numeral given for it would be kept as text."""
+    return _fits("not a number", hint) is False
 
 
 def numbers_read(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +204,20 @@ def numbers_read(factory: Callable[..., Any], options: dict[str, Any]) -> dict[s
             for option, value in options.items()}
 
 
+def _checked_throughout(hint: Any) -> bool:
+    """Every type in ``hint`` is one :func:`_fits` checks (no ``Any``, tensor or class that may take an array
+    as it is): NumPy and torch numbers given for it are read as plain ones (:func:`plain_numbers`)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in (float, int, bool, str, type(None)) or origin is typing.Literal:
+        return True
+    if origin in (typing.Union, types.UnionType, tuple, list, collections.abc.Sequence):
+        return all(_checked_throughout(arg) for arg in args if arg is not Ellipsis)
+    return False
+
+
 def _number_read(value: Any, hint: Any) -> Any:
+    if _checked_throughout(hint):
+        value = plain_numbers(value)  # np.float32(0.5) -> 0.5, an array or tensor of numbers -> a list
     if isinstance(value, float) and value.is_integer() and _takes_whole_number(hint):
         return int(value)
     if isinstance(value, str):
@@ -180,5 +262,20 @@ def mismatch(factory: Callable[..., Any], options: dict[str, Any]) -> tuple[str,
     for option, value in options.items():
         hint = hints.get(option)
         if hint is not None and _fits(value, hint) is False:
-            return option, _describe(hint)
+            return option, _describe(hint) + _quoted_item_note(value, hint)
     return None
+
+
+def _quoted_item_note(value: Any, hint: Any) -> str:
+    """`` (item 1 is the text '2': write the number without quotes)`` for a list holding a quoted numeral
+    (:func:`_is_quoted_numeral`) where ``hint``'s items are numbers; "" otherwise."""
+    items = _as_list(value) or []
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    lists = [h for h in (typing.get_args(hint) if union else (hint,))
+             if typing.get_origin(h) in (tuple, list, collections.abc.Sequence)]
+    numbers_only = bool(lists) and all(_refuses_text(arg) for h in lists for arg in typing.get_args(h)
+                                       if arg is not Ellipsis)
+    quoted = [index for index, item in enumerate(items) if numbers_only and _is_quoted_numeral(item)]
+    if not quoted:
+        return ""
+    return f" (item {quoted[0]} is the text {items[quoted[0]]!r}: write the number without quotes)"

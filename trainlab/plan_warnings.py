@@ -315,18 +315,28 @@ def _validations(monitor: str, plan: BatchPlan, total_steps: int, every: int | N
 
 def warn_if_never_stops_early(patience: int, monitor: str, restore_best: bool, plan: BatchPlan, total_steps: int,
                               every: int | None) -> None:
-    """One warning when ``strategy.early_stopping`` cannot stop the run: it stops after ``patience``
-    validations without improvement (trainlab.callbacks.early_stopping; at least one, as the stop is decided
-    on a validation that did not improve), so at the earliest on validation max(patience, 1) (every value
-    NaN: none improves); with no more validations than that, the run always reaches its end. With
+    """One warning when ``strategy.early_stopping`` cannot cut the run short. It stops on a validation that did
+    not improve once ``patience`` of them followed the best (trainlab.callbacks.early_stopping; at least one,
+    as the stop is decided on a validation that did not improve), and the first finite value is the best so
+    far, so it stops at validation max(patience, 1) + 1 at the earliest. The run's last validation is at its
+    last step, after which nothing trains: a stop there ends the run where it ends anyway. With
+    max(patience, 1) + 1 >= the run's validations, every step trains (only a monitor NaN from its first value
+    on, which never improves, stops one validation sooner). The fix names the largest patience that stops
+    before the last validation: the run's validations - 2 (1 or more: patience 0 waits as 1 does). With
     ``restore_best`` it still puts the best validation's weights back at the end, which the warning says."""
     count, said = _validations(monitor, plan, total_steps, every)
-    if max(patience, 1) < count:
+    waits = max(patience, 1)
+    earliest = waits + 1  # the first validation is the best so far; `waits` bad ones follow it
+    if earliest < count:
         return
     kept = "; restore_best still keeps the best validation's weights" if restore_best else ""
-    fix = f"lower patience below {count}, or train longer" if count > 1 else "train longer"
-    warn(f"strategy.early_stopping.patience={patience} stops after {counted(max(patience, 1), 'validation')} "
-         f"without improvement, but {said}: it can never stop the run early{kept}; {fix}")
+    largest = count - 2
+    fix = (f"set patience to {largest} or less, or train longer" if largest >= 1 else
+           f"train longer: patience={patience} needs {waits + 2} validations"
+           + ("" if waits == 1 else ", patience: 1 needs 3"))
+    warn(f"strategy.early_stopping.patience={patience} stops after {counted(waits, 'validation')} without "
+         f"improvement, and the first validation is the best so far, so at validation {earliest} at the earliest, "
+         f"but {said}, the last at its final step: it can never stop the run early{kept}; {fix}")
 
 
 def warn_if_never_reduced(patience: Any, monitor: Any, plan: BatchPlan, total_steps: int, every: int | None) -> None:

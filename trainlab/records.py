@@ -164,7 +164,10 @@ class Summary(TypedDict):
     samples_per_s: float | None
     val: dict[str, Any]  # metric -> value, no prefix ("loss", "accuracy", ...)
     test: dict[str, Any]
-    evaluation: dict[str, Any]  # {"tta": None | {flip, translate, when, views}}: how val/test were evaluated
+    # the same final weights on the training split, evaluated as val/test are (eval mode, no augmentation); absent
+    # with output.evaluate_train: false and in summaries before 2026-12-05
+    train: NotRequired[dict[str, Any]]
+    evaluation: dict[str, Any]  # {"tta": None | {flip, translate, when, views}}: how val/test/train were evaluated
     rows: NotRequired[dict[str, int]]  # {"train", "val", "test"}: rows in each split (summaries since 2026-12-05)
     loss: str
     optimizer: str

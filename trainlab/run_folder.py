@@ -35,6 +35,7 @@ from typing import Any
 from trainlab import __version__
 from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
 from trainlab.bounded_read import read_regular_file
+from trainlab.code_policy import resume_command_words
 from trainlab.creation_leftovers import (
     creation_leftovers,
     killed_while_created,
@@ -172,7 +173,7 @@ def _in_use_message(path: Path, cli: bool) -> str:
         listed = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
         return (f"output folder {path} already exists and is not a trainlab run folder (it holds {listed}); "
                 f"choose another {out}, or empty it yourself")
-    resume = quoted_command("trainlab", "resume", path)
+    resume = quoted_command(*resume_command_words(path))
     how = (f"pass --overwrite to replace it, or {resume} to continue it" if cli else
            "pass overwrite=True to replace it, or resume_if_exists=True to continue it")
     return f"output folder {path} already exists; {how}"

@@ -1,5 +1,5 @@
-"""A finished run's summary (``summary.json``, :class:`trainlab.records.Summary`): how it ended, its val
-and test metrics as the run's evaluator computes them (TTA included), and what the build noted.
+"""A finished run's summary (``summary.json``, :class:`trainlab.records.Summary`): how it ended, its val,
+test and train metrics as the run's evaluator computes them (TTA included), and what the build noted.
 
 A run that went non-finite and still finished (``strategy.divergence.policy: off`` lets it) says so:
 its summary's ``non_finite`` lists the first epoch of each non-finite training value besides its own
@@ -43,12 +43,13 @@ def _diverged_in_training(history: list[dict[str, Any]]) -> list[str]:
 
 def non_finite_warning(summary: dict[str, Any]) -> str | None:
     """The warning's message (:func:`trainlab.notices.warn`) for a finished run whose losses went non-finite (its ``non_finite`` names a
-    training loss, ``val.loss`` or ``test.loss``), naming them; None otherwise."""
+    training loss, ``val.loss``, ``test.loss`` or ``train.loss``), naming them; None otherwise."""
     found = summary.get("non_finite") or []
-    losses = [entry for entry in found if entry.startswith(("train_", "val_loss", "val.loss=", "test.loss="))]
+    losses = [entry for entry in found
+              if entry.startswith(("train_", "val_loss", "val.loss=", "test.loss=", "train.loss="))]
     if not losses:
         return None
-    return (f"the run went non-finite: {'; '.join(losses)}; the val/test metrics of non-finite "
+    return (f"the run went non-finite: {'; '.join(losses)}; the train/val/test metrics of non-finite "
             "outputs are null (summary.json non_finite), and the model's outputs mean nothing; lower the "
             "learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
 
@@ -111,8 +112,26 @@ def abbreviated_metric(value: Any, held_in: str = "in summary.json") -> str | No
     return f"{_shape(value, count)}, {held_in}" if count > MAX_PRINTED_NUMBERS else None
 
 
+def final_evaluations(built: Built) -> dict[str, dict[str, Any]]:
+    """The final weights' metrics on each split, as the run's evaluator computes them: ``{"val", "test"}``,
+    then ``"train"`` unless ``output.evaluate_train`` is false.
+
+    Each is computed as val and test are (eval mode: no dropout, batch-norm's running statistics; early
+    stopping's restored weights, the averaged ones, TTA where configured) on the split's raw rows:
+    augmentation is the data's ``train_transform``, applied only to training batches, never here. So
+    ``val["loss"] - train["loss"]`` is the generalisation gap of the model the run ended with; the epoch
+    records' ``train_loss`` is not that model's (a running mean in train mode while the weights moved).
+    Train is evaluated last, so val and test are what they were before it existed.
+    """
+    evaluations = {"val": built.evaluator.evaluate(built.data.val), "test": built.evaluator.evaluate(built.data.test)}
+    if built.config.output.evaluate_train:
+        evaluations["train"] = built.evaluator.evaluate(built.data.train)
+    return evaluations
+
+
 def summarize(built: Built) -> dict[str, Any]:
-    """The run's summary (see :class:`trainlab.records.Summary`), evaluated on val and test."""
+    """The run's summary (see :class:`trainlab.records.Summary`), evaluated on val, test and train
+    (:func:`final_evaluations`)."""
     trainer, state = built.trainer, built.trainer.state
     stopping = trainer.callbacks.find(EarlyStopping)
     best = stopping[0].best_epoch if stopping else best_epoch(state.history, built.monitor, built.mode)
@@ -128,8 +147,7 @@ def summarize(built: Built) -> dict[str, Any]:
         "stop_reason": state.stop_reason,
         "train_time_s": round(state.train_time_s, 6),
         "samples_per_s": round(state.samples_seen / state.train_time_s, 3) if state.train_time_s > 0 else None,
-        "val": built.evaluator.evaluate(built.data.val),
-        "test": built.evaluator.evaluate(built.data.test),
+        **final_evaluations(built),
         "evaluation": {"tta": built.evaluator.tta.describe() if built.evaluator.tta else None},
         "rows": {split: len(getattr(built.data, split)) for split in ("train", "val", "test")},
         "loss": built.loss.name,

@@ -360,7 +360,7 @@ class ReduceOnPlateau:
     """Multiply the LR by ``factor`` after ``patience`` validations without improvement (torch ReduceLROnPlateau).
 
     Improvement is relative (torch ``threshold_mode='rel'``): ``value < best (1 - threshold)`` in
-    ``mode: min``, ``value > best (1 + threshold)`` in ``max``; ``mode`` left out (None) is the monitor's
+    ``mode: min``, ``value > best (1 + threshold)`` in ``max``; ``mode`` left out (None, or ``auto``) is the monitor's
     direction (:func:`trainlab.metrics.monitor_mode`, as early stopping's: ``max`` for
     ``val_accuracy``, ``min`` for losses). A NaN validation never improves: it counts as a bad one, as in
     torch and early stopping. After a reduction, ``cooldown`` validations pass before bad ones count
@@ -374,8 +374,10 @@ class ReduceOnPlateau:
                  patience: int = 10, threshold: float = 1e-4, min_factor: float = 0.0, cooldown: int = 0,
                  monitor: str = "val_loss"):
         _check_horizon(total_steps, steps_per_epoch)
+        if mode == "auto":  # Keras's word for the monitor's direction, which mode left out is
+            mode = None
         if mode is not None:
-            _check_choice("mode", mode, ("min", "max"))
+            _check_choice("mode", mode, ("min", "max", "auto"))
         factor = _check_real("factor", factor, 0.0, 1.0, low_open=True, high_open=True)
         patience = _check_int("patience", patience, 0)
         threshold = _check_real("threshold", threshold, 0.0, 1.0, high_open=True)

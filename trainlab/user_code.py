@@ -210,8 +210,9 @@ def _refuse_outside(reference: str, kind: str) -> ConfigError:
     if not policy.local:  # a run folder's config: it may come from someone else
         opt_in = ("pass --allow-code to run it" if policy.cli else
                   f"from Python, load_run(..., allow_code=True) or {within}")
-        return ConfigError(f"config references '{reference}', which is outside your own code: a run folder's "
-                           f"config imports no code without the opt-in; {opt_in} (or set {ALLOW_CODE_ENV}=1)")
+        return ConfigError(f"config references '{reference}', but a run folder's config imports no code without "
+                           f"the opt-in, not even your own modules (the folder may come from someone else); {opt_in} "
+                           f"(or set {ALLOW_CODE_ENV}=1)")
     opt_in = "pass --allow-code to run it" if policy.cli else f"from Python, {within}"
     return ConfigError(f"config references '{reference}', which is outside your own code; {opt_in} "
                        f"(or set {ALLOW_CODE_ENV}=1)")

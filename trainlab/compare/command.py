@@ -99,7 +99,8 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             out: str | os.PathLike[str], seeds: int = 5, jobs: int = 2, target: str | None = None,
             metric: str = DEFAULT_METRIC, direction: str | None = None, live: bool | None = None,
             quiet: bool = False, wait: bool = False,
-            folders: Mapping[str, str | os.PathLike[str]] | None = None) -> dict[str, Any]:
+            folders: Mapping[str, str | os.PathLike[str]] | None = None,
+            show_leaderboard: bool | None = None) -> dict[str, Any]:
     """Run (or finish) a comparison in ``out`` and return its leaderboard (also written to disk).
 
     ``bases`` maps task names to config dicts; ``strategies`` is a list of :class:`NamedStrategy` or a
@@ -108,6 +109,11 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     folder (:func:`compare_files` passes them): trusted for its ``module:attr`` code, as ``trainlab train``
     trusts a config's folder; where two folders hold different modules of a name the configs reference,
     each task imports its own (:func:`task_code_policies`).
+
+    ``quiet``: no line per run and no live panel (the notes of runs skipped, resumed or trained again, and the
+    warnings, still print). ``show_leaderboard``: print the leaderboard table and the files written at the end;
+    None: unless ``quiet`` (the CLI passes True: its ``--quiet`` still prints them, as ``trainlab train --quiet``
+    prints its summary).
 
     ``out`` is locked for the whole comparison: another comparison writing it is refused, or with
     ``wait`` waited for (tune workers sharing a study refit into one folder: the later finds the runs done).
@@ -132,7 +138,8 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     out = path_argument(out, "out")
     seeds, jobs = arguments.whole(named("seeds"), seeds), arguments.whole(named("jobs"), jobs)
     direction = compare_direction(direction)
-    _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait)
+    _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait, show_leaderboard=show_leaderboard)
+    show_leaderboard = not quiet if show_leaderboard is None else show_leaderboard
     folders = check_folders(folders, bases)
     refuse_foreign(out, "compare", own=(OWN_RECORD,))
     refuse_overwrite(out, "compare", own=(OWN_RECORD,), writes=RESULT_FILES, argument=named("out"),
@@ -159,10 +166,10 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
             board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run)
             write_compare_leaderboard(board, out)
-            if not quiet:
+            if show_leaderboard:
                 print_leaderboard(board)
             report = write_report_if_available(groups, out)
-    _say_written(board, out, report, metric, quiet)
+    _say_written(board, out, report, metric, show_leaderboard)
     return board
 
 
@@ -177,12 +184,12 @@ def is_comparison_record(path: Path) -> bool:
     return isinstance(record, dict) and all(isinstance(record.get(field), kind) for field, kind in RECORD_FIELDS.items())
 
 
-def _say_written(board: dict[str, Any], out: Path, report: Path | None, metric: str, quiet: bool) -> None:
-    """Name the files written, then raise what the comparison left undone: runs the machine stopped or
-    another process held (:func:`compare`'s docstring), else a ``metric`` no run recorded."""
-    if report is not None and not quiet:
+def _say_written(board: dict[str, Any], out: Path, report: Path | None, metric: str, show: bool) -> None:
+    """Name the files written (``show``), then raise what the comparison left undone: runs the machine stopped
+    or another process held (:func:`compare`'s docstring), else a ``metric`` no run recorded."""
+    if report is not None and show:
         print(f"report: {report}")
-    if not quiet:
+    if show:
         print(f"leaderboard: {out / 'leaderboard.json'}, {out / 'leaderboard.csv'}")
     stopped = not_run_error(board, out) or busy_error(board, out)
     if stopped is not None:
@@ -231,17 +238,19 @@ def compare_direction(direction: Any) -> str | None:
     return arguments.direction(named("direction"), direction, "by the metric's name")
 
 
-def _check_flags(metric: Any, target: Any, live: Any, quiet: Any, wait: Any) -> None:
+def _check_flags(metric: Any, target: Any, live: Any, quiet: Any, wait: Any, show_leaderboard: Any) -> None:
     """``metric`` a string, ``target`` one or None (their values: :func:`parse_target`, :func:`check_recorded`),
-    ``quiet``/``wait`` bools, ``live`` a bool or None; else one ConfigError naming the argument."""
+    ``quiet``/``wait`` bools, ``live``/``show_leaderboard`` a bool or None; else one ConfigError naming the
+    argument."""
     for name, value in (("metric", metric), ("target", target)):
         if not isinstance(value, str) and not (name == "target" and value is None):
             example = "'val_accuracy=0.9' or None" if name == "target" else "'test_accuracy'"
             raise ConfigError(f"{name} must be a string such as {example}; got {short_repr(value)} "
                               f"({type(value).__name__})")
-    for name, value, valid in (("live", live, (bool, type(None))), ("quiet", quiet, bool), ("wait", wait, bool)):
+    for name, value, valid in (("live", live, (bool, type(None))), ("quiet", quiet, bool), ("wait", wait, bool),
+                               ("show_leaderboard", show_leaderboard, (bool, type(None)))):
         if not isinstance(value, valid):
-            raise ConfigError(f"{name} must be {'True, False or None' if name == 'live' else 'True or False'}; "
+            raise ConfigError(f"{name} must be {'True or False' if valid is bool else 'True, False or None'}; "
                               f"got {short_repr(value)}")
 
 
@@ -503,7 +512,8 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     """``compare`` on config files: ``base_paths`` one path or a list, task names their file stems
     (:func:`task_names`), each trusted for its own folder's ``module:attr`` code as ``trainlab train``
     trusts it; ``overrides`` (``--set KEY=VALUE``, one string or a list) change every base before the
-    strategies; ``options`` are :func:`compare`'s (seeds, jobs, target, metric, direction, live, quiet, wait).
+    strategies; ``options`` are :func:`compare`'s (seeds, jobs, target, metric, direction, live, quiet, wait,
+    show_leaderboard).
 
     Raises TrainingError (exit 4), once the leaderboard is written, when not one run finished; WriteError
     (exit 5) as :func:`compare` raises it, first.

@@ -122,21 +122,52 @@ def _target_blocks(runs: list[RunRecord], target: dict[str, Any] | None) -> dict
     }
 
 
+CONVERGENCE_FIGURES = ("best_val_epoch", "val_curve_mean", "gap_loss", "gap_val_test")
+
+
+def _figure_range_key(figure: str, val_key: str) -> str | None:
+    """The key whose :func:`~trainlab.compare.metric_keys.metric_range` bounds ``figure``'s interval:
+    ``best_val_epoch`` is an epoch (at least 0, as ``best_epoch``), ``val_curve_mean`` a mean height of the
+    ``val_key`` curve (an accuracy's in [0, 1]); the gaps are differences, unbounded."""
+    return {"best_val_epoch": "best_epoch", "val_curve_mean": val_key}.get(figure)
+
+
+def convergence_figure(values: list[float | None], seeds: list[int], range_key: str | None) -> dict[str, Any]:
+    """One convergence figure over the finished runs: :func:`metric_block`'s statistics (n, mean, std, median,
+    min, max, ``ci95`` with its ``ci_method``, ``iqm`` with ``iqm_ci95``) of its finite values, as every
+    metric of the leaderboard has them; ``values`` and ``seeds`` keep one entry per finished run, ``None``
+    where a run has no value (``n`` counts the others)."""
+    present = [(seed, value) for seed, value in zip(seeds, values, strict=True) if value is not None]
+    block = metric_block([float(v) for _, v in present], [seed for seed, _ in present], range_key)
+    return {**block, "values": values, "seeds": seeds}
+
+
+def convergence_metric_note(metric: str) -> str | None:
+    """The note for a ``metric`` that is no ``test_``/``val_`` key (a summary number: ``train_time_s``,
+    ``steps``): it has no validation curve and no test value, so ``best_val_epoch`` and ``val_curve_mean``
+    follow ``val_loss`` and ``gap_val_test`` is null for every run; None for a split's metric."""
+    val_key, name = _val_key(metric)
+    if name is not None:
+        return None
+    return (f"--metric {metric} has no validation curve or test value: best_val_epoch and val_curve_mean "
+            f"follow {val_key}, and gap_val_test is null in every run (a test_ --metric has all three)")
+
+
 def _convergence_block(runs: list[RunRecord], metric: str) -> dict[str, Any]:
-    """:func:`~trainlab.compare.run_record.convergence` of the finished ``runs``, with a ``note`` where a
-    validation value was non-finite or a metrics.jsonl had damaged lines."""
+    """:func:`~trainlab.compare.run_record.convergence` of the finished ``runs``, each figure with the
+    leaderboard's statistics (:func:`convergence_figure`), and a ``note`` where the metric has no validation
+    counterpart (:func:`convergence_metric_note`), a validation value was non-finite or a metrics.jsonl had
+    damaged lines."""
     finished = [r for r in runs if r.status == "finished"]
     val_key, metric_name = _val_key(metric)
     per_run = [convergence(r, val_key, metric_name) for r in finished]
     block: dict[str, Any] = {"val_metric": val_key}
-    for field_name in ("best_val_epoch", "val_curve_mean", "gap_loss", "gap_val_test"):
-        values = [c[field_name] for c in per_run]
-        present = [v for v in values if v is not None]
-        block[field_name] = {"mean": float(sum(present) / len(present)) if present else None,
-                             "median": stats.describe(present)["median"], "values": values}
+    for figure in CONVERGENCE_FIGURES:
+        block[figure] = convergence_figure([c[figure] for c in per_run], [r.seed for r in finished],
+                                           _figure_range_key(figure, val_key))
     recorded = [any("epoch" in r and val_key in r for r in run.records) for run in finished]
     without = sum(c["best_val_epoch"] is None and seen for c, seen in zip(per_run, recorded, strict=True))
-    notes = []
+    notes = [note for note in [convergence_metric_note(metric)] if note]
     if without:  # recorded, but only as null: said in the board, not left to a reader to guess
         notes.append(f"{val_key} has no finite value in {without} of {len(per_run)} finished runs (NaN and inf "
                      "are recorded as null and left out of best_val_epoch and val_curve_mean)")
@@ -145,6 +176,12 @@ def _convergence_block(runs: list[RunRecord], metric: str) -> dict[str, Any]:
         seeds = f"seed {damaged[0]} has" if len(damaged) == 1 else f"seeds {', '.join(map(str, damaged))} have"
         notes.append(f"metrics.jsonl of {seeds} damaged lines, left out of time_to_target_s, steps_to_target "
                      "and these figures")
+    running = sum("note" in c for c in per_run)
+    if running:  # run_record.loss_gap: no train block in summary.json (output.evaluate_train: false, older runs)
+        notes.append(f"gap_loss of {running} of {len(per_run)} finished runs is val_loss - train_loss of the last "
+                     "epoch record, whose train_loss is a running mean in train mode (dropout and augmentation on, "
+                     "weights moving), not the final weights' loss on the training split (summary.json has no "
+                     "train block: output.evaluate_train false, or a run from before it)")
     if notes:
         block["note"] = "; ".join(notes)
     return block
@@ -315,21 +352,67 @@ def task_profile(board: dict[str, Any], target: dict[str, Any] | None) -> dict[s
                 value = entry["metrics"].get("train_time_s", {}).get("median")
             times.setdefault(entry["name"], []).append(value)
     profile = stats.performance_profile(times)
-    measure = "median time_to_target_s" if target else "median train_time_s (no --target given)"
+    measure = "median time_to_target_s" if target else \
+        "median train_time_s (no --target given: speed alone, whatever the ranking metric)"
     return {"measure": measure, "tasks": task_names, **profile}
+
+
+def target_example(metric: str) -> str:
+    """A ``--target`` for ``metric``'s validation counterpart, for advice: ``val_accuracy=0.9`` for a metric in
+    [0, 1] that rises, else ``val_mse=<value>`` (no value fits every scale); ``val_loss`` for a summary number."""
+    val_key, _ = _val_key(metric)
+    if metric_range(val_key) == (0.0, 1.0) and direction_of(val_key) == "max":
+        return f"{val_key}=0.9"
+    return f"{val_key}=<value>"
+
+
+def profile_lines(board: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """The printed profile: a heading, each strategy's geometric mean ratio (``labels``: the names as the tables
+    show them). With ``--target`` it is of the time to reach the target. Without, the heading says plainly that
+    it ranks training time alone, whatever the ranking metric (a fast strategy that learned nothing is 1 there),
+    and a last line says how to rank the time to a quality instead."""
+    profile, target = board["profile"], board["target"]
+    tasks = counted(len(profile["tasks"]), "task")
+    if target:
+        lines = [f"performance profile over {tasks} (median time to {target['metric']}={target['value']:g}): "
+                 "geometric mean of time ratios to the fastest to reach it"]
+    else:
+        lines = [f"performance profile over {tasks} on training time alone, whatever {board['metric']} (no "
+                 "--target given): geometric mean of median train_time_s ratios to the fastest"]
+    for name, ratio in profile["geomean_ratio"].items():
+        lines.append(f"  {labels.get(name, name):<24} {_fmt(ratio, 3) if ratio is not None else 'inf (a target missed)'}")
+    if not target:
+        lines.append(f"  to rank the time each strategy takes to reach a quality: --target {target_example(board['metric'])}")
+    return lines
 
 
 # --------------------------------------------------------------------------- outputs
 
+# each convergence figure's statistics, as the ranking metric's (its n, mean, std and t interval)
+CONVERGENCE_STATISTICS = ("n", "mean", "std", "ci95_low", "ci95_high")
+CONVERGENCE_COLUMNS = ["convergence_val_metric", *(f"{figure}_{statistic}" for figure in CONVERGENCE_FIGURES
+                                                   for statistic in CONVERGENCE_STATISTICS)]
 CSV_COLUMNS = ["task", "rank", "strategy", "runs", "failed", "mean", "std", "median", "ci95_low", "ci95_high",
                "iqm", "test", "p", "p_holm", "verdict", "prob_improvement", "time_to_target_median_s",
-               "target_reached", "train_time_s_mean", "failures"]
+               "target_reached", "train_time_s_mean", "failures", *CONVERGENCE_COLUMNS]
+
+
+def convergence_cells(convergence: dict[str, Any]) -> list[Any]:
+    """leaderboard.csv's :data:`CONVERGENCE_COLUMNS` of one strategy's ``convergence`` block: its validation
+    key, then each figure's n, mean, std and 95% interval (empty where the block lacks them)."""
+    cells: list[Any] = [convergence.get("val_metric")]
+    for figure in CONVERGENCE_FIGURES:
+        block = convergence.get(figure) or {}
+        ci = block.get("ci95") or [None, None]
+        cells += [block.get("n"), block.get("mean"), block.get("std"), ci[0], ci[1]]
+    return cells
 
 
 def to_csv(board: dict[str, Any]) -> str:
     """One row per task x strategy; the ranking metric's statistics in the mean..iqm columns, ``runs`` the
     number of values behind them; ``failures`` each failed seed and why (``seed 1: diverged: ...``, ``;``
-    between seeds), a finished run counted as failed for a non-finite metric among them."""
+    between seeds), a finished run counted as failed for a non-finite metric among them; then the
+    convergence figures' statistics (:func:`convergence_cells`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -343,7 +426,8 @@ def to_csv(board: dict[str, Any]) -> str:
                              block.get("std"), block.get("median"), ci[0], ci[1], block.get("iqm"), vs["test"],
                              vs["p"], vs["p_holm"], vs["verdict"], vs["prob_improvement"],
                              entry["time_to_target_s"]["median"], entry["time_to_target_s"]["reached"],
-                             entry["metrics"].get("train_time_s", {}).get("mean"), failure_text(entry)])
+                             entry["metrics"].get("train_time_s", {}).get("mean"), failure_text(entry),
+                             *convergence_cells(entry.get("convergence") or {})])
     return buffer.getvalue()
 
 
@@ -437,6 +521,28 @@ def _table_row(entry: dict[str, Any], metric: str, label: str, target: dict[str,
     return row
 
 
+# the printed table has no room for them: one line says where they are
+CONVERGENCE_WHERE = ("convergence per strategy (best_val_epoch, val_curve_mean, gap_loss, gap_val_test: n, mean, "
+                     "std, 95% CI): in leaderboard.csv and under 'convergence' in leaderboard.json")
+
+
+def footer_lines(entries: list[dict[str, Any]], metric: str) -> list[str]:
+    """The lines under a task's table: per strategy, each failed or not-run seed with its reason and the
+    strategy's own convergence note; then the convergence note of ``metric`` once
+    (:func:`convergence_metric_note`: every strategy's block repeats it)."""
+    shared = convergence_metric_note(metric)
+    lines = []
+    for entry in entries:
+        for kind, items in (("failed", entry["failures"]), ("not run", entry.get("not_run") or [])):
+            lines += [f"  {kind}: {entry['name']} seed {item['seed']}: {item['reason']}" for item in items]
+        note = (entry.get("convergence") or {}).get("note") or ""
+        if shared:
+            note = note.removeprefix(shared).removeprefix("; ")
+        if note:
+            lines.append(f"  note: {entry['name']}: {note}")
+    return [*lines, f"  note: {shared}"] if shared else lines
+
+
 def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
     """A rich table per task, ranked by the metric. Names, reasons and notes are shown as written, never
     read as rich markup (a strategy named ``lr[/x]`` would otherwise raise, ``[bold]a`` print as ``a``)."""
@@ -462,18 +568,10 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
         for entry in table_data["strategies"]:
             table.add_row(*_table_row(entry, metric, escape(labels[entry["name"]]), target))
         console.print(table)
-        for entry in table_data["strategies"]:
-            for kind, items in (("failed", entry["failures"]), ("not run", entry.get("not_run") or [])):
-                for item in items:
-                    console.print(f"  {kind}: {entry['name']} seed {item['seed']}: {item['reason']}",
-                                  markup=False, highlight=False)
-            note = (entry.get("convergence") or {}).get("note")
-            if note:
-                console.print(f"  note: {entry['name']}: {note}", markup=False, highlight=False)
-    profile = board.get("profile")
-    if profile:
-        console.print(f"performance profile over {len(profile['tasks'])} tasks ({profile['measure']}): "
-                      "geometric mean of time ratios to the best", markup=False, highlight=False)
-        for name, ratio in profile["geomean_ratio"].items():
-            console.print(f"  {labels.get(name, name):<24} {_fmt(ratio, 3) if ratio is not None else 'inf (a target missed)'}",
-                          markup=False, highlight=False)
+        for line in footer_lines(table_data["strategies"], metric):
+            console.print(line, markup=False, highlight=False)
+    if board["tasks"]:
+        console.print(CONVERGENCE_WHERE, markup=False, highlight=False)
+    if board.get("profile"):
+        for line in profile_lines(board, labels):
+            console.print(line, markup=False, highlight=False)

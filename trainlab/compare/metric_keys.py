@@ -1,6 +1,6 @@
 """A comparison's metric keys: ``test_accuracy`` names ``summary["test"]["accuracy"]``, ``val_loss``
 names ``summary["val"]["loss"]``, and a top-level summary number such as ``train_time_s`` is itself.
-Loss-like names (:func:`direction_of`) are minimised, all others maximised; ``--target`` is
+Loss-like names and convergence counts (:func:`direction_of`) are minimised, all others maximised; ``--target`` is
 ``val_<metric>=<number>`` (:func:`parse_target`).
 """
 
@@ -14,6 +14,9 @@ from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 
 MINIMISED = ("loss", "mse", "mae", "rmse", "mape", "error", "perplexity", "time", "_s")
+# convergence counts: steps or epochs spent to get somewhere (steps, best_epoch, epochs_run, best_val_epoch,
+# steps_to_target); fewer is better. A rate of them (steps_per_s, samples_per_epoch) is not a count
+COUNTS = ("step", "steps", "epoch", "epochs")
 # the values a metric can take (an averaging suffix aside: f1_macro is an f1; top_3_accuracy an accuracy):
 # a --target outside them can never be reached, or (on the side the metric moves away from) is met at once
 RANGES = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "subset_accuracy": (0.0, 1.0),
@@ -39,13 +42,19 @@ def metric_range(metric: str) -> tuple[float, float] | None:
 
 
 def direction_of(metric: str) -> str:
-    """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``), else ``max``; a user metric
-    (``<split>_<module>:<attr>``) ``max``, whatever its name: higher is better (docs/extending.md), as early
-    stopping and tune take it."""
+    """``min`` for loss-like names (loss, mse, mae, rmse, error, time, ``*_s``) and for convergence counts
+    (a ``step``/``steps``/``epoch``/``epochs`` word: ``steps``, ``best_epoch``, ``epochs_run``,
+    ``best_val_epoch``, ``steps_to_target``; fewer steps to the same place is faster convergence), else ``max``;
+    a rate (``samples_per_s``, ``samples_per_epoch``) ``max``; a user metric (``<split>_<module>:<attr>``) ``max``,
+    whatever its name: higher is better (docs/extending.md), as early stopping and tune take it.
+    ``--direction`` overrides the rule."""
     name = metric.lower()
-    if ":" in name or name.endswith("per_s"):  # a user metric; throughput: samples_per_s
+    words = name.split("_")
+    if ":" in name or name.endswith("per_s"):  # a user metric; throughput: samples_per_s, steps_per_s
         return "max"
-    return "min" if any(name.endswith(token) or token in name.split("_") for token in MINIMISED) else "max"
+    if any(word in COUNTS and words[i - 1:i] != ["per"] for i, word in enumerate(words)):  # not samples_per_epoch
+        return "min"
+    return "min" if any(name.endswith(token) or token in words for token in MINIMISED) else "max"
 
 
 def stand_in(wanted: str, recorded: list[str]) -> str | None:

@@ -108,8 +108,29 @@ def time_to_target(records: list[dict[str, Any]], target: dict[str, Any]) -> tup
 
 
 
-def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[str, float | None]:
-    """Best-validation epoch, mean height of the validation curve, and the generalisation gaps.
+RUNNING_TRAIN_LOSS_NOTE = (
+    "gap_loss is val_loss - train_loss of the last epoch record, whose train_loss is a running mean over the "
+    "epoch in train mode (dropout and augmentation on, weights moving), not the final weights' loss on the "
+    "training split, which summary.json lacks (output.evaluate_train: false, or a run from before it)")
+
+
+def loss_gap(run: RunRecord, last: dict[str, Any] | None) -> tuple[float | None, str | None]:
+    """(gap_loss, note): the final weights' ``val.loss - train.loss`` from the run's summary, both evaluated
+    in eval mode on the raw splits (trainlab.run_summary.final_evaluations); None where either is not
+    finite. A summary without a ``train`` block: the ``last`` epoch record's ``val_loss - train_loss``
+    with :data:`RUNNING_TRAIN_LOSS_NOTE`, since that ``train_loss`` was measured another way."""
+    train = (run.summary or {}).get("train")
+    if isinstance(train, dict):
+        val_loss, train_loss = read_metric(run.summary, "val_loss"), read_metric(run.summary, "train_loss")
+        return (val_loss - train_loss if val_loss is not None and train_loss is not None else None), None
+    if last is None or not (is_finite_number(last.get("train_loss")) and is_finite_number(last.get("val_loss"))):
+        return None, None
+    return float(last["val_loss"] - last["train_loss"]), RUNNING_TRAIN_LOSS_NOTE
+
+
+def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[str, Any]:
+    """Best-validation epoch, mean height of the validation curve, and the generalisation gaps
+    (``gap_loss``: :func:`loss_gap`, with its ``note`` where it is the running train loss's).
 
     A validation value that is not a finite number (NaN or inf, written as null in metrics.jsonl:
     ``roc_auc`` on a split lacking a class, an overflowing ``val_loss``) is left out, as
@@ -121,18 +142,16 @@ def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[s
         if "epoch" in record and val_key in record:
             epochs[record["epoch"]] = record  # a resumed run may repeat an epoch: keep the last
     ordered = [epochs[e] for e in sorted(epochs)]
-    out: dict[str, float | None] = {"best_val_epoch": None, "val_curve_mean": None, "gap_loss": None,
-                                    "gap_val_test": None}
+    out: dict[str, Any] = {"best_val_epoch": None, "val_curve_mean": None, "gap_loss": None, "gap_val_test": None}
     finite = [r for r in ordered if is_finite_number(r[val_key])]
     if finite:
         values = [float(r[val_key]) for r in finite]
         pick = max if direction_of(val_key) == "max" else min
         out["best_val_epoch"] = finite[values.index(pick(values))]["epoch"]
         out["val_curve_mean"] = stats.curve_mean([r["epoch"] for r in finite], values)
-    if ordered:
-        last = ordered[-1]
-        if is_finite_number(last.get("train_loss")) and is_finite_number(last.get("val_loss")):
-            out["gap_loss"] = float(last["val_loss"] - last["train_loss"])
+    out["gap_loss"], note = loss_gap(run, ordered[-1] if ordered else None)
+    if note:
+        out["note"] = note
     if metric_name and run.summary:
         val, test = read_metric(run.summary, f"val_{metric_name}"), read_metric(run.summary, f"test_{metric_name}")
         if val is not None and test is not None:

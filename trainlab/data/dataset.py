@@ -24,6 +24,9 @@ TASKS: tuple[str, ...] = ("regression", "binary", "multiclass", "multilabel")
 # class is rare; beyond that they are counts (regression). See infer_task.
 SURE_CLASSES = 10
 MAX_INFERRED_CLASSES = 20
+# several target columns of 0/1 but for at most this share of their cells (at least one cell) are labels with
+# typos, not a regression: infer_task reads them as multi-label, whose check names the stray cell
+STRAY_LABEL_SHARE = 0.01
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
@@ -125,6 +128,18 @@ def is_one_hot(y: np.ndarray) -> bool:
     return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
 
+def stray_label_cells(y: np.ndarray) -> int | None:
+    """How many cells of (N, L) numeric targets, L > 1, are not 0 or 1, when they are few enough for the
+    columns to be 0/1 labels with typos: at most :data:`STRAY_LABEL_SHARE` of the N L cells (at least one
+    cell). None for anything else: 1-D targets, no rows, text, or a table whose other values are too many to
+    be typos (a regression on several columns)."""
+    if y.ndim != 2 or y.shape[1] < 2 or not len(y) or not (np.issubdtype(y.dtype, np.number)
+                                                            or np.issubdtype(y.dtype, np.bool_)):
+        return None
+    stray = int(np.count_nonzero((y != 0) & (y != 1)))
+    return stray if stray <= max(1, int(STRAY_LABEL_SHARE * y.size)) else None
+
+
 def one_label_per_row(y: np.ndarray, task: str) -> np.ndarray:
     """The targets of a ``binary`` or ``multiclass`` task as one label per row: a (N, 1) column (scikit-learn's
     and Keras's ``y.reshape(-1, 1)``) as its (N,) values, one-hot rows (:func:`is_one_hot`) as their class
@@ -145,7 +160,10 @@ def infer_task(y: np.ndarray) -> Task:
     1. 2-D ``y`` (N, L) with L > 1 whose values are all 0 or 1: ``multilabel`` (L independent labels),
        unless every row holds exactly one 1 (:func:`is_one_hot`): then L classes in one-hot form,
        ``binary`` for L = 2, else ``multiclass`` (whatever L and however rare a class: the width says
-       they are classes), which :func:`one_label_per_row` reads as class indices.
+       they are classes), which :func:`one_label_per_row` reads as class indices. Columns of 0/1 but
+       for a few cells (at most :data:`STRAY_LABEL_SHARE` of them, at least one: :func:`stray_label_cells`)
+       are ``multilabel`` too: labels with a typo, whose check names the stray cell (read as a regression,
+       the typo would send the user to the wrong task); ``data.task: regression`` reads them as numbers.
     2. 1-D whole-number ``y`` (integers, bools, or floats written ``0.0/1.0``) whose distinct values
        are exactly ``0, 1, ..., K-1`` are classes (``binary`` when the values lie in {0, 1}, else
        ``multiclass``) when
@@ -169,15 +187,15 @@ def infer_task(y: np.ndarray) -> Task:
     ('regression', 'multilabel')
     >>> infer_task(np.array([[0], [1], [1]])), infer_task(np.array([[0, 1, 0], [1, 0, 0]]))
     ('binary', 'multiclass')
+    >>> infer_task(np.array([[0, 1], [1, 1], [2, 0]])), infer_task(np.array([[0, 1], [2, 1], [2, 0]]))
+    ('multilabel', 'regression')
     """
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if is_one_hot(y):
         return "binary" if y.shape[1] == 2 else "multiclass"
     if y.ndim == 2 and y.shape[1] > 1:
-        values = np.unique(y)
-        numeric = np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_)
-        return "multilabel" if numeric and len(y) and np.all(np.isin(values, (0, 1))) else "regression"
+        return "multilabel" if stray_label_cells(y) is not None else "regression"
     if y.ndim != 1 or len(y) == 0 or not _whole(y):
         return "regression"
     values, counts = np.unique(y, return_counts=True)

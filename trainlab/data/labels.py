@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trainlab.config_fields import short_repr, shown_name
-from trainlab.data.dataset import class_values, is_one_hot, one_label_per_row
+from trainlab.data.dataset import class_values, is_one_hot, one_label_per_row, stray_label_cells
 from trainlab.errors import DataError
 from trainlab.notices import warn
 
@@ -91,8 +91,26 @@ def check_multilabel(name: str, y: np.ndarray, locate: Locate | None = None) -> 
     bad = np.argwhere((y != 0) & (y != 1))
     if len(bad):
         row, col = (int(i) for i in bad[0])
-        raise DataError(f"{name} label {y[row, col]} at {cell_at(locate, 'targets', row, col)} must be 0 or 1 for a "
-                        "multilabel task")
+        raise DataError(f"{name} label {_shown(y[row, col])} at {cell_at(locate, 'targets', row, col)} must be 0 or "
+                        f"1 for a multilabel task{_stray_note(y, len(bad))}")
+
+
+def _shown(value: object) -> str:
+    """A label as the file writes it: ``2``, not ``2.0`` (a CSV's targets are read as floats)."""
+    number = float(value)  # type: ignore[arg-type]
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def _stray_note(y: np.ndarray, stray: int) -> str:
+    """For (N, L) targets of 0/1 but for ``stray`` cells few enough to be typos
+    (:func:`~trainlab.data.dataset.stray_label_cells`: what makes an unset task multilabel): how many, and
+    the other reading of the columns; "" for any other table."""
+    if stray_label_cells(y) is None:
+        return ""
+    verb = "is" if stray == 1 else "are"
+    return (f" (one 0/1 column per label: {stray} of the {y.size} target cells {verb} not 0 or 1, the rest are); fix "
+            f"{'it' if stray == 1 else 'them'}, or set data.task: regression if the {y.shape[1]} columns are numbers "
+            "to predict")
 
 
 def warn_one_hot(what: str, width: int, task: str, keep: str = "set data.task: multilabel") -> None:

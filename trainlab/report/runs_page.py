@@ -63,12 +63,16 @@ def _progress_text(run: RunRecords) -> str:
 
 
 def _single_results(page: Page, run: RunRecords) -> None:
-    """One run: its validation and test value of every metric, or why there are none."""
+    """One run: its validation and test value of every metric, and its final weights' value on the training
+    split where summary.json has it (``output.evaluate_train``), or why there are none."""
     val, test = run.summary.get("val") or {}, run.summary.get("test") or {}
+    columns = {"validation": val, "test": test}
+    if isinstance(run.summary.get("train"), dict):
+        columns = {"train (final weights)": run.summary["train"], **columns}
     keys = list(dict.fromkeys([*val, *test]))
     if keys:
-        page.table(["metric", "validation", "test"], [[k, fmt(val.get(k)), fmt(test.get(k))] for k in keys],
-                   numeric={1, 2})
+        page.table(["metric", *columns], [[k, *(fmt(split.get(k)) for split in columns.values())] for k in keys],
+                   numeric=set(range(1, len(columns) + 1)))
         return
     if run.status == "diverged":
         ended = f"the run diverged: {run.stop_reason or 'a non-finite or exploding loss'}"

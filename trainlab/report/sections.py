@@ -24,7 +24,7 @@ from trainlab.config_fields import counted
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page, wrapped
 from trainlab.report.predictions import Predictions, load_predictions
-from trainlab.report.series import ABSENT, config_diff, loss_gap, performance_profile, restored_monitor
+from trainlab.report.series import ABSENT, config_diff, final_loss_gap, performance_profile, restored_monitor
 from trainlab.report.sources import Comparison, RunRecords
 
 PROFILE_TAUS = [float(t) for t in np.round(np.logspace(0, 1, 41), 4)]  # tau from 1 to 10
@@ -88,19 +88,28 @@ def add_lr(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]
 
 def add_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str | None,
             palette: Mapping[str, str]) -> None:
-    """val_loss - train_loss at the end of training, and val vs test of the chosen metric, per seed."""
+    """Val loss - train loss of the final weights, and val vs test of the chosen metric, per seed."""
     add_loss_gap(page, groups, palette)
     add_split_gap(page, groups, metric, palette)
 
 
 def add_loss_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], palette: Mapping[str, str],
                  category: str = "strategy") -> None:
-    """val_loss - train_loss of each run's last record holding both, per group (``category``: the x-axis title)."""
-    loss = {name: [loss_gap(run.records) for run in runs] for name, runs in groups.items()}
-    if any(v is not None for values in loss.values() for v in values):
-        page.figure(figures.box_by_group(loss, palette, "val_loss - train_loss (final record)",
-                                         "generalisation gap in loss (above 0: validation loss is higher)",
-                                         category=category))
+    """Each run's val loss - train loss of its final weights (:func:`~trainlab.report.series.final_loss_gap`),
+    per group (``category``: the x-axis title); the title says how many runs had only their last epoch
+    record's running train loss to give it."""
+    gaps = {name: [final_loss_gap(run.summary, run.records) for run in runs] for name, runs in groups.items()}
+    loss = {name: [gap for gap, _ in pairs] for name, pairs in gaps.items()}
+    if not any(v is not None for values in loss.values() for v in values):
+        return
+    running = sum(not from_summary for pairs in gaps.values() for _, from_summary in pairs)
+    total = sum(len(pairs) for pairs in gaps.values())
+    title = "generalisation gap in loss (above 0: validation loss is higher)"
+    if running:  # the epoch's running train loss: dropout on and weights moving, so it reads too low
+        title += (f"; {running} of {total} runs without a train evaluation (output.evaluate_train): the last "
+                  "epoch's running train loss")
+    y_title = "val loss - train loss (final weights)" if not running else "val loss - train loss"
+    page.figure(figures.box_by_group(loss, palette, y_title, title, category=category))
 
 
 def add_split_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str | None,

@@ -131,6 +131,21 @@ def loss_gap(records: Sequence[Mapping[str, Any]]) -> float | None:
     return None
 
 
+def final_loss_gap(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> tuple[float | None, bool]:
+    """(gap, from_summary): the generalisation gap in loss of the weights a run ended with, summary.json's
+    ``val.loss - train.loss`` (both evaluated in eval mode, the training split without augmentation), where
+    the summary has a ``train`` block (None where either loss is not a finite number); else
+    :func:`loss_gap` of ``records`` and False: that ``train_loss`` is a running mean over an epoch in train
+    mode (dropout on, weights moving), not a gap of one model (``output.evaluate_train: false``, older runs)."""
+    train, val = summary.get("train"), summary.get("val")
+    if not isinstance(train, Mapping):
+        return loss_gap(records), False
+    losses = [train.get("loss"), val.get("loss") if isinstance(val, Mapping) else None]
+    if not all(is_finite_number(loss) for loss in losses):
+        return None, True
+    return float(losses[1]) - float(losses[0]), True
+
+
 def restored_monitor(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str | None:
     """The monitored value (``val_loss``) whose best epoch's model a finished run evaluated, or None where it
     evaluated the model as training ended.

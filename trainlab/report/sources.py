@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainlab.code_policy import resume_command_words
 from trainlab.errors import ConfigError, DataError
 from trainlab.folder_owner import written_by
 from trainlab.records import (
@@ -86,7 +87,7 @@ class RunRecords:
         reason = self.summary.get("stop_reason") or self.summary.get("reason")
         if not reason and self.status == STOPPED:
             return (f"writer gone, not finished (killed?); resume with "
-                    f"{quoted_command('trainlab', 'resume', self.path)}")
+                    f"{quoted_command(*resume_command_words(self.path))}")
         return str(reason) if reason else None
 
     def progress(self) -> tuple[Any, Any, Any, bool]:

@@ -11,11 +11,19 @@ keys it cannot assess (set in some trials only) are listed with the reason.
 ``run_dir`` (trials.csv, best.json) is the trial's run folder inside the study
 folder as it is when the results are written (:mod:`trainlab.tune.run_dirs`), an
 absolute path without ``..``; empty in trials.csv for a trial without a run folder.
+
+``best.yaml`` carries no trust of its own: ``trainlab train DIR/best.yaml`` finds a module of the user's
+(``model: {name: "mymodels:net"}``) in DIR and the working directory only, as for any config, never in a
+folder a file names (a best.yaml from someone else must not import code from a folder it names, as a run
+folder's config does not without the opt-in). Where its modules lie elsewhere (beside the base config), the
+command's last line (:func:`results_line`) gives the command that trains it as pasted
+(:func:`tuned_train_command`: ``cd`` to their folder first).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.machinery
 import io
 import json
 from collections.abc import Callable
@@ -26,11 +34,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.atomic import write_json, write_text
+from trainlab.code_policy import outside_code_references, recorded_code_folders
 from trainlab.config import dump_yaml, load_config, validate
+from trainlab.errors import TrainlabError
 from trainlab.records import read_record_object, record_json_text
+from trainlab.shell_command import command_line
 from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT
 from trainlab.tune.run_dirs import ATTR_RUN_DIR, TRIALS, absolute_path, run_folder, shown_run_folder
-from trainlab.yaml_files import flow_yaml
+from trainlab.yaml_files import flow_yaml, load_yaml_file
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA fits a random forest on the finished trials; fewer say nothing
 TRIAL_COLUMNS = ("number", "state", "value", "duration_s", "pruned_at_epoch", "fail_reason", "run_dir")
@@ -198,5 +209,57 @@ def format_best(best: dict[str, Any]) -> str:
 def results_line(out: Path) -> str:
     """``results in DIR: best.yaml, best.json, trials.csv, importances.json, report.html``: the command's last
     line, naming the :data:`RESULT_FILES` that DIR holds once the study's results and report are written
-    (those this command wrote: each is rewritten at every end, and the line is said only after all are)."""
-    return f"results in {out}: {', '.join(name for name in RESULT_FILES if (Path(out) / name).is_file())}"
+    (those this command wrote: each is rewritten at every end, and the line is said only after all are).
+    Where best.yaml names modules of the user's that ``trainlab train DIR/best.yaml`` would not find, the line
+    ends with the command that trains it (:func:`tuned_train_command`)."""
+    line = f"results in {out}: {', '.join(name for name in RESULT_FILES if (Path(out) / name).is_file())}"
+    train = tuned_train_command(Path(out))
+    return line if train is None else f"{line}; {train}"
+
+
+def module_folders(references: set[str], folders: list[str]) -> list[str]:
+    """The folders among ``folders`` (in the order a module name is looked for in them) that the top-level
+    modules of ``references`` (``module:attr``) are found in: each in the first folder holding it, as
+    :mod:`trainlab.user_code` looks; a module in none of them (installed, gone) is left out. Nothing is imported."""
+    found: list[str] = []
+    for top in sorted({reference.partition(":")[0].split(".")[0] for reference in references}):
+        for folder in folders:
+            try:
+                spec = importlib.machinery.PathFinder.find_spec(top, [folder])
+            except (ImportError, ValueError, OSError):
+                continue
+            if spec is not None and spec.origin and spec.has_location:
+                found.append(folder)
+                break
+    return [folder for folder in folders if folder in found]
+
+
+def tuned_train_command(out: Path) -> str | None:
+    """How to train DIR's best.yaml (``out``) as pasted, from any directory, when it names modules of the user's
+    (:func:`~trainlab.code_policy.outside_code_references`) that lie outside DIR, in the folders the best
+    trial's run was trained from (run.json's ``code_folders``: the tune's working directory, the base
+    config's folder): ``trainlab train DIR/best.yaml`` trusts only DIR and the working directory, so
+    ``cd FOLDER && trainlab train /abs/DIR/best.yaml``; modules in two such folders (the working directory's
+    and the base config's), no one folder serves: ``cd FIRST && PYTHONPATH=SECOND trainlab --allow-code
+    train ...``. None where the plain command works (no such modules, or no best.yaml)."""
+    best = read_record_object(out / "best.json") or {}
+    try:
+        tree = load_yaml_file(out / "best.yaml", follow_links=False)
+    except (TrainlabError, OSError, ValueError, RecursionError):
+        return None
+    references = outside_code_references(tree)
+    run_dir = best.get("run_dir")
+    if not references or not isinstance(run_dir, str):
+        return None
+    here = Path(absolute_path(out))
+    folders = [folder for folder in module_folders(references, recorded_code_folders(run_dir))
+               if Path(folder).resolve() != here.resolve()]  # DIR is best.yaml's own folder: trusted anyway
+    if not folders:
+        return None
+    cd = command_line("cd", folders[0])
+    if len(folders) == 1:
+        train = command_line("trainlab", "train", here / "best.yaml")
+    else:  # no one working directory holds them all: the others on PYTHONPATH, which only the opt-in trusts
+        path = "PYTHONPATH=" + command_line(":".join(folders[1:]))  # the name unquoted: an assignment
+        train = f"{path} {command_line('trainlab', '--allow-code', 'train', here / 'best.yaml')}"
+    return f"best.yaml names your modules in {' and '.join(folders)}: train it with {cd} && {train}"

@@ -1,0 +1,322 @@
+"""Using what a run keeps: a checkpoint's weights (``load_run(RUN, checkpoint="best")``, ``trainlab predict RUN
+INPUT --checkpoint best``), and raw rows (``run.preprocess``, the warning for rows that look raw).
+
+References are independent of the code under test: the checkpoint's tensors read with ``safetensors.numpy``
+and pushed through a NumPy MLP, the validation losses the run itself recorded while training (metrics.jsonl,
+the checkpoint's manifest), the standardisation written out from preprocessing.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.numpy import load_file
+
+import trainlab
+import trainlab.experiment
+from trainlab.cli import main
+from trainlab.config import load_config, validate
+from trainlab.data import load_dataset
+from trainlab.errors import ConfigError, DataError
+from trainlab.predict_command import predict_command
+
+MODEL = "parts.step.model."  # where a checkpoint's tensors hold the model's state_dict
+SHADOW = "parts.step.weight_averaging.shadow."  # and the averaged weights of strategy.weight_averaging
+
+
+def _train(out: Path, data: dict, strategy: dict, checkpoint: dict, loss: str = "cross_entropy") -> Path:
+    raw = {"name": out.name, "seed": 0, "data": data, "model": {"name": "mlp", "hidden": [16]},
+           "strategy": {"loss": loss, "batch_size": 64, **strategy},
+           "output": {"progress": "off", "checkpoint": {"every_seconds": None, **checkpoint}},
+           "runtime": {"num_threads": 1}}
+    trainlab.experiment.train(validate(raw), out=out, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Three finished digits runs: ``stopped`` (early stopping without restore_best: best/ is not its
+    model.safetensors), ``averaged`` (EMA weights, a checkpoint and a validation every 7 steps, so step-7's
+    checkpoint is a mid-epoch one, in training mode), ``schedule_free``; and a breast_cancer run, ``cancer``."""
+    tmp = tmp_path_factory.mktemp("checkpoint_use")
+    digits = {"source": "digits"}
+    return {
+        "stopped": _train(tmp / "stopped", digits,
+                          {"optimizer": {"name": "sgd", "lr": 0.9}, "epochs": 12,
+                           "early_stopping": {"monitor": "val_loss", "patience": 2, "restore_best": False}},
+                          {"every_n_epochs": 1}),
+        "averaged": _train(tmp / "averaged", digits,
+                           {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 2, "eval_every_n_steps": 7,
+                            "weight_averaging": {"kind": "ema", "decay": 0.8}},
+                           {"every_n_steps": 7, "every_n_epochs": 1, "keep_last": 100, "keep_after_finish": "all"}),
+        "schedule_free": _train(tmp / "schedule_free", digits,
+                                {"optimizer": {"name": "schedule_free_adamw", "lr": 0.01}, "epochs": 1},
+                                {"every_n_steps": 7, "every_n_epochs": 1, "keep_last": 100,
+                                 "keep_after_finish": "all"}),
+        "cancer": _train(tmp / "cancer", {"source": "breast_cancer"},
+                         {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 8}, {}, loss="bce"),
+    }
+
+
+def _mlp_logits(tensors: dict[str, np.ndarray], prefix: str, x: np.ndarray) -> np.ndarray:
+    """The run's ``mlp`` (Linear, ReLU, Linear) written out in NumPy, float64."""
+    hidden = np.maximum(x @ tensors[f"{prefix}0.weight"].T + tensors[f"{prefix}0.bias"], 0.0)
+    return hidden @ tensors[f"{prefix}2.weight"].T + tensors[f"{prefix}2.bias"]
+
+
+def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(y)), y].mean())
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _val_split(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    config = load_config(run / "config.yaml")
+    split = load_dataset(config.data, seed=config.seed).val
+    return split.x.numpy().astype(np.float64), split.y.numpy()
+
+
+def _recorded_val_loss(run: Path, step: int) -> float:
+    """The val_loss the run's own validation at ``step`` wrote to metrics.jsonl."""
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("step") == step and "val_loss" in record:
+            return float(record["val_loss"])
+    raise AssertionError(f"no validation at step {step}")
+
+
+# --------------------------------------------------------------------------- a checkpoint's weights
+
+def test_best_checkpoint_loads_the_weights_of_the_best_evaluation(runs):
+    run = runs["stopped"]
+    best = run / "checkpoint" / "best"
+    manifest = json.loads((best / "manifest.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert manifest["step"] < summary["steps"]  # stopped later than its best: model.safetensors is not best/'s
+    tensors = load_file(str(best / "tensors.safetensors"))
+    x, y = _val_split(run)
+
+    loaded = trainlab.load_run(run, checkpoint="best")
+    assert loaded.checkpoint == "best"
+    np.testing.assert_allclose(loaded.predict_proba(x), _softmax(_mlp_logits(tensors, MODEL, x)), atol=1e-5)
+    # the weights the run's validation at that step scored: its recorded val_loss, recomputed
+    assert _cross_entropy(loaded.outputs(x).double().numpy(), y) == pytest.approx(manifest["val_loss"], rel=1e-5)
+    final = trainlab.load_run(run)
+    assert _cross_entropy(final.outputs(x).double().numpy(), y) > manifest["val_loss"] + 1e-4
+
+
+def test_last_and_step_names_load_the_newest_step_checkpoint(runs):
+    run = runs["stopped"]
+    (newest,) = [p for p in (run / "checkpoint").iterdir() if p.name.startswith("step-")]
+    tensors = load_file(str(newest / "tensors.safetensors"))
+    x, _ = _val_split(run)
+    step = int(newest.name.removeprefix("step-"))
+    for name in ("last", newest.name, str(step)):
+        loaded = trainlab.load_run(run, checkpoint=name)
+        assert loaded.checkpoint == newest.name
+        np.testing.assert_allclose(loaded.predict_proba(x[:20]), _softmax(_mlp_logits(tensors, MODEL, x[:20])),
+                                   atol=1e-5)
+
+
+def test_a_mid_epoch_checkpoint_of_an_averaged_run_loads_the_averaged_weights(runs):
+    """step-7 was written mid-epoch, in training mode: its ``model`` holds the raw weights and the EMA its
+    validation at step 7 scored sits in ``weight_averaging.shadow``."""
+    run = runs["averaged"]
+    folder = run / "checkpoint" / "step-000000007"
+    assert json.loads((folder / "state.json").read_text())["parts"]["step"]["training"] is True
+    tensors = load_file(str(folder / "tensors.safetensors"))
+    x, y = _val_split(run)
+    averaged, raw = _mlp_logits(tensors, SHADOW, x), _mlp_logits(tensors, MODEL, x)
+    recorded = _recorded_val_loss(run, 7)
+    assert _cross_entropy(averaged, y) == pytest.approx(recorded, rel=1e-5)
+    assert abs(_cross_entropy(raw, y) - recorded) > 1e-3  # the raw weights are not what was evaluated
+
+    loaded = trainlab.load_run(run, checkpoint="step-000000007")
+    np.testing.assert_allclose(loaded.outputs(x).double().numpy(), averaged, atol=1e-4)
+
+
+def test_a_mid_epoch_checkpoint_of_a_schedule_free_run_is_refused(runs):
+    run = runs["schedule_free"]
+    with pytest.raises(DataError, match=r"step-000000007 was written mid-epoch.*schedule-free.*use best"):
+        trainlab.load_run(run, checkpoint="step-000000007")
+    trainlab.load_run(run, checkpoint="best")  # written after a validation: the evaluated weights x
+
+
+def test_a_name_of_no_checkpoint_lists_those_there(runs):
+    with pytest.raises(ConfigError) as caught:
+        trainlab.load_run(runs["stopped"], checkpoint="bset")
+    message = str(caught.value)
+    assert "has no checkpoint 'bset'" in message and "its checkpoints: best, step-" in message
+    assert message.endswith("did you mean 'best'?") and "\n" not in message
+    with pytest.raises(ConfigError, match=r"no checkpoint 'best' \(best/ is written only with "
+                                          r"output\.checkpoint\.every_n_epochs\); its checkpoints: step-"):
+        trainlab.load_run(runs["cancer"], checkpoint="best")
+    empty = runs["cancer"].parent / "cancer-no-checkpoints"
+    empty.mkdir()
+    for record in runs["cancer"].iterdir():
+        if record.is_file():
+            (empty / record.name).write_bytes(record.read_bytes())
+    with pytest.raises(ConfigError, match=r"keeps no checkpoints.*leave the checkpoint out"):
+        trainlab.load_run(empty, checkpoint="last")
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_a_checkpoint_folder_given_as_the_run_folder_says_how_to_use_it(runs, tmp_path, capsys, command):
+    run = runs["stopped"]
+    rows = tmp_path / "rows.npz"
+    np.savez(rows, x=np.zeros((2, 64)))
+    for given, name in ((run / "checkpoint" / "best", "best"), (run / "checkpoint", "best")):
+        words = [command, str(given)] + ([str(rows)] if command == "predict" else [])
+        assert main(words) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(f"error: {given} is ")
+        assert f"'trainlab eval {run} --checkpoint {name}'" in err
+        assert f"'trainlab predict {run} INPUT --checkpoint {name}'" in err
+        assert f"trainlab.load_run('{run}', checkpoint='{name}')" in err
+
+
+def test_predict_command_predicts_with_the_checkpoint(runs, tmp_path):
+    from sklearn.datasets import load_digits
+
+    run = runs["stopped"]
+    raw = load_digits().data[:30].astype(np.float64)
+    np.savez(tmp_path / "rows.npz", x=raw)
+    fitted = json.loads((run / "preprocessing.json").read_text())
+    x = (raw - np.asarray(fitted["mean"])) / np.asarray(fitted["scale"])
+    tensors = load_file(str(run / "checkpoint" / "best" / "tensors.safetensors"))
+    expected = _softmax(_mlp_logits(tensors, MODEL, x))
+    text = predict_command(str(run), str(tmp_path / "rows.npz"), proba=True, checkpoint="best")
+    table = pd.read_csv(pd.io.common.StringIO(text))
+    np.testing.assert_allclose(table[[str(k) for k in range(10)]].to_numpy(), expected, atol=1e-5)
+    assert table["prediction"].astype(str).tolist() == [str(k) for k in expected.argmax(axis=1)]
+
+
+# --------------------------------------------------------------------------- raw rows
+
+def _cancer_rows() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    return x.astype(np.float64), y
+
+
+def test_preprocess_standardises_raw_rows_as_the_training_split_was(runs):
+    run = trainlab.load_run(runs["cancer"])
+    x, y = _cancer_rows()
+    fitted = json.loads((runs["cancer"] / "preprocessing.json").read_text())
+    standardised = (x - np.asarray(fitted["mean"])) / np.asarray(fitted["scale"])
+    np.testing.assert_allclose(run.preprocess(x).numpy(), standardised, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(run.preprocess(x[0]).numpy(), standardised[:1], rtol=1e-6, atol=1e-6)
+    tensors = load_file(str(runs["cancer"] / "model.safetensors"))
+    expected = 1.0 / (1.0 + np.exp(-_mlp_logits(tensors, "", standardised).reshape(-1)))
+    np.testing.assert_allclose(run.predict_proba(run.preprocess(x))[:, 1], expected, atol=1e-5)
+    assert (run.predict(run.preprocess(x)) == y).mean() > 0.9
+
+
+def test_raw_rows_given_as_model_inputs_are_warned_of(runs, capsys):
+    run = trainlab.load_run(runs["cancer"])
+    x, _ = _cancer_rows()
+    run.predict(x)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("warning: predict: feature 'worst area' (and ") and err.count("\n") == 0
+    assert "run.predict(run.preprocess(x))" in err
+    run.predict(run.preprocess(x))
+    run.predict_proba(run.preprocess(x[:1]))
+    assert capsys.readouterr().err == ""
+
+
+def test_a_file_of_rows_is_preprocessed_by_the_run_and_not_taken_for_raw_rows(runs, tmp_path, capsys):
+    """Rows far outside the training data (30 times its values: 'worst area' ~55 standard deviations out once
+    standardised) read from a file were preprocessed by the run itself: no warning that they look raw."""
+    x, _ = _cancer_rows()
+    np.savez(tmp_path / "far.npz", x=x[:40] * 30)
+    run = trainlab.load_run(runs["cancer"])
+    assert float(run.preprocess(x[:40] * 30).mean(dim=0).abs().max()) > 10
+    table = run.predict_file(tmp_path / "far.npz", proba=True)
+    assert len(table) == 40 and capsys.readouterr().err == ""
+
+
+def test_preprocess_refuses_what_it_cannot_read(runs):
+    run = trainlab.load_run(runs["cancer"])
+    x, _ = _cancer_rows()
+    with pytest.raises(DataError, match="29 numeric feature columns but the preprocessing was fitted on 30"):
+        run.preprocess(x[:, :29])
+    bad = x[:3].copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(DataError, match=r"row 2 \(counting from 0\), feature 'mean texture' holds nan"):
+        run.preprocess(bad)
+    with pytest.raises(DataError, match=r"preprocess takes raw rows of numbers shaped \(N, 30\)"):
+        run.preprocess([["a"] * 30])
+
+
+def test_a_run_with_categories_sends_raw_rows_to_a_dataframe(tmp_path, capsys):
+    """An array cannot hold the categories a CSV run one-hot encodes: preprocess refuses it, and the warning of
+    raw-looking rows points to the DataFrame that predict preprocesses itself."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"weight": rng.normal(30, 10, 120), "height": rng.normal(500, 100, 120),
+                          "colour": rng.choice(["red", "green", "blue"], 120)})
+    table["kind"] = np.where(table["weight"] > 30, "big", "small")
+    table.to_csv(tmp_path / "pets.csv", index=False)
+    out = _train(tmp_path / "pets", {"source": "csv", "path": str(tmp_path / "pets.csv"), "target": "kind"},
+                 {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 2}, {})
+    run = trainlab.load_run(out)
+    with pytest.raises(DataError, match=r"one-hot encodes its categorical column\(s\) colour.*pandas DataFrame"):
+        run.preprocess(table[["weight", "height"]].to_numpy())
+    capsys.readouterr()
+    raw = np.c_[table[["weight", "height"]].to_numpy(), np.eye(3)[np.zeros(120, dtype=int)]]
+    run.predict(raw)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: predict: feature 'height' (and 1 other feature) averages ")
+    assert "pass the raw columns by name as a pandas DataFrame, run.predict(df)" in err
+    run.predict(table)  # the DataFrame: preprocessed by the run, no warning
+    assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- eval and predict --checkpoint
+
+def test_eval_of_a_checkpoint_scores_what_the_run_recorded_at_its_step(runs):
+    averaged = runs["averaged"]
+    evaluate = trainlab.experiment.evaluate_run
+    assert evaluate(averaged, "val", checkpoint="step-000000007")["loss"] == pytest.approx(
+        _recorded_val_loss(averaged, 7), rel=1e-5)  # the averaged weights, as the validation at step 7 saw them
+    stopped = runs["stopped"]
+    manifest = json.loads((stopped / "checkpoint" / "best" / "manifest.json").read_text())
+    assert evaluate(stopped, "val", checkpoint="best")["loss"] == pytest.approx(manifest["val_loss"], rel=1e-5)
+    assert evaluate(stopped, "val")["loss"] > manifest["val_loss"] + 1e-4  # model.safetensors: the last weights
+
+
+def test_eval_and_predict_take_checkpoint_on_the_command_line(runs, tmp_path, capsys):
+    run = runs["stopped"]
+    manifest = json.loads((run / "checkpoint" / "best" / "manifest.json").read_text())
+    assert main(["eval", str(run), "--split", "val", "--checkpoint", "best"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "val (checkpoint best):"
+    assert float(lines[1].split()[1]) == pytest.approx(manifest["val_loss"], rel=1e-5)
+
+    x = np.zeros((3, 64))
+    np.savez(tmp_path / "rows.npz", x=x)
+    fitted = json.loads((run / "preprocessing.json").read_text())
+    tensors = load_file(str(run / "checkpoint" / "best" / "tensors.safetensors"))
+    expected = _softmax(_mlp_logits(tensors, MODEL, (x - np.asarray(fitted["mean"])) / np.asarray(fitted["scale"])))
+    assert main(["predict", str(run), str(tmp_path / "rows.npz"), "--proba", "--checkpoint", "best"]) == 0
+    table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    np.testing.assert_allclose(table[[str(k) for k in range(10)]].to_numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_a_bad_checkpoint_name_on_the_command_line_is_one_error_line(runs, tmp_path, capsys, command):
+    np.savez(tmp_path / "rows.npz", x=np.zeros((1, 64)))
+    words = [command, str(runs["stopped"])] + ([str(tmp_path / "rows.npz")] if command == "predict" else [])
+    assert main([*words, "--checkpoint", "bset"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: run ") and "has no checkpoint 'bset'" in err
+    assert "its checkpoints: best, step-" in err and "did you mean 'best'?" in err
