@@ -458,7 +458,7 @@ def test_null_validation_values_are_left_out_of_convergence_and_the_board_says_s
     assert holes["val_curve_mean"]["values"] == pytest.approx(expected)
     assert holes["gap_loss"]["values"] == pytest.approx([-0.1, -0.1])
     # these summaries have no train block: gap_loss is the last epoch record's, and the block says so
-    assert holes["note"].startswith("gap_loss of 2 of 2 finished runs is val_loss - train_loss of the last epoch")
+    assert holes["note"].startswith("in 2 of 2 finished runs, gap_loss is val_loss - train_loss of the last epoch")
     empty = entries["empty"]
     assert empty["best_val_epoch"] == {"n": 0, "mean": None, "std": None, "median": None, "min": None, "max": None,
                                        "ci95": None, "ci_method": None, "iqm": None, "iqm_ci95": None,

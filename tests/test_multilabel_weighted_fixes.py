@@ -305,3 +305,22 @@ def test_weighted_metrics_are_numbers_a_run_records(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert isinstance(summary["test"]["f1_weighted"], float)
     assert metrics.is_scalar("val_recall_weighted") and metrics.higher_is_better("test_f1_weighted")
+
+
+def test_a_config_dict_with_numpy_numbers_validates_to_plain_ones_and_trains(tmp_path):
+    """validate() took the array and writing config.yaml then failed with pydantic's serialisation error;
+    only fit's strategy path made NumPy numbers plain."""
+    import yaml
+
+    from trainlab.config import validate
+    from trainlab.experiment import train
+
+    raw = {"name": "w", "seed": 0, "data": {"source": "iris"}, "model": {"name": "linear"},
+           "strategy": {"loss": {"name": "cross_entropy", "class_weights": np.array([1.0, 2.0, 0.5], np.float32)},
+                        "epochs": 1, "optimizer": {"name": "sgd", "lr": np.float64(0.1)}, "batch_size": torch.tensor(16)},
+           "output": {"progress": "off"}, "runtime": {"num_threads": 1}}
+    config = validate(raw)
+    assert config.strategy.loss.class_weights == [1.0, 2.0, 0.5] and type(config.strategy.optimizer.lr) is float
+    _, run = train(config, out=tmp_path / "run", quiet=True)
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    assert stored["strategy"]["loss"]["class_weights"] == [1.0, 2.0, 0.5] and stored["strategy"]["batch_size"] == 16

@@ -85,10 +85,13 @@ def test_seed_band_is_the_mean_min_and_max_over_seeds_at_each_step():
     assert seed_band(runs, "val_accuracy") is None
 
 
-def test_loss_gap_is_val_minus_train_of_the_last_record_with_both():
-    records = [{"train_loss": 1.0, "val_loss": 1.5}, {"train_loss": 0.4, "val_loss": 0.7}, {"train_loss": 0.3}]
+def test_loss_gap_is_val_minus_train_of_the_last_epoch_record_with_both():
+    records = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.5}, {"epoch": 2, "train_loss": 0.4, "val_loss": 0.7},
+               {"epoch": 3, "train_loss": 0.3},
+               # a mid-epoch validation's step record: its train_loss covers the steps since the last record
+               {"scope": "step", "epoch": 3.5, "step": 9, "train_loss": 0.1, "val_loss": 0.9}]
     assert loss_gap(records) == pytest.approx(0.3)
-    assert loss_gap([{"train_loss": 0.3}]) is None
+    assert loss_gap([{"epoch": 1, "train_loss": 0.3}]) is None
 
 
 def test_performance_profile_matches_the_dolan_more_formula():

@@ -43,6 +43,7 @@ from trainlab.config_fields import (
 from trainlab.config_overrides import apply_overrides, override_reading
 from trainlab.config_strategy import Strategy
 from trainlab.errors import ConfigError
+from trainlab.option_types import plain_numbers
 from trainlab.registry import declare_section_keys, did_you_mean
 from trainlab.yaml_files import check_tree, load_yaml_file, yaml_dump
 
@@ -317,6 +318,7 @@ def validate_data_and_seed(raw: dict[str, Any], overrides: Sequence[str] = ()) -
 
 def _validated(model: type[Any], raw: dict[str, Any], overrides: Sequence[str]) -> Any:
     check_tree(raw)
+    raw = plain_numbers(raw)  # a config dict built in Python: NumPy / torch numbers as the plain ones YAML holds
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

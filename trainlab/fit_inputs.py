@@ -23,7 +23,7 @@ import torch
 
 from trainlab.config_fields import short_repr
 from trainlab.data import TASKS, targets_tensor
-from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task
+from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task, row_position
 from trainlab.data.labels import named_classes_task, read_class_labels, warn_classes_absent
 from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import ConfigError, DataError
@@ -213,7 +213,7 @@ def _cell(shape: tuple[int, ...], row: int, flat: int) -> str:
     ``row 3, column 2`` for a table, ``row 3, position [5, 2]`` for rows of several axes, ``row 3`` for rows
     of one value (counting from 0)."""
     if len(shape) > 2:
-        return f"row {row}, position [{', '.join(str(int(i)) for i in np.unravel_index(flat, shape[1:]))}]"
+        return f"row {row}, position {row_position(shape, flat)}"
     return f"row {row}, column {flat}" if len(shape) == 2 else f"row {row}"
 
 

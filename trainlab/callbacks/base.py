@@ -157,6 +157,11 @@ class TrainerView:
         else:
             self._trainer.step.set_lr_factor(factor, routes)
 
+    def loss_weight(self) -> torch.Tensor | None:
+        """What the last step's data-loss mean divided by where that is not its sample count (a class-weighted
+        loss's summed label weights: :class:`trainlab.engine.step.StepOutput`'s ``weight``); None otherwise."""
+        return getattr(self._trainer, "last_loss_weight", None)
+
     def grad_norm(self) -> float | None:
         """The global L2 norm of the last step's gradients (before clipping), when the step measured it."""
         norm = getattr(self._trainer.step, "last_grad_norm", None)

@@ -1,8 +1,8 @@
 """Step records every ``log_every_n_steps`` optimizer steps (the HF Trainer's ``logging_steps``).
 
 Each record: ``{"scope": "step", "step", "epoch" (fractional), "train_loss" (the per-sample mean of
-the data loss since the last record: each step's mean weighted by its samples, as the epoch record's
-``train_loss``), "lr", "grad_norm" (global L2 norm of the last step's gradients,
+the data loss since the last record: each step's mean weighted by its samples, or by what its mean divides
+by for a class-weighted loss, as the epoch record's ``train_loss``), "lr", "grad_norm" (global L2 norm of the last step's gradients,
 before clipping), "samples_per_s", "elapsed_s"}``, kept in ``state.step_records`` and so in
 metrics.jsonl and every checkpoint.
 
@@ -65,7 +65,8 @@ class StepLogger(Callback):
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
         state = view.state
         samples, self._seen = state.samples_seen - self._seen, state.samples_seen
-        self._sum.add(loss.detach(), samples)
+        weight = view.loss_weight()
+        self._sum.add(loss.detach(), samples if weight is None else weight)
         self._samples += samples
         if state.step % self.every:
             return
@@ -74,7 +75,7 @@ class StepLogger(Callback):
         record: dict[str, Any] = {
             "scope": "step", "step": state.step,
             "epoch": round(state.epoch + state.batch_in_epoch / self.micro_batches, 6),
-            "train_loss": self._sum.value() / self._samples if self._samples else None, **view.lrs(),
+            "train_loss": self._sum.mean() if self._samples else None, **view.lrs(),
         }
         grad_norm = view.grad_norm()
         if grad_norm is not None:

@@ -110,13 +110,12 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     trusts a config's folder; where two folders hold different modules of a name the configs reference,
     each task imports its own (:func:`task_code_policies`).
 
-    ``quiet``: no line per run and no live panel (the notes of runs skipped, resumed or trained again, and the
-    warnings, still print). ``show_leaderboard``: print the leaderboard table and the files written at the end;
-    None: unless ``quiet`` (the CLI passes True: its ``--quiet`` still prints them, as ``trainlab train --quiet``
-    prints its summary).
+    ``quiet``: no line per run and no live panel (notes of runs skipped, resumed or retrained, and warnings,
+    still print). ``show_leaderboard``: print the table and the files written (None: unless ``quiet``; the
+    CLI's ``--quiet`` prints them, as ``train --quiet`` prints its summary).
 
-    ``out`` is locked for the whole comparison: another comparison writing it is refused, or with
-    ``wait`` waited for (tune workers sharing a study refit into one folder: the later finds the runs done).
+    ``out`` is locked for the whole comparison: another comparison writing it is refused, or with ``wait``
+    waited for (tune workers sharing a study refit into one folder: the later finds the runs done).
 
     Before any run: the arguments (a wrong type is one ConfigError naming it, as ``seeds`` from Python and
     ``--seeds`` from the CLI: :func:`named`), that each run's name ``<task>-<strategy>`` fits a config's
@@ -126,14 +125,13 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     and the target's metric (:func:`check_recorded`); each other refusal is one ConfigError. Failed runs are
     in the leaderboard with their reasons, never raised.
 
-    Raises :class:`~trainlab.errors.WriteError` (exit 5), once everything else is written, for runs the machine
-    stopped (:func:`~trainlab.compare.machine_failure.not_run_error`: the next invocation trains them) and for
-    a leaderboard or ``report.html`` that cannot be written; each says to rerun the same command. Else
+    Raises :class:`~trainlab.errors.WriteError` (exit 5), once all else is written, for runs the machine stopped
+    (:func:`~trainlab.compare.machine_failure.not_run_error`: the next invocation trains them) and for a
+    leaderboard or ``report.html`` that cannot be written; each says to rerun the same command. Else
     :class:`~trainlab.errors.RunDirError` (exit 2), once everything is written, for runs whose folders another
     process held (:func:`~trainlab.compare.busy_run.busy_error`: the next invocation resumes them).
     """
-    bases = check_bases(bases)
-    strategies = as_strategies(strategies)
+    bases, strategies = check_bases(bases), as_strategies(strategies)
     check_run_names(list(bases), strategies)  # each run's name is <task>-<strategy>: refused here, not per run
     out = path_argument(out, "out")
     seeds, jobs = arguments.whole(named("seeds"), seeds), arguments.whole(named("jobs"), jobs)
@@ -141,9 +139,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait, show_leaderboard=show_leaderboard)
     show_leaderboard = not quiet if show_leaderboard is None else show_leaderboard
     folders = check_folders(folders, bases)
-    refuse_foreign(out, "compare", own=(OWN_RECORD,))
-    refuse_overwrite(out, "compare", own=(OWN_RECORD,), writes=RESULT_FILES, argument=named("out"),
-                     is_record=is_comparison_record)
+    _refuse_taken_out(out)
     parsed_target = parse_target(target)
     with ExitStack() as trusted:
         trusted.enter_context(each_once())  # its runs read the same data: each warning once
@@ -158,10 +154,8 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         plans = plan_runs(bases, strategies, list(range(seeds)), out)
         groups = _by_policy(plans, policies)
         with comparison_lock(out, wait):  # a second compare into the same folder would race for its runs
-            if len(groups) > 1:
-                fingerprints: dict[str, str | None] = {}  # every group's damaged folders, before the first runs
-                refuse_damaged([note for plan in plans
-                                for action, note in [run_action(plan, fingerprints)] if action == "damaged"])
+            if len(groups) > 1:  # every group's damaged folders, before the first runs
+                _refuse_damaged_runs(plans)
             not_run = run_groups(groups, jobs, metric, direction, live, quiet)
             runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
             board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run)
@@ -171,6 +165,19 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             report = write_report_if_available(groups, out)
     _say_written(board, out, report, metric, show_leaderboard)
     return board
+
+
+def _refuse_taken_out(out: Path) -> None:
+    """Refuse an ``out`` that another command wrote, or that holds a comparison's results already."""
+    refuse_foreign(out, "compare", own=(OWN_RECORD,))
+    refuse_overwrite(out, "compare", own=(OWN_RECORD,), writes=RESULT_FILES, argument=named("out"),
+                     is_record=is_comparison_record)
+
+
+def _refuse_damaged_runs(plans: list[RunPlan]) -> None:
+    """One refusal naming every damaged run folder of ``plans`` (:func:`run_action`'s "damaged")."""
+    fingerprints: dict[str, str | None] = {}
+    refuse_damaged([note for plan in plans for action, note in [run_action(plan, fingerprints)] if action == "damaged"])
 
 
 def is_comparison_record(path: Path) -> bool:

@@ -19,7 +19,13 @@ import trainlab.compare.stats as stats
 from trainlab.atomic import write_json, write_text
 from trainlab.compare.labels import short_labels
 from trainlab.compare.metric_keys import direction_of, metric_range, read_metric, unread_metric_reason
-from trainlab.compare.run_record import RunRecord, convergence, load_run, time_to_target
+from trainlab.compare.run_record import (
+    RUNNING_TRAIN_LOSS_NOTE,
+    RunRecord,
+    convergence,
+    load_run,
+    time_to_target,
+)
 from trainlab.compare.runner import RunPlan
 from trainlab.config_fields import counted
 
@@ -178,10 +184,7 @@ def _convergence_block(runs: list[RunRecord], metric: str) -> dict[str, Any]:
                      "and these figures")
     running = sum("note" in c for c in per_run)
     if running:  # run_record.loss_gap: no train block in summary.json (output.evaluate_train: false, older runs)
-        notes.append(f"gap_loss of {running} of {len(per_run)} finished runs is val_loss - train_loss of the last "
-                     "epoch record, whose train_loss is a running mean in train mode (dropout and augmentation on, "
-                     "weights moving), not the final weights' loss on the training split (summary.json has no "
-                     "train block: output.evaluate_train false, or a run from before it)")
+        notes.append(f"in {running} of {len(per_run)} finished runs, {RUNNING_TRAIN_LOSS_NOTE}")
     if notes:
         block["note"] = "; ".join(notes)
     return block

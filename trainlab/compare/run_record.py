@@ -114,18 +114,15 @@ RUNNING_TRAIN_LOSS_NOTE = (
     "training split, which summary.json lacks (output.evaluate_train: false, or a run from before it)")
 
 
-def loss_gap(run: RunRecord, last: dict[str, Any] | None) -> tuple[float | None, str | None]:
-    """(gap_loss, note): the final weights' ``val.loss - train.loss`` from the run's summary, both evaluated
-    in eval mode on the raw splits (trainlab.run_summary.final_evaluations); None where either is not
-    finite. A summary without a ``train`` block: the ``last`` epoch record's ``val_loss - train_loss``
-    with :data:`RUNNING_TRAIN_LOSS_NOTE`, since that ``train_loss`` was measured another way."""
-    train = (run.summary or {}).get("train")
-    if isinstance(train, dict):
-        val_loss, train_loss = read_metric(run.summary, "val_loss"), read_metric(run.summary, "train_loss")
-        return (val_loss - train_loss if val_loss is not None and train_loss is not None else None), None
-    if last is None or not (is_finite_number(last.get("train_loss")) and is_finite_number(last.get("val_loss"))):
-        return None, None
-    return float(last["val_loss"] - last["train_loss"]), RUNNING_TRAIN_LOSS_NOTE
+def loss_gap(run: RunRecord) -> tuple[float | None, str | None]:
+    """(gap_loss, note): :func:`trainlab.report.series.final_loss_gap` of the run (the report draws the same
+    figure): the final weights' ``val.loss - train.loss`` from its summary; a summary without a ``train``
+    block, the last epoch record's ``val_loss - train_loss`` with :data:`RUNNING_TRAIN_LOSS_NOTE`, since
+    that ``train_loss`` was measured another way."""
+    from trainlab.report.series import final_loss_gap
+
+    gap, from_summary = final_loss_gap(run.summary or {}, run.records)
+    return gap, (None if from_summary or gap is None else RUNNING_TRAIN_LOSS_NOTE)
 
 
 def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[str, Any]:
@@ -149,7 +146,7 @@ def convergence(run: RunRecord, val_key: str, metric_name: str | None) -> dict[s
         pick = max if direction_of(val_key) == "max" else min
         out["best_val_epoch"] = finite[values.index(pick(values))]["epoch"]
         out["val_curve_mean"] = stats.curve_mean([r["epoch"] for r in finite], values)
-    out["gap_loss"], note = loss_gap(run, ordered[-1] if ordered else None)
+    out["gap_loss"], note = loss_gap(run)
     if note:
         out["note"] = note
     if metric_name and run.summary:

@@ -28,6 +28,7 @@ from trainlab.data.dataset import (
     check_float32_range,
     infer_task,
     is_count_target,
+    row_position,
     split_indices,
 )
 from trainlab.data.labels import (
@@ -155,17 +156,12 @@ def _why_no_row_is_whole(x: np.ndarray, y: np.ndarray, locate: Callable[[str, in
         empty = np.flatnonzero((~np.isfinite(columns)).all(axis=0))
         if len(empty):
             if array.ndim > 2 and locate is None:  # no column: a position within each row's own shape
-                position = _position(array, int(empty[0]))
+                position = row_position(array.shape, int(empty[0]))
                 return f": the {part} at position {position} (counting from 0) are NaN/Inf in every row (drop or " \
                        "fill that position)"
             where = cell_at(locate, part, 0, int(empty[0]) if array.ndim > 1 else None)
             return f": the {part} column of {where} is NaN/Inf in every row (drop or fill that column)"
     return ""
-
-
-def _position(array: np.ndarray, flat: int) -> str:
-    """Index ``flat`` of a row of ``array`` flattened, as the index in the row's own shape: ``[5, 2]``."""
-    return "[" + ", ".join(str(int(i)) for i in np.unravel_index(flat, array.shape[1:])) + "]"
 
 
 def _cell(locate: Callable[[str, int, int], str] | None, part: str, array: np.ndarray, row: int, flat: int) -> str:
@@ -174,7 +170,7 @@ def _cell(locate: Callable[[str, int, int], str] | None, part: str, array: np.nd
     axes (a sequence's (20, 3): the flattened 17 named no column of the data), ``row 17`` for rows of one
     value (both counting from 0); a source's ``locate`` names cells in its own words (columns of a file)."""
     if array.ndim > 2 and locate is None:
-        return f"row {row}, position {_position(array, flat)} (counting from 0)"
+        return f"row {row}, position {row_position(array.shape, flat)} (counting from 0)"
     return cell_at(locate, part, row, flat if array.ndim > 1 else None)
 
 

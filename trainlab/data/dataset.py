@@ -296,6 +296,12 @@ def split_indices(
     return np.flatnonzero(kept), held_out
 
 
+def row_position(shape: tuple[int, ...], flat: int) -> str:
+    """Index ``flat`` of a row of an array shaped ``shape`` flattened, as the index in the row's own shape
+    (``shape[1:]``): ``[5, 2]``, for messages naming a cell of rows of several axes."""
+    return "[" + ", ".join(str(int(i)) for i in np.unravel_index(flat, shape[1:])) + "]"
+
+
 def check_float32_range(array: np.ndarray, where: Callable[[int, int], str]) -> None:
     """Raise a one-line DataError at the first finite value of ``array`` whose magnitude exceeds float32's
     range (it would become inf), naming it by ``where(row, column)`` (column: the index in the row flattened).

@@ -112,6 +112,7 @@ class Trainer:
         self.state, self.control = TrainState(), Control()
         self.view = TrainerView(self)
         self._sums: dict[str, EpochSum] = {}  # per named loss: sum of weight * step mean (EpochSum)
+        self.last_loss_weight: torch.Tensor | None = None  # StepOutput.weight of the last step
         self._epoch_samples = 0
         self._fit_started: float | None = None
         self._limit_reason: str | None = None  # who set limits.max_steps, when not the config
@@ -244,6 +245,7 @@ class Trainer:
                                 state)
             state.step += 1
             self._tally(output.losses, output.samples, output.weight)
+            self.last_loss_weight = output.weight  # TrainerView.loss_weight: the step records weigh it so too
             loss = output.losses["loss"]
             state.validation_due = bool(every) and self._validation_due(position)  # before a checkpoint is written
             for hook in step_end:

@@ -124,8 +124,11 @@ def seed_band(runs: Sequence[Sequence[Mapping[str, Any]]], key: str, axis: str =
 
 
 def loss_gap(records: Sequence[Mapping[str, Any]]) -> float | None:
-    """Generalisation gap in loss: val_loss - train_loss of the last record that holds both."""
+    """Generalisation gap in loss: val_loss - train_loss of the last epoch record that holds both as finite
+    numbers (a mid-epoch validation's step record has another train_loss: the steps since the last record)."""
     for record in reversed(records):
+        if not is_epoch_record(record):
+            continue
         if is_finite_number(record.get("val_loss")) and is_finite_number(record.get("train_loss")):
             return float(record["val_loss"]) - float(record["train_loss"])
     return None
