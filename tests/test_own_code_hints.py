@@ -286,3 +286,18 @@ def test_the_refusal_of_a_run_folders_own_module_says_what_it_is(project, tmp_pa
         f"error: config references '{MODULE}:blobs', but a run folder's config imports no code without the opt-in, "
         "not even your own modules (the folder may come from someone else); pass --allow-code to run it (or set "
         "TRAINLAB_ALLOW_CODE=1)")
+
+
+def test_eval_s_predict_hint_names_the_opt_in_for_a_run_of_own_modules(tmp_path, capsys):
+    """`trainlab eval RUN --data-dir missing` pointed to 'trainlab predict RUN FILE', which a run of the user's own
+    modules refuses without --allow-code."""
+    from trainlab.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    assert main(["eval", str(run), "--data-dir", str(tmp_path / "missing")]) == 2
+    assert f"run trainlab --allow-code predict {run} FILE" in capsys.readouterr().err
+    (run / "config.yaml").write_text(yaml.safe_dump({**CONFIG, "data": {"source": "iris"}, "model": {"name": "mlp"}}))
+    assert main(["eval", str(run), "--data-dir", str(tmp_path / "missing")]) == 2
+    assert f"run trainlab predict {run} FILE" in capsys.readouterr().err

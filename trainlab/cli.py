@@ -179,12 +179,14 @@ def _check_data_dir(args) -> None:
     absolute paths of its config.yaml (eval) or one input file (predict): there it would change nothing, or
     send the input to the working directory, and the user meant something else (``--data-dir new.csv`` to
     score new rows). Train and the others say so where a data path is not found in it (data/paths.py)."""
+    from trainlab.code_policy import run_command_words
+
     folder = getattr(args, "data_dir", None)
     if folder is None or Path(folder).expanduser().is_dir():
         return
     what = "is not a folder" if Path(folder).expanduser().exists() else "does not exist"
     use = (f"; eval scores the run's own splits (the data paths in its config.yaml); to score other rows, "
-           f"run {command_line('trainlab', 'predict', args.run_dir, 'FILE')}" if args.command == "eval" else "")
+           f"run {command_line(*run_command_words('predict', args.run_dir, 'FILE'))}" if args.command == "eval" else "")
     raise ConfigError(f"--data-dir {folder} {what}: it names the folder relative data paths are looked for in; "
                       f"give an existing folder or leave it out{use}")
 

@@ -317,5 +317,11 @@ def resume_command_words(run_dir: str | os.PathLike[str]) -> list[str]:
     ``trainlab --allow-code resume DIR`` where the run's config names ``module:attr`` code
     (:func:`run_needs_code_opt_in`), which a run folder's config imports only with the opt-in; with it, from
     the folders the run recorded (:func:`recorded_code_folders`), so the command works from any directory."""
+    return run_command_words("resume", run_dir)
+
+
+def run_command_words(command: str, run_dir: str | os.PathLike[str], *rest: str) -> list[str]:
+    """``trainlab [--allow-code] COMMAND RUN_DIR REST...`` for a hint naming a command on a run folder (resume,
+    eval, predict): the opt-in where the run's config names ``module:attr`` code (:func:`run_needs_code_opt_in`)."""
     opt_in = ["--allow-code"] if run_needs_code_opt_in(run_dir) else []
-    return ["trainlab", *opt_in, "resume", os.fspath(run_dir)]
+    return ["trainlab", *opt_in, command, os.fspath(run_dir), *rest]

@@ -43,6 +43,7 @@ from trainlab.code_policy import (
     config_folder_trusted,
     resume_command_words,
     run_code_policy,
+    run_command_words,
     trusted_code_folders,
     trusting_own_run,
 )
@@ -604,7 +605,7 @@ def _nothing_to_resume(path: Path) -> dict[str, Any]:
     summary = read_record_object(path / "summary.json")
     if summary is None:
         raise DataError(f"run {path} already finished, but its {path / 'summary.json'} cannot be read (missing or "
-                        f"damaged); evaluate the run with {quoted_command('trainlab', 'eval', path)}, or start a "
+                        f"damaged); evaluate the run with {quoted_command(*run_command_words('eval', path))}, or start a "
                         "new run")
     test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
     key = "accuracy" if "accuracy" in test else next((k for k in test if k != "loss"), "loss")
