@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 import trainlab.cli
-from trainlab import Callback
+from tests.test_callback_contract import InterruptAt
 from trainlab.cli import main
 from trainlab.code_policy import code_policy, outside_code_references, resume_command_words
 from trainlab.engine.loop import Trainer
@@ -155,22 +155,6 @@ def test_the_continue_with_hint_of_a_run_of_own_modules_pastes_and_resumes(proje
     assert _status(run) == "finished"
 
 
-class InterruptAt(Callback):
-    """SIGINTs the process at the end of step ``at``; counts the steps it saw (its state)."""
-
-    def __init__(self, at: int | None = None):
-        self.at, self.steps = at, 0
-
-    def on_step_end(self, view, loss):
-        self.steps += 1
-        if view.state.step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def state_dict(self):
-        return {"steps": self.steps}
-
-    def load_state_dict(self, state):
-        self.steps = state["steps"]
 
 
 def test_the_python_hint_with_user_callbacks_names_pythons_opt_in(project, tmp_path, monkeypatch):
