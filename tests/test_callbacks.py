@@ -38,6 +38,9 @@ class FakeView:
     def lrs(self) -> dict[str, float]:
         return {"lr": self.lr}
 
+    def loss_weight(self) -> None:  # the steps' losses are means over their rows (TrainerView.loss_weight)
+        return None
+
     def weights(self):
         return {"w": self.weight.clone()}
 
