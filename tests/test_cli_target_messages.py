@@ -20,7 +20,7 @@ from trainlab.callbacks.monitor import check_monitor
 from trainlab.cli import main
 from trainlab.compare.metric_keys import parse_target
 from trainlab.errors import ConfigError
-from trainlab.metrics import unrecorded_hint
+from trainlab.metric_hints import unrecorded_hint
 
 REPO = Path(__file__).resolve().parents[1]
 

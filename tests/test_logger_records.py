@@ -273,7 +273,7 @@ def test_a_metric_listed_twice_in_another_letter_case_is_refused():
 
 
 def test_a_monitor_in_another_letter_case_than_the_recorded_key_is_pointed_to_it():
-    from trainlab.metrics import unrecorded_hint
+    from trainlab.metric_hints import unrecorded_hint
 
     assert unrecorded_hint("val_f1", ["val_loss", "val_F1"]) == "; did you mean 'val_F1'?"
 

@@ -30,7 +30,7 @@ from trainlab.cli import main
 from trainlab.data.dataset import infer_task
 from trainlab.errors import ConfigError, DataError
 from trainlab.losses import build_loss
-from trainlab.metrics import unrecorded_hint
+from trainlab.metric_hints import unrecorded_hint
 
 IRIS = {"name": "base", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [8]},
         "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32,

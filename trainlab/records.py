@@ -427,7 +427,7 @@ def check_validation_key(config: Config, key: str, flag: str, where: str) -> Non
     ``flag`` (``--target``, ``--metric``) and ``where`` (``this run``, a file name) word the message.
     A run without a validation split records none (its split sizes are counted, not loaded)."""
     from trainlab.data.counting import count_splits
-    from trainlab.metrics import unrecorded_hint
+    from trainlab.metric_hints import unrecorded_hint
 
     with held_back():  # read ahead of the run's loading, which says the data's warnings itself
         val_rows = count_splits(config.data).val

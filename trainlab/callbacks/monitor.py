@@ -7,7 +7,8 @@ from typing import Any
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.metrics import get_metric, is_user_metric, unrecorded_hint
+from trainlab.metric_hints import unrecorded_hint
+from trainlab.metrics import get_metric, is_user_metric
 
 
 def check_monitor(monitor: str, available: list[str], owner: str, loss: Any = None) -> None:
@@ -16,7 +17,7 @@ def check_monitor(monitor: str, available: list[str], owner: str, loss: Any = No
     ``owner`` (``early_stopping``) names the watcher in the message; ``loss`` (the run's loss, or its name;
     None: not known) words the advice for a metric it cannot have. A ``test_`` or ``train_`` record is
     pointed to its ``val_`` twin (:func:`_validation_hint`); any other key gets
-    :func:`~trainlab.metrics.unrecorded_hint` (add the metric; a loss that trains embeddings records the
+    :func:`~trainlab.metric_hints.unrecorded_hint` (add the metric; a loss that trains embeddings records the
     loss alone; a metric of another task; or a did-you-mean)."""
     if monitor not in available:
         hint = _validation_hint(str(monitor), available, owner, loss)

@@ -53,7 +53,7 @@ from trainlab.config_fields import path_argument, short_repr
 from trainlab.config_overrides import apply_overrides, override_key
 from trainlab.errors import ConfigError, DataError, TrainingError, WriteError, cannot, folder_error
 from trainlab.folder_owner import refuse_foreign, refuse_overwrite
-from trainlab.metrics import unrecorded_hint
+from trainlab.metric_hints import unrecorded_hint
 from trainlab.notices import each_once, warn
 from trainlab.preflight import DATA_COLUMN_KEYS, DATA_FILE_KEYS, check_data_columns, check_data_found
 from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys

@@ -44,7 +44,8 @@ from trainlab.config_overrides import apply_overrides
 from trainlab.data.counting import count_splits
 from trainlab.errors import DISK_FULL_OR_READ_ONLY, ConfigError, Interrupted, WriteError, cannot
 from trainlab.folder_owner import refuse_foreign, refuse_overwrite
-from trainlab.metrics import is_user_metric, unrecorded_hint
+from trainlab.metric_hints import unrecorded_hint
+from trainlab.metrics import is_user_metric
 from trainlab.notices import held_back
 from trainlab.records import check_validation_key, validation_keys
 from trainlab.tune import arguments as tune_arguments
