@@ -48,7 +48,6 @@ from trainlab.fit_inputs import Arrays, as_split, fit_dataset
 from trainlab.losses.base import Loss
 from trainlab.losses.task_fit import check_task_fits
 from trainlab.notices import warn
-from trainlab.option_types import plain_numbers
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records, record_json_text
 from trainlab.registry import Registry
 from trainlab.run_checks import divergence_advice
@@ -92,7 +91,7 @@ def _strategy(strategy: dict[str, Any] | str | Path | Strategy) -> dict[str, Any
     if isinstance(strategy, dict):
         strategy = _strategy_section(strategy, "the strategy dict", None)
         _refuse_component_objects(strategy)
-        return plain_numbers(dict(strategy))  # NumPy / torch numbers (compute_class_weight's array) as plain ones
+        return dict(strategy)  # NumPy / torch numbers in it: validate() makes them plain
     raise ConfigError(f"strategy must be a dict, a YAML path or a trainlab.config.Strategy; "
                       f"got {type(strategy).__name__}")
 

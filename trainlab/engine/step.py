@@ -263,8 +263,8 @@ class StandardStep:
         self._plain_loss = unweighted() if unweighted is not None else objective.loss
         # d_i of an accumulated step's micro-batches (None: row shares); a loss without it averages over rows
         # (a summed loss divides by nothing: its micro-batches add whole, its epoch mean is over rows)
-        summed = getattr(objective.loss, "reduction", "mean") == "sum"
-        self._mean_denominator = None if summed else getattr(objective.loss, "mean_denominator", None)
+        self._summed = getattr(objective.loss, "reduction", "mean") == "sum"
+        self._mean_denominator = None if self._summed else getattr(objective.loss, "mean_denominator", None)
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
         # the optimizers (a routed one's inner ones) whose state check_checkpointable has not yet seen
         self._unchecked = _state_owners(optimizer)
@@ -324,7 +324,7 @@ class StandardStep:
         shares = self._shares(batches, denominators)
         totals: dict[str, torch.Tensor] = {}
         samples = 0
-        summed = shares is not None and getattr(self.objective.loss, "reduction", "mean") == "sum"
+        summed = shares is not None and self._summed
         for index, (x, y) in enumerate(batches):
             terms = self.objective(self._forward(x), y, self.model)
             share = None if shares is None else shares[index]
