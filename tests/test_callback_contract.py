@@ -31,8 +31,9 @@ from trainlab.callbacks.base import CallbackList
 from trainlab.callbacks.monitor import check_monitor
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.errors import ConfigError, Interrupted
-from trainlab.experiment import _resume_hint, resume, train
+from trainlab.experiment import _resume_hint, train
 from trainlab.records import is_epoch_record
+from trainlab.run_resume import resume
 
 HERE = Path(__file__).resolve().relative_to(Path.cwd().resolve()) if Path(__file__).resolve().is_relative_to(
     Path.cwd().resolve()) else Path(__file__).resolve()
@@ -336,7 +337,7 @@ def test_an_interrupted_run_with_user_callbacks_says_to_resume_it_from_python_wi
         train(CONFIG, out=run, quiet=True, callbacks=[InterruptAt(6)])
     where = str(run.resolve())
     assert str(raised.value).endswith(
-        f"; continue with: trainlab.experiment.resume({where!r}, callbacks=[...]) in Python, with the same callbacks "
+        f"; continue with: trainlab.run_resume.resume({where!r}, callbacks=[...]) in Python, with the same callbacks "
         f"(InterruptAt), which get their saved state back (trainlab resume {where} would run without them)")
     resumed = InterruptAt()
     summary, _ = resume(where, quiet=True, callbacks=[resumed])  # the call the hint names does it

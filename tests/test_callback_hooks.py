@@ -115,7 +115,8 @@ def test_a_run_resumed_before_a_stop_asked_in_on_step_start_ends_as_the_whole_ru
     """Resumed from the checkpoint of step 5 or 7 (written at those steps' ends, before the stop was asked),
     the run asks for it again at step 8's start and writes the same records."""
     from trainlab.callbacks.checkpoint_saver import CheckpointSaver
-    from trainlab.experiment import resume, train
+    from trainlab.experiment import train
+    from trainlab.run_resume import resume
 
     config = copy.deepcopy(DIGITS_MLP)
     config["output"]["checkpoint"] = {"every_n_steps": 1, "keep_last": 100, "every_seconds": None,

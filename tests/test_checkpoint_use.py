@@ -18,6 +18,7 @@ from safetensors.numpy import load_file
 
 import trainlab
 import trainlab.experiment
+import trainlab.run_evaluation
 from trainlab.cli import main
 from trainlab.config import load_config, validate
 from trainlab.data import load_dataset
@@ -285,7 +286,7 @@ def test_a_run_with_categories_sends_raw_rows_to_a_dataframe(tmp_path, capsys):
 
 def test_eval_of_a_checkpoint_scores_what_the_run_recorded_at_its_step(runs):
     averaged = runs["averaged"]
-    evaluate = trainlab.experiment.evaluate_run
+    evaluate = trainlab.run_evaluation.evaluate_run
     assert evaluate(averaged, "val", checkpoint="step-000000007")["loss"] == pytest.approx(
         _recorded_val_loss(averaged, 7), rel=1e-5)  # the averaged weights, as the validation at step 7 saw them
     stopped = runs["stopped"]

@@ -65,9 +65,10 @@ def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monke
     """doomed/seed-0 SIGKILLs its own worker once a/seed-0 (in the other worker) has checkpointed: only
     doomed/seed-0 fails; a/seed-0, stopped by the broken pool, resumes in a new worker; the rest run."""
     import trainlab.experiment as experiment
+    import trainlab.run_resume as run_resume
 
     skip_where_compare_spawns("this test's monkeypatched experiment.train")
-    real_train, real_resume, parent = experiment.train, experiment.resume, os.getpid()
+    real_train, real_resume, parent = experiment.train, run_resume.resume, os.getpid()
     log = tmp_path / "attempts.log"  # every train/resume call of any worker, one line each (O_APPEND)
     out = tmp_path / "cmp"
     dying = tmp_path / "doomed-worker-dying"
@@ -94,7 +95,7 @@ def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monke
         return real_resume(path, **kwargs)
 
     monkeypatch.setattr(experiment, "train", train)
-    monkeypatch.setattr(experiment, "resume", resume)
+    monkeypatch.setattr(run_resume, "resume", resume)
     strategies = parse_strategies({"strategies": {"a": None, "doomed": None}})
     board = compare({"iris": BASE}, strategies, out, seeds=2, jobs=2, live=False, quiet=True)
 

@@ -16,7 +16,9 @@ from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
 from trainlab.config import validate
 from trainlab.data.fingerprint import _legacy_digest, data_changes, data_fingerprint
-from trainlab.experiment import evaluate_run, resume, train
+from trainlab.experiment import train
+from trainlab.run_evaluation import evaluate_run
+from trainlab.run_resume import resume
 
 
 def _table(path: Path, rows: int = 60, seed: int = 0) -> Path:

@@ -267,7 +267,7 @@ def test_a_class_named_for_norm_only_when_it_is_one_loses_its_decay():
 def test_a_checkpoint_whose_optimizer_groups_were_split_by_the_older_rule_is_told_why():
     """torch's refusal of a state dict whose groups hold other counts of parameters (a run begun before the
     decay rule changed) gets the reason and what to do; another mismatch gets no such hint."""
-    from trainlab.experiment import _regrouped_hint
+    from trainlab.run_resume import _regrouped_hint
 
     a, b, c = (nn.Parameter(torch.ones(2, 2)) for _ in range(3))
     old = torch.optim.SGD([{"params": [a, b]}, {"params": [c], "weight_decay": 0.0}], lr=0.1)
@@ -280,7 +280,7 @@ def test_a_checkpoint_whose_optimizer_groups_were_split_by_the_older_rule_is_tol
 
 def test_a_checkpoint_with_another_number_of_optimizer_groups_is_told_why_too():
     """The older rule could leave one group where the new one makes two (an empty group is dropped)."""
-    from trainlab.experiment import _regrouped_hint
+    from trainlab.run_resume import _regrouped_hint
 
     a, b = nn.Parameter(torch.ones(2, 2)), nn.Parameter(torch.ones(2))
     old = torch.optim.SGD([{"params": [a, b]}], lr=0.1)

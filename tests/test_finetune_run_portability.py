@@ -185,7 +185,7 @@ def test_eval_of_a_run_whose_checkpoint_is_gone_says_what_predict_says(trained, 
     """eval warned that the data files changed (the checkpoint folder is data.tokenizer_path too), then said
     "data file not found" of the tokenizer, naming neither the checkpoint nor model.path."""
     from trainlab.cli import main
-    from trainlab.experiment import evaluate_run
+    from trainlab.run_evaluation import evaluate_run
 
     run, checkpoint, _ = trained
     shutil.move(checkpoint, tmp_path / "moved")

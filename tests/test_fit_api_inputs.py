@@ -125,7 +125,7 @@ def test_pandas_nullable_number_columns_are_numbers():
 def test_a_missing_value_in_a_nullable_column_is_named_by_row_and_column():
     x = pd.DataFrame(_points(), columns=["a", "b"]).astype("Float64")
     x.iloc[7, 1] = pd.NA
-    with pytest.raises(DataError, match=r"train x has a non-finite value at row 7, column 1"):
+    with pytest.raises(DataError, match=r"train x has a non-finite value at row index 7, column 'b'"):  # its labels
         trainlab.fit(_linear(outputs=2), (x, np.arange(len(x)) % 2), STRATEGY)
     text = pd.DataFrame({"a": _points()[:, 0], "colour": "red"})
     with pytest.raises(DataError, match="text or category columns"):

@@ -204,7 +204,8 @@ def test_a_run_folder_deleted_while_training_gets_its_records_back(finished, tmp
     """It ended "saved to", exit 0, with a folder of checkpoint, metrics, model, run.json (no config_hash)
     and summary only, which eval, predict and resume refused (no config.yaml). The records of an
     uninterrupted run of the same config are the reference."""
-    from trainlab.experiment import evaluate_run, train
+    from trainlab.experiment import train
+    from trainlab.run_evaluation import evaluate_run
 
     config, reference = finished
     out = tmp_path / "run"

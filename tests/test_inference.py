@@ -20,7 +20,7 @@ import trainlab.experiment
 from trainlab.cli import main
 from trainlab.config import validate
 from trainlab.errors import DataError
-from trainlab.inference import MODEL_RECORD
+from trainlab.run_records import MODEL_RECORD
 
 SPECIES = ["cat", "dog", "bird"]
 
@@ -762,12 +762,12 @@ def test_a_csv_given_to_a_run_of_a_scikit_learn_set_says_what_the_run_reads(tmp_
 
 def test_cli_predict_refuses_an_output_that_is_a_folder_before_predicting(tmp_path, capsys, monkeypatch):
     """It predicted, then said 'cannot read or write (.../.pets run é.usbfkz29.tmp): Is a directory', exit 5."""
-    import trainlab.inference
+    import trainlab.predict_command
 
     def no_predicting(*args, **kwargs):
         raise AssertionError("predicted before checking -o")
 
-    monkeypatch.setattr(trainlab.inference, "load_run", no_predicting)
+    monkeypatch.setattr(trainlab.predict_command, "load_run", no_predicting)  # the name predict looks up
     folder = tmp_path / "out dir é"
     folder.mkdir()
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "new.csv"), "-o", str(folder)]) == 2

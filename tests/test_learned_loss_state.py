@@ -16,7 +16,8 @@ from safetensors.numpy import load_file as load_numpy
 import trainlab
 from trainlab.cli import main
 from trainlab.errors import DataError
-from trainlab.experiment import evaluate_run, train
+from trainlab.experiment import train
+from trainlab.run_evaluation import evaluate_run
 
 GAUSSIAN = {"name": "gaussian_nll", "variance": "learned"}
 ADAPTIVE = {"name": "adaptive", "learn_alpha": True, "learn_scale": True}

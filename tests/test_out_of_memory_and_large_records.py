@@ -280,7 +280,7 @@ def test_train_and_eval_print_a_large_matrix_by_its_shape_and_where_it_is(many_c
     assert main(["eval", "run", "--split", "train"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "confusion_matrix" in x)
     assert line.split(None, 1)[1] == (f"{CLASSES} x {CLASSES}, not printed: in Python, "
-                                      "trainlab.experiment.evaluate_run('run', 'train') returns it")
+                                      "trainlab.run_evaluation.evaluate_run('run', 'train') returns it")
 
 
 def test_a_small_matrix_is_still_printed_whole(tmp_path, monkeypatch, capsys):

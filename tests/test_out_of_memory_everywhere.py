@@ -26,6 +26,7 @@ import yaml
 from torch import nn
 
 import trainlab.experiment as experiment
+import trainlab.run_resume as run_resume
 from tests.compare_configs import iris_base
 from tests.test_out_of_memory_and_large_records import (
     CPU_MESSAGE,
@@ -44,7 +45,7 @@ from trainlab.compare.machine_failure import (
 )
 from trainlab.compare.runner import ERROR_FILE
 from trainlab.compare.strategies import parse_strategies
-from trainlab.errors import ConfigError, WriteError
+from trainlab.errors import ConfigError, DataError, WriteError
 from trainlab.initializers import initialize
 from trainlab.models import MODELS, build_model
 from trainlab.out_of_memory import is_out_of_memory
@@ -434,7 +435,7 @@ def test_memory_running_out_while_a_checkpoint_is_restored_is_no_mismatched_chec
     run = SimpleNamespace(path=tmp_path, checkpoints=tmp_path / "checkpoint")
     found = (tmp_path / "checkpoint" / "step-000000008", {"config_hash": "h"}, {}, {})
     with pytest.raises(RuntimeError, match="DefaultCPUAllocator"):
-        experiment._load_latest(built, run, True, found)
+        run_resume._load_latest(built, run, True, found)
     built.trainer.restore = lambda snapshot: (_ for _ in ()).throw(KeyError("model.weight"))
-    with pytest.raises(experiment.DataError, match="does not match the model or optimizer"):
-        experiment._load_latest(built, run, True, found)
+    with pytest.raises(DataError, match="does not match the model or optimizer"):
+        run_resume._load_latest(built, run, True, found)

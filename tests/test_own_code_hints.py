@@ -33,7 +33,8 @@ from trainlab.cli import main
 from trainlab.code_policy import code_policy, outside_code_references, resume_command_words
 from trainlab.engine.loop import Trainer
 from trainlab.errors import Interrupted
-from trainlab.experiment import resume, train
+from trainlab.experiment import train
+from trainlab.run_resume import resume
 from trainlab.tune.results import tuned_train_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,7 +164,7 @@ def test_the_python_hint_with_user_callbacks_names_pythons_opt_in(project, tmp_p
         train(project / "config.yaml", out=run, quiet=True, callbacks=[InterruptAt(6)])
     where = str(run.resolve())
     assert str(raised.value).endswith(
-        f"continue with: with trainlab.code_policy.code_policy(allow=True): trainlab.experiment.resume({where!r}, "
+        f"continue with: with trainlab.code_policy.code_policy(allow=True): trainlab.run_resume.resume({where!r}, "
         f"callbacks=[...]) in Python, with the same callbacks (InterruptAt), which get their saved state back "
         f"(trainlab --allow-code resume '{where}' would run without them)"), str(raised.value)
     _elsewhere(tmp_path, monkeypatch)

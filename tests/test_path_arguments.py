@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from trainlab.errors import ConfigError
-from trainlab.experiment import evaluate_run, resume, train
+from trainlab.experiment import train
 from trainlab.inference import load_run
 from trainlab.report import write_report
+from trainlab.run_evaluation import evaluate_run
+from trainlab.run_resume import resume
 
 
 @pytest.mark.parametrize(("call", "argument"), [

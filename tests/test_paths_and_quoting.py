@@ -35,8 +35,10 @@ from trainlab.cli_parser import build_parser
 from trainlab.config import load_config
 from trainlab.config_overrides import parse_override
 from trainlab.errors import ConfigError, RunDirError
-from trainlab.experiment import evaluate_run, resume, train
+from trainlab.experiment import train
 from trainlab.inference import load_run
+from trainlab.run_evaluation import evaluate_run
+from trainlab.run_resume import resume
 
 AWKWARD = "fit out é 'q' \"dq\" \\ #1"  # both quotes, a backslash, a '#' after a space, a non-ASCII letter
 IRIS = {**DIGITS_MLP, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [4]},

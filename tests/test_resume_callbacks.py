@@ -1,4 +1,4 @@
-"""Callbacks across an interruption, and ``trainlab.experiment`` from Python.
+"""Callbacks across an interruption, and ``trainlab.experiment`` and ``trainlab.run_resume`` from Python.
 
 - A callback's ``state_dict`` saved in a checkpoint comes back on resume, into the user's callbacks and
   the run folder's own (the checkpoint saver's best value, so ``best/`` stays the best model): the
@@ -24,7 +24,8 @@ from safetensors.numpy import load_file
 
 import trainlab
 from trainlab.errors import ConfigError, Interrupted
-from trainlab.experiment import resume, train
+from trainlab.experiment import train
+from trainlab.run_resume import resume
 
 CONFIG = {
     "name": "cb-resume",
@@ -128,7 +129,7 @@ def test_a_resume_without_the_runs_own_callbacks_warns_naming_their_saved_state(
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warnings == ["warning: the checkpoint holds the state of callback 'Counter', which this run was not given: "
                         "it goes on without it, so it may stop or record otherwise than the run that was "
-                        "interrupted; resume with the same callbacks (trainlab.experiment.resume(..., "
+                        "interrupted; resume with the same callbacks (trainlab.run_resume.resume(..., "
                         "callbacks=[...]))"]
 
 

@@ -532,7 +532,8 @@ def test_resuming_a_finished_run_is_a_no_op_exit_0_and_leaves_the_folder_byte_id
 
 
 def test_the_python_api_returns_a_finished_runs_summary_on_resume(tmp_path, capsys):
-    from trainlab.experiment import resume, train
+    from trainlab.experiment import train
+    from trainlab.run_resume import resume
 
     config, out = _config(tmp_path), tmp_path / "run"
     first, _ = train(str(config), out=out, quiet=True)

@@ -27,7 +27,8 @@ import trainlab
 from tests.test_signal_with_stop import SigtermDuring
 from trainlab.engine import checkpoint
 from trainlab.errors import Interrupted
-from trainlab.experiment import resume, train
+from trainlab.experiment import train
+from trainlab.run_resume import resume
 
 SCHEDULE_FREE = {"name": "schedule_free_adamw", "lr": 0.005}
 # schedule-free AdamW for the nn.Linear weights, Adam for the biases (docs/param_groups.md)

@@ -51,7 +51,7 @@ def _signal_self_then(original, signum: int):
     return wrapped
 
 
-# experiment._run installs the signal handlers around trainer.fit() only; the final evaluation runs
+# experiment.run_training installs the signal handlers around trainer.fit() only; the final evaluation runs
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -20,7 +20,8 @@ import pytest
 
 import trainlab
 from trainlab.errors import Interrupted
-from trainlab.experiment import resume, train
+from trainlab.experiment import train
+from trainlab.run_resume import resume
 
 CONFIG = {
     "name": "signal-with-stop",

@@ -32,7 +32,8 @@ from trainlab.callbacks.checkpoint_saver import CheckpointSaver
 from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.engine.checkpoint import MANIFEST, STATE
 from trainlab.errors import Interrupted
-from trainlab.experiment import resume, train
+from trainlab.experiment import train
+from trainlab.run_resume import resume
 
 # iris: 150 rows, 5 steps of 32 an epoch; validations every 2 steps: at steps 2, 4, the epoch's end 5, 6, 8
 STRATEGY: dict[str, Any] = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32,

@@ -72,7 +72,7 @@ def test_the_train_block_is_the_saved_model_evaluated_on_the_training_rows(dropo
 
 def test_eval_of_the_train_split_gives_the_summarys_train_block(dropout_run):
     """``trainlab eval --split train`` rebuilds the run and evaluates model.safetensors as the summary did."""
-    from trainlab.experiment import evaluate_run
+    from trainlab.run_evaluation import evaluate_run
 
     summary, path = dropout_run
     assert evaluate_run(path, "train") == pytest.approx(summary["train"], rel=1e-6)

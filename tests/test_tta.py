@@ -179,7 +179,8 @@ def _last_epoch_record(run) -> dict:
 
 def test_runs_record_tta_and_eval_applies_it(tmp_path):
     from trainlab.config import validate as to_config
-    from trainlab.experiment import evaluate_run, train
+    from trainlab.experiment import train
+    from trainlab.run_evaluation import evaluate_run
 
     _image_folder(tmp_path / "images")
     summary, run = train(to_config(_run_config(tmp_path, "final")), out=tmp_path / "final", quiet=True)

@@ -519,7 +519,8 @@ def test_a_run_stopped_by_the_machines_oserror_or_memoryerror_is_left_running_to
     """A transient I/O failure (or a MemoryError) mid-training made run.json "failed", and compare then skipped
     the run instead of resuming it: it stays "running", as before failed runs were recorded, and resumes."""
     from trainlab.config import validate
-    from trainlab.experiment import resume, train
+    from trainlab.experiment import train
+    from trainlab.run_resume import resume
 
     config = json.loads(json.dumps(CONFIG))
     config["output"]["checkpoint"] = {"every_n_steps": 4}

@@ -30,7 +30,9 @@ from trainlab.engine.state import TrainState
 from trainlab.engine.step import StepOutput
 from trainlab.engine.weight_averaging import AveragedStep, AveragingRule, averaging_updates, start_share
 from trainlab.errors import ConfigError
-from trainlab.experiment import evaluate_run, resume, train
+from trainlab.experiment import train
+from trainlab.run_evaluation import evaluate_run
+from trainlab.run_resume import resume
 
 # ---------------------------------------------------------------------------------------------- scripted steps
 

@@ -21,10 +21,14 @@ def __getattr__(name: str) -> Any:
         from trainlab import api
 
         return getattr(api, name)
-    if name in ("load_run", "LoadedRun"):
-        from trainlab import inference
+    if name == "load_run":
+        from trainlab.inference import load_run
 
-        return getattr(inference, name)
+        return load_run
+    if name == "LoadedRun":
+        from trainlab.loaded_run import LoadedRun
+
+        return LoadedRun
     if name == "Callback":
         from trainlab.callbacks.base import Callback
 

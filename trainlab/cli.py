@@ -167,7 +167,7 @@ def _report(summary: dict, path: Path) -> None:
 
 
 def _cmd_resume(args) -> int:
-    from trainlab.experiment import resume
+    from trainlab.run_resume import resume
 
     summary, path = resume(args.run_dir, quiet=args.quiet)
     _report(summary, path)
@@ -194,8 +194,8 @@ def _check_data_dir(args) -> None:
 def _cmd_eval(args) -> int:
     """Print the run's metrics on ``--split``; those not finite as null, as train prints them (summary.json
     holds null), then one warning saying which and why (:func:`~trainlab.run_summary.eval_non_finite_warning`)."""
-    from trainlab.experiment import evaluate_run
     from trainlab.records import json_safe, read_record_object
+    from trainlab.run_evaluation import evaluate_run
     from trainlab.run_records import recorded_class_names
     from trainlab.run_summary import eval_non_finite_warning
 
@@ -207,7 +207,7 @@ def _cmd_eval(args) -> int:
     chosen = f", checkpoint={args.checkpoint!r}" if args.checkpoint is not None else ""
     _print_metrics(f"{args.split}{weights}{_evaluated_as(_recorded_evaluation(summary))}:", metrics,
                    recorded_class_names(Path(args.run_dir)), held_in="not printed: in Python, "
-                   f"trainlab.experiment.evaluate_run({str(args.run_dir)!r}, {args.split!r}{chosen}) returns it")
+                   f"trainlab.run_evaluation.evaluate_run({str(args.run_dir)!r}, {args.split!r}{chosen}) returns it")
     warning = eval_non_finite_warning(args.split, found, summary)
     if warning:  # after the numbers it qualifies; exit 0, as train's run that went non-finite
         from trainlab.notices import warn

@@ -1,11 +1,10 @@
-"""Run folders' lifecycle: train a config into one, resume one, evaluate one.
+"""Training a config into a new run folder, and the run folder's machinery that resuming one shares.
 
 :func:`train` builds everything first (so a bad config, bad data or bad callbacks leave no
 file behind), then creates the run folder, adds the folder's callbacks
-(checkpoints, metrics records, signals, progress) and the user's, and runs.
-:func:`resume` adds the same callbacks, then restores the newest checkpoint that verifies into all of
-them (each gets the state its namesake saved) and continues;
-:func:`evaluate_run` reloads ``model.safetensors`` and ``loss.safetensors``. Each run happens inside
+(checkpoints, metrics records, signals, progress) and the user's, and runs. Resuming
+(:func:`trainlab.run_resume.resume`) adds the same callbacks (:func:`attach_run_folder_callbacks`) and runs
+the same way (:func:`run_training`). Each run happens inside
 :func:`trainlab.builders.run_scope`, so runs can follow one another in one process.
 """
 
@@ -42,23 +41,18 @@ from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.code_policy import (
     config_folder_trusted,
     resume_command_words,
-    run_code_policy,
-    run_command_words,
     trusted_code_folders,
     trusting_own_run,
 )
-from trainlab.config import Config, as_config, dump_yaml, load_config
-from trainlab.config_fields import counted, path_argument
-from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
-from trainlab.data.fingerprint import data_changes, data_fingerprint, named_files
+from trainlab.config import Config, as_config, dump_yaml
+from trainlab.config_fields import path_argument
+from trainlab.config_identity import RUN_IDENTITY, run_identity_hash
+from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.paths import DATA_DIR_ENV, PATH_KEYS
 from trainlab.engine import checkpoint
-from trainlab.engine.snapshot import Snapshot
 from trainlab.engine.state import TrainState
 from trainlab.errors import (
     DISK_FULL_OR_READ_ONLY,
-    ConfigError,
-    DataError,
     Interrupted,
     TrainingError,
     TrainlabError,
@@ -66,7 +60,7 @@ from trainlab.errors import (
     cannot,
 )
 from trainlab.exception_origin import exception_line, first_line
-from trainlab.inference import model_record, refuse_gone_checkpoint, run_config_path
+from trainlab.inference import model_record
 from trainlab.model_file import (
     DIGEST_KEY,
     LOSS_DIGEST_KEY,
@@ -78,7 +72,7 @@ from trainlab.model_file import (
 )
 from trainlab.notices import note, warn
 from trainlab.out_of_memory import is_out_of_memory
-from trainlab.records import read_record_object, read_record_text, safe_summary
+from trainlab.records import safe_summary
 from trainlab.run_checks import divergence_advice
 from trainlab.run_folder import RunDir, default_dir
 from trainlab.run_records import (
@@ -86,13 +80,10 @@ from trainlab.run_records import (
     LABELS_RECORD,
     MODEL_RECORD,
     labels_record,
-    load_trained_config,
     record_digests,
 )
 from trainlab.run_summary import summarize
-from trainlab.run_weights import load_trained_state, read_trained_state
-from trainlab.shell_command import command_line, quoted_command
-from trainlab.time_budget import plan_line
+from trainlab.shell_command import command_line
 
 FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space to come back
 
@@ -173,7 +164,13 @@ def attach_run_folder_callbacks(built: Built, run: RunDir, quiet: bool,
     return saver, signals
 
 
-def _run(built: Built, run: RunDir, quiet: bool, saver: CheckpointSaver, signals: SignalStop) -> dict[str, Any]:
+def run_training(built: Built, run: RunDir, quiet: bool, saver: CheckpointSaver,
+                 signals: SignalStop) -> dict[str, Any]:
+    """Train ``built`` into ``run`` (its callbacks attached: :func:`attach_run_folder_callbacks`) and write its
+    results; returns the summary. A signal or a divergence is recorded in ``run`` and raised as
+    :class:`~trainlab.errors.Interrupted` or :class:`~trainlab.errors.TrainingError`; a failure of the user's
+    code is recorded (:func:`_record_failure`) and raised as it is; the machine's (an OSError, memory running
+    out) is raised with run.json left ``running``, for a resume to continue."""
     # where a resumed run continues from until it saves a checkpoint of its own: a path, so not in the saver's
     # state (the run folder may have moved since, or be a staged overwrite)
     saver.last_saved = built.notes.pop("resumed_from", None)
@@ -225,14 +222,14 @@ def _resume_hint(path: Path, callbacks: list[Callback]) -> str:
     for a run whose config names ``module:attr`` code, the user's own modules included: a run folder's config
     imports none without the opt-in; :func:`~trainlab.code_policy.resume_command_words`); for a run given
     callbacks of the user's (``callbacks``: the trainer's, trainlab's own among them), the Python call that
-    gives them back, as the CLI cannot: ``trainlab.experiment.resume('PATH', callbacks=[...])``, inside
+    gives them back, as the CLI cannot: ``trainlab.run_resume.resume('PATH', callbacks=[...])``, inside
     ``with trainlab.code_policy.code_policy(allow=True):`` (Python's opt-in) where the run needs it."""
     words = resume_command_words(str(path))
     command = command_line(*words)
     users = [callback_name(cb) for cb in callbacks if not is_builtin(cb)]
     if not users:
         return command
-    call = f"trainlab.experiment.resume({str(path)!r}, callbacks=[...])"
+    call = f"trainlab.run_resume.resume({str(path)!r}, callbacks=[...])"
     if "--allow-code" in words:
         call = f"with trainlab.code_policy.code_policy(allow=True): {call}"
     return (f"{call} in Python, with the same callbacks ({', '.join(users)}), which get their saved state back "
@@ -344,8 +341,9 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
     ones; bad ones are refused before any file is written. A config given as a path, or read from one by
     :func:`~trainlab.config.load_config` (overrides included), runs the ``module:attr`` code of its folder
     and of the working directory, as ``trainlab train PATH`` does (docs/security.md); one built in Python
-    (a dict, :func:`~trainlab.config.validate`), that of the working directory. With ``resume_if_exists``, a run already in the folder is continued
-    (:func:`resume`) under the same policy when its config.yaml names no code that ``config`` does not.
+    (a dict, :func:`~trainlab.config.validate`), that of the working directory. With ``resume_if_exists``, a
+    run already in the folder is continued (:func:`~trainlab.run_resume.resume`) under the same policy when its
+    config.yaml names no code that ``config`` does not.
     """
     user = user_callbacks(callbacks)
     # each a bool: "false" or "no" is a true string, and overwrite would replace the run
@@ -357,6 +355,8 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
         config = as_config(config)
         target = Path(out or config.output.dir or default_dir(config.name))
         if resume_if_exists and (target / "run.json").exists():
+            from trainlab.run_resume import resume  # here: trainlab.run_resume imports this module
+
             with trusting_own_run(target, config.to_dict()):
                 return resume(target, quiet=quiet, callbacks=user, config=config)
         return _train(config, target, overwrite, quiet, user)
@@ -402,7 +402,7 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
                 raise _before_training(exc) from None
             run.records = records  # what a folder deleted while the run trains gets back (RunDir.restore_records)
             saver, signals = attach_run_folder_callbacks(built, run, quiet, user)
-            return _run(built, run, quiet, saver, signals), run.final_path
+            return run_training(built, run, quiet, saver, signals), run.final_path
         finally:
             run.close()
 
@@ -464,207 +464,3 @@ def write_data_records(run: RunDir, built: Built, records: dict[str, Any] | None
     for name, record in (records if records is not None else creation_records(built)).items():
         if name != "config.yaml":
             write_json(run.path / name, record)
-
-
-FoundCheckpoint = tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]  # checkpoint.latest: folder, manifest, tree, tensors
-
-
-# what a checkpoint of a run started before commit 4b8448d (2026-12-05) may fail with: its optimizer's groups
-GROUP_MISMATCHES = ("doesn't match the size of optimizer's group",  # torch.optim.Optimizer.load_state_dict's words
-                    "different number of parameter groups")
-
-
-def _regrouped_hint(error: str) -> str:
-    """Why an optimizer's groups may no longer match a checkpoint of the same config: trainlab's rule for
-    which parameters are weight-decayed changed (trainlab.optim.decay_split: a norm layer's gains and biases
-    of 2+ dimensions no longer are; parameters frozen before a fine-tune are left out of its optimizer), which
-    changes the groups' sizes or, where a group is left empty, their number. "" for any other mismatch."""
-    if not any(words in error for words in GROUP_MISMATCHES):
-        return ""
-    return ("if the run was started with a trainlab from before 2026-12-05 (commit 4b8448d), its optimizer "
-            "groups were split by the older rule (norm layers' gains and biases of 2+ dimensions were "
-            "weight-decayed; parameters frozen before a fine-tune were in the optimizer): finish it with that "
-            "trainlab, or ")
-
-
-def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint | None) -> None:
-    """Restore ``found`` (:func:`trainlab.engine.checkpoint.latest`, which warns of each checkpoint it skips)
-    into ``built``; None: the run starts from step 0."""
-    path = run.path
-    if found is None:  # the work done so far is lost: said even with --quiet
-        warn(f"no valid checkpoint in {run.checkpoints}; starting {path} from step 0")
-        return
-    folder, manifest, tree, tensors = found
-    if manifest.get("config_hash") not in (None, built.config.hash()):  # results change: never quiet
-        warn(f"{path / 'config.yaml'} changed since {folder.name} was written "
-             f"(config hash {built.config.hash()} != {manifest['config_hash']}); resuming with it")
-    try:
-        built.trainer.restore(Snapshot(tree, tensors))
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
-        if is_out_of_memory(exc):  # the machine's while restoring: the checkpoint is fine (the CLI's exit 5)
-            raise
-        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-        first = " ".join(lines[:2])[:300]
-        raise DataError(f"checkpoint {folder} does not match the model or optimizer built from "
-                        f"{path / 'config.yaml'} ({type(exc).__name__}: {first}); "
-                        f"{_regrouped_hint(str(exc))}start a new run instead") from None
-    built.notes["resumed_from"] = str(folder)
-    if not quiet:
-        state = built.trainer.state
-        into = f" and {counted(state.batch_in_epoch, 'batch', 'batches')} into the next" if state.batch_in_epoch else ""
-        note(f"resuming {path} from {folder.name} (step {state.step}: {counted(state.epoch, 'epoch')} done{into})")
-
-
-def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable[Callback] | None = (),
-           config: Config | None = None) -> tuple[dict[str, Any], Path]:
-    """Continue a run from its newest checkpoint that verifies.
-
-    ``callbacks`` (a list, or one, as for :func:`train`) get back the state their namesakes saved in that
-    checkpoint (``load_state_dict``), as the built-in ones do. ``config`` (from ``train --resume``) must
-    be the run's own: a different one is refused. A run that already finished is returned as it is
-    (its summary.json; nothing is built, trained or written), with ``notes["nothing_to_resume"]`` holding
-    the one line said on stderr, so that resuming is idempotent. The run folder's config.yaml imports no
-    ``module:attr`` code without the opt-in (docs/security.md).
-    """
-    user = user_callbacks(callbacks)
-    path = path_argument(path, "resume's path")
-    with run_code_policy(path):
-        return _resume(path, quiet, user, config)
-
-
-def _resume(path: str | Path, quiet: bool, user: list[Callback],
-            config: Config | None) -> tuple[dict[str, Any], Path]:
-    path = Path(path)
-    try:
-        run = RunDir.open_existing(path)
-    except WriteError:  # the lock cannot be written: a finished run asks for no writing (a read-only mount)
-        info = read_record_object(path / "run.json")
-        if info is None or info.get("status") != "finished":
-            raise
-        _check_resumable(path, info, load_config(path / "config.yaml", follow_links=False), config)
-        return _nothing_to_resume(path), path
-    if run.adopted_from is not None:
-        note(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
-              f"run there (it was in {run.adopted_from.name}); the replaced run is deleted, as the overwrite asked")
-    try:
-        stored = load_config(path / "config.yaml", follow_links=False)
-        _check_resumable(path, run.info(), stored, config)
-        if run.info().get("status") == "finished":  # an idempotent resume: nothing to do, nothing written
-            return _nothing_to_resume(path), path
-        _warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
-        found = checkpoint.latest(run.checkpoints, set_aside=True)  # a broken one must not outrank new ones
-        with run_scope(stored):
-            # a checkpoint holds the time budget's plan; a run with none that verifies (killed before its first,
-            # or all damaged) starts afresh from step 0, so it is timed as a new run is
-            built = build(stored, quiet=True, time_budget="resume" if found is not None else "calibrate")
-            if built.precision_warning:
-                warn(built.precision_warning)
-            if found is None and not quiet and stored.strategy.time_budget_s is not None:
-                note(plan_line(built.notes["time_budget"]))  # a new plan: the first run's died with it
-            built.notes["requested_hash"] = run.info().get("config_hash", stored.hash())
-            restore_auto_notes(built, run.info())  # before write_data_records: model.json reads loss_advice
-            # all of them get their saved state back
-            saver, signals = attach_run_folder_callbacks(built, run, quiet, user)
-            _load_latest(built, run, quiet, found)
-            # as the resumed training reads its data: a damaged record is remade
-            run.records = {**creation_records(built), "config.yaml": read_record_text(path / "config.yaml")}
-            write_data_records(run, built, run.records)
-            run.write_metrics(built.trainer.state.history, built.trainer.state.events,
-                              built.trainer.state.step_records)
-            # a failed run's error is over once it resumes (run.json's fields are merged, not replaced)
-            run.write_info(status="running", **({"error": None} if "error" in run.info() else {}))
-            return _run(built, run, quiet, saver, signals), path
-    finally:
-        run.close()
-
-
-def _check_resumable(path: Path, info: dict[str, Any], stored: Config, config: Config | None) -> None:
-    """Refuse to resume ``path`` when ``config`` (``train --resume``'s) is another config than the run's, or
-    when its config.yaml (``stored``) was changed since the run started (its hash is not run.json's
-    ``resolved_config_hash``): the rest of the run would train with other settings under the recorded ones,
-    and ``eval`` refuses such a run (:func:`trainlab.run_records.load_trained_config`). A run older than
-    that record is not checked."""
-    if config is not None and config.hash() not in (stored.hash(), info.get("config_hash")):
-        # named in what the hash covers: a thread count changes it (and the float sums), not the outcome's identity
-        change = (change_from_stored(path, config, Config.results_dict)
-                  or f"config hash {info.get('config_hash')} != {config.hash()}")
-        raise ConfigError(f"--resume: {path} holds a run of another config ({change}); use another --out, "
-                          f"or {quoted_command(*resume_command_words(path))} to continue the stored one")
-    recorded = info.get("resolved_config_hash")
-    if isinstance(recorded, str) and stored.hash() != recorded:
-        raise ConfigError(f"{path / 'config.yaml'} was changed since the run started (its config hash "
-                          f"{stored.hash()} is not the {recorded} recorded in {path / 'run.json'}): resuming would "
-                          "train the rest with other settings; restore the file, or train a new run with the new "
-                          "settings (trainlab train CONFIG --out ANOTHER_DIR)")
-
-
-def _nothing_to_resume(path: Path) -> dict[str, Any]:
-    """The summary of the finished run at ``path``, as summary.json holds it, with ``notes["nothing_to_resume"]``
-    set to the line said on stderr (even when quiet: it is the call's whole result), e.g. "run runs/x already
-    finished (test accuracy 0.93); nothing to resume". A summary.json that cannot be read is a DataError."""
-    summary = read_record_object(path / "summary.json")
-    if summary is None:
-        raise DataError(f"run {path} already finished, but its {path / 'summary.json'} cannot be read (missing or "
-                        f"damaged); evaluate the run with {quoted_command(*run_command_words('eval', path))}, or start a "
-                        "new run")
-    test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
-    key = "accuracy" if "accuracy" in test else next((k for k in test if k != "loss"), "loss")
-    value = test.get(key)
-    shown = f"test {key} {value:.6g}" if isinstance(value, int | float) else "no test metrics"
-    line = f"run {path} already finished ({shown}); nothing to resume"
-    note(line)
-    notes = summary.get("notes") if isinstance(summary.get("notes"), dict) else {}
-    summary["notes"] = {**notes, "nothing_to_resume": line}
-    return summary
-
-
-def _warn_if_data_changed(path: Path, info: dict[str, Any], config: Config, since: str, then: str) -> None:
-    """One warning line when the files ``config``'s data names are not those the run recorded in
-    run.json (``data_fingerprint``); results change, so it is never quiet."""
-    changed = data_changes(info, config.data.model_dump())  # only the inputs that changed
-    if changed:
-        warn(f"the data files of {path} changed {since} ({changed}); {then}")
-
-
-def _refuse_moved_data(path: Path, config: Config) -> None:
-    """Refuse a run whose data files (``data.path``/``train``/``val``/``test``) are no longer where its
-    config.yaml says: training recorded them as absolute paths, which ``--data-dir`` does not move, and
-    the config is fixed by its hash, so the one way to evaluate it is to put the data back there."""
-    data = config.data.model_dump()
-    for key, file in named_files(data).items():
-        if key != "tokenizer_path" and file.is_absolute() and not file.exists():  # tokenizer_path: maybe a package
-            raise DataError(f"the data of run {path} is gone from where it was trained: data.{key} {file} does not "
-                            "exist (an absolute path in the run's config.yaml, which --data-dir does not change); "
-                            "put the data back there to evaluate the run")
-
-
-def evaluate_run(path: str | Path, split: str = "test", checkpoint: str | None = None) -> dict[str, Any]:
-    """Reload a finished run's ``model.safetensors`` (and ``loss.safetensors``, the learned state of its
-    loss) and recompute its metrics on ``split``. ``checkpoint`` (``eval --checkpoint``: ``best``, ``last``, a
-    ``step-*`` folder) evaluates the weights of that checkpoint of the run instead, those the run's own
-    evaluation at that step used (:func:`trainlab.run_weights.checkpoint_state`)."""
-    path = path_argument(path, "evaluate_run's path")
-    with run_code_policy(path):
-        return _evaluate_run(path, split, checkpoint)
-
-
-def _evaluate_run(path: str | Path, split: str, checkpoint: str | None = None) -> dict[str, Any]:
-    path = Path(path)
-    config_path = run_config_path(path)
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
-    trained = read_trained_state(path, checkpoint)
-    config = load_trained_config(path, config_path)
-    try:
-        info = json.loads(read_record_text(path / "run.json"))
-    except (OSError, ValueError, RecursionError):
-        info = {}
-    refuse_gone_checkpoint(path, config)  # what predict says of it (trainlab.inference), before the data's
-    _refuse_moved_data(path, config)  # before the "changed" warning: missing files are the news, not a change
-    _warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
-                          f"evaluating on them as they are now (the {split} split may hold other rows)")
-    with run_scope(config):
-        built = build(config, quiet=True, training=False)
-        # the model's weights and the loss's learned state (a learned variance, alpha ...)
-        load_trained_state(built.model, built.loss, trained, path, config_path, config_path, warn=warn)
-        return built.evaluator.evaluate(getattr(built.data, split))

@@ -7,15 +7,19 @@ squeezed), or None for None; anything else fit cannot train on (a DataLoader, ``
 fraction, an IterableDataset, a sparse tensor or scipy.sparse matrix, a dict, a generator, x of several
 inputs (a tuple or list of arrays, for a model whose forward takes several), non-numeric, ragged, non-finite
 or float32-overflowing values, x and y of different lengths, an empty train) is one
-:class:`~trainlab.errors.DataError` naming the split and what to pass instead. :func:`fit_dataset` applies
+:class:`~trainlab.errors.DataError` naming the split and what to pass instead, and a cell of a pandas x or y
+by its index and column labels (``row index 'cust7', column 'income'``), one of an array, tensor or Dataset
+by its 0-based position. :func:`fit_dataset` applies
 the data layer's task rule and label reading to the splits (``task``/``class_names`` as
-``data.task``/``data.class_names``); bad arguments are one :class:`~trainlab.errors.ConfigError`. Nothing
-here trains or writes files.
+``data.task``/``data.class_names``) and gives val/test x train x's dtype, which the model takes (integer or
+bool features beside float ones converted, other mixes one DataError: :func:`_as_training_dtype`); bad
+arguments are one :class:`~trainlab.errors.ConfigError`. Nothing here trains or writes files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,7 @@ import torch
 from trainlab.config_fields import short_repr
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task, row_position
-from trainlab.data.labels import named_classes_task, read_class_labels, warn_classes_absent
+from trainlab.data.labels import Locate, named_classes_task, read_class_labels, warn_classes_absent
 from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import ConfigError, DataError
 from trainlab.losses.task_fit import refuse_soft_targets
@@ -210,29 +214,85 @@ def _rows_differ(shapes: list[tuple[int, ...]], rows: int) -> str:
 
 def _cell(shape: tuple[int, ...], row: int, flat: int) -> str:
     """Value ``flat`` (its index in the row flattened) of row ``row`` of an array shaped ``shape``, for messages:
-    ``row 3, column 2`` for a table, ``row 3, position [5, 2]`` for rows of several axes, ``row 3`` for rows
-    of one value (counting from 0)."""
+    ``row 3, column 2 (counting from 0)`` for a table, ``row 3, position [5, 2] (counting from 0)`` for rows
+    of several axes, ``row 3 (counting from 0)`` for rows of one value."""
     if len(shape) > 2:
-        return f"row {row}, position {row_position(shape, flat)}"
-    return f"row {row}, column {flat}" if len(shape) == 2 else f"row {row}"
+        return f"row {row}, position {row_position(shape, flat)} (counting from 0)"
+    return f"row {row}, column {flat} (counting from 0)" if len(shape) == 2 else f"row {row} (counting from 0)"
 
 
-def _check_finite(what: str, values: torch.Tensor) -> None:
+@dataclass(frozen=True)
+class Labels:
+    """The labels a pandas DataFrame or Series given as x or y names its cells by: ``index`` (the row labels)
+    and ``columns`` (a DataFrame's; None for a Series), so that messages name a cell as ``run.predict(df)``
+    does, ``row index 'cust7', column 'income'``, not by its position."""
+
+    index: Any = field(compare=False)
+    columns: Any = field(default=None, compare=False)
+
+    def cell(self, row: int, flat: int) -> str:
+        """Row ``row``'s value ``flat`` (its column: pandas rows are flat) by its labels."""
+        shown = f"row index {short_repr(_plain(self.index[row]))}"
+        return shown if self.columns is None else f"{shown}, column {short_repr(_plain(self.columns[flat]))}"
+
+
+def _plain(label: Any) -> Any:
+    """A NumPy scalar label as the Python value it holds (np.int64(7) -> 7), as the user wrote it."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def _labels(value: Any) -> Labels | None:
+    """The :class:`Labels` of a pandas DataFrame or Series; None for anything else (arrays, tensors, lists)."""
+    if not type(value).__module__.startswith("pandas") or getattr(value, "ndim", 0) not in (1, 2):
+        return None
+    return Labels(value.index, value.columns if value.ndim == 2 else None)
+
+
+def _place(labels: Labels | None, shape: tuple[int, ...], row: int, flat: int) -> str:
+    """Where a cell of values shaped ``shape`` is, for messages: by its pandas labels where they were given
+    with some, else by position (:func:`_cell`)."""
+    return labels.cell(row, flat) if labels is not None else _cell(shape, row, flat)
+
+
+@dataclass(frozen=True)
+class GivenSplit(Split):
+    """A :class:`Split` as fit was given it, with the pandas :class:`Labels` of its x and y (None: an array,
+    tensor or Dataset), so that :func:`fit_dataset`'s messages name cells as the user's frames do."""
+
+    x_labels: Labels | None = None
+    y_labels: Labels | None = None
+
+
+def _check_finite(what: str, values: torch.Tensor, labels: Labels | None) -> None:
     if values.is_floating_point() and not bool(torch.isfinite(values).all()):
         row, flat = torch.nonzero(~torch.isfinite(values.reshape(len(values), -1)))[0].tolist()
-        raise DataError(f"{what} has a non-finite value at {_cell(tuple(values.shape), row, flat)} (counting "
-                        "from 0); drop or impute such rows first")
+        raise DataError(f"{what} has a non-finite value at {_place(labels, tuple(values.shape), row, flat)}; drop "
+                        "or impute such rows first")
 
 
-def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split | None:
-    """``data`` (an ``(x, y)`` pair or a map-style Dataset of pairs) as one checked :class:`Split` named
-    ``name`` in errors, or None for None (the module's contract above)."""
+def _check_values(name: str, x: torch.Tensor, y: torch.Tensor, x_labels: Labels | None,
+                  y_labels: Labels | None) -> None:
+    """x and y of split ``name`` finite, and float32-sized where they are float64 (float32 training: a larger
+    value would become inf); each bad cell named by :func:`_place`."""
+    for what, values, labels in ((f"{name} x", x, x_labels), (f"{name} y", y, y_labels)):
+        _check_finite(what, values, labels)
+        if values.dtype == torch.float64:
+            check_float32_range(values.cpu().numpy(), lambda row, col, what=what, labels=labels,
+                                shape=tuple(values.shape): f"{what} at {_place(labels, shape, row, col)}")
+
+
+def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> GivenSplit | None:
+    """``data`` (an ``(x, y)`` pair or a map-style Dataset of pairs) as one checked :class:`GivenSplit` named
+    ``name`` in errors, or None for None (the module's contract above). A cell of a pandas x or y is named
+    by its index and column labels, one of an array, tensor or Dataset by its position."""
     if data is None:
         return None
     _refuse_unlike_a_split(data, name)
+    x_labels = y_labels = None
     if isinstance(data, tuple | list) and len(data) == 2:
         _refuse_several_inputs(data[0], _length(data[1]), f"{name} x")
         x, y = _tensor(data[0], f"{name} x"), _tensor(data[1], f"{name} y")
+        x_labels, y_labels = _labels(data[0]), _labels(data[1])
     elif isinstance(data, torch.utils.data.IterableDataset):
         raise DataError(f"{name} is an IterableDataset; fit takes a map-style Dataset of (x, y) pairs (with len "
                         "and [i]) or (x, y) tensors: collect its items into tensors first")
@@ -259,14 +319,10 @@ def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Split
         y = y[:, 0]  # one target shaped (N, 1), as Keras' labels come: the task rule reads it as one column
     if len(x) == 0:  # an empty val or test would validate nothing, and early stopping would then ask for val=
         raise DataError(f"{name} is empty (0 rows)" + ("" if name == "train" else f": pass rows, or leave {name}= out"))
-    for what, values in ((f"{name} x", x), (f"{name} y", y)):
-        _check_finite(what, values)
-        if values.dtype == torch.float64:  # float32 training: a larger value would become inf
-            check_float32_range(values.cpu().numpy(), lambda row, col, what=what, shape=tuple(values.shape):
-                                f"{what} at {_cell(shape, row, col)} (counting from 0)")
+    _check_values(name, x, y, x_labels, y_labels)
     if x.is_floating_point() and x.dtype != torch.float32:
         x = x.float()
-    return Split(x, y)
+    return GivenSplit(x, y, x_labels, y_labels)
 
 
 def _refuse_unlike_a_split(data: Any, name: str) -> None:
@@ -313,6 +369,55 @@ def _class_names(class_names: Any) -> list[str] | None:
     return [str(name) for name in names]  # NumPy's str_ as plain str (labels.json, printed names)
 
 
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
+
+
+def _as_training_dtype(name: str, split: Split, train_x: torch.Tensor) -> torch.Tensor:
+    """Split ``name``'s x in the dtype of the training rows ``train_x``, which is what the model takes.
+
+    Integer or bool features beside floating training features become that float dtype (as Keras and
+    sklearn read them: ``pd.get_dummies`` gives bool columns, a rounded copy int64 ones); integers beside
+    integer training rows (token ids, uint8 pixels) become that integer dtype where every value fits it.
+    Any other mix (floats beside token ids, anything beside bool rows) is one DataError naming the split,
+    both dtypes and the fix, before training starts rather than in its first evaluation.
+    """
+    x, want = split.x, train_x.dtype
+    if x.dtype == want:
+        return x
+    if want.is_floating_point and (_is_integer(x.dtype) or x.dtype == torch.bool):
+        return x.to(want)
+    got, wanted = _dtype_name(x.dtype), _dtype_name(want)
+    if _is_integer(want) and _is_integer(x.dtype):
+        info, wide = torch.iinfo(want), x.long()  # int64: the bounds compare without wrapping around
+        outside = (wide < info.min) | (wide > info.max)
+        if bool(outside.any()):
+            row, flat = torch.nonzero(outside.reshape(len(x), -1))[0].tolist()
+            value = wide.reshape(len(x), -1)[row, flat].item()
+            where = _place(getattr(split, "x_labels", None), tuple(x.shape), row, flat)
+            raise DataError(f"{name} x at {where}: {value} is beyond {wanted} ({info.min} to {info.max}), the "
+                            f"dtype of train x, which the model takes; fix the value, or give train x and {name} x "
+                            "one dtype that holds both")
+        return x.to(want)
+    raise DataError(f"{name} x is {got} but train x is {wanted}, and the model takes the training rows' dtype: pass "
+                    f"{name} x as {wanted} too (x.astype('{wanted}'); a tensor: x.to(torch.{wanted})) if it holds "
+                    f"the same kind of values, or train x as float32 (x.astype('float32'); a tensor: x.float()) if "
+                    "its columns are features")
+
+
+def _train_locate(train: Split) -> Locate | None:
+    """How :func:`~trainlab.data.labels.read_class_labels` names a training label's cell: by train y's pandas
+    labels where it had some, else None (its own 0-based positions)."""
+    labels = getattr(train, "y_labels", None)
+    if labels is None:
+        return None
+    return lambda _part, row, col: labels.cell(row, col)
+
+
 def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
                 class_names: list[str] | None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else
@@ -338,7 +443,8 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
     task = task or named_task or infer_task(train.y.numpy())
     if task_given and task != "regression":
         refuse_soft_targets(train.y, f"task='{task}' takes class labels", "train y holds")  # not bad class indices
-    labels, y_train = read_class_labels(task, train.y.numpy(), names, names_key="class_names")  # as load_dataset reads a source's
+    labels, y_train = read_class_labels(task, train.y.numpy(), names, _train_locate(train),  # as load_dataset reads
+                                        names_key="class_names")  # a source's
     if task == "multilabel" and names is not None and len(names) != y_train.shape[1]:
         raise DataError(f"train y has {y_train.shape[1]} label columns but {len(names)} class names are given "
                         "(class_names); give one name per label column, in column order")
@@ -349,11 +455,12 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
         if split.x.shape[1:] != train.x.shape[1:]:
             raise DataError(f"{name} x rows are shaped {tuple(split.x.shape[1:])} but train x rows "
                             f"{tuple(train.x.shape[1:])}")
+        x = _as_training_dtype(name, split, train.x)
         y = split.y.numpy()
         y = y if task == "regression" else labels.given(f"{name} y", y, "class_names", task_given)
         if training_classes is not None and len(y):
             warn_classes_absent(name, training_classes, y, labels.class_names, "they are in the training data only")
-        return Split(split.x, targets_tensor(y, task))
+        return Split(x, targets_tensor(y, task))
 
     if task == "regression":  # still as given (float64 where it was): what the float32 cast would erase
         check_regression_targets(y_train, standardized=False, fix=FIT_FIXES.raw_targets)

@@ -45,7 +45,7 @@ _PHASES = (
     # the forward pass on a first batch before training (trainlab.run_checks, called by trainlab.time_budget)
     ("testing the model on a first batch", ("trainlab.run_checks",)),
     ("training", ("trainlab.engine", "trainlab.callbacks", "trainlab.time_budget")),
-    ("predicting", ("trainlab.inference", "trainlab.predict_command")),
+    ("predicting", ("trainlab.inference", "trainlab.loaded_run", "trainlab.predict_command")),
     ("building the model", ("trainlab.models",)),  # a forward pass in a later phase names that phase
     ("preparing the run", ("trainlab.builders",)),
 )

@@ -1,6 +1,6 @@
 """``trainlab predict``: a finished run's predictions of an input file, as CSV on stdout or in ``-o FILE``.
 
-The predicting is :meth:`trainlab.inference.LoadedRun.predict_file`'s; this module checks where the CSV
+The predicting is :meth:`trainlab.loaded_run.LoadedRun.predict_file`'s; this module checks where the CSV
 goes (never a folder, a file of another format, the run's own records or the input itself) before any
 prediction, and writes it atomically where it is a regular file (:func:`trainlab.atomic.write_output_text`).
 """

@@ -542,7 +542,7 @@ class CallbackList:
             listed, several = ", ".join(repr(name) for name in unclaimed), len(unclaimed) > 1
             warn(f"the checkpoint holds the state of callback{'s' * several} {listed}, which this run was not "
                  f"given: it goes on without {'them' if several else 'it'}, so it may stop or record otherwise than "
-                 "the run that was interrupted; resume with the same callbacks (trainlab.experiment.resume(..., "
+                 "the run that was interrupted; resume with the same callbacks (trainlab.run_resume.resume(..., "
                  "callbacks=[...]))")
         for cb in self.callbacks:
             name = callback_name(cb)

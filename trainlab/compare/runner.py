@@ -15,7 +15,7 @@ running, each planned run is classified by what its folder holds (:func:`run_act
              section or thread count) or the data files differ -> train again from scratch (said so,
              naming the first key that differs)
     partial  running / interrupted, or failed with a config that differs only in its output section or
-             thread count, same config                         -> trainlab.experiment.resume (with its stored config)
+             thread count, same config                         -> trainlab.run_resume.resume (with its stored config)
     damaged  run.json unreadable or of an unknown status, or status finished with a summary.json that is
              missing or not a finished run's summary -> the comparison is refused before any run (DataError,
              exit 3) naming the file: a finished run is never trained again, nor its files replaced, unasked
@@ -348,7 +348,8 @@ def _raised_outcome(folder: Path, raw: dict[str, Any], exc: Exception, previous:
 
 def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
     """The run's summary: ``partial`` resumed, anything else trained (over what the folder holds)."""
-    from trainlab.experiment import resume, train
+    from trainlab.experiment import train
+    from trainlab.run_resume import resume
 
     if action == "partial":
         try:

@@ -1,4 +1,4 @@
-"""Inputs for ``trainlab predict`` and :class:`trainlab.inference.LoadedRun`: new rows read like the run's
+"""Inputs for ``trainlab predict`` and :class:`trainlab.loaded_run.LoadedRun`: new rows read like the run's
 training data, without targets, and checked against what the run's model takes.
 
 :func:`read_for_predict` reads a CSV or npz file, or a ``pandas.DataFrame``, holding the feature
@@ -28,6 +28,8 @@ import torch
 from trainlab.config_fields import short_repr
 from trainlab.data import preprocessing as prep
 from trainlab.data.csv_table import (
+    BOOL_WORDS,
+    MISSING,
     CsvTable,
     check_delimiter,
     is_bool_series,
@@ -162,26 +164,44 @@ def _refuse_other_delimiter(file: Path, header: str, delimiter: str, wanted: lis
                     f"(this run's data.delimiter); the run was trained on columns {', '.join(wanted[:50])}")
 
 
+def _as_csv_cells(text: Any) -> Any:
+    """A DataFrame column of text (pandas ``string`` dtype) as :func:`~trainlab.data.csv_table.read_table`
+    reads the same cells from a CSV file: a :data:`~trainlab.data.csv_table.MISSING` marker (``''``, ``NA``,
+    ``nan``, ...) is a missing cell, and a column whose other cells are all
+    :data:`~trainlab.data.csv_table.BOOL_WORDS` (``True``, ``false``, ...) holds booleans, 1.0/0.0 (what
+    ``astype(str)`` of a bool column writes); other text stays text, which :func:`numbers` reads as numbers
+    where it is some (``pd.read_csv(path, dtype=str)``)."""
+    cells = text.mask(text.isin(MISSING))
+    present = cells.dropna()
+    if len(present) and bool(present.isin(list(BOOL_WORDS)).all()):
+        return cells.map(BOOL_WORDS).astype("float64")  # missing cells map to NaN, refused as a CSV's are
+    return cells
+
+
 def _frame_cells(series: Any) -> Any:
-    """A feature column as :func:`numbers` reads a CSV column: numbers and booleans as they are, else text."""
+    """A feature column as :func:`numbers` reads a CSV column: numbers and booleans as they are, else its cells
+    as text read as a CSV file's (:func:`_as_csv_cells`)."""
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return series
     if is_bool_series(series):
         return series  # True/False with missing cells, as pandas reads them from a CSV
-    return series.astype("string")  # mixed numbers and text (or categories): each cell as its text
+    return _as_csv_cells(series.astype("string"))  # mixed numbers and text (or categories): each cell as its text
 
 
 def _category_cells(series: Any) -> Any:
     """A category column as its CSV text: whole-number floats (ints that a missing cell made floats:
-    1.0) are written as the CSV had them (1), so they match the training categories."""
+    1.0) are written as the CSV had them (1), so they match the training categories; a text cell that a
+    CSV reads as missing (``NA``) is missing (:func:`_as_csv_cells`)."""
     import pandas as pd
 
     if pd.api.types.is_float_dtype(series):
         present = series.dropna()
         if len(present) and bool((present == present.round()).all()):
             return series.astype("Int64").astype("string")
+    if pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series):
+        return series.mask(series.astype("string").isin(MISSING))
     return series
 
 

@@ -21,7 +21,7 @@ def rows_shape(shape: tuple[int, ...], input_shape: tuple[int, ...] | list[int])
     """The shape (N, *input_shape) that an array shaped ``shape`` is read as, or None when predict refuses it.
 
     The one rule for arrays of model inputs, ``trainlab predict``'s .npz files (:func:`read_for_predict`) and
-    :meth:`trainlab.inference.LoadedRun.predict`'s arrays (:func:`model_rows`) alike. For a run whose rows are
+    :meth:`trainlab.loaded_run.LoadedRun.predict`'s arrays (:func:`model_rows`) alike. For a run whose rows are
     shaped ``input_shape``:
 
     1. N rows, (N, *input_shape) (N may be 0);

@@ -3,7 +3,7 @@
 Read from ``predictions.npz`` in the run folder when present (arrays ``y_true``, ``y_pred`` and
 optionally ``class_names``; regression values in the data's own units; integer (N, L) arrays are
 multi-label 0/1 decisions), else recomputed: the run's config is rebuilt with
-:func:`trainlab.experiment.build` (the same split and preprocessing, as ``trainlab eval`` does),
+:func:`trainlab.builders.build` (the same split and preprocessing, as ``trainlab eval`` does),
 ``model.safetensors`` is loaded, and the loss's own ``predict`` turns outputs into predictions.
 Regression targets and predictions are put back in the data's units with
 :func:`trainlab.data.preprocessing.inverse_target` (``y = y_std * scale + mean``, as the metrics

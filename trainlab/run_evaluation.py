@@ -1,0 +1,67 @@
+"""Evaluating a run folder: :func:`evaluate_run` reloads a finished run's ``model.safetensors`` and
+``loss.safetensors`` (or a checkpoint's weights) and recomputes its metrics on one split. It
+happens inside :func:`trainlab.builders.run_scope`, so runs can follow one another in one process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainlab.builders import build, run_scope
+from trainlab.code_policy import run_code_policy
+from trainlab.config import Config
+from trainlab.config_fields import path_argument
+from trainlab.data.fingerprint import named_files
+from trainlab.errors import ConfigError, DataError
+from trainlab.inference import refuse_gone_checkpoint, run_config_path
+from trainlab.notices import warn
+from trainlab.records import read_record_text
+from trainlab.run_records import load_trained_config
+from trainlab.run_resume import warn_if_data_changed
+from trainlab.run_weights import load_trained_state, read_trained_state
+
+
+def _refuse_moved_data(path: Path, config: Config) -> None:
+    """Refuse a run whose data files (``data.path``/``train``/``val``/``test``) are no longer where its
+    config.yaml says: training recorded them as absolute paths, which ``--data-dir`` does not move, and
+    the config is fixed by its hash, so the one way to evaluate it is to put the data back there."""
+    data = config.data.model_dump()
+    for key, file in named_files(data).items():
+        if key != "tokenizer_path" and file.is_absolute() and not file.exists():  # tokenizer_path: maybe a package
+            raise DataError(f"the data of run {path} is gone from where it was trained: data.{key} {file} does not "
+                            "exist (an absolute path in the run's config.yaml, which --data-dir does not change); "
+                            "put the data back there to evaluate the run")
+
+
+def evaluate_run(path: str | Path, split: str = "test", checkpoint: str | None = None) -> dict[str, Any]:
+    """Reload a finished run's ``model.safetensors`` (and ``loss.safetensors``, the learned state of its
+    loss) and recompute its metrics on ``split``. ``checkpoint`` (``eval --checkpoint``: ``best``, ``last``, a
+    ``step-*`` folder) evaluates the weights of that checkpoint of the run instead, those the run's own
+    evaluation at that step used (:func:`trainlab.run_weights.checkpoint_state`)."""
+    path = path_argument(path, "evaluate_run's path")
+    with run_code_policy(path):
+        return _evaluate_run(path, split, checkpoint)
+
+
+def _evaluate_run(path: str | Path, split: str, checkpoint: str | None = None) -> dict[str, Any]:
+    path = Path(path)
+    config_path = run_config_path(path)
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
+    trained = read_trained_state(path, checkpoint)
+    config = load_trained_config(path, config_path)
+    try:
+        info = json.loads(read_record_text(path / "run.json"))
+    except (OSError, ValueError, RecursionError):
+        info = {}
+    refuse_gone_checkpoint(path, config)  # what predict says of it (trainlab.inference), before the data's
+    _refuse_moved_data(path, config)  # before the "changed" warning: missing files are the news, not a change
+    warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
+                          f"evaluating on them as they are now (the {split} split may hold other rows)")
+    with run_scope(config):
+        built = build(config, quiet=True, training=False)
+        # the model's weights and the loss's learned state (a learned variance, alpha ...)
+        load_trained_state(built.model, built.loss, trained, path, config_path, config_path, warn=warn)
+        return built.evaluator.evaluate(getattr(built.data, split))
