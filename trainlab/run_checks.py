@@ -1,6 +1,7 @@
 """Checks of a run's model, loss and data, made before training: does the model's output fit the loss and
 the data (and is it logits where the loss expects logits: :mod:`trainlab.probability_outputs`), will an
-epoch end on a 1-row batch BatchNorm cannot take, and targets of a large scale left unstandardised.
+epoch end on a 1-row batch BatchNorm cannot take (or a loss trains nothing on: nt_xent), and targets of a
+large scale left unstandardised.
 Refusals raise one-line errors; the rest are ``warning:`` lines (:func:`trainlab.notices.warn`). The
 strategy's settings that would do little on this data and length: :mod:`trainlab.plan_warnings`.
 A fix that depends on how the data was given (a config's ``data.standardize``, or the arrays a caller
@@ -125,6 +126,8 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
     Under a reduced ``precision`` (the run's resolved ``runtime.precision``: bf16 or fp16) a few of those
     rows are run again under autocast, so that a layer with no kernel of that dtype on this CPU is a
     ConfigError naming ``runtime.precision`` before training starts (:func:`check_precision_kernels`).
+    With ``batch_rows``, a loss that trains nothing on 1-row batches is checked against it
+    (:func:`check_loss_batch_rows`).
     """
     check_token_inputs(model, data)
     x, output = _probe(model, data, device, batch_rows)
@@ -140,6 +143,30 @@ def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: t
                         f"{width} output(s) per sample; name a loss that fits the model's outputs, e.g. "
                         "cross_entropy for one output per class)") from None
     check_probability_outputs(loss, model, x, output, data.task, input_fixes(data).final_squash, chosen_by_auto)
+    if batch_rows is not None:
+        check_loss_batch_rows(loss, len(data.train), batch_rows)
+
+
+def check_loss_batch_rows(loss: Loss, rows: int, batch_size: int) -> None:
+    """For a loss that trains nothing on a batch of 1 row (``Loss.one_row_batch_problem``: nt_xent, whose
+    1-row batch holds no negatives): refuse ``batch_size`` 1 (a ConfigError; a DataError for a training set
+    of 1 row), where every step would train on a constant 0; warn once when each epoch's last micro-batch
+    has 1 row (``rows % batch_size == 1``), naming the nearest batch sizes that leave none. That batch's
+    step is taken (a 0 loss, no gradient: decoupled weight decay and momentum still move the weights), and
+    its 0 counts in the epoch's train_loss as a row's."""
+    problem = getattr(loss, "one_row_batch_problem", None)
+    if problem is None or (batch_size != 1 and rows % batch_size != 1):
+        return
+    if rows == 1:
+        raise DataError(f"the training set has 1 row, and for loss '{loss.name}' {problem}; give it at least "
+                        "2 rows")
+    if batch_size == 1:
+        raise ConfigError(f"strategy.batch_size is 1, and for loss '{loss.name}' {problem}: every step would "
+                          "train on a constant 0; use batch_size 2 or more")
+    sizes = " or ".join(str(size) for size in _sizes_without_one_row(rows, batch_size))
+    warn(f"each epoch ends on a batch of 1 row ({rows} training rows at batch_size {batch_size}), and for loss "
+         f"'{loss.name}' {problem}: that step trains nothing, and its 0 counts in train_loss; batch_size {sizes} "
+         "leaves no such batch")
 
 
 def _vocab_size(model: torch.nn.Module) -> int | None:

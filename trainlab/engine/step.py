@@ -229,7 +229,8 @@ class StandardStep:
     A loss whose mean divides by something other than the row count (``Loss.mean_denominator``: d_i, the
     summed class weights of cross-entropy's labels, as PyTorch's weighted mean) gets d_i / sum_j d_j instead,
     read from the targets before any backward pass: sum_i (S_i / d_i) * d_i / D = S / D, the mean of one
-    batch of N (a micro-batch whose d_i is 0 gives a non-finite loss, as that batch alone would). The
+    batch of N (a micro-batch that keeps no row, every label ``ignore_index``, has d_i at the dtype's smallest
+    normal number and a mean of 0: it adds nothing; ``trainlab.losses.base.zero_floored``). The
     step's reported losses are these weighted sums too: the loss of the N rows as one batch. A loss with
     ``reduction: sum`` sums over all N rows as one batch does: each micro-batch's sum has weight 1.
     Penalties, computed once per micro-batch, get weights that sum to 1. Optimizers that need a closure (L-BFGS)

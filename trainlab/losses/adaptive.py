@@ -41,8 +41,9 @@ import math
 import numpy as np
 import torch
 
+from trainlab.errors import DataError
 from trainlab.losses import LOSSES
-from trainlab.losses.base import Loss, reduce
+from trainlab.losses.base import Loss, columns, num_dims_mismatch, reduce, refuse_num_dims_mismatch
 
 ALPHA_LEARNABLE = (0.0, 4.0)  # where log Z(alpha) is finite and the quadrature is accurate
 
@@ -111,7 +112,8 @@ class AdaptiveLoss(Loss):
             rho + log c + log Z(alpha) (see module docstring).
         alpha_range: (lo, hi) within [0, 4] for a learned alpha; alpha must lie strictly inside.
         scale_min: lower bound of a learned c.
-        num_dims: 1 (one alpha and c shared by all target columns) or d (one per column).
+        num_dims: 1 (one alpha and c shared by all target columns) or d (one per column); another number
+            is refused (``constants_mismatch`` before a run, ``check`` and ``forward``), not broadcast.
     """
 
     target_kind = "continuous"
@@ -143,7 +145,8 @@ class AdaptiveLoss(Loss):
             raise ValueError(f"adaptive scale_min must be in [0, scale={scale}); got {scale_min}")
         self.learn_alpha, self.learn_scale = bool(learn_alpha), bool(learn_scale)
         self.alpha_range, self.scale_min = (lo, hi), float(scale_min)
-        shape = (int(num_dims),)
+        self.num_dims = int(num_dims)
+        shape = (self.num_dims,)
         if self.learn_alpha:
             fraction = (alpha - lo) / (hi - lo)
             self.alpha_latent = torch.nn.Parameter(torch.full(shape, math.log(fraction / (1 - fraction))))
@@ -175,7 +178,18 @@ class AdaptiveLoss(Loss):
         """log Z(alpha) for the current alpha (learned version only)."""
         return log_partition(self.alpha, self.quad_theta, self.quad_weights)
 
+    def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
+        """``num_dims`` against the targets' columns (1 or as many as they have)."""
+        return num_dims_mismatch(self.name, self.num_dims, columns(target), "alpha and scale")
+
+    def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        super().check(pred, target)
+        problem = self.constants_mismatch(pred, target)
+        if problem is not None:
+            raise DataError(problem)
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
+        refuse_num_dims_mismatch(self.name, self.num_dims, pred, "alpha and scale")
         residual = pred - target
         alpha, scale = self.alpha.to(residual.dtype), self.scale.to(residual.dtype)
         values = general_loss(residual, alpha, scale)

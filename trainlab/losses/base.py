@@ -42,9 +42,14 @@ sample (``'none'``), and which declares what it expects:
 - ``check(pred, target)``: raises ``DataError`` with a one-line message before
   training starts when shapes or labels do not fit.
 - ``constants_mismatch(pred, target)``: why the loss's per-class / per-label numbers
-  from the config (class weights, focal alpha, pos_weight) do not fit these outputs,
-  or None. ``check`` refuses them too; a run asks first and reports a ConfigError
-  (exit 2), since the numbers are what to change.
+  from the config (class weights, focal alpha, pos_weight; the per-column parameters of
+  ``num_dims``: ``gaussian_nll``'s learned variance, ``adaptive``'s alpha and scale) do not
+  fit these outputs or targets, or None. ``check`` refuses them too; a run asks first and
+  reports a ConfigError (exit 2), since the numbers are what to change.
+- ``one_row_batch_problem``: why a batch of 1 row trains nothing with this loss (``nt_xent``: it holds
+  no negatives, so the loss is 0 with no gradient), or None (every other built-in loss). A run refuses
+  ``batch_size: 1`` for such a loss and warns when each epoch ends on a 1-row batch
+  (:func:`trainlab.run_checks.check_loss_batch_rows`).
 - ``predict(output)``: turns model output into predictions for the metrics: class
   indices (N,), 0/1 per sample (N,) or per label (N, L) (sigmoid(z) > 0.5, i.e. z > 0), or values.
 - ``probabilities(output)``: the model's class probabilities for score-based metrics
@@ -66,7 +71,9 @@ mean divides by the sum of the weights (of every element the weight covers).
   follows the mean over all its rows, as one batch of them would: the row counts by
   default, the summed sample weights with ``weight``, and for ``cross_entropy`` / ``nll``
   with class weights (or a non-negative ``ignore_index``) the summed class weights of the
-  kept labels, as PyTorch's weighted mean divides by.
+  kept labels, as PyTorch's weighted mean divides by. A batch that keeps nothing (every label
+  ``ignore_index``) has a mean of 0 with no gradient, not PyTorch's 0 / 0 = NaN, and a denominator
+  of the dtype's smallest normal number rather than 0 (:func:`zero_floored`): it weighs nothing.
 Losses may own parameters (e.g. a learned scale); the engine gives them to the optimizer.
 """
 
@@ -78,11 +85,33 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from trainlab.config_fields import counted
 from trainlab.data.dataset import MAX_INFERRED_CLASSES, SURE_CLASSES
 from trainlab.errors import DataError
 
 TargetKind = Literal["continuous", "distribution", "binary", "class_index", "pair", "embedding", "multitask"]
 Reduction = Literal["mean", "sum", "none"]
+
+
+def mean_or_zero(total: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """``total / denominator``, and 0 with a 0 gradient where ``denominator`` is 0: the mean of a batch that
+    keeps nothing (every label ``ignore_index``, every weight 0) is 0, not 0 / 0 = NaN, so such a batch adds
+    nothing to a step or an epoch (where its weight, :func:`zero_floored`, is next to 0 as well). No host
+    sync: both stay tensors."""
+    empty = denominator == 0
+    safe = torch.where(empty, torch.ones_like(denominator), denominator)  # no 0 / 0 in the unused branch either
+    return torch.where(empty, torch.zeros_like(total), total / safe)
+
+
+def zero_floored(denominator: torch.Tensor) -> torch.Tensor:
+    """``denominator`` with 0 replaced by its dtype's smallest normal number, for :meth:`Loss.mean_denominator`:
+    a batch whose mean is 0 because it keeps nothing (:func:`mean_or_zero`) still weighs next to nothing in an
+    epoch's mean, and an accumulated step of only such micro-batches gets finite shares d_i / sum_j d_j
+    (1 / k each, of losses and gradients that are 0) instead of 0 / 0."""
+    if not denominator.is_floating_point():  # integer sample weights
+        denominator = denominator.to(torch.get_default_dtype())
+    tiny = torch.finfo(denominator.dtype).tiny
+    return torch.where(denominator == 0, torch.full_like(denominator, tiny), denominator)
 
 
 def reduce(values: torch.Tensor, reduction: str, weight: torch.Tensor | None = None,
@@ -92,7 +121,8 @@ def reduce(values: torch.Tensor, reduction: str, weight: torch.Tensor | None = N
     ``mean`` is ``sum(w * v) / sum(w)`` with ``w`` broadcast over each sample's
     elements (plain ``v.mean()`` without weights). ``denominator`` overrides the
     divisor of ``mean`` (cross-entropy with class weights divides by the summed
-    class weights of the targets, as PyTorch does).
+    class weights of the targets, as PyTorch does). A divisor of 0 (nothing kept)
+    gives a mean of 0 (:func:`mean_or_zero`).
     """
     if weight is not None:
         if weight.ndim != 1 or (values.ndim and weight.shape[0] != values.shape[0]):
@@ -103,9 +133,9 @@ def reduce(values: torch.Tensor, reduction: str, weight: torch.Tensor | None = N
         weight = weight.to(values.dtype).reshape(weight.shape + (1,) * (values.ndim - 1))
         values = values * weight
         if reduction == "mean" and denominator is None:
-            return values.sum() / weight.expand_as(values).sum()
+            return mean_or_zero(values.sum(), weight.expand_as(values).sum())
     if reduction == "mean":
-        return values.sum() / denominator if denominator is not None else values.mean()
+        return mean_or_zero(values.sum(), denominator) if denominator is not None else values.mean()
     if reduction == "sum":
         return values.sum()
     return values
@@ -132,6 +162,30 @@ def split_views(pred: torch.Tensor, views: int, name: str) -> list[torch.Tensor]
             f"got {tuple(pred.shape)}"
         )
     return list(pred.chunk(views, dim=1))
+
+
+def columns(values: torch.Tensor) -> int:
+    """The columns of (N, d) predictions or targets; 1 for (N,)."""
+    return values.shape[-1] if values.ndim >= 2 else 1
+
+
+def num_dims_mismatch(name: str, num_dims: int, width: int, shared: str, what: str = "targets") -> str | None:
+    """Why a loss's ``num_dims`` per-column parameters (``shared``: what each column would get, e.g.
+    ``"variance"``) do not fit ``what`` of ``width`` columns, or None: 1 is shared by every column and fits
+    any width, d fits d columns. Any other number would broadcast or fail in torch's words."""
+    if num_dims in (1, width):
+        return None
+    fix = f"1 (one {shared} shared by every column)" + (f" or {width} (one per column)" if width > 1 else "")
+    return (f"{name}: num_dims is {num_dims} but the {what} have {counted(width, 'column')}; set num_dims to "
+            f"{fix}")
+
+
+def refuse_num_dims_mismatch(name: str, num_dims: int, pred: torch.Tensor, shared: str) -> None:
+    """The forward's DataError for :func:`num_dims_mismatch` on ``pred``'s columns (a Python caller's
+    predictions; a run is refused before training, as a ConfigError, from the targets)."""
+    problem = num_dims_mismatch(name, num_dims, columns(pred), shared, what=f"predictions {tuple(pred.shape)}")
+    if problem is not None:
+        raise DataError(problem)
 
 
 def binary_targets(target: torch.Tensor, name: str, allow_signed: bool = False) -> None:
@@ -208,6 +262,7 @@ class Loss(nn.Module):
     target_kind: ClassVar[TargetKind] = "continuous"  # a placeholder: build_loss refuses a class not setting its own
     num_views: ClassVar[int] = 1
     multilabel: bool = False  # set by output_dim(task="multilabel"): outputs are one logit per label
+    one_row_batch_problem: ClassVar[str | None] = None  # why a 1-row batch trains nothing (None: it trains)
     takes_logits: bool = False  # outputs are unbounded scores (logits or margins), not probabilities
 
     def __init__(self, reduction: Reduction = "mean"):
@@ -241,11 +296,12 @@ class Loss(nn.Module):
         the run (the elements per row), or None when that is the row count.
 
         Here: None without ``weight`` (a mean over rows), else the sum of the sample weights, as :func:`reduce`
-        divides by. A loss whose mean divides by something else that depends on the targets (PyTorch's
+        divides by (a sum of 0, whose mean is 0, as the dtype's smallest normal number: :func:`zero_floored`).
+        A loss whose mean divides by something else that depends on the targets (PyTorch's
         class-weighted mean) overrides this. Whether it is None depends on the loss's config and ``weight``
         alone, never on the values of ``target``: the training step asks once per micro-batch of an accumulated
         step, and the unweighted case keeps its row shares with no tensor work."""
-        return None if weight is None else weight.sum()
+        return None if weight is None else zero_floored(weight.sum())
 
     def unweighted(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``(pred, target) -> loss`` for the step without sample weights: the module itself here.

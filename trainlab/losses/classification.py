@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from trainlab.config_fields import INT_LIMIT, short_repr
 from trainlab.errors import DataError
 from trainlab.losses import LOSSES
-from trainlab.losses.base import Loss, binary_targets, reduce, widen
+from trainlab.losses.base import Loss, binary_targets, reduce, widen, zero_floored
 
 
 def _binary_view(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,8 +166,8 @@ class _Hinge(Loss):
 
     def __init__(self, margin: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
-        if not margin > 0:
-            raise ValueError(f"{type(self).__name__.lower()} margin must be > 0; got {margin}")
+        if not margin > 0:  # named as the config names the loss (registered_name), not by its class
+            raise ValueError(f"{self.name} margin must be > 0; got {margin}")
         self.margin = float(margin)
 
     has_probabilities = False
@@ -187,11 +187,14 @@ class _Hinge(Loss):
 class HingeLoss(_Hinge):
     """Hinge (SVM): max(0, margin - t z), t = +1 for label 1 and -1 for label 0 or -1."""
 
+    registered_name = "hinge"  # its name before build_loss sets it (the margin error, a direct HingeLoss())
+
 
 @LOSSES.register("squared_hinge")
 class SquaredHingeLoss(_Hinge):
     """Squared hinge (L2-SVM): max(0, margin - t z)^2, t = +1 for label 1 and -1 for label 0 or -1."""
 
+    registered_name = "squared_hinge"
     power = 2
 
 
@@ -206,7 +209,8 @@ class CrossEntropy(Loss):
     (1 - e) * w_y * (-l_y) + (e / K) * sum_k w_k (-l_k); samples whose label is
     ``ignore_index`` contribute 0. The mean divides by sum_i s_i w_{y_i} over the
     non-ignored samples (s = sample weights, 1 by default), as ``F.cross_entropy`` does; ``mean_denominator``
-    gives that divisor, so an accumulated step weights its micro-batches by it.
+    gives that divisor, so an accumulated step weights its micro-batches by it. A batch with nothing kept
+    (every label ``ignore_index``) has a mean of 0 and no gradient, where ``F.cross_entropy`` gives 0 / 0 = NaN.
     """
 
     target_kind = "class_index"
@@ -232,13 +236,18 @@ class CrossEntropy(Loss):
         return _counted_denominator(self, target, weight)
 
     def unweighted(self):
-        if self.class_weights is not None or self.reduction == "none":
+        """``F.cross_entropy`` itself where no batch can keep nothing: no class weights and a negative
+        ``ignore_index``, which no training label matches (the data layer refuses negative labels); a class id
+        as ``ignore_index`` can empty a batch, whose mean :meth:`forward` makes 0 rather than torch's NaN."""
+        if self.class_weights is not None or self.reduction == "none" or \
+                (self.ignore_index >= 0 and self.reduction == "mean"):
             return self
         return functools.partial(F.cross_entropy, ignore_index=self.ignore_index,
                                  label_smoothing=self.label_smoothing, reduction=self.reduction)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
-        if weight is None and self.class_weights is None and self.reduction != "none":  # the lean common case
+        if weight is None and self.class_weights is None and (  # the lean common case: no 0 / 0 possible
+                self.reduction == "sum" or (self.reduction == "mean" and self.ignore_index < 0)):
             return F.cross_entropy(pred, target, ignore_index=self.ignore_index,
                                    label_smoothing=self.label_smoothing, reduction=self.reduction)
         class_weights = None if self.class_weights is None else self.class_weights.to(pred.dtype)
@@ -252,11 +261,12 @@ def _counted_denominator(loss: Loss, target: torch.Tensor, weight: torch.Tensor 
     """:meth:`Loss.mean_denominator` of cross_entropy / nll: their mean divides by the summed class weights of the
     kept labels (times the sample weights), or None when that is the row count: no class weights, no sample
     weights and a negative ``ignore_index``, which no label reaching training matches (the data layer refuses
-    negative class labels; code that feeds such labels to an accumulated step gets row shares)."""
+    negative class labels; code that feeds such labels to an accumulated step gets row shares). A batch that
+    keeps nothing (mean 0) gets the dtype's smallest normal number, not 0 (:func:`zero_floored`)."""
     if loss.class_weights is None and weight is None and loss.ignore_index < 0:
         return None
     dtype = loss.class_weights.dtype if loss.class_weights is not None else torch.get_default_dtype()
-    return _mean_denominator(target, loss.class_weights, loss.ignore_index, weight, dtype)
+    return zero_floored(_mean_denominator(target, loss.class_weights, loss.ignore_index, weight, dtype))
 
 
 def _mean_denominator(target, class_weights, ignore_index, weight, dtype) -> torch.Tensor:
@@ -274,8 +284,8 @@ def _mean_denominator(target, class_weights, ignore_index, weight, dtype) -> tor
 class NLLLoss(Loss):
     """Negative log-likelihood of log-probabilities l (e.g. from ``nn.LogSoftmax``): -w_y l_y.
 
-    Same class weights, ``ignore_index`` and mean denominator as ``cross_entropy``;
-    the model must output log-probabilities (``check`` refuses positive values).
+    Same class weights, ``ignore_index`` and mean denominator as ``cross_entropy`` (a batch with nothing
+    kept: 0); the model must output log-probabilities (``check`` refuses positive values).
     """
 
     target_kind = "class_index"

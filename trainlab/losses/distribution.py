@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from trainlab.errors import DataError
 from trainlab.losses import LOSSES
-from trainlab.losses.base import Loss, reduce
+from trainlab.losses.base import Loss, columns, num_dims_mismatch, reduce, refuse_num_dims_mismatch
 
 
 @LOSSES.register("kl_div")
@@ -17,7 +17,10 @@ class KLDivLoss(Loss):
     """KL(t || q) = sum_k t_k (log t_k - log q_k) per sample, for target distributions t (N, K).
 
     ``input="logits"`` (default): log q = log_softmax(pred); ``input="log_probs"``: pred
-    already holds log q. ``log_target=True``: the target holds log t. 0 * log 0 = 0.
+    already holds log q. ``log_target=True``: the target holds log t (log 0 = -inf).
+    A class with t_k = 0 adds 0 whatever q_k (0 log 0 = 0, also where log q_k = -inf),
+    with a 0 gradient: scipy's ``rel_entr``, where ``F.kl_div`` with ``log_target`` gives
+    exp(-inf) * (-inf - log q) = 0 * -inf = NaN.
     One value per sample (summed over classes), so ``mean`` is PyTorch's ``batchmean``,
     the true mean KL (PyTorch's ``mean`` would also divide by K). Use: distillation,
     soft labels.
@@ -43,11 +46,16 @@ class KLDivLoss(Loss):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         log_q = F.log_softmax(pred, dim=-1) if self.input == "logits" else pred
+        # a t_k = 0 term is 0: where t_k = 0, log q_k (and log t_k = -inf) are replaced by 0 before the
+        # products, so no 0 * -inf is formed, in the value or in a gradient, and the term is exactly 0
+        absent = target == -math.inf if self.log_target else target == 0
+        log_q = torch.where(absent, torch.zeros_like(log_q), log_q)
         if self.log_target:
-            values = (target.exp() * (target - log_q)).sum(-1)
+            log_t = torch.where(absent, torch.zeros_like(target), target)
+            terms = log_t.exp() * (log_t - log_q)  # 1 * (0 - 0) where t_k = 0
         else:
-            values = (torch.xlogy(target, target) - target * log_q).sum(-1)
-        return reduce(values, self.reduction, weight)
+            terms = torch.xlogy(target, target) - target * log_q
+        return reduce(terms.sum(-1), self.reduction, weight)
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         return F.softmax(output, dim=-1) if self.input == "logits" else output.exp()
@@ -102,7 +110,8 @@ class GaussianNLLLoss(Loss):
     var = softplus(s) + min_var (Lakshminarayanan et al. 2017): positive, no overflow,
     and bounded below so a collapsing variance cannot give -inf.
     ``variance="learned"`` (homoscedastic): the model outputs d means and the loss owns
-    a parameter log_var (one per target column when ``num_dims = d``, else shared), var = exp(log_var).
+    a parameter log_var (one per target column when ``num_dims = d``; shared when ``num_dims = 1``),
+    var = exp(log_var). Another ``num_dims`` is refused (``constants_mismatch``, ``check``, ``forward``).
     ``predict`` returns mu.
     """
 
@@ -117,7 +126,10 @@ class GaussianNLLLoss(Loss):
             raise ValueError(f"gaussian_nll variance must be one of {', '.join(self.VARIANCES)}; got {variance!r}")
         if not min_var >= 0:
             raise ValueError(f"gaussian_nll min_var must be >= 0; got {min_var}")
+        if int(num_dims) < 1:
+            raise ValueError(f"gaussian_nll num_dims must be >= 1; got {num_dims}")
         self.variance, self.full, self.min_var = variance, bool(full), float(min_var)
+        self.num_dims = int(num_dims)
         if variance == "learned":
             self.log_var = torch.nn.Parameter(torch.zeros(int(num_dims)))
 
@@ -128,9 +140,16 @@ class GaussianNLLLoss(Loss):
     def split(self, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Model output -> (mean, variance)."""
         if self.variance == "learned":
+            refuse_num_dims_mismatch(self.name, self.num_dims, pred, "variance")
             return pred, self.log_var.to(pred.dtype).exp().expand_as(pred)
         mean, raw = pred.chunk(2, dim=-1)
         return mean, F.softplus(raw) + self.min_var
+
+    def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:
+        """A learned variance's ``num_dims`` against the targets' columns (1 or as many as they have)."""
+        if self.variance != "learned":
+            return None
+        return num_dims_mismatch(self.name, self.num_dims, columns(target), "variance")
 
     def check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if self.variance == "predicted" and pred.shape[-1] % 2:
@@ -142,6 +161,9 @@ class GaussianNLLLoss(Loss):
                 f"{tuple(target.shape)}" + (" (it needs a mean and a variance per target column)"
                                              if self.variance == "predicted" else "")
             )
+        problem = self.constants_mismatch(pred, target)
+        if problem is not None:
+            raise DataError(problem)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None):
         mean, var = self.split(pred)

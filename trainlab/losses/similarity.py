@@ -163,11 +163,15 @@ class NTXentLoss(Loss):
 
     and each sample's value is (l_i + l_{i+N}) / 2, so the mean is SimCLR's
     1/(2N) sum over all 2N anchors. Computed as a cross-entropy over the masked
-    similarity matrix (log-sum-exp stable). Needs batches of N >= 2 to have negatives.
+    similarity matrix (log-sum-exp stable). Needs batches of N >= 2 to have negatives: at N = 1
+    each anchor's only candidate is its other view, so the loss is 0 with no gradient
+    (``one_row_batch_problem``: a run refuses ``batch_size: 1`` and warns of an epoch's last batch of 1 row).
     """
 
     target_kind = "embedding"
     num_views = 2
+    one_row_batch_problem = ("a batch of 1 row holds no negatives (the other 2N - 2 embeddings of the batch), "
+                             "so its loss is 0 with no gradient")
 
     def __init__(self, embedding_dim: int = 32, temperature: float = 0.5, eps: float = 1e-8,
                  reduction: str = "mean"):
