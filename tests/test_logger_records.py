@@ -305,7 +305,7 @@ def test_a_checkpoint_with_nothing_recorded_since_the_last_write_rewrites_no_met
             self.writes: list[int] = []  # the step records each write held
             self.fail = False
 
-        def write_metrics(self, history, events, step_records):
+        def write_metrics(self, history, events, step_records, written=None):
             if self.fail:
                 raise OSError(28, "No space left on device")
             self.writes.append(len(step_records))

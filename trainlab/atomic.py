@@ -87,6 +87,28 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return write_with(path, lambda handle: handle.write(data))
 
 
+def append_bytes(path: str | os.PathLike[str], data: bytes) -> int:
+    """Append ``data`` to the existing regular file ``path`` in one ``write`` (O_APPEND; repeated only for the
+    rest of a short write), then fsync it; returns the file's size after. Not atomic: a kill or a full disk
+    during the write can leave part of ``data`` at the end, so a caller appends whole lines and rewrites the
+    file (:func:`write_bytes`) after a write that failed. A symbolic link is refused (ELOOP), never followed;
+    an OSError names ``path``."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise named_after(exc, path) from None
+    try:
+        rest = memoryview(data)
+        while rest:
+            rest = rest[os.write(fd, rest):]
+        os.fsync(fd)
+        return os.fstat(fd).st_size
+    except OSError as exc:
+        raise named_after(exc, path) from None
+    finally:
+        os.close(fd)
+
+
 def named_after(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     """``exc`` naming ``path``: a write's OSError (a full disk's ENOSPC) names no file, or the temporary
     beside the file the caller asked for; the CLI's ``error: cannot write (<file>)`` line names this one."""

@@ -74,14 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# train's usage error for both flags (trainlab.cli refuses it before reading anything)
+OVERWRITE_WITH_RESUME = ("--overwrite and --resume contradict each other: --overwrite replaces the run in --out "
+                         "with a new one, --resume continues it; pass one of them")
+
+
 def _train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a config into a run folder")
     train.add_argument("config", type=path_word)
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    train.add_argument("--out", type=path_word, help="run folder (default runs/<name>-<UTC time>)")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--out", type=path_word,
+                       help="run folder (default runs/<name>-<UTC time>, -2, -3, ... appended if another run has it)")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder (not with --resume)")
     train.add_argument("--resume", action="store_true",
-                       help="continue --out if it holds a run of this config (a finished one is left as it is, exit 0)")
+                       help="continue --out if it holds a run of this config (a finished one is left as it is, "
+                            "exit 0; not with --overwrite)")
     train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     train.add_argument("--target", metavar="val_METRIC=VALUE",
                        help="also print the training time until the validation metric first reached VALUE")

@@ -53,6 +53,7 @@ from trainlab.engine import checkpoint
 from trainlab.engine.state import TrainState
 from trainlab.errors import (
     DISK_FULL_OR_READ_ONLY,
+    ConfigError,
     Interrupted,
     TrainingError,
     TrainlabError,
@@ -343,23 +344,34 @@ def train(config: Config | str | Path | dict[str, Any], out: str | Path | None =
     and of the working directory, as ``trainlab train PATH`` does (docs/security.md); one built in Python
     (a dict, :func:`~trainlab.config.validate`), that of the working directory. With ``resume_if_exists``, a
     run already in the folder is continued (:func:`~trainlab.run_resume.resume`) under the same policy when its
-    config.yaml names no code that ``config`` does not.
+    config.yaml names no code that ``config`` does not; ``overwrite`` with it is refused (ConfigError), as
+    contradicting it. Given neither ``out`` nor ``output.dir``, the run goes into a new folder of its own,
+    :func:`~trainlab.run_folder.default_dir` (``-2``, ``-3``, ... appended to a name another run took:
+    :meth:`~trainlab.run_folder.RunDir.create_at_free_name`), which ``overwrite`` and ``resume_if_exists``
+    do not apply to.
     """
     user = user_callbacks(callbacks)
     # each a bool: "false" or "no" is a true string, and overwrite would replace the run
     overwrite, quiet, resume_if_exists = (flag(f"train's {name}", value) for name, value in (
         ("overwrite", overwrite), ("quiet", quiet), ("resume_if_exists", resume_if_exists)))
+    if overwrite and resume_if_exists:
+        raise ConfigError(OVERWRITE_WITH_RESUME)
     if out is not None:  # ~ expanded as the CLI's --out and output.dir are: Python passes no shell
         out = path_argument(out, "train's out")
     with config_folder_trusted(_config_folder(config)):
         config = as_config(config)
-        target = Path(out or config.output.dir or default_dir(config.name))
-        if resume_if_exists and (target / "run.json").exists():
+        named = out or config.output.dir  # None: a new folder of trainlab's choosing, never an existing one
+        target = Path(named or default_dir(config.name))
+        if named and resume_if_exists and (target / "run.json").exists():
             from trainlab.run_resume import resume  # here: trainlab.run_resume imports this module
 
             with trusting_own_run(target, config.to_dict()):
                 return resume(target, quiet=quiet, callbacks=user, config=config)
-        return _train(config, target, overwrite, quiet, user)
+        return _train(config, target, overwrite, quiet, user, free_name=not named)
+
+
+OVERWRITE_WITH_RESUME = ("overwrite=True and resume_if_exists=True contradict each other: overwrite replaces "
+                         "the run in the folder with a new one, resume_if_exists continues it; pass one of them")
 
 
 def _config_folder(config: Config | str | Path | dict[str, Any]) -> Path | None:
@@ -371,7 +383,10 @@ def _config_folder(config: Config | str | Path | dict[str, Any]) -> Path | None:
     return config.source_folder if isinstance(config, Config) else None
 
 
-def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: list[Callback]) -> tuple[dict[str, Any], Path]:
+def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: list[Callback],
+           free_name: bool = False) -> tuple[dict[str, Any], Path]:
+    """:func:`train` into ``target`` (:meth:`RunDir.create`), or with ``free_name`` into the first free one of
+    ``target``, ``target-2``, ... (:meth:`RunDir.create_at_free_name`: trainlab chose the name)."""
     requested_hash, identity = config.hash(), run_identity_hash(config)
     data_dir = os.environ.get(DATA_DIR_ENV)
     config = with_data_paths_resolved(config, data_dir)
@@ -386,7 +401,8 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
         protect = [value for key in PATH_KEYS if isinstance(value := config.data.model_dump().get(key), str)]
         records = creation_records(built)  # an earlier attempt that left exactly these is reused (RunDir.create)
         try:
-            run = RunDir.create(target, overwrite=overwrite, protect=protect, records=records)
+            run = (RunDir.create_at_free_name(target) if free_name else
+                   RunDir.create(target, overwrite=overwrite, protect=protect, records=records))
         except OSError as exc:
             raise _before_training(exc) from None
         try:

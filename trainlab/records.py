@@ -81,11 +81,12 @@ class MetricsLines:
 def parse_metrics(text: str) -> MetricsLines:
     """The records of a metrics.jsonl's text, and which lines are damaged.
 
-    trainlab rewrites metrics.jsonl whole and atomically (trainlab.atomic), so a kill leaves the previous
-    file or the new one, never a torn line: a line that is not a JSON object (cut off, a damaged byte, JSON
-    nested too deeply to parse, a bare list) was damaged after it was written (a truncated copy, a disk
-    fault, an edit). It is left out, the rest is still worth reading, and the caller says so
-    (:func:`damaged_lines_warning`). Blank lines are no records and no damage.
+    trainlab appends new records to metrics.jsonl in one fsynced write, and rewrites it whole and atomically
+    (trainlab.atomic) otherwise (:func:`appended_metrics`): a kill mid-append can leave the last line cut off,
+    which the next write replaces (a resume rewrites the file from its checkpoint). A line that is not a JSON
+    object (cut off, a damaged byte, JSON nested too deeply to parse, a bare list) is left out, the rest is
+    still worth reading, and the caller says so (:func:`damaged_lines_warning`). Blank lines are no records
+    and no damage.
     """
     records: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -260,12 +261,85 @@ def metrics_file_records(history: list[dict[str, Any]], events: list[dict[str, A
     def order(record: dict[str, Any]) -> tuple[int, int]:
         return record.get("step", 0), 2 if "event" in record else 0 if record.get("scope") == "step" else 1
 
-    def written(record: dict[str, Any]) -> dict[str, Any]:
-        plain = dict(record)  # the caller's record stays as it is
-        plain_record(plain, f"a callback (the record of step {short_repr(record.get('step'))})")
-        return json_safe(plain)
+    return [metrics_file_record(record) for record in sorted([*step_records, *history, *events], key=order)]
 
-    return [written(record) for record in sorted([*step_records, *history, *events], key=order)]
+
+def metrics_file_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` as its line of metrics.jsonl holds it (:func:`metrics_file_records`); the caller's record
+    stays as it is."""
+    plain = dict(record)
+    plain_record(plain, f"a callback (the record of step {short_repr(record.get('step'))})")
+    return json_safe(plain)
+
+
+def metrics_file_line(record: dict[str, Any]) -> str:
+    """``record``'s line of metrics.jsonl, its newline included (as :func:`trainlab.atomic.write_jsonl`)."""
+    return json.dumps(metrics_file_record(record)) + "\n"
+
+
+# metrics_file_records' order of the three lists at one step and kind (stable sort of their concatenation)
+_STEP_RECORDS, _HISTORY, _EVENTS = 0, 1, 2
+
+
+def _file_order(record: dict[str, Any], source: int, position: int) -> tuple[Any, int, int, int]:
+    """Where ``record`` (``position`` in list ``source``) sorts among metrics.jsonl's lines: the key of
+    :func:`metrics_file_records`' stable sort of ``[*step_records, *history, *events]``, made total."""
+    kind = 2 if "event" in record else 0 if record.get("scope") == "step" else 1
+    return record.get("step", 0), kind, source, position
+
+
+@dataclass(frozen=True)
+class WrittenMetrics:
+    """What a metrics.jsonl written from a run's lists holds, as far as appending to it must know
+    (:func:`appended_metrics`): the lists (``step_records, history, events``, by identity), how many records of
+    each were written, each list's last written record's line (a value added to it afterwards shows), where
+    the file's last line sorts, and the file's size in bytes after the write."""
+
+    lists: tuple[list[dict[str, Any]], ...]
+    counts: tuple[int, ...]
+    last_lines: tuple[str | None, ...]
+    last_order: tuple[Any, ...] | None
+    size: int
+
+    @classmethod
+    def of(cls, step_records: list[dict[str, Any]], history: list[dict[str, Any]], events: list[dict[str, Any]],
+           size: int) -> WrittenMetrics:
+        """The extent of a file just written whole from these lists (``size`` bytes)."""
+        lists = (step_records, history, events)
+        orders = [_file_order(records[i], source, i) for source, records in enumerate(lists)
+                  for i in range(len(records))]
+        return cls(lists, tuple(len(r) for r in lists),
+                   tuple(metrics_file_line(r[-1]) if r else None for r in lists), max(orders, default=None), size)
+
+
+def appended_metrics(step_records: list[dict[str, Any]], history: list[dict[str, Any]],
+                     events: list[dict[str, Any]], written: WrittenMetrics
+                     ) -> tuple[str, WrittenMetrics] | None:
+    """The text to append to the metrics.jsonl ``written`` describes so that it holds what
+    :func:`metrics_file_records` of these lists gives, and the extent after (its size still the old one: the
+    caller adds the bytes it appended); None when appending cannot give that and the file must be rewritten:
+    other lists (a rollback or resume restored new ones), fewer records in one, a written record changed
+    (its line is not the one written), or a new record that sorts before the file's last line.
+
+    O(new records): the records already written are not looked at again, but for each list's last one."""
+    lists = (step_records, history, events)
+    if any(now is not old or len(now) < count for now, old, count in zip(lists, written.lists, written.counts,
+                                                                          strict=True)):
+        return None
+    for records, count, line in zip(lists, written.counts, written.last_lines, strict=True):
+        if count and metrics_file_line(records[count - 1]) != line:
+            return None
+    new = sorted((_file_order(records[i], source, i), records[i]) for source, (records, count)
+                 in enumerate(zip(lists, written.counts, strict=True)) for i in range(count, len(records)))
+    if not new:
+        return "", written
+    if written.last_order is not None and new[0][0] < written.last_order:
+        return None
+    lines = [metrics_file_line(record) for _, record in new]
+    last_lines = tuple(metrics_file_line(records[-1]) if len(records) > count else line for records, count, line
+                       in zip(lists, written.counts, written.last_lines, strict=True))
+    extent = WrittenMetrics(lists, tuple(len(r) for r in lists), last_lines, new[-1][0], written.size)
+    return "".join(lines), extent
 
 
 def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:

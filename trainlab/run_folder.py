@@ -1,6 +1,7 @@
 """Run folders: layout, the single-writer lock, overwriting safely, and the records written into them.
 
-``runs/<name>-<UTC timestamp>/`` (or ``--out DIR``) holds::
+``runs/<name>-<UTC timestamp>/`` (``-2``, ``-3``, ... appended when runs started in the same second: see
+:meth:`RunDir.create_at_free_name`; or ``--out DIR``) holds::
 
     run.json            format version, trainlab version, config hash, status, model_sha256
     config.yaml         the fully resolved config
@@ -19,8 +20,10 @@ prove is its own: see :meth:`RunDir.create`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import errno
 import json
 import os
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab import __version__
-from trainlab.atomic import fsync_dir, write_json, write_jsonl, write_text
+from trainlab.atomic import append_bytes, fsync_dir, write_json, write_text
 from trainlab.bounded_read import read_regular_file
 from trainlab.code_policy import resume_command_words
 from trainlab.creation_leftovers import (
@@ -46,7 +49,7 @@ from trainlab.creation_leftovers import (
 )
 from trainlab.errors import DataError, RunDirError, folder_error
 from trainlab.lost_record import cannot_resume, lost_run_json
-from trainlab.records import metrics_file_records, record_json_text
+from trainlab.records import WrittenMetrics, appended_metrics, metrics_file_records, record_json_text
 from trainlab.run_leftovers import (
     clean_stale_temporaries,
     dead_siblings,
@@ -68,6 +71,8 @@ STEP_CHECKPOINT = re.compile(r"step-\d+")  # trainlab.engine.checkpoint's step f
 
 
 def default_dir(name: str, root: str | Path = "runs") -> Path:
+    """``root/<name>-<UTC time to the second>``: the run folder of a run not told where to go. Runs started
+    in the same second share it; each claims its own with :meth:`RunDir.create_at_free_name`."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path(root) / f"{name}-{stamp}"
 
@@ -268,6 +273,37 @@ class RunDir:
         run = cls(path)
         run.lock.acquire()
         clean_stale_temporaries(path)  # under the lock
+        return run
+
+    @classmethod
+    def create_at_free_name(cls, path: str | Path) -> RunDir:
+        """A new, empty run folder at ``path`` or, when that name is taken, at the first free one of
+        ``path-2``, ``path-3``, ...: for a name trainlab chose (:func:`default_dir`), which runs started in
+        the same second share. Each name is claimed by ``mkdir``, which of processes racing for one name
+        exactly one wins (the others go on to the next), then locked. Nothing that exists is reused,
+        replaced or continued: a taken name is another run's, whatever it holds (its config may differ)."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise folder_error(f"cannot create output folder {path}", exc) from None
+        candidate, number = path, 1
+        while True:
+            try:
+                candidate.mkdir()  # the claim: fails with EEXIST for every process but one
+                break
+            except FileExistsError:
+                number += 1
+                candidate = path.with_name(f"{path.name}-{number}")
+            except OSError as exc:
+                raise folder_error(f"cannot create output folder {candidate}", exc) from None
+        run = cls(candidate)
+        try:
+            run.lock.acquire()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                candidate.rmdir()  # our own claim, still empty: a rerun chooses a name again
+            raise
         return run
 
     @classmethod
@@ -508,10 +544,26 @@ class RunDir:
         write_text(self.path / "config.yaml", text)
 
     def write_metrics(self, history: list[dict[str, Any]], events: list[dict[str, Any]],
-                      step_records: list[dict[str, Any]] = ()) -> None:
+                      step_records: list[dict[str, Any]] = (), written: WrittenMetrics | None = None
+                      ) -> WrittenMetrics:
         """metrics.jsonl: step, epoch and event records ordered by step (step < epoch < event at one step),
-        non-finite values as null (:func:`trainlab.records.metrics_file_records`, as ``trainlab.fit`` writes it)."""
-        write_jsonl(self.path / "metrics.jsonl", metrics_file_records(history, events, list(step_records)))
+        non-finite values as null (:func:`trainlab.records.metrics_file_records`, as ``trainlab.fit`` writes it).
+
+        ``written``: what the last write of these lists left in the file (this method's return value). Where
+        the lists only extend it (:func:`~trainlab.records.appended_metrics`) and the file still has the size it
+        left, the new lines are appended (:func:`~trainlab.atomic.append_bytes`: one write, fsynced), so a
+        write costs what it adds; otherwise (None, a rollback or resume, a changed record, a failed or partial
+        earlier write) the file is rewritten whole and atomically. Returns what the file now holds."""
+        path = self.path / "metrics.jsonl"
+        appended = appended_metrics(step_records, history, events, written) if written is not None else None
+        if appended is not None and _size(path) == written.size:
+            text, extent = appended
+            if not text:
+                return extent
+            return dataclasses.replace(extent, size=append_bytes(path, text.encode()))
+        data = "".join(json.dumps(r) + "\n" for r in metrics_file_records(history, events, list(step_records)))
+        write_text(path, data)  # as write_jsonl writes it
+        return WrittenMetrics.of(step_records, history, events, len(data.encode()))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """summary.json, indented, each list of numbers on one line (:func:`~trainlab.records.record_json`)."""
@@ -526,6 +578,14 @@ class RunDir:
                 self.discard_staging()
                 return
         self.lock.release()
+
+
+def _size(path: Path) -> int | None:
+    """``path``'s size in bytes (its link not followed), None when it cannot be read."""
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- leftovers of killed runs (trainlab.run_leftovers)

@@ -16,8 +16,8 @@
   checkpoint's records of that step again: the resumed run then writes each later record (and a validation
   the checkpoint still owes at its own step) once, so no step is drawn twice.
 - ``csv``: ``<run>/metrics.csv``, one row per epoch record, one column per key (the union, in
-  order of first appearance); rewritten whole (atomically) from the run's history at each epoch,
-  so a resumed run's file holds every epoch. A non-finite number is written as Python writes it (``nan``,
+  order of first appearance); each epoch's row appended, the file rewritten whole (atomically) from the
+  run's history only when it must (:class:`CsvLogger`), so a resumed run's file holds every epoch. A non-finite number is written as Python writes it (``nan``,
   ``inf``: what ``float()`` and pandas read); lists (per-class metrics) as JSON, where a non-finite value
   is ``null``, as in metrics.jsonl.
 
@@ -37,10 +37,11 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainlab.atomic import write_text
+from trainlab.atomic import append_bytes, write_bytes
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.errors import ConfigError
 from trainlab.notices import warn as notices_warn
@@ -248,17 +249,89 @@ def wait_for_a_later_event_file(folder: Path, clock: Callable[[], float] = time.
 
 
 class CsvLogger(RecordLogger):
-    """``<run>/metrics.csv``: the epoch records of the run's history, one row each."""
+    """``<run>/metrics.csv``: the epoch records of the run's history, one row each.
+
+    Each epoch appends its new rows (:func:`~trainlab.atomic.append_bytes`: one write, fsynced), so an epoch
+    costs the same at epoch 5,000 as at epoch 5. The file is rewritten whole (atomically, from the history)
+    only when appending would not give the file the history holds: the first write of a process (a resumed
+    run's file may hold rows past its checkpoint, or a row cut off by a kill), a new column, a history that is
+    not the list last written (a divergence rollback or a resume restored it), a row written that changed
+    since, a record written that the history does not (yet) hold, or a file whose size is not the one last
+    written (an earlier write that failed, a file changed by someone else).
+    """
 
     name = "logger:csv"
     file = "metrics.csv"
 
+    def __init__(self, run_dir: str | Path, config: Mapping[str, Any] | None = None, warn: Warn = notices_warn):
+        super().__init__(run_dir, config, warn)
+        self._written: CsvExtent | None = None  # what the file holds, None: rewrite it at the next epoch
+
     def write_epoch(self, view: TrainerView | None, record: dict[str, Any]) -> None:
         history = view.state.history if view is not None else [record]
+        written, self._written = self._written, None  # a write that fails leaves the file to be rewritten
+        path = self.run_dir / self.file
+        rows = written.new_rows(history, path) if written is not None else None
+        if rows is not None and not rows:
+            self._written = written
+            return
+        if rows is not None:
+            size = append_bytes(path, csv_rows_text(rows, written.columns).encode())
+            self._written = written.extended(history, rows, size)
+            return
         records = [r for r in history if "epoch" in r and "event" not in r]
-        if not records or records[-1] is not record and records[-1] != record:
-            records.append(record)  # a record not (yet) in the history: write it too
-        write_text(self.run_dir / self.file, csv_text(records))
+        complete = bool(records) and (records[-1] is record or records[-1] == record)
+        if not complete:
+            records.append(record)  # a record not (yet) in the history: write it too, and rewrite next time
+        text = csv_text(records).encode()
+        write_bytes(path, text)
+        if complete and view is not None:  # without a view each record is a file of its own
+            self._written = CsvExtent.of(history, records, len(text))
+
+
+@dataclass
+class CsvExtent:
+    """What :class:`CsvLogger` last wrote: the history list (by identity), how many of its records were read,
+    the columns, the last row's record as it was written (a shallow copy: a key a callback adds afterwards
+    shows) and the file's size after the write."""
+
+    history: list[dict[str, Any]]
+    read: int
+    columns: list[str]
+    last_row: dict[str, Any] | None
+    size: int
+
+    @classmethod
+    def of(cls, history: list[dict[str, Any]], rows: list[dict[str, Any]], size: int) -> CsvExtent:
+        columns: dict[str, None] = {}
+        for record in rows:
+            columns.update(dict.fromkeys(record))
+        return cls(history, len(history), list(columns), dict(rows[-1]) if rows else None, size)
+
+    def new_rows(self, history: list[dict[str, Any]], path: Path) -> list[dict[str, Any]] | None:
+        """The rows to append for ``history`` (possibly none), or None when the file must be rewritten whole."""
+        if history is not self.history or len(history) < self.read or _file_size(path) != self.size:
+            return None
+        if self.last_row is not None:
+            last = next((history[i] for i in range(self.read - 1, -1, -1)
+                         if "epoch" in history[i] and "event" not in history[i]), None)
+            if last is None or last != self.last_row:
+                return None  # the last row written changed since (a callback after this logger added a value)
+        rows = [r for r in history[self.read:] if "epoch" in r and "event" not in r]
+        known = set(self.columns)
+        if any(key not in known for row in rows for key in row):
+            return None  # a new column: the header changes
+        return rows
+
+    def extended(self, history: list[dict[str, Any]], rows: list[dict[str, Any]], size: int) -> CsvExtent:
+        return CsvExtent(history, len(history), self.columns, dict(rows[-1]) if rows else self.last_row, size)
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def csv_text(records: list[Mapping[str, Any]]) -> str:
@@ -268,9 +341,15 @@ def csv_text(records: list[Mapping[str, Any]]) -> str:
     columns: dict[str, None] = {}
     for record in records:
         columns.update(dict.fromkeys(record))
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(list(columns))
+    return header.getvalue() + csv_rows_text(records, list(columns))
+
+
+def csv_rows_text(records: list[Mapping[str, Any]], columns: list[str]) -> str:
+    """The CSV lines of ``records`` under ``columns`` (no header), each cell as :func:`csv_text` writes it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(list(columns))
     for record in records:
         row = []
         for column in columns:

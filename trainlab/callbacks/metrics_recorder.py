@@ -1,4 +1,5 @@
-"""Writes metrics.jsonl from the loop's history; a failed write (disk full) warns and is retried later."""
+"""Writes metrics.jsonl from the loop's records, appending what is new; a failed write (disk full) warns and is
+retried later."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from trainlab.notices import warn
 
 
 class MetricsRecorder(Callback):
-    """Rewrites ``metrics.jsonl`` atomically at most every ``min_interval_s`` at an epoch's end, before every
+    """Writes ``metrics.jsonl`` at most every ``min_interval_s`` at an epoch's end, before every
     checkpoint is written, and at the end.
 
     The write before each checkpoint (``on_before_save``, once the guards ordered before it cleared the
@@ -18,7 +19,11 @@ class MetricsRecorder(Callback):
     throttled writes still has every record up to that checkpoint, the one ``resume`` continues from (and
     whose history the resumed run rewrites the file from).
 
-    The file is written whole from the run's history each time, so one write that succeeds
+    A write appends the records added since the last one (:meth:`RunDir.write_metrics` with the extent it
+    returned last: each line whole, in one write, fsynced), so its cost does not grow with the run; the file
+    is rewritten whole and atomically from the run's lists where appending cannot give what they hold (the
+    first write of a process, a rollback or resume that restored other lists, a written record changed since,
+    a record that sorts before the file's last line) and after any failed write, so one write that succeeds
     after failed ones records everything: a temporary disk-full loses no record. The first failure of a
     run of them is one warning (:func:`trainlab.notices.warn`). A checkpoint with no record added since the
     last write that succeeded writes nothing (:func:`_extent`): with ``every_n_steps: 1`` and
@@ -34,10 +39,12 @@ class MetricsRecorder(Callback):
         self._last = 0.0
         self.failed = False
         self._written: tuple[tuple[Any, int, int], ...] | None = None  # _extent at the last write that succeeded
+        self._file: Any = None  # what write_metrics says the file holds; None: rewrite it whole
 
     def flush(self, view: TrainerView) -> bool:
+        state, written, self._file = view.state, self._file, None  # a failed write leaves a rewrite to do
         try:
-            self.run_dir.write_metrics(view.state.history, view.state.events, view.state.step_records)
+            self._file = self.run_dir.write_metrics(state.history, state.events, state.step_records, written)
         except OSError as exc:
             if not self.failed:  # the file's path (atomic writes name it): the runs of a comparison warn side by side
                 warn(f"{exc.filename or 'metrics.jsonl'} not written: {exc.strerror or exc}; training continues and "
