@@ -1,7 +1,8 @@
 """Compare training strategies over seeds and tasks, with honest statistics.
 
 ``stats`` (pure statistics), ``strategies`` (STRATEGIES.yaml), ``runner`` (planning and
-running the runs), ``leaderboard`` (reading them back), ``command`` (``trainlab compare``).
+running the runs), ``leaderboard`` (reading them back), ``folder_identity`` (the strategies file a
+comparison folder belongs to), ``command`` (``trainlab compare``).
 
 ``compare`` and ``compare_files`` load ``command`` (and torch) on first use, so that importing a
 light submodule such as ``metric_keys`` (the report does) costs nothing beyond that submodule.

@@ -25,6 +25,7 @@ from trainlab.code_policy import (
 )
 from trainlab.compare.busy_run import busy_error
 from trainlab.compare.display import Tally
+from trainlab.compare.folder_identity import ComparisonSource, record_source, refuse_other_source
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.machine_failure import not_run_error
@@ -100,7 +101,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             metric: str = DEFAULT_METRIC, direction: str | None = None, live: bool | None = None,
             quiet: bool = False, wait: bool = False,
             folders: Mapping[str, str | os.PathLike[str]] | None = None,
-            show_leaderboard: bool | None = None) -> dict[str, Any]:
+            show_leaderboard: bool | None = None, source: ComparisonSource | None = None) -> dict[str, Any]:
     """Run (or finish) a comparison in ``out`` and return its leaderboard (also written to disk).
 
     ``bases`` maps task names to config dicts; ``strategies`` is a list of :class:`NamedStrategy` or a
@@ -108,7 +109,9 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     (``minimize``/``maximize`` too; None: by the metric's name). ``folders`` maps each task to its config's
     folder (:func:`compare_files` passes them): trusted for its ``module:attr`` code, as ``trainlab train``
     trusts a config's folder; where two folders hold different modules of a name the configs reference,
-    each task imports its own (:func:`task_code_policies`).
+    each task imports its own (:func:`task_code_policies`). ``source``: the files the comparison is made of
+    (:func:`compare_files` passes it): an ``out`` that records another strategies file is refused, and ``out``
+    records this one (:mod:`trainlab.compare.folder_identity`); None (dicts, no file): neither.
 
     ``quiet``: no line per run and no live panel (notes of runs skipped, resumed or retrained, and warnings,
     still print). ``show_leaderboard``: print the table and the files written (None: unless ``quiet``; the
@@ -140,6 +143,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     show_leaderboard = not quiet if show_leaderboard is None else show_leaderboard
     folders = check_folders(folders, bases)
     _refuse_taken_out(out)
+    source = _checked_source(source, out)  # before the checks below: nothing of this comparison is run
     parsed_target = parse_target(target)
     with ExitStack() as trusted:
         trusted.enter_context(each_once())  # its runs read the same data: each warning once
@@ -154,8 +158,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         plans = plan_runs(bases, strategies, list(range(seeds)), out)
         groups = _by_policy(plans, policies)
         with comparison_lock(out, wait):  # a second compare into the same folder would race for its runs
-            if len(groups) > 1:  # every group's damaged folders, before the first runs
-                _refuse_damaged_runs(plans)
+            _before_the_runs(out, source, plans, several_groups=len(groups) > 1)
             not_run = run_groups(groups, jobs, metric, direction, live, quiet)
             runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
             board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run)
@@ -172,6 +175,31 @@ def _refuse_taken_out(out: Path) -> None:
     refuse_foreign(out, "compare", own=(OWN_RECORD,))
     refuse_overwrite(out, "compare", own=(OWN_RECORD,), writes=RESULT_FILES, argument=named("out"),
                      is_record=is_comparison_record)
+
+
+def _checked_source(source: Any, out: Path) -> ComparisonSource | None:
+    """``compare``'s ``source``: None, or a :class:`ComparisonSource` (what :func:`compare_files` passes) whose
+    strategies file is the one ``out`` records, if any (:func:`refuse_other_source`); else one ConfigError."""
+    if source is not None and not isinstance(source, ComparisonSource):
+        raise ConfigError(f"source must be None or a trainlab.compare.folder_identity.ComparisonSource (what "
+                          f"compare_files passes); got {short_repr(source)} ({type(source).__name__})")
+    if source is not None:
+        refuse_other_source(out, source, named("out"))
+    return source
+
+
+def _before_the_runs(out: Path, source: ComparisonSource | None, plans: list[RunPlan], several_groups: bool) -> None:
+    """Under the comparison's lock, before any run: ``source`` refused again where ``out`` records another
+    strategies file (a comparison of it may have held the lock since :func:`_checked_source`); every damaged run
+    folder refused (:func:`_refuse_damaged_runs`: each group's before the first group runs; with one group and no
+    ``source``, :func:`run_plans` refuses them), so that a refused comparison writes nothing; then ``out``
+    records ``source`` (:func:`~trainlab.compare.folder_identity.record_source`)."""
+    if source is not None:
+        refuse_other_source(out, source, named("out"))
+    if several_groups or source is not None:
+        _refuse_damaged_runs(plans)
+    if source is not None:
+        record_source(out, source)
 
 
 def _refuse_damaged_runs(plans: list[RunPlan]) -> None:
@@ -547,8 +575,9 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     strategies = load_strategies(strategies_path, f"{'--strategies' if current_policy().cli else 'strategies_path'} file")
     check_overrides_reach_runs(overrides, strategies)
     folder = Path(out) if out else default_out(strategies_path)
+    source = ComparisonSource.of_files(strategies_path, dict(zip(names, paths, strict=True)), default_out=out is None)
     board = compare(bases, strategies, folder, folders={name: Path(p).parent for name, p in zip(names, paths, strict=True)},
-                    **options)
+                    source=source, **options)
     error = no_run_finished(board, folder)
     if error:
         raise TrainingError(error)
@@ -599,4 +628,4 @@ def check_overrides_reach_runs(overrides: Sequence[str], strategies: Sequence[Na
 
 # compare's keyword options that compare_files passes on (the others it makes from its files)
 COMPARE_OPTIONS = tuple(name for name in inspect.signature(compare).parameters
-                        if name not in ("bases", "strategies", "out", "folders"))
+                        if name not in ("bases", "strategies", "out", "folders", "source"))

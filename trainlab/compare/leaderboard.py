@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,18 @@ ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the b
 
 
 # --------------------------------------------------------------------------- one strategy
+
+def absolute_path(path: Path) -> str:
+    """``path`` as leaderboard.json names a run folder: absolute, ``.`` and ``..`` folded away, links kept as
+    named (:func:`os.path.abspath`), as ``trainlab tune`` writes ``run_dir`` (trainlab.tune.run_dirs, which
+    this module does not import: it loads optuna): ``--out ../cmp7`` run in ``/tmp/x/proj`` gives
+    ``/tmp/x/cmp7/runs/...``, which reads the same from any folder. Where folding a ``..`` that follows a link
+    names another place than the path does (the kernel reads ``link/..`` as the link target's parent), the
+    path with its links resolved (:func:`os.path.realpath`)."""
+    folded = os.path.abspath(path)
+    found = os.path.realpath(path)
+    return folded if os.path.realpath(folded) == found else found
+
 
 def metric_block(values: list[float], seeds: list[int], key: str | None = None) -> dict[str, Any]:
     """Statistics of one metric over seeds. The t interval of a bounded metric (``key``'s
@@ -207,7 +220,7 @@ def strategy_entry(name: str, runs: list[RunRecord], metric: str, target: dict[s
         "failures": failures,
         "not_run": [{"seed": r.seed, "reason": r.reason} for r in missing],
         "seeds": [r.seed for r in runs],
-        "run_dirs": [str(r.path) for r in runs],
+        "run_dirs": [absolute_path(r.path) for r in runs],  # readable from any folder, not only the caller's
         "metrics": _metric_blocks(finished, metric),
         **_target_blocks(runs, target),
         "convergence": _convergence_block(runs, metric),
@@ -252,14 +265,17 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
     """Rank by mean ``metric`` within each :func:`standing` (so the one surviving seed of a strategy
     that failed the others never ranks first); test each strategy against the best; Holm across them.
 
+    A strategy with no run that counts (no finite ``metric``: every seed failed, or none ran) is listed last
+    with ``rank`` None, and a task where no strategy has one has no best (:func:`best_strategy`).
+
     The verdict follows the test and the side of the difference: ``worse`` or ``better`` when
     ``p_holm < ALPHA`` (``better`` only for a strategy ranked below the best for another reason: its
     failed seeds, or a mean over other seeds than the best's), else ``indistinguishable``. A difference
     the same on every seed gets the exact sign test's p, not the t test's 0
     (:func:`~trainlab.compare.stats.paired_test`)."""
     entries[:] = _ranked(entries, metric, direction)
-    for rank, entry in enumerate(entries, start=1):
-        entry["rank"] = rank
+    for rank, entry in enumerate(entries, start=1):  # no run that counts (no mean): ranked last, with no rank
+        entry["rank"] = rank if entry["metrics"].get(metric, {}).get("mean") is not None else None
     best = entries[0]
     sign = 1.0 if direction == "max" else -1.0  # probability of improvement counts "better", not "larger"
     best_values = dict(zip(best["metrics"][metric]["seeds"], best["metrics"][metric]["values"], strict=True))
@@ -287,6 +303,12 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
             verdict = "indistinguishable"
         entry["vs_best"] = {"test": result.test if result else None, "p": result.p if result else None,
                             "p_holm": p_holm, "verdict": verdict, "prob_improvement": improvement}
+
+
+def best_strategy(entries: list[dict[str, Any]]) -> str | None:
+    """The name of the ranked ``entries``' rank 1; None where none is ranked (no strategy has a run that counts:
+    every seed of every strategy failed), so that a strategy whose runs all diverged is never named best."""
+    return next((entry["name"] for entry in entries if entry.get("rank") == 1), None)
 
 
 # --------------------------------------------------------------------------- the whole board
@@ -337,7 +359,7 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
                     for p in sorted(strategy_plans, key=lambda p: p.seed)]
             entries.append(strategy_entry(name, runs, metric, target))
         rank_and_test(entries, metric, direction)
-        board["tasks"][task] = {"strategies": entries, "best": entries[0]["name"]}
+        board["tasks"][task] = {"strategies": entries, "best": best_strategy(entries)}
     if len(tasks) > 1:
         board["profile"] = task_profile(board, target)
     return board
@@ -513,7 +535,8 @@ def _table_row(entry: dict[str, Any], metric: str, label: str, target: dict[str,
     if vs["p_holm"] is not None:
         verdict += f" p={vs['p_holm']:.2g}"
     style = {"best": "bold green", "worse": "red", "better": "bold yellow"}.get(vs["verdict"], "")
-    row = [str(entry["rank"]), label,
+    rank = "-" if entry["rank"] is None else str(entry["rank"])  # no run that counts: no rank (the CSV: empty)
+    row = [rank, label,
            f"{_fmt(block.get('mean'))} ± {_fmt_spread(block)}{count_text(entry, block)}",
            f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
            f"[{style}]{verdict}[/{style}]" if style else verdict,

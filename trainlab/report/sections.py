@@ -377,6 +377,21 @@ def _profile(comparison: Comparison, direction: str) -> Profile:
                    f"mean {metric} per task (no --target was set and leaderboard.json holds no profile)", ratio)
 
 
+def _best_predictions(page: Page, entries: Sequence[Mapping[str, Any]], runs: Mapping[str, list[RunRecords]],
+                      metric: str) -> None:
+    """The predictions of the best strategy's first finished seed: the entries' rank 1 (they come ranked). None
+    ranked (``rank`` null in leaderboard.json): no strategy has a run that counts, so there is no best."""
+    best = entries[0]["name"] if entries and entries[0].get("rank") is not None else None
+    candidates = [r for r in runs.get(best, []) if r.status == "finished"] if best else []
+    if candidates:
+        add_predictions(page, candidates[0], f"{best}, seed {candidates[0].seed}")
+    elif best is None and entries:
+        page.paragraph(f"No strategy has a run that counts for {metric} (every seed failed): there is no best "
+                       "strategy to predict with.")
+    else:
+        page.paragraph("No finished run of the best strategy to predict with.")
+
+
 def comparison_page(comparison: Comparison) -> Page:
     board = comparison.leaderboard
     metric = str(board.get("metric") or "test_loss")
@@ -422,12 +437,7 @@ def comparison_page(comparison: Comparison) -> Page:
         page.heading(f"{prefix}generalisation gap")
         add_gap(page, groups, metric, palette)
         page.heading(f"{prefix}predictions of the best strategy")
-        best = entries[0]["name"] if entries else None
-        candidates = [r for r in runs.get(best, []) if r.status == "finished"] if best else []
-        if candidates:
-            add_predictions(page, candidates[0], f"{best}, seed {candidates[0].seed}")
-        else:
-            page.paragraph("No finished run of the best strategy to predict with.")
+        _best_predictions(page, entries, runs, metric)
         # each task's own configs: tasks have their own base configs (data, loss, epochs, and the lr a
         # strategy inherits), so one strategy's config from another task would be wrong here
         page.heading(f"{prefix}strategy configs (diff against the shared base)")
