@@ -1,26 +1,25 @@
 """Records written per epoch, step and checkpoint cost what they add, not the run's length.
 
 metrics.csv and metrics.jsonl are appended to (each whole line in one write) and rewritten whole only when
-appending cannot give what the run holds; a checkpoint's state.json joins each record's JSON text, encoded
-once. References are written out here: the csv module reading the file back, json lines sorted by the
-documented order, and ``json.dumps`` of ``dataclasses.asdict`` (what state.json was before).
+appending cannot give what the run holds. References are written out here: the csv module reading the file
+back, and json lines sorted by the documented order.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
-from dataclasses import asdict
+import os
 from types import SimpleNamespace
 
-import numpy as np
+import pytest
 
+from trainlab import atomic
 from trainlab.callbacks import loggers
 from trainlab.callbacks.loggers import CsvLogger
 from trainlab.engine import snapshot
-from trainlab.engine import state as state_module
-from trainlab.engine.serialize import split_state, state_json
 from trainlab.engine.state import TrainState
 from trainlab.records import parse_metrics
 from trainlab.run_folder import RunDir
@@ -89,6 +88,54 @@ def test_csv_logger_appends_one_row_per_epoch_and_rewrites_only_when_it_must(tmp
     assert [int(r["epoch"]) for r in _csv_rows(tmp_path / "metrics.csv")] == list(range(1, 53))
 
 
+def test_an_append_a_full_disk_cuts_short_leaves_no_partial_row_and_the_file_is_rewritten(tmp_path, monkeypatch):
+    """A cut CSV row reads as a value (``0.05555`` for ``0.0555555555``): append_bytes cuts the file back to where
+    it ended, and the logger writes the whole file instead of disabling itself."""
+    logger = CsvLogger(tmp_path)
+    view = _view(TrainState())
+    for epoch in (1, 2):
+        view.state.history.append({"epoch": epoch, "step": epoch * 10, "train_loss": 0.1 / epoch})
+        logger.on_epoch_end(view, view.state.history[-1])
+    real_write = os.write
+    calls = []
+
+    def full_after_a_few_bytes(fd, data):  # a disk that fills up part-way through the append
+        calls.append(len(data))
+        if len(calls) == 1:
+            real_write(fd, bytes(data[:6]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_after_a_few_bytes)
+    view.state.history.append({"epoch": 3, "step": 30, "train_loss": 0.0555555555})
+    logger.on_epoch_end(view, view.state.history[-1])
+    monkeypatch.setattr(os, "write", real_write)
+    assert not logger.disabled
+    rows = _csv_rows(tmp_path / "metrics.csv")
+    assert [(r["epoch"], r["train_loss"]) for r in rows] == [("1", "0.1"), ("2", "0.05"), ("3", "0.0555555555")]
+
+    path = tmp_path / "cut.jsonl"  # append_bytes itself: the file ends where it ended before the failed write
+    path.write_bytes(b'{"epoch": 1}\n')
+    calls.clear()
+    monkeypatch.setattr(os, "write", full_after_a_few_bytes)
+    with pytest.raises(OSError, match="cut.jsonl"):
+        atomic.append_bytes(path, b'{"epoch": 2, "step": 20}\n')
+    monkeypatch.setattr(os, "write", real_write)
+    assert path.read_bytes() == b'{"epoch": 1}\n'
+
+
+def test_a_change_to_an_earlier_row_reaches_the_csv_at_the_runs_end(tmp_path):
+    logger = CsvLogger(tmp_path)
+    view = _view(TrainState())
+    for epoch in (1, 2, 3):
+        view.state.history.append({"epoch": epoch, "step": epoch, "is_best": epoch == 2})
+        logger.on_epoch_end(view, view.state.history[-1])
+    view.state.history[1]["is_best"] = False  # a user's callback moves the best mark from epoch 2 to epoch 3
+    view.state.history[2]["is_best"] = True
+    logger.on_train_end(view)
+    assert [r["is_best"] for r in _csv_rows(tmp_path / "metrics.csv")] == ["False", "False", "True"]
+
+
 def _folder(tmp_path) -> SimpleNamespace:
     folder = SimpleNamespace(path=tmp_path)
     folder.write_metrics = RunDir.write_metrics.__get__(folder)
@@ -143,6 +190,10 @@ def test_metrics_recorder_appends_what_is_new_and_rewrites_atomically_otherwise(
     recorder.on_before_save(view)
     assert len(rewrites) == 5 and path.read_text().splitlines(keepends=True) == _reference_lines(view.state)
 
+    view.state.history[0]["is_best"] = False  # an earlier record changed: not seen by an append, but at the end
+    recorder.on_train_end(view)
+    assert len(rewrites) == 6 and path.read_text().splitlines(keepends=True) == _reference_lines(view.state)
+
 
 def test_a_line_cut_off_by_a_kill_mid_append_leaves_the_records_before_it_readable():
     whole = "".join(json.dumps({"epoch": e, "step": e}) + "\n" for e in range(1, 4))
@@ -151,31 +202,7 @@ def test_a_line_cut_off_by_a_kill_mid_append_leaves_the_records_before_it_readab
     assert parsed.damaged == (4,) and parsed.cut_off
 
 
-def _old_state_json(state: TrainState) -> str:
-    """state.json's train_state as it was encoded before records were cached: asdict, split, json.dumps."""
-    return json.dumps(split_state({"train_state": asdict(state)}, "parts")[0])
-
-
-def test_state_json_is_the_same_bytes_and_encodes_each_record_once(monkeypatch):
-    encoded: list[int] = []
-    real_dumps = json.dumps
-    monkeypatch.setattr(state_module.json, "dumps", lambda value, **kw: encoded.append(1) or real_dumps(value, **kw))
-    state = TrainState()
-    for step in range(1, 401):
-        state.step_records.append({"scope": "step", "step": step, "train_loss": 1.0 / step, "per_class": [0.5, 1.0]})
-        if step % 4 == 0:
-            state.history.append({"epoch": step // 4, "step": step, "val_loss": float("nan") if step == 8 else 0.3})
-        before = len(encoded)
-        new = state_json(split_state({"train_state": state.state_dict()}, "parts")[0])
-        assert len(encoded) - before <= 6  # the new records (and state_json's own few), not the run's 400
-        assert new == _old_state_json(state)
-    state.history[-1]["val_accuracy"] = 0.9  # a callback adds a value to a record already encoded
-    assert state_json(split_state({"train_state": state.state_dict()}, "parts")[0]) == _old_state_json(state)
-    state.history.append({"epoch": 101, "step": 401, "val_loss": np.float64(0.25)})  # not plain JSON: as before
-    assert state_json(split_state({"train_state": state.state_dict()}, "parts")[0]) == _old_state_json(state)
-
-
-def test_a_snapshot_of_cached_records_restores_copies_and_clones_cheaply():
+def test_a_snapshot_restores_the_records_it_captured_not_later_changes():
     state = TrainState(history=[{"epoch": 1, "step": 1, "val_loss": 0.5}])
     captured = snapshot.capture({"train_state": state.state_dict()})
     state.history[0]["val_loss"] = 9.0  # training goes on; the snapshot keeps what it captured

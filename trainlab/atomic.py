@@ -6,6 +6,7 @@ name, never a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -89,21 +90,27 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def append_bytes(path: str | os.PathLike[str], data: bytes) -> int:
     """Append ``data`` to the existing regular file ``path`` in one ``write`` (O_APPEND; repeated only for the
-    rest of a short write), then fsync it; returns the file's size after. Not atomic: a kill or a full disk
-    during the write can leave part of ``data`` at the end, so a caller appends whole lines and rewrites the
-    file (:func:`write_bytes`) after a write that failed. A symbolic link is refused (ELOOP), never followed;
-    an OSError names ``path``."""
+    rest of a short write), then fsync it; returns the file's size after. A write that fails (a full disk
+    after part of ``data``) is cut back to the file's size before it (best effort), so the file ends where it
+    ended; only a kill during the write can leave part of ``data`` at the end, so a caller appends whole lines
+    and rewrites the file (:func:`write_bytes`) when its size is not the one it last wrote. A symbolic link is
+    refused (ELOOP), never followed; an OSError names ``path``."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
     except OSError as exc:
         raise named_after(exc, path) from None
+    before = None
     try:
+        before = os.fstat(fd).st_size
         rest = memoryview(data)
         while rest:
             rest = rest[os.write(fd, rest):]
         os.fsync(fd)
         return os.fstat(fd).st_size
     except OSError as exc:
+        if before is not None:
+            with contextlib.suppress(OSError):  # a cut row would read as a value (a CSV number cut short)
+                os.ftruncate(fd, before)
         raise named_after(exc, path) from None
     finally:
         os.close(fd)

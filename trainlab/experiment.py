@@ -480,3 +480,19 @@ def write_data_records(run: RunDir, built: Built, records: dict[str, Any] | None
     for name, record in (records if records is not None else creation_records(built)).items():
         if name != "config.yaml":
             write_json(run.path / name, record)
+
+
+MOVED = {"resume": "trainlab.run_resume", "evaluate_run": "trainlab.run_evaluation"}  # before 2026-12-06
+
+
+def __getattr__(name: str) -> Any:
+    """``trainlab.experiment.resume`` / ``evaluate_run``, as the README named them before they moved to their own
+    modules: the moved function, with a DeprecationWarning naming where it lives now (imported on use: the
+    modules import this one)."""
+    if name not in MOVED:
+        raise AttributeError(f"module 'trainlab.experiment' has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"trainlab.experiment.{name} moved to {MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(MOVED[name]), name)

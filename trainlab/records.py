@@ -318,8 +318,9 @@ def appended_metrics(step_records: list[dict[str, Any]], history: list[dict[str,
     """The text to append to the metrics.jsonl ``written`` describes so that it holds what
     :func:`metrics_file_records` of these lists gives, and the extent after (its size still the old one: the
     caller adds the bytes it appended); None when appending cannot give that and the file must be rewritten:
-    other lists (a rollback or resume restored new ones), fewer records in one, a written record changed
-    (its line is not the one written), or a new record that sorts before the file's last line.
+    other lists (a rollback or resume restored new ones), fewer records in one, a list's last written record
+    changed (its line is not the one written), or a new record that sorts before the file's last line. A change
+    to an earlier written record is not seen here (the run's end rewrites the file whole).
 
     O(new records): the records already written are not looked at again, but for each list's last one."""
     lists = (step_records, history, events)

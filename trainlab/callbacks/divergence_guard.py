@@ -156,7 +156,6 @@ import torch
 
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.config_fields import counted
-from trainlab.engine.serialize import state_json
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import TrainingError
 
@@ -282,9 +281,8 @@ class DivergenceGuard(Callback):
             state["group"] = {"losses": list(self._group), "first": self._group_first, "peak": self._group_peak}
         if self.snapshots and not self._capturing:  # a snapshot never holds itself
             # each tree as a JSON string: its {"__tensor__": key} markers name the snapshot's own tensors,
-            # which a checkpoint's loader would otherwise resolve against the checkpoint's (same keys); the
-            # records' JSON joined from their texts (state_json), not the run's history encoded again
-            state["snapshots"] = [{"tree": state_json(s.tree), "tensors": s.tensors} for s in self.snapshots]
+            # which a checkpoint's loader would otherwise resolve against the checkpoint's (same keys)
+            state["snapshots"] = [{"tree": json.dumps(s.tree), "tensors": s.tensors} for s in self.snapshots]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -255,9 +255,12 @@ class CsvLogger(RecordLogger):
     costs the same at epoch 5,000 as at epoch 5. The file is rewritten whole (atomically, from the history)
     only when appending would not give the file the history holds: the first write of a process (a resumed
     run's file may hold rows past its checkpoint, or a row cut off by a kill), a new column, a history that is
-    not the list last written (a divergence rollback or a resume restored it), a row written that changed
-    since, a record written that the history does not (yet) hold, or a file whose size is not the one last
-    written (an earlier write that failed, a file changed by someone else).
+    not the list last written (a divergence rollback or a resume restored it), a change to the last row
+    written, a record written that the history does not (yet) hold, a file whose size is not the one last
+    written (a file changed by someone else), or an append that failed (a full disk: the append is cut back,
+    :func:`~trainlab.atomic.append_bytes`, and the whole file written instead). A change a callback makes to a
+    row before the last one written reaches the file at the run's end, which rewrites it whole once
+    (:meth:`close`).
     """
 
     name = "logger:csv"
@@ -276,9 +279,13 @@ class CsvLogger(RecordLogger):
             self._written = written
             return
         if rows is not None:
-            size = append_bytes(path, csv_rows_text(rows, written.columns).encode())
-            self._written = written.extended(history, rows, size)
-            return
+            try:
+                size = append_bytes(path, csv_rows_text(rows, written.columns).encode())
+            except OSError:
+                pass  # cut back to the rows before (append_bytes): the file is rewritten whole below
+            else:
+                self._written = written.extended(history, rows, size)
+                return
         records = [r for r in history if "epoch" in r and "event" not in r]
         complete = bool(records) and (records[-1] is record or records[-1] == record)
         if not complete:
@@ -287,6 +294,15 @@ class CsvLogger(RecordLogger):
         write_bytes(path, text)
         if complete and view is not None:  # without a view each record is a file of its own
             self._written = CsvExtent.of(history, records, len(text))
+
+    def close(self, view: TrainerView | None) -> None:
+        """At the run's end (a view: not after a failure) the file is written whole from the history once, so a
+        value a callback changed in a row before the last one written is in it (appends check the last)."""
+        if view is None or self._written is None:
+            return
+        records = [record for record in view.state.history if is_epoch_record(record)]
+        if records:
+            write_bytes(self.run_dir / self.file, csv_text(records).encode())
 
 
 @dataclass

@@ -22,8 +22,9 @@ class MetricsRecorder(Callback):
     A write appends the records added since the last one (:meth:`RunDir.write_metrics` with the extent it
     returned last: each line whole, in one write, fsynced), so its cost does not grow with the run; the file
     is rewritten whole and atomically from the run's lists where appending cannot give what they hold (the
-    first write of a process, a rollback or resume that restored other lists, a written record changed since,
-    a record that sorts before the file's last line) and after any failed write, so one write that succeeds
+    first write of a process, a rollback or resume that restored other lists, a change to a list's last
+    written record, a record that sorts before the file's last line; a change to an earlier written record
+    reaches the file at the run's end, whose write is whole) and after any failed write, so one write that succeeds
     after failed ones records everything: a temporary disk-full loses no record. The first failure of a
     run of them is one warning (:func:`trainlab.notices.warn`). A checkpoint with no record added since the
     last write that succeeded writes nothing (:func:`_extent`): with ``every_n_steps: 1`` and
@@ -41,8 +42,9 @@ class MetricsRecorder(Callback):
         self._written: tuple[tuple[Any, int, int], ...] | None = None  # _extent at the last write that succeeded
         self._file: Any = None  # what write_metrics says the file holds; None: rewrite it whole
 
-    def flush(self, view: TrainerView) -> bool:
-        state, written, self._file = view.state, self._file, None  # a failed write leaves a rewrite to do
+    def flush(self, view: TrainerView, whole: bool = False) -> bool:
+        """Write what is new (``whole``: the whole file, atomically); False when the write failed."""
+        state, written, self._file = view.state, None if whole else self._file, None  # a failure: rewrite next
         try:
             self._file = self.run_dir.write_metrics(state.history, state.events, state.step_records, written)
         except OSError as exc:
@@ -67,7 +69,7 @@ class MetricsRecorder(Callback):
             self.flush(view)
 
     def on_train_end(self, view: TrainerView) -> None:
-        self.flush(view)
+        self.flush(view, whole=True)  # a change to a record before a list's last written one is in it too
 
 
 def _extent(state: Any) -> tuple[tuple[Any, int, int], ...]:

@@ -36,7 +36,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
 
 from trainlab.atomic import fsync_dir, named_after, tensors_to_bytes
-from trainlab.engine.serialize import state_json
 from trainlab.notices import warn
 
 FORMAT_VERSION = 1
@@ -82,7 +81,7 @@ def save(root: str | os.PathLike[str], name: str, tree: dict[str, Any], tensors:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        blobs = {TENSORS: tensors_to_bytes(tensors), STATE: state_json(tree).encode()}
+        blobs = {TENSORS: tensors_to_bytes(tensors), STATE: json.dumps(tree).encode()}
         for file, data in blobs.items():
             _write_file(tmp / file, data)
         manifest = {"format": FORMAT_VERSION, **info, "files": {f: _sha256(d) for f, d in blobs.items()},

@@ -9,8 +9,6 @@ dicts with non-string keys ``{"__items__": [[k, v], ...]}``, so
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 import numpy as np
@@ -32,54 +30,6 @@ class UnserialisableState(ConfigError, TypeError):
                          f"state may hold only {SERIALISABLE}")
 
 
-class EncodedRecords(list):
-    """A list of records (dicts of JSON values: str keys; str, int, float, bool, None, lists and such dicts)
-    that also carries each record's ``json.dumps`` text (``texts``), so a checkpoint writes the list by joining
-    texts (:func:`state_json`), not by encoding every record again (:class:`trainlab.engine.state.TrainState`
-    encodes each record once).
-
-    Its items are copies that nothing changes: a deep copy (a snapshot's clone) is the list itself,
-    :func:`split_state` keeps it as it is, and :func:`join_state` decodes ``texts`` into new records.
-    ``json.dumps`` writes it as the list it is; ``"[" + ", ".join(texts) + "]"`` is that same text.
-    """
-
-    def __init__(self, records: list[dict[str, Any]], texts: tuple[str, ...]):
-        super().__init__(records)
-        self.texts = texts
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> EncodedRecords:
-        return self
-
-    def decoded(self) -> list[dict[str, Any]]:
-        """New records decoded from ``texts``: what ``json.loads`` of the list's JSON gives."""
-        return [json.loads(text) for text in self.texts]
-
-    def json_text(self) -> str:
-        """``json.dumps(self)``, joined from ``texts``."""
-        return "[" + ", ".join(self.texts) + "]"
-
-
-def state_json(tree: Any) -> str:
-    """``json.dumps(tree)``, the same text, with each :class:`EncodedRecords` that is a value of a dict (dicts
-    are walked, lists are not) written from its texts: a placeholder string takes its place in the encoding,
-    which its :meth:`~EncodedRecords.json_text` then replaces."""
-    found: list[EncodedRecords] = []
-    marker = f"\x00encoded-records-{uuid.uuid4().hex}-"
-
-    def swap(node: Any) -> Any:
-        if isinstance(node, EncodedRecords):
-            found.append(node)
-            return f"{marker}{len(found) - 1}"
-        if isinstance(node, dict):
-            return {key: swap(value) for key, value in node.items()}
-        return node
-
-    text = json.dumps(swap(tree))
-    for index, records in enumerate(found):
-        text = text.replace(json.dumps(f"{marker}{index}"), records.json_text(), 1)
-    return text
-
-
 def split_state(obj: Any, prefix: str = "s") -> tuple[Any, dict[str, torch.Tensor]]:
     """``obj`` as (a JSON-able tree, ``{key: tensor}``), keys starting with ``prefix`` (module docstring).
     Walks the tree only: tensors are referenced, not copied. Raises :class:`UnserialisableState` for a value
@@ -87,8 +37,6 @@ def split_state(obj: Any, prefix: str = "s") -> tuple[Any, dict[str, torch.Tenso
     tensors: dict[str, torch.Tensor] = {}
 
     def walk(node: Any, key: str) -> Any:
-        if isinstance(node, EncodedRecords):
-            return node  # JSON values only, already copied and encoded
         if isinstance(node, torch.Tensor):
             tensors[key] = node.detach()
             return {"__tensor__": key}
@@ -114,8 +62,6 @@ def split_state(obj: Any, prefix: str = "s") -> tuple[Any, dict[str, torch.Tenso
 
 def join_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     def walk(node: Any) -> Any:
-        if isinstance(node, EncodedRecords):
-            return node.decoded()
         if isinstance(node, dict):
             if "__tensor__" in node and len(node) == 1:
                 return tensors[node["__tensor__"]]

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-import json
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
-
-from trainlab.engine.serialize import EncodedRecords
 
 
 @dataclass
@@ -40,82 +36,13 @@ class TrainState:
     mid_epoch_val: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        """The fields as ``dataclasses.asdict`` gives them (copies), but each list of records
-        (:data:`RECORD_LISTS`) an :class:`~trainlab.engine.serialize.EncodedRecords` whose records were
-        encoded once (:class:`RecordCache`): a checkpoint's state.json joins their texts instead of encoding
-        the run's whole history again, the same bytes."""
-        caches = self.__dict__.setdefault("_record_caches", {})
-        state = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in RECORD_LISTS:
-                cache = caches.get(f.name)
-                if cache is None or cache.source is not value:
-                    cache = caches[f.name] = RecordCache(value)
-                state[f.name] = cache.encoded()
-            else:
-                state[f.name] = copy.deepcopy(value)
-        return state
+        return asdict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}
         for key, value in state.items():
             if key in known:
                 setattr(self, key, value)
-
-
-RECORD_LISTS = ("history", "step_records", "events")  # TrainState's lists of records, only ever appended to
-
-
-_JSON_SCALARS = (str, int, float, bool, type(None))
-
-
-def is_plain_json(value: Any) -> bool:
-    """Whether ``value`` is made of JSON values only (exact types: str, int, float, bool, None, lists, dicts
-    with str keys), so that ``json.loads(json.dumps(value)) == value`` and a checkpoint's tree holds it as it
-    is (:func:`~trainlab.engine.serialize.split_state` changes nothing in it)."""
-    if type(value) in _JSON_SCALARS:
-        return True
-    if type(value) is list:
-        return all(is_plain_json(item) for item in value)
-    if type(value) is dict:
-        return all(type(key) is str and is_plain_json(item) for key, item in value.items())
-    return False
-
-
-class RecordCache:
-    """Each record of one list (``source``, by identity) with its ``json.dumps`` text, encoded once.
-
-    For each record it keeps a shallow copy (compared with the record at each :meth:`encoded`: a callback
-    that adds or replaces a value of a record already encoded, as a record's hook may, has it encoded again),
-    its text, and a decoded copy that nothing changes (the snapshot's record). A record that is not plain
-    JSON (:func:`is_plain_json`: a NumPy scalar, a tuple, a tensor a callback put there) makes the list a
-    plain deep copy, as ``asdict`` gave, for :func:`~trainlab.engine.serialize.split_state` to convert.
-    A value changed in place inside a record's list or dict is not seen: records are written, not edited.
-    """
-
-    def __init__(self, source: list[dict[str, Any]]):
-        self.source = source
-        self.shallow: list[dict[str, Any]] = []
-        self.texts: list[str] = []
-        self.frozen: list[dict[str, Any]] = []
-
-    def encoded(self) -> EncodedRecords | list[dict[str, Any]]:
-        records = self.source
-        known = len(self.shallow)
-        if known > len(records) or self.shallow != records[:known]:  # one C-level comparison when unchanged
-            known = next((i for i, (old, new) in enumerate(zip(self.shallow, records, strict=False)) if old != new),
-                         min(known, len(records)))
-            del self.shallow[known:], self.texts[known:], self.frozen[known:]
-        for record in records[known:]:
-            if not is_plain_json(record):
-                del self.shallow[:], self.texts[:], self.frozen[:]
-                return copy.deepcopy(records)
-            text = json.dumps(record)
-            self.shallow.append(dict(record))
-            self.texts.append(text)
-            self.frozen.append(json.loads(text))
-        return EncodedRecords(self.frozen, tuple(self.texts))
 
 
 @dataclass
