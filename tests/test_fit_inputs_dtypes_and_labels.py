@@ -160,9 +160,9 @@ def test_cells_of_pandas_inputs_are_named_by_their_index_and_column_labels():
     negative = y.copy()
     negative["cust5"] = -1
     assert _message(x, negative, task="multiclass").startswith(
-        "training data label -1 at row index 'cust5' is negative")
+        "train y label -1 at row index 'cust5' is negative")
     assert _message(x, negative.to_frame("churned"), task="multiclass").startswith(
-        "training data label -1 at row index 'cust5', column 'churned' is negative")
+        "train y label -1 at row index 'cust5', column 'churned' is negative")
     inf_val = x.iloc[:20].copy()
     inf_val.loc["cust12", "age"] = np.inf
     assert _message(x, y, val=(inf_val, y.iloc[:20])).startswith(
@@ -181,3 +181,48 @@ def test_cells_of_arrays_and_tensors_are_still_named_by_position():
                                                       "(counting from 0);")
     assert _message(torch.from_numpy(values), y.to_numpy()).startswith(
         "train x has a non-finite value at row 7, column 1 (counting from 0);")
+
+
+def _with(labels: pd.Series | pd.DataFrame, where: str, value) -> pd.Series | pd.DataFrame:
+    """A copy of ``labels`` whose cell at row label ``where`` (every column of it for a frame) is ``value``."""
+    changed = labels.astype(type(value)).copy()
+    changed.loc[where] = value
+    return changed
+
+
+def test_bad_val_and_test_labels_of_pandas_y_are_named_by_their_index_and_column_labels():
+    """'val y label 3 at row 80 (counting from 0)' named a position of a y whose rows are cust0..cust99; every
+    label check of a val/test split now names the cell as the training labels' do (and as the user's frame
+    does, y.loc['cust80']), and the training ones are called 'train y', as fit's train=(x, y) and the
+    val/test ones ('val y') are."""
+    x, y = _customers()  # labels 0/1, rows cust0..cust99
+    three = pd.Series(np.arange(100) % 3, index=x.index)  # classes 0, 1, 2 (every one in train and val)
+    assert _message(x, three, val=(x, _with(three, "cust80", 3))) == (
+        "val y label 3 at row index 'cust80' is out of range [0, 3): the classes are inferred from the training "
+        "labels, which go up to 2, so the training data has no row of class 3; to keep it, set class_names to the "
+        "names of all the classes (at least 4, for labels 0..3), or add training rows of it")
+    assert _message(x, three + 1, task="multiclass", test=(x, _with(three + 1, "cust80", 7))).startswith(
+        "test y label 7 at row index 'cust80' is not a class of the training data (classes: 1, 2, 3);")
+    assert _message(x, three, val=(x, _with(three, "cust42", 1.5))).startswith(
+        "val y labels must be integer class indices for a multiclass task; got 1.5 at row index 'cust42'")
+    assert _message(x, y, task="binary", test=(x, _with(y, "cust9", -1).to_frame("churned"))).startswith(
+        "test y label -1 at row index 'cust9', column 'churned' is negative;")
+    tags = pd.DataFrame(np.stack([y, 1 - y, three % 2], axis=1), index=x.index, columns=["vip", "late", "churned"])
+    bad_tag = tags.copy()
+    bad_tag.loc["cust4", "churned"] = 2
+    assert _message(x, tags, task="multilabel", val=(x, bad_tag)).startswith(
+        "val y label 2 at row index 'cust4', column 'churned' must be 0 or 1 for a multilabel task")
+    one_hot = pd.get_dummies(three).astype(np.int64)  # columns 0, 1, 2: read as the class of each row
+    wider = pd.get_dummies(_with(three, "cust80", 3)).astype(np.int64)
+    assert _message(x, one_hot, val=(x, wider)).startswith(  # a row's class: no one column holds it
+        "val y label 3 at row index 'cust80' is out of range [0, 3)")
+
+
+def test_bad_val_labels_of_arrays_and_tensors_are_still_named_by_position():
+    x, y = _customers()
+    three = np.arange(100) % 3
+    beyond = three.copy()
+    beyond[80] = 3
+    for val_y in (beyond, torch.from_numpy(beyond)):
+        assert _message(x, three, val=(x.to_numpy(), val_y)).startswith(
+            "val y label 3 at row 80 (counting from 0) is out of range [0, 3)")

@@ -399,7 +399,7 @@ def test_fit_refuses_odd_datasets_arrays_callbacks_and_folders_before_training(t
         (DataError, "train x does not make one array (rows of different lengths?)",
          dict(train=([[1.0, 2.0], [3.0], [5.0, 6.0]], [0, 1, 0]))),
         (DataError, "train x is a single number", dict(train=(3.0, 1.0))),
-        (DataError, f"training data label {2**63 - 1} at row 5 (counting from 0) would make",
+        (DataError, f"train y label {2**63 - 1} at row 5 (counting from 0) would make",
          dict(train=(x, torch.where(torch.arange(60) == 5, 2**63 - 1, y)), task="multiclass")),
         (ConfigError, "callbacks must be trainlab.Callback instances", dict(callbacks=[lambda view: None])),
         (ConfigError, "callback name '_Stop' is used twice", dict(callbacks=[_Stop(), _Stop()])),

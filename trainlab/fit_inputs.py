@@ -409,12 +409,16 @@ def _as_training_dtype(name: str, split: Split, train_x: torch.Tensor) -> torch.
                     "its columns are features")
 
 
-def _train_locate(train: Split) -> Locate | None:
-    """How :func:`~trainlab.data.labels.read_class_labels` names a training label's cell: by train y's pandas
-    labels where it had some, else None (its own 0-based positions)."""
-    labels = getattr(train, "y_labels", None)
+def _label_locate(split: Split, task: str) -> Locate | None:
+    """How :mod:`~trainlab.data.labels` names a bad label's cell of ``split`` (train, val or test): by its y's
+    pandas labels where it had some, else None (its own 0-based positions). A label of one-hot columns read
+    as one class index per row (a ``binary``/``multiclass`` task) is named by its row alone: no one column
+    holds it."""
+    labels = getattr(split, "y_labels", None)
     if labels is None:
         return None
+    if labels.columns is not None and len(labels.columns) > 1 and task in ("binary", "multiclass"):
+        labels = Labels(labels.index)
     return lambda _part, row, col: labels.cell(row, col)
 
 
@@ -443,8 +447,8 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
     task = task or named_task or infer_task(train.y.numpy())
     if task_given and task != "regression":
         refuse_soft_targets(train.y, f"task='{task}' takes class labels", "train y holds")  # not bad class indices
-    labels, y_train = read_class_labels(task, train.y.numpy(), names, _train_locate(train),  # as load_dataset reads
-                                        names_key="class_names")  # a source's
+    labels, y_train = read_class_labels(task, train.y.numpy(), names, _label_locate(train, task),  # as load_dataset
+                                        names_key="class_names", name="train y")  # reads a source's
     if task == "multilabel" and names is not None and len(names) != y_train.shape[1]:
         raise DataError(f"train y has {y_train.shape[1]} label columns but {len(names)} class names are given "
                         "(class_names); give one name per label column, in column order")
@@ -457,7 +461,8 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
                             f"{tuple(train.x.shape[1:])}")
         x = _as_training_dtype(name, split, train.x)
         y = split.y.numpy()
-        y = y if task == "regression" else labels.given(f"{name} y", y, "class_names", task_given)
+        y = y if task == "regression" else labels.given(f"{name} y", y, "class_names", task_given,
+                                                        _label_locate(split, task))
         if training_classes is not None and len(y):
             warn_classes_absent(name, training_classes, y, labels.class_names, "they are in the training data only")
         return Split(x, targets_tensor(y, task))

@@ -119,6 +119,11 @@ def read_header(file: Path, delimiter: str, settable: bool = True) -> tuple[list
     return header, (second[0] - 1 if second else first[0])
 
 
+# the file name trainlab.data.predict_input gives the table of a pandas DataFrame's rows (run.predict(df)),
+# which no file holds: messages name it "the DataFrame", not "CSV file the DataFrame"
+DATAFRAME = Path("the DataFrame")
+
+
 @dataclass
 class CsvTable:
     """The cells of a CSV file by column, and the file lines of its data rows.
@@ -163,6 +168,12 @@ class CsvTable:
         if self._lines is None:
             self._lines = check_field_counts(self.file, self.delimiter, self.header)
         return self._lines[row]
+
+    @property
+    def source(self) -> str:
+        """How messages name the table: ``CSV file f.csv``, or ``the DataFrame`` for a DataFrame's rows
+        (:data:`DATAFRAME`)."""
+        return str(DATAFRAME) if self.file == DATAFRAME else f"CSV file {self.file}"
 
     def place(self, row: int, name: str, what: str = "column") -> str:
         """A cell for messages: ``CSV file f.csv line 7, column 'a'`` (``what``: ``target`` for a target column)."""
@@ -554,7 +565,7 @@ def _warn_space_twins(table: CsvTable, name: str, cells: np.ndarray, stripped: n
     if pairs:
         (spelling, other), more = pairs[0], len(pairs) - 1
         also = f" ({more} more such pair{'s' if more > 1 else ''} in the column)" if more else ""
-        warn(f"CSV file {table.file}: the values {short_repr(spelling)} and {short_repr(other)} in "
+        warn(f"{table.source}: the values {short_repr(spelling)} and {short_repr(other)} in "
              f"{short_repr(name)} differ only in spaces around them, which are stripped, so they are read as one "
              f"class or category, {short_repr(spelling.strip())}{also}; fix the data if they are two")
 

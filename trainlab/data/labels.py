@@ -66,15 +66,17 @@ def check_class_count(name: str, y: np.ndarray, locate: Locate | None) -> None:
                         "0, 1, ..., K-1: a typo?)")
 
 
-def as_training_classes(name: str, y: np.ndarray, values: np.ndarray, fix: str = "") -> np.ndarray:
+def as_training_classes(name: str, y: np.ndarray, values: np.ndarray, fix: str = "",
+                        locate: Locate | None = None) -> np.ndarray:
     """A given split's labels as the training classes' indices (``values``: the training labels, sorted); a
-    label none of them is, is one DataError ending in ``fix`` (what to do, or "")."""
+    label none of them is, is one DataError naming its cell (:func:`cell_at`) and ending in ``fix`` (what to
+    do, or "")."""
     index = np.searchsorted(values, y)
     known = (index < len(values)) & (values[np.minimum(index, len(values) - 1)] == y)
     if not np.all(known):
         row = int(np.flatnonzero(~known)[0])
         shown = f"{y[row]:g}" if y[row] != int(y[row]) else str(int(y[row]))
-        raise DataError(f"{name} label {shown} at {cell_at(None, 'targets', row, None)} is not a class of the "
+        raise DataError(f"{name} label {shown} at {cell_at(locate, 'targets', row, None)} is not a class of the "
                         f"training data (classes: {', '.join(str(int(v)) for v in values)}){fix}")
     return index
 
@@ -181,23 +183,26 @@ class ClassLabels:
     class_names: list[str] | None
     values: np.ndarray | None = None
 
-    def given(self, name: str, y: np.ndarray, names_key: str | None = None, task_given: bool = False) -> np.ndarray:
+    def given(self, name: str, y: np.ndarray, names_key: str | None = None, task_given: bool = False,
+              locate: Locate | None = None) -> np.ndarray:
         """A given (val/test) split's targets, mapped as the training ones were and checked.
 
         ``names_key``: the option that names the classes (``data.class_names`` for a source that takes
         it), which the error for a label beyond the training ones suggests; None: the source has none.
         ``task_given``: the task was given (``data.task``, the source's, fit's ``task``), not inferred, so
         that error's fix for a binary task also sets the task: names alone would leave it binary.
+        ``locate``: how the errors name a bad label's cell (:func:`cell_at`; ``trainlab.fit`` names a pandas
+        y's by its index labels, as for the training labels); None: by its 0-based row.
         """
         y = one_label_per_row(y, self.task)  # (N, 1) and one-hot rows, as the training targets were read
         if self.values is not None:
-            y = as_training_classes(name, y, self.values, self._unseen_value_fix(names_key, task_given))
+            y = as_training_classes(name, y, self.values, self._unseen_value_fix(names_key, task_given), locate)
         if self.task == "multilabel":
-            check_multilabel(name, y)
+            check_multilabel(name, y, locate)
         elif self.num_classes is not None:
             if self.class_names is None:  # binary or multiclass, unnamed: the training labels made the classes
-                self._refuse_labels_beyond_training(name, y, names_key, task_given)
-            check_labels(name, y, self.task, self.num_classes)
+                self._refuse_labels_beyond_training(name, y, names_key, task_given, locate)
+            check_labels(name, y, self.task, self.num_classes, locate)
         return y
 
     def _unseen_value_fix(self, names_key: str | None, task_given: bool) -> str:
@@ -210,7 +215,7 @@ class ClassLabels:
                 f"K classes{binary}, or add training rows of it")
 
     def _refuse_labels_beyond_training(self, name: str, y: np.ndarray, names_key: str | None,
-                                       task_given: bool) -> None:
+                                       task_given: bool, locate: Locate | None = None) -> None:
         """Unnamed classes are 0..(largest training label), so a given split's label above that is a class
         the training data lacks (an MNIST subset without 9s, 0/1 training labels and a test label 2): say
         so, not only "out of range"."""
@@ -229,7 +234,7 @@ class ClassLabels:
         else:  # more than two names make an inferred task multiclass
             named += ", a multiclass task)" if binary else ")"
         fix = f"to keep it, {named}, or add training rows of it" if names_key else "add training rows of it, or drop such rows"
-        raise DataError(f"{name} label {int(y[row])} at {cell_at(None, 'targets', row, None)} is out of range "
+        raise DataError(f"{name} label {int(y[row])} at {cell_at(locate, 'targets', row, None)} is out of range "
                         f"[0, {num_classes}){' (binary labels are 0 and 1)' if binary else ''}: the classes are "
                         f"inferred from the training labels, which go up to {num_classes - 1}, so the training data "
                         f"has no row of class {int(y[row])}; {fix}")
@@ -251,12 +256,14 @@ SOURCE_NAMES = "data.class_names, or the source's"
 
 def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | None,
                       locate: Locate | None = None,
-                      names_key: str = SOURCE_NAMES) -> tuple[ClassLabels, np.ndarray]:
+                      names_key: str = SOURCE_NAMES, name: str = "training data") -> tuple[ClassLabels, np.ndarray]:
     """``(labels, training targets as the model takes them)``; checks the training labels of ``task``
     and the class names (each name once).
 
     ``names_key``: where ``class_names`` came from, as the errors and warnings about the names say it (a
     config run: ``data.class_names`` or the source's own names; ``trainlab.fit``: its ``class_names``).
+    ``name``: what the errors about a bad label call the training targets (``train y`` for
+    ``trainlab.fit``, whose argument is ``train=(x, y)``, as its val/test ones are ``val y``).
     """
     if class_names is not None:
         refuse_duplicate_names(class_names, names_key)
@@ -282,19 +289,19 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
                             f"({_listed(values)}); set data.task: multiclass")
         y_train, class_names = np.searchsorted(values, y_train), class_names or [str(int(v)) for v in values]
     if task == "multilabel":
-        check_multilabel("training data", y_train, locate)
+        check_multilabel(name, y_train, locate)
         return ClassLabels(task, int(y_train.shape[1]), class_names), y_train
     if task == "regression":
         return ClassLabels(task, None, class_names), y_train
-    check_labels("training data", y_train, task, None, locate)  # whole numbers >= 0
+    check_labels(name, y_train, task, None, locate)  # whole numbers >= 0
     if task == "binary" and class_names is not None and len(class_names) > 2 and len(y_train) and y_train.max() >= 2:
         # named classes (string labels, a source's names): "label 2 ... out of range" would name a label no file holds
         raise DataError(f"data.task is binary but the training labels hold {len(class_names)} classes "
                         f"({', '.join(map(shown_name, class_names[:5]))}{', ...' if len(class_names) > 5 else ''}); "
                         "set data.task: multiclass")
-    check_class_count("training data", y_train, locate)
+    check_class_count(name, y_train, locate)
     num_classes = 2 if task == "binary" else len(class_names) if class_names else int(max(y_train.max(), 1)) + 1
-    check_labels("training data", y_train, task, num_classes, locate)
+    check_labels(name, y_train, task, num_classes, locate)
     refuse_one_class(y_train, class_names, task)
     empty = np.flatnonzero(np.bincount(y_train.astype(np.int64), minlength=num_classes) == 0)
     if len(empty) and from_one_as_indices is not None:

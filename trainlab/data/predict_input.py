@@ -29,6 +29,7 @@ from trainlab.config_fields import short_repr
 from trainlab.data import preprocessing as prep
 from trainlab.data.csv_table import (
     BOOL_WORDS,
+    DATAFRAME,
     MISSING,
     CsvTable,
     check_delimiter,
@@ -44,7 +45,7 @@ from trainlab.data.predict_shapes import rows_shape, shape_error
 from trainlab.errors import DataError
 from trainlab.registry import did_you_mean
 
-FRAME = "the DataFrame"  # how messages name rows given as a pandas DataFrame
+FRAME = str(DATAFRAME)  # how messages name rows given as a pandas DataFrame (csv_table's name for it)
 
 
 def _options(data_config: Any) -> dict[str, Any]:
@@ -225,7 +226,7 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> Rows:
     for name, j in positions.items():
         series = frame.iloc[:, j].reset_index(drop=True)
         columns[name] = _frame_cells(series) if name in numeric else _category_cells(series)
-    table = CsvTable(Path(FRAME), list(columns), ",", pd.DataFrame(columns))
+    table = CsvTable(DATAFRAME, list(columns), ",", pd.DataFrame(columns))
     def at(row: int) -> str:
         label = frame.index[row]  # as the user wrote it: 10, not np.int64(10); a text label's newline escaped
         return f"{FRAME}, row index {short_repr(_plain(label))}"
