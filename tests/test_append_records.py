@@ -124,6 +124,44 @@ def test_an_append_a_full_disk_cuts_short_leaves_no_partial_row_and_the_file_is_
     assert path.read_bytes() == b'{"epoch": 1}\n'
 
 
+def test_a_disk_full_for_a_while_loses_no_csv_row_and_warns_once(tmp_path, monkeypatch):
+    """The append fails, and so does the whole write: the logger stays on and the rows come once there is room."""
+    warnings: list[str] = []
+    logger = CsvLogger(tmp_path, warn=warnings.append)
+    view = _view(TrainState())
+    real_write, full = os.write, [False]
+
+    def disk(fd, data):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    real_whole = loggers.write_bytes
+
+    def whole(path, data):  # the atomic write's temporary file fills the disk as well
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_whole(path, data)
+
+    monkeypatch.setattr(os, "write", disk)
+    monkeypatch.setattr(loggers, "write_bytes", whole)
+    for epoch in range(1, 8):
+        full[0] = epoch in (3, 4, 5)
+        view.state.history.append({"epoch": epoch, "step": epoch * 10, "train_loss": 1.0 / epoch})
+        logger.on_epoch_end(view, view.state.history[-1])
+        if epoch == 4:
+            assert [int(r["epoch"]) for r in _csv_rows(tmp_path / "metrics.csv")] == [1, 2]  # no partial row
+    assert not logger.disabled and len(warnings) == 1 and "No space left" in warnings[0]
+    assert [int(r["epoch"]) for r in _csv_rows(tmp_path / "metrics.csv")] == list(range(1, 8))
+
+    full[0] = True  # full again at the run's end: the epochs written so far stay
+    view.state.history.append({"epoch": 8, "step": 80, "train_loss": 0.125})
+    logger.on_epoch_end(view, view.state.history[-1])
+    logger.on_train_end(view)
+    assert [int(r["epoch"]) for r in _csv_rows(tmp_path / "metrics.csv")] == list(range(1, 8))
+    full[0] = False
+
+
 def test_a_change_to_an_earlier_row_reaches_the_csv_at_the_runs_end(tmp_path):
     logger = CsvLogger(tmp_path)
     view = _view(TrainState())

@@ -258,9 +258,10 @@ class CsvLogger(RecordLogger):
     not the list last written (a divergence rollback or a resume restored it), a change to the last row
     written, a record written that the history does not (yet) hold, a file whose size is not the one last
     written (a file changed by someone else), or an append that failed (a full disk: the append is cut back,
-    :func:`~trainlab.atomic.append_bytes`, and the whole file written instead). A change a callback makes to a
-    row before the last one written reaches the file at the run's end, which rewrites it whole once
-    (:meth:`close`).
+    :func:`~trainlab.atomic.append_bytes`, and the whole file written instead). A whole write that fails too
+    warns once and is tried again at the next epoch: a full disk never turns the logger off. A change a
+    callback makes to a row before the last one written reaches the file at the run's end, which rewrites it
+    whole once (:meth:`close`).
     """
 
     name = "logger:csv"
@@ -269,6 +270,7 @@ class CsvLogger(RecordLogger):
     def __init__(self, run_dir: str | Path, config: Mapping[str, Any] | None = None, warn: Warn = notices_warn):
         super().__init__(run_dir, config, warn)
         self._written: CsvExtent | None = None  # what the file holds, None: rewrite it at the next epoch
+        self._failing = False  # the last write failed (warned once until one succeeds)
 
     def write_epoch(self, view: TrainerView | None, record: dict[str, Any]) -> None:
         history = view.state.history if view is not None else [record]
@@ -291,18 +293,35 @@ class CsvLogger(RecordLogger):
         if not complete:
             records.append(record)  # a record not (yet) in the history: write it too, and rewrite next time
         text = csv_text(records).encode()
-        write_bytes(path, text)
+        if not self._write_whole(text):
+            return  # the next epoch (or the run's end) writes the whole file again
         if complete and view is not None:  # without a view each record is a file of its own
             self._written = CsvExtent.of(history, records, len(text))
 
+    def _write_whole(self, text: bytes) -> bool:
+        """The file replaced by ``text`` atomically; a write that fails (a full disk) warns once for a run of
+        failures and returns False, the logger left on: the records are in the history, and a later write that
+        succeeds holds them all, as metrics.jsonl's does (:class:`~trainlab.callbacks.metrics_recorder.MetricsRecorder`)."""
+        try:
+            write_bytes(self.run_dir / self.file, text)
+        except OSError as exc:
+            if not self._failing:
+                self.warn(f"{exc.filename or self.file} not written: {exc.strerror or exc}; training continues and "
+                          "the rows are written once there is room")
+            self._failing = True
+            return False
+        self._failing = False
+        return True
+
     def close(self, view: TrainerView | None) -> None:
         """At the run's end (a view: not after a failure) the file is written whole from the history once, so a
-        value a callback changed in a row before the last one written is in it (appends check the last)."""
-        if view is None or self._written is None:
+        value a callback changed in a row before the last one written is in it (appends check the last), and
+        rows a full disk kept out are in it when there is room again."""
+        if view is None:
             return
         records = [record for record in view.state.history if is_epoch_record(record)]
         if records:
-            write_bytes(self.run_dir / self.file, csv_text(records).encode())
+            self._write_whole(csv_text(records).encode())
 
 
 @dataclass
