@@ -86,8 +86,10 @@ def test_a_failing_logger_warns_once_and_the_run_finishes(tmp_path):
     broken = [CsvLogger(blocker, warn=warnings.append), TensorBoardLogger(blocker / "sub", warn=warnings.append)]
     summary, path = train(config, out=tmp_path / "run", quiet=True, callbacks=broken)
     assert summary["status"] == "finished" and (path / "model.safetensors").exists()
-    assert len(warnings) == 2 and all("failed and is disabled" in w for w in warnings)
-    assert all(logger.disabled for logger in broken)
+    assert len(warnings) == 2  # once each, though every epoch's write failed
+    assert "failed and is disabled" in warnings[0] and broken[1].disabled  # tensorboard
+    assert "metrics.csv not written: Not a directory" in warnings[1]  # the csv logger retries (a full disk clears)
+    assert not broken[0].disabled
 
 
 def test_csv_text_takes_the_union_of_columns_and_writes_lists_as_json():
