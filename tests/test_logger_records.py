@@ -293,55 +293,65 @@ def test_a_resumed_runs_event_file_is_named_after_the_interrupted_ones(tmp_path)
     assert len(slept) == 2
 
 
-def test_a_checkpoint_with_nothing_recorded_since_the_last_write_rewrites_no_metrics_jsonl(tmp_path):
+def test_a_checkpoint_with_nothing_recorded_since_the_last_write_writes_no_byte_of_metrics_jsonl(tmp_path, monkeypatch):
     """metrics.jsonl was rewritten whole (and fsynced) before every checkpoint and best/ save: with
     every_n_steps: 1 and log_every_n_steps: 1 that grew quadratic in the run's length. Each case below
     that adds, extends or replaces a record still writes, so the file is never behind a checkpoint."""
+    from trainlab import run_folder
     from trainlab.callbacks.metrics_recorder import MetricsRecorder
     from trainlab.engine.state import TrainState
 
-    class _Folder:
-        def __init__(self):
-            self.writes: list[int] = []  # the step records each write held
-            self.fail = False
+    writes: list[tuple[str, int]] = []  # ("whole" | "append", bytes)
+    real_whole, real_append, fail = run_folder.write_text, run_folder.append_bytes, [False]
 
-        def write_metrics(self, history, events, step_records, written=None):
-            if self.fail:
-                raise OSError(28, "No space left on device")
-            self.writes.append(len(step_records))
+    def whole(path, text):
+        if fail[0]:
+            raise OSError(28, "No space left on device")
+        writes.append(("whole", len(text)))
+        return real_whole(path, text)
 
-    folder = _Folder()
+    def append(path, data):
+        if fail[0]:
+            raise OSError(28, "No space left on device")
+        writes.append(("append", len(data)))
+        return real_append(path, data)
+
+    monkeypatch.setattr(run_folder, "write_text", whole)
+    monkeypatch.setattr(run_folder, "append_bytes", append)
+    folder = SimpleNamespace(path=tmp_path)
+    folder.write_metrics = run_folder.RunDir.write_metrics.__get__(folder)
     recorder = MetricsRecorder(folder)
     view = SimpleNamespace(state=TrainState(), control=SimpleNamespace(rollback_to=None))
     recorder.on_before_save(view)  # the first write, though nothing is recorded
     recorder.on_before_save(view)  # nothing new (a best/ save after the checkpoint)
-    assert folder.writes == [0]
+    assert [kind for kind, _ in writes] == ["whole"]
     view.state.step_records.append({"scope": "step", "step": 1, "loss": 0.5})
     recorder.on_before_save(view)
     recorder.on_before_save(view)
-    assert folder.writes == [0, 1]
+    assert [kind for kind, _ in writes] == ["whole", "append"]
     view.state.step_records[-1]["val_auc"] = 0.9  # a callback adding a value to the record its hook got
     recorder.on_before_save(view)
+    assert writes[-1][0] == "whole" and '"val_auc": 0.9' in (tmp_path / "metrics.jsonl").read_text()
     view.state.events.append({"event": "parameters", "step": 1})
-    recorder.on_before_save(view)
     view.state.history.append({"epoch": 1, "step": 1})
     recorder.on_before_save(view)
-    assert folder.writes == [0, 1, 1, 1, 1]
+    count = len(writes)
     # a rollback restores a new TrainState: records of the same count, other values
     view.state = TrainState(history=[{"epoch": 1, "step": 1}], events=[{"event": "parameters", "step": 1}],
                             step_records=[{"scope": "step", "step": 1, "loss": 0.4, "val_auc": 0.8}])
     recorder.on_before_save(view)
-    assert folder.writes == [0, 1, 1, 1, 1, 1]
-    folder.fail = True  # a failed write is retried at the next checkpoint, though nothing new came since
+    assert len(writes) == count + 1 and writes[-1][0] == "whole" and '"loss": 0.4' in (tmp_path / "metrics.jsonl").read_text()
+    fail[0] = True  # a failed write is retried at the next checkpoint, though nothing new came since
     view.state.step_records.append({"scope": "step", "step": 2, "loss": 0.3})
     recorder.on_before_save(view)  # warns: metrics.jsonl not written
-    folder.fail = False
+    fail[0] = False
     recorder.on_before_save(view)
-    assert folder.writes == [0, 1, 1, 1, 1, 1, 2]
+    assert writes[-1][0] == "whole" and '"loss": 0.3' in (tmp_path / "metrics.jsonl").read_text()
+    count = len(writes)
     view.control.rollback_to = object()  # a rollback asked for: no checkpoint follows
     view.state.step_records.append({"scope": "step", "step": 3, "loss": 0.2})
     recorder.on_before_save(view)
-    assert len(folder.writes) == 7
+    assert len(writes) == count
 
 
 def test_loggers_md_says_a_rollbacks_replayed_steps_are_written_again():

@@ -27,9 +27,9 @@ class MetricsRecorder(Callback):
     reaches the file at the run's end, whose write is whole) and after any failed write, so one write that succeeds
     after failed ones records everything: a temporary disk-full loses no record. The first failure of a
     run of them is one warning (:func:`trainlab.notices.warn`). A checkpoint with no record added since the
-    last write that succeeded writes nothing (:func:`_extent`): with ``every_n_steps: 1`` and
-    ``log_every_n_steps: 1``, rewriting the whole file before every checkpoint and ``best/`` save grew
-    quadratic in the run's length (133 ms a step at 10,000 records).
+    last write writes nothing (the append is empty): with ``every_n_steps: 1`` and ``log_every_n_steps: 1``,
+    rewriting the whole file before every checkpoint and ``best/`` save grew quadratic in the run's length
+    (133 ms a step at 10,000 records).
     """
 
     order = 80
@@ -39,7 +39,6 @@ class MetricsRecorder(Callback):
         self.run_dir, self.min_interval_s = run_dir, min_interval_s
         self._last = 0.0
         self.failed = False
-        self._written: tuple[tuple[Any, int, int], ...] | None = None  # _extent at the last write that succeeded
         self._file: Any = None  # what write_metrics says the file holds; None: rewrite it whole
 
     def flush(self, view: TrainerView, whole: bool = False) -> bool:
@@ -55,7 +54,6 @@ class MetricsRecorder(Callback):
             return False
         self.failed = False
         self._last = time.monotonic()
-        self._written = _extent(view.state)
         return True
 
     def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None:
@@ -65,24 +63,8 @@ class MetricsRecorder(Callback):
     def on_before_save(self, view: TrainerView) -> None:
         if view.control.rollback_to is not None:  # a rollback asked for instead: no checkpoint, the steps are undone
             return
-        if self.failed or not _same_extent(self._written, _extent(view.state)):
-            self.flush(view)
+        self.flush(view)  # appends what is new (nothing, often), or rewrites after a failure
 
     def on_train_end(self, view: TrainerView) -> None:
         self.flush(view, whole=True)  # a change to a record before a list's last written one is in it too
 
-
-def _extent(state: Any) -> tuple[tuple[Any, int, int], ...]:
-    """What the run has recorded, as far as a write must follow it: for each of history, events and step
-    records the list itself, its length and its last record's key count (a callback may add values to a
-    record its hook gets). Records are only appended; a rollback or resume restores new lists."""
-    return tuple((records, len(records), len(records[-1]) if records else 0)
-                 for records in (state.history, state.events, state.step_records))
-
-
-def _same_extent(written: tuple[tuple[Any, int, int], ...] | None, now: tuple[tuple[Any, int, int], ...]) -> bool:
-    """Whether nothing was recorded since ``written``: the same list objects (compared by identity, not
-    content: O(1)) of the same lengths."""
-    return written is not None and all(
-        old is new and old_length == new_length and old_keys == new_keys
-        for (old, old_length, old_keys), (new, new_length, new_keys) in zip(written, now, strict=True))
