@@ -123,12 +123,12 @@ def test_top_k_over_every_class_is_computed_with_a_warning_as_sklearn_warns(caps
      "; recall_per_class is a list (one value per class), not a number; use a number: recall_macro, "
      "recall_weighted or recall_micro (add one to the run's metrics to record it); no key picks"),
     ("val_confusion_matrix", ["val_loss", "val_accuracy"],
-     "; confusion_matrix is a matrix (rows: true class, columns: predicted class), not a number; use a number: "
-     "accuracy (recorded as 'val_accuracy'), balanced_accuracy or matthews_corrcoef; a module:function metric can "
-     "return a number made from it"),
+     "; confusion_matrix is a K x K matrix of counts (rows: true class, columns: predicted class), not a number; "
+     "use a number: accuracy (recorded as 'val_accuracy'), balanced_accuracy or matthews_corrcoef; a "
+     "module:function metric can return a number made from it"),
     ("val_confusion_matrix", ["val_loss", "val_subset_accuracy", "val_hamming_accuracy"],
-     "; confusion_matrix is a matrix (rows: true class, columns: predicted class), not a number; use a number: "
-     "hamming_accuracy (recorded as 'val_hamming_accuracy') or subset_accuracy (recorded as"),
+     "; confusion_matrix is one 2 x 2 matrix of counts per label ([[tn, fp], [fn, tp]]), not a number; use a "
+     "number: hamming_accuracy (recorded as 'val_hamming_accuracy') or subset_accuracy (recorded as"),
     ("f1_per_class", ["test_loss", "test_f1_macro"], "; f1_per_class is a list (one value per class), not a number"),
 ])
 def test_a_list_valued_metric_is_said_to_be_no_number_with_the_numbers_that_stand_in(key, recorded, expected):
@@ -147,7 +147,8 @@ def test_train_and_compare_say_a_listed_per_class_metric_is_no_number(tmp_path, 
     assert main(["compare", config, "--strategies", strategies, "--seeds", "1", "--metric", "test_confusion_matrix",
                  "--out", str(tmp_path / "cmp")]) == 2
     err = capsys.readouterr().err
-    assert "; confusion_matrix is a matrix (rows: true class, columns: predicted class), not a number" in err
+    assert "; confusion_matrix is a K x K matrix of counts (rows: true class, columns: predicted class), not a number" \
+        in err
     assert "add 'confusion_matrix'" not in err
 
 

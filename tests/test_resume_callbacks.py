@@ -347,6 +347,6 @@ def test_a_resume_whose_config_names_another_optimizer_is_refused_as_a_mismatch(
     capsys.readouterr()
     assert main(["resume", str(full), "--quiet"]) == 3
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"error: checkpoint {full / 'checkpoint'}") and "does not match the model or optimizer" in err
+    assert err.startswith(f"error: checkpoint {full / 'checkpoint'}") and "does not match the optimizer built from" in err
     assert "parameter group 0 has no dampening, momentum of SGD" in err and err.endswith("start a new run instead")
     assert sorted(p.name for p in (full / "checkpoint").iterdir()) == before

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from tests.resume_from_checkpoints import resumed_model_bytes, train_keeping_checkpoints
-from trainlab.engine.step import _in_parameter_layouts
+from trainlab.engine.optimizer_state import in_parameter_layouts
 
 
 def _images(tmp_path):
@@ -48,7 +48,7 @@ def test_optimizer_state_is_put_back_in_its_parameters_layout():
         for key, value in slots.items():
             slots[key] = value.contiguous() if isinstance(value, torch.Tensor) else value
     optimizer.load_state_dict(state)
-    _in_parameter_layouts(optimizer)
+    in_parameter_layouts(optimizer)
     moments = optimizer.state[conv.weight]
     assert moments["exp_avg"].stride() == conv.weight.stride() == moments["exp_avg_sq"].stride()
     assert moments["exp_avg"].is_contiguous(memory_format=torch.channels_last)

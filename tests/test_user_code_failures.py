@@ -386,8 +386,8 @@ def test_optimizer_state_a_checkpoint_cannot_store_is_refused_after_the_first_st
         step.train_step(batches, TrainState())
     assert str(caught.value) == (
         f"optimizer {__name__}._SetState keeps a set in its state (at 'optimizer.state.0.tags'), which a checkpoint "
-        "cannot store without pickle; an optimizer's state may hold only tensors, NumPy arrays, numbers, strings, "
-        "None, and lists, tuples and dicts of these (a set as a sorted list, say)")
+        "cannot store without pickle; an optimizer's state may hold only tensors, numbers, None, and lists, tuples "
+        "and dicts of these (a set as a sorted list, say)")
 
 
 class _LateState(torch.optim.SGD):

@@ -34,7 +34,7 @@ def unrecorded_hint(key: str, recorded: list[str], loss: Any = None) -> str:
        ``val_accuracy``): :func:`_other_task_hint`;
     3. a built-in metric the config does not list: ``; add 'roc_auc' to the run's metrics ...`` (a
        did-you-mean would offer ``val_recall``), or, for a list-valued one (``val_f1_per_class``, also as
-       the bare name), that it is not a number and which numbers stand in (:func:`_not_a_number_hint`);
+       the bare name), that it is not a number and which numbers stand in (:func:`not_a_number_hint`);
 
     else (an unknown name, ``train_``: the loop records train_loss alone) :func:`did_you_mean` among ``recorded``.
     A split's key of another framework's metric name (Keras's ``val_sparse_categorical_accuracy``, ``val_AUC``:
@@ -46,7 +46,7 @@ def unrecorded_hint(key: str, recorded: list[str], loss: Any = None) -> str:
     name = unprefixed(key)
     if (not key.startswith(("val_", "test_")) or name in (key, "loss") or key in recorded
             or any(other.casefold() == key.casefold() for other in recorded)):  # val_f1 of metrics: [F1]
-        return _not_a_number_hint(key, recorded) or did_you_mean(key, recorded)
+        return not_a_number_hint(key, recorded) or did_you_mean(key, recorded)
     from trainlab.losses import registered_loss  # a name: its registered class (module:attr is not imported)
 
     factory = registered_loss(loss) if isinstance(loss, str) else loss
@@ -62,16 +62,18 @@ def unrecorded_hint(key: str, recorded: list[str], loss: Any = None) -> str:
     run_tasks = _recorded_tasks(recorded)
     if not wanted & run_tasks:
         return _other_task_hint(name, wanted, run_tasks) if run_tasks else did_you_mean(key, recorded)
-    return _not_a_number_hint(key, recorded) or \
+    return not_a_number_hint(key, recorded) or \
         f"; add '{name}' to the run's metrics (metrics: [...] in a config, metrics=[...] in fit) to record it"
 
 
-def _not_a_number_hint(key: str, recorded: list[str]) -> str:
+def not_a_number_hint(key: str, recorded: list[str]) -> str:
     """For ``key`` a list-valued built-in metric or its record key (``test_f1_per_class``, ``confusion_matrix``),
     which the config may well list but which no ranking, target or monitor can read:
     ``; f1_per_class is a list (one value per class), not a number; use a number: f1_macro (recorded as
     'test_f1_macro'), f1_weighted or f1_micro ...``, the stand-ins of the ``recorded`` keys' task, and that no key
-    picks one class's value (a ``module:function`` metric can return it). "" for any other key."""
+    picks one class's value (a ``module:function`` metric can return it); the confusion matrix is K x K counts
+    (one 2 x 2 per label for multi-label records). The one wording of ``--target``, ``compare --metric``,
+    ``tune --metric`` and the monitors (early stopping, reduce_on_plateau). "" for any other key."""
     name = unprefixed(key)
     try:
         if name == "loss" or is_user_metric(name) or get_metric(name).scalar:
@@ -81,8 +83,10 @@ def _not_a_number_hint(key: str, recorded: list[str]) -> str:
     name = canonical_metric_name(name)
     prefix = key[:len(key) - len(name)]  # "test_", or "" for the bare name
     if name == "confusion_matrix":
-        what = "a matrix (rows: true class, columns: predicted class)"
-        stand_ins = ["hamming_accuracy", "subset_accuracy"] if _recorded_tasks(recorded) == {"multilabel"} else \
+        multilabel = _recorded_tasks(recorded) == {"multilabel"}
+        what = "one 2 x 2 matrix of counts per label ([[tn, fp], [fn, tp]])" if multilabel else \
+            "a K x K matrix of counts (rows: true class, columns: predicted class)"
+        stand_ins = ["hamming_accuracy", "subset_accuracy"] if multilabel else \
             ["accuracy", "balanced_accuracy", "matthews_corrcoef"]
         own = "a module:function metric can return a number made from it"
     else:

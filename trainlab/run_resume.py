@@ -18,6 +18,7 @@ from trainlab.config_fields import counted, path_argument
 from trainlab.config_identity import change_from_stored
 from trainlab.data.fingerprint import data_changes
 from trainlab.engine import checkpoint
+from trainlab.engine.optimizer_state import OptimizerStateMismatch
 from trainlab.engine.snapshot import Snapshot
 from trainlab.errors import ConfigError, DataError, WriteError
 from trainlab.experiment import (
@@ -71,11 +72,14 @@ def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint 
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
         if is_out_of_memory(exc):  # the machine's while restoring: the checkpoint is fine (the CLI's exit 5)
             raise
-        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        # the optimizer's part failing (StandardStep's load) is said to be the optimizer's, with torch's own error
+        reason, part = (exc.reason, "optimizer") if isinstance(exc, OptimizerStateMismatch) else \
+            (exc, "model or optimizer")
+        lines = [line.strip() for line in str(reason).strip().splitlines() if line.strip()]
         first = " ".join(lines[:2])[:300]
-        raise DataError(f"checkpoint {folder} does not match the model or optimizer built from "
-                        f"{path / 'config.yaml'} ({type(exc).__name__}: {first}); "
-                        f"{_regrouped_hint(str(exc))}start a new run instead") from None
+        raise DataError(f"checkpoint {folder} does not match the {part} built from "
+                        f"{path / 'config.yaml'} ({type(reason).__name__}: {first}); "
+                        f"{_regrouped_hint(str(reason))}start a new run instead") from None
     built.notes["resumed_from"] = str(folder)
     if not quiet:
         state = built.trainer.state

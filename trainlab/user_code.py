@@ -281,11 +281,43 @@ def _objects_in_fit(kind: str) -> str:
     return ""
 
 
+def _loaded_target(module_name: str, parts: list[str]) -> Any:
+    """The target of ``module_name:attribute`` when that module is an installed one (the standard library's,
+    a package's: ``torch.nn``) already imported, read from the module's own namespace: nothing is imported
+    and nothing runs (no module ``__getattr__``). None otherwise: a dotted attribute (through a class, or a
+    module, which :func:`import_reference` refuses), a module not imported, or one of the user's (which
+    module of that name is meant depends on the folders trusted)."""
+    top = module_name.split(".")[0]
+    files = _module_files(top)
+    module = sys.modules.get(module_name)
+    if len(parts) != 1 or not inspect.ismodule(module) or \
+            (top not in sys.stdlib_module_names and not (files and all(_is_installed(file) for file in files))):
+        return None
+    return vars(module).get(parts[0])
+
+
+def _misfit(reference: str, kind: str, target: Any) -> ConfigError | None:
+    """The refusal of a ``kind`` that ``target`` can never be, whatever the code policy allows, so that it
+    comes first, not an opt-in that cannot help: a torch.nn loss (``torch.nn:MSELoss``, a module of the user's
+    holding ``MSE = torch.nn.MSELoss``) for a loss (:func:`trainlab.losses.base.not_a_loss_module`). A type
+    check: nothing of ``target`` runs. None for any other kind or target."""
+    if kind != "loss" or target is None:
+        return None
+    # imported here: the losses import the registry, which imports this module
+    from trainlab.losses.base import not_a_loss_module
+
+    message = not_a_loss_module(reference, target)
+    return None if message is None else ConfigError(message)
+
+
 def import_reference(reference: str, kind: str) -> Any:
     """Import ``package.module:attribute`` under the current :class:`CodePolicy`; the only way to user code.
 
     Refuses (ConfigError, before importing anything) a module outside the policy, then a target reached
-    through a private attribute or a module, or one that is not a class or a Python function.
+    through a private attribute or a module, or one that is not a class or a Python function. A target that
+    can never be a ``kind`` (:func:`_misfit`: a torch.nn loss for a loss) is refused in its own words first,
+    before the opt-in is asked for: read after importing a module of the user's, or, for an installed module
+    already imported (``torch.nn``), from its namespace without importing (:func:`_loaded_target`).
     """
     module_name, _, attribute = reference.partition(":")
     if not module_name or not attribute or ":" in attribute:
@@ -308,7 +340,8 @@ def import_reference(reference: str, kind: str) -> Any:
                               f"'{top}' {_where_looked(policy)}")
         if shadowed := _shadowed_by(top, policy):
             raise ConfigError(f"config references '{reference}', but module '{top}' is {shadowed}")
-        raise _refuse_outside(reference, kind)
+        misfit = _misfit(reference, kind, _loaded_target(module_name, parts))  # torch.nn:MSELoss for a loss
+        raise misfit or _refuse_outside(reference, kind)
     top, dot, rest = module_name.partition(".")
     try:
         source = _import_source(top, policy)  # another file's module of that name is loaded: this one beside it
@@ -335,6 +368,9 @@ def import_reference(reference: str, kind: str) -> Any:
         if inspect.ismodule(target):
             raise ConfigError(f"{kind} reference '{reference}' reaches the module '{target.__name__}' "
                               f"through '{module_name}'; reference a class or function defined in your module")
+    misfit = _misfit(reference, kind, target)  # before the opt-in's refusal: what no opt-in makes work
+    if misfit is not None:
+        raise misfit
     if not (inspect.isclass(target) or inspect.isfunction(target) or inspect.ismethod(target)):
         raise ConfigError(f"{kind} reference '{reference}' is a {type(target).__name__}, not a class or "
                           "function (a factory following the component's contract)")

@@ -30,13 +30,21 @@ from torch import nn
 
 from trainlab.engine.clipping import clip_grad_norm, global_norm
 from trainlab.engine.objective import Objective
-from trainlab.engine.serialize import SERIALISABLE, UnserialisableState, split_state
+from trainlab.engine.optimizer_state import (
+    UNLOADABLE,
+    OptimizerStateMismatch,
+    check_checkpointable,
+    check_group_options,
+    in_parameter_layouts,
+    loads_with_torch,
+    state_owners,
+    unloadable_state,
+)
 from trainlab.engine.snapshot import detached_copy
 from trainlab.engine.state import TrainState
-from trainlab.errors import ConfigError
 from trainlab.losses.base import learned_state
 from trainlab.optim import keeps_evaluation_weights, requires_closure, set_train_mode
-from trainlab.optim.routing import RoutedOptimizer
+from trainlab.out_of_memory import is_out_of_memory
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable; fp32 steps skip building a context each time
@@ -268,7 +276,7 @@ class StandardStep:
         self._mean_denominator = None if self._summed else getattr(objective.loss, "mean_denominator", None)
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
         # the optimizers (a routed one's inner ones) whose state check_checkpointable has not yet seen
-        self._unchecked = _state_owners(optimizer)
+        self._unchecked = state_owners(optimizer)
 
     # ------------------------------------------------------------------ forward
 
@@ -469,10 +477,7 @@ class StandardStep:
         self.model.load_state_dict(state["model"])
         if state["loss"]:
             self.objective.loss.load_state_dict(state["loss"])
-        built = [set(group) for group in self.optimizer.param_groups]  # the options each group holds as built
-        self.optimizer.load_state_dict(detached_copy(state["optimizer"]))
-        _check_group_options(self.optimizer, built)
-        _in_parameter_layouts(self.optimizer)
+        self._load_optimizer(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self._training = state.get("training")
@@ -480,52 +485,21 @@ class StandardStep:
             self.model.train(self._training)
         self.parameters_changed()
 
-
-def _state_owners(optimizer: torch.optim.Optimizer) -> list[torch.optim.Optimizer]:
-    """The optimizers that own ``optimizer``'s state: a :class:`~trainlab.optim.routing.RoutedOptimizer`'s inner
-    ones (its ``state`` is a merged view, built anew on each read), else ``optimizer`` itself."""
-    return list(optimizer.optimizers) if isinstance(optimizer, RoutedOptimizer) else [optimizer]
-
-
-def check_checkpointable(optimizer: torch.optim.Optimizer) -> None:
-    """Refuse (ConfigError) an optimizer whose state a checkpoint cannot store: a value none of
-    :data:`~trainlab.engine.serialize.SERIALISABLE` (a user's optimizer keeping a set), found by walking its
-    ``state_dict()`` as a checkpoint does (:func:`~trainlab.engine.serialize.split_state`; nothing copied).
-    Called after the first step, when the state exists: before, it surfaced at the first checkpoint, after
-    a whole epoch, as a TypeError."""
-    try:
-        split_state(optimizer.state_dict(), "optimizer")
-    except UnserialisableState as exc:
-        kind = type(optimizer)
-        raise ConfigError(f"optimizer {kind.__module__}.{kind.__qualname__} keeps a {exc.type_name} in its "
-                          f"state (at '{exc.key}'), which a checkpoint cannot store without pickle; an "
-                          f"optimizer's state may hold only {SERIALISABLE} (a set as a sorted list, say)") from None
-
-
-def _check_group_options(optimizer: torch.optim.Optimizer, built: list[set[str]]) -> None:
-    """ValueError unless every loaded param group holds each option its group held as built (``built``):
-    torch loads another optimizer's groups without a word (Adam's into SGD, a config.yaml edited before a
-    resume), and its first step then failed on a KeyError ('momentum'). The groups as built, not the
-    optimizer's ``defaults``: an optimizer may keep in its defaults what its groups never hold (Lion's
-    ``differentiable``), and its own checkpoints were refused."""
-    for index, (group, options) in enumerate(zip(optimizer.param_groups, built, strict=False)):
-        missing = sorted(options - set(group))
-        if missing:
-            raise ValueError(f"the checkpoint's parameter group {index} has no {', '.join(missing)} of "
-                             f"{type(optimizer).__name__}: it was saved by another optimizer")
-
-
-def _in_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
-    """Each per-element state tensor (Adam's moments, a momentum buffer) in its parameter's memory layout.
-
-    A checkpoint stores tensors contiguous; ``Optimizer.load_state_dict`` keeps that layout, so the moments
-    of a channels_last conv filter came back NCHW. torch's fused CPU Adam/AdamW walks a parameter and its
-    state as if their strides agreed: each element was updated with another element's moments (a resumed
-    channels_last run ended 0.06 away from the uninterrupted one, not bit-identical)."""
-    for parameter, slots in optimizer.state.items():
-        if not isinstance(parameter, torch.Tensor):
-            continue
-        for key, value in slots.items():
-            if isinstance(value, torch.Tensor) and value.shape == parameter.shape \
-                    and value.stride() != parameter.stride():
-                slots[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
+    def _load_optimizer(self, saved: dict[str, Any]) -> None:
+        """Load the optimizer's part of a checkpoint; :class:`OptimizerStateMismatch` for one the optimizer as
+        built cannot take (torch's refusal, another optimizer's groups, a value torch cannot load back), so
+        that a resume names the optimizer. The machine's out of memory passes as raised."""
+        built = [set(group) for group in self.optimizer.param_groups]  # the options each group holds as built
+        try:
+            unloadable = unloadable_state(saved) if loads_with_torch(self.optimizer) else None
+            if unloadable is not None:  # a checkpoint of a run from before check_checkpointable refused it
+                raise TypeError(f"the checkpoint's optimizer state holds {unloadable.what} ('{unloadable.key}' of "
+                                f"parameter {unloadable.parameter}), which torch's Optimizer.load_state_dict "
+                                f"cannot load back; {UNLOADABLE[unloadable.what]}")
+            self.optimizer.load_state_dict(detached_copy(saved))
+            check_group_options(self.optimizer, built)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            if is_out_of_memory(exc):
+                raise
+            raise OptimizerStateMismatch(exc) from exc
+        in_parameter_layouts(self.optimizer)

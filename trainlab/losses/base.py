@@ -79,8 +79,9 @@ Losses may own parameters (e.g. a learned scale); the engine gives them to the o
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -454,3 +455,24 @@ class Loss(nn.Module):
                 return torch.sigmoid(output)
             return torch.sigmoid(output.reshape(len(output)))
         return None
+
+
+def not_a_loss_module(reference: str, target: Any) -> str | None:
+    """Why the loss reference ``reference`` (``badext:MSE``, ``torch.nn:MSELoss``) can never give a loss,
+    whatever the code policy allows: its ``target`` is an ``nn.Module`` (a class, or an instance) that is no
+    :class:`Loss`, as torch's own losses are. The line says to wrap it (and names trainlab's own loss of
+    torch's name, ``mse`` for MSELoss); None for any other target (a Loss, a function: what a factory
+    builds is checked when built). A type check: nothing of ``target`` runs."""
+    cls = target if inspect.isclass(target) else type(target)
+    if not issubclass(cls, nn.Module) or issubclass(cls, Loss):
+        return None
+    from trainlab.losses import WRAP  # the package imports this module
+    from trainlab.name_aliases import LOSS_NAMES, trainlab_name
+
+    from_torch = cls.__module__.split(".")[0] == "torch"
+    what = f"torch's {cls.__name__}" if from_torch else cls.__name__
+    if not inspect.isclass(target):
+        what = f"an instance of {what}"
+    own = trainlab_name(cls.__name__, LOSS_NAMES) if from_torch else None
+    fix = f"use trainlab's own (loss: {own}), or {WRAP}" if own else WRAP
+    return f"loss '{reference}' is {what}, an nn.Module but not a trainlab.losses.base.Loss: {fix}"
