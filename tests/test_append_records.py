@@ -159,6 +159,7 @@ def test_a_disk_full_for_a_while_loses_no_csv_row_and_warns_once(tmp_path, monke
     logger.on_epoch_end(view, view.state.history[-1])
     logger.on_train_end(view)
     assert [int(r["epoch"]) for r in _csv_rows(tmp_path / "metrics.csv")] == list(range(1, 8))
+    assert len(warnings) == 3 and "not written at the run's end" in warnings[2] and "metrics.jsonl holds" in warnings[2]
     full[0] = False
 
 

@@ -78,6 +78,7 @@ def test_another_strategies_file_of_the_same_name_is_refused_from_the_default_ou
     folder = Path("runs/compare-strategies")
     record = json.loads((folder / RECORD_FILE).read_text())
     assert record == {"strategies_file": str(two_files.resolve() / "a" / "strategies.yaml"),
+                      "strategies_given": str(two_files.absolute() / "a" / "strategies.yaml"),
                       "strategies_from_folder": os.path.join("..", "..", "a", "strategies.yaml"),
                       "base_configs": {"iris": str(two_files.resolve() / "iris.yaml")}}
     before = _files(folder)
@@ -141,6 +142,25 @@ def test_the_same_strategies_file_edited_and_reached_by_another_path_is_the_same
             in capsys.readouterr().out)
     assert yaml.safe_load((folder / "runs/iris/adam/seed-0/config.yaml").read_text())["strategy"]["optimizer"][
         "lr"] == 0.005
+
+
+def test_a_link_re_pointed_to_another_version_is_the_same_comparison(tmp_path: Path, monkeypatch, capsys):
+    """``current.yaml -> v1.yaml``, then ``-> v2.yaml``: --out's default (runs/compare-current) is named after the
+    link, and the comparison goes on as the same file edited does; it was refused as another file's."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "iris.yaml").write_text(yaml.safe_dump(BASE))
+    _strategies(tmp_path / "v1.yaml", 0.01)
+    _strategies(tmp_path / "v2.yaml", 0.005)
+    os.symlink("v1.yaml", "current.yaml")
+    assert main(["compare", "iris.yaml", "--strategies", "current.yaml", *FAST]) == 0
+    os.remove("current.yaml")
+    os.symlink("v2.yaml", "current.yaml")
+    capsys.readouterr()
+    assert main(["compare", "iris.yaml", "--strategies", "current.yaml", *FAST]) == 0
+    assert "config changed (strategy.optimizer.lr: was 0.01, now 0.005)" in capsys.readouterr().out
+    record = json.loads((tmp_path / "runs/compare-current" / RECORD_FILE).read_text())
+    assert record["strategies_file"] == str((tmp_path / "v2.yaml").resolve())
+    assert record["strategies_given"] == str(tmp_path.absolute() / "current.yaml")
 
 
 def test_a_project_copied_whole_is_the_same_comparison_in_its_new_place(two_files: Path, monkeypatch, capsys):

@@ -86,9 +86,10 @@ def test_a_failing_logger_warns_once_and_the_run_finishes(tmp_path):
     broken = [CsvLogger(blocker, warn=warnings.append), TensorBoardLogger(blocker / "sub", warn=warnings.append)]
     summary, path = train(config, out=tmp_path / "run", quiet=True, callbacks=broken)
     assert summary["status"] == "finished" and (path / "model.safetensors").exists()
-    assert len(warnings) == 2  # once each, though every epoch's write failed
+    assert len(warnings) == 3  # once each, though every epoch's write failed, and the csv's last try at the end
     assert "failed and is disabled" in warnings[0] and broken[1].disabled  # tensorboard
     assert "metrics.csv not written: Not a directory" in warnings[1]  # the csv logger retries (a full disk clears)
+    assert "metrics.csv not written at the run's end" in warnings[2]
     assert not broken[0].disabled
 
 

@@ -298,16 +298,21 @@ class CsvLogger(RecordLogger):
         if complete and view is not None:  # without a view each record is a file of its own
             self._written = CsvExtent.of(history, records, len(text))
 
-    def _write_whole(self, text: bytes) -> bool:
+    def _write_whole(self, text: bytes, last: bool = False) -> bool:
         """The file replaced by ``text`` atomically; a write that fails (a full disk) warns once for a run of
         failures and returns False, the logger left on: the records are in the history, and a later write that
-        succeeds holds them all, as metrics.jsonl's does (:class:`~trainlab.callbacks.metrics_recorder.MetricsRecorder`)."""
+        succeeds holds them all. ``last``: the run's end, after which nothing writes the file again: a failure
+        then says so, whether or not it was warned of before."""
         try:
             write_bytes(self.run_dir / self.file, text)
         except OSError as exc:
-            if not self._failing:
-                self.warn(f"{exc.filename or self.file} not written: {exc.strerror or exc}; training continues and "
-                          "the rows are written once there is room")
+            where = exc.filename or self.file
+            if last:
+                self.warn(f"{where} not written at the run's end: {exc.strerror or exc}; it may lack the last "
+                          "epochs' rows, which metrics.jsonl holds")
+            elif not self._failing:
+                self.warn(f"{where} not written: {exc.strerror or exc}; training continues and the rows are "
+                          "written at the next epoch or the run's end, once there is room")
             self._failing = True
             return False
         self._failing = False
@@ -316,12 +321,13 @@ class CsvLogger(RecordLogger):
     def close(self, view: TrainerView | None) -> None:
         """At the run's end (a view: not after a failure) the file is written whole from the history once, so a
         value a callback changed in a row before the last one written is in it (appends check the last), and
-        rows a full disk kept out are in it when there is room again."""
+        rows a full disk kept out are in it when there is room again (if there is none, a warning says the file
+        may lack them)."""
         if view is None:
             return
         records = [record for record in view.state.history if is_epoch_record(record)]
         if records:
-            self._write_whole(csv_text(records).encode())
+            self._write_whole(csv_text(records).encode(), last=True)
 
 
 @dataclass

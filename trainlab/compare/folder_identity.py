@@ -11,9 +11,11 @@ relative to the folder: a project copied or moved whole (folder and file togethe
 is the same comparison in its new place, as a tune study folder is. A folder without a record (made before it existed, or by
 :func:`~trainlab.compare.command.compare` from dicts, which names no file) is taken as before.
 
-Record: ``{"strategies_file": "/abs/strategies.yaml", "strategies_from_folder": "../../strategies.yaml",
+Record: ``{"strategies_file": "/abs/strategies.yaml", "strategies_given": "/abs/current.yaml",
+"strategies_from_folder": "../../strategies.yaml",
 "base_configs": {"<task>": "/abs/iris.yaml"}}`` (``strategies_from_folder``: the file's path relative to the
-folder); each comparison of the same strategies file adds its tasks' base configs (a task's latest file wins).
+folder; ``strategies_given``: the path as given, links kept: a link re-pointed to another version of the
+strategies is the same comparison, as the same file edited is); each comparison of the same strategies file adds its tasks' base configs (a task's latest file wins).
 """
 
 from __future__ import annotations
@@ -39,22 +41,29 @@ class ComparisonSource:
     strategies_file: Path
     base_configs: Mapping[str, Path] = field(default_factory=dict)
     default_out: bool = False
+    strategies_given: Path | None = None  # the path as given, absolute, links not followed (a "current" link)
 
     @classmethod
     def of_files(cls, strategies_file: str | Path, base_configs: Mapping[str, str | Path],
                  default_out: bool) -> ComparisonSource:
-        """The source with every path resolved (links followed, ``..`` folded): one file, one name."""
+        """The source with every path resolved (links followed, ``..`` folded): one file, one name; and the
+        strategies file's path as given, made absolute (``..`` folded, links kept)."""
+        given = Path(os.path.normpath(Path(strategies_file).absolute()))
         return cls(Path(strategies_file).resolve(), {task: Path(path).resolve() for task, path in base_configs.items()},
-                   default_out)
+                   default_out, given)
 
     def from_folder(self, out: Path) -> str:
         """The strategies file's path relative to the comparison folder ``out`` (both resolved)."""
         return os.path.relpath(self.strategies_file, out.resolve())
 
     def made(self, out: Path, recorded: Mapping[str, Any]) -> bool:
-        """Whether the ``recorded`` comparison of ``out`` is of this strategies file: the same path, or the same
-        path relative to ``out`` (the folder and the file were copied or moved together)."""
+        """Whether the ``recorded`` comparison of ``out`` is of this strategies file: the same path, the same
+        path as given (a link, ``current.yaml -> v2.yaml``, that now names another version: the name
+        ``--out``'s default is made of), or the same path relative to ``out`` (the folder and the file were
+        copied or moved together)."""
         return (recorded["strategies_file"] == str(self.strategies_file)
+                or (self.strategies_given is not None
+                    and recorded.get("strategies_given") == str(self.strategies_given))
                 or recorded.get("strategies_from_folder") == self.from_folder(out))
 
     def record(self, out: Path, recorded: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -63,7 +72,8 @@ class ComparisonSource:
         bases = {task: path for task, path in earlier.items() if isinstance(path, str)} \
             if isinstance(earlier, dict) else {}
         bases.update({task: str(path) for task, path in self.base_configs.items()})
-        return {"strategies_file": str(self.strategies_file), "strategies_from_folder": self.from_folder(out),
+        given = {} if self.strategies_given is None else {"strategies_given": str(self.strategies_given)}
+        return {"strategies_file": str(self.strategies_file), **given, "strategies_from_folder": self.from_folder(out),
                 "base_configs": bases}
 
 
