@@ -7,7 +7,9 @@ group's base LR at optimizer step ``step``, counted from 0 (the engine writes
 validate their arguments when built and raise :class:`ConfigError` naming the
 key and the value. Every schedule except reduce-on-plateau is a pure function of
 ``step``, so a run resumed at step ``k`` gets the same LR as an uninterrupted
-one; steps past ``total_steps`` keep the final value.
+one. A run never asks for a step past ``total_steps``; there, the schedules with an end (the warmup ones,
+cosine, polynomial, one-cycle, wsd) keep their final value, and step, exponential and cosine-restarts go on
+by their formulas.
 
 Dynamic schedules (reduce-on-plateau) also implement ``observe(value)`` and
 ``state_dict``/``load_state_dict``; the LR callback feeds them the monitored

@@ -7,8 +7,10 @@ with the last re-plan at real step ``t0`` (virtual position ``u0``) ending the r
 
     virtual(t) = u0 + (t - t0) * (L - u0) / (E - t0)          for t0 <= t < E
 
-so the schedule always reaches its end (a linear decay: 0) at the run's last step, and moving ``E``
-never makes the LR jump (``virtual`` is continuous at ``t0``). Before any re-plan ``t0 = u0 = 0`` and
+so the schedule reaches its end (a linear decay: 0) at the run's last step ``E``, and moving ``E``
+never makes the LR jump (``virtual`` is continuous at ``t0``). A re-plan that finds the budget already spent
+(the machine slowed down since the last one) ends the run at once, at ``t0``: the LR then stops short of
+the schedule's end (``virtual(t0) < L``). Before any re-plan ``t0 = u0 = 0`` and
 ``E`` is the calibration's estimate; with ``E = L`` the warp is the identity.
 
 :class:`BudgetPlanner` re-plans every ``every`` steps: the pace ``p`` of the steps since the
