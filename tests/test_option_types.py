@@ -32,7 +32,9 @@ def test_values_the_annotation_allows_pass(option, value):
 @pytest.mark.parametrize("option, value, expected", [
     ("momentum", True, "a number"),  # YAML `true` is not 1.0
     ("momentum", "abc", "a number"),
-    ("momentum", "1e999", "a number"),  # PyYAML leaves 1e999 a string; it would be inf
+    # PyYAML leaves 1e999 a string; it would be inf
+    ("momentum", "1e999", "a number; 1e999 is not a finite number (a 64-bit float reads it as inf); write a finite "
+                          "number"),
     ("momentum", [0.9], "a number"),
     ("steps", 2.5, "a whole number"),
     ("steps", "3", "a whole number"),

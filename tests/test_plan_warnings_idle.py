@@ -173,11 +173,11 @@ def test_early_stopping_on_train_loss_counts_the_epoch_records_alone(capsys):
     assert len(lines) == 1 and "reads train_loss in 10 validations (once per epoch, 10 epochs)" in lines[0]
 
 
-@pytest.mark.parametrize(("patience", "warned"), [(10, True), (9, True), (8, False), (7, False)])
+@pytest.mark.parametrize(("patience", "warned"), [(10, True), (9, True), (8, True), (7, False)])
 def test_reduce_on_plateau_that_never_reduces_is_warned_of(capsys, patience, warned):
     """10 validations, the first the best: a flat monitor lowers the LR at validation patience + 2, which
-    trains a step only before the last (patience 7); a NaN first value would lower it at patience + 1, so
-    patience 8 is not warned of."""
+    trains a step only before the last (patience 7); patience 8 lowers it at the last validation, after which
+    no step trains, so it is warned of (only a NaN first value would lower it one validation sooner)."""
     result, _ = _fit(dict(BASE, optimizer=STILL, schedule={"name": "reduce_on_plateau", "patience": patience}))
     lines = _warnings(capsys, "reduce_on_plateau")
     assert len(lines) == int(warned), lines

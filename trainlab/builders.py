@@ -252,9 +252,9 @@ NO_VALIDATION = ("the run has no validation split to record it: set data.val_fra
 
 def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> tuple[str, str, list[str]]:
     """(monitor, mode, available records) for early stopping and checkpoint-best. Without validation
-    data only ``train_loss`` is recorded: early stopping on a ``val_`` record is refused. A list-valued record
-    (:func:`check_number_monitor`) is refused here for reduce_on_plateau too, before the plan's warnings
-    (which would read its patience against the run's length first)."""
+    data only ``train_loss`` is recorded: early stopping on a ``val_`` record is refused. reduce_on_plateau's
+    monitor, list-valued (:func:`check_number_monitor`) or not recorded, is refused here too, before the plan's
+    warnings (which would read its patience against the run's length first)."""
     available = ["train_loss", "val_loss", *(f"val_{m}" for m in metric_names if is_scalar(m))]
     stopping = config.strategy.early_stopping
     monitor, mode = (stopping.monitor, stopping.mode) if stopping else ("val_loss", "min")
@@ -267,7 +267,10 @@ def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> 
     schedule = config.strategy.schedule.spec()
     plateau = schedule.get("monitor", "val_loss")
     if has_val and str(schedule["name"]).lower() == "reduce_on_plateau" and isinstance(plateau, str):
-        check_number_monitor(plateau, available, "schedule reduce_on_plateau")  # build_callbacks checks the rest
+        # here, before the plan's warnings read its patience against the run's length (one line, not a warning
+        # on validations it never reads and then this error); build_callbacks checks the no-validation case
+        check_number_monitor(plateau, available, "schedule reduce_on_plateau")
+        check_monitor(plateau, available, "schedule reduce_on_plateau", loss=config.strategy.loss.name)
     check_number_monitor(monitor, available, "early_stopping")
     check_monitor(monitor, available, "early_stopping", loss=config.strategy.loss.name)
     return monitor, mode, available

@@ -22,7 +22,9 @@ list a 1-D NumPy array or tensor of numbers (``compute_class_weight``'s output a
 text is a number only in the form YAML 1.1 leaves unread (an exponent without a dot: ``1e-4``); a quoted
 numeral (``[1, "2", 3]``) is refused, naming the item, as it would be stored as text in the run's records.
 Any other type (a tensor of another shape, a callable, a class) and an annotation that cannot be resolved are
-not checked: the check only refuses what the annotation rules out. A factory may carry ``option_notes``
+not checked: the check only refuses what the annotation rules out. Text that ``float`` reads as no number written
+(``1e-400`` as 0.0, ``1e400`` as inf) is no number, and the message says why; a near miss of a ``Literal``
+choice (``fan_inn``) names the closest one. A factory may carry ``option_notes``
 (``{option: hint}``): :class:`trainlab.registry.Registry` adds the hint to that option's message.
 """
 
@@ -40,6 +42,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from trainlab.config_fields import underflow_problem
 
 _UNCHECKED = object()  # a type this module does not check
 # a number PyYAML (YAML 1.1) leaves as text: an exponent without a dot or without a sign (1e-4, 5e3, 1.5e3)
@@ -60,13 +64,24 @@ def _is_number(value: Any) -> bool:
     unparsed that reads as a finite number (``5e-4`` without a dot is a string to PyYAML; :func:`numbers_read`
     converts it for the factory)."""
     if isinstance(value, str):
-        try:
-            return math.isfinite(float(value))
-        except ValueError:
-            return False
+        return _text_number_problem(value) is None
     if _is_tensor(value):
         return value.ndim == 0 and _real_dtype(value)
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _text_number_problem(text: str) -> str | None:
+    """Why ``text`` is no number a factory can be given; None when it reads as one: "" when Python's ``float``
+    does not read it (``'fast'``), else why the 64-bit float it reads as is not the number written: ``inf``,
+    ``nan`` and ``1e400`` (read as inf) are not finite, and ``1e-400`` reads as 0.0
+    (:func:`~trainlab.config_fields.underflow_problem`, the config's own words for ``1.0e-400``)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return f"{text.strip()} is not a finite number (a 64-bit float reads it as {number}); write a finite number"
+    return underflow_problem(text)
 
 
 def _is_tensor(value: Any) -> bool:
@@ -262,8 +277,35 @@ def mismatch(factory: Callable[..., Any], options: dict[str, Any]) -> tuple[str,
     for option, value in options.items():
         hint = hints.get(option)
         if hint is not None and _fits(value, hint) is False:
-            return option, _describe(hint) + _quoted_item_note(value, hint)
+            return option, _describe(hint) + _quoted_item_note(value, hint) + _unread_number_note(value) \
+                + _closest_literal_note(value, hint)
     return None
+
+
+def _unread_number_note(value: Any) -> str:
+    """``; 1e-400 is too small for a 64-bit float (...)`` for text written as a number that reads as none a
+    factory can take (:func:`_text_number_problem`: YAML 1.1 leaves ``1e-400`` and ``1e400`` as text, which
+    ``float`` reads as 0.0 and inf), naming the list item that holds it; "" otherwise."""
+    items = _as_list(value)
+    for index, item in [(None, value)] if items is None else list(enumerate(items)):
+        problem = _text_number_problem(item) if isinstance(item, str) else None
+        if problem:
+            return f"; {problem}" if index is None else f"; item {index}: {problem}"
+    return ""
+
+
+def _closest_literal_note(value: Any, hint: Any) -> str:
+    """`` (did you mean 'fan_in'?)`` for text close to one of ``hint``'s ``Literal`` choices (``fan_inn``;
+    :func:`~trainlab.registry.did_you_mean`: letter case aside, or difflib's closest); "" otherwise."""
+    from trainlab.registry import did_you_mean  # imported here: the registry imports this module
+
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    literals = [h for h in (typing.get_args(hint) if union else (hint,)) if typing.get_origin(h) is typing.Literal]
+    choices = [str(choice) for literal in literals for choice in typing.get_args(literal) if isinstance(choice, str)]
+    if not isinstance(value, str) or not choices:
+        return ""
+    hint_text = did_you_mean(value, choices)  # "; did you mean 'x'?"
+    return f" ({hint_text.removeprefix('; ')})" if hint_text else ""
 
 
 def _quoted_item_note(value: Any, hint: Any) -> str:

@@ -340,25 +340,25 @@ def warn_if_never_stops_early(patience: int, monitor: str, restore_best: bool, p
 
 
 def warn_if_never_reduced(patience: Any, monitor: Any, plan: BatchPlan, total_steps: int, every: int | None) -> None:
-    """One warning when ``reduce_on_plateau`` cannot lower the LR of any step: it lowers it after more than
-    ``patience`` validations without improvement (trainlab.schedules.ReduceOnPlateau), so at the earliest on
-    validation patience + 1 (every value NaN: none improves), and the run's last validation is at its last
-    step, after which no step trains. With ``patience`` + 1 >= the run's validations, every step keeps the
-    base LR. The fix names the largest patience that lowers it for a step when the first value is finite (the
-    best so far, so at validation patience + 2): the run's validations - 3, ``patience: 0`` for 3, none below."""
+    """One warning when ``reduce_on_plateau`` cannot lower the LR of any step. It lowers it once more than
+    ``patience`` validations in a row did not improve (trainlab.schedules.ReduceOnPlateau, torch's rule), and
+    the first finite value is the best so far, so the bad ones count from the 2nd validation on: the LR drops
+    at validation patience + 2 at the earliest, whatever the threshold (patience 0: at the 2nd). The run's
+    last validation is at its last step, after which no step trains: with patience + 2 >= the run's
+    validations, every step keeps the base LR (only a monitor NaN from its first value on, which never
+    improves, lowers it one validation sooner). The fix names the largest patience that lowers it for a step:
+    the run's validations - 3 (``patience: 0`` for 3 validations; fewer: none does)."""
     if not _whole(patience) or not isinstance(monitor, str):
         return  # the schedule refuses these itself
     count, said = _validations(monitor, plan, total_steps, every)
-    if patience + 1 < count:
+    earliest = patience + 2  # the first validation is the best so far; patience + 1 bad ones follow it
+    if earliest < count:
         return
-    # the first finite value is the best so far: bad validations count from the 2nd on, so the LR drops at
-    # validation patience + 2 at the earliest, and it trains a step only before the last: patience <= count - 3
     largest = count - 3
-    why = ("the first validation is the best so far, so it lowers the LR at validation patience + 2 at the "
-           "earliest, which must come before the last")
-    fix = (f"set patience to {largest} or less, or train longer ({why})" if largest > 0 else
-           f"set patience: 0, or train longer ({why})" if largest == 0 else
-           f"train longer: patience={patience} needs {patience + 3} validations, patience: 0 needs 3 ({why})")
+    fix = (f"set patience to {largest} or less, or train longer" if largest > 0 else
+           "set patience: 0, or train longer" if largest == 0 else
+           f"train longer: patience={patience} needs {patience + 3} validations"
+           + ("" if patience == 0 else ", patience: 0 needs 3"))
     warn(f"strategy.schedule reduce_on_plateau lowers the LR after more than patience={patience} validations "
-         f"without improvement (at validation {patience + 1} at the earliest), but {said}, the last at its final "
-         f"step: the LR never changes; {fix}")
+         f"without improvement, and the first validation is the best so far, so at validation {earliest} at the "
+         f"earliest, but {said}, the last at its final step: the LR never changes for a step; {fix}")

@@ -31,7 +31,7 @@ from typing import Any
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, passes_user_code
 from trainlab.exception_origin import failure_text
-from trainlab.registry import Registry
+from trainlab.registry import Registry, did_you_mean
 
 Schedule = Callable[[int], float]
 # what a schedule factory must be, said when a user's breaks it (it raises, returns no schedule, its schedule(0)
@@ -69,7 +69,8 @@ def _check_real(key: str, value: Any, low: float, high: float, *, low_open: bool
 
 
 def _check_choice(key: str, value: Any, choices: Sequence[str]) -> str:
-    _require(value in choices, f"{KEY}.{key} ({value!r}) must be one of {', '.join(map(repr, choices))}")
+    _require(value in choices, f"{KEY}.{key} ({value!r}) must be one of {', '.join(map(repr, choices))}"
+             + (did_you_mean(value, list(choices)) if isinstance(value, str) else ""))
     return value
 
 
