@@ -368,8 +368,7 @@ def import_reference(reference: str, kind: str) -> Any:
         if inspect.ismodule(target):
             raise ConfigError(f"{kind} reference '{reference}' reaches the module '{target.__name__}' "
                               f"through '{module_name}'; reference a class or function defined in your module")
-    misfit = _misfit(reference, kind, target)  # before the opt-in's refusal: what no opt-in makes work
-    if misfit is not None:
+    if (misfit := _misfit(reference, kind, target)) is not None:  # before the opt-in's refusal: no opt-in helps
         raise misfit
     if not (inspect.isclass(target) or inspect.isfunction(target) or inspect.ismethod(target)):
         raise ConfigError(f"{kind} reference '{reference}' is a {type(target).__name__}, not a class or "

@@ -113,15 +113,13 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     (:func:`compare_files` passes it): an ``out`` that records another strategies file is refused, and ``out``
     records this one (:mod:`trainlab.compare.folder_identity`); None (dicts, no file): neither.
 
-    ``quiet``: no line per run and no live panel (notes of runs skipped, resumed or retrained, and warnings,
-    still print). ``show_leaderboard``: print the table and the files written (None: unless ``quiet``; the
-    CLI's ``--quiet`` prints them, as ``train --quiet`` prints its summary).
+    ``quiet``: no line per run and no live panel (notes and warnings still print). ``show_leaderboard``: print
+    the table and the files written (None: unless ``quiet``; the CLI's ``--quiet`` prints them).
 
     ``out`` is locked for the whole comparison: another comparison writing it is refused, or with ``wait``
-    waited for (tune workers sharing a study refit into one folder: the later finds the runs done).
-
-    Before any run: the arguments (a wrong type is one ConfigError naming it, as ``seeds`` from Python and
-    ``--seeds`` from the CLI: :func:`named`), that each run's name ``<task>-<strategy>`` fits a config's
+    waited for (tune workers sharing a study refit into one folder). Before any run: the arguments (a wrong
+    type is one ConfigError naming it, as ``seeds`` from Python and ``--seeds`` from the CLI: :func:`named`),
+    that each run's name ``<task>-<strategy>`` fits a config's
     (:func:`~trainlab.compare.strategies.check_run_names`), every strategy on every base
     (:func:`validate_strategies`), that every run's data files are there and a CSV's header holds the columns
     the config names (:func:`check_data_files`: one DataError), and that every run will record ``metric``
