@@ -281,9 +281,9 @@ def _lrs(epochs: int, patience: int) -> list[float]:
 
 
 @pytest.mark.parametrize(("epochs", "fix", "largest"), [
-    (5, "set patience to 2 or less, or train longer (the first validation is the best so far", 2),
-    (3, "set patience: 0, or train longer (the first validation is the best so far", 0),
-    (2, "train longer: patience=10 needs 13 validations, patience: 0 needs 3 (the first validation", None),
+    (5, "the first validation is the best so far, so at validation 12 at the earliest", 2),
+    (3, "the first validation is the best so far, so at validation 12 at the earliest", 0),
+    (2, "the first validation is the best so far, so at validation 12 at the earliest", None),
 ])
 def test_a_patience_that_never_reduces_names_the_largest_that_does(capsys, epochs, fix, largest):
     """"lower patience below 1" for 2 validations: patience 0 lowers the LR at the 2nd, the last, which trains no
@@ -291,7 +291,10 @@ def test_a_patience_that_never_reduces_names_the_largest_that_does(capsys, epoch
     capsys.readouterr()
     assert len(_lrs(epochs, patience=10)) == 1
     lines = _plateau_lines(capsys)
+    advice = {2: "set patience to 2 or less, or train longer", 0: "set patience: 0, or train longer",
+              None: "train longer: patience=10 needs 13 validations, patience: 0 needs 3"}[largest]
     assert len(lines) == 1 and lines[0].startswith("warning:") and fix in lines[0], lines
+    assert lines[0].endswith(advice), lines
     if largest is None:
         assert len(_lrs(epochs, patience=0)) == 1  # not even patience 0 lowers it
         return
