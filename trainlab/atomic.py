@@ -116,6 +116,16 @@ def append_bytes(path: str | os.PathLike[str], data: bytes) -> int:
         os.close(fd)
 
 
+def appended_size(path: str | os.PathLike[str]) -> int | None:
+    """``path``'s size in bytes, its link not followed (:func:`append_bytes` refuses links); None when it cannot
+    be read. An appender compares it with the size its last write left: another size means the file changed
+    (a row cut off by a kill, someone else's write) and is rewritten whole."""
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return None
+
+
 def named_after(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     """``exc`` naming ``path``: a write's OSError (a full disk's ENOSPC) names no file, or the temporary
     beside the file the caller asked for; the CLI's ``error: cannot write (<file>)`` line names this one."""

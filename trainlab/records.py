@@ -258,10 +258,10 @@ def metrics_file_records(history: list[dict[str, Any]], events: list[dict[str, A
     records, then the epoch record, then events; each kind in the order it came), values made JSON values
     (:func:`plain_record`: a NumPy scalar or 0-d tensor a callback added becomes a number; a value JSON
     cannot hold is a ConfigError naming its key), non-finite values null."""
-    def order(record: dict[str, Any]) -> tuple[int, int]:
-        return record.get("step", 0), 2 if "event" in record else 0 if record.get("scope") == "step" else 1
-
-    return [metrics_file_record(record) for record in sorted([*step_records, *history, *events], key=order)]
+    ordered = sorted((_file_order(record, source, position), record)
+                     for source, records in enumerate((step_records, history, events))
+                     for position, record in enumerate(records))
+    return [metrics_file_record(record) for _, record in ordered]
 
 
 def metrics_file_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -277,13 +277,10 @@ def metrics_file_line(record: dict[str, Any]) -> str:
     return json.dumps(metrics_file_record(record)) + "\n"
 
 
-# metrics_file_records' order of the three lists at one step and kind (stable sort of their concatenation)
-_STEP_RECORDS, _HISTORY, _EVENTS = 0, 1, 2
-
-
 def _file_order(record: dict[str, Any], source: int, position: int) -> tuple[Any, int, int, int]:
-    """Where ``record`` (``position`` in list ``source``) sorts among metrics.jsonl's lines: the key of
-    :func:`metrics_file_records`' stable sort of ``[*step_records, *history, *events]``, made total."""
+    """Where ``record`` (``position`` in list ``source``) sorts among metrics.jsonl's lines: by step, then step
+    record < epoch record < event at one step, then the list (step records, history, events) and the position
+    in it; total, so no two keys tie (the records themselves are never compared)."""
     kind = 2 if "event" in record else 0 if record.get("scope") == "step" else 1
     return record.get("step", 0), kind, source, position
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab import __version__
-from trainlab.atomic import append_bytes, fsync_dir, write_json, write_text
+from trainlab.atomic import append_bytes, appended_size, fsync_dir, write_json, write_text
 from trainlab.bounded_read import read_regular_file
 from trainlab.code_policy import resume_command_words
 from trainlab.creation_leftovers import (
@@ -556,7 +556,7 @@ class RunDir:
         earlier write) the file is rewritten whole and atomically. Returns what the file now holds."""
         path = self.path / "metrics.jsonl"
         appended = appended_metrics(step_records, history, events, written) if written is not None else None
-        if appended is not None and _size(path) == written.size:
+        if appended is not None and appended_size(path) == written.size:
             text, extent = appended
             if not text:
                 return extent
@@ -578,14 +578,6 @@ class RunDir:
                 self.discard_staging()
                 return
         self.lock.release()
-
-
-def _size(path: Path) -> int | None:
-    """``path``'s size in bytes (its link not followed), None when it cannot be read."""
-    try:
-        return os.lstat(path).st_size
-    except OSError:
-        return None
 
 
 # --------------------------------------------------------------------------- leftovers of killed runs (trainlab.run_leftovers)

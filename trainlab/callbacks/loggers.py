@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainlab.atomic import append_bytes, write_bytes
+from trainlab.atomic import append_bytes, appended_size, write_bytes
 from trainlab.callbacks.base import Callback, TrainerView
 from trainlab.errors import ConfigError
 from trainlab.notices import warn as notices_warn
@@ -288,7 +288,7 @@ class CsvLogger(RecordLogger):
             else:
                 self._written = written.extended(history, rows, size)
                 return
-        records = [r for r in history if "epoch" in r and "event" not in r]
+        records = [r for r in history if is_epoch_record(r)]
         complete = bool(records) and (records[-1] is record or records[-1] == record)
         if not complete:
             records.append(record)  # a record not (yet) in the history: write it too, and rewrite next time
@@ -351,14 +351,13 @@ class CsvExtent:
 
     def new_rows(self, history: list[dict[str, Any]], path: Path) -> list[dict[str, Any]] | None:
         """The rows to append for ``history`` (possibly none), or None when the file must be rewritten whole."""
-        if history is not self.history or len(history) < self.read or _file_size(path) != self.size:
+        if history is not self.history or len(history) < self.read or appended_size(path) != self.size:
             return None
         if self.last_row is not None:
-            last = next((history[i] for i in range(self.read - 1, -1, -1)
-                         if "epoch" in history[i] and "event" not in history[i]), None)
+            last = next((history[i] for i in range(self.read - 1, -1, -1) if is_epoch_record(history[i])), None)
             if last is None or last != self.last_row:
                 return None  # the last row written changed since (a callback after this logger added a value)
-        rows = [r for r in history[self.read:] if "epoch" in r and "event" not in r]
+        rows = [r for r in history[self.read:] if is_epoch_record(r)]
         known = set(self.columns)
         if any(key not in known for row in rows for key in row):
             return None  # a new column: the header changes
@@ -366,13 +365,6 @@ class CsvExtent:
 
     def extended(self, history: list[dict[str, Any]], rows: list[dict[str, Any]], size: int) -> CsvExtent:
         return CsvExtent(history, len(history), self.columns, dict(rows[-1]) if rows else self.last_row, size)
-
-
-def _file_size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
 
 
 def csv_text(records: list[Mapping[str, Any]]) -> str:
