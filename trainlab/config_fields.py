@@ -14,6 +14,7 @@ import reprlib
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from trainlab.errors import ConfigError
@@ -120,6 +121,12 @@ def short_repr(value: Any) -> str:
     """A repr of at most ~80 characters, whatever ``value`` holds (bounded depth and breadth)."""
     shown = " ".join(_REPR.repr(value).split())  # one line: a torch module's repr spans many
     return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def plain_scalar(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (``np.int64(7)`` -> 7, ``np.str_('red')`` -> 'red'), as the
+    user wrote it, for :func:`short_repr` in messages; anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def counted(n: Any, noun: str, plural: str | None = None) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import plain_scalar, short_repr
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task, row_position
 from trainlab.data.labels import Locate, named_classes_task, read_class_labels, warn_classes_absent
@@ -232,13 +232,8 @@ class Labels:
 
     def cell(self, row: int, flat: int) -> str:
         """Row ``row``'s value ``flat`` (its column: pandas rows are flat) by its labels."""
-        shown = f"row index {short_repr(_plain(self.index[row]))}"
-        return shown if self.columns is None else f"{shown}, column {short_repr(_plain(self.columns[flat]))}"
-
-
-def _plain(label: Any) -> Any:
-    """A NumPy scalar label as the Python value it holds (np.int64(7) -> 7), as the user wrote it."""
-    return label.item() if isinstance(label, np.generic) else label
+        shown = f"row index {short_repr(plain_scalar(self.index[row]))}"
+        return shown if self.columns is None else f"{shown}, column {short_repr(plain_scalar(self.columns[flat]))}"
 
 
 def _labels(value: Any) -> Labels | None:

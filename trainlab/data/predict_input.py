@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import plain_scalar, short_repr
 from trainlab.data import preprocessing as prep
 from trainlab.data.csv_table import (
     BOOL_WORDS,
@@ -227,9 +227,10 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> Rows:
         series = frame.iloc[:, j].reset_index(drop=True)
         columns[name] = _frame_cells(series) if name in numeric else _category_cells(series)
     table = CsvTable(DATAFRAME, list(columns), ",", pd.DataFrame(columns))
+
     def at(row: int) -> str:
         label = frame.index[row]  # as the user wrote it: 10, not np.int64(10); a text label's newline escaped
-        return f"{FRAME}, row index {short_repr(_plain(label))}"
+        return f"{FRAME}, row index {short_repr(plain_scalar(label))}"
 
     return (*_feature_rows(table, numeric, categorical, at), at)
 
@@ -329,11 +330,6 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, Real | np.bool_)  # Python and NumPy ints, floats and bools
 
 
-def _plain(value: Any) -> Any:
-    """A NumPy scalar as the Python value it holds (np.str_('red') -> 'red'), for messages."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _numbers_of(array: np.ndarray) -> np.ndarray:
     """An object array (``df.to_numpy()`` of a frame with a text column gives one) as float64 when every
     element is a real number, else unchanged (and then refused as not numbers)."""
@@ -357,7 +353,7 @@ def _as_tensor(x: Any) -> torch.Tensor:
             array = _numbers_of(array)
         if array.dtype.kind not in "biuf":
             example = next((v for v in array.reshape(-1) if not _is_real(v)), None)
-            such = f" such as {short_repr(_plain(example))}" if array.size else " (none: it is empty)"
+            such = f" such as {short_repr(plain_scalar(example))}" if array.size else " (none: it is empty)"
             raise DataError(f"predict takes rows of numbers (the model's inputs, preprocessed as in training); got "
                             f"values of dtype {array.dtype}{such}: for a run "
                             "trained on a CSV pass a pandas DataFrame with its columns, or read a file with "
