@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,12 @@ from trainlab.compare.run_record import (
 )
 from trainlab.compare.runner import RunPlan
 from trainlab.config_fields import counted
+from trainlab.record_paths import absolute_path
 
 ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the best strategy
 
 
 # --------------------------------------------------------------------------- one strategy
-
-def absolute_path(path: Path) -> str:
-    """``path`` as leaderboard.json names a run folder: absolute, ``.`` and ``..`` folded away, links kept as
-    named (:func:`os.path.abspath`), as ``trainlab tune`` writes ``run_dir`` (trainlab.tune.run_dirs, which
-    this module does not import: it loads optuna): ``--out ../cmp7`` run in ``/tmp/x/proj`` gives
-    ``/tmp/x/cmp7/runs/...``, which reads the same from any folder. Where folding a ``..`` that follows a link
-    names another place than the path does (the kernel reads ``link/..`` as the link target's parent), the
-    path with its links resolved (:func:`os.path.realpath`)."""
-    folded = os.path.abspath(path)
-    found = os.path.realpath(path)
-    return folded if os.path.realpath(folded) == found else found
-
 
 def metric_block(values: list[float], seeds: list[int], key: str | None = None) -> dict[str, Any]:
     """Statistics of one metric over seeds. The t interval of a bounded metric (``key``'s

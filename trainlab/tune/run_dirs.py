@@ -18,20 +18,11 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from trainlab.record_paths import absolute_path
+
 TRIALS = "trials"  # the study folder's folder of run folders
 ATTR_RUN_DIR = "run_dir"  # trial user attr: its run folder, trials/<number> (relative to the study folder)
 ATTR_RUN_PATH = "run_path"  # trial user attr: the absolute path of its run folder where it ran
-
-
-def absolute_path(path: Path) -> str:
-    """``path`` made absolute with ``.`` and ``..`` folded away, links kept as named (:func:`os.path.abspath`):
-    ``--out ../tune_k9`` run in ``/tmp/x/tune`` gives ``/tmp/x/tune_k9/trials/3``, not
-    ``/tmp/x/tune/../tune_k9/trials/3``. Where folding a ``..`` that follows a link names another place than
-    the path does (the kernel reads ``link/..`` as the link target's parent), the path with its links
-    resolved (:func:`os.path.realpath`, which reads a part that does not exist yet as written) instead."""
-    folded = os.path.abspath(path)
-    found = os.path.realpath(path)
-    return folded if os.path.realpath(folded) == found else found
 
 
 def run_dir_attrs(number: int, trials_dir: Path) -> dict[str, str]:
