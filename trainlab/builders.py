@@ -48,7 +48,6 @@ from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.losses.quadratic_zone import warn_if_all_quadratic
 from trainlab.losses.task_fit import check_task_fits
-from trainlab.metric_hints import not_a_number_hint
 from trainlab.metrics import default_metrics, is_scalar, top_k_warning, validate_metrics
 from trainlab.models import build_model, count_parameters
 from trainlab.notices import held_back, note, warn
@@ -228,7 +227,6 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
         plateau = getattr(schedule, "monitor", "val_loss")
         if available == ["train_loss"] and plateau != "train_loss":
             raise ConfigError(f"schedule reduce_on_plateau monitors '{plateau}', but {NO_VALIDATION}")
-        check_number_monitor(plateau, available, "schedule reduce_on_plateau")
         check_monitor(plateau, available, "schedule reduce_on_plateau", loss=strategy.loss.name)
     if strategy.finetune is not None and strategy.finetune.freeze:
         callbacks.append(UnfreezeSchedule(strategy.finetune.freeze, strategy.finetune.unfreeze_after_epochs))
@@ -253,7 +251,7 @@ NO_VALIDATION = ("the run has no validation split to record it: set data.val_fra
 def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> tuple[str, str, list[str]]:
     """(monitor, mode, available records) for early stopping and checkpoint-best. Without validation
     data only ``train_loss`` is recorded: early stopping on a ``val_`` record is refused. reduce_on_plateau's
-    monitor, list-valued (:func:`check_number_monitor`) or not recorded, is refused here too, before the plan's
+    monitor, list-valued or not recorded (:func:`~trainlab.callbacks.monitor.check_monitor`), is refused here too, before the plan's
     warnings (which would read its patience against the run's length first)."""
     available = ["train_loss", "val_loss", *(f"val_{m}" for m in metric_names if is_scalar(m))]
     stopping = config.strategy.early_stopping
@@ -269,21 +267,9 @@ def monitored(config: Config, metric_names: list[str], has_val: bool = True) -> 
     if has_val and str(schedule["name"]).lower() == "reduce_on_plateau" and isinstance(plateau, str):
         # here, before the plan's warnings read its patience against the run's length (one line, not a warning
         # on validations it never reads and then this error); build_callbacks checks the no-validation case
-        check_number_monitor(plateau, available, "schedule reduce_on_plateau")
         check_monitor(plateau, available, "schedule reduce_on_plateau", loss=config.strategy.loss.name)
-    check_number_monitor(monitor, available, "early_stopping")
     check_monitor(monitor, available, "early_stopping", loss=config.strategy.loss.name)
     return monitor, mode, available
-
-
-def check_number_monitor(monitor: str, available: list[str], owner: str) -> None:
-    """A ConfigError for ``owner`` (``early_stopping``, ``schedule reduce_on_plateau``) monitoring the validation
-    record of a list-valued metric (``val_f1_per_class``; ``val_confusion_matrix``, K x K counts), listed in
-    the config or not: no number to watch. It names the numbers that stand in, in the words ``--target`` and
-    ``compare --metric`` use (:func:`~trainlab.metric_hints.not_a_number_hint`), and the ``available`` records."""
-    hint = not_a_number_hint(monitor, available) if monitor.startswith("val_") else ""
-    if hint:
-        raise ConfigError(f"{owner} cannot monitor '{monitor}'{hint} (available: {', '.join(available)})")
 
 
 def build(config: Config, quiet: bool = False, time_budget: str | None = None, training: bool = True) -> Built:

@@ -7,7 +7,7 @@ from typing import Any
 
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
-from trainlab.metric_hints import unrecorded_hint
+from trainlab.metric_hints import not_a_number_hint, unrecorded_hint
 from trainlab.metrics import get_metric, is_user_metric
 
 
@@ -18,8 +18,15 @@ def check_monitor(monitor: str, available: list[str], owner: str, loss: Any = No
     None: not known) words the advice for a metric it cannot have. A ``test_`` or ``train_`` record is
     pointed to its ``val_`` twin (:func:`_validation_hint`); any other key gets
     :func:`~trainlab.metric_hints.unrecorded_hint` (add the metric; a loss that trains embeddings records the
-    loss alone; a metric of another task; or a did-you-mean)."""
+    loss alone; a metric of another task; or a did-you-mean). The validation record of a list-valued metric
+    (``val_f1_per_class``; ``val_confusion_matrix``, K x K counts), listed in the config or not, is no number
+    to watch: its message names the numbers that stand in, in the words ``--target`` and ``compare --metric``
+    use (:func:`~trainlab.metric_hints.not_a_number_hint`)."""
     if monitor not in available:
+        listed = not_a_number_hint(monitor, available) if isinstance(monitor, str) and monitor.startswith("val_") \
+            else ""
+        if listed:
+            raise ConfigError(f"{owner} cannot monitor '{monitor}'{listed} (available: {', '.join(available)})")
         hint = _validation_hint(str(monitor), available, owner, loss)
         if hint is None:
             hint = unrecorded_hint(str(monitor), available, loss) or _callback_value_hint(str(monitor))
