@@ -11,7 +11,7 @@ import yaml
 from tests.conftest import DIGITS_MLP
 from trainlab.cli import main
 from trainlab.lost_record import lost_run_json
-from trainlab.run_folder import RUN_FILES
+from trainlab.run_layout import RUN_FILES
 
 
 def _finished_run(write_config, tmp_path: Path) -> tuple[Path, Path]:

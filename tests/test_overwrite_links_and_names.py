@@ -29,9 +29,10 @@ from tests.conftest import LINREG
 from trainlab.cli import main
 from trainlab.compare.strategies import NamedStrategy, as_strategies, parse_strategies
 from trainlab.errors import EXIT_SYSTEM, ConfigError
-from trainlab.run_folder import RunDir, put_back_cut_swap, staging_name
+from trainlab.run_folder import RunDir
 from trainlab.run_leftovers import NAME_MAX, dead_siblings, is_stale_temporary, sibling_name
 from trainlab.run_lock import RunLock
+from trainlab.run_staging import put_back_cut_swap, staging_name
 
 LONG = "a" * 250  # fits NAME_MAX (255 bytes) as a folder; ".<it>.new-<pid>" does not
 
@@ -81,7 +82,7 @@ def test_the_staging_folder_of_a_link_lies_beside_its_target_and_the_commit_swap
                                                                                         exchange):
     monkeypatch.chdir(tmp_path)
     if not exchange:
-        monkeypatch.setattr("trainlab.run_folder._exchange", lambda a, b: False)
+        monkeypatch.setattr("trainlab.run_staging.exchange", lambda a, b: False)
     target = _fake_run(tmp_path / "real" / "r")
     link = tmp_path / "link"
     link.symlink_to(target)
@@ -246,7 +247,7 @@ def test_names_that_differ_otherwise_are_still_accepted():
 
 _CUT_SWAP = """
 import os, sys
-import trainlab.run_folder as run_folder
+import trainlab.run_staging as run_staging
 from trainlab.cli import main
 from trainlab.run_leftovers import sibling_name
 
@@ -254,7 +255,7 @@ def cut_between_the_two_renames(staging, target):  # renameat2 unsupported: the 
     os.replace(target, sibling_name(target, "old", os.getpid()))
     os._exit(9)
 
-run_folder._exchange = cut_between_the_two_renames
+run_staging.exchange = cut_between_the_two_renames
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -20,7 +20,9 @@ import yaml
 from tests.conftest import LINREG
 from trainlab.cli import main
 from trainlab.errors import RunDirError
-from trainlab.run_folder import RunDir, RunLock, clean_stale_temporaries, is_run_folder, staging_name
+from trainlab.run_folder import RunDir, RunLock, clean_stale_temporaries
+from trainlab.run_layout import is_run_folder
+from trainlab.run_staging import staging_name
 
 
 def _config(tmp_path: Path, **strategy) -> Path:

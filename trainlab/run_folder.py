@@ -1,4 +1,5 @@
-"""Run folders: layout, the single-writer lock, overwriting safely, and the records written into them.
+"""Run folders: the folder a run writes, created, overwritten (staged: trainlab.run_staging) or resumed, and the
+records written into it.
 
 ``runs/<name>-<UTC timestamp>/`` (``-2``, ``-3``, ... appended when runs started in the same second: see
 :meth:`RunDir.create_at_free_name`; or ``--out DIR``) holds::
@@ -21,22 +22,17 @@ prove is its own: see :meth:`RunDir.create`.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
-import errno
 import json
 import os
-import re
 import shutil
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from trainlab import __version__
-from trainlab.atomic import append_bytes, appended_size, fsync_dir, write_json, write_text
+from trainlab.atomic import append_bytes, appended_size, write_json, write_text
 from trainlab.bounded_read import read_regular_file
 from trainlab.code_policy import resume_command_words
 from trainlab.creation_leftovers import (
@@ -50,24 +46,25 @@ from trainlab.creation_leftovers import (
 from trainlab.errors import DataError, RunDirError, folder_error
 from trainlab.lost_record import cannot_resume, lost_run_json
 from trainlab.records import WrittenMetrics, appended_metrics, metrics_file_records, record_json_text
-from trainlab.run_leftovers import (
-    clean_stale_temporaries,
-    dead_siblings,
-    is_stale_temporary,
-    remove_path,
-    sibling_name,
-    swap_place,
+from trainlab.run_layout import (
+    MAX_RUN_JSON_BYTES,
+    RUN_FILES,
+    RUN_FORMAT,
+    holds_something_to_keep,
+    is_run_folder,
+    refuse_linked_records,
 )
-from trainlab.run_lock import LOCK, RunLock, holder
+from trainlab.run_leftovers import clean_stale_temporaries, is_stale_temporary, remove_path, swap_place
+from trainlab.run_lock import LOCK, RunLock
+from trainlab.run_staging import (
+    clean_stale_staging,
+    put_back_cut_swap,
+    staging_name,
+    staging_place,
+    stranded_overwrites,
+    swap_into_place,
+)
 from trainlab.shell_command import quoted_command
-
-RUN_FORMAT = 1
-# What trainlab writes into a run folder; a folder holding anything else is not overwritten.
-RUN_FILES = frozenset({"run.json", "config.yaml", "metrics.jsonl", "summary.json", "model.safetensors",
-                       "loss.safetensors", "labels.json", "preprocessing.json", "model.json", "checkpoint",
-                       "tensorboard", "metrics.csv", LOCK})
-MAX_RUN_JSON_BYTES = 1 << 20
-STEP_CHECKPOINT = re.compile(r"step-\d+")  # trainlab.engine.checkpoint's step folders (it imports torch)
 
 
 def default_dir(name: str, root: str | Path = "runs") -> Path:
@@ -78,19 +75,6 @@ def default_dir(name: str, root: str | Path = "runs") -> Path:
 
 
 # --------------------------------------------------------------------------- overwrite safety
-
-def is_run_folder(path: Path) -> bool:
-    """True if ``path/run.json`` is a regular file holding a JSON object with this run format."""
-    info_path = path / "run.json"
-    try:
-        st = os.stat(info_path, follow_symlinks=False)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_RUN_JSON_BYTES:
-            return False
-        info = json.loads(info_path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(info, dict) and info.get("format") == RUN_FORMAT
-
 
 def _check_deletable(path: Path, protect: Iterable[str | os.PathLike[str]]) -> None:
     """Refuse (RunDirError) unless ``path`` is provably a run folder that holds nothing protected."""
@@ -120,49 +104,6 @@ def _check_location(path: Path, protect: Iterable[str | os.PathLike[str]]) -> No
         other = Path(item).resolve()
         if real == other or real in other.parents:
             raise RunDirError(f"{refuse}: it holds {item}, which this run reads; choose another --out")
-
-
-def linked_records(path: Path) -> list[str]:
-    """The :data:`RUN_FILES` in ``path`` that are symbolic links, sorted."""
-    return sorted(name for name in RUN_FILES if os.path.islink(path / name))
-
-
-def refuse_linked_records(path: Path, action: str) -> None:
-    """RunDirError when one of :data:`RUN_FILES` in ``path`` is a symbolic link. Resuming writes checkpoints
-    into ``checkpoint/`` and deletes the ones it no longer keeps: through a link (a folder sent to you, its
-    ``checkpoint`` pointing at another run's) that would write and delete outside the run folder."""
-    linked = linked_records(path)
-    if linked:
-        raise RunDirError(f"cannot {action} {path}: its {linked[0]} is a symbolic link, and trainlab writes and "
-                          "deletes only inside a run folder; replace the link by a copy of what it points at, "
-                          "or start a new run")
-
-
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd = -100
-    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(a))
-
-
-def staging_name(final: Path, pid: int | None = None) -> Path:
-    """Where an overwrite of ``final`` by process ``pid`` (this one) stages its run: ``.<name>.new-<pid>``
-    beside the folder ``final`` names or, where it is a symbolic link, resolves to (:func:`swap_place`),
-    the name shortened to fit NAME_MAX (:func:`~trainlab.run_leftovers.sibling_name`)."""
-    return sibling_name(swap_place(final), "new", os.getpid() if pid is None else pid)
 
 
 def _in_use_message(path: Path, cli: bool) -> str:
@@ -397,7 +338,7 @@ class RunDir:
             run.lock.acquire()
         except OSError as exc:
             old_lock.release()
-            raise folder_error(f"cannot create a staging folder {_staging_place(final)}", exc) from None
+            raise folder_error(f"cannot create a staging folder {staging_place(final)}", exc) from None
         except BaseException:
             old_lock.release()
             raise
@@ -405,15 +346,8 @@ class RunDir:
         return run
 
     def has_something_to_keep(self) -> bool:
-        """The run finished (run.json says so, written after its model and summary) or holds a step
-        checkpoint (``checkpoint/step-*``) that ``resume`` continues from. ``best/`` alone is not: it is
-        the best evaluation, not a resume point (resuming would start from step 0), and neither is a
-        ``model.safetensors`` whose run.json was not then written (a full disk between the two): an
-        overwrite that has only those replaces no run."""
-        if _status(self.path) == "finished":
-            return True
-        return self.checkpoints.is_dir() and any(
-            entry.is_dir() and STEP_CHECKPOINT.fullmatch(entry.name) for entry in self.checkpoints.iterdir())
+        """:func:`~trainlab.run_layout.holds_something_to_keep` of this folder: finished, or a step checkpoint."""
+        return holds_something_to_keep(self.path)
 
     def commit_overwrite(self) -> Path:
         """Swap the staged run into place and delete the run it replaces; a no-op when not staged.
@@ -427,13 +361,7 @@ class RunDir:
             return self.path
         final, staging = self.final, self.path
         target = self._swap_at if self._swap_at is not None else swap_place(final)
-        if _exchange(staging, target):
-            aside = staging  # now holds the old run
-        else:  # two renames: a crash between them leaves both runs under their dot names
-            aside = sibling_name(target, "old", os.getpid())
-            os.replace(target, aside)
-            os.replace(staging, target)
-        fsync_dir(target.parent)
+        aside = swap_into_place(staging, target)
         self.path, self.final, self._swap_at = final, None, None
         self.lock.moved_to(final)
         if self._old_lock is not None:
@@ -578,123 +506,3 @@ class RunDir:
                 self.discard_staging()
                 return
         self.lock.release()
-
-
-# --------------------------------------------------------------------------- leftovers of killed runs (trainlab.run_leftovers)
-
-def stranded_overwrites(final: Path) -> list[Path]:
-    """Dead staging folders of ``final`` that hold a run with something to keep (a step checkpoint or its results),
-    newest first: a ``train --overwrite`` killed before it could swap itself into place.
-    :meth:`RunDir.open_existing` (``resume``) adopts the newest. One that :func:`_set_aside` is not one."""
-    found = [entry for kind, entry in dead_siblings(final)
-             if kind == "new" and entry.is_dir() and not entry.is_symlink() and is_run_folder(entry)
-             and RunDir(entry).has_something_to_keep() and not _set_aside(entry, final)]
-    return sorted(found, key=lambda entry: entry.stat().st_mtime, reverse=True)
-
-
-def _status(run: Path) -> Any:
-    """run.json's ``status`` (``"finished"``, ...), None when unreadable or absent."""
-    try:
-        info = json.loads(read_regular_file(run / "run.json", MAX_RUN_JSON_BYTES))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return info.get("status") if isinstance(info, dict) else None
-
-
-def _created(run: Path) -> float | None:
-    """run.json's ``created`` (when its training started), None when unreadable or absent."""
-    try:
-        created = json.loads(read_regular_file(run / "run.json", MAX_RUN_JSON_BYTES)).get("created")
-    except (OSError, ValueError, RecursionError, AttributeError):
-        return None
-    return float(created) if isinstance(created, int | float) and not isinstance(created, bool) else None
-
-
-def _set_aside(entry: Path, final: Path) -> bool:
-    """True if the dead staging folder ``entry`` holds the run an overwrite *replaced*: the swap
-    (:meth:`RunDir.commit_overwrite`) gives the old run the staging folder's name, and a kill before
-    its deletion ends leaves it there, older than the run now at ``final``. Such a folder is removed,
-    never adopted (adopting it would bring the old run back and delete the finished new one). A
-    folder without run.json but with checkpoints is one whose deletion removed run.json first (an
-    overwrite writes run.json before any checkpoint); one with a damaged run.json is kept."""
-    if not os.path.lexists(entry / "run.json"):
-        return RunDir(entry).has_something_to_keep() and is_run_folder(final)
-    ours, theirs = _created(entry), _created(final)
-    return ours is not None and theirs is not None and ours < theirs
-
-
-def clean_stale_staging(final: Path) -> list[Path]:
-    """Remove ``.<name>.new-<pid>`` / ``.old-<pid>`` siblings of ``final`` left by dead processes
-    (:func:`~trainlab.run_leftovers.dead_siblings`: beside the folder a link ``final`` resolves to).
-
-    A dead staging folder that holds its results or a step checkpoint is kept (it is someone's work), unless it
-    is a replaced run whose deletion was cut short (:func:`_set_aside`).
-    """
-    removed = []
-    for kind, entry in dead_siblings(final):
-        if kind == "new" and RunDir(entry).has_something_to_keep() and not _set_aside(entry, final):
-            continue
-        if kind == "old" and not final.exists():
-            continue  # a swap was cut between its two renames: this is the only copy of the old run
-        remove_path(entry)
-        removed.append(entry)
-    return removed
-
-
-def _staging_place(final: Path) -> str:
-    """Where :meth:`RunDir._staged_beside` writes the staging folder of an overwrite of ``final``, in words:
-    beside ``final``, or in the folder holding what a link ``final`` points at (:func:`swap_place`)."""
-    place = swap_place(final)
-    if place == final:
-        return f"beside {final}"
-    return f"in {place.parent} (beside {place}, which the link {final} points at)"
-
-
-def put_back_cut_swap(final: Path) -> Path | None:
-    """Rename back the old run that an overwrite's swap of two renames (:meth:`RunDir.commit_overwrite`, where
-    renameat2 cannot exchange) set aside as ``.<name>.old-<pid>`` before a kill cut it short, while the folder
-    it was taken from (:func:`swap_place`: ``final``, or what a link ``final`` points at) is missing; returns
-    the folder it was in, or None when there is none to put back.
-
-    That leaves what a kill before the swap leaves: the old run in place and the new one staged, which
-    ``resume`` adopts (:func:`stranded_overwrites`) and another ``--overwrite`` replaces; as a checkpoint's
-    swap cut short is put back (:func:`~trainlab.run_leftovers.clean_stale_temporaries`). Else ``final`` does
-    not exist (a link dangles) and neither run is found. A set-aside folder whose lock is held is left: a live
-    swap holds it (its name's pid may look dead: a process started after the old run's last change)."""
-    place = swap_place(final)
-    if os.path.lexists(place):
-        return None
-    try:
-        # cut between the renames only while its staged run is still beside it: after the second rename, an
-        # old run whose removal a kill cut short is no run to bring back (the user may have deleted the new one)
-        aside = [entry for kind, entry in dead_siblings(final)
-                 if kind == "old" and entry.is_dir() and not entry.is_symlink()
-                 and entry.with_name(_staged_name_of(entry)).is_dir()]
-        if not aside:
-            return None
-        latest = max(aside, key=lambda entry: entry.lstat().st_ctime)  # the rename that set it aside sets ctime
-    except OSError:  # a parent that cannot be listed, a leftover a cleaner removed meanwhile: the caller's own
-        return None  # error names what is missing (mkdir, "does not exist")
-    if holder(latest) is not None:
-        return None  # a live swap between its two renames: it finishes itself
-    lock = RunLock(latest)
-    lock.acquire()  # raced by another process putting it back: "in use", naming the folder
-    try:
-        os.rename(latest, place)
-    except OSError as exc:
-        lock.release()
-        if exc.errno in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
-            return None  # another process put it back first
-        raise folder_error(f"cannot put the run in {latest} back at {place}, where an overwrite of {final} "
-                           "was cut short", exc) from None
-    lock.moved_to(place)
-    lock.release()
-    fsync_dir(place.parent)
-    return latest
-
-
-def _staged_name_of(aside: Path) -> str:
-    """The staging folder's name of the overwrite that set ``aside`` (``.<stem>.old-<pid>``) aside:
-    ``.<stem>.new-<pid>``, the same process's."""
-    stem, _, pid = aside.name.rpartition(".old-")
-    return f"{stem}.new-{pid}"

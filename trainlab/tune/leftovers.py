@@ -20,7 +20,7 @@ from trainlab.engine.checkpoint import BEST, step_folders
 from trainlab.engine.checkpoint import prune_after_finish as prune_checkpoints
 from trainlab.errors import TrainlabError
 from trainlab.records import read_record_object
-from trainlab.run_folder import linked_records
+from trainlab.run_layout import linked_records
 from trainlab.run_leftovers import clean_stale_temporaries, is_stale_temporary
 from trainlab.run_lock import RunLock
 
