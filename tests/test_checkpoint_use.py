@@ -128,6 +128,33 @@ def test_last_and_step_names_load_the_newest_step_checkpoint(runs):
                                    atol=1e-5)
 
 
+@pytest.mark.parametrize("averaging", [None, {"kind": "ema", "decay": 0.8}], ids=["plain", "ema"])
+def test_the_last_checkpoint_of_a_run_restore_best_ended_holds_the_weights_training_ended_with(tmp_path, averaging):
+    """Early stopping's restore_best puts the best weights back at the run's end: model.safetensors and the
+    summary are the best validation's, but the step checkpoint written as training ended holds that step's
+    weights (with EMA: the model and the shadow it evaluated, alike), so ``last`` scores what the run's last
+    validation recorded. It held the restored weights (with EMA: the best model beside the last shadow)."""
+    strategy = {"optimizer": {"name": "sgd", "lr": 0.9}, "epochs": 12,
+                "early_stopping": {"monitor": "val_loss", "patience": 2}}
+    if averaging is not None:
+        strategy["weight_averaging"] = averaging
+    run = _train(tmp_path / "restored", {"source": "digits"}, strategy, {"every_n_epochs": 1})
+    summary = json.loads((run / "summary.json").read_text())
+    (newest,) = [p for p in (run / "checkpoint").iterdir() if p.name.startswith("step-")]
+    step = int(newest.name.removeprefix("step-"))
+    assert step == summary["steps"] and summary["stopped_early"] and summary["best_epoch"] < summary["epochs_run"]
+    tensors = load_file(str(newest / "tensors.safetensors"))
+    x, y = _val_split(run)
+    last = _recorded_val_loss(run, step)
+    assert _cross_entropy(_mlp_logits(tensors, MODEL, x), y) == pytest.approx(last, rel=1e-5)
+    if averaging is not None:
+        assert _cross_entropy(_mlp_logits(tensors, SHADOW, x), y) == pytest.approx(last, rel=1e-5)
+    evaluate = trainlab.run_evaluation.evaluate_run
+    assert evaluate(run, "val", checkpoint="last")["loss"] == pytest.approx(last, rel=1e-5)
+    assert evaluate(run, "val")["loss"] == pytest.approx(summary["val"]["loss"], rel=1e-5)
+    assert summary["val"]["loss"] < last - 1e-4  # the restored best, not the last weights
+
+
 def test_a_mid_epoch_checkpoint_of_an_averaged_run_loads_the_averaged_weights(runs):
     """step-7 was written mid-epoch, in training mode: its ``model`` holds the raw weights and the EMA its
     validation at step 7 scored sits in ``weight_averaging.shadow``."""

@@ -227,6 +227,15 @@ def test_a_machine_faster_than_the_calibration_lengthens_the_run_up_to_the_confi
     assert built.trainer.state.stop_reason == f"the config's whole length fit in the time budget: ended at step {length}"
 
 
+def test_steps_the_clock_cannot_see_leave_the_whole_budget_for_the_configs_length():
+    """A clock that does not advance (too coarse to see a step) measures a pace of 0 s a step: the budget
+    left pays for every step of the config's length. The re-plan ended the run at its current step."""
+    built, _, record = _budgeted_linear_run(100, 1.0, (0.0, 0.0, 0))
+    length = 40 * built.trainer.plan.steps_per_epoch
+    assert built.trainer.state.step == length
+    assert record["replans"][0]["end"] == length
+
+
 class ScriptedRun:
     """A budgeted run without training: the trainer's loop order (trainlab.engine.loop) over a scripted
     clock. Each step reads its LR at its start (the LR adapter: ``schedule(step)``), then its seconds pass,

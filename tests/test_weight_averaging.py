@@ -183,6 +183,28 @@ def test_lookahead_matches_airbench_with_its_epoch_end_reset():
     assert not np.allclose(raw, slow)  # 43 is mid-epoch and not an update step: fast moved on since
 
 
+def test_lookahead_resets_at_an_epoch_whose_last_step_a_rollback_skipped():
+    """An epoch of 12 steps whose last batch a divergence rollback skipped ends at its 11th step: the loop
+    calls no 12th, so the epoch's end reset (fast <- slow) comes after the 11th. It never came."""
+    rule = AveragingRule("lookahead", 0.8, every_n_steps=4)
+    model = _model()
+    names = _float_names(model)
+    increments = _increments(model, 11)
+    w0 = _flat(model, names)
+    step = AveragedStep(ScriptedStep(model, increments), rule, micro_batches=12)
+    state = TrainState(skipped_batches=[[0, 11]])
+    step.set_mode(training=True)
+    for position in range(1, 12):  # batches 0..10 of epoch 0
+        state.batch_in_epoch = position
+        step.train_step([], state)
+        state.step += 1
+    raw, slow = _numpy_reference(w0, [_flat(inc, names) for inc in increments], kind="lookahead", decay=0.8,
+                                 every=4, steps_per_epoch=11)
+    np.testing.assert_allclose(_flat(step.averaged_weights(), names), slow, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_flat(step.raw_weights(), names), raw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(raw, slow)
+
+
 def test_lookahead_is_slow_plus_alpha_times_fast_minus_slow():
     """Zhang et al. (2019): every k steps slow += alpha (fast - slow), fast = slow, with alpha = 1 - decay**k."""
     k, decay = 4, 0.8

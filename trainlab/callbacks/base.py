@@ -22,7 +22,8 @@ that checks things lazily (the divergence guard reads the loss every few steps)
 clear every pending check before a checkpoint is written: a checkpoint is never
 written from a state a guard has not cleared.
 
-Each callback has an ``order`` (lower runs first) and may keep resumable state
+Each callback has an ``order`` (lower runs first; ``train_end_order``, where set, places its ``on_train_end``
+alone) and may keep resumable state
 via ``state_dict``/``load_state_dict`` (tensors allowed anywhere in the tree).
 Only the hooks a callback overrides are called, so an unused hook costs nothing. A method named like a
 hook that is none (``on_train_epoch_end``, ``on_batch_end``: another framework's names) would never be
@@ -220,6 +221,9 @@ class Callback:
     """No-op hooks; subclasses override what they need (``view`` is a :class:`TrainerView`)."""
 
     order: int = 50
+    # where on_train_end runs among the others' when not at ``order`` (the checkpoint saver's last checkpoint
+    # comes before early stopping's restore_best: it holds the weights training ended with)
+    train_end_order: int | None = None
     name: str = ""  # unique per run (the built-in callbacks' names are reserved); defaults to the class name
 
     def on_train_start(self, view: TrainerView) -> None: ...
@@ -469,8 +473,16 @@ def _name_used_twice(name: str, callbacks: list[Callback]) -> str:
     return f"{twice}; a callback's state is saved under its name: give each instance its own (callback.name = '...')"
 
 
+def hook_order(callback: Callback, event: Event) -> int:
+    """Where ``callback``'s hook for ``event`` runs (lower first): its ``order``, or for ``on_train_end`` its
+    ``train_end_order`` where it sets one."""
+    if event is Event.TRAIN_END and callback.train_end_order is not None:
+        return callback.train_end_order
+    return callback.order
+
+
 class CallbackList:
-    """Dispatches each event to the callbacks that override it, in ``order``."""
+    """Dispatches each event to the callbacks that override it, in ``order`` (:func:`hook_order`)."""
 
     def __init__(self, callbacks: list[Callback]):
         for callback in callbacks:
@@ -491,7 +503,8 @@ class CallbackList:
             warn_unknown_hooks(callback)
         self.hooks: dict[Event, list[Callable[..., None]]] = {
             event: [getattr(cb, event.value) if is_builtin(cb) else UserHook(cb, event)
-                    for cb in self.callbacks if overrides(cb, event)] for event in Event
+                    for cb in sorted(self.callbacks, key=lambda cb: hook_order(cb, event)) if overrides(cb, event)]
+            for event in Event
         }
 
     def fire(self, event: Event, view: TrainerView, *args: Any) -> None:

@@ -31,6 +31,9 @@ class CheckpointSaver(Callback):
     checkpoint; an epoch-end best whose epoch is saved anyway shares that save's state. ``best/`` is the
     best model, not a resume point: resuming uses the newest ``step-*`` checkpoint.
 
+    The save as training ends runs before early stopping's ``restore_best`` (``train_end_order``): a step
+    checkpoint always holds that step's weights, the best ones are ``best/`` and the run's model.safetensors.
+
     Its state is the best monitored value so far (``best``): a resumed run gets it back from the
     checkpoint, so ``best/`` is replaced only by a better evaluation than any before the interruption.
     ``last_saved`` is a path, not state: the caller sets it to the checkpoint a run resumed from.
@@ -43,6 +46,9 @@ class CheckpointSaver(Callback):
     """
 
     order = 90
+    # the run's last checkpoint before early stopping's restore_best (30) and the user's hooks (50): a step
+    # checkpoint holds that step's weights (``--checkpoint last`` evaluates the weights training ended with)
+    train_end_order = 25
     name = "checkpointing"
 
     def __init__(self, root: str | Path, every_n_steps: int | None, every_n_epochs: int | None,

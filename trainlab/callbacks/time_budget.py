@@ -33,6 +33,7 @@ After a divergence rollback the restored plan is applied again before the next s
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from trainlab.callbacks.base import Callback, TrainerView
@@ -113,8 +114,9 @@ class BudgetPlanner(Callback):
         self.points = [*self.points, (step, elapsed)][-PACE_WINDOWS:]
         left = self.train_budget_s - elapsed
         # the steps the budget left still pays for, capped at the plan's length before int(): a budget of
-        # 1e308 s over a pace of 1e-3 s is infinitely many steps (OverflowError in int())
-        more = left / pace + 1e-9 if left > 0 and pace > 0 else 0.0
+        # 1e308 s over a pace of 1e-3 s is infinitely many steps (OverflowError in int()), and so is any
+        # budget left over steps that took no measurable time (a clock too coarse to see them)
+        more = 0.0 if left <= 0 else left / pace + 1e-9 if pace > 0 else math.inf
         end = step + int(min(more, max(self.length - step, 0)))
         # a change of a step or 1% of the steps left is jitter in the pace: re-planning on it would only
         # put kinks in the schedule (it costs at most that many steps' time)

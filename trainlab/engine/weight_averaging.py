@@ -176,10 +176,17 @@ class AveragedStep:
         step = state.step + 1  # the loop counts the step after it returns
         if self.rule.due(step):
             self._average(step)
-        if (self.rule.kind == "lookahead" and self.shadow is not None
-                and state.batch_in_epoch == self.micro_batches):
+        if self.rule.kind == "lookahead" and self.shadow is not None and self._last_of_epoch(state):
             _copy_into(averaged_entries(self.model), self.shadow)  # airbench: fast <- slow at each epoch's end
         return output
+
+    def _last_of_epoch(self, state: TrainState) -> bool:
+        """This step is the epoch's last one taken: its micro-batches end the epoch, or every later one of
+        the epoch is skipped after a rollback (``state.skipped_batches``), so the loop calls no later step."""
+        if state.batch_in_epoch == self.micro_batches:
+            return True
+        skipped = {batch for epoch, batch in state.skipped_batches if epoch == state.epoch}
+        return bool(skipped) and all(batch in skipped for batch in range(state.batch_in_epoch, self.micro_batches))
 
     def _average(self, step: int) -> None:
         live = averaged_entries(self.model)
@@ -250,7 +257,11 @@ class AveragedStep:
         return self.inner.weights()
 
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load ``weights`` into the model; in eval mode with the averaged weights in, they become the averaged
+        weights too (early stopping's restore_best), so the model and the shadow a checkpoint holds agree."""
         self.inner.load_weights(weights)
+        if self._raw is not None and self.shadow is not None:
+            _copy_into(self.shadow, averaged_entries(self.model))
 
     def loss_weights(self) -> dict[str, torch.Tensor]:
         """The loss's state (not averaged: it goes with the weights as it is)."""
