@@ -205,6 +205,24 @@ def test_lookahead_resets_at_an_epoch_whose_last_step_a_rollback_skipped():
     np.testing.assert_array_equal(raw, slow)
 
 
+def test_weights_loaded_in_eval_mode_are_the_averaged_weights_a_checkpoint_then_holds():
+    """Early stopping's restore_best loads the best weights in eval mode, where the model shows the shadow: they
+    become the shadow too, so a state captured after it holds one set of evaluated weights, not the best model
+    beside the last average (which checkpoint_state puts over the model)."""
+    model = _model()
+    names = _float_names(model)
+    step = AveragedStep(ScriptedStep(model, _increments(model, 6)), AveragingRule("ema", 0.5), micro_batches=100)
+    _drive(step, 0, 6, 100)
+    step.set_mode(training=False)
+    best = {name: torch.full_like(value, 0.25) if value.is_floating_point() else value
+            for name, value in model.state_dict().items()}
+    step.load_weights(best)
+    state = step.state_dict()
+    expected = np.full(len(_flat(best, names)), 0.25)
+    np.testing.assert_array_equal(_flat(state["weight_averaging"]["shadow"], names), expected)
+    np.testing.assert_array_equal(_flat(state["model"], names), expected)
+
+
 def test_lookahead_is_slow_plus_alpha_times_fast_minus_slow():
     """Zhang et al. (2019): every k steps slow += alpha (fast - slow), fast = slow, with alpha = 1 - decay**k."""
     k, decay = 4, 0.8
