@@ -236,7 +236,7 @@ def build_callbacks(config: Config, schedule: Any, available: list[str], plan: B
         callbacks.append(DivergenceGuard(divergence.policy, divergence.spike_factor, divergence.window,
                                          divergence.lr_factor, divergence.max_rollbacks,
                                          rows_per_step=min(plan.batch_size * plan.accum, plan.n),
-                                         outlier_loss=outlier_loss))
+                                         outlier_loss=outlier_loss, micro_batches_per_step=plan.accum))
     stopping = strategy.early_stopping
     if stopping:
         callbacks.append(EarlyStopping(stopping.monitor, stopping.mode, stopping.patience, stopping.min_delta,

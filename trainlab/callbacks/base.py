@@ -5,7 +5,9 @@ The loop fires, in this order::
     on_train_start(view)
     per epoch:  on_epoch_start(view)                  # skipped when resuming mid-epoch
                 per optimizer step: on_step_start(view), (the Step runs), on_step_end(view, loss)
-                    [on_validation_end(view, step record)]  # a mid-epoch validation (eval_every_n_steps)
+                    [on_before_validation(view), on_validation_end(view, step record)]  # a mid-epoch
+                                                      # validation (eval_every_n_steps)
+                on_before_validation(view)            # before every validation pass (see below)
                 on_validation_end(view, record)       # record: epoch, step, lr, train_loss, val_* ...
                 on_epoch_end(view, record)
     on_train_end(view)                                # always, in a finally block; every callback's runs
@@ -20,7 +22,9 @@ Callbacks see a :class:`TrainerView`, not the Trainer: the progress state
 ``rollback(snapshot)``) and a few readers. ``on_before_save`` lets a callback
 that checks things lazily (the divergence guard reads the loss every few steps)
 clear every pending check before a checkpoint is written: a checkpoint is never
-written from a state a guard has not cleared.
+written from a state a guard has not cleared. ``on_before_validation`` does the same before each validation
+pass: a rollback asked there replaces the validation (the loop restores instead), so no validation, and no
+``on_validation_end`` (a tuner's pruner reporting to Optuna), sees weights a guard has not cleared.
 
 Each callback has an ``order`` (lower runs first; ``train_end_order``, where set, places its ``on_train_end``
 alone) and may keep resumable state
@@ -77,6 +81,7 @@ class Event(StrEnum):
     EPOCH_END = "on_epoch_end"
     TRAIN_END = "on_train_end"
     BEFORE_SAVE = "on_before_save"
+    BEFORE_VALIDATION = "on_before_validation"
     LOG = "on_log"
 
 
@@ -234,6 +239,7 @@ class Callback:
     def on_epoch_end(self, view: TrainerView, record: dict[str, Any]) -> None: ...
     def on_train_end(self, view: TrainerView) -> None: ...
     def on_before_save(self, view: TrainerView) -> None: ...
+    def on_before_validation(self, view: TrainerView) -> None: ...
     def on_log(self, view: TrainerView, record: dict[str, Any]) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -406,6 +412,7 @@ OTHER_FRAMEWORKS_HOOKS = {
     "on_train_batch_start": "on_step_start", "on_step_begin": "on_step_start",
     "on_batch_end": "on_step_end", "on_train_batch_end": "on_step_end",
     "on_validation_epoch_end": "on_validation_end", "on_test_end": "on_validation_end",
+    "on_validation_start": "on_before_validation", "on_validation_epoch_start": "on_before_validation",
     "on_evaluate": "on_validation_end",
     "on_save_checkpoint": "state_dict", "on_load_checkpoint": "load_state_dict", "on_save": "on_before_save",
 }

@@ -131,15 +131,16 @@ a resumed run completes it as the uninterrupted run does; so are the current run
 spike memory.
 
 Losses are read every ``check_every`` steps (one device sync, not one per step),
-at every ``window``-th step, and before any checkpoint is written
-(``on_before_save``, which also checks that the weights are finite): a checkpoint
-never holds a state the guard has not cleared (with small batches: an open group's steps are cleared
+at every ``window``-th step, and before any checkpoint is written or validation run
+(``on_before_save``, ``on_before_validation``, which also check that the weights are finite): a checkpoint
+never holds, and a validation never scores, a state the guard has not cleared (with small batches: an open group's steps are cleared
 of non-finite losses and of a sure spike; the group is judged once complete). Policy ``stop`` raises a
 TrainingError naming the step and the value. Policy ``rollback`` restores the
 snapshot taken at a cleared ``window``-th step at least ``window`` steps before the bad one (the
 guard keeps the last two: a loss that climbs for a while before it counts as a spike has often
 damaged the newest one; :meth:`TrainerView.snapshot`),
-multiplies the LR by ``lr_factor``, skips the offending batch and continues;
+multiplies the LR by ``lr_factor``, skips the offending batch (with gradient accumulation every
+micro-batch of its step) and continues;
 after ``max_rollbacks`` it stops. The snapshots are saved with the guard's state,
 so a resumed run rolls back exactly as the uninterrupted one would.
 """
@@ -233,12 +234,16 @@ class DivergenceGuard(Callback):
     name = "divergence"
 
     def __init__(self, policy: str, spike_factor: float, window: int, lr_factor: float, max_rollbacks: int,
-                 check_every: int = 10, rows_per_step: int | None = None, outlier_loss: str | None = None):
+                 check_every: int = 10, rows_per_step: int | None = None, outlier_loss: str | None = None,
+                 micro_batches_per_step: int = 1):
         if policy not in ("stop", "rollback"):
             raise ValueError(f"policy must be 'stop' or 'rollback'; got {policy!r}")
         self.policy, self.spike_factor, self.window = policy, spike_factor, window
         self.lr_factor, self.max_rollbacks, self.check_every = lr_factor, max_rollbacks, check_every
         self.outlier_loss = outlier_loss  # advice for small steps: the loss setting that weighs outliers less
+        # grad_accum_steps: a step is this many micro-batches (fewer at an epoch's end), all skipped by a rollback
+        self.micro_batches_per_step = micro_batches_per_step
+        self._last_taken: tuple[int, int, int] | None = None  # (step, epoch, last micro-batch) of the newest step
         self.recent: deque[float] = deque(maxlen=window)
         self.reference: float | None = None
         # the start level m: the first finite judged loss, raised to the largest of each cleared run of held
@@ -314,6 +319,7 @@ class DivergenceGuard(Callback):
         self._group_first, peak = int(group.get("first", 0)), group.get("peak")
         self._group_peak = [float(peak[0]), int(peak[1]), int(peak[2]), int(peak[3])] if peak else None
         self._pending = []
+        self._last_taken = None
         stored = state.get("snapshots")  # a rollback restores a state without them: keep the current
         if isinstance(stored, list) and all(isinstance(s.get("tree"), str) for s in stored):
             self.snapshots = [Snapshot(json.loads(s["tree"]), dict(s["tensors"])) for s in stored]
@@ -482,8 +488,9 @@ class DivergenceGuard(Callback):
 
     def on_step_end(self, view: TrainerView, loss: torch.Tensor) -> None:
         state = view.state
-        # the batch that produced this loss: the last micro-batch index of the step
-        self._pending.append((state.step, state.epoch, state.batch_in_epoch - 1, loss))
+        # the step that produced this loss, by its last micro-batch (:meth:`_step_batches` gives them all)
+        self._last_taken = (state.step, state.epoch, state.batch_in_epoch - 1)
+        self._pending.append((*self._last_taken, loss))
         on_snapshot_step = self.policy == "rollback" and state.step % self.window == 0
         if len(self._pending) < self.check_every and not on_snapshot_step:
             return
@@ -502,12 +509,21 @@ class DivergenceGuard(Callback):
         return max(self._group) > start_bar(self.start, self.spike_factor)
 
     def on_before_save(self, view: TrainerView) -> None:
-        if not self._check(view):
+        """Clear the pending losses, then check that the weights are finite: a step whose loss was finite can
+        still have made them NaN (its gradient was), which the newest step taken (``_last_taken``; at an
+        epoch's end its last micro-batch is in the epoch just closed) is blamed for. Nothing when a rollback
+        is asked already (by this step's own check): its cause stays the one its event names."""
+        if view.control.rollback_to is not None or not self._check(view):
             return
         weights = view.weights()
         if weights and not all(bool(torch.isfinite(w).all()) for w in weights.values() if w.is_floating_point()):
             state = view.state
-            self._handle(view, "non-finite weights", math.nan, state.step, state.epoch, state.batch_in_epoch - 1)
+            step, epoch, batch = self._last_taken or (state.step, state.epoch, state.batch_in_epoch - 1)
+            self._handle(view, "non-finite weights", math.nan, step, epoch, batch)
+
+    def on_before_validation(self, view: TrainerView) -> None:
+        """As before a checkpoint: a validation never scores a state the guard has not cleared."""
+        self.on_before_save(view)
 
     def _check(self, view: TrainerView) -> bool:
         """Check every pending loss; True when all were good."""
@@ -669,19 +685,24 @@ class DivergenceGuard(Callback):
     def _handle(self, view: TrainerView, problem: str, value: float, step: int, epoch: int, batch: int,
                 since: int | None = None) -> None:
         """Stop, or roll back to a snapshot at least ``window`` steps before ``since`` (the first step the
-        bad loss covers; default ``step``) skipping the batch of ``step``."""
+        bad loss covers; default ``step``) skipping the micro-batches of ``step`` (:meth:`_step_batches`)."""
         state = view.state
+        batches = self._step_batches(batch)
         event = {"event": "divergence", "step": step, "epoch": epoch + 1, "batch": batch,
                  "value": value if math.isfinite(value) else str(value), "problem": problem, "policy": self.policy}
+        if len(batches) > 1:
+            event["batches"] = batches
         if self.policy == "rollback" and state.rollbacks < self.max_rollbacks and self.snapshots:
             target = self.rollback_target(step if since is None else since)
             self.snapshots = [s for s in self.snapshots if s.step <= target.step]  # later ones are off-course
             lr_scale = state.lr_scale * self.lr_factor
             event.update(action="rollback", restored_step=target.step, lr_scale=lr_scale)
-            # the restored state inherits the rollback bookkeeping, so the replay skips this batch
+            # the restored state inherits the rollback bookkeeping, so the replay skips the step's batches
+            new = [[epoch, b] for b in batches if [epoch, b] not in state.skipped_batches]
+            skipped = [*state.skipped_batches, *new]
             view.control.rollback_to = target.with_train_state(
-                rollbacks=state.rollbacks + 1, lr_scale=lr_scale,
-                skipped_batches=[*state.skipped_batches, [epoch, batch]], events=[*state.events, event])
+                rollbacks=state.rollbacks + 1, lr_scale=lr_scale, skipped_batches=skipped,
+                events=[*state.events, event])
             self._pending = []
             return
         event["action"] = "stop"
@@ -689,6 +710,13 @@ class DivergenceGuard(Callback):
         limit = " after the maximum number of rollbacks" if self.policy == "rollback" else ""
         shown = f"{value:.6g}" if math.isfinite(value) else str(value)
         raise TrainingError(f"training diverged{limit} at step {step}: {problem} ({shown}){self._advice(problem)}")
+
+    def _step_batches(self, batch: int) -> list[int]:
+        """The micro-batches of the step whose last one is ``batch``: with gradient accumulation a step's loss is
+        the mean over several, and which of them went bad is not known, so a rollback skips them all (the
+        epoch's steps start at multiples of ``micro_batches_per_step``)."""
+        first = batch // self.micro_batches_per_step * self.micro_batches_per_step
+        return list(range(first, batch + 1))
 
     def _advice(self, problem: str) -> str:
         """For a spike with steps of fewer than ROWS_JUDGED rows: what outlier rows do there, and the remedies

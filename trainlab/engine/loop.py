@@ -13,7 +13,9 @@ Pseudo-code of :meth:`Trainer.fit`::
                  its record's lr the one that step ran with)
                 output = step.train_step(batches, state)
                 on_step_end(output.loss)   # divergence guard, checkpoints, progress
-                (every validation.every_n_steps steps: a mid-epoch validation, on_validation_end)
+                (every validation.every_n_steps steps: a mid-epoch validation, on_before_validation
+                 then on_validation_end)
+            on_before_validation           # a guard's pending checks: a rollback it asks replaces the validation
             record = train_<loss> sums + evaluate()  (epoch, step, lr, train_loss, val_*, elapsed_s)
             on_validation_end(record), on_epoch_end(record)
                                            # an epoch ended at a mid-epoch validation's step reuses its val_*:
@@ -160,6 +162,8 @@ class Trainer:
         try:
             if self.state.validation_due:  # resumed from a checkpoint written just before a mid-epoch validation
                 self._validate_due()
+                if self.control.rollback_to is not None:
+                    self.restore(self.control.rollback_to)
             while True:
                 while not self.done():
                     self.run_epoch()
@@ -223,6 +227,9 @@ class Trainer:
                 return  # asked before the epoch's first step: the epoch never happens, and has no record
         if state.validation_due:  # rolled back to a snapshot taken before its step's validation: it runs again
             self._validate_due()
+            if self.control.rollback_to is not None:
+                self.restore(self.control.rollback_to)
+                return
         skipped = frozenset(batch for epoch, batch in state.skipped_batches if epoch == state.epoch)
         view, control, fetch, train_step = self.view, self.control, self.batches.fetch, self.step.train_step
         step_start, step_end = self.callbacks.hooks[Event.STEP_START], self.callbacks.hooks[Event.STEP_END]
@@ -275,6 +282,9 @@ class Trainer:
         ``on_validation_end`` and ``on_epoch_end``, the first left out when the record reuses a mid-epoch
         validation of this step (its callbacks saw that validation already). ``lrs``: the LR columns the last
         step ran with, when the step holds the next one's already (a stop asked in ``on_step_start``)."""
+        if not self._checks_clear():  # a guard found a bad step: undo it rather than validate and record it
+            self.restore(self.control.rollback_to)
+            return
         record, reused = self.end_epoch()
         if lrs is not None:
             record.update(lrs)  # the same keys, in place: the history's record too
@@ -313,10 +323,21 @@ class Trainer:
         return bool(every) and self.state.step % every == 0 and position < self.plan.micro_batches
 
     def _validate_due(self) -> None:
-        """The mid-epoch validation the last step owes (``state.validation_due``), and its callbacks."""
+        """The mid-epoch validation the last step owes (``state.validation_due``), and its callbacks; none when
+        a guard asks for a rollback first (:meth:`_checks_clear`: the caller restores)."""
         self.state.validation_due = False
+        if not self._checks_clear():
+            return
         self.callbacks.fire_record(Event.VALIDATION_END, self.view, self.validate_mid_epoch())
         self.step.set_mode(training=True)
+
+    def _checks_clear(self) -> bool:
+        """Fire ``on_before_validation``: a guard that checks lazily (the divergence guard) clears its pending
+        steps. False when one asked for a rollback (``control.rollback_to``): those weights are not validated,
+        so no record, early stopping or tuner's pruner sees them."""
+        if self.callbacks.hooks[Event.BEFORE_VALIDATION]:
+            self.callbacks.fire(Event.BEFORE_VALIDATION, self.view)
+        return self.control.rollback_to is None
 
     def validate_mid_epoch(self) -> dict[str, Any]:
         """A validation pass inside an epoch, recorded as a step record (``scope: step``)."""
