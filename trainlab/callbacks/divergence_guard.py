@@ -132,9 +132,10 @@ spike memory.
 
 Losses are read every ``check_every`` steps (one device sync, not one per step),
 at every ``window``-th step, and before any checkpoint is written or validation run
-(``on_before_save``, ``on_before_validation``, which also check that the weights are finite): a checkpoint
-never holds, and a validation never scores, a state the guard has not cleared (with small batches: an open group's steps are cleared
-of non-finite losses and of a sure spike; the group is judged once complete). Policy ``stop`` raises a
+(``on_before_save``, ``on_before_validation``, which also check that the weights are finite): a
+checkpoint never holds, and a validation never scores, a state the guard has not cleared (with small
+batches: an open group's steps are cleared of non-finite losses and of a sure spike; the group is judged
+once complete). Policy ``stop`` raises a
 TrainingError naming the step and the value. Policy ``rollback`` restores the
 snapshot taken at a cleared ``window``-th step at least ``window`` steps before the bad one (the
 guard keeps the last two: a loss that climbs for a while before it counts as a spike has often
