@@ -209,7 +209,10 @@ def test_lr_may_be_omitted_where_the_factory_has_a_default():
 @pytest.mark.parametrize("label", ["rmsprop", "lion", "lamb"])
 def test_docs_zoo_table_shows_the_error_an_oscillating_optimizer_reaches(label):
     """docs/optimizers.md's table is the output of `python -m trainlab.optim.conformance`; the rows that end
-    in an oscillation are the ones whose last digit a stale table gets wrong (rmsprop said 3.1e-03)."""
+    in an oscillation are the ones a stale table gets wrong. Their reached error is the oscillation's phase
+    at the last step, which the CPU moves (rmsprop: 1.9e-03 on AMD EPYC hosts, 3.1e-03 on an Intel Xeon,
+    whatever ATEN_CPU_CAPABILITY: the BLAS differs): the table's value is checked to within the factor of
+    2 its notes give, the row's reached error against its tolerance."""
     from pathlib import Path
 
     x, y = zoo_data()
@@ -218,4 +221,6 @@ def test_docs_zoo_table_shows_the_error_an_oscillating_optimizer_reaches(label):
     docs = (Path(__file__).resolve().parents[1] / "docs" / "optimizers.md").read_text()
     table = docs[docs.index("Least squares (np.linalg.lstsq)"):].split("\n\n")[1]  # the zoo's table
     (row,) = [line for line in table.splitlines() if line.startswith(f"| {label} |")]
-    assert row.endswith(f"| {max(abs(w - slope), abs(b - intercept)):.1e} |"), row
+    *_, tolerance, shown, _ = (cell.strip() for cell in row.split("|"))
+    reached = max(abs(w - slope), abs(b - intercept))
+    assert reached <= float(tolerance) and 0.5 <= reached / float(shown) <= 2.0, (row, f"{reached:.1e}")

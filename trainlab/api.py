@@ -290,10 +290,12 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
     given = model  # the user's module (LoRA returns a wrapper around it)
     splits = [as_split(train, "train"), as_split(val, "val"), as_split(test, "test")]
     with _in_fit_terms():
-        data = fit_dataset(*splits, task, class_names)
-    config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
-                       "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
-                       "metrics": _metric_names(metrics), "runtime": runtime or {}, "output": {"progress": "off"}})
+        data = fit_dataset(*splits, task, class_names, _regression_loss(strategy))
+    with _in_fit_terms():  # an unknown strategy key pointed to fit's argument, or to what fit has none for
+        config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
+                           "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
+                           "metrics": _metric_names(metrics), "runtime": runtime or {},
+                           "output": {"progress": "off"}})
     with run_scope(config):
         notes: dict[str, Any] = {}
         with _in_fit_terms():
@@ -319,6 +321,25 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
     if out is not None:
         _write_records(Path(out), built.config, state, summary, model, data)
     return FitResult(state.history, summary, built.model, state.step_records, data.class_names)
+
+
+def _regression_loss(strategy: Any) -> str | None:
+    """The strategy's loss name when it is a registered regression loss (``target_kind`` continuous: mse,
+    mae, huber, smooth_l1, ...), which :func:`~trainlab.fit_inputs.fit_dataset` names beside a refusal of
+    whole-number targets read as classes; None for any other loss (``auto``, a ``module:attr`` one, which is
+    not imported here) and for a strategy that is refused: read before the data are checked, whose errors
+    come first (the strategy's own are raised when it is validated after them)."""
+    import trainlab.losses.builtins  # noqa: F401  (registers the built-in losses)
+    from trainlab.losses import LOSSES
+
+    try:
+        spec = _strategy(strategy).get("loss")
+    except ConfigError:
+        return None
+    name = spec.get("name") if isinstance(spec, Mapping) else spec
+    if not isinstance(name, str) or name not in LOSSES:
+        return None
+    return name.lower() if getattr(LOSSES.get(name), "target_kind", None) == "continuous" else None
 
 
 def _train(built: Any) -> None:
@@ -392,15 +413,45 @@ def _metric_reference(function: Any) -> str:
 _FIT_TERMS = ((re.compile(r"data\.task: (\w+)"), r"task='\1'"), (re.compile(r"data\.task\b"), "task"),
               (re.compile(r"data\.class_names\b"), "class_names"))
 
+# an unknown strategy key's did-you-mean that names a key outside the strategy (the config's other sections)
+_ELSEWHERE = re.compile(r"; did you mean '((output|runtime|data|seed|metrics)(?:\.[\w.]+)?)'\?")
+# fit's own arguments for the config keys it takes apart from the strategy
+_FIT_ARGUMENTS = {"seed": "seed=", "metrics": "metrics=", "runtime": "runtime={...}", "data.task": "task=",
+                  "data.class_names": "class_names=", "output.dir": "out="}
+# what fit can do instead of a config run's step records of the training loss (output.log_every_n_steps)
+_OWN_STEP_RECORDS = ("; in fit, a Callback's on_step_end(view, loss) can log each step's loss, e.g. "
+                     "view.log({'my_loss': float(loss)}), into FitResult.step_records")
+
+
+def _fit_place(found: re.Match[str]) -> str:
+    """The did-you-mean ``found`` (a key outside the strategy) in fit's terms: fit's argument for it
+    (``seed``: seed=, ``runtime.device``: runtime={'device': ...}), or, for a key fit has no argument for
+    (``output.*``: fit shows no progress, writes no checkpoints, records no step losses; ``data.*``: fit trains
+    on the arrays given), that it is a config run's, and for step records of the loss a callback's way."""
+    place, section = found.group(1), found.group(2)
+    if place in _FIT_ARGUMENTS:
+        return f"; did you mean fit's {_FIT_ARGUMENTS[place]} argument?"
+    if section == "runtime":
+        return f"; did you mean fit's runtime={{'{place.removeprefix('runtime.')}': ...}}?"
+    if section == "data":
+        return (f"; {place} is a config run's data setting, which fit has no argument for: fit trains on the "
+                "train=, val= and test= data as given")
+    value = "N" if place.endswith("_steps") else "..."
+    how = (f"`trainlab train CONFIG --set {place}={value}`" if place != "output" else
+           "an output: section of a config, `trainlab train CONFIG`")
+    steps = _OWN_STEP_RECORDS if place in ("output", "output.log_every_n_steps") else ""
+    return f"; fit takes no output settings: {place} is a config run's ({how}){steps}"
+
 
 @contextlib.contextmanager
 def _in_fit_terms() -> Iterator[None]:
     """Re-raises a :class:`ConfigError` or :class:`DataError` of the checks a config run shares with
-    fit with its config keys (``data.task: binary``) named as fit's arguments (``task='binary'``)."""
+    fit with its config keys (``data.task: binary``) named as fit's arguments (``task='binary'``), and an
+    unknown strategy key's did-you-mean of a key outside the strategy as fit takes it (:func:`_fit_place`)."""
     try:
         yield
     except (ConfigError, DataError) as exc:
-        message = str(exc)
+        message = _ELSEWHERE.sub(_fit_place, str(exc))
         for pattern, term in _FIT_TERMS:
             message = pattern.sub(term, message)
         if message == str(exc):

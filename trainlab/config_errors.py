@@ -6,7 +6,9 @@ written (:func:`location`; pydantic's union-branch names such as ``int`` or ``In
 - an unknown key: ``unknown config key 'runtime.devise'; did you mean 'device'? (valid: ...)``, the
   valid keys being the fields of the section it sits in; a key that sits elsewhere in the config is named
   by its place (``epochs``: ``did you mean 'strategy.epochs'?``, ``strategy.lr``: 'strategy.optimizer.lr'),
-  and another framework's name by trainlab's (``max_epochs``: 'epochs', :data:`~trainlab.name_aliases.KEY_NAMES`);
+  and another framework's name by trainlab's (``max_epochs``: 'epochs', :data:`~trainlab.name_aliases.KEY_NAMES`;
+  ``save_steps``: 'output.checkpoint.every_n_steps', and what its values mean where they differ:
+  ``evaluation_strategy`` takes 'steps' or 'epoch', :data:`~trainlab.name_aliases.KEY_PLACES`);
   :func:`_unknown_key_hint` states the order;
 - a missing key: ``config key 'model.name' is required``, plus ``; did you mean 'name' (the section has
   'naem')?`` when the section holds a key close to it;
@@ -34,7 +36,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from trainlab.config_fields import Named, short_repr
-from trainlab.name_aliases import KEY_NAMES, trainlab_name
+from trainlab.name_aliases import KEY_MEANINGS, KEY_NAMES, KEY_PLACES, trainlab_name
 from trainlab.registry import did_you_mean
 from trainlab.yaml_files import flow_yaml
 
@@ -108,6 +110,9 @@ MAX_PLACES_NAMED = 3  # a key found at more places than this (``name``) says not
 def _unknown_key_hint(schema: type[BaseModel], raw: Any, path: list[str]) -> str:
     """The did-you-mean of the unknown key at ``path`` (its dotted parts), first found of:
 
+    0. the place another framework's key is pointed to as a whole (``save_steps``:
+       'output.checkpoint.every_n_steps', ``evaluation_strategy``: 'strategy.eval_every_n_steps' and what its
+       values mean; :data:`~trainlab.name_aliases.KEY_PLACES`, :func:`_pointer_hint`);
     1. the key of its own section that another framework's name for it stands for (``strategy.max_epochs``:
        'epochs'; :data:`~trainlab.name_aliases.KEY_NAMES`);
     2. the other places in the config of a key of that name (``strategy.lr``: 'strategy.optimizer.lr';
@@ -115,7 +120,7 @@ def _unknown_key_hint(schema: type[BaseModel], raw: Any, path: list[str]) -> str
        top section first, named only when at most :data:`MAX_PLACES_NAMED` are left
        (:func:`_places_named`); else an optimizer's option, which the schema does not hold
        (``momentum``: 'strategy.optimizer.momentum', saying which optimizers take it when the config's
-       does not: :func:`_optimizer_option`);
+       does not: :func:`_component_option`);
     3. a key of its own section close to it (``runtime.devise``: 'device'; :func:`did_you_mean`).
 
     Before 2, an option of the config's own model outside ``model`` (``strategy.dropout``: 'model.dropout',
@@ -124,6 +129,9 @@ def _unknown_key_hint(schema: type[BaseModel], raw: Any, path: list[str]) -> str
     "" when none is found."""
     section, key = path[:-1], path[-1]
     valid = _fields_at(schema, section)
+    pointer = _pointer_hint(raw, section, key)
+    if pointer:
+        return pointer
     wanted = trainlab_name(key, KEY_NAMES) or key
     if wanted != key and wanted in valid:
         return f"; did you mean '{wanted}'?"
@@ -135,7 +143,25 @@ def _unknown_key_hint(schema: type[BaseModel], raw: Any, path: list[str]) -> str
     if places:
         shown = [f"'{place}'" for place in places]
         return f"; did you mean {' or '.join([', '.join(shown[:-1]), shown[-1]] if shown[:-1] else shown)}?"
-    return _optimizer_option(raw, wanted) or did_you_mean(key, valid)
+    return _component_option(raw, wanted, "optimizer") or did_you_mean(key, valid)
+
+
+def _pointer_hint(raw: Any, section: list[str], key: str) -> str:
+    """For another framework's key listed in :data:`~trainlab.name_aliases.KEY_PLACES`: "; did you mean
+    'PLACE'?", the place named from the key's own section (its last part where it sits there, as
+    :func:`_unknown_key_hint`'s step 1 names it), with what the key's values mean besides trainlab's in
+    parentheses where :data:`~trainlab.name_aliases.KEY_MEANINGS` says; a component's option
+    ('strategy.schedule.warmup_fraction') worded by :func:`_component_option` (which components take it).
+    "" for any other key."""
+    place = trainlab_name(key, KEY_PLACES)
+    if place is None:
+        return ""
+    *parent, name = place.split(".")
+    if parent[:1] == ["strategy"] and parent[1:] in (["optimizer"], ["schedule"]):
+        return _component_option(raw, name, parent[1])
+    shown = name if parent == section else place
+    meaning = trainlab_name(key, KEY_MEANINGS)
+    return f"; did you mean '{shown}'{f' ({meaning})' if meaning else ''}?"
 
 
 def _places_named(schema: type[BaseModel], key: str, section: list[str]) -> list[str]:
@@ -166,29 +192,33 @@ def _key_places(schema: type[BaseModel]) -> tuple[tuple[str, ...], ...]:
     return tuple(places)
 
 
-MAX_OPTIMIZERS_NAMED = 4  # of those that take an option the config's optimizer does not
+MAX_OPTIMIZERS_NAMED = 4  # of those that take an option the config's optimizer (schedule, model) does not
 
 
-def _optimizer_option(raw: Any, key: str) -> str:
-    """For a key that is an option of registered optimizers (``momentum``): "; did you mean
-    'strategy.optimizer.momentum'?" when the config's optimizer takes it, else the same naming those that do
-    ("..., an option of optimizers momentum, nesterov, rmsprop, sgd (not of adam)?"); "" when none does.
-    No user code is imported to find out (a ``module:attr`` optimizer counts as taking none)."""
+def _component_option(raw: Any, key: str, component: str) -> str:
+    """For a key that is an option of registered ``component`` s, ``optimizer`` or ``schedule``
+    (``momentum``, ``warmup_fraction``): "; did you mean 'strategy.optimizer.momentum'?" when the config's
+    component takes it, else the same naming those that do ("..., an option of optimizers momentum, nesterov,
+    rmsprop, sgd (not of adam)?"); "" when none does. No user code is imported to find out (a ``module:attr``
+    component counts as taking none)."""
     import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
     from trainlab.optim import OPTIMIZERS
+    from trainlab.schedules import SCHEDULES
 
+    # the positional arguments each factory is called with: the parameters; total_steps, steps_per_epoch
+    registry, skip = {"optimizer": (OPTIMIZERS, 1), "schedule": (SCHEDULES, 2)}[component]
     # the shortest names first: the plain optimizer (sgd) before its variants (momentum_textbook, muon_conv)
-    takers = sorted((name for name in OPTIMIZERS.names() if OPTIMIZERS.takes_option(name, key, skip=1)),
+    takers = sorted((name for name in registry.names() if registry.takes_option(name, key, skip=skip)),
                     key=lambda name: (len(name), name))
     if not takers:
         return ""
-    spec = _section_at(raw, ["strategy", "optimizer"])
+    spec = _section_at(raw, ["strategy", component])
     own = spec.get("name") if isinstance(spec, dict) else spec
     if isinstance(own, str) and own.lower() in takers:
-        return f"; did you mean 'strategy.optimizer.{key}'?"
+        return f"; did you mean 'strategy.{component}.{key}'?"
     shown = ", ".join(takers[:MAX_OPTIMIZERS_NAMED]) + (", ..." if takers[MAX_OPTIMIZERS_NAMED:] else "")
     mine = f" (not of {own})" if isinstance(own, str) else ""
-    return f"; did you mean 'strategy.optimizer.{key}', an option of optimizers {shown}{mine}?"
+    return f"; did you mean 'strategy.{component}.{key}', an option of {component}s {shown}{mine}?"
 
 
 def _model_option(raw: Any, key: str) -> str:

@@ -28,7 +28,13 @@ import torch
 from trainlab.config_fields import plain_scalar, short_repr
 from trainlab.data import TASKS, targets_tensor
 from trainlab.data.dataset import Dataset, Split, check_float32_range, infer_task, row_position
-from trainlab.data.labels import Locate, named_classes_task, read_class_labels, warn_classes_absent
+from trainlab.data.labels import (
+    ClassLabels,
+    Locate,
+    named_classes_task,
+    read_class_labels,
+    warn_classes_absent,
+)
 from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import ConfigError, DataError
 from trainlab.losses.task_fit import refuse_soft_targets
@@ -417,14 +423,36 @@ def _label_locate(split: Split, task: str) -> Locate | None:
     return lambda _part, row, col: labels.cell(row, col)
 
 
+def _read_labels(task: str, train: Split, names: list[str] | None,
+                 regression_loss: str | None) -> tuple[ClassLabels, np.ndarray]:
+    """:func:`~trainlab.data.labels.read_class_labels` of the training targets, as ``load_dataset`` reads a
+    source's. ``regression_loss``: the regression loss of a run whose task was inferred from whole-number
+    targets (no ``task``, no ``class_names``). Its refusal of targets of one value (``the training targets hold
+    one class ('0' in all 20 rows)``) adds what ``task='regression'`` would make of them: numbers the same in
+    every row, which a regression model is refused too
+    (:func:`~trainlab.data.regression_targets.check_regression_targets`), so naming that task alone as the fix
+    would lead to a second refusal."""
+    try:
+        return read_class_labels(task, train.y.numpy(), names, _label_locate(train, task), names_key="class_names",
+                                 name="train y")
+    except DataError as exc:
+        if regression_loss is None or task == "regression" or len(np.unique(train.y.numpy())) > 1:
+            raise
+        raise DataError(f"{exc}; nor can {regression_loss}, a regression loss, learn from them: task='regression' "
+                        "reads them as numbers, which are the same in every row (is y the column to predict?)") \
+            from None
+
+
 def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str | None,
-                class_names: list[str] | None) -> Dataset:
+                class_names: list[str] | None, regression_loss: str | None = None) -> Dataset:
     """The splits with the data layer's task rule (``task``, else
     :func:`~trainlab.data.labels.named_classes_task` for ``class_names``, else :func:`infer_task` on the
     training targets) and target types (multi-label targets stay float); the labels are read and checked by
     :func:`~trainlab.data.labels.read_class_labels`, as a config run's are (``class_names`` as
     ``data.class_names``). Multi-label ``class_names`` name the label columns, one each; fractional targets in
-    [0, 1] given a classification ``task`` are refused as soft targets."""
+    [0, 1] given a classification ``task`` are refused as soft targets. ``regression_loss``: the strategy's
+    loss when it is a regression one (``mse``): a refusal of inferred class labels (one class in all rows)
+    then names ``task='regression'`` too (:func:`_read_labels`)."""
     if task is not None and task not in TASKS:
         hint = did_you_mean(task, list(TASKS)) if isinstance(task, str) else ""
         raise ConfigError(f"task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}{hint}")
@@ -442,8 +470,8 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
     task = task or named_task or infer_task(train.y.numpy())
     if task_given and task != "regression":
         refuse_soft_targets(train.y, f"task='{task}' takes class labels", "train y holds")  # not bad class indices
-    labels, y_train = read_class_labels(task, train.y.numpy(), names, _label_locate(train, task),  # as load_dataset
-                                        names_key="class_names", name="train y")  # reads a source's
+    inferred = None if task_given or names is not None else regression_loss
+    labels, y_train = _read_labels(task, train, names, inferred)
     if task == "multilabel" and names is not None and len(names) != y_train.shape[1]:
         raise DataError(f"train y has {y_train.shape[1]} label columns but {len(names)} class names are given "
                         "(class_names); give one name per label column, in column order")

@@ -17,7 +17,13 @@ A name is listed when the did-you-mean would otherwise miss it, or point elsewhe
   ``accumulate_grad_batches`` -> ``grad_accum_steps``, ``max_grad_norm``, ``gradient_clip_val`` ->
   ``clip_grad_norm``, ``wd`` (fastai) -> ``weight_decay``, ``early_stopping_patience`` -> ``patience``,
   ``validation_split`` (Keras), ``validation_fraction`` (scikit-learn) -> ``val_fraction``, ``test_size``
-  (scikit-learn's ``train_test_split``) -> ``test_fraction``.
+  (scikit-learn's ``train_test_split``) -> ``test_fraction``, Hugging Face's ``eval_steps``,
+  ``logging_steps``, ``save_total_limit`` -> ``eval_every_n_steps``, ``log_every_n_steps``, ``keep_last``,
+  Keras's ``restore_best_weights`` -> ``restore_best``.
+- :data:`KEY_PLACES`: a key pointed to by its whole dotted place, where trainlab's name alone would not find
+  it (``warmup_ratio`` -> ``strategy.schedule.warmup_fraction``, ``save_steps`` ->
+  ``output.checkpoint.every_n_steps``) or where the value means something else: :data:`KEY_MEANINGS` says
+  what, beside the did-you-mean (``evaluation_strategy: steps`` names no number of steps).
 - :data:`LOSS_NAMES`: Keras's loss names (``categorical_crossentropy``, ``mean_squared_error`` ...),
   PyTorch's classes and functions (``CrossEntropyLoss``, ``BCEWithLogitsLoss``, ``l1_loss`` ...), optax's.
 - :data:`METRIC_NAMES`: Keras's metric names (``sparse_categorical_accuracy``, ``binary_accuracy``, ``acc``,
@@ -47,6 +53,33 @@ KEY_NAMES: dict[str, str] = {
     "val_split": "val_fraction", "val_size": "val_fraction", "valid_size": "val_fraction",
     "val_ratio": "val_fraction", "validation_ratio": "val_fraction",
     "test_size": "test_fraction", "test_split": "test_fraction", "test_ratio": "test_fraction",
+    # the cadences and keeps of the Hugging Face Trainer (TrainingArguments) and Keras's EarlyStopping
+    "eval_steps": "eval_every_n_steps", "logging_steps": "log_every_n_steps", "save_total_limit": "keep_last",
+    "restore_best_weights": "restore_best",
+}
+
+# another framework's key that KEY_NAMES cannot point to by trainlab's key name alone, -> trainlab's dotted key:
+# a component's option (warmup_ratio: the schedule's warmup_fraction, which no config section holds), a name
+# trainlab's config holds at several places (save_steps: the checkpoint's every_n_steps, not weight
+# averaging's), or a setting whose values mean something else (KEY_MEANINGS says what)
+KEY_PLACES: dict[str, str] = {
+    "evaluation_strategy": "strategy.eval_every_n_steps", "eval_strategy": "strategy.eval_every_n_steps",
+    "val_check_interval": "strategy.eval_every_n_steps",
+    "load_best_model_at_end": "strategy.early_stopping.restore_best",
+    "save_steps": "output.checkpoint.every_n_steps", "warmup_ratio": "strategy.schedule.warmup_fraction",
+}
+
+# what a KEY_PLACES key's value means besides trainlab's key, said with the did-you-mean: following the
+# pointer with the same value would train otherwise (evaluation_strategy=steps is no number of steps)
+KEY_MEANINGS: dict[str, str] = {
+    "evaluation_strategy": "Hugging Face's evaluation_strategy picks 'steps' or 'epoch'; trainlab validates after "
+                           "every epoch, and every N optimizer steps too with eval_every_n_steps: N",
+    "eval_strategy": "Hugging Face's eval_strategy picks 'steps' or 'epoch'; trainlab validates after every "
+                     "epoch, and every N optimizer steps too with eval_every_n_steps: N",
+    "val_check_interval": "Lightning's val_check_interval counts batches, or a fraction of an epoch; "
+                          "eval_every_n_steps counts optimizer steps, and every epoch ends in a validation anyway",
+    "load_best_model_at_end": "early stopping's, on by default: set strategy.early_stopping (its monitor, "
+                              "patience) to have the best validation's weights put back at the end",
 }
 
 # trainlab's models end in logits, so the losses on probabilities of Keras (from_logits=False) map to the

@@ -3,9 +3,9 @@ meant. A full-batch optimizer on mini-batches, mid-epoch validations without val
 step larger than the training set, gradient accumulation on a full batch, an L1/L2 penalty on a model
 without a weight tensor of 2+ dimensions, a fine-tune that never unfreezes, ``min_steps`` stretching a tiny
 set, an averaged model that stays mostly its starting weights, and settings that provably do nothing over the
-run's length (:func:`warn_if_idle`: class weights that cancel at batch_size 1, a step schedule that never
-decays, a patience no run this long exhausts). Each is one ``warning:`` line (:func:`trainlab.notices.warn`)
-naming the setting and its fix; none stops the run.
+run's length (:func:`warn_if_idle`: a max_steps the epochs end the run before, class weights that cancel at
+batch_size 1, a step schedule that never decays, a patience no run this long exhausts). Each is one
+``warning:`` line (:func:`trainlab.notices.warn`) naming the setting and its fix; none stops the run.
 """
 
 from __future__ import annotations
@@ -202,9 +202,10 @@ def warn_if_stale(rule: AveragingRule, total_steps: int, kind: str, decay: float
 def warn_if_idle(strategy: Strategy, loss: Loss, data: Dataset, plan: BatchPlan, total_steps: int) -> None:
     """The warnings of settings that cannot act in this run (``total_steps``: its whole length, after
     ``min_steps`` and ``max_steps``; a time budget only shortens it, so what cannot act in the whole length
-    cannot act in the budgeted one either): class weights that cancel, a step or multistep schedule whose
-    decays lie beyond the last epoch, an early stopping or reduce_on_plateau patience longer than the run's
-    validations."""
+    cannot act in the budgeted one either): a ``max_steps`` the epochs end the run before, class weights that
+    cancel, a step or multistep schedule whose decays lie beyond the last epoch, an early stopping or
+    reduce_on_plateau patience longer than the run's validations."""
+    warn_if_max_steps_unreached(strategy.epochs, strategy.max_steps, strategy.min_steps, plan, total_steps)
     warn_if_class_weights_cancel(loss, plan)
     schedule = strategy.schedule.spec()
     warn_if_decay_never_reached(schedule, plan, total_steps)
@@ -217,6 +218,26 @@ def warn_if_idle(strategy: Strategy, loss: Loss, data: Dataset, plan: BatchPlan,
         options = {**SCHEDULES.defaults("reduce_on_plateau"), **schedule}
         if _recorded(options["monitor"], data):
             warn_if_never_reduced(options["patience"], options["monitor"], plan, total_steps, every)
+
+
+def warn_if_max_steps_unreached(epochs: int | None, max_steps: int | None, min_steps: int | None, plan: BatchPlan,
+                                total_steps: int) -> None:
+    """One warning when both ``strategy.epochs`` and ``strategy.max_steps`` are given and the epochs (stretched
+    by ``min_steps``, whose own note says so) end the run before step ``max_steps``: the run stops at whichever
+    limit comes first (as Lightning's max_epochs/max_steps), so max_steps does nothing. A Hugging Face Trainer
+    user expects otherwise (its max_steps overrides num_train_epochs): epochs=2, max_steps=100 at 8 steps an
+    epoch trains 16 steps, not 100."""
+    if epochs is None or max_steps is None or total_steps >= max_steps:
+        return
+    ran = -(-total_steps // plan.steps_per_epoch)
+    stretched = f" (stretched to {ran} by strategy.min_steps={min_steps})" if min_steps is not None and ran != epochs \
+        else ""
+    # min_steps needs epochs: the run reaches max_steps once min_steps stretches the epochs past it
+    fix = "leave strategy.epochs out" if min_steps is None else f"raise strategy.min_steps to {max_steps}"
+    warn(f"strategy.max_steps={max_steps} is never reached: strategy.epochs={epochs}{stretched} of "
+         f"{counted(plan.steps_per_epoch, 'step')} each end the run at step {total_steps}, and the first limit "
+         f"reached ends it (the Hugging Face Trainer's max_steps would override the epochs); to train {max_steps} "
+         f"steps, {fix}, else remove max_steps")
 
 
 def _recorded(monitor: Any, data: Dataset) -> bool:
