@@ -21,7 +21,9 @@ to watch) carries its reason. The rules, per task:
     more than 1% of values beyond |z| > 3.5 (a Gaussian has 0.05%), or excess kurtosis
     above 4 (Laplace has 3). Then ``huber`` with delta = 1.345 * sigma, sigma = 1.4826 MAD
     of the residuals (1.345 is Huber's 95%-efficiency constant); ``adaptive`` (learns the
-    tail shape) and ``log_cosh`` are offered as alternatives.
+    tail shape) and ``log_cosh`` are offered as alternatives. Several targets whose robust sigmas differ
+    more than 3x get a note with either loss: mse, and huber with one delta, are dominated by the widest
+    target; ``data.standardize_target: true`` puts each in units of its own sd.
 
 - binary: ``bce`` on logits; when the minority class is under 20% of the targets,
   ``pos_weight = n_neg / n_pos`` so both classes carry equal total weight (this raises the
@@ -241,22 +243,32 @@ def _z_scored(columns: np.ndarray) -> bool:
                 and np.all(np.abs(columns.std(0) - 1.0) < Z_SCORED_TOLERANCE))
 
 
-def _scale_spread_note(columns: np.ndarray, sigmas: list[float]) -> str | None:
+def _scale_spread_note(columns: np.ndarray, sigmas: list[float], loss: str) -> str | None:
     """For several targets whose robust sigmas (1.4826 MAD of their residuals) differ more than
-    :data:`SCALE_SPREAD` x, why one huber delta (set by the widest) does not suit them all and what to
-    do; None otherwise. Targets in their own units: ``data.standardize_target``. Targets z-scored
-    already (:func:`_z_scored`): their sds differ from their robust sigmas, as outliers inflate an sd
-    and not a MAD, and trainlab scales no column by its MAD: ``adaptive`` with ``num_dims`` (a scale
-    learned per column), or a delta from the narrowest column (robust on every column, nearer mae on
-    the wide ones)."""
+    :data:`SCALE_SPREAD` x, whatever ``loss`` ("mse" or "huber") is advised: why mse, and huber with one
+    delta (set by the widest), are dominated by the widest target (an error of one robust sigma costs
+    ratio^2 times as much there as on the narrowest) and what to do; None otherwise. Targets in their own
+    units: ``data.standardize_target`` puts each in units of its own sd. Targets z-scored already
+    (:func:`_z_scored`): their robust sigmas still differ, as the features explain some columns better
+    than others, or as outliers inflate an sd and not a MAD, and trainlab scales no column by its MAD:
+    ``adaptive`` with ``num_dims`` (a scale learned per column), and for huber a delta from the
+    narrowest column (robust on every column, nearer mae on the wide ones)."""
     if len(sigmas) < 2 or min(sigmas) <= 0 or max(sigmas) / min(sigmas) <= SCALE_SPREAD:
         return None
-    spread = (f"the {len(sigmas)} targets' robust sigmas differ up to {max(sigmas) / min(sigmas):.1f}x "
-              f"({', '.join(str(_round(s)) for s in sigmas)}): one delta, set by the widest, is nearly mse on the "
-              "narrow ones")
+    ratio = max(sigmas) / min(sigmas)
+    spread = (f"the {len(sigmas)} targets' robust sigmas differ up to {ratio:.1f}x "
+              f"({', '.join(str(_round(s)) for s in sigmas)}): mse, and huber with one delta, are dominated by the "
+              f"widest target (an error of one robust sigma costs {ratio**2:.3g}x as much there as on the "
+              "narrowest)" + ("; one delta, set by the widest, is nearly mse on the narrow ones" if loss == "huber"
+                             else ""))
     if not _z_scored(columns):
-        return (f"{spread}; with data.standardize_target: true each target is in units of its own std, and a "
-                "delta from those units suits them all")
+        return (f"{spread}; with data.standardize_target: true each target is in units of its own std, so the "
+                "targets weigh alike" + (" and a delta from those units suits them all" if loss == "huber" else ""))
+    if loss != "huber":
+        return (f"{spread}, although each target is z-scored already (mean 0, sd 1, as data.standardize_target "
+                "makes them): in those units the features explain some targets far better than others, and mse "
+                "weighs each target's residuals as they are; for a scale learned per target use adaptive with "
+                f"learn_scale: true and num_dims: {len(sigmas)}")
     narrowest = _round(HUBER_K * min(sigmas), 3)
     return (f"{spread}, although each target is z-scored already (mean 0, sd 1, as data.standardize_target makes "
             "them): outliers inflate a column's sd but not its robust sigma, so the sds leave the robust scales "
@@ -266,6 +278,9 @@ def _scale_spread_note(columns: np.ndarray, sigmas: list[float]) -> str | None:
 
 
 def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
+    """mse or huber for continuous targets (module docstring), from the tails of the least-squares
+    residuals (the targets' spread around their median without usable features); several targets whose
+    robust sigmas differ more than :data:`SCALE_SPREAD` x get :func:`_scale_spread_note` either way."""
     columns = y.reshape(len(y), -1).astype(np.float64)
     residuals, source = least_squares_residuals(columns, x)
     from_fit = residuals is not None
@@ -286,20 +301,21 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
         return untailed
     worst_outliers = max(s["outlier_fraction"] for s in stats)
     worst_kurtosis = max(s["excess_kurtosis"] for s in stats)
-    sigma = max(s["robust_sigma"] for s in stats)
-    delta = _round(HUBER_K * sigma, 3)
-    heavy = worst_outliers > OUTLIER_FRACTION or worst_kurtosis > EXCESS_KURTOSIS
-    if not heavy:
+    sigmas = [s["robust_sigma"] for s in stats]
+    delta = _round(HUBER_K * max(sigmas), 3)
+    if worst_outliers <= OUTLIER_FRACTION and worst_kurtosis <= EXCESS_KURTOSIS:
         reasons = [
             f"continuous target without heavy tails in the {what}: {worst_outliers:.1%} of values have "
             f"|robust z| > {OUTLIER_Z} (threshold {OUTLIER_FRACTION:.0%}) and excess kurtosis is "
             f"{worst_kurtosis:.2f} (threshold {EXCESS_KURTOSIS:g})",
             "mse is the Gaussian maximum-likelihood loss and fits the conditional mean",
         ]
+        spread_note = _scale_spread_note(columns, sigmas, "mse")
         alternatives = [Alternative({"name": "huber", "delta": delta},
                                     f"if outliers appear later: quadratic below delta = {HUBER_K} x robust sigma, "
                                     "linear beyond")]
-        return Advice({"name": "mse"}, "regression", reasons, ["mse", "mae", "r2"], evidence, alternatives,
+        return Advice({"name": "mse"}, "regression", reasons + ([spread_note] if spread_note else []),
+                      ["mse", "mae", "r2"], evidence, alternatives,
                       "mse is what the loss minimises; mae and r2 read in target units and against the mean")
     reasons = []
     if worst_outliers > OUTLIER_FRACTION:
@@ -310,14 +326,25 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
     if worst_kurtosis > EXCESS_KURTOSIS:
         reasons.append(f"excess kurtosis {worst_kurtosis:.1f} > {EXCESS_KURTOSIS:g} in the {what}: heavier tails "
                        "than Laplace")
-    reasons += [
+    return _advise_huber(columns, sigmas, reasons, from_fit, evidence)
+
+
+def _advise_huber(columns: np.ndarray, sigmas: list[float], reasons: list[str], from_fit: bool,
+                  evidence: dict[str, Any]) -> Advice:
+    """huber with delta = 1.345 x the widest robust sigma, after ``reasons`` (the heavy tails found);
+    ``adaptive`` (per column with ``num_dims`` where :func:`_scale_spread_note` speaks) and ``log_cosh``
+    as the alternatives."""
+    sigma = max(sigmas)
+    delta = _round(HUBER_K * sigma, 3)
+    reasons = [
+        *reasons,
         "squared error lets these few points dominate the gradient; huber is quadratic for residuals "
         "below delta and linear beyond, so outliers pull with bounded force",
         f"delta = {HUBER_K} x robust sigma ({_round(sigma)}) = {delta}"
         + ("" if from_fit else "; the targets' spread bounds the residual scale from above, so lower delta "
            "if the model explains most of the variance"),
     ]
-    spread_note = _scale_spread_note(columns, [s["robust_sigma"] for s in stats])
+    spread_note = _scale_spread_note(columns, sigmas, "huber")
     if spread_note:
         reasons.append(spread_note)
     adaptive: dict[str, Any] = {"name": "adaptive", "learn_alpha": True, "learn_scale": True,

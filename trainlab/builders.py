@@ -355,6 +355,22 @@ def run_metrics(config: Config, data: Dataset, loss: Loss) -> list[str]:
     return names
 
 
+def auto_choice_lines(notes: dict[str, Any]) -> list[str]:
+    """The console lines, as a run starts, that say what ``loss: auto`` and ``lr: auto`` chose (``notes``:
+    the build's ``loss_advice``, ``lr_auto``, ``lr_auto_s``), e.g. ``loss: auto -> bce (pos_weight=8.697;
+    'trainlab advise' says why)`` and ``lr: auto -> 0.0123 (LR range test, 0.31 s)``; [] for neither.
+    summary.json, config.yaml and run.json record the same choices."""
+    lines = []
+    if "loss_advice" in notes:
+        spec = notes["loss_advice"]["loss"]
+        options = ", ".join(f"{key}={value}" for key, value in spec.items() if key != "name")
+        lines.append(f"loss: auto -> {spec['name']} ({f'{options}; ' if options else ''}'trainlab advise' says why)")
+    if "lr_auto" in notes:
+        seconds = f", {notes['lr_auto_s']:.2f} s" if "lr_auto_s" in notes else ""
+        lines.append(f"lr: auto -> {notes['lr_auto']:.4g} (LR range test{seconds})")
+    return lines
+
+
 def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, notes: dict[str, Any],
              quiet: bool = False, budget: BudgetPlan | None = None) -> Built:
     """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model;
@@ -390,9 +406,9 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     warn_if_all_quadratic(loss, data, config.data.standardize_target)  # a huber delta beyond every target
     if "loss_advice" in notes:  # loss: auto, as the advisor chose it (config.yaml records the resolved config)
         config = resolved_loss(config, notes["loss_advice"]["loss"])
-        if not quiet:
-            options = ", ".join(f"{k}={v}" for k, v in notes["loss_advice"]["loss"].items() if k != "name")
-            note(f"loss auto: {loss.name}{f' ({options})' if options else ''} ('trainlab advise' says why)")
+    if not quiet:
+        for line in auto_choice_lines(notes):
+            note(line)
     step = build_step(config, model, loss, spec, device, precision)
     # a budgeted run's first plan (it re-plans as it runs); the config's whole length otherwise
     planned_steps = total_steps if budget is None or budget.steps is None else min(budget.steps, total_steps)

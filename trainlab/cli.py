@@ -84,7 +84,8 @@ def _cmd_train(args) -> int:
         from trainlab.compare.metric_keys import parse_target
         from trainlab.records import check_validation_key
 
-        target = parse_target(args.target)  # a bad --target fails before training: its form ...
+        # a bad --target fails before training: its form, its range (a loss that is never negative included) ...
+        target = parse_target(args.target, loss=config.strategy.loss.name)
         check_validation_key(config, target["metric"], "--target", "this run")  # ... and its metric
     summary, path = train(config, out=args.out, overwrite=args.overwrite, quiet=args.quiet,
                           resume_if_exists=args.resume)

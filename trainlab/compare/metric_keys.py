@@ -27,6 +27,17 @@ RANGES = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "subset_accur
           # the summary's own numbers (trainlab.records.SUMMARY_NUMBERS): times, rates and counts
           "train_time_s": (0.0, math.inf), "samples_per_s": (0.0, math.inf), "epochs_run": (0.0, math.inf),
           "steps": (0.0, math.inf), "best_epoch": (0.0, math.inf)}
+# the losses that are >= 0 for every output and target they accept: squared, absolute, huber-type, pinball and
+# margin losses, and cross-entropies of probabilities the loss makes itself (bce, cross_entropy, focal) or is
+# given (bce_prob). Not here, as they can be negative: the likelihoods of densities and rates (gaussian_nll,
+# poisson_nll, adaptive with a learned alpha or scale), nll and kl_div (of log-probabilities the model gives,
+# which nothing normalises), multitask (sums of any of them), loss: auto (chosen from the data) and a user's
+# module:attr loss. A val_loss / train_loss --target below 0 with one of these can never be reached.
+NON_NEGATIVE_LOSSES = frozenset({
+    "mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile",
+    "bce", "bce_prob", "cross_entropy", "focal", "hinge", "squared_hinge", "multiclass_hinge",
+    "cosine_similarity", "cosine_embedding", "contrastive", "triplet", "nt_xent",
+})
 _AVERAGING = re.compile(r"_(?:macro|micro|weighted|samples|binary)$")
 _TOP_K = re.compile(r"^top_\d+_accuracy$")
 
@@ -120,11 +131,22 @@ def _refuse_comparison(text: str) -> None:
                           f"write e.g. {key}={text[found.end():].strip() or '0.9'}")
 
 
-def parse_target(text: str | None) -> dict[str, Any] | None:
+def _refuse_negative_loss_target(key: str, value: str, number: float, loss: str | None) -> None:
+    """One ConfigError for a ``val_loss`` / ``train_loss`` target below 0 when ``loss`` (the run's loss name)
+    is one of :data:`NON_NEGATIVE_LOSSES`: its loss never falls below 0, so the target is never reached.
+    Any other loss (None: not known, e.g. ``loss: auto`` before the data is read) is left alone."""
+    if loss is None or number >= 0 or key.partition("_")[2] != "loss" or loss.lower() not in NON_NEGATIVE_LOSSES:
+        return
+    raise ConfigError(f"--target {key}={value.strip()} can never be reached: {key} is >= 0, as loss {loss} is "
+                      f"never negative; give a target >= 0 (e.g. {key}=0.1)")
+
+
+def parse_target(text: str | None, loss: str | None = None) -> dict[str, Any] | None:
     """``val_accuracy=0.9`` -> ``{"metric": "val_accuracy", "value": 0.9, "direction": "max"}``.
 
-    Checks the form only; whether the runs record the metric is checked by
-    ``trainlab.compare.command.check_recorded`` once the configs are known.
+    Checks the form, the metric's range (:func:`metric_range`) and, given ``loss`` (the run's loss name),
+    that a loss target is not below 0 for a loss that never is (:data:`NON_NEGATIVE_LOSSES`); whether the
+    runs record the metric is checked by ``trainlab.compare.command.check_recorded`` once the configs are known.
     """
     if not text:
         return None
@@ -147,4 +169,5 @@ def parse_target(text: str | None) -> dict[str, Any] | None:
         why = "is met by any value (a target says when training is good enough)" if met_by_any \
             else "can never be reached"
         raise ConfigError(f"--target {key}={value.strip()} {why}: {key} is {shown}")
+    _refuse_negative_loss_target(key, value, number, loss)
     return {"metric": key, "value": number, "direction": direction_of(key)}
