@@ -83,7 +83,21 @@ def test_warmup_ratio_points_into_the_schedules_that_take_warmup_fraction(tmp_pa
     assert config.strategy.schedule.spec() == {"name": "warmup_cosine", "warmup_fraction": 0.1}
 
 
+@pytest.mark.parametrize("override", ["strategy.warmup_steps=10", "strategy.num_warmup_steps=10",
+                                      "output.warmup_steps=10"])
+def test_warmup_steps_outside_the_schedule_points_into_the_schedules_that_take_it(tmp_path, capsys, override):
+    """Not 'max_steps' (difflib's nearest), nor schedule_free_adamw's option of that name."""
+    key = override.split("=")[0]
+    assert _refused(tmp_path, capsys, override) == (
+        f"unknown config key '{key}'; did you mean 'strategy.schedule.warmup_steps', an option of schedules wsd, "
+        "warmup_cosine, warmup_linear?")
+    config = load_config(_config(tmp_path), ["strategy.schedule={name: warmup_linear, warmup_steps: 10}"])
+    assert config.strategy.schedule.spec() == {"name": "warmup_linear", "warmup_steps": 10}
+
+
 @pytest.mark.parametrize(("override", "pointer", "meaning"), [
+    ("strategy.check_val_every_n_epoch=2", "'eval_every_n_steps'",
+     "Lightning's check_val_every_n_epoch skips epochs' validations; trainlab validates after every epoch"),
     ("strategy.evaluation_strategy=steps", "'eval_every_n_steps'",
      "Hugging Face's evaluation_strategy picks 'steps' or 'epoch'; trainlab validates after every epoch"),
     ("strategy.eval_strategy=epoch", "'eval_every_n_steps'",

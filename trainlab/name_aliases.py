@@ -67,6 +67,9 @@ KEY_PLACES: dict[str, str] = {
     "val_check_interval": "strategy.eval_every_n_steps",
     "load_best_model_at_end": "strategy.early_stopping.restore_best",
     "save_steps": "output.checkpoint.every_n_steps", "warmup_ratio": "strategy.schedule.warmup_fraction",
+    # warmup in steps is the schedule's (a name close to max_steps, and an option of schedule_free_adamw)
+    "warmup_steps": "strategy.schedule.warmup_steps", "num_warmup_steps": "strategy.schedule.warmup_steps",
+    "check_val_every_n_epoch": "strategy.eval_every_n_steps",
 }
 
 # what a KEY_PLACES key's value means besides trainlab's key, said with the did-you-mean: following the
@@ -78,6 +81,8 @@ KEY_MEANINGS: dict[str, str] = {
                      "epoch, and every N optimizer steps too with eval_every_n_steps: N",
     "val_check_interval": "Lightning's val_check_interval counts batches, or a fraction of an epoch; "
                           "eval_every_n_steps counts optimizer steps, and every epoch ends in a validation anyway",
+    "check_val_every_n_epoch": "Lightning's check_val_every_n_epoch skips epochs' validations; trainlab validates "
+                               "after every epoch, and every N optimizer steps too with eval_every_n_steps: N",
     "load_best_model_at_end": "early stopping's, on by default: set strategy.early_stopping (its monitor, "
                               "patience) to have the best validation's weights put back at the end",
 }
