@@ -45,7 +45,24 @@ def numpy_suggestion(lrs: np.ndarray, losses: np.ndarray, beta: float) -> float:
     slope[0], slope[-1] = (s[1] - s[0]) / (x[1] - x[0]), (s[-1] - s[-2]) / (x[-1] - x[-2])
     lowest = skip + int(np.argmin(s[skip:]))
     first = max(skip, int(np.nonzero(lrs >= lrs[lowest] / 1e3)[0][0]))  # at most three decades below the minimum
-    return float(lrs[first + int(np.argmin(slope[first:lowest]))])  # not lr_lowest: the loss rose after it
+    steepest = float(lrs[first + int(np.argmin(slope[first:lowest]))])  # not lr_lowest: the loss rose after it
+    return min(steepest, numpy_ceiling(lrs[:end], losses[:end], skip, len(lrs)))
+
+
+def numpy_ceiling(lrs: np.ndarray, losses: np.ndarray, skip: int, planned: int) -> float:
+    """The largest lr at most a tenth of where the centred mean (half-width planned // 20, cut at the ends) of
+    the raw losses starts to rise: its last point from its minimum on within 20% of its fall above it."""
+    h = max(2, planned // 20)
+    sums = np.convolve(losses, np.ones(2 * h + 1), mode="full")[h:h + len(losses)]  # sum over i-h..i+h
+    counts = np.convolve(np.ones(len(losses)), np.ones(2 * h + 1), mode="full")[h:h + len(losses)]
+    centred = sums / counts
+    lowest = skip + int(np.argmin(centred[skip:]))
+    limit = centred[lowest] + 0.2 * (centred[skip] - centred[lowest])
+    rise = lowest
+    while rise + 1 < len(centred) and centred[rise + 1] <= limit:
+        rise += 1
+    below = lrs[lrs <= lrs[rise] / 10 * (1 + 1e-9)]
+    return float(below[-1]) if len(below) else float(lrs[0])
 
 
 def test_lr_sweep_is_geometric_with_exact_ends():
@@ -154,13 +171,16 @@ def test_a_sweep_too_short_for_the_noise_test_gets_no_suggestion(steps):
 def test_the_lr_at_the_minimum_and_the_sweeps_last_lr_are_never_suggested():
     """The loss of step i is taken before lr_i's update: the lr at the smoothed minimum is the end lr, whose
     effect no loss shows, or the one after which the loss rose. Both were suggested when the steepest fall (a
-    one-sided difference at the end of the kept points) led into the minimum."""
-    lrs = lr_sweep(1e-4, 1.0, 40)
+    one-sided difference at the end of the kept points) led into the minimum. The steepest candidate is now
+    the one before them (lrs[-2], lrs[-3]: asserted before the ceiling came), and the ceiling puts the
+    suggestion a decade below the raw minimum (here where the loss starts to rise): the largest swept lr
+    at most a tenth of it."""
+    lrs = np.array(lr_sweep(1e-4, 1.0, 40))
     falling = np.concatenate([np.full(4, 2.0), np.linspace(2.0, 1.0, 35), [0.0]])  # lowest at the end lr
-    assert suggest_lr(lrs, falling, smoothing=0.0) == lrs[-2]
+    assert suggest_lr(lrs, falling, smoothing=0.0) == lrs[lrs <= lrs[-1] / 10][-1] < lrs[-2]
     rising = falling.copy()
     rising[-2:] = [0.0, 3.0]  # lr[-2]'s update sent the loss up (> 4x its minimum: the sweep ends there)
-    assert suggest_lr(lrs, rising, smoothing=0.0) == lrs[-3]
+    assert suggest_lr(lrs, rising, smoothing=0.0) == lrs[lrs <= lrs[-2] / 10][-1] < lrs[-3]
 
 
 def test_a_lucky_first_batch_is_neither_the_minimum_nor_a_divergence():
@@ -587,7 +607,7 @@ def test_lr_find_sweeps_what_the_runs_first_step_trains(monkeypatch, freezing):
         return [start_lr, end_lr], [1.0, 1.0]
 
     monkeypatch.setattr(trainlab.lr_find_run, "range_test_step", range_test_step)
-    monkeypatch.setattr(trainlab.lr_find_run, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
+    monkeypatch.setattr(trainlab.lr_find_run, "suggest_lr", lambda lrs, losses, skip_start, **_: 0.02)
     assert trainlab.lr_find_run.lr_find_config(Config.model_validate(raw))[0] == 0.02
     first_step = _names_the_first_step_trains(raw)
     assert first_step == {"2.weight", "2.bias"}  # the mlp's last Linear, its head
@@ -629,7 +649,7 @@ def test_lr_find_sweeps_only_the_head_while_the_first_epochs_freeze_the_backbone
 
     seen: list[int] = []
     monkeypatch.setattr(trainlab.lr_find_run, "range_test_step", _sweep_recorder(seen))
-    monkeypatch.setattr(trainlab.lr_find_run, "suggest_lr", lambda lrs, losses, skip_start: 0.02)
+    monkeypatch.setattr(trainlab.lr_find_run, "suggest_lr", lambda lrs, losses, skip_start, **_: 0.02)
     assert trainlab.lr_find_run.lr_find_config(Config.model_validate(FREEZE_THEN_UNFREEZE))[0] == 0.02
     assert seen == [8 * 3 + 3]
 

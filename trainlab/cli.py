@@ -290,7 +290,7 @@ def _cmd_lr_find(args) -> int:
     import math
 
     from trainlab.config import load_config
-    from trainlab.lr_find_run import lr_find_config
+    from trainlab.lr_find_run import lr_find_config, suggestion_line
     from trainlab.lr_finder import MAX_LR_FIND_STEPS, MIN_SWEEP_STEPS
 
     if not (0 < args.start_lr < args.end_lr and math.isfinite(args.end_lr)):
@@ -307,7 +307,7 @@ def _cmd_lr_find(args) -> int:
     config = load_config(args.config, args.set)
     suggestion, _, _ = lr_find_config(config, plot=args.plot, start_lr=args.start_lr, end_lr=args.end_lr,
                                       num_steps=args.steps)
-    print(f"suggested lr: {suggestion:.3g}")
+    print(suggestion_line(config, suggestion))  # with optimizer groups, each group's lr at it too
     if args.plot:
         print(f"wrote {args.plot}")
     return 0

@@ -12,7 +12,14 @@ from trainlab.config import Config
 from trainlab.config_strategy import OptimizerConfig
 from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import TrainingError
-from trainlab.lr_finder import check_lr_searchable, range_test_step, suggest_lr, warmup_steps
+from trainlab.lr_finder import (
+    AUTO_SWEEP_STEPS,
+    check_lr_searchable,
+    longer_sweep_steps,
+    range_test_step,
+    suggest_lr,
+    warmup_steps,
+)
 from trainlab.optim import default_lr
 from trainlab.schedule_plan import base_lr
 from trainlab.step_builders import first_epoch_freezing, optimizer_spec_for
@@ -59,8 +66,13 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
             lrs, losses = range_test_step(step, trainer.batches.forever(trainer.plan), start_lr=start_lr,
                                           end_lr=end_lr, num_steps=num_steps, reference_lr=base_lr(config))
     skip = warmup_steps(num_steps)  # of the planned sweep, also when it stopped early
+    # no descent in lr: auto's first sweep: the message names the longer one lr: auto then runs on this data (3x,
+    # at most 20 passes over the rows), so that lr-find --steps N reproduces it; else 3x the steps
+    longer = longer_sweep_steps(num_steps, trainer.plan.steps_per_epoch)
+    retried = num_steps == AUTO_SWEEP_STEPS and longer > num_steps
     try:
-        suggestion = suggest_lr(lrs, losses, skip_start=skip)
+        suggestion = suggest_lr(lrs, losses, skip_start=skip, num_steps=num_steps,
+                                auto_retry_steps=longer if retried else None)
     except TrainingError as exc:
         if not plot:
             raise
@@ -69,3 +81,40 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
     if plot:
         _plot_lr_finder(lrs, losses, suggestion, plot, skip)
     return suggestion, lrs, losses
+
+
+def _group_base_lr(optimizer: OptimizerConfig, index: int) -> float | None:
+    """The base lr of ``optimizer.groups[index]`` as the optimizer routing builds it: the group's own ``lr``,
+    else the top level's, else its optimizer's default (None: none, which the build refuses)."""
+    group = optimizer.groups[index]
+    if group.lr is not None:
+        return float(group.lr)
+    if optimizer.lr is not None and optimizer.lr != "auto":  # lr: auto and groups: refused by the config
+        return float(optimizer.lr)
+    return default_lr(group.optimizer or optimizer.name)
+
+
+def suggestion_line(config: Config, suggestion: float) -> str:
+    """The line ``trainlab lr-find`` prints: ``suggested lr: X``, X a value of ``strategy.optimizer.lr``.
+
+    With ``strategy.optimizer.groups`` the sweep scaled every group's lr with it, each keeping its ratio
+    to the top level's base lr (:func:`~trainlab.schedule_plan.base_lr`): the line names each group's lr at
+    the suggestion and that ratio, e.g. for lr 0.1 and a group ``head`` at lr 1.0 ``suggested lr: 0.201
+    (strategy.optimizer.lr; the sweep scaled every group with it, keeping its ratio: group head 2.01, 10x as
+    in the config)``; a group that sets no lr shares the top level's ("the same (it sets no lr)").
+    """
+    optimizer = config.strategy.optimizer
+    if not optimizer.groups:
+        return f"suggested lr: {suggestion:.3g}"
+    top = base_lr(config)  # the sweep's reference: its lrs are values of this lr (lr_find_config)
+    parts = []
+    for index, group in enumerate(optimizer.groups):
+        own, label = _group_base_lr(optimizer, index), f"group {group.label(index)}"
+        if own is None or top is None:  # no lr to build with: refused before any sweep
+            continue
+        if group.lr is None and own == top:
+            parts.append(f"{label} {suggestion:.3g}, the same (it sets no lr)")
+        else:
+            parts.append(f"{label} {suggestion * own / top:.3g}, {own / top:.3g}x as in the config")
+    return (f"suggested lr: {suggestion:.3g} (strategy.optimizer.lr; the sweep scaled every group with it, "
+            f"keeping its ratio: {'; '.join(parts)})")
