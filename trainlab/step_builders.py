@@ -26,6 +26,7 @@ from trainlab.errors import ConfigError, TrainingError
 from trainlab.finetune import backbone_frozen_for_now, freeze_backbone, layerwise_param_groups
 from trainlab.losses.base import Loss
 from trainlab.lr_finder import (
+    AUTO_SWEEP_STEPS,
     NoDescentError,
     check_lr_searchable,
     longer_sweep_steps,
@@ -151,8 +152,8 @@ def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: di
     the backbone is frozen only from the first step on (:func:`first_epoch_freezing`), so the lr found
     is the head's (which the backbone's layers share after unfreezing, times ``layerwise_lr_decay``^k).
 
-    The sweep has 100 steps; when they show no descent within their noise
-    (:class:`~trainlab.lr_finder.NoDescentError`), it is run once more over
+    The sweep has :data:`~trainlab.lr_finder.AUTO_SWEEP_STEPS` (100) steps; when they show no descent within
+    their noise (:class:`~trainlab.lr_finder.NoDescentError`), it is run once more over
     :func:`~trainlab.lr_finder.longer_sweep_steps` (the same LRs, more losses for the trend test) before
     the TrainingError, which then names ``trainlab lr-find CONFIG --steps N`` and a fixed lr as the ways on.
     An optimizer whose lr is fixed (``adadelta_zeiler``) is refused first
@@ -160,7 +161,7 @@ def resolve_auto_lr(config: Config, model: torch.nn.Module, loss: Loss, spec: di
     """
     check_lr_searchable(spec)
     eager = dataclasses.replace(step_options(config, precision), compile=False)  # 100 steps: not worth compiling
-    sweeps = [100, longer_sweep_steps(100, plan.steps_per_epoch)]
+    sweeps = [AUTO_SWEEP_STEPS, longer_sweep_steps(AUTO_SWEEP_STEPS, plan.steps_per_epoch)]
     if sweeps[1] == sweeps[0]:
         sweeps.pop()
     with first_epoch_freezing(config, model):
