@@ -7,6 +7,28 @@ fastest per unit of log LR, at most a tenth of the LR where the raw loss
 starts to rise (the smoothed loss lags it). The model and optimizer are restored exactly
 afterwards, so the test leaves no trace on the run that follows.
 
+The suggestion's ceiling (:func:`suggest_lr`: at most lr_rise / 10), measured on 130
+sweeps of 100 steps (digits, iris, wine, breast_cancer, diabetes standardised; MLP [64]; SGD momentum
+0.9, SGD, Adam; batch 8, 32, full; seeds 0-2), each suggestion trained (cosine, 5/10/150 epochs at
+batch 8/32/full) beside a constant-lr grid 1e-4..3 in half-decades; "too high/low": diverged or val
+loss > 3x the grid's best + 0.3, above/below its best lr; "lr / best": median ratio to the grid's best
+lr; "margin < 3": a blown-up lr lies within 3x above the suggestion; lr_min: the centred mean's minimum::
+
+    rule                            too high (diverged)  too low  lr / best  within 3x  margin < 3
+    steepest of the EMA (before)         17 (9)             0       0.74        55          27
+    steepest of the centred mean          2 (0)            10       0.14        39          11
+    min(before, lr_min / 3)               2 (0)             0       0.35        56           7
+    min(before, lr_min / 5)               0                 0       0.24        46           5
+    min(before, lr_min / 10)              0                 7       0.13        36           1
+    min(before, lr_rise / 5)              1 (0)             0       0.35        60           6
+    min(before, lr_rise / 10) (this)      0                 2       0.18        40           1
+
+The 17 were 15 digits sweeps (every optimizer at batch 8; momentum and SGD at 32) and SGD at batch 8
+on breast_cancer and wine. Too low are iris (105 rows: 20 to 70 steps a run, too few at those lrs),
+as the divisor 10 trades some speed in short runs for a margin of >= 2x to the nearest lr that blew
+up (/5: 1.2x on digits with momentum at batch 8, seed 1). There, over 40 epochs, the suggestions (0.012
+to 0.018) train; 0.0955 to 0.167 diverged.
+
 References: Smith, "Cyclical Learning Rates for Training Neural Networks", 2017;
 fastai ``lr_find`` (smoothed loss with bias correction, stop at 4x the minimum).
 """
@@ -172,30 +194,11 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
 
     The ceiling (:func:`_rise_ceiling`, independent of ``smoothing``): the EMA (beta 0.98) lags the raw
     loss by tens of steps, several decades of a 100-step sweep, so its steepest fall can come where the raw
-    loss has already bottomed out (digits, MLP [64], SGD momentum 0.9, batch 8: raw loss 2.07 -> 0.61 between lr 0.015 and 0.138 while
-    the EMA went 2.29 -> 2.07; suggested 0.095 to 0.17, which diverge). ``lr_rise`` is read without lag, on
-    a centred mean of the raw losses (:func:`centred_mean`); the suggestion is the largest swept LR at most
-    ``lr_rise / 10`` where the steepest point lies above it (as fastai's ``lr_min / 10``). Evidence: 130
-    sweeps of 100 steps (digits, iris, wine, breast_cancer, diabetes standardised; MLP [64]; SGD momentum
-    0.9, SGD, Adam; batch 8, 32, full; seeds 0-2), each suggestion trained (cosine, 5/10/150 epochs at
-    batch 8/32/full) beside a constant-lr grid 1e-4..3 in half-decades; "too high/low": diverged or val
-    loss > 3x the grid's best + 0.3, above/below its best lr; "lr / best": median ratio to the grid's best
-    lr; "margin < 3": a blown-up lr lies within 3x above the suggestion; lr_min: the centred mean's minimum::
-
-        rule                            too high (diverged)  too low  lr / best  within 3x  margin < 3
-        steepest of the EMA (before)         17 (9)             0       0.74        55          27
-        steepest of the centred mean          2 (0)            10       0.14        39          11
-        min(before, lr_min / 3)               2 (0)             0       0.35        56           7
-        min(before, lr_min / 5)               0                 0       0.24        46           5
-        min(before, lr_min / 10)              0                 7       0.13        36           1
-        min(before, lr_rise / 5)              1 (0)             0       0.35        60           6
-        min(before, lr_rise / 10) (this)      0                 2       0.18        40           1
-
-    The 17 were 15 digits sweeps (every optimizer at batch 8; momentum and SGD at 32) and SGD at batch 8
-    on breast_cancer and wine. Too low are iris (105 rows: 20 to 70 steps a run, too few at those lrs),
-    as the divisor 10 trades some speed in short runs for a margin of >= 2x to the nearest lr that blew
-    up (/5: 1.2x on digits with momentum at batch 8, seed 1). There, over 40 epochs, the suggestions (0.012
-    to 0.018) train; 0.0955 to 0.167 diverged.
+    loss has already bottomed out (digits, MLP [64], SGD momentum 0.9, batch 8: raw loss 2.07 -> 0.61
+    between lr 0.015 and 0.138 while the EMA went 2.29 -> 2.07; suggested 0.095 to 0.17, which diverge).
+    ``lr_rise`` is read without lag, on a centred mean of the raw losses (:func:`centred_mean`); the
+    suggestion is the largest swept LR at most ``lr_rise / 10`` where the steepest point lies above it (as
+    fastai's ``lr_min / 10``); the module docstring gives the evidence for that rule.
 
     Raises:
         ValueError: ``lrs`` and ``losses`` differ in length, or ``lrs`` is not positive and increasing.
@@ -203,23 +206,12 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
             has no baseline), fewer than ``skip_start + 3`` points before the loss diverged, or the smoothed
             loss never fell below its value at the first candidate (start lower, end higher, or take
             more steps). NoDescentError (a TrainingError): the losses show no descent a test can tell from
-            noise (:func:`_check_descent`); its message names ``trainlab lr-find CONFIG --steps N`` with
-            N = ``auto_retry_steps``, given by ``trainlab lr-find`` of :data:`AUTO_SWEEP_STEPS` steps as the
-            steps of the longer sweep ``lr: auto`` then runs on the same data (:func:`longer_sweep_steps`: at
-            most :data:`LONGEST_SWEEP_EPOCHS` passes over its rows), so that the command reproduces it; else
-            (lr: auto's own sweeps, other lengths, data too small for a longer one) :data:`LONGER_SWEEP_FACTOR`
-            x ``num_steps`` (the sweep's planned length; default the longer of ``len(lrs)`` and 10 x
-            ``skip_start``), at most :data:`MAX_LR_FIND_STEPS`.
+            noise (:func:`_check_descent`); its message names ``trainlab lr-find CONFIG --steps N``: N =
+            ``auto_retry_steps`` where given (the longer sweep lr: auto runs on this data,
+            :func:`longer_sweep_steps`), else :data:`LONGER_SWEEP_FACTOR` x ``num_steps`` (the planned
+            length; default the longer of ``len(lrs)`` and 10 x ``skip_start``), at most :data:`MAX_LR_FIND_STEPS`.
     """
-    lr_values = np.asarray(lrs, dtype=np.float64)
-    loss_values = np.asarray(losses, dtype=np.float64)
-    if lr_values.ndim != 1 or lr_values.shape != loss_values.shape:
-        raise ValueError(f"lrs and losses must be 1-D of equal length; got {lr_values.shape} and {loss_values.shape}")
-    if np.any(lr_values <= 0) or np.any(np.diff(lr_values) <= 0):
-        raise ValueError("lrs must be positive and strictly increasing (an exponential sweep)")
-    skip = warmup_steps(len(lr_values)) if skip_start is None else skip_start
-    if not (isinstance(skip, numbers.Integral) and skip >= 0):
-        raise ValueError(f"skip_start must be an integer >= 0 or None; got {skip_start!r}")
+    lr_values, loss_values, skip = _sweep_arrays(lrs, losses, skip_start)
     smoothed = smoothed_until_divergence(loss_values, smoothing, skip)
     if skip < 3:
         raise TrainingError(f"an LR range test of {len(lr_values)} steps skips {skip} warm-up step(s), fewer than "
@@ -247,6 +239,22 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], smoothing: float =
     # candidates stop before it (first < lowest, as lowest > skip and the window reaches below lr_lowest)
     steepest = first + int(np.argmin(slope[first:lowest]))
     return float(kept[min(steepest, _rise_ceiling(loss_values[:len(kept)], kept, skip, planned))])
+
+
+def _sweep_arrays(lrs: Sequence[float], losses: Sequence[float], skip_start: int | None
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(lrs, losses, skip) of :func:`suggest_lr` as float64 arrays and the warm-up to skip (default a tenth);
+    ValueError for arrays of different lengths, LRs not positive and increasing, a bad ``skip_start``."""
+    lr_values = np.asarray(lrs, dtype=np.float64)
+    loss_values = np.asarray(losses, dtype=np.float64)
+    if lr_values.ndim != 1 or lr_values.shape != loss_values.shape:
+        raise ValueError(f"lrs and losses must be 1-D of equal length; got {lr_values.shape} and {loss_values.shape}")
+    if np.any(lr_values <= 0) or np.any(np.diff(lr_values) <= 0):
+        raise ValueError("lrs must be positive and strictly increasing (an exponential sweep)")
+    skip = warmup_steps(len(lr_values)) if skip_start is None else skip_start
+    if not (isinstance(skip, numbers.Integral) and skip >= 0):
+        raise ValueError(f"skip_start must be an integer >= 0 or None; got {skip_start!r}")
+    return lr_values, loss_values, skip
 
 
 def centred_mean(values: np.ndarray, half_width: int) -> np.ndarray:
