@@ -65,7 +65,7 @@ LONGER_SWEEP_FACTOR = 3
 AUTO_SWEEP_STEPS = 100  # lr: auto's first sweep (trainlab.step_builders.resolve_auto_lr), as lr-find's default
 LONGEST_SWEEP_EPOCHS = 20  # ... and at most this many passes over the training rows (few rows: mostly repeats)
 # the suggestion is at most a tenth of the LR where the raw loss starts to rise (as fastai's lr_min / 10): the EMA's
-# steepest fall lags past it (suggest_lr has the evidence). That LR is read on a centred mean of the raw losses
+# steepest fall lags past it (the module docstring has the evidence). That LR is read on a centred mean of the raw losses
 # (half-width 1/20 of the sweep): the last one from its minimum on within 20% of its fall above that minimum
 SAFETY_FACTOR = 10
 CENTRED_WINDOW_DIVISOR = 20
@@ -277,7 +277,7 @@ def _rise_ceiling(losses: np.ndarray, lrs: np.ndarray, skip: int, planned: int) 
     LR from m's minimum after the ``skip`` first on before m first exceeds min + :data:`RISE_TOLERANCE` x
     (m[skip] - min). A loss that levels off at its floor (small sets, plain SGD) rises only well after the
     LR that reached it, which its minimum would mark (too low for 5-epoch runs: 2 of the 130 sweeps of
-    :func:`suggest_lr`'s evidence, 7 with the minimum); one that bottoms out sharply (digits with momentum)
+    the module docstring's evidence, 7 with the minimum); one that bottoms out sharply (digits with momentum)
     rises at its minimum.
     """
     centred = centred_mean(losses, max(2, planned // CENTRED_WINDOW_DIVISOR))
