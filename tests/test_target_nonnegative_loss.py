@@ -50,6 +50,26 @@ def test_train_refuses_a_negative_loss_target_of_a_loss_that_is_never_negative(t
     assert not out.exists()  # refused before any folder or training
 
 
+def test_compare_refuses_it_when_no_runs_loss_can_be_negative(tmp_path, capsys):
+    """Every strategy's loss never negative: no run can reach val_loss=-1 (refused before any run, as train
+    refuses it); with one strategy's loss gaussian_nll, which can, the same target passes that check."""
+    base = _config(tmp_path, {**DIABETES, "strategy": {**DIABETES["strategy"], "loss": "mse"}})
+    strategies = tmp_path / "s.yaml"
+    strategies.write_text("strategies:\n  mse:\n  huber: {strategy.loss: huber}\n")
+    out = tmp_path / "out"
+    assert main(["compare", base, "--strategies", str(strategies), "--out", str(out), "--seeds", "1",
+                 "--target", "val_loss=-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --target val_loss=-1 can never be reached: val_loss is >= 0, as loss ")
+    assert err.count("\n") == 1 and not out.exists()
+    from trainlab.compare.command import _refuse_unreachable_loss_target
+    from trainlab.config import validate
+
+    configs = {("t", name): validate({**DIABETES, "strategy": {**DIABETES["strategy"], "loss": name}})
+               for name in ("mse", "gaussian_nll")}
+    _refuse_unreachable_loss_target("val_loss=-1", configs)  # gaussian_nll may reach it: no error
+
+
 def test_a_target_of_zero_and_other_metrics_are_left_as_they_were():
     assert parse_target("val_loss=0", loss="cross_entropy") == {"metric": "val_loss", "value": 0.0, "direction": "min"}
     assert parse_target("val_loss=0.2", loss="mse")["value"] == 0.2

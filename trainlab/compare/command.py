@@ -29,7 +29,13 @@ from trainlab.compare.folder_identity import ComparisonSource, record_source, re
 from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
 from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.machine_failure import not_run_error
-from trainlab.compare.metric_keys import direction_of, parse_target, read_metric, stand_in
+from trainlab.compare.metric_keys import (
+    NON_NEGATIVE_LOSSES,
+    direction_of,
+    parse_target,
+    read_metric,
+    stand_in,
+)
 from trainlab.compare.runner import (
     ERROR_FILE,
     RunPlan,
@@ -150,6 +156,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         policies = task_code_policies(bases, strategies, folders)
         configs = validate_strategies(bases, strategies, policies)  # before any run: a bad strategy costs nothing
         check_data_files(configs, strategies)  # ... nor a data file not found, whether or not the task is read
+        _refuse_unreachable_loss_target(target, configs)
         check_recorded(configs, metric, parsed_target["metric"] if parsed_target else None, policies)
         warn_loss_scales(configs, metric, parsed_target["metric"] if parsed_target else None)
         direction = direction or direction_of(metric)
@@ -166,6 +173,16 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             report = write_report_if_available(groups, out)
     _say_written(board, out, report, metric, show_leaderboard)
     return board
+
+
+def _refuse_unreachable_loss_target(target: str | None, configs: dict[tuple[str, str], Config]) -> None:
+    """A ``val_loss``/``train_loss`` target below 0 that no run can reach, every run's loss being one that is
+    never negative (:data:`~trainlab.compare.metric_keys.NON_NEGATIVE_LOSSES`): the ConfigError ``trainlab
+    train`` gives (:func:`~trainlab.compare.metric_keys.parse_target` with the loss). Where one run's loss can
+    be negative, the target is left: that run may reach it."""
+    losses = sorted({config.strategy.loss.name for config in configs.values()})
+    if target and losses and all(name.lower() in NON_NEGATIVE_LOSSES for name in losses):
+        parse_target(target, loss=losses[0])
 
 
 def _refuse_taken_out(out: Path) -> None:
