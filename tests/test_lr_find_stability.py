@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from trainlab.config import Config
+from trainlab.errors import TrainingError
 from trainlab.lr_finder import NoDescentError, suggest_lr
 
 # --------------------------------------------------------------------------- 1. the lag of the smoothed loss
@@ -197,3 +198,14 @@ def test_lr_find_with_those_steps_reproduces_the_longer_sweep_of_lr_auto(tmp_pat
     assert lrs == sweeps[1][0]
     np.testing.assert_allclose(losses, sweeps[1][1], rtol=1e-6)
     assert suggestion == built.notes["lr_auto"]
+
+
+def test_a_loss_that_rises_within_a_decade_of_the_sweeps_start_asks_for_a_lower_start():
+    """The suggestion is at most a tenth of the LR where the loss starts to rise: a sweep from 1e-3 whose loss
+    rises from its 15th step (lr 4e-3) has no LR that low. It returned the sweep's first LR, above that cap."""
+    lrs = np.geomspace(1e-3, 10, 100)
+    steps = np.arange(100)
+    losses = np.where(steps < 15, 2.0 - 0.1 * steps, 0.5 + 0.2 * (steps - 15)) + 0.001 * np.sin(steps)
+    with pytest.raises(TrainingError, match=r"started to rise at lr 0\.00\d+, less than 10x the sweep's first lr "
+                                            r"0\.001.*start the sweep lower \(trainlab lr-find --start-lr\)"):
+        suggest_lr(lrs, losses)

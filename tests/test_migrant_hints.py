@@ -95,6 +95,13 @@ def test_warmup_steps_outside_the_schedule_points_into_the_schedules_that_take_i
     assert config.strategy.schedule.spec() == {"name": "warmup_linear", "warmup_steps": 10}
 
 
+def test_warmup_steps_points_to_the_optimizers_own_option_where_the_config_s_optimizer_takes_it(tmp_path, capsys):
+    """schedule_free_adamw takes warmup_steps itself: that is the place, not the schedules'."""
+    message = _refused(tmp_path, capsys, "strategy.optimizer={name: schedule_free_adamw, lr: 0.01}",
+                       "strategy.warmup_steps=10")
+    assert message == "unknown config key 'strategy.warmup_steps'; did you mean 'strategy.optimizer.warmup_steps'?"
+
+
 @pytest.mark.parametrize(("override", "pointer", "meaning"), [
     ("strategy.check_val_every_n_epoch=2", "'eval_every_n_steps'",
      "Lightning's check_val_every_n_epoch skips epochs' validations; trainlab validates after every epoch"),

@@ -158,6 +158,10 @@ def _pointer_hint(raw: Any, section: list[str], key: str) -> str:
         return ""
     *parent, name = place.split(".")
     if parent[:1] == ["strategy"] and parent[1:] in (["optimizer"], ["schedule"]):
+        other = "optimizer" if parent[1] == "schedule" else "schedule"
+        own = _component_option(raw, name, other)  # the config's own other component takes it (warmup_steps:
+        if own.endswith(f"'strategy.{other}.{name}'?"):  # schedule_free_adamw's option): that place
+            return own
         return _component_option(raw, name, parent[1])
     shown = name if parent == section else place
     meaning = trainlab_name(key, KEY_MEANINGS)

@@ -270,7 +270,8 @@ def centred_mean(values: np.ndarray, half_width: int) -> np.ndarray:
 
 
 def _rise_ceiling(losses: np.ndarray, lrs: np.ndarray, skip: int, planned: int) -> int:
-    """The index of the largest of ``lrs`` at most lr_rise / :data:`SAFETY_FACTOR` (0 if none).
+    """The index of the largest of ``lrs`` at most lr_rise / :data:`SAFETY_FACTOR`; a TrainingError when none
+    is (the loss rose within a decade of the sweep's start: start it lower). It may lie in the ``skip`` first.
 
     lr_rise is where the loss starts to rise, read without lag: on the :func:`centred_mean` m of the kept
     raw ``losses`` (half-width ``planned`` // :data:`CENTRED_WINDOW_DIVISOR`, at least 2 steps), the last
@@ -286,7 +287,12 @@ def _rise_ceiling(losses: np.ndarray, lrs: np.ndarray, skip: int, planned: int) 
     above = np.nonzero(centred[lowest:] > limit)[0]
     rise = lowest + (int(above[0]) - 1 if len(above) else len(centred) - 1 - lowest)
     ceiling = lrs[rise] / SAFETY_FACTOR * (1 + 1e-9)  # a swept lr exactly a decade down counts as below
-    return max(0, int(np.searchsorted(lrs, ceiling, side="right")) - 1)
+    index = int(np.searchsorted(lrs, ceiling, side="right")) - 1
+    if index < 0:
+        raise TrainingError(f"the loss of the LR range test started to rise at lr {lrs[rise]:.3g}, less than "
+                            f"{SAFETY_FACTOR}x the sweep's first lr {lrs[0]:.3g}, and the suggestion is at most a tenth of "
+                            "that: start the sweep lower (trainlab lr-find --start-lr), or set the lr yourself")
+    return index
 
 
 def _check_descent(losses: np.ndarray, smoothed: list[float], skip: int, lowest: int, lrs: np.ndarray,
