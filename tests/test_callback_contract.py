@@ -364,3 +364,17 @@ def test_monitoring_a_value_a_callback_adds_points_to_a_module_function_metric()
 def test_a_typo_of_a_recorded_key_keeps_its_did_you_mean_alone():
     with pytest.raises(ConfigError, match=r"did you mean 'val_accuracy'\? \(available"):
         check_monitor("val_acuracy", ["train_loss", "val_loss", "val_accuracy"], "early_stopping", "cross_entropy")
+
+
+@pytest.mark.parametrize(("attribute", "value"), [("order", "late"), ("order", None), ("train_end_order", "1"),
+                                                  ("train_end_order", math.nan), ("order", True)])
+def test_an_order_that_is_no_number_is_refused_naming_the_callback(attribute, value):
+    """Sorting by it raised a bare TypeError (or sorted NaN anywhere) naming no callback."""
+
+    class Late(trainlab.Callback):
+        def on_train_end(self, view): ...
+
+    callback = Late()
+    setattr(callback, attribute, value)
+    with pytest.raises(ConfigError, match=rf"^callback 'Late': {attribute} must be a number \(lower runs first"):
+        CallbackList([callback])

@@ -54,6 +54,7 @@ A user's callback is held to the contract before training and while it runs:
 from __future__ import annotations
 
 import inspect
+import math
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
@@ -480,6 +481,19 @@ def _name_used_twice(name: str, callbacks: list[Callback]) -> str:
     return f"{twice}; a callback's state is saved under its name: give each instance its own (callback.name = '...')"
 
 
+def _check_orders(callback: Callback) -> None:
+    """ConfigError naming the callback when its ``order`` (or a ``train_end_order`` it sets) is not a finite
+    number: sorting the callbacks by it would fail with a TypeError naming none."""
+    for attribute in ("order", "train_end_order"):
+        value = getattr(callback, attribute)
+        if attribute == "train_end_order" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"callback {callback_name(callback)!r}: {attribute} must be a number (lower runs "
+                              f"first; trainlab's own run from 5 to 95, a user's default is 50); got "
+                              f"{short_repr(value)}")
+
+
 def hook_order(callback: Callback, event: Event) -> int:
     """Where ``callback``'s hook for ``event`` runs (lower first): its ``order``, or for ``on_train_end`` its
     ``train_end_order`` where it sets one."""
@@ -499,6 +513,7 @@ class CallbackList:
             if not isinstance(callback, Callback):
                 raise ConfigError(f"callbacks must be trainlab.Callback instances (a class overriding the hooks it "
                                   f"needs); got {type(callback).__name__}")
+            _check_orders(callback)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         names = [callback_name(cb) for cb in self.callbacks]
         if twice := sorted({name for name in names if names.count(name) > 1}):
