@@ -21,7 +21,7 @@ from trainlab.lr_finder import (
     warmup_steps,
 )
 from trainlab.optim import default_lr
-from trainlab.schedule_plan import base_lr
+from trainlab.schedule_plan import base_lr, group_base_lr
 from trainlab.step_builders import first_epoch_freezing, optimizer_spec_for
 
 
@@ -83,17 +83,6 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
     return suggestion, lrs, losses
 
 
-def _group_base_lr(optimizer: OptimizerConfig, index: int) -> float | None:
-    """The base lr of ``optimizer.groups[index]`` as the optimizer routing builds it: the group's own ``lr``,
-    else the top level's, else its optimizer's default (None: none, which the build refuses)."""
-    group = optimizer.groups[index]
-    if group.lr is not None:
-        return float(group.lr)
-    if optimizer.lr is not None and optimizer.lr != "auto":  # lr: auto and groups: refused by the config
-        return float(optimizer.lr)
-    return default_lr(group.optimizer or optimizer.name)
-
-
 def suggestion_line(config: Config, suggestion: float) -> str:
     """The line ``trainlab lr-find`` prints: ``suggested lr: X``, X a value of ``strategy.optimizer.lr``.
 
@@ -109,7 +98,7 @@ def suggestion_line(config: Config, suggestion: float) -> str:
     top = base_lr(config)  # the sweep's reference: its lrs are values of this lr (lr_find_config)
     parts = []
     for index, group in enumerate(optimizer.groups):
-        own, label = _group_base_lr(optimizer, index), f"group {group.label(index)}"
+        own, label = group_base_lr(config, index), f"group {group.label(index)}"
         if own is None or top is None:  # no lr to build with: refused before any sweep
             continue
         if group.lr is None and own == top:

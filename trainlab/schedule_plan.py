@@ -67,6 +67,20 @@ def base_lr(config: Config) -> float | None:
     return default
 
 
+def group_base_lr(config: Config, index: int) -> float | None:
+    """The base lr of ``strategy.optimizer.groups[index]`` as the optimizer routing builds it
+    (:func:`trainlab.optim.routing.build_routed_optimizer`): the group's own ``lr``, else the top level's, else the
+    default of the group's optimizer (its own or the top level's); None for ``lr: auto`` or no default (which
+    the build refuses)."""
+    optimizer = config.strategy.optimizer
+    group = optimizer.groups[index]
+    if group.lr is not None:
+        return float(group.lr)
+    if optimizer.lr is not None:
+        return None if optimizer.lr == "auto" else float(optimizer.lr)
+    return default_lr(group.optimizer or optimizer.name)
+
+
 def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     """Steps and LR schedule of ``config``'s run over ``n_train`` training rows."""
     batch_size = batch_size_for(config, n_train, quiet=True)
@@ -77,6 +91,7 @@ def plan_schedule(config: Config, n_train: int) -> SchedulePlan:
     groups = config.strategy.optimizer.groups
     group_lrs: dict[str, float] | None = None
     if groups and lr is not None:  # names are unique (the config refuses twins)
-        group_lrs = {group.label(i): float(group.lr if group.lr is not None else lr) for i, group in enumerate(groups)}
+        group_lrs = {group.label(i): own for i, group in enumerate(groups)
+                     if (own := group_base_lr(config, i)) is not None}
     horizons = {h.route: (h.steps, h.schedule) for h in group_horizons(config, plan.steps_per_epoch)}
     return SchedulePlan(schedule, total, plan.steps_per_epoch, batch_size, lr, group_lrs, horizons or None)
