@@ -159,9 +159,8 @@ def _pointer_hint(raw: Any, section: list[str], key: str) -> str:
     *parent, name = place.split(".")
     if parent[:1] == ["strategy"] and parent[1:] in (["optimizer"], ["schedule"]):
         other = "optimizer" if parent[1] == "schedule" else "schedule"
-        own = _component_option(raw, name, other)  # the config's own other component takes it (warmup_steps:
-        if own.endswith(f"'strategy.{other}.{name}'?"):  # schedule_free_adamw's option): that place
-            return own
+        if _own_component_takes(raw, name, other):  # warmup_steps: schedule_free_adamw's own option
+            return f"; did you mean 'strategy.{other}.{name}'?"
         return _component_option(raw, name, parent[1])
     shown = name if parent == section else place
     meaning = trainlab_name(key, KEY_MEANINGS)
@@ -199,25 +198,41 @@ def _key_places(schema: type[BaseModel]) -> tuple[tuple[str, ...], ...]:
 MAX_OPTIMIZERS_NAMED = 4  # of those that take an option the config's optimizer (schedule, model) does not
 
 
-def _component_option(raw: Any, key: str, component: str) -> str:
-    """For a key that is an option of registered ``component`` s, ``optimizer`` or ``schedule``
-    (``momentum``, ``warmup_fraction``): "; did you mean 'strategy.optimizer.momentum'?" when the config's
-    component takes it, else the same naming those that do ("..., an option of optimizers momentum, nesterov,
-    rmsprop, sgd (not of adam)?"); "" when none does. No user code is imported to find out (a ``module:attr``
-    component counts as taking none)."""
+def _component_takers(key: str, component: str) -> list[str]:
+    """The registered ``component`` s (``optimizer``, ``schedule``) that take option ``key``, shortest names first
+    (the plain optimizer, sgd, before its variants, momentum_textbook, muon_conv)."""
     import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
     from trainlab.optim import OPTIMIZERS
     from trainlab.schedules import SCHEDULES
 
     # the positional arguments each factory is called with: the parameters; total_steps, steps_per_epoch
     registry, skip = {"optimizer": (OPTIMIZERS, 1), "schedule": (SCHEDULES, 2)}[component]
-    # the shortest names first: the plain optimizer (sgd) before its variants (momentum_textbook, muon_conv)
-    takers = sorted((name for name in registry.names() if registry.takes_option(name, key, skip=skip)),
-                    key=lambda name: (len(name), name))
+    return sorted((name for name in registry.names() if registry.takes_option(name, key, skip=skip)),
+                  key=lambda name: (len(name), name))
+
+
+def _own_component(raw: Any, component: str) -> Any:
+    """The name of the config's ``strategy.<component>`` (a string, or whatever else was written)."""
+    spec = _section_at(raw, ["strategy", component])
+    return spec.get("name") if isinstance(spec, dict) else spec
+
+
+def _own_component_takes(raw: Any, key: str, component: str) -> bool:
+    """Whether the config's own ``strategy.<component>`` is a registered one that takes option ``key``."""
+    own = _own_component(raw, component)
+    return isinstance(own, str) and own.lower() in _component_takers(key, component)
+
+
+def _component_option(raw: Any, key: str, component: str) -> str:
+    """For a key that is an option of registered ``component`` s, ``optimizer`` or ``schedule``
+    (``momentum``, ``warmup_fraction``): "; did you mean 'strategy.optimizer.momentum'?" when the config's
+    component takes it, else the same naming those that do ("..., an option of optimizers momentum, nesterov,
+    rmsprop, sgd (not of adam)?"); "" when none does. No user code is imported to find out (a ``module:attr``
+    component counts as taking none)."""
+    takers = _component_takers(key, component)
     if not takers:
         return ""
-    spec = _section_at(raw, ["strategy", component])
-    own = spec.get("name") if isinstance(spec, dict) else spec
+    own = _own_component(raw, component)
     if isinstance(own, str) and own.lower() in takers:
         return f"; did you mean 'strategy.{component}.{key}'?"
     shown = ", ".join(takers[:MAX_OPTIMIZERS_NAMED]) + (", ..." if takers[MAX_OPTIMIZERS_NAMED:] else "")
