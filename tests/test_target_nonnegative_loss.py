@@ -62,12 +62,10 @@ def test_compare_refuses_it_when_no_runs_loss_can_be_negative(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --target val_loss=-1 can never be reached: val_loss is >= 0, as loss ")
     assert err.count("\n") == 1 and not out.exists()
-    from trainlab.compare.command import _refuse_unreachable_loss_target
-    from trainlab.config import validate
+    from trainlab.compare.metric_keys import refuse_negative_loss_target
 
-    configs = {("t", name): validate({**DIABETES, "strategy": {**DIABETES["strategy"], "loss": name}})
-               for name in ("mse", "gaussian_nll")}
-    _refuse_unreachable_loss_target("val_loss=-1", configs)  # gaussian_nll may reach it: no error
+    refuse_negative_loss_target("val_loss=-1", parse_target("val_loss=-1"), ["mse", "gaussian_nll"])  # no error:
+    # gaussian_nll may reach it
 
 
 def test_a_target_of_zero_and_other_metrics_are_left_as_they_were():

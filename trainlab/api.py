@@ -289,9 +289,8 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
          task: str | None, class_names: Any) -> FitResult:
     given = model  # the user's module (LoRA returns a wrapper around it)
     splits = [as_split(train, "train"), as_split(val, "val"), as_split(test, "test")]
-    with _in_fit_terms():
+    with _in_fit_terms():  # the data's errors first; an unknown strategy key pointed to fit's argument
         data = fit_dataset(*splits, task, class_names, _regression_loss(strategy))
-    with _in_fit_terms():  # an unknown strategy key pointed to fit's argument, or to what fit has none for
         config = validate({"name": "fit", "seed": seed, "data": {"source": "in_memory"},
                            "model": {"name": type(model).__name__}, "strategy": _strategy(strategy),
                            "metrics": _metric_names(metrics), "runtime": runtime or {},

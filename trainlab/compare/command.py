@@ -30,10 +30,10 @@ from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, w
 from trainlab.compare.loss_scale import loss_scale_warning
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.metric_keys import (
-    NON_NEGATIVE_LOSSES,
     direction_of,
     parse_target,
     read_metric,
+    refuse_negative_loss_target,
     stand_in,
 )
 from trainlab.compare.runner import (
@@ -156,9 +156,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         policies = task_code_policies(bases, strategies, folders)
         configs = validate_strategies(bases, strategies, policies)  # before any run: a bad strategy costs nothing
         check_data_files(configs, strategies)  # ... nor a data file not found, whether or not the task is read
-        _refuse_unreachable_loss_target(target, configs)
-        check_recorded(configs, metric, parsed_target["metric"] if parsed_target else None, policies)
-        warn_loss_scales(configs, metric, parsed_target["metric"] if parsed_target else None)
+        _check_metric_and_target(configs, metric, target, parsed_target, policies)
         direction = direction or direction_of(metric)
         plans = plan_runs(bases, strategies, list(range(seeds)), out)
         groups = _by_policy(plans, policies)
@@ -175,14 +173,17 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     return board
 
 
-def _refuse_unreachable_loss_target(target: str | None, configs: dict[tuple[str, str], Config]) -> None:
-    """A ``val_loss``/``train_loss`` target below 0 that no run can reach, every run's loss being one that is
-    never negative (:data:`~trainlab.compare.metric_keys.NON_NEGATIVE_LOSSES`): the ConfigError ``trainlab
-    train`` gives (:func:`~trainlab.compare.metric_keys.parse_target` with the loss). Where one run's loss can
-    be negative, the target is left: that run may reach it."""
-    losses = sorted({config.strategy.loss.name for config in configs.values()})
-    if target and losses and all(name.lower() in NON_NEGATIVE_LOSSES for name in losses):
-        parse_target(target, loss=losses[0])
+def _check_metric_and_target(configs: dict[tuple[str, str], Config], metric: str, target: str | None,
+                             parsed_target: dict[str, Any] | None, policies: Mapping[str, CodePolicy]) -> None:
+    """Before any run: a loss target below 0 that no run's loss can reach is refused
+    (:func:`~trainlab.compare.metric_keys.refuse_negative_loss_target`, as ``trainlab train`` refuses it), every
+    run records ``metric`` and the target's metric (:func:`check_recorded`), and losses on different scales
+    ranked by loss are warned of (:func:`warn_loss_scales`)."""
+    target_metric = parsed_target["metric"] if parsed_target else None
+    if target:
+        refuse_negative_loss_target(target, parsed_target, [config.strategy.loss.name for config in configs.values()])
+    check_recorded(configs, metric, target_metric, policies)
+    warn_loss_scales(configs, metric, target_metric)
 
 
 def _refuse_taken_out(out: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from trainlab.config_fields import short_repr
@@ -131,13 +132,18 @@ def _refuse_comparison(text: str) -> None:
                           f"write e.g. {key}={text[found.end():].strip() or '0.9'}")
 
 
-def _refuse_negative_loss_target(key: str, value: str, number: float, loss: str | None) -> None:
-    """One ConfigError for a ``val_loss`` / ``train_loss`` target below 0 when ``loss`` (the run's loss name)
-    is one of :data:`NON_NEGATIVE_LOSSES`: its loss never falls below 0, so the target is never reached.
-    Any other loss (None: not known, e.g. ``loss: auto`` before the data is read) is left alone."""
-    if loss is None or number >= 0 or key.partition("_")[2] != "loss" or loss.lower() not in NON_NEGATIVE_LOSSES:
+def refuse_negative_loss_target(text: str, target: dict[str, Any] | None, losses: Iterable[str]) -> None:
+    """One ConfigError for a ``val_loss`` / ``train_loss`` ``target`` (:func:`parse_target` of ``text``) below 0
+    when every run's loss (``losses``: their names) is one of :data:`NON_NEGATIVE_LOSSES`: no run's loss falls
+    below 0, so the target is never reached. Where one loss can be negative (or none is known yet, e.g.
+    ``loss: auto`` before the data is read) it is left: that run may reach it."""
+    names = sorted({name.lower() for name in losses})
+    if (target is None or target["value"] >= 0 or target["metric"].partition("_")[2] != "loss" or not names
+            or any(name not in NON_NEGATIVE_LOSSES for name in names)):
         return
-    raise ConfigError(f"--target {key}={value.strip()} can never be reached: {key} is >= 0, as loss {loss} is "
+    key, _, value = text.partition("=")
+    key = key.strip()
+    raise ConfigError(f"--target {key}={value.strip()} can never be reached: {key} is >= 0, as loss {names[0]} is "
                       f"never negative; give a target >= 0 (e.g. {key}=0.1)")
 
 
@@ -169,5 +175,6 @@ def parse_target(text: str | None, loss: str | None = None) -> dict[str, Any] | 
         why = "is met by any value (a target says when training is good enough)" if met_by_any \
             else "can never be reached"
         raise ConfigError(f"--target {key}={value.strip()} {why}: {key} is {shown}")
-    _refuse_negative_loss_target(key, value, number, loss)
-    return {"metric": key, "value": number, "direction": direction_of(key)}
+    target = {"metric": key, "value": number, "direction": direction_of(key)}
+    refuse_negative_loss_target(text, target, [loss] if loss is not None else [])
+    return target
