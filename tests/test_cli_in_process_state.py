@@ -78,7 +78,20 @@ def test_fit_trains_under_the_callers_disabled_gradients(mode):
             "loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 8, "epochs": 1})
         assert not torch.is_grad_enabled()
     assert len(result.history) == 1
-    assert any(not torch.equal(old, new) for old, new in zip(before, model.parameters(), strict=True))
+    assert any(not torch.equal(old, new.cpu()) for old, new in zip(before, model.parameters(), strict=True))
+
+
+def test_weights_fit_remakes_under_the_callers_inference_mode_still_train():
+    """Under the caller's inference_mode, the copies fit makes of the weights (channels_last here; the move to a
+    GPU alike) were inference tensors: the first backward died with torch's 'Inference tensors cannot be saved
+    for backward'. The run's scope turns inference mode off while it builds and trains."""
+    x, y = np.random.default_rng(0).normal(size=(40, 3, 8, 8)).astype(np.float32), np.arange(40) % 3
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 3))
+    with torch.inference_mode():
+        result = trainlab.fit(model, train=(x, y), runtime={"num_threads": 1, "channels_last": True}, strategy={
+            "loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 8, "epochs": 1})
+        assert torch.is_inference_mode_enabled()
+    assert len(result.history) == 1 and not any(p.is_inference() for p in model.parameters())
 
 
 def test_a_binary_runs_class_zero_probability_keeps_its_digits_on_confident_rows(tmp_path):

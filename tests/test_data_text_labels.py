@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import trainlab.data.builtins  # noqa: F401  (registers the sources)
+from tests.installed import HF_TOKENIZER
 from trainlab.config import DataConfig
 from trainlab.data import load_dataset
 from trainlab.data.counting import count_splits
@@ -226,7 +227,7 @@ def test_an_unquoted_text_holding_the_delimiter_says_to_quote_it(tmp_path):
                                       "or set data.delimiter to one the texts lack")
 
 
-@pytest.mark.parametrize("tokenizer", ["word", "hf"])
+@pytest.mark.parametrize("tokenizer", ["word", HF_TOKENIZER])
 def test_texts_cut_at_max_length_are_counted_in_one_warning(tmp_path, capsys, tokenizer):
     long = " ".join(["word"] * 12)
     write(tmp_path / "train.csv", "text,label\n" + f"{long},pos\nshort,neg\n{long},neg\nshort,pos\n")

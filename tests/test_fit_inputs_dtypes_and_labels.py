@@ -40,7 +40,7 @@ def _features(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def _logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        return model(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy().astype(np.float64)
+        return model.cpu()(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy().astype(np.float64)
 
 
 def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -110,7 +110,7 @@ def test_integer_eval_ids_of_another_dtype_are_taken_where_they_fit_and_named_wh
     torch.manual_seed(0)
     result = trainlab.fit(_Ids(), (ids[:80], y[:80]), STRATEGY, test=(ids[80:].astype(np.int32), y[80:]))
     with torch.no_grad():
-        logits = result.model(torch.from_numpy(ids[80:])).numpy().astype(np.float64)
+        logits = result.model.cpu()(torch.from_numpy(ids[80:])).numpy().astype(np.float64)
     assert result.summary["test"]["accuracy"] == pytest.approx(accuracy_score(y[80:], logits.argmax(1)))
 
     class Pixels(torch.nn.Module):  # uint8 inputs, read as numbers in forward

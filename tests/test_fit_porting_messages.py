@@ -196,7 +196,7 @@ def test_x_of_several_inputs_is_told_to_concatenate_them_and_the_advice_trains(c
 
     two = TwoInputs()
     result = trainlab.fit(Split(two), (torch.cat([a, b], dim=1), y), BASE, runtime={"num_threads": 1})
-    assert len(result.history) == 2 and not torch.equal(two.second.weight, TwoInputs().second.weight)
+    assert len(result.history) == 2 and not torch.equal(two.second.weight.cpu(), TwoInputs().second.weight)
 
 
 def test_several_inputs_as_val_or_of_unequal_rows_say_so():

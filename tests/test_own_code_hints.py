@@ -210,7 +210,11 @@ def test_train_resume_of_another_config_hints_the_opt_in_to_continue_the_stored_
 def _shell(command: str, cwd: Path, bin_folder: Path) -> subprocess.CompletedProcess:
     """``command`` run by ``sh`` as a user pastes it, with ``trainlab`` on PATH running this tree's trainlab."""
     bin_folder.mkdir(exist_ok=True)
-    program = f"import sys; sys.path.insert(0, {str(REPO)!r}); from trainlab.cli import main; sys.exit(main())"
+    # the parent's PYTHONPATH entries go last: where trainlab's dependencies come that way (a GPU machine without
+    # an install) the shim finds them, and the user's modules are still found only as trainlab finds them
+    dependencies = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    program = (f"import sys; sys.path.insert(0, {str(REPO)!r}); sys.path.extend({dependencies!r}); "
+               "from trainlab.cli import main; sys.exit(main())")
     shim = bin_folder / "trainlab"
     shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -P -c {shlex.quote(program)} "$@"\n')
     shim.chmod(0o755)

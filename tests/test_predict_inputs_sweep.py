@@ -14,6 +14,7 @@ import torch
 
 import trainlab
 import trainlab.experiment
+from tests.installed import HF_TOKENIZER
 from tests.test_inference import _classification_csv, _train, csv_runs
 from trainlab.cli import main
 from trainlab.config import validate
@@ -318,7 +319,7 @@ def test_a_text_that_is_not_valid_unicode_is_named_by_its_index(tokenizer):
                                  "(e.g. b.decode('latin-1'))")
 
 
-@pytest.mark.parametrize("tokenizer", ["word", "hf"])
+@pytest.mark.parametrize("tokenizer", ["word", HF_TOKENIZER])
 def test_predict_says_how_many_texts_were_cut_at_the_runs_max_length(tokenizer, capsys):
     from trainlab.data.predict_media import encode_texts
 

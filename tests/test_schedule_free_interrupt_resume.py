@@ -109,7 +109,7 @@ class WeightsAtTheEnd(trainlab.Callback):
         self.weights: dict[str, torch.Tensor] | None = None
 
     def on_train_end(self, view) -> None:
-        self.weights = view.weights()
+        self.weights = {name: value.cpu() for name, value in view.weights().items()}  # a GPU run's too
 
 
 def test_the_end_of_an_interrupted_run_sees_the_eval_weights_and_its_checkpoint_the_train_ones(tmp_path):
@@ -125,7 +125,8 @@ def test_the_end_of_an_interrupted_run_sees_the_eval_weights_and_its_checkpoint_
     for name, z in _z_of_each_weight(tree, tensors).items():
         y = tensors[f"parts.step.model.{name}"]
         assert not torch.equal(end.weights[name], y), name
-        assert torch.equal(end.weights[name], y.lerp(z, 1 - 1 / beta1)), name
+        # bit-equal on a CPU; a GPU's lerp may round the last bit otherwise (x vs y differs far more)
+        torch.testing.assert_close(end.weights[name], y.lerp(z, 1 - 1 / beta1), rtol=2e-7, atol=1e-8)
 
 
 def _as_an_older_eval_mode_checkpoint(folder: Path) -> None:

@@ -109,6 +109,23 @@ def test_an_augmented_batch_on_a_gpu_queues_without_synchronising():
         assert out.device.type == "cuda" and out.shape == x.shape
 
 
+def test_a_crop_makes_its_tables_once_per_size_and_device(monkeypatch):
+    """A plain RandomCrop made its tables, and copied them to the images' device, at every batch: on a GPU a
+    synchronising copy each batch (the GPU test above); they are made once per size, padding and device."""
+    import trainlab.data.augment as augment
+
+    made = []
+    real = augment.crop_flip_axes
+    monkeypatch.setattr(augment, "crop_flip_axes", lambda *args: made.append(args) or real(*args))
+    augment.axes_on.cache_clear()
+    generator = torch.Generator().manual_seed(0)
+    for transform in (RandomCrop(2), RandomCrop(2), CropAndFlip(RandomCrop(2), RandomFlip())):
+        for _ in range(3):
+            transform(images(n=4, h=8, w=8), generator)
+    RandomCrop(1)(images(n=4, h=8, w=8), generator)
+    assert made == [(8, 8, 2, "reflect"), (8, 8, 1, "reflect")]
+
+
 def test_normalize_validates():
     with pytest.raises(ConfigError, match="std must be > 0"):
         Normalize((0.5,), (0.0,))
@@ -238,15 +255,17 @@ def _torch_calls(function) -> int:
 
 
 @pytest.mark.parametrize("flip", [RandomFlip(), "alternating"])
-def test_crop_and_flip_dispatches_half_the_ops_of_the_crop_then_the_flip(flip):
-    """Why it exists: on a GPU the speedrun's step is bound by the host dispatching kernels."""
+def test_crop_and_flip_dispatches_fewer_ops_than_the_crop_then_the_flip(flip):
+    """Why it exists: on a GPU the speedrun's step is bound by the host dispatching kernels. Fewer ops than the
+    crop then the flip (17 vs 19 torch calls here, once the plain crop's tables were made once too), and one
+    pass over the pixels (a gather) where the two take three (a gather, a flip, a where)."""
     flip = AlternatingFlip() if flip == "alternating" else flip
     x, crop, rows = images(n=64, h=8, w=8), RandomCrop(2), BatchRows(torch.arange(64), 1, seed=0, n=64)
     fused = CropAndFlip(crop, flip)
     fused(x, torch.Generator().manual_seed(0), rows)  # its tables, made once
     fused_calls = _torch_calls(lambda: fused(x, torch.Generator().manual_seed(0), rows))
     sequential_calls = _torch_calls(lambda: _sequential(crop, flip, x, torch.Generator().manual_seed(0), rows))
-    assert 2 * fused_calls <= sequential_calls, (fused_calls, sequential_calls)
+    assert fused_calls < sequential_calls, (fused_calls, sequential_calls)
 
 
 def test_flip_where_mirrors_only_masked_samples():

@@ -107,14 +107,17 @@ class Built:
 def run_scope(config: Config) -> Iterator[None]:
     """Threads, seeds and ``runtime.deterministic`` (trainlab.runtime.deterministic_algorithms: its
     CUBLAS_WORKSPACE_CONFIG takes effect only where the process first uses CUDA inside the scope) for one run;
-    the process's thread count, RNG states and deterministic settings come back afterwards."""
+    the process's thread count, RNG states and deterministic settings come back afterwards. Inside, gradients
+    are on and inference mode is off whatever the caller's (a notebook's ``torch.inference_mode()`` around
+    ``fit``): the weights and data moved to the run's device (or to channels_last) are made there, and an
+    inference tensor cannot be saved for backward; evaluation and predict turn gradients off themselves."""
     threads = torch.get_num_threads()
     rng_states = process_rng_states()
     if config.runtime.num_threads:
         torch.set_num_threads(config.runtime.num_threads)
     seed_everything(config.seed)
     try:
-        with deterministic_algorithms(config.runtime.deterministic):
+        with deterministic_algorithms(config.runtime.deterministic), torch.inference_mode(False), torch.enable_grad():
             yield
     finally:
         torch.set_num_threads(threads)

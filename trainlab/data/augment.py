@@ -10,6 +10,7 @@ and columns, plain and mirrored (:func:`crop_flip_axes`), and one ``torch.gather
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -54,6 +55,16 @@ def crop_flip_axes(h: int, w: int, padding: int, mode: str = "reflect") -> tuple
     return rows * stride, torch.cat([cols, cols.flip(-1)]), stride
 
 
+@functools.lru_cache(maxsize=64)
+def axes_on(h: int, w: int, padding: int, mode: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """:func:`crop_flip_axes` moved to ``device``, made once per size, padding and device: a table copied to a
+    GPU at every batch is a synchronising copy (the host waits for every queued kernel). Made with inference
+    mode off, so tables first made under predict's inference mode serve training too."""
+    with torch.inference_mode(False):
+        rows, cols, stride = crop_flip_axes(h, w, padding, mode)
+        return rows.to(device), cols.to(device), stride
+
+
 def gather_pixels(x: torch.Tensor, row_starts: torch.Tensor, cols: torch.Tensor, stride: int) -> torch.Tensor:
     """``out[n, c, i, j] = flat(x)[n, c, row_starts[n, i] + cols[n, j]]`` for images x (N, C, H, W), row_starts
     (N, H) and cols (N, W) (:func:`crop_flip_axes`), one gather; with ``stride`` W + 1 the image is first padded
@@ -72,9 +83,9 @@ def crop_at(x: torch.Tensor, offsets: torch.Tensor, padding: int, mode: str = "r
     (``mode`` 'reflect' or 'zero'), computed as one gather through :func:`crop_flip_axes`' tables.
     """
     _, _, h, w = x.shape
-    rows, cols, stride = crop_flip_axes(h, w, padding, mode)
-    offsets = to_device_async(offsets, x.device)
-    return gather_pixels(x, rows.to(x.device)[offsets[:, 0]], cols.to(x.device)[offsets[:, 1]], stride)
+    rows, cols, stride = axes_on(h, w, padding, mode, x.device)
+    dy, dx = to_device_async(offsets, x.device).unbind(1)
+    return gather_pixels(x, rows.index_select(0, dy), cols.index_select(0, dx), stride)
 
 
 def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -198,8 +209,6 @@ class CropAndFlip:
 
     crop: RandomCrop | None
     flip: RandomFlip | AlternatingFlip | None
-    _tables: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor, int]] = field(
-        default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.crop is None and self.flip is None:
@@ -210,13 +219,9 @@ class CropAndFlip:
         return getattr(self.flip, "takes_rows", False)
 
     def tables(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """:func:`crop_flip_axes` for this crop (padding 0 without one) on ``device``, made once."""
-        key = (h, w, str(device))
-        if key not in self._tables:
-            padding, mode = (0, "reflect") if self.crop is None else (self.crop.padding, self.crop.mode)
-            rows, cols, stride = crop_flip_axes(h, w, padding, mode)
-            self._tables[key] = (rows.to(device), cols.to(device), stride)
-        return self._tables[key]
+        """:func:`axes_on` for this crop (padding 0 without one) on ``device``."""
+        padding, mode = (0, "reflect") if self.crop is None else (self.crop.padding, self.crop.mode)
+        return axes_on(h, w, padding, mode, device)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
                  rows: BatchRows | None = None) -> torch.Tensor:
