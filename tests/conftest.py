@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,39 @@ import yaml
 # mean fp32: TF32 convolutions and matmuls would loosen every comparison with a float32/64 reference.
 torch.backends.cudnn.allow_tf32 = False
 torch.backends.cuda.matmul.allow_tf32 = False
+
+
+# A forked child that returns into pytest (an exception escaping its ``os._exit``) runs on as a copy of this
+# test process: under pytest-xdist it reports through the worker's channel too, and the controller's
+# duplicate "test complete" ended CI in an INTERNALERROR (worksteal's list.remove) that named no test. Such
+# a copy is stopped at its first report, exit 70, and says where: its parent's test sees that exit code.
+_TEST_PROCESS = os.getpid()
+
+
+def _stop_an_escaped_fork(where: str) -> None:
+    if os.getpid() != _TEST_PROCESS:
+        os.write(2, f"a forked child of test process {_TEST_PROCESS} returned into pytest ({where}): exit 70\n".encode())
+        os._exit(70)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    _stop_an_escaped_fork(f"{item.nodeid}, {call.when}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo):
+    _stop_an_escaped_fork("KeyboardInterrupt")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_internalerror(excrepr, excinfo):
+    _stop_an_escaped_fork("internal error")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    _stop_an_escaped_fork("session finish")
 
 
 @pytest.fixture(autouse=True)

@@ -33,6 +33,9 @@ def fork_call(call: Callable[[], int], log: Path) -> int:
 
         pytest.skip("this test process has used CUDA, and PyTorch's autograd threads do not survive a fork: a "
                     "forked child's backward raises; run it with CUDA_VISIBLE_DEVICES='' (benchmarks/gpu/check.sh does)")
+    # the child starts with SIGINT and SIGTERM blocked (the test process's handlers would run in it), and
+    # unblocks them once its own are installed: no signal can raise before its try, nor in its finally
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 70
@@ -45,14 +48,19 @@ def fork_call(call: Callable[[], int], log: Path) -> int:
             sys.stderr = open(errors, "w", buffering=1, closefd=False)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             code = call()
         except BaseException:  # anything escaping the call is reported (exit 70)
             import traceback
 
             traceback.print_exc()
         finally:
-            sys.stderr.flush()
-            os._exit(code)
+            signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+            try:
+                sys.stderr.flush()
+            finally:
+                os._exit(code if isinstance(code, int) else 70)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return pid
 
 

@@ -30,6 +30,7 @@ from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_actio
 from trainlab.config_fields import counted
 from trainlab.notices import shared_once
 from trainlab.records import read_record_object
+from trainlab.signal_mask import release_stop_signals, stop_signals_held
 from trainlab.worker_process import start_worker
 
 _run_slots: tuple[Any, Any] | None = None  # in a pool worker: the parent's run slots (_execute_in_slot)
@@ -53,6 +54,7 @@ def _pin_worker(threads: int, policy: CodePolicy | None = None, slots: tuple[Any
     _run_slots, _pool_stop = slots, stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     signal.signal(signal.SIGTERM, request_stop)
+    release_stop_signals()  # held while the parent forked this worker (trainlab.signal_mask)
 
 
 def _execute_in_slot(index: int, task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
@@ -184,10 +186,11 @@ def _run_round(pool, todo, jobs, tally, display, finish, futures, ended, workers
     True when the pool broke (a worker died)."""
     broken = False
     try:
-        for index, (plan, action) in enumerate(todo):
-            future = pool.submit(_execute_in_slot, index, plan.task, plan.strategy, plan.seed, plan.raw,
-                                 str(plan.path), action)
-            futures[future] = index
+        with stop_signals_held():  # the submits fork the workers: none runs this process's handlers
+            for index, (plan, action) in enumerate(todo):
+                future = pool.submit(_execute_in_slot, index, plan.task, plan.strategy, plan.seed, plan.raw,
+                                     str(plan.path), action)
+                futures[future] = index
     except BrokenProcessPool:  # a worker died before every run was queued
         broken = True
     workers.extend(_workers(pool))

@@ -34,6 +34,7 @@ import numpy as np
 
 from trainlab.errors import DataError
 from trainlab.notices import warn
+from trainlab.signal_mask import release_stop_signals, stop_signals_held
 
 PIL_FORMATS = ("JPEG", "PNG")  # the only decoders tried: faster to identify, and nothing unexpected is parsed
 MODES = {"RGB": 3, "L": 1}  # Pillow mode -> channels
@@ -248,6 +249,7 @@ def _quiet_worker() -> None:
     Slurm) made every worker print a KeyboardInterrupt traceback. The parent says it once."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    release_stop_signals()  # held while the parent forked this worker (trainlab.signal_mask)
 
 
 def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resize: bool,
@@ -267,9 +269,10 @@ def decode_images(files: Sequence[Path], size: tuple[int, int], mode: str, resiz
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker) as pool:
         try:
-            parts = pool.map(_decode_chunk, [list(files[s:s + chunk]) for s in starts],
-                             [size] * len(starts), [mode] * len(starts), [resize] * len(starts),
-                             [first] * len(starts))
+            with stop_signals_held():  # map submits every chunk, which forks the workers
+                parts = pool.map(_decode_chunk, [list(files[s:s + chunk]) for s in starts],
+                                 [size] * len(starts), [mode] * len(starts), [resize] * len(starts),
+                                 [first] * len(starts))
             large = []
             for start, (part, part_large) in zip(starts, parts, strict=True):
                 out[start:start + len(part)] = part
