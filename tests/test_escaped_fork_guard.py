@@ -13,7 +13,7 @@ import os
 def test_a_forked_child_that_returns_into_pytest_is_stopped_with_exit_70():
     pid = os.fork()
     if pid == 0:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the guard's line, which names the test, not in the output
+        os.write = lambda fd, data: len(data)  # this copy's own module: the guard's line stays out of the output
         raise RuntimeError("this child skips its os._exit: the guard must end it at its report")
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 70
