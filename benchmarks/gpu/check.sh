@@ -20,7 +20,8 @@
 #
 # Each stage has its own time limit (seconds; override as e.g. TESTS_S=60) and the next starts
 # whatever the last one did; ONLY="4 7b" runs only those stages (and 1-2), for a rerun; TESTS="tests/test_x.py
-# ..." makes stage 3 run those files alone (on the GPU); SIDE_STEPS/SIDE_CHUNK set stage 5's steps (40, 5). Everything
+# ..." makes stage 3 run those files alone (on the GPU); SIDE_STEPS/SIDE_CHUNK set stage 5's steps (40, 5),
+# SIDE_FLAGS=--no-clip times trainlab without the config's gradient clipping (equal work: the reference has none). Everything
 # printed goes to $OUT/check.log, the pytest logs to $OUT/tests_forked.log and $OUT/tests.log, the
 # benchmarks' result files (*_cuda.json) and two runs' summaries to $OUT: 8 files, the device tool's
 # limit. Usage (device tool): command "bash benchmarks/gpu/check.sh", carry [".gpu"], timeout_s 480.
@@ -115,7 +116,7 @@ fi
 if wanted 5; then
 stage "5. speedrun side by side on $DEVICE, ${SIDE_STEPS:=40} steps in chunks of ${SIDE_CHUNK:=5} (limit ${SIDE_S:=45} s)"
 timeout -k 15 "$SIDE_S" "$PYTHON" benchmarks/cifar_speedrun.py --device "$DEVICE" --precision "$PRECISION" \
-    "${DATA[@]}" --steps "$SIDE_STEPS" --chunk "$SIDE_CHUNK" --warmup 5
+    "${DATA[@]}" --steps "$SIDE_STEPS" --chunk "$SIDE_CHUNK" --warmup 5 ${SIDE_FLAGS:-}
 fi
 
 if wanted 5b; then
