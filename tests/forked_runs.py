@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from trainlab.signal_mask import release_stop_signals, stop_signals_held
+
 
 def fork_call(call: Callable[[], int], log: Path) -> int:
     """Run ``call()`` in a forked child (stdout to /dev/null, stderr appended to ``log``, SIGINT and SIGTERM
@@ -34,10 +36,13 @@ def fork_call(call: Callable[[], int], log: Path) -> int:
         pytest.skip("this test process has used CUDA, and PyTorch's autograd threads do not survive a fork: a "
                     "forked child's backward raises; run it with CUDA_VISIBLE_DEVICES='' (benchmarks/gpu/check.sh does)")
     # the child starts with SIGINT and SIGTERM blocked (the test process's handlers would run in it), and
-    # unblocks them once its own are installed: no signal can raise before its try, nor in its finally
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
+    # unblocks them once its own are installed: no signal can raise before its try (one landing in its
+    # finally is stopped by the conftest guard)
+    with stop_signals_held():
+        pid = os.fork()
+        if pid != 0:
+            return pid
+        # the child: never return into pytest (the block's own exit would unblock the signals here)
         code = 70
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -48,20 +53,18 @@ def fork_call(call: Callable[[], int], log: Path) -> int:
             sys.stderr = open(errors, "w", buffering=1, closefd=False)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            release_stop_signals()
             code = call()
         except BaseException:  # anything escaping the call is reported (exit 70)
             import traceback
 
             traceback.print_exc()
         finally:
-            signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
             try:
+                signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
                 sys.stderr.flush()
             finally:
                 os._exit(code if isinstance(code, int) else 70)
-    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    return pid
 
 
 def fork_cli(args: Sequence[str], log: Path) -> int:

@@ -10,8 +10,8 @@ are in place.
 from __future__ import annotations
 
 import json
-import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,17 +29,41 @@ def _blocked() -> list[int]:
     return sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []) if int(s) in HELD)
 
 
-def test_a_signal_inside_the_hold_reaches_the_handler_once_the_hold_ends():
+def test_a_signal_to_the_thread_inside_the_hold_reaches_the_handler_once_the_hold_ends():
+    """Sent to this (the main) thread: one sent to the process may be taken by another thread (pytest-xdist's,
+    torch's), whose C handler flags it for the main thread at once; the hold is for the forked children."""
     received: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     try:
         with stop_signals_held():
             assert _blocked() == sorted(HELD)
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
             assert received == []
         assert received == [signal.SIGTERM] and _blocked() == []
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_handler_raising_as_the_hold_begins_leaves_nothing_blocked():
+    """A signal already due runs its handler inside the call that blocks: its KeyboardInterrupt left both
+    signals blocked for good when the mask was saved by that same call."""
+    real = signal.pthread_sigmask
+    calls: list[tuple] = []
+
+    def raising_on_block(how, mask):
+        result = real(how, mask)
+        calls.append((how, tuple(mask)))
+        if how == signal.SIG_BLOCK and tuple(mask):
+            raise KeyboardInterrupt
+        return result
+
+    signal.pthread_sigmask = raising_on_block
+    try:
+        with pytest.raises(KeyboardInterrupt), stop_signals_held():
+            pass
+    finally:
+        signal.pthread_sigmask = real
+    assert _blocked() == [] and len(calls) == 3
 
 
 def test_release_unblocks_both_signals():

@@ -6,8 +6,10 @@ passes on to its workers, landing in that window, raised the parent's KeyboardIn
 worker; landing before multiprocessing's start-up entered its ``try``, it left the exit code unbound, the
 ``finally: os._exit(code)`` raised in turn, and the forked copy returned into the parent's code and ran on
 as a second parent. :func:`stop_signals_held` blocks both signals in the forking thread while a pool starts
-its workers, which inherit the mask; :func:`release_stop_signals`, called by a worker once its own handlers
-are installed, unblocks them, and a signal that came in between is handled then, by the worker's handler.
+its workers, which inherit that thread's mask; :func:`release_stop_signals`, called by a worker once its own
+handlers are installed, unblocks them, and a signal sent to the worker in between is handled then, by its own
+handler. The hold is for the children: in the parent a signal sent to the whole process may still reach its
+handler inside the hold, through another thread that does not block it.
 Where ``signal.pthread_sigmask`` is missing (Windows, which spawns instead of forking) both do nothing.
 """
 
@@ -22,14 +24,17 @@ HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 @contextlib.contextmanager
 def stop_signals_held() -> Iterator[None]:
-    """Block :data:`HELD_SIGNALS` in this thread inside the block; the previous mask comes back after it
-    (a signal sent meanwhile is delivered then, to this process's handler)."""
+    """Block :data:`HELD_SIGNALS` in this thread inside the block; the previous mask comes back after it,
+    however the block ends (a signal sent to this thread meanwhile is delivered then). The mask is read before
+    it is changed: a handler that raises as the signals are blocked (one already due) cannot leave them
+    blocked."""
     try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     except (AttributeError, OSError, ValueError):
         yield
         return
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
