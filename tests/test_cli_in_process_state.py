@@ -5,6 +5,7 @@ Also: a float64 model given to fit is told that trainlab trains in float32, not 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -17,7 +18,7 @@ import yaml
 import trainlab
 from trainlab.cli import DATA_DIR_ENV, main
 from trainlab.data import paths
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
 
 NPZ = {"name": "npz", "seed": 0, "data": {"source": "npz", "path": "t.npz"}, "model": {"name": "mlp", "hidden": [8]},
        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32, "epochs": 1},
@@ -115,3 +116,20 @@ def test_a_binary_runs_class_zero_probability_keeps_its_digits_on_confident_rows
     got = run.predict_proba(rows)
     np.testing.assert_allclose(got[:, 0], torch.sigmoid(-z).numpy(), rtol=1e-5)
     np.testing.assert_allclose(got[:, 1], torch.sigmoid(z).numpy(), rtol=1e-5)
+
+
+def test_a_model_built_under_inference_mode_is_one_error_naming_the_fix():
+    """Its weights are inference tensors: torch's 'Inference tensors cannot be saved for backward' came at the
+    first step, naming neither the model nor the fix; a deepcopy made outside the block trains."""
+    x, y = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32), np.arange(40) % 3
+    with torch.inference_mode():
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    strategy = {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 8, "epochs": 1}
+    with pytest.raises(ConfigError) as error:
+        trainlab.fit(model, train=(x, y), runtime={"num_threads": 1}, strategy=strategy)
+    assert str(error.value) == (
+        "model 'Sequential' was built under torch.inference_mode(): its weights are inference tensors, which cannot "
+        "be trained; build it outside that block (under torch.no_grad() is fine), or pass a copy: "
+        "copy.deepcopy(model) made outside it")
+    result = trainlab.fit(copy.deepcopy(model), train=(x, y), runtime={"num_threads": 1}, strategy=strategy)
+    assert len(result.history) == 1

@@ -47,6 +47,7 @@ from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
 from trainlab.losses.base import Loss
 from trainlab.losses.task_fit import check_task_fits
+from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records, record_json_text
 from trainlab.registry import Registry
@@ -267,6 +268,10 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "
                           "Module whose forward calls it)")
+    if any(parameter.is_inference() for parameter in model.parameters()):  # torch's error came at the first backward
+        raise ConfigError(f"model '{model_name(model)}' was built under torch.inference_mode(): its weights are "
+                          "inference tensors, which cannot be trained; build it outside that block (under "
+                          "torch.no_grad() is fine), or pass a copy: copy.deepcopy(model) made outside it")
     if train is None:
         raise ConfigError("train is None; fit needs training data: (x, y) tensors or arrays, or a torch Dataset "
                           "of (x, y) pairs")
