@@ -162,8 +162,6 @@ class Trainer:
         try:
             if self.state.validation_due:  # resumed from a checkpoint written just before a mid-epoch validation
                 self._validate_due()
-                if self.control.rollback_to is not None:
-                    self.restore(self.control.rollback_to)
             while True:
                 while not self.done():
                     self.run_epoch()
@@ -225,11 +223,9 @@ class Trainer:
             self.callbacks.fire(Event.EPOCH_START, self.view)
             if self.control.should_stop:
                 return  # asked before the epoch's first step: the epoch never happens, and has no record
-        if state.validation_due:  # rolled back to a snapshot taken before its step's validation: it runs again
-            self._validate_due()
-            if self.control.rollback_to is not None:
-                self.restore(self.control.rollback_to)
-                return
+        # rolled back to a snapshot taken before its step's validation: it runs again (unless a guard rolls back)
+        if state.validation_due and not self._validate_due():
+            return
         skipped = frozenset(batch for epoch, batch in state.skipped_batches if epoch == state.epoch)
         view, control, fetch, train_step = self.view, self.control, self.batches.fetch, self.step.train_step
         step_start, step_end = self.callbacks.hooks[Event.STEP_START], self.callbacks.hooks[Event.STEP_END]
@@ -257,8 +253,8 @@ class Trainer:
             state.validation_due = bool(every) and self._validation_due(position)  # before a checkpoint is written
             for hook in step_end:
                 hook(view, loss)
-            if state.validation_due and control.rollback_to is None:
-                self._validate_due()
+            if state.validation_due and control.rollback_to is None and not self._validate_due():
+                return  # a rollback, restored (the restored state says where to continue)
             if control.rollback_to is not None:
                 self.restore(control.rollback_to)
                 return  # the restored state says where to continue
@@ -282,8 +278,7 @@ class Trainer:
         ``on_validation_end`` and ``on_epoch_end``, the first left out when the record reuses a mid-epoch
         validation of this step (its callbacks saw that validation already). ``lrs``: the LR columns the last
         step ran with, when the step holds the next one's already (a stop asked in ``on_step_start``)."""
-        if not self._checks_clear():  # a guard found a bad step: undo it rather than validate and record it
-            self.restore(self.control.rollback_to)
+        if not self._checks_clear():  # a guard found a bad step: undone (restored), not validated and recorded
             return
         record, reused = self.end_epoch()
         if lrs is not None:
@@ -322,22 +317,29 @@ class Trainer:
         # not on an epoch's last step: the epoch record validates there anyway
         return bool(every) and self.state.step % every == 0 and position < self.plan.micro_batches
 
-    def _validate_due(self) -> None:
-        """The mid-epoch validation the last step owes (``state.validation_due``), and its callbacks; none when
-        a guard asks for a rollback first (:meth:`_checks_clear`: the caller restores)."""
+    def _validate_due(self) -> bool:
+        """The mid-epoch validation the last step owes (``state.validation_due``), and its callbacks. False when a
+        rollback was restored: a guard's, instead of the validation (:meth:`_checks_clear`), or one a callback
+        asked for in ``on_validation_end`` (the caller returns: the restored state says where to continue)."""
         self.state.validation_due = False
-        if not self._checks_clear():
-            return
-        self.callbacks.fire_record(Event.VALIDATION_END, self.view, self.validate_mid_epoch())
-        self.step.set_mode(training=True)
+        if self._checks_clear():
+            self.callbacks.fire_record(Event.VALIDATION_END, self.view, self.validate_mid_epoch())
+            self.step.set_mode(training=True)
+            if self.control.rollback_to is None:
+                return True
+            self.restore(self.control.rollback_to)
+        return False
 
     def _checks_clear(self) -> bool:
         """Fire ``on_before_validation``: a guard that checks lazily (the divergence guard) clears its pending
-        steps. False when one asked for a rollback (``control.rollback_to``): those weights are not validated,
-        so no record, early stopping or tuner's pruner sees them."""
+        steps. When one asked for a rollback (``control.rollback_to``) it is restored here and the answer is
+        False: those weights are not validated, so no record, early stopping or tuner's pruner sees them."""
         if self.callbacks.hooks[Event.BEFORE_VALIDATION]:
             self.callbacks.fire(Event.BEFORE_VALIDATION, self.view)
-        return self.control.rollback_to is None
+        if self.control.rollback_to is None:
+            return True
+        self.restore(self.control.rollback_to)
+        return False
 
     def validate_mid_epoch(self) -> dict[str, Any]:
         """A validation pass inside an epoch, recorded as a step record (``scope: step``)."""
