@@ -74,11 +74,12 @@ KEY_PLACES: dict[str, str] = {
 
 # what a KEY_PLACES key's value means besides trainlab's key, said with the did-you-mean: following the
 # pointer with the same value would train otherwise (evaluation_strategy=steps is no number of steps)
+_HF_EVAL_STRATEGY = ("Hugging Face's {} picks 'steps' or 'epoch'; trainlab validates after every epoch, and every N "
+                     "optimizer steps too with eval_every_n_steps: N")
 KEY_MEANINGS: dict[str, str] = {
-    "evaluation_strategy": "Hugging Face's evaluation_strategy picks 'steps' or 'epoch'; trainlab validates after "
-                           "every epoch, and every N optimizer steps too with eval_every_n_steps: N",
-    "eval_strategy": "Hugging Face's eval_strategy picks 'steps' or 'epoch'; trainlab validates after every "
-                     "epoch, and every N optimizer steps too with eval_every_n_steps: N",
+    # the Trainer's name for it before and after its rename
+    "evaluation_strategy": _HF_EVAL_STRATEGY.format("evaluation_strategy"),
+    "eval_strategy": _HF_EVAL_STRATEGY.format("eval_strategy"),
     "val_check_interval": "Lightning's val_check_interval counts batches, or a fraction of an epoch; "
                           "eval_every_n_steps counts optimizer steps, and every epoch ends in a validation anyway",
     "check_val_every_n_epoch": "Lightning's check_val_every_n_epoch skips epochs' validations; trainlab validates "
