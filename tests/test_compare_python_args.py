@@ -46,11 +46,14 @@ def test_one_path_and_one_override_as_strings_are_one_item(files):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"seeds": "2"}, "seeds must be a whole number >= 1; got '2' (str)"),  # named as Python's argument
-    ({"seeds": 0}, "seeds must be a whole number >= 1; got 0"),
-    ({"seeds": True}, "seeds must be a whole number >= 1; got True (bool)"),
-    ({"jobs": None}, "jobs must be a whole number >= 1; got None (NoneType)"),
-    ({"jobs": 1.5}, "jobs must be a whole number >= 1; got 1.5 (float)"),
+    ({"seeds": "2"}, "seeds must be a whole number from 1 to 1000; got '2' (str)"),  # named as Python's argument
+    ({"seeds": 0}, "seeds must be a whole number from 1 to 1000; got 0"),
+    ({"seeds": True}, "seeds must be a whole number from 1 to 1000; got True (bool)"),
+    ({"jobs": None}, "jobs must be a whole number from 1 to 256; got None (NoneType)"),
+    ({"jobs": 1.5}, "jobs must be a whole number from 1 to 256; got 1.5 (float)"),
+    # 10^5 forked workers took 12 GB in 25 s; 10^11 seeds ran out of memory planning their runs
+    ({"jobs": 100000}, "jobs must be a whole number from 1 to 256; got 100000"),
+    ({"seeds": 10**11}, "seeds must be a whole number from 1 to 1000; got 100000000000"),
     ({"seed": 2}, "compare_files got an unknown option 'seed'; did you mean 'seeds'? (options: seeds, jobs, target, "
                   "metric, direction, live, quiet, wait, show_leaderboard)"),
     ({"direction": "up"}, "direction must be one of max, min, maximize, minimize (or None: by the metric's name); "
@@ -68,8 +71,8 @@ def test_a_wrong_option_is_one_config_error_naming_it(files, options, message):
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--seeds", "0"], "error: --seeds must be a whole number >= 1; got 0"),
-    (["--jobs", "0"], "error: --jobs must be a whole number >= 1; got 0"),
+    (["--seeds", "0"], "error: --seeds must be a whole number from 1 to 1000; got 0"),
+    (["--jobs", "0"], "error: --jobs must be a whole number from 1 to 256; got 0"),
 ])
 def test_the_command_names_its_flags(files, capsys, flags, message):
     """The same check from the CLI names the flag; from Python (above) the keyword argument."""

@@ -18,6 +18,11 @@ from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.registry import did_you_mean
 
+# the most worker processes --jobs starts (each holds its own torch and data: hundreds already exhaust a large
+# machine's memory) and the most seeds a comparison plans (statistics settle long before; 10^8 plans ran out of memory)
+MAX_JOBS = 256
+MAX_SEEDS = 1000
+
 # every spelling of an optimisation direction -> "max" or "min" (compare writes these, Optuna maximize/minimize)
 DIRECTIONS = {"max": "max", "min": "min", "maximize": "max", "minimize": "min"}
 

@@ -141,7 +141,8 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     bases, strategies = check_bases(bases), as_strategies(strategies)
     check_run_names(list(bases), strategies)  # each run's name is <task>-<strategy>: refused here, not per run
     out = path_argument(out, "out")
-    seeds, jobs = arguments.whole(named("seeds"), seeds), arguments.whole(named("jobs"), jobs)
+    seeds = arguments.whole(named("seeds"), seeds, below=arguments.MAX_SEEDS + 1)
+    jobs = arguments.whole(named("jobs"), jobs, below=arguments.MAX_JOBS + 1)
     direction = compare_direction(direction)
     _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait, show_leaderboard=show_leaderboard)
     show_leaderboard = not quiet if show_leaderboard is None else show_leaderboard

@@ -138,7 +138,8 @@ def _pool_round(todo, jobs, threads, said, context, tally, display, finish, brea
     pids = context.RawArray("q", len(todo))  # the run slots: see _execute_in_slot
     starts = context.RawArray("d", len(todo))
     stop = context.RawValue("i", 0)  # set to the signal's number on an interrupt: no worker starts a run
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pin_worker,
+    # a forking pool starts all its workers at once: no more of them than runs (--jobs 8 for 2 runs starts 2)
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_pin_worker,
                                initargs=(threads, current_policy(), (pids, starts), said, stop))
     futures: dict[Future, int] = {}
     ended: set[int] = set()  # indices into todo whose outcome went to finish()

@@ -149,7 +149,7 @@ class TuneSettings:
             "trials": arguments.whole(named("trials"), self.trials, least=1),
             "out": tune_arguments.optional_path("out", self.out),
             "metric": arguments.text(named("metric"), self.metric, "'val_accuracy'"),
-            "jobs": arguments.whole(named("jobs"), self.jobs, least=1),
+            "jobs": arguments.whole(named("jobs"), self.jobs, least=1, below=arguments.MAX_JOBS + 1),
             "storage": arguments.text(named("storage"), self.storage, "'postgresql://user:pw@host/db'",
                                       none_means="Optuna's journal file in out"),
             "study_name": arguments.text(named("study_name"), self.study_name, "'mnist1d'",
@@ -157,7 +157,8 @@ class TuneSettings:
             "pruner": arguments.choice(named("pruner"), self.pruner, PRUNERS),
             "timeout_s": arguments.seconds(named("timeout_s"), self.timeout_s, "no time limit"),
             "seed": arguments.whole(named("seed"), self.seed, least=0, below=tune_arguments.SEED_LIMIT),
-            "refit_seeds": arguments.whole(named("refit_seeds"), self.refit_seeds, least=0),
+            "refit_seeds": arguments.whole(named("refit_seeds"), self.refit_seeds, least=0,
+                                           below=arguments.MAX_SEEDS + 1),
             "quiet": arguments.flag(named("quiet"), self.quiet),
             "overrides": arguments.overrides(named("overrides"), self.overrides),
         }

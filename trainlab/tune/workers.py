@@ -274,7 +274,8 @@ def _say_killed(settings: TuneSettings, killed: list[Any]) -> None:
 
 
 def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
-    """``--jobs 1``: trials in this process; ``--jobs N``: N spawned worker processes on the same storage."""
+    """``--jobs 1``: trials in this process; ``--jobs N``: N spawned worker processes on the same storage (no
+    more than ``--trials``: a worker past the total would only start and find nothing to run)."""
     deadline = None if settings.timeout_s is None else time.time() + settings.timeout_s
     if settings.jobs == 1:
         run_trials(settings, space, base_raw, deadline)
@@ -285,7 +286,7 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
     stop = context.Event()  # set on an interrupt: a worker claims no further trial
     with shared_once() as said:
         workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy(), said),
-                                   name=f"tune-worker-{i}") for i in range(settings.jobs)]
+                                   name=f"tune-worker-{i}") for i in range(min(settings.jobs, settings.trials))]
         _run_pool(settings, workers, stop)
 
 
