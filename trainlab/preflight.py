@@ -4,9 +4,11 @@ The config schema accepts any component ``name`` and extra options; the registri
 unknown names and options, and the constructors bad values. :func:`check_components` builds
 what is cheap to build (the loss, the optimizer on one 2-D dummy weight with
 ``regularization.weight_decay`` placed exactly as a run places it) and checks the schedule's options
-(:func:`check_schedule_options`: names, types and ranges, never against a stand-in run length), the
-model's option names and layer counts and the data source's option names, so a config that
-every run would refuse fails once, before the first run, with the run's own error line. The refusals a run
+(:func:`check_schedule_options`: names, types and ranges, never against a stand-in run length),
+``strategy.optimizer.groups`` (:func:`~trainlab.optim.routing.check_groups`: each group's optimizer on a
+dummy weight), the model's option names and layer counts, ``data.augment``'s options and the data source's
+option names, so a config that every run would refuse fails once, before the first run, with the run's own
+error line. The refusals a run
 makes from the config alone while it builds its step live here, and the run calls them too:
 :func:`check_finetune_param_groups` (fine-tuning's param groups against ``optimizer.lr`` and
 ``optimizer.groups``) and :func:`check_averaging_fits` (``strategy.weight_averaging`` against an optimizer
@@ -30,11 +32,13 @@ def check_components(config: Config) -> None:
     import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
     from trainlab.data import DATA_SOURCES
+    from trainlab.data.transforms import augment_options
     from trainlab.losses import build_loss
     from trainlab.lr_finder import check_lr_searchable
     from trainlab.metrics import refuse_listed_twice
     from trainlab.models import MODELS, check_layer_counts
     from trainlab.optim import build_optimizer
+    from trainlab.optim.routing import check_groups
     from trainlab.step_builders import optimizer_spec_for
 
     refuse_listed_twice(config.metrics or [])  # [F1, f1]: one metric (names ignore case), as the run refuses it
@@ -45,6 +49,9 @@ def check_components(config: Config) -> None:
             if config.data.task is not None and not hasattr(loss, "output_dims"):  # a task the config fixes
                 loss.output_dim(config.data.task, 2 if config.data.task == "binary" else None, 2)  # must fit it
         optimizer = optimizer_spec_for(config)  # as the run builds it: regularization.weight_decay placed, or refused
+        if strategy.optimizer.groups:  # each group's keys, selectors, optimizer and options (no model needed)
+            check_groups(optimizer, [group.model_dump() for group in strategy.optimizer.groups],
+                         strategy.regularization.weight_decay)
         if optimizer.get("lr") == "auto":
             check_lr_searchable(optimizer)  # adadelta_zeiler takes lr 1.0 only: said so, not "lr=0.001"
             optimizer["lr"] = 1e-3  # found at run time by the LR range test
@@ -60,9 +67,10 @@ def check_components(config: Config) -> None:
     check_layer_counts(model)  # hidden: [4] * 90000 is refused before any run reads its data
     model_name = model.pop("name")
     MODELS._check_options(model_name, MODELS.get(model_name), model, skip=2)  # factory(input_shape, output_dim)
-    source = config.data.source
-    DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
-    DATA_SOURCES._check_required(source, DATA_SOURCES.get(source), config.data.source_kwargs(), skip=0)
+    source, source_options = config.data.source, config.data.source_kwargs()
+    DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), source_options, skip=0)
+    DATA_SOURCES._check_required(source, DATA_SOURCES.get(source), source_options, skip=0)
+    augment_options(source_options.get("augment"))  # its keys and values (an image source's option)
 
 
 # a run length no run reaches (float-exact): a built-in schedule built over it meets none of its length rules

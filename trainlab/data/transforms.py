@@ -29,6 +29,15 @@ from trainlab.registry import did_you_mean
 
 AUGMENT_DEFAULTS: dict[str, Any] = {"crop_padding": 4, "pad_mode": "reflect", "hflip": True}  # CIFAR recipe
 HFLIP_CHOICES = (True, False, "alternating")  # random per sample and step | none | airbench's alternating flip
+# other libraries' names for data.augment's keys, and what they are here
+AUGMENT_KEY_MEANINGS = {
+    "translate": "airbench's random translate by r pixels is crop_padding: r with pad_mode: reflect",
+    "padding": "a crop from the padded image is crop_padding: r (pad_mode: reflect or zero)",
+    "random_crop": "torchvision's RandomCrop(size, padding=r) is crop_padding: r with pad_mode: zero",
+    "flip": "a horizontal flip is hflip: true (random) or hflip: alternating",
+    "horizontal_flip": "a horizontal flip is hflip: true (random) or hflip: alternating",
+    "random_flip": "a horizontal flip is hflip: true (random) or hflip: alternating",
+}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -191,10 +200,11 @@ def augment_options(augment: bool | Mapping[str, Any] | None) -> dict[str, Any] 
     if not isinstance(augment, Mapping):
         raise ConfigError(f"data.augment must be true, false or a mapping with keys "
                           f"{', '.join(AUGMENT_DEFAULTS)}; got {augment!r}")
-    unknown = sorted(set(augment) - set(AUGMENT_DEFAULTS))
+    unknown = sorted(str(key) for key in set(augment) - set(AUGMENT_DEFAULTS))
     if unknown:
-        raise ConfigError(f"unknown data.augment key '{unknown[0]}'{did_you_mean(unknown[0], list(AUGMENT_DEFAULTS))} "
-                          f"(valid: {', '.join(AUGMENT_DEFAULTS)})")
+        key = unknown[0]
+        hint = f": {AUGMENT_KEY_MEANINGS[key]}" if key in AUGMENT_KEY_MEANINGS else did_you_mean(key, list(AUGMENT_DEFAULTS))
+        raise ConfigError(f"unknown data.augment key '{key}'{hint} (valid: {', '.join(AUGMENT_DEFAULTS)})")
     hflip = augment.get("hflip", AUGMENT_DEFAULTS["hflip"])
     if not any(hflip is choice or (isinstance(hflip, str) and hflip == choice) for choice in HFLIP_CHOICES):
         hint = did_you_mean(hflip, ["alternating"]) if isinstance(hflip, str) else ""

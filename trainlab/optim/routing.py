@@ -338,6 +338,40 @@ def _build_inner(inner: _Inner) -> torch.optim.Optimizer:
     return built
 
 
+def _top_level(spec: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
+    """``(name, options, lr)`` of the top-level optimizer ``spec``; an ``lr: auto`` or a misspelt option refused."""
+    top = dict(spec)
+    top_name, top_lr = top.pop("name"), top.pop("lr", None)
+    if top_lr == "auto":
+        raise ConfigError("lr: auto cannot be combined with strategy.optimizer.groups (each group has its own "
+                          "base lr); give strategy.optimizer.lr a number")
+    try:  # a misspelt top-level option is the top level's, not the groups' that inherit it
+        OPTIMIZERS.check_options(top_name, top, skip=1)
+    except ConfigError as exc:
+        raise ConfigError(f"strategy.optimizer: {exc}") from None
+    return top_name, top, top_lr
+
+
+def check_groups(spec: dict[str, Any], groups: Iterable[Mapping[str, Any]], weight_decay: float | None = None) -> None:
+    """Raise the ConfigError :func:`build_routed_optimizer` raises from the config alone, with no model: a
+    group's keys, selectors, preset and regex, its optimizer's name, options and lr, each group's optimizer
+    built on a 2-D dummy weight. What depends on the model (a group that takes no parameter, ``muon_conv``
+    on a bias) is left to the run. ``compare`` and ``tune`` call it before any run (trainlab.preflight)."""
+    import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
+
+    rules = [GroupRule.from_mapping(entry, i) for i, entry in enumerate(groups)]
+    top_name, top, top_lr = _top_level(spec)
+    inners: dict[str, _Inner] = {}
+    for i, rule in enumerate(rules):
+        name, options = _rule_optimizer(rule, f"strategy.optimizer.groups[{i}]", top_name, top, weight_decay)
+        dummy = [{"params": [nn.Parameter(torch.zeros(2, 2))], "group": "decay"}]
+        if rule.weight_decay is not None:  # as the run places a group's own decay
+            dummy = [{**dummy[0], "group": "explicit", "weight_decay": float(rule.weight_decay)}]
+        _add_groups(inners, name, options, rule.lr if rule.lr is not None else top_lr, rule.label, dummy)
+    for inner in inners.values():
+        _build_inner(inner)
+
+
 def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Iterable[Mapping[str, Any]],
                            extra: Iterable[nn.Parameter] = (), weight_decay: float | None = None) -> RoutedOptimizer:
     """The optimizer of ``spec`` (top level) and ``groups`` (``strategy.optimizer.groups``) over ``model``.
@@ -356,15 +390,7 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
     import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
 
     rules = [GroupRule.from_mapping(entry, i) for i, entry in enumerate(groups)]
-    top = dict(spec)
-    top_name, top_lr = top.pop("name"), top.pop("lr", None)
-    if top_lr == "auto":
-        raise ConfigError("lr: auto cannot be combined with strategy.optimizer.groups (each group has its own "
-                          "base lr); give strategy.optimizer.lr a number")
-    try:  # a misspelt top-level option is the top level's, not the groups' that inherit it
-        OPTIMIZERS.check_options(top_name, top, skip=1)
-    except ConfigError as exc:
-        raise ConfigError(f"strategy.optimizer: {exc}") from None
+    top_name, top, top_lr = _top_level(spec)
     taken, rest = assign(named_trainable_parameters(model), rules)
     inners: dict[str, _Inner] = {}  # one optimizer per (name, options): groups that agree share it
     weight_id_set = weight_ids(model)
@@ -384,4 +410,4 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
 
 
 __all__ = ["PRESETS", "GroupRule", "NamedParameter", "RoutedOptimizer", "assign", "build_routed_optimizer",
-           "named_trainable_parameters"]
+           "check_groups", "named_trainable_parameters"]

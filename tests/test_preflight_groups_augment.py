@@ -1,0 +1,78 @@
+"""compare and tune check ``strategy.optimizer.groups`` and ``data.augment`` before any run.
+
+A strategy whose group named an unknown optimizer (``adamm``) or preset (``headd``), or whose augmentation
+said ``hflip: alternate``, passed the preflight: every one of its runs trained its data reading and failed
+(``compare`` then exited 0 with the failures in the leaderboard, or 4: "no run finished"). The preflight
+refuses them now with the run's own line; what depends on the model (a group that takes no parameter) is
+still the run's to say.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from trainlab.cli import main
+from trainlab.config import validate
+from trainlab.errors import ConfigError
+from trainlab.preflight import check_components
+
+BASE = {"name": "pre", "seed": 0, "data": {"source": "digits"}, "model": {"name": "mlp", "hidden": [8]},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "batch_size": 64,
+                     "epochs": 1},
+        "metrics": ["accuracy"], "runtime": {"num_threads": 1}, "output": {"progress": "off"}}
+IMAGES = {**BASE, "data": {"source": "idx", "path": "not-read", "augment": {"crop_padding": 2}}}
+
+
+def _with_groups(*groups: dict) -> dict:
+    optimizer = {**BASE["strategy"]["optimizer"], "groups": list(groups)}
+    return {**BASE, "strategy": {**BASE["strategy"], "optimizer": optimizer}}
+
+
+def _with_augment(augment) -> dict:
+    return {**IMAGES, "data": {**IMAGES["data"], "augment": augment}}
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    (_with_groups({"name": "h", "select": "head", "optimizer": "adamm"}),
+     "strategy.optimizer.groups[0]: unknown optimizer 'adamm'; did you mean 'adam'?"),
+    (_with_groups({"name": "h", "select": "headd"}),
+     "strategy.optimizer.groups[0]: unknown select preset 'headd'; did you mean 'head'?"),
+    (_with_groups({"name": "h", "select": "head", "optimizer": "muon_conv", "ns_stepz": 3}),
+     "strategy.optimizer.groups 'h': optimizer 'muon_conv' has no option 'ns_stepz'; did you mean 'ns_steps'?"),
+    (_with_groups({"name": "h", "select": "head"}, {"name": "b", "match": "*.bias", "optimizer": "adam",
+                                                    "betas": [0.9, 1.5]}),
+     "strategy.optimizer.groups 'b': optimizer 'adam': betas[1] must be in [0, 1); got 1.5"),
+    (_with_groups({"name": "h", "regex": "head("}), "strategy.optimizer.groups[0]: regex 'head(' does not compile"),
+    (_with_augment({"crop_padding": 2, "hflip": "alternate"}),
+     "data.augment.hflip must be true, false or 'alternating'; got 'alternate'; did you mean 'alternating'?"),
+    (_with_augment({"crop_pading": 2}), "unknown data.augment key 'crop_pading'; did you mean 'crop_padding'?"),
+    (_with_augment({"translate": 2}),
+     "unknown data.augment key 'translate': airbench's random translate by r pixels is crop_padding: r with "
+     "pad_mode: reflect"),
+    (_with_augment({"pad_mode": "zeros"}), "data.augment.pad_mode must be one of reflect, zero; got 'zeros'"),
+])
+def test_the_preflight_refuses_what_every_run_would(config, message):
+    with pytest.raises(ConfigError) as raised:
+        check_components(validate(config))
+    assert str(raised.value).startswith(message)
+
+
+def test_what_depends_on_the_model_is_left_to_the_run():
+    """conv_filters on an MLP takes nothing (the run says so, naming the parameters); the preflight, which
+    has no model, lets it through, as it does a good augmentation."""
+    check_components(validate(_with_groups({"name": "f", "select": "conv_filters", "optimizer": "muon_conv",
+                                            "lr": 0.02})))
+    check_components(validate(_with_augment({"crop_padding": 2, "pad_mode": "reflect", "hflip": "alternating"})))
+
+
+def test_compare_refuses_a_bad_group_before_any_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"strategies": {
+        "plain": {}, "routed": {"strategy.optimizer.groups": [{"name": "h", "select": "head", "optimizer": "adamm"}]}}}))
+    assert main(["compare", "base.yaml", "--strategies", "s.yaml", "--seeds", "2", "--out", "out"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: strategy 'routed': strategy.optimizer.groups[0]: unknown optimizer 'adamm'")
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "out" / "runs").exists()  # refused before the first run (the plain one too)
