@@ -153,6 +153,30 @@ def test_train_target_as_a_comparison_is_one_line_before_training(tmp_path, caps
     assert err.count("\n") == 1 and "write e.g. val_loss=0.3" in err and not out.exists()
 
 
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_an_empty_target_is_refused_not_taken_for_none(tmp_path, capsys, command):
+    """``--target ''`` (a shell variable left empty) trained and timed nothing, without a word."""
+    out = tmp_path / "r"
+    strategies = tmp_path / "s.yaml"
+    strategies.write_text("strategies: {a: {}}\n")
+    extra = ["--strategies", str(strategies), "--seeds", "1"] if command == "compare" else []
+    assert main([command, _config(tmp_path, IRIS), *extra, "--out", str(out), "--target", ""]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --target expects val_<metric>=<number> (e.g. val_accuracy=0.9 or val_loss=0.3); "
+                   "got ''\n")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_a_second_target_is_refused_not_dropped(tmp_path, capsys, command):
+    """argparse kept the last --target and dropped the first without a word."""
+    _, err = _usage_error([command, _config(tmp_path, IRIS), "--target", "val_accuracy=0.5", "--target",
+                           "val_loss=0.3"], capsys)
+    assert err.startswith("error: argument --target: given twice ('val_accuracy=0.5', then 'val_loss=0.3'): it "
+                          "takes one value")
+    assert err.count("\n") == 1
+
+
 # --------------------------------------------------------------------------- 5. lr-find needs no lr
 
 @pytest.mark.parametrize("optimizer", ["sgd", "lion", "lamb", "muon", "schedule_free_adamw"])

@@ -80,7 +80,7 @@ def _cmd_train(args) -> int:
 
     config = load_config(args.config, args.set)
     target = None
-    if args.target:
+    if args.target is not None:  # --target '' is refused by parse_target, not taken for no target
         from trainlab.compare.metric_keys import parse_target
         from trainlab.records import check_validation_key
 

@@ -34,6 +34,17 @@ class _Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(action, f"{exc.message}{hint}") from None
 
 
+class _Once(argparse.Action):
+    """A flag that takes one value: given twice, argparse would keep the last one and drop the first without a
+    word (``--target val_accuracy=0.5 --target val_loss=0.3`` timed val_loss only): an error naming both."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        earlier = getattr(namespace, self.dest, None)
+        if earlier is not None:
+            raise argparse.ArgumentError(self, f"given twice ('{earlier}', then '{values}'): it takes one value")
+        setattr(namespace, self.dest, values)
+
+
 def path_word(text: str) -> str:
     """A path argument as given, with a leading ``~`` or ``~user`` expanded (:func:`home_expanded`): the shell
     expands it only at the start of a word, not in ``--out=~/runs`` nor in quotes, and a run folder made as
@@ -90,7 +101,7 @@ def _train_command(commands: argparse._SubParsersAction) -> None:
                        help="continue --out if it holds a run of this config (a finished one is left as it is, "
                             "exit 0; not with --overwrite)")
     train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-    train.add_argument("--target", metavar="val_METRIC=VALUE",
+    train.add_argument("--target", metavar="val_METRIC=VALUE", action=_Once,
                        help="also print the training time until the validation metric first reached VALUE")
 
 
@@ -119,7 +130,7 @@ def _compare_command(commands: argparse._SubParsersAction) -> None:
                          help="override a key of every base config (before the strategies' overrides)")
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per strategy (default 5)")
     compare.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads (default 2)")
-    compare.add_argument("--target", metavar="val_METRIC=VALUE", help="time-to-target, e.g. val_accuracy=0.9")
+    compare.add_argument("--target", metavar="val_METRIC=VALUE", action=_Once, help="time-to-target, e.g. val_accuracy=0.9")
     compare.add_argument("--metric", default="test_accuracy", help="ranking metric (default test_accuracy)")
     compare.add_argument("--direction", choices=["min", "max", "minimize", "maximize"],
                          help="override the metric's direction")

@@ -154,7 +154,7 @@ def parse_target(text: str | None, loss: str | None = None) -> dict[str, Any] | 
     that a loss target is not below 0 for a loss that never is (:data:`NON_NEGATIVE_LOSSES`); whether the
     runs record the metric is checked by ``trainlab.compare.command.check_recorded`` once the configs are known.
     """
-    if not text:
+    if text is None:  # an empty text is refused below: "--target ''" is no target the user meant to leave out
         return None
     _refuse_comparison(text)
     key, sep, value = text.partition("=")
