@@ -498,3 +498,21 @@ def test_the_planned_end_is_the_schedules_end_even_where_the_warp_formula_rounds
     view.state.step, view.elapsed_s = end, float(end)  # 1 s a step and plenty of budget left
     planner.on_step_end(view, None)
     assert planner.replans == [] and moved == [end]
+
+
+def test_a_budget_that_cuts_the_min_steps_floor_says_so(capsys):
+    """``min_steps`` stretches the epochs; a time budget only shortens the run: with both, the plan line said
+    one length, the min_steps note another, and the run ended short of the floor without a word."""
+    from trainlab.builders import assemble, run_scope
+    from trainlab.time_budget import assemble_within_budget
+
+    config = validate({**BASE, "strategy": {**BASE["strategy"], "epochs": 1, "min_steps": 500, "time_budget_s": 3.0}})
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        built = assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True,
+                                       clock=TickingClock(0.01))
+    planned = notes["time_budget"]["planned_steps"]
+    assert planned < 500 and built.trainer.total_steps >= 500  # the floor stretched the length; the budget cut it
+    err = capsys.readouterr().err
+    assert (f"warning: strategy.min_steps=500 will not be reached: strategy.time_budget_s=3 pays for about "
+            f"{planned} steps on this machine, and a time budget only shortens a run") in err

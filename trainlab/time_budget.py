@@ -238,6 +238,15 @@ def plan_line(record: dict[str, Any]) -> str:
             f"re-planned as it runs")
 
 
+def warn_if_min_steps_cut(min_steps: int | None, budget_s: float, steps: int) -> None:
+    """One warning when the budget plans fewer steps than ``strategy.min_steps``: the step floor stretches
+    the epochs, and a time budget only shortens a run, so the floor is not met."""
+    if min_steps is not None and steps < min_steps:
+        notices.warn(f"strategy.min_steps={min_steps} will not be reached: strategy.time_budget_s={budget_s:g} "
+                     f"pays for about {steps} steps on this machine, and a time budget only shortens a run; "
+                     f"raise the budget, or remove one of the two")
+
+
 def no_time_to_train(budget_s: float, timing: StepTiming | CutShort, range_test: bool) -> str:
     """The one line refusing a budget in which not even one step fits, proposing
     :func:`least_useful_budget_s` (of the calibration the probe would have made, when it stopped early)."""
@@ -331,5 +340,6 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
     notes["time_budget"] = record
     if not quiet:
         print(plan_line(record), file=sys.stderr)
+    warn_if_min_steps_cut(config.strategy.min_steps, budget, steps)
     return assemble(resolved, data, loss, model, notes, quiet,
                     budget=BudgetPlan(steps, budget - timing.calibration_s, record))
