@@ -405,3 +405,15 @@ def test_load_config_refuses_overrides_that_are_not_key_value_strings(tmp_path, 
     """load_config(path, 5) was a bare TypeError; a dict's keys were read as overrides without values."""
     with pytest.raises(ConfigError, match=r"^overrides must be 'KEY=VALUE' or a list of them; got "):
         load_config(_write(tmp_path, BASE), overrides)
+
+
+def test_one_item_written_without_its_list_is_told_to_wrap_it():
+    """``groups: {name: h, select: head}`` got pydantic's "Input should be a valid list", naming neither the
+    mapping received nor the fix."""
+    raw = {**LINREG, "strategy": {**LINREG["strategy"], "optimizer": {"name": "sgd", "lr": 0.1,
+                                                                    "groups": {"name": "h", "select": "head"}}}}
+    with pytest.raises(ConfigError) as caught:
+        validate(raw)
+    assert str(caught.value) == ("config key 'strategy.optimizer.groups' must be a list; got a mapping {'name': 'h', "
+                                 "'select': 'head'}: for one item, write it as a list of one, e.g. groups: "
+                                 "[{name: h, select: head}]")

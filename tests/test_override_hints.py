@@ -76,6 +76,15 @@ def test_an_index_deletes_a_list_item_or_a_key_inside_one():
     ("strategy.optimizer.groups.-1.lr=1", "--set strategy.optimizer.groups.-1.lr=1: strategy.optimizer.groups is "
                                           "a list of 2 items, not a section: name an item by its index (0 to 1), "
                                           "e.g. strategy.optimizer.groups.0.lr, or set the list whole"),
+    # a word in the index's place: not kept in the example ("groups.0.first.lr" kept the bad segment) ...
+    ("strategy.optimizer.groups.first.lr=1", "--set strategy.optimizer.groups.first.lr=1: strategy.optimizer.groups "
+                                             "is a list of 2 items, not a section: name an item by its index (0 to "
+                                             "1), e.g. strategy.optimizer.groups.0.lr, or set the list whole"),
+    # ... and an item's name: that item's index
+    ("strategy.optimizer.groups.b.lr=1", "--set strategy.optimizer.groups.b.lr=1: strategy.optimizer.groups is a "
+                                         "list of 2 items, not a section: name an item by its index (0 to 1), e.g. "
+                                         "strategy.optimizer.groups.1.lr (item 1 is named 'b'), or set the list "
+                                         "whole"),
 ])
 def test_an_index_outside_the_list_is_one_line_naming_its_length(text, message):
     with pytest.raises(ConfigError) as caught:

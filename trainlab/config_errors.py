@@ -292,6 +292,9 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
     if len(message) > 300:
         message = message[:297] + "..."
     got = first.get("input")
+    if first["type"] == "list_type" and isinstance(got, dict):  # one item written without its list
+        return (f"config key '{where}' must be a list; got a mapping {short_repr(got)}: for one item, write it as "
+                f"a list of one, e.g. {where.rsplit('.', 1)[-1]}: [{flow_yaml(got)}]")
     if _is_torch_module(got):
         message += (" (a config names each component by its registry name or 'module:attr', not an object; "
                     "a model object goes to trainlab.fit(model, train, strategy))")

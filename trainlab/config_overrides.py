@@ -182,10 +182,16 @@ def list_index(items: list[Any], path: list[str], depth: int, label: str, adding
     count = f"{len(items)} item{'s' if len(items) > 1 else ''}"
     span = "0" if len(items) == 1 else f"0 to {len(items) - 1}"
     if not (part.isascii() and part.isdigit()):
-        # a key: the index left out before it (in a list of sections); a negative (or other) number: in its place
-        rest = path[depth + 1:] if part.lstrip("-").isdigit() or not isinstance(items[0], dict) else path[depth:]
+        # an item's name (groups.filters.lr): that item's index in its place; a key of the items (groups.lr): the
+        # index left out before it; a number out of range or any other word followed by a key: in its place
+        named = [i for i, item in enumerate(items) if isinstance(item, dict) and str(item.get("name")) == part]
+        keys = {key for item in items if isinstance(item, dict) for key in item}
+        in_place = bool(named) or part.lstrip("-").isdigit() or not isinstance(items[0], dict) or (
+            part not in keys and depth + 1 < len(path))
+        example = '.'.join([where, str(named[0]) if named else '0', *(path[depth + 1:] if in_place else path[depth:])])
+        which = f" (item {named[0]} is named '{part}')" if named else ""
         raise ConfigError(f"{label}: {where} is a list of {count}, not a section: name an item by its index "
-                          f"({span}), e.g. {'.'.join([where, '0', *rest])}, or set the list whole")
+                          f"({span}), e.g. {example}{which}, or set the list whole")
     if int(part) >= len(items):
         raise ConfigError(f"{label}: {where} has {count} (index {span}); there is no item {int(part)}{adding}")
     return int(part)
