@@ -417,3 +417,10 @@ def test_one_item_written_without_its_list_is_told_to_wrap_it():
     assert str(caught.value) == ("config key 'strategy.optimizer.groups' must be a list; got a mapping {'name': 'h', "
                                  "'select': 'head'}: for one item, write it as a list of one, e.g. groups: "
                                  "[{name: h, select: head}]")
+
+
+def test_a_mapping_for_a_list_of_words_is_not_told_to_wrap_it():
+    """metrics is a list of names: [{name: accuracy}] would be refused in turn, so no such example."""
+    with pytest.raises(ConfigError) as caught:
+        validate({**LINREG, "metrics": {"name": "accuracy"}})
+    assert str(caught.value) == "config key 'metrics' must be a list; got a mapping {'name': 'accuracy'}"

@@ -85,6 +85,10 @@ def test_an_index_deletes_a_list_item_or_a_key_inside_one():
                                          "list of 2 items, not a section: name an item by its index (0 to 1), e.g. "
                                          "strategy.optimizer.groups.1.lr (item 1 is named 'b'), or set the list "
                                          "whole"),
+    # an unnamed group answers to the label its errors give it (group0), never to the word None
+    ("strategy.optimizer.groups.None.lr=1", "--set strategy.optimizer.groups.None.lr=1: strategy.optimizer.groups "
+                                            "is a list of 2 items, not a section: name an item by its index (0 to "
+                                            "1), e.g. strategy.optimizer.groups.0.lr, or set the list whole"),
 ])
 def test_an_index_outside_the_list_is_one_line_naming_its_length(text, message):
     with pytest.raises(ConfigError) as caught:
@@ -185,3 +189,11 @@ def test_a_tune_key_naming_a_list_item_finds_the_base_configs_value_there():
     assert base_values(inside, base) == {"strategy.optimizer.groups.0.lr": 0.05}
     past = parse_space({"strategy.optimizer.groups.1.lr": {"low": 0.001, "high": 0.1, "log": True}})
     assert base_values(past, base) is None and "sets no strategy.optimizer.groups.1.lr" in base_outside(past, base)
+
+
+def test_an_unnamed_group_is_named_by_the_label_its_errors_give_it():
+    raw = copy.deepcopy(RAW)
+    raw["strategy"]["optimizer"]["groups"] = [{"match": "*"}, {"name": None, "match": "0.*"}]
+    with pytest.raises(ConfigError) as caught:
+        apply_overrides(raw, ["strategy.optimizer.groups.group1.lr=1"])
+    assert "e.g. strategy.optimizer.groups.1.lr (item 1 is named 'group1')" in str(caught.value)

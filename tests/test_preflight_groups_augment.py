@@ -76,3 +76,51 @@ def test_compare_refuses_a_bad_group_before_any_run(tmp_path, monkeypatch, capsy
     assert err.startswith("error: strategy 'routed': strategy.optimizer.groups[0]: unknown optimizer 'adamm'")
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "out" / "runs").exists()  # refused before the first run (the plain one too)
+
+
+def moons(n: int = 60, augment: str = "none", seed: int = 0):
+    """A data source of the user's whose own ``augment`` option means something else (not data.augment's)."""
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n, noise=0.3 if augment == "jitter" else 0.1, random_state=seed)
+    return x.astype("float32"), y
+
+
+class ConvOnly(__import__("torch").optim.SGD):
+    """A user's optimizer for conv kernels only: it refuses any other shape, as a 2-D dummy weight is."""
+
+    def __init__(self, params, lr: float = 0.01):
+        params = list(params)
+        for group in params:
+            for p in group["params"] if isinstance(group, dict) else [group]:
+                if p.ndim != 3:
+                    raise ValueError(f"ConvOnly takes 3-D conv kernels; got a {p.ndim}-D parameter")
+        super().__init__(params, lr=lr)
+
+
+def test_a_custom_sources_own_augment_option_is_not_read_as_images():
+    config = {**BASE, "data": {"source": f"{__name__}:moons", "augment": "jitter"}}
+    check_components(validate(config))  # was: "data.augment must be true, false or a mapping ...; got 'jitter'"
+
+
+def test_a_custom_group_optimizer_is_not_built_on_a_dummy_its_options_are_checked():
+    """Built on the 2-D dummy, a conv-only optimizer of the user's refused what the run (on conv kernels)
+    accepts; its option names are still checked."""
+    reference = f"{__name__}:ConvOnly"
+    check_components(validate(_with_groups({"name": "f", "select": "conv_filters", "optimizer": reference})))
+    with pytest.raises(ConfigError, match="has no option 'momentun'"):
+        check_components(validate(_with_groups({"name": "f", "select": "conv_filters", "optimizer": reference,
+                                                "momentun": 0.9})))
+
+
+def test_every_lr_an_optimizer_trains_at_is_checked_not_only_its_first_groups():
+    """adadelta_zeiler has no lr (1.0 only): a group at 0.5 behind the rest's 1.0 trained at 0.5 unrefused."""
+    import torch
+
+    from trainlab.optim.routing import build_routed_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 3))
+    with pytest.raises(ConfigError, match=r"groups 'rest', 'w'.*lr=0\.5"):
+        build_routed_optimizer(model, {"name": "adadelta_zeiler", "lr": 1.0},
+                               [{"name": "w", "match": "1.weight", "lr": 0.5}])
+    build_routed_optimizer(model, {"name": "adadelta_zeiler", "lr": 1.0}, [{"name": "w", "match": "1.weight"}])

@@ -516,3 +516,17 @@ def test_a_budget_that_cuts_the_min_steps_floor_says_so(capsys):
     err = capsys.readouterr().err
     assert (f"warning: strategy.min_steps=500 will not be reached: strategy.time_budget_s=3 pays for about "
             f"{planned} steps on this machine, and a time budget only shortens a run") in err
+
+
+def test_no_min_steps_warning_where_max_steps_ends_the_run_before_the_floor(capsys):
+    """max_steps 30 below min_steps 500: the whole length fits the budget, and a larger budget changes nothing."""
+    from trainlab.builders import assemble, run_scope
+    from trainlab.time_budget import assemble_within_budget
+
+    strategy = {**BASE["strategy"], "epochs": 1, "min_steps": 500, "max_steps": 30, "time_budget_s": 1e6}
+    config = validate({**BASE, "strategy": strategy})
+    with run_scope(config):
+        data, loss, model, notes = _assemble_pieces(config)
+        assemble_within_budget(assemble, config, data, loss, model, notes, quiet=True, clock=TickingClock(0.01))
+    assert notes["time_budget"]["planned_steps"] == 30
+    assert "min_steps" not in capsys.readouterr().err

@@ -104,6 +104,29 @@ def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
+def _list_of_sections(schema: type[BaseModel], path: list[str]) -> bool:
+    """Whether the field at ``path`` is a list of sections (each item a mapping: ``strategy.optimizer.groups``),
+    not of words (``metrics``), so that a mapping given in its place is one item that lost its list."""
+    *sections, key = path
+    parent = schema
+    for part in sections:
+        field = parent.model_fields.get(part)
+        annotation = None if field is None else field.annotation
+        parent = next((c for c in [annotation, *get_args(annotation)]
+                       if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if parent is None:
+            return False
+    field = parent.model_fields.get(key)
+    pending = [] if field is None else [field.annotation]
+    while pending:  # list[X] | None -> X: a model or a mapping
+        annotation = pending.pop()
+        if get_origin(annotation) is list:
+            return any(get_origin(item) is dict or (isinstance(item, type) and issubclass(item, BaseModel | dict))
+                       for item in get_args(annotation))
+        pending.extend(get_args(annotation))
+    return False
+
+
 MAX_PLACES_NAMED = 3  # a key found at more places than this (``name``) says nothing of which was meant
 
 
@@ -292,9 +315,13 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
     if len(message) > 300:
         message = message[:297] + "..."
     got = first.get("input")
-    if first["type"] == "list_type" and isinstance(got, dict):  # one item written without its list
+    if first["type"] == "list_type" and isinstance(got, dict) and _list_of_sections(schema, where.split(".")):
+        shown = flow_yaml(got)  # one item written without its list
+        example = f"{where.rsplit('.', 1)[-1]}: [{shown if len(shown) <= 80 else '{...}'}]"
         return (f"config key '{where}' must be a list; got a mapping {short_repr(got)}: for one item, write it as "
-                f"a list of one, e.g. {where.rsplit('.', 1)[-1]}: [{flow_yaml(got)}]")
+                f"a list of one, e.g. {example}")
+    if first["type"] == "list_type" and isinstance(got, dict):
+        return f"config key '{where}' must be a list; got a mapping {short_repr(got)}"
     if _is_torch_module(got):
         message += (" (a config names each component by its registry name or 'module:attr', not an object; "
                     "a model object goes to trainlab.fit(model, train, strategy))")

@@ -184,7 +184,9 @@ def list_index(items: list[Any], path: list[str], depth: int, label: str, adding
     if not (part.isascii() and part.isdigit()):
         # an item's name (groups.filters.lr): that item's index in its place; a key of the items (groups.lr): the
         # index left out before it; a number out of range or any other word followed by a key: in its place
-        named = [i for i, item in enumerate(items) if isinstance(item, dict) and str(item.get("name")) == part]
+        unnamed = "group{}" if where.endswith("optimizer.groups") else None  # the label its errors give a group
+        named = [i for i, item in enumerate(items) if isinstance(item, dict) and part == (
+            str(item["name"]) if item.get("name") is not None else unnamed and unnamed.format(i))]
         keys = {key for item in items if isinstance(item, dict) for key in item}
         in_place = bool(named) or part.lstrip("-").isdigit() or not isinstance(items[0], dict) or (
             part not in keys and depth + 1 < len(path))

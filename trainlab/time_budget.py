@@ -238,10 +238,11 @@ def plan_line(record: dict[str, Any]) -> str:
             f"re-planned as it runs")
 
 
-def warn_if_min_steps_cut(min_steps: int | None, budget_s: float, steps: int) -> None:
+def warn_if_min_steps_cut(min_steps: int | None, budget_s: float, steps: int, length: int) -> None:
     """One warning when the budget plans fewer steps than ``strategy.min_steps``: the step floor stretches
-    the epochs, and a time budget only shortens a run, so the floor is not met."""
-    if min_steps is not None and steps < min_steps:
+    the epochs, and a time budget only shortens a run, so the floor is not met. Not where the run's own
+    ``length`` (``max_steps`` below the floor) is what ends it first: a larger budget would change nothing."""
+    if min_steps is not None and steps < min(min_steps, length):
         notices.warn(f"strategy.min_steps={min_steps} will not be reached: strategy.time_budget_s={budget_s:g} "
                      f"pays for about {steps} steps on this machine, and a time budget only shortens a run; "
                      f"raise the budget, or remove one of the two")
@@ -340,6 +341,6 @@ def assemble_within_budget(assemble: Callable[..., Any], config: Config, data: A
     notes["time_budget"] = record
     if not quiet:
         print(plan_line(record), file=sys.stderr)
-    warn_if_min_steps_cut(config.strategy.min_steps, budget, steps)
+    warn_if_min_steps_cut(config.strategy.min_steps, budget, steps, length)
     return assemble(resolved, data, loss, model, notes, quiet,
                     budget=BudgetPlan(steps, budget - timing.calibration_s, record))

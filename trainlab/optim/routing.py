@@ -322,10 +322,14 @@ def _rule_optimizer(rule: GroupRule, where: str, top_name: str, top: dict[str, A
 
 
 def _build_inner(inner: _Inner) -> torch.optim.Optimizer:
-    """Construct one inner optimizer; refuse one that is not a torch optimizer or needs a closure."""
+    """Construct one inner optimizer; refuse one that is not a torch optimizer or needs a closure. Its
+    constructor checks the lr it is given, so each other lr its groups train at is given to it too (an
+    optimizer with no lr of its own, adadelta_zeiler, took a group's lr 0.5 behind the rest's 1.0)."""
     labels = ", ".join(f"'{label}'" for label in inner.labels)
     try:
         built = OPTIMIZERS.build(dict(inner.spec), inner.groups, lr=inner.groups[0]["lr"])
+        for lr in list(dict.fromkeys(group["lr"] for group in inner.groups))[1:]:
+            OPTIMIZERS.build(dict(inner.spec), [{"params": inner.groups[0]["params"]}], lr=lr)
     except ConfigError as exc:
         raise ConfigError(f"strategy.optimizer.groups {labels}: {exc}") from None
     if not isinstance(built, torch.optim.Optimizer):
@@ -352,24 +356,44 @@ def _top_level(spec: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
     return top_name, top, top_lr
 
 
+def _add_rule_groups(inners: dict[str, _Inner], rules: list[GroupRule], tensors: list[list[torch.Tensor]],
+                     weight_id_set: set[int], top: tuple[str, dict[str, Any], Any], weight_decay: float | None) -> None:
+    """Add each rule's ``tensors`` to its optimizer in ``inners`` (:func:`_add_groups`): split into decayed
+    weights and the rest (``weight_id_set``), or one group at the rule's own ``weight_decay``; at its own lr,
+    else the top level's (``top``: :func:`_top_level`'s)."""
+    top_name, top_options, top_lr = top
+    for i, (rule, params) in enumerate(zip(rules, tensors, strict=True)):
+        name, options = _rule_optimizer(rule, f"strategy.optimizer.groups[{i}]", top_name, top_options, weight_decay)
+        if rule.weight_decay is not None:
+            param_groups = [{"params": params, "group": "explicit", "weight_decay": float(rule.weight_decay)}]
+        else:
+            param_groups = split_by_decay(params, weight_id_set)
+        _add_groups(inners, name, options, rule.lr if rule.lr is not None else top_lr, rule.label, param_groups)
+
+
 def check_groups(spec: dict[str, Any], groups: Iterable[Mapping[str, Any]], weight_decay: float | None = None) -> None:
     """Raise the ConfigError :func:`build_routed_optimizer` raises from the config alone, with no model: a
-    group's keys, selectors, preset and regex, its optimizer's name, options and lr, each group's optimizer
-    built on a 2-D dummy weight. What depends on the model (a group that takes no parameter, ``muon_conv``
-    on a bias) is left to the run. ``compare`` and ``tune`` call it before any run (trainlab.preflight)."""
+    group's keys, selectors, preset and regex, its optimizer's name, options and lrs, each group's built-in
+    optimizer built on a 2-D dummy weight (a ``module:attr`` one has its option names checked, not built: it
+    may refuse a dummy the parameters it selects are not like). What depends on the model is left to the run:
+    a group that takes no parameter, ``muon_conv`` on a bias, and the top level's optimizer over the
+    parameters no group takes, when there are any. ``compare`` and ``tune`` call it before any run
+    (trainlab.preflight)."""
     import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
 
     rules = [GroupRule.from_mapping(entry, i) for i, entry in enumerate(groups)]
-    top_name, top, top_lr = _top_level(spec)
+    top = _top_level(spec)
+    dummies = [[nn.Parameter(torch.zeros(2, 2))] for _ in rules]
     inners: dict[str, _Inner] = {}
-    for i, rule in enumerate(rules):
-        name, options = _rule_optimizer(rule, f"strategy.optimizer.groups[{i}]", top_name, top, weight_decay)
-        dummy = [{"params": [nn.Parameter(torch.zeros(2, 2))], "group": "decay"}]
-        if rule.weight_decay is not None:  # as the run places a group's own decay
-            dummy = [{**dummy[0], "group": "explicit", "weight_decay": float(rule.weight_decay)}]
-        _add_groups(inners, name, options, rule.lr if rule.lr is not None else top_lr, rule.label, dummy)
+    _add_rule_groups(inners, rules, dummies, {id(p[0]) for p in dummies}, top, weight_decay)
     for inner in inners.values():
-        _build_inner(inner)
+        if ":" not in str(inner.spec["name"]):
+            _build_inner(inner)
+            continue
+        try:
+            OPTIMIZERS.check_options(inner.spec["name"], {k: v for k, v in inner.spec.items() if k != "name"}, skip=1)
+        except ConfigError as exc:
+            raise ConfigError(f"strategy.optimizer.groups {', '.join(map(repr, inner.labels))}: {exc}") from None
 
 
 def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Iterable[Mapping[str, Any]],
@@ -390,21 +414,15 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
     import trainlab.optim.builtins  # noqa: F401  (registers the built-in optimizers)
 
     rules = [GroupRule.from_mapping(entry, i) for i, entry in enumerate(groups)]
-    top_name, top, top_lr = _top_level(spec)
+    top = _top_level(spec)
     taken, rest = assign(named_trainable_parameters(model), rules)
     inners: dict[str, _Inner] = {}  # one optimizer per (name, options): groups that agree share it
     weight_id_set = weight_ids(model)
     rest_groups = split_by_decay([p.parameter for p in rest], weight_id_set, [p for p in extra if p.requires_grad])
     if rest_groups:
-        _add_groups(inners, top_name, top, top_lr, "rest", rest_groups)
-    for i, (rule, params) in enumerate(zip(rules, taken, strict=True)):
-        name, options = _rule_optimizer(rule, f"strategy.optimizer.groups[{i}]", top_name, top, weight_decay)
-        tensors = [p.parameter for p in params]
-        if rule.weight_decay is not None:
-            param_groups = [{"params": tensors, "group": "explicit", "weight_decay": float(rule.weight_decay)}]
-        else:
-            param_groups = split_by_decay(tensors, weight_id_set)
-        _add_groups(inners, name, options, rule.lr if rule.lr is not None else top_lr, rule.label, param_groups)
+        _add_groups(inners, top[0], top[1], top[2], "rest", rest_groups)
+    _add_rule_groups(inners, rules, [[p.parameter for p in params] for params in taken], weight_id_set, top,
+                     weight_decay)
     optimizers = [_build_inner(inner) for inner in inners.values()]
     return RoutedOptimizer(optimizers)
 
