@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,30 @@ def pytest_internalerror(excrepr, excinfo):
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
     _stop_an_escaped_fork("session finish")
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_as_found(request):
+    """Every test leaves SIGINT and SIGTERM as it found them: unblocked in this thread, with the same handlers.
+    A test that left one blocked (or ignored) made every later test in its worker that interrupts a run fail
+    with "DID NOT RAISE Interrupted", naming none of the cause; it fails itself now, and the next test starts
+    clean."""
+    blocked = set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    yield
+    left = [signum for signum in STOP_SIGNALS if signum in set(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+            and signum not in blocked]
+    changed = [signum for signum in STOP_SIGNALS if signal.getsignal(signum) != handlers[signum]]
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    for signum in changed:
+        signal.signal(signum, handlers[signum])
+    if left or changed:
+        pytest.fail(f"{request.node.nodeid} left {', '.join(signal.Signals(s).name for s in left)} blocked"
+                    if left else f"{request.node.nodeid} changed the handler of "
+                    f"{', '.join(signal.Signals(s).name for s in changed)}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
