@@ -52,6 +52,13 @@ def pytest_sessionfinish(session, exitstatus):
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+# Started in the background by a shell without job control (`make test &`, `nohup ... &`), the test process
+# inherits SIGINT ignored (POSIX), and every test that interrupts a run with SIGINT saw nothing happen: 23
+# failed with "DID NOT RAISE Interrupted". trainlab rightly leaves an ignored SIGINT ignored; the tests need
+# Python's own handler, as a terminal or CI gives it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(autouse=True)
 def _stop_signals_as_found(request):
