@@ -91,32 +91,30 @@ def _misspelt_key(raw: Any, where: str) -> str:
     return ""
 
 
-def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
+def _section_model(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
+    """The model of the section at ``path`` below ``model`` (``X`` of a field ``X | None``), or None."""
     for part in path:
         field = model.model_fields.get(part)
         if field is None:
-            return []
+            return None
         annotation = field.annotation
         candidates = [annotation, *getattr(annotation, "__args__", ())]
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if model is None:
-            return []
-    return list(model.model_fields)
+            return None
+    return model
+
+
+def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
+    section = _section_model(model, path)
+    return [] if section is None else list(section.model_fields)
 
 
 def _list_of_sections(schema: type[BaseModel], path: list[str]) -> bool:
     """Whether the field at ``path`` is a list of sections (each item a mapping: ``strategy.optimizer.groups``),
     not of words (``metrics``), so that a mapping given in its place is one item that lost its list."""
-    *sections, key = path
-    parent = schema
-    for part in sections:
-        field = parent.model_fields.get(part)
-        annotation = None if field is None else field.annotation
-        parent = next((c for c in [annotation, *get_args(annotation)]
-                       if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if parent is None:
-            return False
-    field = parent.model_fields.get(key)
+    parent = _section_model(schema, path[:-1])
+    field = None if parent is None else parent.model_fields.get(path[-1])
     pending = [] if field is None else [field.annotation]
     while pending:  # list[X] | None -> X: a model or a mapping
         annotation = pending.pop()
@@ -315,13 +313,13 @@ def one_line(error: ValidationError, raw: dict[str, Any], schema: type[BaseModel
     if len(message) > 300:
         message = message[:297] + "..."
     got = first.get("input")
-    if first["type"] == "list_type" and isinstance(got, dict) and _list_of_sections(schema, where.split(".")):
-        shown = flow_yaml(got)  # one item written without its list
-        example = f"{where.rsplit('.', 1)[-1]}: [{shown if len(shown) <= 80 else '{...}'}]"
-        return (f"config key '{where}' must be a list; got a mapping {short_repr(got)}: for one item, write it as "
-                f"a list of one, e.g. {example}")
     if first["type"] == "list_type" and isinstance(got, dict):
-        return f"config key '{where}' must be a list; got a mapping {short_repr(got)}"
+        line = f"config key '{where}' must be a list; got a mapping {short_repr(got)}"
+        if not _list_of_sections(schema, where.split(".")):
+            return line
+        shown = flow_yaml(got)  # one item written without its list
+        return (f"{line}: for one item, write it as a list of one, e.g. {where.rsplit('.', 1)[-1]}: "
+                f"[{shown if len(shown) <= 80 else '{...}'}]")
     if _is_torch_module(got):
         message += (" (a config names each component by its registry name or 'module:attr', not an object; "
                     "a model object goes to trainlab.fit(model, train, strategy))")

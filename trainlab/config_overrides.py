@@ -171,6 +171,14 @@ def set_dotted(raw: dict[str, Any], path: list[str], value: Any, label: str) -> 
     node[list_index(node, path, len(path) - 1, label) if isinstance(node, list) else path[-1]] = value
 
 
+def _item_label(item: Any, index: int, where: str) -> str | None:
+    """What a list item answers to by name: its ``name``, else, in ``strategy.optimizer.groups``, the label the
+    group's errors give it (``group{index}``); None for an item without either."""
+    if isinstance(item, dict) and item.get("name") is not None:
+        return str(item["name"])
+    return f"group{index}" if isinstance(item, dict) and where.endswith("optimizer.groups") else None
+
+
 def list_index(items: list[Any], path: list[str], depth: int, label: str, adding: str = " (to add one, set the "
                "list whole)") -> int:
     """The item of ``items`` (the list at ``path[:depth]``) that ``path[depth]`` names by its index, 0 to
@@ -184,9 +192,7 @@ def list_index(items: list[Any], path: list[str], depth: int, label: str, adding
     if not (part.isascii() and part.isdigit()):
         # an item's name (groups.filters.lr): that item's index in its place; a key of the items (groups.lr): the
         # index left out before it; a number out of range or any other word followed by a key: in its place
-        unnamed = "group{}" if where.endswith("optimizer.groups") else None  # the label its errors give a group
-        named = [i for i, item in enumerate(items) if isinstance(item, dict) and part == (
-            str(item["name"]) if item.get("name") is not None else unnamed and unnamed.format(i))]
+        named = [i for i, item in enumerate(items) if _item_label(item, i, where) == part]
         keys = {key for item in items if isinstance(item, dict) for key in item}
         in_place = bool(named) or part.lstrip("-").isdigit() or not isinstance(items[0], dict) or (
             part not in keys and depth + 1 < len(path))

@@ -2,7 +2,7 @@
 meant. A full-batch optimizer on mini-batches, mid-epoch validations without validation rows, an optimizer
 step larger than the training set, gradient accumulation on a full batch, an L1/L2 penalty on a model
 without a weight tensor of 2+ dimensions, a fine-tune that never unfreezes, ``min_steps`` stretching a tiny
-set, an averaged model that stays mostly its starting weights, and settings that provably do nothing over the
+set or a time budget cutting it, an averaged model that stays mostly its starting weights, and settings that provably do nothing over the
 run's length (:func:`warn_if_idle`: a max_steps the epochs end the run before, class weights that cancel at
 batch_size 1, a step schedule that never decays, a patience no run this long exhausts). Each is one
 ``warning:`` line (:func:`trainlab.notices.warn`) naming the setting and its fix; none stops the run.
@@ -218,6 +218,16 @@ def warn_if_idle(strategy: Strategy, loss: Loss, data: Dataset, plan: BatchPlan,
         options = {**SCHEDULES.defaults("reduce_on_plateau"), **schedule}
         if _recorded(options["monitor"], data):
             warn_if_never_reduced(options["patience"], options["monitor"], plan, total_steps, every)
+
+
+def warn_if_min_steps_cut(min_steps: int | None, budget_s: float, steps: int, length: int) -> None:
+    """One warning when the budget plans fewer steps than ``strategy.min_steps``: the step floor stretches
+    the epochs, and a time budget only shortens a run, so the floor is not met. Not where the run's own
+    ``length`` (``max_steps`` below the floor) is what ends it first: a larger budget would change nothing."""
+    if min_steps is not None and steps < min(min_steps, length):
+        warn(f"strategy.min_steps={min_steps} will not be reached: strategy.time_budget_s={budget_s:g} "
+                     f"pays for about {steps} steps on this machine, and a time budget only shortens a run; "
+                     f"raise the budget, or remove one of the two")
 
 
 def warn_if_max_steps_unreached(epochs: int | None, max_steps: int | None, min_steps: int | None, plan: BatchPlan,

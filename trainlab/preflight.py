@@ -68,10 +68,11 @@ def check_components(config: Config) -> None:
     model_name = model.pop("name")
     MODELS._check_options(model_name, MODELS.get(model_name), model, skip=2)  # factory(input_shape, output_dim)
     source, source_options = config.data.source, config.data.source_kwargs()
-    DATA_SOURCES._check_options(source, DATA_SOURCES.get(source), source_options, skip=0)
-    DATA_SOURCES._check_required(source, DATA_SOURCES.get(source), source_options, skip=0)
-    if str(getattr(DATA_SOURCES.get(source), "__module__", "")).startswith("trainlab."):  # a built-in's augment:
-        augment_options(source_options.get("augment"))  # the images' (a module:attr source's may mean anything)
+    factory = DATA_SOURCES.get(source)
+    DATA_SOURCES._check_options(source, factory, source_options, skip=0)
+    DATA_SOURCES._check_required(source, factory, source_options, skip=0)
+    if str(getattr(factory, "__module__", "")).startswith("trainlab."):  # a built-in source's augment is the
+        augment_options(source_options.get("augment"))  # images' (a module:attr source's may mean anything)
 
 
 # a run length no run reaches (float-exact): a built-in schedule built over it meets none of its length rules

@@ -55,6 +55,7 @@ from trainlab.callbacks.time_budget import BudgetPlanner, ScheduleWarp
 from trainlab.config import Config
 from trainlab.engine.state import TrainState
 from trainlab.errors import ConfigError
+from trainlab.plan_warnings import warn_if_min_steps_cut
 from trainlab.runtime import process_rng_states, resolve_device, set_process_rng_states
 
 MIN_TIMED_STEPS = 3
@@ -236,16 +237,6 @@ def plan_line(record: dict[str, Any]) -> str:
             f"steps ({steps / per_epoch:.2f} epochs of {per_epoch}"
             f"{'' if steps < record['length_steps'] else '; the config' + chr(39) + 's whole length'}), "
             f"re-planned as it runs")
-
-
-def warn_if_min_steps_cut(min_steps: int | None, budget_s: float, steps: int, length: int) -> None:
-    """One warning when the budget plans fewer steps than ``strategy.min_steps``: the step floor stretches
-    the epochs, and a time budget only shortens a run, so the floor is not met. Not where the run's own
-    ``length`` (``max_steps`` below the floor) is what ends it first: a larger budget would change nothing."""
-    if min_steps is not None and steps < min(min_steps, length):
-        notices.warn(f"strategy.min_steps={min_steps} will not be reached: strategy.time_budget_s={budget_s:g} "
-                     f"pays for about {steps} steps on this machine, and a time budget only shortens a run; "
-                     f"raise the budget, or remove one of the two")
 
 
 def no_time_to_train(budget_s: float, timing: StepTiming | CutShort, range_test: bool) -> str:

@@ -60,7 +60,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -321,11 +321,16 @@ def _rule_optimizer(rule: GroupRule, where: str, top_name: str, top: dict[str, A
     return name, {k: v for k, v in placed.items() if k != "name"}
 
 
+def _labels(inner: _Inner) -> str:
+    """The groups an inner optimizer serves, as its errors name them: ``'filters', 'head'``."""
+    return ", ".join(f"'{label}'" for label in inner.labels)
+
+
 def _build_inner(inner: _Inner) -> torch.optim.Optimizer:
     """Construct one inner optimizer; refuse one that is not a torch optimizer or needs a closure. Its
     constructor checks the lr it is given, so each other lr its groups train at is given to it too (an
     optimizer with no lr of its own, adadelta_zeiler, took a group's lr 0.5 behind the rest's 1.0)."""
-    labels = ", ".join(f"'{label}'" for label in inner.labels)
+    labels = _labels(inner)
     try:
         built = OPTIMIZERS.build(dict(inner.spec), inner.groups, lr=inner.groups[0]["lr"])
         for lr in list(dict.fromkeys(group["lr"] for group in inner.groups))[1:]:
@@ -342,8 +347,17 @@ def _build_inner(inner: _Inner) -> torch.optim.Optimizer:
     return built
 
 
-def _top_level(spec: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
-    """``(name, options, lr)`` of the top-level optimizer ``spec``; an ``lr: auto`` or a misspelt option refused."""
+class _TopLevel(NamedTuple):
+    """The top-level optimizer of ``strategy.optimizer``: what the rest and the groups that set none inherit."""
+
+    name: str
+    options: dict[str, Any]  # constructor options, without the lr
+    lr: Any
+
+
+def _top_level(spec: dict[str, Any]) -> _TopLevel:
+    """The top-level optimizer ``spec`` (``{"name", "lr", **options}``); an ``lr: auto`` or a misspelt option
+    refused."""
     top = dict(spec)
     top_name, top_lr = top.pop("name"), top.pop("lr", None)
     if top_lr == "auto":
@@ -353,22 +367,21 @@ def _top_level(spec: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
         OPTIMIZERS.check_options(top_name, top, skip=1)
     except ConfigError as exc:
         raise ConfigError(f"strategy.optimizer: {exc}") from None
-    return top_name, top, top_lr
+    return _TopLevel(top_name, top, top_lr)
 
 
 def _add_rule_groups(inners: dict[str, _Inner], rules: list[GroupRule], tensors: list[list[torch.Tensor]],
-                     weight_id_set: set[int], top: tuple[str, dict[str, Any], Any], weight_decay: float | None) -> None:
+                     weight_id_set: set[int], top: _TopLevel, weight_decay: float | None) -> None:
     """Add each rule's ``tensors`` to its optimizer in ``inners`` (:func:`_add_groups`): split into decayed
     weights and the rest (``weight_id_set``), or one group at the rule's own ``weight_decay``; at its own lr,
-    else the top level's (``top``: :func:`_top_level`'s)."""
-    top_name, top_options, top_lr = top
+    else the top level's."""
     for i, (rule, params) in enumerate(zip(rules, tensors, strict=True)):
-        name, options = _rule_optimizer(rule, f"strategy.optimizer.groups[{i}]", top_name, top_options, weight_decay)
+        name, options = _rule_optimizer(rule, f"strategy.optimizer.groups[{i}]", top.name, top.options, weight_decay)
         if rule.weight_decay is not None:
             param_groups = [{"params": params, "group": "explicit", "weight_decay": float(rule.weight_decay)}]
         else:
             param_groups = split_by_decay(params, weight_id_set)
-        _add_groups(inners, name, options, rule.lr if rule.lr is not None else top_lr, rule.label, param_groups)
+        _add_groups(inners, name, options, rule.lr if rule.lr is not None else top.lr, rule.label, param_groups)
 
 
 def check_groups(spec: dict[str, Any], groups: Iterable[Mapping[str, Any]], weight_decay: float | None = None) -> None:
@@ -390,10 +403,11 @@ def check_groups(spec: dict[str, Any], groups: Iterable[Mapping[str, Any]], weig
         if ":" not in str(inner.spec["name"]):
             _build_inner(inner)
             continue
+        options = dict(inner.spec)
         try:
-            OPTIMIZERS.check_options(inner.spec["name"], {k: v for k, v in inner.spec.items() if k != "name"}, skip=1)
+            OPTIMIZERS.check_options(options.pop("name"), options, skip=1)
         except ConfigError as exc:
-            raise ConfigError(f"strategy.optimizer.groups {', '.join(map(repr, inner.labels))}: {exc}") from None
+            raise ConfigError(f"strategy.optimizer.groups {_labels(inner)}: {exc}") from None
 
 
 def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Iterable[Mapping[str, Any]],
@@ -420,7 +434,7 @@ def build_routed_optimizer(model: nn.Module, spec: dict[str, Any], groups: Itera
     weight_id_set = weight_ids(model)
     rest_groups = split_by_decay([p.parameter for p in rest], weight_id_set, [p for p in extra if p.requires_grad])
     if rest_groups:
-        _add_groups(inners, top[0], top[1], top[2], "rest", rest_groups)
+        _add_groups(inners, top.name, top.options, top.lr, "rest", rest_groups)
     _add_rule_groups(inners, rules, [[p.parameter for p in params] for params in taken], weight_id_set, top,
                      weight_decay)
     optimizers = [_build_inner(inner) for inner in inners.values()]
