@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
-from trainlab.callbacks.divergence_guard import DivergenceGuard, spike_threshold
+from trainlab.callbacks.divergence_guard import DivergenceGuard
 from trainlab.callbacks.lr_adapter import LRAdapter
 from trainlab.callbacks.progress import ProgressBar, ProgressLog, format_eta, progress_kind
 from trainlab.callbacks.signal_stop import SignalStop
+from trainlab.callbacks.spike_rule import spike_threshold
 from trainlab.callbacks.step_logger import StepLogger
 from trainlab.engine import checkpoint
 from trainlab.engine.snapshot import Snapshot
@@ -117,7 +118,7 @@ def test_losses_are_read_every_check_every_steps_and_before_any_save():
     guard.on_train_start(view)
     for _ in range(3):
         view.step_with(guard, 0.5)
-    assert len(guard._pending) == 3 and len(guard.recent) == 0
+    assert len(guard._pending) == 3 and len(guard.rule.recent) == 0
     view.step_with(guard, float("nan"))
     with pytest.raises(TrainingError, match="non-finite loss"):  # a save clears pending checks first
         view.prepare_save()

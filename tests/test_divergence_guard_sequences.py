@@ -229,9 +229,9 @@ def test_batched_judging_stops_exactly_where_the_one_by_one_rule_does(seed, shif
     g, view = guard(spike_factor=20.0, window=30), FakeView()
     with pytest.raises(TrainingError, match=f"step {bad_at + 1}"):
         feed(g, view, losses)
-    assert g._judged == len(thresholds)
+    assert g.rule._judged == len(thresholds)
     if thresholds:
-        assert g._threshold == pytest.approx(thresholds[-1], rel=1e-12)
+        assert g.rule._threshold == pytest.approx(thresholds[-1], rel=1e-12)
 
 
 def test_one_hard_batch_is_not_divergence_but_a_spike_that_recurs_is():

@@ -5,7 +5,7 @@ negative starting loss, leaving the MAD alone as the spread, and "counts at once
 threshold" put the bar below the threshold once that was negative, so every spike counted at once: an
 NLL steady at -0.5 +- 0.005 was stopped by one loss of 0.0 ("> -0.2511"). The rule now uses
 ``|reference|`` in the floor and takes its multiples of a threshold above ``b = min(median, 0)``
-(module docstring of trainlab/callbacks/divergence_guard.py): for positive losses exactly today's rule,
+(module docstring of trainlab/callbacks/spike_rule.py): for positive losses exactly today's rule,
 for negative ones the multiple of the threshold's excess over the median.
 
 Every decision is checked against :func:`written_out_rule`, the rule written out here value by value

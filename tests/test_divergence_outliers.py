@@ -6,7 +6,7 @@ to the least-squares fit. A batch holding one outlier row has a loss ~78 x the c
 the spike threshold (median + 12.5 x the starting loss): 27% of the batches of 32 hold one, so two in a
 row (which counted as divergence) come every ~13 steps, and a batch holding two (4%) passed 10 x the
 threshold, which counted at once. The guard now judges a spike against the spikes the run has shown
-(module docstring of trainlab/callbacks/divergence_guard.py): runs of spikes count when they are longer
+(module docstring of trainlab/callbacks/spike_rule.py): runs of spikes count when they are longer
 than the observed spike rate makes likely, and a spike counts at once above 10 x the level of the
 remembered spikes. Real divergence is still caught: the NaN/Inf, exploding-LR and growth tests of the
 other test_divergence* files, and a loss growing 10x every 4 steps here, on clean and on outlier data.
@@ -26,7 +26,8 @@ from safetensors.torch import load_file
 from tests.forked_runs import records, run_inline, write_config
 from tests.test_divergence_guard_sequences import FakeView, converging_run, feed
 from tests.test_kill_fuzz import _assert_kills_at_steps_resume_identically
-from trainlab.callbacks.divergence_guard import DivergenceGuard, spikes_in_a_row
+from trainlab.callbacks.divergence_guard import DivergenceGuard
+from trainlab.callbacks.spike_rule import spikes_in_a_row
 from trainlab.errors import TrainingError
 
 SHIFT = 50.0  # outlier targets: y + SHIFT * std(y)

@@ -24,12 +24,8 @@ from safetensors.torch import load_file
 from tests.forked_runs import run_inline, write_config
 from tests.test_divergence_guard_sequences import STEPS_PER_EPOCH, FakeView, feed
 from tests.test_kill_fuzz import _assert_kills_at_steps_resume_identically
-from trainlab.callbacks.divergence_guard import (
-    LONE_SPIKE,
-    ROWS_JUDGED,
-    DivergenceGuard,
-    steps_per_judged_loss,
-)
+from trainlab.callbacks.divergence_guard import ROWS_JUDGED, DivergenceGuard, steps_per_judged_loss
+from trainlab.callbacks.spike_rule import LONE_SPIKE
 from trainlab.cli import main
 from trainlab.errors import TrainingError
 

@@ -9,7 +9,7 @@ unstandardised zero-inflated targets (97% of y = 0, the rest ~40) whose first ba
 target (loss 0.17; an ordinary batch with a few non-zero targets is 1000x that). Now a loss above
 B = m + 100 x k x max(|m|, 0.01) / 4 is held, m the start level (the first loss, raised to the largest
 of a held run that a later loss came back below); the third held in a row counts, or the second when
-above m + 1000 x k x max(|m|, 0.01) / 4 (module docstring of trainlab/callbacks/divergence_guard.py).
+above m + 1000 x k x max(|m|, 0.01) / 4 (module docstring of trainlab/callbacks/spike_rule.py).
 The bars below are that formula worked out by hand, and :func:`written_out_rule` is the whole rule
 written out value by value in tests/test_divergence_negative.py.
 """
@@ -145,8 +145,8 @@ def test_the_reviewed_zero_inflated_start_is_not_divergence():
     view, g = FakeView(), guard()
     assert feed(g, view, losses) == len(losses) and view.state.events == []
     held_then_cleared = losses[:25]  # every one accepted, in order: the reference is their median
-    assert g.reference == pytest.approx(float(np.median(held_then_cleared)), rel=1e-12)
-    assert g.start == pytest.approx(218.325, rel=1e-6)  # the start level: the held loss, cleared
+    assert g.rule.reference == pytest.approx(float(np.median(held_then_cleared)), rel=1e-12)
+    assert g.rule.start == pytest.approx(218.325, rel=1e-6)  # the start level: the held loss, cleared
 
 
 def test_two_ordinary_batches_in_a_row_above_the_start_bar_are_not_divergence():
@@ -229,11 +229,11 @@ def test_a_run_above_the_start_bar_counts_at_its_third_loss_or_its_second_far_ab
         return g, view
 
     g, view = run([start, down(bar), start])  # below the bar: accepted
-    assert view.state.events == [] and g.reference is None and len(g.recent) == 3
-    assert g.start == pytest.approx(start, rel=1e-6)
+    assert view.state.events == [] and g.rule.reference is None and len(g.rule.recent) == 3
+    assert g.rule.start == pytest.approx(start, rel=1e-6)
     g, view = run([start, up(bar), down(far), start])  # two held, the second not far above: cleared
-    assert view.state.events == [] and list(g.recent) == pytest.approx([start, up(bar), down(far), start])
-    assert g.start == pytest.approx(down(far))  # the start level: the largest of the cleared run
+    assert view.state.events == [] and list(g.rule.recent) == pytest.approx([start, up(bar), down(far), start])
+    assert g.rule.start == pytest.approx(down(far))  # the start level: the largest of the cleared run
     for losses, step in (([start, up(bar), up(far)], 3), ([start, up(bar), up(bar), up(bar)], 4),
                          ([start, up(far), up(bar), up(bar)], 4)):
         view = FakeView()
@@ -250,7 +250,7 @@ def test_a_gradual_explosion_counts_at_the_third_loss_past_the_bar():
     view, g = FakeView(), guard()
     with pytest.raises(TrainingError, match="at step 10: loss spike .* from step 8"):
         feed(g, view, losses)
-    assert g.reference is None and g.start == 1.0 and 3000.0 not in g.recent
+    assert g.rule.reference is None and g.rule.start == 1.0 and 3000.0 not in g.rule.recent
 
 
 def test_an_exploded_loss_never_becomes_the_reference():
@@ -260,7 +260,7 @@ def test_an_exploded_loss_never_becomes_the_reference():
     assert feed(g, view, losses) == 10  # losses are read every 10 steps
     target = view.control.rollback_to
     assert target is not None and target.step == 0 and target.train_state()["events"][-1]["step"] == 3
-    assert g.reference is None and list(g.recent) == [pytest.approx(1.099)]
+    assert g.rule.reference is None and list(g.rule.recent) == [pytest.approx(1.099)]
 
 
 @pytest.mark.parametrize("held", [0, 1, 2])
@@ -292,7 +292,7 @@ def test_legitimate_early_rises_are_not_flagged(seed):
     for trend in (warmup, finetune, from_zero):
         view, g = FakeView(), guard()
         assert feed(g, view, noisy(trend, seed)) == steps
-        assert view.state.events == [] and g.reference is not None
+        assert view.state.events == [] and g.rule.reference is not None
     # a Gaussian NLL: negative, rising from -2 to -0.5 in the first steps
     nll = np.concatenate([np.linspace(-2.0, -0.5, 10), np.full(steps - 10, -0.5)])
     nll += np.random.default_rng(seed).normal(0.0, 0.05, steps)
@@ -323,7 +323,7 @@ def test_with_steps_of_one_row_a_held_group_the_next_clears_is_accepted():
     view, g = FakeView(), guard(rows_per_step=1)
     assert feed(g, view, losses) == len(losses) and view.state.events == []
     medians = np.median(np.reshape(as_float32(losses), (-1, 32)), axis=1)
-    assert g.start == pytest.approx(5000.0) and g.reference == pytest.approx(float(np.median(medians[:5])))
+    assert g.rule.start == pytest.approx(5000.0) and g.rule.reference == pytest.approx(float(np.median(medians[:5])))
 
 
 def test_with_steps_of_one_row_no_snapshot_is_taken_while_the_open_group_climbs_past_the_start_bar():
@@ -347,7 +347,7 @@ def test_with_steps_of_one_row_no_snapshot_is_taken_while_a_group_is_held():
     losses = ordinary[:32] + [2000.0] * 64 + ordinary[32:]
     view, g = FakeView(), guard("rollback", rows_per_step=1)
     assert feed(g, view, losses) == len(losses) and view.state.events == []
-    assert view.snapshots == [0, 150, 200] and g.start == 2000.0 and g.reference is not None
+    assert view.snapshots == [0, 150, 200] and g.rule.start == 2000.0 and g.rule.reference is not None
 
 
 def test_with_steps_of_one_row_a_rollback_lands_a_window_before_the_held_run():
@@ -387,9 +387,9 @@ def test_the_held_run_is_guard_state_a_resumed_run_judges_by():
         resumed_from(state, losses[4:])
     assert str(resumed.value) == str(counted.value)
     g, view = resumed_from(state, [3000.0, 1.0])  # cleared: both held losses accepted, the level raised
-    assert view.state.events == [] and list(g.recent) == [1.0, 1.5, 0.75, 2000.0, 3000.0, 1.0]
-    assert g.start == 3000.0
+    assert view.state.events == [] and list(g.rule.recent) == [1.0, 1.5, 0.75, 2000.0, 3000.0, 1.0]
+    assert g.rule.start == 3000.0
     older = {k: v for k, v in state.items() if k not in ("start", "start_run")}  # a checkpoint before these
     legacy = guard()
     legacy.load_state_dict(older)
-    assert legacy.start == pytest.approx(1.0) and legacy._start_run == []
+    assert legacy.rule.start == pytest.approx(1.0) and legacy.rule._start_run == []

@@ -164,10 +164,10 @@ class DivergenceConfig(Strict):
     policy: Literal["stop", "rollback", "off"] = "stop"
 
     # a spike: loss > median + spike_factor * max(1.4826 * MAD, |starting loss| / 4) of the recent window
-    # (callbacks/divergence_guard.py); 50 means nothing below median + 12.5 x |starting loss|, or below
+    # (callbacks/spike_rule.py); 50 means nothing below median + 12.5 x |starting loss|, or below
     # median + 74 robust sigmas (single-sample losses are heavy-tailed), is a spike; which spikes count (at once,
     # or in a run as long as the data's own spike rate makes unlikely; for a negative loss, a Gaussian NLL's,
-    # measured by the excess over the median): callbacks/divergence_guard.py
+    # measured by the excess over the median): callbacks/spike_rule.py
     spike_factor: Float = Field(50.0, gt=0.0)
     window: Int = Field(50, ge=5)  # judged losses in the running median: steps, or the group medians of steps under 32 rows
     lr_factor: Float = Field(0.5, gt=0.0, lt=1.0)  # LR multiplier after each rollback
