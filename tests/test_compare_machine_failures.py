@@ -194,12 +194,12 @@ def test_a_report_the_disk_refuses_is_one_error_line_and_exit_5(tmp_path, monkey
 def test_a_leaderboard_the_disk_refuses_says_to_rerun_the_same_command(tmp_path, monkeypatch, capsys):
     folder = _folder(tmp_path)
     cmp = folder / "out"
-    import trainlab.compare.command as command
+    import trainlab.compare.outputs as outputs
 
     def full_disk(board, out):
         raise _no_space(out / "leaderboard.json")
 
-    monkeypatch.setattr(command, "write_leaderboard", full_disk)
+    monkeypatch.setattr(outputs, "write_leaderboard", full_disk)
     assert main(_args(folder, seeds=1)) == 5
     assert _error_line(capsys.readouterr().err) == (
         f"error: cannot write ({cmp / 'leaderboard.json'}): {NO_SPACE}; the runs are written: rerun the same "

@@ -2,7 +2,7 @@
 
 A data path not found is one ``error:`` line, exit 3, nothing written, whether or not the base config lists
 its ``metrics`` (without them the task was read before the runs; with them every run failed alike, exit 4):
-:func:`trainlab.compare.command.check_data_files`. A ``--space`` or ``--strategies`` file not found says which
+:func:`trainlab.compare.precheck.check_data_files`. A ``--space`` or ``--strategies`` file not found says which
 of the command's files it is, not the words of a missing base config.
 """
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -11,33 +10,40 @@ from pathlib import Path
 from typing import Any
 
 from trainlab import arguments
-from trainlab.atomic import is_written_in_place
-from trainlab.bounded_read import read_regular_file
 from trainlab.code_policy import (
     CodePolicy,
     allow_local_modules,
     code_references,
     current_policy,
-    is_own_run,
     own_folder_policy,
-    trusting_runs,
     using_policy,
 )
-from trainlab.compare.busy_run import busy_error
 from trainlab.compare.display import Tally
 from trainlab.compare.folder_identity import ComparisonSource, record_source, refuse_other_source
-from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, write_leaderboard
-from trainlab.compare.loss_scale import loss_scale_warning
-from trainlab.compare.machine_failure import not_run_error
-from trainlab.compare.metric_keys import (
-    direction_of,
-    parse_target,
-    read_metric,
-    refuse_negative_loss_target,
-    stand_in,
+from trainlab.compare.inputs import (
+    check_bases,
+    check_flags,
+    check_folders,
+    check_overrides_reach_runs,
+    check_task_names,
+    compare_direction,
+    default_out,
+    named,
+    overridden,
+    paths_argument,
+    task_names,
 )
+from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard
+from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
+from trainlab.compare.outputs import (
+    is_comparison_record,
+    no_run_finished,
+    say_written,
+    write_compare_leaderboard,
+    write_report_if_available,
+)
+from trainlab.compare.precheck import DEFAULT_METRIC, check_data_files, check_metric_and_target
 from trainlab.compare.runner import (
-    ERROR_FILE,
     RunPlan,
     plan_runs,
     refuse_damaged,
@@ -46,60 +52,28 @@ from trainlab.compare.runner import (
     say_runs_complete,
 )
 from trainlab.compare.strategies import (
-    MAX_NAME_BYTES,
     SET_BY_COMPARE,
     NamedStrategy,
     as_strategies,
     check_run_names,
-    folder_name_problem,
     load_strategies,
     validate_strategies,
 )
-from trainlab.config import Config, read_yaml
 from trainlab.config_fields import path_argument, short_repr
-from trainlab.config_overrides import apply_overrides, override_key
-from trainlab.errors import ConfigError, DataError, TrainingError, WriteError, cannot, folder_error
+from trainlab.config_overrides import override_key
+from trainlab.errors import ConfigError, TrainingError, folder_error
 from trainlab.folder_owner import refuse_foreign, refuse_overwrite
-from trainlab.metric_hints import unrecorded_hint
-from trainlab.notices import each_once, warn
-from trainlab.preflight import DATA_COLUMN_KEYS, DATA_FILE_KEYS, check_data_columns, check_data_found
-from trainlab.records import SUMMARY_NUMBERS, DataTasks, recorded_keys
+from trainlab.notices import each_once
 from trainlab.registry import did_you_mean
 from trainlab.run_lock import RunLock
-from trainlab.shell_command import command_line
 from trainlab.sigterm import runs_complete
 from trainlab.user_code import user_module_file
 
-DEFAULT_METRIC = "test_accuracy"  # the CLI's --metric default
 OWN_RECORD = "leaderboard.json"  # what makes --out an earlier comparison's folder (written before the others)
 # what a comparison writes in --out beside its runs/ folder (write_compare_leaderboard, write_report_if_available):
 # an --out of no comparison (no OWN_RECORD as compare writes it: is_comparison_record) that holds one is the
 # user's, and refused; a leaderboard.json of the user's among them
 RESULT_FILES = (OWN_RECORD, "leaderboard.csv", "report.html")
-# fields of every leaderboard.json compare has written (compare.leaderboard.build_leaderboard)
-RECORD_FIELDS = {"metric": str, "direction": str, "seed_list": list, "methods": dict, "tasks": dict}
-MAX_RECORD_BYTES = 256 * 2**20  # far above any leaderboard's; a larger file of that name is not one
-# compare.strategies.NAME_RULE for a task: the same check (folder_name_problem) keeps both folders
-TASK_NAME_RULE = ("a task name is the folder of its runs (runs/<task>/), so it keeps a strategy name's rule: not empty "
-                  "or blank, no leading '.', no '/', '\\' or control character, at most "
-                  f"{MAX_NAME_BYTES} bytes in UTF-8")
-
-
-def task_names(paths: Sequence[str | Path]) -> list[str]:
-    """Each base config's file stem; a repeated stem gets ``-2``, ``-3``..."""
-    names: list[str] = []
-    for path in paths:
-        stem = Path(path).stem or "task"
-        name, k = stem, 2
-        while name in names:
-            name, k = f"{stem}-{k}", k + 1
-        names.append(name)
-    return names
-
-
-def default_out(strategies_path: str | Path) -> Path:
-    """Deterministic, so that the same command finds its runs again: ``runs/compare-<file stem>``."""
-    return Path("runs") / f"compare-{Path(strategies_path).stem}"
 
 
 def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedStrategy] | Mapping[str, Any],
@@ -144,7 +118,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     seeds = arguments.whole(named("seeds"), seeds, below=arguments.MAX_SEEDS + 1)
     jobs = arguments.whole(named("jobs"), jobs, below=arguments.MAX_JOBS + 1)
     direction = compare_direction(direction)
-    _check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait, show_leaderboard=show_leaderboard)
+    check_flags(metric=metric, target=target, live=live, quiet=quiet, wait=wait, show_leaderboard=show_leaderboard)
     show_leaderboard = not quiet if show_leaderboard is None else show_leaderboard
     folders = check_folders(folders, bases)
     _refuse_taken_out(out)
@@ -157,7 +131,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         policies = task_code_policies(bases, strategies, folders)
         configs = validate_strategies(bases, strategies, policies)  # before any run: a bad strategy costs nothing
         check_data_files(configs, strategies)  # ... nor a data file not found, whether or not the task is read
-        _check_metric_and_target(configs, metric, target, parsed_target, policies)
+        check_metric_and_target(configs, metric, target, parsed_target, policies)
         direction = direction or direction_of(metric)
         plans = plan_runs(bases, strategies, list(range(seeds)), out)
         groups = _by_policy(plans, policies)
@@ -170,21 +144,8 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             if show_leaderboard:
                 print_leaderboard(board)
             report = write_report_if_available(groups, out)
-    _say_written(board, out, report, metric, show_leaderboard)
+    say_written(board, out, report, metric, show_leaderboard)
     return board
-
-
-def _check_metric_and_target(configs: dict[tuple[str, str], Config], metric: str, target: str | None,
-                             parsed_target: dict[str, Any] | None, policies: Mapping[str, CodePolicy]) -> None:
-    """Before any run: a loss target below 0 that no run's loss can reach is refused
-    (:func:`~trainlab.compare.metric_keys.refuse_negative_loss_target`, as ``trainlab train`` refuses it), every
-    run records ``metric`` and the target's metric (:func:`check_recorded`), and losses on different scales
-    ranked by loss are warned of (:func:`warn_loss_scales`)."""
-    target_metric = parsed_target["metric"] if parsed_target else None
-    if target:
-        refuse_negative_loss_target(target, parsed_target, [config.strategy.loss.name for config in configs.values()])
-    check_recorded(configs, metric, target_metric, policies)
-    warn_loss_scales(configs, metric, target_metric)
 
 
 def _refuse_taken_out(out: Path) -> None:
@@ -225,42 +186,6 @@ def _refuse_damaged_runs(plans: list[RunPlan]) -> None:
     refuse_damaged([note for plan in plans for action, note in [run_action(plan, fingerprints)] if action == "damaged"])
 
 
-def is_comparison_record(path: Path) -> bool:
-    """``path`` is a leaderboard.json as compare writes it: a regular file (not a link: compare replaces its
-    own atomically) holding a JSON object with every :data:`RECORD_FIELDS` field of its type. A user's file of
-    that name is not, and makes no folder an earlier comparison's (:func:`compare` refuses to replace it)."""
-    try:
-        record = json.loads(read_regular_file(path, MAX_RECORD_BYTES, follow_links=False))
-    except (OSError, ValueError, RecursionError):  # missing, a link, a folder, too large, not JSON
-        return False
-    return isinstance(record, dict) and all(isinstance(record.get(field), kind) for field, kind in RECORD_FIELDS.items())
-
-
-def _say_written(board: dict[str, Any], out: Path, report: Path | None, metric: str, show: bool) -> None:
-    """Name the files written (``show``), then raise what the comparison left undone: runs the machine stopped
-    or another process held (:func:`compare`'s docstring), else a ``metric`` no run recorded."""
-    if report is not None and show:
-        print(f"report: {report}")
-    if show:
-        print(f"leaderboard: {out / 'leaderboard.json'}, {out / 'leaderboard.csv'}")
-    stopped = not_run_error(board, out) or busy_error(board, out)
-    if stopped is not None:
-        raise stopped
-    check_metric_found(board, metric)
-
-
-RERUN = "rerun the same command once the disk is writable (finished runs are not trained again)"
-
-
-def write_compare_leaderboard(board: dict[str, Any], out: Path) -> None:
-    """:func:`~trainlab.compare.leaderboard.write_leaderboard`, an OSError as a WriteError (exit 5) whose advice
-    is the comparison's own: the runs are written, and rerunning the same command writes the leaderboard."""
-    try:
-        write_leaderboard(board, out)
-    except OSError as exc:
-        raise WriteError(f"{cannot(exc)}; the runs are written: {RERUN}") from None
-
-
 def run_groups(groups: Mapping[CodePolicy | None, list[RunPlan]], jobs: int, metric: str, direction: str,
                live: bool | None, quiet: bool) -> dict[str, str]:
     """Run each group's plans (:func:`run_plans`), one group after another under its code policy
@@ -276,72 +201,6 @@ def run_groups(groups: Mapping[CodePolicy | None, list[RunPlan]], jobs: int, met
             outcomes.update(run_plans(group, jobs, tally, live=live, quiet=quiet, earlier=outcomes))
     say_runs_complete(outcomes)  # only now: no group is left that the signal would have stopped
     return {label: o["reason"] for label, o in outcomes.items() if o["status"] == "not run"}
-
-
-def named(argument: str) -> str:
-    """``argument`` of :func:`compare` as its caller wrote it: the flag (``--seeds``) inside the CLI command,
-    the keyword (``seeds``) from Python."""
-    return f"--{argument}" if current_policy().cli else argument
-
-
-def compare_direction(direction: Any) -> str | None:
-    """``direction`` as compare writes it, ``min`` or ``max`` (None stays None: by the metric's name);
-    ``minimize``/``maximize`` (tune's words) are taken too."""
-    return arguments.direction(named("direction"), direction, "by the metric's name")
-
-
-def _check_flags(metric: Any, target: Any, live: Any, quiet: Any, wait: Any, show_leaderboard: Any) -> None:
-    """``metric`` a string, ``target`` one or None (their values: :func:`parse_target`, :func:`check_recorded`),
-    ``quiet``/``wait`` bools, ``live``/``show_leaderboard`` a bool or None; else one ConfigError naming the
-    argument."""
-    for name, value in (("metric", metric), ("target", target)):
-        if not isinstance(value, str) and not (name == "target" and value is None):
-            example = "'val_accuracy=0.9' or None" if name == "target" else "'test_accuracy'"
-            raise ConfigError(f"{name} must be a string such as {example}; got {short_repr(value)} "
-                              f"({type(value).__name__})")
-    for name, value, valid in (("live", live, (bool, type(None))), ("quiet", quiet, bool), ("wait", wait, bool),
-                               ("show_leaderboard", show_leaderboard, (bool, type(None)))):
-        if not isinstance(value, valid):
-            raise ConfigError(f"{name} must be {'True or False' if valid is bool else 'True, False or None'}; "
-                              f"got {short_repr(value)}")
-
-
-def _paths_argument(name: str, value: Any) -> list[Path]:
-    """One path, or a list (tuple) of them, as a list; else one ConfigError naming the argument."""
-    items = [value] if isinstance(value, str | os.PathLike) else value
-    if not isinstance(items, list | tuple) or not items:
-        raise ConfigError(f"{name} must be a config file's path or a non-empty list of them; got "
-                          f"{short_repr(value)} ({type(value).__name__})")
-    return [path_argument(item, f"each of {name}") for item in items]
-
-
-def check_bases(bases: Any) -> dict[str, dict[str, Any]]:
-    """``compare``'s ``bases``: a non-empty mapping of task names to config mappings (config files:
-    :func:`compare_files`). A task name is its runs' folder, checked as a strategy name is
-    (:func:`~trainlab.compare.strategies.folder_name_problem`: ``.hidden`` made a hidden ``runs/.hidden/``)."""
-    files = "for config files, use compare_files(['iris.yaml'], 'strategies.yaml')"
-    if not isinstance(bases, Mapping) or not bases:
-        raise ConfigError(f"bases must be a mapping {{task name: config dict}}, e.g. {{'iris': read_yaml('iris.yaml')}}; "
-                          f"{files}; got {short_repr(bases)} ({type(bases).__name__})")
-    for task, base in bases.items():
-        problem = "is not a string" if not isinstance(task, str) else folder_name_problem(task)
-        if problem:
-            raise ConfigError(f"bases: task name {short_repr(task)} cannot be a folder name: it {problem}; "
-                              f"{TASK_NAME_RULE}")
-        if not isinstance(base, Mapping):
-            raise ConfigError(f"bases['{task}'] must be a config dict (read_yaml('{task}.yaml')); got "
-                              f"{short_repr(base)} ({type(base).__name__}); {files}")
-    return {task: dict(base) for task, base in bases.items()}
-
-
-def check_folders(folders: Any, bases: Mapping[str, Any]) -> dict[str, Path]:
-    """``compare``'s ``folders``: None, or a folder for every task of ``bases`` (resolved)."""
-    if folders is None:
-        return {}
-    if not isinstance(folders, Mapping) or set(folders) != set(bases):
-        raise ConfigError(f"folders must map every task of bases ({', '.join(bases)}) to its config's folder; "
-                          f"got {short_repr(folders)}")
-    return {task: path_argument(folder, f"folders['{task}']").resolve() for task, folder in folders.items()}
 
 
 def task_code_policies(bases: Mapping[str, dict[str, Any]], strategies: Sequence[NamedStrategy],
@@ -391,173 +250,6 @@ def comparison_lock(out: Path, wait: bool = False) -> Iterator[None]:
         lock.release()
 
 
-def check_metric_found(board: dict[str, Any], metric: str) -> None:
-    """After the runs: finished runs none of which has ``metric`` in its summary (an empty test or
-    validation split records no test_/val_ keys) are a usage error naming the keys they have."""
-    available: set[str] = set()
-    found = False
-    for table in board["tasks"].values():
-        for entry in table["strategies"]:
-            available.update(k for k, v in entry["metrics"].items() if v["values"])
-            found = found or bool(entry["metrics"].get(metric, {}).get("values"))
-    if available and not found:
-        names = sorted(available)
-        raise ConfigError(f"--metric '{metric}' is in none of the finished runs' summaries (is its split empty?)"
-                          f"{did_you_mean(metric, names)} (they have: {', '.join(names)})")
-
-
-def check_data_files(configs: Mapping[tuple[str, str], Config], strategies: Sequence[NamedStrategy]) -> None:
-    """Before any run: the data files and folders each run's config names are there, looked up without
-    reading them (:func:`~trainlab.preflight.check_data_found`), and the columns a CSV section names are in
-    its header line (:func:`~trainlab.preflight.check_data_columns`), once per data section, so that a data
-    path not found or a wrong ``data.target`` is one DataError (exit 3) with nothing written, not every run
-    failing alike after it, whether or not the config lists its ``metrics``.
-
-    ``configs`` by ``(task, strategy)`` as :func:`validate_strategies` returns them: each strategy's own
-    data section, so a strategy that sets ``data.path`` (or ``data.target``) is checked for its own files;
-    the refusal then names it (and the task, with several), as a base's missing file names the task where
-    there are several.
-    """
-    # a strategy naming its own files or columns (or the whole section)
-    file_keys = tuple(f"data.{key}" for key in (*DATA_FILE_KEYS, *DATA_COLUMN_KEYS))
-    sets_data = {s.name for s in strategies
-                 if any(str(key) == "data" or str(key).startswith(file_keys) for key in s.overrides)}
-    several = len({task for task, _ in configs}) > 1
-    checked: set[str] = set()
-    for (task, strategy), config in configs.items():
-        section = config.data.model_dump_json()
-        if section in checked:
-            continue
-        checked.add(section)
-        try:
-            check_data_found(config)
-            check_data_columns(config)
-        except (DataError, ConfigError) as exc:
-            on_task = f" on task '{task}'" if several else ""
-            kind = DataError if isinstance(exc, DataError) else ConfigError  # exit 3 or 2, as the run's own
-            if strategy in sets_data:
-                raise kind(f"strategy '{strategy}'{on_task}: {exc}") from None
-            if several:
-                raise kind(f"task '{task}': {exc}") from None
-            raise
-
-
-def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None,
-                   policies: Mapping[str, CodePolicy] | None = None) -> None:
-    """Before any run: every run records ``metric`` (``--metric``) and ``target_metric`` (``--target``'s).
-
-    ``configs`` by ``(task, strategy)`` as :func:`validate_strategies` returns them. A config that
-    lists no ``metrics`` and sets no ``data.task`` has its data read (as its runs will read it, once
-    per data section; with ``policies``, each task's under its own code policy) for the task, only when
-    the key is not a loss or a summary number. Raises ConfigError naming the flag, the key and the task
-    (the strategy too, where only some of the task's strategies lack it), with a did-you-mean and the
-    keys that are recorded.
-    """
-    shared = DataTasks()
-    own_tasks: dict[str, DataTasks] = {}
-
-    def keys_of(task: str, config: Config) -> list[str]:
-        if policies is None:
-            return recorded_keys(config, config.data.task if config.metrics else shared(config))
-        tasks = own_tasks.setdefault(task, DataTasks())  # 'mydata:load' may be another file for another task
-        with using_policy(policies[task]):
-            return recorded_keys(config, config.data.task if config.metrics else tasks(config))
-
-    always = {"test_loss", "val_loss", *SUMMARY_NUMBERS}
-    for flag, wanted in (("--metric", metric), ("--target", target_metric)):
-        if wanted is None or wanted in always:
-            continue
-        for task in dict.fromkeys(task for task, _ in configs):
-            own = {strategy: keys_of(t, config) for (t, strategy), config in configs.items() if t == task}
-            if flag == "--target":
-                own = {strategy: [k for k in keys if k.startswith("val_")] for strategy, keys in own.items()}
-            missing = [strategy for strategy, keys in own.items() if wanted not in keys]
-            if not missing:
-                continue
-            keys, loss = own[missing[0]], configs[(task, missing[0])].strategy.loss.name
-            where = (f"the runs of task '{task}'" if len(missing) == len(own)
-                     else f"strategy '{missing[0]}' on task '{task}'")
-            default = flag == "--metric" and wanted == DEFAULT_METRIC
-            split_key = ("val_" if flag == "--target" else "test_") + wanted  # 'r2' typed for the split's key
-            guess = (f"; did you mean '{split_key}'? (a key names its split)" if split_key in keys
-                     else unrecorded_hint(wanted, keys, loss))
-            instead = stand_in(wanted, keys) if default else None  # test_r2 on a regression
-            if instead and "did you mean" not in guess:
-                guess += f"; did you mean '{instead}'?"
-            hint = f"; {DEFAULT_METRIC} is --metric's default: pass --metric with one of these" if default else ""
-            raise ConfigError(f"{flag} '{wanted}' is not recorded by {where}{guess} "
-                              f"(recorded: {', '.join(keys)}){hint}")
-
-
-def warn_loss_scales(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None) -> None:
-    """Before any run: one ``warning:`` line on stderr where ``metric`` or ``target_metric`` is the training
-    loss (``test_loss``, ``val_loss``) and a task's strategies train different losses, whose values are
-    on different scales (:func:`~trainlab.compare.loss_scale.loss_scale_warning`). Not a refusal: one
-    loss across optimizers is a fair ranking by it, and the user may mean the scale they chose."""
-    message = loss_scale_warning(configs, metric, target_metric)
-    if message:
-        warn(message)
-
-
-def no_run_finished(board: dict[str, Any], out: Path) -> str | None:
-    """The error line for a comparison where not one run finished (None when one did)."""
-    entries = [e for table in board["tasks"].values() for e in table["strategies"]]
-    if any(e["runs"] for e in entries):
-        return None
-    failed = sum(e["failed"] for e in entries)
-    reasons = {str(f.get("reason")) for e in entries for f in e.get("failures") or []}
-    # one reason for every run (a data file not found, a model that cannot be built): said here
-    shared = f", all for the same reason: {reasons.pop()}" if len(reasons) == 1 and failed > 1 else ""
-    return (f"no run finished: {failed} of {failed + sum(e['missing'] for e in entries)} runs failed{shared}; the "
-            f"reasons are under 'failures' in {out / 'leaderboard.json'} (and in each run folder's "
-            f"{ERROR_FILE}, summary.json or run.json)")
-
-
-def own_runs(plans: list[RunPlan]) -> list[Path]:
-    """The planned run folders whose config.yaml names no ``module:attr`` code beyond what the plan's
-    config (the user's base with the strategy) names; a folder whose config cannot be read is left out."""
-    return [plan.path for plan in plans if is_own_run(plan.path, plan.raw)]
-
-
-def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]], out: Path) -> Path | None:
-    """``DIR/report.html`` through trainlab.report when that module is installed. ``groups``: the plans by
-    the code policy they ran under (:func:`_by_policy`; None: the one in force), which the report reads
-    their run folders under too. A report the disk refuses is a WriteError (exit 5) naming the file; any other
-    failure of it is a warning, since the leaderboard is written."""
-    try:
-        from trainlab.report import write_report
-    except ImportError:
-        return None
-    report = out / "report.html"
-    if report.is_symlink() or is_written_in_place(report):  # compare has no -o to write through it
-        warn(f"{report} not written: it is a symbolic link or not a regular file (a copied folder's?); remove "
-             f"it and run the comparison again, or write the report elsewhere: {command_line('trainlab', 'report', str(out), '-o', 'FILE')}")
-        return None
-    try:
-        with ExitStack() as trusted:  # their module:attr models are the user's own: no --allow-code
-            for policy, plans in groups.items():
-                trusted.enter_context(trusting_runs(own_runs(plans), policy))
-            # its runs' damaged metrics lines were named as the leaderboard read them (compare.run_record)
-            # a default name: a symlink there (a copied folder's) is refused, not followed (atomic.write_output_bytes)
-            return write_report([out], out / "report.html", warn_damaged_metrics=False, follow_link=False)
-    except (OSError, WriteError) as exc:  # the disk's: exit 5, as a run or the leaderboard that cannot be written
-        raise _report_not_written(exc, report, out) from None
-    except Exception as exc:  # noqa: BLE001 - the leaderboard is written; a report failure must not hide it
-        warn(f"report.html not written: {type(exc).__name__}: {exc}")
-        return None
-
-
-def _report_not_written(exc: OSError | WriteError, report: Path, out: Path) -> WriteError:
-    """The comparison's line for a ``report`` the disk refused: ``cannot write (<file>): <reason>`` (never an
-    OSError's ``[Errno 28]`` repr), that the leaderboard and runs are written, and what to do."""
-    if isinstance(exc, OSError):
-        what = cannot(exc) if exc.filename else f"cannot write ({report}): {exc.strerror or exc}"
-    else:
-        what = str(exc).split("; ")[0]
-    return WriteError(f"{what}; the leaderboard ({out / 'leaderboard.json'}) and the runs are written: {RERUN}, "
-                      f"or write the report elsewhere: {command_line('trainlab', 'report', str(out), '-o', 'FILE')}")
-
-
 def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                   strategies_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
                   overrides: str | Sequence[str] = (), **options: Any) -> dict[str, Any]:
@@ -570,7 +262,7 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     Raises TrainingError (exit 4), once the leaderboard is written, when not one run finished; WriteError
     (exit 5) as :func:`compare` raises it, first.
     """
-    paths = _paths_argument("base_paths", base_paths)
+    paths = paths_argument("base_paths", base_paths)
     strategies_path = path_argument(strategies_path, "strategies_path")
     if out is not None:
         out = path_argument(out, "out")  # ~ expanded: the messages name the folder written
@@ -586,7 +278,7 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
         if key in SET_BY_COMPARE:
             raise ConfigError(f"--set {text}: compare sets '{key}' for every run: {SET_BY_COMPARE[key]}")
     names = task_names(paths)
-    bases = dict(zip(names, (_overridden(p, overrides, several=len(paths) > 1) for p in paths), strict=True))
+    bases = dict(zip(names, (overridden(p, overrides, several=len(paths) > 1) for p in paths), strict=True))
     check_task_names(names, paths)
     # a missing file says which argument named it, in the words its caller used (not "config file")
     strategies = load_strategies(strategies_path, f"{'--strategies' if current_policy().cli else 'strategies_path'} file")
@@ -599,48 +291,6 @@ def compare_files(base_paths: str | os.PathLike[str] | Sequence[str | os.PathLik
     if error:
         raise TrainingError(error)
     return board
-
-
-def check_task_names(names: Sequence[str], paths: Sequence[Path]) -> None:
-    """Each base file's task name (:func:`task_names`: its stem) can be its runs' folder
-    (:func:`~trainlab.compare.strategies.folder_name_problem`, as a strategy name): else one ConfigError naming
-    the file, as :func:`check_bases` would name the task, which its CLI user never wrote."""
-    for name, path in zip(names, paths, strict=True):
-        problem = folder_name_problem(name)
-        if problem:
-            raise ConfigError(f"{path}: its task name {short_repr(name)} (the file's stem) cannot be a folder name: "
-                              f"it {problem}; {TASK_NAME_RULE}; rename the file")
-
-
-def _overridden(path: Path, overrides: Sequence[str], several: bool) -> dict[str, Any]:
-    """The base config at ``path`` with ``--set`` applied; with several bases, a refused override names the
-    file it was refused for."""
-    try:
-        return apply_overrides(read_yaml(path), list(overrides))
-    except ConfigError as exc:
-        if not several:
-            raise
-        raise ConfigError(f"{path}: {exc}") from None
-
-
-def check_overrides_reach_runs(overrides: Sequence[str], strategies: Sequence[NamedStrategy]) -> None:
-    """``--set`` changes the bases, and each strategy then sets its keys over them: a strategy key equal to
-    an override's, or a section holding it (``strategy.optimizer`` over ``strategy.optimizer.lr``), replaces
-    the override in that strategy's runs. One replaced in every strategy changes no run (its value was
-    not even checked): a ConfigError naming it; one replaced in some strategies: a warning naming them."""
-    for text in overrides:
-        parts = override_key(text).split(".")
-        replacing = {strategy.name: dotted for strategy in strategies for dotted in strategy.overrides
-                     if parts[:len(str(dotted).split("."))] == str(dotted).split(".")}
-        if not replacing:
-            continue
-        names = list(replacing)
-        where = ", ".join(f"{name} ({replacing[name]})" for name in names[:3]) + (
-            f" and {len(names) - 3} more" if len(names) > 3 else "")
-        if len(replacing) == len(strategies):
-            raise ConfigError(f"--set {text} changes no run: every strategy sets its own value over it: {where}; "
-                              "set it in the strategies file, or drop it from those strategies")
-        warn(f"--set {text} does not reach the runs of {where}: each sets its own value over it")
 
 
 # compare's keyword options that compare_files passes on (the others it makes from its files)

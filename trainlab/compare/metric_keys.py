@@ -152,7 +152,7 @@ def parse_target(text: str | None, loss: str | None = None) -> dict[str, Any] | 
 
     Checks the form, the metric's range (:func:`metric_range`) and, given ``loss`` (the run's loss name),
     that a loss target is not below 0 for a loss that never is (:data:`NON_NEGATIVE_LOSSES`); whether the
-    runs record the metric is checked by ``trainlab.compare.command.check_recorded`` once the configs are known.
+    runs record the metric is checked by ``trainlab.compare.precheck.check_recorded`` once the configs are known.
     """
     if text is None:  # an empty text is refused below: "--target ''" is no target the user meant to leave out
         return None
