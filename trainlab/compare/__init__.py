@@ -2,7 +2,8 @@
 
 ``stats`` (pure statistics), ``strategies`` (STRATEGIES.yaml), ``runner`` (planning and
 running the runs), ``leaderboard`` (reading them back), ``folder_identity`` (the strategies file a
-comparison folder belongs to), ``command`` (``trainlab compare``).
+comparison folder belongs to), ``command`` (``trainlab compare``) with ``inputs`` (its arguments checked),
+``precheck`` (the run configs checked before any run) and ``outputs`` (what a finished comparison writes).
 
 ``compare`` and ``compare_files`` load ``command`` (and torch) on first use, so that importing a
 light submodule such as ``metric_keys`` (the report does) costs nothing beyond that submodule.
