@@ -103,7 +103,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
     (:func:`~trainlab.compare.strategies.check_run_names`), every strategy on every base
     (:func:`validate_strategies`), that every run's data files are there and a CSV's header holds the columns
     the config names (:func:`check_data_files`: one DataError), and that every run will record ``metric``
-    and the target's metric (:func:`check_recorded`); each other refusal is one ConfigError. Failed runs are
+    and the target's metric (:func:`~trainlab.compare.precheck.check_recorded`); each other refusal is one ConfigError. Failed runs are
     in the leaderboard with their reasons, never raised.
 
     Raises :class:`~trainlab.errors.WriteError` (exit 5), once all else is written, for runs the machine stopped

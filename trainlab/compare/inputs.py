@@ -53,7 +53,8 @@ def compare_direction(direction: Any) -> str | None:
 
 
 def check_flags(metric: Any, target: Any, live: Any, quiet: Any, wait: Any, show_leaderboard: Any) -> None:
-    """``metric`` a string, ``target`` one or None (their values: :func:`parse_target`, :func:`check_recorded`),
+    """``metric`` a string, ``target`` one or None (their values: :func:`~trainlab.compare.metric_keys.parse_target`,
+    :func:`~trainlab.compare.precheck.check_recorded`),
     ``quiet``/``wait`` bools, ``live``/``show_leaderboard`` a bool or None; else one ConfigError naming the
     argument."""
     for name, value in (("metric", metric), ("target", target)):

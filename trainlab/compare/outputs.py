@@ -1,5 +1,7 @@
 """What a comparison writes and says once its runs are done: leaderboard.json / .csv, report.html (when the
-report module is installed), the files named, and the errors for runs left undone or none finished."""
+report module is installed), the files named, and the errors for runs left undone or none finished; and
+whether a leaderboard.json is one compare wrote (:func:`is_comparison_record`, which tells an earlier
+comparison's ``--out`` from a user's folder before any run)."""
 
 from __future__ import annotations
 
@@ -86,7 +88,7 @@ def own_runs(plans: list[RunPlan]) -> list[Path]:
 
 def write_report_if_available(groups: Mapping[CodePolicy | None, list[RunPlan]], out: Path) -> Path | None:
     """``DIR/report.html`` through trainlab.report when that module is installed. ``groups``: the plans by
-    the code policy they ran under (:func:`~trainlab.compare.command.run_groups`; None: the one in force), which the report reads
+    the code policy they ran under (:func:`~trainlab.compare.command._by_policy`; None: the one in force), which the report reads
     their run folders under too. A report the disk refuses is a WriteError (exit 5) naming the file; any other
     failure of it is a warning, since the leaderboard is written."""
     try:
