@@ -210,3 +210,61 @@ def test_from_python_a_missing_file_is_named_by_its_argument(tmp_path: Path, mon
         compare_files("base.yaml", "nope.yaml", out="out")
     with pytest.raises(ConfigError, match=r"^space file not found: nope\.yaml$"):
         tune(TuneSettings(base=Path("base.yaml"), space=Path("nope.yaml"), trials=3, out=Path("tuned")))
+
+
+# --------------------------------------------------------------------------- image options, before any run
+
+
+def _image_folder(root: Path) -> Path:
+    """Two classes of 4 RGB 8x8 PNGs each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / label / f"{i}.png")
+    return root
+
+
+def _image_base(path: Path, **data: object) -> dict:
+    return {**BASE, "name": "pics", "data": {"source": "image_folder", "path": str(path), "val_fraction": 0.25,
+                                             "test_fraction": 0.25, **data},
+            "model": {"name": "mlp", "hidden": [4]}, "strategy": {**BASE["strategy"], "epochs": 1}}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"mode": "LA"}, "data.mode must be one of RGB, L; got 'LA'; did you mean 'L'?"),
+    ({"mean": [0.5, 0.5]}, "data.mean must be a number or a list of 3 numbers (one per channel, in [0, 1] units); "
+                           "got [0.5, 0.5]"),
+    ({"mode": "L", "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]},
+     "data.mean must be a number or a list of 1 number (one per channel, in [0, 1] units); got [0.49, 0.48, 0.45] "
+     "(null computes them from the training images); and data.std must be a number or a list of 1 number"),
+    ({"workers": -1}, "data.workers must be an int >= 0; got -1"),
+    ({"size": [8]}, "data.size must be a positive int or [height, width]; got [8]"),
+])
+def test_an_image_option_the_config_alone_refuses_is_one_line_before_any_run(tmp_path: Path, capsys, data, message):
+    """Each run read the images and then failed alike (exit 4, a run folder and a leaderboard written);
+    ``trainlab train`` refused it with one line, exit 2, nothing written. compare now does as train does."""
+    code, out = _compare(tmp_path, _image_base(_image_folder(tmp_path / "pics"), **data), TWO)
+    line = _one_error_line(capsys)
+    assert code == 2 and not out.exists()
+    assert message in line, line
+
+
+def test_image_statistics_are_checked_against_each_source_s_channels_before_any_read():
+    """cifar10's images have 3 channels and idx's 1 (data.mode decides image_folder's), known from the config."""
+    from trainlab.config import validate
+    from trainlab.preflight import check_components
+
+    def config(source: str, **data: object):
+        return validate({**BASE, "data": {"source": source, "path": "nowhere", **data}})
+
+    check_components(config("cifar10", mean=[0.49, 0.48, 0.45], std=0.25))
+    check_components(config("idx", mean=0.13, std=[0.31]))
+    with pytest.raises(ConfigError, match=r"^data.mean must be a number or a list of 1 number .* got \[0.5, 0.5, 0.5\]"):
+        check_components(config("idx", mean=[0.5, 0.5, 0.5]))
+    with pytest.raises(ConfigError, match=r"^data.std must be > 0 per channel"):
+        check_components(config("cifar10", std=[0.2, 0.0, 0.2]))
+    with pytest.raises(ConfigError, match=r"^data.mean must be in \[0, 1\]: .* got 1.5$"):  # no 0-255 guess for 1.5
+        check_components(config("image_folder", mean=1.5))

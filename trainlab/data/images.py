@@ -45,7 +45,7 @@ from trainlab.data.cache import DAMAGE, not_written, read_entry, write_npz
 from trainlab.data.image_decode import MODES, decode_images, first_size
 from trainlab.data.labels import case_twins
 from trainlab.data.paths import resolve
-from trainlab.data.transforms import image_transforms
+from trainlab.data.transforms import check_statistics, image_transforms
 from trainlab.errors import WRITE_ERRNOS, ConfigError, DataError
 from trainlab.notices import warn
 from trainlab.registry import did_you_mean
@@ -443,6 +443,22 @@ def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     return values[0], values[1]
 
 
+def check_image_folder_values(size: int | Sequence[int] | None, mode: str, workers: int,
+                              mean: float | Sequence[float] | None, std: float | Sequence[float] | None
+                              ) -> tuple[int, int] | None:
+    """The options of :func:`image_folder` that the config alone decides, checked before any file is read
+    (``trainlab compare`` and ``tune`` check them before their runs: trainlab.preflight): ``mode``, ``workers``,
+    ``size`` (returned as (H, W), or None) and ``mean``/``std`` against the channels ``mode`` gives (RGB 3, L 1)."""
+    if mode not in MODES:
+        raise ConfigError(f"data.mode must be one of {', '.join(MODES)}; got {short_repr(mode)}"
+                          f"{did_you_mean(mode, list(MODES)) if isinstance(mode, str) else ''}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"data.workers must be an int >= 0; got {workers!r}")
+    target = _size(size)
+    check_statistics(mean, std, 1 if mode == "L" else 3)
+    return target
+
+
 @DATA_SOURCES.register("image_folder")
 def image_folder(
     path: str,
@@ -466,11 +482,7 @@ def image_folder(
         mean, std, augment: per-batch normalisation and augmentation, see ``image_transforms``;
             statistics default to those of the training split, after val/test are held out.
     """
-    if mode not in MODES:
-        raise ConfigError(f"data.mode must be one of {', '.join(MODES)}; got {short_repr(mode)}")
-    if not isinstance(workers, int) or workers < 0:
-        raise ConfigError(f"data.workers must be an int >= 0; got {workers!r}")
-    target = _size(size)
+    target = check_image_folder_values(size, mode, workers, mean, std)
     root = resolve(path, "a folder of class folders (<class>/*.jpg) or of train/ and test/ class folders")
     if not root.is_dir():
         extract = f": {_extract_advice(root)}" if is_archive_name(root.name) else ""

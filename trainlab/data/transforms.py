@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainlab.config_fields import counted
 from trainlab.data.augment import PAD_MODES, AlternatingFlip, CropAndFlip, RandomCrop, RandomFlip
 from trainlab.data.dataset import BatchRows, BatchTransform
 from trainlab.errors import ConfigError, DataError
@@ -168,21 +169,43 @@ class Compose:
 # ----------------------------------------------------------------------------- building from options
 
 
+# a statistic out of its [0, 1] range from here to 255 reads as one in 0-255 units (CIFAR's mean 125, std 63; a
+# mean under 10 of 255 would be a nearly black data set): the refusal offers it divided by 255; 1.5 gets no guess
+PIXEL_UNITS_FROM = 10.0
+
+
+def check_statistics(mean: float | Sequence[float] | None, std: float | Sequence[float] | None, channels: int) -> None:
+    """``data.mean`` and ``data.std`` of a source whose images have ``channels`` channels, as
+    :func:`image_transforms` takes them (None: computed from the training images), checked from the config
+    alone: each a number or a list of ``channels`` numbers, in [0, 1] units, std > 0; else one ConfigError."""
+    problems = []
+    for name, value in (("mean", mean), ("std", std)):
+        try:
+            if value is not None:
+                _per_channel(name, value, channels)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:  # both at once: a grayscale run given RGB statistics is told of both
+        raise ConfigError("; and ".join(problems))
+
+
 def _per_channel(name: str, value: float | Sequence[float], channels: int) -> tuple[float, ...]:
     values = (value,) if isinstance(value, int | float) else tuple(value)
     if not all(isinstance(v, int | float) for v in values) or len(values) not in (1, channels):
-        raise ConfigError(f"data.{name} must be a number or a list of {channels} numbers (one per channel, "
+        raise ConfigError(f"data.{name} must be a number or a list of {counted(channels, 'number')} (one per channel, "
                           f"in [0, 1] units); got {value!r} (null computes them from the training images)")
     out = tuple(float(v) for v in values) * (channels if len(values) == 1 else 1)
     # pixels are scaled by 1/255 before normalising: a mean beyond 1 (or a std beyond 1, where 0.5 is the
     # largest a [0, 1] channel can have) is in 0-255 units, and would leave every input near one constant
     limit_ok = (lambda v: 0.0 <= v <= 1.0) if name == "mean" else (lambda v: v <= 1.0)
     if not all(limit_ok(v) for v in values):
-        scaled = [float(f"{v / 255:.4g}") for v in values]
-        shown = scaled[0] if isinstance(value, int | float) else scaled
         rule = "in [0, 1]" if name == "mean" else "at most 1"
+        hint = ""
+        if all(PIXEL_UNITS_FROM <= v <= 255 for v in values if not limit_ok(v)):  # 0-255 units, by the look of it
+            scaled = [float(f"{v / 255:.4g}") for v in values]
+            hint = f" (0-255 units? divided by 255: {name}: {scaled[0] if isinstance(value, int | float) else scaled})"
         raise ConfigError(f"data.{name} must be {rule}: statistics are in [0, 1] units, of the pixels scaled by "
-                          f"1/255; got {value!r} (0-255 units? divided by 255: {name}: {shown})")
+                          f"1/255; got {value!r}{hint}")
     if name == "std" and min(out) <= 0:  # Normalize divides by it
         channel = next(c for c, v in enumerate(out) if v <= 0)
         raise ConfigError(f"data.std must be > 0 per channel (each channel is divided by its std); got "
@@ -236,6 +259,7 @@ def image_transforms(
             airbench's ``translate: r``.
     """
     channels = x_train.shape[1] if x_train.ndim == 4 else 1
+    check_statistics(mean, std, channels)  # the given ones, both at once, before any is computed
     if mean is None or std is None:
         fitted_mean, fitted_std = channel_stats(x_train)
         mean = fitted_mean if mean is None else mean
