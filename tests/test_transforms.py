@@ -376,3 +376,29 @@ def test_a_crop_padding_large_for_the_images_is_warned_of(capsys):
     image_transforms(images(n=2, h=8, w=8).numpy(), augment=True)  # the CIFAR recipe on 8x8 digits
     assert ("warning: data.augment.crop_padding=4 shifts 8x8 images by up to 4 px (50% of a side"
             in capsys.readouterr().err)
+
+
+def test_the_crop_padding_warning_is_training_s_alone_not_repeated_when_a_trained_run_is_rebuilt(tmp_path, capsys):
+    """``trainlab eval`` / ``predict`` rebuild the run (``build(..., training=False)``) and train nothing: the
+    augmentation's warning, said when the run trained, is not said again (a user trial saw it on eval)."""
+    from PIL import Image
+
+    from trainlab.builders import build, run_scope
+    from trainlab.config import validate
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
+    config = validate({"name": "pics", "seed": 0, "model": {"name": "mlp", "hidden": [4]},
+                       "data": {"source": "image_folder", "path": str(tmp_path), "val_fraction": 0.25,
+                                "test_fraction": 0.25, "augment": {"crop_padding": 4, "pad_mode": "zero"}},
+                       "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1,
+                                    "batch_size": 2}})
+    shifted = "data.augment.crop_padding=4 shifts 8x8 images by up to 4 px"
+    with run_scope(config):
+        build(config, quiet=True, training=False)
+        assert shifted not in capsys.readouterr().err
+        build(config, quiet=True)
+        assert shifted in capsys.readouterr().err

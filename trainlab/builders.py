@@ -50,7 +50,7 @@ from trainlab.losses.quadratic_zone import warn_if_all_quadratic
 from trainlab.losses.task_fit import check_task_fits
 from trainlab.metrics import default_metrics, is_scalar, top_k_warning, validate_metrics
 from trainlab.models import build_model, count_parameters
-from trainlab.notices import held_back, note, warn
+from trainlab.notices import evaluating, held_back, note, warn
 from trainlab.plan_warnings import (
     warn_if_full_batch_method_on_mini_batches,
     warn_if_idle,
@@ -281,9 +281,10 @@ def build(config: Config, quiet: bool = False, time_budget: str | None = None, t
     ``"resume"``, a run about to load a checkpoint gets the planner without timing; None (evaluation, the
     LR finder), no planner. ``training=False`` (a trained run rebuilt to evaluate or predict): the warnings
     on how the strategy would train (trainlab.plan_warnings, the loss and target checks), which its training
-    gave, are held back; the data's own warnings are still given. Every ``module:attr`` component of a
+    gave, are held back, and so are the data's warnings on training alone (an augmentation's:
+    :func:`~trainlab.notices.warn_training`); the data's own warnings are still given. Every ``module:attr`` component of a
     config read by ``load_config(PATH)`` is imported from PATH's folder too, as ``trainlab train PATH`` does."""
-    with config_folder_trusted(config.source_folder):
+    with config_folder_trusted(config.source_folder), evaluating() if not training else contextlib.nullcontext():
         return _build(config, quiet, time_budget, training)
 
 

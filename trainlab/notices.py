@@ -55,6 +55,9 @@ _SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("trainla
 # in a pool's worker process: the folder of the warnings any process of the pool has said (shared_once)
 _SAID_FOLDER: str | None = None
 
+# inside evaluating(): a trained run rebuilt to evaluate or predict with, which trains nothing
+_EVALUATING: contextvars.ContextVar[bool] = contextvars.ContextVar("trainlab_notices_evaluating", default=False)
+
 
 class StderrLines(logging.Handler):
     """Writes each record as ``<level>: <message>`` + newline (``warning: ...``) on the ``sys.stderr`` of
@@ -104,6 +107,24 @@ def warn(message: str) -> None:
         if _SAID_FOLDER is not None and not _claim(_SAID_FOLDER, message):
             return  # another worker of the pool said it
     LOGGER.warning(message, stacklevel=2)  # the record names the line that warned
+
+
+def warn_training(message: str) -> None:
+    """:func:`warn` for what matters only to training (an augmentation that shifts small images' content out of
+    the frame): not said inside :func:`evaluating`, where the run is rebuilt to evaluate or predict, trains
+    nothing, and its training said it already."""
+    if not _EVALUATING.get():
+        warn(message)
+
+
+@contextlib.contextmanager
+def evaluating() -> Iterator[None]:
+    """Inside: a trained run rebuilt to evaluate or predict with (:func:`warn_training` says nothing)."""
+    token = _EVALUATING.set(True)
+    try:
+        yield
+    finally:
+        _EVALUATING.reset(token)
 
 
 def note(message: str) -> None:

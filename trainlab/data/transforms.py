@@ -25,7 +25,7 @@ from trainlab.config_fields import counted
 from trainlab.data.augment import PAD_MODES, AlternatingFlip, CropAndFlip, RandomCrop, RandomFlip
 from trainlab.data.dataset import BatchRows, BatchTransform
 from trainlab.errors import ConfigError, DataError
-from trainlab.notices import warn
+from trainlab.notices import warn_training
 from trainlab.registry import did_you_mean
 
 AUGMENT_DEFAULTS: dict[str, Any] = {"crop_padding": 4, "pad_mode": "reflect", "hflip": True}  # CIFAR recipe
@@ -291,7 +291,7 @@ def image_transforms(
                               f"line: {command})")
         if 8 * padding > min(x_train.shape[2:]):  # CIFAR's 4 px on 32 is 1/8; 4 px on 8x8 digits is half
             side = "x".join(str(s) for s in x_train.shape[2:])
-            warn(f"data.augment.crop_padding={padding} shifts {side} images by up to {padding} px "
+            warn_training(f"data.augment.crop_padding={padding} shifts {side} images by up to {padding} px "
                  f"({padding / min(x_train.shape[2:]):.0%} of a side; CIFAR recipes use 4 px on 32): set a smaller "
                  "crop_padding, or augment: false, if that moves the content out of the frame")
         crop = RandomCrop(padding, pad_mode)
