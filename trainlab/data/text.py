@@ -156,7 +156,7 @@ def _ragged_row(file: Path, start: int, row: list[str], columns: list[str], deli
 
 
 def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
-               quoted: bool | None = None, predict: bool = False) -> TextTable:
+               quoted: bool | None = None, predict: bool = False, beside_train: bool = False) -> TextTable:
     """The text and label columns of a delimited file with a header; ragged rows are errors.
 
     ``labels`` is None when the file has no ``label_column`` (the caller decides if that is fine).
@@ -166,7 +166,9 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
     Blank lines before the header are refused. A UTF-8 byte-order mark (Excel's "CSV UTF-8") is read as
     such. ``quoted``: fields may be quoted (text_csv); default: unless tab-separated (text_tsv, GLUE TSV).
     A header without rows is refused (an empty split) unless ``predict`` (the input of predict: no texts,
-    no predictions; its messages advise on the file, not on the run's data.* keys).
+    no predictions; its messages advise on the file, not on the run's data.* keys). ``beside_train``: a
+    validation or test file read after the training file, which had ``text_column``: one without it is told
+    to name its column so (data.text_column names the column of every file), not to change the key.
     """
     quoted = delimiter != "\t" if quoted is None else quoted
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
@@ -178,6 +180,9 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             columns = [c.strip() for c in header]
             if text_column not in columns:
                 hint = _reading_hint(header, delimiter, text_column, label_column)
+                if beside_train and hint == "set data.text_column":  # the key is right for the training file
+                    hint = (f"data.text_column names the text column of every data file, and the training "
+                            f"file's is '{text_column}': rename this file's text column to '{text_column}'")
                 # a header read whole (another delimiter, or a data row) holds no name to suggest
                 close = did_you_mean(text_column, columns) if hint == "set data.text_column" else ""
                 raise DataError(f"text file {file} has no text column '{text_column}'{close} (columns: "
@@ -228,28 +233,42 @@ def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) ->
 # ----------------------------------------------------------------------------- the sources
 
 
-def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
-                        text_column: str, label_column: str, max_rows: int | None, seed: int,
-                        nan_policy: str, quoted: bool | None = None) -> tuple[dict[str, TextTable], dict[str, Path]]:
-    """Each given file's texts and labels (``max_rows`` drawn from train, rows without a label
-    refused or dropped), and the files; what the source tokenizes and the row counter counts."""
+def check_text_columns(text_column: Any, label_column: Any) -> None:
+    """``data.text_column`` and ``data.label_column``, checked from the config alone: one column name each, and
+    two different ones (the same name would feed every row's label to the model as its text); else one
+    ConfigError."""
     if not isinstance(text_column, str) or not isinstance(label_column, str):
         bad = "text_column" if not isinstance(text_column, str) else "label_column"
         given = text_column if bad == "text_column" else label_column
         raise ConfigError(f"data.{bad} must be one column name; got {given!r}"
                           " (sentence pairs are not supported: join the two columns into one)")
+    if text_column == label_column:
+        raise ConfigError(f"data.text_column and data.label_column are both {short_repr(text_column)}: the model "
+                          "would read each row's label as its text; set data.text_column to the column holding "
+                          "the texts")
+
+
+def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
+                        text_column: str, label_column: str, max_rows: int | None, seed: int,
+                        nan_policy: str, quoted: bool | None = None) -> tuple[dict[str, TextTable], dict[str, Path]]:
+    """Each given file's texts and labels (``max_rows`` drawn from train, rows without a label
+    refused or dropped), and the files; what the source tokenizes and the row counter counts."""
+    check_text_columns(text_column, label_column)
     if max_rows is not None and max_rows < 1:
         raise ConfigError(f"data.max_rows must be >= 1 or null; got {max_rows}")
     folder = resolve(path, "a folder holding the text files") if path else None
     kind = "a TSV file with a header row" if delimiter == "\t" else "a CSV file with a header row"
     files = {name: resolve(folder / given if folder else given, kind)
              for name, given in (("train", train), ("val", val), ("test", test)) if given}
-    tables = {name: read_table(file, text_column, label_column, delimiter, quoted) for name, file in files.items()}
+    tables = {name: read_table(file, text_column, label_column, delimiter, quoted, beside_train=name != "train")
+              for name, file in files.items()}
     tables["train"] = _subset(tables["train"], max_rows, np.random.default_rng(seed))
     for name, table in tables.items():
         if table.labels is None:
             fix = ("an unlabeled test file (GLUE test.tsv) cannot be scored: leave data.test out and a test set "
-                   "is split off train" if name == "test" else "set data.label_column")
+                   "is split off train" if name == "test" else "set data.label_column" if name == "train" else
+                   f"data.label_column names the label column of every data file, and the training file's is "
+                   f"'{label_column}': rename this file's label column to '{label_column}'")
             raise DataError(f"{name} file {files[name]} has no label column '{label_column}'"
                             f"{did_you_mean(label_column, list(table.columns))} (columns: "
                             f"{', '.join(map(shown_name, table.columns))}); {fix}")
