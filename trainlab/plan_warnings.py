@@ -226,8 +226,8 @@ def warn_if_min_steps_cut(min_steps: int | None, budget_s: float, steps: int, le
     ``length`` (``max_steps`` below the floor) is what ends it first: a larger budget would change nothing."""
     if min_steps is not None and steps < min(min_steps, length):
         warn(f"strategy.min_steps={min_steps} will not be reached: strategy.time_budget_s={budget_s:g} "
-                     f"pays for about {steps} steps on this machine, and a time budget only shortens a run; "
-                     f"raise the budget, or remove one of the two")
+             f"pays for about {steps} steps on this machine, and a time budget only shortens a run; "
+             "raise the budget, or remove one of the two")
 
 
 def warn_if_max_steps_unreached(epochs: int | None, max_steps: int | None, min_steps: int | None, plan: BatchPlan,

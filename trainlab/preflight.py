@@ -75,36 +75,20 @@ def check_components(config: Config) -> None:
     DATA_SOURCES._check_required(source, factory, source_options, skip=0)
     if str(getattr(factory, "__module__", "")).startswith("trainlab."):  # a built-in source's augment is the
         augment_options(source_options.get("augment"))  # images' (a module:attr source's may mean anything)
-        check_source_values(source, factory, source_options)
+    check_source_values(factory, source_options)
 
 
-# the channels of a built-in image source whose images have a fixed count (image_folder's: its data.mode)
-IMAGE_CHANNELS = {"cifar10": 3, "cifar100": 3, "idx": 1}
-TEXT_SOURCES = ("text_tsv", "text_csv")
-
-
-def check_source_values(source: str, factory: Callable[..., Any], options: dict[str, Any]) -> None:
-    """The values of a built-in image or text source's options that the config alone decides, refused as its
-    run would refuse them once it reads the files (a run of each strategy of a comparison, each trial of a
-    study, reads them first): image_folder's ``mode``, ``workers``, ``size``, every image source's
-    ``mean``/``std`` against its channels (:func:`~trainlab.data.transforms.check_statistics`), and the text
-    sources' two column names (:func:`~trainlab.data.text.check_text_columns`). ``options`` have passed the
-    source's option-name check; its defaults fill the rest."""
-    from trainlab.data.images import check_image_folder_values
-    from trainlab.data.text import check_text_columns
-    from trainlab.data.transforms import check_statistics
-
-    if source != "image_folder" and source not in IMAGE_CHANNELS and source not in TEXT_SOURCES:
+def check_source_values(factory: Callable[..., Any], options: dict[str, Any]) -> None:
+    """The data source's own ``check_values`` (trainlab.data) on ``options`` with its defaults filled in: the
+    values its run would refuse once it reads the files (a run of each strategy of a comparison, each trial of
+    a study, reads them first), refused from the config alone. ``options`` have passed the source's
+    option-name check. A source without it has nothing to check here."""
+    check = getattr(factory, "check_values", None)
+    if check is None:
         return
     bound = inspect.signature(factory).bind_partial(**options)
     bound.apply_defaults()
-    values = bound.arguments
-    if source == "image_folder":
-        check_image_folder_values(values["size"], values["mode"], values["workers"], values["mean"], values["std"])
-    elif source in TEXT_SOURCES:
-        check_text_columns(values["text_column"], values["label_column"])
-    else:
-        check_statistics(values["mean"], values["std"], IMAGE_CHANNELS[source])
+    check(bound.arguments)
 
 
 # a run length no run reaches (float-exact): a built-in schedule built over it meets none of its length rules

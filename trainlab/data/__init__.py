@@ -1,6 +1,8 @@
 """Data sources: a registry of readers and the one function that turns a config into a Dataset.
 
-A source is a factory ``source(**kwargs) -> RawData``. :func:`load_dataset`
+A source is a factory ``source(**kwargs) -> RawData``. It may carry ``check_values``, a function of its
+options (defaults filled in) that raises the ConfigError its call would raise from them alone, before any file is
+read: ``trainlab compare`` and ``tune`` call it before their runs (trainlab.preflight). :func:`load_dataset`
 validates what it returns (finite values, label range, non-empty), splits off
 val/test with a seeded, stratified split where the source has none, and converts
 to tensors.

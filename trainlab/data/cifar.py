@@ -23,7 +23,7 @@ import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.paths import resolve
-from trainlab.data.transforms import image_transforms
+from trainlab.data.transforms import image_transforms, statistics_check
 from trainlab.errors import ConfigError, DataError
 
 try:  # numpy >= 2 moved numpy.core to numpy._core; old pickles name the former
@@ -275,3 +275,6 @@ def cifar100(
         raise DataError(f"CIFAR-100 meta in {folder} lists {len(class_names)} {label} class names, expected {classes}")
     (x_train, y_train), (x_test, y_test) = splits
     return _raw(x_train, y_train, x_test, y_test, class_names, mean, std, augment)
+
+
+cifar10.check_values = cifar100.check_values = statistics_check(3)  # type: ignore[attr-defined]

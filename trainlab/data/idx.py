@@ -20,7 +20,7 @@ import numpy as np
 
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.paths import resolve
-from trainlab.data.transforms import image_transforms
+from trainlab.data.transforms import image_transforms, statistics_check
 from trainlab.errors import DataError
 
 UBYTE = 0x08  # the IDX dtype byte of unsigned bytes, the only one MNIST-family files use
@@ -188,3 +188,6 @@ def idx(
     x_test = None if x_test is None else np.ascontiguousarray(shape(x_test))
     return RawData(x_train, y_train, x_test=x_test, y_test=y_test, task="multiclass", class_names=class_names,
                    fit_transforms=partial(image_transforms, mean=mean, std=std, augment=augment))
+
+
+idx.check_values = statistics_check(1)  # type: ignore[attr-defined]  # (N, 1, rows, cols) images

@@ -505,3 +505,7 @@ def image_folder(
         arrays.get("test"), splits["test"].labels if "test" in splits else None,
         class_names=class_names, fit_transforms=partial(image_transforms, mean=mean, std=std, augment=augment),
     )
+
+
+image_folder.check_values = lambda options: check_image_folder_values(  # type: ignore[attr-defined]
+    options["size"], options["mode"], options["workers"], options["mean"], options["std"])

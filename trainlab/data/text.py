@@ -378,6 +378,9 @@ def text_csv(train: str, val: str | None = None, test: str | None = None, path: 
                         tokenizer, vocab_size, max_length, tokenizer_path, task, nan_policy, quoted=True)
 
 
+# before any file is read (trainlab.data: check_values)
+text_tsv.check_values = text_csv.check_values = (  # type: ignore[attr-defined]
+    lambda options: check_text_columns(options["text_column"], options["label_column"]))
 # the registry adds these to its "option must be a string" errors
 text_tsv.option_notes = text_csv.option_notes = {  # type: ignore[attr-defined]
     "text_column": "one column name: sentence pairs are not supported; join the two columns into one"}

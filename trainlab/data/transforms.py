@@ -14,7 +14,7 @@ memory traffic.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,6 +189,12 @@ def check_statistics(mean: float | Sequence[float] | None, std: float | Sequence
         raise ConfigError("; and ".join(problems))
 
 
+def statistics_check(channels: int) -> Callable[[Mapping[str, Any]], None]:
+    """The ``check_values`` of an image source whose images have ``channels`` channels (trainlab.data): its
+    ``mean`` and ``std`` options checked by :func:`check_statistics`."""
+    return lambda options: check_statistics(options["mean"], options["std"], channels)
+
+
 def _per_channel(name: str, value: float | Sequence[float], channels: int) -> tuple[float, ...]:
     values = (value,) if isinstance(value, int | float) else tuple(value)
     if not all(isinstance(v, int | float) for v in values) or len(values) not in (1, channels):
@@ -292,8 +298,8 @@ def image_transforms(
         if 8 * padding > min(x_train.shape[2:]):  # CIFAR's 4 px on 32 is 1/8; 4 px on 8x8 digits is half
             side = "x".join(str(s) for s in x_train.shape[2:])
             warn_training(f"data.augment.crop_padding={padding} shifts {side} images by up to {padding} px "
-                 f"({padding / min(x_train.shape[2:]):.0%} of a side; CIFAR recipes use 4 px on 32): set a smaller "
-                 "crop_padding, or augment: false, if that moves the content out of the frame")
+                          f"({padding / min(x_train.shape[2:]):.0%} of a side; CIFAR recipes use 4 px on 32): set a "
+                          "smaller crop_padding, or augment: false, if that moves the content out of the frame")
         crop = RandomCrop(padding, pad_mode)
     flip = AlternatingFlip() if options["hflip"] == "alternating" else RandomFlip() if options["hflip"] else None
     if crop is None and flip is None:
