@@ -183,11 +183,11 @@ class HandLoop:
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor, total_steps: int):
         self.model, self.x, self.y = model, x[order], y[order]
         self.lengths = token_lengths(self.x)
-        named = list(model.named_parameters())
-        no_decay = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
-        decay = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=LR, fused=True)
+        groups: dict[bool, list[nn.Parameter]] = {True: [], False: []}  # decayed or not, as the Trainer splits them
+        for name, parameter in model.named_parameters():
+            groups[not (name.endswith("bias") or "LayerNorm" in name)].append(parameter)
+        self.optimizer = torch.optim.AdamW([{"params": groups[True], "weight_decay": WEIGHT_DECAY},
+                                            {"params": groups[False], "weight_decay": 0.0}], lr=LR, fused=True)
         warmup = round(0.1 * total_steps)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda t: t / max(1, warmup) if t < warmup else max(0.0, (total_steps - t) / max(1, total_steps - warmup)))
