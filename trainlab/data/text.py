@@ -181,8 +181,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             if text_column not in columns:
                 hint = _reading_hint(header, delimiter, text_column, label_column)
                 if beside_train and hint == "set data.text_column":  # the key is right for the training file
-                    hint = (f"data.text_column names the text column of every data file, and the training "
-                            f"file's is '{text_column}': rename this file's text column to '{text_column}'")
+                    hint = rename_advice("text", text_column)
                 # a header read whole (another delimiter, or a data row) holds no name to suggest
                 close = did_you_mean(text_column, columns) if hint == "set data.text_column" else ""
                 raise DataError(f"text file {file} has no text column '{text_column}'{close} (columns: "
@@ -233,6 +232,13 @@ def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) ->
 # ----------------------------------------------------------------------------- the sources
 
 
+def rename_advice(kind: str, column: str) -> str:
+    """The fix for a validation or test file without the ``kind`` ("text", "label") column that the training file
+    has: ``data.<kind>_column`` is right for that file, so this one's column is to be renamed."""
+    return (f"data.{kind}_column names the {kind} column of every data file, and the training file's is "
+            f"'{column}': rename this file's {kind} column to '{column}'")
+
+
 def check_text_columns(text_column: Any, label_column: Any) -> None:
     """``data.text_column`` and ``data.label_column``, checked from the config alone: one column name each, and
     two different ones (the same name would feed every row's label to the model as its text); else one
@@ -267,8 +273,7 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
         if table.labels is None:
             fix = ("an unlabeled test file (GLUE test.tsv) cannot be scored: leave data.test out and a test set "
                    "is split off train" if name == "test" else "set data.label_column" if name == "train" else
-                   f"data.label_column names the label column of every data file, and the training file's is "
-                   f"'{label_column}': rename this file's label column to '{label_column}'")
+                   rename_advice("label", label_column))
             raise DataError(f"{name} file {files[name]} has no label column '{label_column}'"
                             f"{did_you_mean(label_column, list(table.columns))} (columns: "
                             f"{', '.join(map(shown_name, table.columns))}); {fix}")
