@@ -33,23 +33,52 @@ def test_compare_starts_no_more_workers_than_runs(tmp_path, monkeypatch):
     assert sorted(row["runs"] for row in rows) == [1, 1]  # both trained
 
 
-def test_tune_starts_no_more_workers_than_trials(monkeypatch):
+class _SpawnContext:
+    """multiprocessing's spawn context, recording the names of the workers made instead of starting them."""
+
+    def __init__(self, made: list[str]) -> None:
+        self.made = made
+
+    def Event(self):  # noqa: N802 (multiprocessing's name)
+        return SimpleNamespace()
+
+    def Process(self, **kwargs):  # noqa: N802
+        self.made.append(kwargs["name"])
+        return SimpleNamespace(**kwargs)
+
+
+def _recording(monkeypatch) -> list[str]:
     from trainlab.tune import workers
 
     made: list[str] = []
-
-    class Context:  # multiprocessing's spawn context, recording the workers made instead of starting them
-        def Event(self):  # noqa: N802 (multiprocessing's name)
-            return SimpleNamespace()
-
-        def Process(self, **kwargs):  # noqa: N802
-            made.append(kwargs["name"])
-            return SimpleNamespace(**kwargs)
-
-    monkeypatch.setattr(multiprocessing, "get_context", lambda method: Context())
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: _SpawnContext(made))
     monkeypatch.setattr(workers, "_run_pool", lambda settings, processes, stop: None)
+    return made
+
+
+def test_tune_starts_no_more_workers_than_trials(monkeypatch):
+    from trainlab.tune import workers
+
+    made = _recording(monkeypatch)
+    monkeypatch.setattr(workers, "trials_left", lambda settings: settings.trials)  # a new study
     workers.run_workers(SimpleNamespace(jobs=6, trials=2, timeout_s=None), None, {})
     assert made == ["tune-worker-0", "tune-worker-1"]
     made.clear()
     workers.run_workers(SimpleNamespace(jobs=3, trials=40, timeout_s=None), None, {})
     assert made == ["tune-worker-0", "tune-worker-1", "tune-worker-2"]
+
+
+def test_a_resumed_study_starts_workers_for_its_trials_left_only(tmp_path, monkeypatch):
+    """A study with 2 of its 3 trials done, continued with --jobs 4: one worker, not four."""
+    import dataclasses
+
+    from tests.test_tune import settings
+    from trainlab.tune import tune, workers
+
+    space = {"strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1, "log": True}}
+    tune(dataclasses.replace(settings(tmp_path, 2, space=space), pruner="none"))
+    resumed = dataclasses.replace(settings(tmp_path, 3, space=space), pruner="none", jobs=4)
+    assert workers.trials_left(resumed) == 1
+    made = _recording(monkeypatch)
+    workers.run_workers(resumed, None, {})
+    assert made == ["tune-worker-0"]

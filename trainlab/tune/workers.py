@@ -273,9 +273,17 @@ def _say_killed(settings: TuneSettings, killed: list[Any]) -> None:
              f"recorded as {recorded}; the other workers went on")
 
 
+def trials_left(settings: TuneSettings) -> int:
+    """``--trials`` less the study's COMPLETE and PRUNED trials: the most trials a run of the study can still
+    start. A RUNNING trial is not subtracted: its worker may be dead, and a worker then runs one in its place."""
+    states = [trial.state for trial in study_for(settings).get_trials(deepcopy=False)]
+    return settings.trials - states.count(TrialState.COMPLETE) - states.count(TrialState.PRUNED)
+
+
 def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
     """``--jobs 1``: trials in this process; ``--jobs N``: N spawned worker processes on the same storage (no
-    more than ``--trials``: a worker past the total would only start and find nothing to run)."""
+    more than the trials left (:func:`trials_left`): a worker past the total would only start, import torch and
+    find nothing to run; a resumed study with 2 of its 10 trials left starts 2, not ``--jobs 8``)."""
     deadline = None if settings.timeout_s is None else time.time() + settings.timeout_s
     if settings.jobs == 1:
         run_trials(settings, space, base_raw, deadline)
@@ -286,7 +294,7 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
     stop = context.Event()  # set on an interrupt: a worker claims no further trial
     with shared_once() as said:
         workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy(), said),
-                                   name=f"tune-worker-{i}") for i in range(min(settings.jobs, settings.trials))]
+                                   name=f"tune-worker-{i}") for i in range(min(settings.jobs, max(1, trials_left(settings))))]
         _run_pool(settings, workers, stop)
 
 
