@@ -52,7 +52,7 @@ def _recording(monkeypatch) -> list[str]:
 
     made: list[str] = []
     monkeypatch.setattr(multiprocessing, "get_context", lambda method: _SpawnContext(made))
-    monkeypatch.setattr(workers, "_run_pool", lambda settings, processes, stop: None)
+    monkeypatch.setattr(workers, "_run_pool", lambda settings, processes, stop, said=None: None)
     return made
 
 

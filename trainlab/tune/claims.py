@@ -327,7 +327,10 @@ def queue_base(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], base
 def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | PostgresLock,
                 base: dict[str, Any] | None = None) -> optuna.Trial | None:
     """Under the lock: fail dead workers' trials, (re)queue the base config (:func:`queue_base`), and
-    claim a trial, a WAITING one first, while COMPLETE + PRUNED + RUNNING trials number fewer than the total.
+    claim a trial, a WAITING one first, while COMPLETE + PRUNED + RUNNING trials number fewer than the total
+    and the trials that failed on their own plus the RUNNING ones fewer than ``--trials`` too (the study
+    stops at as many failures as ``--trials``; a second ``--jobs`` worker claiming while the sixth of 6 was
+    failing ran a seventh). None: nothing to claim now (the caller waits for the RUNNING trials).
 
     A claim cut short once it asked for its trial (a Ctrl-C in Optuna's ``ask``, in recording the
     trial's owner or in releasing the lock; an error) fails that trial before the exception goes on:
@@ -349,6 +352,9 @@ def claim_trial(study: optuna.Study, settings: TuneSettings, lock: FileLock | Po
                 last = failures[-1]
                 raise StudyExhausted(f"{len(failures)} trials failed (as many as --trials); the last, trial "
                                      f"{last.number}: {last.user_attrs.get(ATTR_FAIL_REASON)}")
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            if running and len(failures) + running >= settings.trials:
+                return None  # were the running trials to fail, that is the limit: a trial claimed now runs past it
             queue_base(study, trials, base)
             trials = study.get_trials(deepcopy=False)
             waiting = [t.number for t in trials if t.state == TrialState.WAITING]

@@ -58,6 +58,7 @@ from trainlab.tune.recovery import ATTR_RECOVERED
 from trainlab.tune.space import SearchSpace, load_space
 from trainlab.tune.storage import claim_lock
 from trainlab.tune.study import TuneSettings, continue_advice, run_trials, study_for
+from trainlab.tune.worker_errors import relay, relayed
 from trainlab.worker_process import start_worker
 
 RERAN_SCRIPT_EXIT = 87  # a worker's exit code: importing the main script called tune(jobs=N) again
@@ -77,9 +78,13 @@ def exit_if_rerunning_the_script(settings: TuneSettings) -> None:
 
 
 def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, policy: CodePolicy | None = None,
-                 said: str | None = None) -> None:
-    """Entry point of a ``--jobs`` worker process: errors are one line and an exit code; an interrupt is
-    the tune process's to report (one line), so here it is an exit code alone.
+                 said: str | None = None, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    """Entry point of a ``--jobs`` worker process: an error is an exit code and its line, relayed for the
+    tune process to say once (:mod:`trainlab.tune.worker_errors`); an interrupt is the tune process's to
+    report (one line), so here it is an exit code alone. ``signals``: those that stop the tune process
+    (:func:`_stopping_signals`): where it ignores SIGINT (``nohup``, a shell's ``cmd &``), so does the worker,
+    and its runs then keep it ignored as the tune process's own would (a SIGINT to the process group stopped
+    the workers of a study that went on, which then ended in exit 4).
 
     The worker starts with SIGINT blocked (:func:`run_workers`): a Ctrl-C during its start-up (the
     imports of a fresh interpreter, seconds) stays pending and lands here, not in Python's start-up,
@@ -92,10 +97,12 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     # whole process group) or a scheduler's SIGTERM has sent here already
     start_worker(threads_per_worker(settings.jobs), policy, signal.SIGTERM, said)
     received: list[int] = []  # SIGINT or SIGTERM outside a run: the trial it cuts short is recorded
+    if signal.SIGINT not in signals:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # before the unblock: one pending since the start is dropped
     try:
         # then SIG_IGN: a signal after the block (the one passed on, behind a terminal's Ctrl-C) would raise a
         # KeyboardInterrupt in the interpreter's teardown, a traceback under the tune process's one line
-        with _signals_as_interrupt((signal.SIGTERM, signal.SIGINT), then=signal.SIG_IGN) as received:
+        with _signals_as_interrupt(signals, then=signal.SIG_IGN) as received:
             if hasattr(signal, "pthread_sigmask"):
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             space = load_space(settings.space)
@@ -105,28 +112,28 @@ def _worker_main(settings: TuneSettings, deadline: float | None, stop: Any, poli
     except Interrupted as exc:
         sys.exit(exc.exit_code)
     except TrainlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        relay(said, str(exc), exc.exit_code)
         sys.exit(exc.exit_code)
     except OSError as exc:  # outside a trial (its claim's lease on a full disk): one line, as the CLI says it
         written = exc.errno in DISK_FULL_OR_READ_ONLY
-        print(f"error: {cannot(exc, 'write' if written else 'read or write')}", file=sys.stderr)
+        relay(said, cannot(exc, "write" if written else "read or write"), EXIT_SYSTEM)
         sys.exit(EXIT_SYSTEM)  # the tune process adds how to go on
     if stop.is_set():
         sys.exit(128 + signal.SIGINT)
 
 
 @contextlib.contextmanager
-def _sigint_held(received: list[int]) -> Iterator[None]:
+def _sigint_held(received: list[int], signals: tuple[int, ...]) -> Iterator[None]:
     """While starting the workers: SIGINT blocked in this thread, so the workers are born with it blocked
-    (the mask is inherited; :func:`_worker_main` unblocks it), and SIGINT and SIGTERM only recorded here
-    (another thread of this process may take them), so that a start is never cut off halfway (the worker
-    would read a truncated start-up message and print a traceback). The signals received meanwhile are
-    appended to ``received``."""
+    (the mask is inherited; :func:`_worker_main` unblocks it), and ``signals`` (those that stop the tune
+    process) only recorded here (another thread of this process may take them), so that a start is never
+    cut off halfway (the worker would read a truncated start-up message and print a traceback). The signals
+    received meanwhile are appended to ``received``."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
     previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+                for sig in signals}
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
@@ -292,22 +299,25 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
 
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     stop = context.Event()  # set on an interrupt: a worker claims no further trial
+    signals = _stopping_signals()
     with shared_once() as said:
-        workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy(), said),
-                                   name=f"tune-worker-{i}") for i in range(min(settings.jobs, max(1, trials_left(settings))))]
-        _run_pool(settings, workers, stop)
+        workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy(), said,
+                                                              signals), name=f"tune-worker-{i}")
+                   for i in range(min(settings.jobs, max(1, trials_left(settings))))]
+        _run_pool(settings, workers, stop, said)
 
 
-def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
+def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any, said: str | None = None) -> None:
     """Start ``workers``, wait for them, stop them on an interrupt; their exit codes as one error. A worker
     killed by a signal (SIGKILL, out of memory) is one warning naming its trial (:func:`_say_killed`) and no
     error when another worker ended the study (exit 0): its trial is recorded and the others went on to the
     total; when every worker was killed, the study stopped short and that is the error."""
     # received: the signals that reached this process; inside the runner's interrupt_once, its record, so that
     # a later signal cuts short neither the workers' stop nor the results written after it
-    with _signals_as_interrupt(_stopping_signals()) as received:
+    signals = _stopping_signals()
+    with _signals_as_interrupt(signals) as received:
         try:
-            with _sigint_held(received):
+            with _sigint_held(received, signals):
                 for worker in workers:
                     worker.start()
             if received:
@@ -332,11 +342,15 @@ def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any) -> None:
         script = getattr(sys.modules.get("__main__"), "__file__", None) or "your script"
         raise ConfigError(f"tune(jobs={settings.jobs}) ran again in its worker processes when they imported "
                           f"{script}: {GUARD_ADVICE}")
+    errors = relayed(said)
     if EXIT_SYSTEM in codes:  # a full or read-only disk; with --storage, its database's connection lost too
         cause, mended = (("a file could not be written or the --storage database could not be reached",
                           "the disk is writable and the database reachable") if settings.storage is not None
                          else ("a file could not be written", "the disk is writable"))
-        raise WriteError(f"tune workers exited with codes {codes}: {cause} (see the lines above); once "
-                         f"{mended}, {continue_advice(settings)}")
+        said_why = [str(error) for error in errors if error.exit_code == EXIT_SYSTEM]
+        why = said_why[0] if said_why else f"tune workers exited with codes {codes}: {cause} (see the lines above)"
+        raise WriteError(f"{why}; once {mended}, {continue_advice(settings)}")
     if any(codes):
+        if errors:  # the first worker's error, said once for all of them
+            raise errors[0]
         raise TrainingError(f"tune workers exited with codes {codes}; see the lines above")

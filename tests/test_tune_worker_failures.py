@@ -1,0 +1,116 @@
+"""``trainlab tune --jobs 2`` where its trials fail or its SIGINT is ignored.
+
+* A study whose trials all diverged printed three ``error:`` lines (each worker's, "7 trials failed (as many
+  as --trials)" and "6 trials failed", then the pool's "tune workers exited with codes [4, 4]; see the lines
+  above") and ran 7 failures for ``--trials 6``: a second worker claimed while the sixth was failing. Now
+  no claim runs past the limit, and the workers' errors are said once, by the tune process.
+* Started with SIGINT ignored (``nohup``, a script's ``cmd &``), the tune process went on after a SIGINT to
+  its process group but its workers stopped on it: trials FAIL (interrupted), exit 4. Now the workers
+  ignore it as the tune process does and the study completes.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from tests.child_env import with_repo_first
+from tests.test_tune import BASE, settings
+from trainlab.tune.claims import StudyExhausted, claim_trial
+from trainlab.tune.storage import FileLock
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _failed(study: optuna.Study, why: str) -> None:
+    trial = study.ask()
+    trial.set_user_attr("fail_kind", "diverged")
+    trial.set_user_attr("fail_reason", why)
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def test_no_claim_runs_past_as_many_failures_as_trials(tmp_path):
+    """Two of 3 failed and one runs (a live worker elsewhere): were it to fail, that is the limit, so no
+    trial is claimed until it ends; then its outcome decides between a claim and the study's end."""
+    study, tune_settings = optuna.create_study(direction="maximize"), settings(tmp_path, 3)
+    lock = FileLock(tmp_path / ".tune.lock")
+    _failed(study, "diverged at step 1")
+    _failed(study, "diverged at step 2")
+    elsewhere = study.ask()
+    for key, value in (("host", "other-machine"), ("pid_start", 1), ("pid", 4242)):
+        elsewhere.set_user_attr(key, value)
+    assert claim_trial(study, tune_settings, lock) is None
+    assert [t.state for t in study.trials].count(TrialState.RUNNING) == 1  # nothing was asked for
+
+    completed = optuna.create_study(direction="maximize")  # the same, the running trial then completing
+    for trial in study.trials[:2]:
+        completed.add_trial(trial)
+    completed.add_trial(optuna.trial.create_trial(value=0.5, state=TrialState.COMPLETE))
+    assert claim_trial(completed, tune_settings, lock) is not None
+
+    elsewhere.set_user_attr("fail_kind", "diverged")  # or failing: as many failures as --trials
+    elsewhere.set_user_attr("fail_reason", "diverged at step 3")
+    study.tell(elsewhere, state=TrialState.FAIL)
+    with pytest.raises(StudyExhausted, match=r"^3 trials failed \(as many as --trials\); the last, trial 2: "
+                                             r"diverged at step 3$"):
+        claim_trial(study, tune_settings, lock)
+
+
+def _command(tmp_path: Path, base: dict, space: dict, *extra: str) -> list[str]:
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    return [sys.executable, "-m", "trainlab.cli", "tune", str(tmp_path / "base.yaml"), "--space",
+            str(tmp_path / "space.yaml"), "--jobs", "2", "--pruner", "none", "--out", str(tmp_path / "out"),
+            "--quiet", *extra]
+
+
+def _states(out: Path) -> list[str]:
+    with open(out / "trials.csv") as handle:
+        return [row["state"] for row in csv.DictReader(handle)]
+
+
+@pytest.mark.slow
+def test_a_study_whose_trials_all_fail_says_so_once_with_jobs(tmp_path):
+    base = {**BASE, "strategy": {**BASE["strategy"], "optimizer": {"name": "sgd", "lr": 1.0e8}, "epochs": 3}}
+    space = {"strategy.optimizer.lr": {"low": 1.0e7, "high": 1.0e8, "log": True}}
+    tune = subprocess.run(_command(tmp_path, base, space, "--trials", "3"), capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": with_repo_first(REPO)}, timeout=300)
+    lines = tune.stderr.strip().splitlines()
+    assert tune.returncode == 4, tune.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: 3 trials failed (as many as --trials); the last, "
+                                                   "trial "), tune.stderr
+    assert _states(tmp_path / "out") == ["FAIL"] * 3  # not a fourth, claimed while the third was failing
+
+
+@pytest.mark.slow
+def test_workers_of_a_tune_that_ignores_sigint_ignore_it_too(tmp_path):
+    base = {**BASE, "strategy": {**BASE["strategy"], "epochs": 150}}
+    space = {"strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1, "log": True}}
+    tune = subprocess.Popen(_command(tmp_path, base, space, "--trials", "4"), stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": with_repo_first(REPO)}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as `cmd &` starts it
+    trials = tmp_path / "out" / "trials"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and tune.poll() is None and not (trials / "0").is_dir():
+            time.sleep(0.02)
+        assert tune.poll() is None, tune.communicate()[1]
+        time.sleep(0.3)  # into its run
+        os.killpg(tune.pid, signal.SIGINT)  # the whole group: the tune process and its workers
+        err = tune.communicate(timeout=300)[1]
+    finally:
+        if tune.poll() is None:
+            os.killpg(tune.pid, signal.SIGKILL)
+            tune.communicate()
+    assert tune.returncode == 0 and "error:" not in err, err
+    assert _states(tmp_path / "out") == ["COMPLETE"] * 4
