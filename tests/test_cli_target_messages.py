@@ -109,8 +109,23 @@ def test_an_extra_argument_points_to_the_command_help(tmp_path, capsys):
     assert _usage_error(["train", config, "reg.yaml"], capsys)[1] == \
         "error: unrecognized arguments: reg.yaml (see 'trainlab train --help')\n"
     assert _usage_error(["plot", str(tmp_path), "--plot", "x.png"], capsys)[1] == \
-        "error: unrecognized arguments: --plot x.png (see 'trainlab plot --help')\n"
+        "error: unrecognized arguments: --plot x.png; did you mean '--out'? (see 'trainlab plot --help')\n"
     assert _usage_error(["--bogus"], capsys)[1] == "error: unrecognized arguments: --bogus (see 'trainlab --help')\n"
+
+
+@pytest.mark.parametrize(("argv", "hint"), [
+    (["train", "CONFIG", "--ovewrite"], "--ovewrite; did you mean '--overwrite'? (see 'trainlab train --help')"),
+    (["train", "CONFIG", "--sett=strategy.epochs=2"], "--sett=strategy.epochs=2; did you mean '--set'?"),
+    (["compare", "CONFIG", "--strategies", "s.yaml", "--seed", "3"], "--seed 3; did you mean '--seeds'? (see "
+                                                                     "'trainlab compare --help')"),
+    (["tune", "CONFIG", "--space", "s.yaml", "--trials", "3", "--job", "2"], "--job 2; did you mean '--jobs'?"),
+    (["--quite", "train", "CONFIG"], "--quite; did you mean '--quiet'?"),
+])
+def test_a_misspelt_flag_gets_a_did_you_mean(tmp_path, capsys, argv, hint):
+    """`--ovewrite` was "unrecognized arguments: --ovewrite" alone, though a misspelt command got a hint."""
+    config = _config(tmp_path, IRIS)
+    err = _usage_error([config if word == "CONFIG" else word for word in argv], capsys)[1]
+    assert err.startswith(f"error: unrecognized arguments: {hint}") and err.count("\n") == 1, err
 
 
 # --------------------------------------------------------------------------- 4. --target of another task, or as a comparison

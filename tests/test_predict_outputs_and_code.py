@@ -265,13 +265,16 @@ def test_cli_predict_with_allow_code_builds_the_runs_own_module(sent_run, capsys
 
 # --------------------------------------------------------------------------- 3. flags spelled whole; --data-dir
 
-@pytest.mark.parametrize("argv", [["--data", "new.csv"], ["--spl", "val"], ["--allow"]])
-def test_an_abbreviated_flag_is_not_taken_for_the_whole_one(runs, capsys, argv):
+@pytest.mark.parametrize(("argv", "whole"), [(["--data", "new.csv"], "--data-dir"), (["--spl", "val"], "--split"),
+                                           (["--allow"], "--allow-code")])
+def test_an_abbreviated_flag_is_not_taken_for_the_whole_one(runs, capsys, argv, whole):
+    """Refused, with the whole flag as a hint: taken for it, `--data new.csv` scored the run's own split."""
     with pytest.raises(SystemExit) as caught:  # argparse's exit: trainlab's `main` returns its code
         main(["eval", str(runs["classify"]), *argv])
     assert caught.value.code == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert line == f"error: unrecognized arguments: {' '.join(argv)} (see 'trainlab eval --help')"
+    assert line == (f"error: unrecognized arguments: {' '.join(argv)}; did you mean '{whole}'? "
+                    "(see 'trainlab eval --help')")
 
 
 @pytest.mark.parametrize("command", ["eval", "predict"])

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainlab.cli_parser import DEFAULT_OUTPUTS, OVERWRITE_WITH_RESUME, build_parser
+from trainlab.cli_parser import DEFAULT_OUTPUTS, OVERWRITE_WITH_RESUME, build_parser, flag_hint
 from trainlab.errors import (
     DISK_FULL_OR_READ_ONLY,
     EXIT_BROKEN_PIPE,
@@ -420,7 +420,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"a command is needed: trainlab {{{','.join(commands.choices)}}} ...")
     if extra:
         owner = parser if args.command is None else commands.choices[args.command]
-        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        owner.error(f"unrecognized arguments: {' '.join(extra)}{flag_hint(owner, extra)}")
     if args.command == "train" and args.overwrite and args.resume:  # before the config is read
         commands.choices["train"].error(OVERWRITE_WITH_RESUME)
     return args

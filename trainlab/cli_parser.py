@@ -9,6 +9,7 @@ Usage errors are one ``error:`` line and exit status 2 (:class:`_Parser`); a fla
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from trainlab import __version__
 from trainlab.shell_command import home_expanded
@@ -32,6 +33,18 @@ class _Parser(argparse.ArgumentParser):
 
             hint = did_you_mean(value, [str(c) for c in action.choices or ()]) if isinstance(value, str) else ""
             raise argparse.ArgumentError(action, f"{exc.message}{hint}") from None
+
+
+def flag_hint(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
+    """``"; did you mean '--overwrite'?"`` for the first of ``extra`` (arguments ``parser`` did not take)
+    that is a ``--flag`` (``--ovewrite``, ``--sett=x``) close to one of the parser's own; ``""`` for none."""
+    from trainlab.registry import did_you_mean
+
+    flags = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    for word in extra:
+        if word.startswith("--") and (hint := did_you_mean(word.split("=", 1)[0], flags)):
+            return hint
+    return ""
 
 
 class _Once(argparse.Action):
