@@ -170,14 +170,16 @@ def test_advise_validates_seed_and_data_as_a_run_does(tmp_path, override, messag
 # 6 ------------------------------------------------------------------ a misspelt required key
 
 @pytest.mark.parametrize("overrides, message", [
-    (["~model.name", "model.naem=mlp"], "config key 'model.name' is required; did you mean 'name' (the section has "
-                                        "'naem')?"),
-    (["strategy.loss={naem: mse}"], "config key 'strategy.loss.name' is required; did you mean 'name' (the section "
-                                    "has 'naem')?"),
-    (["data={soucre: digits}"], "config key 'data.source' is required; did you mean 'source' (the section has "
-                                "'soucre')?"),
-    (["strategy.schedule={naem: cosine}"], "config key 'strategy.schedule.name' is required; did you mean 'name' "
-                                           "(the section has 'naem')?"),
+    (["~model.name", "model.naem=mlp"], "config key 'model.name' is required; 'model.naem' is given: did you mean "
+                                        "'model.name'?"),
+    (["strategy.loss={naem: mse}"], "config key 'strategy.loss.name' is required; 'strategy.loss.naem' is given: "
+                                    "did you mean 'strategy.loss.name'?"),
+    (["data={soucre: digits}"], "config key 'data.source' is required; 'data.soucre' is given: did you mean "
+                                "'data.source'?"),
+    (["strategy.schedule={naem: cosine}"], "config key 'strategy.schedule.name' is required; "
+                                           "'strategy.schedule.naem' is given: did you mean 'strategy.schedule.name'?"),
+    (["~strategy", "stratgy={loss: mse, optimizer: sgd}"], "config key 'strategy' is required; 'stratgy' is "
+                                                          "given: did you mean 'strategy'?"),
     (["strategy.init={}"], "config key 'strategy.init.name' is required"),
 ])
 def test_a_misspelt_required_key_is_named(tmp_path, overrides, message):

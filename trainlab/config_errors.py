@@ -10,8 +10,8 @@ written (:func:`location`; pydantic's union-branch names such as ``int`` or ``In
   ``save_steps``: 'output.checkpoint.every_n_steps', and what its values mean where they differ:
   ``evaluation_strategy`` takes 'steps' or 'epoch', :data:`~trainlab.name_aliases.KEY_PLACES`);
   :func:`_unknown_key_hint` states the order;
-- a missing key: ``config key 'model.name' is required``, plus ``; did you mean 'name' (the section has
-  'naem')?`` when the section holds a key close to it;
+- a missing key: ``config key 'model.name' is required``, plus ``; 'model.naem' is given: did you mean
+  'model.name'?`` when the section holds a key close to it;
 - any other: ``config key 'runtime.device': <pydantic's or the validator's message>; got 'gpu'; did you mean
   'cuda'?``. A number an integer key cannot take is worded as the config's own checks word it
   (``strategy.epochs: 2.5``: ``must be a whole number; got 2.5``; :data:`NUMBER_WORDING`). The message is cut
@@ -78,16 +78,17 @@ def _section_at(raw: Any, path: list[str]) -> Any:
 
 
 def _misspelt_key(raw: Any, where: str) -> str:
-    """For a missing required key ``where``: "; did you mean 'name' (the section has 'naem')?" when its
+    """For a missing required key ``where``: "; 'model.naem' is given: did you mean 'model.name'?" when its
     section holds a key close to it (a section that takes options, like ``model``, accepts the typo as one);
-    "" otherwise. The one-word form (``loss: mse``) stays the same."""
+    "" otherwise. The one-word form (``loss: mse``) stays the same. (A top-level section spelt ``stratgy``
+    read "did you mean 'strategy' (the section has 'stratgy')": no section had it.)"""
     path = where.split(".")
     section = _section_at(raw, path[:-1])
     if not isinstance(section, dict):
         return ""
     for key in section:
         if isinstance(key, str) and key != path[-1] and did_you_mean(key, [path[-1]]):
-            return f"; did you mean '{path[-1]}' (the section has '{key}')?"
+            return f"; '{'.'.join([*path[:-1], key])}' is given: did you mean '{where}'?"
     return ""
 
 
