@@ -145,3 +145,46 @@ def test_rank_deficient_patches_get_no_noise_filters():
     second_moment = (out64 ** 2).mean(dim=(0, 2, 3)).numpy()
     assert second_moment.min() > 0.5, second_moment  # no channel of pure rounding noise
     np.testing.assert_allclose(out32.numpy(), out64.numpy(), atol=1e-4)
+
+
+# --------------------------------------------------------------------------- after it in a chain
+
+def _stem_model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 8, 2, bias=False), nn.GELU(), nn.Conv2d(8, 8, 3, padding=1), nn.Flatten(),
+                         nn.Linear(200, 3))
+
+
+def _images() -> torch.Tensor:
+    return torch.randn(64, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("after", ["kaiming_normal", "dirac", {"name": "normal", "std": 0.1}])
+def test_an_initializer_that_overwrites_the_whitened_conv_is_refused(after):
+    """`[patch_whitening, kaiming_normal]` left He noise in the stem, frozen, and `[patch_whitening, dirac]` a
+    delta in its first filter (the W / -W pairs broken), both without a word."""
+    from trainlab.initializers import initialize
+
+    name = after if isinstance(after, str) else after["name"]
+    with pytest.raises(ConfigError, match=rf"^strategy.init: '{name}' after patch_whitening overwrites the whitened "
+                                          rf"conv '0' .*; put patch_whitening last, e.g. init: \[{name}, "):
+        initialize(_stem_model(), [{"name": "patch_whitening", "images": 64}, after], _images())
+
+
+def test_initializers_before_it_or_beside_its_conv_are_kept():
+    from trainlab.initializers import PatchWhitening, apply_initializers, build_initializers, initialize
+
+    images = _images()
+    filters = whitening_filters(patch_second_moment(images, (2, 2), (1, 1)), 5e-4).reshape(4, 1, 2, 2).float()
+    model = _stem_model()
+    initialize(model, ["kaiming_normal", "dirac", {"name": "patch_whitening", "images": 64}], images)
+    assert torch.allclose(model[0].weight, torch.cat((filters, -filters)))
+    assert torch.equal(model[2].weight[0, 0], torch.tensor([[0.0, 0, 0], [0, 1, 0], [0, 0, 0]]))  # dirac kept
+
+    class SecondConvOnly(PatchWhitening.__mro__[1]):  # a user's ModelInitializer leaving the stem alone
+        def __call__(self, model, images):
+            torch.nn.init.zeros_(model[2].weight)
+
+    model = _stem_model()
+    apply_initializers([*build_initializers({"name": "patch_whitening", "images": 64}), SecondConvOnly()], model,
+                       images)
+    assert torch.allclose(model[0].weight, torch.cat((filters, -filters))) and not model[2].weight.any()

@@ -285,12 +285,14 @@ class PatchWhitening(ModelInitializer):
 
     def __init__(self, eps: float, images: int, freeze: bool, layer: str | None):
         self.eps, self.images_needed, self.freeze, self.layer = eps, images, freeze, layer
+        self.whitened: tuple[str, torch.Tensor, torch.Tensor] | None = None  # (layer name, weight, its values)
 
     def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
         if images is None:
             raise ConfigError("initializer 'patch_whitening' needs training images; pass images= to initialize()")
         name, conv = self._conv(model)
         whiten_conv_(conv, images, self.eps, self.freeze, name)
+        self.whitened = (name, conv.weight, conv.weight.detach().clone())  # for apply_initializers' check
 
     def _conv(self, model: nn.Module) -> tuple[str, nn.Conv2d]:
         convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
@@ -354,12 +356,32 @@ def images_needed(chain: Sequence[ModelInitializer]) -> int:
     return max((int(getattr(init, "images_needed", 0)) for init in chain), default=0)
 
 
+def _spec_name(init: ModelInitializer) -> str:
+    return init.name if isinstance(init, PerLayer) else "dirac" if isinstance(init, Dirac) else type(init).__name__
+
+
 @torch.no_grad()
 def apply_initializers(chain: Sequence[ModelInitializer], model: nn.Module, images: torch.Tensor | None) -> None:
-    """Run the chain on ``model`` in order; each initializer gets the first ``images_needed`` of ``images``."""
+    """Run the chain on ``model`` in order; each initializer gets the first ``images_needed`` of ``images``.
+
+    An initializer after ``patch_whitening`` that changes the whitened conv's weight is a ConfigError: the
+    data's whitening filters would be lost, and with ``freeze`` the overwritten weight (He noise, a delta in
+    its first filter that breaks the W / -W pairs) would stay fixed through training, said nowhere.
+    ``[kaiming_normal, patch_whitening]`` keeps both (the fill everywhere, then the whitened stem)."""
+    whitened: list[tuple[PatchWhitening, str, torch.Tensor, torch.Tensor]] = []
     for init in chain:
         needed = int(getattr(init, "images_needed", 0))
         init(model, images[:needed] if needed and images is not None else None)
+        if isinstance(init, PatchWhitening) and init.whitened is not None:
+            whitened = [entry for entry in whitened if entry[2] is not init.whitened[1]]  # whitened again
+            whitened.append((init, *init.whitened))
+            continue
+        for _, name, weight, values in whitened:
+            if not torch.equal(weight, values):
+                raise ConfigError(
+                    f"strategy.init: '{_spec_name(init)}' after patch_whitening overwrites the whitened conv "
+                    f"'{name}' (its weight is no longer the whitening filters); put patch_whitening last, e.g. "
+                    f"init: [{_spec_name(init)}, {{name: patch_whitening}}]")
 
 
 def initialize(model: nn.Module, spec: InitSpec | Sequence[InitSpec], images: torch.Tensor | None = None) -> None:
