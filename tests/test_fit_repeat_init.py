@@ -63,3 +63,25 @@ def test_a_fit_that_failed_before_training_leaves_the_module_untrained(capsys):
     trainlab.fit(model, (x, y), STILL)
     np.testing.assert_array_equal(_weights(model)[0], np.full((3, 4), 0.5, dtype=np.float32))
     assert "strategy.init" not in capsys.readouterr().err
+
+
+def test_the_warnings_call_for_an_initializer_that_reads_images_runs_as_given(capsys):
+    """For patch_whitening the warning suggested initialize(model, {...}) without images=, which raised."""
+    import re
+
+    from trainlab.initializers import initialize
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 1, 6, 6)).astype(np.float32), np.arange(40) % 2
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 2), torch.nn.Flatten(), torch.nn.Linear(200, 2))
+    strategy = dict(STILL, init={"name": "patch_whitening", "images": 30})
+    trainlab.fit(model, (x, y), strategy)
+    capsys.readouterr()
+    trainlab.fit(model, (x, y), strategy)
+    warning = next(line for line in capsys.readouterr().err.splitlines() if "strategy.init" in line)
+    call = re.search(r"trainlab\.initializers\.(initialize\(model, .*?\)) \(inputs: ", warning)
+    assert call, warning
+    assert call.group(1) == "initialize(model, {'name': 'patch_whitening', 'images': 30}, images=inputs[:30])"
+    model[0].weight.requires_grad_(True)
+    eval(call.group(1), {"initialize": initialize, "model": model, "inputs": torch.from_numpy(x)})
+    assert not model[0].weight.requires_grad  # whitened and frozen again

@@ -370,9 +370,15 @@ def _without_init_if_trained(config: Config, model: torch.nn.Module) -> Config:
     specs = [one.spec() for one in (init if isinstance(init, list) else [init])]
     given = [spec["name"] if len(spec) == 1 else spec for spec in specs]  # as initialize() takes them
     shown = given[0] if len(given) == 1 else given
+    from trainlab.initializers import build_initializers, images_needed
+
+    needed = images_needed(build_initializers(specs))  # patch_whitening reads training inputs: initialize needs them
+    images = (f", images=inputs[:{needed}]) (inputs: the training inputs as the model sees them, normalised)"
+              if needed else ")")
     warn(f"strategy.init {shown!r} is skipped: this module was trained by an earlier fit and keeps its trained "
          "weights, which this fit continues from; to start from fresh weights, pass a new module, or re-initialise "
-         f"this one first with trainlab.initializers.initialize(model, {shown!r}) and leave init out of the strategy")
+         f"this one first with trainlab.initializers.initialize(model, {shown!r}{images} and leave init out of the "
+         "strategy")
     return config.model_copy(update={"strategy": config.strategy.model_copy(update={"init": None})})
 
 
