@@ -445,8 +445,11 @@ def test_name_picks_the_kind_as_it_picks_every_other_component():
     ema = averaging({"name": "ema", "decay": 0.8})
     assert (ema.kind, ema.decay) == ("ema", 0.8)
     assert averaging({"name": "lookahead"}).every_n_steps == 5  # lookahead's own defaults follow the name
-    with pytest.raises(ConfigError, match="name"):  # both keys: the extra one is refused, not guessed
-        averaging({"name": "ema", "kind": "lookahead"})
+    for kinds in (("ema", "lookahead"), ("ema", "ema")):  # both keys: refused, not guessed, and not as unknown
+        with pytest.raises(ConfigError, match=rf"^config key 'strategy.weight_averaging': name \('{kinds[0]}'\) and "
+                                              rf"kind \('{kinds[1]}'\) are the same key \(name is read as kind\): "
+                                              "give one$"):
+            averaging({"name": kinds[0], "kind": kinds[1]})
 
 
 def test_lookahead_defaults_are_the_papers_not_emas():

@@ -196,6 +196,9 @@ class WeightAveragingConfig(Strict):
     @classmethod
     def _kind_only(cls, value: Any) -> Any:
         value = {"kind": value} if isinstance(value, str) else value  # `weight_averaging: ema`
+        if isinstance(value, dict) and "name" in value and "kind" in value:  # not "unknown key 'name'"
+            raise ValueError(f"name ({value['name']!r}) and kind ({value['kind']!r}) are the same key (name is read "
+                             "as kind): give one")
         if isinstance(value, dict) and "name" in value and "kind" not in value:
             # `name` picks every other strategy component (loss, optimizer, schedule, init): the same here
             value = {"kind": value["name"], **{key: item for key, item in value.items() if key != "name"}}
