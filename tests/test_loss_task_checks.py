@@ -303,7 +303,12 @@ def test_averaging_that_never_starts_names_what_to_lower(capsys):
 def test_many_updates_with_a_decay_too_close_to_one_still_advise_the_decay(capsys):
     line = _warning(capsys, AveragingRule("ema", 0.999, 1, total_steps=24), 24, 0.999)
     assert "keeps 97.7% of its starting weights over the 23 averaging update(s)" in line
+    assert "so the evaluated and saved model is mostly where averaging began" in line
     assert line.endswith(f"lower the decay (about {0.05 ** (1 / 23):.3g}) or set warmup: true")
+    # 0.96 over 35 updates keeps 0.96^35 = 24%: "mostly" overstated it
+    line = _warning(capsys, AveragingRule("ema", 0.96, 1, total_steps=36), 36, 0.96)
+    assert f"keeps {0.96 ** 35:.1%} of its starting weights" in line
+    assert "so the evaluated and saved model is still largely where averaging began" in line
 
 
 
