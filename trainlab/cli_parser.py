@@ -37,13 +37,15 @@ class _Parser(argparse.ArgumentParser):
 
 def flag_hint(parser: argparse.ArgumentParser, extra: Sequence[str]) -> str:
     """``"; did you mean '--overwrite'?"`` for the first of ``extra`` (arguments ``parser`` did not take)
-    that is a ``--flag`` (``--ovewrite``, ``--sett=x``) close to one of the parser's own; ``""`` for none."""
-    from trainlab.registry import did_you_mean
+    that is a ``--flag`` (``--ovewrite``, ``--sett=x``) close to one of the parser's own; ``""`` for none.
+    The names are compared without their ``--``, which would make any two flags look alike (``--gpu``:
+    ``--out``)."""
+    from trainlab.registry import closest_choice
 
-    flags = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    names = [option[2:] for action in parser._actions for option in action.option_strings if option.startswith("--")]
     for word in extra:
-        if word.startswith("--") and (hint := did_you_mean(word.split("=", 1)[0], flags)):
-            return hint
+        if word.startswith("--") and (close := closest_choice(word[2:].split("=", 1)[0], names)) is not None:
+            return f"; did you mean '--{close}'?"
     return ""
 
 

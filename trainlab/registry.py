@@ -28,16 +28,21 @@ T = TypeVar("T", bound=Callable[..., Any])
 
 
 def did_you_mean(name: str, choices: list[str], aliases: Mapping[str, str] | None = None) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``: the choice ``aliases`` gives for
-    ``name`` (another framework's name for it, :mod:`trainlab.name_aliases`: ``learning_rate``: ``lr``), else
-    the one choice that differs from ``name`` in letter case only (``Y1``: ``y1``, which difflib rates 0.5),
-    else difflib's closest (similarity 0.6 or more), else the one choice ``name`` abbreviates
-    (:func:`_abbreviated`)."""
+    """Return ``"; did you mean 'x'?"`` for :func:`closest_choice`, or ``""`` where there is none."""
+    close = closest_choice(name, choices, aliases)
+    return f"; did you mean '{close}'?" if close is not None else ""
+
+
+def closest_choice(name: str, choices: list[str], aliases: Mapping[str, str] | None = None) -> str | None:
+    """The choice ``name`` most likely meant, or None: the choice ``aliases`` gives for ``name`` (another
+    framework's name for it, :mod:`trainlab.name_aliases`: ``learning_rate``: ``lr``), else the one choice
+    that differs from ``name`` in letter case only (``Y1``: ``y1``, which difflib rates 0.5), else difflib's
+    closest (similarity 0.6 or more), else the one choice ``name`` abbreviates (:func:`_abbreviated`)."""
     alias = trainlab_name(name, aliases or {})
     same_letters = [choice for choice in choices if choice.casefold() == name.casefold()]
     close = ([alias] if alias in choices else []) or (same_letters if len(same_letters) == 1 else []) \
         or difflib.get_close_matches(name, choices, n=1, cutoff=0.6) or _abbreviated(name, choices)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return close[0] if close else None
 
 
 def _abbreviated(name: str, choices: list[str]) -> list[str]:
