@@ -79,9 +79,10 @@ def test_the_warnings_call_for_an_initializer_that_reads_images_runs_as_given(ca
     capsys.readouterr()
     trainlab.fit(model, (x, y), strategy)
     warning = next(line for line in capsys.readouterr().err.splitlines() if "strategy.init" in line)
-    call = re.search(r"trainlab\.initializers\.(initialize\(model, .*?\)) \(inputs: ", warning)
+    call = re.search(r"trainlab\.initializers\.(initialize\(model, .*?\]\)) \(inputs: ", warning)
     assert call, warning
-    assert call.group(1) == "initialize(model, {'name': 'patch_whitening', 'images': 30}, images=inputs[:30])"
+    assert call.group(1) == ("initialize(model, {'name': 'patch_whitening', 'images': 30}, "
+                             "images=inputs[torch.randperm(len(inputs))[:30]])")
     model[0].weight.requires_grad_(True)
-    eval(call.group(1), {"initialize": initialize, "model": model, "inputs": torch.from_numpy(x)})
+    eval(call.group(1), {"initialize": initialize, "model": model, "inputs": torch.from_numpy(x), "torch": torch})
     assert not model[0].weight.requires_grad  # whitened and frozen again

@@ -166,7 +166,7 @@ def test_an_initializer_that_overwrites_the_whitened_conv_is_refused(after):
 
     name = after if isinstance(after, str) else after["name"]
     with pytest.raises(ConfigError, match=rf"^strategy.init: '{name}' after patch_whitening overwrites the whitened "
-                                          rf"conv '0' .*; put patch_whitening last, e.g. init: \[{name}, "):
+                                          r"conv '0' .*; put patch_whitening after it, last in strategy.init$"):
         initialize(_stem_model(), [{"name": "patch_whitening", "images": 64}, after], _images())
 
 

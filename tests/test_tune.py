@@ -968,7 +968,7 @@ def test_a_worker_waiting_for_another_hosts_trial_says_which_it_waits_for(tmp_pa
     run_trials(tune_settings, space, base_raw, deadline=time.time() + 2.5)
     assert time.time() - started >= 2.0  # waited: a trial of a live worker on another host
     waits = [line for line in capsys.readouterr().err.splitlines() if "waiting for" in line]
-    assert waits == [f"all trials claimed; waiting for trial {elsewhere.number} (pid 4242 on other-machine)"]
+    assert waits == [f"no trial to claim for now; waiting for trial {elsewhere.number} (pid 4242 on other-machine)"]
 
 
 def test_a_trial_whose_worker_died_between_recording_its_pid_and_its_host_is_failed(tmp_path):

@@ -26,8 +26,12 @@ from optuna.trial import TrialState
 
 from tests.child_env import with_repo_first
 from tests.test_tune import BASE, settings
+from trainlab.errors import EXIT_SYSTEM, Interrupted, WriteError
+from trainlab.notices import shared_once
 from trainlab.tune.claims import StudyExhausted, claim_trial
 from trainlab.tune.storage import FileLock
+from trainlab.tune.worker_errors import relay
+from trainlab.tune.workers import _run_pool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,3 +118,87 @@ def test_workers_of_a_tune_that_ignores_sigint_ignore_it_too(tmp_path):
             tune.communicate()
     assert tune.returncode == 0 and "error:" not in err, err
     assert _states(tmp_path / "out") == ["COMPLETE"] * 4
+
+
+def test_a_worker_claims_again_when_the_trial_it_waited_for_ended_before_it_looked(tmp_path, monkeypatch):
+    """A claim found nothing to claim (a trial ran), and that trial ended before the worker looked for running
+    ones: the worker left, one worker fewer for the rest of the study (the last, none). Now it claims once
+    more, and leaves only when a second claim finds nothing either."""
+    import trainlab.tune.study as study_module
+    from trainlab.tune.study import prepare, run_trials, study_for
+
+    tune_settings = settings(tmp_path, 1)
+    space, base_raw = prepare(tune_settings)
+    real, calls = study_module.claim_trial, []
+
+    def first_finds_a_running_trial(*args, **kwargs):
+        calls.append(1)
+        return None if len(calls) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(study_module, "claim_trial", first_finds_a_running_trial)
+    run_trials(tune_settings, space, base_raw, deadline=None)
+    assert [t.state for t in study_for(tune_settings).trials] == [TrialState.COMPLETE]
+    assert len(calls) == 4  # nothing, the trial, the total reached (none running), and once more to be sure
+
+
+# --------------------------------------------------------------------------- relayed errors, said in time
+
+def _stops_with(said: str, message: str, code: int) -> None:
+    """A spawned worker that relays ``message`` and exits with ``code``."""
+    relay(said, message, code)
+    sys.exit(code)
+
+
+def _runs_on(said: str) -> None:
+    """A spawned worker still running its trial: it ends on a signal (130), or 1.5 s after another relayed."""
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
+    while not any(name.startswith("error-") for name in os.listdir(said)):
+        time.sleep(0.05)
+    time.sleep(1.5)
+
+
+def _when_relayed(said: str, then) -> None:
+    def watch() -> None:
+        while not any(name.startswith("error-") and not name.endswith(".part") for name in os.listdir(said)):
+            time.sleep(0.05)
+        then()
+
+    import threading
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+@pytest.mark.slow
+def test_an_interrupt_after_a_worker_stopped_on_an_error_says_that_error_too(tmp_path):
+    """The relayed error of a worker that stopped while another ran on was lost when a Ctrl-C ended the pool
+    (the workers no longer print their errors; the pool's folder went with the interrupt)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with shared_once() as said:
+        workers = [context.Process(target=_stops_with, args=(said, "the study's storage refused it", 2)),
+                   context.Process(target=_runs_on, args=(said,))]
+        _when_relayed(said, lambda: os.kill(os.getpid(), signal.SIGINT))
+        with pytest.raises(Interrupted) as raised:
+            _run_pool(settings(tmp_path, 3), workers, context.Event(), said)
+    assert str(raised.value).endswith("; before it, a tune worker had stopped: the study's storage refused it")
+    assert raised.value.exit_code == 130
+
+
+@pytest.mark.slow
+def test_a_worker_stopped_by_a_full_disk_is_said_at_once_and_its_line_ends_the_study(tmp_path, capsys):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    why = "cannot write (/out/.tune.leases/x): No space left on device"
+    with shared_once() as said:
+        workers = [context.Process(target=_stops_with, args=(said, why, EXIT_SYSTEM)),
+                   context.Process(target=_runs_on, args=(said,))]
+        with pytest.raises(WriteError) as raised:
+            _run_pool(settings(tmp_path, 3), workers, context.Event(), said)
+    pid = workers[0].pid
+    assert capsys.readouterr().err == (f"warning: tune worker pid {pid} stopped: {why}; the other workers finish "
+                                       "their running trials and claim no further one\n")  # while the other ran on
+    assert str(raised.value).startswith(f"{why}; once the disk is writable, rerun the same trainlab tune command")
+    assert raised.value.exit_code == EXIT_SYSTEM

@@ -373,8 +373,9 @@ def _without_init_if_trained(config: Config, model: torch.nn.Module) -> Config:
     from trainlab.initializers import build_initializers, images_needed
 
     needed = images_needed(build_initializers(specs))  # patch_whitening reads training inputs: initialize needs them
-    images = (f", images=inputs[:{needed}]) (inputs: the training inputs as the model sees them, normalised)"
-              if needed else ")")
+    # the fit's inputs as given (fit does not normalise them), a random sample as the fit's own init drew one
+    images = (f", images=inputs[torch.randperm(len(inputs))[:{needed}]]) (inputs: the training inputs as given to "
+              "fit, as a tensor)" if needed else ")")
     warn(f"strategy.init {shown!r} is skipped: this module was trained by an earlier fit and keeps its trained "
          "weights, which this fit continues from; to start from fresh weights, pass a new module, or re-initialise "
          f"this one first with trainlab.initializers.initialize(model, {shown!r}{images} and leave init out of the "

@@ -30,7 +30,7 @@ from trainlab.callbacks.step_logger import StepLogger
 from trainlab.callbacks.unfreeze import UnfreezeSchedule
 from trainlab.code_policy import config_folder_trusted
 from trainlab.config import Config, DataConfig
-from trainlab.data import Dataset, load_dataset
+from trainlab.data import DATA_SOURCES, Dataset, load_dataset
 from trainlab.data.paths import resolve_data_paths
 from trainlab.data.preprocessing import inverse_target
 from trainlab.engine.batching import BatchPlan, TensorBatches, token_lengths
@@ -453,7 +453,8 @@ def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Lo
     source_options = config.data.source_kwargs()
     tta = build_tta(TestTimeAugmentation(**tta_config.model_dump()) if tta_config else None, data.input_shape,
                     flattened=source_options.get("flatten") is True)
-    if tta is not None and tta.flip and (unmirrored := _never_mirrored(source_options.get("augment"))):
+    if tta is not None and tta.flip and not _users_source(config.data.source) \
+            and (unmirrored := _never_mirrored(source_options.get("augment"))):
         # digits, text in images: a mirror view the model never trained on cost 18 points on digits, unsaid
         warn(f"strategy.tta averages in the left-right mirror view (tta.flip: true, its default) but "
              f"{unmirrored}: the model never saw mirrored images; set strategy.tta.flip: false where a mirror "
@@ -467,15 +468,23 @@ def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Lo
     return final, (final if tta is None or tta.when == "always" else evaluator(with_tta=False))
 
 
+def _users_source(source: str) -> bool:
+    """Whether ``source`` is the user's own (a ``module:attr`` reference, or registered by their code), which
+    may augment in its own transforms under any option name or none; ``fit``'s arrays (``in_memory``, no
+    registered factory) are trainlab's."""
+    return ":" in source or (source in DATA_SOURCES and
+                             not DATA_SOURCES.get(source).__module__.startswith("trainlab."))
+
+
 def _never_mirrored(augment: Any) -> str | None:
-    """Why training showed the model no mirrored image (``data.augment``: true is ``hflip: true``, a mapping's
-    ``hflip`` defaults to true), or None where it did. No augmentation counts as much as ``hflip: false``: a
+    """Why training showed a built-in source's model no mirrored image (``data.augment``: true is ``hflip:
+    true``, a mapping's ``hflip`` defaults to true), or None where it did. No augmentation counts as much as ``hflip: false``: a
     mirror view on MNIST trained without any (``trainlab.fit`` never augments) cost 9 to 12 points, unsaid."""
     if augment is True:
         return None
     if isinstance(augment, dict):
         return "data.augment.hflip is false" if augment.get("hflip", True) is False else None
-    return "training had no augmentation (data.augment)"
+    return "training had no augmentation"
 
 
 def original_units(data: Dataset) -> Any:

@@ -380,8 +380,8 @@ def apply_initializers(chain: Sequence[ModelInitializer], model: nn.Module, imag
             if not torch.equal(weight, values):
                 raise ConfigError(
                     f"strategy.init: '{_spec_name(init)}' after patch_whitening overwrites the whitened conv "
-                    f"'{name}' (its weight is no longer the whitening filters); put patch_whitening last, e.g. "
-                    f"init: [{_spec_name(init)}, {{name: patch_whitening}}]")
+                    f"'{name}' (its weight is no longer the whitening filters); put patch_whitening after it, "
+                    "last in strategy.init")
 
 
 def initialize(model: nn.Module, spec: InitSpec | Sequence[InitSpec], images: torch.Tensor | None = None) -> None:

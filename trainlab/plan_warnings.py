@@ -189,7 +189,7 @@ def warn_if_stale(rule: AveragingRule, total_steps: int, kind: str, decay: float
         return
     steps = later * every  # the optimizer steps the later updates span
     fitting = 0.05 ** (1 / max(steps, 1))  # keeps 5% of the start
-    held = "mostly" if share > 0.5 else "still largely"  # 24% is no majority: "mostly" overstated it
+    held = "mostly" if share > 0.5 else "partly"  # 24% is no majority: "mostly" overstated it
     outcome = (f"the evaluated and saved model is {held} where averaging began" if kind == "ema" else
                "each update pulls training back towards where averaging began: the model hardly trains")
     warn(f"strategy.weight_averaging {kind} with decay {decay} keeps {share:.1%} of its starting weights "

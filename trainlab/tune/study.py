@@ -333,23 +333,30 @@ def _run_trials(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
     objective = Objective(base_raw, space, settings.metric, settings.out / "trials")
     base = base_values(space, base_raw)
     waited_for: list[int] = []
+    settled = False  # the last claim found nothing to claim and no trial running
     while deadline is None or time.time() < deadline:
         if stopped is not None and stopped():
             return
         trial = claim_trial(study, settings, lock, base)
         if trial is None:
-            # the total is claimed; a running trial may still fail and free a slot, so a worker
-            # leaves only when none runs (and every worker then writes complete results)
+            # the total is claimed, or the running trials could bring the failures to --trials; a running
+            # trial may still fail and free a slot, or complete and free a claim, so a worker leaves only when
+            # none runs (and every worker then writes complete results)
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if not running:
-                return
+                if settled:
+                    return
+                settled = True  # one may have ended between the claim and this look: claim once more
+                continue
+            settled = False
             if [t.number for t in running] != waited_for:
                 waited_for = [t.number for t in running]
-                _log(settings, "all trials claimed; waiting for " + ", ".join(
+                _log(settings, "no trial to claim for now; waiting for " + ", ".join(
                     f"trial {t.number} (pid {t.user_attrs.get(ATTR_PID)} on {t.user_attrs.get(ATTR_HOST)})"
                     for t in running))
             time.sleep(WAIT_FOR_RUNNING_S)
             continue
+        settled = False
         try:
             _run_trial(settings, study, objective, trial)
         except BaseException as exc:  # its outcome left unrecorded (a Ctrl-C in the tell that records it)

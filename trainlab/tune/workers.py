@@ -217,16 +217,20 @@ def interrupt_once(settings: TuneSettings) -> Iterator[None]:
                 outcome_decided()
 
 
-def _interrupted(settings: TuneSettings, signum: int) -> Interrupted:
+def _interrupted(settings: TuneSettings, signum: int, errors: list[TrainlabError] | None = None) -> Interrupted:
+    """The interrupt's one line; ``errors``: the workers' relayed ones (:mod:`~trainlab.tune.worker_errors`),
+    the earliest said in it too, which no other line would say."""
+    before = f"; before it, a tune worker had stopped: {errors[0]}" if errors else ""
     return Interrupted(f"{signal.Signals(signum).name} received: any trial it cut short is recorded as failed; "
-                       f"{continue_advice(settings)}", signum)
+                       f"{continue_advice(settings)}{before}", signum)
 
 
-def _join(workers: list[Any], stop: Any) -> None:
+def _join(workers: list[Any], stop: Any, said: str | None = None) -> None:
     """Wait for every worker, in the order they end. One that ends with :data:`EXIT_SYSTEM` (a file it
     could not write: a full or read-only disk, which its trial is recorded as interrupted for; or the
     --storage database's connection lost) stops the others' claims (``stop``): their next trials would meet
-    the same disk or database. Their running trials go on."""
+    the same disk or database. Their running trials go on, so its relayed error (``said``: the pool's
+    folder) is a warning now, not only the error once they have ended."""
     from multiprocessing.connection import wait
 
     pending = list(workers)
@@ -237,6 +241,10 @@ def _join(workers: list[Any], stop: Any) -> None:
             pending.remove(worker)
             if worker.exitcode == EXIT_SYSTEM:
                 stop.set()
+                why = [str(e) for e in relayed(said) if getattr(e, "worker_pid", None) == worker.pid]
+                if why and pending:
+                    warn(f"tune worker pid {worker.pid} stopped: {why[0]}; the other workers finish their running "
+                         "trials and claim no further one")
 
 
 def _stop_workers(workers: list[Any], stop: Any, signum: int) -> None:
@@ -322,13 +330,13 @@ def _run_pool(settings: TuneSettings, workers: list[Any], stop: Any, said: str |
                     worker.start()
             if received:
                 raise KeyboardInterrupt
-            _join(workers, stop)
+            _join(workers, stop, said)
         except KeyboardInterrupt:
             if not received:  # a KeyboardInterrupt of no signal here: recorded, so that one now only is
                 received.append(signal.SIGINT)
             signum = received[0]
             _stop_workers(workers, stop, signum)
-            raise _interrupted(settings, signum) from None
+            raise _interrupted(settings, signum, relayed(said)) from None
     codes = [w.exitcode for w in workers]
     killed = [w for w in workers if w.exitcode is not None and w.exitcode < 0]
     if killed:
