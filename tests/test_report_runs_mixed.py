@@ -298,3 +298,17 @@ def _restored(stopping: bool) -> RunRecords:
 def test_the_validation_vs_test_title_counts_the_other_runs_in_number(restored, runs, says):
     text = evaluated_model_text([_restored(i < restored) for i in range(runs)])
     assert text == f"early stopping restored the epoch of the best val_loss {says}"
+
+
+def test_every_run_restored_by_different_monitors_is_said_as_all_chosen():
+    """Two runs restored by val_log_loss and val_loss read "in 2 of 2 runs, the others are the model at the end
+    of training": there were no others."""
+    def restored_by(monitor: str) -> RunRecords:
+        config = {"strategy": {"early_stopping": {"monitor": monitor}}}
+        return RunRecords(Path("r"), config, [], [], {"status": "finished", "best_epoch": 3}, {})
+
+    assert evaluated_model_text([restored_by("val_log_loss"), restored_by("val_loss")]) == \
+        "early stopping restored the epoch of the best val_log_loss or val_loss: chosen on validation"
+    assert evaluated_model_text([restored_by("train_loss"), restored_by("val_loss")]) == \
+        "early stopping restored the epoch of the best train_loss or val_loss: chosen on validation or on the " \
+        "training data"

@@ -142,9 +142,10 @@ def evaluated_model_text(runs: Sequence[RunRecords]) -> str:
     chosen = sorted({m for m in monitors if m})
     if not chosen:
         return "the model at the end of training: no epoch was chosen on validation"
-    if len(chosen) == 1 and None not in monitors:
-        where = "on validation" if chosen[0].startswith("val_") else "on the training data"
-        return f"early stopping restored the epoch of the best {chosen[0]}: chosen {where}"
+    if None not in monitors:  # every run restored its best epoch, by one monitor or several
+        wheres = {"on validation" if m.startswith("val_") else "on the training data" for m in chosen}
+        where = wheres.pop() if len(wheres) == 1 else "on validation or on the training data"
+        return f"early stopping restored the epoch of the best {' or '.join(chosen)}: chosen {where}"
     restored = sum(m is not None for m in monitors)
     others = "the other is" if len(monitors) - restored == 1 else "the others are"
     return (f"early stopping restored the epoch of the best {' or '.join(chosen)} in {restored} of "
