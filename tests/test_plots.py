@@ -319,3 +319,48 @@ def test_plot_refuses_a_step_only_metric_and_lists_epoch_record_keys(tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "c.png").exists()
+
+
+def _ended_run(folder, status: str, lines: list[dict]):
+    import json
+
+    folder.mkdir()
+    (folder / "config.yaml").write_text("name: ended\n")
+    (folder / "run.json").write_text(json.dumps({"status": status}))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return folder
+
+
+def test_a_run_that_diverged_before_its_first_epoch_is_said_so_not_to_record_one_yet(tmp_path, capsys):
+    """Its line read "the run recorded no epoch yet", as of a run still running; none will come."""
+    from trainlab.cli import main
+
+    run = _ended_run(tmp_path / "div", "diverged", [
+        {"scope": "step", "step": 2, "epoch": 0.2, "train_loss": 3.0e6, "lr": 0.5},
+        {"event": "divergence", "step": 3, "epoch": 1, "value": "inf", "problem": "non-finite loss"}])
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: nothing to plot: {run} holds no epoch records: the run diverged at step 3, before its "
+                   f"first epoch ended ('trainlab report {run} -o report.html' draws its step records and events)\n")
+    good = _run_with_step_records(tmp_path / "lg")
+    assert main(["plot", str(good), str(run), "-o", str(tmp_path / "c.png")]) == 0
+    assert capsys.readouterr().err == ("warning: no 'val_loss' in div (the run diverged at step 3, before its first "
+                                       "epoch ended): left out of the plot\n")
+
+
+def test_a_metric_null_in_every_epoch_is_said_to_be_non_finite_not_absent(tmp_path, capsys):
+    """It read "metric 'val_loss' is in no history; available: elapsed_s, lr, step", though every epoch record
+    holds it (as null: non-finite)."""
+    from trainlab.cli import main
+
+    run = _ended_run(tmp_path / "nan", "finished", [
+        {"epoch": e, "step": 3 * e, "lr": 0.5, "train_loss": None, "val_loss": None, "elapsed_s": 0.1 * e}
+        for e in (1, 2)])
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.png")]) == 3
+    assert capsys.readouterr().err == ("error: metric 'val_loss' is recorded but not a finite number (null) in every "
+                                       "epoch of nan: training went non-finite (summary.json's non_finite says "
+                                       "where); nothing to draw\n")
+    good = _run_with_step_records(tmp_path / "lg")
+    assert main(["plot", str(good), str(run), "-o", str(tmp_path / "c.png")]) == 0
+    assert capsys.readouterr().err == ("warning: no 'val_loss' in nan (not a finite number in any epoch: training "
+                                       "went non-finite): left out of the plot\n")

@@ -314,8 +314,11 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: 
     """
     series: dict[str, tuple[list[float], list[float]]] = {}
     available: set[str] = set()
+    nulls: list[str] = []  # the strategies whose records hold the metric as null (non-finite) only
     for strategy, records in histories.items():
         epochs, values = [], []
+        if any(metric in record for record in records) and all(record.get(metric) is None for record in records):
+            nulls.append(strategy)
         for record in records:
             available.update(k for k, v in record.items() if _is_number(v))
             if record.get(metric) is not None:
@@ -329,6 +332,10 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: 
                 values.append(float(record[metric]))
         if epochs:
             series[strategy] = (epochs, values)
+    if not series and nulls:  # recorded, as null: not "is in no history", which hid the key from the list
+        raise DataError(f"metric '{metric}' is recorded but not a finite number (null) in every epoch of "
+                        f"{', '.join(nulls)}: training went non-finite (summary.json's non_finite says where); "
+                        "nothing to draw")
     if not series:
         keys = sorted(available - {"epoch"})
         raise ConfigError(f"metric '{metric}' is in no history; available: {', '.join(keys) or 'none'}"
@@ -402,10 +409,32 @@ def plot_run_folders(run_dirs: Sequence[str | os.PathLike[str]], metric: str, pa
     _step_only_metric(runs, metric)
     path = plot_curves(histories, metric, path, follow_link=follow_link)
     if missing := missing_metric(histories, metric):
-        said = [f"{label} (its metrics.jsonl holds no epoch records yet)" if not histories[label] else label
-                for label in missing]
+        whys = {label: _why_missing(histories[label], metric, run) for label, run in zip(histories, runs, strict=True)}
+        said = [f"{label} ({whys[label]})" if whys[label] else label for label in missing]
         warn(f"no '{metric}' in {', '.join(said)}: left out of the plot")
     return path
+
+
+def _why_missing(history: Sequence[Mapping[str, Any]], metric: str, run: Any) -> str | None:
+    """Why a run's line of ``metric`` is missing from the plot, where its records say: no epoch record (the run
+    ended early or has not recorded one yet), or the metric null in every epoch (non-finite); None otherwise."""
+    if not history:
+        return _ended_early(run) or "its metrics.jsonl holds no epoch records yet"
+    if any(metric in record for record in history):
+        return "not a finite number in any epoch: training went non-finite"
+    return None
+
+
+def _ended_early(run: Any) -> str | None:
+    """``the run diverged at step 3, before its first epoch ended`` for a run folder whose run.json says it
+    ended for good (diverged, failed) without an epoch record: none will come, unlike a run still running or
+    interrupted (which a resume continues). None for any other run."""
+    status = run.info.get("status")
+    if status not in ("diverged", "failed") or any(is_epoch_record(r) for r in run.records):
+        return None
+    steps = [e.get("step") for e in run.events if isinstance(e, dict) and e.get("event") == "divergence"]
+    at = f" at step {steps[0]}" if steps and isinstance(steps[0], int) and not isinstance(steps[0], bool) else ""
+    return f"the run {status}{at}, before its first epoch ended"
 
 
 def _finished(run: Any) -> bool:
@@ -419,6 +448,10 @@ def _no_epochs(run: Any) -> str:
     recorded no epoch yet; damaged where the run finished: :func:`_finished`), only step records and events
     (its first epoch still running), or unreadable."""
     path = Path(run.path) / "metrics.jsonl"
+    if (ended := _ended_early(run)) is not None:
+        return (f"{run.path} holds no epoch records: {ended} "
+                f"({quoted_command('trainlab', 'report', run.path, '-o', 'report.html')} draws its step records and "
+                "events)")
     if _finished(run) and (not path.is_file() or path.stat().st_size == 0):
         return (f"{path} is {'missing' if not path.is_file() else 'empty'} though the run finished (run.json, "
                 "summary.json): its epoch records are lost; summary.json still holds the final metrics")
