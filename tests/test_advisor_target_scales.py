@@ -128,3 +128,16 @@ def test_z_scored_targets_that_the_features_explain_unequally_are_not_told_to_st
     assert len(notes) == 1 and f"{sigmas.max() / sigmas.min():.1f}x" in notes[0]
     assert "z-scored already" in notes[0] and REMEDY not in notes[0]
     assert "adaptive with learn_scale: true and num_dims: 2" in notes[0]
+
+
+@pytest.mark.parametrize(("scale", "size", "moves"), [(7.7e4, "large", "slowly"), (3.5e-4, "tiny", "far")])
+def test_targets_far_from_unit_scale_are_advised_standardised_as_a_run_warns(scale, size, moves):
+    """`advise` said mse for diabetes x 1000 (std 7.7e4) with no word on its scale, which `train` warns of."""
+    rng = np.random.default_rng(0)
+    y = 2.0 * scale + scale * rng.normal(size=400)
+    note = [r for r in advise(y, "regression").reasons if "far from unit scale" in r]
+    assert note == [f"the targets are far from unit scale: mean {np.mean(y):.4g}, std {np.std(y):.4g} ({size}); a "
+                    f"learning rate fit for unit-scale outputs moves them too {moves}: set data.standardize_target: "
+                    "true (metrics and predictions stay in the original units)"]
+    unit = rng.normal(size=400)
+    assert not [r for r in advise(unit, "regression").reasons if "unit scale" in r]

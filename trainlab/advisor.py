@@ -329,6 +329,24 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
     return _advise_huber(columns, sigmas, reasons, from_fit, evidence)
 
 
+def _off_scale_note(y: np.ndarray) -> str | None:
+    """The reason that says to standardise targets far from unit scale (the test, and the fix, of the warning
+    a run gives: :func:`trainlab.run_checks.warn_if_raw_scale_targets`), or None where they are not."""
+    import torch
+
+    from trainlab.run_checks import CONFIG_FIXES, targets_off_unit_scale
+
+    off = targets_off_unit_scale(torch.as_tensor(y, dtype=torch.float64))
+    if off is None:
+        return None
+    size, column = off
+    values = y.reshape(len(y), -1)[:, column].astype(np.float64)
+    which = f" (target column {column})" if y.ndim == 2 and y.shape[1] > 1 else ""
+    return (f"the targets are far from unit scale{which}: mean {values.mean():.4g}, std {values.std():.4g} "
+            f"({size}); a learning rate fit for unit-scale outputs moves them too "
+            f"{'slowly' if size == 'large' else 'far'}: {CONFIG_FIXES.raw_targets}")
+
+
 def _advise_huber(columns: np.ndarray, sigmas: list[float], reasons: list[str], from_fit: bool,
                   evidence: dict[str, Any]) -> Advice:
     """huber with delta = 1.345 x the widest robust sigma, after ``reasons`` (the heavy tails found);
@@ -538,6 +556,8 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
         advice = _advise_regression(y, x)
         if marked_count and not _whole_and_non_negative(y):  # z-scores of counts (too few values: no note)
             advice.reasons.insert(0, _no_longer_counts(y))
+        if scale_note := _off_scale_note(y):
+            advice.reasons.append(scale_note)
         column = y.reshape(len(y), -1)
         if column.shape[1] == 1 and numbered_from_one(column[:, 0]):
             k = int(column.max())
