@@ -98,9 +98,9 @@ def test_a_study_whose_trials_all_fail_says_so_once_with_jobs(tmp_path):
 
 @pytest.mark.slow
 def test_workers_of_a_tune_that_ignores_sigint_ignore_it_too(tmp_path):
-    base = {**BASE, "strategy": {**BASE["strategy"], "epochs": 150}}
+    base = {**BASE, "strategy": {**BASE["strategy"], "epochs": 100}}
     space = {"strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1, "log": True}}
-    tune = subprocess.Popen(_command(tmp_path, base, space, "--trials", "4"), stderr=subprocess.PIPE, text=True,
+    tune = subprocess.Popen(_command(tmp_path, base, space, "--trials", "2"), stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": with_repo_first(REPO)}, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as `cmd &` starts it
     trials = tmp_path / "out" / "trials"
@@ -117,7 +117,7 @@ def test_workers_of_a_tune_that_ignores_sigint_ignore_it_too(tmp_path):
             os.killpg(tune.pid, signal.SIGKILL)
             tune.communicate()
     assert tune.returncode == 0 and "error:" not in err, err
-    assert _states(tmp_path / "out") == ["COMPLETE"] * 4
+    assert _states(tmp_path / "out") == ["COMPLETE"] * 2
 
 
 def test_a_worker_claims_again_when_the_trial_it_waited_for_ended_before_it_looked(tmp_path, monkeypatch):
