@@ -158,6 +158,16 @@ def test_gzip_and_zip_are_recognised_by_their_first_bytes(tmp_path):
         assert error_of(str(archive)) == f"CSV file {archive} is a zip archive: unzip it first"
 
 
+@pytest.mark.parametrize("image_format, what", [("PNG", "a PNG image"), ("JPEG", "a JPEG image"), ("GIF", "a GIF image")])
+def test_an_image_given_for_a_table_is_named_as_one(tmp_path, image_format, what):
+    """An image given to a text run's predict was "not UTF-8 ... (e.g. iconv -f latin1 -t utf-8 x.png > ...)"."""
+    from PIL import Image
+
+    path = tmp_path / f"x.{image_format.lower()}"
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(path, format=image_format)
+    assert error_of(str(path)) == f"CSV file {path} is {what}, not a text table"
+
+
 def test_the_text_source_says_the_same(tmp_path):
     path = write(tmp_path / "t.tsv", "sentence\tlabel\nfine\t1\ncaf\u00e9 noir\t0\n".encode("latin-1"))
     with pytest.raises(DataError) as err:

@@ -155,7 +155,11 @@ def refuse_repeated_header(file: Path, line: int, cells: Sequence[str], header: 
 _MAGIC = ((b"\x1f\x8b", "is gzip-compressed: gunzip it first"),
           (b"PK\x03\x04", "is a zip archive: unzip it first"),
           (b"\xff\xfe", "is saved as UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"),
-          (b"\xfe\xff", "is saved as UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"))
+          (b"\xfe\xff", "is saved as UTF-16 (Excel's 'Unicode text'): save it as 'CSV UTF-8' instead"),
+          # a file of another kind given where a table is read (an image to a text run's predict)
+          (b"\x89PNG", "is a PNG image, not a text table"), (b"\xff\xd8\xff", "is a JPEG image, not a text table"),
+          (b"GIF8", "is a GIF image, not a text table"), (b"%PDF", "is a PDF document, not a text table"),
+          (b"PAR1", "is a Parquet file, not a text table: export it as CSV (pandas: df.to_csv(path, index=False))"))
 
 
 def _first_non_utf8(file: Path) -> tuple[int, int] | None:
