@@ -151,6 +151,9 @@ def _ragged_row(file: Path, start: int, row: list[str], columns: list[str], deli
     elif not quoted and '"' in delimiter.join(row) and not predict:
         hint = ("; text_tsv reads no quoting (GLUE TSV): for a file with quoted fields (pandas' "
                 "to_csv(sep='\\t')) use data.source: text_csv with data.delimiter: '\\t'")
+    elif len(row) > len(columns) and not quoted and not predict:  # docs/data.md, "Text files"
+        hint = ("; text_tsv reads no quoting, so a tab inside a text splits it: replace the tabs inside the texts "
+                "with spaces, or quote the texts and use data.source: text_csv with data.delimiter: '\\t'")
     return DataError(f"text file {file} line {start} has {counted(len(row), 'field')}; the header has "
                      f"{len(columns)} ({name}-separated){hint}")
 
