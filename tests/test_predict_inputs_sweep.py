@@ -303,6 +303,25 @@ def test_no_texts_give_no_rows_and_bytes_are_said_as_a_text_runs(text_run):
                                  "[b.decode('utf-8') for b in x])")
 
 
+def test_a_missing_text_in_a_series_or_dataframe_is_named_by_its_position_with_the_fix():
+    """pandas reads an empty cell as NaN: from a Series or a DataFrame column the error named no element and no
+    fix ("got float nan among the texts"), though trainlab predict reads the same file's empty cell."""
+    import pandas as pd
+
+    from trainlab.data.predict_media import encode_texts, text_cells
+
+    encoding = {"tokenizer": "word", "vocab": ["<pad>", "<unk>", "fine"], "max_length": 8}
+    frame = pd.DataFrame({"sentence": ["fine", float("nan"), "fine"]}, index=[10, 11, 12])
+    for texts, position, shown in (([None, "fine"], 0, "NoneType None"), (series := pd.Series([None, "fine"]), 0, f"{type(series[0]).__name__} {series[0]!r}"),
+                                   (text_cells(frame, "text_tsv", {}), 1, "float nan")):
+        with pytest.raises(DataError) as caught:
+            encode_texts(texts, encoding)
+        assert str(caught.value) == (f"a text run's predict takes strings; element {position} is {shown}, not a "
+                                     "string: a missing text (pandas reads an empty cell as NaN); fill it, e.g. "
+                                     "with .fillna('') for an empty text, as trainlab predict reads an empty cell")
+    assert encode_texts(frame["sentence"].fillna(""), encoding).shape[0] == 3
+
+
 @pytest.mark.parametrize("tokenizer", ["word", "hf"])
 def test_a_text_that_is_not_valid_unicode_is_named_by_its_index(tokenizer):
     """A lone surrogate (what errors="surrogateescape" leaves of a byte not UTF-8): the hf tokenizer raised a

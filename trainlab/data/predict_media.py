@@ -14,6 +14,7 @@ tokenizer: the training vocabulary of ``tokenizer: word`` (recorded in ``model.j
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -186,9 +187,14 @@ def encode_texts(texts: Any, encoding: dict[str, Any]) -> np.ndarray:
     from trainlab.data.tokenizers import WordTokenizer, _hf_encode, _hf_tokenizer, warn_cut
 
     texts = [texts] if isinstance(texts, str) else list(texts)
-    bad = next((t for t in texts if not isinstance(t, str)), None)
-    if bad is not None:
-        raise DataError(f"a text run predicts strings; got {type(bad).__name__} {bad!r} among the texts")
+    found = next(((i, t) for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if found is not None:
+        position, bad = found
+        missing = bad is None or (isinstance(bad, float) and math.isnan(bad))
+        fix = (": a missing text (pandas reads an empty cell as NaN); fill it, e.g. with .fillna('') for an empty "
+               "text, as trainlab predict reads an empty cell") if missing else ""
+        raise DataError(f"a text run's predict takes strings; element {position} is {type(bad).__name__} {bad!r}, "
+                        f"not a string{fix}")
     if not texts:
         return no_texts(encoding)
     _refuse_surrogates(texts)
