@@ -310,3 +310,14 @@ def test_a_val_file_whose_columns_are_named_otherwise_is_told_to_rename_them_not
     write(tmp_path / "train.csv", "sentence,label\n" + rows(["a", "b"] * 4))  # the training file's own: the key
     with pytest.raises(DataError, match=r"has no text column 'text'.*; set data.text_column$"):
         load(tmp_path)
+
+
+
+def test_a_number_among_names_is_the_label_named(tmp_path):
+    """36 names and one stray 7 read "'sports' is not a number while other targets are numeric", naming the
+    first of the 36 and calling them the exception."""
+    path = write(tmp_path / "train.csv", "text,label\n" + rows(["sports", "food", "tech"] * 4) + "a stray row,7\n")
+    with pytest.raises(DataError) as caught:
+        load(tmp_path)
+    assert str(caught.value) == (f"train file {path} line 14, target 'label': '7' is a number while 12 of the 13 "
+                                 "targets are names (such as 'sports'): labels are either all numbers or all names")

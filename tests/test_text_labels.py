@@ -93,11 +93,18 @@ def test_a_word_among_number_labels_is_refused_as_the_csv_source_refuses_it(tmp_
                                 "targets are numeric")
 
 
-def test_a_number_among_word_labels_is_refused_naming_the_first_word(tmp_path):
+def test_a_number_among_word_labels_is_refused_naming_the_minority(tmp_path):
+    """Mostly words: the first number is the odd one out; mostly numbers: the first word is."""
     file = text_file(tmp_path / "train.tsv", "text_tsv", ["pos", "neg", "3"] * 4)
     with pytest.raises(DataError) as err:
         load_text(file, "text_tsv")
-    assert f"train file {file} line 2, target 'label': 'pos' is not a number" in message(err)
+    assert f"train file {file} line 4, target 'label': '3' is a number while 8 of the 12 targets are names" \
+        in message(err)
+    file = text_file(tmp_path / "train.tsv", "text_tsv", ["0", "1", "pos"] * 4)
+    with pytest.raises(DataError) as err:
+        load_text(file, "text_tsv")
+    assert f"train file {file} line 4, target 'label': 'pos' is not a number while other targets are numeric" \
+        in message(err)
 
 
 @pytest.mark.parametrize("labels", [["0", "1"], ["pos", "neg"], ["inf", "one"], ["1.5", "2.25"]])

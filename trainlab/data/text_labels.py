@@ -94,6 +94,13 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
     # text among numbers, as the csv source refuses it: a label that is no number at all, where others are finite
     text_row = next((row for row, value in enumerate(parsed) if value is None), None)
     if task != "regression" and text_row is not None and any(v is not None for v in numbers):
+        names_count = sum(value is None for value in parsed)
+        if names_count > len(parsed) - names_count:  # mostly names: the number is the odd one out, name it
+            row = next(row for row, value in enumerate(parsed) if value is not None)
+            raise DataError(f"train file {files['train']} line {tables['train'].lines[row]}, target "
+                            f"'{tables['train'].label_column}': {short_repr(train[row])} is a number while "
+                            f"{names_count} of the {len(parsed)} targets are names (such as "
+                            f"{short_repr(train[text_row])}): labels are either all numbers or all names")
         raise not_a_number(f"train file {files['train']} line {tables['train'].lines[text_row]}, target "
                            f"'{tables['train'].label_column}'", train[text_row], "target")
     whole = numeric and all(float(v).is_integer() for v in numbers)  # type: ignore[arg-type]
