@@ -191,10 +191,9 @@ def encode_texts(texts: Any, encoding: dict[str, Any]) -> np.ndarray:
     if found is not None:
         position, bad = found
         missing = bad is None or (isinstance(bad, float) and math.isnan(bad))
-        fix = (": a missing text (pandas reads an empty cell as NaN); fill it, e.g. with .fillna('') for an empty "
-               "text, as trainlab predict reads an empty cell") if missing else ""
-        raise DataError(f"a text run's predict takes strings; element {position} is {type(bad).__name__} {bad!r}, "
-                        f"not a string{fix}")
+        raise _not_a_string(position, bad, (": a missing text (pandas reads an empty cell as NaN); fill it, e.g. "
+                                           "with .fillna('') for an empty text, as trainlab predict reads an empty "
+                                           "cell") if missing else "")
     if not texts:
         return no_texts(encoding)
     _refuse_surrogates(texts)
@@ -257,10 +256,15 @@ def refuse_non_texts(x: Any) -> None:
                        if (textual and not isinstance(t, str)) or t is None or isinstance(t, bytes | bytearray)),
                       (None, None))
     if index is not None:
-        shown = bad.item() if isinstance(bad, np.generic) else bad  # 3, not np.int64(3)
-        fix = ": decode it first (b.decode('utf-8'))" if isinstance(bad, bytes | bytearray) else ""
-        raise DataError(f"a text run's predict takes strings; element {index} is {type(bad).__name__} "
-                        f"{short_repr(shown)}, not a string{fix}")
+        raise _not_a_string(index, bad, ": decode it first (b.decode('utf-8'))" if isinstance(bad, bytes | bytearray)
+                           else "")
+
+
+def _not_a_string(index: int, bad: Any, fix: str = "") -> DataError:
+    """``a text run's predict takes strings; element 1 is int64 3, not a string`` and ``fix``."""
+    shown = bad.item() if isinstance(bad, np.generic) else bad  # 3, not np.int64(3)
+    return DataError(f"a text run's predict takes strings; element {index} is {type(bad).__name__} "
+                     f"{short_repr(shown)}, not a string{fix}")
 
 
 def text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:
