@@ -30,7 +30,7 @@ from trainlab.callbacks.step_logger import StepLogger
 from trainlab.callbacks.unfreeze import UnfreezeSchedule
 from trainlab.code_policy import config_folder_trusted
 from trainlab.config import Config, DataConfig
-from trainlab.data import DATA_SOURCES, Dataset, load_dataset
+from trainlab.data import Dataset, load_dataset, users_source
 from trainlab.data.paths import resolve_data_paths
 from trainlab.data.preprocessing import inverse_target
 from trainlab.engine.batching import BatchPlan, TensorBatches, token_lengths
@@ -453,9 +453,10 @@ def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Lo
     source_options = config.data.source_kwargs()
     tta = build_tta(TestTimeAugmentation(**tta_config.model_dump()) if tta_config else None, data.input_shape,
                     flattened=source_options.get("flatten") is True)
-    if tta is not None and tta.flip and not _users_source(config.data.source) \
+    if tta is not None and tta.flip and not users_source(config.data.source) \
             and (unmirrored := _never_mirrored(source_options.get("augment"))):
-        # digits, text in images: a mirror view the model never trained on cost 18 points on digits, unsaid
+        # digits, text in images: a mirror view the model never trained on cost 18 points on digits, unsaid (a
+        # source of the user's own may augment in its own transforms, under any option name or none)
         warn(f"strategy.tta averages in the left-right mirror view (tta.flip: true, its default) but "
              f"{unmirrored}: the model never saw mirrored images; set strategy.tta.flip: false where a mirror "
              "changes what an image shows (digits, text)")
@@ -466,14 +467,6 @@ def build_evaluators(config: Config, data: Dataset, step: StandardStep, loss: Lo
 
     final = evaluator(with_tta=True)
     return final, (final if tta is None or tta.when == "always" else evaluator(with_tta=False))
-
-
-def _users_source(source: str) -> bool:
-    """Whether ``source`` is the user's own (a ``module:attr`` reference, or registered by their code), which
-    may augment in its own transforms under any option name or none; ``fit``'s arrays (``in_memory``, no
-    registered factory) are trainlab's."""
-    return ":" in source or (source in DATA_SOURCES and
-                             not DATA_SOURCES.get(source).__module__.startswith("trainlab."))
 
 
 def _never_mirrored(augment: Any) -> str | None:

@@ -33,7 +33,7 @@ def check_components(config: Config) -> None:
     """Raise the ConfigError a run of ``config`` would raise while building its components (no data read)."""
     import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
-    from trainlab.data import DATA_SOURCES
+    from trainlab.data import DATA_SOURCES, users_source
     from trainlab.data.transforms import augment_options
     from trainlab.losses import build_loss
     from trainlab.lr_finder import check_lr_searchable
@@ -73,8 +73,8 @@ def check_components(config: Config) -> None:
     factory = DATA_SOURCES.get(source)
     DATA_SOURCES._check_options(source, factory, source_options, skip=0)
     DATA_SOURCES._check_required(source, factory, source_options, skip=0)
-    if str(getattr(factory, "__module__", "")).startswith("trainlab."):  # a built-in source's augment is the
-        augment_options(source_options.get("augment"))  # images' (a module:attr source's may mean anything)
+    if not users_source(source):  # a built-in source's augment is the images' (a user's may mean anything)
+        augment_options(source_options.get("augment"))
     check_source_values(factory, source_options)
 
 
@@ -206,13 +206,13 @@ def check_data_found(config: Config) -> None:
     a local file (a URL, a table name), which only its own run can judge.
     """
     import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
-    from trainlab.data import DATA_SOURCES
+    from trainlab.data import users_source
     from trainlab.data.counting import count_rows
     from trainlab.data.fingerprint import named_files
     from trainlab.data.paths import resolve_data_paths
 
     data = config.data
-    if ":" in data.source or not DATA_SOURCES.get(data.source).__module__.startswith("trainlab.data."):
+    if users_source(data.source):
         return
     named = named_files(resolve_data_paths(data.model_dump()))
     if all(path.exists() for key, path in named.items() if key in DATA_FILE_KEYS):

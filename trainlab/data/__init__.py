@@ -48,6 +48,15 @@ from trainlab.registry import Registry
 DATA_SOURCES: Registry = Registry("data source", selector="source")
 
 
+def users_source(source: str) -> bool:
+    """Whether data source ``source`` is the user's own: a ``module:attr`` reference, or a name their code
+    registered. Its options may mean anything (an ``augment`` of its own, a ``path`` that is a URL), so the
+    checks of the built-in sources' options leave it alone. ``fit``'s arrays (``in_memory``: no registered
+    factory) are trainlab's."""
+    return ":" in source or (source in DATA_SOURCES and
+                             not DATA_SOURCES.get(source).__module__.startswith("trainlab."))
+
+
 def check_task(task: str | None) -> None:
     """``data.task`` is one of :data:`TASKS`, or None to infer it from the targets."""
     if task is not None and task not in TASKS:
