@@ -261,6 +261,8 @@ class Dirac(ModelInitializer):
     A model with no conv is a ConfigError (as for ``patch_whitening``): there it would do nothing, silently.
     """
 
+    name = "dirac"
+
     @torch.no_grad()
     def __call__(self, model: nn.Module, images: torch.Tensor | None) -> None:
         convs = [module for module in model.modules() if isinstance(module, _CONVS)]
@@ -356,10 +358,6 @@ def images_needed(chain: Sequence[ModelInitializer]) -> int:
     return max((int(getattr(init, "images_needed", 0)) for init in chain), default=0)
 
 
-def _spec_name(init: ModelInitializer) -> str:
-    return init.name if isinstance(init, PerLayer) else "dirac" if isinstance(init, Dirac) else type(init).__name__
-
-
 @torch.no_grad()
 def apply_initializers(chain: Sequence[ModelInitializer], model: nn.Module, images: torch.Tensor | None) -> None:
     """Run the chain on ``model`` in order; each initializer gets the first ``images_needed`` of ``images``.
@@ -368,18 +366,19 @@ def apply_initializers(chain: Sequence[ModelInitializer], model: nn.Module, imag
     data's whitening filters would be lost, and with ``freeze`` the overwritten weight (He noise, a delta in
     its first filter that breaks the W / -W pairs) would stay fixed through training, said nowhere.
     ``[kaiming_normal, patch_whitening]`` keeps both (the fill everywhere, then the whitened stem)."""
-    whitened: list[tuple[PatchWhitening, str, torch.Tensor, torch.Tensor]] = []
+    whitened: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # layer name: (its weight, the filters)
     for init in chain:
         needed = int(getattr(init, "images_needed", 0))
         init(model, images[:needed] if needed and images is not None else None)
         if isinstance(init, PatchWhitening) and init.whitened is not None:
-            whitened = [entry for entry in whitened if entry[2] is not init.whitened[1]]  # whitened again
-            whitened.append((init, *init.whitened))
+            name, weight, values = init.whitened
+            whitened[name] = (weight, values)  # a layer whitened again: its latest filters
             continue
-        for _, name, weight, values in whitened:
+        for name, (weight, values) in whitened.items():
             if not torch.equal(weight, values):
                 raise ConfigError(
-                    f"strategy.init: '{_spec_name(init)}' after patch_whitening overwrites the whitened conv "
+                    f"strategy.init: '{getattr(init, 'name', type(init).__name__)}' after patch_whitening "
+                    f"overwrites the whitened conv "
                     f"'{name}' (its weight is no longer the whitening filters); put patch_whitening after it, "
                     "last in strategy.init")
 
