@@ -317,7 +317,7 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: 
     nulls: list[str] = []  # the strategies whose records hold the metric as null (non-finite) only
     for strategy, records in histories.items():
         epochs, values = [], []
-        if any(metric in record for record in records) and all(record.get(metric) is None for record in records):
+        if _null_only(records, metric):
             nulls.append(strategy)
         for record in records:
             available.update(k for k, v in record.items() if _is_number(v))
@@ -420,9 +420,12 @@ def _why_missing(history: Sequence[Mapping[str, Any]], metric: str, run: Any) ->
     ended early or has not recorded one yet), or the metric null in every epoch (non-finite); None otherwise."""
     if not history:
         return _ended_early(run) or "its metrics.jsonl holds no epoch records yet"
-    if any(metric in record for record in history):
-        return "not a finite number in any epoch: training went non-finite"
-    return None
+    return "not a finite number in any epoch: training went non-finite" if _null_only(history, metric) else None
+
+
+def _null_only(records: Sequence[Mapping[str, Any]], metric: str) -> bool:
+    """Whether ``records`` hold ``metric``, as null (a non-finite value) in every one."""
+    return any(metric in record for record in records) and all(record.get(metric) is None for record in records)
 
 
 def _ended_early(run: Any) -> str | None:
