@@ -295,13 +295,13 @@ def _run_with_step_records(folder):
 
 
 def test_plot_run_folders_draws_one_value_per_epoch_from_epoch_records_only(tmp_path, monkeypatch):
-    from trainlab import plots
+    from trainlab import plots, run_plots
 
     drawn = {}
     real = plots.curves_figure
     monkeypatch.setattr(plots, "curves_figure", lambda h, m: drawn.setdefault("figure", real(h, m)))
     run = _run_with_step_records(tmp_path / "lg")
-    plots.plot_run_folders([run], "train_loss", tmp_path / "tl.png")
+    run_plots.plot_run_folders([run], "train_loss", tmp_path / "tl.png")
     (line,) = lines_with_gid(drawn["figure"], "curve:lg")
     assert list(line.get_xdata()) == [1, 2] and list(line.get_ydata()) == [1.12, 0.85]
 

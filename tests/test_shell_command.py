@@ -153,7 +153,7 @@ def test_a_run_without_its_run_json_hints_an_overwrite_that_pastes(tmp_path):
 
 
 def test_plot_of_a_run_with_step_records_only_hints_a_report_command_that_pastes(tmp_path, capsys):
-    from trainlab.plots import _no_epochs
+    from trainlab.run_plots import _no_epochs
 
     class Run:
         path = tmp_path / AWKWARD

@@ -353,7 +353,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from trainlab.plots import plot_run_folders
+    from trainlab.run_plots import plot_run_folders
 
     print(f"wrote {plot_run_folders(args.run_dirs, args.metric, args.out, follow_link=args.out_given)}")
     return 0
