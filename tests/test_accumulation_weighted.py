@@ -38,11 +38,12 @@ def _model(log_probabilities: bool) -> nn.Module:
     return nn.Sequential(linear, nn.LogSoftmax(dim=1)) if log_probabilities else linear
 
 
-def _reference(model: nn.Module, x, y, loss_fn, denominator=len) -> list[float]:
+def _reference(model: nn.Module, x, y, loss_fn, denominator=len, summed: bool = False) -> list[float]:
     """Plain torch: epoch order randperm(n) seeded seed * 1_000_003 + epoch (docs), one SGD step per b * k rows
     with the loss of those rows as one batch; returns each epoch's loss as one batch of its rows would give
     it: sum_s loss_s * d_s / sum_s d_s, d_s what step s's mean divides by (``denominator`` of its labels: the
-    row count, or torch's summed class weights of the labels)."""
+    row count, or torch's summed class weights of the labels). ``summed``: loss_fn sums over the rows, and a
+    step's loss is recorded per row (loss_s / n_s, airbench's ``loss.item() / batch_size``)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
     epoch_losses = []
     for epoch in range(EPOCHS):
@@ -54,7 +55,7 @@ def _reference(model: nn.Module, x, y, loss_fn, denominator=len) -> list[float]:
             loss = loss_fn(model(x[rows]), y[rows])
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * float(denominator(y[rows]))
+            total += float(loss.detach()) / (len(rows) if summed else 1) * float(denominator(y[rows]))
             weight += float(denominator(y[rows]))
         epoch_losses.append(total / weight)
     return epoch_losses
@@ -110,7 +111,7 @@ def test_accumulated_steps_with_a_weighted_mean_train_as_one_batch_of_their_rows
     reference = _model(log_probabilities)
     mean = torch_kwargs.get("reduction", "mean") == "mean"  # a summed loss's epoch mean is over rows
     want_losses = _reference(reference, x, y, lambda out, target: torch_loss(out, target, **torch_kwargs),
-                             _torch_denominator(torch_kwargs) if mean else len)
+                             _torch_denominator(torch_kwargs) if mean else len, summed=not mean)
     model = _model(log_probabilities)
     result = _trainlab(model, x, y, spec)
     assert _max_rel(model, reference) < 2e-6
@@ -151,6 +152,25 @@ def test_a_class_weighted_train_loss_is_the_epochs_weighted_mean_at_any_batch_si
                           metrics=[], task="multiclass")
     assert result.history[0]["train_loss"] == pytest.approx(want, rel=1e-6)
     assert result.history[0]["val_loss"] == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("batch_size,accum", [("full", 1), (4, 1), (4, 2), (3, 1)])
+def test_a_summed_loss_is_recorded_per_row_at_any_batch_size_in_train_val_and_test(batch_size, accum):
+    """reduction: sum, weights kept still (lr 1e-12), val = test = train: train_loss, val_loss and test_loss are
+    each torch's summed cross-entropy of all the rows divided by their count, whatever the batch size
+    (airbench's ``loss.item() / batch_size``). Before, train_loss was sum_i n_i S_i / sum_i n_i (4.94 for
+    steps of 4, 4 and 2 rows where the per-row mean is 1.33) and val_loss the split's whole sum."""
+    x, y = _data()
+    model = _model(False)
+    with torch.no_grad():
+        want = float(F.cross_entropy(model(x), y, reduction="sum")) / N
+    strategy = {"loss": {"name": "cross_entropy", "reduction": "sum"}, "optimizer": {"name": "sgd", "lr": 1e-12},
+                "batch_size": batch_size, "grad_accum_steps": accum, "epochs": 1}
+    result = trainlab.fit(model, train=(x, y), val=(x, y), test=(x, y), strategy=strategy, seed=SEED,
+                          runtime={"device": "cpu"}, metrics=[], task="multiclass")
+    assert result.history[0]["train_loss"] == pytest.approx(want, rel=1e-6)
+    assert result.history[0]["val_loss"] == pytest.approx(want, rel=1e-6)
+    assert result.summary["test"]["loss"] == pytest.approx(want, rel=1e-6)
 
 
 def test_unweighted_accumulation_keeps_row_shares_with_no_tensor_work():

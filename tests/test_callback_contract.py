@@ -259,6 +259,26 @@ def test_a_callback_failing_in_on_train_end_leaves_the_runs_results_written(tmp_
     assert [r["epoch"] for r in _lines(run) if is_epoch_record(r)] == [1, 2]
 
 
+def test_a_callback_failing_in_on_train_start_still_gets_every_on_train_end(tmp_path):
+    """on_train_end runs "always, in a finally block" (callbacks/base.py): also when an on_train_start raised,
+    so what another callback started (a progress bar, an opened logger) is ended. Before, the start hooks
+    were fired outside the try and no on_train_end ran."""
+    ended = []
+
+    class Starts(trainlab.Callback):
+        def on_train_start(self, view):
+            raise ValueError("cannot start")
+
+    class Ends(trainlab.Callback):
+        def on_train_end(self, view):
+            ended.append(view.state.step)
+
+    with pytest.raises(ConfigError, match=r"^callback 'Starts' \(on_train_start\) raised ValueError: cannot start"):
+        train(CONFIG, out=tmp_path / "run", quiet=True, callbacks=[Starts(), Ends()])
+    assert ended == [0]
+    assert _run_json(tmp_path / "run")["status"] == "failed"
+
+
 def test_a_failing_on_train_end_after_training_failed_is_warned_of_and_the_first_failure_raised(tmp_path, capsys):
     class Both(Boom):
         def on_train_end(self, view):

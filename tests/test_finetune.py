@@ -216,6 +216,54 @@ def test_frozen_norms_keep_running_statistics():
     assert not torch.equal(stem_bn.running_mean, before)
 
 
+def test_a_rollback_within_the_epoch_keeps_the_frozen_backbones_norms_in_eval_mode():
+    """A restore puts every layer back in train mode; UnfreezeSchedule applies the freezing again at the next
+    step (its state was restored), so a frozen backbone's batch norm keeps its running statistics after a
+    divergence rollback in the middle of an epoch. Before, they trained again until the epoch's end."""
+    from trainlab.callbacks.base import Callback
+    from trainlab.callbacks.unfreeze import UnfreezeSchedule
+    from trainlab.data.dataset import Split
+    from trainlab.engine.batching import BatchPlan, TensorBatches
+    from trainlab.engine.loop import Limits, Trainer
+    from trainlab.engine.objective import Objective
+    from trainlab.engine.step import StandardStep
+    from trainlab.losses import build_loss
+
+    class Backboned(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(self.backbone(x))
+
+    class RollBackOnce(Callback):
+        def __init__(self):
+            self.snapshot, self.modes = None, []
+
+        def on_step_end(self, view, loss):
+            self.modes.append(view.model.backbone[1].training)
+            if view.state.step == 1:
+                self.snapshot = view.snapshot()
+            elif view.state.step == 3 and len(self.modes) == 3:
+                view.control.rollback_to = self.snapshot
+
+    torch.manual_seed(0)
+    model = Backboned()
+    generator = torch.Generator().manual_seed(0)
+    split = Split(torch.randn(40, 4, generator=generator), torch.randint(0, 3, (40,), generator=generator))
+    step = StandardStep(model, torch.optim.SGD(model.parameters(), lr=0.1), Objective(build_loss("cross_entropy")))
+    watcher = RollBackOnce()
+    trainer = Trainer(step, TensorBatches(split, None, 0, torch.device("cpu")), BatchPlan(40, 8, 0), Limits(epochs=1),
+                      [UnfreezeSchedule(True, None), watcher])
+    before = model.backbone[1].running_mean.clone()
+    trainer.fit()
+    assert len(watcher.modes) == 7  # 5 steps, 2 of them again after the rollback
+    assert watcher.modes == [False] * 7
+    assert torch.equal(model.backbone[1].running_mean, before)
+
+
 @pytest.mark.parametrize("options, match", [
     ({"unfreeze_after_epochs": 2}, "needs freeze: true"),
     ({"freeze": True, "unfreeze_after_epochs": 0}, "integer >= 1"),

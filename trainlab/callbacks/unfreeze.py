@@ -45,6 +45,9 @@ class UnfreezeSchedule(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._counts = state.get("counts")  # a checkpoint of before this state: logged again, as then
+        # a restore (a resume, a divergence rollback within the epoch) put every layer back in train mode:
+        # the freezing is applied again at the next step, as after a validation
+        self._epoch = None
 
     def on_validation_end(self, view: TrainerView, record) -> None:
         self._epoch = None  # evaluation put every layer back in train mode: re-apply next step

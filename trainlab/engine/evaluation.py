@@ -20,7 +20,8 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 class Evaluator:
     """``evaluate(split)`` -> ``{"loss": ..., <metric>: ...}`` (no split prefix) for one step's model.
 
-    The loss is in the units the model trains on; regression metrics go through ``original_units``
+    The loss is in the units the model trains on (a ``reduction: sum`` loss divided by the split's rows, as
+    the training records give it); regression metrics go through ``original_units``
     (the inverse of a target standardisation) so that MSE, MAE and R² are in the data's own units.
 
     With ``tta`` the outputs are the average over its views of each (transformed) batch
@@ -63,7 +64,12 @@ class Evaluator:
         output = self.outputs(split)
         target = split.y.to(self.step.device)
         with torch.no_grad():
-            result: dict[str, Any] = {"loss": float(self.loss(output, target))}
+            loss = self.loss(output, target)
+            # a reduction: sum loss per row, as the training records give it (StandardStep._per_row): the
+            # train, val and test losses of one run are on one scale, whatever each split's size
+            if getattr(self.loss, "reduction", "mean") == "sum":
+                loss = loss / len(target)
+            result: dict[str, Any] = {"loss": float(loss)}
         predictions = self.loss.predict(output)
         if self.original_units is not None and self.task == "regression":
             # the loss stays in training units; metrics (mse, mae, r2) are reported in the data's own units

@@ -157,9 +157,10 @@ class Trainer:
     def fit(self) -> TrainState:
         self._fit_started = self.clock()
         self._loop_end_step = None
-        self.callbacks.fire(Event.TRAIN_START, self.view)
         trained = False
         try:
+            # inside the try: a failing on_train_start still gets every on_train_end (a progress bar stopped)
+            self.callbacks.fire(Event.TRAIN_START, self.view)
             if self.state.validation_due:  # resumed from a checkpoint written just before a mid-epoch validation
                 self._validate_due()
             while True:

@@ -79,7 +79,8 @@ class EpochSum:
 
     w_i is the step's row count, or, for a loss whose mean divides by something else (a class-weighted
     cross-entropy: the summed class weights of the step's labels), that divisor as a tensor, so that
-    :meth:`mean` is the epoch's loss as one batch of all its rows would give it (sum_i S_i / sum_i d_i).
+    :meth:`mean` is the epoch's loss as one batch of all its rows would give it (sum_i S_i / sum_i d_i; a
+    ``reduction: sum`` loss is reported per row, S_i / n_i, so its mean is sum_i S_i / sum_i n_i).
     Each step's (detached, scalar) loss and weight are kept and folded into the float64 totals every
     ``fold_every`` steps. Fold points depend only on how many steps were added since :meth:`reset`, and the
     pending values are checkpointed, so a resumed run sums in exactly the same order as one that never

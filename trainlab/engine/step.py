@@ -240,7 +240,8 @@ class StandardStep:
     batch of N (a micro-batch that keeps no row, every label ``ignore_index``, has d_i at the dtype's smallest
     normal number and a mean of 0: it adds nothing; ``trainlab.losses.base.zero_floored``). The
     step's reported losses are these weighted sums too: the loss of the N rows as one batch. A loss with
-    ``reduction: sum`` sums over all N rows as one batch does: each micro-batch's sum has weight 1.
+    ``reduction: sum`` sums over all N rows as one batch does: each micro-batch's sum has weight 1 (its
+    reported loss is that sum over N, a mean per row: :meth:`_per_row`).
     Penalties, computed once per micro-batch, get weights that sum to 1. Optimizers that need a closure (L-BFGS)
     get one that runs the same objective, penalties and clipping on the step's rows.
     """
@@ -310,7 +311,7 @@ class StandardStep:
             loss.backward()
             self.optimizer.step()
             clear_grads(self.optimizer)
-            output = StepOutput({"loss": loss.detach()}, len(y), self._denominator(y))
+            output = StepOutput({"loss": self._per_row(loss.detach(), len(y))}, len(y), self._denominator(y))
         else:
             output = self._closure_step(batches) if self._closure else self._accumulated_step(batches, state)
         if self._unchecked:
@@ -362,6 +363,7 @@ class StandardStep:
             self.scaler.step(optimizer)  # skips the update when the scaled gradients overflowed
             self.scaler.update()
         clear_grads(optimizer)
+        totals["loss"] = self._per_row(totals["loss"], samples)
         return StepOutput(totals, samples, None if denominators is None else sum(denominators))
 
     def _denominator(self, y: torch.Tensor) -> torch.Tensor | None:
@@ -410,7 +412,14 @@ class StandardStep:
 
         self.optimizer.step(closure)
         clear_grads(self.optimizer)
+        first["loss"] = self._per_row(first["loss"], len(y))
         return StepOutput(first, len(y), self._denominator(y))
+
+    def _per_row(self, loss: torch.Tensor, rows: int) -> torch.Tensor:
+        """The step's data loss as StepOutput reports it, a mean over its rows: a ``reduction: sum`` loss's
+        sum divided by the rows (``airbench``'s ``loss.item() / batch_size``), so that the epoch's
+        ``train_loss`` (sum_i S_i / sum_i n_i) and the step records do not change with the batch size."""
+        return loss / rows if self._summed else loss
 
     def _clip(self) -> None:
         params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
