@@ -33,6 +33,7 @@ from trainlab.errors import ConfigError
 from trainlab.experiment import train
 from trainlab.run_evaluation import evaluate_run
 from trainlab.run_resume import resume
+from trainlab.step_builders import first_step_after
 
 # ---------------------------------------------------------------------------------------------- scripted steps
 
@@ -410,6 +411,16 @@ def test_kill_and_resume_is_bit_identical(kind, tmp_path):
     raws = [join_state(tree["parts"], tensors)["step"]["weight_averaging"]["raw"]
             for _, _, tree, tensors in (checkpoint.latest(folder / "checkpoint") for folder in (out, reference))]
     assert all(torch.equal(raws[0][k], raws[1][k]) for k in raws[1])
+
+
+@pytest.mark.parametrize(("start_epochs", "steps_per_epoch", "first"), [
+    (0.5, 3, 2), (0.4, 4, 2), (1.5, 1, 2), (0.7, 10, 8), (3, 97, 292), (0, 5, 1), (0.29, 100, 30), (2.5, 2, 6)])
+def test_averaging_starts_at_the_first_step_past_start_epochs_as_the_docs_say(start_epochs, steps_per_epoch, first):
+    """docs/weight_averaging.md: due at the first step t (t % n == 0) with t > start_epochs x steps_per_epoch,
+    the product in exact arithmetic (``first`` worked out by hand: 0.29 x 100 is 29, so step 30). round() of
+    the product started a step late wherever it rounded up (0.5 x 3 = 1.5: step 3)."""
+    rule = AveragingRule("ema", 0.9, 1, start_step=first_step_after(start_epochs * steps_per_epoch))
+    assert next(t for t in range(1, 1000) if rule.due(t)) == first
 
 
 # ---------------------------------------------------------------------------------------------- config errors

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,11 +121,19 @@ def averaged_step_for(config: Config, step: StandardStep, plan: BatchPlan, total
         return step
     check_averaging_fits(config, step.optimizer)  # schedule-free evaluates an average of its own: refused
     rule = AveragingRule(averaging.kind, averaging.decay, averaging.every_n_steps,
-                         start_step=round(averaging.start_epochs * plan.steps_per_epoch),
+                         start_step=first_step_after(averaging.start_epochs * plan.steps_per_epoch),
                          decay_power=averaging.decay_power, warmup=averaging.warmup, total_steps=max(total_steps, 1))
     notes["weight_averaging"] = {**averaging.model_dump(), "evaluated": "averaged weights"}
     warn_if_stale(rule, total_steps, averaging.kind, averaging.decay)
     return AveragedStep(step, rule, plan.micro_batches)
+
+
+def first_step_after(steps: float) -> int:
+    """The whole step s with ``t > s`` exactly when ``t > steps`` (docs/weight_averaging.md: averaging is due from
+    the first step t past ``start_epochs x steps_per_epoch``): floor, of the product rounded to 9 decimals so
+    that 0.29 x 100 = 28.999999999999996 counts as the 29 it stands for. round() started 0.5 x 3 steps a step
+    late (at step 3, not 2), as every product it rounded up."""
+    return math.floor(round(steps, 9))
 
 
 @contextlib.contextmanager
