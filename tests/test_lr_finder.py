@@ -332,6 +332,30 @@ def test_model_and_optimizer_are_restored_exactly():
         assert_same_tree(left, right)
 
 
+def test_what_the_optimizer_trains_outside_the_model_is_restored_and_a_group_at_lr_0_stays_at_0():
+    """A learnable loss temperature in the optimizer but not the model: its value comes back (only the model's
+    state_dict was saved: 1.0 -> 1.35). Group 0 at LR 0 (frozen by its LR): it stays at 0 and the other
+    groups keep their ratios to the first positive one (every group was swept at ratio 1)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    temperature = nn.Parameter(torch.ones(()))
+    optimizer = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.0},
+                                 {"params": model[1].parameters(), "lr": 0.01},
+                                 {"params": [temperature], "lr": 0.03}], lr=0.01)
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    batches = [(x[i:i + 8], (x[i:i + 8, 0] > 0).long()) for i in range(0, 64, 8)]
+    seen = []
+
+    def loss_fn(output, target):
+        seen.append([group["lr"] for group in optimizer.param_groups])
+        return nn.functional.cross_entropy(output * temperature, target)
+
+    lrs, _ = run_lr_range_test(model, loss_fn, optimizer, batches, start_lr=1e-4, end_lr=1.0, num_steps=30)
+    np.testing.assert_allclose(seen, [[0.0, lr, 3 * lr] for lr in lrs], rtol=1e-12)
+    assert float(temperature.detach()) == 1.0
+    assert [group["lr"] for group in optimizer.param_groups] == [0.0, 0.01, 0.03]
+
+
 def test_weights_change_during_the_sweep_but_not_after():
     model, optimizer, batches = prepared()
     start = model.body[0].weight.detach().clone()

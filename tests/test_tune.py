@@ -891,6 +891,29 @@ def test_a_journal_cut_off_by_a_crash_is_repaired_and_the_study_reads_on(tmp_pat
     assert repair_journal(journal) == 0 and repair_journal(tmp_path / "none.journal") == 0
 
 
+def test_an_append_after_a_killed_writers_fragment_sets_the_fragment_aside_and_keeps_its_own_record(tmp_path):
+    """A worker SIGKILLed mid-append left a line without its newline; a live worker's next append under the
+    lock moves that fragment aside and writes its record whole. Before, the record was glued onto the
+    fragment and the next open's repair moved the whole line aside: a finished trial lost."""
+    from optuna.storages.journal import JournalStorage
+
+    from trainlab.tune.storage import WholeRecordJournal, journal_lock, repair_journal
+
+    journal = tmp_path / "study.journal"
+    storage = JournalStorage(WholeRecordJournal(str(journal), lock_obj=journal_lock(journal)))
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.tell(study.ask(), 1.0)
+    fragment = b'{"op_code":4,"worker_id":"dead","trial_id":'
+    with journal.open("ab") as torn:
+        torn.write(fragment)
+    study.tell(study.ask(), 0.5)
+    assert journal.read_bytes().endswith(b"\n") and fragment not in journal.read_bytes()
+    assert [path.read_bytes() for path in tmp_path.glob("study.journal.damaged-*")] == [fragment]
+    assert repair_journal(journal) == 0
+    reread = optuna.load_study(study_name="s", storage=JournalStorage(WholeRecordJournal(str(journal))))
+    assert [t.value for t in reread.trials] == [1.0, 0.5]
+
+
 def test_a_second_tune_in_one_process_after_its_out_folder_was_deleted_starts_a_new_study(tmp_path):
     """The storage is opened once per process, but not past its file: a notebook that deletes the out folder
     and tunes again got the first study's storage, reading a journal that was gone (FileNotFoundError)."""

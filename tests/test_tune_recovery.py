@@ -28,7 +28,7 @@ from trainlab.errors import TrainingError
 from trainlab.tune import TuneSettings, tune
 from trainlab.tune.claims import claim_trial, fail_dead_workers, release_claim
 from trainlab.tune.leases import LEASES
-from trainlab.tune.objective import PruningCallback
+from trainlab.tune.objective import PruningCallback, TrialFailed, final_value
 from trainlab.tune.storage import FileLock, open_storage
 from trainlab.tune.study import open_study, prepare
 
@@ -183,15 +183,14 @@ def _claimed_and_left(tmp_path: Path, metric: str = "val_accuracy") -> tuple[opt
 FINISHED = {"status": "finished", "val": {"accuracy": 0.75, "loss": 0.5}, "test": {"accuracy": 0.5}}
 
 
-@pytest.mark.parametrize("left", ["no records", "running", "interrupted", "damaged summary", "null metric",
-                                  "metric missing", "another folder"])
+@pytest.mark.parametrize("left", ["no records", "running", "interrupted", "damaged summary", "metric missing",
+                                  "another folder"])
 def test_a_dead_workers_trial_whose_run_did_not_end_is_failed_as_stale(tmp_path, left):
     study, tune_settings, lock, trial, folder = _claimed_and_left(tmp_path)
     status = {"running": "running", "interrupted": "interrupted"}.get(left, "finished")
     if left != "no records":
         (folder / "run.json").write_text(json.dumps({"status": status}))
-    summary = {"null metric": {**FINISHED, "val": {"accuracy": None}},
-               "metric missing": {**FINISHED, "val": {"loss": 0.5}}}.get(left, FINISHED)
+    summary = {"metric missing": {**FINISHED, "val": {"loss": 0.5}}}.get(left, FINISHED)
     (folder / "summary.json").write_text("{" if left == "damaged summary" else json.dumps(summary))
     if left == "another folder":  # an RDB worker of another --out: its trials/<n> is not this one
         elsewhere = tmp_path / "elsewhere" / "trials" / str(trial.number)
@@ -215,6 +214,29 @@ def test_a_dead_workers_finished_trial_is_recovered_from_its_records_alone(tmp_p
     (folder / "summary.json").write_text(json.dumps(FINISHED))
     assert claim_trial(study, tune_settings, lock).number == trial.number + 1
     assert (study.trials[trial.number].state, study.trials[trial.number].value) == (TrialState.COMPLETE, 0.5)
+
+
+def test_a_dead_workers_finished_trial_with_a_null_metric_is_recovered_as_failed_as_its_worker_fails_it(tmp_path):
+    """A finished run whose metric is null (r2 of a one-row validation split): the live worker fails the trial
+    (error, the metric named), so the recovery does too; it was failed as stale, which does not count
+    towards --trials and queues the base config again, where the live worker's TypeError counted."""
+    study, tune_settings, lock, trial, folder = _claimed_and_left(tmp_path)
+    (folder / "run.json").write_text(json.dumps({"status": "finished"}))
+    (folder / "summary.json").write_text(json.dumps({**FINISHED, "val": {"accuracy": None}}))
+    assert claim_trial(study, tune_settings, lock).number == trial.number + 1
+    frozen = study.trials[trial.number]
+    assert (frozen.state, frozen.user_attrs["fail_kind"]) == (TrialState.FAIL, "error")
+    assert frozen.user_attrs["fail_reason"].startswith("--metric val_accuracy is null in the run's summary")
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), float("inf")])
+def test_a_trials_metric_that_is_no_finite_number_fails_the_trial_naming_the_metric(value):
+    """final_value: float(None) raised TypeError, reported as the trial's failure "TypeError: float() argument
+    must be ..."; a NaN would have gone to study.tell (Optuna fails it with no fail_kind: never counted)."""
+    with pytest.raises(TrialFailed) as failed:
+        final_value({"val": {"r2": value}}, "val_r2")
+    assert failed.value.kind == "error"
+    assert str(failed.value).startswith(f"--metric val_r2 is {'null' if value is None else value} in the run's")
 
 
 def test_a_dead_workers_trial_whose_run_failed_is_recovered_as_failed_with_its_recorded_error(tmp_path):

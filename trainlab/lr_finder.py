@@ -373,14 +373,15 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
                       smoothing: float = 0.98) -> tuple[list[float], list[float]]:
     """Train ``num_steps`` steps at the LRs of :func:`lr_sweep`; return the (lrs, losses) it got through.
 
-    Step i sets every param group's LR to ``lr_i`` times the group's ratio to group 0 (so layer-wise
-    LRs keep their proportions), then does forward, ``loss_fn(model(x), y)``, backward and an
+    Step i sets every param group's LR to ``lr_i`` times the group's ratio to the first group of a positive
+    LR (so layer-wise LRs keep their proportions, and a group at LR 0 stays there: :func:`lr_ratios`), then does forward, ``loss_fn(model(x), y)``, backward and an
     optimizer step, with the model in train mode (the batch norms of a backbone that ``finetune.freeze``
     froze in eval mode, :func:`_train_modes`). The loss of step i is recorded (before its update, as in
     fastai). The sweep stops early once the smoothed loss diverges: a non-finite loss (recorded, as
     ``nan``/``inf``) or above 4x its minimum. ``batches_iterable`` yields ``(x, y)`` and is iterated
     again when it runs out. Afterwards the model's parameters, buffers, gradients and train/eval modes, the
-    optimizer's state and param groups, and the torch RNG state are restored to what they were,
+    values of what the optimizer trains outside the model, the optimizer's state and param groups, and the
+    torch RNG state are restored to what they were,
     also when the sweep raises.
 
     Raises:
@@ -391,13 +392,15 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
     if not parameters:
         raise ValueError("the optimizer has no parameters")
     device = parameters[0].device
-    first_lr = float(optimizer.param_groups[0]["lr"])
-    group_ratios = [float(group["lr"]) / first_lr if first_lr > 0 else 1.0 for group in optimizer.param_groups]
+    group_ratios = lr_ratios([float(group["lr"]) for group in optimizer.param_groups])
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     # every tensor backward can touch: the optimizer's and the model's (frozen or not in the optimizer)
     touched = list({id(p): p for p in [*parameters, *model.parameters()]}.values())
     saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in touched]
+    # what the optimizer trains outside the model (a loss's learnable temperature): not in its state_dict
+    in_model = {id(p) for p in model.parameters()}
+    outside = [(p, p.detach().clone()) for p in parameters if id(p) not in in_model]
     saved_modes = [module.training for module in model.modules()]
     rng_devices = [device] if device.type == "cuda" else []
     def set_lr(lr: float) -> None:
@@ -414,6 +417,16 @@ def run_lr_range_test(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.T
                           _batch_norm_stopper(model, device))
     finally:
         _restore(model, optimizer, touched, saved_model, saved_optimizer, saved_grads, saved_modes)
+        with torch.no_grad():
+            for parameter, value in outside:
+                parameter.copy_(value)
+
+
+def lr_ratios(lrs: list[float]) -> list[float]:
+    """Each param group's LR as a multiple of the first positive one (the sweep's LR times it is the group's):
+    a group at LR 0 (frozen by its LR) stays at 0, and the others keep their proportions. All at 0: 1 each."""
+    reference = next((lr for lr in lrs if lr > 0), None)
+    return [1.0] * len(lrs) if reference is None else [lr / reference for lr in lrs]
 
 
 def _batch_norm_stopper(model: nn.Module, device: torch.device) -> Callable[[tuple[Any, Any]], bool]:

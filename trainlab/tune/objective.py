@@ -19,6 +19,7 @@ trial when its worker dies before reporting it (:mod:`trainlab.tune.recovery`).
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,14 @@ def final_value(summary: dict[str, Any], metric: str) -> float:
     if name not in summary["val"]:
         raise MetricNotFound(f"--metric '{metric}' is not among the validation metrics "
                              f"(available: {', '.join('val_' + k for k in summary['val'])})")
-    return float(summary["val"][name])
+    value = summary["val"][name]
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        # a finished run whose metric is undefined (null: r2 of one validation row, a NaN loss): a failed trial
+        # with that reason, as Optuna fails a NaN objective, not float(None)'s TypeError
+        raise TrialFailed("error", f"--metric {metric} is {value if value is not None else 'null'} in the run's "
+                                   "summary: undefined for this trial's final model (a validation split too "
+                                   "small or of one class for it, or outputs that are not finite)")
+    return float(value)
 
 
 class Objective:

@@ -9,13 +9,15 @@ reported it (:mod:`trainlab.tune.objective`), and nothing the run computed is lo
 - ``finished``, with the pruner's decision stored with the trial (``pruned_at_epoch``): PRUNED
   (Optuna keeps the last reported epoch's value, as for a live worker's pruned trial);
 - ``finished`` otherwise: COMPLETE with :func:`~trainlab.tune.objective.final_value` of its
-  ``summary.json``, the objective's own reading (the final validation metric, after any ``restore_best``);
+  ``summary.json``, the objective's own reading (the final validation metric, after any ``restore_best``),
+  or, where that metric is null (undefined for the final model), FAIL with ``fail_kind`` error, as the
+  objective fails it;
 - ``diverged``: FAIL with ``fail_kind`` diverged and the summary's reason;
 - ``failed`` (its training raised: the user's code, a bug; :func:`trainlab.experiment._record_failure`):
   FAIL with ``fail_kind`` error and run.json's ``error`` line, as the objective fails a run that raised.
 
 Anything else (no run folder, a run still ``running`` or ``interrupted``, a damaged ``summary.json``, a
-metric that is no finite number) is no outcome: the trial is failed as stale, as before. Each trial
+summary without the metric) is no outcome: the trial is failed as stale, as before. Each trial
 recovered carries the user attribute ``recovered`` saying so.
 
 The run folder is read in the reading worker's own ``--out``, or, for a trial claimed on this host, where
@@ -25,7 +27,6 @@ own ``--out``, record each other's trials.
 
 from __future__ import annotations
 
-import math
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from trainlab.tune.objective import (
     ATTR_FAIL_REASON,
     ATTR_HOST,
     ATTR_PRUNED_AT,
+    TrialFailed,
     final_value,
 )
 from trainlab.tune.run_dirs import names_folder, own_part, where_it_ran
@@ -96,9 +98,11 @@ def run_outcome(trial: FrozenTrial, folder: Path, metric: str) -> RunOutcome | N
         summary = read_record_object(folder / "summary.json") or {}
         try:
             value = final_value(summary, metric)
-        except (TrainlabError, TypeError, ValueError):  # the metric missing or null (non-finite): no value
+        except TrialFailed as exc:  # the metric null (non-finite): the trial failed, as its worker says
+            return RunOutcome(TrialState.FAIL, reason=str(exc), kind=exc.kind)
+        except (TrainlabError, TypeError, ValueError):  # the metric missing (an older summary): no value
             return None
-        return RunOutcome(TrialState.COMPLETE, value=value) if math.isfinite(value) else None
+        return RunOutcome(TrialState.COMPLETE, value=value)
     if info.get("status") == "diverged":
         summary = read_record_object(folder / "summary.json") or {}
         reason = summary.get("reason")

@@ -146,11 +146,15 @@ class WholeRecordJournal(JournalFileBackend):
     def _append(self, data: bytes) -> None:
         path = self._file_path
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise _journal_error(path, exc) from None
         try:
             length = os.fstat(descriptor).st_size  # under the lock: no one else appends meanwhile
+            try:
+                length = _set_fragment_aside(descriptor, length, Path(path))
+            except OSError as exc:
+                raise _journal_error(path, exc) from None
             try:
                 view = memoryview(data)
                 while view:
@@ -170,6 +174,29 @@ class WholeRecordJournal(JournalFileBackend):
                 raise
         finally:
             os.close(descriptor)
+
+
+def _set_fragment_aside(descriptor: int, length: int, path: Path) -> int:
+    """The journal's length once a cut-off last line (no newline: a writer killed mid-append, which no code
+    of its ran after) is moved to ``<journal>.damaged-<unix time>`` and cut off, under the journal's lock;
+    ``length`` when the journal ends in a newline. Appended onto, that fragment would glue the next whole
+    record into one unreadable line, which :func:`repair_journal` then moves aside with the record in it.
+    Readers take no lock, but none has read past the fragment: Optuna's reader stops at a line without its
+    newline, and takes up the record written in its place."""
+    if length == 0 or os.pread(descriptor, 1, length - 1) == b"\n":
+        return length
+    start = length
+    while start > 0:  # back to the byte after the last newline
+        begin = max(0, start - 65536)
+        newline = os.pread(descriptor, start - begin, begin).rfind(b"\n")
+        if newline >= 0:
+            start = begin + newline + 1
+            break
+        start = begin
+    write_bytes(path.with_name(f"{path.name}.damaged-{int(time.time())}"),
+                os.pread(descriptor, length - start, start))
+    os.ftruncate(descriptor, start)
+    return start
 
 
 def _size(descriptor: int) -> int:
