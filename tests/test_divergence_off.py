@@ -45,6 +45,29 @@ def test_a_run_gone_nan_with_policy_off_finishes_with_one_warning_naming_what_we
     assert summary["non_finite"][0].startswith("train_loss=nan from epoch 1 (step ")
 
 
+def test_python_callers_of_fit_and_train_get_the_same_one_warning(tmp_path, caplog):
+    """The line was printed by the CLI alone: trainlab.fit and trainlab.experiment.train of a run gone NaN under
+    policy off said nothing (every val metric null, the model's weights NaN). Now it is a record of the
+    "trainlab" logger (README: Python's warnings are) at every run's end."""
+    import trainlab
+    from trainlab.experiment import train
+
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(60, 4, generator=generator), torch.randn(60, generator=generator)
+    strategy = {"loss": "mse", "optimizer": {"name": "sgd", "lr": 1e30}, "batch_size": 20, "epochs": 2,
+                "divergence": {"policy": "off"}}
+    with caplog.at_level("WARNING", logger="trainlab"):
+        trainlab.fit(nn.Linear(4, 1), train=(x, y), val=(x, y), strategy=strategy, task="regression")
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("the run went non-finite")]
+    assert len(said) == 1 and "train_loss=nan from epoch 1" in said[0], [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    config = {**DIGITS_MLP, "strategy": {**DIGITS_MLP["strategy"], "optimizer": {"name": "sgd", "lr": 1e30},
+                                         "epochs": 2, "divergence": {"policy": "off"}}}
+    with caplog.at_level("WARNING", logger="trainlab"):
+        train(config, out=tmp_path / "run", quiet=True)
+    assert sum(r.getMessage().startswith("the run went non-finite") for r in caplog.records) == 1
+
+
 def test_metrics_of_non_finite_outputs_are_null_not_numbers(write_config, tmp_path, capsys):
     _, _, summary, epochs = _train(write_config, tmp_path, capsys, **DIVERGING)
     for split in ("val", "test"):

@@ -68,6 +68,7 @@ def test_a_run_whose_weights_went_nan_loads_but_refuses_to_predict(tmp_path, cap
            "output": {"progress": "off", "checkpoint": {"every_seconds": None}}}
     run = tmp_path / "run-nan"
     trainlab.experiment.train(validate(raw), out=run, quiet=True)
+    assert capsys.readouterr().err.startswith("warning: the run went non-finite: ")  # training's own line
     saved = load_file(run / "model.safetensors")
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
     assert not all(bool(torch.isfinite(t).all()) for t in saved.values())  # the premise: the weights went NaN

@@ -53,7 +53,7 @@ from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records, recor
 from trainlab.registry import Registry
 from trainlab.run_checks import divergence_advice
 from trainlab.run_records import LABELS_RECORD, labels_record
-from trainlab.run_summary import summarize
+from trainlab.run_summary import summarize, warn_if_non_finite
 from trainlab.shell_command import command_line
 from trainlab.time_budget import assemble_within_budget
 from trainlab.user_code import user_module_file
@@ -321,6 +321,7 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
         finally:
             unfreeze_all(model)
         summary = summarize(built)
+    warn_if_non_finite(summary)
     state = built.trainer.state
     if out is not None:
         _write_records(Path(out), built.config, state, summary, model, data)

@@ -145,7 +145,6 @@ def _report(summary: dict, path: Path) -> None:
     """The run's result on stdout; nothing for a finished run that a resume left as it was (its one line,
     ``notes["nothing_to_resume"]``, was said on stderr already)."""
     from trainlab.run_records import recorded_class_names
-    from trainlab.run_summary import non_finite_warning
 
     if summary.get("notes", {}).get("nothing_to_resume"):
         return
@@ -160,11 +159,6 @@ def _report(summary: dict, path: Path) -> None:
     _print_metrics(f"val{evaluated}:", summary["val"], names, width)
     _print_metrics(f"test{evaluated}:", summary["test"], names, width)
     print(f"saved to {path}")
-    warning = non_finite_warning(summary)
-    if warning:  # last, after the numbers it qualifies: exit 0 stays (the divergence policy let it finish)
-        from trainlab.notices import warn
-
-        warn(warning)
 
 
 def _cmd_resume(args) -> int:

@@ -83,7 +83,7 @@ from trainlab.run_records import (
     labels_record,
     record_digests,
 )
-from trainlab.run_summary import summarize
+from trainlab.run_summary import summarize, warn_if_non_finite
 from trainlab.shell_command import command_line
 
 FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space to come back
@@ -309,6 +309,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     if not quiet:
         note(f"checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
     run.commit_overwrite()
+    warn_if_non_finite(summary)
     if signals.received is not None and not signals.handed_over:  # everything is written (the CLI says it itself)
         warn(f"{signal.Signals(signals.received).name} received while finishing; the run is complete")
     if ended_badly is not None:

@@ -3,7 +3,8 @@ test and train metrics as the run's evaluator computes them (TTA included), and 
 
 A run that went non-finite and still finished (``strategy.divergence.policy: off`` lets it) says so:
 its summary's ``non_finite`` lists the first epoch of each non-finite training value besides its own
-null values, and :func:`non_finite_warning` is the one line the CLI prints at its end.
+null values, and :func:`non_finite_warning` is the one line warned at its end (:func:`warn_if_non_finite`:
+by ``train``, ``resume`` and ``trainlab.fit`` alike).
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ def non_finite_warning(summary: dict[str, Any]) -> str | None:
     return (f"the run went non-finite: {'; '.join(losses)}; the train/val/test metrics of non-finite "
             "outputs are null (summary.json non_finite), and the model's outputs mean nothing; lower the "
             "learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
+
+
+def warn_if_non_finite(summary: dict[str, Any]) -> None:
+    """:func:`non_finite_warning`'s line, warned (:func:`trainlab.notices.warn`) where there is one: at the end of
+    every run that finishes (``train``, ``resume``, ``trainlab.fit``, the CLI's commands), so that a Python
+    caller hears of it as the CLI's user does."""
+    from trainlab.notices import warn
+
+    warning = non_finite_warning(summary)
+    if warning:
+        warn(warning)
 
 
 def eval_non_finite_warning(split: str, found: list[str], summary: dict[str, Any] | None) -> str | None:
