@@ -144,6 +144,23 @@ def test_labels_numbered_from_one_are_offered_as_classes_not_counts():
     assert all(a.loss["name"] != "cross_entropy" for a in advise(np.tile([1.0, 2.5, 3.0], 40), "regression").alternatives)
 
 
+def test_category_codes_1_to_12_are_offered_as_classes_not_advised_as_counts(tmp_path):
+    """Months 1..12, 50 rows each: not counts (no poisson_nll), and data.task: multiclass is offered, as for
+    1..10. From 11 values on they were flagged as counts (no 0, at most 30) and got poisson_nll."""
+    from trainlab.config import DataConfig
+    from trainlab.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    codes = rng.permutation(np.repeat(np.arange(1, 13), 50))
+    rows = "\n".join(f"{a:.4f},{code}" for a, code in zip(rng.normal(size=len(codes)), codes, strict=True))
+    (tmp_path / "m.csv").write_text("a,month\n" + rows + "\n")
+    data = load_dataset(DataConfig(source="csv", path=str(tmp_path / "m.csv"), target="month"), seed=0)
+    assert data.task == "regression" and "target_kind" not in data.extras
+    advice = checked(advise(data.train.y.numpy(), data.task, data.extras))
+    assert advice.loss["name"] != "poisson_nll"
+    assert advice.alternatives[0].loss == {"name": "cross_entropy"} and "1..12" in advice.alternatives[0].reason
+
+
 def test_imbalanced_binary_gets_pos_weight_and_the_papers_focal():
     y = np.r_[np.zeros(950, dtype=np.int64), np.ones(50, dtype=np.int64)]
     advice = checked(advise(np.random.default_rng(0).permutation(y), "binary"))

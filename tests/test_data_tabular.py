@@ -105,7 +105,10 @@ def test_labels_numbered_from_one_with_the_task_set_are_classes_named_by_their_v
     inferred = load(source="csv", path=path, target="class")
     assert inferred.task == "regression" and "target_kind" not in inferred.extras
     assert numbered_from_one(np.array([1, 2, 3, 3])) and not numbered_from_one(np.array([0, 1, 2]))
-    assert not numbered_from_one(np.array([1, 3])) and not numbered_from_one(np.arange(1, SURE_CLASSES + 2))
+    assert not numbered_from_one(np.array([1, 3])) and not numbered_from_one(np.arange(1, MAX_INFERRED_CLASSES + 2))
+    # 11..20 values: labels when every one holds 1/(5K) of the rows, as infer_task reads 0..K-1 (months 1..12)
+    assert numbered_from_one(np.arange(1, SURE_CLASSES + 2)) and numbered_from_one(np.tile(np.arange(1, 13), 5))
+    assert not numbered_from_one(np.r_[np.tile(np.arange(1, 12), 20), np.arange(1, 13)])  # 12 once in 232 rows
     data = load(source="csv", path=path, target="class", task="multiclass", val_fraction=0.0, test_fraction=0.0,
                 standardize=False)
     assert data.num_classes == 3 and data.class_names == ["1", "2", "3"]

@@ -97,13 +97,18 @@ def _whole(y: np.ndarray) -> bool:
 
 
 def numbered_from_one(y: np.ndarray) -> bool:
-    """1-D whole-number targets whose distinct values are exactly ``1, ..., K`` with ``2 <= K <=``
-    :data:`SURE_CLASSES`: class labels numbered from 1 (UCI's wine: 1, 2, 3) more likely than counts.
-    :func:`infer_task` still reads them as regression; ``data.task: multiclass`` reads them as classes."""
+    """1-D whole-number targets whose distinct values are exactly ``1, ..., K``: class labels numbered from 1
+    (UCI's wine: 1, 2, 3; months 1..12) more likely than counts, by :func:`infer_task`'s rule for 0..K-1:
+    ``2 <= K <=`` :data:`SURE_CLASSES`, or ``K <=`` :data:`MAX_INFERRED_CLASSES` with every value holding at
+    least ``1 / (5 K)`` of the rows (the high values of counts are rare). :func:`infer_task` still reads them
+    as regression; ``data.task: multiclass`` reads them as classes."""
     if y.ndim != 1 or len(y) == 0 or not _whole(y):
         return False
-    values = np.unique(y)
-    return 2 <= len(values) <= SURE_CLASSES and values[0] == 1 and values[-1] == len(values)
+    values, counts = np.unique(y, return_counts=True)
+    k = len(values)
+    if not (2 <= k <= MAX_INFERRED_CLASSES and values[0] == 1 and values[-1] == k):
+        return False
+    return k <= SURE_CLASSES or bool(counts.min() >= len(y) / (5 * k))
 
 
 SMALL_COUNT = 30  # whole targets without a 0 read as counts only up to this (Poisson(6): 1..15)
