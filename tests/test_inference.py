@@ -824,11 +824,14 @@ def test_a_run_json_nested_too_deeply_is_one_data_error(runs, tmp_path, capsys, 
 
 @pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft is not installed")
 def test_load_run_on_a_lora_fit_folder_gives_advice_that_loads_its_weights(tmp_path):
-    """fit with finetune.lora saves peft's state_dict (base_model.model.0.base_layer.weight, lora_A, ...): the
-    error's advice, followed as written, loads it into a fresh module, and merging gives the same function."""
+    """fit with finetune.lora merges the adapters into the user's layers when it ends: the folder's weights have
+    the module's own keys, and the plain advice, followed as written, loads them into a fresh module that
+    computes what fit's model does. A folder of before (peft's state_dict: base_model.model.0.base_layer.weight,
+    lora_A, ...) gets the apply_lora advice, which loads it, and merging gives the same function."""
     import re
 
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file, save_file
+    from sklearn.metrics import log_loss as sklearn_log_loss
 
     from trainlab.errors import RunDirError
     from trainlab.finetune import apply_lora
@@ -841,7 +844,27 @@ def test_load_run_on_a_lora_fit_folder_gives_advice_that_loads_its_weights(tmp_p
     torch.manual_seed(0)
     result = trainlab.fit(mlp(), (x, y), {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.05},
                                           "epochs": 2, "finetune": {"lora": {"rank": 2, "alpha": 4.0}}},
-                          out=tmp_path / "fit")
+                          test=(x, y), metrics=["log_loss"], out=tmp_path / "fit")
+    inputs = torch.tensor(x[:10])
+    expected = result.model.cpu().eval()(inputs)
+    with torch.no_grad():  # the merged module computes what the adapted one was evaluated as (before the merge)
+        probabilities = torch.softmax(result.model(torch.tensor(x)).double(), dim=1).numpy()
+    assert result.summary["test"]["log_loss"] == pytest.approx(sklearn_log_loss(y, probabilities), rel=1e-5)
+    with pytest.raises(RunDirError) as info:
+        trainlab.load_run(tmp_path / "fit")
+    assert "LoRA" not in str(info.value) and "load its weights into it with model.load_state_dict(" in str(info.value)
+    fresh = mlp()
+    fresh.load_state_dict(load_file(tmp_path / "fit" / "model.safetensors"))
+    torch.testing.assert_close(fresh.eval()(inputs), expected)
+    # a fit folder written before the merge: peft's keys
+    torch.manual_seed(1)
+    wrapped = apply_lora(mlp(), rank=2, alpha=4.0)
+    with torch.no_grad():
+        for name, parameter in wrapped.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()  # adapters that change the function (B = 0 at the start)
+    save_file({k: v.contiguous() for k, v in wrapped.state_dict().items()}, str(tmp_path / "fit" / "model.safetensors"))
+    before = wrapped.eval()(inputs)
     with pytest.raises(RunDirError) as info:
         trainlab.load_run(tmp_path / "fit")
     message = str(info.value)
@@ -850,9 +873,7 @@ def test_load_run_on_a_lora_fit_folder_gives_advice_that_loads_its_weights(tmp_p
     assert call == "apply_lora(model, rank=2, alpha=4.0, dropout=0.0)"
     model = eval(call, {"apply_lora": apply_lora, "model": mlp()})  # the advice, as written
     model.load_state_dict(load_file(tmp_path / "fit" / "model.safetensors"))
-    inputs = torch.tensor(x[:10])
-    expected = result.model.cpu().eval()(inputs)
-    torch.testing.assert_close(model.eval()(inputs), expected)
+    torch.testing.assert_close(model.eval()(inputs), before)
     plain = model.merge_and_unload()
     assert set(plain.state_dict()) == set(mlp().state_dict())
-    torch.testing.assert_close(plain(inputs), expected)
+    torch.testing.assert_close(plain(inputs), before)

@@ -192,11 +192,23 @@ def test_fit_applies_the_strategys_init_and_lora_to_the_users_module():
     trainlab.fit(model, train=(x, y), strategy={**base, "init": {"name": "orthogonal"}}, callbacks=[FirstWeights()])
     w = seen["hidden"]  # (16, 2): orthonormal columns
     torch.testing.assert_close(w.T @ w, torch.eye(2), atol=1e-5, rtol=0)
-    lora = trainlab.fit(TwoLayer(), train=(x, y), strategy={
+    class Trainable(trainlab.Callback):
+        def on_train_start(self, view):
+            seen["trainable"] = {name for name, p in view.model.named_parameters() if p.requires_grad}
+
+    model = TwoLayer()
+    keys = set(model.state_dict())
+    lora = trainlab.fit(model, train=(x, y), callbacks=[Trainable()], strategy={
         **base, "finetune": {"lora": {"rank": 2, "target_modules": ["hidden"]}}})
-    trainable = {name for name, p in lora.model.named_parameters() if p.requires_grad}
+    trainable = seen["trainable"]  # while training: the adapters and the head
     assert trainable and all("lora_" in name or "out" in name for name in trainable)
     assert not any(name.endswith("hidden.base_layer.weight") for name in trainable)
+    # afterwards the user's module again: the adapters merged into its layer, every parameter trainable, so a
+    # second LoRA fit of it works (it failed on peft's own layer names) and a plain fit trains all of it
+    assert lora.model is model and type(model.hidden) is torch.nn.Linear and set(model.state_dict()) == keys
+    assert all(p.requires_grad for p in model.parameters())
+    trainlab.fit(model, train=(x, y), strategy={**base, "finetune": {"lora": {"rank": 2, "target_modules": ["hidden"]}}})
+    assert type(model.hidden) is torch.nn.Linear
 
 
 @pytest.mark.parametrize("unfreeze_after_epochs", [None, 1])

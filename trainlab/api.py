@@ -43,7 +43,7 @@ from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.data.dataset import Dataset
 from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
-from trainlab.finetune import unfreeze_all
+from trainlab.finetune import merge_lora, unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
 from trainlab.losses.base import Loss
 from trainlab.losses.task_fit import check_task_fits
@@ -257,7 +257,10 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     None or empty: none). ``out`` must be a new or empty folder (not the working directory), unless
     ``overwrite=True`` lets the records replace those of an earlier ``fit`` there; a folder fit created is
     removed again when fit fails before writing into it. ``finetune.freeze`` freezes the backbone for the run only: afterwards every parameter it
-    froze has ``requires_grad`` True again. Tensors given are detached (their storage shared, not copied), so
+    froze has ``requires_grad`` True again. ``finetune.lora`` trains adapters beside the model's layers and,
+    when fit ends, merges them into those layers (W + (alpha / rank) B A: peft's ``merge_and_unload``): the
+    module keeps its own layers, ``state_dict`` keys and ``requires_grad`` flags, and ``out``'s weights load
+    into a fresh instance of its class. Tensors given are detached (their storage shared, not copied), so
     features computed without ``torch.no_grad()`` train as plain inputs; pandas' nullable number columns
     (``Float64``, ``Int64``) are numbers (a missing value is refused as a non-finite one); sparse tensors,
     scipy.sparse matrices, dicts and generators are refused, naming the dense form to pass. The model's
@@ -293,6 +296,7 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
          metrics: list[str] | str | None, seed: int, out: str | Path | None, runtime: dict[str, Any] | None,
          task: str | None, class_names: Any) -> FitResult:
     given = model  # the user's module (LoRA returns a wrapper around it)
+    trainable = {id(parameter): parameter.requires_grad for parameter in given.parameters()}
     splits = [as_split(train, "train"), as_split(val, "val"), as_split(test, "test")]
     with _in_fit_terms():  # the data's errors first; an unknown strategy key pointed to fit's argument
         data = fit_dataset(*splits, task, class_names, _regression_loss(strategy))
@@ -320,12 +324,14 @@ def _fit(model: torch.nn.Module, train: Any, strategy: Any, val: Any, test: Any,
             _train(built)
         finally:
             unfreeze_all(model)
+            if model is not given:  # finetune.lora: the adapters merged into the user's own layers
+                model = merge_lora(model, given, trainable)
         summary = summarize(built)
     warn_if_non_finite(summary)
     state = built.trainer.state
     if out is not None:
         _write_records(Path(out), built.config, state, summary, model, data)
-    return FitResult(state.history, summary, built.model, state.step_records, data.class_names)
+    return FitResult(state.history, summary, model, state.step_records, data.class_names)
 
 
 def _regression_loss(strategy: Any) -> str | None:

@@ -437,6 +437,21 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: fl
     return wrapped
 
 
+def merge_lora(wrapped: nn.Module, base: nn.Module, trainable: dict[int, bool]) -> nn.Module:
+    """``base`` (the module :func:`apply_lora` wrapped as ``wrapped``) with the adapters merged into its own
+    layers, W <- W + (alpha / rank) B A (peft's ``merge_and_unload``): the same function in eval mode, its own
+    layer types and ``state_dict`` keys again, and each parameter's ``requires_grad`` as ``trainable`` (by
+    ``id``, taken before the wrap) recorded it, where peft froze everything but the adapters. For
+    :func:`trainlab.fit`, whose module is the user's: a plain ``fit`` of it later trains all of it, and its
+    saved weights load into a fresh instance of the user's class."""
+    merged = wrapped.merge_and_unload()
+    if merged is not base:  # peft unwraps to the model it was given
+        raise RuntimeError("peft's merge_and_unload returned another module than the one it wrapped")
+    for parameter in base.parameters():
+        parameter.requires_grad_(trainable.get(id(parameter), True))
+    return base
+
+
 def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
     """The parameters an optimizer should hold after freezing or LoRA."""
     return (p for p in model.parameters() if p.requires_grad)
