@@ -189,6 +189,26 @@ def test_load_run_imports_the_runs_own_code_only_with_allow_code(project, tmp_pa
     assert run.predict(torch.zeros(4, *run.input_shape)).shape == (4,)
 
 
+def test_a_run_whose_code_folder_moved_says_where_it_looked_and_where_to_run_from(project, tmp_path, capsys):
+    """The project folder renamed after training: the opt-in's import failed with a bare "ModuleNotFoundError:
+    No module named 'usernet_cp'"; it names the recorded folder that is gone and what to do."""
+    import trainlab
+
+    out = _run_of_the_users_net(project, tmp_path)
+    project.rename(tmp_path / "moved")
+    with pytest.raises(ConfigError) as refused:
+        trainlab.load_run(out, allow_code=True)
+    assert str(refused.value).endswith(
+        f"the run was trained with it from {project}, which no longer exists: run from the folder that holds "
+        "usernet_cp.py now, or put that folder on PYTHONPATH")
+    assert str(refused.value).startswith("cannot import module 'usernet_cp' for model 'usernet_cp:Net': no module "
+                                         "'usernet_cp' in ")
+    assert main(["--allow-code", "eval", str(out)]) == 2
+    assert capsys.readouterr().err.count("which no longer exists: run from the folder") == 1
+    os.chdir(tmp_path / "moved")  # as it says
+    assert main(["--allow-code", "eval", str(out)]) == 0
+
+
 def test_an_explicit_allow_code_false_wins_over_the_environment_variable(project, tmp_path, monkeypatch):
     """A service calling load_run(..., allow_code=False) imported a sent run's code when TRAINLAB_ALLOW_CODE=1
     was set anywhere up its process tree; docs/predict.md promises a run imports nothing without the opt-in."""

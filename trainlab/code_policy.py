@@ -56,6 +56,7 @@ class CodePolicy:
     local: bool = True  # False: no folder counts as the user's own (config from a run folder)
     folders: tuple[Path, ...] = field(default=())  # local folders besides the working directory
     cli: bool = False  # set by a CLI command (command_code_policy): a refusal names --allow-code, else the Python opt-in
+    gone: tuple[str, ...] = ()  # a run's recorded code folders that no longer exist (run_code_policy), for "no module"
 
 
 _POLICY: contextvars.ContextVar[CodePolicy] = contextvars.ContextVar(
@@ -262,20 +263,23 @@ def run_code_policy(run_dir: str | os.PathLike[str]) -> Iterator[CodePolicy]:
         if current_policy().allow:
             for folder in recorded_code_folders(run_dir):
                 stack.enter_context(allow_local_modules(folder))
+            gone = tuple(recorded_code_folders(run_dir, existing=False))
+            if gone:
+                policy = stack.enter_context(using_policy(replace(_POLICY.get(), gone=gone)))
         yield policy
 
 
-def recorded_code_folders(run_dir: str | os.PathLike[str]) -> list[str]:
+def recorded_code_folders(run_dir: str | os.PathLike[str], existing: bool = True) -> list[str]:
     """The folders a run was trained from (``code_folders`` in its run.json: the working directory, then the
-    config's folder), those that still exist, in the order its modules were looked for in them; ``[]`` for a
-    run.json that cannot be read or records none."""
+    config's folder), those that still exist (``existing=False``: those that no longer do), in the order its
+    modules were looked for in them; ``[]`` for a run.json that cannot be read or records none."""
     try:
         from trainlab.records import read_record_text  # records imports metrics: not at import
 
         folders = json.loads(read_record_text(Path(run_dir) / "run.json")).get("code_folders", [])
     except (OSError, ValueError, RecursionError, AttributeError):
         return []
-    return [str(folder) for folder in folders if isinstance(folder, str) and Path(folder).is_dir()] \
+    return [str(folder) for folder in folders if isinstance(folder, str) and Path(folder).is_dir() == existing] \
         if isinstance(folders, list) else []
 
 

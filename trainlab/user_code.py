@@ -352,6 +352,16 @@ def import_reference(reference: str, kind: str) -> Any:
             module = importlib.import_module(f"{package.__name__}{dot}{rest}") if rest else package
     except ConfigError:
         raise
+    except ModuleNotFoundError as exc:
+        if exc.name != top or not policy.gone:
+            raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': "
+                              f"{type(exc).__name__}: {exc}") from exc
+        # a run whose code folders were moved or deleted since it trained: where to run from
+        folders = ", ".join(policy.gone)
+        raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
+                          f"{_where_looked(policy)}; the run was trained with it from {folders}, which no longer "
+                          f"exist{'s' if len(policy.gone) == 1 else ''}: run from the folder that holds {top}.py "
+                          "now, or put that folder on PYTHONPATH") from exc
     except Exception as exc:  # any import failure is the user's module, report it in one line
         raise ConfigError(
             f"cannot import module '{module_name}' for {kind} '{reference}': {type(exc).__name__}: {exc}"
