@@ -1,9 +1,9 @@
 """``trainlab compare --jobs N`` when a worker process dies (SIGKILL: the out-of-memory killer, a user's kill).
 
 A ProcessPoolExecutor whose worker dies is broken: every unfinished run's future fails and the other workers
-are stopped. The comparison must lose only the run the dead worker had (recorded as failed, tried again by the
-next invocation), carry on with the others in new workers (a stopped run resuming from its checkpoint), and
-never hang or loop.
+are stopped. The comparison must lose only the run the dead worker had (not run, the machine's, when a signal
+killed it: exit 5, and the next invocation trains it), carry on with the others in new workers (a stopped run
+resuming from its checkpoint), and never hang or loop.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from trainlab.callbacks.base import Callback
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.compare import compare
 from trainlab.compare.strategies import parse_strategies
+from trainlab.errors import WriteError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,8 @@ class _Slow(Callback):
 
 def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monkeypatch, capsys):
     """doomed/seed-0 SIGKILLs its own worker once a/seed-0 (in the other worker) has checkpointed: only
-    doomed/seed-0 fails; a/seed-0, stopped by the broken pool, resumes in a new worker; the rest run."""
+    doomed/seed-0 is not run (a signal from outside its Python code: the machine's, not its strategy's failure);
+    a/seed-0, stopped by the broken pool, resumes in a new worker; the rest run."""
     import trainlab.experiment as experiment
     import trainlab.run_resume as run_resume
 
@@ -97,14 +99,18 @@ def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monke
     monkeypatch.setattr(experiment, "train", train)
     monkeypatch.setattr(run_resume, "resume", resume)
     strategies = parse_strategies({"strategies": {"a": None, "doomed": None}})
-    board = compare({"iris": BASE}, strategies, out, seeds=2, jobs=2, live=False, quiet=True)
+    with pytest.raises(WriteError, match="rerun the same command to retry it$"):  # exit 5
+        compare({"iris": BASE}, strategies, out, seeds=2, jobs=2, live=False, quiet=True)
+    board = json.loads((out / "leaderboard.json").read_text())
 
-    assert _board(board) == {"a": (2, 0, []), "doomed": (1, 1, [KILLED])}
+    assert _board(board) == {"a": (2, 0, []), "doomed": (1, 0, [])}
+    doomed = board["tasks"]["iris"]["strategies"][1]
+    assert doomed["missing"] == 1 and doomed["not_run"] == [{"seed": 0, "reason": KILLED}]
     attempts = log.read_text().splitlines()
-    assert attempts.count("train doomed/seed-0") == 1  # failed at its first death, never tried again here
+    assert attempts.count("train doomed/seed-0") == 1  # not run at its first death, never tried again here
     assert attempts.count("train a/seed-0") == 1 and attempts.count("resume a/seed-0") == 1  # not from scratch
     assert json.loads((out / "runs/iris/doomed/seed-0/compare-error.json").read_text()) == {
-        "reason": KILLED, "config_hash": None}
+        "reason": KILLED, "config_hash": None, "machine_failure": True}
     printed = capsys.readouterr().out.splitlines()
     assert not any("BrokenProcessPool" in line for line in printed), printed
     died = [line for line in printed if "died" in line]
@@ -113,7 +119,7 @@ def test_a_worker_killed_under_its_run_costs_that_run_only(tmp_path: Path, monke
         " died (killed by SIGKILL, perhaps out of memory) while running iris/doomed/seed-0")
     assert "starting new workers for the 3 unfinished runs (a stopped run resumes from its checkpoint)" in printed
 
-    # the next invocation tries the dead worker's run again (its error record has no config hash), and only it
+    # the next invocation tries the dead worker's run again (the machine's record), and only it
     monkeypatch.undo()
     others = {p: _mtimes(p) for p in (out / "runs/iris").glob("*/seed-*") if p != out / "runs/iris/doomed/seed-0"}
     again = compare({"iris": BASE}, strategies, out, seeds=2, jobs=2, live=False, quiet=True)

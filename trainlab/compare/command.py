@@ -131,7 +131,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         policies = task_code_policies(bases, strategies, folders)
         configs = validate_strategies(bases, strategies, policies)  # before any run: a bad strategy costs nothing
         check_data_files(configs, strategies)  # ... nor a data file not found, whether or not the task is read
-        check_metric_and_target(configs, metric, target, parsed_target, policies)
+        notes = check_metric_and_target(configs, metric, target, parsed_target, policies)  # kept in the board
         direction = direction or direction_of(metric)
         plans = plan_runs(bases, strategies, list(range(seeds)), out)
         groups = _by_policy(plans, policies)
@@ -139,7 +139,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
             _before_the_runs(out, source, plans, several_groups=len(groups) > 1)
             not_run = run_groups(groups, jobs, metric, direction, live, quiet)
             runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
-            board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run)
+            board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run, notes=notes)
             write_compare_leaderboard(board, out)
             if show_leaderboard:
                 print_leaderboard(board)

@@ -258,7 +258,8 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
 
     The verdict follows the test and the side of the difference: ``worse`` or ``better`` when
     ``p_holm < ALPHA`` (``better`` only for a strategy ranked below the best for another reason: its
-    failed seeds, or a mean over other seeds than the best's), else ``indistinguishable``. A difference
+    failed seeds, or a mean over other seeds than the best's), else ``indistinguishable``; a strategy no test
+    applies to gets :func:`untested_verdict` (``too few seeds``, ``all runs failed``, ``not run``). A difference
     the same on every seed gets the exact sign test's p, not the t test's 0
     (:func:`~trainlab.compare.stats.paired_test`)."""
     entries[:] = _ranked(entries, metric, direction)
@@ -281,16 +282,25 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
         results.append((entry, result, improvement))
     adjusted = stats.holm([r.p if r else None for _, r, _ in results])
     best["vs_best"] = {"test": None, "p": None, "p_holm": None,
-                       "verdict": "best" if best_values else "too few seeds", "prob_improvement": None}
+                       "verdict": "best" if best_values else untested_verdict(best, metric), "prob_improvement": None}
     for (entry, result, improvement), p_holm in zip(results, adjusted, strict=True):
         if result is None:
-            verdict = "too few seeds"
+            verdict = untested_verdict(entry, metric)
         elif p_holm < ALPHA and result.sign != 0:
             verdict = "better" if result.sign * sign > 0 else "worse"
         else:
             verdict = "indistinguishable"
         entry["vs_best"] = {"test": result.test if result else None, "p": result.p if result else None,
                             "p_holm": p_holm, "verdict": verdict, "prob_improvement": improvement}
+
+
+def untested_verdict(entry: dict[str, Any], metric: str) -> str:
+    """The verdict of a strategy no test applies to: ``all runs failed`` where no run of it counts and some
+    failed (crashed, diverged, or finished with a non-finite ``metric``: more seeds would not help), ``not run``
+    where none counts and none failed (the machine stopped every one), else ``too few seeds`` (one run counts)."""
+    if entry["metrics"].get(metric, {}).get("values"):
+        return "too few seeds"
+    return "all runs failed" if entry.get("failed") else "not run"
 
 
 def best_strategy(entries: list[dict[str, Any]]) -> str | None:
@@ -303,10 +313,13 @@ def best_strategy(entries: list[dict[str, Any]]) -> str | None:
 
 def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None = None,
                       target: dict[str, Any] | None = None,
-                      not_run: dict[str, str] | None = None) -> dict[str, Any]:
+                      not_run: dict[str, str] | None = None, notes: list[str] | None = None) -> dict[str, Any]:
     """Read every planned run folder and return the leaderboard (see docs/compare.md). ``not_run``: why the
     machine stopped runs (by :attr:`RunPlan.label`) whose folder may hold no record of it (a full disk, a folder
-    that could not be created), this comparison's outcomes for them (:func:`~trainlab.compare.run_record.load_run`)."""
+    that could not be created), this comparison's outcomes for them (:func:`~trainlab.compare.run_record.load_run`).
+    ``notes``: caveats on the whole ranking, plain sentences (the loss-scale warning:
+    :func:`~trainlab.compare.precheck.warn_loss_scales`), kept as the board's ``notes`` (``[]`` when none) and
+    printed under the tables (:func:`print_leaderboard`)."""
     not_run = not_run or {}
     direction = direction or direction_of(metric)
     seeds = sorted({p.seed for p in plans})
@@ -321,6 +334,7 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
         "target": {"metric": target["metric"], "value": target["value"]} if target else None,
         "target_direction": target["direction"] if target else None,
         "alpha": ALPHA,
+        "notes": list(notes or []),
         "methods": {
             "ci95": "Student t interval of the mean over seeds (ci_method 't'; clipped to a bounded metric's range, "
                     "ci_method says so)",
@@ -461,18 +475,43 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
-def _fmt_spread(block: dict[str, Any]) -> str:
-    """The std of ``block`` for the table: 0 when the runs agree to float precision.
+MAX_STD_DECIMALS = 6  # a std needing more decimals than this to show 2 significant digits is shown as .2g
 
-    Equal values give a rounding-noise std (0.9444 ± 1.4e-16), which reads as a real spread;
-    leaderboard.json and .csv keep the number as computed.
+
+def format_std(std: float | None, mean: float | None, digits: int = 4) -> str:
+    """``std`` as printed beside ``mean`` shown to ``digits`` significant figures (``_fmt``): with as many
+    decimals as that mean has, or more where it needs them for 2 significant digits (``2985 ± 100`` for a std
+    of 99.507, ``0.9712 ± 0.0043``, ``2985 ± 0.31``), never in e-notation beside a plain mean: ``2985 ± 1e+02``
+    hides the std's digits the mean shows. Beside a mean in e-notation (``1.234e+04``), or a std too small
+    for :data:`MAX_STD_DECIMALS`, 2 significant digits (``.2g``); ``-`` for None."""
+    if std is None:
+        return "-"
+    if std == 0:
+        return "0"
+    shown = _fmt(mean, digits)
+    if mean is None or "e" in shown or not math.isfinite(std):
+        return _fmt(std, 2)
+    decimals = len(shown.partition(".")[2])
+    if std > 0:
+        decimals = max(decimals, 1 - math.floor(math.log10(std)))  # 2 significant digits
+    if decimals > MAX_STD_DECIMALS:
+        return _fmt(std, 2)
+    return f"{std:.{decimals}f}"
+
+
+def _fmt_spread(block: dict[str, Any]) -> str:
+    """The std of ``block`` for the table (:func:`format_std`): 0 when the runs agree to float precision.
+
+    Equal values give a rounding-noise std (0.9444 ± 1.4e-16), which reads as a real spread (the statistics
+    give such values std 0: :func:`~trainlab.compare.stats.tied_value`; a leaderboard.json of an earlier
+    version may hold the noise).
     """
     std, mean = block.get("std"), block.get("mean")
     if std is not None and mean is not None:
         equal = block.get("min") is not None and block.get("min") == block.get("max")
-        if equal or abs(std) <= 1e-12 * abs(mean):
+        if equal or abs(std) <= stats.TIE * abs(mean):
             return "0"
-    return _fmt(std, 2)
+    return format_std(std, mean)
 
 
 def ci_method_text(entries: list[dict[str, Any]], metric: str) -> str | None:
@@ -558,8 +597,9 @@ def footer_lines(entries: list[dict[str, Any]], metric: str) -> list[str]:
 
 
 def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
-    """A rich table per task, ranked by the metric. Names, reasons and notes are shown as written, never
-    read as rich markup (a strategy named ``lr[/x]`` would otherwise raise, ``[bold]a`` print as ``a``)."""
+    """A rich table per task, ranked by the metric, then the board's ``notes`` (``note: ...``, one line each).
+    Names, reasons and notes are shown as written, never read as rich markup (a strategy named ``lr[/x]``
+    would otherwise raise, ``[bold]a`` print as ``a``)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -584,6 +624,8 @@ def print_leaderboard(board: dict[str, Any], console: Any = None) -> None:
         console.print(table)
         for line in footer_lines(table_data["strategies"], metric):
             console.print(line, markup=False, highlight=False)
+    for note in board.get("notes") or []:  # a caveat on the whole ranking (losses of different scales)
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)  # one line, as its warning
     if board["tasks"]:
         console.print(CONVERGENCE_WHERE, markup=False, highlight=False)
     if board.get("profile"):

@@ -8,7 +8,9 @@ time (as a failure that would repeat is skipped) would leave the leaderboard so 
 *not run*: its ``compare-error.json`` says ``"machine_failure": true``, the leaderboard lists it under
 ``not_run`` (a missing seed, left out of the statistics, not a failure), the comparison exits 5
 (:func:`not_run_error`), and the next invocation trains it again (resumed from its checkpoint where it has
-one). A failure that would repeat (the config, the data, the user's code, a divergence) stays failed.
+one). So is a run whose worker process a signal killed (``--jobs N``: SIGKILL from the out-of-memory killer or a
+user, SIGSEGV: trainlab.compare.pool.death_outcome), whose reason starts :data:`WORKER_DIED`. A failure that
+would repeat (the config, the data, the user's code, a divergence) stays failed.
 An interrupt is neither: the run is left at its checkpoint (trainlab.compare.runner).
 
 Running out of memory is the machine's once: a config that needs more memory than the machine has would
@@ -34,6 +36,7 @@ from trainlab.out_of_memory import is_out_of_memory
 MACHINE_ERRNOS = DISK_FULL_OR_READ_ONLY | WRITE_ERRNOS  # full, read-only, quota, I/O error, permission denied
 RECORD_KEY = "machine_failure"  # compare-error.json's flag: true for a run the machine stopped
 OUT_OF_MEMORY = "out of memory"  # how the reason of a run that ran out of memory starts
+WORKER_DIED = "worker died"  # how the reason of a run whose worker process died starts (trainlab.compare.pool)
 
 
 def is_machine_failure(exc: BaseException) -> bool:
@@ -102,7 +105,8 @@ def out_of_memory_again(exc: BaseException, previous: Mapping[str, Any] | None,
 def not_run_error(board: Mapping[str, Any], out: Path) -> WriteError | None:
     """The comparison's error line (exit 5) when the machine stopped some of its runs (the leaderboard's
     ``not_run``, written already): how many, the first with its reason, and to rerun the same command once
-    the disk is writable (or memory free), which trains them and nothing finished; None when none. A run
+    the disk is writable (or memory free), which trains them and nothing finished (where only workers killed
+    by a signal stopped them, to rerun it to retry them); None when none. A run
     whose folder another process held (:mod:`trainlab.compare.busy_run`) is not the machine's."""
     missed = [(task, entry["name"], item) for task, table in board["tasks"].items()
               for entry in table["strategies"] for item in entry.get("not_run") or [] if not is_busy(item["reason"])]
@@ -110,11 +114,14 @@ def not_run_error(board: Mapping[str, Any], out: Path) -> WriteError | None:
         return None
     task, strategy, first = missed[0]
     total = board["seeds"] * sum(len(table["strategies"]) for table in board["tasks"].values())
-    memory = [str(item["reason"]).startswith(OUT_OF_MEMORY) for *_, item in missed]
-    once = " and ".join(part for part, needed in (("the disk is writable", not all(memory)),
-                                                  ("memory is free", any(memory))) if needed)
+    reasons = [str(item["reason"]) for *_, item in missed]
+    memory = any(reason.startswith(OUT_OF_MEMORY) for reason in reasons)
+    disk = any(not reason.startswith((OUT_OF_MEMORY, WORKER_DIED)) for reason in reasons)
+    once = " and ".join(part for part, needed in (("the disk is writable", disk), ("memory is free", memory))
+                        if needed)
     them = "it" if len(missed) == 1 else "them"
+    # a worker killed by a signal (trainlab.compare.pool.death_outcome) needs nothing done first: rerun
+    rerun = f"once {once} to train {them}" if once else f"to retry {them}"
     return WriteError(f"{counted(len(missed), 'run')} of {total} could not run for the machine's reasons "
                       f"({task}/{strategy}/seed-{first['seed']}: {first['reason']}); {out / 'leaderboard.json'} "
-                      f"lists {them} under 'not_run', left out of the statistics: rerun the same command once "
-                      f"{once} to train {them}")
+                      f"lists {them} under 'not_run', left out of the statistics: rerun the same command {rerun}")

@@ -3,8 +3,10 @@
 Each worker is pinned to ``cores // N`` torch threads and the parent's code policy (:func:`_pin_worker`)
 and runs :func:`trainlab.compare.runner.execute`, telling the parent through shared run slots which run
 it has (:func:`_execute_in_slot`). A worker that dies (SIGKILL: the out-of-memory killer, a user) breaks
-the ProcessPoolExecutor; the run it had is recorded as failed ("worker died: killed by SIGKILL, perhaps
-out of memory") and the other unfinished runs go on in a new pool (:func:`run_in_pool`).
+the ProcessPoolExecutor; the run it had is recorded as not run when a signal killed the worker, the machine's
+failure ("worker died: killed by SIGKILL, perhaps out of memory"; the comparison exits 5 and the next
+invocation trains it), as failed when the worker exited with a code of its own (:func:`death_outcome`), and
+the other unfinished runs go on in a new pool (:func:`run_in_pool`).
 
 On Ctrl-C or SIGTERM the parent first sets the pool's shared stop value (the signal's number), then sends
 each worker SIGTERM: a worker checks that value before each run it takes from the queue, so no run starts
@@ -26,6 +28,7 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.compare import runner
+from trainlab.compare.machine_failure import RECORD_KEY, WORKER_DIED
 from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_action
 from trainlab.config_fields import counted
 from trainlab.notices import shared_once
@@ -75,15 +78,31 @@ def _execute_in_slot(index: int, task: str, strategy: str, seed: int, raw: dict[
         pids[index] = -os.getpid()
 
 
-def _record_death(plan: RunPlan, reason: str) -> None:
+def _record_death(plan: RunPlan, reason: str, machine: bool = False) -> None:
     """The run's ``ERROR_FILE`` for a worker that died under it (or could not send its outcome), so the
-    leaderboard lists the failure; it carries no config hash, so the next invocation runs it again (a kill
+    leaderboard lists it: under ``not_run`` where ``machine`` (:data:`RECORD_KEY`: a worker killed by a
+    signal), else as a failure; it carries no config hash, so the next invocation runs it again (a kill
     need not recur). Written once no worker writes the folder any more."""
     try:
         plan.path.mkdir(parents=True, exist_ok=True)
-        write_json(plan.path / ERROR_FILE, {"reason": reason, "config_hash": None})
+        write_json(plan.path / ERROR_FILE, {"reason": reason, "config_hash": None, RECORD_KEY: machine})
     except OSError:
         pass
+
+
+def death_outcome(plan: RunPlan, exitcode: int, started: float) -> dict[str, Any]:
+    """The outcome of the run whose worker died under it with ``exitcode`` (multiprocessing's: -N for signal
+    N; ``started``: the run's ``time.time()`` start), recorded in its folder (:func:`_record_death`).
+
+    A worker killed by a signal (SIGKILL from the out-of-memory killer or a user, SIGSEGV, ...) was stopped
+    from outside the run's Python code, which turns its own failures into a failed outcome (runner.execute):
+    the machine's, as a MemoryError is, so the run is ``not run``, left out of the statistics, the comparison
+    exits 5 and the next invocation trains it again. A worker that exited with a code of its own
+    (``os._exit(3)`` in the run's code) is the run's failure."""
+    reason = f"{WORKER_DIED}: {_how_it_died(exitcode)}"
+    machine = exitcode < 0
+    _record_death(plan, reason, machine)
+    return {"status": "not run" if machine else "failed", "reason": reason, "seconds": time.time() - started}
 
 
 IDLE_GRACE_S = 2.0  # a worker out of any run still alive this long into the pool's shutdown is stuck: killed
@@ -95,8 +114,9 @@ def run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
 
     A worker's death (SIGKILL from the out-of-memory killer or a user, a crash) breaks a
     ProcessPoolExecutor: every unfinished run's future fails, and the executor stops the other workers
-    (SIGTERM: their runs checkpoint). The run the dead worker had is recorded as failed ("worker died:
-    killed by SIGKILL, perhaps out of memory"); every other unfinished run goes to a new pool, with what
+    (SIGTERM: their runs checkpoint). The run the dead worker had is recorded as not run ("worker died:
+    killed by SIGKILL, perhaps out of memory"; as failed where the worker exited with a code of its own:
+    :func:`death_outcome`); every other unfinished run goes to a new pool, with what
     its folder says it needs now (:func:`_still_to_run`: a stopped run resumes from its checkpoint). A
     break that no dead worker's run explains counts against each run then in progress, and a run in
     progress at :data:`BREAKS_TO_FAIL` of them is failed, so that no run can restart the pool forever.
@@ -228,10 +248,8 @@ def _settle_break(todo, futures, ended, workers, stopped, pids, starts, display,
         for index in culprits:
             plan, how = todo[index][0], _how_it_died(dead[pids[index]])
             display.note(f"worker process {pids[index]} died ({how}) while running {plan.label}")
-            failed.append(index)
-            reason = f"worker died: {how}"
-            _record_death(plan, reason)
-            finish(plan, {"status": "failed", "reason": reason, "seconds": time.time() - starts[index]})
+            failed.append(index)  # not run or failed: not tried again in this invocation
+            finish(plan, death_outcome(plan, dead[pids[index]], starts[index]))
     else:  # no dead worker had a run: blame each run in progress (or, if none was, every run not yet started)
         what = ", ".join(f"worker process {pid} died ({_how_it_died(code)})" for pid, code in dead.items()) or \
             "a worker process ended"

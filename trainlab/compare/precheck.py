@@ -105,27 +105,32 @@ def check_recorded(configs: dict[tuple[str, str], Config], metric: str, target_m
                               f"(recorded: {', '.join(keys)}){hint}")
 
 
-def warn_loss_scales(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None) -> None:
+def warn_loss_scales(configs: dict[tuple[str, str], Config], metric: str, target_metric: str | None) -> list[str]:
     """Before any run: one ``warning:`` line on stderr where ``metric`` or ``target_metric`` is the training
     loss (``test_loss``, ``val_loss``) and a task's strategies train different losses, whose values are
     on different scales (:func:`~trainlab.compare.loss_scale.loss_scale_warning`). Not a refusal: one
-    loss across optimizers is a fair ranking by it, and the user may mean the scale they chose."""
+    loss across optimizers is a fair ranking by it, and the user may mean the scale they chose.
+
+    Returns the warning's text without its ``warning:`` (``[]`` when none), for the leaderboard's ``notes``:
+    the ranking it qualifies is kept in leaderboard.json and printed under the table, long after this line."""
     message = loss_scale_warning(configs, metric, target_metric)
     if message:
         warn(message)
+    return [message] if message else []
 
 
 def check_metric_and_target(configs: dict[tuple[str, str], Config], metric: str, target: str | None,
-                             parsed_target: dict[str, Any] | None, policies: Mapping[str, CodePolicy]) -> None:
+                             parsed_target: dict[str, Any] | None, policies: Mapping[str, CodePolicy]) -> list[str]:
     """Before any run: a loss target below 0 that no run's loss can reach is refused
     (:func:`~trainlab.compare.metric_keys.refuse_negative_loss_target`, as ``trainlab train`` refuses it), every
     run records ``metric`` and the target's metric (:func:`check_recorded`), and losses on different scales
-    ranked by loss are warned of (:func:`warn_loss_scales`)."""
+    ranked by loss are warned of (:func:`warn_loss_scales`). Returns the warnings' texts, the leaderboard's
+    ``notes`` (``[]`` when none)."""
     target_metric = parsed_target["metric"] if parsed_target else None
     if target:
         refuse_negative_loss_target(target, parsed_target, [config.strategy.loss.name for config in configs.values()])
     check_recorded(configs, metric, target_metric, policies)
-    warn_loss_scales(configs, metric, target_metric)
+    return warn_loss_scales(configs, metric, target_metric)
 
 
 def check_metric_found(board: dict[str, Any], metric: str) -> None:

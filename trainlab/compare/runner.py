@@ -30,8 +30,9 @@ permission denied, memory: once, trainlab.compare.machine_failure) is recorded a
 invocation trains it again; so is one whose
 folder another process holds (``trainlab resume`` of it: :mod:`trainlab.compare.busy_run`), with nothing
 recorded in its folder. A worker that dies (SIGKILL: the out-of-memory
-killer, a user) costs the run it had, recorded as failed ("worker died: killed by SIGKILL,
-perhaps out of memory"); the other unfinished runs go on in new workers (:mod:`trainlab.compare.pool`).
+killer, a user) costs the run it had, recorded as not run, the machine's ("worker died: killed by SIGKILL,
+perhaps out of memory"; failed where the worker exited with a code of its own); the other unfinished runs
+go on in new workers (:mod:`trainlab.compare.pool`).
 The parent shows a live rich display on a TTY and plain lines otherwise.
 
 Ctrl-C (SIGINT) or SIGTERM stops the comparison: the runs in progress checkpoint, and no further run

@@ -61,16 +61,29 @@ def tied(a: float, b: float) -> bool:
 
 # --------------------------------------------------------------------------- one sample
 
+def tied_value(values: Sequence[float]) -> float | None:
+    """The one value every one of ``values`` is, within :func:`tolerance` (round-off), else None (and for no
+    values): the lower middle of the sorted values, one of them, whatever their order. Its statistics are
+    that value exactly, with no spread: a seed-independent run's mean summed in float arithmetic is off in
+    its last bit (0.8412256267409471 for three 0.841225626740947) and its std round-off (1.4e-16)."""
+    x = np.sort(_array(values))
+    if x.size == 0 or float(x[-1] - x[0]) > tolerance(x):
+        return None
+    return float(x[(x.size - 1) // 2])
+
+
 def describe(values: Sequence[float]) -> dict[str, float | int | None]:
-    """n, mean, sample std (ddof=1; None for n < 2), median, min and max."""
+    """n, mean, sample std (ddof=1; None for n < 2), median, min and max. Values all equal within
+    :func:`tolerance` (:func:`tied_value` ``v``) have mean and median ``v`` exactly and std 0."""
     x = _array(values)
     if x.size == 0:
         return {"n": 0, "mean": None, "std": None, "median": None, "min": None, "max": None}
+    tied_to = tied_value(x)
     return {
         "n": int(x.size),
-        "mean": float(x.mean()),
-        "std": float(x.std(ddof=1)) if x.size > 1 else None,
-        "median": float(np.median(x)),
+        "mean": float(x.mean()) if tied_to is None else tied_to,
+        "std": (float(x.std(ddof=1)) if tied_to is None else 0.0) if x.size > 1 else None,
+        "median": float(np.median(x)) if tied_to is None else tied_to,
         "min": float(x.min()),
         "max": float(x.max()),
     }
@@ -79,19 +92,25 @@ def describe(values: Sequence[float]) -> dict[str, float | int | None]:
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
     """Student-t confidence interval of the mean: ``mean ± t_{(1+c)/2, n-1} * s / sqrt(n)``.
 
-    None for n < 2 (no spread to estimate); ``(mean, mean)`` when every value is equal.
+    None for n < 2 (no spread to estimate); ``(v, v)`` when every value is ``v`` within :func:`tolerance`
+    (:func:`tied_value`), not ``v`` ± a round-off half-width.
     """
     x = _array(values)
     if x.size < 2:
         return None
+    tied_to = tied_value(x)
+    if tied_to is not None:
+        return tied_to, tied_to
     mean, sem = float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
     half = float(stats.t.ppf((1 + confidence) / 2, df=x.size - 1)) * sem
     return mean - half, mean + half
 
 
 def iqm(values: Sequence[float]) -> float:
-    """Interquartile mean: the mean of the middle 50 % (``scipy.stats.trim_mean(x, 0.25)``, as rliable)."""
-    return float(stats.trim_mean(_array(values), 0.25))
+    """Interquartile mean: the mean of the middle 50 % (``scipy.stats.trim_mean(x, 0.25)``, as rliable); values
+    all equal within :func:`tolerance` give that value exactly (:func:`tied_value`), as the mean does."""
+    tied_to = tied_value(values)
+    return float(stats.trim_mean(_array(values), 0.25)) if tied_to is None else tied_to
 
 
 def bootstrap_interval(values: Sequence[float], statistic: str = "iqm", confidence: float = CONFIDENCE,
@@ -102,14 +121,16 @@ def bootstrap_interval(values: Sequence[float], statistic: str = "iqm", confiden
     acceleration needs spread in the jackknife, so few or tied values give NaN) the
     percentile interval is used instead. The method actually used is returned as
     ``"bootstrap-bca"`` or ``"bootstrap-percentile"``. Fixed ``seed``: the same runs give
-    the same interval. None for n < 2; ``(v, v)`` when every value is ``v``: the percentile
-    interval (every resample's statistic is ``v``; BCa's acceleration is 0/0 there).
+    the same interval. None for n < 2; ``(v, v)`` when every value is ``v`` within :func:`tolerance`
+    (:func:`tied_value`): the percentile interval (every resample's statistic is ``v``; BCa's acceleration
+    is 0/0 there).
     """
     x = _array(values)
     if x.size < 2:
         return None, "bootstrap-bca"
-    if np.all(x == x[0]):
-        return (float(x[0]), float(x[0])), "bootstrap-percentile"
+    tied_to = tied_value(x)
+    if tied_to is not None:
+        return (tied_to, tied_to), "bootstrap-percentile"
     function = {"iqm": lambda s, axis: stats.trim_mean(s, 0.25, axis=axis),
                 "mean": lambda s, axis: np.mean(s, axis=axis)}[statistic]
     for method in ("BCa", "percentile"):
