@@ -49,6 +49,37 @@ def test_an_interrupted_run_without_run_json_says_so_everywhere_and_overwrite_re
     assert (out / "run.json").is_file() and (out / "model.safetensors").is_file()
 
 
+def test_eval_of_an_unfinished_run_without_run_json_offers_what_works_not_resume(write_config, tmp_path, capsys):
+    """eval said "the run did not finish; try 'trainlab resume run'", which refuses such a folder; it now gives
+    the advice that works (--overwrite of a copy of its config), as resume does."""
+    config, out = _finished_run(write_config, tmp_path)
+    for name in ("run.json", "model.safetensors", "summary.json"):
+        (out / name).unlink()
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 2
+    err = _one_error_line(capsys)
+    assert "its run.json is missing, so it cannot be resumed" in err and "trainlab resume" not in err
+    assert f"--out {out} --overwrite" in err
+    assert main(["train", str(config), "--out", str(out), "--overwrite", "--quiet"]) == 0  # as it says
+
+
+def test_a_damaged_run_json_says_what_to_do_and_the_way_it_names_works(write_config, tmp_path, capsys):
+    """resume of a run.json cut off mid-write named the JSON error alone; it now says what works: restore it,
+    or train again from the config into another --out (--overwrite refuses a folder it cannot read)."""
+    config, out = _finished_run(write_config, tmp_path)
+    (out / "model.safetensors").unlink()
+    (out / "run.json").write_text('{"format": 1, "status": "interr')
+    capsys.readouterr()
+    assert main(["resume", str(out)]) == 3
+    err = _one_error_line(capsys)
+    assert err.startswith(f"error: cannot read {out / 'run.json'}: ")
+    assert err.endswith("restore run.json from a backup, or train the run again from its config (a copy of "
+                        f"{out / 'config.yaml'} outside the folder) into another --out (to reuse this one, remove it "
+                        "first: --overwrite replaces only a folder whose run.json it can read)")
+    assert main(["train", str(config), "--out", str(out), "--overwrite", "--quiet"]) == 2  # as it says
+    assert main(["train", str(config), "--out", str(tmp_path / "again"), "--quiet"]) == 0
+
+
 def test_a_finished_run_without_run_json_is_not_said_to_have_stopped_before_training(write_config, tmp_path, capsys):
     _, out = _finished_run(write_config, tmp_path)
     (out / "run.json").unlink()
