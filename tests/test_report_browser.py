@@ -213,3 +213,21 @@ def test_long_strategy_names_keep_the_layout_and_stay_distinct_in_chromium(brows
     for chart in layout["charts"]:
         assert chart["legendInside"], chart
         assert len(set(chart["legendNames"])) == len(chart["legendNames"]), chart
+
+
+def test_leaderboard_notes_and_runs_left_out_of_the_gap_in_chromium(browser, tmp_path):
+    """leaderboard.json's notes above the table (one of them a long unbroken word) stay within the screen, and a
+    strategy whose seeds all diverged leaves the gap chart drawn from the others."""
+    import json
+
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=3, target=None, epochs=4)
+    for run in root.glob("runs/digits/sgd/seed-*"):
+        (run / "summary.json").write_text(json.dumps({"name": "digits-mlp", "status": "diverged", "steps": 9,
+                                                      "reason": "training diverged at step 5: non-finite loss (nan)"}))
+        (run / "run.json").write_text(json.dumps({"format": 1, "status": "diverged"}))
+    board = json.loads((root / "leaderboard.json").read_text())
+    board["notes"] = ["--metric test_loss compares strategies training different losses: " + "x" * 400]
+    (root / "leaderboard.json").write_text(json.dumps(board))
+    out = write_report([root], tmp_path / "notes.html")
+    assert out.read_text().count('<p class="caveat">') == 1
+    check(browser, out, 7)

@@ -281,7 +281,9 @@ def test_a_run_whose_writer_is_gone_is_stopped_not_running(tmp_path, writer):
 
 def test_the_gap_charts_of_run_folders_name_their_axis_run(two_tasks, tmp_path):
     html = write_report(list(two_tasks), tmp_path / "r.html").read_text()
-    for start in ("generalisation gap in loss", "validation vs test accuracy", "validation vs test mse"):
+    for start in ("generalisation gap in loss of the runs reporting accuracy, f1,",
+                  "generalisation gap in loss of the runs reporting mse, mae, r2,",
+                  "validation vs test accuracy", "validation vs test mse"):
         assert figure_titled(html, start)["layout"]["xaxis"]["title"]["text"] == "run"
 
 
@@ -312,3 +314,33 @@ def test_every_run_restored_by_different_monitors_is_said_as_all_chosen():
     assert evaluated_model_text([restored_by("train_loss"), restored_by("val_loss")]) == \
         "early stopping restored the epoch of the best train_loss or val_loss: chosen on validation or on the " \
         "training data"
+
+
+def test_runs_of_different_tasks_get_a_loss_gap_chart_each_as_their_tables(two_tasks, tmp_path):
+    """A cross-entropy gap and a standardised-MSE gap are not on one scale: one chart per results table."""
+    html = write_report(list(two_tasks), tmp_path / "r.html").read_text()
+    for start, run in (("generalisation gap in loss of the runs reporting mse, mae, r2, trained on mse ", "diab"),
+                       ("generalisation gap in loss of the runs reporting accuracy, f1, trained on cross_entropy ",
+                        "wine")):
+        assert [array(trace["x"])[0] for trace in figure_titled(html, start)["data"]] == [run]
+    assert len([f for f in figures_of(html) if f["layout"]["title"]["text"].startswith("generalisation gap")]) == 2
+
+
+def test_runs_of_one_task_that_train_different_losses_get_a_loss_gap_chart_each(tmp_path):
+    records, _, _ = mixed_records(np.random.default_rng(8))
+    runs = [write_run(tmp_path / name, metrics=["mse", "mae", "r2"], summary=REGRESSOR, records=records, loss=loss)
+            for name, loss in (("mse", "mse"), ("huber", "huber"), ("mse2", "mse"))]
+    html = write_report(runs, tmp_path / "r.html").read_text()
+    charts = {loss: figure_titled(html, f"generalisation gap in loss of the runs trained on {loss} ")
+              for loss in ("mse", "huber")}
+    assert [array(trace["x"])[0] for trace in charts["mse"]["data"]] == ["mse", "mse2"]
+    assert [array(trace["x"])[0] for trace in charts["huber"]["data"]] == ["huber"]
+
+
+def test_runs_of_one_task_and_loss_share_one_untitled_loss_gap_chart(tmp_path):
+    records, _, _ = mixed_records(np.random.default_rng(9))
+    runs = [write_run(tmp_path / name, metrics=["accuracy", "f1"], summary=CLASSIFIER, records=records)
+            for name in ("a", "b")]
+    chart = figure_titled(write_report(runs, tmp_path / "r.html").read_text(), "generalisation gap in loss")
+    assert chart["layout"]["title"]["text"].startswith("generalisation gap in loss (above 0")
+    assert [array(trace["x"])[0] for trace in chart["data"]] == ["a", "b"]

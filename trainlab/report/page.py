@@ -34,6 +34,8 @@ h1 { font-size: 26px; margin: 8px 0 4px; }
 h2 { font-size: 20px; margin: 36px 0 8px; padding-top: 8px; border-top: 2px solid var(--line); }
 h3 { font-size: 16px; margin: 22px 0 6px; }
 p.lead, p.note { color: var(--muted); margin: 4px 0 10px; }
+/* a caveat about the whole page (leaderboard.json's notes): where it cannot be missed */
+p.caveat { margin: 12px 0; padding: 8px 12px; border-left: 4px solid #c98a00; background: #fff7e0; overflow-wrap: anywhere; }
 nav { margin: 8px 0 0; } nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
 .chart { width: 100%; min-height: 120px; margin: 6px 0 18px; }
 .chart-error { color: #b00020; border: 1px solid #b00020; padding: 8px; }
@@ -51,6 +53,7 @@ pre { background: var(--band); padding: 10px 12px; overflow-x: auto; border-radi
 details { margin: 6px 0 12px; } summary { cursor: pointer; color: var(--accent); }
 .verdict-best { color: #1b7a1b; font-weight: 600; } .verdict-worse { color: #b00020; }
 .verdict-indistinguishable { color: #8a6d00; } .verdict-better { color: #1b5e9e; font-weight: 600; }
+.verdict-all-runs-failed { color: #b00020; } .verdict-not-run { color: #666; }
 """
 
 # Unpacks plotly.js once, then draws each figure from its JSON block, in page order.

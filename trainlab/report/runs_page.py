@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from trainlab.config_fields import MAX_CONFIG_BYTES, counted
-from trainlab.records import read_record_text
+from trainlab.records import is_epoch_record, is_finite_number, read_record_text
 from trainlab.report import figures
 from trainlab.report.page import Page
 from trainlab.report.sections import (
@@ -23,6 +23,8 @@ from trainlab.report.sections import (
     add_predictions,
     add_split_gap,
     fmt,
+    found_text,
+    no_curves_text,
 )
 from trainlab.report.sources import STOPPED, RunRecords, run_labels
 
@@ -55,9 +57,46 @@ def metric_groups(runs: Mapping[str, RunRecords]) -> dict[tuple[str, ...], dict[
     return groups
 
 
+def loss_name(run: RunRecords) -> str:
+    """The loss ``run`` trained: summary.json's ``loss`` (``huber``), else its config's ``strategy.loss`` (a
+    name, or a mapping's ``name``); ``?`` where neither says."""
+    if isinstance(run.summary.get("loss"), str):
+        return run.summary["loss"]
+    strategy = run.config.get("strategy")
+    loss = strategy.get("loss") if isinstance(strategy, Mapping) else None
+    loss = loss.get("name") if isinstance(loss, Mapping) else loss
+    return str(loss) if loss else "?"
+
+
+def loss_gap_groups(runs: Mapping[str, RunRecords]) -> dict[str, dict[str, RunRecords]]:
+    """The runs (by label) split into one loss-gap chart each, keyed by the words the chart's title adds: as the
+    results tables split them (:func:`metric_groups`: runs of different tasks), and by the loss they trained
+    (:func:`loss_name`), since a cross-entropy gap and a (standardised) MSE gap are not on one scale. One
+    group, keyed ``""``, where all runs share both."""
+    keys = {label: (tuple(run_metrics(run)), loss_name(run)) for label, run in runs.items()}
+    several_metrics = len({metrics for metrics, _ in keys.values()}) > 1
+    several_losses = len({loss for _, loss in keys.values()}) > 1
+    groups: dict[str, dict[str, RunRecords]] = {}
+    for label, (metrics, loss) in keys.items():
+        words = ([f"reporting {', '.join(metrics) or 'no metric but the loss'}"] if several_metrics else []) + (
+            [f"trained on {loss}"] if several_losses else [])
+        groups.setdefault(f" of the runs {', '.join(words)}" if words else "", {})[label] = runs[label]
+    return groups
+
+
 def _progress_text(run: RunRecords) -> str:
-    """``N epochs, N steps, N s training``: summary.json's, else counted from the records (and said so)."""
+    """``N epochs, N steps, N s training``: summary.json's, else counted from the records (and said so). A
+    diverged run's summary has only its ``steps``, where it stopped, which can be past the step its stop reason
+    names (the divergence guard reads the losses every few steps): said as where it was found
+    (:func:`found_text`), with the epochs its records completed."""
     epochs, steps, seconds, from_records = run.progress()
+    if run.divergence_step is not None:
+        done = [r["epoch"] for r in run.records if is_epoch_record(r) and is_finite_number(r.get("epoch"))]
+        completed = f"{counted(max(done), 'epoch')} completed" if done else "no epoch completed"
+        found = found_text(run)
+        found = (f"{found} (the divergence guard reads the losses every few steps)" if found
+                 else f"training stopped at step {run.divergence_step}")
+        return f"{found}; {completed}"
     return (f"{fmt(epochs)} epochs, {fmt(steps)} steps, {fmt(seconds)} s training"
             + (" (from its records: no summary.json)" if from_records else ""))
 
@@ -135,12 +174,13 @@ def runs_page(runs: Sequence[RunRecords]) -> Page:
         metrics = _several_results(page, metric_groups(by_label), palette)
     curves = {label: [run.records] for label, run in by_label.items()}
     page.heading("learning curves")
-    add_curves(page, curves, metrics, palette, events=first.events if single else ())
+    add_curves(page, curves, metrics, palette, events=first.events if single else (), empty=no_curves_text(runs))
     page.heading("learning rate followed")
     add_lr(page, curves, palette)
     if not single:
         page.heading("generalisation gap")
-        add_loss_gap(page, {label: [run] for label, run in by_label.items()}, palette, category="run")
+        for of, having in loss_gap_groups(by_label).items():  # one axis per loss scale, as the tables split
+            add_loss_gap(page, {label: [run] for label, run in having.items()}, palette, category="run", of=of)
         for shown in metrics:
             name = shown.removeprefix("test_")
             having = {label: [run] for label, run in by_label.items() if name in run_metrics(run)}

@@ -14,12 +14,14 @@ import html
 import json
 import math
 import subprocess
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from trainlab.compare.leaderboard import format_std
 from trainlab.config_fields import counted
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page, wrapped
@@ -28,11 +30,13 @@ from trainlab.report.series import ABSENT, config_diff, final_loss_gap, performa
 from trainlab.report.sources import Comparison, RunRecords
 
 PROFILE_TAUS = [float(t) for t in np.round(np.logspace(0, 1, 41), 4)]  # tau from 1 to 10
+NO_RECORDS = "No metric records (metrics.jsonl is empty or missing)."
 MAX_PREDICTION_FIGURES = 4  # run-folder reports: confusion/residual figures for at most this many runs
 # the verdicts trainlab compare writes (compare/leaderboard.py), each with a CSS class of the page; any other
 # value in a leaderboard.json (a hand edit, a planted file) gets the neutral class, never its own text
 VERDICT_CLASSES = {verdict: "verdict-" + verdict.replace(" ", "-")
-                   for verdict in ("best", "better", "worse", "indistinguishable", "too few seeds")}
+                   for verdict in ("best", "better", "worse", "indistinguishable", "too few seeds", "all runs failed",
+                                   "not run")}
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -66,10 +70,13 @@ def curve_keys(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]],
 
 def add_curves(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]],
                metric: str | Sequence[str] | None, palette: Mapping[str, str],
-               events: Sequence[Mapping[str, Any]] = ()) -> None:
+               events: Sequence[Mapping[str, Any]] = (), empty: str = NO_RECORDS) -> None:
+    """The learning curves of ``groups`` (name -> one record list per run) on the step axis and, where the
+    records have ``elapsed_s``, on the wall-clock axis; ``empty`` (:func:`no_curves_text`) in their place
+    where no record holds a key to plot."""
     keys = curve_keys(groups, metric)
     if not keys:
-        page.paragraph("No metric records (metrics.jsonl is empty or missing).")
+        page.paragraph(empty)
         return
     page.figure(figures.curves_figure(groups, keys, "step", palette, events))
     has_clock = any("elapsed_s" in r for runs in groups.values() for records in runs for r in records)
@@ -77,6 +84,43 @@ def add_curves(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, A
         page.figure(figures.curves_figure(groups, keys, "elapsed_s", palette))
     else:
         page.paragraph("No wall-clock times in the records (elapsed_s), so no wall-clock axis.")
+
+
+def no_curves_text(runs: Sequence[RunRecords], see: str = "the events below") -> str:
+    """Why ``runs`` have no learning curve, saying what their records hold: no record at all; only events, where
+    every run diverged before its first epoch or step record (the step it diverged at, and where it was found:
+    :func:`divergence_text`); or records without a loss or validation value. ``see``: where the page shows the
+    events (a comparison's page: the failures under the leaderboard)."""
+    if any(run.records for run in runs):
+        return "The metric records hold no train_loss, val_loss or other val_ value to plot."
+    if not any(run.events for run in runs):
+        return NO_RECORDS
+    diverged = [divergence_text(run) for run in runs if run.divergence_step is not None]
+    if len(diverged) == len(runs) == 1:
+        return (f"No epoch or step record to plot: the run diverged at {diverged[0]}, before its first metric "
+                f"record was written; its records hold only events (see {see}).")
+    if len(diverged) == len(runs):
+        return (f"No epoch or step record to plot: every run diverged before its first metric record was written ({'; '.join(diverged)}); "
+                f"their records hold only events (see {see}).")
+    return f"No epoch or step record to plot: the records hold only events (see {see})."
+
+
+def divergence_text(run: RunRecords) -> str:
+    """``step 5`` for a run that diverged at step 5 (:attr:`~trainlab.report.sources.RunRecords.divergence_step`),
+    ``step 5 (found at step 9, where training stopped)`` where its ``steps`` are more (:func:`found_text`)."""
+    found = found_text(run)
+    return f"step {run.divergence_step}" + (f" ({found})" if found else "")
+
+
+def found_text(run: RunRecords) -> str | None:
+    """``found at step 9, where training stopped`` for a run that diverged at an earlier step than its
+    ``steps``: the divergence guard reads the losses every few steps (``check_every``), so the steps up to that
+    read ran before it found the bad one; None where the two agree, or for a run that did not diverge."""
+    step = run.divergence_step
+    _, stopped, _, _ = run.progress()
+    if step is None or not isinstance(stopped, int) or stopped <= step:
+        return None
+    return f"found at step {stopped}, where training stopped"
 
 
 def add_lr(page: Page, groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palette: Mapping[str, str]) -> None:
@@ -94,22 +138,46 @@ def add_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str 
 
 
 def add_loss_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], palette: Mapping[str, str],
-                 category: str = "strategy") -> None:
-    """Each run's val loss - train loss of its final weights (:func:`~trainlab.report.series.final_loss_gap`),
-    per group (``category``: the x-axis title); the title says how many runs had only their last epoch
-    record's running train loss to give it."""
-    gaps = {name: [final_loss_gap(run.summary, run.records) for run in runs] for name, runs in groups.items()}
+                 category: str = "strategy", of: str = "") -> None:
+    """Each finished run's val loss - train loss of its final weights (:func:`~trainlab.report.series.final_loss_gap`),
+    per group (``category``: the x-axis title; ``of``: words after "in loss" in the title, e.g. which runs where
+    a page has one chart per task). Only finished runs are drawn, as leaderboard.json's ``convergence.gap_loss``
+    holds only theirs: a diverged, failed or stopped run has no final weights (its last epoch record is of
+    weights before it went bad), and a line above the chart names the runs left out (:func:`_left_out_text`).
+    The title counts the finished runs whose gap is their last epoch record's, with a running train loss (no
+    ``train`` block in summary.json: ``output.evaluate_train: false``, older runs). Nothing where no finished
+    run has a gap."""
+    finished = {name: [run for run in runs if run.status == "finished"] for name, runs in groups.items()}
+    gaps = {name: [final_loss_gap(run.summary, run.records) for run in runs] for name, runs in finished.items() if runs}
     loss = {name: [gap for gap, _ in pairs] for name, pairs in gaps.items()}
     if not any(v is not None for values in loss.values() for v in values):
         return
-    running = sum(not from_summary for pairs in gaps.values() for _, from_summary in pairs)
+    left_out = {name: [run for run in runs if run.status != "finished"] for name, runs in groups.items()}
+    if any(left_out.values()):
+        page.paragraph(_left_out_text({name: runs for name, runs in left_out.items() if runs}, category))
+    running = sum(gap is not None and not from_summary for pairs in gaps.values() for gap, from_summary in pairs)
     total = sum(len(pairs) for pairs in gaps.values())
-    title = "generalisation gap in loss (above 0: validation loss is higher)"
+    title = f"generalisation gap in loss{of} (above 0: validation loss is higher)"
     if running:  # the epoch's running train loss: dropout on and weights moving, so it reads too low
         title += (f"; {running} of {total} runs without a train evaluation (output.evaluate_train): the last "
-                  "epoch's running train loss")
+                  "epoch's running train loss")  # of the finished runs drawn: the others are named above it
     y_title = "val loss - train loss (final weights)" if not running else "val loss - train loss"
     page.figure(figures.box_by_group(loss, palette, y_title, title, category=category))
+
+
+def _left_out_text(left_out: Mapping[str, Sequence[RunRecords]], category: str) -> str:
+    """The line above the loss-gap chart naming the runs that did not finish, with how each ended: by strategy
+    and status count (``s06: 3 diverged``) on a comparison's page, by run (``seed-0: diverged``) on a page of
+    run folders."""
+    if category == "run":
+        named = "; ".join(f"{name}: {run.status}" for name, runs in left_out.items() for run in runs)
+    else:
+        named = "; ".join(f"{name}: " + ", ".join(f"{n} {status}" for status, n in
+                                                  Counter(run.status for run in runs).items())
+                          for name, runs in left_out.items())
+    count = sum(len(runs) for runs in left_out.values())
+    return (f"Left out of the loss gap below: {counted(count, 'run')} that did not finish ({named}), as trainlab "
+            "compare leaves them out of its gap_loss: a run that did not finish has no final weights.")
 
 
 def add_split_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str | None,
@@ -265,7 +333,8 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
         css = VERDICT_CLASSES.get(verdict, "verdict-other")
         time_stats = (entry.get("metrics") or {}).get("train_time_s") or {}
         row = [fmt(entry.get("rank")), wrapped(str(entry.get("name"))),
-               f"{fmt(stats.get('mean'))} ± {fmt(stats.get('std'), 2)}", _interval_text(stats),
+               f"{fmt(stats.get('mean'))} ± {fmt(None) if stats.get('std') is None else format_std(stats['std'], stats.get('mean'))}",
+               _interval_text(stats),
                fmt(stats.get("median")),
                f"{_value_count(stats)} ({entry.get('failed', 0)})",
                Markup(f'<span class="{css}">{html.escape(verdict_text)}</span>'), fmt(vs.get("prob_improvement"), 3),
@@ -393,67 +462,97 @@ def _best_predictions(page: Page, entries: Sequence[Mapping[str, Any]], runs: Ma
         page.paragraph("No finished run of the best strategy to predict with.")
 
 
+def board_notes(board: Mapping[str, Any]) -> list[str]:
+    """leaderboard.json's top-level ``notes``: the caveats trainlab compare writes about the whole comparison
+    (``--metric test_loss`` ranking strategies that train different losses, whose values are on different
+    scales); [] where the key is absent, null or an empty list. A value of another shape (not a list of
+    strings: a hand edit) is a TypeError, which :func:`~trainlab.report.write_report` reports as a leaderboard
+    that is not as compare writes it."""
+    notes = board.get("notes")
+    if notes is None:
+        return []
+    if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+        raise TypeError(f"'notes' must be a list of strings, not {type(notes).__name__} {str(notes)[:60]!r}")
+    return [note for note in notes if note.strip()]
+
+
+def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mapping[str, str],
+                   prefix: str) -> None:
+    """One task's sections: leaderboard, learning curves, time to target, LR, generalisation gap, the best
+    strategy's predictions and the strategies' configs (each task has its own base config)."""
+    board = comparison.leaderboard
+    metric = str(board.get("metric") or "test_loss")
+    target = board.get("target")
+    entries = comparison.strategies(task)
+    runs = comparison.runs.get(task, {})
+    order = [e["name"] for e in entries] + [s for s in runs if s not in {e["name"] for e in entries}]
+    groups = {name: runs[name] for name in order if name in runs}
+    records = {name: [run.records for run in seeds] for name, seeds in groups.items()}
+
+    page.heading(f"{prefix}leaderboard")
+    if entries:
+        _leaderboard_table(page, entries, metric, bool(target))
+        _failures_note(page, entries)
+        page.figure(figures.leaderboard_chart(entries, metric, palette))
+    else:
+        page.paragraph(f"leaderboard.json has no entries for task {task}.")
+    page.heading(f"{prefix}learning curves")
+    add_curves(page, records, metric, palette,
+               empty=no_curves_text([run for seeds in groups.values() for run in seeds], "the failures above"))
+    if target:
+        page.heading(f"{prefix}time to target ({target_text(target)})")
+        ttt = {e["name"]: list((e.get("time_to_target_s") or {}).get("values") or []) for e in entries}
+        page.figure(figures.box_by_group(ttt, palette, "wall-clock time to target (s)",
+                                         "time to target per seed (a miss counts as never, AlgoPerf)",
+                                         note_missing="missed"))
+        steps = {e["name"]: list((e.get("steps_to_target") or {}).get("values") or []) for e in entries}
+        if any(v is not None for values in steps.values() for v in values):
+            page.figure(figures.box_by_group(steps, palette, "steps to target (optimizer updates)",
+                                             "steps to target per seed", note_missing="missed"))
+    page.heading(f"{prefix}learning rate followed")
+    add_lr(page, records, palette)
+    page.heading(f"{prefix}generalisation gap")
+    add_gap(page, groups, metric, palette)
+    page.heading(f"{prefix}predictions of the best strategy")
+    _best_predictions(page, entries, runs, metric)
+    # each task's own configs: tasks have their own base configs (data, loss, epochs, and the lr a
+    # strategy inherits), so one strategy's config from another task would be wrong here
+    page.heading(f"{prefix}strategy configs (diff against the shared base)")
+    if groups:
+        add_config_diff(page, {name: seeds[0].config for name, seeds in groups.items()}, "strategies")
+    else:
+        page.paragraph(f"No run of task {task} to read configs from.")
+
+
+def target_text(target: Any) -> str:
+    """``val_accuracy reaching 0.9``: leaderboard.json's ``target``; ``none`` without one."""
+    return f"{target['metric']} reaching {target['value']}" if isinstance(target, dict) else "none"
+
+
 def comparison_page(comparison: Comparison) -> Page:
+    """The page of a comparison folder: leaderboard.json's ``notes`` first (:func:`board_notes`), each task's
+    sections (:func:`_task_sections`), the performance profile (several tasks) and the environment."""
     board = comparison.leaderboard
     metric = str(board.get("metric") or "test_loss")
     direction = str(board.get("direction") or ("min" if metric.endswith("loss") else "max"))
-    target = board.get("target")
     page = Page(f"trainlab comparison: {comparison.path.resolve().name}")
     names = list(dict.fromkeys([e["name"] for t in comparison.tasks for e in comparison.strategies(t)]
                                + [s for runs in comparison.runs.values() for s in runs]))
     palette = figures.colours(names)
     several = len(comparison.tasks) > 1
-    target_text = f"{target['metric']} reaching {target['value']}" if isinstance(target, dict) else "none"
-    all_runs: list[RunRecords] = []
+    for note in board_notes(board):  # above every leaderboard table: they are about the whole comparison
+        page.paragraph(f"Note: {note}", css="caveat")
     for task in comparison.tasks:
-        prefix = f"{task}: " if several else ""
-        entries = comparison.strategies(task)
-        runs = comparison.runs.get(task, {})
-        all_runs += [run for seeds in runs.values() for run in seeds]
-        order = [e["name"] for e in entries] + [s for s in runs if s not in {e["name"] for e in entries}]
-        groups = {name: runs[name] for name in order if name in runs}
-        records = {name: [run.records for run in seeds] for name, seeds in groups.items()}
-
-        page.heading(f"{prefix}leaderboard")
-        if entries:
-            _leaderboard_table(page, entries, metric, bool(target))
-            _failures_note(page, entries)
-            page.figure(figures.leaderboard_chart(entries, metric, palette))
-        else:
-            page.paragraph(f"leaderboard.json has no entries for task {task}.")
-        page.heading(f"{prefix}learning curves")
-        add_curves(page, records, metric, palette)
-        if target:
-            page.heading(f"{prefix}time to target ({target_text})")
-            ttt = {e["name"]: list((e.get("time_to_target_s") or {}).get("values") or []) for e in entries}
-            page.figure(figures.box_by_group(ttt, palette, "wall-clock time to target (s)",
-                                             "time to target per seed (a miss counts as never, AlgoPerf)",
-                                             note_missing="missed"))
-            steps = {e["name"]: list((e.get("steps_to_target") or {}).get("values") or []) for e in entries}
-            if any(v is not None for values in steps.values() for v in values):
-                page.figure(figures.box_by_group(steps, palette, "steps to target (optimizer updates)",
-                                                 "steps to target per seed", note_missing="missed"))
-        page.heading(f"{prefix}learning rate followed")
-        add_lr(page, records, palette)
-        page.heading(f"{prefix}generalisation gap")
-        add_gap(page, groups, metric, palette)
-        page.heading(f"{prefix}predictions of the best strategy")
-        _best_predictions(page, entries, runs, metric)
-        # each task's own configs: tasks have their own base configs (data, loss, epochs, and the lr a
-        # strategy inherits), so one strategy's config from another task would be wrong here
-        page.heading(f"{prefix}strategy configs (diff against the shared base)")
-        if groups:
-            add_config_diff(page, {name: seeds[0].config for name, seeds in groups.items()}, "strategies")
-        else:
-            page.paragraph(f"No run of task {task} to read configs from.")
+        _task_sections(page, comparison, task, palette, f"{task}: " if several else "")
     if several:
         page.heading("performance profile over tasks")
         profile = _profile(comparison, direction)
         page.paragraph(f"Measured on: {profile.measured_on}. tau, per task: {profile.ratio}.")
         page.figure(figures.profile_figure(profile.curves, profile.taus, palette, profile.ratio))
     page.heading("environment")
+    all_runs = [run for task in comparison.tasks for seeds in comparison.runs.get(task, {}).values() for run in seeds]
     add_environment(page, all_runs, {k: board.get(k) for k in ("git_commit", "environment") if k in board})
     page.subtitle = (f"{counted(len(comparison.tasks), 'task')}, {counted(len(names), 'strategy', 'strategies')}, "
                      f"{counted(board.get('seeds', '?'), 'seed')}; ranked by {metric} ({direction}); target: "
-                     f"{target_text}. Folder: {comparison.path.resolve()}")
+                     f"{target_text(board.get('target'))}. Folder: {comparison.path.resolve()}")
     return page

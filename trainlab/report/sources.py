@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from trainlab.records import (
     read_metrics_file,
     read_record_text,
 )
-from trainlab.run_lock import holder
+from trainlab.run_lock import LOCK, holder
 from trainlab.run_records import check_readable, is_record_file, unreadable
 from trainlab.shell_command import quoted_command
 from trainlab.yaml_files import load_yaml_file
@@ -49,6 +50,10 @@ SEED_FOLDER = re.compile(r"^seed-(\d+)$")
 CURVES = "the report's curves"  # what a metrics.jsonl's damaged lines are left out of, as its warning says
 # the status of a run whose run.json says running while no process writes it: killed before it finished
 STOPPED = "stopped"
+# what trainlab compare writes into its folder before any run (trainlab.compare.folder_identity.RECORD_FILE:
+# the strategies file the folder belongs to), named here so that the report does not import compare
+COMPARISON_RECORD = ".comparison.json"
+DIVERGED_AT = re.compile(r"diverged at step (\d+)")
 
 
 @dataclass
@@ -89,6 +94,20 @@ class RunRecords:
             return (f"writer gone, not finished (killed?); resume with "
                     f"{quoted_command(*resume_command_words(self.path))}")
         return str(reason) if reason else None
+
+    @property
+    def divergence_step(self) -> int | None:
+        """The step whose loss (or weights) made a diverged run stop: the step its last ``divergence`` event
+        names, else the one its reason names (``training diverged at step 5: ...``); None for a run that did
+        not diverge. The divergence guard reads the losses every few steps (``check_every``), so the run's
+        ``steps`` (where it stopped) can be past this step."""
+        if self.status != "diverged":
+            return None
+        steps = [e.get("step") for e in self.events if e.get("event") == "divergence"]
+        if steps and isinstance(steps[-1], int) and not isinstance(steps[-1], bool):
+            return steps[-1]
+        found = DIVERGED_AT.search(self.stop_reason or "")
+        return int(found.group(1)) if found else None
 
     def progress(self) -> tuple[Any, Any, Any, bool]:
         """(epochs run, steps, training seconds, from_records): summary.json's ``epochs_run``, ``steps`` and
@@ -203,6 +222,32 @@ def _subfolders(folder: Path) -> list[Path]:
         raise unreadable(folder, exc, "folder") from None
 
 
+def is_unfinished_comparison(path: Path) -> bool:
+    """``path`` is a ``trainlab compare`` folder without its leaderboard.json yet: compare was stopped (killed,
+    Ctrl-C, the machine) or is still running. Compare writes its folder's record (:data:`COMPARISON_RECORD`)
+    under its lock before any run, then each run at ``runs/<task>/<strategy>/seed-<k>/``, and the leaderboard
+    only once every run is done; either of the first two is enough (a comparison started from Python without a
+    strategies file has no record)."""
+    if is_record_file(path / LEADERBOARD):
+        return False
+    if is_record_file(path / COMPARISON_RECORD):
+        return True
+    return any(SEED_FOLDER.match(seed.name) and is_run_folder(seed)
+               for task in _subfolders(path / "runs") for strategy in _subfolders(task) for seed in _subfolders(strategy))
+
+
+def unfinished_comparison_text(path: Path) -> str:
+    """The refusal of an unfinished comparison folder (:func:`is_unfinished_comparison`): how to finish it, or
+    to report its run folders; while a process holds its lock (``.lock``), that it is still running."""
+    runs = f"trainlab report {shlex.quote(str(path))}/runs/*/*/*"
+    running = holder(path)
+    if running is not None:
+        return (f"{path} is a comparison still running ({running} holds {path / LOCK}; no {LEADERBOARD} yet): "
+                f"wait for it to finish, or report the run folders it has written: {runs}")
+    return (f"{path} is an unfinished comparison (no {LEADERBOARD} yet): rerun the same trainlab compare command "
+            f"to finish it, or report its run folders: {runs}")
+
+
 def is_fit_records(path: Path) -> bool:
     """``path`` holds the records of ``trainlab.fit(out=...)`` (no run.json: it is not a run folder)."""
     return not is_run_folder(path) and all(is_record_file(path / name) for name in FIT_RECORDS)
@@ -224,6 +269,8 @@ def load_run(path: str | Path, seed: int | None = None, fit_records: bool = Fals
                     "while report and eval need a run folder of 'trainlab train'")
         elif (owner := written_by(path)) is not None:  # a tuning study: tune writes its own report
             what = f"; it holds {owner}, whose report is {path / 'report.html'}, written by each 'trainlab tune' there"
+        elif is_unfinished_comparison(path):
+            raise ConfigError(unfinished_comparison_text(path))
         else:
             what = ""
         raise ConfigError(f"{path} is not a run folder (no run.json or config.yaml) nor a comparison folder "
