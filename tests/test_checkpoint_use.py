@@ -128,6 +128,30 @@ def test_last_and_step_names_load_the_newest_step_checkpoint(runs):
                                    atol=1e-5)
 
 
+def test_last_warns_when_the_newest_checkpoint_is_not_the_step_the_run_ended_at(runs, tmp_path, caplog):
+    """A full disk failed the later checkpoints (checkpoint_failed in summary.json): 'last' was an early step's
+    weights, loaded without a word (a trial's step 5 of 222: accuracy 0.21 where the run ended at 0.37)."""
+    import shutil
+
+    run = shutil.copytree(runs["averaged"], tmp_path / "run")
+    steps = sorted((p for p in (run / "checkpoint").iterdir() if p.name.startswith("step-")), key=lambda p: p.name)
+    summary = json.loads((run / "summary.json").read_text())
+    assert int(steps[-1].name.removeprefix("step-")) == summary["steps"]  # the premise: last is the end
+    with caplog.at_level("WARNING", logger="trainlab"):
+        trainlab.load_run(run, checkpoint="last")
+    assert not [r for r in caplog.records if "checkpoint 'last'" in r.getMessage()]  # the end: nothing to say
+    shutil.rmtree(steps[-1])  # as if its write had failed
+    summary["events"] = [*summary.get("events", []), {"event": "checkpoint_failed", "step": summary["steps"]}]
+    (run / "summary.json").write_text(json.dumps(summary))
+    behind = summary["steps"] - int(steps[-2].name.removeprefix("step-"))
+    with caplog.at_level("WARNING", logger="trainlab"):
+        assert trainlab.load_run(run, checkpoint="last").checkpoint == steps[-2].name
+    said = [r.getMessage() for r in caplog.records if "checkpoint 'last'" in r.getMessage()]
+    assert said == [f"checkpoint 'last' of {run} is {steps[-2].name}, {behind} step(s) before the run ended at step "
+                    f"{summary['steps']}: its later checkpoints were not written (summary.json: checkpoint_failed); "
+                    "the weights training ended with are model.safetensors (leave the checkpoint out)"]
+
+
 @pytest.mark.parametrize("averaging", [None, {"kind": "ema", "decay": 0.8}], ids=["plain", "ema"])
 def test_the_last_checkpoint_of_a_run_restore_best_ended_holds_the_weights_training_ended_with(tmp_path, averaging):
     """Early stopping's restore_best puts the best weights back at the run's end: model.safetensors and the

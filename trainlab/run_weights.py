@@ -108,6 +108,7 @@ def checkpoint_folder(run: Path, name: str) -> Path:
     kept = [*([checkpoints.BEST] if (root / checkpoints.BEST).is_dir() else []), *(p.name for p in steps)]
     wanted = name.strip()
     if wanted == LAST and steps:
+        _warn_if_last_is_behind(run, steps[0])
         return steps[0]
     if wanted.isdigit():
         wanted = checkpoints.folder_name(int(wanted))
@@ -125,6 +126,26 @@ def checkpoint_folder(run: Path, name: str) -> Path:
 
     raise ConfigError(f"run {run} has no checkpoint '{name}'{why}; its checkpoints: {listed}"
                       f"{'' if not steps else f' ({LAST}: {steps[0].name})'}{did_you_mean(name, [*kept, LAST])}")
+
+
+def _warn_if_last_is_behind(run: Path, newest: Path) -> None:
+    """One warning when the newest ``step-*`` of a finished run is not the step it ended at: its later
+    checkpoints were not written (a full disk: summary.json's ``checkpoint_failed`` events), so ``last`` is not
+    "the weights training ended with" (docs); those are model.safetensors."""
+    from trainlab.engine.checkpoint import PREFIX
+    from trainlab.notices import warn
+    from trainlab.records import read_record_object
+
+    summary = read_record_object(run / "summary.json") or {}
+    ended, step = summary.get("steps"), int(newest.name[len(PREFIX):])
+    if summary.get("status") != "finished" or not isinstance(ended, int) or isinstance(ended, bool) or ended <= step:
+        return
+    failed = [event for event in summary.get("events") or []
+              if isinstance(event, dict) and event.get("event") == "checkpoint_failed"]
+    why = ("its later checkpoints were not written (summary.json: checkpoint_failed)" if failed
+           else "its later checkpoints are not kept")
+    warn(f"checkpoint 'last' of {run} is {newest.name}, {ended - step} step(s) before the run ended at step {ended}: "
+         f"{why}; the weights training ended with are model.safetensors (leave the checkpoint out)")
 
 
 def checkpoint_state(folder: Path) -> TrainedState:
