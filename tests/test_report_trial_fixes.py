@@ -254,3 +254,16 @@ def test_the_reports_leaderboard_prints_the_std_with_the_means_decimals_and_styl
     assert "2985 ± 100<" in html and "1e+02" not in html
     assert '<span class="verdict-all-runs-failed">all runs failed</span>' in html
     assert ".verdict-all-runs-failed {" in html
+
+
+@pytest.mark.parametrize("command", ["report", "plot"])
+def test_a_damaged_summary_json_is_one_error_line_saying_what_to_do(tmp_path, capsys, command):
+    """A summary.json cut off (a full disk) named the JSON error alone; the line now says what to do."""
+    root = fake_comparison(tmp_path / "cmp", {"adam": SEVEN["adam"]}, seeds=2, target=None, epochs=2)
+    run = next(root.glob("runs/*/adam/seed-0"))
+    (run / "summary.json").write_text('{"name": "tri')
+    out = tmp_path / ("r.html" if command == "report" else "r.png")
+    assert main([command, str(run), "-o", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot read {run / 'summary.json'}: ") and err.count("\n") == 1
+    assert err.rstrip().endswith("the file was damaged or changed: restore it from a copy, or leave that folder out")

@@ -165,9 +165,13 @@ def _read_json(path: Path, default: Any) -> Any:
     except OSError as exc:
         raise unreadable(path, exc) from None
     except ValueError as exc:
-        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}") from None
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0][:200]}; {DAMAGED_FIX}") from None
     except RecursionError:
-        raise DataError(f"cannot read {path}: its JSON is nested too deeply") from None
+        raise DataError(f"cannot read {path}: its JSON is nested too deeply; {DAMAGED_FIX}") from None
+
+
+# what to do with a record file of a run or comparison that is damaged (cut off by a full disk, edited)
+DAMAGED_FIX = "the file was damaged or changed: restore it from a copy, or leave that folder out"
 
 
 def _read_object(path: Path) -> dict[str, Any]:
