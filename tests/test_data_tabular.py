@@ -959,3 +959,20 @@ def test_the_digits_figure_in_the_docs_is_what_standardising_gives():
     said = " ".join(docs.split())
     assert f"{largest['val']:.1f} in val, {largest['test']:.1f} in test" in said
     assert f"below {math.ceil(max(largest.values()))} in magnitude" in said
+
+
+def test_a_target_column_of_words_among_several_says_to_write_its_labels_as_0_and_1(tmp_path):
+    """Multi-label tags written yes/no: "'no' is not a number while other targets are numeric", where no
+    target was numeric; the line says how several target columns are read and what to write."""
+    rows = [[i, "yes" if i % 2 else "no", "no" if i % 3 else "yes"] for i in range(30)]
+    path = write_csv(tmp_path / "tags.csv", ["a", "red", "blue"], rows)
+    with pytest.raises(DataError) as refused:
+        load(source="csv", path=path, target=["red", "blue"])
+    assert str(refused.value) == (
+        f"CSV file {path}, target 'red' holds words ('no', 'yes'), and the 2 target columns data.target names are "
+        "read as numbers: 0/1 labels, one column per label (multilabel), or values (regression); write its labels "
+        "as 0 and 1 (e.g. 'no' -> 0, 'yes' -> 1)")
+    mixed = write_csv(tmp_path / "mixed.csv", ["a", "red", "blue"], [[i, i % 2, "x" if i == 5 else int(i % 3 > 0)]
+                                                                       for i in range(30)])
+    with pytest.raises(DataError, match="'x' is not a number while other targets are numeric"):
+        load(source="csv", path=mixed, target=["red", "blue"])  # one stray word among numbers: named as before

@@ -278,6 +278,18 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
     return x, numeric_names, cats, categorical_names
 
 
+def _words_among_targets(table: CsvTable, name: str, targets: list[str]) -> DataError:
+    """A target column of words where several target columns are given: they are read as numbers, 0/1 labels
+    (multilabel) or values (regression), so its words (``yes``/``no``) are to be written as 0 and 1. It was
+    "'no' is not a number while other targets are numeric", where no target was numeric."""
+    words = sorted({str(cell) for cell in strings(table, name) if str(cell).strip()})
+    shown = ", ".join(short_repr(word) for word in words[:4]) + (", ..." if len(words) > 4 else "")
+    two = f" (e.g. {short_repr(words[0])} -> 0, {short_repr(words[1])} -> 1)" if len(words) == 2 else ""
+    return DataError(f"CSV file {table.file}, target {name!r} holds words ({shown}), and the {len(targets)} target "
+                     f"columns data.target names are read as numbers: 0/1 labels, one column per label "
+                     f"(multilabel), or values (regression); write its labels as 0 and 1{two}")
+
+
 def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] | None]:
     """Targets: numbers (N,) or (N, L) float64, or string class labels as indices with their sorted names.
 
@@ -290,6 +302,8 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
             if bad is not None and (error := _separated(table, name, strings(table, name), "target",
                                                       may_be_classes=False)) is not None:  # several: numbers
                 raise error
+            if bad is not None and not np.isfinite(values).any():  # a column of words, none a number
+                raise _words_among_targets(table, name, targets)
             if bad is not None:
                 raise _not_a_number(table, name, int(bad[0]), "target")
             columns.append(values)
