@@ -29,7 +29,8 @@ from trainlab.cli import main
 from trainlab.compare import stats
 from trainlab.compare.leaderboard import build_leaderboard, metric_block, print_leaderboard, to_csv
 from trainlab.compare.machine_failure import not_run_error
-from trainlab.compare.runner import ERROR_FILE, RunPlan
+from trainlab.compare.runner import ERROR_FILE, RunPlan, run_action
+from trainlab.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOOTHED = {"strategy.loss": {"name": "cross_entropy", "label_smoothing": 0.2}}
@@ -199,11 +200,31 @@ def test_a_worker_killed_by_a_signal_is_the_machine_s_and_one_that_exited_is_the
     outcome = death_outcome(killed, -signal.SIGKILL, 0.0)
     assert (outcome["status"], outcome["reason"]) == ("not run", KILLED)
     assert json.loads((killed.path / ERROR_FILE).read_text()) == {
-        "reason": KILLED, "config_hash": None, "machine_failure": True}
+        "reason": KILLED, "config_hash": None, "data_fingerprint": None, "machine_failure": True}
     segfault = death_outcome(killed, -signal.SIGSEGV, 0.0)
     assert (segfault["status"], segfault["reason"]) == ("not run", "worker died: killed by SIGSEGV")
     outcome = death_outcome(exited, 3, 0.0)  # os._exit(3) in the run's own code: its failure
     assert (outcome["status"], outcome["reason"]) == ("failed", "worker died: exited with code 3")
+
+
+def test_a_config_whose_worker_is_killed_in_two_invocations_in_a_row_is_its_failure(tmp_path: Path):
+    """The out-of-memory killer stopping a config's worker every time made it 'not run' on every invocation, its
+    strategy ranked on the seeds that fit, as MemoryError twice no longer does (out_of_memory_again)."""
+    from trainlab.compare.pool import death_outcome, earlier_deaths
+
+    raw = {"name": "k", "seed": 0, "data": {"source": "iris"}, "model": {"name": "linear"},
+           "strategy": {"loss": "cross_entropy", "optimizer": {"name": "sgd", "lr": 0.1}, "epochs": 1}}
+    plan = RunPlan("iris", "big", 0, raw, tmp_path / "big" / "seed-0")
+    first = death_outcome(plan, -signal.SIGKILL, 0.0, earlier_deaths([(plan, "new")]).get(plan.label))
+    assert (first["status"], first["reason"]) == ("not run", KILLED)
+    record = json.loads((plan.path / ERROR_FILE).read_text())
+    assert record["config_hash"] == validate(raw).hash() and record["machine_failure"] is True
+    second = death_outcome(plan, -signal.SIGKILL, 0.0, earlier_deaths([(plan, "new")]).get(plan.label))
+    assert second["status"] == "failed" and second["reason"].startswith(f"{KILLED} again, as in the invocation before")
+    assert json.loads((plan.path / ERROR_FILE).read_text())["machine_failure"] is False
+    assert run_action(plan)[0] == "failed"  # the next invocation does not train it again
+    changed = RunPlan("iris", "big", 0, {**raw, "strategy": {**raw["strategy"], "batch_size": 8}}, plan.path)
+    assert death_outcome(changed, -signal.SIGKILL, 0.0, record)["status"] == "not run"  # another config: the machine's
 
 
 def test_the_error_line_of_a_killed_worker_says_to_rerun_the_same_command(tmp_path: Path):
@@ -265,3 +286,18 @@ def test_a_worker_killed_from_outside_is_not_run_exit_5_and_the_same_command_tra
     board = json.loads((out / "leaderboard.json").read_text())
     assert {e["name"]: (e["runs"], e["failed"], e["missing"]) for e in board["tasks"]["iris"]["strategies"]} == {
         "a": (1, 0, 0), "doomed": (1, 0, 0)}
+
+
+def test_a_strategy_with_failed_and_unrun_seeds_is_not_said_to_have_failed_all():
+    """Review: one seed failed, two not run (the machine stopped them): 'all runs failed' said more seeds
+    would not help, where the same command trains the two."""
+    from trainlab.compare.leaderboard import untested_verdict
+
+    def entry(failed, missing):
+        return {"metrics": {"test_accuracy": {"values": []}}, "failed": failed, "missing": missing}
+
+    assert untested_verdict(entry(1, 2), "test_accuracy") == "1 failed, 2 not run"
+    assert untested_verdict(entry(3, 0), "test_accuracy") == "all runs failed"
+    assert untested_verdict(entry(0, 3), "test_accuracy") == "not run"
+    assert untested_verdict({"metrics": {"test_accuracy": {"values": [0.9]}}, "failed": 2, "missing": 0},
+                            "test_accuracy") == "too few seeds"

@@ -267,3 +267,16 @@ def test_a_damaged_summary_json_is_one_error_line_saying_what_to_do(tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot read {run / 'summary.json'}: ") and err.count("\n") == 1
     assert err.rstrip().endswith("the file was damaged or changed: restore it from a copy, or leave that folder out")
+
+
+def test_the_reports_std_of_values_equal_but_for_round_off_is_0_as_in_the_printed_table(tmp_path):
+    """Review: a leaderboard.json of before the tied-value statistics holds a round-off std (1.4e-16); the
+    printed table shows 0, the report showed '0.9444 ± 1.4e-16'."""
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=2, target=None, epochs=2)
+    board = json.loads((root / "leaderboard.json").read_text())
+    metric = board["metric"]
+    first = next(iter(board["tasks"].values()))["strategies"][0]
+    first["metrics"][metric].update(mean=0.9444, std=1.4e-16, min=0.9444, max=0.9444)
+    (root / "leaderboard.json").write_text(json.dumps(board))
+    html = write_report([root], tmp_path / "r.html").read_text()
+    assert "0.9444 ± 0<" in html and "e-16" not in html

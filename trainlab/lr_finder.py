@@ -301,7 +301,9 @@ def _check_descent(losses: np.ndarray, smoothed: list[float], skip: int, lowest:
     from batch-to-batch noise: a falling trend over the candidates (Kendall's tau, one-sided p <
     :data:`TREND_P`), or the :data:`NEAR_MIN` losses ending at the minimum below the ``skip`` first
     ones (Mann-Whitney U, one-sided p < :data:`SHIFT_P`; a late descent after a long plateau). A minimum
-    fewer than 3 steps after the ``skip`` (>= 3) first ones is too close to test: also no descent. The
+    fewer than 3 steps after the ``skip`` (>= 3) first ones is too close to test: also no descent, said as a
+    loss rising from the start (start the sweep lower) where the losses after the ``skip`` rise (Kendall's tau,
+    one-sided p < :data:`TREND_P`, or a non-finite one), else as a flat loss (no lr changes it). The
     message proposes a sweep of ``longer_steps`` (the number, maybe with a word on it): more losses over the
     same LRs, for the same tests.
 
@@ -313,6 +315,17 @@ def _check_descent(losses: np.ndarray, smoothed: list[float], skip: int, lowest:
     from scipy import stats
 
     if lowest - skip < 3:
+        after = losses[skip:]
+        rising = not np.isfinite(after).all() or (len(after) >= 3 and stats.kendalltau(
+            np.arange(len(after)), after, alternative="greater").pvalue < TREND_P)
+        if not rising:  # neither falls nor rises over the sweep: starting lower cannot help
+            end = len(smoothed) - 1
+            raise NoDescentError(f"the loss stays flat through the LR range test (the smoothed loss went from "
+                                 f"{smoothed[skip]:.4g} at lr {lrs[skip]:.3g} to {smoothed[end]:.4g} at lr "
+                                 f"{lrs[end]:.3g}, neither falling nor rising beyond its batch-to-batch noise): no lr "
+                                 "changes it, so none to suggest; check that the targets are learnable (and "
+                                 "standardised, for regression: data.standardize_target), sweep more steps "
+                                 f"(trainlab lr-find CONFIG --steps {longer_steps}), or set the lr yourself")
         raise NoDescentError(f"the smoothed loss of the LR range test was lowest {lowest - skip} step(s) after its "
                              f"warm-up (at lr {lrs[lowest]:.3g}), too few to tell a descent from noise: start the "
                              f"sweep lower (trainlab lr-find CONFIG --start-lr) or take more steps (trainlab "

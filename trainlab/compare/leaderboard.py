@@ -295,12 +295,17 @@ def rank_and_test(entries: list[dict[str, Any]], metric: str, direction: str) ->
 
 
 def untested_verdict(entry: dict[str, Any], metric: str) -> str:
-    """The verdict of a strategy no test applies to: ``all runs failed`` where no run of it counts and some
-    failed (crashed, diverged, or finished with a non-finite ``metric``: more seeds would not help), ``not run``
-    where none counts and none failed (the machine stopped every one), else ``too few seeds`` (one run counts)."""
+    """The verdict of a strategy no test applies to: ``all runs failed`` where no run of it counts and every one
+    failed (crashed, diverged, or finished with a non-finite ``metric``: more seeds would not help);
+    ``N failed, M not run`` where some failed and the others did not run (the machine stopped them, or a
+    result is missing: the same command trains them); ``not run`` where none counts and none failed; else
+    ``too few seeds`` (one run counts)."""
     if entry["metrics"].get(metric, {}).get("values"):
         return "too few seeds"
-    return "all runs failed" if entry.get("failed") else "not run"
+    failed, missing = entry.get("failed") or 0, entry.get("missing") or 0
+    if failed and missing:
+        return f"{failed} failed, {missing} not run"
+    return "all runs failed" if failed else "not run"
 
 
 def best_strategy(entries: list[dict[str, Any]]) -> str | None:
@@ -499,8 +504,9 @@ def format_std(std: float | None, mean: float | None, digits: int = 4) -> str:
     return f"{std:.{decimals}f}"
 
 
-def _fmt_spread(block: dict[str, Any]) -> str:
-    """The std of ``block`` for the table (:func:`format_std`): 0 when the runs agree to float precision.
+def spread_text(block: dict[str, Any]) -> str:
+    """The std of a metric ``block`` as the table and the report show it (:func:`format_std`; ``-`` for none):
+    0 when the runs agree to float precision.
 
     Equal values give a rounding-noise std (0.9444 ± 1.4e-16), which reads as a real spread (the statistics
     give such values std 0: :func:`~trainlab.compare.stats.tied_value`; a leaderboard.json of an earlier
@@ -564,7 +570,7 @@ def _table_row(entry: dict[str, Any], metric: str, label: str, target: dict[str,
     style = {"best": "bold green", "worse": "red", "better": "bold yellow"}.get(vs["verdict"], "")
     rank = "-" if entry["rank"] is None else str(entry["rank"])  # no run that counts: no rank (the CSV: empty)
     row = [rank, label,
-           f"{_fmt(block.get('mean'))} ± {_fmt_spread(block)}{count_text(entry, block)}",
+           f"{_fmt(block.get('mean'))} ± {spread_text(block)}{count_text(entry, block)}",
            f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-",
            f"[{style}]{verdict}[/{style}]" if style else verdict,
            _fmt(vs["prob_improvement"], 2),

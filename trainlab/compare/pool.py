@@ -78,30 +78,57 @@ def _execute_in_slot(index: int, task: str, strategy: str, seed: int, raw: dict[
         pids[index] = -os.getpid()
 
 
-def _record_death(plan: RunPlan, reason: str, machine: bool = False) -> None:
+def _record_death(plan: RunPlan, reason: str, machine: bool = False,
+                  identity: dict[str, str | None] | None = None) -> None:
     """The run's ``ERROR_FILE`` for a worker that died under it (or could not send its outcome), so the
     leaderboard lists it: under ``not_run`` where ``machine`` (:data:`RECORD_KEY`: a worker killed by a
-    signal), else as a failure; it carries no config hash, so the next invocation runs it again (a kill
-    need not recur). Written once no worker writes the folder any more."""
+    signal, which the next invocation trains again), else as a failure (not tried again while ``identity``,
+    the config hash and data fingerprint, stay the same; none: tried again). Written once no worker writes
+    the folder any more."""
     try:
         plan.path.mkdir(parents=True, exist_ok=True)
-        write_json(plan.path / ERROR_FILE, {"reason": reason, "config_hash": None, RECORD_KEY: machine})
+        write_json(plan.path / ERROR_FILE, {"reason": reason, **(identity or {"config_hash": None}),
+                                            RECORD_KEY: machine})
     except OSError:
         pass
 
 
-def death_outcome(plan: RunPlan, exitcode: int, started: float) -> dict[str, Any]:
+def earlier_deaths(todo: list[tuple[RunPlan, str]]) -> dict[str, dict[str, Any]]:
+    """The worker-death records (:func:`death_outcome`'s, the machine's) that this invocation's runs' folders
+    hold from the invocation before, by run label: read before any worker removes them."""
+    found = {}
+    for plan, _ in todo:
+        record = read_record_object(plan.path / ERROR_FILE)
+        if record is not None and record.get(RECORD_KEY) and str(record.get("reason", "")).startswith(WORKER_DIED):
+            found[plan.label] = record
+    return found
+
+
+def death_outcome(plan: RunPlan, exitcode: int, started: float,
+                  earlier: dict[str, Any] | None = None) -> dict[str, Any]:
     """The outcome of the run whose worker died under it with ``exitcode`` (multiprocessing's: -N for signal
     N; ``started``: the run's ``time.time()`` start), recorded in its folder (:func:`_record_death`).
 
     A worker killed by a signal (SIGKILL from the out-of-memory killer or a user, SIGSEGV, ...) was stopped
     from outside the run's Python code, which turns its own failures into a failed outcome (runner.execute):
     the machine's, as a MemoryError is, so the run is ``not run``, left out of the statistics, the comparison
-    exits 5 and the next invocation trains it again. A worker that exited with a code of its own
-    (``os._exit(3)`` in the run's code) is the run's failure."""
+    exits 5 and the next invocation trains it again. Killed so again where ``earlier`` (the invocation
+    before's record, :func:`earlier_deaths`) says the same config on the same data was, it is the run's
+    failure, as a MemoryError twice is (machine_failure.out_of_memory_again): a config the out-of-memory
+    killer stops every time is not retrained, and its strategy not ranked on the seeds that fit, on every
+    invocation. A worker that exited with a code of its own (``os._exit(3)`` in the run's code) is the
+    run's failure."""
     reason = f"{WORKER_DIED}: {_how_it_died(exitcode)}"
-    machine = exitcode < 0
-    _record_death(plan, reason, machine)
+    machine, identity = exitcode < 0, runner.error_identity(plan.raw)
+    same = earlier is not None and identity["config_hash"] is not None and all(
+        earlier.get(key) == identity[key] for key in ("config_hash", "data_fingerprint"))
+    if machine and same:
+        machine, reason = False, (f"{reason} again, as in the invocation before: this config may need more memory "
+                                  "than the machine has; make strategy.batch_size or the model smaller, or lower "
+                                  "--jobs (or delete the run's folder to try it again)")
+    # a worker that exited with a code of its own: recorded without the config's identity, so tried again next
+    # time (its death need not recur)
+    _record_death(plan, reason, machine, identity if exitcode < 0 else None)
     return {"status": "not run" if machine else "failed", "reason": reason, "seconds": time.time() - started}
 
 
@@ -131,10 +158,12 @@ def run_in_pool(todo, jobs, threads, tally, display, finish) -> None:
     # cannot fork a worker that uses it again.
     context = multiprocessing.get_context("spawn" if torch.cuda.is_available() else "fork")
     breaks_seen: dict[str, int] = {}  # run label -> pool breaks it was in progress at, no dead worker its own
+    deaths_before = earlier_deaths(todo)
     fingerprints: dict[str, str | None] = {}
     with shared_once() as said:
         while todo:
-            left = _pool_round(todo, jobs, threads, said, context, tally, display, finish, breaks_seen)
+            left = _pool_round(todo, jobs, threads, said, context, tally, display, finish, breaks_seen,
+                               deaths_before)
             todo = _still_to_run(left, fingerprints, finish)
             if todo:
                 display.note(f"starting new workers for the {counted(len(todo), 'unfinished run')} "
@@ -150,11 +179,12 @@ class _Stopped:
     interrupted: bool
 
 
-def _pool_round(todo, jobs, threads, said, context, tally, display, finish, breaks_seen) -> list[RunPlan]:
+def _pool_round(todo, jobs, threads, said, context, tally, display, finish, breaks_seen,
+                deaths_before) -> list[RunPlan]:
     """Run ``todo`` in one pool; returns the runs left to run in a new pool when a worker died, else [].
     ``said``: the folder of the warnings said (notices.shared_once, one for every pool of the comparison);
     ``breaks_seen``: per run label, the breaks no dead worker's run explained that found it unfinished
-    (and in progress, where any run was)."""
+    (and in progress, where any run was); ``deaths_before``: :func:`earlier_deaths`."""
     pids = context.RawArray("q", len(todo))  # the run slots: see _execute_in_slot
     starts = context.RawArray("d", len(todo))
     stop = context.RawValue("i", 0)  # set to the signal's number on an interrupt: no worker starts a run
@@ -183,7 +213,7 @@ def _pool_round(todo, jobs, threads, said, context, tally, display, finish, brea
         _finish_late(todo, futures, ended, finish)
         raise interrupt
     left = _settle_break(todo, futures, ended, workers, stopped, pids, starts, display, finish,
-                         breaks_seen) if broken else []
+                         breaks_seen, deaths_before) if broken else []
     if stopped.interrupted:
         _finish_late(todo, futures, ended, finish)
         raise KeyboardInterrupt
@@ -232,7 +262,7 @@ def _run_round(pool, todo, jobs, tally, display, finish, futures, ended, workers
 
 
 def _settle_break(todo, futures, ended, workers, stopped, pids, starts, display, finish,
-                  breaks_seen) -> list[RunPlan]:
+                  breaks_seen, deaths_before) -> list[RunPlan]:
     """After a broken pool is down: the outcomes that came in with the break, the dead worker's run failed
     (or, where no dead worker had a run, a break counted against each :func:`suspects` run, failed at
     :data:`BREAKS_TO_FAIL`); returns the runs left for a new pool."""
@@ -249,7 +279,7 @@ def _settle_break(todo, futures, ended, workers, stopped, pids, starts, display,
             plan, how = todo[index][0], _how_it_died(dead[pids[index]])
             display.note(f"worker process {pids[index]} died ({how}) while running {plan.label}")
             failed.append(index)  # not run or failed: not tried again in this invocation
-            finish(plan, death_outcome(plan, dead[pids[index]], starts[index]))
+            finish(plan, death_outcome(plan, dead[pids[index]], starts[index], deaths_before.get(plan.label)))
     else:  # no dead worker had a run: blame each run in progress (or, if none was, every run not yet started)
         what = ", ".join(f"worker process {pid} died ({_how_it_died(code)})" for pid, code in dead.items()) or \
             "a worker process ended"

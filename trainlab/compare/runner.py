@@ -336,7 +336,7 @@ def _raised_outcome(folder: Path, raw: dict[str, Any], exc: Exception, previous:
     busy = busy_reason(exc)
     if busy is not None:  # another process's run of this folder (trainlab resume): not this run's failure
         return {"status": "not run", "reason": busy}
-    identity = _identity_or_none(raw)
+    identity = error_identity(raw)
     machine = is_machine_failure(exc)
     reason = (machine_reason(exc) if machine
               else f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:1000]}")
@@ -386,7 +386,7 @@ def with_threads_given(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _record_error(folder: Path, identity: dict[str, str | None], reason: str, machine: bool) -> None:
     """The folder's ``compare-error.json``: ``reason``, the config hash and data fingerprint it failed with
-    (``identity``: :func:`_identity_or_none`), ``machine_failure`` and the traceback of the exception being
+    (``identity``: :func:`error_identity`), ``machine_failure`` and the traceback of the exception being
     handled. Atomic (a kill leaves no torn record), and best effort: a folder that cannot be written keeps no
     record, and the comparison's leaderboard takes the reason from the outcome instead."""
     try:
@@ -398,7 +398,7 @@ def _record_error(folder: Path, identity: dict[str, str | None], reason: str, ma
         pass
 
 
-def _identity_or_none(raw: dict[str, Any]) -> dict[str, str | None]:
+def error_identity(raw: dict[str, Any]) -> dict[str, str | None]:
     """The config hash and data fingerprint of a failed run's config, for its error record (None where
     they cannot be had: such a run is tried again next time)."""
     try:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from trainlab.compare.leaderboard import format_std
+from trainlab.compare.leaderboard import spread_text
 from trainlab.config_fields import counted
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page, wrapped
@@ -333,7 +333,7 @@ def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric:
         css = VERDICT_CLASSES.get(verdict, "verdict-other")
         time_stats = (entry.get("metrics") or {}).get("train_time_s") or {}
         row = [fmt(entry.get("rank")), wrapped(str(entry.get("name"))),
-               f"{fmt(stats.get('mean'))} ± {fmt(None) if stats.get('std') is None else format_std(stats['std'], stats.get('mean'))}",
+               f"{fmt(stats.get('mean'))} ± {fmt(None) if stats.get('std') is None else spread_text(stats)}",
                _interval_text(stats),
                fmt(stats.get("median")),
                f"{_value_count(stats)} ({entry.get('failed', 0)})",
