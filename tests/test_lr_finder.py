@@ -15,6 +15,7 @@ import trainlab.lr_finder as lr_finder_module
 from trainlab.errors import DataError, TrainingError
 from trainlab.lr_finder import (
     MIN_SWEEP_STEPS,
+    NoDescentError,
     SmoothedLoss,
     lr_sweep,
     run_lr_range_test,
@@ -871,3 +872,23 @@ def test_a_sweep_of_one_row_batches_under_batch_norm_is_one_data_error():
                                         r"cannot normalise in training \(one value per channel\); use a batch size "
                                         r"of 2 or more$"):
         one_row_plan_sweep(features, n=10, batch_size=1)
+
+
+def test_a_flat_sweep_whose_minimum_is_at_its_start_is_said_flat_and_a_rising_one_to_start_lower():
+    """A user's unstandardised 1e5-scale prices: the loss flat at ~1.95e6 over 17 decades, lowest just after the
+    warm-up; the advice was "start the sweep lower", which cannot help. A flat sweep (no trend either way) now
+    says so and points to the targets; a loss rising from the start still says to start lower."""
+    rng = np.random.default_rng(0)
+    n, skip = 100, 10
+    lrs = lr_sweep(1e-7, 10.0, n)
+    flat = 1.95e6 * (1 + 0.001 * rng.normal(size=n))
+    flat[skip + 1:skip + 3] = 1.9e6  # the minimum 2 steps after the warm-up, by chance
+    with pytest.raises(NoDescentError) as caught:
+        suggest_lr(lrs, flat, skip_start=skip)
+    assert str(caught.value).startswith("the loss stays flat through the LR range test")
+    assert "standardised, for regression: data.standardize_target" in str(caught.value)
+    assert "start the sweep lower" not in str(caught.value)
+    rising = 1.0 + np.linspace(0, 1.5, n) + 0.01 * rng.normal(size=n)
+    rising[skip + 1:skip + 3] = 0.99
+    with pytest.raises(NoDescentError, match="start the sweep lower"):
+        suggest_lr(lrs, rising, skip_start=skip)
