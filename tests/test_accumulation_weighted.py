@@ -264,3 +264,23 @@ def test_a_step_record_covering_the_epoch_has_the_epoch_records_class_weighted_t
     epoch = next(r for r in records if "epoch" in r and r.get("scope") != "step" and "train_loss" in r)
     assert [r["step"] for r in steps] == [epoch["step"]] == [6]
     assert steps[0]["train_loss"] == pytest.approx(epoch["train_loss"], rel=1e-9)
+
+
+def test_a_summed_loss_checkpoint_of_before_the_per_row_records_is_refused_not_mixed():
+    """Review: a reduction: sum run checkpointed before its losses were recorded per row, resumed, mixed the two
+    scales in its epoch sums and in early stopping's best (every resumed val_loss beat the old split sum); its
+    step's state holds no 'summed_loss_per_row', and loading it is refused. A mean loss's state is as before."""
+    from trainlab.errors import RunDirError
+
+    x, y = _data()
+    summed = StandardStep(_model(False), torch.optim.SGD(_model(False).parameters(), lr=LR),
+                          Objective(build_loss({"name": "cross_entropy", "reduction": "sum"})))
+    state = summed.state_dict()
+    assert state["summed_loss_per_row"] is True
+    summed.load_state_dict(state)  # its own: loads
+    with pytest.raises(RunDirError, match="recorded its reduction: sum loss as sums"):
+        summed.load_state_dict({k: v for k, v in state.items() if k != "summed_loss_per_row"})
+    mean = StandardStep(_model(False), torch.optim.SGD(_model(False).parameters(), lr=LR),
+                        Objective(build_loss("cross_entropy")))
+    assert "summed_loss_per_row" not in mean.state_dict()
+    mean.load_state_dict(mean.state_dict())

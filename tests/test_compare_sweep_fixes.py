@@ -108,8 +108,11 @@ def test_differing_losses_groups_owners_by_the_loss_they_train():
     assert differing_losses(specs) == {"focal": ["a", "b"], "focal(gamma=5)": ["c", "d"],
                                        "cross_entropy(class_weights=[1,2.5])": ["e", "f"], "auto": ["g"]}
     assert differing_losses({"a": "bce", "b": {"name": "bce", "reduction": "mean"}}) == {}
-    assert differing_losses({"a": "mse", "b": {"name": "mse", "reduction": "sum"}}) == {
-        "mse": ["a"], "mse(reduction=sum)": ["b"]}
+    # a sum is recorded per row (as a mean is) unless class weights make the mean divide by their sum
+    assert differing_losses({"a": "mse", "b": {"name": "mse", "reduction": "sum"}}) == {}
+    weighted = {"name": "cross_entropy", "class_weights": [1, 3]}
+    assert differing_losses({"a": weighted, "b": {**weighted, "reduction": "sum"}}) == {
+        "cross_entropy(class_weights=[1,3])": ["a"], "cross_entropy(class_weights=[1,3], reduction=sum)": ["b"]}
     assert differing_losses({}) == {}
 
 

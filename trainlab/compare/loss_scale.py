@@ -2,7 +2,8 @@
 
 ``test_loss`` and ``val_loss`` are each run's own training loss: the strategy's ``strategy.loss``
 evaluated on the split. Strategies whose loss sections differ (bce vs focal with gamma 5, label
-smoothing, class weights, huber vs mse, reduction sum vs mean) record it on different scales, so the
+smoothing, class weights, huber vs mse; reduction sum vs mean only with class or row weights: a sum is
+recorded per row) record it on different scales, so the
 smaller-scale loss "wins" a ranking or reaches a target first whatever the models predict: focal's
 (1 - p)^gamma factor shrinks every term, bce 0.157 vs focal 0.003 says nothing about which model is
 better (their log_loss, one formula for both, can say the opposite).
@@ -18,6 +19,11 @@ import inspect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+# the options with which a loss's mean divides by the summed weights of the rows' classes (PyTorch's weighted
+# cross-entropy: Loss.mean_denominator), where a sum's per-row record divides by the rows: reduction decides
+# the scale (bce's pos_weight and focal's alpha are not normalised: their mean is the sum per row)
+WEIGHT_OPTIONS = ("class_weights", "weight")
 
 # the target kinds (trainlab.losses.base) whose runs record class probabilities, hence log_loss
 PROBABILITY_KINDS = ("binary", "class_index")
@@ -62,6 +68,10 @@ def loss_identity(spec: str | Mapping[str, Any]) -> tuple[str, tuple[tuple[str, 
             parameters = []
         defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
     options = {k: v for k, v in raw.items() if not (k in defaults and canonical(v) == canonical(defaults[k]))}
+    if not any(options.get(key) is not None for key in WEIGHT_OPTIONS):
+        # sum and mean are recorded on one scale (a sum per row: StandardStep._per_row, the Evaluator), where
+        # no weights make the mean divide by their sum instead of the rows
+        options.pop("reduction", None)
     return name, tuple(sorted((str(k), canonical(v)) for k, v in options.items()))
 
 

@@ -42,6 +42,7 @@ from trainlab.engine.optimizer_state import (
 )
 from trainlab.engine.snapshot import detached_copy
 from trainlab.engine.state import TrainState
+from trainlab.errors import RunDirError
 from trainlab.losses.base import learned_state
 from trainlab.optim import keeps_evaluation_weights, requires_closure, set_train_mode
 from trainlab.out_of_memory import is_out_of_memory
@@ -472,15 +473,28 @@ class StandardStep:
         self.objective.parameters_changed(self.model)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "model": self.model.state_dict(),
             "loss": self.objective.loss.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "training": self._training,
         }
+        if self._summed:  # its losses recorded per row (_per_row): a checkpoint of before recorded sums
+            state["summed_loss_per_row"] = True
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The state of :meth:`state_dict`. A ``reduction: sum`` loss's checkpoint written before its losses were
+        recorded per row (trainlab before 2026-12-06: the epoch sums of step sums, early stopping's best of a
+        split's sum) is refused (RunDirError), before anything is loaded: resumed, the run's records and its
+        best would mix the two scales."""
+        if self._summed and not state.get("summed_loss_per_row"):
+            raise RunDirError("this run's checkpoint was written by a trainlab that recorded its reduction: sum loss "
+                              "as sums (each step's, a split's), and this one records it per row (the sum over the "
+                              "rows divided by their count): resumed, its records and early stopping's best would "
+                              "mix the two scales; finish it with the trainlab it started with, or train it again "
+                              "(trainlab train CONFIG --out RUN --overwrite)")
         # module.load_state_dict copies into the parameters; optimizer.load_state_dict aliases same-device
         # tensors, and a snapshot may be reused: its state is cloned
         self.model.load_state_dict(state["model"])
