@@ -200,7 +200,7 @@ def test_a_run_whose_code_folder_moved_says_where_it_looked_and_where_to_run_fro
         trainlab.load_run(out, allow_code=True)
     assert str(refused.value).endswith(
         f"the run was trained with it from {project}, which no longer exists: run from the folder that holds "
-        "usernet_cp.py now, or put that folder on PYTHONPATH")
+        "usernet_cp.py (or the package usernet_cp/) now, or put that folder on PYTHONPATH")
     assert str(refused.value).startswith("cannot import module 'usernet_cp' for model 'usernet_cp:Net': no module "
                                          "'usernet_cp' in ")
     assert main(["--allow-code", "eval", str(out)]) == 2

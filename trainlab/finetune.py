@@ -444,9 +444,7 @@ def merge_lora(wrapped: nn.Module, base: nn.Module, trainable: dict[int, bool]) 
     ``id``, taken before the wrap) recorded it, where peft froze everything but the adapters. For
     :func:`trainlab.fit`, whose module is the user's: a plain ``fit`` of it later trains all of it, and its
     saved weights load into a fresh instance of the user's class."""
-    merged = wrapped.merge_and_unload()
-    if merged is not base:  # peft unwraps to the model it was given
-        raise RuntimeError("peft's merge_and_unload returned another module than the one it wrapped")
+    wrapped.merge_and_unload()  # in place: peft gives back the model it wrapped, ``base``
     for parameter in base.parameters():
         parameter.requires_grad_(trainable.get(id(parameter), True))
     return base

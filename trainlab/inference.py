@@ -222,8 +222,9 @@ PEFT_PREFIX = "base_model.model."  # the keys of a peft-wrapped module's state_d
 def _fit_weights_advice(path: Path) -> str:
     """How to load ``trainlab.fit``'s ``model.safetensors`` into a fresh instance of the user's module.
 
-    The file is the state_dict of the module fit trained: the module itself, or, with
-    ``strategy.finetune.lora``, peft's wrapper of it, whose keys (``base_model.model.0.base_layer.weight``,
+    The file is the state_dict of the module fit trained, with ``strategy.finetune.lora`` its adapters merged
+    into its layers (:func:`trainlab.finetune.merge_lora`), so its own keys. A folder a LoRA fit wrote before
+    that (before 2026-12-06) holds peft's wrapper's state_dict, whose keys (``base_model.model.0.base_layer.weight``,
     ``...lora_A.default.weight``) a fresh module lacks until it is wrapped with the same adapters
     (:func:`trainlab.finetune.apply_lora` with the ``finetune.lora`` options of the folder's strategy.yaml).
     The file's keys decide; a file whose header cannot be read gets the plain advice (loading says why). The

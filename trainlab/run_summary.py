@@ -9,7 +9,10 @@ by ``train``, ``resume`` and ``trainlab.fit`` alike).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from trainlab import __version__
@@ -55,14 +58,28 @@ def non_finite_warning(summary: dict[str, Any]) -> str | None:
             "learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
 
 
+_TOLD_BY_CALLER: contextvars.ContextVar[bool] = contextvars.ContextVar("trainlab_non_finite_told", default=False)
+
+
+@contextlib.contextmanager
+def non_finite_told_by_caller() -> Iterator[None]:
+    """Within the block no run warns that it went non-finite (:func:`warn_if_non_finite`): for ``compare`` and
+    ``tune``, whose runs such an outcome fails with a line of their own naming the run (test_mse is nan ...)."""
+    token = _TOLD_BY_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _TOLD_BY_CALLER.reset(token)
+
+
 def warn_if_non_finite(summary: dict[str, Any]) -> None:
     """:func:`non_finite_warning`'s line, warned (:func:`trainlab.notices.warn`) where there is one: at the end of
     every run that finishes (``train``, ``resume``, ``trainlab.fit``, the CLI's commands), so that a Python
-    caller hears of it as the CLI's user does."""
+    caller hears of it as the CLI's user does; not inside :func:`non_finite_told_by_caller`."""
     from trainlab.notices import warn
 
     warning = non_finite_warning(summary)
-    if warning:
+    if warning and not _TOLD_BY_CALLER.get():
         warn(warning)
 
 

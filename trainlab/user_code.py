@@ -310,6 +310,20 @@ def _misfit(reference: str, kind: str, target: Any) -> ConfigError | None:
     return None if message is None else ConfigError(message)
 
 
+def _import_failure(exc: Exception, module_name: str, kind: str, reference: str, policy: CodePolicy) -> ConfigError:
+    """The one line for ``module_name`` failing to import with ``exc``: its own error, or, for a run whose code
+    folders were moved or deleted since it trained (``policy.gone``: no module of that name anywhere), where
+    it was looked for, which folders are gone, and where to run from."""
+    top = module_name.partition(".")[0]
+    if not (isinstance(exc, ModuleNotFoundError) and exc.name == top and policy.gone):
+        return ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': {type(exc).__name__}: {exc}")
+    several = len(policy.gone) > 1
+    return ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
+                       f"{_where_looked(policy)}; the run was trained with it from {', '.join(policy.gone)}, which no "
+                       f"longer exist{'' if several else 's'}: run from the folder that holds {top}.py (or the package "
+                       f"{top}/) now, or put that folder on PYTHONPATH")
+
+
 def import_reference(reference: str, kind: str) -> Any:
     """Import ``package.module:attribute`` under the current :class:`CodePolicy`; the only way to user code.
 
@@ -352,20 +366,8 @@ def import_reference(reference: str, kind: str) -> Any:
             module = importlib.import_module(f"{package.__name__}{dot}{rest}") if rest else package
     except ConfigError:
         raise
-    except ModuleNotFoundError as exc:
-        if exc.name != top or not policy.gone:
-            raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': "
-                              f"{type(exc).__name__}: {exc}") from exc
-        # a run whose code folders were moved or deleted since it trained: where to run from
-        folders = ", ".join(policy.gone)
-        raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
-                          f"{_where_looked(policy)}; the run was trained with it from {folders}, which no longer "
-                          f"exist{'s' if len(policy.gone) == 1 else ''}: run from the folder that holds {top}.py "
-                          "now, or put that folder on PYTHONPATH") from exc
     except Exception as exc:  # any import failure is the user's module, report it in one line
-        raise ConfigError(
-            f"cannot import module '{module_name}' for {kind} '{reference}': {type(exc).__name__}: {exc}"
-        ) from exc
+        raise _import_failure(exc, module_name, kind, reference, policy) from exc
     target: Any = module
     for part in parts:
         if not hasattr(target, part):

@@ -351,12 +351,13 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
     """The run's summary: ``partial`` resumed, anything else trained (over what the folder holds)."""
     from trainlab.experiment import train
     from trainlab.run_resume import resume
+    from trainlab.run_summary import non_finite_told_by_caller
 
     if action == "partial":
         try:
             # the user's own run (its config.yaml names no code the plan's does not): resumed under the
             # comparison's code policy, as it was trained; anything else as anyone's run folder
-            with trusting_own_run(folder, raw):
+            with trusting_own_run(folder, raw), non_finite_told_by_caller():
                 return resume(folder, quiet=True)[0]
         except (TrainingError, Interrupted, RunDirError):  # RunDirError: finished, in use, linked records
             raise
@@ -364,7 +365,8 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
             if is_machine_failure(exc):  # a full disk, not an unreadable run: its checkpoints stay for the next try
                 raise
             warn(f"cannot resume {folder} ({exc}); training it from scratch")  # an unreadable partial run
-    return train(validate(with_threads_given(raw)), out=folder, overwrite=True, quiet=True)[0]
+    with non_finite_told_by_caller():  # such a run is failed naming its metric (metric_keys): no warning too
+        return train(validate(with_threads_given(raw)), out=folder, overwrite=True, quiet=True)[0]
 
 
 def with_threads_given(raw: dict[str, Any]) -> dict[str, Any]:

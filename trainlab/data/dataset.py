@@ -106,9 +106,7 @@ def numbered_from_one(y: np.ndarray) -> bool:
         return False
     values, counts = np.unique(y, return_counts=True)
     k = len(values)
-    if not (2 <= k <= MAX_INFERRED_CLASSES and values[0] == 1 and values[-1] == k):
-        return False
-    return k <= SURE_CLASSES or bool(counts.min() >= len(y) / (5 * k))
+    return k >= 2 and values[0] == 1 and values[-1] == k and _classes_more_likely(counts, len(y))
 
 
 SMALL_COUNT = 30  # whole targets without a 0 read as counts only up to this (Poisson(6): 1..15)
@@ -209,9 +207,17 @@ def infer_task(y: np.ndarray) -> Task:
         return "binary"  # the SVM/perceptron convention: two classes named -1 and 1
     if values[0] != 0 or values[-1] != k - 1:
         return "binary" if k == 1 and values[0] == 1 else "regression"
-    if k > MAX_INFERRED_CLASSES or (k > SURE_CLASSES and counts.min() < len(y) / (5 * k)):
+    if not _classes_more_likely(counts, len(y)):
         return "regression"
     return "binary" if k <= 2 else "multiclass"
+
+
+def _classes_more_likely(counts: np.ndarray, rows: int) -> bool:
+    """Whether K consecutive whole values (0..K-1, or 1..K) with ``counts`` rows each of ``rows`` read as classes
+    rather than counts: ``K <=`` :data:`SURE_CLASSES`, or ``K <=`` :data:`MAX_INFERRED_CLASSES` with every value
+    holding at least ``1 / (5 K)`` of the rows (class labels are used; the high values of counts are rare)."""
+    k = len(counts)
+    return k <= SURE_CLASSES or (k <= MAX_INFERRED_CLASSES and bool(counts.min() >= rows / (5 * k)))
 
 
 def class_values(y: np.ndarray) -> np.ndarray | None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.code_policy import resume_command_words
+from trainlab.compare.folder_identity import RECORD_FILE
 from trainlab.errors import ConfigError, DataError
 from trainlab.folder_owner import written_by
 from trainlab.records import (
@@ -50,9 +51,6 @@ SEED_FOLDER = re.compile(r"^seed-(\d+)$")
 CURVES = "the report's curves"  # what a metrics.jsonl's damaged lines are left out of, as its warning says
 # the status of a run whose run.json says running while no process writes it: killed before it finished
 STOPPED = "stopped"
-# what trainlab compare writes into its folder before any run (trainlab.compare.folder_identity.RECORD_FILE:
-# the strategies file the folder belongs to), named here so that the report does not import compare
-COMPARISON_RECORD = ".comparison.json"
 DIVERGED_AT = re.compile(r"diverged at step (\d+)")
 
 
@@ -228,13 +226,13 @@ def _subfolders(folder: Path) -> list[Path]:
 
 def is_unfinished_comparison(path: Path) -> bool:
     """``path`` is a ``trainlab compare`` folder without its leaderboard.json yet: compare was stopped (killed,
-    Ctrl-C, the machine) or is still running. Compare writes its folder's record (:data:`COMPARISON_RECORD`)
+    Ctrl-C, the machine) or is still running. Compare writes its folder's record (:data:`~trainlab.compare.folder_identity.RECORD_FILE`)
     under its lock before any run, then each run at ``runs/<task>/<strategy>/seed-<k>/``, and the leaderboard
     only once every run is done; either of the first two is enough (a comparison started from Python without a
     strategies file has no record)."""
     if is_record_file(path / LEADERBOARD):
         return False
-    if is_record_file(path / COMPARISON_RECORD):
+    if is_record_file(path / RECORD_FILE):  # written by compare before any run: the strategies it belongs to
         return True
     return any(SEED_FOLDER.match(seed.name) and is_run_folder(seed)
                for task in _subfolders(path / "runs") for strategy in _subfolders(task) for seed in _subfolders(strategy))
