@@ -1135,3 +1135,16 @@ def test_the_results_of_a_study_holding_an_out_of_range_trial_are_written(tmp_pa
     best = write_results(study, tmp_path, ["strategy.optimizer.lr"], "val_accuracy", 0)
     assert best["trial"] == 0 and best["params"] == {"strategy.optimizer.lr": 5.0}
     assert (tmp_path / "trials.csv").read_text().splitlines()[1].endswith(",5.0")
+
+
+def test_two_fragments_set_aside_within_a_second_are_both_kept(tmp_path):
+    """Review: the set-aside file was named by the second alone, so a second fragment overwrote the first."""
+    from trainlab.tune.storage import repair_journal
+
+    journal = tmp_path / "study.journal"
+    journal.write_bytes(b'{"op_code": 0, "study_name": "s"}\n{"op_code": 4, "tr')
+    assert repair_journal(journal) == 1
+    journal.write_bytes(journal.read_bytes() + b'{"op_code": 5, "wo')
+    assert repair_journal(journal) == 1
+    assert sorted(p.read_bytes() for p in tmp_path.glob("study.journal.damaged-*")) == [
+        b'{"op_code": 4, "tr', b'{"op_code": 5, "wo']

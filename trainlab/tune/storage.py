@@ -101,7 +101,7 @@ def repair_journal(path: Path) -> int:
                 ok = False
             (kept if ok else damaged).append(line)
         if damaged:
-            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+            aside = _aside(path)
             write_bytes(aside, b"".join(damaged))
             write_bytes(path, b"".join(kept))
     finally:
@@ -176,6 +176,17 @@ class WholeRecordJournal(JournalFileBackend):
             os.close(descriptor)
 
 
+def _aside(path: Path) -> Path:
+    """``<journal>.damaged-<unix time>``, or ``...-<unix time>-<n>`` where that is taken (two set aside within a
+    second: the first one kept)."""
+    stamp, number = int(time.time()), 1
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name}.damaged-{stamp}-{number}")
+    return aside
+
+
 def _set_fragment_aside(descriptor: int, length: int, path: Path) -> int:
     """The journal's length once a cut-off last line (no newline: a writer killed mid-append, which no code
     of its ran after) is moved to ``<journal>.damaged-<unix time>`` and cut off, under the journal's lock;
@@ -193,7 +204,7 @@ def _set_fragment_aside(descriptor: int, length: int, path: Path) -> int:
             start = begin + newline + 1
             break
         start = begin
-    write_bytes(path.with_name(f"{path.name}.damaged-{int(time.time())}"),
+    write_bytes(_aside(path),
                 os.pread(descriptor, length - start, start))
     os.ftruncate(descriptor, start)
     return start
