@@ -524,7 +524,8 @@ def test_the_printed_table_shows_no_float_noise_as_spread():
 
     from rich.console import Console
 
-    from trainlab.compare.leaderboard import metric_block, print_leaderboard
+    from trainlab.compare.leaderboard import metric_block
+    from trainlab.compare.leaderboard_output import print_leaderboard
 
     def entry(name: str, values: list[float]) -> dict:
         return {"name": name, "rank": 1, "runs": len(values), "failed": 0, "failures": [],

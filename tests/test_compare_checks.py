@@ -438,7 +438,8 @@ def test_null_validation_values_are_left_out_of_convergence_and_the_board_says_s
 
     from rich.console import Console
 
-    from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard
+    from trainlab.compare.leaderboard import build_leaderboard
+    from trainlab.compare.leaderboard_output import print_leaderboard
     from trainlab.compare.runner import RunPlan
 
     curves = {("holes", 0): [0.7, None, 0.8, None], ("holes", 1): [0.6, 0.9, None, 0.5],

@@ -29,7 +29,8 @@ from rich.console import Console
 from trainlab.cli import main
 from trainlab.compare import compare_files
 from trainlab.compare.folder_identity import RECORD_FILE
-from trainlab.compare.leaderboard import absolute_path, build_leaderboard, print_leaderboard, to_csv
+from trainlab.compare.leaderboard import absolute_path, build_leaderboard
+from trainlab.compare.leaderboard_output import print_leaderboard, to_csv
 from trainlab.compare.runner import RunPlan
 from trainlab.errors import ConfigError
 

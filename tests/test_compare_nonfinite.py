@@ -17,7 +17,8 @@ from rich.console import Console
 
 from trainlab.cli import main
 from trainlab.compare.display import Tally
-from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, to_csv
+from trainlab.compare.leaderboard import build_leaderboard
+from trainlab.compare.leaderboard_output import print_leaderboard, to_csv
 from trainlab.compare.metric_keys import read_metric
 from trainlab.compare.runner import RunPlan
 

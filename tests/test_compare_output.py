@@ -23,7 +23,8 @@ from scipy import stats as scipy_stats
 
 from trainlab.cli import main
 from trainlab.compare import compare
-from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard, target_example, to_csv
+from trainlab.compare.leaderboard import build_leaderboard, target_example
+from trainlab.compare.leaderboard_output import print_leaderboard, to_csv
 from trainlab.compare.metric_keys import direction_of
 from trainlab.compare.runner import RunPlan
 from trainlab.compare.strategies import NamedStrategy

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from trainlab.cli import main
-from trainlab.compare.leaderboard import print_leaderboard
+from trainlab.compare.leaderboard_output import print_leaderboard
 from trainlab.compare.strategies import NAME_RULE, grid_strategies, parse_strategies
 from trainlab.errors import ConfigError
 

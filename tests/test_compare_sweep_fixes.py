@@ -17,7 +17,8 @@ from scipy import stats as sps
 from tests.test_compare import BASE
 from trainlab.cli import main
 from trainlab.compare import command
-from trainlab.compare.leaderboard import metric_block, print_leaderboard
+from trainlab.compare.leaderboard import metric_block
+from trainlab.compare.leaderboard_output import print_leaderboard
 from trainlab.compare.loss_scale import differing_losses, loss_scale_warning
 from trainlab.compare.metric_keys import metric_range
 from trainlab.compare.strategies import NamedStrategy, validate_strategies

@@ -27,7 +27,8 @@ from tests.child_env import with_repo_first
 from tests.compare_configs import iris_base
 from trainlab.cli import main
 from trainlab.compare import stats
-from trainlab.compare.leaderboard import build_leaderboard, metric_block, print_leaderboard, to_csv
+from trainlab.compare.leaderboard import build_leaderboard, metric_block
+from trainlab.compare.leaderboard_output import print_leaderboard, to_csv
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.runner import ERROR_FILE, RunPlan, run_action
 from trainlab.config import validate
@@ -136,7 +137,7 @@ def test_the_std_beside_a_plain_mean_is_printed_with_its_decimals_not_in_e_notat
 
 
 def test_a_small_std_keeps_two_significant_digits_and_an_accuracy_s_is_as_before():
-    from trainlab.compare.leaderboard import format_std
+    from trainlab.compare.leaderboard_output import format_std
 
     assert format_std(0.31, 2985.0) == "0.31"  # never "0" beside an integer mean: 0 means no spread
     assert format_std(0.0043, 0.9712) == "0.0043"

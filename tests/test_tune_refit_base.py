@@ -72,7 +72,7 @@ def test_a_tuned_config_other_than_the_base_is_refit_against_it(tmp_path, monkey
         return {"rows": []}
 
     monkeypatch.setattr(compare_package, "compare", spy)
-    monkeypatch.setattr("trainlab.compare.leaderboard.to_csv", lambda board: "strategy\n")
+    monkeypatch.setattr("trainlab.compare.leaderboard_output.to_csv", lambda board: "strategy\n")
     tuned = settings(tmp_path, 1, space=SPACE, refit_seeds=2)
     record = refit_module.refit(tuned, {"params": {"strategy.optimizer.lr": 0.05}})
     assert arms == [["tuned", "base"]]

@@ -33,7 +33,8 @@ from trainlab.compare.inputs import (
     paths_argument,
     task_names,
 )
-from trainlab.compare.leaderboard import build_leaderboard, print_leaderboard
+from trainlab.compare.leaderboard import build_leaderboard
+from trainlab.compare.leaderboard_output import print_leaderboard
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
 from trainlab.compare.outputs import (
     is_comparison_record,

@@ -15,7 +15,7 @@ from trainlab.atomic import is_written_in_place
 from trainlab.bounded_read import read_regular_file
 from trainlab.code_policy import CodePolicy, is_own_run, trusting_runs
 from trainlab.compare.busy_run import busy_error
-from trainlab.compare.leaderboard import write_leaderboard
+from trainlab.compare.leaderboard_output import write_leaderboard
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.precheck import check_metric_found
 from trainlab.compare.runner import ERROR_FILE, RunPlan
@@ -45,7 +45,7 @@ RERUN = "rerun the same command once the disk is writable (finished runs are not
 
 
 def write_compare_leaderboard(board: dict[str, Any], out: Path) -> None:
-    """:func:`~trainlab.compare.leaderboard.write_leaderboard`, an OSError as a WriteError (exit 5) whose advice
+    """:func:`~trainlab.compare.leaderboard_output.write_leaderboard`, an OSError as a WriteError (exit 5) whose advice
     is the comparison's own: the runs are written, and rerunning the same command writes the leaderboard."""
     try:
         write_leaderboard(board, out)

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from trainlab.compare.leaderboard import spread_text
+from trainlab.compare.leaderboard_output import spread_text
 from trainlab.config_fields import counted
 from trainlab.report import figures
 from trainlab.report.page import Markup, Page, wrapped

@@ -49,7 +49,7 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
     """
     check_available("; the tune results are written")
     from trainlab.compare import compare
-    from trainlab.compare.leaderboard import to_csv
+    from trainlab.compare.leaderboard_output import to_csv
     from trainlab.compare.strategies import NamedStrategy
 
     out = settings.out / "refit"
