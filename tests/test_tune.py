@@ -102,6 +102,12 @@ BAD_SPACES = [
     ({"strategy.optimizer.lr": {"low": 1e-3, "high": 0.1, "log": True, "step": 0.01}}, "cannot be combined"),
     ({"strategy.optimizer.lr": 0.01}, "needs a mapping"),
     ({"strategy.epochs": {"low": 5, "high": 20, "step": 100}}, "step (100) is larger than high - low (15)"),
+    # one value: every trial the same run (as a step larger than the range)
+    ({"strategy.optimizer.lr": {"low": 0.01, "high": 0.01}}, "low and high are both 0.01, so the key would take one"),
+    # the did-you-mean of a condition offers keys with choices only (a condition needs one)
+    ({"strategy.optimizer.lr": {"low": 1e-3, "high": 0.1},
+      "strategy.optimizer.momentum": {"low": 0.0, "high": 0.9, "when": {"strategy.optimizer.nam": "sgd"}}},
+     "'when' names 'strategy.optimizer.nam', which is not a key of the space; add it as a key with 'choices'"),
     ({"strategy.optimizer.momentum": {"low": 0.0, "high": 0.9, "when": {"strategy.optimizer.name": "sgd"}}},
      "which is not a key of the space; add it as a key with 'choices'"),
     # placed as training places it: Adam's weight_decay is an L2 term, not the decoupled decay

@@ -55,3 +55,21 @@ def test_distinct_choices_pass():
     space = parse_space({"strategy.clip_grad_norm": {"choices": [None, 1.0, "2"]}, "model.hidden": {
         "choices": [[8], [8, 8]]}, "strategy.optimizer.name": {"choices": ["sgd", "adam"]}})
     refuse_repeated_choices(space, BASE)
+
+
+def test_a_direction_against_the_metrics_own_is_one_warning_and_the_study_runs(tmp_path, capsys):
+    """A user trial: --metric val_loss --direction max named the trial of the highest loss best, without a word."""
+    from types import SimpleNamespace
+
+    from trainlab.tune.runner import direction_warning
+
+    base, space = write(tmp_path, space={"strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1}})
+    code = main(["tune", str(base), "--space", str(space), "--trials", "1", "--out", str(tmp_path / "out"),
+                 "--pruner", "none", "--quiet", "--metric", "val_loss", "--direction", "max"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        "warning: --direction max maximizes val_loss, of which lower is better: the best trial will be the one of "
+        "the highest val_loss; leave --direction out (min) unless that is meant"]
+    for metric, direction in (("val_loss", "minimize"), ("val_accuracy", "maximize"), ("val_mse", "minimize")):
+        assert direction_warning(SimpleNamespace(metric=metric, direction=direction)) is None

@@ -25,7 +25,14 @@ from trainlab.tune.results import format_best, write_best, write_results
 from trainlab.tune.space import SearchSpace, apply_values
 from trainlab.tune.space_review import incomparable_key_warnings
 from trainlab.tune.storage_messages import storage_failures_said
-from trainlab.tune.study import TuneSettings, continue_advice, optuna_verbosity, prepare, study_for
+from trainlab.tune.study import (
+    TuneSettings,
+    continue_advice,
+    default_direction,
+    optuna_verbosity,
+    prepare,
+    study_for,
+)
 from trainlab.tune.workers import exit_if_rerunning_the_script, interrupt_once, run_workers
 from trainlab.yaml_files import flow_yaml
 
@@ -132,7 +139,7 @@ def _say_before(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
         note(f"note: the base config is no point of the space ({outside}), so it is not trial 0: the best "
              "trial may score below it")
     message = loss_scale_warning(settings, space, base_raw)
-    for warning in [message, *incomparable_key_warnings(space, settings.metric)]:
+    for warning in [message, direction_warning(settings), *incomparable_key_warnings(space, settings.metric)]:
         if warning:  # a warning, so also under --quiet (as compare's)
             warn(warning)
 
@@ -145,6 +152,19 @@ def timeout_line(settings: TuneSettings, best: dict[str, Any]) -> str | None:
         return None
     return (f"--timeout {settings.timeout_s:g} s passed: no further trial was started, and the study has "
             f"{finished} of its {settings.trials} trials; {continue_advice(settings)}")
+
+
+def direction_warning(settings: TuneSettings) -> str | None:
+    """The warning's message when ``--direction`` is the opposite of the metric's own (``default_direction``):
+    ``--metric val_loss --direction max`` calls the trial of the worst loss the best, a likely slip; None
+    otherwise. A warning, not a refusal: maximising a loss can be meant (a probe of instability)."""
+    own = default_direction(settings.metric)
+    if settings.direction == own:
+        return None
+    better, chosen = ("lower", "highest") if own == "minimize" else ("higher", "lowest")
+    return (f"--direction {settings.direction[:3]} {settings.direction}s {settings.metric}, of which {better} is "
+            f"better: the best trial will be the one of the {chosen} {settings.metric}; leave --direction out "
+            f"({own[:3]}) unless that is meant")
 
 
 def loss_scale_warning(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> str | None:

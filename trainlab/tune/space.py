@@ -250,6 +250,10 @@ def _parse_param(key: str, spec: Any) -> Param:
         low, high = float(low), float(high)
     if low > high:
         raise ConfigError(f"space key '{key}': low ({low}) > high ({high}); swap them")
+    if low == high:  # every trial would take that one value, as a step larger than the range would make it
+        raise ConfigError(f"space key '{key}': low and high are both {low}, so the key would take one value; widen "
+                          f"the range, or set the value in the base config (--set {key}={low}) and leave it out of "
+                          "the space")
     if log and low <= 0:
         raise ConfigError(f"space key '{key}': log needs low > 0; got low={low}")
     if step is not None:
@@ -303,7 +307,8 @@ def parse_space(raw: Any) -> SearchSpace:
         for condition, allowed in param.when.items():
             target = params.get(condition)
             if target is None:
-                others = [other for other in params if other != param.key]
+                # only a key with choices can be a condition: a range key is no did-you-mean
+                others = [other for other, kept in params.items() if other != param.key and kept.kind == "categorical"]
                 raise ConfigError(f"space key '{param.key}': 'when' names '{condition}', which is not a key of the "
                                   f"space{did_you_mean(condition, others)}; add it as a key with 'choices' "
                                   f"(keys: {', '.join(params)})")
