@@ -79,4 +79,8 @@ def test_importances_name_the_conditional_keys_they_leave_out():
                                              "the keys every complete trial sets"}
     json.dumps(found)
     best = {"study": "s", "metric": "val_accuracy", "counts": {"COMPLETE": 6}, **found}
-    assert format_best(best).endswith("importances: lr 1.00 (left out, set in some trials only: momentum)")
+    assert format_best(best).endswith("importances: lr 1.00 (left out, not set in every complete trial: momentum)")
+    # a key of the space that no complete trial set (its when: never met): named too, not silently missing
+    found = importances(study, 0, ["lr", "momentum", "weight_decay"])
+    assert found["left_out"]["weight_decay"] == ("conditional: set in 0 of 6 complete trials, and fANOVA assesses "
+                                                 "only the keys every complete trial sets")

@@ -7,7 +7,7 @@
 pruned_at_epoch, fail_reason, run_dir, then one column per searched key.
 ``importances.json`` is Optuna's fANOVA importance of each key (the share of
 the metric's variance it explains), or the reason there is none; the conditional
-keys it cannot assess (set in some trials only) are listed with the reason.
+keys it cannot assess (not set in every complete trial) are listed with the reason.
 ``run_dir`` (trials.csv, best.json) is the trial's run folder inside the study
 folder as it is when the results are written (:mod:`trainlab.tune.run_dirs`), an
 absolute path without ``..``; empty in trials.csv for a trial without a run folder.
@@ -84,11 +84,12 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return study.best_trial if complete else None
 
 
-def importances(study: optuna.Study, seed: int) -> dict[str, Any]:
+def importances(study: optuna.Study, seed: int, keys: list[str] = ()) -> dict[str, Any]:
     """``{"importances": {key: share}}``, or ``{"note": why not}`` with too few or uniform trials.
 
     fANOVA assesses the keys that every complete trial sets, so a conditional key (``when:``), set in some
-    trials only, has no importance: such keys are listed under ``"left_out"`` with the reason."""
+    trials only, has no importance: such keys are listed under ``"left_out"`` with the reason, and so are the
+    space's ``keys`` that no complete trial set (a ``when:`` never met, or met by pruned trials only)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         return {"note": f"{len(complete)} complete trials; importances need at least {MIN_TRIALS_FOR_IMPORTANCE}"}
@@ -98,16 +99,16 @@ def importances(study: optuna.Study, seed: int) -> dict[str, Any]:
     except (RuntimeError, ValueError, ZeroDivisionError) as exc:
         return {"note": f"Optuna could not compute importances: {exc}"}
     result: dict[str, Any] = {"importances": {key: float(share) for key, share in found.items()}}
-    left_out = conditional_keys(complete)
+    left_out = conditional_keys(complete, keys)
     if left_out:
         result["left_out"] = left_out
     return result
 
 
-def conditional_keys(complete: list[FrozenTrial]) -> dict[str, str]:
-    """The keys that some but not all ``complete`` trials set (a ``when:`` switched them off in the others),
-    each with why fANOVA leaves it out of the importances."""
-    counts: dict[str, int] = {}
+def conditional_keys(complete: list[FrozenTrial], keys: list[str] = ()) -> dict[str, str]:
+    """The keys that some but not all ``complete`` trials set (a ``when:`` switched them off in the others), and
+    the space's ``keys`` that none set, each with why fANOVA leaves it out of the importances."""
+    counts: dict[str, int] = dict.fromkeys(keys, 0)
     for trial in complete:
         for key in trial.params:
             counts[key] = counts.get(key, 0) + 1
@@ -146,7 +147,7 @@ def write_results(study: optuna.Study, out: Path, keys: list[str], metric: str, 
     that another command on the same study finishes meanwhile is in none of them or in all four."""
     study = snapshot(study)
     rows = trial_rows(study, keys, out)
-    found = importances(study, seed)
+    found = importances(study, seed, keys)
     counts = {state.name: sum(r["state"] == state.name for r in rows) for state in TrialState}
     best: dict[str, Any] = {"study": study.study_name, "metric": metric,
                             "direction": study.direction.name.lower(), "counts": counts, **found}
@@ -201,7 +202,7 @@ def format_best(best: dict[str, Any]) -> str:
     if "importances" in best:
         line = "importances: " + ", ".join(f"{k} {v:.2f}" for k, v in best["importances"].items())
         if best.get("left_out"):
-            line += f" (left out, set in some trials only: {', '.join(best['left_out'])})"
+            line += f" (left out, not set in every complete trial: {', '.join(best['left_out'])})"
         lines.append(line)
     return "\n".join(lines)
 
