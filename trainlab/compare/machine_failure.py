@@ -84,22 +84,34 @@ def recorded_machine_failure(record: Mapping[str, Any]) -> bool:
     return match["type"] in _OS_ERROR_NAMES and match["errno"] is not None and int(match["errno"]) in MACHINE_ERRNOS
 
 
+def stopped_so_before(previous: Mapping[str, Any] | None, identity: Mapping[str, str | None], kind: str) -> bool:
+    """Whether the run's folder held, before this try, the machine's ``compare-error.json`` (``previous``) of a
+    failure of ``kind`` (its reason's start: :data:`OUT_OF_MEMORY`, :data:`WORKER_DIED`) for the same config on
+    the same data (``identity``: the ``config_hash`` and ``data_fingerprint`` an error record holds; a config
+    without a hash is never the same)."""
+    if not isinstance(previous, Mapping) or identity.get("config_hash") is None:
+        return False
+    same_run = all(previous.get(key) == identity.get(key) for key in ("config_hash", "data_fingerprint"))
+    return same_run and recorded_machine_failure(previous) and str(previous.get("reason")).startswith(kind)
+
+
+def stopped_again(reason: str, why: str) -> str:
+    """The failure reason of a run the machine stopped with ``reason`` in a second invocation in a row
+    (:func:`stopped_so_before`): no longer the machine's, but the config's; ``why``: why, and what to change."""
+    return f"{reason} again, as in the invocation before: {why}"
+
+
 def out_of_memory_again(exc: BaseException, previous: Mapping[str, Any] | None,
                         identity: Mapping[str, str | None]) -> str | None:
     """The failure reason of a run that ran out of memory (``exc``, as
-    :func:`~trainlab.out_of_memory.is_out_of_memory` tells) in a second invocation in a row: its folder held,
-    before this try, the machine's ``compare-error.json`` (``previous``) of running out of memory (a reason
-    starting :data:`OUT_OF_MEMORY`) for the same config on the same data (``identity``: the ``config_hash`` and
-    ``data_fingerprint`` an error record holds). None otherwise: the first time it is the machine's, and not
-    run."""
-    if not is_out_of_memory(exc) or not isinstance(previous, Mapping) or identity.get("config_hash") is None:
+    :func:`~trainlab.out_of_memory.is_out_of_memory` tells) in a second invocation in a row
+    (:func:`stopped_so_before` with :data:`OUT_OF_MEMORY`). None otherwise: the first time it is the
+    machine's, and not run."""
+    if not is_out_of_memory(exc) or not stopped_so_before(previous, identity, OUT_OF_MEMORY):
         return None
-    same_run = all(previous.get(key) == identity.get(key) for key in ("config_hash", "data_fingerprint"))
-    if not (same_run and recorded_machine_failure(previous) and str(previous.get("reason")).startswith(OUT_OF_MEMORY)):
-        return None
-    return (f"{machine_reason(exc)} again, as in the invocation before: this config needs more memory than the "
-            "machine has; make strategy.batch_size or the model smaller (or free memory and delete the run's "
-            "folder to try it again)")
+    return stopped_again(machine_reason(exc), "this config needs more memory than the machine has; make "
+                         "strategy.batch_size or the model smaller (or free memory and delete the run's folder to try "
+                         "it again)")
 
 
 def not_run_error(board: Mapping[str, Any], out: Path) -> WriteError | None:

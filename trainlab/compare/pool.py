@@ -28,7 +28,7 @@ from typing import Any
 from trainlab.atomic import write_json
 from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.compare import runner
-from trainlab.compare.machine_failure import RECORD_KEY, WORKER_DIED
+from trainlab.compare.machine_failure import RECORD_KEY, WORKER_DIED, stopped_again, stopped_so_before
 from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_action
 from trainlab.config_fields import counted
 from trainlab.notices import shared_once
@@ -94,14 +94,10 @@ def _record_death(plan: RunPlan, reason: str, machine: bool = False,
 
 
 def earlier_deaths(todo: list[tuple[RunPlan, str]]) -> dict[str, dict[str, Any]]:
-    """The worker-death records (:func:`death_outcome`'s, the machine's) that this invocation's runs' folders
-    hold from the invocation before, by run label: read before any worker removes them."""
-    found = {}
-    for plan, _ in todo:
-        record = read_record_object(plan.path / ERROR_FILE)
-        if record is not None and record.get(RECORD_KEY) and str(record.get("reason", "")).startswith(WORKER_DIED):
-            found[plan.label] = record
-    return found
+    """The error records this invocation's runs' folders hold from the invocation before, by run label, for
+    :func:`death_outcome`: read before any worker removes them."""
+    found = {plan.label: read_record_object(plan.path / ERROR_FILE) for plan, _ in todo}
+    return {label: record for label, record in found.items() if record is not None}
 
 
 def death_outcome(plan: RunPlan, exitcode: int, started: float,
@@ -120,12 +116,10 @@ def death_outcome(plan: RunPlan, exitcode: int, started: float,
     run's failure."""
     reason = f"{WORKER_DIED}: {_how_it_died(exitcode)}"
     machine, identity = exitcode < 0, runner.error_identity(plan.raw)
-    same = earlier is not None and identity["config_hash"] is not None and all(
-        earlier.get(key) == identity[key] for key in ("config_hash", "data_fingerprint"))
-    if machine and same:
-        machine, reason = False, (f"{reason} again, as in the invocation before: this config may need more memory "
-                                  "than the machine has; make strategy.batch_size or the model smaller, or lower "
-                                  "--jobs (or delete the run's folder to try it again)")
+    if machine and stopped_so_before(earlier, identity, WORKER_DIED):
+        machine, reason = False, stopped_again(reason, "this config may need more memory than the machine has; "
+                                               "make strategy.batch_size or the model smaller, or lower --jobs (or "
+                                               "delete the run's folder to try it again)")
     # a worker that exited with a code of its own: recorded without the config's identity, so tried again next
     # time (its death need not recur)
     _record_death(plan, reason, machine, identity if exitcode < 0 else None)

@@ -315,10 +315,13 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
 
 def _outcome_of_run(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
     """:func:`execute`'s outcome, without its ``seconds``."""
+    from trainlab.run_summary import non_finite_told_by_caller  # torch and the engine: in the worker
+
     previous = read_record_object(folder / ERROR_FILE)  # an earlier invocation's: out of memory twice fails
     try:
         (folder / ERROR_FILE).unlink(missing_ok=True)
-        summary = _train_or_resume(folder, raw, action)
+        with non_finite_told_by_caller():  # such a run is failed naming its metric (metric_keys): no warning too
+            summary = _train_or_resume(folder, raw, action)
     except TrainingError as exc:
         return {"status": "failed", "reason": f"diverged: {exc}"}
     except Interrupted as exc:
@@ -351,13 +354,12 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
     """The run's summary: ``partial`` resumed, anything else trained (over what the folder holds)."""
     from trainlab.experiment import train
     from trainlab.run_resume import resume
-    from trainlab.run_summary import non_finite_told_by_caller
 
     if action == "partial":
         try:
             # the user's own run (its config.yaml names no code the plan's does not): resumed under the
             # comparison's code policy, as it was trained; anything else as anyone's run folder
-            with trusting_own_run(folder, raw), non_finite_told_by_caller():
+            with trusting_own_run(folder, raw):
                 return resume(folder, quiet=True)[0]
         except (TrainingError, Interrupted, RunDirError):  # RunDirError: finished, in use, linked records
             raise
@@ -365,8 +367,7 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
             if is_machine_failure(exc):  # a full disk, not an unreadable run: its checkpoints stay for the next try
                 raise
             warn(f"cannot resume {folder} ({exc}); training it from scratch")  # an unreadable partial run
-    with non_finite_told_by_caller():  # such a run is failed naming its metric (metric_keys): no warning too
-        return train(validate(with_threads_given(raw)), out=folder, overwrite=True, quiet=True)[0]
+    return train(validate(with_threads_given(raw)), out=folder, overwrite=True, quiet=True)[0]
 
 
 def with_threads_given(raw: dict[str, Any]) -> dict[str, Any]:
