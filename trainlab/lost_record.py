@@ -51,11 +51,15 @@ def lost_run_json(path: Path, run_files: Iterable[str]) -> bool:
     return "config.yaml" in names and names <= set(run_files) and _trainlab_wrote(path)
 
 
+def train_again(path: Path) -> str:
+    """How to train such a folder's run again: its config, copied out of the folder, with ``--overwrite``."""
+    return (f"run the config (a copy of {path / 'config.yaml'} outside the folder) with "
+            f"{command_line('--out', path, '--overwrite')}, or into another --out")
+
+
 def cannot_resume(path: Path) -> str:
     """The message of a resume of such a folder: why not, and the command that works."""
     finished = (path / "model.safetensors").is_file()
     model = "; eval and predict still read its model.safetensors (unchecked)" if finished else ""
     return (f"cannot resume {path}: its run.json is missing (the run's record of its status, config hash and data, "
-            f"which resume checks before continuing a checkpoint){model}; to train it again, run the config "
-            f"(a copy of {path / 'config.yaml'} outside the folder) with "
-            f"{command_line('--out', path, '--overwrite')}, or into another --out")
+            f"which resume checks before continuing a checkpoint){model}; to train it again, {train_again(path)}")

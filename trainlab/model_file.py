@@ -33,12 +33,12 @@ from trainlab.atomic import tensors_to_bytes, write_bytes
 from trainlab.bounded_read import NotRegularFileError, regular_file_info
 from trainlab.code_policy import resume_command_words
 from trainlab.errors import DataError, RunDirError
-from trainlab.lost_record import lost_run_json
+from trainlab.lost_record import lost_run_json, train_again
 from trainlab.notices import warn
 from trainlab.records import read_record_object, read_record_text
 from trainlab.run_layout import RUN_FILES
 from trainlab.run_lock import holder
-from trainlab.shell_command import command_line, quoted_command
+from trainlab.shell_command import quoted_command
 
 MODEL_FILE = "model.safetensors"
 DIGEST_KEY = "model_sha256"  # in run.json
@@ -112,9 +112,7 @@ def why_no_model(run: Path) -> str:
         return (f"the run failed: {error or 'its training raised'}; fix the cause, then resume it with "
                 f"{quoted_command(*resume_command_words(run))}")
     if lost_run_json(run, RUN_FILES):  # resume refuses such a folder: say what works instead
-        return (f"the run did not finish, and its run.json is missing, so it cannot be resumed; train it again: "
-                f"the config (a copy of {run / 'config.yaml'} outside the folder) with "
-                f"{command_line('--out', run, '--overwrite')}, or into another --out")
+        return f"the run did not finish, and its run.json is missing, so it cannot be resumed; {train_again(run)}"
     return f"the run did not finish; try {quoted_command(*resume_command_words(run))}"
 
 

@@ -132,12 +132,12 @@ def _warn_if_last_is_behind(run: Path, newest: Path) -> None:
     """One warning when the newest ``step-*`` of a finished run is not the step it ended at: its later
     checkpoints were not written (a full disk: summary.json's ``checkpoint_failed`` events), so ``last`` is not
     "the weights training ended with" (docs); those are model.safetensors."""
-    from trainlab.engine.checkpoint import PREFIX
+    from trainlab.engine.checkpoint import folder_step
     from trainlab.notices import warn
     from trainlab.records import read_record_object
 
     summary = read_record_object(run / "summary.json") or {}
-    ended, step = summary.get("steps"), int(newest.name[len(PREFIX):])
+    ended, step = summary.get("steps"), folder_step(newest)
     if summary.get("status") != "finished" or not isinstance(ended, int) or isinstance(ended, bool) or ended <= step:
         return
     failed = [event for event in summary.get("events") or []

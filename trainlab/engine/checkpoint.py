@@ -254,7 +254,12 @@ def step_folders(root: str | os.PathLike[str]) -> list[Path]:
     for path in root.iterdir():
         if path.is_dir() and path.name.startswith(PREFIX) and path.name[len(PREFIX):].isdigit():
             found.append(path)
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]), reverse=True)
+    return sorted(found, key=folder_step, reverse=True)
+
+
+def folder_step(folder: Path) -> int:
+    """The step of a checkpoint folder of :func:`step_folders` (``step-000000120``: 120)."""
+    return int(folder.name[len(PREFIX):])
 
 
 DAMAGED = "damaged-"  # a checkpoint that failed to verify, set aside by a resume: ``damaged-step-000000123``

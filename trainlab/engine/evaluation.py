@@ -10,7 +10,7 @@ import torch
 from trainlab.data.dataset import Split
 from trainlab.engine.step import Step
 from trainlab.engine.tta import TestTimeAugmentation
-from trainlab.losses.base import Loss
+from trainlab.losses.base import Loss, sums_over_rows
 from trainlab.metric_compute import metric_values
 from trainlab.metrics import MetricInputs
 
@@ -67,7 +67,7 @@ class Evaluator:
             loss = self.loss(output, target)
             # a reduction: sum loss per row, as the training records give it (StandardStep._per_row): the
             # train, val and test losses of one run are on one scale, whatever each split's size
-            if getattr(self.loss, "reduction", "mean") == "sum":
+            if sums_over_rows(self.loss):
                 loss = loss / len(target)
             result: dict[str, Any] = {"loss": float(loss)}
         predictions = self.loss.predict(output)

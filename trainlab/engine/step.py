@@ -43,7 +43,7 @@ from trainlab.engine.optimizer_state import (
 from trainlab.engine.snapshot import detached_copy
 from trainlab.engine.state import TrainState
 from trainlab.errors import RunDirError
-from trainlab.losses.base import learned_state
+from trainlab.losses.base import learned_state, sums_over_rows
 from trainlab.optim import keeps_evaluation_weights, requires_closure, set_train_mode
 from trainlab.out_of_memory import is_out_of_memory
 
@@ -274,7 +274,7 @@ class StandardStep:
         self._plain_loss = unweighted() if unweighted is not None else objective.loss
         # d_i of an accumulated step's micro-batches (None: row shares); a loss without it averages over rows
         # (a summed loss divides by nothing: its micro-batches add whole, its epoch mean is over rows)
-        self._summed = getattr(objective.loss, "reduction", "mean") == "sum"
+        self._summed = sums_over_rows(objective.loss)
         self._mean_denominator = None if self._summed else getattr(objective.loss, "mean_denominator", None)
         self.last_grad_norm: torch.Tensor | None = None  # global L2 norm before clipping, when measured
         # the optimizers (a routed one's inner ones) whose state check_checkpointable has not yet seen

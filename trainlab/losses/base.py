@@ -104,6 +104,12 @@ def mean_or_zero(total: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor
     return torch.where(empty, torch.zeros_like(total), total / safe)
 
 
+def sums_over_rows(loss: Any) -> bool:
+    """Whether ``loss`` (a trainlab Loss, or any callable) is ``reduction: sum``: its value is the sum over the
+    batch's rows, which the records give per row (the training step's report, the evaluation's loss)."""
+    return getattr(loss, "reduction", "mean") == "sum"
+
+
 def zero_floored(denominator: torch.Tensor) -> torch.Tensor:
     """``denominator`` with 0 replaced by its dtype's smallest normal number, for :meth:`Loss.mean_denominator`:
     a batch whose mean is 0 because it keeps nothing (:func:`mean_or_zero`) still weighs next to nothing in an
