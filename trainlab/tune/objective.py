@@ -19,7 +19,6 @@ trial when its worker dies before reporting it (:mod:`trainlab.tune.recovery`).
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import optuna
 from trainlab.callbacks import Callback
 from trainlab.config import Config, validate
 from trainlab.errors import ConfigError, Interrupted, TrainingError, TrainlabError, WriteError
+from trainlab.records import is_finite_number
 from trainlab.tune.run_dirs import run_dir_attrs
 from trainlab.tune.space import SearchSpace, apply_values
 
@@ -137,7 +137,7 @@ def final_value(summary: dict[str, Any], metric: str) -> float:
         raise MetricNotFound(f"--metric '{metric}' is not among the validation metrics "
                              f"(available: {', '.join('val_' + k for k in summary['val'])})")
     value = summary["val"][name]
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+    if not is_finite_number(value):
         # a finished run whose metric is undefined (null: r2 of one validation row, a NaN loss): a failed trial
         # with that reason, as Optuna fails a NaN objective, not float(None)'s TypeError
         raise TrialFailed("error", f"--metric {metric} is {value if value is not None else 'null'} in the run's "
