@@ -61,6 +61,7 @@ def test_train_target_prints_the_time_the_validation_metric_first_reached_it(wri
     assert best > 1e-9
 
 
+@pytest.mark.slow
 def test_a_reader_gone_before_the_output_is_sigpipes_code_and_no_error_line(write_config, tmp_path, capsys):
     """`trainlab eval RUN | head -0`: the pipe breaks on our first print. Exit 141 (128 + SIGPIPE) like
     any Unix filter, not the disk-full message with exit 1."""

@@ -258,6 +258,7 @@ _KILL_ITS_OWN_WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_from_outside_is_not_run_exit_5_and_the_same_command_trains_it(tmp_path: Path):
     """/tmp/trialB/s2/killworker.py: 'failed: sgdm seed 0: worker died: killed by SIGKILL', ranked below, exit 0."""
     base, strategies, out = tmp_path / "iris.yaml", tmp_path / "s.yaml", tmp_path / "cmp"

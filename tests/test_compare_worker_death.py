@@ -161,6 +161,7 @@ _KILL_THE_IDLE_WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_between_runs_neither_hangs_the_comparison_nor_fails_a_run(tmp_path: Path):
     """The idle worker holds the task queue's lock while it waits: killed, it left the other worker waiting
     for that lock for ever, deaf to the executor's SIGTERM, and compare hung (even SIGTERM did not end it)."""

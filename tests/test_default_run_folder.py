@@ -75,6 +75,7 @@ def _lr(folder: Path) -> float:
     return yaml.safe_load((folder / "config.yaml").read_text())["strategy"]["optimizer"]["lr"]
 
 
+@pytest.mark.slow
 def test_parallel_cli_runs_in_one_second_each_get_their_own_folder(tmp_path):
     """The user's loop: ``trainlab train iris.yaml --set strategy.optimizer.lr=$lr --quiet &`` for three rates,
     all in the same second (frozen): every one exits 0, into a folder of its own holding its own lr."""

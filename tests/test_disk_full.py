@@ -101,6 +101,7 @@ def test_a_disk_full_during_training_loses_no_record(small_disk, tmp_path):
     assert events, "no checkpoint write failed: the disk was freed too early to test anything"
 
 
+@pytest.mark.slow
 def test_a_disk_full_while_writing_the_final_files_is_waited_out(small_disk, tmp_path, monkeypatch):
     out = small_disk / "run"
     config = write_config(tmp_path / "config.yaml", CONFIG)

@@ -127,6 +127,7 @@ def test_a_diverging_per_sample_run_is_stopped_within_a_few_steps_and_rolled_bac
     assert summary["status"] == "finished" and math.isfinite(summary["test"]["mse"])
 
 
+@pytest.mark.slow
 def test_kill_and_resume_inside_a_group_is_bit_identical(tmp_path, monkeypatch):
     """Kills after checkpoints written with a group open (the steps are not multiples of 32), one inside
     the group that is counted later and rolls back (its partial sum decides that: it must survive)."""

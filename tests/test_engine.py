@@ -166,6 +166,7 @@ def test_a_live_lock_refuses_a_second_writer_and_a_stale_one_is_taken_over(tmp_p
     run.close()
 
 
+@pytest.mark.slow
 def test_two_concurrent_trainings_into_one_folder(write_config, tmp_path):
     config = write_config(LINREG, strategy__epochs=200000, output={"progress": "off"})
     out = tmp_path / "run"

@@ -69,6 +69,7 @@ def _dead_pid() -> int:
 # --- a kill during keep-last pruning: checkpoint/.step-N.deleting-<pid> ---------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_removes_the_checkpoint_that_a_kill_during_pruning_left_half_deleted(config, tmp_path):
     """Renamed aside to .step-N.deleting-<pid> and killed before (or while) it was deleted: a whole checkpoint
     of disk, never a checkpoint again. keep_after_finish: all deletes nothing at the end, so resume's

@@ -11,6 +11,7 @@ from tests.conftest import LINREG, least_squares
 from trainlab.cli import main
 
 
+@pytest.mark.slow
 def test_reference_config_reaches_least_squares(write_config, tmp_path):
     config = write_config(LINREG)
     out = tmp_path / "runs" / "x"

@@ -204,6 +204,7 @@ def test_eval_and_predict_hold_back_the_strategys_training_warnings_but_say_the_
     assert len(warnings) == 1 and "changed since it was trained" in warnings[0], warnings
 
 
+@pytest.mark.slow
 def test_a_warning_in_a_compare_worker_process_reaches_stderr(tmp_path, capsys):
     """compare --jobs 2 trains in worker processes (forked on a CPU machine): their warnings reach the
     command's stderr as the same runs' warnings do when they train in the compare process itself."""

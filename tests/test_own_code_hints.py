@@ -224,6 +224,7 @@ def _shell(command: str, cwd: Path, bin_folder: Path) -> subprocess.CompletedPro
     return subprocess.run(["sh", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_tune_line_gives_a_command_that_trains_best_yaml_as_pasted(project, tmp_path, monkeypatch, capsys):
     space = project / "space.yaml"
     space.write_text(yaml.safe_dump({"strategy.optimizer.lr": {"low": 0.001, "high": 0.05, "log": True}}))
@@ -244,6 +245,7 @@ def test_the_tune_line_gives_a_command_that_trains_best_yaml_as_pasted(project, 
     assert len(runs) == 1 and runs[0].name.startswith("owncode-tuned") and _status(runs[0]) == "finished"
 
 
+@pytest.mark.slow
 def test_best_yaml_of_modules_in_two_folders_gets_a_command_with_the_opt_in(project, tmp_path):
     """Modules in the tune's working directory and beside the base config: no one folder to cd to."""
     work = Path.cwd()

@@ -1,8 +1,8 @@
-"""Kill-and-resume: a run SIGKILLed at random moments and resumed ends bit-identical.
+"""Kill-and-resume: a run stopped by SIGTERM, then SIGKILLed at random moments, and resumed ends bit-identical.
 
-Each training process is a real subprocess; the test kills it at a random time
-after its first checkpoint exists, resumes it (and kills it again), and finally
-compares ``model.safetensors`` byte for byte with a run that never stopped.
+Each training process is a real subprocess; the test stops it once its first checkpoint exists, resumes it
+(and kills it again at a random time after its next checkpoint), and finally compares ``model.safetensors``
+byte for byte with a run that never stopped.
 """
 
 from __future__ import annotations
@@ -51,11 +51,14 @@ def _env() -> dict[str, str]:
 
 
 def _wait_for_checkpoint(folder: Path, process: subprocess.Popen, timeout: float = 60) -> bool:
+    """Whether ``process`` wrote a step checkpoint that was not in ``folder`` when the wait began (a resumed
+    run trains again once it has), before it exited."""
+    before = {path.name for path in folder.glob("checkpoint/step-*")}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
-        if any(folder.glob("checkpoint/step-*")):
+        if {path.name for path in folder.glob("checkpoint/step-*")} - before:
             return True
         time.sleep(0.02)
     return False
@@ -79,13 +82,30 @@ def _finished(run: Path) -> bool:
         return False
 
 
-def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, reference):
+def _assert_sigterm_checkpointed(process: subprocess.Popen, out: Path) -> None:
+    """SIGTERM in the training loop: exit 143, one `error:` line naming `trainlab resume`, status interrupted."""
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "trainlab resume" in lines[0] and "Traceback" not in stderr
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_a_sigterm_then_sigkills_at_random_moments_then_resume_is_bit_identical(tmp_path, reference):
+    """The run is stopped by a SIGTERM (it checkpoints and exits 143), then SIGKILLed at random moments of
+    the resumed runs; the last resume ends with the bytes of the run that never stopped."""
     rng = random.Random(int(os.environ.get("TRAINLAB_KILL_SEED", "12345")))
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
     out = tmp_path / "run"
+    process = subprocess.Popen(_command("train", str(config), "--out", str(out)), env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert _wait_for_checkpoint(out, process)
+    _assert_sigterm_checkpointed(process, out)
     kills = 0
-    command = _command("train", str(config), "--out", str(out), "--quiet")
+    command = _command("resume", str(out), "--quiet")
     for _ in range(4):
         process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if _wait_for_checkpoint(out, process):
@@ -94,37 +114,16 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path, refere
             kills += process.wait() == -signal.SIGKILL
         else:
             process.wait()
-        if _finished(out):  # also when a kill came as the finished run was exiting
+        if _finished(out) or kills == 2:  # finished: also when a kill came as the finished run was exiting
             break
-        command = _command("resume", str(out), "--quiet")
     assert kills >= 2, "the run finished before it could be killed twice; make it longer"
     if not _finished(out):  # model.safetensors alone is no finished run: it is written before summary.json
-        subprocess.run(_command("resume", str(out), "--quiet"), check=True, env=_env(), capture_output=True,
-                       timeout=300)
+        subprocess.run(command, check=True, env=_env(), capture_output=True, timeout=300)
     assert (out / "model.safetensors").read_bytes() == reference
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_run"] == CONFIG["strategy"]["epochs"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == list(range(1, CONFIG["strategy"]["epochs"] + 1))
-
-
-def test_sigterm_checkpoints_and_exits_143_then_resumes_identically(tmp_path, reference):
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(CONFIG))
-    out = tmp_path / "run"
-    process = subprocess.Popen(_command("train", str(config), "--out", str(out)), env=_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert _wait_for_checkpoint(out, process)
-    time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 143, stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "trainlab resume" in lines[0] and "Traceback" not in stderr
-    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
-    subprocess.run(_command("resume", str(out), "--quiet"), check=True, env=_env(), capture_output=True,
-                   timeout=300)
-    assert (out / "model.safetensors").read_bytes() == reference
 
 
 def _train_losses(folder: Path) -> list[float]:

@@ -51,6 +51,7 @@ print(json.dumps(before))
 """
 
 
+@pytest.mark.slow
 def test_a_run_checkpoints_the_same_rng_states_whether_or_not_its_process_imported_rich_before(tmp_path):
     """digits loads through sklearn.datasets, which imports rich: after the seeding, in a fresh process."""
     config = json.dumps(_config({"source": "digits"}))

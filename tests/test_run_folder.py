@@ -182,6 +182,7 @@ def _race(folder: str, start, attempted, results) -> None:
     lock.release()
 
 
+@pytest.mark.slow
 def test_processes_racing_for_a_stale_lock_exactly_one_wins(tmp_path):
     """Four racers per try make the old read-unlink-create scheme fail in about 1 try of 6."""
     context, racers_per_try = multiprocessing.get_context("fork"), 4

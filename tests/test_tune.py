@@ -1017,6 +1017,7 @@ def test_a_trial_whose_worker_died_between_recording_its_pid_and_its_host_is_fai
     assert claimed is not None and study.trials[claimed.number].state == TrialState.RUNNING
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_the_jobs_workers_start_up_is_one_error_line_and_results_that_match_the_study(tmp_path):
     """A Ctrl-C (SIGINT to the whole process group) while the spawned workers import: they are born with
     SIGINT blocked, so it reaches each in its entry point, not in Python's start-up (a traceback per

@@ -36,9 +36,9 @@ BASE = {"name": "twice", "seed": 0, "data": {"source": "iris"}, "model": {"name"
 SPACE = {"strategy.optimizer.lr": {"low": 1.0e-4, "high": 0.5, "log": True}}
 
 
-def _start_two_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+def _start_two_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path, list[str]]:
     """``trainlab tune --jobs 2`` in its own session (a default SIGINT, as in a terminal), once both workers
-    train a trial."""
+    train a trial; with the pids of its children (its workers)."""
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
     out = tmp_path / "out"
@@ -58,7 +58,7 @@ def _start_two_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
         _kill_left_running(tune)
         raise
     time.sleep(0.5)  # into their runs
-    return tune, out
+    return tune, out, Path(f"/proc/{tune.pid}/task/{tune.pid}/children").read_text().split()
 
 
 def _kill_left_running(tune: subprocess.Popen) -> None:
@@ -69,8 +69,9 @@ def _kill_left_running(tune: subprocess.Popen) -> None:
         tune.communicate()
 
 
-def _assert_stopped_in_order(tune: subprocess.Popen, err: str, out: Path) -> None:
-    """One SIGINT advice line, exit 130, and results files that say what the journal says."""
+def _assert_stopped_in_order(tune: subprocess.Popen, err: str, out: Path, children: list[str]) -> None:
+    """One SIGINT advice line, exit 130, no worker left, every trial it cut short FAIL (interrupted), and
+    results files that say what the journal says."""
     assert tune.returncode == 130, err
     assert err.startswith("error: SIGINT received: any trial it cut short is recorded as failed; rerun the same "
                           "trainlab tune command"), err
@@ -79,6 +80,15 @@ def _assert_stopped_in_order(tune: subprocess.Popen, err: str, out: Path) -> Non
     study = optuna.load_study(study_name=storage.get_all_studies()[0].study_name, storage=storage)
     states = [t.state.name for t in study.trials]
     assert len(states) >= 2 and "RUNNING" not in states, states
+    # a SIGINT while a worker records its trial's outcome leaves it "interrupted while its worker recorded..."
+    assert all(t.state.name == "FAIL" and t.user_attrs["fail_kind"] == "interrupted"
+               and t.user_attrs["fail_reason"].startswith(("SIGINT received", "interrupted while its worker"))
+               for t in study.trials), [(t.user_attrs.get("fail_kind"), t.user_attrs.get("fail_reason"))
+                                        for t in study.trials]
+    time.sleep(0.5)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()
+             and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"]
+    assert not alive, alive
     with open(out / "trials.csv") as handle:
         assert [row["state"] for row in csv.DictReader(handle)] == states
     counts = json.loads((out / "best.json").read_text())["counts"]
@@ -87,7 +97,7 @@ def _assert_stopped_in_order(tune: subprocess.Popen, err: str, out: Path) -> Non
 
 @pytest.mark.slow
 def test_a_second_sigint_while_the_workers_stop_waits_for_them(tmp_path):
-    tune, out = _start_two_trials(tmp_path)
+    tune, out, children = _start_two_trials(tmp_path)
     try:
         tune.send_signal(signal.SIGINT)
         time.sleep(0.05)  # the tune process is passing it on to the workers, or waiting for them
@@ -95,13 +105,13 @@ def test_a_second_sigint_while_the_workers_stop_waits_for_them(tmp_path):
         _, err = tune.communicate(timeout=120)
     finally:
         _kill_left_running(tune)
-    _assert_stopped_in_order(tune, err, out)
+    _assert_stopped_in_order(tune, err, out, children)
 
 
 @pytest.mark.slow
 def test_sigints_until_tune_exits_neither_cut_its_stop_nor_its_results_short(tmp_path):
     """A user who insists: a SIGINT every 20 ms, to the process and to its group (the workers), until it exits."""
-    tune, out = _start_two_trials(tmp_path)
+    tune, out, children = _start_two_trials(tmp_path)
     deadline = time.time() + 120
     try:
         while tune.poll() is None and time.time() < deadline:
@@ -114,7 +124,7 @@ def test_sigints_until_tune_exits_neither_cut_its_stop_nor_its_results_short(tmp
         _, err = tune.communicate(timeout=120)
     finally:
         _kill_left_running(tune)
-    _assert_stopped_in_order(tune, err, out)
+    _assert_stopped_in_order(tune, err, out, children)
 
 
 def test_a_signal_after_the_stop_left_the_workers_block_cannot_replace_its_line():

@@ -204,14 +204,13 @@ def test_a_full_journal_mid_study_stops_it_with_one_line_naming_the_journal_and_
 # --------------------------------------------------------------------------- SIGTERM to the tune process
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, group", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)])
-def test_a_signal_to_the_tune_process_alone_with_jobs_records_the_trials_and_says_so_once(tmp_path, signum, group):
+def test_a_sigterm_to_the_tune_process_alone_with_jobs_records_the_trials_and_says_so_once(tmp_path):
     """`kill PID` of `tune --jobs 2` (SIGTERM to the main process only, as docker stop or a scheduler sends
     it): the process died by the signal's default action (no line, rc -15), its workers with it, and the
     trials stayed RUNNING. Now: exit 143, one `error:` line, every trial FAIL (interrupted), no worker left.
-    `kill -INT PID` (SIGINT to the main process only): the workers went on with their trials, which the
-    line said were cut short; now it is passed on to them as SIGTERM is: exit 130, the trials interrupted.
-    A terminal's Ctrl-C (SIGINT to the whole group, then passed on: two to each worker) is one stop too."""
+    `kill -INT PID` (SIGINT to the main process only) is passed on to the workers the same way, and a
+    terminal's Ctrl-C (SIGINT to the whole group) is one stop too: test_tune_double_interrupt sends both."""
+    signum = signal.SIGTERM
     base, space = write(tmp_path, {**BASE, "strategy": {**BASE["strategy"], "epochs": 500}})
     out = tmp_path / "out"
     tune_process = subprocess.Popen(_command(base, space, out, 4, "--jobs", "2", "--pruner", "none"), env=_env(),
@@ -222,10 +221,7 @@ def test_a_signal_to_the_tune_process_alone_with_jobs_records_the_trials_and_say
         time.sleep(0.05)  # until both workers train
     children = Path(f"/proc/{tune_process.pid}/task/{tune_process.pid}/children").read_text().split()
     assert tune_process.poll() is None, tune_process.stderr.read()
-    if group:
-        os.killpg(tune_process.pid, signum)
-    else:
-        tune_process.send_signal(signum)
+    tune_process.send_signal(signum)
     try:
         _, err = tune_process.communicate(timeout=120)
     finally:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.test_tune import BASE, _env, read_trials, settings, write
@@ -47,6 +48,7 @@ def _records(folder: Path) -> dict[str, str]:
             if p.is_file() and "checkpoint" not in p.relative_to(folder).parts and p.name != ".lock"}
 
 
+@pytest.mark.slow
 def test_a_worker_killed_while_its_finished_run_deletes_checkpoints_leaves_them_to_the_next_tune(tmp_path):
     base, space = write(tmp_path, CHECKPOINTED, SPACE)
     out = tmp_path / "out"

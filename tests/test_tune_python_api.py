@@ -97,6 +97,7 @@ UNGUARDED = """
 """
 
 
+@pytest.mark.slow
 def test_jobs_from_a_script_without_a_main_guard_is_one_error_naming_the_guard(tmp_path):
     """The spawned workers import the script, whose unguarded tune(jobs=2) ran again in each: multiprocessing
     refused it with a bootstrapping traceback per worker, then 'tune workers exited with codes [1, 1]'."""
