@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.child_env import with_repo_first
+from tests.child_env import iris_on_file, with_repo_first
 from trainlab import run_folder
 from trainlab.cli import main
 from trainlab.errors import ConfigError, RunDirError
@@ -79,7 +79,7 @@ def _lr(folder: Path) -> float:
 def test_parallel_cli_runs_in_one_second_each_get_their_own_folder(tmp_path):
     """The user's loop: ``trainlab train iris.yaml --set strategy.optimizer.lr=$lr --quiet &`` for three rates,
     all in the same second (frozen): every one exits 0, into a folder of its own holding its own lr."""
-    (tmp_path / "iris.yaml").write_text(yaml.safe_dump(IRIS))
+    (tmp_path / "iris.yaml").write_text(yaml.safe_dump(iris_on_file(IRIS)))
     rates = [0.001, 0.01, 0.1]
     env = {**os.environ, "PYTHONPATH": with_repo_first(Path(__file__).resolve().parents[1])}
     jobs = [subprocess.Popen([sys.executable, "-c", FROZEN_CLI, "train", "iris.yaml", "--quiet",

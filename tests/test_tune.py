@@ -21,7 +21,7 @@ import optuna
 import pytest
 import yaml
 
-from tests.child_env import with_repo_first
+from tests.child_env import iris_on_file, with_repo_first
 from tests.postgres_server import postgres_url
 from trainlab.cli import main
 from trainlab.config import load_config, read_yaml
@@ -57,8 +57,9 @@ SPACE = {
 
 
 def write(folder: Path, base: dict = BASE, space: dict = SPACE) -> tuple[Path, Path]:
+    """base.yaml and space.yaml in ``folder``; iris is read from an npz file (:func:`iris_on_file`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "base.yaml").write_text(yaml.safe_dump(base))
+    (folder / "base.yaml").write_text(yaml.safe_dump(iris_on_file(base)))
     (folder / "space.yaml").write_text(yaml.safe_dump(space))
     return folder / "base.yaml", folder / "space.yaml"
 
@@ -479,7 +480,7 @@ def test_a_study_refuses_another_space_base_config_or_metric_and_keeps_its_resul
                                                                                "log": True}}))
     other_base = tmp_path / "other" / "base.yaml"
     other_base.parent.mkdir()
-    other_base.write_text(yaml.safe_dump({**BASE, "strategy": {**BASE["strategy"], "epochs": 3}}))
+    other_base.write_text(yaml.safe_dump(iris_on_file({**BASE, "strategy": {**BASE["strategy"], "epochs": 3}})))
     capsys.readouterr()
     refusals = [([*command[:3], str(other_space), *command[4:], "--trials", "4"],
                  "another search space (strategy.optimizer.lr.high: was 0.5, now 0.1)"),

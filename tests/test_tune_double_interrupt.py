@@ -20,7 +20,7 @@ import optuna
 import pytest
 import yaml
 
-from tests.child_env import with_repo_first
+from tests.child_env import iris_on_file, with_repo_first
 from trainlab.errors import Interrupted
 from trainlab.sigterm import command_signals
 from trainlab.tune.study import TuneSettings
@@ -39,7 +39,7 @@ SPACE = {"strategy.optimizer.lr": {"low": 1.0e-4, "high": 0.5, "log": True}}
 def _start_two_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path, list[str]]:
     """``trainlab tune --jobs 2`` in its own session (a default SIGINT, as in a terminal), once both workers
     train a trial; with the pids of its children (its workers)."""
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(iris_on_file(BASE)))
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "trainlab.cli", "tune", str(tmp_path / "base.yaml"), "--space",

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.child_env import with_repo_first
+from tests.child_env import iris_on_file, with_repo_first
 from tests.test_tune import BASE, settings
 from trainlab.errors import EXIT_SYSTEM, Interrupted, WriteError
 from trainlab.notices import shared_once
@@ -71,7 +71,7 @@ def test_no_claim_runs_past_as_many_failures_as_trials(tmp_path):
 
 
 def _command(tmp_path: Path, base: dict, space: dict, *extra: str) -> list[str]:
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(iris_on_file(base)))
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
     return [sys.executable, "-m", "trainlab.cli", "tune", str(tmp_path / "base.yaml"), "--space",
             str(tmp_path / "space.yaml"), "--jobs", "2", "--pruner", "none", "--out", str(tmp_path / "out"),
