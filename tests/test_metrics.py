@@ -435,6 +435,18 @@ def test_compute_takes_numpy_arrays_and_lists_as_tensors_and_matches_sklearn():
         sk.mean_squared_error(target[:, 0], prediction), rel=1e-12)
 
 
+def test_compute_of_a_binary_task_scores_class_1_when_no_row_holds_it():
+    """Without num_classes, K was read as the largest label + 1: all-0 targets and predictions gave K = 1 and
+    precision, recall and F1 of class 0 (1.0, "perfect"), where scikit-learn scores the positive class 1."""
+    target, predictions = [0, 0, 0, 0], [0, 0, 0, 0]
+    got = metrics.compute(["precision", "recall", "f1", "accuracy"], predictions, target, None, task="binary")
+    expected = {"precision": sk.precision_score(target, predictions, zero_division=0),
+                "recall": sk.recall_score(target, predictions, zero_division=0),
+                "f1": sk.f1_score(target, predictions, zero_division=0),
+                "accuracy": sk.accuracy_score(target, predictions)}
+    assert got == pytest.approx(expected) and expected["f1"] == 0.0
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: metrics.compute(["accuracy"], torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0]), 2, task="binary"),
      DataError, r"^4 predictions but 3 targets; give one of each per sample$"),
@@ -449,7 +461,12 @@ def test_compute_takes_numpy_arrays_and_lists_as_tensors_and_matches_sklearn():
      DataError, r"^a multilabel task takes \(N, L\) 0/1 targets and predictions, one column per label; got targets "
                 r"\(4,\) and predictions \(4,\) \(one class per row is task='binary' or 'multiclass'\)$"),
     (lambda: metrics.compute(["f1"], [[0, 1], [1, 1]], [[0, 2], [1, 1]], 2, task="multilabel"),
-     DataError, r"^a multilabel task's targets are 0/1 per label; got 2$"),
+     DataError, r"^a multilabel task's targets are 0/1 per label; got 2 \(pass loss.predict"),
+    (lambda: metrics.compute(["f1_macro"], [[0.3, -2.0], [1.5, 0.4]], [[1, 0], [1, 1]], 2, task="multilabel"),
+     DataError, r"^a multilabel task's predictions are 0/1 per label; got 0.3 \(pass loss.predict\(output\) as "
+                r"predictions, and probabilities= for the scores\)$"),
+    (lambda: metrics.compute(["accuracy"], [0, 2], [0, 1], None, task="binary"),
+     DataError, r"^binary predictions are class indices 0..1; got 2"),
     (lambda: metrics.compute(["mse"], [0, 1, 2], [0, 2, 1], 3, task="multiclass"),
      ConfigError, r"^metric 'mse' applies to regression tasks but the data is a multiclass task \(metrics of a "
                   r"multiclass task: accuracy, average_precision, "),

@@ -77,7 +77,7 @@ def _first_bad(values: torch.Tensor, bad: torch.Tensor) -> str:
 def _check_rows(predictions: torch.Tensor, target: torch.Tensor, task: str, num_classes: int | None,
                 probabilities: torch.Tensor | None) -> None:
     """One DataError for inputs no metric reads right: different row counts, regression values of another
-    size, multi-label targets that are not (N, L) of 0/1 shaped as the predictions, or single-label classes
+    size, multi-label targets or predictions that are not (N, L) of 0/1 shaped alike, or single-label classes
     that are not whole numbers in [0, K)."""
     if len(predictions) != len(target) or (probabilities is not None and len(probabilities) != len(target)):
         also = "" if probabilities is None else f" and {len(probabilities)} rows of probabilities"
@@ -90,8 +90,10 @@ def _check_rows(predictions: torch.Tensor, target: torch.Tensor, task: str, num_
             raise DataError(f"a multilabel task takes (N, L) 0/1 targets and predictions, one column per label; got "
                             f"targets {tuple(target.shape)} and predictions {tuple(predictions.shape)} (one class "
                             "per row is task='binary' or 'multiclass')")
-        if bool((bad := (target.double() != 0) & (target.double() != 1)).any()):
-            raise DataError(f"a multilabel task's targets are 0/1 per label; got {_first_bad(target, bad)}")
+        for what, values in (("targets", target.double()), ("predictions", predictions.double())):
+            if bool((bad := (values != 0) & (values != 1)).any()):
+                raise DataError(f"a multilabel task's {what} are 0/1 per label; got {_first_bad(values, bad)} (pass "
+                                "loss.predict(output) as predictions, and probabilities= for the scores)")
     if task in SINGLE_LABEL:
         classes = f"0..{num_classes - 1}" if num_classes else "0, 1, ..."
         for what, values in (("targets", target.double()), ("predictions", predictions.double())):
@@ -172,7 +174,7 @@ def compute(names: list[str], predictions: Any, target: Any, num_classes: int | 
         names: metric names (see the module docstring).
         predictions: ``loss.predict(output)``: a tensor, or a NumPy array (read as a tensor).
         target: the split's targets, likewise.
-        num_classes: K (2 for binary, L for multi-label), None for regression.
+        num_classes: K (2 for binary, also when None), L for multi-label, None for regression.
         task: "regression", "binary", "multiclass" or "multilabel"; when None it is read from
             ``num_classes`` and the target's shape (the original three-argument call).
         probabilities: ``loss.probabilities(output)``; required by roc_auc, average_precision,
@@ -180,10 +182,11 @@ def compute(names: list[str], predictions: Any, target: Any, num_classes: int | 
 
     Raises:
         ConfigError: an unknown task or metric, or a metric the task does not have (mse on a multiclass task).
-        DataError: inputs that are not numbers, different row counts, multi-label targets not (N, L) of 0/1
-            or of L != num_classes, class indices outside [0, num_classes), probabilities of another shape than
-            (N,)/(N, 2) (binary), (N, K) (multiclass) or (N, L) (multilabel), outside [0, 1], or in softmax rows
-            whose sum is off 1 by more than :func:`sum_tolerance`, a score-based metric without probabilities.
+        DataError: inputs that are not numbers, different row counts, multi-label targets or predictions not
+            (N, L) of 0/1, or of L != num_classes, class indices outside [0, num_classes), probabilities of
+            another shape than (N,)/(N, 2) (binary), (N, K) (multiclass) or (N, L) (multilabel), outside [0, 1],
+            or in softmax rows whose sum is off 1 by more than :func:`sum_tolerance`, a score-based metric
+            without probabilities.
     """
     if not names:
         return {}
@@ -191,6 +194,8 @@ def compute(names: list[str], predictions: Any, target: Any, num_classes: int | 
     if probabilities is not None:
         probabilities = _as_tensor(probabilities, "probabilities")
     task = _checked_task(task, target, num_classes)
+    if task == "binary" and num_classes is None:  # K is 2 whatever the rows hold: all-0 targets have a class 1
+        num_classes = 2
     metrics = {name: get_metric(name, task) for name in names}  # an unknown name: a did-you-mean of the task's
     for name, metric in metrics.items():
         refuse_task_mismatch(name, metric, task)
