@@ -328,6 +328,41 @@ def test_muon_matches_torch_muon_plus_adamw():
         torch.testing.assert_close(a, b.detach(), atol=1e-7, rtol=0)
 
 
+@pytest.mark.parametrize("adjust_lr_fn, adamw_lr", [("match_rms_adamw", None), ("original", 0.003)])
+def test_muon_with_adamw_follows_the_published_updates_written_in_numpy(adjust_lr_fn, adamw_lr):
+    """Against NumPy (float64), not torch: Muon on the matrix (Jordan et al. 2024), B = mu B + g,
+    U = g + mu B (nesterov), O = NewtonSchulz5(U), W = W (1 - lr wd) - lr s O with s = 0.2 sqrt(max(A, B))
+    (Liu et al. 2025) or sqrt(max(1, A/B)) ("original"); Adam with decoupled decay (Loshchilov & Hutter) on
+    the bias, betas (0.9, 0.95), bias-corrected moments. torch's Muon runs Newton-Schulz in bfloat16, hence
+    the tolerance: 3% of the distance moved (bfloat16 gives about 1%; no decay is off by 13%)."""
+    from tests.muon_reference import newton_schulz5
+
+    lr, wd, mu, (beta1, beta2), eps = 0.02, 0.1, 0.95, (0.9, 0.95), 1e-8
+    generator = torch.Generator().manual_seed(7)
+    weight = nn.Parameter(torch.randn(5, 3, generator=generator, dtype=torch.float64).float())
+    bias = nn.Parameter(torch.randn(5, generator=generator).float())
+    grads = [(torch.randn(5, 3, generator=generator), torch.randn(5, generator=generator)) for _ in range(4)]
+    options = {"name": "muon", "adjust_lr_fn": adjust_lr_fn, **({"adamw_lr": adamw_lr} if adamw_lr else {})}
+    optimizer = OPTIMIZERS.build(options, [{"params": [weight]}, {"params": [bias], "weight_decay": 0.0}], lr=lr)
+    w, b = weight.detach().double().numpy().copy(), bias.detach().double().numpy().copy()
+    start_w, start_b = w.copy(), b.copy()
+    buffer, first, second = np.zeros_like(w), np.zeros_like(b), np.zeros_like(b)
+    scale = 0.2 * math.sqrt(max(5, 3)) if adjust_lr_fn == "match_rms_adamw" else math.sqrt(max(1.0, 5 / 3))
+    bias_lr = adamw_lr or lr
+    for t, (grad_w, grad_b) in enumerate(grads, start=1):
+        weight.grad, bias.grad = grad_w.clone(), grad_b.clone()
+        optimizer.step()
+        g_w, g_b = grad_w.double().numpy(), grad_b.double().numpy()
+        buffer = mu * buffer + g_w
+        w = w * (1 - lr * wd) - lr * scale * newton_schulz5(g_w + mu * buffer, 5)
+        first, second = beta1 * first + (1 - beta1) * g_b, beta2 * second + (1 - beta2) * g_b**2
+        step = (first / (1 - beta1**t)) / (np.sqrt(second / (1 - beta2**t)) + eps)
+        b = b - bias_lr * step  # the bias group's weight_decay is 0
+    moved_w = np.abs(w - start_w).max()
+    assert np.abs(weight.detach().double().numpy() - w).max() <= 3e-2 * moved_w
+    np.testing.assert_allclose(bias.detach().double().numpy(), b, rtol=0, atol=1e-3 * np.abs(b - start_b).max())
+
+
 def test_muon_splits_matrices_from_everything_else():
     conv = nn.Conv2d(2, 3, 3)
     linear = nn.Linear(4, 5)

@@ -383,9 +383,8 @@ def test_budget_too_short_for_one_step_is_a_one_line_config_error():
 
 
 def test_zero_budget_is_refused_by_the_config():
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ConfigError, match=r"time_budget_s.*greater than 0; got 0"):
         validate({**BASE, "strategy": {**BASE["strategy"], "time_budget_s": 0}})
-    assert "time_budget_s" in str(caught.value)
 
 
 def test_cli_run_records_the_measurement_and_keeps_the_budget_in_its_config(tmp_path, capsys):
