@@ -121,7 +121,7 @@ def test_last_and_step_names_load_the_newest_step_checkpoint(runs):
     tensors = load_file(str(newest / "tensors.safetensors"))
     x, _ = _val_split(run)
     step = int(newest.name.removeprefix("step-"))
-    for name in ("last", newest.name, str(step)):
+    for name in ("last", newest.name, str(step), f"step-{step}"):  # step-N as docs/predict.md writes it
         loaded = trainlab.load_run(run, checkpoint=name)
         assert loaded.checkpoint == newest.name
         np.testing.assert_allclose(loaded.predict_proba(x[:20]), _softmax(_mlp_logits(tensors, MODEL, x[:20])),

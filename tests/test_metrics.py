@@ -484,3 +484,13 @@ def test_compute_refuses_inputs_no_metric_reads_right_with_one_error(call, error
     indices scored f1 1.0 for wrong predictions, and mse on a multiclass task was computed without a word."""
     with pytest.raises(error, match=message):
         call()
+
+
+def test_validate_metrics_builds_a_loss_given_by_name_or_spec():
+    """A loss name was read as no loss at all: roc_auc with 'hinge', which gives no probabilities, passed."""
+    with pytest.raises(ConfigError, match="metric 'roc_auc' needs the model's class probabilities, which loss "
+                                          "'hinge' does not give"):
+        metrics.validate_metrics(["f1", "roc_auc"], "binary", loss="hinge")
+    assert metrics.validate_metrics(["roc_auc"], "binary", loss={"name": "focal", "gamma": 2.0}) == ["roc_auc"]
+    with pytest.raises(ConfigError, match="unknown loss 'hingee'; did you mean 'hinge'"):
+        metrics.validate_metrics(["f1"], "binary", loss="hingee")

@@ -565,11 +565,15 @@ def refuse_task_mismatch(name: str, metric: Metric, task: str) -> None:
 def validate_metrics(names: list[str], task: str, loss: Any = None) -> list[str]:
     """Check every name exists, fits the task and (given the loss) has the probabilities it needs.
 
-    'loss' is always reported and may be listed. ``loss`` is the built loss: a metric that needs
-    class probabilities (roc_auc, average_precision, log_loss, top_k) is refused when
-    ``loss.has_probabilities`` is False (hinge, regression losses), and a metric listed twice, letter case aside
-    (:func:`refuse_listed_twice`). Raises ConfigError (one line).
+    'loss' is always reported and may be listed. ``loss`` is the built loss, or its name or spec (built here,
+    as a config's ``strategy.loss``): a metric that needs class probabilities (roc_auc, average_precision,
+    log_loss, top_k) is refused when ``loss.has_probabilities`` is False (hinge, regression losses), and a
+    metric listed twice, letter case aside (:func:`refuse_listed_twice`). Raises ConfigError (one line).
     """
+    if isinstance(loss, (str, dict)):  # a name was read as "no loss given": roc_auc with 'hinge' passed
+        from trainlab.losses import build_loss
+
+        loss = build_loss(loss)
     refuse_listed_twice(names)
     checked = []
     for name in names:

@@ -93,7 +93,7 @@ def load_trained_state(model: torch.nn.Module, loss: Any, trained: TrainedState,
 def checkpoint_folder(run: Path, name: str) -> Path:
     """The folder of checkpoint ``name`` in ``run/checkpoint/``: ``best`` (``best/``, the best evaluation by
     the monitored metric, written with ``output.checkpoint.every_n_epochs``), ``last`` (the newest ``step-*``),
-    a folder's name (``step-000000120``) or its step number (``120``).
+    a folder's name (``step-000000120``) or its step number (``120``, ``step-120``).
 
     Raises:
         ConfigError: no such checkpoint: one line listing those the run keeps (did-you-mean where one is close).
@@ -110,8 +110,9 @@ def checkpoint_folder(run: Path, name: str) -> Path:
     if wanted == LAST and steps:
         _warn_if_last_is_behind(run, steps[0])
         return steps[0]
-    if wanted.isdigit():
-        wanted = checkpoints.folder_name(int(wanted))
+    number = wanted.removeprefix("step-")
+    if number.isdigit():  # 120 and step-120 name step-000000120, as the docs write step-N
+        wanted = checkpoints.folder_name(int(number))
     if wanted in kept:
         return root / wanted
     if not kept:
