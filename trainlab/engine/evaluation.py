@@ -76,6 +76,7 @@ class Evaluator:
             # (float64, on the CPU: inverse_target)
             predictions, target = self.original_units(predictions), self.original_units(target)
         probabilities = self.loss.probabilities(output)
+        predictions, target, probabilities = self._rows_the_loss_scores(predictions, target, probabilities)
         inputs = MetricInputs(predictions.detach().cpu(), target.detach().cpu(), self.task, self.num_classes,
                               None if probabilities is None else probabilities.detach().cpu())
         metrics = metric_values(self.metric_names, inputs)  # checked by the config, made by the loss
@@ -86,6 +87,20 @@ class Evaluator:
             metrics = {name: _undefined(value) for name, value in metrics.items()}
         result.update(metrics)
         return result
+
+
+    def _rows_the_loss_scores(self, predictions: torch.Tensor, target: torch.Tensor,
+                              probabilities: torch.Tensor | None) -> tuple:
+        """The rows whose label is not the loss's ``ignore_index`` (cross_entropy, nll): they add nothing to the
+        loss, and the metrics leave them out too, as torchmetrics' ``ignore_index`` does (a class the model is
+        never taught would count as an error in every accuracy, recall and F1)."""
+        ignored = getattr(self.loss, "ignore_index", None)
+        if ignored is None or self.task not in ("binary", "multiclass") or target.ndim != 1:
+            return predictions, target, probabilities
+        kept = target != ignored
+        if bool(kept.all()):
+            return predictions, target, probabilities
+        return predictions[kept], target[kept], None if probabilities is None else probabilities[kept]
 
 
 def _meaningless(output: torch.Tensor, task: str | None) -> bool:
