@@ -97,6 +97,16 @@ def test_missing_labels_are_refused_with_their_line_or_dropped_with_a_warning(tm
     assert (sizes.train, sizes.val, sizes.test) == (len(data.train), len(data.val), len(data.test))
 
 
+def test_an_empty_text_is_refused_with_its_line_or_dropped_with_a_warning(tmp_path, capsys):
+    """An empty text cell was trained on as [CLS] [SEP] without a word, and nan_policy: drop kept it."""
+    write(tmp_path / "train.csv", "text,label\n" + rows(["pos", "neg"] * 3) + '"",pos\n   ,neg\n' + rows(["neg"]))
+    with pytest.raises(DataError, match=r"^train file .*train.csv line 8: the text is empty \(''\); fix the data "
+                                        "or set data.nan_policy: drop$"):
+        load(tmp_path)
+    data = load(tmp_path, nan_policy="drop")
+    assert len(data.train) == 7 and "dropped 2 of 9 rows" in capsys.readouterr().err
+
+
 def test_max_rows_subsamples_the_training_file_only(tmp_path):
     write(tmp_path / "train.csv", "text,label\n" + rows(["pos", "neg"] * 25))
     write(tmp_path / "test.csv", "text,label\n" + rows(["pos", "neg"] * 15))

@@ -516,3 +516,15 @@ def test_a_runs_recorded_lr_is_strategy_lr_times_the_schedule_with_layerwise_dec
     expected = 0.1 * 0.5 * (1.0 + np.cos(np.pi * (steps - 1) / total))
     assert len(records) == 12 + 3 and steps.max() == total
     np.testing.assert_allclose([r["lr"] for r in records], expected, rtol=1e-12)
+
+
+@pytest.mark.skipif(not HAS_PEFT, reason="peft is not installed")
+def test_lora_on_a_container_module_is_one_line_naming_its_type():
+    """peft's refusal holds the module's repr (14 lines for a BERT attention block), which the error carried."""
+    with pytest.raises(ConfigError) as caught:
+        apply_lora(_text(), rank=2, target_modules=["encoder"])
+    message = str(caught.value)
+    assert "\n" not in message, message
+    assert message.startswith("strategy.finetune.lora.target_modules=['encoder'] matched no layer LoRA can adapt "
+                              "('encoder' names TransformerEncoder); ")
+    assert message.endswith("the backbone's Linear/Conv layers end in: linear1, linear2")

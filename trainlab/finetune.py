@@ -389,6 +389,12 @@ def _check_targets_exist(model: nn.Module, targets: Sequence[str]) -> None:
                               f"{', '.join(endings[:20])}{did_you_mean(str(target), endings)}")
 
 
+def _module_types(model: nn.Module, target: str) -> list[str]:
+    """The class names of the modules ``target`` names by peft's rule (full name, or ending in ``.target``)."""
+    return sorted({type(module).__name__ for name, module in model.named_modules()
+                   if name == target or name.endswith(f".{target}")})
+
+
 def default_lora_targets(model: nn.Module) -> list[str]:
     """Every Linear/Conv1d/Conv2d of the backbone (QLoRA's all-linear-layers practice).
 
@@ -429,8 +435,9 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: fl
                              bias="none")
     try:
         wrapped = peft.get_peft_model(model, config)
-    except ValueError as exc:
-        raise ConfigError(f"strategy.finetune.lora.target_modules={targets} matched no supported layer ({exc}); "
+    except ValueError as exc:  # its text holds the module's repr, many lines long: the modules' types instead
+        named = "; ".join(f"'{target}' names {', '.join(_module_types(model, target))}" for target in targets)
+        raise ConfigError(f"strategy.finetune.lora.target_modules={targets} matched no layer LoRA can adapt ({named}); "
                           f"the backbone's Linear/Conv layers end in: {', '.join(_target_endings(model)[:20])}") from exc
     for parameter in head_params:  # peft freezes everything that is not an adapter; the new head must train
         parameter.requires_grad_(True)

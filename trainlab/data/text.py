@@ -27,8 +27,8 @@ Labels (:func:`~trainlab.data.text_labels.encode_labels`), decided on the traini
   ``csv`` source refuses such a target: :mod:`trainlab.data.files`).
 
 Missing labels (:func:`~trainlab.data.text_labels.missing_markers`: an empty cell; ``NA``, ``null``, ``None`` ... where the other
-labels are numbers), and non-finite numbers (``inf``) among numbers, are refused with their file and
-line, or dropped with a warning under ``data.nan_policy: drop``.
+labels are numbers), non-finite numbers (``inf``) among numbers, and empty (blank) texts are refused with
+their file and line, or dropped with a warning under ``data.nan_policy: drop``.
 A data line repeating the header (files joined with ``cat``) is refused with its line.
 A val/test label the training file lacks is refused. ``max_rows`` subsamples the training file only:
 val and test files are scored whole.
@@ -56,7 +56,7 @@ from trainlab.data.table_diagnosis import (
     other_delimiter,
     refuse_repeated_header,
 )
-from trainlab.data.text_labels import drop_missing_labels, encode_labels, finite_number
+from trainlab.data.text_labels import drop_missing_rows, encode_labels, finite_number
 from trainlab.data.tokenizers import (
     TOKENIZERS,
     WORD_VOCAB_SIZE,
@@ -280,7 +280,7 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
             raise DataError(f"{name} file {files[name]} has no label column '{label_column}'"
                             f"{did_you_mean(label_column, list(table.columns))} (columns: "
                             f"{', '.join(map(shown_name, table.columns))}); {fix}")
-    return drop_missing_labels(tables, files, nan_policy), files
+    return drop_missing_rows(tables, files, nan_policy), files
 
 
 def _text_source(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,

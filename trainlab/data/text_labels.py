@@ -37,35 +37,43 @@ def _numeric_labels(train: TextTable) -> bool:
     return bool(others) and all(parsed_number(label) is not None for label in others)
 
 
-def drop_missing_labels(tables: dict[str, TextTable], files: dict[str, Path], policy: str) -> dict[str, TextTable]:
+def drop_missing_rows(tables: dict[str, TextTable], files: dict[str, Path], policy: str) -> dict[str, TextTable]:
     """Rows whose label is missing (:func:`missing_markers`), or, where the training labels are numbers, a
-    non-finite number (``inf``): refused with their file and line (``data.nan_policy: error``), or dropped
-    with a warning (``drop``), as the ``csv`` source treats a NaN/Inf target."""
+    non-finite number (``inf``), and rows whose text is empty (blank: a model would read ``[CLS] [SEP]``):
+    refused with their file and line (``data.nan_policy: error``), or dropped with a warning (``drop``), as
+    the ``csv`` source treats a missing cell or a NaN/Inf target."""
     markers = missing_markers(tables["train"])
     numeric = _numeric_labels(tables["train"])
 
-    def unusable(label: str) -> bool:
+    def unusable_label(label: str) -> bool:
         return label in markers or (numeric and finite_number(label) is None and parsed_number(label) is not None)
 
     out = {}
     for name, table in tables.items():
-        labels = table.labels or []
-        missing = [i for i, label in enumerate(labels) if unusable(label)]
+        labels = table.labels or [""] * len(table.texts)
+        has_labels = table.labels is not None
+        missing = [i for i, (text, label) in enumerate(zip(table.texts, labels, strict=True))
+                   if not text.strip() or (has_labels and unusable_label(label))]
         if not missing:
             out[name] = table
             continue
         if policy != "drop":
             row = missing[0]
-            what = "is missing" if labels[row] in markers else "is not a finite number"
-            raise DataError(f"{name} file {files[name]} line {table.lines[row]}: the label {what} "
-                            f"({short_repr(labels[row])}); fix the data or set data.nan_policy: drop")
-        kept = table.take([i for i in range(len(labels)) if not unusable(labels[i])])
+            if not table.texts[row].strip():
+                what = f"the text is empty ({short_repr(table.texts[row])})"
+            else:
+                kind = "is missing" if labels[row] in markers else "is not a finite number"
+                what = f"the label {kind} ({short_repr(labels[row])})"
+            raise DataError(f"{name} file {files[name]} line {table.lines[row]}: {what}; fix the data or set "
+                            "data.nan_policy: drop")
+        dropped = set(missing)
+        kept = table.take([i for i in range(len(table.texts)) if i not in dropped])
         if not kept.texts:
-            raise DataError(f"{name} file {files[name]} has no row with a label: every cell of its label column "
-                            "is empty, a missing-value marker (NA, null, ...) or not finite (inf); check "
-                            "data.label_column")
-        warn(f"data.nan_policy: drop dropped {len(missing)} of {len(labels)} rows of {files[name]} "
-             "(a missing or non-finite label)")
+            raise DataError(f"{name} file {files[name]} has no row with a text and a label: every cell of its label "
+                            "column is empty, a missing-value marker (NA, null, ...) or not finite (inf), or every "
+                            "text is empty; check data.label_column and data.text_column")
+        warn(f"data.nan_policy: drop dropped {len(missing)} of {len(table.texts)} rows of {files[name]} "
+             "(an empty text, or a missing or non-finite label)")
         out[name] = kept
     return out
 
