@@ -163,6 +163,11 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
     path = resolve_file(file, "a text file with a header row", what="the input")  # predict's, not data.path
     text_column = text_column_of(source, options)
     quoted = source == "text_csv"
+    if path.suffix.lower() == ".npz":  # a zip by its first bytes: "unzip it first" would not help
+        kind = "comma-separated CSV" if quoted else "tab-separated TSV"
+        raise DataError(f"{path.name}: a run trained on data source '{source}' predicts from a {kind} file with a "
+                        f"header row and a column named '{text_column}' (this run's data.text_column), one text "
+                        "per row, not from an .npz")
     check_text_header(path, text_column, delimiter, quoted)
     # a header without rows: no texts, as a CSV run's header-only file gives no rows (docs/predict.md)
     table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted, predict=True)
