@@ -70,6 +70,7 @@ from trainlab.tune.objective import (
     Objective,
     TrialFailed,
 )
+from trainlab.tune.results import RESULT_FILES
 from trainlab.tune.space import (
     SearchSpace,
     check_space,
@@ -93,9 +94,8 @@ from trainlab.tune.storage_messages import (
 
 DEFAULT_METRIC = "val_accuracy"  # --metric's default (the CLI's too)
 STUDY_RECORDS = (JOURNAL_NAME, STUDY_MARKER)  # what makes --out an earlier study's folder (with --storage, the marker)
-# what a study writes in --out beside its records and its trials/ and refit/ folders (trainlab.tune.results,
-# trainlab.tune.report): an --out of no study that holds one is the user's, and refused (prepare)
-RESULT_FILES = ("best.yaml", "best.json", "trials.csv", "importances.json", "report.html")
+# RESULT_FILES (trainlab.tune.results): what a study writes in --out beside its records and its trials/ and
+# refit/ folders; an --out of no study that holds one is the user's, and refused (prepare)
 PRUNERS = ["median", "hyperband", "wilcoxon", "none"]
 WAIT_FOR_RUNNING_S = 1.0  # poll period of a worker waiting for the last running trials
 
