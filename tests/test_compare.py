@@ -19,7 +19,7 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from tests.child_env import with_repo_first
+from tests.child_env import iris_on_file, with_repo_first
 from trainlab.cli import main
 from trainlab.compare import compare, stats
 from trainlab.compare.metric_keys import direction_of, parse_target, read_metric
@@ -556,7 +556,7 @@ def _says_finished(info: Path) -> bool:
 @pytest.mark.slow
 def test_sigkill_half_way_then_the_same_command_completes(tmp_path: Path):
     base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump({**BASE, "strategy": {**BASE["strategy"], "epochs": 30}}))
+    base.write_text(yaml.safe_dump(iris_on_file({**BASE, "strategy": {**BASE["strategy"], "epochs": 30}})))
     strategies = tmp_path / "strategies.yaml"
     strategies.write_text(yaml.safe_dump({"strategies": {"adam": None, "sgd": {"strategy.optimizer": {"name": "sgd", "lr": 0.1}}}}))
     out = tmp_path / "cmp"

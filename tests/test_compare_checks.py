@@ -17,7 +17,7 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from tests.child_env import skip_where_compare_spawns, with_repo_first
+from tests.child_env import iris_on_file, skip_where_compare_spawns, with_repo_first
 from tests.test_compare import BASE, ROOT
 from trainlab.cli import main
 from trainlab.compare import compare, stats
@@ -248,7 +248,7 @@ def test_a_metric_of_an_empty_split_is_an_error_after_the_runs_with_the_board_ke
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
     base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump({**BASE, "strategy": {**BASE["strategy"], "epochs": 100_000}}))
+    base.write_text(yaml.safe_dump(iris_on_file({**BASE, "strategy": {**BASE["strategy"], "epochs": 100_000}})))
     strategies = tmp_path / "s.yaml"
     strategies.write_text("strategies:\n  a:\n  b: {strategy.optimizer.lr: 0.02}\n")
     out = tmp_path / "out"
