@@ -107,25 +107,6 @@ def test_an_empty_text_is_refused_with_its_line_or_dropped_with_a_warning(tmp_pa
     assert len(data.train) == 7 and "dropped 2 of 9 rows" in capsys.readouterr().err
 
 
-def test_a_rare_label_spelt_like_a_common_one_is_warned_of(tmp_path, capsys):
-    """'postive' once among 'positive' rows became a third class of one row, told of only by the val/test
-    warnings that it holds no row there."""
-    write(tmp_path / "train.csv", "text,label\n" + rows(["positive", "negative"] * 10 + ["postive"]))
-    data = load(tmp_path)
-    assert data.class_names == ["negative", "positive", "postive"]  # still a class: the data says so
-    err = capsys.readouterr().err
-    assert f"train file {tmp_path / 'train.csv'}: the class label 'postive' in 'label' (1 row) reads like 'positive' " \
-           "(10 rows), so it is a class of its own; fix the data if it is a typo" in err
-    assert "'negative'" not in err  # a common label is no lookalike
-    write(tmp_path / "rows.csv", "x,y\n" + "".join(f"{i},{label}\n" for i, label in
-                                                    enumerate(["cat", "dog"] * 12 + ["dogg", "bird", "bird"])))
-    from trainlab.data.files import csv_file
-
-    csv_file(str(tmp_path / "rows.csv"), target="y")
-    err = capsys.readouterr().err
-    assert "the class label 'dogg' in 'y' (1 row) reads like 'dog' (12 rows)" in err and "'bird'" not in err
-
-
 def test_max_rows_subsamples_the_training_file_only(tmp_path):
     write(tmp_path / "train.csv", "text,label\n" + rows(["pos", "neg"] * 25))
     write(tmp_path / "test.csv", "text,label\n" + rows(["pos", "neg"] * 15))

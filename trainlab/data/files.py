@@ -27,7 +27,7 @@ from trainlab.data.csv_table import (
     strings,
 )
 from trainlab.data.dataset import check_float32_range
-from trainlab.data.labels import warn_case_twins, warn_rare_lookalikes
+from trainlab.data.labels import warn_case_twins
 from trainlab.data.paths import resolve_file
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
@@ -324,7 +324,6 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
     class_names, indices = np.unique(labels[~empty], return_inverse=True)  # sorted names, index = class id
     names = [str(c) for c in class_names]
     warn_case_twins(names, f"CSV file {table.file}", name)
-    warn_rare_lookalikes([str(label) for label in labels[~empty]], f"CSV file {table.file}", name)
     return _with_missing(indices.astype(np.int64), empty), names
 
 

@@ -9,14 +9,12 @@ multi-label task. The :class:`ClassLabels` it returns checks and maps a given va
 
 from __future__ import annotations
 
-import difflib
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from trainlab.config_fields import counted, short_repr, shown_name
+from trainlab.config_fields import short_repr, shown_name
 from trainlab.data.dataset import class_values, is_one_hot, one_label_per_row, stray_label_cells
 from trainlab.errors import DataError
 from trainlab.notices import warn
@@ -331,31 +329,6 @@ def case_twins(class_names: list[str]) -> list[tuple[str, str]]:
         if (twin := folded.setdefault(class_name.casefold(), class_name)) != class_name:
             pairs.append((twin, class_name))
     return pairs
-
-
-def rare_lookalikes(labels: Sequence[str]) -> list[tuple[str, int, str, int]]:
-    """(label, its rows, the common label it reads like, its rows) for each label of at most 2 rows that
-    difflib finds close (ratio >= 0.8) to a label of 10 times as many rows: ``postive`` once among 200
-    ``positive``, most likely a typo that made a class of its own. Case twins are :func:`case_twins`'."""
-    counts = Counter(labels)
-    common = [name for name, _ in counts.most_common()]
-    found = []
-    for name, rows in counts.items():
-        if rows > 2:
-            continue
-        others = [other for other in common if counts[other] >= 10 * rows and other.casefold() != name.casefold()]
-        close = difflib.get_close_matches(name, others, n=1, cutoff=0.8)
-        if close:
-            found.append((name, rows, close[0], counts[close[0]]))
-    return found
-
-
-def warn_rare_lookalikes(labels: Sequence[str], where: str, column: str) -> None:
-    """Warn of a rare class label that reads like a common one (:func:`rare_lookalikes`)."""
-    for name, rows, common, common_rows in rare_lookalikes(labels):
-        warn(f"{where}: the class label {short_repr(name)} in '{column}' ({counted(rows, 'row')}) reads like "
-             f"{short_repr(common)} ({counted(common_rows, 'row')}), so it is a class of its own; fix the data if "
-             "it is a typo")
 
 
 def warn_case_twins(class_names: list[str], where: str, column: str) -> None:

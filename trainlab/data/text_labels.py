@@ -14,7 +14,7 @@ import numpy as np
 
 from trainlab.config_fields import short_repr
 from trainlab.data.csv_table import MISSING
-from trainlab.data.labels import warn_case_twins, warn_rare_lookalikes
+from trainlab.data.labels import warn_case_twins
 from trainlab.data.table_diagnosis import not_a_number, parsed_number
 from trainlab.errors import DataError
 from trainlab.notices import warn
@@ -136,7 +136,6 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
     else:
         names = sorted(set(train))
         warn_case_twins(names, f"train file {files['train']}", tables["train"].label_column)
-        warn_rare_lookalikes(train, f"train file {files['train']}", tables["train"].label_column)
         keys = {name: tables[name].labels or [] for name in tables}
     classes = names or [str(v) for v in range(len(values))]
     index = {key: i for i, key in enumerate(values if whole else names)}  # type: ignore[union-attr]
