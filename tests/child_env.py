@@ -27,7 +27,9 @@ def iris_on_file(base: dict) -> dict:
     """``base`` reading scikit-learn's iris from an npz file where it names ``source: iris``: the same rows,
     standardized as the iris source does, so the same runs; a trainlab child process then never imports
     scikit-learn, about 1.5 s of CPU at each start (a tune --jobs 2 starts three). One file for every test
-    (configs written in two folders stay equal), written once, atomically (xdist's workers may race)."""
+    (configs written in two folders stay equal), written once: published by a hard link, which fails where
+    another xdist worker published it first, so it is never replaced (its mtime is in the runs' data
+    fingerprints) and never read half-written."""
     data = base.get("data") or {}
     if data.get("source") != "iris":
         return base
@@ -39,5 +41,10 @@ def iris_on_file(base: dict) -> dict:
         iris = load_iris()
         partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         np.savez(partial, x=iris.data.astype("float32"), y=iris.target)
-        os.replace(partial, path)
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
     return {**base, "data": {**data, "source": "npz", "path": str(path), "standardize": True}}

@@ -521,10 +521,11 @@ def test_a_runs_recorded_lr_is_strategy_lr_times_the_schedule_with_layerwise_dec
 @pytest.mark.skipif(not HAS_PEFT, reason="peft is not installed")
 def test_lora_on_a_container_module_is_one_line_naming_its_type():
     """peft's refusal holds the module's repr (14 lines for a BERT attention block), which the error carried."""
-    with pytest.raises(ConfigError) as caught:
-        apply_lora(_text(), rank=2, target_modules=["encoder"])
-    message = str(caught.value)
-    assert "\n" not in message, message
-    assert message.startswith("strategy.finetune.lora.target_modules=['encoder'] matched no layer LoRA can adapt "
-                              "('encoder' names TransformerEncoder); ")
-    assert message.endswith("the backbone's Linear/Conv layers end in: linear1, linear2")
+    for targets, named in ((["encoder"], "'encoder' names TransformerEncoder"),
+                           (["linear1", "norm1"], "'norm1' names LayerNorm")):  # linear1 is adaptable: not named
+        with pytest.raises(ConfigError) as caught:
+            apply_lora(_text(), rank=2, target_modules=targets)
+        message = str(caught.value)
+        assert "\n" not in message, message
+        assert message == (f"strategy.finetune.lora.target_modules={targets}: peft cannot adapt every module they "
+                           f"name ({named}); the backbone's Linear/Conv layers end in: linear1, linear2")

@@ -250,7 +250,7 @@ def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch, 
     np.savez(tmp_path / "rows.npz", x=np.zeros((2, 8), dtype=np.float32))
     assert main(["predict", str(run), str(tmp_path / "rows.npz")]) == 3
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: rows.npz: a run trained on data source 'text_tsv' predicts from a tab-separated TSV file with a "
+        "error: rows.npz: a run trained on data source 'text_tsv' predicts from a tab-separated text file with a "
         "header row and a column named 'sentence' (this run's data.text_column), one text per row, not from an .npz"]
 
 

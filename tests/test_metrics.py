@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -525,3 +526,10 @@ def test_rows_of_the_losss_ignore_index_are_left_out_of_the_metrics_as_of_the_lo
                                                                              set(predicted[kept])),
                                                                zero_division=0))
     assert record["val_accuracy"] != pytest.approx(sk.accuracy_score(y_val.numpy(), predicted))
+    # a split of only such rows: every metric undefined (NaN), not an F1 of 0.0 that ranks runs
+    only_ignored = trainlab.fit(torch.nn.Linear(4, 3), train=(x, y), val=(x_val, torch.zeros_like(y_val)),
+                                task="multiclass", metrics=["accuracy", "f1_macro", "precision"], strategy={
+                                    "loss": {"name": "cross_entropy", "ignore_index": 0},
+                                    "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 32, "epochs": 1})
+    last = only_ignored.history[-1]
+    assert all(math.isnan(last[key]) for key in ("val_accuracy", "val_f1_macro", "val_precision")), last

@@ -297,6 +297,19 @@ def test_a_run_without_test_or_validation_split_says_so_instead_of_a_figure(tmp_
     predictions = load_predictions(_train(tmp_path, raw))
     assert isinstance(predictions, Unavailable) and "has no test or validation split" in predictions.reason
 
+def test_the_confusion_matrix_leaves_out_the_rows_of_the_losss_ignore_index_as_the_metrics_do(tmp_path):
+    """The report rebuilt the matrix from every test row, so it disagreed with the run's test metrics."""
+    raw = {"name": "ignored", "seed": 0, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [8]},
+           "strategy": {"loss": {"name": "cross_entropy", "ignore_index": 0},
+                        "optimizer": {"name": "adam", "lr": 0.05}, "batch_size": 16, "epochs": 3},
+           "metrics": ["accuracy"], "output": {"progress": "off"}}
+    run = _train(tmp_path, raw)
+    predictions = load_predictions(run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0 not in set(predictions.y_true.tolist()) and len(predictions.y_true) > 0
+    assert summary["test"]["accuracy"] == pytest.approx(float(np.mean(predictions.y_true == predictions.y_pred)))
+
+
 def _npz_splits(tmp_path: Path, targets, seed: int = 0) -> dict[str, np.ndarray]:
     """train/val/test splits of x ~ N(0, 1) with 3 features and y = targets(x, rng), saved as data.npz."""
     rng = np.random.default_rng(seed)

@@ -734,8 +734,14 @@ def test_refit_says_missing_compare_only_for_compare_itself(monkeypatch):
         refit.check_available()
 
 
+def test_refit_seeds_without_trainlab_compare_is_refused_before_any_trial(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "trainlab.compare", None)  # import trainlab.compare: ImportError
+    with pytest.raises(ConfigError, match="--refit-seeds needs trainlab.compare"):
+        tune(settings(tmp_path, 2, refit_seeds=2))
+    assert not (tmp_path / "out").exists()
+
+
 def test_refit_seeds_compares_tuned_with_base(tmp_path, monkeypatch):
-    """Tuned against base over seeds (a missing trainlab.compare: test_refit_says_missing_compare_only_for_compare_itself)."""
     monkeypatch.chdir(tmp_path)
     # the base (batch_size 8) is no point of the space, so the best trial is no base config: tuned vs base
     off_space = {**BASE, "strategy": {**BASE["strategy"], "batch_size": 8}}

@@ -389,6 +389,9 @@ def _check_targets_exist(model: nn.Module, targets: Sequence[str]) -> None:
                               f"{', '.join(endings[:20])}{did_you_mean(str(target), endings)}")
 
 
+ADAPTABLE = {"Linear", "Conv1d", "Conv2d", "Conv3d", "Embedding", "Conv1D"}  # peft's LoRA layers (Conv1D: GPT-2's)
+
+
 def _module_types(model: nn.Module, target: str) -> list[str]:
     """The class names of the modules ``target`` names by peft's rule (full name, or ending in ``.target``)."""
     return sorted({type(module).__name__ for name, module in model.named_modules()
@@ -433,12 +436,15 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: fl
     _, head_params = split_backbone_head(model)
     config = peft.LoraConfig(r=rank, lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=targets,
                              bias="none")
+    types = {target: _module_types(model, target) for target in targets}  # before peft wraps layers in place
+    endings = _target_endings(model)
     try:
         wrapped = peft.get_peft_model(model, config)
     except ValueError as exc:  # its text holds the module's repr, many lines long: the modules' types instead
-        named = "; ".join(f"'{target}' names {', '.join(_module_types(model, target))}" for target in targets)
-        raise ConfigError(f"strategy.finetune.lora.target_modules={targets} matched no layer LoRA can adapt ({named}); "
-                          f"the backbone's Linear/Conv layers end in: {', '.join(_target_endings(model)[:20])}") from exc
+        odd = {t: kinds for t, kinds in types.items() if not set(kinds) & ADAPTABLE} or types
+        named = "; ".join(f"'{target}' names {', '.join(kinds)}" for target, kinds in odd.items())
+        raise ConfigError(f"strategy.finetune.lora.target_modules={targets}: peft cannot adapt every module they "
+                          f"name ({named}); the backbone's Linear/Conv layers end in: {', '.join(endings[:20])}") from exc
     for parameter in head_params:  # peft freezes everything that is not an adapter; the new head must train
         parameter.requires_grad_(True)
     return wrapped

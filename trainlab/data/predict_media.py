@@ -157,6 +157,7 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
                encoding: dict[str, Any]) -> np.ndarray:
     """The token ids of the texts of ``file``, encoded as the run's training texts were."""
     from trainlab.data.paths import resolve_file
+    from trainlab.data.table_diagnosis import DELIMITER_NAMES
     from trainlab.data.text import read_table
 
     delimiter = check_delimiter(options.get("delimiter", TEXT_SOURCES[source][0]))
@@ -164,10 +165,10 @@ def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any
     text_column = text_column_of(source, options)
     quoted = source == "text_csv"
     if path.suffix.lower() == ".npz":  # a zip by its first bytes: "unzip it first" would not help
-        kind = "comma-separated CSV" if quoted else "tab-separated TSV"
-        raise DataError(f"{path.name}: a run trained on data source '{source}' predicts from a {kind} file with a "
-                        f"header row and a column named '{text_column}' (this run's data.text_column), one text "
-                        "per row, not from an .npz")
+        name = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        raise DataError(f"{path.name}: a run trained on data source '{source}' predicts from a {name}-separated "
+                        f"text file with a header row and a column named '{text_column}' (this run's "
+                        "data.text_column), one text per row, not from an .npz")
     check_text_header(path, text_column, delimiter, quoted)
     # a header without rows: no texts, as a CSV run's header-only file gives no rows (docs/predict.md)
     table = read_table(path, text_column, options.get("label_column", "label"), delimiter, quoted, predict=True)

@@ -76,31 +76,33 @@ class Evaluator:
             # (float64, on the CPU: inverse_target)
             predictions, target = self.original_units(predictions), self.original_units(target)
         probabilities = self.loss.probabilities(output)
-        predictions, target, probabilities = self._rows_the_loss_scores(predictions, target, probabilities)
+        kept = rows_the_loss_scores(self.loss, self.task, target)
+        none_scored = kept is not None and not bool(kept.any())  # metrics of no row: computed on all for shape
+        if kept is not None and not none_scored:
+            predictions, target = predictions[kept], target[kept]
+            probabilities = None if probabilities is None else probabilities[kept]
         inputs = MetricInputs(predictions.detach().cpu(), target.detach().cpu(), self.task, self.num_classes,
                               None if probabilities is None else probabilities.detach().cpu())
         metrics = metric_values(self.metric_names, inputs)  # checked by the config, made by the loss
-        if _meaningless(output, self.task):
+        if none_scored or _meaningless(output, self.task):
             # a NaN row's argmax is class 0 and a +inf logit's class wins: the accuracy, precision and F1
             # of such outputs are plausible-looking numbers about nothing; NaN (null in the records) as the
-            # score metrics of non-finite probabilities are (trainlab.metrics)
+            # score metrics of non-finite probabilities are (trainlab.metrics). So are those of no row.
             metrics = {name: _undefined(value) for name, value in metrics.items()}
         result.update(metrics)
         return result
 
 
-    def _rows_the_loss_scores(self, predictions: torch.Tensor, target: torch.Tensor,
-                              probabilities: torch.Tensor | None) -> tuple:
-        """The rows whose label is not the loss's ``ignore_index`` (cross_entropy, nll): they add nothing to the
-        loss, and the metrics leave them out too, as torchmetrics' ``ignore_index`` does (a class the model is
-        never taught would count as an error in every accuracy, recall and F1)."""
-        ignored = getattr(self.loss, "ignore_index", None)
-        if ignored is None or self.task not in ("binary", "multiclass") or target.ndim != 1:
-            return predictions, target, probabilities
-        kept = target != ignored
-        if bool(kept.all()):
-            return predictions, target, probabilities
-        return predictions[kept], target[kept], None if probabilities is None else probabilities[kept]
+def rows_the_loss_scores(loss: Any, task: str | None, target: torch.Tensor) -> torch.Tensor | None:
+    """The rows whose label is not the loss's ``ignore_index`` (cross_entropy, nll), as a bool mask; None where
+    every row counts. They add nothing to the loss, and the metrics (and the report's confusion matrix) leave
+    them out too, as torchmetrics' ``ignore_index`` does: a class the model is never taught would count as an
+    error in every accuracy, recall and F1."""
+    ignored = getattr(loss, "ignore_index", None)
+    if ignored is None or task not in ("binary", "multiclass") or target.ndim != 1:
+        return None
+    kept = target != ignored
+    return None if bool(kept.all()) else kept
 
 
 def _meaningless(output: torch.Tensor, task: str | None) -> bool:

@@ -83,6 +83,7 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     from trainlab.builders import build, run_scope
     from trainlab.code_policy import run_code_policy
     from trainlab.data.preprocessing import inverse_target
+    from trainlab.engine.evaluation import rows_the_loss_scores
     from trainlab.model_file import load_weights, read_model
     from trainlab.notices import held_back
     from trainlab.run_records import load_trained_config, recorded_class_names
@@ -100,6 +101,9 @@ def _recompute(run: Path) -> Predictions | Unavailable:
         predicted = built.loss.predict(output)
     y_true = split.y.cpu().numpy()
     y_pred = predicted.cpu().numpy() if isinstance(predicted, torch.Tensor) else np.asarray(predicted)
+    kept = rows_the_loss_scores(built.loss, built.data.task, split.y)
+    if kept is not None:  # the rows of the loss's ignore_index: out of the matrix as of the run's metrics
+        y_true, y_pred = y_true[kept.cpu().numpy()], y_pred[kept.cpu().numpy()]
     if built.data.task == "regression":  # the model may predict standardised targets: back to the data's units
         y_true, y_pred = (inverse_target(built.data.preprocessing or {}, y.reshape(len(y), -1))
                           for y in (y_true, y_pred))
