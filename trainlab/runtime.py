@@ -215,17 +215,20 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 def emulated_precision_warning(precision: str, device: torch.device) -> str | None:
-    """The warning's message (:func:`trainlab.notices.warn`) when ``precision`` runs emulated on this CPU: bf16 without avx512_bf16/amx_bf16,
-    fp16 without avx512_fp16/amx_fp16. Measured on a 2-core EPYC without them: an airbench step ~20x slower."""
+    """The warning's message (:func:`trainlab.notices.warn`) when ``precision`` runs slowly on this CPU: bf16
+    without avx512_bf16/amx_bf16 (emulated: an airbench step ~20x slower on a 2-core EPYC), and fp16 on every
+    CPU: torch 2.13's CPU backward of fp16 convolutions is emulated even with avx512_fp16 and AMX (a conv
+    block's step 120x slower than fp32 on a Xeon that has both, where bf16 ran 2x faster)."""
     if device.type != "cpu" or precision == "fp32":
         return None
     if precision == "bf16" and cpu_has_native_bf16():
         return None
-    if precision == "fp16" and _cpu_has_flag("avx512_fp16", "amx_fp16"):
-        return None
+    auto = f"runtime.precision: auto picks {resolve_precision('auto', device)} here"
+    if precision == "fp16":
+        return (f"runtime.precision=fp16 on a CPU ({cpu_model()}): torch trains fp16 emulated on CPUs, often "
+                f"many times slower than fp32 ({auto})")
     return (f"runtime.precision={precision} on a CPU without native {precision} ({cpu_model()}): "
-            f"it is emulated, often many times slower than fp32 (runtime.precision: auto picks "
-            f"{resolve_precision('auto', device)} here)")
+            f"it is emulated, often many times slower than fp32 ({auto})")
 
 
 def environment() -> dict[str, object]:
