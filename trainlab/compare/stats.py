@@ -79,14 +79,12 @@ def describe(values: Sequence[float]) -> dict[str, float | int | None]:
     if x.size == 0:
         return {"n": 0, "mean": None, "std": None, "median": None, "min": None, "max": None}
     tied_to = tied_value(x)
-    return {
-        "n": int(x.size),
-        "mean": float(x.mean()) if tied_to is None else tied_to,
-        "std": (float(x.std(ddof=1)) if tied_to is None else 0.0) if x.size > 1 else None,
-        "median": float(np.median(x)) if tied_to is None else tied_to,
-        "min": float(x.min()),
-        "max": float(x.max()),
-    }
+    if tied_to is None:
+        mean, std, median = float(x.mean()), float(x.std(ddof=1)), float(np.median(x))
+    else:
+        mean, std, median = tied_to, 0.0, tied_to
+    return {"n": int(x.size), "mean": mean, "std": std if x.size > 1 else None, "median": median,
+            "min": float(x.min()), "max": float(x.max())}
 
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:

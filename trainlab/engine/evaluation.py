@@ -10,7 +10,7 @@ import torch
 from trainlab.data.dataset import Split
 from trainlab.engine.step import Step
 from trainlab.engine.tta import TestTimeAugmentation
-from trainlab.losses.base import Loss, sums_over_rows
+from trainlab.losses.base import Loss, scored_rows, sums_over_rows
 from trainlab.metric_compute import metric_values
 from trainlab.metrics import MetricInputs
 
@@ -76,7 +76,7 @@ class Evaluator:
             # (float64, on the CPU: inverse_target)
             predictions, target = self.original_units(predictions), self.original_units(target)
         probabilities = self.loss.probabilities(output)
-        kept = rows_the_loss_scores(self.loss, self.task, target)
+        kept = scored_rows(self.loss, target)  # not the rows of its ignore_index
         none_scored = kept is not None and not bool(kept.any())  # metrics of no row: computed on all for shape
         if kept is not None and not none_scored:
             predictions, target = predictions[kept], target[kept]
@@ -91,18 +91,6 @@ class Evaluator:
             metrics = {name: _undefined(value) for name, value in metrics.items()}
         result.update(metrics)
         return result
-
-
-def rows_the_loss_scores(loss: Any, task: str | None, target: torch.Tensor) -> torch.Tensor | None:
-    """The rows whose label is not the loss's ``ignore_index`` (cross_entropy, nll), as a bool mask; None where
-    every row counts. They add nothing to the loss, and the metrics (and the report's confusion matrix) leave
-    them out too, as torchmetrics' ``ignore_index`` does: a class the model is never taught would count as an
-    error in every accuracy, recall and F1."""
-    ignored = getattr(loss, "ignore_index", None)
-    if ignored is None or task not in ("binary", "multiclass") or target.ndim != 1:
-        return None
-    kept = target != ignored
-    return None if bool(kept.all()) else kept
 
 
 def _meaningless(output: torch.Tensor, task: str | None) -> bool:

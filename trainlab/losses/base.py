@@ -110,6 +110,18 @@ def sums_over_rows(loss: Any) -> bool:
     return getattr(loss, "reduction", "mean") == "sum"
 
 
+def scored_rows(loss: Any, target: torch.Tensor) -> torch.Tensor | None:
+    """The rows of class-index ``target`` whose label is not ``loss``'s ``ignore_index`` (cross_entropy, nll), as
+    a bool mask; None where every row counts. They add nothing to the loss, and a run's metrics (and the
+    report's confusion matrix) leave them out too, as torchmetrics' ``ignore_index`` does: a class the model is
+    never taught would count as an error in every accuracy, recall and F1."""
+    ignored = getattr(loss, "ignore_index", None)
+    if ignored is None or target.ndim != 1:
+        return None
+    kept = target != ignored
+    return None if bool(kept.all()) else kept
+
+
 def zero_floored(denominator: torch.Tensor) -> torch.Tensor:
     """``denominator`` with 0 replaced by its dtype's smallest normal number, for :meth:`Loss.mean_denominator`:
     a batch whose mean is 0 because it keeps nothing (:func:`mean_or_zero`) still weighs next to nothing in an

@@ -83,7 +83,7 @@ def _recompute(run: Path) -> Predictions | Unavailable:
     from trainlab.builders import build, run_scope
     from trainlab.code_policy import run_code_policy
     from trainlab.data.preprocessing import inverse_target
-    from trainlab.engine.evaluation import rows_the_loss_scores
+    from trainlab.losses.base import scored_rows
     from trainlab.model_file import load_weights, read_model
     from trainlab.notices import held_back
     from trainlab.run_records import load_trained_config, recorded_class_names
@@ -101,7 +101,7 @@ def _recompute(run: Path) -> Predictions | Unavailable:
         predicted = built.loss.predict(output)
     y_true = split.y.cpu().numpy()
     y_pred = predicted.cpu().numpy() if isinstance(predicted, torch.Tensor) else np.asarray(predicted)
-    kept = rows_the_loss_scores(built.loss, built.data.task, split.y)
+    kept = scored_rows(built.loss, split.y)
     if kept is not None:  # the rows of the loss's ignore_index: out of the matrix as of the run's metrics
         y_true, y_pred = y_true[kept.cpu().numpy()], y_pred[kept.cpu().numpy()]
     if built.data.task == "regression":  # the model may predict standardised targets: back to the data's units

@@ -204,8 +204,7 @@ def _set_fragment_aside(descriptor: int, length: int, path: Path) -> int:
             start = begin + newline + 1
             break
         start = begin
-    write_bytes(_aside(path),
-                os.pread(descriptor, length - start, start))
+    write_bytes(_aside(path), os.pread(descriptor, length - start, start))
     os.ftruncate(descriptor, start)
     return start
 
