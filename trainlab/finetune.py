@@ -342,6 +342,11 @@ def _check_lora(rank: int = 8, alpha: float = 16.0, dropout: float = 0.0,
 _LORA_LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
+def _named_by(name: str, target: str) -> bool:
+    """peft's rule for a ``target_modules`` entry: the module's full name equals it or ends in ``.target``."""
+    return name == target or name.endswith(f".{target}")
+
+
 def _full_rank(module: nn.Module) -> int:
     """The largest rank an update of ``module``'s weight can have: min(inputs, outputs), a conv's inputs
     being in_channels / groups x its kernel's size (peft's A is a conv of the same kernel)."""
@@ -357,7 +362,7 @@ def _check_rank_fits(model: nn.Module, targets: Sequence[str], rank: int) -> Non
     can express nothing rank min(in, out) does not. Targets are matched as peft matches them (the full
     name, or a name ending in ``.target``); when none is, peft's own error names them."""
     layers = {name: module for name, module in model.named_modules() if isinstance(module, _LORA_LAYER_TYPES)
-              and any(name == target or name.endswith(f".{target}") for target in targets)}
+              and any(_named_by(name, target) for target in targets)}
     if not layers:
         return
     widest = max(layers, key=lambda name: _full_rank(layers[name]))
@@ -382,20 +387,21 @@ def _check_targets_exist(model: nn.Module, targets: Sequence[str]) -> None:
     would adapt fewer layers without a word."""
     names = [name for name, _ in model.named_modules() if name]
     for target in targets:
-        if not any(name == target or name.endswith(f".{target}") for name in names):
+        if not any(_named_by(name, target) for name in names):
             endings = _target_endings(model)
             raise ConfigError(f"strategy.finetune.lora.target_modules: '{target}' matched no supported layer (no module "
                               f"is named so or ends in '.{target}'); the backbone's Linear/Conv layers end in: "
                               f"{', '.join(endings[:20])}{did_you_mean(str(target), endings)}")
 
 
-ADAPTABLE = {"Linear", "Conv1d", "Conv2d", "Conv3d", "Embedding", "Conv1D"}  # peft's LoRA layers (Conv1D: GPT-2's)
-
-
-def _module_types(model: nn.Module, target: str) -> list[str]:
-    """The class names of the modules ``target`` names by peft's rule (full name, or ending in ``.target``)."""
-    return sorted({type(module).__name__ for name, module in model.named_modules()
-                   if name == target or name.endswith(f".{target}")})
+def _types_named(model: nn.Module, targets: Sequence[str]) -> dict[str, list[str]]:
+    """The class names of the modules each of ``targets`` names (:func:`_named_by`), for those that name no
+    Linear/Conv layer (a container such as BERT's ``attention``); for every target where each names one."""
+    named = {target: [module for name, module in model.named_modules() if _named_by(name, target)]
+             for target in targets}
+    odd = {target: modules for target, modules in named.items()
+           if not any(isinstance(module, _LORA_LAYER_TYPES) for module in modules)} or named
+    return {target: sorted({type(module).__name__ for module in modules}) for target, modules in odd.items()}
 
 
 def default_lora_targets(model: nn.Module) -> list[str]:
@@ -436,13 +442,12 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16.0, dropout: fl
     _, head_params = split_backbone_head(model)
     config = peft.LoraConfig(r=rank, lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=targets,
                              bias="none")
-    types = {target: _module_types(model, target) for target in targets}  # before peft wraps layers in place
+    types = _types_named(model, targets)  # read before peft wraps the layers in place
     endings = _target_endings(model)
     try:
         wrapped = peft.get_peft_model(model, config)
     except ValueError as exc:  # its text holds the module's repr, many lines long: the modules' types instead
-        odd = {t: kinds for t, kinds in types.items() if not set(kinds) & ADAPTABLE} or types
-        named = "; ".join(f"'{target}' names {', '.join(kinds)}" for target, kinds in odd.items())
+        named = "; ".join(f"'{target}' names {', '.join(kinds)}" for target, kinds in types.items())
         raise ConfigError(f"strategy.finetune.lora.target_modules={targets}: peft cannot adapt every module they "
                           f"name ({named}); the backbone's Linear/Conv layers end in: {', '.join(endings[:20])}") from exc
     for parameter in head_params:  # peft freezes everything that is not an adapter; the new head must train
