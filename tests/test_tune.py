@@ -81,6 +81,13 @@ BAD_SPACES = [
     ({"strategy.optimizer.lrr": {"low": 1e-3, "high": 0.1}}, "no option 'lrr'"),
     ({"strategy.optimiser.lr": {"low": 1e-3, "high": 0.1}}, "unknown config key 'strategy.optimiser'"),
     ({"model.hiden": {"choices": [[8], [16]]}}, "did you mean 'hidden'"),
+    # a model option's type and value, refused before a trial (each trial failed at its model's build)
+    ({"model.hidden": {"low": 8, "high": 32}},
+     "space key 'model.hidden': the config refuses model.hidden=8: model 'mlp': option 'hidden' must be a list of "
+     "whole numbers; got 8; 'model.hidden' takes a list: search lists as choices (e.g. model.hidden: "
+     "{choices: [[64], [128, 64]]})"),
+    ({"model.dropout": {"low": 0.0, "high": 1.5}},
+     "the config refuses model.dropout=1.5: model 'mlp': dropout must be in [0, 1) (0: none); got dropout=1.5"),
     ({"strategy.optimizer.lr": {"low": 0.1, "high": 0.001}}, "low (0.1) > high (0.001)"),
     ({"strategy.optimizer.lr": {"low": 0.0, "high": 0.1, "log": True}}, "log needs low > 0"),
     ({"strategy.optimizer.lr": {"low": -1.0, "high": 0.1}}, "must be > 0"),

@@ -6,8 +6,9 @@ what is cheap to build (the loss, the optimizer on one 2-D dummy weight with
 ``regularization.weight_decay`` placed exactly as a run places it) and checks the schedule's options
 (:func:`check_schedule_options`: names, types and ranges, never against a stand-in run length),
 ``strategy.optimizer.groups`` (:func:`~trainlab.optim.routing.check_groups`: each group's optimizer on a
-dummy weight), the model's option names and layer counts, ``data.augment``'s options and the data source's
-option names, so a config that every run would refuse fails once, before the first run, with the run's own
+dummy weight), the model's option names, types, layer counts and the values it refuses whatever its input
+(:func:`check_option_values`), ``data.augment``'s options and the data source's option names, types and values,
+so a config that every run would refuse fails once, before the first run, with the run's own
 error line. The refusals a run
 makes from the config alone while it builds its step live here, and the run calls them too:
 :func:`check_finetune_param_groups` (fine-tuning's param groups against ``optimizer.lr`` and
@@ -68,25 +69,31 @@ def check_components(config: Config) -> None:
     model = config.model.spec()
     check_layer_counts(model)  # hidden: [4] * 90000 is refused before any run reads its data
     model_name = model.pop("name")
-    MODELS._check_options(model_name, MODELS.get(model_name), model, skip=2)  # factory(input_shape, output_dim)
+    factory = MODELS.get(model_name)
+    MODELS._check_options(model_name, factory, model, skip=2)  # factory(input_shape, output_dim)
+    MODELS.check_types(model_name, model)  # hidden: 8 for mlp's list of sizes
+    check_option_values(factory, model, skip=2)
     source, source_options = config.data.source, config.data.source_kwargs()
     factory = DATA_SOURCES.get(source)
     DATA_SOURCES._check_options(source, factory, source_options, skip=0)
     DATA_SOURCES._check_required(source, factory, source_options, skip=0)
+    DATA_SOURCES.check_types(source, source_options)
     if not users_source(source):  # a built-in source's augment is the images' (a user's may mean anything)
         augment_options(source_options.get("augment"))
-    check_source_values(factory, source_options)
+    check_option_values(factory, source_options)
 
 
-def check_source_values(factory: Callable[..., Any], options: dict[str, Any]) -> None:
-    """The data source's own ``check_values`` (trainlab.data) on ``options`` with its defaults filled in: the
-    values its run would refuse once it reads the files (a run of each strategy of a comparison, each trial of
-    a study, reads them first), refused from the config alone. ``options`` have passed the source's
-    option-name check. A source without it has nothing to check here."""
+def check_option_values(factory: Callable[..., Any], options: dict[str, Any], skip: int = 0) -> None:
+    """The factory's own ``check_values`` on ``options`` with its defaults filled in: the values its run would
+    refuse once it reads the files (a data source, trainlab.data) or knows the input's shape (a built-in
+    model: ``dropout: 1.5``, ``depth: 21``), refused from the config alone; ``skip``: the positional arguments
+    the run supplies (a model's ``input_shape, output_dim``). ``options`` have passed the factory's option-name
+    and type checks. A factory without ``check_values`` has nothing to check here."""
     check = getattr(factory, "check_values", None)
     if check is None:
         return
-    bound = inspect.signature(factory).bind_partial(**options)
+    parameters = list(inspect.signature(factory).parameters.values())[skip:]
+    bound = inspect.Signature(parameters).bind_partial(**options)
     bound.apply_defaults()
     check(bound.arguments)
 

@@ -1,7 +1,10 @@
 """Model registry. A model factory is ``factory(input_shape, output_dim, **kwargs) -> nn.Module``.
 
 ``input_shape`` excludes the batch dimension; ``output_dim`` is what the loss
-needs (1 for regression with one target or a binary logit, K for K-class logits).
+needs (1 for regression with one target or a binary logit, K for K-class logits). A factory may carry
+``check_values``, a function of its options (defaults filled in) that raises the ConfigError its call would
+raise from them alone, whatever the input: ``compare`` and ``tune`` call it before their runs
+(trainlab.preflight), so ``dropout: 1.5`` fails once, not in every run that reads the data first.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -71,23 +74,29 @@ def _layout_hint(dims: int, input_shape: tuple[int, ...]) -> str:
     return ""
 
 
-def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channels: list[int], kernel: int,
-                pool: int, batch_norm: bool, activation: str, dropout: float, hidden: int | None) -> nn.Module:
-    model = f"cnn{dims}d"
+def _conv_values(model: str, channels: Any, kernel: Any, pool: Any, hidden: Any,
+                 dropout: Any) -> tuple[int, int, int | None, float]:
+    """Refuse what ``cnn1d``/``cnn2d`` refuse from their options alone, whatever the input (their
+    ``check_values``); ``(kernel, pool, hidden, dropout)`` as the layers take them."""
     if not isinstance(channels, list | tuple) or not all(
             isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels):
         raise ConfigError(f"model '{model}': channels must be a list of positive channel counts, e.g. [32, 64]; "
                           f"got channels={short_repr(channels)}")
+    # 0 or a negative pool / hidden used to mean "off" (the code tested pool > 1 and hidden for truth), a
+    # negative dropout too: refused, so a typo is not a different model; pool 1 and hidden null are "off"
+    return (positive_size(model, "kernel", kernel), positive_size(model, "pool", pool, note="1: no pooling"),
+            positive_size(model, "hidden", hidden, allow_none=True, note="null: no hidden layer"),
+            dropout_rate(model, dropout))
+
+
+def _conv_stack(dims: int, input_shape: tuple[int, ...], output_dim: int, channels: list[int], kernel: int,
+                pool: int, batch_norm: bool, activation: str, dropout: float, hidden: int | None) -> nn.Module:
+    model = f"cnn{dims}d"
+    kernel, pool, hidden, dropout = _conv_values(model, channels, kernel, pool, hidden, dropout)
     if len(input_shape) != dims + 1:
         layout = "(channels, length)" if dims == 1 else "(channels, height, width)"
         raise ConfigError(f"model '{model}' expects inputs shaped {layout}; got {tuple(input_shape)}"
                           f"{_layout_hint(dims, tuple(input_shape))}")
-    # 0 or a negative pool / hidden used to mean "off" (the code tested pool > 1 and hidden for truth), a
-    # negative dropout too: refused, so a typo is not a different model; pool 1 and hidden null are "off"
-    kernel = positive_size(model, "kernel", kernel)
-    pool = positive_size(model, "pool", pool, note="1: no pooling")
-    hidden = positive_size(model, "hidden", hidden, allow_none=True, note="null: no hidden layer")
-    dropout = dropout_rate(model, dropout)
     _check_pooling_fits(dims, input_shape[1:], len(channels), kernel, pool)
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
@@ -134,3 +143,12 @@ def cnn2d(input_shape: tuple[int, ...], output_dim: int, channels: list[int] = (
     """Conv2d blocks over (C, H, W) images, then a linear head."""
     return _conv_stack(2, input_shape, output_dim, channels, kernel, pool, batch_norm, activation,
                        dropout, hidden)
+
+
+def _conv_check(model: str) -> Callable[[dict[str, Any]], object]:
+    return lambda options: _conv_values(model, options["channels"], options["kernel"], options["pool"],
+                                        options["hidden"], options["dropout"])
+
+
+cnn1d.check_values = _conv_check("cnn1d")  # type: ignore[attr-defined]
+cnn2d.check_values = _conv_check("cnn2d")  # type: ignore[attr-defined]

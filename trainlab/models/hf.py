@@ -326,14 +326,14 @@ def _read_config(transformers: Any, folder: Path) -> Any:
         raise DataError(f"{HF_MODEL_PREFIX}cannot read {folder / 'config.json'} ({first})") from None
 
 
-def _check_options(input_shape: tuple[int, ...], pooling: str, trim_padding: object) -> None:
-    if len(input_shape) == 2 and input_shape[0] != 2 or len(input_shape) not in (1, 2):
-        raise ConfigError(f"model 'hf_pretrained' expects inputs shaped (2, length) [ids, mask] or (length,); "
-                          f"got input_shape={tuple(input_shape)}")
+def _option_values(pooling: Any, trim_padding: Any, dropout: Any) -> float:
+    """Refuse what :func:`hf_pretrained` refuses from its options alone, before any checkpoint is read (its
+    ``check_values``); the dropout rate."""
     if pooling not in POOLINGS:
         raise ConfigError(f"model 'hf_pretrained': pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
     if not isinstance(trim_padding, bool):
         raise ConfigError(f"model 'hf_pretrained': trim_padding must be true or false; got {trim_padding!r}")
+    return dropout_rate("hf_pretrained", dropout)
 
 
 def _check_length(config: Any, length: int) -> None:
@@ -348,8 +348,10 @@ def _classifier(input_shape: tuple[int, ...], output_dim: int, path: str | None,
                 dropout: float, trim_padding: bool, pretrained_weights: bool) -> nn.Module:
     """:class:`HFClassifier` over the checkpoint's encoder: with its weights, or (``pretrained_weights`` False)
     built from its config.json alone, random until a run's weights are loaded into it."""
-    _check_options(input_shape, pooling, trim_padding)
-    dropout = dropout_rate("hf_pretrained", dropout)
+    dropout = _option_values(pooling, trim_padding, dropout)
+    if len(input_shape) == 2 and input_shape[0] != 2 or len(input_shape) not in (1, 2):
+        raise ConfigError(f"model 'hf_pretrained' expects inputs shaped (2, length) [ids, mask] or (length,); "
+                          f"got input_shape={tuple(input_shape)}")
     transformers = _transformers()
     folder = resolve_model_dir(path, package)
     config = _read_config(transformers, folder)
@@ -376,6 +378,10 @@ def hf_pretrained(input_shape: tuple[int, ...], output_dim: int, path: str | Non
             ``false`` runs every batch at the data's ``max_length``.
     """
     return _classifier(input_shape, output_dim, path, package, pooling, dropout, trim_padding, pretrained_weights=True)
+
+
+hf_pretrained.check_values = lambda options: _option_values(  # type: ignore[attr-defined]
+    options["pooling"], options["trim_padding"], options["dropout"])
 
 
 def hf_classifier_from_config(input_shape: tuple[int, ...], output_dim: int, path: str | None = None,

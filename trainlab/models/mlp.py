@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch import nn
 
@@ -73,15 +74,9 @@ def linear(input_shape: tuple[int, ...], output_dim: int, output_activation: str
                         output_activation)
 
 
-@MODELS.register("mlp")
-def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128, 64),
-        activation: str = "relu", dropout: float = 0.0, output_activation: str | None = None) -> nn.Module:
-    """Flatten -> [Linear -> activation -> Dropout] per hidden size -> Linear [-> output_activation].
-
-    ``dropout`` acts after the hidden layers only: with ``hidden: []`` (a linear model) a rate above 0 is a
-    ConfigError rather than a model that trains as without it.
-
-    ``output_activation``: none for logits; sigmoid (bce_prob), log_softmax (nll) or another activation."""
+def _mlp_values(hidden: Any, dropout: Any) -> float:
+    """Refuse what :func:`mlp` refuses from ``hidden`` and ``dropout`` alone (its ``check_values``); the
+    dropout rate as a float."""
     dropout = dropout_rate("mlp", dropout)
     if not isinstance(hidden, list | tuple) or not all(isinstance(h, int) and not isinstance(h, bool) for h in hidden):
         raise ConfigError(f"model 'mlp': hidden must be a list of layer sizes, e.g. [128, 64]; got {hidden!r}")
@@ -92,6 +87,19 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
         raise ConfigError(f"model 'mlp': dropout acts after each hidden layer, and hidden=[] has none, so "
                           f"dropout={short_repr(dropout)} would do nothing; give a hidden layer (hidden: [64]) or "
                           "drop dropout (dropout: 0)")
+    return dropout
+
+
+@MODELS.register("mlp")
+def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128, 64),
+        activation: str = "relu", dropout: float = 0.0, output_activation: str | None = None) -> nn.Module:
+    """Flatten -> [Linear -> activation -> Dropout] per hidden size -> Linear [-> output_activation].
+
+    ``dropout`` acts after the hidden layers only: with ``hidden: []`` (a linear model) a rate above 0 is a
+    ConfigError rather than a model that trains as without it.
+
+    ``output_activation``: none for logits; sigmoid (bce_prob), log_softmax (nll) or another activation."""
+    dropout = _mlp_values(hidden, dropout)
     layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
     width = math.prod(input_shape)
     for size in hidden:
@@ -104,5 +112,7 @@ def mlp(input_shape: tuple[int, ...], output_dim: int, hidden: list[int] = (128,
         layers.append(make_output_activation(output_activation, output_dim))
     return nn.Sequential(*layers)
 
+
+mlp.check_values = lambda options: _mlp_values(options["hidden"], options["dropout"])  # type: ignore[attr-defined]
 
 _activation = make_activation

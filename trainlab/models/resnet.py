@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -139,7 +140,13 @@ def resnet(input_shape: tuple[int, ...], output_dim: int, depth: int = 20, width
 
     ResNet-20 with the defaults and 10 classes has 269,722 parameters (paper: 0.27M).
     """
+    depth, widths = _resnet_values(depth, widths, shortcut)
     channels, _, _ = _image_shape("resnet", input_shape)
+    return ResNet(channels, output_dim, (depth - 2) // 6, widths, shortcut)
+
+
+def _resnet_values(depth: Any, widths: Any, shortcut: Any) -> tuple[int, list[int]]:
+    """Refuse what :func:`resnet` refuses from its options alone (its ``check_values``); ``(depth, widths)``."""
     depth = int(depth)
     if depth < 8 or (depth - 2) % 6 != 0:
         raise ConfigError(f"model 'resnet': depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110); got depth={depth}")
@@ -148,7 +155,11 @@ def resnet(input_shape: tuple[int, ...], output_dim: int, depth: int = 20, width
     widths = _positive_widths("resnet", widths, 3)
     if shortcut == "pad" and any(b < a for a, b in zip(widths, widths[1:], strict=False)):
         raise ConfigError(f"model 'resnet': shortcut 'pad' needs non-decreasing widths; got widths={widths}")
-    return ResNet(channels, output_dim, (depth - 2) // 6, widths, shortcut)
+    return depth, widths
+
+
+resnet.check_values = lambda options: _resnet_values(  # type: ignore[attr-defined]
+    options["depth"], options["widths"], options["shortcut"])
 
 
 # ---------------------------------------------------------------------------
@@ -311,7 +322,7 @@ def _scaling_factor(model: str, value: Any, last_width: int) -> float:
     if number is None and isinstance(value, str) and value.count("/") == 1:
         numerator, denominator = (_number(part) for part in value.split("/"))
         number = numerator / denominator if numerator is not None and denominator is not None else None
-    if number is not None and not (number <= FLOAT32_MAX and torch.tensor(number, dtype=torch.float32) > 0):
+    if number is not None and not (number <= FLOAT32_MAX and torch.tensor(number, dtype=torch.float32, device="cpu") > 0):
         number = None  # 1e300 or '1e308/1e-308' is inf, 1e-50 or '1e-300/1e300' 0 in float32 (the logits')
     if number is None:
         raise ConfigError(f"model '{model}': scaling_factor must be a number > 0 within float32's range (e.g. "
@@ -364,19 +375,38 @@ def airbench_muon(input_shape: tuple[int, ...], output_dim: int, widths: list[in
 def _airbench(name: str, input_shape: tuple[int, ...], output_dim: int, widths: list[int], whiten_kernel: int,
               batchnorm_momentum: float, scaling_factor: float | str, head_init: str,
               whiten_bias_init: str, stem_precision: str) -> nn.Module:
+    widths, scaling_factor = _airbench_values(name, widths, whiten_kernel, batchnorm_momentum, scaling_factor,
+                                              head_init, whiten_bias_init, stem_precision)
     channels, height, width = _image_shape(name, input_shape)
+    _check_images_fit(name, height, width, int(whiten_kernel))
+    return AirbenchNet(channels, output_dim, widths, int(whiten_kernel), float(batchnorm_momentum),
+                       float(scaling_factor), head_init, whiten_bias_init, stem_precision)
+
+
+def _airbench_values(name: str, widths: Any, whiten_kernel: Any, batchnorm_momentum: Any, scaling_factor: Any,
+                     head_init: Any, whiten_bias_init: Any, stem_precision: Any) -> tuple[list[int], float]:
+    """Refuse what ``airbench``/``airbench_muon`` refuse from their options alone, whatever the images (their
+    ``check_values``); ``(widths, scaling_factor)`` as the net takes them."""
     widths = _positive_widths(name, widths, 3)
     if not 0.0 <= batchnorm_momentum < 1.0:
         raise ConfigError(f"model '{name}': batchnorm_momentum must be in [0, 1); got {batchnorm_momentum}")
     if int(whiten_kernel) < 1:
         raise ConfigError(f"model '{name}': whiten_kernel must be >= 1; got {whiten_kernel}")
-    _check_images_fit(name, height, width, int(whiten_kernel))
     scaling_factor = _scaling_factor(name, scaling_factor, widths[-1])
     _choice("head_init", head_init, HEAD_INITS, name)
     _choice("whiten_bias_init", whiten_bias_init, WHITEN_BIAS_INITS, name)
     _choice("stem_precision", stem_precision, STEM_PRECISIONS, name)
-    return AirbenchNet(channels, output_dim, widths, int(whiten_kernel), float(batchnorm_momentum),
-                       float(scaling_factor), head_init, whiten_bias_init, stem_precision)
+    return widths, scaling_factor
+
+
+def _airbench_check(name: str) -> Callable[[dict[str, Any]], object]:
+    return lambda options: _airbench_values(name, *(options[key] for key in (
+        "widths", "whiten_kernel", "batchnorm_momentum", "scaling_factor", "head_init", "whiten_bias_init",
+        "stem_precision")))
+
+
+airbench.check_values = _airbench_check("airbench")  # type: ignore[attr-defined]
+airbench_muon.check_values = _airbench_check("airbench_muon")  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------
@@ -394,10 +424,10 @@ def cifar_tutorial_cnn(input_shape: tuple[int, ...], output_dim: int, channels: 
     tutorial's network (conv 3->6 5x5, pool, conv 6->16 5x5, pool, linear 400->120->84->10: ~62k
     parameters); the name stays so that existing configs and run folders still load.
     """
+    channels = positive_size("cifar_tutorial_cnn", "channels", channels)
     in_channels, height, width = _image_shape("cifar_tutorial_cnn", input_shape)
     if height < 2 or width < 2:
         raise ConfigError(f"model 'cifar_tutorial_cnn': images must be at least 2x2; got {height}x{width}")
-    channels = positive_size("cifar_tutorial_cnn", "channels", channels)
     flat = channels * (height // 2) * (width // 2)
     return nn.Sequential(OrderedDict([
         ("conv", nn.Conv2d(in_channels, channels, kernel_size=3, padding=1)),
@@ -406,3 +436,7 @@ def cifar_tutorial_cnn(input_shape: tuple[int, ...], output_dim: int, channels: 
         ("flatten", nn.Flatten()),
         ("head", nn.Linear(flat, output_dim)),
     ]))
+
+
+cifar_tutorial_cnn.check_values = lambda options: positive_size(  # type: ignore[attr-defined]
+    "cifar_tutorial_cnn", "channels", options["channels"])

@@ -9,6 +9,8 @@ mask) and from mean pooling, so appending padding never changes the output.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -115,21 +117,35 @@ def transformer_encoder(input_shape: tuple[int, ...], output_dim: int, vocab_siz
     if vocab_size is None:
         raise ConfigError("model 'transformer_encoder' needs vocab_size (number of token ids, 0 = padding); "
                           "set model.vocab_size")
-    vocab_size, d_model, heads, layers = int(vocab_size), int(d_model), int(heads), int(layers)
-    ff_dim = 4 * d_model if ff_dim is None else int(ff_dim)
+    vocab_size, d_model, heads, layers, ff_dim, dropout = _encoder_values(vocab_size, d_model, heads, layers, ff_dim,
+                                                                          dropout, pooling)
     max_length = int(input_shape[0]) if max_length is None else int(max_length)
-    if vocab_size < 2:
+    if max_length < int(input_shape[0]):
+        raise ConfigError(f"model 'transformer_encoder': max_length={max_length} is shorter than the inputs "
+                          f"(length {input_shape[0]})")
+    backbone = TextEncoder(vocab_size, d_model, heads, layers, ff_dim, float(dropout), max_length)
+    return TransformerClassifier(backbone, d_model, output_dim, pooling)
+
+
+def _encoder_values(vocab_size: Any, d_model: Any, heads: Any, layers: Any, ff_dim: Any, dropout: Any,
+                    pooling: Any) -> tuple[int | None, int, int, int, int, float]:
+    """Refuse what :func:`transformer_encoder` refuses from its options alone, whatever the input length (its
+    ``check_values``; a vocab_size left null is the text source's to report); the sizes as ints, ff_dim
+    4 * d_model when null, and the dropout rate."""
+    d_model, heads, layers = int(d_model), int(heads), int(layers)
+    ff_dim = 4 * d_model if ff_dim is None else int(ff_dim)
+    if vocab_size is not None and int(vocab_size) < 2:
         raise ConfigError(f"model 'transformer_encoder': vocab_size must be >= 2 (0 is padding); got {vocab_size}")
     if d_model < 1 or heads < 1 or d_model % heads != 0:
         raise ConfigError(f"model 'transformer_encoder': d_model must be a positive multiple of heads; "
                           f"got d_model={d_model}, heads={heads}")
     if layers < 1 or ff_dim < 1:
         raise ConfigError(f"model 'transformer_encoder': layers and ff_dim must be >= 1; got layers={layers}, ff_dim={ff_dim}")
-    dropout = dropout_rate("transformer_encoder", dropout)
-    if max_length < int(input_shape[0]):
-        raise ConfigError(f"model 'transformer_encoder': max_length={max_length} is shorter than the inputs "
-                          f"(length {input_shape[0]})")
     if pooling not in POOLINGS:
         raise ConfigError(f"model 'transformer_encoder': pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
-    backbone = TextEncoder(vocab_size, d_model, heads, layers, ff_dim, float(dropout), max_length)
-    return TransformerClassifier(backbone, d_model, output_dim, pooling)
+    return (None if vocab_size is None else int(vocab_size)), d_model, heads, layers, ff_dim, \
+        dropout_rate("transformer_encoder", dropout)
+
+
+transformer_encoder.check_values = lambda options: _encoder_values(  # type: ignore[attr-defined]
+    *(options[key] for key in ("vocab_size", "d_model", "heads", "layers", "ff_dim", "dropout", "pooling")))

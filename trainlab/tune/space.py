@@ -406,8 +406,18 @@ def check_space(space: SearchSpace, base_raw: dict[str, Any]) -> None:
         except ConfigError as exc:
             shown = ", ".join(f"{k}={flow_yaml(v)}" for k, v in point.items())
             where = f"space key '{keys[0]}'" if len(keys) == 1 else f"space keys '{keys[0]}' and '{keys[1]}'"
-            hint = _int_hint(point, keys, str(exc)) or _when_hint(space, base_raw, keys)
+            hint = _int_hint(point, keys, str(exc)) or _list_hint(point, keys, str(exc)) \
+                or _when_hint(space, base_raw, keys)
             raise ConfigError(f"{where}: the config refuses {shown}: {exc}{hint}") from None
+
+
+def _list_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> str:
+    """For a single key searched as a number range and refused because the option takes a list (mlp's
+    ``hidden``, the option type check's ``must be a list``): the advice to search lists as choices; else ""."""
+    value = point[keys[0]]
+    if len(keys) > 1 or isinstance(value, bool) or not isinstance(value, int | float) or "must be a list" not in refusal:
+        return ""
+    return f"; '{keys[0]}' takes a list: search lists as choices (e.g. {keys[0]}: {{choices: [[64], [128, 64]]}})"
 
 
 def _int_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> str:
