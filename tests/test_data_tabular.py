@@ -391,6 +391,33 @@ def test_bom_quotes_and_semicolons_match_the_csv_module(tmp_path):
     np.testing.assert_array_equal(data.train.y.numpy(), [int(r[3]) for r in reference[1:]])
 
 
+@pytest.mark.parametrize("head", ['"height\n(cm)",weight,y\n', '\n\n"height\n(cm)",weight,y\n\n'],
+                         ids=["wrapped-header", "blank-lines-around-it"])
+def test_a_header_name_wrapped_over_two_lines_keeps_every_data_row(tmp_path, head):
+    """pandas counts the quoted header as one row: skipping its two file lines dropped the first data row."""
+    path = tmp_path / "wrapped.csv"
+    path.write_text(head + "".join(f"{150 + i},{50 + i},{i % 2}\n" for i in range(10)))
+    with open(path, newline="") as handle:
+        reference = [row for row in csv.reader(handle) if row][1:]
+    data = load(source="csv", path=str(path), target="y", val_fraction=0.0, test_fraction=0.0, standardize=False)
+    assert len(reference) == 10
+    np.testing.assert_array_equal(data.train.x.numpy(), [[float(r[0]), float(r[1])] for r in reference])
+
+
+def test_an_integer_past_int64_is_read_as_a_number(tmp_path):
+    """pandas keeps 10**20 (and -2**63 - 1) in an object column of Python ints, which had no ``.str``: training
+    and predict stopped with AttributeError, exit 4."""
+    rows = [[10**20 if i == 0 else -(2**63) - 1 if i == 1 else i, i * 0.5, i % 2] for i in range(12)]
+    path = write_csv(tmp_path / "big.csv", ["id", "x", "y"], rows)
+    data = load(source="csv", path=path, target="y", val_fraction=0.0, test_fraction=0.0, standardize=False)
+    np.testing.assert_allclose(data.train.x.numpy()[:, 0], [float(r[0]) for r in rows], rtol=1e-7)
+    mixed = write_csv(tmp_path / "mixed.csv", ["id", "x", "y"], [[10**20 if i == 0 else "abc" if i == 1 else i,
+                                                                   i * 0.5, i % 2] for i in range(12)])
+    with pytest.raises(DataError, match="abc") as caught:
+        load(source="csv", path=mixed, target="y", features=["id", "x"], val_fraction=0.0, test_fraction=0.0)
+    assert "100000000000000000000" not in str(caught.value)
+
+
 def test_a_tiny_classification_set_warns_of_its_empty_splits(tmp_path, capsys):
     data = load(source="csv", path=write_csv(tmp_path / "o.csv", ["a", "y"], [[1, "cat"], [2, "dog"]]), target="y")
     assert len(data.train) == 2 and len(data.val) == 0 and len(data.test) == 0

@@ -122,6 +122,15 @@ def test_pandas_nullable_number_columns_are_numbers():
     assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in reference.history]
 
 
+def test_a_nullable_uint64_column_past_int64_is_not_wrapped_to_negative_numbers():
+    from trainlab.fit_inputs import _from_array
+
+    frame = pd.DataFrame({"a": pd.array([2**63 + 4096, 1], dtype="UInt64"), "b": pd.array([1, 2], dtype="Int64")})
+    np.testing.assert_array_equal(_from_array(frame, "train x").numpy(), np.array([[2.0**63 + 4096, 1], [1, 2]]))
+    small = pd.DataFrame({"a": pd.array([200, 1], dtype="UInt8"), "b": pd.array([1, 2], dtype="Int64")})
+    assert _from_array(small, "train x").dtype == torch.int64
+
+
 def test_a_missing_value_in_a_nullable_column_is_named_by_row_and_column():
     x = pd.DataFrame(_points(), columns=["a", "b"]).astype("Float64")
     x.iloc[7, 1] = pd.NA

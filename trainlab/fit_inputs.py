@@ -110,8 +110,10 @@ def _pandas_numbers(value: Any) -> np.ndarray | None:
     """A pandas DataFrame or Series whose columns all hold numbers or booleans, pandas' nullable ones
     (``Float64``, ``Int64``, ``boolean``: what ``read_csv(dtype_backend='numpy_nullable')`` gives, which NumPy
     reads as objects) included, as one array: int64 when every column is an integer or boolean one without
-    missing values, bool when every one is boolean without them, else float64 with ``pd.NA`` as NaN (which
-    the finiteness check refuses by row and column). None for anything else (text, categories)."""
+    missing values and none is unsigned 64-bit (``UInt64`` past 2**63 wrapped to negative numbers in int64; NumPy
+    makes float64 of uint64 beside int64 too), bool when every one is boolean without them, else float64 with
+    ``pd.NA`` as NaN (which the finiteness check refuses by row and column). None for anything else (text,
+    categories)."""
     if not type(value).__module__.startswith("pandas") or getattr(value, "ndim", 0) not in (1, 2):
         return None
     from pandas.api import types
@@ -123,7 +125,8 @@ def _pandas_numbers(value: Any) -> np.ndarray | None:
         return value.to_numpy(dtype=np.float64, na_value=np.nan)
     if all(types.is_bool_dtype(d) for d in dtypes):
         return value.to_numpy(dtype=bool)
-    if all(types.is_integer_dtype(d) or types.is_bool_dtype(d) for d in dtypes):
+    if all(types.is_signed_integer_dtype(d) or (types.is_unsigned_integer_dtype(d) and d.itemsize < 8)
+           or types.is_bool_dtype(d) for d in dtypes):
         return value.to_numpy(dtype=np.int64)
     return value.to_numpy(dtype=np.float64)
 

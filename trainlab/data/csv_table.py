@@ -87,14 +87,16 @@ def _rows(file: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def read_header(file: Path, delimiter: str, settable: bool = True) -> tuple[list[str], int]:
-    """The header's column names (stripped) and the number of file lines up to its end.
+    """The header's column names (stripped) and the number of rows pandas' ``read_csv(skiprows=)`` passes to
+    leave it behind: the file lines before it (blank ones too) and the header as one row, which it is to pandas
+    even where a quoted name holds a line break (``"height<newline>(cm)"``, a spreadsheet's wrapped header:
+    counting its file lines skipped the first data row too).
 
     One-line errors for an empty file, repeated names, and a first line that is Excel's ``sep=;`` (the
     delimiter hint Excel reads and writes, which is no header) (``settable``: as for :func:`delimiter_hint`).
     """
     rows = _rows(file, delimiter)
     first = next(rows, None)
-    second = next(rows, None)  # where the first data row starts: the header ends on the line before
     rows.close()
     if first is None:
         raise DataError(f"CSV file {file} is empty (expected a header row)")
@@ -116,7 +118,7 @@ def read_header(file: Path, delimiter: str, settable: bool = True) -> tuple[list
     if repeated:
         shown = ", ".join(header[:50]) + (", ..." if len(header) > 50 else "")
         raise DataError(f"CSV file {file} has column '{repeated[0]}' more than once (columns: {shown})")
-    return header, (second[0] - 1 if second else first[0])
+    return header, first[0]
 
 
 # the file name trainlab.data.predict_input gives the table of a pandas DataFrame's rows (run.predict(df)),
@@ -359,14 +361,14 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
     """
     import pandas as pd
 
-    header, header_lines = read_header(file, delimiter, delimiter_settable)
+    header, header_rows = read_header(file, delimiter, delimiter_settable)
     if len(header) > WIDE_COLUMNS:
         wide = _read_wide(file, delimiter, header, delimiter_settable, text_columns)
         _check_repeated_header(wide)
         return wide
     try:
         frame = pd.read_csv(
-            file, sep=delimiter, header=None, skiprows=header_lines, names=[*header, _EXTRA],
+            file, sep=delimiter, header=None, skiprows=header_rows, names=[*header, _EXTRA],
             encoding="utf-8-sig", engine="c",
             na_values=list(MISSING), keep_default_na=False, skip_blank_lines=True, low_memory=False,
             dtype={name: str for name in text_columns if name in set(header)} or None,
@@ -455,7 +457,9 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     if is_bool_column(table, name):  # True/False with missing cells: pandas keeps Python bools and NaN
         return series.map(lambda v: float(v) if isinstance(v, bool | np.bool_) else np.nan).to_numpy(
             dtype=np.float64), None
-    values = pd.to_numeric(series.str.strip(), errors="coerce")
+    # as text first: pandas keeps an integer past int64/uint64 (1e20 written out) as a Python int in an object
+    # column, which has no .str (and was NaN, "not a number", beside text)
+    values = pd.to_numeric(series.astype("string").str.strip(), errors="coerce")
     bad = values.isna().to_numpy() & series.notna().to_numpy()
     return values.to_numpy(dtype=np.float64, na_value=np.nan), (np.flatnonzero(bad) if bad.any() else None)
 
