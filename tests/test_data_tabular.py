@@ -404,6 +404,14 @@ def test_a_header_name_wrapped_over_two_lines_keeps_every_data_row(tmp_path, hea
     np.testing.assert_array_equal(data.train.x.numpy(), [[float(r[0]), float(r[1])] for r in reference])
 
 
+def test_an_unclosed_quote_is_named_by_its_file_line_not_pandas_row(tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('\na,b,y\n1,2,0\n3,4,1\n5,"6,0\n7,8,1\n')  # pandas: "EOF inside string starting at row 3"
+    with pytest.raises(DataError, match=r"quote.csv line 5: a quote \(\"\) opens a field there and is never "
+                                        r"closed"):
+        load(source="csv", path=str(path), target="y")
+
+
 def test_an_integer_past_int64_is_read_as_a_number(tmp_path):
     """pandas keeps 10**20 (and -2**63 - 1) in an object column of Python ints, which had no ``.str``: training
     and predict stopped with AttributeError, exit 4."""

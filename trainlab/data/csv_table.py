@@ -378,8 +378,13 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame({name: np.empty(0) for name in [*header, _EXTRA]})
     except pd.errors.ParserError as exc:
-        check_field_counts(file, delimiter, header, delimiter_settable)  # names the line when a row is ragged
         first = (str(exc).strip().splitlines() or ["parse error"])[0]
+        if "EOF inside string" in first:  # pandas counts rows after those it skipped; the file's line is the user's
+            *_, (line, _) = _rows(file, delimiter)  # the unclosed quote's row runs on to the end of the file
+            raise DataError(f"CSV file {file} line {line}: a quote (\") opens a field there and is never closed, "
+                            "so the rest of the file is read as one text: close it, or write the field without "
+                            "the quote") from None
+        check_field_counts(file, delimiter, header, delimiter_settable)  # names the line when a row is ragged
         raise DataError(f"CSV file {file} is not valid CSV: {first}") from None
     except OSError as exc:
         raise DataError(f"cannot read CSV file {file}: {exc.strerror or exc}") from None
