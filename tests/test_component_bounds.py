@@ -214,7 +214,7 @@ def test_a_constant_init_beyond_float32_is_refused():
 
 def test_a_lora_rank_above_the_widest_adapted_layer_is_refused_naming_both():
     pytest.importorskip("peft")
-    from trainlab.finetune import apply_lora
+    from trainlab.lora import apply_lora
 
     class Net(nn.Module):
         def __init__(self):

@@ -14,11 +14,9 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.finetune import (
     apply_epoch_freezing,
-    apply_lora,
     backbone_frozen_at,
     backbone_frozen_for_now,
     check_finetune_options,
-    default_lora_targets,
     freeze_backbone,
     frozen_by_finetune,
     frozen_norms_to_eval,
@@ -28,6 +26,7 @@ from trainlab.finetune import (
     split_backbone_head,
     unfreeze_all,
 )
+from trainlab.lora import apply_lora, default_lora_targets
 from trainlab.models import build_model
 
 HAS_PEFT = importlib.util.find_spec("peft") is not None

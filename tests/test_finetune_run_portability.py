@@ -327,7 +327,7 @@ def test_weights_the_checkpoint_lacks_are_said_to_start_random(tmp_path, capfd):
 
 @pytest.mark.skipif(not HAS_PEFT, reason="peft is not installed")
 def test_a_misspelt_lora_target_beside_a_valid_one_gets_did_you_mean(tiny_bert_dir):
-    from trainlab.finetune import apply_lora
+    from trainlab.lora import apply_lora
     from trainlab.models import build_model
 
     model = build_model({"name": "hf_pretrained", "path": str(tiny_bert_dir)}, (2, 8), 3)

@@ -840,7 +840,7 @@ def test_load_run_on_a_lora_fit_folder_gives_advice_that_loads_its_weights(tmp_p
     from sklearn.metrics import log_loss as sklearn_log_loss
 
     from trainlab.errors import RunDirError
-    from trainlab.finetune import apply_lora
+    from trainlab.lora import apply_lora
 
     def mlp():
         return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))

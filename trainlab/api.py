@@ -43,8 +43,9 @@ from trainlab.config import Config, Strategy, read_yaml, validate
 from trainlab.config_fields import path_argument, short_repr
 from trainlab.data.dataset import Dataset
 from trainlab.errors import ConfigError, DataError, TrainingError, folder_error
-from trainlab.finetune import merge_lora, unfreeze_all
+from trainlab.finetune import unfreeze_all
 from trainlab.fit_inputs import Arrays, as_split, fit_dataset
+from trainlab.lora import merge_lora
 from trainlab.losses.base import Loss
 from trainlab.losses.task_fit import check_task_fits
 from trainlab.models import model_name

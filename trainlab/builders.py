@@ -41,9 +41,10 @@ from trainlab.engine.step_budget import epochs_for_step_budget
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import ConfigError
-from trainlab.finetune import apply_lora, check_finetune_options
+from trainlab.finetune import check_finetune_options
 from trainlab.group_horizons import check_something_trains, group_horizons
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
+from trainlab.lora import apply_lora
 from trainlab.losses import build_loss
 from trainlab.losses.base import Loss
 from trainlab.losses.quadratic_zone import warn_if_all_quadratic

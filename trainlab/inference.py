@@ -136,7 +136,7 @@ def _from_record(config: Config, record: dict[str, Any]) -> tuple[torch.nn.Modul
     """Loss and model from ``model.json``: no data is read. An ``hf_pretrained`` encoder is built from its
     checkpoint's config.json alone (:func:`trainlab.models.hf.hf_classifier_from_config`): the run's
     ``model.safetensors`` holds every weight, so the checkpoint's weight files are not read."""
-    from trainlab.finetune import apply_lora
+    from trainlab.lora import apply_lora
     from trainlab.losses import build_loss
     from trainlab.models import build_model
 
@@ -223,10 +223,10 @@ def _fit_weights_advice(path: Path) -> str:
     """How to load ``trainlab.fit``'s ``model.safetensors`` into a fresh instance of the user's module.
 
     The file is the state_dict of the module fit trained, with ``strategy.finetune.lora`` its adapters merged
-    into its layers (:func:`trainlab.finetune.merge_lora`), so its own keys. A folder a LoRA fit wrote before
+    into its layers (:func:`trainlab.lora.merge_lora`), so its own keys. A folder a LoRA fit wrote before
     that (before 2026-12-06) holds peft's wrapper's state_dict, whose keys (``base_model.model.0.base_layer.weight``,
     ``...lora_A.default.weight``) a fresh module lacks until it is wrapped with the same adapters
-    (:func:`trainlab.finetune.apply_lora` with the ``finetune.lora`` options of the folder's strategy.yaml).
+    (:func:`trainlab.lora.apply_lora` with the ``finetune.lora`` options of the folder's strategy.yaml).
     The file's keys decide; a file whose header cannot be read gets the plain advice (loading says why). The
     path is written as a Python literal (``repr``), so that the snippet parses whatever the path holds: a quote,
     a backslash or a newline in it ended the ``'...'`` written around it."""
@@ -244,7 +244,7 @@ def _fit_weights_advice(path: Path) -> str:
     call = ("apply_lora(model" + "".join(f", {k}={v!r}" for k, v in options.items()) + ")"
             if options is not None else "apply_lora(model, **lora) with the finetune.lora options of its strategy.yaml")
     return (f"it was trained with LoRA adapters (finetune.lora) and saved with peft's keys ({PEFT_PREFIX}*), so "
-            f"wrap a fresh module the same way first, model = {call} (from trainlab.finetune import apply_lora), "
+            f"wrap a fresh module the same way first, model = {call} (from trainlab.lora import apply_lora), "
             f"then {load} (model.merge_and_unload() gives back your module with the adapters merged into its "
             "weights)")
 
