@@ -274,6 +274,24 @@ def test_output_dim_for_each_kind():
         build_loss("contrastive").output_dim("multiclass", 10, 1)
 
 
+def test_a_regression_loss_on_named_classes_is_not_offered_the_regression_task_they_refuse(write_config, capsys):
+    """iris' classes are names: 'set data.task: regression' was offered, then refused ('the targets are class
+    labels such as setosa'). Numbered classes (0..K-1, possibly ratings) keep the offer."""
+    from tests.conftest import LINREG
+    from trainlab.cli import main
+
+    iris = {**LINREG, "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [4]},
+            "strategy": {**LINREG["strategy"], "batch_size": 32, "epochs": 1}, "metrics": None}
+    assert main(["train", str(write_config(iris)), "--quiet"]) == 3
+    assert capsys.readouterr().err == ("error: mse is a regression loss but the data is a multiclass classification "
+                                       "task (3 classes named such as 'setosa'); use cross_entropy for class labels\n")
+    digits = {**iris, "data": {"source": "digits"}}
+    assert main(["train", str(write_config(digits)), "--quiet"]) == 3
+    assert capsys.readouterr().err.endswith("(10 classes); use cross_entropy for class labels, or, if the targets "
+                                            "are numbers to predict (such as whole-number ratings or 0/1 values), "
+                                            "set data.task: regression\n")
+
+
 def test_the_regression_refusal_states_the_data_layers_class_rule():
     """The message's parenthesis is infer_task's rule: each label set it names as classes is inferred as
     classes, and the ones just past its bounds as a regression target."""

@@ -271,6 +271,22 @@ def learned_state(loss: nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in loss.state_dict().items() if name in names}
 
 
+def regression_loss_on_classes(name: str, task: str, num_classes: int | None, named: str | None = None) -> str:
+    """The refusal of regression loss ``name`` on a ``task`` classification task: the class-label loss to use and,
+    unless the classes are ``named`` (one of their names, such as ``'setosa'``, which ``data.task: regression``
+    refuses too), the task to set instead. Whole-number targets (ratings 0..4, 0/1 values) are read as classes
+    unless the task says otherwise: either the loss or the task is the fix then (trainlab.fit words
+    ``data.task`` as its ``task=`` argument)."""
+    classes = f"{num_classes} classes" if num_classes else ""
+    if named is not None:
+        classes += f"{' ' if classes else ''}named such as {named!r}"
+    use = "bce or cross_entropy" if task == "binary" else "bce" if task == "multilabel" else "cross_entropy"
+    instead = "" if named is not None else (", or, if the targets are numbers to predict (such as whole-number "
+                                            "ratings or 0/1 values), set data.task: regression")
+    return (f"{name} is a regression loss but the data is a {task} classification task"
+            f"{f' ({classes})' if classes else ''}; use {use} for class labels{instead}")
+
+
 class Loss(nn.Module):
     """Base class: subclasses set ``target_kind`` and implement ``forward``.
 
@@ -378,16 +394,7 @@ class Loss(nn.Module):
                    if task == "multilabel" else "cross_entropy (KL divergence to one-hot labels is cross-entropy)")
             )
         if task != "regression":
-            # whole-number targets (ratings 0..4, 0/1 values) are read as classes unless the task says otherwise:
-            # either the loss or the task is the fix (trainlab.fit words data.task as its task= argument)
-            raise DataError(
-                f"{self.name} is a regression loss but the data is a {task} classification task"
-                + (f" ({num_classes} classes)" if num_classes else "") + "; use "
-                + ("bce or cross_entropy" if task == "binary" else "bce" if task == "multilabel"
-                   else "cross_entropy")
-                + " for class labels, or, if the targets are numbers to predict (such as whole-number ratings or "
-                "0/1 values), set data.task: regression"
-            )
+            raise DataError(regression_loss_on_classes(self.name, task, num_classes))
         return target_dim
 
     def constants_mismatch(self, pred: torch.Tensor, target: torch.Tensor) -> str | None:

@@ -10,6 +10,7 @@ from torch import nn
 
 from trainlab.data.dataset import Dataset
 from trainlab.errors import DataError
+from trainlab.losses.base import regression_loss_on_classes
 
 # what to do with soft targets (fractional values in [0, 1]: label smoothing, a teacher's or annotators'
 # probabilities), which no classification loss here takes as class labels
@@ -54,8 +55,13 @@ def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
     (:data:`~trainlab.losses.base.REGRESSION_LABELS`): targets not shaped as such labels (``target_shape``,
     the targets' shape as given: a regression task holds them as (N, d)), soft targets (fractional values in
     [0, 1], :func:`refuse_soft_targets`), and a ``task_given`` (``data.task``, fit's ``task``) said as given, with a task
-    to set only where the targets are whole numbers. Anything else passes: output_dim and ``check`` word it."""
+    to set only where the targets are whole numbers. A regression loss on classes with names that are no numbers
+    (iris' ``'setosa'``) is refused without output_dim's ``set data.task: regression``, which such classes refuse
+    too. Anything else passes: output_dim and ``check`` word it."""
     kind, task, target = getattr(loss, "target_kind", None), data.task, data.train.y
+    if kind == "continuous" and task != "regression" and (named := _a_class_name(data.class_names)) is not None:
+        raise DataError(regression_loss_on_classes(getattr(loss, "name", type(loss).__name__), task,
+                                                   data.num_classes, named))
     if kind not in ("class_index", "binary") or task != "regression":
         return
     name, shape = getattr(loss, "name", type(loss).__name__), tuple(target_shape or ())
@@ -75,3 +81,14 @@ def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
                    "labels, or " if whole else "")
         raise DataError(f"{name} needs {wanted}, but data.task: regression was given; {relabel}use a regression "
                         "loss such as mse or huber")
+
+
+def _a_class_name(names: list[str] | None) -> str | None:
+    """The first class name that is no number (``'setosa'``): classes ``data.task: regression`` refuses; None
+    where every name is one (labels 0..4 may be ratings to predict)."""
+    for name in names or ():
+        try:
+            float(name)
+        except (TypeError, ValueError):
+            return name
+    return None
