@@ -361,7 +361,8 @@ STRATEGIES = {"strategies": {
     "adam-twin": {"strategy.optimizer": {"name": "adam", "lr": 0.01}},
     "hopeless": {"strategy.optimizer": {"name": "sgd", "lr": 1e-6}},
     "exploding": {"strategy.optimizer": {"name": "sgd", "lr": 1e6}},
-    "broken": {"model.hidden": [-5]},  # passes the checks before the runs, fails when the model is built
+    # passes the checks before the runs (its options are resnet's), fails when the model meets iris' rows
+    "broken": {"model": {"name": "resnet"}},
 }}
 
 
@@ -443,7 +444,7 @@ def test_a_diverging_strategy_is_failed_with_its_reason_and_stops_nothing(five_s
     assert exploding["vs_best"]["verdict"] == "all runs failed"  # no seed counts: more seeds would not help
     assert all(f["reason"].startswith("diverged: training diverged at step") for f in exploding["failures"])
     broken = entries["broken"]
-    assert broken["failed"] == 5 and all("hidden" in f["reason"] for f in broken["failures"])
+    assert broken["failed"] == 5 and all("expects images" in f["reason"] for f in broken["failures"])
     assert all(entries[n]["runs"] == 5 for n in ("adam", "adam-twin", "hopeless"))
 
 

@@ -157,6 +157,11 @@ def test_the_doc_schedule_trains_and_is_the_lr_multiplier(project, tmp_path):
     ("from trainlab.losses.base import Loss\n\n\nclass plain(Loss):\n    def forward(self, pred, target, weight=None):\n"
      "        return ((pred - target) ** 2).mean()\n",
      "error: loss 'badloss:plain' (plain) does not set target_kind: set the class attribute to one of 'continuous', "),
+    # a misspelt kind trained as regression (the base class's placeholder "continuous" was all that was read)
+    ("from trainlab.losses.base import Loss\n\n\nclass plain(Loss):\n    target_kind = 'class_indx'\n\n"
+     "    def forward(self, pred, target, weight=None):\n        return ((pred - target) ** 2).mean()\n",
+     "error: loss 'badloss:plain' (plain) sets target_kind 'class_indx', which is no target kind (did you mean "
+     "'class_index'?): set the class attribute to one of 'continuous', "),
 ])
 def test_a_loss_the_doc_refuses_is_refused_in_one_line(project, tmp_path, capsys, code, says):
     """A plain function said "needs 'pred', 'target' (not set)"; a Loss without target_kind trained as regression."""
@@ -166,6 +171,36 @@ def test_a_loss_the_doc_refuses_is_refused_in_one_line(project, tmp_path, capsys
     assert _main_importing("badloss", argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(says) and err.count("\n") == 1
+
+
+ROW_LOSS = ("import torch\nfrom trainlab.losses.base import Loss\n\n\nclass rows(Loss):\n"
+            "    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
+            "        return torch.nn.functional.cross_entropy(pred, target, reduction='none')\n\n\n"
+            "class raises(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
+            "        raise RuntimeError('oops in loss')\n")
+
+
+@pytest.mark.parametrize("overrides", [[], ["strategy.grad_accum_steps=2"], ["strategy.optimizer={name: lbfgs}"]],
+                         ids=["plain", "accumulated", "closure"])
+def test_a_loss_returning_its_rows_is_refused_naming_the_loss_and_its_contract(project, tmp_path, capsys, overrides):
+    """torch's 'grad can be implicitly created only for scalar outputs' named neither the loss nor the fix."""
+    (project / "badloss.py").write_text(ROW_LOSS)
+    argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=badloss:rows", "--out", str(tmp_path / "r"),
+            "--quiet", *[word for item in overrides for word in ("--set", item)]]
+    assert _main_importing("badloss", argv) == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # L-BFGS on mini-batches is warned of first
+    assert re.fullmatch(r"error: loss 'badloss:rows' returned a tensor of shape \(\d+,\), not one number: its "
+                        r"forward must reduce the per-row values to one number, .*docs/extending.md\)", error), error
+
+
+def test_a_loss_that_raises_while_training_is_named_by_its_file_and_line(project, tmp_path, capsys, monkeypatch):
+    (project / "badloss.py").write_text(ROW_LOSS)
+    monkeypatch.chdir(project)
+    argv = ["train", "config.yaml", "--set", "strategy.loss=badloss:raises", "--out", str(tmp_path / "r"), "--quiet"]
+    assert _main_importing("badloss", argv) == 4
+    line = 1 + ROW_LOSS.splitlines().index("        raise RuntimeError('oops in loss')")
+    assert capsys.readouterr().err == (f"error: RuntimeError: oops in loss (at badloss.py:{line}; rerun with --debug "
+                                       "for the traceback)\n")
 
 
 def test_a_loss_factory_missing_its_options_is_told_which_not_called_a_plain_function(project, tmp_path, capsys):

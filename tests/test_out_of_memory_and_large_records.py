@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 
 import numpy as np
 import pytest
@@ -101,7 +103,10 @@ def test_with_debug_out_of_memory_is_the_traceback_and_the_same_exit_code(tmp_pa
 def test_another_failure_keeps_the_generic_line_and_exit_4(tmp_path, monkeypatch, capsys, failure):
     _command_raising(monkeypatch, failure)
     code, err = _train(tmp_path, monkeypatch, capsys)
-    assert (code, err) == (4, f"error: {type(failure).__name__}: {failure} (rerun with --debug for the traceback)\n")
+    # the place of _command_raising's `raise failure` (3 lines below its def), the user's code to the CLI
+    where = f"{os.path.basename(__file__)}:{_command_raising.__code__.co_firstlineno + 3}"
+    assert code == 4 and re.fullmatch(rf"error: {type(failure).__name__}: {failure} \(at (\S*/)?{re.escape(where)}; "
+                                      r"rerun with --debug for the traceback\)\n", err), err
 
 
 # --------------------------------------------------------------------------- out of memory: what it was doing

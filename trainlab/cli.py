@@ -31,6 +31,7 @@ from trainlab.errors import (
     TrainlabError,
     cannot,
 )
+from trainlab.exception_origin import raised_at
 from trainlab.out_of_memory import out_of_memory_line
 from trainlab.shell_command import command_line
 from trainlab.sigterm import command_signals
@@ -500,7 +501,9 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             _say(f"error: {memory}", args.debug)
             return EXIT_SYSTEM
         first = (str(exc).strip().splitlines() or [""])[0][:400]
-        _say(f"error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)", args.debug)
+        where = raised_at(exc)  # the user's own code (a loss's or a model's forward) that raised, if it did
+        _say(f"error: {type(exc).__name__}: {first} ({f'at {where}; ' if where else ''}rerun with --debug for the "
+             "traceback)", args.debug)
         return TrainingError.exit_code
 
 

@@ -60,7 +60,7 @@ from trainlab.errors import (
     WriteError,
     cannot,
 )
-from trainlab.exception_origin import exception_line, first_line
+from trainlab.exception_origin import failure_text, first_line
 from trainlab.inference import model_record
 from trainlab.model_file import (
     DIGEST_KEY,
@@ -324,9 +324,10 @@ def _record_failure(state: TrainState, run: RunDir, exc: Exception) -> None:
     OSError or memory running out, :func:`~trainlab.out_of_memory.is_out_of_memory`): metrics.jsonl so far
     (``state``'s records), and run.json's ``"status": "failed"`` with ``error``, the CLI's one line
     (``error:`` left out), so that it no longer reads as running. Best effort, at once: the failure may be
-    the disk's own, and it is what the user is told, not a failed write of its record. Resuming continues
-    from the last checkpoint (or starts over if none), as for an interrupted run."""
-    line = first_line(exc) if isinstance(exc, TrainlabError) else exception_line(exc)
+    the disk's own, and it is what the user is told, not a failed write of its record: a failure of the user's
+    code (a loss's or model's forward) with the place that raised it, ``RuntimeError: boom (at my_loss.py:16)``.
+    Resuming continues from the last checkpoint (or starts over if none), as for an interrupted run."""
+    line = first_line(exc) if isinstance(exc, TrainlabError) else failure_text(exc)
     with contextlib.suppress(OSError, ValueError):
         run.write_metrics(state.history, state.events, state.step_records)
     with contextlib.suppress(OSError, ValueError):

@@ -15,8 +15,20 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from trainlab.errors import ConfigError
 from trainlab.losses.base import Loss
 from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_parameters
+
+
+def refuse_unreduced(value: torch.Tensor, loss: Loss) -> None:
+    """The ConfigError of a step whose loss ``value`` is no single number (``value.ndim`` > 0: the caller tests
+    that, one attribute read a step): backward() takes one, and torch's words ("grad can be implicitly created
+    only for scalar outputs") named neither the loss nor its contract. A user's loss that returns its per-row
+    values meets it at its first step (the config refuses ``reduction: none`` before)."""
+    name = getattr(loss, "name", type(loss).__name__)
+    raise ConfigError(f"loss '{name}' returned a tensor of shape {tuple(value.shape)}, not one number: its forward "
+                      "must reduce the per-row values to one number, e.g. return reduce(values, self.reduction, "
+                      "weight) (trainlab.losses.base.reduce; docs/extending.md)")
 
 
 class Terms(NamedTuple):

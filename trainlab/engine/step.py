@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from trainlab.engine.clipping import clip_grad_norm, global_norm
-from trainlab.engine.objective import Objective
+from trainlab.engine.objective import Objective, refuse_unreduced
 from trainlab.engine.optimizer_state import (
     UNLOADABLE,
     OptimizerStateMismatch,
@@ -309,6 +309,8 @@ class StandardStep:
         if self._plain and len(batches) == 1:
             x, y = batches[0]
             loss = self._plain_loss(self._module(x), y)
+            if loss.ndim:
+                refuse_unreduced(loss, self.objective.loss)
             loss.backward()
             self.optimizer.step()
             clear_grads(self.optimizer)
@@ -338,6 +340,8 @@ class StandardStep:
         summed = shares is not None and self._summed
         for index, (x, y) in enumerate(batches):
             terms = self.objective(self._forward(x), y, self.model)
+            if terms.total.ndim:
+                refuse_unreduced(terms.parts["loss"], self.objective.loss)
             share = None if shares is None else shares[index]
             if summed:  # a sum over the step's rows: each micro-batch's sum whole, the penalties' shares
                 weights = {name: 1.0 if name == "loss" else share for name in terms.parts}
@@ -404,6 +408,8 @@ class StandardStep:
         def closure() -> torch.Tensor:
             clear_grads(self.optimizer)
             terms = self.objective(self._forward(x), y, self.model)
+            if terms.total.ndim:
+                refuse_unreduced(terms.parts["loss"], self.objective.loss)
             terms.total.backward()
             if self._clipping:
                 self._clip()

@@ -13,9 +13,10 @@ from __future__ import annotations
 import inspect
 from typing import Any, get_args
 
+from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.losses.base import Loss, TargetKind
-from trainlab.registry import Registry
+from trainlab.registry import Registry, closest_choice
 
 LOSSES: Registry = Registry("loss")
 
@@ -76,9 +77,14 @@ def build_loss(spec: str | dict[str, Any]) -> Loss:
     if not isinstance(loss, Loss):  # e.g. `module:attr` naming torch.nn.MSELoss or a plain function's result
         raise ConfigError(f"loss '{name}' built a {type(loss).__name__}, not a trainlab.losses.base.Loss: a custom "
                           "loss subclasses Loss (target_kind, forward(pred, target)); see docs/extending.md")
-    if not _declares_target_kind(loss):
-        raise ConfigError(f"loss '{name}' ({type(loss).__name__}) does not set target_kind: set the class attribute "
-                          f"to one of {', '.join(repr(kind) for kind in get_args(TargetKind))} (\"continuous\" for "
+    kinds = get_args(TargetKind)
+    if not _declares_target_kind(loss) or loss.target_kind not in kinds:
+        close = closest_choice(str(loss.target_kind), list(kinds))
+        said = ("does not set target_kind" if not _declares_target_kind(loss) else
+                f"sets target_kind {short_repr(loss.target_kind)}, which is no target kind"
+                + (f" (did you mean '{close}'?)" if close else ""))
+        raise ConfigError(f"loss '{name}' ({type(loss).__name__}) {said}: set the class attribute "
+                          f"to one of {', '.join(repr(kind) for kind in kinds)} (\"continuous\" for "
                           "regression, \"class_index\" for K logits and int labels, \"binary\" for one logit per row; "
                           "trainlab/losses/base.py); see docs/extending.md")
     loss.registered_name = name
