@@ -541,6 +541,13 @@ def test_rows_shape_is_the_one_rule_for_the_shapes_predict_takes(shape, input_sh
                       "x.reshape(len(x), -1) (flattened as in training)"),
     ((5,), (1,), "predict: got an input shaped (5,); the run takes one row shaped (1,) or N rows shaped (N, 1); "
                  "for N rows of one feature pass x.reshape(-1, 1)"),
+    # np.asarray(PIL image) and Keras' arrays hold their channels last
+    ((32, 24, 3), (3, 32, 24), "predict: got one image shaped (32, 24, 3), its channels last (H, W, C) as PIL and "
+                               "Keras store images; the run takes them channels first (3, 32, 24): pass "
+                               "x.transpose(2, 0, 1)"),
+    ((7, 32, 24, 3), (3, 32, 24), "predict: rows are shaped (32, 24, 3) but the run was trained on (3, 32, 24); they "
+                                  "are images with their channels last (N, H, W, C), as PIL and Keras store them: "
+                                  "pass x.transpose(0, 3, 1, 2)"),
 ])
 def test_shape_error_names_the_shapes_the_run_takes(shape, input_shape, message):
     from trainlab.data.predict_shapes import shape_error

@@ -70,6 +70,13 @@ def shape_error(where: str, shape: tuple[int, ...], input_shape: tuple[int, ...]
     got, row = tuple(int(d) for d in shape), tuple(int(d) for d in input_shape)
     one, many = _shapes_taken(row)
     images = len(row) == 3
+    last = images and (row[1], row[2], row[0])  # an image's shape with its channels last, as PIL and Keras hold it
+    if images and got == last:
+        return DataError(f"{where}: got one image shaped {got}, its channels last (H, W, C) as PIL and Keras store "
+                         f"images; the run takes them channels first {row}: pass x.transpose(2, 0, 1)")
+    if not fix and images and len(got) == 4 and got[1:] == last:
+        fix = ("; they are images with their channels last (N, H, W, C), as PIL and Keras store them: pass "
+               "x.transpose(0, 3, 1, 2)")
     if not fix and len(row) == 1 and len(got) > 2 and int(np.prod(got[1:])) == row[0]:
         fix = "; reshape them with x.reshape(len(x), -1) (flattened as in training)"
     if fix:
