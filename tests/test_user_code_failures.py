@@ -538,3 +538,19 @@ def test_a_run_stopped_by_the_machines_oserror_or_memoryerror_is_left_running_to
     assert info["status"] == "running" and info.get("error") is None
     resume(project / "run", quiet=True)
     assert _run_json(project / "run")["status"] == "finished"
+
+
+def test_a_comparisons_run_failed_in_the_users_code_names_the_place_that_raised(tmp_path):
+    """A comparison's failure reason was ``RuntimeError: my forward's bug``, where the CLI's line and run.json name
+    the user's file:line too."""
+    from tests.conftest import LINREG
+    from trainlab.compare.runner import _raised_outcome
+
+    try:
+        raise RuntimeError("my forward's bug")
+    except RuntimeError as exc:
+        line = exc.__traceback__.tb_lineno
+        outcome = _raised_outcome(tmp_path, LINREG, exc, None)
+    assert outcome["status"] == "failed"
+    assert re.fullmatch(rf"RuntimeError: my forward's bug \(at (\S*/)?{Path(__file__).name}:{line}\)",
+                        outcome["reason"]), outcome
