@@ -528,3 +528,14 @@ def test_lora_on_a_container_module_is_one_line_naming_its_type():
         assert "\n" not in message, message
         assert message == (f"strategy.finetune.lora.target_modules={targets}: peft cannot adapt every module they "
                            f"name ({named}); the backbone's Linear/Conv layers end in: linear1, linear2")
+
+
+def test_the_lora_functions_still_import_from_finetune_where_scripts_took_them():
+    """A message of trainlab's once told users to write ``from trainlab.finetune import apply_lora``."""
+    import trainlab.lora
+    from trainlab.finetune import apply_lora as from_finetune
+    from trainlab.finetune import merge_lora as merged
+
+    assert from_finetune is trainlab.lora.apply_lora and merged is trainlab.lora.merge_lora
+    with pytest.raises(AttributeError, match="has no attribute 'apply_loraa'"):
+        trainlab.finetune.apply_loraa  # noqa: B018

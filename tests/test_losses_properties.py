@@ -285,6 +285,20 @@ def test_a_regression_loss_on_named_classes_is_not_offered_the_regression_task_t
     assert main(["train", str(write_config(iris)), "--quiet"]) == 3
     assert capsys.readouterr().err == ("error: mse is a regression loss but the data is a multiclass classification "
                                        "task (3 classes named such as 'setosa'); use cross_entropy for class labels\n")
+    # a regression-kind loss of the user's that says how it takes classes (its own output_dim) is not refused
+    from trainlab.config import DataConfig
+    from trainlab.data import load_dataset
+    from trainlab.losses.base import Loss
+    from trainlab.losses.task_fit import check_task_fits
+
+    class OneHotMSE(Loss):
+        target_kind = "continuous"
+
+        def output_dim(self, task, num_classes, target_dim):
+            return num_classes
+
+    iris_data = load_dataset(DataConfig(source="iris"), seed=0)
+    check_task_fits(OneHotMSE(), iris_data, False)
     digits = {**iris, "data": {"source": "digits"}}
     assert main(["train", str(write_config(digits)), "--quiet"]) == 3
     assert capsys.readouterr().err.endswith("(10 classes); use cross_entropy for class labels, or, if the targets "

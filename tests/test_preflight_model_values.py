@@ -10,6 +10,7 @@ refusal is the build's own line.
 from __future__ import annotations
 
 import copy
+import sys
 
 import pytest
 import torch
@@ -112,3 +113,34 @@ def test_hf_pretrained_option_values_are_refused_before_any_checkpoint_is_read()
 def test_an_option_of_the_wrong_type_is_refused_by_the_preflight(section, spec, line):
     with pytest.raises(ConfigError, match=f"^{line.replace('(', '[(]').replace(')', '[)]')}"):
         check_components(validate({**copy.deepcopy(BASE), section: spec}))
+
+
+@pytest.mark.parametrize(("model", "shape"), [
+    ({"name": "mlp", "hidden": [16.0], "dropout": "1e-1"}, (4,)),  # YAML 1.1 leaves 1e-1 as text
+    ({"name": "cnn2d", "channels": [8.0, 16.0], "dropout": "1e-1", "kernel": 3.0}, IMAGE),
+    ({"name": "airbench", "batchnorm_momentum": "6e-1", "scaling_factor": "1e-1"}, IMAGE),
+    ({"name": "transformer_encoder", "vocab_size": 100, "dropout": "1e-1"}, (16,)),
+    ({"name": "resnet", "depth": 20.0}, IMAGE),
+])
+def test_values_the_build_reads_as_numbers_pass_the_preflight_as_they_pass_the_build(model, shape):
+    """The build reads '1e-1' as 0.1 and 16.0 as 16 (option_types.numbers_read); the preflight checked them as
+    written, refusing (dropout '1e-1') or failing on ('<=' between float and str) configs that train."""
+    with torch.device("meta"):
+        build_model(copy.deepcopy(model), shape, 3)
+    check_components(_config(model))
+
+
+def test_a_users_model_class_is_not_called_as_its_own_value_check(tmp_path, monkeypatch):
+    """A class's attribute ``check_values`` is its own method, no check of the factory's options."""
+    (tmp_path / "classmodel.py").write_text(
+        "import torch\n\n\nclass Net(torch.nn.Module):\n"
+        "    def __init__(self, input_shape, output_dim, width: int = 8):\n"
+        "        super().__init__()\n        self.layer = torch.nn.Linear(input_shape[0], output_dim)\n\n"
+        "    def check_values(self):\n        raise AssertionError('called as the options check')\n\n"
+        "    def forward(self, x):\n        return self.layer(x)\n")
+    from trainlab.code_policy import code_policy
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with code_policy(allow=True):
+        check_components(_config({"name": "classmodel:Net", "width": 4}))
+    sys.modules.pop("classmodel", None)

@@ -84,8 +84,11 @@ BAD_SPACES = [
     # a model option's type and value, refused before a trial (each trial failed at its model's build)
     ({"model.hidden": {"low": 8, "high": 32}},
      "space key 'model.hidden': the config refuses model.hidden=8: model 'mlp': option 'hidden' must be a list of "
-     "whole numbers; got 8; 'model.hidden' takes a list: search lists as choices (e.g. model.hidden: "
-     "{choices: [[64], [128, 64]]})"),
+     "whole numbers; got 8; 'model.hidden' takes a list: search lists as its choices (model.hidden: "
+     "{choices: [<a list>, <another>]})"),
+    ({"strategy.optimizer.betas": {"low": 0.8, "high": 0.99}},
+     "'strategy.optimizer.betas' takes a list: search lists as its choices (strategy.optimizer.betas: "
+     "{choices: [<a list>, <another>]})"),
     ({"model.dropout": {"low": 0.0, "high": 1.5}},
      "the config refuses model.dropout=1.5: model 'mlp': dropout must be in [0, 1) (0: none); got dropout=1.5"),
     ({"strategy.optimizer.lr": {"low": 0.1, "high": 0.001}}, "low (0.1) > high (0.001)"),

@@ -325,3 +325,17 @@ def layerwise_param_groups(model: nn.Module, base_lr: float, decay: float,
 def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
     """The parameters an optimizer should hold after freezing or LoRA."""
     return (p for p in model.parameters() if p.requires_grad)
+
+
+_MOVED_TO_LORA = frozenset({"apply_lora", "merge_lora", "default_lora_targets"})
+
+
+def __getattr__(name: str) -> object:
+    """``from trainlab.finetune import apply_lora`` (and ``merge_lora``, ``default_lora_targets``), as scripts
+    wrote it before LoRA got its own module (:mod:`trainlab.lora`; a message of trainlab's once said to write
+    it so): read from there on first use, as that module imports this one."""
+    if name in _MOVED_TO_LORA:
+        import trainlab.lora
+
+        return getattr(trainlab.lora, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ from torch import nn
 
 from trainlab.data.dataset import Dataset
 from trainlab.errors import DataError
-from trainlab.losses.base import regression_loss_on_classes
+from trainlab.losses.base import Loss, regression_loss_on_classes
 
 # what to do with soft targets (fractional values in [0, 1]: label smoothing, a teacher's or annotators'
 # probabilities), which no classification loss here takes as class labels
@@ -59,7 +59,8 @@ def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
     (iris' ``'setosa'``) is refused without output_dim's ``set data.task: regression``, which such classes refuse
     too. Anything else passes: output_dim and ``check`` word it."""
     kind, task, target = getattr(loss, "target_kind", None), data.task, data.train.y
-    if kind == "continuous" and task != "regression" and (named := _a_class_name(data.class_names)) is not None:
+    if kind == "continuous" and task != "regression" and type(loss).output_dim is Loss.output_dim \
+            and (named := _a_class_name(data.class_names)) is not None:  # (a loss of its own may take classes)
         raise DataError(regression_loss_on_classes(getattr(loss, "name", type(loss).__name__), task,
                                                    data.num_classes, named))
     if kind not in ("class_index", "binary") or task != "regression":

@@ -417,7 +417,7 @@ def _list_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> st
     value = point[keys[0]]
     if len(keys) > 1 or isinstance(value, bool) or not isinstance(value, int | float) or "must be a list" not in refusal:
         return ""
-    return f"; '{keys[0]}' takes a list: search lists as choices (e.g. {keys[0]}: {{choices: [[64], [128, 64]]}})"
+    return f"; '{keys[0]}' takes a list: search lists as its choices ({keys[0]}: {{choices: [<a list>, <another>]}})"
 
 
 def _int_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> str:
