@@ -195,6 +195,28 @@ def test_demo_adam_on_mnist1d_reaches_sixty_percent(tmp_path):
     assert rows[0]["accuracy"] >= 0.60
 
 
+@pytest.mark.parametrize("held", ["record", "task"])
+def test_the_demo_into_another_comparisons_folder_is_refused_and_leaves_it_as_it_was(tmp_path, held):
+    """The demo (a comparison of dicts, which compare takes into any folder without a record) replaced the
+    leaderboard and report of a `trainlab compare` in its --out, exit 0; an empty --out trained into '.'."""
+    from trainlab.compare.folder_identity import RECORD_FILE
+    from trainlab.demo import run_demo
+    from trainlab.errors import ConfigError
+
+    out = tmp_path / "cmp"
+    (out / "runs" / ("mnist1d" if held == "record" else "iris")).mkdir(parents=True)
+    if held == "record":
+        (out / RECORD_FILE).write_text('{"strategies_file": "/abs/strategies.yaml"}')
+    (out / "leaderboard.json").write_text("{}")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    with pytest.raises(ConfigError, match=r"^--out .*cmp holds another comparison"):
+        run_demo(optimizers=["adam"], seeds=1, jobs=1, epochs=1, out=out, quiet=True)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert (out / "leaderboard.json").read_text() == "{}"
+    with pytest.raises(ConfigError, match="^out must be a path"):
+        run_demo(optimizers=["adam"], seeds=1, jobs=1, epochs=1, out="", quiet=True)
+
+
 def test_emulated_low_precision_on_a_cpu_gets_one_warning_line(monkeypatch, capsys, tmp_path):
     import trainlab.runtime as runtime
 

@@ -15,7 +15,10 @@ from typing import Any
 
 from trainlab.compare import compare
 from trainlab.compare.strategies import NamedStrategy
+from trainlab.config_fields import path_argument
+from trainlab.errors import ConfigError
 
+DEMO_TASK = "mnist1d"  # the comparison's one task: its runs are in OUT/runs/mnist1d
 # learning rates: the better of two per optimizer in a sweep (MNIST-1D, MLP 100-100, batch 100, 80 epochs)
 DEMO_OPTIMIZERS: dict[str, dict[str, Any]] = {
     "sgd": {"lr": 0.1},
@@ -53,6 +56,21 @@ def demo_strategies(optimizers: list[str]) -> list[NamedStrategy]:
             for name in optimizers]
 
 
+def refuse_other_comparison(out: Path) -> None:
+    """A ConfigError for an ``out`` that holds another comparison than the demo's: one of a strategies file (its
+    record, :data:`~trainlab.compare.folder_identity.RECORD_FILE`) or runs of a task other than ``mnist1d``.
+    The demo's comparison is made from dicts, which ``compare`` takes into any folder without a record, so a
+    demo into ``trainlab compare``'s folder replaced its leaderboard and report; the demo's own folder is
+    continued, as documented."""
+    from trainlab.compare.folder_identity import RECORD_FILE
+
+    tasks = sorted(path.name for path in (out / "runs").iterdir() if path.is_dir()) if (out / "runs").is_dir() else []
+    if (out / RECORD_FILE).exists() or any(task != DEMO_TASK for task in tasks):
+        what = f"runs of task{'s' * (len(tasks) > 1)} {', '.join(tasks)}" if tasks else "a strategies file's comparison"
+        raise ConfigError(f"--out {out} holds another comparison ({what}); the demo writes its own comparison: give "
+                          "another --out (or the demo's own folder, runs/demo, to continue it)")
+
+
 def run_demo(epochs: int = 80, optimizers: list[str] | None = None, seeds: int = 3, jobs: int = 2,
              out: str | Path | None = None, quiet: bool = False) -> list[dict[str, Any]]:
     """Compare the optimizers; returns one row per optimizer, best first (mean test metrics).
@@ -61,12 +79,14 @@ def run_demo(epochs: int = 80, optimizers: list[str] | None = None, seeds: int =
     """
     names = optimizers or list(DEMO_OPTIMIZERS)
     base = demo_config(names[0], epochs)
+    if out is not None:
+        refuse_other_comparison(path_argument(out, "out"))
     with tempfile.TemporaryDirectory(prefix="trainlab-demo-") as scratch:
-        folder = Path(out) if out is not None else Path(scratch)
-        board = compare({"mnist1d": base}, demo_strategies(names), folder, seeds=seeds, jobs=jobs,
+        folder = path_argument(out, "out") if out is not None else Path(scratch)
+        board = compare({DEMO_TASK: base}, demo_strategies(names), folder, seeds=seeds, jobs=jobs,
                         metric="test_accuracy", quiet=quiet)
     rows = []
-    for entry in board["tasks"]["mnist1d"]["strategies"]:
+    for entry in board["tasks"][DEMO_TASK]["strategies"]:
         means = {key.removeprefix("test_"): block["mean"] for key, block in entry["metrics"].items()
                  if key.startswith("test_")}
         rows.append({"optimizer": entry["name"], **means, "time_s": entry["metrics"]["train_time_s"]["mean"],
