@@ -618,7 +618,8 @@ def test_cli_predict_creates_the_output_folder_and_a_write_error_names_the_users
     (tmp_path / "a_file").write_text("x")
     assert main(["predict", str(runs["classify"]), str(runs["tmp"] / "new_pets.csv"), "-o",
                  str(tmp_path / "a_file" / "p.csv")]) == 2  # a path through a file: the path's fault
-    assert f"error: cannot create the folder of {tmp_path / 'a_file' / 'p.csv'}: " in capsys.readouterr().err
+    assert (f"error: output path '{tmp_path / 'a_file' / 'p.csv'}': '{tmp_path / 'a_file'}' is a file, not a folder"
+            in capsys.readouterr().err)
     from trainlab.atomic import write_text
 
     with pytest.raises(FileNotFoundError) as caught:

@@ -364,3 +364,28 @@ def test_a_metric_null_in_every_epoch_is_said_to_be_non_finite_not_absent(tmp_pa
     assert main(["plot", str(good), str(run), "-o", str(tmp_path / "c.png")]) == 0
     assert capsys.readouterr().err == ("warning: no 'val_loss' in nan (not a finite number in any epoch: training "
                                        "went non-finite): left out of the plot\n")
+
+
+@pytest.mark.parametrize("where", ["folder", "under a file"])
+def test_an_output_path_that_is_a_folder_or_under_a_file_is_a_usage_error(tmp_path, capsys, write_config, where):
+    """`trainlab schedule --plot d.png` with d.png a folder, or report -o notes.txt/r.html, said "cannot read or
+    write (d.png): Is a directory" / "(notes.txt): File exists", exit 5, as for a full disk."""
+    from tests.conftest import LINREG
+    from trainlab.cli import main
+    from trainlab.report import write_report
+
+    (tmp_path / "d.png").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    plot, page = ((tmp_path / "d.png", tmp_path / "d.png") if where == "folder"
+                  else (tmp_path / "notes.txt" / "s.png", tmp_path / "notes.txt" / "r.html"))
+    assert main(["schedule", str(write_config(LINREG)), "--plot", str(plot)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: output path '{plot}'"), err
+    assert ("is a folder" if where == "folder" else "'notes.txt' is a file, not a folder".replace(
+        "notes.txt", str(tmp_path / "notes.txt"))) in err
+    if where == "folder":
+        page = tmp_path / "d.html"
+        page.mkdir()
+    with pytest.raises(ConfigError, match=f"^output path '{page}'"):
+        write_report([tmp_path], page)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -208,12 +208,25 @@ def link_target(path: Path) -> Path:
     return target
 
 
-def check_output_path(path: str | os.PathLike[str], *, follow_link: bool) -> None:
-    """Refuse (ConfigError) an output path that :func:`write_output_bytes` must not write. With
-    ``follow_link`` (the user named the path: ``-o``, or the Python API's ``out``) only a symlink whose
-    target :func:`link_target` refuses. Without it (a default name such as ``report.html``, which a cloned
-    folder could hold as a link to ``~/.bashrc``) any symlink, device, FIFO, socket or descriptor."""
+def check_output_place(path: str | os.PathLike[str]) -> None:
+    """Refuse (ConfigError) an output file path that is a folder, or that lies under a file (``notes.txt/a.png``):
+    usage errors, not the disk's (the write said ``cannot read or write (d.png): Is a directory``, exit 5)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"output path '{path}' is a folder; give the file to write (e.g. {path / path.name})")
+    blocked = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"output path '{path}': '{blocked}' is a file, not a folder; give a path in a folder")
+
+
+def check_output_path(path: str | os.PathLike[str], *, follow_link: bool) -> None:
+    """Refuse (ConfigError) an output path that :func:`write_output_bytes` must not write: a folder or a path
+    under a file (:func:`check_output_place`); with ``follow_link`` (the user named the path: ``-o``, or the
+    Python API's ``out``) a symlink whose target :func:`link_target` refuses. Without it (a default name such
+    as ``report.html``, which a cloned folder could hold as a link to ``~/.bashrc``) any symlink, device, FIFO,
+    socket or descriptor."""
+    path = Path(path)
+    check_output_place(path)
     if follow_link:
         if path.is_symlink() and not is_written_in_place(path):
             link_target(path)

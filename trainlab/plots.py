@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.text import Text
 
-from trainlab.atomic import named_after, write_output_bytes
+from trainlab.atomic import check_output_place, named_after, write_output_bytes
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
 from trainlab.registry import did_you_mean
@@ -95,10 +95,12 @@ def literal_legend(axes: Axes, entries: Sequence[tuple[Artist, str]], **options:
 
 
 def check_plot_path(path: str | os.PathLike[str]) -> str:
-    """The plot format of ``path`` (its suffix: png, pdf or svg), or a :class:`ConfigError` naming them."""
+    """The plot format of ``path`` (its suffix: png, pdf or svg), or a :class:`ConfigError` naming them; a path
+    that is a folder or lies under a file is one too (:func:`~trainlab.atomic.check_output_place`)."""
     file_format = Path(path).suffix.lower().lstrip(".")
     if file_format not in FORMATS:
         raise ConfigError(f"plot path '{path}' must end in one of {', '.join('.' + f for f in FORMATS)}")
+    check_output_place(path)
     return file_format
 
 
