@@ -132,6 +132,20 @@ def test_a_misspelt_flag_gets_a_did_you_mean(tmp_path, capsys, argv, hint):
     assert err.startswith(f"error: unrecognized arguments: {hint}") and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    (["schedule", "CONFIG", "--plto", "s.png"], "error: the following arguments are required: --plot; '--plto' is "
+                                                "none of its options; did you mean '--plot'? (see 'trainlab schedule --help')"),
+    (["compare", "CONFIG", "--strategy=s.yaml"], "error: the following arguments are required: --strategies; "
+                                                 "'--strategy' is none of its options; did you mean '--strategies'?"),
+    (["schedule", "CONFIG"], "error: the following arguments are required: --plot (see 'trainlab schedule --help')"),
+])
+def test_a_misspelt_required_flag_is_named_beside_the_one_missing(tmp_path, capsys, argv, line):
+    """argparse reports a missing required flag before one it does not know: '--plto' got no word, nor a hint."""
+    config = _config(tmp_path, IRIS)
+    err = _usage_error([config if word == "CONFIG" else word for word in argv], capsys)[1]
+    assert err.startswith(line) and err.count("\n") == 1, err
+
+
 # --------------------------------------------------------------------------- 4. --target of another task, or as a comparison
 
 def test_a_target_of_another_task_says_which_task_the_metric_is_of(tmp_path, capsys):

@@ -9,6 +9,7 @@ Usage errors are one ``error:`` line and exit status 2 (:class:`_Parser`); a fla
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from trainlab import __version__
@@ -21,8 +22,26 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's own signature
+        self._given = list(sys.argv[1:] if args is None else args)  # for error(): a misspelt required flag
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> None:  # one line, exit 2 (argparse's own contract)
+        if message.startswith("the following arguments are required"):
+            message += self._misspelt()
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")  # a subcommand's: 'trainlab tune --help'
+
+    def _misspelt(self) -> str:
+        """``"; '--plto' is none of its options; did you mean '--plot'?"`` where a flag given (argparse reports a
+        missing required flag before any it does not know) is close to one of the parser's; else ``""``."""
+        known = {option for action in self._actions for option in action.option_strings}
+        unknown = [word for word in getattr(self, "_given", []) if word.startswith("--")
+                   and word.split("=", 1)[0] not in known]
+        hint = flag_hint(self, unknown)
+        if not hint:
+            return ""
+        word = next(w for w in unknown if flag_hint(self, [w]))
+        return f"; '{word.split('=', 1)[0]}' is none of its options{hint}"
 
     def _check_value(self, action: argparse.Action, value: object) -> None:
         """argparse's "invalid choice: 'traon' (choose from ...)", with "; did you mean 'train'?" where one is close."""
