@@ -534,10 +534,13 @@ def test_another_direction_is_refused_with_advice_that_works_for_the_storage(tmp
         command += ["--storage", f"sqlite:///{tmp_path / 'study.db'}"]
     assert main(command) == 0
     capsys.readouterr()
+    store = tmp_path / ("study.db" if storage else "out/study.journal")
+    before = store.read_bytes()
     assert main([*command, "--direction", "minimize"]) == 2
     err = capsys.readouterr().err
     assert err == (f"error: study 'trainlab-base' exists and is to maximize; --direction minimize needs a new "
                    f"study: {advice}\n"), err
+    assert store.read_bytes() == before  # the refused command appended a creation of the study to its journal
 
 
 def test_a_study_folder_that_cannot_be_made_is_one_error_line_with_train_s_exit_code(tmp_path, capsys):

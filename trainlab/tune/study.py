@@ -215,21 +215,31 @@ def _no_sqlalchemy_fallback(record: logging.LogRecord) -> bool:
 # --------------------------------------------------------------------------- storage
 
 def open_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study or load it; workers racing to create it retry instead of crashing."""
-    for attempt in range(10):
-        try:
-            study = optuna.create_study(storage=storage, study_name=settings.name, direction=settings.direction,
-                                        pruner=build_pruner(settings.pruner), load_if_exists=True)
-            break
-        except Exception as exc:  # IntegrityError / DuplicatedStudyError: another worker created it first
-            if attempt == 9 or not is_duplicate(exc):
-                raise
-            time.sleep(0.1 * (attempt + 1))
+    """Load the study, or create it; workers racing to create it retry instead of crashing. An existing study is
+    loaded, not created with ``load_if_exists``: that appends a creation to a journal storage even when the
+    study then refuses this command (another --direction or --metric), so a refused command changed the file."""
+    try:
+        study = optuna.load_study(study_name=settings.name, storage=storage, pruner=build_pruner(settings.pruner))
+    except KeyError:  # Optuna's "no such study": this command creates it
+        study = _create_study(settings, storage)
     refuse_another_metric(study, settings)  # the metric decides the direction unless --direction is given
     if study.direction.name.lower() != settings.direction:
         raise ConfigError(f"study '{settings.name}' exists and is to {study.direction.name.lower()}; "
                           f"--direction {settings.direction} needs a new study: {new_study_advice(settings)}")
     return study
+
+
+def _create_study(settings: TuneSettings, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    attempt = 0
+    while True:
+        try:
+            return optuna.create_study(storage=storage, study_name=settings.name, direction=settings.direction,
+                                       pruner=build_pruner(settings.pruner), load_if_exists=True)
+        except Exception as exc:  # IntegrityError / DuplicatedStudyError: another worker created it first
+            attempt += 1
+            if attempt == 10 or not is_duplicate(exc):
+                raise
+            time.sleep(0.1 * attempt)
 
 
 # --------------------------------------------------------------------------- pruner
