@@ -789,6 +789,8 @@ def test_cli_predict_refuses_an_output_that_is_a_folder_before_predicting(tmp_pa
     assert err == (f"error: -o {folder} is a folder; give the CSV file to write, e.g. -o "
                    f"{folder / 'predictions.csv'}\n")
     assert list(folder.iterdir()) == []
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "new.csv"), "-o", ""]) == 2  # was "-o  is a folder"
+    assert capsys.readouterr().err == "error: -o is empty; give the CSV file to write, e.g. -o predictions.csv\n"
 
 
 @pytest.mark.parametrize("record", ["config.yaml", "run.json", "labels.json", "preprocessing.json", "model.json",

@@ -25,6 +25,8 @@ def _check_output(out: str, run_dir: str, input_path: str) -> None:
     from trainlab.atomic import check_output_path, is_written_in_place
     from trainlab.data.paths import candidates
 
+    if not out:  # Path('') is '.', the folder the command runs in
+        raise ConfigError("-o is empty; give the CSV file to write, e.g. -o predictions.csv")
     target = Path(out)
     if target.is_dir():  # else the atomic writer's temp file is what the error names
         raise ConfigError(f"-o {out} is a folder; give the CSV file to write, e.g. -o {target / 'predictions.csv'}")
