@@ -37,11 +37,10 @@ class _Parser(argparse.ArgumentParser):
         known = {option for action in self._actions for option in action.option_strings}
         unknown = [word for word in getattr(self, "_given", []) if word.startswith("--")
                    and word.split("=", 1)[0] not in known]
-        hint = flag_hint(self, unknown)
-        if not hint:
-            return ""
-        word = next(w for w in unknown if flag_hint(self, [w]))
-        return f"; '{word.split('=', 1)[0]}' is none of its options{hint}"
+        for word in unknown:
+            if hint := flag_hint(self, [word]):
+                return f"; '{word.split('=', 1)[0]}' is none of its options{hint}"
+        return ""
 
     def _check_value(self, action: argparse.Action, value: object) -> None:
         """argparse's "invalid choice: 'traon' (choose from ...)", with "; did you mean 'train'?" where one is close."""

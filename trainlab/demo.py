@@ -79,10 +79,11 @@ def run_demo(epochs: int = 80, optimizers: list[str] | None = None, seeds: int =
     """
     names = optimizers or list(DEMO_OPTIMIZERS)
     base = demo_config(names[0], epochs)
-    if out is not None:
-        refuse_other_comparison(path_argument(out, "out"))
+    given = None if out is None else path_argument(out, "out")
+    if given is not None:
+        refuse_other_comparison(given)
     with tempfile.TemporaryDirectory(prefix="trainlab-demo-") as scratch:
-        folder = path_argument(out, "out") if out is not None else Path(scratch)
+        folder = given if given is not None else Path(scratch)
         board = compare({DEMO_TASK: base}, demo_strategies(names), folder, seeds=seeds, jobs=jobs,
                         metric="test_accuracy", quiet=quiet)
     rows = []

@@ -71,8 +71,8 @@ from trainlab.config_fields import counted, short_repr
 from trainlab.config_identity import RUN_IDENTITY, change_from_stored, run_identity_hash
 from trainlab.data.fingerprint import data_changes, data_fingerprint
 from trainlab.data.paths import resolve_data_paths
-from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError, TrainlabError
-from trainlab.exception_origin import failure_text, first_line
+from trainlab.errors import DataError, Interrupted, RunDirError, TrainingError
+from trainlab.exception_origin import failure_text
 from trainlab.notices import warn
 from trainlab.records import finished_summary_damage, read_record_object
 from trainlab.runtime import threads_per_worker
@@ -342,8 +342,7 @@ def _raised_outcome(folder: Path, raw: dict[str, Any], exc: Exception, previous:
         return {"status": "not run", "reason": busy}
     identity = error_identity(raw)
     machine = is_machine_failure(exc)
-    reason = (machine_reason(exc) if machine else f"{type(exc).__name__}: {first_line(exc)[:1000]}"
-              if isinstance(exc, TrainlabError) else failure_text(exc)[:1000])  # a user's code: its file:line
+    reason = machine_reason(exc) if machine else failure_text(exc)[:1000]  # a user's code: with its file:line
     again = out_of_memory_again(exc, previous, identity)
     if again is not None:  # a config that needs more memory than the machine has: its strategy's failure
         machine, reason = False, again

@@ -22,7 +22,8 @@ from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_paramete
 
 def refuse_unreduced(value: torch.Tensor, loss: Loss) -> None:
     """The ConfigError of a step whose loss ``value`` is no single number (``value.ndim`` > 0: the caller tests
-    that, one attribute read a step): backward() takes one, and torch's words ("grad can be implicitly created
+    that, one attribute read a step: :class:`Objective` for every step but the plain one's, which calls the loss
+    itself): backward() takes one, and torch's words ("grad can be implicitly created
     only for scalar outputs") named neither the loss nor its contract. A user's loss that returns its per-row
     values meets it at its first step (the config refuses ``reduction: none`` before)."""
     name = getattr(loss, "name", type(loss).__name__)
@@ -68,6 +69,8 @@ class Objective:
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module) -> Terms:
         data_loss = self.loss(output, target)
+        if data_loss.ndim:
+            refuse_unreduced(data_loss, self.loss)
         if not self.penalised:
             return Terms(data_loss, {"loss": data_loss})
         penalty = self.penalty(model)

@@ -309,7 +309,7 @@ class StandardStep:
         if self._plain and len(batches) == 1:
             x, y = batches[0]
             loss = self._plain_loss(self._module(x), y)
-            if loss.ndim:
+            if loss.ndim:  # the objective checks the same on every other path
                 refuse_unreduced(loss, self.objective.loss)
             loss.backward()
             self.optimizer.step()
@@ -340,8 +340,6 @@ class StandardStep:
         summed = shares is not None and self._summed
         for index, (x, y) in enumerate(batches):
             terms = self.objective(self._forward(x), y, self.model)
-            if terms.total.ndim:
-                refuse_unreduced(terms.parts["loss"], self.objective.loss)
             share = None if shares is None else shares[index]
             if summed:  # a sum over the step's rows: each micro-batch's sum whole, the penalties' shares
                 weights = {name: 1.0 if name == "loss" else share for name in terms.parts}
@@ -408,8 +406,6 @@ class StandardStep:
         def closure() -> torch.Tensor:
             clear_grads(self.optimizer)
             terms = self.objective(self._forward(x), y, self.model)
-            if terms.total.ndim:
-                refuse_unreduced(terms.parts["loss"], self.objective.loss)
             terms.total.backward()
             if self._clipping:
                 self._clip()

@@ -77,10 +77,10 @@ def build_loss(spec: str | dict[str, Any]) -> Loss:
     if not isinstance(loss, Loss):  # e.g. `module:attr` naming torch.nn.MSELoss or a plain function's result
         raise ConfigError(f"loss '{name}' built a {type(loss).__name__}, not a trainlab.losses.base.Loss: a custom "
                           "loss subclasses Loss (target_kind, forward(pred, target)); see docs/extending.md")
-    kinds = get_args(TargetKind)
-    if not _declares_target_kind(loss) or loss.target_kind not in kinds:
+    kinds, declared = get_args(TargetKind), _declares_target_kind(loss)
+    if not declared or loss.target_kind not in kinds:
         close = closest_choice(str(loss.target_kind), list(kinds))
-        said = ("does not set target_kind" if not _declares_target_kind(loss) else
+        said = ("does not set target_kind" if not declared else
                 f"sets target_kind {short_repr(loss.target_kind)}, which is no target kind"
                 + (f" (did you mean '{close}'?)" if close else ""))
         raise ConfigError(f"loss '{name}' ({type(loss).__name__}) {said}: set the class attribute "
