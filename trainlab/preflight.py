@@ -7,7 +7,7 @@ what is cheap to build (the loss, the optimizer on one 2-D dummy weight with
 (:func:`check_schedule_options`: names, types and ranges, never against a stand-in run length),
 ``strategy.optimizer.groups`` (:func:`~trainlab.optim.routing.check_groups`: each group's optimizer on a
 dummy weight), the model's option names, types, layer counts and the values it refuses whatever its input
-(:func:`check_option_values`), ``data.augment``'s options and the data source's option names, types and values,
+(:meth:`~trainlab.registry.Registry.check_unbuilt`), ``data.augment``'s options and the data source's option names, types and values,
 so a config that every run would refuse fails once, before the first run, with the run's own
 error line. The refusals a run
 makes from the config alone while it builds its step live here, and the run calls them too:
@@ -21,13 +21,11 @@ or column is refused before the first run too, again with the run's own line.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from trainlab.config import Config
 from trainlab.data.fingerprint import READ_KEYS
 from trainlab.errors import ConfigError, DataError
-from trainlab.registry import Registry
 
 
 def check_components(config: Config) -> None:
@@ -69,42 +67,13 @@ def check_components(config: Config) -> None:
     model = config.model.spec()
     check_layer_counts(model)  # hidden: [4] * 90000 is refused before any run reads its data
     model_name = model.pop("name")
-    factory = MODELS.get(model_name)
-    MODELS._check_options(model_name, factory, model, skip=2)  # factory(input_shape, output_dim)
-    MODELS.check_types(model_name, model)  # hidden: 8 for mlp's list of sizes
-    check_option_values(MODELS, model_name, model, skip=2)
+    # names, types and the values the model refuses whatever its input (hidden: 8, dropout: 1.5); the input's
+    # shape and output width are the run's: factory(input_shape, output_dim, **options)
+    MODELS.check_unbuilt(model_name, model, skip=2)
     source, source_options = config.data.source, config.data.source_kwargs()
-    factory = DATA_SOURCES.get(source)
-    DATA_SOURCES._check_options(source, factory, source_options, skip=0)
-    DATA_SOURCES._check_required(source, factory, source_options, skip=0)
-    DATA_SOURCES.check_types(source, source_options)
     if not users_source(source):  # a built-in source's augment is the images' (a user's may mean anything)
         augment_options(source_options.get("augment"))
-    check_option_values(DATA_SOURCES, source, source_options)
-
-
-def check_option_values(registry: Registry, name: str, options: dict[str, Any], skip: int = 0) -> None:
-    """The ``check_values`` of ``registry``'s factory ``name`` on ``options`` as its build reads them (numbers
-    YAML 1.1 left as text, ``1e-1``, read as numbers; whole floats as ints: ``numbers_read``) with its defaults
-    filled in: the values its run would refuse once it reads the files (a data source, trainlab.data) or knows
-    the input's shape (a built-in model: ``dropout: 1.5``, ``depth: 21``), refused from the config alone, a
-    ValueError or TypeError in the build's words; ``skip``: the positional arguments the run supplies (a model's
-    ``input_shape, output_dim``). ``options`` have passed the factory's option-name and type checks. A factory
-    without ``check_values``, or a class (whose attribute of that name would be its own method), has nothing to
-    check here."""
-    from trainlab.option_types import numbers_read
-
-    factory = registry.get(name)
-    check = getattr(factory, "check_values", None)
-    if check is None or inspect.isclass(factory):
-        return
-    parameters = list(inspect.signature(factory).parameters.values())[skip:]
-    bound = inspect.Signature(parameters).bind_partial(**numbers_read(factory, options))
-    bound.apply_defaults()
-    try:
-        check(bound.arguments)
-    except (ValueError, TypeError) as exc:
-        raise registry._factory_failed(name, exc, ":" in name) from None
+    DATA_SOURCES.check_unbuilt(source, source_options)
 
 
 # a run length no run reaches (float-exact): a built-in schedule built over it meets none of its length rules

@@ -176,12 +176,7 @@ class Registry(Generic[T]):
         else:
             return spec
         factory = self.get(name)
-        self._check_options(name, factory, kwargs, skip=len(args))
-        self._check_required(name, factory, {**extra, **kwargs}, skip=len(args))
-        self._check_types(name, factory, kwargs)
-        kwargs = numbers_read(factory, kwargs)  # '1e-4' (YAML 1.1 text) -> 0.0001 where a number is taken
-        if self.check is not None:
-            self.check(name, kwargs)
+        kwargs = self._checked(name, factory, kwargs, extra, skip=len(args))
         try:
             return factory(*args, **extra, **kwargs)
         except Exception as exc:
@@ -192,6 +187,39 @@ class Registry(Generic[T]):
             if ":" not in name:  # a built-in's bug: the CLI's one line, exit 4
                 raise
             raise self._factory_failed(name, exc, True) from exc
+
+    def _checked(self, name: str, factory: Callable[..., Any], kwargs: dict[str, Any], extra: dict[str, Any],
+                 skip: int) -> dict[str, Any]:
+        """``kwargs`` as :meth:`build` passes them to ``factory`` (numbers YAML 1.1 left as text read as numbers:
+        :func:`~trainlab.option_types.numbers_read`), after every check it makes before the call: option names,
+        required options (``extra``: those the caller passes by keyword), types, the registry's own check."""
+        self._check_options(name, factory, kwargs, skip=skip)
+        self._check_required(name, factory, {**extra, **kwargs}, skip=skip)
+        self._check_types(name, factory, kwargs)
+        kwargs = numbers_read(factory, kwargs)  # '1e-4' (YAML 1.1 text) -> 0.0001 where a number is taken
+        if self.check is not None:
+            self.check(name, kwargs)
+        return kwargs
+
+    def check_unbuilt(self, name: str, options: Mapping[str, Any], skip: int = 0) -> None:
+        """The ConfigError :meth:`build` would give for ``options`` of factory ``name`` from them alone, without
+        building anything: its checks before the call (:meth:`_checked`), then the factory's own
+        ``check_values``, a function of its options with its defaults filled in that refuses what the factory
+        refuses whatever its other input (the files a data source reads, a model's input shape: ``dropout:
+        1.5``), a ValueError or TypeError in the build's words. ``skip``: the positional arguments the caller
+        supplies (a model's ``input_shape, output_dim``). A class's attribute of that name is its own method,
+        not called."""
+        factory = self.get(name)
+        kwargs = self._checked(name, factory, dict(options), {}, skip)
+        check = getattr(factory, "check_values", None)
+        if check is None or inspect.isclass(factory):
+            return
+        bound = inspect.Signature(list(inspect.signature(factory).parameters.values())[skip:]).bind_partial(**kwargs)
+        bound.apply_defaults()
+        try:
+            check(bound.arguments)
+        except (ValueError, TypeError) as exc:
+            raise self._factory_failed(name, exc, ":" in name) from None
 
     def _factory_failed(self, name: str, exc: Exception, user: bool) -> ConfigError:
         """The one line for factory ``name`` raising ``exc``. A user's ``module:attr`` factory: ``model
