@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sidebyside, evidence
 from evidence import write_result  # noqa: E402
 from sidebyside import Interleave, as_trainlab_train, device_sync, summarize  # noqa: E402
 
-from trainlab.callbacks.base import CallbackList, Event  # noqa: E402
+from trainlab.callbacks.base import Event  # noqa: E402
+from trainlab.callbacks.callback_list import CallbackList  # noqa: E402
 from trainlab.config import Config, validate  # noqa: E402
 from trainlab.data import DATA_SOURCES, RawData  # noqa: E402
 from trainlab.engine.loop import Trainer  # noqa: E402

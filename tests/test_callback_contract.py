@@ -27,7 +27,7 @@ import torch
 from sklearn.datasets import load_iris
 
 import trainlab
-from trainlab.callbacks.base import CallbackList
+from trainlab.callbacks.callback_list import CallbackList
 from trainlab.callbacks.monitor import check_monitor
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.errors import ConfigError, Interrupted

@@ -27,12 +27,12 @@ from trainlab.builders import Built, build, run_scope, with_data_paths_resolved
 from trainlab.callbacks.base import (
     Callback,
     CallbackError,
-    CallbackList,
     Event,
     callback_name,
     is_builtin,
     user_callbacks,
 )
+from trainlab.callbacks.callback_list import CallbackList
 from trainlab.callbacks.checkpoint_saver import CheckpointSaver
 from trainlab.callbacks.loggers import check_loggers, logger_callbacks
 from trainlab.callbacks.metrics_recorder import MetricsRecorder

@@ -36,7 +36,7 @@ called: it is warned of once, with the trainlab hook that does its work (:func:`
 A callback may add its own values to the records its hooks get (``record["val_auc"] = auc``, as Keras'
 ``logs``): after each hook the record's values are made JSON values (a NumPy scalar or a 0-d tensor becomes a
 Python number), and one that cannot be (a set, an array) is a ConfigError naming the key and the callback,
-raised at that hook (:meth:`CallbackList.fire_record`), so the run's records are never unwritable. What a
+raised at that hook (:meth:`~trainlab.callbacks.callback_list.CallbackList.fire_record`), so the run's records are never unwritable. What a
 user's callback gives ``view.log`` is a step record of the current step (:func:`user_step_record`).
 
 A user's callback is held to the contract before training and while it runs:
@@ -44,21 +44,20 @@ A user's callback is held to the contract before training and while it runs:
 - each hook it overrides must take the arguments the loop passes (those of :class:`Callback`'s;
   ``*args``/``**kwargs`` and defaults accepted): one that cannot (``on_epoch_end(self, view)``) is a
   ConfigError naming the class, the hook, its file:line and the parameters to take, when the
-  :class:`CallbackList` is made, so before any file is written (:func:`hook_signature_problem`);
+  :class:`~trainlab.callbacks.callback_list.CallbackList` is made, so before any file is written (:func:`hook_signature_problem`);
 - an exception its hook raises is one :class:`CallbackError` line naming the callback, the hook, the step
   and the user's file:line (:class:`UserHook`), as a user's schedule or metric that raises is;
 - one that fails in ``on_train_end`` does not keep the built-in callbacks' ``on_train_end`` from running
-  (the last checkpoint, the records): its failure is raised after them (:meth:`CallbackList.fire_to_all`).
+  (the last checkpoint, the records): its failure is raised after them (:meth:`~trainlab.callbacks.callback_list.CallbackList.fire_to_all`).
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -71,6 +70,9 @@ from trainlab.exception_origin import defined_at, exception_line, raised_at
 from trainlab.notices import warn
 from trainlab.records import plain_record
 from trainlab.registry import did_you_mean
+
+if TYPE_CHECKING:  # the list imports this module
+    from trainlab.callbacks.callback_list import CallbackList
 
 
 class Event(StrEnum):
@@ -386,7 +388,7 @@ class UserHook:
 def user_callbacks(callbacks: Callback | Iterable[Callback] | None) -> list[Callback]:
     """``callbacks=`` as ``trainlab.fit`` takes it: one Callback instance, an iterable of them, or None (none).
     Anything else (a dict, a str, a number) is one ConfigError naming it; the elements are checked by
-    :class:`CallbackList`."""
+    :class:`~trainlab.callbacks.callback_list.CallbackList`."""
     if callbacks is None:
         return []
     if isinstance(callbacks, Callback):
@@ -467,127 +469,3 @@ def builtin_callback_names() -> list[str]:
         if kind.__module__.split(".")[0] == "trainlab" and vars(kind).get("name"):
             names.add(kind.name)
     return sorted(names)
-
-
-def _name_used_twice(name: str, callbacks: list[Callback]) -> str:
-    """The message refusing two callbacks named ``name``: one of them a built-in callback, the name is told
-    reserved (listing :func:`builtin_callback_names`); else each instance is told to take its own."""
-    holders = [cb for cb in callbacks if callback_name(cb) == name]
-    builtin = next((cb for cb in holders if is_builtin(cb)), None)
-    twice = f"callback name {name!r} is used twice (callbacks: {', '.join(callback_name(cb) for cb in callbacks)})"
-    if builtin is not None and not all(is_builtin(cb) for cb in holders):
-        return (f"{twice}: it is the built-in callback {type(builtin).__name__}'s, and the built-in callbacks' names "
-                f"are reserved ({', '.join(builtin_callback_names())}): give yours another (callback.name = '...')")
-    return f"{twice}; a callback's state is saved under its name: give each instance its own (callback.name = '...')"
-
-
-def _check_orders(callback: Callback) -> None:
-    """ConfigError naming the callback when its ``order`` (or a ``train_end_order`` it sets) is not a finite
-    number: sorting the callbacks by it would fail with a TypeError naming none."""
-    for attribute in ("order", "train_end_order"):
-        value = getattr(callback, attribute)
-        if attribute == "train_end_order" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ConfigError(f"callback {callback_name(callback)!r}: {attribute} must be a number (lower runs "
-                              f"first; trainlab's own run from 5 to 95, a user's default is 50); got "
-                              f"{short_repr(value)}")
-
-
-def hook_order(callback: Callback, event: Event) -> int:
-    """Where ``callback``'s hook for ``event`` runs (lower first): its ``order``, or for ``on_train_end`` its
-    ``train_end_order`` where it sets one."""
-    if event is Event.TRAIN_END and callback.train_end_order is not None:
-        return callback.train_end_order
-    return callback.order
-
-
-class CallbackList:
-    """Dispatches each event to the callbacks that override it, in ``order`` (:func:`hook_order`)."""
-
-    def __init__(self, callbacks: list[Callback]):
-        for callback in callbacks:
-            if isinstance(callback, type) and issubclass(callback, Callback):
-                raise ConfigError(f"callbacks must be trainlab.Callback instances; got the class {callback.__name__} "
-                                  f"itself: pass an instance, {callback.__name__}()")
-            if not isinstance(callback, Callback):
-                raise ConfigError(f"callbacks must be trainlab.Callback instances (a class overriding the hooks it "
-                                  f"needs); got {type(callback).__name__}")
-            _check_orders(callback)
-        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
-        names = [callback_name(cb) for cb in self.callbacks]
-        if twice := sorted({name for name in names if names.count(name) > 1}):
-            raise ConfigError(_name_used_twice(twice[0], self.callbacks))
-        for callback in self.callbacks:
-            for event in Event:
-                if overrides(callback, event) and (problem := hook_signature_problem(callback, event)):
-                    raise ConfigError(problem)
-            warn_unknown_hooks(callback)
-        self.hooks: dict[Event, list[Callable[..., None]]] = {
-            event: [getattr(cb, event.value) if is_builtin(cb) else UserHook(cb, event)
-                    for cb in sorted(self.callbacks, key=lambda cb: hook_order(cb, event)) if overrides(cb, event)]
-            for event in Event
-        }
-
-    def fire(self, event: Event, view: TrainerView, *args: Any) -> None:
-        for hook in self.hooks[event]:
-            hook(view, *args)
-
-    def fire_to_all(self, event: Event, view: TrainerView) -> Exception | None:
-        """Fire ``event`` (``on_train_end``) to every hook, also after a user's hook failed, so that trainlab's
-        own hooks still run (the checkpoint saver's last checkpoint, the recorder's records, early stopping's
-        restore); the first user hook's failure (a :class:`CallbackError`, or what :class:`UserHook` lets pass)
-        is returned (None: none failed), for the caller to raise. A failure of trainlab's own hooks is raised
-        at once."""
-        failure = None
-        for hook in self.hooks[event]:
-            try:
-                hook(view)
-            except Exception as exc:
-                if not isinstance(hook, UserHook):
-                    raise
-                failure = failure or exc
-        return failure
-
-    def fire_record(self, event: Event, view: TrainerView, record: dict[str, Any]) -> None:
-        """Fire ``event`` (``on_validation_end``, ``on_epoch_end``, ``on_log``) with ``record``, whose values are
-        made JSON values after each hook (:func:`~trainlab.records.plain_record`): a value a callback put there
-        that JSON cannot hold is a ConfigError at that hook, naming the key and the callback, and is taken out,
-        so the records written so far (metrics.jsonl, checkpoints) stay writable."""
-        for hook in self.hooks[event]:
-            hook(view, record)
-            owner = hook.callback if isinstance(hook, UserHook) else getattr(hook, "__self__", None)
-            shown = callback_name(owner) if isinstance(owner, Callback) else getattr(hook, "__qualname__", repr(hook))
-            plain_record(record, f"callback {shown!r} ({event.value})")
-
-    def find(self, kind: type) -> list[Any]:
-        return [cb for cb in self.callbacks if isinstance(cb, kind)]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {callback_name(cb): cb.state_dict() for cb in self.callbacks}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Give each callback the state saved under its name; one with none saved (added since) keeps its own.
-        A callback whose ``load_state_dict`` fails on its saved state is a ConfigError naming it. A saved
-        non-empty state that no callback takes (a resume not given the run's own callbacks) is one warning:
-        what they would have stopped or recorded, the resumed run does without."""
-        names = {callback_name(cb) for cb in self.callbacks}
-        unclaimed = sorted(name for name, saved in state.items() if name not in names and saved)
-        if unclaimed:
-            listed, several = ", ".join(repr(name) for name in unclaimed), len(unclaimed) > 1
-            warn(f"the checkpoint holds the state of callback{'s' * several} {listed}, which this run was not "
-                 f"given: it goes on without {'them' if several else 'it'}, so it may stop or record otherwise than "
-                 "the run that was interrupted; resume with the same callbacks (trainlab.run_resume.resume(..., "
-                 "callbacks=[...]))")
-        for cb in self.callbacks:
-            name = callback_name(cb)
-            if name not in state:
-                continue
-            try:
-                cb.load_state_dict(state[name])
-            except Exception as exc:  # noqa: BLE001 -- the user's code: said in one line, the traceback chained
-                first = (str(exc).strip().splitlines() or [""])[0][:300]
-                raise ConfigError(f"callback {name!r} cannot load the state saved under its name in the checkpoint "
-                                  f"({type(exc).__name__}: {first}); its load_state_dict must read what its "
-                                  "state_dict returned, or give it another name (callback.name) to start it "
-                                  "afresh") from exc

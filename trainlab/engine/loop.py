@@ -64,7 +64,8 @@ from typing import Any
 
 import torch
 
-from trainlab.callbacks.base import Callback, CallbackList, Event, TrainerView
+from trainlab.callbacks.base import Callback, Event, TrainerView
+from trainlab.callbacks.callback_list import CallbackList
 from trainlab.callbacks.lr_adapter import LRAdapter
 from trainlab.engine import snapshot
 from trainlab.engine.batching import BatchPlan, TensorBatches
