@@ -667,6 +667,20 @@ def test_a_changed_model_file_is_refused_by_eval_predict_and_report_and_an_old_r
                         "SHA-256 that run.json records, so a damaged file would go unnoticed"], warnings
 
 
+def test_eval_refuses_class_names_changed_after_training_as_predict_does(runs, tmp_path, capsys):
+    """eval printed the run's per-class numbers under the names of a labels.json edited after training."""
+    run = tmp_path / "pets"
+    shutil.copytree(runs["classify"], run)
+    labels = json.loads((run / "labels.json").read_text())
+    labels["class_names"] = labels["class_names"][::-1]  # same count, valid JSON: other names on the rows
+    (run / "labels.json").write_text(json.dumps(labels))
+    for argv in (["eval", str(run)], ["predict", str(run), str(runs["tmp"] / "new_pets.csv")]):  # eval: before the data
+        assert main(argv) == 3
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {run / 'labels.json'} was changed after training (its SHA-256 is not the one ") \
+            and err.count("\n") == 1, err
+
+
 def test_a_config_yaml_changed_after_training_is_refused_by_eval_predict_and_report(runs, tmp_path, capsys):
     import yaml
 

@@ -18,7 +18,7 @@ from trainlab.errors import ConfigError, DataError
 from trainlab.inference import refuse_gone_checkpoint, run_config_path
 from trainlab.notices import warn
 from trainlab.records import read_record_text
-from trainlab.run_records import load_trained_config
+from trainlab.run_records import check_record_digests, load_trained_config
 from trainlab.run_resume import warn_if_data_changed
 from trainlab.run_weights import load_trained_state, read_trained_state
 
@@ -51,6 +51,7 @@ def _evaluate_run(path: str | Path, split: str, checkpoint: str | None = None) -
     if split not in ("train", "val", "test"):
         raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
     trained = read_trained_state(path, checkpoint)
+    check_record_digests(path)  # as predict: eval prints per-class numbers under labels.json's class names
     config = load_trained_config(path, config_path)
     try:
         info = json.loads(read_record_text(path / "run.json"))
