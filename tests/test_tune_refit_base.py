@@ -82,4 +82,7 @@ def test_a_tuned_config_other_than_the_base_is_refit_against_it(tmp_path, monkey
 def test_quiet_keeps_the_line_out_and_the_record_in(tmp_path, capsys):
     best = tune(settings(tmp_path, 1, space=SPACE, refit_seeds=1, pruner="none"))
     assert best["refit"]["best_is_base"] is True
-    assert "the best trial is the base config itself" not in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "the best trial is the base config itself" not in printed.err
+    # the refit's leaderboard is its result: printed under quiet too (it was in best.json only), no line per run
+    assert "ranked by test_accuracy" in printed.out + printed.err and "[1/" not in printed.out + printed.err

@@ -45,7 +45,8 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
     Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them
     (leaderboard.csv's columns), numbers as numbers and empty cells as None. When the best trial is the base
     config (:func:`best_is_base`), only ``base`` is trained, :data:`BEST_IS_BASE` is said (not under
-    ``quiet``) and the record adds ``"best_is_base": True``.
+    ``quiet``) and the record adds ``"best_is_base": True``. The leaderboard is printed, under ``quiet`` too
+    (which hides the line per run): it is the refit's result.
     """
     check_available("; the tune results are written")
     from trainlab.compare import compare
@@ -61,7 +62,8 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
         note(BEST_IS_BASE.format(seeds=settings.refit_seeds))
     board = compare({settings.base.stem: settings.base_config()}, strategies, out, seeds=settings.refit_seeds,
                     jobs=1, metric=metric, direction="max" if settings.direction == "maximize" else "min",
-                    live=False, quiet=settings.quiet, wait=True)  # workers of one study refit in turn
+                    live=False, quiet=settings.quiet, wait=True,  # workers of one study refit in turn
+                    show_leaderboard=True)  # a result: printed under --quiet too, as compare's --quiet prints it
     rows = [{key: _typed(key, text) for key, text in row.items()}
             for row in csv.DictReader(io.StringIO(to_csv(board)))]
     record = {"metric": metric, "dir": str(out.resolve()), "rows": rows}  # absolute, as best.json's run_dir
