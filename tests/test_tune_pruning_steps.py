@@ -66,7 +66,8 @@ def test_a_trial_running_more_epochs_than_the_best_is_judged_without_optunas_war
     study = optuna.create_study(direction="maximize", pruner=build_pruner("wilcoxon"))
     study.add_trial(optuna.create_trial(value=0.9, intermediate_values={1: 0.8, 2: 0.9}))  # the best: 2 epochs
     pruning = PruningCallback(study.ask(), "val_accuracy")
-    view = SimpleNamespace(control=SimpleNamespace(stop=lambda reason: None))
+    view = SimpleNamespace(control=SimpleNamespace(stop=lambda reason: None, should_stop=False),
+                           state=SimpleNamespace(step=1), total_steps=10)
     pruning.on_train_start(view)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -74,3 +75,40 @@ def test_a_trial_running_more_epochs_than_the_best_is_judged_without_optunas_war
             pruning.on_validation_end(view, {"epoch": epoch, "val_accuracy": value})
     assert [str(w.message) for w in caught] == []
     assert study.trials[1].intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7, 4: 0.7}
+
+
+class _PruneFrom(optuna.pruners.BasePruner):
+    """Prunes whenever asked from epoch ``first`` on."""
+
+    def __init__(self, first: int):
+        self.first = first
+
+    def prune(self, study, trial):
+        return trial.last_step is not None and trial.last_step >= self.first
+
+
+def _pruned_at(strategy: dict, first: int = 1) -> tuple[int | None, list]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=_PruneFrom(first))
+    pruning = PruningCallback(study.ask(), "val_loss")
+    x, y = load_iris(return_X_y=True)
+    torch.manual_seed(0)
+    result = trainlab.fit(torch.nn.Linear(4, 3), (x, y), strategy, val=(x, y), callbacks=[pruning])
+    return pruning.pruned_at, result.history
+
+
+def test_the_pruner_is_not_asked_after_the_last_step_or_once_early_stopping_ended_the_run():
+    """A pruner that prunes whenever asked (HyperbandPruner at its top rung did) pruned a trial at the
+    validation after its last step: a run that had trained every epoch recorded PRUNED, its value lost."""
+    plain = {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 32}
+    assert _pruned_at({**plain, "epochs": 3})[0] == 1  # asked at epoch 1: pruned there
+    at, history = _pruned_at({**plain, "epochs": 1})
+    assert at is None and len(history) == 1  # the one epoch was the last: nothing to save by pruning
+    at, history = _pruned_at({**plain, "epochs": 3, "max_steps": 5})  # max_steps ends it at epoch 1
+    assert at is None and len(history) == 1
+    # lr 1e-30 leaves the float32 weights as they are: val_loss never improves, patience 1 stops at epoch 2
+    stopping = {**plain, "epochs": 5, "optimizer": {"name": "sgd", "lr": 1e-30},
+                "early_stopping": {"monitor": "val_loss", "patience": 1}}
+    at, history = _pruned_at(stopping, first=2)
+    assert at is None and len(history) == 2  # ended by early stopping at epoch 2, not pruned there
+    assert _pruned_at({**stopping, "early_stopping": {"monitor": "val_loss", "patience": 3}}, first=2)[0] == 2

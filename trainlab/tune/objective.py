@@ -63,7 +63,8 @@ class PruningCallback(Callback):
     trial passes whatever its batch size, and an Optuna step takes one value (a second report at an epoch's
     step was dropped with a warning). A partial last epoch's record counts its epoch (``epoch`` k+1); one that
     ends at a mid-epoch validation's step reuses that validation without a second ``on_validation_end``, and
-    is reported at its ``on_epoch_end`` (the run ends there: no pruning decision)."""
+    is reported at its ``on_epoch_end`` (the run ends there: no pruning decision). Nor is the pruner asked at
+    the validation after the run's last step, or after early stopping ended it (:func:`_ending`)."""
 
     name = "tune_pruning"
     order = 90  # after early stopping and the recorders: the epoch is complete when it reports
@@ -90,7 +91,7 @@ class PruningCallback(Callback):
         if record.get("scope") == "step":
             return
         epoch = self._report(record)
-        if self.pruned_at is None and _should_prune(self.trial):
+        if self.pruned_at is None and not _ending(view) and _should_prune(self.trial):
             self.pruned_at = epoch
             # stored now, not once the run ends: a worker killed before reporting the trial leaves the
             # decision with it, and a rerun reads the run's outcome back as PRUNED (trainlab.tune.recovery)
@@ -109,6 +110,14 @@ class PruningCallback(Callback):
         epoch = self._reported = int(record["epoch"])
         self.trial.report(float(record[self.metric]), step=epoch)
         return epoch
+
+
+def _ending(view: Any) -> bool:
+    """Whether the run ends after this validation anyway: its last step is done, or a callback before this one
+    (early stopping) stopped it. No pruning decision there: pruning saves no training, and would record a
+    finished run as PRUNED, its value left out of the complete trials (Optuna's own integrations ask the pruner
+    at the last epoch too; HyperbandPruner then pruned trials that had run every epoch)."""
+    return bool(view.control.should_stop) or view.state.step >= view.total_steps
 
 
 def _should_prune(trial: optuna.Trial) -> bool:
