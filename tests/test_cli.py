@@ -233,7 +233,11 @@ def test_a_reader_that_leaves_after_the_first_line_is_sigpipes_code(write_config
 
     out = tmp_path / "run"
     assert main(["train", str(write_config(DIGITS_MLP, strategy__epochs=1)), "--out", str(out), "--quiet"]) == 0
-    rows = np.random.default_rng(0).random((40_000, 64)) * 16  # ~5 MB of predictions: many pipe buffers
+    from sklearn.datasets import load_digits
+
+    # ~5 MB of predictions: many pipe buffers; digits' own rows (random ones vary the pixels training never saw
+    # vary: a warning on stderr)
+    rows = np.tile(load_digits().data, (23, 1))[:40_000]
     features = tmp_path / "big.npz"  # a run on a built-in source predicts from an .npz holding x
     np.savez(features, x=rows.astype(np.float32))
     process = subprocess.Popen([sys.executable, "-m", "trainlab", "predict", str(out), str(features), "--proba"],
@@ -289,3 +293,26 @@ def test_a_summary_records_the_rows_of_each_split(tmp_path):
     data = load_dataset(config.data)
     assert summary["rows"] == {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
     assert sum(summary["rows"].values()) == 1797  # scikit-learn's digits
+
+
+@pytest.mark.parametrize("change, said", [
+    ("strategy.optimizer.name=adamm", "error: unknown optimizer 'adamm'; did you mean 'adam'?"),
+    ("model.hiden=[4]", "error: model 'mlp' has no option 'hiden'; did you mean 'hidden'?"),
+    ("strategy.schedule.name=cosin", "error: unknown schedule 'cosin'; did you mean 'cosine'?"),
+])
+def test_train_says_a_config_mistake_before_the_data_read_refuses_the_rows(tmp_path, capsys, change, said):
+    """A misspelt optimizer, model option or schedule was said only after the data read passed: a CSV with a
+    missing cell said that first (exit 3), and the config's own mistake only once it was fixed."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,y\n" + "".join(f"{i},{'' if i == 3 else i % 5},{i % 2}\n" for i in range(40)))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "c", "data": {"source": "csv", "path": str(rows), "target": "y"},
+        "model": {"name": "mlp", "hidden": [4]},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 8,
+                     "epochs": 1}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 3  # the data's refusal, config fine
+    assert "missing" in capsys.readouterr().err
+    assert main(["train", str(config), "--set", change, "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith(said)
+    assert not (tmp_path / "run").exists()

@@ -72,9 +72,10 @@ def test_a_named_column_empty_in_every_row_is_named_when_drop_empties_the_data(t
     path = write(tmp_path / "t.csv", text)
     with pytest.raises(DataError) as err:
         load_dataset(DataConfig(source="csv", path=path, target="y", nan_policy="drop"))
-    assert str(err.value) == (f"training data is empty after dropping rows with NaN/Inf: the features column of "
-                              f"line 2, column 'unfilled' of {path} is NaN/Inf in every row (drop or fill that "
-                              "column)")
+    # it said "the features column of line 2, column 'unfilled'", as if the column were a line's
+    assert str(err.value) == (f"training data is empty after dropping rows with NaN/Inf: the first row's feature at "
+                              f"line 2, column 'unfilled' of {path} is NaN/Inf, and so is that column in every other "
+                              "row (drop or fill that column)")
 
 
 def test_a_nameless_column_with_values_or_left_out_is_read(tmp_path):

@@ -606,6 +606,26 @@ def test_the_unseen_categories_warning_counts_them_and_says_e_g_when_it_shows_so
                                        "(1 value: 'x\\ny'); they are encoded as all zeros\n")
 
 
+def test_a_column_constant_in_training_that_varies_in_new_rows_is_warned_of(capsys):
+    """A column that held 7 in every training row got scale 1 and weights never trained on it; new rows
+    with 9 there moved the predictions, unsaid (the unseen categories beside it were warned of)."""
+    x = np.column_stack([np.arange(6.0), np.full(6, 7.0), np.full(6, 1e12 / 3)])  # 1e12/3: constant by rounding
+    fitted = prep.fit(x, task="regression", standardize=True, numeric_columns=["size", "const_col", "big"])
+    assert fitted["constant_columns"] == [1, 2]
+    prep.apply(fitted, x[:3] + [[5.0, 0.0, 0.0]], what="new.csv")  # the constants as trained: nothing said
+    assert capsys.readouterr().err == ""
+    new = np.array([[1.0, 9.0, 1e12 / 3], [2.0, 7.0, 1e12 / 3 * (1 + 1e-12)], [3.0, 9.0, 5.0], [4.0, -1.5, np.nan]])
+    out = prep.apply(fitted, new, what="new.csv")
+    assert out[:, 1].tolist() == [2.0, 0.0, 2.0, -8.5]  # (x - 7) / 1, as scikit-learn's StandardScaler
+    assert capsys.readouterr().err == (
+        "warning: new.csv: 3 row(s) have a value of 'const_col' other than 7, its value in every training row "
+        "(here: -1.5, 9); the model never saw it vary, so the change moves their predictions through weights "
+        "never trained on it\n"
+        "warning: new.csv: 1 row(s) have a value of 'big' other than 3.33333e+11, its value in every training row "
+        "(here: 5); the model never saw it vary, so the change moves their predictions through weights never "
+        "trained on it\n")
+
+
 def test_target_standardisation_and_inverse(tmp_path):
     rng = np.random.default_rng(0)
     y = rng.normal(300.0, 40.0, size=50)

@@ -378,6 +378,11 @@ def test_predict_says_a_decimal_comma_and_still_names_plain_text(runs, tmp_path,
     new.write_text("weight,height,colour\nheavy,480,red\n")
     assert main(["predict", str(runs["classify"]), str(new)]) == 3
     assert _one_error_line(capsys.readouterr().err).endswith("column 'weight': 'heavy' is not a number")
+    new.write_text("weight,height,colour\n?,480,red\n")  # UCI's missing marker: named as maybe one, as training does
+    assert main(["predict", str(runs["classify"]), str(new)]) == 3
+    assert _one_error_line(capsys.readouterr().err).endswith(
+        "column 'weight': '?' is not a number (if '?' marks a missing value: predict needs every feature, so write "
+        "the value there)")
 
 
 # --------------------------------------------------------------------------- plot -o and report -o alike

@@ -28,8 +28,10 @@ from trainlab.data.fingerprint import READ_KEYS
 from trainlab.errors import ConfigError, DataError
 
 
-def check_components(config: Config) -> None:
-    """Raise the ConfigError a run of ``config`` would raise while building its components (no data read)."""
+def check_components(config: Config, task_fit: bool = True) -> None:
+    """Raise the ConfigError a run of ``config`` would raise while building its components (no data read).
+    ``task_fit=False`` (``trainlab train``, which reads the data next) leaves the loss against ``data.task`` to
+    the run, whose refusal names what the targets hold (fractions where bce takes 0/1 labels)."""
     import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
     from trainlab.data import DATA_SOURCES, users_source
@@ -47,7 +49,7 @@ def check_components(config: Config) -> None:
     try:
         if strategy.loss.name != "auto":
             loss = build_loss(strategy.loss.spec())
-            if config.data.task is not None and not hasattr(loss, "output_dims"):  # a task the config fixes
+            if task_fit and config.data.task is not None and not hasattr(loss, "output_dims"):  # the config's task
                 loss.output_dim(config.data.task, 2 if config.data.task == "binary" else None, 2)  # must fit it
         optimizer = optimizer_spec_for(config)  # as the run builds it: regularization.weight_decay placed, or refused
         if strategy.optimizer.groups:  # each group's keys, selectors, optimizer and options (no model needed)

@@ -171,7 +171,8 @@ def _why_no_row_is_whole(x: np.ndarray, y: np.ndarray, locate: Callable[[str, in
                 return f": the {part} at position {position} (counting from 0) are NaN/Inf in every row (drop or " \
                        "fill that position)"
             where = cell_at(locate, part, 0, int(empty[0]) if array.ndim > 1 else None)
-            return f": the {part} column of {where} is NaN/Inf in every row (drop or fill that column)"
+            return f": the first row's {part.removesuffix('s')} at {where} is NaN/Inf, and so is that column in " \
+                   "every other row (drop or fill that column)"
     return ""
 
 

@@ -229,6 +229,7 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
         with np.errstate(over="ignore"):  # an overflow is refused below, by its cell, not warned of by NumPy
             standardised = (x.astype(np.float64) - mean) / scale
         _check_standardised_range(preprocessing, x, standardised, what, where)
+        _warn_constant_changed(preprocessing, x, what)
         out = standardised.astype(np.float32)
     else:
         out = x.astype(np.float32, copy=True)
@@ -249,6 +250,26 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
                  f"({listed}); they are encoded as all zeros")
         blocks.append(encoded)
     return np.concatenate(blocks, axis=1)
+
+
+def _warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: str) -> None:
+    """One warning per column that held one value in every training row (``constant_columns``) and holds
+    another in some of ``x``'s rows (a finite value not within 1e-7 relative of it): the model never saw the
+    column vary, so the weights it meets there were never trained on it, and the change moves predictions
+    by ``(x - mean) / 1`` through them (scale 1: :func:`_column_stats`), unsaid before."""
+    names = preprocessing.get("numeric_columns") or []
+    for col in preprocessing.get("constant_columns") or []:
+        if not isinstance(col, int) or not 0 <= col < x.shape[1]:
+            continue
+        value = float(preprocessing["mean"][col])
+        column = x[:, col].astype(np.float64)
+        other = np.isfinite(column) & ~np.isclose(column, value, rtol=1e-7, atol=0.0)
+        if other.any():
+            name = f"'{shown_name(names[col])}'" if col < len(names) else f"column {col}"
+            shown = ", ".join(f"{v:g}" for v in np.unique(column[other])[:UNSEEN_SHOWN])
+            warn(f"{what}: {int(other.sum())} row(s) have a value of {name} other than {value:g}, its value in "
+                 f"every training row (here: {shown}); the model never saw it vary, so the change moves "
+                 "their predictions through weights never trained on it")
 
 
 def _check_standardised_range(preprocessing: dict[str, Any], x: np.ndarray, standardised: np.ndarray, what: str,
