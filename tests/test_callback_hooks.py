@@ -260,6 +260,30 @@ def test_methods_named_like_another_frameworks_hooks_are_warned_of_once_with_tra
     assert capsys.readouterr().err == ""
 
 
+class Kerasish(trainlab.Callback):
+    def on_epoch_end(self, epoch, logs=None):  # Keras's parameters: takes (view, record), so it was called, unsaid
+        pass
+
+    def on_train_start(self, logs=None):
+        pass
+
+    def on_step_end(self, view, loss):  # trainlab's: no warning
+        pass
+
+
+def test_a_hook_with_keras_parameter_names_is_warned_of_once_saying_what_it_is_given(capsys):
+    CallbackList([Kerasish()])
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: callback Kerasish's on_train_start(self, logs=None) names its parameters as Keras's hooks do, but "
+        "trainlab calls it as on_train_start(self, view): its 'logs' is the trainer's view (view.state.epoch and "
+        "view.state.step are the counts)",
+        "warning: callback Kerasish's on_epoch_end(self, epoch, logs=None) names its parameters as Keras's hooks do, "
+        "but trainlab calls it as on_epoch_end(self, view, record): its 'epoch' is the trainer's view "
+        "(view.state.epoch and view.state.step are the counts; record holds the logs)"]
+    CallbackList([Kerasish()])
+    assert capsys.readouterr().err == ""
+
+
 def test_trainlabs_own_callbacks_have_no_method_named_like_a_hook_that_is_none():
     import importlib
     import pkgutil

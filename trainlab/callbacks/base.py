@@ -444,6 +444,33 @@ def warn_unknown_hooks(callback: Callback) -> None:
                    else did_you_mean(name, list(HOOKS)))
         warn(f"callback {kind.__name__} has a method {name}, which is no trainlab hook and is never "
              f"called{closest} (the hooks: {', '.join(HOOKS)})")
+    for event in Event:
+        if overrides(callback, event) and event.value not in warned and (line := _keras_parameters(callback, event)):
+            warned.add(event.value)
+            warn(line)
+
+
+# the first parameter Keras's hooks take (on_epoch_end(self, epoch, logs=None), on_train_begin(self, logs=None)):
+# trainlab passes the view there, which such a hook reads as an epoch number or a dict
+KERAS_FIRST_PARAMETERS = frozenset({"epoch", "batch", "logs"})
+
+
+def _keras_parameters(callback: Callback, event: Event) -> str | None:
+    """The warning for a hook of ``callback`` whose first parameter is named as Keras's hooks name theirs
+    (:data:`KERAS_FIRST_PARAMETERS`): it takes trainlab's arguments, so it is called, with the view where it
+    expects an epoch or the logs; None for any other hook (or one whose signature cannot be read)."""
+    try:
+        parameters = list(inspect.signature(getattr(callback, event.value)).parameters)
+    except (TypeError, ValueError):
+        return None
+    if not parameters or parameters[0] not in KERAS_FIRST_PARAMETERS:
+        return None
+    ours = inspect.signature(getattr(Callback, event.value))
+    shown = _without_annotations(inspect.signature(getattr(type(callback), event.value)))
+    logs = "; record holds the logs" if "record" in ours.parameters else ""
+    return (f"callback {type(callback).__name__}'s {event.value}{shown} names its parameters as Keras's hooks do, "
+            f"but trainlab calls it as {event.value}{_without_annotations(ours)}: its {parameters[0]!r} is the "
+            f"trainer's view (view.state.epoch and view.state.step are the counts{logs})")
 
 
 def is_builtin(callback: Callback) -> bool:
