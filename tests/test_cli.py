@@ -316,3 +316,28 @@ def test_train_says_a_config_mistake_before_the_data_read_refuses_the_rows(tmp_p
     assert main(["train", str(config), "--set", change, "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.startswith(said)
     assert not (tmp_path / "run").exists()
+
+
+def test_train_builds_a_users_loss_once_while_checking_it_before_the_data(tmp_path, capsys):
+    """The check before the data built a `module:attr` loss, and the run built it again: a constructor with side
+    effects (a pretrained network loaded, a file opened) ran twice. A misspelt one is still said before the data."""
+    (tmp_path / "counted_loss.py").write_text(
+        "import torch\nfrom trainlab.losses.base import Loss\n\nBUILT = []\n\n\nclass Counted(Loss):\n"
+        "    target_kind = 'class_index'\n\n    def __init__(self):\n        super().__init__()\n"
+        "        BUILT.append(1)\n\n    def forward(self, pred, target, weight=None):\n"
+        "        return torch.nn.functional.cross_entropy(pred, target)\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "c", "data": {"source": "iris"}, "model": {"name": "linear"}, "output": {"progress": "off"},
+        "strategy": {"loss": "counted_loss:Counted", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16,
+                     "epochs": 1}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    import sys
+
+    built = [module for name, module in sys.modules.items() if name.startswith("counted_loss")]
+    assert [len(module.BUILT) for module in built] == [1]
+    capsys.readouterr()
+    assert main(["train", str(config), "--set", "strategy.loss=counted_loss:Countd", "--set",
+                 "data.source=csv", "--set", f"data.path={tmp_path / 'absent.csv'}", "--set", "data.target=y",
+                 "--out", str(tmp_path / "run2")]) == 2  # the loss's name before the data file's absence
+    assert "Countd" in capsys.readouterr().err

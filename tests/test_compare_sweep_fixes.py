@@ -195,3 +195,15 @@ def test_long_names_are_shortened_in_the_table_with_a_middle_ellipsis_that_keeps
     assert "…" in rows[0] and rows[0].split("│")[2].strip().endswith("lr=0.001")
     assert rows[1].split("│")[2].strip().endswith("lr=0.002")
     assert "sgd" in text
+
+
+def test_the_profile_without_a_target_says_no_run_finished_rather_than_a_target_missed():
+    """Without --target a strategy whose runs all diverged was printed 'inf (a target missed)': there was none."""
+    from trainlab.compare.leaderboard_output import profile_lines
+
+    board = {"metric": "test_loss", "target": None,
+             "profile": {"tasks": ["wine"], "geomean_ratio": {"adam": 1.0, "sgd_lr50": None}}}
+    lines = profile_lines(board, {})
+    assert lines[2] == f"  {'sgd_lr50':<24} inf (no run finished on a task)" and "target missed" not in "".join(lines)
+    board["target"] = {"metric": "val_accuracy", "value": 0.9}
+    assert profile_lines(board, {})[2] == f"  {'sgd_lr50':<24} inf (a target missed)"

@@ -609,21 +609,44 @@ def test_the_unseen_categories_warning_counts_them_and_says_e_g_when_it_shows_so
 def test_a_column_constant_in_training_that_varies_in_new_rows_is_warned_of(capsys):
     """A column that held 7 in every training row got scale 1 and weights never trained on it; new rows
     with 9 there moved the predictions, unsaid (the unseen categories beside it were warned of)."""
-    x = np.column_stack([np.arange(6.0), np.full(6, 7.0), np.full(6, 1e12 / 3)])  # 1e12/3: constant by rounding
-    fitted = prep.fit(x, task="regression", standardize=True, numeric_columns=["size", "const_col", "big"])
-    assert fitted["constant_columns"] == [1, 2]
-    prep.apply(fitted, x[:3] + [[5.0, 0.0, 0.0]], what="new.csv")  # the constants as trained: nothing said
+    x = np.column_stack([np.arange(6.0), np.full(6, 7.0), np.full(6, 1.7e9)])
+    fitted = prep.fit(x, task="regression", standardize=True, numeric_columns=["size", "const_col", "t"])
+    assert fitted["constant_columns"] == [1, 2] and fitted["format"] == 2
+    prep.warn_constant_changed(fitted, x[:3] + [[5.0, 0.0, 0.0]], "new.csv")  # the constants as trained: nothing
     assert capsys.readouterr().err == ""
-    new = np.array([[1.0, 9.0, 1e12 / 3], [2.0, 7.0, 1e12 / 3 * (1 + 1e-12)], [3.0, 9.0, 5.0], [4.0, -1.5, np.nan]])
-    out = prep.apply(fitted, new, what="new.csv")
-    assert out[:, 1].tolist() == [2.0, 0.0, 2.0, -8.5]  # (x - 7) / 1, as scikit-learn's StandardScaler
+    new = np.array([[1.0, 9.0, 1.7e9], [2.0, 7.0, 1.7e9 * (1 + 1e-12)], [3.0, 9.0, 1.7e9 + 1000], [4.0, -1.5, np.nan]])
+    prep.warn_constant_changed(fitted, new, "new.csv")
     assert capsys.readouterr().err == (
         "warning: new.csv: 3 row(s) have a value of 'const_col' other than 7, its value in every training row "
         "(here: -1.5, 9); the model never saw it vary, so the change moves their predictions through weights "
         "never trained on it\n"
-        "warning: new.csv: 1 row(s) have a value of 'big' other than 3.33333e+11, its value in every training row "
-        "(here: 5); the model never saw it vary, so the change moves their predictions through weights never "
-        "trained on it\n")
+        "warning: new.csv: 1 row(s) have a value of 't' other than 1700000000, its value in every training row "
+        "(here: 1700001000); the model never saw it vary, so the change moves their predictions through weights "
+        "never trained on it\n")
+    assert prep.apply(fitted, new, what="new.csv")[:, 1].tolist() == [2.0, 0.0, 2.0, -8.5]  # (x - 7) / 1, as sklearn
+    assert capsys.readouterr().err == ""  # apply (training's splits too) says nothing of it: predict's rows only
+    # a run from before format 2 counted columns of std <= 1e-6 |mean| (Unix times) constant: they varied
+    prep.warn_constant_changed({**fitted, "format": 1}, new, "new.csv")
+    assert capsys.readouterr().err == ""
+
+
+def test_predict_warns_of_a_constant_column_that_varies_and_training_splits_do_not(tmp_path, capsys):
+    from trainlab.cli import main
+
+    rng = np.random.default_rng(0)
+    rows = [[f"{v:.3f}", "7", str(int(v > 0))] for v in rng.normal(size=60)]
+    data = write_csv(tmp_path / "d.csv", ["a", "const", "y"], rows)
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"name": "c", "data": {"source": "csv", "path": data, "target": "y"},
+                                  "model": {"name": "linear"}, "output": {"progress": "off"},
+                                  "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01},
+                                               "batch_size": 16, "epochs": 1}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "const" not in capsys.readouterr().err
+    new = tmp_path / "new.csv"
+    new.write_text("a,const\n0.5,7\n0.1,8\n")
+    assert main(["predict", str(tmp_path / "run"), str(new), "-o", str(tmp_path / "p.csv")]) == 0
+    assert "warning: " + str(new) + ": 1 row(s) have a value of 'const' other than 7" in capsys.readouterr().err
 
 
 def test_target_standardisation_and_inverse(tmp_path):

@@ -395,7 +395,7 @@ def _train(config: Config, target: Path, overwrite: bool, quiet: bool, user: lis
     config = with_data_paths_resolved(config, data_dir)
     fingerprint = data_fingerprint(config.data.model_dump())  # before reading: what the run reads, or newer
     with run_scope(config):
-        check_components(config, task_fit=False)  # a misspelt optimizer or model option: said before the data
+        check_components(config, before_data=True)  # a misspelt optimizer or model option: said before the data
         built = build(config, quiet=quiet, time_budget="calibrate")  # every bad input fails here, before any file
         if quiet and built.precision_warning:  # a warning: shown under --quiet too
             warn(built.precision_warning)

@@ -146,7 +146,9 @@ class LoadedRun:
             return model_rows(x, self.input_shape, self.input_dtype, self.vocab_size, ids_and_mask=self.ids_and_mask)
         from trainlab.data import preprocessing as prep
 
-        return torch.from_numpy(prep.apply(fitted, self._raw_rows(x), what="preprocess"))
+        rows = self._raw_rows(x)
+        prep.warn_constant_changed(fitted, rows, "preprocess")
+        return torch.from_numpy(prep.apply(fitted, rows, what="preprocess"))
 
     def _raw_rows(self, x: Any) -> np.ndarray:
         """Raw feature rows for :meth:`preprocess`: float64 (N, F), one row (F,) as N = 1, every value finite."""

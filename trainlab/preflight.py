@@ -28,15 +28,17 @@ from trainlab.data.fingerprint import READ_KEYS
 from trainlab.errors import ConfigError, DataError
 
 
-def check_components(config: Config, task_fit: bool = True) -> None:
+def check_components(config: Config, before_data: bool = False) -> None:
     """Raise the ConfigError a run of ``config`` would raise while building its components (no data read).
-    ``task_fit=False`` (``trainlab train``, which reads the data next) leaves the loss against ``data.task`` to
-    the run, whose refusal names what the targets hold (fractions where bce takes 0/1 labels)."""
+    ``before_data=True`` (``trainlab train``, which reads the data and builds every component next): the loss
+    is not checked against ``data.task`` (the run's refusal names what the targets hold: fractions where bce
+    takes 0/1 labels), and a loss of the user's (``module:attr``) is looked up, not built (its constructor
+    runs once, in the run)."""
     import trainlab.data.builtins  # noqa: F401  (registers the built-in data sources)
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
     from trainlab.data import DATA_SOURCES, users_source
     from trainlab.data.transforms import augment_options
-    from trainlab.losses import build_loss
+    from trainlab.losses import LOSSES, build_loss
     from trainlab.lr_finder import check_lr_searchable
     from trainlab.metrics import refuse_listed_twice
     from trainlab.models import MODELS, check_layer_counts
@@ -47,10 +49,12 @@ def check_components(config: Config, task_fit: bool = True) -> None:
     refuse_listed_twice(config.metrics or [])  # [F1, f1]: one metric (names ignore case), as the run refuses it
     strategy = config.strategy
     try:
-        if strategy.loss.name != "auto":
+        if before_data and ":" in strategy.loss.name:
+            LOSSES.get(strategy.loss.name)  # found and imported; built by the run
+        elif strategy.loss.name != "auto":
             loss = build_loss(strategy.loss.spec())
-            if task_fit and config.data.task is not None and not hasattr(loss, "output_dims"):  # the config's task
-                loss.output_dim(config.data.task, 2 if config.data.task == "binary" else None, 2)  # must fit it
+            if not before_data and config.data.task is not None and not hasattr(loss, "output_dims"):
+                loss.output_dim(config.data.task, 2 if config.data.task == "binary" else None, 2)  # the config's task
         optimizer = optimizer_spec_for(config)  # as the run builds it: regularization.weight_decay placed, or refused
         if strategy.optimizer.groups:  # each group's keys, selectors, optimizer and options (no model needed)
             check_groups(optimizer, [group.model_dump() for group in strategy.optimizer.groups],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,13 @@ from trainlab.code_policy import (
     using_policy,
 )
 from trainlab.compare.display import Tally
-from trainlab.compare.folder_identity import ComparisonSource, record_source, refuse_other_source
+from trainlab.compare.folder_identity import (
+    ComparisonSource,
+    clear_retraining,
+    mark_retraining,
+    record_source,
+    refuse_other_source,
+)
 from trainlab.compare.inputs import (
     check_bases,
     check_flags,
@@ -138,10 +144,13 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         groups = _by_policy(plans, policies)
         with comparison_lock(out, wait):  # a second compare into the same folder would race for its runs
             _before_the_runs(out, source, plans, several_groups=len(groups) > 1)
-            not_run = run_groups(groups, jobs, metric, direction, live, quiet)
+            # an earlier invocation's leaderboard is stale from the first run trained until this one writes its own
+            stale = (lambda: mark_retraining(out)) if is_comparison_record(out / OWN_RECORD) else None
+            not_run = run_groups(groups, jobs, metric, direction, live, quiet, before_training=stale)
             runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
             board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run, notes=notes)
             write_compare_leaderboard(board, out)
+            clear_retraining(out)
             if show_leaderboard:
                 print_leaderboard(board)
             report = write_report_if_available(groups, out)
@@ -188,18 +197,20 @@ def _refuse_damaged_runs(plans: list[RunPlan]) -> None:
 
 
 def run_groups(groups: Mapping[CodePolicy | None, list[RunPlan]], jobs: int, metric: str, direction: str,
-               live: bool | None, quiet: bool) -> dict[str, str]:
+               live: bool | None, quiet: bool, before_training: Callable[[], None] | None = None) -> dict[str, str]:
     """Run each group's plans (:func:`run_plans`), one group after another under its code policy
     (:func:`_by_policy`); a stop signal stops the groups after it as the runs after it (Interrupted where one
     is left to run). Returns why runs were not run, by :attr:`RunPlan.label` (outcomes ``not run``: the
     machine stopped them, or another process held their folders): the reasons the leaderboard shows where a
-    run's folder may hold none (the disk was full, or not writable; a busy folder is not written)."""
+    run's folder may hold none (the disk was full, or not writable; a busy folder is not written).
+    ``before_training`` is called before each group's first run, where a group trains one (:func:`run_plans`)."""
     outcomes: dict[str, dict[str, Any]] = {}
     for policy, group in groups.items():
         tally = Tally(task=group[0].task, total=len(group), metric=metric, direction=direction, read_metric=read_metric)
         with nullcontext() if policy is None else using_policy(policy):
             # a stop signal a run of an earlier group took as it finished stops this group too (Interrupted)
-            outcomes.update(run_plans(group, jobs, tally, live=live, quiet=quiet, earlier=outcomes))
+            outcomes.update(run_plans(group, jobs, tally, live=live, quiet=quiet, earlier=outcomes,
+                                      before_training=before_training))
     say_runs_complete(outcomes)  # only now: no group is left that the signal would have stopped
     return {label: o["reason"] for label, o in outcomes.items() if o["status"] == "not run"}
 

@@ -31,6 +31,8 @@ from trainlab.errors import ConfigError
 from trainlab.records import read_record_object
 
 RECORD_FILE = ".comparison.json"  # hidden, as tune's .tune.study: the folder's bookkeeping, not a result
+# present while the folder's leaderboard.json is from an earlier invocation and runs have been trained since
+RETRAINING_MARKER = ".comparison.retraining"
 
 
 @dataclass(frozen=True)
@@ -120,4 +122,24 @@ def record_source(out: Path, source: ComparisonSource) -> None:
     try:
         write_json(out / RECORD_FILE, record)
     except OSError:
+        pass
+
+
+def mark_retraining(out: Path) -> None:
+    """Say in ``out`` (:data:`RETRAINING_MARKER`) that a comparison is about to train runs there while the
+    folder holds the leaderboard of an earlier invocation: from the first such run until the comparison writes
+    its own leaderboard (:func:`clear_retraining`), that leaderboard describes runs that may be gone (a config
+    changed, a strategy added), and ``trainlab report`` refuses the folder as unfinished instead of showing its
+    numbers beside the new runs. Called only when a run is to be trained: a rerun that trains nothing leaves
+    every file as it was."""
+    if not (out / RETRAINING_MARKER).is_file():
+        write_json(out / RETRAINING_MARKER, {"note": "runs trained since leaderboard.json was written; rerun the "
+                                                     "same trainlab compare command to write a new one"})
+
+
+def clear_retraining(out: Path) -> None:
+    """Remove :data:`RETRAINING_MARKER` once ``out``'s new leaderboard is written (nothing when absent)."""
+    try:
+        (out / RETRAINING_MARKER).unlink()
+    except FileNotFoundError:
         pass

@@ -250,8 +250,10 @@ def profile_lines(board: dict[str, Any], labels: dict[str, str]) -> list[str]:
     else:
         lines = [f"performance profile over {tasks} on training time alone, whatever {board['metric']} (no "
                  "--target given): geometric mean of median train_time_s ratios to the fastest"]
+    # no ratio: a task where the strategy missed the target, or, without one, where none of its runs finished
+    missing = "inf (a target missed)" if target else "inf (no run finished on a task)"
     for name, ratio in profile["geomean_ratio"].items():
-        lines.append(f"  {labels.get(name, name):<24} {_fmt(ratio, 3) if ratio is not None else 'inf (a target missed)'}")
+        lines.append(f"  {labels.get(name, name):<24} {_fmt(ratio, 3) if ratio is not None else missing}")
     if not target:
         lines.append(f"  to rank the time each strategy takes to reach a quality: --target {target_example(board['metric'])}")
     return lines

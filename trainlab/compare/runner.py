@@ -48,7 +48,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -424,12 +424,14 @@ def refuse_damaged(notes: list[str]) -> None:
 
 
 def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None = None,
-              quiet: bool = False, earlier: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+              quiet: bool = False, earlier: dict[str, dict[str, Any]] | None = None,
+              before_training: Callable[[], None] | None = None) -> dict[str, dict[str, Any]]:
     """Run what each plan needs; returns ``{plan.label: outcome}`` for every plan (:func:`execute`'s, or
     ``{"status": "finished" | "failed", "skipped": True}`` for a folder that holds its outcome). ``quiet``: no
     line per run. ``earlier``: the outcomes of the runs before these (an earlier group of the comparison's,
     trainlab.compare.command.run_groups); a stop signal one of them took as it finished (:func:`stop_signal`)
-    stops these too: none starts.
+    stops these too: none starts. ``before_training`` is called before the first run starts (not when every
+    folder holds its outcome already).
 
     Raises :class:`Interrupted` (exit 128 + signal: 130 for Ctrl-C/SIGINT, 143 for SIGTERM) after
     the runs in progress have checkpointed, and while a run is left (:func:`settle_stop`); everything finished
@@ -453,6 +455,8 @@ def run_plans(plans: list[RunPlan], jobs: int, tally: Tally, live: bool | None =
     threads = threads_per_worker(jobs)
     if not todo:
         return outcomes
+    if before_training is not None:
+        before_training()
 
     def finish(plan: RunPlan, outcome: dict[str, Any]) -> None:
         outcomes[plan.label] = outcome

@@ -322,6 +322,7 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
                             f"an array x{rows} (CSV inputs are read for runs trained on a CSV)")
     numeric = fitted.get("numeric_columns") or []
     where = None if at is None else (lambda row, col: f"{at(row)}, column '{numeric[col]}'")
+    prep.warn_constant_changed(fitted, x, what)
     x = prep.apply(fitted, x, cats, what=what, where=where)
     if np.issubdtype(x.dtype, np.integer):
         return torch.from_numpy(np.ascontiguousarray(x))

@@ -45,7 +45,9 @@ from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import DataError
 from trainlab.notices import warn
 
-FORMAT = 1
+# 2: ``constant_columns`` by scikit-learn's variance bound (:func:`_column_stats`); 1, before it, also counted a
+# column whose std was at most 1e-6 of its mean (Unix times), which did vary in training
+FORMAT = 2
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 UNSEEN_SHOWN = 3  # unseen categories a warning names; it counts them all
 
@@ -229,7 +231,6 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
         with np.errstate(over="ignore"):  # an overflow is refused below, by its cell, not warned of by NumPy
             standardised = (x.astype(np.float64) - mean) / scale
         _check_standardised_range(preprocessing, x, standardised, what, where)
-        _warn_constant_changed(preprocessing, x, what)
         out = standardised.astype(np.float32)
     else:
         out = x.astype(np.float32, copy=True)
@@ -252,11 +253,15 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
     return np.concatenate(blocks, axis=1)
 
 
-def _warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: str) -> None:
-    """One warning per column that held one value in every training row (``constant_columns``) and holds
-    another in some of ``x``'s rows (a finite value not within 1e-7 relative of it): the model never saw the
-    column vary, so the weights it meets there were never trained on it, and the change moves predictions
-    by ``(x - mean) / 1`` through them (scale 1: :func:`_column_stats`), unsaid before."""
+def warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: str) -> None:
+    """For new rows (predict's, ``run.preprocess``'s; not training's own splits): one warning per column that
+    held one value in every training row (``constant_columns``) and holds another in some of ``x``'s raw
+    numeric rows (a finite value not within 1e-7 relative of it): the model never saw the column vary, so the
+    weights it meets there were never trained on it, and the change moves predictions by ``(x - mean) / 1``
+    through them (scale 1: :func:`_column_stats`), unsaid before. Runs whose preprocessing predates
+    :data:`FORMAT` 2 are not judged: their constant columns may have varied in training."""
+    if not preprocessing.get("standardize") or preprocessing.get("format") != FORMAT or x.ndim != 2:
+        return
     names = preprocessing.get("numeric_columns") or []
     for col in preprocessing.get("constant_columns") or []:
         if not isinstance(col, int) or not 0 <= col < x.shape[1]:
@@ -266,8 +271,8 @@ def _warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: s
         other = np.isfinite(column) & ~np.isclose(column, value, rtol=1e-7, atol=0.0)
         if other.any():
             name = f"'{shown_name(names[col])}'" if col < len(names) else f"column {col}"
-            shown = ", ".join(f"{v:g}" for v in np.unique(column[other])[:UNSEEN_SHOWN])
-            warn(f"{what}: {int(other.sum())} row(s) have a value of {name} other than {value:g}, its value in "
+            shown = ", ".join(f"{v:.12g}" for v in np.unique(column[other])[:UNSEEN_SHOWN])  # 1.7e9 + 1000 shown
+            warn(f"{what}: {int(other.sum())} row(s) have a value of {name} other than {value:.12g}, its value in "
                  f"every training row (here: {shown}); the model never saw it vary, so the change moves "
                  "their predictions through weights never trained on it")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.code_policy import resume_command_words
-from trainlab.compare.folder_identity import RECORD_FILE
+from trainlab.compare.folder_identity import RECORD_FILE, RETRAINING_MARKER
 from trainlab.errors import ConfigError, DataError
 from trainlab.folder_owner import written_by
 from trainlab.records import (
@@ -229,7 +229,11 @@ def is_unfinished_comparison(path: Path) -> bool:
     Ctrl-C, the machine) or is still running. Compare writes its folder's record (:data:`~trainlab.compare.folder_identity.RECORD_FILE`)
     under its lock before any run, then each run at ``runs/<task>/<strategy>/seed-<k>/``, and the leaderboard
     only once every run is done; either of the first two is enough (a comparison started from Python without a
-    strategies file has no record)."""
+    strategies file has no record). A folder whose leaderboard.json is an earlier invocation's, with runs trained
+    since (:data:`~trainlab.compare.folder_identity.RETRAINING_MARKER`), is unfinished too: its numbers are not
+    those of the runs there now."""
+    if is_record_file(path / RETRAINING_MARKER):
+        return True
     if is_record_file(path / LEADERBOARD):
         return False
     if is_record_file(path / RECORD_FILE):  # written by compare before any run: the strategies it belongs to
@@ -243,10 +247,12 @@ def unfinished_comparison_text(path: Path) -> str:
     to report its run folders; while a process holds its lock (``.lock``), that it is still running."""
     runs = f"trainlab report {shlex.quote(str(path))}/runs/*/*/*"
     running = holder(path)
+    state = (f"its {LEADERBOARD} is from an earlier trainlab compare, and runs were trained since"
+             if is_record_file(path / RETRAINING_MARKER) else f"no {LEADERBOARD} yet")
     if running is not None:
-        return (f"{path} is a comparison still running ({running} holds {path / LOCK}; no {LEADERBOARD} yet): "
+        return (f"{path} is a comparison still running ({running} holds {path / LOCK}; {state}): "
                 f"wait for it to finish, or report the run folders it has written: {runs}")
-    return (f"{path} is an unfinished comparison (no {LEADERBOARD} yet): rerun the same trainlab compare command "
+    return (f"{path} is an unfinished comparison ({state}): rerun the same trainlab compare command "
             f"to finish it, or report its run folders: {runs}")
 
 
@@ -416,6 +422,8 @@ def classify(paths: list[Path], left_out_of: str | None = CURVES) -> Comparison 
     if missing:
         raise ConfigError(f"{missing[0]} does not exist; pass a comparison folder or run folders")
     comparisons = [p for p in paths if is_record_file(p / LEADERBOARD)]
+    if comparisons and is_unfinished_comparison(comparisons[0]):  # a rerun stopped: its leaderboard is stale
+        raise ConfigError(unfinished_comparison_text(comparisons[0]))
     if comparisons:
         if len(paths) > 1:
             raise ConfigError(f"pass one comparison folder on its own (got {len(paths)} paths, "
