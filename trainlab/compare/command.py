@@ -21,7 +21,6 @@ from trainlab.code_policy import (
 from trainlab.compare.display import Tally
 from trainlab.compare.folder_identity import (
     ComparisonSource,
-    clear_retraining,
     mark_retraining,
     record_source,
     refuse_other_source,
@@ -143,14 +142,11 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         plans = plan_runs(bases, strategies, list(range(seeds)), out)
         groups = _by_policy(plans, policies)
         with comparison_lock(out, wait):  # a second compare into the same folder would race for its runs
-            _before_the_runs(out, source, plans, several_groups=len(groups) > 1)
-            # an earlier invocation's leaderboard is stale from the first run trained until this one writes its own
-            stale = (lambda: mark_retraining(out)) if is_comparison_record(out / OWN_RECORD) else None
+            stale = _before_the_runs(out, source, plans, several_groups=len(groups) > 1)
             not_run = run_groups(groups, jobs, metric, direction, live, quiet, before_training=stale)
             runs_complete("the comparison", "compare")  # a Ctrl-C now would leave the leaderboard without its report
             board = build_leaderboard(plans, metric, direction, parsed_target, not_run=not_run, notes=notes)
-            write_compare_leaderboard(board, out)
-            clear_retraining(out)
+            write_compare_leaderboard(board, out)  # and the folder's leaderboard is current again (clear_retraining)
             if show_leaderboard:
                 print_leaderboard(board)
             report = write_report_if_available(groups, out)
@@ -176,18 +172,22 @@ def _checked_source(source: Any, out: Path) -> ComparisonSource | None:
     return source
 
 
-def _before_the_runs(out: Path, source: ComparisonSource | None, plans: list[RunPlan], several_groups: bool) -> None:
+def _before_the_runs(out: Path, source: ComparisonSource | None, plans: list[RunPlan],
+                     several_groups: bool) -> Callable[[], None] | None:
     """Under the comparison's lock, before any run: ``source`` refused again where ``out`` records another
     strategies file (a comparison of it may have held the lock since :func:`_checked_source`); every damaged run
     folder refused (:func:`_refuse_damaged_runs`: each group's before the first group runs; with one group and no
     ``source``, :func:`run_plans` refuses them), so that a refused comparison writes nothing; then ``out``
-    records ``source`` (:func:`~trainlab.compare.folder_identity.record_source`)."""
+    records ``source`` (:func:`~trainlab.compare.folder_identity.record_source`). Returns what to call before
+    the first run trained where ``out`` holds an earlier invocation's leaderboard, stale from then on until
+    this one writes its own (:func:`~trainlab.compare.folder_identity.mark_retraining`); None where it holds none."""
     if source is not None:
         refuse_other_source(out, source, named("out"))
     if several_groups or source is not None:
         _refuse_damaged_runs(plans)
     if source is not None:
         record_source(out, source)
+    return (lambda: mark_retraining(out)) if is_comparison_record(out / OWN_RECORD) else None
 
 
 def _refuse_damaged_runs(plans: list[RunPlan]) -> None:

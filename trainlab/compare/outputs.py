@@ -15,6 +15,7 @@ from trainlab.atomic import is_written_in_place
 from trainlab.bounded_read import read_regular_file
 from trainlab.code_policy import CodePolicy, is_own_run, trusting_runs
 from trainlab.compare.busy_run import busy_error
+from trainlab.compare.folder_identity import clear_retraining
 from trainlab.compare.leaderboard_output import write_leaderboard
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.precheck import check_metric_found
@@ -46,9 +47,11 @@ RERUN = "rerun the same command once the disk is writable (finished runs are not
 
 def write_compare_leaderboard(board: dict[str, Any], out: Path) -> None:
     """:func:`~trainlab.compare.leaderboard_output.write_leaderboard`, an OSError as a WriteError (exit 5) whose advice
-    is the comparison's own: the runs are written, and rerunning the same command writes the leaderboard."""
+    is the comparison's own: the runs are written, and rerunning the same command writes the leaderboard. Once it
+    is written, the folder's mark of a stale leaderboard goes (:func:`~trainlab.compare.folder_identity.clear_retraining`)."""
     try:
         write_leaderboard(board, out)
+        clear_retraining(out)
     except OSError as exc:
         raise WriteError(f"{cannot(exc)}; the runs are written: {RERUN}") from None
 
