@@ -59,3 +59,47 @@ def test_a_rerun_stopped_after_retraining_leaves_a_folder_report_refuses_until_i
     assert not (out / RETRAINING_MARKER).exists()
     assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
     assert os.path.getsize(tmp_path / "r.html") > 0
+
+
+def test_a_retraining_killed_after_a_checkpoint_is_resumed_by_the_rerun_not_started_again(tmp_path, capsys):
+    """A strategy edited and its rerun killed: the retraining, staged beside the old run as .seed-K.new-<pid> with
+    step checkpoints, was deleted by the next rerun and started again from step 0 ("config changed ...: running
+    it again"), so a comparison stopped more often than one run takes never finished."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = {**BASE, "data": {"source": "digits"}, "strategy": {**BASE["strategy"], "epochs": 120, "batch_size": 64},
+            "output": {"progress": "off", "checkpoint": {"every_n_steps": 40}}}
+    base_file, strategies_file, out = tmp_path / "base.yaml", tmp_path / "strategies.yaml", tmp_path / "out"
+    base_file.write_text(yaml.safe_dump({**base, "strategy": {**base["strategy"], "epochs": 1}}))
+    strategies_file.write_text(yaml.safe_dump({"strategies": {"plain": None}}))
+    argv = ["compare", str(base_file), "--strategies", str(strategies_file), "--seeds", "1", "--jobs", "1",
+            "--out", str(out), "--quiet"]
+    assert main(argv) == 0  # the earlier run: 1 epoch
+    first_hash = json.loads((out / "runs" / "base" / "plain" / "seed-0" / "run.json").read_text())["config_hash"]
+    base_file.write_text(yaml.safe_dump(base))  # edited: 120 epochs (~2,700 steps), retrained from scratch
+    seed = out / "runs" / "base" / "plain"
+    process = subprocess.Popen([sys.executable, "-m", "trainlab", *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(seed.glob(".seed-0.new-*/checkpoint/step-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a few more steps
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    staged = list(seed.glob(".seed-0.new-*"))
+    assert len(staged) == 1 and json.loads((seed / "seed-0" / "run.json").read_text())["status"] == "finished"
+    reached = max(int(p.name.split("-")[1]) for p in staged[0].glob("checkpoint/step-*"))
+    assert reached >= 40
+    capsys.readouterr()
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    said = said.out + said.err
+    assert "resuming base/plain/seed-0 from the checkpoint of its run of the changed config" in said, said
+    assert f"(it was in {staged[0].name})" in said and "running base/plain/seed-0 again" not in said
+    assert not list(seed.glob(".seed-0.new-*"))
+    summary = json.loads((seed / "seed-0" / "summary.json").read_text())
+    assert summary["epochs_run"] == 120 and summary["config_hash"] != first_hash

@@ -116,8 +116,9 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
         _check_resumable(path, info, load_config(path / "config.yaml", follow_links=False), config)
         return _nothing_to_resume(path), path
     if run.adopted_from is not None:
-        note(f"note: continuing the 'train --overwrite' of {path} that was killed before it could replace the "
-              f"run there (it was in {run.adopted_from.name}); the replaced run is deleted, as the overwrite asked")
+        note(f"note: continuing the new run of {path} (a 'train --overwrite', or a comparison's run of a changed "
+              f"config) that was killed before it could replace the run there (it was in {run.adopted_from.name}); "
+              "the replaced run is deleted, as the new run asked")
     try:
         stored = load_config(path / "config.yaml", follow_links=False)
         _check_resumable(path, run.info(), stored, config)

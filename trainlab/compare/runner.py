@@ -13,7 +13,9 @@ running, each planned run is classified by what its folder holds (:func:`run_act
              the record were not there; a finished run's is removed: :func:`stale_error_record`)
     changed  the config (in what decides the run's outcome, trainlab.config_identity: not its output
              section or thread count) or the data files differ -> train again from scratch (said so,
-             naming the first key that differs)
+             naming the first key that differs), staged beside the old run as ``.seed-<k>.new-<pid>`` until
+             it ends (trainlab.run_folder.RunDir.create); where an earlier invocation's such run of this very
+             config was killed after a step checkpoint, it is ``partial`` instead: resumed from that checkpoint
     partial  running / interrupted, or failed with a config that differs only in its output section or
              thread count, same config                         -> trainlab.run_resume.resume (with its stored config)
     damaged  run.json unreadable or of an unknown status, or status finished with a summary.json that is
@@ -172,6 +174,8 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     if damage and recorded is None:  # nothing left says which config the finished run trained
         return "damaged", _damaged_summary(plan, summary_path, damage)
     change = recorded_run_change(plan, config, info, recorded, memo)
+    if change and _stranded_run_of(plan, memo):
+        return "partial", f"resuming {plan.label} from the checkpoint of its run of the changed config"
     if change:
         return "changed", change
     if damage:
@@ -190,6 +194,20 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
+
+
+def _stranded_run_of(plan: RunPlan, memo: dict[str, str | None]) -> bool:
+    """Whether the newest dead staging folder beside ``plan``'s folder (:func:`~trainlab.run_staging.stranded_overwrites`:
+    a retraining of a changed config, killed after its first step checkpoint) holds ``plan``'s own run: the same
+    config and data (:func:`recorded_run_change` of its run.json is None). ``resume`` of the folder adopts that
+    one (:meth:`~trainlab.run_folder.RunDir.open_existing`), so the retraining goes on from its checkpoint
+    instead of from step 0 each time the comparison is stopped."""
+    from trainlab.run_staging import stranded_overwrites
+
+    stranded = stranded_overwrites(plan.path)
+    info = read_record_object(stranded[0] / "run.json") if stranded else None
+    return isinstance(info, dict) and info.get("status") in (*RESUMABLE, "finished") and \
+        recorded_run_change(plan, plan.config, info, info.get("config_hash"), memo) is None
 
 
 def _is_with_threads_given(plan: RunPlan, config: Config, recorded: str | None) -> bool:
