@@ -625,6 +625,8 @@ def test_a_column_constant_in_training_that_varies_in_new_rows_is_warned_of(caps
         "never trained on it\n")
     assert prep.apply(fitted, new, what="new.csv")[:, 1].tolist() == [2.0, 0.0, 2.0, -8.5]  # (x - 7) / 1, as sklearn
     assert capsys.readouterr().err == ""  # apply (training's splits too) says nothing of it: predict's rows only
+    prep.warn_constant_changed(fitted, new[:, :2], "new.csv")  # another width: apply's error alone, no warning
+    assert capsys.readouterr().err == ""
     # a run from before format 2 counted columns of std <= 1e-6 |mean| (Unix times) constant: they varied
     prep.warn_constant_changed({**fitted, "format": 1}, new, "new.csv")
     assert capsys.readouterr().err == ""

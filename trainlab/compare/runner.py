@@ -14,10 +14,13 @@ running, each planned run is classified by what its folder holds (:func:`run_act
     changed  the config (in what decides the run's outcome, trainlab.config_identity: not its output
              section or thread count) or the data files differ -> train again from scratch (said so,
              naming the first key that differs), staged beside the old run as ``.seed-<k>.new-<pid>`` until
-             it ends (trainlab.run_folder.RunDir.create); where an earlier invocation's such run of this very
-             config was killed after a step checkpoint, it is ``partial`` instead: resumed from that checkpoint
+             it ends (trainlab.run_folder.RunDir.create)
+    adopt    changed, but an earlier invocation's run of this very config and data was killed in its staging
+             folder after a step checkpoint -> resumed from that checkpoint (trainlab.run_resume.resume adopts it)
     partial  running / interrupted, or failed with a config that differs only in its output section or
-             thread count, same config                         -> trainlab.run_resume.resume (with its stored config)
+             thread count, same config                         -> trainlab.run_resume.resume (with its stored config;
+             a staging folder beside it that holds another config's or data's run is removed first, or resume
+             would adopt it: :func:`_drop_other_staged_runs`)
     damaged  run.json unreadable or of an unknown status, or status finished with a summary.json that is
              missing or not a finished run's summary -> the comparison is refused before any run (DataError,
              exit 3) naming the file: a finished run is never trained again, nor its files replaced, unasked
@@ -51,12 +54,13 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainlab.atomic import write_json
-from trainlab.code_policy import trusting_own_run
+from trainlab.code_policy import is_own_run, trusting_runs
 from trainlab.compare.absorbed_signals import signals_during
 from trainlab.compare.busy_run import busy_reason, recorded_busy
 from trainlab.compare.display import LiveDisplay, PlainDisplay, QuietDisplay, Tally
@@ -175,7 +179,7 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
         return "damaged", _damaged_summary(plan, summary_path, damage)
     change = recorded_run_change(plan, config, info, recorded, memo)
     if change and _stranded_run_of(plan, memo):
-        return "partial", f"resuming {plan.label} from the checkpoint of its run of the changed config"
+        return "adopt", f"resuming {plan.label} from the checkpoint of its run of the changed config"
     if change:
         return "changed", change
     if damage:
@@ -369,15 +373,20 @@ def _raised_outcome(folder: Path, raw: dict[str, Any], exc: Exception, previous:
 
 
 def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
-    """The run's summary: ``partial`` resumed, anything else trained (over what the folder holds)."""
+    """The run's summary: ``partial`` and ``adopt`` resumed, anything else trained (over what the folder holds)."""
     from trainlab.experiment import train
     from trainlab.run_resume import resume
+    from trainlab.run_staging import stranded_overwrites
 
-    if action == "partial":
+    if action in ("partial", "adopt"):
+        if action == "partial":
+            _drop_other_staged_runs(folder)
+        # the run resumed: the folder's own, or the staged one resume adopts (its config is the plan's)
+        resumed = stranded_overwrites(folder)[0] if action == "adopt" else folder
         try:
             # the user's own run (its config.yaml names no code the plan's does not): resumed under the
             # comparison's code policy, as it was trained; anything else as anyone's run folder
-            with trusting_own_run(folder, raw):
+            with trusting_runs([folder]) if is_own_run(resumed, raw) else nullcontext():
                 return resume(folder, quiet=True)[0]
         except (TrainingError, Interrupted, RunDirError):  # RunDirError: finished, in use, linked records
             raise
@@ -386,6 +395,21 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
                 raise
             warn(f"cannot resume {folder} ({exc}); training it from scratch")  # an unreadable partial run
     return train(validate(with_threads_given(raw)), out=folder, overwrite=True, quiet=True)[0]
+
+
+def _drop_other_staged_runs(folder: Path) -> None:
+    """Remove the dead staging folders beside ``folder`` (:func:`~trainlab.run_staging.stranded_overwrites`)
+    whose run is not the one ``folder`` records (another config hash or data fingerprint: a config tried,
+    stopped and edited back): ``resume`` adopts the newest such folder, and would go on with that config's run
+    in place of the folder's own. One of the same run stays, and is adopted (it is the newer of the two)."""
+    from trainlab.run_leftovers import remove_path
+    from trainlab.run_staging import stranded_overwrites
+
+    own = read_record_object(folder / "run.json") or {}
+    for staged in stranded_overwrites(folder):
+        info = read_record_object(staged / "run.json") or {}
+        if any(info.get(key) != own.get(key) for key in ("config_hash", "data_fingerprint")):
+            remove_path(staged)
 
 
 def with_threads_given(raw: dict[str, Any]) -> dict[str, Any]:

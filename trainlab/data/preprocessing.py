@@ -260,7 +260,8 @@ def warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: st
     weights it meets there were never trained on it, and the change moves predictions by ``(x - mean) / 1``
     through them (scale 1: :func:`_column_stats`), unsaid before. Runs whose preprocessing predates
     :data:`FORMAT` 2 are not judged: their constant columns may have varied in training."""
-    if not preprocessing.get("standardize") or preprocessing.get("format") != FORMAT or x.ndim != 2:
+    if not preprocessing.get("standardize") or preprocessing.get("format") != FORMAT or x.ndim != 2 \
+            or x.shape[1] != len(preprocessing.get("mean") or []):  # rows of another width: apply refuses them
         return
     names = preprocessing.get("numeric_columns") or []
     for col in preprocessing.get("constant_columns") or []:
