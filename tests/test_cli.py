@@ -341,3 +341,36 @@ def test_train_builds_a_users_loss_once_while_checking_it_before_the_data(tmp_pa
                  "data.source=csv", "--set", f"data.path={tmp_path / 'absent.csv'}", "--set", "data.target=y",
                  "--out", str(tmp_path / "run2")]) == 2  # the loss's name before the data file's absence
     assert "Countd" in capsys.readouterr().err
+
+
+def test_schedule_and_train_refuse_a_finetune_section_no_run_can_start_alike(tmp_path, capsys):
+    """`trainlab schedule` drew the plan of unfreeze_after_epochs without freeze (exit 0), which train refuses."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "c", "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [4]},
+        "output": {"progress": "off"},
+        "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 16,
+                     "epochs": 2, "finetune": {"freeze": False, "unfreeze_after_epochs": 1}}}))
+    said = "error: strategy.finetune.unfreeze_after_epochs=1 needs freeze: true\n"
+    assert main(["schedule", str(config), "--plot", str(tmp_path / "s.png")]) == 2
+    assert capsys.readouterr().err == said and not (tmp_path / "s.png").exists()
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == said
+
+
+def test_lr_find_says_its_suggestion_is_the_frozen_phase_heads_lr_under_unfreezing():
+    """lr-find on freeze -> unfreeze with layer-wise decay printed 'suggested lr: 0.0215' alone: the head's lr
+    while frozen, 100-300x a usual backbone fine-tuning lr, which the layers then trained at (x decay^k)."""
+    from trainlab.config import validate
+    from trainlab.lr_find_run import suggestion_line
+
+    raw = {"name": "f", "data": {"source": "iris"}, "model": {"name": "mlp", "hidden": [4]},
+           "strategy": {"loss": "cross_entropy", "optimizer": {"name": "adamw", "lr": 1e-3}, "batch_size": 16,
+                        "epochs": 3, "finetune": {"freeze": True, "unfreeze_after_epochs": 1,
+                                                  "layerwise_lr_decay": 0.5}}}
+    assert suggestion_line(validate(raw), 0.0215) == (
+        "suggested lr: 0.0215 (the head's lr while the backbone is frozen, which the sweep measured; after "
+        "unfreeze_after_epochs=1, the layer below the head then trains at 0.0107, each lower one x0.5 more "
+        "(layerwise_lr_decay): a backbone usually fine-tunes at a smaller lr than a new head)")
+    del raw["strategy"]["finetune"]
+    assert suggestion_line(validate(raw), 0.0215) == "suggested lr: 0.0215"

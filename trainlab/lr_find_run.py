@@ -83,6 +83,21 @@ def lr_find_config(config: Config, plot: str | None = None, *, start_lr: float =
     return suggestion, lrs, losses
 
 
+def _finetune_phases(config: Config, suggestion: float) -> str:
+    """What the suggestion is of a fine-tuning that freezes the backbone for its first epochs
+    (``finetune.unfreeze_after_epochs``): the head's lr while frozen, which the sweep measured; once the
+    backbone trains, layer k below the head at lr x ``layerwise_lr_decay``^k. "" for any other run."""
+    finetune = config.strategy.finetune
+    if finetune is None or not finetune.freeze or finetune.unfreeze_after_epochs is None:
+        return ""
+    decay = finetune.layerwise_lr_decay
+    after = (f"the layer below the head then trains at {suggestion * decay:.3g}, each lower one "
+             f"x{decay:g} more (layerwise_lr_decay)" if decay and decay < 1 else "every layer then trains at it")
+    return (f" (the head's lr while the backbone is frozen, which the sweep measured; after "
+            f"unfreeze_after_epochs={finetune.unfreeze_after_epochs}, {after}: a backbone usually fine-tunes at "
+            "a smaller lr than a new head)")
+
+
 def suggestion_line(config: Config, suggestion: float) -> str:
     """The line ``trainlab lr-find`` prints: ``suggested lr: X``, X a value of ``strategy.optimizer.lr``.
 
@@ -94,7 +109,7 @@ def suggestion_line(config: Config, suggestion: float) -> str:
     """
     optimizer = config.strategy.optimizer
     if not optimizer.groups:
-        return f"suggested lr: {suggestion:.3g}"
+        return f"suggested lr: {suggestion:.3g}{_finetune_phases(config, suggestion)}"
     top = base_lr(config)  # the sweep's reference: its lrs are values of this lr (lr_find_config)
     parts = []
     for index, group in enumerate(optimizer.groups):
