@@ -146,3 +146,17 @@ def test_a_staged_run_of_a_config_tried_and_dropped_is_not_resumed_in_place_of_t
     assert not list(seed.glob(".seed-0.new-*"))
     summary = json.loads((seed / "seed-0" / "summary.json").read_text())
     assert summary["config_hash"] == b_hash and summary["epochs_run"] == 120
+
+
+def test_an_adopt_whose_staging_folder_is_gone_trains_the_run_rather_than_resuming_the_old_one(tmp_path):
+    """The staging folder run_action found may be gone when the worker gets to it (removed by hand, another
+    process): resuming the folder then returned the old config's finished run as the new one's."""
+    from trainlab.compare.runner import _train_or_resume
+    from trainlab.config import validate
+    from trainlab.experiment import train
+
+    old = {**BASE, "strategy": {**BASE["strategy"], "epochs": 1}}
+    train(validate(old), out=tmp_path / "seed-0", quiet=True)
+    new = {**BASE, "strategy": {**BASE["strategy"], "epochs": 2}}
+    summary = _train_or_resume(tmp_path / "seed-0", new, "adopt")
+    assert summary["epochs_run"] == 2

@@ -378,11 +378,12 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
     from trainlab.run_resume import resume
     from trainlab.run_staging import stranded_overwrites
 
-    if action in ("partial", "adopt"):
+    staged = stranded_overwrites(folder) if action == "adopt" else []  # gone since: trained from scratch below
+    if action == "partial" or staged:
         if action == "partial":
             _drop_other_staged_runs(folder)
         # the run resumed: the folder's own, or the staged one resume adopts (its config is the plan's)
-        resumed = stranded_overwrites(folder)[0] if action == "adopt" else folder
+        resumed = staged[0] if staged else folder
         try:
             # the user's own run (its config.yaml names no code the plan's does not): resumed under the
             # comparison's code policy, as it was trained; anything else as anyone's run folder
