@@ -372,5 +372,8 @@ def test_lr_find_says_its_suggestion_is_the_frozen_phase_heads_lr_under_unfreezi
         "suggested lr: 0.0215 (the head's lr while the backbone is frozen, which the sweep measured; after "
         "unfreeze_after_epochs=1, the layer below the head then trains at 0.0107, each lower one x0.5 more "
         "(layerwise_lr_decay): a backbone usually fine-tunes at a smaller lr than a new head)")
+    raw["strategy"]["epochs"] = 1  # the backbone never unfreezes: nothing said of an unfrozen phase
+    assert suggestion_line(validate(raw), 0.0215) == ("suggested lr: 0.0215 (the head's lr: the backbone stays "
+                                                      "frozen through the run's strategy.epochs=1)")
     del raw["strategy"]["finetune"]
     assert suggestion_line(validate(raw), 0.0215) == "suggested lr: 0.0215"

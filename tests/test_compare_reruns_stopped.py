@@ -160,3 +160,21 @@ def test_an_adopt_whose_staging_folder_is_gone_trains_the_run_rather_than_resumi
     new = {**BASE, "strategy": {**BASE["strategy"], "epochs": 2}}
     summary = _train_or_resume(tmp_path / "seed-0", new, "adopt")
     assert summary["epochs_run"] == 2
+
+
+def test_a_staged_run_that_finished_before_its_swap_is_taken_as_it_is_and_said_so(tmp_path):
+    """A retraining killed between finishing and its swap was announced as 'resuming ... from the checkpoint'."""
+    from trainlab.compare.runner import plan_runs, run_action
+    from trainlab.compare.strategies import NamedStrategy
+    from trainlab.config import validate
+    from trainlab.experiment import train
+    from trainlab.run_staging import staging_name
+
+    out = tmp_path / "out"
+    new = {**BASE, "strategy": {**BASE["strategy"], "epochs": 2}}
+    [plan] = plan_runs({"base": new}, [NamedStrategy("plain", {})], [0], out)
+    old = {**plan.raw, "strategy": {**plan.raw["strategy"], "epochs": 1}}
+    train(validate(old), out=plan.path, quiet=True)  # the earlier comparison's run
+    train(validate(plan.raw), out=staging_name(plan.path, 2**22 + 7), quiet=True)  # a dead process's, finished
+    assert run_action(plan) == ("adopt", "taking base/plain/seed-0's finished run of the changed config from its "
+                                         "staging folder")

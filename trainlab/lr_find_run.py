@@ -90,6 +90,9 @@ def _finetune_phases(config: Config, suggestion: float) -> str:
     finetune = config.strategy.finetune
     if finetune is None or not finetune.freeze or finetune.unfreeze_after_epochs is None:
         return ""
+    epochs = config.strategy.epochs
+    if finetune.unfreeze_after_epochs >= epochs and config.strategy.min_steps is None:  # warned of as the run builds
+        return f" (the head's lr: the backbone stays frozen through the run's strategy.epochs={epochs})"
     decay = finetune.layerwise_lr_decay
     after = (f"the layer below the head then trains at {suggestion * decay:.3g}, each lower one "
              f"x{decay:g} more (layerwise_lr_decay)" if decay and decay < 1 else "every layer then trains at it")

@@ -178,8 +178,11 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     if damage and recorded is None:  # nothing left says which config the finished run trained
         return "damaged", _damaged_summary(plan, summary_path, damage)
     change = recorded_run_change(plan, config, info, recorded, memo)
-    if change and _stranded_run_of(plan, memo):
-        return "adopt", f"resuming {plan.label} from the checkpoint of its run of the changed config"
+    staged = _stranded_run_of(plan, memo) if change else None
+    if staged is not None:
+        return "adopt", (f"taking {plan.label}'s finished run of the changed config from its staging folder"
+                         if staged == "finished" else
+                         f"resuming {plan.label} from the checkpoint of its run of the changed config")
     if change:
         return "changed", change
     if damage:
@@ -200,18 +203,22 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
 
 
-def _stranded_run_of(plan: RunPlan, memo: dict[str, str | None]) -> bool:
-    """Whether the newest dead staging folder beside ``plan``'s folder (:func:`~trainlab.run_staging.stranded_overwrites`:
-    a retraining of a changed config, killed after its first step checkpoint) holds ``plan``'s own run: the same
-    config and data (:func:`recorded_run_change` of its run.json is None). ``resume`` of the folder adopts that
-    one (:meth:`~trainlab.run_folder.RunDir.open_existing`), so the retraining goes on from its checkpoint
-    instead of from step 0 each time the comparison is stopped."""
+def _stranded_run_of(plan: RunPlan, memo: dict[str, str | None]) -> str | None:
+    """The status of the run in the newest dead staging folder beside ``plan``'s folder
+    (:func:`~trainlab.run_staging.stranded_overwrites`: a retraining of a changed config, killed after its first
+    step checkpoint, or as it finished) where it is ``plan``'s own run: the same config and data
+    (:func:`recorded_run_change` of its run.json is None); else None. ``resume`` of the folder adopts that one
+    (:meth:`~trainlab.run_folder.RunDir.open_existing`), so the retraining goes on from its checkpoint instead of
+    from step 0 each time the comparison is stopped."""
     from trainlab.run_staging import stranded_overwrites
 
     stranded = stranded_overwrites(plan.path)
     info = read_record_object(stranded[0] / "run.json") if stranded else None
-    return isinstance(info, dict) and info.get("status") in (*RESUMABLE, "finished") and \
-        recorded_run_change(plan, plan.config, info, info.get("config_hash"), memo) is None
+    status = info.get("status") if isinstance(info, dict) else None
+    if status in (*RESUMABLE, "finished") and recorded_run_change(plan, plan.config, info, info.get("config_hash"),
+                                                                   memo) is None:
+        return status
+    return None
 
 
 def _is_with_threads_given(plan: RunPlan, config: Config, recorded: str | None) -> bool:
