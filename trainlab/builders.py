@@ -41,7 +41,7 @@ from trainlab.engine.step_budget import epochs_for_step_budget
 from trainlab.engine.tta import TestTimeAugmentation, build_tta
 from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.errors import ConfigError
-from trainlab.finetune import check_finetune_options
+from trainlab.finetune import check_finetune_section
 from trainlab.group_horizons import check_something_trains, group_horizons
 from trainlab.initializers import apply_initializers, build_initializers, images_needed
 from trainlab.lora import apply_lora
@@ -188,8 +188,7 @@ def prepare_model(config: Config, data: Dataset, model: torch.nn.Module) -> torc
         apply_initializers(chain, model, training_sample(data, needed, config.seed) if needed else None)
     finetune = config.strategy.finetune
     if finetune is not None:
-        lora = finetune.lora.model_dump() if finetune.lora else None
-        check_finetune_options(finetune.freeze, finetune.unfreeze_after_epochs, finetune.layerwise_lr_decay, lora)
+        lora = check_finetune_section(finetune)
         if lora:
             model = apply_lora(model, **lora)
     return model

@@ -187,6 +187,14 @@ def frozen_norms_to_eval(model: nn.Module) -> int:
     return count
 
 
+def check_finetune_section(finetune: Any) -> dict[str, Any] | None:
+    """:func:`check_finetune_options` on a config's ``strategy.finetune`` section (the run's check as it
+    prepares the model, and the preflight's); returns its LoRA options as a dict (None without)."""
+    lora = finetune.lora.model_dump() if finetune.lora else None
+    check_finetune_options(finetune.freeze, finetune.unfreeze_after_epochs, finetune.layerwise_lr_decay, lora)
+    return lora
+
+
 def check_finetune_options(freeze: bool = False, unfreeze_after_epochs: int | None = None,
                            layerwise_lr_decay: float | None = None, lora: dict[str, Any] | None = None) -> None:
     """Validate a ``strategy.finetune`` section; raises ConfigError naming the bad key."""

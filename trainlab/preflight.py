@@ -38,7 +38,7 @@ def check_components(config: Config, before_data: bool = False) -> None:
     import trainlab.models.builtins  # noqa: F401  (registers the built-in models)
     from trainlab.data import DATA_SOURCES, users_source
     from trainlab.data.transforms import augment_options
-    from trainlab.finetune import check_finetune_options
+    from trainlab.finetune import check_finetune_section
     from trainlab.losses import LOSSES, build_loss
     from trainlab.lr_finder import check_lr_searchable
     from trainlab.metrics import refuse_listed_twice
@@ -69,9 +69,7 @@ def check_components(config: Config, before_data: bool = False) -> None:
         raise ConfigError(str(exc).strip().splitlines()[0]) from None
     check_finetune_param_groups(config)
     if strategy.finetune is not None:  # unfreeze_after_epochs without freeze, LoRA with freeze, its options
-        finetune = strategy.finetune
-        check_finetune_options(finetune.freeze, finetune.unfreeze_after_epochs, finetune.layerwise_lr_decay,
-                               finetune.lora.model_dump() if finetune.lora else None)
+        check_finetune_section(strategy.finetune)
     if strategy.weight_averaging is not None:
         for one in _optimizers_every_run_builds(config, built):
             check_averaging_fits(config, one)

@@ -15,12 +15,13 @@ running, each planned run is classified by what its folder holds (:func:`run_act
              section or thread count) or the data files differ -> train again from scratch (said so,
              naming the first key that differs), staged beside the old run as ``.seed-<k>.new-<pid>`` until
              it ends (trainlab.run_folder.RunDir.create)
-    adopt    changed, but an earlier invocation's run of this very config and data was killed in its staging
-             folder after a step checkpoint -> resumed from that checkpoint (trainlab.run_resume.resume adopts it)
+    adopt    changed or partial, but an earlier invocation's run of this very config and data was killed in its
+             staging folder after a step checkpoint -> resumed from that checkpoint (trainlab.run_resume.resume
+             adopts it)
     partial  running / interrupted, or failed with a config that differs only in its output section or
              thread count, same config                         -> trainlab.run_resume.resume (with its stored config;
              a staging folder beside it that holds another config's or data's run is removed first, or resume
-             would adopt it: :func:`_drop_other_staged_runs`)
+             would adopt it: :func:`_drop_staged_runs`; one that holds this run is ``adopt``)
     damaged  run.json unreadable or of an unknown status, or status finished with a summary.json that is
              missing or not a finished run's summary -> the comparison is refused before any run (DataError,
              exit 3) naming the file: a finished run is never trained again, nor its files replaced, unasked
@@ -178,13 +179,8 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
     if damage and recorded is None:  # nothing left says which config the finished run trained
         return "damaged", _damaged_summary(plan, summary_path, damage)
     change = recorded_run_change(plan, config, info, recorded, memo)
-    staged = _stranded_run_of(plan, memo) if change else None
-    if staged is not None:
-        return "adopt", (f"taking {plan.label}'s finished run of the changed config from its staging folder"
-                         if staged == "finished" else
-                         f"resuming {plan.label} from the checkpoint of its run of the changed config")
     if change:
-        return "changed", change
+        return _staged_action(plan, memo, "of the changed config") or ("changed", change)
     if damage:
         return "damaged", _damaged_summary(plan, summary_path, damage)
     if status == "finished":
@@ -197,10 +193,22 @@ def run_action(plan: RunPlan, memo: dict[str, str | None] | None = None) -> tupl
         return "damaged", (f"{info_path} has status {short_repr(status)}, which no run records (one of "
                            f"running, interrupted, finished, diverged, failed); {_RESTORE} {plan.path} to train "
                            "that run again")
-    return "partial", f"resuming {plan.label} (status {status})"
+    return _staged_action(plan, memo, "newer than its folder's") or ("partial", f"resuming {plan.label} (status {status})")
 
 
 RESUMABLE = ("running", "interrupted")  # run.json statuses of a run that stopped before its end
+
+
+def _staged_action(plan: RunPlan, memo: dict[str, str | None], which: str) -> tuple[str, str] | None:
+    """``("adopt", note)`` where the newest dead staging folder beside ``plan``'s folder holds ``plan``'s own
+    run (:func:`_stranded_run_of`), ``which`` saying what that run is beside the folder's; else None (a
+    ``partial`` resume then removes such folders first: :func:`_drop_staged_runs`)."""
+    status = _stranded_run_of(plan, memo)
+    if status is None:
+        return None
+    if status == "finished":
+        return "adopt", f"taking {plan.label}'s finished run {which} from its staging folder"
+    return "adopt", f"resuming {plan.label} from the checkpoint of its run {which}"
 
 
 def _stranded_run_of(plan: RunPlan, memo: dict[str, str | None]) -> str | None:
@@ -388,7 +396,7 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
     staged = stranded_overwrites(folder) if action == "adopt" else []  # gone since: trained from scratch below
     if action == "partial" or staged:
         if action == "partial":
-            _drop_other_staged_runs(folder)
+            _drop_staged_runs(folder)
         # the run resumed: the folder's own, or the staged one resume adopts (its config is the plan's)
         resumed = staged[0] if staged else folder
         try:
@@ -405,19 +413,16 @@ def _train_or_resume(folder: Path, raw: dict[str, Any], action: str) -> dict[str
     return train(validate(with_threads_given(raw)), out=folder, overwrite=True, quiet=True)[0]
 
 
-def _drop_other_staged_runs(folder: Path) -> None:
+def _drop_staged_runs(folder: Path) -> None:
     """Remove the dead staging folders beside ``folder`` (:func:`~trainlab.run_staging.stranded_overwrites`)
-    whose run is not the one ``folder`` records (another config hash or data fingerprint: a config tried,
-    stopped and edited back): ``resume`` adopts the newest such folder, and would go on with that config's run
-    in place of the folder's own. One of the same run stays, and is adopted (it is the newer of the two)."""
+    before its own run is resumed: :func:`run_action` found that the newest holds no run of the plan (another
+    config or data: a config tried, stopped and edited back; else the action is ``adopt``), and ``resume`` adopts
+    the newest such folder, which would go on with that run in place of the folder's own."""
     from trainlab.run_leftovers import remove_path
     from trainlab.run_staging import stranded_overwrites
 
-    own = read_record_object(folder / "run.json") or {}
     for staged in stranded_overwrites(folder):
-        info = read_record_object(staged / "run.json") or {}
-        if any(info.get(key) != own.get(key) for key in ("config_hash", "data_fingerprint")):
-            remove_path(staged)
+        remove_path(staged)
 
 
 def with_threads_given(raw: dict[str, Any]) -> dict[str, Any]:
