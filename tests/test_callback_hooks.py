@@ -17,8 +17,9 @@ from sklearn.datasets import load_iris
 import trainlab
 from tests.conftest import DIGITS_MLP
 from tests.forked_runs import records
-from trainlab.callbacks.base import Callback, unknown_hooks
+from trainlab.callbacks.base import Callback
 from trainlab.callbacks.callback_list import CallbackList
+from trainlab.callbacks.hook_rules import unknown_hooks
 from trainlab.errors import ConfigError
 from trainlab.records import metrics_file_records
 

@@ -17,11 +17,10 @@ from trainlab.callbacks.base import (
     UserHook,
     builtin_callback_names,
     callback_name,
-    hook_signature_problem,
     is_builtin,
     overrides,
-    warn_unknown_hooks,
 )
+from trainlab.callbacks.hook_rules import hook_signature_problem, warn_keras_parameters, warn_unknown_hooks
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError
 from trainlab.notices import warn
@@ -82,6 +81,7 @@ class CallbackList:
                 if overrides(callback, event) and (problem := hook_signature_problem(callback, event)):
                     raise ConfigError(problem)
             warn_unknown_hooks(callback)
+            warn_keras_parameters(callback)
         self.hooks: dict[Event, list[Callable[..., None]]] = {
             event: [getattr(cb, event.value) if is_builtin(cb) else UserHook(cb, event)
                     for cb in sorted(self.callbacks, key=lambda cb: hook_order(cb, event)) if overrides(cb, event)]
