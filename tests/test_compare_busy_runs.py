@@ -17,7 +17,7 @@ import yaml
 
 from tests.compare_configs import iris_base
 from trainlab.cli import main
-from trainlab.compare.runner import ERROR_FILE
+from trainlab.compare.run_actions import ERROR_FILE
 from trainlab.engine.loop import Trainer
 from trainlab.run_lock import RunLock
 

@@ -231,7 +231,9 @@ def test_a_run_whose_worker_died_is_listed_as_failed_and_run_again_next_time(tmp
                      live=False, quiet=True)
     entry = board["tasks"]["diabetes"]["strategies"][0]
     assert entry["failed"] == 1 and entry["failures"][0]["reason"].startswith("worker died")
-    plan = runner.plan_runs({"diabetes": REGRESSION}, strategies, [0], tmp_path / "dead")[0]
+    from trainlab.compare.run_actions import plan_runs
+
+    plan = plan_runs({"diabetes": REGRESSION}, strategies, [0], tmp_path / "dead")[0]
     assert runner.run_action(plan)[0] != "failed"  # a death need not recur: the next invocation retries it
 
 def test_a_metric_of_an_empty_split_is_an_error_after_the_runs_with_the_board_kept(tmp_path: Path, capsys):
@@ -280,7 +282,8 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path: Path, jobs: str):
 def test_the_interrupt_line_counts_the_runs_waiting_at_a_checkpoint(tmp_path: Path):
     """Read from the run folders (a pool's stopped workers report nothing back): a run not started, or one
     that finished before the interrupt, is not counted."""
-    from trainlab.compare.runner import RunPlan, interruption
+    from trainlab.compare.run_actions import RunPlan
+    from trainlab.compare.runner import interruption
 
     plans = []
     for name, status in (("a", "interrupted"), ("b", "finished"), ("c", None), ("d", "interrupted")):
@@ -440,7 +443,7 @@ def test_null_validation_values_are_left_out_of_convergence_and_the_board_says_s
 
     from trainlab.compare.leaderboard import build_leaderboard
     from trainlab.compare.leaderboard_output import print_leaderboard
-    from trainlab.compare.runner import RunPlan
+    from trainlab.compare.run_actions import RunPlan
 
     curves = {("holes", 0): [0.7, None, 0.8, None], ("holes", 1): [0.6, 0.9, None, 0.5],
               ("empty", 0): [None, None], ("empty", 1): [None, None, None]}

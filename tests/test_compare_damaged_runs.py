@@ -124,7 +124,7 @@ def test_a_damaged_run_json_is_refused_and_nothing_is_rewritten(comparison: Path
 
 def test_a_damaged_summary_of_a_run_whose_config_changed_is_trained_again_as_asked(comparison: Path):
     """A changed config retrains the run anyway (said so): the damage of the old summary does not matter."""
-    from trainlab.compare.runner import plan_runs, run_action
+    from trainlab.compare.run_actions import plan_runs, run_action
     from trainlab.compare.strategies import parse_strategies
 
     _truncated(comparison / "out" / RUN / "summary.json")

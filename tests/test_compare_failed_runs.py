@@ -15,7 +15,7 @@ import yaml
 
 from tests.test_compare_damaged_runs import LABEL, RUN, _args, _files, _one_error_line, finished_comparison
 from trainlab.cli import main
-from trainlab.compare.runner import plan_runs, run_action
+from trainlab.compare.run_actions import plan_runs, run_action
 from trainlab.compare.strategies import parse_strategies
 
 ERROR = "the schedule (strategy.schedule) raised KeyError: 'late boom' at step 6 (at my_code.py:12); ..."

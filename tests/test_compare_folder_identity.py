@@ -31,7 +31,7 @@ from trainlab.compare import compare_files
 from trainlab.compare.folder_identity import RECORD_FILE
 from trainlab.compare.leaderboard import absolute_path, build_leaderboard
 from trainlab.compare.leaderboard_output import print_leaderboard, to_csv
-from trainlab.compare.runner import RunPlan
+from trainlab.compare.run_actions import RunPlan
 from trainlab.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ from tests.test_compare import BASE
 from trainlab.cli import main
 from trainlab.compare import runner
 from trainlab.compare.machine_failure import is_machine_failure, recorded_machine_failure
-from trainlab.compare.runner import ERROR_FILE, plan_runs, run_action
+from trainlab.compare.run_actions import ERROR_FILE, plan_runs, run_action
 from trainlab.compare.strategies import parse_strategies
 from trainlab.engine.loop import Trainer
 from trainlab.errors import DataError, WriteError

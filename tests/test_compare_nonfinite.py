@@ -20,7 +20,7 @@ from trainlab.compare.display import Tally
 from trainlab.compare.leaderboard import build_leaderboard
 from trainlab.compare.leaderboard_output import print_leaderboard, to_csv
 from trainlab.compare.metric_keys import read_metric
-from trainlab.compare.runner import RunPlan
+from trainlab.compare.run_actions import RunPlan
 
 # seed -> test mse (None: written as null, the summary's non_finite naming the value) and test r2
 STEADY = {0: (3000.0, 0.50), 1: (3070.0, 0.48), 2: (3040.0, 0.49), 3: (3010.0, 0.50)}

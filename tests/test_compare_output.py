@@ -26,7 +26,7 @@ from trainlab.compare import compare
 from trainlab.compare.leaderboard import build_leaderboard, target_example
 from trainlab.compare.leaderboard_output import print_leaderboard, to_csv
 from trainlab.compare.metric_keys import direction_of
-from trainlab.compare.runner import RunPlan
+from trainlab.compare.run_actions import RunPlan
 from trainlab.compare.strategies import NamedStrategy
 from trainlab.errors import ConfigError
 

@@ -164,7 +164,7 @@ def test_an_adopt_whose_staging_folder_is_gone_trains_the_run_rather_than_resumi
 
 def test_a_staged_run_that_finished_before_its_swap_is_taken_as_it_is_and_said_so(tmp_path):
     """A retraining killed between finishing and its swap was announced as 'resuming ... from the checkpoint'."""
-    from trainlab.compare.runner import plan_runs, run_action
+    from trainlab.compare.run_actions import plan_runs, run_action
     from trainlab.compare.strategies import NamedStrategy
     from trainlab.config import validate
     from trainlab.experiment import train

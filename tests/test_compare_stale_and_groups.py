@@ -28,7 +28,7 @@ import trainlab.experiment as experiment
 from tests.child_env import skip_where_compare_spawns
 from tests.compare_configs import iris_base
 from trainlab.compare import compare, compare_files
-from trainlab.compare.runner import ERROR_FILE
+from trainlab.compare.run_actions import ERROR_FILE
 from trainlab.compare.strategies import parse_strategies
 from trainlab.errors import Interrupted, WriteError
 

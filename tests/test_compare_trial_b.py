@@ -30,7 +30,7 @@ from trainlab.compare import stats
 from trainlab.compare.leaderboard import build_leaderboard, metric_block
 from trainlab.compare.leaderboard_output import print_leaderboard, to_csv
 from trainlab.compare.machine_failure import not_run_error
-from trainlab.compare.runner import ERROR_FILE, RunPlan, run_action
+from trainlab.compare.run_actions import ERROR_FILE, RunPlan, run_action
 from trainlab.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -43,7 +43,7 @@ from trainlab.compare.machine_failure import (
     machine_reason,
     out_of_memory_again,
 )
-from trainlab.compare.runner import ERROR_FILE
+from trainlab.compare.run_actions import ERROR_FILE
 from trainlab.compare.strategies import parse_strategies
 from trainlab.errors import ConfigError, DataError, WriteError
 from trainlab.initializers import initialize

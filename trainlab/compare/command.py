@@ -49,14 +49,8 @@ from trainlab.compare.outputs import (
     write_report_if_available,
 )
 from trainlab.compare.precheck import DEFAULT_METRIC, check_data_files, check_metric_and_target
-from trainlab.compare.runner import (
-    RunPlan,
-    plan_runs,
-    refuse_damaged,
-    run_action,
-    run_plans,
-    say_runs_complete,
-)
+from trainlab.compare.run_actions import RunPlan, plan_runs, run_action
+from trainlab.compare.runner import refuse_damaged, run_plans, say_runs_complete
 from trainlab.compare.strategies import (
     SET_BY_COMPARE,
     NamedStrategy,

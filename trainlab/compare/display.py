@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from trainlab.compare.runner import RunPlan
+    from trainlab.compare.run_actions import RunPlan
 
 
 @dataclass

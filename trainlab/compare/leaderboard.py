@@ -16,6 +16,7 @@ from typing import Any
 
 import trainlab.compare.stats as stats
 from trainlab.compare.metric_keys import direction_of, metric_range, read_metric, unread_metric_reason
+from trainlab.compare.run_actions import RunPlan
 from trainlab.compare.run_record import (
     RUNNING_TRAIN_LOSS_NOTE,
     RunRecord,
@@ -23,7 +24,6 @@ from trainlab.compare.run_record import (
     load_run,
     time_to_target,
 )
-from trainlab.compare.runner import RunPlan
 from trainlab.record_paths import absolute_path
 
 ALPHA = 0.05  # family-wise error rate of the Holm-corrected tests against the best strategy

@@ -19,7 +19,7 @@ from trainlab.compare.folder_identity import clear_retraining
 from trainlab.compare.leaderboard_output import write_leaderboard
 from trainlab.compare.machine_failure import not_run_error
 from trainlab.compare.precheck import check_metric_found
-from trainlab.compare.runner import ERROR_FILE, RunPlan
+from trainlab.compare.run_actions import ERROR_FILE, RunPlan
 from trainlab.errors import WriteError, cannot
 from trainlab.notices import warn
 from trainlab.shell_command import command_line

@@ -29,7 +29,8 @@ from trainlab.atomic import write_json
 from trainlab.code_policy import CodePolicy, current_policy
 from trainlab.compare import runner
 from trainlab.compare.machine_failure import RECORD_KEY, WORKER_DIED, stopped_again, stopped_so_before
-from trainlab.compare.runner import ERROR_FILE, RunPlan, request_stop, run_action
+from trainlab.compare.run_actions import ERROR_FILE, RunPlan, run_action
+from trainlab.compare.runner import request_stop
 from trainlab.config_fields import counted
 from trainlab.notices import shared_once
 from trainlab.records import read_record_object

@@ -13,7 +13,7 @@ import trainlab.compare.stats as stats
 from trainlab.compare.busy_run import recorded_busy
 from trainlab.compare.machine_failure import recorded_machine_failure
 from trainlab.compare.metric_keys import direction_of, read_metric
-from trainlab.compare.runner import ERROR_FILE, RunPlan, recorded_run_change
+from trainlab.compare.run_actions import ERROR_FILE, RunPlan, recorded_run_change
 from trainlab.config_identity import RUN_IDENTITY
 from trainlab.notices import warn
 from trainlab.records import MetricsLines, is_finite_number, read_metrics_file, read_record_object
@@ -58,7 +58,7 @@ def load_run(plan: RunPlan, not_run_reason: str | None = None,
     (:func:`holds_plans_run`): a changed run that failed or that the machine stopped before it had a
     checkpoint still holds the earlier config's run (an overwrite keeps it until then), whose results are
     not this strategy's. ``fingerprints``: data fingerprints already taken
-    (:func:`~trainlab.compare.runner.current_data_fingerprint`)."""
+    (:func:`~trainlab.compare.run_actions.current_data_fingerprint`)."""
     summary = read_record_object(plan.path / "summary.json")
     info = read_record_object(plan.path / "run.json")
     if holds_plans_run(plan, info, summary, fingerprints):
@@ -85,8 +85,8 @@ def load_run(plan: RunPlan, not_run_reason: str | None = None,
 def holds_plans_run(plan: RunPlan, info: dict[str, Any] | None, summary: dict[str, Any] | None,
                     fingerprints: dict[str, str | None] | None = None) -> bool:
     """Whether the run that ``plan``'s folder records (``info``: its run.json; ``summary``: its summary.json,
-    None where missing) is ``plan``'s: the test :func:`~trainlab.compare.runner.run_action` trains a run
-    again by (:func:`~trainlab.compare.runner.recorded_run_change`: the same config hash or run identity, the
+    None where missing) is ``plan``'s: the test :func:`~trainlab.compare.run_actions.run_action` trains a run
+    again by (:func:`~trainlab.compare.run_actions.recorded_run_change`: the same config hash or run identity, the
     same data files). A folder whose records name no config (no run.json, a summary.json without a
     ``config_hash``: one written by hand) is taken as ``plan``'s: nothing says otherwise."""
     info = info or {}
