@@ -185,6 +185,20 @@ def test_no_name_reaches_a_plotly_text_as_markup_a_template_field_or_math(tmp_pa
         assert escaped in text, escaped
 
 
+def test_every_report_figure_is_on_plotly_white_and_plotlys_default_template_is_left_as_it_was(tmp_path,
+                                                                                                   monkeypatch):
+    """The figures are made with plotly_white as Plotly's default for that moment (not validated and copied
+    per figure): each figure's template is plotly_white, and the caller's default is back afterwards."""
+    import plotly.io as pio
+    from plotly.utils import PlotlyJSONEncoder
+
+    monkeypatch.setattr(pio.templates, "default", "ggplot2")
+    figures = _figures(_report(tmp_path))
+    white = json.loads(json.dumps(pio.templates["plotly_white"].to_plotly_json(), cls=PlotlyJSONEncoder))
+    assert len(figures) >= 4 and all(figure["layout"]["template"] == white for figure in figures)
+    assert pio.templates.default == "ggplot2"
+
+
 # In the browser: every text Plotly drew (legends, ticks, titles), and the style of any bold or italic tspan.
 RENDERED = r"""
 () => {
