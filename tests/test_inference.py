@@ -433,8 +433,11 @@ def test_predict_takes_a_dataframe_of_raw_columns_in_original_units(runs):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda t: t.drop(columns="height"), "the DataFrame has no feature column 'height'; did you mean 'weight'?; "
+    # 'weight' is there as itself: no did-you-mean offers a column the run already reads
+    (lambda t: t.drop(columns="height"), "the DataFrame has no feature column 'height'; "
                                          "the run was trained on columns weight, height, colour"),
+    (lambda t: t.rename(columns={"height": "heigth"}), "the DataFrame has no feature column 'height'; did you mean "
+                                                       "'heigth'?; the run was trained on columns weight, height, colour"),
     (lambda t: t.assign(weight=t["weight"].astype(object).where(t.index != 4, "heavy")),
      "the DataFrame, row index 4, column 'weight': 'heavy' is not a number"),
     (lambda t: t.assign(weight=t["weight"].astype(object).where(t.index != 4, "1\n2")).set_index(t.index + 100),
@@ -448,6 +451,18 @@ def test_dataframe_errors_name_the_column_and_row(runs, change, message):
     with pytest.raises(DataError) as caught:
         trainlab.load_run(runs["classify"]).predict(change(runs["new_pets"]))
     assert str(caught.value) == message
+
+
+def test_a_missing_columns_did_you_mean_is_never_the_runs_target_column():
+    """User trial: a diabetes run's predict on another CSV said "no feature column 'age'; did you mean
+    'target'?": the target column, which predict ignores."""
+    from trainlab.data.predict_input import _missing_column, _target_columns
+
+    have, wanted = ["target", "sex", "bmi"], ["age", "sex", "bmi"]
+    assert str(_missing_column("age", "f.csv", have, wanted, _target_columns({"target": "target"}))) == (
+        "f.csv has no feature column 'age'; the run was trained on columns age, sex, bmi")
+    assert "did you mean 'target'?" in str(_missing_column("age", "f.csv", have, wanted, set()))  # difflib: 0.67
+    assert _target_columns({"target": ["y1", "y2"]}) == {"y1", "y2"} and _target_columns({}) == set()
 
 
 def test_a_dataframe_for_a_run_not_trained_on_a_csv_is_refused_in_one_line():

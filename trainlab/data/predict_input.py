@@ -70,17 +70,26 @@ def _feature_columns(fitted: dict[str, Any]) -> tuple[list[str], list[str]]:
     return list(numeric), list(fitted.get("categorical_columns") or [])
 
 
-def _missing_column(name: str, where: str, have: list[str], wanted: list[str]) -> DataError:
+def _target_columns(options: Mapping[str, Any]) -> set[str]:
+    """The run's ``data.target`` column names (one name or a list)."""
+    target = options.get("target")
+    return {target} if isinstance(target, str) else {str(t) for t in target or []}
+
+
+def _missing_column(name: str, where: str, have: list[str], wanted: list[str], targets: set[str]) -> DataError:
     """The error for training's column ``name`` missing from ``where``'s columns ``have``. A column of ``have``
     that differs from ``name`` in letter case only is the file's spelling of it: the user is told to rename
-    it (``the file has 'F0': rename it to 'f0'``), not asked whether they "mean" a name they did not write."""
-    same_letters = [column for column in have  # not one training reads itself (runs of 'f0' and 'F0')
-                    if column.casefold() == name.casefold() and column not in set(wanted)]
+    it (``the file has 'F0': rename it to 'f0'``), not asked whether they "mean" a name they did not write.
+    A did-you-mean is one of the other columns: not a training feature (it is there under its own name) nor
+    one of the run's ``targets`` (predict ignores those: 'age' is not offered 'target')."""
+    others = [column for column in have if column not in set(wanted) and column not in targets]
+    same_letters = [column for column in others  # not one training reads itself (runs of 'f0' and 'F0')
+                    if column.casefold() == name.casefold()]
     if len(same_letters) == 1:
         holder = "the DataFrame" if where == FRAME else "the file"
         hint = f" ({holder} has '{same_letters[0]}': rename it to '{name}')"
     else:
-        hint = did_you_mean(name, have)
+        hint = did_you_mean(name, others)
     return DataError(f"{where} has no feature column '{name}'{hint}; the run was "
                      f"trained on columns {', '.join(wanted[:50])}")
 
@@ -148,7 +157,7 @@ def _csv_rows(file: Path, options: dict[str, Any], fitted: dict[str, Any]) -> Ro
         if name not in set(table.header):
             if len(table.header) == 1:  # a file of another delimiter reads as one column: name the delimiter
                 _refuse_other_delimiter(file, table.header[0], delimiter, [*numeric, *categorical])
-            raise _missing_column(name, str(file), table.header, [*numeric, *categorical])
+            raise _missing_column(name, str(file), table.header, [*numeric, *categorical], _target_columns(options))
 
     def at(row: int) -> str:
         return f"CSV file {file} line {table.line(row)}"
@@ -211,7 +220,7 @@ def _category_cells(series: Any) -> Any:
     return series
 
 
-def _frame_rows(frame: Any, fitted: dict[str, Any]) -> Rows:
+def _frame_rows(frame: Any, options: dict[str, Any], fitted: dict[str, Any]) -> Rows:
     """The feature columns of a DataFrame (or a Series: one row), by name, in any order; others are ignored."""
     import pandas as pd
 
@@ -223,7 +232,7 @@ def _frame_rows(frame: Any, fitted: dict[str, Any]) -> Rows:
     for name in [*numeric, *categorical]:
         found = [j for j, have in enumerate(header) if have == name]
         if not found:
-            raise _missing_column(name, FRAME, header, [*numeric, *categorical])
+            raise _missing_column(name, FRAME, header, [*numeric, *categorical], _target_columns(options))
         if len(found) > 1:
             raise DataError(f"{FRAME} has column '{name}' more than once")
         positions[name] = found[0]
@@ -290,7 +299,7 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
             raise DataError(f"a DataFrame holds the raw columns of a run trained on a CSV; this run's data source is "
                             f"'{source}': pass predict() its rows as an array (df.to_numpy(), preprocessed as the "
                             "training rows were), or pass read() a file in the run's format")
-        x, cats, at = _frame_rows(path, fitted)
+        x, cats, at = _frame_rows(path, options, fitted)
         what = FRAME
     else:
         shape = fitted.get("input_shape") or []
