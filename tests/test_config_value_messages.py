@@ -224,3 +224,12 @@ def test_an_option_of_a_built_in_optimizer_is_not_bounded_on_a_users_own(monkeyp
         check_option_ranges("rmsprop", {"alpha": -0.5})
     with pytest.raises(ConfigError, match="weight_decay must be >= 0"):
         check_option_ranges("my_optimizer", {"weight_decay": -0.5})
+
+
+def test_metrics_as_one_name_reads_as_the_list_of_it_as_fit_takes_it(tmp_path):
+    """User trial: ``--set metrics=accuracy`` was "config key 'metrics': Input should be a valid list", where
+    ``trainlab.fit(metrics="accuracy")`` takes the one name."""
+    config = load_config(_config_file(tmp_path), ["metrics=accuracy"])
+    assert config.metrics == ["accuracy"]
+    assert config.hash() == load_config(_config_file(tmp_path), ["metrics=[accuracy]"]).hash()
+    assert _refusal(tmp_path, "metrics=5").startswith("config key 'metrics': Input should be a valid list")

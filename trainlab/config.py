@@ -228,6 +228,12 @@ class Config(Strict):
         this config trusts that folder's ``module:attr`` code as ``train(PATH)`` does (docs/security.md)."""
         return self._folder
 
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        # ``metrics: accuracy`` (or --set metrics=accuracy) is the list of that one name, as fit(metrics=...)
+        return [value] if isinstance(value, str) else value
+
     @field_validator("metrics")
     @classmethod
     def _empty_is_loss_only(cls, value: list[str] | None) -> list[str] | None:
