@@ -78,10 +78,11 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 @contextlib.contextmanager
-def _white_template() -> Iterator[None]:
-    """plotly_white as Plotly's default template while a figure is made. Plotly puts its default template
-    on a new figure as it is; ``template="plotly_white"`` deep-copies and validates the whole template
-    instead, every figure (17-40 ms each: most of a report's time)."""
+def white_template() -> Iterator[None]:
+    """plotly_white as Plotly's default template while a report's figures are made (:func:`trainlab.report.
+    write_report`), the caller's default back afterwards. Plotly puts its default template on each new figure
+    as it is; ``template="plotly_white"`` in a figure's layout deep-copies and validates the whole template
+    instead, every figure (17-40 ms each: most of a report's time), as does setting the default (so once)."""
     previous = pio.templates.default
     pio.templates.default = "plotly_white"
     try:
@@ -90,21 +91,9 @@ def _white_template() -> Iterator[None]:
         pio.templates.default = previous
 
 
-def _figure(*data: Any) -> go.Figure:
-    """``go.Figure(*data)`` on the white template (:func:`_white_template`)."""
-    with _white_template():
-        return go.Figure(*data)
-
-
-def _subplots(**options: Any) -> go.Figure:
-    """``make_subplots(**options)`` on the white template (:func:`_white_template`)."""
-    with _white_template():
-        return make_subplots(**options)
-
-
 def style(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
     """Title top-left (``title`` shown as written: it may hold a strategy's name), legend below the plotting
-    area. The figure has the white template from :func:`_figure` or :func:`_subplots`."""
+    area. The template is Plotly's default, plotly_white in a report (:func:`white_template`)."""
     figure.update_layout(
         title={"text": as_written(title), "x": 0.0, "xanchor": "left", "font": {"size": 16}},
         height=height, font={"size": 13},
@@ -119,7 +108,7 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
     """Mean of ``metric`` per strategy with its 95% CI as error bars, and each seed as a dot; strategies by
     their axis label (:func:`labels`), the full name in the hover text. The title names the interval's method,
     or says that there is no interval (fewer than two finished seeds each)."""
-    figure = _figure()
+    figure = go.Figure()
     axis = labels(palette, AXIS_WIDTH)
     for entry in entries:
         name = entry["name"]
@@ -165,7 +154,7 @@ def curves_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], k
 
     ``axis`` is "step" or "elapsed_s". ``events`` (single runs) are marked as dotted vertical lines.
     """
-    figure = _subplots(rows=1, cols=len(keys), subplot_titles=[as_written(key) for key in keys],
+    figure = make_subplots(rows=1, cols=len(keys), subplot_titles=[as_written(key) for key in keys],
                            horizontal_spacing=0.07)
     legend = labels(palette)
     for column, key in enumerate(keys, start=1):
@@ -234,7 +223,7 @@ def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palet
     """The learning rate each group actually followed, mean over seeds: the ``lr`` of its records, or
     where they have them (``strategy.optimizer.groups``) each param group's ``lr/<label>``, one line
     per label in the group's colour (dashes tell the labels apart; named ``<group> · <label>``)."""
-    figure = _figure()
+    figure = go.Figure()
     lows, highs = [], []
     legend = labels(palette)
     for name, runs in groups.items():
@@ -267,7 +256,7 @@ def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[
     """A box with every point per group, each group by its axis label (:func:`labels`); None values are
     counted and written under the label. ``category``: what a group is, the x-axis title (``run`` in a report
     of run folders)."""
-    figure = _figure()
+    figure = go.Figure()
     axis = labels(palette, AXIS_WIDTH)
     categories = []
     for name, raw in values.items():
@@ -292,7 +281,7 @@ def profile_figure(profile: Mapping[str, Sequence[float]], taus: Sequence[float]
     """Performance profiles: per strategy, the fraction of tasks whose ratio to the best strategy is within
     tau. ``ratio`` names what that ratio is of ("median training time / best strategy's"), for the x-axis:
     the profile may be on time to target, training time or a metric, and the axis says which."""
-    figure = _figure()
+    figure = go.Figure()
     legend = labels(palette)
     for name in [*[n for n in palette if n in profile], *[n for n in profile if n not in palette]]:
         fractions = profile[name]
@@ -315,7 +304,7 @@ def confusion_figure(predictions: Predictions, title: str) -> go.Figure:
     names = [as_written(name) for name in predictions.names or []]
     share = row_share(counts)
     show_text = len(names) <= MAX_CONFUSION_TEXT
-    figure = _figure(go.Heatmap(
+    figure = go.Figure(go.Heatmap(
         z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, customdata=counts,
         text=counts if show_text else None, texttemplate="%{text}" if show_text else None,
         colorbar={"title": {"text": "share of<br>true class"}},
@@ -335,7 +324,7 @@ def label_confusion_figure(predictions: Predictions, title: str) -> go.Figure:
     names = [as_written(name) for name in (predictions.names or [str(i) for i in range(len(every))])[:len(counts)]]
     columns = min(len(counts), LABEL_COLUMNS)
     rows = math.ceil(len(counts) / columns)
-    figure = _subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.08,
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.08,
                            vertical_spacing=0.5 / rows)
     ticks = ["absent", "present"]
     for index, (name, matrix) in enumerate(zip(names, counts, strict=True)):
@@ -365,7 +354,7 @@ def residual_figure(predictions: Predictions, title: str) -> go.Figure:
     panels = min(predicted.shape[1], MAX_PANELS)
     keep = decimate(len(predicted), max(1, MAX_RESIDUAL_POINTS // panels))
     several = predicted.shape[1] > 1
-    figure = _subplots(rows=panels, cols=1, subplot_titles=names[:panels] if several else None,
+    figure = make_subplots(rows=panels, cols=1, subplot_titles=names[:panels] if several else None,
                            vertical_spacing=0.35 / panels)
     for index in range(panels):
         unit = f"units of {names[index]}" if several else "target units"
@@ -387,7 +376,7 @@ def metric_bars(values: Mapping[str, float | None], metric: str, palette: Mappin
     names = list(values)
     axis = labels(palette, AXIS_WIDTH)
     shown = [axis.get(n, n) for n in names]
-    figure = _figure(go.Bar(x=[as_written(label) for label in shown], y=[values[n] for n in names],
+    figure = go.Figure(go.Bar(x=[as_written(label) for label in shown], y=[values[n] for n in names],
                               marker={"color": [palette[n] for n in names]}, customdata=[as_written(n) for n in names],
                               hovertemplate="%{customdata}<br>%{y:.4g}<extra></extra>"))
     figure.update_xaxes(title_text="run", type="category")
