@@ -489,3 +489,26 @@ def test_a_pruning_decision_of_a_trial_that_did_not_end_pruned_is_not_in_trials_
         trial.set_user_attr("pruned_at_epoch", 2)
         study.tell(trial, state=state)
     assert [row["pruned_at_epoch"] for row in trial_rows(study, [])] == [2, None]
+
+
+@pytest.mark.parametrize("attrs, state, expected", [
+    ({"fail_kind": "stale", "fail_reason": "worker pid 1 on h died while the trial ran"}, TrialState.FAIL, None),
+    ({"recovered": "read from its run folder: worker pid 1 on h died before reporting the trial"},
+     TrialState.COMPLETE, None),
+    ({"fail_kind": "error", "fail_reason": "boom"}, TrialState.FAIL, 95.25),
+    ({}, TrialState.COMPLETE, 95.25),
+])
+def test_a_trial_a_later_worker_ended_has_no_duration_its_own_worker_timed_has_its_own(attrs, state, expected):
+    """User trial: a SIGKILLed trial's duration_s was the time until the next tune ran (Optuna dates its end
+    to when the later worker failed it): 4.6 s for a trial that ran about 1.5 s, hours for a rerun next morning."""
+    from datetime import datetime, timedelta
+
+    from optuna.trial import FrozenTrial
+
+    from trainlab.tune.results import duration_s
+
+    start = datetime(2026, 12, 7, 2, 0, 0)
+    trial = FrozenTrial(number=0, state=state, value=0.5 if state == TrialState.COMPLETE else None,
+                        datetime_start=start, datetime_complete=start + timedelta(seconds=95.25), params={},
+                        distributions={}, user_attrs=attrs, system_attrs={}, intermediate_values={}, trial_id=0)
+    assert duration_s(trial) == expected

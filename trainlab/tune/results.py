@@ -39,7 +39,8 @@ from trainlab.config import dump_yaml, load_config, validate
 from trainlab.errors import TrainlabError
 from trainlab.records import read_record_object, record_json_text
 from trainlab.shell_command import command_line
-from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT
+from trainlab.tune.objective import ATTR_FAIL_KIND, ATTR_FAIL_REASON, ATTR_PRUNED_AT
+from trainlab.tune.recovery import ATTR_RECOVERED
 from trainlab.tune.run_dirs import ATTR_RUN_DIR, TRIALS, absolute_path, run_folder, shown_run_folder
 from trainlab.yaml_files import flow_yaml, load_yaml_file
 
@@ -50,6 +51,15 @@ TRIAL_COLUMNS = ("number", "state", "value", "duration_s", "pruned_at_epoch", "f
 RESULT_FILES = ("best.yaml", "best.json", "trials.csv", "importances.json", "report.html")
 
 
+def duration_s(trial: FrozenTrial) -> float | None:
+    """Seconds from the trial's start to its end as its own worker recorded them (3 decimals); None for a trial
+    that another worker ended after its worker died (failed as ``stale``, or read back from its run folder):
+    Optuna's end time is then when that worker looked, which may be hours after the trial stopped running."""
+    if trial.duration is None or ATTR_RECOVERED in trial.user_attrs or trial.user_attrs.get(ATTR_FAIL_KIND) == "stale":
+        return None
+    return round(trial.duration.total_seconds(), 3)
+
+
 def trial_rows(study: optuna.Study, keys: list[str], out: Path | None = None) -> list[dict[str, Any]]:
     """One row per trial (:data:`TRIAL_COLUMNS`, then ``keys``); ``run_dir`` is the trial's run folder in
     the study folder ``out`` (absolute, None without one: :func:`~trainlab.tune.run_dirs.shown_run_folder`),
@@ -58,9 +68,8 @@ def trial_rows(study: optuna.Study, keys: list[str], out: Path | None = None) ->
     for trial in study.get_trials(deepcopy=False):
         run_dir = trial.user_attrs.get(ATTR_RUN_DIR) if out is None else shown_run_folder(trial.user_attrs,
                                                                                           trial.number, out)
-        duration = trial.duration.total_seconds() if trial.duration is not None else None
         row = dict(zip(TRIAL_COLUMNS, (
-            trial.number, trial.state.name, trial.value, None if duration is None else round(duration, 3),
+            trial.number, trial.state.name, trial.value, duration_s(trial),
             # the pruner's decision is stored when made: a trial whose worker died after it is no pruned trial
             trial.user_attrs.get(ATTR_PRUNED_AT) if trial.state.name == "PRUNED" else None,
             trial.user_attrs.get(ATTR_FAIL_REASON), run_dir), strict=True))
