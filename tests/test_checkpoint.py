@@ -148,16 +148,23 @@ def test_a_resume_from_step_0_after_every_checkpoint_was_damaged_keeps_its_new_c
     assert all((out / "checkpoint" / f"damaged-{p.name}").is_dir() for p in damaged)
 
 
-def test_a_resume_that_finds_no_checkpoint_says_it_starts_over_even_with_quiet(write_config, tmp_path, capsys):
+@pytest.mark.parametrize("damage", ["removed", "damaged"])
+def test_a_resume_that_finds_no_checkpoint_says_it_starts_over_even_with_quiet(write_config, tmp_path, capsys,
+                                                                              damage):
+    """None there is "no checkpoint" (a user trial read "no valid checkpoint" of a run killed before its
+    first as a damaged one); "no valid checkpoint" where each one there was skipped as damaged."""
     out = _train_with_checkpoints(write_config, tmp_path)
     for folder in (out / "checkpoint").iterdir():
-        shutil.rmtree(folder)
+        if damage == "removed":
+            shutil.rmtree(folder)
+        else:
+            (folder / "manifest.json").write_text("{")
     info = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     capsys.readouterr()
     assert main(["resume", str(out), "--quiet"]) == 0
-    assert f"warning: no valid checkpoint in {out / 'checkpoint'}; starting {out} from step 0" in \
-        capsys.readouterr().err
+    what = "no checkpoint" if damage == "removed" else "no valid checkpoint"
+    assert f"warning: {what} in {out / 'checkpoint'}; starting {out} from step 0" in capsys.readouterr().err
 
 
 class _Exploit:

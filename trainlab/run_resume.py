@@ -56,12 +56,15 @@ def _regrouped_hint(error: str) -> str:
             "trainlab, or ")
 
 
-def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint | None) -> None:
+def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint | None,
+                 had_checkpoints: bool) -> None:
     """Restore ``found`` (:func:`trainlab.engine.checkpoint.latest`, which warns of each checkpoint it skips)
-    into ``built``; None: the run starts from step 0."""
+    into ``built``; None: the run starts from step 0, said as "no valid checkpoint" where ``had_checkpoints``
+    (each one skipped, with a warning), else as "no checkpoint" (none written: killed before its first)."""
     path = run.path
     if found is None:  # the work done so far is lost: said even with --quiet
-        warn(f"no valid checkpoint in {run.checkpoints}; starting {path} from step 0")
+        what = "no valid checkpoint" if had_checkpoints else "no checkpoint"
+        warn(f"{what} in {run.checkpoints}; starting {path} from step 0")
         return
     folder, manifest, tree, tensors = found
     if manifest.get("config_hash") not in (None, built.config.hash()):  # results change: never quiet
@@ -125,6 +128,7 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
         if run.info().get("status") == "finished":  # an idempotent resume: nothing to do, nothing written
             return _nothing_to_resume(path), path
         warn_if_data_changed(path, run.info(), stored, "since the run started", "resuming with them")
+        had_checkpoints = bool(checkpoint.step_folders(run.checkpoints))  # before latest sets damaged ones aside
         found = checkpoint.latest(run.checkpoints, set_aside=True)  # a broken one must not outrank new ones
         with run_scope(stored):
             # a checkpoint holds the time budget's plan; a run with none that verifies (killed before its first,
@@ -138,7 +142,7 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
             restore_auto_notes(built, run.info())  # before write_data_records: model.json reads loss_advice
             # all of them get their saved state back
             saver, signals = attach_run_folder_callbacks(built, run, quiet, user)
-            _load_latest(built, run, quiet, found)
+            _load_latest(built, run, quiet, found, had_checkpoints)
             # as the resumed training reads its data: a damaged record is remade
             run.records = {**creation_records(built), "config.yaml": read_record_text(path / "config.yaml")}
             write_data_records(run, built, run.records)
