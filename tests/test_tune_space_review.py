@@ -73,3 +73,27 @@ def test_a_direction_against_the_metrics_own_is_one_warning_and_the_study_runs(t
         "the highest val_loss; leave --direction out (min) unless that is meant"]
     for metric, direction in (("val_loss", "minimize"), ("val_accuracy", "maximize"), ("val_mse", "minimize")):
         assert direction_warning(SimpleNamespace(metric=metric, direction=direction)) is None
+
+
+@pytest.mark.parametrize("key, spec, warned", [
+    ("strategy.optimizer.lr", {"low": 1, "high": 3}, True),
+    ("model.dropout", {"low": 0, "high": 1}, True),
+    ("strategy.optimizer.lr", {"low": 1, "high": 3, "type": "int"}, False),  # said to be meant
+    ("strategy.optimizer.lr", {"low": 1.0, "high": 3}, False),  # a float range
+    ("strategy.epochs", {"low": 1, "high": 3}, False),  # whole numbers only: the int range is right
+    ("strategy.batch_size", {"low": 8, "high": 32, "step": 8}, False),
+])
+def test_an_int_range_written_on_a_key_that_takes_fractions_is_one_warning(key, spec, warned):
+    """User trial: lr: {low: 1, high: 3} tried 1, 2 and 3 without a word, where the opposite slip (a float
+    range on strategy.epochs) is refused."""
+    import copy
+
+    from trainlab.tune.space_review import integer_range_warnings
+
+    messages = integer_range_warnings(parse_space({key: spec}), copy.deepcopy(BASE))
+    assert len(messages) == int(warned), messages
+    if key == "strategy.optimizer.lr" and warned:
+        assert messages[0] == ("space key 'strategy.optimizer.lr': {low: 1, high: 3} is an int range (its trials "
+                               "take whole numbers only), but the key takes fractions too (strategy.optimizer.lr=1.5 "
+                               "is accepted); for a float range write low: 1.0, or add type: float (type: int keeps "
+                               "the int range without this warning)")

@@ -54,7 +54,8 @@ class Param:
     """One searched config key.
 
     ``kind`` is float, int or categorical; ``when`` maps a categorical key of
-    the space to the values that switch this key on (empty: always on).
+    the space to the values that switch this key on (empty: always on); ``int_inferred``: an int range
+    because both bounds are integers, not because of ``type: int``.
     """
 
     key: str
@@ -65,6 +66,7 @@ class Param:
     step: float | int | None = None
     choices: tuple[Any, ...] = ()
     when: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    int_inferred: bool = False
 
     def extremes(self) -> list[Any]:
         """The values a config must accept: both bounds, or every choice."""
@@ -174,9 +176,9 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         """The parsed space as JSON data, each key's fields without their defaults (what a study
-        records to recognise its space)."""
+        records to recognise its space; ``int_inferred`` left out: how a range was written, not what it samples)."""
         fields = {p.key: {k: v for k, v in asdict(p).items()
-                          if k != "key" and v is not None and v is not False and v not in ((), {})}
+                          if k not in ("key", "int_inferred") and v is not None and v is not False and v not in ((), {})}
                   for p in self.params}
         return json.loads(json.dumps(fields))
 
@@ -238,6 +240,7 @@ def _parse_param(key: str, spec: Any) -> Param:
     if not isinstance(log, bool):
         raise ConfigError(f"space key '{key}': 'log' must be true or false; got {log!r}")
     step = None if spec.get("step") is None else _number(key, "step", spec["step"])
+    inferred = kind is None
     if kind is None:
         kind = "int" if isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int)) \
             else "float"
@@ -265,7 +268,7 @@ def _parse_param(key: str, spec: Any) -> Param:
         if log and (kind == "float" or step != 1):
             raise ConfigError(f"space key '{key}': 'log' and 'step' cannot be combined (Optuna samples a "
                               "log range continuously); drop one")
-    return Param(key, kind, low, high, log, step, when=when)
+    return Param(key, kind, low, high, log, step, when=when, int_inferred=inferred and kind == "int")
 
 
 def _parse_when(key: str, when: Any) -> dict[str, tuple[Any, ...]]:

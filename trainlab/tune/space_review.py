@@ -11,7 +11,8 @@ Refused before any trial, one :class:`ConfigError` line each, as their trials wo
 
 Warned about (the study runs, but its values are not comparable): ``seed`` (the study would also pick the
 luckiest seed) and the keys that decide the data split (``data.val_fraction``, ``data.test_fraction``,
-``data.split_seed``: each trial would be scored on other validation examples).
+``data.split_seed``: each trial would be scored on other validation examples). Also warned about: an int
+range written with integer bounds on a key that takes fractions (:func:`integer_range_warnings`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from trainlab.config import validate
 from trainlab.errors import ConfigError
 from trainlab.tune.base_point import settled_config
-from trainlab.tune.space import Param, SearchSpace, apply_values
+from trainlab.tune.space import Param, SearchSpace, apply_values, check_point
 from trainlab.yaml_files import flow_yaml
 
 SPLIT_KEYS = ("data.val_fraction", "data.test_fraction", "data.split_seed")
@@ -47,6 +48,27 @@ def refuse_idle_keys(space: SearchSpace) -> None:
             where = "" if param.key == "name" else f" (--set {param.key}=... sets it for every trial)"
             raise ConfigError(f"space key '{param.key}': {reason}, so its trials would repeat each other; remove it "
                               f"from the space{where}")
+
+
+def integer_range_warnings(space: SearchSpace, base_raw: dict[str, Any]) -> list[str]:
+    """One warning per int range written with integer bounds (no ``type: int``) on a key that takes fractions
+    too (the config accepts the key at ``low + 0.5``): ``lr: {low: 1, high: 3}`` tries 1, 2 and 3 only, and
+    ``momentum: {low: 0, high: 1}`` 0 and 1, where a float range was likely meant (the opposite slip, a float
+    range on a key of whole numbers, is refused by :func:`~trainlab.tune.space.check_space`)."""
+    messages = []
+    for param in space.params:
+        point = space.point({param.key: param.low + 0.5}) if param.int_inferred else None
+        if point is None:
+            continue
+        try:
+            check_point(base_raw, point)
+        except ConfigError:  # a key of whole numbers: the int range is what it takes
+            continue
+        messages.append(f"space key '{param.key}': {{low: {param.low}, high: {param.high}}} is an int range (its "
+                        f"trials take whole numbers only), but the key takes fractions too ({param.key}="
+                        f"{param.low + 0.5} is accepted); for a float range write low: {float(param.low)}, or add "
+                        "type: float (type: int keeps the int range without this warning)")
+    return messages
 
 
 def incomparable_key_warnings(space: SearchSpace, metric: str) -> list[str]:
