@@ -187,8 +187,8 @@ def test_no_name_reaches_a_plotly_text_as_markup_a_template_field_or_math(tmp_pa
 
 def test_every_report_figure_is_on_plotly_white_and_plotlys_default_template_is_left_as_it_was(tmp_path,
                                                                                                    monkeypatch):
-    """The report's figures are made with plotly_white as Plotly's default, set once (not validated and copied
-    per figure): each figure's template is plotly_white, and the caller's default is back afterwards."""
+    """The report's page puts plotly_white into each figure's JSON as it writes it (not validated and copied per
+    figure, and no global default set): each figure's template is plotly_white, the caller's default untouched."""
     import plotly.io as pio
     from plotly.utils import PlotlyJSONEncoder
 

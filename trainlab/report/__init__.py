@@ -36,7 +36,6 @@ def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path, *,
     cannot be read (permission denied) or is damaged, e.g. a comparison's leaderboard.json of valid JSON but
     another shape (edited): the page building's AttributeError/TypeError/KeyError, as one line.
     """
-    from trainlab.report.figures import white_template
     from trainlab.report.runs_page import runs_page
     from trainlab.report.sections import comparison_page
 
@@ -50,16 +49,15 @@ def write_report(paths: Sequence[str | Path] | str | Path, out: str | Path, *,
         raise ConfigError(f"report output '{out}' must end in .html")
     check_output_path(out, follow_link=follow_link)  # before reading the runs
     source = classify([Path(p) for p in paths], CURVES if warn_damaged_metrics else None)
-    with white_template():  # the figures' template: set once here, not validated and copied per figure
-        if isinstance(source, Comparison):
-            try:
-                page = comparison_page(source)
-            except (AttributeError, TypeError, KeyError) as exc:  # valid JSON, but not what compare writes
-                raise DataError(f"{source.path / LEADERBOARD} is not a leaderboard as 'trainlab compare' writes it "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
-                                "run the same 'trainlab compare' command again to rewrite it") from None
-        else:
-            page = runs_page(source)
+    if isinstance(source, Comparison):
+        try:
+            page = comparison_page(source)
+        except (AttributeError, TypeError, KeyError) as exc:  # valid JSON, but not what compare writes
+            raise DataError(f"{source.path / LEADERBOARD} is not a leaderboard as 'trainlab compare' writes it "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
+                            "run the same 'trainlab compare' command again to rewrite it") from None
+    else:
+        page = runs_page(source)
     write_output_text(out, page.render(), follow_link=follow_link)  # through a link, a FIFO or /dev/stdout as to a file
     return out
 

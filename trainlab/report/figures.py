@@ -10,15 +10,13 @@ param group) goes into a figure through :func:`as_written`, so Plotly shows it a
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
@@ -77,23 +75,9 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-@contextlib.contextmanager
-def white_template() -> Iterator[None]:
-    """plotly_white as Plotly's default template while a report's figures are made (:func:`trainlab.report.
-    write_report`), the caller's default back afterwards. Plotly puts its default template on each new figure
-    as it is; ``template="plotly_white"`` in a figure's layout deep-copies and validates the whole template
-    instead, every figure (17-40 ms each: most of a report's time), as does setting the default (so once)."""
-    previous = pio.templates.default
-    pio.templates.default = "plotly_white"
-    try:
-        yield
-    finally:
-        pio.templates.default = previous
-
-
 def style(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
     """Title top-left (``title`` shown as written: it may hold a strategy's name), legend below the plotting
-    area. The template is Plotly's default, plotly_white in a report (:func:`white_template`)."""
+    area. A report's page draws every figure on plotly_white (:attr:`trainlab.report.page.Page.template`)."""
     figure.update_layout(
         title={"text": as_written(title), "x": 0.0, "xanchor": "left", "font": {"size": 16}},
         height=height, font={"size": 13},

@@ -21,6 +21,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
+from plotly.utils import PlotlyJSONEncoder
 
 PLOTLY_CONFIG = {"responsive": True, "displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 
@@ -105,6 +106,12 @@ def _script_safe(text: str) -> str:
     return text.replace("</", "<\\/")
 
 
+@cache
+def _template_json(name: str) -> dict[str, Any]:
+    """Plotly's registered template ``name`` as JSON data, made once a process (read-only: shared by figures)."""
+    return json.loads(json.dumps(pio.templates[name].to_plotly_json(), cls=PlotlyJSONEncoder))
+
+
 @dataclass
 class Page:
     """An HTML document under construction; blocks are appended in reading order."""
@@ -114,6 +121,10 @@ class Page:
     blocks: list[str] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (id, figure JSON)
     sections: list[tuple[str, str]] = field(default_factory=list)  # (anchor, heading) for the contents line
+    # a registered Plotly template every figure is drawn on, put in each figure's JSON as it is written (a
+    # figure's template="plotly_white" deep-copies and validates the whole template: 17-40 ms a figure);
+    # None: each figure's own
+    template: str | None = None
 
     def heading(self, text: str, level: int = 2) -> None:
         if level == 2:
@@ -132,7 +143,11 @@ class Page:
     def figure(self, figure: go.Figure) -> None:
         number = len(self.figures) + 1
         data_id = f"figure-{number}-json"
-        self.figures.append((data_id, _script_safe(pio.to_json(figure, validate=False, remove_uids=True))))
+        drawn: go.Figure | dict[str, Any] = figure
+        if self.template is not None:
+            drawn = figure.to_dict()
+            drawn["layout"]["template"] = _template_json(self.template)
+        self.figures.append((data_id, _script_safe(pio.to_json(drawn, validate=False, remove_uids=True))))
         self.blocks.append(f'<div class="chart" id="chart-{number}" data-figure="{data_id}"></div>')
 
     def table(self, header: list[str], rows: list[list[Any]], row_classes: list[str] | None = None,

@@ -159,7 +159,8 @@ def runs_page(runs: Sequence[RunRecords]) -> Page:
     palette = figures.colours(labels)
     single = len(runs) == 1
     first = runs[0]
-    page = Page(f"trainlab run: {first.name}" if single else f"trainlab runs: {len(runs)} run folders")
+    page = Page(f"trainlab run: {first.name}" if single else f"trainlab runs: {len(runs)} run folders",
+                template="plotly_white")
     if single:
         page.subtitle = (f"status {first.status}; {first.stop_reason or 'no stop reason'}; {_progress_text(first)}. "
                          f"Folder: {first.path.resolve()}")

@@ -535,7 +535,7 @@ def comparison_page(comparison: Comparison) -> Page:
     board = comparison.leaderboard
     metric = str(board.get("metric") or "test_loss")
     direction = str(board.get("direction") or ("min" if metric.endswith("loss") else "max"))
-    page = Page(f"trainlab comparison: {comparison.path.resolve().name}")
+    page = Page(f"trainlab comparison: {comparison.path.resolve().name}", template="plotly_white")
     names = list(dict.fromkeys([e["name"] for t in comparison.tasks for e in comparison.strategies(t)]
                                + [s for runs in comparison.runs.values() for s in runs]))
     palette = figures.colours(names)
