@@ -492,7 +492,10 @@ def test_a_pruning_decision_of_a_trial_that_did_not_end_pruned_is_not_in_trials_
 
 
 @pytest.mark.parametrize("attrs, state, expected", [
-    ({"fail_kind": "stale", "fail_reason": "worker pid 1 on h died while the trial ran"}, TrialState.FAIL, None),
+    ({"ended_by_a_later_worker": True, "fail_kind": "stale", "fail_reason": "worker pid 1 on h died while the "
+      "trial ran"}, TrialState.FAIL, None),
+    # its own worker gave it up on an error (a full disk): its end time is its own
+    ({"fail_kind": "stale", "fail_reason": "its worker failed while it recorded its outcome"}, TrialState.FAIL, 95.25),
     ({"recovered": "read from its run folder: worker pid 1 on h died before reporting the trial"},
      TrialState.COMPLETE, None),
     ({"fail_kind": "error", "fail_reason": "boom"}, TrialState.FAIL, 95.25),

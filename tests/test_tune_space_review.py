@@ -77,7 +77,8 @@ def test_a_direction_against_the_metrics_own_is_one_warning_and_the_study_runs(t
 
 @pytest.mark.parametrize("key, spec, warned", [
     ("strategy.optimizer.lr", {"low": 1, "high": 3}, True),
-    ("model.dropout", {"low": 0, "high": 1}, True),
+    ("strategy.clip_grad_norm", {"low": 1, "high": 5}, True),
+    ("strategy.clip_grad_norm", {"low": 1, "high": 5, "step": 2}, False),  # a grid chosen: 1, 3, 5 either way
     ("strategy.optimizer.lr", {"low": 1, "high": 3, "type": "int"}, False),  # said to be meant
     ("strategy.optimizer.lr", {"low": 1.0, "high": 3}, False),  # a float range
     ("strategy.epochs", {"low": 1, "high": 3}, False),  # whole numbers only: the int range is right

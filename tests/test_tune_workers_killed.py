@@ -52,6 +52,9 @@ def test_a_killed_worker_is_one_warning_naming_its_trial_when_another_ends_the_s
     trial = study_for(tune_settings).trials[0]
     reason = f"worker pid {killed.pid} on {socket.gethostname()} died while the trial ran"
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
+    from trainlab.tune.results import duration_s
+
+    assert trial.user_attrs["ended_by_a_later_worker"] is True and duration_s(trial) is None  # not its own end
     assert capsys.readouterr().err == (f"warning: tune worker pid {killed.pid} was killed (SIGKILL) while it ran "
                                        f"trial 0: the trial is recorded as FAIL ({reason}) and does not count; the "
                                        "other workers went on\n")

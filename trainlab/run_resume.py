@@ -57,7 +57,7 @@ def _regrouped_hint(error: str) -> str:
 
 
 def _load_latest(built: Built, run: RunDir, quiet: bool, found: FoundCheckpoint | None,
-                 had_checkpoints: bool) -> None:
+                 had_checkpoints: bool = True) -> None:
     """Restore ``found`` (:func:`trainlab.engine.checkpoint.latest`, which warns of each checkpoint it skips)
     into ``built``; None: the run starts from step 0, said as "no valid checkpoint" where ``had_checkpoints``
     (each one skipped, with a warning), else as "no checkpoint" (none written: killed before its first)."""

@@ -424,6 +424,11 @@ def _refuse_empty_training(source: str, rows: int, kept: np.ndarray | None, trai
         held.warn(class_names)
 
 
+def _splits_after(config: DataConfig, raw: RawData) -> bool:
+    """Whether val or test rows are still to be split off the source's training rows (a fraction of them)."""
+    return bool((raw.x_val is None and config.val_fraction) or (raw.x_test is None and config.test_fraction))
+
+
 def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     """Read the configured source and return validated, preprocessed train/val/test splits.
 
@@ -445,7 +450,7 @@ def load_dataset(config: DataConfig, seed: int = 0) -> Dataset:
     if cat_train is not None and (raw.x_val is not None or raw.x_test is not None):
         raise ConfigError(f"data source '{config.source}': categorical columns need load_dataset to split val/test")
     x_train, y_train, cat_train, kept = _clean_rows("training data", x_train, y_train, policy, raw.locate, cat_train,
-                                                 raw.missing_cells, split_after=raw.x_val is None or raw.x_test is None)
+                                                 raw.missing_cells, split_after=_splits_after(config, raw))
     locate = raw.locate
     if kept is not None and len(kept) < len(raw.x_train):  # name a cell by its row in the source (a file line)
         locate = _renumbered(raw.locate or _zero_based, kept)

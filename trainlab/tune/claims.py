@@ -58,6 +58,7 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # WAITIN
 OBJECTIVE_FAILURES = ("diverged", "error")
 ATTR_BASE = "base_config"  # trial user attr: this trial runs the base config's own values
 ATTR_CLAIM = "claim"  # trial user attr: a token drawn afresh for each claim
+ATTR_ENDED_LATER = "ended_by_a_later_worker"  # trial user attr: failed by another worker after its own died
 RETRY_KEEPS = (ATTR_BASE,)  # the user attrs a heartbeat retry keeps of its trial: it runs the base config too
 RERUN = "a rerun of trainlab tune runs another trial in its place (the base config again if this was its trial)"
 RERUN_NOTE = f"interrupted; {RERUN}"  # the fail_reason of a trial cut short by a signal, after the signal's name
@@ -134,7 +135,7 @@ def fail_dead_workers(study: optuna.Study, settings: TuneSettings | None = None)
         pid, trial_host = trial.user_attrs.get(ATTR_PID), trial.user_attrs.get(ATTR_HOST)
         if pid is not None and recovered(trial, f"worker pid {pid} on {trial_host} died before reporting the trial"):
             ended.append(trial.number)
-        elif _fail_left(storage, trial._trial_id, "stale", reason):
+        elif _fail_left(storage, trial._trial_id, "stale", reason, later=True):
             ended.append(trial.number)
     if heartbeats:  # after the pid checks: a trial whose worker is known gone is failed for that, not retried
         ended += fail_stopped_heartbeats(study, recovered)
@@ -197,7 +198,8 @@ def fail_stopped_heartbeats(study: optuna.Study,
         if recovered(trial, f"its worker on {trial_host} stopped its heartbeats"):
             ended.append(trial.number)
         elif _fail_left(storage, trial_id, "stale", f"its worker on {trial_host} (pid {pid}) stopped its heartbeats "
-                                                    f"for {grace_s:g} s: killed, or cut off from the database"):
+                                                    f"for {grace_s:g} s: killed, or cut off from the database",
+                        later=True):
             failed.append(trial_id)
     retry = storage.get_heartbeat_stale_trial_callback()
     for trial_id in failed if retry is not None else []:
@@ -235,11 +237,16 @@ def remove_ended_leases(study: optuna.Study, settings: TuneSettings) -> None:
         _sweep_leases(study, leases)
 
 
-def _fail_left(storage: optuna.storages.BaseStorage, trial_id: int, kind: str, reason: str) -> bool:
-    """Record a RUNNING trial that no worker runs as FAIL (``kind``, ``reason``); False when it had finished."""
+def _fail_left(storage: optuna.storages.BaseStorage, trial_id: int, kind: str, reason: str,
+               later: bool = False) -> bool:
+    """Record a RUNNING trial that no worker runs as FAIL (``kind``, ``reason``); False when it had finished.
+    ``later``: another worker does it, after the trial's own died (:data:`ATTR_ENDED_LATER`: Optuna then
+    dates its end to now, not to when it stopped running)."""
     if storage.get_trial(trial_id).state != TrialState.RUNNING:
         return False
     try:
+        if later:
+            storage.set_trial_user_attr(trial_id, ATTR_ENDED_LATER, True)
         storage.set_trial_user_attr(trial_id, ATTR_FAIL_KIND, kind)
         storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
         storage.set_trial_state_values(trial_id, state=TrialState.FAIL)

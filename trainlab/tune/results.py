@@ -39,7 +39,8 @@ from trainlab.config import dump_yaml, load_config, validate
 from trainlab.errors import TrainlabError
 from trainlab.records import read_record_object, record_json_text
 from trainlab.shell_command import command_line
-from trainlab.tune.objective import ATTR_FAIL_KIND, ATTR_FAIL_REASON, ATTR_PRUNED_AT
+from trainlab.tune.claims import ATTR_ENDED_LATER
+from trainlab.tune.objective import ATTR_FAIL_REASON, ATTR_PRUNED_AT
 from trainlab.tune.recovery import ATTR_RECOVERED
 from trainlab.tune.run_dirs import ATTR_RUN_DIR, TRIALS, absolute_path, run_folder, shown_run_folder
 from trainlab.yaml_files import flow_yaml, load_yaml_file
@@ -53,9 +54,10 @@ RESULT_FILES = ("best.yaml", "best.json", "trials.csv", "importances.json", "rep
 
 def duration_s(trial: FrozenTrial) -> float | None:
     """Seconds from the trial's start to its end as its own worker recorded them (3 decimals); None for a trial
-    that another worker ended after its worker died (failed as ``stale``, or read back from its run folder):
-    Optuna's end time is then when that worker looked, which may be hours after the trial stopped running."""
-    if trial.duration is None or ATTR_RECOVERED in trial.user_attrs or trial.user_attrs.get(ATTR_FAIL_KIND) == "stale":
+    that another worker ended after its worker died (failed, :data:`~trainlab.tune.claims.ATTR_ENDED_LATER`, or
+    read back from its run folder): Optuna's end time is then when that worker looked, which may be hours after
+    the trial stopped running."""
+    if trial.duration is None or ATTR_RECOVERED in trial.user_attrs or trial.user_attrs.get(ATTR_ENDED_LATER):
         return None
     return round(trial.duration.total_seconds(), 3)
 

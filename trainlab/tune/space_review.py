@@ -51,13 +51,14 @@ def refuse_idle_keys(space: SearchSpace) -> None:
 
 
 def integer_range_warnings(space: SearchSpace, base_raw: dict[str, Any]) -> list[str]:
-    """One warning per int range written with integer bounds (no ``type: int``) on a key that takes fractions
+    """One warning per int range written with integer bounds (no ``type: int``, no ``step``) on a key that takes fractions
     too (the config accepts the key at ``low + 0.5``): ``lr: {low: 1, high: 3}`` tries 1, 2 and 3 only, and
     ``momentum: {low: 0, high: 1}`` 0 and 1, where a float range was likely meant (the opposite slip, a float
     range on a key of whole numbers, is refused by :func:`~trainlab.tune.space.check_space`)."""
     messages = []
     for param in space.params:
-        point = space.point({param.key: param.low + 0.5}) if param.int_inferred else None
+        # a step is a grid the user chose (a float range with it samples the same points)
+        point = space.point({param.key: param.low + 0.5}) if param.int_inferred and param.step is None else None
         if point is None:
             continue
         try:
