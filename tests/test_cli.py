@@ -155,6 +155,29 @@ def test_advise_names_the_loss_family(write_config, capsys, source, expected):
     assert capsys.readouterr().out.splitlines()[0] == f"task:    {task} (set by data.task)"
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["--set", "strategy.optimizr.lr=1"], "error: unknown config key 'strategy.optimizr'; did you mean 'optimizer'?"),
+    (["--set", "strategy.optimizer.name=adamm"], "error: unknown optimizer 'adamm'; did you mean 'adam'?"),
+    (["--set", "metrcs=[accuracy]"], "error: unknown config key 'metrcs'; did you mean 'metrics'?"),
+])
+def test_advise_refuses_a_runs_config_as_train_would_before_reading_its_data(write_config, capsys, overrides,
+                                                                             message):
+    """User trials: advise checked data and seed only, so it advised on a config train then refused; a config of
+    a data section alone (and a run's without its length yet) is still advised on."""
+    config = write_config(DIGITS_MLP)
+    assert main(["advise", str(config), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    data_only = config.parent / "data_only.yaml"
+    data_only.write_text("data: {source: iris}\n")
+    assert main(["advise", str(data_only)]) == 0
+    assert main(["advise", str(data_only), "--set", "metrcs=[accuracy]"]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown config key 'metrcs'; did you mean 'metrics'?")
+    no_length = {**DIGITS_MLP, "strategy": {k: v for k, v in DIGITS_MLP["strategy"].items()
+                                            if k not in ("epochs", "max_steps")}}
+    assert main(["advise", str(write_config(no_length))]) == 0
+
+
 def test_loss_auto_records_the_choice_and_why(write_config, tmp_path):
     config = write_config(LINREG, strategy__loss="auto", strategy__epochs=50)
     out = tmp_path / "run"
