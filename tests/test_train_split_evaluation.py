@@ -143,7 +143,7 @@ def test_the_terminal_summary_shows_the_train_numbers_on_one_line(tmp_path, caps
     _report(summary, tmp_path)
     lines = capsys.readouterr().out.splitlines()
     train = [line for line in lines if line.startswith("train")]
-    assert train == ["train: loss 0.0123457, accuracy 1, f1 null (final weights, eval mode)"]
+    assert train == ["train: loss 0.0123457, accuracy 1, f1 null (the saved model, eval mode)"]
     assert lines.index(train[0]) < lines.index("val:") < lines.index("test:")
 
 

@@ -131,15 +131,17 @@ def _rows(summary: dict) -> str:
 
 
 def _train_line(summary: dict, evaluated: str) -> str | None:
-    """"train: loss 0.0312, accuracy 0.994 (final weights, eval mode)": the numbers of summary.json's ``train``
+    """"train: loss 0.0312, accuracy 0.994 (the saved model, eval mode)": the numbers of summary.json's ``train``
     block on one line (lists such as a confusion matrix left to the file), the train side of the val/test
-    tables printed under it; None for a summary without one (``output.evaluate_train: false``)."""
+    tables printed under it; None for a summary without one (``output.evaluate_train: false``). "The saved
+    model": the weights in model.safetensors (early stopping's restored ones, the averaged ones), not
+    necessarily those of the last step (a user trial read "final weights" so after a restore)."""
     train = summary.get("train")
     if not isinstance(train, dict):
         return None
     numbers = [f"{key} {'null' if value is None else f'{value:.6g}'}" for key, value in train.items()
                if value is None or isinstance(value, int | float) and not isinstance(value, bool)]
-    return f"train{evaluated}: {', '.join(numbers) or '(no rows in this split)'} (final weights, eval mode)"
+    return f"train{evaluated}: {', '.join(numbers) or '(no rows in this split)'} (the saved model, eval mode)"
 
 
 def _report(summary: dict, path: Path) -> None:
