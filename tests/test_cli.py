@@ -178,6 +178,13 @@ def test_advise_refuses_a_runs_config_as_train_would_before_reading_its_data(wri
     assert main(["advise", str(write_config(no_length))]) == 0
 
 
+def test_advises_data_only_schema_allows_every_config_section_and_nothing_else():
+    from trainlab.config import Config, DataAndSeed
+
+    assert set(DataAndSeed.model_fields) == set(Config.model_fields)
+    assert DataAndSeed.model_config["extra"] == "forbid"
+
+
 def test_loss_auto_records_the_choice_and_why(write_config, tmp_path):
     config = write_config(LINREG, strategy__loss="auto", strategy__epochs=50)
     out = tmp_path / "run"

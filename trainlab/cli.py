@@ -232,11 +232,10 @@ def _cmd_demo(args) -> int:
 
 def _cmd_advise(args) -> int:
     from trainlab.advisor import advise, format_advice
-    from trainlab.config import Config, load_config, read_yaml, validate_data_and_seed
+    from trainlab.config import load_config, read_yaml, validate_data_and_seed
     from trainlab.config_overrides import apply_overrides
     from trainlab.data import load_dataset
     from trainlab.preflight import check_components
-    from trainlab.registry import did_you_mean
 
     raw = apply_overrides(read_yaml(args.config), args.set)
     if "data" not in raw:
@@ -247,12 +246,8 @@ def _cmd_advise(args) -> int:
         unset = isinstance(strategy, dict) and not {"epochs", "max_steps"} & set(strategy)
         section = load_config(args.config, [*args.set, *(["strategy.epochs=1"] if unset else [])])
         check_components(section, before_data=True)
-    else:  # a data section alone: seed and data as a run validates them, and no section a config lacks
-        unknown = next((key for key in raw if key not in Config.model_fields), None)
-        if unknown is not None:
-            raise ConfigError(f"unknown config key '{unknown}'{did_you_mean(str(unknown), list(Config.model_fields))} "
-                              f"(valid: {', '.join(Config.model_fields)})")
-        section = validate_data_and_seed(raw, args.set)  # the error names the key (int() took seed=yes as 1)
+    else:  # a data section alone: seed and data as a run validates them (the error names the key)
+        section = validate_data_and_seed(raw, args.set)
     data_config = section.data
     data = load_dataset(data_config, section.seed)
     advice = advise(data.train.y.numpy(), data.task, data.extras, x=data.train.x.numpy(), class_names=data.class_names)

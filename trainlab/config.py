@@ -309,12 +309,19 @@ def validate(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Config:
 
 
 class DataAndSeed(BaseModel):
-    """What ``trainlab advise`` reads of a config: ``seed`` and ``data``, validated as :class:`Config` validates
-    them (the other sections are not read, so not checked)."""
+    """What ``trainlab advise`` reads of a config of a ``data`` section alone: ``seed`` and ``data``, validated as
+    :class:`Config` validates them; :class:`Config`'s other sections may be there (not read, so not checked),
+    any other top-level key is refused as :class:`Config` refuses it."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     seed: Int = Config.model_fields["seed"]
     data: DataConfig
+    name: Any = None
+    model: Any = None
+    strategy: Any = None
+    metrics: Any = None
+    output: Any = None
+    runtime: Any = None
 
 
 def validate_data_and_seed(raw: dict[str, Any], overrides: Sequence[str] = ()) -> DataAndSeed:
