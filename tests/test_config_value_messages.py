@@ -233,3 +233,11 @@ def test_metrics_as_one_name_reads_as_the_list_of_it_as_fit_takes_it(tmp_path):
     assert config.metrics == ["accuracy"]
     assert config.hash() == load_config(_config_file(tmp_path), ["metrics=[accuracy]"]).hash()
     assert _refusal(tmp_path, "metrics=5").startswith("config key 'metrics': Input should be a valid list")
+
+
+def test_metrics_joined_by_commas_read_as_the_list_of_them(tmp_path):
+    """``--set metrics=accuracy,f1`` was "unknown metric 'accuracy,f1'; did you mean 'accuracy'?"."""
+    config = load_config(_config_file(tmp_path), ["metrics=accuracy, f1"])
+    assert config.metrics == ["accuracy", "f1"]
+    assert config.hash() == load_config(_config_file(tmp_path), ["metrics=[accuracy, f1]"]).hash()
+    assert "lists the metric 'f1' twice" in _refusal(tmp_path, "metrics=f1,f1")

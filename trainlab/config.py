@@ -231,8 +231,11 @@ class Config(Strict):
     @field_validator("metrics", mode="before")
     @classmethod
     def _one_name_is_a_list(cls, value: Any) -> Any:
-        # ``metrics: accuracy`` (or --set metrics=accuracy) is the list of that one name, as fit(metrics=...)
-        return [value] if isinstance(value, str) else value
+        # ``metrics: accuracy`` (or --set metrics=accuracy) is the list of that one name, as fit(metrics=...);
+        # ``--set metrics=accuracy,f1`` (no metric name holds a comma) the list of those names
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",")] if "," in value else [value]
+        return value
 
     @field_validator("metrics")
     @classmethod
