@@ -281,7 +281,7 @@ def test_a_reader_that_leaves_after_the_first_line_is_sigpipes_code(write_config
 def test_the_final_metric_tables_align_their_values_past_the_longest_name(tmp_path, capsys):
     """`train examples/multilabel_tags.yaml`: subset_accuracy and hamming_accuracy are longer than 12 characters;
     every value of the val and test tables starts in one column."""
-    from trainlab.cli import _report
+    from trainlab.run_result_lines import print_run_result as _report
 
     metrics = {"loss": 0.322766, "subset_accuracy": 0.613333, "hamming_accuracy": 0.854444, "f1_micro": 0.84}
     summary = {"name": "tags", "stop_reason": "epochs=2 reached", "epochs_run": 2, "train_time_s": 0.1,
@@ -296,7 +296,7 @@ def test_the_final_metric_tables_align_their_values_past_the_longest_name(tmp_pa
 def test_the_report_says_the_split_rows_tta_and_one_epoch_in_the_singular(tmp_path, capsys):
     """A run's first line gave no split sizes and "after 1 epochs"; its val/test tables, averaged over TTA's
     views, looked like single-view values (the last epoch record's val differs from them)."""
-    from trainlab.cli import _report
+    from trainlab.run_result_lines import print_run_result as _report
 
     summary = {"name": "digits", "stop_reason": "epochs=1 reached", "epochs_run": 1, "train_time_s": 0.1,
                "mode": "mini-batch gradient descent (batch 64)", "val": {"loss": 0.3}, "test": {"loss": 0.4},

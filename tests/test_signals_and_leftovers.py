@@ -87,7 +87,7 @@ def test_a_signal_after_the_run_is_written_and_its_handler_removed_is_a_warning(
                                                                                monkeypatch):
     """While the summary is printed the run's own handler is gone: the CLI's raised KeyboardInterrupt
     (``error: interrupted`` exit 130, or 143 for SIGTERM) and the summary on stdout was lost."""
-    monkeypatch.setattr(trainlab.cli, "_report", _signalling(trainlab.cli._report, signum))
+    monkeypatch.setattr(trainlab.cli, "print_run_result", _signalling(trainlab.cli.print_run_result, signum))
     out, log = tmp_path / "run", tmp_path / "stderr.log"
     code = wait(fork_cli(["train", str(write_config(tmp_path / "config.yaml", CONFIG)), "--out", str(out)], log))
     monkeypatch.undo()

@@ -467,7 +467,7 @@ def test_lr_auto_range_test_is_spent_out_of_the_budget(tmp_path):
 
 
 def test_the_cli_line_gives_a_budgeted_runs_length_in_fractional_epochs_when_it_ended_inside_one():
-    from trainlab.cli import _length
+    from trainlab.run_result_lines import run_length as _length
 
     budget = {"time_budget": {"steps_per_epoch": 49}}
     assert _length({"epochs_run": 24, "steps": 1134, "notes": budget}) == "23.14 epochs (1134 steps)"

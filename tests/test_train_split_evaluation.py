@@ -134,7 +134,7 @@ def test_evaluate_train_is_a_checked_boolean_that_leaves_the_config_hash_alone(t
 
 
 def test_the_terminal_summary_shows_the_train_numbers_on_one_line(tmp_path, capsys):
-    from trainlab.cli import _report
+    from trainlab.run_result_lines import print_run_result as _report
 
     summary = {"name": "r", "stop_reason": "epochs=2 reached", "epochs_run": 2, "train_time_s": 0.1,
                "mode": "mini-batch gradient descent", "evaluation": {"tta": None}, "notes": {},
