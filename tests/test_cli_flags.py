@@ -152,6 +152,19 @@ def test_a_mistyped_command_or_choice_gets_a_did_you_mean(capsys):
         assert hint in err and "invalid choice" in err
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["compare", "c.yaml", "--strategies", "s.yaml", "--seeds", ""], "--seeds: expected a whole number such as 5; got ''"),
+    (["tune", "c.yaml", "--space", "s.yaml", "--trials", "3.5"], "--trials: expected a whole number such as 5; got '3.5'"),
+    (["lr-find", "c.yaml", "--end-lr", "ten"], "--end-lr: expected a number such as 0.5 or 1e-3; got 'ten'")])
+def test_a_number_flag_given_no_number_says_what_it_takes(capsys, argv, message):
+    """User trial: ``--seeds ''`` was argparse's "invalid int value: ''", which does not say what would do."""
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and err.startswith("error: argument ") and err.count("\n") == 1
+    assert message in err
+
+
 @pytest.mark.parametrize("command", [["eval"], ["predict", "{missing}", "new.csv"],
                                      ["plot", "{missing}", "-o", "{png}"]])
 def test_a_missing_run_folder_is_said_not_to_exist_as_resume_says(tmp_path, capsys, command):

@@ -89,6 +89,23 @@ def path_word(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def whole_number(text: str) -> int:
+    """An integer argument (``--seeds 5``): argparse's own ``type=int`` says "invalid int value: '3.5'"; this
+    says what it takes, the flag's range being checked where the value is used (one place for Python too)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number such as 5; got {text!r}") from None
+
+
+def real_number(text: str) -> float:
+    """A number argument (``--timeout 600``, ``--start-lr 1e-7``), as :func:`whole_number` says its error."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.5 or 1e-3; got {text!r}") from None
+
+
 QUIET_HELP = "no progress line and no notes (warnings and the final summary still print)"
 SET_HELP = "override a config key (~KEY deletes one)"
 PLOT_HELP = "image file to write: .png, .pdf or .svg"  # trainlab.plots.FORMATS
@@ -161,8 +178,8 @@ def _compare_command(commands: argparse._SubParsersAction) -> None:
                          help="the strategies to compare: name -> config overrides (docs/compare.md)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a key of every base config (before the strategies' overrides)")
-    compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per strategy (default 5)")
-    compare.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads (default 2)")
+    compare.add_argument("--seeds", type=whole_number, default=5, help="seeds 0..N-1 per strategy (default 5)")
+    compare.add_argument("--jobs", type=whole_number, default=2, help="runs at once, each on cores/jobs threads (default 2)")
     compare.add_argument("--target", metavar="val_METRIC=VALUE", action=_Once, help="time-to-target, e.g. val_accuracy=0.9")
     compare.add_argument("--metric", default="test_accuracy", help="ranking metric (default test_accuracy)")
     compare.add_argument("--direction", choices=["min", "max", "minimize", "maximize"],
@@ -176,9 +193,9 @@ def _compare_command(commands: argparse._SubParsersAction) -> None:
 
 def _demo_command(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="compare seven optimizers x 3 seeds on MNIST-1D (no files needed)")
-    demo.add_argument("--epochs", type=int, default=80, help="epochs per run (default 80)")
-    demo.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per optimizer (default 3)")
-    demo.add_argument("--jobs", type=int, default=2, help="runs at once, each on cores/jobs threads (default 2)")
+    demo.add_argument("--epochs", type=whole_number, default=80, help="epochs per run (default 80)")
+    demo.add_argument("--seeds", type=whole_number, default=3, help="seeds 0..N-1 per optimizer (default 3)")
+    demo.add_argument("--jobs", type=whole_number, default=2, help="runs at once, each on cores/jobs threads (default 2)")
     demo.add_argument("--out", type=path_word, default="runs/demo", help="comparison folder (default runs/demo)")
 
 
@@ -200,9 +217,9 @@ def _lr_find_command(commands: argparse._SubParsersAction) -> None:
     lr_find.add_argument("config", type=path_word)
     lr_find.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     lr_find.add_argument("--plot", type=path_word, help=PLOT_HELP)
-    lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first LR of the sweep (default 1e-7)")
-    lr_find.add_argument("--end-lr", type=float, default=10.0, help="last LR of the sweep (default 10)")
-    lr_find.add_argument("--steps", type=int, default=100,
+    lr_find.add_argument("--start-lr", type=real_number, default=1e-7, help="first LR of the sweep (default 1e-7)")
+    lr_find.add_argument("--end-lr", type=real_number, default=10.0, help="last LR of the sweep (default 10)")
+    lr_find.add_argument("--steps", type=whole_number, default=100,
                          help="steps of the sweep (default 100, at least 30: its first tenth is a warm-up of at "
                               "least the 3 steps the noise test compares the descent against)")
 
@@ -236,19 +253,19 @@ def _tune_command(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--space", required=True, type=path_word, help="SPACE.yaml: config key -> range or choices")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override a key of the base config (every trial, the refit and best.yaml)")
-    tune.add_argument("--trials", type=int, required=True, help="the study's total over all workers and restarts")
+    tune.add_argument("--trials", type=whole_number, required=True, help="the study's total over all workers and restarts")
     tune.add_argument("--metric", default="val_accuracy", help="validation metric to optimise (default val_accuracy)")
     tune.add_argument("--direction", choices=["maximize", "minimize", "max", "min"],
                       help="default: minimize for losses and errors, else maximize")
-    tune.add_argument("--jobs", type=int, default=1, help="worker processes on this machine (default 1)")
+    tune.add_argument("--jobs", type=whole_number, default=1, help="worker processes on this machine (default 1)")
     tune.add_argument("--storage", help="Optuna RDB URL, e.g. postgresql://user:pw@host/db (default: "
                                         "a file journal in --out)")
     tune.add_argument("--study", help="study name (default trainlab-<config file stem>)")
     tune.add_argument("--pruner", default="median", help="median, hyperband, wilcoxon or none (default median)")
-    tune.add_argument("--timeout", type=float, help="start no trial after this many seconds")
-    tune.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    tune.add_argument("--timeout", type=real_number, help="start no trial after this many seconds")
+    tune.add_argument("--seed", type=whole_number, default=0, help="sampler seed (default 0)")
     tune.add_argument("--out", type=path_word, help="study folder (default tunes/<config file stem>)")
-    tune.add_argument("--refit-seeds", type=int, default=0, metavar="K",
+    tune.add_argument("--refit-seeds", type=whole_number, default=0, metavar="K",
                       help="rerun best.yaml and the base config with K seeds through 'trainlab compare'")
     tune.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
