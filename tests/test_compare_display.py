@@ -26,3 +26,16 @@ def test_the_live_panel_shows_a_failed_run_in_red_without_markup_text():
     out = io.StringIO()
     Console(file=out, width=200).print(line)
     assert "[red]" not in out.getvalue() and "[odd]" in out.getvalue() and "[killed]" in out.getvalue()
+
+
+def test_a_finished_runs_line_tells_its_whole_time_from_its_training_time():
+    """User trial: the line's "(0.6 s)" (the whole run: data, building, evaluating, saving) beside the
+    leaderboard's "train s" of 0.04 read as two figures for one thing."""
+    from trainlab.compare.display import time_text
+
+    finished = {"status": "finished", "seconds": 0.61, "summary": {"train_time_s": 0.0412}}
+    assert time_text(finished) == "0.6 s, 0.041 s of it training"
+    assert time_text({**finished, "seconds": 95.0, "summary": {"train_time_s": 81.26}}) == \
+        "95.0 s, 81.3 s of it training"
+    assert time_text({"status": "failed", "seconds": 1.0, "reason": "x"}) == "1.0 s"
+    assert time_text({"status": "finished", "seconds": 2.0, "summary": {}}) == "2.0 s"

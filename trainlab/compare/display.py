@@ -86,6 +86,17 @@ def outcome_text(tally: Tally, outcome: dict[str, Any]) -> str:
     return f"{outcome['status']}: {outcome.get('reason', '')}"
 
 
+def time_text(outcome: dict[str, Any]) -> str:
+    """"0.6 s", or for a finished run "0.6 s, 0.04 s of it training": the run's whole time (reading data,
+    building, evaluating, saving) beside its ``train_time_s``, the leaderboard's "train s", which a user
+    trial took for the same figure."""
+    whole = f"{outcome.get('seconds', 0):.1f} s"
+    training = (outcome.get("summary") or {}).get("train_time_s")
+    if outcome["status"] != "finished" or not isinstance(training, int | float) or isinstance(training, bool):
+        return whole
+    return f"{whole}, {training:.2g} s of it training" if training < 1 else f"{whole}, {training:.1f} s of it training"
+
+
 class PlainDisplay:
     """One line per finished run (for logs and pipes)."""
 
@@ -104,7 +115,7 @@ class PlainDisplay:
     def finished(self, plan: RunPlan, outcome: dict[str, Any]) -> None:
         t = self.tally
         what = outcome_text(t, outcome)
-        print(f"[{t.done}/{t.total}] {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s) | {t.line(self.jobs)}",
+        print(f"[{t.done}/{t.total}] {plan.label}: {what} ({time_text(outcome)}) | {t.line(self.jobs)}",
               flush=True)
 
     def refresh(self) -> None:
@@ -155,7 +166,7 @@ class LiveDisplay(PlainDisplay):
         from rich.text import Text
 
         what = outcome_text(self.tally, outcome)
-        line = Text(f"  {plan.label}: {what} ({outcome.get('seconds', 0):.1f} s)")
+        line = Text(f"  {plan.label}: {what} ({time_text(outcome)})")
         if outcome["status"] != "finished":  # the status word in red
             start = len(f"  {plan.label}: ")
             line.stylize("red", start, start + len(outcome["status"]))
