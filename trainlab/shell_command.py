@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from pathlib import Path
 
 
 def command_line(*words: str | os.PathLike[str]) -> str:
@@ -28,6 +29,13 @@ def command_line(*words: str | os.PathLike[str]) -> str:
     ``trainlab resume runs/x``, ``trainlab resume '/tmp/my runs/r 1'``. Placeholders such as ``FILE`` or
     ``-o report.html`` are words like any other."""
     return shlex.join(os.fspath(word) for word in words)
+
+
+def utf8_conversion(file: Path) -> str:
+    """How to save ``file`` (not UTF-8: a Latin-1 or Windows-1252 export, where ``é`` is the one byte 0xe9) as
+    UTF-8, beside it so that the command works from any folder: ``iconv -f latin1 -t utf-8 FILE > FILE-utf8``."""
+    converted = file.with_name(f"{file.stem}-utf8{file.suffix}")
+    return f"save it as UTF-8 (e.g. {command_line('iconv', '-f', 'latin1', '-t', 'utf-8', file)} > {command_line(converted)})"
 
 
 def quoted_command(*words: str | os.PathLike[str]) -> str:

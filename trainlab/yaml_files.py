@@ -20,6 +20,7 @@ import yaml
 from trainlab.bounded_read import FileTooLargeError, LinkError, NotRegularFileError, read_regular_file
 from trainlab.config_fields import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, underflow_problem
 from trainlab.errors import ConfigError
+from trainlab.shell_command import utf8_conversion
 
 
 class RefusedYAMLError(yaml.constructor.ConstructorError):
@@ -209,8 +210,12 @@ def _read_bounded(path: Path, follow_links: bool = True, file: str = "config fil
         raise ConfigError(f"cannot read {file} {path}: {exc}") from None
     try:
         return data.decode()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read {file} {path}: {exc}") from None
+    except UnicodeDecodeError as exc:  # a Latin-1 export (é: 0xe9): its line and how to convert it, as a CSV's
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise ConfigError(f"{file} {path} is saved as UTF-16: save it as UTF-8") from None
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{file} {path} is not UTF-8 (line {line} has the byte 0x{data[exc.start]:02x}): "
+                          f"{utf8_conversion(path)}") from None
 
 
 def load_yaml_file(path: str | Path, what: str = "config", follow_links: bool = True,

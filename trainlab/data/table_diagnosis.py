@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import codecs
 import re
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from trainlab.config_fields import counted, short_repr
 from trainlab.errors import DataError
+from trainlab.shell_command import utf8_conversion
 
 # the hint for a header line that looks like a data row (a file saved without its header); the csv and text
 # sources' alike
@@ -194,9 +194,7 @@ def not_utf8(file: Path, kind: str) -> DataError:
     except OSError as exc:
         return DataError(f"cannot read {kind} file {file}: {exc.strerror or exc}")
     where = f" (line {found[0]} has the byte 0x{found[1]:02x})" if found else ""
-    converted = file.with_name(f"{file.stem}-utf8{file.suffix}")  # beside it: the command works from any folder
-    return DataError(f"{kind} file {file} is not UTF-8{where}: save it as UTF-8 "
-                     f"(e.g. iconv -f latin1 -t utf-8 {shlex.quote(str(file))} > {shlex.quote(str(converted))})")
+    return DataError(f"{kind} file {file} is not UTF-8{where}: {utf8_conversion(file)}")
 
 
 def parsed_number(cell: str) -> float | None:
