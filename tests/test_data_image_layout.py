@@ -148,6 +148,30 @@ def test_a_nested_folder_is_called_a_folder(tmp_path):
                               "it out")
 
 
+def test_a_file_that_is_no_image_in_a_class_folder_is_skipped_with_one_warning(tmp_path, capsys):
+    """User trial: a notes.txt in a class folder stopped training (exit 3) where predict skips such files with a
+    warning and torchvision's ImageFolder and Keras skip them; now training skips them too, saying which."""
+    plain, tmp_path = tmp_path / "plain", tmp_path / "with_others"
+    for root in (plain, tmp_path):
+        tree(root, "train", "test")
+    (tmp_path / "train" / "cat" / "notes.txt").write_text("shot in 2019")
+    (tmp_path / "test" / "dog" / "9.webp").write_bytes(b"RIFF")
+    data = build(tmp_path)
+    capsys.readouterr()
+    np.testing.assert_array_equal(data.x_train, build(plain).x_train)  # the same images, nothing else read
+    assert capsys.readouterr().err == ""
+    build(tmp_path)
+    notes, webp = Path("train") / "cat" / "notes.txt", Path("test") / "dog" / "9.webp"
+    assert capsys.readouterr().err == (f"warning: 2 files in the class folders of {tmp_path} are not .png/.jpg/.jpeg "
+                                       f"images and are not read ({notes}, {webp})\n")
+    for image in (tmp_path / "train" / "cat").glob("*.png"):
+        image.unlink()
+    with pytest.raises(DataError) as err:  # a class folder of other files alone: no images, which it names
+        build(tmp_path)
+    assert str(err.value) == (f"class folder {tmp_path / 'train' / 'cat'} has no images (expected *.png, *.jpg or "
+                              "*.jpeg) (it holds 1 other file: notes.txt)")
+
+
 def test_split_folders_named_otherwise_are_told_the_accepted_names(tmp_path):
     """Kaggle's training_set/ and test_set/ are read as class folders holding folders: the error says how the
     split folders are named."""

@@ -663,11 +663,11 @@ def test_image_folder_scales_16_bit_images_to_8_bit(tmp_path):
         for c in range(channels):
             np.testing.assert_array_equal(raw.x_train[1, c], expected)
 
-@pytest.mark.parametrize("problem", ["empty_root", "empty_class", "non_image", "corrupt", "unknown_test_class",
+@pytest.mark.parametrize("problem", ["empty_root", "empty_class", "corrupt", "unknown_test_class",
                                      "test_without_train"])
 def test_image_folder_rejects(tmp_path, problem):
     expected = {
-        "empty_root": "no class folders", "empty_class": "has no images", "non_image": "notes.txt",
+        "empty_root": "no class folders", "empty_class": "has no images",
         "corrupt": "cannot decode image", "unknown_test_class": "no counterpart", "test_without_train": "no train/",
     }[problem]
     if problem == "test_without_train":
@@ -676,8 +676,6 @@ def test_image_folder_rejects(tmp_path, problem):
         image_tree(tmp_path)
     if problem == "empty_class":
         (tmp_path / "train" / "fox").mkdir()
-    elif problem == "non_image":
-        write(tmp_path / "train" / "dog" / "notes.txt", "hello")
     elif problem == "corrupt":
         (tmp_path / "test" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     elif problem == "unknown_test_class":

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.config_fields import short_repr
+from trainlab.config_fields import counted, short_repr
 from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.cache import DAMAGE, not_written, read_entry, write_npz
 from trainlab.data.image_decode import MODES, decode_images, first_size
@@ -227,11 +227,12 @@ def _class_folders(folder: Path, cache: _Caches) -> list[Path]:
     return folders
 
 
-def _images_in(folder: Path, cache: _Caches, at_top: bool = False) -> list[Path]:
-    """The images of one class folder; a nested folder or another file is an error. ``at_top``: the class
-    folders lie directly in ``data.path`` (no split folders), where a folder of folders may be a split
-    named otherwise (Kaggle's ``training_set/``), which the error then says."""
-    files = []
+def _images_in(folder: Path, cache: _Caches, at_top: bool = False, others: list[Path] | None = None) -> list[Path]:
+    """The images of one class folder; a nested folder is an error, another file (a README, a .webp image) is
+    not read and is appended to ``others`` (torchvision's ImageFolder and Keras skip them silently; the caller
+    warns). ``at_top``: the class folders lie directly in ``data.path`` (no split folders), where a folder of
+    folders may be a split named otherwise (Kaggle's ``training_set/``), which the error then says."""
+    files, unread = [], []
     with os.scandir(folder) as listing:  # scandir: the entry type comes with the listing, no stat per file
         entries = sorted(listing, key=lambda e: e.name)
     for entry in entries:
@@ -250,12 +251,25 @@ def _images_in(folder: Path, cache: _Caches, at_top: bool = False) -> list[Path]
                             "data.cache_dir here), which is not an image; move it out, and keep cache_dir outside "
                             "the class folders")
         if not (entry.is_file() and is_image_name(entry.name)):
-            raise DataError(f"class folder {folder} contains {entry.name}, which is not a "
-                            f"{'/'.join(IMAGE_EXTENSIONS)} image file; move it out")
+            unread.append(Path(entry.path))
+            continue
         files.append(Path(entry.path))
     if not files:
-        raise DataError(f"class folder {folder} has no images (expected *.png, *.jpg or *.jpeg)")
+        what = f" (it holds {counted(len(unread), 'other file')}: {_examples([p.name for p in unread])})" if unread else ""
+        raise DataError(f"class folder {folder} has no images (expected *.png, *.jpg or *.jpeg){what}")
+    if others is not None:
+        others += unread
     return files
+
+
+def _skipped_notice(root: Path, others: list[Path]) -> str | None:
+    """The one warning for the files of class folders that are not images and so are not read."""
+    if not others:
+        return None
+    names = [str(path.relative_to(root)) for path in others]
+    kind = "/".join(IMAGE_EXTENSIONS)
+    what = f"is not a {kind} image and is" if len(others) == 1 else f"are not {kind} images and are"
+    return f"{counted(len(others), 'file')} in the class folders of {root} {what} not read ({_examples(names)})"
 
 
 def _loose_notice(folder: Path) -> str | None:
@@ -314,6 +328,7 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
     notices += _case_twins_notices(train_classes, split_roots["train"])
     index = {name: i for i, name in enumerate(train_classes)}
     splits = {}
+    others: list[Path] = []  # files of the class folders that are not images: skipped, said once
     for split, folder in split_roots.items():
         files, labels = [], []
         class_folders = _class_folders(folder, cache)
@@ -327,10 +342,11 @@ def scan(root: Path, cache_dir: str | None = None) -> tuple[dict[str, FolderSpli
                 raise ConfigError(f"data.cache_dir {cache_dir} is the class folder {class_folder}, where the cache "
                                   "would be read as an image of that class; choose a folder outside the class "
                                   f"folders (e.g. {root / 'cache'})")
-            images = _images_in(class_folder, cache, at_top=folder == root)
+            images = _images_in(class_folder, cache, at_top=folder == root, others=others)
             files += images
             labels += [index[class_name(class_folder.name)]] * len(images)
         splits[split] = FolderSplit(files, np.asarray(labels, dtype=np.int64))
+    notices.append(_skipped_notice(root, others))
     notices += [f"{folder} holds only trainlab's image cache (a former run's data.cache_dir), no images: it is not "
                 "read as a class folder (set data.cache_dir to it to reuse the cache, or remove it)"
                 for folder in sorted(cache.former)]
