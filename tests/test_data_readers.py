@@ -500,8 +500,10 @@ def test_text_missing_file_and_bad_options(tmp_path, monkeypatch):
     with pytest.raises(DataError) as err:
         build(name="text_tsv", path=str(tmp_path), train="train.tsv")
     one_line_error(err, str(tmp_path / "train.tsv"), "a TSV file with a header row")
-    with pytest.raises(ConfigError, match="data.tokenizer must be one of word, hf; got 'bpe'"):
+    with pytest.raises(ConfigError, match="data.tokenizer must be one of word, hf; got 'bpe'$"):
         build(name="text_tsv", train="x.tsv", tokenizer="bpe")
+    with pytest.raises(ConfigError, match="data.tokenizer must be one of word, hf; got 'wrod'; did you mean 'word'"):
+        build(name="text_tsv", train="x.tsv", tokenizer="wrod")
     with pytest.raises(ConfigError, match="vocab_size must be >= 3"):
         build(name="text_tsv", train="x.tsv", vocab_size=2)
 

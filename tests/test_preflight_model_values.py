@@ -49,6 +49,9 @@ BAD_VALUES = [
     ({"name": "transformer_encoder", "vocab_size": 100, "pooling": "max"}, (16,),
      "model 'transformer_encoder': pooling must be one of"),
     ({"name": "transformer_encoder", "vocab_size": 1}, (16,), "model 'transformer_encoder': vocab_size must be >= 2"),
+    # a value of a fixed set misspelt gets the did-you-mean a misspelt key gets (user trial: pooling: CLS)
+    ({"name": "transformer_encoder", "vocab_size": 100, "pooling": "CLS"}, (16,),
+     "model 'transformer_encoder': pooling must be one of mean, cls; got 'CLS'; did you mean 'cls'?"),
 ]
 
 

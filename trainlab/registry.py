@@ -33,6 +33,12 @@ def did_you_mean(name: str, choices: list[str], aliases: Mapping[str, str] | Non
     return f"; did you mean '{close}'?" if close is not None else ""
 
 
+def value_hint(value: object, choices: Iterable[object]) -> str:
+    """:func:`did_you_mean` for a config value of a fixed set (``tokenizer: wrod``: "; did you mean 'word'?"),
+    ``""`` for a value that is not a string (``5``), which no choice is a spelling of."""
+    return did_you_mean(value, [str(choice) for choice in choices]) if isinstance(value, str) else ""
+
+
 def closest_choice(name: str, choices: list[str], aliases: Mapping[str, str] | None = None) -> str | None:
     """The choice ``name`` most likely meant, or None: the choice ``aliases`` gives for ``name`` (another
     framework's name for it, :mod:`trainlab.name_aliases`: ``learning_rate``: ``lr``), else the one choice

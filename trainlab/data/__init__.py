@@ -43,7 +43,7 @@ from trainlab.data.labels import (
 )
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
-from trainlab.registry import Registry
+from trainlab.registry import Registry, value_hint
 
 DATA_SOURCES: Registry = Registry("data source", selector="source")
 
@@ -60,7 +60,8 @@ def users_source(source: str) -> bool:
 def check_task(task: str | None) -> None:
     """``data.task`` is one of :data:`TASKS`, or None to infer it from the targets."""
     if task is not None and task not in TASKS:
-        raise ConfigError(f"data.task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}")
+        raise ConfigError(f"data.task must be one of {', '.join(TASKS)} (or left out to infer it); got {task!r}"
+                          f"{value_hint(task, TASKS)}")
 
 
 @dataclass

@@ -18,6 +18,7 @@ import torch
 
 from trainlab.data.dataset import BatchRows
 from trainlab.errors import ConfigError
+from trainlab.registry import value_hint
 from trainlab.runtime import to_device_async
 
 PAD_MODES = ("reflect", "zero")
@@ -112,7 +113,8 @@ class RandomCrop:
         if self.padding < 0:
             raise ConfigError(f"augment.crop_padding must be >= 0; got {self.padding}")
         if self.mode not in PAD_MODES:
-            raise ConfigError(f"augment.pad_mode must be one of {', '.join(PAD_MODES)}; got '{self.mode}'")
+            raise ConfigError(f"augment.pad_mode must be one of {', '.join(PAD_MODES)}; got '{self.mode}'"
+                              f"{value_hint(self.mode, PAD_MODES)}")
 
     def check(self, x: torch.Tensor) -> None:
         """Refuse a batch this crop cannot take: not (N, C, H, W), or reflect padding as large as a side."""

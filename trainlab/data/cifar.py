@@ -25,6 +25,7 @@ from trainlab.data import DATA_SOURCES, RawData
 from trainlab.data.paths import resolve
 from trainlab.data.transforms import image_transforms, statistics_check
 from trainlab.errors import ConfigError, DataError
+from trainlab.registry import value_hint
 
 try:  # numpy >= 2 moved numpy.core to numpy._core; old pickles name the former
     from numpy._core.multiarray import _reconstruct
@@ -159,7 +160,7 @@ def _check_range(labels: np.ndarray, limit: int, what: str, file: Path, hint: st
 def _locate(path: str, fmt: str, layouts: dict[str, tuple[str, str]]) -> tuple[Path, str]:
     """The folder holding the release and its format. ``layouts``: format -> (folder name, marker file)."""
     if fmt not in FORMATS:
-        raise ConfigError(f"data.format must be one of {', '.join(FORMATS)}; got '{fmt}'")
+        raise ConfigError(f"data.format must be one of {', '.join(FORMATS)}; got '{fmt}'{value_hint(fmt, FORMATS)}")
     expected = " or ".join(f"{folder}/ (with {marker})" for folder, marker in layouts.values())
     root = resolve(path, expected)
     wanted = [f for f in layouts if fmt in ("auto", f)]  # binary first: faster, and no pickle at all

@@ -67,7 +67,7 @@ from trainlab.data.tokenizers import (
     warn_cut,
 )
 from trainlab.errors import ConfigError, DataError
-from trainlab.registry import did_you_mean
+from trainlab.registry import did_you_mean, value_hint
 
 # ----------------------------------------------------------------------------- reading rows
 
@@ -288,7 +288,8 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
                  vocab_size: int | None, max_length: int, tokenizer_path: str | None, task: str | None,
                  nan_policy: str, quoted: bool) -> RawData:
     if tokenizer not in TOKENIZERS:
-        raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got {short_repr(tokenizer)}")
+        raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got {short_repr(tokenizer)}"
+                          f"{value_hint(tokenizer, TOKENIZERS)}")
     if max_length < 1:
         raise ConfigError(f"data.max_length must be >= 1; got {max_length}")
     if tokenizer == "word" and vocab_size is not None and vocab_size < 3:

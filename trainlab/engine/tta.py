@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.errors import ConfigError
+from trainlab.registry import value_hint
 
 TTA_WHEN = ("final", "always")  # final: the summary's val/test and `trainlab eval`; always: every validation too
 
@@ -45,7 +46,8 @@ class TestTimeAugmentation:
         if isinstance(self.translate, bool) or not isinstance(self.translate, int) or self.translate < 0:
             raise ConfigError(f"strategy.tta.translate must be an integer >= 0 (pixels); got {self.translate!r}")
         if self.when not in TTA_WHEN:
-            raise ConfigError(f"strategy.tta.when must be one of {', '.join(TTA_WHEN)}; got {self.when!r}")
+            raise ConfigError(f"strategy.tta.when must be one of {', '.join(TTA_WHEN)}; got {self.when!r}"
+                              f"{value_hint(self.when, TTA_WHEN)}")
 
     @property
     def views(self) -> int:

@@ -53,6 +53,7 @@ from torch import nn
 
 from trainlab.engine.state import TrainState
 from trainlab.engine.step import Batch, Step, StepOutput, loss_weights_of, routed_lrs
+from trainlab.registry import value_hint
 
 KINDS = ("ema", "lookahead")
 
@@ -81,7 +82,7 @@ class AveragingRule:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {self.kind!r}{value_hint(self.kind, KINDS)}")
         if not 0.0 < self.decay < 1.0:
             raise ValueError(f"decay must be in (0, 1); got decay={self.decay}")
         if self.every_n_steps < 1 or self.start_step < 0 or self.decay_power < 0 or self.total_steps < 1:

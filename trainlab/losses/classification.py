@@ -17,6 +17,7 @@ from trainlab.config_fields import INT_LIMIT, short_repr
 from trainlab.errors import DataError
 from trainlab.losses import LOSSES
 from trainlab.losses.base import Loss, binary_targets, reduce, widen, zero_floored
+from trainlab.registry import value_hint
 
 
 def _binary_view(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -454,7 +455,8 @@ class MulticlassHingeLoss(Loss):
     def __init__(self, variant: str = "crammer_singer", margin: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
         if variant not in self.VARIANTS:
-            raise ValueError(f"multiclass_hinge variant must be one of {', '.join(self.VARIANTS)}; got {variant!r}")
+            raise ValueError(f"multiclass_hinge variant must be one of {', '.join(self.VARIANTS)}; got {variant!r}"
+                             f"{value_hint(variant, self.VARIANTS)}")
         if not margin > 0:
             raise ValueError(f"multiclass_hinge margin must be > 0; got {margin}")
         self.variant, self.margin = variant, float(margin)

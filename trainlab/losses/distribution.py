@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from trainlab.errors import DataError
 from trainlab.losses import LOSSES
 from trainlab.losses.base import Loss, columns, num_dims_mismatch, reduce, refuse_num_dims_mismatch
+from trainlab.registry import value_hint
 
 
 @LOSSES.register("kl_div")
@@ -32,7 +33,7 @@ class KLDivLoss(Loss):
     def __init__(self, input: str = "logits", log_target: bool = False, reduction: str = "mean"):
         super().__init__(reduction)
         if input not in self.INPUTS:
-            raise ValueError(f"kl_div input must be one of {', '.join(self.INPUTS)}; got {input!r}")
+            raise ValueError(f"kl_div input must be one of {', '.join(self.INPUTS)}; got {input!r}{value_hint(input, self.INPUTS)}")
         self.input, self.log_target = input, bool(log_target)
         self.takes_logits = input == "logits"  # log_softmax inside: a model's own softmax would be applied twice
 
@@ -123,7 +124,8 @@ class GaussianNLLLoss(Loss):
                  num_dims: int = 1, reduction: str = "mean"):
         super().__init__(reduction)
         if variance not in self.VARIANCES:
-            raise ValueError(f"gaussian_nll variance must be one of {', '.join(self.VARIANCES)}; got {variance!r}")
+            raise ValueError(f"gaussian_nll variance must be one of {', '.join(self.VARIANCES)}; got {variance!r}"
+                             f"{value_hint(variance, self.VARIANCES)}")
         if not min_var >= 0:
             raise ValueError(f"gaussian_nll min_var must be >= 0; got {min_var}")
         if int(num_dims) < 1:

@@ -16,6 +16,7 @@ from torch import nn
 
 from trainlab.errors import ConfigError
 from trainlab.models import MODELS, dropout_rate
+from trainlab.registry import value_hint
 
 PAD_ID = 0
 POOLINGS = ("mean", "cls")
@@ -142,7 +143,8 @@ def _encoder_values(vocab_size: Any, d_model: Any, heads: Any, layers: Any, ff_d
     if layers < 1 or ff_dim < 1:
         raise ConfigError(f"model 'transformer_encoder': layers and ff_dim must be >= 1; got layers={layers}, ff_dim={ff_dim}")
     if pooling not in POOLINGS:
-        raise ConfigError(f"model 'transformer_encoder': pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+        raise ConfigError(f"model 'transformer_encoder': pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}"
+                          f"{value_hint(pooling, POOLINGS)}")
     return (None if vocab_size is None else int(vocab_size)), d_model, heads, layers, ff_dim, \
         dropout_rate("transformer_encoder", dropout)
 

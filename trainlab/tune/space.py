@@ -37,7 +37,7 @@ from trainlab.config_errors import NUMBER_WORDING
 from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
-from trainlab.registry import did_you_mean
+from trainlab.registry import did_you_mean, value_hint
 from trainlab.tune.arguments import named
 from trainlab.yaml_files import flow_yaml, load_yaml_file
 
@@ -216,7 +216,7 @@ def _parse_param(key: str, spec: Any) -> Param:
             raise ConfigError(f"space key '{key}': unknown field '{name}'{hint} (valid: {', '.join(SPEC_FIELDS)})")
     kind = spec.get("type")
     if kind is not None and kind not in TYPES:
-        raise ConfigError(f"space key '{key}': type must be one of {', '.join(TYPES)}; got {kind!r}")
+        raise ConfigError(f"space key '{key}': type must be one of {', '.join(TYPES)}; got {kind!r}{value_hint(kind, TYPES)}")
     when = _parse_when(key, spec.get("when"))
     if "choices" in spec:
         extra = [name for name in ("low", "high", "log", "step") if name in spec]
