@@ -83,6 +83,19 @@ def test_a_val_label_the_training_file_lacks_names_its_line(tmp_path):
         load(tmp_path, val="val.csv")
 
 
+def test_a_named_label_beside_numbered_training_classes_names_the_classes(tmp_path):
+    """User trial: the error said "label 'positive' is not a number while the training labels are" without the
+    classes, which the opposite case (a number among named classes) lists."""
+    write(tmp_path / "train.csv", "text,label\n" + rows(["0", "1", "2"] * 3))
+    write(tmp_path / "test.csv", "text,label\n" + rows(["2", "positive"]))
+    with pytest.raises(DataError, match=r"^test file .*test.csv line 3: label 'positive' is not a number while the "
+                                        r"training labels are \(classes: 0, 1, 2\)$"):
+        load(tmp_path, test="test.csv")
+    write(tmp_path / "train.csv", "text,label\n" + rows(["0.5", "1.25", "2"] * 3))  # regression: no classes to name
+    with pytest.raises(DataError, match=r"label 'positive' is not a number while the training labels are$"):
+        load(tmp_path, test="test.csv")
+
+
 def test_missing_labels_are_refused_with_their_line_or_dropped_with_a_warning(tmp_path, capsys):
     text = "text,label\n" + rows(["pos", "neg"] * 3) + "a quoted\nline break,\nshort,\"\"\n" + rows(["pos"])
     write(tmp_path / "train.csv", text.replace('a quoted\nline break', '"a quoted\nline break"'))

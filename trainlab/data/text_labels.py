@@ -113,13 +113,17 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
                            f"'{tables['train'].label_column}'", train[text_row], "target")
     whole = numeric and all(float(v).is_integer() for v in numbers)  # type: ignore[arg-type]
 
-    def as_numbers(name: str) -> list[float]:
+    def as_numbers(name: str, classes: list[int] | None = None) -> list[float]:
+        """``name``'s labels as numbers; one that is not is refused naming the training ``classes`` when they
+        are classes (a test file of names beside a training file of 0/1/2)."""
         values = tables[name].labels or []
         out = [finite_number(v) for v in values]
         for row, value in enumerate(out):
             if value is None:
+                known = "" if classes is None else \
+                    f" (classes: {', '.join(map(str, classes[:20]))}{', ...' if len(classes) > 20 else ''})"
                 raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label {short_repr(values[row])} "
-                                "is not a number while the training labels are")
+                                f"is not a number while the training labels are{known}")
         return out  # type: ignore[return-value]
 
     if task == "regression" or (task is None and numeric and not whole):
@@ -132,7 +136,8 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
     if whole:
         values = sorted({int(v) for v in numbers})  # type: ignore[arg-type]
         names = None if values == list(range(len(values))) else [str(v) for v in values]
-        keys = {name: [int(v) if v.is_integer() else v for v in as_numbers(name)] for name in tables}  # 2.5: unknown
+        keys = {name: [int(v) if v.is_integer() else v for v in as_numbers(name, values)]  # 2.5: unknown
+                for name in tables}
     else:
         names = sorted(set(train))
         warn_case_twins(names, f"train file {files['train']}", tables["train"].label_column)
