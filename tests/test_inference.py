@@ -246,6 +246,11 @@ def test_text_run_predicts_a_tsv_with_its_own_vocabulary(tmp_path, monkeypatch, 
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"error: text file {tmp_path / 'other.tsv'}: the input needs a column named 'sentence' "
                      "(this run's data.text_column), tab-separated; got columns: 'text'"]
+    (tmp_path / "other.tsv").write_text("Sentence\nwhat a great lovely film\n")  # a user trial: no hint for this
+    assert main(["predict", str(run), str(tmp_path / "other.tsv")]) == 3
+    assert capsys.readouterr().err.strip().endswith("got columns: 'Sentence'; rename its column 'Sentence' to 'sentence'")
+    with pytest.raises(trainlab.errors.DataError, match="got columns: Sentence; did you mean 'Sentence'"):
+        loaded.predict(pd.DataFrame({"Sentence": texts}))
     # an .npz is a zip by its first bytes: it was told to "unzip it first"
     np.savez(tmp_path / "rows.npz", x=np.zeros((2, 8), dtype=np.float32))
     assert main(["predict", str(run), str(tmp_path / "rows.npz")]) == 3

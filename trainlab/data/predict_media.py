@@ -146,11 +146,15 @@ def check_text_header(path: Path, text_column: str, delimiter: str, quoted: bool
         return
     if text_column in columns:
         return
+    from trainlab.registry import closest_choice
+
     name = DELIMITER_NAMES.get(delimiter, repr(delimiter))
     hint = header_hint(line, delimiter)
+    close = closest_choice(text_column, columns)  # 'Review' for 'review': the run fixes the name, the file is renamed
+    rename = f"; rename its column {close!r} to '{text_column}'" if close else ""
     raise DataError(f"text file {path}: the input needs a column named '{text_column}' (this run's data.text_column), "
                     f"{name}-separated; got columns: {', '.join(repr(c) for c in columns)}"
-                    + (f"{hint}: save it {name}-separated" if "separated" in hint else hint))  # run's delimiter
+                    + (f"{hint}: save it {name}-separated" if "separated" in hint else hint or rename))  # run's delimiter
 
 
 def read_texts(file: str | os.PathLike[str], source: str, options: dict[str, Any],
@@ -280,8 +284,11 @@ def text_cells(x: Any, source: str, options: dict[str, Any]) -> Any:
     if isinstance(x, pd.DataFrame):
         column = text_column_of(source, options)
         if column not in x.columns:
+            from trainlab.registry import did_you_mean
+
             raise DataError(f"the DataFrame needs the text column '{column}' (this run's data.text_column); "
-                            f"got columns: {', '.join(map(shown_name, x.columns))}")
+                            f"got columns: {', '.join(map(shown_name, x.columns))}"
+                            f"{did_you_mean(column, [str(name) for name in x.columns])}")
         return x[column].tolist()
     return x.tolist() if isinstance(x, pd.Series | np.ndarray) else x  # np.str_ elements as plain str
 
