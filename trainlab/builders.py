@@ -62,6 +62,7 @@ from trainlab.plan_warnings import (
 )
 from trainlab.run_checks import (
     check_batch_norm_remainder,
+    check_built_in_model_fits_inputs,
     check_loss_fits,
     outlier_remedy,
     warn_if_raw_scale_targets,
@@ -163,6 +164,7 @@ def build_model_for(config: Config, data: Dataset, loss: Loss) -> torch.nn.Modul
     ``transformer_encoder`` on ``tokenizer: hf`` rows (ids and attention mask)."""
     output_dim = loss.output_dim(data.task, data.num_classes, data.target_dim)
     spec = config.model.spec()
+    check_built_in_model_fits_inputs(str(spec["name"]).lower(), data)  # token ids vs features, before shape rules
     if str(spec["name"]).lower() == "hf_pretrained" and data.extras.get("tokenizer") == "word":
         checkpoint = spec.get("package") or spec.get("path") or "the checkpoint"
         raise ConfigError(f"model hf_pretrained needs the checkpoint's own tokenizer, but data.tokenizer is word "

@@ -184,6 +184,40 @@ def _takes_token_ids(model: torch.nn.Module) -> bool:
     return _vocab_size(model) is not None or any(isinstance(m, torch.nn.Embedding) for m in model.modules())
 
 
+#: the built-in models that embed token ids; every other built-in takes features or images
+TEXT_MODELS = frozenset({"transformer_encoder", "hf_pretrained"})
+
+
+def token_ids_refusal(name: str, x: torch.Tensor) -> DataError:
+    """The error for model ``name``, which takes no token ids, given the token ids ``x`` of text data."""
+    return DataError(f"model '{name}' cannot take the token ids of text data ({str(x.dtype).removeprefix('torch.')}); "
+                     "use a model for text: transformer_encoder, or hf_pretrained for a pretrained one")
+
+
+def not_token_ids_refusal(name: str, x: torch.Tensor) -> DataError:
+    """The error for model ``name``, which embeds token ids, given the features ``x`` (floats: a table, images)."""
+    return DataError(f"model '{name}' takes integer token ids, but the data gives "
+                     f"{str(x.dtype).removeprefix('torch.')} features shaped {tuple(x.shape[1:])}; token ids "
+                     "come from the text sources (data.source: text_tsv or text_csv, which tokenize the texts), "
+                     "or from an npz whose x holds integer ids")
+
+
+def check_built_in_model_fits_inputs(name: str, data: Dataset) -> None:
+    """Before a built-in model ``name`` is built: a model of features or images on text data's token ids, or a
+    text model on features, is one DataError, the one its forward would get (:func:`token_ids_refusal`,
+    :func:`not_token_ids_refusal`). Built first, a cnn2d said its inputs were no images and pointed to mlp,
+    a transformer_encoder on a table asked for a vocab_size (user trial)."""
+    from trainlab.models import MODELS
+
+    x = data.train.x
+    if name not in MODELS.names():
+        return
+    if name not in TEXT_MODELS and data.extras.get("tokenizer") and not x.is_floating_point():
+        raise token_ids_refusal(name, x)
+    if name in TEXT_MODELS and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
+        raise not_token_ids_refusal(name, x)
+
+
 def check_token_inputs(model: torch.nn.Module, data: Dataset) -> None:
     """For a model that declares ``vocab_size`` (token ids 0..vocab_size-1): a DataError when the inputs
     are not integers (features of a table or images cast to ids would index arbitrary embedding rows) or
@@ -195,10 +229,7 @@ def check_token_inputs(model: torch.nn.Module, data: Dataset) -> None:
     name = model_name(model)
     x = data.train.x
     if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-        raise DataError(f"model '{name}' takes integer token ids, but the data gives "
-                        f"{str(x.dtype).removeprefix('torch.')} features shaped {tuple(x.shape[1:])}; token ids "
-                        "come from the text sources (data.source: text_tsv or text_csv, which tokenize the texts), "
-                        "or from an npz whose x holds integer ids")
+        raise not_token_ids_refusal(name, x)
     advice = getattr(model, "vocab_advice", None) or "give ids below the model's vocabulary size"
     for split_name, split in (("training", data.train), ("validation", data.val), ("test", data.test)):
         if len(split) == 0:
@@ -287,8 +318,7 @@ def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: 
     one_feature = f"; {fixes.one_feature}" if x.ndim == 1 else ""
     if isinstance(exc, RuntimeError) and not _takes_token_ids(model):
         if data.extras.get("tokenizer") and not x.is_floating_point():
-            return DataError(f"model '{name}' cannot take the token ids of text data ({dtype}); use a model for "
-                             "text: transformer_encoder, or hf_pretrained for a pretrained one")
+            return token_ids_refusal(name, x)
         weights = next((p.dtype for p in model.parameters()), None)
         if x.dtype == torch.float32 and weights is not None and weights.is_floating_point and weights != x.dtype:
             # floating inputs are the data's, read as float32 (docs/data.md): the model's dtype is what differs
