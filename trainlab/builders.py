@@ -62,7 +62,6 @@ from trainlab.plan_warnings import (
 )
 from trainlab.run_checks import (
     check_batch_norm_remainder,
-    check_built_in_model_fits_inputs,
     check_loss_fits,
     outlier_remedy,
     warn_if_raw_scale_targets,
@@ -80,6 +79,7 @@ from trainlab.runtime import (
 from trainlab.schedules import build_schedule
 from trainlab.step_builders import averaged_step_for, build_step, optimizer_spec_for, resolve_auto_lr
 from trainlab.time_budget import BudgetPlan, assemble_within_budget, budgeted
+from trainlab.token_inputs import check_built_in_model_fits_inputs
 
 
 @dataclass

@@ -20,7 +20,7 @@ import torch
 from trainlab.config_fields import counted, shown_name
 from trainlab.data import Dataset
 from trainlab.data.preprocessing import output_features
-from trainlab.engine.batching import BatchPlan, is_ids_and_mask
+from trainlab.engine.batching import BatchPlan
 from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses.base import Loss, single_label_on_multilabel
 from trainlab.models import model_name
@@ -28,6 +28,7 @@ from trainlab.notices import warn
 from trainlab.out_of_memory import is_out_of_memory
 from trainlab.probability_outputs import check_probability_outputs, in_eval_mode
 from trainlab.runtime import cpu_model, op_without_deterministic_kernel, resolve_precision
+from trainlab.token_inputs import check_token_inputs, takes_token_ids, token_ids_refusal
 
 
 @dataclass(frozen=True)
@@ -169,79 +170,6 @@ def check_loss_batch_rows(loss: Loss, rows: int, batch_size: int) -> None:
          "leaves no such batch")
 
 
-def _vocab_size(model: torch.nn.Module) -> int | None:
-    """The ids a token-id model embeds (``model.vocab_size``: transformer_encoder, hf_pretrained, also
-    inside a LoRA wrapper), or None for a model that declares none."""
-    try:
-        vocab = getattr(model, "vocab_size", None)
-    except Exception:  # noqa: BLE001  (a property of a user's model that fails is no declaration)
-        return None
-    return vocab if isinstance(vocab, int) and not isinstance(vocab, bool) else None
-
-
-def _takes_token_ids(model: torch.nn.Module) -> bool:
-    """A model that declares ``vocab_size`` or embeds ids (an ``nn.Embedding`` somewhere inside)."""
-    return _vocab_size(model) is not None or any(isinstance(m, torch.nn.Embedding) for m in model.modules())
-
-
-#: the built-in models that embed token ids; every other built-in takes features or images
-TEXT_MODELS = frozenset({"transformer_encoder", "hf_pretrained"})
-
-
-def token_ids_refusal(name: str, x: torch.Tensor) -> DataError:
-    """The error for model ``name``, which takes no token ids, given the token ids ``x`` of text data."""
-    return DataError(f"model '{name}' cannot take the token ids of text data ({str(x.dtype).removeprefix('torch.')}); "
-                     "use a model for text: transformer_encoder, or hf_pretrained for a pretrained one")
-
-
-def not_token_ids_refusal(name: str, x: torch.Tensor) -> DataError:
-    """The error for model ``name``, which embeds token ids, given the features ``x`` (floats: a table, images)."""
-    return DataError(f"model '{name}' takes integer token ids, but the data gives "
-                     f"{str(x.dtype).removeprefix('torch.')} features shaped {tuple(x.shape[1:])}; token ids "
-                     "come from the text sources (data.source: text_tsv or text_csv, which tokenize the texts), "
-                     "or from an npz whose x holds integer ids")
-
-
-def check_built_in_model_fits_inputs(name: str, data: Dataset) -> None:
-    """Before a built-in model ``name`` is built: a model of features or images on text data's token ids, or a
-    text model on features, is one DataError, the one its forward would get (:func:`token_ids_refusal`,
-    :func:`not_token_ids_refusal`). Built first, a cnn2d said its inputs were no images and pointed to mlp,
-    a transformer_encoder on a table asked for a vocab_size (user trial)."""
-    from trainlab.models import MODELS
-
-    x = data.train.x
-    if name not in MODELS.names():
-        return
-    if name not in TEXT_MODELS and data.extras.get("tokenizer") and not x.is_floating_point():
-        raise token_ids_refusal(name, x)
-    if name in TEXT_MODELS and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
-        raise not_token_ids_refusal(name, x)
-
-
-def check_token_inputs(model: torch.nn.Module, data: Dataset) -> None:
-    """For a model that declares ``vocab_size`` (token ids 0..vocab_size-1): a DataError when the inputs
-    are not integers (features of a table or images cast to ids would index arbitrary embedding rows) or
-    when an id of any split is outside 0..vocab_size-1 (an IndexError inside the embedding otherwise),
-    naming the id, the vocabulary size and the model's ``vocab_advice``."""
-    vocab = _vocab_size(model)
-    if vocab is None:
-        return
-    name = model_name(model)
-    x = data.train.x
-    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-        raise not_token_ids_refusal(name, x)
-    advice = getattr(model, "vocab_advice", None) or "give ids below the model's vocabulary size"
-    for split_name, split in (("training", data.train), ("validation", data.val), ("test", data.test)):
-        if len(split) == 0:
-            continue
-        ids = split.x[:, 0] if is_ids_and_mask(split.x) else split.x
-        largest, smallest = int(ids.max()), int(ids.min())
-        if largest >= vocab or smallest < 0:
-            bad = largest if largest >= vocab else smallest
-            raise DataError(f"the {split_name} data holds token id {bad}, but model '{name}' has a vocabulary of "
-                            f"{vocab} ids (0..{vocab - 1}); {advice}")
-
-
 def _probe_rows(data: Dataset, device: torch.device, k: int) -> torch.Tensor:
     """The first ``k`` training rows on ``device`` as the run's forward sees them (its eval transform)."""
     x = data.train.x[:k].to(device)
@@ -316,7 +244,7 @@ def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: 
     dtype = str(x.dtype).removeprefix("torch.")
     fixes = input_fixes(data)
     one_feature = f"; {fixes.one_feature}" if x.ndim == 1 else ""
-    if isinstance(exc, RuntimeError) and not _takes_token_ids(model):
+    if isinstance(exc, RuntimeError) and not takes_token_ids(model):
         if data.extras.get("tokenizer") and not x.is_floating_point():
             return token_ids_refusal(name, x)
         weights = next((p.dtype for p in model.parameters()), None)
