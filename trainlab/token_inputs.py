@@ -50,6 +50,8 @@ def check_built_in_model_fits_inputs(name: str, data: Dataset) -> None:
     text model on features, is one DataError, the one its forward would get (:func:`token_ids_refusal`,
     :func:`not_token_ids_refusal`). Built first, a cnn2d said its inputs were no images and pointed to mlp,
     a transformer_encoder on a table asked for a vocab_size (user trial)."""
+    import trainlab.models.builtins  # noqa: F401  (registers the built-in models, as build_model does)
+
     x = data.train.x
     if name not in MODELS.names():
         return
