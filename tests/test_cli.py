@@ -278,40 +278,6 @@ def test_a_reader_that_leaves_after_the_first_line_is_sigpipes_code(write_config
     assert process.wait() == 141 and err == ""
 
 
-def test_the_final_metric_tables_align_their_values_past_the_longest_name(tmp_path, capsys):
-    """`train examples/multilabel_tags.yaml`: subset_accuracy and hamming_accuracy are longer than 12 characters;
-    every value of the val and test tables starts in one column."""
-    from trainlab.run_result_lines import print_run_result as _report
-
-    metrics = {"loss": 0.322766, "subset_accuracy": 0.613333, "hamming_accuracy": 0.854444, "f1_micro": 0.84}
-    summary = {"name": "tags", "stop_reason": "epochs=2 reached", "epochs_run": 2, "train_time_s": 0.1,
-               "mode": "mini-batch gradient descent (batch 64)", "val": {"loss": 0.36}, "test": metrics}
-    _report(summary, tmp_path)
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
-    assert rows[0] == "  loss             0.36"  # the val table takes the test table's column
-    assert {row.index("0.") for row in rows} == {len("  hamming_accuracy ")}
-    assert "  hamming_accuracy 0.854444" in rows
-
-
-def test_the_report_says_the_split_rows_tta_and_one_epoch_in_the_singular(tmp_path, capsys):
-    """A run's first line gave no split sizes and "after 1 epochs"; its val/test tables, averaged over TTA's
-    views, looked like single-view values (the last epoch record's val differs from them)."""
-    from trainlab.run_result_lines import print_run_result as _report
-
-    summary = {"name": "digits", "stop_reason": "epochs=1 reached", "epochs_run": 1, "train_time_s": 0.1,
-               "mode": "mini-batch gradient descent (batch 64)", "val": {"loss": 0.3}, "test": {"loss": 0.4},
-               "evaluation": {"tta": {"flip": True, "translate": 1, "when": "final", "views": 6}},
-               "rows": {"train": 78, "val": 18, "test": 24}}
-    _report(summary, tmp_path)
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("run digits: epochs=1 reached after 1 epoch (0.10 s, mini-batch gradient descent (batch 64); "
-                      "rows 78 train, 18 val, 24 test)")
-    assert "val (TTA, 6 views):" in out and "test (TTA, 6 views):" in out
-    _report({**summary, "epochs_run": 2, "evaluation": {"tta": None}, "rows": None}, tmp_path)
-    out = capsys.readouterr().out.splitlines()
-    assert "after 2 epochs (0.10 s, mini-batch gradient descent (batch 64))" in out[0] and "val:" in out
-
-
 def test_a_summary_records_the_rows_of_each_split(tmp_path):
     from tests.conftest import DIGITS_MLP
     from trainlab.config import validate
