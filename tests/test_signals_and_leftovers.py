@@ -29,6 +29,7 @@ import pytest
 
 import trainlab.cli
 import trainlab.engine.checkpoint
+import trainlab.errors
 from tests.forked_runs import fork_call, fork_cli, run_inline, status, wait, wait_until, write_config
 from trainlab.callbacks.signal_stop import SignalStop
 from trainlab.experiment import StoppedWaiting, retrying
@@ -300,6 +301,73 @@ def test_two_sigterms_mid_training_stop_at_once_with_exit_143(reference, tmp_pat
     assert code == 143 and len(errors) == 1, log.read_text()
     assert errors[0].startswith("error: SIGTERM received twice: stopped at once at step 18; resuming continues "
                                 "from its last checkpoint"), errors[0]
+    assert run_inline(["resume", str(out), "--quiet"]) == 0
+    assert (out / "model.safetensors").read_bytes() == reference
+
+
+def test_a_signal_while_the_interrupt_unwinds_to_the_cli_keeps_its_line(reference, tmp_path, monkeypatch):
+    """A user trial's double Ctrl-C (1 in 16): the second landed once the run's own handler was gone, while
+    the run's Interrupted unwound to the CLI, whose handler raised: ``error: interrupted`` replaced the line
+    that says where to resume."""
+    import trainlab.experiment
+
+    sent: list[int] = []
+
+    def first_checkpoint_then_ctrl_c(*args, **kwargs):
+        saved = original_save(*args, **kwargs)
+        if not sent:  # the first Ctrl-C: the run checkpoints at its next step and stops
+            sent.append(signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        return saved
+
+    def run_then_ctrl_c_while_unwinding(*args, **kwargs):
+        try:
+            return original_run(*args, **kwargs)
+        except trainlab.errors.Interrupted:
+            os.kill(os.getpid(), signal.SIGINT)  # the second, the run's handler gone
+            time.sleep(0.05)
+            raise
+
+    original_save, original_run = trainlab.engine.checkpoint.save, trainlab.experiment.run_training
+    monkeypatch.setattr(trainlab.engine.checkpoint, "save", first_checkpoint_then_ctrl_c)
+    monkeypatch.setattr(trainlab.experiment, "run_training", run_then_ctrl_c_while_unwinding)
+    out, log = tmp_path / "run", tmp_path / "stderr.log"
+    code = wait(fork_cli(["train", str(write_config(tmp_path / "config.yaml", CONFIG)), "--out", str(out)], log))
+    monkeypatch.undo()
+    lines = log.read_text().splitlines()
+    assert code == 130 and lines == [f"error: SIGINT received: stopped at step 11 after writing a checkpoint; "
+                                     f"continue with: trainlab resume {out.resolve()}"], lines
+    assert run_inline(["resume", str(out), "--quiet"]) == 0
+    assert (out / "model.safetensors").read_bytes() == reference
+
+
+def test_a_second_signal_after_the_signals_checkpoint_is_in_place_names_that_checkpoint(reference, tmp_path,
+                                                                                          monkeypatch):
+    """A user trial's double Ctrl-C (2 in 21): the second landed as the first one's checkpoint (step 28) had been
+    renamed into place, before the saver took note of it: "resuming continues from its last checkpoint
+    (step-000000025)", where the resume went on from step 28."""
+    calls: list[int] = []
+
+    def save(*args, **kwargs):
+        saved = original_save(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:  # the first Ctrl-C at the first checkpoint (step 10): the run checkpoints step 11
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        elif len(calls) == 2:  # step 11's checkpoint in place: the second Ctrl-C, as the run's handler raises it
+            raise KeyboardInterrupt
+        return saved
+
+    original_save = trainlab.engine.checkpoint.save
+    monkeypatch.setattr(trainlab.engine.checkpoint, "save", save)
+    out, log = tmp_path / "run", tmp_path / "stderr.log"
+    code = wait(fork_cli(["train", str(write_config(tmp_path / "config.yaml", CONFIG)), "--out", str(out)], log))
+    monkeypatch.undo()
+    lines = log.read_text().splitlines()
+    assert code == 130 and len(lines) == 1, lines
+    assert lines[0].startswith("error: SIGINT received: stopped at once at step 11; resuming continues from its last "
+                               f"checkpoint ({out.resolve() / 'checkpoint' / 'step-000000011'})"), lines
     assert run_inline(["resume", str(out), "--quiet"]) == 0
     assert (out / "model.safetensors").read_bytes() == reference
 

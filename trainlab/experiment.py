@@ -86,6 +86,7 @@ from trainlab.run_records import (
 )
 from trainlab.run_summary import summarize, warn_if_non_finite
 from trainlab.shell_command import command_line
+from trainlab.sigterm import outcome_decided
 
 FINAL_WRITE_PATIENCE_S = 300.0  # how long the end of a run waits for disk space to come back
 
@@ -201,7 +202,13 @@ def _stopped(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum
 
     A staged ``--overwrite`` is swapped into place only when it has something to keep
     (:meth:`RunDir.has_something_to_keep`: a step checkpoint; ``best/`` alone is none); otherwise it is
-    discarded here, and the message says that the old run is untouched, which it then is."""
+    discarded here, and the message says that the old run is untouched, which it then is.
+
+    From here the command's outcome is this interrupt (:func:`~trainlab.sigterm.outcome_decided`): a signal
+    after the run's own handler is gone, while the Interrupted unwinds to the CLI, is only recorded; raised,
+    it replaced the line that says where to resume with a bare ``error: interrupted`` (a user trial's double
+    Ctrl-C, once in 16)."""
+    outcome_decided()
     step = built.trainer.state.step
     stopped = f"{why} at step {step}"
     if run.staged and not run.has_something_to_keep():
@@ -213,10 +220,22 @@ def _stopped(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum
             run.write_info(status="interrupted")
     run.commit_overwrite()  # staged: it has a checkpoint to resume from
     resume = _resume_hint(run.final_path.resolve(), built.trainer.callbacks.callbacks)
-    if checkpointed and saver.last_saved and Path(saver.last_saved).name == checkpoint.folder_name(step):
+    last = _newest_checkpoint(run, saver)
+    if checkpointed and last and Path(last).name == checkpoint.folder_name(step):
         return Interrupted(f"{stopped} after writing a checkpoint; continue with: {resume}", signum)
-    start = f"its last checkpoint ({saver.last_saved})" if saver.last_saved else "the start (no checkpoint yet)"
+    start = f"its last checkpoint ({last})" if last else "the start (no checkpoint yet)"
     return Interrupted(f"{stopped}; resuming continues from {start}: {resume}", signum)
+
+
+def _newest_checkpoint(run: RunDir, saver: CheckpointSaver) -> str | None:
+    """The checkpoint a resume of ``run`` starts from: the saver's last, or a later step folder of the run's, which
+    a signal landing after its rename, before the saver took note of it, leaves (written whole: each is renamed
+    into place complete). The message named step 25 with step 28 written (a user trial's double Ctrl-C)."""
+    folders = checkpoint.step_folders(run.checkpoints)
+    last = saver.last_saved
+    noted = Path(last).name if last else ""
+    known = int(noted[len(checkpoint.PREFIX):]) if noted[len(checkpoint.PREFIX):].isdigit() else -1
+    return str(folders[0]) if folders and checkpoint.folder_step(folders[0]) > known else last
 
 
 def _resume_hint(path: Path, callbacks: list[Callback]) -> str:
