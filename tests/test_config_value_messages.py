@@ -241,3 +241,4 @@ def test_metrics_joined_by_commas_read_as_the_list_of_them(tmp_path):
     assert config.metrics == ["accuracy", "f1"]
     assert config.hash() == load_config(_config_file(tmp_path), ["metrics=[accuracy, f1]"]).hash()
     assert "lists the metric 'f1' twice" in _refusal(tmp_path, "metrics=f1,f1")
+    assert load_config(_config_file(tmp_path), ["metrics=f1,"]).metrics == ["f1"]

@@ -233,8 +233,9 @@ class Config(Strict):
     def _one_name_is_a_list(cls, value: Any) -> Any:
         # ``metrics: accuracy`` (or --set metrics=accuracy) is the list of that one name, as fit(metrics=...);
         # ``--set metrics=accuracy,f1`` (no metric name holds a comma) the list of those names
-        if isinstance(value, str):
-            return [name.strip() for name in value.split(",")] if "," in value else [value]
+        if isinstance(value, str):  # a trailing comma (accuracy,) adds no name
+            names = [name.strip() for name in value.split(",") if name.strip()] if "," in value else [value]
+            return names or [value]
         return value
 
     @field_validator("metrics")
