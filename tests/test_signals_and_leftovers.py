@@ -372,6 +372,23 @@ def test_a_second_signal_after_the_signals_checkpoint_is_in_place_names_that_che
     assert (out / "model.safetensors").read_bytes() == reference
 
 
+def test_the_checkpoint_named_is_the_newest_of_this_runs_up_to_the_step_it_stopped_at(tmp_path):
+    """Review: a step folder beyond the stop is none of this run's (one a resume skipped as unreadable, which the
+    next resume skips again); one up to it, newer than the saver's last, was renamed into place whole."""
+    from types import SimpleNamespace
+
+    from trainlab.experiment import _newest_checkpoint
+
+    for step in (10, 20):
+        (tmp_path / "checkpoint" / f"step-{step:09d}").mkdir(parents=True)
+    run = SimpleNamespace(checkpoints=tmp_path / "checkpoint")
+    resumed = SimpleNamespace(last_saved=str(tmp_path / "checkpoint" / "step-000000010"))
+    assert _newest_checkpoint(run, resumed, 15) == resumed.last_saved  # step 20: an older run's, skipped
+    assert _newest_checkpoint(run, resumed, 20) == str(tmp_path / "checkpoint" / "step-000000020")
+    assert _newest_checkpoint(run, SimpleNamespace(last_saved=None), 5) is None
+    assert _newest_checkpoint(run, SimpleNamespace(last_saved=None), 12) == str(tmp_path / "checkpoint" / "step-000000010")
+
+
 # --------------------------------------------------------------------------- 3. what a write error before run.json leaves
 
 def _fail_run_json(monkeypatch):

@@ -220,22 +220,24 @@ def _stopped(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum
             run.write_info(status="interrupted")
     run.commit_overwrite()  # staged: it has a checkpoint to resume from
     resume = _resume_hint(run.final_path.resolve(), built.trainer.callbacks.callbacks)
-    last = _newest_checkpoint(run, saver)
+    last = _newest_checkpoint(run, saver, step)
     if checkpointed and last and Path(last).name == checkpoint.folder_name(step):
         return Interrupted(f"{stopped} after writing a checkpoint; continue with: {resume}", signum)
     start = f"its last checkpoint ({last})" if last else "the start (no checkpoint yet)"
     return Interrupted(f"{stopped}; resuming continues from {start}: {resume}", signum)
 
 
-def _newest_checkpoint(run: RunDir, saver: CheckpointSaver) -> str | None:
-    """The checkpoint a resume of ``run`` starts from: the saver's last, or a later step folder of the run's, which
-    a signal landing after its rename, before the saver took note of it, leaves (written whole: each is renamed
-    into place complete). The message named step 25 with step 28 written (a user trial's double Ctrl-C)."""
-    folders = checkpoint.step_folders(run.checkpoints)
+def _newest_checkpoint(run: RunDir, saver: CheckpointSaver, step: int) -> str | None:
+    """The checkpoint a resume of ``run`` starts from: the saver's last, or a later step folder of the run's up to
+    ``step`` (the step it stopped at), which a signal landing after its rename, before the saver took note of it,
+    leaves (written whole: each is renamed into place complete). The message named step 25 with step 28 written
+    (a user trial's double Ctrl-C). A folder beyond ``step`` is no checkpoint of this run's: one a resume skipped
+    as unreadable, which the next resume skips again."""
     last = saver.last_saved
     noted = Path(last).name if last else ""
     known = int(noted[len(checkpoint.PREFIX):]) if noted[len(checkpoint.PREFIX):].isdigit() else -1
-    return str(folders[0]) if folders and checkpoint.folder_step(folders[0]) > known else last
+    later = [folder for folder in checkpoint.step_folders(run.checkpoints) if known < checkpoint.folder_step(folder) <= step]
+    return str(later[0]) if later else last
 
 
 def _resume_hint(path: Path, callbacks: list[Callback]) -> str:

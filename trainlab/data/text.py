@@ -67,6 +67,7 @@ from trainlab.data.tokenizers import (
     warn_cut,
 )
 from trainlab.errors import ConfigError, DataError
+from trainlab.notices import warn
 from trainlab.registry import did_you_mean, value_hint
 
 # ----------------------------------------------------------------------------- reading rows
@@ -285,7 +286,8 @@ def read_labeled_tables(delimiter: str, train: str, val: str | None, test: str |
 
 def check_text_options(tokenizer: str, vocab_size: int | None, max_length: int, tokenizer_path: str | None) -> None:
     """The text sources' tokenizer options, refused as one ConfigError before any file is read (by the source,
-    and by the row count ``trainlab schedule`` makes: :mod:`trainlab.data.row_counters`)."""
+    and by the row count ``trainlab schedule`` makes: :mod:`trainlab.data.row_counters`); a ``tokenizer_path``
+    that ``tokenizer: word`` ignores is warned of."""
     if tokenizer not in TOKENIZERS:
         raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}; got {short_repr(tokenizer)}"
                           f"{value_hint(tokenizer, TOKENIZERS)}")
@@ -299,10 +301,11 @@ def check_text_options(tokenizer: str, vocab_size: int | None, max_length: int, 
     if tokenizer == "hf" and max_length < 2:
         raise ConfigError(f"data.max_length must be >= 2 for tokenizer: hf (a BERT-style tokenizer adds [CLS] and "
                           f"[SEP] to every text, and more is needed for the text itself); got {max_length}")
-    if tokenizer == "word" and tokenizer_path is not None:  # it would be ignored, as vocab_size would be with hf
-        raise ConfigError(f"data.tokenizer_path is read by tokenizer: hf only (tokenizer: word builds its vocabulary "
-                          f"from the training texts); set data.tokenizer: hf to tokenize with {tokenizer_path}'s "
-                          "tokenizer.json, or leave tokenizer_path out")
+    if tokenizer == "word" and tokenizer_path is not None:  # ignored: said (a warning, not an error: runs of
+        # earlier versions hold such configs, and eval and resume read their data again)
+        warn(f"data.tokenizer_path is read by tokenizer: hf only, and tokenizer: word ignores it (it builds its "
+             f"vocabulary from the training texts); set data.tokenizer: hf to tokenize with {tokenizer_path}'s "
+             "tokenizer.json, or leave tokenizer_path out")
 
 
 def _text_source(delimiter: str, train: str, val: str | None, test: str | None, path: str | None,
