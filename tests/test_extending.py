@@ -110,6 +110,25 @@ def test_a_missing_module_says_where_it_looked(project, tmp_path, capsys):
         in err and "no config file's folder" not in err  # the CLI's config is read from its file
 
 
+def test_a_misspelt_module_or_factory_gets_where_it_looked_and_a_did_you_mean_with_the_opt_in_too(project, tmp_path,
+                                                                                                     capsys):
+    """User trial: with --allow-code (the resume hint's own wrapper) a misspelt module gave the bare
+    "ModuleNotFoundError: No module named 'mymodel'", which without it named the folders searched; a misspelt
+    factory named no close attribute."""
+    config = str(project / "config.yaml")
+    for flags in ([], ["--allow-code"]):
+        argv = [*flags, "train", config, "--set", "model.name=mymodel:make_net", "--out", str(tmp_path / "a"), "--quiet"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "ModuleNotFoundError" not in err, err
+        assert f"no module 'mymodel' in {Path.cwd().resolve()} (the working directory), {project.resolve()} or the " \
+               "installed packages; did you mean 'mymodels'?" in err, err
+        argv = [*flags, "train", config, "--set", "model.name=mymodels:make_nett", "--out", str(tmp_path / "b"), "--quiet"]
+        assert _main_importing("mymodels", argv) == 2
+        assert capsys.readouterr().err == ("error: module 'mymodels' has no attribute 'make_nett' (from model "
+                                           "'mymodels:make_nett'); did you mean 'make_net'?\n")
+
+
 def test_a_factory_that_returns_no_module_is_a_config_error_naming_it(project, tmp_path, capsys):
     """It was 'error: TypeError: ... (rerun with --debug for the traceback)', exit 4: the unexpected-error path."""
     (project / "badmods.py").write_text("def returns_none(input_shape, output_dim, hidden=16):\n    return None\n")

@@ -310,13 +310,30 @@ def _misfit(reference: str, kind: str, target: Any) -> ConfigError | None:
     return None if message is None else ConfigError(message)
 
 
+def _module_hint(top: str, policy: CodePolicy) -> str:
+    """``"; did you mean 'mymodels'?"`` for a module ``top`` found nowhere, among the modules (``*.py``) and
+    packages of the folders searched for the user's code (:func:`code_search_folders`); else ``""``."""
+    from trainlab.registry import did_you_mean
+
+    names: set[str] = set()
+    for folder in code_search_folders(policy):
+        with contextlib.suppress(OSError):
+            names |= {path.stem for path in Path(folder).iterdir()
+                      if path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").is_file())}
+    return did_you_mean(top, sorted(name for name in names if name.isidentifier()))
+
+
 def _import_failure(exc: Exception, module_name: str, kind: str, reference: str, policy: CodePolicy) -> ConfigError:
-    """The one line for ``module_name`` failing to import with ``exc``: its own error, or, for a run whose code
-    folders were moved or deleted since it trained (``policy.gone``: no module of that name anywhere), where
-    it was looked for, which folders are gone, and where to run from."""
+    """The one line for ``module_name`` failing to import with ``exc``: its own error; for a module found nowhere,
+    where it was looked for (and the close name of a module there), as without the opt-in; for a run whose code
+    folders were moved or deleted since it trained (``policy.gone``), also which folders are gone, and where to
+    run from."""
     top = module_name.partition(".")[0]
-    if not (isinstance(exc, ModuleNotFoundError) and exc.name == top and policy.gone):
+    if not (isinstance(exc, ModuleNotFoundError) and exc.name == top):
         return ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': {type(exc).__name__}: {exc}")
+    if not policy.gone:  # the opt-in imports what the search folders hold: say where it looked, as without it
+        return ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
+                           f"{_where_looked(policy)}{_module_hint(top, policy)}")
     several = len(policy.gone) > 1
     return ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
                        f"{_where_looked(policy)}; the run was trained with it from {', '.join(policy.gone)}, which no "
@@ -351,7 +368,7 @@ def import_reference(reference: str, kind: str) -> Any:
         top = module_name.split(".")[0]
         if policy.local and top not in sys.stdlib_module_names and _module_files(top) is None:
             raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module "
-                              f"'{top}' {_where_looked(policy)}")
+                              f"'{top}' {_where_looked(policy)}{_module_hint(top, policy)}")
         if shadowed := _shadowed_by(top, policy):
             raise ConfigError(f"config references '{reference}', but module '{top}' is {shadowed}")
         misfit = _misfit(reference, kind, _loaded_target(module_name, parts))  # torch.nn:MSELoss for a loss
@@ -374,8 +391,11 @@ def import_reference(reference: str, kind: str) -> Any:
             shadowed = _shadowed_by(top, policy)
             which = "it" if module_name == top else f"'{top}'"
             why = f": {which} is {shadowed}" if shadowed else ""
+            from trainlab.registry import did_you_mean
+
+            public = [name for name in dir(target) if not name.startswith("_")]
             raise ConfigError(f"module '{module_name}' has no attribute '{attribute}' (from {kind} '{reference}')"
-                              f"{why}")
+                              f"{why or did_you_mean(part, public)}")
         target = getattr(target, part)
         if inspect.ismodule(target):
             raise ConfigError(f"{kind} reference '{reference}' reaches the module '{target.__name__}' "
