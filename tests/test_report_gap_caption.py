@@ -23,7 +23,8 @@ STOPPING = {"monitor": "val_loss", "mode": "min", "patience": 10, "min_delta": 0
 def _titles(html: str) -> list[str]:
     blocks = re.findall(r'<script type="application/json" id="figure-\d+-json">(.*?)</script>', html, re.S)
     figures = [json.loads(b.replace("<\\/", "</")) for b in blocks]
-    return [f["layout"]["title"]["text"] for f in figures if "title" in f["layout"]]
+    # a long title is broken into lines (report.figures.style): read as one line
+    return [f["layout"]["title"]["text"].replace("<br>", " ") for f in figures if "title" in f["layout"]]
 
 
 def _gap_title(root: Path, out: Path) -> str:

@@ -93,8 +93,8 @@ def test_runs_that_did_not_finish_are_left_out_of_the_gap_chart_and_named_above_
 def test_the_running_train_loss_note_counts_only_finished_runs(comparison, tmp_path):
     figure = gap_figure(write_report([comparison], tmp_path / "r.html").read_text())
     assert [trace["name"] for trace in figure["data"]] == ["adam"]
-    assert figure["layout"]["title"]["text"] == (
-        "generalisation gap in loss (above 0: validation loss is higher); 2 of 2 runs without a train "
+    assert figure["layout"]["title"]["text"] == (  # broken into lines of at most 95 characters (figures.style)
+        "generalisation gap in loss (above 0: validation loss is higher); 2 of 2 runs without a train<br>"
         "evaluation (output.evaluate_train): the last epoch's running train loss")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from trainlab.report.series import decimate, seed_band
 
 AXIS_TITLES = {"step": "step (optimizer updates)", "elapsed_s": "wall-clock time (s)"}
 MAX_RESIDUAL_POINTS = 3000  # per figure, shared by its panels
+TITLE_LINE = 95  # characters of a chart title's line: ~670 px at 16 px, inside a chart of 760 px (report/page.py)
 MAX_CONFUSION_TEXT = 20  # above this many classes the cells carry no numbers (colour and hover only)
 MAX_PANELS = 16  # multi-label / multi-output figures: one panel per label or output, at most this many
 LABEL_COLUMNS = 4  # multi-label matrices per row
@@ -76,12 +78,16 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def style(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
-    """Title top-left (``title`` shown as written: it may hold a strategy's name), legend below the plotting
-    area. A report's page draws every figure on plotly_white (:attr:`trainlab.report.page.Page.template`)."""
+    """Title top-left (``title`` shown as written: it may hold a strategy's name), broken at spaces into lines
+    of at most :data:`TITLE_LINE` characters (a chart is at least 760 px wide: trainlab.report.page), the top
+    margin grown by a line's height for each; legend below the plotting area. A report's page draws every
+    figure on plotly_white (:attr:`trainlab.report.page.Page.template`)."""
+    lines = textwrap.wrap(title, TITLE_LINE, break_long_words=False, break_on_hyphens=False) or [title]
     figure.update_layout(
-        title={"text": as_written(title), "x": 0.0, "xanchor": "left", "font": {"size": 16}},
+        title={"text": "<br>".join(as_written(line) for line in lines), "x": 0.0, "xanchor": "left",
+               "font": {"size": 16}},
         height=height, font={"size": 13},
-        margin={"l": 70, "r": 20, "t": 60, "b": 40},
+        margin={"l": 70, "r": 20, "t": 60 + 20 * (len(lines) - 1), "b": 40},
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0.0, "xanchor": "left"},
         hovermode="closest",
     )

@@ -38,7 +38,10 @@ p.lead, p.note { color: var(--muted); margin: 4px 0 10px; }
 /* a caveat about the whole page (leaderboard.json's notes): where it cannot be missed */
 p.caveat { margin: 12px 0; padding: 8px 12px; border-left: 4px solid #c98a00; background: #fff7e0; overflow-wrap: anywhere; }
 nav { margin: 8px 0 0; } nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
-.chart { width: 100%; min-height: 120px; margin: 6px 0 18px; }
+/* a chart keeps a desktop width on a phone and scrolls sideways, as the tables do: at 375 px its title (up to
+   ~700 px) was cut and the three learning-curve panels overlapped their axis titles */
+.chart-wrap { overflow-x: auto; }
+.chart { width: 100%; min-width: 760px; min-height: 120px; margin: 6px 0 18px; }
 .chart-error { color: #b00020; border: 1px solid #b00020; padding: 8px; }
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; margin: 6px 0 14px; font-size: 14px; }
@@ -148,7 +151,8 @@ class Page:
             drawn = figure.to_dict()
             drawn["layout"]["template"] = _template_json(self.template)
         self.figures.append((data_id, _script_safe(pio.to_json(drawn, validate=False, remove_uids=True))))
-        self.blocks.append(f'<div class="chart" id="chart-{number}" data-figure="{data_id}"></div>')
+        self.blocks.append(f'<div class="chart-wrap"><div class="chart" id="chart-{number}" data-figure="{data_id}">'
+                           '</div></div>')
 
     def table(self, header: list[str], rows: list[list[Any]], row_classes: list[str] | None = None,
               numeric: set[int] | None = None) -> None:
