@@ -129,6 +129,14 @@ def test_a_string_that_is_no_url_is_shown_what_one_looks_like(tmp_path, capsys):
     assert "postgresql://user:password@host:5432/dbname" in line
 
 
+def test_a_port_that_is_no_number_is_said_so(tmp_path, capsys):
+    """User trial: 'host:5432:5432' was "cannot open it: invalid literal for int() with base 10: '5432:5432'"."""
+    code, err = run_cli(tmp_path, capsys, "postgresql://tuner:secret@localhost:5432:5432/optuna", tmp_path / "out")
+    line = one_error_line(err)
+    assert code == 2 and "secret" not in err
+    assert "its port is not a number" in line and "a valid URL looks like postgresql://user:password@host:5432/dbname" in line
+
+
 # --------------------------------------------------------------------------- a refused run leaves nothing behind
 
 def test_a_refused_study_leaves_no_folder_and_claims_none(tmp_path, capsys):

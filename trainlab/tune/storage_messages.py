@@ -79,6 +79,8 @@ def unopened_reason(url: str, exc: Exception) -> str:
         return f"not a database URL{_slashes_fixed(url)} (a valid one looks like {URL_EXAMPLE}, or sqlite:///path/study.db)"
     if type(exc).__name__ == "NoSuchModuleError":
         return _unknown_scheme(scheme)
+    if isinstance(exc, ValueError) and "invalid literal for int()" in str(exc):  # SQLAlchemy's port: 'host:1:2'
+        return f"its port is not a number ({driver_line(exc)}); a valid URL looks like {URL_EXAMPLE}"
     return f"cannot open it: {driver_line(exc)}"
 
 
