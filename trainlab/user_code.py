@@ -341,6 +341,21 @@ def _import_failure(exc: Exception, module_name: str, kind: str, reference: str,
                        f"{top}/) now, or put that folder on PYTHONPATH")
 
 
+def _no_attribute(target: Any, part: str, module_name: str, attribute: str, source: str,
+                  policy: CodePolicy) -> ConfigError:
+    """The refusal of ``module_name:attribute`` whose ``part`` ``target`` lacks (``source``: the reference, as
+    ``model 'mymodels:make_nett'``): the module that imported instead of the user's where one did
+    (:func:`_shadowed_by`), else the close public name of ``target`` (``make_net``)."""
+    from trainlab.registry import did_you_mean  # the registry imports this module
+
+    top = module_name.partition(".")[0]
+    shadowed = _shadowed_by(top, policy)
+    which = "it" if module_name == top else f"'{top}'"
+    why = f": {which} is {shadowed}" if shadowed else \
+        did_you_mean(part, [name for name in dir(target) if not name.startswith("_")])
+    return ConfigError(f"module '{module_name}' has no attribute '{attribute}' (from {source}){why}")
+
+
 def import_reference(reference: str, kind: str) -> Any:
     """Import ``package.module:attribute`` under the current :class:`CodePolicy`; the only way to user code.
 
@@ -388,14 +403,7 @@ def import_reference(reference: str, kind: str) -> Any:
     target: Any = module
     for part in parts:
         if not hasattr(target, part):
-            shadowed = _shadowed_by(top, policy)
-            which = "it" if module_name == top else f"'{top}'"
-            why = f": {which} is {shadowed}" if shadowed else ""
-            from trainlab.registry import did_you_mean
-
-            public = [name for name in dir(target) if not name.startswith("_")]
-            raise ConfigError(f"module '{module_name}' has no attribute '{attribute}' (from {kind} '{reference}')"
-                              f"{why or did_you_mean(part, public)}")
+            raise _no_attribute(target, part, module_name, attribute, f"{kind} '{reference}'", policy)
         target = getattr(target, part)
         if inspect.ismodule(target):
             raise ConfigError(f"{kind} reference '{reference}' reaches the module '{target.__name__}' "
