@@ -6,6 +6,7 @@ rule of :mod:`trainlab.data.text`'s docstring (decided on the training file).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,6 +94,11 @@ def finite_number(text: str) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _classes_text(classes: Sequence[object]) -> str:
+    """``"(classes: negative, neutral, positive)"``, the first 20 of ``classes`` and ``...`` for more."""
+    return f"(classes: {', '.join(map(str, classes[:20]))}{', ...' if len(classes) > 20 else ''})"
+
+
 def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: str | None = None) -> EncodedLabels:
     """The labels of every file, read by the rule of :mod:`trainlab.data.text`'s docstring (decided on ``train``)."""
     train = tables["train"].labels or []
@@ -120,8 +126,7 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
         out = [finite_number(v) for v in values]
         for row, value in enumerate(out):
             if value is None:
-                known = "" if classes is None else \
-                    f" (classes: {', '.join(map(str, classes[:20]))}{', ...' if len(classes) > 20 else ''})"
+                known = "" if classes is None else f" {_classes_text(classes)}"
                 raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label {short_repr(values[row])} "
                                 f"is not a number while the training labels are{known}")
         return out  # type: ignore[return-value]
@@ -152,7 +157,7 @@ def encode_labels(tables: dict[str, TextTable], files: dict[str, Path], task: st
             raise DataError(f"{name} file {files[name]} line {tables[name].lines[row]}: label "
                             f"{short_repr((tables[name].labels or [])[row])} does not occur in "
                             f"{_where_absent(tables['train'], column[row], whole)} "
-                            f"(classes: {', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
+                            f"{_classes_text(classes)}")
         labels[name] = np.asarray([index[key] for key in column], dtype=np.int64)
     if task == "binary" and len(classes) > 2:
         raise DataError(f"data.task is binary but the training labels hold {len(classes)} classes "
