@@ -332,13 +332,19 @@ def _import_failure(exc: Exception, module_name: str, kind: str, reference: str,
     if not (isinstance(exc, ModuleNotFoundError) and exc.name == top):
         return ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': {type(exc).__name__}: {exc}")
     if not policy.gone:  # the opt-in imports what the search folders hold: say where it looked, as without it
-        return ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
-                           f"{_where_looked(policy)}{_module_hint(top, policy)}")
+        return ConfigError(_not_found(module_name, kind, reference, policy))
     several = len(policy.gone) > 1
-    return ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
-                       f"{_where_looked(policy)}; the run was trained with it from {', '.join(policy.gone)}, which no "
-                       f"longer exist{'' if several else 's'}: run from the folder that holds {top}.py (or the package "
-                       f"{top}/) now, or put that folder on PYTHONPATH")
+    return ConfigError(f"{_not_found(module_name, kind, reference, policy, hint=False)}; the run was trained with it "
+                       f"from {', '.join(policy.gone)}, which no longer exist{'' if several else 's'}: run from the "
+                       f"folder that holds {top}.py (or the package {top}/) now, or put that folder on PYTHONPATH")
+
+
+def _not_found(module_name: str, kind: str, reference: str, policy: CodePolicy, hint: bool = True) -> str:
+    """The refusal's words for ``module_name``, found in none of the folders searched nor the installed packages: where it
+    was looked for (:func:`_where_looked`) and, with ``hint``, the close name of a module there."""
+    top = module_name.partition(".")[0]
+    return (f"cannot import module '{module_name}' for {kind} '{reference}': no module '{top}' "
+            f"{_where_looked(policy)}{_module_hint(top, policy) if hint else ''}")
 
 
 def _no_attribute(target: Any, part: str, module_name: str, attribute: str, source: str,
@@ -382,8 +388,7 @@ def import_reference(reference: str, kind: str) -> Any:
     if not (policy.allow or trainlab_code or _is_users_code(module_name, policy)):
         top = module_name.split(".")[0]
         if policy.local and top not in sys.stdlib_module_names and _module_files(top) is None:
-            raise ConfigError(f"cannot import module '{module_name}' for {kind} '{reference}': no module "
-                              f"'{top}' {_where_looked(policy)}{_module_hint(top, policy)}")
+            raise ConfigError(_not_found(module_name, kind, reference, policy))
         if shadowed := _shadowed_by(top, policy):
             raise ConfigError(f"config references '{reference}', but module '{top}' is {shadowed}")
         misfit = _misfit(reference, kind, _loaded_target(module_name, parts))  # torch.nn:MSELoss for a loss
