@@ -228,16 +228,13 @@ def _stopped(built: Built, run: RunDir, saver: CheckpointSaver, why: str, signum
 
 
 def _newest_checkpoint(run: RunDir, saver: CheckpointSaver, step: int) -> str | None:
-    """The checkpoint a resume of ``run`` starts from: the saver's last, or a later step folder of the run's up to
-    ``step`` (the step it stopped at), which a signal landing after its rename, before the saver took note of it,
-    leaves (written whole: each is renamed into place complete). The message named step 25 with step 28 written
-    (a user trial's double Ctrl-C). A folder beyond ``step`` is no checkpoint of this run's: one a resume skipped
-    as unreadable, which the next resume skips again."""
-    last = saver.last_saved
-    noted = Path(last).name if last else ""
-    known = int(noted[len(checkpoint.PREFIX):]) if noted[len(checkpoint.PREFIX):].isdigit() else -1
-    later = [folder for folder in checkpoint.step_folders(run.checkpoints) if known < checkpoint.folder_step(folder) <= step]
-    return str(later[0]) if later else last
+    """The checkpoint a resume of ``run`` starts from: the run's newest step folder up to ``step`` (the step it
+    stopped at), else the saver's last. The saver notes a checkpoint once it is written, and a signal can land
+    after its rename into place (complete: each is renamed whole) and before that: the message named step 25
+    with step 28 written (a user trial's double Ctrl-C). A folder beyond ``step`` is no checkpoint of this run's:
+    one a resume skipped as unreadable, which the next resume skips again."""
+    written = [folder for folder in checkpoint.step_folders(run.checkpoints) if checkpoint.folder_step(folder) <= step]
+    return str(written[0]) if written else saver.last_saved
 
 
 def _resume_hint(path: Path, callbacks: list[Callback]) -> str:
