@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from trainlab.data import Dataset
-from trainlab.engine.batching import is_ids_and_mask
+from trainlab.engine.batching import holds_token_ids, is_ids_and_mask
 from trainlab.errors import DataError
 from trainlab.models import MODELS, model_name
 
@@ -55,9 +55,9 @@ def check_built_in_model_fits_inputs(name: str, data: Dataset) -> None:
     x = data.train.x
     if name not in MODELS.names():
         return
-    if name not in TEXT_MODELS and data.extras.get("tokenizer") and not x.is_floating_point():
+    if name not in TEXT_MODELS and data.extras.get("tokenizer") and holds_token_ids(x):
         raise token_ids_refusal(name, x)
-    if name in TEXT_MODELS and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
+    if name in TEXT_MODELS and not holds_token_ids(x):
         raise not_token_ids_refusal(name, x)
 
 
@@ -71,7 +71,7 @@ def check_token_inputs(model: torch.nn.Module, data: Dataset) -> None:
         return
     name = model_name(model)
     x = data.train.x
-    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+    if not holds_token_ids(x):
         raise not_token_ids_refusal(name, x)
     advice = getattr(model, "vocab_advice", None) or "give ids below the model's vocabulary size"
     for split_name, split in (("training", data.train), ("validation", data.val), ("test", data.test)):

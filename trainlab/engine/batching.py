@@ -73,12 +73,18 @@ def is_ids_and_mask(x: torch.Tensor) -> bool:
     return x.ndim == 3 and x.shape[1] == 2
 
 
+def holds_token_ids(x: torch.Tensor) -> bool:
+    """Whether ``x`` could be token ids: integers (not floats, complex numbers or booleans, which cast to ids would
+    index arbitrary embedding rows)."""
+    return not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
+
+
 def token_lengths(x: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
     """Per-row text lengths of token inputs, as the text sources give them: for (N, 2, L) ``[ids, mask]``
     rows (``tokenizer: hf``) the attention mask's sum; for (N, L) token ids (``tokenizer: word``, padded
     with ``pad_id`` 0) the count of ids that are not ``pad_id``. Other inputs (floats, images) have no
     lengths: a ValueError."""
-    if not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool:
+    if holds_token_ids(x):
         if is_ids_and_mask(x):
             return x[:, 1].sum(dim=1)
         if x.ndim == 2:

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from trainlab.config_fields import short_repr
-from trainlab.engine.batching import is_ids_and_mask
+from trainlab.engine.batching import holds_token_ids, is_ids_and_mask
 from trainlab.errors import ConfigError, DataError
 from trainlab.models import MODELS, dropout_rate
 from trainlab.models.text import masked_mean
@@ -233,7 +233,7 @@ class HFClassifier(nn.Module):
     def split_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(input_ids, attention_mask) from (N, 2, L) or (N, L) integer token ids; floats are refused
         (cast to ids they would index arbitrary embedding rows)."""
-        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        if not holds_token_ids(x):
             raise ValueError(f"hf_pretrained expects integer token ids; got {x.dtype} {tuple(x.shape)}")
         if is_ids_and_mask(x):
             return x[:, 0].long(), x[:, 1].long()
