@@ -288,13 +288,42 @@ def test_raw_rows_given_as_model_inputs_are_warned_of(runs, capsys):
 
 def test_a_file_of_rows_is_preprocessed_by_the_run_and_not_taken_for_raw_rows(runs, tmp_path, capsys):
     """Rows far outside the training data (30 times its values: 'worst area' ~55 standard deviations out once
-    standardised) read from a file were preprocessed by the run itself: no warning that they look raw."""
+    standardised) read from a file were preprocessed by the run itself: no warning that they look raw, one that
+    they lie far from the training rows (other units)."""
     x, _ = _cancer_rows()
     np.savez(tmp_path / "far.npz", x=x[:40] * 30)
     run = trainlab.load_run(runs["cancer"])
-    assert float(run.preprocess(x[:40] * 30).mean(dim=0).abs().max()) > 10
     table = run.predict_file(tmp_path / "far.npz", proba=True)
-    assert len(table) == 40 and capsys.readouterr().err == ""
+    err = capsys.readouterr().err.strip()
+    assert len(table) == 40 and "look raw" not in err and err.count("\n") == 0
+    assert err.startswith(f"warning: {tmp_path / 'far.npz'}: feature '") and " other features) averages " in err
+
+
+def test_rows_standardised_twice_are_warned_of(runs, tmp_path, capsys):
+    """predict_file, trainlab predict and run.preprocess take raw rows: rows that run.preprocess returned,
+    saved and given again, are standardised a second time (most of breast_cancer's features then lie beyond
+    10 training standard deviations): one warning naming the farthest feature, how far it lies, and the fix;
+    the raw rows themselves give none."""
+    x, _ = _cancer_rows()
+    run = trainlab.load_run(runs["cancer"])
+    fitted = json.loads((runs["cancer"] / "preprocessing.json").read_text())
+    once = run.preprocess(x[:50]).numpy()
+    np.savez(tmp_path / "once.npz", x=once)
+    capsys.readouterr()
+    run.predict_file(tmp_path / "once.npz")
+    err = capsys.readouterr().err.strip()
+    twice = (once - np.asarray(fitted["mean"])) / np.asarray(fitted["scale"])
+    column = int(np.abs(twice.mean(axis=0)).argmax())
+    name = fitted["numeric_columns"][column]
+    assert err.count("\n") == 0 and err.startswith(f"warning: {tmp_path / 'once.npz'}: feature '{name}' (and ")
+    assert f"{twice[:, column].mean():.3g} training standard deviations" in err
+    assert "standardised twice: pass those to run.predict(x)" in err
+    run.preprocess(once)
+    assert capsys.readouterr().err.strip().startswith(f"warning: preprocess: feature '{name}' (and ")
+    np.savez(tmp_path / "raw.npz", x=x[:50])
+    run.predict_file(tmp_path / "raw.npz")
+    run.preprocess(x[:50])
+    assert capsys.readouterr().err == ""
 
 
 def test_preprocess_refuses_what_it_cannot_read(runs):

@@ -5,7 +5,7 @@ Inputs: :meth:`LoadedRun.predict` takes the model's inputs, preprocessed as the 
 (what :meth:`LoadedRun.read` returns for a file, :meth:`LoadedRun.preprocess` for raw rows), checked against
 the recorded row shape and converted to the training rows' dtype
 (:func:`trainlab.data.predict_input.model_rows`); rows that look raw (a standardised feature averaging beyond
-:data:`UNSCALED_MEAN_LIMIT` training standard deviations) are warned of. For a run trained on a CSV
+:data:`trainlab.data.preprocessing.FAR_MEAN_LIMIT` training standard deviations) are warned of. For a run trained on a CSV
 it also takes a ``pandas.DataFrame`` of raw columns, which goes through :meth:`LoadedRun.read` first.
 
 Outputs (:meth:`LoadedRun.predict`, :meth:`LoadedRun.predict_file`):
@@ -44,15 +44,13 @@ from trainlab.data.predict_media import (
     refuse_non_texts,
     text_cells,
 )
+from trainlab.data.preprocessing import FAR_MEAN_LIMIT
 from trainlab.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 PREDICT_BATCH = 4096  # rows per forward pass: bounds memory on large files
-# a standardised feature whose mean over the rows given predict lies beyond this many training standard
-# deviations: the rows look raw (LoadedRun._warn_if_unscaled); a real shift of a few std stays unwarned
-UNSCALED_MEAN_LIMIT = 10.0
 
 
 @dataclass
@@ -148,7 +146,9 @@ class LoadedRun:
 
         rows = self._raw_rows(x)
         prep.warn_constant_changed(fitted, rows, "preprocess")
-        return torch.from_numpy(prep.apply(fitted, rows, what="preprocess"))
+        standardised = prep.apply(fitted, rows, what="preprocess")
+        prep.warn_far_from_training(fitted, standardised, "preprocess")
+        return torch.from_numpy(standardised)
 
     def _raw_rows(self, x: Any) -> np.ndarray:
         """Raw feature rows for :meth:`preprocess`: float64 (N, F), one row (F,) as N = 1, every value finite."""
@@ -210,13 +210,13 @@ class LoadedRun:
     def _warn_if_unscaled(self, rows: torch.Tensor) -> None:
         """One warning when model inputs look like raw rows: the run standardised its numeric features (its
         training rows then have mean 0 and standard deviation 1 in each), yet over ``rows`` some feature's mean
-        lies beyond :data:`UNSCALED_MEAN_LIMIT` of those standard deviations. One mean per column: cheap."""
+        lies beyond :data:`~trainlab.data.preprocessing.FAR_MEAN_LIMIT` of those standard deviations. One mean per column: cheap."""
         fitted = self.preprocessing
         width = len(fitted.get("mean") or []) if fitted.get("standardize") else 0
         if not width or rows.ndim != 2 or rows.shape[1] < width or not len(rows) or not rows.is_floating_point():
             return
         means = rows[:, :width].double().mean(dim=0)
-        beyond = (means.abs() > UNSCALED_MEAN_LIMIT).nonzero().reshape(-1).tolist()
+        beyond = (means.abs() > FAR_MEAN_LIMIT).nonzero().reshape(-1).tolist()
         if not beyond:
             return
         column = max(beyond, key=lambda j: abs(float(means[j])))

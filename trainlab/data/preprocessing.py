@@ -50,6 +50,10 @@ from trainlab.notices import warn
 FORMAT = 2
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 UNSEEN_SHOWN = 3  # unseen categories a warning names; it counts them all
+# a standardised feature whose mean over new rows lies beyond this many training standard deviations is warned
+# of: model inputs that look raw (LoadedRun), or raw rows that look standardised already or are in other units
+# (warn_far_from_training); a real shift of a few standard deviations stays unwarned
+FAR_MEAN_LIMIT = 10.0
 
 
 def _column_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -276,6 +280,33 @@ def warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: st
             warn(f"{what}: {int(other.sum())} row(s) have a value of {name} other than {value:.12g}, its value in "
                  f"every training row (here: {shown}); the model never saw it vary, so the change moves "
                  "their predictions through weights never trained on it")
+
+
+def warn_far_from_training(preprocessing: dict[str, Any], standardised: np.ndarray, what: str) -> None:
+    """For new raw rows (a file, a DataFrame or ``run.preprocess``'s rows) once :func:`apply` has standardised
+    them: one warning when some varying numeric feature averages beyond :data:`FAR_MEAN_LIMIT` training
+    standard deviations, ``|mean_i((x_ij - mean_j) / scale_j)| > 10``. Rows standardised already (what
+    ``run.preprocess`` or ``run.read`` returned, saved and given again) are standardised twice that way, all
+    silently wrong predictions (a wine run's 'alcohol' lands at -16); a feature in other units does the same.
+    Constant training columns (scale 1) are left to :func:`warn_constant_changed`."""
+    width = len(preprocessing.get("mean") or []) if preprocessing.get("standardize") else 0
+    if not width or standardised.ndim != 2 or standardised.shape[1] < width or not len(standardised):
+        return
+    constant = set(preprocessing.get("constant_columns") or [])
+    means = standardised[:, :width].astype(np.float64).mean(axis=0)
+    beyond = [j for j in range(width) if j not in constant and abs(means[j]) > FAR_MEAN_LIMIT]
+    if not beyond:
+        return
+    column = max(beyond, key=lambda j: abs(means[j]))
+    names = preprocessing.get("numeric_columns") or []
+    name = f"'{shown_name(names[column])}'" if column < len(names) else f"{column} (counting from 0)"
+    others = f" (and {counted(len(beyond) - 1, 'other feature')})" if len(beyond) > 1 else ""
+    raw_mean = means[column] * preprocessing["scale"][column] + preprocessing["mean"][column]
+    warn(f"{what}: feature {name}{others} averages {raw_mean:.4g} here, {means[column]:.3g} training standard "
+         f"deviations from its training mean {preprocessing['mean'][column]:.4g}; these rows are taken raw and "
+         "standardised as the training rows were, so rows standardised already (what run.preprocess or run.read "
+         "returns) are standardised twice: pass those to run.predict(x) instead (a feature in other units "
+         "would read this way too)")
 
 
 def _check_standardised_range(preprocessing: dict[str, Any], x: np.ndarray, standardised: np.ndarray, what: str,
