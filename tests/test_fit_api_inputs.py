@@ -59,6 +59,21 @@ def test_class_names_are_those_given_and_none_for_class_indices_and_regression()
     assert regression.class_names is None
 
 
+def test_a_pandas_category_of_names_is_told_its_codes_and_categories_and_those_train():
+    """A category Series of strings was refused as 'got dtype object', naming LabelEncoder; its own codes and
+    categories are the classes, in the categories' order."""
+    x = _points()
+    names = np.asarray(["owl", "cat", "dog"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0)]
+    y = pd.Series(names, dtype="category")
+    with pytest.raises(DataError) as caught:
+        trainlab.fit(_linear(), (x, y), STRATEGY)
+    assert str(caught.value) == ("train y must hold numbers; got a pandas category Series ('cat', 'dog', 'owl'); "
+                                 "pass its codes and its categories as the class names: y.cat.codes.to_numpy() "
+                                 "with class_names=list(y.cat.categories)")
+    result = trainlab.fit(_linear(), (x, y.cat.codes.to_numpy()), STRATEGY, class_names=list(y.cat.categories))
+    assert result.class_names == ["cat", "dog", "owl"]
+
+
 def _features_with_history():
     torch.manual_seed(1)
     raw = torch.randn(64, 5)
@@ -360,6 +375,9 @@ def test_metrics_as_one_name_is_a_one_item_list_and_other_kinds_name_fits_argume
     one = trainlab.fit(_linear(4, 2), (x, y), CROSS_ENTROPY, val=(x, y), metrics="accuracy")
     listed = trainlab.fit(_linear(4, 2), (x, y), CROSS_ENTROPY, val=(x, y), metrics=["accuracy"])
     assert one.summary["val"] == listed.summary["val"] and sorted(one.summary["val"]) == ["accuracy", "loss"]
+    # names joined by commas, as a config's ``metrics: accuracy,f1`` ('unknown metric' before)
+    joined = trainlab.fit(_linear(4, 2), (x, y), CROSS_ENTROPY, val=(x, y), metrics="accuracy, f1,")
+    assert sorted(joined.summary["val"]) == ["accuracy", "f1", "loss"]
     for metrics in (5, {"accuracy": 1}, ["accuracy", 5]):
         with pytest.raises(ConfigError, match=r"^metrics must be a list of metric names, e.g. metrics=\['accuracy', "
                                               r"'f1'\]; got "):

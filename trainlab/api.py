@@ -254,7 +254,7 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     Given without ``task``, the task is classification (binary for up to 2 names, else multiclass; 0/1
     columns stay multilabel), as a config run reads named classes; with ``task='regression'`` it is
     refused. ``metrics``: the metric names to report (a list; one name alone, ``metrics="accuracy"``, is a
-    one-item list; None: the task's defaults; ``[]``: the loss only). ``callbacks``: a list (or one Callback;
+    one-item list, and ``"accuracy,f1"`` two names, as in a config; None: the task's defaults; ``[]``: the loss only). ``callbacks``: a list (or one Callback;
     None or empty: none). ``out`` must be a new or empty folder (not the working directory), unless
     ``overwrite=True`` lets the records replace those of an earlier ``fit`` there; a folder fit created is
     removed again when fit fails before writing into it. ``finetune.freeze`` freezes the backbone for the run only: afterwards every parameter it
@@ -391,15 +391,16 @@ def _without_init_if_trained(config: Config, model: torch.nn.Module) -> Config:
     return config.model_copy(update={"strategy": config.strategy.model_copy(update={"init": None})})
 
 
-def _metric_names(metrics: Any) -> list[str] | None:
+def _metric_names(metrics: Any) -> list[str] | str | None:
     """fit's ``metrics``: None (the task's defaults), a list or tuple of metric names, or one name as a
-    one-item list (Keras users write ``metrics="accuracy"``); anything else is one ConfigError naming fit's
+    one-item list (Keras users write ``metrics="accuracy"``), names joined by commas as the config's
+    ``metrics: accuracy,f1`` (the config's own rule splits them); anything else is one ConfigError naming fit's
     argument, not the config key; a function among them is told to be given by its ``module:function``
     reference (:func:`_metric_reference`)."""
     if metrics is None:
         return None
     if isinstance(metrics, str):
-        return [metrics]
+        return metrics  # Config's metrics validator: one name, or "accuracy,f1" split at its commas
     rule = "metrics must be a list of metric names, e.g. metrics=['accuracy', 'f1']"
     if not isinstance(metrics, list | tuple) or not all(isinstance(name, str) for name in metrics):
         functions = [(index, name) for index, name in enumerate(metrics) if callable(name)] \

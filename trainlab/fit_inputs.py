@@ -96,6 +96,13 @@ def _from_array(value: Any, what: str) -> torch.Tensor:
     if array.dtype == object and (numbers := _pandas_numbers(value)) is not None:
         array = numbers
     if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
+        if what.endswith(" y") and str(getattr(value, "dtype", "")) == "category":  # a pandas categorical Series
+            part = _part(what)
+            shown = ", ".join(short_repr(name) for name in list(value.cat.categories)[:3])
+            more = ", ..." if len(value.cat.categories) > 3 else ""
+            raise DataError(f"{what} must hold numbers; got a pandas category Series ({shown}{more}); pass its codes "
+                            f"and its categories as the class names: {part}.cat.codes.to_numpy() with "
+                            f"class_names=list({part}.cat.categories)")
         hint = (" (class names: encode them as 0..K-1, e.g. with sklearn's LabelEncoder, or train from a CSV "
                 "config, which keeps the names)" if what.endswith(" y") else
                 " (text or category columns: encode them first, or train from a CSV config, which one-hot "
