@@ -37,10 +37,14 @@ def test_a_float_refused_for_another_reason_gets_no_whole_numbers_hint():
     # a component's option, checked against its factory's annotation, not by the schema
     ({"strategy.schedule.T_mult": {"low": 1, "high": 3, "type": "float"}},
      "option 'T_mult' must be a whole number; got 1.6"),
-    # the config's own validator, in its own words (it refuses 16.0 too, whose hint would be no advice)
+    # the config's own validator, in its own words
     ({"strategy.batch_size": {"low": 15.5, "high": 31.5}},
      "config key 'strategy.batch_size': must be a positive int or 'full'; got 15.5"),
-], ids=["schema", "nested-schema", "component-option", "own-validator"])
+    # ... which refuses a whole float too: {low: 8, high: 64.5} is a float range, refused at its low 8.0 (the
+    # hint was left out there)
+    ({"strategy.batch_size": {"low": 8, "high": 64.5}},
+     "config key 'strategy.batch_size': must be a positive int or 'full'; got 8.0"),
+], ids=["schema", "nested-schema", "component-option", "own-validator", "own-validator-whole-float"])
 def test_a_float_refused_for_being_a_fraction_gets_the_whole_numbers_hint(space, refused):
     base = BASE
     if "strategy.schedule.T_mult" in space:

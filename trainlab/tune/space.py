@@ -424,13 +424,13 @@ def _list_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> st
 
 
 def _int_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> str:
-    """For a single float key refused at a value that is no whole number *because* it is no whole number: the
-    advice to search whole numbers; else "". The cause is read from the refusal, which names the key (its last
+    """For a single float key refused *because* it is not an int (a fraction; or a whole float such as 8.0, which
+    ``strategy.batch_size``'s own validator refuses too): the advice to search whole numbers; else "". The cause is read from the refusal, which names the key (its last
     part: ``epochs``, ``option 'T_mult'``) and says it must be a whole number (:data:`FRACTION_REFUSALS`).
     A refusal for another reason (Adam's ``weight_decay=0.01``, which has no home in the optimizer) gets no
     such advice, even where the value rounded (0) would pass."""
     value = point[keys[0]]
-    if len(keys) > 1 or not isinstance(value, float) or value.is_integer():
+    if len(keys) > 1 or not isinstance(value, float):
         return ""
     names_key = keys[0].rsplit(".", 1)[-1] in refusal
     if not names_key or not any(wording in refusal for wording in FRACTION_REFUSALS):
