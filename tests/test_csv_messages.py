@@ -1,6 +1,6 @@
 """One-line errors for CSV files that fail for a reason the file's look gives away: a trailing delimiter, a
 file that is not UTF-8 text (Latin-1, UTF-16, gzip, zip), no header row, Excel's ``sep=`` line, comment
-lines, a space before a quote, a cell of spaces, UCI's ``?`` for missing; and two image-folder listings
+lines, a space before a quote, UCI's ``?`` for missing; and two image-folder listings
 (a broken link where a class folder should be, Windows' ``Thumbs.db`` in a predict folder).
 
 The files are written here byte by byte; the expected lines and bytes are counted by hand.
@@ -236,10 +236,14 @@ def test_a_space_before_a_quote_is_said(tmp_path):
 # ----------------------------------------------------------------------------- cells
 
 
-def test_a_cell_of_spaces_is_shown_as_written(tmp_path):
+def test_a_cell_of_spaces_is_missing_as_an_empty_one_in_a_column_of_numbers(tmp_path):
+    """Spaces around a cell are stripped: a cell of spaces is an empty cell, missing, as in a text column and
+    in a wide file (a column of numbers refused it: "'  ' is not a number; ... delete the spaces")."""
     path = write(tmp_path / "w.csv", csv_text().replace("1.5,2.0,1", "1.5,  ,1"))
-    assert error_of(path) == (f"CSV file {path} line 3, column 'b': '  ' is not a number; a blank cell counts as a "
-                              "missing value only when it is empty: delete the spaces")
+    raw = DATA_SOURCES.build({"name": "csv", "path": path, "target": "y"})
+    assert np.isnan(raw.x_train[1, 1]) and np.isfinite(np.delete(raw.x_train.reshape(-1), 3)).all()
+    with pytest.raises(DataError, match=r"^training data has a missing feature value \(nan\) at line 3, column 'b' "):
+        load_dataset(DataConfig(source="csv", path=path, target="y"))
 
 
 @pytest.mark.parametrize("marker", ["?", "-", ".", "n.a.", "N/a", "--"])

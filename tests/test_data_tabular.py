@@ -174,6 +174,24 @@ def test_a_missing_csv_class_label_follows_the_nan_policy(tmp_path, capsys, labe
     assert (sizes.train, sizes.val, sizes.test) == (39, 0, 0)
 
 
+def test_a_missing_value_marker_with_spaces_around_it_is_missing_in_every_kind_of_column(tmp_path, capsys):
+    """Spaces around a cell are stripped, but ' NA ' was read as written: a class 'NA' in the label column, a
+    category 'NA', and in a numeric column 'not a number (if NA marks a missing value, replace it with NA)'."""
+    from trainlab.data.counting import count_splits
+
+    rows = [[i, ["red", "blue"][i % 3 == 0], ["cat", "dog"][i % 2]] for i in range(40)]
+    rows[3][0], rows[7][1], rows[11][2], rows[15][1] = " NA ", " N/A", "NA  ", "NA"
+    path = write_csv(tmp_path / "m.csv", ["x1", "colour", "y"], rows)
+    with pytest.raises(DataError, match=r"^training data has a missing feature value \(nan\) at line 5, column 'x1' "):
+        load(source="csv", path=path, target="y")
+    config = DataConfig(source="csv", path=path, target="y", nan_policy="drop", val_fraction=0.0, test_fraction=0.0)
+    data = load_dataset(config)
+    assert "dropped 4 of 40 rows" in capsys.readouterr().err
+    assert data.class_names == ["cat", "dog"] and len(data.train) == 36
+    assert data.preprocessing["categories"] == [["blue", "red"]]
+    assert count_splits(config).train == 36
+
+
 def test_binary_on_three_named_classes_names_them_not_a_label_2(tmp_path):
     """iris' species with task: binary said 'label 2 at line 102 ... out of range [0, 2)'; the file has no 2."""
     rows = [[i, ["setosa", "versicolor", "virginica"][i % 3]] for i in range(30)]

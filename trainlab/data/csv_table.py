@@ -10,7 +10,7 @@ Dialect: a header row; UTF-8 with or without a byte-order mark; fields quoted wi
 the delimiter and newlines; ``delimiter`` is one character (``,`` by default, ``;`` or a tab);
 blank lines are skipped. Spaces around a cell are stripped (:func:`strings` warns where that makes
 two spellings of a column, ``' cat'`` and ``'cat'``, one value: :func:`space_twins`). Cells in
-:data:`MISSING` (and empty cells) are missing values (NaN). A data row that repeats the header (:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with
+:data:`MISSING` (and empty cells), spaces around them stripped as well, are missing values (NaN). A data row that repeats the header (:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with
 ``cat``) is refused. The causes named in the errors are found by :mod:`trainlab.data.table_diagnosis`.
 """
 
@@ -464,8 +464,10 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
             dtype=np.float64), None
     # as text first: pandas keeps an integer past int64/uint64 (1e20 written out) as a Python int in an object
     # column, which has no .str (and was NaN, "not a number", beside text)
-    values = pd.to_numeric(series.astype("string").str.strip(), errors="coerce")
-    bad = values.isna().to_numpy() & series.notna().to_numpy()
+    stripped = series.astype("string").str.strip()
+    marker = stripped.isin(MISSING).to_numpy()  # ' NA ': pandas' na_values match the cell as written
+    values = pd.to_numeric(stripped.mask(marker), errors="coerce")
+    bad = values.isna().to_numpy() & series.notna().to_numpy() & ~marker
     return values.to_numpy(dtype=np.float64, na_value=np.nan), (np.flatnonzero(bad) if bad.any() else None)
 
 
@@ -594,4 +596,4 @@ def strings(table: CsvTable, name: str) -> np.ndarray:
     cells = table.frame[name].astype("string").fillna("").to_numpy(dtype=str)
     stripped = np.char.strip(cells)
     _warn_space_twins(table, name, cells, stripped)
-    return stripped
+    return np.where(np.isin(stripped, MISSING), "", stripped)  # ' NA ' too, as the wide path reads it

@@ -218,13 +218,10 @@ MISSING_LOOKALIKES = frozenset({"?", "??", "-", "--", "---", ".", "na", "n.a.", 
 def not_a_number(place: str, cell: str, what: str) -> DataError:
     """The error for ``cell`` at ``place`` (file, line and column), text where numbers are read; a target
     (``what``) that is text among numbers (``0``, ``1``, ``one``) is neither numbers nor class names.
-    ``cell`` is shown as written: spaces only (``' '``) are no empty cell, so not a missing value, and
-    a missing-value marker that is not read as one (:data:`MISSING_LOOKALIKES`, UCI's ``?``) is named so."""
+    A missing-value marker that is not read as one (:data:`MISSING_LOOKALIKES`, UCI's ``?``) is named so
+    (a cell of spaces, or a marker with spaces around it, is missing: the cells are read stripped)."""
     hint, shown = "", short_repr(cell)
-    if cell and not cell.strip():  # short_repr folds runs of spaces into one; these are the cell
-        hint = "; a blank cell counts as a missing value only when it is empty: delete the spaces"
-        shown = repr(cell) if len(cell) <= 20 else f"{len(cell)} blank characters"
-    elif cell.strip().casefold() in MISSING_LOOKALIKES:
+    if cell.strip().casefold() in MISSING_LOOKALIKES:
         hint = (f" (if {short_repr(cell.strip())} marks a missing value, replace it with an empty cell or NA)")
     return DataError(f"{place}: {shown} is not a number"
                      + (" while other targets are numeric" if what == "target" else "") + hint)
