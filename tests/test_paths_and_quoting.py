@@ -129,6 +129,27 @@ def test_the_suggested_quoted_set_is_one_shell_word_that_sets_the_value_as_typed
     assert not (tmp_path / "q2").exists()
 
 
+@pytest.mark.parametrize(("value", "kind", "problem"), [
+    ("{name: adam", "mapping", "expected ',' or '}', but the value ended"),
+    ("[accuracy", "list", "expected ',' or ']', but the value ended"),
+    ("[16,", "list", "expected the node content, but the value ended"),
+    ("[draft] it's \"q\"", "list", "more follows its closing bracket"),
+])
+def test_a_set_value_opening_a_list_or_mapping_yaml_cannot_read_is_refused_with_both_fixes(
+        write_config, tmp_path, capsys, value, kind, problem):
+    """A VALUE YAML cannot read was the string as written: --set 'strategy.optimizer={name: adam' was looked up
+    as an optimizer module '{name', and --set 'metrics=[accuracy' an unknown metric after the data was read."""
+    config = write_config(IRIS)
+    assert main(["train", str(config), "--set", f"name={value}", "--out", str(tmp_path / "r")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: --set name: {value!r} opens a YAML {kind} that does not read as one ({problem}); "
+                           "close it, or quote the value for a string: "), line
+    words = shlex.split(line.split(" for a string: ", 1)[1])
+    assert words[0] == "--set" and len(words) == 2
+    assert load_config(config, [words[1]]).name == value  # the quoted form sets the string typed
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_plain_value_keeps_its_quote_it_wording(write_config, tmp_path, capsys):
     assert main(["train", str(write_config(IRIS)), "--set", "name=yes", "--out", str(tmp_path / "r")]) == 2
     assert _one_error_line(capsys.readouterr().err).endswith("; quote it: --set 'name=\"yes\"'")

@@ -34,7 +34,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     shell drops its own before trainlab sees the argument), so a ``#`` in it is meant, not a note: read as a
     comment it cut the value short without a word (a run named ``it's``). A ``#`` with no space before it
     (``a#b``) starts no comment and needs no such rule. A VALUE that YAML cannot read is also the string as
-    written."""
+    written, except one that opens a YAML list or mapping (``[`` or ``{``): ``{name: adam`` is a mapping left
+    unclosed, refused naming YAML's complaint (as a string it was looked up as an optimizer named
+    ``{name: adam``); quoted, it is that string."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set expects KEY=VALUE (e.g. strategy.optimizer.lr=0.01); got '{text}'")
@@ -45,13 +47,39 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             parsed = yaml_load(value) if value.strip() else None
     except RefusedYAMLError as exc:  # {lr: 1, lr: 2} or 010 read as a plain string would be refused as something else
         raise ConfigError(f"--set {text}: {exc.problem}") from None
-    except (yaml.YAMLError, RecursionError):
+    except yaml.YAMLError as exc:
+        if value.strip()[:1] in ("[", "{"):
+            raise _unreadable_collection(key.strip(), value.strip(), exc) from None
+        parsed = value
+    except RecursionError:
         parsed = value
     except ValueError:  # PyYAML's int() of a number of more digits than Python converts (4,300)
         raise ConfigError(f"--set {key.strip()}: a number of {len(value.strip()):,} characters is more than any "
                           "config value takes; give a number of ordinary size") from None
     check_tree(parsed, f"--set {key.strip()}", key.strip())
     return key.strip().split("."), parsed
+
+
+def _unreadable_collection(key: str, value: str, exc: yaml.YAMLError) -> ConfigError:
+    """The error for a ``--set`` VALUE that opens a YAML list or mapping YAML cannot read (``{name: adam``):
+    YAML's complaint in a user's words, and the fix: close it, or quote it (for the shell, as
+    :func:`override_reading` quotes) for the string as typed."""
+    kind = "list" if value.startswith("[") else "mapping"
+    problem = _flow_problem(str(getattr(exc, "problem", None) or "not YAML"))
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    argument = key + '="' + quoted + '"'
+    return ConfigError(f"--set {key}: {value!r} opens a YAML {kind} that does not read as one ({problem}); close it, "
+                       f"or quote the value for a string: {command_line('--set', argument)}")
+
+
+def _flow_problem(problem: str) -> str:
+    """PyYAML's complaint about an unreadable flow list or mapping in a user's words: its end of the input
+    (``but got '<stream end>'``) the value's end; text after the closing bracket (``expected '<document
+    start>'``) said as such."""
+    if problem.startswith("expected '<document start>'"):
+        return "more follows its closing bracket"
+    return problem.replace("but got '<stream end>'", "but the value ended").replace(
+        "but found '<stream end>'", "but the value ended")
 
 
 def _holds_yaml_comment(value: str) -> bool:
@@ -75,7 +103,7 @@ def override_reading(where: str, overrides: Sequence[str], wants_number: bool = 
                      choices: str | None = None, fits: Callable[[str, Any], bool] | None = None) -> str:
     """For an invalid config key set by the last ``--set KEY=VALUE`` of ``overrides`` (or by one of a section
     above it), "; --set KEY=VALUE was read as ..." and the fix, when YAML read VALUE as something other than a
-    plain string: ``foo:`` is a mapping, ``[1`` a list, ``yes`` a boolean, ``123`` a number, an empty value null.
+    plain string: ``foo:`` is a mapping, ``[1]`` a list, ``yes`` a boolean, ``123`` a number, an empty value null.
 
     The fix, in this order:
 
