@@ -124,3 +124,23 @@ def test_every_lr_an_optimizer_trains_at_is_checked_not_only_its_first_groups():
         build_routed_optimizer(model, {"name": "adadelta_zeiler", "lr": 1.0},
                                [{"name": "w", "match": "1.weight", "lr": 0.5}])
     build_routed_optimizer(model, {"name": "adadelta_zeiler", "lr": 1.0}, [{"name": "w", "match": "1.weight"}])
+
+
+def test_a_metric_name_no_task_has_is_refused_before_the_data_is_read(tmp_path, capsys):
+    """metrics: [acuracy] on a CSV with a missing cell gave the data's error (exit 3); with the data fixed, the
+    metric's (exit 2). A name no task has is refused first; one of another task ('r2' for classes) waits for
+    the data, which tells the task."""
+    rows = ["x,y"] + [f"{i},{'ab'[i % 2]}" for i in range(20)]
+    rows[5] = ",a"  # a missing feature: the data's error, were the data read first
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    config = {**BASE, "data": {"source": "csv", "path": str(tmp_path / "d.csv"), "target": "y"},
+              "metrics": ["accuracy", "acuracy"]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown metric 'acuracy'; did you mean 'accuracy'? (valid: accuracy, ")
+    assert err.count("\n") == 1 and not (tmp_path / "r").exists()
+    check_components(validate({**BASE, "metrics": ["accuracy", "r2"]}), before_data=True)
+    with pytest.raises(ConfigError, match=r"^unknown metric 'f1_macr'; did you mean 'f1_macro'\?"):
+        check_components(validate({**BASE, "data": {"source": "digits", "task": "multiclass"}, "metrics": ["f1_macr"]}))

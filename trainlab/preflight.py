@@ -29,7 +29,8 @@ from trainlab.errors import ConfigError, DataError
 
 
 def check_components(config: Config, before_data: bool = False) -> None:
-    """Raise the ConfigError a run of ``config`` would raise while building its components (no data read).
+    """Raise the ConfigError a run of ``config`` would raise while building its components (no data read), and
+    for a metric name that no task has (its task's fit is checked once the data gives the task).
     ``before_data=True`` (``trainlab train``, which reads the data and builds every component next): the loss
     is not checked against ``data.task`` (the run's refusal names what the targets hold: fractions where bce
     takes 0/1 labels), and a loss of the user's (``module:attr``) is looked up, not built (its constructor
@@ -41,13 +42,16 @@ def check_components(config: Config, before_data: bool = False) -> None:
     from trainlab.finetune import check_finetune_section
     from trainlab.losses import LOSSES, build_loss
     from trainlab.lr_finder import check_lr_searchable
-    from trainlab.metrics import refuse_listed_twice
+    from trainlab.metrics import get_metric, refuse_listed_twice
     from trainlab.models import MODELS, check_layer_counts
     from trainlab.optim import build_optimizer
     from trainlab.optim.routing import check_groups
     from trainlab.step_builders import optimizer_spec_for
 
     refuse_listed_twice(config.metrics or [])  # [F1, f1]: one metric (names ignore case), as the run refuses it
+    for name in config.metrics or []:  # a name no task has ('acuracy'), before a CSV's missing cell is named
+        if name != "loss" and ":" not in name:  # a user's metric is imported by the run (its code policy)
+            get_metric(name, config.data.task)
     strategy = config.strategy
     try:
         if before_data and ":" in strategy.loss.name:
