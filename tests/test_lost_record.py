@@ -139,3 +139,22 @@ def test_a_run_folder_whose_config_yaml_the_user_edited_is_not_replaced(write_co
     assert main(["train", str(config), "--out", str(out), "--overwrite"]) == 2
     assert "not a trainlab run folder" in _one_error_line(capsys)
     assert (out / "config.yaml").read_text().startswith("# my notes")
+
+
+def test_a_run_without_its_config_yaml_is_told_the_way_back_and_the_config_it_started_with_resumes_it(
+        write_config, tmp_path, capsys):
+    """'error: config file not found: DIR/config.yaml' said nothing of the run: that it cannot be resumed and
+    how to get back (the starting config copied there passes the config-hash check)."""
+    config, out = _finished_run(write_config, tmp_path)
+    (out / "config.yaml").unlink()
+    capsys.readouterr()
+    for command in (["resume", str(out)], ["train", str(config), "--out", str(out), "--resume"]):
+        assert main(command) == 2
+        assert _one_error_line(capsys) == (
+            f"error: cannot resume {out}: its config.yaml is missing (the run's config, which resume rebuilds the "
+            f"run from); copy the config the run was started with there as {out / 'config.yaml'} (resume checks it "
+            f"against the config hash in run.json), or train that config again with --out {out} --overwrite, or "
+            "into another --out")
+    shutil.copy(config, out / "config.yaml")
+    assert main(["resume", str(out)]) == 0
+    assert "nothing to resume" in capsys.readouterr().err

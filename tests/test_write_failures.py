@@ -124,6 +124,22 @@ def test_best_is_written_first_and_a_failed_step_checkpoint_after_it_is_reported
                         "not repeated)"]
 
 
+def test_the_runs_end_failing_to_save_its_last_step_again_names_that_steps_checkpoint_as_kept(tmp_path, monkeypatch):
+    """The end of a run saves its last step once more (finished); on a full disk the warning said "previous
+    checkpoint .../step-000000540 kept" of the very step that failed, and "training continues" as the run ended."""
+    root = tmp_path / "checkpoint"
+    warnings: list[str] = []
+    saver = CheckpointSaver(root, None, 1, None, keep_last=2, warn=warnings.append)
+    assert saver.save(_view(40)) == root / "step-000000040"
+    monkeypatch.setattr(checkpoint, "save", lambda *args: (_ for _ in ()).throw(ENOSPC))
+    end = _view(40)
+    end.state.finished = True
+    assert saver.save(end) is None
+    assert warnings == [f"checkpoint at step 40 not written: No space left on device (the checkpoint written at this "
+                        f"step before, {root / 'step-000000040'}, kept); the run ends as it would (further failures "
+                        "for the same reason are counted, not repeated)"]
+
+
 def test_a_step_checkpoint_after_a_failed_best_holds_the_best_value_the_run_goes_on_with(tmp_path, monkeypatch):
     """Resume from it continues as the uninterrupted run: the previous best (None), not the one best/ lacks."""
     root = tmp_path / "checkpoint"

@@ -32,7 +32,7 @@ from trainlab.notices import note, warn
 from trainlab.out_of_memory import is_out_of_memory
 from trainlab.records import read_record_object, read_record_text
 from trainlab.run_folder import RunDir
-from trainlab.shell_command import quoted_command
+from trainlab.shell_command import command_line, quoted_command
 from trainlab.time_budget import plan_line
 
 FoundCheckpoint = tuple[Path, dict[str, Any], dict[str, Any], dict[str, Any]]  # checkpoint.latest: folder, manifest, tree, tensors
@@ -107,6 +107,18 @@ def resume(path: str | Path, quiet: bool = False, callbacks: Callback | Iterable
         return _resume(path, quiet, user, config)
 
 
+def _stored_config(path: Path) -> Config:
+    """The run folder's config.yaml, what a resume rebuilds the run from; a ConfigError with the way back when
+    it is gone (the config the run started with, copied there, is checked against run.json's config hash)."""
+    if not (path / "config.yaml").exists():
+        raise ConfigError(f"cannot resume {path}: its config.yaml is missing (the run's config, which resume "
+                          "rebuilds the run from); copy the config the run was started with there as "
+                          f"{path / 'config.yaml'} (resume checks it against the config hash in run.json), or "
+                          f"train that config again with {command_line('--out', path, '--overwrite')}, or into "
+                          "another --out")
+    return load_config(path / "config.yaml", follow_links=False)
+
+
 def _resume(path: str | Path, quiet: bool, user: list[Callback],
             config: Config | None) -> tuple[dict[str, Any], Path]:
     path = Path(path)
@@ -116,14 +128,14 @@ def _resume(path: str | Path, quiet: bool, user: list[Callback],
         info = read_record_object(path / "run.json")
         if info is None or info.get("status") != "finished":
             raise
-        _check_resumable(path, info, load_config(path / "config.yaml", follow_links=False), config)
+        _check_resumable(path, info, _stored_config(path), config)
         return _nothing_to_resume(path), path
     if run.adopted_from is not None:
         note(f"note: continuing the new run of {path} (a 'train --overwrite', or a comparison's run of a changed "
               f"config) that was killed before it could replace the run there (it was in {run.adopted_from.name}); "
               "the replaced run is deleted, as the new run asked")
     try:
-        stored = load_config(path / "config.yaml", follow_links=False)
+        stored = _stored_config(path)
         _check_resumable(path, run.info(), stored, config)
         if run.info().get("status") == "finished":  # an idempotent resume: nothing to do, nothing written
             return _nothing_to_resume(path), path

@@ -121,8 +121,11 @@ class CheckpointSaver(Callback):
                       "previous best is written (further failures for the same reason are counted, not repeated)")
         else:
             kept = f"previous checkpoint {self.last_saved} kept" if self.last_saved else "no earlier checkpoint"
+            if self.last_saved and self._saved_step == state.step:  # the run's end saves its last step again
+                kept = f"the checkpoint written at this step before, {self.last_saved}, kept"
             of = f" of {self.run_folder}" if self.run_folder is not None else ""
-            self.warn(f"checkpoint at step {state.step}{of} not written: {reason} ({kept}); training continues "
+            goes_on = "the run ends as it would" if state.finished else "training continues"
+            self.warn(f"checkpoint at step {state.step}{of} not written: {reason} ({kept}); {goes_on} "
                       "(further failures for the same reason are counted, not repeated)")
         failing = {"event": "checkpoint_failed", "step": state.step, "error": reason, "failures": 1,
                    "last_step": state.step, **({"checkpoint": checkpoint.BEST} if kind == "best" else {})}
