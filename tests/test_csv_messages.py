@@ -310,3 +310,16 @@ def test_a_column_name_of_another_letter_case_is_suggested(tmp_path):
     assert error_of(semicolons, target="target") == (f"CSV file {semicolons} has no target column 'target' (columns: "
                                                      "x;y;target); the header looks semicolon-separated: set "
                                                      "data.delimiter: ';'")
+
+
+def test_a_column_named_by_one_of_its_words_is_suggested_when_one_column_has_it(tmp_path):
+    """'Spend' for 'Monthly Spend': difflib rates them 0.56 and the word is not the name's start, so nothing was
+    suggested (while 'Churn' got 'Churn Label'); a word two columns share suggests neither."""
+    path = write(tmp_path / "t.csv", "Customer Age,Monthly Spend,Monthly_Fee,plan-type,y\n1,2,3,a,0\n4,5,6,b,1\n")
+    assert error_of(path, target="y", features=["Customer Age", "Spend"]) == (
+        f"CSV file {path} has no column 'Spend'; did you mean 'Monthly Spend'? (columns: Customer Age, Monthly "
+        "Spend, Monthly_Fee, plan-type, y)")
+    assert "has no column 'fee'; did you mean 'Monthly_Fee'?" in error_of(path, target="y", features=["fee"])
+    assert "has no target column 'Type'; did you mean 'plan-type'?" in error_of(path, target="Type")
+    both = write(tmp_path / "b.csv", "Monthly Spend,Yearly Spend,y\n1,2,0\n3,4,1\n")
+    assert "did you mean" not in error_of(both, target="y", features=["spend"])  # two columns have it

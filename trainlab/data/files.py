@@ -7,6 +7,7 @@ table and a text file: :func:`trainlab.data.labels.warn_case_twins` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -79,9 +80,21 @@ def _require(file: Path, header: list[str], names: list[str], what: str, delimit
         if name not in known:
             no_header = NO_HEADER + " naming the columns" if all(parses_as_number(cell) for cell in header) else ""
             misread = delimiter_hint(header, delimiter)
-            close = "" if misread or no_header else did_you_mean(name, header)  # no name of a misread header
+            close = "" if misread or no_header else (did_you_mean(name, header) or _column_of_word(name, header))
             raise DataError(f"CSV file {file} has no {what} '{name}'{close} "
                             f"(columns: {_shown(header)}){misread}{no_header}")
+
+
+def _column_of_word(name: str, header: list[str]) -> str:
+    """``"; did you mean 'Monthly Spend'?"`` for ``Spend``: the one column having ``name`` as one of its words
+    (split at spaces, ``_`` and ``-``; letter case aside), which difflib (0.56 similar) and the abbreviation
+    rule (the word is not its start) miss; ``""`` when no column, or several, do."""
+    def words(text: str) -> list[str]:
+        return [word for word in re.split(r"[\s_\-]+", text.casefold()) if word]
+
+    wanted = words(name)
+    found = [column for column in header if len(wanted) == 1 and wanted[0] in words(column)]
+    return f"; did you mean '{found[0]}'?" if len(found) == 1 else ""
 
 
 class CsvColumns(NamedTuple):
