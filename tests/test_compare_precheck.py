@@ -234,7 +234,10 @@ def _image_base(path: Path, **data: object) -> dict:
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"mode": "LA"}, "data.mode must be one of RGB, L; got 'LA'; did you mean 'L'?"),
+    ({"mode": "LA"}, "data.mode must be one of RGB (3 channels, colour), L (1 channel, grayscale); got 'LA'; did you "
+                     "mean 'L'?"),
+    ({"mode": "grey"}, "got 'grey'; did you mean 'L'?"),  # what a user calls it: 'L' is Pillow's name
+    ({"mode": "Colour"}, "got 'Colour'; did you mean 'RGB'?"),
     ({"mean": [0.5, 0.5]}, "data.mean must be a number or a list of 3 numbers (one per channel, in [0, 1] units); "
                            "got [0.5, 0.5]"),
     ({"mode": "L", "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]},

@@ -51,6 +51,10 @@ from trainlab.notices import warn
 from trainlab.registry import did_you_mean
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# what a user may call data.mode's Pillow modes: the did-you-mean of a refused mode (``grey``: 'L')
+MODE_NAMES = {"grey": "L", "gray": "L", "greyscale": "L", "grayscale": "L", "grey_scale": "L", "gray_scale": "L",
+              "mono": "L", "monochrome": "L", "luminance": "L", "color": "RGB", "colour": "RGB", "rgba": "RGB",
+              "cmyk": "RGB"}
 SPLITS = ("train", "val", "test")
 # split folder names as datasets ship them, matched case-insensitively (Kaggle's valid/, Train/, testing/)
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation", "dev"),
@@ -466,8 +470,9 @@ def check_image_folder_values(size: int | Sequence[int] | None, mode: str, worke
     (``trainlab compare`` and ``tune`` check them before their runs: trainlab.preflight): ``mode``, ``workers``,
     ``size`` (returned as (H, W), or None) and ``mean``/``std`` against the channels ``mode`` gives (RGB 3, L 1)."""
     if mode not in MODES:
-        raise ConfigError(f"data.mode must be one of {', '.join(MODES)}; got {short_repr(mode)}"
-                          f"{did_you_mean(mode, list(MODES)) if isinstance(mode, str) else ''}")
+        hint = did_you_mean(mode, list(MODES), MODE_NAMES) if isinstance(mode, str) else ""
+        raise ConfigError(f"data.mode must be one of RGB (3 channels, colour), L (1 channel, grayscale); got "
+                          f"{short_repr(mode)}{hint}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"data.workers must be an int >= 0; got {workers!r}")
     target = _size(size)
