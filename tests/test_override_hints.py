@@ -197,3 +197,18 @@ def test_an_unnamed_group_is_named_by_the_label_its_errors_give_it():
     with pytest.raises(ConfigError) as caught:
         apply_overrides(raw, ["strategy.optimizer.groups.group1.lr=1"])
     assert "e.g. strategy.optimizer.groups.1.lr (item 1 is named 'group1')" in str(caught.value)
+
+
+@pytest.mark.parametrize(("override", "key", "example"), [
+    ("strategy..epochs=1", "strategy..epochs", " (e.g. strategy.epochs)"),
+    ("strategy.epochs.=1", "strategy.epochs.", " (e.g. strategy.epochs)"),
+    (".name=x", ".name", " (e.g. name)"),
+    ("~strategy..epochs", "strategy..epochs", " (e.g. strategy.epochs)"),
+    ("..=1", "..", ""),
+])
+def test_a_key_with_an_empty_part_is_said_so(override, key, example):
+    """'strategy..epochs=1' was "unknown config key 'strategy.'", '~strategy..epochs' "strategy has no key ''"."""
+    with pytest.raises(ConfigError) as caught:
+        apply_overrides({"strategy": {"epochs": 2}}, [override])
+    assert str(caught.value) == (f"--set {override}: the key '{key}' has an empty part between its dots or at an end; "
+                                 f"a key is names joined by single dots{example}")

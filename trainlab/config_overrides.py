@@ -57,7 +57,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {key.strip()}: a number of {len(value.strip()):,} characters is more than any "
                           "config value takes; give a number of ordinary size") from None
     check_tree(parsed, f"--set {key.strip()}", key.strip())
-    return key.strip().split("."), parsed
+    return _dotted_parts(key.strip(), text), parsed
+
+
+def _dotted_parts(key: str, text: str) -> list[str]:
+    """``strategy.epochs`` -> ["strategy", "epochs"]; a key with an empty part (``strategy..epochs``, a dot at an
+    end) is one ConfigError saying so (it was "unknown config key 'strategy.'")."""
+    parts = key.split(".")
+    if "" in parts:
+        fixed = ".".join(part for part in parts if part)
+        hint = f" (e.g. {fixed})" if fixed else ""
+        raise ConfigError(f"--set {text}: the key '{key}' has an empty part between its dots or at an end; a key is "
+                          f"names joined by single dots{hint}")
+    return parts
 
 
 def _unreadable_collection(key: str, value: str, exc: yaml.YAMLError) -> ConfigError:
@@ -266,7 +278,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             key = text[1:].strip()
             if not key or "=" in key:
                 raise ConfigError(f"--set ~KEY deletes a key (e.g. --set ~data.n); got '{text}'")
-            delete_dotted(raw, key.split("."), f"--set {text}")
+            delete_dotted(raw, _dotted_parts(key, text), f"--set {text}")
             continue
         path, value = parse_override(text)
         set_dotted(raw, path, value, f"--set {text}")
