@@ -624,6 +624,19 @@ def test_the_unseen_categories_warning_counts_them_and_says_e_g_when_it_shows_so
                                        "(1 value: 'x\\ny'); they are encoded as all zeros\n")
 
 
+def test_an_unseen_category_that_is_a_training_one_in_another_case_is_named_so(capsys):
+    """'A' where training saw 'a' was one more unseen value, encoded as zeros; training warns of such case pairs."""
+    fitted = prep.fit(np.zeros((4, 0), np.float32), task="regression", categorical_columns=["store"],
+                      categorical_train=np.array([["a"], ["b"], ["B"], ["c"]]))
+    prep.apply(fitted, np.zeros((3, 0), np.float32), np.array([["d"], ["b"], ["A"]]), what="new.csv")
+    assert capsys.readouterr().err == ("warning: new.csv: 2 row(s) have categories of 'store' not seen in training "
+                                       "(2 values: 'A', 'd'); they are encoded as all zeros; 'A' is the training "
+                                       "category 'a' in another letter case (categories match exactly): write it as "
+                                       "in training\n")
+    prep.apply(fitted, np.zeros((1, 0), np.float32), np.array([["e"]]), what="new.csv")  # no case twin: no more
+    assert capsys.readouterr().err.endswith("(1 value: 'e'); they are encoded as all zeros\n")
+
+
 def test_a_column_constant_in_training_that_varies_in_new_rows_is_warned_of(capsys):
     """A column that held 7 in every training row got scale 1 and weights never trained on it; new rows
     with 9 there moved the predictions, unsaid (the unseen categories beside it were warned of)."""

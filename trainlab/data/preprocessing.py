@@ -252,9 +252,23 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
             listed = (f"{len(values)} values, e.g. {shown}" if len(values) > UNSEEN_SHOWN
                       else f"{counted(len(values), 'value')}: {shown}")
             warn(f"{what}: {int(unseen.sum())} row(s) have categories of '{name}' not seen in training "
-                 f"({listed}); they are encoded as all zeros")
+                 f"({listed}); they are encoded as all zeros{_case_twins(values, categories)}")
         blocks.append(encoded)
     return np.concatenate(blocks, axis=1)
+
+
+def _case_twins(unseen: np.ndarray, categories: list[str]) -> str:
+    """``"; 'A' is the training category 'a' in another letter case (categories match exactly)"`` for the first
+    of ``unseen`` that equals exactly one training category but for letter case; ``""`` for none."""
+    folded: dict[str, list[str]] = {}
+    for category in categories:
+        folded.setdefault(category.casefold(), []).append(category)
+    for value in unseen.tolist():
+        twins = folded.get(str(value).casefold(), [])
+        if len(twins) == 1:
+            return (f"; {short_repr(str(value))} is the training category {short_repr(twins[0])} in another letter "
+                    "case (categories match exactly): write it as in training")
+    return ""
 
 
 def warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: str) -> None:
