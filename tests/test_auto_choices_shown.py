@@ -64,7 +64,7 @@ def test_train_notes_the_loss_and_the_lr_that_auto_chose_before_training(tmp_pat
     assert found, lr_lines[0]
     assert float(found.group(1)) == float(f"{_used_lr(run):.4g}")  # the lr the run trained with
     # said as the run starts: before the lines written as it ends
-    ending = next(i for i, line in enumerate(err) if line.startswith("checkpoints kept"))
+    ending = next(i for i, line in enumerate(err) if line.startswith("note: checkpoints kept"))
     assert err.index(loss_lines[0]) < err.index(lr_lines[0]) < ending
 
 

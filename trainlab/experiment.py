@@ -326,7 +326,7 @@ def _train_and_write(built: Built, run: RunDir, saver: CheckpointSaver, signals:
     keep = built.config.output.checkpoint.keep_after_finish
     kept = checkpoint.prune_after_finish(run.checkpoints, keep)
     if not quiet:
-        note(f"checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
+        note(f"note: checkpoints kept ({keep}): {', '.join(p.name for p in kept) or 'none'}")
     run.commit_overwrite()
     warn_if_non_finite(summary)
     if signals.received is not None and not signals.handed_over:  # everything is written (the CLI says it itself)
