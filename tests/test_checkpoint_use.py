@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from safetensors.numpy import load_file
 
 import trainlab
@@ -288,22 +289,21 @@ def test_raw_rows_given_as_model_inputs_are_warned_of(runs, capsys):
 
 def test_a_file_of_rows_is_preprocessed_by_the_run_and_not_taken_for_raw_rows(runs, tmp_path, capsys):
     """Rows far outside the training data (30 times its values: 'worst area' ~55 standard deviations out once
-    standardised) read from a file were preprocessed by the run itself: no warning that they look raw, one that
-    they lie far from the training rows (other units)."""
+    standardised) read from a file were preprocessed by the run itself: no warning that they look raw, nor that
+    they look standardised already (they are in other units: not the size of standardised values)."""
     x, _ = _cancer_rows()
     np.savez(tmp_path / "far.npz", x=x[:40] * 30)
     run = trainlab.load_run(runs["cancer"])
+    assert float(run.preprocess(x[:40] * 30).mean(dim=0).abs().max()) > 10
     table = run.predict_file(tmp_path / "far.npz", proba=True)
-    err = capsys.readouterr().err.strip()
-    assert len(table) == 40 and "look raw" not in err and err.count("\n") == 0
-    assert err.startswith(f"warning: {tmp_path / 'far.npz'}: feature '") and " other features) averages " in err
+    assert len(table) == 40 and capsys.readouterr().err == ""
 
 
-def test_rows_standardised_twice_are_warned_of(runs, tmp_path, capsys):
+def test_rows_standardised_twice_are_warned_of_once(runs, tmp_path, capsys):
     """predict_file, trainlab predict and run.preprocess take raw rows: rows that run.preprocess returned,
-    saved and given again, are standardised a second time (most of breast_cancer's features then lie beyond
-    10 training standard deviations): one warning naming the farthest feature, how far it lies, and the fix;
-    the raw rows themselves give none."""
+    saved and given again, were standardised a second time without a word. One warning now: the lower median
+    feature's distance (here most of breast_cancer's 30 features lie beyond 3 deviations), the farthest
+    feature, and the fix; and predict of what read made of them does not add "these look raw"."""
     x, _ = _cancer_rows()
     run = trainlab.load_run(runs["cancer"])
     fitted = json.loads((runs["cancer"] / "preprocessing.json").read_text())
@@ -313,17 +313,49 @@ def test_rows_standardised_twice_are_warned_of(runs, tmp_path, capsys):
     run.predict_file(tmp_path / "once.npz")
     err = capsys.readouterr().err.strip()
     twice = (once - np.asarray(fitted["mean"])) / np.asarray(fitted["scale"])
+    squares = np.sort((twice ** 2).mean(axis=0))  # the reference: the 15th smallest of the 30 mean squares
     column = int(np.abs(twice.mean(axis=0)).argmax())
     name = fitted["numeric_columns"][column]
-    assert err.count("\n") == 0 and err.startswith(f"warning: {tmp_path / 'once.npz'}: feature '{name}' (and ")
-    assert f"{twice[:, column].mean():.3g} training standard deviations" in err
-    assert "standardised twice: pass those to run.predict(x)" in err
+    assert err.count("\n") == 0 and err.startswith(
+        f"warning: {tmp_path / 'once.npz'}: these rows look standardised already: their values have the size of "
+        f"standardised ones, and standardised as the training rows were they lie {np.sqrt(squares[14]):.3g} "
+        f"training standard deviations out (the median feature; '{name}' averages {once[:, column].mean():.4g} "
+        f"here, {twice[:, column].mean():.3g} standard deviations from its training mean ")
+    assert err.endswith("are standardised twice: give the raw rows (from Python, pass standardised ones to "
+                        "run.predict(x))")
+    run.predict(run.read(tmp_path / "once.npz"))
+    assert capsys.readouterr().err.count("warning:") == 1
     run.preprocess(once)
-    assert capsys.readouterr().err.strip().startswith(f"warning: preprocess: feature '{name}' (and ")
+    assert capsys.readouterr().err.startswith("warning: preprocess: these rows look standardised already")
     np.savez(tmp_path / "raw.npz", x=x[:50])
     run.predict_file(tmp_path / "raw.npz")
     run.preprocess(x[:50])
     assert capsys.readouterr().err == ""
+
+
+def test_one_row_rightly_far_in_one_feature_is_not_taken_for_misread(tmp_path, capsys):
+    """A training row with a rare indicator (1 in 3 of 600 rows: 14 deviations out) predicted alone was warned
+    of as standardised twice, and run.predict(run.preprocess(row)) as raw: a lower median and a mean against the
+    other reading, not one feature's mean, decide now. Every single training row is checked, both ways."""
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"age": rng.normal(40, 10, 600).round(1), "spend": rng.normal(50, 20, 600).round(2),
+                          "is_vip": (np.arange(600) % 200 == 0).astype(int)})
+    table["churn"] = np.where(table["spend"] > 50, "stay", "leave")
+    table.to_csv(tmp_path / "vip.csv", index=False)
+    config = tmp_path / "vip.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "vip", "data": {"source": "csv", "path": str(tmp_path / "vip.csv"), "target": "churn"},
+        "model": {"name": "mlp", "hidden": [4]}, "metrics": ["accuracy"],
+        "strategy": {"loss": "cross_entropy", "optimizer": "adam", "epochs": 1}, "output": {"progress": "off"}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    run = trainlab.load_run(tmp_path / "run")
+    features = table[["age", "spend", "is_vip"]]
+    capsys.readouterr()
+    for i in range(600):
+        run.predict(run.preprocess(features.iloc[[i]].to_numpy(dtype=float)))
+    table.iloc[[0]].to_csv(tmp_path / "one.csv", index=False)  # the first row has is_vip 1
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "one.csv")]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_preprocess_refuses_what_it_cannot_read(runs):

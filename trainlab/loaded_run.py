@@ -4,8 +4,8 @@
 Inputs: :meth:`LoadedRun.predict` takes the model's inputs, preprocessed as the training split was
 (what :meth:`LoadedRun.read` returns for a file, :meth:`LoadedRun.preprocess` for raw rows), checked against
 the recorded row shape and converted to the training rows' dtype
-(:func:`trainlab.data.predict_input.model_rows`); rows that look raw (a standardised feature averaging beyond
-:data:`trainlab.data.preprocessing.FAR_MEAN_LIMIT` training standard deviations) are warned of. For a run trained on a CSV
+(:func:`trainlab.data.predict_input.model_rows`); rows that look raw
+(:func:`trainlab.data.preprocessing.looks_raw`) are warned of. For a run trained on a CSV
 it also takes a ``pandas.DataFrame`` of raw columns, which goes through :meth:`LoadedRun.read` first.
 
 Outputs (:meth:`LoadedRun.predict`, :meth:`LoadedRun.predict_file`):
@@ -23,6 +23,7 @@ outputs that are not finite (an overflow in the model) are refused rather than d
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from trainlab.data.predict_media import (
     refuse_non_texts,
     text_cells,
 )
-from trainlab.data.preprocessing import FAR_MEAN_LIMIT
+from trainlab.data.preprocessing import MISREAD_SQUARE, looks_raw, varying_columns
 from trainlab.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class LoadedRun:
         rows = self._raw_rows(x)
         prep.warn_constant_changed(fitted, rows, "preprocess")
         standardised = prep.apply(fitted, rows, what="preprocess")
-        prep.warn_far_from_training(fitted, standardised, "preprocess")
+        prep.warn_standardised_twice(fitted, rows, standardised, "preprocess")
         return torch.from_numpy(standardised)
 
     def _raw_rows(self, x: Any) -> np.ndarray:
@@ -208,27 +209,31 @@ class LoadedRun:
         return output
 
     def _warn_if_unscaled(self, rows: torch.Tensor) -> None:
-        """One warning when model inputs look like raw rows: the run standardised its numeric features (its
-        training rows then have mean 0 and standard deviation 1 in each), yet over ``rows`` some feature's mean
-        lies beyond :data:`~trainlab.data.preprocessing.FAR_MEAN_LIMIT` of those standard deviations. One mean per column: cheap."""
+        """One warning when model inputs look like raw rows (:func:`~trainlab.data.preprocessing.looks_raw`: the
+        run standardised its numeric features, so its training rows have mean 0 and standard deviation 1 in
+        each, yet these lie far out as given while, standardised as the training rows were, they would not)."""
         fitted = self.preprocessing
-        width = len(fitted.get("mean") or []) if fitted.get("standardize") else 0
-        if not width or rows.ndim != 2 or rows.shape[1] < width or not len(rows) or not rows.is_floating_point():
+        columns = varying_columns(fitted)
+        if not columns or rows.ndim != 2 or rows.shape[1] < len(fitted["mean"]) or not len(rows) \
+                or not rows.is_floating_point():
             return
-        means = rows[:, :width].double().mean(dim=0)
-        beyond = (means.abs() > FAR_MEAN_LIMIT).nonzero().reshape(-1).tolist()
-        if not beyond:
+        given = rows[:, columns].double().cpu().numpy()
+        standardised = (given - np.asarray(fitted["mean"])[columns]) / np.asarray(fitted["scale"])[columns]
+        if not looks_raw(given, standardised):
             return
-        column = max(beyond, key=lambda j: abs(float(means[j])))
+        means = given.mean(axis=0)
+        farthest = int(np.abs(means).argmax())
+        column = columns[farthest]
+        beyond = int((np.abs(means) > math.sqrt(MISREAD_SQUARE)).sum())
         names = list(fitted.get("numeric_columns") or [])
         name = f"'{names[column]}'" if column < len(names) else f"{column} (counting from 0)"
-        others = f" (and {counted(len(beyond) - 1, 'other feature')})" if len(beyond) > 1 else ""
+        others = f" (and {counted(beyond - 1, 'other feature')})" if beyond > 1 else ""
         from trainlab.notices import warn
 
         remedy = ("pass the raw columns by name as a pandas DataFrame, run.predict(df), which the run preprocesses"
                   if fitted.get("categorical_columns") else
                   "pass raw rows through the run's preprocessing, run.predict(run.preprocess(x))")
-        warn(f"predict: feature {name}{others} averages {float(means[column]):.4g} over these rows, where the run's "
+        warn(f"predict: feature {name}{others} averages {means[farthest]:.4g} over these rows, where the run's "
              f"standardised training rows average 0 with standard deviation 1 (its raw training mean: "
              f"{fitted['mean'][column]:.4g}); predict takes rows preprocessed as the training split was, and these "
              f"look raw: {remedy}")
@@ -249,8 +254,8 @@ class LoadedRun:
                 (:func:`trainlab.data.predict_shapes.rows_shape`). For a run trained on a CSV,
                 also a ``pandas.DataFrame`` of raw columns (as :meth:`read` takes it), preprocessed
                 by the run; for a text run, a list of strings (or a Series, or a DataFrame with the
-                text column), tokenized as the training texts were. An array whose standardised
-                feature averages beyond 10 training standard deviations is warned of as raw rows.
+                text column), tokenized as the training texts were. An array that looks like raw
+                rows (:func:`~trainlab.data.preprocessing.looks_raw`) is warned of.
 
         Raises:
             DataError: rows of another shape, values that are not numbers, non-finite values, or

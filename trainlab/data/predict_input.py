@@ -332,8 +332,9 @@ def read_for_predict(data_config: Any, fitted: dict[str, Any], path: str | os.Pa
     numeric = fitted.get("numeric_columns") or []
     where = None if at is None else (lambda row, col: f"{at(row)}, column '{numeric[col]}'")
     prep.warn_constant_changed(fitted, x, what)
-    x = prep.apply(fitted, x, cats, what=what, where=where)
-    prep.warn_far_from_training(fitted, x, what)
+    standardised = prep.apply(fitted, x, cats, what=what, where=where)
+    prep.warn_standardised_twice(fitted, x, standardised, what)
+    x = standardised
     if np.issubdtype(x.dtype, np.integer):
         return torch.from_numpy(np.ascontiguousarray(x))
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))

@@ -50,10 +50,12 @@ from trainlab.notices import warn
 FORMAT = 2
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 UNSEEN_SHOWN = 3  # unseen categories a warning names; it counts them all
-# a standardised feature whose mean over new rows lies beyond this many training standard deviations is warned
-# of: model inputs that look raw (LoadedRun), or raw rows that look standardised already or are in other units
-# (warn_far_from_training); a real shift of a few standard deviations stays unwarned
-FAR_MEAN_LIMIT = 10.0
+# New rows read the wrong way round, in training standard deviations (looks_raw, looks_standardised_already):
+# a root mean square of 3 of them (MISREAD_SQUARE = 3^2) is far out, and "far better the other way" is
+# MISREAD_RATIO times closer in squares. No training row of the scikit-learn sets, predicted alone, reads as
+# misread either way; most rows of theirs read the wrong way round do.
+MISREAD_SQUARE = 9.0
+MISREAD_RATIO = 10.0
 
 
 def _column_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -296,31 +298,76 @@ def warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: st
                  "their predictions through weights never trained on it")
 
 
-def warn_far_from_training(preprocessing: dict[str, Any], standardised: np.ndarray, what: str) -> None:
-    """For new raw rows (a file, a DataFrame or ``run.preprocess``'s rows) once :func:`apply` has standardised
-    them: one warning when some varying numeric feature averages beyond :data:`FAR_MEAN_LIMIT` training
-    standard deviations, ``|mean_i((x_ij - mean_j) / scale_j)| > 10``. Rows standardised already (what
-    ``run.preprocess`` or ``run.read`` returned, saved and given again) are standardised twice that way, all
-    silently wrong predictions (a wine run's 'alcohol' lands at -16); a feature in other units does the same.
-    Constant training columns (scale 1) are left to :func:`warn_constant_changed`."""
-    width = len(preprocessing.get("mean") or []) if preprocessing.get("standardize") else 0
-    if not width or standardised.ndim != 2 or standardised.shape[1] < width or not len(standardised):
-        return
+def varying_columns(preprocessing: dict[str, Any]) -> list[int]:
+    """The numeric columns a standardising preprocessing scales by a training standard deviation: every one
+    but the columns constant in training (scale 1: :func:`_column_stats`); none without standardisation."""
+    if not preprocessing.get("standardize"):
+        return []
     constant = set(preprocessing.get("constant_columns") or [])
-    means = standardised[:, :width].astype(np.float64).mean(axis=0)
-    beyond = [j for j in range(width) if j not in constant and abs(means[j]) > FAR_MEAN_LIMIT]
-    if not beyond:
+    return [j for j in range(len(preprocessing.get("mean") or [])) if j not in constant]
+
+
+def _feature_squares(rows: np.ndarray) -> np.ndarray:
+    """Per column, the mean of ``rows ** 2`` (float64; inf where it overflows), sorted ascending."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.sort(np.mean(np.square(rows, dtype=np.float64), axis=0))
+
+
+def looks_raw(given: np.ndarray, standardised: np.ndarray) -> bool:
+    """Whether rows given as model inputs (N, F) (the :func:`varying_columns`) look like raw rows: their mean
+    square ``g`` over every value is at least 9 (3 training standard deviations) and 10 times that of the same
+    rows standardised as the training rows were (``standardised``). The mean, not a median: raw rows may be far
+    in a few features only (breast_cancer's areas in the hundreds beside fractions); a row rightly far in one
+    feature (a rare indicator, 14 deviations out) is farther still standardised again, so the ratio spares it."""
+    if given.ndim != 2 or not given.size:
+        return False
+    far = float(np.mean(_feature_squares(given)))
+    return far >= MISREAD_SQUARE and far >= MISREAD_RATIO * float(np.mean(_feature_squares(standardised)))
+
+
+def looks_standardised_already(raw: np.ndarray, standardised: np.ndarray) -> float | None:
+    """For rows taken raw (N, F) and the same rows standardised (the :func:`varying_columns`): ``sqrt(d)`` when
+    they look standardised already, else None. ``d`` is the lower median over the features of their mean square
+    once standardised (of F values, the ((F + 1) // 2)-th smallest): standardising twice moves most features,
+    by ``-mean / scale``, so at least half must lie 3 deviations out (``d >= 9``), and the rows as given must
+    have the size of standardised values (mean square at most 9: rows in other units are no such rows). At
+    least 2 features: one indicator column of 0/1 values (a 1 lies 14 deviations out) would read so."""
+    if raw.ndim != 2 or raw.shape[1] < 2 or not len(raw):
+        return None
+    squares = _feature_squares(standardised)
+    far = float(squares[(len(squares) - 1) // 2])
+    if far < MISREAD_SQUARE or float(np.mean(_feature_squares(raw))) > MISREAD_SQUARE:
+        return None
+    return math.sqrt(far)
+
+
+def warn_standardised_twice(preprocessing: dict[str, Any], raw: np.ndarray, standardised: np.ndarray,
+                            what: str) -> None:
+    """For new raw rows (a file, a DataFrame or ``run.preprocess``'s rows) and what :func:`apply` made of
+    them: one warning when they look standardised already (:func:`looks_standardised_already`: the
+    standardised rows lie far out while the rows as given have the size of standardised values). Rows that ``run.preprocess``
+    or ``run.read`` returned, saved and given again, are standardised twice that way, every prediction
+    silently wrong (a wine run's 'alcohol' lands 16 standard deviations out)."""
+    columns = varying_columns(preprocessing)
+    width = len(preprocessing.get("mean") or [])
+    if not columns or raw.ndim != 2 or raw.shape[1] != width or standardised.ndim != 2 \
+            or standardised.shape[1] < width:
         return
-    column = max(beyond, key=lambda j: abs(means[j]))
+    twice = standardised[:, columns].astype(np.float64)
+    distance = looks_standardised_already(raw[:, columns].astype(np.float64), twice)
+    if distance is None:
+        return
+    means = twice.mean(axis=0)
+    farthest = int(np.abs(means).argmax())
+    column = columns[farthest]
     names = preprocessing.get("numeric_columns") or []
     name = f"'{shown_name(names[column])}'" if column < len(names) else f"{column} (counting from 0)"
-    others = f" (and {counted(len(beyond) - 1, 'other feature')})" if len(beyond) > 1 else ""
-    raw_mean = means[column] * preprocessing["scale"][column] + preprocessing["mean"][column]
-    warn(f"{what}: feature {name}{others} averages {raw_mean:.4g} here, {means[column]:.3g} training standard "
-         f"deviations from its training mean {preprocessing['mean'][column]:.4g}; these rows are taken raw and "
-         "standardised as the training rows were, so rows standardised already (what run.preprocess or run.read "
-         "returns) are standardised twice: pass those to run.predict(x) instead (a feature in other units "
-         "would read this way too)")
+    warn(f"{what}: these rows look standardised already: their values have the size of standardised ones, and "
+         f"standardised as the training rows were they lie {distance:.3g} training standard deviations out (the "
+         f"median feature; {name} averages {raw[:, column].mean():.4g} here, {means[farthest]:.3g} standard "
+         f"deviations from its training mean {preprocessing['mean'][column]:.4g}); rows are taken raw, as "
+         "the training file held them, so rows standardised already (what run.preprocess and run.read return) are "
+         "standardised twice: give the raw rows (from Python, pass standardised ones to run.predict(x))")
 
 
 def _check_standardised_range(preprocessing: dict[str, Any], x: np.ndarray, standardised: np.ndarray, what: str,
