@@ -72,6 +72,16 @@ def test_a_pandas_category_of_names_is_told_its_codes_and_categories_and_those_t
                                  "with class_names=list(y.cat.categories)")
     result = trainlab.fit(_linear(), (x, y.cat.codes.to_numpy()), STRATEGY, class_names=list(y.cat.categories))
     assert result.class_names == ["cat", "dog", "owl"]
+    # a val Series has its own categories ('cat', 'owl': 'owl' would be code 1, training's 'dog'): told to code
+    # it by the training classes, which gives the labels the training names mean
+    val = pd.Series(names[names != "dog"], dtype="category")
+    with pytest.raises(DataError, match=r"^val y must hold numbers; got a pandas category Series \('cat', 'owl'\); "
+                                        r"pass the codes of the training classes: pd.Categorical\(y, "
+                                        r"categories=<the class_names>\).codes "):
+        trainlab.fit(_linear(), (x, y.cat.codes.to_numpy()), STRATEGY, val=(x[names != "dog"], val),
+                     class_names=list(y.cat.categories))
+    codes = pd.Categorical(val, categories=result.class_names).codes
+    assert [result.class_names[code] for code in codes] == list(val)
 
 
 def _features_with_history():

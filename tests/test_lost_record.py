@@ -152,7 +152,8 @@ def test_a_run_without_its_config_yaml_is_told_the_way_back_and_the_config_it_st
         assert main(command) == 2
         assert _one_error_line(capsys) == (
             f"error: cannot resume {out}: its config.yaml is missing (the run's config, which resume rebuilds the "
-            f"run from); copy the config the run was started with there as {out / 'config.yaml'} (resume checks it "
+            f"run from); copy the config the run was started with there (its --set overrides written in) as "
+            f"{out / 'config.yaml'} (resume checks it "
             f"against the config hash in run.json), or train that config again with --out {out} --overwrite, or "
             "into another --out")
     shutil.copy(config, out / "config.yaml")

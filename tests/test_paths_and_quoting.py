@@ -142,8 +142,9 @@ def test_a_set_value_opening_a_list_or_mapping_yaml_cannot_read_is_refused_with_
     config = write_config(IRIS)
     assert main(["train", str(config), "--set", f"name={value}", "--out", str(tmp_path / "r")]) == 2
     line = _one_error_line(capsys.readouterr().err)
+    close = "" if problem == "more follows its closing bracket" else "close it, or "  # closed already
     assert line.startswith(f"error: --set name: {value!r} opens a YAML {kind} that does not read as one ({problem}); "
-                           "close it, or quote the value for a string: "), line
+                           f"{close}quote the value for a string: "), line
     words = shlex.split(line.split(" for a string: ", 1)[1])
     assert words[0] == "--set" and len(words) == 2
     assert load_config(config, [words[1]]).name == value  # the quoted form sets the string typed

@@ -32,7 +32,8 @@ def _view(step: int) -> SimpleNamespace:
     """The part of a TrainerView the saver uses: a state, a guard that passes, a capture of one tensor."""
     state = SimpleNamespace(step=step, epoch=step // 10, batch_in_epoch=0, finished=False, events=[])
     captured = SimpleNamespace(tree={"step": step}, tensors={"w": torch.full((2,), float(step))})
-    return SimpleNamespace(state=state, prepare_save=lambda: True, capture=lambda: captured)
+    return SimpleNamespace(state=state, prepare_save=lambda: True, capture=lambda: captured,
+                           control=SimpleNamespace(interrupted_by=None))
 
 
 def _best_fails(times: int, monkeypatch) -> list[str]:
@@ -138,6 +139,17 @@ def test_the_runs_end_failing_to_save_its_last_step_again_names_that_steps_check
     assert warnings == [f"checkpoint at step 40 not written: No space left on device (the checkpoint written at this "
                         f"step before, {root / 'step-000000040'}, kept); the run ends as it would (further failures "
                         "for the same reason are counted, not repeated)"]
+    monkeypatch.undo()
+    warnings.clear()  # a signal's stop saves the step it reached: no training follows either
+    saver = CheckpointSaver(root, None, 1, None, keep_last=2, warn=warnings.append)
+    assert saver.save(_view(40)) == root / "step-000000040"
+    monkeypatch.setattr(checkpoint, "save", lambda *args: (_ for _ in ()).throw(ENOSPC))
+    stopped = _view(45)
+    stopped.control.interrupted_by = "SIGTERM"
+    assert saver.save(stopped) is None
+    assert warnings == [f"checkpoint at step 45 not written: No space left on device (previous checkpoint "
+                        f"{root / 'step-000000040'} kept); the run ends as it would (further failures for the same "
+                        "reason are counted, not repeated)"]
 
 
 def test_a_step_checkpoint_after_a_failed_best_holds_the_best_value_the_run_goes_on_with(tmp_path, monkeypatch):

@@ -254,7 +254,8 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     Given without ``task``, the task is classification (binary for up to 2 names, else multiclass; 0/1
     columns stay multilabel), as a config run reads named classes; with ``task='regression'`` it is
     refused. ``metrics``: the metric names to report (a list; one name alone, ``metrics="accuracy"``, is a
-    one-item list, and ``"accuracy,f1"`` two names, as in a config; None: the task's defaults; ``[]``: the loss only). ``callbacks``: a list (or one Callback;
+    one-item list, and ``"accuracy,f1"`` two names, as in a config; None: the task's defaults; ``[]``: the
+    loss only). ``callbacks``: a list (or one Callback;
     None or empty: none). ``out`` must be a new or empty folder (not the working directory), unless
     ``overwrite=True`` lets the records replace those of an earlier ``fit`` there; a folder fit created is
     removed again when fit fails before writing into it. ``finetune.freeze`` freezes the backbone for the run only: afterwards every parameter it

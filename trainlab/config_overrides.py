@@ -17,6 +17,9 @@ from trainlab.registry import did_you_mean
 from trainlab.shell_command import command_line
 from trainlab.yaml_files import RefusedYAMLError, check_tree, flow_yaml, yaml_load
 
+# a --set VALUE's list or mapping closed, then more text ('[exp1]-baseline'): only quoting fixes it
+CLOSED_AND_MORE = "more follows its closing bracket"
+
 
 def override_key(text: str) -> str:
     """The dotted key a ``--set`` names: ``KEY`` of ``KEY=VALUE``, or of ``~KEY`` (a deletion)."""
@@ -80,8 +83,9 @@ def _unreadable_collection(key: str, value: str, exc: yaml.YAMLError) -> ConfigE
     problem = _flow_problem(str(getattr(exc, "problem", None) or "not YAML"))
     quoted = value.replace("\\", "\\\\").replace('"', '\\"')
     argument = key + '="' + quoted + '"'
-    return ConfigError(f"--set {key}: {value!r} opens a YAML {kind} that does not read as one ({problem}); close it, "
-                       f"or quote the value for a string: {command_line('--set', argument)}")
+    close = "" if problem == CLOSED_AND_MORE else "close it, or "  # '[exp1]-base': closed, then more text
+    return ConfigError(f"--set {key}: {value!r} opens a YAML {kind} that does not read as one ({problem}); {close}"
+                       f"quote the value for a string: {command_line('--set', argument)}")
 
 
 def _flow_problem(problem: str) -> str:
@@ -89,7 +93,7 @@ def _flow_problem(problem: str) -> str:
     (``but got '<stream end>'``) the value's end; text after the closing bracket (``expected '<document
     start>'``) said as such."""
     if problem.startswith("expected '<document start>'"):
-        return "more follows its closing bracket"
+        return CLOSED_AND_MORE
     return problem.replace("but got '<stream end>'", "but the value ended").replace(
         "but found '<stream end>'", "but the value ended")
 

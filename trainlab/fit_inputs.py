@@ -97,12 +97,7 @@ def _from_array(value: Any, what: str) -> torch.Tensor:
         array = numbers
     if not (np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)):
         if what.endswith(" y") and str(getattr(value, "dtype", "")) == "category":  # a pandas categorical Series
-            part = _part(what)
-            shown = ", ".join(short_repr(name) for name in list(value.cat.categories)[:3])
-            more = ", ..." if len(value.cat.categories) > 3 else ""
-            raise DataError(f"{what} must hold numbers; got a pandas category Series ({shown}{more}); pass its codes "
-                            f"and its categories as the class names: {part}.cat.codes.to_numpy() with "
-                            f"class_names=list({part}.cat.categories)")
+            raise DataError(_category_labels(value, what))
         hint = (" (class names: encode them as 0..K-1, e.g. with sklearn's LabelEncoder, or train from a CSV "
                 "config, which keeps the names)" if what.endswith(" y") else
                 " (text or category columns: encode them first, or train from a CSV config, which one-hot "
@@ -111,6 +106,20 @@ def _from_array(value: Any, what: str) -> torch.Tensor:
     if not array.flags.writeable:  # a pandas frame's read-only view: torch would warn of it, and may not share it
         array = array.copy()
     return torch.as_tensor(array)
+
+
+def _category_labels(value: Any, what: str) -> str:
+    """The refusal of a pandas category Series of class names as ``y``: the training one's codes and categories
+    are the classes; a val or test one is coded by the training categories, since its own may lack some (its
+    codes would then number the classes apart from training's)."""
+    shown = ", ".join(short_repr(name) for name in list(value.cat.categories)[:3])
+    more = ", ..." if len(value.cat.categories) > 3 else ""
+    got = f"{what} must hold numbers; got a pandas category Series ({shown}{more})"
+    if what.startswith("train "):
+        return (f"{got}; pass its codes and its categories as the class names: y.cat.codes.to_numpy() with "
+                "class_names=list(y.cat.categories)")
+    return (f"{got}; pass the codes of the training classes: pd.Categorical(y, categories=<the class_names>).codes "
+            "(its own categories may lack some, and its own codes would then name other classes)")
 
 
 def _pandas_numbers(value: Any) -> np.ndarray | None:

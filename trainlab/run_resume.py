@@ -112,8 +112,9 @@ def _stored_config(path: Path) -> Config:
     it is gone (the config the run started with, copied there, is checked against run.json's config hash)."""
     if not (path / "config.yaml").exists():
         raise ConfigError(f"cannot resume {path}: its config.yaml is missing (the run's config, which resume "
-                          "rebuilds the run from); copy the config the run was started with there as "
-                          f"{path / 'config.yaml'} (resume checks it against the config hash in run.json), or "
+                          "rebuilds the run from); copy the config the run was started with there (its --set "
+                          f"overrides written in) as {path / 'config.yaml'} (resume checks it against the config "
+                          "hash in run.json), or "
                           f"train that config again with {command_line('--out', path, '--overwrite')}, or into "
                           "another --out")
     return load_config(path / "config.yaml", follow_links=False)

@@ -101,7 +101,7 @@ class CheckpointSaver(Callback):
         if view.state.finished or view.control.interrupted_by is not None:
             self.save(view)
 
-    def _failed(self, state: Any, reason: str, best_value: float | None = None) -> None:
+    def _failed(self, state: Any, reason: str, best_value: float | None = None, ending: bool = False) -> None:
         """One warning and one ``checkpoint_failed`` event per run of failures with the same reason (a full
         disk fails every save until it is freed): the event counts them (``failures``, ``last_step``).
         Step checkpoints and ``best/`` (``best_value`` given) are counted apart, and the event of a
@@ -124,7 +124,7 @@ class CheckpointSaver(Callback):
             if self.last_saved and self._saved_step == state.step:  # the run's end saves its last step again
                 kept = f"the checkpoint written at this step before, {self.last_saved}, kept"
             of = f" of {self.run_folder}" if self.run_folder is not None else ""
-            goes_on = "the run ends as it would" if state.finished else "training continues"
+            goes_on = "the run ends as it would" if ending else "training continues"
             self.warn(f"checkpoint at step {state.step}{of} not written: {reason} ({kept}); {goes_on} "
                       "(further failures for the same reason are counted, not repeated)")
         failing = {"event": "checkpoint_failed", "step": state.step, "error": reason, "failures": 1,
@@ -158,8 +158,8 @@ class CheckpointSaver(Callback):
             captured = view.capture()  # with the previous best and the failure's event, as the run goes on
         try:
             path = checkpoint.save(self.root, checkpoint.folder_name(state.step), captured.tree, captured.tensors, info)
-        except OSError as exc:
-            self._failed(state, _reason(exc))
+        except OSError as exc:  # the end's save (finished, or stopped by a signal): no training follows
+            self._failed(state, _reason(exc), ending=state.finished or view.control.interrupted_by is not None)
             return None
         self._written(state)
         self._saved_step = state.step

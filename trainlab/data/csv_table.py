@@ -10,7 +10,8 @@ Dialect: a header row; UTF-8 with or without a byte-order mark; fields quoted wi
 the delimiter and newlines; ``delimiter`` is one character (``,`` by default, ``;`` or a tab);
 blank lines are skipped. Spaces around a cell are stripped (:func:`strings` warns where that makes
 two spellings of a column, ``' cat'`` and ``'cat'``, one value: :func:`space_twins`). Cells in
-:data:`MISSING` (and empty cells), spaces around them stripped as well, are missing values (NaN). A data row that repeats the header (:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with
+:data:`MISSING` (and empty cells), spaces around them stripped as well, are missing values (NaN). A data
+row that repeats the header (:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with
 ``cat``) is refused. The causes named in the errors are found by :mod:`trainlab.data.table_diagnosis`.
 """
 

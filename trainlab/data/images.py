@@ -51,7 +51,8 @@ from trainlab.notices import warn
 from trainlab.registry import did_you_mean
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-# what a user may call data.mode's Pillow modes: the did-you-mean of a refused mode (``grey``: 'L')
+# data.mode's Pillow modes said in words, and what a user may call them: the did-you-mean of a refused mode
+MODE_MEANINGS = {"RGB": "3 channels, colour", "L": "1 channel, grayscale"}
 MODE_NAMES = {"grey": "L", "gray": "L", "greyscale": "L", "grayscale": "L", "grey_scale": "L", "gray_scale": "L",
               "mono": "L", "monochrome": "L", "luminance": "L", "color": "RGB", "colour": "RGB", "rgba": "RGB",
               "cmyk": "RGB"}
@@ -471,8 +472,8 @@ def check_image_folder_values(size: int | Sequence[int] | None, mode: str, worke
     ``size`` (returned as (H, W), or None) and ``mean``/``std`` against the channels ``mode`` gives (RGB 3, L 1)."""
     if mode not in MODES:
         hint = did_you_mean(mode, list(MODES), MODE_NAMES) if isinstance(mode, str) else ""
-        raise ConfigError(f"data.mode must be one of RGB (3 channels, colour), L (1 channel, grayscale); got "
-                          f"{short_repr(mode)}{hint}")
+        modes = ", ".join(f"{name} ({MODE_MEANINGS[name]})" for name in MODES)
+        raise ConfigError(f"data.mode must be one of {modes}; got {short_repr(mode)}{hint}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"data.workers must be an int >= 0; got {workers!r}")
     target = _size(size)

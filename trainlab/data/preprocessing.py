@@ -345,8 +345,8 @@ def warn_standardised_twice(preprocessing: dict[str, Any], raw: np.ndarray, stan
                             what: str) -> None:
     """For new raw rows (a file, a DataFrame or ``run.preprocess``'s rows) and what :func:`apply` made of
     them: one warning when they look standardised already (:func:`looks_standardised_already`: the
-    standardised rows lie far out while the rows as given have the size of standardised values). Rows that ``run.preprocess``
-    or ``run.read`` returned, saved and given again, are standardised twice that way, every prediction
+    standardised rows lie far out while the rows as given have the size of standardised values). Rows that
+    ``run.preprocess`` or ``run.read`` returned, saved and given again, are standardised twice that way, every prediction
     silently wrong (a wine run's 'alcohol' lands 16 standard deviations out)."""
     columns = varying_columns(preprocessing)
     width = len(preprocessing.get("mean") or [])

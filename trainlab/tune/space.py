@@ -425,8 +425,8 @@ def _list_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> st
 
 def _int_hint(point: dict[str, Any], keys: tuple[str, ...], refusal: str) -> str:
     """For a single float key refused *because* it is not an int (a fraction; or a whole float such as 8.0, which
-    ``strategy.batch_size``'s own validator refuses too): the advice to search whole numbers; else "". The cause is read from the refusal, which names the key (its last
-    part: ``epochs``, ``option 'T_mult'``) and says it must be a whole number (:data:`FRACTION_REFUSALS`).
+    ``strategy.batch_size``'s own validator refuses too): the advice to search whole numbers; else "". The
+    cause is read from the refusal, which names the key (its last part: ``epochs``, ``option 'T_mult'``) and says it must be a whole number (:data:`FRACTION_REFUSALS`).
     A refusal for another reason (Adam's ``weight_decay=0.01``, which has no home in the optimizer) gets no
     such advice, even where the value rounded (0) would pass."""
     value = point[keys[0]]
