@@ -207,7 +207,7 @@ def test_binary_on_three_named_classes_names_them_not_a_label_2(tmp_path):
 
 def test_a_single_class_is_refused(tmp_path):
     named = write_csv(tmp_path / "one.csv", ["a", "y"], [[i, "yes"] for i in range(20)])
-    with pytest.raises(DataError, match=r"the training targets hold one class \('yes' in all 20 rows\); a binary "
+    with pytest.raises(DataError, match=r"the training targets hold one class \('yes' in all 20 rows\); a "
                                         "classifier needs rows of at least two classes"):
         load(source="csv", path=named, target="y")
     ones = write_csv(tmp_path / "ones.csv", ["a", "y"], [[i, 1] for i in range(20)])

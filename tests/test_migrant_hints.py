@@ -196,7 +196,7 @@ def _zeros_refusal(loss: str, **arguments) -> str:
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile"])
 def test_one_value_under_a_regression_loss_names_the_regression_task(loss):
     assert _zeros_refusal(loss) == (
-        "the training targets hold one class ('0' in all 20 rows); a binary classifier needs rows of at least two "
+        "the training targets hold one class ('0' in all 20 rows); a classifier needs rows of at least two "
         f"classes; nor can {loss}, a regression loss, learn from them: task='regression' reads them as numbers, "
         "which are the same in every row (is y the column to predict?)")
     # the message's claim: as numbers the targets are refused as well; a class-label loss gets no such hint

@@ -148,12 +148,13 @@ def refuse_duplicate_names(class_names: list[str], names_key: str) -> None:
         seen.add(name)
 
 
-def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None, task: str) -> None:
+def refuse_one_class(y_train: np.ndarray, class_names: list[str] | None) -> None:
     """A DataError when the training labels (class indices) hold a single class: nothing to learn."""
     if len(y_train) and len(np.unique(y_train)) < 2:
         only = class_names[int(y_train[0])] if class_names else f"{y_train[0]:g}"
+        # "a classifier", not the task's name: one class reads as a binary task, though the data may name four
         raise DataError(f"the training targets hold one class ({short_repr(str(only))} in all {len(y_train)} rows); a "
-                        f"{task} classifier needs rows of at least two classes")
+                        "classifier needs rows of at least two classes")
 
 
 def warn_classes_absent(split: str, classes: np.ndarray, y: np.ndarray, class_names: list[str] | None,
@@ -302,7 +303,7 @@ def read_class_labels(task: str, y_train: np.ndarray, class_names: list[str] | N
     check_class_count(name, y_train, locate)
     num_classes = 2 if task == "binary" else len(class_names) if class_names else int(max(y_train.max(), 1)) + 1
     check_labels(name, y_train, task, num_classes, locate)
-    refuse_one_class(y_train, class_names, task)
+    refuse_one_class(y_train, class_names)
     empty = np.flatnonzero(np.bincount(y_train.astype(np.int64), minlength=num_classes) == 0)
     if len(empty) and from_one_as_indices is not None:
         warn(f"the training labels hold no 0 ({_listed(from_one_as_indices)}) but are read as indices "
