@@ -108,9 +108,10 @@ def whiten_conv_(conv: nn.Conv2d, images: torch.Tensor, eps: float = 5e-4, freez
     kh, kw = conv.kernel_size
     d = conv.in_channels * kh * kw
     if conv.out_channels not in (d, 2 * d):
-        raise ConfigError(f"patch whitening: '{name}' has {conv.out_channels} output channels; whitening {kh}x{kw} "
-                          f"patches of {conv.in_channels} channels needs {d} (the filters) or {2 * d} (filters and "
-                          "their negation)")
+        raise ConfigError(f"patch whitening: conv '{name}' has {conv.out_channels} output channels; "
+                          f"whitening {kh}x{kw} patches of {conv.in_channels} channels needs {d} (the filters) or "
+                          f"{2 * d} (filters and their negation): give the model such a conv (the airbench "
+                          "models' stem is one), or leave strategy.init out")
     second_moment = patch_second_moment(images, (kh, kw), tuple(conv.dilation))
     filters = whitening_filters(second_moment, eps).reshape(d, conv.in_channels, kh, kw)
     if conv.out_channels == 2 * d:
