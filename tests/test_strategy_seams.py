@@ -305,7 +305,7 @@ def test_fit_refuses_bad_inputs_in_one_line_and_reads_labels_as_a_config_run_doe
         (DataError, "train x at row 4, column 1 (counting from 0): 1e+39 is beyond float32's range (about ±3.4e38)",
          lambda: trainlab.fit(net(), train=(np.where(np.arange(180).reshape(90, 2) == 9, 1e39, x.astype(float)), y),
                               strategy=base)),
-        (DataError, "the training targets hold one class ('5' in all 90 rows); a multiclass classifier",
+        (DataError, "the training targets hold one class ('5' in all 90 rows); a classifier needs rows",
          lambda: trainlab.fit(net(), train=(x, np.full(90, 5)), strategy=base, task="multiclass")),
         (ConfigError, "task must be one of regression, binary, multiclass, multilabel",
          lambda: trainlab.fit(net(), train=(x, y), strategy=base, task="classes")),
