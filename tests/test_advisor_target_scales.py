@@ -130,14 +130,35 @@ def test_z_scored_targets_that_the_features_explain_unequally_are_not_told_to_st
     assert "adaptive with learn_scale: true and num_dims: 2" in notes[0]
 
 
-@pytest.mark.parametrize(("scale", "size", "moves"), [(7.7e4, "large", "slowly"), (3.5e-4, "tiny", "far")])
+def _mad(values: np.ndarray) -> float:
+    return float(np.median(np.abs(values - np.median(values))))
+
+
+def _delta(values: np.ndarray) -> float:
+    """huber's delta, 1.345 x 1.4826 MAD, to the advice's 3 significant digits."""
+    return float(f"{1.345 * 1.4826 * _mad(values):.3g}")
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / values.std()
+
+
+@pytest.mark.parametrize(("scale", "size", "moves"), [
+    (7.7e4, "large", "moves them too slowly with Adam-like optimizers (steps of about lr whatever the gradient) and "
+                     "makes SGD diverge (its gradients grow with the targets)"),
+    (3.5e-4, "tiny", "moves them too far")])
 def test_targets_far_from_unit_scale_are_advised_standardised_as_a_run_warns(scale, size, moves):
-    """`advise` said mse for diabetes x 1000 (std 7.7e4) with no word on its scale, which `train` warns of."""
+    """`advise` said mse for diabetes x 1000 (std 7.7e4) with no word on its scale, which `train` warns of. The
+    note also gives the alternative huber's delta for the standardised targets (it was only in raw units, 1.35e6
+    for a target of scale 1e6: plain mse on the z-scores the loss would see): 1.345 x 1.4826 MAD of each (no
+    features: the targets around their median)."""
     rng = np.random.default_rng(0)
     y = 2.0 * scale + scale * rng.normal(size=400)
     note = [r for r in advise(y, "regression").reasons if "far from unit scale" in r]
     assert note == [f"the targets are far from unit scale: mean {np.mean(y):.4g}, std {np.std(y):.4g} ({size}); a "
-                    f"learning rate fit for unit-scale outputs moves them too {moves}: set data.standardize_target: "
-                    "true (metrics and predictions stay in the original units)"]
+                    f"learning rate fit for unit-scale outputs {moves}: set data.standardize_target: true (metrics "
+                    "and predictions stay in the original units); standardised, the loss sees z-scores, so huber's "
+                    f"delta {_delta(_z(y)):.4g} (here {_delta(y):.4g}), as trainlab "
+                    "advise says with --set data.standardize_target=true"]
     unit = rng.normal(size=400)
     assert not [r for r in advise(unit, "regression").reasons if "unit scale" in r]

@@ -34,7 +34,7 @@ to watch) carries its reason. The rules, per task:
   not raise the rare class's recall at the 0.5 threshold (measured in
   tests/test_losses_demo.py: recall 0.16-0.21 against bce's 0.31 and pos_weight's 0.86).
 - multi-class: ``cross_entropy``; with class weights n / (K n_k) (inverse frequency,
-  mean 1) when the largest class outnumbers the smallest more than 3 to 1, with ``focal``
+  mean 1 over the training rows) when the largest class outnumbers the smallest more than 3 to 1, with ``focal``
   (gamma = 2, the same weights as its per-class alpha) as the alternative. Measured with
   ``trainlab compare`` (5 seeds, MLP [32], Adam 0.01, 30 epochs) on scikit-learn's
   ``make_classification(4000, n_features=10, n_informative=6, n_classes=4,
@@ -342,9 +342,39 @@ def _off_scale_note(y: np.ndarray) -> str | None:
     size, column = off
     values = y.reshape(len(y), -1)[:, column].astype(np.float64)
     which = f" (target column {column})" if y.ndim == 2 and y.shape[1] > 1 else ""
+    moves = ("moves them too slowly with Adam-like optimizers (steps of about lr whatever the gradient) and makes "
+             "SGD diverge (its gradients grow with the targets)" if size == "large" else "moves them too far")
     return (f"the targets are far from unit scale{which}: mean {values.mean():.4g}, std {values.std():.4g} "
-            f"({size}); a learning rate fit for unit-scale outputs moves them too "
-            f"{'slowly' if size == 'large' else 'far'}: {CONFIG_FIXES.raw_targets}")
+            f"({size}); a learning rate fit for unit-scale outputs {moves}: {CONFIG_FIXES.raw_targets}")
+
+
+def _standardised(y: np.ndarray) -> np.ndarray:
+    """``y`` as ``data.standardize_target`` makes it: per column (y - mean) / std, a constant column's std 1."""
+    values = y.astype(np.float64)
+    scale = values.std(axis=0)
+    return (values - values.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+
+
+def _loss_numbers(advice: Advice) -> dict[str, float]:
+    """The numbers in target units among the advised losses: huber's delta, adaptive's scale (first of each)."""
+    found: dict[str, float] = {}
+    for spec in [advice.loss, *(alternative.loss for alternative in advice.alternatives)]:
+        if spec.get("name") == "huber" and "delta" in spec:
+            found.setdefault("huber's delta", spec["delta"])
+        if spec.get("name") == "adaptive" and "scale" in spec:
+            found.setdefault("adaptive's scale", spec["scale"])
+    return found
+
+
+def _standardised_numbers(raw: Advice, standardised: Advice) -> str:
+    """For the off-scale note: the advised losses' numbers once the targets are standardised (the loss then sees
+    z-scores, where a delta in the raw units makes huber plain mse), beside the raw ones; "" when none."""
+    raw_numbers, numbers = _loss_numbers(raw), _loss_numbers(standardised)
+    said = [f"{name} {numbers[name]:.4g} (here {value:.4g})" for name, value in raw_numbers.items() if name in numbers]
+    if not said:
+        return ""
+    return (f"; standardised, the loss sees z-scores, so {' and '.join(said)}, as trainlab advise says with "
+            "--set data.standardize_target=true")
 
 
 def _advise_huber(columns: np.ndarray, sigmas: list[float], reasons: list[str], from_fit: bool,
@@ -468,7 +498,8 @@ def _advise_multiclass(y: np.ndarray) -> Advice:
     common = [
         f"{num_classes} classes, the largest outnumbers the smallest {ratio:.1f} to 1 "
         f"(smallest class {present.min() / n:.1%} of {n})",
-        "class weights n / (K n_k) (inverse frequency, mean 1) give every class equal total weight",
+        "class weights n / (K n_k) (inverse frequency; their mean over the training rows is 1) give every class "
+        "equal total weight",
         *notes,
     ]
     metrics = ["balanced_accuracy", "f1_macro", "recall_per_class", "accuracy"]
@@ -557,7 +588,7 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
         if marked_count and not _whole_and_non_negative(y):  # z-scores of counts (too few values: no note)
             advice.reasons.insert(0, _no_longer_counts(y))
         if scale_note := _off_scale_note(y):
-            advice.reasons.append(scale_note)
+            advice.reasons.append(scale_note + _standardised_numbers(advice, _advise_regression(_standardised(y), x)))
         column = y.reshape(len(y), -1)
         if column.shape[1] == 1 and numbered_from_one(column[:, 0]):
             k = int(column.max())
