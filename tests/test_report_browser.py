@@ -254,3 +254,24 @@ def test_leaderboard_notes_and_runs_left_out_of_the_gap_in_chromium(browser, tmp
     out = write_report([root], tmp_path / "notes.html")
     assert out.read_text().count('<p class="caveat">') == 1
     check(browser, out, 7)
+
+
+def test_a_long_folder_path_wraps_on_a_phone_and_short_names_stay_whole_in_chromium(browser, tmp_path):
+    """A user trial: the subtitle's folder path, unbroken, widened the page at 375 px (484 px), and the table's
+    'overflow-wrap: anywhere' let chromium squeeze a short name's column ('label_smoot|h' at 1280 px)."""
+    deep = tmp_path / ("experiments_2026_december_" * 3) / "compare-wine-optimizers-with-a-long-folder-name"
+    names = {"label_smooth": ("adam", 0.001, 0.95), "huber_adam": ("adam", 0.003, 0.96), "sgd": ("sgd", 0.1, 0.9)}
+    root = fake_comparison(deep, names, seeds=2, target=None, epochs=3)
+    out = write_report([root], tmp_path / "deep.html")
+    assert str(root.resolve()) in out.read_text()
+    _, errors, _, width = open_report(browser, out, viewport=PHONE)
+    assert errors == [] and width <= PHONE["width"]
+    page = browser.new_page(viewport=LAPTOP)
+    try:
+        page.goto(out.resolve().as_uri())
+        page.wait_for_function("document.body.dataset.chartsRendered !== undefined", timeout=60_000)
+        heights = page.evaluate("""() => Array.from(document.querySelectorAll("table .name")).map((el) => [
+            el.textContent, el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight)])""")
+    finally:
+        page.close()
+    assert {text for text, _ in heights} >= set(names) and all(lines < 1.5 for _, lines in heights), heights

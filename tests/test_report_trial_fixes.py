@@ -280,3 +280,42 @@ def test_the_reports_std_of_values_equal_but_for_round_off_is_0_as_in_the_printe
     (root / "leaderboard.json").write_text(json.dumps(board))
     html = write_report([root], tmp_path / "r.html").read_text()
     assert "0.9444 ± 0<" in html and "e-16" not in html
+
+
+# --------------------------------------------------------------------------- session 55's browser trial
+
+
+def test_a_comparison_none_of_whose_runs_finished_says_why_its_gap_section_has_no_chart(comparison, tmp_path):
+    """Every run diverged (an interrupted comparison's runs alike): the 'generalisation gap' heading was followed
+    directly by the next heading."""
+    for seed in (0, 1):
+        diverge(comparison / f"runs/digits/adam/seed-{seed}", step=50, stopped=50)
+    html = write_report([comparison], tmp_path / "r.html").read_text()
+    assert not [f for f in figures_of(html) if f["layout"]["title"]["text"].startswith("generalisation gap in loss")]
+    assert ("generalisation gap No loss gap to draw: no finished run has one; left out: 4 runs that did not finish "
+            "(adam: 2 diverged; sgd: 2 diverged), as trainlab compare leaves them out of its gap_loss") in text_of(html)
+
+
+def test_one_value_in_every_seed_keeps_a_fractions_axis_within_its_range():
+    """One seed, every strategy at 0.9722: plotly spanned 0.47-1.47 on an axis titled '(fraction)'."""
+    from trainlab.report.figures import leaderboard_chart
+
+    entries = [{"name": name, "metrics": {"test_accuracy": {"mean": 0.9722, "values": [0.9722], "ci95": None}}}
+               for name in ("adam", "sgd")]
+    figure = leaderboard_chart(entries, "test_accuracy", {"adam": "#1f77b4", "sgd": "#ff7f0e"}).to_plotly_json()
+    assert figure["layout"]["yaxis"]["range"] == [pytest.approx(0.9222), pytest.approx(1.01)]
+    entries[1]["metrics"]["test_accuracy"] = {"mean": 0.9, "values": [0.9], "ci95": None}
+    figure = leaderboard_chart(entries, "test_accuracy", {"adam": "#1f77b4", "sgd": "#ff7f0e"}).to_plotly_json()
+    assert "range" not in figure["layout"]["yaxis"]  # values that differ: plotly's own range
+
+
+def test_a_title_holding_a_word_longer_than_a_line_is_broken_within_it():
+    """A 193-character strategy name in the confusion matrix's title was one unbroken line, cut off at both
+    ends of the chart, hiding the part that tells two names apart."""
+    import plotly.graph_objects as go
+
+    from trainlab.report.figures import TITLE_LINE, style
+
+    title = "confusion matrix on the test split: " + "adam_variant_alpha_" * 10 + "lr=0.001"
+    lines = style(go.Figure(), title).layout.title.text.split("<br>")
+    assert len(lines) == 3 and all(len(line) <= TITLE_LINE for line in lines) and "".join(lines) == title

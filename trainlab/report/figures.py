@@ -78,11 +78,12 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def style(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
-    """Title top-left (``title`` shown as written: it may hold a strategy's name), broken at spaces into lines
-    of at most :data:`TITLE_LINE` characters (a chart is at least 760 px wide: trainlab.report.page), the top
+    """Title top-left (``title`` shown as written: it may hold a strategy's name), broken at spaces (and within
+    a longer word) into lines of at most :data:`TITLE_LINE` characters (a chart is at least 760 px wide: trainlab.report.page), the top
     margin grown by a line's height for each; legend below the plotting area. A report's page draws every
     figure on plotly_white (:attr:`trainlab.report.page.Page.template`)."""
-    lines = textwrap.wrap(title, TITLE_LINE, break_long_words=False, break_on_hyphens=False) or [title]
+    # a word longer than a line (a strategy name of 193 characters) is broken too: whole, it was cut off
+    lines = textwrap.wrap(title, TITLE_LINE, break_long_words=True, break_on_hyphens=False) or [title]
     figure.update_layout(
         title={"text": "<br>".join(as_written(line) for line in lines), "x": 0.0, "xanchor": "left",
                "font": {"size": 16}},
@@ -125,11 +126,29 @@ def leaderboard_chart(entries: Sequence[Mapping[str, Any]], metric: str, palette
     method = next((m for m in methods if "clipped" in m), methods[0] if methods else None)
     interval = f"with 95% CI ({method})" if method else "(no 95% CI: fewer than 2 finished seeds)"
     figure.update_yaxes(title_text=as_written(_metric_title(metric)))
+    one_value = _one_value_range(blocks, metric)
+    if one_value is not None:
+        figure.update_yaxes(range=one_value)
     figure.update_xaxes(title_text="strategy (ranked, best first)", type="category")
     shown = [axis.get(e["name"], e["name"]) for e in entries]
     style(figure, f"{metric}: mean {interval}, dots are seeds", _axis_height(420, shown))
     figure.update_layout(showlegend=False)
     return figure
+
+
+def _one_value_range(blocks: Sequence[Mapping[str, Any]], metric: str) -> list[float] | None:
+    """The y range of a leaderboard chart whose every mean and seed is one value (plotly then spans +-0.5
+    around it: a fraction of 0.97 drawn on 0.47-1.47): the value +-0.05, within the metric's range
+    (:func:`~trainlab.compare.metric_keys.metric_range`) and a margin of 0.01; None when the values differ."""
+    values = [float(v) for b in blocks for v in [b.get("mean"), *(b.get("values") or []), *(b.get("ci95") or [])]
+              if isinstance(v, int | float)]
+    if not values or max(values) - min(values) > 1e-12 * max(1.0, abs(values[0])):
+        return None
+    low, high = values[0] - 0.05, values[0] + 0.05
+    bounds = metric_range(metric)
+    if bounds is not None:
+        low, high = max(low, bounds[0] - 0.01), min(high, bounds[1] + 0.01)
+    return [low, high]
 
 
 def _interval(ci: Sequence[float | None] | None) -> str:

@@ -34,7 +34,8 @@ main { max-width: 1280px; margin: 0 auto; padding: 20px 24px 60px; }
 h1 { font-size: 26px; margin: 8px 0 4px; }
 h2 { font-size: 20px; margin: 36px 0 8px; padding-top: 8px; border-top: 2px solid var(--line); }
 h3 { font-size: 16px; margin: 22px 0 6px; }
-p.lead, p.note { color: var(--muted); margin: 4px 0 10px; }
+/* a long folder path in the subtitle wraps: unbroken, it widened the whole page on a phone (484 px at 375) */
+p.lead, p.note { color: var(--muted); margin: 4px 0 10px; overflow-wrap: anywhere; }
 /* a caveat about the whole page (leaderboard.json's notes): where it cannot be missed */
 p.caveat { margin: 12px 0; padding: 8px 12px; border-left: 4px solid #c98a00; background: #fff7e0; overflow-wrap: anywhere; }
 nav { margin: 8px 0 0; } nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
@@ -49,8 +50,10 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 10px; text-align: le
 th { background: var(--band); font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.best td { background: #eef6ee; }
-/* a name of up to 195 characters wraps within its column; the numbers beside it stay on the screen */
-.name { display: block; min-width: 6em; max-width: 22em; overflow-wrap: anywhere; word-break: break-word; }
+/* a name of up to 195 characters wraps within its column; the numbers beside it stay on the screen. break-word,
+   not anywhere: a name's word still counts whole in the column's width, so the table does not squeeze a short
+   name that fits ('label_smooth' broke as 'label_smoot|h' at 1280 px) */
+.name { display: block; min-width: 6em; max-width: 22em; overflow-wrap: break-word; }
 .reason { display: block; max-width: 60em; overflow-wrap: anywhere; }
 code, pre { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 pre { background: var(--band); padding: 10px 12px; overflow-x: auto; border-radius: 4px; max-height: 640px; }

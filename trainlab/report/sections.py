@@ -145,16 +145,19 @@ def add_loss_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], palette
     holds only theirs: a diverged, failed or stopped run has no final weights (its last epoch record is of
     weights before it went bad), and a line above the chart names the runs left out (:func:`_left_out_text`).
     The title counts the finished runs whose gap is their last epoch record's, with a running train loss (no
-    ``train`` block in summary.json: ``output.evaluate_train: false``, older runs). Nothing where no finished
-    run has a gap."""
+    ``train`` block in summary.json: ``output.evaluate_train: false``, older runs). No chart where no finished
+    run has a gap: then only the line naming the runs left out, if any (the section was empty after an
+    interrupted comparison)."""
     finished = {name: [run for run in runs if run.status == "finished"] for name, runs in groups.items()}
     gaps = {name: [final_loss_gap(run.summary, run.records) for run in runs] for name, runs in finished.items() if runs}
     loss = {name: [gap for gap, _ in pairs] for name, pairs in gaps.items()}
-    if not any(v is not None for values in loss.values() for v in values):
+    left_out = {name: unfinished for name, runs in groups.items()
+                if (unfinished := [run for run in runs if run.status != "finished"])}
+    drawn = any(v is not None for values in loss.values() for v in values)
+    if left_out:
+        page.paragraph(_left_out_text(left_out, category, drawn))
+    if not drawn:
         return
-    left_out = {name: [run for run in runs if run.status != "finished"] for name, runs in groups.items()}
-    if any(left_out.values()):
-        page.paragraph(_left_out_text({name: runs for name, runs in left_out.items() if runs}, category))
     running = sum(gap is not None and not from_summary for pairs in gaps.values() for gap, from_summary in pairs)
     total = sum(len(pairs) for pairs in gaps.values())
     title = f"generalisation gap in loss{of} (above 0: validation loss is higher)"
@@ -165,7 +168,7 @@ def add_loss_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], palette
     page.figure(figures.box_by_group(loss, palette, y_title, title, category=category))
 
 
-def _left_out_text(left_out: Mapping[str, Sequence[RunRecords]], category: str) -> str:
+def _left_out_text(left_out: Mapping[str, Sequence[RunRecords]], category: str, drawn: bool = True) -> str:
     """The line above the loss-gap chart naming the runs that did not finish, with how each ended: by strategy
     and status count (``s06: 3 diverged``) on a comparison's page, by run (``seed-0: diverged``) on a page of
     run folders."""
@@ -176,8 +179,9 @@ def _left_out_text(left_out: Mapping[str, Sequence[RunRecords]], category: str) 
                                                   Counter(run.status for run in runs).items())
                           for name, runs in left_out.items())
     count = sum(len(runs) for runs in left_out.values())
-    return (f"Left out of the loss gap below: {counted(count, 'run')} that did not finish ({named}), as trainlab "
-            "compare leaves them out of its gap_loss: a run that did not finish has no final weights.")
+    opening = "Left out of the loss gap below" if drawn else "No loss gap to draw: no finished run has one; left out"
+    return (f"{opening}: {counted(count, 'run')} that did not finish ({named}), as trainlab compare leaves them out "
+            "of its gap_loss: a run that did not finish has no final weights.")
 
 
 def add_split_gap(page: Page, groups: Mapping[str, Sequence[RunRecords]], metric: str | None,
