@@ -89,3 +89,31 @@ def test_the_command_names_importances_json_among_its_results(tmp_path, capfd):
     out, _ = _timed_out_study(tmp_path, capfd)
     assert out.splitlines()[-1] == \
         f"results in {tmp_path / 'out'}: best.yaml, best.json, trials.csv, importances.json, report.html", out
+
+
+def test_parallel_coordinates_axes_name_each_key_apart():
+    """Optuna cuts an axis label to 17 characters and '...': strategy.optimizer.lr and strategy.optimizer.name
+    both read 'strategy.optimize...' in the tune report. Each is its shortest distinct ending now."""
+    import optuna
+
+    from trainlab.tune.report import readable_axes
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    values = iter([0.3, 0.9, 0.5, 0.7])
+
+    def objective(trial):
+        trial.suggest_float("strategy.optimizer.lr", 1e-3, 1, log=True)
+        trial.suggest_categorical("strategy.optimizer.name", ["adam", "sgd"])
+        trial.suggest_int("strategy.epochs", 1, 5)
+        return next(values)
+
+    study.optimize(objective, n_trials=4)
+    figure = optuna.visualization.plot_parallel_coordinate(study)
+    assert list(figure.layout.xaxis.ticktext)[2:] == ["strategy.optimize...", "strategy.optimize..."]  # Optuna's
+    keys = list(study.trials[0].params)
+    assert list(readable_axes(figure, keys).layout.xaxis.ticktext) == [
+        "Objective Value", "strategy.epochs", "optimizer.lr", "optimizer.name"]
+    other = optuna.visualization.plot_parallel_coordinate(study)
+    assert readable_axes(other, ["model.hidden"]) is other and list(other.layout.xaxis.ticktext)[3] == \
+        "strategy.optimize..."  # laid out otherwise than the keys given: left as it is

@@ -49,10 +49,41 @@ def _figures(study: optuna.Study, metric: str) -> list[tuple[str, Callable[[], g
 
     return [
         ("Optimisation history", lambda: vis.plot_optimization_history(study, target_name=metric)),
-        ("Parallel coordinates", lambda: vis.plot_parallel_coordinate(study, target_name=metric)),
+        ("Parallel coordinates", lambda: readable_axes(vis.plot_parallel_coordinate(study, target_name=metric),
+                                                       _searched_keys(study))),
         ("Metric against each searched key", lambda: vis.plot_slice(study, target_name=metric)),
         ("Intermediate values", lambda: pruned_curves_figure(study, metric)),
     ]
+
+
+def short_keys(keys: list[str]) -> dict[str, str]:
+    """Each dotted key's shortest ending of at least two parts that no other key ends with:
+    ``strategy.optimizer.lr`` -> ``optimizer.lr``, beside ``strategy.optimizer.name`` -> ``optimizer.name``."""
+    short = {}
+    for key in keys:
+        parts = key.split(".")
+        for count in range(min(2, len(parts)), len(parts) + 1):
+            ending = ".".join(parts[-count:])
+            if not any(other != key and (other == ending or other.endswith("." + ending)) for other in keys):
+                break
+        short[key] = ending
+    return short
+
+
+def readable_axes(figure: go.Figure, keys: list[str]) -> go.Figure:
+    """Optuna's parallel coordinates cut an axis label past 19 characters to its first 17 and '...', so
+    ``strategy.optimizer.lr`` and ``strategy.optimizer.name`` both read ``strategy.optimize...``. Its axes after
+    the objective are the searched ``keys`` in sorted order (Optuna 4-5); when each label is its key or that
+    cut, each becomes the key's :func:`short_keys` ending. A figure laid out otherwise is left as it is."""
+    labels = list(figure.layout.xaxis.ticktext or [])
+    ordered = sorted(keys)
+    if len(labels) != len(ordered) + 1 or not all(
+            label == key or (str(label).endswith("...") and key.startswith(str(label)[:-3]))
+            for label, key in zip(labels[1:], ordered, strict=True)):
+        return figure
+    short = short_keys(ordered)
+    figure.update_xaxes(ticktext=[labels[0], *(short[key] for key in ordered)])
+    return figure
 
 
 @contextlib.contextmanager
