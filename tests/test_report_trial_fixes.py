@@ -319,3 +319,20 @@ def test_a_title_holding_a_word_longer_than_a_line_is_broken_within_it():
     title = "confusion matrix on the test split: " + "adam_variant_alpha_" * 10 + "lr=0.001"
     lines = style(go.Figure(), title).layout.title.text.split("<br>")
     assert len(lines) == 3 and all(len(line) <= TITLE_LINE for line in lines) and "".join(lines) == title
+
+
+def test_strategies_training_different_losses_are_told_apart_above_the_loss_charts(tmp_path):
+    """huber beside mse shared the learning curves' and the loss gap's axis without a word (a huber curve far
+    below the others read as better); a comparison of one loss gets no such line."""
+    root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=2, target=None, epochs=3)
+    same = text_of(write_report([root], tmp_path / "same.html").read_text())
+    assert "train different losses" not in same
+    for run in root.glob("runs/digits/adam/seed-*"):
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "loss": "huber"}))
+    text = text_of(write_report([root], tmp_path / "r.html").read_text())
+    line = ("The strategies train different losses (huber: adam; cross_entropy: sgd): each one's train_loss and "
+            "val_loss, and its loss gap, are on its own loss's scale, to be compared only within one loss; "
+            "test_accuracy ranks them all.")
+    assert text.count(line) == 2
+    assert f"learning curves {line}" in text and f"generalisation gap {line}" in text

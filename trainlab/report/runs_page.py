@@ -57,23 +57,12 @@ def metric_groups(runs: Mapping[str, RunRecords]) -> dict[tuple[str, ...], dict[
     return groups
 
 
-def loss_name(run: RunRecords) -> str:
-    """The loss ``run`` trained: summary.json's ``loss`` (``huber``), else its config's ``strategy.loss`` (a
-    name, or a mapping's ``name``); ``?`` where neither says."""
-    if isinstance(run.summary.get("loss"), str):
-        return run.summary["loss"]
-    strategy = run.config.get("strategy")
-    loss = strategy.get("loss") if isinstance(strategy, Mapping) else None
-    loss = loss.get("name") if isinstance(loss, Mapping) else loss
-    return str(loss) if loss else "?"
-
-
 def loss_gap_groups(runs: Mapping[str, RunRecords]) -> dict[str, dict[str, RunRecords]]:
     """The runs (by label) split into one loss-gap chart each, keyed by the words the chart's title adds: as the
     results tables split them (:func:`metric_groups`: runs of different tasks), and by the loss they trained
-    (:func:`loss_name`), since a cross-entropy gap and a (standardised) MSE gap are not on one scale. One
+    (:attr:`~trainlab.report.sources.RunRecords.loss`), since a cross-entropy gap and a (standardised) MSE gap are not on one scale. One
     group, keyed ``""``, where all runs share both."""
-    keys = {label: (tuple(run_metrics(run)), loss_name(run)) for label, run in runs.items()}
+    keys = {label: (tuple(run_metrics(run)), run.loss) for label, run in runs.items()}
     several_metrics = len({metrics for metrics, _ in keys.values()}) > 1
     several_losses = len({loss for _, loss in keys.values()}) > 1
     groups: dict[str, dict[str, RunRecords]] = {}

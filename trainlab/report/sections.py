@@ -500,7 +500,10 @@ def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mappi
         page.figure(figures.leaderboard_chart(entries, metric, palette))
     else:
         page.paragraph(f"leaderboard.json has no entries for task {task}.")
+    losses = losses_note(groups, metric)
     page.heading(f"{prefix}learning curves")
+    if losses:
+        page.paragraph(losses)
     add_curves(page, records, metric, palette,
                empty=no_curves_text([run for seeds in groups.values() for run in seeds], "the failures above"))
     if target:
@@ -516,6 +519,8 @@ def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mappi
     page.heading(f"{prefix}learning rate followed")
     add_lr(page, records, palette)
     page.heading(f"{prefix}generalisation gap")
+    if losses:
+        page.paragraph(losses)
     add_gap(page, groups, metric, palette)
     page.heading(f"{prefix}predictions of the best strategy")
     _best_predictions(page, entries, runs, metric)
@@ -526,6 +531,22 @@ def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mappi
         add_config_diff(page, {name: seeds[0].config for name, seeds in groups.items()}, "strategies")
     else:
         page.paragraph(f"No run of task {task} to read configs from.")
+
+
+def losses_note(groups: Mapping[str, Sequence[RunRecords]], metric: str) -> str | None:
+    """Where the strategies train different losses (huber beside mse, label smoothing beside plain cross-entropy
+    reads as one name: only names that differ count), the line that says their loss curves and loss gaps are on
+    scales of their own, not to be read across (a huber curve far below the mse ones read as better); None
+    where they share one."""
+    by_loss: dict[str, list[str]] = {}
+    for name, runs in groups.items():
+        if runs:
+            by_loss.setdefault(runs[0].loss, []).append(name)
+    if len(by_loss) < 2:
+        return None
+    listed = "; ".join(f"{loss}: {', '.join(names)}" for loss, names in by_loss.items())
+    return (f"The strategies train different losses ({listed}): each one's train_loss and val_loss, and its loss "
+            f"gap, are on its own loss's scale, to be compared only within one loss; {metric} ranks them all.")
 
 
 def target_text(target: Any) -> str:

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,17 @@ class RunRecords:
             return (f"writer gone, not finished (killed?); resume with "
                     f"{quoted_command(*resume_command_words(self.path))}")
         return str(reason) if reason else None
+
+    @property
+    def loss(self) -> str:
+        """The loss the run trained: summary.json's ``loss`` (``huber``), else its config's ``strategy.loss`` (a
+        name, or a mapping's ``name``); ``?`` where neither says."""
+        if isinstance(self.summary.get("loss"), str):
+            return self.summary["loss"]
+        strategy = self.config.get("strategy")
+        loss = strategy.get("loss") if isinstance(strategy, Mapping) else None
+        loss = loss.get("name") if isinstance(loss, Mapping) else loss
+        return str(loss) if loss else "?"
 
     @property
     def divergence_step(self) -> int | None:
