@@ -201,6 +201,30 @@ def test_the_reports_refit_table_shows_four_significant_digits_and_no_target_col
     assert (by_column[0]["rank"], by_column[0]["runs"], by_column[1]["test"]) == ("1", "2", "paired-t")
 
 
+def test_the_reports_refit_section_is_compares_leaderboard_and_says_when_the_base_ranks_first(tmp_path):
+    """The refit table was leaderboard.csv's ~39 columns (convergence_val_metric, ..._ci95_high), and nothing
+    said that the refit ranked the base config above the tuned one. It is compare's table of its
+    leaderboard.json now, with that line."""
+    from report_fixtures import fake_comparison
+
+    refit_dir = fake_comparison(tmp_path / "out" / "refit", {"tuned": ("adam", 0.01, 0.90), "base": ("sgd", 0.1, 0.95)},
+                                seeds=2, target=None, epochs=3)
+    base, space = _write(tmp_path, REGRESSION, {"strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1}})
+    settings = TuneSettings(base=base, space=space, trials=1, out=tmp_path / "out", metric="val_accuracy")
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("strategy.optimizer.lr", 1e-3, 0.1), n_trials=2)
+    refit = {"metric": "test_accuracy", "dir": str(refit_dir), "rows": REFIT["rows"]}
+    page = tune_page(study, settings, {"counts": {"COMPLETE": 2}, "direction": "maximize", "refit": refit}).render()
+    section = page[page.index("Refit over seeds"):page.index("Trials</h2>")]
+    header = [html.unescape(re.sub("<[^>]+>", "", cell)).strip() for cell in
+              re.findall(r"<th[^>]*>(.*?)</th>", section[:section.index("</tr>")], re.S)]
+    assert header == ["rank", "strategy", "test_accuracy mean ± std", "95% CI", "median", "n (failed)", "vs best",
+                      "P(improvement)", "train time (s, mean)"]
+    assert "convergence_val_metric" not in section
+    assert ("The base config ranks above the tuned one on test_accuracy over these seeds: the best trial's values "
+            "did not hold up on the test split") in html.unescape(re.sub("<[^>]+>", " ", section))
+
+
 @pytest.mark.parametrize("text, message", [
     ("strategy.optimizer.lr: {low: .nan, high: 0.1, log: true}",
      "space file {path}: key 'strategy.optimizer.lr.low': must be a finite number; got nan"),

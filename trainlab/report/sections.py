@@ -320,7 +320,8 @@ def add_events(page: Page, runs: Mapping[str, RunRecords]) -> None:
 
 # --------------------------------------------------------------------------- comparison
 
-def _leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric: str, has_target: bool) -> None:
+def leaderboard_table(page: Page, entries: Sequence[Mapping[str, Any]], metric: str, has_target: bool) -> None:
+    """leaderboard.json's ranked ``entries`` of one task as the page's table (the tune report's refit too)."""
     header = ["rank", "strategy", f"{metric} mean ± std", "95% CI", "median", "n (failed)",
               "vs best", "P(improvement)", "train time (s, mean)"]
     if has_target:
@@ -495,7 +496,7 @@ def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mappi
 
     page.heading(f"{prefix}leaderboard")
     if entries:
-        _leaderboard_table(page, entries, metric, bool(target))
+        leaderboard_table(page, entries, metric, bool(target))
         _failures_note(page, entries)
         page.figure(figures.leaderboard_chart(entries, metric, palette))
     else:

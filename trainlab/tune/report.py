@@ -11,8 +11,10 @@ best trial) when ``--refit-seeds`` ran; the trials table. Figures come from
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -123,6 +125,33 @@ def refit_rows(refit: dict[str, Any]) -> list[dict[str, Any]]:
     return [{key: value for key, value in row.items() if key not in TARGET_COLUMNS} for row in rows]
 
 
+def _refit_leaderboard(page: Page, refit: dict[str, Any]) -> None:
+    """The refit comparison's leaderboard as compare's report shows it (its leaderboard.json), and a line when
+    the base config ranks above the tuned one (the tuned values did not hold up over the seeds); where that
+    file cannot be read, the rows best.json keeps (leaderboard.csv's columns)."""
+    from trainlab.report.sections import leaderboard_table
+    from trainlab.report.sources import Comparison
+
+    try:
+        board = json.loads((Path(refit["dir"]) / "leaderboard.json").read_text(encoding="utf-8"))
+        comparison = Comparison(Path(refit["dir"]), board)
+        entries = [entry for task in comparison.tasks for entry in comparison.strategies(task)]
+    except (OSError, ValueError, AttributeError, TypeError):
+        entries = []
+    if not entries:
+        rows = refit_rows(refit)
+        if rows:
+            page.table(list(rows[0]), [[fmt(v) for v in row.values()] for row in rows])
+        else:
+            page.paragraph("none")
+        return
+    leaderboard_table(page, entries, refit["metric"], has_target=False)
+    ranks = {entry.get("name"): entry.get("rank") for entry in entries}
+    if isinstance(ranks.get("base"), int) and isinstance(ranks.get("tuned"), int) and ranks["base"] < ranks["tuned"]:
+        page.paragraph(f"The base config ranks above the tuned one on {refit['metric']} over these seeds: the best "
+                       "trial's values did not hold up on the test split (see the verdict: within the noise, or worse).")
+
+
 def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any]) -> Page:
     """The report's :class:`~trainlab.report.page.Page` (plotly.js inline once, compressed, as compare's)."""
     page = Page(f"trainlab tune: study {study.study_name}")
@@ -156,11 +185,7 @@ def tune_page(study: optuna.Study, settings: TuneSettings, best: dict[str, Any])
         refit = best["refit"]
         arms = "the best trial is the base config, trained alone" if refit.get("best_is_base") else "tuned vs base"
         page.heading(f"Refit over seeds: {arms} ({refit['metric']}, trainlab compare in {refit['dir']})")
-        rows = refit_rows(refit)
-        if rows:
-            page.table(list(rows[0]), [[fmt(v) for v in row.values()] for row in rows])  # as compare's table
-        else:
-            page.paragraph("none")
+        _refit_leaderboard(page, refit)
     page.heading("Trials")
     _table(page, trial_rows(study, _searched_keys(study), settings.out))
     return page
