@@ -371,7 +371,9 @@ def test_targets_of_three_dimensions_with_a_class_loss_name_their_shape():
 
 def test_one_output_for_two_classes_is_one_score_and_two_for_bce_name_the_fix():
     x, y = _signs()
-    with pytest.raises(DataError, match=r"^the model outputs 1 score per row but the data has 2 classes"):
+    with pytest.raises(DataError, match=r"^the model outputs 1 score per row but the data has 2 classes \(labels "
+                                        r"0..1\); give its last layer 2 outputs or use loss bce \(one logit: P\(class "
+                                        r"1\)\) "):  # both fixes, as bce's refusal of 2 outputs names both
         trainlab.fit(torch.nn.Linear(4, 1), (x, y), CROSS_ENTROPY)
     with pytest.raises(DataError, match=r"^bce: expects one output per sample; got shape \(\d+, 2\); give the "
                                         r"model's last layer 1 output \(one logit\), or use cross_entropy for 2 "

@@ -214,10 +214,12 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     needed = loss.output_dim(data.task, data.num_classes, data.target_dim)  # refuses a loss the task does not suit
     if class_index and data.task != "multilabel" and data.num_classes and output.ndim == 2 \
             and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)
+        # one logit of a two-class task: bce takes it as it is
+        bce = " or use loss bce (one logit: P(class 1))" if data.num_classes == 2 and output.shape[1] == 1 else ""
         raise DataError(f"the model outputs {counted(output.shape[1], 'score')} per row but the "
                         f"data has {data.num_classes} classes (labels 0..{data.num_classes - 1}); give its last layer "
-                        f"{needed} outputs (or, when classes are missing from the training labels, name them all in "
-                        "data.class_names)")
+                        f"{needed} outputs{bce} (or, when classes are missing from the training labels, name them all "
+                        "in data.class_names)")
     if data.task == "regression" and output.ndim == 1 and needed == 1:
         raise DataError(f"model '{model_name(model)}' returns shape (N,); a regression model returns (N, 1) for "
                         "one target (drop a final .squeeze())")
