@@ -55,6 +55,7 @@ import numpy as np
 
 from trainlab.data.dataset import numbered_from_one
 from trainlab.errors import ConfigError, DataError
+from trainlab.target_scale_advice import off_scale_note, standardised, standardised_numbers
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
 MINORITY_FRACTION = 0.2  # below this share the minority class gets pos_weight / class weights
@@ -329,54 +330,6 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
     return _advise_huber(columns, sigmas, reasons, from_fit, evidence)
 
 
-def _off_scale_note(y: np.ndarray) -> str | None:
-    """The reason that says to standardise targets far from unit scale (the test, and the fix, of the warning
-    a run gives: :func:`trainlab.run_checks.warn_if_raw_scale_targets`), or None where they are not."""
-    import torch
-
-    from trainlab.run_checks import CONFIG_FIXES, targets_off_unit_scale
-
-    off = targets_off_unit_scale(torch.as_tensor(y, dtype=torch.float64))
-    if off is None:
-        return None
-    size, column = off
-    values = y.reshape(len(y), -1)[:, column].astype(np.float64)
-    which = f" (target column {column})" if y.ndim == 2 and y.shape[1] > 1 else ""
-    moves = ("moves them too slowly with Adam-like optimizers (steps of about lr whatever the gradient) and makes "
-             "SGD diverge (its gradients grow with the targets)" if size == "large" else "moves them too far")
-    return (f"the targets are far from unit scale{which}: mean {values.mean():.4g}, std {values.std():.4g} "
-            f"({size}); a learning rate fit for unit-scale outputs {moves}: {CONFIG_FIXES.raw_targets}")
-
-
-def _standardised(y: np.ndarray) -> np.ndarray:
-    """``y`` as ``data.standardize_target`` makes it: per column (y - mean) / std, a constant column's std 1."""
-    values = y.astype(np.float64)
-    scale = values.std(axis=0)
-    return (values - values.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-
-
-def _loss_numbers(advice: Advice) -> dict[str, float]:
-    """The numbers in target units among the advised losses: huber's delta, adaptive's scale (first of each)."""
-    found: dict[str, float] = {}
-    for spec in [advice.loss, *(alternative.loss for alternative in advice.alternatives)]:
-        if spec.get("name") == "huber" and "delta" in spec:
-            found.setdefault("huber's delta", spec["delta"])
-        if spec.get("name") == "adaptive" and "scale" in spec:
-            found.setdefault("adaptive's scale", spec["scale"])
-    return found
-
-
-def _standardised_numbers(raw: Advice, standardised: Advice) -> str:
-    """For the off-scale note: the advised losses' numbers once the targets are standardised (the loss then sees
-    z-scores, where a delta in the raw units makes huber plain mse), beside the raw ones; "" when none."""
-    raw_numbers, numbers = _loss_numbers(raw), _loss_numbers(standardised)
-    said = [f"{name} {numbers[name]:.4g} (here {value:.4g})" for name, value in raw_numbers.items() if name in numbers]
-    if not said:
-        return ""
-    return (f"; standardised, the loss sees z-scores, so {' and '.join(said)}, as trainlab advise says with "
-            "--set data.standardize_target=true")
-
-
 def _advise_huber(columns: np.ndarray, sigmas: list[float], reasons: list[str], from_fit: bool,
                   evidence: dict[str, Any]) -> Advice:
     """huber with delta = 1.345 x the widest robust sigma, after ``reasons`` (the heavy tails found);
@@ -587,8 +540,8 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
         advice = _advise_regression(y, x)
         if marked_count and not _whole_and_non_negative(y):  # z-scores of counts (too few values: no note)
             advice.reasons.insert(0, _no_longer_counts(y))
-        if scale_note := _off_scale_note(y):
-            advice.reasons.append(scale_note + _standardised_numbers(advice, _advise_regression(_standardised(y), x)))
+        if scale_note := off_scale_note(y):  # and the loss's numbers for the targets it says to standardise
+            advice.reasons.append(scale_note + standardised_numbers(advice, _advise_regression(standardised(y), x)))
         column = y.reshape(len(y), -1)
         if column.shape[1] == 1 and numbered_from_one(column[:, 0]):
             k = int(column.max())
