@@ -356,6 +356,12 @@ def test_one_row_rightly_far_in_one_feature_is_not_taken_for_misread(tmp_path, c
     table.iloc[[0]].to_csv(tmp_path / "one.csv", index=False)  # the first row has is_vip 1
     assert main(["predict", str(tmp_path / "run"), str(tmp_path / "one.csv")]) == 0
     assert "warning" not in capsys.readouterr().err
+    # rows of rare whole-number features (flags, counts) are the size of z-scores and far out once standardised,
+    # rightly: [1, 1] of two 1% flags lies 10 deviations out; z-scores are not whole numbers
+    from trainlab.data.preprocessing import looks_standardised_already
+
+    assert looks_standardised_already(np.array([[1.0, 1.0]]), np.array([[9.95, 9.95]])) is None
+    assert looks_standardised_already(np.array([[0.5, -1.2]]), np.array([[9.95, 9.95]])) is not None
 
 
 def test_preprocess_refuses_what_it_cannot_read(runs):

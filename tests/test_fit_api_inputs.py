@@ -375,6 +375,9 @@ def test_one_output_for_two_classes_is_one_score_and_two_for_bce_name_the_fix():
                                         r"0..1\); give its last layer 2 outputs or use loss bce \(one logit: P\(class "
                                         r"1\)\) "):  # both fixes, as bce's refusal of 2 outputs names both
         trainlab.fit(torch.nn.Linear(4, 1), (x, y), CROSS_ENTROPY)
+    with pytest.raises(DataError) as caught:  # a multiclass task of 2 classes: bce would refuse it in turn
+        trainlab.fit(torch.nn.Linear(4, 1), (x, y), CROSS_ENTROPY, task="multiclass")
+    assert "give its last layer 2 outputs (or" in str(caught.value) and "bce" not in str(caught.value)
     with pytest.raises(DataError, match=r"^bce: expects one output per sample; got shape \(\d+, 2\); give the "
                                         r"model's last layer 1 output \(one logit\), or use cross_entropy for 2 "
                                         r"outputs \(one score per class\)$"):

@@ -325,11 +325,21 @@ def test_strategies_training_different_losses_are_told_apart_above_the_loss_char
     """huber beside mse shared the learning curves' and the loss gap's axis without a word (a huber curve far
     below the others read as better); a comparison of one loss gets no such line."""
     root = fake_comparison(tmp_path / "cmp", {k: SEVEN[k] for k in ("sgd", "adam")}, seeds=2, target=None, epochs=3)
+
+    def name_loss(strategy: str, loss: str) -> None:
+        for run in root.glob(f"runs/digits/{strategy}/seed-*"):
+            summary = json.loads((run / "summary.json").read_text())
+            (run / "summary.json").write_text(json.dumps({**summary, "loss": loss}))
+
+    name_loss("sgd", "cross_entropy")
+    name_loss("adam", "cross_entropy")
+    # a diverged first seed's summary names no loss, and its config may say 'auto': read from the next seed
+    diverge(root / "runs/digits/adam/seed-0", step=50, stopped=50)
+    config = root / "runs/digits/adam/seed-0/config.yaml"
+    config.write_text(config.read_text().replace("cross_entropy", "auto"))
     same = text_of(write_report([root], tmp_path / "same.html").read_text())
     assert "train different losses" not in same
-    for run in root.glob("runs/digits/adam/seed-*"):
-        summary = json.loads((run / "summary.json").read_text())
-        (run / "summary.json").write_text(json.dumps({**summary, "loss": "huber"}))
+    name_loss("adam", "huber")
     text = text_of(write_report([root], tmp_path / "r.html").read_text())
     line = ("The strategies train different losses (huber: adam; cross_entropy: sgd): each one's train_loss and "
             "val_loss, and its loss gap, are on its own loss's scale, to be compared only within one loss; "

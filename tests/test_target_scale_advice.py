@@ -16,6 +16,8 @@ def test_standardised_targets_are_scikit_learns_z_scores_and_a_constant_column_k
     np.testing.assert_allclose(standardised(y), StandardScaler().fit_transform(y), rtol=1e-10, atol=1e-12)
     constant = np.column_stack([y[:, 0], np.full(200, 7.0)])
     assert (standardised(constant)[:, 1] == 0).all()  # (7 - 7) / 1, as preprocessing keeps scale 1
+    rounded = np.full(200, 0.3)  # its std is 5.6e-17 (rounding), constant by scikit-learn's bound: not 1.0s
+    assert np.abs(standardised(rounded)).max() < 1e-12
 
 
 def _advice(loss: dict, *alternatives: dict) -> Advice:

@@ -5,6 +5,7 @@ error line, and the report's refit table."""
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -223,6 +224,13 @@ def test_the_reports_refit_section_is_compares_leaderboard_and_says_when_the_bas
     assert "convergence_val_metric" not in section
     assert ("The base config ranks above the tuned one on test_accuracy over these seeds: the best trial's values "
             "did not hold up on the test split") in html.unescape(re.sub("<[^>]+>", " ", section))
+    # a leaderboard.json of other shapes (an entry's metrics a list) falls back to the rows best.json keeps
+    board = json.loads((refit_dir / "leaderboard.json").read_text())
+    next(iter(board["tasks"].values()))["strategies"][0]["metrics"] = [1]
+    (refit_dir / "leaderboard.json").write_text(json.dumps(board))
+    page = tune_page(study, settings, {"counts": {"COMPLETE": 2}, "direction": "maximize", "refit": refit}).render()
+    section = page[page.index("Refit over seeds"):page.index("Trials</h2>")]
+    assert "train_time_s_mean" in section and "The base config ranks above" not in section
 
 
 @pytest.mark.parametrize("text, message", [

@@ -295,7 +295,7 @@ def _advise_regression(y: np.ndarray, x: np.ndarray | None) -> Advice:
     for key in keys:
         values = [_round(s[key]) for s in stats]
         evidence[key] = values[0] if len(values) == 1 else values
-    what = (f"residuals of a {source}" if from_fit else f"the targets around their median ({source}: "
+    what = (f"residuals of a {source}" if from_fit else f"targets around their median ({source}: "
             "pass the features to measure the residuals instead)")
     untailed = _advise_without_tails(columns, residuals if from_fit else None, source, evidence)
     if untailed is not None:

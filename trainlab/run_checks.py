@@ -215,7 +215,7 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     if class_index and data.task != "multilabel" and data.num_classes and output.ndim == 2 \
             and not needed <= output.shape[1] <= max(needed, data.num_classes):  # (focal: 1 logit or K)
         # one logit of a two-class task: bce takes it as it is
-        bce = " or use loss bce (one logit: P(class 1))" if data.num_classes == 2 and output.shape[1] == 1 else ""
+        bce = " or use loss bce (one logit: P(class 1))" if data.task == "binary" and output.shape[1] == 1 else ""
         raise DataError(f"the model outputs {counted(output.shape[1], 'score')} per row but the "
                         f"data has {data.num_classes} classes (labels 0..{data.num_classes - 1}); give its last layer "
                         f"{needed} outputs{bce} (or, when classes are missing from the training labels, name them all "

@@ -35,10 +35,13 @@ def off_scale_note(y: np.ndarray) -> str | None:
 
 
 def standardised(y: np.ndarray) -> np.ndarray:
-    """``y`` as ``data.standardize_target`` makes it: per column (y - mean) / std, a constant column's std 1."""
+    """``y`` as ``data.standardize_target`` makes it: per column (y - mean) / scale, with the column statistics
+    of :func:`trainlab.data.preprocessing.column_stats` (a constant column, by scikit-learn's bound, scale 1)."""
+    from trainlab.data.preprocessing import column_stats
+
     values = y.astype(np.float64)
-    scale = values.std(axis=0)
-    return (values - values.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    mean, scale, _ = column_stats(values.reshape(len(values), -1))
+    return ((values.reshape(len(values), -1) - mean) / scale).reshape(values.shape)
 
 
 def _loss_numbers(advice: Advice) -> dict[str, float]:

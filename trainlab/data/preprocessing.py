@@ -4,7 +4,7 @@
 
 - per numeric feature column j: ``mean_j`` and ``scale_j`` (the population standard deviation,
   ``ddof=0``) when ``standardize`` is on; a column whose training std is (near) zero,
-  its variance within float64 rounding of zero (scikit-learn's bound, :func:`_column_stats`), keeps
+  its variance within float64 rounding of zero (scikit-learn's bound, :func:`column_stats`), keeps
   ``scale_j = 1`` so that val/test values that
   differ from the constant stay bounded (a ``1/(0 + 1e-8)`` scale turned them into 1e8 on digits);
 - per categorical column: its categories, sorted, as seen in the training rows;
@@ -45,7 +45,7 @@ from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import DataError
 from trainlab.notices import warn
 
-# 2: ``constant_columns`` by scikit-learn's variance bound (:func:`_column_stats`); 1, before it, also counted a
+# 2: ``constant_columns`` by scikit-learn's variance bound (:func:`column_stats`); 1, before it, also counted a
 # column whose std was at most 1e-6 of its mean (Unix times), which did vary in training
 FORMAT = 2
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
@@ -58,7 +58,7 @@ MISREAD_SQUARE = 9.0
 MISREAD_RATIO = 10.0
 
 
-def _column_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def column_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, scale, constant mask) per column of 2-D ``values``, computed in float64.
 
     A column is constant when its variance is at most what float64 rounding of the mean computation
@@ -129,7 +129,7 @@ def fit(
         "target": None,
     }
     if standardize:
-        mean, scale, constant = _column_stats(x_train)
+        mean, scale, constant = column_stats(x_train)
         result["mean"], result["scale"] = mean.tolist(), scale.tolist()
         result["constant_columns"] = np.flatnonzero(constant).tolist()
     if categorical_train is not None and len(categorical_columns):
@@ -140,7 +140,7 @@ def fit(
             raise DataError(f"data.standardize_target applies to regression targets; this task is {task}")
         if y_train is None:
             raise DataError("data.standardize_target needs the training targets")
-        mean, scale, _ = _column_stats(np.asarray(y_train).reshape(len(y_train), -1))
+        mean, scale, _ = column_stats(np.asarray(y_train).reshape(len(y_train), -1))
         result["target"] = {"mean": mean.tolist(), "scale": scale.tolist()}
     return result
 
@@ -278,7 +278,7 @@ def warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: st
     held one value in every training row (``constant_columns``) and holds another in some of ``x``'s raw
     numeric rows (a finite value not within 1e-7 relative of it): the model never saw the column vary, so the
     weights it meets there were never trained on it, and the change moves predictions by ``(x - mean) / 1``
-    through them (scale 1: :func:`_column_stats`), unsaid before. Runs whose preprocessing predates
+    through them (scale 1: :func:`column_stats`), unsaid before. Runs whose preprocessing predates
     :data:`FORMAT` 2 are not judged: their constant columns may have varied in training."""
     if not preprocessing.get("standardize") or preprocessing.get("format") != FORMAT or x.ndim != 2 \
             or x.shape[1] != len(preprocessing.get("mean") or []):  # rows of another width: apply refuses them
@@ -300,7 +300,7 @@ def warn_constant_changed(preprocessing: dict[str, Any], x: np.ndarray, what: st
 
 def varying_columns(preprocessing: dict[str, Any]) -> list[int]:
     """The numeric columns a standardising preprocessing scales by a training standard deviation: every one
-    but the columns constant in training (scale 1: :func:`_column_stats`); none without standardisation."""
+    but the columns constant in training (scale 1: :func:`column_stats`); none without standardisation."""
     if not preprocessing.get("standardize"):
         return []
     constant = set(preprocessing.get("constant_columns") or [])
@@ -330,9 +330,10 @@ def looks_standardised_already(raw: np.ndarray, standardised: np.ndarray) -> flo
     they look standardised already, else None. ``d`` is the lower median over the features of their mean square
     once standardised (of F values, the ((F + 1) // 2)-th smallest): standardising twice moves most features,
     by ``-mean / scale``, so at least half must lie 3 deviations out (``d >= 9``), and the rows as given must
-    have the size of standardised values (mean square at most 9: rows in other units are no such rows). At
-    least 2 features: one indicator column of 0/1 values (a 1 lies 14 deviations out) would read so."""
-    if raw.ndim != 2 or raw.shape[1] < 2 or not len(raw):
+    have the size of standardised values (mean square at most 9: rows in other units are no such rows), and
+    not all be whole numbers (z-scores practically never are: rare flags or counts, a row ``[1, 1]`` of two 1%
+    indicators 10 deviations out, are). At least 2 features: one indicator column would read so."""
+    if raw.ndim != 2 or raw.shape[1] < 2 or not len(raw) or np.all(np.mod(raw, 1) == 0):
         return None
     squares = _feature_squares(standardised)
     far = float(squares[(len(squares) - 1) // 2])

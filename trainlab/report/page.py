@@ -52,8 +52,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.best td { background: #eef6ee; }
 /* a name of up to 195 characters wraps within its column; the numbers beside it stay on the screen. break-word,
    not anywhere: a name's word still counts whole in the column's width, so the table does not squeeze a short
-   name that fits ('label_smooth' broke as 'label_smoot|h' at 1280 px) */
-.name { display: block; min-width: 6em; max-width: 22em; overflow-wrap: break-word; }
+   name that fits ('label_smooth' broke as 'label_smoot|h' at 1280 px); at most 40% of a phone's width */
+.name { display: block; min-width: 6em; max-width: min(22em, 40vw); overflow-wrap: break-word; }
 .reason { display: block; max-width: 60em; overflow-wrap: anywhere; }
 code, pre { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 pre { background: var(--band); padding: 10px 12px; overflow-x: auto; border-radius: 4px; max-height: 640px; }

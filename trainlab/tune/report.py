@@ -132,11 +132,13 @@ def _refit_leaderboard(page: Page, refit: dict[str, Any]) -> None:
     from trainlab.report.sections import leaderboard_table
     from trainlab.report.sources import Comparison
 
-    try:
+    try:  # the refit is one task's comparison (tune's base config)
         board = json.loads((Path(refit["dir"]) / "leaderboard.json").read_text(encoding="utf-8"))
         comparison = Comparison(Path(refit["dir"]), board)
-        entries = [entry for task in comparison.tasks for entry in comparison.strategies(task)]
-    except (OSError, ValueError, AttributeError, TypeError):
+        entries = [entry for task in comparison.tasks[:1] for entry in comparison.strategies(task)]
+        if entries:  # builds every row before it adds the table: a damaged entry adds nothing
+            leaderboard_table(page, entries, refit["metric"], has_target=False)
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
         entries = []
     if not entries:
         rows = refit_rows(refit)
@@ -145,7 +147,6 @@ def _refit_leaderboard(page: Page, refit: dict[str, Any]) -> None:
         else:
             page.paragraph("none")
         return
-    leaderboard_table(page, entries, refit["metric"], has_target=False)
     ranks = {entry.get("name"): entry.get("rank") for entry in entries}
     if isinstance(ranks.get("base"), int) and isinstance(ranks.get("tuned"), int) and ranks["base"] < ranks["tuned"]:
         page.paragraph(f"The base config ranks above the tuned one on {refit['metric']} over these seeds: the best "
