@@ -196,7 +196,9 @@ ROW_LOSS = ("import torch\nfrom trainlab.losses.base import Loss\n\n\nclass rows
             "    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
             "        return torch.nn.functional.cross_entropy(pred, target, reduction='none')\n\n\n"
             "class raises(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
-            "        raise RuntimeError('oops in loss')\n")
+            "        raise RuntimeError('oops in loss')\n\n\n"
+            "class as_float(Loss):\n    target_kind = 'class_index'\n\n    def forward(self, pred, target, weight=None):\n"
+            "        return torch.nn.functional.cross_entropy(pred, target).item()\n")
 
 
 @pytest.mark.parametrize("overrides", [[], ["strategy.grad_accum_steps=2"], ["strategy.optimizer={name: lbfgs}"]],
@@ -210,6 +212,20 @@ def test_a_loss_returning_its_rows_is_refused_naming_the_loss_and_its_contract(p
     error = capsys.readouterr().err.splitlines()[-1]  # L-BFGS on mini-batches is warned of first
     assert re.fullmatch(r"error: loss 'badloss:rows' returned a tensor of shape \(\d+,\), not one number: its "
                         r"forward must reduce the per-row values to one number, .*docs/extending.md\)", error), error
+
+
+@pytest.mark.parametrize("overrides", [[], ["strategy.grad_accum_steps=2"]], ids=["plain", "accumulated"])
+def test_a_loss_returning_a_python_float_is_refused_naming_the_loss_and_its_contract(project, tmp_path, capsys,
+                                                                                    overrides):
+    """.item() of the loss: "AttributeError: 'float' object has no attribute 'ndim'", exit 4, no fix named."""
+    (project / "badloss.py").write_text(ROW_LOSS)
+    argv = ["train", str(project / "config.yaml"), "--set", "strategy.loss=badloss:as_float", "--out",
+            str(tmp_path / "r"), "--quiet", *[word for item in overrides for word in ("--set", item)]]
+    assert _main_importing("badloss", argv) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert re.fullmatch(r"error: loss 'badloss:as_float' returned a float \([0-9.]+\), not a tensor: its forward "
+                        r"must return the loss as a 0-d tensor that keeps its graph \(no float\(\) or .item\(\) of "
+                        r"it\), so that backward\(\) reaches the model \(docs/extending.md\)", error), error
 
 
 def test_a_loss_that_raises_while_training_is_named_by_its_file_and_line(project, tmp_path, capsys, monkeypatch):

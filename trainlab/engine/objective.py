@@ -21,12 +21,17 @@ from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_paramete
 
 
 def refuse_unreduced(value: torch.Tensor, loss: Loss) -> None:
-    """The ConfigError of a step whose loss ``value`` is no single number (``value.ndim`` > 0: the caller tests
-    that, one attribute read a step: :class:`Objective` for every step but the plain one's, which calls the loss
-    itself): backward() takes one, and torch's words ("grad can be implicitly created
-    only for scalar outputs") named neither the loss nor its contract. A user's loss that returns its per-row
-    values meets it at its first step (the config refuses ``reduction: none`` before)."""
+    """The ConfigError of a step whose loss ``value`` is no single number tensor (no tensor, or ``value.ndim``
+    > 0: the caller tests that, cheaply, every step: :class:`Objective` for every step but the plain one's,
+    which calls the loss itself): backward() takes one, and torch's words ("grad can be implicitly created
+    only for scalar outputs"; for a Python float "'float' object has no attribute 'ndim'") named neither the
+    loss nor its contract. A user's loss that returns its per-row values, or ``float()`` / ``.item()`` of its
+    value (no graph to back-propagate), meets it at its first step (the config refuses ``reduction: none``)."""
     name = getattr(loss, "name", type(loss).__name__)
+    if not isinstance(value, torch.Tensor):
+        raise ConfigError(f"loss '{name}' returned a {type(value).__name__} ({value!r:.40}), not a tensor: its "
+                          "forward must return the loss as a 0-d tensor that keeps its graph (no float() or .item() "
+                          "of it), so that backward() reaches the model (docs/extending.md)")
     raise ConfigError(f"loss '{name}' returned a tensor of shape {tuple(value.shape)}, not one number: its forward "
                       "must reduce the per-row values to one number, e.g. return reduce(values, self.reduction, "
                       "weight) (trainlab.losses.base.reduce; docs/extending.md)")
@@ -69,7 +74,7 @@ class Objective:
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module) -> Terms:
         data_loss = self.loss(output, target)
-        if data_loss.ndim:
+        if not isinstance(data_loss, torch.Tensor) or data_loss.ndim:
             refuse_unreduced(data_loss, self.loss)
         if not self.penalised:
             return Terms(data_loss, {"loss": data_loss})

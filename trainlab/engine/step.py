@@ -309,7 +309,7 @@ class StandardStep:
         if self._plain and len(batches) == 1:
             x, y = batches[0]
             loss = self._plain_loss(self._module(x), y)
-            if loss.ndim:  # the objective checks the same on every other path
+            if not isinstance(loss, torch.Tensor) or loss.ndim:  # the objective checks it on every other path
                 refuse_unreduced(loss, self.objective.loss)
             loss.backward()
             self.optimizer.step()
