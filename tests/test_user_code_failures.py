@@ -241,15 +241,23 @@ def test_a_run_whose_schedule_breaks_the_contract_fails_in_one_line_and_records_
 # --------------------------------------------------------------------------- 2. factories and metrics that raise
 
 
+# how a model factory is called, said after one fails: a class whose first parameters are its own options got the
+# input shape and the output count there (a user trial: "dropout probability ... but got 3", 3 the classes)
+MODEL_CONTRACT = ("; a model factory is called as factory(input_shape, output_dim, **options): its first two "
+                  "parameters get the input shape (a tuple, e.g. (13,)) and the number of outputs, the config's "
+                  "model options the rest")
+
+
 @pytest.mark.parametrize(("section", "value", "says"), [
     ("model", {"name": f"{MODULE}:model_runtime"},
      f"model factory '{MODULE}:model_runtime' raised RuntimeError: boom in my model factory "
-     f"(at {MODULE}.py:{_line_of('boom in my model factory')})"),
+     f"(at {MODULE}.py:{_line_of('boom in my model factory')}){MODEL_CONTRACT}"),
     ("model", {"name": f"{MODULE}:model_key"},
-     f"model factory '{MODULE}:model_key' raised KeyError: 'missing' (at {MODULE}.py:{_line_of('missing')})"),
+     f"model factory '{MODULE}:model_key' raised KeyError: 'missing' (at {MODULE}.py:{_line_of('missing')})"
+     f"{MODEL_CONTRACT}"),
     ("model", {"name": f"{MODULE}:model_value"},
      f"model factory '{MODULE}:model_value' raised ValueError: my model says no "
-     f"(at {MODULE}.py:{_line_of('my model says no')})"),
+     f"(at {MODULE}.py:{_line_of('my model says no')}){MODEL_CONTRACT}"),
     ("data", {"source": f"{MODULE}:source_attribute"},
      f"data source factory '{MODULE}:source_attribute' raised AttributeError: 'NoneType' object has no attribute "
      f"'x' (at {MODULE}.py:{_line_of('return data.x')})"),

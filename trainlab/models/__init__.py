@@ -20,7 +20,11 @@ from trainlab.config_fields import COUNT_WORDS, layer_count_problem, short_repr
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry
 
-MODELS: Registry = Registry("model")
+# said after a user's factory fails: a class whose first parameters are its own options (hidden, dropout) got the
+# input shape and the output count in them ("dropout probability ... but got 3", 3 being the classes)
+CONTRACT = ("a model factory is called as factory(input_shape, output_dim, **options): its first two parameters get "
+            "the input shape (a tuple, e.g. (13,)) and the number of outputs, the config's model options the rest")
+MODELS: Registry = Registry("model", contract=CONTRACT)
 
 
 NAME_ATTRIBUTE = "trainlab_model_name"  # where build_model records the model.name it built (model_name reads it)
