@@ -244,3 +244,21 @@ def test_compare_resumes_an_interrupted_run_of_the_users_own_code(folders, tmp_p
     assert "cannot resume" not in printed.err and "training it from scratch" not in printed.err
     assert "resuming base/adam/seed-0" in printed.out + printed.err
     assert json.loads((run / "run.json").read_text())["status"] == "finished" and _hidden(run) == HIDDEN["extA"]
+
+
+def test_a_renamed_module_of_a_run_is_told_the_way_back_not_an_edit_the_run_refuses(folders, tmp_path):
+    """'did you mean idnet_v2?' for a run folder: editing its config.yaml is refused (its hash is checked). The
+    way back: the old name again, or a module of that name re-exporting the renamed one, which loads."""
+    run = tmp_path / "run-extA"
+    assert main(["train", str(folders["extA"] / "base.yaml"), "--out", str(run), "--quiet"]) == 0
+    (folders["extA"] / "idnet.py").rename(folders["extA"] / "idnet_v2.py")
+    for name in [name for name in sys.modules if name.split("__trainlab_")[0] == "idnet"]:
+        sys.modules.pop(name)  # as a new process finds it: the training imported it here
+    with pytest.raises(ConfigError) as caught:
+        trainlab.load_run(run, allow_code=True)
+    message = str(caught.value)
+    assert message.endswith("; did you rename it to 'idnet_v2'? A run's config.yaml cannot be edited (its hash is "
+                            "checked): give the module its name back, or add a idnet.py beside it holding "
+                            "'from idnet_v2 import *'"), message
+    (folders["extA"] / "idnet.py").write_text("from idnet_v2 import *\n")
+    assert trainlab.load_run(run, allow_code=True).model[0].out_features == HIDDEN["extA"]

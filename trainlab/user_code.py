@@ -310,17 +310,30 @@ def _misfit(reference: str, kind: str, target: Any) -> ConfigError | None:
     return None if message is None else ConfigError(message)
 
 
-def _module_hint(top: str, policy: CodePolicy) -> str:
-    """``"; did you mean 'mymodels'?"`` for a module ``top`` found nowhere, among the modules (``*.py``) and
-    packages of the folders searched for the user's code (:func:`code_search_folders`); else ``""``."""
-    from trainlab.registry import did_you_mean
+def _close_module(top: str, policy: CodePolicy) -> str | None:
+    """The module (``*.py``) or package of the folders searched for the user's code (:func:`code_search_folders`)
+    whose name is closest to ``top``, a module found nowhere; None where none is close."""
+    from trainlab.registry import closest_choice
 
     names: set[str] = set()
     for folder in code_search_folders(policy):
         with contextlib.suppress(OSError):
             names |= {path.stem for path in Path(folder).iterdir()
                       if path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").is_file())}
-    return did_you_mean(top, sorted(name for name in names if name.isidentifier()))
+    return closest_choice(top, sorted(name for name in names if name.isidentifier()))
+
+
+def _module_hint(top: str, policy: CodePolicy) -> str:
+    """``"; did you mean 'mymodels'?"`` for a module ``top`` found nowhere (:func:`_close_module`); else ``""``.
+    A run folder's config (``policy.local`` False) cannot be edited, its hash being checked: there the hint is
+    to give the module its old name back, or a module of that name that re-exports the renamed one."""
+    close = _close_module(top, policy)
+    if close is None:
+        return ""
+    if not policy.local:
+        return (f"; did you rename it to '{close}'? A run's config.yaml cannot be edited (its hash is checked): give "
+                f"the module its name back, or add a {top}.py beside it holding 'from {close} import *'")
+    return f"; did you mean '{close}'?"
 
 
 def _import_failure(exc: Exception, module_name: str, kind: str, reference: str, policy: CodePolicy) -> ConfigError:
