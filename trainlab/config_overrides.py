@@ -81,11 +81,9 @@ def _unreadable_collection(key: str, value: str, exc: yaml.YAMLError) -> ConfigE
     :func:`override_reading` quotes) for the string as typed."""
     kind = "list" if value.startswith("[") else "mapping"
     problem = _flow_problem(str(getattr(exc, "problem", None) or "not YAML"))
-    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
-    argument = key + '="' + quoted + '"'
     close = "" if problem == CLOSED_AND_MORE else "close it, or "  # '[exp1]-base': closed, then more text
     return ConfigError(f"--set {key}: {value!r} opens a YAML {kind} that does not read as one ({problem}); {close}"
-                       f"quote the value for a string: {command_line('--set', argument)}")
+                       f"quote the value for a string: {_quoted_set(key, _yaml_quoted(value))}")
 
 
 def _flow_problem(problem: str) -> str:
@@ -150,11 +148,10 @@ def override_reading(where: str, overrides: Sequence[str], wants_number: bool = 
         if isinstance(parsed, str) or (isinstance(parsed, dict) and where != key):
             return ""
         read_as = f"; --set {text} was read as {_kind_of(parsed)}"
-        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        quoted = _yaml_quoted(value)
         string = _quoted_value(quoted)  # what the quoted form sets
         if fits is not None and string is not None and fits(key, string):  # a shell word, whatever VALUE holds
-            argument = key + '="' + quoted + '"'
-            return f"{read_as}; quote it: {command_line('--set', argument)}"
+            return f"{read_as}; quote it: {_quoted_set(key, quoted)}"
         if isinstance(parsed, int | float) and not isinstance(parsed, bool):
             return ""  # the line shows the number it got and what the key takes
         if wants_number:
@@ -163,6 +160,16 @@ def override_reading(where: str, overrides: Sequence[str], wants_number: bool = 
             return f"{read_as}; give {key} one of {choices}"
         return ""
     return ""
+
+
+def _yaml_quoted(value: str) -> str:
+    """``value`` escaped for a YAML double-quoted string (its backslashes and double quotes)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _quoted_set(key: str, quoted: str) -> str:
+    """``--set 'KEY="QUOTED"'``, one shell word whatever ``quoted`` holds (:func:`command_line`)."""
+    return command_line("--set", key + '="' + quoted + '"')
 
 
 def _quoted_value(quoted: str) -> str | None:
