@@ -538,11 +538,12 @@ def losses_note(groups: Mapping[str, Sequence[RunRecords]], metric: str) -> str 
     """Where the strategies train different losses (huber beside mse, label smoothing beside plain cross-entropy
     reads as one name: only names that differ count), the line that says their loss curves and loss gaps are on
     scales of their own, not to be read across (a huber curve far below the mse ones read as better); None
-    where they share one. Each strategy's loss is the one its runs' summaries name (a diverged run's has none,
-    and its config may say ``auto``); a strategy with no such run is left out."""
+    where they share one. Each strategy's loss is its first finished run's (:attr:`RunRecords.loss`, from its
+    summary; a diverged run's summary names none, and its config may say ``auto``); a strategy with no finished
+    run is left out."""
     by_loss: dict[str, list[str]] = {}
-    for name, runs in groups.items():  # the loss a finished run's summary names (a config may say 'auto')
-        loss = next((run.summary["loss"] for run in runs if isinstance(run.summary.get("loss"), str)), None)
+    for name, runs in groups.items():
+        loss = next((run.loss for run in runs if run.status == "finished"), None)
         if loss is not None:
             by_loss.setdefault(loss, []).append(name)
     if len(by_loss) < 2:

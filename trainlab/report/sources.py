@@ -372,11 +372,17 @@ def distinct_folders(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return kept
 
 
+def read_leaderboard(path: Path) -> Any:
+    """``path``'s leaderboard.json as read (None when there is none; the caller checks its shape); a DataError
+    naming the file when it cannot be read."""
+    return _read_json(path / LEADERBOARD, None)
+
+
 def load_comparison(path: str | Path, left_out_of: str | None = CURVES) -> Comparison:
     """Read ``DIR/leaderboard.json`` and the runs under ``DIR/runs/<task>/<strategy>/seed-<k>/``
     (``left_out_of``: as :func:`read_metrics` warns about damaged metrics lines)."""
     path = Path(path)
-    leaderboard = _read_json(path / LEADERBOARD, None)
+    leaderboard = read_leaderboard(path)
     if not isinstance(leaderboard, dict):
         raise ConfigError(f"{path} has no {LEADERBOARD}; run 'trainlab compare' first, or pass run folders")
     runs: dict[str, dict[str, list[RunRecords]]] = {}

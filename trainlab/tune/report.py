@@ -11,7 +11,6 @@ best trial) when ``--refit-seeds`` ran; the trials table. Figures come from
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,16 +128,16 @@ def _refit_leaderboard(page: Page, refit: dict[str, Any]) -> None:
     """The refit comparison's leaderboard as compare's report shows it (its leaderboard.json), and a line when
     the base config ranks above the tuned one (the tuned values did not hold up over the seeds); where that
     file cannot be read, the rows best.json keeps (leaderboard.csv's columns)."""
+    from trainlab.errors import DataError
     from trainlab.report.sections import leaderboard_table
-    from trainlab.report.sources import Comparison
+    from trainlab.report.sources import Comparison, read_leaderboard
 
     try:  # the refit is one task's comparison (tune's base config)
-        board = json.loads((Path(refit["dir"]) / "leaderboard.json").read_text(encoding="utf-8"))
-        comparison = Comparison(Path(refit["dir"]), board)
+        comparison = Comparison(Path(refit["dir"]), read_leaderboard(Path(refit["dir"])))
         entries = [entry for task in comparison.tasks[:1] for entry in comparison.strategies(task)]
         if entries:  # builds every row before it adds the table: a damaged entry adds nothing
             leaderboard_table(page, entries, refit["metric"], has_target=False)
-    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+    except (DataError, AttributeError, TypeError, KeyError):  # no board, a damaged one, or one of other shapes
         entries = []
     if not entries:
         rows = refit_rows(refit)
