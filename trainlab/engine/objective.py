@@ -20,10 +20,15 @@ from trainlab.losses.base import Loss
 from trainlab.losses.penalties import l1_penalty, l2_penalty, penalised_parameters
 
 
-def refuse_unreduced(value: torch.Tensor, loss: Loss) -> None:
-    """The ConfigError of a step whose loss ``value`` is no single number tensor (no tensor, or ``value.ndim``
-    > 0: the caller tests that, cheaply, every step: :class:`Objective` for every step but the plain one's,
-    which calls the loss itself): backward() takes one, and torch's words ("grad can be implicitly created
+def is_one_number(value: object) -> bool:
+    """Whether a loss's ``value`` is what backward() takes: a 0-d tensor. Tested every step (an isinstance and an
+    attribute read): :class:`Objective` on every path but the plain step's, which calls the loss itself."""
+    return isinstance(value, torch.Tensor) and not value.ndim
+
+
+def refuse_unreduced(value: object, loss: Loss) -> None:
+    """The ConfigError of a step whose loss ``value`` is no single number tensor (not :func:`is_one_number`):
+    backward() takes one, and torch's words ("grad can be implicitly created
     only for scalar outputs"; for a Python float "'float' object has no attribute 'ndim'") named neither the
     loss nor its contract. A user's loss that returns its per-row values, or ``float()`` / ``.item()`` of its
     value (no graph to back-propagate), meets it at its first step (the config refuses ``reduction: none``)."""
@@ -74,7 +79,7 @@ class Objective:
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor, model: nn.Module) -> Terms:
         data_loss = self.loss(output, target)
-        if not isinstance(data_loss, torch.Tensor) or data_loss.ndim:
+        if not is_one_number(data_loss):
             refuse_unreduced(data_loss, self.loss)
         if not self.penalised:
             return Terms(data_loss, {"loss": data_loss})

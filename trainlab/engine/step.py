@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from trainlab.engine.clipping import clip_grad_norm, global_norm
-from trainlab.engine.objective import Objective, refuse_unreduced
+from trainlab.engine.objective import Objective, is_one_number, refuse_unreduced
 from trainlab.engine.optimizer_state import (
     UNLOADABLE,
     OptimizerStateMismatch,
@@ -309,7 +309,7 @@ class StandardStep:
         if self._plain and len(batches) == 1:
             x, y = batches[0]
             loss = self._plain_loss(self._module(x), y)
-            if not isinstance(loss, torch.Tensor) or loss.ndim:  # the objective checks it on every other path
+            if not is_one_number(loss):  # the objective checks it on every other path
                 refuse_unreduced(loss, self.objective.loss)
             loss.backward()
             self.optimizer.step()
