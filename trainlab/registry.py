@@ -45,10 +45,16 @@ def closest_choice(name: str, choices: list[str], aliases: Mapping[str, str] | N
     that differs from ``name`` in letter case only (``Y1``: ``y1``, which difflib rates 0.5), else difflib's
     closest (similarity 0.6 or more), else the one choice ``name`` abbreviates (:func:`_abbreviated`)."""
     alias = trainlab_name(name, aliases or {})
-    same_letters = [choice for choice in choices if choice.casefold() == name.casefold()]
-    close = ([alias] if alias in choices else []) or (same_letters if len(same_letters) == 1 else []) \
+    twin = case_twin(name, choices)
+    close = ([alias] if alias in choices else []) or ([twin] if twin is not None else []) \
         or difflib.get_close_matches(name, choices, n=1, cutoff=0.6) or _abbreviated(name, choices)
     return close[0] if close else None
+
+
+def case_twin(name: str, choices: Iterable[str]) -> str | None:
+    """The one of ``choices`` that equals ``name`` but for letter case (``Y1``: ``y1``); None for none or several."""
+    twins = [choice for choice in choices if choice.casefold() == name.casefold()]
+    return twins[0] if len(twins) == 1 else None
 
 
 def _abbreviated(name: str, choices: list[str]) -> list[str]:

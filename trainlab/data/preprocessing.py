@@ -44,6 +44,7 @@ from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import DataError
 from trainlab.notices import warn
+from trainlab.registry import case_twin
 
 # 2: ``constant_columns`` by scikit-learn's variance bound (:func:`column_stats`); 1, before it, also counted a
 # column whose std was at most 1e-6 of its mean (Unix times), which did vary in training
@@ -262,13 +263,10 @@ def apply(preprocessing: dict[str, Any], x: np.ndarray, categorical: np.ndarray 
 def _case_twins(unseen: np.ndarray, categories: list[str]) -> str:
     """``"; 'A' is the training category 'a' in another letter case (categories match exactly)"`` for the first
     of ``unseen`` that equals exactly one training category but for letter case; ``""`` for none."""
-    folded: dict[str, list[str]] = {}
-    for category in categories:
-        folded.setdefault(category.casefold(), []).append(category)
     for value in unseen.tolist():
-        twins = folded.get(str(value).casefold(), [])
-        if len(twins) == 1:
-            return (f"; {short_repr(str(value))} is the training category {short_repr(twins[0])} in another letter "
+        twin = case_twin(str(value), categories)
+        if twin is not None:
+            return (f"; {short_repr(str(value))} is the training category {short_repr(twin)} in another letter "
                     "case (categories match exactly): write it as in training")
     return ""
 
