@@ -84,6 +84,20 @@ def test_a_pandas_category_of_names_is_told_its_codes_and_categories_and_those_t
     assert [result.class_names[code] for code in codes] == list(val)
 
 
+def test_a_bare_pandas_categorical_is_told_its_own_codes_and_a_string_series_its_own_dtype():
+    """A pd.Categorical (no .cat accessor) as y was an internal AttributeError; a Series of pandas' string dtype
+    was said to be 'dtype object'."""
+    x = _points()
+    names = np.asarray(["owl", "cat"])[(x[:, 0] > 0).astype(int)]
+    with pytest.raises(DataError) as caught:
+        trainlab.fit(_linear(), (x, pd.Categorical(names)), STRATEGY)
+    assert str(caught.value) == ("train y must hold numbers; got a pandas Categorical ('cat', 'owl'); pass its "
+                                 "codes and its categories as the class names: y.codes with "
+                                 "class_names=list(y.categories)")
+    with pytest.raises(DataError, match=r"^train y must hold numbers; got dtype string \(class names: "):
+        trainlab.fit(_linear(), (x, pd.Series(names, dtype="string")), STRATEGY)
+
+
 def _features_with_history():
     torch.manual_seed(1)
     raw = torch.randn(64, 5)

@@ -102,22 +102,26 @@ def _from_array(value: Any, what: str) -> torch.Tensor:
                 "config, which keeps the names)" if what.endswith(" y") else
                 " (text or category columns: encode them first, or train from a CSV config, which one-hot "
                 "encodes them)")
-        raise DataError(f"{what} must hold numbers; got dtype {array.dtype}{hint}")
+        own = getattr(value, "dtype", None)  # pandas' own (``string``) where NumPy's copy reads object
+        raise DataError(f"{what} must hold numbers; got dtype {array.dtype if own is None else own}{hint}")
     if not array.flags.writeable:  # a pandas frame's read-only view: torch would warn of it, and may not share it
         array = array.copy()
     return torch.as_tensor(array)
 
 
 def _category_labels(value: Any, what: str) -> str:
-    """The refusal of a pandas category Series of class names as ``y``: the training one's codes and categories
-    are the classes; a val or test one is coded by the training categories, since its own may lack some (its
-    codes would then number the classes apart from training's)."""
-    shown = ", ".join(short_repr(name) for name in list(value.cat.categories)[:3])
-    more = ", ..." if len(value.cat.categories) > 3 else ""
-    got = f"{what} must hold numbers; got a pandas category Series ({shown}{more})"
+    """The refusal of a pandas category Series (or a bare ``pd.Categorical``) of class names as ``y``: the
+    training one's codes and categories are the classes; a val or test one is coded by the training categories,
+    since its own may lack some (its codes would then number the classes apart from training's)."""
+    series = hasattr(value, "cat")  # a Series has .cat; a pd.Categorical holds .codes and .categories itself
+    categories = list(value.cat.categories if series else value.categories)
+    shown = ", ".join(short_repr(name) for name in categories[:3])
+    more = ", ..." if len(categories) > 3 else ""
+    got = f"{what} must hold numbers; got a pandas {'category Series' if series else 'Categorical'} ({shown}{more})"
     if what.startswith("train "):
-        return (f"{got}; pass its codes and its categories as the class names: y.cat.codes.to_numpy() with "
-                "class_names=list(y.cat.categories)")
+        where = "y.cat" if series else "y"
+        return (f"{got}; pass its codes and its categories as the class names: {where}.codes"
+                f"{'.to_numpy()' if series else ''} with class_names=list({where}.categories)")
     return (f"{got}; pass the codes of the training classes: pd.Categorical(y, categories=<the class_names>).codes "
             "(its own categories may lack some, and its own codes would then name other classes)")
 
