@@ -172,6 +172,13 @@ def test_fit_trains_a_custom_module_on_tensors_with_a_user_callback(tmp_path):
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["eval", str(tmp_path / "fit")]) == 2
     assert main(["report", str(tmp_path / "fit"), "-o", str(tmp_path / "r.html")]) == 2
+    # resume was told "a 'trainlab train' into it stopped before training started: rerun that same command"
+    from trainlab.run_resume import resume
+
+    with pytest.raises(RunDirError, match=r"^cannot resume .*: it holds the records of trainlab.fit, whose model "
+                                          r"is your own module, which no config rebuilds: load its weights into it "
+                                          r"with model.load_state_dict\(.*\), then call trainlab.fit with it again"):
+        resume(tmp_path / "fit")
 
 
 def test_fit_applies_the_strategys_init_and_lora_to_the_users_module():

@@ -40,6 +40,7 @@ from trainlab.config_fields import path_argument
 from trainlab.data.predict_media import text_encoding
 from trainlab.errors import ConfigError, DataError, RunDirError
 from trainlab.loaded_run import LoadedRun
+from trainlab.run_layout import holds_fit_records
 from trainlab.run_records import (
     LABELS_FIELDS,
     LABELS_RECORD,
@@ -205,9 +206,9 @@ def run_config_path(path: Path) -> Path:
     if not is_record_file(config_path):  # a folder that cannot be read: a DataError naming it, not a write error
         if not path.exists():  # the same words as resume's (trainlab.run_folder)
             raise RunDirError(f"run folder {path} does not exist")
-        if (path / "strategy.yaml").is_file() and (path / "model.safetensors").is_file():  # trainlab.fit(out=...)
+        if holds_fit_records(path):
             raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: "
-                              f"{_fit_weights_advice(path)}; {quoted_command('trainlab', 'plot', path)} draws its "
+                              f"{fit_weights_advice(path)}; {quoted_command('trainlab', 'plot', path)} draws its "
                               "curves")
         found = checkpoint_of_run(path)
         if found is not None:
@@ -219,7 +220,7 @@ def run_config_path(path: Path) -> Path:
 PEFT_PREFIX = "base_model.model."  # the keys of a peft-wrapped module's state_dict (a fit with finetune.lora)
 
 
-def _fit_weights_advice(path: Path) -> str:
+def fit_weights_advice(path: Path) -> str:
     """How to load ``trainlab.fit``'s ``model.safetensors`` into a fresh instance of the user's module.
 
     The file is the state_dict of the module fit trained, with ``strategy.finetune.lora`` its adapters merged

@@ -20,7 +20,7 @@ from trainlab.data.fingerprint import data_changes
 from trainlab.engine import checkpoint
 from trainlab.engine.optimizer_state import OptimizerStateMismatch
 from trainlab.engine.snapshot import Snapshot
-from trainlab.errors import ConfigError, DataError, WriteError
+from trainlab.errors import ConfigError, DataError, RunDirError, WriteError
 from trainlab.experiment import (
     attach_run_folder_callbacks,
     creation_records,
@@ -28,10 +28,12 @@ from trainlab.experiment import (
     run_training,
     write_data_records,
 )
+from trainlab.inference import fit_weights_advice
 from trainlab.notices import note, warn
 from trainlab.out_of_memory import is_out_of_memory
 from trainlab.records import read_record_object, read_record_text
 from trainlab.run_folder import RunDir
+from trainlab.run_layout import holds_fit_records
 from trainlab.shell_command import command_line, quoted_command
 from trainlab.time_budget import plan_line
 
@@ -123,6 +125,10 @@ def _stored_config(path: Path) -> Config:
 def _resume(path: str | Path, quiet: bool, user: list[Callback],
             config: Config | None) -> tuple[dict[str, Any], Path]:
     path = Path(path)
+    if holds_fit_records(path):  # not "stopped before training started: rerun that same 'trainlab train'"
+        raise RunDirError(f"cannot resume {path}: it holds the records of trainlab.fit, whose model is your own "
+                          f"module, which no config rebuilds: {fit_weights_advice(path)}, then call trainlab.fit "
+                          "with it again (it trains on from those weights)")
     try:
         run = RunDir.open_existing(path)
     except WriteError:  # the lock cannot be written: a finished run asks for no writing (a read-only mount)
