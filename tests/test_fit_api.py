@@ -408,3 +408,44 @@ def test_an_empty_split_given_to_fit_is_one_data_error_naming_it(split):
         trainlab.fit(_linear(), splits["train"], BASE, val=splits["val"], test=splits["test"])
     expected = "train is empty (0 rows)" if split == "train" else f"{split} is empty (0 rows): pass rows, or leave {split}= out"
     assert str(raised.value) == expected
+
+
+def test_a_few_stray_labels_among_class_indices_are_named_under_a_class_index_loss():
+    """One -1 (or a typed 7, or 2.5) among labels 0..2 makes the targets a regression by the inference rule;
+    cross_entropy was refused with the rule's whole text, never naming the value that broke it."""
+    x, y = _blobs()
+    cases = [(-1, "labels 0..2 and 2 rows of -1; fix or drop those rows (-1 often marks unlabeled ones)"),
+             (7, "labels 0..2 and 2 rows of 7; fix or drop those rows, or set task='multiclass' to read every "
+                 "whole number as a class"),
+             (2.5, "labels 0..2 and 2 rows of 2.5; fix or drop those rows")]
+    for stray, said in cases:
+        labels = y.astype(np.float64)
+        labels[[5, 40]] = stray
+        with pytest.raises(DataError) as caught:
+            trainlab.fit(_linear(), (x, labels), BASE)
+        assert str(caught.value) == ("cross_entropy trains on class labels 0..K-1, but the targets are read as a "
+                                     f"regression: {said}")
+    # a regression target (counts with a tail: more than 5% of the rows past 0..m) keeps the rule's explanation
+    counts = np.arange(90) % 12
+    with pytest.raises(DataError, match="cross_entropy is a single-label classification loss but the data is a "
+                                        "regression task"):
+        trainlab.fit(_linear(outputs=12), (x, counts.astype(np.float64) * 1.5), BASE)
+
+
+def test_a_model_on_the_meta_device_is_told_to_be_materialised():
+    """torch's 'Cannot copy out of meta tensor; no data!' (NotImplementedError) escaped from the device move."""
+    x, y = _blobs()
+    with pytest.raises(ConfigError, match=r"^the model's weight is on the meta device \(a shape without values\); "
+                                          r"materialise the model first: model.to_empty\(device='cpu'\)"):
+        trainlab.fit(torch.nn.Linear(2, 3, device="meta"), (x, y), BASE)
+
+
+def test_fit_and_evaluate_run_errors_name_their_own_arguments():
+    """fit(seed='1') was told of "config key 'seed'"; evaluate_run(split='tst') of '--split'."""
+    x, y = _blobs()
+    with pytest.raises(ConfigError, match=r"^fit's seed: must be an integer in decimal digits"):
+        trainlab.fit(_linear(), (x, y), BASE, seed="1")
+    from trainlab.run_evaluation import evaluate_run
+
+    with pytest.raises(ConfigError, match=r"^split must be one of train, val, test \(eval's --split\); got 'tst'"):
+        evaluate_run(__file__, split="tst")

@@ -432,7 +432,8 @@ def _metric_reference(function: Any) -> str:
 
 # the config keys the shared checks name, as fit's arguments name them
 _FIT_TERMS = ((re.compile(r"data\.task: (\w+)"), r"task='\1'"), (re.compile(r"data\.task\b"), "task"),
-              (re.compile(r"data\.class_names\b"), "class_names"))
+              (re.compile(r"data\.class_names\b"), "class_names"),
+              (re.compile(r"^config key '(seed|metrics)':"), r"fit's \1:"))
 
 # an unknown strategy key's did-you-mean that names a key outside the strategy (the config's other sections)
 _ELSEWHERE = re.compile(r"; did you mean '((output|runtime|data|seed|metrics)(?:\.[\w.]+)?)'\?")

@@ -64,6 +64,7 @@ from trainlab.run_checks import (
     check_batch_norm_remainder,
     check_loss_fits,
     outlier_remedy,
+    refuse_meta_tensors,
     warn_if_raw_scale_targets,
 )
 from trainlab.runtime import (
@@ -382,6 +383,7 @@ def assemble(config: Config, data: Dataset, loss: Loss, model: torch.nn.Module, 
     """The step, evaluator and Trainer of ``config``'s strategy around a given dataset, loss and model;
     with ``budget`` (trainlab.time_budget), fitted to it as it runs."""
     device, precision, warning = runtime_for(config, quiet)
+    refuse_meta_tensors(model)
     model = model.to(device)
     loss.to(device)
     batch_size = batch_size_for(config, len(data.train), quiet)

@@ -109,6 +109,17 @@ def input_fixes(data: Dataset) -> InputFixes:
     return fixes if isinstance(fixes, InputFixes) else CONFIG_FIXES
 
 
+def refuse_meta_tensors(model: torch.nn.Module) -> None:
+    """A ConfigError naming the model's first parameter or buffer on the meta device (a shape without values,
+    as ``torch.device("meta")`` or a lazy-init library builds), which no device move can fill: torch's own
+    ``Cannot copy out of meta tensor`` names neither the tensor nor the fix."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_meta:
+            raise ConfigError(f"the model's {name} is on the meta device (a shape without values); materialise "
+                              "the model first: model.to_empty(device='cpu'), then initialise its weights "
+                              "(each layer's reset_parameters(), or load_state_dict)")
+
+
 def check_loss_fits(loss: Loss, model: torch.nn.Module, data: Dataset, device: torch.device,
                     chosen_by_auto: bool = False, batch_rows: int | None = None, precision: str = "fp32") -> None:
     """Run the model on a few training rows and check its output against the loss and the targets:

@@ -47,9 +47,9 @@ def evaluate_run(path: str | Path, split: str = "test", checkpoint: str | None =
 
 def _evaluate_run(path: str | Path, split: str, checkpoint: str | None = None) -> dict[str, Any]:
     path = Path(path)
-    config_path = run_config_path(path)
     if split not in ("train", "val", "test"):
-        raise ConfigError(f"--split must be one of train, val, test; got '{split}'")
+        raise ConfigError(f"split must be one of train, val, test (eval's --split); got {split!r}")
+    config_path = run_config_path(path)
     trained = read_trained_state(path, checkpoint)
     check_record_digests(path)  # as predict: eval prints per-class numbers under labels.json's class names
     config = load_trained_config(path, config_path)

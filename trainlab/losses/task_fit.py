@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainlab.config_fields import counted
 from trainlab.data.dataset import Dataset
 from trainlab.errors import DataError
 from trainlab.losses.base import Loss, regression_loss_on_classes
@@ -75,6 +76,12 @@ def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
                         "predict those values, use a regression loss such as mse")
     refuse_soft_targets(target, f"{name} trains on {'0/1 ' if kind == 'binary' else ''}class labels",
                         "the targets hold")
+    # a config's task is read from the source's rows before the validation and test rows are split off
+    read = torch.cat([target, *(part.y.to(target.dtype) for part in (data.val, data.test) if part is not None
+                                and part.y.shape[1:] == target.shape[1:])])
+    if kind == "class_index" and not task_given and (stray := stray_labels(read)) is not None:
+        raise DataError(f"{name} trains on class labels 0..K-1, but the targets are read as a regression: "
+                        f"{stray[0]}; {stray[1]}")
     if task_given:
         whole = not target.is_floating_point() or bool((target == target.round()).all())
         wanted = "a classification task" if kind == "class_index" else "a binary (or multilabel) task"
@@ -82,6 +89,37 @@ def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
                    "labels, or " if whole else "")
         raise DataError(f"{name} needs {wanted}, but data.task: regression was given; {relabel}use a regression "
                         "loss such as mse or huber")
+
+
+STRAY_SHARE = 0.05  # at most this share of the rows off the labels 0..m: typos, not a regression target
+
+
+def stray_labels(target: torch.Tensor) -> tuple[str, str] | None:
+    """The values that keep class labels from reading as classes, and the fix they call for: where one column
+    of targets is the labels ``0, 1, ..., m`` (m >= 1) but for at most :data:`STRAY_SHARE` of the rows, whose
+    values (negative, fractional or past a gap, such as -1 for "unlabeled" or a typed 7) made
+    :func:`~trainlab.data.dataset.infer_task` read a regression: ``("labels 0..2 and 1 row of 7", fix)``.
+    None for anything else (counts, measurements: a regression; labels numbered from 1, which data.task reads)."""
+    if target.ndim == 2 and target.shape[1] == 1:
+        target = target[:, 0]
+    if target.ndim != 1 or not len(target) or not bool(torch.isfinite(target.double()).all()):
+        return None
+    values, counts = torch.unique(target.double(), return_counts=True)
+    present = set(values.tolist())
+    labels = 0
+    while float(labels) in present:  # 0, 1, ..., m
+        labels += 1
+    off = [(v, c) for v, c in zip(values.tolist(), counts.tolist(), strict=True) if not 0 <= v < labels or v != int(v)]
+    if labels < 2 or not off or sum(c for _, c in off) > STRAY_SHARE * len(target):
+        return None
+    shown = ", ".join(f"{counted(c, 'row')} of {v:g}" for v, c in off[:3])
+    more = f" and {len(off) - 3} more values" if len(off) > 3 else ""
+    fix = "fix or drop those rows"
+    if any(v < 0 for v, _ in off):
+        fix += " (-1 often marks unlabeled ones)"
+    if all(v == int(v) and v >= 0 for v, _ in off):
+        fix += ", or set data.task: multiclass to read every whole number as a class"
+    return f"labels 0..{labels - 1} and {shown}{more}", fix
 
 
 def _a_class_name(names: list[str] | None) -> str | None:
