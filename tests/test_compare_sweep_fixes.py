@@ -93,6 +93,15 @@ def test_a_target_on_the_loss_of_regression_losses_suggests_mse_or_mae():
     assert "log_loss" not in line
     both = loss_scale_warning(configs, "test_loss", "val_loss")
     assert "--metric test_loss and --target val_loss are" in both and "--metric test_mse or test_mae / --target" in both
+    # only the metrics every strategy records (test_mae was suggested, then refused: add 'mae' to the metrics)
+    configs = validate_strategies({"diabetes": {**REGRESSION, "metrics": ["mse", "r2"]}},
+                                  [NamedStrategy("mse", {}), NamedStrategy("huber", {"strategy.loss": "huber"})])
+    assert loss_scale_warning(configs, "test_loss", None).endswith(
+        "compare by --metric test_mse (one formula for every strategy)")
+    # a config without a metrics list records the task's defaults, mse and mae among them
+    configs = validate_strategies({"diabetes": {**REGRESSION, "metrics": None}},
+                                  [NamedStrategy("mse", {}), NamedStrategy("huber", {"strategy.loss": "huber"})])
+    assert "compare by --metric test_mse or test_mae (" in loss_scale_warning(configs, "test_loss", None)
 
 
 def test_log_loss_is_suggested_without_asking_for_it_where_every_config_lists_it():

@@ -121,6 +121,14 @@ def test_val_loss_over_searched_losses_warns_and_suggests_the_one_formula_metric
     # regression losses: mse or mae, the same formula for every trial
     regression = _warning(tmp_path, REGRESSION, {"strategy.loss": {"choices": ["mse", "huber"]}}, "val_loss")
     assert regression is not None and "tune by --metric val_mse or val_mae" in regression
+    # only those the runs record: --metric val_mae was suggested, then refused, where metrics lists no mae
+    recorded = _warning(tmp_path, {**REGRESSION, "metrics": ["mse", "r2"]},
+                        {"strategy.loss": {"choices": ["mse", "huber"]}}, "val_loss")
+    assert recorded is not None and recorded.endswith("tune by --metric val_mse (one formula for every trial)")
+    neither = _warning(tmp_path, {**REGRESSION, "metrics": ["r2"]}, {"strategy.loss": {"choices": ["mse", "huber"]}},
+                       "val_loss")
+    assert neither is not None and neither.endswith(
+        "tune by --metric val_mse (one formula for every trial; add mse to the config's metrics)")
 
 
 @pytest.mark.parametrize(("space", "metric"), [

@@ -20,6 +20,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from trainlab.metrics import REGRESSION_DEFAULT
+
 # the options with which a loss's mean divides by the summed weights of the rows' classes (PyTorch's weighted
 # cross-entropy: Loss.mean_denominator), where a sum's per-row record divides by the rows: reduction decides
 # the scale (bce's pos_weight and focal's alpha are not normalised: their mean is the sum per row)
@@ -118,15 +120,19 @@ def _target_kinds(specs: Sequence[str | Mapping[str, Any]]) -> set[str | None]:
 def suggestion(specs: Sequence[str | Mapping[str, Any]], metrics: Sequence[str] | None,
                owner: str = "strategy") -> tuple[list[str], str]:
     """What to rank (or target) by instead, as metric names without their split and why: ``log_loss`` where
-    every loss gives class probabilities, ``mse``/``mae`` where every loss is a regression loss, else a task
-    metric. ``metrics``: the metrics every config lists (None: as if none, the task's defaults, which leave
+    every loss gives class probabilities, ``mse``/``mae`` (those of them recorded) where every loss is a
+    regression loss, else a task metric; the why says what to add to the config's metrics where the runs
+    record none of them. ``metrics``: the metrics every config lists (None: the task's defaults, which leave
     log_loss out). ``owner``: what trains each loss, in the words of the why (strategy, trial)."""
     kinds = _target_kinds(specs)
+    recorded = set(REGRESSION_DEFAULT) if metrics is None else set(metrics)
     if kinds <= set(PROBABILITY_KINDS):
-        add = "" if "log_loss" in (metrics or ()) else "; add log_loss to the config's metrics"
+        add = "" if "log_loss" in recorded else "; add log_loss to the config's metrics"
         return ["log_loss"], f"one formula for every {owner}: the negative log-likelihood of its probabilities{add}"
     if kinds == {"continuous"}:
-        return ["mse", "mae"], f"one formula for every {owner}"
+        names = [name for name in ("mse", "mae") if name in recorded]
+        add = "" if names else "; add mse to the config's metrics"
+        return names or ["mse"], f"one formula for every {owner}{add}"
     return ["accuracy", "mse"], f"a task metric every {owner} records the same way"
 
 
@@ -158,8 +164,10 @@ def loss_scale_warning(configs: Mapping[tuple[str, str], Any], metric: str | Non
         return None
     task, (groups, own) = next(iter(differing.items()))
     specs = [config.strategy.loss.spec() for config in own.values()]
-    # what every strategy records: a config without a metrics list takes its task's defaults (no log_loss)
-    metrics = sorted(set.intersection(*(set(config.metrics or ()) for config in own.values())))
+    # what every strategy records: a config without a metrics list records its task's defaults (log_loss is
+    # none of them; mse and mae are a regression's, and only a regression's are asked about)
+    metrics = sorted(set.intersection(*(set(REGRESSION_DEFAULT if config.metrics is None else config.metrics)
+                                        for config in own.values())))
     keys = " and ".join(f"{flag} {key}" for flag, key in flags)
     where = f"task '{task}'" + (f" (and {len(differing) - 1} more tasks)" if len(differing) > 1 else "")
     losses = "; ".join(f"{label} in {_owners(owners)}" for label, owners in groups.items())
