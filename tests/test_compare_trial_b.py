@@ -64,6 +64,16 @@ def test_the_loss_scale_warning_is_kept_in_the_leaderboard_and_printed_under_the
     assert json.loads((out / "leaderboard.json").read_text())["notes"] == []
     assert "note: --metric" not in printed.out and "warning: " not in printed.err
 
+    # --direction against the metric's own ranked the worst strategy first without a word (tune warned of it)
+    assert main([*command, "--metric", "test_accuracy", "--direction", "min"]) == 0
+    printed = capsys.readouterr()
+    reversed_ranking = ("--direction min ranks the lowest test_accuracy first, of which higher is better: the best "
+                        "strategy will be the one of the lowest test_accuracy; leave --direction out (max) unless "
+                        "that is meant")
+    assert [line for line in printed.err.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {reversed_ranking}"]
+    assert json.loads((out / "leaderboard.json").read_text())["notes"] == [reversed_ranking]
+
 
 # --------------------------------------------------------------------------- fabricated run folders
 

@@ -131,7 +131,7 @@ def compare(bases: Mapping[str, Mapping[str, Any]], strategies: Sequence[NamedSt
         policies = task_code_policies(bases, strategies, folders)
         configs = validate_strategies(bases, strategies, policies)  # before any run: a bad strategy costs nothing
         check_data_files(configs, strategies)  # ... nor a data file not found, whether or not the task is read
-        notes = check_metric_and_target(configs, metric, target, parsed_target, policies)  # kept in the board
+        notes = check_metric_and_target(configs, metric, target, parsed_target, policies, direction)  # in the board
         direction = direction or direction_of(metric)
         plans = plan_runs(bases, strategies, list(range(seeds)), out)
         groups = _by_policy(plans, policies)

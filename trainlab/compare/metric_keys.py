@@ -69,6 +69,18 @@ def direction_of(metric: str) -> str:
     return "min" if any(name.endswith(token) or token in words for token in MINIMISED) else "max"
 
 
+def direction_warning(metric: str, direction: str | None) -> str | None:
+    """The warning's message when ``--direction`` is the opposite of the metric's own (:func:`direction_of`):
+    ``--metric test_loss --direction max`` ranks the strategy of the worst loss first, a likely slip; None
+    otherwise. A warning, not a refusal: a maximised loss can be meant. (tune says the same of its trials.)"""
+    own = direction_of(metric)
+    if direction is None or direction == own:
+        return None
+    better, first = ("lower", "highest") if own == "min" else ("higher", "lowest")
+    return (f"--direction {direction} ranks the {first} {metric} first, of which {better} is better: the best "
+            f"strategy will be the one of the {first} {metric}; leave --direction out ({own}) unless that is meant")
+
+
 def stand_in(wanted: str, recorded: list[str]) -> str | None:
     """What to pass instead of ``wanted`` (``test_accuracy``, the default --metric) that the runs do not record:
     the first of ``recorded`` on ``wanted``'s split (``test_``) that moves as ``wanted`` does (:func:`direction_of`:

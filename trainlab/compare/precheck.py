@@ -9,7 +9,7 @@ from typing import Any
 
 from trainlab.code_policy import CodePolicy, using_policy
 from trainlab.compare.loss_scale import loss_scale_warning
-from trainlab.compare.metric_keys import refuse_negative_loss_target, stand_in
+from trainlab.compare.metric_keys import direction_warning, refuse_negative_loss_target, stand_in
 from trainlab.compare.strategies import NamedStrategy
 from trainlab.config import Config
 from trainlab.errors import ConfigError, DataError
@@ -120,17 +120,22 @@ def warn_loss_scales(configs: dict[tuple[str, str], Config], metric: str, target
 
 
 def check_metric_and_target(configs: dict[tuple[str, str], Config], metric: str, target: str | None,
-                             parsed_target: dict[str, Any] | None, policies: Mapping[str, CodePolicy]) -> list[str]:
+                             parsed_target: dict[str, Any] | None, policies: Mapping[str, CodePolicy],
+                             direction: str | None = None) -> list[str]:
     """Before any run: a loss target below 0 that no run's loss can reach is refused
     (:func:`~trainlab.compare.metric_keys.refuse_negative_loss_target`, as ``trainlab train`` refuses it), every
-    run records ``metric`` and the target's metric (:func:`check_recorded`), and losses on different scales
-    ranked by loss are warned of (:func:`warn_loss_scales`). Returns the warnings' texts, the leaderboard's
-    ``notes`` (``[]`` when none)."""
+    run records ``metric`` and the target's metric (:func:`check_recorded`), and a ``direction`` against the
+    metric's own (:func:`~trainlab.compare.metric_keys.direction_warning`) and losses on different scales ranked
+    by loss (:func:`warn_loss_scales`) are warned of. Returns the warnings' texts, the leaderboard's ``notes``
+    (``[]`` when none)."""
     target_metric = parsed_target["metric"] if parsed_target else None
     if target:
         refuse_negative_loss_target(target, parsed_target, [config.strategy.loss.name for config in configs.values()])
     check_recorded(configs, metric, target_metric, policies)
-    return warn_loss_scales(configs, metric, target_metric)
+    reversed_ranking = direction_warning(metric, direction)
+    if reversed_ranking:
+        warn(reversed_ranking)
+    return ([reversed_ranking] if reversed_ranking else []) + warn_loss_scales(configs, metric, target_metric)
 
 
 def check_metric_found(board: dict[str, Any], metric: str) -> None:
