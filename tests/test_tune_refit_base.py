@@ -68,14 +68,14 @@ def test_a_tuned_config_other_than_the_base_is_refit_against_it(tmp_path, monkey
     arms = []
 
     def spy(bases, strategies, *args, **kwargs):
-        arms.append([strategy.name for strategy in strategies])
+        arms.append(([strategy.name for strategy in strategies], kwargs["jobs"]))
         return {"rows": []}
 
     monkeypatch.setattr(compare_package, "compare", spy)
     monkeypatch.setattr("trainlab.compare.leaderboard_output.to_csv", lambda board: "strategy\n")
-    tuned = settings(tmp_path, 1, space=SPACE, refit_seeds=2)
+    tuned = settings(tmp_path, 1, space=SPACE, refit_seeds=2, jobs=2)
     record = refit_module.refit(tuned, {"params": {"strategy.optimizer.lr": 0.05}})
-    assert arms == [["tuned", "base"]]
+    assert arms == [(["tuned", "base"], 2)]  # tune's --jobs: the refit ran one run at a time whatever it was
     assert "best_is_base" not in record
 
 

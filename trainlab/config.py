@@ -183,7 +183,8 @@ class OutputConfig(Strict):
             raise ValueError(f"must be a list of logger names ({', '.join(LOGGERS)})")
         for name in value:
             if name == "mlflow":
-                raise ValueError("the mlflow logger is not available (see docs/loggers.md); use tensorboard or csv")
+                raise ValueError("the mlflow logger is not available (its package brings about 23 others: "
+                                 "docs/loggers.md); use tensorboard or csv")
             if name not in LOGGERS:
                 raise ValueError(f"unknown logger {short_repr(name)}{did_you_mean(str(name), list(LOGGERS))} "
                                  f"(valid: {', '.join(LOGGERS)})")

@@ -40,7 +40,7 @@ def check_available(written: str = "") -> None:
 
 
 def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
-    """Compare tuned vs base over ``settings.refit_seeds`` seeds in ``DIR/refit``.
+    """Compare tuned vs base over ``settings.refit_seeds`` seeds in ``DIR/refit``, ``settings.jobs`` runs at a time.
 
     Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them
     (leaderboard.csv's columns), numbers as numbers and empty cells as None. When the best trial is the base
@@ -61,7 +61,7 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
     if same and not settings.quiet:
         note(BEST_IS_BASE.format(seeds=settings.refit_seeds))
     board = compare({settings.base.stem: settings.base_config()}, strategies, out, seeds=settings.refit_seeds,
-                    jobs=1, metric=metric, direction="max" if settings.direction == "maximize" else "min",
+                    jobs=settings.jobs, metric=metric, direction="max" if settings.direction == "maximize" else "min",
                     live=False, quiet=settings.quiet, wait=True,  # workers of one study refit in turn
                     show_leaderboard=True)  # a result: printed under --quiet too, as compare's --quiet prints it
     rows = [{key: _typed(key, text) for key, text in row.items()}
