@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import trainlab.data.builtins  # noqa: F401  (registers the sources)
 from trainlab.config import DataConfig
@@ -939,3 +940,24 @@ def test_a_short_text_row_counts_its_one_field_in_the_singular(tmp_path):
     with pytest.raises(DataError) as err:
         build(name="text_tsv", train=str(tmp_path / "train.tsv"))
     one_line_error(err, "line 3 has 1 field; the header has 2 (tab-separated)")
+
+
+def test_eval_of_one_split_says_nothing_of_a_class_another_split_lacks(tmp_path, capsys):
+    """`trainlab eval --split val` warned that the test split holds no row of a class: metrics it did not
+    compute. --split test still says it."""
+    from trainlab.cli import main
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    x = (rng.normal(size=(60, 2)) + y[:, None]).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=y, x_test=x[y < 2][:10], y_test=y[y < 2][:10])
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"source": "npz", "path": str(tmp_path / "d.npz"), "val_fraction": 0.3},
+                                      "model": {"name": "linear"},
+                                      "strategy": {"loss": "cross_entropy", "optimizer": "adam", "epochs": 1}}))
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "the test split holds no row of 1 of the 3 classes (2)" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "run"), "--split", "val"]) == 0
+    assert "holds no row" not in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "run"), "--split", "test"]) == 0
+    assert "warning: the test split holds no row of 1 of the 3 classes (2)" in capsys.readouterr().err

@@ -58,6 +58,10 @@ _SAID_FOLDER: str | None = None
 # inside evaluating(): a trained run rebuilt to evaluate or predict with, which trains nothing
 _EVALUATING: contextvars.ContextVar[bool] = contextvars.ContextVar("trainlab_notices_evaluating", default=False)
 
+# inside evaluating_split(): the one split ('val') an evaluation scores; None: every split matters
+_EVALUATED_SPLIT: contextvars.ContextVar[str | None] = contextvars.ContextVar("trainlab_notices_evaluated_split",
+                                                                             default=None)
+
 
 class StderrLines(logging.Handler):
     """Writes each record as ``<level>: <message>`` + newline (``warning: ...``) on the ``sys.stderr`` of
@@ -125,6 +129,25 @@ def evaluating() -> Iterator[None]:
         yield
     finally:
         _EVALUATING.reset(token)
+
+
+@contextlib.contextmanager
+def evaluating_split(split: str) -> Iterator[None]:
+    """Inside: an evaluation of ``split`` alone (``trainlab eval --split val``), which :func:`warn_of_split`
+    spares the warnings about the rows of the other splits (a test split without some class), whose metrics it
+    does not compute."""
+    token = _EVALUATED_SPLIT.set(split)
+    try:
+        yield
+    finally:
+        _EVALUATED_SPLIT.reset(token)
+
+
+def warn_of_split(split: str, message: str) -> None:
+    """:func:`warn` for what concerns the rows of one ``split`` alone: not said inside
+    :func:`evaluating_split` of another split."""
+    if _EVALUATED_SPLIT.get() in (None, split):
+        warn(message)
 
 
 def note(message: str) -> None:

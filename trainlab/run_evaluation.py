@@ -16,7 +16,7 @@ from trainlab.config_fields import path_argument
 from trainlab.data.fingerprint import named_files
 from trainlab.errors import ConfigError, DataError
 from trainlab.inference import refuse_gone_checkpoint, run_config_path
-from trainlab.notices import warn
+from trainlab.notices import evaluating_split, warn
 from trainlab.records import read_record_text
 from trainlab.run_records import check_record_digests, load_trained_config
 from trainlab.run_resume import warn_if_data_changed
@@ -61,7 +61,7 @@ def _evaluate_run(path: str | Path, split: str, checkpoint: str | None = None) -
     _refuse_moved_data(path, config)  # before the "changed" warning: missing files are the news, not a change
     warn_if_data_changed(path, info if isinstance(info, dict) else {}, config, "since it was trained",
                           f"evaluating on them as they are now (the {split} split may hold other rows)")
-    with run_scope(config):
+    with run_scope(config), evaluating_split(split):  # a test split's missing class is no news to --split val
         built = build(config, quiet=True, training=False)
         # the model's weights and the loss's learned state (a learned variance, alpha ...)
         load_trained_state(built.model, built.loss, trained, path, config_path, config_path, warn=warn)

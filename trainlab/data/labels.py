@@ -17,7 +17,7 @@ import numpy as np
 from trainlab.config_fields import short_repr, shown_name
 from trainlab.data.dataset import class_values, is_one_hot, one_label_per_row, stray_label_cells
 from trainlab.errors import DataError
-from trainlab.notices import warn
+from trainlab.notices import warn, warn_of_split
 
 # more classes than this is a label typo (1000000000 would allocate a 64 GB output layer), not a task
 MAX_CLASSES = 100_000
@@ -167,11 +167,12 @@ def warn_classes_absent(split: str, classes: np.ndarray, y: np.ndarray, class_na
     missing = classes[~np.isin(classes, y)]
     if len(missing):
         names = [class_names[int(c)] if class_names else str(c) for c in missing[:5]]
-        warn(f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
-             f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): {why}, so {split} "
-             "metrics score them on no row: a macro average counts such a class only where the model predicts "
-             "it (the classes in the targets or the predictions, as scikit-learn), and the per-class lists and "
-             "the confusion matrix show it (recall 0, a row of zeros); add rows of those classes")
+        warn_of_split(split, f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
+                     f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): {why}, so "
+                     f"{split} metrics score them on no row: a macro average counts such a class only where the "
+                     "model predicts it (the classes in the targets or the predictions, as scikit-learn), and the "
+                     "per-class lists and the confusion matrix show it (recall 0, a row of zeros); add rows of "
+                     "those classes")
 
 
 @dataclass(frozen=True)
