@@ -427,3 +427,20 @@ def test_a_val_label_the_training_values_lack_names_the_fix_and_the_fix_trains()
     kept = trainlab.fit(torch.nn.Linear(4, 3), (x, y), CROSS_ENTROPY, val=(val_x, val_y - 1), task="multiclass",
                         class_names=["one", "two", "three"])
     assert kept.class_names == ["one", "two", "three"] and "accuracy" in kept.summary["val"]
+
+
+def test_pandas_x_and_y_of_one_index_in_another_order_are_warned_of(capsys):
+    """X.sample(frac=1) beside its y trained every row on another row's target without a word (fit pairs by
+    position, as scikit-learn does). An index reset on one side only (a scaled copy) says nothing."""
+    x = pd.DataFrame(_points(), columns=["a", "b"]).sample(frac=1, random_state=1)  # train_test_split's order
+    y = pd.Series((x["a"] > 0).astype(int))
+    shuffled = x.sample(frac=1, random_state=0)
+    trainlab.fit(_linear(outputs=2), (shuffled, y), STRATEGY)
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    first = next(i for i, (a, b) in enumerate(zip(shuffled.index, y.index, strict=True)) if a != b)
+    assert line == (f"warning: train x and y hold the same pandas index labels in another order (row {first}: x's "
+                    f"{shuffled.index[first]}, y's {y.index[first]}); fit pairs rows by position, not by label: "
+                    "align them first if they pair by label (y = y.loc[x.index])")
+    trainlab.fit(_linear(outputs=2), (shuffled.reset_index(drop=True), y.loc[shuffled.index]), STRATEGY)
+    trainlab.fit(_linear(outputs=2), (shuffled, y.loc[shuffled.index]), STRATEGY)
+    assert "warning:" not in capsys.readouterr().err

@@ -38,6 +38,7 @@ from trainlab.data.labels import (
 from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import ConfigError, DataError
 from trainlab.losses.task_fit import refuse_soft_targets
+from trainlab.notices import warn
 from trainlab.registry import did_you_mean
 from trainlab.run_checks import FIT_FIXES, FIXES_KEY
 
@@ -339,6 +340,8 @@ def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Given
                         f"got {type(data).__name__}")
     if len(x) != len(y):
         raise DataError(f"{name}: x has {len(x)} rows but y has {len(y)}")
+    if isinstance(data, tuple | list):
+        _warn_if_reordered(data[0], data[1], name)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]  # one target shaped (N, 1), as Keras' labels come: the task rule reads it as one column
     if len(x) == 0:  # an empty val or test would validate nothing, and early stopping would then ask for val=
@@ -347,6 +350,29 @@ def as_split(data: Arrays | torch.utils.data.Dataset | None, name: str) -> Given
     if x.is_floating_point() and x.dtype != torch.float32:
         x = x.float()
     return GivenSplit(x, y, x_labels, y_labels)
+
+
+def _warn_if_reordered(x: Any, y: Any, name: str) -> None:
+    """One warning where pandas ``x`` and ``y`` hold the same index labels in another order (``X.sample(frac=1)``
+    beside the ``y`` it came with): fit pairs rows by position, as scikit-learn and Keras do, not by label, so
+    each row would train on another row's target. Indexes of other labels say nothing, and nor does a default
+    index 0..n-1 on either side: a copy made anew (``pd.DataFrame(scaler.fit_transform(X_train))`` beside the
+    ``y_train`` of ``train_test_split``) pairs by position as it should."""
+    if not (type(x).__module__.startswith("pandas") and type(y).__module__.startswith("pandas")):
+        return
+    import pandas as pd
+
+    x_index, y_index = getattr(x, "index", None), getattr(y, "index", None)
+    if x_index is None or y_index is None or x_index.equals(y_index) or not x_index.is_unique:
+        return
+    if any(index.equals(pd.RangeIndex(len(index))) for index in (x_index, y_index)):
+        return  # one side's index reset (a scaled copy as a new DataFrame): it says nothing of the pairing
+    if y_index.is_unique and x_index.sort_values().equals(y_index.sort_values()):
+        first = next(i for i, (a, b) in enumerate(zip(x_index, y_index, strict=True)) if a != b)
+        shown = [short_repr(plain_scalar(index[first])) for index in (x_index, y_index)]
+        warn(f"{name} x and y hold the same pandas index labels in another order (row {first}: x's {shown[0]}, "
+             f"y's {shown[1]}); fit pairs rows by position, not by label: align them first if they pair by label "
+             "(y = y.loc[x.index])")
 
 
 def _refuse_unlike_a_split(data: Any, name: str) -> None:
