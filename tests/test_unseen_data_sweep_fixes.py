@@ -61,6 +61,21 @@ def test_targets_within_reach_or_under_unbounded_optimizers_are_not_warned(capsy
     assert capsys.readouterr().err == ""
 
 
+def test_a_mean_out_of_reach_but_small_beside_the_spread_is_not_called_unstandardised(capsys):
+    """Targets of mean 0.026, std 0.88 (as good as standardised) under adam at lr 1e-3 for 9 steps were told
+    they "are not standardised": missing that mean costs R^2 about 0.026^2 / 0.88^2 = 0.09%."""
+    generator = torch.Generator().manual_seed(0)
+    y = torch.randn(512, generator=generator)
+    y = (y - y.mean()) / y.std() * 0.88 + 0.026
+    warn_if_raw_scale_targets(_regression(y), build_loss("mse"), False, {"name": "adam", "lr": 1e-3}, 9,
+                              torch.nn.Linear(2, 1))
+    assert capsys.readouterr().err == ""
+    # the same reach with the mean a third of the spread (R^2 cost 11%): warned
+    warn_if_raw_scale_targets(_regression(y + 0.27), build_loss("mse"), False, {"name": "adam", "lr": 1e-3}, 9,
+                              torch.nn.Linear(2, 1))
+    assert "are not standardised, and optimizer 'adam' moves a weight" in capsys.readouterr().err
+
+
 def test_a_model_of_more_layers_or_inputs_of_large_means_reach_further_and_are_not_warned(capsys):
     """Hidden units (an MLP) add reach no simple bound gives: no warning; a one-layer model's weights reach
     through its inputs' means: mean 50 is within 0.05 x 480 x (1 + 2 x 1) = 72 for inputs of mean 1."""
