@@ -312,6 +312,23 @@ def _entry(name: str, values: list[float], failed: int = 0) -> dict:
             "metrics": {"test_accuracy": {"mean": mean, "values": values, "seeds": list(range(len(values)))}}}
 
 
+def test_a_tie_for_first_is_said_as_a_tie_not_a_win():
+    """Two strategies equal on every seed: the table called the first in the file 'best' and the other
+    'indistinguishable p=1', with no word that rank 1 was the file's order."""
+    from trainlab.compare.leaderboard import first_place_tie, rank_and_test
+
+    entries = [_entry("adam", [0.9912, 0.9912, 0.9912]), _entry("worse", [0.95, 0.96, 0.94]),
+               _entry("sgd_cos", [0.9912, 0.9912, 0.9912]), _entry("lucky", [0.9912], failed=2)]
+    rank_and_test(entries, "test_accuracy", "max")
+    assert [e["name"] for e in entries][:2] == ["adam", "sgd_cos"]
+    assert first_place_tie("wine", entries, "test_accuracy", "max") == (
+        "task 'wine': 'adam', 'sgd_cos' tie for first on test_accuracy (mean 0.9912); 'adam' is ranked first by its "
+        "place in the strategies file, not by its score")
+    clear = [_entry("adam", [0.99, 0.98, 0.99]), _entry("sgd", [0.9912, 0.9912, 0.9912])]
+    rank_and_test(clear, "test_accuracy", "max")
+    assert first_place_tie("wine", clear, "test_accuracy", "max") is None
+
+
 def test_a_lucky_survivor_of_failed_seeds_never_ranks_first():
     from trainlab.compare.leaderboard import rank_and_test
 

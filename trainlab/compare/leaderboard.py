@@ -310,6 +310,23 @@ def best_strategy(entries: list[dict[str, Any]]) -> str | None:
     return next((entry["name"] for entry in entries if entry.get("rank") == 1), None)
 
 
+def first_place_tie(task: str, entries: list[dict[str, Any]], metric: str, direction: str) -> str | None:
+    """A note where strategies share rank 1's score (:func:`_score`: the same standing, means equal within
+    round-off, as :func:`_ranked` groups them): the first in the strategies file is ranked first and called
+    best, the others "indistinguishable", which reads as a winner where there is a tie. None otherwise."""
+    ranked = [entry for entry in entries if entry.get("rank") is not None]
+    if len(ranked) < 2:
+        return None
+    best = _score(ranked[0], metric, direction)
+    tied = [entry["name"] for entry in ranked[1:] if _score(entry, metric, direction)[0] == best[0]
+            and stats.tied(_score(entry, metric, direction)[1], best[1])]
+    if not tied:
+        return None
+    names = ", ".join(f"'{name}'" for name in [ranked[0]["name"], *tied])
+    return (f"task '{task}': {names} tie for first on {metric} (mean {ranked[0]['metrics'][metric]['mean']:.6g}); "
+            f"'{ranked[0]['name']}' is ranked first by its place in the strategies file, not by its score")
+
+
 # --------------------------------------------------------------------------- the whole board
 
 def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None = None,
@@ -363,6 +380,8 @@ def build_leaderboard(plans: list[RunPlan], metric: str, direction: str | None =
             entries.append(strategy_entry(name, runs, metric, target))
         rank_and_test(entries, metric, direction)
         board["tasks"][task] = {"strategies": entries, "best": best_strategy(entries)}
+        if (tie := first_place_tie(task, entries, metric, direction)) is not None:
+            board["notes"].append(tie)
     if len(tasks) > 1:
         board["profile"] = task_profile(board, target)
     return board
