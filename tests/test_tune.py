@@ -96,10 +96,6 @@ BAD_SPACES = [
     ({"strategy.optimizer.lr": {"low": -1.0, "high": 0.1}}, "must be > 0"),
     ({"strategy.batch_size": {"low": 0, "high": 8}}, "strategy.batch_size=0"),
     ({"strategy.optimizer.name": {"choices": ["sgd", "adamm"]}}, "did you mean 'adam'"),
-    # one choice was accepted (the key fixed, every trial the same there) where low == high is refused
-    ({"model.hidden": {"choices": [[8, 8]]}}, "'choices' holds one value, [8, 8], so the key would take one "
-                                              "value; add choices, or set the value in the base config "
-                                              "(--set 'model.hidden=[8, 8]')"),
     ({"strategy.optimizer.name": {"choices": ["sgd", "adam"]},
       "strategy.optimizer.momentum": {"low": -0.5, "high": 0.9, "when": {"strategy.optimizer.name": "sgd"}}},
      "momentum=-0.5"),

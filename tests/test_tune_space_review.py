@@ -12,7 +12,7 @@ import pytest
 from tests.test_tune import BASE, write
 from trainlab.cli import main
 from trainlab.tune.space import parse_space
-from trainlab.tune.space_review import incomparable_key_warnings, refuse_repeated_choices
+from trainlab.tune.space_review import incomparable_key_warnings, one_choice_warnings, refuse_repeated_choices
 
 
 @pytest.mark.parametrize("key, spec, expected", [
@@ -36,6 +36,26 @@ def test_a_key_that_makes_trials_incomparable_is_one_warning_and_the_study_runs(
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning: space key")]
     assert len(warnings) == 1 and expected in warnings[0], err
+
+
+def test_a_key_of_one_choice_is_warned_of_unless_a_when_gives_it_a_meaning(tmp_path, capsys):
+    """One choice was accepted with no word (every trial took it). Under a when: it sets its value where the
+    condition holds (nesterov for sgd alone), and a key a when: names is the condition: neither is warned of.
+    A warning, not a refusal: a study made with such a key goes on with its own space."""
+    space = parse_space({"model.hidden": {"choices": [[8, 8]]}, "strategy.optimizer.name": {"choices": ["sgd"]},
+                         "strategy.optimizer.nesterov": {"choices": [True], "when": {"strategy.optimizer.name": "sgd"}},
+                         "strategy.optimizer.momentum": {"low": 0.5, "high": 0.9,
+                                                         "when": {"strategy.optimizer.name": "sgd"}}})
+    assert one_choice_warnings(space) == [
+        "space key 'model.hidden': 'choices' holds one value, [8, 8], so every trial takes it and the study "
+        "searches nothing there; add choices, or set it in the base config (--set 'model.hidden=[8, 8]') and leave "
+        "it out of the space"]
+    base, space_file = write(tmp_path, space={"strategy.optimizer.amsgrad": {"choices": [True]},
+                                              "strategy.optimizer.lr": {"low": 1.0e-3, "high": 0.1}})
+    assert main(["tune", str(base), "--space", str(space_file), "--trials", "1", "--out", str(tmp_path / "out"),
+                 "--pruner", "none", "--quiet"]) == 0
+    assert ("warning: space key 'strategy.optimizer.amsgrad': 'choices' holds one value, true, so every trial takes "
+            "it") in capsys.readouterr().err
 
 
 def test_keys_that_keep_trials_comparable_are_not_warned_about():

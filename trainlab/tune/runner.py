@@ -23,7 +23,7 @@ from trainlab.tune.claims import remove_ended_leases
 from trainlab.tune.leftovers import tidy_trial_folders
 from trainlab.tune.results import format_best, write_best, write_results
 from trainlab.tune.space import SearchSpace, apply_values
-from trainlab.tune.space_review import incomparable_key_warnings, integer_range_warnings
+from trainlab.tune.space_review import incomparable_key_warnings, integer_range_warnings, one_choice_warnings
 from trainlab.tune.storage_messages import storage_failures_said
 from trainlab.tune.study import (
     TuneSettings,
@@ -140,7 +140,7 @@ def _say_before(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
              "trial may score below it")
     message = loss_scale_warning(settings, space, base_raw)
     for warning in [message, direction_warning(settings), *incomparable_key_warnings(space, settings.metric),
-                    *integer_range_warnings(space, base_raw)]:
+                    *integer_range_warnings(space, base_raw), *one_choice_warnings(space)]:
         if warning:  # a warning, so also under --quiet (as compare's)
             warn(warning)
 

@@ -38,7 +38,6 @@ from trainlab.config_overrides import apply_overrides
 from trainlab.errors import ConfigError
 from trainlab.preflight import check_components
 from trainlab.registry import did_you_mean, value_hint
-from trainlab.shell_command import command_line
 from trainlab.tune.arguments import named
 from trainlab.yaml_files import flow_yaml, load_yaml_file
 
@@ -230,11 +229,6 @@ def _parse_param(key: str, spec: Any) -> Param:
         encoded = [encode_choice(c) for c in choices]
         if len(set(map(json.dumps, encoded))) != len(encoded):
             raise ConfigError(f"space key '{key}': 'choices' repeats a value; got {choices!r}")
-        if len(choices) == 1:  # as low == high: every trial would take it
-            raise ConfigError(f"space key '{key}': 'choices' holds one value, {choices[0]!r}, so the key would take "
-                              "one value; add choices, or set the value in the base config "
-                              f"({command_line('--set', f'{key}={flow_yaml(choices[0])}')}) and leave it out of the "
-                              "space")
         return Param(key, "categorical", choices=tuple(choices), when=when)
     if kind == "categorical":
         raise ConfigError(f"space key '{key}': type categorical needs 'choices'")

@@ -12,7 +12,8 @@ Refused before any trial, one :class:`ConfigError` line each, as their trials wo
 Warned about (the study runs, but its values are not comparable): ``seed`` (the study would also pick the
 luckiest seed) and the keys that decide the data split (``data.val_fraction``, ``data.test_fraction``,
 ``data.split_seed``: each trial would be scored on other validation examples). Also warned about: an int
-range written with integer bounds on a key that takes fractions (:func:`integer_range_warnings`).
+range written with integer bounds on a key that takes fractions (:func:`integer_range_warnings`), and a key of
+one choice that every trial takes (:func:`one_choice_warnings`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from trainlab.config import validate
 from trainlab.errors import ConfigError
+from trainlab.shell_command import command_line
 from trainlab.tune.base_point import settled_config
 from trainlab.tune.space import Param, SearchSpace, apply_values, check_point
 from trainlab.yaml_files import flow_yaml
@@ -69,6 +71,23 @@ def integer_range_warnings(space: SearchSpace, base_raw: dict[str, Any]) -> list
                         f"trials take whole numbers only), but the key takes fractions too ({param.key}="
                         f"{param.low + 0.5} is accepted); for a float range write low: {float(param.low)}, or add "
                         "type: float (type: int keeps the int range without this warning)")
+    return messages
+
+
+def one_choice_warnings(space: SearchSpace) -> list[str]:
+    """One warning per key whose ``choices`` hold one value and that neither has a ``when:`` nor is named by
+    another key's: every trial takes that value, as the base config would give it, and the study searches
+    nothing there (a warning, not a refusal as ``low`` equal to ``high`` is: a study made with such a key is
+    continued with its own space). A one-value key under ``when:`` sets its value only where the condition
+    holds (``nesterov: true`` for sgd alone), and one that a ``when:`` names is what that condition reads."""
+    named = {key for param in space.params for key in param.when}
+    messages = []
+    for param in space.params:
+        if param.kind == "categorical" and len(param.choices) == 1 and not param.when and param.key not in named:
+            value = flow_yaml(param.choices[0])
+            messages.append(f"space key '{param.key}': 'choices' holds one value, {value}, so every trial takes it "
+                            "and the study searches nothing there; add choices, or set it in the base config "
+                            f"({command_line('--set', f'{param.key}={value}')}) and leave it out of the space")
     return messages
 
 
