@@ -176,8 +176,9 @@ def test_fit_trains_a_custom_module_on_tensors_with_a_user_callback(tmp_path):
     from trainlab.run_resume import resume
 
     with pytest.raises(RunDirError, match=r"^cannot resume .*: it holds the records of trainlab.fit, whose model "
-                                          r"is your own module, which no config rebuilds: load its weights into it "
-                                          r"with model.load_state_dict\(.*\), then call trainlab.fit with it again"):
+                                          r"is your own module, which no config rebuilds; to train from its weights, "
+                                          r"load its weights into it with model.load_state_dict\(.*\), then call "
+                                          r"trainlab.fit with it: a new run \(.*\), with no strategy init"):
         resume(tmp_path / "fit")
 
 

@@ -40,7 +40,6 @@ from trainlab.config_fields import path_argument
 from trainlab.data.predict_media import text_encoding
 from trainlab.errors import ConfigError, DataError, RunDirError
 from trainlab.loaded_run import LoadedRun
-from trainlab.run_layout import holds_fit_records
 from trainlab.run_records import (
     LABELS_FIELDS,
     LABELS_RECORD,
@@ -51,6 +50,7 @@ from trainlab.run_records import (
     check_record_digests,
     checked,
     consistent,
+    is_fit_records,
     is_record_file,
     load_trained_config,
     read_json,
@@ -206,7 +206,7 @@ def run_config_path(path: Path) -> Path:
     if not is_record_file(config_path):  # a folder that cannot be read: a DataError naming it, not a write error
         if not path.exists():  # the same words as resume's (trainlab.run_folder)
             raise RunDirError(f"run folder {path} does not exist")
-        if holds_fit_records(path):
+        if is_fit_records(path):
             raise RunDirError(f"{path} holds the records of trainlab.fit, whose model is your own module: "
                               f"{fit_weights_advice(path)}; {quoted_command('trainlab', 'plot', path)} draws its "
                               "curves")

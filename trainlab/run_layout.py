@@ -28,13 +28,6 @@ MAX_RUN_JSON_BYTES = 1 << 20
 STEP_CHECKPOINT = re.compile(r"step-\d+")  # trainlab.engine.checkpoint's step folders (it imports torch)
 
 
-def holds_fit_records(path: Path) -> bool:
-    """True if ``path`` is what ``trainlab.fit(out=...)`` writes (its strategy.yaml and model.safetensors, no
-    run.json): the records of a model that is the user's own module, which no config rebuilds."""
-    return (not (path / "run.json").exists() and (path / "strategy.yaml").is_file()
-            and (path / "model.safetensors").is_file())
-
-
 def is_run_folder(path: Path) -> bool:
     """True if ``path/run.json`` is a regular file holding a JSON object with this run format."""
     info_path = path / "run.json"

@@ -24,7 +24,8 @@ from trainlab.bounded_read import read_regular_file
 from trainlab.config import DATA_TASKS, Config, load_config
 from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
-from trainlab.records import MAX_RECORD_BYTES, read_record_object, read_record_text
+from trainlab.records import FIT_RECORDS, MAX_RECORD_BYTES, read_record_object, read_record_text
+from trainlab.run_layout import is_run_folder
 
 LABELS_RECORD = "labels.json"
 PREPROCESSING_RECORD = "preprocessing.json"
@@ -48,6 +49,12 @@ def unreadable(path: Path, exc: OSError, kind: str = "file") -> DataError:
     problem (exit 3), not a failed write (5)."""
     return DataError(f"cannot read the {kind} {path}: {exc.strerror or exc}; make it readable to this user, "
                      "or leave it out")
+
+
+def is_fit_records(path: Path) -> bool:
+    """``path`` holds the records of ``trainlab.fit(out=...)`` (:data:`~trainlab.records.FIT_RECORDS`; no
+    run.json: it is not a run folder), a model that is the user's own module, which no config rebuilds."""
+    return not is_run_folder(path) and all(is_record_file(path / name) for name in FIT_RECORDS)
 
 
 def is_record_file(path: Path) -> bool:

@@ -33,7 +33,7 @@ from trainlab.notices import note, warn
 from trainlab.out_of_memory import is_out_of_memory
 from trainlab.records import read_record_object, read_record_text
 from trainlab.run_folder import RunDir
-from trainlab.run_layout import holds_fit_records
+from trainlab.run_records import is_fit_records
 from trainlab.shell_command import command_line, quoted_command
 from trainlab.time_budget import plan_line
 
@@ -125,10 +125,11 @@ def _stored_config(path: Path) -> Config:
 def _resume(path: str | Path, quiet: bool, user: list[Callback],
             config: Config | None) -> tuple[dict[str, Any], Path]:
     path = Path(path)
-    if holds_fit_records(path):  # not "stopped before training started: rerun that same 'trainlab train'"
+    if is_fit_records(path):  # not "stopped before training started: rerun that same 'trainlab train'"
         raise RunDirError(f"cannot resume {path}: it holds the records of trainlab.fit, whose model is your own "
-                          f"module, which no config rebuilds: {fit_weights_advice(path)}, then call trainlab.fit "
-                          "with it again (it trains on from those weights)")
+                          f"module, which no config rebuilds; to train from its weights, {fit_weights_advice(path)}, "
+                          "then call trainlab.fit with it: a new run (its epochs, schedule and optimizer state start "
+                          "over), with no strategy init (it would replace those weights)")
     try:
         run = RunDir.open_existing(path)
     except WriteError:  # the lock cannot be written: a finished run asks for no writing (a read-only mount)

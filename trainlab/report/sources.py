@@ -42,7 +42,7 @@ from trainlab.records import (
     read_record_text,
 )
 from trainlab.run_lock import LOCK, holder
-from trainlab.run_records import check_readable, is_record_file, unreadable
+from trainlab.run_records import check_readable, is_fit_records, is_record_file, unreadable
 from trainlab.shell_command import quoted_command
 from trainlab.yaml_files import load_yaml_file
 
@@ -265,11 +265,6 @@ def unfinished_comparison_text(path: Path) -> str:
                 f"wait for it to finish, or report the run folders it has written: {runs}")
     return (f"{path} is an unfinished comparison ({state}): rerun the same trainlab compare command "
             f"to finish it, or report its run folders: {runs}")
-
-
-def is_fit_records(path: Path) -> bool:
-    """``path`` holds the records of ``trainlab.fit(out=...)`` (no run.json: it is not a run folder)."""
-    return not is_run_folder(path) and all(is_record_file(path / name) for name in FIT_RECORDS)
 
 
 def load_run(path: str | Path, seed: int | None = None, fit_records: bool = False,
