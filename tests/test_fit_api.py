@@ -417,7 +417,9 @@ def test_a_few_stray_labels_among_class_indices_are_named_under_a_class_index_lo
     cases = [(-1, "labels 0..2 and 2 rows of -1; fix or drop those rows (-1 often marks unlabeled ones)"),
              (7, "labels 0..2 and 2 rows of 7; fix or drop those rows, or set task='multiclass' to read every "
                  "whole number as a class"),
-             (2.5, "labels 0..2 and 2 rows of 2.5; fix or drop those rows")]
+             (2.5, "labels 0..2 and 2 rows of 2.5; fix or drop those rows"),
+             (-3, "labels 0..2 and 2 rows of -3; fix or drop those rows"),  # -1's meaning for -1 alone
+             (1234567, "labels 0..2 and 2 rows of 1234567; fix or drop those rows")]  # as written, not 1.23457e+06
     for stray, said in cases:
         labels = y.astype(np.float64)
         labels[[5, 40]] = stray
@@ -425,11 +427,16 @@ def test_a_few_stray_labels_among_class_indices_are_named_under_a_class_index_lo
             trainlab.fit(_linear(), (x, labels), BASE)
         assert str(caught.value) == ("cross_entropy trains on class labels 0..K-1, but the targets are read as a "
                                      f"regression: {said}")
-    # a regression target (counts with a tail: more than 5% of the rows past 0..m) keeps the rule's explanation
-    counts = np.arange(90) % 12
-    with pytest.raises(DataError, match="cross_entropy is a single-label classification loss but the data is a "
-                                        "regression task"):
-        trainlab.fit(_linear(outputs=12), (x, counts.astype(np.float64) * 1.5), BASE)
+    # no typos: more than 5% of the rows past 0..2 (9 of 90 at 7), or counts whose tail thins out (Poisson(3):
+    # a 9 past 0..6, whose 5 and 6 are rare too) keep the inference rule's explanation
+    many = y.astype(np.float64)
+    many[:9] = 7
+    counts = np.random.default_rng(3).poisson(3, 90).astype(np.float64)
+    assert 9 in counts and 7 not in counts and 8 not in counts  # 0..6 and a 9: a gap, as a typed 7 makes
+    for target in (many, counts):
+        with pytest.raises(DataError, match="cross_entropy is a single-label classification loss but the data is a "
+                                            "regression task"):
+            trainlab.fit(_linear(outputs=12), (x, target), BASE)
 
 
 def test_a_model_on_the_meta_device_is_told_to_be_materialised():

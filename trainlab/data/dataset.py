@@ -27,6 +27,9 @@ MAX_INFERRED_CLASSES = 20
 # several target columns of 0/1 but for at most this share of their cells (at least one cell) are labels with
 # typos, not a regression: infer_task reads them as multi-label, whose check names the stray cell
 STRAY_LABEL_SHARE = 0.01
+# one column of labels 0..K-1 but for at most this share of the rows (-1 for "unlabeled", a typed 7) is classes
+# with typos (stray_class_values), which a class-index loss's refusal names
+STRAY_CLASS_SHARE = 0.05
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
@@ -141,6 +144,32 @@ def stray_label_cells(y: np.ndarray) -> int | None:
         return None
     stray = int(np.count_nonzero((y != 0) & (y != 1)))
     return stray if stray <= max(1, int(STRAY_LABEL_SHARE * y.size)) else None
+
+
+def stray_class_values(y: np.ndarray) -> tuple[int, list[tuple[float, int]]] | None:
+    """``(K, [(value, rows), ...])``: the values, with their row counts, that keep 1-D targets from reading as
+    class labels 0..K-1 where the rest are such labels with typos: the labels ``0, 1, ..., m`` (m >= 1) hold all but at most
+    :data:`STRAY_CLASS_SHARE` of the rows, each of them at least ``1 / (5 K)`` of the rows as classes in use
+    do (:func:`_classes_more_likely`), and without the other values they read as classes (:func:`infer_task`).
+    None for anything else: counts whose tail thins out (Poisson's 0..8 and a 10: its 7 and 8 are rare too),
+    measurements, labels numbered from 1 (which ``data.task`` reads as classes), too many distinct values."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or not len(y) or not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
+        return None
+    values, counts = np.unique(y, return_counts=True)
+    if len(values) > MAX_INFERRED_CLASSES + 10:  # no few typos among a handful of classes
+        return None
+    labels = 0
+    while labels < len(values) and np.any(values == labels):  # 0, 1, ..., m
+        labels += 1
+    in_range = np.isin(values, np.arange(labels))
+    if labels < 2 or in_range.all() or counts[~in_range].sum() > STRAY_CLASS_SHARE * len(y):
+        return None
+    kept = counts[in_range]
+    if kept.min() < kept.sum() / (5 * labels) or infer_task(y[np.isin(y, np.arange(labels))]) == "regression":
+        return None
+    return labels, [(float(v), int(c)) for v, c in zip(values[~in_range], counts[~in_range], strict=True)]
 
 
 def one_label_per_row(y: np.ndarray, task: str) -> np.ndarray:

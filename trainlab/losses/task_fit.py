@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from trainlab.config_fields import counted
-from trainlab.data.dataset import Dataset
+from trainlab.data.dataset import Dataset, stray_class_values
+from trainlab.data.labels import MAX_CLASSES
 from trainlab.errors import DataError
 from trainlab.losses.base import Loss, regression_loss_on_classes
 
@@ -91,35 +92,29 @@ def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
                         "loss such as mse or huber")
 
 
-STRAY_SHARE = 0.05  # at most this share of the rows off the labels 0..m: typos, not a regression target
-
-
 def stray_labels(target: torch.Tensor) -> tuple[str, str] | None:
-    """The values that keep class labels from reading as classes, and the fix they call for: where one column
-    of targets is the labels ``0, 1, ..., m`` (m >= 1) but for at most :data:`STRAY_SHARE` of the rows, whose
-    values (negative, fractional or past a gap, such as -1 for "unlabeled" or a typed 7) made
-    :func:`~trainlab.data.dataset.infer_task` read a regression: ``("labels 0..2 and 1 row of 7", fix)``.
-    None for anything else (counts, measurements: a regression; labels numbered from 1, which data.task reads)."""
-    if target.ndim == 2 and target.shape[1] == 1:
-        target = target[:, 0]
-    if target.ndim != 1 or not len(target) or not bool(torch.isfinite(target.double()).all()):
+    """The values that keep class labels from reading as classes, and the fix they call for
+    (:func:`~trainlab.data.dataset.stray_class_values`: labels 0..K-1 with a few typos, such as -1 for
+    "unlabeled" or a typed 7): ``("labels 0..2 and 1 row of 7", fix)``; None where the targets are no such
+    labels. ``data.task: multiclass`` is offered where every stray is a whole number it would read as a class
+    (beside empty classes up to it), ``-1``'s usual meaning where a -1 is among them."""
+    found = stray_class_values(target.numpy())
+    if found is None:
         return None
-    values, counts = torch.unique(target.double(), return_counts=True)
-    present = set(values.tolist())
-    labels = 0
-    while float(labels) in present:  # 0, 1, ..., m
-        labels += 1
-    off = [(v, c) for v, c in zip(values.tolist(), counts.tolist(), strict=True) if not 0 <= v < labels or v != int(v)]
-    if labels < 2 or not off or sum(c for _, c in off) > STRAY_SHARE * len(target):
-        return None
-    shown = ", ".join(f"{counted(c, 'row')} of {v:g}" for v, c in off[:3])
+    labels, off = found
+    shown = ", ".join(f"{counted(rows, 'row')} of {_number(value)}" for value, rows in off[:3])
     more = f" and {len(off) - 3} more values" if len(off) > 3 else ""
     fix = "fix or drop those rows"
-    if any(v < 0 for v, _ in off):
+    if any(value == -1 for value, _ in off):
         fix += " (-1 often marks unlabeled ones)"
-    if all(v == int(v) and v >= 0 for v, _ in off):
+    if all(value == int(value) and 0 <= value < MAX_CLASSES for value, _ in off):
         fix += ", or set data.task: multiclass to read every whole number as a class"
     return f"labels 0..{labels - 1} and {shown}{more}", fix
+
+
+def _number(value: float) -> str:
+    """``value`` as written: ``1234567`` for a whole number (``:g`` gave ``1.23457e+06``), ``2.5``."""
+    return str(int(value)) if value == int(value) else repr(value)
 
 
 def _a_class_name(names: list[str] | None) -> str | None:
