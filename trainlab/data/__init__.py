@@ -42,7 +42,7 @@ from trainlab.data.labels import (
     warn_classes_absent,
 )
 from trainlab.errors import ConfigError, DataError
-from trainlab.notices import warn
+from trainlab.notices import warn, warn_of_split
 from trainlab.registry import Registry, value_hint
 
 DATA_SOURCES: Registry = Registry("data source", selector="source")
@@ -348,7 +348,7 @@ def _warn_if_empty(split: str, n: int, fraction: float, stratified: bool) -> Non
     if n == 0 and fraction > 0:
         why = ("every class has a single row left (after any test split), and the stratified split keeps each "
                "class's only row in training" if stratified else "no rows are left after the test split")
-        warn(f"the {split} split is empty: {why}, so {split} metrics will be missing; add rows")
+        warn_of_split(split, f"the {split} split is empty: {why}, so {split} metrics will be missing; add rows")
 
 
 def _warn_if_classes_missing(split: str, held: np.ndarray, stratify: np.ndarray, class_names: list[str] | None
