@@ -40,7 +40,8 @@ def check_available(written: str = "") -> None:
 
 
 def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
-    """Compare tuned vs base over ``settings.refit_seeds`` seeds in ``DIR/refit``, ``settings.jobs`` runs at a time.
+    """Compare tuned vs base over ``settings.refit_seeds`` seeds in ``DIR/refit``, ``settings.jobs`` runs at a time
+    (no more than the refit's runs: compare shares the cores out by its ``jobs``).
 
     Returns ``{"metric", "dir", "rows"}``: the leaderboard rows as ``trainlab compare`` writes them
     (leaderboard.csv's columns), numbers as numbers and empty cells as None. When the best trial is the base
@@ -61,7 +62,7 @@ def refit(settings: TuneSettings, best: dict[str, Any]) -> dict[str, Any]:
     if same and not settings.quiet:
         note(BEST_IS_BASE.format(seeds=settings.refit_seeds))
     board = compare({settings.base.stem: settings.base_config()}, strategies, out, seeds=settings.refit_seeds,
-                    jobs=settings.jobs, metric=metric, direction="max" if settings.direction == "maximize" else "min",
+                    jobs=min(settings.jobs, len(strategies) * settings.refit_seeds), metric=metric, direction="max" if settings.direction == "maximize" else "min",
                     live=False, quiet=settings.quiet, wait=True,  # workers of one study refit in turn
                     show_leaderboard=True)  # a result: printed under --quiet too, as compare's --quiet prints it
     rows = [{key: _typed(key, text) for key, text in row.items()}
