@@ -928,6 +928,28 @@ def test_grades_with_a_decimal_comma_are_class_names_when_few_and_a_listed_colum
     assert data.class_names == ["1,3", "1,7", "2,0"] and data.preprocessing["categorical_columns"] == ["range"]
 
 
+def test_amounts_and_percentages_are_refused_as_numbers_written_with_a_sign(tmp_path):
+    """'$1,200.50' and '12%' read as text: a target became one class per amount (438 classes of 442 rows; a
+    percentage 76 classes), a feature a one-hot of its values, without a word. A few levels stay classes."""
+    amounts = [[i, f"${1000 + 7.25 * i:,.2f}", f"{i % 40}%"] for i in range(60)]
+    path = write_csv(tmp_path / "m.csv", ["x", "price", "discount"], amounts)
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=path, target="price", features=["x"])
+    assert str(caught.value).endswith(
+        "line 2, target 'price': '$1,000.00' is a number written with a currency sign, which would make the column "
+        "text (one class per value); write its numbers as plain numbers, without the sign (e.g. 1000.00)")
+    with pytest.raises(DataError, match=r"line 2, column 'price': '\$1,000.00' is a number written with a currency "
+                                        r"sign, .* or list the column in data.categorical if it is text$"):
+        load(source="csv", path=path, target="x", features=["price"])
+    with pytest.raises(DataError, match=r"line 2, target 'discount': '0%' is a number written with a percent sign, "
+                                        r"which would make the column text \(one class per value\); write its "
+                                        r"numbers as plain numbers, without the sign \(e.g. 0\)$"):
+        load(source="csv", path=path, target="discount", features=["x"])
+    levels = [[i, ["9.99 €", "19.99 €", "-€3"][i % 3]] for i in range(30)]  # three price levels: classes
+    data = load(source="csv", path=write_csv(tmp_path / "l.csv", ["x", "tier"], levels), target="tier")
+    assert data.class_names == ["-€3", "19.99 €", "9.99 €"]
+
+
 def test_several_targets_are_checked_for_separators_too(tmp_path):
     two = [[i, f"{i}.5", ["1,200", "2,400", "300"][i % 3]] for i in range(30)]
     with pytest.raises(DataError, match="target 'b': '1,200' is a number written with thousands separators"):

@@ -476,10 +476,13 @@ def separator_fix(cell: str, kind: str) -> tuple[str, str]:
     """How ``cell`` is written and how to write it, for the errors of a number written with separators
     (``cell``: a :func:`~trainlab.data.table_diagnosis.separated_number` example of ``kind``), training's and
     predict's alike: ``("thousands separators", "without them (e.g. 26287)")`` for ``26,287``,
-    ``("a decimal comma", "with a decimal point (e.g. 12.5)")`` for ``12,5``; the caller writes
+    ``("a decimal comma", "with a decimal point (e.g. 12.5)")`` for ``12,5``, ``("a currency sign", "as plain
+    numbers, without the sign (e.g. 1200.50)")`` for ``$1,200.50``; the caller writes
     ``'<cell>' is a number written with <how> ... write its numbers <fix>``."""
-    how, fix = (("a decimal comma", "with a decimal point") if kind == "decimal"
-                else ("thousands separators", "without them"))
+    how, fix = {"decimal": ("a decimal comma", "with a decimal point"),
+                "currency": ("a currency sign", "as plain numbers, without the sign"),
+                "percent": ("a percent sign", "as plain numbers, without the sign")}.get(
+                    kind, ("thousands separators", "without them"))
     return how, f"{fix} (e.g. {plain_number(cell, kind)})"
 
 

@@ -27,7 +27,7 @@ from trainlab.data.csv_table import (
     separator_fix,
     strings,
 )
-from trainlab.data.dataset import check_float32_range
+from trainlab.data.dataset import SURE_CLASSES, check_float32_range
 from trainlab.data.labels import warn_case_twins
 from trainlab.data.paths import resolve_file
 from trainlab.data.table_diagnosis import (
@@ -172,17 +172,20 @@ def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
 
 
 def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True) -> DataError | None:
-    """The error for a column of numbers written with thousands separators or a decimal comma (read as
-    text otherwise). A target is refused only when it would make more classes than half its rows: grades
+    """The error for a column of numbers written with thousands separators, a decimal comma, a currency or a
+    percent sign (read as text otherwise). A target is refused only when it would make more classes than half
+    its rows (a currency or percent one: more than :data:`~trainlab.data.dataset.SURE_CLASSES`): grades
     written ``1,3``/``2,0``/``1,7`` over many rows are classes, a price per row is not (a feature column
     can be kept as text with ``data.categorical``, which the message says; one of several targets,
     ``may_be_classes=False``, is a number whatever it holds)."""
     found = separated_number(cells)
     if found is None:
         return None
-    if what == "target" and may_be_classes and len(set(cells.tolist()) - {""}) <= len(cells) / 2:
-        return None
     kind, example = found
+    # amounts and percentages as classes: a handful of levels ($5, $10) may be; dozens of values are numbers
+    most_classes = SURE_CLASSES if kind in ("currency", "percent") else len(cells) / 2
+    if what == "target" and may_be_classes and len(set(cells.tolist()) - {""}) <= most_classes:
+        return None
     row = int(np.flatnonzero(cells == example)[0])
     how, fix = separator_fix(example, kind)
     return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{example}' is a number "

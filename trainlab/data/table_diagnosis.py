@@ -13,8 +13,8 @@ causes recognised:
 - a data row that repeats the header, as ``cat a.csv b.csv`` leaves (:func:`refuse_repeated_header`);
 - a row whose field count is not the header's (:func:`ragged_row_error`): a comment line, a space before an
   opening quote, another delimiter with decimal commas;
-- numbers written with thousands separators or a decimal comma, which read as text
-  (:func:`separated_number`, :func:`plain_number`).
+- numbers written with thousands separators, a decimal comma, a currency or a percent sign, which read as
+  text (:func:`separated_number`, :func:`plain_number`).
 """
 
 from __future__ import annotations
@@ -77,16 +77,47 @@ _GROUPED = (re.compile(r"[-+]?[1-9]\d{0,2}(?:([,' _\u00a0\u202f])\d{3})(?:\1\d{3
 _DECIMAL_COMMA = re.compile(r"[-+]?(?:\d+|[1-9]\d{0,2}(?:\.\d{3})+),\d+(?:[eE][-+]?\d+)?")
 
 
+# an amount with a currency sign ($1,200.50, -€3, 9.99 €, £5) or a percentage (12%, 12.5 %): the number inside
+_UNIT = re.compile(r"(?P<sign>[-+]?)\s*(?:(?P<before>[$€£¥])\s*(?P<n1>[^$€£¥%\s][^$€£¥%]*?)|"
+                   r"(?P<n2>[^$€£¥%\s][^$€£¥%]*?)\s*(?P<after>[$€£¥%]))")
+
+
+def _unit_number(cell: str) -> tuple[str, str] | None:
+    """``(kind, number)`` for a cell that is a number with a currency sign (``"currency"``) or a percent sign
+    (``"percent"``), the number as written without it (separators kept); None otherwise."""
+    found = _UNIT.fullmatch(cell)
+    if found is None:
+        return None
+    number = found["sign"] + (found["n1"] or found["n2"] or "")
+    if not (_is_float(number) or any(pattern.fullmatch(number) for pattern in _GROUPED)):
+        return None
+    return ("percent" if found["after"] == "%" else "currency"), number
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def separated_number(cells: np.ndarray) -> tuple[str, str] | None:
     """``(kind, example)`` when every non-empty cell is a number and some are written with separators
-    that make them text, else None. ``kind`` is ``"decimal"`` when some cell can only be a decimal
-    comma (``12,5``, ``0,125``, ``3,14159``: then ``1,234`` in the same column is 1.234 too), else
-    ``"grouped"`` (thousands separators: ``864,237``). Read as text, such a column makes a target of
-    many one-row classes or a categorical feature of many one-row categories; the caller says so instead.
+    or a unit sign that make them text, else None. ``kind`` is ``"currency"`` or ``"percent"`` when some
+    cell carries a currency sign (``$1,200.50``, ``9.99 €``) or a percent sign (``12%``); else ``"decimal"``
+    when some cell can only be a decimal comma (``12,5``, ``0,125``, ``3,14159``: then ``1,234`` in the same
+    column is 1.234 too), else ``"grouped"`` (thousands separators: ``864,237``). Read as text, such a column
+    makes a target of many one-row classes or a categorical feature of many one-row categories; the caller
+    says so instead.
     """
     present = [c for c in cells if c]
     grouped = decimal = None
+    unit: tuple[str, str] | None = None
     for cell in present:
+        if (found := _unit_number(cell)) is not None:
+            unit = unit or (found[0], cell)
+            continue
         if any(pattern.fullmatch(cell) for pattern in _GROUPED):
             grouped = grouped or cell
             continue
@@ -97,6 +128,8 @@ def separated_number(cells: np.ndarray) -> tuple[str, str] | None:
             float(cell)
         except ValueError:
             return None
+    if unit is not None:
+        return unit
     if decimal is not None:
         return "decimal", decimal
     return ("grouped", grouped) if grouped is not None else None
@@ -104,7 +137,12 @@ def separated_number(cells: np.ndarray) -> tuple[str, str] | None:
 
 def plain_number(cell: str, kind: str) -> str:
     """``cell`` (a :func:`separated_number` example of ``kind``) as a plain number: ``1.234.567,5`` and
-    (decimal) ``12,5`` -> ``1234567.5`` and ``12.5``; (grouped) ``1 234`` -> ``1234``."""
+    (decimal) ``12,5`` -> ``1234567.5`` and ``12.5``; (grouped) ``1 234`` -> ``1234``; (currency, percent)
+    ``$1,200.50`` -> ``1200.50``, ``12%`` -> ``12``."""
+    if kind in ("currency", "percent"):
+        found = _unit_number(cell)
+        number = found[1] if found is not None else cell
+        return number if _is_float(number) else plain_number(number, "grouped")
     if kind == "decimal" or _GROUPED[1].fullmatch(cell):
         return cell.replace(".", "").replace(",", ".")
     return re.sub(r"[,' _\u00a0\u202f]", "", cell)
