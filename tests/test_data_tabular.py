@@ -1109,3 +1109,18 @@ def test_a_target_column_of_words_among_several_says_to_write_its_labels_as_0_an
                                                                        for i in range(30)])
     with pytest.raises(DataError, match="'x' is not a number while other targets are numeric"):
         load(source="csv", path=mixed, target=["red", "blue"])  # one stray word among numbers: named as before
+
+
+def test_a_feature_column_missing_in_every_row_is_told_to_be_left_out(tmp_path):
+    """An empty column was told "fix the data or set data.nan_policy: drop", which then dropped every row."""
+    rows = [[i, "", i % 2] for i in range(30)]
+    path = write_csv(tmp_path / "e.csv", ["x", "notes", "y"], rows)
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=path, target="y")
+    assert str(caught.value).endswith(", and so is that column in every other row: leave the column out (a CSV's: "
+                                      "choose the feature columns with data.features), as data.nan_policy: drop "
+                                      "would drop every row")
+    assert load(source="csv", path=path, target="y", features=["x"]).train.x.shape[1] == 1
+    rows[3][1] = "2.5"  # one value: the cell is what to fix
+    with pytest.raises(DataError, match=r"line 2, column 'notes' .*; fix the data or set data.nan_policy: drop$"):
+        load(source="csv", path=write_csv(tmp_path / "f.csv", ["x", "notes", "y"], rows), target="y")

@@ -218,8 +218,13 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
                 where = _cell(locate, part, array, row, col)
                 missing = bool(np.isnan(value)) and missing_cells is not None  # a CSV's empty cell or NA
                 said = f" ({missing_cells})" if missing else ""
+                flat = array.reshape(len(array), -1)
+                fix = ("; fix the data or set data.nan_policy: drop"
+                       if part != "features" or len(flat) < 2 or np.isfinite(flat[:, col]).any() else
+                       ", and so is that column in every other row: leave the column out (a CSV's: choose the "
+                       "feature columns with data.features), as data.nan_policy: drop would drop every row")
                 raise DataError(f"{name} has a {'missing' if missing else 'non-finite'} {part[:-1]} value ({value}) "
-                                f"at {where}{said}; fix the data or set data.nan_policy: drop")
+                                f"at {where}{said}{fix}")
         if missing_category is not None and missing_category.any():
             row, col = (int(i) for i in np.argwhere(missing_category)[0])
             raise DataError(f"{name} has a missing category at {cell_at(locate, 'categorical', row, col)}; "
