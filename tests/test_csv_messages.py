@@ -97,6 +97,18 @@ def test_latin1_names_the_line_of_the_first_non_utf8_byte(tmp_path):
         f"(e.g. iconv -f latin1 -t utf-8 {path} > {tmp_path / 'l-utf8.csv'})")
 
 
+def test_a_windows_1252_export_is_told_to_convert_from_cp1252(tmp_path):
+    """Excel on Windows writes the euro sign as 0x80, a control character in Latin-1: 'iconv -f latin1' kept it
+    so, silently. A UTF-8 euro sign elsewhere in the file is no such byte."""
+    text = "a,price \u20ac,y\n0.5,\u00e9t\u00e9,0\n"
+    path = write(tmp_path / "w.csv", text.encode("cp1252"))
+    assert error_of(path, categorical=["price \u20ac"]) == (
+        f"CSV file {path} is not UTF-8 (line 1 has the byte 0x80): save it as UTF-8 "
+        f"(e.g. iconv -f cp1252 -t utf-8 {path} > {tmp_path / 'w-utf8.csv'})")
+    mixed = write(tmp_path / "m.csv", "a,\u20ac,y\n".encode() + "0.5,Z\u00fcrich,0\n".encode("latin-1"))
+    assert "iconv -f latin1 " in error_of(mixed, categorical=["\u20ac"])
+
+
 def test_the_iconv_command_names_the_file_by_its_path_quoted_for_the_shell(tmp_path):
     """The command must work as pasted, from any folder: the file's path, not its bare name, shell-quoted."""
     folder = tmp_path / "my data"

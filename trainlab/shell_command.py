@@ -31,11 +31,14 @@ def command_line(*words: str | os.PathLike[str]) -> str:
     return shlex.join(os.fspath(word) for word in words)
 
 
-def utf8_conversion(file: Path) -> str:
+def utf8_conversion(file: Path, windows: bool = False) -> str:
     """How to save ``file`` (not UTF-8: a Latin-1 or Windows-1252 export, where ``é`` is the one byte 0xe9) as
-    UTF-8, beside it so that the command works from any folder: ``iconv -f latin1 -t utf-8 FILE > FILE-utf8``."""
+    UTF-8, beside it so that the command works from any folder: ``iconv -f latin1 -t utf-8 FILE > FILE-utf8``;
+    ``windows`` (the file holds bytes 0x80-0x9f, Windows-1252's ``€``, curly quotes, dashes, which Latin-1 reads
+    as control characters): ``-f cp1252``."""
     converted = file.with_name(f"{file.stem}-utf8{file.suffix}")
-    return f"save it as UTF-8 (e.g. {command_line('iconv', '-f', 'latin1', '-t', 'utf-8', file)} > {command_line(converted)})"
+    encoding = "cp1252" if windows else "latin1"
+    return f"save it as UTF-8 (e.g. {command_line('iconv', '-f', encoding, '-t', 'utf-8', file)} > {command_line(converted)})"
 
 
 def quoted_command(*words: str | os.PathLike[str]) -> str:

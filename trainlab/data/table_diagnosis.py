@@ -232,7 +232,26 @@ def not_utf8(file: Path, kind: str) -> DataError:
     except OSError as exc:
         return DataError(f"cannot read {kind} file {file}: {exc.strerror or exc}")
     where = f" (line {found[0]} has the byte 0x{found[1]:02x})" if found else ""
-    return DataError(f"{kind} file {file} is not UTF-8{where}: {utf8_conversion(file)}")
+    return DataError(f"{kind} file {file} is not UTF-8{where}: {utf8_conversion(file, _holds_windows_bytes(file))}")
+
+
+def _holds_windows_bytes(file: Path) -> bool:
+    """Whether ``file`` holds a byte 0x80-0x9f that is no part of UTF-8 text around it, read in 1 MiB chunks: in
+    Windows-1252 (what Excel on Windows writes) those are ``€``, curly quotes and dashes, in Latin-1 control
+    characters, so converting it from Latin-1 would keep them as such. Decides only the advice: an error in
+    reading it is False."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")  # a stray byte b -> U+DC00 + b
+    try:
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                if _WINDOWS_BYTE.search(decoder.decode(chunk)):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+_WINDOWS_BYTE = re.compile("[\udc80-\udc9f]")
 
 
 def parsed_number(cell: str) -> float | None:
