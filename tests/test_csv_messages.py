@@ -265,6 +265,21 @@ def test_a_missing_value_marker_that_is_not_read_as_one_is_named(tmp_path, marke
                               "a missing value, replace it with an empty cell or NA)")
 
 
+def test_a_column_of_words_with_a_few_numbers_names_the_number_and_data_categorical(tmp_path):
+    """yes/no/Y/N/1/0/TRUE/FALSE: the first word was called 'not a number' (line 2, 'FALSE'), where the odd
+    cells are the numbers, and the fix for a column of categories went unsaid."""
+    words = ["yes", "no", "Y", "N", "TRUE", "FALSE"]
+    rows = "".join(f"{i},{'1' if i == 4 else words[i % 6]},{i % 2}\n" for i in range(12))
+    path = write(tmp_path / "m.csv", "a,member,y\n" + rows)
+    assert error_of(path) == (f"CSV file {path} line 6, column 'member': '1' is a number in a column of text (such "
+                              "as 'yes'); if its values are categories, list 'member' in data.categorical, or write "
+                              "that cell as text")
+    numbers = "".join(f"{i},{'x' if i == 4 else i * 1.5},{i % 2}\n" for i in range(12))  # mostly numbers
+    assert error_of(write(tmp_path / "n.csv", "a,b,y\n" + numbers)) == (
+        f"CSV file {tmp_path / 'n.csv'} line 6, column 'b': 'x' is not a number; if its values are categories, list "
+        "'b' in data.categorical")
+
+
 def test_other_text_gets_no_missing_hint(tmp_path):
     path = write(tmp_path / "o.csv", csv_text().replace("1.5,2.0,1", "1.5,2.0,1\n2,x,1"))
     message = error_of(path, categorical=[])

@@ -32,6 +32,7 @@ from trainlab.data.labels import warn_case_twins
 from trainlab.data.paths import resolve_file
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
+    MISSING_LOOKALIKES,
     NO_HEADER,
     delimiter_hint,
     not_a_number,
@@ -280,11 +281,11 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
             keep[j] = False
             continue
         if bad is not None:
-            error = _not_a_number(table, name, int(bad[0]), "column")
             if categorical is not None:  # listing columns turns off telling text columns apart on their own
-                error = DataError(f"{error}; the column is read as numbers because data.categorical does not list "
-                                  f"it: add {short_repr(name)} to data.categorical if it is text")
-            raise error
+                raise DataError(f"{_not_a_number(table, name, int(bad[0]), 'column')}; the column is read as "
+                                f"numbers because data.categorical does not list it: add {short_repr(name)} to "
+                                "data.categorical if it is text")
+            raise _mixed_column(table, name, values, bad)
         check_float32_range(values, lambda row, _col, name=name: table.place(row, name))
         block[:, j] = values
     numeric_names = [c for c, k in zip(candidates, keep, strict=True) if k]
@@ -292,6 +293,23 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
     categorical_names = [c for c in columns if c in listed or c in set(categorical_names)]
     cats = np.stack([strings(table, n) for n in categorical_names], axis=1) if categorical_names else None
     return x, numeric_names, cats, categorical_names
+
+
+def _mixed_column(table: CsvTable, name: str, values: np.ndarray, bad: np.ndarray) -> DataError:
+    """The error for feature column ``name`` holding numbers and text (``bad``: the rows of text). Where text
+    is the most of it (``yes``/``no``/``1``/``0``), the odd cell is the first number, named so; else the first
+    text cell, as not a number (UCI's ``?`` as a possible missing-value marker). Unless every text cell is such a
+    marker, the fix for a column of categories is named too: list it in data.categorical."""
+    numbers_at = np.flatnonzero(np.isfinite(values))
+    texts = {table.cell(int(row), name).casefold() for row in bad[:1000]}
+    categories = ("" if texts <= MISSING_LOOKALIKES else  # a '?' among numbers: a missing value, said so
+                  f"; if its values are categories, list {short_repr(name)} in data.categorical")
+    if len(bad) >= len(numbers_at):
+        row = int(numbers_at[0])
+        text = table.cell(int(bad[0]), name)
+        return DataError(f"{table.place(row, name, 'column')}: {short_repr(table.cell(row, name))} is a number in a "
+                         f"column of text (such as {short_repr(text)}){categories}, or write that cell as text")
+    return DataError(f"{_not_a_number(table, name, int(bad[0]), 'column')}{categories}")
 
 
 def _words_among_targets(table: CsvTable, name: str, targets: list[str]) -> DataError:
