@@ -173,3 +173,12 @@ def test_plain_paths_keep_the_hints_wording(tmp_path):
     run = tmp_path / "plain"
     assert why_no_model(run).endswith(f"try 'trainlab resume {run}'")
     assert f"with --out {run} --overwrite, or into another --out" in cannot_resume(run)
+
+
+def test_a_run_whose_run_json_is_damaged_is_not_told_to_resume(tmp_path):
+    """eval of a killed run with a truncated run.json said "try 'trainlab resume RUN'", which resume refuses (exit 3)."""
+    run = tmp_path / "cut"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "runn')
+    assert why_no_model(run).startswith("the run did not finish, and its run.json is damaged: it cannot be resumed "
+                                        "without it: restore run.json from a backup, or train the run again")

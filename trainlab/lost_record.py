@@ -63,3 +63,12 @@ def cannot_resume(path: Path) -> str:
     model = "; eval and predict still read its model.safetensors (unchecked)" if finished else ""
     return (f"cannot resume {path}: its run.json is missing (the run's record of its status, config hash and data, "
             f"which resume checks before continuing a checkpoint){model}; to train it again, {train_again(path)}")
+
+
+def damaged_run_json_advice(path: Path) -> str:
+    """What to do with a run folder whose run.json is damaged (what resume checks before continuing a
+    checkpoint): restore it, or train the run again into another folder (``--overwrite`` goes by a readable
+    run.json, so it refuses this one: the folder is removed first to reuse its name)."""
+    return (f"it cannot be resumed without it: restore run.json from a backup, or train the run again from its "
+            f"config (a copy of {path / 'config.yaml'} outside the folder) into another --out (to reuse this one, "
+            "remove it first: --overwrite replaces only a folder whose run.json it can read)")

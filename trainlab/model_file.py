@@ -33,7 +33,7 @@ from trainlab.atomic import tensors_to_bytes, write_bytes
 from trainlab.bounded_read import NotRegularFileError, regular_file_info
 from trainlab.code_policy import resume_command_words
 from trainlab.errors import DataError, RunDirError
-from trainlab.lost_record import lost_run_json, train_again
+from trainlab.lost_record import damaged_run_json_advice, lost_run_json, train_again
 from trainlab.notices import warn
 from trainlab.records import read_record_object, read_record_text
 from trainlab.run_layout import RUN_FILES
@@ -113,6 +113,8 @@ def why_no_model(run: Path) -> str:
                 f"{quoted_command(*resume_command_words(run))}")
     if lost_run_json(run, RUN_FILES):  # resume refuses such a folder: say what works instead
         return f"the run did not finish, and its run.json is missing, so it cannot be resumed; {train_again(run)}"
+    if (run / "run.json").is_file() and read_record_object(run / "run.json") is None:  # resume refuses it too
+        return f"the run did not finish, and its run.json is damaged: {damaged_run_json_advice(run)}"
     return f"the run did not finish; try {quoted_command(*resume_command_words(run))}"
 
 

@@ -246,7 +246,8 @@ def plain_record(record: dict[str, Any], where: str) -> None:
                               "them): give a number, e.g. float(value)") from None
 
 
-FIT_RECORDS = ("metrics.jsonl", "summary.json", "strategy.yaml")
+FIT_STRATEGY = "strategy.yaml"  # the strategy fit trained with: only a fit's folder holds one
+FIT_RECORDS = ("metrics.jsonl", "summary.json", FIT_STRATEGY)
 """What ``trainlab.fit(out=...)`` writes besides its model (``model.safetensors``): the records that
 ``trainlab plot`` and the report's fit reader look for."""
 FIT_MODEL = "model.safetensors"

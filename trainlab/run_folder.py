@@ -44,7 +44,7 @@ from trainlab.creation_leftovers import (
     written_by_trainlab,
 )
 from trainlab.errors import DataError, RunDirError, folder_error
-from trainlab.lost_record import cannot_resume, lost_run_json
+from trainlab.lost_record import cannot_resume, damaged_run_json_advice, lost_run_json
 from trainlab.records import WrittenMetrics, appended_metrics, metrics_file_records, record_json_text
 from trainlab.run_layout import (
     MAX_RUN_JSON_BYTES,
@@ -126,15 +126,6 @@ def _in_use_message(path: Path, cli: bool) -> str:
 
 
 # --------------------------------------------------------------------------- the run folder
-
-def _damaged_run_json_advice(path: Path) -> str:
-    """What to do with a run folder whose run.json is damaged (what resume checks before continuing a
-    checkpoint): restore it, or train the run again into another folder (``--overwrite`` goes by a readable
-    run.json, so it refuses this one: the folder is removed first to reuse its name)."""
-    return (f"it cannot be resumed without it: restore run.json from a backup, or train the run again from its "
-            f"config (a copy of {path / 'config.yaml'} outside the folder) into another --out (to reuse this one, "
-            "remove it first: --overwrite replaces only a folder whose run.json it can read)")
-
 
 class RunDir:
     """A run folder being written by this process."""
@@ -416,9 +407,9 @@ class RunDir:
         except OSError as exc:  # permission, I/O: the folder cannot be used, its record may be fine
             raise RunDirError(f"cannot read {info_path}: {exc.strerror or exc}") from None
         except (ValueError, RecursionError) as exc:  # damaged: a data error, as in plot/report
-            raise DataError(f"cannot read {info_path}: {exc}; {_damaged_run_json_advice(path)}") from None
+            raise DataError(f"cannot read {info_path}: {exc}; {damaged_run_json_advice(path)}") from None
         if not isinstance(info, dict):
-            raise DataError(f"cannot read {info_path}: not a JSON object; {_damaged_run_json_advice(path)}")
+            raise DataError(f"cannot read {info_path}: not a JSON object; {damaged_run_json_advice(path)}")
         if info.get("format") != RUN_FORMAT:
             raise RunDirError(
                 f"run folder {path} has format {info.get('format')!r} (trainlab {info.get('trainlab', '?')}); "

@@ -24,7 +24,7 @@ from trainlab.bounded_read import read_regular_file
 from trainlab.config import DATA_TASKS, Config, load_config
 from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
-from trainlab.records import FIT_RECORDS, MAX_RECORD_BYTES, read_record_object, read_record_text
+from trainlab.records import FIT_STRATEGY, MAX_RECORD_BYTES, read_record_object, read_record_text
 from trainlab.run_layout import is_run_folder
 
 LABELS_RECORD = "labels.json"
@@ -52,9 +52,10 @@ def unreadable(path: Path, exc: OSError, kind: str = "file") -> DataError:
 
 
 def is_fit_records(path: Path) -> bool:
-    """``path`` holds the records of ``trainlab.fit(out=...)`` (:data:`~trainlab.records.FIT_RECORDS`; no
-    run.json: it is not a run folder), a model that is the user's own module, which no config rebuilds."""
-    return not is_run_folder(path) and all(is_record_file(path / name) for name in FIT_RECORDS)
+    """``path`` holds the records of ``trainlab.fit(out=...)``, a model that is the user's own module, which no
+    config rebuilds: its strategy.yaml (of :data:`~trainlab.records.FIT_RECORDS`: no ``trainlab train`` writes
+    one) and no run.json (it is not a run folder)."""
+    return not is_run_folder(path) and is_record_file(path / FIT_STRATEGY)
 
 
 def is_record_file(path: Path) -> bool:
