@@ -305,3 +305,7 @@ def test_the_divergence_advice_names_a_far_feature_by_its_column_name(tmp_path):
     advice = divergence_advice(data, standardized_target=False)
     assert "the features are far from unit scale (column big: mean 5" in advice, advice
     assert "data.standardize: true" in advice and "for the targets" not in advice
+    # a run that clipped already was offered strategy.clip_grad_norm as if it had none (the speedrun's 10)
+    clipped = divergence_advice(data, standardized_target=False, clip_grad_norm=10.0)
+    assert clipped.startswith("try a lower learning rate ('trainlab lr-find') or gradient clipping "
+                              "(strategy.clip_grad_norm): smaller than the 10 this run clipped at; the features")

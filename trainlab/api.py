@@ -360,7 +360,9 @@ def _train(built: Any) -> None:
     try:
         built.trainer.fit()
     except TrainingError as exc:
-        raise TrainingError(f"{exc}; {divergence_advice(built.data, standardized_target=False)}") from None
+        advice = divergence_advice(built.data, standardized_target=False,
+                                   clip_grad_norm=built.config.strategy.clip_grad_norm)
+        raise TrainingError(f"{exc}; {advice}") from None
 
 
 # the modules a fit has trained (once training started: interrupted or failed runs too): a later fit of

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -75,12 +75,16 @@ FIT_FIXES = InputFixes(
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
 
 
-def divergence_advice(data: Dataset, standardized_target: bool) -> str:
+def divergence_advice(data: Dataset, standardized_target: bool, clip_grad_norm: float | None = None) -> str:
     """What to try after a run on ``data`` diverged, in the words of its origin (:class:`InputFixes`): a
     lower lr or clipping, and the likely cause in the data where there is one: regression targets trained
     as they are and far from unit scale (:func:`targets_off_unit_scale`), else tabular features far from it
-    (:func:`feature_off_unit_scale`), which make the loss's curvature, and so the largest stable lr, large."""
+    (:func:`feature_off_unit_scale`), which make the loss's curvature, and so the largest stable lr, large.
+    Where the run clipped already (``clip_grad_norm``), the clipping offered is a smaller norm than that."""
     fixes = input_fixes(data)
+    if clip_grad_norm is not None:
+        fixes = replace(fixes, diverged=f"{fixes.diverged}: smaller than the {clip_grad_norm:g} this run "
+                                                    "clipped at")
     if data.task == "regression" and not standardized_target and targets_off_unit_scale(data.train.y) is not None:
         return f"{fixes.diverged}; for the targets: {fixes.raw_targets}"
     feature = feature_off_unit_scale(data.train.x)
