@@ -118,7 +118,8 @@ def read_header(file: Path, delimiter: str, settable: bool = True) -> tuple[list
     repeated = [name for name, count in Counter(header).items() if count > 1]
     if repeated:
         shown = ", ".join(header[:50]) + (", ..." if len(header) > 50 else "")
-        raise DataError(f"CSV file {file} has column '{repeated[0]}' more than once (columns: {shown})")
+        raise DataError(f"CSV file {file} has column '{repeated[0]}' more than once (columns: {shown}); rename one: "
+                        "every column needs a name of its own, one that is not read too")
     return header, first[0]
 
 
