@@ -108,6 +108,7 @@ def test_a_wide_csv_keeps_the_text_of_its_text_columns_only(tmp_path):
 
 SPECIAL = {"flag": ["True", "False", "", "true", "FALSE"], "spaced_flag": [" True", "False", "True", "False", "True"],
            "separated": ["1", "1_000", "2", "3", "4"], "fullwidth": ["1", "\uff11\uff12", "2", "3", "4"],
+           "nan_spelled": ["1", "-nan", "2", "3", "4"], "nan_cased": ["1", "nAn", "2", "3", "4"],
            "plain": ["1", " 2 ", "NA", "4e2", "-inf"]}
 
 
@@ -130,7 +131,7 @@ def test_a_wide_csv_reads_booleans_separators_and_other_digits_as_pandas_reads_a
     np.testing.assert_array_equal(flag, [1.0, 0.0, np.nan, 1.0, 0.0])
     assert bad is None and is_bool_column(table, "flag")
     assert not is_bool_column(table, "spaced_flag") and numbers(table, "spaced_flag")[1] is not None
-    for name in ("separated", "fullwidth"):
+    for name in ("separated", "fullwidth", "nan_spelled", "nan_cased"):  # (-nan: no missing-value marker)
         assert not is_bool_column(table, name)
         assert list(numbers(table, name)[1]) == [1], name  # row 1's cell is not a number, as pandas says
     reference = pd.to_numeric(pd.Series(SPECIAL["plain"]).str.strip().replace("NA", np.nan), errors="raise")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -225,11 +226,15 @@ _MISSING_SET = frozenset(MISSING)
 
 
 def _wide_number(cell: str) -> float:
-    """``cell`` as pandas' C parser reads a number: float() of it, except that digit separators (``1_000``)
-    and digits of other scripts (``１２``), which float() also reads, are not numbers (ValueError)."""
+    """``cell`` as pandas' C parser reads a number: float() of it, except that digit separators (``1_000``),
+    digits of other scripts (``１２``) and spellings of NaN that are no missing-value marker (``-nan``, ``nAn``:
+    pandas reads NaN from :data:`MISSING` alone here), which float() also reads, are not numbers (ValueError)."""
     if "_" in cell or not cell.isascii():
         raise ValueError(cell)
-    return float(cell)
+    value = float(cell)
+    if math.isnan(value):
+        raise ValueError(cell)
+    return value
 
 
 # the cells pandas' C parser reads as booleans (exactly so: " True" is text), a column of only these and
@@ -283,6 +288,7 @@ class _WideRows:
             self.repeats.append((self.count - 1, row))  # refused once read: not parsed, no column made text
             target[:] = np.nan
             return
+        written = list(row)
         for column in self.text:
             row[column] = "nan"
         joined = "".join(row)
@@ -290,13 +296,18 @@ class _WideRows:
         with contextlib.suppress(ValueError):
             if plain:
                 target[:] = row  # the usual row: every cell a number, one C loop
-                return
+                if not self._spelled_nan(written, target):
+                    return
         row = ["nan" if cell.strip() in _MISSING_SET else cell for cell in row]
         with contextlib.suppress(ValueError):
             if plain:
                 target[:] = row
-                return
+                if not self._spelled_nan(written, target):
+                    return
         for column, cell in enumerate(row):
+            if column in self.text or written[column].strip() in _MISSING_SET:
+                target[column] = np.nan
+                continue
             try:
                 target[column] = _wide_number(cell)
             except ValueError:  # not a number: the column is text from here on
@@ -304,6 +315,12 @@ class _WideRows:
                 self.text[column] = [""] * (self.count - 1) + [cell]
                 if self.count > 1:
                     self.late.add(column)
+
+    def _spelled_nan(self, written: list[str], target: np.ndarray) -> bool:
+        """Whether a cell of the row ``written`` that float() read as NaN is no missing-value marker nor a text
+        column's: a ``-nan`` of the file's own, which pandas reads as text (:func:`_wide_number`)."""
+        return any(column not in self.text and written[column].strip() not in _MISSING_SET
+                   for column in np.flatnonzero(np.isnan(target)).tolist())
 
     def cells(self) -> WideCells:
         values = np.concatenate(self.blocks) if self.blocks else np.empty((0, len(self.header)))
@@ -427,10 +444,14 @@ def _parse_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     joined = "".join(text.tolist())
     if "_" not in joined and joined.isascii():
         with contextlib.suppress(ValueError):
-            return text.astype(np.float64), None
+            values = text.astype(np.float64)
+            if not np.isnan(values[~missing]).any():  # a '-nan' of the file's own: read cell by cell (below)
+                return values, None
     values = np.full(len(cells), np.nan)
     bad = np.zeros(len(cells), dtype=bool)
     for i, cell in enumerate(text):
+        if missing[i]:
+            continue
         try:
             values[i] = _wide_number(cell)
         except ValueError:
