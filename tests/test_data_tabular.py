@@ -1124,3 +1124,16 @@ def test_a_feature_column_missing_in_every_row_is_told_to_be_left_out(tmp_path):
     rows[3][1] = "2.5"  # one value: the cell is what to fix
     with pytest.raises(DataError, match=r"line 2, column 'notes' .*; fix the data or set data.nan_policy: drop$"):
         load(source="csv", path=write_csv(tmp_path / "f.csv", ["x", "notes", "y"], rows), target="y")
+
+
+def test_an_unnamed_feature_column_is_refused_and_class_labels_are_said_as_written(tmp_path, capsys):
+    """A header 'a,,b,y' made a feature named '' (in preprocessing.json, and predict's header); a class a split
+    lacks was named '1.0' for the 1 the file holds."""
+    rows = [[i, i % 3, i * 2, int(i == 0)] for i in range(40)]
+    path = write_csv(tmp_path / "u.csv", ["a", "", "b", "y"], rows)
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=path, target="y")
+    assert str(caught.value).endswith("column 2 of the header has no name (columns: a, , b, y); name it, or choose "
+                                      "the feature columns with data.features")
+    load(source="csv", path=path, target="y", features=["a", "b"], task="binary")
+    assert "holds no row of 1 of the 2 classes (1):" in capsys.readouterr().err

@@ -131,7 +131,8 @@ def check_csv_columns(file: Path, header: list[str], columns: CsvColumns) -> lis
     """The feature columns of ``file``, whose header line is ``header``, for the options ``columns``.
 
     Raises, in this order, the error :func:`csv_file` raises for a target missing from the header, no
-    feature column besides the targets, a feature or categorical column missing from the header (each a
+    feature column besides the targets, a feature or categorical column missing from the header, a feature
+    column with no name but the last (whose case :func:`_refuse_trailing_delimiter` words) (each a
     DataError naming the header, with a did-you-mean, a misread-delimiter or a missing-header hint where
     one applies), and a categorical column that is not a feature (ConfigError). Reads nothing: ``trainlab
     compare`` calls it on the header line alone (:func:`trainlab.preflight.check_data_columns`),
@@ -146,6 +147,10 @@ def check_csv_columns(file: Path, header: list[str], columns: CsvColumns) -> lis
                         f"{', '.join(repr(t) for t in columns.targets)} (columns: {_shown(header)}); add the columns "
                         "to predict it from")
     _require(file, header, features, "column", delimiter)
+    unnamed = [i for i, name in enumerate(header[:-1]) if name == "" and name in features]  # the last: below
+    if unnamed:  # a feature named '' (in preprocessing.json, predict's header): a column left unnamed
+        raise DataError(f"CSV file {file}: column {unnamed[0] + 1} of the header has no name (columns: "
+                        f"{_shown(header)}); name it, or choose the feature columns with data.features")
     if columns.categorical is not None:
         _require(file, header, columns.categorical, "categorical column", delimiter)
         outside = [c for c in columns.categorical if c not in set(features)]

@@ -166,7 +166,7 @@ def warn_classes_absent(split: str, classes: np.ndarray, y: np.ndarray, class_na
     on the model; the per-class lists and the confusion matrix show it (recall 0, a row of zeros)."""
     missing = classes[~np.isin(classes, y)]
     if len(missing):
-        names = [class_names[int(c)] if class_names else str(c) for c in missing[:5]]
+        names = [class_names[int(c)] if class_names else f"{c:g}" for c in missing[:5]]  # 1.0 read as the 1 written
         warn_of_split(split, f"the {split} split holds no row of {len(missing)} of the {len(classes)} classes "
                      f"({', '.join(map(shown_name, names))}{', ...' if len(missing) > 5 else ''}): {why}, so "
                      f"{split} metrics score them on no row: a macro average counts such a class only where the "
