@@ -1137,3 +1137,16 @@ def test_an_unnamed_feature_column_is_refused_and_class_labels_are_said_as_writt
                                       "the feature columns with data.features")
     load(source="csv", path=path, target="y", features=["a", "b"], task="binary")
     assert "holds no row of 1 of the 2 classes (1):" in capsys.readouterr().err
+
+
+def test_rows_of_delimiters_alone_are_named_as_such(tmp_path):
+    """Spreadsheet exports end in ',,,' lines: each was "a missing feature value at line 5, column 'a'", as if
+    one cell were missing; data.nan_policy: drop drops them as it drops any row with a missing value."""
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,y\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(20)) + ",,\n,,\n , ,\n")
+    with pytest.raises(DataError) as caught:
+        load(source="csv", path=str(path), target="y")
+    assert str(caught.value).endswith("line 22 holds no value (only delimiters), and so do 2 more rows: delete such "
+                                      "rows (spreadsheet exports leave them below the data)")
+    data = load(source="csv", path=str(path), target="y", nan_policy="drop", val_fraction=0.0, test_fraction=0.0)
+    assert len(data.train) == 20

@@ -542,6 +542,30 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
     return block, [n for n, ok in zip(names, numeric, strict=True) if not ok]
 
 
+def empty_rows(table: CsvTable) -> np.ndarray:
+    """The data rows (0-based) whose every cell is missing (a cell of spaces included): lines of delimiters
+    alone (``,,,,``), which spreadsheet exports leave below the data. The text columns are read only on the
+    rows whose numeric cells are all missing (none, in the usual file)."""
+    import pandas as pd
+
+    if table.wide:
+        rows = np.flatnonzero(np.isnan(table.frame.values).all(axis=1))
+        texts = list(table.frame.text.values())
+    else:
+        frame = table.frame[table.header]
+        numeric = np.array([pd.api.types.is_numeric_dtype(frame[n]) or pd.api.types.is_bool_dtype(frame[n])
+                            for n in table.header], dtype=bool)
+        rows = np.flatnonzero(frame.isna().to_numpy()[:, numeric].all(axis=1)) if numeric.any() \
+            else np.arange(len(frame))
+        texts = [frame[name] for name, number in zip(table.header, numeric, strict=True) if not number]
+    for cells in texts:
+        if not len(rows):
+            break
+        column = cells[rows] if isinstance(cells, np.ndarray) else cells.iloc[rows].fillna("").to_numpy(dtype=str)
+        rows = rows[np.isin(np.char.strip(column), MISSING)]
+    return rows
+
+
 def is_bool_column(table: CsvTable, name: str) -> bool:
     """Column ``name`` holds only ``True``/``False`` (and missing cells), which pandas reads as booleans."""
     if table.wide:

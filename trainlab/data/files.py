@@ -14,12 +14,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from trainlab.config_fields import short_repr, shown_name
-from trainlab.data import DATA_SOURCES, RawData
+from trainlab.config_fields import counted, short_repr, shown_name
+from trainlab.data import DATA_SOURCES, RawData, receives_shared
 from trainlab.data.csv_table import (
     MISSING,
     CsvTable,
     check_delimiter,
+    empty_rows,
     is_bool_column,
     numbers,
     numeric_block,
@@ -377,13 +378,16 @@ def _with_missing(indices: np.ndarray, missing: np.ndarray) -> np.ndarray:
 
 
 @DATA_SOURCES.register("csv")
+@receives_shared
 def csv_file(path: str, target: str | list[str], features: list[str] | str | None = None,
-             categorical: list[str] | str | None = None, delimiter: str = ",") -> RawData:
+             categorical: list[str] | str | None = None, delimiter: str = ",", task: str | None = None,
+             nan_policy: str = "error") -> RawData:
     """A CSV with a header row: feature columns plus the ``target`` column (or a list of them).
 
     Read by pandas' C parser (:mod:`trainlab.data.csv_table`: BOM, quoted fields, ``delimiter``).
     Numeric feature cells that are empty or a missing-value marker (``NA``, ``NaN``, ``null`` ...)
-    are NaN, which ``data.nan_policy`` refuses (default) or drops. Categorical features
+    are NaN, which ``data.nan_policy`` refuses (default) or drops; a row of delimiters alone (``,,,``) is
+    refused as such under the default (``nan_policy``: the source is given it). Categorical features
     (``categorical``, or every column holding no numbers at all) are one-hot encoded with the
     training split's categories. Features are standardised by default (``data.standardize``).
 
@@ -399,6 +403,11 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     columns = check_csv_columns(file, table.header, checked)
     if len(table) == 0:
         raise DataError(f"CSV file {file} has a header but no data rows")
+    if nan_policy != "drop" and len(empty := empty_rows(table)):  # "a missing feature value" at its first column
+        more = f", and so {'does' if len(empty) == 2 else 'do'} {counted(len(empty) - 1, 'more row')}" \
+            if len(empty) > 1 else ""
+        raise DataError(f"CSV file {file} line {table.line(int(empty[0]))} holds no value (only delimiters){more}: "
+                        "delete such rows (spreadsheet exports leave them below the data)")
     _refuse_trailing_delimiter(table, columns)
     x, numeric_names, cats, categorical_names = _features(table, columns, categorical)
     y, class_names = _target(table, targets)
