@@ -326,3 +326,18 @@ def test_the_python_snippet_of_docs_advisor_prints_what_trainlab_advise_prints(c
     assert main(["advise", example]) == 0
     assert printed.getvalue() == capsys.readouterr().out
     assert printed.getvalue().startswith("task:    binary (set by data.task)\n")
+
+
+def test_labels_that_fall_off_like_counts_get_the_counts_reading_as_an_alternative():
+    """Poisson counts 0..7 read as 8 classes (K <= 10) were advised cross_entropy with a weight of 55 on a
+    one-row class, with no word of the counts reading that labels 1..K get for classes."""
+    counts = np.random.default_rng(5).poisson(1.5, 442)
+    assert list(np.bincount(counts)) == [111, 136, 125, 48, 17, 3, 1, 1]
+    first = advise(counts, "multiclass").alternatives[0]
+    assert first.loss == {"name": "poisson_nll"}
+    assert first.reason.startswith("the labels 0..7 fall off as counts of events do (the largest the rarest): if "
+                                   "they are counts, set data.task: regression and use poisson_nll")
+    # balanced classes, digits, and ratings whose top grades are common are no counts
+    ratings = np.repeat([0, 1, 2, 3, 4], [5, 10, 30, 40, 15])
+    for labels in (np.arange(300) % 3, load_digits().target, ratings):
+        assert all(a.loss["name"] != "poisson_nll" for a in advise(labels, "multiclass").alternatives)

@@ -552,8 +552,24 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
     if task == "binary":
         return _advise_binary(y, class_names)
     if task == "multiclass":
-        return _advise_multiclass(y)
+        advice = _advise_multiclass(y)
+        if y.ndim == 1 and _falls_off_like_counts(np.bincount(_labels(y, "multiclass")), len(y)):
+            k = int(y.max())
+            advice.alternatives.insert(0, Alternative({"name": "poisson_nll"}, (
+                f"the labels 0..{k} fall off as counts of events do (the largest the rarest): if they are counts, "
+                "set data.task: regression and use poisson_nll, which predicts a rate")))
+        return advice
     return _advise_multilabel(y)
+
+
+def _falls_off_like_counts(counts: np.ndarray, rows: int) -> bool:
+    """Whether class counts of labels 0..K-1 (K >= 6) fall off like those of event counts: never rising after
+    the commonest label, the last one below ``1 / (5 K)`` of the rows (the share classes in use keep,
+    :func:`~trainlab.data.dataset.infer_task`). Poisson(1.5)'s 0..7 do; balanced classes, ratings whose top
+    grade is common, and a few classes numbered by their frequency (a normal class 0 and three rarer) do not."""
+    k = len(counts)
+    tail = counts[int(np.argmax(counts)):]
+    return k >= 6 and bool(np.all(np.diff(tail) <= 0)) and len(tail) >= 3 and bool(counts[-1] < rows / (5 * k))
 
 
 def format_advice(advice: Advice, task_source: str = "from the data") -> str:
