@@ -107,6 +107,8 @@ def test_a_windows_1252_export_is_told_to_convert_from_cp1252(tmp_path):
         f"(e.g. iconv -f cp1252 -t utf-8 {path} > {tmp_path / 'w-utf8.csv'})")
     mixed = write(tmp_path / "m.csv", "a,\u20ac,y\n".encode() + "0.5,Z\u00fcrich,0\n".encode("latin-1"))
     assert "iconv -f latin1 " in error_of(mixed, categorical=["\u20ac"])
+    undefined = write(tmp_path / "u.csv", b"a,b\x80,y\n0.5,x\x81,0\n")  # 0x81: cp1252 has none, iconv stops there
+    assert "iconv -f latin1 " in error_of(undefined, categorical=["b\u20ac"])
 
 
 def test_the_iconv_command_names_the_file_by_its_path_quoted_for_the_shell(tmp_path):
@@ -271,9 +273,14 @@ def test_a_column_of_words_with_a_few_numbers_names_the_number_and_data_categori
     words = ["yes", "no", "Y", "N", "TRUE", "FALSE"]
     rows = "".join(f"{i},{'1' if i == 4 else words[i % 6]},{i % 2}\n" for i in range(12))
     path = write(tmp_path / "m.csv", "a,member,y\n" + rows)
-    assert error_of(path) == (f"CSV file {path} line 6, column 'member': '1' is a number in a column of text (such "
-                              "as 'yes'); if its values are categories, list 'member' in data.categorical, or write "
-                              "that cell as text")
+    assert error_of(path) == (f"CSV file {path} line 6, column 'member': '1' is a number in a column of words (such "
+                              "as 'yes'); if its values are categories, list 'member' in data.categorical, or fix "
+                              "that cell if it is a typo")
+    # a column of '?' with a few numbers: the marker is named as one, however many there are
+    marked = "".join(f"{i},{'?' if i % 5 else i * 1.5},{i % 2}\n" for i in range(30))
+    assert error_of(write(tmp_path / "q.csv", "a,b,y\n" + marked)) == (
+        f"CSV file {tmp_path / 'q.csv'} line 3, column 'b': '?' is not a number (if '?' marks a missing value, "
+        "replace it with an empty cell or NA)")
     numbers = "".join(f"{i},{'x' if i == 4 else i * 1.5},{i % 2}\n" for i in range(12))  # mostly numbers
     assert error_of(write(tmp_path / "n.csv", "a,b,y\n" + numbers)) == (
         f"CSV file {tmp_path / 'n.csv'} line 6, column 'b': 'x' is not a number; if its values are categories, list "

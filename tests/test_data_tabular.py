@@ -928,7 +928,7 @@ def test_grades_with_a_decimal_comma_are_class_names_when_few_and_a_listed_colum
     assert data.class_names == ["1,3", "1,7", "2,0"] and data.preprocessing["categorical_columns"] == ["range"]
 
 
-def test_amounts_and_percentages_are_refused_as_numbers_written_with_a_sign(tmp_path):
+def test_amounts_and_percentages_are_refused_as_numbers_written_with_a_sign(tmp_path, capsys):
     """'$1,200.50' and '12%' read as text: a target became one class per amount (438 classes of 442 rows; a
     percentage 76 classes), a feature a one-hot of its values, without a word. A few levels stay classes."""
     amounts = [[i, f"${1000 + 7.25 * i:,.2f}", f"{i % 40}%"] for i in range(60)]
@@ -948,6 +948,19 @@ def test_amounts_and_percentages_are_refused_as_numbers_written_with_a_sign(tmp_
     levels = [[i, ["9.99 €", "19.99 €", "-€3"][i % 3]] for i in range(30)]  # three price levels: classes
     data = load(source="csv", path=write_csv(tmp_path / "l.csv", ["x", "tier"], levels), target="tier")
     assert data.class_names == ["-€3", "19.99 €", "9.99 €"]
+    # data.task decides: 12 levels read as classes where multiclass is given, numbers asked for under regression
+    twelve = write_csv(tmp_path / "t.csv", ["x", "tier"], [[i, f"${5 * (1 + i % 12)}"] for i in range(240)])
+    assert load(source="csv", path=twelve, target="tier", task="multiclass").num_classes == 12
+    with pytest.raises(DataError, match=r"target 'tier': '\$5' is a number written with a currency sign"):
+        load(source="csv", path=twelve, target="tier")
+    with pytest.raises(DataError, match=r"target 'tier': '9.99 €' is a number written with a currency sign"):
+        load(source="csv", path=write_csv(tmp_path / "l.csv", ["x", "tier"], levels), target="tier", task="regression")
+    # a feature of a few levels (0%/100% flags) stays categories, said once
+    flags = [[i, ["0%", "100%"][i % 2], i % 2] for i in range(30)]
+    data = load(source="csv", path=write_csv(tmp_path / "f.csv", ["x", "done", "y"], flags), target="y")
+    assert data.preprocessing["categorical_columns"] == ["done"]
+    assert "column 'done': '0%' is a number written with a percent sign, so the column is read as 2 categories; " \
+           "to read its values as numbers, write them as plain numbers, without the sign (e.g. 0)" in capsys.readouterr().err
 
 
 def test_several_targets_are_checked_for_separators_too(tmp_path):
@@ -1121,6 +1134,9 @@ def test_a_feature_column_missing_in_every_row_is_told_to_be_left_out(tmp_path):
                                       "choose the feature columns with data.features), as data.nan_policy: drop "
                                       "would drop every row")
     assert load(source="csv", path=path, target="y", features=["x"]).train.x.shape[1] == 1
+    first_gap = [["" if i == 0 else i, "", i, i % 2] for i in range(30)]  # a lone gap in 'a' comes first
+    with pytest.raises(DataError, match=r"line 2, column 'notes' .*, and so is that column in every other row"):
+        load(source="csv", path=write_csv(tmp_path / "g.csv", ["a", "notes", "b", "y"], first_gap), target="y")
     rows[3][1] = "2.5"  # one value: the cell is what to fix
     with pytest.raises(DataError, match=r"line 2, column 'notes' .*; fix the data or set data.nan_policy: drop$"):
         load(source="csv", path=write_csv(tmp_path / "f.csv", ["x", "notes", "y"], rows), target="y")

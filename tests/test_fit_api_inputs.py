@@ -442,5 +442,7 @@ def test_pandas_x_and_y_of_one_index_in_another_order_are_warned_of(capsys):
                     f"{shuffled.index[first]}, y's {y.index[first]}); fit pairs rows by position, not by label: "
                     "align them first if they pair by label (y = y.loc[x.index])")
     trainlab.fit(_linear(outputs=2), (shuffled.reset_index(drop=True), y.loc[shuffled.index]), STRATEGY)
+    mixed = list(range(len(x) - 1)) + ["a"]  # labels of two types: no order to compare, no crash (TypeError)
+    trainlab.fit(_linear(outputs=2), (x.set_axis(mixed), y.set_axis(mixed[::-1])), STRATEGY)
     trainlab.fit(_linear(outputs=2), (shuffled, y.loc[shuffled.index]), STRATEGY)
     assert "warning:" not in capsys.readouterr().err

@@ -307,5 +307,13 @@ def test_the_divergence_advice_names_a_far_feature_by_its_column_name(tmp_path):
     assert "data.standardize: true" in advice and "for the targets" not in advice
     # a run that clipped already was offered strategy.clip_grad_norm as if it had none (the speedrun's 10)
     clipped = divergence_advice(data, standardized_target=False, clip_grad_norm=10.0)
-    assert clipped.startswith("try a lower learning rate ('trainlab lr-find') or gradient clipping "
-                              "(strategy.clip_grad_norm): smaller than the 10 this run clipped at; the features")
+    assert clipped.startswith("try a lower learning rate ('trainlab lr-find') or a strategy.clip_grad_norm smaller "
+                              "than the 10 this run clipped at; the features")
+    from dataclasses import replace
+
+    from trainlab.run_checks import FIT_FIXES, FIXES_KEY
+
+    fit_data = replace(data, extras={**data.extras, FIXES_KEY: FIT_FIXES})  # fit's words: no "clip at 1.0" beside 0.5
+    assert divergence_advice(fit_data, standardized_target=False, clip_grad_norm=0.5).startswith(
+        "try a lower learning rate (lr: 'auto' in the strategy runs an LR range test) or a clip_grad_norm smaller "
+        "than the 0.5 this run clipped at")

@@ -180,5 +180,5 @@ def test_a_run_whose_run_json_is_damaged_is_not_told_to_resume(tmp_path):
     run = tmp_path / "cut"
     run.mkdir()
     (run / "run.json").write_text('{"status": "runn')
-    assert why_no_model(run).startswith("the run did not finish, and its run.json is damaged: it cannot be resumed "
+    assert why_no_model(run).startswith("the run did not finish, and its run.json cannot be read: it cannot be resumed "
                                         "without it: restore run.json from a backup, or train the run again")

@@ -367,7 +367,11 @@ def _warn_if_reordered(x: Any, y: Any, name: str) -> None:
         return
     if any(index.equals(pd.RangeIndex(len(index))) for index in (x_index, y_index)):
         return  # one side's index reset (a scaled copy as a new DataFrame): it says nothing of the pairing
-    if y_index.is_unique and x_index.sort_values().equals(y_index.sort_values()):
+    try:
+        same_labels = y_index.is_unique and x_index.sort_values().equals(y_index.sort_values())
+    except TypeError:  # labels of several types (1 and 'a') have no order: no telling
+        return
+    if same_labels:
         first = next(i for i, (a, b) in enumerate(zip(x_index, y_index, strict=True)) if a != b)
         shown = [short_repr(plain_scalar(index[first])) for index in (x_index, y_index)]
         warn(f"{name} x and y hold the same pandas index labels in another order (row {first}: x's {shown[0]}, "

@@ -114,7 +114,7 @@ def why_no_model(run: Path) -> str:
     if lost_run_json(run, RUN_FILES):  # resume refuses such a folder: say what works instead
         return f"the run did not finish, and its run.json is missing, so it cannot be resumed; {train_again(run)}"
     if (run / "run.json").is_file() and read_record_object(run / "run.json") is None:  # resume refuses it too
-        return f"the run did not finish, and its run.json is damaged: {damaged_run_json_advice(run)}"
+        return f"the run did not finish, and its run.json cannot be read: {damaged_run_json_advice(run)}"
     return f"the run did not finish; try {quoted_command(*resume_command_words(run))}"
 
 

@@ -247,7 +247,8 @@ def plain_record(record: dict[str, Any], where: str) -> None:
 
 
 FIT_STRATEGY = "strategy.yaml"  # the strategy fit trained with: only a fit's folder holds one
-FIT_RECORDS = ("metrics.jsonl", "summary.json", FIT_STRATEGY)
+FIT_METRICS = "metrics.jsonl"
+FIT_RECORDS = (FIT_METRICS, "summary.json", FIT_STRATEGY)
 """What ``trainlab.fit(out=...)`` writes besides its model (``model.safetensors``): the records that
 ``trainlab plot`` and the report's fit reader look for."""
 FIT_MODEL = "model.safetensors"

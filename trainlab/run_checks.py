@@ -47,6 +47,7 @@ class InputFixes:
     final_squash: str  # a final sigmoid / softmax before a loss on logits; {squash} names it (check_probability_outputs)
     no_val: str  # how a run without validation data is said, and what gives it some (warn_if_nothing_validated)
     diverged: str  # what to try after a run diverged (divergence_advice)
+    diverged_clipped: str  # ... after a run that clipped at {clip} diverged
 
 
 CONFIG_FIXES = InputFixes(
@@ -59,7 +60,9 @@ CONFIG_FIXES = InputFixes(
     final_squash="remove the final {squash} from the model (linear and mlp: leave out model.output_activation)",
     no_val="the run has no validation split: nothing is validated (its step records hold no val_* values); set "
            "data.val_fraction > 0 (or give the source a val split)",
-    diverged="try a lower learning rate ('trainlab lr-find') or gradient clipping (strategy.clip_grad_norm)")
+    diverged="try a lower learning rate ('trainlab lr-find') or gradient clipping (strategy.clip_grad_norm)",
+    diverged_clipped="try a lower learning rate ('trainlab lr-find') or a strategy.clip_grad_norm smaller than the "
+                     "{clip} this run clipped at")
 FIT_FIXES = InputFixes(
     integer_features="to read them as numbers pass float32 x (x.astype('float32'); a tensor: x.float())",
     integer_images="pass float32 x (images: x / 255)",
@@ -71,7 +74,9 @@ FIT_FIXES = InputFixes(
     final_squash="remove the final {squash} from the model",
     no_val="fit was given no val data: nothing is validated (its step records hold no val_* values); pass val=",
     diverged="try a lower learning rate (lr: 'auto' in the strategy runs an LR range test) or gradient clipping "
-             "(clip_grad_norm: 1.0 in the strategy)")
+             "(clip_grad_norm: 1.0 in the strategy)",
+    diverged_clipped="try a lower learning rate (lr: 'auto' in the strategy runs an LR range test) or a "
+                     "clip_grad_norm smaller than the {clip} this run clipped at")
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
 
 
@@ -83,8 +88,7 @@ def divergence_advice(data: Dataset, standardized_target: bool, clip_grad_norm: 
     Where the run clipped already (``clip_grad_norm``), the clipping offered is a smaller norm than that."""
     fixes = input_fixes(data)
     if clip_grad_norm is not None:
-        fixes = replace(fixes, diverged=f"{fixes.diverged}: smaller than the {clip_grad_norm:g} this run "
-                                                    "clipped at")
+        fixes = replace(fixes, diverged=fixes.diverged_clipped.format(clip=f"{clip_grad_norm:g}"))
     if data.task == "regression" and not standardized_target and targets_off_unit_scale(data.train.y) is not None:
         return f"{fixes.diverged}; for the targets: {fixes.raw_targets}"
     feature = feature_off_unit_scale(data.train.x)

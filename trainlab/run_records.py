@@ -24,7 +24,14 @@ from trainlab.bounded_read import read_regular_file
 from trainlab.config import DATA_TASKS, Config, load_config
 from trainlab.config_fields import short_repr
 from trainlab.errors import DataError
-from trainlab.records import FIT_STRATEGY, MAX_RECORD_BYTES, read_record_object, read_record_text
+from trainlab.records import (
+    FIT_METRICS,
+    FIT_MODEL,
+    FIT_STRATEGY,
+    MAX_RECORD_BYTES,
+    read_record_object,
+    read_record_text,
+)
 from trainlab.run_layout import is_run_folder
 
 LABELS_RECORD = "labels.json"
@@ -54,8 +61,10 @@ def unreadable(path: Path, exc: OSError, kind: str = "file") -> DataError:
 def is_fit_records(path: Path) -> bool:
     """``path`` holds the records of ``trainlab.fit(out=...)``, a model that is the user's own module, which no
     config rebuilds: its strategy.yaml (of :data:`~trainlab.records.FIT_RECORDS`: no ``trainlab train`` writes
-    one) and no run.json (it is not a run folder)."""
-    return not is_run_folder(path) and is_record_file(path / FIT_STRATEGY)
+    one) beside its model or its metrics (a strategies file of the user's, named so, is none), and no run.json
+    (it is not a run folder)."""
+    return (not is_run_folder(path) and is_record_file(path / FIT_STRATEGY)
+            and (is_record_file(path / FIT_MODEL) or is_record_file(path / FIT_METRICS)))
 
 
 def is_record_file(path: Path) -> bool:

@@ -74,7 +74,7 @@ def direction_warning(metric: str, direction: str | None) -> str | None:
     ``--metric test_loss --direction max`` ranks the strategy of the worst loss first, a likely slip; None
     otherwise. A warning, not a refusal: a maximised loss can be meant. (tune says the same of its trials.)"""
     own = direction_of(metric)
-    if direction is None or direction == own:
+    if direction is None or direction == own or ":" in metric:  # a user metric's direction is the user's to say
         return None
     better, first = ("lower", "highest") if own == "min" else ("higher", "lowest")
     return (f"--direction {direction} ranks the {first} {metric} first, of which {better} is better: the best "

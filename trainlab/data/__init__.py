@@ -214,11 +214,13 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
             bad = np.argwhere(~np.isfinite(array.reshape(len(array), -1)))
             if len(bad):
                 row, col = (int(i) for i in bad[0])
+                flat = array.reshape(len(array), -1)
+                if part == "features" and len(flat) >= 2 and len(empty := np.flatnonzero(~np.isfinite(flat).any(0))):
+                    row, col = 0, int(empty[0])  # a column missing in every row: the cause, whatever came first
                 value = array.reshape(len(array), -1)[row, col]
                 where = _cell(locate, part, array, row, col)
                 missing = bool(np.isnan(value)) and missing_cells is not None  # a CSV's empty cell or NA
                 said = f" ({missing_cells})" if missing else ""
-                flat = array.reshape(len(array), -1)
                 fix = ("; fix the data or set data.nan_policy: drop"
                        if part != "features" or len(flat) < 2 or np.isfinite(flat[:, col]).any() else
                        ", and so is that column in every other row: leave the column out (a CSV's: choose the "

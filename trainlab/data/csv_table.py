@@ -120,7 +120,7 @@ def read_header(file: Path, delimiter: str, settable: bool = True) -> tuple[list
     if repeated:
         shown = ", ".join(header[:50]) + (", ..." if len(header) > 50 else "")
         raise DataError(f"CSV file {file} has column '{repeated[0]}' more than once (columns: {shown}); rename one: "
-                        "every column needs a name of its own, one that is not read too")
+                        "every column needs a name of its own, also one that is not used")
     return header, first[0]
 
 
@@ -296,13 +296,13 @@ class _WideRows:
         with contextlib.suppress(ValueError):
             if plain:
                 target[:] = row  # the usual row: every cell a number, one C loop
-                if not self._spelled_nan(written, target):
+                if not self._spelled_nan(written, row, target):
                     return
         row = ["nan" if cell.strip() in _MISSING_SET else cell for cell in row]
         with contextlib.suppress(ValueError):
             if plain:
                 target[:] = row
-                if not self._spelled_nan(written, target):
+                if not self._spelled_nan(written, row, target):
                     return
         for column, cell in enumerate(row):
             if column in self.text or written[column].strip() in _MISSING_SET:
@@ -316,11 +316,16 @@ class _WideRows:
                 if self.count > 1:
                     self.late.add(column)
 
-    def _spelled_nan(self, written: list[str], target: np.ndarray) -> bool:
-        """Whether a cell of the row ``written`` that float() read as NaN is no missing-value marker nor a text
-        column's: a ``-nan`` of the file's own, which pandas reads as text (:func:`_wide_number`)."""
+    def _spelled_nan(self, written: list[str], parsed: list[str], target: np.ndarray) -> bool:
+        """Whether a cell of the row ``written`` that float() read as NaN (from ``parsed``: the row with its text
+        and missing cells as ``nan``) is no missing-value marker nor a text column's: a ``-nan`` of the file's
+        own, which pandas reads as text (:func:`_wide_number`). The NaNs counted against the ``nan`` cells first:
+        the cells are looked at only where they differ (a ``NaN`` or ``-nan`` written in the file)."""
+        nans = np.flatnonzero(np.isnan(target))
+        if len(nans) == parsed.count("nan"):
+            return False
         return any(column not in self.text and written[column].strip() not in _MISSING_SET
-                   for column in np.flatnonzero(np.isnan(target)).tolist())
+                   for column in nans.tolist())
 
     def cells(self) -> WideCells:
         values = np.concatenate(self.blocks) if self.blocks else np.empty((0, len(self.header)))

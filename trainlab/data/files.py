@@ -178,23 +178,35 @@ def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
     return not_a_number(table.place(row, name, what), table.cell(row, name, strip=False), what)
 
 
-def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True) -> DataError | None:
+def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True,
+               task: str | None = None) -> DataError | None:
     """The error for a column of numbers written with thousands separators, a decimal comma, a currency or a
-    percent sign (read as text otherwise). A target is refused only when it would make more classes than half
-    its rows (a currency or percent one: more than :data:`~trainlab.data.dataset.SURE_CLASSES`): grades
-    written ``1,3``/``2,0``/``1,7`` over many rows are classes, a price per row is not (a feature column
-    can be kept as text with ``data.categorical``, which the message says; one of several targets,
-    ``may_be_classes=False``, is a number whatever it holds)."""
+    percent sign (read as text otherwise), or None where the column is read as text after all.
+
+    A target is refused where ``task`` (``data.task``) is regression, or, with no task given, where it would
+    make more classes than half its rows (an amount's or a percentage's: more than
+    :data:`~trainlab.data.dataset.SURE_CLASSES` too): grades written ``1,3``/``2,0``/``1,7`` over many rows are
+    classes, a price per row is not; a classification task given reads it as class names. One of several
+    targets (``may_be_classes=False``) is a number whatever it holds. A feature column is refused (it can be
+    kept as text with ``data.categorical``, which the message says), but for a few amount or percentage
+    levels ($9.99, $19.99; 0%, 100%), read as categories as before, with one warning."""
     found = separated_number(cells)
     if found is None:
         return None
     kind, example = found
-    # amounts and percentages as classes: a handful of levels ($5, $10) may be; dozens of values are numbers
-    most_classes = SURE_CLASSES if kind in ("currency", "percent") else len(cells) / 2
-    if what == "target" and may_be_classes and len(set(cells.tolist()) - {""}) <= most_classes:
+    levels = len(set(cells.tolist()) - {""})
+    unit = kind in ("currency", "percent")
+    if what == "target" and may_be_classes and task != "regression":
+        if task in ("binary", "multiclass", "multilabel"):
+            return None
+        if levels <= (min(SURE_CLASSES, len(cells) / 2) if unit else len(cells) / 2):
+            return None
+    how, fix = separator_fix(example, kind)
+    if what != "target" and unit and levels <= SURE_CLASSES:
+        warn(f"CSV file {table.file}, column '{name}': '{example}' is a number written with {how}, so the column "
+             f"is read as {levels} categories; to read its values as numbers, write them {fix}")
         return None
     row = int(np.flatnonzero(cells == example)[0])
-    how, fix = separator_fix(example, kind)
     return DataError(f"CSV file {table.file} line {table.line(row)}, {what} '{name}': '{example}' is a number "
                      f"written with {how}, which would make the column text (one "
                      f"{'class' if what == 'target' else 'category'} per value); write its numbers {fix}"
@@ -302,19 +314,22 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
 
 
 def _mixed_column(table: CsvTable, name: str, values: np.ndarray, bad: np.ndarray) -> DataError:
-    """The error for feature column ``name`` holding numbers and text (``bad``: the rows of text). Where text
-    is the most of it (``yes``/``no``/``1``/``0``), the odd cell is the first number, named so; else the first
-    text cell, as not a number (UCI's ``?`` as a possible missing-value marker). Unless every text cell is such a
-    marker, the fix for a column of categories is named too: list it in data.categorical."""
+    """The error for feature column ``name`` holding numbers and text (``bad``: the rows of text). Where the
+    text is words (``yes``/``no``, with a ``1`` among them) and most of the column, the odd cell is the first
+    number, named so; else the first text cell, as not a number (UCI's ``?``, however many, as a possible
+    missing-value marker). Unless every text cell is such a marker, the fix for a column of categories is
+    named too: list it in data.categorical."""
     numbers_at = np.flatnonzero(np.isfinite(values))
-    texts = {table.cell(int(row), name).casefold() for row in bad[:1000]}
-    categories = ("" if texts <= MISSING_LOOKALIKES else  # a '?' among numbers: a missing value, said so
-                  f"; if its values are categories, list {short_repr(name)} in data.categorical")
-    if len(bad) >= len(numbers_at):
+    markers = {table.cell(int(row), name).casefold() for row in bad[:1000]} <= MISSING_LOOKALIKES
+    if markers:  # a '?' among numbers, however many: a missing value, said so
+        return _not_a_number(table, name, int(bad[0]), "column")
+    categories = f"; if its values are categories, list {short_repr(name)} in data.categorical"
+    if len(bad) > len(numbers_at):
         row = int(numbers_at[0])
         text = table.cell(int(bad[0]), name)
         return DataError(f"{table.place(row, name, 'column')}: {short_repr(table.cell(row, name))} is a number in a "
-                         f"column of text (such as {short_repr(text)}){categories}, or write that cell as text")
+                         f"column of words (such as {short_repr(text)}){categories}, or fix that cell if it is a "
+                         "typo")
     return DataError(f"{_not_a_number(table, name, int(bad[0]), 'column')}{categories}")
 
 
@@ -330,7 +345,7 @@ def _words_among_targets(table: CsvTable, name: str, targets: list[str]) -> Data
                      f"(multilabel), or values (regression); write its labels as 0 and 1{two}")
 
 
-def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] | None]:
+def _target(table: CsvTable, targets: list[str], task: str | None = None) -> tuple[np.ndarray, list[str] | None]:
     """Targets: numbers (N,) or (N, L) float64, or string class labels as indices with their sorted names.
 
     A missing class label (an empty cell) is NaN among the indices (float64 then), which ``data.nan_policy``
@@ -356,7 +371,7 @@ def _target(table: CsvTable, targets: list[str]) -> tuple[np.ndarray, list[str] 
     if bad is None:
         return values, None
     labels = strings(table, name)
-    if (error := _separated(table, name, labels, "target")) is not None:
+    if (error := _separated(table, name, labels, "target", task=task)) is not None:
         raise error
     if np.isfinite(values).any():  # a mix of numbers and text
         raise _not_a_number(table, name, int(bad[0]), "target")
@@ -410,7 +425,7 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
                         "delete such rows (spreadsheet exports leave them below the data)")
     _refuse_trailing_delimiter(table, columns)
     x, numeric_names, cats, categorical_names = _features(table, columns, categorical)
-    y, class_names = _target(table, targets)
+    y, class_names = _target(table, targets, task)
     after_fit = None
     if features is None:
         after_fit = _identifier_warnings(table, x, numeric_names, cats if categorical is None else None,

@@ -96,21 +96,24 @@ def _missing_column(name: str, where: str, have: list[str], wanted: list[str], t
 
 def _not_a_number(table: CsvTable, name: str, row: int, at: Callable[[int], str]) -> DataError:
     """The error for numeric feature ``name``'s cell at ``row``, text: a column of numbers written with
-    thousands separators or a decimal comma (:func:`~trainlab.data.table_diagnosis.separated_number`, as
+    thousands separators, a decimal comma or a unit sign (:func:`~trainlab.data.table_diagnosis.separated_number`, as
     training judges a column) is told how to write them, in training's words (:func:`separator_fix`); a cell
     that marks a missing value in some datasets (UCI's ``?``: :data:`~trainlab.data.table_diagnosis.MISSING_LOOKALIKES`)
     is named as maybe one, which predict cannot take either."""
     from trainlab.data.table_diagnosis import MISSING_LOOKALIKES, separated_number
 
     cell = table.cell(row, name)
-    found = separated_number(strings(table, name))
+    cells = strings(table, name)
+    found = separated_number(cells)
     if found is None:
         # UCI's '?': training names it as a possible missing-value marker; predict answers every row, so fills it
         hint = (f" (if {short_repr(cell.strip())} marks a missing value: predict needs every feature, so write the "
                 "value there)" if cell.strip().casefold() in MISSING_LOOKALIKES else "")
         return DataError(f"{at(row)}, column '{name}': {short_repr(cell)} is not a number{hint}")
-    how, fix = separator_fix(cell, found[0])
-    return DataError(f"{at(row)}, column '{name}': '{cell}' is a number written with {how}; "
+    kind, example = found  # the cell that shows the kind (a '$1,200' where the first text cell is '1,200')
+    example_row = int(np.flatnonzero(cells == example)[0])
+    how, fix = separator_fix(example, kind)
+    return DataError(f"{at(example_row)}, column '{name}': '{example}' is a number written with {how}; "
                      f"write its numbers {fix}")
 
 

@@ -85,21 +85,16 @@ _UNIT = re.compile(r"(?P<sign>[-+]?)\s*(?:(?P<before>[$€£¥])\s*(?P<n1>[^$€
 def _unit_number(cell: str) -> tuple[str, str] | None:
     """``(kind, number)`` for a cell that is a number with a currency sign (``"currency"``) or a percent sign
     (``"percent"``), the number as written without it (separators kept); None otherwise."""
+    if not any(sign in cell for sign in "$€£¥%"):  # the usual cell: no regex (its spaces are matched lazily)
+        return None
     found = _UNIT.fullmatch(cell)
     if found is None:
         return None
     number = found["sign"] + (found["n1"] or found["n2"] or "")
-    if not (_is_float(number) or any(pattern.fullmatch(number) for pattern in _GROUPED)):
+    finite = parses_as_number(number) and abs(float(number)) != float("inf")  # not 'inf%', 'nan $'
+    if not (finite or _DECIMAL_COMMA.fullmatch(number) or any(pattern.fullmatch(number) for pattern in _GROUPED)):
         return None
     return ("percent" if found["after"] == "%" else "currency"), number
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def separated_number(cells: np.ndarray) -> tuple[str, str] | None:
@@ -142,7 +137,10 @@ def plain_number(cell: str, kind: str) -> str:
     if kind in ("currency", "percent"):
         found = _unit_number(cell)
         number = found[1] if found is not None else cell
-        return number if _is_float(number) else plain_number(number, "grouped")
+        if parses_as_number(number):
+            return number
+        grouped = any(pattern.fullmatch(number) for pattern in _GROUPED)  # 1,500 $; else 9,99 € (a decimal comma)
+        return plain_number(number, "decimal" if _DECIMAL_COMMA.fullmatch(number) and not grouped else "grouped")
     if kind == "decimal" or _GROUPED[1].fullmatch(cell):
         return cell.replace(".", "").replace(",", ".")
     return re.sub(r"[,' _\u00a0\u202f]", "", cell)
@@ -238,20 +236,25 @@ def not_utf8(file: Path, kind: str) -> DataError:
 def _holds_windows_bytes(file: Path) -> bool:
     """Whether ``file`` holds a byte 0x80-0x9f that is no part of UTF-8 text around it, read in 1 MiB chunks: in
     Windows-1252 (what Excel on Windows writes) those are ``€``, curly quotes and dashes, in Latin-1 control
-    characters, so converting it from Latin-1 would keep them as such. Decides only the advice: an error in
-    reading it is False."""
+    characters, so converting it from Latin-1 would keep them as such. None of the five bytes Windows-1252 leaves
+    undefined may be there (iconv stops at them). Decides only the advice: an error in reading it is False."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")  # a stray byte b -> U+DC00 + b
+    found = False
     try:
         with open(file, "rb") as handle:
             while chunk := handle.read(1 << 20):
-                if _WINDOWS_BYTE.search(decoder.decode(chunk)):
-                    return True
+                text = decoder.decode(chunk)
+                if _UNDEFINED_IN_CP1252.search(text):
+                    return False
+                found = found or bool(_WINDOWS_BYTE.search(text))
     except OSError:
         return False
-    return False
+    return found
 
 
 _WINDOWS_BYTE = re.compile("[\udc80-\udc9f]")
+# the bytes Windows-1252 leaves undefined: iconv -f cp1252 stops at them, -f latin1 reads them
+_UNDEFINED_IN_CP1252 = re.compile("[\udc81\udc8d\udc8f\udc90\udc9d]")
 
 
 def parsed_number(cell: str) -> float | None:
