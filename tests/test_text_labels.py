@@ -188,3 +188,15 @@ def test_a_csv_row_holding_the_first_header_name_as_a_value_is_data(tmp_path):
     rows = [["kind", "a"], ["other", "b"]] * 4  # a category that happens to be named as its column
     file = csv_file(tmp_path / "t.csv", header, rows)
     assert load_csv(file).class_names == ["a", "b"]
+
+
+@pytest.mark.parametrize("source", ["text_tsv", "text_csv"])
+def test_a_multilabel_task_on_a_text_source_is_refused_as_unsupported(tmp_path, source):
+    """It was refused after reading as "(N,) ... or give one target column per label", which label_column (a
+    string) cannot give."""
+    from trainlab.errors import ConfigError
+
+    file = text_file(tmp_path / ("t.tsv" if source == "text_tsv" else "t.csv"), source, ["a", "b"] * 10)
+    with pytest.raises(ConfigError, match=r"^data.task: multilabel is not supported by the text sources, which read "
+                                          r"one label per row \(label_column\); use data.task: binary or multiclass"):
+        load_text(file, source, task="multilabel")

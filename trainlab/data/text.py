@@ -312,6 +312,10 @@ def _text_source(delimiter: str, train: str, val: str | None, test: str | None, 
                  text_column: str, label_column: str, max_rows: int | None, seed: int, tokenizer: str,
                  vocab_size: int | None, max_length: int, tokenizer_path: str | None, task: str | None,
                  nan_policy: str, quoted: bool) -> RawData:
+    if task == "multilabel":  # check_multilabel's "one target column per label" is no option here
+        raise ConfigError("data.task: multilabel is not supported by the text sources, which read one label per "
+                          "row (label_column); use data.task: binary or multiclass (a tag set: a binary column per "
+                          "tag, trained one tag at a time)")
     check_text_options(tokenizer, vocab_size, max_length, tokenizer_path)
     delimiter = check_delimiter(delimiter)
     hf = _hf_tokenizer(tokenizer_path, max_length) if tokenizer == "hf" else None
