@@ -200,3 +200,15 @@ def test_a_multilabel_task_on_a_text_source_is_refused_as_unsupported(tmp_path, 
     with pytest.raises(ConfigError, match=r"^data.task: multilabel is not supported by the text sources, which read "
                                           r"one label per row \(label_column\); use data.task: binary or multiclass"):
         load_text(file, source, task="multilabel")
+
+
+@pytest.mark.parametrize("source", ["text_tsv", "text_csv"])
+def test_labels_differing_only_in_spaces_are_warned_of_as_the_csv_source_does(tmp_path, capsys, source):
+    file = text_file(tmp_path / ("t.tsv" if source == "text_tsv" else "t.csv"), source,
+                     ["positive", "negative", "  positive  "] * 6)
+    data = load_text(file, source)
+    assert data.class_names == ["negative", "positive"]
+    err = capsys.readouterr().err
+    assert f"warning: text file {file}: the labels 'positive' and ' " in err
+    assert ("positive ' differ only in spaces around them, which are stripped, so they are read as one class, "
+            "'positive'; fix the data if they are two") in err

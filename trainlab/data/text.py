@@ -47,7 +47,7 @@ import numpy as np
 
 from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
-from trainlab.data.csv_table import check_delimiter
+from trainlab.data.csv_table import check_delimiter, space_twins
 from trainlab.data.paths import resolve
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
@@ -212,7 +212,7 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                 texts.append(row[text_at])
                 lines.append(start)
                 if label_at is not None:
-                    labels.append(row[label_at].strip())
+                    labels.append(row[label_at])
     except UnicodeDecodeError:
         raise not_utf8(file, "text") from None
     except csv.Error as exc:
@@ -221,6 +221,14 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
         raise DataError(f"cannot read text file {file}: {exc}") from None
     if not texts and not predict:
         raise DataError(f"text file {file} has a header but no rows")
+    if label_at is not None:  # stripped as the csv source strips them, with its warning where that merged two
+        written = np.array(labels, dtype=str)
+        stripped = np.char.strip(written)
+        if (pairs := space_twins(written[np.isin(stripped, np.unique(stripped[written != stripped]))])):
+            warn(f"text file {file}: the labels {short_repr(pairs[0][0])} and {short_repr(pairs[0][1])} differ only "
+                 f"in spaces around them, which are stripped, so they are read as one class, "
+                 f"{short_repr(pairs[0][0].strip())}; fix the data if they are two")
+        labels = stripped.tolist()
     return TextTable(texts, labels if label_at is not None else None, tuple(columns), tuple(lines),
                      label_column=label_column)
 
