@@ -892,3 +892,17 @@ def test_a_flat_sweep_whose_minimum_is_at_its_start_is_said_flat_and_a_rising_on
     rising[skip + 1:skip + 3] = 0.99
     with pytest.raises(NoDescentError, match="start the sweep lower"):
         suggest_lr(lrs, rising, skip_start=skip)
+    # a sweep the divergence rule cut short (19 of 100 steps, wine at lr 0.5..1000): too few losses for the
+    # trend test, said "flat"; it rose, so: start lower
+    cut = 1.0 + 0.01 * rng.normal(size=19)
+    cut[skip + 1:skip + 3] = 0.95
+    with pytest.raises(NoDescentError, match="the loss stays flat"):  # the same losses, the sweep's whole length
+        suggest_lr(lr_sweep(0.5, 1000.0, 19), cut, skip_start=skip, num_steps=19)
+    with pytest.raises(NoDescentError, match="start the sweep lower"):
+        suggest_lr(lr_sweep(0.5, 1000.0, 100)[:len(cut)], cut, skip_start=skip, num_steps=100)
+
+
+def test_a_sweep_over_many_decades_is_spaced_in_log_space_without_overflow():
+    """1e-300..1e300: end / start overflowed to inf, and the sweep ran at lr inf after a NumPy warning."""
+    assert lr_sweep(1e-300, 1e300, 3) == [1e-300, pytest.approx(1.0), 1e300]
+    np.testing.assert_allclose(lr_sweep(1e-4, 1e-1, 4), [1e-4, 1e-3, 1e-2, 1e-1], rtol=1e-12)
