@@ -341,3 +341,13 @@ def test_labels_that_fall_off_like_counts_get_the_counts_reading_as_an_alternati
     ratings = np.repeat([0, 1, 2, 3, 4], [5, 10, 30, 40, 15])
     for labels in (np.arange(300) % 3, load_digits().target, ratings):
         assert all(a.loss["name"] != "poisson_nll" for a in advise(labels, "multiclass").alternatives)
+
+
+def test_class_weights_cover_every_class_of_the_task_and_average_1_over_the_training_rows():
+    """fit(class_names=5 names) on labels 0..3 with loss auto: 4 weights for 5 outputs, refused; with a class
+    missing in the middle the weights averaged 0.8 over the training rows (K counted the class without rows)."""
+    advice = advise(np.repeat([0, 1, 2, 3], [50, 30, 5, 5]), "multiclass", num_classes=5)
+    assert advice.loss["class_weights"] == [0.45, 0.75, 4.5, 4.5, 1.0]
+    labels = np.repeat([0, 1, 3], [50, 30, 5])
+    weights = np.array(advise(labels, "multiclass").loss["class_weights"])
+    assert weights[2] == 1.0 and weights[labels].mean() == pytest.approx(1.0, abs=1e-4)

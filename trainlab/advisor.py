@@ -429,9 +429,11 @@ def _advise_binary(y: np.ndarray, class_names: list[str] | None = None) -> Advic
                   metrics_reason)
 
 
-def _advise_multiclass(y: np.ndarray) -> Advice:
+def _advise_multiclass(y: np.ndarray, num_classes: int = 0) -> Advice:
+    """``num_classes``: the classes the data names (its class names), some maybe with no training row; else the
+    largest label + 1."""
     labels = _labels(y, "multiclass")
-    counts = np.bincount(labels)
+    counts = np.bincount(labels, minlength=num_classes)
     num_classes = len(counts)
     present = counts[counts > 0]
     ratio = float(present.max() / present.min())
@@ -445,7 +447,8 @@ def _advise_multiclass(y: np.ndarray) -> Advice:
                    "plain cross_entropy, the categorical maximum-likelihood loss", *notes]
         return Advice({"name": "cross_entropy"}, "multiclass", reasons, ["accuracy", "f1_macro"], evidence,
                       metrics_reason="classes are balanced enough for accuracy; macro f1 weighs every class alike")
-    weights = np.where(counts > 0, n / (num_classes * np.maximum(counts, 1)), 1.0)
+    # n / (K n_k) over the K classes with rows: their mean over the training rows is 1; a class with none gets 1
+    weights = np.where(counts > 0, n / (len(present) * np.maximum(counts, 1)), 1.0)
     class_weights = [_round(w, 4) for w in weights]
     evidence["class_weights"] = class_weights
     common = [
@@ -502,7 +505,7 @@ def _advise_multilabel(y: np.ndarray) -> Advice:
 
 
 def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np.ndarray | None = None,
-           class_names: list[str] | None = None) -> Advice:
+           class_names: list[str] | None = None, num_classes: int | None = None) -> Advice:
     """Recommend a loss for training targets ``y`` (rows are samples) of a known task.
 
     Args:
@@ -512,6 +515,9 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
         x: the training features (``Dataset.train.x``); a numeric (N, d) table lets the regression
             rule measure tails on least-squares residuals instead of the targets' spread.
         class_names: the classes' names (``Dataset.class_names``), to name them in the advice.
+        num_classes: the task's classes (``Dataset.num_classes``), some maybe with no training row (the model
+            outputs one score each, so a multiclass loss takes one weight each); default: the class names', else
+            the largest label + 1.
 
     Returns:
         :class:`Advice` whose ``loss`` is a spec for :func:`trainlab.losses.build_loss`.
@@ -552,7 +558,7 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
     if task == "binary":
         return _advise_binary(y, class_names)
     if task == "multiclass":
-        advice = _advise_multiclass(y)
+        advice = _advise_multiclass(y, num_classes or (len(class_names) if class_names else 0))
         if y.ndim == 1 and _falls_off_like_counts(np.bincount(_labels(y, "multiclass")), len(y)):
             k = int(y.max())
             advice.alternatives.insert(0, Alternative({"name": "poisson_nll"}, (

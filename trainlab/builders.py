@@ -152,7 +152,7 @@ def build_loss_for(config: Config, data: Dataset, notes: dict[str, Any]) -> Loss
         x = data.train.x.numpy() if data.train.x.ndim == 2 and data.train.x.is_floating_point() else None
         # the data's extras as they are, as `trainlab advise` passes them: z-scored counts (standardize_target)
         # are no counts to advise's one rule (advisor.counts_as_given), so both say the same
-        advice = advise(data.train.y.numpy(), data.task, data.extras, x=x)
+        advice = advise(data.train.y.numpy(), data.task, data.extras, x=x, num_classes=data.num_classes)
         spec = dict(advice.loss)
         notes["loss_advice"] = {"loss": advice.loss, "reasons": advice.reasons}
     return build_loss(spec)

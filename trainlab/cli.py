@@ -149,7 +149,8 @@ def _cmd_advise(args) -> int:
         section = validate_data_and_seed(raw, args.set)
     data_config = section.data
     data = load_dataset(data_config, section.seed)
-    advice = advise(data.train.y.numpy(), data.task, data.extras, x=data.train.x.numpy(), class_names=data.class_names)
+    advice = advise(data.train.y.numpy(), data.task, data.extras, x=data.train.x.numpy(), class_names=data.class_names,
+                    num_classes=data.num_classes)
     print(format_advice(advice, "set by data.task" if data_config.task else "from the data"))
     return 0
 
