@@ -212,3 +212,19 @@ def test_labels_differing_only_in_spaces_are_warned_of_as_the_csv_source_does(tm
     assert f"warning: text file {file}: the labels 'positive' and ' " in err
     assert ("positive ' differ only in spaces around them, which are stripped, so they are read as one class, "
             "'positive'; fix the data if they are two") in err
+
+
+def test_a_quote_never_closed_is_named_where_it_opened(tmp_path):
+    """A text opening with a quote it never closes swallows the next lines: the error named a later, correct
+    line ("line 6 has 3 fields ... a text holding a comma must be quoted") and never the open quote."""
+    rows = ['text,label', 'good one,positive', '"a text, quoted",negative', '"never closed, and so on,positive',
+            'plain text,negative', '"a later quote, correct",positive', 'x,positive']
+    file = tmp_path / "q.csv"
+    file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        load_text(file, "text_csv")
+    assert "the record at line 4 runs on to line 6: a quote that opens a text there and is never closed joins the " \
+           "lines after it; close it" in str(caught.value)
+    fine = tmp_path / "m.csv"  # a text of several lines, quoted as it should be: read, no such error
+    fine.write_text('text,label\n' + '"two\nlines, one text",positive\nplain,negative\n' * 5, encoding="utf-8")
+    assert len(load_text(fine, "text_csv").train) == 10

@@ -137,11 +137,18 @@ def _header(reader: Any, file: Path, text_column: str) -> list[str]:
 
 
 def _ragged_row(file: Path, start: int, row: list[str], columns: list[str], delimiter: str, quoted: bool,
-                predict: bool) -> DataError:
+                predict: bool, joined: tuple[int, int] | None = None) -> DataError:
     """The error for data row ``row`` (line ``start``) of another field count than the header, with what
     to do: the reading of a text holding the delimiter, which training fixes by its data.* keys and
-    predict's input (the run fixed them) by the text itself."""
+    predict's input (the run fixed them) by the text itself. ``joined``: the lines of a quoted record (this
+    one, or the one just before) that ran over several lines, which a quote opened and never closed does: it
+    is named as the likely cause, ahead of the rest."""
     name = DELIMITER_NAMES.get(delimiter, repr(delimiter))
+    if quoted and joined is not None:
+        return DataError(f"text file {file} line {start} has {counted(len(row), 'field')}; the header has "
+                         f"{len(columns)} ({name}-separated); the record at line {joined[0]} runs on to line "
+                         f"{joined[1]}: a quote that opens a text there and is never closed joins the lines after "
+                         "it; close it (a quote inside a quoted text is written twice: \"\")")
     hint = ""
     if len(row) > len(columns) and predict and not quoted:
         hint = ("; this run (text_tsv) reads no quoting, so every tab separates fields: replace the tabs inside the "
@@ -157,6 +164,17 @@ def _ragged_row(file: Path, start: int, row: list[str], columns: list[str], deli
                 "with spaces, or quote the texts and use data.source: text_csv with data.delimiter: '\\t'")
     return DataError(f"text file {file} line {start} has {counted(len(row), 'field')}; the header has "
                      f"{len(columns)} ({name}-separated){hint}")
+
+
+def _swallowing(record: tuple[int, int, list[str]] | None, delimiter: str, labels: list[str]) -> tuple[int, int] | None:
+    """The first and last line of ``record`` (start, end, fields) where one of its fields holds a line that ends
+    in the delimiter and a label already read (``..., positive``): a record of its own, swallowed by a quote
+    that opened a text and was never closed; None otherwise (a text of several lines, quoted as it should be)."""
+    if record is None:
+        return None
+    endings = {f"{delimiter}{label.strip()}" for label in labels[-1000:] if label.strip()}
+    inner = [line.rstrip() for field in record[2] for line in field.split("\n")[:-1]]
+    return (record[0], record[1]) if any(line.endswith(tuple(endings)) for line in inner) and endings else None
 
 
 def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
@@ -194,8 +212,10 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
             label_at = columns.index(label_column) if label_column in columns else None
             texts, labels, lines = [], [], []
             blank_lines: list[int] = []  # one column: empty lines kept once a row follows them
+            joined: tuple[int, int, list[str]] | None = None  # the last record that ran over several lines
             for row in reader:
                 start = reader.line_num - sum(field.count("\n") for field in row)
+                previous, joined = joined, ((start, reader.line_num, row) if reader.line_num > start else None)
                 if not row and len(columns) == 1:
                     blank_lines.append(start)
                     continue
@@ -206,7 +226,8 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
                     lines.append(blank)
                 blank_lines.clear()
                 if len(row) != len(columns):
-                    raise _ragged_row(file, start, row, columns, delimiter, quoted, predict)
+                    raise _ragged_row(file, start, row, columns, delimiter, quoted, predict,
+                                      _swallowing(joined or previous, delimiter, labels))
                 if row[0].strip() == columns[0]:  # only then may the row be the header again
                     refuse_repeated_header(file, start, row, columns, "text")
                 texts.append(row[text_at])
