@@ -242,16 +242,20 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
         raise DataError(f"cannot read text file {file}: {exc}") from None
     if not texts and not predict:
         raise DataError(f"text file {file} has a header but no rows")
-    if label_at is not None:  # stripped as the csv source strips them, with its warning where that merged two
-        written = np.array(labels, dtype=str)
-        stripped = np.char.strip(written)
-        if (pairs := space_twins(written[np.isin(stripped, np.unique(stripped[written != stripped]))])):
-            warn(f"text file {file}: the labels {short_repr(pairs[0][0])} and {short_repr(pairs[0][1])} differ only "
-                 f"in spaces around them, which are stripped, so they are read as one class, "
-                 f"{short_repr(pairs[0][0].strip())}; fix the data if they are two")
-        labels = stripped.tolist()
-    return TextTable(texts, labels if label_at is not None else None, tuple(columns), tuple(lines),
-                     label_column=label_column)
+    return TextTable(texts, _stripped_labels(file, labels) if label_at is not None else None, tuple(columns),
+                     tuple(lines), label_column=label_column)
+
+
+def _stripped_labels(file: Path, labels: list[str]) -> list[str]:
+    """``labels`` as written, stripped as the csv source strips them, with its warning where that merged two
+    spellings (``'positive'`` and ``'  positive  '``) into one class."""
+    written = np.array(labels, dtype=str)
+    stripped = np.char.strip(written)
+    if (pairs := space_twins(written[np.isin(stripped, np.unique(stripped[written != stripped]))])):
+        warn(f"text file {file}: the labels {short_repr(pairs[0][0])} and {short_repr(pairs[0][1])} differ only "
+             f"in spaces around them, which are stripped, so they are read as one class, "
+             f"{short_repr(pairs[0][0].strip())}; fix the data if they are two")
+    return stripped.tolist()
 
 
 def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) -> TextTable:
