@@ -341,6 +341,10 @@ def test_labels_that_fall_off_like_counts_get_the_counts_reading_as_an_alternati
     ratings = np.repeat([0, 1, 2, 3, 4], [5, 10, 30, 40, 15])
     for labels in (np.arange(300) % 3, load_digits().target, ratings):
         assert all(a.loss["name"] != "poisson_nll" for a in advise(labels, "multiclass").alternatives)
+    # named classes (support tickets sorted by name) are no counts, whatever their frequencies
+    named = advise(counts, "multiclass", class_names=["billing", "cancel", "delivery", "other", "refund",
+                                                      "warranty", "x", "y"])
+    assert all(a.loss["name"] != "poisson_nll" for a in named.alternatives)
 
 
 def test_class_weights_cover_every_class_of_the_task_and_average_1_over_the_training_rows():

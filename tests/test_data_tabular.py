@@ -951,6 +951,11 @@ def test_amounts_and_percentages_are_refused_as_numbers_written_with_a_sign(tmp_
     # data.task decides: 12 levels read as classes where multiclass is given, numbers asked for under regression
     twelve = write_csv(tmp_path / "t.csv", ["x", "tier"], [[i, f"${5 * (1 + i % 12)}"] for i in range(240)])
     assert load(source="csv", path=twelve, target="tier", task="multiclass").num_classes == 12
+    from trainlab.data.counting import count_splits
+
+    # schedule, --target and tune count the rows as the source reads them
+    sizes = count_splits(DataConfig(source="csv", path=twelve, target="tier", task="multiclass"))
+    assert sizes.train + sizes.val + sizes.test == 240
     with pytest.raises(DataError, match=r"target 'tier': '\$5' is a number written with a currency sign"):
         load(source="csv", path=twelve, target="tier")
     with pytest.raises(DataError, match=r"target 'tier': '9.99 €' is a number written with a currency sign"):
@@ -961,6 +966,10 @@ def test_amounts_and_percentages_are_refused_as_numbers_written_with_a_sign(tmp_
     assert data.preprocessing["categorical_columns"] == ["done"]
     assert "column 'done': '0%' is a number written with a percent sign, so the column is read as 2 categories; " \
            "to read its values as numbers, write them as plain numbers, without the sign (e.g. 0)" in capsys.readouterr().err
+    mixed = [[i, ["0", "5%", "10%"][i % 3], i % 2] for i in range(30)]  # a plain 0 among them: no categories
+    with pytest.raises(DataError, match=r"column 'disc': '5%' is a number written with a percent sign"):
+        load(source="csv", path=write_csv(tmp_path / "m.csv", ["x", "disc", "y"], mixed), target="y")
+    assert "is read as" not in capsys.readouterr().err  # (a warning that the refusal then contradicted)
 
 
 def test_several_targets_are_checked_for_separators_too(tmp_path):
@@ -1162,7 +1171,7 @@ def test_rows_of_delimiters_alone_are_named_as_such(tmp_path):
     path.write_text("a,b,y\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(20)) + ",,\n,,\n , ,\n")
     with pytest.raises(DataError) as caught:
         load(source="csv", path=str(path), target="y")
-    assert str(caught.value).endswith("line 22 holds no value (only delimiters), and so do 2 more rows: delete such "
-                                      "rows (spreadsheet exports leave them below the data)")
+    assert str(caught.value).endswith("line 22 holds no value (only delimiters or missing-value markers), and so do 2 "
+                                      "more rows: delete such rows (spreadsheet exports leave them below the data)")
     data = load(source="csv", path=str(path), target="y", nan_policy="drop", val_fraction=0.0, test_fraction=0.0)
     assert len(data.train) == 20

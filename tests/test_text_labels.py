@@ -209,6 +209,7 @@ def test_labels_differing_only_in_spaces_are_warned_of_as_the_csv_source_does(tm
     data = load_text(file, source)
     assert data.class_names == ["negative", "positive"]
     err = capsys.readouterr().err
+    assert err.count("differ only in spaces") == 1
     assert f"warning: text file {file}: the labels 'positive' and ' " in err
     assert ("positive ' differ only in spaces around them, which are stripped, so they are read as one class, "
             "'positive'; fix the data if they are two") in err
@@ -228,3 +229,10 @@ def test_a_quote_never_closed_is_named_where_it_opened(tmp_path):
     fine = tmp_path / "m.csv"  # a text of several lines, quoted as it should be: read, no such error
     fine.write_text('text,label\n' + '"two\nlines, one text",positive\nplain,negative\n' * 5, encoding="utf-8")
     assert len(load_text(fine, "text_csv").train) == 10
+
+
+def test_numbers_and_missing_markers_with_spaces_are_no_label_twins(tmp_path, capsys):
+    """' 1' beside '1' is one number, ' NA' beside 'NA' one missing marker: the csv source says nothing of them."""
+    file = text_file(tmp_path / "n.tsv", "text_tsv", ["1", " 1", "0", "0 "] * 5)
+    load_text(file, "text_tsv")
+    assert "differ only in spaces" not in capsys.readouterr().err

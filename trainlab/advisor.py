@@ -559,7 +559,8 @@ def advise(y: np.ndarray, task: str, extras: dict[str, Any] | None = None, x: np
         return _advise_binary(y, class_names)
     if task == "multiclass":
         advice = _advise_multiclass(y, num_classes or (len(class_names) if class_names else 0))
-        if y.ndim == 1 and _falls_off_like_counts(np.bincount(_labels(y, "multiclass")), len(y)):
+        numbered = class_names is None or class_names == [str(k) for k in range(len(class_names))]
+        if numbered and y.ndim == 1 and _falls_off_like_counts(np.bincount(_labels(y, "multiclass")), len(y)):
             k = int(y.max())
             advice.alternatives.insert(0, Alternative({"name": "poisson_nll"}, (
                 f"the labels 0..{k} fall off as counts of events do (the largest the rarest): if they are counts, "

@@ -179,7 +179,7 @@ def _not_a_number(table: CsvTable, name: str, row: int, what: str) -> DataError:
 
 
 def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_classes: bool = True,
-               task: str | None = None) -> DataError | None:
+               task: str | None = None, categories: bool = False) -> DataError | None:
     """The error for a column of numbers written with thousands separators, a decimal comma, a currency or a
     percent sign (read as text otherwise), or None where the column is read as text after all.
 
@@ -189,7 +189,8 @@ def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_
     classes, a price per row is not; a classification task given reads it as class names. One of several
     targets (``may_be_classes=False``) is a number whatever it holds. A feature column is refused (it can be
     kept as text with ``data.categorical``, which the message says), but for a few amount or percentage
-    levels ($9.99, $19.99; 0%, 100%), read as categories as before, with one warning."""
+    levels ($9.99, $19.99; 0%, 100%) in a column read as ``categories`` (no number among them, no
+    data.categorical list), read so as before, with one warning."""
     found = separated_number(cells)
     if found is None:
         return None
@@ -202,7 +203,7 @@ def _separated(table: CsvTable, name: str, cells: np.ndarray, what: str, may_be_
         if levels <= (min(SURE_CLASSES, len(cells) / 2) if unit else len(cells) / 2):
             return None
     how, fix = separator_fix(example, kind)
-    if what != "target" and unit and levels <= SURE_CLASSES:
+    if what != "target" and unit and levels <= SURE_CLASSES and categories:
         warn(f"CSV file {table.file}, column '{name}': '{example}' is a number written with {how}, so the column "
              f"is read as {levels} categories; to read its values as numbers, write them {fix}")
         return None
@@ -292,7 +293,9 @@ def _features(table: CsvTable, columns: list[str], categorical: list[str] | None
         if name not in unparsed_set:
             continue
         values, bad = numbers(table, name)
-        if bad is not None and (error := _separated(table, name, strings(table, name), "column")) is not None:
+        categories = bad is not None and categorical is None and not np.isfinite(values).any()
+        if bad is not None and (error := _separated(table, name, strings(table, name), "column",
+                                                    categories=categories)) is not None:
             raise error
         if bad is not None and categorical is None and not np.isfinite(values).any():
             categorical_names.append(name)  # only text (and missing cells): a categorical column
@@ -421,7 +424,8 @@ def csv_file(path: str, target: str | list[str], features: list[str] | str | Non
     if nan_policy != "drop" and len(empty := empty_rows(table)):  # "a missing feature value" at its first column
         more = f", and so {'does' if len(empty) == 2 else 'do'} {counted(len(empty) - 1, 'more row')}" \
             if len(empty) > 1 else ""
-        raise DataError(f"CSV file {file} line {table.line(int(empty[0]))} holds no value (only delimiters){more}: "
+        raise DataError(f"CSV file {file} line {table.line(int(empty[0]))} holds no value (only delimiters or "
+                        f"missing-value markers){more}: "
                         "delete such rows (spreadsheet exports leave them below the data)")
     _refuse_trailing_delimiter(table, columns)
     x, numeric_names, cats, categorical_names = _features(table, columns, categorical)

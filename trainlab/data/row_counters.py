@@ -89,7 +89,7 @@ def _csv(options: dict[str, Any], config: DataConfig) -> SourceRows:
     _require(file, table.header, targets, "target column", delimiter)
     if len(table) == 0:
         raise DataError(f"CSV file {file} has a header but no data rows")
-    y, _ = _target(table, targets)
+    y, _ = _target(table, targets, options["task"])  # data.task decides an amount target, as the source reads it
     return SourceRows(y)
 
 

@@ -47,13 +47,14 @@ import numpy as np
 
 from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
-from trainlab.data.csv_table import check_delimiter, space_twins
+from trainlab.data.csv_table import MISSING, check_delimiter, space_twins
 from trainlab.data.paths import resolve
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
     NO_HEADER,
     not_utf8,
     other_delimiter,
+    parses_as_number,
     refuse_repeated_header,
 )
 from trainlab.data.text_labels import drop_missing_rows, encode_labels, finite_number
@@ -242,20 +243,25 @@ def read_table(file: Path, text_column: str, label_column: str, delimiter: str,
         raise DataError(f"cannot read text file {file}: {exc}") from None
     if not texts and not predict:
         raise DataError(f"text file {file} has a header but no rows")
-    return TextTable(texts, _stripped_labels(file, labels) if label_at is not None else None, tuple(columns),
-                     tuple(lines), label_column=label_column)
+    return TextTable(texts, _stripped_labels(file, labels, warn_merged=not predict) if label_at is not None else None,
+                     tuple(columns), tuple(lines), label_column=label_column)
 
 
-def _stripped_labels(file: Path, labels: list[str]) -> list[str]:
-    """``labels`` as written, stripped as the csv source strips them, with its warning where that merged two
-    spellings (``'positive'`` and ``'  positive  '``) into one class."""
-    written = np.array(labels, dtype=str)
-    stripped = np.char.strip(written)
-    if (pairs := space_twins(written[np.isin(stripped, np.unique(stripped[written != stripped]))])):
-        warn(f"text file {file}: the labels {short_repr(pairs[0][0])} and {short_repr(pairs[0][1])} differ only "
-             f"in spaces around them, which are stripped, so they are read as one class, "
-             f"{short_repr(pairs[0][0].strip())}; fix the data if they are two")
-    return stripped.tolist()
+def _stripped_labels(file: Path, labels: list[str], warn_merged: bool = True) -> list[str]:
+    """``labels`` as written, stripped as the csv source strips them, with its warning (``warn_merged``: not for
+    predict's input, whose labels are not read) where that merged two spellings (``'positive'`` and
+    ``'  positive  '``) into one class. Numbers (`` 1`` is 1) and missing-value markers are no such spellings.
+    Only the labels stripping changed are looked at again (a long text read as labels is not copied)."""
+    stripped = [label.strip() for label in labels]
+    changed = {clean for label, clean in zip(labels, stripped, strict=True) if label != clean} - set(MISSING)
+    changed = {clean for clean in changed if not parses_as_number(clean)}
+    if warn_merged and changed:
+        merged = [label for label, clean in zip(labels, stripped, strict=True) if clean in changed]
+        if (pairs := space_twins(np.array(merged, dtype=str))):
+            warn(f"text file {file}: the labels {short_repr(pairs[0][0])} and {short_repr(pairs[0][1])} differ only "
+                 f"in spaces around them, which are stripped, so they are read as one class, "
+                 f"{short_repr(pairs[0][0].strip())}; fix the data if they are two")
+    return stripped
 
 
 def _subset(table: TextTable, max_rows: int | None, rng: np.random.Generator) -> TextTable:
