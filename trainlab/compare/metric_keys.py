@@ -76,9 +76,18 @@ def direction_warning(metric: str, direction: str | None) -> str | None:
     own = direction_of(metric)
     if direction is None or direction == own or ":" in metric:  # a user metric's direction is the user's to say
         return None
-    better, first = ("lower", "highest") if own == "min" else ("higher", "lowest")
-    return (f"--direction {direction} ranks the {first} {metric} first, of which {better} is better: the best "
-            f"strategy will be the one of the {first} {metric}; leave --direction out ({own}) unless that is meant")
+    return against_own_direction(metric, own, "{chosen} ranks the {worst} {metric} first", direction, "strategy")
+
+
+def against_own_direction(metric: str, own: str, does: str, chosen: str, best: str) -> str:
+    """The words of a ``--direction`` (``chosen``) opposite to ``metric``'s ``own`` (``min``/``max``), compare's
+    and tune's: ``--direction <does>, of which lower is better: the best <best> will be the one of the highest
+    <metric>; leave --direction out (min) unless that is meant``, ``does`` a template of ``{chosen}``,
+    ``{worst}`` (``highest`` where lower is better) and ``{metric}``."""
+    better, worst = ("lower", "highest") if own == "min" else ("higher", "lowest")
+    return (f"--direction {does.format(chosen=chosen, worst=worst, metric=metric)}, of which {better} is better: "
+            f"the best {best} will be the one of the {worst} {metric}; leave --direction out ({own}) unless that is "
+            "meant")
 
 
 def stand_in(wanted: str, recorded: list[str]) -> str | None:

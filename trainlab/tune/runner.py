@@ -12,6 +12,7 @@ from typing import Any
 from optuna.trial import TrialState
 
 from trainlab.code_policy import config_folder_trusted
+from trainlab.compare.metric_keys import against_own_direction
 from trainlab.config import validate
 from trainlab.config_fields import short_repr
 from trainlab.errors import ConfigError, TrainingError
@@ -162,10 +163,8 @@ def direction_warning(settings: TuneSettings) -> str | None:
     own = default_direction(settings.metric)
     if settings.direction == own:
         return None
-    better, chosen = ("lower", "highest") if own == "minimize" else ("higher", "lowest")
-    return (f"--direction {settings.direction[:3]} {settings.direction}s {settings.metric}, of which {better} is "
-            f"better: the best trial will be the one of the {chosen} {settings.metric}; leave --direction out "
-            f"({own[:3]}) unless that is meant")
+    return against_own_direction(settings.metric, own[:3], "{chosen} " + settings.direction + "s {metric}",
+                                 settings.direction[:3], "trial")
 
 
 def loss_scale_warning(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> str | None:
