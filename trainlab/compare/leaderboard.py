@@ -317,9 +317,9 @@ def first_place_tie(task: str, entries: list[dict[str, Any]], metric: str, direc
     ranked = [entry for entry in entries if entry.get("rank") is not None]
     if len(ranked) < 2:
         return None
-    best = _score(ranked[0], metric, direction)
-    tied = [entry["name"] for entry in ranked[1:] if _score(entry, metric, direction)[0] == best[0]
-            and stats.tied(_score(entry, metric, direction)[1], best[1])]
+    (standing, best), *others = [_score(entry, metric, direction) for entry in ranked]
+    tied = [entry["name"] for entry, score in zip(ranked[1:], others, strict=True)
+            if score[0] == standing and stats.tied(score[1], best)]
     if not tied:
         return None
     names = ", ".join(f"'{name}'" for name in [ranked[0]["name"], *tied])

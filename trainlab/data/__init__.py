@@ -211,18 +211,20 @@ def _clean_rows(name: str, x: np.ndarray, y: np.ndarray, policy: str,
         for part, array in (("features", x), ("targets", y)):
             if not np.issubdtype(array.dtype, np.floating):
                 continue
-            bad = np.argwhere(~np.isfinite(array.reshape(len(array), -1)))
+            flat = array.reshape(len(array), -1)
+            finite = np.isfinite(flat)
+            bad = np.argwhere(~finite)
             if len(bad):
                 row, col = (int(i) for i in bad[0])
-                flat = array.reshape(len(array), -1)
-                if part == "features" and len(flat) >= 2 and len(empty := np.flatnonzero(~np.isfinite(flat).any(0))):
-                    row, col = 0, int(empty[0])  # a column missing in every row: the cause, whatever came first
-                value = array.reshape(len(array), -1)[row, col]
+                # a feature column missing in every row: the cause, whatever cell came first
+                empty = np.flatnonzero(~finite.any(0)) if part == "features" and len(flat) >= 2 else ()
+                if len(empty):
+                    row, col = 0, int(empty[0])
+                value = flat[row, col]
                 where = _cell(locate, part, array, row, col)
                 missing = bool(np.isnan(value)) and missing_cells is not None  # a CSV's empty cell or NA
                 said = f" ({missing_cells})" if missing else ""
-                fix = ("; fix the data or set data.nan_policy: drop"
-                       if part != "features" or len(flat) < 2 or np.isfinite(flat[:, col]).any() else
+                fix = ("; fix the data or set data.nan_policy: drop" if not len(empty) else
                        ", and so is that column in every other row: leave the column out (a CSV's: choose the "
                        "feature columns with data.features), as data.nan_policy: drop would drop every row")
                 raise DataError(f"{name} has a {'missing' if missing else 'non-finite'} {part[:-1]} value ({value}) "

@@ -20,6 +20,7 @@ causes recognised:
 from __future__ import annotations
 
 import codecs
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,7 +92,7 @@ def _unit_number(cell: str) -> tuple[str, str] | None:
     if found is None:
         return None
     number = found["sign"] + (found["n1"] or found["n2"] or "")
-    finite = parses_as_number(number) and abs(float(number)) != float("inf")  # not 'inf%', 'nan $'
+    finite = (value := parsed_number(number)) is not None and math.isfinite(value)  # not 'inf%', 'nan $'
     if not (finite or _DECIMAL_COMMA.fullmatch(number) or any(pattern.fullmatch(number) for pattern in _GROUPED)):
         return None
     return ("percent" if found["after"] == "%" else "currency"), number

@@ -77,12 +77,13 @@ def check_task_fits(loss: nn.Module, data: Dataset, task_given: bool,
                         "predict those values, use a regression loss such as mse")
     refuse_soft_targets(target, f"{name} trains on {'0/1 ' if kind == 'binary' else ''}class labels",
                         "the targets hold")
-    # a config's task is read from the source's rows before the validation and test rows are split off
-    read = torch.cat([target, *(part.y.to(target.dtype) for part in (data.val, data.test) if part is not None
-                                and part.y.shape[1:] == target.shape[1:])])
-    if kind == "class_index" and not task_given and (stray := stray_labels(read)) is not None:
-        raise DataError(f"{name} trains on class labels 0..K-1, but the targets are read as a regression: "
-                        f"{stray[0]}; {stray[1]}")
+    if kind == "class_index" and not task_given:
+        # a config's task is read from the source's rows before the validation and test rows are split off
+        read = torch.cat([target, *(part.y.to(target.dtype) for part in (data.val, data.test) if part is not None
+                                    and part.y.shape[1:] == target.shape[1:])])
+        if (stray := stray_labels(read)) is not None:
+            raise DataError(f"{name} trains on class labels 0..K-1, but the targets are read as a regression: "
+                            f"{stray[0]}; {stray[1]}")
     if task_given:
         whole = not target.is_floating_point() or bool((target == target.round()).all())
         wanted = "a classification task" if kind == "class_index" else "a binary (or multilabel) task"
