@@ -15,7 +15,8 @@ import pytest
 
 from trainlab.config import DataConfig
 from trainlab.data import load_dataset
-from trainlab.data.csv_table import WIDE_COLUMNS, read_table, space_twins, strings
+from trainlab.data.csv_table import read_table, space_twins, strings
+from trainlab.data.csv_wide import WIDE_COLUMNS
 
 LABELS = [" cat", "cat", "dog ", "dog"]
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 import trainlab.data.files as files
-from trainlab.data.csv_table import WIDE_COLUMNS, read_table, strings
+from trainlab.data.csv_table import read_table, strings
+from trainlab.data.csv_wide import WIDE_COLUMNS
 from trainlab.data.files import csv_file
 from trainlab.data.transforms import STATS_CHUNK_VALUES, channel_stats
 

@@ -3,27 +3,26 @@
 The fast path is one ``pandas.read_csv`` call (about a second per 10^7 cells). Line numbers are
 only needed when something is wrong, so they come from a second, pure-Python pass over the file
 (:meth:`CsvTable.line`) that is made only on the error path, or when a row may be short. A file of more
-than :data:`WIDE_COLUMNS` columns is read by the csv module instead, each cell parsed as a number as its
-row is read (:func:`_read_wide`); only the columns that hold text keep it.
+than :data:`~trainlab.data.csv_wide.WIDE_COLUMNS` columns is read by the csv module instead, each cell
+parsed as a number as its row is read (:func:`~trainlab.data.csv_wide.read_wide`); only the columns that
+hold text keep it.
 
 Dialect: a header row; UTF-8 with or without a byte-order mark; fields quoted with ``"`` may hold
 the delimiter and newlines; ``delimiter`` is one character (``,`` by default, ``;`` or a tab);
 blank lines are skipped. Spaces around a cell are stripped (:func:`strings` warns where that makes
 two spellings of a column, ``' cat'`` and ``'cat'``, one value: :func:`space_twins`). Cells in
-:data:`MISSING` (and empty cells), spaces around them stripped as well, are missing values (NaN). A data
-row that repeats the header (:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with
-``cat``) is refused. The causes named in the errors are found by :mod:`trainlab.data.table_diagnosis`.
+:data:`~trainlab.data.csv_rows.MISSING` (and empty cells), spaces around them stripped as well, are missing
+values (NaN). A data row that repeats the header
+(:func:`~trainlab.data.table_diagnosis.refuse_repeated_header`: files joined with ``cat``) is refused. The
+causes named in the errors are found by :mod:`trainlab.data.table_diagnosis`; line numbers and wide files
+are read by :mod:`trainlab.data.csv_rows` and :mod:`trainlab.data.csv_wide`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
-import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,25 +30,29 @@ from typing import Any
 import numpy as np
 
 from trainlab.config_fields import short_repr
+from trainlab.data.csv_rows import MISSING, check_field_counts, file_rows, written_row
+from trainlab.data.csv_wide import (
+    WIDE_COLUMNS,
+    WideCells,
+    read_wide,
+    wide_bools,
+    wide_text_numbers,
+    written_columns,
+)
 from trainlab.data.dataset import check_float32_range
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,
     hint_written,
     not_utf8,
     plain_number,
-    ragged_row_error,
     refuse_repeated_header,
 )
 from trainlab.errors import ConfigError, DataError
 from trainlab.notices import warn
 
-# cells read as missing (NaN), so that data.nan_policy decides; a subset of pandas' default na_values
-MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "<NA>", "#N/A")
 # a sentinel column one past the header's: a row with one field too many fills it instead of being
 # silently accepted (pandas would otherwise take an extra first-row field as an index column)
 _EXTRA = "\x00trainlab-extra-field"
-# the Python csv module refuses fields longer than this; big enough for any real cell
-FIELD_LIMIT = 64 * 1024 * 1024
 
 
 def check_delimiter(delimiter: object) -> str:
@@ -61,32 +64,6 @@ def check_delimiter(delimiter: object) -> str:
     return delimiter
 
 
-def _open_text(file: Path) -> io.TextIOWrapper:
-    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name
-    return open(file, newline="", encoding="utf-8-sig")
-
-
-def _rows(file: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of every non-blank row, header included, in one pure-Python pass."""
-    limit = csv.field_size_limit()
-    csv.field_size_limit(FIELD_LIMIT)
-    try:
-        with _open_text(file) as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            start = 1
-            for row in reader:
-                if row:  # blank lines are skipped, as pandas does
-                    yield start, row
-                start = reader.line_num + 1
-    except UnicodeDecodeError:
-        raise not_utf8(file, "CSV") from None
-    except csv.Error as exc:
-        raise DataError(f"CSV file {file} is not valid CSV: {exc}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read CSV file {file}: {exc.strerror or exc}") from None
-    finally:
-        csv.field_size_limit(limit)
-
 
 def read_header(file: Path, delimiter: str, settable: bool = True) -> tuple[list[str], int]:
     """The header's column names (stripped) and the number of rows pandas' ``read_csv(skiprows=)`` passes to
@@ -97,7 +74,7 @@ def read_header(file: Path, delimiter: str, settable: bool = True) -> tuple[list
     One-line errors for an empty file, repeated names, and a first line that is Excel's ``sep=;`` (the
     delimiter hint Excel reads and writes, which is no header) (``settable``: as for :func:`delimiter_hint`).
     """
-    rows = _rows(file, delimiter)
+    rows = file_rows(file, delimiter)
     first = next(rows, None)
     rows.close()
     if first is None:
@@ -134,9 +111,9 @@ class CsvTable:
     """The cells of a CSV file by column, and the file lines of its data rows.
 
     ``frame`` is a pandas DataFrame (the usual, tall file) or, for a wide file (more than
-    :data:`WIDE_COLUMNS` columns, where pandas spends seconds per 10^4 columns on bookkeeping), the
-    :class:`WideCells` of :func:`_read_wide`: the cells parsed as numbers as they were read, and the
-    text of the columns that hold some. Use :func:`numbers`, :func:`strings` and
+    :data:`~trainlab.data.csv_wide.WIDE_COLUMNS` columns, where pandas spends seconds per 10^4 columns on
+    bookkeeping), the :class:`~trainlab.data.csv_wide.WideCells` of :func:`~trainlab.data.csv_wide.read_wide`:
+    the cells parsed as numbers as they were read, and the text of the columns that hold some. Use :func:`numbers`, :func:`strings` and
     :func:`numeric_block`, which read both and strip the cells' spaces.
     """
 
@@ -163,7 +140,7 @@ class CsvTable:
         if self.wide:
             column = self._index[name]
             text = self.frame.text.get(column)
-            cell = str(text[row]) if text is not None else _written_row(self, row)[column]
+            cell = str(text[row]) if text is not None else written_row(self.file, self.delimiter, self.line(row))[column]
         else:
             cell = str(self.frame.iloc[row, self._index[name]])
         return cell.strip() if strip else cell
@@ -186,194 +163,6 @@ class CsvTable:
 
 
 # above this many columns the table is read by the csv module into one array of strings
-WIDE_COLUMNS = 2000
-
-
-def check_field_counts(file: Path, delimiter: str, header: list[str], settable: bool = True) -> list[int]:
-    """The start line of every data row; a DataError at the first row whose field count is not the header's
-    (``settable``: as for :func:`delimiter_hint`)."""
-    lines = []
-    rows = _rows(file, delimiter)
-    header_line = next(rows, (1, []))[0]
-    for line, row in rows:
-        if len(row) != len(header):
-            rows.close()
-            raise ragged_row_error(file, line, row, header, delimiter, settable, header_line)
-        lines.append(line)
-    return lines
-
-
-@dataclass
-class WideCells:
-    """The cells of a wide file, as :func:`_read_wide` reads them: each parsed once, as its row is read.
-
-    ``values`` (N, W) float64 is every cell as a number, as :func:`_parse_numbers` reads it (NaN where missing,
-    and where the cell is not a number). ``text`` maps a column's index to its cells as written (spaces kept)
-    for the columns that hold a cell that is not a number, and those read_table's ``text_columns`` names;
-    any other column's text is read from the file again when it is asked for (:func:`strings`,
-    :meth:`CsvTable.cell`: messages). ``repeats``: (row, cells) of the data rows that are the header again.
-    """
-
-    values: np.ndarray
-    text: dict[int, np.ndarray]
-    repeats: list[tuple[int, list[str]]]
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-
-_MISSING_SET = frozenset(MISSING)
-
-
-def _wide_number(cell: str) -> float:
-    """``cell`` as pandas' C parser reads a number: float() of it, except that digit separators (``1_000``),
-    digits of other scripts (``１２``) and spellings of NaN that are no missing-value marker (``-nan``, ``nAn``:
-    pandas reads NaN from :data:`MISSING` alone here), which float() also reads, are not numbers (ValueError)."""
-    if "_" in cell or not cell.isascii():
-        raise ValueError(cell)
-    value = float(cell)
-    if math.isnan(value):
-        raise ValueError(cell)
-    return value
-
-
-# the cells pandas' C parser reads as booleans (exactly so: " True" is text), a column of only these and
-# missing cells being a boolean column
-BOOL_WORDS = {"True": 1.0, "TRUE": 1.0, "true": 1.0, "False": 0.0, "FALSE": 0.0, "false": 0.0}
-
-
-def _wide_bools(cells: np.ndarray) -> np.ndarray | None:
-    """A wide file's text column ``cells`` (as written) as 1.0/0.0 (NaN where missing) when every cell is a
-    :data:`BOOL_WORDS` word or missing and one is a word, as pandas reads a narrow file's; else None."""
-    missing = np.isin(cells, MISSING)
-    words = cells[~missing]
-    if len(words) == 0 or not np.isin(words, list(BOOL_WORDS)).all():
-        return None
-    values = np.full(len(cells), np.nan)
-    values[~missing] = [BOOL_WORDS[word] for word in words]
-    return values
-
-
-class _WideRows:
-    """Rows of a wide file into float64 blocks of about 2^16 cells as they are read (no text of every cell),
-    keeping the text of the columns that hold some (:class:`WideCells`)."""
-
-    def __init__(self, header: list[str], text_columns: Sequence[str]) -> None:
-        listed = set(text_columns)
-        self.header = header
-        self.block_rows = max(1, (1 << 16) // len(header))
-        self.blocks: list[np.ndarray] = []
-        self.filled = self.block_rows  # rows of the last block used: none yet
-        self.count = 0
-        self.text: dict[int, list[str]] = {j: [] for j, name in enumerate(header) if name in listed}
-        self.late: set[int] = set()  # text columns found after their first rows, whose earlier text is gone
-        self.repeats: list[tuple[int, list[str]]] = []
-
-    def _next_row(self) -> np.ndarray:
-        if self.filled == self.block_rows:
-            self.blocks.append(np.empty((self.block_rows, len(self.header)), dtype=np.float64))
-            self.filled = 0
-        self.filled += 1
-        return self.blocks[-1][self.filled - 1]
-
-    def add(self, row: list[str]) -> None:
-        """Row ``row`` (its cells as written) parsed into the next float64 row: float() of each cell (what
-        ``astype(float64)`` of the stripped cell gives), NaN for a missing cell, a text column's cell, and
-        a cell that is not a number, whose column is kept as text from then on."""
-        for column, cells in self.text.items():
-            cells.append(row[column])
-        target = self._next_row()
-        self.count += 1
-        if row[0].strip() == self.header[0] and [cell.strip() for cell in row] == self.header:
-            self.repeats.append((self.count - 1, row))  # refused once read: not parsed, no column made text
-            target[:] = np.nan
-            return
-        written = list(row)
-        for column in self.text:
-            row[column] = "nan"
-        joined = "".join(row)
-        plain = "_" not in joined and joined.isascii()  # float() also reads 1_000 and other scripts' digits
-        with contextlib.suppress(ValueError):
-            if plain:
-                target[:] = row  # the usual row: every cell a number, one C loop
-                if not self._spelled_nan(written, row, target):
-                    return
-        row = ["nan" if cell.strip() in _MISSING_SET else cell for cell in row]
-        with contextlib.suppress(ValueError):
-            if plain:
-                target[:] = row
-                if not self._spelled_nan(written, row, target):
-                    return
-        for column, cell in enumerate(row):
-            if column in self.text or written[column].strip() in _MISSING_SET:
-                target[column] = np.nan
-                continue
-            try:
-                target[column] = _wide_number(cell)
-            except ValueError:  # not a number: the column is text from here on
-                target[column] = np.nan
-                self.text[column] = [""] * (self.count - 1) + [cell]
-                if self.count > 1:
-                    self.late.add(column)
-
-    def _spelled_nan(self, written: list[str], parsed: list[str], target: np.ndarray) -> bool:
-        """Whether a cell of the row ``written`` that float() read as NaN (from ``parsed``: the row with its text
-        and missing cells as ``nan``) is no missing-value marker nor a text column's: a ``-nan`` of the file's
-        own, which pandas reads as text (:func:`_wide_number`). The NaNs counted against the ``nan`` cells first:
-        the cells are looked at only where they differ (a ``NaN`` or ``-nan`` written in the file)."""
-        nans = np.flatnonzero(np.isnan(target))
-        if len(nans) == parsed.count("nan"):
-            return False
-        return any(column not in self.text and written[column].strip() not in _MISSING_SET
-                   for column in nans.tolist())
-
-    def cells(self) -> WideCells:
-        values = np.concatenate(self.blocks) if self.blocks else np.empty((0, len(self.header)))
-        text = {column: np.array(cells, dtype=str) for column, cells in self.text.items()}
-        return WideCells(values[:self.count], text, self.repeats)
-
-
-def _read_wide(file: Path, delimiter: str, header: list[str], settable: bool,
-               text_columns: Sequence[str] = ()) -> CsvTable:
-    """A wide file: the csv module, field counts checked as it goes, each cell parsed as a number as its row
-    is read (:class:`WideCells`), text kept for ``text_columns`` and the columns that hold some."""
-    lines = []
-    parsed = _WideRows(header, text_columns)
-    rows = _rows(file, delimiter)
-    header_line = next(rows, (1, []))[0]
-    for line, row in rows:
-        if len(row) != len(header):
-            rows.close()
-            raise ragged_row_error(file, line, row, header, delimiter, settable, header_line)
-        lines.append(line)
-        parsed.add(row)
-    table = CsvTable(file, header, delimiter, parsed.cells(), _lines=lines)
-    if parsed.late:  # a column whose first text is below its first rows: its earlier cells, as written
-        table.frame.text.update(_written_columns(table, sorted(parsed.late)))
-    return table
-
-
-def _written_columns(table: CsvTable, columns: list[int]) -> dict[int, np.ndarray]:
-    """Columns ``columns`` of a wide table as written (spaces kept), read from its file again."""
-    cells: dict[int, list[str]] = {column: [] for column in columns}
-    rows = _rows(table.file, table.delimiter)
-    next(rows, None)  # the header
-    for _line, row in rows:
-        for column in columns:
-            cells[column].append(row[column])
-    return {column: np.array(text, dtype=str) for column, text in cells.items()}
-
-
-def _written_row(table: CsvTable, row: int) -> list[str]:
-    """Data row ``row`` of a wide table as written, read from its file again (for a message)."""
-    line = table.line(row)
-    rows = _rows(table.file, table.delimiter)
-    for start, cells in rows:
-        if start == line:
-            rows.close()
-            return cells
-    raise DataError(f"CSV file {table.file} changed while it was read (line {line} is gone); read it again")
-
 
 def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (),
                delimiter_settable: bool = True) -> CsvTable:
@@ -387,7 +176,8 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
 
     header, header_rows = read_header(file, delimiter, delimiter_settable)
     if len(header) > WIDE_COLUMNS:
-        wide = _read_wide(file, delimiter, header, delimiter_settable, text_columns)
+        cells, lines = read_wide(file, delimiter, header, delimiter_settable, text_columns)
+        wide = CsvTable(file, header, delimiter, cells, _lines=lines)
         _check_repeated_header(wide)
         return wide
     try:
@@ -404,7 +194,7 @@ def read_table(file: Path, delimiter: str = ",", text_columns: Sequence[str] = (
     except pd.errors.ParserError as exc:
         first = (str(exc).strip().splitlines() or ["parse error"])[0]
         if "EOF inside string" in first:  # pandas counts rows after those it skipped; the file's line is the user's
-            *_, (line, _) = _rows(file, delimiter)  # the unclosed quote's row runs on to the end of the file
+            *_, (line, _) = file_rows(file, delimiter)  # the unclosed quote's row runs on to the end of the file
             raise DataError(f"CSV file {file} line {line}: a quote (\") opens a field there and is never closed, "
                             "so the rest of the file is read as one text: close it, or write the field without "
                             "the quote") from None
@@ -441,36 +231,6 @@ def _check_repeated_header(table: CsvTable) -> None:
         refuse_repeated_header(table.file, table.line(int(row)), cells, table.header, "CSV")
 
 
-def _parse_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Stripped strings -> float64 (missing markers NaN), and the rows that are not numbers (or None), each
-    cell read as :func:`_wide_number` reads it."""
-    missing = np.isin(cells, MISSING)
-    text = np.where(missing, "nan", cells)
-    joined = "".join(text.tolist())
-    if "_" not in joined and joined.isascii():
-        with contextlib.suppress(ValueError):
-            values = text.astype(np.float64)
-            if not np.isnan(values[~missing]).any():  # a '-nan' of the file's own: read cell by cell (below)
-                return values, None
-    values = np.full(len(cells), np.nan)
-    bad = np.zeros(len(cells), dtype=bool)
-    for i, cell in enumerate(text):
-        if missing[i]:
-            continue
-        try:
-            values[i] = _wide_number(cell)
-        except ValueError:
-            bad[i] = True
-    return values, (np.flatnonzero(bad) if bad.any() else None)
-
-
-def _wide_text_numbers(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """A wide file's text column ``cells`` (as written) as numbers, as pandas reads the column of a narrow
-    file: booleans as 1.0/0.0 (:func:`_wide_bools`), else :func:`_parse_numbers` of the stripped cells."""
-    if (bools := _wide_bools(cells)) is not None:
-        return bools, None
-    return _parse_numbers(np.char.strip(cells))
-
 
 def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Column ``name`` as float64 (NaN where missing), and the rows holding text that is not a number.
@@ -482,7 +242,7 @@ def numbers(table: CsvTable, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     if table.wide:
         column = table._index[name]
         if column in table.frame.text:
-            return _wide_text_numbers(table.frame.text[column])
+            return wide_text_numbers(table.frame.text[column])
         return table.frame.values[:, column].copy(), None
     series = table.frame[name]
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
@@ -531,7 +291,7 @@ def numeric_block(table: CsvTable, names: list[str]) -> tuple[np.ndarray, list[s
         unparsed = []
         for k, column in enumerate(columns):
             if column in table.frame.text:
-                block[:, k], bad = _wide_text_numbers(table.frame.text[column])
+                block[:, k], bad = wide_text_numbers(table.frame.text[column])
                 if bad is not None:
                     unparsed.append(k)
         check_float32_range(block, lambda row, col: table.place(row, names[col]))
@@ -575,7 +335,7 @@ def is_bool_column(table: CsvTable, name: str) -> bool:
     """Column ``name`` holds only ``True``/``False`` (and missing cells), which pandas reads as booleans."""
     if table.wide:
         column = table._index[name]
-        return column in table.frame.text and _wide_bools(table.frame.text[column]) is not None
+        return column in table.frame.text and wide_bools(table.frame.text[column]) is not None
     return is_bool_series(table.frame[name])
 
 
@@ -642,7 +402,7 @@ def strings(table: CsvTable, name: str) -> np.ndarray:
     if table.wide:
         column = table._index[name]
         if column not in table.frame.text:  # a column of numbers: its text is read from the file again
-            table.frame.text.update(_written_columns(table, [column]))
+            table.frame.text.update(written_columns(table.file, table.delimiter, [column]))
         cells = table.frame.text[column]
         stripped = np.char.strip(cells)
         _warn_space_twins(table, name, cells, stripped)

@@ -16,8 +16,8 @@ import numpy as np
 
 from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
+from trainlab.data.csv_rows import MISSING
 from trainlab.data.csv_table import (
-    MISSING,
     CsvTable,
     check_delimiter,
     empty_rows,

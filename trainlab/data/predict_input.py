@@ -27,10 +27,9 @@ import torch
 
 from trainlab.config_fields import plain_scalar, short_repr
 from trainlab.data import preprocessing as prep
+from trainlab.data.csv_rows import MISSING
 from trainlab.data.csv_table import (
-    BOOL_WORDS,
     DATAFRAME,
-    MISSING,
     CsvTable,
     check_delimiter,
     is_bool_series,
@@ -39,6 +38,7 @@ from trainlab.data.csv_table import (
     separator_fix,
     strings,
 )
+from trainlab.data.csv_wide import BOOL_WORDS
 from trainlab.data.dataset import check_float32_range
 from trainlab.data.paths import resolve_file
 from trainlab.data.predict_shapes import rows_shape, shape_error
@@ -184,9 +184,9 @@ def _refuse_other_delimiter(file: Path, header: str, delimiter: str, wanted: lis
 
 def _as_csv_cells(text: Any) -> Any:
     """A DataFrame column of text (pandas ``string`` dtype) as :func:`~trainlab.data.csv_table.read_table`
-    reads the same cells from a CSV file: a :data:`~trainlab.data.csv_table.MISSING` marker (``''``, ``NA``,
+    reads the same cells from a CSV file: a :data:`~trainlab.data.csv_rows.MISSING` marker (``''``, ``NA``,
     ``nan``, ...) is a missing cell, and a column whose other cells are all
-    :data:`~trainlab.data.csv_table.BOOL_WORDS` (``True``, ``false``, ...) holds booleans, 1.0/0.0 (what
+    :data:`~trainlab.data.csv_wide.BOOL_WORDS` (``True``, ``false``, ...) holds booleans, 1.0/0.0 (what
     ``astype(str)`` of a bool column writes); other text stays text, which :func:`numbers` reads as numbers
     where it is some (``pd.read_csv(path, dtype=str)``)."""
     cells = text.mask(text.isin(MISSING))

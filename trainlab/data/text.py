@@ -47,7 +47,8 @@ import numpy as np
 
 from trainlab.config_fields import counted, short_repr, shown_name
 from trainlab.data import DATA_SOURCES, RawData, receives_shared
-from trainlab.data.csv_table import MISSING, check_delimiter, space_twins
+from trainlab.data.csv_rows import MISSING
+from trainlab.data.csv_table import check_delimiter, space_twins
 from trainlab.data.paths import resolve
 from trainlab.data.table_diagnosis import (
     DELIMITER_NAMES,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trainlab.config_fields import short_repr
-from trainlab.data.csv_table import MISSING
+from trainlab.data.csv_rows import MISSING
 from trainlab.data.labels import warn_case_twins
 from trainlab.data.table_diagnosis import not_a_number, parsed_number
 from trainlab.errors import DataError
