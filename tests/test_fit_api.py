@@ -447,6 +447,18 @@ def test_a_model_on_the_meta_device_is_told_to_be_materialised():
         trainlab.fit(torch.nn.Linear(2, 3, device="meta"), (x, y), BASE)
 
 
+def test_a_lazy_module_is_told_to_take_its_shape_first_and_then_trains():
+    """nn.LazyLinear's uninitialised weight escaped as torch's ValueError from fit's first check of the weights."""
+    x, y = _blobs()
+    model = torch.nn.Sequential(torch.nn.LazyLinear(3))
+    with pytest.raises(ConfigError, match=r"^the model's 0.weight is not initialised yet \(LazyLinear: a lazy module "
+                                          r"takes its shape from its first input\); run one batch through the model"):
+        trainlab.fit(model, (x, y), BASE)
+    with torch.no_grad():
+        model(torch.as_tensor(x[:2], dtype=torch.float32))
+    assert trainlab.fit(model, (x, y), BASE).history
+
+
 def test_fit_and_evaluate_run_errors_name_their_own_arguments():
     """fit(seed='1') was told of "config key 'seed'"; evaluate_run(split='tst') of '--split'."""
     x, y = _blobs()

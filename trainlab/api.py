@@ -52,7 +52,7 @@ from trainlab.models import model_name
 from trainlab.notices import warn
 from trainlab.records import FIT_MODEL, FIT_RECORDS, metrics_file_records, record_json_text
 from trainlab.registry import Registry
-from trainlab.run_checks import divergence_advice
+from trainlab.run_checks import divergence_advice, refuse_meta_tensors
 from trainlab.run_records import LABELS_RECORD, labels_record
 from trainlab.run_summary import summarize, warn_if_non_finite
 from trainlab.shell_command import command_line
@@ -265,7 +265,8 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     into a fresh instance of its class. Tensors given are detached (their storage shared, not copied), so
     features computed without ``torch.no_grad()`` train as plain inputs; pandas' nullable number columns
     (``Float64``, ``Int64``) are numbers (a missing value is refused as a non-finite one); sparse tensors,
-    scipy.sparse matrices, dicts and generators are refused, naming the dense form to pass. The model's
+    scipy.sparse matrices, dicts and generators are refused, naming the dense form to pass. A val or test
+    DataFrame beside a training one is read by column name (:mod:`trainlab.fit_columns`). The model's
     outputs index the classes in the order of ``FitResult.class_names`` (labels 1..K or -1/+1 are classes
     0..K-1). A class-label loss with ``task='regression'`` given, or on soft targets (fractional values in
     [0, 1]), is one DataError saying so (:func:`trainlab.losses.task_fit.check_task_fits`).
@@ -273,6 +274,7 @@ def fit(model: torch.nn.Module, train: Arrays | torch.utils.data.Dataset,
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__} (wrap a function in a "
                           "Module whose forward calls it)")
+    refuse_meta_tensors(model)  # before is_inference(), which a lazy module's parameter refuses
     if any(parameter.is_inference() for parameter in model.parameters()):  # torch's error came at the first backward
         raise ConfigError(f"model '{model_name(model)}' was built under torch.inference_mode(): its weights are "
                           "inference tensors, which cannot be trained; build it outside that block (under "

@@ -12,7 +12,8 @@ by its index and column labels (``row index 'cust7', column 'income'``), one of 
 by its 0-based position. :func:`fit_dataset` applies
 the data layer's task rule and label reading to the splits (``task``/``class_names`` as
 ``data.task``/``data.class_names``) and gives val/test x train x's dtype, which the model takes (integer or
-bool features beside float ones converted, other mixes one DataError: :func:`_as_training_dtype`); bad
+bool features beside float ones converted, other mixes one DataError: :func:`_as_training_dtype`) and the
+columns of a val or test DataFrame train's order by name (:mod:`trainlab.fit_columns`); bad
 arguments are one :class:`~trainlab.errors.ConfigError`. Nothing here trains or writes files.
 """
 
@@ -37,6 +38,7 @@ from trainlab.data.labels import (
 )
 from trainlab.data.regression_targets import check_regression_targets
 from trainlab.errors import ConfigError, DataError
+from trainlab.fit_columns import in_training_order
 from trainlab.losses.task_fit import refuse_soft_targets
 from trainlab.notices import warn
 from trainlab.registry import did_you_mean
@@ -104,10 +106,24 @@ def _from_array(value: Any, what: str) -> torch.Tensor:
                 " (text or category columns: encode them first, or train from a CSV config, which one-hot "
                 "encodes them)")
         own = getattr(value, "dtype", None)  # pandas' own (``string``) where NumPy's copy reads object
-        raise DataError(f"{what} must hold numbers; got dtype {array.dtype if own is None else own}{hint}")
+        got = _first_unlike_numbers(value) or f"dtype {array.dtype if own is None else own}"
+        raise DataError(f"{what} must hold numbers; got {got}{hint}")
     if not array.flags.writeable:  # a pandas frame's read-only view: torch would warn of it, and may not share it
         array = array.copy()
     return torch.as_tensor(array)
+
+
+def _first_unlike_numbers(value: Any) -> str | None:
+    """A pandas DataFrame's first column of neither numbers nor booleans, as messages name it (``column 'city'
+    (category)``), so that a wide frame's culprit is found; None for anything else."""
+    if not type(value).__module__.startswith("pandas") or getattr(value, "ndim", 0) != 2:
+        return None
+    from pandas.api import types
+
+    for name, dtype in value.dtypes.items():
+        if not (types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype)):
+            return f"column {short_repr(plain_scalar(name))} ({dtype})"
+    return None
 
 
 def _category_labels(value: Any, what: str) -> str:
@@ -463,6 +479,25 @@ def _as_training_dtype(name: str, split: Split, train_x: torch.Tensor) -> torch.
                     "its columns are features")
 
 
+def _in_training_columns(name: str, split: Split, train: Split) -> Split:
+    """Split ``name`` with the columns of its pandas x and y in train's order, matched by name
+    (:func:`~trainlab.fit_columns.in_training_order`); a y of one column is read as it is, whatever its name."""
+    x_labels, y_labels = getattr(split, "x_labels", None), getattr(split, "y_labels", None)
+    trained_x, trained_y = getattr(train, "x_labels", None), getattr(train, "y_labels", None)
+    if x_labels is None or trained_x is None:
+        x = split.x
+    else:
+        x = in_training_order(f"{name} x", split.x, x_labels.columns, trained_x.columns)
+        x_labels = Labels(x_labels.index, trained_x.columns) if x is not split.x else x_labels
+    y = split.y
+    if y_labels is not None and trained_y is not None and split.y.ndim == 2:
+        y = in_training_order(f"{name} y", split.y, y_labels.columns, trained_y.columns)
+        y_labels = Labels(y_labels.index, trained_y.columns) if y is not split.y else y_labels
+    if x is split.x and y is split.y:
+        return split
+    return GivenSplit(x, y, x_labels, y_labels)
+
+
 def _label_locate(split: Split, task: str) -> Locate | None:
     """How :mod:`~trainlab.data.labels` names a bad label's cell of ``split`` (train, val or test): by its y's
     pandas labels where it had some, else None (its own 0-based positions). A label of one-hot columns read
@@ -532,6 +567,7 @@ def fit_dataset(train: Split, val: Split | None, test: Split | None, task: str |
     training_classes = np.unique(y_train) if task in ("binary", "multiclass") and y_train.ndim == 1 else None
 
     def given(name: str, split: Split) -> Split:
+        split = _in_training_columns(name, split, train)
         if split.x.shape[1:] != train.x.shape[1:]:
             raise DataError(f"{name} x rows are shaped {tuple(split.x.shape[1:])} but train x rows "
                             f"{tuple(train.x.shape[1:])}")

@@ -118,10 +118,17 @@ def input_fixes(data: Dataset) -> InputFixes:
 
 
 def refuse_meta_tensors(model: torch.nn.Module) -> None:
-    """A ConfigError naming the model's first parameter or buffer on the meta device (a shape without values,
-    as ``torch.device("meta")`` or a lazy-init library builds), which no device move can fill: torch's own
+    """A ConfigError naming the model's first parameter or buffer that holds no values yet: one of a lazy
+    module (``nn.LazyLinear``, ``nn.LazyConv2d``: its shape comes with its first forward, and torch's own error
+    at the first use of it names no fix), or one on the meta device (a shape without values, as
+    ``torch.device("meta")`` or a lazy-init library builds), which no device move can fill: torch's own
     ``Cannot copy out of meta tensor`` names neither the tensor nor the fix."""
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if torch.nn.parameter.is_lazy(tensor):
+            owner = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            raise ConfigError(f"the model's {name} is not initialised yet ({type(owner).__name__}: a lazy module "
+                              "takes its shape from its first input); run one batch through the model before "
+                              "training, e.g. model(x[:2]) under torch.no_grad(), or give the layer its input size")
         if tensor.is_meta:
             raise ConfigError(f"the model's {name} is on the meta device (a shape without values); materialise "
                               "the model first: model.to_empty(device='cpu'), then initialise its weights "
