@@ -623,6 +623,21 @@ def test_image_folder_classes_under_root_grayscale(tmp_path):
     assert len(dataset.test) == 3 and dataset.num_classes == 3
 
 
+def test_grayscale_images_read_as_rgb_are_warned_of_and_colour_ones_are_not(tmp_path, capsys):
+    """A folder of gray PNGs trained as 3 copies of one channel (with CIFAR's colour constants) without a word."""
+    image_tree(tmp_path, splits=("",), mode="L")
+    build(name="image_folder", path=str(tmp_path))
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert line == (f"warning: every training image in {tmp_path} is grayscale (its red, green and blue are equal): "
+                    "read as RGB, the model takes 3 copies of one channel; set data.mode: L for one channel (and "
+                    "data.mean/std of one value, or null for the training images' own)")
+    build(name="image_folder", path=str(tmp_path), mode="L")
+    colour = tmp_path / "colour"
+    image_tree(colour, splits=("",))
+    build(name="image_folder", path=str(colour))
+    assert "warning:" not in capsys.readouterr().err
+
+
 def test_image_folder_resize_matches_pillow(tmp_path):
     from PIL import Image
 

@@ -48,3 +48,19 @@ def test_a_budgeted_run_that_ended_inside_an_epoch_gives_its_steps():
     assert run_length(budgeted) == "23.14 epochs (1134 steps)"
     assert run_length({**budgeted, "steps": 1176}) == "24 epochs"
     assert run_length({"steps": 10, "epochs_run": 1}) == "1 epoch"
+
+
+def test_class_names_beyond_ascii_are_printed_as_written():
+    """f1_per_class printed {"b\\u00e2teau": 0.83, "Zug \\ud83d\\ude82": 0.0}: JSON's escapes, not the names
+    (predict's header wrote them as they are)."""
+    import io
+    from contextlib import redirect_stdout
+
+    from trainlab.run_result_lines import print_metrics
+
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        print_metrics("test:", {"f1_per_class": [0.833333, 0.0], "labels": ["ärger"]}, class_names=["bâteau", "Zug 🚂"])
+    lines = printed.getvalue().splitlines()
+    assert lines[1] == '  f1_per_class {"bâteau": 0.833333, "Zug 🚂": 0.0}'
+    assert lines[2] == '  labels       ["ärger"]'

@@ -36,9 +36,9 @@ def print_metrics(title: str, metrics: dict, class_names: list[str] | None = Non
         elif (key.endswith("_per_class") and class_names and isinstance(value, list)
               and len(value) == len(class_names)):
             shown = json.dumps({name: None if v is None else float(f"{v:.6g}")  # None: not finite
-                                for name, v in zip(class_names, value, strict=True)})
+                                for name, v in zip(class_names, value, strict=True)}, ensure_ascii=False)
         else:
-            shown = json.dumps(value)
+            shown = json.dumps(value, ensure_ascii=False)  # class names as written: 'bâteau', not 'b\u00e2teau'
         print(f"  {key:<{width or name_width(metrics)}} {shown}")
 
 

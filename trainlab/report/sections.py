@@ -284,7 +284,7 @@ def add_environment(page: Page, runs: Sequence[RunRecords], extra: Mapping[str, 
 
 def _config_value(value: Any) -> str:
     """A config value as JSON (``null`` only where the config holds null); "(not set)" where it lacks the key."""
-    return "(not set)" if value is ABSENT else json.dumps(value)
+    return "(not set)" if value is ABSENT else json.dumps(value, ensure_ascii=False)
 
 
 def add_config_diff(page: Page, configs: Mapping[str, Mapping[str, Any]], what: str) -> None:
@@ -298,7 +298,7 @@ def add_config_diff(page: Page, configs: Mapping[str, Mapping[str, Any]], what: 
         page.table(["config key", *(wrapped(name) for name in configs)], rows)
     elif len(configs) > 1:
         page.paragraph(f"All {what} share one config (apart from names, seeds and output settings).")
-    lines = [f"{k}: {json.dumps(v)}" for k, v in base.items()]
+    lines = [f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in base.items()]
     page.preformatted("\n".join(lines) or "(empty)", summary=f"shared base config ({len(lines)} keys)")
 
 
@@ -308,7 +308,7 @@ def add_events(page: Page, runs: Mapping[str, RunRecords]) -> None:
         for event in run.events:
             details = {k: v for k, v in event.items() if k not in ("event", "step", "epoch")}
             rows.append([label, fmt(event.get("step")), fmt(event.get("epoch")), event.get("event"),
-                         json.dumps(details)[:300]])
+                         json.dumps(details, ensure_ascii=False)[:300]])
         if run.stop_reason or run.status != "finished":
             epochs, steps, _, _ = run.progress()
             rows.append([label, fmt(steps), fmt(epochs), f"end: {run.status}", run.stop_reason or ""])

@@ -134,7 +134,7 @@ def best_config_yaml(trial: FrozenTrial, run_dir: Path, study_name: str, metric:
     raw = load_config(run_dir / "config.yaml", follow_links=False).to_dict()
     raw["name"] = str(raw.get("name", "run")).rsplit(f"-trial{trial.number}", 1)[0] + "-tuned"
     header = (f"# best trial {trial.number} of study '{study_name}': {metric} = {trial.value:.6g}\n"
-              f"# params: {json.dumps(params)}\n")
+              f"# params: {json.dumps(params, ensure_ascii=False)}\n")
     return header + dump_yaml(validate(raw))
 
 
