@@ -25,7 +25,7 @@ from trainlab.cli import main
 from trainlab.errors import EXIT_SYSTEM
 from trainlab.tune import TuneSettings, tune
 from trainlab.tune.storage_messages import StorageLostError, masked_url
-from trainlab.tune.workers import _run_pool
+from trainlab.tune.workers import StopFlag, _run_pool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -239,7 +239,7 @@ def test_workers_stopped_by_the_database_say_so(tmp_path):
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=sys.exit, args=(EXIT_SYSTEM,)) for _ in range(2)]
     with pytest.raises(Exception, match="the --storage database could not be reached") as raised:
-        _run_pool(settings, workers, context.Event())
+        _run_pool(settings, workers, StopFlag(context))
     assert raised.value.exit_code == EXIT_SYSTEM
 
 

@@ -31,7 +31,7 @@ from trainlab.notices import shared_once
 from trainlab.tune.claims import StudyExhausted, claim_trial
 from trainlab.tune.storage import FileLock
 from trainlab.tune.worker_errors import relay
-from trainlab.tune.workers import _run_pool
+from trainlab.tune.workers import StopFlag, _run_pool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -181,7 +181,7 @@ def test_an_interrupt_after_a_worker_stopped_on_an_error_says_that_error_too(tmp
                    context.Process(target=_runs_on, args=(said,))]
         _when_relayed(said, lambda: os.kill(os.getpid(), signal.SIGINT))
         with pytest.raises(Interrupted) as raised:
-            _run_pool(settings(tmp_path, 3), workers, context.Event(), said)
+            _run_pool(settings(tmp_path, 3), workers, StopFlag(context), said)
     assert str(raised.value).endswith("; before it, a tune worker had stopped: the study's storage refused it")
     assert raised.value.exit_code == 130
 
@@ -196,9 +196,60 @@ def test_a_worker_stopped_by_a_full_disk_is_said_at_once_and_its_line_ends_the_s
         workers = [context.Process(target=_stops_with, args=(said, why, EXIT_SYSTEM)),
                    context.Process(target=_runs_on, args=(said,))]
         with pytest.raises(WriteError) as raised:
-            _run_pool(settings(tmp_path, 3), workers, context.Event(), said)
+            _run_pool(settings(tmp_path, 3), workers, StopFlag(context), said)
     pid = workers[0].pid
     assert capsys.readouterr().err == (f"warning: tune worker pid {pid} stopped: {why}; the other workers finish "
                                        "their running trials and claim no further one\n")  # while the other ran on
     assert str(raised.value).startswith(f"{why}; once the disk is writable, rerun the same trainlab tune command")
     assert raised.value.exit_code == EXIT_SYSTEM
+
+
+_FLAG_HOLDER = """
+import os, time, multiprocessing
+from multiprocessing import resource_tracker
+from trainlab.tune.workers import StopFlag
+
+def child(flag, running, parent):
+    running.set()
+    while not flag.is_set() and os.getppid() == parent:  # until the holder is killed
+        time.sleep(0.05)
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    flag, running = StopFlag(context), StopFlag(context)
+    process = context.Process(target=child, args=(flag, running, os.getpid()))
+    process.start()
+    while not running.is_set():
+        time.sleep(0.05)
+    resource_tracker.ensure_running()
+    print(resource_tracker._resource_tracker._pid, process.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_sigkilled_tune_leaves_no_leaked_semaphore_warning_on_its_terminal(tmp_path):
+    """kill -9 of `tune --jobs 2`: minutes later its terminal showed Python's "resource_tracker: There appear to
+    be 5 leaked semaphore objects to clean up at shutdown": the workers' stop was a multiprocessing.Event."""
+    script = tmp_path / "holder.py"
+    script.write_text(_FLAG_HOLDER)
+    log = tmp_path / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": with_repo_first(Path(__file__).resolve().parents[1])}
+    with log.open("w") as stderr:
+        holder = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                  env=env)
+        tracker, child = map(int, holder.stdout.readline().split())
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    deadline = time.time() + 60
+    while not (_gone(child) and _gone(tracker)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert _gone(child) and _gone(tracker)
+    assert "leaked" not in log.read_text(), log.read_text()

@@ -21,7 +21,7 @@ from trainlab.errors import TrainingError
 from trainlab.tune.claims import claim_trial
 from trainlab.tune.storage import claim_lock
 from trainlab.tune.study import TuneSettings, prepare, study_for
-from trainlab.tune.workers import _run_pool
+from trainlab.tune.workers import StopFlag, _run_pool
 
 
 def _claims_a_trial_then_is_killed(tune_settings: TuneSettings) -> None:
@@ -40,7 +40,7 @@ def _ends_the_study(tune_settings: TuneSettings) -> None:
 def _pool(tune_settings: TuneSettings, *targets) -> list[multiprocessing.Process]:
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=target, args=(tune_settings,)) for target in targets]
-    _run_pool(tune_settings, workers, context.Event())
+    _run_pool(tune_settings, workers, StopFlag(context))
     return workers
 
 

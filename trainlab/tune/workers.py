@@ -295,6 +295,23 @@ def trials_left(settings: TuneSettings) -> int:
     return settings.trials - states.count(TrialState.COMPLETE) - states.count(TrialState.PRUNED)
 
 
+class StopFlag:
+    """The flag the tune process sets (an interrupt, a worker stopped by a full disk) and its workers read before
+    each claim: one byte of shared memory (``RawValue``, as compare's pool holds its stop). Not a
+    ``multiprocessing.Event``: its lock and semaphores are named ones that Python's resource tracker outlives a
+    SIGKILLed tune process to remove, printing "There appear to be 5 leaked semaphore objects" on the user's
+    terminal minutes later. Passed to the workers as their start arguments (spawn pickles it then)."""
+
+    def __init__(self, context: Any) -> None:
+        self._value = context.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+
 def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, Any]) -> None:
     """``--jobs 1``: trials in this process; ``--jobs N``: N spawned worker processes on the same storage (no
     more than the trials left (:func:`trials_left`): a worker past the total would only start, import torch and
@@ -306,7 +323,7 @@ def run_workers(settings: TuneSettings, space: SearchSpace, base_raw: dict[str, 
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    stop = context.Event()  # set on an interrupt: a worker claims no further trial
+    stop = StopFlag(context)  # set on an interrupt: a worker claims no further trial
     signals = _stopping_signals()
     with shared_once() as said:
         workers = [context.Process(target=_worker_main, args=(settings, deadline, stop, current_policy(), said,
