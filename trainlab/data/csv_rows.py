@@ -50,19 +50,22 @@ def file_rows(file: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         csv.field_size_limit(limit)
 
 
-def check_field_counts(file: Path, delimiter: str, header: list[str], settable: bool = True) -> list[int]:
-    """The start line of every data row; a DataError at the first row whose field count is not the header's
-    (``settable``: whether the hint may say "set data.delimiter", as for
+def data_rows(file: Path, delimiter: str, header: list[str], settable: bool = True) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of every data row (the header passed over); a DataError at the first row whose
+    field count is not the header's (``settable``: whether the hint may say "set data.delimiter", as for
     :func:`~trainlab.data.table_diagnosis.delimiter_hint`)."""
-    lines = []
     rows = file_rows(file, delimiter)
     header_line = next(rows, (1, []))[0]
     for line, row in rows:
         if len(row) != len(header):
             rows.close()
             raise ragged_row_error(file, line, row, header, delimiter, settable, header_line)
-        lines.append(line)
-    return lines
+        yield line, row
+
+
+def check_field_counts(file: Path, delimiter: str, header: list[str], settable: bool = True) -> list[int]:
+    """The start line of every data row, the field counts checked (:func:`data_rows`)."""
+    return [line for line, _row in data_rows(file, delimiter, header, settable)]
 
 
 def written_row(file: Path, delimiter: str, line: int) -> list[str]:

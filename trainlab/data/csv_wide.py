@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.data.csv_rows import MISSING, file_rows
-from trainlab.data.table_diagnosis import ragged_row_error
+from trainlab.data.csv_rows import MISSING, data_rows, file_rows
 
 # above this many columns the table is read by the csv module into float64 blocks (and the text that is text)
 WIDE_COLUMNS = 2000
@@ -193,12 +192,7 @@ def read_wide(file: Path, delimiter: str, header: list[str], settable: bool,
     are checked as it goes (``settable``: as for :func:`~trainlab.data.csv_rows.check_field_counts`)."""
     lines = []
     parsed = _WideRows(header, text_columns)
-    rows = file_rows(file, delimiter)
-    header_line = next(rows, (1, []))[0]
-    for line, row in rows:
-        if len(row) != len(header):
-            rows.close()
-            raise ragged_row_error(file, line, row, header, delimiter, settable, header_line)
+    for line, row in data_rows(file, delimiter, header, settable):
         lines.append(line)
         parsed.add(row)
     cells = parsed.cells()
