@@ -427,7 +427,7 @@ def test_means_equal_up_to_round_off_keep_the_files_order():
         rank_and_test(entries, "test_accuracy", "max")
         assert [e["name"] for e in entries] == [*names, "low"]
     # a real difference, however small, still ranks
-    entries = [_block_entry("a", [0.5, 0.5, 0.5]), _block_entry("b", [0.5 + 1e-9] * 3)]
+    entries = [_block_entry("a", [0.5, 0.5, 0.5]), _block_entry("b", [0.5 + 1e-5] * 3)]
     rank_and_test(entries, "test_accuracy", "max")
     assert [e["name"] for e in entries] == ["b", "a"]
 
