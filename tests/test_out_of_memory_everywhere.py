@@ -237,11 +237,21 @@ def test_out_of_memory_in_the_test_forward_pass_is_the_machines_not_the_inputs(t
     assert " while testing the model on a first batch: " in err and err.count("\n") == 1
 
 
+def _mismatched_matmul() -> torch.Tensor:
+    return torch.zeros(30, 4) @ torch.zeros(5, 3)  # torch's own RuntimeError, raised in its frame
+
+
 def test_another_failure_of_the_test_forward_pass_is_still_the_inputs(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(_RaisesWhenTested, "raised", staticmethod(OTHERS["a forward's bug"]))
+    monkeypatch.setattr(_RaisesWhenTested, "raised", staticmethod(_mismatched_matmul))
     _register(monkeypatch, "raises_when_tested", _RaisesWhenTested)
     code, err = _train_cli(tmp_path, monkeypatch, capsys, _with_model("raises_when_tested"))
     assert code == 3 and err.startswith("error: model 'raises_when_tested' ") and "cannot take" in err, err
+    # the model's own raise statement is its code's error, exit 4, with its place
+    monkeypatch.setattr(_RaisesWhenTested, "raised", staticmethod(OTHERS["a forward's bug"]))
+    (tmp_path / "own").mkdir()
+    code, err = _train_cli(tmp_path / "own", monkeypatch, capsys, _with_model("raises_when_tested"))
+    assert code == 4 and err.startswith("error: model 'raises_when_tested' raised RuntimeError: mat1 and mat2 shapes "
+                                        "cannot be multiplied (30x4 and 5x3) (at "), err
 
 
 # --------------------------------------------------------------------------- the model as the config names it

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from trainlab.data.dataset import Dataset, Split
-from trainlab.errors import ConfigError, DataError
+from trainlab.errors import ConfigError, DataError, TrainingError
 from trainlab.losses import build_loss
 from trainlab.models import build_model
 from trainlab.run_checks import check_loss_fits
@@ -50,19 +50,29 @@ class Raises(nn.Module):
 
 @pytest.mark.parametrize("error", [IndexError("Dimension out of range (expected to be in range of [-1, 0])\nmore"),
                                    ValueError("bad inputs"), KeyError("x"), AssertionError("shape")])
-def test_any_forward_exception_is_one_data_error_naming_model_shape_and_error(error):
-    with pytest.raises(DataError) as caught:
+def test_a_models_own_raise_is_its_codes_error_naming_the_place_and_the_batch(error):
+    """A user's model that raised RuntimeError('boom on purpose') on some seeds was told "cannot take inputs shaped
+    (13,)" with the data's exit 3, though the same rows trained on every other seed."""
+    with pytest.raises(TrainingError) as caught:
         _check(Raises(error), _data(torch.randn(10, 4)))
-    message = str(caught.value)
     first = str(error).splitlines()[0]
-    assert message == (f"model 'Raises' cannot take inputs shaped (4,) (float32, a batch of 10 rows): "
-                       f"{type(error).__name__}: {first}")
+    line = Raises.forward.__code__.co_firstlineno + 2  # its raise statement
+    assert str(caught.value) == (f"model 'Raises' raised {type(error).__name__}: {first} (at tests/test_run_checks.py:"
+                                 f"{line}) in its forward, on a batch of 10 training rows shaped (4,) (float32)")
+    assert caught.value.exit_code == 4
+
+
+def test_a_library_error_on_the_inputs_is_one_data_error_naming_model_shape_and_error():
+    with pytest.raises(DataError) as caught:
+        _check(nn.Linear(5, 3), _data(torch.randn(10, 4)))
+    assert str(caught.value) == ("model 'Linear' cannot take inputs shaped (4,) (float32, a batch of 10 rows): mat1 and "
+                                 "mat2 shapes cannot be multiplied (10x4 and 5x3)")
 
 
 def test_the_probe_batch_is_the_runs_batch_at_most():
     model = Raises(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))  # (out of memory is re-raised)
     for batch_rows, seen in ((8, 8), (100, 64), (None, 64)):
-        with pytest.raises(DataError, match=f"a batch of {seen} rows"):
+        with pytest.raises(TrainingError, match=f"a batch of {seen} training rows"):
             _check(model, _data(torch.randn(200, 4)), batch_rows)
         assert model.rows[-1] == seen
 
@@ -72,8 +82,8 @@ def test_a_failing_token_model_reports_its_error_not_the_text_model_advice(monke
     model type. (Out of memory is the machine's, raised as it is: tests/test_out_of_memory_everywhere.py.)"""
     model = _text_model()
 
-    def fails(ids):
-        raise RuntimeError("The size of tensor a (600) must match the size of tensor b (512) at dimension 1\nmore")
+    def fails(ids):  # torch's own error of a tensor op (a user's raise statement is its code's: above)
+        return ids.new_zeros(len(ids), 600) + ids.new_zeros(len(ids), 512)
 
     monkeypatch.setattr(model.backbone, "forward", fails)
     x = torch.randint(1, 20, (16, 6))
@@ -81,7 +91,7 @@ def test_a_failing_token_model_reports_its_error_not_the_text_model_advice(monke
         _check(model, _data(x, tokenizer="word"), batch_rows=16)
     assert str(caught.value) == ("model 'transformer_encoder' cannot take inputs shaped (6,) (int64, a batch of 16 "
                                  "rows): The size of tensor a (600) must match the size of tensor b (512) at "
-                                 "dimension 1")
+                                 "non-singleton dimension 1")
 
 
 def test_a_tabular_model_on_text_data_keeps_the_text_model_advice():

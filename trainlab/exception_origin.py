@@ -13,6 +13,7 @@ defined (a callback's hook whose signature is refused before training).
 from __future__ import annotations
 
 import inspect
+import linecache
 import sysconfig
 import traceback
 from collections.abc import Callable
@@ -78,6 +79,20 @@ def raised_at(exc: BaseException) -> str | None:
     if found is None:
         return None
     return _shown(*found, cwd)
+
+
+def raised_by_own_statement(exc: BaseException) -> bool:
+    """Whether ``exc`` came from a ``raise`` statement of the user's own code: the traceback's innermost frame
+    (where it was raised) is outside trainlab, installed packages and the standard library
+    (:func:`_library_file`), and its line is a ``raise``. A model's own refusal (``raise RuntimeError("boom")``
+    in its forward), not a library's error on the values it was given (torch's "mat1 and mat2 shapes cannot
+    be multiplied" from a layer, raised in torch's frame or by a tensor op on the user's line)."""
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    if not frames:
+        return False
+    frame, line = frames[-1]
+    file = _resolved(frame.f_code.co_filename, _working_directory())
+    return not _library_file(file) and linecache.getline(str(file), line).lstrip().startswith("raise")
 
 
 def defined_at(function: Callable[..., Any]) -> str | None:

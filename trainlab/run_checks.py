@@ -21,7 +21,8 @@ from trainlab.config_fields import counted, shown_name
 from trainlab.data import Dataset
 from trainlab.data.preprocessing import output_features
 from trainlab.engine.batching import BatchPlan
-from trainlab.errors import ConfigError, DataError, TrainlabError
+from trainlab.errors import ConfigError, DataError, TrainingError, TrainlabError
+from trainlab.exception_origin import failure_text, raised_by_own_statement
 from trainlab.losses.base import Loss, single_label_on_multilabel
 from trainlab.models import model_name
 from trainlab.notices import warn
@@ -262,14 +263,20 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
 DTYPE_WORDS = re.compile(r"dtype|scalar type|type \(|not implemented for|\b(?:Long|Byte|Int|Short|Char)\b")
 
 
-def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: Exception) -> DataError:
+def _forward_error(model: torch.nn.Module, x: torch.Tensor, data: Dataset, exc: Exception) -> TrainlabError:
     """The one-line error for an exception of the model's forward on the probe batch ``x``; integer and
     1-D inputs (``x`` shaped (N,): one number per row) are told the fix of :func:`input_fixes`; integer inputs
     are told it without torch's words ("Input type (unsigned char) and bias type (float) should be the same"),
-    which name neither the data nor the fix. The model is named as the user named it (:func:`model_name`)."""
+    which name neither the data nor the fix. The model is named as the user named it (:func:`model_name`).
+    An exception of a ``raise`` statement in the model's own code
+    (:func:`~trainlab.exception_origin.raised_by_own_statement`) is its code's refusal, said as such with its
+    place, exit 4 as a forward's error mid-run: not a DataError claiming the inputs' shape."""
     name = model_name(model)
     first = (str(exc).strip().splitlines() or [""])[0] or type(exc).__name__
     dtype = str(x.dtype).removeprefix("torch.")
+    if raised_by_own_statement(exc):
+        return TrainingError(f"model '{name}' raised {failure_text(exc)} in its forward, on a batch of {len(x)} "
+                             f"training rows shaped {tuple(x.shape[1:])} ({dtype})")
     fixes = input_fixes(data)
     one_feature = f"; {fixes.one_feature}" if x.ndim == 1 else ""
     if isinstance(exc, RuntimeError) and not takes_token_ids(model):
