@@ -864,3 +864,18 @@ def test_long_names_get_short_distinct_labels_in_every_chart_and_wrap_in_the_tab
     assert any(stem + "lr=0.003" in trace.get("hovertemplate", "") for trace in chart["data"])
     legend = [trace["name"] for trace in curves["data"] if trace.get("showlegend", True) is not False]
     assert len(set(legend)) == 3 and all(len(name) <= 40 for name in legend)
+
+
+def test_seeds_without_a_time_to_target_are_told_apart_as_missed_failed_or_not_run():
+    """A strategy whose 4 crashed seeds never trained was labelled "(4 missed)" in the time-to-target chart."""
+    from trainlab.report import figures
+    from trainlab.report.sections import _unreached
+
+    entry = {"seeds": [0, 1, 2, 3, 4, 5], "failures": [{"seed": 1, "reason": "RuntimeError"}, {"seed": 3, "reason": "x"}],
+             "not_run": [{"seed": 5, "reason": "disk full"}]}
+    values = [12.0, None, None, None, 8.5, None]
+    assert _unreached(entry, values) == "1 missed, 2 failed, 1 not run"
+    assert _unreached(entry, [12.0, 3.0, 1.0, 2.0, 8.5, 4.0]) == ""
+    chart = figures.box_by_group({"flaky": values, "steady": [1.0] * 6}, {"flaky": "#111", "steady": "#222"}, "s",
+                                 "time", note_missing={"flaky": _unreached(entry, values), "steady": ""})
+    assert list(chart.layout.xaxis.categoryarray) == ["flaky<br>(1 missed, 2 failed, 1 not run)", "steady"]

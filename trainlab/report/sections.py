@@ -287,6 +287,18 @@ def _config_value(value: Any) -> str:
     return "(not set)" if value is ABSENT else json.dumps(value, ensure_ascii=False)
 
 
+def _unreached(entry: Mapping[str, Any], values: list[float | None]) -> str:
+    """Why seeds of a leaderboard ``entry`` have no time (``values``, one per ``entry["seeds"]``) to its target,
+    as the box chart writes it under the strategy: ``2 missed, 4 failed, 1 not run`` (a run that crashed never
+    had the chance to miss it); "" where every seed has one."""
+    failed = {failure["seed"] for failure in entry.get("failures") or []}
+    not_run = {missing["seed"] for missing in entry.get("not_run") or []}
+    seeds = entry.get("seeds") or [None] * len(values)
+    kinds = ["failed" if seed in failed else "not run" if seed in not_run else "missed"
+             for seed, value in zip(seeds, values, strict=False) if value is None]
+    return ", ".join(f"{kinds.count(kind)} {kind}" for kind in ("missed", "failed", "not run") if kind in kinds)
+
+
 def add_config_diff(page: Page, configs: Mapping[str, Mapping[str, Any]], what: str) -> None:
     base, differences = config_diff(configs)
     keys = sorted({k for diff in differences.values() for k in diff})
@@ -512,11 +524,13 @@ def _task_sections(page: Page, comparison: Comparison, task: str, palette: Mappi
         ttt = {e["name"]: list((e.get("time_to_target_s") or {}).get("values") or []) for e in entries}
         page.figure(figures.box_by_group(ttt, palette, "wall-clock time to target (s)",
                                          "time to target per seed (a miss counts as never, AlgoPerf)",
-                                         note_missing="missed"))
+                                         note_missing={e["name"]: _unreached(e, ttt[e["name"]]) for e in entries}))
         steps = {e["name"]: list((e.get("steps_to_target") or {}).get("values") or []) for e in entries}
         if any(v is not None for values in steps.values() for v in values):
             page.figure(figures.box_by_group(steps, palette, "steps to target (optimizer updates)",
-                                             "steps to target per seed", note_missing="missed"))
+                                             "steps to target per seed",
+                                             note_missing={e["name"]: _unreached(e, steps[e["name"]])
+                                                           for e in entries}))
     page.heading(f"{prefix}learning rate followed")
     add_lr(page, records, palette)
     page.heading(f"{prefix}generalisation gap")
