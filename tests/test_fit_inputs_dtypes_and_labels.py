@@ -55,6 +55,7 @@ def test_bool_and_integer_eval_features_beside_float_training_features_are_evalu
     frame = pd.DataFrame(x, columns=["a", "b", "c", "d"])
     val_x = pd.get_dummies(pd.DataFrame({"a": np.where(x[160:200, 0] > 0, "hi", "lo"),
                                          "b": np.where(x[160:200, 1] > 0, "hi", "lo")}))  # 4 columns
+    val_x.columns = frame.columns  # a frame is read by its columns' names: the training ones
     assert set(val_x.dtypes) == {np.dtype(bool)}  # the premise: get_dummies gives bool columns
     test_x = np.round(x[200:] * 3).astype(np.int64)
     torch.manual_seed(0)

@@ -39,8 +39,8 @@ class _SpawnContext:
     def __init__(self, made: list[str]) -> None:
         self.made = made
 
-    def Event(self):  # noqa: N802 (multiprocessing's name)
-        return SimpleNamespace()
+    def RawValue(self, typecode: str, value: int):  # noqa: N802 (multiprocessing's name)
+        return SimpleNamespace(value=value)
 
     def Process(self, **kwargs):  # noqa: N802
         self.made.append(kwargs["name"])

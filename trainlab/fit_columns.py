@@ -6,8 +6,8 @@ same features in another order, and read by position each feature would meet ano
 refuses such a frame: "The feature names should match those that were passed during fit"). So, as
 ``run.predict(df)`` reads a DataFrame, the columns are matched by name: the same names in another order are
 put in the training order (:func:`in_training_order`); other names are one DataError naming the columns
-missing and those training never had. Default names (a ``RangeIndex``, 0..n-1: a frame made anew from an
-array) name nothing, and an array or tensor beside a DataFrame is read by position, as fit always did.
+missing and those training never had. Positions as names (0..n-1: a frame made anew from an array) name
+nothing, and an array or tensor beside a DataFrame is read by position, as fit always did.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from trainlab.errors import DataError
 
 
 def _named(columns: Any) -> bool:
-    """Whether pandas ``columns`` name the features: not None (a Series) and not the default 0..n-1."""
+    """Whether pandas ``columns`` name the features: not None (a Series) and not the positions 0..n-1 (the
+    default ``RangeIndex``, or the integers a frame of an array's columns gets, as ``pd.get_dummies`` of a
+    Series of class labels gives 0..K-1)."""
     if columns is None:
         return False
-    import pandas as pd
-
-    return not (isinstance(columns, pd.RangeIndex) and columns.start == 0 and columns.step == 1)
+    return list(columns) != list(range(len(columns)))
 
 
 def _shown(names: list[Any]) -> str:
