@@ -177,7 +177,8 @@ def test_the_clis_warning_lines_are_as_before_and_mid_epoch_validation_without_a
     no_val = _config(tmp_path, "no-val", {"source": "csv", "path": str(tmp_path / "small.csv"), "target": "y",
                                           "val_fraction": 0.0}, {"batch_size": 8, "eval_every_n_steps": 2})
     assert main(["train", str(no_val), "--out", str(tmp_path / "b"), "--quiet"]) == 0  # a warning: --quiet shows it
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    # (y is a sawtooth of a: the final model is no better than the mean, which is said too: trivial_outcome)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line and "R²" not in line]
     assert warnings == ["warning: strategy.eval_every_n_steps=2 asks for a validation every 2 steps, but the run has "
                         "no validation split: nothing is validated (its step records hold no val_* values); set "
                         "data.val_fraction > 0 (or give the source a val split)"]

@@ -20,7 +20,9 @@ from trainlab.builders import Built
 from trainlab.callbacks.early_stopping import EarlyStopping
 from trainlab.engine.weight_averaging import AveragedStep
 from trainlab.records import best_epoch, safe_summary
+from trainlab.run_checks import input_fixes
 from trainlab.runtime import environment
+from trainlab.trivial_outcome import TrivialOutcome
 
 
 def _final_notes(built: Built) -> dict[str, Any]:
@@ -150,9 +152,13 @@ def final_evaluations(built: Built) -> dict[str, dict[str, Any]]:
     augmentation is the data's ``train_transform``, applied only to training batches, never here. So
     ``val["loss"] - train["loss"]`` is the generalisation gap of the model the run ended with; the epoch
     records' ``train_loss`` is not that model's (a running mean in train mode while the weights moved).
-    Train is evaluated last, so val and test are what they were before it existed.
+    Train is evaluated last, so val and test are what they were before it existed. A final model no better
+    than a constant on val (else test) is warned of (:mod:`trainlab.trivial_outcome`).
     """
-    evaluations = {"val": built.evaluator.evaluate(built.data.val), "test": built.evaluator.evaluate(built.data.test)}
+    outcome = TrivialOutcome(built.data.task)
+    evaluations = {split: built.evaluator.evaluate(getattr(built.data, split), outcome.observer(split))
+                   for split in ("val", "test")}
+    outcome.warn(built.data, built.config.data.standardize_target, input_fixes(built.data).raw_targets)
     if built.config.output.evaluate_train:
         evaluations["train"] = built.evaluator.evaluate(built.data.train)
     return evaluations

@@ -12,7 +12,7 @@ from trainlab.engine.step import Step
 from trainlab.engine.tta import TestTimeAugmentation
 from trainlab.losses.base import Loss, scored_rows, sums_over_rows
 from trainlab.metric_compute import metric_values
-from trainlab.metrics import MetricInputs
+from trainlab.metrics import MetricInputs, gives_predictions
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
@@ -58,7 +58,11 @@ class Evaluator:
             outputs.append(self.step.predict(x).float() if self.tta is None else self.tta(self.step.predict, x))
         return torch.cat(outputs) if outputs else torch.zeros(0)
 
-    def evaluate(self, split: Split) -> dict[str, Any]:
+    def evaluate(self, split: Split,
+                 observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> dict[str, Any]:
+        """``{"loss": ..., <metric>: ...}`` of ``split``; ``observe``, where given, is called with the
+        predictions and targets the metrics are computed on (the rows scored, regression in the data's
+        units), unless the outputs hold no prediction (below): :mod:`trainlab.trivial_outcome`."""
         if len(split) == 0:
             return {}
         output = self.outputs(split)
@@ -84,7 +88,10 @@ class Evaluator:
         inputs = MetricInputs(predictions.detach().cpu(), target.detach().cpu(), self.task, self.num_classes,
                               None if probabilities is None else probabilities.detach().cpu())
         metrics = metric_values(self.metric_names, inputs)  # checked by the config, made by the loss
-        if none_scored or _meaningless(output, self.task):
+        meaningless = none_scored or _meaningless(output, self.task)
+        if observe is not None and not meaningless and gives_predictions(self.loss):  # (not an embedding's)
+            observe(inputs.predictions, inputs.target)
+        if meaningless:
             # a NaN row's argmax is class 0 and a +inf logit's class wins: the accuracy, precision and F1
             # of such outputs are plausible-looking numbers about nothing; NaN (null in the records) as the
             # score metrics of non-finite probabilities are (trainlab.metrics). So are those of no row.
