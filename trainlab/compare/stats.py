@@ -32,11 +32,11 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-# relative: differences below TIE x the values' scale are round-off. The metrics are float32 computations
-# (float32's epsilon is 1.2e-7: a seed-independent run's test loss summed in another order moves by an ulp or
-# more, 0.32209351658821106 against 0.32209354639053345), so a tie is within about eight float32 ulps; the
-# float64 arithmetic of the statistics (0.8 - 0.7 != 0.9 - 0.8) is far inside that
-TIE = 1e-6
+# relative: two values closer than TIE x the larger magnitude of the two are round-off. The metrics are float32
+# computations (float32's epsilon is 1.2e-7: a seed-independent run's test loss summed in another order moves by
+# an ulp or more, 0.32209351658821106 against 0.32209354639053345), so a tie is within a few float32 ulps of the
+# values compared; the float64 arithmetic of the statistics (0.8 - 0.7 != 0.9 - 0.8) is far inside that
+TIE = 5e-7
 # From this many paired seeds the signed-rank test (exact, no normality assumption) replaces paired t. A
 # convention, not a limit of the test: its smallest p, 2 ** (1 - n), is 0.002 at 10 pairs and survives Holm
 # over up to 25 strategies, so giving up normality costs little there (at 9 pairs, 0.0039: up to 12).
@@ -49,7 +49,10 @@ def _array(values: Sequence[float]) -> np.ndarray:
 
 def tolerance(*samples: np.ndarray) -> float:
     """The largest difference between values of ``samples`` that is float round-off: ``TIE`` times
-    the largest magnitude among them (0 when every value is 0, so only exact equality ties there).
+    the largest magnitude among them (0 when every value is 0, so only exact equality ties there). For
+    the values of one sample (are they one value?); two samples are compared pair by pair
+    (:func:`pair_tolerance`), so that one seed's outlier (a loss of 2e5) does not make the other seeds'
+    differences round-off.
 
     Relative, not absolute: metrics come in their data's units (an MSE of 1e-13 or of 1e6), and
     round-off scales with the values (a few float32 ulps, about 1.2e-7 x |value| each).
@@ -58,9 +61,14 @@ def tolerance(*samples: np.ndarray) -> float:
     return TIE * scale
 
 
+def pair_tolerance(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    """The round-off of ``a - b``, elementwise (broadcast): ``TIE`` times the larger of ``|a|`` and ``|b|``."""
+    return TIE * np.maximum(np.abs(a), np.abs(b))
+
+
 def tied(a: float, b: float) -> bool:
-    """``a`` and ``b`` are equal within :func:`tolerance` (round-off, not a difference)."""
-    return abs(a - b) <= tolerance(np.array([a, b]))
+    """``a`` and ``b`` are equal within :func:`pair_tolerance` (round-off, not a difference)."""
+    return abs(a - b) <= float(pair_tolerance(a, b))
 
 
 # --------------------------------------------------------------------------- one sample
@@ -209,7 +217,7 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     Rule: paired t (``scipy.stats.ttest_rel``) for 2 <= n < ``WILCOXON_MIN_PAIRS`` pairs, the exact
     Wilcoxon signed-rank test (:func:`signed_rank_test`) from there. None for n < 2.
 
-    Differences within :func:`tolerance` of 0 are 0 (round-off); the signed-rank test drops them, so
+    Differences within :func:`pair_tolerance` of 0 are 0 (round-off); the signed-rank test drops them, so
     its n is the number of non-zero differences, which can be below ``WILCOXON_MIN_PAIRS``.
     All differences 0 -> p = 1.
 
@@ -225,7 +233,7 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     n = a.size
     if n < 2:
         return None
-    tie = tolerance(a, b)
+    tie = pair_tolerance(a, b)
     difference = a - b
     difference[np.abs(difference) <= tie] = 0.0
     name = "wilcoxon" if n >= WILCOXON_MIN_PAIRS else "paired-t"
@@ -236,7 +244,7 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     if name == "wilcoxon":  # exact, so never below the floor: one-signed differences get exactly it
         p, signed = signed_rank_test(nonzero)
         return TestResult(name, p, _sign(signed))
-    if np.ptp(difference) <= tie:  # the same non-zero number on every seed: t = infinity, p -> 0
+    if np.ptp(difference) <= float(tie.max()):  # the same non-zero number on every seed: t = infinity, p -> 0
         return TestResult("sign", floor, _sign(float(difference[0])))  # named as the test whose p it is
     return TestResult(name, float(stats.ttest_1samp(difference, 0.0).pvalue), _sign(float(difference.mean())))
 
@@ -244,7 +252,7 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
 def welch_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     """Welch's unequal-variance t-test (``scipy.stats.ttest_ind(equal_var=False)``), two-sided.
 
-    None unless each sample has >= 2 values. Both samples constant (within :func:`tolerance`): p = 1
+    None unless each sample has >= 2 values. Both samples constant (each within its :func:`tolerance`): p = 1
     when equal, else :func:`rank_sum_floor`, the exact Mann-Whitney p of two separated samples, as
     :func:`paired_test` gives a constant difference the sign test's (Welch's own limit as both spreads
     vanish is p = 0): 2 / C(4, 2) = 1/3 for two seeds each.
@@ -252,10 +260,9 @@ def welch_test(x: Sequence[float], y: Sequence[float]) -> TestResult | None:
     a, b = _array(x), _array(y)
     if a.size < 2 or b.size < 2:
         return None
-    tie = tolerance(a, b)
     difference = float(a.mean() - b.mean())
-    if np.ptp(a) <= tie and np.ptp(b) <= tie:
-        if abs(difference) <= tie:
+    if np.ptp(a) <= tolerance(a) and np.ptp(b) <= tolerance(b):
+        if tied(float(a.mean()), float(b.mean())):
             return TestResult("welch", 1.0, 0)
         return TestResult("mann-whitney", rank_sum_floor(a.size, b.size), _sign(difference))
     return TestResult("welch", float(stats.ttest_ind(a, b, equal_var=False).pvalue), _sign(difference))
@@ -281,14 +288,14 @@ def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float 
     """P(X > Y) + P(X = Y) / 2 over all pairs: the Mann-Whitney U of x over n*m (rliable).
 
     Higher values are better; negate both samples for a metric to minimise. Values within
-    :func:`tolerance` of each other are a tie (round-off is no win), as in the tests and the ranking.
+    :func:`pair_tolerance` of each other are a tie (round-off is no win), as in the tests and the ranking.
     None when either sample is empty.
     """
     a, b = _array(x), _array(y)
     if a.size == 0 or b.size == 0:
         return None
     difference = a[:, None] - b[None, :]
-    tie = tolerance(a, b)
+    tie = pair_tolerance(a[:, None], b[None, :])
     greater = (difference > tie).sum()
     ties = (np.abs(difference) <= tie).sum()
     return float((greater + 0.5 * ties) / (a.size * b.size))
