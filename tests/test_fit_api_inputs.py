@@ -215,6 +215,24 @@ def test_val_frame_columns_are_read_by_name_in_any_order_and_other_names_are_ref
         _columns_fit(x.assign(c=x["b"]).set_axis(["a", "b", "b"], axis=1))
 
 
+def test_integer_and_nan_column_labels_are_matched_as_pandas_matches_them():
+    """A review: train's columns 0..n-1 beside val's [1, 0] read val by position (swapped features, no word); float
+    labels with a NaN refused two identical frames ('missing nan; not in train x: nan')."""
+    from trainlab.fit_columns import in_training_order
+
+    values = torch.arange(6.0).reshape(2, 3)
+    reordered = in_training_order("val x", values, pd.Index([2, 0, 1]), pd.RangeIndex(3))
+    assert reordered.tolist() == values[:, [1, 2, 0]].tolist()
+    nan_labels = pd.Index([0.5, 1.0, np.nan])
+    assert in_training_order("val x", values, nan_labels, pd.Index([0.5, 1.0, np.nan])) is values
+    assert in_training_order("val x", values, pd.Index(["a", "b", "c"]), pd.RangeIndex(3)) is values  # by position
+    x = pd.DataFrame(_points())  # columns 0, 1
+    y = (x[0] > x[1]).astype(int)
+    fits = [trainlab.fit(_linear(outputs=2), (x, y), STRATEGY, val=(val, y), seed=0).summary["val"]
+            for val in (x, x[[1, 0]])]
+    assert fits[0] == fits[1]
+
+
 def test_val_target_frame_columns_are_read_by_name_too():
     """A two-target y frame in another order named each target by the other's column."""
     x = pd.DataFrame(_points(), columns=["a", "b"])
