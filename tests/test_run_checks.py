@@ -327,3 +327,36 @@ def test_the_divergence_advice_names_a_far_feature_by_its_column_name(tmp_path):
     assert divergence_advice(fit_data, standardized_target=False, clip_grad_norm=0.5).startswith(
         "try a lower learning rate (lr: 'auto' in the strategy runs an LR range test) or a clip_grad_norm smaller "
         "than the 0.5 this run clipped at")
+
+
+def _outcome(function) -> bool:
+    from trainlab.exception_origin import raised_by_own_statement
+
+    try:
+        function()
+    except Exception as exc:  # noqa: BLE001
+        return raised_by_own_statement(exc)
+    raise AssertionError("did not raise")
+
+
+def test_a_raise_statement_is_read_from_the_bytecode_not_the_lines_text():
+    """A review: 'raised = x @ w' on the user's line (torch's shape error) read as a raise statement by its text,
+    'if bad: raise ValueError(...)' on one line did not, and code typed in (<ipython-input-...>) was never the
+    user's; a re-wording of torch's error ('raise ValueError(...) from error') is judged by its cause."""
+    def shape_error_on_a_line_named_raised():
+        raised = torch.zeros(2, 3) @ torch.zeros(4, 5)
+        return raised
+
+    def one_line_check():
+        if True: raise ValueError("expected 4 features")  # noqa: E701
+
+    def reworded():
+        try:
+            torch.zeros(2, 3) @ torch.zeros(4, 5)
+        except RuntimeError as error:
+            raise ValueError("bad shape") from error
+
+    namespace: dict = {}
+    exec(compile("def cell():\n    raise RuntimeError('typed in a notebook')", "<ipython-input-3-abc>", "exec"), namespace)
+    assert [_outcome(f) for f in (shape_error_on_a_line_named_raised, one_line_check, reworded, namespace["cell"])] \
+        == [False, True, False, True]

@@ -12,8 +12,8 @@ defined (a callback's hook whose signature is refused before training).
 
 from __future__ import annotations
 
+import dis
 import inspect
-import linecache
 import sysconfig
 import traceback
 from collections.abc import Callable
@@ -81,18 +81,41 @@ def raised_at(exc: BaseException) -> str | None:
     return _shown(*found, cwd)
 
 
+def _own_code(filename: str) -> bool:
+    """Whether code of ``filename`` (a code object's) is the user's: a file outside trainlab, installed packages
+    and the standard library (:func:`_library_file`), or code typed in (``<stdin>``, ``<ipython-input-3-...>``,
+    ``<string>``), not Python's frozen modules."""
+    if filename.startswith("<"):
+        return not filename.startswith("<frozen")
+    return not _library_file(_resolved(filename, _working_directory()))
+
+
+def _raised_there(exc: BaseException) -> tuple[Any, bool] | None:
+    """The innermost frame of ``exc``'s traceback (where it was raised) and whether its instruction there is a
+    ``raise`` statement's (``RAISE_VARARGS``: not a call that failed, nor a bare re-raise); None without one."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    opcode = next((instruction.opname for instruction in dis.get_instructions(tb.tb_frame.f_code)
+                   if instruction.offset == tb.tb_lasti), None)
+    return tb.tb_frame, opcode == "RAISE_VARARGS"
+
+
 def raised_by_own_statement(exc: BaseException) -> bool:
-    """Whether ``exc`` came from a ``raise`` statement of the user's own code: the traceback's innermost frame
-    (where it was raised) is outside trainlab, installed packages and the standard library
-    (:func:`_library_file`), and its line is a ``raise``. A model's own refusal (``raise RuntimeError("boom")``
-    in its forward), not a library's error on the values it was given (torch's "mat1 and mat2 shapes cannot
-    be multiplied" from a layer, raised in torch's frame or by a tensor op on the user's line)."""
-    frames = list(traceback.walk_tb(exc.__traceback__))
-    if not frames:
+    """Whether ``exc`` came from a ``raise`` statement of the user's own code (:func:`_own_code`), read from
+    the bytecode where it was raised: a model's own refusal (``raise RuntimeError("boom")`` in its forward),
+    not a library's error on the values it was given (torch's "mat1 and mat2 shapes cannot be multiplied"
+    from a layer, raised in torch's frame or by a tensor op on the user's line), nor the user's re-wording
+    of one (``raise ValueError(...) from error``: judged by its cause)."""
+    raised = _raised_there(exc)
+    if raised is None or not raised[1] or not _own_code(raised[0].f_code.co_filename):
         return False
-    frame, line = frames[-1]
-    file = _resolved(frame.f_code.co_filename, _working_directory())
-    return not _library_file(file) and linecache.getline(str(file), line).lstrip().startswith("raise")
+    cause = exc.__cause__
+    if cause is not None and cause.__traceback__ is not None:  # raised from another: where that one came from
+        return raised_by_own_statement(cause)
+    return True
 
 
 def defined_at(function: Callable[..., Any]) -> str | None:
