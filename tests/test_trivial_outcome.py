@@ -48,21 +48,40 @@ def test_a_model_predicting_the_majority_for_every_row_is_warned_of_with_its_sha
     share = float(np.mean(y[120:] == 1))
     assert result.summary["val"]["accuracy"] == pytest.approx(share)  # the premise: every row 'other'
     (line,) = _warnings(capsys)
-    assert line == (f"warning: the final model predicts 'other' for every val row ({share:.1%} of them are 'other'): "
-                    "it learnt the class frequencies, not the inputs; f1, precision and recall are of class 1 "
-                    "('other'), the one predicted, so they look good; train longer or with another learning rate "
-                    "(trainlab lr-find), or, for a rare class, weigh it in the loss (class_weights; pos_weight for "
-                    "bce)")
+    assert line == (f"warning: the final model predicts 'other' for every val row ({share:.1%} of the val rows are "
+                    "'other'): it learnt the class frequencies (the training majority), not the inputs; f1, "
+                    "precision and recall are of class 1 ('other'), the one predicted; train longer or with another "
+                    "learning rate (trainlab lr-find); or, for a rare class, weigh it in the loss (class_weights; "
+                    "pos_weight for bce)")
 
 
-def test_the_test_split_is_judged_where_there_is_no_validation_and_class_0_has_no_f1_note(capsys):
+def test_the_test_split_is_judged_too_and_a_constant_minority_tells_no_class_apart(capsys):
     x, y = _imbalanced()
-    y3 = np.where(x[:, 0] > 0.5, 2, y)  # three classes
+    y3 = np.where(x[:, 0] > 0.5, 2, y)  # three classes; 0 the rarest
     trainlab.fit(_leaning_model([5.0, 0.0, 0.0]), (x[:120], y3[:120]), FROZEN, test=(x[120:], y3[120:]))
     (line,) = _warnings(capsys)
     share = float(np.mean(y3[120:] == 0))
-    assert line.startswith(f"warning: the final model predicts class 0 for every test row ({share:.1%} of them are "
-                           "class 0): it learnt the class frequencies, not the inputs; train longer")
+    assert line == (f"warning: the final model predicts class 0 for every test row ({share:.1%} of the test rows are "
+                    "class 0): it tells no class apart; train longer or with another learning rate (trainlab lr-find)")
+    # val of one class cannot tell: test, which holds both, is judged
+    ones = np.ones_like(y)
+    trainlab.fit(_leaning_model([0.0, 5.0]), (x[:120], y[:120]), FROZEN, val=(x[120:160], ones[120:160]),
+                 test=(x[160:], y[160:]), task="binary")
+    assert [line for line in _warnings(capsys) if "for every test row" in line]
+
+
+def test_a_model_whose_predictions_vary_on_one_split_is_no_constant(capsys):
+    """A review: a bce model that ranked the rows well (val AUC 0.87) predicted one class on val alone and was
+    said to have learnt the class frequencies."""
+    x, y = _imbalanced()
+    model = _leaning_model([0.0, 5.0])
+    with torch.no_grad():
+        model.weight.zero_()
+        model.weight[1, 0] = -20.0  # class 0 wherever x0 > 0.25: never in val (rows 120-159 chosen below)
+    val = np.flatnonzero(x[:, 0] < 0.0)[-40:]
+    test = np.flatnonzero(x[:, 0] > 0.5)[:20]
+    trainlab.fit(model, (x[:120], y[:120]), FROZEN, val=(x[val], y[val]), test=(x[test], y[test]))
+    assert not [line for line in _warnings(capsys) if "for every" in line]
 
 
 def test_a_model_that_tells_classes_apart_or_a_split_of_one_class_is_not_warned_of(capsys):
@@ -90,7 +109,7 @@ def test_a_regression_worse_than_the_mean_names_the_targets_scale_or_the_length(
     mean, std = far[:200].astype(np.float64).mean(), far[:200].astype(np.float64).std(ddof=1)
     assert line.startswith("warning: the final model's val R² is below 0: worse than predicting the val targets' "
                            f"mean for every row; the training targets (mean {mean:.4g}, std {std:.4g}) are not "
-                           "standardised, so the outputs, which start near 0, must first travel to their mean: "
+                           "standardised, and the outputs, which start near 0, fell short of their mean: "
                            "standardise y yourself before fit")
     assert r2 == pytest.approx(result.summary["val"]["r2"], rel=1e-4)  # the number is the metrics'
     centred = (1.1 * x[:, 0]).astype(np.float32)
@@ -98,6 +117,17 @@ def test_a_regression_worse_than_the_mean_names_the_targets_scale_or_the_length(
     (line,) = _warnings(capsys)
     assert line.endswith("worse than predicting the val targets' mean for every row; train longer or with another "
                          "learning rate (trainlab lr-find), or check the features")
+    # a model that reached the targets' mean and is still worse than it (no signal): the length, not the scale
+    noise = rng.normal(size=(300, 3)).astype(np.float32)
+    trainlab.fit(_leaning_model([7.4]), (noise[:200], far[:200]), strategy, val=(noise[200:], far[200:]))
+    (line,) = _warnings(capsys)
+    assert "train longer or with another learning rate" in line and "standardis" not in line
+    # a Poisson loss takes counts, not standardised targets: the length is named, never the scale
+    counts = rng.poisson(30, size=300).astype(np.float32)
+    poisson = {**strategy, "loss": "poisson_nll", "optimizer": {"name": "sgd", "lr": 1e-9}}
+    trainlab.fit(_leaning_model([0.0]), (x[:200], counts[:200]), poisson, val=(x[200:], counts[200:]))
+    (line,) = _warnings(capsys)
+    assert "R² is below 0" in line and "standardis" not in line
     good = {**strategy, "optimizer": {"name": "adam", "lr": 0.05}, "epochs": 30}
     trainlab.fit(_leaning_model([0.0]), (x[:200], centred[:200]), good, val=(x[200:], centred[200:]))
     assert _warnings(capsys) == []
@@ -120,3 +150,12 @@ def test_a_config_run_warns_too_and_names_the_config_fix(tmp_path, capsys):
     lines = [line for line in _warnings(capsys) if "R²" in line]
     assert len(lines) == 1 and lines[0].endswith("set data.standardize_target: true (metrics and predictions stay in "
                                                  "the original units)")
+
+
+def test_the_runs_of_a_comparison_are_not_judged_one_by_one(tmp_path, capsys):
+    """compare's leaderboard sets each run's metrics beside the others': no run's own warning among its lines."""
+    from trainlab.trivial_outcome import TrivialOutcome, unjudged
+
+    with unjudged():
+        assert TrivialOutcome("binary").observer("val") is None
+    assert TrivialOutcome("binary").observer("val") is not None and TrivialOutcome("multilabel").observer("val") is None

@@ -5,26 +5,31 @@ that class for every row (accuracy 0.95, and a binary f1 of that class 0.97), a 
 0 against targets around 7.4 (std 1.1) ends at R² -5 after its step budget. The metrics are right, but nothing
 says what they mean. :class:`TrivialOutcome` watches the final evaluation's predictions of the validation and
 test splits (:meth:`~trainlab.engine.evaluation.Evaluator.evaluate`'s ``observe``) and :meth:`TrivialOutcome.warn`
-says once, for the first of them with rows:
+says once:
 
-- classification (binary, multiclass): every row predicted as one class while the split's targets hold two
-  or more. A binary run predicting class 1 is told that f1, precision and recall are of that class.
-- regression: R² below 0 (the mean over target columns of ``1 - SSE / SST``, columns without spread left
-  out): worse than predicting the split's mean for every row. Where the targets were trained as they are
-  and their mean is far from 0 beside their spread (:data:`FAR_MEAN_IN_STDS`), the fix named is the data's
-  (``data.standardize_target``: the outputs start near 0 and must travel to the mean first); where they are
-  far from unit scale, the warning before training said so with that fix, and nothing is said again.
+- classification (binary, multiclass): one class predicted for every row of each of val and test that holds
+  rows of two or more classes (a split of one class tells nothing; a model whose predictions vary on either
+  split is no constant). Said as the class frequencies learnt where that class is the training majority,
+  else as no class told apart; a binary run predicting class 1 is told that f1, precision and recall are of it.
+- regression: R² below 0 on val (else test): the mean over target columns of ``1 - SSE / SST`` (columns
+  without spread left out), worse than predicting the split's mean for every row. The fix named is the
+  data's (``data.standardize_target``) only where it applies: targets trained as they are, whose mean is far
+  from 0 beside their spread (:data:`FAR_MEAN_IN_STDS`) and whose predictions' mean stayed far from it (the
+  outputs start near 0 and did not travel to the mean), and a loss that takes standardised targets (not a
+  Poisson loss, whose outputs are log-rates of counts). Targets far from unit scale were warned of before
+  training with that fix (:func:`~trainlab.run_checks.warn_if_raw_scale_targets`): nothing is said again.
 
-The warnings hold no number of the run's own (the R² is in the metrics beside it), so that the runs of a
-compare or tune on one dataset say them once (:func:`~trainlab.notices.warn`'s each-once in their workers).
-
-Multi-label runs and outputs no prediction can be read from (a diverged run's NaN: warned of as such) are not
-observed.
+The warnings hold no number of the run's own (the metrics beside them do), so that a fit and a train say the
+same for the same data. The runs of ``compare`` and ``tune`` are not judged here (:func:`unjudged`): their
+leaderboard and trials.csv set each run's metrics beside the others'. Multi-label runs and outputs no
+prediction can be read from (a diverged run's NaN: warned of as such) are not observed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -51,6 +56,25 @@ def _r2(predictions: torch.Tensor, target: torch.Tensor) -> float | None:
     return float((1 - residual[kept] / total[kept]).mean())
 
 
+_JUDGED: contextvars.ContextVar[bool] = contextvars.ContextVar("trainlab_trivial_outcome_judged", default=True)
+
+
+@contextlib.contextmanager
+def unjudged() -> Iterator[None]:
+    """No run trained inside is judged (compare's and tune's runs: the module docstring)."""
+    token = _JUDGED.set(False)
+    try:
+        yield
+    finally:
+        _JUDGED.reset(token)
+
+
+def _standardizing_applies(loss_name: str, standardized: bool) -> bool:
+    """Whether ``data.standardize_target`` is a fix for this run: targets trained as they are, under a loss
+    that takes standardised ones (a Poisson loss takes counts: run_checks.warn_if_raw_scale_targets)."""
+    return not standardized and not loss_name.startswith("poisson")
+
+
 @dataclass
 class TrivialOutcome:
     """The predictions of val and test as the final evaluation makes them (:meth:`observer`), and the warning
@@ -61,52 +85,56 @@ class TrivialOutcome:
 
     def observer(self, split: str) -> Callable[[torch.Tensor, torch.Tensor], None] | None:
         """What :meth:`~trainlab.engine.evaluation.Evaluator.evaluate` calls with split ``split``'s predictions
-        and targets; None for a task this does not judge (multi-label)."""
-        if self.task not in ("binary", "multiclass", "regression"):
+        and targets; None for a task this does not judge (multi-label) and inside :func:`unjudged`."""
+        if self.task not in ("binary", "multiclass", "regression") or not _JUDGED.get():
             return None
 
         def observe(predictions: torch.Tensor, target: torch.Tensor) -> None:
-            self.seen[split] = (predictions.detach().cpu(), target.detach().cpu())
+            if predictions.numel() == target.numel() and len(target):  # one prediction per target
+                self.seen[split] = (predictions.detach().cpu(), target.detach().cpu())
 
         return observe
 
-    def warn(self, data: Dataset, standardized: bool, fix: str) -> None:
-        """The warning for the first of val and test observed with rows, if its outcome is a constant's;
+    def warn(self, data: Dataset, loss_name: str, standardized: bool, fix: str) -> None:
+        """The warning, if the outcome is a constant's (the module docstring); ``loss_name``: the run's loss;
         ``standardized``: whether the targets were trained standardised; ``fix``: the data's fix of raw targets
         (:attr:`~trainlab.run_checks.InputFixes.raw_targets`)."""
-        split = next((name for name in SPLITS if name in self.seen and len(self.seen[name][1])), None)
-        if split is None:
-            return
-        predictions, target = self.seen[split]
-        if predictions.numel() != target.numel():  # not one prediction per target (a model of its own making)
-            return
         if self.task == "regression":
-            self._warn_regression(split, predictions, target, data, standardized, fix)
-        else:
-            self._warn_one_class(split, predictions, target, data)
+            split = next((name for name in SPLITS if name in self.seen), None)
+            if split is not None:
+                self._warn_regression(split, data, loss_name, standardized, fix)
+        elif self.seen:
+            self._warn_one_class(data)
 
-    def _warn_one_class(self, split: str, predictions: torch.Tensor, target: torch.Tensor, data: Dataset) -> None:
-        predicted = predictions.reshape(-1).long()
-        classes = torch.unique(target.reshape(-1).long())
-        if len(classes) < 2 or len(torch.unique(predicted)) != 1:
+    def _warn_one_class(self, data: Dataset) -> None:
+        judged = {split: (self.seen[split][0].reshape(-1).long(), self.seen[split][1].reshape(-1).long())
+                  for split in SPLITS if split in self.seen and len(torch.unique(self.seen[split][1])) > 1}
+        predicted = {int(value) for predictions, _ in judged.values() for value in torch.unique(predictions)}
+        if len(predicted) != 1:  # no split to judge, or predictions that vary
             return
-        index = int(predicted[0])
+        index = predicted.pop()
         names = data.class_names
         name = repr(names[index]) if names and 0 <= index < len(names) else f"class {index}"
-        share = float((target.reshape(-1).long() == index).double().mean())
-        said = (f"the final model predicts {name} for every {split} row ({share:.1%} of them are {name}): it learnt "
-                "the class frequencies, not the inputs")
+        first = next(iter(judged))
+        share = float((judged[first][1] == index).double().mean())
+        counts = torch.bincount(data.train.y.reshape(-1).long().clamp(min=0))
+        majority = len(counts) > index and int(counts.argmax()) == index
+        said = (f"the final model predicts {name} for every {' and '.join(judged)} row ({share:.1%} of the {first} "
+                f"rows are {name}): ")
+        said += ("it learnt the class frequencies (the training majority), not the inputs" if majority
+                 else "it tells no class apart")
         if self.task == "binary" and index == 1:
-            said += f"; f1, precision and recall are of class 1 ({name}), the one predicted, so they look good"
-        warn(f"{said}; train longer or with another learning rate (trainlab lr-find), or, for a rare class, weigh "
-             "it in the loss (class_weights; pos_weight for bce)")
+            said += f"; f1, precision and recall are of class 1{f' ({name})' if names else ''}, the one predicted"
+        rare = "; or, for a rare class, weigh it in the loss (class_weights; pos_weight for bce)" if majority else ""
+        warn(f"{said}; train longer or with another learning rate (trainlab lr-find){rare}")
 
-    def _warn_regression(self, split: str, predictions: torch.Tensor, target: torch.Tensor, data: Dataset,
-                         standardized: bool, fix: str) -> None:
+    def _warn_regression(self, split: str, data: Dataset, loss_name: str, standardized: bool, fix: str) -> None:
+        predictions, target = self.seen[split]
         r2 = _r2(predictions, target)
         if r2 is None or r2 >= 0:
             return
-        if not standardized and targets_off_unit_scale(data.train.y) is not None:
+        applies = _standardizing_applies(loss_name, standardized)
+        if applies and targets_off_unit_scale(data.train.y) is not None:
             return  # warned before training, with this fix (run_checks.warn_if_raw_scale_targets)
         said = f"the final model's {split} R² is below 0: worse than predicting the {split} targets' mean for every row"
         trained = data.train.y.double().reshape(len(data.train.y), -1)
@@ -114,8 +142,10 @@ class TrivialOutcome:
         spreads = trained.std(dim=0) if len(trained) > 1 else torch.zeros_like(means)
         column = int((means.abs() - FAR_MEAN_IN_STDS * spreads).argmax())
         mean, spread = float(means[column]), float(spreads[column])
-        if not standardized and abs(mean) > FAR_MEAN_IN_STDS * spread:
-            warn(f"{said}; the training targets (mean {mean:.4g}, std {spread:.4g}) are not standardised, so the "
-                 f"outputs, which start near 0, must first travel to their mean: {fix}")
+        predicted = float(predictions.double().reshape(len(predictions), -1)[:, column].mean())
+        short = abs(predicted - mean) > abs(mean) / 2  # the outputs stayed nearer 0 than the targets' mean
+        if applies and abs(mean) > FAR_MEAN_IN_STDS * spread and short:
+            warn(f"{said}; the training targets (mean {mean:.4g}, std {spread:.4g}) are not standardised, and the "
+                 f"outputs, which start near 0, fell short of their mean: {fix}")
         else:
             warn(f"{said}; train longer or with another learning rate (trainlab lr-find), or check the features")
