@@ -535,12 +535,13 @@ def warn_if_grayscale(images: np.ndarray, root: Path) -> None:
     """One warning where every training image of ``root``, decoded as RGB (uint8 (N, 3, H, W)), is grayscale
     (its three channels equal, as Pillow converts an ``L`` image, or a gray JPEG): the model then takes three
     copies of one channel (three times the first layer's work, and statistics such as CIFAR's per-channel
-    constants applied to gray values), where ``data.mode: L`` gives the one channel. A first sample of 256
-    images settles the usual (colour) folder without reading the rest."""
+    constants applied to gray values), where ``data.mode: L`` gives the one channel. Read 256 images at a time:
+    the first 256 settle the usual (colour) folder without reading the rest."""
     if images.ndim != 4 or images.shape[1] != 3 or not len(images):
         return
-    for part in (images[:256], images[256:]):
-        if len(part) and not (np.array_equal(part[:, 0], part[:, 1]) and np.array_equal(part[:, 1], part[:, 2])):
+    for start in range(0, len(images), 256):  # chunks: no full-size temporaries for a large gray set
+        part = images[start:start + 256]
+        if not (np.array_equal(part[:, 0], part[:, 1]) and np.array_equal(part[:, 1], part[:, 2])):
             return
     warn(f"every training image in {root} is grayscale (its red, green and blue are equal): read as RGB, the "
          "model takes 3 copies of one channel; set data.mode: L for one channel (and data.mean/std of one value, "
