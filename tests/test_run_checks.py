@@ -356,7 +356,14 @@ def test_a_raise_statement_is_read_from_the_bytecode_not_the_lines_text():
         except RuntimeError as error:
             raise ValueError("bad shape") from error
 
+    def its_own_cause():  # a chain that loops: followed once, no RecursionError
+        try:
+            raise RuntimeError("x")
+        except RuntimeError as error:
+            raise error from error
+
     namespace: dict = {}
     exec(compile("def cell():\n    raise RuntimeError('typed in a notebook')", "<ipython-input-3-abc>", "exec"), namespace)
-    assert [_outcome(f) for f in (shape_error_on_a_line_named_raised, one_line_check, reworded, namespace["cell"])] \
-        == [False, True, False, True]
+    exec(compile("def made():\n    raise RuntimeError('generated')", "<string>", "exec"), namespace)  # a library's
+    assert [_outcome(f) for f in (shape_error_on_a_line_named_raised, one_line_check, reworded, namespace["cell"],
+                                  its_own_cause, namespace["made"])] == [False, True, False, True, True, False]

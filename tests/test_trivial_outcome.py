@@ -159,3 +159,18 @@ def test_the_runs_of_a_comparison_are_not_judged_one_by_one(tmp_path, capsys):
     with unjudged():
         assert TrivialOutcome("binary").observer("val") is None
     assert TrivialOutcome("binary").observer("val") is not None and TrivialOutcome("multilabel").observer("val") is None
+
+
+def test_ignored_labels_are_no_training_class_of_the_majority():
+    """A review: the training majority counted the rows of the loss's ignore_index (clamped into class 0, or a
+    class of its own), so a constant majority prediction was told 'it tells no class apart'."""
+    x, _ = _imbalanced()
+    y = np.array(([0] * 6 + [1] * 3 + [2]) * 20)  # 0 is the ignore_index: class 1 is the majority of the rest
+    strategy = {**FROZEN, "loss": {"name": "cross_entropy", "ignore_index": 0}}
+    with pytest.MonkeyPatch.context() as patch:
+        said: list[str] = []
+        patch.setattr("trainlab.trivial_outcome.warn", said.append)
+        trainlab.fit(_leaning_model([0.0, 5.0, 0.0]), (x[:150], y[:150]), strategy, val=(x[150:], y[150:]),
+                     task="multiclass")
+    (line,) = [line for line in said if "for every" in line]
+    assert "it learnt the class frequencies (the training majority)" in line

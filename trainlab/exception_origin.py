@@ -83,10 +83,10 @@ def raised_at(exc: BaseException) -> str | None:
 
 def _own_code(filename: str) -> bool:
     """Whether code of ``filename`` (a code object's) is the user's: a file outside trainlab, installed packages
-    and the standard library (:func:`_library_file`), or code typed in (``<stdin>``, ``<ipython-input-3-...>``,
-    ``<string>``), not Python's frozen modules."""
-    if filename.startswith("<"):
-        return not filename.startswith("<frozen")
+    and the standard library (:func:`_library_file`), or code typed in (``<stdin>``, ``<ipython-input-3-...>``),
+    not code a library generated (``<string>``: dataclasses' ``__init__``) nor Python's frozen modules."""
+    if filename.startswith("<"):  # not "<string>": dataclasses' and other libraries' generated code is that too
+        return filename == "<stdin>" or filename.startswith("<ipython-input")
     return not _library_file(_resolved(filename, _working_directory()))
 
 
@@ -109,12 +109,15 @@ def raised_by_own_statement(exc: BaseException) -> bool:
     not a library's error on the values it was given (torch's "mat1 and mat2 shapes cannot be multiplied"
     from a layer, raised in torch's frame or by a tensor op on the user's line), nor the user's re-wording
     of one (``raise ValueError(...) from error``: judged by its cause)."""
-    raised = _raised_there(exc)
-    if raised is None or not raised[1] or not _own_code(raised[0].f_code.co_filename):
-        return False
-    cause = exc.__cause__
-    if cause is not None and cause.__traceback__ is not None:  # raised from another: where that one came from
-        return raised_by_own_statement(cause)
+    seen: set[int] = set()
+    while id(exc) not in seen:  # along ``raise ... from cause`` (a chain may loop: ``raise error from error``)
+        seen.add(id(exc))
+        raised = _raised_there(exc)
+        if raised is None or not raised[1] or not _own_code(raised[0].f_code.co_filename):
+            return False
+        if exc.__cause__ is None or exc.__cause__.__traceback__ is None:
+            return True
+        exc = exc.__cause__  # raised from another: where that one came from
     return True
 
 

@@ -78,6 +78,7 @@ FIT_FIXES = InputFixes(
              "(clip_grad_norm: 1.0 in the strategy)",
     diverged_clipped="try a lower learning rate (lr: 'auto' in the strategy runs an LR range test) or a "
                      "clip_grad_norm smaller than the {clip} this run clipped at")
+RAW_TARGETS_WARNED = "raw_targets_warned"  # Dataset.extras: warn_if_raw_scale_targets named the targets' fix
 FIXES_KEY = "input_fixes"  # Dataset.extras: the InputFixes of the dataset's origin (trainlab.fit sets FIT_FIXES)
 
 
@@ -467,12 +468,14 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
         column = int(means.abs().argmax())
         mean, spread = float(means[column]), float(spreads[column])
         if reach is not None and abs(mean) > reach and mean ** 2 > UNREACHED_MEAN_SHARE * spread ** 2:
+            data.extras[RAW_TARGETS_WARNED] = True  # (trivial_outcome says the fix no second time)
             warn(f"the regression targets ({_column(column, y)}mean {mean:.4g}, std {spread:.4g}) "
                  f"are not standardised, and optimizer '{optimizer['name']}' moves a weight at most about lr per "
                  f"step, so this one-layer model's mean output moves at most {reach:.4g} (lr x steps x (1 + sum of "
                  f"the inputs' |means|) = {lr:g} x {total_steps} x {reach / (lr * total_steps):.4g}) from its "
                  f"start, short of the mean {mean:.4g}; {fix}")
         return
+    data.extras[RAW_TARGETS_WARNED] = True
     warn(f"the regression targets are {size} ({_column(column, y)}mean {float(means[column]):.4g}, std "
          f"{float(spreads[column]):.4g}) and not standardised, so the model must learn outputs of that size; {fix}")
 

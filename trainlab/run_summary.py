@@ -158,7 +158,7 @@ def final_evaluations(built: Built) -> dict[str, dict[str, Any]]:
     outcome = TrivialOutcome(built.data.task)
     evaluations = {split: built.evaluator.evaluate(getattr(built.data, split), outcome.observer(split))
                    for split in ("val", "test")}
-    outcome.warn(built.data, built.loss.name, built.config.data.standardize_target,
+    outcome.warn(built.data, built.loss, built.config.data.standardize_target,
                  input_fixes(built.data).raw_targets)
     if built.config.output.evaluate_train:
         evaluations["train"] = built.evaluator.evaluate(built.data.train)

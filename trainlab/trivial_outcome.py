@@ -16,8 +16,9 @@ says once:
   data's (``data.standardize_target``) only where it applies: targets trained as they are, whose mean is far
   from 0 beside their spread (:data:`FAR_MEAN_IN_STDS`) and whose predictions' mean stayed far from it (the
   outputs start near 0 and did not travel to the mean), and a loss that takes standardised targets (not a
-  Poisson loss, whose outputs are log-rates of counts). Targets far from unit scale were warned of before
-  training with that fix (:func:`~trainlab.run_checks.warn_if_raw_scale_targets`): nothing is said again.
+  Poisson loss, whose outputs are log-rates of counts). Targets warned of before training with that fix
+  (:func:`~trainlab.run_checks.warn_if_raw_scale_targets`: far from unit scale, or out of a one-layer model's
+  reach; ``RAW_TARGETS_WARNED`` in the data's extras) are not said again.
 
 The warnings hold no number of the run's own (the metrics beside them do), so that a fit and a train say the
 same for the same data. The runs of ``compare`` and ``tune`` are not judged here (:func:`unjudged`): their
@@ -35,8 +36,9 @@ from dataclasses import dataclass, field
 import torch
 
 from trainlab.data import Dataset
+from trainlab.losses.base import Loss, scored_rows
 from trainlab.notices import warn
-from trainlab.run_checks import targets_off_unit_scale
+from trainlab.run_checks import RAW_TARGETS_WARNED
 
 # a mean more than this many standard deviations from 0: outputs that start near 0 must move that far first
 FAR_MEAN_IN_STDS = 3.0
@@ -95,18 +97,18 @@ class TrivialOutcome:
 
         return observe
 
-    def warn(self, data: Dataset, loss_name: str, standardized: bool, fix: str) -> None:
-        """The warning, if the outcome is a constant's (the module docstring); ``loss_name``: the run's loss;
+    def warn(self, data: Dataset, loss: Loss, standardized: bool, fix: str) -> None:
+        """The warning, if the outcome is a constant's (the module docstring); ``loss``: the run's;
         ``standardized``: whether the targets were trained standardised; ``fix``: the data's fix of raw targets
         (:attr:`~trainlab.run_checks.InputFixes.raw_targets`)."""
         if self.task == "regression":
             split = next((name for name in SPLITS if name in self.seen), None)
             if split is not None:
-                self._warn_regression(split, data, loss_name, standardized, fix)
+                self._warn_regression(split, data, loss.name, standardized, fix)
         elif self.seen:
-            self._warn_one_class(data)
+            self._warn_one_class(data, loss)
 
-    def _warn_one_class(self, data: Dataset) -> None:
+    def _warn_one_class(self, data: Dataset, loss: Loss) -> None:
         judged = {split: (self.seen[split][0].reshape(-1).long(), self.seen[split][1].reshape(-1).long())
                   for split in SPLITS if split in self.seen and len(torch.unique(self.seen[split][1])) > 1}
         predicted = {int(value) for predictions, _ in judged.values() for value in torch.unique(predictions)}
@@ -117,7 +119,10 @@ class TrivialOutcome:
         name = repr(names[index]) if names and 0 <= index < len(names) else f"class {index}"
         first = next(iter(judged))
         share = float((judged[first][1] == index).double().mean())
-        counts = torch.bincount(data.train.y.reshape(-1).long().clamp(min=0))
+        labels = data.train.y.reshape(-1).long()
+        kept = scored_rows(loss, data.train.y)  # not the labels of the loss's ignore_index, as evaluation does
+        labels = labels if kept is None else labels[kept.reshape(-1)]
+        counts = torch.bincount(labels[labels >= 0])
         majority = len(counts) > index and int(counts.argmax()) == index
         said = (f"the final model predicts {name} for every {' and '.join(judged)} row ({share:.1%} of the {first} "
                 f"rows are {name}): ")
@@ -133,9 +138,9 @@ class TrivialOutcome:
         r2 = _r2(predictions, target)
         if r2 is None or r2 >= 0:
             return
+        if data.extras.get(RAW_TARGETS_WARNED):
+            return  # warned before training, with the fix (run_checks.warn_if_raw_scale_targets)
         applies = _standardizing_applies(loss_name, standardized)
-        if applies and targets_off_unit_scale(data.train.y) is not None:
-            return  # warned before training, with this fix (run_checks.warn_if_raw_scale_targets)
         said = f"the final model's {split} R² is below 0: worse than predicting the {split} targets' mean for every row"
         trained = data.train.y.double().reshape(len(data.train.y), -1)
         means = trained.mean(dim=0)
