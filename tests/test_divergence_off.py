@@ -154,11 +154,11 @@ def test_an_infinite_single_logit_is_a_sure_sigmoid_not_a_meaningless_output():
 def test_compare_and_tune_runs_gone_non_finite_are_told_by_their_own_lines_not_this_warning(tmp_path, caplog):
     """Review: inside compare (and tune) each such run warned "the run went non-finite" without naming it, beside
     compare's own failure line for the run; they are told once, by the caller."""
-    from trainlab.run_summary import non_finite_told_by_caller, warn_if_non_finite
+    from trainlab.run_summary import outcome_told_by_caller, warn_if_non_finite
 
     summary = {"non_finite": ["train_loss=nan from epoch 1 (step 3)"]}
     with caplog.at_level("WARNING", logger="trainlab"):
-        with non_finite_told_by_caller():
+        with outcome_told_by_caller():
             warn_if_non_finite(summary)
         assert not caplog.records
         warn_if_non_finite(summary)

@@ -399,7 +399,13 @@ def linear_reach(model: torch.nn.Module | None, x: torch.Tensor, lr: float, step
     return lr * steps * (1.0 + float(x.double().mean(dim=0).abs().sum()))
 
 
-def _column_scales(columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def standardizing_applies(loss_name: str, standardized: bool) -> bool:
+    """Whether ``data.standardize_target`` is a fix for a regression run: its targets trained as they are, under
+    a loss that takes standardised ones (not a Poisson loss, whose targets are counts >= 0)."""
+    return not standardized and not loss_name.startswith("poisson")
+
+
+def column_scales(columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per column of the (N, C) float64 ``columns``: ``(means, stds, scales)``, a scale being the larger of
     |mean| and std (stds 0 for a single row)."""
     means = columns.mean(dim=0)
@@ -414,7 +420,7 @@ def targets_off_unit_scale(y: torch.Tensor) -> tuple[str, int] | None:
     the divergence advice (:func:`divergence_advice`)."""
     if not len(y):
         return None
-    _, spreads, scales = _column_scales(y.double().reshape(len(y), -1))
+    _, spreads, scales = column_scales(y.double().reshape(len(y), -1))
     tiny = ((spreads > 0) & (scales < TINY_SCALE)).nonzero().flatten()
     if float(scales.max()) > RAW_SCALE:
         return "large", int(scales.argmax())
@@ -427,7 +433,7 @@ def feature_off_unit_scale(x: torch.Tensor) -> tuple[int, float, float] | None:
     is no table of floats (images, token ids)."""
     if x.ndim != 2 or not x.is_floating_point() or not len(x):
         return None
-    means, spreads, scales = _column_scales(x.double())
+    means, spreads, scales = column_scales(x.double())
     far = (scales > FEATURE_SCALE).nonzero().flatten()
     if not len(far):
         return None
@@ -453,10 +459,10 @@ def warn_if_raw_scale_targets(data: Dataset, loss: Loss, standardized: bool,
     refused before this when the cast rounded away more than 1% of a column's variance
     (:mod:`trainlab.data.regression_targets`: 1e12 + 1e3 x noise became one value, which said "std 0"), so
     they are the float64 targets' to within about half a percent."""
-    if data.task != "regression" or standardized or loss.name.startswith("poisson"):
+    if data.task != "regression" or not standardizing_applies(loss.name, standardized):
         return
     y = data.train.y.double().reshape(len(data.train.y), -1)  # one column per target
-    means, spreads, _ = _column_scales(y)
+    means, spreads, _ = column_scales(y)
     fix = input_fixes(data).raw_targets
     off_scale = targets_off_unit_scale(y)
     if off_scale is not None:

@@ -60,13 +60,15 @@ def non_finite_warning(summary: dict[str, Any]) -> str | None:
             "learning rate, or let strategy.divergence.policy (stop, rollback) catch it")
 
 
-_TOLD_BY_CALLER: contextvars.ContextVar[bool] = contextvars.ContextVar("trainlab_non_finite_told", default=False)
+_TOLD_BY_CALLER: contextvars.ContextVar[bool] = contextvars.ContextVar("trainlab_outcome_told", default=False)
 
 
 @contextlib.contextmanager
-def non_finite_told_by_caller() -> Iterator[None]:
-    """Within the block no run warns that it went non-finite (:func:`warn_if_non_finite`): for ``compare`` and
-    ``tune``, whose runs such an outcome fails with a line of their own naming the run (test_mse is nan ...)."""
+def outcome_told_by_caller() -> Iterator[None]:
+    """Within the block no run warns of its outcome: that it went non-finite (:func:`warn_if_non_finite`), or
+    that it is no better than a constant (:mod:`trainlab.trivial_outcome`). For ``compare`` and ``tune``, whose
+    runs a non-finite outcome fails with a line of their own naming the run (test_mse is nan ...), and whose
+    leaderboard and trials.csv set each run's metrics beside the others'."""
     token = _TOLD_BY_CALLER.set(True)
     try:
         yield
@@ -77,7 +79,7 @@ def non_finite_told_by_caller() -> Iterator[None]:
 def warn_if_non_finite(summary: dict[str, Any]) -> None:
     """:func:`non_finite_warning`'s line, warned (:func:`trainlab.notices.warn`) where there is one: at the end of
     every run that finishes (``train``, ``resume``, ``trainlab.fit``, the CLI's commands), so that a Python
-    caller hears of it as the CLI's user does; not inside :func:`non_finite_told_by_caller`."""
+    caller hears of it as the CLI's user does; not inside :func:`outcome_told_by_caller`."""
     from trainlab.notices import warn
 
     warning = non_finite_warning(summary)
@@ -153,13 +155,15 @@ def final_evaluations(built: Built) -> dict[str, dict[str, Any]]:
     ``val["loss"] - train["loss"]`` is the generalisation gap of the model the run ended with; the epoch
     records' ``train_loss`` is not that model's (a running mean in train mode while the weights moved).
     Train is evaluated last, so val and test are what they were before it existed. A final model no better
-    than a constant on val (else test) is warned of (:mod:`trainlab.trivial_outcome`).
+    than a constant on val and test is warned of (:mod:`trainlab.trivial_outcome`), unless the caller tells
+    the outcome (:func:`outcome_told_by_caller`).
     """
-    outcome = TrivialOutcome(built.data.task)
-    evaluations = {split: built.evaluator.evaluate(getattr(built.data, split), outcome.observer(split))
+    outcome = None if _TOLD_BY_CALLER.get() else TrivialOutcome(built.data.task)
+    evaluations = {split: built.evaluator.evaluate(getattr(built.data, split), outcome and outcome.observer(split))
                    for split in ("val", "test")}
-    outcome.warn(built.data, built.loss, built.config.data.standardize_target,
-                 input_fixes(built.data).raw_targets)
+    if outcome is not None:
+        outcome.warn(built.data, built.loss, built.config.data.standardize_target,
+                     input_fixes(built.data).raw_targets)
     if built.config.output.evaluate_train:
         evaluations["train"] = built.evaluator.evaluate(built.data.train)
     return evaluations

@@ -11,8 +11,8 @@ says once:
   rows of two or more classes (a split of one class tells nothing; a model whose predictions vary on either
   split is no constant). Said as the class frequencies learnt where that class is the training majority,
   else as no class told apart; a binary run predicting class 1 is told that f1, precision and recall are of it.
-- regression: R² below 0 on val (else test): the mean over target columns of ``1 - SSE / SST`` (columns
-  without spread left out), worse than predicting the split's mean for every row. The fix named is the
+- regression: R² below 0 on val (else test), as the run's ``r2`` metric gives it (the mean over target
+  columns), worse than predicting the split's mean for every row. The fix named is the
   data's (``data.standardize_target``) only where it applies: targets trained as they are, whose mean is far
   from 0 beside their spread (:data:`FAR_MEAN_IN_STDS`) and whose predictions' mean stayed far from it (the
   outputs start near 0 and did not travel to the mean), and a loss that takes standardised targets (not a
@@ -21,60 +21,28 @@ says once:
   reach; ``RAW_TARGETS_WARNED`` in the data's extras) are not said again.
 
 The warnings hold no number of the run's own (the metrics beside them do), so that a fit and a train say the
-same for the same data. The runs of ``compare`` and ``tune`` are not judged here (:func:`unjudged`): their
-leaderboard and trials.csv set each run's metrics beside the others'. Multi-label runs and outputs no
+same for the same data. The runs of ``compare`` and ``tune`` are not judged
+(:func:`~trainlab.run_summary.outcome_told_by_caller`): their leaderboard and trials.csv set each run's metrics
+beside the others'. Multi-label runs and outputs no
 prediction can be read from (a diverged run's NaN: warned of as such) are not observed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from trainlab.data import Dataset
 from trainlab.losses.base import Loss, scored_rows
+from trainlab.metrics import MetricInputs, r2
 from trainlab.notices import warn
-from trainlab.run_checks import RAW_TARGETS_WARNED
+from trainlab.run_checks import RAW_TARGETS_WARNED, column_scales, standardizing_applies
 
 # a mean more than this many standard deviations from 0: outputs that start near 0 must move that far first
 FAR_MEAN_IN_STDS = 3.0
 SPLITS = ("val", "test")
-
-
-def _r2(predictions: torch.Tensor, target: torch.Tensor) -> float | None:
-    """The mean over columns of ``1 - SSE / SST`` (float64), columns of one value left out; None where none
-    is left."""
-    predicted = predictions.double().reshape(len(predictions), -1)
-    actual = target.double().reshape(len(target), -1)
-    total = ((actual - actual.mean(dim=0)) ** 2).sum(dim=0)
-    kept = total > 0
-    if not bool(kept.any()):
-        return None
-    residual = ((actual - predicted) ** 2).sum(dim=0)
-    return float((1 - residual[kept] / total[kept]).mean())
-
-
-_JUDGED: contextvars.ContextVar[bool] = contextvars.ContextVar("trainlab_trivial_outcome_judged", default=True)
-
-
-@contextlib.contextmanager
-def unjudged() -> Iterator[None]:
-    """No run trained inside is judged (compare's and tune's runs: the module docstring)."""
-    token = _JUDGED.set(False)
-    try:
-        yield
-    finally:
-        _JUDGED.reset(token)
-
-
-def _standardizing_applies(loss_name: str, standardized: bool) -> bool:
-    """Whether ``data.standardize_target`` is a fix for this run: targets trained as they are, under a loss
-    that takes standardised ones (a Poisson loss takes counts: run_checks.warn_if_raw_scale_targets)."""
-    return not standardized and not loss_name.startswith("poisson")
 
 
 @dataclass
@@ -87,8 +55,8 @@ class TrivialOutcome:
 
     def observer(self, split: str) -> Callable[[torch.Tensor, torch.Tensor], None] | None:
         """What :meth:`~trainlab.engine.evaluation.Evaluator.evaluate` calls with split ``split``'s predictions
-        and targets; None for a task this does not judge (multi-label) and inside :func:`unjudged`."""
-        if self.task not in ("binary", "multiclass", "regression") or not _JUDGED.get():
+        and targets; None for a task this does not judge (multi-label)."""
+        if self.task not in ("binary", "multiclass", "regression"):
             return None
 
         def observe(predictions: torch.Tensor, target: torch.Tensor) -> None:
@@ -135,16 +103,14 @@ class TrivialOutcome:
 
     def _warn_regression(self, split: str, data: Dataset, loss_name: str, standardized: bool, fix: str) -> None:
         predictions, target = self.seen[split]
-        r2 = _r2(predictions, target)
-        if r2 is None or r2 >= 0:
+        score = r2(MetricInputs(predictions, target, "regression", None))  # the run's own r2 metric
+        if not score < 0:  # NaN (one row) too
             return
         if data.extras.get(RAW_TARGETS_WARNED):
             return  # warned before training, with the fix (run_checks.warn_if_raw_scale_targets)
-        applies = _standardizing_applies(loss_name, standardized)
+        applies = standardizing_applies(loss_name, standardized)
         said = f"the final model's {split} R² is below 0: worse than predicting the {split} targets' mean for every row"
-        trained = data.train.y.double().reshape(len(data.train.y), -1)
-        means = trained.mean(dim=0)
-        spreads = trained.std(dim=0) if len(trained) > 1 else torch.zeros_like(means)
+        means, spreads, _ = column_scales(data.train.y.double().reshape(len(data.train.y), -1))
         column = int((means.abs() - FAR_MEAN_IN_STDS * spreads).argmax())
         mean, spread = float(means[column]), float(spreads[column])
         predicted = float(predictions.double().reshape(len(predictions), -1)[:, column].mean())

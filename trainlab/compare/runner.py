@@ -104,14 +104,13 @@ def execute(task: str, strategy: str, seed: int, raw: dict[str, Any], path: str,
 
 def _outcome_of_run(folder: Path, raw: dict[str, Any], action: str) -> dict[str, Any]:
     """:func:`execute`'s outcome, without its ``seconds``."""
-    from trainlab.run_summary import non_finite_told_by_caller  # torch and the engine: in the worker
-    from trainlab.trivial_outcome import unjudged
+    from trainlab.run_summary import outcome_told_by_caller  # torch and the engine: in the worker
 
     previous = read_record_object(folder / ERROR_FILE)  # an earlier invocation's: out of memory twice fails
     try:
         (folder / ERROR_FILE).unlink(missing_ok=True)
-        # such a run is failed naming its metric (metric_keys): no warning too; its outcome is the leaderboard's
-        with non_finite_told_by_caller(), unjudged():
+        # a non-finite run is failed naming its metric (metric_keys): no warning too; its outcome is the leaderboard's
+        with outcome_told_by_caller():
             summary = _train_or_resume(folder, raw, action)
     except TrainingError as exc:
         return {"status": "failed", "reason": f"diverged: {exc}"}

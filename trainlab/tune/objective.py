@@ -167,8 +167,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         from trainlab.experiment import train  # torch and the engine load in the worker, not at import
-        from trainlab.run_summary import non_finite_told_by_caller
-        from trainlab.trivial_outcome import unjudged
+        from trainlab.run_summary import outcome_told_by_caller
 
         values = self.space.sample(trial)
         base_name = str(self.base_raw.get("name", "run"))
@@ -180,7 +179,7 @@ class Objective:
         try:
             config = trial_config(self.base_raw, values, f"{base_name}-trial{trial.number}")
             # its null metric fails the trial, naming it (final_value); its outcome is the study's to rank
-            with non_finite_told_by_caller(), unjudged():
+            with outcome_told_by_caller():
                 summary, _ = train(config, out=out, quiet=True, callbacks=[pruning])
         except (MetricNotFound, Interrupted, WriteError):  # the study's to handle: not this trial's own failure
             raise
