@@ -482,20 +482,15 @@ def _as_training_dtype(name: str, split: Split, train_x: torch.Tensor) -> torch.
 def _in_training_columns(name: str, split: Split, train: Split) -> Split:
     """Split ``name`` with the columns of its pandas x and y in train's order, matched by name
     (:func:`~trainlab.fit_columns.in_training_order`); a y of one column is read as it is, whatever its name."""
-    x_labels, y_labels = getattr(split, "x_labels", None), getattr(split, "y_labels", None)
-    trained_x, trained_y = getattr(train, "x_labels", None), getattr(train, "y_labels", None)
-    if x_labels is None or trained_x is None:
-        x = split.x
-    else:
-        x = in_training_order(f"{name} x", split.x, x_labels.columns, trained_x.columns)
-        x_labels = Labels(x_labels.index, trained_x.columns) if x is not split.x else x_labels
-    y = split.y
-    if y_labels is not None and trained_y is not None and split.y.ndim == 2:
-        y = in_training_order(f"{name} y", split.y, y_labels.columns, trained_y.columns)
-        y_labels = Labels(y_labels.index, trained_y.columns) if y is not split.y else y_labels
-    if x is split.x and y is split.y:
-        return split
-    return GivenSplit(x, y, x_labels, y_labels)
+    def by_name(part: str, values: torch.Tensor) -> tuple[torch.Tensor, Labels | None]:
+        labels, trained = getattr(split, f"{part}_labels", None), getattr(train, f"{part}_labels", None)
+        if labels is None or trained is None:  # (in_training_order leaves a y of one column, 1-D, as it is)
+            return values, labels
+        ordered = in_training_order(f"{name} {part}", values, labels.columns, trained.columns)
+        return ordered, labels if ordered is values else Labels(labels.index, trained.columns)
+
+    (x, x_labels), (y, y_labels) = by_name("x", split.x), by_name("y", split.y)
+    return split if x is split.x and y is split.y else GivenSplit(x, y, x_labels, y_labels)
 
 
 def _label_locate(split: Split, task: str) -> Locate | None:

@@ -261,24 +261,20 @@ def lr_figure(groups: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]], palet
 
 
 def box_by_group(values: Mapping[str, Sequence[float | None]], palette: Mapping[str, str], y_title: str,
-                 title: str, note_missing: str | Mapping[str, str] | None = None,
+                 title: str, note_missing: Mapping[str, str] | None = None,
                  category: str = "strategy") -> go.Figure:
     """A box with every point per group, each group by its axis label (:func:`labels`); None values are
-    counted and written under the label (``note_missing``: what a None is, ``missed``; or, per group, the
-    words under its label, ``2 missed, 4 failed``, where its Nones are of several kinds). ``category``: what a
-    group is, the x-axis title (``run`` in a report of run folders)."""
+    left out, and ``note_missing`` gives, per group, the words written under its label for them (``2 missed,
+    4 failed``; "" for none). ``category``: what a group is, the x-axis title (``run`` in a report of run
+    folders)."""
     figure = go.Figure()
     axis = labels(palette, AXIS_WIDTH)
     categories = []
     for name, raw in values.items():
         present = [float(v) for v in raw if v is not None and math.isfinite(v)]
-        missing = len(raw) - len(present)
         shown = as_written(axis.get(name, name))
-        if isinstance(note_missing, Mapping):
-            note = note_missing.get(name)
-            label = f"{shown}<br>({as_written(note)})" if note else shown
-        else:
-            label = shown if not (note_missing and missing) else f"{shown}<br>({missing} {as_written(note_missing)})"
+        note = (note_missing or {}).get(name)
+        label = f"{shown}<br>({as_written(note)})" if note else shown
         categories.append(label)
         if present:
             figure.add_trace(go.Box(x=[label] * len(present), y=present, name=shown, boxpoints="all", jitter=0.3,
