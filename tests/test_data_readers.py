@@ -630,8 +630,10 @@ def test_grayscale_images_read_as_rgb_are_warned_of_and_colour_ones_are_not(tmp_
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert line == (f"warning: every training image in {tmp_path} is grayscale (its red, green and blue are equal): "
                     "read as RGB, the model takes 3 copies of one channel; set data.mode: L for one channel (and "
-                    "data.mean/std of one value, or null for the training images' own)")
+                    "data.mean/std of one value, or null for the training images' own), or data.mode: RGB to keep 3 "
+                    "channels without this warning")
     build(name="image_folder", path=str(tmp_path), mode="L")
+    build(name="image_folder", path=str(tmp_path), mode="RGB")  # chosen outright: the user knows
     colour = tmp_path / "colour"
     image_tree(colour, splits=("",))
     build(name="image_folder", path=str(colour))

@@ -464,12 +464,14 @@ def _size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     return values[0], values[1]
 
 
-def check_image_folder_values(size: int | Sequence[int] | None, mode: str, workers: int,
+def check_image_folder_values(size: int | Sequence[int] | None, mode: str | None, workers: int,
                               mean: float | Sequence[float] | None, std: float | Sequence[float] | None
                               ) -> tuple[int, int] | None:
     """The options of :func:`image_folder` that the config alone decides, checked before any file is read
-    (``trainlab compare`` and ``tune`` check them before their runs: trainlab.preflight): ``mode``, ``workers``,
-    ``size`` (returned as (H, W), or None) and ``mean``/``std`` against the channels ``mode`` gives (RGB 3, L 1)."""
+    (``trainlab compare`` and ``tune`` check them before their runs: trainlab.preflight): ``mode`` (None is
+    RGB), ``workers``, ``size`` (returned as (H, W), or None) and ``mean``/``std`` against the channels
+    ``mode`` gives (RGB 3, L 1)."""
+    mode = "RGB" if mode is None else mode
     if mode not in MODES:
         hint = did_you_mean(mode, list(MODES), MODE_NAMES) if isinstance(mode, str) else ""
         modes = ", ".join(f"{name} ({MODE_MEANINGS[name]})" for name in MODES)
@@ -485,7 +487,7 @@ def check_image_folder_values(size: int | Sequence[int] | None, mode: str, worke
 def image_folder(
     path: str,
     size: int | Sequence[int] | None = None,
-    mode: str = "RGB",
+    mode: str | None = None,
     workers: int = 2,
     cache_dir: str | None = None,
     mean: float | Sequence[float] | None = None,
@@ -497,7 +499,8 @@ def image_folder(
     Args:
         path: the folder with ``train/`` (and optionally ``val/``, ``test/``), or with the class folders.
         size: ``H`` or ``[H, W]``: resize every image (bilinear). Default: all images must share one size.
-        mode: ``RGB`` (3 channels) or ``L`` (grayscale, 1 channel).
+        mode: ``RGB`` (3 channels) or ``L`` (grayscale, 1 channel). None (the default) reads RGB and warns
+            where every training image is gray (:func:`warn_if_grayscale`); ``RGB`` said outright does not.
         workers: decoding processes; 0 or 1 decodes in this process.
         cache_dir: folder for an ``.npz`` of the decoded arrays, reused while the files are unchanged. It
             may lie inside ``path`` (it is skipped when the class folders are read), but not be a class folder.
@@ -505,6 +508,7 @@ def image_folder(
             statistics default to those of the training split, after val/test are held out.
     """
     target = check_image_folder_values(size, mode, workers, mean, std)
+    chosen_mode, mode = mode, "RGB" if mode is None else mode
     root = resolve(path, "a folder of class folders (<class>/*.jpg) or of train/ and test/ class folders")
     if not root.is_dir():
         extract = f": {_extract_advice(root)}" if is_archive_name(root.name) else ""
@@ -521,7 +525,7 @@ def image_folder(
         if cache:
             _write_cache(cache, arrays, _source_key(root, target, mode))
 
-    if mode == "RGB":
+    if chosen_mode is None:
         warn_if_grayscale(arrays["train"], root)
     return RawData(
         arrays["train"], splits["train"].labels,
@@ -535,7 +539,8 @@ def warn_if_grayscale(images: np.ndarray, root: Path) -> None:
     """One warning where every training image of ``root``, decoded as RGB (uint8 (N, 3, H, W)), is grayscale
     (its three channels equal, as Pillow converts an ``L`` image, or a gray JPEG): the model then takes three
     copies of one channel (three times the first layer's work, and statistics such as CIFAR's per-channel
-    constants applied to gray values), where ``data.mode: L`` gives the one channel. Read 256 images at a time:
+    constants applied to gray values), where ``data.mode: L`` gives the one channel (``data.mode: RGB`` said
+    outright keeps the three without the warning: the caller warns only where the mode was left out). Read 256 images at a time:
     the first 256 settle the usual (colour) folder without reading the rest."""
     if images.ndim != 4 or images.shape[1] != 3 or not len(images):
         return
@@ -545,7 +550,7 @@ def warn_if_grayscale(images: np.ndarray, root: Path) -> None:
             return
     warn(f"every training image in {root} is grayscale (its red, green and blue are equal): read as RGB, the "
          "model takes 3 copies of one channel; set data.mode: L for one channel (and data.mean/std of one value, "
-         "or null for the training images' own)")
+         "or null for the training images' own), or data.mode: RGB to keep 3 channels without this warning")
 
 
 image_folder.check_values = lambda options: check_image_folder_values(  # type: ignore[attr-defined]

@@ -63,7 +63,7 @@ def read_images(path: str | os.PathLike[str], options: dict[str, Any],
     else:
         raise DataError(f"predict on an image run reads a {'/'.join(IMAGE_EXTENSIONS)} image or a folder of them; "
                         f"{root} is neither: give an image file or the folder holding the images")
-    mode = options.get("mode", "RGB")
+    mode = options.get("mode") or "RGB"  # null: image_folder's default
     if len(input_shape) != 3 or input_shape[0] != MODES.get(mode):
         raise DataError(f"the run's model takes inputs shaped {tuple(input_shape)}, not {MODES.get(mode)}-channel "
                         "images; predict reads image folders for image_folder runs")
