@@ -245,7 +245,7 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
         # one logit of a two-class task: bce takes it as it is
         bce = " or use loss bce (one logit: P(class 1))" if data.task == "binary" and output.shape[1] == 1 else ""
         raise DataError(f"the model outputs {counted(output.shape[1], 'score')} per row but the "
-                        f"data has {data.num_classes} classes (labels 0..{data.num_classes - 1}); give its last layer "
+                        f"data has {data.num_classes} classes ({_labels_read(data)}); give its last layer "
                         f"{needed} outputs{bce} (or, when classes are missing from the training labels, name them all "
                         "in data.class_names)")
     if data.task == "regression" and output.ndim == 1 and needed == 1:
@@ -257,6 +257,17 @@ def _check_output_fits(loss: Loss, model: torch.nn.Module, output: torch.Tensor,
     if problem is not None:
         raise ConfigError(f"strategy.loss: {problem}")
     loss.check(output, y)
+
+
+def _labels_read(data: Dataset) -> str:
+    """The classes as the user wrote them and the indices the model's outputs stand for: ``labels 0..3``, or
+    ``labels 1, 2, 3, 4, read as 0..3`` where the labels were other values (sorted, mapped to 0..K-1)."""
+    indices = f"0..{data.num_classes - 1}"
+    names = data.class_names
+    if not names or names == [str(i) for i in range(data.num_classes)]:
+        return f"labels {indices}"
+    shown = names if len(names) <= 7 else [*names[:6], "...", names[-1]]
+    return f"labels {', '.join(shown)}, read as {indices}"
 
 
 #: torch's words when a forward fails on its inputs' dtype ("expected scalar type Float but found Long", "Input

@@ -177,7 +177,9 @@ class TrainerView:
         self._trainer.step.parameters_changed()
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """A copy of the model weights as evaluation sees them."""
+        """A copy of the model's weights as they are now: during training hooks (``on_step_end``, ...) the
+        weights the optimizer updates; under ``strategy.weight_averaging`` the averaged ones only while the
+        model is in eval mode (evaluation), as :meth:`trainlab.engine.weight_averaging.AveragedStep.weights`."""
         return self._trainer.step.weights()
 
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
